@@ -1,0 +1,53 @@
+// Parsing credentials out of request headers. Only syntax lives here: verification is the
+// core's job. Nothing here echoes a credential in an error message.
+import { AuthError, invalidArgument, unauthenticated } from "../core/errors.js";
+
+const bearerPattern = /^Bearer[ ]+([^\s]+)\s*$/i;
+
+/** The bearer token of an Authorization header, or undefined when there is none. */
+export function bearerToken(headers: Headers): string | undefined {
+  const value = headers.get("authorization");
+  if (value === null) return undefined;
+  const m = bearerPattern.exec(value);
+  if (!m) throw unauthenticated("the Authorization header must be \"Bearer <token>\"", { challenge: 'Bearer error="invalid_request"' });
+  return m[1];
+}
+
+/** HTTP Basic credentials (RFC 7617, UTF-8). Malformed -> INVALID_ARGUMENT naming the problem. */
+export function basicCredentials(headers: Headers): { login: string; password: string } | undefined {
+  const value = headers.get("authorization");
+  if (value === null) return undefined;
+  const m = /^Basic[ ]+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(value);
+  if (!m) {
+    if (/^Basic\b/i.test(value)) throw invalidArgument("malformed Basic credentials: expected base64(login:password)");
+    throw new AuthError("unauthenticated", "HTTP Basic credentials required", { challenge: 'Basic realm="tessera", charset="UTF-8"' });
+  }
+  const bytes = Buffer.from(m[1], "base64");
+  let decoded: string;
+  try {
+    decoded = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw invalidArgument("malformed Basic credentials: not valid UTF-8");
+  }
+  const colon = decoded.indexOf(":");
+  if (colon < 0) throw invalidArgument("malformed Basic credentials: no ':' between login and password");
+  const login = decoded.slice(0, colon);
+  const password = decoded.slice(colon + 1);
+  if (login.length === 0) throw invalidArgument("malformed Basic credentials: empty login");
+  if (password.length === 0) throw invalidArgument("malformed Basic credentials: empty password");
+  return { login, password };
+}
+
+/** The value of one cookie, or undefined. */
+export function cookieValue(headers: Headers, name: string): string | undefined {
+  const header = headers.get("cookie");
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+export const clientIdHeader = "x-koms-clientid";

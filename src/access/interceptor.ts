@@ -1,0 +1,201 @@
+// The one place where credentials are enforced. Each Tessera method declares in its proto
+// (`tessera.v1.access`) which credential it takes; this interceptor reads that option, extracts
+// and verifies the credential, and hands the handler a typed principal through
+// `principalKey`. Handlers never parse Authorization headers themselves.
+import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import type { Interceptor } from "@connectrpc/connect";
+import { timingSafeEqual, createHash } from "node:crypto";
+import { access, Credential, type AccessRule } from "../../gen/tessera/v1/options_pb.js";
+import { AuthError, invalidArgument, unauthenticated } from "../core/errors.js";
+import { httpMethodKey, principalKey } from "./context.js";
+import { basicCredentials, bearerToken, clientIdHeader, cookieValue } from "./credentials.js";
+import type {
+  ApiTokenPrincipal,
+  CookiePrincipal,
+  JwtPrincipal,
+  Principal,
+  SessionPrincipal,
+  UserTokenPrincipal,
+} from "./principal.js";
+
+/** Verification of each credential kind; the core provides the implementations. */
+export interface CredentialVerifiers {
+  /** Seed 000 access JWT bound to `clientId`; must be the session's most recent token. */
+  session(token: string, clientId: string, allowExpired: boolean): Promise<SessionPrincipal>;
+  apiToken(token: string): Promise<ApiTokenPrincipal>;
+  userToken(token: string): Promise<UserTokenPrincipal>;
+  /** Seed 004 access JWT. */
+  jwt(token: string): Promise<JwtPrincipal>;
+  /** The seed 003 session cookie. */
+  sessionCookie(value: string): Promise<CookiePrincipal>;
+}
+
+export interface AccessOptions {
+  verifiers: CredentialVerifiers;
+  clientIds: readonly string[];
+  adminToken: string;
+  /** Tessera services: every method must carry the access option (fail closed at start-up). */
+  services: readonly DescService[];
+  /** Infrastructure services that are public (health, reflection). */
+  publicServices: readonly DescService[];
+}
+
+export const sessionCookieName = "tessera_session";
+
+const notConfigured = async (): Promise<never> => {
+  throw unauthenticated("this credential is not accepted here");
+};
+
+/** Verifiers that refuse everything; the core replaces each as it implements it. */
+export const refuseAll: CredentialVerifiers = {
+  session: notConfigured,
+  apiToken: notConfigured,
+  userToken: notConfigured,
+  jwt: notConfigured,
+  sessionCookie: notConfigured,
+};
+
+/** Constant-time equality of two secrets of any length. */
+export function secretEquals(a: string, b: string): boolean {
+  const ha = createHash("sha256").update(a).digest();
+  const hb = createHash("sha256").update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+function isJwtShaped(token: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
+}
+
+/** Reads and checks every method's rule once; throws when a Tessera method has none. */
+export function accessRules(options: Pick<AccessOptions, "services" | "publicServices">): Map<string, AccessRule | "public"> {
+  const rules = new Map<string, AccessRule | "public">();
+  for (const s of options.publicServices) for (const m of s.methods) rules.set(methodPath(m), "public");
+  for (const s of options.services) {
+    for (const m of s.methods) {
+      if (!hasOption(m, access)) throw new Error(`${s.typeName}.${m.name} has no (tessera.v1.access) option`);
+      const rule = getOption(m, access);
+      if (rule.credential === Credential.UNSPECIFIED) {
+        throw new Error(`${s.typeName}.${m.name}: (tessera.v1.access).credential is unspecified`);
+      }
+      if (rule.tokenField && !m.input.fields.some((f) => f.name === rule.tokenField)) {
+        throw new Error(`${s.typeName}.${m.name}: token_field "${rule.tokenField}" is not a field of ${m.input.typeName}`);
+      }
+      rules.set(methodPath(m), rule);
+    }
+  }
+  return rules;
+}
+
+function methodPath(m: DescMethod): string {
+  return `${m.parent.typeName}/${m.name}`;
+}
+
+export function createAccessInterceptor(options: AccessOptions): Interceptor {
+  const rules = accessRules(options);
+  const clientIds = options.clientIds;
+  const { verifiers } = options;
+
+  const requireClientId = (header: Headers): string => {
+    const id = header.get(clientIdHeader);
+    if (id === null || id === "") throw unauthenticated(`missing ${clientIdHeader} header`);
+    // Client ids are not secrets, but compare in constant time anyway: it costs nothing.
+    if (!clientIds.some((c) => secretEquals(c, id))) throw unauthenticated(`unknown ${clientIdHeader}`);
+    return id;
+  };
+
+  const tokenFrom = (rule: AccessRule, method: DescMethod, header: Headers, message: unknown): string | undefined => {
+    const fromHeader = bearerToken(header);
+    if (!rule.tokenField) return fromHeader;
+    const field = method.input.fields.find((f) => f.name === rule.tokenField)!;
+    const value = (message as Record<string, unknown> | undefined)?.[field.localName];
+    const fromField = typeof value === "string" && value !== "" ? value : undefined;
+    if (fromHeader !== undefined && fromField !== undefined && fromHeader !== fromField) {
+      throw invalidArgument(`two different access tokens in one request (Authorization header and ${rule.tokenField})`);
+    }
+    return fromHeader ?? fromField;
+  };
+
+  const verify = async (
+    rule: AccessRule,
+    method: DescMethod,
+    header: Headers,
+    message: unknown,
+    httpMethod: string,
+  ): Promise<Principal> => {
+    switch (rule.credential) {
+      case Credential.NONE:
+        return { kind: "anonymous" };
+      case Credential.CLIENT_ID:
+        return { kind: "client", clientId: requireClientId(header) };
+      case Credential.SESSION:
+      case Credential.SESSION_EXPIRED_OK: {
+        const clientId = requireClientId(header);
+        const token = bearerToken(header);
+        if (!token) throw unauthenticated("missing bearer access token", { challenge: "Bearer" });
+        return verifiers.session(token, clientId, rule.credential === Credential.SESSION_EXPIRED_OK);
+      }
+      case Credential.API_TOKEN: {
+        const token = bearerToken(header);
+        if (!token) throw unauthenticated("missing bearer API token", { challenge: "Bearer" });
+        return verifiers.apiToken(token);
+      }
+      case Credential.USER_TOKEN: {
+        const token = bearerToken(header);
+        if (!token) throw unauthenticated("missing bearer user token", { challenge: "Bearer" });
+        return verifiers.userToken(token);
+      }
+      case Credential.JWT:
+      case Credential.JWT_PASSWORD: {
+        const token = tokenFrom(rule, method, header, message);
+        if (!token) throw unauthenticated("missing access token", { challenge: "Bearer" });
+        const p = await verifiers.jwt(token);
+        if (rule.credential === Credential.JWT_PASSWORD && p.authenticationMethod !== "password") {
+          throw new AuthError("permission_denied", "password authentication required: this token came from a refresh token");
+        }
+        return p;
+      }
+      case Credential.USER: {
+        const token = bearerToken(header);
+        if (token) {
+          if (!isJwtShaped(token)) return verifiers.userToken(token);
+          if (header.get(clientIdHeader) !== null) return verifiers.session(token, requireClientId(header), false);
+          return verifiers.jwt(token);
+        }
+        const cookie = cookieValue(header, sessionCookieName);
+        if (cookie && (httpMethod === "GET" || httpMethod === "HEAD")) return verifiers.sessionCookie(cookie);
+        throw unauthenticated("missing credential", { challenge: "Bearer" });
+      }
+      case Credential.BASIC: {
+        const creds = basicCredentials(header);
+        if (!creds) throw unauthenticated("HTTP Basic credentials required", { challenge: 'Basic realm="tessera", charset="UTF-8"' });
+        return { kind: "basic", ...creds };
+      }
+      case Credential.ADMIN: {
+        const token = bearerToken(header);
+        if (!token || !secretEquals(token, options.adminToken)) {
+          throw unauthenticated("admin credential required", { challenge: "Bearer" });
+        }
+        return { kind: "admin" };
+      }
+      default:
+        throw unauthenticated("method not accessible");
+    }
+  };
+
+  return (next) => async (req) => {
+    const rule = rules.get(methodPath(req.method));
+    if (rule === undefined) throw unauthenticated("method not accessible"); // fail closed
+    if (rule === "public") return next(req);
+    const message = req.stream ? undefined : req.message;
+    const httpMethod = req.contextValues.get(httpMethodKey) || req.requestMethod;
+    let principal: Principal;
+    try {
+      principal = await verify(rule, req.method, req.header, message, httpMethod);
+    } catch (e) {
+      if (!(rule.optional && e instanceof AuthError && e.code === "unauthenticated")) throw e;
+      principal = { kind: "anonymous" };
+    }
+    req.contextValues.set(principalKey, principal);
+    return next(req);
+  };
+}

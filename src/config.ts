@@ -1,0 +1,202 @@
+// Environment -> one typed, validated configuration object.
+//
+// Every variable is declared once in `variables` below, with its default, its parser and one line
+// of documentation: the same table validates the environment at start-up and is printed by
+// `npm run config-doc` for the README. A bad value stops the service with one line naming the
+// variable and what is wrong with it.
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Parser<T> = (raw: string) => T;
+
+interface Variable<T, D extends T | undefined = T | undefined> {
+  readonly name: string;
+  readonly doc: string;
+  /** Text shown as the default in the docs. */
+  readonly shownDefault: string;
+  /** Default used when the variable is unset (undefined: no value). */
+  readonly fallback: D;
+  readonly parse: Parser<T>;
+  /** Secrets are never echoed in error messages. */
+  readonly secret?: boolean;
+}
+
+function variable<T, D extends T | undefined = T | undefined>(
+  name: string,
+  fallback: D,
+  parse: Parser<T>,
+  doc: string,
+  opts: { shownDefault?: string; secret?: boolean } = {},
+): Variable<T, D> {
+  return {
+    name,
+    doc,
+    fallback,
+    parse,
+    shownDefault: opts.shownDefault ?? (fallback === undefined ? "(unset)" : String(fallback)),
+    secret: opts.secret,
+  };
+}
+
+const text: Parser<string> = (raw) => raw;
+
+function integer(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new Error(`must be a whole number, got "${raw}"`);
+    const n = Number(raw.trim());
+    if (n < min || n > max) throw new Error(`must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+const boolean: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(v)) return true;
+  if (["0", "false", "no", "off"].includes(v)) return false;
+  throw new Error(`must be true or false, got "${raw}"`);
+};
+
+function oneOf<T extends string>(...values: T[]): Parser<T> {
+  return (raw) => {
+    const v = values.find((x) => x.toLowerCase() === raw.trim().toLowerCase());
+    if (!v) throw new Error(`must be one of ${values.join(", ")}, got "${raw}"`);
+    return v;
+  };
+}
+
+const list: Parser<string[]> = (raw) => {
+  const items = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (items.length === 0) throw new Error("must list at least one value (comma-separated)");
+  return items;
+};
+
+const mountPath: Parser<string> = (raw) => {
+  const v = raw.trim();
+  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(v)) throw new Error(`must be a path starting with "/", got "${raw}"`);
+  return v.length > 1 ? v.replace(/\/+$/, "") : v;
+};
+
+const readableFile: Parser<string> = (raw) => {
+  try {
+    readFileSync(raw);
+  } catch {
+    throw new Error(`cannot read file "${raw}"`);
+  }
+  return raw;
+};
+
+const mongoUri: Parser<string> = (raw) => {
+  if (!/^mongodb(\+srv)?:\/\/./.test(raw.trim())) {
+    throw new Error("must be a mongodb:// or mongodb+srv:// connection string");
+  }
+  return raw.trim();
+};
+
+function secretOfAtLeast(bytes: number): Parser<string> {
+  return (raw) => {
+    if (Buffer.byteLength(raw, "utf8") < bytes) throw new Error(`must be at least ${bytes} bytes long`);
+    return raw;
+  };
+}
+
+/** Every configuration variable Tessera reads. */
+export const variables = {
+  port: variable("PORT", 8080, integer(0, 65535), "The one port for gRPC, gRPC-Web, Connect and REST."),
+  host: variable("HOST", "127.0.0.1", text, "Listen address (0.0.0.0 in containers)."),
+  mongodbUri: variable<string>("MONGODB_URI", undefined, mongoUri, "MongoDB connection string; unset: the embedded SQLite store.", { secret: true }),
+  mongodbDatabase: variable("TESSERA_MONGODB_DATABASE", "tessera", text, "MongoDB database name."),
+  storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE."),
+  dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store."),
+  clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, list, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed).", { shownDefault: "(dev: generated, printed)" }),
+  adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, secretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation); at least 16 bytes (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
+  logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; one JSON line per request at info."),
+  tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2 and http/1.1)."),
+  tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS."),
+  bodyLimitBytes: variable("TESSERA_BODY_LIMIT_BYTES", 65536, integer(1024, 64 * 1024 * 1024), "Largest request body accepted (REST 413, RPC RESOURCE_EXHAUSTED)."),
+  corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], list, "Comma list of web origins allowed by CORS on the REST routes.", { shownDefault: "(none)" }),
+  jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004)."),
+  shutdownGraceSeconds: variable("TESSERA_SHUTDOWN_GRACE_SECONDS", 10, integer(0, 600), "On SIGTERM/SIGINT: how long in-flight calls may take to finish."),
+  requestTimeoutMs: variable("TESSERA_REQUEST_TIMEOUT_MS", 30000, integer(1000, 600000), "A request (headers and body) must arrive within this time."),
+  headersTimeoutMs: variable("TESSERA_HEADERS_TIMEOUT_MS", 10000, integer(1000, 600000), "Request headers must arrive within this time."),
+  idleTimeoutMs: variable("TESSERA_IDLE_TIMEOUT_MS", 65000, integer(1000, 3600000), "Idle keep-alive connections are closed after this time."),
+  // Identity core
+  argon2MemoryKib: variable("TESSERA_ARGON2_MEMORY_KIB", 19456, integer(1024, 4 * 1024 * 1024), "argon2id memory cost in KiB (OWASP: 19456 with 2 iterations)."),
+  argon2Iterations: variable("TESSERA_ARGON2_ITERATIONS", 2, integer(1, 100), "argon2id time cost."),
+  argon2Parallelism: variable("TESSERA_ARGON2_PARALLELISM", 1, integer(1, 16), "argon2id parallelism."),
+  loginProtection: variable("TESSERA_LOGIN_PROTECTION", true, boolean, "Limit failed logins per login and per client address."),
+  loginMaxFailures: variable("TESSERA_LOGIN_MAX_FAILURES", 5, integer(1, 1000), "Failed logins (per login, or 4x per address) within the window before a lockout."),
+  loginWindowSeconds: variable("TESSERA_LOGIN_WINDOW_SECONDS", 900, integer(1, 86400), "Window over which failed logins are counted."),
+  loginLockoutSeconds: variable("TESSERA_LOGIN_LOCKOUT_SECONDS", 60, integer(1, 86400), "First lockout; doubles with every further failure, up to the window."),
+  accessTokenTtlSeconds: variable("TESSERA_ACCESS_TOKEN_TTL_SECONDS", 900, integer(5, 86400), "Lifetime of session access tokens and JWT access tokens."),
+  refreshTokenTtlSeconds: variable("TESSERA_REFRESH_TOKEN_TTL_SECONDS", 2592000, integer(60, 31536000), "Lifetime of refresh tokens (and of a session)."),
+  refreshGraceSeconds: variable("TESSERA_REFRESH_GRACE_SECONDS", 10, integer(0, 300), "After a refresh, the old refresh token gets a plain 401 (not reuse detection) for this long."),
+  lastUsedIntervalSeconds: variable("TESSERA_LAST_USED_INTERVAL_SECONDS", 60, integer(0, 86400), "At most one last-used write per token per this interval."),
+  apiTokenCacheSeconds: variable("TESSERA_API_TOKEN_CACHE_SECONDS", 2, integer(0, 60), "How long an instance may cache an API token lookup (bound on cross-instance revocation delay)."),
+  authenticationTokenTtlSeconds: variable("TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS", 60, integer(1, 3600), "Lifetime of seed 003 authentication tokens."),
+  jwtAlg: variable("TESSERA_JWT_ALG", "EdDSA" as "EdDSA" | "ES256" | "HS256", oneOf("EdDSA", "ES256", "HS256"), "Signing algorithm of every JWT Tessera issues."),
+  jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes); required when TESSERA_JWT_ALG=HS256.", { secret: true }),
+  jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues."),
+  jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 JWTs."),
+  cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
+} as const;
+
+type Vars = typeof variables;
+type Values = { -readonly [K in keyof Vars]: Vars[K] extends Variable<infer T, infer D> ? (undefined extends D ? T | undefined : T) : never };
+export type Config = Omit<Values, "clientIds" | "adminToken"> & {
+  readonly clientIds: string[];
+  readonly adminToken: string;
+  /** True when client ids or the admin token were generated for development. */
+  readonly generated: { clientId?: string; adminToken?: string };
+};
+
+/** Reads and validates the configuration; throws ConfigError naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(variables) as [string, Variable<unknown, unknown>][]) {
+    const raw = env[v.name];
+    if (raw === undefined || raw === "") {
+      out[key] = v.fallback;
+      continue;
+    }
+    try {
+      out[key] = v.parse(raw);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new ConfigError(`${v.name}: ${v.secret ? why.replace(raw, "<hidden>") : why}`);
+    }
+  }
+  const c = out as Values;
+  if ((c.tlsCertFile === undefined) !== (c.tlsKeyFile === undefined)) {
+    throw new ConfigError("TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE: set both or neither");
+  }
+  if (c.jwtAlg === "HS256" && c.jwtSecret === undefined) {
+    throw new ConfigError("TESSERA_JWT_SECRET: required when TESSERA_JWT_ALG=HS256 (at least 32 bytes)");
+  }
+  const generated: { clientId?: string; adminToken?: string } = {};
+  let clientIds = c.clientIds;
+  if (!clientIds) {
+    generated.clientId = `dev-${randomBytes(6).toString("hex")}`;
+    clientIds = [generated.clientId];
+  }
+  let adminToken = c.adminToken;
+  if (!adminToken) {
+    generated.adminToken = randomBytes(24).toString("base64url");
+    adminToken = generated.adminToken;
+  }
+  return { ...c, clientIds, adminToken, generated } as Config;
+}
+
+/** The README's configuration table, generated from `variables`. */
+export function configTable(): string {
+  const rows = Object.values(variables).map(
+    (v) => `| \`${v.name}\` | ${v.shownDefault === "" ? "" : `\`${v.shownDefault}\``} | ${v.doc} |`,
+  );
+  return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");
+}

@@ -1,0 +1,45 @@
+// grpc.health.v1: SERVING while the store answers, NOT_SERVING while it does not.
+// The overall status ("") and every Tessera service share the store, so share its status.
+import { create, type DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  Health,
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus as Status,
+} from "../../gen/health/v1/health_pb.js";
+
+/** Resolves true when the service can serve requests (the store answers). */
+export type ReadinessProbe = () => Promise<boolean>;
+
+export function createHealthImpl(services: readonly DescService[], ready: ReadinessProbe, watchIntervalMs = 1000): ServiceImpl<typeof Health> {
+  const names = new Set(["", ...services.map((s) => s.typeName)]);
+  const status = async () => ((await ready()) ? Status.SERVING : Status.NOT_SERVING);
+  const known = (service: string) => {
+    if (!names.has(service)) throw new ConnectError(`unknown service ${service}`, Code.NotFound);
+  };
+  return {
+    async check(req) {
+      known(req.service);
+      return { status: await status() };
+    },
+    async *watch(req, ctx) {
+      const unknown = !names.has(req.service);
+      let last: Status | undefined;
+      while (!ctx.signal.aborted) {
+        const now = unknown ? Status.SERVICE_UNKNOWN : await status();
+        if (now !== last) {
+          last = now;
+          yield create(HealthCheckResponseSchema, { status: now });
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, watchIntervalMs);
+          ctx.signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+        });
+      }
+    },
+    async list() {
+      const s = await status();
+      return { statuses: Object.fromEntries([...names].map((n) => [n, create(HealthCheckResponseSchema, { status: s })])) };
+    },
+  };
+}

@@ -1,0 +1,147 @@
+// The server: one Connect router (gRPC, gRPC-Web, Connect) whose handlers also serve the REST
+// routes through the transcoder, plus health, reflection and the /healthz and /readyz probes.
+import { readFileSync } from "node:fs";
+import type http from "node:http";
+import type http2 from "node:http2";
+import type { DescService } from "@bufbuild/protobuf";
+import { createContextValues, type ConnectRouter, type ContextValues, type ServiceImpl } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "../../gen/health/v1/health_pb.js";
+import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../access/context.js";
+import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+import { createErrorInterceptor } from "./error-interceptor.js";
+import { createHealthImpl, type ReadinessProbe } from "./health.js";
+import { listen, type Listener } from "./listener.js";
+import { createLoggingInterceptor } from "./logging-interceptor.js";
+import { reflectionServices } from "./reflection.js";
+
+export interface ServiceBinding {
+  service: DescService;
+  impl: Partial<ServiceImpl<DescService>>;
+}
+
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/** Serves everything that is not a gRPC/Connect path (the REST routes). */
+export type RestHandlerFactory = (args: {
+  handlers: UniversalHandler[];
+  services: readonly DescService[];
+  contextValues: (req: NodeRequest) => ContextValues;
+}) => (req: NodeRequest, res: NodeResponse) => Promise<void> | void;
+
+export interface ServerOptions {
+  config: Config;
+  logger: Logger;
+  /** Tessera's services and their implementations (missing methods answer UNIMPLEMENTED). */
+  bindings: readonly ServiceBinding[];
+  verifiers: CredentialVerifiers;
+  ready: ReadinessProbe;
+  rest?: RestHandlerFactory;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly listener: Listener;
+  close(): Promise<void>;
+}
+
+function json(res: NodeResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  const { config, logger } = o;
+  const services = o.bindings.map((b) => b.service);
+  const reflection = reflectionServices([...services, Health]);
+  const secure = config.tlsCertFile !== undefined;
+
+  const contextValues = (req: NodeRequest): ContextValues =>
+    createContextValues()
+      .set(clientAddressKey, req.socket?.remoteAddress ?? "unknown")
+      .set(httpMethodKey, req.method ?? "")
+      .set(secureKey, secure);
+
+  let handlers: UniversalHandler[] = [];
+  let rest: ((req: NodeRequest, res: NodeResponse) => Promise<void> | void) | undefined;
+
+  const ops = (req: NodeRequest, res: NodeResponse): boolean => {
+    const path = (req.url ?? "").split("?", 1)[0];
+    if (path !== "/healthz" && path !== "/readyz") return false;
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
+      json(res, 405, { code: "unimplemented", message: `${req.method} is not allowed on ${path}`, details: [] });
+      return true;
+    }
+    if (path === "/healthz") {
+      json(res, 200, { status: "SERVING" });
+      return true;
+    }
+    o.ready().then(
+      (ok) => json(res, ok ? 200 : 503, { status: ok ? "SERVING" : "NOT_SERVING" }),
+      () => json(res, 503, { status: "NOT_SERVING" }),
+    );
+    return true;
+  };
+
+  const adapter = connectNodeAdapter({
+    interceptors: [
+      createLoggingInterceptor(logger),
+      createErrorInterceptor(logger),
+      createAccessInterceptor({
+        verifiers: o.verifiers,
+        clientIds: config.clientIds,
+        adminToken: config.adminToken,
+        services,
+        publicServices: [Health, ...reflection.map((r) => r.service)],
+      }),
+    ],
+    jsonOptions: { alwaysEmitImplicit: true },
+    readMaxBytes: config.bodyLimitBytes,
+    contextValues,
+    routes(router: ConnectRouter) {
+      for (const b of o.bindings) router.service(b.service, b.impl);
+      router.service(Health, createHealthImpl(services, o.ready));
+      for (const r of reflection) router.service(r.service, r.impl);
+      handlers = router.handlers;
+    },
+    fallback(req, nodeRes) {
+      const res = nodeRes as NodeResponse;
+      if (ops(req, res)) return;
+      if (rest) {
+        Promise.resolve(rest(req, res)).catch((e: unknown) => {
+          logger.error("rest handler failed", { error: e instanceof Error ? e.message : String(e) });
+          if (!res.headersSent) json(res, 500, { code: "internal", message: "internal error", details: [] });
+          else res.end();
+        });
+        return;
+      }
+      json(res, 404, { code: "not_found", message: `no route for ${req.method} ${(req.url ?? "").split("?", 1)[0]}`, details: [] });
+    },
+  });
+  if (o.rest) rest = o.rest({ handlers, services, contextValues: (req) => contextValues(req).set(protocolKey, "rest") });
+
+  const listener = await listen(adapter, {
+    host: config.host,
+    port: config.port,
+    tls: secure ? { cert: readFileSync(config.tlsCertFile!), key: readFileSync(config.tlsKeyFile!) } : undefined,
+    requestTimeoutMs: config.requestTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxHeaderBytes: 16 * 1024,
+    maxConcurrentStreams: 100,
+  });
+  const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
+  return {
+    url: `${secure ? "https" : "http"}://${hostForUrl}:${listener.port}`,
+    port: listener.port,
+    listener,
+    close: () => listener.close(config.shutdownGraceSeconds * 1000),
+  };
+}

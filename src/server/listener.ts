@@ -1,0 +1,152 @@
+// One port for every protocol. Without TLS, plain HTTP/1.1 and h2c (HTTP/2 with prior
+// knowledge, as gRPC clients speak it) arrive on the same socket: the first bytes tell them
+// apart (an HTTP/2 connection starts with the preface "PRI * HTTP/2.0"), and the connection is
+// handed to an HTTP/1.1 or an HTTP/2 server sharing one request handler. With TLS, ALPN does the
+// same job inside one secure HTTP/2 server that allows HTTP/1.1.
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { Socket } from "node:net";
+
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  tls?: { cert: Buffer; key: Buffer };
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** Largest request header block, bytes. */
+  maxHeaderBytes: number;
+  /** HTTP/2 streams a client may have open at once on one connection. */
+  maxConcurrentStreams: number;
+}
+
+export interface Listener {
+  readonly port: number;
+  readonly secure: boolean;
+  /** Requests being served right now. */
+  inFlight(): number;
+  /**
+   * Graceful stop: refuse new connections, let in-flight requests finish (HTTP/2 sessions get
+   * GOAWAY, idle HTTP/1.1 connections close), and after `graceMs` destroy what is left.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+const preface = Buffer.from("PRI * HTTP/2.0");
+
+export async function listen(handler: RequestHandler, o: ListenerOptions): Promise<Listener> {
+  let active = 0;
+  const sockets = new Set<Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let closing = false;
+
+  const counted: RequestHandler = (req, res) => {
+    active++;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      active--;
+    };
+    res.once("close", finish);
+    res.once("finish", finish);
+    if (closing && "setHeader" in res && !(res as http.ServerResponse).headersSent && req.httpVersionMajor === 1) {
+      (res as http.ServerResponse).setHeader("connection", "close");
+    }
+    handler(req, res);
+  };
+
+  const h2settings: http2.Settings = { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes };
+  let h1: http.Server | undefined;
+  let h2: http2.Http2Server | http2.Http2SecureServer;
+  let front: net.Server;
+
+  if (o.tls) {
+    h2 = http2.createSecureServer(
+      { cert: o.tls.cert, key: o.tls.key, allowHTTP1: true, settings: h2settings, maxSessionMemory: 20 },
+      counted,
+    );
+    front = h2 as unknown as net.Server;
+  } else {
+    h1 = http.createServer(
+      {
+        requestTimeout: o.requestTimeoutMs,
+        headersTimeout: o.headersTimeoutMs,
+        keepAliveTimeout: o.idleTimeoutMs,
+        maxHeaderSize: o.maxHeaderBytes,
+      },
+      counted,
+    );
+    h2 = http2.createServer({ settings: h2settings, maxSessionMemory: 20 }, counted);
+    const h1server = h1;
+    const h2server = h2;
+    front = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      // A connection that never sends a byte is closed after the headers timeout.
+      socket.setTimeout(o.headersTimeoutMs, () => socket.destroy());
+      let head: Buffer = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+        const n = Math.min(head.length, preface.length);
+        const isH2 = head.subarray(0, n).equals(preface.subarray(0, n));
+        if (isH2 && head.length < preface.length) return; // need more bytes to be sure
+        socket.removeListener("data", onData);
+        socket.setTimeout(0);
+        socket.pause();
+        socket.unshift(head);
+        (isH2 ? h2server : h1server).emit("connection", socket);
+        socket.resume();
+      };
+      socket.on("data", onData);
+      socket.on("error", () => socket.destroy());
+    });
+  }
+
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.setTimeout(o.idleTimeoutMs, () => session.close());
+  });
+  if (o.tls) {
+    h2.on("secureConnection", (socket: Socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+    });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    front.once("error", reject);
+    front.listen(o.port, o.host, () => {
+      front.removeListener("error", reject);
+      resolve();
+    });
+  });
+  const address = front.address() as net.AddressInfo;
+
+  return {
+    port: address.port,
+    secure: o.tls !== undefined,
+    inFlight: () => active,
+    async close(graceMs: number) {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => front.close(() => resolve()));
+      for (const s of sessions) s.close();
+      const deadline = Date.now() + graceMs;
+      while (active > 0 && Date.now() < deadline) {
+        h1?.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      h1?.closeIdleConnections();
+      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
+      await stopped;
+    },
+  };
+}

@@ -1,0 +1,141 @@
+// grpc.reflection.v1 and v1alpha, so `buf curl` and grpcurl work without a local schema.
+// The two versions have the same messages under different packages; one implementation
+// serves both.
+import { create, createRegistry, fromBinary, toBinary, type DescFile, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+
+type Reflection = typeof v1.ServerReflection;
+
+/** Files of the given services with all their transitive imports, dependencies first. */
+function filesOf(services: readonly DescService[]): DescFile[] {
+  const seen = new Set<string>();
+  const out: DescFile[] = [];
+  const visit = (f: DescFile) => {
+    if (seen.has(f.name)) return;
+    seen.add(f.name);
+    for (const d of f.dependencies) visit(d);
+    out.push(f);
+  };
+  for (const s of services) visit(s.file);
+  return out;
+}
+
+function createReflectionImpl(services: readonly DescService[]) {
+  const files = filesOf(services);
+  const registry = createRegistry(...files);
+  const byName = new Map(files.map((f) => [f.name, f]));
+  const encoded = new Map(files.map((f) => [f.name, toBinary(FileDescriptorProtoSchema, f.proto)]));
+  // The file first, then everything it imports, as grpc-go does.
+  const withDeps = (f: DescFile): Uint8Array[] => closure(f).map((x) => encoded.get(x.name)!);
+  const closure = (f: DescFile): DescFile[] => {
+    const seen = new Set<string>();
+    const out: DescFile[] = [];
+    const visit = (x: DescFile) => {
+      if (seen.has(x.name)) return;
+      seen.add(x.name);
+      out.push(x);
+      for (const d of x.dependencies) visit(d);
+    };
+    visit(f);
+    return out;
+  };
+  const serviceNames = services.map((s) => s.typeName);
+
+  const answer = (req: v1.ServerReflectionRequest): v1.ServerReflectionResponse["messageResponse"] => {
+    const notFound = (what: string) => ({
+      case: "errorResponse" as const,
+      value: create(v1.ErrorResponseSchema, { errorCode: 5, errorMessage: `${what} not found` }),
+    });
+    const fileResponse = (f: DescFile | undefined, what: string) =>
+      f
+        ? { case: "fileDescriptorResponse" as const, value: create(v1.FileDescriptorResponseSchema, { fileDescriptorProto: withDeps(f) }) }
+        : notFound(what);
+    const m = req.messageRequest;
+    switch (m.case) {
+      case "listServices":
+        return {
+          case: "listServicesResponse",
+          value: create(v1.ListServiceResponseSchema, { service: serviceNames.map((name) => ({ name })) }),
+        };
+      case "fileByFilename":
+        return fileResponse(byName.get(m.value), `file ${m.value}`);
+      case "fileContainingSymbol": {
+        const name = m.value.replace(/^\./, "");
+        let d = registry.get(name);
+        if (!d) {
+          // A method: <service>.<method>
+          const dot = name.lastIndexOf(".");
+          const svc = registry.getService(name.slice(0, dot));
+          if (svc?.methods.some((x) => x.name === name.slice(dot + 1))) d = svc;
+        }
+        const file = d ? ("file" in d ? d.file : undefined) : undefined;
+        return fileResponse(file, `symbol ${m.value}`);
+      }
+      case "fileContainingExtension": {
+        const target = registry.getMessage(m.value.containingType);
+        const ext = target ? registry.getExtensionFor(target, m.value.extensionNumber) : undefined;
+        return fileResponse(ext?.file, `extension ${m.value.extensionNumber} of ${m.value.containingType}`);
+      }
+      case "allExtensionNumbersOfType": {
+        const msg = registry.getMessage(m.value);
+        if (!msg) return notFound(`type ${m.value}`);
+        const numbers: number[] = [];
+        for (const t of registry) if (t.kind === "extension" && t.extendee.typeName === msg.typeName) numbers.push(t.number);
+        return {
+          case: "allExtensionNumbersResponse",
+          value: create(v1.ExtensionNumberResponseSchema, { baseTypeName: msg.typeName, extensionNumber: numbers }),
+        };
+      }
+      default:
+        return {
+          case: "errorResponse",
+          value: create(v1.ErrorResponseSchema, { errorCode: 3, errorMessage: "unsupported reflection request" }),
+        };
+    }
+  };
+
+  const impl: ServiceImpl<Reflection> = {
+    async *serverReflectionInfo(requests) {
+      for await (const req of requests) {
+        yield create(v1.ServerReflectionResponseSchema, {
+          validHost: req.host,
+          originalRequest: req,
+          messageResponse: answer(req),
+        });
+      }
+    },
+  };
+  return impl;
+}
+
+/** Both reflection services, describing `services` (and themselves). */
+export function reflectionServices(services: readonly DescService[]): { service: DescService; impl: object }[] {
+  const all = [...services, v1.ServerReflection, v1alpha.ServerReflection];
+  const impl = createReflectionImpl(all);
+  // v1alpha messages are wire-identical to v1: the same implementation serves both, with the
+  // messages converted through their binary form.
+  return [
+    { service: v1.ServerReflection, impl },
+    { service: v1alpha.ServerReflection, impl: alphaImpl(impl) },
+  ];
+}
+
+function alphaImpl(impl: ServiceImpl<Reflection>): ServiceImpl<typeof v1alpha.ServerReflection> {
+  return {
+    async *serverReflectionInfo(requests, ctx) {
+      async function* converted() {
+        for await (const r of requests) yield convert(r, v1alpha.ServerReflectionRequestSchema, v1.ServerReflectionRequestSchema);
+      }
+      for await (const res of impl.serverReflectionInfo(converted(), ctx)) {
+        yield convert(res as v1.ServerReflectionResponse, v1.ServerReflectionResponseSchema, v1alpha.ServerReflectionResponseSchema);
+      }
+    },
+  };
+}
+
+function convert<A extends DescMessage, B extends DescMessage>(m: MessageShape<A>, from: A, to: B): MessageShape<B> {
+  return fromBinary(to, toBinary(from, m));
+}

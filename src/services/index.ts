@@ -1,0 +1,44 @@
+// The composition of Tessera's services: each proto service with its implementation, and the
+// credential verifiers the access interceptor uses. A service not implemented yet answers
+// UNIMPLEMENTED for every method (and 501 over REST).
+import { refuseAll, type CredentialVerifiers } from "../access/interceptor.js";
+import type { Clock } from "../core/clock.js";
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { ServiceBinding } from "../server/index.js";
+import type { Store } from "../store/ports.js";
+import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
+import { AuthenticationTokenService } from "../../gen/tessera/v1/authentication_token_pb.js";
+import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
+import { KeyService } from "../../gen/tessera/v1/key_pb.js";
+import { SessionService, UserService } from "../../gen/tessera/v1/session_pb.js";
+import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
+
+export interface ServiceDeps {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  clock: Clock;
+}
+
+export interface Services {
+  bindings: ServiceBinding[];
+  verifiers: CredentialVerifiers;
+  /** Stops background work (caches, timers). */
+  close(): Promise<void>;
+}
+
+export async function createServices(deps: ServiceDeps): Promise<Services> {
+  void deps;
+  const verifiers: CredentialVerifiers = { ...refuseAll };
+  const bindings: ServiceBinding[] = [
+    { service: SessionService, impl: {} },
+    { service: UserService, impl: {} },
+    { service: ApiTokenService, impl: {} },
+    { service: UserTokenService, impl: {} },
+    { service: AuthenticationTokenService, impl: {} },
+    { service: JwtService, impl: {} },
+    { service: KeyService, impl: {} },
+  ];
+  return { bindings, verifiers, close: async () => {} };
+}
