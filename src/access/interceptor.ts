@@ -4,9 +4,9 @@
 // `principalKey`. Handlers never parse Authorization headers themselves.
 import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
-import { timingSafeEqual, createHash } from "node:crypto";
 import { access, Credential, type AccessRule } from "../../gen/tessera/v1/options_pb.js";
 import { AuthError, invalidArgument, unauthenticated } from "../core/errors.js";
+import { secretEquals } from "../core/secrets.js";
 import { httpMethodKey, principalKey } from "./context.js";
 import { basicCredentials, bearerToken, clientIdHeader, cookieValue } from "./credentials.js";
 import type {
@@ -54,13 +54,6 @@ export const refuseAll: CredentialVerifiers = {
   jwt: notConfigured,
   sessionCookie: notConfigured,
 };
-
-/** Constant-time equality of two secrets of any length. */
-export function secretEquals(a: string, b: string): boolean {
-  const ha = createHash("sha256").update(a).digest();
-  const hb = createHash("sha256").update(b).digest();
-  return timingSafeEqual(ha, hb);
-}
 
 function isJwtShaped(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
