@@ -368,8 +368,10 @@ export interface StoreConfig {
   /** Set -> MongoDB adapter; unset -> embedded SQLite under dataDir. */
   mongodbUri?: string;
   dataDir: string;
-  /** Database name when the URI names none; default "tessera". */
+  /** Database name; wins over one named in the URI; default: the URI's, else "tessera". */
   mongoDbName?: string;
   /** How long a Mongo call waits for a server before failing with StoreUnavailableError. Default 2000. */
   serverSelectionTimeoutMs?: number;
+  /** Where adapter warnings go (e.g. no TTL index support); default: a JSON line on stderr. */
+  warn?: (message: string, fields?: Record<string, unknown>) => void;
 }

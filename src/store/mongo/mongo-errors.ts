@@ -1,0 +1,64 @@
+import {
+  MongoClientClosedError,
+  MongoError,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoOperationTimeoutError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+} from "mongodb";
+import { DuplicateError, StoreError, StoreUnavailableError } from "../ports.js";
+
+// Server error codes that mean "this server cannot answer right now", not "your request is wrong".
+const unavailableCodes = new Set([
+  6, // HostUnreachable
+  7, // HostNotFound
+  89, // NetworkTimeout
+  91, // ShutdownInProgress
+  189, // PrimarySteppedDown
+  262, // ExceededTimeLimit
+  9001, // SocketException
+  10107, // NotWritablePrimary
+  11600, // InterruptedAtShutdown
+  11602, // InterruptedDueToReplStateChange
+  13435, // NotPrimaryNoSecondaryOk
+  13436, // NotPrimaryOrSecondary
+]);
+
+/** True when the error means the database is down or unreachable (so: UNAVAILABLE, retry later). */
+export function isUnavailable(error: unknown): boolean {
+  return (
+    error instanceof MongoNetworkError || // includes timeouts and PoolClearedError
+    error instanceof MongoServerSelectionError ||
+    error instanceof MongoNotConnectedError ||
+    error instanceof MongoTopologyClosedError ||
+    error instanceof MongoClientClosedError ||
+    error instanceof MongoOperationTimeoutError ||
+    (error instanceof MongoError && error.hasErrorLabel("ResetPool")) ||
+    (error instanceof MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code))
+  );
+}
+
+/**
+ * Turns a driver error into the store's vocabulary. `idKey` names the record field stored as
+ * `_id` in that collection, so a clash on `_id` reports e.g. "hash" rather than "_id".
+ */
+export function mapMongoError(error: unknown, idKey: string): unknown {
+  if (error instanceof StoreError) return error;
+  if (error instanceof MongoServerError && error.code === 11000) {
+    return new DuplicateError(duplicateKey(error, idKey), { cause: error });
+  }
+  if (isUnavailable(error)) {
+    return new StoreUnavailableError("MongoDB unavailable", { cause: error });
+  }
+  return error;
+}
+
+// MongoDB reports keyPattern; FerretDB may only say "index: login_1" in the message.
+function duplicateKey(error: MongoServerError, idKey: string): string {
+  const pattern = error.keyPattern as Record<string, unknown> | undefined;
+  const field = pattern ? Object.keys(pattern)[0] : /index: (\S+?)(?:_-?1)?(?:\s|$)/.exec(error.message)?.[1];
+  if (field === undefined || field === "_id" || field === "_id_") return idKey;
+  return field;
+}

@@ -1,0 +1,112 @@
+import { MongoClient } from "mongodb";
+import { StoreUnavailableError, type Store } from "../ports.js";
+import { mongoApiTokens } from "./mongo-api-tokens.js";
+import { mongoAuthTokens } from "./mongo-auth-tokens.js";
+import type { MongoContext } from "./mongo-context.js";
+import { isUnavailable, mapMongoError } from "./mongo-errors.js";
+import { ensureIndexes, type Warn } from "./mongo-indexes.js";
+import { mongoJwtRefreshTokens } from "./mongo-jwt-refresh-tokens.js";
+import { mongoLoginAttempts } from "./mongo-login-attempts.js";
+import { mongoRefreshTokens } from "./mongo-refresh-tokens.js";
+import { mongoSessions } from "./mongo-sessions.js";
+import { mongoSigningKeys } from "./mongo-signing-keys.js";
+import { mongoUserTokens } from "./mongo-user-tokens.js";
+import { mongoUsers } from "./mongo-users.js";
+
+export interface MongoStoreOptions {
+  /** Wins over a database named in the URI; default: the URI's database, else "tessera". */
+  dbName?: string;
+  /** How long an operation waits for a reachable server before StoreUnavailableError. */
+  serverSelectionTimeoutMs?: number;
+  warn?: Warn;
+}
+
+export const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 2000;
+
+function databaseInUri(uri: string): string | undefined {
+  const name = /^mongodb(?:\+srv)?:\/\/[^/]*\/([^?]+)/.exec(uri)?.[1];
+  return name ? decodeURIComponent(name) : undefined;
+}
+
+/**
+ * Opens the MongoDB store. It does not need the server to be up: when it is down, open still
+ * succeeds, every call answers StoreUnavailableError after serverSelectionTimeoutMs, and the
+ * indexes are created on the first call that reaches the server (no write runs before them).
+ * The driver's monitor reconnects by itself when the server returns.
+ */
+export async function openMongoStore(uri: string, options: MongoStoreOptions = {}): Promise<Store> {
+  const timeoutMs = options.serverSelectionTimeoutMs ?? DEFAULT_SERVER_SELECTION_TIMEOUT_MS;
+  const warn: Warn = options.warn ?? ((message, fields) => {
+    process.stderr.write(`${JSON.stringify({ level: "warn", component: "store", msg: message, ...fields })}\n`);
+  });
+  const client = new MongoClient(uri, {
+    serverSelectionTimeoutMS: timeoutMs,
+    connectTimeoutMS: timeoutMs,
+    // Leave unset optional fields out of documents instead of storing null.
+    ignoreUndefined: true,
+    appName: "tessera",
+  });
+  const db = client.db(options.dbName ?? databaseInUri(uri) ?? "tessera");
+
+  let indexed = false;
+  let indexing: Promise<void> | null = null;
+  const ready = (): Promise<void> => {
+    indexing ??= ensureIndexes(db, warn).then(
+      () => {
+        indexed = true;
+      },
+      (error: unknown) => {
+        indexing = null; // try again on the next call
+        throw error;
+      },
+    );
+    return indexing;
+  };
+
+  const ctx: MongoContext = {
+    db,
+    async run(idKey, op) {
+      try {
+        if (!indexed) await ready();
+        return await op();
+      } catch (error) {
+        throw mapMongoError(error, idKey);
+      }
+    },
+  };
+
+  try {
+    await ready();
+  } catch (error) {
+    if (!isUnavailable(error)) {
+      await client.close().catch(() => {});
+      throw error;
+    }
+    warn("MongoDB unreachable at start-up; calls answer UNAVAILABLE until it is back", {
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
+
+  let closed = false;
+  return {
+    kind: "mongo",
+    users: mongoUsers(ctx),
+    sessions: mongoSessions(ctx),
+    refreshTokens: mongoRefreshTokens(ctx),
+    apiTokens: mongoApiTokens(ctx),
+    userTokens: mongoUserTokens(ctx),
+    authTokens: mongoAuthTokens(ctx),
+    jwtRefreshTokens: mongoJwtRefreshTokens(ctx),
+    keys: mongoSigningKeys(ctx),
+    loginAttempts: mongoLoginAttempts(ctx),
+    ping: async () => {
+      if (closed) throw new StoreUnavailableError("store is closed");
+      await ctx.run("id", () => db.command({ ping: 1 }));
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await client.close();
+    },
+  };
+}

@@ -1,0 +1,129 @@
+import type Database from "better-sqlite3";
+
+// Ordered migrations. Never edit an applied one: append a new entry. Each runs in a transaction
+// together with the row that records it in schema_version.
+const migrations: readonly string[] = [
+  `
+  CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    login TEXT NOT NULL UNIQUE,
+    emails TEXT NOT NULL,            -- JSON array
+    firstname TEXT,
+    lastname TEXT,
+    password_hash TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_login_at INTEGER,
+    password_changed_at INTEGER NOT NULL,
+    deactivated_at INTEGER,
+    version INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    access_jti TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    ended_at INTEGER
+  ) STRICT;
+  CREATE INDEX sessions_user_id ON sessions (user_id);
+
+  CREATE TABLE refresh_tokens (
+    hash TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    spent_at INTEGER
+  ) STRICT;
+  CREATE INDEX refresh_tokens_session_id ON refresh_tokens (session_id);
+  CREATE INDEX refresh_tokens_expires_at ON refresh_tokens (expires_at);
+
+  CREATE TABLE api_tokens (
+    link TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_by TEXT,
+    issued_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+  ) STRICT;
+  CREATE INDEX api_tokens_account ON api_tokens (account_id, issued_at DESC, link DESC);
+
+  CREATE TABLE user_tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    note TEXT,
+    expires_at INTEGER,
+    created_at INTEGER NOT NULL,
+    enabled INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    last_used_at INTEGER
+  ) STRICT;
+  CREATE INDEX user_tokens_user_id ON user_tokens (user_id);
+
+  CREATE TABLE auth_tokens (
+    hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    consumed_at INTEGER
+  ) STRICT;
+  CREATE INDEX auth_tokens_expires_at ON auth_tokens (expires_at);
+
+  CREATE TABLE jwt_refresh_tokens (
+    jti TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  ) STRICT;
+  CREATE INDEX jwt_refresh_tokens_user_id ON jwt_refresh_tokens (user_id);
+  CREATE INDEX jwt_refresh_tokens_expires_at ON jwt_refresh_tokens (expires_at);
+
+  CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL UNIQUE,
+    alg TEXT NOT NULL,
+    private_jwk TEXT NOT NULL,
+    public_jwk TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    activated_at INTEGER NOT NULL,
+    retired_at INTEGER,
+    not_after INTEGER
+  ) STRICT;
+
+  CREATE TABLE login_attempts (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    first_failure_at INTEGER NOT NULL,
+    last_failure_at INTEGER NOT NULL,
+    locked_until INTEGER
+  ) STRICT;
+  `,
+];
+
+/** Brings the schema up to date; returns the resulting schema version. */
+export function migrate(db: Database.Database): number {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+  ) STRICT`);
+  // IMMEDIATE takes the write lock up front, so two processes opening one file migrate in turn.
+  const apply = db.transaction(() => {
+    const row = db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null };
+    let current = row.v ?? 0;
+    if (current > migrations.length) {
+      throw new Error(`embedded store schema version ${current} is newer than this build (${migrations.length})`);
+    }
+    for (; current < migrations.length; current++) {
+      db.exec(migrations[current]!);
+      db.prepare("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)").run(current + 1, Date.now());
+    }
+    return current;
+  });
+  return apply.immediate();
+}

@@ -1,0 +1,79 @@
+import type Database from "better-sqlite3";
+import type { ApiTokenRecord, ApiTokenStore, NewApiToken } from "../ports.js";
+import { call } from "./sqlite-errors.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
+
+interface ApiTokenRow {
+  link: string;
+  hash: string;
+  account_id: string;
+  description: string;
+  created_by: string | null;
+  issued_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+function toRecord(row: ApiTokenRow): ApiTokenRecord {
+  const token: ApiTokenRecord = {
+    link: row.link,
+    hash: row.hash,
+    accountId: row.account_id,
+    description: row.description,
+    issuedAt: fromMs(row.issued_at),
+  };
+  setIfPresent(token, "createdBy", row.created_by);
+  dateIfPresent(token, "lastUsedAt", row.last_used_at);
+  dateIfPresent(token, "revokedAt", row.revoked_at);
+  return token;
+}
+
+function toRecordOrNull(row: unknown): ApiTokenRecord | null {
+  return row ? toRecord(row as ApiTokenRow) : null;
+}
+
+export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
+  const insert = db.prepare(`INSERT INTO api_tokens (link, hash, account_id, description, created_by, issued_at)
+    VALUES (@link, @hash, @accountId, @description, @createdBy, @issuedAt) RETURNING *`);
+  const byHash = db.prepare("SELECT * FROM api_tokens WHERE hash = ?");
+  const byLink = db.prepare("SELECT * FROM api_tokens WHERE link = ?");
+  const describe = db.prepare(
+    "UPDATE api_tokens SET description = ? WHERE link = ? AND revoked_at IS NULL RETURNING *",
+  );
+  const listActive = db.prepare(
+    "SELECT * FROM api_tokens WHERE account_id = ? AND revoked_at IS NULL ORDER BY issued_at DESC, link DESC",
+  );
+  const listRevoked = db.prepare(
+    "SELECT * FROM api_tokens WHERE account_id = ? AND revoked_at IS NOT NULL ORDER BY issued_at DESC, link DESC",
+  );
+  const revoke = db.prepare(
+    "UPDATE api_tokens SET revoked_at = ? WHERE link = ? AND account_id = ? AND revoked_at IS NULL RETURNING *",
+  );
+  const touch = db.prepare(
+    "UPDATE api_tokens SET last_used_at = ? WHERE link = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+  );
+
+  return {
+    create: (token: NewApiToken) =>
+      call(() =>
+        toRecord(
+          insert.get({
+            link: token.link,
+            hash: token.hash,
+            accountId: token.accountId,
+            description: token.description,
+            createdBy: token.createdBy ?? null,
+            issuedAt: toMs(token.issuedAt),
+          }) as ApiTokenRow,
+        ),
+      ),
+    findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
+    findByLink: (link) => call(() => toRecordOrNull(byLink.get(link))),
+    updateDescription: (link, description) => call(() => toRecordOrNull(describe.get(description, link))),
+    list: (accountId, state) =>
+      call(() => ((state === "active" ? listActive : listRevoked).all(accountId) as ApiTokenRow[]).map(toRecord)),
+    revoke: (accountId, link, at) => call(() => toRecordOrNull(revoke.get(toMs(at), link, accountId))),
+    touchLastUsed: (link, at, minIntervalMs = 0) =>
+      call(() => touch.run(toMs(at), link, toMs(at) - minIntervalMs).changes === 1),
+  };
+}

@@ -1,0 +1,53 @@
+import type Database from "better-sqlite3";
+import type { AuthTokenRecord, AuthTokenStore, NewAuthToken } from "../ports.js";
+import { call } from "./sqlite-errors.js";
+import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
+
+interface AuthTokenRow {
+  hash: string;
+  user_id: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+function toRecord(row: AuthTokenRow): AuthTokenRecord {
+  const token: AuthTokenRecord = {
+    hash: row.hash,
+    userId: row.user_id,
+    createdAt: fromMs(row.created_at),
+    expiresAt: fromMs(row.expires_at),
+  };
+  dateIfPresent(token, "consumedAt", row.consumed_at);
+  return token;
+}
+
+function toRecordOrNull(row: unknown): AuthTokenRecord | null {
+  return row ? toRecord(row as AuthTokenRow) : null;
+}
+
+export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
+  const insert = db.prepare(`INSERT INTO auth_tokens (hash, user_id, created_at, expires_at)
+    VALUES (@hash, @userId, @createdAt, @expiresAt) RETURNING *`);
+  const byHash = db.prepare("SELECT * FROM auth_tokens WHERE hash = ?");
+  const consume = db.prepare(`UPDATE auth_tokens SET consumed_at = @now
+    WHERE hash = @hash AND consumed_at IS NULL AND expires_at > @now RETURNING *`);
+  const deleteExpired = db.prepare("DELETE FROM auth_tokens WHERE expires_at < ?");
+
+  return {
+    create: (token: NewAuthToken) =>
+      call(() =>
+        toRecord(
+          insert.get({
+            hash: token.hash,
+            userId: token.userId,
+            createdAt: toMs(token.createdAt),
+            expiresAt: toMs(token.expiresAt),
+          }) as AuthTokenRow,
+        ),
+      ),
+    findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
+    consume: (hash, now) => call(() => toRecordOrNull(consume.get({ hash, now: toMs(now) }))),
+    deleteExpired: (before) => call(() => deleteExpired.run(toMs(before)).changes),
+  };
+}

@@ -1,0 +1,53 @@
+import { DuplicateError, StoreError, StoreUnavailableError } from "../ports.js";
+
+// Column names (snake_case) of unique constraints -> the record field they guard.
+const uniqueColumnToKey: Record<string, string> = {
+  id: "id",
+  login: "login",
+  hash: "hash",
+  link: "link",
+  jti: "jti",
+  kid: "kid",
+  generation: "generation",
+  key: "key",
+};
+
+/** Turns a better-sqlite3 error into the store's error vocabulary. */
+export function mapSqliteError(error: unknown): unknown {
+  if (error instanceof StoreError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+    // Message: "UNIQUE constraint failed: users.login" — only the column name is kept, never a value.
+    const match = /failed: \w+\.(\w+)/.exec((error as Error).message);
+    const column = match?.[1] ?? "unknown";
+    return new DuplicateError(uniqueColumnToKey[column] ?? column, { cause: error });
+  }
+  if (
+    typeof code === "string" &&
+    (code.startsWith("SQLITE_BUSY") ||
+      code.startsWith("SQLITE_LOCKED") ||
+      code.startsWith("SQLITE_IOERR") ||
+      code === "SQLITE_FULL" ||
+      code === "SQLITE_CANTOPEN" ||
+      code === "SQLITE_READONLY")
+  ) {
+    return new StoreUnavailableError(`embedded store unavailable (${code})`, { cause: error });
+  }
+  // better-sqlite3 throws TypeError("The database connection is not open") after close().
+  if (error instanceof TypeError && /database connection is not open/.test(error.message)) {
+    return new StoreUnavailableError("embedded store is closed", { cause: error });
+  }
+  return error;
+}
+
+/**
+ * Runs a synchronous better-sqlite3 call as the async port expects. The call itself is atomic:
+ * better-sqlite3 runs one statement (or one transaction) to completion before returning.
+ */
+export function call<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (error) {
+    return Promise.reject(mapSqliteError(error));
+  }
+}

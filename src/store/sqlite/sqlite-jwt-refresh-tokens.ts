@@ -1,0 +1,66 @@
+import type Database from "better-sqlite3";
+import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
+import { call } from "./sqlite-errors.js";
+import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
+
+interface JwtRefreshTokenRow {
+  jti: string;
+  user_id: string;
+  issued_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
+
+function toRecord(row: JwtRefreshTokenRow): JwtRefreshTokenRecord {
+  const token: JwtRefreshTokenRecord = {
+    jti: row.jti,
+    userId: row.user_id,
+    issuedAt: fromMs(row.issued_at),
+    expiresAt: fromMs(row.expires_at),
+  };
+  dateIfPresent(token, "revokedAt", row.revoked_at);
+  return token;
+}
+
+export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenStore {
+  const insert = db.prepare(`INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at)
+    VALUES (@jti, @userId, @issuedAt, @expiresAt) RETURNING *`);
+  const byJti = db.prepare("SELECT * FROM jwt_refresh_tokens WHERE jti = ?");
+  const revoke = db.prepare(
+    "UPDATE jwt_refresh_tokens SET revoked_at = ? WHERE jti = ? AND user_id = ? AND revoked_at IS NULL",
+  );
+  const revokeAll = db.prepare(
+    "UPDATE jwt_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+  );
+  const revokeAllBefore = db.prepare(
+    "UPDATE jwt_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND issued_at < ?",
+  );
+  const deleteExpired = db.prepare("DELETE FROM jwt_refresh_tokens WHERE expires_at < ?");
+
+  return {
+    create: (token: NewJwtRefreshToken) =>
+      call(() =>
+        toRecord(
+          insert.get({
+            jti: token.jti,
+            userId: token.userId,
+            issuedAt: toMs(token.issuedAt),
+            expiresAt: toMs(token.expiresAt),
+          }) as JwtRefreshTokenRow,
+        ),
+      ),
+    findByJti: (jti) =>
+      call(() => {
+        const row = byJti.get(jti) as JwtRefreshTokenRow | undefined;
+        return row ? toRecord(row) : null;
+      }),
+    revoke: (jti, userId, at) => call(() => revoke.run(toMs(at), jti, userId).changes === 1),
+    revokeAllForUser: (userId, at, issuedBefore) =>
+      call(() =>
+        issuedBefore === undefined
+          ? revokeAll.run(toMs(at), userId).changes
+          : revokeAllBefore.run(toMs(at), userId, toMs(issuedBefore)).changes,
+      ),
+    deleteExpired: (before) => call(() => deleteExpired.run(toMs(before)).changes),
+  };
+}

@@ -1,0 +1,68 @@
+import type Database from "better-sqlite3";
+import type { NewRefreshToken, RefreshTokenRecord, RefreshTokenStore } from "../ports.js";
+import { call } from "./sqlite-errors.js";
+import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
+
+interface RefreshTokenRow {
+  hash: string;
+  session_id: string;
+  created_at: number;
+  expires_at: number;
+  spent_at: number | null;
+}
+
+function toRecord(row: RefreshTokenRow): RefreshTokenRecord {
+  const token: RefreshTokenRecord = {
+    hash: row.hash,
+    sessionId: row.session_id,
+    createdAt: fromMs(row.created_at),
+    expiresAt: fromMs(row.expires_at),
+  };
+  dateIfPresent(token, "spentAt", row.spent_at);
+  return token;
+}
+
+export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
+  const insert = db.prepare(`INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at)
+    VALUES (@hash, @sessionId, @createdAt, @expiresAt) RETURNING *`);
+  const byHash = db.prepare("SELECT * FROM refresh_tokens WHERE hash = ?");
+  const spend = db.prepare(
+    "UPDATE refresh_tokens SET spent_at = ? WHERE hash = ? AND spent_at IS NULL RETURNING *",
+  );
+  const deleteBySession = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
+  const deleteExpired = db.prepare("DELETE FROM refresh_tokens WHERE expires_at < ?");
+
+  return {
+    insert: (token: NewRefreshToken) =>
+      call(() =>
+        toRecord(
+          insert.get({
+            hash: token.hash,
+            sessionId: token.sessionId,
+            createdAt: toMs(token.createdAt),
+            expiresAt: toMs(token.expiresAt),
+          }) as RefreshTokenRow,
+        ),
+      ),
+    findByHash: (hash) =>
+      call(() => {
+        const row = byHash.get(hash) as RefreshTokenRow | undefined;
+        return row ? toRecord(row) : null;
+      }),
+    spend: (hash, at) =>
+      call(() => {
+        // The conditional UPDATE decides the race. The winner gets the record as it was before
+        // (unspent); a loser reads the spent record, whose spentAt never changes again.
+        const won = spend.get(toMs(at), hash) as RefreshTokenRow | undefined;
+        if (won) {
+          const before = toRecord(won);
+          delete before.spentAt;
+          return before;
+        }
+        const row = byHash.get(hash) as RefreshTokenRow | undefined;
+        return row ? toRecord(row) : null;
+      }),
+    deleteBySession: (sessionId) => call(() => deleteBySession.run(sessionId).changes),
+    deleteExpired: (before) => call(() => deleteExpired.run(toMs(before)).changes),
+  };
+}

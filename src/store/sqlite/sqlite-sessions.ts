@@ -1,0 +1,62 @@
+import type Database from "better-sqlite3";
+import type { NewSession, SessionRecord, SessionStore } from "../ports.js";
+import { call } from "./sqlite-errors.js";
+import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
+
+interface SessionRow {
+  id: string;
+  user_id: string;
+  client_id: string;
+  access_jti: string;
+  created_at: number;
+  expires_at: number;
+  ended_at: number | null;
+}
+
+function toRecord(row: SessionRow): SessionRecord {
+  const session: SessionRecord = {
+    id: row.id,
+    userId: row.user_id,
+    clientId: row.client_id,
+    accessJti: row.access_jti,
+    createdAt: fromMs(row.created_at),
+    expiresAt: fromMs(row.expires_at),
+  };
+  dateIfPresent(session, "endedAt", row.ended_at);
+  return session;
+}
+
+export function sqliteSessions(db: Database.Database): SessionStore {
+  const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at)
+    VALUES (@id, @userId, @clientId, @accessJti, @createdAt, @expiresAt) RETURNING *`);
+  const byId = db.prepare("SELECT * FROM sessions WHERE id = ?");
+  const casJti = db.prepare(
+    "UPDATE sessions SET access_jti = ? WHERE id = ? AND access_jti = ? AND ended_at IS NULL",
+  );
+  const end = db.prepare("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL");
+  const endAll = db.prepare("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL");
+
+  return {
+    create: (session: NewSession) =>
+      call(() =>
+        toRecord(
+          insert.get({
+            id: session.id,
+            userId: session.userId,
+            clientId: session.clientId,
+            accessJti: session.accessJti,
+            createdAt: toMs(session.createdAt),
+            expiresAt: toMs(session.expiresAt),
+          }) as SessionRow,
+        ),
+      ),
+    findById: (id) =>
+      call(() => {
+        const row = byId.get(id) as SessionRow | undefined;
+        return row ? toRecord(row) : null;
+      }),
+    setAccessJti: (id, expectedJti, newJti) => call(() => casJti.run(newJti, id, expectedJti).changes === 1),
+    end: (id, at) => call(() => end.run(toMs(at), id).changes === 1),
+    endAllForUser: (userId, at) => call(() => endAll.run(toMs(at), userId).changes),
+  };
+}

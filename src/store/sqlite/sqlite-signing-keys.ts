@@ -1,0 +1,82 @@
+import type Database from "better-sqlite3";
+import { DuplicateError, type NewSigningKey, type SigningKeyRecord, type SigningKeyStore } from "../ports.js";
+import { call, mapSqliteError } from "./sqlite-errors.js";
+import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
+
+interface SigningKeyRow {
+  kid: string;
+  generation: number;
+  alg: string;
+  private_jwk: string;
+  public_jwk: string;
+  created_at: number;
+  activated_at: number;
+  retired_at: number | null;
+  not_after: number | null;
+}
+
+function toRecord(row: SigningKeyRow): SigningKeyRecord {
+  const key: SigningKeyRecord = {
+    kid: row.kid,
+    alg: row.alg,
+    privateJwk: row.private_jwk,
+    publicJwk: row.public_jwk,
+    generation: row.generation,
+    createdAt: fromMs(row.created_at),
+    activatedAt: fromMs(row.activated_at),
+  };
+  dateIfPresent(key, "retiredAt", row.retired_at);
+  dateIfPresent(key, "notAfter", row.not_after);
+  return key;
+}
+
+export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
+  const list = db.prepare("SELECT * FROM signing_keys ORDER BY generation ASC");
+  const current = db.prepare("SELECT * FROM signing_keys ORDER BY generation DESC LIMIT 1");
+  const insert = db.prepare(`INSERT INTO signing_keys
+    (kid, generation, alg, private_jwk, public_jwk, created_at, activated_at)
+    VALUES (@kid, @generation, @alg, @privateJwk, @publicJwk, @createdAt, @activatedAt)`);
+  const retire = db.prepare(
+    "UPDATE signing_keys SET retired_at = ?, not_after = ? WHERE generation = ? AND retired_at IS NULL",
+  );
+  const deleteExpired = db.prepare(
+    "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND not_after IS NOT NULL AND not_after < ?",
+  );
+
+  // A unique clash on generation or kid means another instance got there first.
+  const tryInsert = (key: NewSigningKey): boolean => {
+    try {
+      insert.run({
+        kid: key.kid,
+        generation: key.generation,
+        alg: key.alg,
+        privateJwk: key.privateJwk,
+        publicJwk: key.publicJwk,
+        createdAt: toMs(key.createdAt),
+        activatedAt: toMs(key.activatedAt),
+      });
+      return true;
+    } catch (error) {
+      if (mapSqliteError(error) instanceof DuplicateError) return false;
+      throw error;
+    }
+  };
+  // One transaction: the new generation and the retirement of the previous one land together.
+  const rotate = db.transaction((next: NewSigningKey, previousNotAfter: Date): boolean => {
+    if (!tryInsert(next)) return false;
+    retire.run(toMs(next.activatedAt), toMs(previousNotAfter), next.generation - 1);
+    return true;
+  });
+
+  return {
+    list: () => call(() => (list.all() as SigningKeyRow[]).map(toRecord)),
+    current: () =>
+      call(() => {
+        const row = current.get() as SigningKeyRow | undefined;
+        return row ? toRecord(row) : null;
+      }),
+    insertGeneration: (key) => call(() => tryInsert(key)),
+    rotate: (next, previousNotAfter) => call(() => rotate.immediate(next, previousNotAfter)),
+    deleteExpired: (before) => call(() => deleteExpired.run(toMs(before)).changes),
+  };
+}

@@ -1,0 +1,71 @@
+import type Database from "better-sqlite3";
+import type { NewUserToken, UserTokenRecord, UserTokenStore } from "../ports.js";
+import { call } from "./sqlite-errors.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
+
+interface UserTokenRow {
+  id: string;
+  hash: string;
+  user_id: string;
+  note: string | null;
+  expires_at: number | null;
+  created_at: number;
+  enabled: number;
+  version: number;
+  last_used_at: number | null;
+}
+
+function toRecord(row: UserTokenRow): UserTokenRecord {
+  const token: UserTokenRecord = {
+    id: row.id,
+    hash: row.hash,
+    userId: row.user_id,
+    createdAt: fromMs(row.created_at),
+    enabled: row.enabled === 1,
+    version: row.version,
+  };
+  setIfPresent(token, "note", row.note);
+  dateIfPresent(token, "expiresAt", row.expires_at);
+  dateIfPresent(token, "lastUsedAt", row.last_used_at);
+  return token;
+}
+
+function toRecordOrNull(row: unknown): UserTokenRecord | null {
+  return row ? toRecord(row as UserTokenRow) : null;
+}
+
+export function sqliteUserTokens(db: Database.Database): UserTokenStore {
+  const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version)
+    VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0) RETURNING *`);
+  const byHash = db.prepare("SELECT * FROM user_tokens WHERE hash = ?");
+  const byId = db.prepare("SELECT * FROM user_tokens WHERE id = ?");
+  const touch = db.prepare(
+    "UPDATE user_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+  );
+  const disable = db.prepare("UPDATE user_tokens SET enabled = 0, version = version + 1 WHERE id = ? AND enabled = 1");
+  const disableAll = db.prepare(
+    "UPDATE user_tokens SET enabled = 0, version = version + 1 WHERE user_id = ? AND enabled = 1",
+  );
+
+  return {
+    create: (token: NewUserToken) =>
+      call(() =>
+        toRecord(
+          insert.get({
+            id: token.id,
+            hash: token.hash,
+            userId: token.userId,
+            note: token.note ?? null,
+            expiresAt: toMsOrNull(token.expiresAt),
+            createdAt: toMs(token.createdAt),
+          }) as UserTokenRow,
+        ),
+      ),
+    findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
+    findById: (id) => call(() => toRecordOrNull(byId.get(id))),
+    touchLastUsed: (id, at, minIntervalMs = 0) =>
+      call(() => touch.run(toMs(at), id, toMs(at) - minIntervalMs).changes === 1),
+    disable: (id) => call(() => disable.run(id).changes === 1),
+    disableAllForUser: (userId) => call(() => disableAll.run(userId).changes),
+  };
+}

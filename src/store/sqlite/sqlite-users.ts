@@ -1,0 +1,88 @@
+import type Database from "better-sqlite3";
+import type { NewUser, UserRecord, UserStore } from "../ports.js";
+import { call } from "./sqlite-errors.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
+
+interface UserRow {
+  id: string;
+  login: string;
+  emails: string;
+  firstname: string | null;
+  lastname: string | null;
+  password_hash: string;
+  active: number;
+  created_at: number;
+  last_login_at: number | null;
+  password_changed_at: number;
+  deactivated_at: number | null;
+  version: number;
+}
+
+function toRecord(row: UserRow): UserRecord {
+  const user: UserRecord = {
+    id: row.id,
+    login: row.login,
+    emails: JSON.parse(row.emails) as string[],
+    passwordHash: row.password_hash,
+    active: row.active === 1,
+    createdAt: fromMs(row.created_at),
+    passwordChangedAt: fromMs(row.password_changed_at),
+    version: row.version,
+  };
+  setIfPresent(user, "firstname", row.firstname);
+  setIfPresent(user, "lastname", row.lastname);
+  dateIfPresent(user, "lastLoginAt", row.last_login_at);
+  dateIfPresent(user, "deactivatedAt", row.deactivated_at);
+  return user;
+}
+
+export function sqliteUsers(db: Database.Database): UserStore {
+  const insert = db.prepare(`INSERT INTO users
+    (id, login, emails, firstname, lastname, password_hash, active, created_at, password_changed_at, version)
+    VALUES (@id, @login, @emails, @firstname, @lastname, @passwordHash, 1, @createdAt, @createdAt, 0)
+    RETURNING *`);
+  const byId = db.prepare("SELECT * FROM users WHERE id = ?");
+  const byLogin = db.prepare("SELECT * FROM users WHERE login = ?");
+  const updatePassword = db.prepare(`UPDATE users
+    SET password_hash = ?, password_changed_at = ?, version = version + 1 WHERE id = ? RETURNING *`);
+  const rehash = db.prepare(`UPDATE users
+    SET password_hash = ?, version = version + 1 WHERE id = ? AND password_hash = ?`);
+  const lastLogin = db.prepare("UPDATE users SET last_login_at = ? WHERE id = ? AND active = 1");
+  const deactivate = db.prepare(`UPDATE users
+    SET active = 0, deactivated_at = ?, version = version + 1 WHERE id = ? AND active = 1`);
+
+  return {
+    create: (user: NewUser) =>
+      call(() =>
+        toRecord(
+          insert.get({
+            id: user.id,
+            login: user.login,
+            emails: JSON.stringify(user.emails),
+            firstname: user.firstname ?? null,
+            lastname: user.lastname ?? null,
+            passwordHash: user.passwordHash,
+            createdAt: toMs(user.createdAt),
+          }) as UserRow,
+        ),
+      ),
+    findById: (id) =>
+      call(() => {
+        const row = byId.get(id) as UserRow | undefined;
+        return row ? toRecord(row) : null;
+      }),
+    findByLogin: (login) =>
+      call(() => {
+        const row = byLogin.get(login) as UserRow | undefined;
+        return row ? toRecord(row) : null;
+      }),
+    updatePasswordHash: (id, passwordHash, at) =>
+      call(() => {
+        const row = updatePassword.get(passwordHash, toMs(at), id) as UserRow | undefined;
+        return row ? toRecord(row) : null;
+      }),
+    rehashPassword: (id, expectedHash, newHash) => call(() => rehash.run(newHash, id, expectedHash).changes === 1),
+    setLastLogin: (id, at) => call(() => (lastLogin.run(toMs(at), id).changes === 1 ? fromMs(toMs(at)) : null)),
+    deactivate: (id, at) => call(() => deactivate.run(toMs(at), id).changes === 1),
+  };
+}
