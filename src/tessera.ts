@@ -1,0 +1,92 @@
+// Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
+// process; tests and benchmarks start it in-process.
+import { getOption, hasOption } from "@bufbuild/protobuf";
+import { http_service } from "../gen/tessera/v1/options_pb.js";
+import { JwtService } from "../gen/tessera/v1/jwt_pb.js";
+import type { Config } from "./config.js";
+import { systemClock, type Clock } from "./core/clock.js";
+import type { Logger } from "./logger.js";
+import { startServer, type RestHandlerFactory, type RunningServer } from "./server/index.js";
+import { createServices } from "./services/index.js";
+import { openStore } from "./store/index.js";
+import type { Store } from "./store/ports.js";
+
+export interface Tessera {
+  readonly server: RunningServer;
+  readonly store: Store;
+  readonly url: string;
+  /** Graceful stop: the server drains, then the store closes. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger: Logger;
+  clock?: Clock;
+}
+
+/** REST routes for every service, each mounted at its `http_service` base path (or config). */
+// TEMPORARY until src/transcode/index.ts lands: loaded dynamically so the tree typechecks.
+type CreateTranscoder = (o: object) => { handle(req: unknown, res: unknown): Promise<void> };
+let createTranscoder: CreateTranscoder | undefined;
+try {
+  const path = "./transcode/index.js";
+  createTranscoder = ((await import(path)) as { createTranscoder: CreateTranscoder }).createTranscoder;
+} catch {
+  createTranscoder = undefined;
+}
+
+function restFactory(config: Config): RestHandlerFactory | undefined {
+  if (!createTranscoder) return undefined;
+  const make = createTranscoder;
+  return ({ handlers, services, contextValues }) => {
+    const transcoder = make({
+      handlers,
+      services: services.map((service) => {
+        const rule = hasOption(service, http_service) ? getOption(service, http_service) : undefined;
+        const basePath = service.typeName === JwtService.typeName ? config.jwtBasePath : rule?.basePath || "/";
+        return { service, basePath, looseArguments: rule?.looseArguments ?? false };
+      }),
+      maxBodyBytes: config.bodyLimitBytes,
+      corsOrigins: config.corsOrigins,
+      contextValues,
+    });
+    return (req, res) => transcoder.handle(req, res);
+  };
+}
+
+export async function startTessera(config: Config, options: StartOptions): Promise<Tessera> {
+  const { logger } = options;
+  const clock = options.clock ?? systemClock;
+  const store = await openStore({
+    mongodbUri: config.mongodbUri,
+    dataDir: config.dataDir,
+    mongoDbName: config.mongodbDatabase,
+    serverSelectionTimeoutMs: config.storeTimeoutMs,
+  });
+  let services;
+  try {
+    services = await createServices({ config, store, logger, clock });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const ready = () => store.ping().then(() => true, () => false);
+  let server: RunningServer;
+  try {
+    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config) });
+  } catch (e) {
+    await services.close();
+    await store.close();
+    throw e;
+  }
+  return {
+    server,
+    store,
+    url: server.url,
+    async close() {
+      await server.close();
+      await services.close();
+      await store.close();
+    },
+  };
+}
