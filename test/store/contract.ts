@@ -1,0 +1,701 @@
+// The store contract: one suite, run against every adapter (see contract.test.ts), so the core can
+// trust any Store the same way.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import {
+  DuplicateError,
+  StoreUnavailableError,
+  type NewSigningKey,
+  type Store,
+} from "../../src/store/ports.js";
+
+export interface StoreHarness {
+  /** Opens a store on database `name`; the same name reaches the same database (another instance). */
+  open(name: string): Promise<Store>;
+  /** Closes every store opened and deletes their databases. */
+  cleanup(): Promise<void>;
+}
+
+const CONCURRENCY = 20;
+const t0 = new Date("2026-01-02T03:04:05.678Z");
+const at = (offsetMs: number): Date => new Date(t0.getTime() + offsetMs);
+const id = (prefix: string): string => `${prefix}-${randomUUID()}`;
+
+async function settle<T>(calls: Array<Promise<T>>): Promise<{ values: T[]; errors: unknown[] }> {
+  const results = await Promise.allSettled(calls);
+  return {
+    values: results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])),
+    errors: results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : [])),
+  };
+}
+
+function newKey(generation: number, kid = id("kid")): NewSigningKey {
+  return {
+    kid,
+    alg: "EdDSA",
+    privateJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", d: "private", x: kid }),
+    publicJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", x: kid }),
+    generation,
+    createdAt: at(generation),
+    activatedAt: at(generation),
+  };
+}
+
+export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
+  let harness: StoreHarness;
+  let store: Store;
+  // A second store on the same database: another service instance racing the first.
+  let twin: Store;
+  const both = (i: number): Store => (i % 2 === 0 ? store : twin);
+
+  before(async () => {
+    harness = await makeHarness();
+    const name = id("shared");
+    store = await harness.open(name);
+    twin = await harness.open(name);
+  });
+  after(async () => {
+    await harness?.cleanup();
+  });
+
+  describe("store", () => {
+    it("answers ping", async () => {
+      await store.ping();
+    });
+
+    it("reports its kind", () => {
+      assert.ok(store.kind === "sqlite" || store.kind === "mongo");
+    });
+
+    it("after close, answers StoreUnavailableError and close is idempotent", async () => {
+      const s = await harness.open(id("closing"));
+      await s.close();
+      await s.close();
+      await assert.rejects(s.ping(), StoreUnavailableError);
+      await assert.rejects(s.users.findById("x"), StoreUnavailableError);
+    });
+  });
+
+  describe("users", () => {
+    const newUser = (login = id("user") + "@example.com") => ({
+      id: id("u"),
+      login,
+      emails: [login, "other@example.com"],
+      passwordHash: "$argon2id$hash-1",
+      createdAt: at(0),
+    });
+
+    it("creates a user with defaults and finds it by id and login", async () => {
+      const input = { ...newUser(), firstname: "Ada", lastname: "Lovelace" };
+      const created = await store.users.create(input);
+      const expected = {
+        ...input,
+        active: true,
+        passwordChangedAt: input.createdAt,
+        version: 0,
+      };
+      assert.deepEqual(created, expected);
+      assert.deepEqual(await twin.users.findById(input.id), expected);
+      assert.deepEqual(await twin.users.findByLogin(input.login), expected);
+      assert.equal(await store.users.findById(id("missing")), null);
+      assert.equal(await store.users.findByLogin("missing@example.com"), null);
+    });
+
+    it("leaves unset optional fields absent", async () => {
+      const input = newUser();
+      const found = await store.users.create(input).then(() => store.users.findById(input.id));
+      assert.ok(found);
+      for (const field of ["firstname", "lastname", "lastLoginAt", "deactivatedAt", "_id"]) {
+        assert.equal(field in found, false, field);
+      }
+    });
+
+    it("returns copies: changing a record changes nothing stored", async () => {
+      const input = newUser();
+      const created = await store.users.create(input);
+      created.emails.push("mutated@example.com");
+      input.emails.push("mutated-input@example.com");
+      const found = await store.users.findById(input.id);
+      assert.deepEqual(found?.emails, [input.login, "other@example.com"]);
+    });
+
+    it("round-trips dates to the millisecond", async () => {
+      const input = { ...newUser(), createdAt: new Date(1_700_000_000_123) };
+      await store.users.create(input);
+      const found = await store.users.findById(input.id);
+      assert.ok(found?.createdAt instanceof Date);
+      assert.equal(found.createdAt.getTime(), 1_700_000_000_123);
+      assert.equal(found.passwordChangedAt.getTime(), 1_700_000_000_123);
+    });
+
+    it("refuses a taken login with DuplicateError(login)", async () => {
+      const first = newUser();
+      await store.users.create(first);
+      await assert.rejects(store.users.create({ ...newUser(), login: first.login }), (error: unknown) => {
+        assert.ok(error instanceof DuplicateError);
+        assert.equal(error.key, "login");
+        assert.equal(error.message.includes(first.login), false, "no value in the message");
+        return true;
+      });
+    });
+
+    it("refuses a taken id with DuplicateError", async () => {
+      const first = newUser();
+      await store.users.create(first);
+      await assert.rejects(store.users.create({ ...newUser(), id: first.id }), DuplicateError);
+    });
+
+    it(`creates exactly one of ${CONCURRENCY} concurrent signups of one login`, async () => {
+      const login = id("race") + "@example.com";
+      const { values, errors } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).users.create(newUser(login))),
+      );
+      assert.equal(values.length, 1);
+      assert.equal(errors.length, CONCURRENCY - 1);
+      for (const error of errors) assert.ok(error instanceof DuplicateError && error.key === "login", String(error));
+      assert.equal((await store.users.findByLogin(login))?.id, values[0]!.id);
+    });
+
+    it("changes the password hash: passwordChangedAt set, version grows", async () => {
+      const input = newUser();
+      await store.users.create(input);
+      const updated = await store.users.updatePasswordHash(input.id, "$argon2id$hash-2", at(1000));
+      assert.equal(updated?.passwordHash, "$argon2id$hash-2");
+      assert.equal(updated?.passwordChangedAt.getTime(), at(1000).getTime());
+      assert.equal(updated?.version, 1);
+      assert.deepEqual(await twin.users.findById(input.id), updated);
+      assert.equal(await store.users.updatePasswordHash(id("missing"), "h", at(0)), null);
+    });
+
+    it("rehashes only while the hash is still the expected one, keeping passwordChangedAt", async () => {
+      const input = newUser();
+      await store.users.create(input);
+      assert.equal(await store.users.rehashPassword(input.id, "$argon2id$stale", "$argon2id$new"), false);
+      assert.equal(await store.users.rehashPassword(input.id, input.passwordHash, "$argon2id$new"), true);
+      const found = await store.users.findById(input.id);
+      assert.equal(found?.passwordHash, "$argon2id$new");
+      assert.equal(found?.version, 1);
+      assert.equal(found?.passwordChangedAt.getTime(), input.createdAt.getTime());
+      assert.equal(await store.users.rehashPassword(id("missing"), "a", "b"), false);
+    });
+
+    it("rehash loses against a concurrent password change", async () => {
+      const input = newUser();
+      await store.users.create(input);
+      await twin.users.updatePasswordHash(input.id, "$argon2id$changed", at(5));
+      assert.equal(await store.users.rehashPassword(input.id, input.passwordHash, "$argon2id$rehash"), false);
+      assert.equal((await store.users.findById(input.id))?.passwordHash, "$argon2id$changed");
+    });
+
+    it("sets the last login time and returns it", async () => {
+      const input = newUser();
+      await store.users.create(input);
+      const when = at(12_345);
+      const result = await store.users.setLastLogin(input.id, when);
+      assert.equal(result?.getTime(), when.getTime());
+      assert.equal((await store.users.findById(input.id))?.lastLoginAt?.getTime(), when.getTime());
+      assert.equal(await store.users.setLastLogin(id("missing"), when), null);
+    });
+
+    it("deactivates once: active=false, version grows, no more last-login updates", async () => {
+      const input = newUser();
+      await store.users.create(input);
+      assert.equal(await store.users.deactivate(input.id, at(7)), true);
+      assert.equal(await store.users.deactivate(input.id, at(8)), false);
+      const found = await store.users.findById(input.id);
+      assert.equal(found?.active, false);
+      assert.equal(found?.deactivatedAt?.getTime(), at(7).getTime());
+      assert.equal(found?.version, 1);
+      assert.equal(await store.users.setLastLogin(input.id, at(9)), null);
+      assert.equal(await store.users.deactivate(id("missing"), at(7)), false);
+    });
+
+    it(`deactivates exactly once under ${CONCURRENCY} concurrent calls`, async () => {
+      const input = newUser();
+      await store.users.create(input);
+      const { values } = await settle(Array.from({ length: CONCURRENCY }, (_, i) => both(i).users.deactivate(input.id, at(i))));
+      assert.equal(values.filter(Boolean).length, 1);
+      assert.equal((await store.users.findById(input.id))?.version, 1);
+    });
+  });
+
+  describe("sessions", () => {
+    const newSession = (userId = id("u")) => ({
+      id: id("s"),
+      userId,
+      clientId: "client-a",
+      accessJti: id("jti"),
+      createdAt: at(0),
+      expiresAt: at(3_600_000),
+    });
+
+    it("creates and finds a session", async () => {
+      const input = newSession();
+      assert.deepEqual(await store.sessions.create(input), input);
+      assert.deepEqual(await twin.sessions.findById(input.id), input);
+      assert.equal(await store.sessions.findById(id("missing")), null);
+      await assert.rejects(store.sessions.create(input), DuplicateError);
+    });
+
+    it("swaps the access jti only from the expected one", async () => {
+      const input = newSession();
+      await store.sessions.create(input);
+      assert.equal(await store.sessions.setAccessJti(input.id, "wrong", "jti-2"), false);
+      assert.equal(await store.sessions.setAccessJti(input.id, input.accessJti, "jti-2"), true);
+      assert.equal(await store.sessions.setAccessJti(input.id, input.accessJti, "jti-3"), false);
+      assert.equal((await store.sessions.findById(input.id))?.accessJti, "jti-2");
+      assert.equal(await store.sessions.setAccessJti(id("missing"), "a", "b"), false);
+    });
+
+    it(`lets exactly one of ${CONCURRENCY} concurrent jti swaps win`, async () => {
+      const input = newSession();
+      await store.sessions.create(input);
+      const { values } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).sessions.setAccessJti(input.id, input.accessJti, `jti-${i}`)),
+      );
+      const winners = values.flatMap((won, i) => (won ? [`jti-${i}`] : []));
+      assert.equal(winners.length, 1);
+      assert.equal((await store.sessions.findById(input.id))?.accessJti, winners[0]);
+    });
+
+    it("ends a session once; an ended session refuses jti swaps", async () => {
+      const input = newSession();
+      await store.sessions.create(input);
+      assert.equal(await store.sessions.end(input.id, at(10)), true);
+      assert.equal(await store.sessions.end(input.id, at(20)), false);
+      assert.equal((await store.sessions.findById(input.id))?.endedAt?.getTime(), at(10).getTime());
+      assert.equal(await store.sessions.setAccessJti(input.id, input.accessJti, "new"), false);
+      assert.equal(await store.sessions.end(id("missing"), at(10)), false);
+    });
+
+    it("ends every open session of one user, and only those", async () => {
+      const userId = id("u");
+      const open = [newSession(userId), newSession(userId)];
+      const ended = newSession(userId);
+      const other = newSession();
+      for (const s of [...open, ended, other]) await store.sessions.create(s);
+      await store.sessions.end(ended.id, at(1));
+      assert.equal(await store.sessions.endAllForUser(userId, at(50)), 2);
+      for (const s of open) assert.equal((await store.sessions.findById(s.id))?.endedAt?.getTime(), at(50).getTime());
+      assert.equal((await store.sessions.findById(ended.id))?.endedAt?.getTime(), at(1).getTime());
+      assert.equal((await store.sessions.findById(other.id))?.endedAt, undefined);
+      assert.equal(await store.sessions.endAllForUser(userId, at(60)), 0);
+    });
+  });
+
+  describe("refreshTokens", () => {
+    const newToken = (sessionId = id("s"), expiresAt = at(86_400_000)) => ({
+      hash: id("rt-hash"),
+      sessionId,
+      createdAt: at(0),
+      expiresAt,
+    });
+
+    it("inserts and finds by hash; refuses a duplicate hash", async () => {
+      const input = newToken();
+      assert.deepEqual(await store.refreshTokens.insert(input), input);
+      assert.deepEqual(await twin.refreshTokens.findByHash(input.hash), input);
+      assert.equal(await store.refreshTokens.findByHash(id("missing")), null);
+      await assert.rejects(store.refreshTokens.insert(input), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
+    });
+
+    it("spends once: the winner sees the unspent record, a later caller sees when it was spent", async () => {
+      const input = newToken();
+      await store.refreshTokens.insert(input);
+      assert.deepEqual(await store.refreshTokens.spend(input.hash, at(100)), input);
+      const again = await twin.refreshTokens.spend(input.hash, at(200));
+      assert.equal(again?.spentAt?.getTime(), at(100).getTime());
+      assert.equal((await store.refreshTokens.findByHash(input.hash))?.spentAt?.getTime(), at(100).getTime());
+      assert.equal(await store.refreshTokens.spend(id("missing"), at(100)), null);
+    });
+
+    it(`lets exactly one of ${CONCURRENCY} concurrent spends win`, async () => {
+      const input = newToken();
+      await store.refreshTokens.insert(input);
+      const { values, errors } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).refreshTokens.spend(input.hash, at(1000 + i))),
+      );
+      assert.equal(errors.length, 0);
+      const winners = values.filter((r) => r !== null && r.spentAt === undefined);
+      assert.equal(winners.length, 1);
+      const spentAt = (await store.refreshTokens.findByHash(input.hash))?.spentAt?.getTime();
+      for (const loser of values.filter((r) => r?.spentAt !== undefined)) {
+        assert.equal(loser?.spentAt?.getTime(), spentAt, "every loser learns the one spend time");
+      }
+    });
+
+    it("deletes a session's tokens and expired tokens", async () => {
+      const sessionId = id("s");
+      const mine = [newToken(sessionId), newToken(sessionId)];
+      const others = newToken();
+      const expired = newToken(id("s"), at(-1));
+      for (const t of [...mine, others, expired]) await store.refreshTokens.insert(t);
+      assert.equal(await store.refreshTokens.deleteBySession(sessionId), 2);
+      assert.equal(await store.refreshTokens.findByHash(mine[0]!.hash), null);
+      assert.ok(await store.refreshTokens.findByHash(others.hash));
+      assert.ok((await store.refreshTokens.deleteExpired(at(0))) >= 1);
+      assert.equal(await store.refreshTokens.findByHash(expired.hash), null);
+      assert.ok(await store.refreshTokens.findByHash(others.hash));
+    });
+  });
+
+  describe("apiTokens", () => {
+    const newToken = (accountId = id("acct"), issuedAt = at(0)) => ({
+      link: randomUUID(),
+      hash: id("api-hash"),
+      accountId,
+      description: "payments backend",
+      issuedAt,
+    });
+
+    it("creates and finds by hash and by link; refuses duplicates", async () => {
+      const input = { ...newToken(), createdBy: "ops@example.com" };
+      assert.deepEqual(await store.apiTokens.create(input), input);
+      assert.deepEqual(await twin.apiTokens.findByHash(input.hash), input);
+      assert.deepEqual(await twin.apiTokens.findByLink(input.link), input);
+      assert.equal(await store.apiTokens.findByHash(id("missing")), null);
+      assert.equal(await store.apiTokens.findByLink(randomUUID()), null);
+      await assert.rejects(store.apiTokens.create({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
+      await assert.rejects(store.apiTokens.create({ ...newToken(), link: input.link }), (e: unknown) => e instanceof DuplicateError && e.key === "link");
+    });
+
+    it("updates the description of an active token only", async () => {
+      const input = newToken();
+      await store.apiTokens.create(input);
+      const updated = await store.apiTokens.updateDescription(input.link, "renamed");
+      assert.deepEqual(updated, { ...input, description: "renamed" });
+      await store.apiTokens.revoke(input.accountId, input.link, at(5));
+      assert.equal(await store.apiTokens.updateDescription(input.link, "too late"), null);
+      assert.equal(await store.apiTokens.updateDescription(randomUUID(), "unknown"), null);
+      assert.equal((await store.apiTokens.findByLink(input.link))?.description, "renamed");
+    });
+
+    it("lists an account's tokens by state, newest first, ties broken by link", async () => {
+      const accountId = id("acct");
+      const oldest = newToken(accountId, at(1000));
+      const newest = newToken(accountId, at(3000));
+      const tieA = { ...newToken(accountId, at(2000)), link: "00000000-0000-4000-8000-00000000000a" + accountId.slice(-4) };
+      const tieB = { ...newToken(accountId, at(2000)), link: "00000000-0000-4000-8000-00000000000b" + accountId.slice(-4) };
+      const revoked = newToken(accountId, at(2500));
+      const foreign = newToken(id("acct"), at(4000));
+      for (const t of [tieA, oldest, newest, revoked, tieB, foreign]) await store.apiTokens.create(t);
+      await store.apiTokens.revoke(accountId, revoked.link, at(5000));
+      const active = await twin.apiTokens.list(accountId, "active");
+      assert.deepEqual(active.map((t) => t.link), [newest.link, tieB.link, tieA.link, oldest.link]);
+      const gone = await twin.apiTokens.list(accountId, "revoked");
+      assert.deepEqual(gone.map((t) => t.link), [revoked.link]);
+      assert.equal(gone[0]?.revokedAt?.getTime(), at(5000).getTime());
+      assert.deepEqual(await store.apiTokens.list(id("nobody"), "active"), []);
+    });
+
+    it("revokes only an unrevoked token of the same account", async () => {
+      const input = newToken();
+      await store.apiTokens.create(input);
+      assert.equal(await store.apiTokens.revoke(id("acct"), input.link, at(1)), null, "another account");
+      const revoked = await store.apiTokens.revoke(input.accountId, input.link, at(2));
+      assert.deepEqual(revoked, { ...input, revokedAt: at(2) });
+      assert.equal(await store.apiTokens.revoke(input.accountId, input.link, at(3)), null, "already revoked");
+      assert.equal(await store.apiTokens.revoke(input.accountId, randomUUID(), at(3)), null, "unknown");
+    });
+
+    it(`revokes exactly once under ${CONCURRENCY} concurrent calls`, async () => {
+      const input = newToken();
+      await store.apiTokens.create(input);
+      const { values } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).apiTokens.revoke(input.accountId, input.link, at(i))),
+      );
+      assert.equal(values.filter((r) => r !== null).length, 1);
+    });
+
+    it("records last use, at most once per interval", async () => {
+      const input = newToken();
+      await store.apiTokens.create(input);
+      assert.equal(await store.apiTokens.touchLastUsed(input.link, at(10_000), 60_000), true);
+      assert.equal(await store.apiTokens.touchLastUsed(input.link, at(30_000), 60_000), false);
+      assert.equal((await store.apiTokens.findByLink(input.link))?.lastUsedAt?.getTime(), at(10_000).getTime());
+      assert.equal(await store.apiTokens.touchLastUsed(input.link, at(70_001), 60_000), true);
+      assert.equal((await store.apiTokens.findByLink(input.link))?.lastUsedAt?.getTime(), at(70_001).getTime());
+      // Without an interval it still never moves backwards.
+      assert.equal(await store.apiTokens.touchLastUsed(input.link, at(50_000)), false);
+      assert.equal(await store.apiTokens.touchLastUsed(input.link, at(70_002)), true);
+      assert.equal(await store.apiTokens.touchLastUsed(randomUUID(), at(0)), false);
+    });
+
+    it(`coalesces ${CONCURRENCY} concurrent uses into one write`, async () => {
+      const input = newToken();
+      await store.apiTokens.create(input);
+      const { values } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).apiTokens.touchLastUsed(input.link, at(100_000 + i), 60_000)),
+      );
+      assert.equal(values.filter(Boolean).length, 1);
+    });
+  });
+
+  describe("userTokens", () => {
+    const newToken = (userId = id("u")) => ({
+      id: id("ut"),
+      hash: id("ut-hash"),
+      userId,
+      createdAt: at(0),
+    });
+
+    it("creates enabled at version 0 with optional note and expiry, and finds it", async () => {
+      const input = { ...newToken(), note: "Client API Access", expiresAt: at(86_400_000) };
+      const expected = { ...input, enabled: true, version: 0 };
+      assert.deepEqual(await store.userTokens.create(input), expected);
+      assert.deepEqual(await twin.userTokens.findByHash(input.hash), expected);
+      assert.deepEqual(await twin.userTokens.findById(input.id), expected);
+      const plain = newToken();
+      const created = await store.userTokens.create(plain);
+      assert.equal("note" in created || "expiresAt" in created || "lastUsedAt" in created, false);
+      assert.equal(await store.userTokens.findByHash(id("missing")), null);
+      await assert.rejects(store.userTokens.create({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
+    });
+
+    it("records last use without changing the version", async () => {
+      const input = newToken();
+      await store.userTokens.create(input);
+      assert.equal(await store.userTokens.touchLastUsed(input.id, at(1000), 60_000), true);
+      assert.equal(await store.userTokens.touchLastUsed(input.id, at(2000), 60_000), false);
+      const found = await store.userTokens.findById(input.id);
+      assert.equal(found?.lastUsedAt?.getTime(), at(1000).getTime());
+      assert.equal(found?.version, 0);
+    });
+
+    it("disables once (logout): enabled=false, version grows", async () => {
+      const input = newToken();
+      await store.userTokens.create(input);
+      assert.equal(await store.userTokens.disable(input.id), true);
+      assert.equal(await store.userTokens.disable(input.id), false);
+      const found = await store.userTokens.findByHash(input.hash);
+      assert.equal(found?.enabled, false);
+      assert.equal(found?.version, 1);
+      assert.equal(await store.userTokens.disable(id("missing")), false);
+    });
+
+    it("disables every enabled token of one user", async () => {
+      const userId = id("u");
+      const tokens = [newToken(userId), newToken(userId), newToken(userId)];
+      const other = newToken();
+      for (const t of [...tokens, other]) await store.userTokens.create(t);
+      await store.userTokens.disable(tokens[0]!.id);
+      assert.equal(await store.userTokens.disableAllForUser(userId), 2);
+      for (const t of tokens) {
+        const found = await store.userTokens.findById(t.id);
+        assert.equal(found?.enabled, false);
+        assert.equal(found?.version, 1);
+      }
+      assert.equal((await store.userTokens.findById(other.id))?.enabled, true);
+    });
+  });
+
+  describe("authTokens", () => {
+    const newToken = (expiresAt = at(60_000)) => ({ hash: id("at-hash"), userId: id("u"), createdAt: at(0), expiresAt });
+
+    it("creates and finds; refuses a duplicate hash", async () => {
+      const input = newToken();
+      assert.deepEqual(await store.authTokens.create(input), input);
+      assert.deepEqual(await twin.authTokens.findByHash(input.hash), input);
+      assert.equal(await store.authTokens.findByHash(id("missing")), null);
+      await assert.rejects(store.authTokens.create(input), DuplicateError);
+    });
+
+    it("consumes once, before expiry only (exact to the millisecond)", async () => {
+      const input = newToken(at(60_000));
+      await store.authTokens.create(input);
+      assert.equal(await store.authTokens.consume(input.hash, at(60_000)), null, "expiresAt == now is expired");
+      const consumed = await store.authTokens.consume(input.hash, at(59_999));
+      assert.deepEqual(consumed, { ...input, consumedAt: at(59_999) });
+      assert.equal(await store.authTokens.consume(input.hash, at(59_999)), null, "used");
+      assert.equal(await store.authTokens.consume(id("missing"), at(0)), null, "unknown");
+      assert.equal((await store.authTokens.findByHash(input.hash))?.consumedAt?.getTime(), at(59_999).getTime());
+    });
+
+    it(`lets exactly one of ${CONCURRENCY} concurrent exchanges consume`, async () => {
+      const input = newToken();
+      await store.authTokens.create(input);
+      const { values, errors } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).authTokens.consume(input.hash, at(i))),
+      );
+      assert.equal(errors.length, 0);
+      assert.equal(values.filter((r) => r !== null).length, 1);
+    });
+
+    it("deletes expired tokens", async () => {
+      const expired = newToken(at(-1));
+      const live = newToken(at(1_000));
+      await store.authTokens.create(expired);
+      await store.authTokens.create(live);
+      assert.ok((await store.authTokens.deleteExpired(at(0))) >= 1);
+      assert.equal(await store.authTokens.findByHash(expired.hash), null);
+      assert.ok(await store.authTokens.findByHash(live.hash));
+    });
+  });
+
+  describe("jwtRefreshTokens", () => {
+    const newToken = (userId = id("u"), issuedAt = at(0)) => ({
+      jti: id("jti"),
+      userId,
+      issuedAt,
+      expiresAt: at(30 * 86_400_000),
+    });
+
+    it("creates and finds by jti; refuses a duplicate jti", async () => {
+      const input = newToken();
+      assert.deepEqual(await store.jwtRefreshTokens.create(input), input);
+      assert.deepEqual(await twin.jwtRefreshTokens.findByJti(input.jti), input);
+      assert.equal(await store.jwtRefreshTokens.findByJti(id("missing")), null);
+      await assert.rejects(store.jwtRefreshTokens.create(input), (e: unknown) => e instanceof DuplicateError && e.key === "jti");
+    });
+
+    it("revokes only the owner's unrevoked token", async () => {
+      const input = newToken();
+      await store.jwtRefreshTokens.create(input);
+      assert.equal(await store.jwtRefreshTokens.revoke(input.jti, id("u"), at(1)), false, "another user");
+      assert.equal(await store.jwtRefreshTokens.revoke(input.jti, input.userId, at(2)), true);
+      assert.equal(await store.jwtRefreshTokens.revoke(input.jti, input.userId, at(3)), false, "already revoked");
+      assert.equal((await store.jwtRefreshTokens.findByJti(input.jti))?.revokedAt?.getTime(), at(2).getTime());
+      assert.equal(await store.jwtRefreshTokens.revoke(id("missing"), input.userId, at(2)), false);
+    });
+
+    it("revokes all of a user's tokens, or only those issued before a time", async () => {
+      const userId = id("u");
+      const old = newToken(userId, at(1000));
+      const fresh = newToken(userId, at(5000));
+      const other = newToken();
+      for (const t of [old, fresh, other]) await store.jwtRefreshTokens.create(t);
+      assert.equal(await store.jwtRefreshTokens.revokeAllForUser(userId, at(6000), at(5000)), 1);
+      assert.equal((await store.jwtRefreshTokens.findByJti(old.jti))?.revokedAt?.getTime(), at(6000).getTime());
+      assert.equal((await store.jwtRefreshTokens.findByJti(fresh.jti))?.revokedAt, undefined);
+      assert.equal(await store.jwtRefreshTokens.revokeAllForUser(userId, at(7000)), 1);
+      assert.equal((await store.jwtRefreshTokens.findByJti(fresh.jti))?.revokedAt?.getTime(), at(7000).getTime());
+      assert.equal((await store.jwtRefreshTokens.findByJti(other.jti))?.revokedAt, undefined);
+    });
+
+    it("deletes expired tokens", async () => {
+      const expired = { ...newToken(), expiresAt: at(-1) };
+      await store.jwtRefreshTokens.create(expired);
+      assert.ok((await store.jwtRefreshTokens.deleteExpired(at(0))) >= 1);
+      assert.equal(await store.jwtRefreshTokens.findByJti(expired.jti), null);
+    });
+  });
+
+  describe("keys", () => {
+    // Keys are global to a database: each test gets its own.
+    let keysA: Store;
+    let keysB: Store;
+    beforeEach(async () => {
+      const name = id("keys");
+      keysA = await harness.open(name);
+      keysB = await harness.open(name);
+    });
+
+    it("starts empty", async () => {
+      assert.equal(await keysA.keys.current(), null);
+      assert.deepEqual(await keysA.keys.list(), []);
+    });
+
+    it(`agrees on exactly one initial key among ${CONCURRENCY} instances starting at once`, async () => {
+      const candidates = Array.from({ length: CONCURRENCY }, () => newKey(1));
+      const { values, errors } = await settle(
+        candidates.map((key, i) => (i % 2 ? keysA : keysB).keys.insertGeneration(key)),
+      );
+      assert.equal(errors.length, 0);
+      assert.equal(values.filter(Boolean).length, 1);
+      const winner = candidates[values.indexOf(true)]!;
+      assert.deepEqual(await keysA.keys.current(), winner);
+      assert.deepEqual(await keysB.keys.list(), [winner]);
+    });
+
+    it("rotates: the new key is current, the previous is retired and kept until notAfter", async () => {
+      const first = newKey(1);
+      assert.equal(await keysA.keys.insertGeneration(first), true);
+      const second = newKey(2);
+      assert.equal(await keysA.keys.rotate(second, at(10_000)), true);
+      assert.deepEqual(await keysB.keys.current(), second);
+      assert.deepEqual(await keysB.keys.list(), [
+        { ...first, retiredAt: second.activatedAt, notAfter: at(10_000) },
+        second,
+      ]);
+      assert.equal(await keysA.keys.deleteExpired(at(10_000)), 0, "not yet past notAfter");
+      assert.equal(await keysA.keys.deleteExpired(at(10_001)), 1);
+      assert.deepEqual(await keysA.keys.list(), [second]);
+    });
+
+    it(`lets exactly one of ${CONCURRENCY} concurrent rotations win`, async () => {
+      await keysA.keys.insertGeneration(newKey(1));
+      const candidates = Array.from({ length: CONCURRENCY }, () => newKey(2));
+      const { values, errors } = await settle(
+        candidates.map((key, i) => (i % 2 ? keysA : keysB).keys.rotate(key, at(10_000))),
+      );
+      assert.equal(errors.length, 0);
+      assert.equal(values.filter(Boolean).length, 1);
+      const list = await keysA.keys.list();
+      assert.equal(list.length, 2);
+      assert.deepEqual(list[1], candidates[values.indexOf(true)]);
+      assert.equal(list.filter((k) => k.retiredAt === undefined).length, 1, "one current key");
+    });
+
+    it("refuses a rotation to a generation that exists, changing nothing", async () => {
+      const first = newKey(1);
+      await keysA.keys.insertGeneration(first);
+      assert.equal(await keysA.keys.rotate(newKey(1), at(5)), false);
+      assert.deepEqual(await keysA.keys.list(), [first]);
+    });
+  });
+
+  describe("loginAttempts", () => {
+    const WINDOW = 15 * 60_000;
+
+    it("counts failures within a window and starts a new one after it", async () => {
+      const key = `login:${id("user")}`;
+      const one = await store.loginAttempts.recordFailure(key, at(0), WINDOW);
+      assert.deepEqual(one, { key, failures: 1, firstFailureAt: at(0), lastFailureAt: at(0) });
+      const two = await twin.loginAttempts.recordFailure(key, at(1000), WINDOW);
+      assert.deepEqual(two, { key, failures: 2, firstFailureAt: at(0), lastFailureAt: at(1000) });
+      const fresh = await store.loginAttempts.recordFailure(key, at(WINDOW), WINDOW);
+      assert.deepEqual(fresh, { key, failures: 1, firstFailureAt: at(WINDOW), lastFailureAt: at(WINDOW) });
+      assert.deepEqual(await twin.loginAttempts.get(key), fresh);
+    });
+
+    it("keeps a lock across failures until reset", async () => {
+      const key = `addr:${id("ip")}`;
+      await store.loginAttempts.setLockedUntil(key, at(1)); // no record: no-op
+      assert.equal(await store.loginAttempts.get(key), null);
+      await store.loginAttempts.recordFailure(key, at(0), WINDOW);
+      await store.loginAttempts.setLockedUntil(key, at(60_000));
+      const locked = await store.loginAttempts.recordFailure(key, at(10), WINDOW);
+      assert.equal(locked.lockedUntil?.getTime(), at(60_000).getTime());
+      assert.equal(locked.failures, 2);
+      await store.loginAttempts.reset(key);
+      assert.equal(await twin.loginAttempts.get(key), null);
+      await store.loginAttempts.reset(key); // idempotent
+    });
+
+    it(`loses no count under ${CONCURRENCY} concurrent failures`, async () => {
+      const key = `login:${id("user")}`;
+      const { values, errors } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).loginAttempts.recordFailure(key, at(i), WINDOW)),
+      );
+      assert.equal(errors.length, 0);
+      assert.deepEqual(
+        values.map((v) => v.failures).sort((a, b) => a - b),
+        Array.from({ length: CONCURRENCY }, (_, i) => i + 1),
+      );
+      assert.equal((await store.loginAttempts.get(key))?.failures, CONCURRENCY);
+    });
+
+    it("restarts an expired window exactly once under concurrency", async () => {
+      const key = `login:${id("user")}`;
+      for (let i = 0; i < 5; i++) await store.loginAttempts.recordFailure(key, at(i), WINDOW);
+      const later = WINDOW * 3;
+      const { values } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).loginAttempts.recordFailure(key, at(later + i), WINDOW)),
+      );
+      assert.deepEqual(
+        values.map((v) => v.failures).sort((a, b) => a - b),
+        Array.from({ length: CONCURRENCY }, (_, i) => i + 1),
+      );
+    });
+  });
+}
