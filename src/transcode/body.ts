@@ -1,0 +1,70 @@
+import type { IncomingMessage } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
+import { HttpError } from "./http-error.js";
+
+const empty = Buffer.alloc(0);
+
+function tooLarge(limit: number): HttpError {
+  return new HttpError(413, "resource_exhausted", `request body is larger than ${limit} bytes`);
+}
+
+/**
+ * Reads the whole request body, refusing (413) one over `limit` bytes: up front when
+ * Content-Length says so, otherwise as soon as the count passes the limit.
+ */
+export function readBody(req: IncomingMessage | Http2ServerRequest, limit: number): Promise<Buffer> {
+  const length = req.headers["content-length"];
+  if (length !== undefined) {
+    const n = Number(length);
+    if (n === 0) {
+      return Promise.resolve(empty);
+    }
+    if (n > limit) {
+      return Promise.reject(tooLarge(limit));
+    }
+  } else if (req.httpVersionMajor === 1 && req.headers["transfer-encoding"] === undefined) {
+    // HTTP/1.1 without Content-Length or Transfer-Encoding has no body.
+    return Promise.resolve(empty);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on("data", (chunk: Buffer) => {
+      if (failed) {
+        return; // keep draining so the connection stays usable
+      }
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once("end", () => {
+      if (!failed) {
+        resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      }
+    });
+    req.once("error", (e) => {
+      failed = true;
+      reject(e);
+    });
+  });
+}
+
+/** The media type of a Content-Type header, lower case, without parameters. */
+export function mediaType(contentType: string | undefined): string {
+  if (contentType === undefined) {
+    return "";
+  }
+  const semi = contentType.indexOf(";");
+  return (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+}
+
+export function isJsonMediaType(type: string): boolean {
+  return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"));
+}
+
+export const formMediaType = "application/x-www-form-urlencoded";

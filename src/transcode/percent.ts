@@ -1,0 +1,47 @@
+import { badRequest } from "./http-error.js";
+
+/**
+ * Decodes one raw path segment completely (`%2F` becomes `/`). Used for literals and for
+ * variables that span one segment.
+ * A malformed escape, or bytes that are not UTF-8, is a 400.
+ */
+export function decodeSegment(raw: string): string {
+  if (raw.indexOf("%") < 0) {
+    return raw;
+  }
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw badRequest(`malformed percent-encoding in path segment "${raw}"`);
+  }
+}
+
+/**
+ * Decodes a segment of a multi-segment variable, keeping `%2F` (and `%2f`) encoded: the value
+ * is a path, and a slash the client escaped must stay distinguishable from a separator.
+ */
+export function decodeSegmentKeepSlash(raw: string): string {
+  if (raw.indexOf("%") < 0) {
+    return raw;
+  }
+  const parts = raw.split(/%2f/i);
+  if (parts.length === 1) {
+    return decodeSegment(raw);
+  }
+  return parts.map(decodeSegment).join("%2F");
+}
+
+/**
+ * Decodes a query-string key or value: `+` is a space (form encoding), then percent escapes.
+ */
+export function decodeQueryComponent(raw: string, what: string): string {
+  const s = raw.indexOf("+") < 0 ? raw : raw.replace(/\+/g, " ");
+  if (s.indexOf("%") < 0) {
+    return s;
+  }
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw badRequest(`malformed percent-encoding in query parameter ${what}`);
+  }
+}

@@ -1,0 +1,138 @@
+import type { IncomingMessage } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
+import { create, fromJson, mergeFromJson, type DescField, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import type { Binding } from "./binding.js";
+import { applyFieldTarget, fieldByName, isFieldTarget } from "./field-target.js";
+import { badRequest, HttpError } from "./http-error.js";
+import { formMediaType, isJsonMediaType, mediaType, readBody } from "./body.js";
+import { decodeSegment, decodeSegmentKeepSlash } from "./percent.js";
+import { parseArguments, type Argument } from "./query.js";
+import { variableValue } from "./route-table.js";
+import { ParseFailure } from "./scalar.js";
+
+const jsonRead = { ignoreUnknownFields: true } as const;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Builds the RPC's request message from an HTTP request: first the body (by the binding's
+ * body rule), then query (and, for loose bindings, form) arguments, then path variables, so the
+ * path wins over everything.
+ */
+export async function buildRequestMessage(
+  binding: Binding,
+  req: IncomingMessage | Http2ServerRequest,
+  segments: readonly string[],
+  rawQuery: string,
+  maxBodyBytes: number,
+): Promise<Message> {
+  const desc = binding.rpc.input;
+  const msg = create(desc);
+  const r = reflect(desc, msg, false);
+  const args: Argument[] = [];
+
+  const rule = binding.body;
+  if (rule.kind !== "none" || binding.loose) {
+    const bytes = await readBody(req, maxBodyBytes);
+    const contentType = req.headers["content-type"];
+    if (rule.kind === "raw") {
+      setRawBody(r, rule.field, contentType ?? "", bytes);
+    } else if (bytes.length > 0) {
+      const type = mediaType(contentType);
+      if (type === "" || isJsonMediaType(type)) {
+        mergeJsonBody(binding, r, msg, parseJson(bytes));
+      } else if (binding.loose && type === formMediaType) {
+        parseArguments(decodeUtf8(bytes, "form body"), args);
+      } else {
+        throw new HttpError(415, "invalid_argument", `unsupported content type "${contentType}"`);
+      }
+    }
+  }
+
+  parseArguments(rawQuery, args);
+  if (args.length > 0) {
+    applyArguments(binding, r, args);
+  }
+
+  for (const { variable, target } of binding.pathBindings) {
+    const text = variableValue(binding.template, variable, segments, decodeSegment, decodeSegmentKeepSlash);
+    const failure = applyFieldTarget(r, target, text);
+    if (failure) {
+      throw badRequest(`invalid path variable "${target.path}": ${JSON.stringify(text)} is not a valid ${failure.expected}`);
+    }
+  }
+  return msg;
+}
+
+function decodeUtf8(bytes: Uint8Array, what: string): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw badRequest(`${what} is not valid UTF-8`);
+  }
+}
+
+function parseJson(bytes: Uint8Array): JsonValue {
+  try {
+    return JSON.parse(decodeUtf8(bytes, "request body")) as JsonValue;
+  } catch (e) {
+    throw e instanceof HttpError ? e : badRequest("request body is not valid JSON");
+  }
+}
+
+function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: JsonValue): void {
+  const desc = binding.rpc.input;
+  const rule = binding.body;
+  try {
+    if (rule.kind === "field") {
+      // Parse the value as that one field of the request message, then move it over.
+      const holder = fromJson(desc, { [rule.field.jsonName]: json }, jsonRead);
+      r.set(rule.field, reflect(desc, holder, false).get(rule.field));
+    } else {
+      if (json === null || typeof json !== "object" || Array.isArray(json)) {
+        throw badRequest("request body must be a JSON object");
+      }
+      mergeFromJson(desc, msg, json, jsonRead);
+    }
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    throw badRequest(`invalid request body: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function setRawBody(r: ReflectMessage, field: DescField | undefined, contentType: string, data: Uint8Array): void {
+  if (field === undefined) {
+    // The request message is google.api.HttpBody itself.
+    r.set(fieldByName(r.desc, "content_type")!, contentType);
+    r.set(fieldByName(r.desc, "data")!, data);
+    return;
+  }
+  const desc = field.message!;
+  const body = reflect(desc, create(desc), false);
+  body.set(fieldByName(desc, "content_type")!, contentType);
+  body.set(fieldByName(desc, "data")!, data);
+  r.set(field, body);
+}
+
+function applyArguments(binding: Binding, r: ReflectMessage, args: readonly Argument[]): void {
+  // Keyed by field path, so `page_size` and `pageSize` count as the same parameter.
+  const seen = args.length > 1 ? new Set<string>() : undefined;
+  for (const { key, value } of args) {
+    const target = binding.argumentTarget(key);
+    if (!isFieldTarget(target)) {
+      throw badRequest(
+        target.unknown ? `unknown query parameter "${key}"` : `invalid query parameter "${key}": ${target.reason}`,
+      );
+    }
+    if (!target.repeated && seen) {
+      if (seen.has(target.path)) {
+        throw badRequest(`query parameter "${key}" is given more than once`);
+      }
+      seen.add(target.path);
+    }
+    const failure: ParseFailure | undefined = applyFieldTarget(r, target, value);
+    if (failure) {
+      throw badRequest(`invalid query parameter "${key}": ${JSON.stringify(value)} is not a valid ${failure.expected}`);
+    }
+  }
+}

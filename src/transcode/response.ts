@@ -1,0 +1,145 @@
+import type { ServerResponse } from "node:http";
+import type { Http2ServerResponse } from "node:http2";
+import { fromBinary, toJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
+import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import type { Binding } from "./binding.js";
+import { httpStatusForCode } from "./status.js";
+
+export type NodeResponse = ServerResponse | Http2ServerResponse;
+export type NodeHeaders = Record<string, string | string[]>;
+
+/** Header the handler sets to choose another success status (201, 204, ...). Never sent. */
+export const httpCodeHeader = "x-http-code";
+
+// Connect's framing headers; the transcoder writes its own.
+const connectOwned = new Set(["content-type", "content-length", "content-encoding", httpCodeHeader]);
+
+const jsonContentType = "application/json";
+
+/**
+ * The default-value policy: implicit-presence fields are always written (zero values
+ * included); fields with explicit presence (`optional`, messages, oneof members) only when set.
+ */
+const jsonOptions = { alwaysEmitImplicit: true } as const;
+
+export function send(res: NodeResponse, status: number, headers: NodeHeaders, body: Uint8Array | string | undefined): void {
+  if (body !== undefined) {
+    headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength);
+  }
+  (res as ServerResponse).writeHead(status, headers);
+  (res as ServerResponse).end(body);
+}
+
+/** The JSON error body every error answer uses. */
+export function sendError(
+  res: NodeResponse,
+  status: number,
+  code: string,
+  message: string,
+  details: JsonValue[],
+  headers: NodeHeaders,
+): void {
+  headers["content-type"] = jsonContentType;
+  send(res, status, headers, JSON.stringify({ code, message, details }));
+}
+
+async function readAll(body: AsyncIterable<Uint8Array> | undefined): Promise<Uint8Array> {
+  if (!body) {
+    return new Uint8Array(0);
+  }
+  const chunks: Uint8Array[] = [];
+  for await (const c of body) {
+    chunks.push(c);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+function passThroughHeaders(from: Headers | undefined, into: NodeHeaders): void {
+  from?.forEach((value, key) => {
+    if (connectOwned.has(key)) {
+      return;
+    }
+    const existing = into[key];
+    if (existing === undefined) {
+      into[key] = value;
+    } else if (Array.isArray(existing)) {
+      existing.push(value);
+    } else {
+      into[key] = [existing, value];
+    }
+  });
+}
+
+/**
+ * Turns the Connect unary answer (binary on success, JSON error otherwise) into the REST
+ * answer. `headers` already holds the CORS headers, if any.
+ */
+export async function sendRpcResponse(
+  res: NodeResponse,
+  binding: Binding,
+  uRes: UniversalServerResponse,
+  headers: NodeHeaders,
+  wwwAuthenticate: string,
+): Promise<void> {
+  const bytes = await readAll(uRes.body);
+  passThroughHeaders(uRes.header, headers);
+  if (uRes.status !== 200) {
+    return sendRpcError(res, uRes.status, bytes, headers, wwwAuthenticate);
+  }
+  let status = 200;
+  const override = uRes.header?.get(httpCodeHeader);
+  if (override) {
+    const n = Number(override);
+    if (Number.isInteger(n) && n >= 200 && n <= 599) {
+      status = n;
+    }
+  }
+  if (status === 204 || status === 304) {
+    return send(res, status, headers, undefined);
+  }
+  const output = fromBinary(binding.rpc.output, bytes);
+  const rule = binding.response;
+  switch (rule.kind) {
+    case "raw": {
+      const body = (rule.field ? (output as Record<string, unknown>)[rule.field.localName] : output) as
+        | { contentType: string; data: Uint8Array }
+        | undefined;
+      headers["content-type"] = body?.contentType || "application/octet-stream";
+      return send(res, status, headers, body?.data ?? new Uint8Array(0));
+    }
+    case "field": {
+      const json = toJson(binding.rpc.output as DescMessage, output, jsonOptions) as Record<string, JsonValue>;
+      headers["content-type"] = jsonContentType;
+      return send(res, status, headers, JSON.stringify(json[rule.field.jsonName] ?? null));
+    }
+    case "message":
+      headers["content-type"] = jsonContentType;
+      return send(res, status, headers, JSON.stringify(toJson(binding.rpc.output as DescMessage, output, jsonOptions)));
+  }
+}
+
+function sendRpcError(
+  res: NodeResponse,
+  connectStatus: number,
+  bytes: Uint8Array,
+  headers: NodeHeaders,
+  wwwAuthenticate: string,
+): void {
+  let code = "internal";
+  let message = "";
+  let details: JsonValue[] = [];
+  try {
+    const e = JSON.parse(Buffer.from(bytes).toString("utf8")) as { code?: unknown; message?: unknown; details?: unknown };
+    if (typeof e.code === "string") code = e.code;
+    if (typeof e.message === "string") message = e.message;
+    if (Array.isArray(e.details)) details = e.details as JsonValue[];
+  } catch {
+    // Not a Connect error body (the router refused the call itself): report it as internal.
+    message = `the handler answered HTTP ${connectStatus}`;
+  }
+  const status = httpStatusForCode(code);
+  if (status === 401 && headers["www-authenticate"] === undefined) {
+    headers["www-authenticate"] = wwwAuthenticate;
+  }
+  sendError(res, status, code, message, details, headers);
+}

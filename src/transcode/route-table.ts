@@ -1,0 +1,213 @@
+import { decodeSegment } from "./percent.js";
+import type { PathTemplate } from "./path-template.js";
+
+/**
+ * A segment trie of path templates, built once at start-up.
+ *
+ * Matching walks the raw (still percent-encoded) request segments and tries, at each level,
+ * the literal child first, then `*`, then `**`, backtracking on a dead end. So a literal beats
+ * `*`, which beats `**`, whatever order the routes were added in.
+ *
+ * The verb: when the last segment contains ":" and the text after the last ":" is a verb some
+ * route uses, the path is first matched with that verb split off, then again with the colon
+ * kept as part of the segment (so `foo:bar` is a plain value where no `:bar` route exists).
+ */
+
+export interface RouteMatch<T> {
+  readonly route: T;
+  readonly template: PathTemplate;
+  /** Raw request segments, verb removed. */
+  readonly segments: readonly string[];
+}
+
+export type MatchResult<T> =
+  | { readonly kind: "found"; readonly match: RouteMatch<T> }
+  | { readonly kind: "method-not-allowed"; readonly allow: readonly string[] }
+  | { readonly kind: "not-found" };
+
+interface Leaf<T> {
+  readonly route: T;
+  readonly template: PathTemplate;
+}
+
+class TrieNode<T> {
+  readonly literals = new Map<string, TrieNode<T>>();
+  wildcard: TrieNode<T> | undefined;
+  deep: TrieNode<T> | undefined;
+  /** verb ("" for none) -> HTTP method -> leaf */
+  readonly leaves = new Map<string, Map<string, Leaf<T>>>();
+}
+
+export class DuplicateRouteError extends Error {
+  override readonly name = "DuplicateRouteError";
+}
+
+export class RouteTable<T> {
+  private readonly root = new TrieNode<T>();
+  private readonly verbs = new Set<string>();
+  private readonly describe: (route: T) => string;
+
+  constructor(describe: (route: T) => string) {
+    this.describe = describe;
+  }
+
+  add(method: string, template: PathTemplate, route: T): void {
+    let node = this.root;
+    for (const seg of template.segments) {
+      switch (seg.kind) {
+        case "literal": {
+          let next = node.literals.get(seg.value);
+          if (!next) {
+            next = new TrieNode<T>();
+            node.literals.set(seg.value, next);
+          }
+          node = next;
+          break;
+        }
+        case "wildcard":
+          node = node.wildcard ??= new TrieNode<T>();
+          break;
+        case "deep":
+          node = node.deep ??= new TrieNode<T>();
+          break;
+      }
+    }
+    const verb = template.verb ?? "";
+    if (verb !== "") {
+      this.verbs.add(verb);
+    }
+    let byMethod = node.leaves.get(verb);
+    if (!byMethod) {
+      byMethod = new Map();
+      node.leaves.set(verb, byMethod);
+    }
+    const existing = byMethod.get(method);
+    if (existing) {
+      throw new DuplicateRouteError(
+        `duplicate route ${method} ${render(template)}: ${this.describe(existing.route)} and ${this.describe(route)}`,
+      );
+    }
+    byMethod.set(method, { route, template });
+  }
+
+  /**
+   * Matches a raw path (no query string). One trailing slash is ignored ("/a/b/" is "/a/b").
+   * Throws HttpError 400 on a malformed escape in a segment compared with a literal.
+   */
+  match(method: string, rawPath: string): MatchResult<T> {
+    let path = rawPath;
+    if (path.length > 1 && path.endsWith("/")) {
+      path = path.slice(0, -1);
+    }
+    const segments = path === "/" ? [] : path.slice(1).split("/");
+    const candidates = this.verbCandidates(segments);
+    for (const [segs, verb] of candidates) {
+      const leaf = this.find(this.root, segs, 0, verb, method);
+      if (leaf) {
+        return { kind: "found", match: { route: leaf.route, template: leaf.template, segments: segs } };
+      }
+    }
+    const allow = new Set<string>();
+    for (const [segs, verb] of candidates) {
+      this.collectMethods(this.root, segs, 0, verb, allow);
+    }
+    if (allow.size > 0) {
+      return { kind: "method-not-allowed", allow: [...allow].sort() };
+    }
+    return { kind: "not-found" };
+  }
+
+  private verbCandidates(segments: string[]): Array<[string[], string]> {
+    const out: Array<[string[], string]> = [];
+    if (this.verbs.size > 0 && segments.length > 0) {
+      const last = segments[segments.length - 1]!;
+      const colon = last.lastIndexOf(":");
+      if (colon >= 0 && this.verbs.has(last.slice(colon + 1))) {
+        const segs = segments.slice();
+        segs[segs.length - 1] = last.slice(0, colon);
+        out.push([segs, last.slice(colon + 1)]);
+      }
+    }
+    out.push([segments, ""]);
+    return out;
+  }
+
+  private find(node: TrieNode<T>, segs: string[], i: number, verb: string, method: string): Leaf<T> | undefined {
+    if (i === segs.length) {
+      const leaf = node.leaves.get(verb)?.get(method);
+      if (leaf) {
+        return leaf;
+      }
+    } else {
+      const seg = segs[i]!;
+      if (node.literals.size > 0) {
+        const next = node.literals.get(decodeSegment(seg));
+        if (next) {
+          const leaf = this.find(next, segs, i + 1, verb, method);
+          if (leaf) {
+            return leaf;
+          }
+        }
+      }
+      // A variable never matches an empty segment ("/a//b", or "/a/" handled above).
+      if (node.wildcard && seg !== "") {
+        const leaf = this.find(node.wildcard, segs, i + 1, verb, method);
+        if (leaf) {
+          return leaf;
+        }
+      }
+    }
+    // `**` takes every remaining segment, zero or more.
+    return node.deep?.leaves.get(verb)?.get(method);
+  }
+
+  private collectMethods(node: TrieNode<T>, segs: string[], i: number, verb: string, into: Set<string>): void {
+    if (i === segs.length) {
+      node.leaves.get(verb)?.forEach((_, m) => into.add(m));
+    } else {
+      const seg = segs[i]!;
+      const next = node.literals.get(decodeSegment(seg));
+      if (next) {
+        this.collectMethods(next, segs, i + 1, verb, into);
+      }
+      if (node.wildcard && seg !== "") {
+        this.collectMethods(node.wildcard, segs, i + 1, verb, into);
+      }
+    }
+    node.deep?.leaves.get(verb)?.forEach((_, m) => into.add(m));
+  }
+}
+
+/** Renders a parsed template back to its canonical text (for messages and route listings). */
+export function render(t: PathTemplate): string {
+  const parts: string[] = t.segments.map((s) => (s.kind === "literal" ? s.value : s.kind === "wildcard" ? "*" : "**"));
+  for (const v of [...t.variables].reverse()) {
+    const inner = parts.slice(v.start, v.end).join("/");
+    const text = v.multiSegment ? `{${v.fieldPath.join(".")}=${inner}}` : `{${v.fieldPath.join(".")}}`;
+    parts.splice(v.start, v.end - v.start, text);
+  }
+  return "/" + parts.join("/") + (t.verb !== undefined ? ":" + t.verb : "");
+}
+
+/**
+ * The value of a variable from the matched raw segments: fully decoded for a single segment,
+ * `%2F` kept for a multi-segment one. `**` at the end runs to the last segment.
+ */
+export function variableValue(
+  template: PathTemplate,
+  v: PathTemplate["variables"][number],
+  segments: readonly string[],
+  decodeOne: (raw: string) => string,
+  decodeMulti: (raw: string) => string,
+): string {
+  const deepEnd = v.end === template.segments.length && template.segments[v.end - 1]?.kind === "deep";
+  const end = deepEnd ? segments.length : v.end;
+  if (!v.multiSegment) {
+    return decodeOne(segments[v.start]!);
+  }
+  const out: string[] = [];
+  for (let i = v.start; i < end; i++) {
+    out.push(decodeMulti(segments[i]!));
+  }
+  return out.join("/");
+}

@@ -1,0 +1,194 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { toBinary, type DescService } from "@bufbuild/protobuf";
+import type { ContextValues } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { compileBinding, httpRules, type Binding } from "./binding.js";
+import { Cors } from "./cors.js";
+import { HttpError } from "./http-error.js";
+import { buildRequestMessage } from "./request.js";
+import { send, sendError, sendRpcResponse, type NodeHeaders, type NodeResponse } from "./response.js";
+import { render, RouteTable } from "./route-table.js";
+
+export interface TranscoderService {
+  service: DescService;
+  /** Mount path of the service's routes; default "/". */
+  basePath?: string;
+  /** Seed-004 style: form bodies and JSON bodies on GET; arguments from query/body/form on every method. */
+  looseArguments?: boolean;
+}
+
+export interface TranscoderOptions {
+  services: TranscoderService[];
+  /** ConnectRouter.handlers: the same handlers Connect serves, so interceptors apply. */
+  handlers: UniversalHandler[];
+  /** Default 1 MiB; a larger request body is 413. */
+  maxBodyBytes?: number;
+  /** Allowed web origins ("*" for any); preflights are answered before routing. */
+  corsOrigins?: string[];
+  contextValues?: (req: IncomingMessage | Http2ServerRequest) => ContextValues;
+  /** Sent on 401 unless the handler's error metadata sets one; default "Bearer". */
+  wwwAuthenticate?: string;
+}
+
+export interface Transcoder {
+  /** Always answers: 404 JSON when no route matches. */
+  handle(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): Promise<void>;
+  /** Every mounted route; `rpc` is "pkg.Service/Method". */
+  readonly routes: ReadonlyArray<{ method: string; path: string; rpc: string }>;
+}
+
+const defaultMaxBodyBytes = 1024 * 1024;
+
+// Request headers that describe the HTTP body or the hop, not the call.
+const droppedRequestHeaders = new Set([
+  "content-type",
+  "content-length",
+  "content-encoding",
+  "accept-encoding",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "te",
+]);
+
+const safeAuthority = /^[A-Za-z0-9.\-:[\]]+$/;
+
+/**
+ * Builds every route from the services' google.api.http options. Throws on a bad template,
+ * a duplicate route, or a bound method the router has no handler for.
+ */
+export function createTranscoder(opts: TranscoderOptions): Transcoder {
+  const handlers = new Map(opts.handlers.map((h) => [h.requestPath, h]));
+  const table = new RouteTable<Binding>((b) => b.rpcName);
+  const routes: Array<{ method: string; path: string; rpc: string }> = [];
+  for (const { service, basePath = "/", looseArguments = false } of opts.services) {
+    for (const method of service.methods) {
+      const rules = httpRules(method);
+      if (rules.length === 0) {
+        continue;
+      }
+      const handler = handlers.get(`/${service.typeName}/${method.name}`);
+      if (!handler) {
+        throw new Error(`transcoder: no handler for ${service.typeName}/${method.name}; register the service on the router`);
+      }
+      for (const rule of rules) {
+        const b = compileBinding(rule, method, handler, basePath, looseArguments);
+        table.add(b.httpMethod, b.template, b);
+        routes.push({ method: b.httpMethod, path: render(b.template), rpc: b.rpcName });
+      }
+    }
+  }
+  const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
+  const cors = new Cors(opts.corsOrigins ?? []);
+  const wwwAuthenticate = opts.wwwAuthenticate ?? "Bearer";
+  const contextValues = opts.contextValues;
+
+  async function serve(req: IncomingMessage | Http2ServerRequest, res: NodeResponse, headers: NodeHeaders): Promise<void> {
+    const method = req.method ?? "GET";
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const rawPath = q < 0 ? url : url.slice(0, q);
+    const rawQuery = q < 0 ? "" : url.slice(q + 1);
+
+    const found = table.match(method, rawPath);
+    if (found.kind === "not-found") {
+      throw new HttpError(404, "not_found", `no route for ${method} ${rawPath}`);
+    }
+    if (found.kind === "method-not-allowed") {
+      throw new HttpError(405, "unimplemented", `${method} is not allowed on ${rawPath}`, {
+        allow: found.allow.join(", "),
+      });
+    }
+    const { route: binding, segments } = found.match;
+    const message = await buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes);
+
+    const abort = new AbortController();
+    res.once("close", () => abort.abort());
+    const uReq: UniversalServerRequest = {
+      httpVersion: req.httpVersion,
+      url: rpcUrl(req, binding),
+      method: "POST",
+      header: rpcHeaders(req),
+      body: once(toBinary(binding.rpc.input, message)),
+      signal: abort.signal,
+      contextValues: contextValues?.(req),
+    };
+    const uRes = await binding.handler(uReq);
+    await sendRpcResponse(res, binding, uRes, headers, wwwAuthenticate);
+  }
+
+  async function handle(req: IncomingMessage | Http2ServerRequest, res: NodeResponse): Promise<void> {
+    const headers: NodeHeaders = {};
+    const origin = req.headers.origin;
+    if (cors.enabled && origin !== undefined) {
+      if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
+        if (!cors.allows(origin)) {
+          return sendError(res, 403, "permission_denied", `origin ${origin} is not allowed`, [], headers);
+        }
+        return send(res, 204, cors.preflightHeaders(origin, req.headers["access-control-request-headers"]), undefined);
+      }
+      if (cors.allows(origin)) {
+        Object.assign(headers, cors.originHeaders(origin));
+      }
+    }
+    try {
+      await serve(req, res, headers);
+    } catch (e) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (e instanceof HttpError) {
+        Object.assign(headers, e.headers);
+        return sendError(res, e.status, e.code, e.message, [], headers);
+      }
+      // Details stay in the server log, never in the answer.
+      return sendError(res, 500, "internal", "internal error", [], headers);
+    }
+  }
+
+  return { handle, routes };
+}
+
+function rpcUrl(req: IncomingMessage | Http2ServerRequest, binding: Binding): string {
+  const authority = req.headers[":authority"] ?? req.headers.host;
+  const host = typeof authority === "string" && safeAuthority.test(authority) ? authority : "localhost";
+  return `http://${host}${binding.handler.requestPath}`;
+}
+
+/** The caller's headers, minus body framing, plus what the Connect unary protocol needs. */
+function rpcHeaders(req: IncomingMessage | Http2ServerRequest): Headers {
+  const header = new Headers();
+  const h = req.headers;
+  for (const k in h) {
+    if (k.charCodeAt(0) === 58 /* ":" */ || droppedRequestHeaders.has(k)) {
+      continue;
+    }
+    const v = h[k];
+    if (typeof v === "string") {
+      header.append(k, v);
+    } else if (Array.isArray(v)) {
+      for (const e of v) header.append(k, e);
+    }
+  }
+  header.set("content-type", "application/proto");
+  header.set("connect-protocol-version", "1");
+  return header;
+}
+
+function once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator]() {
+      let done = false;
+      return {
+        next() {
+          if (done) return Promise.resolve({ done: true, value: undefined });
+          done = true;
+          return Promise.resolve({ done: false, value: bytes });
+        },
+      };
+    },
+  };
+}
