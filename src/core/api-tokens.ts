@@ -1,0 +1,229 @@
+// API tokens per gateway account (seed 001). Authenticate is the platform's hot path: every
+// public API request asks which account a token belongs to. So:
+// - a token's shape and checksum are checked first, with no I/O (api-token-secret.ts);
+// - the store keeps only SHA-256(secret) and is queried by that hash: finding a row by an exact
+//   hash is the constant-time comparison (nothing secret-dependent is compared byte by byte);
+// - a small per-instance cache (hash -> record, TTL TESSERA_API_TOKEN_CACHE_SECONDS) absorbs
+//   repeated lookups; revocation here evicts at once, other instances see it within the TTL;
+// - `last_used` is written at most once per token per TESSERA_LAST_USED_INTERVAL_SECONDS, fire
+//   and forget, guarded in process so a hot token does not even issue the write.
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { ApiTokenRecord, ApiTokenState, Store } from "../store/ports.js";
+import { ApiTokenCache } from "./api-token-cache.js";
+import { generateApiTokenSecret, isWellFormedApiToken } from "./api-token-secret.js";
+import type { Clock } from "./clock.js";
+import { AuthError, invalidArgument, notFound } from "./errors.js";
+import { hashSecret, randomId, secretEquals } from "./secrets.js";
+
+/** Longest accepted field values; longer is 400 naming the field. */
+export const API_TOKEN_LIMITS = { account_id: 255, description: 1024, created_by: 255 } as const;
+
+/** How many lookups an instance caches (LRU beyond that). ~200 bytes each. */
+export const DEFAULT_API_TOKEN_CACHE_ENTRIES = 10_000;
+
+export interface ApiTokenIdentity {
+  readonly accountId: string;
+  readonly tokenLink: string;
+}
+
+/** What an instance remembers about a looked-up token (never the secret). */
+interface CachedToken {
+  readonly link: string;
+  readonly hash: string;
+  readonly accountId: string;
+  readonly revoked: boolean;
+  /** Last use known to this instance (from the store, or our own write), ms since epoch. */
+  lastUsedMs: number | undefined;
+}
+
+export interface ApiTokensDeps {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  config: Pick<Config, "lastUsedIntervalSeconds" | "apiTokenCacheSeconds">;
+  /** Cache bound (entries); default DEFAULT_API_TOKEN_CACHE_ENTRIES. */
+  cacheEntries?: number;
+}
+
+const invalidToken = () => new AuthError("unauthenticated", "invalid API token", { challenge: 'Bearer error="invalid_token"' });
+const notUpdated = () => notFound("Could not update token description");
+const notRevoked = () => notFound("Could not revoke token");
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Seed 001's validation message: every missing (empty or blank) field, in the order given
+ * (the request message's declaration order): `Missing fields: [account_id, description]`.
+ */
+function requireFields(fields: ReadonlyArray<readonly [name: string, value: string | undefined]>): void {
+  const missing = fields.filter(([, v]) => v === undefined || v.trim() === "").map(([name]) => name);
+  if (missing.length > 0) throw invalidArgument(`Missing fields: [${missing.join(", ")}]`);
+}
+
+function limitLength(name: keyof typeof API_TOKEN_LIMITS, value: string | undefined): void {
+  const max = API_TOKEN_LIMITS[name];
+  if (value !== undefined && value.length > max) throw invalidArgument(`${name} is too long (at most ${max} characters)`);
+}
+
+/** "active" (also for empty) or "revoked", case-insensitive; anything else 400. */
+export function parseApiTokenState(raw: string | undefined): ApiTokenState {
+  const v = (raw ?? "").trim().toLowerCase();
+  if (v === "" || v === "active") return "active";
+  if (v === "revoked") return "revoked";
+  throw invalidArgument('state must be "active" or "revoked"');
+}
+
+export class ApiTokens {
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly intervalMs: number;
+  private readonly cache: ApiTokenCache<CachedToken>;
+  /** Links this instance wrote (or asked to write) last_used for, within the interval. */
+  private readonly touched: ApiTokenCache<true>;
+  /** One store lookup per hash at a time: a burst of calls with a cold token shares it. */
+  private readonly inflight = new Map<string, Promise<CachedToken | null>>();
+  /** Bumped by every revocation here, so a lookup that raced it does not refill the cache. */
+  private epoch = 0;
+
+  constructor(deps: ApiTokensDeps) {
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.logger = deps.logger;
+    this.intervalMs = deps.config.lastUsedIntervalSeconds * 1000;
+    const entries = deps.cacheEntries ?? DEFAULT_API_TOKEN_CACHE_ENTRIES;
+    this.cache = new ApiTokenCache(deps.config.apiTokenCacheSeconds * 1000, entries);
+    this.touched = new ApiTokenCache(this.intervalMs, entries);
+  }
+
+  /** Creates a token; returns its secret (shown once) and the stored record. */
+  async create(input: { accountId: string; description: string; createdBy?: string }): Promise<{ secret: string; token: ApiTokenRecord }> {
+    requireFields([
+      ["account_id", input.accountId],
+      ["description", input.description],
+    ]);
+    limitLength("account_id", input.accountId);
+    limitLength("description", input.description);
+    limitLength("created_by", input.createdBy);
+    const secret = generateApiTokenSecret();
+    const createdBy = input.createdBy?.trim() ? input.createdBy : undefined;
+    const token = await this.store.apiTokens.create({
+      link: randomId(),
+      hash: hashSecret(secret),
+      accountId: input.accountId,
+      description: input.description,
+      ...(createdBy !== undefined && { createdBy }),
+      issuedAt: this.clock.now(),
+    });
+    this.logger.info("api token created", { accountId: token.accountId, tokenLink: token.link });
+    return { secret, token };
+  }
+
+  /** New description of an active token; 404 "Could not update token description" otherwise. */
+  async updateDescription(tokenLink: string, description: string): Promise<ApiTokenRecord> {
+    requireFields([
+      ["token_link", tokenLink],
+      ["description", description],
+    ]);
+    limitLength("description", description);
+    // A link that is not a UUID cannot exist: same answer as unknown, without a store call.
+    if (!UUID.test(tokenLink)) throw notUpdated();
+    const token = await this.store.apiTokens.updateDescription(tokenLink.toLowerCase(), description);
+    if (!token) throw notUpdated();
+    return token;
+  }
+
+  /** The account's tokens in `state` ("active" default, "revoked"), newest first. */
+  async list(accountId: string, state: string | undefined): Promise<ApiTokenRecord[]> {
+    requireFields([["account_id", accountId]]);
+    const parsed = parseApiTokenState(state);
+    return this.store.apiTokens.list(accountId, parsed);
+  }
+
+  /**
+   * Revokes one of the account's active tokens; 404 "Could not revoke token" when the link is
+   * unknown, already revoked or another account's. Evicts this instance's cache at once.
+   */
+  async revoke(accountId: string, tokenLink: string): Promise<ApiTokenRecord> {
+    requireFields([
+      ["account_id", accountId],
+      ["token_link", tokenLink],
+    ]);
+    if (!UUID.test(tokenLink)) throw notRevoked();
+    const token = await this.store.apiTokens.revoke(accountId, tokenLink.toLowerCase(), this.clock.now());
+    if (!token) throw notRevoked();
+    this.epoch++;
+    this.cache.delete(token.hash);
+    this.inflight.delete(token.hash);
+    this.logger.info("api token revoked", { accountId: token.accountId, tokenLink: token.link });
+    return token;
+  }
+
+  /**
+   * The account of an active token; AuthError unauthenticated ("invalid API token", the same for
+   * malformed, unknown and revoked) otherwise. A token failing the shape or checksum test never
+   * reaches the cache or the store.
+   */
+  async authenticate(secret: string): Promise<ApiTokenIdentity> {
+    if (!isWellFormedApiToken(secret)) throw invalidToken();
+    const hash = hashSecret(secret);
+    const token = this.cache.get(hash, this.clock.now().getTime()) ?? (await this.lookup(hash));
+    if (token === null || token.revoked) throw invalidToken();
+    this.recordUse(token);
+    return { accountId: token.accountId, tokenLink: token.link };
+  }
+
+  /** Drops every cached lookup (tests, shutdown). */
+  clearCache(): void {
+    this.cache.clear();
+    this.touched.clear();
+    this.inflight.clear();
+  }
+
+  private lookup(hash: string): Promise<CachedToken | null> {
+    const pending = this.inflight.get(hash);
+    if (pending) return pending;
+    const epoch = this.epoch;
+    const request = this.store.apiTokens
+      .findByHash(hash)
+      .then((record) => {
+        // The store matched on the hash already; re-check in constant time so a store that
+        // matched loosely (collation, a bad index) can never authenticate the wrong token.
+        if (record === null || !secretEquals(record.hash, hash)) return null;
+        const token: CachedToken = {
+          link: record.link,
+          hash: record.hash,
+          accountId: record.accountId,
+          revoked: record.revokedAt !== undefined,
+          lastUsedMs: record.lastUsedAt?.getTime(),
+        };
+        // Revoked tokens are cached too: a client still hammering with one costs no lookups.
+        if (epoch === this.epoch) this.cache.set(hash, token, this.clock.now().getTime());
+        return token;
+      })
+      .finally(() => {
+        if (this.inflight.get(hash) === request) this.inflight.delete(hash);
+      });
+    this.inflight.set(hash, request);
+    return request;
+  }
+
+  /** Coalesced last_used: at most one write per token per interval, never awaited. */
+  private recordUse(token: CachedToken): void {
+    const now = this.clock.now();
+    const nowMs = now.getTime();
+    if (token.lastUsedMs !== undefined && nowMs - token.lastUsedMs < this.intervalMs) return;
+    if (this.touched.get(token.link, nowMs)) return;
+    token.lastUsedMs = nowMs;
+    this.touched.set(token.link, true, nowMs);
+    // The store's conditional update keeps instances from writing more than once per interval
+    // between them; a failed write only delays last_used, so it is logged, never thrown.
+    // (Started from a resolved promise so even a synchronous throw becomes a logged rejection.)
+    Promise.resolve()
+      .then(() => this.store.apiTokens.touchLastUsed(token.link, now, this.intervalMs))
+      .catch((e: unknown) =>
+        this.logger.warn("api token last_used write failed", { tokenLink: token.link, error: e instanceof Error ? e.message : String(e) }),
+      );
+  }
+}
