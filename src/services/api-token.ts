@@ -8,6 +8,7 @@ import type { ApiTokenPrincipal } from "../access/principal.js";
 import { formatApiTokenDate } from "../core/api-token-date.js";
 import type { ApiTokens } from "../core/api-tokens.js";
 import { unauthenticated } from "../core/errors.js";
+import type { ServiceBinding } from "../server/index.js";
 
 export function createApiTokenService(apiTokens: ApiTokens): ServiceImpl<typeof ApiTokenService> {
   return {
@@ -58,4 +59,10 @@ export function apiTokenVerifier(apiTokens: ApiTokens): (token: string) => Promi
     const { accountId, tokenLink } = await apiTokens.authenticate(token);
     return { kind: "api_token", accountId, tokenLink };
   };
+}
+
+/** The service with its implementation, for the server's bindings. */
+export function apiTokenBinding(apiTokens: ApiTokens): ServiceBinding {
+  // ServiceBinding erases the service type; the implementation above is checked against it.
+  return { service: ApiTokenService, impl: createApiTokenService(apiTokens) as unknown as ServiceBinding["impl"] };
 }

@@ -13,6 +13,8 @@ import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
 import { KeyService } from "../../gen/tessera/v1/key_pb.js";
 import { SessionService, UserService } from "../../gen/tessera/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
+import { ApiTokens } from "../core/api-tokens.js";
+import { apiTokenBinding, apiTokenVerifier } from "./api-token.js";
 
 export interface ServiceDeps {
   config: Config;
@@ -31,10 +33,12 @@ export interface Services {
 export async function createServices(deps: ServiceDeps): Promise<Services> {
   void deps;
   const verifiers: CredentialVerifiers = { ...refuseAll };
+  const apiTokens = new ApiTokens(deps);
+  verifiers.apiToken = apiTokenVerifier(apiTokens);
   const bindings: ServiceBinding[] = [
     { service: SessionService, impl: {} },
     { service: UserService, impl: {} },
-    { service: ApiTokenService, impl: {} },
+    apiTokenBinding(apiTokens),
     { service: UserTokenService, impl: {} },
     { service: AuthenticationTokenService, impl: {} },
     { service: JwtService, impl: {} },
