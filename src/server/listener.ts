@@ -7,6 +7,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Socket } from "node:net";
+import { Duplex } from "node:stream";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -39,6 +40,35 @@ export interface Listener {
 }
 
 const preface = Buffer.from("PRI * HTTP/2.0");
+
+/** A duplex over `socket` that first yields `head`, then whatever the socket reads. */
+function replaying(socket: Socket, head: Buffer): Duplex {
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      socket.write(chunk, cb);
+    },
+    final(cb) {
+      socket.end(cb);
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  d.push(head);
+  socket.on("data", (chunk: Buffer) => {
+    if (!d.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => d.push(null));
+  socket.on("error", (e) => d.destroy(e));
+  socket.on("close", () => d.destroy());
+  // The HTTP/2 layer reports these for req.socket.
+  Object.assign(d, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily });
+  return d;
+}
 
 export async function listen(handler: RequestHandler, o: ListenerOptions): Promise<Listener> {
   let active = 0;
@@ -99,10 +129,16 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         if (isH2 && head.length < preface.length) return; // need more bytes to be sure
         socket.removeListener("data", onData);
         socket.setTimeout(0);
-        socket.pause();
-        socket.unshift(head);
-        (isH2 ? h2server : h1server).emit("connection", socket);
-        socket.resume();
+        if (isH2) {
+          // Node's HTTP/2 session reads from the socket's native handle, past anything pushed
+          // back into the JS stream: hand it a stream that replays the bytes already read.
+          h2server.emit("connection", replaying(socket, head));
+        } else {
+          socket.pause();
+          socket.unshift(head);
+          h1server.emit("connection", socket);
+          socket.resume();
+        }
       };
       socket.on("data", onData);
       socket.on("error", () => socket.destroy());
