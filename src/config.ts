@@ -145,6 +145,7 @@ export const variables = {
   jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues."),
   jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 JWTs."),
   cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
+  sessionCookieTtlSeconds: variable("TESSERA_SESSION_COOKIE_TTL_SECONDS", 86400, integer(60, 31536000), "Lifetime (and cookie Max-Age) of the `tessera_session` cookie set by seed 003's token exchange."),
 } as const;
 
 type Vars = typeof variables;

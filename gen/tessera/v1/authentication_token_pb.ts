@@ -80,7 +80,7 @@ export const ExchangeTokenRequestSchema: GenMessage<ExchangeTokenRequest> = /*@_
  */
 export type AuthenticationToken = Message<"tessera.v1.AuthenticationToken"> & {
   /**
-   * The token id (random, URL-safe).
+   * The token id (random, URL-safe; 32 characters of base64url).
    *
    * @generated from field: string token = 1;
    */
@@ -160,8 +160,9 @@ export const AuthenticatedUserSchema: GenMessage<AuthenticatedUser> = /*@__PURE_
 /**
  * Short-lived authentication tokens (seed 003) that hand a logged-in user's identity to
  * another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60) and can
- * be exchanged once. Expiry is checked on every read, exact to the second; it does not depend
- * on a store's background cleanup.
+ * be exchanged once. Expiry is checked on every read, exact to the second (a token created at
+ * T is valid while now < T + ttl); it does not depend on a store's background cleanup.
+ * Responses that carry a token or set a cookie are sent with `Cache-Control: no-store`.
  *
  * @generated from service tessera.v1.AuthenticationTokenService
  */
@@ -179,8 +180,11 @@ export const AuthenticationTokenService: GenService<{
     output: typeof AuthenticationTokenSchema;
   },
   /**
-   * Returns a token while it is unexpired (`GET /api/authenticationtoken/{token}`).
-   * Errors: unknown or expired NOT_FOUND (404); UNAUTHENTICATED (401) without a credential.
+   * Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
+   * to the user it stands for: another user's token is NOT_FOUND like an unknown one.
+   * Errors: unknown, expired, already exchanged or another user's NOT_FOUND (404); an empty
+   * token, or one with characters outside [A-Za-z0-9_-] or longer than 128, INVALID_ARGUMENT
+   * (400); UNAUTHENTICATED (401) without a credential.
    *
    * @generated from rpc tessera.v1.AuthenticationTokenService.GetToken
    */
@@ -192,9 +196,17 @@ export const AuthenticationTokenService: GenService<{
   /**
    * Consumes the token and returns its user (`GET /api/authenticationtoken/{token}/user`).
    * The token is the credential. It also starts a login session for the user, returned as the
-   * `tessera_session` cookie (HttpOnly, SameSite=Lax, Path=/, Secure under TLS), which this
-   * service accepts as a user credential on safe (GET) methods only.
-   * Errors: unknown, already used or expired NOT_FOUND (404). Of two concurrent exchanges of
+   * `tessera_session` cookie (HttpOnly, SameSite=Lax, Path=/, Max-Age, Secure under TLS; set
+   * TESSERA_COOKIE_SECURE to force it on or off, e.g. behind a TLS-terminating proxy).
+   * The session: the cookie's value is a fresh random secret (stored only as a SHA-256 hash)
+   * that lives TESSERA_SESSION_COOKIE_TTL_SECONDS (default 86400, the cookie's Max-Age). It is
+   * accepted only as the cookie, only on safe methods (GET, HEAD) that take any user credential
+   * (those of this service); it is not a bearer token, and a user token, access token or JWT is
+   * not accepted as the cookie. It ends when it expires or when the user is deactivated.
+   * When the request already carries a valid session cookie of the same user, that session is
+   * kept and no new cookie is set.
+   * Errors: unknown, already used or expired token, or a deactivated user, NOT_FOUND (404);
+   * a malformed token INVALID_ARGUMENT (400) as for GetToken. Of two concurrent exchanges of
    * one token exactly one succeeds.
    *
    * @generated from rpc tessera.v1.AuthenticationTokenService.ExchangeToken

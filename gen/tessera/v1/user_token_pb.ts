@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/v1/user_token.proto.
  */
 export const file_tessera_v1_user_token: GenFile = /*@__PURE__*/
-  fileDesc("Cht0ZXNzZXJhL3YxL3VzZXJfdG9rZW4ucHJvdG8SCnRlc3NlcmEudjEiXwoMTG9naW5SZXF1ZXN0EhEKBG5vdGUYASABKAlIAIgBARIzCg9leHBpcmF0aW9uX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgcKBV9ub3RlIvkBCglVc2VyVG9rZW4SDQoFdG9rZW4YASABKAkSEQoEbm90ZRgCIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY3JlYXRpb25fdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZW5hYmxlZBgFIAEoCBITCgd2ZXJzaW9uGAYgASgDQgIwAhIzCg9sYXN0X3VzYWdlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgcKBV9ub3RlIg0KC0J1bXBSZXF1ZXN0IkMKDEJ1bXBSZXNwb25zZRIzCg9sYXN0X2xvZ2luX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIg8KDUxvZ291dFJlcXVlc3QiIQoOTG9nb3V0UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCDKlAgoQVXNlclRva2VuU2VydmljZRJWCgVMb2dpbhIYLnRlc3NlcmEudjEuTG9naW5SZXF1ZXN0GhUudGVzc2VyYS52MS5Vc2VyVG9rZW4iHMLzGAIICoLT5JMCEDoBKiILL2F1dGgvbG9naW4SUwoEQnVtcBIXLnRlc3NlcmEudjEuQnVtcFJlcXVlc3QaGC50ZXNzZXJhLnYxLkJ1bXBSZXNwb25zZSIYwvMYAggGgtPkkwIMIgovYXV0aC9idW1wElsKBkxvZ291dBIZLnRlc3NlcmEudjEuTG9nb3V0UmVxdWVzdBoaLnRlc3NlcmEudjEuTG9nb3V0UmVzcG9uc2UiGsLzGAIIBoLT5JMCDiIML2F1dGgvbG9nb3V0GgfK8xgDCgEvYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_v1_options]);
+  fileDesc("Cht0ZXNzZXJhL3YxL3VzZXJfdG9rZW4ucHJvdG8SCnRlc3NlcmEudjEiXwoMTG9naW5SZXF1ZXN0EhEKBG5vdGUYASABKAlIAIgBARIzCg9leHBpcmF0aW9uX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgcKBV9ub3RlIvUBCglVc2VyVG9rZW4SDQoFdG9rZW4YASABKAkSEQoEbm90ZRgCIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY3JlYXRpb25fdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZW5hYmxlZBgFIAEoCBIPCgd2ZXJzaW9uGAYgASgNEjMKD2xhc3RfdXNhZ2VfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFX25vdGUiDQoLQnVtcFJlcXVlc3QiQwoMQnVtcFJlc3BvbnNlEjMKD2xhc3RfbG9naW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDwoNTG9nb3V0UmVxdWVzdCIhCg5Mb2dvdXRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIMqUCChBVc2VyVG9rZW5TZXJ2aWNlElYKBUxvZ2luEhgudGVzc2VyYS52MS5Mb2dpblJlcXVlc3QaFS50ZXNzZXJhLnYxLlVzZXJUb2tlbiIcwvMYAggKgtPkkwIQOgEqIgsvYXV0aC9sb2dpbhJTCgRCdW1wEhcudGVzc2VyYS52MS5CdW1wUmVxdWVzdBoYLnRlc3NlcmEudjEuQnVtcFJlc3BvbnNlIhjC8xgCCAaC0+STAgwiCi9hdXRoL2J1bXASWwoGTG9nb3V0EhkudGVzc2VyYS52MS5Mb2dvdXRSZXF1ZXN0GhoudGVzc2VyYS52MS5Mb2dvdXRSZXNwb25zZSIawvMYAggGgtPkkwIOIgwvYXV0aC9sb2dvdXQaB8rzGAMKAS9iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_v1_options]);
 
 /**
  * POST /auth/login body (optional).
@@ -88,11 +88,12 @@ export type UserToken = Message<"tessera.v1.UserToken"> & {
   enabled: boolean;
 
   /**
-   * Starts at 0 and grows by one on every change (an optimistic-concurrency counter).
+   * Starts at 0 and grows by one on every change of the token (an optimistic-concurrency
+   * counter); using a token is not a change. A JSON number, as in the seed document.
    *
-   * @generated from field: int64 version = 6 [jstype = JS_NUMBER];
+   * @generated from field: uint32 version = 6;
    */
-  version: bigint;
+  version: number;
 
   /**
    * When the token was last used; absent if never.
@@ -183,7 +184,12 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
 
 /**
  * User tokens (seed 002): opaque bearer credentials (UUID form, stored only as a SHA-256
- * hash) obtained with a login and password. Times are RFC 3339.
+ * hash) obtained with a login and password. Times are RFC 3339. The login is the user's email,
+ * the same users as seed 000 (`POST /user`). A user token works only on the methods that take a
+ * user token or any user credential (seed 003); an API token, a session access token or a JWT is
+ * refused (401) where a user token is required, and a user token is refused where they are.
+ * A token stops working (401) when it is logged out, expires, or its user is deactivated.
+ * Responses that carry a token are sent with `Cache-Control: no-store`.
  *
  * @generated from service tessera.v1.UserTokenService
  */
@@ -192,9 +198,11 @@ export const UserTokenService: GenService<{
    * Logs in with HTTP Basic credentials (`Authorization: Basic base64(login:password)`,
    * UTF-8, RFC 7617) and returns a new user token (`POST /auth/login`). The body is optional.
    * Errors: wrong login or password UNAUTHENTICATED (401), with the same message and about the
-   * same time for an unknown login; a malformed Basic header, an empty password or an
-   * `expirationTime` in the past INVALID_ARGUMENT (400); repeated failures
-   * RESOURCE_EXHAUSTED (429) with `Retry-After`.
+   * same time for an unknown login; a malformed Basic header, an empty password, an
+   * `expirationTime` in the past or not in RFC 3339 form, or a `note` longer than 1024
+   * characters INVALID_ARGUMENT (400, the message names the problem); repeated failures
+   * RESOURCE_EXHAUSTED (429) with `Retry-After`; a deactivated user, after a correct password,
+   * PERMISSION_DENIED (403).
    *
    * @generated from rpc tessera.v1.UserTokenService.Login
    */
@@ -204,8 +212,9 @@ export const UserTokenService: GenService<{
     output: typeof UserTokenSchema;
   },
   /**
-   * Sets the token's user's last login time to now and returns it (`POST /auth/bump`).
-   * Errors: unknown, disabled or expired token UNAUTHENTICATED (401).
+   * Sets the token's user's last login time to now and returns it (`POST /auth/bump`). It does
+   * not change the token (its `version` stays). Errors: unknown, disabled or expired token
+   * UNAUTHENTICATED (401).
    *
    * @generated from rpc tessera.v1.UserTokenService.Bump
    */
@@ -215,8 +224,10 @@ export const UserTokenService: GenService<{
     output: typeof BumpResponseSchema;
   },
   /**
-   * Removes the bearer token from the valid tokens (`POST /auth/logout`): it stops working at
-   * once. Errors: UNAUTHENTICATED (401) as for Bump.
+   * Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
+   * (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
+   * of the user keep working. Errors: UNAUTHENTICATED (401) as for Bump, including a second
+   * logout with the same token.
    *
    * @generated from rpc tessera.v1.UserTokenService.Logout
    */
