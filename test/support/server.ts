@@ -57,7 +57,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     TESSERA_ARGON2_MEMORY_KIB: "1024",
     TESSERA_ARGON2_ITERATIONS: "1",
     TESSERA_SHUTDOWN_GRACE_SECONDS: "2",
-    ...(kind === "mongo" ? { MONGODB_URI: mongoUri(), TESSERA_MONGODB_DATABASE: dbName } : {}),
+    ...(kind === "mongo" ? { MONGODB_URI: options.env?.MONGODB_URI ?? mongoUri(), TESSERA_MONGODB_DATABASE: dbName } : {}),
     ...options.env,
   };
   const config = loadConfig(env);
@@ -73,10 +73,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     async close() {
       await tessera.close();
       rmSync(dataDir, { recursive: true, force: true });
-      if (kind === "mongo") {
-        const client = await MongoClient.connect(mongoUri(), { serverSelectionTimeoutMS: 2000 });
+      if (config.mongodbUri) {
+        // Best effort: a test may have stopped the database on purpose.
+        const client = new MongoClient(config.mongodbUri, { serverSelectionTimeoutMS: 1000 });
         try {
-          await client.db(dbName).dropDatabase();
+          await client.db(config.mongodbDatabase).dropDatabase();
+        } catch {
+          // ignore
         } finally {
           await client.close();
         }

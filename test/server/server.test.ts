@@ -1,0 +1,148 @@
+// The foundation through real clients: one port for gRPC (@grpc/grpc-js), Connect, gRPC-Web
+// and plain HTTP; health and reflection; logs.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
+import { SessionService } from "../../gen/tessera/v1/session_pb.js";
+import { connectClient, connectGrpcClient, GrpcJsClient, grpcWebClient } from "../support/clients.js";
+import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+const run = promisify(execFile);
+
+describe("server: one port for every protocol", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it("answers a @grpc/grpc-js client (gRPC over h2c)", async () => {
+    const client = new GrpcJsClient(Health, server.url);
+    try {
+      const res = await client.call("Check", { service: "" });
+      assert.equal(res.error, undefined);
+      assert.equal(res.message?.status, Status.SERVING);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("answers Connect over HTTP/1.1 (JSON and binary) and HTTP/2, gRPC-Web and connect-node gRPC on the same port", async () => {
+    for (const client of [
+      connectClient(Health, server.url),
+      connectClient(Health, server.url, { binary: true }),
+      connectClient(Health, server.url, { http2: true }),
+      grpcWebClient(Health, server.url),
+      connectGrpcClient(Health, server.url),
+    ]) {
+      const res = await client.check({ service: "tessera.v1.SessionService" });
+      assert.equal(res.status, Status.SERVING);
+    }
+  });
+
+  it("answers plain HTTP: GET /healthz and GET /readyz", async () => {
+    const live = await fetch(`${server.url}/healthz`);
+    assert.equal(live.status, 200);
+    assert.deepEqual(await live.json(), { status: "SERVING" });
+    const ready = await fetch(`${server.url}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: "SERVING" });
+    const post = await fetch(`${server.url}/healthz`, { method: "POST" });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get("allow"), "GET, HEAD");
+  });
+
+  it("health answers NOT_FOUND for an unknown service", async () => {
+    await assert.rejects(connectClient(Health, server.url).check({ service: "no.such.Service" }), (e: unknown) => {
+      assert.ok(e instanceof ConnectError);
+      assert.equal(e.code, Code.NotFound);
+      return true;
+    });
+  });
+
+  it("enforces the access option before any handler: no client id is UNAUTHENTICATED over gRPC", async () => {
+    const client = new GrpcJsClient(SessionService, server.url);
+    try {
+      const res = await client.call("GetSession", {});
+      assert.equal(res.error?.code, 16); // UNAUTHENTICATED
+      assert.match(res.error?.details ?? "", /x-koms-clientid/);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("buf curl lists the services by reflection (v1) and calls the health check", async () => {
+    const buf = "node_modules/.bin/buf";
+    const list = await run(buf, ["curl", "--http2-prior-knowledge", "--list-services", server.url]);
+    const services = list.stdout.trim().split("\n");
+    for (const s of [
+      "grpc.health.v1.Health",
+      "grpc.reflection.v1.ServerReflection",
+      "tessera.v1.SessionService",
+      "tessera.v1.UserService",
+      "tessera.v1.ApiTokenService",
+      "tessera.v1.UserTokenService",
+      "tessera.v1.AuthenticationTokenService",
+      "tessera.v1.JwtService",
+      "tessera.v1.KeyService",
+    ]) {
+      assert.ok(services.includes(s), `${s} listed`);
+    }
+    const check = await run(buf, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", `${server.url}/grpc.health.v1.Health/Check`, "-d", "{}"]);
+    assert.deepEqual(JSON.parse(check.stdout), { status: "SERVING" });
+  });
+
+  it("buf curl works with reflection v1alpha too, and describes Tessera methods", async () => {
+    const buf = "node_modules/.bin/buf";
+    const methods = await run(buf, ["curl", "--http2-prior-knowledge", "--reflect-protocol", "grpc-v1alpha", "--list-methods", server.url]);
+    assert.match(methods.stdout, /^tessera\.v1\.SessionService\/CreateSession$/m);
+    assert.match(methods.stdout, /^tessera\.v1\.JwtService\/Check$/m);
+  });
+
+  it("logs one JSON line per call with procedure, protocol, code and duration, and no credentials", async () => {
+    const before = server.logs.length;
+    const secret = "Bearer this-is-a-secret-token-value";
+    await fetch(`${server.url}/tessera.v1.SessionService/GetSession`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: secret, "x-koms-clientid": testClientId },
+      body: "{}",
+    });
+    const lines = server.logs.slice(before).map((l) => JSON.parse(l));
+    const rpc = lines.find((l) => l.msg === "rpc" && l.procedure === "tessera.v1.SessionService/GetSession");
+    assert.ok(rpc, "a request line was logged");
+    assert.equal(rpc.protocol, "connect");
+    assert.equal(typeof rpc.code, "string");
+    assert.equal(typeof rpc.durationMs, "number");
+    assert.ok(!server.logs.join("").includes("this-is-a-secret-token-value"));
+  });
+});
+
+describe("server: configuration errors stop the process with one clear line", () => {
+  const start = (env: Record<string, string>) =>
+    run(process.execPath, ["--import", "tsx", "src/main.ts"], { env: { ...process.env, MONGODB_URI: "", ...env }, timeout: 20000 }).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+
+  for (const [env, expected] of [
+    [{ PORT: "eighty" }, /PORT: must be a whole number/],
+    [{ PORT: "70000" }, /PORT: must be between 0 and 65535/],
+    [{ TESSERA_JWT_ALG: "RS1" }, /TESSERA_JWT_ALG: must be one of EdDSA, ES256, HS256/],
+    [{ TESSERA_JWT_ALG: "HS256" }, /TESSERA_JWT_SECRET: required when TESSERA_JWT_ALG=HS256/],
+    [{ TESSERA_ADMIN_TOKEN: "short" }, /TESSERA_ADMIN_TOKEN: must be at least 16 bytes/],
+    [{ MONGODB_URI: "postgres://x" }, /MONGODB_URI: must be a mongodb:\/\//],
+  ] as const) {
+    it(`${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")} -> exit 2`, async () => {
+      const r = await start(env);
+      assert.equal(r.code, 2);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], expected);
+      assert.ok(!r.stderr.includes("short"), "a secret value is not echoed");
+    });
+  }
+});
