@@ -1,0 +1,37 @@
+// The identity core: one instance per process, shared by every service. Each part is built
+// here from the configuration, the store and the clock; services receive the whole Core.
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { Store } from "../store/ports.js";
+import type { Clock } from "./clock.js";
+import { SigningKeys } from "./keys.js";
+import { LoginThrottle } from "./login-throttle.js";
+import { Passwords } from "./passwords.js";
+import { Sessions } from "./sessions.js";
+import { Users } from "./users.js";
+
+export interface Core {
+  config: Config;
+  clock: Clock;
+  users: Users;
+  passwords: Passwords;
+  throttle: LoginThrottle;
+  keys: SigningKeys;
+  sessions: Sessions;
+}
+
+export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger }): Promise<Core> {
+  const { config, store, clock, logger } = deps;
+  const passwords = new Passwords({
+    memoryKib: config.argon2MemoryKib,
+    iterations: config.argon2Iterations,
+    parallelism: config.argon2Parallelism,
+  });
+  // Compute the dummy hash now, so the first unknown-login attempt costs the same as the rest.
+  await passwords.verifyDummy("");
+  const throttle = new LoginThrottle({ store, config, clock });
+  const users = new Users({ store, passwords, throttle, clock, logger });
+  const keys = await SigningKeys.open({ store, config, clock, logger });
+  const sessions = new Sessions({ store, keys, clock, config, logger });
+  return { config, clock, users, passwords, throttle, keys, sessions };
+}

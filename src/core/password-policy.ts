@@ -1,0 +1,38 @@
+// The password policy shared by every service that sets a password: at least 8 and at most
+// 256 characters (NIST SP 800-63B), and not one of the 10,000 most common passwords.
+//
+// The list is bundled (common-passwords.txt: SecLists' "10-million-password-list-top-10000",
+// MIT, see common-passwords.LICENSE) rather than taken from an npm package: none of the
+// packages that wrap such a list is actively maintained, and a plain text file is easy to audit
+// or replace. Comparison is case-insensitive, so "Password1" counts as common too.
+import { readFileSync } from "node:fs";
+import { invalidArgument } from "./errors.js";
+
+export const minPasswordLength = 8;
+export const maxPasswordLength = 256;
+
+let common: Set<string> | undefined;
+
+function commonPasswords(): Set<string> {
+  common ??= new Set(
+    readFileSync(new URL("./common-passwords.txt", import.meta.url), "utf8")
+      .split(/\r?\n/)
+      .map((line) => line.trim().toLowerCase())
+      .filter((line) => line.length >= minPasswordLength),
+  );
+  return common;
+}
+
+/** True when the password is on the bundled list of common passwords. */
+export function isCommonPassword(password: string): boolean {
+  return commonPasswords().has(password.toLowerCase());
+}
+
+/** Throws AuthError invalid_argument naming the rule the password breaks. */
+export function checkPassword(password: string): void {
+  // Length in Unicode code points, so an emoji counts as one character.
+  const length = [...password].length;
+  if (length < minPasswordLength) throw invalidArgument(`password too short: at least ${minPasswordLength} characters required`);
+  if (length > maxPasswordLength) throw invalidArgument(`password too long: at most ${maxPasswordLength} characters allowed`);
+  if (isCommonPassword(password)) throw invalidArgument("password too common: it is on a list of frequently used passwords");
+}

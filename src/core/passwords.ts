@@ -1,0 +1,57 @@
+// Password hashing: argon2id with configurable cost. The dummy hash lets a login for an unknown
+// user cost the same as one for a known user, so timing does not reveal which logins exist.
+import argon2 from "argon2";
+import { randomToken } from "./secrets.js";
+
+export interface Argon2Params {
+  memoryKib: number;
+  iterations: number;
+  parallelism: number;
+}
+
+export class Passwords {
+  private readonly options: { type: typeof argon2.argon2id; memoryCost: number; timeCost: number; parallelism: number };
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(params: Argon2Params) {
+    this.options = {
+      type: argon2.argon2id,
+      memoryCost: params.memoryKib,
+      timeCost: params.iterations,
+      parallelism: params.parallelism,
+    };
+  }
+
+  hash(password: string): Promise<string> {
+    return argon2.hash(password, this.options);
+  }
+
+  /** False for a wrong password and for a malformed stored hash (never throws on bad input). */
+  async verify(hash: string, password: string): Promise<boolean> {
+    try {
+      return await argon2.verify(hash, password);
+    } catch {
+      return false;
+    }
+  }
+
+  /** True when the stored hash is not argon2id at the configured cost. */
+  needsRehash(hash: string): boolean {
+    if (!hash.startsWith("$argon2id$")) return true;
+    try {
+      return argon2.needsRehash(hash, {
+        memoryCost: this.options.memoryCost,
+        timeCost: this.options.timeCost,
+        parallelism: this.options.parallelism,
+      });
+    } catch {
+      return true;
+    }
+  }
+
+  /** Verifies against a fixed dummy hash at the configured cost: same work as a real verify. */
+  async verifyDummy(password: string): Promise<void> {
+    this.dummyHash ??= this.hash(randomToken(16));
+    await this.verify(await this.dummyHash, password);
+  }
+}

@@ -1,0 +1,144 @@
+// Sessions of seed 000. A session records the jti of its most recent access token (a JWT signed
+// by SigningKeys) and owns a chain of opaque refresh tokens, stored only as SHA-256 hashes.
+// Every check reads the store, so ending a session takes effect on every instance at once.
+//
+// Refresh rotation: the presented refresh token is spent with an atomic compare-and-set
+// (store.refreshTokens.spend); exactly one caller wins and gets the new pair. A refresh token
+// presented again after it was spent means it was copied: the whole session ends (reuse
+// detection) — except within `refreshGraceSeconds` of the spend, when it is most likely a
+// concurrent refresh from another tab of the same client, which gets a plain 401 instead.
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { RefreshTokenRecord, SessionRecord, Store } from "../store/ports.js";
+import type { Clock } from "./clock.js";
+import { invalidArgument, unauthenticated } from "./errors.js";
+import type { SigningKeys } from "./keys.js";
+import { hashSecret, randomId, randomToken } from "./secrets.js";
+
+export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer">;
+
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  /** Seconds until the access token expires. */
+  accessTokenExpiresIn: number;
+}
+
+/** A verified access token of a live session bound to `clientId`. */
+export interface SessionAccess {
+  userId: string;
+  sessionId: string;
+  clientId: string;
+  jti: string;
+  expiresAt: Date;
+}
+
+const sessionEnded = () => unauthenticated("the session has ended");
+
+export class Sessions {
+  private readonly store: Store;
+  private readonly keys: SigningKeys;
+  private readonly clock: Clock;
+  private readonly config: SessionsConfig;
+  private readonly logger: Logger;
+
+  constructor(deps: { store: Store; keys: SigningKeys; clock: Clock; config: SessionsConfig; logger: Logger }) {
+    this.store = deps.store;
+    this.keys = deps.keys;
+    this.clock = deps.clock;
+    this.config = deps.config;
+    this.logger = deps.logger;
+  }
+
+  /** Starts a session for an authenticated user, bound to `clientId`. */
+  async start(userId: string, clientId: string): Promise<TokenPair> {
+    const now = this.clock.now();
+    const sessionId = randomId();
+    const jti = randomId();
+    const expiresAt = new Date(now.getTime() + this.config.refreshTokenTtlSeconds * 1000);
+    const session = await this.store.sessions.create({ id: sessionId, userId, clientId, accessJti: jti, createdAt: now, expiresAt });
+    const refreshToken = await this.issueRefreshToken(session, now);
+    return { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
+  }
+
+  /**
+   * Verifies an access token for `clientId`. With allowExpired (RefreshSession only) an expired
+   * token passes, and so does an older one: `refresh` checks the jti itself, AFTER reuse
+   * detection, so that a stolen old pair still trips it.
+   */
+  async verifyAccess(token: string, clientId: string, allowExpired: boolean): Promise<SessionAccess> {
+    const claims = await this.keys.verify(token, { allowExpired, audience: clientId, issuer: this.config.jwtIssuer });
+    const { sub, sid, jti, exp } = claims;
+    if (typeof sub !== "string" || typeof sid !== "string" || typeof jti !== "string" || typeof exp !== "number") {
+      throw unauthenticated("not a session access token");
+    }
+    const session = await this.liveSession(sid);
+    if (session.clientId !== clientId || session.userId !== sub) throw unauthenticated("token issued for another client");
+    if (!allowExpired && session.accessJti !== jti) throw unauthenticated("not the most recent access token of the session");
+    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000) };
+  }
+
+  /** Seconds left on the verified access token (0 when expired). */
+  expiresIn(access: SessionAccess): number {
+    return Math.max(0, Math.floor((access.expiresAt.getTime() - this.clock.now().getTime()) / 1000));
+  }
+
+  /** Rotates the refresh token of the session that `access` belongs to. */
+  async refresh(access: SessionAccess, refreshToken: string): Promise<TokenPair> {
+    if (refreshToken === "") throw invalidArgument("refresh_token is required");
+    const hash = hashSecret(refreshToken);
+    const record = await this.store.refreshTokens.findByHash(hash);
+    // A token of another session is refused without touching it.
+    if (!record || record.sessionId !== access.sessionId) throw unauthenticated("unknown refresh token");
+    if (record.spentAt) return this.spentTokenPresented(record);
+    const now = this.clock.now();
+    if (record.expiresAt.getTime() <= now.getTime()) throw unauthenticated("refresh token expired");
+    const session = await this.liveSession(access.sessionId);
+    if (session.accessJti !== access.jti) throw unauthenticated("not the most recent access token of the session");
+
+    const before = await this.store.refreshTokens.spend(hash, now);
+    if (!before) throw unauthenticated("unknown refresh token");
+    if (before.spentAt) return this.spentTokenPresented(before); // lost the race to a concurrent refresh
+
+    const jti = randomId();
+    const next = await this.issueRefreshToken(session, now);
+    if (!(await this.store.sessions.setAccessJti(session.id, access.jti, jti))) throw sessionEnded();
+    return { accessToken: await this.signAccess(session, jti), refreshToken: next, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
+  }
+
+  /** Ends the session: every access and refresh token of it is refused from now on. */
+  async end(sessionId: string): Promise<void> {
+    await this.store.sessions.end(sessionId, this.clock.now());
+    await this.store.refreshTokens.deleteBySession(sessionId);
+  }
+
+  private async spentTokenPresented(record: RefreshTokenRecord): Promise<never> {
+    const sinceSpent = this.clock.now().getTime() - record.spentAt!.getTime();
+    if (sinceSpent <= this.config.refreshGraceSeconds * 1000) {
+      throw unauthenticated("refresh token already used");
+    }
+    this.logger.warn("refresh token reuse: ending session", { sessionId: record.sessionId });
+    await this.end(record.sessionId);
+    throw unauthenticated("refresh token reuse detected: the session has ended");
+  }
+
+  private async liveSession(sessionId: string): Promise<SessionRecord> {
+    const session = await this.store.sessions.findById(sessionId);
+    if (!session || session.endedAt || session.expiresAt.getTime() <= this.clock.now().getTime()) throw sessionEnded();
+    return session;
+  }
+
+  private async issueRefreshToken(session: SessionRecord, now: Date): Promise<string> {
+    const token = randomToken(32);
+    // A session has an absolute lifetime; no refresh token outlives it.
+    await this.store.refreshTokens.insert({ hash: hashSecret(token), sessionId: session.id, createdAt: now, expiresAt: session.expiresAt });
+    return token;
+  }
+
+  private signAccess(session: SessionRecord, jti: string): Promise<string> {
+    return this.keys.sign(
+      { iss: this.config.jwtIssuer, sub: session.userId, sid: session.id, jti, aud: session.clientId },
+      this.config.accessTokenTtlSeconds,
+    );
+  }
+}

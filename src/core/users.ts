@@ -1,0 +1,163 @@
+// Users shared by every service: one login per user (seeds 000/002: an email; seed 004: a user
+// name), an argon2id password, an active flag. Password logins go through `authenticate`, which
+// answers an unknown login and a wrong password identically, at the same cost.
+import type { Logger } from "../logger.js";
+import { DuplicateError, type Store, type UserRecord } from "../store/ports.js";
+import type { Clock } from "./clock.js";
+import { AuthError, alreadyExists, invalidArgument, notFound, permissionDenied, unauthenticated } from "./errors.js";
+import type { LoginThrottle } from "./login-throttle.js";
+import { checkPassword } from "./password-policy.js";
+import type { Passwords } from "./passwords.js";
+import { randomId } from "./secrets.js";
+
+export type LoginKind = "email" | "name";
+
+const maxNameLength = 256;
+// Deliberately simple: one @, no whitespace, a dot in the domain. RFC 5321 size limits.
+const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
+// eslint-disable-next-line no-control-regex
+const controlCharacters = /[\u0000-\u001f\u007f]/u;
+
+/** Trim, Unicode NFC, lower-case for emails. AuthError invalid_argument when malformed. */
+export function normalizeLogin(raw: string, kind: LoginKind): string {
+  const login = raw.trim().normalize("NFC");
+  if (kind === "email") {
+    if (login.length === 0) throw invalidArgument("email is required");
+    const email = login.toLowerCase();
+    const at = email.lastIndexOf("@");
+    if (!emailPattern.test(email) || at > 64 || email.length > 254 || controlCharacters.test(email)) {
+      throw invalidArgument("email is not a valid email address");
+    }
+    return email;
+  }
+  if (login.length === 0) throw invalidArgument("user name is required");
+  if ([...login].length > maxNameLength) throw invalidArgument(`user name too long: at most ${maxNameLength} characters`);
+  if (controlCharacters.test(login)) throw invalidArgument("user name must not contain control characters");
+  return login;
+}
+
+const invalidLogin = () => unauthenticated("invalid login or password");
+
+export interface NewUserInput {
+  login: string;
+  kind: LoginKind;
+  password: string;
+  emails?: string[];
+  firstname?: string;
+  lastname?: string;
+}
+
+export class Users {
+  private readonly store: Store;
+  private readonly passwords: Passwords;
+  private readonly throttle: LoginThrottle;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+
+  constructor(deps: { store: Store; passwords: Passwords; throttle: LoginThrottle; clock: Clock; logger: Logger }) {
+    this.store = deps.store;
+    this.passwords = deps.passwords;
+    this.throttle = deps.throttle;
+    this.clock = deps.clock;
+    this.logger = deps.logger;
+  }
+
+  /** Policy errors: invalid_argument; a login already taken: already_exists. */
+  async create(input: NewUserInput): Promise<UserRecord> {
+    const login = normalizeLogin(input.login, input.kind);
+    checkPassword(input.password);
+    const emails = (input.emails ?? (input.kind === "email" ? [login] : [])).map((e) => normalizeLogin(e, "email"));
+    const passwordHash = await this.passwords.hash(input.password);
+    try {
+      return await this.store.users.create({
+        id: randomId(),
+        login,
+        emails,
+        ...(input.firstname !== undefined && { firstname: input.firstname }),
+        ...(input.lastname !== undefined && { lastname: input.lastname }),
+        passwordHash,
+        createdAt: this.clock.now(),
+      });
+    } catch (e) {
+      if (e instanceof DuplicateError && e.key === "login") {
+        throw alreadyExists(input.kind === "email" ? "a user with this email already exists" : "a user with this name already exists");
+      }
+      throw e;
+    }
+  }
+
+  async authenticate(rawLogin: string, password: string, kind: LoginKind, clientAddress: string): Promise<UserRecord> {
+    let login: string | undefined;
+    try {
+      login = normalizeLogin(rawLogin, kind);
+    } catch {
+      login = undefined;
+    }
+    // A malformed login is counted like an unknown one (same answer, same cost), under its raw form.
+    const throttleKey = login ?? rawLogin.trim().toLowerCase();
+    await this.throttle.check(throttleKey, clientAddress);
+    const user = login === undefined ? null : await this.store.users.findByLogin(login);
+    if (!user) {
+      await this.passwords.verifyDummy(password);
+      await this.throttle.recordFailure(throttleKey, clientAddress);
+      throw invalidLogin();
+    }
+    if (!(await this.passwords.verify(user.passwordHash, password))) {
+      await this.throttle.recordFailure(throttleKey, clientAddress);
+      throw invalidLogin();
+    }
+    await this.throttle.recordSuccess(throttleKey);
+    // Only someone who knows the password learns that the account is deactivated.
+    if (!user.active) throw permissionDenied("user is deactivated");
+    if (this.passwords.needsRehash(user.passwordHash)) await this.rehash(user, password);
+    return user;
+  }
+
+  get(id: string): Promise<UserRecord | null> {
+    return this.store.users.findById(id);
+  }
+
+  async getActive(id: string): Promise<UserRecord> {
+    const user = await this.store.users.findById(id);
+    if (!user || !user.active) throw unauthenticated("the user does not exist or is deactivated");
+    return user;
+  }
+
+  async changePassword(id: string, newPassword: string): Promise<UserRecord> {
+    checkPassword(newPassword);
+    const hash = await this.passwords.hash(newPassword);
+    const user = await this.store.users.updatePasswordHash(id, hash, this.clock.now());
+    if (!user) throw notFound("user not found");
+    return user;
+  }
+
+  /** Deactivates the user and ends everything they hold: sessions, user tokens, JWT refresh tokens. */
+  async deactivate(id: string): Promise<void> {
+    const at = this.clock.now();
+    const changed = await this.store.users.deactivate(id, at);
+    if (!changed && !(await this.store.users.findById(id))) throw notFound("user not found");
+    // Also when already inactive: finishing a cascade an earlier call could not complete.
+    await Promise.all([
+      this.store.sessions.endAllForUser(id, at),
+      this.store.userTokens.disableAllForUser(id),
+      this.store.jwtRefreshTokens.revokeAllForUser(id, at),
+    ]);
+  }
+
+  async bumpLastLogin(id: string): Promise<Date> {
+    const at = await this.store.users.setLastLogin(id, this.clock.now());
+    if (!at) throw unauthenticated("the user does not exist or is deactivated");
+    return at;
+  }
+
+  private async rehash(user: UserRecord, password: string): Promise<void> {
+    try {
+      const newHash = await this.passwords.hash(password);
+      await this.store.users.rehashPassword(user.id, user.passwordHash, newHash);
+    } catch (e) {
+      // The login itself succeeded; a failed upgrade is retried at the next login.
+      if (e instanceof AuthError) throw e;
+      this.logger.warn("password rehash failed", { userId: user.id, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+}
