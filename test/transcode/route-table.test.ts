@@ -1,0 +1,91 @@
+import { strict as assert } from "node:assert";
+import { DuplicateRouteError, parsePathTemplate, RouteTable } from "../../src/transcode/index.js";
+import { HttpError } from "../../src/transcode/http-error.js";
+import { decodeSegment, decodeSegmentKeepSlash } from "../../src/transcode/percent.js";
+import { variableValue } from "../../src/transcode/route-table.js";
+
+function table(routes: Array<[string, string]>): RouteTable<string> {
+  const t = new RouteTable<string>((r) => r);
+  for (const [method, template] of routes) {
+    t.add(method, parsePathTemplate(template), `${method} ${template}`);
+  }
+  return t;
+}
+
+function matched(t: RouteTable<string>, method: string, path: string): string {
+  const m = t.match(method, path);
+  if (m.kind === "found") return m.match.route;
+  if (m.kind === "method-not-allowed") return `405 ${m.allow.join(",")}`;
+  return "404";
+}
+
+describe("route table", () => {
+  const routes: Array<[string, string]> = [
+    ["GET", "/a/{x}/c"],
+    ["GET", "/a/b/{y}"],
+    ["GET", "/a/b/d"],
+    ["GET", "/f/{p=**}"],
+    ["POST", "/f/{p=**}:upload"],
+    ["GET", "/f/{p}"],
+    ["POST", "/s/{s}:archive"],
+    ["DELETE", "/s/{s}"],
+    ["GET", "/z/{a=x/*}/{b}"],
+  ];
+  const expectations: Array<[string, string, string]> = [
+    ["GET", "/a/b/d", "GET /a/b/d"], // literal beats variable
+    ["GET", "/a/b/e", "GET /a/b/{y}"],
+    ["GET", "/a/b/c", "GET /a/b/{y}"], // literal "b" first, then its variable
+    ["GET", "/a/q/c", "GET /a/{x}/c"], // backtracks from the literal branch
+    ["GET", "/f/one", "GET /f/{p}"], // * beats **
+    ["GET", "/f/one/two", "GET /f/{p=**}"],
+    ["GET", "/f", "GET /f/{p=**}"], // ** matches zero segments
+    ["POST", "/f/one/two:upload", "POST /f/{p=**}:upload"],
+    ["POST", "/f/one:nope", "405 GET"],
+    ["GET", "/f/one:upload", "GET /f/{p}"], // the colon stays in the value when the verb does not fit
+    ["POST", "/s/1:archive", "POST /s/{s}:archive"],
+    ["POST", "/s/1:burn", "405 DELETE"],
+    ["PUT", "/s/1", "405 DELETE"],
+    ["GET", "/s/1/x", "404"],
+    ["GET", "/z/x/1/2", "GET /z/{a=x/*}/{b}"],
+    ["GET", "/z/y/1/2", "404"],
+    ["GET", "/a/b/d/", "GET /a/b/d"], // one trailing slash is ignored
+    ["GET", "/a//c", "404"], // an empty segment is no value
+    ["GET", "/a/b%2Fx/c", "GET /a/{x}/c"],
+    ["GET", "/a/%62/d", "GET /a/b/d"], // literals compare decoded
+    ["GET", "/", "404"],
+  ];
+  const t = table(routes);
+  for (const [method, path, want] of expectations) {
+    it(`${method} ${path} -> ${want}`, () => {
+      assert.equal(matched(t, method, path), want);
+    });
+  }
+
+  it("matches the same way whatever the declaration order", () => {
+    const reversed = table([...routes].reverse());
+    for (const [method, path, want] of expectations) {
+      assert.equal(matched(reversed, method, path), want, `${method} ${path}`);
+    }
+  });
+
+  it("refuses two identical routes, even with other variable names", () => {
+    const t2 = table([["GET", "/a/{x}"]]);
+    assert.throws(() => t2.add("GET", parsePathTemplate("/a/{y}"), "again"), DuplicateRouteError);
+    t2.add("POST", parsePathTemplate("/a/{y}"), "other method is fine");
+    t2.add("GET", parsePathTemplate("/a/{y}:verb"), "a verb makes another route");
+  });
+
+  it("a malformed escape compared with a literal is 400", () => {
+    assert.throws(() => t.match("GET", "/a/%zz/c"), (e: unknown) => e instanceof HttpError && e.status === 400);
+  });
+
+  it("decodes single-segment values fully and keeps %2F in multi-segment values", () => {
+    const tpl = parsePathTemplate("/f/{p=**}");
+    const one = parsePathTemplate("/f/{p}");
+    assert.equal(variableValue(one, one.variables[0]!, ["f", "a%2Fb%3F"], decodeSegment, decodeSegmentKeepSlash), "a/b?");
+    assert.equal(variableValue(tpl, tpl.variables[0]!, ["f", "a%2fb", "c%20d"], decodeSegment, decodeSegmentKeepSlash), "a%2Fb/c d");
+    assert.equal(variableValue(tpl, tpl.variables[0]!, ["f"], decodeSegment, decodeSegmentKeepSlash), "");
+    assert.throws(() => decodeSegment("%E0%A4"), HttpError); // not UTF-8
+    assert.throws(() => decodeSegmentKeepSlash("a%2Fb%"), HttpError);
+  });
+});
