@@ -4,10 +4,13 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 import type { Clock } from "./clock.js";
+import { JwtTokens } from "./jwt-tokens.js";
 import { SigningKeys } from "./keys.js";
 import { LoginThrottle } from "./login-throttle.js";
 import { Passwords } from "./passwords.js";
 import { Sessions } from "./sessions.js";
+import { UserTokens } from "./user-tokens.js";
+import { AuthenticationTokens } from "./authentication-tokens.js";
 import { Users } from "./users.js";
 
 export interface Core {
@@ -18,6 +21,12 @@ export interface Core {
   throttle: LoginThrottle;
   keys: SigningKeys;
   sessions: Sessions;
+  /** Seed 002 user tokens and seed 003 cookie sessions. */
+  userTokens: UserTokens;
+  /** Seed 003 short-lived authentication tokens. */
+  authTokens: AuthenticationTokens;
+  /** Seed 004 access and refresh JWTs. */
+  jwt: JwtTokens;
 }
 
 export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger }): Promise<Core> {
@@ -33,5 +42,17 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   const users = new Users({ store, passwords, throttle, clock, logger });
   const keys = await SigningKeys.open({ store, config, clock, logger });
   const sessions = new Sessions({ store, keys, clock, config, logger });
-  return { config, clock, users, passwords, throttle, keys, sessions };
+  const userTokens = new UserTokens({ store, users, clock, logger, config });
+  const authTokens = new AuthenticationTokens({ store, users, userTokens, clock, logger, config });
+  const jwt = new JwtTokens({
+    keys,
+    users,
+    refreshTokens: store.jwtRefreshTokens,
+    clock,
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+    refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+  });
+  return { config, clock, users, passwords, throttle, keys, sessions, userTokens, authTokens, jwt };
 }

@@ -9,12 +9,13 @@ import type { ServiceBinding } from "../server/index.js";
 import type { Store } from "../store/ports.js";
 import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
 import { AuthenticationTokenService } from "../../gen/tessera/v1/authentication_token_pb.js";
-import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
 import { KeyService } from "../../gen/tessera/v1/key_pb.js";
 import { SessionService, UserService } from "../../gen/tessera/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
 import { ApiTokens } from "../core/api-tokens.js";
 import { apiTokenBinding, apiTokenVerifier } from "./api-token.js";
+import { createCore } from "../core/index.js";
+import { jwtBinding, jwtVerifier } from "./jwt.js";
 
 export interface ServiceDeps {
   config: Config;
@@ -35,13 +36,15 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   const verifiers: CredentialVerifiers = { ...refuseAll };
   const apiTokens = new ApiTokens(deps);
   verifiers.apiToken = apiTokenVerifier(apiTokens);
+  const core = await createCore(deps);
+  verifiers.jwt = jwtVerifier(core.jwt);
   const bindings: ServiceBinding[] = [
     { service: SessionService, impl: {} },
     { service: UserService, impl: {} },
     apiTokenBinding(apiTokens),
     { service: UserTokenService, impl: {} },
     { service: AuthenticationTokenService, impl: {} },
-    { service: JwtService, impl: {} },
+    jwtBinding(core),
     { service: KeyService, impl: {} },
   ];
   return { bindings, verifiers, close: async () => {} };

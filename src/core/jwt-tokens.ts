@@ -1,0 +1,179 @@
+// Seed 004's tokens: access JWTs and refresh JWTs, both signed and verified by SigningKeys.
+//
+// Access tokens are self-contained, but every online check also looks the user up, so a
+// deactivated user's tokens stop working at once (offline verifiers using the JWKS only see
+// the signature and `exp`: that is why access tokens are short-lived). Refresh tokens carry a
+// `jti` whose state lives in the store: revoked one by one (DELETE /refresh_token), all at
+// once on deactivation, and those issued before a password change are refused.
+import type { JwtRefreshTokenStore, UserRecord } from "../store/ports.js";
+import type { Clock } from "./clock.js";
+import { AuthError, invalidArgument, permissionDenied, unauthenticated } from "./errors.js";
+import type { SigningKeys } from "./keys.js";
+import { randomId } from "./secrets.js";
+import type { Users } from "./users.js";
+
+export type AuthenticationMethod = "password" | "refresh_token";
+
+export const accessTokenType = "access_token";
+export const refreshTokenType = "refresh_token";
+
+/** The claims of a verified access token, as issued. */
+export type JwtClaims = Readonly<Record<string, unknown>> & {
+  readonly sub: string;
+  readonly user: string;
+  readonly token_type: string;
+};
+
+export interface VerifiedAccessToken {
+  readonly userId: string;
+  readonly claims: JwtClaims;
+  readonly authenticationMethod: AuthenticationMethod;
+}
+
+export interface JwtTokensDeps {
+  keys: SigningKeys;
+  users: Users;
+  refreshTokens: JwtRefreshTokenStore;
+  clock: Clock;
+  issuer: string;
+  audience: string;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+}
+
+export class JwtTokens {
+  constructor(private readonly deps: JwtTokensDeps) {}
+
+  /** Password login (abuse protection and deactivation handled by Users.authenticate). */
+  async loginWithPassword(login: string, password: string, clientAddress: string): Promise<string> {
+    const user = await this.deps.users.authenticate(login, password, "name", clientAddress);
+    await this.deps.users.bumpLastLogin(user.id);
+    return this.issueAccessToken(user, "password");
+  }
+
+  /** Refresh login: a valid, unrevoked refresh token of an active user, newer than their password. */
+  async loginWithRefreshToken(token: string): Promise<string> {
+    const claims = await this.verifyRefreshToken(token, "unauthenticated");
+    const record = await this.deps.refreshTokens.findByJti(claims.jti);
+    if (!record || record.userId !== claims.sub || record.revokedAt !== undefined) {
+      throw unauthenticated("refresh token revoked");
+    }
+    const user = await this.deps.users.get(claims.sub);
+    if (!user) throw unauthenticated("refresh token revoked");
+    if (!user.active) throw permissionDenied("user is deactivated");
+    if (record.issuedAt.getTime() < user.passwordChangedAt.getTime()) {
+      throw unauthenticated("refresh token issued before the last password change");
+    }
+    return this.issueAccessToken(user, "refresh_token");
+  }
+
+  /** A new refresh token for the (already authenticated) user. */
+  async issueRefreshToken(userId: string): Promise<string> {
+    const user = await this.deps.users.getActive(userId);
+    const now = this.deps.clock.now();
+    const jti = randomId();
+    const ttl = this.deps.refreshTokenTtlSeconds;
+    await this.deps.refreshTokens.create({
+      jti,
+      userId: user.id,
+      issuedAt: now,
+      expiresAt: new Date(now.getTime() + ttl * 1000),
+    });
+    return this.deps.keys.sign({ ...this.baseClaims(user, now), token_type: refreshTokenType, jti }, ttl);
+  }
+
+  /**
+   * Revokes one of the user's refresh tokens. Not a refresh token, or another user's:
+   * INVALID_ARGUMENT. An expired or already revoked token of the user is accepted (idempotent).
+   */
+  async revokeRefreshToken(userId: string, token: string): Promise<void> {
+    const claims = await this.verifyRefreshToken(token, "invalid_argument", { allowExpired: true });
+    const record = await this.deps.refreshTokens.findByJti(claims.jti);
+    if (!record || record.userId !== userId || claims.sub !== userId) {
+      throw invalidArgument("refresh_token is not a refresh token of this user");
+    }
+    await this.deps.refreshTokens.revoke(claims.jti, userId, this.deps.clock.now());
+  }
+
+  /** Changes the password and revokes every refresh token issued before the change. */
+  async changePassword(userId: string, newPassword: string): Promise<void> {
+    const user = await this.deps.users.changePassword(userId, newPassword);
+    await this.deps.refreshTokens.revokeAllForUser(user.id, this.deps.clock.now(), user.passwordChangedAt);
+  }
+
+  /** Deactivates the user: their sessions, user tokens and refresh tokens end with it. */
+  async deleteUser(userId: string): Promise<void> {
+    // Users.deactivate revokes the JWT refresh tokens too; access tokens stop working because
+    // verifyAccessToken looks the user up.
+    await this.deps.users.deactivate(userId);
+  }
+
+  /**
+   * The credential check behind CREDENTIAL_JWT: a valid access token of an active user.
+   * Failures are UNAUTHENTICATED with a short reason.
+   */
+  async verifyAccessToken(token: string): Promise<VerifiedAccessToken> {
+    const claims = await this.verifyToken(token, {});
+    if (claims.token_type !== accessTokenType) throw unauthenticated("not an access token");
+    const method = claims.authentication_method;
+    if (method !== "password" && method !== "refresh_token") throw unauthenticated("invalid token claims");
+    const user = await this.deps.users.get(claims.sub);
+    if (!user || !user.active) throw unauthenticated("the token's user is deactivated");
+    return { userId: user.id, claims, authenticationMethod: method };
+  }
+
+  /** GET /check: the same rules, but every failure is INVALID_ARGUMENT with the reason. */
+  async check(token: string): Promise<JwtClaims> {
+    try {
+      return (await this.verifyAccessToken(token)).claims;
+    } catch (e) {
+      if (e instanceof AuthError && e.code === "unauthenticated") throw invalidArgument(e.message);
+      throw e;
+    }
+  }
+
+  private async issueAccessToken(user: UserRecord, method: AuthenticationMethod): Promise<string> {
+    const now = this.deps.clock.now();
+    return this.deps.keys.sign(
+      { ...this.baseClaims(user, now), token_type: accessTokenType, authentication_method: method },
+      this.deps.accessTokenTtlSeconds,
+    );
+  }
+
+  private baseClaims(user: UserRecord, now: Date): Record<string, unknown> {
+    const seconds = Math.floor(now.getTime() / 1000);
+    return { user: user.login, sub: user.id, iss: this.deps.issuer, aud: this.deps.audience, iat: seconds, nbf: seconds };
+  }
+
+  private async verifyRefreshToken(
+    token: string,
+    failure: "unauthenticated" | "invalid_argument",
+    opts: { allowExpired?: boolean } = {},
+  ): Promise<JwtClaims & { jti: string }> {
+    let claims: JwtClaims;
+    try {
+      claims = await this.verifyToken(token, opts);
+      if (claims.token_type !== refreshTokenType) throw unauthenticated("not a refresh token");
+      if (typeof claims.jti !== "string" || claims.jti === "") throw unauthenticated("invalid token claims");
+    } catch (e) {
+      if (e instanceof AuthError && e.code === "unauthenticated") {
+        throw new AuthError(failure, `invalid refresh token: ${e.message}`);
+      }
+      throw e;
+    }
+    return claims as JwtClaims & { jti: string };
+  }
+
+  /** Signature, algorithm, kid, time, issuer and audience (SigningKeys), then the claim shapes. */
+  private async verifyToken(token: string, opts: { allowExpired?: boolean }): Promise<JwtClaims> {
+    const payload = await this.deps.keys.verify(token, {
+      allowExpired: opts.allowExpired,
+      issuer: this.deps.issuer,
+      audience: this.deps.audience,
+    });
+    if (typeof payload.sub !== "string" || typeof payload.user !== "string" || typeof payload.token_type !== "string") {
+      throw unauthenticated("invalid token claims");
+    }
+    return payload as JwtClaims;
+  }
+}

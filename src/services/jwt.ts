@@ -1,0 +1,131 @@
+// JwtService (seed 004): message in -> core call -> message out. Credentials of the
+// authenticated methods are checked by the access interceptor (CREDENTIAL_JWT /
+// CREDENTIAL_JWT_PASSWORD); Check and GetToken take their token as an argument instead.
+import { readFileSync } from "node:fs";
+import { create, fromJson, type JsonObject } from "@bufbuild/protobuf";
+import { StructSchema } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { HttpBodySchema, type HttpBody } from "../../gen/google/api/httpbody_pb.js";
+import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
+import { clientAddressKey, principalKey } from "../access/context.js";
+import { bearerToken } from "../access/credentials.js";
+import type { JwtPrincipal } from "../access/principal.js";
+import { invalidArgument, notFound, unauthenticated } from "../core/errors.js";
+import type { JwtTokens } from "../core/jwt-tokens.js";
+import type { SigningKeys } from "../core/keys.js";
+import type { Users } from "../core/users.js";
+import type { ServiceBinding } from "../server/index.js";
+
+export interface JwtServiceDeps {
+  jwt: JwtTokens;
+  users: Users;
+  keys: SigningKeys;
+}
+
+const textPlain = "text/plain; charset=utf-8";
+
+// Read once: GET /version answers Tessera's package version.
+const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+function text(value: string): HttpBody {
+  return create(HttpBodySchema, { contentType: textPlain, data: new TextEncoder().encode(value) });
+}
+
+function required(value: string, name: string): string {
+  if (value === "") throw invalidArgument(`${name} is required`);
+  return value;
+}
+
+/** The principal the interceptor verified; only CREDENTIAL_JWT* methods call this. */
+function caller(ctx: HandlerContext): JwtPrincipal {
+  const p = ctx.values.get(principalKey);
+  if (p.kind !== "jwt") throw unauthenticated("missing access token", { challenge: "Bearer" });
+  return p;
+}
+
+function status(ctx: HandlerContext, code: 201 | 204): void {
+  ctx.responseHeader.set("x-http-code", String(code));
+}
+
+export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtService> {
+  const { jwt, users, keys } = deps;
+  return {
+    async getToken(req, ctx) {
+      const user = required(req.user, "user");
+      // No `pass`: `user` is a refresh token (the document's one-field refresh login).
+      if (req.pass === "") return text(await jwt.loginWithRefreshToken(user));
+      return text(await jwt.loginWithPassword(user, req.pass, ctx.values.get(clientAddressKey)));
+    },
+
+    async check(req, ctx) {
+      const fromHeader = bearerToken(ctx.requestHeader);
+      if (fromHeader !== undefined && req.accessToken !== "" && fromHeader !== req.accessToken) {
+        throw invalidArgument("two different access tokens in one request (Authorization header and access_token)");
+      }
+      const token = req.accessToken || fromHeader;
+      if (!token) throw invalidArgument("access_token is required");
+      return fromJson(StructSchema, (await jwt.check(token)) as JsonObject);
+    },
+
+    async getPublicKey() {
+      const pem = await keys.publicKeyPem();
+      if (pem === undefined) throw notFound("a symmetric algorithm (HS256) is in use: there is no public key");
+      return text(pem);
+    },
+
+    async getRefreshToken(_req, ctx) {
+      return text(await jwt.issueRefreshToken(caller(ctx).userId));
+    },
+
+    async deleteRefreshToken(req, ctx) {
+      const userId = caller(ctx).userId;
+      await jwt.revokeRefreshToken(userId, required(req.refreshToken, "refresh_token"));
+      status(ctx, 204);
+      return {};
+    },
+
+    async createUser(req, ctx) {
+      await users.create({ login: required(req.user, "user"), kind: "name", password: required(req.pass, "pass") });
+      status(ctx, 201);
+      return {};
+    },
+
+    async changePassword(req, ctx) {
+      await jwt.changePassword(caller(ctx).userId, required(req.pass, "pass"));
+      return {};
+    },
+
+    async getUser(_req, ctx) {
+      const p = ctx.values.get(principalKey);
+      if (p.kind !== "jwt") {
+        // Authentication optional: no valid token -> 204 with no body.
+        status(ctx, 204);
+        return create(StructSchema);
+      }
+      return fromJson(StructSchema, p.claims as JsonObject);
+    },
+
+    async deleteUser(_req, ctx) {
+      await jwt.deleteUser(caller(ctx).userId);
+      status(ctx, 204);
+      return {};
+    },
+
+    async getVersion() {
+      return { version };
+    },
+  };
+}
+
+/** The CREDENTIAL_JWT check for the access interceptor. */
+export function jwtVerifier(jwt: JwtTokens): (token: string) => Promise<JwtPrincipal> {
+  return async (token) => {
+    const v = await jwt.verifyAccessToken(token);
+    return { kind: "jwt", userId: v.userId, claims: v.claims, authenticationMethod: v.authenticationMethod };
+  };
+}
+
+export function jwtBinding(deps: JwtServiceDeps): ServiceBinding {
+  // ServiceBinding erases the service type; the implementation above is checked against it.
+  return { service: JwtService, impl: createJwtService(deps) as unknown as ServiceBinding["impl"] };
+}
