@@ -70,6 +70,8 @@ export class PrivateFerretDb {
         "--handler=postgresql",
         `--postgresql-url=${base}/${this.pgDatabase}`,
         `--listen-addr=127.0.0.1:${this.port}`,
+        // no debug/metrics listener: its fixed default port would clash between instances
+        "--debug-addr=-",
         `--state-dir=${this.stateDir}`,
         "--telemetry=disable",
         "--log-level=error",

@@ -1,0 +1,44 @@
+// gen/ is committed: it must be exactly what `npm run generate` makes from proto/.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+function files(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push(relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+describe("generated code", () => {
+  it("gen/ is in sync with proto/ (run `npm run generate` and commit)", async function () {
+    this.timeout(60000);
+    const out = mkdtempSync(join(tmpdir(), "tessera-gen-"));
+    try {
+      await run("node_modules/.bin/buf", ["generate", "-o", out]);
+      const fresh = join(out, "gen");
+      assert.deepEqual(files("gen"), files(fresh), "the same generated files");
+      for (const f of files(fresh)) {
+        assert.equal(readFileSync(join("gen", f), "utf8"), readFileSync(join(fresh, f), "utf8"), `gen/${f} is stale`);
+      }
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it("buf lint passes", async function () {
+    this.timeout(60000);
+    await run("node_modules/.bin/buf", ["lint"]);
+  });
+});

@@ -1,0 +1,58 @@
+// The store going away is an answer (NOT_SERVING, 503, UNAVAILABLE), never a crash, and the
+// service recovers by itself when the store returns.
+import assert from "node:assert/strict";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
+import { GrpcJsClient } from "../support/clients.js";
+import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`condition not met within ${timeoutMs} ms`);
+}
+
+describe("server: MongoDB outage", function () {
+  this.timeout(60000);
+  let db: PrivateFerretDb;
+  let server: TestServer;
+  let grpc: GrpcJsClient<typeof Health>;
+
+  before(async function () {
+    if (!ferretdbBinary()) {
+      if (process.env.CI === "true") throw new Error("CI=true but the FerretDB binary is missing (FERRETDB_BIN)");
+      this.skip();
+    }
+    db = await PrivateFerretDb.start();
+    server = await startTestServer({ store: "mongo", env: { MONGODB_URI: db.uri, TESSERA_STORE_TIMEOUT_MS: "500" } });
+    grpc = new GrpcJsClient(Health, server.url);
+  });
+  after(async () => {
+    grpc?.close();
+    await server?.close();
+    await db?.destroy();
+  });
+
+  const status = async () => (await grpc.call("Check", { service: "" })).message?.status;
+  const readyz = async () => (await fetch(`${server.url}/readyz`)).status;
+
+  it("reports SERVING while the store answers", async () => {
+    assert.equal(await status(), Status.SERVING);
+    assert.equal(await readyz(), 200);
+  });
+
+  it("reports NOT_SERVING (gRPC) and 503 (/readyz) while the store is down, and /healthz stays 200", async () => {
+    await db.stop();
+    await eventually(async () => (await status()) === Status.NOT_SERVING, 10000);
+    assert.equal(await readyz(), 503);
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+  });
+
+  it("recovers without a restart when the store returns", async () => {
+    await db.resume();
+    await eventually(async () => (await status()) === Status.SERVING && (await readyz()) === 200, 20000);
+  });
+});
