@@ -9,13 +9,14 @@ import type { ServiceBinding } from "../server/index.js";
 import type { Store } from "../store/ports.js";
 import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
 import { AuthenticationTokenService } from "../../gen/tessera/v1/authentication_token_pb.js";
-import { KeyService } from "../../gen/tessera/v1/key_pb.js";
-import { SessionService, UserService } from "../../gen/tessera/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
 import { ApiTokens } from "../core/api-tokens.js";
 import { apiTokenBinding, apiTokenVerifier } from "./api-token.js";
 import { createCore } from "../core/index.js";
 import { jwtBinding, jwtVerifier } from "./jwt.js";
+import { keyBinding } from "./key.js";
+import { sessionBinding, sessionVerifier } from "./session.js";
+import { userBinding } from "./user.js";
 
 export interface ServiceDeps {
   config: Config;
@@ -38,14 +39,15 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   verifiers.apiToken = apiTokenVerifier(apiTokens);
   const core = await createCore(deps);
   verifiers.jwt = jwtVerifier(core.jwt);
+  verifiers.session = sessionVerifier(core);
   const bindings: ServiceBinding[] = [
-    { service: SessionService, impl: {} },
-    { service: UserService, impl: {} },
+    sessionBinding(core),
+    userBinding(core),
     apiTokenBinding(apiTokens),
     { service: UserTokenService, impl: {} },
     { service: AuthenticationTokenService, impl: {} },
     jwtBinding(core),
-    { service: KeyService, impl: {} },
+    keyBinding(core),
   ];
   return { bindings, verifiers, close: async () => {} };
 }

@@ -1,0 +1,120 @@
+// Short-lived authentication tokens (seed 003): a logged-in user asks for one, hands it to
+// another client, and that client exchanges it once for the user's identity and a browser
+// session (the `tessera_session` cookie, a UserTokens cookie session).
+//
+// The token id is a random secret; the store keeps only its SHA-256. Expiry is decided here,
+// on every read, against the injected clock (valid while now < expiresAt), never by a store's
+// background cleanup. Single use is the store's atomic `consume`, so two concurrent exchanges
+// (on one instance or several) cannot both win.
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { AuthTokenRecord, Store, UserRecord } from "../store/ports.js";
+import type { Clock } from "./clock.js";
+import { invalidArgument, notFound } from "./errors.js";
+import { hashSecret, randomToken, secretEquals } from "./secrets.js";
+import type { UserTokens } from "./user-tokens.js";
+import type { Users } from "./users.js";
+
+/** Token ids are URL-safe; anything else (or longer) is rejected before the store. */
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** What the API shows of a token. */
+export interface AuthenticationTokenView {
+  token: string;
+  ttlSeconds: number;
+  userId: string;
+  createdAt: Date;
+}
+
+export interface ExchangeResult {
+  user: UserRecord;
+  /** The new session's cookie; absent when the caller's valid session cookie is kept. */
+  cookie?: { value: string; maxAgeSeconds: number };
+}
+
+export interface AuthenticationTokensDeps {
+  store: Store;
+  users: Users;
+  userTokens: UserTokens;
+  clock: Clock;
+  logger: Logger;
+  config: Pick<Config, "authenticationTokenTtlSeconds">;
+}
+
+const tokenNotFound = () => notFound("authentication token not found (unknown, used or expired)");
+
+function checkShape(token: string): void {
+  if (token === "") throw invalidArgument("token is required");
+  if (!TOKEN_SHAPE.test(token)) throw invalidArgument("token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
+}
+
+function view(token: string, record: AuthTokenRecord): AuthenticationTokenView {
+  return {
+    token,
+    ttlSeconds: Math.round((record.expiresAt.getTime() - record.createdAt.getTime()) / 1000),
+    userId: record.userId,
+    createdAt: record.createdAt,
+  };
+}
+
+export class AuthenticationTokens {
+  constructor(private readonly deps: AuthenticationTokensDeps) {}
+
+  /** GET /api/authenticationtoken: a new token for the (already verified) calling user. */
+  async create(userId: string): Promise<AuthenticationTokenView> {
+    const token = randomToken(24);
+    const createdAt = this.deps.clock.now();
+    const record = await this.deps.store.authTokens.create({
+      hash: hashSecret(token),
+      userId,
+      createdAt,
+      expiresAt: new Date(createdAt.getTime() + this.deps.config.authenticationTokenTtlSeconds * 1000),
+    });
+    this.deps.logger.info("authentication token created", { userId });
+    return view(token, record);
+  }
+
+  /**
+   * GET /api/authenticationtoken/{token}: the caller's own token while unexpired and unused.
+   * Another user's token is 404 like an unknown one: a token id is not a way to learn who
+   * someone is without exchanging it.
+   */
+  async get(token: string, callerUserId: string): Promise<AuthenticationTokenView> {
+    checkShape(token);
+    const hash = hashSecret(token);
+    const record = await this.deps.store.authTokens.findByHash(hash);
+    if (record === null || !secretEquals(record.hash, hash)) throw tokenNotFound();
+    if (record.consumedAt !== undefined) throw tokenNotFound();
+    if (record.expiresAt.getTime() <= this.deps.clock.now().getTime()) throw tokenNotFound();
+    if (record.userId !== callerUserId) throw tokenNotFound();
+    return view(token, record);
+  }
+
+  /**
+   * GET /api/authenticationtoken/{token}/user: consumes the token (atomically, once) and starts
+   * a cookie session for its user, unless `currentCookie` is already a valid session of that
+   * user. A deactivated user gets 404 like a dead token: no session for them.
+   */
+  async exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {
+    checkShape(token);
+    const record = await this.deps.store.authTokens.consume(hashSecret(token), this.deps.clock.now());
+    if (record === null) throw tokenNotFound();
+    const user = await this.deps.users.get(record.userId);
+    if (user === null || !user.active) throw tokenNotFound();
+    if (currentCookie !== undefined && (await this.isSessionOf(currentCookie, user.id))) {
+      this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "kept" });
+      return { user };
+    }
+    const session = await this.deps.userTokens.startCookieSession(user.id);
+    this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "started" });
+    return { user, cookie: { value: session.secret, maxAgeSeconds: session.maxAgeSeconds } };
+  }
+
+  private async isSessionOf(cookie: string, userId: string): Promise<boolean> {
+    try {
+      return (await this.deps.userTokens.verifyCookie(cookie)).userId === userId;
+    } catch {
+      return false; // a stale or foreign cookie is simply replaced
+    }
+  }
+}

@@ -1,0 +1,161 @@
+// User tokens (seed 002) and the browser session behind seed 003's `tessera_session` cookie.
+//
+// Both are opaque random secrets of which the store keeps only SHA-256 (one user_tokens row
+// each), checked the same way: enabled, unexpired, user active, created after the user's last
+// password change. They are told apart by the secret's shape, with no I/O: a bearer user token
+// is a lower-case UUID (the form seed 002 shows), a cookie session 43 characters of base64url.
+// The two shapes cannot overlap (different lengths), so a cookie value is never accepted as a
+// bearer token nor a bearer token as the cookie, and anything else (an API token, a JWT) is
+// refused before the store is asked.
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { Store, UserTokenRecord } from "../store/ports.js";
+import type { Clock } from "./clock.js";
+import { AuthError, invalidArgument } from "./errors.js";
+import { hashSecret, randomId, randomToken, secretEquals } from "./secrets.js";
+import type { Users } from "./users.js";
+
+/** Longest accepted `note`. */
+export const MAX_NOTE_LENGTH = 1024;
+
+/** The note stored on cookie sessions, so an operator looking at the store can tell them apart. */
+export const COOKIE_SESSION_NOTE = "tessera_session cookie";
+
+const BEARER_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const COOKIE_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+// RFC 3339 can only write years 0000-9999; protobuf Timestamps are limited to 0001-9999.
+const LATEST_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+export type UserTokenKind = "bearer" | "cookie";
+
+const refused = (message: string) => new AuthError("unauthenticated", message, { challenge: 'Bearer error="invalid_token"' });
+
+export interface UserTokensDeps {
+  store: Store;
+  users: Users;
+  clock: Clock;
+  logger: Logger;
+  config: Pick<Config, "lastUsedIntervalSeconds" | "sessionCookieTtlSeconds">;
+}
+
+export interface LoginInput {
+  login: string;
+  password: string;
+  note?: string;
+  /** Undefined: the token never expires. */
+  expirationTime?: Date;
+  clientAddress: string;
+}
+
+export class UserTokens {
+  private readonly intervalMs: number;
+
+  constructor(private readonly deps: UserTokensDeps) {
+    this.intervalMs = deps.config.lastUsedIntervalSeconds * 1000;
+  }
+
+  /**
+   * POST /auth/login: password login (abuse protection and timing-safe failure are Users'),
+   * then a new token. Input is checked first, so bad input never costs a password hash or
+   * counts as a failed login. Returns the secret (shown once) and the stored record.
+   */
+  async login(input: LoginInput): Promise<{ secret: string; token: UserTokenRecord }> {
+    const now = this.deps.clock.now();
+    const note = input.note === undefined || input.note === "" ? undefined : input.note;
+    if (note !== undefined && note.length > MAX_NOTE_LENGTH) {
+      throw invalidArgument(`note is too long (at most ${MAX_NOTE_LENGTH} characters)`);
+    }
+    const expiresAt = input.expirationTime;
+    if (expiresAt !== undefined) {
+      const ms = expiresAt.getTime();
+      if (!Number.isFinite(ms) || ms > LATEST_TIME_MS) throw invalidArgument("expirationTime is not a valid RFC 3339 time");
+      if (ms <= now.getTime()) throw invalidArgument("expirationTime must be in the future");
+    }
+    const user = await this.deps.users.authenticate(input.login, input.password, "email", input.clientAddress);
+    const secret = randomId();
+    const token = await this.deps.store.userTokens.create({
+      id: randomId(),
+      hash: hashSecret(secret),
+      userId: user.id,
+      ...(note !== undefined && { note }),
+      ...(expiresAt !== undefined && { expiresAt }),
+      createdAt: this.deps.clock.now(),
+    });
+    this.deps.logger.info("user token created", { userId: user.id, credentialId: token.id });
+    return { secret, token };
+  }
+
+  /** The `userToken` credential: a live bearer user token, its use recorded. 401 otherwise. */
+  verify(secret: string): Promise<UserTokenRecord> {
+    return this.check(secret, "bearer");
+  }
+
+  /** The `sessionCookie` credential: a live cookie session, its use recorded. 401 otherwise. */
+  verifyCookie(secret: string): Promise<UserTokenRecord> {
+    return this.check(secret, "cookie");
+  }
+
+  /** A new cookie session for the user (seed 003's exchange); the secret is the cookie value. */
+  async startCookieSession(userId: string): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number }> {
+    const maxAgeSeconds = this.deps.config.sessionCookieTtlSeconds;
+    const now = this.deps.clock.now();
+    const secret = randomToken(32);
+    const token = await this.deps.store.userTokens.create({
+      id: randomId(),
+      hash: hashSecret(secret),
+      userId,
+      note: COOKIE_SESSION_NOTE,
+      expiresAt: new Date(now.getTime() + maxAgeSeconds * 1000),
+      createdAt: now,
+    });
+    this.deps.logger.info("cookie session started", { userId, credentialId: token.id });
+    return { secret, token, maxAgeSeconds };
+  }
+
+  /** POST /auth/bump: the user's new last login time. */
+  bump(userId: string): Promise<Date> {
+    return this.deps.users.bumpLastLogin(userId);
+  }
+
+  /**
+   * POST /auth/logout: disables the token (version + 1). Of two concurrent logouts with one
+   * token, the second is 401 like any call with a disabled token.
+   */
+  async logout(tokenId: string): Promise<void> {
+    if (!(await this.deps.store.userTokens.disable(tokenId))) throw refused("user token is disabled");
+    this.deps.logger.info("user token logged out", { credentialId: tokenId });
+  }
+
+  private async check(secret: string, kind: UserTokenKind): Promise<UserTokenRecord> {
+    const shape = kind === "bearer" ? BEARER_SHAPE : COOKIE_SHAPE;
+    const what = kind === "bearer" ? "user token" : "session cookie";
+    if (!shape.test(secret)) throw refused(`invalid ${what}`);
+    const hash = hashSecret(secret);
+    const token = await this.deps.store.userTokens.findByHash(hash);
+    // The store matched the hash already; re-check in constant time so a loosely matching
+    // store can never authenticate the wrong token.
+    if (token === null || !secretEquals(token.hash, hash)) throw refused(`invalid ${what}`);
+    if (!token.enabled) throw refused(`${what} is disabled`);
+    const now = this.deps.clock.now();
+    if (token.expiresAt !== undefined && token.expiresAt.getTime() <= now.getTime()) throw refused(`${what} has expired`);
+    const user = await this.deps.users.get(token.userId);
+    if (user === null || !user.active) throw refused(`the ${what}'s user does not exist or is deactivated`);
+    if (token.createdAt.getTime() < user.passwordChangedAt.getTime()) throw refused(`${what} predates a password change`);
+    await this.recordUse(token, now);
+    return token;
+  }
+
+  /**
+   * Coalesced `lastUsageTime`: no write when the row just read says the last one is recent;
+   * otherwise one conditional update, which concurrent instances cannot double. Bookkeeping
+   * must not fail the call it records: a failed write is logged.
+   */
+  private async recordUse(token: UserTokenRecord, now: Date): Promise<void> {
+    if (token.lastUsedAt !== undefined && token.lastUsedAt.getTime() >= now.getTime() - this.intervalMs) return;
+    try {
+      await this.deps.store.userTokens.touchLastUsed(token.id, now, this.intervalMs);
+    } catch (e) {
+      this.deps.logger.warn("recording user token use failed", { credentialId: token.id, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+}

@@ -1,0 +1,25 @@
+// KeyService: the public JWKS for offline verification, and admin key rotation.
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { KeyService } from "../../gen/tessera/v1/key_pb.js";
+import type { Core } from "../core/index.js";
+import type { ServiceBinding } from "../server/index.js";
+
+export function createKeyService(core: Core): ServiceImpl<typeof KeyService> {
+  return {
+    async getJwks(_req, ctx) {
+      // Verifiers may cache for 5 minutes: a rotated-in key signs only after other instances
+      // reload (30 s), and a retired key stays listed long after that.
+      ctx.responseHeader.set("cache-control", "public, max-age=300");
+      return { keys: (await core.keys.jwks()) as JsonObject[] };
+    },
+
+    async rotateKey() {
+      return { kid: await core.keys.rotate() };
+    },
+  };
+}
+
+export function keyBinding(core: Core): ServiceBinding {
+  return { service: KeyService, impl: createKeyService(core) as unknown as ServiceBinding["impl"] };
+}
