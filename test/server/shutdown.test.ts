@@ -1,0 +1,96 @@
+// SIGTERM: stop accepting, let in-flight calls finish, close the store, exit 0.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import http from "node:http";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "node:net";
+
+function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /"msg":"listening","url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(out);
+      if (m) resolve({ child, port: Number(m[1]), exited });
+    });
+    child.once("exit", (code) => reject(new Error(`exited early with ${code}: ${out}`)));
+  });
+}
+
+const refused = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = connect(port, "127.0.0.1");
+    s.once("connect", () => { s.destroy(); resolve(false); });
+    s.once("error", () => resolve(true));
+  });
+
+describe("server: graceful shutdown", function () {
+  this.timeout(30000);
+  let dataDir: string;
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), "tessera-shutdown-"));
+  });
+  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it("finishes an in-flight call, refuses new connections, and exits 0", async () => {
+    const { child, port, exited } = await startProcess({ TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "10" });
+    // A call whose body is still arriving when the signal comes.
+    const body = JSON.stringify({ service: "" });
+    const response = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(
+        { host: "127.0.0.1", port, method: "POST", path: "/grpc.health.v1.Health/Check", headers: { "content-type": "application/json", "content-length": body.length } },
+        (res) => {
+          let text = "";
+          res.on("data", (c) => (text += c));
+          res.on("end", () => resolve({ status: res.statusCode!, text }));
+        },
+      );
+      req.on("error", reject);
+      req.write(body.slice(0, 5));
+      setTimeout(() => {
+        child.kill("SIGTERM");
+        setTimeout(async () => {
+          try {
+            assert.equal(await refused(port), true, "new connections are refused while draining");
+            req.end(body.slice(5));
+          } catch (e) {
+            reject(e);
+          }
+        }, 300);
+      }, 200);
+    });
+    const res = await response;
+    assert.equal(res.status, 200);
+    assert.deepEqual(JSON.parse(res.text), { status: "SERVING" });
+    assert.equal(await exited, 0);
+  });
+
+  it("exits 0 within the grace period even when a stream never ends", async () => {
+    const { child, port, exited } = await startProcess({ TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "1" });
+    // A server-streaming Watch stays open until the server goes away.
+    const watch = http.request({
+      host: "127.0.0.1",
+      port,
+      method: "POST",
+      path: "/grpc.health.v1.Health/Watch",
+      headers: { "content-type": "application/connect+json" },
+    });
+    watch.on("error", () => {});
+    const frame = Buffer.from(JSON.stringify({ service: "" }));
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(frame.length, 1);
+    watch.end(Buffer.concat([head, frame]));
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    assert.ok(Date.now() - t0 < 5000, "exited within the grace period (+ margin)");
+  });
+});

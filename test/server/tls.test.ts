@@ -1,0 +1,92 @@
+// With TLS configured, one port serves HTTP/2 (ALPN h2: gRPC) and HTTP/1.1 (ALPN http/1.1).
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import https from "node:https";
+import http2 from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+describe("server: TLS with ALPN", function () {
+  this.timeout(30000);
+  let dir: string;
+  let server: TestServer;
+  let ca: Buffer;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-tls-"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+    ], { stdio: "ignore" });
+    ca = readFileSync(join(dir, "cert.pem"));
+    server = await startTestServer({ env: { TESSERA_TLS_CERT_FILE: join(dir, "cert.pem"), TESSERA_TLS_KEY_FILE: join(dir, "key.pem") } });
+  });
+  after(async () => {
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("serves HTTP/1.1 over TLS", async () => {
+    assert.match(server.url, /^https:/);
+    const res = await new Promise<{ status: number; body: string; httpVersion: string }>((resolve, reject) => {
+      const req = https.get(`${server.url}/healthz`, { ca }, (r) => {
+        let body = "";
+        r.on("data", (c) => (body += c));
+        r.on("end", () => resolve({ status: r.statusCode!, body, httpVersion: r.httpVersion }));
+      });
+      req.on("error", reject);
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.httpVersion, "1.1");
+    assert.deepEqual(JSON.parse(res.body), { status: "SERVING" });
+  });
+
+  it("serves HTTP/2 over TLS (ALPN h2)", async () => {
+    const session = http2.connect(server.url, { ca });
+    try {
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = session.request({ ":path": "/healthz" });
+        let status = 0;
+        let body = "";
+        req.on("response", (h) => (status = Number(h[":status"])));
+        req.on("data", (c) => (body += c));
+        req.on("end", () => resolve({ status, body }));
+        req.on("error", reject);
+      });
+      assert.equal(res.status, 200);
+      assert.equal(session.alpnProtocol, "h2");
+    } finally {
+      session.close();
+    }
+  });
+
+  it("answers a @grpc/grpc-js client over TLS", async () => {
+    const Ctor = grpc.makeGenericClientConstructor(
+      {
+        Check: {
+          path: "/grpc.health.v1.Health/Check",
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => b,
+        },
+      },
+      "Health",
+    );
+    const client = new Ctor(`localhost:${server.port}`, grpc.credentials.createSsl(ca));
+    try {
+      const reply = await new Promise<Buffer>((resolve, reject) =>
+        (client as unknown as { Check: Function }).Check(Buffer.alloc(0), (err: Error | null, res: Buffer) => (err ? reject(err) : resolve(res))),
+      );
+      assert.deepEqual([...reply], [0x08, 0x01]); // status: SERVING
+    } finally {
+      client.close();
+    }
+  });
+});
