@@ -121,7 +121,8 @@ export const variables = {
   tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS."),
   bodyLimitBytes: variable("TESSERA_BODY_LIMIT_BYTES", 65536, integer(1024, 64 * 1024 * 1024), "Largest request body accepted (REST 413, RPC RESOURCE_EXHAUSTED)."),
   corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], list, "Comma list of web origins allowed by CORS on the REST routes.", { shownDefault: "(none)" }),
-  jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004)."),
+  jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004); `/` requires TESSERA_SESSION_API=false."),
+  sessionApi: variable("TESSERA_SESSION_API", true, boolean, "Serve the Session API (seed 000: SessionService, UserService); false frees `/user` for the JWT API mounted at `/`."),
   shutdownGraceSeconds: variable("TESSERA_SHUTDOWN_GRACE_SECONDS", 10, integer(0, 600), "On SIGTERM/SIGINT: how long in-flight calls may take to finish."),
   requestTimeoutMs: variable("TESSERA_REQUEST_TIMEOUT_MS", 30000, integer(1000, 600000), "A request (headers and body) must arrive within this time."),
   headersTimeoutMs: variable("TESSERA_HEADERS_TIMEOUT_MS", 10000, integer(1000, 600000), "Request headers must arrive within this time."),
@@ -176,6 +177,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const c = out as Values;
   if ((c.tlsCertFile === undefined) !== (c.tlsKeyFile === undefined)) {
     throw new ConfigError("TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE: set both or neither");
+  }
+  if (c.jwtBasePath === "/" && c.sessionApi) {
+    throw new ConfigError("TESSERA_JWT_BASE_PATH: \"/\" collides with the Session API's /user; set TESSERA_SESSION_API=false to mount the JWT API there");
   }
   if (c.jwtAlg === "HS256" && c.jwtSecret === undefined) {
     throw new ConfigError("TESSERA_JWT_SECRET: required when TESSERA_JWT_ALG=HS256 (at least 32 bytes)");
