@@ -84,6 +84,8 @@ export class ApiTokens {
   private readonly touched: ApiTokenCache<true>;
   /** One store lookup per hash at a time: a burst of calls with a cold token shares it. */
   private readonly inflight = new Map<string, Promise<CachedToken | null>>();
+  /** last_used writes in flight (awaited by drain()). */
+  private readonly writes = new Set<Promise<void>>();
   /** Bumped by every revocation here, so a lookup that raced it does not refill the cache. */
   private epoch = 0;
 
@@ -94,7 +96,7 @@ export class ApiTokens {
     this.intervalMs = deps.config.lastUsedIntervalSeconds * 1000;
     const entries = deps.cacheEntries ?? DEFAULT_API_TOKEN_CACHE_ENTRIES;
     this.cache = new ApiTokenCache(deps.config.apiTokenCacheSeconds * 1000, entries);
-    this.touched = new ApiTokenCache(this.intervalMs, entries);
+    this.touched = new ApiTokenCache(this.intervalMs > 0 ? this.intervalMs + 1 : 0, entries);
   }
 
   /** Creates a token; returns its secret (shown once) and the stored record. */
@@ -174,6 +176,11 @@ export class ApiTokens {
     return { accountId: token.accountId, tokenLink: token.link };
   }
 
+  /** Resolves when every last_used write started so far has settled (shutdown, tests). */
+  async drain(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all(this.writes);
+  }
+
   /** Drops every cached lookup (tests, shutdown). */
   clearCache(): void {
     this.cache.clear();
@@ -213,17 +220,22 @@ export class ApiTokens {
   private recordUse(token: CachedToken): void {
     const now = this.clock.now();
     const nowMs = now.getTime();
-    if (token.lastUsedMs !== undefined && nowMs - token.lastUsedMs < this.intervalMs) return;
+    // `<=` matches the store's condition (writes only when the stored value is older than the interval).
+    if (token.lastUsedMs !== undefined && nowMs - token.lastUsedMs <= this.intervalMs) return;
     if (this.touched.get(token.link, nowMs)) return;
     token.lastUsedMs = nowMs;
     this.touched.set(token.link, true, nowMs);
     // The store's conditional update keeps instances from writing more than once per interval
     // between them; a failed write only delays last_used, so it is logged, never thrown.
     // (Started from a resolved promise so even a synchronous throw becomes a logged rejection.)
-    Promise.resolve()
+    const write: Promise<void> = Promise.resolve()
       .then(() => this.store.apiTokens.touchLastUsed(token.link, now, this.intervalMs))
-      .catch((e: unknown) =>
-        this.logger.warn("api token last_used write failed", { tokenLink: token.link, error: e instanceof Error ? e.message : String(e) }),
-      );
+      .then(
+        () => undefined,
+        (e: unknown) =>
+          this.logger.warn("api token last_used write failed", { tokenLink: token.link, error: e instanceof Error ? e.message : String(e) }),
+      )
+      .finally(() => this.writes.delete(write));
+    this.writes.add(write);
   }
 }

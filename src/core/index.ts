@@ -3,6 +3,7 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
+import { ApiTokens } from "./api-tokens.js";
 import type { Clock } from "./clock.js";
 import { JwtTokens } from "./jwt-tokens.js";
 import { SigningKeys } from "./keys.js";
@@ -27,6 +28,8 @@ export interface Core {
   authTokens: AuthenticationTokens;
   /** Seed 004 access and refresh JWTs. */
   jwt: JwtTokens;
+  /** Seed 001 API tokens per gateway account. */
+  apiTokens: ApiTokens;
 }
 
 export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger }): Promise<Core> {
@@ -54,5 +57,6 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     accessTokenTtlSeconds: config.accessTokenTtlSeconds,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
   });
-  return { config, clock, users, passwords, throttle, keys, sessions, userTokens, authTokens, jwt };
+  const apiTokens = new ApiTokens({ store, clock, logger, config });
+  return { config, clock, users, passwords, throttle, keys, sessions, userTokens, authTokens, jwt, apiTokens };
 }

@@ -10,7 +10,6 @@ import type { Store } from "../store/ports.js";
 import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
 import { AuthenticationTokenService } from "../../gen/tessera/v1/authentication_token_pb.js";
 import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
-import { ApiTokens } from "../core/api-tokens.js";
 import { apiTokenBinding, apiTokenVerifier } from "./api-token.js";
 import { createCore } from "../core/index.js";
 import { jwtBinding, jwtVerifier } from "./jwt.js";
@@ -35,19 +34,19 @@ export interface Services {
 export async function createServices(deps: ServiceDeps): Promise<Services> {
   void deps;
   const verifiers: CredentialVerifiers = { ...refuseAll };
-  const apiTokens = new ApiTokens(deps);
-  verifiers.apiToken = apiTokenVerifier(apiTokens);
   const core = await createCore(deps);
+  verifiers.apiToken = apiTokenVerifier(core.apiTokens);
   verifiers.jwt = jwtVerifier(core.jwt);
   verifiers.session = sessionVerifier(core);
   const bindings: ServiceBinding[] = [
     sessionBinding(core),
     userBinding(core),
-    apiTokenBinding(apiTokens),
+    apiTokenBinding(core.apiTokens),
     { service: UserTokenService, impl: {} },
     { service: AuthenticationTokenService, impl: {} },
     jwtBinding(core),
     keyBinding(core),
   ];
-  return { bindings, verifiers, close: async () => {} };
+  // Let fire-and-forget last_used writes settle before the store closes.
+  return { bindings, verifiers, close: () => core.apiTokens.drain() };
 }
