@@ -1,0 +1,225 @@
+// Seed 000 (SessionService, UserService) through real clients — gRPC, Connect and REST — on
+// each store: every documented path with its documented fields, and every error row of
+// API.md's seed 000 table.
+import assert from "node:assert/strict";
+import { decodeJwt, decodeProtectedHeader } from "jose";
+import { otherClientId, startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import { goodPassword, httpStatus, protocols, sessionApi, uniqueEmail, type Outcome, type SessionApi, type TokenPair } from "./api.js";
+
+export function expectCode(outcome: Outcome<unknown>, code: string, message?: RegExp): void {
+  assert.equal(outcome.code, code, `expected ${code}, got ${outcome.code}: ${outcome.message ?? ""}`);
+  if (outcome.status !== undefined && code !== "ok") assert.equal(outcome.status, httpStatus[code]);
+  if (message) assert.match(outcome.message ?? "", message);
+}
+
+const client = { clientId: testClientId };
+
+for (const store of storesUnderTest()) {
+  describe(`Session API (seed 000) on ${store}`, function () {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ store });
+    });
+    after(async () => {
+      await server?.close();
+    });
+
+    for (const protocol of protocols) {
+      describe(`over ${protocol}`, () => {
+        let api: SessionApi;
+        before(() => {
+          api = sessionApi(protocol, server.url);
+        });
+        after(() => api.close());
+
+        async function signUp(): Promise<string> {
+          const email = uniqueEmail();
+          const res = await api.createUser({ email, password: goodPassword }, client);
+          expectCode(res, "ok");
+          return email;
+        }
+
+        async function login(email: string, clientId = testClientId): Promise<TokenPair> {
+          const res = await api.createSession({ account_type: "traditional", email, password: goodPassword }, { clientId });
+          expectCode(res, "ok");
+          return res.data!;
+        }
+
+        it("POST /user creates a user: 201 {message}", async () => {
+          const res = await api.createUser({ email: uniqueEmail(), password: goodPassword }, client);
+          expectCode(res, "ok");
+          assert.equal(res.data!.message, "User created");
+          if (protocol === "rest") assert.equal(res.status, 201);
+        });
+
+        it("POST /user: duplicate email (any case, surrounding spaces) 409", async () => {
+          const email = await signUp();
+          expectCode(await api.createUser({ email: `  ${email.toUpperCase()} `, password: goodPassword }, client), "already_exists");
+        });
+
+        it("POST /user: invalid email 400, weak passwords 400 naming the rule", async () => {
+          expectCode(await api.createUser({ email: "not-an-email", password: goodPassword }, client), "invalid_argument", /email/);
+          expectCode(await api.createUser({ email: "", password: goodPassword }, client), "invalid_argument", /email/);
+          expectCode(await api.createUser({ email: uniqueEmail(), password: "short" }, client), "invalid_argument", /too short/);
+          expectCode(await api.createUser({ email: uniqueEmail(), password: "x".repeat(257) }, client), "invalid_argument", /too long/);
+          expectCode(await api.createUser({ email: uniqueEmail(), password: "Password1" }, client), "invalid_argument", /too common/);
+          expectCode(await api.createUser({ email: uniqueEmail(), password: "" }, client), "invalid_argument", /password/);
+        });
+
+        it("every method: missing or unknown x-koms-clientid 401", async () => {
+          const email = await signUp();
+          const pair = await login(email);
+          for (const creds of [{}, { clientId: "nope" }]) {
+            expectCode(await api.createUser({ email: uniqueEmail(), password: goodPassword }, creds), "unauthenticated");
+            expectCode(await api.createSession({ account_type: "traditional", email, password: goodPassword }, creds), "unauthenticated");
+            expectCode(await api.getSession({ ...creds, access: pair.access_token }), "unauthenticated");
+            expectCode(await api.getUser({ ...creds, access: pair.access_token }), "unauthenticated");
+            expectCode(await api.refreshSession({ refresh_token: pair.refresh_token }, { ...creds, access: pair.access_token }), "unauthenticated");
+            expectCode(await api.deleteSession({ ...creds, access: pair.access_token }), "unauthenticated");
+          }
+          // Nothing above touched the session.
+          expectCode(await api.getSession({ ...client, access: pair.access_token }), "ok");
+        });
+
+        it("POST /session: {access_token, refresh_token, access_token_expires_in}; the JWT carries sub, sid, jti, iat, exp, aud", async () => {
+          const email = await signUp();
+          const pair = await login(email);
+          assert.equal(typeof pair.refresh_token, "string");
+          assert.ok(pair.refresh_token.length >= 32);
+          assert.equal(pair.access_token_expires_in, server.config.accessTokenTtlSeconds);
+          const claims = decodeJwt(pair.access_token);
+          for (const c of ["sub", "sid", "jti", "iat", "exp"]) assert.ok(claims[c] !== undefined, `claim ${c}`);
+          assert.equal(claims.aud, testClientId);
+          assert.equal(claims.exp! - claims.iat!, server.config.accessTokenTtlSeconds);
+          assert.equal(decodeProtectedHeader(pair.access_token).alg, "EdDSA");
+          const user = await api.getUser({ ...client, access: pair.access_token });
+          expectCode(user, "ok");
+          assert.equal(user.data!.email, email);
+          assert.equal(user.data!.id, claims.sub);
+        });
+
+        it("POST /session: account_type other than traditional 400", async () => {
+          const email = await signUp();
+          expectCode(await api.createSession({ account_type: "facebook", email, password: goodPassword }, client), "invalid_argument", /account_type/);
+          expectCode(await api.createSession({ account_type: "", email, password: goodPassword }, client), "invalid_argument", /account_type/);
+        });
+
+        it("POST /session: wrong password and unknown email give the same 401", async () => {
+          const email = await signUp();
+          const wrong = await api.createSession({ account_type: "traditional", email, password: "wrong-password-123" }, client);
+          const unknown = await api.createSession({ account_type: "traditional", email: uniqueEmail(), password: goodPassword }, client);
+          expectCode(wrong, "unauthenticated");
+          expectCode(unknown, "unauthenticated");
+          assert.equal(wrong.message, unknown.message);
+        });
+
+        it("POST /session: the email is matched case-insensitively", async () => {
+          const email = await signUp();
+          const res = await api.createSession({ account_type: "traditional", email: email.toUpperCase(), password: goodPassword }, client);
+          expectCode(res, "ok");
+        });
+
+        it("GET /session: {access_token_expires_in}; 401 without, or with a bad, token", async () => {
+          const pair = await login(await signUp());
+          const res = await api.getSession({ ...client, access: pair.access_token });
+          expectCode(res, "ok");
+          assert.ok(res.data!.access_token_expires_in > server.config.accessTokenTtlSeconds - 5);
+          assert.ok(res.data!.access_token_expires_in <= server.config.accessTokenTtlSeconds);
+          expectCode(await api.getSession(client), "unauthenticated");
+          expectCode(await api.getSession({ ...client, access: "garbage" }), "unauthenticated");
+          const [h, p] = pair.access_token.split(".");
+          expectCode(await api.getSession({ ...client, access: `${h}.${p}.AAAA` }), "unauthenticated");
+          expectCode(await api.getUser(client), "unauthenticated");
+        });
+
+        it("a session is bound to its client id: another configured client id gets 401", async () => {
+          const pair = await login(await signUp());
+          const other = { clientId: otherClientId, access: pair.access_token };
+          expectCode(await api.getSession(other), "unauthenticated");
+          expectCode(await api.getUser(other), "unauthenticated");
+          expectCode(await api.refreshSession({ refresh_token: pair.refresh_token }, other), "unauthenticated");
+          expectCode(await api.deleteSession(other), "unauthenticated");
+          expectCode(await api.getSession({ ...client, access: pair.access_token }), "ok");
+        });
+
+        it("PUT /session rotates both tokens; the older access token is refused afterwards", async () => {
+          const first = await login(await signUp());
+          const res = await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: first.access_token });
+          expectCode(res, "ok");
+          const second = res.data!;
+          assert.notEqual(second.access_token, first.access_token);
+          assert.notEqual(second.refresh_token, first.refresh_token);
+          assert.equal(second.access_token_expires_in, server.config.accessTokenTtlSeconds);
+          assert.equal(decodeJwt(second.access_token).sid, decodeJwt(first.access_token).sid);
+          expectCode(await api.getSession({ ...client, access: first.access_token }), "unauthenticated", /most recent/);
+          expectCode(await api.getUser({ ...client, access: first.access_token }), "unauthenticated");
+          expectCode(await api.getSession({ ...client, access: second.access_token }), "ok");
+          // The rotated refresh token, inside the grace window: a plain 401; the session lives on.
+          expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: second.access_token }), "unauthenticated", /already used/);
+          expectCode(await api.getSession({ ...client, access: second.access_token }), "ok");
+          const third = await api.refreshSession({ refresh_token: second.refresh_token }, { ...client, access: second.access_token });
+          expectCode(third, "ok");
+        });
+
+        it("PUT /session: unknown, missing or another session's refresh token 401/400", async () => {
+          const a = await login(await signUp());
+          const b = await login(await signUp());
+          const withA = { ...client, access: a.access_token };
+          expectCode(await api.refreshSession({ refresh_token: "not-a-refresh-token" }, withA), "unauthenticated");
+          expectCode(await api.refreshSession({ refresh_token: b.refresh_token }, withA), "unauthenticated");
+          expectCode(await api.refreshSession({ refresh_token: "" }, withA), "invalid_argument", /refresh_token/);
+          expectCode(await api.refreshSession({ refresh_token: a.refresh_token }, client), "unauthenticated");
+          // Neither session was harmed: both still refresh.
+          expectCode(await api.refreshSession({ refresh_token: a.refresh_token }, withA), "ok");
+          expectCode(await api.refreshSession({ refresh_token: b.refresh_token }, { ...client, access: b.access_token }), "ok");
+        });
+
+        it("PUT /session with an older access token of the session 401", async () => {
+          const first = await login(await signUp());
+          const second = (await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: first.access_token })).data!;
+          expectCode(await api.refreshSession({ refresh_token: second.refresh_token }, { ...client, access: first.access_token }), "unauthenticated");
+          expectCode(await api.refreshSession({ refresh_token: second.refresh_token }, { ...client, access: second.access_token }), "ok");
+        });
+
+        it("DELETE /session answers {} and every token of the session gets 401 afterwards", async () => {
+          const pair = await login(await signUp());
+          const creds = { ...client, access: pair.access_token };
+          const res = await api.deleteSession(creds);
+          expectCode(res, "ok");
+          assert.deepEqual(res.data, {});
+          expectCode(await api.getSession(creds), "unauthenticated");
+          expectCode(await api.getUser(creds), "unauthenticated");
+          expectCode(await api.refreshSession({ refresh_token: pair.refresh_token }, creds), "unauthenticated");
+          expectCode(await api.deleteSession(creds), "unauthenticated");
+        });
+
+        it("two sessions of one user are independent", async () => {
+          const email = await signUp();
+          const a = await login(email);
+          const b = await login(email);
+          expectCode(await api.deleteSession({ ...client, access: a.access_token }), "ok");
+          expectCode(await api.getSession({ ...client, access: b.access_token }), "ok");
+        });
+      });
+    }
+
+    it("REST: 401 answers carry WWW-Authenticate when a bearer token is missing", async () => {
+      const api = sessionApi("rest", server.url);
+      const res = await api.getSession(client);
+      expectCode(res, "unauthenticated");
+      assert.match(res.headers.get("www-authenticate") ?? "", /Bearer/);
+    });
+
+    it("no secret reaches the logs", async () => {
+      const api = sessionApi("rest", server.url);
+      const email = uniqueEmail();
+      await api.createUser({ email, password: goodPassword }, client);
+      const pair = (await api.createSession({ account_type: "traditional", email, password: goodPassword }, client)).data!;
+      await api.refreshSession({ refresh_token: pair.refresh_token }, { ...client, access: pair.access_token });
+      const logs = server.logs.join("\n");
+      assert.ok(!logs.includes(goodPassword));
+      assert.ok(!logs.includes(pair.refresh_token));
+      assert.ok(!logs.includes(pair.access_token));
+    });
+  });
+}
