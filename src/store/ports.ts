@@ -4,8 +4,9 @@
 // Rules every adapter keeps:
 // - Times are `Date` with millisecond precision; ids are strings. Optional fields are absent
 //   (not null) when unset.
-// - Every method that decides a race (CAS, unique key, counter) is ONE atomic operation in the
-//   database (conditional update, unique index, UPDATE ... WHERE ... RETURNING), never
+// - Every method that decides a race (CAS, unique key, counter) is decided by ONE atomic operation
+//   in the database (UPDATE ... WHERE ... RETURNING in SQLite; an insert into a unique index in
+//   MongoDB, because FerretDB 1.x updates are not atomic — see mongo/mongo-marks.ts), never by
 //   read-then-write, so several instances sharing one database stay correct.
 // - Records returned are plain copies: mutating them changes nothing in the store.
 // - A database that is down or unreachable surfaces as StoreUnavailableError (the service maps
@@ -181,8 +182,10 @@ export interface ApiTokenStore {
   /** CAS: revokes only an unrevoked token of that account; returns the revoked record or null. */
   revoke(accountId: string, link: string, at: Date): Promise<ApiTokenRecord | null>;
   /**
-   * Coalesced write: sets lastUsedAt=at only when it is unset or older than at - minIntervalMs
-   * (default 0), so concurrent instances write at most once per interval. Returns whether it wrote.
+   * Coalesced write: time is cut into intervals of minIntervalMs (aligned to multiples of it since
+   * the epoch; default 0 = every millisecond); sets lastUsedAt=at only when lastUsedAt is unset or
+   * before the interval `at` falls in. So all instances together write at most once per token
+   * per interval, and lastUsedAt never moves back. Returns whether this call wrote.
    */
   touchLastUsed(link: string, at: Date, minIntervalMs?: number): Promise<boolean>;
 }

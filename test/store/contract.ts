@@ -421,6 +421,16 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await store.apiTokens.touchLastUsed(randomUUID(), at(0)), false);
     });
 
+    it("aligns last-use intervals to multiples of the interval", async () => {
+      const input = newToken();
+      await store.apiTokens.create(input);
+      const minute = Date.UTC(2026, 0, 2, 3, 4); // a whole minute
+      assert.equal(await store.apiTokens.touchLastUsed(input.link, new Date(minute + 1), 60_000), true);
+      assert.equal(await store.apiTokens.touchLastUsed(input.link, new Date(minute + 59_999), 60_000), false);
+      assert.equal(await twin.apiTokens.touchLastUsed(input.link, new Date(minute + 60_000), 60_000), true);
+      assert.equal((await store.apiTokens.findByLink(input.link))?.lastUsedAt?.getTime(), minute + 60_000);
+    });
+
     it(`coalesces ${CONCURRENCY} concurrent uses into one write`, async () => {
       const input = newToken();
       await store.apiTokens.create(input);

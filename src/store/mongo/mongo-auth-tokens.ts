@@ -1,8 +1,11 @@
 import type { AuthTokenRecord, AuthTokenStore, NewAuthToken } from "../ports.js";
-import { fromDoc, fromDocOrNull, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const AUTH_TOKENS = "auth_tokens";
 const ID = "hash";
+
+// The token document is never updated; consuming it is the mark "auth-consumed:<hash>".
+const consumedMark = (hash: string) => `auth-consumed:${hash}`;
 
 export function mongoAuthTokens(ctx: MongoContext): AuthTokenStore {
   const tokens = ctx.db.collection<StoredDoc>(AUTH_TOKENS);
@@ -13,19 +16,30 @@ export function mongoAuthTokens(ctx: MongoContext): AuthTokenStore {
         await tokens.insertOne({ ...doc });
         return fromDoc<AuthTokenRecord>(doc, ID);
       }),
-    findByHash: (hash) => ctx.run(ID, async () => fromDocOrNull<AuthTokenRecord>(await tokens.findOne({ _id: hash }), ID)),
+    findByHash: (hash) =>
+      ctx.run(ID, async () => {
+        const [doc, consumedAt] = await Promise.all([tokens.findOne({ _id: hash }), ctx.marks.get(consumedMark(hash))]);
+        if (!doc) return null;
+        const token = fromDoc<AuthTokenRecord>(doc, ID);
+        if (consumedAt) token.consumedAt = consumedAt;
+        return token;
+      }),
     consume: (hash, now) =>
-      ctx.run(ID, async () =>
-        fromDocOrNull<AuthTokenRecord>(
-          await tokens.findOneAndUpdate(
-            { _id: hash, consumedAt: null, expiresAt: { $gt: now } },
-            { $set: { consumedAt: now } },
-            { returnDocument: "after" },
-          ),
-          ID,
-        ),
-      ),
+      ctx.run(ID, async () => {
+        const doc = await tokens.findOne({ _id: hash });
+        if (!doc) return null;
+        const token = fromDoc<AuthTokenRecord>(doc, ID);
+        if (token.expiresAt.getTime() <= now.getTime()) return null;
+        if (!(await ctx.marks.claim(consumedMark(hash), now, token.expiresAt))) return null;
+        return { ...token, consumedAt: new Date(now.getTime()) };
+      }),
     deleteExpired: (before) =>
-      ctx.run(ID, async () => (await tokens.deleteMany({ expiresAt: { $lt: before } })).deletedCount),
+      ctx.run(ID, async () => {
+        const expired = await tokens.find({ expiresAt: { $lt: before } }, { projection: { _id: 1 } }).toArray();
+        if (expired.length === 0) return 0;
+        const { deletedCount } = await tokens.deleteMany({ _id: { $in: expired.map((doc) => doc._id) } });
+        await ctx.marks.deleteMany(expired.map((doc) => consumedMark(doc._id)));
+        return deletedCount;
+      }),
   };
 }

@@ -1,4 +1,5 @@
 import type { Db, Document } from "mongodb";
+import type { Marks } from "./mongo-marks.js";
 
 /** Every collection keeps the record's natural key (id, hash, link, jti, kid, key) in `_id`. */
 export type StoredDoc = Document & { _id: string };
@@ -6,6 +7,7 @@ export type StoredDoc = Document & { _id: string };
 /** What each Mongo repository needs: the database and a guarded way to run an operation. */
 export interface MongoContext {
   readonly db: Db;
+  readonly marks: Marks;
   /**
    * Runs one operation after the start-up indexes exist (unique indexes are what make the CAS
    * writes correct, so nothing runs before them), mapping driver errors to store errors.

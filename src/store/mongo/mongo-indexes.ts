@@ -8,7 +8,8 @@ import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
 import { SESSIONS } from "./mongo-sessions.js";
 import { SIGNING_KEYS } from "./mongo-signing-keys.js";
 import { USER_TOKENS } from "./mongo-user-tokens.js";
-import { USERS } from "./mongo-users.js";
+import { USER_PASSWORDS, USERS } from "./mongo-users.js";
+import { MARKS } from "./mongo-marks.js";
 
 interface IndexPlan {
   collection: string;
@@ -16,18 +17,19 @@ interface IndexPlan {
   options: CreateIndexesOptions;
 }
 
-// TTL indexes only tidy up: every expiry is checked on read by the core. They delete a day (a
-// week for login counters) after expiry, so spent refresh tokens stay around long enough for
-// reuse detection to recognise them.
+// TTL indexes only tidy up: every expiry is checked on read by the core. Token documents get none
+// (deleteExpired() removes a token together with its marks). A mark carries the expiry of what it
+// describes, and nothing is usable after its expiry, so dropping the mark a day later is safe.
 const DAY_S = 24 * 60 * 60;
 
 // Unique indexes are load-bearing (they decide duplicate logins, hashes, key generations);
 // `_id` carries each collection's natural key and is unique by itself.
 const plan: readonly IndexPlan[] = [
   { collection: USERS, keys: { login: 1 }, options: { unique: true, name: "login_1" } },
+  { collection: USER_PASSWORDS, keys: { userId: 1, n: -1 }, options: { name: "userId_1_n_-1" } },
   { collection: SESSIONS, keys: { userId: 1 }, options: { name: "userId_1" } },
   { collection: REFRESH_TOKENS, keys: { sessionId: 1 }, options: { name: "sessionId_1" } },
-  { collection: REFRESH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1", expireAfterSeconds: DAY_S } },
+  { collection: REFRESH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: API_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },
   {
     collection: API_TOKENS,
@@ -36,19 +38,12 @@ const plan: readonly IndexPlan[] = [
   },
   { collection: USER_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },
   { collection: USER_TOKENS, keys: { userId: 1 }, options: { name: "userId_1" } },
-  { collection: AUTH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1", expireAfterSeconds: DAY_S } },
+  { collection: AUTH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: JWT_REFRESH_TOKENS, keys: { userId: 1 }, options: { name: "userId_1" } },
-  {
-    collection: JWT_REFRESH_TOKENS,
-    keys: { expiresAt: 1 },
-    options: { name: "expiresAt_1", expireAfterSeconds: DAY_S },
-  },
+  { collection: JWT_REFRESH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: SIGNING_KEYS, keys: { generation: 1 }, options: { unique: true, name: "generation_1" } },
-  {
-    collection: LOGIN_ATTEMPTS,
-    keys: { lastFailureAt: 1 },
-    options: { name: "lastFailureAt_1", expireAfterSeconds: 7 * DAY_S },
-  },
+  { collection: LOGIN_ATTEMPTS, keys: { key: 1, n: -1 }, options: { name: "key_1_n_-1" } },
+  { collection: MARKS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1", expireAfterSeconds: DAY_S } },
 ];
 
 export type Warn = (message: string, fields?: Record<string, unknown>) => void;

@@ -1,12 +1,18 @@
 import type { Document } from "mongodb";
 import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
-import { fromDoc, fromDocOrNull, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const JWT_REFRESH_TOKENS = "jwt_refresh_tokens";
 const ID = "jti";
 
+// The token document is never updated; revocation is the mark "jwt-revoked:<jti>".
+const revokedMark = (jti: string) => `jwt-revoked:${jti}`;
+
 export function mongoJwtRefreshTokens(ctx: MongoContext): JwtRefreshTokenStore {
   const tokens = ctx.db.collection<StoredDoc>(JWT_REFRESH_TOKENS);
+
+  const revoke = (doc: StoredDoc, at: Date) => ctx.marks.claim(revokedMark(doc._id), at, doc.expiresAt as Date);
+
   return {
     create: (token: NewJwtRefreshToken) =>
       ctx.run(ID, async () => {
@@ -15,19 +21,32 @@ export function mongoJwtRefreshTokens(ctx: MongoContext): JwtRefreshTokenStore {
         return fromDoc<JwtRefreshTokenRecord>(doc, ID);
       }),
     findByJti: (jti) =>
-      ctx.run(ID, async () => fromDocOrNull<JwtRefreshTokenRecord>(await tokens.findOne({ _id: jti }), ID)),
+      ctx.run(ID, async () => {
+        const [doc, revokedAt] = await Promise.all([tokens.findOne({ _id: jti }), ctx.marks.get(revokedMark(jti))]);
+        if (!doc) return null;
+        const token = fromDoc<JwtRefreshTokenRecord>(doc, ID);
+        if (revokedAt) token.revokedAt = revokedAt;
+        return token;
+      }),
     revoke: (jti, userId, at) =>
       ctx.run(ID, async () => {
-        const result = await tokens.updateOne({ _id: jti, userId, revokedAt: null }, { $set: { revokedAt: at } });
-        return result.matchedCount === 1;
+        const doc = await tokens.findOne({ _id: jti, userId });
+        return doc ? revoke(doc, at) : false;
       }),
     revokeAllForUser: (userId, at, issuedBefore) =>
       ctx.run(ID, async () => {
-        const filter: Document = { userId, revokedAt: null };
+        const filter: Document = { userId };
         if (issuedBefore !== undefined) filter.issuedAt = { $lt: issuedBefore };
-        return (await tokens.updateMany(filter, { $set: { revokedAt: at } })).matchedCount;
+        const docs = await tokens.find(filter).toArray();
+        return (await Promise.all(docs.map((doc) => revoke(doc, at)))).filter(Boolean).length;
       }),
     deleteExpired: (before) =>
-      ctx.run(ID, async () => (await tokens.deleteMany({ expiresAt: { $lt: before } })).deletedCount),
+      ctx.run(ID, async () => {
+        const expired = await tokens.find({ expiresAt: { $lt: before } }, { projection: { _id: 1 } }).toArray();
+        if (expired.length === 0) return 0;
+        const { deletedCount } = await tokens.deleteMany({ _id: { $in: expired.map((doc) => doc._id) } });
+        await ctx.marks.deleteMany(expired.map((doc) => revokedMark(doc._id)));
+        return deletedCount;
+      }),
   };
 }

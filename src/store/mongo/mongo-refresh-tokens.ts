@@ -1,11 +1,31 @@
 import type { NewRefreshToken, RefreshTokenRecord, RefreshTokenStore } from "../ports.js";
-import { fromDoc, fromDocOrNull, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const REFRESH_TOKENS = "refresh_tokens";
 const ID = "hash";
 
+// The token document is never updated; spending is the mark "refresh-spent:<hash>".
+const spentMark = (hash: string) => `refresh-spent:${hash}`;
+
 export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
   const tokens = ctx.db.collection<StoredDoc>(REFRESH_TOKENS);
+
+  const load = async (hash: string): Promise<RefreshTokenRecord | null> => {
+    const [doc, spentAt] = await Promise.all([tokens.findOne({ _id: hash }), ctx.marks.get(spentMark(hash))]);
+    if (!doc) return null;
+    const token = fromDoc<RefreshTokenRecord>(doc, ID);
+    if (spentAt) token.spentAt = spentAt;
+    return token;
+  };
+
+  const deleteTokens = async (docs: StoredDoc[]) => {
+    const hashes = docs.map((doc) => doc._id);
+    if (hashes.length === 0) return 0;
+    const { deletedCount } = await tokens.deleteMany({ _id: { $in: hashes } });
+    await ctx.marks.deleteMany(hashes.map(spentMark));
+    return deletedCount;
+  };
+
   return {
     insert: (token: NewRefreshToken) =>
       ctx.run(ID, async () => {
@@ -13,23 +33,26 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
         await tokens.insertOne({ ...doc });
         return fromDoc<RefreshTokenRecord>(doc, ID);
       }),
-    findByHash: (hash) =>
-      ctx.run(ID, async () => fromDocOrNull<RefreshTokenRecord>(await tokens.findOne({ _id: hash }), ID)),
+    findByHash: (hash) => ctx.run(ID, () => load(hash)),
     spend: (hash, at) =>
       ctx.run(ID, async () => {
-        // The filtered findOneAndUpdate decides the race; "before" tells the winner it won.
-        const won = await tokens.findOneAndUpdate(
-          { _id: hash, spentAt: null },
-          { $set: { spentAt: at } },
-          { returnDocument: "before" },
-        );
-        if (won) return fromDoc<RefreshTokenRecord>(won, ID);
-        // Lost or unknown: spentAt, once set, never changes, so this read is stable.
-        return fromDocOrNull<RefreshTokenRecord>(await tokens.findOne({ _id: hash }), ID);
+        const doc = await tokens.findOne({ _id: hash });
+        if (!doc) return null;
+        const token = fromDoc<RefreshTokenRecord>(doc, ID);
+        if (await ctx.marks.claim(spentMark(hash), at, token.expiresAt)) return token;
+        // Lost: the mark, once set, never changes, so every loser learns the same spend time.
+        const spentAt = await ctx.marks.get(spentMark(hash));
+        if (spentAt) token.spentAt = spentAt;
+        return token;
       }),
     deleteBySession: (sessionId) =>
-      ctx.run(ID, async () => (await tokens.deleteMany({ sessionId })).deletedCount),
+      ctx.run(ID, async () => deleteTokens(await tokens.find({ sessionId }, { projection: { _id: 1 } }).toArray())),
     deleteExpired: (before) =>
-      ctx.run(ID, async () => (await tokens.deleteMany({ expiresAt: { $lt: before } })).deletedCount),
+      ctx.run(ID, async () => {
+        const expired = await tokens.find({ expiresAt: { $lt: before } }, { projection: { _id: 1 } }).toArray();
+        const count = await deleteTokens(expired);
+        await ctx.marks.deleteExpired(before);
+        return count;
+      }),
   };
 }

@@ -1,11 +1,30 @@
 import type { NewSession, SessionRecord, SessionStore } from "../ports.js";
-import { fromDoc, fromDocOrNull, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const SESSIONS = "sessions";
 const ID = "id";
 
+// The session document is written at creation; afterwards only `accessJti` changes, and only by
+// the caller that won the mark "session-jti:<id>:<expectedJti>" — jtis are unique, so each jti can
+// be moved on from exactly once and the writes to the document happen one after another.
+// Ending is the mark "session-ended:<id>".
+const endedMark = (id: string) => `session-ended:${id}`;
+const jtiMark = (id: string, jti: string) => `session-jti:${id}:${jti}`;
+
 export function mongoSessions(ctx: MongoContext): SessionStore {
   const sessions = ctx.db.collection<StoredDoc>(SESSIONS);
+
+  const load = async (id: string): Promise<SessionRecord | null> => {
+    const [doc, endedAt] = await Promise.all([sessions.findOne({ _id: id }), ctx.marks.get(endedMark(id))]);
+    if (!doc) return null;
+    const session = fromDoc<SessionRecord>(doc, ID);
+    if (endedAt) session.endedAt = endedAt;
+    return session;
+  };
+
+  const end = async (session: { id: string; expiresAt: Date }, at: Date) =>
+    ctx.marks.claim(endedMark(session.id), at, session.expiresAt);
+
   return {
     create: (session: NewSession) =>
       ctx.run(ID, async () => {
@@ -13,24 +32,25 @@ export function mongoSessions(ctx: MongoContext): SessionStore {
         await sessions.insertOne({ ...doc });
         return fromDoc<SessionRecord>(doc, ID);
       }),
-    findById: (id) => ctx.run(ID, async () => fromDocOrNull<SessionRecord>(await sessions.findOne({ _id: id }), ID)),
+    findById: (id) => ctx.run(ID, () => load(id)),
     setAccessJti: (id, expectedJti, newJti) =>
       ctx.run(ID, async () => {
-        const result = await sessions.updateOne(
-          { _id: id, accessJti: expectedJti, endedAt: null },
-          { $set: { accessJti: newJti } },
-        );
-        return result.matchedCount === 1;
+        const session = await load(id);
+        if (!session || session.endedAt || session.accessJti !== expectedJti) return false;
+        if (!(await ctx.marks.claim(jtiMark(id, expectedJti), new Date(), session.expiresAt))) return false;
+        await sessions.updateOne({ _id: id }, { $set: { accessJti: newJti } });
+        return true;
       }),
     end: (id, at) =>
       ctx.run(ID, async () => {
-        const result = await sessions.updateOne({ _id: id, endedAt: null }, { $set: { endedAt: at } });
-        return result.matchedCount === 1;
+        const session = await load(id);
+        return session ? end(session, at) : false;
       }),
     endAllForUser: (userId, at) =>
       ctx.run(ID, async () => {
-        const result = await sessions.updateMany({ userId, endedAt: null }, { $set: { endedAt: at } });
-        return result.matchedCount;
+        const docs = await sessions.find({ userId }).toArray();
+        const results = await Promise.all(docs.map((doc) => end(fromDoc<SessionRecord>(doc, ID), at)));
+        return results.filter(Boolean).length;
       }),
   };
 }

@@ -5,6 +5,7 @@ import { mongoAuthTokens } from "./mongo-auth-tokens.js";
 import type { MongoContext } from "./mongo-context.js";
 import { isUnavailable, mapMongoError } from "./mongo-errors.js";
 import { ensureIndexes, type Warn } from "./mongo-indexes.js";
+import { Marks } from "./mongo-marks.js";
 import { mongoJwtRefreshTokens } from "./mongo-jwt-refresh-tokens.js";
 import { mongoLoginAttempts } from "./mongo-login-attempts.js";
 import { mongoRefreshTokens } from "./mongo-refresh-tokens.js";
@@ -65,6 +66,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
 
   const ctx: MongoContext = {
     db,
+    marks: new Marks(db),
     async run(idKey, op) {
       try {
         if (!indexed) await ready();

@@ -1,57 +1,116 @@
+import { MongoServerError } from "mongodb";
 import type { NewUser, UserRecord, UserStore } from "../ports.js";
-import { fromDoc, fromDocOrNull, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { insertNamingDuplicate } from "./mongo-duplicates.js";
 
 export const USERS = "users";
+export const USER_PASSWORDS = "user_passwords";
 const ID = "id";
+const MAX_TRIES = 20;
+
+// Layout (see mongo-marks.ts for why nothing that matters is updated in place):
+// - users: the identity, written once (unique login), plus lastLoginAt — the only field ever
+//   updated there, last writer wins, so a lost race can only lose a last-login time.
+// - user_passwords: password generations {_id: "<userId>:<n>", n >= 1}; generation 0 is the hash
+//   in `users`. Changing the hash inserts generation n+1: the unique _id is the CAS.
+// - mark "user-deactivated:<id>".
+// version = latest generation + 1 if deactivated.
+interface PasswordDoc extends StoredDoc {
+  userId: string;
+  n: number;
+  passwordHash: string;
+  passwordChangedAt: Date;
+}
+
+const deactivatedMark = (id: string) => `user-deactivated:${id}`;
 
 export function mongoUsers(ctx: MongoContext): UserStore {
   const users = ctx.db.collection<StoredDoc>(USERS);
+  const passwords = ctx.db.collection<PasswordDoc>(USER_PASSWORDS);
+
+  const latestPassword = (userId: string) => passwords.find({ userId }).sort({ n: -1 }).limit(1).next();
+
+  const assemble = (base: StoredDoc, password: PasswordDoc | null, deactivatedAt: Date | null): UserRecord => {
+    const user = fromDoc<UserRecord>(base, ID);
+    user.passwordChangedAt = base.createdAt as Date;
+    user.version = 0;
+    user.active = true;
+    if (password) {
+      user.passwordHash = password.passwordHash;
+      user.passwordChangedAt = password.passwordChangedAt;
+      user.version = password.n;
+    }
+    if (deactivatedAt) {
+      user.active = false;
+      user.deactivatedAt = deactivatedAt;
+      user.version += 1;
+    }
+    return user;
+  };
+
+  const load = async (base: StoredDoc | null): Promise<UserRecord | null> => {
+    if (!base) return null;
+    const [password, deactivatedAt] = await Promise.all([latestPassword(base._id), ctx.marks.get(deactivatedMark(base._id))]);
+    return assemble(base, password, deactivatedAt);
+  };
+
+  const findById = async (id: string) => load(await users.findOne({ _id: id }));
+
+  /** Inserts the next password generation if `accept` agrees with the current hash; retries lost races. */
+  const nextPassword = async (
+    id: string,
+    passwordHash: string,
+    at: Date | null,
+    accept: (currentHash: string) => boolean,
+    retry: boolean,
+  ): Promise<boolean> => {
+    for (let attempt = 0; attempt < MAX_TRIES; attempt++) {
+      const user = await findById(id);
+      if (!user || !accept(user.passwordHash)) return false;
+      const latest = await latestPassword(id);
+      const n = (latest?.n ?? 0) + 1;
+      try {
+        await passwords.insertOne({
+          _id: `${id}:${n}`,
+          userId: id,
+          n,
+          passwordHash,
+          passwordChangedAt: at ?? user.passwordChangedAt,
+        });
+        return true;
+      } catch (error) {
+        if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+        if (!retry) return false;
+      }
+    }
+    throw new Error("password update did not settle");
+  };
+
   return {
     create: (user: NewUser) =>
       ctx.run(ID, async () => {
-        const record: UserRecord = {
-          ...user,
-          emails: [...user.emails],
-          active: true,
-          passwordChangedAt: user.createdAt,
-          version: 0,
-        };
-        await users.insertOne(toDoc(record, ID));
-        return fromDoc<UserRecord>(toDoc(record, ID), ID);
+        const doc = toDoc({ ...user, emails: [...user.emails] }, ID);
+        await insertNamingDuplicate(users, doc, ID, "login");
+        return assemble(doc, null, null);
       }),
-    findById: (id) => ctx.run(ID, async () => fromDocOrNull<UserRecord>(await users.findOne({ _id: id }), ID)),
-    findByLogin: (login) => ctx.run(ID, async () => fromDocOrNull<UserRecord>(await users.findOne({ login }), ID)),
+    findById: (id) => ctx.run(ID, () => findById(id)),
+    findByLogin: (login) => ctx.run(ID, async () => load(await users.findOne({ login }))),
     updatePasswordHash: (id, passwordHash, at) =>
-      ctx.run(ID, async () =>
-        fromDocOrNull<UserRecord>(
-          await users.findOneAndUpdate(
-            { _id: id },
-            { $set: { passwordHash, passwordChangedAt: at }, $inc: { version: 1 } },
-            { returnDocument: "after" },
-          ),
-          ID,
-        ),
-      ),
+      ctx.run(ID, async () => ((await nextPassword(id, passwordHash, at, () => true, true)) ? findById(id) : null)),
     rehashPassword: (id, expectedHash, newHash) =>
-      ctx.run(ID, async () => {
-        const result = await users.updateOne(
-          { _id: id, passwordHash: expectedHash },
-          { $set: { passwordHash: newHash }, $inc: { version: 1 } },
-        );
-        return result.matchedCount === 1;
-      }),
+      // No retry: losing the insert means the hash changed under us, so it is no longer expected.
+      ctx.run(ID, () => nextPassword(id, newHash, null, (current) => current === expectedHash, false)),
     setLastLogin: (id, at) =>
       ctx.run(ID, async () => {
-        const result = await users.updateOne({ _id: id, active: true }, { $set: { lastLoginAt: at } });
-        return result.matchedCount === 1 ? new Date(at.getTime()) : null;
+        const user = await findById(id);
+        if (!user?.active) return null;
+        await users.updateOne({ _id: id }, { $set: { lastLoginAt: at } });
+        return new Date(at.getTime());
       }),
     deactivate: (id, at) =>
       ctx.run(ID, async () => {
-        const result = await users.updateOne(
-          { _id: id, active: true },
-          { $set: { active: false, deactivatedAt: at }, $inc: { version: 1 } },
-        );
-        return result.matchedCount === 1;
+        if ((await users.countDocuments({ _id: id }, { limit: 1 })) === 0) return false;
+        return ctx.marks.claim(deactivatedMark(id), at);
       }),
   };
 }

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { ApiTokenRecord, ApiTokenStore, NewApiToken } from "../ports.js";
 import { call } from "./sqlite-errors.js";
-import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs, touchBucket } from "./sqlite-values.js";
 
 interface ApiTokenRow {
   link: string;
@@ -74,6 +74,6 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
       call(() => ((state === "active" ? listActive : listRevoked).all(accountId) as ApiTokenRow[]).map(toRecord)),
     revoke: (accountId, link, at) => call(() => toRecordOrNull(revoke.get(toMs(at), link, accountId))),
     touchLastUsed: (link, at, minIntervalMs = 0) =>
-      call(() => touch.run(toMs(at), link, toMs(at) - minIntervalMs).changes === 1),
+      call(() => touch.run(toMs(at), link, touchBucket(at, minIntervalMs)).changes === 1),
   };
 }

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { NewUserToken, UserTokenRecord, UserTokenStore } from "../ports.js";
 import { call } from "./sqlite-errors.js";
-import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull, touchBucket } from "./sqlite-values.js";
 
 interface UserTokenRow {
   id: string;
@@ -64,7 +64,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
     findById: (id) => call(() => toRecordOrNull(byId.get(id))),
     touchLastUsed: (id, at, minIntervalMs = 0) =>
-      call(() => touch.run(toMs(at), id, toMs(at) - minIntervalMs).changes === 1),
+      call(() => touch.run(toMs(at), id, touchBucket(at, minIntervalMs)).changes === 1),
     disable: (id) => call(() => disable.run(id).changes === 1),
     disableAllForUser: (userId) => call(() => disableAll.run(userId).changes),
   };

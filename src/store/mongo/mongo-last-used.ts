@@ -1,0 +1,49 @@
+import type { Collection, Db } from "mongodb";
+import type { StoredDoc } from "./mongo-context.js";
+import { touchBucket, type Marks } from "./mongo-marks.js";
+
+/**
+ * Last-use times, kept apart from the token documents so that their last-writer-wins updates
+ * can never overwrite anything else. Writes are coalesced through a mark per token and interval.
+ */
+export class LastUsed {
+  private readonly times: Collection<StoredDoc>;
+
+  constructor(
+    db: Db,
+    collection: string,
+    private readonly marks: Marks,
+    private readonly kind: string,
+  ) {
+    this.times = db.collection<StoredDoc>(collection);
+  }
+
+  async get(id: string): Promise<Date | null> {
+    return ((await this.times.findOne({ _id: id }))?.lastUsedAt as Date | undefined) ?? null;
+  }
+
+  async getMany(ids: string[]): Promise<Map<string, Date>> {
+    if (ids.length === 0) return new Map();
+    const docs = await this.times.find({ _id: { $in: ids } }).toArray();
+    return new Map(docs.map((doc) => [doc._id, doc.lastUsedAt as Date]));
+  }
+
+  /** Writes at most once per id per interval; the read first keeps the common case to one query. */
+  async touch(id: string, at: Date, minIntervalMs: number): Promise<boolean> {
+    const bucket = touchBucket(at, minIntervalMs);
+    const last = await this.get(id);
+    if (last && last.getTime() >= bucket) return false;
+    const expiresAt = new Date(bucket + 2 * Math.max(minIntervalMs, 1000));
+    if (!(await this.marks.claim(`${this.kind}:${id}:${bucket}`, at, expiresAt))) return false;
+    await this.times.updateOne({ _id: id }, { $set: { lastUsedAt: at } }, { upsert: true }).catch(async (error: unknown) => {
+      // Two first-ever uses in different intervals may race to create the document: update it.
+      if ((error as { code?: unknown }).code !== 11000) throw error;
+      await this.times.updateOne({ _id: id }, { $set: { lastUsedAt: at } });
+    });
+    return true;
+  }
+
+  async delete(ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.times.deleteMany({ _id: { $in: ids } });
+  }
+}

@@ -1,0 +1,63 @@
+import { MongoServerError, type Collection, type Db } from "mongodb";
+import type { StoredDoc } from "./mongo-context.js";
+
+export const MARKS = "marks";
+
+/**
+ * Insert-once marks: the Mongo adapter's only compare-and-set.
+ *
+ * FerretDB 1.x (on PostgreSQL) applies updates as read, modify in memory, write back the whole
+ * document, with no lock: concurrent updates to one document lose writes, and a filtered
+ * findOneAndUpdate/updateOne can succeed for several callers at once (measured: 20 concurrent
+ * $inc -> 11; 20 concurrent conditional findOneAndUpdate -> 4 winners). Inserts into a unique
+ * index and deletes ARE atomic there (and on MongoDB). So every state change that must happen
+ * once (spent, consumed, revoked, ended, disabled, deactivated, a session's jti moved on, a
+ * last-use write in this interval) is an insert of `{_id: "<kind>:<key>", at}`: the one insert that
+ * succeeds wins; everybody else gets a duplicate-key error and loses.
+ */
+export class Marks {
+  private readonly marks: Collection<StoredDoc>;
+
+  constructor(db: Db) {
+    this.marks = db.collection<StoredDoc>(MARKS);
+  }
+
+  /** True when this call set the mark; false when it was already set. `expiresAt` lets housekeeping drop it. */
+  async claim(id: string, at: Date, expiresAt?: Date): Promise<boolean> {
+    try {
+      await this.marks.insertOne(expiresAt ? { _id: id, at, expiresAt } : { _id: id, at });
+      return true;
+    } catch (error) {
+      if (error instanceof MongoServerError && error.code === 11000) return false;
+      throw error;
+    }
+  }
+
+  /** When the mark was set, or null. */
+  async get(id: string): Promise<Date | null> {
+    const doc = await this.marks.findOne({ _id: id });
+    return doc ? (doc.at as Date) : null;
+  }
+
+  async getMany(ids: string[]): Promise<Map<string, Date>> {
+    if (ids.length === 0) return new Map();
+    const docs = await this.marks.find({ _id: { $in: ids } }).toArray();
+    return new Map(docs.map((doc) => [doc._id, doc.at as Date]));
+  }
+
+  async deleteMany(ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.marks.deleteMany({ _id: { $in: ids } });
+  }
+
+  async deleteExpired(before: Date): Promise<void> {
+    await this.marks.deleteMany({ expiresAt: { $lt: before } });
+  }
+}
+
+/**
+ * The interval a last-use write belongs to: writes are coalesced to one per token per interval,
+ * intervals aligned to multiples of minIntervalMs (so every instance computes the same one).
+ */
+export function touchBucket(at: Date, minIntervalMs: number): number {
+  return minIntervalMs > 0 ? Math.floor(at.getTime() / minIntervalMs) * minIntervalMs : at.getTime();
+}
