@@ -39,8 +39,8 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   verifiers.jwt = jwtVerifier(core.jwt);
   verifiers.session = sessionVerifier(core);
   const bindings: ServiceBinding[] = [
-    sessionBinding(core),
-    userBinding(core),
+    // Without the Session API, its /user is free for the JWT API mounted at "/".
+    ...(deps.config.sessionApi ? [sessionBinding(core), userBinding(core)] : []),
     apiTokenBinding(core.apiTokens),
     { service: UserTokenService, impl: {} },
     { service: AuthenticationTokenService, impl: {} },
