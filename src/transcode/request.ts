@@ -33,6 +33,10 @@ export async function buildRequestMessage(
 
   const rule = binding.body;
   if (rule.kind !== "none" || binding.loose) {
+    const encoding = req.headers["content-encoding"];
+    if (encoding !== undefined && encoding.toLowerCase() !== "identity") {
+      throw new HttpError(415, "invalid_argument", `unsupported content encoding "${encoding}"`);
+    }
     const bytes = await readBody(req, maxBodyBytes);
     const contentType = req.headers["content-type"];
     if (rule.kind === "raw") {

@@ -395,6 +395,16 @@ const cases: Case[] = [
     error: { code: "invalid_argument", message: "unsupported content type" },
   },
   {
+    name: "compressed request bodies are 415",
+    method: "POST",
+    path: "/v1/items",
+    headers: { ...json, "content-encoding": "gzip" },
+    body: "{}",
+    noCall: true,
+    status: 415,
+    error: { code: "invalid_argument", message: "unsupported content encoding" },
+  },
+  {
     name: "form bodies are 415 unless the service opts in",
     method: "POST",
     path: "/v1/items",
