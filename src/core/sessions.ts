@@ -80,7 +80,7 @@ export class Sessions {
 
   /** Seconds left on the verified access token (0 when expired). */
   expiresIn(access: SessionAccess): number {
-    return Math.max(0, Math.floor((access.expiresAt.getTime() - this.clock.now().getTime()) / 1000));
+    return Math.max(0, Math.ceil((access.expiresAt.getTime() - this.clock.now().getTime()) / 1000));
   }
 
   /** Rotates the refresh token of the session that `access` belongs to. */

@@ -1,6 +1,7 @@
 // One seed 000 client with three transports: @grpc/grpc-js, Connect (connect-node) and REST
 // (fetch). Each call resolves with the same Outcome shape, so a test reads like the API
 // document once and runs over every protocol.
+import assert from "node:assert/strict";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { SessionService, UserService } from "../../gen/tessera/v1/session_pb.js";
 import { connectClient, GrpcJsClient, rest } from "../support/clients.js";
@@ -158,3 +159,10 @@ export const httpStatus: Record<string, number> = {
   resource_exhausted: 429,
   unavailable: 503,
 };
+
+/** Asserts the outcome's code (and, over REST, the HTTP status it maps to). */
+export function expectCode(outcome: Outcome<unknown>, code: string, message?: RegExp): void {
+  assert.equal(outcome.code, code, `expected ${code}, got ${outcome.code}: ${outcome.message ?? ""}`);
+  if (outcome.status !== undefined && code !== "ok") assert.equal(outcome.status, httpStatus[code]);
+  if (message) assert.match(outcome.message ?? "", message);
+}

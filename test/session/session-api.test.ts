@@ -4,13 +4,8 @@
 import assert from "node:assert/strict";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { otherClientId, startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
-import { goodPassword, httpStatus, protocols, sessionApi, uniqueEmail, type Outcome, type SessionApi, type TokenPair } from "./api.js";
+import { expectCode, goodPassword, protocols, sessionApi, uniqueEmail, type SessionApi, type TokenPair } from "./api.js";
 
-export function expectCode(outcome: Outcome<unknown>, code: string, message?: RegExp): void {
-  assert.equal(outcome.code, code, `expected ${code}, got ${outcome.code}: ${outcome.message ?? ""}`);
-  if (outcome.status !== undefined && code !== "ok") assert.equal(outcome.status, httpStatus[code]);
-  if (message) assert.match(outcome.message ?? "", message);
-}
 
 const client = { clientId: testClientId };
 
