@@ -8,6 +8,7 @@ import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
 import { startServer, type RestHandlerFactory, type RunningServer } from "./server/index.js";
 import { createServices } from "./services/index.js";
+import { createTranscoder } from "./transcode/index.js";
 import { openStore } from "./store/index.js";
 import type { Store } from "./store/ports.js";
 
@@ -25,21 +26,9 @@ export interface StartOptions {
 }
 
 /** REST routes for every service, each mounted at its `http_service` base path (or config). */
-// TEMPORARY until src/transcode/index.ts lands: loaded dynamically so the tree typechecks.
-type CreateTranscoder = (o: object) => { handle(req: unknown, res: unknown): Promise<void> };
-let createTranscoder: CreateTranscoder | undefined;
-try {
-  const path = "./transcode/index.js";
-  createTranscoder = ((await import(path)) as { createTranscoder: CreateTranscoder }).createTranscoder;
-} catch {
-  createTranscoder = undefined;
-}
-
-function restFactory(config: Config): RestHandlerFactory | undefined {
-  if (!createTranscoder) return undefined;
-  const make = createTranscoder;
+function restFactory(config: Config): RestHandlerFactory {
   return ({ handlers, services, contextValues }) => {
-    const transcoder = make({
+    const transcoder = createTranscoder({
       handlers,
       services: services.map((service) => {
         const rule = hasOption(service, http_service) ? getOption(service, http_service) : undefined;

@@ -116,7 +116,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     h2 = http2.createServer({ settings: h2settings, maxSessionMemory: 20 }, counted);
     const h1server = h1;
     const h2server = h2;
-    front = net.createServer((socket) => {
+    front = net.createServer({ noDelay: true }, (socket) => {
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
       // A connection that never sends a byte is closed after the headers timeout.

@@ -1,7 +1,7 @@
 // Real clients for API tests: @grpc/grpc-js (what internal Node services use), Connect
 // (connect-node, over HTTP/1.1 or HTTP/2) and REST (fetch).
 import * as grpc from "@grpc/grpc-js";
-import { fromBinary, toBinary, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -21,8 +21,8 @@ export function grpcWebClient<S extends DescService>(service: S, baseUrl: string
   return createClient(service, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
 }
 
-export interface GrpcResult<O extends DescMessage> {
-  message?: MessageShape<O>;
+export interface GrpcResult {
+  message?: any;
   error?: grpc.ServiceError;
 }
 
@@ -53,18 +53,18 @@ export class GrpcJsClient<S extends DescService> {
     this.client = new Ctor(address.replace(/^https?:\/\//, ""), grpc.credentials.createInsecure());
   }
 
-  call<M extends S["methods"][number]>(
-    methodName: M["name"],
-    input: MessageInitShape<M["input"]>,
-    metadata: Record<string, string> = {},
-  ): Promise<GrpcResult<M["output"]>> {
+  /**
+   * Calls a method by its proto name ("GetSession"). Resolves with the response message
+   * (typed loosely: tests assert its fields) or the gRPC error; never throws for an RPC error.
+   */
+  call(methodName: string, input: Record<string, unknown> = {}, metadata: Record<string, string> = {}): Promise<GrpcResult> {
     const method = this.service.methods.find((m) => m.name === methodName);
     if (!method) throw new Error(`no method ${methodName} on ${this.service.typeName}`);
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries(metadata)) md.set(k, v);
     const fn = (this.client as unknown as Record<string, Function>)[method.name].bind(this.client);
     return new Promise((resolve) => {
-      fn(create(method.input, input as never), md, (err: grpc.ServiceError | null, res: MessageShape<M["output"]>) => {
+      fn(create(method.input, input as never), md, (err: grpc.ServiceError | null, res: any) => {
         resolve(err ? { error: err } : { message: res });
       });
     });

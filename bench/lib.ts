@@ -1,0 +1,179 @@
+// Shared benchmark tooling: Tessera in its own process (so the load generator does not share
+// its event loop), bounded closed-loop load over gRPC (@grpc/grpc-js) or HTTP/1.1 keep-alive,
+// and figures: requests/s, p50/p99 latency, errors, server RSS. Loopback only; every loop is
+// bounded in time.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+
+export interface BenchServer {
+  url: string;
+  port: number;
+  pid: number;
+  /** Resident set size of the server process, MiB. */
+  rssMiB(): number;
+  stop(): Promise<void>;
+}
+
+export const benchClientId = "bench-client";
+export const benchAdminToken = "bench-admin-token-0123456789abcdef";
+
+/** Starts `src/main.ts` in a child process on a free port with a fresh data directory. */
+export async function startServerProcess(env: Record<string, string> = {}): Promise<BenchServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
+  const port = await freePort();
+  // Request logs stay on (info), as in production; they go to /dev/null.
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    env: {
+      ...process.env,
+      MONGODB_URI: "",
+      PORT: String(port),
+      TESSERA_DATA_DIR: dataDir,
+      TESSERA_LOG_LEVEL: "info",
+      TESSERA_CLIENT_IDS: benchClientId,
+      TESSERA_ADMIN_TOKEN: benchAdminToken,
+      TESSERA_LOGIN_PROTECTION: "false",
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  let exited = false;
+  child.once("exit", () => (exited = true));
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    if (exited) throw new Error("the server exited during start-up");
+    if (Date.now() > deadline) throw new Error("the server did not start within 30 s");
+    const up = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false);
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pid = child.pid!;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    pid,
+    rssMiB() {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      return m ? Number(m[1]) / 1024 : NaN;
+    },
+    async stop() {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when `meta` (import.meta.url) is the script node was asked to run. */
+export function isMain(meta: string): boolean {
+  return process.argv[1] !== undefined && meta === pathToFileURL(resolve(process.argv[1])).href;
+}
+
+export interface LoadOptions {
+  concurrency: number;
+  durationMs: number;
+  warmupMs?: number;
+}
+
+export interface LoadResult {
+  name: string;
+  requests: number;
+  errors: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** Closed-loop load: `concurrency` workers call `call` back to back for `durationMs`. */
+export async function load(name: string, o: LoadOptions, call: () => Promise<unknown>): Promise<LoadResult> {
+  const runFor = async (ms: number, record: boolean) => {
+    const latencies: number[] = [];
+    let errors = 0;
+    const end = performance.now() + ms;
+    const worker = async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        try {
+          await call();
+          if (record) latencies.push(performance.now() - t);
+        } catch {
+          errors++;
+        }
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: o.concurrency }, worker));
+    return { latencies, errors, elapsed: performance.now() - t0 };
+  };
+  if (o.warmupMs) await runFor(o.warmupMs, false);
+  const { latencies, errors, elapsed } = await runFor(o.durationMs, true);
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] : NaN);
+  return { name, requests: latencies.length, errors, rps: (latencies.length / elapsed) * 1000, p50Ms: pct(0.5), p99Ms: pct(0.99) };
+}
+
+/** A unary gRPC call with raw protobuf bytes through @grpc/grpc-js; rejects on any error. */
+export function grpcUnary(url: string, path: string, request: Uint8Array, metadata: Record<string, string> = {}): { call: () => Promise<Buffer>; close(): void } {
+  const Ctor = grpc.makeGenericClientConstructor(
+    { M: { path, requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } },
+    "Bench",
+  );
+  const client = new Ctor(url.replace(/^https?:\/\//, ""), grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(metadata)) md.set(k, v);
+  const buf = Buffer.from(request);
+  const m = (client as unknown as { M: Function }).M.bind(client);
+  return {
+    call: () => new Promise<Buffer>((resolve, reject) => m(buf, md, (err: Error | null, res: Buffer) => (err ? reject(err) : resolve(res)))),
+    close: () => client.close(),
+  };
+}
+
+/** An HTTP/1.1 keep-alive request; rejects unless the status is `expect` (default 2xx). */
+export function httpCall(
+  url: string,
+  o: { method?: string; path: string; headers?: Record<string, string>; body?: string; expect?: number },
+  agent = new http.Agent({ keepAlive: true, maxSockets: 256 }),
+): () => Promise<string> {
+  const u = new URL(url);
+  const body = o.body === undefined ? undefined : Buffer.from(o.body);
+  const headers = { ...o.headers, ...(body ? { "content-length": String(body.length) } : {}) };
+  return () =>
+    new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: u.hostname, port: u.port, method: o.method ?? "GET", path: o.path, headers, agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const ok = o.expect !== undefined ? res.statusCode === o.expect : res.statusCode! >= 200 && res.statusCode! < 300;
+          const text = Buffer.concat(chunks).toString();
+          ok ? resolve(text) : reject(new Error(`status ${res.statusCode}: ${text.slice(0, 200)}`));
+        });
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+}
+
+export function formatResult(r: LoadResult, baseline?: LoadResult): string {
+  const ratio = baseline ? `  ratio ${(r.rps / baseline.rps).toFixed(2)} of ${baseline.name}` : "";
+  return `${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  errors ${r.errors}${ratio}`;
+}
+
+/** Standard durations, shortened with BENCH_QUICK=1. */
+export const durations = process.env.BENCH_QUICK ? { durationMs: 2000, warmupMs: 500 } : { durationMs: 8000, warmupMs: 2000 };
