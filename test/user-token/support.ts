@@ -34,7 +34,12 @@ export async function createUser(server: TestServer, email = uniqueEmail()): Pro
  * A user with first and last name, which no public sign-up sets: written to the store directly
  * (with a real argon2id hash, cheap parameters), as an admin tool would.
  */
-export async function createNamedUser(server: TestServer, names: { firstname?: string; lastname?: string }): Promise<UserRecord> {
+export async function createNamedUser(
+  server: TestServer,
+  names: { firstname?: string; lastname?: string },
+  /** The server's "now" (its clock may be a ManualClock). */
+  createdAt: Date,
+): Promise<UserRecord> {
   const passwords = new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 });
   const email = uniqueEmail("named");
   return server.tessera.store.users.create({
@@ -43,7 +48,7 @@ export async function createNamedUser(server: TestServer, names: { firstname?: s
     emails: [email],
     ...names,
     passwordHash: await passwords.hash(password),
-    createdAt: new Date(),
+    createdAt,
   });
 }
 
