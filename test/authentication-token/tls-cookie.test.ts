@@ -1,0 +1,91 @@
+// Under TLS the session cookie is Secure; TESSERA_COOKIE_SECURE=false turns that off (and =true
+// turns it on without TLS, see rest.test.ts).
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import https from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+import { basic, bearer, password, uniqueEmail } from "../user-token/support.js";
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: any;
+}
+
+function request(server: TestServer, ca: Buffer, method: string, path: string, headers: Record<string, string>, json?: unknown): Promise<Answer> {
+  const body = json === undefined ? undefined : JSON.stringify(json);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      `${server.url}${path}`,
+      { method, ca, headers: { ...headers, ...(body !== undefined && { "content-type": "application/json" }) } },
+      (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** Sign-up, user-token login, authentication token, exchange: the exchange's Set-Cookie. */
+async function exchangeCookie(server: TestServer, ca: Buffer): Promise<string> {
+  const email = uniqueEmail("tls");
+  assert.equal((await request(server, ca, "POST", "/user", { "x-koms-clientid": testClientId }, { email, password })).status, 201);
+  const login = await request(server, ca, "POST", "/auth/login", basic(email, password));
+  assert.equal(login.status, 200);
+  const created = await request(server, ca, "GET", "/api/authenticationtoken", bearer(login.body.token));
+  assert.equal(created.status, 200);
+  const exchanged = await request(server, ca, "GET", `/api/authenticationtoken/${created.body.token}/user`, {});
+  assert.equal(exchanged.status, 200);
+  const cookies = exchanged.headers["set-cookie"] as string[];
+  assert.equal(cookies.length, 1);
+  return cookies[0];
+}
+
+describe("session cookie under TLS", function () {
+  this.timeout(30000);
+  let dir: string;
+  let ca: Buffer;
+  let tlsEnv: Record<string, string>;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-tls-cookie-"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+    ], { stdio: "ignore" });
+    ca = readFileSync(join(dir, "cert.pem"));
+    tlsEnv = { TESSERA_TLS_CERT_FILE: join(dir, "cert.pem"), TESSERA_TLS_KEY_FILE: join(dir, "key.pem") };
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("is Secure, HttpOnly, SameSite=Lax, Path=/ with a Max-Age", async () => {
+    const server = await startTestServer({ env: tlsEnv });
+    try {
+      assert.match(server.url, /^https:/);
+      const cookie = await exchangeCookie(server, ca);
+      assert.match(cookie, /^tessera_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=86400; HttpOnly; SameSite=Lax; Secure$/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("is not Secure when TESSERA_COOKIE_SECURE=false", async () => {
+    const server = await startTestServer({ env: { ...tlsEnv, TESSERA_COOKIE_SECURE: "false" } });
+    try {
+      const cookie = await exchangeCookie(server, ca);
+      assert.doesNotMatch(cookie, /Secure/);
+      assert.match(cookie, /HttpOnly; SameSite=Lax$/);
+    } finally {
+      await server.close();
+    }
+  });
+});
