@@ -202,7 +202,8 @@ export const AuthenticationTokenService: GenService<{
    * that lives TESSERA_SESSION_COOKIE_TTL_SECONDS (default 86400, the cookie's Max-Age). It is
    * accepted only as the cookie, only on safe methods (GET, HEAD) that take any user credential
    * (those of this service); it is not a bearer token, and a user token, access token or JWT is
-   * not accepted as the cookie. It ends when it expires or when the user is deactivated.
+   * not accepted as the cookie. It ends when it expires, when the user is deactivated, or when
+   * the user's password changes. Its use is recorded like a user token's.
    * When the request already carries a valid session cookie of the same user, that session is
    * kept and no new cookie is set.
    * Errors: unknown, already used or expired token, or a deactivated user, NOT_FOUND (404);

@@ -188,7 +188,8 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
  * the same users as seed 000 (`POST /user`). A user token works only on the methods that take a
  * user token or any user credential (seed 003); an API token, a session access token or a JWT is
  * refused (401) where a user token is required, and a user token is refused where they are.
- * A token stops working (401) when it is logged out, expires, or its user is deactivated.
+ * A token stops working (401) when it is logged out, expires, its user is deactivated, or the
+ * user's password changes after the token was created.
  * Responses that carry a token are sent with `Cache-Control: no-store`.
  *
  * @generated from service tessera.v1.UserTokenService
