@@ -8,9 +8,9 @@ import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../server/index.js";
 import type { Store } from "../store/ports.js";
 import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
-import { AuthenticationTokenService } from "../../gen/tessera/v1/authentication_token_pb.js";
-import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
 import { apiTokenBinding, apiTokenVerifier } from "./api-token.js";
+import { authenticationTokenBinding, sessionCookieVerifier } from "./authentication-token.js";
+import { userTokenBinding, userTokenVerifier } from "./user-token.js";
 import { createCore } from "../core/index.js";
 import { jwtBinding, jwtVerifier } from "./jwt.js";
 import { keyBinding } from "./key.js";
@@ -36,14 +36,16 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   const verifiers: CredentialVerifiers = { ...refuseAll };
   const core = await createCore(deps);
   verifiers.apiToken = apiTokenVerifier(core.apiTokens);
+  verifiers.userToken = userTokenVerifier(core.userTokens);
+  verifiers.sessionCookie = sessionCookieVerifier(core.userTokens);
   verifiers.jwt = jwtVerifier(core.jwt);
   verifiers.session = sessionVerifier(core);
   const bindings: ServiceBinding[] = [
     // Without the Session API, its /user is free for the JWT API mounted at "/".
     ...(deps.config.sessionApi ? [sessionBinding(core), userBinding(core)] : []),
     apiTokenBinding(core.apiTokens),
-    { service: UserTokenService, impl: {} },
-    { service: AuthenticationTokenService, impl: {} },
+    userTokenBinding(core.userTokens),
+    authenticationTokenBinding(core.authTokens, deps.config),
     jwtBinding(core),
     keyBinding(core),
   ];
