@@ -291,6 +291,14 @@ for (const store of storesUnderTest()) {
         assertError(await get("/api/authenticationtoken", cookie(value)), 401, "unauthenticated");
       });
 
+      it("ends when the user's password changes", async () => {
+        const { user, res } = await exchange();
+        const value = sessionCookieOf(res)!.value;
+        clock.advance(1);
+        await server.tessera.store.users.updatePasswordHash(user.id, (await server.tessera.store.users.findById(user.id))!.passwordHash, clock.now());
+        assertError(await get("/api/authenticationtoken", cookie(value)), 401, "unauthenticated", /password change/);
+      });
+
       it("is kept (no new cookie) when the exchange request carries a valid session of the same user", async () => {
         const { user, token } = await userWithToken();
         const first = await get(`/api/authenticationtoken/${(await createToken(bearer(token))).token}/user`);
