@@ -9,6 +9,7 @@ import type { JwtRefreshTokenStore, UserRecord } from "../store/ports.js";
 import type { Clock } from "./clock.js";
 import { AuthError, invalidArgument, permissionDenied, unauthenticated } from "./errors.js";
 import type { SigningKeys } from "./keys.js";
+import { VerifiedTokenCache } from "./jwt-verified-cache.js";
 import { randomId } from "./secrets.js";
 import type { Users } from "./users.js";
 
@@ -39,10 +40,16 @@ export interface JwtTokensDeps {
   audience: string;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
+  /** How many verified tokens to remember (0: none). Default 10000. */
+  verifiedCacheSize?: number;
 }
 
 export class JwtTokens {
-  constructor(private readonly deps: JwtTokensDeps) {}
+  private readonly verified: VerifiedTokenCache<JwtClaims>;
+
+  constructor(private readonly deps: JwtTokensDeps) {
+    this.verified = new VerifiedTokenCache(deps.verifiedCacheSize ?? 10_000);
+  }
 
   /** Password login (abuse protection and deactivation handled by Users.authenticate). */
   async loginWithPassword(login: string, password: string, clientAddress: string): Promise<string> {
@@ -166,6 +173,9 @@ export class JwtTokens {
 
   /** Signature, algorithm, kid, time, issuer and audience (SigningKeys), then the claim shapes. */
   private async verifyToken(token: string, opts: { allowExpired?: boolean }): Promise<JwtClaims> {
+    const now = Math.floor(this.deps.clock.now().getTime() / 1000);
+    const cached = this.verified.get(token, now, opts.allowExpired ?? false);
+    if (cached) return cached;
     const payload = await this.deps.keys.verify(token, {
       allowExpired: opts.allowExpired,
       issuer: this.deps.issuer,
@@ -174,6 +184,8 @@ export class JwtTokens {
     if (typeof payload.sub !== "string" || typeof payload.user !== "string" || typeof payload.token_type !== "string") {
       throw unauthenticated("invalid token claims");
     }
-    return payload as JwtClaims;
+    const claims = Object.freeze(payload) as JwtClaims;
+    this.verified.set(token, claims);
+    return claims;
   }
 }

@@ -201,6 +201,8 @@ for (const store of storesUnderTest()) {
           assert.equal(res.status, 204, res.text);
           assert.equal(res.text, "");
           assert.equal((await jwt("GET", "/check", { access_token: second }, style)).status, 400);
+          // `access` was verified before (and may be remembered): the user check still applies.
+          assert.equal((await jwt("GET", "/check", { access_token: access }, style)).status, 400);
           assert.equal((await jwt("GET", "/refresh_token", { access_token: second }, style)).status, 401);
           assert.equal((await jwt("GET", "/user", { access_token: second }, style)).status, 204);
           assert.equal((await jwt("GET", "/token", { user: refresh }, style)).status, 401);

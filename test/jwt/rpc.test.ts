@@ -64,7 +64,10 @@ for (const store of storesUnderTest()) {
 
       assert.ok((await grpc.call("ChangePassword", { pass: otherGoodPassword, accessToken: access })).message);
       const fresh = text(await grpc.call("GetToken", { user, pass: otherGoodPassword }));
-      assert.equal((await grpc.call("Check", { accessToken: access }, bearer(fresh))).error?.code, GrpcStatus.INVALID_ARGUMENT);
+      // Two different tokens in one call (field and header) are refused.
+      const twoTokens = await grpc.call("Check", { accessToken: fresh }, bearer(algNone(fresh)));
+      assert.equal(twoTokens.error?.code, GrpcStatus.INVALID_ARGUMENT);
+      assert.match(twoTokens.error!.details, /two different access tokens/);
       assert.ok((await grpc.call("DeleteUser", {}, bearer(fresh))).message);
       assert.equal((await grpc.call("Check", { accessToken: fresh })).error?.code, GrpcStatus.INVALID_ARGUMENT);
       assert.equal((await grpc.call("GetToken", { user, pass: otherGoodPassword })).error?.code, GrpcStatus.PERMISSION_DENIED);

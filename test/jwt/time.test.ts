@@ -45,6 +45,10 @@ for (const store of storesUnderTest()) {
       assert.match(res.body.message, /not yet valid/);
       clock.set(start);
       assert.equal((await check(token)).status, 200);
+      // Once verified (and remembered), the time checks still apply.
+      clock.set(start - 5_000);
+      assert.equal((await check(token)).status, 400);
+      clock.set(start);
     });
 
     it("a refresh token works until its own exp; an expired one is 401, but its owner may still delete it", async () => {
