@@ -150,6 +150,16 @@ export class Users {
     return at;
   }
 
+  /**
+   * Records a password login in lastLoginAt, at most once per `minIntervalSeconds` per user:
+   * a login storm must not turn into a storm of writes.
+   */
+  async noteLogin(user: UserRecord, minIntervalSeconds: number): Promise<void> {
+    const now = this.clock.now().getTime();
+    if (user.lastLoginAt && now - user.lastLoginAt.getTime() < minIntervalSeconds * 1000) return;
+    await this.store.users.setLastLogin(user.id, new Date(now));
+  }
+
   private async rehash(user: UserRecord, password: string): Promise<void> {
     try {
       const newHash = await this.passwords.hash(password);

@@ -33,7 +33,7 @@ export function createSessionService(core: Core): ServiceImpl<typeof SessionServ
       if (req.email === "") throw invalidArgument("email is required");
       if (req.password === "") throw invalidArgument("password is required");
       const user = await core.users.authenticate(req.email, req.password, "email", ctx.values.get(clientAddressKey));
-      const [pair] = await Promise.all([core.sessions.start(user.id, clientId), core.users.bumpLastLogin(user.id)]);
+      const [pair] = await Promise.all([core.sessions.start(user.id, clientId), core.users.noteLogin(user, core.config.lastUsedIntervalSeconds)]);
       return pair;
     },
 

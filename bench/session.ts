@@ -1,0 +1,80 @@
+// Seed 000 figures: GetSession requests/s over gRPC as a ratio of the no-op baseline (health
+// Check over gRPC, same run, same server), CreateSession requests/s as a ratio of raw argon2id
+// verifications/s at the server's parameters (measured in this process, same run), and the
+// server's RSS under load. Run: `npx tsx bench/session.ts` (BENCH_QUICK=1 for short runs).
+import { create, toBinary } from "@bufbuild/protobuf";
+import argon2 from "argon2";
+import { HealthCheckRequestSchema } from "../gen/health/v1/health_pb.js";
+import { CreateSessionRequestSchema, GetSessionRequestSchema } from "../gen/tessera/v1/session_pb.js";
+import { variables } from "../src/config.js";
+import { benchClientId, durations, formatResult, grpcUnary, httpCall, load, startServerProcess, type LoadResult } from "./lib.js";
+
+const email = "bench@example.com";
+const password = "violet-kettle-harbour-29";
+const argonParams = {
+  memoryCost: variables.argon2MemoryKib.fallback,
+  timeCost: variables.argon2Iterations.fallback,
+  parallelism: variables.argon2Parallelism.fallback,
+};
+// argon2 runs on libuv's thread pool (4 threads): the same concurrency on both sides.
+const argonConcurrency = 4;
+
+const server = await startServerProcess({
+  TESSERA_LOGIN_PROTECTION: "true",
+  TESSERA_ARGON2_MEMORY_KIB: String(argonParams.memoryCost),
+  TESSERA_ARGON2_ITERATIONS: String(argonParams.timeCost),
+  TESSERA_ARGON2_PARALLELISM: String(argonParams.parallelism),
+});
+const rss: Array<[string, number]> = [["start", server.rssMiB()]];
+try {
+  const headers = { "content-type": "application/json", "x-koms-clientid": benchClientId };
+  await httpCall(server.url, { method: "POST", path: "/user", headers, body: JSON.stringify({ email, password }) })();
+  const session = JSON.parse(
+    await httpCall(server.url, { method: "POST", path: "/session", headers, body: JSON.stringify({ account_type: "traditional", email, password }) })(),
+  ) as { access_token: string };
+
+  const results: LoadResult[] = [];
+  const run = async (name: string, concurrency: number, call: () => Promise<unknown>) => {
+    const r = await load(name, { concurrency, ...durations }, async () => {
+      await call();
+    });
+    rss.push([name, server.rssMiB()]);
+    results.push(r);
+    return r;
+  };
+
+  const health = grpcUnary(server.url, "/grpc.health.v1.Health/Check", toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)));
+  const baseline = await run("baseline: gRPC Health/Check", 32, health.call);
+  health.close();
+
+  const get = grpcUnary(server.url, "/tessera.v1.SessionService/GetSession", toBinary(GetSessionRequestSchema, create(GetSessionRequestSchema)), {
+    "x-koms-clientid": benchClientId,
+    authorization: `Bearer ${session.access_token}`,
+  });
+  const getSession = await run("gRPC GetSession", 32, get.call);
+  get.close();
+
+  const hash = await argon2.hash(password, { type: argon2.argon2id, ...argonParams });
+  const raw = await run(`raw argon2id verify (${argonParams.memoryCost} KiB, t=${argonParams.timeCost}, p=${argonParams.parallelism})`, argonConcurrency, async () => {
+    if (!(await argon2.verify(hash, password))) throw new Error("verify failed");
+  });
+
+  const login = grpcUnary(
+    server.url,
+    "/tessera.v1.SessionService/CreateSession",
+    toBinary(CreateSessionRequestSchema, create(CreateSessionRequestSchema, { accountType: "traditional", email, password })),
+    { "x-koms-clientid": benchClientId },
+  );
+  const createSession = await run("gRPC CreateSession", argonConcurrency, login.call);
+  login.close();
+
+  console.log(formatResult(baseline));
+  console.log(formatResult(getSession, baseline));
+  console.log(formatResult(raw));
+  console.log(formatResult(createSession, raw));
+  console.log(`GetSession / baseline:        ${(getSession.rps / baseline.rps).toFixed(2)}  (target >= 0.6)`);
+  console.log(`CreateSession / raw argon2id: ${(createSession.rps / raw.rps).toFixed(2)}  (target >= 0.9)`);
+  console.log(`server RSS (MiB): ${rss.map(([k, v]) => `${k}: ${v.toFixed(1)}`).join(", ")}`);
+} finally {
+  await server.stop();
+}

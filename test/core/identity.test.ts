@@ -1,0 +1,176 @@
+// Unit tests of the identity core (no server): password policy, login normalisation, argon2id
+// rehash, signing keys (algorithms, refused headers, shared keys, rotation), login throttle.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { base64url, decodeProtectedHeader, SignJWT } from "jose";
+import { loadConfig, type Config } from "../../src/config.js";
+import { ManualClock } from "../../src/core/clock.js";
+import { AuthError } from "../../src/core/errors.js";
+import { createCore } from "../../src/core/index.js";
+import { SigningKeys } from "../../src/core/keys.js";
+import { checkPassword } from "../../src/core/password-policy.js";
+import { Passwords } from "../../src/core/passwords.js";
+import { normalizeLogin } from "../../src/core/users.js";
+import { silentLogger } from "../../src/logger.js";
+import { openStore } from "../../src/store/index.js";
+import type { Store } from "../../src/store/ports.js";
+
+const cheap = { TESSERA_ARGON2_MEMORY_KIB: "1024", TESSERA_ARGON2_ITERATIONS: "1", TESSERA_CLIENT_IDS: "c" };
+
+function rejects(fn: () => unknown, code: string, message: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof AuthError && e.code === code && message.test(e.message));
+}
+
+async function rejectsAsync(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => e instanceof AuthError && e.code === code && message.test(e.message));
+}
+
+describe("core: password policy", () => {
+  it("names the rule broken", () => {
+    rejects(() => checkPassword("1234567"), "invalid_argument", /too short/);
+    rejects(() => checkPassword("é".repeat(257)), "invalid_argument", /too long/);
+    rejects(() => checkPassword("iloveyou"), "invalid_argument", /too common/);
+    rejects(() => checkPassword("BASEBALL"), "invalid_argument", /too common/);
+    checkPassword("violet-kettle-harbour-29");
+    checkPassword("😀😀😀😀😀😀😀😀"); // 8 code points
+    checkPassword("é".repeat(256));
+  });
+});
+
+describe("core: normalizeLogin", () => {
+  it("trims, NFC-normalises, lower-cases emails and refuses malformed ones", () => {
+    assert.equal(normalizeLogin("  Ann@Example.COM ", "email"), "ann@example.com");
+    assert.equal(normalizeLogin("Jose\u0301@example.com", "email"), "jos\u00e9@example.com");
+    assert.equal(normalizeLogin(" Jose\u0301 ", "name"), "Jos\u00e9");
+    for (const bad of ["", "a", "a@b", "a b@c.d", "@example.com", "a@@example.com", `${"x".repeat(65)}@example.com`]) {
+      rejects(() => normalizeLogin(bad, "email"), "invalid_argument", /email/);
+    }
+    rejects(() => normalizeLogin("  ", "name"), "invalid_argument", /required/);
+  });
+});
+
+describe("core: passwords", () => {
+  it("hashes with argon2id, verifies, and asks for a rehash when the cost changes", async () => {
+    const p = new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 });
+    const h = await p.hash("violet-kettle-harbour-29");
+    assert.match(h, /^\$argon2id\$/);
+    assert.equal(await p.verify(h, "violet-kettle-harbour-29"), true);
+    assert.equal(await p.verify(h, "wrong"), false);
+    assert.equal(await p.verify("not a hash", "x"), false);
+    assert.equal(p.needsRehash(h), false);
+    assert.equal(new Passwords({ memoryKib: 2048, iterations: 1, parallelism: 1 }).needsRehash(h), true);
+    await p.verifyDummy("anything");
+  });
+});
+
+describe("core: users, keys and throttle on SQLite", () => {
+  let dir: string;
+  let store: Store;
+  const clock = new ManualClock(Date.now());
+  const config = (env: Record<string, string> = {}): Config => loadConfig({ ...cheap, ...env });
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-core-"));
+    store = await openStore({ dataDir: dir });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("rehashes on login when the argon2 parameters changed", async () => {
+    const core1 = await createCore({ config: config(), store, clock, logger: silentLogger });
+    const u = await core1.users.create({ login: "a@example.com", kind: "email", password: "violet-kettle-harbour-29" });
+    const core2 = await createCore({ config: config({ TESSERA_ARGON2_MEMORY_KIB: "2048" }), store, clock, logger: silentLogger });
+    await core2.users.authenticate("a@example.com", "violet-kettle-harbour-29", "email", "addr");
+    const after = (await store.users.findById(u.id))!;
+    assert.notEqual(after.passwordHash, u.passwordHash);
+    assert.equal(core2.passwords.needsRehash(after.passwordHash), false);
+    assert.equal(after.passwordChangedAt.getTime(), u.passwordChangedAt.getTime());
+  });
+
+  it("a deactivated user learns it only with the right password; deactivation ends sessions", async () => {
+    const core = await createCore({ config: config(), store, clock, logger: silentLogger });
+    const u = await core.users.create({ login: "b@example.com", kind: "email", password: "violet-kettle-harbour-29" });
+    const pair = await core.sessions.start(u.id, "c");
+    await core.users.deactivate(u.id);
+    await rejectsAsync(core.users.authenticate("b@example.com", "wrong-password-1", "email", "addr"), "unauthenticated", /invalid login or password/);
+    await rejectsAsync(core.users.authenticate("b@example.com", "violet-kettle-harbour-29", "email", "addr"), "permission_denied", /deactivated/);
+    await rejectsAsync(core.sessions.verifyAccess(pair.accessToken, "c", false), "unauthenticated", /ended/);
+  });
+
+  it("two instances on one store agree on one signing key", async () => {
+    const cfg = config();
+    const [a, b] = await Promise.all([
+      SigningKeys.open({ store, config: cfg, clock, logger: silentLogger }),
+      SigningKeys.open({ store, config: cfg, clock, logger: silentLogger }),
+    ]);
+    assert.equal((await store.keys.list()).length, 1);
+    const token = await a.sign({ sub: "x" }, 60);
+    assert.equal((await b.verify(token)).sub, "x");
+    assert.deepEqual(await a.jwks(), await b.jwks());
+  });
+
+  it("refuses alg none, unknown kids, foreign keys and jku/jwk/x5u/x5c headers; checks exp, aud, iss", async () => {
+    const keys = await SigningKeys.open({ store, config: config(), clock, logger: silentLogger });
+    const good = await keys.sign({ sub: "x", aud: "c", iss: "tessera" }, 60);
+    const kid = decodeProtectedHeader(good).kid!;
+    const [, payload, sig] = good.split(".");
+    const header = (h: object) => base64url.encode(JSON.stringify(h));
+    await rejectsAsync(keys.verify(`${header({ alg: "none", kid })}.${payload}.`), "unauthenticated", /algorithm|malformed/);
+    await rejectsAsync(keys.verify(`${header({ alg: "HS256", kid })}.${payload}.${sig}`), "unauthenticated", /algorithm/);
+    await rejectsAsync(keys.verify(`${header({ alg: "EdDSA", kid: "nope" })}.${payload}.${sig}`), "unauthenticated", /unknown key/);
+    for (const h of ["jku", "jwk", "x5u", "x5c"]) {
+      await rejectsAsync(keys.verify(`${header({ alg: "EdDSA", kid, [h]: "x" })}.${payload}.${sig}`), "unauthenticated", new RegExp(h));
+    }
+    await rejectsAsync(keys.verify(`${good.slice(0, -4)}AAAA`), "unauthenticated", /signature|malformed/);
+    const hs = await new SignJWT({ sub: "x", exp: 9999999999 }).setProtectedHeader({ alg: "HS256", kid }).sign(new TextEncoder().encode("x".repeat(32)));
+    await rejectsAsync(keys.verify(hs), "unauthenticated", /algorithm/);
+    assert.equal((await keys.verify(good, { audience: "c", issuer: "tessera" })).sub, "x");
+    await rejectsAsync(keys.verify(good, { audience: "other" }), "unauthenticated", /audience/);
+    await rejectsAsync(keys.verify(good, { issuer: "other" }), "unauthenticated", /issuer/);
+    clock.advance(61_000);
+    await rejectsAsync(keys.verify(good), "unauthenticated", /expired/);
+    assert.equal((await keys.verify(good, { allowExpired: true })).sub, "x");
+  });
+
+  it("rotation: the old key verifies until notAfter, then leaves the JWKS", async () => {
+    const cfg = config({ TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "120" });
+    const keys = await SigningKeys.open({ store, config: cfg, clock, logger: silentLogger });
+    const old = await keys.sign({ sub: "x" }, 60);
+    const kid = await keys.rotate();
+    assert.notEqual(decodeProtectedHeader(old).kid, kid);
+    assert.equal(decodeProtectedHeader(await keys.sign({}, 60)).kid, kid);
+    assert.equal((await keys.jwks()).length, 2);
+    assert.equal((await keys.verify(old)).sub, "x");
+    clock.advance(151_000);
+    assert.deepEqual((await keys.jwks()).map((k) => k.kid), [kid]);
+    await rejectsAsync(keys.verify(old, { allowExpired: true }), "unauthenticated", /unknown key/);
+  });
+
+  it("ES256 and HS256 work too; HS256 has no JWKS and no PEM", async () => {
+    const es = await SigningKeys.open({ store, config: config({ TESSERA_JWT_ALG: "ES256" }), clock, logger: silentLogger });
+    const t = await es.sign({ sub: "e" }, 60);
+    assert.equal(decodeProtectedHeader(t).alg, "ES256");
+    assert.equal((await es.verify(t)).sub, "e");
+    assert.match((await es.publicKeyPem())!, /BEGIN PUBLIC KEY/);
+    const hs = await SigningKeys.open({ store, config: config({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: "s".repeat(32) }), clock, logger: silentLogger });
+    const h = await hs.sign({ sub: "h" }, 60);
+    assert.deepEqual(decodeProtectedHeader(h), { alg: "HS256", kid: "hs256", typ: "JWT" });
+    assert.equal((await hs.verify(h)).sub, "h");
+    assert.deepEqual(await hs.jwks(), []);
+    assert.equal(await hs.publicKeyPem(), undefined);
+    await rejectsAsync(hs.rotate(), "failed_precondition", /HS256/);
+  });
+
+  it("the address limit (4x) locks out a spray over many logins", async () => {
+    const core = await createCore({ config: config({ TESSERA_LOGIN_MAX_FAILURES: "2" }), store, clock, logger: silentLogger });
+    for (let i = 0; i < 8; i++) {
+      await rejectsAsync(core.users.authenticate(`spray${i}@example.com`, "wrong-password-1", "email", "10.0.0.1"), "unauthenticated", /invalid/);
+    }
+    await rejectsAsync(core.users.authenticate("fresh@example.com", "wrong-password-1", "email", "10.0.0.1"), "resource_exhausted", /too many/);
+    await rejectsAsync(core.users.authenticate("fresh@example.com", "wrong-password-1", "email", "10.0.0.2"), "unauthenticated", /invalid/);
+  });
+});
