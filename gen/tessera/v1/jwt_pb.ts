@@ -327,16 +327,29 @@ export const GetVersionResponseSchema: GenMessage<GetVersionResponse> = /*@__PUR
 
 /**
  * The JWT API (seed 004), mounted at `/jwt` by default (TESSERA_JWT_BASE_PATH; a deployment
- * without the Session API may mount it at `/`).
+ * without the Session API (TESSERA_SESSION_API=false) may mount it at `/`, where the Session
+ * API's `/user` would otherwise collide).
  *
  * Arguments may come from a JSON body, a form-encoded body or the query string, on every
  * method (GET included). The access token may come from `Authorization: Bearer`, or from a form
  * or query argument `access_token`; two different tokens in one request are 400.
  *
- * Access tokens carry the claims `user`, `iat`, `nbf`, `exp`, `token_type: "access_token"` and
- * `authentication_method: "password" | "refresh_token"`, plus `iss` and `aud`; their header
- * names the key in `kid`. Refresh tokens are JWTs with `token_type: "refresh_token"` and a
- * `jti` that the server can revoke. Signing is EdDSA by default (TESSERA_JWT_ALG: EdDSA, ES256,
+ * Access tokens carry the claims `user` (the user name), `sub` (the user's id), `iat`, `nbf`,
+ * `exp`, `token_type: "access_token"` and `authentication_method: "password" | "refresh_token"`,
+ * plus `iss` (TESSERA_JWT_ISSUER) and `aud` (TESSERA_JWT_AUDIENCE); their header names the key
+ * in `kid`. They live TESSERA_ACCESS_TOKEN_TTL_SECONDS. Refresh tokens are JWTs with
+ * `token_type: "refresh_token"` and a `jti` that the server can revoke; they live
+ * TESSERA_REFRESH_TOKEN_TTL_SECONDS and are not rotated: one refresh token may be used for
+ * many access tokens until it expires or is revoked.
+ *
+ * Every online check of an access token (this API's credentials, Check, GetUser, and the other
+ * APIs accepting a JWT) also requires the user to be active: DELETE /user ends every token of
+ * the user at once. A password change ends the refresh tokens issued before it; access tokens
+ * already issued stay valid until they expire, as they do for offline verifiers using the JWKS
+ * (`GET /.well-known/jwks.json`), which see only the signature and the claims.
+ *
+ * Missing required arguments are INVALID_ARGUMENT (400) naming the argument; unknown arguments
+ * are 400 too. Signing is EdDSA by default (TESSERA_JWT_ALG: EdDSA, ES256,
  * or HS256 with TESSERA_JWT_SECRET of at least 32 bytes). Verification pins the algorithm to
  * the configured one and the key to `kid`: `alg: none`, tokens signed with another algorithm,
  * unknown `kid`s and `jku`/`x5u`/`jwk` headers are refused.
@@ -347,9 +360,12 @@ export const JwtService: GenService<{
   /**
    * Returns an access token as `text/plain` (`GET /token`). With `user` and `pass`: a password
    * login (`authentication_method: "password"`). With `user` set to a refresh token and no
-   * `pass`: a refresh login (`authentication_method: "refresh_token"`).
-   * Errors: bad credentials or a bad or revoked refresh token UNAUTHENTICATED (401); a
-   * deactivated user PERMISSION_DENIED (403); repeated failures RESOURCE_EXHAUSTED (429).
+   * `pass`: a refresh login (`authentication_method: "refresh_token"`); the refresh token must
+   * be unrevoked, unexpired and issued after the user's last password change.
+   * Errors: bad credentials or a bad, expired or revoked refresh token UNAUTHENTICATED (401),
+   * the same answer for an unknown user and a wrong password; a deactivated user
+   * PERMISSION_DENIED (403), told only to a caller who gave the right password; repeated
+   * failures RESOURCE_EXHAUSTED (429, with Retry-After).
    *
    * @generated from rpc tessera.v1.JwtService.GetToken
    */
@@ -359,9 +375,10 @@ export const JwtService: GenService<{
     output: typeof HttpBodySchema;
   },
   /**
-   * Validates an access token and returns its claims as JSON (`GET /check`).
-   * Errors: an expired, not yet valid, tampered or non-access token INVALID_ARGUMENT (400)
-   * with the reason.
+   * Validates an access token and returns its claims as JSON (`GET /check`). The token comes
+   * from `access_token`, or from `Authorization: Bearer` when that is empty.
+   * Errors: a missing, expired, not yet valid, tampered or non-access token, or one whose user
+   * is deactivated, INVALID_ARGUMENT (400) with the reason; two different tokens 400.
    *
    * @generated from rpc tessera.v1.JwtService.Check
    */
@@ -394,7 +411,9 @@ export const JwtService: GenService<{
   },
   /**
    * Revokes one of the caller's refresh tokens (`DELETE /refresh_token`, 204): it stops
-   * working at once. Errors: not a refresh token of this user 400; no valid token 401.
+   * working at once. Revoking an own token that is already revoked or expired is also 204.
+   * Errors: a missing `refresh_token`, or one that is not a refresh token of this user, 400;
+   * no valid access token 401.
    *
    * @generated from rpc tessera.v1.JwtService.DeleteRefreshToken
    */
@@ -415,8 +434,9 @@ export const JwtService: GenService<{
     output: typeof JwtServiceCreateUserResponseSchema;
   },
   /**
-   * Changes the caller's password (`PATCH /user`). Every refresh token issued before the
-   * change stops working. Errors: 401 / 403 (refresh-derived token); weak password 400.
+   * Changes the caller's password (`PATCH /user`, 200 `{}`). Every refresh token issued before
+   * the change stops working; access tokens already issued stay valid until they expire.
+   * Errors: 401 / 403 (refresh-derived token); a missing or weak password 400.
    *
    * @generated from rpc tessera.v1.JwtService.ChangePassword
    */
