@@ -15,6 +15,13 @@ import type { Users } from "./users.js";
 
 export type AuthenticationMethod = "password" | "refresh_token";
 
+const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** Whether `value` has the shape of a compact JWS (says nothing about its validity). */
+export function looksLikeJwt(value: string): boolean {
+  return compactJws.test(value);
+}
+
 export const accessTokenType = "access_token";
 export const refreshTokenType = "refresh_token";
 

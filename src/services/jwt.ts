@@ -11,7 +11,7 @@ import { clientAddressKey, principalKey } from "../access/context.js";
 import { bearerToken } from "../access/credentials.js";
 import type { JwtPrincipal } from "../access/principal.js";
 import { invalidArgument, notFound, unauthenticated } from "../core/errors.js";
-import type { JwtTokens } from "../core/jwt-tokens.js";
+import { looksLikeJwt, type JwtTokens } from "../core/jwt-tokens.js";
 import type { SigningKeys } from "../core/keys.js";
 import type { Users } from "../core/users.js";
 import type { ServiceBinding } from "../server/index.js";
@@ -53,7 +53,10 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
     async getToken(req, ctx) {
       const user = required(req.user, "user");
       // No `pass`: `user` is a refresh token (the document's one-field refresh login).
-      if (req.pass === "") return text(await jwt.loginWithRefreshToken(user));
+      if (req.pass === "") {
+        if (!looksLikeJwt(user)) throw invalidArgument("pass is required (or user must be a refresh token)");
+        return text(await jwt.loginWithRefreshToken(user));
+      }
       return text(await jwt.loginWithPassword(user, req.pass, ctx.values.get(clientAddressKey)));
     },
 

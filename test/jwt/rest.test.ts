@@ -89,6 +89,11 @@ for (const store of storesUnderTest()) {
           const missing = await jwt("GET", "/token", { pass: goodPassword }, style);
           assert.equal(missing.status, 400);
           assert.match(missing.body.message, /user/);
+          const noPass = await jwt("GET", "/token", { user }, style);
+          assert.equal(noPass.status, 400);
+          assert.match(noPass.body.message, /pass/);
+          const badRefresh = await jwt("GET", "/token", { user: "a.b.c" }, style);
+          assert.equal(badRefresh.status, 401);
         });
 
         it("GET /token with a refresh token as user answers an access JWT from a refresh login", async () => {
