@@ -328,9 +328,12 @@ export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__P
  * Authenticate to learn which account a token belongs to: it is the hot path.
  *
  * A token secret looks like `tsr_<32 base62 characters of randomness><6 base62 checksum
- * characters>`: the `tsr_` prefix lets secret scanners find leaked tokens, and the CRC-32
- * checksum lets a mistyped or truncated token be refused without a store lookup. The secret is
- * returned once, at creation; only its SHA-256 hash is stored.
+ * characters>` (42 characters, about 190 bits of randomness): the `tsr_` prefix lets secret
+ * scanners find leaked tokens, and the checksum lets a mistyped or truncated token be refused
+ * without a store lookup. The checksum is the CRC-32 (IEEE) of the 32 random characters,
+ * written as 6 base62 digits (`0-9A-Za-z`, most significant first, zero-padded), so a scanner
+ * can also verify a candidate offline. The secret is returned once, at creation; only its
+ * SHA-256 hash is stored, and tokens are looked up by that hash.
  *
  * The `/v1/frontend/*` methods are for trusted internal callers and require the admin
  * credential (`Authorization: Bearer <TESSERA_ADMIN_TOKEN>`); missing or wrong is 401.
@@ -344,9 +347,11 @@ export const ApiTokenService: GenService<{
    * Records `last_used`, coalesced: at most one store write per token per
    * TESSERA_LAST_USED_INTERVAL_SECONDS (default 60), so a read-heavy token does not turn every
    * authentication into a write; `last_used` may lag by up to that interval.
-   * Errors: an unknown, malformed or revoked token is UNAUTHENTICATED (401). Revocation is
-   * seen at once on the instance that revoked and within TESSERA_API_TOKEN_CACHE_SECONDS
-   * (default 2) on every other instance.
+   * Errors: an unknown, malformed or revoked token is UNAUTHENTICATED (401), with the same
+   * message for all three; one with a wrong prefix, length or checksum is refused before any
+   * store lookup. Revocation is seen at once on the instance that revoked and within
+   * TESSERA_API_TOKEN_CACHE_SECONDS (default 2) on every other instance: each instance caches a
+   * lookup for at most that long.
    *
    * @generated from rpc tessera.v1.ApiTokenService.Authenticate
    */
@@ -359,7 +364,8 @@ export const ApiTokenService: GenService<{
    * Creates a token for a gateway account and returns its secret, once
    * (`POST /v1/frontend/auth`).
    * Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
-   * missing field.
+   * missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
+   * created_by is longer than 255 characters or description longer than 1024.
    *
    * @generated from rpc tessera.v1.ApiTokenService.CreateToken
    */
@@ -371,7 +377,8 @@ export const ApiTokenService: GenService<{
   /**
    * Changes the description of an active token (`PUT /v1/frontend/auth`).
    * Errors: an unknown or revoked token is NOT_FOUND (404) "Could not update token
-   * description"; missing fields are 400 as for CreateToken.
+   * description" (a token_link that is not a UUID is unknown); missing fields are 400 as for
+   * CreateToken.
    *
    * @generated from rpc tessera.v1.ApiTokenService.UpdateToken
    */
@@ -382,7 +389,8 @@ export const ApiTokenService: GenService<{
   },
   /**
    * Lists an account's tokens, newest first (`GET /v1/frontend/auth/{account_id}`).
-   * `state` is "active" (the default) or "revoked", case-insensitive; anything else is 400.
+   * `state` is "active" (the default) or "revoked", case-insensitive; anything else is
+   * INVALID_ARGUMENT (400) `state must be "active" or "revoked"`.
    *
    * @generated from rpc tessera.v1.ApiTokenService.ListTokens
    */
@@ -393,8 +401,9 @@ export const ApiTokenService: GenService<{
   },
   /**
    * Revokes one of an account's tokens (`DELETE /v1/frontend/auth/{account_id}`).
-   * Errors: NOT_FOUND (404) "Could not revoke token" when the link is unknown, already
-   * revoked, or belongs to another account.
+   * Errors: NOT_FOUND (404) "Could not revoke token" when the link is unknown (or not a
+   * UUID), already revoked, or belongs to another account; INVALID_ARGUMENT (400)
+   * "Missing fields: [token_link]" without a token_link.
    *
    * @generated from rpc tessera.v1.ApiTokenService.RevokeToken
    */
