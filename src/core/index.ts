@@ -56,6 +56,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     audience: config.jwtAudience,
     accessTokenTtlSeconds: config.accessTokenTtlSeconds,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+    lastLoginIntervalSeconds: config.lastUsedIntervalSeconds,
   });
   const apiTokens = new ApiTokens({ store, clock, logger, config });
   return { config, clock, users, passwords, throttle, keys, sessions, userTokens, authTokens, jwt, apiTokens };

@@ -47,6 +47,8 @@ export interface JwtTokensDeps {
   audience: string;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
+  /** lastLoginAt is written at most once per this interval per user. */
+  lastLoginIntervalSeconds: number;
   /** How many verified tokens to remember (0: none). Default 10000. */
   verifiedCacheSize?: number;
 }
@@ -61,8 +63,11 @@ export class JwtTokens {
   /** Password login (abuse protection and deactivation handled by Users.authenticate). */
   async loginWithPassword(login: string, password: string, clientAddress: string): Promise<string> {
     const user = await this.deps.users.authenticate(login, password, "name", clientAddress);
-    await this.deps.users.bumpLastLogin(user.id);
-    return this.issueAccessToken(user, "password");
+    const [token] = await Promise.all([
+      this.issueAccessToken(user, "password"),
+      this.deps.users.noteLogin(user, this.deps.lastLoginIntervalSeconds),
+    ]);
+    return token;
   }
 
   /** Refresh login: a valid, unrevoked refresh token of an active user, newer than their password. */

@@ -77,6 +77,8 @@ for (const store of storesUnderTest()) {
           const header = decodeProtectedHeader(res.text);
           assert.equal(header.alg, "EdDSA");
           assert.equal(typeof header.kid, "string");
+          // A password login is the user's last login (shared with the other APIs).
+          assert.ok((await server.tessera.store.users.findByLogin(user))!.lastLoginAt);
         });
 
         it("GET /token with a wrong password or unknown user is 401, identically", async () => {
