@@ -26,6 +26,10 @@ const unavailableCodes = new Set([
   13436, // NotPrimaryOrSecondary
 ]);
 
+// Socket errors the driver sometimes passes through unwrapped (e.g. EPIPE "This socket has been
+// ended by the other party" when the server dies between requests).
+const socketErrorCodes = new Set(["EPIPE", "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "ETIMEDOUT", "ENOTCONN", "EHOSTUNREACH", "ENETUNREACH", "ERR_SOCKET_CLOSED", "ERR_STREAM_DESTROYED"]);
+
 /** True when the error means the database is down or unreachable (so: UNAVAILABLE, retry later). */
 export function isUnavailable(error: unknown): boolean {
   return (
@@ -36,7 +40,8 @@ export function isUnavailable(error: unknown): boolean {
     error instanceof MongoClientClosedError ||
     error instanceof MongoOperationTimeoutError ||
     (error instanceof MongoError && error.hasErrorLabel("ResetPool")) ||
-    (error instanceof MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code))
+    (error instanceof MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code)) ||
+    (error instanceof Error && !(error instanceof MongoError) && socketErrorCodes.has(String((error as { code?: unknown }).code)))
   );
 }
 

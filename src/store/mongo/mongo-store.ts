@@ -43,6 +43,8 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
   const client = new MongoClient(uri, {
     serverSelectionTimeoutMS: timeoutMs,
     connectTimeoutMS: timeoutMs,
+    // A server that accepted a request and then went silent must not hang the caller forever.
+    socketTimeoutMS: Math.max(10_000, 5 * timeoutMs),
     // Leave unset optional fields out of documents instead of storing null.
     ignoreUndefined: true,
     appName: "tessera",
