@@ -1,0 +1,17 @@
+// Preloaded into a Tessera child process by the fault tests (`node --import tsx --import
+// ./test/faults/heap-probe.ts src/main.ts`): every 200 ms it sends the process's memory figures
+// over the IPC channel, so a test can watch heap and RSS of the server it is hurting. It only
+// reads process.memoryUsage(); it changes nothing in the server.
+if (typeof process.send === "function") {
+  const timer = setInterval(() => {
+    const m = process.memoryUsage();
+    try {
+      process.send!({ probe: "memory", at: Date.now(), rss: m.rss, heapUsed: m.heapUsed, external: m.external });
+    } catch {
+      // the parent went away: nothing to report to
+    }
+  }, 200);
+  timer.unref();
+  // The IPC channel must not keep a stopping server alive.
+  process.channel?.unref();
+}
