@@ -16,6 +16,7 @@ import { createErrorInterceptor } from "./error-interceptor.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, type Listener } from "./listener.js";
 import { createLoggingInterceptor } from "./logging-interceptor.js";
+import { respecGrpcMessage } from "./grpc-message.js";
 import { reflectionServices } from "./reflection.js";
 
 export interface ServiceBinding {
@@ -127,7 +128,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   if (o.rest) rest = o.rest({ handlers, services, contextValues: (req) => contextValues(req).set(protocolKey, "rest") });
 
-  const listener = await listen(adapter, {
+  const listener = await listen((req, res) => {
+    respecGrpcMessage(req, res);
+    adapter(req, res);
+  }, {
     host: config.host,
     port: config.port,
     tls: secure ? { cert: readFileSync(config.tlsCertFile!), key: readFileSync(config.tlsKeyFile!) } : undefined,
