@@ -235,6 +235,31 @@ forEachStore((kind) => {
       });
     });
 
+    describe("two instances on one store", () => {
+      it("a revocation on one is seen by the other within TESSERA_API_TOKEN_CACHE_SECONDS (2)", async () => {
+        const shared: Record<string, string> = kind === "mongo" ? { TESSERA_MONGODB_DATABASE: server.config.mongodbDatabase } : { TESSERA_DATA_DIR: server.config.dataDir };
+        const other = await startTestServer({ store: kind, clock, env: shared });
+        try {
+          const accountId = newAccount();
+          const token = await createToken(accountId, "two instances");
+          const link = await linkOf(accountId, "two instances");
+          const authOther = () => rest(other.url, "GET", "/v1/api/auth", { headers: bearer(token) });
+          assert.equal((await authOther()).status, 200); // cached on the other instance now
+          const del = await rest(server.url, "DELETE", `/v1/frontend/auth/${accountId}`, { json: { token_link: link }, headers: admin });
+          assert.equal(del.status, 200, del.text);
+          assert.equal((await rest(server.url, "GET", "/v1/api/auth", { headers: bearer(token) })).status, 401, "at once where revoked");
+          clock.advance(1_000);
+          assert.equal((await authOther()).status, 200, "inside the documented bound the other instance may still accept it");
+          clock.advance(1_000);
+          assertError(await authOther(), 401, "unauthenticated", "invalid API token");
+        } finally {
+          // close() removes only what startTestServer made for this instance (its own unused
+          // temp directory or database name), not the shared store the env points it at.
+          await other.close();
+        }
+      });
+    });
+
     describe("a token with a broken checksum is refused without a store call", () => {
       it("over REST, gRPC and Connect", async () => {
         const good = await createToken(newAccount());
