@@ -51,6 +51,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     dataDir: config.dataDir,
     mongoDbName: config.mongodbDatabase,
     serverSelectionTimeoutMs: config.storeTimeoutMs,
+    warn: (message, fields) => logger.warn(message, { component: "store", ...fields }),
   });
   let services;
   try {
