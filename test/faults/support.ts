@@ -28,6 +28,8 @@ export interface ServerProcess {
   hasExited(): boolean;
   /** Log lines at warn or error level (the server logs one JSON line per request at info). */
   readonly problems: string[];
+  /** Resolves when a stdout log line matches `re` (from now on). */
+  logged(re: RegExp): Promise<string>;
   /** Everything written on stderr. */
   stderr(): string;
   /** Memory figures sent every 200 ms by heap-probe.ts. */
@@ -86,11 +88,17 @@ export async function startServerProcess(env: Record<string, string>, opts: { wa
   const memory: MemorySample[] = [];
   let err = "";
   let pending = "";
+  const waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
   child.stdout!.on("data", (chunk: Buffer) => {
     pending += chunk.toString();
     const lines = pending.split("\n");
     pending = lines.pop()!;
-    for (const line of lines) if (/"level":"(warn|error)"/.test(line)) problems.push(line);
+    for (const line of lines) {
+      if (/"level":"(warn|error)"/.test(line)) problems.push(line);
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        if (waiters[i].re.test(line)) waiters.splice(i, 1)[0].resolve(line);
+      }
+    }
   });
   child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
   child.on("message", (m: { probe?: string; at: number; rss: number; heapUsed: number }) => {
@@ -118,6 +126,7 @@ export async function startServerProcess(env: Record<string, string>, opts: { wa
     exited,
     hasExited: () => exitedNow,
     problems,
+    logged: (re) => new Promise((resolve) => waiters.push({ re, resolve })),
     stderr: () => err,
     memory,
     rssMiB() {
@@ -145,7 +154,12 @@ export interface HttpAnswer {
   text: string;
   /** Parsed when the answer is JSON. */
   body: any;
+  /** Whether the request went over a kept-alive connection (not a fresh one). */
+  reused: boolean;
 }
+
+/** A transport error of httpRequest; `reused` as in HttpAnswer. */
+export type HttpRequestError = Error & { reused?: boolean };
 
 /**
  * One HTTP/1.1 request on a keep-alive agent. Rejects on a transport error or when no complete
@@ -177,7 +191,7 @@ export function httpRequest(
             // leave the text: the caller records the answer as a failure
           }
         }
-        resolve({ status: res.statusCode!, headers: res.headers, text, body: parsed });
+        resolve({ status: res.statusCode!, headers: res.headers, text, body: parsed, reused: req.reusedSocket });
       });
       res.on("error", (e) => {
         clearTimeout(timer);
@@ -185,8 +199,9 @@ export function httpRequest(
       });
     });
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${o.timeoutMs ?? 10000} ms`)), o.timeoutMs ?? 10000);
-    req.on("error", (e) => {
+    req.on("error", (e: HttpRequestError) => {
       clearTimeout(timer);
+      e.reused = req.reusedSocket;
       reject(e);
     });
     req.end(body);
