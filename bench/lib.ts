@@ -22,12 +22,15 @@ export interface BenchServer {
 export const benchClientId = "bench-client";
 export const benchAdminToken = "bench-admin-token-0123456789abcdef";
 
-/** Starts `src/main.ts` in a child process on a free port with a fresh data directory. */
-export async function startServerProcess(env: Record<string, string> = {}): Promise<BenchServer> {
+/**
+ * Starts `src/main.ts` in a child process on a free port with a fresh data directory.
+ * `nodeArgs` go before the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not allow).
+ */
+export async function startServerProcess(env: Record<string, string> = {}, opts: { nodeArgs?: string[] } = {}): Promise<BenchServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
   const port = await freePort();
   // Request logs stay on (info), as in production; they go to /dev/null.
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", "src/main.ts"], {
     env: {
       ...process.env,
       MONGODB_URI: "",
