@@ -19,7 +19,7 @@ import { hashSecret, randomId, secretEquals } from "./secrets.js";
 /** Longest accepted field values; longer is 400 naming the field. */
 export const API_TOKEN_LIMITS = { account_id: 255, description: 1024, created_by: 255 } as const;
 
-/** How many lookups an instance caches (LRU beyond that). ~200 bytes each. */
+/** How many lookups an instance caches (LRU beyond that); a few hundred bytes each, so a few MB. */
 export const DEFAULT_API_TOKEN_CACHE_ENTRIES = 10_000;
 
 export interface ApiTokenIdentity {
@@ -179,13 +179,6 @@ export class ApiTokens {
   /** Resolves when every last_used write started so far has settled (shutdown, tests). */
   async drain(): Promise<void> {
     while (this.writes.size > 0) await Promise.all(this.writes);
-  }
-
-  /** Drops every cached lookup (tests, shutdown). */
-  clearCache(): void {
-    this.cache.clear();
-    this.touched.clear();
-    this.inflight.clear();
   }
 
   private lookup(hash: string): Promise<CachedToken | null> {
