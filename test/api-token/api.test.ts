@@ -207,7 +207,9 @@ forEachStore((kind) => {
           const missing = await auth({});
           assert.equal(missing.status, 401);
           assert.equal(missing.body.code, "unauthenticated");
-          for (const token of [generateApiTokenSecret(), "tsr_short", "not-a-token", issued[0].slice(0, -1) + (issued[0].endsWith("0") ? "1" : "0")]) {
+          const good = await createToken(newAccount());
+          const brokenChecksum = good.slice(0, -1) + (good.endsWith("0") ? "1" : "0");
+          for (const token of [generateApiTokenSecret(), "tsr_short", "not-a-token", brokenChecksum]) {
             const res = await auth(bearer(token));
             assertError(res, 401, "unauthenticated", "invalid API token");
             assert.equal(res.headers.get("www-authenticate"), 'Bearer error="invalid_token"');
