@@ -30,6 +30,22 @@ function databaseInUri(uri: string): string | undefined {
 }
 
 /**
+ * A server that is up but does not answer (frozen, partitioned) would hold a call until the
+ * socket timeout; server selection only bounds the wait for a server that is gone. So every
+ * operation gets the same bound: past `ms` the caller gets StoreUnavailableError (UNAVAILABLE).
+ * The abandoned operation may still complete later, as with any lost connection: the caller was
+ * never told it succeeded.
+ */
+function withDeadline<T>(operation: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreUnavailableError(`MongoDB did not answer within ${ms} ms`)), ms);
+  });
+  operation.catch(() => {}); // a late failure of an abandoned operation is not unhandled
+  return Promise.race([operation, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
  * Opens the MongoDB store. It does not need the server to be up: when it is down, open still
  * succeeds, every call answers StoreUnavailableError after serverSelectionTimeoutMs, and the
  * indexes are created on the first call that reaches the server (no write runs before them).
@@ -72,7 +88,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     async run(idKey, op) {
       try {
         if (!indexed) await ready();
-        return await op();
+        return await withDeadline(op(), timeoutMs);
       } catch (error) {
         throw mapMongoError(error, idKey);
       }
