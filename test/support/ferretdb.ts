@@ -92,6 +92,16 @@ export class PrivateFerretDb {
     this.child = undefined;
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open but nothing answers — a hung database. */
+  pause(): void {
+    this.child?.kill("SIGSTOP");
+  }
+
+  /** Thaws a paused server (SIGCONT). */
+  unpause(): void {
+    this.child?.kill("SIGCONT");
+  }
+
   async destroy(): Promise<void> {
     await this.stop();
     rmSync(this.stateDir, { recursive: true, force: true });
