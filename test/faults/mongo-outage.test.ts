@@ -22,83 +22,101 @@ const STORE_TIMEOUT_MS = 1000;
 /** The service must serve again within this long after the database listens again. */
 const RECOVERY_MS = 5000;
 
-describe("faults: MongoDB outage under mixed load", function () {
-  this.timeout(60000);
-  let db: PrivateFerretDb | undefined;
-  let server: ServerProcess | undefined;
-  let store: Store | undefined;
+interface Fault {
+  name: string;
+  begin(db: PrivateFerretDb): Promise<void> | void;
+  end(db: PrivateFerretDb): Promise<void> | void;
+  /** Longest a call may take before it counts as a hang (a failure). */
+  callTimeoutMs: number;
+}
 
-  before(function () {
-    requireFerretDb(this);
+const faults: Fault[] = [
+  // The server process dies: connections are reset, new ones refused.
+  { name: "the MongoDB server stops (killed) and restarts", begin: (db) => db.stop(), end: (db) => db.resume(), callTimeoutMs: 10000 },
+  // The server hangs (SIGSTOP): connections stay open and nothing answers, as in a network
+  // partition. In-flight operations wait on their sockets; the driver's socket timeout bounds them.
+  { name: "the MongoDB server freezes (SIGSTOP) and thaws", begin: (db) => db.pause(), end: (db) => db.unpause(), callTimeoutMs: 15000 },
+];
+
+for (const fault of faults) {
+  describe(`faults: ${fault.name} under mixed load`, function () {
+    this.timeout(60000);
+    let db: PrivateFerretDb | undefined;
+    let server: ServerProcess | undefined;
+    let store: Store | undefined;
+
+    before(function () {
+      requireFerretDb(this);
+    });
+
+    after(async () => {
+      await store?.close();
+      await server?.stop();
+      await db?.destroy();
+    });
+
+    it("answers success or UNAVAILABLE throughout, stays up and bounded, recovers by itself, and loses no acknowledged write", async () => {
+      db = await PrivateFerretDb.start();
+      const dbName = `tessera_fault_${randomBytes(5).toString("hex")}`;
+      server = await startServerProcess({ MONGODB_URI: db.uri, TESSERA_MONGODB_DATABASE: dbName, TESSERA_STORE_TIMEOUT_MS: String(STORE_TIMEOUT_MS) });
+      const tally = newTally();
+      const load = mixedLoad(server.url, tally, { timeoutMs: fault.callTimeoutMs });
+      const running = load.run(12);
+      const t0 = Date.now();
+
+      await sleep(BEFORE_MS);
+      const okBefore = tally.total("ok");
+      const warm = server.memory.filter((m) => m.at >= t0 + BEFORE_MS - 1500);
+      const outageStart = Date.now();
+      await fault.begin(db);
+      await sleep(OUTAGE_MS);
+      const unavailableDuring = tally.total("unavailable");
+      await fault.end(db);
+      const resumedAt = Date.now();
+      await sleep(AFTER_MS);
+      load.stop();
+      await running;
+      load.close();
+
+      // When did the last 503 come back, and did calls succeed after it?
+      const lastUnavailable = Math.max(0, ...tally.timeline.filter((e) => e.verdict === "unavailable").map((e) => e.at));
+      const recoveryMs = Math.max(0, lastUnavailable - resumedAt);
+      const okAfter = tally.timeline.filter((e) => e.verdict === "ok" && e.at > Math.max(lastUnavailable, resumedAt)).length;
+      const peak = server.memory.filter((m) => m.at >= outageStart);
+      const warmRss = Math.max(...warm.map((m) => m.rss));
+      const warmHeap = Math.max(...warm.map((m) => m.heapUsed));
+      const peakRss = Math.max(...peak.map((m) => m.rss));
+      const peakHeap = Math.max(...peak.map((m) => m.heapUsed));
+      console.log(
+        [
+          formatTally(tally),
+          `  ok before the outage ${okBefore}, 503s ${tally.total("unavailable")} (${unavailableDuring} by the outage's end), ok after the last 503 ${okAfter}`,
+          `  recovery: last 503 ${recoveryMs} ms after the database listened again`,
+          `  server RSS ${mib(warmRss).toFixed(0)} MiB before, peak ${mib(peakRss).toFixed(0)} MiB after; heap ${mib(warmHeap).toFixed(0)} -> peak ${mib(peakHeap).toFixed(0)} MiB`,
+        ].join("\n"),
+      );
+
+      assert.deepEqual(tally.failures, [], "every answer is a success or UNAVAILABLE/503");
+      assert.equal(server.hasExited(), false, "the server process is still running");
+      assert.ok(okBefore > 50, `calls succeeded before the outage (${okBefore})`);
+      assert.ok(unavailableDuring > 0, "the outage was seen (some calls answered UNAVAILABLE)");
+      assert.ok(recoveryMs <= RECOVERY_MS, `calls succeed again within ${RECOVERY_MS} ms of the database's return (took ${recoveryMs} ms)`);
+      assert.ok(okAfter > 50, `calls succeed after the recovery (${okAfter})`);
+      // Memory: the outage's backlog (bounded by the closed-loop concurrency) must not pile up.
+      assert.ok(warm.length > 0 && peak.length > 0, "memory samples from the server");
+      assert.ok(peakRss < warmRss + 64 * 1024 * 1024, `RSS grew by ${mib(peakRss - warmRss).toFixed(0)} MiB during and after the outage`);
+      assert.ok(peakHeap < warmHeap + 48 * 1024 * 1024, `heap grew by ${mib(peakHeap - warmHeap).toFixed(0)} MiB during and after the outage`);
+      assert.deepEqual(server.problems.filter((l) => /"level":"error"/.test(l)), [], "no error-level log lines (INTERNAL answers)");
+
+      // Every acknowledged write is there: store ports (a second connection to the same
+      // database) and the API. Wait out the API token cache so revocations are seen through the API.
+      store = await openStore({ mongodbUri: db.uri, mongoDbName: dbName, dataDir: "", warn: () => {} });
+      await sleep(2100);
+      const { problems, checked } = await verifyLedger(server.url, store, load.ledger);
+      console.log(`  acknowledged writes checked: ${JSON.stringify(checked)}`);
+      assert.deepEqual(problems, [], "every acknowledged write is present after the outage");
+      assert.ok((checked.users ?? 0) > 10 && (checked.sessions ?? 0) > 10 && (checked["api tokens"] ?? 0) > 10, "the ledger covers real work");
+      assert.equal(server.hasExited(), false);
+    });
   });
-
-  after(async () => {
-    await store?.close();
-    await server?.stop();
-    await db?.destroy();
-  });
-
-  it("answers success or UNAVAILABLE throughout, stays up and bounded, recovers by itself, and loses no acknowledged write", async () => {
-    db = await PrivateFerretDb.start();
-    const dbName = `tessera_fault_${randomBytes(5).toString("hex")}`;
-    server = await startServerProcess({ MONGODB_URI: db.uri, TESSERA_MONGODB_DATABASE: dbName, TESSERA_STORE_TIMEOUT_MS: String(STORE_TIMEOUT_MS) });
-    const tally = newTally();
-    const load = mixedLoad(server.url, tally);
-    const running = load.run(12);
-    const t0 = Date.now();
-
-    await sleep(BEFORE_MS);
-    const okBefore = tally.total("ok");
-    const warm = server.memory.filter((m) => m.at >= t0 + BEFORE_MS - 1500);
-    const outageStart = Date.now();
-    await db.stop();
-    await sleep(OUTAGE_MS);
-    const unavailableDuring = tally.total("unavailable");
-    await db.resume();
-    const resumedAt = Date.now();
-    await sleep(AFTER_MS);
-    load.stop();
-    await running;
-    load.close();
-
-    // When did the last 503 come back, and did calls succeed after it?
-    const lastUnavailable = Math.max(0, ...tally.timeline.filter((e) => e.verdict === "unavailable").map((e) => e.at));
-    const recoveryMs = Math.max(0, lastUnavailable - resumedAt);
-    const okAfter = tally.timeline.filter((e) => e.verdict === "ok" && e.at > Math.max(lastUnavailable, resumedAt)).length;
-    const peak = server.memory.filter((m) => m.at >= outageStart);
-    const warmRss = Math.max(...warm.map((m) => m.rss));
-    const warmHeap = Math.max(...warm.map((m) => m.heapUsed));
-    const peakRss = Math.max(...peak.map((m) => m.rss));
-    const peakHeap = Math.max(...peak.map((m) => m.heapUsed));
-    console.log(
-      [
-        formatTally(tally),
-        `  ok before the outage ${okBefore}, 503s ${tally.total("unavailable")} (${unavailableDuring} by the outage's end), ok after the last 503 ${okAfter}`,
-        `  recovery: last 503 ${recoveryMs} ms after the database listened again`,
-        `  server RSS ${mib(warmRss).toFixed(0)} MiB before, peak ${mib(peakRss).toFixed(0)} MiB after; heap ${mib(warmHeap).toFixed(0)} -> peak ${mib(peakHeap).toFixed(0)} MiB`,
-      ].join("\n"),
-    );
-
-    assert.deepEqual(tally.failures, [], "every answer is a success or UNAVAILABLE/503");
-    assert.equal(server.hasExited(), false, "the server process is still running");
-    assert.ok(okBefore > 50, `calls succeeded before the outage (${okBefore})`);
-    assert.ok(unavailableDuring > 0, "the outage was seen (some calls answered UNAVAILABLE)");
-    assert.ok(recoveryMs <= RECOVERY_MS, `calls succeed again within ${RECOVERY_MS} ms of the database's return (took ${recoveryMs} ms)`);
-    assert.ok(okAfter > 50, `calls succeed after the recovery (${okAfter})`);
-    // Memory: the outage's backlog (bounded by the closed-loop concurrency) must not pile up.
-    assert.ok(warm.length > 0 && peak.length > 0, "memory samples from the server");
-    assert.ok(peakRss < warmRss + 64 * 1024 * 1024, `RSS grew by ${mib(peakRss - warmRss).toFixed(0)} MiB during and after the outage`);
-    assert.ok(peakHeap < warmHeap + 48 * 1024 * 1024, `heap grew by ${mib(peakHeap - warmHeap).toFixed(0)} MiB during and after the outage`);
-    assert.deepEqual(server.problems.filter((l) => /"level":"error"/.test(l)), [], "no error-level log lines (INTERNAL answers)");
-
-    // Every acknowledged write is there: store ports (a second connection to the same
-    // database) and the API. Wait out the API token cache so revocations are seen through the API.
-    store = await openStore({ mongodbUri: db.uri, mongoDbName: dbName, dataDir: "", warn: () => {} });
-    await sleep(2100);
-    const { problems, checked } = await verifyLedger(server.url, store, load.ledger);
-    console.log(`  acknowledged writes checked: ${JSON.stringify(checked)}`);
-    assert.deepEqual(problems, [], "every acknowledged write is present after the outage");
-    assert.ok((checked.users ?? 0) > 10 && (checked.sessions ?? 0) > 10 && (checked["api tokens"] ?? 0) > 10, "the ledger covers real work");
-    assert.equal(server.hasExited(), false);
-  });
-});
+}
