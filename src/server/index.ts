@@ -91,6 +91,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     return true;
   };
 
+  // A fatal decoder: connect-es would otherwise turn invalid UTF-8 in a Connect JSON body into
+  // U+FFFD and accept it (RFC 8259 requires UTF-8; the REST transcoder already refuses it, 400).
+  // connect-es reads `textDecoder` from these options at run time; its adapter type omits it.
+  const jsonOptions = { alwaysEmitImplicit: true, textDecoder: new TextDecoder("utf-8", { fatal: true }) };
   const adapter = connectNodeAdapter({
     interceptors: [
       createLoggingInterceptor(logger),
@@ -103,7 +107,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         publicServices: [Health, ...reflection.map((r) => r.service)],
       }),
     ],
-    jsonOptions: { alwaysEmitImplicit: true },
+    jsonOptions,
     readMaxBytes: config.bodyLimitBytes,
     contextValues,
     routes(router: ConnectRouter) {
