@@ -22,7 +22,7 @@ const HOLD_MS = quick ? 10_000 : 60_000;
 const RAMP_MS = quick ? 2_000 : 5_000;
 const WARMUP_MS = quick ? 1_000 : 3_000;
 const P99_TARGET_MS = 50;
-const RAMP = [2, 4, 8, 12, 16, 24, 32, 48, 64];
+const RAMP = [1, 2, 4, 8, 12, 16, 24, 32, 48, 64];
 /** A ramp step is short: keep this much headroom under the target for the hold. */
 const RAMP_HEADROOM = 0.8;
 const password = "violet-kettle-harbour-29";
@@ -175,7 +175,11 @@ export async function runLoad(): Promise<void> {
       if (r.errors > 0 || r.p99Ms >= P99_TARGET_MS * RAMP_HEADROOM) break;
       if (!best || r.rps > best.result.rps) best = { concurrency, result: r };
     }
-    if (!best) throw new Error(`even concurrency ${RAMP[0]} misses p99 < ${P99_TARGET_MS} ms`);
+    if (!best) {
+      // A bench prints figures: hold at the lowest step anyway; the targets line says MISSED.
+      console.log(`  even concurrency ${RAMP[0]} misses the ramp target (a busy machine?): holding at ${RAMP[0]}`);
+      best = { concurrency: RAMP[0], result: undefined as never };
+    }
 
     // Hold: warm up, then measure for HOLD_MS with RSS at the start and at the end.
     await load("warm-up", { concurrency: best.concurrency, durationMs: WARMUP_MS }, m.call);
