@@ -42,19 +42,6 @@ export interface AccessOptions {
 
 export const sessionCookieName = "tessera_session";
 
-const notConfigured = async (): Promise<never> => {
-  throw unauthenticated("this credential is not accepted here");
-};
-
-/** Verifiers that refuse everything; the core replaces each as it implements it. */
-export const refuseAll: CredentialVerifiers = {
-  session: notConfigured,
-  apiToken: notConfigured,
-  userToken: notConfigured,
-  jwt: notConfigured,
-  sessionCookie: notConfigured,
-};
-
 function isJwtShaped(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
 }

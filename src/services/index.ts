@@ -1,13 +1,11 @@
-// The composition of Tessera's services: each proto service with its implementation, and the
-// credential verifiers the access interceptor uses. A service not implemented yet answers
-// UNIMPLEMENTED for every method (and 501 over REST).
-import { refuseAll, type CredentialVerifiers } from "../access/interceptor.js";
+// The composition of Tessera's services: the core, each proto service with its implementation,
+// and the credential verifiers the access interceptor uses.
+import type { CredentialVerifiers } from "../access/interceptor.js";
 import type { Clock } from "../core/clock.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../server/index.js";
 import type { Store } from "../store/ports.js";
-import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
 import { apiTokenBinding, apiTokenVerifier } from "./api-token.js";
 import { authenticationTokenBinding, sessionCookieVerifier } from "./authentication-token.js";
 import { userTokenBinding, userTokenVerifier } from "./user-token.js";
@@ -32,14 +30,14 @@ export interface Services {
 }
 
 export async function createServices(deps: ServiceDeps): Promise<Services> {
-  void deps;
-  const verifiers: CredentialVerifiers = { ...refuseAll };
   const core = await createCore(deps);
-  verifiers.apiToken = apiTokenVerifier(core.apiTokens);
-  verifiers.userToken = userTokenVerifier(core.userTokens);
-  verifiers.sessionCookie = sessionCookieVerifier(core.userTokens);
-  verifiers.jwt = jwtVerifier(core.jwt);
-  verifiers.session = sessionVerifier(core);
+  const verifiers: CredentialVerifiers = {
+    session: sessionVerifier(core),
+    apiToken: apiTokenVerifier(core.apiTokens),
+    userToken: userTokenVerifier(core.userTokens),
+    jwt: jwtVerifier(core.jwt),
+    sessionCookie: sessionCookieVerifier(core.userTokens),
+  };
   const bindings: ServiceBinding[] = [
     // Without the Session API, its /user is free for the JWT API mounted at "/".
     ...(deps.config.sessionApi ? [sessionBinding(core), userBinding(core)] : []),
