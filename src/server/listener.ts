@@ -86,6 +86,20 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     };
     res.once("close", finish);
     res.once("finish", finish);
+    if (req.httpVersionMajor === 2) {
+      // An answer sent before the request body is read (a body over the limit, a bad frame): ask
+      // the client to stop sending with RST_STREAM(NO_ERROR) once the answer is out (RFC 9113
+      // 8.1). Otherwise the stream stays half-open, its flow-control window full, until the
+      // client gives up: a client waiting to finish its write never sees the stream end.
+      // The compatibility layer always ends a response with trailers (sent from its own
+      // "wantTrailers" listener, which runs before this one), so the reset follows them.
+      const stream = (res as http2.Http2ServerResponse).stream;
+      stream.once("wantTrailers", () => {
+        setImmediate(() => {
+          if (!stream.closed && !stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        });
+      });
+    }
     if (closing && "setHeader" in res && !(res as http.ServerResponse).headersSent && req.httpVersionMajor === 1) {
       (res as http.ServerResponse).setHeader("connection", "close");
     }
