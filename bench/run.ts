@@ -1,0 +1,24 @@
+// `npm run bench`: every benchmark in turn, each starting its own server, each printing its
+// figures and its ratios against baselines measured in the same run. `npm run bench -- NAME...`
+// runs only those (baseline, transcode, session, api-token, jwt, load). BENCH_QUICK=1 shortens
+// every run. Benchmarks never fail on a time: they print.
+import { spawnSync } from "node:child_process";
+
+const all = ["baseline", "transcode", "session", "api-token", "jwt", "load"];
+const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
+for (const name of chosen) {
+  if (!all.includes(name)) {
+    console.error(`unknown benchmark "${name}"; choose from ${all.join(", ")}`);
+    process.exit(2);
+  }
+}
+let failed = 0;
+for (const name of chosen) {
+  console.log(`\n=== bench/${name}.ts ===`);
+  const r = spawnSync(process.execPath, ["--import", "tsx", `bench/${name}.ts`], { stdio: "inherit" });
+  if (r.status !== 0) {
+    failed++;
+    console.log(`bench/${name}.ts exited with ${r.status ?? r.signal}`);
+  }
+}
+process.exit(failed > 0 ? 1 : 0);
