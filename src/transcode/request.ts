@@ -100,8 +100,23 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
     }
   } catch (e) {
     if (e instanceof HttpError) throw e;
-    throw badRequest(`invalid request body: ${e instanceof Error ? e.message : String(e)}`);
+    const key = rule.kind === "field" ? rule.field.jsonName : offendingKey(desc, json);
+    const where = key === undefined ? "" : `field "${key}": `;
+    throw badRequest(`invalid request body: ${where}${e instanceof Error ? e.message : String(e)}`);
   }
+}
+
+/** The first top-level key of a JSON object body that does not parse on its own (error path only). */
+function offendingKey(desc: Binding["rpc"]["input"], json: JsonValue): string | undefined {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return undefined;
+  for (const [k, v] of Object.entries(json)) {
+    try {
+      fromJson(desc, { [k]: v }, jsonRead);
+    } catch {
+      return k;
+    }
+  }
+  return undefined;
 }
 
 function setRawBody(r: ReflectMessage, field: DescField | undefined, contentType: string, data: Uint8Array): void {
