@@ -124,9 +124,17 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         headersTimeout: o.headersTimeoutMs,
         keepAliveTimeout: o.idleTimeoutMs,
         maxHeaderSize: o.maxHeaderBytes,
+        // Node enforces the two timeouts above only when it sweeps its connections, every 30 s by
+        // default: a client dribbling its headers or never finishing its body would hold the
+        // socket for up to 30 s more than configured. Sweep at a quarter of the shorter timeout.
+        connectionsCheckingInterval: Math.max(250, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs) / 4)),
       },
       counted,
     );
+    // This server never listens itself (the front server hands it connections), and Node starts
+    // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
+    // client dribbling its headers or never finishing its body holds its socket forever.
+    h1.emit("listening");
     h2 = http2.createServer({ settings: h2settings, maxSessionMemory: 20 }, counted);
     const h1server = h1;
     const h2server = h2;
@@ -194,6 +202,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         await new Promise((r) => setTimeout(r, 20));
       }
       h1?.closeIdleConnections();
+      h1?.close(() => {}); // stops the timeout sweep (it is not listening: the callback gets an error)
       for (const s of sessions) s.destroy();
       for (const s of sockets) s.destroy();
       await stopped;
