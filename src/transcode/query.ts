@@ -1,3 +1,4 @@
+import { badRequest } from "./http-error.js";
 import { decodeQueryComponent } from "./percent.js";
 
 /** One decoded `key=value` pair of a query string or a form-encoded body. */
@@ -6,15 +7,23 @@ export interface Argument {
   readonly value: string;
 }
 
+/** Most arguments (query parameters plus form fields) one request may carry. */
+export const maxArguments = 100;
+
 /**
  * Splits and decodes `a=1&b.c=x+y&t=1&t=2`. Keys without "=" get an empty value; empty pairs
- * ("&&") are skipped. A malformed escape is a 400 naming the parameter.
+ * ("&&") are skipped. A malformed escape is a 400 naming the parameter; more than
+ * `maxArguments` in all is a 400 naming the limit (checked before any decoding).
  */
 export function parseArguments(raw: string, into: Argument[] = []): Argument[] {
   if (raw === "") {
     return into;
   }
-  for (const pair of raw.split("&")) {
+  const pairs = raw.split("&");
+  if (into.length + pairs.filter((p) => p !== "").length > maxArguments) {
+    throw badRequest(`too many query parameters: at most ${maxArguments} are accepted`);
+  }
+  for (const pair of pairs) {
     if (pair === "") {
       continue;
     }
