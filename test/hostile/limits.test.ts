@@ -1,0 +1,335 @@
+/**
+ * Limits, each tested against a started server: body size (REST 413, Connect/gRPC
+ * RESOURCE_EXHAUSTED, TESSERA_BODY_LIMIT_BYTES), header size (HTTP/1.1 431, HTTP/2 max header
+ * list), number of query parameters (100), slow clients (headers dribbled byte by byte, a body that
+ * never finishes, a connection that sends nothing), idle keep-alive, and the HTTP/2 concurrent
+ * stream limit (stream 101 refused, the connection survives).
+ */
+import { strict as assert } from "node:assert";
+import http2 from "node:http2";
+import net from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { UserService } from "../../gen/tessera/v1/session_pb.js";
+import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
+import { connectClient, GrpcJsClient } from "../support/clients.js";
+import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+import { grpcFrame, grpcStatus, h2request, healthy, raw } from "./support.js";
+
+const cid = { "x-koms-clientid": testClientId };
+
+/** Opens a TCP connection and resolves with what the server sent and when it closed. */
+function slowClient(port: number, feed: (s: net.Socket) => void): Promise<{ closedAfterMs: number; received: string }> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const s = net.connect(port, "127.0.0.1");
+    let received = "";
+    s.on("data", (d) => (received += d.toString("latin1")));
+    s.on("error", () => {});
+    s.on("close", () => resolve({ closedAfterMs: Date.now() - t0, received }));
+    s.on("connect", () => feed(s));
+  });
+}
+
+function dribble(s: net.Socket, text: string, everyMs: number): void {
+  let i = 0;
+  const t = setInterval(() => {
+    if (s.destroyed || i >= text.length) return clearInterval(t);
+    s.write(text[i++]!);
+  }, everyMs);
+  s.on("close", () => clearInterval(t));
+}
+
+describe("limits", function () {
+  this.timeout(30_000);
+
+  describe("body size (TESSERA_BODY_LIMIT_BYTES=2048)", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ env: { TESSERA_BODY_LIMIT_BYTES: "2048" } });
+    });
+    after(() => server?.close());
+
+    const body = (n: number) => JSON.stringify({ email: "a@example.com", password: "p".repeat(n) });
+
+    it("REST: a Content-Length over the limit is 413 with a JSON error; at the limit it is parsed", async () => {
+      const over = await raw(server.url, "POST", "/user", { ...cid, "content-type": "application/json" }, body(3000));
+      assert.equal(over.status, 413, over.text);
+      assert.equal(JSON.parse(over.text).code, "resource_exhausted");
+      const under = await raw(server.url, "POST", "/user", { ...cid, "content-type": "application/json" }, body(1900));
+      assert.notEqual(under.status, 413, under.text);
+      assert.ok(under.status < 500, under.text);
+    });
+
+    it("REST: a chunked body (no Content-Length) is cut off at the limit: 413", async () => {
+      const r = await fetch(`${server.url}/user`, {
+        method: "POST",
+        headers: { ...cid, "content-type": "application/json" },
+        body: new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode(body(3000)));
+            c.close();
+          },
+        }),
+        duplex: "half",
+      } as RequestInit);
+      assert.equal(r.status, 413, await r.text());
+    });
+
+    it("Connect: RESOURCE_EXHAUSTED", async () => {
+      const client = connectClient(UserService, server.url);
+      await assert.rejects(client.createUser({ email: "a@example.com", password: "p".repeat(3000) }, { headers: cid }), (e: unknown) => {
+        assert.ok(e instanceof ConnectError);
+        assert.equal(e.code, Code.ResourceExhausted, e.message);
+        return true;
+      });
+    });
+
+    it("gRPC (grpc-js): RESOURCE_EXHAUSTED", async () => {
+      const client = new GrpcJsClient(UserService, server.url);
+      try {
+        const r = await client.call("CreateUser", { email: "a@example.com", password: "p".repeat(3000) }, cid);
+        assert.equal(r.error?.code, grpc.status.RESOURCE_EXHAUSTED, String(r.error?.details));
+      } finally {
+        client.close();
+      }
+    });
+
+    it("gRPC (raw HTTP/2): a message far over the limit gets RESOURCE_EXHAUSTED and the stream ends (no half-open hang)", async () => {
+      const session = http2.connect(server.url);
+      try {
+        const a = await h2request(
+          session,
+          { ":method": "POST", ":path": "/tessera.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers" },
+          grpcFrame(Buffer.alloc(200_000, 0x78)),
+          { timeoutMs: 3000 },
+        );
+        assert.equal(grpcStatus(a), grpc.status.RESOURCE_EXHAUSTED);
+        // A length prefix that announces more than the limit, with no bytes behind it.
+        const b = await h2request(
+          session,
+          { ":method": "POST", ":path": "/tessera.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers" },
+          grpcFrame(Buffer.alloc(0), 0, 0x7fffffff),
+          { timeoutMs: 3000 },
+        );
+        assert.equal(grpcStatus(b), grpc.status.RESOURCE_EXHAUSTED);
+      } finally {
+        session.close();
+      }
+      await healthy(server.url);
+    });
+  });
+
+  describe("headers, query parameters, slow and idle clients (timeouts 1 s)", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({
+        env: { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000" },
+      });
+    });
+    after(() => server?.close());
+
+    it("HTTP/1.1: a header block over 16 KiB is 431, and the server keeps serving", async () => {
+      const r = await slowClient(server.port, (s) => s.write(`GET /jwt/version HTTP/1.1\r\nhost: x\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`));
+      assert.match(r.received, /^HTTP\/1\.1 431 /);
+      const many = await slowClient(server.port, (s) => s.write(`GET /jwt/version HTTP/1.1\r\nhost: x\r\n${Array.from({ length: 2000 }, (_, i) => `x-header-${i}: value-value`).join("\r\n")}\r\n\r\n`));
+      assert.match(many.received, /^HTTP\/1\.1 431 /, "2000 headers of 25 bytes each");
+      await healthy(server.url);
+    });
+
+    it("HTTP/2: a header list over the advertised 16 KiB is refused (431 or a reset stream); the session survives", async () => {
+      const session = http2.connect(server.url);
+      try {
+        await new Promise<void>((resolve) => session.once("remoteSettings", () => resolve()));
+        assert.equal(session.remoteSettings.maxHeaderListSize, 16 * 1024);
+        const big = await h2request(session, { ":path": "/jwt/version", "x-big": "a".repeat(20_000) }).catch((e: Error) => ({ error: e }));
+        // Observed: the stream is reset with ENHANCE_YOUR_CALM (11); a 431 would do as well.
+        const refused = "error" in big || big.rstCode === 11 || Number(big.headers[":status"]) === 431;
+        assert.ok(refused, `a 20 KB header list was served: ${JSON.stringify("error" in big ? big.error.message : big.headers)}`);
+        const ok = await h2request(session, { ":path": "/jwt/version" });
+        assert.equal(ok.headers[":status"], 200);
+      } finally {
+        session.close();
+      }
+    });
+
+    it("REST: more than 100 query parameters is 400 naming the limit; 100 are parsed", async () => {
+      const many = Array.from({ length: 101 }, (_, i) => `user=${i}`).join("&");
+      const r = await raw(server.url, "GET", `/jwt/check?${many}`, {});
+      assert.equal(r.status, 400, r.text);
+      assert.match(JSON.parse(r.text).message, /100/);
+      const hundred = Array.from({ length: 100 }, () => "access_token=x").join("&");
+      const h = await raw(server.url, "GET", `/jwt/check?${hundred}`, {});
+      assert.equal(h.status, 400);
+      assert.doesNotMatch(JSON.parse(h.text).message, /more than 100/, "100 parameters are within the limit");
+    });
+
+    it("headers dribbled byte by byte are cut off at the headers timeout (1 s)", async () => {
+      const r = await slowClient(server.port, (s) => dribble(s, "GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: " + "a".repeat(500), 20));
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+      assert.doesNotMatch(r.received, /200 OK/);
+    });
+
+    it("a connection that never sends a byte is closed after the headers timeout", async () => {
+      const r = await slowClient(server.port, () => {});
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+    });
+
+    it("a body that never finishes is cut off at the request timeout (1.5 s)", async () => {
+      const r = await slowClient(server.port, (s) => {
+        s.write(`POST /user HTTP/1.1\r\nhost: x\r\nx-koms-clientid: ${testClientId}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"email":`);
+        dribble(s, "x".repeat(500), 50);
+      });
+      assert.ok(r.closedAfterMs >= 1400 && r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
+      assert.doesNotMatch(r.received, /HTTP\/1\.1 [25]\d\d/, r.received);
+      await healthy(server.url);
+    });
+
+    it("an idle keep-alive HTTP/1.1 connection is closed after the idle timeout (1 s)", async () => {
+      const r = await slowClient(server.port, (s) => s.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"));
+      assert.match(r.received, /^HTTP\/1\.1 200 /);
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+    });
+
+    it("an idle HTTP/2 session is closed after the idle timeout (1 s)", async () => {
+      const t0 = Date.now();
+      const session = http2.connect(server.url);
+      const ok = await h2request(session, { ":path": "/healthz" });
+      assert.equal(ok.headers[":status"], 200);
+      await new Promise<void>((resolve) => session.once("close", () => resolve()));
+      const ms = Date.now() - t0;
+      assert.ok(ms >= 900 && ms < 4000, `closed after ${ms} ms`);
+    });
+  });
+
+  describe("HTTP/2 concurrent streams (maxConcurrentStreams 100)", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer();
+    });
+    after(() => server?.close());
+
+    it("advertises 100; a client that has not yet acknowledged it gets REFUSED_STREAM for stream 101, and the connection survives", async () => {
+      const r = await rawH2Streams(server.port, 101, false);
+      assert.equal(r.maxConcurrentStreams, 100);
+      assert.deepEqual(r.resets, [{ stream: 201, code: 7 /* REFUSED_STREAM */ }], JSON.stringify(r));
+      assert.equal(r.goaway, undefined, `the connection was torn down: GOAWAY ${JSON.stringify(r.goaway)}`);
+      assert.ok(r.pingAck, "no PING answer after the refusal");
+      await healthy(server.url);
+    });
+
+    it("a client that acknowledged the limit and still opens stream 101 loses its connection (nghttp2: connection error), the server goes on", async () => {
+      const r = await rawH2Streams(server.port, 101, true);
+      assert.ok(!r.pingAck, `the connection survived a SETTINGS violation: ${JSON.stringify(r)}`);
+      await healthy(server.url);
+    });
+
+    it("a real client (node:http2) holding 100 open streams: stream 101 waits, and is served once one ends", async () => {
+      const session = http2.connect(server.url);
+      try {
+        const open = Array.from({ length: 100 }, () => {
+          const st = session.request({ ":method": "POST", ":path": `/${JwtService.typeName}/GetVersion`, "content-type": "application/grpc", te: "trailers" });
+          st.on("error", () => {});
+          return st;
+        });
+        await new Promise((r) => setTimeout(r, 200));
+        let answered = false;
+        const extra = h2request(session, { ":method": "POST", ":path": `/${JwtService.typeName}/GetVersion`, "content-type": "application/grpc", te: "trailers" }, grpcFrame(new Uint8Array())).then((a) => {
+          answered = true;
+          return a;
+        });
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(answered, false, "stream 101 was served while 100 were open");
+        open[0]!.end(grpcFrame(new Uint8Array()));
+        const a = await extra;
+        assert.equal(grpcStatus(a), 0);
+        for (const st of open) st.close();
+      } finally {
+        session.close();
+      }
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// A tiny HTTP/2 client on a raw socket: a real client (node:http2, grpc-js) queues streams past
+// the peer's limit itself, so only raw frames can show what the server does with stream 101.
+
+function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h.writeUInt8(type, 3);
+  h.writeUInt8(flags, 4);
+  h.writeUInt32BE(stream, 5);
+  return Buffer.concat([h, payload]);
+}
+
+/** HPACK "literal header field without indexing, new name" (no Huffman). */
+function hpack(headers: Array<[string, string]>): Buffer {
+  const parts: Buffer[] = [];
+  const str = (s: string) => {
+    const b = Buffer.from(s);
+    assert.ok(b.length < 127);
+    return Buffer.concat([Buffer.from([b.length]), b]);
+  };
+  for (const [k, v] of headers) parts.push(Buffer.from([0x00]), str(k), str(v));
+  return Buffer.concat(parts);
+}
+
+async function rawH2Streams(port: number, n: number, ackSettings: boolean): Promise<{ maxConcurrentStreams?: number; resets: Array<{ stream: number; code: number }>; goaway?: { code: number }; pingAck: boolean }> {
+  const s = net.connect(port, "127.0.0.1");
+  await new Promise<void>((resolve) => s.once("connect", () => resolve()));
+  let buf = Buffer.alloc(0);
+  const out: { maxConcurrentStreams?: number; resets: Array<{ stream: number; code: number }>; goaway?: { code: number }; pingAck: boolean } = { resets: [], pingAck: false };
+  let settingsSeen!: () => void;
+  const settings = new Promise<void>((r) => (settingsSeen = r));
+  let pinged!: () => void;
+  const ping = new Promise<void>((r) => (pinged = r));
+  s.on("data", (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 9) {
+      const len = buf.readUIntBE(0, 3);
+      if (buf.length < 9 + len) break;
+      const type = buf[3]!;
+      const flags = buf[4]!;
+      const stream = buf.readUInt32BE(5) & 0x7fffffff;
+      const p = buf.subarray(9, 9 + len);
+      buf = buf.subarray(9 + len);
+      if (type === 4 && !(flags & 1)) {
+        for (let i = 0; i + 6 <= p.length; i += 6) if (p.readUInt16BE(i) === 3) out.maxConcurrentStreams = p.readUInt32BE(i + 2);
+        // A real client ACKs at once; until it does, nghttp2 refuses streams over the new limit
+        // with REFUSED_STREAM, afterwards it treats them as a connection error.
+        if (ackSettings) s.write(frame(4, 1, 0, Buffer.alloc(0)));
+        settingsSeen();
+      } else if (type === 3) out.resets.push({ stream, code: p.readUInt32BE(0) });
+      else if (type === 7) out.goaway = { code: p.readUInt32BE(4) };
+      else if (type === 6 && flags & 1) {
+        out.pingAck = true;
+        pinged();
+      }
+    }
+  });
+  s.on("error", () => {});
+  s.write(Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+  s.write(frame(4, 0, 0, Buffer.alloc(0)));
+  await settings;
+  await new Promise((r) => setTimeout(r, 50)); // let the server see our SETTINGS ACK
+  // n streams that stay open: headers of a POST whose body never comes.
+  for (let i = 0; i < n; i++) {
+    const id = 1 + 2 * i;
+    const block = hpack([
+      [":method", "POST"],
+      [":scheme", "http"],
+      [":authority", "x"],
+      [":path", `/${JwtService.typeName}/GetVersion`],
+      ["content-type", "application/grpc"],
+      ["te", "trailers"],
+    ]);
+    s.write(frame(1, 0x4 /* END_HEADERS */, id, block));
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  s.write(frame(6, 0, 0, Buffer.alloc(8)));
+  await Promise.race([ping, new Promise((r) => setTimeout(r, 1000))]);
+  s.destroy();
+  return out;
+}

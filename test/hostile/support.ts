@@ -1,0 +1,326 @@
+// Shared pieces of the hostile-input suites: every REST binding and every RPC of Tessera's protos
+// (walked from the generated descriptors, so a new route is covered without editing a list),
+// the credentials a fuzzed request may carry, a snapshot of the whole store (read behind the
+// server's back: better-sqlite3 on the file, the mongo driver on the database), and raw
+// HTTP/1.1 and HTTP/2 requests that can send bytes fetch refuses to send.
+import { strict as assert } from "node:assert";
+import http from "node:http";
+import http2 from "node:http2";
+import { join } from "node:path";
+import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import Database from "better-sqlite3";
+import { MongoClient } from "mongodb";
+import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
+import { AuthenticationTokenService } from "../../gen/tessera/v1/authentication_token_pb.js";
+import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
+import { KeyService } from "../../gen/tessera/v1/key_pb.js";
+import { http_service } from "../../gen/tessera/v1/options_pb.js";
+import { SessionService, UserService } from "../../gen/tessera/v1/session_pb.js";
+import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
+import { httpRules } from "../../src/transcode/binding.js";
+import { parsePathTemplate } from "../../src/transcode/index.js";
+import { rest } from "../support/clients.js";
+import { testAdminToken, testClientId, type TestServer } from "../support/server.js";
+
+export const services: readonly DescService[] = [
+  SessionService,
+  UserService,
+  ApiTokenService,
+  UserTokenService,
+  AuthenticationTokenService,
+  JwtService,
+  KeyService,
+];
+
+export interface Route {
+  service: DescService;
+  method: DescMethod;
+  httpMethod: string;
+  /** A concrete path: "x" for a `*` variable, "x/y" for a `**`. */
+  path: string;
+  /** Literal segments and where the variables sit, so a fuzzer can put its own text there. */
+  segments: Array<{ literal: string } | { variable: true; multi: boolean }>;
+  verb?: string;
+  body: string;
+  basePath: string;
+}
+
+function basePath(s: DescService, jwtBase: string): string {
+  if (s.typeName === JwtService.typeName) return jwtBase;
+  return (hasOption(s, http_service) ? getOption(s, http_service).basePath : "") || "/";
+}
+
+/** Every google.api.http binding (additional bindings included) as mounted by Tessera. */
+export function restRoutes(jwtBase = "/jwt"): Route[] {
+  const out: Route[] = [];
+  for (const s of services) {
+    for (const m of s.methods) {
+      for (const rule of httpRules(m)) {
+        const kind = rule.pattern.case!;
+        const value = rule.pattern.value!;
+        const template = typeof value === "string" ? value : value.path;
+        const httpMethod = typeof value === "string" ? kind.toUpperCase() : value.kind;
+        const base = basePath(s, jwtBase);
+        const t = parsePathTemplate(base.replace(/\/$/, "") + template);
+        const segments = t.segments.map((seg) =>
+          seg.kind === "literal" ? { literal: seg.value } : { variable: true as const, multi: seg.kind !== "wildcard" },
+        );
+        const path = "/" + t.segments.map((seg) => (seg.kind === "literal" ? seg.value : seg.kind === "wildcard" ? "x" : "x/y")).join("/") + (t.verb ? ":" + t.verb : "");
+        out.push({ service: s, method: m, httpMethod, path, segments, verb: t.verb, body: rule.body, basePath: base });
+      }
+    }
+  }
+  return out;
+}
+
+/** Every RPC of Tessera's own services. */
+export function rpcs(): Array<{ service: DescService; method: DescMethod }> {
+  return services.flatMap((service) => service.methods.map((method) => ({ service, method })));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials: one valid credential of every kind, so fuzzed requests get past authentication and
+// reach the argument checks of the handlers too.
+
+export const password = "correct horse battery staple";
+
+export interface Credentials {
+  email: string;
+  jwtUser: string;
+  sessionAccess: string;
+  sessionRefresh: string;
+  apiToken: string;
+  userToken: string;
+  authToken: string;
+  jwtAccess: string;
+  jwtRefresh: string;
+  basic: string;
+}
+
+async function ok(p: ReturnType<typeof rest>, what: string) {
+  const r = await p;
+  assert.ok(r.status >= 200 && r.status < 300, `${what}: ${r.status} ${r.text}`);
+  return r;
+}
+
+export async function makeCredentials(server: TestServer, tag: string): Promise<Credentials> {
+  const url = server.url;
+  const cid = { "x-koms-clientid": testClientId };
+  const email = `hostile-${tag}@example.com`;
+  await ok(rest(url, "POST", "/user", { json: { email, password }, headers: cid }), "sign-up");
+  const s = await ok(
+    rest(url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: cid }),
+    "session",
+  );
+  const a = await ok(
+    rest(url, "POST", "/v1/frontend/auth", { json: { account_id: `acct-${tag}`, description: "hostile" }, headers: { authorization: `Bearer ${testAdminToken}` } }),
+    "api token",
+  );
+  const basic = `Basic ${Buffer.from(`${email}:${password}`).toString("base64")}`;
+  const u = await ok(rest(url, "POST", "/auth/login", { headers: { authorization: basic } }), "user token");
+  const at = await ok(rest(url, "GET", "/api/authenticationtoken", { headers: { authorization: `Bearer ${u.body.token}` } }), "auth token");
+  const jwtUser = `hostile-jwt-${tag}`;
+  await ok(rest(url, "POST", "/jwt/user", { json: { user: jwtUser, pass: password } }), "jwt user");
+  const jt = await ok(rest(url, "GET", `/jwt/token?user=${jwtUser}&pass=${encodeURIComponent(password)}`), "jwt token");
+  const jr = await ok(rest(url, "GET", "/jwt/refresh_token", { headers: { authorization: `Bearer ${jt.text}` } }), "jwt refresh");
+  return {
+    email,
+    jwtUser,
+    sessionAccess: s.body.access_token,
+    sessionRefresh: s.body.refresh_token,
+    apiToken: a.body.token ?? a.body.apiToken ?? a.body.api_token,
+    userToken: u.body.token,
+    authToken: at.body.token,
+    jwtAccess: jt.text.trim(),
+    jwtRefresh: jr.text.trim(),
+    basic,
+  };
+}
+
+/** Header sets a fuzzed request may carry: nothing, garbage, or each valid credential. */
+export function credentialHeaders(c: Credentials): Array<Record<string, string>> {
+  return [
+    {},
+    { authorization: "Bearer \u00ff\u00fe" },
+    { authorization: `Bearer ${testAdminToken}` },
+    { "x-koms-clientid": testClientId },
+    { "x-koms-clientid": testClientId, authorization: `Bearer ${c.sessionAccess}` },
+    { authorization: `Bearer ${c.apiToken}` },
+    { authorization: `Bearer ${c.userToken}` },
+    { authorization: `Bearer ${c.jwtAccess}` },
+    { authorization: c.basic },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store snapshots
+
+/** Tables/collections and fields that legitimately change on a refused request. */
+const volatileTables = new Set(["login_attempts", "api_token_usage", "user_token_usage", "schema_version"]);
+const volatileFields = new Set(["last_used_at", "lastUsedAt", "last_login_at", "lastLoginAt"]);
+const volatileMark = /^(api-touch|ut-touch):/;
+
+export type Snapshot = Map<string, string[]>;
+
+export interface StoreReader {
+  snapshot(): Promise<Snapshot>;
+  close(): Promise<void>;
+}
+
+function clean(row: Record<string, unknown>): string {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(row).sort()) if (!volatileFields.has(k)) out[k] = row[k];
+  return JSON.stringify(out);
+}
+
+/**
+ * Reads every table (SQLite) or collection (MongoDB) of the server's store, minus the
+ * bookkeeping that failed logins and token use are documented to update.
+ */
+export async function storeReader(server: TestServer): Promise<StoreReader> {
+  const c = server.config;
+  if (c.mongodbUri) {
+    const client = new MongoClient(c.mongodbUri);
+    await client.connect();
+    const db = client.db(c.mongodbDatabase);
+    return {
+      async snapshot() {
+        const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((x) => x.name).filter((n) => !volatileTables.has(n)).sort();
+        const snap: Snapshot = new Map();
+        await Promise.all(
+          names.map(async (n) => {
+            const docs = await db.collection(n).find({}).toArray();
+            snap.set(
+              n,
+              docs
+                .filter((d) => !(n === "marks" && volatileMark.test(String(d._id))))
+                .map((d) => clean(d as Record<string, unknown>))
+                .sort(),
+            );
+          }),
+        );
+        return snap;
+      },
+      close: () => client.close(),
+    };
+  }
+  const db = new Database(join(c.dataDir, "tessera.db"), { readonly: true, fileMustExist: true });
+  const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>)
+    .map((t) => t.name)
+    .filter((n) => !volatileTables.has(n));
+  return {
+    async snapshot() {
+      const snap: Snapshot = new Map();
+      for (const t of tables) {
+        snap.set(t, (db.prepare(`SELECT * FROM "${t}"`).all() as Array<Record<string, unknown>>).map(clean).sort());
+      }
+      return snap;
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
+
+/** "" when equal, else a short description of what changed (table and row counts, first row). */
+export function diff(a: Snapshot, b: Snapshot): string {
+  const out: string[] = [];
+  for (const k of new Set([...a.keys(), ...b.keys()])) {
+    const x = a.get(k) ?? [];
+    const y = b.get(k) ?? [];
+    if (x.length === y.length && x.every((r, i) => r === y[i])) continue;
+    const added = y.filter((r) => !x.includes(r));
+    const removed = x.filter((r) => !y.includes(r));
+    out.push(`${k}: ${x.length} -> ${y.length} rows; +${added.slice(0, 1).join("")} -${removed.slice(0, 1).join("")}`);
+  }
+  return out.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw requests
+
+export interface RawAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
+/** One HTTP/1.1 request with exactly these bytes as the path and body (fetch would normalise them). */
+export function raw(baseUrl: string, method: string, path: string, headers: Record<string, string>, body?: Buffer | string): Promise<RawAnswer> {
+  const u = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: u.hostname, port: u.port, method, path, headers: body !== undefined ? { ...headers, "content-length": String(Buffer.byteLength(body)) } : headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", reject);
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${method} ${path} within 10 s`)));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+export interface H2Answer {
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders;
+  data: Buffer;
+  /** RST_STREAM code when the server reset the stream. */
+  rstCode?: number;
+}
+
+/** One HTTP/2 request on an existing session (gRPC framing is up to the caller). */
+export function h2request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: Buffer, opts: { endStream?: boolean; timeoutMs?: number } = {}): Promise<H2Answer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined && opts.endStream !== false });
+    let resHeaders: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      stream.close();
+      reject(new Error(`stream hung: no end within ${opts.timeoutMs ?? 10_000} ms`));
+    }, opts.timeoutMs ?? 10_000);
+    stream.on("response", (h) => (resHeaders = h));
+    stream.on("trailers", (t) => (trailers = t));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("close", () => {
+      clearTimeout(timer);
+      resolve({ headers: resHeaders, trailers, data: Buffer.concat(chunks), rstCode: stream.rstCode || undefined });
+    });
+    stream.on("error", () => {
+      // "close" follows with rstCode set
+    });
+    if (body !== undefined) {
+      if (opts.endStream === false) stream.write(body);
+      else stream.end(body);
+    }
+  });
+}
+
+/** A gRPC length-prefixed message. */
+export function grpcFrame(payload: Uint8Array, flags = 0, length = payload.length): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt8(flags, 0);
+  head.writeUInt32BE(length >>> 0, 1);
+  return Buffer.concat([head, Buffer.from(payload)]);
+}
+
+/** grpc-status of an answer (trailers, or headers for a trailers-only answer). */
+export function grpcStatus(a: H2Answer): number | undefined {
+  const v = a.trailers["grpc-status"] ?? a.headers["grpc-status"];
+  return v === undefined ? undefined : Number(v);
+}
+
+export async function healthy(baseUrl: string): Promise<void> {
+  const r = await raw(baseUrl, "GET", "/healthz", {});
+  assert.equal(r.status, 200, `the server no longer answers /healthz: ${r.status} ${r.text}`);
+}
+
+/** fast-check parameters: a seed from HOSTILE_SEED (to replay a failure) or a fresh one, printed on failure. */
+export function fcParams(numRuns: number): { numRuns: number; seed: number; verbose: number } {
+  const seed = process.env.HOSTILE_SEED ? Number(process.env.HOSTILE_SEED) : (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
+  return { numRuns: Number(process.env.HOSTILE_RUNS ?? numRuns), seed, verbose: 1 };
+}
