@@ -103,7 +103,13 @@ export class SigningKeys {
     } catch {
       throw unauthenticated("malformed token");
     }
-    if (token.split(".").length !== 3) throw unauthenticated("malformed token");
+    const segments = token.split(".");
+    if (segments.length !== 3) throw unauthenticated("malformed token");
+    // base64url is malleable in its last character (unused low bits): jose would accept a
+    // signature segment with other padding bits, so one token would have several spellings.
+    // Only the canonical spelling is the token.
+    const signature = segments[2]!;
+    if (Buffer.from(signature, "base64url").toString("base64url") !== signature) throw unauthenticated("malformed token");
     for (const h of forbiddenHeaders) if (h in header) throw unauthenticated(`token header "${h}" is not accepted`);
     if (header.crit !== undefined) throw unauthenticated("token header \"crit\" is not accepted");
     if (typeof header.kid !== "string") throw unauthenticated("token has no key id");
