@@ -66,6 +66,17 @@ const truncate = (t: string) => t.slice(0, -4);
 const pad = (t: string) => `${t}AAAA`;
 const wrongPrefix = (t: string) => `xyz_${t.slice(4)}`;
 const flipLast = (t: string) => t.slice(0, -1) + (t.endsWith("A") ? "B" : "A");
+const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/** The same JWT with its signature's unused low bits set: other text, same signature bytes. */
+const nonCanonicalSignature = (t: string) => {
+  const [h, p, sig] = t.split(".") as [string, string, string];
+  const unused = sig.length * 6 - Buffer.from(sig, "base64url").length * 8;
+  assert.ok(unused > 0, "signature length leaves no unused bits");
+  const last = b64.indexOf(sig.at(-1)!);
+  const variant = sig.slice(0, -1) + b64[last ^ 1]!;
+  assert.deepEqual(Buffer.from(variant, "base64url"), Buffer.from(sig, "base64url"));
+  return `${h}.${p}.${variant}`;
+};
 const unsignedJwt = (t: string) => {
   const parts = t.split(".");
   if (parts.length !== 3) return `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from('{"sub":"x"}').toString("base64url")}.`;
@@ -111,6 +122,9 @@ function rows(): Row[] {
     out.push({ kind, name: "padded", authorization: bearer((c) => pad(rightToken(kind, c))), expect: 401 });
     out.push({ kind, name: "wrong prefix", authorization: bearer((c) => wrongPrefix(rightToken(kind, c))), expect: 401 });
     out.push({ kind, name: "flipped last character (checksum/signature)", authorization: bearer((c) => flipLast(rightToken(kind, c))), expect: 401 });
+    if (kind === "session" || kind === "jwt" || kind === "jwtPassword") {
+      out.push({ kind, name: "same signature bytes, non-canonical base64url", authorization: bearer((c) => nonCanonicalSignature(rightToken(kind, c))), expect: 401 });
+    }
     out.push({ kind, name: "unsigned JWT (alg none)", authorization: bearer((c) => unsignedJwt(rightToken(kind, c))), expect: 401 });
     for (const [name, token] of others) {
       if (kind === "admin" && name === "admin token") continue;
