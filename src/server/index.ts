@@ -16,6 +16,7 @@ import { createErrorInterceptor } from "./error-interceptor.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, type Listener } from "./listener.js";
 import { createLoggingInterceptor } from "./logging-interceptor.js";
+import { rewriteParseErrors } from "./parse-error-code.js";
 import { respecGrpcMessage } from "./grpc-message.js";
 import { reflectionServices } from "./reflection.js";
 
@@ -114,6 +115,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       for (const b of o.bindings) router.service(b.service, b.impl);
       router.service(Health, createHealthImpl(services, o.ready));
       for (const r of reflection) router.service(r.service, r.impl);
+      rewriteParseErrors(router.handlers);
       handlers = router.handlers;
     },
     fallback(req, nodeRes) {
