@@ -4,8 +4,8 @@
  * session still works. INTERNAL is accepted only where a protocol says so:
  * - a compressed flag without a grpc-encoding: gRPC (grpc-go: "compressed flag set with identity
  *   or empty encoding") and connect-es answer INTERNAL;
- * - protobuf bytes that do not parse: connect-es answers INTERNAL "parse binary" (connect-go
- *   says INVALID_ARGUMENT; a known deviation of the library, listed in the hardening note).
+ * Protobuf bytes that do not parse are INVALID_ARGUMENT (as in connect-go; connect-es alone says
+ * INTERNAL, which src/server/parse-error-code.ts rewrites) in every protocol.
  */
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
@@ -47,13 +47,14 @@ const grpcCases: GrpcCase[] = [
   { name: "flags byte 0x80 (reserved bit)", body: grpcFrame(new Uint8Array(), 0x80), expect: { grpc: [OK, INVALID_ARGUMENT, INTERNAL] } },
   { name: "two messages for a unary method", body: Buffer.concat([grpcFrame(new Uint8Array()), grpcFrame(new Uint8Array())]), expect: { grpc: [INVALID_ARGUMENT, INTERNAL, UNIMPLEMENTED] } },
   { name: "garbage bytes (not a frame)", body: Buffer.from("GET / HTTP/1.1\r\n\r\n"), expect: { grpc: [INVALID_ARGUMENT, INTERNAL, RESOURCE_EXHAUSTED] } },
-  { name: "protobuf that does not parse", path: createUser, headers: { "x-koms-clientid": testClientId }, body: grpcFrame(Buffer.from([0x0a, 0x7f])), expect: { grpc: [INTERNAL] } },
+  { name: "protobuf that does not parse", path: createUser, headers: { "x-koms-clientid": testClientId }, body: grpcFrame(Buffer.from([0x0a, 0x7f])), expect: { grpc: [INVALID_ARGUMENT] } },
+  { name: "gRPC-Web: protobuf that does not parse", path: createUser, headers: { "content-type": "application/grpc-web+proto", "x-koms-clientid": testClientId }, body: grpcFrame(Buffer.from([0x0a, 0x7f])), expect: { grpc: [INVALID_ARGUMENT] } },
   { name: "grpc-timeout malformed", headers: { "grpc-timeout": "soon" }, body: grpcFrame(new Uint8Array()), expect: { grpc: [INVALID_ARGUMENT, OK] } },
   { name: "content-type application/grpc+json with binary", headers: { "content-type": "application/grpc+json" }, body: grpcFrame(Buffer.from([0xff])), expect: { grpc: [INVALID_ARGUMENT] } },
   { name: "content-type application/grpc+xml", headers: { "content-type": "application/grpc+xml" }, body: grpcFrame(new Uint8Array()), expect: { http: [415] } },
   { name: "content-type text/plain on a gRPC path", headers: { "content-type": "text/plain" }, body: grpcFrame(new Uint8Array()), expect: { http: [415] } },
   { name: "gRPC-Web: truncated frame", headers: { "content-type": "application/grpc-web+proto" }, body: Buffer.from([0, 0, 0, 0, 9, 1]), expect: { grpc: [INVALID_ARGUMENT, INTERNAL] } },
-  { name: "reflection stream: garbage frame", path: reflection, body: grpcFrame(Buffer.from([0xff, 0xff, 0xff])), expect: { grpc: [INVALID_ARGUMENT, INTERNAL] } },
+  { name: "reflection stream: garbage frame", path: reflection, body: grpcFrame(Buffer.from([0xff, 0xff, 0xff])), expect: { grpc: [INVALID_ARGUMENT] } },
   { name: "reflection stream: truncated frame", path: reflection, body: Buffer.from([0, 0, 0, 0, 50, 1, 2]), expect: { grpc: [INVALID_ARGUMENT, INTERNAL] } },
 ];
 
@@ -76,7 +77,8 @@ const connectCases: ConnectCase[] = [
   { name: "unary JSON, not JSON", headers: json, body: "{", status: [400], code: ["invalid_argument"] },
   // connect-es checks the header only when told to require it: an unknown version is ignored.
   { name: "unary JSON, connect-protocol-version 2", headers: { ...json, "connect-protocol-version": "2" }, body: "{}", status: [200, 400] },
-  { name: "unary proto, garbage", headers: { "content-type": "application/proto" }, body: Buffer.from([0x0a, 0x7f]), path: createUser, status: [400, 500], code: ["invalid_argument", "internal"] },
+  { name: "unary proto, garbage", headers: { "content-type": "application/proto" }, body: Buffer.from([0x0a, 0x7f]), path: createUser, status: [400], code: ["invalid_argument"] },
+  { name: "Connect streaming (reflection): proto envelope that does not parse", path: reflection, headers: { "content-type": "application/connect+proto" }, body: Buffer.concat([Buffer.from([0, 0, 0, 0, 3]), Buffer.from([0xff, 0xff, 0xff])]), status: [200] },
   { name: "unary, content-encoding gzip, not gzip", headers: { ...json, "content-encoding": "gzip" }, body: "{}", status: [400, 500], code: ["invalid_argument", "internal"] },
   { name: "unary, content-encoding unknown", headers: { ...json, "content-encoding": "lz-foo" }, body: "{}", status: [501], code: ["unimplemented"] },
   { name: "unary, gzip bomb", headers: { ...json, "content-encoding": "gzip" }, body: gzipSync(Buffer.from(`{"a":"${"x".repeat(1 << 20)}"}`)), status: [429], code: ["resource_exhausted"] },
