@@ -98,7 +98,8 @@ export function hostileBody(desc: DescMessage): fc.Arbitrary<HostileBody> {
 
   const malformed = fc.oneof(
     fc.constantFrom("{", "[", '{"a":}', "{'a':1}", '{"a":1,}', "NaN", "undefined", '{"a":"\\x"}', '{"a":"\\ud800"', "\u0000{}", "{}\u0000", "{} {}", '"\\u0000'),
-    fc.string({ maxLength: 40 }).filter((s) => {
+    // (not empty: an empty body is no body, which is fine)
+    fc.string({ minLength: 1, maxLength: 40 }).filter((s) => {
       try {
         JSON.parse(s);
         return false;

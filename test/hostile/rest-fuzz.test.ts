@@ -62,6 +62,14 @@ for (const store of storesUnderTest()) {
       assert.ok(routes.length >= 25, `${routes.length} routes`);
     });
 
+    it("the snapshot sees a write (so 'unchanged' means something)", async () => {
+      const before = await reader.snapshot();
+      const r = await raw(server.url, "POST", "/jwt/user", { "content-type": "application/json" }, JSON.stringify({ user: `probe-${store}`, pass: "correct horse battery staple" }));
+      assert.ok(r.status < 300, r.text);
+      assert.notEqual(diff(before, await reader.snapshot()), "");
+      baseline = await reader.snapshot();
+    });
+
     for (const route of routes) {
       const readsBody = route.body !== "" || route.service.typeName === "tessera.v1.JwtService";
       it(`${route.httpMethod} ${route.path} (${route.method.name})`, async () => {
@@ -95,11 +103,21 @@ for (const store of storesUnderTest()) {
               const what = `${route.httpMethod} ${target.slice(0, 200)} [${input.body?.kind ?? "no body"}] -> ${res.status} ${res.text.slice(0, 300)}`;
               tally.set(String(res.status), (tally.get(String(res.status)) ?? 0) + 1);
 
+              // Store first: an accepted write moves the baseline even when an assertion below fails,
+              // so a failure never leaves a stale baseline behind for the shrinker or the next route.
+              const after = await reader.snapshot();
+              const changed = diff(baseline, after);
+              if (res.status < 400 && changed !== "") {
+                // Accepted and it wrote something (a rotation, a logout...): fresh credentials.
+                creds = await makeCredentials(server, `${store}-${generation++}`);
+                credSets = credentialHeaders(creds);
+                baseline = await reader.snapshot();
+              }
+
               assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined, `Object.prototype polluted by ${what}`);
               assert.ok(res.status >= 200 && res.status < 500, `not a 2xx/4xx: ${what}`);
               const mustReject = pathReject || input.query.mustReject || (readsBody && input.body?.mustReject === true);
               if (mustReject) assert.ok(res.status >= 400, `accepted: ${what}`);
-              const after = await reader.snapshot();
               if (res.status >= 400) {
                 assert.match(String(res.headers["content-type"]), /^application\/json/, what);
                 const body = JSON.parse(res.text) as { code?: unknown; message?: unknown };
@@ -107,13 +125,7 @@ for (const store of storesUnderTest()) {
                 assert.equal(typeof body.message, "string", what);
                 assert.notEqual(body.code, "internal", what);
                 assert.notEqual(body.code, "unknown", what);
-                const changed = diff(baseline, after);
                 assert.equal(changed, "", `a refused request changed the store: ${what}\n${changed}`);
-              } else if (diff(baseline, after) !== "") {
-                // Accepted and it wrote something (a rotation, a logout...): fresh credentials.
-                creds = await makeCredentials(server, `${store}-${generation++}`);
-                credSets = credentialHeaders(creds);
-                baseline = await reader.snapshot();
               }
             }),
             params,
