@@ -6,7 +6,7 @@
  *     MONGODB_URI=mongodb://127.0.0.1:27017 npx tsx bench/api-token.ts
  *
  * Per store, in one server process (a child, so the load generator does not share its event
- * loop): gRPC Health/Check and GET /healthz as baselines, then Authenticate over gRPC
+ * loop): gRPC Health/Check and a Connect JSON no-op as baselines (GET /healthz as the HTTP floor), then Authenticate over gRPC
  * (@grpc/grpc-js, bearer metadata) and over REST (`GET /v1/api/auth`), each with one hot token
  * and with 1000 tokens in rotation (more than the cache keeps warm at these rates: mostly store
  * lookups). REST also runs GET /.well-known/jwks.json as a reference: an in-memory RPC through
@@ -81,9 +81,11 @@ async function benchStore(label: string, env: Record<string, string>): Promise<v
     const authHot = grpcUnary(server.url, "/tessera.v1.ApiTokenService/Authenticate", authRequest, { authorization: `Bearer ${hot}` });
     const grpcRotating = grpcRotatingClient(server.url, authRequest);
 
+    // The foundation's HTTP/JSON baseline: a no-op RPC over Connect JSON (bench/baseline.ts).
+    const connectNoop = httpCall(server.url, { method: "POST", path: "/tessera.v1.JwtService/GetVersion", headers: { "content-type": "application/json" }, body: "{}" });
     const healthz = httpCall(server.url, { path: "/healthz" });
-    // A reference, not the baseline: a public, in-memory RPC through the same transcoder and
-    // interceptors as GET /v1/api/auth (/healthz bypasses both).
+    // A reference: a public, in-memory RPC through the same transcoder and interceptors as
+    // GET /v1/api/auth (/healthz bypasses both).
     const jwks = httpCall(server.url, { path: "/.well-known/jwks.json" });
     const restHot = httpCall(server.url, { path: "/v1/api/auth", headers: { accept: "application/json", authorization: `Bearer ${hot}` } });
     const restCalls = new Map<string, () => Promise<string>>();
@@ -105,7 +107,8 @@ async function benchStore(label: string, env: Record<string, string>): Promise<v
       { name: `${label} gRPC Authenticate (${TOKENS} tokens)`, run: () => grpcRotating.call(rotating()) },
     ]);
     const restResults = await interleaved([
-      { name: `${label} baseline GET /healthz`, run: () => healthz().then(() => undefined) },
+      { name: `${label} baseline Connect JSON no-op`, run: () => connectNoop().then(() => undefined) },
+      { name: `${label} floor GET /healthz`, run: () => healthz().then(() => undefined) },
       { name: `${label} ref GET /.well-known/jwks.json`, run: () => jwks().then(() => undefined) },
       { name: `${label} GET /v1/api/auth (1 hot token)`, run: () => restHot().then(() => undefined) },
       { name: `${label} GET /v1/api/auth (${TOKENS} tokens)`, run: restRotating },
@@ -118,10 +121,13 @@ async function benchStore(label: string, env: Record<string, string>): Promise<v
     const [grpcBaseline, ...grpcAuth] = grpcResults;
     console.log(formatResult(grpcBaseline));
     for (const r of grpcAuth) console.log(formatResult(r, grpcBaseline));
-    const [restBaseline, restRef, ...restAuth] = restResults;
+    const [restBaseline, floor, restRef, ...restAuth] = restResults;
     console.log(formatResult(restBaseline));
+    console.log(formatResult(floor, restBaseline));
     console.log(formatResult(restRef, restBaseline));
-    for (const r of restAuth) console.log(`${formatResult(r, restBaseline)}; ${(r.rps / restRef.rps).toFixed(2)} of the jwks reference`);
+    for (const r of restAuth) {
+      console.log(`${formatResult(r, restBaseline)}; ${(r.rps / restRef.rps).toFixed(2)} of the jwks reference; ${(r.rps / floor.rps).toFixed(2)} of /healthz`);
+    }
     console.log(`server RSS: ${rssStart.toFixed(1)} MiB at start, ${server.rssMiB().toFixed(1)} MiB after load`);
   } finally {
     await server.stop();

@@ -1,5 +1,10 @@
 // Structured JSON logs: one object per line on stdout. Callers pass fields, never secrets;
 // `redact` is a last line of defence for values that look like credentials.
+//
+// Lines written in one event-loop turn leave in one write (a request log per call would
+// otherwise be one syscall per call); whatever is pending is flushed synchronously on exit.
+import { writeSync } from "node:fs";
+
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
@@ -12,19 +17,48 @@ export interface Logger {
 
 const secretKeys = /pass(word)?|secret|token|authorization|cookie|hash|private/i;
 
-/** Drops fields whose name suggests a secret. */
+/** Drops fields whose name suggests a secret; errors become {name, message} (no stack, no cause). */
 export function redact(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) out[k] = secretKeys.test(k) && k !== "tokenLink" ? "[redacted]" : v;
+  for (const k in fields) {
+    const v = fields[k];
+    out[k] = secretKeys.test(k) && k !== "tokenLink" ? "[redacted]" : v instanceof Error ? { name: v.name, message: v.message } : v;
+  }
   return out;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+/** Writes to stdout, one write per event-loop turn. */
+function batchedStdout(): (line: string) => void {
+  let pending = "";
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    const text = pending;
+    pending = "";
+    if (text) process.stdout.write(text);
+  };
+  process.once("exit", () => {
+    if (pending) writeSync(1, pending);
+    pending = "";
+  });
+  return (line) => {
+    pending += line;
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+}
+
+let stdoutWriter: ((line: string) => void) | undefined;
+
+export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
   const min = rank[level];
+  const out = write ?? (stdoutWriter ??= batchedStdout());
   const emit = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>) => {
     if (rank[lvl] < min) return;
     const entry = { time: new Date().toISOString(), level: lvl, msg, ...(fields ? redact(fields) : {}) };
-    write(JSON.stringify(entry, errorReplacer) + "\n");
+    out(JSON.stringify(entry) + "\n");
   };
   return {
     debug: (m, f) => emit("debug", m, f),
@@ -32,11 +66,6 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
   };
-}
-
-function errorReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Error) return { name: value.name, message: value.message };
-  return value;
 }
 
 export const silentLogger: Logger = createLogger("silent");
