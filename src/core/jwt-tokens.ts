@@ -114,10 +114,9 @@ export class JwtTokens {
     await this.deps.refreshTokens.revoke(claims.jti, userId, this.deps.clock.now());
   }
 
-  /** Changes the password and revokes every refresh token issued before the change. */
+  /** Changes the password; Users.changePassword revokes every refresh token issued before it. */
   async changePassword(userId: string, newPassword: string): Promise<void> {
-    const user = await this.deps.users.changePassword(userId, newPassword);
-    await this.deps.refreshTokens.revokeAllForUser(user.id, this.deps.clock.now(), user.passwordChangedAt);
+    await this.deps.users.changePassword(userId, newPassword);
   }
 
   /** Deactivates the user: their sessions, user tokens and refresh tokens end with it. */

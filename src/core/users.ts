@@ -123,11 +123,23 @@ export class Users {
     return user;
   }
 
+  /**
+   * Changes the password, in every service at once, and ends the user's long-lived credentials
+   * issued before it: seed 000 sessions (with their refresh tokens) and seed 004 refresh tokens
+   * here; user tokens and cookie sessions are refused by their verifier (created before
+   * passwordChangedAt). Short-lived access JWTs run out on their own (offline verifiers could
+   * not be told anyway).
+   */
   async changePassword(id: string, newPassword: string): Promise<UserRecord> {
     checkPassword(newPassword);
     const hash = await this.passwords.hash(newPassword);
-    const user = await this.store.users.updatePasswordHash(id, hash, this.clock.now());
+    const at = this.clock.now();
+    const user = await this.store.users.updatePasswordHash(id, hash, at);
     if (!user) throw notFound("user not found");
+    await Promise.all([
+      this.store.sessions.endAllForUser(id, at),
+      this.store.jwtRefreshTokens.revokeAllForUser(id, at, user.passwordChangedAt),
+    ]);
     return user;
   }
 

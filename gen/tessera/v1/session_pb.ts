@@ -316,7 +316,8 @@ export const SessionService: GenService<{
    * Errors: an `account_type` other than "traditional" is INVALID_ARGUMENT (400); an unknown
    * email or a wrong password is UNAUTHENTICATED (401), with the same message and about the
    * same time for both; repeated failures for one login or one client address are
-   * RESOURCE_EXHAUSTED (429) with a `Retry-After` header until the lockout ends.
+   * RESOURCE_EXHAUSTED (429) with a `Retry-After` header until the lockout ends; a deactivated
+   * user (deleted through the JWT API), after a correct password only, PERMISSION_DENIED (403).
    *
    * @generated from rpc tessera.v1.SessionService.CreateSession
    */
