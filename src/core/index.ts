@@ -13,6 +13,7 @@ import { Sessions } from "./sessions.js";
 import { UserTokens } from "./user-tokens.js";
 import { AuthenticationTokens } from "./authentication-tokens.js";
 import { Users } from "./users.js";
+import { Housekeeping } from "./housekeeping.js";
 
 export interface Core {
   config: Config;
@@ -30,6 +31,8 @@ export interface Core {
   jwt: JwtTokens;
   /** Seed 001 API tokens per gateway account. */
   apiTokens: ApiTokens;
+  /** Periodic removal of expired records. */
+  housekeeping: Housekeeping;
 }
 
 export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger }): Promise<Core> {
@@ -59,5 +62,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     lastLoginIntervalSeconds: config.lastUsedIntervalSeconds,
   });
   const apiTokens = new ApiTokens({ store, clock, logger, config });
-  return { config, clock, users, passwords, throttle, keys, sessions, userTokens, authTokens, jwt, apiTokens };
+  const housekeeping = new Housekeeping({ store, clock, logger });
+  housekeeping.start(config.housekeepingIntervalSeconds);
+  return { config, clock, users, passwords, throttle, keys, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };
 }

@@ -48,5 +48,12 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     keyBinding(core),
   ];
   // Let fire-and-forget last_used writes settle before the store closes.
-  return { bindings, verifiers, close: () => core.apiTokens.drain() };
+  return {
+    bindings,
+    verifiers,
+    async close() {
+      await core.housekeeping.stop();
+      await core.apiTokens.drain();
+    },
+  };
 }

@@ -1,0 +1,73 @@
+// Housekeeping deletes what can never be valid again, and nothing else.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { MongoClient } from "mongodb";
+import { ManualClock } from "../../src/core/clock.js";
+import { Housekeeping } from "../../src/core/housekeeping.js";
+import { createLogger } from "../../src/logger.js";
+import { openStore } from "../../src/store/index.js";
+import type { Store } from "../../src/store/ports.js";
+import { storesUnderTest } from "../support/server.js";
+
+const minute = 60_000;
+
+for (const kind of storesUnderTest()) {
+  describe(`core: housekeeping (${kind})`, () => {
+    let store: Store;
+    let dir: string;
+    const dbName = `tessera_test_hk_${randomBytes(4).toString("hex")}`;
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), "tessera-hk-"));
+      store = await openStore({ dataDir: dir, mongodbUri: kind === "mongo" ? process.env.MONGODB_URI : undefined, mongoDbName: dbName });
+    });
+    after(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+      if (kind === "mongo") {
+        const c = await MongoClient.connect(process.env.MONGODB_URI!);
+        await c.db(dbName).dropDatabase();
+        await c.close();
+      }
+    });
+
+    it("removes expired refresh, authentication and JWT refresh tokens, and keeps live ones", async () => {
+      const now = clock.now();
+      const past = new Date(now.getTime() - minute);
+      const future = new Date(now.getTime() + minute);
+      const created = new Date(now.getTime() - 10 * minute);
+      await store.refreshTokens.insert({ hash: "r-old", sessionId: "s1", createdAt: created, expiresAt: past });
+      await store.refreshTokens.insert({ hash: "r-live", sessionId: "s1", createdAt: created, expiresAt: future });
+      await store.authTokens.create({ hash: "a-old", userId: "u1", createdAt: created, expiresAt: past });
+      await store.authTokens.create({ hash: "a-live", userId: "u1", createdAt: created, expiresAt: future });
+      await store.jwtRefreshTokens.create({ jti: "j-old", userId: "u1", issuedAt: created, expiresAt: past });
+      await store.jwtRefreshTokens.create({ jti: "j-live", userId: "u1", issuedAt: created, expiresAt: future });
+
+      const lines: string[] = [];
+      const removed = await new Housekeeping({ store, clock, logger: createLogger("info", (l) => lines.push(l)) }).runOnce();
+      assert.equal(removed.refreshTokens, 1);
+      assert.equal(removed.authTokens, 1);
+      assert.equal(removed.jwtRefreshTokens, 1);
+      assert.equal(await store.refreshTokens.findByHash("r-old"), null);
+      assert.ok(await store.refreshTokens.findByHash("r-live"));
+      assert.equal(await store.authTokens.findByHash("a-old"), null);
+      assert.ok(await store.authTokens.findByHash("a-live"));
+      assert.equal(await store.jwtRefreshTokens.findByJti("j-old"), null);
+      assert.ok(await store.jwtRefreshTokens.findByJti("j-live"));
+      assert.equal(lines.length, 1, "one log line for the pass");
+      assert.equal(JSON.parse(lines[0]).msg, "housekeeping");
+    });
+
+    it("logs a store failure instead of throwing", async () => {
+      const lines: string[] = [];
+      const broken = { ...store, refreshTokens: { ...store.refreshTokens, deleteExpired: async () => { throw new Error("down"); } } } as Store;
+      const removed = await new Housekeeping({ store: broken, clock, logger: createLogger("info", (l) => lines.push(l)) }).runOnce();
+      assert.equal(removed.refreshTokens, undefined);
+      assert.ok(lines.some((l) => JSON.parse(l).msg === "housekeeping failed"));
+    });
+  });
+}
