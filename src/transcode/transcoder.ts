@@ -92,13 +92,15 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     const rawPath = q < 0 ? url : url.slice(0, q);
     const rawQuery = q < 0 ? "" : url.slice(q + 1);
 
-    const found = table.match(method, rawPath);
+    // HEAD runs the GET route; Node leaves the body out of the answer to a HEAD request.
+    const found = table.match(method === "HEAD" ? "GET" : method, rawPath);
     if (found.kind === "not-found") {
       throw new HttpError(404, "not_found", `no route for ${method} ${rawPath}`);
     }
     if (found.kind === "method-not-allowed") {
       throw new HttpError(405, "unimplemented", `${method} is not allowed on ${rawPath}`, {
-        allow: found.allow.join(", "),
+        // HEAD is answered wherever GET is (RFC 9110 9.3.2).
+        allow: (found.allow.includes("GET") ? [...found.allow, "HEAD"].sort() : found.allow).join(", "),
       });
     }
     const { route: binding, segments } = found.match;

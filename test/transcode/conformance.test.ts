@@ -188,7 +188,16 @@ const cases: Case[] = [
     noCall: true,
     status: 405,
     error: { code: "unimplemented" },
-    responseHeaders: { allow: "DELETE, GET, PATCH" },
+    responseHeaders: { allow: "DELETE, GET, HEAD, PATCH" },
+  },
+  {
+    name: "HEAD runs the GET route and answers its status and headers without a body",
+    method: "HEAD",
+    path: "/v1/items/abc",
+    input: { rpc: "GetItem", message: { id: "abc" } },
+    status: 200,
+    responseHeaders: { "content-type": "application/json" },
+    text: "",
   },
 
   // --- request mapping ---
