@@ -7,28 +7,13 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import argon2 from "argon2";
 import { HealthCheckRequestSchema } from "../gen/health/v1/health_pb.js";
 import { CheckRequestSchema, JwtServiceGetTokenRequestSchema } from "../gen/tessera/v1/jwt_pb.js";
-import { variables } from "../src/config.js";
-import { durations, formatResult, grpcUnary, httpCall, load, startServerProcess, type LoadResult } from "./lib.js";
+import { durations, formatResult, grpcUnary, httpCall, load, startServerProcess, type LoadResult, argonConcurrency, argonParams, loginBenchEnv } from "./lib.js";
 
 const user = "bench-user";
 const password = "violet-kettle-harbour-29";
-const argonParams = {
-  memoryCost: variables.argon2MemoryKib.fallback,
-  timeCost: variables.argon2Iterations.fallback,
-  parallelism: variables.argon2Parallelism.fallback,
-};
-// argon2 runs on libuv's thread pool (4 threads). Both sides get the same concurrency, high
-// enough (2 per thread) that the pool stays busy while a login request is on the wire or in
-// the store: the figure is throughput at saturation, for the raw hash and for the RPC alike.
-const argonConcurrency = 8;
 const concurrency = 32;
 
-const server = await startServerProcess({
-  TESSERA_LOGIN_PROTECTION: "true",
-  TESSERA_ARGON2_MEMORY_KIB: String(argonParams.memoryCost),
-  TESSERA_ARGON2_ITERATIONS: String(argonParams.timeCost),
-  TESSERA_ARGON2_PARALLELISM: String(argonParams.parallelism),
-});
+const server = await startServerProcess(loginBenchEnv);
 try {
   const json = { "content-type": "application/json" };
   await httpCall(server.url, { method: "POST", path: "/jwt/user", headers: json, body: JSON.stringify({ user, pass: password }) })();

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as grpc from "@grpc/grpc-js";
+import { variables } from "../src/config.js";
 
 export interface BenchServer {
   url: string;
@@ -180,3 +181,25 @@ export function formatResult(r: LoadResult, baseline?: LoadResult): string {
 
 /** Standard durations, shortened with BENCH_QUICK=1. */
 export const durations = process.env.BENCH_QUICK ? { durationMs: 2000, warmupMs: 500 } : { durationMs: 8000, warmupMs: 2000 };
+
+/** The default (production, OWASP) argon2id parameters, as the server uses them. */
+export const argonParams = {
+  memoryCost: variables.argon2MemoryKib.fallback,
+  timeCost: variables.argon2Iterations.fallback,
+  parallelism: variables.argon2Parallelism.fallback,
+};
+
+/** Server environment with login protection on and the argon2 parameters above. */
+export const loginBenchEnv: Record<string, string> = {
+  TESSERA_LOGIN_PROTECTION: "true",
+  TESSERA_ARGON2_MEMORY_KIB: String(argonParams.memoryCost),
+  TESSERA_ARGON2_ITERATIONS: String(argonParams.timeCost),
+  TESSERA_ARGON2_PARALLELISM: String(argonParams.parallelism),
+};
+
+/**
+ * argon2 runs on libuv's thread pool (4 threads). Raw hashing and login RPCs are measured at the
+ * same concurrency, high enough (2 per thread) that the pool stays busy while a login request is
+ * on the wire or in the store: the figures are throughput at saturation for both.
+ */
+export const argonConcurrency = 8;

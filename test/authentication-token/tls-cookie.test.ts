@@ -1,11 +1,8 @@
 // Under TLS the session cookie is Secure; TESSERA_COOKIE_SECURE=false turns that off (and =true
 // turns it on without TLS, see rest.test.ts).
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import https from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { basic, bearer, password, uniqueEmail } from "../user-token/support.js";
 
@@ -49,23 +46,16 @@ async function exchangeCookie(server: TestServer, ca: Buffer): Promise<string> {
 
 describe("session cookie under TLS", function () {
   this.timeout(30000);
-  let dir: string;
+  let cert: TestCertificate;
   let ca: Buffer;
   let tlsEnv: Record<string, string>;
 
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), "tessera-tls-cookie-"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-    ], { stdio: "ignore" });
-    ca = readFileSync(join(dir, "cert.pem"));
-    tlsEnv = { TESSERA_TLS_CERT_FILE: join(dir, "cert.pem"), TESSERA_TLS_KEY_FILE: join(dir, "key.pem") };
+    cert = makeTestCertificate();
+    ca = cert.ca;
+    tlsEnv = cert.env;
   });
-  after(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => cert?.remove());
 
   it("is Secure, HttpOnly, SameSite=Lax, Path=/ with a Max-Age", async () => {
     const server = await startTestServer({ env: tlsEnv });

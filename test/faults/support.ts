@@ -5,8 +5,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
-import { createServer } from "node:net";
 import { ferretdbBinary } from "../support/ferretdb.js";
+import { freePort } from "../support/net.js";
 
 export const faultClientId = "fault-client";
 export const faultAdminToken = "fault-admin-token-0123456789abcdef";
@@ -38,17 +38,6 @@ export interface ServerProcess {
   rssMiB(): number;
   /** SIGTERM and wait for the exit. */
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /**

@@ -1,33 +1,25 @@
 // With TLS configured, one port serves HTTP/2 (ALPN h2: gRPC) and HTTP/1.1 (ALPN http/1.1).
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import https from "node:https";
 import http2 from "node:http2";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 describe("server: TLS with ALPN", function () {
   this.timeout(30000);
-  let dir: string;
+  let cert: TestCertificate;
   let server: TestServer;
   let ca: Buffer;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "tessera-tls-"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-    ], { stdio: "ignore" });
-    ca = readFileSync(join(dir, "cert.pem"));
-    server = await startTestServer({ env: { TESSERA_TLS_CERT_FILE: join(dir, "cert.pem"), TESSERA_TLS_KEY_FILE: join(dir, "key.pem") } });
+    cert = makeTestCertificate();
+    ca = cert.ca;
+    server = await startTestServer({ env: cert.env });
   });
   after(async () => {
     await server?.close();
-    rmSync(dir, { recursive: true, force: true });
+    cert?.remove();
   });
 
   it("serves HTTP/1.1 over TLS", async () => {

@@ -1,6 +1,7 @@
 // The MongoDB store when the database is down: calls fail fast with StoreUnavailableError (the
 // service answers UNAVAILABLE), nothing hangs or crashes, and the store recovers by itself when the
 // database returns. The reconnect test runs its OWN FerretDB (never the shared one).
+import { freePort } from "../support/net.js";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -13,16 +14,6 @@ import { openStore } from "../../src/store/index.js";
 import { StoreUnavailableError, type Store } from "../../src/store/ports.js";
 
 const FERRETDB_BIN = process.env.FERRETDB_BIN ?? "/tmp/ferretdb-bin";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, "close");
-  return port;
-}
 
 function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
