@@ -1,6 +1,6 @@
 // Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
 // process; tests and benchmarks start it in-process.
-import { getOption, hasOption } from "@bufbuild/protobuf";
+import { getOption, hasOption, type DescService } from "@bufbuild/protobuf";
 import { http_service } from "../gen/tessera/v1/options_pb.js";
 import { JwtService } from "../gen/tessera/v1/jwt_pb.js";
 import type { Config } from "./config.js";
@@ -25,16 +25,22 @@ export interface StartOptions {
   clock?: Clock;
 }
 
-/** REST routes for every service, each mounted at its `http_service` base path (or config). */
+/**
+ * Where a service's REST routes are mounted: its `tessera.v1.http_service` option, except the
+ * JWT API, whose base path is configuration (TESSERA_JWT_BASE_PATH).
+ */
+export function restMount(service: DescService, jwtBasePath: string): { basePath: string; looseArguments: boolean } {
+  const rule = hasOption(service, http_service) ? getOption(service, http_service) : undefined;
+  const basePath = service.typeName === JwtService.typeName ? jwtBasePath : rule?.basePath || "/";
+  return { basePath, looseArguments: rule?.looseArguments ?? false };
+}
+
+/** REST routes for every service, each mounted where restMount says. */
 function restFactory(config: Config): RestHandlerFactory {
   return ({ handlers, services, contextValues }) => {
     const transcoder = createTranscoder({
       handlers,
-      services: services.map((service) => {
-        const rule = hasOption(service, http_service) ? getOption(service, http_service) : undefined;
-        const basePath = service.typeName === JwtService.typeName ? config.jwtBasePath : rule?.basePath || "/";
-        return { service, basePath, looseArguments: rule?.looseArguments ?? false };
-      }),
+      services: services.map((service) => ({ service, ...restMount(service, config.jwtBasePath) })),
       maxBodyBytes: config.bodyLimitBytes,
       corsOrigins: config.corsOrigins,
       contextValues,

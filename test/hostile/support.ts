@@ -3,18 +3,18 @@
 // the credentials a fuzzed request may carry, a snapshot of the whole store (read behind the
 // server's back: better-sqlite3 on the file, the mongo driver on the database), and raw
 // HTTP/1.1 and HTTP/2 requests that can send bytes fetch refuses to send.
+import { restMount } from "../../src/tessera.js";
 import { strict as assert } from "node:assert";
 import http from "node:http";
 import http2 from "node:http2";
 import { join } from "node:path";
-import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import Database from "better-sqlite3";
 import { MongoClient } from "mongodb";
 import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
 import { AuthenticationTokenService } from "../../gen/tessera/v1/authentication_token_pb.js";
 import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
 import { KeyService } from "../../gen/tessera/v1/key_pb.js";
-import { http_service } from "../../gen/tessera/v1/options_pb.js";
 import { SessionService, UserService } from "../../gen/tessera/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
 import { httpRules } from "../../src/transcode/binding.js";
@@ -46,8 +46,7 @@ export interface Route {
 }
 
 function basePath(s: DescService, jwtBase: string): string {
-  if (s.typeName === JwtService.typeName) return jwtBase;
-  return (hasOption(s, http_service) ? getOption(s, http_service).basePath : "") || "/";
+  return restMount(s, jwtBase).basePath;
 }
 
 /** Every google.api.http binding (additional bindings included) as mounted by Tessera. */

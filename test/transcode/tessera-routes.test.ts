@@ -3,14 +3,14 @@
  * generated descriptors, builds a concrete request for each binding, and checks that it
  * reaches an RPC instead of the transcoder's "no route" 404 or a 405.
  */
+import { restMount } from "../../src/tessera.js";
 import { strict as assert } from "node:assert";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { getOption, hasOption, type DescFile, type DescService } from "@bufbuild/protobuf";
+import type { DescFile, DescService } from "@bufbuild/protobuf";
 import { createConnectRouter } from "@connectrpc/connect";
-import { http_service } from "../../gen/tessera/v1/options_pb.js";
 import { createTranscoder, parsePathTemplate } from "../../src/transcode/index.js";
 import { httpRules } from "../../src/transcode/binding.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -34,7 +34,7 @@ function isFile(v: unknown): v is DescFile {
 }
 
 function basePath(s: DescService): string {
-  return (hasOption(s, http_service) ? getOption(s, http_service).basePath : "") || "/";
+  return restMount(s, "/jwt").basePath;
 }
 
 interface Probe {
