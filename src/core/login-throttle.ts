@@ -27,9 +27,12 @@ export class LoginThrottle {
     return this.config.loginProtection;
   }
 
-  /** Throws resource_exhausted (with retryAfterSeconds) while the login or the address is locked. */
-  async check(login: string, clientAddress: string): Promise<void> {
-    if (!this.enabled) return;
+  /**
+   * Throws resource_exhausted (with retryAfterSeconds) while the login or the address is locked.
+   * Returns whether the login has failures on record (a success then has something to clear).
+   */
+  async check(login: string, clientAddress: string): Promise<boolean> {
+    if (!this.enabled) return false;
     const [byLogin, byAddress] = await Promise.all([
       this.store.loginAttempts.get(loginKey(login)),
       this.store.loginAttempts.get(addressKey(clientAddress)),
@@ -41,6 +44,7 @@ export class LoginThrottle {
         retryAfterSeconds: Math.ceil((until - now) / 1000),
       });
     }
+    return byLogin !== null;
   }
 
   /** Counts a failed login for both keys and locks whichever reached its limit. */
@@ -55,9 +59,13 @@ export class LoginThrottle {
     ]);
   }
 
-  /** A correct password clears the login's counter (not the address's: one good account must not unlock an address). */
-  async recordSuccess(login: string): Promise<void> {
-    if (!this.enabled) return;
+  /**
+   * A correct password clears the login's counter (not the address's: one good account must not
+   * unlock an address). `hadFailures` comes from check(): without failures on record there is
+   * nothing to clear, and a successful login costs no write.
+   */
+  async recordSuccess(login: string, hadFailures = true): Promise<void> {
+    if (!this.enabled || !hadFailures) return;
     await this.store.loginAttempts.reset(loginKey(login));
   }
 

@@ -95,7 +95,7 @@ export class Users {
     }
     // A malformed login is counted like an unknown one (same answer, same cost), under its raw form.
     const throttleKey = login ?? rawLogin.trim().toLowerCase();
-    await this.throttle.check(throttleKey, clientAddress);
+    const hadFailures = await this.throttle.check(throttleKey, clientAddress);
     const user = login === undefined ? null : await this.store.users.findByLogin(login);
     if (!user) {
       await this.passwords.verifyDummy(password);
@@ -106,7 +106,7 @@ export class Users {
       await this.throttle.recordFailure(throttleKey, clientAddress);
       throw invalidLogin();
     }
-    await this.throttle.recordSuccess(throttleKey);
+    await this.throttle.recordSuccess(throttleKey, hadFailures);
     // Only someone who knows the password learns that the account is deactivated.
     if (!user.active) throw permissionDenied("user is deactivated");
     if (this.passwords.needsRehash(user.passwordHash)) await this.rehash(user, password);
