@@ -3,25 +3,16 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import {
   AuthenticationTokenService,
   type AuthenticatedUser,
   type AuthenticationToken,
 } from "../../gen/tessera/v1/authentication_token_pb.js";
 import { ManualClock } from "../../src/core/clock.js";
-import { GrpcJsClient, connectClient } from "../support/clients.js";
+import { GrpcJsClient, connectClient, connectError } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { bearer, createUser, loginToken, sessionAccessToken } from "../user-token/support.js";
-
-async function connectError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected an error");
-}
 
 for (const store of storesUnderTest()) {
   describe(`AuthenticationTokenService over gRPC and Connect (${store})`, function () {

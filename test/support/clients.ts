@@ -3,7 +3,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
-import { createClient, type Client } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 
 /** A Connect-protocol client (JSON by default) over HTTP/1.1. */
@@ -101,4 +101,14 @@ export async function rest(
   let parsed: unknown = text;
   if ((res.headers.get("content-type") ?? "").includes("json") && text.length > 0) parsed = JSON.parse(text);
   return { status: res.status, headers: res.headers, body: parsed, text };
+}
+
+/** The ConnectError a Connect call rejects with; fails the test when it resolves. */
+export async function connectError(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+  throw new Error("expected the call to fail");
 }

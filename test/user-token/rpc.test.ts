@@ -3,21 +3,12 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { UserTokenService, type BumpResponse, type LogoutResponse, type UserToken } from "../../gen/tessera/v1/user_token_pb.js";
 import { ManualClock } from "../../src/core/clock.js";
-import { GrpcJsClient, connectClient } from "../support/clients.js";
+import { GrpcJsClient, connectClient, connectError } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { UUID, basic, bearer, createUser, password, sessionAccessToken, storedToken, uniqueEmail } from "./support.js";
-
-async function connectError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected an error");
-}
 
 for (const store of storesUnderTest()) {
   describe(`UserTokenService over gRPC and Connect (${store})`, function () {
