@@ -24,6 +24,9 @@ async function main(): Promise<void> {
     process.stderr.write(`tessera: development admin token (Authorization: Bearer ...): ${config.generated.adminToken}\n`);
   }
   logger.info("store", { kind: config.mongodbUri ? "mongodb" : "sqlite", dataDir: config.mongodbUri ? undefined : config.dataDir });
+  if (config.keyEncryptionKey === undefined && config.jwtAlg !== "HS256") {
+    logger.warn("private signing keys are stored unsealed; set TESSERA_KEY_ENCRYPTION_KEY to seal them");
+  }
   const tessera = await startTessera(config, { logger });
   logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure });
 

@@ -24,10 +24,12 @@ import type { Logger } from "../logger.js";
 import type { NewSigningKey, SigningKeyRecord, Store } from "../store/ports.js";
 import type { Clock } from "./clock.js";
 import { AuthError, unauthenticated } from "./errors.js";
+import { KeySealer } from "./key-sealing.js";
 
 export type SigningAlg = "EdDSA" | "ES256" | "HS256";
 
-export type KeysConfig = Pick<Config, "jwtAlg" | "jwtSecret" | "accessTokenTtlSeconds" | "refreshTokenTtlSeconds">;
+export type KeysConfig = Pick<Config, "jwtAlg" | "jwtSecret" | "accessTokenTtlSeconds" | "refreshTokenTtlSeconds"> &
+  Partial<Pick<Config, "keyEncryptionKey">>;
 
 export interface VerifyOptions {
   allowExpired?: boolean;
@@ -57,6 +59,7 @@ export class SigningKeys {
   readonly alg: SigningAlg;
   private readonly store: Store;
   private readonly config: KeysConfig;
+  private readonly sealer: KeySealer;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private keys = new Map<string, LoadedKey>();
@@ -71,6 +74,7 @@ export class SigningKeys {
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.alg = deps.config.jwtAlg;
+    this.sealer = new KeySealer(deps.config.keyEncryptionKey);
   }
 
   static async open(deps: { store: Store; config: KeysConfig; clock: Clock; logger: Logger }): Promise<SigningKeys> {
@@ -213,7 +217,7 @@ export class SigningKeys {
     return {
       kid,
       alg,
-      privateJwk: JSON.stringify(privateJwk),
+      privateJwk: this.sealer.seal(JSON.stringify(privateJwk), kid),
       publicJwk: JSON.stringify(publicJwk),
       generation,
       createdAt: now,
@@ -269,7 +273,7 @@ export class SigningKeys {
   private async load(r: SigningKeyRecord): Promise<LoadedKey> {
     const alg = r.alg as SigningAlg;
     const publicJwk = JSON.parse(r.publicJwk) as JWK;
-    const privateJwk = JSON.parse(r.privateJwk) as JWK;
+    const privateJwk = JSON.parse(this.sealer.open(r.privateJwk, r.kid)) as JWK;
     return {
       kid: r.kid,
       alg,
