@@ -14,6 +14,7 @@ import { ApiTokenCache } from "./api-token-cache.js";
 import { generateApiTokenSecret, isWellFormedApiToken } from "./api-token-secret.js";
 import type { Clock } from "./clock.js";
 import { AuthError, invalidArgument, notFound } from "./errors.js";
+import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, secretEquals } from "./secrets.js";
 
 /** Longest accepted field values; longer is 400 naming the field. */
@@ -62,8 +63,7 @@ function requireFields(fields: ReadonlyArray<readonly [name: string, value: stri
 }
 
 function limitLength(name: keyof typeof API_TOKEN_LIMITS, value: string | undefined): void {
-  const max = API_TOKEN_LIMITS[name];
-  if (value !== undefined && value.length > max) throw invalidArgument(`${name} is too long (at most ${max} characters)`);
+  checkFreeText(name, value, API_TOKEN_LIMITS[name]);
 }
 
 /** "active" (also for empty) or "revoked", case-insensitive; anything else 400. */

@@ -12,6 +12,7 @@ import type { Logger } from "../logger.js";
 import type { Store, UserTokenRecord } from "../store/ports.js";
 import type { Clock } from "./clock.js";
 import { AuthError, invalidArgument } from "./errors.js";
+import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, randomToken, secretEquals } from "./secrets.js";
 import type { Users } from "./users.js";
 
@@ -62,9 +63,7 @@ export class UserTokens {
   async login(input: LoginInput): Promise<{ secret: string; token: UserTokenRecord }> {
     const now = this.deps.clock.now();
     const note = input.note === undefined || input.note === "" ? undefined : input.note;
-    if (note !== undefined && note.length > MAX_NOTE_LENGTH) {
-      throw invalidArgument(`note is too long (at most ${MAX_NOTE_LENGTH} characters)`);
-    }
+    checkFreeText("note", note, MAX_NOTE_LENGTH);
     const expiresAt = input.expirationTime;
     if (expiresAt !== undefined) {
       const ms = expiresAt.getTime();
