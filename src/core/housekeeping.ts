@@ -1,5 +1,6 @@
 // Removes records that can never be valid again: expired refresh tokens (seeds 000 and 004),
-// expired authentication tokens (seed 003) and retired signing keys past their last token.
+// expired authentication tokens (seed 003), retired signing keys past their last token, and
+// failed-login counters whose window has passed and that hold no lock.
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
 // no TTL indexes); it only keeps the tables small. Every instance may run it: deletes are
 // idempotent.
@@ -11,7 +12,7 @@ export class Housekeeping {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
-  constructor(private readonly deps: { store: Store; clock: Clock; logger: Logger }) {}
+  constructor(private readonly deps: { store: Store; clock: Clock; logger: Logger; loginWindowSeconds?: number }) {}
 
   /** One pass; returns how many records each kind lost. A store outage is logged, not thrown. */
   async runOnce(): Promise<Record<string, number>> {
@@ -23,6 +24,7 @@ export class Housekeeping {
       ["authTokens", () => store.authTokens.deleteExpired(now)],
       ["jwtRefreshTokens", () => store.jwtRefreshTokens.deleteExpired(now)],
       ["keys", () => store.keys.deleteExpired(now)],
+      ["loginAttempts", () => store.loginAttempts.deleteStale(new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000), now)],
     ];
     for (const [name, job] of jobs) {
       try {

@@ -62,7 +62,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     lastLoginIntervalSeconds: config.lastUsedIntervalSeconds,
   });
   const apiTokens = new ApiTokens({ store, clock, logger, config });
-  const housekeeping = new Housekeeping({ store, clock, logger });
+  const housekeeping = new Housekeeping({ store, clock, logger, loginWindowSeconds: config.loginWindowSeconds });
   housekeeping.start(config.housekeepingIntervalSeconds);
   return { config, clock, users, passwords, throttle, keys, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };
 }

@@ -343,6 +343,12 @@ export interface LoginAttemptStore {
   reset(key: string): Promise<void>;
   /** No-op when the key has no record. */
   setLockedUntil(key: string, until: Date): Promise<void>;
+  /**
+   * Housekeeping: deletes the records whose last failure is before `lastFailureBefore` and that
+   * are not locked at `now` (their window has long passed: they can never count again).
+   * Returns how many records (documents) it deleted.
+   */
+  deleteStale(lastFailureBefore: Date, now: Date): Promise<number>;
 }
 
 // ---------------------------------------------------------------------------------------------

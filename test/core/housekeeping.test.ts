@@ -1,4 +1,4 @@
-// Housekeeping deletes what can never be valid again, and nothing else.
+// Housekeeping deletes what can never be valid again (or count again), and nothing else.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -47,8 +47,14 @@ for (const kind of storesUnderTest()) {
       await store.jwtRefreshTokens.create({ jti: "j-old", userId: "u1", issuedAt: created, expiresAt: past });
       await store.jwtRefreshTokens.create({ jti: "j-live", userId: "u1", issuedAt: created, expiresAt: future });
 
+      await store.loginAttempts.recordFailure("login:stale", new Date(now.getTime() - 30 * minute), 15 * minute);
+      await store.loginAttempts.recordFailure("login:recent", past, 15 * minute);
+
       const lines: string[] = [];
-      const removed = await new Housekeeping({ store, clock, logger: createLogger("info", (l) => lines.push(l)) }).runOnce();
+      const removed = await new Housekeeping({ store, clock, logger: createLogger("info", (l) => lines.push(l)), loginWindowSeconds: 15 * 60 }).runOnce();
+      assert.equal(removed.loginAttempts, 1);
+      assert.equal(await store.loginAttempts.get("login:stale"), null);
+      assert.equal((await store.loginAttempts.get("login:recent"))?.failures, 1);
       assert.equal(removed.refreshTokens, 1);
       assert.equal(removed.authTokens, 1);
       assert.equal(removed.jwtRefreshTokens, 1);

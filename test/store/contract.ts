@@ -695,6 +695,24 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal((await store.loginAttempts.get(key))?.failures, CONCURRENCY);
     });
 
+    it("deletes stale records, and keeps recent and still-locked ones", async () => {
+      const stale = `login:${id("user")}`;
+      const recent = `login:${id("user")}`;
+      const locked = `addr:${id("ip")}`;
+      for (let i = 0; i < 3; i++) await store.loginAttempts.recordFailure(stale, at(i), WINDOW);
+      await store.loginAttempts.recordFailure(recent, at(2 * WINDOW), WINDOW);
+      await store.loginAttempts.recordFailure(locked, at(0), WINDOW);
+      await store.loginAttempts.setLockedUntil(locked, at(5 * WINDOW));
+      const deleted = await twin.loginAttempts.deleteStale(at(WINDOW), at(2 * WINDOW));
+      assert.ok(deleted >= 1);
+      assert.equal(await store.loginAttempts.get(stale), null);
+      assert.equal((await store.loginAttempts.get(recent))?.failures, 1);
+      assert.equal((await store.loginAttempts.get(locked))?.lockedUntil?.getTime(), at(5 * WINDOW).getTime());
+      // Once the lock has passed too, it goes.
+      await twin.loginAttempts.deleteStale(at(WINDOW), at(6 * WINDOW));
+      assert.equal(await store.loginAttempts.get(locked), null);
+    });
+
     it("restarts an expired window exactly once under concurrency", async () => {
       const key = `login:${id("user")}`;
       for (let i = 0; i < 5; i++) await store.loginAttempts.recordFailure(key, at(i), WINDOW);

@@ -91,6 +91,16 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       ctx.run(ID, async () => {
         await append(key, (current) => (current ? { ...stateOf(current), lockedUntil: until } : null));
       }),
+    // Per document: superseded states of a live key go too (the latest state carries the lock
+    // and the window forward), and a key whose latest state is stale loses every state.
+    deleteStale: (lastFailureBefore, now) =>
+      ctx.run(ID, async () => {
+        const r = await attempts.deleteMany({
+          lastFailureAt: { $lt: lastFailureBefore },
+          $or: [{ lockedUntil: { $exists: false } }, { lockedUntil: { $lte: now } }],
+        });
+        return r.deletedCount;
+      }),
   };
 }
 

@@ -34,6 +34,9 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
   const get = db.prepare("SELECT * FROM login_attempts WHERE key = ?");
   const reset = db.prepare("DELETE FROM login_attempts WHERE key = ?");
   const lock = db.prepare("UPDATE login_attempts SET locked_until = ? WHERE key = ?");
+  const deleteStale = db.prepare(
+    "DELETE FROM login_attempts WHERE last_failure_at < ? AND (locked_until IS NULL OR locked_until <= ?)",
+  );
 
   return {
     recordFailure: (key, at, windowMs) =>
@@ -53,5 +56,6 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
       call(() => {
         lock.run(toMs(until), key);
       }),
+    deleteStale: (lastFailureBefore, now) => call(() => deleteStale.run(toMs(lastFailureBefore), toMs(now)).changes),
   };
 }
