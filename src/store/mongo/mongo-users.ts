@@ -55,6 +55,8 @@ export function mongoUsers(ctx: MongoContext): UserStore {
   };
 
   const findById = async (id: string) => load(await users.findOne({ _id: id }));
+  /** An id no user has (ids are UUIDs). */
+  const absentId = "absent-user";
 
   /** Inserts the next password generation if `accept` agrees with the current hash; retries lost races. */
   const nextPassword = async (
@@ -94,7 +96,15 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         return assemble(doc, null, null);
       }),
     findById: (id) => ctx.run(ID, () => findById(id)),
-    findByLogin: (login) => ctx.run(ID, async () => load(await users.findOne({ login }))),
+    findByLogin: (login) =>
+      ctx.run(ID, async () => {
+        const base = await users.findOne({ login });
+        if (base) return load(base);
+        // A miss makes the same second round trip as a hit (password versions, deactivation
+        // mark), so how long a login lookup takes does not tell whether the login exists.
+        await Promise.all([latestPassword(absentId), ctx.marks.get(deactivatedMark(absentId))]);
+        return null;
+      }),
     updatePasswordHash: (id, passwordHash, at) =>
       ctx.run(ID, async () => ((await nextPassword(id, passwordHash, at, () => true, true)) ? findById(id) : null)),
     rehashPassword: (id, expectedHash, newHash) =>
