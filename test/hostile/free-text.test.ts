@@ -1,10 +1,9 @@
 // Free text a caller stores is refused with a named 400 when it holds control characters (NUL
 // above all: a PostgreSQL-backed store cannot hold it, and the fuzzer found it answering 500).
 import assert from "node:assert/strict";
-import { rest } from "../support/clients.js";
+import { basic, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 
-const basic = (login: string, password: string) => `Basic ${Buffer.from(`${login}:${password}`).toString("base64")}`;
 
 for (const store of storesUnderTest()) {
   describe(`hostile: control characters in stored free text (${store})`, () => {
@@ -22,7 +21,7 @@ for (const store of storesUnderTest()) {
     for (const bad of ["\u0000", "a\u0000b", "bell\u0007", "esc\u001b[0m"]) {
       it(`POST /auth/login note ${JSON.stringify(bad)} -> 400 naming note`, async () => {
         const res = await rest(server.url, "POST", "/auth/login", {
-          headers: { authorization: basic("text@example.com", "violet-kettle-harbour-29") },
+          headers: basic("text@example.com", "violet-kettle-harbour-29"),
           json: { note: bad },
         });
         assert.equal(res.status, 400, res.text);
@@ -41,7 +40,7 @@ for (const store of storesUnderTest()) {
 
     it("tabs and line breaks are ordinary text", async () => {
       const res = await rest(server.url, "POST", "/auth/login", {
-        headers: { authorization: basic("text@example.com", "violet-kettle-harbour-29") },
+        headers: basic("text@example.com", "violet-kettle-harbour-29"),
         json: { note: "line one\n\tline two\r\n" },
       });
       assert.equal(res.status, 200, res.text);

@@ -2,13 +2,12 @@
 // all of them (API.md). Seed 000 (email logins), seed 002 (Basic) and seed 004 (user names) share
 // the user; the JWT API takes the stored login as its user name.
 import assert from "node:assert/strict";
-import { rest } from "../support/clients.js";
+import { basic, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 
 const email = "shared.user@example.com";
 const oldPassword = "violet-kettle-harbour-29";
 const newPassword = "amber-lantern-orchard-47";
-const basic = (login: string, password: string) => `Basic ${Buffer.from(`${login}:${password}`).toString("base64")}`;
 
 for (const store of storesUnderTest()) {
   describe(`one identity core across the services (${store})`, function () {
@@ -30,7 +29,7 @@ for (const store of storesUnderTest()) {
     it("a password changed through the JWT API ends seed 000 sessions and seed 002 user tokens, and the new password works everywhere", async () => {
       const session = await startSession(oldPassword);
       assert.equal(session.status, 200, session.text);
-      const userToken = await rest(server.url, "POST", "/auth/login", { headers: { authorization: basic(email, oldPassword) } });
+      const userToken = await rest(server.url, "POST", "/auth/login", { headers: basic(email, oldPassword) });
       assert.equal(userToken.status, 200, userToken.text);
       const jwt = await jwtToken(oldPassword);
       assert.equal(jwt.status, 200, jwt.text);
@@ -49,15 +48,15 @@ for (const store of storesUnderTest()) {
       assert.equal(bump.status, 401, "the seed 002 user token stopped working");
 
       assert.equal((await startSession(oldPassword)).status, 401, "the old password is refused by seed 000");
-      assert.equal((await rest(server.url, "POST", "/auth/login", { headers: { authorization: basic(email, oldPassword) } })).status, 401);
+      assert.equal((await rest(server.url, "POST", "/auth/login", { headers: basic(email, oldPassword) })).status, 401);
       assert.equal((await startSession(newPassword)).status, 200, "the new password works for seed 000");
-      assert.equal((await rest(server.url, "POST", "/auth/login", { headers: { authorization: basic(email, newPassword) } })).status, 200);
+      assert.equal((await rest(server.url, "POST", "/auth/login", { headers: basic(email, newPassword) })).status, 200);
       assert.equal((await jwtToken(newPassword)).status, 200);
     });
 
     it("a user deleted through the JWT API can no longer log in, or use any credential, in any service", async () => {
       const session = await startSession(oldPassword);
-      const userToken = await rest(server.url, "POST", "/auth/login", { headers: { authorization: basic(email, oldPassword) } });
+      const userToken = await rest(server.url, "POST", "/auth/login", { headers: basic(email, oldPassword) });
       const jwt = await jwtToken(oldPassword);
       const deleted = await rest(server.url, "DELETE", "/jwt/user", { headers: { authorization: `Bearer ${jwt.text}` } });
       assert.equal(deleted.status, 204, deleted.text);
@@ -69,7 +68,7 @@ for (const store of storesUnderTest()) {
       // A deactivated user is told so (403) only with the right password, in every service.
       assert.equal((await jwtToken(oldPassword)).status, 403);
       assert.equal((await startSession(oldPassword)).status, 403);
-      assert.equal((await rest(server.url, "POST", "/auth/login", { headers: { authorization: basic(email, oldPassword) } })).status, 403);
+      assert.equal((await rest(server.url, "POST", "/auth/login", { headers: basic(email, oldPassword) })).status, 403);
       assert.equal((await startSession(newPassword)).status, 401, "a wrong password still gets the plain 401");
     });
   });

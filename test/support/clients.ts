@@ -112,3 +112,11 @@ export async function connectError(call: Promise<unknown>): Promise<ConnectError
   }
   throw new Error("expected the call to fail");
 }
+
+/** `Authorization: Basic` for login:password (RFC 7617, UTF-8), as a header object. */
+export const basic = (login: string, password: string) => ({
+  authorization: `Basic ${Buffer.from(`${login}:${password}`, "utf8").toString("base64")}`,
+});
+
+/** `Authorization: Bearer <token>`, as a header object. */
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -16,10 +16,8 @@ export function uniqueEmail(prefix = "user"): string {
   return `${prefix}-${randomBytes(5).toString("hex")}@example.com`;
 }
 
-export const basic = (login: string, pass: string) => ({
-  authorization: `Basic ${Buffer.from(`${login}:${pass}`, "utf8").toString("base64")}`,
-});
-export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+import { basic, bearer } from "../support/clients.js";
+export { basic, bearer };
 
 /** Seed 000 sign-up (`POST /user`); returns the stored user. */
 export async function createUser(server: TestServer, email = uniqueEmail()): Promise<UserRecord> {
