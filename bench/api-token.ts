@@ -19,7 +19,7 @@ import { randomBytes } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { MongoClient } from "mongodb";
 import { HealthCheckRequestSchema } from "../gen/health/v1/health_pb.js";
-import { AuthenticateRequestSchema } from "../gen/tessera/v1/api_token_pb.js";
+import { AuthenticateRequestSchema } from "../gen/tessera/apitoken/v1/api_token_pb.js";
 import { benchAdminToken, durations, formatResult, grpcUnary, httpCall, load, startServerProcess, type BenchServer, type LoadResult } from "./lib.js";
 
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -78,11 +78,11 @@ async function benchStore(label: string, env: Record<string, string>): Promise<v
 
     const health = grpcUnary(server.url, "/grpc.health.v1.Health/Check", toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)));
     const authRequest = toBinary(AuthenticateRequestSchema, create(AuthenticateRequestSchema));
-    const authHot = grpcUnary(server.url, "/tessera.v1.ApiTokenService/Authenticate", authRequest, { authorization: `Bearer ${hot}` });
+    const authHot = grpcUnary(server.url, "/tessera.apitoken.v1.ApiTokenService/Authenticate", authRequest, { authorization: `Bearer ${hot}` });
     const grpcRotating = grpcRotatingClient(server.url, authRequest);
 
     // The foundation's HTTP/JSON baseline: a no-op RPC over Connect JSON (bench/baseline.ts).
-    const connectNoop = httpCall(server.url, { method: "POST", path: "/tessera.v1.JwtService/GetVersion", headers: { "content-type": "application/json" }, body: "{}" });
+    const connectNoop = httpCall(server.url, { method: "POST", path: "/tessera.jwt.v1.JwtService/GetVersion", headers: { "content-type": "application/json" }, body: "{}" });
     const healthz = httpCall(server.url, { path: "/healthz" });
     // A reference: a public, in-memory RPC through the same transcoder and interceptors as
     // GET /v1/api/auth (/healthz bypasses both).
@@ -142,7 +142,7 @@ function grpcRotatingClient(url: string, request: Uint8Array): { call(token: str
   return {
     async call(token) {
       let c = clients.get(token);
-      if (!c) clients.set(token, (c = grpcUnary(url, "/tessera.v1.ApiTokenService/Authenticate", request, { authorization: `Bearer ${token}` })));
+      if (!c) clients.set(token, (c = grpcUnary(url, "/tessera.apitoken.v1.ApiTokenService/Authenticate", request, { authorization: `Bearer ${token}` })));
       await c.call();
     },
     close() {

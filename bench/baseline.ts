@@ -5,7 +5,7 @@
 // - GET /healthz, answered before the router (the HTTP floor, no RPC at all).
 import { create, toBinary } from "@bufbuild/protobuf";
 import { HealthCheckRequestSchema } from "../gen/health/v1/health_pb.js";
-import { GetVersionRequestSchema } from "../gen/tessera/v1/jwt_pb.js";
+import { GetVersionRequestSchema } from "../gen/tessera/jwt/v1/jwt_pb.js";
 import { durations, formatResult, grpcUnary, httpCall, isMain, load, startServerProcess, type BenchServer, type LoadResult } from "./lib.js";
 
 export interface Baseline {
@@ -34,9 +34,9 @@ export async function measureBaseline(server: BenchServer, concurrency = 32): Pr
   };
   const post = (path: string) => httpCall(server.url, { method: "POST", path, headers: { "content-type": "application/json" }, body: "{}" });
   const grpc = await grpcCall("baseline: gRPC Health/Check", "/grpc.health.v1.Health/Check", toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)));
-  const grpcNoop = await grpcCall("baseline: gRPC no-op (GetVersion)", "/tessera.v1.JwtService/GetVersion", toBinary(GetVersionRequestSchema, create(GetVersionRequestSchema)));
+  const grpcNoop = await grpcCall("baseline: gRPC no-op (GetVersion)", "/tessera.jwt.v1.JwtService/GetVersion", toBinary(GetVersionRequestSchema, create(GetVersionRequestSchema)));
   const connectJson = await load("baseline: Connect JSON Health/Check", { concurrency, ...durations }, post("/grpc.health.v1.Health/Check"));
-  const connectNoop = await load("baseline: Connect JSON no-op (GetVersion)", { concurrency, ...durations }, post("/tessera.v1.JwtService/GetVersion"));
+  const connectNoop = await load("baseline: Connect JSON no-op (GetVersion)", { concurrency, ...durations }, post("/tessera.jwt.v1.JwtService/GetVersion"));
   const restNoop = await load("baseline: REST no-op (GET /jwt/version)", { concurrency, ...durations }, httpCall(server.url, { path: "/jwt/version" }));
   const healthz = await load("baseline: GET /healthz", { concurrency, ...durations }, httpCall(server.url, { path: "/healthz" }));
   return { grpc, connectJson, grpcNoop, connectNoop, restNoop, healthz };

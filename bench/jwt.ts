@@ -6,7 +6,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import argon2 from "argon2";
 import { HealthCheckRequestSchema } from "../gen/health/v1/health_pb.js";
-import { CheckRequestSchema, JwtServiceGetTokenRequestSchema } from "../gen/tessera/v1/jwt_pb.js";
+import { CheckRequestSchema, GetTokenRequestSchema } from "../gen/tessera/jwt/v1/jwt_pb.js";
 import { durations, formatResult, grpcUnary, httpCall, load, startServerProcess, type LoadResult, argonConcurrency, argonParams, loginBenchEnv } from "./lib.js";
 
 const user = "bench-user";
@@ -38,13 +38,13 @@ try {
   const connectNoop = await run(
     "baseline: Connect JSON no-op (GetVersion)",
     concurrency,
-    httpCall(server.url, { method: "POST", path: "/tessera.v1.JwtService/GetVersion", headers: json, body: "{}" }),
+    httpCall(server.url, { method: "POST", path: "/tessera.jwt.v1.JwtService/GetVersion", headers: json, body: "{}" }),
   );
 
   const health = grpcUnary(server.url, "/grpc.health.v1.Health/Check", toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)));
   const grpcBaseline = await run("baseline: gRPC Health/Check", concurrency, health.call);
   health.close();
-  const check = grpcUnary(server.url, "/tessera.v1.JwtService/Check", toBinary(CheckRequestSchema, create(CheckRequestSchema, { accessToken })));
+  const check = grpcUnary(server.url, "/tessera.jwt.v1.JwtService/Check", toBinary(CheckRequestSchema, create(CheckRequestSchema, { accessToken })));
   const grpcCheck = await run("gRPC JwtService/Check", concurrency, check.call);
   check.close();
 
@@ -55,8 +55,8 @@ try {
   const restToken = await run("GET /jwt/token (password)", argonConcurrency, httpCall(server.url, { path: `/jwt/token?${query}` }));
   const login = grpcUnary(
     server.url,
-    "/tessera.v1.JwtService/GetToken",
-    toBinary(JwtServiceGetTokenRequestSchema, create(JwtServiceGetTokenRequestSchema, { user, pass: password })),
+    "/tessera.jwt.v1.JwtService/GetToken",
+    toBinary(GetTokenRequestSchema, create(GetTokenRequestSchema, { user, pass: password })),
   );
   const grpcToken = await run("gRPC JwtService/GetToken (password)", argonConcurrency, login.call);
   login.close();

@@ -13,7 +13,7 @@
 // server with node --cpu-prof into dir).
 import http from "node:http";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { GetSessionRequestSchema } from "../gen/tessera/v1/session_pb.js";
+import { GetSessionRequestSchema } from "../gen/tessera/session/v1/session_pb.js";
 import { measureBaseline } from "./baseline.js";
 import { benchAdminToken, benchClientId, formatResult, grpcUnary, isMain, load, startServerProcess, type BenchServer, type LoadResult } from "./lib.js";
 
@@ -99,7 +99,7 @@ export interface MixFigures {
 function mix(server: BenchServer, agent: http.Agent, world: Awaited<ReturnType<typeof prepare>>) {
   const client = { "x-koms-clientid": benchClientId };
   const getSession = world.checked.map((s) =>
-    grpcUnary(server.url, "/tessera.v1.SessionService/GetSession", toBinary(GetSessionRequestSchema, create(GetSessionRequestSchema)), { ...client, authorization: `Bearer ${s.access}` }),
+    grpcUnary(server.url, "/tessera.session.v1.SessionService/GetSession", toBinary(GetSessionRequestSchema, create(GetSessionRequestSchema)), { ...client, authorization: `Bearer ${s.access}` }),
   );
   const idle = [...world.refreshable];
   let n = 0;

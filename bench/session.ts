@@ -5,7 +5,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import argon2 from "argon2";
 import { HealthCheckRequestSchema } from "../gen/health/v1/health_pb.js";
-import { CreateSessionRequestSchema, GetSessionRequestSchema } from "../gen/tessera/v1/session_pb.js";
+import { CreateSessionRequestSchema, GetSessionRequestSchema } from "../gen/tessera/session/v1/session_pb.js";
 import { benchClientId, durations, formatResult, grpcUnary, httpCall, load, startServerProcess, type LoadResult, argonConcurrency, argonParams, loginBenchEnv } from "./lib.js";
 
 const email = "bench@example.com";
@@ -34,7 +34,7 @@ try {
   const baseline = await run("baseline: gRPC Health/Check", 32, health.call);
   health.close();
 
-  const get = grpcUnary(server.url, "/tessera.v1.SessionService/GetSession", toBinary(GetSessionRequestSchema, create(GetSessionRequestSchema)), {
+  const get = grpcUnary(server.url, "/tessera.session.v1.SessionService/GetSession", toBinary(GetSessionRequestSchema, create(GetSessionRequestSchema)), {
     "x-koms-clientid": benchClientId,
     authorization: `Bearer ${session.access_token}`,
   });
@@ -45,7 +45,7 @@ try {
   const hash = await argon2.hash(password, { type: argon2.argon2id, ...argonParams });
   const login = grpcUnary(
     server.url,
-    "/tessera.v1.SessionService/CreateSession",
+    "/tessera.session.v1.SessionService/CreateSession",
     toBinary(CreateSessionRequestSchema, create(CreateSessionRequestSchema, { accountType: "traditional", email, password })),
     { "x-koms-clientid": benchClientId },
   );

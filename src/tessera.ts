@@ -1,8 +1,8 @@
 // Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
 // process; tests and benchmarks start it in-process.
-import { getOption, hasOption, type DescService } from "@bufbuild/protobuf";
-import { http_service } from "../gen/tessera/v1/options_pb.js";
-import { JwtService } from "../gen/tessera/v1/jwt_pb.js";
+import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { http_response, http_service } from "../gen/tessera/options/v1/options_pb.js";
+import { JwtService } from "../gen/tessera/jwt/v1/jwt_pb.js";
 import type { Config } from "./config.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
@@ -26,7 +26,7 @@ export interface StartOptions {
 }
 
 /**
- * Where a service's REST routes are mounted: its `tessera.v1.http_service` option, except the
+ * Where a service's REST routes are mounted: its `tessera.options.v1.http_service` option, except the
  * JWT API, whose base path is configuration (TESSERA_JWT_BASE_PATH).
  */
 export function restMount(service: DescService, jwtBasePath: string): { basePath: string; looseArguments: boolean } {
@@ -35,12 +35,19 @@ export function restMount(service: DescService, jwtBasePath: string): { basePath
   return { basePath, looseArguments: rule?.looseArguments ?? false };
 }
 
+/** A method's declared REST success status (`tessera.options.v1.http_response`), if any. */
+export function successStatus(method: DescMethod): { status: number; unsetBodyStatus: number } | undefined {
+  if (!hasOption(method, http_response)) return undefined;
+  const rule = getOption(method, http_response);
+  return { status: rule.status, unsetBodyStatus: rule.unsetBodyStatus };
+}
+
 /** REST routes for every service, each mounted where restMount says. */
 function restFactory(config: Config): RestHandlerFactory {
   return ({ handlers, services, contextValues }) => {
     const transcoder = createTranscoder({
       handlers,
-      services: services.map((service) => ({ service, ...restMount(service, config.jwtBasePath) })),
+      services: services.map((service) => ({ service, ...restMount(service, config.jwtBasePath), successStatus })),
       maxBodyBytes: config.bodyLimitBytes,
       corsOrigins: config.corsOrigins,
       contextValues,

@@ -1,10 +1,10 @@
 // The one place where credentials are enforced. Each Tessera method declares in its proto
-// (`tessera.v1.access`) which credential it takes; this interceptor reads that option, extracts
+// (`tessera.options.v1.access`) which credential it takes; this interceptor reads that option, extracts
 // and verifies the credential, and hands the handler a typed principal through
 // `principalKey`. Handlers never parse Authorization headers themselves.
 import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
-import { access, Credential, type AccessRule } from "../../gen/tessera/v1/options_pb.js";
+import { access, Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
 import { AuthError, invalidArgument, unauthenticated } from "../core/errors.js";
 import { secretEquals } from "../core/secrets.js";
 import { httpMethodKey, principalKey } from "./context.js";
@@ -52,10 +52,10 @@ export function accessRules(options: Pick<AccessOptions, "services" | "publicSer
   for (const s of options.publicServices) for (const m of s.methods) rules.set(methodPath(m), "public");
   for (const s of options.services) {
     for (const m of s.methods) {
-      if (!hasOption(m, access)) throw new Error(`${s.typeName}.${m.name} has no (tessera.v1.access) option`);
+      if (!hasOption(m, access)) throw new Error(`${s.typeName}.${m.name} has no (tessera.options.v1.access) option`);
       const rule = getOption(m, access);
       if (rule.credential === Credential.UNSPECIFIED) {
-        throw new Error(`${s.typeName}.${m.name}: (tessera.v1.access).credential is unspecified`);
+        throw new Error(`${s.typeName}.${m.name}: (tessera.options.v1.access).credential is unspecified`);
       }
       if (rule.tokenField && !m.input.fields.some((f) => f.name === rule.tokenField)) {
         throw new Error(`${s.typeName}.${m.name}: token_field "${rule.tokenField}" is not a field of ${m.input.typeName}`);

@@ -2,7 +2,7 @@
 // /v1/frontend/* methods and the bearer API token of Authenticate are checked by the access
 // interceptor before a handler runs (see the `access` options in api_token.proto).
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
+import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { principalKey } from "../access/context.js";
 import type { ApiTokenPrincipal } from "../access/principal.js";
 import { formatApiTokenDate } from "../core/api-token-date.js";

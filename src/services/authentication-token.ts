@@ -3,7 +3,7 @@
 // one) and answers with the `tessera_session` cookie.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { AuthenticationTokenService } from "../../gen/tessera/v1/authentication_token_pb.js";
+import { AuthenticationTokenService } from "../../gen/tessera/authtoken/v1/authentication_token_pb.js";
 import { principalKey, secureKey } from "../access/context.js";
 import { cookieValue } from "../access/credentials.js";
 import { sessionCookieName } from "../access/interceptor.js";
@@ -38,13 +38,13 @@ export function createAuthenticationTokenService(
     async createToken(_req, ctx) {
       const token = await authTokens.create(callerUserId(ctx));
       ctx.responseHeader.set("cache-control", "no-store");
-      return toMessage(token);
+      return { token: toMessage(token) };
     },
 
     async getToken(req, ctx) {
       const token = await authTokens.get(req.token, callerUserId(ctx));
       ctx.responseHeader.set("cache-control", "no-store");
-      return toMessage(token);
+      return { token: toMessage(token) };
     },
 
     async exchangeToken(req, ctx) {

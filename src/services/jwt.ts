@@ -2,11 +2,10 @@
 // authenticated methods are checked by the access interceptor (CREDENTIAL_JWT /
 // CREDENTIAL_JWT_PASSWORD); Check and GetToken take their token as an argument instead.
 import { readFileSync } from "node:fs";
-import { create, fromJson, type JsonObject } from "@bufbuild/protobuf";
-import { StructSchema } from "@bufbuild/protobuf/wkt";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { HttpBodySchema, type HttpBody } from "../../gen/google/api/httpbody_pb.js";
-import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
+import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { clientAddressKey, principalKey } from "../access/context.js";
 import { bearerToken } from "../access/credentials.js";
 import type { JwtPrincipal } from "../access/principal.js";
@@ -43,10 +42,6 @@ function caller(ctx: HandlerContext): JwtPrincipal {
   return p;
 }
 
-function status(ctx: HandlerContext, code: 201 | 204): void {
-  ctx.responseHeader.set("x-http-code", String(code));
-}
-
 export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtService> {
   const { jwt, users, keys } = deps;
   return {
@@ -55,9 +50,9 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
       // No `pass`: `user` is a refresh token (the document's one-field refresh login).
       if (req.pass === "") {
         if (!looksLikeJwt(user)) throw invalidArgument("pass is required (or user must be a refresh token)");
-        return text(await jwt.loginWithRefreshToken(user));
+        return { body: text(await jwt.loginWithRefreshToken(user)) };
       }
-      return text(await jwt.loginWithPassword(user, req.pass, ctx.values.get(clientAddressKey)));
+      return { body: text(await jwt.loginWithPassword(user, req.pass, ctx.values.get(clientAddressKey))) };
     },
 
     async check(req, ctx) {
@@ -67,29 +62,27 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
       }
       const token = req.accessToken || fromHeader;
       if (!token) throw invalidArgument("access_token is required");
-      return fromJson(StructSchema, (await jwt.check(token)) as JsonObject);
+      return { claims: (await jwt.check(token)) as JsonObject };
     },
 
     async getPublicKey() {
       const pem = await keys.publicKeyPem();
       if (pem === undefined) throw notFound("a symmetric algorithm (HS256) is in use: there is no public key");
-      return text(pem);
+      return { body: text(pem) };
     },
 
     async getRefreshToken(_req, ctx) {
-      return text(await jwt.issueRefreshToken(caller(ctx).userId));
+      return { body: text(await jwt.issueRefreshToken(caller(ctx).userId)) };
     },
 
     async deleteRefreshToken(req, ctx) {
       const userId = caller(ctx).userId;
       await jwt.revokeRefreshToken(userId, required(req.refreshToken, "refresh_token"));
-      status(ctx, 204);
       return {};
     },
 
     async createUser(req, ctx) {
       await users.create({ login: required(req.user, "user"), kind: "name", password: required(req.pass, "pass") });
-      status(ctx, 201);
       return {};
     },
 
@@ -100,17 +93,13 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
 
     async getUser(_req, ctx) {
       const p = ctx.values.get(principalKey);
-      if (p.kind !== "jwt") {
-        // Authentication optional: no valid token -> 204 with no body.
-        status(ctx, 204);
-        return create(StructSchema);
-      }
-      return fromJson(StructSchema, p.claims as JsonObject);
+      // Authentication optional: no valid token -> no claims (REST: 204 with no body).
+      if (p.kind !== "jwt") return {};
+      return { claims: p.claims as JsonObject };
     },
 
     async deleteUser(_req, ctx) {
       await jwt.deleteUser(caller(ctx).userId);
-      status(ctx, 204);
       return {};
     },
 

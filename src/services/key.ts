@@ -1,7 +1,7 @@
 // KeyService: the public JWKS for offline verification, and admin key rotation.
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { KeyService } from "../../gen/tessera/v1/key_pb.js";
+import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import type { Core } from "../core/index.js";
 import type { ServiceBinding } from "../server/index.js";
 

@@ -2,7 +2,7 @@
 // access token are checked by the access interceptor (see the `access` options in
 // session.proto) through `sessionVerifier` below, before a handler runs.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { SessionService } from "../../gen/tessera/v1/session_pb.js";
+import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { clientAddressKey, principalKey } from "../access/context.js";
 import type { CredentialVerifiers } from "../access/interceptor.js";
 import type { SessionPrincipal } from "../access/principal.js";

@@ -3,7 +3,7 @@
 // Logout get a verified user-token principal.
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
+import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { clientAddressKey, principalKey } from "../access/context.js";
 import type { UserTokenPrincipal } from "../access/principal.js";
 import { unauthenticated } from "../core/errors.js";

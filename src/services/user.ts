@@ -1,6 +1,6 @@
 // UserService (seed 000): sign-up with an email and a password, and the caller's own user.
 import type { ServiceImpl } from "@connectrpc/connect";
-import { UserService } from "../../gen/tessera/v1/session_pb.js";
+import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { invalidArgument } from "../core/errors.js";
 import type { Core } from "../core/index.js";
 import type { ServiceBinding } from "../server/index.js";
@@ -8,11 +8,10 @@ import { sessionOf } from "./session.js";
 
 export function createUserService(core: Core): ServiceImpl<typeof UserService> {
   return {
-    async createUser(req, ctx) {
+    async createUser(req) {
       if (req.email === "") throw invalidArgument("email is required");
       if (req.password === "") throw invalidArgument("password is required");
       await core.users.create({ login: req.email, kind: "email", password: req.password });
-      ctx.responseHeader.set("x-http-code", "201");
       return { message: "User created" };
     },
 

@@ -20,6 +20,16 @@ export type ResponseRule =
   | { readonly kind: "field"; readonly field: DescField } // response_body: "f"
   | { readonly kind: "raw"; readonly field: DescField | undefined }; // HttpBody
 
+/**
+ * The status of a successful answer, declared per method (never chosen by the handler): e.g. 201
+ * for a creation, 204 for an answer without a body. With `unsetBodyStatus`, an answer whose
+ * `response_body` field is unset gets that status and no body (e.g. 204).
+ */
+export interface SuccessStatus {
+  readonly status?: number;
+  readonly unsetBodyStatus?: number;
+}
+
 export interface PathBinding {
   readonly variable: TemplateVariable;
   readonly target: FieldTarget;
@@ -38,6 +48,10 @@ export interface Binding {
   readonly pathBindings: readonly PathBinding[];
   readonly body: BodyRule;
   readonly response: ResponseRule;
+  /** The status of a successful answer (200 unless the method declares another). */
+  readonly status: number;
+  /** When set: the status of an answer whose response_body field is unset (sent without a body). */
+  readonly unsetBodyStatus: number | undefined;
   readonly loose: boolean;
   /** Resolves a query (or form) key to its target, or a reason to refuse it. Cached. */
   readonly argumentTarget: (key: string) => FieldTarget | TargetRefusal;
@@ -69,6 +83,7 @@ export function compileBinding(
   handler: UniversalHandler,
   basePath: string,
   loose: boolean,
+  success: SuccessStatus = {},
 ): Binding {
   const rpcName = `${rpc.parent.typeName}/${rpc.name}`;
   const fail = (reason: string): never => {
@@ -119,6 +134,17 @@ export function compileBinding(
   });
   const body = bodyRule(rule.body, input, fail);
   const response = responseRule(rule.responseBody, rpc.output, fail);
+  const status = success.status || 200;
+  if (!Number.isInteger(status) || status < 200 || status > 299) fail(`success status ${status} is not a 2xx status`);
+  const unsetBodyStatus = success.unsetBodyStatus || undefined;
+  if (unsetBodyStatus !== undefined) {
+    if (!Number.isInteger(unsetBodyStatus) || unsetBodyStatus < 200 || unsetBodyStatus > 299) {
+      fail(`unset-body status ${unsetBodyStatus} is not a 2xx status`);
+    }
+    if (response.kind === "message" || (response.kind === "raw" && response.field === undefined)) {
+      fail("an unset-body status needs a response_body field");
+    }
+  }
   return {
     httpMethod,
     template,
@@ -129,6 +155,8 @@ export function compileBinding(
     pathBindings,
     body,
     response,
+    status,
+    unsetBodyStatus,
     loose,
     argumentTarget: argumentResolver(input, pathBindings, body, loose),
   };

@@ -1,6 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
-import { fromBinary, toJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
+import { fromBinary, isFieldSet, toJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { Binding } from "./binding.js";
 import { httpStatusForCode } from "./status.js";
@@ -8,11 +8,8 @@ import { httpStatusForCode } from "./status.js";
 export type NodeResponse = ServerResponse | Http2ServerResponse;
 export type NodeHeaders = Record<string, string | string[]>;
 
-/** Header the handler sets to choose another success status (201, 204, ...). Never sent. */
-export const httpCodeHeader = "x-http-code";
-
 // Connect's framing headers; the transcoder writes its own.
-const connectOwned = new Set(["content-type", "content-length", "content-encoding", httpCodeHeader]);
+const connectOwned = new Set(["content-type", "content-length", "content-encoding"]);
 
 const jsonContentType = "application/json";
 
@@ -86,19 +83,15 @@ export async function sendRpcResponse(
   if (uRes.status !== 200) {
     return sendRpcError(res, uRes.status, bytes, headers, wwwAuthenticate);
   }
-  let status = 200;
-  const override = uRes.header?.get(httpCodeHeader);
-  if (override) {
-    const n = Number(override);
-    if (Number.isInteger(n) && n >= 200 && n <= 599) {
-      status = n;
-    }
-  }
-  if (status === 204 || status === 304) {
+  const status = binding.status;
+  if (status === 204) {
     return send(res, status, headers, undefined);
   }
   const output = fromBinary(binding.rpc.output, bytes);
   const rule = binding.response;
+  if (binding.unsetBodyStatus !== undefined && rule.kind !== "message" && rule.field !== undefined && !isFieldSet(output, rule.field)) {
+    return send(res, binding.unsetBodyStatus, headers, undefined);
+  }
   switch (rule.kind) {
     case "raw": {
       const body = (rule.field ? (output as Record<string, unknown>)[rule.field.localName] : output) as

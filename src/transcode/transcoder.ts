@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { toBinary, type DescService } from "@bufbuild/protobuf";
+import { toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
-import { compileBinding, httpRules, type Binding } from "./binding.js";
+import { compileBinding, httpRules, type Binding, type SuccessStatus } from "./binding.js";
 import { Cors } from "./cors.js";
 import { HttpError } from "./http-error.js";
 import { buildRequestMessage } from "./request.js";
@@ -16,6 +16,8 @@ export interface TranscoderService {
   basePath?: string;
   /** Seed-004 style: form bodies and JSON bodies on GET; arguments from query/body/form on every method. */
   looseArguments?: boolean;
+  /** The success status of a method's REST answer when it is not 200 (read once, here). */
+  successStatus?: (method: DescMethod) => SuccessStatus | undefined;
 }
 
 export interface TranscoderOptions {
@@ -63,7 +65,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   const handlers = new Map(opts.handlers.map((h) => [h.requestPath, h]));
   const table = new RouteTable<Binding>((b) => b.rpcName);
   const routes: Array<{ method: string; path: string; rpc: string }> = [];
-  for (const { service, basePath = "/", looseArguments = false } of opts.services) {
+  for (const { service, basePath = "/", looseArguments = false, successStatus } of opts.services) {
     for (const method of service.methods) {
       const rules = httpRules(method);
       if (rules.length === 0) {
@@ -74,7 +76,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
         throw new Error(`transcoder: no handler for ${service.typeName}/${method.name}; register the service on the router`);
       }
       for (const rule of rules) {
-        const b = compileBinding(rule, method, handler, basePath, looseArguments);
+        const b = compileBinding(rule, method, handler, basePath, looseArguments, successStatus?.(method));
         table.add(b.httpMethod, b.template, b);
         routes.push({ method: b.httpMethod, path: render(b.template), rpc: b.rpcName });
       }

@@ -10,7 +10,7 @@ import {
   type ListTokensResponse,
   type RevokeTokenResponse,
   type UpdateTokenResponse,
-} from "../../gen/tessera/v1/api_token_pb.js";
+} from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { hashSecret } from "../../src/core/secrets.js";
@@ -350,13 +350,13 @@ forEachStore((kind) => {
     describe("over Connect", () => {
       it("JSON uses the document's field names", async () => {
         const accountId = newAccount();
-        const res = await rest(server.url, "POST", "/tessera.v1.ApiTokenService/CreateToken", {
+        const res = await rest(server.url, "POST", "/tessera.apitoken.v1.ApiTokenService/CreateToken", {
           json: { account_id: accountId, description: "connect json", created_by: "someone" },
           headers: admin,
         });
         assert.equal(res.status, 200, res.text);
         issued.push(res.body.token);
-        const auth = await rest(server.url, "POST", "/tessera.v1.ApiTokenService/Authenticate", { json: {}, headers: bearer(res.body.token) });
+        const auth = await rest(server.url, "POST", "/tessera.apitoken.v1.ApiTokenService/Authenticate", { json: {}, headers: bearer(res.body.token) });
         assert.equal(auth.status, 200, auth.text);
         assert.deepEqual(Object.keys(auth.body).sort(), ["account_id", "token_link"]);
         assert.equal(auth.body.account_id, accountId);

@@ -256,7 +256,7 @@ for (const store of storesUnderTest()) {
       it("is not accepted on unsafe methods (a Connect POST)", async () => {
         const { res } = await exchange();
         const value = sessionCookieOf(res)!.value;
-        const post = await fetch(`${server.url}/tessera.v1.AuthenticationTokenService/CreateToken`, {
+        const post = await fetch(`${server.url}/tessera.authtoken.v1.AuthenticationTokenService/CreateToken`, {
           method: "POST",
           headers: { "content-type": "application/json", ...cookie(value) },
           body: "{}",

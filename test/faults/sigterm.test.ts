@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { status as GrpcStatus } from "@grpc/grpc-js";
-import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
+import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { hashSecret } from "../../src/core/secrets.js";
 import { openStore } from "../../src/store/index.js";
 import { GrpcJsClient } from "../support/clients.js";

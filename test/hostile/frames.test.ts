@@ -19,8 +19,8 @@ const INTERNAL = 13;
 const UNIMPLEMENTED = 12;
 const RESOURCE_EXHAUSTED = 8;
 
-const version = "/tessera.v1.JwtService/GetVersion";
-const createUser = "/tessera.v1.UserService/CreateUser";
+const version = "/tessera.jwt.v1.JwtService/GetVersion";
+const createUser = "/tessera.session.v1.UserService/CreateUser";
 const reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 
 interface GrpcCase {

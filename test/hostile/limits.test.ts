@@ -10,8 +10,8 @@ import http2 from "node:http2";
 import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { UserService } from "../../gen/tessera/v1/session_pb.js";
-import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
+import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
+import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { connectClient, GrpcJsClient } from "../support/clients.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { grpcFrame, grpcStatus, h2request, healthy, raw } from "./support.js";
@@ -100,7 +100,7 @@ describe("limits", function () {
       try {
         const a = await h2request(
           session,
-          { ":method": "POST", ":path": "/tessera.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers" },
+          { ":method": "POST", ":path": "/tessera.session.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers" },
           grpcFrame(Buffer.alloc(200_000, 0x78)),
           { timeoutMs: 3000 },
         );
@@ -108,7 +108,7 @@ describe("limits", function () {
         // A length prefix that announces more than the limit, with no bytes behind it.
         const b = await h2request(
           session,
-          { ":method": "POST", ":path": "/tessera.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers" },
+          { ":method": "POST", ":path": "/tessera.session.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers" },
           grpcFrame(Buffer.alloc(0), 0, 0x7fffffff),
           { timeoutMs: 3000 },
         );

@@ -71,7 +71,7 @@ for (const store of storesUnderTest()) {
     });
 
     for (const route of routes) {
-      const readsBody = route.body !== "" || route.service.typeName === "tessera.v1.JwtService";
+      const readsBody = route.body !== "" || route.service.typeName === "tessera.jwt.v1.JwtService";
       it(`${route.httpMethod} ${route.path} (${route.method.name})`, async () => {
         const arb = fc.record({
           cred: fc.nat({ max: 8 }),

@@ -8,11 +8,11 @@
 import { strict as assert } from "node:assert";
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
-import { ApiTokenService } from "../../gen/tessera/v1/api_token_pb.js";
-import { AuthenticationTokenService } from "../../gen/tessera/v1/authentication_token_pb.js";
-import { JwtService } from "../../gen/tessera/v1/jwt_pb.js";
-import { SessionService } from "../../gen/tessera/v1/session_pb.js";
-import { UserTokenService } from "../../gen/tessera/v1/user_token_pb.js";
+import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
+import { AuthenticationTokenService } from "../../gen/tessera/authtoken/v1/authentication_token_pb.js";
+import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
+import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
+import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { GrpcJsClient, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 import { makeCredentials, type Credentials } from "./support.js";

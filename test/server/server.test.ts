@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
-import { SessionService } from "../../gen/tessera/v1/session_pb.js";
+import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { connectClient, connectGrpcClient, GrpcJsClient, grpcWebClient } from "../support/clients.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -39,7 +39,7 @@ describe("server: one port for every protocol", () => {
       grpcWebClient(Health, server.url),
       connectGrpcClient(Health, server.url),
     ]) {
-      const res = await client.check({ service: "tessera.v1.SessionService" });
+      const res = await client.check({ service: "tessera.session.v1.SessionService" });
       assert.equal(res.status, Status.SERVING);
     }
   });
@@ -82,13 +82,13 @@ describe("server: one port for every protocol", () => {
     for (const s of [
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
-      "tessera.v1.SessionService",
-      "tessera.v1.UserService",
-      "tessera.v1.ApiTokenService",
-      "tessera.v1.UserTokenService",
-      "tessera.v1.AuthenticationTokenService",
-      "tessera.v1.JwtService",
-      "tessera.v1.KeyService",
+      "tessera.session.v1.SessionService",
+      "tessera.session.v1.UserService",
+      "tessera.apitoken.v1.ApiTokenService",
+      "tessera.usertoken.v1.UserTokenService",
+      "tessera.authtoken.v1.AuthenticationTokenService",
+      "tessera.jwt.v1.JwtService",
+      "tessera.key.v1.KeyService",
     ]) {
       assert.ok(services.includes(s), `${s} listed`);
     }
@@ -99,20 +99,20 @@ describe("server: one port for every protocol", () => {
   it("buf curl works with reflection v1alpha too, and describes Tessera methods", async () => {
     const buf = "node_modules/.bin/buf";
     const methods = await run(buf, ["curl", "--http2-prior-knowledge", "--reflect-protocol", "grpc-v1alpha", "--list-methods", server.url]);
-    assert.match(methods.stdout, /^tessera\.v1\.SessionService\/CreateSession$/m);
-    assert.match(methods.stdout, /^tessera\.v1\.JwtService\/Check$/m);
+    assert.match(methods.stdout, /^tessera\.session\.v1\.SessionService\/CreateSession$/m);
+    assert.match(methods.stdout, /^tessera\.jwt\.v1\.JwtService\/Check$/m);
   });
 
   it("logs one JSON line per call with procedure, protocol, code and duration, and no credentials", async () => {
     const before = server.logs.length;
     const secret = "Bearer this-is-a-secret-token-value";
-    await fetch(`${server.url}/tessera.v1.SessionService/GetSession`, {
+    await fetch(`${server.url}/tessera.session.v1.SessionService/GetSession`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: secret, "x-koms-clientid": testClientId },
       body: "{}",
     });
     const lines = server.logs.slice(before).map((l) => JSON.parse(l));
-    const rpc = lines.find((l) => l.msg === "rpc" && l.procedure === "tessera.v1.SessionService/GetSession");
+    const rpc = lines.find((l) => l.msg === "rpc" && l.procedure === "tessera.session.v1.SessionService/GetSession");
     assert.ok(rpc, "a request line was logged");
     assert.equal(rpc.protocol, "connect");
     assert.equal(typeof rpc.code, "string");

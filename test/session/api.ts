@@ -3,7 +3,7 @@
 // document once and runs over every protocol.
 import assert from "node:assert/strict";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { SessionService, UserService } from "../../gen/tessera/v1/session_pb.js";
+import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { connectClient, GrpcJsClient, rest } from "../support/clients.js";
 
 export type Protocol = "grpc" | "connect" | "rest";

@@ -24,6 +24,8 @@ export function grpcWebClient<S extends DescService>(service: S, baseUrl: string
 export interface GrpcResult {
   message?: any;
   error?: grpc.ServiceError;
+  /** The response's initial metadata (headers), when the server sent any. */
+  header?: grpc.Metadata;
 }
 
 /**
@@ -64,9 +66,11 @@ export class GrpcJsClient<S extends DescService> {
     for (const [k, v] of Object.entries(metadata)) md.set(k, v);
     const fn = (this.client as unknown as Record<string, Function>)[method.name].bind(this.client);
     return new Promise((resolve) => {
-      fn(create(method.input, input as never), md, (err: grpc.ServiceError | null, res: any) => {
-        resolve(err ? { error: err } : { message: res });
+      let header: grpc.Metadata | undefined;
+      const call: grpc.ClientUnaryCall = fn(create(method.input, input as never), md, (err: grpc.ServiceError | null, res: any) => {
+        resolve(err ? { error: err, header } : { message: res, header });
       });
+      call.on("metadata", (m: grpc.Metadata) => (header = m));
     });
   }
 

@@ -16,7 +16,29 @@ describe("transcoder start-up", () => {
     assert.ok(t.routes.some((r) => r.method === "GET" && r.path === "/lib/v1/legacy/items/{id}" && r.rpc === "transcodetest.v1.LibraryService/GetItem"));
     assert.ok(t.routes.some((r) => r.method === "POST" && r.path === "/lib/v1/files/{path=**}:upload"));
     assert.ok(t.routes.some((r) => r.method === "GET" && r.path === "/v1/users/me"));
-    assert.equal(t.routes.length, 19);
+    assert.equal(t.routes.length, 22);
+  });
+
+  it("fails on a declared success status outside 2xx", () => {
+    assert.throws(
+      () =>
+        createTranscoder({
+          services: [{ service: LibraryService, successStatus: (m) => (m.name === "RegisterItem" ? { status: 302 } : undefined) }],
+          handlers: router.handlers,
+        }),
+      /RegisterItem: success status 302 is not a 2xx status/,
+    );
+  });
+
+  it("fails on an unset-body status for a binding without a response_body field", () => {
+    assert.throws(
+      () =>
+        createTranscoder({
+          services: [{ service: LibraryService, successStatus: (m) => (m.name === "GetItem" ? { unsetBodyStatus: 204 } : undefined) }],
+          handlers: router.handlers,
+        }),
+      /GetItem: an unset-body status needs a response_body field/,
+    );
   });
 
   it("fails on duplicate routes", () => {

@@ -8,20 +8,29 @@ import { strict as assert } from "node:assert";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DescFile, DescService } from "@bufbuild/protobuf";
 import { createConnectRouter } from "@connectrpc/connect";
 import { createTranscoder, parsePathTemplate } from "../../src/transcode/index.js";
 import { httpRules } from "../../src/transcode/binding.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
-const protoDir = fileURLToPath(new URL("../../proto/tessera/v1/", import.meta.url));
-const genDir = fileURLToPath(new URL("../../gen/tessera/v1/", import.meta.url));
+const protoRoot = fileURLToPath(new URL("../../proto/", import.meta.url));
+const genRoot = fileURLToPath(new URL("../../gen/", import.meta.url));
+
+/** Every file of Tessera's API (one package per API: tessera/<api>/v1/), relative to `root`. */
+function apiFiles(root: string, suffix: string): string[] {
+  return readdirSync(join(root, "tessera"), { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(suffix))
+    .map((f) => join("tessera", f))
+    .sort();
+}
 
 async function tesseraServices(): Promise<DescService[]> {
   const services: DescService[] = [];
-  for (const name of readdirSync(genDir).filter((f) => f.endsWith("_pb.ts")).sort()) {
-    const mod = (await import(new URL(`../../gen/tessera/v1/${name.replace(/\.ts$/, ".js")}`, import.meta.url).href)) as Record<string, unknown>;
+  for (const name of apiFiles(genRoot, "_pb.ts")) {
+    const mod = (await import(pathToFileURL(join(genRoot, name.replace(/\.ts$/, ".js"))).href)) as Record<string, unknown>;
     for (const v of Object.values(mod)) {
       if (isFile(v)) services.push(...v.services);
     }
@@ -89,8 +98,8 @@ describe("Tessera's REST bindings", () => {
     assert.equal(new Set(all.map((p) => p.rpc.split("/")[0])).size, 7);
     // Counted from the sources, so a binding the walk missed fails here.
     let declared = 0;
-    for (const f of readdirSync(protoDir).filter((n) => n.endsWith(".proto"))) {
-      const text = readFileSync(protoDir + f, "utf8");
+    for (const f of apiFiles(protoRoot, ".proto")) {
+      const text = readFileSync(join(protoRoot, f), "utf8");
       declared += (text.match(/option \(google\.api\.http\)/g) ?? []).length + (text.match(/additional_bindings/g) ?? []).length;
     }
     assert.equal(all.length, declared);

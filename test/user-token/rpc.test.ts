@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { UserTokenService, type BumpResponse, type LogoutResponse, type UserToken } from "../../gen/tessera/v1/user_token_pb.js";
+import { UserTokenService, type BumpResponse, type LogoutResponse, type LoginResponse } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { GrpcJsClient, connectClient, connectError } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
@@ -31,7 +31,7 @@ for (const store of storesUnderTest()) {
         const login = await grpcClient.call("Login", { note: "grpc", expirationTime: timestampFromDate(expiry) }, basic(user.login, password));
         assert.equal(login.error, undefined, login.error?.message);
         // GrpcJsClient's result type loses the output message type: name it here.
-        const token = login.message as UserToken;
+        const token = login.message as LoginResponse;
         assert.match(token.token, UUID);
         assert.equal(token.note, "grpc");
         assert.equal(timestampDate(token.expirationTime!).getTime(), expiry.getTime());
@@ -69,7 +69,7 @@ for (const store of storesUnderTest()) {
         const soon = await grpcClient.call("Login", { expirationTime: timestampFromDate(new Date(clock.now().getTime() + 2_000)) }, basic(user.login, password));
         assert.equal(soon.error, undefined);
         clock.advance(2_000);
-        const expired = await grpcClient.call("Bump", {}, bearer((soon.message as UserToken).token));
+        const expired = await grpcClient.call("Bump", {}, bearer((soon.message as LoginResponse).token));
         assert.equal(expired.error?.code, grpc.status.UNAUTHENTICATED);
         assert.match(expired.error?.details ?? "", /expired/);
       });
@@ -116,7 +116,7 @@ for (const store of storesUnderTest()) {
 
     it("Connect JSON on the wire uses the document's names (version a number, RFC 3339 times)", async () => {
       const user = await createUser(server);
-      const res = await fetch(`${server.url}/tessera.v1.UserTokenService/Login`, {
+      const res = await fetch(`${server.url}/tessera.usertoken.v1.UserTokenService/Login`, {
         method: "POST",
         headers: { "content-type": "application/json", ...basic(user.login, password) },
         body: JSON.stringify({ note: "wire", expirationTime: "2099-01-01T00:00:00Z" }),

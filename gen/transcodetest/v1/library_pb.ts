@@ -15,7 +15,91 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file transcodetest/v1/library.proto.
  */
 export const file_transcodetest_v1_library: GenFile = /*@__PURE__*/
-  fileDesc("Ch50cmFuc2NvZGV0ZXN0L3YxL2xpYnJhcnkucHJvdG8SEHRyYW5zY29kZXRlc3QudjEiMgoEQm9vaxIMCgRuYW1lGAEgASgJEg0KBXRpdGxlGAIgASgJEg0KBXBhZ2VzGAMgASgFIrEBCgRJdGVtEgoKAmlkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRINCgVjb3VudBgDIAEoAxIRCgRub3RlGAQgASgJSACIAQESJAoEYm9vaxgFIAEoCzIWLnRyYW5zY29kZXRlc3QudjEuQm9vaxIOCgZsYWJlbHMYBiADKAkSJgoFY29sb3IYByABKA4yFy50cmFuc2NvZGV0ZXN0LnYxLkNvbG9yQgcKBV9ub3RlIh4KDkdldEJvb2tSZXF1ZXN0EgwKBG5hbWUYASABKAkiHAoOR2V0SXRlbVJlcXVlc3QSCgoCaWQYASABKAkiTQoRQ3JlYXRlSXRlbVJlcXVlc3QSJAoEaXRlbRgBIAEoCzIWLnRyYW5zY29kZXRlc3QudjEuSXRlbRISCgpyZXF1ZXN0X2lkGAIgASgJImoKEVVwZGF0ZUl0ZW1SZXF1ZXN0EiQKBGl0ZW0YASABKAsyFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIh8KEURlbGV0ZUl0ZW1SZXF1ZXN0EgoKAmlkGAEgASgJIlwKEUNyZWF0ZUJvb2tSZXF1ZXN0Eg0KBXNoZWxmGAEgASgJEiQKBGJvb2sYAiABKAsyFi50cmFuc2NvZGV0ZXN0LnYxLkJvb2sSEgoKcmVxdWVzdF9pZBgDIAEoCSIkChNBcmNoaXZlU2hlbGZSZXF1ZXN0Eg0KBXNoZWxmGAEgASgJIh4KDkdldEZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkiRQoRVXBsb2FkRmlsZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIiCgRmaWxlGAIgASgLMhQuZ29vZ2xlLmFwaS5IdHRwQm9keSIwChJVcGxvYWRGaWxlUmVzcG9uc2USDAoEcGF0aBgBIAEoCRIMCgRzaXplGAIgASgFIlIKBkZpbHRlchIMCgRuYW1lGAEgASgJEicKBWNoaWxkGAIgASgLMhgudHJhbnNjb2RldGVzdC52MS5GaWx0ZXISEQoJbWluX2NvdW50GAMgASgFIrIDCg1TZWFyY2hSZXF1ZXN0Eg0KBXF1ZXJ5GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRIMCgR0YWdzGAMgAygJEgsKA2lkcxgEIAMoAxImCgVjb2xvchgFIAEoDjIXLnRyYW5zY29kZXRlc3QudjEuQ29sb3ISDQoFZXhhY3QYBiABKAgSKAoGZmlsdGVyGAcgASgLMhgudHJhbnNjb2RldGVzdC52MS5GaWx0ZXISKQoFYWZ0ZXIYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBndpdGhpbhgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIqCgVsaW1pdBgKIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEi0KCXJlYWRfbWFzaxgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSDQoFc2NvcmUYDCABKAESCwoDYmlnGA0gASgEEigKBGZsYWcYDiABKAsyGi5nb29nbGUucHJvdG9idWYuQm9vbFZhbHVlEgwKBGJsb2IYDyABKAwiNwoOU2VhcmNoUmVzcG9uc2USJQoFaXRlbXMYASADKAsyFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iIQoPTGlzdFRhZ3NSZXF1ZXN0Eg4KBnByZWZpeBgBIAEoCSI5ChBMaXN0VGFnc1Jlc3BvbnNlEgwKBHRhZ3MYASADKAkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIhsKC0ZhaWxSZXF1ZXN0EgwKBGNvZGUYASABKAkiDgoMR2V0TWVSZXF1ZXN0IhwKDkdldFVzZXJSZXF1ZXN0EgoKAmlkGAEgASgJIh0KD0dldEdyb3VwUmVxdWVzdBIKCgJpZBgBIAEoCSIYChZHZXREZWZhdWx0R3JvdXBSZXF1ZXN0Ih4KDkdldFRyZWVSZXF1ZXN0EgwKBHJlc3QYASABKAkiIgoSR2V0VHJlZU5vZGVSZXF1ZXN0EgwKBG5vZGUYASABKAkiQAoMTG9naW5SZXF1ZXN0EgwKBHVzZXIYASABKAkSDAoEcGFzcxgCIAEoCRIUCgxhY2Nlc3NfdG9rZW4YAyABKAkiOAoNU2lnblVwUmVxdWVzdBIMCgR1c2VyGAEgASgJEgwKBHBhc3MYAiABKAkSCwoDYWdlGAMgASgFIh4KDlNpZ25VcFJlc3BvbnNlEgwKBHVzZXIYASABKAkqPgoFQ29sb3ISFQoRQ09MT1JfVU5TUEVDSUZJRUQQABINCglDT0xPUl9SRUQQARIPCgtDT0xPUl9HUkVFThACMpUKCg5MaWJyYXJ5U2VydmljZRJpCgdHZXRCb29rEiAudHJhbnNjb2RldGVzdC52MS5HZXRCb29rUmVxdWVzdBoWLnRyYW5zY29kZXRlc3QudjEuQm9vayIkgtPkkwIeEhwvdjEve25hbWU9c2hlbHZlcy8qL2Jvb2tzLyp9EnQKB0dldEl0ZW0SIC50cmFuc2NvZGV0ZXN0LnYxLkdldEl0ZW1SZXF1ZXN0GhYudHJhbnNjb2RldGVzdC52MS5JdGVtIi+C0+STAilaFxIVL3YxL2xlZ2FjeS9pdGVtcy97aWR9Eg4vdjEvaXRlbXMve2lkfRJfCgpDcmVhdGVJdGVtEiMudHJhbnNjb2RldGVzdC52MS5DcmVhdGVJdGVtUmVxdWVzdBoWLnRyYW5zY29kZXRlc3QudjEuSXRlbSIUgtPkkwIOOgEqIgkvdjEvaXRlbXMSaQoKVXBkYXRlSXRlbRIjLnRyYW5zY29kZXRlc3QudjEuVXBkYXRlSXRlbVJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iHoLT5JMCGDoBKjITL3YxL2l0ZW1zL3tpdGVtLmlkfRJhCgpEZWxldGVJdGVtEiMudHJhbnNjb2RldGVzdC52MS5EZWxldGVJdGVtUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSIWgtPkkwIQKg4vdjEvaXRlbXMve2lkfRJyCgpDcmVhdGVCb29rEiMudHJhbnNjb2RldGVzdC52MS5DcmVhdGVCb29rUmVxdWVzdBoWLnRyYW5zY29kZXRlc3QudjEuQm9vayIngtPkkwIhOgRib29rIhkvdjEvc2hlbHZlcy97c2hlbGZ9L2Jvb2tzEnUKDEFyY2hpdmVTaGVsZhIlLnRyYW5zY29kZXRlc3QudjEuQXJjaGl2ZVNoZWxmUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSImgtPkkwIgOgEqIhsvdjEvc2hlbHZlcy97c2hlbGZ9OmFyY2hpdmUSXgoHR2V0RmlsZRIgLnRyYW5zY29kZXRlc3QudjEuR2V0RmlsZVJlcXVlc3QaFC5nb29nbGUuYXBpLkh0dHBCb2R5IhuC0+STAhUSEy92MS9maWxlcy97cGF0aD0qKn0SgQEKClVwbG9hZEZpbGUSIy50cmFuc2NvZGV0ZXN0LnYxLlVwbG9hZEZpbGVSZXF1ZXN0GiQudHJhbnNjb2RldGVzdC52MS5VcGxvYWRGaWxlUmVzcG9uc2UiKILT5JMCIjoEZmlsZSIaL3YxL2ZpbGVzL3twYXRoPSoqfTp1cGxvYWQSXwoGU2VhcmNoEh8udHJhbnNjb2RldGVzdC52MS5TZWFyY2hSZXF1ZXN0GiAudHJhbnNjb2RldGVzdC52MS5TZWFyY2hSZXNwb25zZSISgtPkkwIMEgovdjEvc2VhcmNoEmkKCExpc3RUYWdzEiEudHJhbnNjb2RldGVzdC52MS5MaXN0VGFnc1JlcXVlc3QaIi50cmFuc2NvZGV0ZXN0LnYxLkxpc3RUYWdzUmVzcG9uc2UiFoLT5JMCEGIEdGFncxIIL3YxL3RhZ3MSWAoERmFpbBIdLnRyYW5zY29kZXRlc3QudjEuRmFpbFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiGYLT5JMCExIRL3YxL2Vycm9ycy97Y29kZX0y3wQKEVByZWNlZGVuY2VTZXJ2aWNlElUKBUdldE1lEh4udHJhbnNjb2RldGVzdC52MS5HZXRNZVJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iFILT5JMCDhIML3YxL3VzZXJzL21lElsKB0dldFVzZXISIC50cmFuc2NvZGV0ZXN0LnYxLkdldFVzZXJSZXF1ZXN0GhYudHJhbnNjb2RldGVzdC52MS5JdGVtIhaC0+STAhASDi92MS91c2Vycy97aWR9El4KCEdldEdyb3VwEiEudHJhbnNjb2RldGVzdC52MS5HZXRHcm91cFJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iF4LT5JMCERIPL3YxL2dyb3Vwcy97aWR9Em8KD0dldERlZmF1bHRHcm91cBIoLnRyYW5zY29kZXRlc3QudjEuR2V0RGVmYXVsdEdyb3VwUmVxdWVzdBoWLnRyYW5zY29kZXRlc3QudjEuSXRlbSIagtPkkwIUEhIvdjEvZ3JvdXBzL2RlZmF1bHQSXwoHR2V0VHJlZRIgLnRyYW5zY29kZXRlc3QudjEuR2V0VHJlZVJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iGoLT5JMCFBISL3YxL3RyZWUve3Jlc3Q9Kip9EmQKC0dldFRyZWVOb2RlEiQudHJhbnNjb2RldGVzdC52MS5HZXRUcmVlTm9kZVJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iF4LT5JMCERIPL3YxL3RyZWUve25vZGV9MrwBCgxMb29zZVNlcnZpY2USTQoFTG9naW4SHi50cmFuc2NvZGV0ZXN0LnYxLkxvZ2luUmVxdWVzdBoULmdvb2dsZS5hcGkuSHR0cEJvZHkiDoLT5JMCCBIGL3Rva2VuEl0KBlNpZ25VcBIfLnRyYW5zY29kZXRlc3QudjEuU2lnblVwUmVxdWVzdBogLnRyYW5zY29kZXRlc3QudjEuU2lnblVwUmVzcG9uc2UiEILT5JMCCjoBKiIFL3VzZXJiBnByb3RvMw", [file_google_api_annotations, file_google_api_httpbody, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+  fileDesc("Ch50cmFuc2NvZGV0ZXN0L3YxL2xpYnJhcnkucHJvdG8SEHRyYW5zY29kZXRlc3QudjEiKwoTUmVnaXN0ZXJJdGVtUmVxdWVzdBIUCgxkaXNwbGF5X25hbWUYASABKAkiHgoQUHVyZ2VJdGVtUmVxdWVzdBIKCgJpZBgBIAEoCSIgCg9GaW5kSXRlbVJlcXVlc3QSDQoFcXVlcnkYASABKAkiOAoQRmluZEl0ZW1SZXNwb25zZRIkCgRpdGVtGAEgASgLMhYudHJhbnNjb2RldGVzdC52MS5JdGVtIjIKBEJvb2sSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRINCgVwYWdlcxgDIAEoBSKxAQoESXRlbRIKCgJpZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSDQoFY291bnQYAyABKAMSEQoEbm90ZRgEIAEoCUgAiAEBEiQKBGJvb2sYBSABKAsyFi50cmFuc2NvZGV0ZXN0LnYxLkJvb2sSDgoGbGFiZWxzGAYgAygJEiYKBWNvbG9yGAcgASgOMhcudHJhbnNjb2RldGVzdC52MS5Db2xvckIHCgVfbm90ZSIeCg5HZXRCb29rUmVxdWVzdBIMCgRuYW1lGAEgASgJIhwKDkdldEl0ZW1SZXF1ZXN0EgoKAmlkGAEgASgJIk0KEUNyZWF0ZUl0ZW1SZXF1ZXN0EiQKBGl0ZW0YASABKAsyFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0SEgoKcmVxdWVzdF9pZBgCIAEoCSJqChFVcGRhdGVJdGVtUmVxdWVzdBIkCgRpdGVtGAEgASgLMhYudHJhbnNjb2RldGVzdC52MS5JdGVtEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayIfChFEZWxldGVJdGVtUmVxdWVzdBIKCgJpZBgBIAEoCSJcChFDcmVhdGVCb29rUmVxdWVzdBINCgVzaGVsZhgBIAEoCRIkCgRib29rGAIgASgLMhYudHJhbnNjb2RldGVzdC52MS5Cb29rEhIKCnJlcXVlc3RfaWQYAyABKAkiJAoTQXJjaGl2ZVNoZWxmUmVxdWVzdBINCgVzaGVsZhgBIAEoCSIeCg5HZXRGaWxlUmVxdWVzdBIMCgRwYXRoGAEgASgJIkUKEVVwbG9hZEZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSIgoEZmlsZRgCIAEoCzIULmdvb2dsZS5hcGkuSHR0cEJvZHkiMAoSVXBsb2FkRmlsZVJlc3BvbnNlEgwKBHBhdGgYASABKAkSDAoEc2l6ZRgCIAEoBSJSCgZGaWx0ZXISDAoEbmFtZRgBIAEoCRInCgVjaGlsZBgCIAEoCzIYLnRyYW5zY29kZXRlc3QudjEuRmlsdGVyEhEKCW1pbl9jb3VudBgDIAEoBSKyAwoNU2VhcmNoUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSDAoEdGFncxgDIAMoCRILCgNpZHMYBCADKAMSJgoFY29sb3IYBSABKA4yFy50cmFuc2NvZGV0ZXN0LnYxLkNvbG9yEg0KBWV4YWN0GAYgASgIEigKBmZpbHRlchgHIAEoCzIYLnRyYW5zY29kZXRlc3QudjEuRmlsdGVyEikKBWFmdGVyGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgZ3aXRoaW4YCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoFbGltaXQYCiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRItCglyZWFkX21hc2sYCyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEg0KBXNjb3JlGAwgASgBEgsKA2JpZxgNIAEoBBIoCgRmbGFnGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLkJvb2xWYWx1ZRIMCgRibG9iGA8gASgMIjcKDlNlYXJjaFJlc3BvbnNlEiUKBWl0ZW1zGAEgAygLMhYudHJhbnNjb2RldGVzdC52MS5JdGVtIiEKD0xpc3RUYWdzUmVxdWVzdBIOCgZwcmVmaXgYASABKAkiOQoQTGlzdFRhZ3NSZXNwb25zZRIMCgR0YWdzGAEgAygJEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIbCgtGYWlsUmVxdWVzdBIMCgRjb2RlGAEgASgJIg4KDEdldE1lUmVxdWVzdCIcCg5HZXRVc2VyUmVxdWVzdBIKCgJpZBgBIAEoCSIdCg9HZXRHcm91cFJlcXVlc3QSCgoCaWQYASABKAkiGAoWR2V0RGVmYXVsdEdyb3VwUmVxdWVzdCIeCg5HZXRUcmVlUmVxdWVzdBIMCgRyZXN0GAEgASgJIiIKEkdldFRyZWVOb2RlUmVxdWVzdBIMCgRub2RlGAEgASgJIkAKDExvZ2luUmVxdWVzdBIMCgR1c2VyGAEgASgJEgwKBHBhc3MYAiABKAkSFAoMYWNjZXNzX3Rva2VuGAMgASgJIjgKDVNpZ25VcFJlcXVlc3QSDAoEdXNlchgBIAEoCRIMCgRwYXNzGAIgASgJEgsKA2FnZRgDIAEoBSIeCg5TaWduVXBSZXNwb25zZRIMCgR1c2VyGAEgASgJKj4KBUNvbG9yEhUKEUNPTE9SX1VOU1BFQ0lGSUVEEAASDQoJQ09MT1JfUkVEEAESDwoLQ09MT1JfR1JFRU4QAjLYDAoOTGlicmFyeVNlcnZpY2USaQoHR2V0Qm9vaxIgLnRyYW5zY29kZXRlc3QudjEuR2V0Qm9va1JlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkJvb2siJILT5JMCHhIcL3YxL3tuYW1lPXNoZWx2ZXMvKi9ib29rcy8qfRJ0CgdHZXRJdGVtEiAudHJhbnNjb2RldGVzdC52MS5HZXRJdGVtUmVxdWVzdBoWLnRyYW5zY29kZXRlc3QudjEuSXRlbSIvgtPkkwIpWhcSFS92MS9sZWdhY3kvaXRlbXMve2lkfRIOL3YxL2l0ZW1zL3tpZH0SXwoKQ3JlYXRlSXRlbRIjLnRyYW5zY29kZXRlc3QudjEuQ3JlYXRlSXRlbVJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iFILT5JMCDjoBKiIJL3YxL2l0ZW1zEmkKClVwZGF0ZUl0ZW0SIy50cmFuc2NvZGV0ZXN0LnYxLlVwZGF0ZUl0ZW1SZXF1ZXN0GhYudHJhbnNjb2RldGVzdC52MS5JdGVtIh6C0+STAhg6ASoyEy92MS9pdGVtcy97aXRlbS5pZH0SYQoKRGVsZXRlSXRlbRIjLnRyYW5zY29kZXRlc3QudjEuRGVsZXRlSXRlbVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiFoLT5JMCECoOL3YxL2l0ZW1zL3tpZH0ScgoKQ3JlYXRlQm9vaxIjLnRyYW5zY29kZXRlc3QudjEuQ3JlYXRlQm9va1JlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkJvb2siJ4LT5JMCIToEYm9vayIZL3YxL3NoZWx2ZXMve3NoZWxmfS9ib29rcxJ1CgxBcmNoaXZlU2hlbGYSJS50cmFuc2NvZGV0ZXN0LnYxLkFyY2hpdmVTaGVsZlJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiJoLT5JMCIDoBKiIbL3YxL3NoZWx2ZXMve3NoZWxmfTphcmNoaXZlEl4KB0dldEZpbGUSIC50cmFuc2NvZGV0ZXN0LnYxLkdldEZpbGVSZXF1ZXN0GhQuZ29vZ2xlLmFwaS5IdHRwQm9keSIbgtPkkwIVEhMvdjEvZmlsZXMve3BhdGg9Kip9EoEBCgpVcGxvYWRGaWxlEiMudHJhbnNjb2RldGVzdC52MS5VcGxvYWRGaWxlUmVxdWVzdBokLnRyYW5zY29kZXRlc3QudjEuVXBsb2FkRmlsZVJlc3BvbnNlIiiC0+STAiI6BGZpbGUiGi92MS9maWxlcy97cGF0aD0qKn06dXBsb2FkEl8KBlNlYXJjaBIfLnRyYW5zY29kZXRlc3QudjEuU2VhcmNoUmVxdWVzdBogLnRyYW5zY29kZXRlc3QudjEuU2VhcmNoUmVzcG9uc2UiEoLT5JMCDBIKL3YxL3NlYXJjaBJpCghMaXN0VGFncxIhLnRyYW5zY29kZXRlc3QudjEuTGlzdFRhZ3NSZXF1ZXN0GiIudHJhbnNjb2RldGVzdC52MS5MaXN0VGFnc1Jlc3BvbnNlIhaC0+STAhBiBHRhZ3MSCC92MS90YWdzElgKBEZhaWwSHS50cmFuc2NvZGV0ZXN0LnYxLkZhaWxSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5IhmC0+STAhMSES92MS9lcnJvcnMve2NvZGV9EmsKDFJlZ2lzdGVySXRlbRIlLnRyYW5zY29kZXRlc3QudjEuUmVnaXN0ZXJJdGVtUmVxdWVzdBoWLnRyYW5zY29kZXRlc3QudjEuSXRlbSIcgtPkkwIWOgEqIhEvdjEvcmVnaXN0cmF0aW9ucxJgCglQdXJnZUl0ZW0SIi50cmFuc2NvZGV0ZXN0LnYxLlB1cmdlSXRlbVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkiF4LT5JMCESoPL3YxL3B1cmdlZC97aWR9EnIKCEZpbmRJdGVtEiEudHJhbnNjb2RldGVzdC52MS5GaW5kSXRlbVJlcXVlc3QaIi50cmFuc2NvZGV0ZXN0LnYxLkZpbmRJdGVtUmVzcG9uc2UiH4LT5JMCGWIEaXRlbRIRL3YxL2ZvdW5kL3txdWVyeX0y3wQKEVByZWNlZGVuY2VTZXJ2aWNlElUKBUdldE1lEh4udHJhbnNjb2RldGVzdC52MS5HZXRNZVJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iFILT5JMCDhIML3YxL3VzZXJzL21lElsKB0dldFVzZXISIC50cmFuc2NvZGV0ZXN0LnYxLkdldFVzZXJSZXF1ZXN0GhYudHJhbnNjb2RldGVzdC52MS5JdGVtIhaC0+STAhASDi92MS91c2Vycy97aWR9El4KCEdldEdyb3VwEiEudHJhbnNjb2RldGVzdC52MS5HZXRHcm91cFJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iF4LT5JMCERIPL3YxL2dyb3Vwcy97aWR9Em8KD0dldERlZmF1bHRHcm91cBIoLnRyYW5zY29kZXRlc3QudjEuR2V0RGVmYXVsdEdyb3VwUmVxdWVzdBoWLnRyYW5zY29kZXRlc3QudjEuSXRlbSIagtPkkwIUEhIvdjEvZ3JvdXBzL2RlZmF1bHQSXwoHR2V0VHJlZRIgLnRyYW5zY29kZXRlc3QudjEuR2V0VHJlZVJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iGoLT5JMCFBISL3YxL3RyZWUve3Jlc3Q9Kip9EmQKC0dldFRyZWVOb2RlEiQudHJhbnNjb2RldGVzdC52MS5HZXRUcmVlTm9kZVJlcXVlc3QaFi50cmFuc2NvZGV0ZXN0LnYxLkl0ZW0iF4LT5JMCERIPL3YxL3RyZWUve25vZGV9MrwBCgxMb29zZVNlcnZpY2USTQoFTG9naW4SHi50cmFuc2NvZGV0ZXN0LnYxLkxvZ2luUmVxdWVzdBoULmdvb2dsZS5hcGkuSHR0cEJvZHkiDoLT5JMCCBIGL3Rva2VuEl0KBlNpZ25VcBIfLnRyYW5zY29kZXRlc3QudjEuU2lnblVwUmVxdWVzdBogLnRyYW5zY29kZXRlc3QudjEuU2lnblVwUmVzcG9uc2UiEILT5JMCCjoBKiIFL3VzZXJiBnByb3RvMw", [file_google_api_annotations, file_google_api_httpbody, file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+
+/**
+ * RegisterItem request.
+ *
+ * @generated from message transcodetest.v1.RegisterItemRequest
+ */
+export type RegisterItemRequest = Message<"transcodetest.v1.RegisterItemRequest"> & {
+  /**
+   * Display name.
+   *
+   * @generated from field: string display_name = 1;
+   */
+  displayName: string;
+};
+
+/**
+ * Describes the message transcodetest.v1.RegisterItemRequest.
+ * Use `create(RegisterItemRequestSchema)` to create a new message.
+ */
+export const RegisterItemRequestSchema: GenMessage<RegisterItemRequest> = /*@__PURE__*/
+  messageDesc(file_transcodetest_v1_library, 0);
+
+/**
+ * PurgeItem request.
+ *
+ * @generated from message transcodetest.v1.PurgeItemRequest
+ */
+export type PurgeItemRequest = Message<"transcodetest.v1.PurgeItemRequest"> & {
+  /**
+   * Item id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message transcodetest.v1.PurgeItemRequest.
+ * Use `create(PurgeItemRequestSchema)` to create a new message.
+ */
+export const PurgeItemRequestSchema: GenMessage<PurgeItemRequest> = /*@__PURE__*/
+  messageDesc(file_transcodetest_v1_library, 1);
+
+/**
+ * FindItem request.
+ *
+ * @generated from message transcodetest.v1.FindItemRequest
+ */
+export type FindItemRequest = Message<"transcodetest.v1.FindItemRequest"> & {
+  /**
+   * "found" finds an item; anything else finds none.
+   *
+   * @generated from field: string query = 1;
+   */
+  query: string;
+};
+
+/**
+ * Describes the message transcodetest.v1.FindItemRequest.
+ * Use `create(FindItemRequestSchema)` to create a new message.
+ */
+export const FindItemRequestSchema: GenMessage<FindItemRequest> = /*@__PURE__*/
+  messageDesc(file_transcodetest_v1_library, 2);
+
+/**
+ * FindItem response.
+ *
+ * @generated from message transcodetest.v1.FindItemResponse
+ */
+export type FindItemResponse = Message<"transcodetest.v1.FindItemResponse"> & {
+  /**
+   * The item found, if any.
+   *
+   * @generated from field: transcodetest.v1.Item item = 1;
+   */
+  item?: Item | undefined;
+};
+
+/**
+ * Describes the message transcodetest.v1.FindItemResponse.
+ * Use `create(FindItemResponseSchema)` to create a new message.
+ */
+export const FindItemResponseSchema: GenMessage<FindItemResponse> = /*@__PURE__*/
+  messageDesc(file_transcodetest_v1_library, 3);
 
 /**
  * A book.
@@ -50,7 +134,7 @@ export type Book = Message<"transcodetest.v1.Book"> & {
  * Use `create(BookSchema)` to create a new message.
  */
 export const BookSchema: GenMessage<Book> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 0);
+  messageDesc(file_transcodetest_v1_library, 4);
 
 /**
  * An item.
@@ -113,7 +197,7 @@ export type Item = Message<"transcodetest.v1.Item"> & {
  * Use `create(ItemSchema)` to create a new message.
  */
 export const ItemSchema: GenMessage<Item> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 1);
+  messageDesc(file_transcodetest_v1_library, 5);
 
 /**
  * GetBook request.
@@ -134,7 +218,7 @@ export type GetBookRequest = Message<"transcodetest.v1.GetBookRequest"> & {
  * Use `create(GetBookRequestSchema)` to create a new message.
  */
 export const GetBookRequestSchema: GenMessage<GetBookRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 2);
+  messageDesc(file_transcodetest_v1_library, 6);
 
 /**
  * GetItem request.
@@ -155,7 +239,7 @@ export type GetItemRequest = Message<"transcodetest.v1.GetItemRequest"> & {
  * Use `create(GetItemRequestSchema)` to create a new message.
  */
 export const GetItemRequestSchema: GenMessage<GetItemRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 3);
+  messageDesc(file_transcodetest_v1_library, 7);
 
 /**
  * CreateItem request.
@@ -183,7 +267,7 @@ export type CreateItemRequest = Message<"transcodetest.v1.CreateItemRequest"> & 
  * Use `create(CreateItemRequestSchema)` to create a new message.
  */
 export const CreateItemRequestSchema: GenMessage<CreateItemRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 4);
+  messageDesc(file_transcodetest_v1_library, 8);
 
 /**
  * UpdateItem request.
@@ -211,7 +295,7 @@ export type UpdateItemRequest = Message<"transcodetest.v1.UpdateItemRequest"> & 
  * Use `create(UpdateItemRequestSchema)` to create a new message.
  */
 export const UpdateItemRequestSchema: GenMessage<UpdateItemRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 5);
+  messageDesc(file_transcodetest_v1_library, 9);
 
 /**
  * DeleteItem request.
@@ -232,7 +316,7 @@ export type DeleteItemRequest = Message<"transcodetest.v1.DeleteItemRequest"> & 
  * Use `create(DeleteItemRequestSchema)` to create a new message.
  */
 export const DeleteItemRequestSchema: GenMessage<DeleteItemRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 6);
+  messageDesc(file_transcodetest_v1_library, 10);
 
 /**
  * CreateBook request.
@@ -267,7 +351,7 @@ export type CreateBookRequest = Message<"transcodetest.v1.CreateBookRequest"> & 
  * Use `create(CreateBookRequestSchema)` to create a new message.
  */
 export const CreateBookRequestSchema: GenMessage<CreateBookRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 7);
+  messageDesc(file_transcodetest_v1_library, 11);
 
 /**
  * ArchiveShelf request.
@@ -288,7 +372,7 @@ export type ArchiveShelfRequest = Message<"transcodetest.v1.ArchiveShelfRequest"
  * Use `create(ArchiveShelfRequestSchema)` to create a new message.
  */
 export const ArchiveShelfRequestSchema: GenMessage<ArchiveShelfRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 8);
+  messageDesc(file_transcodetest_v1_library, 12);
 
 /**
  * GetFile request.
@@ -309,7 +393,7 @@ export type GetFileRequest = Message<"transcodetest.v1.GetFileRequest"> & {
  * Use `create(GetFileRequestSchema)` to create a new message.
  */
 export const GetFileRequestSchema: GenMessage<GetFileRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 9);
+  messageDesc(file_transcodetest_v1_library, 13);
 
 /**
  * UploadFile request.
@@ -337,7 +421,7 @@ export type UploadFileRequest = Message<"transcodetest.v1.UploadFileRequest"> & 
  * Use `create(UploadFileRequestSchema)` to create a new message.
  */
 export const UploadFileRequestSchema: GenMessage<UploadFileRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 10);
+  messageDesc(file_transcodetest_v1_library, 14);
 
 /**
  * UploadFile response.
@@ -365,7 +449,7 @@ export type UploadFileResponse = Message<"transcodetest.v1.UploadFileResponse"> 
  * Use `create(UploadFileResponseSchema)` to create a new message.
  */
 export const UploadFileResponseSchema: GenMessage<UploadFileResponse> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 11);
+  messageDesc(file_transcodetest_v1_library, 15);
 
 /**
  * A search filter (nested query parameters).
@@ -400,7 +484,7 @@ export type Filter = Message<"transcodetest.v1.Filter"> & {
  * Use `create(FilterSchema)` to create a new message.
  */
 export const FilterSchema: GenMessage<Filter> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 12);
+  messageDesc(file_transcodetest_v1_library, 16);
 
 /**
  * Search request: every field comes from the query string.
@@ -519,7 +603,7 @@ export type SearchRequest = Message<"transcodetest.v1.SearchRequest"> & {
  * Use `create(SearchRequestSchema)` to create a new message.
  */
 export const SearchRequestSchema: GenMessage<SearchRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 13);
+  messageDesc(file_transcodetest_v1_library, 17);
 
 /**
  * Search response.
@@ -540,7 +624,7 @@ export type SearchResponse = Message<"transcodetest.v1.SearchResponse"> & {
  * Use `create(SearchResponseSchema)` to create a new message.
  */
 export const SearchResponseSchema: GenMessage<SearchResponse> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 14);
+  messageDesc(file_transcodetest_v1_library, 18);
 
 /**
  * ListTags request.
@@ -561,7 +645,7 @@ export type ListTagsRequest = Message<"transcodetest.v1.ListTagsRequest"> & {
  * Use `create(ListTagsRequestSchema)` to create a new message.
  */
 export const ListTagsRequestSchema: GenMessage<ListTagsRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 15);
+  messageDesc(file_transcodetest_v1_library, 19);
 
 /**
  * ListTags response.
@@ -589,7 +673,7 @@ export type ListTagsResponse = Message<"transcodetest.v1.ListTagsResponse"> & {
  * Use `create(ListTagsResponseSchema)` to create a new message.
  */
 export const ListTagsResponseSchema: GenMessage<ListTagsResponse> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 16);
+  messageDesc(file_transcodetest_v1_library, 20);
 
 /**
  * Fail request.
@@ -610,7 +694,7 @@ export type FailRequest = Message<"transcodetest.v1.FailRequest"> & {
  * Use `create(FailRequestSchema)` to create a new message.
  */
 export const FailRequestSchema: GenMessage<FailRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 17);
+  messageDesc(file_transcodetest_v1_library, 21);
 
 /**
  * GetMe request.
@@ -625,7 +709,7 @@ export type GetMeRequest = Message<"transcodetest.v1.GetMeRequest"> & {
  * Use `create(GetMeRequestSchema)` to create a new message.
  */
 export const GetMeRequestSchema: GenMessage<GetMeRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 18);
+  messageDesc(file_transcodetest_v1_library, 22);
 
 /**
  * GetUser request.
@@ -646,7 +730,7 @@ export type GetUserRequest = Message<"transcodetest.v1.GetUserRequest"> & {
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 19);
+  messageDesc(file_transcodetest_v1_library, 23);
 
 /**
  * GetGroup request.
@@ -667,7 +751,7 @@ export type GetGroupRequest = Message<"transcodetest.v1.GetGroupRequest"> & {
  * Use `create(GetGroupRequestSchema)` to create a new message.
  */
 export const GetGroupRequestSchema: GenMessage<GetGroupRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 20);
+  messageDesc(file_transcodetest_v1_library, 24);
 
 /**
  * GetDefaultGroup request.
@@ -682,7 +766,7 @@ export type GetDefaultGroupRequest = Message<"transcodetest.v1.GetDefaultGroupRe
  * Use `create(GetDefaultGroupRequestSchema)` to create a new message.
  */
 export const GetDefaultGroupRequestSchema: GenMessage<GetDefaultGroupRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 21);
+  messageDesc(file_transcodetest_v1_library, 25);
 
 /**
  * GetTree request.
@@ -703,7 +787,7 @@ export type GetTreeRequest = Message<"transcodetest.v1.GetTreeRequest"> & {
  * Use `create(GetTreeRequestSchema)` to create a new message.
  */
 export const GetTreeRequestSchema: GenMessage<GetTreeRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 22);
+  messageDesc(file_transcodetest_v1_library, 26);
 
 /**
  * GetTreeNode request.
@@ -724,7 +808,7 @@ export type GetTreeNodeRequest = Message<"transcodetest.v1.GetTreeNodeRequest"> 
  * Use `create(GetTreeNodeRequestSchema)` to create a new message.
  */
 export const GetTreeNodeRequestSchema: GenMessage<GetTreeNodeRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 23);
+  messageDesc(file_transcodetest_v1_library, 27);
 
 /**
  * Login request.
@@ -759,7 +843,7 @@ export type LoginRequest = Message<"transcodetest.v1.LoginRequest"> & {
  * Use `create(LoginRequestSchema)` to create a new message.
  */
 export const LoginRequestSchema: GenMessage<LoginRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 24);
+  messageDesc(file_transcodetest_v1_library, 28);
 
 /**
  * SignUp request.
@@ -794,7 +878,7 @@ export type SignUpRequest = Message<"transcodetest.v1.SignUpRequest"> & {
  * Use `create(SignUpRequestSchema)` to create a new message.
  */
 export const SignUpRequestSchema: GenMessage<SignUpRequest> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 25);
+  messageDesc(file_transcodetest_v1_library, 29);
 
 /**
  * SignUp response.
@@ -815,7 +899,7 @@ export type SignUpResponse = Message<"transcodetest.v1.SignUpResponse"> & {
  * Use `create(SignUpResponseSchema)` to create a new message.
  */
 export const SignUpResponseSchema: GenMessage<SignUpResponse> = /*@__PURE__*/
-  messageDesc(file_transcodetest_v1_library, 26);
+  messageDesc(file_transcodetest_v1_library, 30);
 
 /**
  * A color.
@@ -977,6 +1061,36 @@ export const LibraryService: GenService<{
     methodKind: "unary";
     input: typeof FailRequestSchema;
     output: typeof EmptySchema;
+  },
+  /**
+   * Declared success status 201 (the test's successStatus hook).
+   *
+   * @generated from rpc transcodetest.v1.LibraryService.RegisterItem
+   */
+  registerItem: {
+    methodKind: "unary";
+    input: typeof RegisterItemRequestSchema;
+    output: typeof ItemSchema;
+  },
+  /**
+   * Declared success status 204: no body.
+   *
+   * @generated from rpc transcodetest.v1.LibraryService.PurgeItem
+   */
+  purgeItem: {
+    methodKind: "unary";
+    input: typeof PurgeItemRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * Declared unset-body status 204: the item when found, else 204 with no body.
+   *
+   * @generated from rpc transcodetest.v1.LibraryService.FindItem
+   */
+  findItem: {
+    methodKind: "unary";
+    input: typeof FindItemRequestSchema;
+    output: typeof FindItemResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_transcodetest_v1_library, 0);

@@ -52,7 +52,7 @@ const interceptedKey = createContextKey(false);
 
 /**
  * Answers per RPC: most return an empty output message; a few answer what the conformance
- * cases check (response_body, HttpBody, errors, headers, x-http-code).
+ * cases check (response_body, HttpBody, errors, headers, declared success statuses).
  */
 function implement(service: DescService, calls: RecordedCall[]): Record<string, unknown> {
   const impl: Record<string, unknown> = {};
@@ -72,10 +72,14 @@ function answer(rpc: string, input: unknown, ctx: HandlerContext): unknown {
     case "CreateItem": {
       const req = input as CreateItemRequest;
       ctx.responseHeader.set("x-served-by", "library");
-      const want = ctx.requestHeader.get("x-want-status");
-      if (want) ctx.responseHeader.set("x-http-code", want);
+      // A handler cannot choose the REST status through a header (the binding declares it).
+      ctx.responseHeader.set("x-http-code", "299");
       return { ...req.item, id: "new" };
     }
+    case "RegisterItem":
+      return { id: "registered", displayName: (input as { displayName: string }).displayName };
+    case "FindItem":
+      return (input as { query: string }).query === "found" ? { item: { id: "f-1", displayName: "Found" } } : {};
     case "ListTags":
       return { tags: ["a", "b"], nextPageToken: "n" };
     case "GetFile":
@@ -100,6 +104,13 @@ function answer(rpc: string, input: unknown, ctx: HandlerContext): unknown {
   return undefined;
 }
 
+/** The library's declared success statuses (Tessera reads its own from a method option). */
+const declaredStatus: Record<string, { status?: number; unsetBodyStatus?: number }> = {
+  RegisterItem: { status: 201 },
+  PurgeItem: { status: 204 },
+  FindItem: { unsetBodyStatus: 204 },
+};
+
 export async function startLibraryServer(extra: Partial<TranscoderOptions> = {}): Promise<LibraryServer> {
   const calls: RecordedCall[] = [];
   const markIntercepted: Interceptor = (next) => (req) => {
@@ -120,7 +131,7 @@ export async function startLibraryServer(extra: Partial<TranscoderOptions> = {})
   });
   transcoder = createTranscoder({
     services: [
-      { service: LibraryService },
+      { service: LibraryService, successStatus: (m) => declaredStatus[m.name] },
       { service: PrecedenceService },
       { service: LooseService, basePath: "/loose", looseArguments: true },
     ],
