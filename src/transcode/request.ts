@@ -102,8 +102,17 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
     if (e instanceof HttpError) throw e;
     const key = rule.kind === "field" ? rule.field.jsonName : offendingKey(desc, json);
     const where = key === undefined ? "" : `field "${key}": `;
-    throw badRequest(`invalid request body: ${where}${e instanceof Error ? e.message : String(e)}`);
+    throw badRequest(`invalid request body: ${where}${withoutTypeNames(e instanceof Error ? e.message : String(e))}`);
   }
+}
+
+/**
+ * protobuf-es names the field by its fully qualified proto name ("cannot decode field
+ * pkg.v1.Request.email from JSON: ..."); the answer already names the JSON field, so that clause
+ * is dropped and the message does not change when a proto package is renamed.
+ */
+function withoutTypeNames(message: string): string {
+  return message.replace(/^cannot decode field [\w.]+ from JSON: /, "");
 }
 
 /** The first top-level key of a JSON object body that does not parse on its own (error path only). */
