@@ -1,32 +1,26 @@
 // The server: one Connect router (gRPC, gRPC-Web, Connect) whose handlers also serve the REST
 // routes through the transcoder, plus health, reflection and the /healthz and /readyz probes.
+// dispatch.ts sends RPC paths to the router and every other path to the fallback below.
 import { readFileSync } from "node:fs";
-import type http from "node:http";
-import type http2 from "node:http2";
 import type { DescService } from "@bufbuild/protobuf";
-import { createContextValues, type ConnectRouter, type ContextValues, type ServiceImpl } from "@connectrpc/connect";
+import { createContextValues, type ContextValues, type ServiceImpl } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../access/context.js";
 import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
+import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatch.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, type Listener } from "./listener.js";
 import { createLoggingInterceptor } from "./logging-interceptor.js";
-import { rewriteParseErrors } from "./parse-error-code.js";
-import { respecGrpcMessage } from "./grpc-message.js";
 import { reflectionServices } from "./reflection.js";
 
 export interface ServiceBinding {
   service: DescService;
   impl: Partial<ServiceImpl<DescService>>;
 }
-
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -70,9 +64,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       .set(httpMethodKey, req.method ?? "")
       .set(secureKey, secure);
 
-  let handlers: UniversalHandler[] = [];
-  let rest: ((req: NodeRequest, res: NodeResponse) => Promise<void> | void) | undefined;
-
   const ops = (req: NodeRequest, res: NodeResponse): boolean => {
     const path = (req.url ?? "").split("?", 1)[0];
     if (path !== "/healthz" && path !== "/readyz") return false;
@@ -94,9 +85,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   // A fatal decoder: connect-es would otherwise turn invalid UTF-8 in a Connect JSON body into
   // U+FFFD and accept it (RFC 8259 requires UTF-8; the REST transcoder already refuses it, 400).
-  // connect-es reads `textDecoder` from these options at run time; its adapter type omits it.
+  // connect-es reads `textDecoder` from these options at run time; its option type omits it.
   const jsonOptions = { alwaysEmitImplicit: true, textDecoder: new TextDecoder("utf-8", { fatal: true }) };
-  const adapter = connectNodeAdapter({
+  const rpc = createDispatcher({
     interceptors: [
       createLoggingInterceptor(logger),
       createErrorInterceptor(logger),
@@ -111,33 +102,29 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     jsonOptions,
     readMaxBytes: config.bodyLimitBytes,
     contextValues,
-    routes(router: ConnectRouter) {
+    logger,
+    routes(router) {
       for (const b of o.bindings) router.service(b.service, b.impl);
       router.service(Health, createHealthImpl(services, o.ready));
       for (const r of reflection) router.service(r.service, r.impl);
-      rewriteParseErrors(router.handlers);
-      handlers = router.handlers;
-    },
-    fallback(req, nodeRes) {
-      const res = nodeRes as NodeResponse;
-      if (ops(req, res)) return;
-      if (rest) {
-        Promise.resolve(rest(req, res)).catch((e: unknown) => {
-          logger.error("rest handler failed", { error: e instanceof Error ? e.message : String(e) });
-          if (!res.headersSent) json(res, 500, { code: "internal", message: "internal error", details: [] });
-          else res.end();
-        });
-        return;
-      }
-      json(res, 404, { code: "not_found", message: `no route for ${req.method} ${(req.url ?? "").split("?", 1)[0]}`, details: [] });
     },
   });
-  if (o.rest) rest = o.rest({ handlers, services, contextValues: (req) => contextValues(req).set(protocolKey, "rest") });
+  const rest = o.rest?.({ handlers: rpc.handlers, services, contextValues: (req) => contextValues(req).set(protocolKey, "rest") });
 
-  const listener = await listen((req, res) => {
-    respecGrpcMessage(req, res);
-    adapter(req, res);
-  }, {
+  const fallback = (req: NodeRequest, res: NodeResponse): void => {
+    if (ops(req, res)) return;
+    if (rest) {
+      Promise.resolve(rest(req, res)).catch((e: unknown) => {
+        logger.error("rest handler failed", { error: e instanceof Error ? e.message : String(e) });
+        if (!res.headersSent) json(res, 500, { code: "internal", message: "internal error", details: [] });
+        else res.end();
+      });
+      return;
+    }
+    json(res, 404, { code: "not_found", message: `no route for ${req.method} ${(req.url ?? "").split("?", 1)[0]}`, details: [] });
+  };
+
+  const listener = await listen(rpc.listener(fallback), {
     host: config.host,
     port: config.port,
     tls: secure ? { cert: readFileSync(config.tlsCertFile!), key: readFileSync(config.tlsKeyFile!) } : undefined,

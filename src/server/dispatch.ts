@@ -1,0 +1,107 @@
+// Where a request goes: an RPC path (/pkg.Service/Method) to its connect-es handler, any other
+// path to the fallback (the REST transcoder, the probes). This is connect-node's adapter
+// (packages/connect-node/src/connect-node-adapter.ts: createConnectRouter, a map from request
+// path to UniversalHandler, universalRequestFromNodeRequest / universalResponseToNodeResponse)
+// owned here, so the response is corrected between the handler and the wire:
+// protobuf that does not parse is INVALID_ARGUMENT and `grpc-message` is spec-encoded
+// (protocol-errors.ts), and a request whose authority is missing or malformed is a 400 rather
+// than an exception thrown out of the request listener (which would end the process).
+//
+// Why correct the answer rather than raise the right code in the first place: connect-es 2.1.2
+// has no hook there.
+// - The protocol handlers parse the request message themselves: each builds its serializer
+//   from the method descriptor (createMethodSerializationLookup -> fromBinary), which throws
+//   ConnectError INTERNAL "parse binary: ..."; `binaryOptions` only carries readUnknownFields
+//   and recursionLimit, and no serializer can be passed in.
+// - For a unary method the message is parsed before the interceptor chain is entered
+//   (invokeUnaryImplementation receives it parsed; Connect unary parses in its handler), so no
+//   interceptor ever sees the error. A streaming method's interceptor could wrap the message
+//   iterable, but that would be a second mechanism for half the cases.
+// - Building the per-protocol handlers ourselves (the protocol handler factories +
+//   createUniversalMethodHandler) changes nothing: the factories build the serializer inside.
+//   Raising INVALID_ARGUMENT at the source would mean copying the three protocol handlers.
+// So the answer is corrected where it is produced, per protocol, with connect-es's own codecs;
+// the framing is told by the response's content type. What a call pays: a success over gRPC
+// one trailer lookup, over Connect unary one header lookup (only a 500 body is read); a
+// gRPC-Web or Connect stream is passed through chunk by chunk, its envelope prefixes followed
+// so that only the final envelope (trailers, end-stream) is decoded. test/server/dispatch.test.ts
+// pins connect-es's behaviour, so an upgrade that changes it is noticed.
+import type http from "node:http";
+import type http2 from "node:http2";
+import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { Logger } from "../logger.js";
+import { createResponseCorrection } from "./protocol-errors.js";
+
+export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
+
+export interface DispatcherOptions extends ConnectRouterOptions {
+  /** Registers the services (router.service). */
+  routes(router: ConnectRouter): void;
+  contextValues(req: NodeRequest): ContextValues;
+  logger: Logger;
+}
+
+export interface Dispatcher {
+  /** One handler per RPC, as the router built them (the REST transcoder calls them too). */
+  readonly handlers: UniversalHandler[];
+  /** The request listener: RPC paths to their handler, every other path to `fallback`. */
+  listener(fallback: NodeHandler): NodeHandler;
+}
+
+export function createDispatcher(o: DispatcherOptions): Dispatcher {
+  const { routes, contextValues, logger, ...routerOptions } = o;
+  // connect-node's adapter default: requests and answers may be gzip or brotli.
+  const acceptCompression = routerOptions.acceptCompression ?? [compressionGzip, compressionBrotli];
+  const router = createConnectRouter({ ...routerOptions, acceptCompression });
+  routes(router);
+  const handlers = [...router.handlers];
+  const paths = new Map(handlers.map((h) => [h.requestPath, h]));
+  const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions });
+
+  const failed = (h: UniversalHandler, res: NodeResponse) => (e: unknown) => {
+    // A client that went away is Aborted: nothing to report.
+    if (ConnectError.from(e).code !== Code.Aborted) {
+      logger.error("rpc answer failed", { procedure: `${h.service.typeName}/${h.method.name}`, error: e instanceof Error ? e.message : String(e) });
+    }
+    if (!res.headersSent && !res.writableEnded) {
+      res.writeHead(500);
+      res.end();
+    }
+  };
+
+  return {
+    handlers,
+    listener(fallback) {
+      return (req, res) => {
+        const url = req.url ?? "";
+        const q = url.indexOf("?");
+        const h = paths.get(q < 0 ? url : url.slice(0, q));
+        if (!h) return fallback(req, res);
+        let uReq: UniversalServerRequest;
+        try {
+          uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues(req));
+        } catch {
+          // No Host (HTTP/1.0) or :authority, or one that is no URL authority.
+          badAuthority(res);
+          return;
+        }
+        h(uReq)
+          .then((uRes) => {
+            const out = correct(uRes);
+            return out instanceof Promise ? out.then((r) => universalResponseToNodeResponse(r, res)) : universalResponseToNodeResponse(out, res);
+          })
+          .catch(failed(h, res));
+      };
+    },
+  };
+}
+
+function badAuthority(res: NodeResponse): void {
+  const body = JSON.stringify({ code: "invalid_argument", message: "the request has no valid Host header or :authority" });
+  res.writeHead(400, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}

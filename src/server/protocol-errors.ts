@@ -1,0 +1,183 @@
+// Error answers as Tessera documents them, in each protocol's own framing. Two corrections to
+// what connect-es 2.1.2 produces (dispatch.ts says why they are made here):
+// - protobuf bytes that do not parse are INVALID_ARGUMENT, as in connect-go: connect-es raises
+//   INTERNAL "parse binary: ..." before any interceptor runs, and an INTERNAL would page whoever
+//   watches error rates for a client's mistake;
+// - `grpc-message` is percent-encoded as the gRPC spec says (grpc-message.ts).
+// Each framing is decoded and re-encoded with connect-es's own codecs: gRPC trailers, the
+// gRPC-Web trailer envelope, the Connect unary error body, the Connect end-stream envelope.
+import type { JsonWriteOptions } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  createAsyncIterable,
+  encodeEnvelope,
+  envelopeDecompress,
+  readAllBytes,
+  type Compression,
+  type EnvelopedMessage,
+  type UniversalServerResponse,
+} from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  createEndStreamSerialization,
+  endStreamFlag,
+  errorFromJsonBytes,
+  errorToJsonBytes,
+  headerStreamEncoding,
+  headerUnaryContentLength,
+  headerUnaryEncoding,
+} from "@connectrpc/connect/protocol-connect";
+import {
+  findTrailerError,
+  grpcStatusOk,
+  headerEncoding,
+  headerGrpcMessage,
+  headerGrpcStatus,
+  headerStatusDetailsBin,
+  setTrailerStatus,
+} from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { rewriteFinalEnvelope } from "./final-envelope.js";
+import { encodeGrpcMessage } from "./grpc-message.js";
+
+/** connect-es's message for protobuf bytes that do not parse (protocol/serialization.ts). */
+const parseErrorPrefix = "parse binary: ";
+
+/** The error Tessera answers instead of `e`, or undefined when `e` is already right. */
+export function correctedError(e: ConnectError): ConnectError | undefined {
+  if (e.code === Code.Internal && e.rawMessage.startsWith(parseErrorPrefix)) {
+    const fixed = new ConnectError(e.rawMessage, Code.InvalidArgument, undefined, undefined, e.cause);
+    fixed.details.push(...e.details);
+    return fixed;
+  }
+  return undefined;
+}
+
+/**
+ * Corrects the gRPC status in `trailer` (gRPC trailers, or a parsed gRPC-Web trailer) in place;
+ * true when anything changed. An OK status costs one lookup.
+ */
+export function correctGrpcStatus(trailer: Headers): boolean {
+  const status = trailer.get(headerGrpcStatus);
+  if (status === null || status === grpcStatusOk) return false;
+  let error: ConnectError | undefined;
+  try {
+    error = findTrailerError(trailer);
+  } catch {
+    return false; // not connect-es's encoding (a malformed message or details): leave it
+  }
+  if (!error || String(error.code) !== status) return false;
+  const fixed = correctedError(error);
+  if (fixed) {
+    // Only the status fields: the trailer already holds the error's metadata.
+    const fresh = setTrailerStatus(new Headers(), fixed);
+    trailer.set(headerGrpcStatus, fresh.get(headerGrpcStatus)!);
+    const details = fresh.get(headerStatusDetailsBin);
+    if (details !== null) trailer.set(headerStatusDetailsBin, details);
+  }
+  const message = encodeGrpcMessage(error.rawMessage);
+  if (!fixed && trailer.get(headerGrpcMessage) === message) return false;
+  trailer.set(headerGrpcMessage, message);
+  return true;
+}
+
+export interface ProtocolErrorOptions {
+  /** The compressions the router negotiates: a final envelope or a unary error may be compressed. */
+  compressions: readonly Compression[];
+  /** The router's JSON options (for error details). */
+  jsonOptions?: Partial<JsonWriteOptions>;
+}
+
+/** No bound on reading back what connect-es wrote: it is in memory already. */
+const ownBytes = 0xffffffff;
+
+export type ResponseCorrection = (res: UniversalServerResponse) => UniversalServerResponse | Promise<UniversalServerResponse>;
+
+/**
+ * Returns the function that turns a connect-es response into the one to send. It reads the
+ * protocol from the response's content type (the framing connect-es actually produced); a
+ * response that can hold no error to correct is returned as it is.
+ */
+export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorrection {
+  const endStream = createEndStreamSerialization(o.jsonOptions);
+  const compression = (name: string | null | undefined) => (name ? o.compressions.find((c) => c.name === name) ?? null : null);
+  const decompress = (e: EnvelopedMessage, name: string | null | undefined) => envelopeDecompress(e, compression(name), ownBytes);
+
+  // gRPC: the status travels in HTTP trailers, which the handler fills while its body is read.
+  // A writer reads `trailer` once, after the last chunk (universalResponseToNodeResponse does):
+  // correcting it at that moment leaves the body untouched and costs a success one lookup.
+  function grpc(res: UniversalServerResponse): UniversalServerResponse {
+    const trailer = res.trailer;
+    if (!trailer) return res;
+    return {
+      status: res.status,
+      header: res.header,
+      body: res.body,
+      get trailer() {
+        correctGrpcStatus(trailer);
+        return trailer;
+      },
+    };
+  }
+
+  // gRPC-Web: the trailers are the body's final envelope.
+  function grpcWeb(res: UniversalServerResponse): UniversalServerResponse {
+    if (!res.body) return res;
+    const encoding = res.header?.get(headerEncoding);
+    return {
+      ...res,
+      body: rewriteFinalEnvelope(res.body, trailerFlag, async (envelope) => {
+        const trailer = trailerParse((await decompress(envelope, encoding)).data);
+        return correctGrpcStatus(trailer) ? encodeEnvelope(trailerFlag, trailerSerialize(trailer)) : undefined;
+      }),
+    };
+  }
+
+  // Connect streaming: the error is in the end-stream message, the body's final envelope.
+  function connectStream(res: UniversalServerResponse): UniversalServerResponse {
+    if (!res.body) return res;
+    const encoding = res.header?.get(headerStreamEncoding);
+    return {
+      ...res,
+      body: rewriteFinalEnvelope(res.body, endStreamFlag, async (envelope) => {
+        const end = endStream.parse((await decompress(envelope, encoding)).data);
+        const fixed = end.error && correctedError(end.error);
+        return fixed ? encodeEnvelope(endStreamFlag, endStream.serialize({ metadata: end.metadata, error: fixed })) : undefined;
+      }),
+    };
+  }
+
+  // Connect unary: a JSON error body whose HTTP status follows the code. Only a 500 can hold an
+  // INTERNAL; its body is one small, already serialized buffer.
+  async function connectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+    const header = res.header!;
+    const bytes = await readAllBytes(res.body!, ownBytes, header.get(headerUnaryContentLength));
+    const unchanged = { ...res, body: createAsyncIterable([bytes]) };
+    let error: ConnectError;
+    try {
+      const encoding = header.get(headerUnaryEncoding);
+      const c = compression(encoding);
+      if (encoding !== null && !c) return unchanged;
+      error = errorFromJsonBytes(c ? await c.decompress(bytes, ownBytes) : bytes, undefined, new ConnectError("", Code.Unknown));
+    } catch {
+      return unchanged;
+    }
+    const fixed = correctedError(error);
+    if (!fixed) return unchanged;
+    const body = errorToJsonBytes(fixed, o.jsonOptions);
+    const fixedHeader = new Headers(header);
+    fixedHeader.delete(headerUnaryEncoding);
+    fixedHeader.set(headerUnaryContentLength, String(body.byteLength));
+    return { status: codeToHttpStatus(fixed.code), header: fixedHeader, body: createAsyncIterable([body]) };
+  }
+
+  return (res) => {
+    const type = res.header?.get("content-type");
+    if (!type) return res; // connect-es's own 404/405/415/505: no body
+    if (type.startsWith("application/grpc-web")) return grpcWeb(res);
+    if (type.startsWith("application/grpc")) return grpc(res);
+    if (type.startsWith("application/connect+")) return connectStream(res);
+    if (res.status === codeToHttpStatus(Code.Internal) && type.startsWith("application/json") && res.body) return connectUnary(res);
+    return res;
+  };
+}
