@@ -324,7 +324,7 @@ forEachStore((kind) => {
       });
 
       // connect-node encodes grpc-message with encodeURIComponent and grpc-js decodes with
-      // decodeURI; the server re-encodes it the gRPC spec's way (src/server/grpc-message.ts), so
+      // decodeURI; the server encodes it the gRPC spec's way (src/server/grpc-message.ts), so
       // grpc-js callers read ":" and "," verbatim.
       it("answers the documented errors with their codes and messages", async () => {
         const cases: Array<[Promise<{ error?: grpc.ServiceError }>, grpc.status, string]> = [

@@ -165,8 +165,8 @@ for (const store of storesUnderTest()) {
           assert.equal(a.rstCode, undefined, `stream reset: ${what}`);
           assert.notEqual(status, undefined, `no grpc-status: ${what}`);
           assert.notEqual(status, UNKNOWN, what);
-          // (connect-es says INTERNAL for protobuf that does not parse; src/server/parse-error-code.ts
-          // makes it INVALID_ARGUMENT, as connect-go does.)
+          // (connect-es says INTERNAL for protobuf that does not parse; src/server/dispatch.ts
+          // answers INVALID_ARGUMENT, as connect-go does.)
           assert.notEqual(status, INTERNAL, what);
           if (payload.mustReject) assert.notEqual(status, 0, `accepted: ${what}`);
         });

@@ -1,0 +1,338 @@
+// What src/server/dispatch.ts answers that connect-es alone does not, pinned both ways: the
+// raw connect-es behaviour (so an upgrade that changes it is noticed, and the correction
+// revisited) and Tessera's documented answer, in every protocol.
+// - Protobuf bytes that do not parse: connect-es says INTERNAL "parse binary: ..."; Tessera says
+//   INVALID_ARGUMENT (as connect-go does), whatever the chunking of the request.
+// - grpc-message: connect-node percent-encodes ":" and "," (grpc-js then shows %3A %2C); Tessera
+//   encodes it as the gRPC spec says, so grpc-js reads the message verbatim.
+// - A request with no Host header: connect-node's adapter throws out of the request listener;
+//   Tessera answers 400.
+import { strict as assert } from "node:assert";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import { create, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { connectNodeAdapter, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { Health } from "../../gen/health/v1/health_pb.js";
+import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { connectError, GrpcJsClient } from "../support/clients.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { grpcFrame, grpcStatus, h2request, healthy } from "../hostile/support.js";
+
+const check = "/grpc.health.v1.Health/Check";
+const watch = "/grpc.health.v1.Health/Watch";
+const reflectionInfo = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+/** HealthCheckRequest field 1 (string) announcing 127 bytes, none following. */
+const badProto = Buffer.from([0x0a, 0x7f]);
+const parseError = "parse binary: premature EOF";
+const seed001Message = "Missing fields: [account_id, description]";
+
+/** The gRPC-Web trailer frame (flag 0x80) at the end of a body, as header lines. */
+function webTrailer(body: Buffer): Record<string, string> {
+  let pos = 0;
+  while (pos + 5 <= body.length) {
+    const flags = body[pos]!;
+    const len = body.readUInt32BE(pos + 1);
+    if (flags & 0x80) {
+      const out: Record<string, string> = {};
+      for (const line of body.subarray(pos + 5, pos + 5 + len).toString("latin1").split("\r\n")) {
+        const i = line.indexOf(":");
+        if (i > 0) out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+      }
+      return out;
+    }
+    pos += 5 + len;
+  }
+  throw new Error(`no trailer frame in ${body.toString("hex")}`);
+}
+
+/** Connect streaming envelopes of a body: [flags, payload text]. */
+function envelopes(body: Buffer): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  let pos = 0;
+  while (pos + 5 <= body.length) {
+    const len = body.readUInt32BE(pos + 1);
+    out.push([body[pos]!, body.subarray(pos + 5, pos + 5 + len).toString("utf8")]);
+    pos += 5 + len;
+  }
+  assert.equal(pos, body.length, "the body ends on an envelope boundary");
+  return out;
+}
+
+const pause = () => new Promise((r) => setTimeout(r, 15));
+
+/** Bytes split into one piece per byte: each written (and sent) on its own. */
+const bytewise = (b: Buffer) => [...b].map((x) => Buffer.from([x]));
+
+/** An HTTP/2 request whose body goes out in separate DATA frames, one per piece. */
+async function h2pieces(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, pieces: Buffer[]) {
+  const stream = session.request(headers);
+  const answer = new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; data: Buffer }>((resolve, reject) => {
+    let h: http2.IncomingHttpHeaders = {};
+    let t: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on("response", (x) => (h = x));
+    stream.on("trailers", (x) => (t = x));
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("error", reject);
+    stream.on("close", () => resolve({ headers: h, trailers: t, data: Buffer.concat(chunks) }));
+  });
+  for (const p of pieces) {
+    stream.write(p);
+    await pause();
+  }
+  stream.end();
+  return answer;
+}
+
+/** An HTTP/1.1 request with a chunked body, one chunk (and one TCP write) per piece. */
+async function h1pieces(baseUrl: string, path: string, headers: Record<string, string>, pieces: Buffer[]) {
+  const u = new URL(baseUrl);
+  const req = http.request({ host: u.hostname, port: u.port, method: "POST", path, headers, agent: false });
+  const answer = new Promise<{ status: number; headers: http.IncomingHttpHeaders; data: Buffer }>((resolve, reject) => {
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, data: Buffer.concat(chunks) }));
+    });
+    req.on("error", reject);
+  });
+  req.flushHeaders();
+  for (const p of pieces) {
+    req.write(p);
+    await pause();
+  }
+  req.end();
+  return answer;
+}
+
+/** A grpc-js client for Health/Check whose request bytes are `bytes`, whatever the message. */
+function rawGrpcJsCheck(url: string, bytes: Buffer): Promise<grpc.ServiceError | null> {
+  const Ctor = grpc.makeGenericClientConstructor(
+    {
+      Check: {
+        path: check,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: () => bytes,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
+    },
+    "Health",
+  );
+  const client = new Ctor(url.replace(/^https?:\/\//, ""), grpc.credentials.createInsecure());
+  return new Promise((resolve) => {
+    (client as unknown as { Check: Function }).Check({}, (err: grpc.ServiceError | null) => {
+      client.close();
+      resolve(err);
+    });
+  });
+}
+
+describe("dispatch: connect-es alone (pinned)", () => {
+  let server: http2.Http2Server;
+  let url: string;
+  let session: http2.ClientHttp2Session;
+  before(async () => {
+    server = http2.createServer(
+      connectNodeAdapter({
+        routes(router) {
+          router.service(Health, {
+            check() {
+              throw new ConnectError(seed001Message, Code.InvalidArgument);
+            },
+            async *watch() {},
+          });
+        },
+      }),
+    );
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    session = http2.connect(url);
+  });
+  after(async () => {
+    session.close();
+    await new Promise((r) => server.close(r));
+  });
+
+  it("answers INTERNAL 'parse binary' for protobuf that does not parse, in every protocol", async () => {
+    const grpcAnswer = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/grpc", te: "trailers" }, grpcFrame(badProto));
+    assert.equal(grpcStatus(grpcAnswer), Code.Internal);
+    assert.equal(grpcAnswer.trailers["grpc-message"], encodeURIComponent(parseError));
+
+    const web = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/grpc-web+proto" }, grpcFrame(badProto));
+    assert.deepEqual(webTrailer(web.data), { "grpc-status": "13", "grpc-message": encodeURIComponent(parseError) });
+
+    const unary = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/proto" }, badProto);
+    assert.equal(unary.headers[":status"], 500);
+    assert.deepEqual(JSON.parse(unary.data.toString()), { code: "internal", message: parseError });
+
+    const stream = await h2request(session, { ":method": "POST", ":path": watch, "content-type": "application/connect+proto" }, grpcFrame(badProto));
+    assert.equal(stream.headers[":status"], 200);
+    assert.deepEqual(envelopes(stream.data), [[2, JSON.stringify({ error: { code: "internal", message: parseError } })]]);
+  });
+
+  it("percent-encodes ':' and ',' in grpc-message, which grpc-js then shows as %3A and %2C", async () => {
+    const a = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/grpc", te: "trailers" }, grpcFrame(new Uint8Array()));
+    assert.equal(grpcStatus(a), Code.InvalidArgument);
+    assert.equal(a.trailers["grpc-message"], "Missing%20fields%3A%20%5Baccount_id%2C%20description%5D");
+    const client = new GrpcJsClient(Health, url);
+    try {
+      const { error } = await client.call("Check", {});
+      assert.equal(error?.code, grpc.status.INVALID_ARGUMENT);
+      assert.equal(error?.details, "Missing fields%3A [account_id%2C description]");
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe("dispatch: Tessera's answers", function () {
+  this.timeout(30_000);
+  let server: TestServer;
+  let session: http2.ClientHttp2Session;
+  before(async () => {
+    server = await startTestServer();
+    session = http2.connect(server.url);
+  });
+  after(async () => {
+    session?.close();
+    await server?.close();
+  });
+
+  describe("protobuf that does not parse is INVALID_ARGUMENT", () => {
+    it("gRPC: a @grpc/grpc-js client sending bytes that do not parse", async () => {
+      const error = await rawGrpcJsCheck(server.url, badProto);
+      assert.equal(error?.code, grpc.status.INVALID_ARGUMENT);
+      assert.equal(error?.details, parseError);
+    });
+
+    it("gRPC: the envelope split across HTTP/2 DATA frames, one byte each", async () => {
+      const a = await h2pieces(session, { ":method": "POST", ":path": check, "content-type": "application/grpc", te: "trailers" }, bytewise(grpcFrame(badProto)));
+      assert.equal(a.headers[":status"], 200);
+      assert.equal(a.trailers["grpc-status"], String(Code.InvalidArgument));
+      assert.equal(a.trailers["grpc-message"], parseError);
+    });
+
+    it("gRPC server streaming (Health/Watch)", async () => {
+      const a = await h2request(session, { ":method": "POST", ":path": watch, "content-type": "application/grpc", te: "trailers" }, grpcFrame(badProto));
+      assert.equal(grpcStatus(a), Code.InvalidArgument);
+      assert.equal(a.trailers["grpc-message"], parseError);
+      assert.equal(a.data.length, 0);
+    });
+
+    it("gRPC bidi streaming (reflection): a message that does not parse after one that did", async () => {
+      const stream = session.request({ ":method": "POST", ":path": reflectionInfo, "content-type": "application/grpc", te: "trailers" });
+      const chunks: Buffer[] = [];
+      let trailers: http2.IncomingHttpHeaders = {};
+      stream.on("trailers", (t) => (trailers = t));
+      const closed = new Promise((r) => stream.on("close", r));
+      const first = new Promise((r) => stream.once("data", r));
+      stream.on("data", (c: Buffer) => chunks.push(c));
+      stream.write(grpcFrame(toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }))));
+      await first; // the first answer is out before the bad message is sent
+      stream.end(grpcFrame(Buffer.from([0xff, 0xff, 0xff])));
+      await closed;
+      assert.ok(Buffer.concat(chunks).includes(Buffer.from("grpc.health.v1.Health")), "the first answer lists the services");
+      assert.equal(trailers["grpc-status"], String(Code.InvalidArgument));
+      assert.match(String(trailers["grpc-message"]), /^parse binary: /);
+    });
+
+    it("gRPC-Web over HTTP/1.1: the envelope split across TCP writes, one byte each", async () => {
+      const a = await h1pieces(server.url, check, { "content-type": "application/grpc-web+proto" }, bytewise(grpcFrame(badProto)));
+      assert.equal(a.status, 200);
+      assert.deepEqual(webTrailer(a.data), { "grpc-status": String(Code.InvalidArgument), "grpc-message": parseError });
+    });
+
+    it("gRPC-Web server streaming (Health/Watch) over HTTP/2", async () => {
+      const a = await h2request(session, { ":method": "POST", ":path": watch, "content-type": "application/grpc-web+proto" }, grpcFrame(badProto));
+      assert.deepEqual(webTrailer(a.data), { "grpc-status": String(Code.InvalidArgument), "grpc-message": parseError });
+    });
+
+    it("Connect unary: 400 with a Connect error body", async () => {
+      const a = await h1pieces(server.url, check, { "content-type": "application/proto" }, bytewise(badProto));
+      assert.equal(a.status, 400);
+      assert.equal(a.headers["content-type"], "application/json");
+      assert.equal(Number(a.headers["content-length"]), a.data.length);
+      assert.deepEqual(JSON.parse(a.data.toString()), { code: "invalid_argument", message: parseError });
+    });
+
+    it("Connect streaming (Health/Watch): the end-stream message, the envelope split across TCP writes", async () => {
+      const a = await h1pieces(server.url, watch, { "content-type": "application/connect+proto" }, bytewise(grpcFrame(badProto)));
+      assert.equal(a.status, 200);
+      assert.deepEqual(envelopes(a.data), [[2, JSON.stringify({ error: { code: "invalid_argument", message: parseError } })]]);
+    });
+
+    it("Connect bidi streaming (reflection): the end-stream after an answer", async () => {
+      const ok = toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
+      const a = await h2pieces(session, { ":method": "POST", ":path": reflectionInfo, "content-type": "application/connect+proto" }, [grpcFrame(ok), grpcFrame(Buffer.from([0xff, 0xff, 0xff]))]);
+      const env = envelopes(a.data);
+      assert.equal(env.length, 2);
+      assert.equal(env[0]![0], 0);
+      assert.equal(env[1]![0], 2);
+      assert.equal(JSON.parse(env[1]![1]).error.code, "invalid_argument");
+      assert.match(JSON.parse(env[1]![1]).error.message, /^parse binary: /);
+    });
+  });
+
+  describe("grpc-message is encoded as the gRPC spec says", () => {
+    const name = "ünï 100%: [a, b]";
+    const message = `unknown service ${name}`;
+
+    it("a @grpc/grpc-js client reads ':' ',' '%' and non-ASCII verbatim", async () => {
+      const client = new GrpcJsClient(Health, server.url);
+      try {
+        const { error } = await client.call("Check", { service: name });
+        assert.equal(error?.code, grpc.status.NOT_FOUND);
+        assert.equal(error?.details, message);
+      } finally {
+        client.close();
+      }
+    });
+
+    it("on the wire: only '%', and bytes outside 0x20-0x7E, are escaped (gRPC and gRPC-Web)", async () => {
+      const body = grpcFrame(toBinary(Health.method.check.input, create(Health.method.check.input, { service: name })));
+      const encoded = "unknown service %C3%BCn%C3%AF 100%25: [a, b]";
+      const a = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/grpc", te: "trailers" }, body);
+      assert.equal(grpcStatus(a), Code.NotFound);
+      assert.equal(a.trailers["grpc-message"], encoded);
+      const web = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/grpc-web+proto" }, body);
+      assert.deepEqual(webTrailer(web.data), { "grpc-status": String(Code.NotFound), "grpc-message": encoded });
+    });
+
+    it("a connect-es gRPC-Web client reads it verbatim too", async () => {
+      const client = createClient(Health, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+      const e = await connectError(client.check({ service: name }));
+      assert.equal(e.code, Code.NotFound);
+      assert.equal(e.rawMessage, message);
+    });
+  });
+
+  describe("a request with no usable authority is a 400, and the server stays up", () => {
+    const send = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(server.port, "127.0.0.1", () => socket.end(text));
+        let out = "";
+        socket.on("data", (d) => (out += d.toString("latin1")));
+        socket.on("close", () => resolve(out));
+        socket.on("error", reject);
+      });
+
+    it("HTTP/1.0 without a Host header, on an RPC path", async () => {
+      const answer = await send(`POST ${check} HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+      assert.match(answer, /^HTTP\/1\.1 400 /);
+      assert.equal(answer.slice(answer.indexOf("\r\n\r\n") + 4), JSON.stringify({ code: "invalid_argument", message: "the request has no valid Host header or :authority" }));
+      await healthy(server.url);
+    });
+
+    it("HTTP/1.1 with a Host that is no URL authority", async () => {
+      const answer = await send(`POST ${check} HTTP/1.1\r\nhost: a b\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+      assert.match(answer, /^HTTP\/1\.1 400 /);
+      await healthy(server.url);
+    });
+  });
+});
