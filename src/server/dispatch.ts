@@ -67,9 +67,15 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     if (ConnectError.from(e).code !== Code.Aborted) {
       logger.error("rpc answer failed", { procedure: `${h.service.typeName}/${h.method.name}`, error: e instanceof Error ? e.message : String(e) });
     }
-    if (!res.headersSent && !res.writableEnded) {
-      res.writeHead(500);
-      res.end();
+    // The handlers answer every error themselves: this is a write that failed, or a bug. Do not
+    // leave a request that got no answer at all hanging until its timeout.
+    if (!res.headersSent) {
+      try {
+        res.writeHead(500);
+        res.end();
+      } catch {
+        // the stream is gone
+      }
     }
   };
 

@@ -91,6 +91,9 @@ export interface ProtocolErrorOptions {
 /** No bound on reading back what connect-es wrote: it is in memory already. */
 const ownBytes = 0xffffffff;
 
+/** The HTTP status of a Connect unary INTERNAL. */
+const internalStatus = codeToHttpStatus(Code.Internal);
+
 export type ResponseCorrection = (res: UniversalServerResponse) => UniversalServerResponse | Promise<UniversalServerResponse>;
 
 /**
@@ -177,7 +180,7 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
     if (type.startsWith("application/grpc-web")) return grpcWeb(res);
     if (type.startsWith("application/grpc")) return grpc(res);
     if (type.startsWith("application/connect+")) return connectStream(res);
-    if (res.status === codeToHttpStatus(Code.Internal) && type.startsWith("application/json") && res.body) return connectUnary(res);
+    if (res.status === internalStatus && type.startsWith("application/json") && res.body) return connectUnary(res);
     return res;
   };
 }
