@@ -5,8 +5,9 @@
 //   INVALID_ARGUMENT (as connect-go does), whatever the chunking of the request.
 // - grpc-message: connect-node percent-encodes ":" and "," (grpc-js then shows %3A %2C); Tessera
 //   encodes it as the gRPC spec says, so grpc-js reads the message verbatim.
-// - A request with no Host header: connect-node's adapter throws out of the request listener;
-//   Tessera answers 400.
+// - A request with no usable authority (no Host on HTTP/1.0, a Host or :authority that is no URL
+//   authority): connect-node's adapter throws out of the request listener, which ends the
+//   process; Tessera answers 400.
 import { strict as assert } from "node:assert";
 import http from "node:http";
 import http2 from "node:http2";
@@ -332,6 +333,13 @@ describe("dispatch: Tessera's answers", function () {
     it("HTTP/1.1 with a Host that is no URL authority", async () => {
       const answer = await send(`POST ${check} HTTP/1.1\r\nhost: a b\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
       assert.match(answer, /^HTTP\/1\.1 400 /);
+      await healthy(server.url);
+    });
+
+    it("HTTP/2 with an :authority that is no URL authority", async () => {
+      const a = await h2request(session, { ":method": "POST", ":path": check, ":authority": "[::1", "content-type": "application/json" }, Buffer.from("{}"));
+      assert.equal(a.headers[":status"], 400);
+      assert.deepEqual(JSON.parse(a.data.toString()), { code: "invalid_argument", message: "the request has no valid Host header or :authority" });
       await healthy(server.url);
     });
   });
