@@ -74,9 +74,10 @@ export class FinalEnvelopeScanner {
 }
 
 /**
- * `body` with its final envelope (marked by `flag`) replaced by what `rewrite` returns; when it
- * returns undefined or fails, or there is no such envelope, the bytes go out unchanged. A write error
- * (`throw`) and an early stop (`return`) reach the body's own iterator, as without the wrapper.
+ * `body` with its final envelope (marked by `flag`) replaced by what `rewrite` returns; when
+ * it returns undefined or fails, or there is no such envelope, the bytes go out unchanged. A
+ * write error (`throw`) and an early stop (`return`) reach the body's own iterator, as they
+ * would without the wrapper.
  */
 export function rewriteFinalEnvelope(
   body: AsyncIterable<Uint8Array>,
