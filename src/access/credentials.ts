@@ -1,6 +1,6 @@
 // Parsing credentials out of request headers. Only syntax lives here: verification is the
 // core's job. Nothing here echoes a credential in an error message.
-import { AuthError, invalidArgument, unauthenticated } from "../core/errors.js";
+import { invalidArgument, unauthenticated } from "../core/errors.js";
 
 const bearerPattern = /^Bearer[ ]+([^\s]+)\s*$/i;
 
@@ -9,9 +9,16 @@ export function bearerToken(headers: Headers): string | undefined {
   const value = headers.get("authorization");
   if (value === null) return undefined;
   const m = bearerPattern.exec(value);
-  if (!m) throw unauthenticated("the Authorization header must be \"Bearer <token>\"", { challenge: 'Bearer error="invalid_request"' });
+  if (!m) {
+    // "Bearer" with no or several tokens is a malformed bearer credential; another scheme is
+    // a credential this method does not take.
+    const reason = /^Bearer(\s|$)/i.test(value) ? "MALFORMED_CREDENTIAL" : "UNSUPPORTED_CREDENTIAL";
+    throw unauthenticated(reason, "the Authorization header must be \"Bearer <token>\"", { challenge: 'Bearer error="invalid_request"' });
+  }
   return m[1];
 }
+
+const malformed = (message: string) => invalidArgument("MALFORMED_CREDENTIAL", message);
 
 /** HTTP Basic credentials (RFC 7617, UTF-8). Malformed -> INVALID_ARGUMENT naming the problem. */
 export function basicCredentials(headers: Headers): { login: string; password: string } | undefined {
@@ -19,22 +26,22 @@ export function basicCredentials(headers: Headers): { login: string; password: s
   if (value === null) return undefined;
   const m = /^Basic[ ]+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(value);
   if (!m) {
-    if (/^Basic\b/i.test(value)) throw invalidArgument("malformed Basic credentials: expected base64(login:password)");
-    throw new AuthError("unauthenticated", "HTTP Basic credentials required", { challenge: 'Basic realm="tessera", charset="UTF-8"' });
+    if (/^Basic\b/i.test(value)) throw malformed("malformed Basic credentials: expected base64(login:password)");
+    throw unauthenticated("UNSUPPORTED_CREDENTIAL", "HTTP Basic credentials required", { challenge: 'Basic realm="tessera", charset="UTF-8"' });
   }
   const bytes = Buffer.from(m[1], "base64");
   let decoded: string;
   try {
     decoded = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw invalidArgument("malformed Basic credentials: not valid UTF-8");
+    throw malformed("malformed Basic credentials: not valid UTF-8");
   }
   const colon = decoded.indexOf(":");
-  if (colon < 0) throw invalidArgument("malformed Basic credentials: no ':' between login and password");
+  if (colon < 0) throw malformed("malformed Basic credentials: no ':' between login and password");
   const login = decoded.slice(0, colon);
   const password = decoded.slice(colon + 1);
-  if (login.length === 0) throw invalidArgument("malformed Basic credentials: empty login");
-  if (password.length === 0) throw invalidArgument("malformed Basic credentials: empty password");
+  if (login.length === 0) throw malformed("malformed Basic credentials: empty login");
+  if (password.length === 0) throw malformed("malformed Basic credentials: empty password");
   return { login, password };
 }
 

@@ -5,7 +5,7 @@
 import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import { access, Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
-import { AuthError, invalidArgument, unauthenticated } from "../core/errors.js";
+import { AuthError, invalidArgument, permissionDenied, unauthenticated } from "../core/errors.js";
 import { secretEquals } from "../core/secrets.js";
 import { httpMethodKey, principalKey } from "./context.js";
 import { basicCredentials, bearerToken, clientIdHeader, cookieValue } from "./credentials.js";
@@ -77,9 +77,9 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
 
   const requireClientId = (header: Headers): string => {
     const id = header.get(clientIdHeader);
-    if (id === null || id === "") throw unauthenticated(`missing ${clientIdHeader} header`);
+    if (id === null || id === "") throw unauthenticated("MISSING_CLIENT_ID", `missing ${clientIdHeader} header`);
     // Client ids are not secrets, but compare in constant time anyway: it costs nothing.
-    if (!clientIds.some((c) => secretEquals(c, id))) throw unauthenticated(`unknown ${clientIdHeader}`);
+    if (!clientIds.some((c) => secretEquals(c, id))) throw unauthenticated("UNKNOWN_CLIENT_ID", `unknown ${clientIdHeader}`);
     return id;
   };
 
@@ -90,7 +90,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     const value = (message as Record<string, unknown> | undefined)?.[field.localName];
     const fromField = typeof value === "string" && value !== "" ? value : undefined;
     if (fromHeader !== undefined && fromField !== undefined && fromHeader !== fromField) {
-      throw invalidArgument(`two different access tokens in one request (Authorization header and ${rule.tokenField})`);
+      throw invalidArgument("CONFLICTING_TOKENS", `two different access tokens in one request (Authorization header and ${rule.tokenField})`);
     }
     return fromHeader ?? fromField;
   };
@@ -111,26 +111,26 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       case Credential.SESSION_EXPIRED_OK: {
         const clientId = requireClientId(header);
         const token = bearerToken(header);
-        if (!token) throw unauthenticated("missing bearer access token", { challenge: "Bearer" });
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer access token", { challenge: "Bearer" });
         return verifiers.session(token, clientId, rule.credential === Credential.SESSION_EXPIRED_OK);
       }
       case Credential.API_TOKEN: {
         const token = bearerToken(header);
-        if (!token) throw unauthenticated("missing bearer API token", { challenge: "Bearer" });
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer API token", { challenge: "Bearer" });
         return verifiers.apiToken(token);
       }
       case Credential.USER_TOKEN: {
         const token = bearerToken(header);
-        if (!token) throw unauthenticated("missing bearer user token", { challenge: "Bearer" });
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer user token", { challenge: "Bearer" });
         return verifiers.userToken(token);
       }
       case Credential.JWT:
       case Credential.JWT_PASSWORD: {
         const token = tokenFrom(rule, method, header, message);
-        if (!token) throw unauthenticated("missing access token", { challenge: "Bearer" });
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing access token", { challenge: "Bearer" });
         const p = await verifiers.jwt(token);
         if (rule.credential === Credential.JWT_PASSWORD && p.authenticationMethod !== "password") {
-          throw new AuthError("permission_denied", "password authentication required: this token came from a refresh token");
+          throw permissionDenied("PASSWORD_LOGIN_REQUIRED", "password authentication required: this token came from a refresh token");
         }
         return p;
       }
@@ -143,28 +143,27 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         }
         const cookie = cookieValue(header, sessionCookieName);
         if (cookie && (httpMethod === "GET" || httpMethod === "HEAD")) return verifiers.sessionCookie(cookie);
-        throw unauthenticated("missing credential", { challenge: "Bearer" });
+        throw unauthenticated("MISSING_CREDENTIAL", "missing credential", { challenge: "Bearer" });
       }
       case Credential.BASIC: {
         const creds = basicCredentials(header);
-        if (!creds) throw unauthenticated("HTTP Basic credentials required", { challenge: 'Basic realm="tessera", charset="UTF-8"' });
+        if (!creds) throw unauthenticated("MISSING_CREDENTIAL", "HTTP Basic credentials required", { challenge: 'Basic realm="tessera", charset="UTF-8"' });
         return { kind: "basic", ...creds };
       }
       case Credential.ADMIN: {
         const token = bearerToken(header);
-        if (!token || !secretEquals(token, options.adminToken)) {
-          throw unauthenticated("admin credential required", { challenge: "Bearer" });
-        }
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "admin credential required", { challenge: "Bearer" });
+        if (!secretEquals(token, options.adminToken)) throw unauthenticated("INVALID_TOKEN", "admin credential required", { challenge: "Bearer" });
         return { kind: "admin" };
       }
       default:
-        throw unauthenticated("method not accessible");
+        throw unauthenticated("NO_ACCESS_RULE", "method not accessible");
     }
   };
 
   return (next) => async (req) => {
     const rule = rules.get(methodPath(req.method));
-    if (rule === undefined) throw unauthenticated("method not accessible"); // fail closed
+    if (rule === undefined) throw unauthenticated("NO_ACCESS_RULE", "method not accessible"); // fail closed
     if (rule === "public") return next(req);
     const message = req.stream ? undefined : req.message;
     const httpMethod = req.contextValues.get(httpMethodKey) || req.requestMethod;

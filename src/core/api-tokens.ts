@@ -13,7 +13,7 @@ import type { ApiTokenRecord, ApiTokenState, Store } from "../store/ports.js";
 import { ApiTokenCache } from "./api-token-cache.js";
 import { generateApiTokenSecret, isWellFormedApiToken } from "./api-token-secret.js";
 import type { Clock } from "./clock.js";
-import { AuthError, invalidArgument, notFound } from "./errors.js";
+import { invalidArgument, invalidField, notFound, unauthenticated } from "./errors.js";
 import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, secretEquals } from "./secrets.js";
 
@@ -47,9 +47,10 @@ export interface ApiTokensDeps {
   cacheEntries?: number;
 }
 
-const invalidToken = () => new AuthError("unauthenticated", "invalid API token", { challenge: 'Bearer error="invalid_token"' });
-const notUpdated = () => notFound("Could not update token description");
-const notRevoked = () => notFound("Could not revoke token");
+// Malformed, unknown and revoked tokens get one answer, reason included.
+const invalidToken = () => unauthenticated("INVALID_TOKEN", "invalid API token", { challenge: 'Bearer error="invalid_token"' });
+const notUpdated = () => notFound("TOKEN_NOT_FOUND", "Could not update token description");
+const notRevoked = () => notFound("TOKEN_NOT_FOUND", "Could not revoke token");
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -59,7 +60,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 function requireFields(fields: ReadonlyArray<readonly [name: string, value: string | undefined]>): void {
   const missing = fields.filter(([, v]) => v === undefined || v.trim() === "").map(([name]) => name);
-  if (missing.length > 0) throw invalidArgument(`Missing fields: [${missing.join(", ")}]`);
+  if (missing.length > 0) {
+    throw invalidArgument("MISSING_FIELDS", `Missing fields: [${missing.join(", ")}]`, {
+      fieldViolations: missing.map((field) => ({ field, description: `${field} is required` })),
+    });
+  }
 }
 
 function limitLength(name: keyof typeof API_TOKEN_LIMITS, value: string | undefined): void {
@@ -71,7 +76,7 @@ export function parseApiTokenState(raw: string | undefined): ApiTokenState {
   const v = (raw ?? "").trim().toLowerCase();
   if (v === "" || v === "active") return "active";
   if (v === "revoked") return "revoked";
-  throw invalidArgument('state must be "active" or "revoked"');
+  throw invalidField("state", 'state must be "active" or "revoked"');
 }
 
 export class ApiTokens {

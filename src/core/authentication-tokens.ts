@@ -10,7 +10,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { AuthTokenRecord, Store, UserRecord } from "../store/ports.js";
 import type { Clock } from "./clock.js";
-import { invalidArgument, notFound } from "./errors.js";
+import { invalidField, missingField, notFound } from "./errors.js";
 import { hashSecret, randomToken, secretEquals } from "./secrets.js";
 import type { UserTokens } from "./user-tokens.js";
 import type { Users } from "./users.js";
@@ -41,11 +41,11 @@ export interface AuthenticationTokensDeps {
   config: Pick<Config, "authenticationTokenTtlSeconds">;
 }
 
-const tokenNotFound = () => notFound("authentication token not found (unknown, used or expired)");
+const tokenNotFound = () => notFound("TOKEN_NOT_FOUND", "authentication token not found (unknown, used or expired)");
 
 function checkShape(token: string): void {
-  if (token === "") throw invalidArgument("token is required");
-  if (!TOKEN_SHAPE.test(token)) throw invalidArgument("token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
+  if (token === "") throw missingField("token");
+  if (!TOKEN_SHAPE.test(token)) throw invalidField("token", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
 }
 
 function view(token: string, record: AuthTokenRecord): AuthenticationTokenView {

@@ -1,6 +1,11 @@
 // Errors of the identity core. The core knows no transport: it throws AuthError with a
-// transport-neutral code, and the server maps it to a Connect code (and so an HTTP status).
-// Messages are for the caller: they never contain secrets or internal details.
+// transport-neutral code (which the server maps to a Connect code, and so an HTTP status) and a
+// stable machine-readable reason (which clients may branch on; it is meant to travel as
+// `google.rpc.ErrorInfo.reason`, domain "tessera"). Messages are for people: they never contain
+// secrets or internal details, and clients should not parse them.
+//
+// The core never decides transport headers: a 401's WWW-Authenticate challenge is chosen outside
+// it (access/challenge.ts) from the method's credential and the reason.
 export type AuthErrorCode =
   | "invalid_argument"
   | "unauthenticated"
@@ -12,27 +17,176 @@ export type AuthErrorCode =
   | "unavailable"
   | "internal";
 
-export interface AuthErrorMeta {
-  /** Seconds until a limited caller may retry (429 Retry-After). */
+/**
+ * Every reason an error may carry, UPPER_SNAKE, stable once released. A reason says what went
+ * wrong, independent of the code: TOKEN_EXPIRED is 401 where the token is the credential and 400
+ * where it is an argument (GET /jwt/check). An unknown login and a wrong password share
+ * INVALID_CREDENTIALS on purpose: no reason tells them apart.
+ */
+export const Reasons = {
+  // --- credentials, as the request presents them
+
+  /** The method needs a credential and the request carries none. */
+  MISSING_CREDENTIAL: "MISSING_CREDENTIAL",
+  /** The Authorization header does not have the form its scheme requires (`Bearer` without a token, undecodable Basic). */
+  MALFORMED_CREDENTIAL: "MALFORMED_CREDENTIAL",
+  /** The request carries a credential of a kind (an Authorization scheme) the method does not take. */
+  UNSUPPORTED_CREDENTIAL: "UNSUPPORTED_CREDENTIAL",
+  /** Two different access tokens in one request (the Authorization header and a request field). */
+  CONFLICTING_TOKENS: "CONFLICTING_TOKENS",
+  /** The `x-koms-clientid` header is missing or empty. */
+  MISSING_CLIENT_ID: "MISSING_CLIENT_ID",
+  /** The `x-koms-clientid` header names no configured client. */
+  UNKNOWN_CLIENT_ID: "UNKNOWN_CLIENT_ID",
+  /** The method declares no access rule, so it is refused (fail closed). */
+  NO_ACCESS_RULE: "NO_ACCESS_RULE",
+  /** The method needs an access token from a password login; this one came from a refresh token. */
+  PASSWORD_LOGIN_REQUIRED: "PASSWORD_LOGIN_REQUIRED",
+
+  // --- tokens
+
+  /** The token is malformed or unknown, or its signature, key, algorithm or claims do not verify. */
+  INVALID_TOKEN: "INVALID_TOKEN",
+  /** A valid token of another kind (a refresh token where an access token is expected, and so on). */
+  WRONG_TOKEN_TYPE: "WRONG_TOKEN_TYPE",
+  /** The token (or session cookie, or refresh token) has expired. */
+  TOKEN_EXPIRED: "TOKEN_EXPIRED",
+  /** The token's `nbf` is still ahead of the server's clock. */
+  TOKEN_NOT_YET_VALID: "TOKEN_NOT_YET_VALID",
+  /** The token was issued for another audience. */
+  WRONG_AUDIENCE: "WRONG_AUDIENCE",
+  /** The token was issued by another issuer. */
+  WRONG_ISSUER: "WRONG_ISSUER",
+  /** The token was revoked: logged out, disabled, or issued before the user's last password change. */
+  TOKEN_REVOKED: "TOKEN_REVOKED",
+  /** A session access token that is no longer the session's most recent one. */
+  NOT_MOST_RECENT_TOKEN: "NOT_MOST_RECENT_TOKEN",
+  /** The session has ended (logout, expiry, password change, deactivation or refresh token reuse). */
+  SESSION_ENDED: "SESSION_ENDED",
+  /** The session access token was issued to another client id. */
+  WRONG_CLIENT: "WRONG_CLIENT",
+  /** The refresh token was just spent by a concurrent refresh (within the grace period); the session lives on. */
+  REFRESH_TOKEN_ALREADY_USED: "REFRESH_TOKEN_ALREADY_USED",
+  /** A spent refresh token was presented again: it was copied, so its session has ended. */
+  REFRESH_TOKEN_REUSED: "REFRESH_TOKEN_REUSED",
+  /** The user is deactivated (told only to a caller who proved the password, or who holds a token). */
+  USER_DEACTIVATED: "USER_DEACTIVATED",
+
+  // --- password logins
+
+  /** Unknown login or wrong password: deliberately one reason for both. */
+  INVALID_CREDENTIALS: "INVALID_CREDENTIALS",
+  /** Too many failed logins for this login or address; retry after the error's retryAfterSeconds. */
+  LOGIN_LOCKED: "LOGIN_LOCKED",
+
+  // --- arguments
+
+  /** One or more required fields are missing or empty; the field violations name each. */
+  MISSING_FIELDS: "MISSING_FIELDS",
+  /** A field has a value that is not accepted (format, length, characters, range); the field violation names it. */
+  INVALID_FIELD: "INVALID_FIELD",
+  /** The password breaks the password policy (too short, or on the list of common passwords). */
+  WEAK_PASSWORD: "WEAK_PASSWORD",
+
+  // --- resources
+
+  /** A user with this login already exists. */
+  USER_EXISTS: "USER_EXISTS",
+  /** No such user. */
+  USER_NOT_FOUND: "USER_NOT_FOUND",
+  /** No such token among those the caller may see or change (unknown, used, expired, revoked or another's). */
+  TOKEN_NOT_FOUND: "TOKEN_NOT_FOUND",
+  /** A symmetric algorithm (HS256) is in use: there is no public key to publish. */
+  NO_PUBLIC_KEY: "NO_PUBLIC_KEY",
+  /** The operation does not apply to this configuration (HS256 keys are not rotated through the API). */
+  UNSUPPORTED_OPERATION: "UNSUPPORTED_OPERATION",
+
+  // --- the service itself
+
+  /** The store is down or unreachable; retry after the error's retryAfterSeconds. */
+  STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
+  /** An unexpected failure; details are in the server log only. */
+  INTERNAL: "INTERNAL",
+} as const;
+
+export type Reason = (typeof Reasons)[keyof typeof Reasons];
+
+/** A field whose value was refused (the future google.rpc.BadRequest.FieldViolation). */
+export interface FieldViolation {
+  /** The request field as the proto names it (`account_id`, `refresh_token`, `expiration_time`). */
+  readonly field: string;
+  /** What is wrong with it, for people. */
+  readonly description: string;
+}
+
+export interface AuthErrorOptions {
+  /** The error this one was raised from (ES2022 `cause`): for logs and debugging, never sent. */
+  cause?: unknown;
+  /** Seconds until the caller may retry (429 and 503: Retry-After). */
   retryAfterSeconds?: number;
+  /** For INVALID_ARGUMENT about request fields: each refused field. */
+  fieldViolations?: readonly FieldViolation[];
   /** A WWW-Authenticate challenge to send with a 401. */
   challenge?: string;
 }
 
 export class AuthError extends Error {
   override name = "AuthError";
+  readonly retryAfterSeconds: number | undefined;
+  readonly fieldViolations: readonly FieldViolation[];
+  readonly challenge: string | undefined;
+
   constructor(
     readonly code: AuthErrorCode,
+    readonly reason: Reason,
     message: string,
-    readonly meta: AuthErrorMeta = {},
+    options: AuthErrorOptions = {},
   ) {
-    super(message);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.fieldViolations = options.fieldViolations ?? [];
+    this.challenge = options.challenge;
   }
 }
 
-export const invalidArgument = (message: string) => new AuthError("invalid_argument", message);
-export const unauthenticated = (message = "authentication required", meta?: AuthErrorMeta) =>
-  new AuthError("unauthenticated", message, meta);
-export const permissionDenied = (message: string) => new AuthError("permission_denied", message);
-export const notFound = (message: string) => new AuthError("not_found", message);
-export const alreadyExists = (message: string) => new AuthError("already_exists", message);
+type Factory = (reason: Reason, message: string, options?: AuthErrorOptions) => AuthError;
+const factory =
+  (code: AuthErrorCode): Factory =>
+  (reason, message, options) =>
+    new AuthError(code, reason, message, options);
+
+export const invalidArgument = factory("invalid_argument");
+export const unauthenticated = factory("unauthenticated");
+export const permissionDenied = factory("permission_denied");
+export const notFound = factory("not_found");
+export const alreadyExists = factory("already_exists");
+export const resourceExhausted = factory("resource_exhausted");
+export const failedPrecondition = factory("failed_precondition");
+export const unavailable = factory("unavailable");
+export const internal = factory("internal");
+
+/** INVALID_ARGUMENT MISSING_FIELDS for one empty required field: "<field> is required". */
+export function missingField(field: string): AuthError {
+  const description = `${field} is required`;
+  return invalidArgument("MISSING_FIELDS", description, { fieldViolations: [{ field, description }] });
+}
+
+/** Throws missingField(field) when `value` is empty; returns it otherwise. */
+export function requireField(field: string, value: string): string {
+  if (value === "") throw missingField(field);
+  return value;
+}
+
+/** INVALID_ARGUMENT about one field (`reason` INVALID_FIELD unless told), the message as its description. */
+export function invalidField(field: string, message: string, reason: Reason = "INVALID_FIELD"): AuthError {
+  return invalidArgument(reason, message, { fieldViolations: [{ field, description: message }] });
+}
+
+/** The same failure under another code (and optionally message); the original becomes the cause. */
+export function recode(e: AuthError, code: AuthErrorCode, message = e.message): AuthError {
+  return new AuthError(code, e.reason, message, {
+    cause: e,
+    ...(e.retryAfterSeconds !== undefined && { retryAfterSeconds: e.retryAfterSeconds }),
+    fieldViolations: e.fieldViolations,
+  });
+}

@@ -7,7 +7,7 @@
 // once on deactivation, and those issued before a password change are refused.
 import type { JwtRefreshTokenStore, UserRecord } from "../store/ports.js";
 import type { Clock } from "./clock.js";
-import { AuthError, invalidArgument, permissionDenied, unauthenticated } from "./errors.js";
+import { AuthError, invalidField, permissionDenied, recode, unauthenticated } from "./errors.js";
 import type { SigningKeys } from "./keys.js";
 import { VerifiedTokenCache } from "./jwt-verified-cache.js";
 import { randomId } from "./secrets.js";
@@ -75,13 +75,13 @@ export class JwtTokens {
     const claims = await this.verifyRefreshToken(token, "unauthenticated");
     const record = await this.deps.refreshTokens.findByJti(claims.jti);
     if (!record || record.userId !== claims.sub || record.revokedAt !== undefined) {
-      throw unauthenticated("refresh token revoked");
+      throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
     }
     const user = await this.deps.users.get(claims.sub);
-    if (!user) throw unauthenticated("refresh token revoked");
-    if (!user.active) throw permissionDenied("user is deactivated");
+    if (!user) throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
+    if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
     if (record.issuedAt.getTime() < user.passwordChangedAt.getTime()) {
-      throw unauthenticated("refresh token issued before the last password change");
+      throw unauthenticated("TOKEN_REVOKED", "refresh token issued before the last password change");
     }
     return this.issueAccessToken(user, "refresh_token");
   }
@@ -109,7 +109,7 @@ export class JwtTokens {
     const claims = await this.verifyRefreshToken(token, "invalid_argument", { allowExpired: true });
     const record = await this.deps.refreshTokens.findByJti(claims.jti);
     if (!record || record.userId !== userId || claims.sub !== userId) {
-      throw invalidArgument("refresh_token is not a refresh token of this user");
+      throw invalidField("refresh_token", "refresh_token is not a refresh token of this user", "TOKEN_NOT_FOUND");
     }
     await this.deps.refreshTokens.revoke(claims.jti, userId, this.deps.clock.now());
   }
@@ -132,11 +132,11 @@ export class JwtTokens {
    */
   async verifyAccessToken(token: string): Promise<VerifiedAccessToken> {
     const claims = await this.verifyToken(token, {});
-    if (claims.token_type !== accessTokenType) throw unauthenticated("not an access token");
+    if (claims.token_type !== accessTokenType) throw unauthenticated("WRONG_TOKEN_TYPE", "not an access token");
     const method = claims.authentication_method;
-    if (method !== "password" && method !== "refresh_token") throw unauthenticated("invalid token claims");
+    if (method !== "password" && method !== "refresh_token") throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     const user = await this.deps.users.get(claims.sub);
-    if (!user || !user.active) throw unauthenticated("the token's user is deactivated");
+    if (!user || !user.active) throw unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
     return { userId: user.id, claims, authenticationMethod: method };
   }
 
@@ -145,7 +145,7 @@ export class JwtTokens {
     try {
       return (await this.verifyAccessToken(token)).claims;
     } catch (e) {
-      if (e instanceof AuthError && e.code === "unauthenticated") throw invalidArgument(e.message);
+      if (e instanceof AuthError && e.code === "unauthenticated") throw recode(e, "invalid_argument");
       throw e;
     }
   }
@@ -171,11 +171,11 @@ export class JwtTokens {
     let claims: JwtClaims;
     try {
       claims = await this.verifyToken(token, opts);
-      if (claims.token_type !== refreshTokenType) throw unauthenticated("not a refresh token");
-      if (typeof claims.jti !== "string" || claims.jti === "") throw unauthenticated("invalid token claims");
+      if (claims.token_type !== refreshTokenType) throw unauthenticated("WRONG_TOKEN_TYPE", "not a refresh token");
+      if (typeof claims.jti !== "string" || claims.jti === "") throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     } catch (e) {
       if (e instanceof AuthError && e.code === "unauthenticated") {
-        throw new AuthError(failure, `invalid refresh token: ${e.message}`);
+        throw recode(e, failure, `invalid refresh token: ${e.message}`);
       }
       throw e;
     }
@@ -193,7 +193,7 @@ export class JwtTokens {
       audience: this.deps.audience,
     });
     if (typeof payload.sub !== "string" || typeof payload.user !== "string" || typeof payload.token_type !== "string") {
-      throw unauthenticated("invalid token claims");
+      throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     }
     const claims = Object.freeze(payload) as JwtClaims;
     this.verified.set(token, claims);

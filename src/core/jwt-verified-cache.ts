@@ -22,10 +22,10 @@ export class VerifiedTokenCache<C extends Readonly<Record<string, unknown>>> {
       // Expired entries are useless except to an allowExpired caller; drop them early.
       if (!allowExpired) {
         this.entries.delete(token);
-        throw unauthenticated("token expired");
+        throw unauthenticated("TOKEN_EXPIRED", "token expired");
       }
     }
-    if (typeof nbf === "number" && nbf > nowSeconds) throw unauthenticated("token not yet valid");
+    if (typeof nbf === "number" && nbf > nowSeconds) throw unauthenticated("TOKEN_NOT_YET_VALID", "token not yet valid");
     this.entries.delete(token);
     this.entries.set(token, claims);
     return claims;

@@ -23,7 +23,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { NewSigningKey, SigningKeyRecord, Store } from "../store/ports.js";
 import type { Clock } from "./clock.js";
-import { AuthError, unauthenticated } from "./errors.js";
+import { failedPrecondition, unauthenticated } from "./errors.js";
 import { KeySealer } from "./key-sealing.js";
 
 export type SigningAlg = "EdDSA" | "ES256" | "HS256";
@@ -105,48 +105,48 @@ export class SigningKeys {
     try {
       header = decodeProtectedHeader(token);
     } catch {
-      throw unauthenticated("malformed token");
+      throw unauthenticated("INVALID_TOKEN", "malformed token");
     }
     const segments = token.split(".");
-    if (segments.length !== 3) throw unauthenticated("malformed token");
+    if (segments.length !== 3) throw unauthenticated("INVALID_TOKEN", "malformed token");
     // base64url is malleable in its last character (unused low bits): jose would accept a
     // signature segment with other padding bits, so one token would have several spellings.
     // Only the canonical spelling is the token.
     const signature = segments[2]!;
-    if (Buffer.from(signature, "base64url").toString("base64url") !== signature) throw unauthenticated("malformed token");
-    for (const h of forbiddenHeaders) if (h in header) throw unauthenticated(`token header "${h}" is not accepted`);
-    if (header.crit !== undefined) throw unauthenticated("token header \"crit\" is not accepted");
-    if (typeof header.kid !== "string") throw unauthenticated("token has no key id");
+    if (Buffer.from(signature, "base64url").toString("base64url") !== signature) throw unauthenticated("INVALID_TOKEN", "malformed token");
+    for (const h of forbiddenHeaders) if (h in header) throw unauthenticated("INVALID_TOKEN", `token header "${h}" is not accepted`);
+    if (header.crit !== undefined) throw unauthenticated("INVALID_TOKEN", "token header \"crit\" is not accepted");
+    if (typeof header.kid !== "string") throw unauthenticated("INVALID_TOKEN", "token has no key id");
     const key = await this.keyFor(header.kid);
-    if (!key) throw unauthenticated("token signed by an unknown key");
+    if (!key) throw unauthenticated("INVALID_TOKEN", "token signed by an unknown key");
     // The algorithm comes from our key record, never from the token: no alg confusion, no "none".
-    if (header.alg !== key.alg) throw unauthenticated("unexpected token algorithm");
+    if (header.alg !== key.alg) throw unauthenticated("INVALID_TOKEN", "unexpected token algorithm");
     let payloadBytes: Uint8Array;
     try {
       ({ payload: payloadBytes } = await compactVerify(token, key.publicKey, { algorithms: [key.alg] }));
     } catch (e) {
-      if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw unauthenticated("invalid token signature");
-      throw unauthenticated("malformed token");
+      if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw unauthenticated("INVALID_TOKEN", "invalid token signature");
+      throw unauthenticated("INVALID_TOKEN", "malformed token");
     }
     let payload: unknown;
     try {
       payload = JSON.parse(new TextDecoder().decode(payloadBytes));
     } catch {
-      throw unauthenticated("malformed token");
+      throw unauthenticated("INVALID_TOKEN", "malformed token");
     }
-    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) throw unauthenticated("malformed token");
+    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) throw unauthenticated("INVALID_TOKEN", "malformed token");
     const claims = payload as VerifiedPayload;
     const now = Math.floor(this.clock.now().getTime() / 1000);
-    if (typeof claims.exp !== "number") throw unauthenticated("token has no expiry");
-    if (claims.iat !== undefined && typeof claims.iat !== "number") throw unauthenticated("malformed token");
-    if (!opts.allowExpired && claims.exp <= now) throw unauthenticated("token expired");
-    if (claims.nbf !== undefined && (typeof claims.nbf !== "number" || claims.nbf > now)) throw unauthenticated("token not yet valid");
+    if (typeof claims.exp !== "number") throw unauthenticated("INVALID_TOKEN", "token has no expiry");
+    if (claims.iat !== undefined && typeof claims.iat !== "number") throw unauthenticated("INVALID_TOKEN", "malformed token");
+    if (!opts.allowExpired && claims.exp <= now) throw unauthenticated("TOKEN_EXPIRED", "token expired");
+    if (claims.nbf !== undefined && (typeof claims.nbf !== "number" || claims.nbf > now)) throw unauthenticated("TOKEN_NOT_YET_VALID", "token not yet valid");
     if (opts.audience !== undefined) {
       const aud = claims.aud;
       const ok = typeof aud === "string" ? aud === opts.audience : Array.isArray(aud) && aud.includes(opts.audience);
-      if (!ok) throw unauthenticated("token issued for another audience");
+      if (!ok) throw unauthenticated("WRONG_AUDIENCE", "token issued for another audience");
     }
-    if (opts.issuer !== undefined && claims.iss !== opts.issuer) throw unauthenticated("token issued by another issuer");
+    if (opts.issuer !== undefined && claims.iss !== opts.issuer) throw unauthenticated("WRONG_ISSUER", "token issued by another issuer");
     return claims;
   }
 
@@ -171,7 +171,7 @@ export class SigningKeys {
   /** Makes a new key current; returns its kid. A concurrent rotation elsewhere wins: its kid is returned. */
   async rotate(): Promise<string> {
     if (this.alg === "HS256") {
-      throw new AuthError("failed_precondition", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
+      throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
     }
     const previous = await this.store.keys.current();
     const next = await this.newKey((previous?.generation ?? 0) + 1);

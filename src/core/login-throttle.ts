@@ -6,7 +6,7 @@
 import type { Config } from "../config.js";
 import type { LoginAttemptRecord, Store } from "../store/ports.js";
 import type { Clock } from "./clock.js";
-import { AuthError } from "./errors.js";
+import { resourceExhausted } from "./errors.js";
 
 export type LoginThrottleConfig = Pick<Config, "loginProtection" | "loginMaxFailures" | "loginWindowSeconds" | "loginLockoutSeconds">;
 
@@ -40,7 +40,7 @@ export class LoginThrottle {
     const now = this.clock.now().getTime();
     const until = Math.max(lockedUntil(byLogin), lockedUntil(byAddress));
     if (until > now) {
-      throw new AuthError("resource_exhausted", "too many failed logins; try again later", {
+      throw resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", {
         retryAfterSeconds: Math.ceil((until - now) / 1000),
       });
     }

@@ -6,7 +6,7 @@
 // packages that wrap such a list is actively maintained, and a plain text file is easy to audit
 // or replace. Comparison is case-insensitive, so "Password1" counts as common too.
 import { readFileSync } from "node:fs";
-import { invalidArgument } from "./errors.js";
+import { invalidField } from "./errors.js";
 
 export const minPasswordLength = 8;
 export const maxPasswordLength = 256;
@@ -28,11 +28,14 @@ export function isCommonPassword(password: string): boolean {
   return commonPasswords().has(password.toLowerCase());
 }
 
-/** Throws AuthError invalid_argument naming the rule the password breaks. */
-export function checkPassword(password: string): void {
+/**
+ * Throws AuthError invalid_argument naming the rule the password breaks (WEAK_PASSWORD; a
+ * password too long is INVALID_FIELD). `field` is the request field it came in.
+ */
+export function checkPassword(password: string, field = "password"): void {
   // Length in Unicode code points, so an emoji counts as one character.
   const length = [...password].length;
-  if (length < minPasswordLength) throw invalidArgument(`password too short: at least ${minPasswordLength} characters required`);
-  if (length > maxPasswordLength) throw invalidArgument(`password too long: at most ${maxPasswordLength} characters allowed`);
-  if (isCommonPassword(password)) throw invalidArgument("password too common: it is on a list of frequently used passwords");
+  if (length < minPasswordLength) throw invalidField(field, `password too short: at least ${minPasswordLength} characters required`, "WEAK_PASSWORD");
+  if (length > maxPasswordLength) throw invalidField(field, `password too long: at most ${maxPasswordLength} characters allowed`);
+  if (isCommonPassword(password)) throw invalidField(field, "password too common: it is on a list of frequently used passwords", "WEAK_PASSWORD");
 }

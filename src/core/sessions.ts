@@ -11,7 +11,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, SessionRecord, Store } from "../store/ports.js";
 import type { Clock } from "./clock.js";
-import { invalidArgument, unauthenticated } from "./errors.js";
+import { AuthError, missingField, unauthenticated } from "./errors.js";
 import type { SigningKeys } from "./keys.js";
 import { hashSecret, randomId, randomToken } from "./secrets.js";
 
@@ -33,7 +33,9 @@ export interface SessionAccess {
   expiresAt: Date;
 }
 
-const sessionEnded = () => unauthenticated("the session has ended");
+const sessionEnded = () => unauthenticated("SESSION_ENDED", "the session has ended");
+const notMostRecent = () => unauthenticated("NOT_MOST_RECENT_TOKEN", "not the most recent access token of the session");
+const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refresh token");
 
 export class Sessions {
   private readonly store: Store;
@@ -67,14 +69,21 @@ export class Sessions {
    * detection, so that a stolen old pair still trips it.
    */
   async verifyAccess(token: string, clientId: string, allowExpired: boolean): Promise<SessionAccess> {
-    const claims = await this.keys.verify(token, { allowExpired, audience: clientId, issuer: this.config.jwtIssuer });
+    let claims: Awaited<ReturnType<SigningKeys["verify"]>>;
+    try {
+      claims = await this.keys.verify(token, { allowExpired, audience: clientId, issuer: this.config.jwtIssuer });
+    } catch (e) {
+      // A session token's audience is its client id: another audience is another client.
+      if (e instanceof AuthError && e.reason === "WRONG_AUDIENCE") throw unauthenticated("WRONG_CLIENT", e.message, { cause: e });
+      throw e;
+    }
     const { sub, sid, jti, exp } = claims;
     if (typeof sub !== "string" || typeof sid !== "string" || typeof jti !== "string" || typeof exp !== "number") {
-      throw unauthenticated("not a session access token");
+      throw unauthenticated("WRONG_TOKEN_TYPE", "not a session access token");
     }
     const session = await this.liveSession(sid);
-    if (session.clientId !== clientId || session.userId !== sub) throw unauthenticated("token issued for another client");
-    if (!allowExpired && session.accessJti !== jti) throw unauthenticated("not the most recent access token of the session");
+    if (session.clientId !== clientId || session.userId !== sub) throw unauthenticated("WRONG_CLIENT", "token issued for another client");
+    if (!allowExpired && session.accessJti !== jti) throw notMostRecent();
     return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000) };
   }
 
@@ -85,19 +94,19 @@ export class Sessions {
 
   /** Rotates the refresh token of the session that `access` belongs to. */
   async refresh(access: SessionAccess, refreshToken: string): Promise<TokenPair> {
-    if (refreshToken === "") throw invalidArgument("refresh_token is required");
+    if (refreshToken === "") throw missingField("refresh_token");
     const hash = hashSecret(refreshToken);
     const record = await this.store.refreshTokens.findByHash(hash);
     // A token of another session is refused without touching it.
-    if (!record || record.sessionId !== access.sessionId) throw unauthenticated("unknown refresh token");
+    if (!record || record.sessionId !== access.sessionId) throw unknownRefreshToken();
     if (record.spentAt) return this.spentTokenPresented(record);
     const now = this.clock.now();
-    if (record.expiresAt.getTime() <= now.getTime()) throw unauthenticated("refresh token expired");
+    if (record.expiresAt.getTime() <= now.getTime()) throw unauthenticated("TOKEN_EXPIRED", "refresh token expired");
     const session = await this.liveSession(access.sessionId);
-    if (session.accessJti !== access.jti) throw unauthenticated("not the most recent access token of the session");
+    if (session.accessJti !== access.jti) throw notMostRecent();
 
     const before = await this.store.refreshTokens.spend(hash, now);
-    if (!before) throw unauthenticated("unknown refresh token");
+    if (!before) throw unknownRefreshToken();
     if (before.spentAt) return this.spentTokenPresented(before); // lost the race to a concurrent refresh
 
     const jti = randomId();
@@ -115,11 +124,11 @@ export class Sessions {
   private async spentTokenPresented(record: RefreshTokenRecord): Promise<never> {
     const sinceSpent = this.clock.now().getTime() - record.spentAt!.getTime();
     if (sinceSpent <= this.config.refreshGraceSeconds * 1000) {
-      throw unauthenticated("refresh token already used");
+      throw unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");
     }
     this.logger.warn("refresh token reuse: ending session", { sessionId: record.sessionId });
     await this.end(record.sessionId);
-    throw unauthenticated("refresh token reuse detected: the session has ended");
+    throw unauthenticated("REFRESH_TOKEN_REUSED", "refresh token reuse detected: the session has ended");
   }
 
   private async liveSession(sessionId: string): Promise<SessionRecord> {

@@ -2,7 +2,7 @@
 // characters other than tab and line breaks. NUL in particular is refused: several databases
 // cannot store it (PostgreSQL-backed MongoDB-compatible servers among them), and no client
 // means it.
-import { invalidArgument } from "./errors.js";
+import { invalidField } from "./errors.js";
 
 // eslint-disable-next-line no-control-regex
 const forbidden = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/u;
@@ -10,6 +10,6 @@ const forbidden = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/u;
 /** Throws INVALID_ARGUMENT naming `field` when `value` is too long or holds control characters. */
 export function checkFreeText(field: string, value: string | undefined, maxLength: number): void {
   if (value === undefined) return;
-  if (value.length > maxLength) throw invalidArgument(`${field} is too long (at most ${maxLength} characters)`);
-  if (forbidden.test(value)) throw invalidArgument(`${field} must not contain control characters`);
+  if (value.length > maxLength) throw invalidField(field, `${field} is too long (at most ${maxLength} characters)`);
+  if (forbidden.test(value)) throw invalidField(field, `${field} must not contain control characters`);
 }

@@ -11,7 +11,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store, UserTokenRecord } from "../store/ports.js";
 import type { Clock } from "./clock.js";
-import { AuthError, invalidArgument } from "./errors.js";
+import { invalidField, unauthenticated, type Reason } from "./errors.js";
 import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, randomToken, secretEquals } from "./secrets.js";
 import type { Users } from "./users.js";
@@ -29,7 +29,7 @@ const LATEST_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 export type UserTokenKind = "bearer" | "cookie";
 
-const refused = (message: string) => new AuthError("unauthenticated", message, { challenge: 'Bearer error="invalid_token"' });
+const refused = (reason: Reason, message: string) => unauthenticated(reason, message, { challenge: 'Bearer error="invalid_token"' });
 
 export interface UserTokensDeps {
   store: Store;
@@ -67,8 +67,8 @@ export class UserTokens {
     const expiresAt = input.expirationTime;
     if (expiresAt !== undefined) {
       const ms = expiresAt.getTime();
-      if (!Number.isFinite(ms) || ms > LATEST_TIME_MS) throw invalidArgument("expirationTime is not a valid RFC 3339 time");
-      if (ms <= now.getTime()) throw invalidArgument("expirationTime must be in the future");
+      if (!Number.isFinite(ms) || ms > LATEST_TIME_MS) throw invalidField("expiration_time", "expirationTime is not a valid RFC 3339 time");
+      if (ms <= now.getTime()) throw invalidField("expiration_time", "expirationTime must be in the future");
     }
     const user = await this.deps.users.authenticate(input.login, input.password, "email", input.clientAddress);
     const secret = randomId();
@@ -121,25 +121,25 @@ export class UserTokens {
    * token, the second is 401 like any call with a disabled token.
    */
   async logout(tokenId: string): Promise<void> {
-    if (!(await this.deps.store.userTokens.disable(tokenId))) throw refused("user token is disabled");
+    if (!(await this.deps.store.userTokens.disable(tokenId))) throw refused("TOKEN_REVOKED", "user token is disabled");
     this.deps.logger.info("user token logged out", { credentialId: tokenId });
   }
 
   private async check(secret: string, kind: UserTokenKind): Promise<UserTokenRecord> {
     const shape = kind === "bearer" ? BEARER_SHAPE : COOKIE_SHAPE;
     const what = kind === "bearer" ? "user token" : "session cookie";
-    if (!shape.test(secret)) throw refused(`invalid ${what}`);
+    if (!shape.test(secret)) throw refused("INVALID_TOKEN", `invalid ${what}`);
     const hash = hashSecret(secret);
     const token = await this.deps.store.userTokens.findByHash(hash);
     // The store matched the hash already; re-check in constant time so a loosely matching
     // store can never authenticate the wrong token.
-    if (token === null || !secretEquals(token.hash, hash)) throw refused(`invalid ${what}`);
-    if (!token.enabled) throw refused(`${what} is disabled`);
+    if (token === null || !secretEquals(token.hash, hash)) throw refused("INVALID_TOKEN", `invalid ${what}`);
+    if (!token.enabled) throw refused("TOKEN_REVOKED", `${what} is disabled`);
     const now = this.deps.clock.now();
-    if (token.expiresAt !== undefined && token.expiresAt.getTime() <= now.getTime()) throw refused(`${what} has expired`);
+    if (token.expiresAt !== undefined && token.expiresAt.getTime() <= now.getTime()) throw refused("TOKEN_EXPIRED", `${what} has expired`);
     const user = await this.deps.users.get(token.userId);
-    if (user === null || !user.active) throw refused(`the ${what}'s user does not exist or is deactivated`);
-    if (token.createdAt.getTime() < user.passwordChangedAt.getTime()) throw refused(`${what} predates a password change`);
+    if (user === null || !user.active) throw refused("USER_DEACTIVATED", `the ${what}'s user does not exist or is deactivated`);
+    if (token.createdAt.getTime() < user.passwordChangedAt.getTime()) throw refused("TOKEN_REVOKED", `${what} predates a password change`);
     await this.recordUse(token, now);
     return token;
   }

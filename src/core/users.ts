@@ -4,7 +4,7 @@
 import type { Logger } from "../logger.js";
 import { DuplicateError, type Store, type UserRecord } from "../store/ports.js";
 import type { Clock } from "./clock.js";
-import { AuthError, alreadyExists, invalidArgument, notFound, permissionDenied, unauthenticated } from "./errors.js";
+import { AuthError, alreadyExists, invalidField, notFound, permissionDenied, unauthenticated } from "./errors.js";
 import type { LoginThrottle } from "./login-throttle.js";
 import { checkPassword } from "./password-policy.js";
 import type { Passwords } from "./passwords.js";
@@ -18,25 +18,29 @@ const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
 // eslint-disable-next-line no-control-regex
 const controlCharacters = /[\u0000-\u001f\u007f]/u;
 
-/** Trim, Unicode NFC, lower-case for emails. AuthError invalid_argument when malformed. */
-export function normalizeLogin(raw: string, kind: LoginKind): string {
+/**
+ * Trim, Unicode NFC, lower-case for emails. AuthError invalid_argument when malformed; its field
+ * violation names `field`, the request field the login came in (default: "email" or "user").
+ */
+export function normalizeLogin(raw: string, kind: LoginKind, field: string = kind === "email" ? "email" : "user"): string {
   const login = raw.trim().normalize("NFC");
   if (kind === "email") {
-    if (login.length === 0) throw invalidArgument("email is required");
+    if (login.length === 0) throw invalidField(field, "email is required", "MISSING_FIELDS");
     const email = login.toLowerCase();
     const at = email.lastIndexOf("@");
     if (!emailPattern.test(email) || at > 64 || email.length > 254 || controlCharacters.test(email)) {
-      throw invalidArgument("email is not a valid email address");
+      throw invalidField(field, "email is not a valid email address");
     }
     return email;
   }
-  if (login.length === 0) throw invalidArgument("user name is required");
-  if ([...login].length > maxNameLength) throw invalidArgument(`user name too long: at most ${maxNameLength} characters`);
-  if (controlCharacters.test(login)) throw invalidArgument("user name must not contain control characters");
+  if (login.length === 0) throw invalidField(field, "user name is required", "MISSING_FIELDS");
+  if ([...login].length > maxNameLength) throw invalidField(field, `user name too long: at most ${maxNameLength} characters`);
+  if (controlCharacters.test(login)) throw invalidField(field, "user name must not contain control characters");
   return login;
 }
 
-const invalidLogin = () => unauthenticated("invalid login or password");
+// One answer for an unknown login and a wrong password: message and reason alike.
+const invalidLogin = () => unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
 
 export interface NewUserInput {
   login: string;
@@ -80,7 +84,7 @@ export class Users {
       });
     } catch (e) {
       if (e instanceof DuplicateError && e.key === "login") {
-        throw alreadyExists(input.kind === "email" ? "a user with this email already exists" : "a user with this name already exists");
+        throw alreadyExists("USER_EXISTS", input.kind === "email" ? "a user with this email already exists" : "a user with this name already exists");
       }
       throw e;
     }
@@ -108,7 +112,7 @@ export class Users {
     }
     await this.throttle.recordSuccess(throttleKey, hadFailures);
     // Only someone who knows the password learns that the account is deactivated.
-    if (!user.active) throw permissionDenied("user is deactivated");
+    if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
     if (this.passwords.needsRehash(user.passwordHash)) await this.rehash(user, password);
     return user;
   }
@@ -119,7 +123,7 @@ export class Users {
 
   async getActive(id: string): Promise<UserRecord> {
     const user = await this.store.users.findById(id);
-    if (!user || !user.active) throw unauthenticated("the user does not exist or is deactivated");
+    if (!user || !user.active) throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
     return user;
   }
 
@@ -135,7 +139,7 @@ export class Users {
     const hash = await this.passwords.hash(newPassword);
     const at = this.clock.now();
     const user = await this.store.users.updatePasswordHash(id, hash, at);
-    if (!user) throw notFound("user not found");
+    if (!user) throw notFound("USER_NOT_FOUND", "user not found");
     await Promise.all([
       this.store.sessions.endAllForUser(id, at),
       this.store.jwtRefreshTokens.revokeAllForUser(id, at, user.passwordChangedAt),
@@ -147,7 +151,7 @@ export class Users {
   async deactivate(id: string): Promise<void> {
     const at = this.clock.now();
     const changed = await this.store.users.deactivate(id, at);
-    if (!changed && !(await this.store.users.findById(id))) throw notFound("user not found");
+    if (!changed && !(await this.store.users.findById(id))) throw notFound("USER_NOT_FOUND", "user not found");
     // Also when already inactive: finishing a cascade an earlier call could not complete.
     await Promise.all([
       this.store.sessions.endAllForUser(id, at),
@@ -158,7 +162,7 @@ export class Users {
 
   async bumpLastLogin(id: string): Promise<Date> {
     const at = await this.store.users.setLastLogin(id, this.clock.now());
-    if (!at) throw unauthenticated("the user does not exist or is deactivated");
+    if (!at) throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
     return at;
   }
 

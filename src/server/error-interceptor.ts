@@ -1,9 +1,12 @@
 // Turns every error a handler or the core throws into a ConnectError a caller can act on.
-// Core errors keep their code and message; a store outage is UNAVAILABLE; anything else is
-// INTERNAL with a generic message, and its details go to the log only.
+// Core errors keep their code, message and Retry-After, and ride along as the ConnectError's
+// `cause` (their reason and field violations are there for whoever reads it next); a store
+// outage is UNAVAILABLE; anything else is INTERNAL with a generic message, and its details go
+// to the log only.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { AuthError, type AuthErrorCode } from "../core/errors.js";
+import { AuthError, internal, unavailable, type AuthErrorCode } from "../core/errors.js";
 import type { Logger } from "../logger.js";
+import { StoreUnavailableError } from "../store/ports.js";
 
 const codes: Record<AuthErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -17,20 +20,24 @@ const codes: Record<AuthErrorCode, Code> = {
   internal: Code.Internal,
 };
 
-export function toConnectError(e: unknown, logger: Logger, procedure: string): ConnectError {
-  if (e instanceof ConnectError) return e;
-  if (e instanceof AuthError) {
-    const metadata = new Headers();
-    if (e.meta.retryAfterSeconds !== undefined) metadata.set("retry-after", String(Math.max(1, Math.ceil(e.meta.retryAfterSeconds))));
-    if (e.meta.challenge !== undefined) metadata.set("www-authenticate", e.meta.challenge);
-    return new ConnectError(e.message, codes[e.code], metadata);
-  }
-  if (e instanceof Error && e.name === "StoreUnavailableError") {
+/** The AuthError a caller sees for `e`: core errors as they are, store outages and the rest mapped. */
+export function toAuthError(e: unknown, logger: Logger, procedure: string): AuthError {
+  if (e instanceof AuthError) return e;
+  if (e instanceof StoreUnavailableError) {
     logger.warn("store unavailable", { procedure, error: e.message });
-    return new ConnectError("the store is unavailable, try again shortly", Code.Unavailable, { "retry-after": "1" });
+    return unavailable("STORE_UNAVAILABLE", "the store is unavailable, try again shortly", { cause: e, retryAfterSeconds: 1 });
   }
   logger.error("unexpected error", { procedure, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e), stack: e instanceof Error ? e.stack : undefined });
-  return new ConnectError("internal error", Code.Internal);
+  return internal("INTERNAL", "internal error", { cause: e });
+}
+
+export function toConnectError(e: unknown, logger: Logger, procedure: string): ConnectError {
+  if (e instanceof ConnectError) return e;
+  const error = toAuthError(e, logger, procedure);
+  const metadata = new Headers();
+  if (error.retryAfterSeconds !== undefined) metadata.set("retry-after", String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
+  if (error.challenge !== undefined) metadata.set("www-authenticate", error.challenge);
+  return new ConnectError(error.message, codes[error.code], metadata, undefined, error);
 }
 
 export function createErrorInterceptor(logger: Logger): Interceptor {

@@ -14,7 +14,7 @@ export function createApiTokenService(apiTokens: ApiTokens): ServiceImpl<typeof 
   return {
     authenticate(_req, ctx) {
       const principal = ctx.values.get(principalKey);
-      if (principal.kind !== "api_token") throw unauthenticated("invalid API token");
+      if (principal.kind !== "api_token") throw unauthenticated("MISSING_CREDENTIAL", "invalid API token");
       return { accountId: principal.accountId, tokenLink: principal.tokenLink };
     },
 

@@ -17,7 +17,7 @@ import type { ServiceBinding } from "../server/index.js";
 function callerUserId(ctx: HandlerContext): string {
   const principal = ctx.values.get(principalKey);
   const userKinds: ReadonlyArray<UserPrincipal["kind"]> = ["session", "user_token", "jwt", "cookie"];
-  if (!(userKinds as readonly string[]).includes(principal.kind)) throw unauthenticated("a user credential is required");
+  if (!(userKinds as readonly string[]).includes(principal.kind)) throw unauthenticated("MISSING_CREDENTIAL", "a user credential is required");
   return (principal as UserPrincipal).userId;
 }
 

@@ -9,7 +9,7 @@ import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { clientAddressKey, principalKey } from "../access/context.js";
 import { bearerToken } from "../access/credentials.js";
 import type { JwtPrincipal } from "../access/principal.js";
-import { invalidArgument, notFound, unauthenticated } from "../core/errors.js";
+import { invalidArgument, missingField, notFound, unauthenticated } from "../core/errors.js";
 import { looksLikeJwt, type JwtTokens } from "../core/jwt-tokens.js";
 import type { SigningKeys } from "../core/keys.js";
 import type { Users } from "../core/users.js";
@@ -31,14 +31,14 @@ function text(value: string): HttpBody {
 }
 
 function required(value: string, name: string): string {
-  if (value === "") throw invalidArgument(`${name} is required`);
+  if (value === "") throw missingField(name);
   return value;
 }
 
 /** The principal the interceptor verified; only CREDENTIAL_JWT* methods call this. */
 function caller(ctx: HandlerContext): JwtPrincipal {
   const p = ctx.values.get(principalKey);
-  if (p.kind !== "jwt") throw unauthenticated("missing access token", { challenge: "Bearer" });
+  if (p.kind !== "jwt") throw unauthenticated("MISSING_CREDENTIAL", "missing access token", { challenge: "Bearer" });
   return p;
 }
 
@@ -49,7 +49,7 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
       const user = required(req.user, "user");
       // No `pass`: `user` is a refresh token (the document's one-field refresh login).
       if (req.pass === "") {
-        if (!looksLikeJwt(user)) throw invalidArgument("pass is required (or user must be a refresh token)");
+        if (!looksLikeJwt(user)) throw invalidArgument("MISSING_FIELDS", "pass is required (or user must be a refresh token)", { fieldViolations: [{ field: "pass", description: "pass is required (or user must be a refresh token)" }] });
         return { body: text(await jwt.loginWithRefreshToken(user)) };
       }
       return { body: text(await jwt.loginWithPassword(user, req.pass, ctx.values.get(clientAddressKey))) };
@@ -58,16 +58,16 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
     async check(req, ctx) {
       const fromHeader = bearerToken(ctx.requestHeader);
       if (fromHeader !== undefined && req.accessToken !== "" && fromHeader !== req.accessToken) {
-        throw invalidArgument("two different access tokens in one request (Authorization header and access_token)");
+        throw invalidArgument("CONFLICTING_TOKENS", "two different access tokens in one request (Authorization header and access_token)");
       }
       const token = req.accessToken || fromHeader;
-      if (!token) throw invalidArgument("access_token is required");
+      if (!token) throw missingField("access_token");
       return { claims: (await jwt.check(token)) as JsonObject };
     },
 
     async getPublicKey() {
       const pem = await keys.publicKeyPem();
-      if (pem === undefined) throw notFound("a symmetric algorithm (HS256) is in use: there is no public key");
+      if (pem === undefined) throw notFound("NO_PUBLIC_KEY", "a symmetric algorithm (HS256) is in use: there is no public key");
       return { body: text(pem) };
     },
 

@@ -6,7 +6,7 @@ import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { clientAddressKey, principalKey } from "../access/context.js";
 import type { CredentialVerifiers } from "../access/interceptor.js";
 import type { SessionPrincipal } from "../access/principal.js";
-import { invalidArgument, unauthenticated } from "../core/errors.js";
+import { invalidArgument, invalidField, missingField, unauthenticated } from "../core/errors.js";
 import type { Core } from "../core/index.js";
 import type { SessionAccess } from "../core/sessions.js";
 import type { ServiceBinding } from "../server/index.js";
@@ -14,13 +14,13 @@ import type { ServiceBinding } from "../server/index.js";
 /** The verified session of the call (set by the access interceptor). */
 export function sessionOf(ctx: HandlerContext): SessionPrincipal {
   const principal = ctx.values.get(principalKey);
-  if (principal.kind !== "session") throw unauthenticated("missing bearer access token", { challenge: "Bearer" });
+  if (principal.kind !== "session") throw unauthenticated("MISSING_CREDENTIAL", "missing bearer access token", { challenge: "Bearer" });
   return principal;
 }
 
 function clientOf(ctx: HandlerContext): string {
   const principal = ctx.values.get(principalKey);
-  if (principal.kind !== "client") throw unauthenticated("missing x-koms-clientid header");
+  if (principal.kind !== "client") throw unauthenticated("MISSING_CLIENT_ID", "missing x-koms-clientid header");
   return principal.clientId;
 }
 
@@ -28,10 +28,10 @@ export function createSessionService(core: Core): ServiceImpl<typeof SessionServ
   return {
     async createSession(req, ctx) {
       const clientId = clientOf(ctx);
-      if (req.accountType === "") throw invalidArgument("account_type is required");
-      if (req.accountType !== "traditional") throw invalidArgument('account_type must be "traditional"');
-      if (req.email === "") throw invalidArgument("email is required");
-      if (req.password === "") throw invalidArgument("password is required");
+      if (req.accountType === "") throw missingField("account_type");
+      if (req.accountType !== "traditional") throw invalidField("account_type", 'account_type must be "traditional"');
+      if (req.email === "") throw missingField("email");
+      if (req.password === "") throw missingField("password");
       const user = await core.users.authenticate(req.email, req.password, "email", ctx.values.get(clientAddressKey));
       const [pair] = await Promise.all([core.sessions.start(user.id, clientId), core.users.noteLogin(user, core.config.lastUsedIntervalSeconds)]);
       return pair;

@@ -12,7 +12,7 @@ import type { ServiceBinding } from "../server/index.js";
 
 function userTokenPrincipal(ctx: HandlerContext): UserTokenPrincipal {
   const principal = ctx.values.get(principalKey);
-  if (principal.kind !== "user_token") throw unauthenticated("a user token is required");
+  if (principal.kind !== "user_token") throw unauthenticated("MISSING_CREDENTIAL", "a user token is required");
   return principal;
 }
 
@@ -20,7 +20,7 @@ export function createUserTokenService(userTokens: UserTokens): ServiceImpl<type
   return {
     async login(req, ctx) {
       const principal = ctx.values.get(principalKey);
-      if (principal.kind !== "basic") throw unauthenticated("HTTP Basic credentials required");
+      if (principal.kind !== "basic") throw unauthenticated("MISSING_CREDENTIAL", "HTTP Basic credentials required");
       const { secret, token } = await userTokens.login({
         login: principal.login,
         password: principal.password,

@@ -1,7 +1,7 @@
 // UserService (seed 000): sign-up with an email and a password, and the caller's own user.
 import type { ServiceImpl } from "@connectrpc/connect";
 import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
-import { invalidArgument } from "../core/errors.js";
+import { missingField } from "../core/errors.js";
 import type { Core } from "../core/index.js";
 import type { ServiceBinding } from "../server/index.js";
 import { sessionOf } from "./session.js";
@@ -9,8 +9,8 @@ import { sessionOf } from "./session.js";
 export function createUserService(core: Core): ServiceImpl<typeof UserService> {
   return {
     async createUser(req) {
-      if (req.email === "") throw invalidArgument("email is required");
-      if (req.password === "") throw invalidArgument("password is required");
+      if (req.email === "") throw missingField("email");
+      if (req.password === "") throw missingField("password");
       await core.users.create({ login: req.email, kind: "email", password: req.password });
       return { message: "User created" };
     },

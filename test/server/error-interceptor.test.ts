@@ -1,0 +1,54 @@
+// The error interceptor's mapping: core errors keep code, message and Retry-After and travel
+// as the ConnectError's cause (reason included); a store outage is recognised by its type.
+import assert from "node:assert/strict";
+import { Code } from "@connectrpc/connect";
+import { AuthError, resourceExhausted, unauthenticated } from "../../src/core/errors.js";
+import { createLogger } from "../../src/logger.js";
+import { toConnectError } from "../../src/server/error-interceptor.js";
+import { StoreUnavailableError } from "../../src/store/ports.js";
+
+describe("server: error interceptor mapping", () => {
+  const lines: string[] = [];
+  const logger = createLogger("debug", (line) => lines.push(line));
+  beforeEach(() => lines.splice(0));
+
+  it("keeps a core error's code, message and Retry-After, and the AuthError (reason and all) as the cause", () => {
+    const locked = resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", { retryAfterSeconds: 2.2 });
+    const e = toConnectError(locked, logger, "/tessera.v1.SessionService/CreateSession");
+    assert.equal(e.code, Code.ResourceExhausted);
+    assert.equal(e.rawMessage, "too many failed logins; try again later");
+    assert.equal(e.metadata.get("retry-after"), "3");
+    assert.equal(e.cause, locked);
+    assert.equal((e.cause as AuthError).reason, "LOGIN_LOCKED");
+
+    const expired = unauthenticated("TOKEN_EXPIRED", "token expired");
+    const u = toConnectError(expired, logger, "/x");
+    assert.equal(u.code, Code.Unauthenticated);
+    assert.equal(u.metadata.get("retry-after"), null);
+    assert.equal((u.cause as AuthError).reason, "TOKEN_EXPIRED");
+    assert.deepEqual(lines, [], "expected errors are not logged");
+  });
+
+  it("maps a StoreUnavailableError to UNAVAILABLE with Retry-After: 1 and reason STORE_UNAVAILABLE", () => {
+    const outage = new StoreUnavailableError("MongoDB did not answer within 500 ms");
+    const e = toConnectError(outage, logger, "/x");
+    assert.equal(e.code, Code.Unavailable);
+    assert.equal(e.rawMessage, "the store is unavailable, try again shortly");
+    assert.equal(e.metadata.get("retry-after"), "1");
+    assert.ok(e.cause instanceof AuthError);
+    assert.equal(e.cause.reason, "STORE_UNAVAILABLE");
+    assert.equal(e.cause.cause, outage);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /store unavailable/);
+  });
+
+  it("recognises an outage by its type, not its name: another error named StoreUnavailableError is INTERNAL", () => {
+    const impostor = Object.assign(new Error("not from the store"), { name: "StoreUnavailableError" });
+    const e = toConnectError(impostor, logger, "/x");
+    assert.equal(e.code, Code.Internal);
+    assert.equal(e.rawMessage, "internal error");
+    assert.equal((e.cause as AuthError).reason, "INTERNAL");
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /unexpected error/);
+  });
+});
