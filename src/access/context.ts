@@ -14,5 +14,11 @@ export const protocolKey = createContextKey<string>("", { description: "protocol
 /** True when the connection is TLS (the session cookie is then Secure). */
 export const secureKey = createContextKey<boolean>(false, { description: "tls" });
 
+/**
+ * The WWW-Authenticate challenge for a 401 of this call, set by the access interceptor (the one
+ * place that decides it) and sent by the error interceptor with the error.
+ */
+export const challengeKey = createContextKey<string | undefined>(undefined, { description: "www-authenticate challenge" });
+
 /** The HTTP method of the original request (REST calls reach the router as POST). */
 export const httpMethodKey = createContextKey<string>("", { description: "http method" });

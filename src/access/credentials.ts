@@ -4,6 +4,12 @@ import { invalidArgument, unauthenticated } from "../core/errors.js";
 
 const bearerPattern = /^Bearer[ ]+([^\s]+)\s*$/i;
 
+/** Whether the request presents a well-formed bearer token (never throws). */
+export function presentsBearerToken(headers: Headers): boolean {
+  const value = headers.get("authorization");
+  return value !== null && bearerPattern.test(value);
+}
+
 /** The bearer token of an Authorization header, or undefined when there is none. */
 export function bearerToken(headers: Headers): string | undefined {
   const value = headers.get("authorization");
@@ -13,7 +19,7 @@ export function bearerToken(headers: Headers): string | undefined {
     // "Bearer" with no or several tokens is a malformed bearer credential; another scheme is
     // a credential this method does not take.
     const reason = /^Bearer(\s|$)/i.test(value) ? "MALFORMED_CREDENTIAL" : "UNSUPPORTED_CREDENTIAL";
-    throw unauthenticated(reason, "the Authorization header must be \"Bearer <token>\"", { challenge: 'Bearer error="invalid_request"' });
+    throw unauthenticated(reason, "the Authorization header must be \"Bearer <token>\"");
   }
   return m[1];
 }
@@ -27,7 +33,7 @@ export function basicCredentials(headers: Headers): { login: string; password: s
   const m = /^Basic[ ]+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(value);
   if (!m) {
     if (/^Basic\b/i.test(value)) throw malformed("malformed Basic credentials: expected base64(login:password)");
-    throw unauthenticated("UNSUPPORTED_CREDENTIAL", "HTTP Basic credentials required", { challenge: 'Basic realm="tessera", charset="UTF-8"' });
+    throw unauthenticated("UNSUPPORTED_CREDENTIAL", "HTTP Basic credentials required");
   }
   const bytes = Buffer.from(m[1], "base64");
   let decoded: string;

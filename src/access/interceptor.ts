@@ -1,14 +1,17 @@
 // The one place where credentials are enforced. Each Tessera method declares in its proto
 // (`tessera.options.v1.access`) which credential it takes; this interceptor reads that option, extracts
 // and verifies the credential, and hands the handler a typed principal through
-// `principalKey`. Handlers never parse Authorization headers themselves.
+// `principalKey`. Handlers never parse Authorization headers themselves. It also wraps the
+// handler, so that every 401 of the call, the handler's own included, gets the challenge of the
+// method's credential scheme (challenge.ts).
 import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import { access, Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
 import { AuthError, invalidArgument, permissionDenied, unauthenticated } from "../core/errors.js";
 import { secretEquals } from "../core/secrets.js";
-import { httpMethodKey, principalKey } from "./context.js";
-import { basicCredentials, bearerToken, clientIdHeader, cookieValue } from "./credentials.js";
+import { challenge, type CredentialScheme } from "./challenge.js";
+import { challengeKey, httpMethodKey, principalKey } from "./context.js";
+import { basicCredentials, bearerToken, clientIdHeader, cookieValue, presentsBearerToken } from "./credentials.js";
 import type {
   ApiTokenPrincipal,
   CookiePrincipal,
@@ -70,6 +73,25 @@ function methodPath(m: DescMethod): string {
   return `${m.parent.typeName}/${m.name}`;
 }
 
+/** How each credential is presented over HTTP (what a 401 challenges for). */
+function schemeOf(credential: Credential): CredentialScheme {
+  switch (credential) {
+    case Credential.SESSION:
+    case Credential.SESSION_EXPIRED_OK:
+    case Credential.API_TOKEN:
+    case Credential.USER_TOKEN:
+    case Credential.JWT:
+    case Credential.JWT_PASSWORD:
+    case Credential.USER:
+    case Credential.ADMIN:
+      return "bearer";
+    case Credential.BASIC:
+      return "basic";
+    default:
+      return "none";
+  }
+}
+
 export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const rules = accessRules(options);
   const clientIds = options.clientIds;
@@ -83,12 +105,17 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     return id;
   };
 
+  const tokenField = (rule: AccessRule, method: DescMethod, message: unknown): string | undefined => {
+    if (!rule.tokenField) return undefined;
+    const field = method.input.fields.find((f) => f.name === rule.tokenField)!;
+    const value = (message as Record<string, unknown> | undefined)?.[field.localName];
+    return typeof value === "string" && value !== "" ? value : undefined;
+  };
+
   const tokenFrom = (rule: AccessRule, method: DescMethod, header: Headers, message: unknown): string | undefined => {
     const fromHeader = bearerToken(header);
     if (!rule.tokenField) return fromHeader;
-    const field = method.input.fields.find((f) => f.name === rule.tokenField)!;
-    const value = (message as Record<string, unknown> | undefined)?.[field.localName];
-    const fromField = typeof value === "string" && value !== "" ? value : undefined;
+    const fromField = tokenField(rule, method, message);
     if (fromHeader !== undefined && fromField !== undefined && fromHeader !== fromField) {
       throw invalidArgument("CONFLICTING_TOKENS", `two different access tokens in one request (Authorization header and ${rule.tokenField})`);
     }
@@ -111,23 +138,23 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       case Credential.SESSION_EXPIRED_OK: {
         const clientId = requireClientId(header);
         const token = bearerToken(header);
-        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer access token", { challenge: "Bearer" });
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer access token");
         return verifiers.session(token, clientId, rule.credential === Credential.SESSION_EXPIRED_OK);
       }
       case Credential.API_TOKEN: {
         const token = bearerToken(header);
-        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer API token", { challenge: "Bearer" });
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer API token");
         return verifiers.apiToken(token);
       }
       case Credential.USER_TOKEN: {
         const token = bearerToken(header);
-        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer user token", { challenge: "Bearer" });
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer user token");
         return verifiers.userToken(token);
       }
       case Credential.JWT:
       case Credential.JWT_PASSWORD: {
         const token = tokenFrom(rule, method, header, message);
-        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing access token", { challenge: "Bearer" });
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing access token");
         const p = await verifiers.jwt(token);
         if (rule.credential === Credential.JWT_PASSWORD && p.authenticationMethod !== "password") {
           throw permissionDenied("PASSWORD_LOGIN_REQUIRED", "password authentication required: this token came from a refresh token");
@@ -143,17 +170,17 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         }
         const cookie = cookieValue(header, sessionCookieName);
         if (cookie && (httpMethod === "GET" || httpMethod === "HEAD")) return verifiers.sessionCookie(cookie);
-        throw unauthenticated("MISSING_CREDENTIAL", "missing credential", { challenge: "Bearer" });
+        throw unauthenticated("MISSING_CREDENTIAL", "missing credential");
       }
       case Credential.BASIC: {
         const creds = basicCredentials(header);
-        if (!creds) throw unauthenticated("MISSING_CREDENTIAL", "HTTP Basic credentials required", { challenge: 'Basic realm="tessera", charset="UTF-8"' });
+        if (!creds) throw unauthenticated("MISSING_CREDENTIAL", "HTTP Basic credentials required");
         return { kind: "basic", ...creds };
       }
       case Credential.ADMIN: {
         const token = bearerToken(header);
-        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "admin credential required", { challenge: "Bearer" });
-        if (!secretEquals(token, options.adminToken)) throw unauthenticated("INVALID_TOKEN", "admin credential required", { challenge: "Bearer" });
+        if (!token) throw unauthenticated("MISSING_CREDENTIAL", "admin credential required");
+        if (!secretEquals(token, options.adminToken)) throw unauthenticated("INVALID_TOKEN", "admin credential required");
         return { kind: "admin" };
       }
       default:
@@ -167,14 +194,24 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     if (rule === "public") return next(req);
     const message = req.stream ? undefined : req.message;
     const httpMethod = req.contextValues.get(httpMethodKey) || req.requestMethod;
-    let principal: Principal;
     try {
-      principal = await verify(rule, req.method, req.header, message, httpMethod);
+      let principal: Principal;
+      try {
+        principal = await verify(rule, req.method, req.header, message, httpMethod);
+      } catch (e) {
+        if (!(rule.optional && e instanceof AuthError && e.code === "unauthenticated")) throw e;
+        principal = { kind: "anonymous" };
+      }
+      req.contextValues.set(principalKey, principal);
+      return await next(req);
     } catch (e) {
-      if (!(rule.optional && e instanceof AuthError && e.code === "unauthenticated")) throw e;
-      principal = { kind: "anonymous" };
+      if (e instanceof AuthError && e.code === "unauthenticated") {
+        // A malformed Authorization header counts as no token presented (its reason says so).
+        const presented = presentsBearerToken(req.header) || tokenField(rule, req.method, message) !== undefined;
+        const value = challenge(schemeOf(rule.credential), presented, e.reason);
+        if (value !== undefined) req.contextValues.set(challengeKey, value);
+      }
+      throw e;
     }
-    req.contextValues.set(principalKey, principal);
-    return next(req);
   };
 }

@@ -48,7 +48,7 @@ export interface ApiTokensDeps {
 }
 
 // Malformed, unknown and revoked tokens get one answer, reason included.
-const invalidToken = () => unauthenticated("INVALID_TOKEN", "invalid API token", { challenge: 'Bearer error="invalid_token"' });
+const invalidToken = () => unauthenticated("INVALID_TOKEN", "invalid API token");
 const notUpdated = () => notFound("TOKEN_NOT_FOUND", "Could not update token description");
 const notRevoked = () => notFound("TOKEN_NOT_FOUND", "Could not revoke token");
 

@@ -126,15 +126,12 @@ export interface AuthErrorOptions {
   retryAfterSeconds?: number;
   /** For INVALID_ARGUMENT about request fields: each refused field. */
   fieldViolations?: readonly FieldViolation[];
-  /** A WWW-Authenticate challenge to send with a 401. */
-  challenge?: string;
 }
 
 export class AuthError extends Error {
   override name = "AuthError";
   readonly retryAfterSeconds: number | undefined;
   readonly fieldViolations: readonly FieldViolation[];
-  readonly challenge: string | undefined;
 
   constructor(
     readonly code: AuthErrorCode,
@@ -145,7 +142,6 @@ export class AuthError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.fieldViolations = options.fieldViolations ?? [];
-    this.challenge = options.challenge;
   }
 }
 

@@ -29,7 +29,7 @@ const LATEST_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 export type UserTokenKind = "bearer" | "cookie";
 
-const refused = (reason: Reason, message: string) => unauthenticated(reason, message, { challenge: 'Bearer error="invalid_token"' });
+const refused = (reason: Reason, message: string) => unauthenticated(reason, message);
 
 export interface UserTokensDeps {
   store: Store;

@@ -1,9 +1,11 @@
 // Turns every error a handler or the core throws into a ConnectError a caller can act on.
-// Core errors keep their code, message and Retry-After, and ride along as the ConnectError's
+// Core errors keep their code, message and Retry-After (and a 401 the challenge the access
+// interceptor chose for it), and ride along as the ConnectError's
 // `cause` (their reason and field violations are there for whoever reads it next); a store
 // outage is UNAVAILABLE; anything else is INTERNAL with a generic message, and its details go
 // to the log only.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { challengeKey } from "../access/context.js";
 import { AuthError, internal, unavailable, type AuthErrorCode } from "../core/errors.js";
 import type { Logger } from "../logger.js";
 import { StoreUnavailableError } from "../store/ports.js";
@@ -31,12 +33,13 @@ export function toAuthError(e: unknown, logger: Logger, procedure: string): Auth
   return internal("INTERNAL", "internal error", { cause: e });
 }
 
-export function toConnectError(e: unknown, logger: Logger, procedure: string): ConnectError {
+/** `challenge`: the WWW-Authenticate value for a 401 (from the access interceptor). */
+export function toConnectError(e: unknown, logger: Logger, procedure: string, challenge?: string): ConnectError {
   if (e instanceof ConnectError) return e;
   const error = toAuthError(e, logger, procedure);
   const metadata = new Headers();
   if (error.retryAfterSeconds !== undefined) metadata.set("retry-after", String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
-  if (error.challenge !== undefined) metadata.set("www-authenticate", error.challenge);
+  if (error.code === "unauthenticated" && challenge !== undefined) metadata.set("www-authenticate", challenge);
   return new ConnectError(error.message, codes[error.code], metadata, undefined, error);
 }
 
@@ -45,7 +48,7 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
     try {
       return await next(req);
     } catch (e) {
-      throw toConnectError(e, logger, req.url);
+      throw toConnectError(e, logger, req.url, req.contextValues.get(challengeKey));
     }
   };
 }

@@ -38,7 +38,7 @@ function required(value: string, name: string): string {
 /** The principal the interceptor verified; only CREDENTIAL_JWT* methods call this. */
 function caller(ctx: HandlerContext): JwtPrincipal {
   const p = ctx.values.get(principalKey);
-  if (p.kind !== "jwt") throw unauthenticated("MISSING_CREDENTIAL", "missing access token", { challenge: "Bearer" });
+  if (p.kind !== "jwt") throw unauthenticated("MISSING_CREDENTIAL", "missing access token");
   return p;
 }
 

@@ -14,7 +14,7 @@ import type { ServiceBinding } from "../server/index.js";
 /** The verified session of the call (set by the access interceptor). */
 export function sessionOf(ctx: HandlerContext): SessionPrincipal {
   const principal = ctx.values.get(principalKey);
-  if (principal.kind !== "session") throw unauthenticated("MISSING_CREDENTIAL", "missing bearer access token", { challenge: "Bearer" });
+  if (principal.kind !== "session") throw unauthenticated("MISSING_CREDENTIAL", "missing bearer access token");
   return principal;
 }
 

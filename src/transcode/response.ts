@@ -76,12 +76,11 @@ export async function sendRpcResponse(
   binding: Binding,
   uRes: UniversalServerResponse,
   headers: NodeHeaders,
-  wwwAuthenticate: string,
 ): Promise<void> {
   const bytes = await readAll(uRes.body);
   passThroughHeaders(uRes.header, headers);
   if (uRes.status !== 200) {
-    return sendRpcError(res, uRes.status, bytes, headers, wwwAuthenticate);
+    return sendRpcError(res, uRes.status, bytes, headers);
   }
   const status = binding.status;
   if (status === 204) {
@@ -116,7 +115,6 @@ function sendRpcError(
   connectStatus: number,
   bytes: Uint8Array,
   headers: NodeHeaders,
-  wwwAuthenticate: string,
 ): void {
   let code = "internal";
   let message = "";
@@ -131,8 +129,5 @@ function sendRpcError(
     message = `the handler answered HTTP ${connectStatus}`;
   }
   const status = httpStatusForCode(code);
-  if (status === 401 && headers["www-authenticate"] === undefined) {
-    headers["www-authenticate"] = wwwAuthenticate;
-  }
   sendError(res, status, code, message, details, headers);
 }

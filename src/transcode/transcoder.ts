@@ -29,8 +29,6 @@ export interface TranscoderOptions {
   /** Allowed web origins ("*" for any); preflights are answered before routing. */
   corsOrigins?: string[];
   contextValues?: (req: IncomingMessage | Http2ServerRequest) => ContextValues;
-  /** Sent on 401 unless the handler's error metadata sets one; default "Bearer". */
-  wwwAuthenticate?: string;
 }
 
 export interface Transcoder {
@@ -84,7 +82,6 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   }
   const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
   const cors = new Cors(opts.corsOrigins ?? []);
-  const wwwAuthenticate = opts.wwwAuthenticate ?? "Bearer";
   const contextValues = opts.contextValues;
 
   async function serve(req: IncomingMessage | Http2ServerRequest, res: NodeResponse, headers: NodeHeaders): Promise<void> {
@@ -124,7 +121,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
       contextValues: contextValues?.(req),
     };
     const uRes = await binding.handler(uReq);
-    await sendRpcResponse(res, binding, uRes, headers, wwwAuthenticate);
+    await sendRpcResponse(res, binding, uRes, headers);
   }
 
   async function handle(req: IncomingMessage | Http2ServerRequest, res: NodeResponse): Promise<void> {

@@ -602,7 +602,7 @@ for (const [code, status] of Object.entries(errorStatus)) {
     json: { code, message: `failed with ${code}`, details: [] },
     responseHeaders: {
       "content-type": "application/json",
-      "www-authenticate": code === "unauthenticated" ? "Bearer" : null,
+      "www-authenticate": null,
     },
   });
 }
