@@ -10,10 +10,10 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ApiTokenRecord, ApiTokenState, Store } from "../store/ports.js";
-import { ApiTokenCache } from "./api-token-cache.js";
 import { generateApiTokenSecret, isWellFormedApiToken } from "./api-token-secret.js";
 import type { Clock } from "./clock.js";
 import { invalidArgument, invalidField, notFound, unauthenticated } from "./errors.js";
+import { Lru } from "./lru.js";
 import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, secretEquals } from "./secrets.js";
 
@@ -84,9 +84,9 @@ export class ApiTokens {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly intervalMs: number;
-  private readonly cache: ApiTokenCache<CachedToken>;
+  private readonly cache: Lru<string, CachedToken>;
   /** Links this instance wrote (or asked to write) last_used for, within the interval. */
-  private readonly touched: ApiTokenCache<true>;
+  private readonly touched: Lru<string, true>;
   /** One store lookup per hash at a time: a burst of calls with a cold token shares it. */
   private readonly inflight = new Map<string, Promise<CachedToken | null>>();
   /** last_used writes in flight (awaited by drain()). */
@@ -100,8 +100,10 @@ export class ApiTokens {
     this.logger = deps.logger;
     this.intervalMs = deps.config.lastUsedIntervalSeconds * 1000;
     const entries = deps.cacheEntries ?? DEFAULT_API_TOKEN_CACHE_ENTRIES;
-    this.cache = new ApiTokenCache(deps.config.apiTokenCacheSeconds * 1000, entries);
-    this.touched = new ApiTokenCache(this.intervalMs > 0 ? this.intervalMs + 1 : 0, entries);
+    // Entries live at most the cache TTL, which bounds how long another instance's revocation
+    // can go unseen here; the instance that revokes evicts at once.
+    this.cache = new Lru({ maxEntries: entries, ttlMs: deps.config.apiTokenCacheSeconds * 1000 });
+    this.touched = new Lru({ maxEntries: entries, ttlMs: this.intervalMs > 0 ? this.intervalMs + 1 : 0 });
   }
 
   /** Creates a token; returns its secret (shown once) and the stored record. */

@@ -6,7 +6,8 @@ import type { Store } from "../store/ports.js";
 import { ApiTokens } from "./api-tokens.js";
 import type { Clock } from "./clock.js";
 import { JwtTokens } from "./jwt-tokens.js";
-import { SigningKeys } from "./keys.js";
+import { KeyRing } from "./key-ring.js";
+import { TokenVerifier } from "./token-verifier.js";
 import { LoginThrottle } from "./login-throttle.js";
 import { Passwords } from "./passwords.js";
 import { Sessions } from "./sessions.js";
@@ -21,7 +22,10 @@ export interface Core {
   users: Users;
   passwords: Passwords;
   throttle: LoginThrottle;
-  keys: SigningKeys;
+  /** Signing keys: storage, rotation, JWKS, PEM. */
+  keyRing: KeyRing;
+  /** Verification of the JWTs the key ring signed. */
+  verifier: TokenVerifier;
   sessions: Sessions;
   /** Seed 002 user tokens and seed 003 cookie sessions. */
   userTokens: UserTokens;
@@ -46,12 +50,14 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   await passwords.verifyDummy("");
   const throttle = new LoginThrottle({ store, config, clock });
   const users = new Users({ store, passwords, throttle, clock, logger });
-  const keys = await SigningKeys.open({ store, config, clock, logger });
-  const sessions = new Sessions({ store, keys, clock, config, logger });
+  const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger });
+  const verifier = new TokenVerifier({ ring: keyRing, clock });
+  const sessions = new Sessions({ store, ring: keyRing, verifier, clock, config, logger });
   const userTokens = new UserTokens({ store, users, clock, logger, config });
   const authTokens = new AuthenticationTokens({ store, users, userTokens, clock, logger, config });
   const jwt = new JwtTokens({
-    keys,
+    ring: keyRing,
+    verifier,
     users,
     refreshTokens: store.jwtRefreshTokens,
     clock,
@@ -64,5 +70,5 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   const apiTokens = new ApiTokens({ store, clock, logger, config });
   const housekeeping = new Housekeeping({ store, clock, logger, loginWindowSeconds: config.loginWindowSeconds });
   housekeeping.start(config.housekeepingIntervalSeconds);
-  return { config, clock, users, passwords, throttle, keys, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };
+  return { config, clock, users, passwords, throttle, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };
 }

@@ -1,4 +1,5 @@
-// Seed 004's tokens: access JWTs and refresh JWTs, both signed and verified by SigningKeys.
+// Seed 004's tokens: access JWTs and refresh JWTs, signed by the key ring and verified by the
+// token verifier.
 //
 // Access tokens are self-contained, but every online check also looks the user up, so a
 // deactivated user's tokens stop working at once (offline verifiers using the JWKS only see
@@ -8,8 +9,8 @@
 import type { JwtRefreshTokenStore, UserRecord } from "../store/ports.js";
 import type { Clock } from "./clock.js";
 import { AuthError, invalidField, permissionDenied, recode, unauthenticated } from "./errors.js";
-import type { SigningKeys } from "./keys.js";
-import { VerifiedTokenCache } from "./jwt-verified-cache.js";
+import type { KeyRing } from "./key-ring.js";
+import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { randomId } from "./secrets.js";
 import type { Users } from "./users.js";
 
@@ -26,7 +27,7 @@ export const accessTokenType = "access_token";
 export const refreshTokenType = "refresh_token";
 
 /** The claims of a verified access token, as issued. */
-export type JwtClaims = Readonly<Record<string, unknown>> & {
+export type JwtClaims = VerifiedPayload & {
   readonly sub: string;
   readonly user: string;
   readonly token_type: string;
@@ -39,7 +40,8 @@ export interface VerifiedAccessToken {
 }
 
 export interface JwtTokensDeps {
-  keys: SigningKeys;
+  ring: Pick<KeyRing, "sign">;
+  verifier: Pick<TokenVerifier, "verify">;
   users: Users;
   refreshTokens: JwtRefreshTokenStore;
   clock: Clock;
@@ -49,16 +51,10 @@ export interface JwtTokensDeps {
   refreshTokenTtlSeconds: number;
   /** lastLoginAt is written at most once per this interval per user. */
   lastLoginIntervalSeconds: number;
-  /** How many verified tokens to remember (0: none). Default 10000. */
-  verifiedCacheSize?: number;
 }
 
 export class JwtTokens {
-  private readonly verified: VerifiedTokenCache<JwtClaims>;
-
-  constructor(private readonly deps: JwtTokensDeps) {
-    this.verified = new VerifiedTokenCache(deps.verifiedCacheSize ?? 10_000);
-  }
+  constructor(private readonly deps: JwtTokensDeps) {}
 
   /** Password login (abuse protection and deactivation handled by Users.authenticate). */
   async loginWithPassword(login: string, password: string, clientAddress: string): Promise<string> {
@@ -98,7 +94,7 @@ export class JwtTokens {
       issuedAt: now,
       expiresAt: new Date(now.getTime() + ttl * 1000),
     });
-    return this.deps.keys.sign({ ...this.baseClaims(user, now), token_type: refreshTokenType, jti }, ttl);
+    return this.deps.ring.sign({ ...this.baseClaims(user, now), token_type: refreshTokenType, jti }, ttl);
   }
 
   /**
@@ -152,7 +148,7 @@ export class JwtTokens {
 
   private async issueAccessToken(user: UserRecord, method: AuthenticationMethod): Promise<string> {
     const now = this.deps.clock.now();
-    return this.deps.keys.sign(
+    return this.deps.ring.sign(
       { ...this.baseClaims(user, now), token_type: accessTokenType, authentication_method: method },
       this.deps.accessTokenTtlSeconds,
     );
@@ -182,21 +178,16 @@ export class JwtTokens {
     return claims as JwtClaims & { jti: string };
   }
 
-  /** Signature, algorithm, kid, time, issuer and audience (SigningKeys), then the claim shapes. */
+  /** Signature, algorithm, kid, time, issuer and audience (the verifier), then the claim shapes. */
   private async verifyToken(token: string, opts: { allowExpired?: boolean }): Promise<JwtClaims> {
-    const now = Math.floor(this.deps.clock.now().getTime() / 1000);
-    const cached = this.verified.get(token, now, opts.allowExpired ?? false);
-    if (cached) return cached;
-    const payload = await this.deps.keys.verify(token, {
-      allowExpired: opts.allowExpired,
+    const payload = await this.deps.verifier.verify(token, {
+      ...(opts.allowExpired !== undefined && { allowExpired: opts.allowExpired }),
       issuer: this.deps.issuer,
       audience: this.deps.audience,
     });
     if (typeof payload.sub !== "string" || typeof payload.user !== "string" || typeof payload.token_type !== "string") {
       throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     }
-    const claims = Object.freeze(payload) as JwtClaims;
-    this.verified.set(token, claims);
-    return claims;
+    return payload as JwtClaims;
   }
 }

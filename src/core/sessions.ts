@@ -1,5 +1,5 @@
 // Sessions of seed 000. A session records the jti of its most recent access token (a JWT signed
-// by SigningKeys) and owns a chain of opaque refresh tokens, stored only as SHA-256 hashes.
+// by the key ring) and owns a chain of opaque refresh tokens, stored only as SHA-256 hashes.
 // Every check reads the store, so ending a session takes effect on every instance at once.
 //
 // Refresh rotation: the presented refresh token is spent with an atomic compare-and-set
@@ -12,7 +12,8 @@ import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, SessionRecord, Store } from "../store/ports.js";
 import type { Clock } from "./clock.js";
 import { AuthError, missingField, unauthenticated } from "./errors.js";
-import type { SigningKeys } from "./keys.js";
+import type { KeyRing } from "./key-ring.js";
+import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { hashSecret, randomId, randomToken } from "./secrets.js";
 
 export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer">;
@@ -39,14 +40,23 @@ const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refr
 
 export class Sessions {
   private readonly store: Store;
-  private readonly keys: SigningKeys;
+  private readonly ring: Pick<KeyRing, "sign">;
+  private readonly verifier: Pick<TokenVerifier, "verify">;
   private readonly clock: Clock;
   private readonly config: SessionsConfig;
   private readonly logger: Logger;
 
-  constructor(deps: { store: Store; keys: SigningKeys; clock: Clock; config: SessionsConfig; logger: Logger }) {
+  constructor(deps: {
+    store: Store;
+    ring: Pick<KeyRing, "sign">;
+    verifier: Pick<TokenVerifier, "verify">;
+    clock: Clock;
+    config: SessionsConfig;
+    logger: Logger;
+  }) {
     this.store = deps.store;
-    this.keys = deps.keys;
+    this.ring = deps.ring;
+    this.verifier = deps.verifier;
     this.clock = deps.clock;
     this.config = deps.config;
     this.logger = deps.logger;
@@ -69,9 +79,9 @@ export class Sessions {
    * detection, so that a stolen old pair still trips it.
    */
   async verifyAccess(token: string, clientId: string, allowExpired: boolean): Promise<SessionAccess> {
-    let claims: Awaited<ReturnType<SigningKeys["verify"]>>;
+    let claims: VerifiedPayload;
     try {
-      claims = await this.keys.verify(token, { allowExpired, audience: clientId, issuer: this.config.jwtIssuer });
+      claims = await this.verifier.verify(token, { allowExpired, audience: clientId, issuer: this.config.jwtIssuer });
     } catch (e) {
       // A session token's audience is its client id: another audience is another client.
       if (e instanceof AuthError && e.reason === "WRONG_AUDIENCE") throw unauthenticated("WRONG_CLIENT", e.message, { cause: e });
@@ -145,7 +155,7 @@ export class Sessions {
   }
 
   private signAccess(session: SessionRecord, jti: string): Promise<string> {
-    return this.keys.sign(
+    return this.ring.sign(
       { iss: this.config.jwtIssuer, sub: session.userId, sid: session.id, jti, aud: session.clientId },
       this.config.accessTokenTtlSeconds,
     );

@@ -11,14 +11,14 @@ import { bearerToken } from "../access/credentials.js";
 import type { JwtPrincipal } from "../access/principal.js";
 import { invalidArgument, missingField, notFound, unauthenticated } from "../core/errors.js";
 import { looksLikeJwt, type JwtTokens } from "../core/jwt-tokens.js";
-import type { SigningKeys } from "../core/keys.js";
+import type { KeyRing } from "../core/key-ring.js";
 import type { Users } from "../core/users.js";
 import type { ServiceBinding } from "../server/index.js";
 
 export interface JwtServiceDeps {
   jwt: JwtTokens;
   users: Users;
-  keys: SigningKeys;
+  keyRing: Pick<KeyRing, "publicKeyPem">;
 }
 
 const textPlain = "text/plain; charset=utf-8";
@@ -43,7 +43,7 @@ function caller(ctx: HandlerContext): JwtPrincipal {
 }
 
 export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtService> {
-  const { jwt, users, keys } = deps;
+  const { jwt, users, keyRing } = deps;
   return {
     async getToken(req, ctx) {
       const user = required(req.user, "user");
@@ -66,7 +66,7 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
     },
 
     async getPublicKey() {
-      const pem = await keys.publicKeyPem();
+      const pem = await keyRing.publicKeyPem();
       if (pem === undefined) throw notFound("NO_PUBLIC_KEY", "a symmetric algorithm (HS256) is in use: there is no public key");
       return { body: text(pem) };
     },

@@ -11,11 +11,11 @@ export function createKeyService(core: Core): ServiceImpl<typeof KeyService> {
       // Verifiers may cache for 5 minutes: a rotated-in key signs only after other instances
       // reload (30 s), and a retired key stays listed long after that.
       ctx.responseHeader.set("cache-control", "public, max-age=300");
-      return { keys: (await core.keys.jwks()) as JsonObject[] };
+      return { keys: (await core.keyRing.jwks()) as JsonObject[] };
     },
 
     async rotateKey() {
-      return { kid: await core.keys.rotate() };
+      return { kid: await core.keyRing.rotate() };
     },
   };
 }

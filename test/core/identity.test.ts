@@ -9,13 +9,27 @@ import { loadConfig, type Config } from "../../src/config.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { AuthError } from "../../src/core/errors.js";
 import { createCore } from "../../src/core/index.js";
-import { SigningKeys } from "../../src/core/keys.js";
+import { KeyRing, type KeysConfig } from "../../src/core/key-ring.js";
+import { TokenVerifier } from "../../src/core/token-verifier.js";
 import { checkPassword } from "../../src/core/password-policy.js";
 import { Passwords } from "../../src/core/passwords.js";
 import { normalizeLogin } from "../../src/core/users.js";
 import { silentLogger } from "../../src/logger.js";
 import { openStore } from "../../src/store/index.js";
 import type { Store } from "../../src/store/ports.js";
+
+/** The key ring with a verifier beside it, as the core builds them. */
+async function openKeys(deps: { store: Store; config: KeysConfig; clock: ManualClock; logger: typeof silentLogger }) {
+  const ring = await KeyRing.open({ keys: deps.store.keys, config: deps.config, clock: deps.clock, logger: deps.logger });
+  const verifier = new TokenVerifier({ ring, clock: deps.clock });
+  return {
+    sign: ring.sign.bind(ring),
+    jwks: ring.jwks.bind(ring),
+    publicKeyPem: ring.publicKeyPem.bind(ring),
+    rotate: ring.rotate.bind(ring),
+    verify: verifier.verify.bind(verifier),
+  };
+}
 
 const cheap = { TESSERA_ARGON2_MEMORY_KIB: "1024", TESSERA_ARGON2_ITERATIONS: "1", TESSERA_CLIENT_IDS: "c" };
 
@@ -104,8 +118,8 @@ describe("core: users, keys and throttle on SQLite", () => {
   it("two instances on one store agree on one signing key", async () => {
     const cfg = config();
     const [a, b] = await Promise.all([
-      SigningKeys.open({ store, config: cfg, clock, logger: silentLogger }),
-      SigningKeys.open({ store, config: cfg, clock, logger: silentLogger }),
+      openKeys({ store, config: cfg, clock, logger: silentLogger }),
+      openKeys({ store, config: cfg, clock, logger: silentLogger }),
     ]);
     assert.equal((await store.keys.list()).length, 1);
     const token = await a.sign({ sub: "x" }, 60);
@@ -114,7 +128,7 @@ describe("core: users, keys and throttle on SQLite", () => {
   });
 
   it("refuses alg none, unknown kids, foreign keys and jku/jwk/x5u/x5c headers; checks exp, aud, iss", async () => {
-    const keys = await SigningKeys.open({ store, config: config(), clock, logger: silentLogger });
+    const keys = await openKeys({ store, config: config(), clock, logger: silentLogger });
     const good = await keys.sign({ sub: "x", aud: "c", iss: "tessera" }, 60);
     const kid = decodeProtectedHeader(good).kid!;
     const [, payload, sig] = good.split(".");
@@ -138,7 +152,7 @@ describe("core: users, keys and throttle on SQLite", () => {
 
   it("rotation: the old key verifies until notAfter, then leaves the JWKS", async () => {
     const cfg = config({ TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "120" });
-    const keys = await SigningKeys.open({ store, config: cfg, clock, logger: silentLogger });
+    const keys = await openKeys({ store, config: cfg, clock, logger: silentLogger });
     const old = await keys.sign({ sub: "x" }, 60);
     const kid = await keys.rotate();
     assert.notEqual(decodeProtectedHeader(old).kid, kid);
@@ -151,12 +165,12 @@ describe("core: users, keys and throttle on SQLite", () => {
   });
 
   it("ES256 and HS256 work too; HS256 has no JWKS and no PEM", async () => {
-    const es = await SigningKeys.open({ store, config: config({ TESSERA_JWT_ALG: "ES256" }), clock, logger: silentLogger });
+    const es = await openKeys({ store, config: config({ TESSERA_JWT_ALG: "ES256" }), clock, logger: silentLogger });
     const t = await es.sign({ sub: "e" }, 60);
     assert.equal(decodeProtectedHeader(t).alg, "ES256");
     assert.equal((await es.verify(t)).sub, "e");
     assert.match((await es.publicKeyPem())!, /BEGIN PUBLIC KEY/);
-    const hs = await SigningKeys.open({ store, config: config({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: "s".repeat(32) }), clock, logger: silentLogger });
+    const hs = await openKeys({ store, config: config({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: "s".repeat(32) }), clock, logger: silentLogger });
     const h = await hs.sign({ sub: "h" }, 60);
     assert.deepEqual(decodeProtectedHeader(h), { alg: "HS256", kid: "hs256", typ: "JWT" });
     assert.equal((await hs.verify(h)).sub, "h");

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config.js";
 import { systemClock } from "../../src/core/clock.js";
 import { KeySealer } from "../../src/core/key-sealing.js";
-import { SigningKeys } from "../../src/core/keys.js";
+import { KeyRing } from "../../src/core/key-ring.js";
+import { TokenVerifier } from "../../src/core/token-verifier.js";
 import { silentLogger } from "../../src/logger.js";
 import { openStore } from "../../src/store/index.js";
 
@@ -43,7 +44,7 @@ describe("core: sealing private signing keys", () => {
       const env = { TESSERA_DATA_DIR: dir, TESSERA_CLIENT_IDS: "c", TESSERA_ADMIN_TOKEN: "0123456789abcdef0123" };
       const sealedConfig = loadConfig({ ...env, TESSERA_KEY_ENCRYPTION_KEY: secret });
       let store = await openStore({ dataDir: dir });
-      const keys = await SigningKeys.open({ store, config: sealedConfig, clock: systemClock, logger: silentLogger });
+      const keys = await KeyRing.open({ keys: store.keys, config: sealedConfig, clock: systemClock, logger: silentLogger });
       const token = await keys.sign({ sub: "u1" }, 60);
       const [record] = await store.keys.list();
       assert.match(record.privateJwk, /^sealed:v1:/);
@@ -51,10 +52,10 @@ describe("core: sealing private signing keys", () => {
       await store.close();
 
       store = await openStore({ dataDir: dir });
-      const again = await SigningKeys.open({ store, config: sealedConfig, clock: systemClock, logger: silentLogger });
-      assert.equal((await again.verify(token)).sub, "u1");
+      const again = await KeyRing.open({ keys: store.keys, config: sealedConfig, clock: systemClock, logger: silentLogger });
+      assert.equal((await new TokenVerifier({ ring: again, clock: systemClock }).verify(token)).sub, "u1");
       await assert.rejects(
-        SigningKeys.open({ store, config: loadConfig(env), clock: systemClock, logger: silentLogger }),
+        KeyRing.open({ keys: store.keys, config: loadConfig(env), clock: systemClock, logger: silentLogger }),
         /set TESSERA_KEY_ENCRYPTION_KEY/,
       );
       await store.close();

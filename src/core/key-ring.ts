@@ -1,16 +1,15 @@
-// Signing keys for every JWT Tessera issues. Asymmetric keys (EdDSA by default, or ES256) are made
-// with jose and persisted in store.keys, so a restart and every other instance use the same
-// ones: the unique generation number decides which instance's key wins at start-up and at
-// rotation. A rotated key keeps verifying, and stays in the JWKS, until the longest-lived token
-// it may have signed has expired. HS256 uses TESSERA_JWT_SECRET and stores nothing.
+// The signing keys of every JWT Tessera issues: storage, generation, rotation, JWKS and PEM.
+// Asymmetric keys (EdDSA by default, or ES256) are made with jose and persisted in the signing
+// key store, so a restart and every other instance use the same ones: the unique generation
+// number decides which instance's key wins at start-up and at rotation. A rotated key keeps
+// verifying, and stays in the JWKS, until the longest-lived token it may have signed has
+// expired. HS256 uses TESSERA_JWT_SECRET and stores nothing.
 //
-// Instances learn about a rotation by re-reading the key list: at most every
-// `reloadIntervalMs` before signing, and at once (rate-limited) when a token names an unknown kid.
+// Instances learn about a rotation by re-reading the key list: at most every `reloadIntervalMs`
+// before signing, and at once (rate-limited) when a token names an unknown kid. Every time read
+// here is the injected clock's.
 import {
   calculateJwkThumbprint,
-  compactVerify,
-  decodeProtectedHeader,
-  errors as joseErrors,
   exportJWK,
   exportSPKI,
   generateKeyPair,
@@ -21,9 +20,9 @@ import {
 } from "jose";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { NewSigningKey, SigningKeyRecord, Store } from "../store/ports.js";
+import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/ports.js";
 import type { Clock } from "./clock.js";
-import { failedPrecondition, unauthenticated } from "./errors.js";
+import { failedPrecondition } from "./errors.js";
 import { KeySealer } from "./key-sealing.js";
 
 export type SigningAlg = "EdDSA" | "ES256" | "HS256";
@@ -31,19 +30,15 @@ export type SigningAlg = "EdDSA" | "ES256" | "HS256";
 export type KeysConfig = Pick<Config, "jwtAlg" | "jwtSecret" | "accessTokenTtlSeconds" | "refreshTokenTtlSeconds"> &
   Partial<Pick<Config, "keyEncryptionKey">>;
 
-export interface VerifyOptions {
-  allowExpired?: boolean;
-  audience?: string;
-  issuer?: string;
+/** What a verifier needs of one key. */
+export interface VerificationKey {
+  readonly kid: string;
+  readonly alg: SigningAlg;
+  readonly publicKey: CryptoKey | Uint8Array;
 }
 
-export type VerifiedPayload = Record<string, unknown> & { exp?: number; iat?: number };
-
-interface LoadedKey {
-  kid: string;
-  alg: SigningAlg;
+interface LoadedKey extends VerificationKey {
   generation: number;
-  publicKey: CryptoKey | Uint8Array;
   privateKey: CryptoKey | Uint8Array;
   publicJwk?: JWK;
   notAfter?: Date;
@@ -53,42 +48,54 @@ const hs256Kid = "hs256";
 /** A key that is current when another instance rotates may sign for up to this long. */
 const reloadIntervalMs = 30_000;
 const unknownKidReloadMs = 2_000;
-const forbiddenHeaders = ["jku", "x5u", "jwk", "x5c"] as const;
 
-export class SigningKeys {
+/** True when `interval` has passed since `since` — or the clock went back past it. */
+const due = (now: number, since: number, interval: number) => now - since >= interval || now < since;
+
+export interface KeyRingDeps {
+  keys: SigningKeyStore;
+  config: KeysConfig;
+  clock: Clock;
+  logger: Logger;
+}
+
+export class KeyRing {
   readonly alg: SigningAlg;
-  private readonly store: Store;
+  /** The algorithms a token may name: any the ring holds keys of (a previous alg's keys verify until they retire). */
+  readonly algorithms: readonly SigningAlg[];
+  private readonly store: SigningKeyStore;
   private readonly config: KeysConfig;
   private readonly sealer: KeySealer;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private keys = new Map<string, LoadedKey>();
   private current: LoadedKey | undefined;
-  private loadedAt = 0;
-  private lastUnknownKidReload = 0;
+  private loadedAt = -Infinity;
+  private lastUnknownKidReload = -Infinity;
   private reloading: Promise<void> | undefined;
 
-  private constructor(deps: { store: Store; config: KeysConfig; clock: Clock; logger: Logger }) {
-    this.store = deps.store;
+  private constructor(deps: KeyRingDeps) {
+    this.store = deps.keys;
     this.config = deps.config;
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.alg = deps.config.jwtAlg;
+    this.algorithms = this.alg === "HS256" ? ["HS256"] : ["EdDSA", "ES256"];
     this.sealer = new KeySealer(deps.config.keyEncryptionKey);
   }
 
-  static async open(deps: { store: Store; config: KeysConfig; clock: Clock; logger: Logger }): Promise<SigningKeys> {
-    const keys = new SigningKeys(deps);
-    if (keys.alg === "HS256") {
+  static async open(deps: KeyRingDeps): Promise<KeyRing> {
+    const ring = new KeyRing(deps);
+    if (ring.alg === "HS256") {
       const secret = deps.config.jwtSecret;
       if (!secret) throw new Error("TESSERA_JWT_SECRET is required for HS256");
       const key = new TextEncoder().encode(secret);
-      keys.current = { kid: hs256Kid, alg: "HS256", generation: 0, publicKey: key, privateKey: key };
-      keys.keys.set(hs256Kid, keys.current);
-      return keys;
+      ring.current = { kid: hs256Kid, alg: "HS256", generation: 0, publicKey: key, privateKey: key };
+      ring.keys.set(hs256Kid, ring.current);
+      return ring;
     }
-    await keys.ensureCurrent();
-    return keys;
+    await ring.ensureCurrent();
+    return ring;
   }
 
   /** Signs with the current key. `iat` defaults to now; `exp` is iat + expiresInSeconds. */
@@ -100,54 +107,23 @@ export class SigningKeys {
       .sign(key.privateKey);
   }
 
-  async verify(token: string, opts: VerifyOptions = {}): Promise<VerifiedPayload> {
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    try {
-      header = decodeProtectedHeader(token);
-    } catch {
-      throw unauthenticated("INVALID_TOKEN", "malformed token");
+  /**
+   * The key `kid` names while it may still verify (not past its notAfter); undefined otherwise.
+   * An unknown kid re-reads the key list first (at most every 2 s): another instance may have
+   * rotated.
+   */
+  async keyFor(kid: string): Promise<VerificationKey | undefined> {
+    let key = this.keys.get(kid);
+    if (!key && this.alg !== "HS256") {
+      const now = this.clock.now().getTime();
+      if (due(now, this.lastUnknownKidReload, unknownKidReloadMs)) {
+        this.lastUnknownKidReload = now;
+        await this.reload();
+        key = this.keys.get(kid);
+      }
     }
-    const segments = token.split(".");
-    if (segments.length !== 3) throw unauthenticated("INVALID_TOKEN", "malformed token");
-    // base64url is malleable in its last character (unused low bits): jose would accept a
-    // signature segment with other padding bits, so one token would have several spellings.
-    // Only the canonical spelling is the token.
-    const signature = segments[2]!;
-    if (Buffer.from(signature, "base64url").toString("base64url") !== signature) throw unauthenticated("INVALID_TOKEN", "malformed token");
-    for (const h of forbiddenHeaders) if (h in header) throw unauthenticated("INVALID_TOKEN", `token header "${h}" is not accepted`);
-    if (header.crit !== undefined) throw unauthenticated("INVALID_TOKEN", "token header \"crit\" is not accepted");
-    if (typeof header.kid !== "string") throw unauthenticated("INVALID_TOKEN", "token has no key id");
-    const key = await this.keyFor(header.kid);
-    if (!key) throw unauthenticated("INVALID_TOKEN", "token signed by an unknown key");
-    // The algorithm comes from our key record, never from the token: no alg confusion, no "none".
-    if (header.alg !== key.alg) throw unauthenticated("INVALID_TOKEN", "unexpected token algorithm");
-    let payloadBytes: Uint8Array;
-    try {
-      ({ payload: payloadBytes } = await compactVerify(token, key.publicKey, { algorithms: [key.alg] }));
-    } catch (e) {
-      if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw unauthenticated("INVALID_TOKEN", "invalid token signature");
-      throw unauthenticated("INVALID_TOKEN", "malformed token");
-    }
-    let payload: unknown;
-    try {
-      payload = JSON.parse(new TextDecoder().decode(payloadBytes));
-    } catch {
-      throw unauthenticated("INVALID_TOKEN", "malformed token");
-    }
-    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) throw unauthenticated("INVALID_TOKEN", "malformed token");
-    const claims = payload as VerifiedPayload;
-    const now = Math.floor(this.clock.now().getTime() / 1000);
-    if (typeof claims.exp !== "number") throw unauthenticated("INVALID_TOKEN", "token has no expiry");
-    if (claims.iat !== undefined && typeof claims.iat !== "number") throw unauthenticated("INVALID_TOKEN", "malformed token");
-    if (!opts.allowExpired && claims.exp <= now) throw unauthenticated("TOKEN_EXPIRED", "token expired");
-    if (claims.nbf !== undefined && (typeof claims.nbf !== "number" || claims.nbf > now)) throw unauthenticated("TOKEN_NOT_YET_VALID", "token not yet valid");
-    if (opts.audience !== undefined) {
-      const aud = claims.aud;
-      const ok = typeof aud === "string" ? aud === opts.audience : Array.isArray(aud) && aud.includes(opts.audience);
-      if (!ok) throw unauthenticated("WRONG_AUDIENCE", "token issued for another audience");
-    }
-    if (opts.issuer !== undefined && claims.iss !== opts.issuer) throw unauthenticated("WRONG_ISSUER", "token issued by another issuer");
-    return claims;
+    if (key?.notAfter && key.notAfter.getTime() <= this.clock.now().getTime()) return undefined;
+    return key;
   }
 
   /** Public keys that may still verify a valid token, as JWKs with kid, alg and use. */
@@ -173,11 +149,9 @@ export class SigningKeys {
     if (this.alg === "HS256") {
       throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
     }
-    const previous = await this.store.keys.current();
+    const previous = await this.store.current();
     const next = await this.newKey((previous?.generation ?? 0) + 1);
-    const won = previous
-      ? await this.store.keys.rotate(next, this.retiredNotAfter())
-      : await this.store.keys.insertGeneration(next);
+    const won = previous ? await this.store.rotate(next, this.retiredNotAfter()) : await this.store.insertGeneration(next);
     if (won) this.logger.info("signing key rotated", { kid: next.kid, generation: next.generation });
     await this.reload();
     return this.current!.kid;
@@ -193,10 +167,10 @@ export class SigningKeys {
   /** At start-up: use the stored current key, or store a first one (or a new one after an alg change). */
   private async ensureCurrent(): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const stored = await this.store.keys.current();
+      const stored = await this.store.current();
       if (stored && stored.alg === this.alg) break;
       const next = await this.newKey((stored?.generation ?? 0) + 1);
-      const won = stored ? await this.store.keys.rotate(next, this.retiredNotAfter()) : await this.store.keys.insertGeneration(next);
+      const won = stored ? await this.store.rotate(next, this.retiredNotAfter()) : await this.store.insertGeneration(next);
       if (won) {
         this.logger.info("signing key created", { kid: next.kid, alg: next.alg, generation: next.generation });
         break;
@@ -230,23 +204,8 @@ export class SigningKeys {
     return this.current!;
   }
 
-  private async keyFor(kid: string): Promise<LoadedKey | undefined> {
-    if (this.alg === "HS256") return this.keys.get(kid);
-    let key = this.keys.get(kid);
-    if (!key) {
-      const now = Date.now();
-      if (now - this.lastUnknownKidReload >= unknownKidReloadMs) {
-        this.lastUnknownKidReload = now;
-        await this.reload();
-        key = this.keys.get(kid);
-      }
-    }
-    if (key?.notAfter && key.notAfter.getTime() <= this.clock.now().getTime()) return undefined;
-    return key;
-  }
-
   private async reloadIfStale(): Promise<void> {
-    if (Date.now() - this.loadedAt >= reloadIntervalMs) await this.reload();
+    if (due(this.clock.now().getTime(), this.loadedAt, reloadIntervalMs)) await this.reload();
   }
 
   /** Re-reads the key list; concurrent callers share one read. */
@@ -258,7 +217,7 @@ export class SigningKeys {
   }
 
   private async doReload(): Promise<void> {
-    const records = await this.store.keys.list();
+    const records = await this.store.list();
     const next = new Map<string, LoadedKey>();
     for (const r of records) {
       const loaded = this.keys.get(r.kid);
@@ -267,7 +226,7 @@ export class SigningKeys {
     this.keys = next;
     const top = records.at(-1);
     this.current = top ? next.get(top.kid) : undefined;
-    this.loadedAt = Date.now();
+    this.loadedAt = this.clock.now().getTime();
   }
 
   private async load(r: SigningKeyRecord): Promise<LoadedKey> {
@@ -285,4 +244,3 @@ export class SigningKeys {
     };
   }
 }
-

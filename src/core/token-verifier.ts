@@ -1,0 +1,133 @@
+// Verification of the JWTs Tessera issued: jose's jwtVerify checks the signature and then the
+// claims (exp, nbf, iss, aud, required claims) against the injected clock, with the key the
+// token's kid names in the key ring. Before jose sees a token, two checks of our own: the
+// signature must be spelled canonically (base64url is malleable in its last character: jose
+// would accept other padding bits, so one token would have several spellings), and headers that
+// point at other keys (jku, x5u, jwk, x5c) or demand extensions (crit) are refused.
+//
+// Tokens that verified are remembered (by their exact text, with the issuer and audience they
+// verified for), so a token presented again skips the signature work, which is most of a
+// check's cost. An entry lives until the token's exp; a hit whose nbf is ahead of the clock
+// (it can move back) is treated as a miss, so jose decides every time failure. Nothing else
+// about a token can become invalid before it expires: a retired key keeps verifying until every
+// token it signed has expired. Revocation and user state are the callers' to check on every use.
+import { decodeProtectedHeader, errors, jwtVerify, type CryptoKey, type JWTHeaderParameters, type JWTPayload } from "jose";
+import type { Clock } from "./clock.js";
+import { AuthError, unauthenticated } from "./errors.js";
+import type { KeyRing } from "./key-ring.js";
+import { Lru } from "./lru.js";
+
+export interface VerifyOptions {
+  /** Accept a token past its exp (every other check still applies). */
+  allowExpired?: boolean;
+  audience?: string;
+  issuer?: string;
+}
+
+export type VerifiedPayload = Readonly<Record<string, unknown>> & { readonly exp: number; readonly iat?: number; readonly nbf?: number };
+
+/** How many verified tokens an instance remembers by default. */
+export const DEFAULT_VERIFIED_CACHE_ENTRIES = 10_000;
+
+const forbiddenHeaders = ["jku", "x5u", "jwk", "x5c", "crit"] as const;
+
+const malformed = () => unauthenticated("INVALID_TOKEN", "malformed token");
+
+export interface TokenVerifierDeps {
+  ring: Pick<KeyRing, "keyFor" | "algorithms">;
+  clock: Clock;
+  /** How many verified tokens to remember (0: none); default DEFAULT_VERIFIED_CACHE_ENTRIES. */
+  cacheEntries?: number;
+}
+
+export class TokenVerifier {
+  private readonly ring: TokenVerifierDeps["ring"];
+  private readonly clock: Clock;
+  private readonly verified: Lru<string, VerifiedPayload>;
+
+  constructor(deps: TokenVerifierDeps) {
+    this.ring = deps.ring;
+    this.clock = deps.clock;
+    this.verified = new Lru({ maxEntries: deps.cacheEntries ?? DEFAULT_VERIFIED_CACHE_ENTRIES });
+  }
+
+  /** The verified claims; AuthError unauthenticated with the reason otherwise. */
+  async verify(token: string, opts: VerifyOptions = {}): Promise<VerifiedPayload> {
+    const now = this.clock.now();
+    // Length-prefixed, so no issuer/audience pair can be spelled as another.
+    const cacheKey = `${opts.issuer?.length ?? -1}:${opts.issuer ?? ""}${opts.audience?.length ?? -1}:${opts.audience ?? ""}${token}`;
+    const cached = this.verified.get(cacheKey, now.getTime());
+    if (cached !== undefined && !(typeof cached.nbf === "number" && cached.nbf > Math.floor(now.getTime() / 1000))) return cached;
+
+    this.precheck(token);
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, (header) => this.keyFor(header), {
+        algorithms: [...this.ring.algorithms],
+        ...(opts.issuer !== undefined && { issuer: opts.issuer }),
+        ...(opts.audience !== undefined && { audience: opts.audience }),
+        requiredClaims: ["exp"],
+        currentDate: now,
+        clockTolerance: 0,
+      }));
+    } catch (e) {
+      // JWTExpired comes from the claim checks, after the signature verified; exp is the last
+      // claim jose checks, so every other claim has passed too.
+      if (opts.allowExpired && e instanceof errors.JWTExpired && e.claim === "exp") return Object.freeze({ ...e.payload }) as VerifiedPayload;
+      throw refusal(e);
+    }
+    const claims = Object.freeze(payload) as VerifiedPayload;
+    this.verified.set(cacheKey, claims, now.getTime(), claims.exp * 1000);
+    return claims;
+  }
+
+  private precheck(token: string): void {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch {
+      throw malformed();
+    }
+    const segments = token.split(".");
+    if (segments.length !== 3) throw malformed();
+    const signature = segments[2]!;
+    if (Buffer.from(signature, "base64url").toString("base64url") !== signature) throw malformed();
+    for (const h of forbiddenHeaders) if (h in header) throw unauthenticated("INVALID_TOKEN", `token header "${h}" is not accepted`);
+    if (typeof header.kid !== "string") throw unauthenticated("INVALID_TOKEN", "token has no key id");
+  }
+
+  /** jose's key resolver: the ring's key for the kid, of the algorithm the token names. */
+  private async keyFor(header: JWTHeaderParameters): Promise<CryptoKey | Uint8Array> {
+    const key = await this.ring.keyFor(header.kid!);
+    if (!key) throw unauthenticated("INVALID_TOKEN", "token signed by an unknown key");
+    // The algorithm comes from our key record, never from the token: no alg confusion.
+    if (header.alg !== key.alg) throw unauthenticated("INVALID_TOKEN", "unexpected token algorithm");
+    return key.publicKey;
+  }
+}
+
+/** A jose failure as the AuthError a caller sees; our own and the store's errors pass through. */
+function refusal(e: unknown): unknown {
+  if (e instanceof AuthError) return e;
+  if (e instanceof errors.JOSEAlgNotAllowed) return unauthenticated("INVALID_TOKEN", "unexpected token algorithm", { cause: e });
+  if (e instanceof errors.JWSSignatureVerificationFailed) return unauthenticated("INVALID_TOKEN", "invalid token signature", { cause: e });
+  if (e instanceof errors.JWTExpired) return unauthenticated("TOKEN_EXPIRED", "token expired", { cause: e });
+  if (e instanceof errors.JWTClaimValidationFailed) {
+    switch (e.claim) {
+      case "exp":
+        return unauthenticated("INVALID_TOKEN", "token has no expiry", { cause: e });
+      case "nbf":
+        return unauthenticated("TOKEN_NOT_YET_VALID", "token not yet valid", { cause: e });
+      case "aud":
+        return unauthenticated("WRONG_AUDIENCE", "token issued for another audience", { cause: e });
+      case "iss":
+        return unauthenticated("WRONG_ISSUER", "token issued by another issuer", { cause: e });
+      default:
+        return unauthenticated("INVALID_TOKEN", "malformed token", { cause: e });
+    }
+  }
+  // Any other jose error (bad JSON, bad encoding, a key of the wrong type), and the TypeErrors
+  // jose throws for input it cannot use, mean a token we cannot read.
+  if (e instanceof errors.JOSEError || e instanceof TypeError) return unauthenticated("INVALID_TOKEN", "malformed token", { cause: e });
+  return e;
+}
