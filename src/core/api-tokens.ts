@@ -9,7 +9,7 @@
 //   and forget, guarded in process so a hot token does not even issue the write.
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { ApiTokenRecord, ApiTokenState, Store } from "../store/ports.js";
+import type { ApiTokenRecord, ApiTokenState, ApiTokenStore } from "../store/ports/api-tokens.js";
 import { generateApiTokenSecret, isWellFormedApiToken } from "./api-token-secret.js";
 import type { Clock } from "./clock.js";
 import { invalidArgument, invalidField, notFound, unauthenticated } from "./errors.js";
@@ -39,7 +39,7 @@ interface CachedToken {
 }
 
 export interface ApiTokensDeps {
-  store: Store;
+  apiTokens: ApiTokenStore;
   clock: Clock;
   logger: Logger;
   config: Pick<Config, "lastUsedIntervalSeconds" | "apiTokenCacheSeconds">;
@@ -80,7 +80,7 @@ export function parseApiTokenState(raw: string | undefined): ApiTokenState {
 }
 
 export class ApiTokens {
-  private readonly store: Store;
+  private readonly tokens: ApiTokenStore;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly intervalMs: number;
@@ -95,7 +95,7 @@ export class ApiTokens {
   private epoch = 0;
 
   constructor(deps: ApiTokensDeps) {
-    this.store = deps.store;
+    this.tokens = deps.apiTokens;
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.intervalMs = deps.config.lastUsedIntervalSeconds * 1000;
@@ -117,7 +117,7 @@ export class ApiTokens {
     limitLength("created_by", input.createdBy);
     const secret = generateApiTokenSecret();
     const createdBy = input.createdBy?.trim() ? input.createdBy : undefined;
-    const token = await this.store.apiTokens.create({
+    const token = await this.tokens.create({
       link: randomId(),
       hash: hashSecret(secret),
       accountId: input.accountId,
@@ -138,7 +138,7 @@ export class ApiTokens {
     limitLength("description", description);
     // A link that is not a UUID cannot exist: same answer as unknown, without a store call.
     if (!UUID.test(tokenLink)) throw notUpdated();
-    const token = await this.store.apiTokens.updateDescription(tokenLink.toLowerCase(), description);
+    const token = await this.tokens.updateDescription(tokenLink.toLowerCase(), description);
     if (!token) throw notUpdated();
     return token;
   }
@@ -147,7 +147,7 @@ export class ApiTokens {
   async list(accountId: string, state: string | undefined): Promise<ApiTokenRecord[]> {
     requireFields([["account_id", accountId]]);
     const parsed = parseApiTokenState(state);
-    return this.store.apiTokens.list(accountId, parsed);
+    return this.tokens.list(accountId, parsed);
   }
 
   /**
@@ -160,7 +160,7 @@ export class ApiTokens {
       ["token_link", tokenLink],
     ]);
     if (!UUID.test(tokenLink)) throw notRevoked();
-    const token = await this.store.apiTokens.revoke(accountId, tokenLink.toLowerCase(), this.clock.now());
+    const token = await this.tokens.revoke(accountId, tokenLink.toLowerCase(), this.clock.now());
     if (!token) throw notRevoked();
     this.epoch++;
     this.cache.delete(token.hash);
@@ -192,7 +192,7 @@ export class ApiTokens {
     const pending = this.inflight.get(hash);
     if (pending) return pending;
     const epoch = this.epoch;
-    const request = this.store.apiTokens
+    const request = this.tokens
       .findByHash(hash)
       .then((record) => {
         // The store matched on the hash already; re-check in constant time so a store that
@@ -229,7 +229,7 @@ export class ApiTokens {
     // between them; a failed write only delays last_used, so it is logged, never thrown.
     // (Started from a resolved promise so even a synchronous throw becomes a logged rejection.)
     const write: Promise<void> = Promise.resolve()
-      .then(() => this.store.apiTokens.touchLastUsed(token.link, now, this.intervalMs))
+      .then(() => this.tokens.touchLastUsed(token.link, now, this.intervalMs))
       .then(
         () => undefined,
         (e: unknown) =>

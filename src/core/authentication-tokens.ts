@@ -8,7 +8,8 @@
 // (on one instance or several) cannot both win.
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { AuthTokenRecord, Store, UserRecord } from "../store/ports.js";
+import type { AuthTokenRecord, AuthTokenStore } from "../store/ports/auth-tokens.js";
+import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import { invalidField, missingField, notFound } from "./errors.js";
 import { hashSecret, randomToken, secretEquals } from "./secrets.js";
@@ -33,7 +34,7 @@ export interface ExchangeResult {
 }
 
 export interface AuthenticationTokensDeps {
-  store: Store;
+  authTokens: AuthTokenStore;
   users: Users;
   userTokens: UserTokens;
   clock: Clock;
@@ -64,7 +65,7 @@ export class AuthenticationTokens {
   async create(userId: string): Promise<AuthenticationTokenView> {
     const token = randomToken(24);
     const createdAt = this.deps.clock.now();
-    const record = await this.deps.store.authTokens.create({
+    const record = await this.deps.authTokens.create({
       hash: hashSecret(token),
       userId,
       createdAt,
@@ -82,7 +83,7 @@ export class AuthenticationTokens {
   async get(token: string, callerUserId: string): Promise<AuthenticationTokenView> {
     checkShape(token);
     const hash = hashSecret(token);
-    const record = await this.deps.store.authTokens.findByHash(hash);
+    const record = await this.deps.authTokens.findByHash(hash);
     if (record === null || !secretEquals(record.hash, hash)) throw tokenNotFound();
     if (record.consumedAt !== undefined) throw tokenNotFound();
     if (record.expiresAt.getTime() <= this.deps.clock.now().getTime()) throw tokenNotFound();
@@ -97,7 +98,7 @@ export class AuthenticationTokens {
    */
   async exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {
     checkShape(token);
-    const record = await this.deps.store.authTokens.consume(hashSecret(token), this.deps.clock.now());
+    const record = await this.deps.authTokens.consume(hashSecret(token), this.deps.clock.now());
     if (record === null) throw tokenNotFound();
     const user = await this.deps.users.get(record.userId);
     if (user === null || !user.active) throw tokenNotFound();

@@ -6,13 +6,16 @@
 // idempotent.
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
+
+/** The stores housekeeping tidies: those holding records that expire. */
+export type HousekeepingStores = Pick<Store, "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "keys" | "loginAttempts">;
 import type { Clock } from "./clock.js";
 
 export class Housekeeping {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
-  constructor(private readonly deps: { store: Store; clock: Clock; logger: Logger; loginWindowSeconds?: number }) {}
+  constructor(private readonly deps: { store: HousekeepingStores; clock: Clock; logger: Logger; loginWindowSeconds?: number }) {}
 
   /** One pass; returns how many records each kind lost. A store outage is logged, not thrown. */
   async runOnce(): Promise<Record<string, number>> {

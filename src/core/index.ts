@@ -48,13 +48,22 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   });
   // Compute the dummy hash now, so the first unknown-login attempt costs the same as the rest.
   await passwords.verifyDummy("");
-  const throttle = new LoginThrottle({ store, config, clock });
-  const users = new Users({ store, passwords, throttle, clock, logger });
+  const throttle = new LoginThrottle({ loginAttempts: store.loginAttempts, config, clock });
+  const users = new Users({
+    users: store.users,
+    sessions: store.sessions,
+    userTokens: store.userTokens,
+    jwtRefreshTokens: store.jwtRefreshTokens,
+    passwords,
+    throttle,
+    clock,
+    logger,
+  });
   const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger });
   const verifier = new TokenVerifier({ ring: keyRing, clock });
-  const sessions = new Sessions({ store, ring: keyRing, verifier, clock, config, logger });
-  const userTokens = new UserTokens({ store, users, clock, logger, config });
-  const authTokens = new AuthenticationTokens({ store, users, userTokens, clock, logger, config });
+  const sessions = new Sessions({ sessions: store.sessions, refreshTokens: store.refreshTokens, ring: keyRing, verifier, clock, config, logger });
+  const userTokens = new UserTokens({ userTokens: store.userTokens, users, clock, logger, config });
+  const authTokens = new AuthenticationTokens({ authTokens: store.authTokens, users, userTokens, clock, logger, config });
   const jwt = new JwtTokens({
     ring: keyRing,
     verifier,
@@ -67,7 +76,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     lastLoginIntervalSeconds: config.lastUsedIntervalSeconds,
   });
-  const apiTokens = new ApiTokens({ store, clock, logger, config });
+  const apiTokens = new ApiTokens({ apiTokens: store.apiTokens, clock, logger, config });
   const housekeeping = new Housekeeping({ store, clock, logger, loginWindowSeconds: config.loginWindowSeconds });
   housekeeping.start(config.housekeepingIntervalSeconds);
   return { config, clock, users, passwords, throttle, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };

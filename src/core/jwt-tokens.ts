@@ -6,7 +6,8 @@
 // the signature and `exp`: that is why access tokens are short-lived). Refresh tokens carry a
 // `jti` whose state lives in the store: revoked one by one (DELETE /refresh_token), all at
 // once on deactivation, and those issued before a password change are refused.
-import type { JwtRefreshTokenStore, UserRecord } from "../store/ports.js";
+import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
+import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import { AuthError, invalidField, permissionDenied, recode, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";

@@ -20,7 +20,7 @@ import {
 } from "jose";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/ports.js";
+import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/ports/signing-keys.js";
 import type { Clock } from "./clock.js";
 import { failedPrecondition } from "./errors.js";
 import { KeySealer } from "./key-sealing.js";

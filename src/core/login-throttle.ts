@@ -4,7 +4,7 @@
 // a locked key is refused with RESOURCE_EXHAUSTED + Retry-After before any password is checked.
 // An address gets 4x the per-login limit: many users may share one address (NAT, proxies).
 import type { Config } from "../config.js";
-import type { LoginAttemptRecord, Store } from "../store/ports.js";
+import type { LoginAttemptRecord, LoginAttemptStore } from "../store/ports/login-attempts.js";
 import type { Clock } from "./clock.js";
 import { resourceExhausted } from "./errors.js";
 
@@ -13,12 +13,12 @@ export type LoginThrottleConfig = Pick<Config, "loginProtection" | "loginMaxFail
 const addressFactor = 4;
 
 export class LoginThrottle {
-  private readonly store: Store;
+  private readonly attempts: LoginAttemptStore;
   private readonly config: LoginThrottleConfig;
   private readonly clock: Clock;
 
-  constructor(deps: { store: Store; config: LoginThrottleConfig; clock: Clock }) {
-    this.store = deps.store;
+  constructor(deps: { loginAttempts: LoginAttemptStore; config: LoginThrottleConfig; clock: Clock }) {
+    this.attempts = deps.loginAttempts;
     this.config = deps.config;
     this.clock = deps.clock;
   }
@@ -34,8 +34,8 @@ export class LoginThrottle {
   async check(login: string, clientAddress: string): Promise<boolean> {
     if (!this.enabled) return false;
     const [byLogin, byAddress] = await Promise.all([
-      this.store.loginAttempts.get(loginKey(login)),
-      this.store.loginAttempts.get(addressKey(clientAddress)),
+      this.attempts.get(loginKey(login)),
+      this.attempts.get(addressKey(clientAddress)),
     ]);
     const now = this.clock.now().getTime();
     const until = Math.max(lockedUntil(byLogin), lockedUntil(byAddress));
@@ -66,16 +66,16 @@ export class LoginThrottle {
    */
   async recordSuccess(login: string, hadFailures = true): Promise<void> {
     if (!this.enabled || !hadFailures) return;
-    await this.store.loginAttempts.reset(loginKey(login));
+    await this.attempts.reset(loginKey(login));
   }
 
   private async count(key: string, at: Date, windowMs: number, max: number): Promise<void> {
-    const state = await this.store.loginAttempts.recordFailure(key, at, windowMs);
+    const state = await this.attempts.recordFailure(key, at, windowMs);
     if (state.failures < max) return;
     const base = this.config.loginLockoutSeconds;
     const cap = Math.max(base, this.config.loginWindowSeconds);
     const seconds = Math.min(cap, base * 2 ** Math.min(30, state.failures - max));
-    await this.store.loginAttempts.setLockedUntil(key, new Date(at.getTime() + seconds * 1000));
+    await this.attempts.setLockedUntil(key, new Date(at.getTime() + seconds * 1000));
   }
 }
 

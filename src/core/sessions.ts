@@ -9,7 +9,7 @@
 // concurrent refresh from another tab of the same client, which gets a plain 401 instead.
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { RefreshTokenRecord, SessionRecord, Store } from "../store/ports.js";
+import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
 import type { Clock } from "./clock.js";
 import { AuthError, missingField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
@@ -39,7 +39,8 @@ const notMostRecent = () => unauthenticated("NOT_MOST_RECENT_TOKEN", "not the mo
 const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refresh token");
 
 export class Sessions {
-  private readonly store: Store;
+  private readonly sessions: SessionStore;
+  private readonly refreshTokens: RefreshTokenStore;
   private readonly ring: Pick<KeyRing, "sign">;
   private readonly verifier: Pick<TokenVerifier, "verify">;
   private readonly clock: Clock;
@@ -47,14 +48,16 @@ export class Sessions {
   private readonly logger: Logger;
 
   constructor(deps: {
-    store: Store;
+    sessions: SessionStore;
+    refreshTokens: RefreshTokenStore;
     ring: Pick<KeyRing, "sign">;
     verifier: Pick<TokenVerifier, "verify">;
     clock: Clock;
     config: SessionsConfig;
     logger: Logger;
   }) {
-    this.store = deps.store;
+    this.sessions = deps.sessions;
+    this.refreshTokens = deps.refreshTokens;
     this.ring = deps.ring;
     this.verifier = deps.verifier;
     this.clock = deps.clock;
@@ -68,7 +71,7 @@ export class Sessions {
     const sessionId = randomId();
     const jti = randomId();
     const expiresAt = new Date(now.getTime() + this.config.refreshTokenTtlSeconds * 1000);
-    const session = await this.store.sessions.create({ id: sessionId, userId, clientId, accessJti: jti, createdAt: now, expiresAt });
+    const session = await this.sessions.create({ id: sessionId, userId, clientId, accessJti: jti, createdAt: now, expiresAt });
     const refreshToken = await this.issueRefreshToken(session, now);
     return { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
   }
@@ -106,7 +109,7 @@ export class Sessions {
   async refresh(access: SessionAccess, refreshToken: string): Promise<TokenPair> {
     if (refreshToken === "") throw missingField("refresh_token");
     const hash = hashSecret(refreshToken);
-    const record = await this.store.refreshTokens.findByHash(hash);
+    const record = await this.refreshTokens.findByHash(hash);
     // A token of another session is refused without touching it.
     if (!record || record.sessionId !== access.sessionId) throw unknownRefreshToken();
     if (record.spentAt) return this.spentTokenPresented(record);
@@ -115,20 +118,20 @@ export class Sessions {
     const session = await this.liveSession(access.sessionId);
     if (session.accessJti !== access.jti) throw notMostRecent();
 
-    const before = await this.store.refreshTokens.spend(hash, now);
+    const before = await this.refreshTokens.spend(hash, now);
     if (!before) throw unknownRefreshToken();
     if (before.spentAt) return this.spentTokenPresented(before); // lost the race to a concurrent refresh
 
     const jti = randomId();
     const next = await this.issueRefreshToken(session, now);
-    if (!(await this.store.sessions.setAccessJti(session.id, access.jti, jti))) throw sessionEnded();
+    if (!(await this.sessions.setAccessJti(session.id, access.jti, jti))) throw sessionEnded();
     return { accessToken: await this.signAccess(session, jti), refreshToken: next, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
   }
 
   /** Ends the session: every access and refresh token of it is refused from now on. */
   async end(sessionId: string): Promise<void> {
-    await this.store.sessions.end(sessionId, this.clock.now());
-    await this.store.refreshTokens.deleteBySession(sessionId);
+    await this.sessions.end(sessionId, this.clock.now());
+    await this.refreshTokens.deleteBySession(sessionId);
   }
 
   private async spentTokenPresented(record: RefreshTokenRecord): Promise<never> {
@@ -142,7 +145,7 @@ export class Sessions {
   }
 
   private async liveSession(sessionId: string): Promise<SessionRecord> {
-    const session = await this.store.sessions.findById(sessionId);
+    const session = await this.sessions.findById(sessionId);
     if (!session || session.endedAt || session.expiresAt.getTime() <= this.clock.now().getTime()) throw sessionEnded();
     return session;
   }
@@ -150,7 +153,7 @@ export class Sessions {
   private async issueRefreshToken(session: SessionRecord, now: Date): Promise<string> {
     const token = randomToken(32);
     // A session has an absolute lifetime; no refresh token outlives it.
-    await this.store.refreshTokens.insert({ hash: hashSecret(token), sessionId: session.id, createdAt: now, expiresAt: session.expiresAt });
+    await this.refreshTokens.insert({ hash: hashSecret(token), sessionId: session.id, createdAt: now, expiresAt: session.expiresAt });
     return token;
   }
 

@@ -9,7 +9,7 @@
 // refused before the store is asked.
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { Store, UserTokenRecord } from "../store/ports.js";
+import type { UserTokenRecord, UserTokenStore } from "../store/ports/user-tokens.js";
 import type { Clock } from "./clock.js";
 import { invalidField, unauthenticated, type Reason } from "./errors.js";
 import { checkFreeText } from "./text.js";
@@ -32,7 +32,7 @@ export type UserTokenKind = "bearer" | "cookie";
 const refused = (reason: Reason, message: string) => unauthenticated(reason, message);
 
 export interface UserTokensDeps {
-  store: Store;
+  userTokens: UserTokenStore;
   users: Users;
   clock: Clock;
   logger: Logger;
@@ -72,7 +72,7 @@ export class UserTokens {
     }
     const user = await this.deps.users.authenticate(input.login, input.password, "email", input.clientAddress);
     const secret = randomId();
-    const token = await this.deps.store.userTokens.create({
+    const token = await this.deps.userTokens.create({
       id: randomId(),
       hash: hashSecret(secret),
       userId: user.id,
@@ -99,7 +99,7 @@ export class UserTokens {
     const maxAgeSeconds = this.deps.config.sessionCookieTtlSeconds;
     const now = this.deps.clock.now();
     const secret = randomToken(32);
-    const token = await this.deps.store.userTokens.create({
+    const token = await this.deps.userTokens.create({
       id: randomId(),
       hash: hashSecret(secret),
       userId,
@@ -121,7 +121,7 @@ export class UserTokens {
    * token, the second is 401 like any call with a disabled token.
    */
   async logout(tokenId: string): Promise<void> {
-    if (!(await this.deps.store.userTokens.disable(tokenId))) throw refused("TOKEN_REVOKED", "user token is disabled");
+    if (!(await this.deps.userTokens.disable(tokenId))) throw refused("TOKEN_REVOKED", "user token is disabled");
     this.deps.logger.info("user token logged out", { credentialId: tokenId });
   }
 
@@ -130,7 +130,7 @@ export class UserTokens {
     const what = kind === "bearer" ? "user token" : "session cookie";
     if (!shape.test(secret)) throw refused("INVALID_TOKEN", `invalid ${what}`);
     const hash = hashSecret(secret);
-    const token = await this.deps.store.userTokens.findByHash(hash);
+    const token = await this.deps.userTokens.findByHash(hash);
     // The store matched the hash already; re-check in constant time so a loosely matching
     // store can never authenticate the wrong token.
     if (token === null || !secretEquals(token.hash, hash)) throw refused("INVALID_TOKEN", `invalid ${what}`);
@@ -152,7 +152,7 @@ export class UserTokens {
   private async recordUse(token: UserTokenRecord, now: Date): Promise<void> {
     if (token.lastUsedAt !== undefined && token.lastUsedAt.getTime() >= now.getTime() - this.intervalMs) return;
     try {
-      await this.deps.store.userTokens.touchLastUsed(token.id, now, this.intervalMs);
+      await this.deps.userTokens.touchLastUsed(token.id, now, this.intervalMs);
     } catch (e) {
       this.deps.logger.warn("recording user token use failed", { credentialId: token.id, error: e instanceof Error ? e.message : String(e) });
     }

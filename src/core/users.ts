@@ -2,7 +2,11 @@
 // name), an argon2id password, an active flag. Password logins go through `authenticate`, which
 // answers an unknown login and a wrong password identically, at the same cost.
 import type { Logger } from "../logger.js";
-import { DuplicateError, type Store, type UserRecord } from "../store/ports.js";
+import { DuplicateError } from "../store/ports/errors.js";
+import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
+import type { SessionStore } from "../store/ports/sessions.js";
+import type { UserTokenStore } from "../store/ports/user-tokens.js";
+import type { UserRecord, UserStore } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import { AuthError, alreadyExists, invalidField, notFound, permissionDenied, unauthenticated } from "./errors.js";
 import type { LoginThrottle } from "./login-throttle.js";
@@ -52,14 +56,29 @@ export interface NewUserInput {
 }
 
 export class Users {
-  private readonly store: Store;
+  private readonly users: UserStore;
+  private readonly sessions: Pick<SessionStore, "endAllForUser">;
+  private readonly userTokens: Pick<UserTokenStore, "disableAllForUser">;
+  private readonly jwtRefreshTokens: Pick<JwtRefreshTokenStore, "revokeAllForUser">;
   private readonly passwords: Passwords;
   private readonly throttle: LoginThrottle;
   private readonly clock: Clock;
   private readonly logger: Logger;
 
-  constructor(deps: { store: Store; passwords: Passwords; throttle: LoginThrottle; clock: Clock; logger: Logger }) {
-    this.store = deps.store;
+  constructor(deps: {
+    users: UserStore;
+    sessions: Pick<SessionStore, "endAllForUser">;
+    userTokens: Pick<UserTokenStore, "disableAllForUser">;
+    jwtRefreshTokens: Pick<JwtRefreshTokenStore, "revokeAllForUser">;
+    passwords: Passwords;
+    throttle: LoginThrottle;
+    clock: Clock;
+    logger: Logger;
+  }) {
+    this.users = deps.users;
+    this.sessions = deps.sessions;
+    this.userTokens = deps.userTokens;
+    this.jwtRefreshTokens = deps.jwtRefreshTokens;
     this.passwords = deps.passwords;
     this.throttle = deps.throttle;
     this.clock = deps.clock;
@@ -73,7 +92,7 @@ export class Users {
     const emails = (input.emails ?? (input.kind === "email" ? [login] : [])).map((e) => normalizeLogin(e, "email"));
     const passwordHash = await this.passwords.hash(input.password);
     try {
-      return await this.store.users.create({
+      return await this.users.create({
         id: randomId(),
         login,
         emails,
@@ -100,7 +119,7 @@ export class Users {
     // A malformed login is counted like an unknown one (same answer, same cost), under its raw form.
     const throttleKey = login ?? rawLogin.trim().toLowerCase();
     const hadFailures = await this.throttle.check(throttleKey, clientAddress);
-    const user = login === undefined ? null : await this.store.users.findByLogin(login);
+    const user = login === undefined ? null : await this.users.findByLogin(login);
     if (!user) {
       await this.passwords.verifyDummy(password);
       await this.throttle.recordFailure(throttleKey, clientAddress);
@@ -118,11 +137,11 @@ export class Users {
   }
 
   get(id: string): Promise<UserRecord | null> {
-    return this.store.users.findById(id);
+    return this.users.findById(id);
   }
 
   async getActive(id: string): Promise<UserRecord> {
-    const user = await this.store.users.findById(id);
+    const user = await this.users.findById(id);
     if (!user || !user.active) throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
     return user;
   }
@@ -138,11 +157,11 @@ export class Users {
     checkPassword(newPassword);
     const hash = await this.passwords.hash(newPassword);
     const at = this.clock.now();
-    const user = await this.store.users.updatePasswordHash(id, hash, at);
+    const user = await this.users.updatePasswordHash(id, hash, at);
     if (!user) throw notFound("USER_NOT_FOUND", "user not found");
     await Promise.all([
-      this.store.sessions.endAllForUser(id, at),
-      this.store.jwtRefreshTokens.revokeAllForUser(id, at, user.passwordChangedAt),
+      this.sessions.endAllForUser(id, at),
+      this.jwtRefreshTokens.revokeAllForUser(id, at, user.passwordChangedAt),
     ]);
     return user;
   }
@@ -150,18 +169,18 @@ export class Users {
   /** Deactivates the user and ends everything they hold: sessions, user tokens, JWT refresh tokens. */
   async deactivate(id: string): Promise<void> {
     const at = this.clock.now();
-    const changed = await this.store.users.deactivate(id, at);
-    if (!changed && !(await this.store.users.findById(id))) throw notFound("USER_NOT_FOUND", "user not found");
+    const changed = await this.users.deactivate(id, at);
+    if (!changed && !(await this.users.findById(id))) throw notFound("USER_NOT_FOUND", "user not found");
     // Also when already inactive: finishing a cascade an earlier call could not complete.
     await Promise.all([
-      this.store.sessions.endAllForUser(id, at),
-      this.store.userTokens.disableAllForUser(id),
-      this.store.jwtRefreshTokens.revokeAllForUser(id, at),
+      this.sessions.endAllForUser(id, at),
+      this.userTokens.disableAllForUser(id),
+      this.jwtRefreshTokens.revokeAllForUser(id, at),
     ]);
   }
 
   async bumpLastLogin(id: string): Promise<Date> {
-    const at = await this.store.users.setLastLogin(id, this.clock.now());
+    const at = await this.users.setLastLogin(id, this.clock.now());
     if (!at) throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
     return at;
   }
@@ -173,13 +192,13 @@ export class Users {
   async noteLogin(user: UserRecord, minIntervalSeconds: number): Promise<void> {
     const now = this.clock.now().getTime();
     if (user.lastLoginAt && now - user.lastLoginAt.getTime() < minIntervalSeconds * 1000) return;
-    await this.store.users.setLastLogin(user.id, new Date(now));
+    await this.users.setLastLogin(user.id, new Date(now));
   }
 
   private async rehash(user: UserRecord, password: string): Promise<void> {
     try {
       const newHash = await this.passwords.hash(password);
-      await this.store.users.rehashPassword(user.id, user.passwordHash, newHash);
+      await this.users.rehashPassword(user.id, user.passwordHash, newHash);
     } catch (e) {
       // The login itself succeeded; a failed upgrade is retried at the next login.
       if (e instanceof AuthError) throw e;

@@ -348,13 +348,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       issuedAt,
     });
 
-    it("creates and finds by hash and by link; refuses duplicates", async () => {
+    it("creates and finds by hash; refuses duplicates", async () => {
       const input = { ...newToken(), createdBy: "ops@example.com" };
       assert.deepEqual(await store.apiTokens.create(input), input);
       assert.deepEqual(await twin.apiTokens.findByHash(input.hash), input);
-      assert.deepEqual(await twin.apiTokens.findByLink(input.link), input);
       assert.equal(await store.apiTokens.findByHash(id("missing")), null);
-      assert.equal(await store.apiTokens.findByLink(randomUUID()), null);
       await assert.rejects(store.apiTokens.create({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
       await assert.rejects(store.apiTokens.create({ ...newToken(), link: input.link }), (e: unknown) => e instanceof DuplicateError && e.key === "link");
     });
@@ -367,7 +365,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await store.apiTokens.revoke(input.accountId, input.link, at(5));
       assert.equal(await store.apiTokens.updateDescription(input.link, "too late"), null);
       assert.equal(await store.apiTokens.updateDescription(randomUUID(), "unknown"), null);
-      assert.equal((await store.apiTokens.findByLink(input.link))?.description, "renamed");
+      assert.equal((await store.apiTokens.findByHash(input.hash))?.description, "renamed");
     });
 
     it("lists an account's tokens by state, newest first, ties broken by link", async () => {
@@ -412,9 +410,9 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await store.apiTokens.create(input);
       assert.equal(await store.apiTokens.touchLastUsed(input.link, at(10_000), 60_000), true);
       assert.equal(await store.apiTokens.touchLastUsed(input.link, at(30_000), 60_000), false);
-      assert.equal((await store.apiTokens.findByLink(input.link))?.lastUsedAt?.getTime(), at(10_000).getTime());
+      assert.equal((await store.apiTokens.findByHash(input.hash))?.lastUsedAt?.getTime(), at(10_000).getTime());
       assert.equal(await store.apiTokens.touchLastUsed(input.link, at(70_001), 60_000), true);
-      assert.equal((await store.apiTokens.findByLink(input.link))?.lastUsedAt?.getTime(), at(70_001).getTime());
+      assert.equal((await store.apiTokens.findByHash(input.hash))?.lastUsedAt?.getTime(), at(70_001).getTime());
       // Without an interval it still never moves backwards.
       assert.equal(await store.apiTokens.touchLastUsed(input.link, at(50_000)), false);
       assert.equal(await store.apiTokens.touchLastUsed(input.link, at(70_002)), true);
@@ -428,7 +426,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await store.apiTokens.touchLastUsed(input.link, new Date(minute + 1), 60_000), true);
       assert.equal(await store.apiTokens.touchLastUsed(input.link, new Date(minute + 59_999), 60_000), false);
       assert.equal(await twin.apiTokens.touchLastUsed(input.link, new Date(minute + 60_000), 60_000), true);
-      assert.equal((await store.apiTokens.findByLink(input.link))?.lastUsedAt?.getTime(), minute + 60_000);
+      assert.equal((await store.apiTokens.findByHash(input.hash))?.lastUsedAt?.getTime(), minute + 60_000);
     });
 
     it(`coalesces ${CONCURRENCY} concurrent uses into one write`, async () => {
@@ -454,7 +452,6 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const expected = { ...input, enabled: true, version: 0 };
       assert.deepEqual(await store.userTokens.create(input), expected);
       assert.deepEqual(await twin.userTokens.findByHash(input.hash), expected);
-      assert.deepEqual(await twin.userTokens.findById(input.id), expected);
       const plain = newToken();
       const created = await store.userTokens.create(plain);
       assert.equal("note" in created || "expiresAt" in created || "lastUsedAt" in created, false);
@@ -467,7 +464,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await store.userTokens.create(input);
       assert.equal(await store.userTokens.touchLastUsed(input.id, at(1000), 60_000), true);
       assert.equal(await store.userTokens.touchLastUsed(input.id, at(2000), 60_000), false);
-      const found = await store.userTokens.findById(input.id);
+      const found = await store.userTokens.findByHash(input.hash);
       assert.equal(found?.lastUsedAt?.getTime(), at(1000).getTime());
       assert.equal(found?.version, 0);
     });
@@ -491,11 +488,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await store.userTokens.disable(tokens[0]!.id);
       assert.equal(await store.userTokens.disableAllForUser(userId), 2);
       for (const t of tokens) {
-        const found = await store.userTokens.findById(t.id);
+        const found = await store.userTokens.findByHash(t.hash);
         assert.equal(found?.enabled, false);
         assert.equal(found?.version, 1);
       }
-      assert.equal((await store.userTokens.findById(other.id))?.enabled, true);
+      assert.equal((await store.userTokens.findByHash(other.hash))?.enabled, true);
     });
   });
 

@@ -32,7 +32,6 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
         return fromDoc<ApiTokenRecord>(doc, ID);
       }),
     findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
-    findByLink: (link) => ctx.run(ID, async () => load(await tokens.findOne({ _id: link }))),
     updateDescription: (link, description) =>
       ctx.run(ID, async () => {
         const token = await load(await tokens.findOne({ _id: link }));

@@ -36,7 +36,6 @@ export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
         return { ...fromDoc<UserTokenRecord>(doc, ID), enabled: true, version: 0 };
       }),
     findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
-    findById: (id) => ctx.run(ID, async () => load(await tokens.findOne({ _id: id }))),
     touchLastUsed: (id, at, minIntervalMs = 0) =>
       ctx.run(ID, async () => {
         if ((await tokens.countDocuments({ _id: id }, { limit: 1 })) === 0) return false;

@@ -36,7 +36,6 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
   const insert = db.prepare(`INSERT INTO api_tokens (link, hash, account_id, description, created_by, issued_at)
     VALUES (@link, @hash, @accountId, @description, @createdBy, @issuedAt) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM api_tokens WHERE hash = ?");
-  const byLink = db.prepare("SELECT * FROM api_tokens WHERE link = ?");
   const describe = db.prepare(
     "UPDATE api_tokens SET description = ? WHERE link = ? AND revoked_at IS NULL RETURNING *",
   );
@@ -68,7 +67,6 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
         ),
       ),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
-    findByLink: (link) => call(() => toRecordOrNull(byLink.get(link))),
     updateDescription: (link, description) => call(() => toRecordOrNull(describe.get(description, link))),
     list: (accountId, state) =>
       call(() => ((state === "active" ? listActive : listRevoked).all(accountId) as ApiTokenRow[]).map(toRecord)),

@@ -1,0 +1,34 @@
+// API tokens per gateway account (seed 001).
+export interface ApiTokenRecord {
+  /** token_link: server-made UUID, the public handle. Unique. */
+  link: string;
+  /** SHA-256 of the secret. Unique. */
+  hash: string;
+  accountId: string;
+  description: string;
+  createdBy?: string;
+  issuedAt: Date;
+  lastUsedAt?: Date;
+  revokedAt?: Date;
+}
+
+export type NewApiToken = Omit<ApiTokenRecord, "lastUsedAt" | "revokedAt">;
+
+export type ApiTokenState = "active" | "revoked";
+
+export interface ApiTokenStore {
+  /** DuplicateError("link" | "hash"). */
+  create(token: NewApiToken): Promise<ApiTokenRecord>;
+  findByHash(hash: string): Promise<ApiTokenRecord | null>;
+  /** Only while not revoked; returns the updated record, null when unknown or revoked. */
+  updateDescription(link: string, description: string): Promise<ApiTokenRecord | null>;
+  /** Tokens of the account in that state, newest first (issuedAt desc, then link desc). */
+  list(accountId: string, state: ApiTokenState): Promise<ApiTokenRecord[]>;
+  /** CAS: revokes only an unrevoked token of that account; returns the revoked record or null. */
+  revoke(accountId: string, link: string, at: Date): Promise<ApiTokenRecord | null>;
+  /**
+   * Coalesced write (see last-used.ts): sets lastUsedAt=at only when lastUsedAt is unset or before
+   * touchBucket(at, minIntervalMs) (default 0: every millisecond). Returns whether this call wrote.
+   */
+  touchLastUsed(link: string, at: Date, minIntervalMs?: number): Promise<boolean>;
+}

@@ -1,0 +1,23 @@
+// Short-lived authentication tokens (seed 003).
+export interface AuthTokenRecord {
+  /** SHA-256 of the random token id given to the client. Unique. */
+  hash: string;
+  userId: string;
+  createdAt: Date;
+  expiresAt: Date;
+  consumedAt?: Date;
+}
+
+export type NewAuthToken = Omit<AuthTokenRecord, "consumedAt">;
+
+export interface AuthTokenStore {
+  /** DuplicateError("hash"). */
+  create(token: NewAuthToken): Promise<AuthTokenRecord>;
+  findByHash(hash: string): Promise<AuthTokenRecord | null>;
+  /**
+   * Atomic single use: succeeds only if unconsumed and expiresAt > now; sets consumedAt=now and
+   * returns the consumed record. Null when unknown, already consumed or expired.
+   */
+  consume(hash: string, now: Date): Promise<AuthTokenRecord | null>;
+  deleteExpired(before: Date): Promise<number>;
+}

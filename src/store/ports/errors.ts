@@ -1,0 +1,26 @@
+// Errors adapters throw on purpose: the only ones a caller of a port needs to tell apart.
+/** Base class of the errors adapters throw on purpose. */
+export class StoreError extends Error {
+  override name = "StoreError";
+}
+
+/** The database is down, unreachable or timed out. Maps to UNAVAILABLE (HTTP 503). */
+export class StoreUnavailableError extends StoreError {
+  override name = "StoreUnavailableError";
+  constructor(message = "store unavailable", options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * A unique constraint refused the write. `key` names the constrained field of the record
+ * ("login", "hash", "jti", "kid", "generation", "id", ...) — never its value, which may be secret.
+ */
+export class DuplicateError extends StoreError {
+  override name = "DuplicateError";
+  readonly key: string;
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(`duplicate ${key}`, options);
+    this.key = key;
+  }
+}

@@ -1,0 +1,21 @@
+// JWT refresh tokens (seed 004): the JWT is self-contained; the store keeps revocation state.
+export interface JwtRefreshTokenRecord {
+  jti: string;
+  userId: string;
+  issuedAt: Date;
+  expiresAt: Date;
+  revokedAt?: Date;
+}
+
+export type NewJwtRefreshToken = Omit<JwtRefreshTokenRecord, "revokedAt">;
+
+export interface JwtRefreshTokenStore {
+  /** DuplicateError("jti"). */
+  create(token: NewJwtRefreshToken): Promise<JwtRefreshTokenRecord>;
+  findByJti(jti: string): Promise<JwtRefreshTokenRecord | null>;
+  /** Revokes an unrevoked token of that user; false when unknown, another user's or already revoked. */
+  revoke(jti: string, userId: string, at: Date): Promise<boolean>;
+  /** Revokes every unrevoked token of the user (only those issued before `issuedBefore` when given). */
+  revokeAllForUser(userId: string, at: Date, issuedBefore?: Date): Promise<number>;
+  deleteExpired(before: Date): Promise<number>;
+}

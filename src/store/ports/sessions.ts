@@ -1,0 +1,52 @@
+// Sessions of seed 000 and their opaque refresh tokens.
+export interface SessionRecord {
+  id: string;
+  userId: string;
+  clientId: string;
+  /** jti of the most recent access token; only that one is accepted. */
+  accessJti: string;
+  createdAt: Date;
+  expiresAt: Date;
+  endedAt?: Date;
+}
+
+export type NewSession = Omit<SessionRecord, "endedAt">;
+
+export interface SessionStore {
+  /** DuplicateError("id") on an id clash. */
+  create(session: NewSession): Promise<SessionRecord>;
+  findById(id: string): Promise<SessionRecord | null>;
+  /** CAS: sets accessJti=newJti only while it is expectedJti and the session is not ended. */
+  setAccessJti(id: string, expectedJti: string, newJti: string): Promise<boolean>;
+  /** Ends the session (sets endedAt) if it is not ended yet; returns whether this call ended it. */
+  end(id: string, at: Date): Promise<boolean>;
+  /** Ends every open session of the user; returns how many. */
+  endAllForUser(userId: string, at: Date): Promise<number>;
+}
+
+/** Opaque refresh token; the store only ever sees its hash. */
+export interface RefreshTokenRecord {
+  hash: string;
+  sessionId: string;
+  createdAt: Date;
+  expiresAt: Date;
+  spentAt?: Date;
+}
+
+export type NewRefreshToken = Omit<RefreshTokenRecord, "spentAt">;
+
+export interface RefreshTokenStore {
+  /** DuplicateError("hash") on a clash. */
+  insert(token: NewRefreshToken): Promise<RefreshTokenRecord>;
+  findByHash(hash: string): Promise<RefreshTokenRecord | null>;
+  /**
+   * Atomically marks the token spent (only if it is not spent yet) and returns the record AS IT
+   * WAS BEFORE: `spentAt` absent -> this call won the rotation; `spentAt` present -> it was
+   * already spent at that time (reuse or a concurrent refresh). Null when unknown.
+   * Expiry is not checked here (the caller compares expiresAt).
+   */
+  spend(hash: string, at: Date): Promise<RefreshTokenRecord | null>;
+  deleteBySession(sessionId: string): Promise<number>;
+  /** Housekeeping: deletes tokens with expiresAt < before. */
+  deleteExpired(before: Date): Promise<number>;
+}

@@ -1,0 +1,28 @@
+// User tokens (seed 002), and the cookie sessions of seed 003 stored alike.
+export interface UserTokenRecord {
+  id: string;
+  /** SHA-256 of the bearer secret. Unique. */
+  hash: string;
+  userId: string;
+  note?: string;
+  expiresAt?: Date;
+  createdAt: Date;
+  enabled: boolean;
+  /** Starts at 0; grows on every change of the token (not on usage bookkeeping). */
+  version: number;
+  lastUsedAt?: Date;
+}
+
+export type NewUserToken = Omit<UserTokenRecord, "enabled" | "version" | "lastUsedAt">;
+
+export interface UserTokenStore {
+  /** enabled=true, version=0. DuplicateError("id" | "hash"). */
+  create(token: NewUserToken): Promise<UserTokenRecord>;
+  findByHash(hash: string): Promise<UserTokenRecord | null>;
+  /** Coalesced like ApiTokenStore.touchLastUsed; does not change version. */
+  touchLastUsed(id: string, at: Date, minIntervalMs?: number): Promise<boolean>;
+  /** Logout: enabled=false, version++ only if enabled; returns whether this call disabled it. */
+  disable(id: string): Promise<boolean>;
+  /** Disables every enabled token of the user (version++ each); returns how many. */
+  disableAllForUser(userId: string): Promise<number>;
+}
