@@ -5,6 +5,7 @@ import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 import { ApiTokens } from "./api-tokens.js";
 import type { Clock } from "./clock.js";
+import { CredentialLifecycle } from "./credential-lifecycle.js";
 import { JwtTokens } from "./jwt-tokens.js";
 import { KeyRing } from "./key-ring.js";
 import { TokenVerifier } from "./token-verifier.js";
@@ -49,11 +50,14 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   // Compute the dummy hash now, so the first unknown-login attempt costs the same as the rest.
   await passwords.verifyDummy("");
   const throttle = new LoginThrottle({ loginAttempts: store.loginAttempts, config, clock });
-  const users = new Users({
-    users: store.users,
+  const lifecycle = new CredentialLifecycle({
     sessions: store.sessions,
     userTokens: store.userTokens,
     jwtRefreshTokens: store.jwtRefreshTokens,
+  });
+  const users = new Users({
+    users: store.users,
+    lifecycle,
     passwords,
     throttle,
     clock,

@@ -9,6 +9,7 @@
 import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
+import { issuedBeforePasswordChange } from "./credential-lifecycle.js";
 import { AuthError, invalidField, permissionDenied, recode, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
@@ -77,7 +78,7 @@ export class JwtTokens {
     const user = await this.deps.users.get(claims.sub);
     if (!user) throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
     if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
-    if (record.issuedAt.getTime() < user.passwordChangedAt.getTime()) {
+    if (issuedBeforePasswordChange(record.issuedAt, user)) {
       throw unauthenticated("TOKEN_REVOKED", "refresh token issued before the last password change");
     }
     return this.issueAccessToken(user, "refresh_token");
@@ -111,15 +112,15 @@ export class JwtTokens {
     await this.deps.refreshTokens.revoke(claims.jti, userId, this.deps.clock.now());
   }
 
-  /** Changes the password; Users.changePassword revokes every refresh token issued before it. */
+  /** Changes the password; the credential lifecycle revokes every refresh token issued before it. */
   async changePassword(userId: string, newPassword: string): Promise<void> {
     await this.deps.users.changePassword(userId, newPassword);
   }
 
   /** Deactivates the user: their sessions, user tokens and refresh tokens end with it. */
   async deleteUser(userId: string): Promise<void> {
-    // Users.deactivate revokes the JWT refresh tokens too; access tokens stop working because
-    // verifyAccessToken looks the user up.
+    // The credential lifecycle revokes the JWT refresh tokens too; access tokens stop working
+    // because verifyAccessToken looks the user up.
     await this.deps.users.deactivate(userId);
   }
 

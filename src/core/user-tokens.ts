@@ -11,6 +11,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { UserTokenRecord, UserTokenStore } from "../store/ports/user-tokens.js";
 import type { Clock } from "./clock.js";
+import { issuedBeforePasswordChange } from "./credential-lifecycle.js";
 import { invalidField, unauthenticated, type Reason } from "./errors.js";
 import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, randomToken, secretEquals } from "./secrets.js";
@@ -139,7 +140,7 @@ export class UserTokens {
     if (token.expiresAt !== undefined && token.expiresAt.getTime() <= now.getTime()) throw refused("TOKEN_EXPIRED", `${what} has expired`);
     const user = await this.deps.users.get(token.userId);
     if (user === null || !user.active) throw refused("USER_DEACTIVATED", `the ${what}'s user does not exist or is deactivated`);
-    if (token.createdAt.getTime() < user.passwordChangedAt.getTime()) throw refused("TOKEN_REVOKED", `${what} predates a password change`);
+    if (issuedBeforePasswordChange(token.createdAt, user)) throw refused("TOKEN_REVOKED", `${what} predates a password change`);
     await this.recordUse(token, now);
     return token;
   }

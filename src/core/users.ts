@@ -3,11 +3,9 @@
 // answers an unknown login and a wrong password identically, at the same cost.
 import type { Logger } from "../logger.js";
 import { DuplicateError } from "../store/ports/errors.js";
-import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
-import type { SessionStore } from "../store/ports/sessions.js";
-import type { UserTokenStore } from "../store/ports/user-tokens.js";
 import type { UserRecord, UserStore } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
+import type { CredentialLifecycle } from "./credential-lifecycle.js";
 import { AuthError, alreadyExists, invalidField, notFound, permissionDenied, unauthenticated } from "./errors.js";
 import type { LoginThrottle } from "./login-throttle.js";
 import { checkPassword } from "./password-policy.js";
@@ -57,9 +55,7 @@ export interface NewUserInput {
 
 export class Users {
   private readonly users: UserStore;
-  private readonly sessions: Pick<SessionStore, "endAllForUser">;
-  private readonly userTokens: Pick<UserTokenStore, "disableAllForUser">;
-  private readonly jwtRefreshTokens: Pick<JwtRefreshTokenStore, "revokeAllForUser">;
+  private readonly lifecycle: Pick<CredentialLifecycle, "passwordChanged" | "deactivated">;
   private readonly passwords: Passwords;
   private readonly throttle: LoginThrottle;
   private readonly clock: Clock;
@@ -67,18 +63,15 @@ export class Users {
 
   constructor(deps: {
     users: UserStore;
-    sessions: Pick<SessionStore, "endAllForUser">;
-    userTokens: Pick<UserTokenStore, "disableAllForUser">;
-    jwtRefreshTokens: Pick<JwtRefreshTokenStore, "revokeAllForUser">;
+    /** Ends the credentials a password change or a deactivation outdates. */
+    lifecycle: Pick<CredentialLifecycle, "passwordChanged" | "deactivated">;
     passwords: Passwords;
     throttle: LoginThrottle;
     clock: Clock;
     logger: Logger;
   }) {
     this.users = deps.users;
-    this.sessions = deps.sessions;
-    this.userTokens = deps.userTokens;
-    this.jwtRefreshTokens = deps.jwtRefreshTokens;
+    this.lifecycle = deps.lifecycle;
     this.passwords = deps.passwords;
     this.throttle = deps.throttle;
     this.clock = deps.clock;
@@ -147,36 +140,25 @@ export class Users {
   }
 
   /**
-   * Changes the password, in every service at once, and ends the user's long-lived credentials
-   * issued before it: seed 000 sessions (with their refresh tokens) and seed 004 refresh tokens
-   * here; user tokens and cookie sessions are refused by their verifier (created before
-   * passwordChangedAt). Short-lived access JWTs run out on their own (offline verifiers could
-   * not be told anyway).
+   * Changes the password, in every service at once; the credential lifecycle then ends the
+   * user's credentials issued before it.
    */
   async changePassword(id: string, newPassword: string): Promise<UserRecord> {
     checkPassword(newPassword);
     const hash = await this.passwords.hash(newPassword);
-    const at = this.clock.now();
-    const user = await this.users.updatePasswordHash(id, hash, at);
+    const user = await this.users.updatePasswordHash(id, hash, this.clock.now());
     if (!user) throw notFound("USER_NOT_FOUND", "user not found");
-    await Promise.all([
-      this.sessions.endAllForUser(id, at),
-      this.jwtRefreshTokens.revokeAllForUser(id, at, user.passwordChangedAt),
-    ]);
+    await this.lifecycle.passwordChanged(id, user.passwordChangedAt);
     return user;
   }
 
-  /** Deactivates the user and ends everything they hold: sessions, user tokens, JWT refresh tokens. */
+  /** Deactivates the user; the credential lifecycle then ends everything they hold. */
   async deactivate(id: string): Promise<void> {
     const at = this.clock.now();
     const changed = await this.users.deactivate(id, at);
     if (!changed && !(await this.users.findById(id))) throw notFound("USER_NOT_FOUND", "user not found");
     // Also when already inactive: finishing a cascade an earlier call could not complete.
-    await Promise.all([
-      this.sessions.endAllForUser(id, at),
-      this.userTokens.disableAllForUser(id),
-      this.jwtRefreshTokens.revokeAllForUser(id, at),
-    ]);
+    await this.lifecycle.deactivated(id, at);
   }
 
   async bumpLastLogin(id: string): Promise<Date> {

@@ -1,0 +1,49 @@
+// What happens to a user's credentials when the user's standing changes. Identity code (Users)
+// records the change — a new password, a deactivation — and tells this component, which ends
+// the credentials it outdates; Users itself never reaches into sessions or tokens.
+//
+// - A password change outdates every long-lived credential issued before it: seed 000 sessions
+//   (and with them their refresh tokens) end and seed 004 refresh tokens are revoked here; user
+//   tokens and cookie sessions are refused by their verifiers through issuedBeforePasswordChange.
+//   Short-lived access JWTs run out on their own (offline verifiers could not be told anyway).
+// - A deactivation ends everything: sessions, user tokens and cookie sessions, refresh tokens.
+//
+// Both cascades are idempotent, so repeating one finishes what an interrupted one left. A
+// per-user credential epoch would live here too: the moment before which every credential of
+// the user is refused, compared by issuedBeforePasswordChange's successor.
+import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
+import type { SessionStore } from "../store/ports/sessions.js";
+import type { UserTokenStore } from "../store/ports/user-tokens.js";
+import type { UserRecord } from "../store/ports/users.js";
+
+export interface CredentialLifecycleDeps {
+  sessions: Pick<SessionStore, "endAllForUser">;
+  userTokens: Pick<UserTokenStore, "disableAllForUser">;
+  jwtRefreshTokens: Pick<JwtRefreshTokenStore, "revokeAllForUser">;
+}
+
+/** True when a credential issued at `issuedAt` predates the user's last password change: refuse it. */
+export function issuedBeforePasswordChange(issuedAt: Date, user: Pick<UserRecord, "passwordChangedAt">): boolean {
+  return issuedAt.getTime() < user.passwordChangedAt.getTime();
+}
+
+export class CredentialLifecycle {
+  constructor(private readonly deps: CredentialLifecycleDeps) {}
+
+  /** The user's password changed at `changedAt`: ends the sessions and refresh tokens issued before it. */
+  async passwordChanged(userId: string, changedAt: Date): Promise<void> {
+    await Promise.all([
+      this.deps.sessions.endAllForUser(userId, changedAt),
+      this.deps.jwtRefreshTokens.revokeAllForUser(userId, changedAt, changedAt),
+    ]);
+  }
+
+  /** The user was deactivated at `at`: ends every session, user token, cookie session and refresh token. */
+  async deactivated(userId: string, at: Date): Promise<void> {
+    await Promise.all([
+      this.deps.sessions.endAllForUser(userId, at),
+      this.deps.userTokens.disableAllForUser(userId),
+      this.deps.jwtRefreshTokens.revokeAllForUser(userId, at),
+    ]);
+  }
+}
