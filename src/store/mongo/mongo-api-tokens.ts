@@ -1,6 +1,6 @@
 import type { ApiTokenRecord, ApiTokenStore, NewApiToken } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
-import { insertNamingDuplicate } from "./mongo-duplicates.js";
+import { insertNamingDuplicate } from "./mongo-inserts.js";
 import { LastUsed } from "./mongo-last-used.js";
 
 export const API_TOKENS = "api_tokens";
@@ -13,7 +13,7 @@ const revokedMark = (link: string) => `api-revoked:${link}`;
 
 export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
   const tokens = ctx.db.collection<StoredDoc>(API_TOKENS);
-  const lastUsed = new LastUsed(ctx.db, API_TOKEN_USAGE, ctx.marks, "api-touch");
+  const lastUsed = new LastUsed(ctx.db, API_TOKEN_USAGE, tokens, ctx.marks, "api-touch");
 
   const load = async (doc: StoredDoc | null): Promise<ApiTokenRecord | null> => {
     if (!doc) return null;
@@ -61,10 +61,6 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
         if (!(await ctx.marks.claim(revokedMark(link), at))) return null;
         return { ...token, revokedAt: new Date(at.getTime()) };
       }),
-    touchLastUsed: (link, at, minIntervalMs = 0) =>
-      ctx.run(ID, async () => {
-        if ((await tokens.countDocuments({ _id: link }, { limit: 1 })) === 0) return false;
-        return lastUsed.touch(link, at, minIntervalMs);
-      }),
+    touchLastUsed: (link, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(link, at, minIntervalMs)),
   };
 }

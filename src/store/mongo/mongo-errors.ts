@@ -9,6 +9,7 @@ import {
   MongoTopologyClosedError,
 } from "mongodb";
 import { DuplicateError, StoreError, StoreUnavailableError } from "../ports.js";
+import { isDuplicateKey } from "./mongo-inserts.js";
 
 // Server error codes that mean "this server cannot answer right now", not "your request is wrong".
 const unavailableCodes = new Set([
@@ -51,7 +52,7 @@ export function isUnavailable(error: unknown): boolean {
  */
 export function mapMongoError(error: unknown, idKey: string): unknown {
   if (error instanceof StoreError) return error;
-  if (error instanceof MongoServerError && error.code === 11000) {
+  if (isDuplicateKey(error)) {
     return new DuplicateError(duplicateKey(error, idKey), { cause: error });
   }
   if (isUnavailable(error)) {

@@ -1,10 +1,13 @@
 import type { Collection, Db } from "mongodb";
+import { touchBucket } from "../ports.js";
 import type { StoredDoc } from "./mongo-context.js";
-import { touchBucket, type Marks } from "./mongo-marks.js";
+import { isDuplicateKey } from "./mongo-inserts.js";
+import type { Marks } from "./mongo-marks.js";
 
 /**
- * Last-use times, kept apart from the token documents so that their last-writer-wins updates
- * can never overwrite anything else. Writes are coalesced through a mark per token and interval.
+ * Last-use times of the documents of `owners` (API tokens, user tokens), kept apart from them so
+ * that their last-writer-wins updates can never overwrite anything else. Writes are coalesced
+ * through a mark per document and interval (touchBucket).
  */
 export class LastUsed {
   private readonly times: Collection<StoredDoc>;
@@ -12,6 +15,7 @@ export class LastUsed {
   constructor(
     db: Db,
     collection: string,
+    private readonly owners: Collection<StoredDoc>,
     private readonly marks: Marks,
     private readonly kind: string,
   ) {
@@ -28,8 +32,12 @@ export class LastUsed {
     return new Map(docs.map((doc) => [doc._id, doc.lastUsedAt as Date]));
   }
 
-  /** Writes at most once per id per interval; the read first keeps the common case to one query. */
+  /**
+   * Writes at most once per id per interval, and only for a document that exists; the read
+   * first keeps the common case to one query.
+   */
   async touch(id: string, at: Date, minIntervalMs: number): Promise<boolean> {
+    if ((await this.owners.countDocuments({ _id: id }, { limit: 1 })) === 0) return false;
     const bucket = touchBucket(at, minIntervalMs);
     const last = await this.get(id);
     if (last && last.getTime() >= bucket) return false;
@@ -37,7 +45,7 @@ export class LastUsed {
     if (!(await this.marks.claim(`${this.kind}:${id}:${bucket}`, at, expiresAt))) return false;
     await this.times.updateOne({ _id: id }, { $set: { lastUsedAt: at } }, { upsert: true }).catch(async (error: unknown) => {
       // Two first-ever uses in different intervals may race to create the document: update it.
-      if ((error as { code?: unknown }).code !== 11000) throw error;
+      if (!isDuplicateKey(error)) throw error;
       await this.times.updateOne({ _id: id }, { $set: { lastUsedAt: at } });
     });
     return true;

@@ -1,6 +1,6 @@
-import { MongoServerError } from "mongodb";
 import type { LoginAttemptRecord, LoginAttemptStore } from "../ports.js";
 import type { MongoContext } from "./mongo-context.js";
+import { insertNextVersion } from "./mongo-inserts.js";
 
 export const LOGIN_ATTEMPTS = "login_attempts";
 const ID = "key";
@@ -9,10 +9,8 @@ const MAX_TRIES = 64;
 // wrote to the same key to be confused by a pruned state. See below.
 const KEEP = 64;
 
-// A counter without atomic updates (see mongo-marks.ts): each state of a key is a new document
-// {_id: "<key>#<n>", n}; the next state is computed from the latest and inserted as n+1. The unique
-// _id makes that insert a compare-and-set: a writer who loses re-reads and tries again, so no
-// failure is ever lost or counted twice.
+// A counter without atomic updates (see mongo-marks.ts): each state of a key is a versioned
+// insert {_id: "<key>#<n>", n} (insertNextVersion), so no failure is ever lost or counted twice.
 interface AttemptState {
   failures: number;
   firstFailureAt: Date;
@@ -46,23 +44,21 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     key: string,
     next: (current: AttemptDoc | null) => AttemptState | null,
   ): Promise<AttemptDoc | null> => {
-    for (let attempt = 0; attempt < MAX_TRIES; attempt++) {
-      const current = await latest(key);
-      const state = next(current);
-      if (!state) return null;
-      const n = (current?.n ?? 0) + 1;
-      const doc: AttemptDoc = { _id: `${key}#${n}`, key, n, ...state };
-      if (doc.lockedUntil === undefined) delete doc.lockedUntil;
-      try {
-        await attempts.insertOne(doc);
-      } catch (error) {
-        if (error instanceof MongoServerError && error.code === 11000) continue;
-        throw error;
-      }
-      if (n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: n - KEEP } });
-      return doc;
-    }
-    throw new Error("login attempt counter did not settle");
+    const doc = await insertNextVersion(attempts, {
+      latest: () => latest(key),
+      next: (current) => {
+        const state = next(current);
+        if (!state) return null;
+        const { lockedUntil, ...rest } = state;
+        return { key, ...rest, ...(lockedUntil !== undefined && { lockedUntil }) };
+      },
+      idOf: (n) => `${key}#${n}`,
+      retry: true,
+      maxTries: MAX_TRIES,
+      what: "login attempt counter",
+    });
+    if (doc && doc.n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: doc.n - KEEP } });
+    return doc;
   };
 
   return {

@@ -1,5 +1,6 @@
-import { MongoServerError, type Collection, type Db } from "mongodb";
+import type { Collection, Db } from "mongodb";
 import type { StoredDoc } from "./mongo-context.js";
+import { insertUnlessTaken } from "./mongo-inserts.js";
 
 export const MARKS = "marks";
 
@@ -24,13 +25,7 @@ export class Marks {
 
   /** True when this call set the mark; false when it was already set. `expiresAt` lets housekeeping drop it. */
   async claim(id: string, at: Date, expiresAt?: Date): Promise<boolean> {
-    try {
-      await this.marks.insertOne(expiresAt ? { _id: id, at, expiresAt } : { _id: id, at });
-      return true;
-    } catch (error) {
-      if (error instanceof MongoServerError && error.code === 11000) return false;
-      throw error;
-    }
+    return insertUnlessTaken(this.marks, expiresAt ? { _id: id, at, expiresAt } : { _id: id, at });
   }
 
   /** When the mark was set, or null. */
@@ -52,12 +47,4 @@ export class Marks {
   async deleteExpired(before: Date): Promise<void> {
     await this.marks.deleteMany({ expiresAt: { $lt: before } });
   }
-}
-
-/**
- * The interval a last-use write belongs to: writes are coalesced to one per token per interval,
- * intervals aligned to multiples of minIntervalMs (so every instance computes the same one).
- */
-export function touchBucket(at: Date, minIntervalMs: number): number {
-  return minIntervalMs > 0 ? Math.floor(at.getTime() / minIntervalMs) * minIntervalMs : at.getTime();
 }

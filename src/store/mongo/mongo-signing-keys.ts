@@ -1,6 +1,6 @@
-import { MongoServerError } from "mongodb";
 import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../ports.js";
 import { fromDoc, fromDocOrNull, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { insertUnlessTaken } from "./mongo-inserts.js";
 
 export const SIGNING_KEYS = "signing_keys";
 const ID = "kid";
@@ -9,15 +9,7 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
   const keys = ctx.db.collection<StoredDoc>(SIGNING_KEYS);
 
   // The unique index on generation (and _id = kid) lets exactly one instance win each generation.
-  const tryInsert = async (key: NewSigningKey): Promise<boolean> => {
-    try {
-      await keys.insertOne(toDoc(key, ID));
-      return true;
-    } catch (error) {
-      if (error instanceof MongoServerError && error.code === 11000) return false;
-      throw error;
-    }
-  };
+  const tryInsert = (key: NewSigningKey): Promise<boolean> => insertUnlessTaken(keys, toDoc(key, ID));
 
   return {
     list: () =>

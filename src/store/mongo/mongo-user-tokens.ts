@@ -1,6 +1,6 @@
 import type { NewUserToken, UserTokenRecord, UserTokenStore } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
-import { insertNamingDuplicate } from "./mongo-duplicates.js";
+import { insertNamingDuplicate } from "./mongo-inserts.js";
 import { LastUsed } from "./mongo-last-used.js";
 
 export const USER_TOKENS = "user_tokens";
@@ -13,7 +13,7 @@ const disabledMark = (id: string) => `ut-disabled:${id}`;
 
 export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
   const tokens = ctx.db.collection<StoredDoc>(USER_TOKENS);
-  const lastUsed = new LastUsed(ctx.db, USER_TOKEN_USAGE, ctx.marks, "ut-touch");
+  const lastUsed = new LastUsed(ctx.db, USER_TOKEN_USAGE, tokens, ctx.marks, "ut-touch");
 
   const load = async (doc: StoredDoc | null): Promise<UserTokenRecord | null> => {
     if (!doc) return null;
@@ -36,11 +36,7 @@ export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
         return { ...fromDoc<UserTokenRecord>(doc, ID), enabled: true, version: 0 };
       }),
     findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
-    touchLastUsed: (id, at, minIntervalMs = 0) =>
-      ctx.run(ID, async () => {
-        if ((await tokens.countDocuments({ _id: id }, { limit: 1 })) === 0) return false;
-        return lastUsed.touch(id, at, minIntervalMs);
-      }),
+    touchLastUsed: (id, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(id, at, minIntervalMs)),
     disable: (id) =>
       ctx.run(ID, async () => {
         const doc = await tokens.findOne({ _id: id });

@@ -1,7 +1,6 @@
-import { MongoServerError } from "mongodb";
 import type { NewUser, UserRecord, UserStore } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
-import { insertNamingDuplicate } from "./mongo-duplicates.js";
+import { insertNamingDuplicate, insertNextVersion } from "./mongo-inserts.js";
 
 export const USERS = "users";
 export const USER_PASSWORDS = "user_passwords";
@@ -58,7 +57,10 @@ export function mongoUsers(ctx: MongoContext): UserStore {
   /** An id no user has (ids are UUIDs). */
   const absentId = "absent-user";
 
-  /** Inserts the next password generation if `accept` agrees with the current hash; retries lost races. */
+  /**
+   * Inserts the next password generation if `accept` agrees with the current hash; a lost race
+   * is retried (`retry`) or gives up. `at` null keeps the current passwordChangedAt (a rehash).
+   */
   const nextPassword = async (
     id: string,
     passwordHash: string,
@@ -66,26 +68,21 @@ export function mongoUsers(ctx: MongoContext): UserStore {
     accept: (currentHash: string) => boolean,
     retry: boolean,
   ): Promise<boolean> => {
-    for (let attempt = 0; attempt < MAX_TRIES; attempt++) {
-      const user = await findById(id);
-      if (!user || !accept(user.passwordHash)) return false;
-      const latest = await latestPassword(id);
-      const n = (latest?.n ?? 0) + 1;
-      try {
-        await passwords.insertOne({
-          _id: `${id}:${n}`,
-          userId: id,
-          n,
-          passwordHash,
-          passwordChangedAt: at ?? user.passwordChangedAt,
-        });
-        return true;
-      } catch (error) {
-        if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
-        if (!retry) return false;
-      }
-    }
-    throw new Error("password update did not settle");
+    const base = await users.findOne({ _id: id });
+    if (!base) return false;
+    const inserted = await insertNextVersion(passwords, {
+      latest: () => latestPassword(id),
+      next: (current) => {
+        // Generation 0 is the hash in `users`.
+        if (!accept(current?.passwordHash ?? (base.passwordHash as string))) return null;
+        return { userId: id, passwordHash, passwordChangedAt: at ?? current?.passwordChangedAt ?? (base.createdAt as Date) };
+      },
+      idOf: (n) => `${id}:${n}`,
+      retry,
+      maxTries: MAX_TRIES,
+      what: "password update",
+    });
+    return inserted !== null;
   };
 
   return {

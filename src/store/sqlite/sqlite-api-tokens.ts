@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
-import type { ApiTokenRecord, ApiTokenStore, NewApiToken } from "../ports.js";
+import { touchBucket, type ApiTokenRecord, type ApiTokenStore, type NewApiToken } from "../ports.js";
 import { call } from "./sqlite-errors.js";
-import { dateIfPresent, fromMs, setIfPresent, toMs, touchBucket } from "./sqlite-values.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface ApiTokenRow {
   link: string;

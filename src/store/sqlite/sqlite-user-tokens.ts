@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
-import type { NewUserToken, UserTokenRecord, UserTokenStore } from "../ports.js";
+import { touchBucket, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { call } from "./sqlite-errors.js";
-import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull, touchBucket } from "./sqlite-values.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
 
 interface UserTokenRow {
   id: string;

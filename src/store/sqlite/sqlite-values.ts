@@ -20,8 +20,3 @@ export function setIfPresent<T extends object, K extends keyof T>(target: T, key
 export function dateIfPresent<T extends object, K extends keyof T>(target: T, key: K, ms: number | null): void {
   if (ms !== null) (target as Record<K, Date>)[key] = new Date(ms);
 }
-
-/** Start (ms) of the last-use interval `at` falls in; see ApiTokenStore.touchLastUsed. */
-export function touchBucket(at: Date, minIntervalMs: number): number {
-  return minIntervalMs > 0 ? Math.floor(at.getTime() / minIntervalMs) * minIntervalMs : at.getTime();
-}
