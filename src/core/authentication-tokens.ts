@@ -35,8 +35,8 @@ export interface ExchangeResult {
 
 export interface AuthenticationTokensDeps {
   authTokens: AuthTokenStore;
-  users: Users;
-  userTokens: UserTokens;
+  users: Pick<Users, "get">;
+  userTokens: Pick<UserTokens, "startCookieSession" | "verifyCookie">;
   clock: Clock;
   logger: Logger;
   config: Pick<Config, "authenticationTokenTtlSeconds">;

@@ -1,32 +1,32 @@
 // The identity core: one instance per process, shared by every service. Each part is built
-// here from the configuration, the store and the clock; services receive the whole Core.
+// here with only what it uses: the store ports of its domain, the other parts it calls, the
+// clock and its slice of the configuration. Services in turn receive only the parts they use.
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 import { ApiTokens } from "./api-tokens.js";
+import { AuthenticationTokens } from "./authentication-tokens.js";
 import type { Clock } from "./clock.js";
 import { CredentialLifecycle } from "./credential-lifecycle.js";
+import { Housekeeping } from "./housekeeping.js";
 import { JwtTokens } from "./jwt-tokens.js";
 import { KeyRing } from "./key-ring.js";
-import { TokenVerifier } from "./token-verifier.js";
 import { LoginThrottle } from "./login-throttle.js";
 import { Passwords } from "./passwords.js";
 import { Sessions } from "./sessions.js";
+import { TokenVerifier } from "./token-verifier.js";
 import { UserTokens } from "./user-tokens.js";
-import { AuthenticationTokens } from "./authentication-tokens.js";
 import { Users } from "./users.js";
-import { Housekeeping } from "./housekeeping.js";
 
 export interface Core {
-  config: Config;
-  clock: Clock;
+  /** Every service's users: sign-up, password logins, password changes, deactivation. */
   users: Users;
   passwords: Passwords;
-  throttle: LoginThrottle;
   /** Signing keys: storage, rotation, JWKS, PEM. */
   keyRing: KeyRing;
   /** Verification of the JWTs the key ring signed. */
   verifier: TokenVerifier;
+  /** Seed 000 sessions. */
   sessions: Sessions;
   /** Seed 002 user tokens and seed 003 cookie sessions. */
   userTokens: UserTokens;
@@ -55,17 +55,19 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     userTokens: store.userTokens,
     jwtRefreshTokens: store.jwtRefreshTokens,
   });
-  const users = new Users({
-    users: store.users,
-    lifecycle,
-    passwords,
-    throttle,
-    clock,
-    logger,
-  });
+  const users = new Users({ users: store.users, lifecycle, passwords, throttle, clock, logger });
   const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger });
   const verifier = new TokenVerifier({ ring: keyRing, clock });
-  const sessions = new Sessions({ sessions: store.sessions, refreshTokens: store.refreshTokens, ring: keyRing, verifier, clock, config, logger });
+  const sessions = new Sessions({
+    sessions: store.sessions,
+    refreshTokens: store.refreshTokens,
+    users,
+    ring: keyRing,
+    verifier,
+    clock,
+    config,
+    logger,
+  });
   const userTokens = new UserTokens({ userTokens: store.userTokens, users, clock, logger, config });
   const authTokens = new AuthenticationTokens({ authTokens: store.authTokens, users, userTokens, clock, logger, config });
   const jwt = new JwtTokens({
@@ -83,5 +85,5 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   const apiTokens = new ApiTokens({ apiTokens: store.apiTokens, clock, logger, config });
   const housekeeping = new Housekeeping({ store, clock, logger, loginWindowSeconds: config.loginWindowSeconds });
   housekeeping.start(config.housekeepingIntervalSeconds);
-  return { config, clock, users, passwords, throttle, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };
+  return { users, passwords, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };
 }

@@ -10,7 +10,7 @@ import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js"
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import { issuedBeforePasswordChange } from "./credential-lifecycle.js";
-import { AuthError, invalidField, permissionDenied, recode, unauthenticated } from "./errors.js";
+import { AuthError, invalidArgument, invalidField, permissionDenied, recode, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { randomId } from "./secrets.js";
@@ -44,7 +44,7 @@ export interface VerifiedAccessToken {
 export interface JwtTokensDeps {
   ring: Pick<KeyRing, "sign">;
   verifier: Pick<TokenVerifier, "verify">;
-  users: Users;
+  users: Pick<Users, "authenticate" | "noteLogin" | "get" | "getActive" | "create" | "changePassword" | "deactivate">;
   refreshTokens: JwtRefreshTokenStore;
   clock: Clock;
   issuer: string;
@@ -57,6 +57,27 @@ export interface JwtTokensDeps {
 
 export class JwtTokens {
   constructor(private readonly deps: JwtTokensDeps) {}
+
+  /**
+   * GET /token: a password login with `user` and `pass`; with `user` only, `user` is a refresh
+   * token (the document's one-field refresh login).
+   */
+  async getToken(user: string, pass: string, clientAddress: string): Promise<string> {
+    requireField("user", user);
+    if (pass !== "") return this.loginWithPassword(user, pass, clientAddress);
+    if (!looksLikeJwt(user)) {
+      const message = "pass is required (or user must be a refresh token)";
+      throw invalidArgument("MISSING_FIELDS", message, { fieldViolations: [{ field: "pass", description: message }] });
+    }
+    return this.loginWithRefreshToken(user);
+  }
+
+  /** POST /user: a user with a user name and a password, both required. */
+  async createUser(user: string, pass: string): Promise<void> {
+    requireField("user", user);
+    requireField("pass", pass);
+    await this.deps.users.create({ login: user, kind: "name", password: pass, passwordField: "pass" });
+  }
 
   /** Password login (abuse protection and deactivation handled by Users.authenticate). */
   async loginWithPassword(login: string, password: string, clientAddress: string): Promise<string> {
@@ -104,6 +125,7 @@ export class JwtTokens {
    * INVALID_ARGUMENT. An expired or already revoked token of the user is accepted (idempotent).
    */
   async revokeRefreshToken(userId: string, token: string): Promise<void> {
+    requireField("refresh_token", token);
     const claims = await this.verifyRefreshToken(token, "invalid_argument", { allowExpired: true });
     const record = await this.deps.refreshTokens.findByJti(claims.jti);
     if (!record || record.userId !== userId || claims.sub !== userId) {
@@ -114,7 +136,8 @@ export class JwtTokens {
 
   /** Changes the password; the credential lifecycle revokes every refresh token issued before it. */
   async changePassword(userId: string, newPassword: string): Promise<void> {
-    await this.deps.users.changePassword(userId, newPassword);
+    requireField("pass", newPassword);
+    await this.deps.users.changePassword(userId, newPassword, "pass");
   }
 
   /** Deactivates the user: their sessions, user tokens and refresh tokens end with it. */
@@ -138,8 +161,16 @@ export class JwtTokens {
     return { userId: user.id, claims, authenticationMethod: method };
   }
 
-  /** GET /check: the same rules, but every failure is INVALID_ARGUMENT with the reason. */
-  async check(token: string): Promise<JwtClaims> {
+  /**
+   * GET /check: the same rules, but every failure is INVALID_ARGUMENT with the reason. The token
+   * is `access_token`, or the Authorization header's bearer token when that is empty; two
+   * different ones are refused.
+   */
+  async check(fromField: string, fromHeader?: string): Promise<JwtClaims> {
+    if (fromHeader !== undefined && fromField !== "" && fromHeader !== fromField) {
+      throw invalidArgument("CONFLICTING_TOKENS", "two different access tokens in one request (Authorization header and access_token)");
+    }
+    const token = requireField("access_token", fromField || fromHeader || "");
     try {
       return (await this.verifyAccessToken(token)).claims;
     } catch (e) {

@@ -22,7 +22,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/ports/signing-keys.js";
 import type { Clock } from "./clock.js";
-import { failedPrecondition } from "./errors.js";
+import { failedPrecondition, notFound } from "./errors.js";
 import { KeySealer } from "./key-sealing.js";
 
 export type SigningAlg = "EdDSA" | "ES256" | "HS256";
@@ -137,9 +137,9 @@ export class KeyRing {
       .map((k) => ({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: "sig" }));
   }
 
-  /** The current public key as SPKI PEM; undefined under HS256. */
-  async publicKeyPem(): Promise<string | undefined> {
-    if (this.alg === "HS256") return undefined;
+  /** The current public key as SPKI PEM; NOT_FOUND under HS256, which has none. */
+  async publicKeyPem(): Promise<string> {
+    if (this.alg === "HS256") throw notFound("NO_PUBLIC_KEY", "a symmetric algorithm (HS256) is in use: there is no public key");
     const key = await this.signingKey();
     return exportSPKI(key.publicKey as CryptoKey);
   }

@@ -11,18 +11,30 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
 import type { Clock } from "./clock.js";
-import { AuthError, missingField, unauthenticated } from "./errors.js";
+import { AuthError, invalidField, missingField, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { hashSecret, randomId, randomToken } from "./secrets.js";
+import type { Users } from "./users.js";
 
-export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer">;
+export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer" | "lastUsedIntervalSeconds">;
 
 export interface TokenPair {
   accessToken: string;
   refreshToken: string;
   /** Seconds until the access token expires. */
   accessTokenExpiresIn: number;
+}
+
+/** A password login of seed 000 (POST /session), as the request gives it. */
+export interface SessionLogin {
+  accountType: string;
+  email: string;
+  password: string;
+  /** The verified client id the session is bound to. */
+  clientId: string;
+  /** For login abuse protection. */
+  clientAddress: string;
 }
 
 /** A verified access token of a live session bound to `clientId`. */
@@ -41,6 +53,7 @@ const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refr
 export class Sessions {
   private readonly sessions: SessionStore;
   private readonly refreshTokens: RefreshTokenStore;
+  private readonly users: Pick<Users, "authenticate" | "noteLogin">;
   private readonly ring: Pick<KeyRing, "sign">;
   private readonly verifier: Pick<TokenVerifier, "verify">;
   private readonly clock: Clock;
@@ -50,6 +63,7 @@ export class Sessions {
   constructor(deps: {
     sessions: SessionStore;
     refreshTokens: RefreshTokenStore;
+    users: Pick<Users, "authenticate" | "noteLogin">;
     ring: Pick<KeyRing, "sign">;
     verifier: Pick<TokenVerifier, "verify">;
     clock: Clock;
@@ -58,11 +72,26 @@ export class Sessions {
   }) {
     this.sessions = deps.sessions;
     this.refreshTokens = deps.refreshTokens;
+    this.users = deps.users;
     this.ring = deps.ring;
     this.verifier = deps.verifier;
     this.clock = deps.clock;
     this.config = deps.config;
     this.logger = deps.logger;
+  }
+
+  /**
+   * POST /session: checks the request (account_type, then email, then password), logs in
+   * (abuse protection and timing-safe failure are Users'), and starts a session.
+   */
+  async logIn(input: SessionLogin): Promise<TokenPair> {
+    requireField("account_type", input.accountType);
+    if (input.accountType !== "traditional") throw invalidField("account_type", 'account_type must be "traditional"');
+    requireField("email", input.email);
+    requireField("password", input.password);
+    const user = await this.users.authenticate(input.email, input.password, "email", input.clientAddress);
+    const [pair] = await Promise.all([this.start(user.id, input.clientId), this.users.noteLogin(user, this.config.lastUsedIntervalSeconds)]);
+    return pair;
   }
 
   /** Starts a session for an authenticated user, bound to `clientId`. */

@@ -34,7 +34,7 @@ const refused = (reason: Reason, message: string) => unauthenticated(reason, mes
 
 export interface UserTokensDeps {
   userTokens: UserTokenStore;
-  users: Users;
+  users: Pick<Users, "authenticate" | "get" | "bumpLastLogin">;
   clock: Clock;
   logger: Logger;
   config: Pick<Config, "lastUsedIntervalSeconds" | "sessionCookieTtlSeconds">;

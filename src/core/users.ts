@@ -6,7 +6,7 @@ import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord, UserStore } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import type { CredentialLifecycle } from "./credential-lifecycle.js";
-import { AuthError, alreadyExists, invalidField, notFound, permissionDenied, unauthenticated } from "./errors.js";
+import { AuthError, alreadyExists, invalidField, notFound, permissionDenied, requireField, unauthenticated } from "./errors.js";
 import type { LoginThrottle } from "./login-throttle.js";
 import { checkPassword } from "./password-policy.js";
 import type { Passwords } from "./passwords.js";
@@ -48,6 +48,8 @@ export interface NewUserInput {
   login: string;
   kind: LoginKind;
   password: string;
+  /** The request field the password came in, named by a policy error (default "password"). */
+  passwordField?: string;
   emails?: string[];
   firstname?: string;
   lastname?: string;
@@ -78,10 +80,17 @@ export class Users {
     this.logger = deps.logger;
   }
 
+  /** Seed 000's sign-up (POST /user): an email and a password, both required. */
+  async signUp(email: string, password: string): Promise<UserRecord> {
+    requireField("email", email);
+    requireField("password", password);
+    return this.create({ login: email, kind: "email", password });
+  }
+
   /** Policy errors: invalid_argument; a login already taken: already_exists. */
   async create(input: NewUserInput): Promise<UserRecord> {
     const login = normalizeLogin(input.login, input.kind);
-    checkPassword(input.password);
+    checkPassword(input.password, input.passwordField);
     const emails = (input.emails ?? (input.kind === "email" ? [login] : [])).map((e) => normalizeLogin(e, "email"));
     const passwordHash = await this.passwords.hash(input.password);
     try {
@@ -143,8 +152,8 @@ export class Users {
    * Changes the password, in every service at once; the credential lifecycle then ends the
    * user's credentials issued before it.
    */
-  async changePassword(id: string, newPassword: string): Promise<UserRecord> {
-    checkPassword(newPassword);
+  async changePassword(id: string, newPassword: string, passwordField = "password"): Promise<UserRecord> {
+    checkPassword(newPassword, passwordField);
     const hash = await this.passwords.hash(newPassword);
     const user = await this.users.updatePasswordHash(id, hash, this.clock.now());
     if (!user) throw notFound("USER_NOT_FOUND", "user not found");

@@ -32,7 +32,7 @@ export interface Services {
 export async function createServices(deps: ServiceDeps): Promise<Services> {
   const core = await createCore(deps);
   const verifiers: CredentialVerifiers = {
-    session: sessionVerifier(core),
+    session: sessionVerifier(core.sessions),
     apiToken: apiTokenVerifier(core.apiTokens),
     userToken: userTokenVerifier(core.userTokens),
     jwt: jwtVerifier(core.jwt),
@@ -40,12 +40,12 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
   };
   const bindings: ServiceBinding[] = [
     // Without the Session API, its /user is free for the JWT API mounted at "/".
-    ...(deps.config.sessionApi ? [sessionBinding(core), userBinding(core)] : []),
+    ...(deps.config.sessionApi ? [sessionBinding(core.sessions), userBinding(core.users)] : []),
     apiTokenBinding(core.apiTokens),
     userTokenBinding(core.userTokens),
     authenticationTokenBinding(core.authTokens, deps.config),
-    jwtBinding(core),
-    keyBinding(core),
+    jwtBinding({ jwt: core.jwt, keyRing: core.keyRing }),
+    keyBinding(core.keyRing),
   ];
   // Let fire-and-forget last_used writes settle before the store closes.
   return {

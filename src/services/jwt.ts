@@ -9,15 +9,13 @@ import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { clientAddressKey, principalKey } from "../access/context.js";
 import { bearerToken } from "../access/credentials.js";
 import type { JwtPrincipal } from "../access/principal.js";
-import { invalidArgument, missingField, notFound, unauthenticated } from "../core/errors.js";
-import { looksLikeJwt, type JwtTokens } from "../core/jwt-tokens.js";
+import { unauthenticated } from "../core/errors.js";
+import type { JwtTokens } from "../core/jwt-tokens.js";
 import type { KeyRing } from "../core/key-ring.js";
-import type { Users } from "../core/users.js";
 import type { ServiceBinding } from "../server/index.js";
 
 export interface JwtServiceDeps {
   jwt: JwtTokens;
-  users: Users;
   keyRing: Pick<KeyRing, "publicKeyPem">;
 }
 
@@ -30,11 +28,6 @@ function text(value: string): HttpBody {
   return create(HttpBodySchema, { contentType: textPlain, data: new TextEncoder().encode(value) });
 }
 
-function required(value: string, name: string): string {
-  if (value === "") throw missingField(name);
-  return value;
-}
-
 /** The principal the interceptor verified; only CREDENTIAL_JWT* methods call this. */
 function caller(ctx: HandlerContext): JwtPrincipal {
   const p = ctx.values.get(principalKey);
@@ -43,32 +36,18 @@ function caller(ctx: HandlerContext): JwtPrincipal {
 }
 
 export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtService> {
-  const { jwt, users, keyRing } = deps;
+  const { jwt, keyRing } = deps;
   return {
     async getToken(req, ctx) {
-      const user = required(req.user, "user");
-      // No `pass`: `user` is a refresh token (the document's one-field refresh login).
-      if (req.pass === "") {
-        if (!looksLikeJwt(user)) throw invalidArgument("MISSING_FIELDS", "pass is required (or user must be a refresh token)", { fieldViolations: [{ field: "pass", description: "pass is required (or user must be a refresh token)" }] });
-        return { body: text(await jwt.loginWithRefreshToken(user)) };
-      }
-      return { body: text(await jwt.loginWithPassword(user, req.pass, ctx.values.get(clientAddressKey))) };
+      return { body: text(await jwt.getToken(req.user, req.pass, ctx.values.get(clientAddressKey))) };
     },
 
     async check(req, ctx) {
-      const fromHeader = bearerToken(ctx.requestHeader);
-      if (fromHeader !== undefined && req.accessToken !== "" && fromHeader !== req.accessToken) {
-        throw invalidArgument("CONFLICTING_TOKENS", "two different access tokens in one request (Authorization header and access_token)");
-      }
-      const token = req.accessToken || fromHeader;
-      if (!token) throw missingField("access_token");
-      return { claims: (await jwt.check(token)) as JsonObject };
+      return { claims: (await jwt.check(req.accessToken, bearerToken(ctx.requestHeader))) as JsonObject };
     },
 
     async getPublicKey() {
-      const pem = await keyRing.publicKeyPem();
-      if (pem === undefined) throw notFound("NO_PUBLIC_KEY", "a symmetric algorithm (HS256) is in use: there is no public key");
-      return { body: text(pem) };
+      return { body: text(await keyRing.publicKeyPem()) };
     },
 
     async getRefreshToken(_req, ctx) {
@@ -77,17 +56,17 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
 
     async deleteRefreshToken(req, ctx) {
       const userId = caller(ctx).userId;
-      await jwt.revokeRefreshToken(userId, required(req.refreshToken, "refresh_token"));
+      await jwt.revokeRefreshToken(userId, req.refreshToken);
       return {};
     },
 
-    async createUser(req, ctx) {
-      await users.create({ login: required(req.user, "user"), kind: "name", password: required(req.pass, "pass") });
+    async createUser(req) {
+      await jwt.createUser(req.user, req.pass);
       return {};
     },
 
     async changePassword(req, ctx) {
-      await jwt.changePassword(caller(ctx).userId, required(req.pass, "pass"));
+      await jwt.changePassword(caller(ctx).userId, req.pass);
       return {};
     },
 

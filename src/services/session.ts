@@ -6,9 +6,8 @@ import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { clientAddressKey, principalKey } from "../access/context.js";
 import type { CredentialVerifiers } from "../access/interceptor.js";
 import type { SessionPrincipal } from "../access/principal.js";
-import { invalidArgument, invalidField, missingField, unauthenticated } from "../core/errors.js";
-import type { Core } from "../core/index.js";
-import type { SessionAccess } from "../core/sessions.js";
+import { unauthenticated } from "../core/errors.js";
+import type { SessionAccess, Sessions } from "../core/sessions.js";
 import type { ServiceBinding } from "../server/index.js";
 
 /** The verified session of the call (set by the access interceptor). */
@@ -24,43 +23,42 @@ function clientOf(ctx: HandlerContext): string {
   return principal.clientId;
 }
 
-export function createSessionService(core: Core): ServiceImpl<typeof SessionService> {
+export function createSessionService(sessions: Sessions): ServiceImpl<typeof SessionService> {
   return {
     async createSession(req, ctx) {
-      const clientId = clientOf(ctx);
-      if (req.accountType === "") throw missingField("account_type");
-      if (req.accountType !== "traditional") throw invalidField("account_type", 'account_type must be "traditional"');
-      if (req.email === "") throw missingField("email");
-      if (req.password === "") throw missingField("password");
-      const user = await core.users.authenticate(req.email, req.password, "email", ctx.values.get(clientAddressKey));
-      const [pair] = await Promise.all([core.sessions.start(user.id, clientId), core.users.noteLogin(user, core.config.lastUsedIntervalSeconds)]);
-      return pair;
+      return sessions.logIn({
+        accountType: req.accountType,
+        email: req.email,
+        password: req.password,
+        clientId: clientOf(ctx),
+        clientAddress: ctx.values.get(clientAddressKey),
+      });
     },
 
     async refreshSession(req, ctx) {
-      return core.sessions.refresh(sessionOf(ctx), req.refreshToken);
+      return sessions.refresh(sessionOf(ctx), req.refreshToken);
     },
 
     getSession(_req, ctx) {
-      return { accessTokenExpiresIn: core.sessions.expiresIn(sessionOf(ctx)) };
+      return { accessTokenExpiresIn: sessions.expiresIn(sessionOf(ctx)) };
     },
 
     async deleteSession(_req, ctx) {
-      await core.sessions.end(sessionOf(ctx).sessionId);
+      await sessions.end(sessionOf(ctx).sessionId);
       return {};
     },
   };
 }
 
 /** The `session` credential verifier of the access interceptor. */
-export function sessionVerifier(core: Core): CredentialVerifiers["session"] {
+export function sessionVerifier(sessions: Sessions): CredentialVerifiers["session"] {
   return async (token, clientId, allowExpired) => {
-    const access: SessionAccess = await core.sessions.verifyAccess(token, clientId, allowExpired);
+    const access: SessionAccess = await sessions.verifyAccess(token, clientId, allowExpired);
     return { kind: "session", ...access };
   };
 }
 
-export function sessionBinding(core: Core): ServiceBinding {
+export function sessionBinding(sessions: Sessions): ServiceBinding {
   // ServiceBinding erases the service type; the implementation above is checked against it.
-  return { service: SessionService, impl: createSessionService(core) as unknown as ServiceBinding["impl"] };
+  return { service: SessionService, impl: createSessionService(sessions) as unknown as ServiceBinding["impl"] };
 }

@@ -175,7 +175,7 @@ describe("core: users, keys and throttle on SQLite", () => {
     assert.deepEqual(decodeProtectedHeader(h), { alg: "HS256", kid: "hs256", typ: "JWT" });
     assert.equal((await hs.verify(h)).sub, "h");
     assert.deepEqual(await hs.jwks(), []);
-    assert.equal(await hs.publicKeyPem(), undefined);
+    await rejectsAsync(hs.publicKeyPem(), "not_found", /there is no public key/);
     await rejectsAsync(hs.rotate(), "failed_precondition", /HS256/);
   });
 

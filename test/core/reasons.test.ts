@@ -111,6 +111,24 @@ describe("core: reasons", () => {
     assert.equal(checked.cause.code, "unauthenticated");
   });
 
+  it("request checks live in the core: seed 000 and seed 004 messages in their order, with reasons and fields", async () => {
+    const login = { accountType: "", email: "", password: "", clientId: "web", clientAddress: "a" };
+    await failsWith(core.sessions.logIn(login), "invalid_argument", "MISSING_FIELDS", "account_type is required", [{ field: "account_type", description: "account_type is required" }]);
+    await failsWith(core.sessions.logIn({ ...login, accountType: "social" }), "invalid_argument", "INVALID_FIELD", 'account_type must be "traditional"');
+    await failsWith(core.sessions.logIn({ ...login, accountType: "traditional" }), "invalid_argument", "MISSING_FIELDS", "email is required");
+    await failsWith(core.sessions.logIn({ ...login, accountType: "traditional", email: "not an email" }), "invalid_argument", "MISSING_FIELDS", "password is required");
+    await failsWith(core.users.signUp("not an email", ""), "invalid_argument", "MISSING_FIELDS", "password is required");
+    await failsWith(core.jwt.createUser("", ""), "invalid_argument", "MISSING_FIELDS", "user is required", [{ field: "user", description: "user is required" }]);
+    await failsWith(core.jwt.createUser("frank", ""), "invalid_argument", "MISSING_FIELDS", "pass is required");
+    await failsWith(core.jwt.createUser("frank", "short"), "invalid_argument", "WEAK_PASSWORD", /password too short/, [
+      { field: "pass", description: "password too short: at least 8 characters required" },
+    ]);
+    await failsWith(core.jwt.getToken("frank", "", "a"), "invalid_argument", "MISSING_FIELDS", "pass is required (or user must be a refresh token)");
+    await failsWith(core.jwt.check("a.b.c", "d.e.f"), "invalid_argument", "CONFLICTING_TOKENS", "two different access tokens in one request (Authorization header and access_token)");
+    await failsWith(core.jwt.check(""), "invalid_argument", "MISSING_FIELDS", "access_token is required");
+    await failsWith(core.jwt.revokeRefreshToken("some-user", ""), "invalid_argument", "MISSING_FIELDS", "refresh_token is required");
+  });
+
   it("API tokens: MISSING_FIELDS names every missing field; INVALID_TOKEN alike for unknown and malformed", async () => {
     await failsWith(core.apiTokens.create({ accountId: "", description: " " }), "invalid_argument", "MISSING_FIELDS", "Missing fields: [account_id, description]", [
       { field: "account_id", description: "account_id is required" },
