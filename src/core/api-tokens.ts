@@ -14,7 +14,7 @@ import { generateApiTokenSecret, isWellFormedApiToken } from "./api-token-secret
 import type { Clock } from "./clock.js";
 import { invalidArgument, invalidField, notFound, unauthenticated } from "./errors.js";
 import { Lru } from "./lru.js";
-import { checkFreeText } from "./text.js";
+import { checkFreeText, holdsControlCharacters } from "./text.js";
 import { hashSecret, randomId, secretEquals } from "./secrets.js";
 
 /** Longest accepted field values; longer is 400 naming the field. */
@@ -147,6 +147,9 @@ export class ApiTokens {
   async list(accountId: string, state: string | undefined): Promise<ApiTokenRecord[]> {
     requireFields([["account_id", accountId]]);
     const parsed = parseApiTokenState(state);
+    // An account id with a control character cannot exist (create refuses it): nothing to list,
+    // and no store is asked to compare a value it may not even hold.
+    if (holdsControlCharacters(accountId)) return [];
     return this.tokens.list(accountId, parsed);
   }
 
@@ -159,7 +162,7 @@ export class ApiTokens {
       ["account_id", accountId],
       ["token_link", tokenLink],
     ]);
-    if (!UUID.test(tokenLink)) throw notRevoked();
+    if (!UUID.test(tokenLink) || holdsControlCharacters(accountId)) throw notRevoked();
     const token = await this.tokens.revoke(accountId, tokenLink.toLowerCase(), this.clock.now());
     if (!token) throw notRevoked();
     this.epoch++;

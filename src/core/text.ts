@@ -7,9 +7,14 @@ import { invalidField } from "./errors.js";
 // eslint-disable-next-line no-control-regex
 const forbidden = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/u;
 
+/** True when `value` holds a control character free text may not (so no stored value has it). */
+export function holdsControlCharacters(value: string): boolean {
+  return forbidden.test(value);
+}
+
 /** Throws INVALID_ARGUMENT naming `field` when `value` is too long or holds control characters. */
 export function checkFreeText(field: string, value: string | undefined, maxLength: number): void {
   if (value === undefined) return;
   if (value.length > maxLength) throw invalidField(field, `${field} is too long (at most ${maxLength} characters)`);
-  if (forbidden.test(value)) throw invalidField(field, `${field} must not contain control characters`);
+  if (holdsControlCharacters(value)) throw invalidField(field, `${field} must not contain control characters`);
 }
