@@ -1,9 +1,21 @@
 // Per-call values the server hands down: who is calling, from where, over which protocol.
-import { createContextKey } from "@connectrpc/connect";
-import type { Principal } from "./principal.js";
+import { createContextKey, type ContextValues } from "@connectrpc/connect";
+import { unauthenticated } from "../core/errors.js";
+import type { Principal, PrincipalOf } from "./principal.js";
 
 /** The verified caller; set by the access interceptor before the handler runs. */
 export const principalKey = createContextKey<Principal>({ kind: "anonymous" }, { description: "tessera principal" });
+
+/**
+ * The call's principal, narrowed to one of `kinds`. The access interceptor has already enforced
+ * the method's credential, so a mismatch means the proto's access option and the handler
+ * disagree: it is refused like a missing credential.
+ */
+export function requirePrincipal<K extends Principal["kind"]>(ctx: { values: ContextValues }, ...kinds: K[]): PrincipalOf<K> {
+  const principal = ctx.values.get(principalKey);
+  if ((kinds as readonly string[]).includes(principal.kind)) return principal as PrincipalOf<K>;
+  throw unauthenticated("MISSING_CREDENTIAL", "credential required");
+}
 
 /** The client's network address (for login abuse protection). */
 export const clientAddressKey = createContextKey<string>("unknown", { description: "client address" });
@@ -22,3 +34,9 @@ export const challengeKey = createContextKey<string | undefined>(undefined, { de
 
 /** The HTTP method of the original request (REST calls reach the router as POST). */
 export const httpMethodKey = createContextKey<string>("", { description: "http method" });
+
+/**
+ * The token a CREDENTIAL_NONE method with a `token_field` was given (that field, or the bearer
+ * token when the field is empty; two different ones are refused): unverified, for the handler.
+ */
+export const presentedTokenKey = createContextKey<string | undefined>(undefined, { description: "presented token" });

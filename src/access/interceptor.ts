@@ -10,8 +10,9 @@ import { access, Credential, type AccessRule } from "../../gen/tessera/options/v
 import { AuthError, invalidArgument, permissionDenied, unauthenticated } from "../core/errors.js";
 import { secretEquals } from "../core/secrets.js";
 import { challenge, type CredentialScheme } from "./challenge.js";
-import { challengeKey, httpMethodKey, principalKey } from "./context.js";
-import { basicCredentials, bearerToken, clientIdHeader, cookieValue, presentsBearerToken } from "./credentials.js";
+import { challengeKey, httpMethodKey, presentedTokenKey, principalKey } from "./context.js";
+import { basicCredentials, bearerToken, clientIdHeader, presentsBearerToken } from "./credentials.js";
+import { presentedSessionCookie } from "./session-cookie.js";
 import type {
   ApiTokenPrincipal,
   CookiePrincipal,
@@ -42,8 +43,6 @@ export interface AccessOptions {
   /** Infrastructure services that are public (health, reflection). */
   publicServices: readonly DescService[];
 }
-
-export const sessionCookieName = "tessera_session";
 
 function isJwtShaped(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
@@ -168,7 +167,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
           if (header.get(clientIdHeader) !== null) return verifiers.session(token, requireClientId(header), false);
           return verifiers.jwt(token);
         }
-        const cookie = cookieValue(header, sessionCookieName);
+        const cookie = presentedSessionCookie(header);
         if (cookie && (httpMethod === "GET" || httpMethod === "HEAD")) return verifiers.sessionCookie(cookie);
         throw unauthenticated("MISSING_CREDENTIAL", "missing credential");
       }
@@ -203,6 +202,9 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         principal = { kind: "anonymous" };
       }
       req.contextValues.set(principalKey, principal);
+      if (rule.credential === Credential.NONE && rule.tokenField) {
+        req.contextValues.set(presentedTokenKey, tokenFrom(rule, req.method, req.header, message));
+      }
       return await next(req);
     } catch (e) {
       if (e instanceof AuthError && e.code === "unauthenticated") {

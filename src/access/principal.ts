@@ -66,3 +66,9 @@ export type Principal =
   | ClientPrincipal
   | AdminPrincipal
   | AnonymousPrincipal;
+
+/** A principal of one of `kinds`. */
+export type PrincipalOf<K extends Principal["kind"]> = Extract<Principal, { kind: K }>;
+
+/** The kinds that name a user (any user credential). */
+export const userPrincipalKinds = ["session", "user_token", "jwt", "cookie"] as const satisfies ReadonlyArray<UserPrincipal["kind"]>;

@@ -163,14 +163,11 @@ export class JwtTokens {
 
   /**
    * GET /check: the same rules, but every failure is INVALID_ARGUMENT with the reason. The token
-   * is `access_token`, or the Authorization header's bearer token when that is empty; two
-   * different ones are refused.
+   * is the one the caller presented (`access_token`, or the bearer token when that is empty;
+   * the access layer refuses two different ones).
    */
-  async check(fromField: string, fromHeader?: string): Promise<JwtClaims> {
-    if (fromHeader !== undefined && fromField !== "" && fromHeader !== fromField) {
-      throw invalidArgument("CONFLICTING_TOKENS", "two different access tokens in one request (Authorization header and access_token)");
-    }
-    const token = requireField("access_token", fromField || fromHeader || "");
+  async check(presented: string): Promise<JwtClaims> {
+    const token = requireField("access_token", presented);
     try {
       return (await this.verifyAccessToken(token)).claims;
     } catch (e) {

@@ -3,24 +3,21 @@
 // dispatch.ts sends RPC paths to the router and every other path to the fallback below.
 import { readFileSync } from "node:fs";
 import type { DescService } from "@bufbuild/protobuf";
-import { createContextValues, type ContextValues, type ServiceImpl } from "@connectrpc/connect";
+import { createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../access/context.js";
 import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
+import { createSessionCookieInterceptor } from "../access/session-cookie.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
+import type { ServiceBinding } from "../services/binding.js";
 import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatch.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, type Listener } from "./listener.js";
 import { createLoggingInterceptor } from "./logging-interceptor.js";
 import { reflectionServices } from "./reflection.js";
-
-export interface ServiceBinding {
-  service: DescService;
-  impl: Partial<ServiceImpl<DescService>>;
-}
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -98,13 +95,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         services,
         publicServices: [Health, ...reflection.map((r) => r.service)],
       }),
+      createSessionCookieInterceptor(config.cookieSecure),
     ],
     jsonOptions,
     readMaxBytes: config.bodyLimitBytes,
     contextValues,
     logger,
     routes(router) {
-      for (const b of o.bindings) router.service(b.service, b.impl);
+      for (const b of o.bindings) b.register(router);
       router.service(Health, createHealthImpl(services, o.ready));
       for (const r of reflection) router.service(r.service, r.impl);
     },

@@ -1,21 +1,17 @@
 // ApiTokenService (seed 001): messages in, core call, messages out. The admin credential of the
 // /v1/frontend/* methods and the bearer API token of Authenticate are checked by the access
 // interceptor before a handler runs (see the `access` options in api_token.proto).
-import type { ServiceImpl } from "@connectrpc/connect";
 import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
-import { principalKey } from "../access/context.js";
-import type { ApiTokenPrincipal } from "../access/principal.js";
+import { requirePrincipal } from "../access/context.js";
 import { formatApiTokenDate } from "../core/api-token-date.js";
 import type { ApiTokens } from "../core/api-tokens.js";
-import { unauthenticated } from "../core/errors.js";
-import type { ServiceBinding } from "../server/index.js";
+import { bind, type ServiceBinding } from "./binding.js";
 
-export function createApiTokenService(apiTokens: ApiTokens): ServiceImpl<typeof ApiTokenService> {
-  return {
+export function apiTokenService(apiTokens: ApiTokens): ServiceBinding {
+  return bind(ApiTokenService, {
     authenticate(_req, ctx) {
-      const principal = ctx.values.get(principalKey);
-      if (principal.kind !== "api_token") throw unauthenticated("MISSING_CREDENTIAL", "invalid API token");
-      return { accountId: principal.accountId, tokenLink: principal.tokenLink };
+      const { accountId, tokenLink } = requirePrincipal(ctx, "api_token");
+      return { accountId, tokenLink };
     },
 
     async createToken(req) {
@@ -50,19 +46,5 @@ export function createApiTokenService(apiTokens: ApiTokens): ServiceImpl<typeof 
       const token = await apiTokens.revoke(req.accountId, req.tokenLink);
       return { revoked: formatApiTokenDate(token.revokedAt!) };
     },
-  };
-}
-
-/** The `apiToken` credential verifier of the access interceptor. */
-export function apiTokenVerifier(apiTokens: ApiTokens): (token: string) => Promise<ApiTokenPrincipal> {
-  return async (token) => {
-    const { accountId, tokenLink } = await apiTokens.authenticate(token);
-    return { kind: "api_token", accountId, tokenLink };
-  };
-}
-
-/** The service with its implementation, for the server's bindings. */
-export function apiTokenBinding(apiTokens: ApiTokens): ServiceBinding {
-  // ServiceBinding erases the service type; the implementation above is checked against it.
-  return { service: ApiTokenService, impl: createApiTokenService(apiTokens) as unknown as ServiceBinding["impl"] };
+  });
 }

@@ -2,18 +2,20 @@
 // and the credential verifiers the access interceptor uses.
 import type { CredentialVerifiers } from "../access/interceptor.js";
 import type { Clock } from "../core/clock.js";
+import { createCore } from "../core/index.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { ServiceBinding } from "../server/index.js";
 import type { Store } from "../store/ports.js";
-import { apiTokenBinding, apiTokenVerifier } from "./api-token.js";
-import { authenticationTokenBinding, sessionCookieVerifier } from "./authentication-token.js";
-import { userTokenBinding, userTokenVerifier } from "./user-token.js";
-import { createCore } from "../core/index.js";
-import { jwtBinding, jwtVerifier } from "./jwt.js";
-import { keyBinding } from "./key.js";
-import { sessionBinding, sessionVerifier } from "./session.js";
-import { userBinding } from "./user.js";
+import { apiTokenService } from "./api-token.js";
+import { authenticationTokenService } from "./authentication-token.js";
+import type { ServiceBinding } from "./binding.js";
+import { jwtService } from "./jwt.js";
+import { keyService } from "./key.js";
+import { sessionService, userService } from "./session.js";
+import { userTokenService } from "./user-token.js";
+import { credentialVerifiers } from "./verifiers.js";
+
+export type { ServiceBinding } from "./binding.js";
 
 export interface ServiceDeps {
   config: Config;
@@ -31,28 +33,21 @@ export interface Services {
 
 export async function createServices(deps: ServiceDeps): Promise<Services> {
   const core = await createCore(deps);
-  const verifiers: CredentialVerifiers = {
-    session: sessionVerifier(core.sessions),
-    apiToken: apiTokenVerifier(core.apiTokens),
-    userToken: userTokenVerifier(core.userTokens),
-    jwt: jwtVerifier(core.jwt),
-    sessionCookie: sessionCookieVerifier(core.userTokens),
-  };
   const bindings: ServiceBinding[] = [
     // Without the Session API, its /user is free for the JWT API mounted at "/".
-    ...(deps.config.sessionApi ? [sessionBinding(core.sessions), userBinding(core.users)] : []),
-    apiTokenBinding(core.apiTokens),
-    userTokenBinding(core.userTokens),
-    authenticationTokenBinding(core.authTokens, deps.config),
-    jwtBinding({ jwt: core.jwt, keyRing: core.keyRing }),
-    keyBinding(core.keyRing),
+    ...(deps.config.sessionApi ? [sessionService(core.sessions), userService(core.users)] : []),
+    apiTokenService(core.apiTokens),
+    userTokenService(core.userTokens),
+    authenticationTokenService(core.authTokens),
+    jwtService(core.jwt, core.keyRing),
+    keyService(core.keyRing),
   ];
-  // Let fire-and-forget last_used writes settle before the store closes.
   return {
     bindings,
-    verifiers,
+    verifiers: credentialVerifiers(core),
     async close() {
       await core.housekeeping.stop();
+      // Let fire-and-forget last_used writes settle before the store closes.
       await core.apiTokens.drain();
     },
   };

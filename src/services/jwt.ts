@@ -1,23 +1,15 @@
 // JwtService (seed 004): message in -> core call -> message out. Credentials of the
 // authenticated methods are checked by the access interceptor (CREDENTIAL_JWT /
-// CREDENTIAL_JWT_PASSWORD); Check and GetToken take their token as an argument instead.
+// CREDENTIAL_JWT_PASSWORD); Check's token comes from the interceptor unverified (its
+// `token_field`), and GetToken's credentials are its arguments.
 import { readFileSync } from "node:fs";
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { HttpBodySchema, type HttpBody } from "../../gen/google/api/httpbody_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
-import { clientAddressKey, principalKey } from "../access/context.js";
-import { bearerToken } from "../access/credentials.js";
-import type { JwtPrincipal } from "../access/principal.js";
-import { unauthenticated } from "../core/errors.js";
+import { clientAddressKey, presentedTokenKey, principalKey, requirePrincipal } from "../access/context.js";
 import type { JwtTokens } from "../core/jwt-tokens.js";
 import type { KeyRing } from "../core/key-ring.js";
-import type { ServiceBinding } from "../server/index.js";
-
-export interface JwtServiceDeps {
-  jwt: JwtTokens;
-  keyRing: Pick<KeyRing, "publicKeyPem">;
-}
+import { bind, type ServiceBinding } from "./binding.js";
 
 const textPlain = "text/plain; charset=utf-8";
 
@@ -28,22 +20,17 @@ function text(value: string): HttpBody {
   return create(HttpBodySchema, { contentType: textPlain, data: new TextEncoder().encode(value) });
 }
 
-/** The principal the interceptor verified; only CREDENTIAL_JWT* methods call this. */
-function caller(ctx: HandlerContext): JwtPrincipal {
-  const p = ctx.values.get(principalKey);
-  if (p.kind !== "jwt") throw unauthenticated("MISSING_CREDENTIAL", "missing access token");
-  return p;
-}
-
-export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtService> {
-  const { jwt, keyRing } = deps;
-  return {
+export function jwtService(
+  jwt: Pick<JwtTokens, "getToken" | "check" | "issueRefreshToken" | "revokeRefreshToken" | "createUser" | "changePassword" | "deleteUser">,
+  keyRing: Pick<KeyRing, "publicKeyPem">,
+): ServiceBinding {
+  return bind(JwtService, {
     async getToken(req, ctx) {
       return { body: text(await jwt.getToken(req.user, req.pass, ctx.values.get(clientAddressKey))) };
     },
 
-    async check(req, ctx) {
-      return { claims: (await jwt.check(req.accessToken, bearerToken(ctx.requestHeader))) as JsonObject };
+    async check(_req, ctx) {
+      return { claims: (await jwt.check(ctx.values.get(presentedTokenKey) ?? "")) as JsonObject };
     },
 
     async getPublicKey() {
@@ -51,12 +38,11 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
     },
 
     async getRefreshToken(_req, ctx) {
-      return { body: text(await jwt.issueRefreshToken(caller(ctx).userId)) };
+      return { body: text(await jwt.issueRefreshToken(requirePrincipal(ctx, "jwt").userId)) };
     },
 
     async deleteRefreshToken(req, ctx) {
-      const userId = caller(ctx).userId;
-      await jwt.revokeRefreshToken(userId, req.refreshToken);
+      await jwt.revokeRefreshToken(requirePrincipal(ctx, "jwt").userId, req.refreshToken);
       return {};
     },
 
@@ -66,37 +52,21 @@ export function createJwtService(deps: JwtServiceDeps): ServiceImpl<typeof JwtSe
     },
 
     async changePassword(req, ctx) {
-      await jwt.changePassword(caller(ctx).userId, req.pass);
+      await jwt.changePassword(requirePrincipal(ctx, "jwt").userId, req.pass);
       return {};
     },
 
-    async getUser(_req, ctx) {
+    getUser(_req, ctx) {
+      // Authentication is optional here: no valid token, no claims (REST: 204 with no body).
       const p = ctx.values.get(principalKey);
-      // Authentication optional: no valid token -> no claims (REST: 204 with no body).
-      if (p.kind !== "jwt") return {};
-      return { claims: p.claims as JsonObject };
+      return p.kind === "jwt" ? { claims: p.claims as JsonObject } : {};
     },
 
     async deleteUser(_req, ctx) {
-      await jwt.deleteUser(caller(ctx).userId);
+      await jwt.deleteUser(requirePrincipal(ctx, "jwt").userId);
       return {};
     },
 
-    async getVersion() {
-      return { version };
-    },
-  };
-}
-
-/** The CREDENTIAL_JWT check for the access interceptor. */
-export function jwtVerifier(jwt: JwtTokens): (token: string) => Promise<JwtPrincipal> {
-  return async (token) => {
-    const v = await jwt.verifyAccessToken(token);
-    return { kind: "jwt", userId: v.userId, claims: v.claims, authenticationMethod: v.authenticationMethod };
-  };
-}
-
-export function jwtBinding(deps: JwtServiceDeps): ServiceBinding {
-  // ServiceBinding erases the service type; the implementation above is checked against it.
-  return { service: JwtService, impl: createJwtService(deps) as unknown as ServiceBinding["impl"] };
+    getVersion: () => ({ version }),
+  });
 }

@@ -1,12 +1,11 @@
 // KeyService: the public JWKS for offline verification, and admin key rotation.
 import type { JsonObject } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import type { KeyRing } from "../core/key-ring.js";
-import type { ServiceBinding } from "../server/index.js";
+import { bind, type ServiceBinding } from "./binding.js";
 
-export function createKeyService(keyRing: Pick<KeyRing, "jwks" | "rotate">): ServiceImpl<typeof KeyService> {
-  return {
+export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate">): ServiceBinding {
+  return bind(KeyService, {
     async getJwks(_req, ctx) {
       // Verifiers may cache for 5 minutes: a rotated-in key signs only after other instances
       // reload (30 s), and a retired key stays listed long after that.
@@ -17,9 +16,5 @@ export function createKeyService(keyRing: Pick<KeyRing, "jwks" | "rotate">): Ser
     async rotateKey() {
       return { kid: await keyRing.rotate() };
     },
-  };
-}
-
-export function keyBinding(keyRing: Pick<KeyRing, "jwks" | "rotate">): ServiceBinding {
-  return { service: KeyService, impl: createKeyService(keyRing) as unknown as ServiceBinding["impl"] };
+  });
 }

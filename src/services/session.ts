@@ -1,64 +1,44 @@
-// SessionService (seed 000): messages in, core call, messages out. The client id and the bearer
-// access token are checked by the access interceptor (see the `access` options in
-// session.proto) through `sessionVerifier` below, before a handler runs.
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
-import { clientAddressKey, principalKey } from "../access/context.js";
-import type { CredentialVerifiers } from "../access/interceptor.js";
-import type { SessionPrincipal } from "../access/principal.js";
-import { unauthenticated } from "../core/errors.js";
-import type { SessionAccess, Sessions } from "../core/sessions.js";
-import type { ServiceBinding } from "../server/index.js";
+// SessionService and UserService (seed 000): messages in, core call, messages out. The client id
+// and the bearer access token are checked by the access interceptor (see the `access` options
+// in session.proto) before a handler runs.
+import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
+import { clientAddressKey, requirePrincipal } from "../access/context.js";
+import type { Sessions } from "../core/sessions.js";
+import type { Users } from "../core/users.js";
+import { bind, type ServiceBinding } from "./binding.js";
 
-/** The verified session of the call (set by the access interceptor). */
-export function sessionOf(ctx: HandlerContext): SessionPrincipal {
-  const principal = ctx.values.get(principalKey);
-  if (principal.kind !== "session") throw unauthenticated("MISSING_CREDENTIAL", "missing bearer access token");
-  return principal;
-}
-
-function clientOf(ctx: HandlerContext): string {
-  const principal = ctx.values.get(principalKey);
-  if (principal.kind !== "client") throw unauthenticated("MISSING_CLIENT_ID", "missing x-koms-clientid header");
-  return principal.clientId;
-}
-
-export function createSessionService(sessions: Sessions): ServiceImpl<typeof SessionService> {
-  return {
-    async createSession(req, ctx) {
-      return sessions.logIn({
+export function sessionService(sessions: Pick<Sessions, "logIn" | "refresh" | "expiresIn" | "end">): ServiceBinding {
+  return bind(SessionService, {
+    createSession: (req, ctx) =>
+      sessions.logIn({
         accountType: req.accountType,
         email: req.email,
         password: req.password,
-        clientId: clientOf(ctx),
+        clientId: requirePrincipal(ctx, "client").clientId,
         clientAddress: ctx.values.get(clientAddressKey),
-      });
-    },
+      }),
 
-    async refreshSession(req, ctx) {
-      return sessions.refresh(sessionOf(ctx), req.refreshToken);
-    },
+    refreshSession: (req, ctx) => sessions.refresh(requirePrincipal(ctx, "session"), req.refreshToken),
 
-    getSession(_req, ctx) {
-      return { accessTokenExpiresIn: sessions.expiresIn(sessionOf(ctx)) };
-    },
+    getSession: (_req, ctx) => ({ accessTokenExpiresIn: sessions.expiresIn(requirePrincipal(ctx, "session")) }),
 
     async deleteSession(_req, ctx) {
-      await sessions.end(sessionOf(ctx).sessionId);
+      await sessions.end(requirePrincipal(ctx, "session").sessionId);
       return {};
     },
-  };
+  });
 }
 
-/** The `session` credential verifier of the access interceptor. */
-export function sessionVerifier(sessions: Sessions): CredentialVerifiers["session"] {
-  return async (token, clientId, allowExpired) => {
-    const access: SessionAccess = await sessions.verifyAccess(token, clientId, allowExpired);
-    return { kind: "session", ...access };
-  };
-}
+export function userService(users: Pick<Users, "signUp" | "getActive">): ServiceBinding {
+  return bind(UserService, {
+    async createUser(req) {
+      await users.signUp(req.email, req.password);
+      return { message: "User created" };
+    },
 
-export function sessionBinding(sessions: Sessions): ServiceBinding {
-  // ServiceBinding erases the service type; the implementation above is checked against it.
-  return { service: SessionService, impl: createSessionService(sessions) as unknown as ServiceBinding["impl"] };
+    async getUser(_req, ctx) {
+      const user = await users.getActive(requirePrincipal(ctx, "session").userId);
+      return { id: user.id, email: user.emails[0] ?? user.login };
+    },
+  });
 }

@@ -38,7 +38,8 @@ export type AccessRule = Message<"tessera.options.v1.AccessRule"> & {
   /**
    * The name of a request field that may carry the token instead of the Authorization header
    * (seed 004's `access_token` form or query argument). Two different tokens in one request
-   * are INVALID_ARGUMENT.
+   * are INVALID_ARGUMENT. With CREDENTIAL_NONE, the token is handed to the handler unverified
+   * (seed 004's Check verifies it itself and answers INVALID_ARGUMENT, not UNAUTHENTICATED).
    *
    * @generated from field: string token_field = 3;
    */

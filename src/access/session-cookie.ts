@@ -1,0 +1,47 @@
+// The seed 003 session cookie, both ways: reading the one a browser presents, and setting or
+// clearing it on an answer. Services say what should happen to the cookie (a typed request in
+// the call's context values); the interceptor below is the one place that writes `Set-Cookie`,
+// on every HTTP protocol (a browser may call through REST, Connect or gRPC-Web).
+import { createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { secureKey } from "./context.js";
+import { cookieValue } from "./credentials.js";
+
+export const sessionCookieName = "tessera_session";
+
+/** A cookie session to hand the browser; `maxAgeSeconds: 0` clears the cookie. */
+export interface SessionCookie {
+  readonly value: string;
+  readonly maxAgeSeconds: number;
+}
+
+const setSessionCookieKey = createContextKey<SessionCookie | undefined>(undefined, { description: "session cookie to set" });
+
+/** The session cookie the request carries, if any. */
+export function presentedSessionCookie(headers: Headers): string | undefined {
+  return cookieValue(headers, sessionCookieName);
+}
+
+/** Asks for the session cookie to be set on this call's answer (cleared when maxAgeSeconds is 0). */
+export function issueSessionCookie(values: ContextValues, cookie: SessionCookie): void {
+  values.set(setSessionCookieKey, cookie);
+}
+
+/** `tessera_session=<value>; Path=/; Max-Age=<n>; HttpOnly; SameSite=Lax[; Secure]`. */
+export function formatSessionCookie(cookie: SessionCookie, secure: boolean): string {
+  return `${sessionCookieName}=${cookie.value}; Path=/; Max-Age=${cookie.maxAgeSeconds}; HttpOnly; SameSite=Lax${secure ? "; Secure" : ""}`;
+}
+
+/**
+ * Writes the requested `Set-Cookie` on a successful answer. `secure` is TESSERA_COOKIE_SECURE:
+ * when set it wins (a TLS-terminating proxy in front); unset, the cookie is Secure under TLS.
+ */
+export function createSessionCookieInterceptor(secure: boolean | undefined): Interceptor {
+  return (next) => async (req) => {
+    const res = await next(req);
+    const cookie = req.contextValues.get(setSessionCookieKey);
+    if (cookie !== undefined) {
+      res.header.append("set-cookie", formatSessionCookie(cookie, secure ?? req.contextValues.get(secureKey)));
+    }
+    return res;
+  };
+}
