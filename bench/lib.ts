@@ -41,6 +41,7 @@ export async function startServerProcess(env: Record<string, string> = {}, opts:
       TESSERA_CLIENT_IDS: benchClientId,
       TESSERA_ADMIN_TOKEN: benchAdminToken,
       TESSERA_LOGIN_PROTECTION: "false",
+      TESSERA_WORKERS: "1",
       ...env,
     },
     stdio: ["ignore", "ignore", "inherit"],

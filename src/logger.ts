@@ -27,7 +27,11 @@ export function redact(fields: Record<string, unknown>): Record<string, unknown>
   return out;
 }
 
-/** Writes to stdout, one write per event-loop turn. */
+// Several worker processes may share one stdout pipe: a write of at most PIPE_BUF (4096) bytes
+// is atomic, so a batch never grows past it and lines of two workers never interleave.
+const atomicWriteBytes = 4096;
+
+/** Writes to stdout, one write per event-loop turn (or per 4 KiB of lines). */
 function batchedStdout(): (line: string) => void {
   let pending = "";
   let scheduled = false;
@@ -42,6 +46,7 @@ function batchedStdout(): (line: string) => void {
     pending = "";
   });
   return (line) => {
+    if (pending.length + line.length > atomicWriteBytes) flush();
     pending += line;
     if (!scheduled) {
       scheduled = true;
@@ -52,12 +57,13 @@ function batchedStdout(): (line: string) => void {
 
 let stdoutWriter: ((line: string) => void) | undefined;
 
-export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
+/** `base`: fields on every line (e.g. the worker's number in a cluster). */
+export function createLogger(level: LogLevel, write?: (line: string) => void, base?: Record<string, unknown>): Logger {
   const min = rank[level];
   const out = write ?? (stdoutWriter ??= batchedStdout());
   const emit = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>) => {
     if (rank[lvl] < min) return;
-    const entry = { time: new Date().toISOString(), level: lvl, msg, ...(fields ? redact(fields) : {}) };
+    const entry = { time: new Date().toISOString(), level: lvl, msg, ...base, ...(fields ? redact(fields) : {}) };
     out(JSON.stringify(entry) + "\n");
   };
   return {

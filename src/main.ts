@@ -1,20 +1,12 @@
-// Tessera as a process: read the configuration, start, stop cleanly on SIGTERM/SIGINT.
-import { ConfigError, loadConfig } from "./config.js";
-import { createLogger } from "./logger.js";
-import { startTessera } from "./tessera.js";
+// Tessera as a process: read the configuration, start (one process, or a primary supervising
+// TESSERA_WORKERS workers on the one port), stop cleanly on SIGTERM/SIGINT.
+import cluster from "node:cluster";
+import { runPrimary, workerId } from "./cluster.js";
+import { ConfigError, loadConfig, type Config } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+import { startTessera, type Tessera } from "./tessera.js";
 
-async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`tessera: configuration error: ${e.message}\n`);
-      process.exit(2);
-    }
-    throw e;
-  }
-  const logger = createLogger(config.logLevel);
+function announce(config: Config, logger: Logger): void {
   if (config.generated.clientId) {
     // Development convenience: printed once so a developer can call the API. Set
     // TESSERA_CLIENT_IDS and TESSERA_ADMIN_TOKEN in any real deployment.
@@ -27,14 +19,19 @@ async function main(): Promise<void> {
   if (config.keyEncryptionKey === undefined && config.jwtAlg !== "HS256") {
     logger.warn("private signing keys are stored unsealed; set TESSERA_KEY_ENCRYPTION_KEY to seal them");
   }
-  const tessera = await startTessera(config, { logger });
-  logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure });
+}
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info("stopping", { signal, inFlight: tessera.server.listener.inFlight() });
+async function serve(config: Config, logger: Logger, id: number | undefined): Promise<void> {
+  // Signals are handled from the first moment: one that arrives while the service is still
+  // starting stops it as soon as it has started (a worker must not die mid-start with the
+  // default action when the primary forwards a stop).
+  let tessera: Tessera | undefined;
+  let requested: string | undefined;
+  let closing = false;
+  const close = () => {
+    if (closing || tessera === undefined) return;
+    closing = true;
+    logger.info("stopping", { signal: requested, inFlight: tessera.server.listener.inFlight() });
     tessera.close().then(
       () => {
         logger.info("stopped");
@@ -46,8 +43,42 @@ async function main(): Promise<void> {
       },
     );
   };
+  const stop = (signal: string) => {
+    requested ??= signal;
+    close();
+  };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // A worker stops on the signal the primary forwards (a terminal's Ctrl-C reaches both: the
+  // second is a no-op), and on its own when the primary is gone.
+  if (cluster.isWorker) process.on("disconnect", () => stop("disconnect"));
+
+  // Housekeeping runs once per cluster: in the first worker (or the only process).
+  const housekeeping = (id === undefined || id === 1) && config.housekeepingIntervalSeconds > 0;
+  tessera = await startTessera(housekeeping ? config : { ...config, housekeepingIntervalSeconds: 0 }, { logger });
+  logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure, housekeeping });
+  if (requested !== undefined) close();
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`tessera: configuration error: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const id = workerId();
+  const logger = createLogger(config.logLevel, undefined, id === undefined ? undefined : { worker: id });
+  if (cluster.isPrimary) announce(config, logger);
+  if (cluster.isPrimary && config.workers > 1) {
+    runPrimary(config, logger);
+    return;
+  }
+  await serve(config, logger, id);
 }
 
 main().catch((e: unknown) => {

@@ -6,6 +6,7 @@
 // packages that wrap such a list is actively maintained, and a plain text file is easy to audit
 // or replace. Comparison is case-insensitive, so "Password1" counts as common too.
 import { readFileSync } from "node:fs";
+import { projectFile } from "../project-files.js";
 import { invalidField } from "./errors.js";
 
 export const minPasswordLength = 8;
@@ -15,7 +16,7 @@ let common: Set<string> | undefined;
 
 function commonPasswords(): Set<string> {
   common ??= new Set(
-    readFileSync(new URL("./common-passwords.txt", import.meta.url), "utf8")
+    readFileSync(projectFile("src", "core", "common-passwords.txt"), "utf8")
       .split(/\r?\n/)
       .map((line) => line.trim().toLowerCase())
       .filter((line) => line.length >= minPasswordLength),

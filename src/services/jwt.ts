@@ -2,19 +2,17 @@
 // authenticated methods are checked by the access interceptor (CREDENTIAL_JWT /
 // CREDENTIAL_JWT_PASSWORD); Check's token comes from the interceptor unverified (its
 // `token_field`), and GetToken's credentials are its arguments.
-import { readFileSync } from "node:fs";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { HttpBodySchema, type HttpBody } from "../../gen/google/api/httpbody_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { clientAddressKey, presentedTokenKey, principalKey, requirePrincipal } from "../access/context.js";
 import type { JwtTokens } from "../core/jwt-tokens.js";
 import type { KeyRing } from "../core/key-ring.js";
+import { packageVersion } from "../project-files.js";
 import { bind, type ServiceBinding } from "./binding.js";
 
 const textPlain = "text/plain; charset=utf-8";
 
-// Read once: GET /version answers Tessera's package version.
-const version = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 function text(value: string): HttpBody {
   return create(HttpBodySchema, { contentType: textPlain, data: new TextEncoder().encode(value) });
@@ -67,6 +65,7 @@ export function jwtService(
       return {};
     },
 
-    getVersion: () => ({ version }),
+    // GET /version answers Tessera's package version.
+    getVersion: () => ({ version: packageVersion }),
   });
 }

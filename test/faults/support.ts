@@ -61,6 +61,8 @@ export async function startServerProcess(env: Record<string, string>, opts: { wa
         TESSERA_ADMIN_TOKEN: faultAdminToken,
         TESSERA_ARGON2_MEMORY_KIB: "1024",
         TESSERA_ARGON2_ITERATIONS: "1",
+        // One process: the heap probe reports that process's own memory over IPC.
+        TESSERA_WORKERS: "1",
         ...env,
       },
       stdio: ["ignore", "pipe", "pipe", "ipc"],

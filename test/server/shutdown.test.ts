@@ -17,7 +17,7 @@ function startProcess(env: Record<string, string>): Promise<{ child: ChildProces
     let out = "";
     child.stdout!.on("data", (chunk: Buffer) => {
       out += chunk.toString();
-      const m = /"msg":"listening","url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(out);
+      const m = /"msg":"listening",(?:"worker":\d+,)?"url":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(out);
       if (m) resolve({ child, port: Number(m[1]), exited });
     });
     child.once("exit", (code) => reject(new Error(`exited early with ${code}: ${out}`)));
