@@ -1,16 +1,16 @@
 // Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
 // process; tests and benchmarks start it in-process.
-import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { http_response, http_service } from "../gen/tessera/options/v1/options_pb.js";
-import { JwtService } from "../gen/tessera/jwt/v1/jwt_pb.js";
 import type { Config } from "./config.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
 import { startServer, type RestHandlerFactory, type RunningServer } from "./server/index.js";
 import { createServices } from "./services/index.js";
 import { createTranscoder } from "./transcode/index.js";
+import { restMount, successStatus } from "./rest-routes.js";
 import { openStore } from "./store/index.js";
 import type { Store } from "./store/ports.js";
+
+export { restMount, successStatus } from "./rest-routes.js";
 
 export interface Tessera {
   readonly server: RunningServer;
@@ -23,23 +23,6 @@ export interface Tessera {
 export interface StartOptions {
   logger: Logger;
   clock?: Clock;
-}
-
-/**
- * Where a service's REST routes are mounted: its `tessera.options.v1.http_service` option, except the
- * JWT API, whose base path is configuration (TESSERA_JWT_BASE_PATH).
- */
-export function restMount(service: DescService, jwtBasePath: string): { basePath: string; looseArguments: boolean } {
-  const rule = hasOption(service, http_service) ? getOption(service, http_service) : undefined;
-  const basePath = service.typeName === JwtService.typeName ? jwtBasePath : rule?.basePath || "/";
-  return { basePath, looseArguments: rule?.looseArguments ?? false };
-}
-
-/** A method's declared REST success status (`tessera.options.v1.http_response`), if any. */
-export function successStatus(method: DescMethod): { status: number; unsetBodyStatus: number } | undefined {
-  if (!hasOption(method, http_response)) return undefined;
-  const rule = getOption(method, http_response);
-  return { status: rule.status, unsetBodyStatus: rule.unsetBodyStatus };
 }
 
 /** REST routes for every service, each mounted where restMount says. */

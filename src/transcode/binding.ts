@@ -1,4 +1,4 @@
-import { getOption, ScalarType, type DescField, type DescMessage, type DescMethod } from "@bufbuild/protobuf";
+import { getOption, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
@@ -35,8 +35,11 @@ export interface PathBinding {
   readonly target: FieldTarget;
 }
 
-/** One HTTP route of one RPC, compiled at start-up. */
-export interface Binding {
+/**
+ * One HTTP route of one RPC, compiled from its google.api.http rule. The transcoder serves it
+ * (as a Binding, with the RPC's handler); the API description is generated from it.
+ */
+export interface Route {
   readonly httpMethod: string;
   readonly template: PathTemplate;
   /** Base path + template, as written. */
@@ -44,7 +47,6 @@ export interface Binding {
   readonly rpc: DescMethod;
   /** "pkg.Service/Method" */
   readonly rpcName: string;
-  readonly handler: UniversalHandler;
   readonly pathBindings: readonly PathBinding[];
   readonly body: BodyRule;
   readonly response: ResponseRule;
@@ -55,6 +57,33 @@ export interface Binding {
   readonly loose: boolean;
   /** Resolves a query (or form) key to its target, or a reason to refuse it. Cached. */
   readonly argumentTarget: (key: string) => FieldTarget | TargetRefusal;
+}
+
+/** A route with the handler that serves it. */
+export interface Binding extends Route {
+  readonly handler: UniversalHandler;
+}
+
+/** How a service's routes are mounted. */
+export interface RouteMount {
+  /** Mount path of the service's routes; default "/". */
+  readonly basePath?: string;
+  /** Seed-004 style: form bodies and JSON bodies on GET; arguments from query/body/form on every method. */
+  readonly looseArguments?: boolean;
+  /** The success status of a method's REST answer when it is not 200 (read once, here). */
+  readonly successStatus?: (method: DescMethod) => SuccessStatus | undefined;
+}
+
+/** Every route of a service's google.api.http rules, in declaration order. Throws BindingError. */
+export function compileServiceRoutes(service: DescService, mount: RouteMount = {}): Route[] {
+  const { basePath = "/", looseArguments = false, successStatus } = mount;
+  const routes: Route[] = [];
+  for (const method of service.methods) {
+    for (const rule of httpRules(method)) {
+      routes.push(compileRoute(rule, method, basePath, looseArguments, successStatus?.(method)));
+    }
+  }
+  return routes;
 }
 
 export class BindingError extends Error {
@@ -77,14 +106,13 @@ export function httpRules(method: DescMethod): HttpRule[] {
   return out;
 }
 
-export function compileBinding(
+export function compileRoute(
   rule: HttpRule,
   rpc: DescMethod,
-  handler: UniversalHandler,
   basePath: string,
   loose: boolean,
   success: SuccessStatus = {},
-): Binding {
+): Route {
   const rpcName = `${rpc.parent.typeName}/${rpc.name}`;
   const fail = (reason: string): never => {
     throw new BindingError(`${rpcName}: ${reason}`);
@@ -151,7 +179,6 @@ export function compileBinding(
     pattern,
     rpc,
     rpcName,
-    handler,
     pathBindings,
     body,
     response,

@@ -1,23 +1,17 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { toBinary, type DescService } from "@bufbuild/protobuf";
 import type { ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
-import { compileBinding, httpRules, type Binding, type SuccessStatus } from "./binding.js";
+import { compileServiceRoutes, type Binding, type RouteMount } from "./binding.js";
 import { Cors } from "./cors.js";
 import { HttpError } from "./http-error.js";
 import { buildRequestMessage } from "./request.js";
 import { send, sendError, sendRpcResponse, type NodeHeaders, type NodeResponse } from "./response.js";
 import { render, RouteTable } from "./route-table.js";
 
-export interface TranscoderService {
+export interface TranscoderService extends RouteMount {
   service: DescService;
-  /** Mount path of the service's routes; default "/". */
-  basePath?: string;
-  /** Seed-004 style: form bodies and JSON bodies on GET; arguments from query/body/form on every method. */
-  looseArguments?: boolean;
-  /** The success status of a method's REST answer when it is not 200 (read once, here). */
-  successStatus?: (method: DescMethod) => SuccessStatus | undefined;
 }
 
 export interface TranscoderOptions {
@@ -63,21 +57,15 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   const handlers = new Map(opts.handlers.map((h) => [h.requestPath, h]));
   const table = new RouteTable<Binding>((b) => b.rpcName);
   const routes: Array<{ method: string; path: string; rpc: string }> = [];
-  for (const { service, basePath = "/", looseArguments = false, successStatus } of opts.services) {
-    for (const method of service.methods) {
-      const rules = httpRules(method);
-      if (rules.length === 0) {
-        continue;
-      }
-      const handler = handlers.get(`/${service.typeName}/${method.name}`);
+  for (const { service, ...mount } of opts.services) {
+    for (const route of compileServiceRoutes(service, mount)) {
+      const handler = handlers.get(`/${route.rpcName}`);
       if (!handler) {
-        throw new Error(`transcoder: no handler for ${service.typeName}/${method.name}; register the service on the router`);
+        throw new Error(`transcoder: no handler for ${route.rpcName}; register the service on the router`);
       }
-      for (const rule of rules) {
-        const b = compileBinding(rule, method, handler, basePath, looseArguments, successStatus?.(method));
-        table.add(b.httpMethod, b.template, b);
-        routes.push({ method: b.httpMethod, path: render(b.template), rpc: b.rpcName });
-      }
+      const b: Binding = { ...route, handler };
+      table.add(b.httpMethod, b.template, b);
+      routes.push({ method: b.httpMethod, path: render(b.template), rpc: b.rpcName });
     }
   }
   const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
