@@ -28,6 +28,8 @@ export type ResponseRule =
 export interface SuccessStatus {
   readonly status?: number;
   readonly unsetBodyStatus?: number;
+  /** The media type of an HttpBody answer whose `content_type` is empty (HttpBody answers only). */
+  readonly contentType?: string;
 }
 
 export interface PathBinding {
@@ -54,6 +56,8 @@ export interface Route {
   readonly status: number;
   /** When set: the status of an answer whose response_body field is unset (sent without a body). */
   readonly unsetBodyStatus: number | undefined;
+  /** The declared media type of an HttpBody answer, if any. */
+  readonly contentType: string | undefined;
   readonly loose: boolean;
   /** Resolves a query (or form) key to its target, or a reason to refuse it. Cached. */
   readonly argumentTarget: (key: string) => FieldTarget | TargetRefusal;
@@ -173,6 +177,10 @@ export function compileRoute(
       fail("an unset-body status needs a response_body field");
     }
   }
+  const contentType = success.contentType || undefined;
+  if (contentType !== undefined && response.kind !== "raw") {
+    fail(`a declared content type (${contentType}) needs a google.api.HttpBody answer`);
+  }
   return {
     httpMethod,
     template,
@@ -184,6 +192,7 @@ export function compileRoute(
     response,
     status,
     unsetBodyStatus,
+    contentType,
     loose,
     argumentTarget: argumentResolver(input, pathBindings, body, loose),
   };

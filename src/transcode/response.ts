@@ -96,7 +96,7 @@ export async function sendRpcResponse(
       const body = (rule.field ? (output as Record<string, unknown>)[rule.field.localName] : output) as
         | { contentType: string; data: Uint8Array }
         | undefined;
-      headers["content-type"] = body?.contentType || "application/octet-stream";
+      headers["content-type"] = body?.contentType || binding.contentType || "application/octet-stream";
       return send(res, status, headers, body?.data ?? new Uint8Array(0));
     }
     case "field": {

@@ -506,6 +506,13 @@ const cases: Case[] = [
     responseHeaders: { "content-type": "text/plain; charset=utf-8" },
   },
   {
+    name: "HttpBody response without a content_type gets the method's declared one",
+    path: "/v1/files/untyped.md",
+    status: 200,
+    text: "contents of untyped.md",
+    responseHeaders: { "content-type": "text/markdown" },
+  },
+  {
     name: "Empty response is {}",
     method: "DELETE",
     path: "/v1/items/gone",

@@ -41,6 +41,17 @@ describe("transcoder start-up", () => {
     );
   });
 
+  it("fails on a declared content type for a binding that does not answer an HttpBody", () => {
+    assert.throws(
+      () =>
+        createTranscoder({
+          services: [{ service: LibraryService, successStatus: (m) => (m.name === "GetItem" ? { contentType: "text/plain" } : undefined) }],
+          handlers: router.handlers,
+        }),
+      /GetItem: a declared content type \(text\/plain\) needs a google.api.HttpBody answer/,
+    );
+  });
+
   it("fails on duplicate routes", () => {
     assert.throws(
       () => createTranscoder({ services: [{ service: PrecedenceService }, { service: PrecedenceService }], handlers: router.handlers }),

@@ -82,8 +82,12 @@ function answer(rpc: string, input: unknown, ctx: HandlerContext): unknown {
       return (input as { query: string }).query === "found" ? { item: { id: "f-1", displayName: "Found" } } : {};
     case "ListTags":
       return { tags: ["a", "b"], nextPageToken: "n" };
-    case "GetFile":
-      return { contentType: "text/plain; charset=utf-8", data: new TextEncoder().encode(`contents of ${(input as GetFileRequest).path}`) };
+    case "GetFile": {
+      const path = (input as GetFileRequest).path;
+      // "untyped.md": the handler leaves content_type empty, so the declared type applies.
+      const contentType = path === "untyped.md" ? "" : "text/plain; charset=utf-8";
+      return { contentType, data: new TextEncoder().encode(`contents of ${path}`) };
+    }
     case "UploadFile": {
       const req = input as UploadFileRequest;
       return { path: req.path, size: req.file?.data.length ?? -1 };
@@ -105,7 +109,8 @@ function answer(rpc: string, input: unknown, ctx: HandlerContext): unknown {
 }
 
 /** The library's declared success statuses (Tessera reads its own from a method option). */
-const declaredStatus: Record<string, { status?: number; unsetBodyStatus?: number }> = {
+const declaredStatus: Record<string, { status?: number; unsetBodyStatus?: number; contentType?: string }> = {
+  GetFile: { contentType: "text/markdown" },
   RegisterItem: { status: 201 },
   PurgeItem: { status: 204 },
   FindItem: { unsetBodyStatus: 204 },
