@@ -22,7 +22,7 @@ export function restMount(service: DescService, jwtBasePath?: string): { basePat
 export function successStatus(method: DescMethod): SuccessStatus | undefined {
   if (!hasOption(method, http_response)) return undefined;
   const rule = getOption(method, http_response);
-  return { status: rule.status, unsetBodyStatus: rule.unsetBodyStatus };
+  return { status: rule.status, unsetBodyStatus: rule.unsetBodyStatus, contentType: rule.contentType };
 }
 
 /** Every REST route of a service, compiled as the server compiles them. */

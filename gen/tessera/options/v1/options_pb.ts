@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/options/v1/options.proto.
  */
 export const file_tessera_options_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("CiB0ZXNzZXJhL29wdGlvbnMvdjEvb3B0aW9ucy5wcm90bxISdGVzc2VyYS5vcHRpb25zLnYxImcKCkFjY2Vzc1J1bGUSMgoKY3JlZGVudGlhbBgBIAEoDjIeLnRlc3NlcmEub3B0aW9ucy52MS5DcmVkZW50aWFsEhAKCG9wdGlvbmFsGAIgASgIEhMKC3Rva2VuX2ZpZWxkGAMgASgJIj0KD0h0dHBTZXJ2aWNlUnVsZRIRCgliYXNlX3BhdGgYASABKAkSFwoPbG9vc2VfYXJndW1lbnRzGAIgASgIIj0KEEh0dHBSZXNwb25zZVJ1bGUSDgoGc3RhdHVzGAEgASgNEhkKEXVuc2V0X2JvZHlfc3RhdHVzGAIgASgNKrkCCgpDcmVkZW50aWFsEhoKFkNSRURFTlRJQUxfVU5TUEVDSUZJRUQQABITCg9DUkVERU5USUFMX05PTkUQARIYChRDUkVERU5USUFMX0NMSUVOVF9JRBACEhYKEkNSRURFTlRJQUxfU0VTU0lPThADEiEKHUNSRURFTlRJQUxfU0VTU0lPTl9FWFBJUkVEX09LEAQSGAoUQ1JFREVOVElBTF9BUElfVE9LRU4QBRIZChVDUkVERU5USUFMX1VTRVJfVE9LRU4QBhITCg9DUkVERU5USUFMX1VTRVIQBxISCg5DUkVERU5USUFMX0pXVBAIEhsKF0NSRURFTlRJQUxfSldUX1BBU1NXT1JEEAkSFAoQQ1JFREVOVElBTF9CQVNJQxAKEhQKEENSRURFTlRJQUxfQURNSU4QCzpYCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi4jgMgASgLMh4udGVzc2VyYS5vcHRpb25zLnYxLkFjY2Vzc1J1bGVSBmFjY2VzczprCg1odHRwX3Jlc3BvbnNlEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuo4DIAEoCzIkLnRlc3NlcmEub3B0aW9ucy52MS5IdHRwUmVzcG9uc2VSdWxlUgxodHRwUmVzcG9uc2U6aQoMaHR0cF9zZXJ2aWNlEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLmOAyABKAsyIy50ZXNzZXJhLm9wdGlvbnMudjEuSHR0cFNlcnZpY2VSdWxlUgtodHRwU2VydmljZWIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("CiB0ZXNzZXJhL29wdGlvbnMvdjEvb3B0aW9ucy5wcm90bxISdGVzc2VyYS5vcHRpb25zLnYxImcKCkFjY2Vzc1J1bGUSMgoKY3JlZGVudGlhbBgBIAEoDjIeLnRlc3NlcmEub3B0aW9ucy52MS5DcmVkZW50aWFsEhAKCG9wdGlvbmFsGAIgASgIEhMKC3Rva2VuX2ZpZWxkGAMgASgJIj0KD0h0dHBTZXJ2aWNlUnVsZRIRCgliYXNlX3BhdGgYASABKAkSFwoPbG9vc2VfYXJndW1lbnRzGAIgASgIIlMKEEh0dHBSZXNwb25zZVJ1bGUSDgoGc3RhdHVzGAEgASgNEhkKEXVuc2V0X2JvZHlfc3RhdHVzGAIgASgNEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSIaCglFcnJvclJ1bGUSDQoFY29kZXMYASADKAkquQIKCkNyZWRlbnRpYWwSGgoWQ1JFREVOVElBTF9VTlNQRUNJRklFRBAAEhMKD0NSRURFTlRJQUxfTk9ORRABEhgKFENSRURFTlRJQUxfQ0xJRU5UX0lEEAISFgoSQ1JFREVOVElBTF9TRVNTSU9OEAMSIQodQ1JFREVOVElBTF9TRVNTSU9OX0VYUElSRURfT0sQBBIYChRDUkVERU5USUFMX0FQSV9UT0tFThAFEhkKFUNSRURFTlRJQUxfVVNFUl9UT0tFThAGEhMKD0NSRURFTlRJQUxfVVNFUhAHEhIKDkNSRURFTlRJQUxfSldUEAgSGwoXQ1JFREVOVElBTF9KV1RfUEFTU1dPUkQQCRIUChBDUkVERU5USUFMX0JBU0lDEAoSFAoQQ1JFREVOVElBTF9BRE1JThALOlgKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLiOAyABKAsyHi50ZXNzZXJhLm9wdGlvbnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzOmsKDWh0dHBfcmVzcG9uc2USHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi6jgMgASgLMiQudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBSZXNwb25zZVJ1bGVSDGh0dHBSZXNwb25zZTpXCgZlcnJvcnMSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi7jgMgASgLMh0udGVzc2VyYS5vcHRpb25zLnYxLkVycm9yUnVsZVIGZXJyb3JzOmkKDGh0dHBfc2VydmljZRIfLmdvb2dsZS5wcm90b2J1Zi5TZXJ2aWNlT3B0aW9ucxi5jgMgASgLMiMudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBTZXJ2aWNlUnVsZVILaHR0cFNlcnZpY2ViBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * Who may call a method.
@@ -106,6 +106,15 @@ export type HttpResponseRule = Message<"tessera.options.v1.HttpResponseRule"> & 
    * @generated from field: uint32 unset_body_status = 2;
    */
   unsetBodyStatus: number;
+
+  /**
+   * The media type of a `google.api.HttpBody` answer, as the API description states it (e.g.
+   * "text/plain; charset=utf-8"); also the answer's Content-Type when the handler leaves the
+   * HttpBody's `content_type` empty. Only for bindings that answer an HttpBody.
+   *
+   * @generated from field: string content_type = 3;
+   */
+  contentType: string;
 };
 
 /**
@@ -114,6 +123,32 @@ export type HttpResponseRule = Message<"tessera.options.v1.HttpResponseRule"> & 
  */
 export const HttpResponseRuleSchema: GenMessage<HttpResponseRule> = /*@__PURE__*/
   messageDesc(file_tessera_options_v1_options, 2);
+
+/**
+ * The errors a method's own rules answer, for its API description (`gen/openapi.json`, the
+ * reference at `GET /docs`).
+ *
+ * @generated from message tessera.options.v1.ErrorRule
+ */
+export type ErrorRule = Message<"tessera.options.v1.ErrorRule"> & {
+  /**
+   * Connect code names: "not_found", "already_exists", "resource_exhausted" (the login
+   * throttle: 429 with `Retry-After` over REST), ... Errors that every method of its kind
+   * answers need not be listed: invalid_argument for a malformed request, the errors of the
+   * method's access rule (unauthenticated; permission_denied for CREDENTIAL_JWT_PASSWORD),
+   * unavailable while the store is down, and internal.
+   *
+   * @generated from field: repeated string codes = 1;
+   */
+  codes: string[];
+};
+
+/**
+ * Describes the message tessera.options.v1.ErrorRule.
+ * Use `create(ErrorRuleSchema)` to create a new message.
+ */
+export const ErrorRuleSchema: GenMessage<ErrorRule> = /*@__PURE__*/
+  messageDesc(file_tessera_options_v1_options, 3);
 
 /**
  * The credential a method accepts. The access interceptor reads the `access` option of the
@@ -237,10 +272,18 @@ export const http_response: GenExtension<MethodOptions, HttpResponseRule> = /*@_
   extDesc(file_tessera_options_v1_options, 1);
 
 /**
+ * The errors the method's own rules answer.
+ *
+ * @generated from extension: tessera.options.v1.ErrorRule errors = 51003;
+ */
+export const errors: GenExtension<MethodOptions, ErrorRule> = /*@__PURE__*/
+  extDesc(file_tessera_options_v1_options, 2);
+
+/**
  * How this service is mounted on the REST side.
  *
  * @generated from extension: tessera.options.v1.HttpServiceRule http_service = 51001;
  */
 export const http_service: GenExtension<ServiceOptions, HttpServiceRule> = /*@__PURE__*/
-  extDesc(file_tessera_options_v1_options, 2);
+  extDesc(file_tessera_options_v1_options, 3);
 
