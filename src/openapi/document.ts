@@ -35,7 +35,7 @@ Every operation is also an RPC, served on the same port over gRPC, gRPC-Web and 
 - JSON keys are the fields' JSON names. Answers always carry the fields with implicit presence (plain proto3 scalars, enums, lists, maps), zero values included; optional and message fields appear only when set. 64-bit integers are JSON strings. Request bodies also accept the proto field names and ignore unknown keys.
 - HEAD is answered wherever GET is, without a body.
 - Errors are \`{"code", "message", "details"}\`: \`code\` is the Connect code name, \`details\` the error details in Connect's JSON form. A 401 carries \`WWW-Authenticate\`, a 429 \`Retry-After\`.
-- The JWT API's mount path (\`/jwt\` here) is configuration (TESSERA_JWT_BASE_PATH); the served \`/openapi.json\` shows the deployment's.`;
+- The JWT API is mounted at \`/jwt\` by default (TESSERA_JWT_BASE_PATH); the \`/openapi.json\` a server serves shows its own mount, and only the APIs it serves.`;
 
 /** Connect code name -> HTTP status: the error responses, by status. */
 const errorResponseName: Record<number, string> = {

@@ -13,6 +13,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../services/binding.js";
 import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatch.js";
+import { createDocs } from "./docs.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, type Listener } from "./listener.js";
@@ -60,6 +61,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       .set(clientAddressKey, req.socket?.remoteAddress ?? "unknown")
       .set(httpMethodKey, req.method ?? "")
       .set(secureKey, secure);
+
+  // GET /openapi.json and /docs, answered before the REST routes like the probes.
+  const docs = createDocs({ services, jwtBasePath: config.jwtBasePath });
 
   const ops = (req: NodeRequest, res: NodeResponse): boolean => {
     const path = (req.url ?? "").split("?", 1)[0];
@@ -110,7 +114,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const rest = o.rest?.({ handlers: rpc.handlers, services, contextValues: (req) => contextValues(req).set(protocolKey, "rest") });
 
   const fallback = (req: NodeRequest, res: NodeResponse): void => {
-    if (ops(req, res)) return;
+    if (ops(req, res) || docs(req, res)) return;
     if (rest) {
       Promise.resolve(rest(req, res)).catch((e: unknown) => {
         logger.error("rest handler failed", { error: e instanceof Error ? e.message : String(e) });

@@ -1,0 +1,228 @@
+// GET /openapi.json: the API description (gen/openapi.json, read once at start-up, adapted to
+// the APIs this server serves and where). GET /docs: a reference page rendering it with Swagger
+// UI, whose files are served from node_modules (swagger-ui-dist): the page loads nothing from
+// outside this server, and its Content-Security-Policy says so. Beside it, the same operations as
+// Connect/gRPC calls (`x-rpc`, `x-buf-curl` of the document).
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type http from "node:http";
+import type http2 from "node:http2";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { gzipSync } from "node:zlib";
+import type { DescService } from "@bufbuild/protobuf";
+import { exampleBaseUrl } from "../openapi/document.js";
+import { restMount } from "../rest-routes.js";
+
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+export interface DocsOptions {
+  /** The services this server serves: operations of others are left out of the document. */
+  readonly services: readonly DescService[];
+  /** TESSERA_JWT_BASE_PATH. */
+  readonly jwtBasePath: string;
+  /** The committed document; default gen/openapi.json. */
+  readonly documentFile?: string;
+}
+
+type OpenApi = { paths: Record<string, Record<string, Operation>>; tags?: Array<{ name: string; description?: string }> } & Record<string, unknown>;
+type Operation = { "x-rpc"?: string; "x-buf-curl"?: string; summary?: string } & Record<string, unknown>;
+
+/** Served as is: public, the same for every caller. */
+interface Asset {
+  readonly type: string;
+  readonly body: Buffer;
+  readonly etag: string;
+  gzip?: Buffer;
+}
+
+const contentSecurityPolicy = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+const swaggerUiFiles: Record<string, { file: string; type: string }> = {
+  "/docs/swagger-ui.css": { file: "swagger-ui.css", type: "text/css; charset=utf-8" },
+  "/docs/swagger-ui-bundle.js": { file: "swagger-ui-bundle.js", type: "text/javascript; charset=utf-8" },
+};
+
+// Swagger UI's start, a file of its own: the policy allows no inline script.
+const startScript = `window.ui = SwaggerUIBundle({
+  url: "/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  showExtensions: true,
+  validatorUrl: null,
+  presets: [SwaggerUIBundle.presets.apis],
+  layout: "BaseLayout",
+});
+`;
+
+const pageStyle = `body { margin: 0; font-family: sans-serif; }
+.rpc { max-width: 1460px; margin: 0 auto 4em; padding: 0 20px; color: #3b4151; }
+.rpc h2 { font-size: 1.6em; } .rpc h3 { font-family: monospace; margin-top: 2em; }
+.rpc table { border-collapse: collapse; width: 100%; }
+.rpc td, .rpc th { border-bottom: 1px solid #ddd; padding: 6px; text-align: left; vertical-align: top; }
+.rpc pre { margin: 0; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
+`;
+
+/** The handler of /openapi.json, /docs and its files; false when the path is none of them. */
+export function createDocs(options: DocsOptions): (req: NodeRequest, res: NodeResponse) => boolean {
+  const file = options.documentFile ?? new URL("../../gen/openapi.json", import.meta.url);
+  const document = servedDocument(JSON.parse(readFileSync(file, "utf8")) as OpenApi, options);
+  const assets = new Map<string, Asset | (() => Asset)>([
+    ["/openapi.json", asset("application/json", JSON.stringify(document))],
+    ["/docs", asset("text/html; charset=utf-8", page(document))],
+    ["/docs/docs.js", asset("text/javascript; charset=utf-8", startScript)],
+    ["/docs/docs.css", asset("text/css; charset=utf-8", pageStyle)],
+  ]);
+  // Swagger UI's files are read on first use: most servers never serve them.
+  const uiDir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
+  for (const [path, { file: name, type }] of Object.entries(swaggerUiFiles)) {
+    assets.set(path, () => asset(type, readFileSync(join(uiDir, name))));
+  }
+
+  return (req, res) => {
+    const path = (req.url ?? "").split("?", 1)[0]!;
+    let found = assets.get(path);
+    if (found === undefined) return false;
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      const body = JSON.stringify({ code: "unimplemented", message: `${req.method} is not allowed on ${path}`, details: [] });
+      res.writeHead(405, { allow: "GET, HEAD", "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+      return true;
+    }
+    if (typeof found === "function") {
+      found = found();
+      assets.set(path, found);
+    }
+    send(req, res, found, path === "/docs");
+    return true;
+  };
+}
+
+function asset(type: string, body: string | Buffer): Asset {
+  const bytes = typeof body === "string" ? Buffer.from(body) : body;
+  return { type, body: bytes, etag: `"${createHash("sha256").update(bytes).digest("base64url").slice(0, 27)}"` };
+}
+
+function send(req: NodeRequest, res: NodeResponse, a: Asset, isPage: boolean): void {
+  const headers: Record<string, string> = {
+    "content-type": a.type,
+    "cache-control": "public, max-age=300",
+    vary: "accept-encoding",
+    "x-content-type-options": "nosniff",
+  };
+  if (isPage) {
+    headers["content-security-policy"] = contentSecurityPolicy;
+    headers["referrer-policy"] = "no-referrer";
+  }
+  // The gzip encoding is another representation, so another entity tag.
+  const gzip = /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? "")) && a.body.length > 1024;
+  headers.etag = gzip ? a.etag.slice(0, -1) + '-gzip"' : a.etag;
+  if (ifNoneMatch(req.headers["if-none-match"], headers.etag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  let body = a.body;
+  if (gzip) {
+    body = a.gzip ??= gzipSync(a.body);
+    headers["content-encoding"] = "gzip";
+  }
+  headers["content-length"] = String(body.length);
+  res.writeHead(200, headers);
+  if (req.method === "HEAD") res.end();
+  else res.end(body);
+}
+
+function ifNoneMatch(header: string | string[] | undefined, etag: string): boolean {
+  if (typeof header !== "string") return false;
+  return header.split(",").some((t) => {
+    const tag = t.trim().replace(/^W\//, "");
+    return tag === etag || tag === "*";
+  });
+}
+
+/**
+ * The committed document as this server serves it: operations of services it does not serve
+ * left out, and each service's paths under the base path it is mounted at here.
+ */
+export function servedDocument(doc: OpenApi, options: Pick<DocsOptions, "services" | "jwtBasePath">): OpenApi {
+  const byName = new Map(options.services.map((s) => [s.typeName, s]));
+  const paths: OpenApi["paths"] = {};
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      const service = byName.get(String(op["x-rpc"] ?? "").split("/", 1)[0]!);
+      if (service === undefined) continue;
+      const declared = restMount(service).basePath.replace(/\/+$/, "");
+      const served = restMount(service, options.jwtBasePath).basePath.replace(/\/+$/, "");
+      const servedPath = declared !== served && path.startsWith(declared + "/") ? served + path.slice(declared.length) : path;
+      (paths[servedPath] ??= {})[method] = op;
+    }
+  }
+  const tags = doc.tags?.filter((t) => byName.has(t.name));
+  return { ...doc, ...(tags ? { tags } : {}), paths };
+}
+
+function page(doc: OpenApi): string {
+  const byService = new Map<string, Array<{ rpc: string; rest: string; call: string }>>();
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      const rpc = op["x-rpc"];
+      if (typeof rpc !== "string") continue;
+      const [service, name] = rpc.split("/") as [string, string];
+      const list = byService.get(service) ?? [];
+      list.push({ rpc: name, rest: `${method.toUpperCase()} ${path}`, call: String(op["x-buf-curl"] ?? "") });
+      byService.set(service, list);
+    }
+  }
+  const sections = (doc.tags ?? [])
+    .filter((t) => byService.has(t.name))
+    .map((t) => {
+      const rows = byService
+        .get(t.name)!
+        .map((m) => `<tr><td><code>${esc(m.rpc)}</code></td><td><code>${esc(m.rest)}</code></td><td><pre><code>${esc(m.call)}</code></pre></td></tr>`)
+        .join("\n");
+      return `<h3 id="rpc-${esc(t.name)}">${esc(t.name)}</h3>\n<table><thead><tr><th>RPC</th><th>REST</th><th>Call with <code>buf curl</code></th></tr></thead>\n<tbody>${rows}</tbody></table>`;
+    })
+    .join("\n");
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Tessera API reference</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+<link rel="stylesheet" href="/docs/docs.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<section class="rpc" id="rpc">
+<h2>Connect and gRPC</h2>
+<p>Every operation above is also an RPC, served on the same port over gRPC, gRPC-Web and Connect
+(HTTP/1.1 and HTTP/2): <code>POST /&lt;package.Service&gt;/&lt;Method&gt;</code>, with the same credentials
+as headers (gRPC metadata). Errors carry the same codes. gRPC server reflection serves the schema,
+so <code>buf curl</code> needs no proto files: <code>buf curl --http2-prior-knowledge --list-services ${esc(exampleBaseUrl)}</code>.
+Also served: <code>grpc.health.v1.Health</code> and <code>grpc.reflection.v1</code> (and <code>v1alpha</code>).</p>
+${sections}
+</section>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/docs.js"></script>
+</body>
+</html>
+`;
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

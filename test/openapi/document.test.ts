@@ -1,0 +1,161 @@
+// gen/openapi.json: a valid OpenAPI 3.1 document that says what the protos and the seeds say.
+// (Its freshness against proto/ is test/server/generated.test.ts's; that it matches what the
+// server answers is reality.test.ts's.)
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import SwaggerParser from "@apidevtools/swagger-parser";
+
+const load = (): any => JSON.parse(readFileSync("gen/openapi.json", "utf8"));
+const doc = load();
+const op = (method: string, path: string): any => {
+  const o = doc.paths[path]?.[method];
+  assert.ok(o, `${method.toUpperCase()} ${path} is in the document`);
+  return o;
+};
+const schema = (ref: string): any => doc.components.schemas[ref.replace("#/components/schemas/", "")];
+
+describe("gen/openapi.json", () => {
+  it("is a valid OpenAPI 3.1 document (swagger-parser)", async () => {
+    assert.equal(doc.openapi, "3.1.0");
+    await SwaggerParser.validate(load());
+  });
+
+  it("the validator refuses a broken copy (an operation answering an undefined schema)", async () => {
+    const broken = load();
+    broken.paths["/session"].get.responses["200"].content["application/json"].schema = { $ref: "#/components/schemas/Missing" };
+    await assert.rejects(SwaggerParser.validate(broken), /Missing/);
+  });
+
+  it("lists every seed path with its method", () => {
+    const operations = Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item as object).map((m) => `${m.toUpperCase()} ${path}`));
+    assert.deepEqual(operations.sort(), [
+      "DELETE /jwt/refresh_token",
+      "DELETE /jwt/user",
+      "DELETE /session",
+      "DELETE /v1/frontend/auth/{account_id}",
+      "GET /.well-known/jwks.json",
+      "GET /api/authenticationtoken",
+      "GET /api/authenticationtoken/{token}",
+      "GET /api/authenticationtoken/{token}/user",
+      "GET /jwt/check",
+      "GET /jwt/pubkey",
+      "GET /jwt/refresh_token",
+      "GET /jwt/token",
+      "GET /jwt/user",
+      "GET /jwt/version",
+      "GET /session",
+      "GET /user",
+      "GET /v1/api/auth",
+      "GET /v1/frontend/auth/{account_id}",
+      "PATCH /jwt/user",
+      "POST /auth/bump",
+      "POST /auth/login",
+      "POST /auth/logout",
+      "POST /jwt/user",
+      "POST /session",
+      "POST /user",
+      "POST /v1/admin/keys:rotate",
+      "POST /v1/frontend/auth",
+      "PUT /session",
+      "PUT /v1/frontend/auth",
+    ]);
+  });
+
+  it("names each operation's RPC and shows a buf curl call of it", () => {
+    const o = op("get", "/jwt/token");
+    assert.equal(o["x-rpc"], "tessera.jwt.v1.JwtService/GetToken");
+    assert.equal(o["x-buf-curl"], `buf curl --http2-prior-knowledge -d '{"user":"","pass":""}' http://localhost:8080/tessera.jwt.v1.JwtService/GetToken`);
+    assert.equal(
+      op("get", "/session")["x-buf-curl"],
+      `buf curl --http2-prior-knowledge -H "x-koms-clientid: $CLIENT_ID" -H "authorization: Bearer $ACCESS_TOKEN" -d '{}' http://localhost:8080/tessera.session.v1.SessionService/GetSession`,
+    );
+  });
+
+  it("takes summaries and descriptions from the proto comments", () => {
+    const o = op("post", "/session");
+    assert.equal(o.summary, "Starts a session for a user with a password (`POST /session`).");
+    assert.match(o.description, /repeated failures for one login or one client address are\nRESOURCE_EXHAUSTED \(429\)/);
+    assert.equal(schema("tessera.session.v1.CreateSessionRequest").properties.account_type.description, 'The kind of account; "traditional" (email and password) is the only one supported.');
+    assert.match(doc.tags.find((t: any) => t.name === "tessera.session.v1.SessionService").description, /^The Session API \(seed 000\)/);
+  });
+
+  it("declares the success statuses the protos declare: 201, 204, and seed 004's GET /user 200 with claims or 204", () => {
+    const statuses = (method: string, path: string) => Object.keys(op(method, path).responses).filter((s) => s < "300");
+    assert.deepEqual(statuses("post", "/user"), ["201"]);
+    assert.deepEqual(statuses("post", "/jwt/user"), ["201"]);
+    assert.deepEqual(statuses("delete", "/jwt/user"), ["204"]);
+    assert.deepEqual(statuses("delete", "/jwt/refresh_token"), ["204"]);
+    assert.deepEqual(statuses("get", "/jwt/user"), ["200", "204"]);
+    assert.deepEqual(op("get", "/jwt/user").responses["200"].content["application/json"].schema, {
+      type: "object",
+      description: "The claims of the caller's access token; unset when no valid token was given (the REST\nanswer is then 204 with no body).",
+    });
+    assert.equal(op("delete", "/jwt/user").responses["204"].content, undefined);
+    assert.deepEqual(statuses("get", "/session"), ["200"]);
+  });
+
+  it("describes text/plain answers (HttpBody) and JSON answers with json_name keys and the default-value policy", () => {
+    assert.deepEqual(op("get", "/jwt/token").responses["200"].content, { "text/plain; charset=utf-8": { schema: { type: "string" } } });
+    const created = schema("tessera.session.v1.CreateSessionResponse");
+    assert.deepEqual(created.required, ["access_token", "refresh_token", "access_token_expires_in"]);
+    assert.equal(created.additionalProperties, false);
+    const login = schema("tessera.usertoken.v1.LoginResponse");
+    assert.deepEqual(Object.keys(login.properties), ["token", "note", "expirationTime", "creationTime", "enabled", "version", "lastUsageTime"]);
+    // Optional and message fields appear only when set.
+    assert.deepEqual(login.required, ["token", "enabled", "version"]);
+    assert.deepEqual(login.properties.creationTime, { type: "string", format: "date-time", description: "When the token was created." });
+    // response_body: the field itself (the token object), not the wrapper.
+    assert.deepEqual(op("get", "/api/authenticationtoken").responses["200"].content["application/json"].schema, {
+      anyOf: [{ $ref: "#/components/schemas/tessera.authtoken.v1.AuthenticationToken", description: "The new token." }, { type: "null" }],
+    });
+  });
+
+  it("describes seed 004's loose arguments: query, JSON body (GET included) and form body", () => {
+    const o = op("get", "/jwt/token");
+    assert.deepEqual(o.parameters.map((p: any) => `${p.in}:${p.name}`), ["query:user", "query:pass"]);
+    assert.deepEqual(Object.keys(o.requestBody.content), ["application/json", "application/x-www-form-urlencoded"]);
+    // Elsewhere a body: "*" binding takes JSON only, and no query arguments.
+    const session = op("post", "/session");
+    assert.deepEqual(session.parameters, []);
+    assert.deepEqual(Object.keys(session.requestBody.content), ["application/json"]);
+    assert.deepEqual(op("get", "/v1/frontend/auth/{account_id}").parameters.map((p: any) => `${p.in}:${p.name}`), ["path:account_id", "query:state"]);
+  });
+
+  it("declares each route's security from its access credential", () => {
+    const security = (method: string, path: string) => op(method, path).security;
+    assert.deepEqual(security("post", "/session"), [{ clientId: [] }]);
+    assert.deepEqual(security("get", "/session"), [{ sessionAccessToken: [], clientId: [] }]);
+    assert.deepEqual(security("get", "/v1/api/auth"), [{ apiToken: [] }]);
+    assert.deepEqual(security("post", "/v1/frontend/auth"), [{ adminToken: [] }]);
+    assert.deepEqual(security("post", "/auth/login"), [{ basic: [] }]);
+    assert.deepEqual(security("post", "/auth/bump"), [{ userToken: [] }]);
+    assert.deepEqual(security("get", "/api/authenticationtoken"), [{ sessionAccessToken: [], clientId: [] }, { userToken: [] }, { jwtAccessToken: [] }, { sessionCookie: [] }]);
+    assert.deepEqual(security("get", "/jwt/refresh_token"), [{ jwtAccessToken: [] }, { jwtAccessTokenArgument: [] }]);
+    // Optional: answers without a credential too.
+    assert.deepEqual(security("get", "/jwt/user"), [{ jwtAccessToken: [] }, { jwtAccessTokenArgument: [] }, {}]);
+    assert.deepEqual(security("get", "/jwt/version"), []);
+    const schemes = doc.components.securitySchemes;
+    assert.deepEqual(schemes.clientId, { type: "apiKey", in: "header", name: "x-koms-clientid", description: schemes.clientId.description });
+    assert.deepEqual(schemes.sessionCookie.in, "cookie");
+    assert.deepEqual(schemes.sessionCookie.name, "tessera_session");
+    assert.deepEqual(schemes.basic.scheme, "basic");
+  });
+
+  it("declares the error answers: 401 with WWW-Authenticate on credentialed routes, 429 with Retry-After on login routes", () => {
+    const errors = (method: string, path: string) => Object.keys(op(method, path).responses).filter((s) => s >= "400");
+    assert.deepEqual(errors("post", "/session"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
+    assert.deepEqual(errors("post", "/auth/login"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
+    assert.deepEqual(errors("get", "/jwt/token"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
+    assert.deepEqual(errors("get", "/session"), ["400", "401", "500", "503"]);
+    assert.deepEqual(errors("post", "/user"), ["400", "401", "409", "413", "415", "500", "503"]);
+    assert.deepEqual(errors("get", "/api/authenticationtoken/{token}"), ["400", "401", "404", "500", "503"]);
+    assert.deepEqual(errors("get", "/jwt/version"), ["400", "413", "415", "500", "503"]);
+    // The optional credential of seed 004's GET /user: no 401.
+    assert.deepEqual(errors("get", "/jwt/user"), ["400", "413", "415", "500", "503"]);
+    assert.equal(op("get", "/session").responses["401"].headers["WWW-Authenticate"].$ref, "#/components/headers/WWW-Authenticate");
+    assert.equal(op("post", "/auth/login").responses["401"].headers["WWW-Authenticate"].example, 'Basic realm="tessera", charset="UTF-8"');
+    assert.equal(doc.components.responses.TooManyRequests.headers["Retry-After"].$ref, "#/components/headers/Retry-After");
+    assert.deepEqual(doc.components.schemas.Error.required, ["code", "message", "details"]);
+    assert.deepEqual(doc.components.schemas.Error.properties.details.items.required, ["type", "value"]);
+  });
+});
