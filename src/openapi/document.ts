@@ -339,9 +339,9 @@ function bufCurl(route: Route, rule: AccessRule): string {
   return ["buf curl --http2-prior-knowledge", ...bufCurlHeaders(rule), `-d '${data}'`, `${exampleBaseUrl}/${route.rpcName}`].join(" ");
 }
 
-/** The first sentence of a comment, on one line. */
+/** The first sentence of a comment, on one line, as plain text (summaries are not Markdown). */
 export function summaryOf(text: string): string {
-  const paragraph = text.split(/\n\s*\n/, 1)[0]!.replace(/\s*\n\s*/g, " ");
+  const paragraph = text.split(/\n\s*\n/, 1)[0]!.replace(/\s*\n\s*/g, " ").replaceAll("`", "");
   const m = /^(.+?[.!?])(\s|$)/.exec(paragraph);
   return m ? m[1]! : paragraph;
 }

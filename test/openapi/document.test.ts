@@ -73,7 +73,7 @@ describe("gen/openapi.json", () => {
 
   it("takes summaries and descriptions from the proto comments", () => {
     const o = op("post", "/session");
-    assert.equal(o.summary, "Starts a session for a user with a password (`POST /session`).");
+    assert.equal(o.summary, "Starts a session for a user with a password (POST /session).");
     assert.match(o.description, /repeated failures for one login or one client address are\nRESOURCE_EXHAUSTED \(429\)/);
     assert.equal(schema("tessera.session.v1.CreateSessionRequest").properties.account_type.description, 'The kind of account; "traditional" (email and password) is the only one supported.');
     assert.match(doc.tags.find((t: any) => t.name === "tessera.session.v1.SessionService").description, /^The Session API \(seed 000\)/);
