@@ -73,7 +73,7 @@ function methodPath(m: DescMethod): string {
 }
 
 /** How each credential is presented over HTTP (what a 401 challenges for). */
-function schemeOf(credential: Credential): CredentialScheme {
+export function schemeOf(credential: Credential): CredentialScheme {
   switch (credential) {
     case Credential.SESSION:
     case Credential.SESSION_EXPIRED_OK:

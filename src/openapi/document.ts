@@ -34,7 +34,7 @@ Every operation is also an RPC, served on the same port over gRPC, gRPC-Web and 
 
 - JSON keys are the fields' JSON names. Answers always carry the fields with implicit presence (plain proto3 scalars, enums, lists, maps), zero values included; optional and message fields appear only when set. 64-bit integers are JSON strings. Request bodies also accept the proto field names and ignore unknown keys.
 - HEAD is answered wherever GET is, without a body.
-- Errors are \`{"code", "message", "details"}\`: \`code\` is the Connect code name, \`details\` the error details in Connect's JSON form. A 401 carries \`WWW-Authenticate\`, a 429 \`Retry-After\`.
+- Errors are \`{"code", "message", "details"}\`: \`code\` is the Connect code name, \`details\` the error details in Connect's JSON form. A 401 of a route taking a Bearer or Basic credential carries \`WWW-Authenticate\`; a 429 carries \`Retry-After\`.
 - The JWT API is mounted at \`/jwt\` by default (TESSERA_JWT_BASE_PATH); the \`/openapi.json\` a server serves shows its own mount, and only the APIs it serves.`;
 
 /** Connect code name -> HTTP status: the error responses, by status. */
@@ -105,7 +105,8 @@ export function buildOpenApiDocument(input: DocumentInput): JsonSchema {
       responses,
       headers: {
         "WWW-Authenticate": {
-          description: "The authentication scheme the route expects (RFC 9110), e.g. `Bearer` or `Basic realm=\"tessera\", charset=\"UTF-8\"`.",
+          description:
+            "The challenge of the route's credential scheme. Bearer (RFC 6750): `Bearer` when no token was sent, `Bearer error=\"invalid_request\"` for a malformed credential or a missing client id, `Bearer error=\"invalid_token\"` for a refused token. Basic (RFC 7617): `Basic realm=\"tessera\", charset=\"UTF-8\"`.",
           required: true,
           schema: { type: "string" },
         },
@@ -275,9 +276,10 @@ function errorResponses(route: Route, rule: AccessRule, usedStatuses: Set<number
   for (const status of [...statuses].sort((a, b) => a - b)) {
     usedStatuses.add(status);
     if (status === 401) {
+      const example = challengeOf(rule);
       out["401"] = {
         description: "Unauthenticated: the credential is missing or not valid.",
-        headers: { "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate", example: challengeOf(rule) } },
+        ...(example ? { headers: { "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate", example } } } : {}),
         content: errorContent,
       };
     } else {

@@ -3,7 +3,7 @@
 // The mapping mirrors what src/access/interceptor.ts accepts for each credential.
 import { Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
 import { clientIdHeader } from "../access/credentials.js";
-import { sessionCookieName } from "../access/interceptor.js";
+import { schemeOf, sessionCookieName } from "../access/interceptor.js";
 
 export type SecurityRequirement = Record<string, string[]>;
 
@@ -103,9 +103,19 @@ export function securityOf(rule: AccessRule, httpMethod: string, tokenArgument: 
   return rule.optional && requirements.length > 0 ? [...requirements, {}] : requirements;
 }
 
-/** The `WWW-Authenticate` challenge a 401 of this credential carries. */
-export function challengeOf(rule: AccessRule): string {
-  return rule.credential === Credential.BASIC ? 'Basic realm="tessera", charset="UTF-8"' : "Bearer";
+/**
+ * An example of the `WWW-Authenticate` challenge a 401 of this credential carries, or undefined
+ * when its 401s carry none (a client id, a password in the body or query: no scheme to challenge).
+ */
+export function challengeOf(rule: AccessRule): string | undefined {
+  switch (schemeOf(rule.credential)) {
+    case "bearer":
+      return 'Bearer error="invalid_token"';
+    case "basic":
+      return 'Basic realm="tessera", charset="UTF-8"';
+    case "none":
+      return undefined;
+  }
 }
 
 /** The `buf curl` header flags that present the credential. */

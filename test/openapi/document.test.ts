@@ -141,7 +141,7 @@ describe("gen/openapi.json", () => {
     assert.deepEqual(schemes.basic.scheme, "basic");
   });
 
-  it("declares the error answers: 401 with WWW-Authenticate on credentialed routes, 429 with Retry-After on login routes", () => {
+  it("declares the error answers: 401 with WWW-Authenticate on Bearer and Basic routes, 429 with Retry-After on login routes", () => {
     const errors = (method: string, path: string) => Object.keys(op(method, path).responses).filter((s) => s >= "400");
     assert.deepEqual(errors("post", "/session"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
     assert.deepEqual(errors("post", "/auth/login"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
@@ -152,7 +152,13 @@ describe("gen/openapi.json", () => {
     assert.deepEqual(errors("get", "/jwt/version"), ["400", "413", "415", "500", "503"]);
     // The optional credential of seed 004's GET /user: no 401.
     assert.deepEqual(errors("get", "/jwt/user"), ["400", "413", "415", "500", "503"]);
-    assert.equal(op("get", "/session").responses["401"].headers["WWW-Authenticate"].$ref, "#/components/headers/WWW-Authenticate");
+    assert.deepEqual(op("get", "/session").responses["401"].headers["WWW-Authenticate"], {
+      $ref: "#/components/headers/WWW-Authenticate",
+      example: 'Bearer error="invalid_token"',
+    });
+    // A client id, or a password in the body or the query: no scheme to challenge with.
+    assert.equal(op("post", "/session").responses["401"].headers, undefined);
+    assert.equal(op("get", "/jwt/token").responses["401"].headers, undefined);
     assert.equal(op("post", "/auth/login").responses["401"].headers["WWW-Authenticate"].example, 'Basic realm="tessera", charset="UTF-8"');
     assert.equal(doc.components.responses.TooManyRequests.headers["Retry-After"].$ref, "#/components/headers/Retry-After");
     assert.deepEqual(doc.components.schemas.Error.required, ["code", "message", "details"]);
