@@ -47,6 +47,7 @@ const errorResponseName: Record<number, string> = {
   413: "ContentTooLarge",
   415: "UnsupportedMediaType",
   429: "TooManyRequests",
+  499: "ClientClosedRequest",
   500: "InternalError",
   501: "NotImplemented",
   503: "Unavailable",
