@@ -3,7 +3,8 @@
 // The mapping mirrors what src/access/interceptor.ts accepts for each credential.
 import { Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
 import { clientIdHeader } from "../access/credentials.js";
-import { schemeOf, sessionCookieName } from "../access/interceptor.js";
+import { schemeOf } from "../access/interceptor.js";
+import { sessionCookieName } from "../access/session-cookie.js";
 
 export type SecurityRequirement = Record<string, string[]>;
 

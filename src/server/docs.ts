@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { DescService } from "@bufbuild/protobuf";
 import { exampleBaseUrl } from "../openapi/document.js";
+import { projectFile } from "../project-files.js";
 import { restMount } from "../rest-routes.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -76,7 +77,7 @@ const pageStyle = `body { margin: 0; font-family: sans-serif; }
 
 /** The handler of /openapi.json, /docs and its files; false when the path is none of them. */
 export function createDocs(options: DocsOptions): (req: NodeRequest, res: NodeResponse) => boolean {
-  const file = options.documentFile ?? new URL("../../gen/openapi.json", import.meta.url);
+  const file = options.documentFile ?? projectFile("gen", "openapi.json");
   const document = servedDocument(JSON.parse(readFileSync(file, "utf8")) as OpenApi, options);
   const assets = new Map<string, Asset | (() => Asset)>([
     ["/openapi.json", asset("application/json", JSON.stringify(document))],
