@@ -1,10 +1,11 @@
 // Under TLS the session cookie is Secure; TESSERA_COOKIE_SECURE=false turns that off (and =true
-// turns it on without TLS, see rest.test.ts).
+// turns it on without TLS, see authentication-token-api.test.ts).
 import assert from "node:assert/strict";
 import https from "node:https";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
-import { basic, bearer, password, uniqueEmail } from "../user-token/support.js";
+import { basic, bearer } from "../support/clients.js";
+import { password, uniqueEmail } from "../support/users.js";
 
 interface Answer {
   status: number;

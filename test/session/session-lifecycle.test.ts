@@ -6,7 +6,9 @@ import { createLocalJWKSet, jwtVerify } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 import { rest } from "../support/clients.js";
-import { expectCode, goodPassword, sessionApi, uniqueEmail, type Protocol, type SessionApi, type TokenPair } from "./api.js";
+import { expectCode, protocols } from "../support/api.js";
+import { password as goodPassword, uniqueEmail } from "../support/users.js";
+import { sessionApi, type SessionApi, type TokenPair } from "./api.js";
 
 const client = { clientId: testClientId };
 
@@ -33,8 +35,7 @@ for (const store of storesUnderTest()) {
       await server?.close();
     });
 
-    const each: Protocol[] = ["grpc", "connect", "rest"];
-    for (const protocol of each) {
+    for (const protocol of protocols) {
       it(`an expired access token is accepted only by PUT /session (${protocol})`, async () => {
         const api = sessionApi(protocol, server.url);
         try {

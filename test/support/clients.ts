@@ -26,6 +26,8 @@ export interface GrpcResult {
   error?: grpc.ServiceError;
   /** The response's initial metadata (headers), when the server sent any. */
   header?: grpc.Metadata;
+  /** The trailing metadata (trailers) that came with the status. */
+  trailer?: grpc.Metadata;
 }
 
 /**
@@ -67,10 +69,13 @@ export class GrpcJsClient<S extends DescService> {
     const fn = (this.client as unknown as Record<string, Function>)[method.name].bind(this.client);
     return new Promise((resolve) => {
       let header: grpc.Metadata | undefined;
+      let result: GrpcResult = {};
+      // grpc-js calls back with the answer, then emits the status (with the trailers) at once.
       const call: grpc.ClientUnaryCall = fn(create(method.input, input as never), md, (err: grpc.ServiceError | null, res: any) => {
-        resolve(err ? { error: err, header } : { message: res, header });
+        result = err ? { error: err } : { message: res };
       });
       call.on("metadata", (m: grpc.Metadata) => (header = m));
+      call.on("status", (s: grpc.StatusObject) => resolve({ ...result, header, trailer: s.metadata }));
     });
   }
 

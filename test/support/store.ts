@@ -1,0 +1,76 @@
+// Stores opened directly (no server) for core and store tests: SQLite in a temp directory, or a
+// MongoDB database with a random name, both removed afterwards.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { MongoClient } from "mongodb";
+import { openStore } from "../../src/store/index.js";
+import type { Store } from "../../src/store/ports.js";
+import type { StoreKind } from "./server.js";
+
+export interface StoreHarness {
+  /** The adapter every store of this harness must be. */
+  readonly kind: StoreKind;
+  /** Opens a store on database `name`; the same name reaches the same database (another instance). */
+  open(name: string): Promise<Store>;
+  /** Closes every store opened and deletes their databases. */
+  cleanup(): Promise<void>;
+}
+
+/** A harness of `kind`: every database it opens lives until cleanup(). */
+export function storeHarness(kind: StoreKind): StoreHarness {
+  const opened: Store[] = [];
+  if (kind === "sqlite") {
+    const root = mkdtempSync(join(tmpdir(), "tessera-store-"));
+    return {
+      kind,
+      async open(name) {
+        const store = await openStore({ dataDir: join(root, name) });
+        opened.push(store);
+        return store;
+      },
+      async cleanup() {
+        for (const store of opened) await store.close();
+        rmSync(root, { recursive: true, force: true });
+      },
+    };
+  }
+  const uri = process.env.MONGODB_URI;
+  if (!uri) throw new Error("MONGODB_URI is not set");
+  const run = randomBytes(4).toString("hex");
+  const databases = new Set<string>();
+  // Names stay short: FerretDB on PostgreSQL limits database name length.
+  const dbName = (name: string) => `tessera_test_${run}_${name.replace(/[^a-z0-9]/gi, "").slice(-12)}`;
+  return {
+    kind,
+    async open(name) {
+      const mongoDbName = dbName(name);
+      databases.add(mongoDbName);
+      const store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName, warn: () => {} });
+      opened.push(store);
+      return store;
+    },
+    async cleanup() {
+      for (const store of opened) await store.close();
+      const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+      try {
+        for (const name of databases) await client.db(name).dropDatabase();
+      } finally {
+        await client.close();
+      }
+    },
+  };
+}
+
+export interface OpenedStore {
+  store: Store;
+  close(): Promise<void>;
+}
+
+/** A fresh, empty store of that kind, removed on close(). */
+export async function openTestStore(kind: StoreKind): Promise<OpenedStore> {
+  const harness = storeHarness(kind);
+  const store = await harness.open("store");
+  return { store, close: () => harness.cleanup() };
+}
