@@ -9,7 +9,9 @@ import { AuthError } from "../../src/core/errors.js";
 import { hashSecret } from "../../src/core/secrets.js";
 import { createLogger } from "../../src/logger.js";
 import type { Store } from "../../src/store/ports.js";
-import { forEachStore, openTestStore, spyOn, type OpenedStore } from "./support.js";
+import { storesUnderTest } from "../support/server.js";
+import { spyOn } from "../support/spy.js";
+import { openTestStore, type OpenedStore } from "../support/store.js";
 
 const config = { lastUsedIntervalSeconds: 60, apiTokenCacheSeconds: 2 };
 
@@ -27,8 +29,8 @@ function unissuedSecret(): string {
   return generateApiTokenSecret();
 }
 
-forEachStore((kind) => {
-  describe("ApiTokens core", () => {
+for (const kind of storesUnderTest()) {
+  describe(`ApiTokens core (${kind})`, () => {
     let opened: OpenedStore;
     let store: Store;
     let clock: ManualClock;
@@ -303,4 +305,4 @@ forEachStore((kind) => {
       assert.deepEqual((await tokens.list("15", "Revoked")).map((t) => t.link), [links[1]]);
     });
   });
-});
+}

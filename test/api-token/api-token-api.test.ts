@@ -1,0 +1,304 @@
+// Seed 001 (ApiTokenService) through real clients — gRPC, Connect and REST — on each store: every
+// documented path with the document's field names, dates and error messages, the checksum gate,
+// the revocation bound across instances, and secrets kept out of answers and logs.
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/core/clock.js";
+import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
+import { hashSecret } from "../../src/core/secrets.js";
+import { expectCode, expectOk, protocols, rpcProtocols } from "../support/api.js";
+import { basic, bearer, rest } from "../support/clients.js";
+import { startTestServer, storesUnderTest, testAdminToken, type TestServer } from "../support/server.js";
+import { spyOn } from "../support/spy.js";
+import { admin, UUID } from "../support/users.js";
+import { apiTokenApi, type ApiTokenApi } from "./api.js";
+
+const TOKEN_SHAPE = /^tsr_[0-9A-Za-z]{38}$/;
+/** 10 Oct 2015 12:12:05 UTC: the document's example date. */
+const exampleTime = Date.UTC(2015, 9, 10, 12, 12, 5);
+const unknownLink = "550e8400-e29b-41d4-a716-446655440000";
+
+for (const store of storesUnderTest()) {
+  describe(`API tokens (seed 001) on ${store}`, function () {
+    const clock = new ManualClock(exampleTime);
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ store, clock, env: { TESSERA_LOG_LEVEL: "debug" } });
+    });
+    after(async () => {
+      await server?.close();
+    });
+    // Every test starts at the document's example time: the dates it asserts are its own.
+    beforeEach(() => clock.set(exampleTime));
+
+    for (const protocol of protocols) {
+      describe(`over ${protocol}`, () => {
+        let api: ApiTokenApi;
+        before(() => {
+          api = apiTokenApi(protocol, server.url);
+        });
+        after(() => api.close());
+
+        let accounts = 0;
+        const newAccount = () => `GATEWAY_ACCOUNT_${protocol}_${++accounts}`;
+
+        async function createToken(accountId: string, description = "Token description", createdBy?: string): Promise<string> {
+          return expectOk(await api.createToken({ account_id: accountId, description, created_by: createdBy }, admin)).token;
+        }
+
+        async function linkOf(accountId: string, description: string): Promise<string> {
+          const { tokens } = expectOk(await api.listTokens(accountId, undefined, admin));
+          const token = tokens.find((t) => t.description === description);
+          assert.ok(token, `no token "${description}"`);
+          return token.token_link;
+        }
+
+        it("POST /v1/frontend/auth answers {token}", async () => {
+          const res = await api.createToken({ account_id: newAccount(), description: "Token description" }, admin);
+          const body = expectOk(res);
+          assert.deepEqual(Object.keys(body), ["token"]);
+          assert.match(body.token, TOKEN_SHAPE);
+          if (protocol === "rest") assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+        });
+
+        it("GET /v1/api/auth answers {account_id, token_link}", async () => {
+          const accountId = newAccount();
+          const token = await createToken(accountId);
+          const body = expectOk(await api.authenticate(bearer(token)));
+          assert.deepEqual(body, { account_id: accountId, token_link: await linkOf(accountId, "Token description") });
+          assert.match(body.token_link, UUID);
+        });
+
+        it("PUT /v1/frontend/auth answers {token_link, description} and the list shows the new description", async () => {
+          const accountId = newAccount();
+          await createToken(accountId, "old");
+          const link = await linkOf(accountId, "old");
+          assert.deepEqual(expectOk(await api.updateToken({ token_link: link, description: "New token description" }, admin)), {
+            token_link: link,
+            description: "New token description",
+          });
+          assert.equal(await linkOf(accountId, "New token description"), link);
+        });
+
+        it("GET /v1/frontend/auth/{account_id} lists active tokens, newest first, with the documented fields", async () => {
+          const accountId = newAccount();
+          await createToken(accountId, "token 1 description", "ops@example.com");
+          clock.advance(60_000);
+          const second = await createToken(accountId, "token 2 description");
+          await createToken(newAccount(), "another account's token");
+          // Authenticate with the second: last_used appears (written asynchronously).
+          expectOk(await api.authenticate(bearer(second)));
+
+          let listed = await api.listTokens(accountId, undefined, admin);
+          for (let i = 0; i < 100 && !listed.data?.tokens[0]?.last_used; i++) {
+            await new Promise((r) => setTimeout(r, 10));
+            listed = await api.listTokens(accountId, undefined, admin);
+          }
+          const { tokens } = expectOk(listed);
+          assert.equal(tokens.length, 2);
+          const [newest, oldest] = tokens;
+          assert.deepEqual(Object.keys(newest).sort(), ["description", "issued_date", "last_used", "token_link"]);
+          assert.equal(newest.description, "token 2 description");
+          assert.equal(newest.issued_date, "10 Oct 2015 - 12:13");
+          assert.equal(newest.last_used, "10 Oct 2015 - 12:13");
+          assert.deepEqual(Object.keys(oldest).sort(), ["created_by", "description", "issued_date", "token_link"]);
+          assert.equal(oldest.description, "token 1 description");
+          assert.equal(oldest.issued_date, "10 Oct 2015 - 12:12");
+          assert.equal(oldest.created_by, "ops@example.com");
+          assert.match(oldest.token_link, UUID);
+
+          // The same list with state=active, in any letter case.
+          for (const state of ["active", "ACTIVE", "Active"]) {
+            assert.deepEqual(expectOk(await api.listTokens(accountId, state, admin)), { tokens }, state);
+          }
+        });
+
+        it("DELETE /v1/frontend/auth/{account_id} answers {revoked}; the token is refused at once and listed with state=revoked", async () => {
+          const accountId = newAccount();
+          const token = await createToken(accountId, "to revoke");
+          const link = await linkOf(accountId, "to revoke");
+          expectOk(await api.authenticate(bearer(token)));
+
+          clock.set(Date.UTC(2015, 9, 10, 12, 12, 40));
+          assert.deepEqual(expectOk(await api.revokeToken(accountId, { token_link: link }, admin)), { revoked: "10 Oct 2015 - 12:12" });
+
+          // Refused at once, although this instance had the lookup cached.
+          expectCode(await api.authenticate(bearer(token)), "unauthenticated", "invalid API token");
+
+          assert.deepEqual(expectOk(await api.listTokens(accountId, undefined, admin)), { tokens: [] });
+          const { tokens } = expectOk(await api.listTokens(accountId, "REVOKED", admin));
+          assert.equal(tokens.length, 1);
+          assert.equal(tokens[0].token_link, link);
+          assert.equal(tokens[0].description, "to revoke");
+          assert.equal(tokens[0].revoked, "10 Oct 2015 - 12:12");
+        });
+
+        // Over gRPC the message reaches a grpc-js caller with its ":" and "," verbatim: the server
+        // encodes grpc-message the gRPC spec's way (connect-node would use encodeURIComponent).
+        it("400 Missing fields: lists every missing field", async () => {
+          const post = (body: { account_id?: string; description?: string }) => api.createToken(body, admin);
+          expectCode(await post({}), "invalid_argument", "Missing fields: [account_id, description]");
+          expectCode(await post({ description: "Token description" }), "invalid_argument", "Missing fields: [account_id]");
+          expectCode(await post({ account_id: "GATEWAY_ACCOUNT_1" }), "invalid_argument", "Missing fields: [description]");
+          expectCode(await post({ account_id: " ", description: "" }), "invalid_argument", "Missing fields: [account_id, description]");
+          expectCode(await api.updateToken({}, admin), "invalid_argument", "Missing fields: [token_link, description]");
+          expectCode(await api.updateToken({ token_link: unknownLink }, admin), "invalid_argument", "Missing fields: [description]");
+          expectCode(await api.revokeToken("15", {}, admin), "invalid_argument", "Missing fields: [token_link]");
+        });
+
+        it("404 Could not update token description: unknown, malformed or revoked link", async () => {
+          const put = (token_link: string) => api.updateToken({ token_link, description: "New token description" }, admin);
+          expectCode(await put(unknownLink), "not_found", "Could not update token description");
+          expectCode(await put("not-a-link"), "not_found", "Could not update token description");
+          const accountId = newAccount();
+          await createToken(accountId, "revoked soon");
+          const link = await linkOf(accountId, "revoked soon");
+          expectOk(await api.revokeToken(accountId, { token_link: link }, admin));
+          expectCode(await put(link), "not_found", "Could not update token description");
+        });
+
+        it("404 Could not revoke token: unknown link, another account's link, already revoked", async () => {
+          const accountId = newAccount();
+          await createToken(accountId, "mine");
+          const link = await linkOf(accountId, "mine");
+          expectCode(await api.revokeToken(accountId, { token_link: unknownLink }, admin), "not_found", "Could not revoke token");
+          expectCode(await api.revokeToken(newAccount(), { token_link: link }, admin), "not_found", "Could not revoke token");
+          expectOk(await api.revokeToken(accountId, { token_link: link }, admin));
+          expectCode(await api.revokeToken(accountId, { token_link: link }, admin), "not_found", "Could not revoke token");
+        });
+
+        it("400 on an unknown state", async () => {
+          expectCode(await api.listTokens("15", "all", admin), "invalid_argument", 'state must be "active" or "revoked"');
+        });
+
+        it("401 on a missing, unknown, malformed, wrongly checksummed or revoked token", async () => {
+          expectCode(await api.authenticate({}), "unauthenticated");
+          const accountId = newAccount();
+          const good = await createToken(accountId, "good");
+          const brokenChecksum = good.slice(0, -1) + (good.endsWith("0") ? "1" : "0");
+          const revoked = await createToken(accountId, "revoked");
+          expectOk(await api.revokeToken(accountId, { token_link: await linkOf(accountId, "revoked") }, admin));
+          for (const token of [generateApiTokenSecret(), "tsr_short", "not-a-token", brokenChecksum, revoked]) {
+            const res = await api.authenticate(bearer(token));
+            expectCode(res, "unauthenticated", "invalid API token");
+            assert.equal(res.headers.get("www-authenticate"), 'Bearer error="invalid_token"');
+          }
+        });
+
+        it("401 on every /v1/frontend method without the admin credential; an API token is no admin credential, nor the reverse", async () => {
+          const token = await createToken(newAccount());
+          for (const headers of [{}, bearer("wrong-admin-token-0123456789"), bearer(token), basic("admin", testAdminToken)]) {
+            for (const res of [
+              await api.createToken({ account_id: "15", description: "d" }, headers),
+              await api.updateToken({ token_link: unknownLink, description: "d" }, headers),
+              await api.listTokens("15", undefined, headers),
+              await api.revokeToken("15", { token_link: unknownLink }, headers),
+            ]) {
+              expectCode(res, "unauthenticated");
+              assert.ok(!(res.message ?? "").includes(testAdminToken));
+            }
+          }
+          expectCode(await api.authenticate(admin), "unauthenticated", "invalid API token");
+        });
+
+        it("a token with a broken checksum is refused without a store call", async () => {
+          const good = await createToken(newAccount());
+          const broken = good.slice(0, 10) + (good[10] === "a" ? "b" : "a") + good.slice(11);
+          const lookups = spyOn(server.tessera.store.apiTokens, "findByHash");
+          try {
+            expectCode(await api.authenticate(bearer(broken)), "unauthenticated", "invalid API token");
+            assert.equal(lookups.calls.length, 0);
+            // The spy does see lookups: an intact but unknown token reaches the store by its hash.
+            const unknown = generateApiTokenSecret();
+            expectCode(await api.authenticate(bearer(unknown)), "unauthenticated", "invalid API token");
+            assert.deepEqual(lookups.calls, [[hashSecret(unknown)]]);
+          } finally {
+            lookups.restore();
+          }
+        });
+
+        it("a revocation on one instance is seen by another on the same store within TESSERA_API_TOKEN_CACHE_SECONDS (2)", async () => {
+          const shared: Record<string, string> = store === "mongo" ? { TESSERA_MONGODB_DATABASE: server.config.mongodbDatabase } : { TESSERA_DATA_DIR: server.config.dataDir };
+          const other = await startTestServer({ store, clock, env: shared });
+          const onOther = apiTokenApi(protocol, other.url);
+          try {
+            const accountId = newAccount();
+            const token = await createToken(accountId, "two instances");
+            const link = await linkOf(accountId, "two instances");
+            expectOk(await onOther.authenticate(bearer(token))); // cached on the other instance now
+            expectOk(await api.revokeToken(accountId, { token_link: link }, admin));
+            expectCode(await api.authenticate(bearer(token)), "unauthenticated", "invalid API token"); // at once where revoked
+            clock.advance(1_000);
+            // Inside the documented bound the other instance still answers from its cache.
+            expectOk(await onOther.authenticate(bearer(token)));
+            clock.advance(1_000);
+            expectCode(await onOther.authenticate(bearer(token)), "unauthenticated", "invalid API token");
+          } finally {
+            onOther.close();
+            // close() removes only what startTestServer made for this instance (its own unused
+            // temp directory or database name), not the shared store the env points it at.
+            await other.close();
+          }
+        });
+
+        it("secrets are never in an answer or a log line; creation is logged without them", async () => {
+          const accountId = newAccount();
+          const token = await createToken(accountId, "listed");
+          const link = await linkOf(accountId, "listed");
+          expectOk(await api.authenticate(bearer(token)));
+          expectOk(await api.updateToken({ token_link: link, description: "renamed" }, admin));
+          const answers = [
+            expectOk(await api.listTokens(accountId, undefined, admin)),
+            expectOk(await api.revokeToken(accountId, { token_link: link }, admin)),
+            expectOk(await api.listTokens(accountId, "revoked", admin)),
+          ];
+          expectCode(await api.authenticate(bearer(token)), "unauthenticated");
+          for (const answer of answers) {
+            const text = JSON.stringify(answer);
+            assert.ok(!text.includes(token.slice(4, 36)), `random part in ${text}`);
+            assert.ok(!text.includes(hashSecret(token)), `hash in ${text}`);
+          }
+          assert.ok(server.logs.some((l) => l.includes("api token created")), "creation is logged (without the secret)");
+          for (const line of server.logs) {
+            assert.ok(!line.includes(testAdminToken), `admin token logged: ${line}`);
+            assert.ok(!line.includes(token.slice(4, 36)), `secret logged: ${line}`);
+            assert.ok(!line.includes(hashSecret(token)), `secret hash logged: ${line}`);
+          }
+        });
+      });
+    }
+
+    for (const protocol of rpcProtocols) {
+      describe(`over ${protocol} only (REST puts account_id in the path, so it cannot be empty there)`, () => {
+        let api: ApiTokenApi;
+        before(() => {
+          api = apiTokenApi(protocol, server.url);
+        });
+        after(() => api.close());
+
+        it("an empty account_id is a missing field of RevokeToken and ListTokens", async () => {
+          expectCode(await api.revokeToken("", {}, admin), "invalid_argument", "Missing fields: [account_id, token_link]");
+          expectCode(await api.revokeToken("", { token_link: unknownLink }, admin), "invalid_argument", "Missing fields: [account_id]");
+          expectCode(await api.listTokens("", undefined, admin), "invalid_argument", "Missing fields: [account_id]");
+        });
+      });
+    }
+
+    describe("Connect only: the JSON on the wire", () => {
+      it("uses the document's field names", async () => {
+        const created = await rest(server.url, "POST", "/tessera.apitoken.v1.ApiTokenService/CreateToken", {
+          json: { account_id: "GATEWAY_ACCOUNT_connect_json", description: "connect json", created_by: "someone" },
+          headers: admin,
+        });
+        assert.equal(created.status, 200, created.text);
+        assert.deepEqual(Object.keys(created.body), ["token"]);
+        const listed = await rest(server.url, "POST", "/tessera.apitoken.v1.ApiTokenService/ListTokens", { json: { account_id: "GATEWAY_ACCOUNT_connect_json" }, headers: admin });
+        assert.equal(listed.status, 200, listed.text);
+        assert.deepEqual(Object.keys(listed.body.tokens[0]).sort(), ["created_by", "description", "issued_date", "token_link"]);
+        const auth = await rest(server.url, "POST", "/tessera.apitoken.v1.ApiTokenService/Authenticate", { json: {}, headers: bearer(created.body.token) });
+        assert.equal(auth.status, 200, auth.text);
+        assert.deepEqual(Object.keys(auth.body).sort(), ["account_id", "token_link"]);
+        assert.equal(auth.body.account_id, "GATEWAY_ACCOUNT_connect_json");
+      });
+    });
+  });
+}
