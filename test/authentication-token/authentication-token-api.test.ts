@@ -1,0 +1,349 @@
+// Seed 003 (AuthenticationTokenService) through real clients — gRPC, Connect and REST — on each
+// store: GET /api/authenticationtoken, /{token} and /{token}/user as the document shows them,
+// with every user credential of the service (seed 002 user token, seed 000 session access token,
+// seed 004 JWT, the session cookie), expiry exact to the millisecond with an injected clock,
+// single use under concurrency, and the session cookie the exchange starts.
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/core/clock.js";
+import type { UserRecord } from "../../src/store/ports.js";
+import { expectCode, expectOk, protocols, restOutcome, rpcProtocols } from "../support/api.js";
+import { bearer, rest } from "../support/clients.js";
+import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import {
+  clientIdHeader,
+  createApiToken,
+  createJwtUser,
+  createNamedUser,
+  jwtLogin,
+  loginUserToken,
+  sessionCookie,
+  signUp,
+  startSession,
+} from "../support/users.js";
+import { authenticationTokenApi, sessionCookieOf, type AuthenticationToken, type AuthenticationTokenApi } from "./api.js";
+
+const iso8601 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+const tokenShape = /^[A-Za-z0-9_-]{32}$/;
+const cookieLine = /^tessera_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=86400; HttpOnly; SameSite=Lax$/;
+/** The one answer to an unknown, used, expired or other user's token. */
+const notFound = "authentication token not found (unknown, used or expired)";
+const cookie = (value: string) => ({ cookie: `tessera_session=${value}` });
+
+for (const store of storesUnderTest()) {
+  describe(`Authentication tokens (seed 003) on ${store}`, function () {
+    const clock = new ManualClock(Date.parse("2026-05-01T09:30:00.250Z"));
+    let server: TestServer;
+    /** A server with TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS=5 on the same clock. */
+    let short: TestServer;
+    before(async () => {
+      server = await startTestServer({ store, clock });
+      short = await startTestServer({ store, clock, env: { TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS: "5" } });
+    });
+    after(async () => {
+      await server?.close();
+      await short?.close();
+    });
+
+    /** A seed 000 user with a seed 002 user token. */
+    async function userWithToken(on = server): Promise<{ user: UserRecord; token: string }> {
+      const user = await signUp(on);
+      return { user, token: await loginUserToken(on, user.login) };
+    }
+
+    for (const protocol of protocols) {
+      describe(`over ${protocol}`, () => {
+        let api: AuthenticationTokenApi;
+        before(() => {
+          api = authenticationTokenApi(protocol, server.url);
+        });
+        after(() => api.close());
+
+        async function createToken(headers: Record<string, string>): Promise<AuthenticationToken> {
+          return expectOk(await api.createToken(headers));
+        }
+
+        describe("GET /api/authenticationtoken", () => {
+          it("answers {token, ttl: 60, user, created_at} for a seed 002 user token", async () => {
+            const { user, token } = await userWithToken();
+            const res = await api.createToken(bearer(token));
+            const body = expectOk(res);
+            assert.deepEqual(Object.keys(body).sort(), ["created_at", "token", "ttl", "user"]);
+            assert.match(body.token, tokenShape);
+            assert.equal(body.ttl, 60);
+            assert.equal(body.user, user.id);
+            assert.match(body.created_at, iso8601);
+            assert.equal(Date.parse(body.created_at), clock.now().getTime());
+            assert.equal(res.headers.get("cache-control"), "no-store");
+            if (protocol === "rest") assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+          });
+
+          it("accepts a seed 000 session access token with its x-koms-clientid (without it, the token is read as a seed 004 JWT: 401)", async () => {
+            const user = await signUp(server);
+            const access = (await startSession(server, user.login)).access_token;
+            assert.equal((await createToken({ ...bearer(access), ...clientIdHeader })).user, user.id);
+            expectCode(await api.createToken(bearer(access)), "unauthenticated");
+          });
+
+          it("accepts a seed 004 JWT access token", async () => {
+            const name = await createJwtUser(server);
+            const body = await createToken(bearer(await jwtLogin(server, name)));
+            assert.equal(body.user, (await server.tessera.store.users.findByLogin(name))?.id);
+          });
+
+          it("gives 401 without a credential, or with an unknown, malformed, Basic, API or logged-out token", async () => {
+            const none = await api.createToken({});
+            expectCode(none, "unauthenticated");
+            assert.equal(none.headers.get("www-authenticate"), "Bearer");
+            expectCode(await api.createToken(bearer("b94cf5c7-cddc-4610-9d4c-6b8e04088ae8")), "unauthenticated");
+            expectCode(await api.createToken(bearer("a.b.c")), "unauthenticated");
+            expectCode(await api.createToken({ authorization: "Basic Zm9vOmJhcg==" }), "unauthenticated");
+            expectCode(await api.createToken(bearer(await createApiToken(server))), "unauthenticated");
+            const { token } = await userWithToken();
+            assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: bearer(token) })).status, 200);
+            expectCode(await api.createToken(bearer(token)), "unauthenticated");
+          });
+
+          it("honours TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS", async () => {
+            const onShort = authenticationTokenApi(protocol, short.url);
+            try {
+              const { token } = await userWithToken(short);
+              const created = expectOk(await onShort.createToken(bearer(token)));
+              assert.equal(created.ttl, 5);
+              clock.advance(4_999);
+              expectOk(await onShort.getToken(created.token, bearer(token)));
+              clock.advance(1);
+              expectCode(await onShort.getToken(created.token, bearer(token)), "not_found", notFound);
+            } finally {
+              onShort.close();
+            }
+          });
+        });
+
+        describe("GET /api/authenticationtoken/{token}", () => {
+          it("answers the same object while unexpired, and 404 from created_at + ttl on (checked on read)", async () => {
+            const { token } = await userWithToken();
+            const created = await createToken(bearer(token));
+            clock.advance(59_999);
+            const res = await api.getToken(created.token, bearer(token));
+            assert.deepEqual(expectOk(res), created);
+            assert.equal(res.headers.get("cache-control"), "no-store");
+            clock.advance(1);
+            expectCode(await api.getToken(created.token, bearer(token)), "not_found", notFound);
+            // Still in the store (no background cleanup decides expiry): only the read refuses it.
+            expectCode(await api.exchangeToken(created.token), "not_found", notFound);
+          });
+
+          it("gives 404 for an unknown token and for another user's token", async () => {
+            const alice = await userWithToken();
+            const bob = await userWithToken();
+            expectCode(await api.getToken("132427377339939930", bearer(alice.token)), "not_found", notFound);
+            const alices = await createToken(bearer(alice.token));
+            expectCode(await api.getToken(alices.token, bearer(bob.token)), "not_found", notFound);
+            expectOk(await api.getToken(alices.token, bearer(alice.token)));
+          });
+
+          it("gives 404 once the token has been exchanged", async () => {
+            const { token } = await userWithToken();
+            const created = await createToken(bearer(token));
+            expectOk(await api.exchangeToken(created.token));
+            expectCode(await api.getToken(created.token, bearer(token)), "not_found", notFound);
+          });
+
+          it("gives 400 for a malformed token and 401 without a credential", async () => {
+            const { token } = await userWithToken();
+            expectCode(await api.getToken("not a token!", bearer(token)), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
+            expectCode(await api.getToken("a".repeat(129), bearer(token)), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
+            const created = await createToken(bearer(token));
+            expectCode(await api.getToken(created.token, {}), "unauthenticated");
+          });
+        });
+
+        describe("GET /api/authenticationtoken/{token}/user", () => {
+          it("needs no credential, answers {_id, emails} (absent names left out) and sets the session cookie", async () => {
+            const { user, token } = await userWithToken();
+            const created = await createToken(bearer(token));
+            const res = await api.exchangeToken(created.token);
+            assert.deepEqual(expectOk(res), { _id: user.id, emails: [user.login] });
+            assert.equal(res.headers.get("cache-control"), "no-store");
+            assert.equal(res.headers.getSetCookie().length, 1);
+            const c = sessionCookieOf(res.headers);
+            assert.ok(c, "sets tessera_session");
+            // Not Secure over plain HTTP.
+            assert.match(c.line, cookieLine);
+            assert.ok(!server.logs.join("\n").includes(c.value), "cookie value not logged");
+          });
+
+          it("answers firstname and lastname when the user has them", async () => {
+            const named = await createNamedUser(server, { firstname: "John", lastname: "Doe" }, clock.now());
+            const created = await createToken(bearer(await loginUserToken(server, named.login)));
+            assert.deepEqual(expectOk(await api.exchangeToken(created.token)), { _id: named.id, firstname: "John", lastname: "Doe", emails: named.emails });
+            const onlyFirst = await createNamedUser(server, { firstname: "Ann" }, clock.now());
+            const t2 = await createToken(bearer(await loginUserToken(server, onlyFirst.login)));
+            assert.deepEqual(expectOk(await api.exchangeToken(t2.token)), { _id: onlyFirst.id, firstname: "Ann", emails: onlyFirst.emails });
+          });
+
+          it("is single use: a second exchange is 404 and sets no cookie", async () => {
+            const { token } = await userWithToken();
+            const created = await createToken(bearer(token));
+            expectOk(await api.exchangeToken(created.token));
+            const again = await api.exchangeToken(created.token);
+            expectCode(again, "not_found", notFound);
+            assert.equal(sessionCookieOf(again.headers), undefined);
+          });
+
+          it("of several concurrent exchanges of one token, exactly one succeeds", async () => {
+            const { token } = await userWithToken();
+            for (let round = 0; round < 3; round++) {
+              const created = await createToken(bearer(token));
+              const answers = await Promise.all(Array.from({ length: 6 }, () => api.exchangeToken(created.token)));
+              assert.deepEqual(answers.map((a) => a.code).sort(), ["not_found", "not_found", "not_found", "not_found", "not_found", "ok"]);
+              for (const a of answers.filter((a) => a.code !== "ok")) expectCode(a, "not_found", notFound);
+              assert.equal(answers.filter((a) => sessionCookieOf(a.headers) !== undefined).length, 1);
+            }
+          });
+
+          it("gives 404 for an unknown or expired token (no cookie), 400 for a malformed one", async () => {
+            expectCode(await api.exchangeToken("929838839992882892"), "not_found", notFound);
+            const { token } = await userWithToken();
+            const created = await createToken(bearer(token));
+            clock.advance(60_000);
+            const expired = await api.exchangeToken(created.token);
+            expectCode(expired, "not_found", notFound);
+            assert.equal(sessionCookieOf(expired.headers), undefined);
+            expectCode(await api.exchangeToken("bad token"), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
+            expectCode(await api.exchangeToken("a/b"), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
+          });
+
+          it("gives 404 (and no session) for a deactivated user", async () => {
+            const { user, token } = await userWithToken();
+            const created = await createToken(bearer(token));
+            await server.tessera.store.users.deactivate(user.id, clock.now());
+            const res = await api.exchangeToken(created.token);
+            expectCode(res, "not_found", notFound);
+            assert.equal(sessionCookieOf(res.headers), undefined);
+          });
+
+          it("keeps a valid session of the same user (no new cookie), and replaces another user's", async () => {
+            const { user, token } = await userWithToken();
+            const first = await api.exchangeToken((await createToken(bearer(token))).token);
+            const value = sessionCookieOf(first.headers)!.value;
+            const second = await api.exchangeToken((await createToken(bearer(token))).token, cookie(value));
+            assert.equal(expectOk(second)._id, user.id);
+            assert.equal(sessionCookieOf(second.headers), undefined);
+            const other = await userWithToken();
+            const third = await api.exchangeToken((await createToken(bearer(other.token))).token, cookie(value));
+            assert.equal(expectOk(third)._id, other.user.id);
+            const replaced = sessionCookieOf(third.headers);
+            assert.ok(replaced && replaced.value !== value);
+            // The new cookie is the other user's session.
+            const mine = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(replaced.value) });
+            assert.equal(mine.body.user, other.user.id);
+          });
+        });
+      });
+    }
+
+    for (const protocol of rpcProtocols) {
+      describe(`over ${protocol} only`, () => {
+        let api: AuthenticationTokenApi;
+        before(() => {
+          api = authenticationTokenApi(protocol, server.url);
+        });
+        after(() => api.close());
+
+        it("an empty token is 400 (a REST path cannot carry one)", async () => {
+          const { token } = await userWithToken();
+          expectCode(await api.getToken("", bearer(token)), "invalid_argument", "token is required");
+          expectCode(await api.exchangeToken(""), "invalid_argument", "token is required");
+        });
+
+        it("the session cookie is no credential on a POST (every gRPC and Connect call)", async () => {
+          const { token } = await userWithToken();
+          const value = await sessionCookie(server, token);
+          expectCode(await api.createToken(cookie(value)), "unauthenticated");
+          // Control: the same cookie is a credential on a REST GET.
+          assert.equal((await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).status, 200);
+        });
+      });
+    }
+
+    describe("REST only: the session cookie as a credential on GET", () => {
+      const get = (path: string, headers: Record<string, string> = {}) => rest(server.url, "GET", path, { headers });
+
+      /** A user with a session cookie from an exchange. */
+      async function exchange(): Promise<{ user: UserRecord; value: string }> {
+        const { user, token } = await userWithToken();
+        const created = await get("/api/authenticationtoken", bearer(token));
+        const res = await get(`/api/authenticationtoken/${created.body.token}/user`);
+        assert.equal(res.status, 200, res.text);
+        return { user, value: sessionCookieOf(res.headers)!.value };
+      }
+
+      it("creates and reads authentication tokens", async () => {
+        const { user, value } = await exchange();
+        const created = await get("/api/authenticationtoken", cookie(value));
+        assert.equal(created.status, 200, created.text);
+        assert.equal(created.body.user, user.id);
+        const read = await get(`/api/authenticationtoken/${created.body.token}`, cookie(value));
+        assert.equal(read.status, 200, read.text);
+        assert.deepEqual(read.body, created.body);
+      });
+
+      it("is not a bearer token, and a user token is not a session cookie", async () => {
+        const { value } = await exchange();
+        expectCode(restOutcome(await rest(server.url, "POST", "/auth/bump", { headers: bearer(value) })), "unauthenticated");
+        expectCode(restOutcome(await get("/api/authenticationtoken", bearer(value))), "unauthenticated");
+        const { token } = await userWithToken();
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(token))), "unauthenticated");
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie("x".repeat(43)))), "unauthenticated");
+      });
+
+      it("expires after its Max-Age", async () => {
+        const { value } = await exchange();
+        clock.advance(86_400_000 - 1);
+        assert.equal((await get("/api/authenticationtoken", cookie(value))).status, 200);
+        clock.advance(1);
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(value))), "unauthenticated", "session cookie has expired");
+      });
+
+      it("ends when the user is deactivated", async () => {
+        const { user, value } = await exchange();
+        await server.tessera.store.users.deactivate(user.id, clock.now());
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(value))), "unauthenticated", "the session cookie's user does not exist or is deactivated");
+      });
+
+      it("ends when the user's password changes", async () => {
+        const { user, value } = await exchange();
+        clock.advance(1);
+        await server.tessera.store.users.updatePasswordHash(user.id, (await server.tessera.store.users.findById(user.id))!.passwordHash, clock.now());
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(value))), "unauthenticated", "session cookie predates a password change");
+      });
+
+      it("is Secure when TESSERA_COOKIE_SECURE=true (e.g. behind a TLS-terminating proxy)", async () => {
+        const secure = await startTestServer({ store, env: { TESSERA_COOKIE_SECURE: "true" } });
+        try {
+          const { token } = await userWithToken(secure);
+          const created = await rest(secure.url, "GET", "/api/authenticationtoken", { headers: bearer(token) });
+          const res = await rest(secure.url, "GET", `/api/authenticationtoken/${created.body.token}/user`);
+          assert.equal(res.status, 200, res.text);
+          assert.match(sessionCookieOf(res.headers)!.line, /^tessera_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=86400; HttpOnly; SameSite=Lax; Secure$/);
+        } finally {
+          await secure.close();
+        }
+      });
+    });
+
+    describe("Connect only: the JSON on the wire", () => {
+      it("uses the document's names (created_at, _id); CreateToken wraps the token", async () => {
+        const { user, token } = await userWithToken();
+        const created = await rest(server.url, "POST", "/tessera.authtoken.v1.AuthenticationTokenService/CreateToken", { headers: bearer(token), json: {} });
+        assert.equal(created.status, 200, created.text);
+        assert.deepEqual(Object.keys(created.body), ["token"]);
+        assert.deepEqual(Object.keys(created.body.token).sort(), ["created_at", "token", "ttl", "user"]);
+        const exchanged = await rest(server.url, "POST", "/tessera.authtoken.v1.AuthenticationTokenService/ExchangeToken", { json: { token: created.body.token.token } });
+        assert.equal(exchanged.status, 200, exchanged.text);
+        assert.deepEqual(exchanged.body, { _id: user.id, emails: [user.login] });
+      });
+    });
+  });
+}
