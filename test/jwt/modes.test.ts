@@ -1,10 +1,16 @@
-// Deployment modes: HS256 with a configured secret, end to end, and the JWT API mounted at "/"
-// (TESSERA_JWT_BASE_PATH=/, with the Session API off so /user is free).
+// Deployment modes: HS256 with a configured secret, end to end over gRPC, Connect and REST, and
+// the JWT API mounted at "/" (TESSERA_JWT_BASE_PATH=/, with the Session API off so /user is free),
+// a REST matter.
 import assert from "node:assert/strict";
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair, type CryptoKey } from "jose";
 import { loadConfig } from "../../src/config.js";
+import { keyApi } from "../key/api.js";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { algNone, bearer, call, goodPassword, otherGoodPassword, uniqueUser, withPayload } from "./support.js";
+import { otherPassword, password, uniqueName } from "../support/users.js";
+import { jwtApi, type JwtApi } from "./api.js";
+import { algNone, withPayload } from "./forge.js";
 
 const secret = "an HS256 secret that is long enough: 0123456789";
 
@@ -17,61 +23,68 @@ for (const store of storesUnderTest()) {
     after(async () => {
       await server?.close();
     });
-    const jwt = (method: string, path: string, args: Record<string, string> = {}, headers: Record<string, string> = {}) =>
-      call(server.url, method, `/jwt${path}`, args, { headers });
 
-    it("issues, checks, refreshes, revokes and deletes with HS256 tokens", async () => {
-      const user = uniqueUser();
-      assert.equal((await jwt("POST", "/user", { user, pass: goodPassword })).status, 201);
-      const access = (await jwt("GET", "/token", { user, pass: goodPassword })).text;
-      assert.deepEqual(decodeProtectedHeader(access), { alg: "HS256", kid: "hs256", typ: "JWT" });
-      const checked = await jwt("GET", "/check", { access_token: access });
-      assert.equal(checked.status, 200);
-      assert.equal(checked.body.user, user);
-      const refresh = (await jwt("GET", "/refresh_token", {}, bearer(access))).text;
-      assert.equal(decodeJwt(refresh).token_type, "refresh_token");
-      const derived = await jwt("GET", "/token", { user: refresh });
-      assert.equal(derived.status, 200);
-      assert.equal(decodeJwt(derived.text).authentication_method, "refresh_token");
-      assert.equal((await jwt("PATCH", "/user", { pass: otherGoodPassword }, bearer(derived.text))).status, 403);
-      assert.equal((await jwt("DELETE", "/refresh_token", { refresh_token: refresh }, bearer(access))).status, 204);
-      assert.equal((await jwt("GET", "/token", { user: refresh })).status, 401);
-      assert.equal((await jwt("DELETE", "/user", {}, bearer(access))).status, 204);
-      assert.equal((await jwt("GET", "/check", { access_token: access })).status, 400);
-    });
+    for (const protocol of protocols) {
+      describe(`over ${protocol}`, () => {
+        let api: JwtApi;
+        before(() => {
+          api = jwtApi(protocol, server.url);
+        });
+        after(() => api.close());
 
-    it("GET /pubkey is 404 and the JWKS is empty", async () => {
-      const res = await jwt("GET", "/pubkey");
-      assert.equal(res.status, 404);
-      assert.equal(res.body.code, "not_found");
-      const jwks = await call(server.url, "GET", "/.well-known/jwks.json");
-      assert.equal(jwks.status, 200);
-      assert.deepEqual(jwks.body.keys, []);
-    });
+        async function login(): Promise<{ user: string; access: string }> {
+          const user = uniqueName();
+          expectOk(await api.createUser({ user, pass: password }), 201);
+          return { user, access: expectOk(await api.getToken({ user, pass: password })).text };
+        }
 
-    it("refuses other secrets, other algorithms, alg none, an unknown kid and tampering", async () => {
-      const user = uniqueUser();
-      await jwt("POST", "/user", { user, pass: goodPassword });
-      const access = (await jwt("GET", "/token", { user, pass: goodPassword })).text;
-      const claims = decodeJwt(access);
-      const sign = (alg: string, key: Uint8Array | CryptoKey, kid = "hs256") => new SignJWT(claims).setProtectedHeader({ alg, kid, typ: "JWT" }).sign(key);
-      const key = new TextEncoder().encode(secret);
-      // Control: the right secret, algorithm and kid.
-      assert.equal((await jwt("GET", "/check", { access_token: await sign("HS256", key) })).status, 200);
-      const refused = [
-        await sign("HS256", new TextEncoder().encode("another secret that is long enough: 0123456789")),
-        await sign("HS384", key),
-        await sign("HS256", key, "other"),
-        await sign("EdDSA", (await generateKeyPair("EdDSA", { crv: "Ed25519" })).privateKey),
-        algNone(access),
-        withPayload(access, (p) => ({ ...p, user: "admin" })),
-      ];
-      for (const token of refused) {
-        const res = await jwt("GET", "/check", { access_token: token });
-        assert.equal(res.status, 400, `${decodeProtectedHeader(token).alg}: ${res.text}`);
-        assert.equal((await jwt("GET", "/refresh_token", {}, bearer(token))).status, 401);
-      }
-    });
+        it("issues, checks, refreshes, revokes and deletes with HS256 tokens", async () => {
+          const { user, access } = await login();
+          assert.deepEqual(decodeProtectedHeader(access), { alg: "HS256", kid: "hs256", typ: "JWT" });
+          assert.equal(expectOk(await api.check({ access_token: access })).user, user);
+          const refresh = expectOk(await api.getRefreshToken({}, bearer(access))).text;
+          assert.equal(decodeJwt(refresh).token_type, "refresh_token");
+          const derived = expectOk(await api.getToken({ user: refresh })).text;
+          assert.equal(decodeJwt(derived).authentication_method, "refresh_token");
+          expectCode(await api.changePassword({ pass: otherPassword }, bearer(derived)), "permission_denied", "password authentication required: this token came from a refresh token");
+          expectOk(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(access)), 204);
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+          expectOk(await api.deleteUser({}, bearer(access)), 204);
+          expectCode(await api.check({ access_token: access }), "invalid_argument", "the token's user is deactivated");
+        });
+
+        it("GET /pubkey is 404 and the JWKS is empty", async () => {
+          expectCode(await api.getPublicKey(), "not_found", "a symmetric algorithm (HS256) is in use: there is no public key");
+          const keys = keyApi(protocol, server.url);
+          try {
+            assert.deepEqual(expectOk(await keys.getJwks()), { keys: [] });
+          } finally {
+            keys.close();
+          }
+        });
+
+        it("refuses other secrets, other algorithms, alg none, an unknown kid and tampering", async () => {
+          const { access } = await login();
+          const claims = decodeJwt(access);
+          const sign = (alg: string, key: Uint8Array | CryptoKey, kid = "hs256") => new SignJWT(claims).setProtectedHeader({ alg, kid, typ: "JWT" }).sign(key);
+          const key = new TextEncoder().encode(secret);
+          // Control: the right secret, algorithm and kid.
+          expectOk(await api.check({ access_token: await sign("HS256", key) }));
+          const refused: Array<[string, string]> = [
+            [await sign("HS256", new TextEncoder().encode("another secret that is long enough: 0123456789")), "invalid token signature"],
+            [await sign("HS384", key), "unexpected token algorithm"],
+            [await sign("HS256", key, "other"), "token signed by an unknown key"],
+            [await sign("EdDSA", (await generateKeyPair("EdDSA", { crv: "Ed25519" })).privateKey), "unexpected token algorithm"],
+            [algNone(access), "unexpected token algorithm"],
+            [withPayload(access, (p) => ({ ...p, user: "admin" })), "invalid token signature"],
+          ];
+          for (const [token, reason] of refused) {
+            expectCode(await api.check({ access_token: token }), "invalid_argument", reason);
+            expectCode(await api.getRefreshToken({}, bearer(token)), "unauthenticated", reason);
+          }
+        });
+      });
+    }
   });
 
   describe(`JWT API mounted at / (${store})`, function () {
@@ -83,21 +96,22 @@ for (const store of storesUnderTest()) {
       await server?.close();
     });
 
-    it("serves every path at the root", async () => {
-      const user = uniqueUser();
-      assert.equal((await call(server.url, "POST", "/user", { user, pass: goodPassword })).status, 201);
-      const access = (await call(server.url, "GET", "/token", { user, pass: goodPassword }, { style: "form" })).text;
-      assert.equal((await call(server.url, "GET", "/check", { access_token: access }, { style: "query" })).status, 200);
-      assert.equal((await call(server.url, "GET", "/user", {}, { headers: bearer(access) })).body.user, user);
-      assert.equal((await call(server.url, "GET", "/user")).status, 204);
-      assert.equal((await call(server.url, "GET", "/pubkey")).status, 200);
-      assert.equal((await call(server.url, "GET", "/version")).status, 200);
-      const refresh = await call(server.url, "GET", "/refresh_token", { access_token: access }, { style: "query" });
-      assert.equal(refresh.status, 200);
-      assert.equal((await call(server.url, "DELETE", "/refresh_token", { refresh_token: refresh.text }, { headers: bearer(access) })).status, 204);
-      assert.equal((await call(server.url, "PATCH", "/user", { pass: otherGoodPassword }, { headers: bearer(access) })).status, 200);
-      assert.equal((await call(server.url, "DELETE", "/user", {}, { headers: bearer(access) })).status, 204);
-      assert.equal((await call(server.url, "GET", "/jwt/version")).status, 404);
+    it("REST: serves every path at the root, and none under /jwt", async () => {
+      const api = jwtApi("rest", server.url, { basePath: "/" });
+      const user = uniqueName();
+      expectOk(await api.createUser({ user, pass: password }), 201);
+      const access = expectOk(await api.getToken({ user, pass: password })).text;
+      expectOk(await api.check({ access_token: access }));
+      assert.equal(expectOk(await api.getUser({}, bearer(access)))!.user, user);
+      expectOk(await api.getUser({}), 204);
+      expectOk(await api.getPublicKey());
+      expectOk(await api.getVersion());
+      const refresh = expectOk(await api.getRefreshToken({ access_token: access })).text;
+      expectOk(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(access)), 204);
+      expectOk(await api.changePassword({ pass: otherPassword }, bearer(access)));
+      expectOk(await api.deleteUser({}, bearer(access)), 204);
+      const underJwt = await jwtApi("rest", server.url).getVersion();
+      expectCode(underJwt, "not_found");
     });
   });
 }

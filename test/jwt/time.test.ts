@@ -1,69 +1,72 @@
-// Token lifetimes, with an injected clock: expired and not-yet-valid tokens get 400 from
-// GET /check with the reason, and stop working as credentials.
-import assert from "node:assert/strict";
+// Token lifetimes, with an injected clock, over gRPC, Connect and REST: expired and not-yet-valid
+// tokens get 400 from GET /check with the reason, and stop working as credentials; an expired
+// refresh token is 401, but its owner may still delete it.
 import { ManualClock } from "../../src/core/clock.js";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { bearer, call, goodPassword, uniqueUser } from "./support.js";
+import { createJwtUser, password } from "../support/users.js";
+import { jwtApi, type JwtApi } from "./api.js";
+
+const start = Date.parse("2030-01-01T00:00:00Z");
 
 for (const store of storesUnderTest()) {
   describe(`JWT lifetimes (${store})`, function () {
-    const clock = new ManualClock(Date.parse("2030-01-01T00:00:00Z"));
+    const clock = new ManualClock(start);
     let server: TestServer;
     let user: string;
     before(async () => {
       server = await startTestServer({ store, clock, env: { TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "3600" } });
-      user = uniqueUser();
-      assert.equal((await call(server.url, "POST", "/jwt/user", { user, pass: goodPassword })).status, 201);
+      user = await createJwtUser(server);
     });
     after(async () => {
       await server?.close();
     });
+    // Each test issues its tokens at `start` and moves the clock from there.
+    beforeEach(() => clock.set(start));
 
-    const login = async () => (await call(server.url, "GET", "/jwt/token", { user, pass: goodPassword })).text;
-    const check = (token: string) => call(server.url, "GET", "/jwt/check", { access_token: token }, { style: "query" });
+    for (const protocol of protocols) {
+      describe(`over ${protocol}`, () => {
+        let api: JwtApi;
+        before(() => {
+          api = jwtApi(protocol, server.url);
+        });
+        after(() => api.close());
 
-    it("an access token works until exp, then GET /check says it expired (400) and it is no credential", async () => {
-      const start = clock.now().getTime();
-      const token = await login();
-      clock.set(start + 59_000);
-      assert.equal((await check(token)).status, 200);
-      clock.set(start + 60_000);
-      const res = await check(token);
-      assert.equal(res.status, 400);
-      assert.match(res.body.message, /expired/);
-      assert.equal((await call(server.url, "GET", "/jwt/user", {}, { headers: bearer(token) })).status, 204);
-      assert.equal((await call(server.url, "GET", "/jwt/refresh_token", {}, { headers: bearer(token) })).status, 401);
-      clock.set(start);
-    });
+        const login = async () => expectOk(await api.getToken({ user, pass: password })).text;
 
-    it("a token whose nbf is ahead of the clock is not yet valid (400)", async () => {
-      const start = clock.now().getTime();
-      const token = await login();
-      clock.set(start - 5_000);
-      const res = await check(token);
-      assert.equal(res.status, 400);
-      assert.match(res.body.message, /not yet valid/);
-      clock.set(start);
-      assert.equal((await check(token)).status, 200);
-      // Once verified (and remembered), the time checks still apply.
-      clock.set(start - 5_000);
-      assert.equal((await check(token)).status, 400);
-      clock.set(start);
-    });
+        it("an access token works until exp, then GET /check says it expired (400) and it is no credential", async () => {
+          const token = await login();
+          clock.set(start + 59_000);
+          expectOk(await api.check({ access_token: token }));
+          clock.set(start + 60_000);
+          expectCode(await api.check({ access_token: token }), "invalid_argument", "token expired");
+          expectOk(await api.getUser({}, bearer(token)), 204);
+          expectCode(await api.getRefreshToken({}, bearer(token)), "unauthenticated", "token expired");
+        });
 
-    it("a refresh token works until its own exp; an expired one is 401, but its owner may still delete it", async () => {
-      const start = clock.now().getTime();
-      const access = await login();
-      const refresh = (await call(server.url, "GET", "/jwt/refresh_token", {}, { headers: bearer(access) })).text;
-      clock.set(start + 3_599_000);
-      assert.equal((await call(server.url, "GET", "/jwt/token", { user: refresh })).status, 200);
-      clock.set(start + 3_600_000);
-      const res = await call(server.url, "GET", "/jwt/token", { user: refresh });
-      assert.equal(res.status, 401);
-      assert.match(res.body.message, /expired/);
-      const fresh = await login();
-      assert.equal((await call(server.url, "DELETE", "/jwt/refresh_token", { refresh_token: refresh }, { headers: bearer(fresh) })).status, 204);
-      clock.set(start);
-    });
+        it("a token whose nbf is ahead of the clock is not yet valid (400), also once it was verified", async () => {
+          const token = await login();
+          clock.set(start - 5_000);
+          expectCode(await api.check({ access_token: token }), "invalid_argument", "token not yet valid");
+          clock.set(start);
+          expectOk(await api.check({ access_token: token }));
+          // Once verified (and remembered), the time checks still apply.
+          clock.set(start - 5_000);
+          expectCode(await api.check({ access_token: token }), "invalid_argument", "token not yet valid");
+        });
+
+        it("a refresh token works until its own exp; an expired one is 401, but its owner may still delete it", async () => {
+          const access = await login();
+          const refresh = expectOk(await api.getRefreshToken({}, bearer(access))).text;
+          clock.set(start + 3_599_000);
+          expectOk(await api.getToken({ user: refresh }));
+          clock.set(start + 3_600_000);
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "invalid refresh token: token expired");
+          const fresh = await login();
+          expectOk(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(fresh)), 204);
+        });
+      });
+    }
   });
 }

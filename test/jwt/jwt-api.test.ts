@@ -1,0 +1,311 @@
+// Seed 004 (JwtService) through real clients — gRPC, Connect and REST — on each store: every
+// documented path with its documented answer (plain-text tokens and key, claims as JSON, 201 and
+// 204 over REST), the password-versus-refresh authentication rule, revocation, and abuse
+// protection. REST alone: the document's three argument styles and its query strings.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { decodeJwt, decodeProtectedHeader } from "jose";
+import { ManualClock } from "../../src/core/clock.js";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { bearer } from "../support/clients.js";
+import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { otherPassword, password, uniqueName } from "../support/users.js";
+import { algNone } from "./forge.js";
+import { argStyles, argumentCall, jwtApi, type JwtApi } from "./api.js";
+
+const packageVersion = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+const textPlain = "text/plain; charset=utf-8";
+const pem = /^-----BEGIN PUBLIC KEY-----\n[\s\S]+\n-----END PUBLIC KEY-----\n?$/;
+const tooShort = "password too short: at least 8 characters required";
+
+for (const store of storesUnderTest()) {
+  describe(`JWT API (seed 004) on ${store}`, function () {
+    let server: TestServer;
+    before(async () => {
+      // Every wrong password below counts against 127.0.0.1 (4x the per-login limit): a limit of
+      // 50 keeps this file's failures from locking the address; lockout has its own server below.
+      server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "50" } });
+    });
+    after(async () => {
+      await server?.close();
+    });
+
+    for (const protocol of protocols) {
+      describe(`over ${protocol}`, () => {
+        let api: JwtApi;
+        before(() => {
+          api = jwtApi(protocol, server.url);
+        });
+        after(() => api.close());
+
+        async function createUser(): Promise<string> {
+          const user = uniqueName();
+          assert.deepEqual(expectOk(await api.createUser({ user, pass: password }), 201), {});
+          return user;
+        }
+
+        async function login(user: string, pass = password): Promise<string> {
+          return expectOk(await api.getToken({ user, pass })).text;
+        }
+
+        async function refreshToken(access: string): Promise<string> {
+          return expectOk(await api.getRefreshToken({}, bearer(access))).text;
+        }
+
+        it("POST /user creates a user (201); the same name again is 409; a weak password 400; a missing pass 400", async () => {
+          const user = uniqueName();
+          assert.deepEqual(expectOk(await api.createUser({ user, pass: password }), 201), {});
+          expectCode(await api.createUser({ user, pass: otherPassword }), "already_exists", "a user with this name already exists");
+          expectCode(await api.createUser({ user: uniqueName(), pass: "short" }), "invalid_argument", tooShort);
+          expectCode(await api.createUser({ user: uniqueName() }), "invalid_argument", "pass is required");
+          expectCode(await api.createUser({ pass: password }), "invalid_argument", "user is required");
+        });
+
+        it("GET /token with user and pass answers an access JWT as text/plain", async () => {
+          const user = await createUser();
+          const answer = expectOk(await api.getToken({ user, pass: password }));
+          assert.equal(answer.content_type, textPlain);
+          const claims = decodeJwt(answer.text);
+          assert.equal(claims.user, user);
+          assert.equal(claims.token_type, "access_token");
+          assert.equal(claims.authentication_method, "password");
+          assert.equal(claims.iss, server.config.jwtIssuer);
+          assert.equal(claims.aud, server.config.jwtAudience);
+          assert.equal(typeof claims.iat, "number");
+          assert.equal(claims.nbf, claims.iat);
+          assert.equal(claims.exp, claims.iat! + server.config.accessTokenTtlSeconds);
+          const header = decodeProtectedHeader(answer.text);
+          assert.equal(header.alg, "EdDSA");
+          assert.equal(typeof header.kid, "string");
+          // A password login is the user's last login (shared with the other APIs).
+          assert.ok((await server.tessera.store.users.findByLogin(user))!.lastLoginAt);
+        });
+
+        it("GET /token: a wrong password and an unknown user are the same 401; a missing user or pass 400; a malformed refresh token 401", async () => {
+          const user = await createUser();
+          expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password");
+          expectCode(await api.getToken({ user: uniqueName(), pass: password }), "unauthenticated", "invalid login or password");
+          expectCode(await api.getToken({ pass: password }), "invalid_argument", "user is required");
+          expectCode(await api.getToken({ user }), "invalid_argument", "pass is required (or user must be a refresh token)");
+          expectCode(await api.getToken({ user: "a.b.c" }), "unauthenticated", "invalid refresh token: malformed token");
+        });
+
+        it("GET /token with a refresh token as user answers an access JWT from a refresh login", async () => {
+          const user = await createUser();
+          const refresh = await refreshToken(await login(user));
+          const answer = expectOk(await api.getToken({ user: refresh }));
+          assert.equal(answer.content_type, textPlain);
+          const claims = decodeJwt(answer.text);
+          assert.equal(claims.user, user);
+          assert.equal(claims.token_type, "access_token");
+          assert.equal(claims.authentication_method, "refresh_token");
+        });
+
+        it("GET /check answers the claims as JSON; a refresh token, garbage, an unsigned token or nothing is 400", async () => {
+          const access = await login(await createUser());
+          const res = await api.check({ access_token: access });
+          assert.deepEqual(expectOk(res), decodeJwt(access));
+          if (protocol === "rest") assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+          expectCode(await api.check({ access_token: await refreshToken(access) }), "invalid_argument", "not an access token");
+          expectCode(await api.check({ access_token: "not-a-jwt" }), "invalid_argument", "malformed token");
+          expectCode(await api.check({ access_token: algNone(access) }), "invalid_argument", "unexpected token algorithm");
+          expectCode(await api.check({}), "invalid_argument", "access_token is required");
+        });
+
+        it("GET /refresh_token with access_token as an argument answers a refresh JWT as text/plain; without one 401", async () => {
+          const user = await createUser();
+          const answer = expectOk(await api.getRefreshToken({ access_token: await login(user) }));
+          assert.equal(answer.content_type, textPlain);
+          const claims = decodeJwt(answer.text);
+          assert.equal(claims.token_type, "refresh_token");
+          assert.equal(claims.user, user);
+          assert.equal(typeof claims.jti, "string");
+          assert.equal(claims.exp, claims.iat! + server.config.refreshTokenTtlSeconds);
+          const none = await api.getRefreshToken({});
+          expectCode(none, "unauthenticated", "missing access token");
+          assert.equal(none.headers.get("www-authenticate"), "Bearer");
+        });
+
+        it("DELETE /refresh_token revokes it (REST: 204): it stops working at once", async () => {
+          const access = await login(await createUser());
+          const refresh = await refreshToken(access);
+          expectOk(await api.getToken({ user: refresh }));
+          assert.deepEqual(expectOk(await api.deleteRefreshToken({ refresh_token: refresh, access_token: access }), 204), {});
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+        });
+
+        it("DELETE /refresh_token with another user's token, an access token or nothing is 400", async () => {
+          const alice = await login(await createUser());
+          const bobsRefresh = await refreshToken(await login(await createUser()));
+          const notHers = "refresh_token is not a refresh token of this user";
+          expectCode(await api.deleteRefreshToken({ refresh_token: bobsRefresh, access_token: alice }), "invalid_argument", notHers);
+          expectCode(await api.deleteRefreshToken({ refresh_token: alice, access_token: alice }), "invalid_argument", "invalid refresh token: not a refresh token");
+          expectCode(await api.deleteRefreshToken({ access_token: alice }), "invalid_argument", "refresh_token is required");
+          // Bob's token still works: the refused calls changed nothing.
+          expectOk(await api.getToken({ user: bobsRefresh }));
+        });
+
+        it("PATCH /user changes the password: the old password and earlier refresh tokens stop working", async () => {
+          const user = await createUser();
+          const access = await login(user);
+          const refresh = await refreshToken(access);
+          assert.deepEqual(expectOk(await api.changePassword({ pass: otherPassword, access_token: access })), {});
+          expectCode(await api.getToken({ user, pass: password }), "unauthenticated", "invalid login or password");
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+          const fresh = await login(user, otherPassword);
+          expectOk(await api.getToken({ user: await refreshToken(fresh) }));
+          expectCode(await api.changePassword({ pass: "short", access_token: fresh }), "invalid_argument", tooShort);
+        });
+
+        it("GET /user answers the claims, or nothing without a valid token (REST: 204, no body)", async () => {
+          const access = await login(await createUser());
+          assert.deepEqual(expectOk(await api.getUser({ access_token: access })), decodeJwt(access));
+          assert.equal(expectOk(await api.getUser({}), 204), undefined);
+          assert.equal(expectOk(await api.getUser({ access_token: access.slice(0, -4) + "AAAA" }), 204), undefined);
+        });
+
+        it("DELETE /user deactivates the user (REST: 204): every token of theirs stops working", async () => {
+          const user = await createUser();
+          const access = await login(user);
+          const refresh = await refreshToken(access);
+          const second = await login(user);
+          assert.deepEqual(expectOk(await api.deleteUser({ access_token: access }), 204), {});
+          expectCode(await api.check({ access_token: second }), "invalid_argument", "the token's user is deactivated");
+          // `access` was verified before (and may be remembered): the user check still applies.
+          expectCode(await api.check({ access_token: access }), "invalid_argument", "the token's user is deactivated");
+          expectCode(await api.getRefreshToken({ access_token: second }), "unauthenticated", "the token's user is deactivated");
+          assert.equal(expectOk(await api.getUser({ access_token: second }), 204), undefined);
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+          // Only someone who knows the password learns that the user is deactivated.
+          expectCode(await api.getToken({ user, pass: password }), "permission_denied", "user is deactivated");
+          expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password");
+        });
+
+        it("a refresh-derived token is refused with 403 where password authentication is required, and accepted elsewhere", async () => {
+          const user = await createUser();
+          const derived = expectOk(await api.getToken({ user: await refreshToken(await login(user)) })).text;
+          const refused = "password authentication required: this token came from a refresh token";
+          expectCode(await api.getRefreshToken({ access_token: derived }), "permission_denied", refused);
+          expectCode(await api.changePassword({ pass: otherPassword, access_token: derived }), "permission_denied", refused);
+          expectCode(await api.deleteUser({ access_token: derived }), "permission_denied", refused);
+          assert.equal(expectOk(await api.getUser({ access_token: derived }))!.user, user);
+          assert.equal(expectOk(await api.check({ access_token: derived })).user, user);
+        });
+
+        it("the access token is also taken from Authorization: Bearer; two different tokens in one call are 400", async () => {
+          const user = await createUser();
+          const access = await login(user);
+          const other = await login(await createUser());
+          assert.equal(expectOk(await api.getUser({}, bearer(access)))!.user, user);
+          assert.equal(expectOk(await api.check({}, bearer(access))).user, user);
+          assert.equal(expectOk(await api.getUser({ access_token: access }, bearer(access)))!.user, user);
+          const two = "two different access tokens in one request (Authorization header and access_token)";
+          expectCode(await api.getUser({ access_token: other }, bearer(access)), "invalid_argument", two);
+          expectCode(await api.check({ access_token: other }, bearer(access)), "invalid_argument", two);
+          expectCode(await api.getRefreshToken({ access_token: other }, bearer(access)), "invalid_argument", two);
+        });
+
+        it("GET /version answers the package version", async () => {
+          assert.deepEqual(expectOk(await api.getVersion()), { version: packageVersion });
+        });
+
+        it("GET /pubkey answers the current public key as PEM text/plain", async () => {
+          const answer = expectOk(await api.getPublicKey());
+          assert.equal(answer.content_type, textPlain);
+          assert.match(answer.text, pem);
+        });
+
+        it("no password or token reaches the logs", async () => {
+          const user = await createUser();
+          const access = await login(user);
+          const refresh = await refreshToken(access);
+          expectOk(await api.getToken({ user: refresh }));
+          expectOk(await api.check({ access_token: access }));
+          expectCode(await api.getToken({ user, pass: "wrong password here" }), "unauthenticated");
+          const logs = server.logs.join("\n");
+          for (const secret of [password, "wrong password here", access, refresh, access.split(".")[2]!, refresh.split(".")[2]!]) {
+            assert.ok(!logs.includes(secret), "a secret was logged");
+          }
+        });
+      });
+    }
+
+    describe("abuse protection", () => {
+      const clock = new ManualClock(Date.now());
+      let limited: TestServer;
+      before(async () => {
+        limited = await startTestServer({ store, clock, env: { TESSERA_LOGIN_MAX_FAILURES: "3" } });
+      });
+      after(async () => {
+        await limited?.close();
+      });
+
+      for (const protocol of protocols) {
+        it(`repeated failed logins are limited: 429 with Retry-After, even for the right password (${protocol})`, async () => {
+          const api = jwtApi(protocol, limited.url);
+          try {
+            const user = uniqueName();
+            expectOk(await api.createUser({ user, pass: password }), 201);
+            for (let i = 0; i < 3; i++) expectCode(await api.getToken({ user, pass: `wrong password ${i}` }), "unauthenticated");
+            const locked = await api.getToken({ user, pass: password });
+            expectCode(locked, "resource_exhausted");
+            // The clock stood still since the third failure: the whole first lockout (60 s) is left.
+            assert.equal(locked.headers.get("retry-after"), "60");
+          } finally {
+            api.close();
+          }
+        });
+      }
+    });
+
+    describe("REST only: the document's argument styles", () => {
+      for (const style of argStyles) {
+        it(`every method reads its arguments from ${style === "json" ? "a JSON body" : style === "form" ? "a form body" : "the query string"}`, async () => {
+          const api = jwtApi("rest", server.url, { style });
+          const user = uniqueName(style);
+          expectOk(await api.createUser({ user, pass: password }), 201);
+          expectCode(await api.createUser({ user, pass: password }), "already_exists");
+          expectCode(await api.createUser({ user: uniqueName(), pass: "short" }), "invalid_argument", tooShort);
+          expectCode(await api.createUser({ user: uniqueName() }), "invalid_argument", "pass is required");
+          const access = expectOk(await api.getToken({ user, pass: password })).text;
+          assert.equal(decodeJwt(access).user, user);
+          expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password");
+          expectCode(await api.getToken({ pass: password }), "invalid_argument", "user is required");
+          assert.deepEqual(expectOk(await api.check({ access_token: access })), decodeJwt(access));
+          expectCode(await api.check({}), "invalid_argument", "access_token is required");
+          const refresh = expectOk(await api.getRefreshToken({ access_token: access })).text;
+          assert.equal(decodeJwt(expectOk(await api.getToken({ user: refresh })).text).authentication_method, "refresh_token");
+          expectCode(await api.deleteRefreshToken({ access_token: access }), "invalid_argument", "refresh_token is required");
+          expectOk(await api.deleteRefreshToken({ refresh_token: refresh, access_token: access }), 204);
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+          assert.deepEqual(expectOk(await api.getUser({ access_token: access })), decodeJwt(access));
+          expectOk(await api.changePassword({ pass: otherPassword, access_token: access }));
+          const fresh = expectOk(await api.getToken({ user, pass: otherPassword })).text;
+          expectOk(await api.deleteUser({ access_token: fresh }), 204);
+          expectCode(await api.getToken({ user, pass: otherPassword }), "permission_denied");
+        });
+      }
+
+      it("an unknown argument is 400 naming it", async () => {
+        const res = await argumentCall(server.url, "GET", "/jwt/version", { colour: "blue" }, { style: "query" });
+        assert.equal(res.status, 400, res.text);
+        assert.deepEqual(res.body, { code: "invalid_argument", message: 'unknown query parameter "colour"', details: [] });
+      });
+
+      it("secrets in query strings are not logged", async () => {
+        const api = jwtApi("rest", server.url, { style: "query" });
+        const user = uniqueName("query");
+        expectOk(await api.createUser({ user, pass: password }), 201);
+        const access = expectOk(await api.getToken({ user, pass: password })).text;
+        const refresh = expectOk(await api.getRefreshToken({ access_token: access })).text;
+        expectOk(await api.getToken({ user: refresh }));
+        expectOk(await api.check({ access_token: access }));
+        expectCode(await api.getToken({ user, pass: "wrong password here" }), "unauthenticated");
+        const logs = server.logs.join("\n");
+        for (const secret of [password, "wrong password here", "wrong+password+here", encodeURIComponent(password), access, refresh, access.split(".")[2]!, refresh.split(".")[2]!]) {
+          assert.ok(!logs.includes(secret), "a secret was logged");
+        }
+      });
+    });
+  });
+}
