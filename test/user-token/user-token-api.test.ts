@@ -1,0 +1,355 @@
+// Seed 002 (UserTokenService) through real clients — gRPC, Connect and REST — on each store:
+// POST /auth/login, /auth/bump and /auth/logout as the document shows them, every documented
+// error, expiry and lastUsageTime with an injected clock, abuse protection, and cross-use with
+// the other services' credentials.
+import assert from "node:assert/strict";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
+import { ManualClock } from "../../src/core/clock.js";
+import { apiTokenApi } from "../api-token/api.js";
+import { jwtApi } from "../jwt/api.js";
+import { sessionApi } from "../session/api.js";
+import { expectCode, expectOk, protocols, rpcProtocols, RpcClient } from "../support/api.js";
+import { basic, bearer, rest } from "../support/clients.js";
+import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import {
+  clientIdHeader,
+  createApiToken,
+  createJwtUser,
+  jwtLogin,
+  loginUserToken,
+  password,
+  signUp,
+  startSession,
+  storedUserToken,
+  uniqueEmail,
+  UUID,
+} from "../support/users.js";
+import { userTokenApi, type UserTokenApi } from "./api.js";
+
+const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
+const basicChallenge = 'Basic realm="tessera", charset="UTF-8"';
+
+for (const store of storesUnderTest()) {
+  describe(`User tokens (seed 002) on ${store}`, function () {
+    const clock = new ManualClock(Date.parse("2026-03-01T12:00:00.000Z"));
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ store, clock });
+    });
+    after(async () => {
+      await server?.close();
+    });
+
+    for (const protocol of protocols) {
+      describe(`over ${protocol}`, () => {
+        let api: UserTokenApi;
+        before(() => {
+          api = userTokenApi(protocol, server.url);
+        });
+        after(() => api.close());
+
+        async function login(email: string, body?: { note?: string; expirationTime?: string }): Promise<string> {
+          return expectOk(await api.login(body, basic(email, password))).token;
+        }
+
+        describe("POST /auth/login", () => {
+          it("answers a UserToken {creationTime, enabled, token, version} for Basic credentials and no body", async () => {
+            const user = await signUp(server);
+            const res = await api.login(undefined, basic(user.login, password));
+            const body = expectOk(res);
+            assert.deepEqual(Object.keys(body).sort(), ["creationTime", "enabled", "token", "version"]);
+            assert.match(body.token, UUID);
+            assert.equal(body.enabled, true);
+            assert.equal(body.version, 0);
+            assert.match(body.creationTime, rfc3339);
+            assert.equal(Date.parse(body.creationTime), clock.now().getTime());
+            assert.equal(res.headers.get("cache-control"), "no-store");
+            if (protocol === "rest") assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+            const stored = await storedUserToken(server, body.token);
+            assert.equal(stored.userId, user.id);
+            assert.notEqual(stored.hash, body.token, "only a hash is stored");
+          });
+
+          it("echoes note and expirationTime (RFC 3339, any offset) when given", async () => {
+            const user = await signUp(server);
+            const body = expectOk(await api.login({ note: "Client API Access", expirationTime: "2099-07-29T23:59:59-05:00" }, basic(user.login, password)));
+            assert.deepEqual(Object.keys(body).sort(), ["creationTime", "enabled", "expirationTime", "note", "token", "version"]);
+            assert.equal(body.note, "Client API Access");
+            assert.match(body.expirationTime!, rfc3339);
+            assert.equal(Date.parse(body.expirationTime!), Date.parse("2099-07-29T23:59:59-05:00"));
+            assert.equal(body.version, 0);
+          });
+
+          it("accepts an email login in any case and with surrounding spaces (the same users as seed 000)", async () => {
+            const email = uniqueEmail("Case");
+            await signUp(server, email);
+            expectOk(await api.login(undefined, basic(`  ${email.toUpperCase()} `, password)));
+          });
+
+          it("gives 401 with the same message for a wrong password and an unknown login", async () => {
+            const user = await signUp(server);
+            const wrong = await api.login(undefined, basic(user.login, "not the password at all"));
+            expectCode(wrong, "unauthenticated", "invalid login or password");
+            expectCode(await api.login(undefined, basic(uniqueEmail("nobody"), password)), "unauthenticated", "invalid login or password");
+          });
+
+          it("gives 401 with the Basic challenge without credentials, and 401 for a Bearer credential", async () => {
+            const none = await api.login(undefined, {});
+            expectCode(none, "unauthenticated");
+            assert.equal(none.headers.get("www-authenticate"), basicChallenge);
+            const user = await signUp(server);
+            expectCode(await api.login(undefined, bearer(await loginUserToken(server, user.login))), "unauthenticated");
+          });
+
+          it("gives 400 naming the problem for a malformed Basic header, an empty login or an empty password", async () => {
+            expectCode(await api.login(undefined, { authorization: "Basic !!!not-base64" }), "invalid_argument", "malformed Basic credentials: expected base64(login:password)");
+            const noColon = { authorization: `Basic ${Buffer.from("just-a-login").toString("base64")}` };
+            expectCode(await api.login(undefined, noColon), "invalid_argument", "malformed Basic credentials: no ':' between login and password");
+            const user = await signUp(server);
+            expectCode(await api.login(undefined, basic(user.login, "")), "invalid_argument", "malformed Basic credentials: empty password");
+            expectCode(await api.login(undefined, basic("", password)), "invalid_argument", "malformed Basic credentials: empty login");
+            const notUtf8 = { authorization: `Basic ${Buffer.from([0x61, 0x3a, 0xff, 0xfe]).toString("base64")}` };
+            expectCode(await api.login(undefined, notUtf8), "invalid_argument", "malformed Basic credentials: not valid UTF-8");
+          });
+
+          it("decodes Basic credentials as UTF-8 (RFC 7617)", async () => {
+            const email = uniqueEmail("utf8");
+            const pass = "pässwörd with ünïcode ✓";
+            await signUp(server, email, pass);
+            expectOk(await api.login(undefined, basic(email, pass)));
+          });
+
+          it("gives 400 for an expirationTime in the past or at now", async () => {
+            const user = await signUp(server);
+            const past = await api.login({ expirationTime: "2019-07-29T23:59:59-05:00" }, basic(user.login, password));
+            expectCode(past, "invalid_argument", "expirationTime must be in the future");
+            const atNow = await api.login({ expirationTime: clock.now().toISOString() }, basic(user.login, password));
+            expectCode(atNow, "invalid_argument", "expirationTime must be in the future");
+          });
+
+          it("gives 400 for a note longer than 1024 characters", async () => {
+            const user = await signUp(server);
+            expectCode(await api.login({ note: "n".repeat(1025) }, basic(user.login, password)), "invalid_argument", "note is too long (at most 1024 characters)");
+            assert.equal(expectOk(await api.login({ note: "n".repeat(1024) }, basic(user.login, password))).note, "n".repeat(1024));
+          });
+
+          it("gives each login a new token", async () => {
+            const user = await signUp(server);
+            assert.notEqual(await login(user.login), await login(user.login));
+          });
+        });
+
+        describe("POST /auth/bump", () => {
+          it("sets and returns the user's lastLoginTime", async () => {
+            const user = await signUp(server);
+            const token = await login(user.login);
+            clock.advance(5_000);
+            const body = expectOk(await api.bump(bearer(token)));
+            assert.deepEqual(Object.keys(body), ["lastLoginTime"]);
+            assert.match(body.lastLoginTime, rfc3339);
+            assert.equal(Date.parse(body.lastLoginTime), clock.now().getTime());
+            const stored = await server.tessera.store.users.findById(user.id);
+            assert.equal(stored?.lastLoginAt?.toISOString(), clock.now().toISOString());
+            assert.equal((await storedUserToken(server, token)).version, 0, "bump does not change the token");
+          });
+
+          it("gives 401 for a missing, malformed, unknown or non-Bearer credential", async () => {
+            const none = await api.bump({});
+            expectCode(none, "unauthenticated");
+            assert.equal(none.headers.get("www-authenticate"), "Bearer");
+            expectCode(await api.bump(bearer("b94cf5c7-cddc-4610-9d4c-6b8e04088ae8")), "unauthenticated", "invalid user token");
+            expectCode(await api.bump(bearer("not-a-token")), "unauthenticated", "invalid user token");
+            expectCode(await api.bump({ authorization: "Token abc" }), "unauthenticated");
+            const user = await signUp(server);
+            expectCode(await api.bump(basic(user.login, password)), "unauthenticated");
+          });
+        });
+
+        describe("POST /auth/logout", () => {
+          it("answers {success: true}; the token stops working at once; other tokens keep working", async () => {
+            const user = await signUp(server);
+            const token = await login(user.login);
+            const other = await login(user.login);
+            assert.deepEqual(expectOk(await api.logout(bearer(token))), { success: true });
+            expectCode(await api.bump(bearer(token)), "unauthenticated", "user token is disabled");
+            expectCode(await api.logout(bearer(token)), "unauthenticated", "user token is disabled");
+            const stored = await storedUserToken(server, token);
+            assert.equal(stored.enabled, false);
+            assert.equal(stored.version, 1, "version grows on the change");
+            expectOk(await api.bump(bearer(other)));
+          });
+
+          it("gives 401 without a user token", async () => {
+            expectCode(await api.logout({}), "unauthenticated");
+          });
+        });
+
+        describe("token lifetime and use", () => {
+          it("an expired token is 401 from its expirationTime on, exact to the millisecond", async () => {
+            const user = await signUp(server);
+            const token = await login(user.login, { expirationTime: new Date(clock.now().getTime() + 10_000).toISOString() });
+            clock.advance(9_999);
+            expectOk(await api.bump(bearer(token)));
+            clock.advance(1);
+            expectCode(await api.bump(bearer(token)), "unauthenticated", "user token has expired");
+            expectCode(await api.logout(bearer(token)), "unauthenticated", "user token has expired");
+          });
+
+          it("records lastUsageTime on use, at most once per TESSERA_LAST_USED_INTERVAL_SECONDS (60)", async () => {
+            const user = await signUp(server);
+            const token = await login(user.login);
+            assert.equal((await storedUserToken(server, token)).lastUsedAt, undefined, "never used yet");
+            clock.advance(1_000);
+            const firstUse = clock.now();
+            expectOk(await api.bump(bearer(token)));
+            assert.equal((await storedUserToken(server, token)).lastUsedAt?.toISOString(), firstUse.toISOString());
+            clock.advance(30_000);
+            expectOk(await api.bump(bearer(token)));
+            assert.equal((await storedUserToken(server, token)).lastUsedAt?.toISOString(), firstUse.toISOString(), "coalesced");
+            clock.advance(31_000);
+            expectOk(await api.bump(bearer(token)));
+            const stored = await storedUserToken(server, token);
+            assert.equal(stored.lastUsedAt?.toISOString(), clock.now().toISOString());
+            assert.equal(stored.version, 0, "usage is not a change of the token");
+          });
+
+          it("a deactivated user's tokens are 401, even one the store still shows enabled; the right password is 403", async () => {
+            const user = await signUp(server);
+            const token = await login(user.login);
+            await server.tessera.store.users.deactivate(user.id, clock.now());
+            expectCode(await api.bump(bearer(token)), "unauthenticated", "the user token's user does not exist or is deactivated");
+            expectCode(await api.login(undefined, basic(user.login, password)), "permission_denied", "user is deactivated");
+          });
+
+          it("a password change ends the tokens created before it", async () => {
+            const user = await signUp(server);
+            const token = await login(user.login);
+            clock.advance(1);
+            const record = await server.tessera.store.users.findById(user.id);
+            await server.tessera.store.users.updatePasswordHash(user.id, record!.passwordHash, clock.now());
+            expectCode(await api.bump(bearer(token)), "unauthenticated", "user token predates a password change");
+            expectOk(await api.bump(bearer(await login(user.login))));
+          });
+        });
+
+        describe("cross-use", () => {
+          it("a user token is refused where an API token, a session access token or a JWT is required", async () => {
+            const user = await signUp(server);
+            const token = await login(user.login);
+            const apiTokens = apiTokenApi(protocol, server.url);
+            const sessions = sessionApi(protocol, server.url);
+            const jwt = jwtApi(protocol, server.url);
+            try {
+              expectCode(await apiTokens.authenticate(bearer(token)), "unauthenticated");
+              expectCode(await sessions.getSession({ clientId: testClientId, access: token }), "unauthenticated");
+              expectCode(await sessions.getUser({ clientId: testClientId, access: token }), "unauthenticated");
+              expectCode(await jwt.getRefreshToken({}, bearer(token)), "unauthenticated");
+            } finally {
+              apiTokens.close();
+              sessions.close();
+              jwt.close();
+            }
+            expectOk(await api.bump(bearer(token)));
+          });
+
+          it("an API token, a session access token and a JWT are refused as a user token", async () => {
+            const user = await signUp(server);
+            expectCode(await api.bump(bearer(await createApiToken(server))), "unauthenticated");
+            const access = (await startSession(server, user.login)).access_token;
+            expectCode(await api.bump({ ...bearer(access), ...clientIdHeader }), "unauthenticated");
+            expectCode(await api.logout({ ...bearer(access), ...clientIdHeader }), "unauthenticated");
+            const jwt = await jwtLogin(server, await createJwtUser(server));
+            expectCode(await api.bump(bearer(jwt)), "unauthenticated");
+          });
+        });
+
+        it("never writes a token or password to the logs", async () => {
+          const user = await signUp(server);
+          const token = await login(user.login, { note: "log check" });
+          expectOk(await api.bump(bearer(token)));
+          expectOk(await api.logout(bearer(token)));
+          expectCode(await api.login(undefined, basic(user.login, "a wrong password here")), "unauthenticated");
+          const logs = server.logs.join("\n");
+          assert.ok(logs.includes("user token logged out"), "the logout is logged");
+          assert.ok(!logs.includes(token), "token in logs");
+          assert.ok(!logs.includes(password), "password in logs");
+          assert.ok(!logs.includes("a wrong password here"), "tried password in logs");
+        });
+      });
+    }
+
+    describe("abuse protection (as session login)", () => {
+      const limitedClock = new ManualClock(Date.parse("2026-03-01T12:00:00.000Z"));
+      let limited: TestServer;
+      before(async () => {
+        limited = await startTestServer({ store, clock: limitedClock, env: { TESSERA_LOGIN_MAX_FAILURES: "3" } });
+      });
+      after(async () => {
+        await limited?.close();
+      });
+
+      for (const protocol of protocols) {
+        it(`answers 429 with Retry-After after repeated failures for one login, even with the right password (${protocol})`, async () => {
+          const api = userTokenApi(protocol, limited.url);
+          try {
+            const user = await signUp(limited);
+            for (let i = 0; i < 3; i++) expectCode(await api.login(undefined, basic(user.login, `wrong password ${i}`)), "unauthenticated");
+            const locked = await api.login(undefined, basic(user.login, password));
+            expectCode(locked, "resource_exhausted");
+            // The clock stood still since the third failure: the whole first lockout (60 s) is left.
+            assert.equal(locked.headers.get("retry-after"), "60");
+          } finally {
+            api.close();
+          }
+        });
+      }
+    });
+
+    for (const protocol of rpcProtocols) {
+      describe(`over ${protocol} only (REST's JSON cannot carry such a time)`, () => {
+        it("an expirationTime past year 9999 is 400 naming expirationTime", async () => {
+          const rpc = new RpcClient(protocol, server.url);
+          try {
+            const user = await signUp(server);
+            const res = await rpc.call(UserTokenService.method.login, { expirationTime: { seconds: 253402300800n * 10n, nanos: 0 } }, basic(user.login, password));
+            expectCode(res, "invalid_argument", /expirationTime/);
+            // Control: the same call with a time in range.
+            expectOk(await rpc.call(UserTokenService.method.login, { expirationTime: timestampFromDate(new Date(clock.now().getTime() + 60_000)) }, basic(user.login, password)));
+          } finally {
+            rpc.close();
+          }
+        });
+      });
+    }
+
+    describe("REST only: the JSON body", () => {
+      it("an expirationTime not in RFC 3339 form (no zone, or not a time) is 400 naming the field", async () => {
+        const user = await signUp(server);
+        for (const expirationTime of ["tomorrow", "2099-07-29 23:59:59"]) {
+          const res = await rest(server.url, "POST", "/auth/login", { headers: basic(user.login, password), json: { expirationTime } });
+          assert.equal(res.status, 400, res.text);
+          assert.deepEqual(res.body, {
+            code: "invalid_argument",
+            message: 'invalid request body: field "expirationTime": cannot decode message google.protobuf.Timestamp from JSON: invalid RFC 3339 string',
+            details: [],
+          });
+        }
+      });
+    });
+
+    describe("Connect only: the JSON on the wire", () => {
+      it("uses the document's names (version a number, RFC 3339 times)", async () => {
+        const user = await signUp(server);
+        const res = await rest(server.url, "POST", "/tessera.usertoken.v1.UserTokenService/Login", {
+          headers: basic(user.login, password),
+          json: { note: "wire", expirationTime: "2099-01-01T00:00:00Z" },
+        });
+        assert.equal(res.status, 200, res.text);
+        assert.deepEqual(Object.keys(res.body).sort(), ["creationTime", "enabled", "expirationTime", "note", "token", "version"]);
+        assert.equal(res.body.version, 0);
+        assert.equal(res.body.expirationTime, "2099-01-01T00:00:00Z");
+      });
+    });
+  });
+}
