@@ -1,12 +1,13 @@
 // Seed 000 behaviour that needs a clock, concurrency or many attempts: expiry, reuse detection
-// after the grace window, concurrent refreshes and sign-ups, lockout with 429, login timing,
-// and the JWKS / key rotation. Run on each store; the protocol varies per case.
+// after the grace window, concurrent refreshes and sign-ups, lockout with 429, the cost of a
+// failed login (the JWKS and key rotation: test/key). Run on each store; the protocol varies
+// per case.
 import assert from "node:assert/strict";
-import { createLocalJWKSet, jwtVerify } from "jose";
+import argon2 from "argon2";
 import { ManualClock } from "../../src/core/clock.js";
-import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
-import { rest } from "../support/clients.js";
-import { expectCode, protocols } from "../support/api.js";
+import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import { spyOn } from "../support/spy.js";
+import { expectCode, expectOk, protocols } from "../support/api.js";
 import { password as goodPassword, uniqueEmail } from "../support/users.js";
 import { sessionApi, type SessionApi, type TokenPair } from "./api.js";
 
@@ -14,9 +15,9 @@ const client = { clientId: testClientId };
 
 async function signUpAndLogin(api: SessionApi): Promise<{ email: string; pair: TokenPair }> {
   const email = uniqueEmail();
-  expectCode(await api.createUser({ email, password: goodPassword }, client), "ok");
+  expectOk(await api.createUser({ email, password: goodPassword }, client), 201);
   const res = await api.createSession({ account_type: "traditional", email, password: goodPassword }, client);
-  expectCode(res, "ok");
+  expectOk(res);
   return { email, pair: res.data! };
 }
 
@@ -46,10 +47,10 @@ for (const store of storesUnderTest()) {
           expectCode(await api.getUser(creds), "unauthenticated", /expired/);
           expectCode(await api.deleteSession(creds), "unauthenticated", /expired/);
           const refreshed = await api.refreshSession({ refresh_token: pair.refresh_token }, creds);
-          expectCode(refreshed, "ok");
+          expectOk(refreshed);
           const fresh = { ...client, access: refreshed.data!.access_token };
           const left = await api.getSession(fresh);
-          expectCode(left, "ok");
+          expectOk(left);
           assert.equal(left.data!.access_token_expires_in, 60);
           clock.advance(20_000);
           assert.equal((await api.getSession(fresh)).data!.access_token_expires_in, 40);
@@ -85,8 +86,8 @@ for (const store of storesUnderTest()) {
         assert.equal(wins.length, 1, results.map((r) => `${r.code} ${r.message ?? ""}`).join("\n"));
         for (const r of results) if (r.code !== "ok") expectCode(r, "unauthenticated");
         const winner = wins[0].data!;
-        expectCode(await api.getSession({ ...client, access: winner.access_token }), "ok");
-        expectCode(await api.refreshSession({ refresh_token: winner.refresh_token }, { ...client, access: winner.access_token }), "ok");
+        expectOk(await api.getSession({ ...client, access: winner.access_token }));
+        expectOk(await api.refreshSession({ refresh_token: winner.refresh_token }, { ...client, access: winner.access_token }));
       } finally {
         api.close();
       }
@@ -114,18 +115,18 @@ for (const store of storesUnderTest()) {
       const grpc = sessionApi("grpc", server.url);
       try {
         const email = uniqueEmail();
-        expectCode(await rest.createUser({ email, password: goodPassword }, client), "ok");
+        expectOk(await rest.createUser({ email, password: goodPassword }, client), 201);
         const attempt = (api: SessionApi, password: string) => api.createSession({ account_type: "traditional", email, password }, client);
         for (let i = 0; i < 3; i++) expectCode(await attempt(rest, "wrong-password-xyz"), "unauthenticated");
         const limited = await attempt(rest, goodPassword);
         expectCode(limited, "resource_exhausted");
-        const retryAfter = Number(limited.headers.get("retry-after"));
-        assert.ok(retryAfter > 0 && retryAfter <= 30, `Retry-After ${retryAfter}`);
+        // The clock stood still since the third failure: the whole first lockout is left.
+        assert.equal(limited.headers.get("retry-after"), "30");
         const overGrpc = await attempt(grpc, goodPassword);
         expectCode(overGrpc, "resource_exhausted");
-        assert.ok(Number(overGrpc.headers.get("retry-after")) > 0);
+        assert.equal(overGrpc.headers.get("retry-after"), "30");
         clock.advance(31_000);
-        expectCode(await attempt(rest, goodPassword), "ok");
+        expectOk(await attempt(rest, goodPassword));
         // A success clears the counter: the next single failure is a plain 401 again.
         expectCode(await attempt(rest, "wrong-password-xyz"), "unauthenticated");
       } finally {
@@ -136,79 +137,50 @@ for (const store of storesUnderTest()) {
     it("a further failure after a lockout doubles it", async () => {
       const api = sessionApi("connect", server.url);
       const email = uniqueEmail();
-      expectCode(await api.createUser({ email, password: goodPassword }, client), "ok");
+      expectOk(await api.createUser({ email, password: goodPassword }, client), 201);
       const attempt = (password: string) => api.createSession({ account_type: "traditional", email, password }, client);
       for (let i = 0; i < 3; i++) await attempt("wrong-password-xyz");
       clock.advance(31_000);
       expectCode(await attempt("wrong-password-xyz"), "unauthenticated");
       const limited = await attempt(goodPassword);
       expectCode(limited, "resource_exhausted");
-      const retryAfter = Number(limited.headers.get("retry-after"));
-      assert.ok(retryAfter > 30 && retryAfter <= 60, `Retry-After ${retryAfter}`);
-      clock.advance(61_000);
-    });
-
-    it("GET /.well-known/jwks.json verifies access tokens offline; rotation keeps the old key", async () => {
-      const api = sessionApi("rest", server.url);
-      const { pair } = await signUpAndLogin(api);
-      const jwks1 = await rest(server.url, "GET", "/.well-known/jwks.json");
-      assert.equal(jwks1.status, 200);
-      assert.equal(jwks1.headers.get("cache-control"), "public, max-age=300");
-      for (const k of jwks1.body.keys) {
-        assert.equal(k.use, "sig");
-        assert.equal(k.alg, "EdDSA");
-        assert.ok(typeof k.kid === "string");
-        assert.equal(k.d, undefined, "no private key material");
-      }
-      const opts = { audience: testClientId, currentDate: clock.now() };
-      await jwtVerify(pair.access_token, createLocalJWKSet(jwks1.body), opts);
-
-      assert.equal((await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {} })).status, 401);
-      const rotated = await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {}, headers: { authorization: `Bearer ${testAdminToken}` } });
-      assert.equal(rotated.status, 200, rotated.text);
-      const jwks2 = await rest(server.url, "GET", "/.well-known/jwks.json");
-      assert.equal(jwks2.body.keys[0].kid, rotated.body.kid);
-      assert.equal(jwks2.body.keys.length, jwks1.body.keys.length + 1);
-      // The old token still verifies (offline and on the server); new tokens use the new key.
-      await jwtVerify(pair.access_token, createLocalJWKSet(jwks2.body), opts);
-      expectCode(await api.getSession({ ...client, access: pair.access_token }), "ok");
-      const again = await api.createSession({ account_type: "traditional", email: (await signUpAndLogin(api)).email, password: goodPassword }, client);
-      const { protectedHeader } = await jwtVerify(again.data!.access_token, createLocalJWKSet(jwks2.body), opts);
-      assert.equal(protectedHeader.kid, rotated.body.kid);
+      assert.equal(limited.headers.get("retry-after"), "60");
     });
   });
 
-  describe(`Login timing on ${store}`, function () {
-    this.timeout(60_000);
+  describe(`Login cost on ${store}`, function () {
     let server: TestServer;
     before(async () => {
-      // Realistic-ish cost so argon2 dominates; no lockout so every attempt runs the hash.
-      server = await startTestServer({ store, env: { TESSERA_LOGIN_PROTECTION: "false", TESSERA_ARGON2_MEMORY_KIB: "8192", TESSERA_ARGON2_ITERATIONS: "2" } });
+      server = await startTestServer({ store });
     });
     after(async () => {
       await server?.close();
     });
 
-    it("an unknown email and a wrong password take about the same time (medians within 20%)", async () => {
+    // The same work whatever the login: timing cannot tell which emails exist. (The timings
+    // themselves are a figure of bench/login-timing.ts, not an assertion.)
+    it("an unknown email and a wrong password cost one argon2id verification each, at the configured parameters", async () => {
       const api = sessionApi("connect", server.url);
       const email = uniqueEmail();
-      expectCode(await api.createUser({ email, password: goodPassword }, client), "ok");
-      const time = async (login: string) => {
-        const t = process.hrtime.bigint();
-        const res = await api.createSession({ account_type: "traditional", email: login, password: "wrong-password-xyz" }, client);
-        expectCode(res, "unauthenticated");
-        return Number(process.hrtime.bigint() - t) / 1e6;
+      expectOk(await api.createUser({ email, password: goodPassword }, client), 201);
+      const expected = { m: String(server.config.argon2MemoryKib), t: String(server.config.argon2Iterations), p: String(server.config.argon2Parallelism) };
+      /** `$argon2id$v=19$m=..,t=..,p=..$salt$hash` -> its algorithm and cost parameters. */
+      const costOf = (hash: string) => {
+        const [, alg, , params] = hash.split("$");
+        return { alg, ...Object.fromEntries(params!.split(",").map((kv) => kv.split("="))) };
       };
-      for (let i = 0; i < 3; i++) await time(uniqueEmail()); // warm-up
-      const known: number[] = [];
-      const unknown: number[] = [];
-      for (let i = 0; i < 15; i++) {
-        known.push(await time(email));
-        unknown.push(await time(uniqueEmail()));
+      for (const login of [email, uniqueEmail()]) {
+        const verifies = spyOn(argon2, "verify");
+        try {
+          expectCode(await api.createSession({ account_type: "traditional", email: login, password: "wrong-password-xyz" }, client), "unauthenticated", "invalid login or password");
+          assert.equal(verifies.calls.length, 1, login === email ? "wrong password" : "unknown email");
+          const [hash, tried] = verifies.calls[0] as [string, string];
+          assert.deepEqual(costOf(hash), { alg: "argon2id", ...expected });
+          assert.equal(tried, "wrong-password-xyz");
+        } finally {
+          verifies.restore();
+        }
       }
-      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-      const ratio = median(unknown) / median(known);
-      assert.ok(ratio > 0.8 && ratio < 1.25, `unknown/known median ratio ${ratio.toFixed(2)} (${median(unknown).toFixed(1)} ms vs ${median(known).toFixed(1)} ms)`);
     });
   });
 }
