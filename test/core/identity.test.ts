@@ -1,9 +1,6 @@
 // Unit tests of the identity core (no server): password policy, login normalisation, argon2id
 // rehash, signing keys (algorithms, refused headers, shared keys, rotation), login throttle.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { base64url, decodeProtectedHeader, SignJWT } from "jose";
 import { loadConfig, type Config } from "../../src/config.js";
 import { ManualClock } from "../../src/core/clock.js";
@@ -15,8 +12,9 @@ import { checkPassword } from "../../src/core/password-policy.js";
 import { Passwords } from "../../src/core/passwords.js";
 import { normalizeLogin } from "../../src/core/users.js";
 import { silentLogger } from "../../src/logger.js";
-import { openStore } from "../../src/store/index.js";
 import type { Store } from "../../src/store/ports.js";
+import { openTestStore, type OpenedStore } from "../support/store.js";
+import { password } from "../support/users.js";
 
 /** The key ring with a verifier beside it, as the core builds them. */
 async function openKeys(deps: { store: Store; config: KeysConfig; clock: ManualClock; logger: typeof silentLogger }) {
@@ -47,7 +45,7 @@ describe("core: password policy", () => {
     rejects(() => checkPassword("é".repeat(257)), "invalid_argument", /too long/);
     rejects(() => checkPassword("iloveyou"), "invalid_argument", /too common/);
     rejects(() => checkPassword("BASEBALL"), "invalid_argument", /too common/);
-    checkPassword("violet-kettle-harbour-29");
+    checkPassword(password);
     checkPassword("😀😀😀😀😀😀😀😀"); // 8 code points
     checkPassword("é".repeat(256));
   });
@@ -68,9 +66,9 @@ describe("core: normalizeLogin", () => {
 describe("core: passwords", () => {
   it("hashes with argon2id, verifies, and asks for a rehash when the cost changes", async () => {
     const p = new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 });
-    const h = await p.hash("violet-kettle-harbour-29");
+    const h = await p.hash(password);
     assert.match(h, /^\$argon2id\$/);
-    assert.equal(await p.verify(h, "violet-kettle-harbour-29"), true);
+    assert.equal(await p.verify(h, password), true);
     assert.equal(await p.verify(h, "wrong"), false);
     assert.equal(await p.verify("not a hash", "x"), false);
     assert.equal(p.needsRehash(h), false);
@@ -80,25 +78,22 @@ describe("core: passwords", () => {
 });
 
 describe("core: users, keys and throttle on SQLite", () => {
-  let dir: string;
+  let opened: OpenedStore;
   let store: Store;
   const clock = new ManualClock(Date.now());
   const config = (env: Record<string, string> = {}): Config => loadConfig({ ...cheap, ...env });
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), "tessera-core-"));
-    store = await openStore({ dataDir: dir });
+    opened = await openTestStore("sqlite");
+    store = opened.store;
   });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => opened.close());
 
   it("rehashes on login when the argon2 parameters changed", async () => {
     const core1 = await createCore({ config: config(), store, clock, logger: silentLogger });
-    const u = await core1.users.create({ login: "a@example.com", kind: "email", password: "violet-kettle-harbour-29" });
+    const u = await core1.users.create({ login: "a@example.com", kind: "email", password });
     const core2 = await createCore({ config: config({ TESSERA_ARGON2_MEMORY_KIB: "2048" }), store, clock, logger: silentLogger });
-    await core2.users.authenticate("a@example.com", "violet-kettle-harbour-29", "email", "addr");
+    await core2.users.authenticate("a@example.com", password, "email", "addr");
     const after = (await store.users.findById(u.id))!;
     assert.notEqual(after.passwordHash, u.passwordHash);
     assert.equal(core2.passwords.needsRehash(after.passwordHash), false);
@@ -107,11 +102,11 @@ describe("core: users, keys and throttle on SQLite", () => {
 
   it("a deactivated user learns it only with the right password; deactivation ends sessions", async () => {
     const core = await createCore({ config: config(), store, clock, logger: silentLogger });
-    const u = await core.users.create({ login: "b@example.com", kind: "email", password: "violet-kettle-harbour-29" });
+    const u = await core.users.create({ login: "b@example.com", kind: "email", password });
     const pair = await core.sessions.start(u.id, "c");
     await core.users.deactivate(u.id);
     await rejectsAsync(core.users.authenticate("b@example.com", "wrong-password-1", "email", "addr"), "unauthenticated", /invalid login or password/);
-    await rejectsAsync(core.users.authenticate("b@example.com", "violet-kettle-harbour-29", "email", "addr"), "permission_denied", /deactivated/);
+    await rejectsAsync(core.users.authenticate("b@example.com", password, "email", "addr"), "permission_denied", /deactivated/);
     await rejectsAsync(core.sessions.verifyAccess(pair.accessToken, "c", false), "unauthenticated", /ended/);
   });
 

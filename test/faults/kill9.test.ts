@@ -10,10 +10,11 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { hashSecret } from "../../src/core/secrets.js";
 import { openStore } from "../../src/store/index.js";
+import { bearer } from "../support/clients.js";
+import { password } from "../support/users.js";
 import { faultAdminToken, faultClientId, httpRequest, sleep, startServerProcess, type ServerProcess } from "./support.js";
 
 const ROUNDS = 3;
-const password = "violet-kettle-harbour-29";
 
 describe("faults: kill -9 on the embedded store under write load", function () {
   this.timeout(60000);
@@ -51,7 +52,7 @@ describe("faults: kill -9 on the embedded store under write load", function () {
         }
       };
       const createToken = async () => {
-        const res = await httpRequest(server!.url, { agent, method: "POST", path: "/v1/frontend/auth", headers: { authorization: `Bearer ${faultAdminToken}` }, json: { account_id: `acct-${randomBytes(4).toString("hex")}`, description: "kill -9" } });
+        const res = await httpRequest(server!.url, { agent, method: "POST", path: "/v1/frontend/auth", headers: bearer(faultAdminToken), json: { account_id: `acct-${randomBytes(4).toString("hex")}`, description: "kill -9" } });
         assert.equal(res.status, 200, res.text);
         tokens.push(res.body.token);
       };
@@ -73,7 +74,7 @@ describe("faults: kill -9 on the embedded store under write load", function () {
       figures.push(`round ${round}: +${tokens.length - before.tokens} tokens, +${users.length - before.users} users acknowledged`);
     }
     assert.deepEqual(wrongAnswers.slice(0, 5), [], "every answer before the kill was a success");
-    assert.ok(tokens.length > 100 && users.length > 10, `the load wrote (${tokens.length} tokens, ${users.length} users)`);
+    assert.ok(tokens.length > 100 && users.length > 10, `the load wrote: ${figures.join("; ")}`);
 
     // Restart on the same directory: the store opens and every acknowledged write is there.
     server = await startServerProcess(env);
@@ -84,7 +85,7 @@ describe("faults: kill -9 on the embedded store under write load", function () {
       await Promise.all(Array.from({ length: 8 }, async () => {
         while (i < tokens.length) {
           const token = tokens[i++];
-          const res = await httpRequest(server!.url, { agent, path: "/v1/api/auth", headers: { authorization: `Bearer ${token}` } });
+          const res = await httpRequest(server!.url, { agent, path: "/v1/api/auth", headers: bearer(token) });
           if (res.status !== 200) problems.push(`token ${token.slice(0, 6)}…: ${res.status}`);
         }
       }));
@@ -104,7 +105,6 @@ describe("faults: kill -9 on the embedded store under write load", function () {
     } finally {
       await store.close();
     }
-    console.log(`  ${figures.join("; ")}; ${inDoubt} calls cut off by the kills; checked ${tokens.length} tokens and ${users.length} users`);
-    assert.deepEqual(problems, [], "every acknowledged write survived kill -9");
+    assert.deepEqual(problems, [], `every acknowledged write survived kill -9 (${figures.join("; ")}; ${inDoubt} calls cut off by the kills; checked ${tokens.length} tokens and ${users.length} users)`);
   });
 });

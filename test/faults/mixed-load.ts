@@ -12,10 +12,10 @@ import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { hashSecret } from "../../src/core/secrets.js";
 import type { Store } from "../../src/store/ports.js";
-import { GrpcJsClient, type GrpcResult } from "../support/clients.js";
+import { basic, bearer, GrpcJsClient, type GrpcResult } from "../support/clients.js";
+import { password } from "../support/users.js";
 import { faultAdminToken, faultClientId, httpRequest, restVerdict, type HttpAnswer, type Tally, type Verdict } from "./support.js";
 
-const password = "violet-kettle-harbour-29";
 
 interface User { email: string }
 interface Session { email: string; sid: string; access: string; refresh: string; busy: boolean; tainted: boolean; ended: boolean }
@@ -89,8 +89,7 @@ export function mixedLoad(baseUrl: string, tally: Tally, opts: { timeoutMs?: num
   };
 
   const client = { "x-koms-clientid": faultClientId };
-  const admin = { authorization: `Bearer ${faultAdminToken}` };
-  const basic = (login: string) => ({ authorization: `Basic ${Buffer.from(`${login}:${password}`).toString("base64")}` });
+  const admin = bearer(faultAdminToken);
 
   const ops: { weight: number; run: () => Promise<void> }[] = [
     { weight: 6, run: createUser },
@@ -132,7 +131,7 @@ export function mixedLoad(baseUrl: string, tally: Tally, opts: { timeoutMs?: num
     const s = liveSession();
     if (!s) return createSession();
     s.busy = true;
-    const { verdict, res } = await rest("session.refresh", { method: "PUT", path: "/session", headers: { ...client, authorization: `Bearer ${s.access}` }, json: { refresh_token: s.refresh } });
+    const { verdict, res } = await rest("session.refresh", { method: "PUT", path: "/session", headers: { ...client, ...bearer(s.access) }, json: { refresh_token: s.refresh } });
     if (verdict === "ok") {
       s.access = res!.body.access_token;
       s.refresh = res!.body.refresh_token;
@@ -144,7 +143,7 @@ export function mixedLoad(baseUrl: string, tally: Tally, opts: { timeoutMs?: num
     const s = liveSession();
     if (!s) return createSession();
     s.busy = true;
-    const headers = { ...client, authorization: `Bearer ${s.access}` };
+    const headers = { ...client, ...bearer(s.access) };
     if (via === "rest") await rest("session.get (REST)", { path: "/session", headers });
     else await grpc("session.get (gRPC)", sessionsGrpc.call("GetSession", {}, headers));
     s.busy = false;
@@ -154,7 +153,7 @@ export function mixedLoad(baseUrl: string, tally: Tally, opts: { timeoutMs?: num
     const s = liveSession();
     if (!s) return createSession();
     s.busy = true;
-    const { verdict } = await rest("session.delete", { method: "DELETE", path: "/session", headers: { ...client, authorization: `Bearer ${s.access}` } });
+    const { verdict } = await rest("session.delete", { method: "DELETE", path: "/session", headers: { ...client, ...bearer(s.access) } });
     if (verdict === "ok") s.ended = true;
     else s.tainted = true;
     s.busy = false;
@@ -172,7 +171,7 @@ export function mixedLoad(baseUrl: string, tally: Tally, opts: { timeoutMs?: num
     const t = liveApiToken();
     if (!t) return createApiToken();
     t.busy = true;
-    const headers = { authorization: `Bearer ${t.token}` };
+    const headers = bearer(t.token);
     if (via === "rest") {
       const { verdict, res } = await rest("apitoken.authenticate (REST)", { path: "/v1/api/auth", headers });
       if (verdict === "ok") t.link = res!.body.token_link;
@@ -196,7 +195,7 @@ export function mixedLoad(baseUrl: string, tally: Tally, opts: { timeoutMs?: num
   async function userTokenLogin(): Promise<void> {
     const user = pick(ledger.users, () => true);
     if (!user) return createUser();
-    const { verdict, res } = await rest("usertoken.login", { method: "POST", path: "/auth/login", headers: basic(user.email) });
+    const { verdict, res } = await rest("usertoken.login", { method: "POST", path: "/auth/login", headers: basic(user.email, password) });
     if (verdict === "ok") ledger.userTokens.push({ email: user.email, token: res!.body.token, busy: false, tainted: false, loggedOut: false });
   }
 
@@ -204,7 +203,7 @@ export function mixedLoad(baseUrl: string, tally: Tally, opts: { timeoutMs?: num
     const t = pick(ledger.userTokens, (x) => !x.busy && !x.tainted && !x.loggedOut);
     if (!t) return userTokenLogin();
     t.busy = true;
-    const { verdict } = await rest("usertoken.logout", { method: "POST", path: "/auth/logout", headers: { authorization: `Bearer ${t.token}` } });
+    const { verdict } = await rest("usertoken.logout", { method: "POST", path: "/auth/logout", headers: bearer(t.token) });
     if (verdict === "ok") t.loggedOut = true;
     else t.tainted = true;
     t.busy = false;
@@ -227,7 +226,7 @@ export function mixedLoad(baseUrl: string, tally: Tally, opts: { timeoutMs?: num
   async function jwtCheck(): Promise<void> {
     const t = pick(ledger.jwtTokens, () => true);
     if (!t) return jwtToken();
-    await rest("jwt.check", { path: "/jwt/check", headers: { authorization: `Bearer ${t.token}` } });
+    await rest("jwt.check", { path: "/jwt/check", headers: bearer(t.token) });
   }
 
   const worker = async () => {
@@ -289,7 +288,7 @@ export async function verifyLedger(baseUrl: string, store: Store, ledger: Ledger
       const record = await store.sessions.findById(s.sid);
       if (!record) return void problems.push(`session ${s.sid}: acknowledged session missing`);
       if (s.tainted) return;
-      const res = await call({ path: "/session", headers: { ...client, authorization: `Bearer ${s.access}` } });
+      const res = await call({ path: "/session", headers: { ...client, ...bearer(s.access) } });
       if (s.ended) {
         count("session ends");
         if (!record.endedAt) problems.push(`session ${s.sid}: acknowledged end not stored`);
@@ -306,7 +305,7 @@ export async function verifyLedger(baseUrl: string, store: Store, ledger: Ledger
       const record = await store.apiTokens.findByHash(hashSecret(t.token));
       if (!record) return void problems.push(`api token of ${t.accountId}: acknowledged token missing`);
       if (t.tainted) return;
-      const res = await call({ path: "/v1/api/auth", headers: { authorization: `Bearer ${t.token}` } });
+      const res = await call({ path: "/v1/api/auth", headers: bearer(t.token) });
       if (t.revoked) {
         count("api token revocations");
         if (!record.revokedAt) problems.push(`api token ${record.link}: acknowledged revocation not stored`);
@@ -324,7 +323,7 @@ export async function verifyLedger(baseUrl: string, store: Store, ledger: Ledger
         return;
       }
       if (!record.enabled) problems.push(`user token ${record.id}: disabled without an acknowledged logout`);
-      const res = await call({ method: "POST", path: "/auth/bump", headers: { authorization: `Bearer ${t.token}` } });
+      const res = await call({ method: "POST", path: "/auth/bump", headers: bearer(t.token) });
       if (res.status !== 200) problems.push(`user token ${record.id}: bump answered ${res.status} ${res.text.slice(0, 100)}`);
     });
     await all(ledger.jwtUsers, async (u) => {
@@ -333,7 +332,7 @@ export async function verifyLedger(baseUrl: string, store: Store, ledger: Ledger
     });
     await all(ledger.jwtTokens, async (t) => {
       count("jwt tokens");
-      const res = await call({ path: "/jwt/check", headers: { authorization: `Bearer ${t.token}` } });
+      const res = await call({ path: "/jwt/check", headers: bearer(t.token) });
       if (res.status !== 200) problems.push(`jwt token of ${t.user}: check answered ${res.status} ${res.text.slice(0, 100)}`);
     });
   } finally {

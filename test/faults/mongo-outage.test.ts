@@ -87,25 +87,24 @@ for (const fault of faults) {
       const warmHeap = Math.max(...warm.map((m) => m.heapUsed));
       const peakRss = Math.max(...peak.map((m) => m.rss));
       const peakHeap = Math.max(...peak.map((m) => m.heapUsed));
-      console.log(
-        [
-          formatTally(tally),
-          `  ok before the outage ${okBefore}, 503s ${tally.total("unavailable")} (${unavailableDuring} by the outage's end), ok after the last 503 ${okAfter}`,
-          `  recovery: last 503 ${recoveryMs} ms after the database listened again`,
-          `  server RSS ${mib(warmRss).toFixed(0)} MiB before, peak ${mib(peakRss).toFixed(0)} MiB after; heap ${mib(warmHeap).toFixed(0)} -> peak ${mib(peakHeap).toFixed(0)} MiB`,
-        ].join("\n"),
-      );
+      // What happened, for any assertion below that fails.
+      const figures = [
+        formatTally(tally),
+        `  ok before the outage ${okBefore}, 503s ${tally.total("unavailable")} (${unavailableDuring} by the outage's end), ok after the last 503 ${okAfter}`,
+        `  recovery: last 503 ${recoveryMs} ms after the database listened again`,
+        `  server RSS ${mib(warmRss).toFixed(0)} MiB before, peak ${mib(peakRss).toFixed(0)} MiB after; heap ${mib(warmHeap).toFixed(0)} -> peak ${mib(peakHeap).toFixed(0)} MiB`,
+      ].join("\n");
 
-      assert.deepEqual(tally.failures, [], "every answer is a success or UNAVAILABLE/503");
+      assert.deepEqual(tally.failures, [], `every answer is a success or UNAVAILABLE/503\n${figures}`);
       assert.equal(server.hasExited(), false, "the server process is still running");
-      assert.ok(okBefore > 50, `calls succeeded before the outage (${okBefore})`);
-      assert.ok(unavailableDuring > 0, "the outage was seen (some calls answered UNAVAILABLE)");
-      assert.ok(recoveryMs <= RECOVERY_MS, `calls succeed again within ${RECOVERY_MS} ms of the database's return (took ${recoveryMs} ms)`);
-      assert.ok(okAfter > 50, `calls succeed after the recovery (${okAfter})`);
+      assert.ok(okBefore > 50, `calls succeeded before the outage\n${figures}`);
+      assert.ok(unavailableDuring > 0, `the outage was seen (some calls answered UNAVAILABLE)\n${figures}`);
+      assert.ok(recoveryMs <= RECOVERY_MS, `calls succeed again within ${RECOVERY_MS} ms of the database's return\n${figures}`);
+      assert.ok(okAfter > 50, `calls succeed after the recovery\n${figures}`);
       // Memory: the outage's backlog (bounded by the closed-loop concurrency) must not pile up.
       assert.ok(warm.length > 0 && peak.length > 0, "memory samples from the server");
-      assert.ok(peakRss < warmRss + 64 * 1024 * 1024, `RSS grew by ${mib(peakRss - warmRss).toFixed(0)} MiB during and after the outage`);
-      assert.ok(peakHeap < warmHeap + 48 * 1024 * 1024, `heap grew by ${mib(peakHeap - warmHeap).toFixed(0)} MiB during and after the outage`);
+      assert.ok(peakRss < warmRss + 64 * 1024 * 1024, `RSS grew by ${mib(peakRss - warmRss).toFixed(0)} MiB during and after the outage\n${figures}`);
+      assert.ok(peakHeap < warmHeap + 48 * 1024 * 1024, `heap grew by ${mib(peakHeap - warmHeap).toFixed(0)} MiB during and after the outage\n${figures}`);
       assert.deepEqual(server.problems.filter((l) => /"level":"error"/.test(l)), [], "no error-level log lines (INTERNAL answers)");
 
       // Every acknowledged write is there: store ports (a second connection to the same
@@ -113,9 +112,8 @@ for (const fault of faults) {
       store = await openStore({ mongodbUri: db.uri, mongoDbName: dbName, dataDir: "", warn: () => {} });
       await sleep(2100);
       const { problems, checked } = await verifyLedger(server.url, store, load.ledger);
-      console.log(`  acknowledged writes checked: ${JSON.stringify(checked)}`);
-      assert.deepEqual(problems, [], "every acknowledged write is present after the outage");
-      assert.ok((checked.users ?? 0) > 10 && (checked.sessions ?? 0) > 10 && (checked["api tokens"] ?? 0) > 10, "the ledger covers real work");
+      assert.deepEqual(problems, [], `every acknowledged write is present after the outage (checked ${JSON.stringify(checked)})`);
+      assert.ok((checked.users ?? 0) > 10 && (checked.sessions ?? 0) > 10 && (checked["api tokens"] ?? 0) > 10, `the ledger covers real work: ${JSON.stringify(checked)}`);
       assert.equal(server.hasExited(), false);
     });
   });

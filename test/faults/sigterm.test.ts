@@ -15,7 +15,8 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { hashSecret } from "../../src/core/secrets.js";
 import { openStore } from "../../src/store/index.js";
-import { GrpcJsClient } from "../support/clients.js";
+import { bearer, GrpcJsClient } from "../support/clients.js";
+import { password } from "../support/users.js";
 import { faultAdminToken, faultClientId, httpRequest, sleep, startServerProcess, type ServerProcess } from "./support.js";
 
 const GRACE_SECONDS = 5;
@@ -66,10 +67,9 @@ describe("faults: SIGTERM under load", function () {
       TESSERA_LOGIN_PROTECTION: "false",
     });
     const { url, port } = server;
-    const admin = { authorization: `Bearer ${faultAdminToken}` };
+    const admin = bearer(faultAdminToken);
     const email = `sigterm-${randomBytes(4).toString("hex")}@example.com`;
-    const password = "violet-kettle-harbour-29";
-    assert.equal((await httpRequest(url, { method: "POST", path: "/user", headers: { "x-koms-clientid": faultClientId }, json: { email, password } })).status, 201);
+        assert.equal((await httpRequest(url, { method: "POST", path: "/user", headers: { "x-koms-clientid": faultClientId }, json: { email, password } })).status, 201);
     const created = await httpRequest(url, { method: "POST", path: "/v1/frontend/auth", headers: admin, json: { account_id: "acct-sigterm", description: "load" } });
     assert.equal(created.status, 200);
     const apiToken = created.body.token as string;
@@ -107,11 +107,11 @@ describe("faults: SIGTERM under load", function () {
       while (!exited) await fn();
     };
     const workers = [
-      ...Array.from({ length: 4 }, () => loop(() => restOk("GET /v1/api/auth", { path: "/v1/api/auth", headers: { authorization: `Bearer ${apiToken}` } }))),
+      ...Array.from({ length: 4 }, () => loop(() => restOk("GET /v1/api/auth", { path: "/v1/api/auth", headers: bearer(apiToken) }))),
       ...Array.from({ length: 4 }, () =>
         loop(() =>
           timed("gRPC Authenticate", async () => {
-            const r = await grpc.call("Authenticate", {}, { authorization: `Bearer ${apiToken}` });
+            const r = await grpc.call("Authenticate", {}, bearer(apiToken));
             if (r.message) return "ok";
             // A call the client could not even send (the listener is gone) is refused, not failed.
             if (r.error!.code === GrpcStatus.UNAVAILABLE && /ECONNREFUSED|No connection established|GOAWAY|Connection dropped/i.test(r.error!.details)) return "refused";
@@ -187,14 +187,13 @@ describe("faults: SIGTERM under load", function () {
     const inFlight = calls.filter((c) => c.start <= signalAt - IN_FLIGHT_MARGIN_MS && c.end >= signalAt);
     const after = calls.filter((c) => c.start >= signalAt);
     const byOutcome = (cs: CallRecord[]) => cs.reduce<Record<string, number>>((m, c) => ((m[c.outcome.slice(0, 40)] = (m[c.outcome.slice(0, 40)] ?? 0) + 1), m), {});
-    console.log(
-      `  exit ${JSON.stringify(exit)} after ${exitMs} ms (grace ${GRACE_SECONDS} s); calls ${calls.length}; in flight at the signal ${inFlight.length} ${JSON.stringify(byOutcome(inFlight))}; started after ${after.length} ${JSON.stringify(byOutcome(after))}; refused probes ${refusals.filter(Boolean).length}/${refusals.length}; slow body ${slowAnswer.status}`,
-    );
+    // What happened, for any assertion below that fails.
+    const figures = `exit ${JSON.stringify(exit)} after ${exitMs} ms (grace ${GRACE_SECONDS} s); calls ${calls.length}; in flight at the signal ${inFlight.length} ${JSON.stringify(byOutcome(inFlight))}; started after ${after.length} ${JSON.stringify(byOutcome(after))}; refused probes ${refusals.filter(Boolean).length}/${refusals.length}; slow body ${slowAnswer.status}`;
 
     assert.equal(exit.code, 0, `exit code 0 (got ${JSON.stringify(exit)}): ${server.stderr()}`);
-    assert.ok(exitMs < GRACE_SECONDS * 1000, `exited within the grace period (${exitMs} ms)`);
-    assert.ok(calls.filter((c) => c.end < signalAt && c.outcome === "ok").length > 100, "the load ran before the signal");
-    assert.ok(inFlight.length >= 4, `calls were in flight at the signal (${inFlight.length})`);
+    assert.ok(exitMs < GRACE_SECONDS * 1000, `exited within the grace period: ${figures}`);
+    assert.ok(calls.filter((c) => c.end < signalAt && c.outcome === "ok").length > 100, `the load ran before the signal: ${figures}`);
+    assert.ok(inFlight.length >= 4, `calls were in flight at the signal: ${figures}`);
     assert.deepEqual(inFlight.filter((c) => c.outcome !== "ok" && c.outcome !== "refused (fresh connection)").map((c) => `${c.op}: ${c.outcome}`), [], "every in-flight call finished with its answer");
     assert.deepEqual(
       calls.filter((c) => c.outcome !== "ok" && !c.outcome.startsWith("refused")).map((c) => `${c.op} (+${c.start - signalAt} ms): ${c.outcome}`),

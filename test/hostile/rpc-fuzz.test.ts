@@ -83,8 +83,6 @@ for (const store of storesUnderTest()) {
     let baseline: Snapshot;
     let session: http2.ClientHttp2Session;
     let generation = 0;
-    const tally = new Map<string, number>();
-    const count = (k: string) => tally.set(k, (tally.get(k) ?? 0) + 1);
 
     before(async () => {
       server = await startTestServer({ store, env: { TESSERA_LOGIN_PROTECTION: "false" } });
@@ -98,8 +96,6 @@ for (const store of storesUnderTest()) {
       session?.close();
       await reader?.close();
       await server?.close();
-      const line = [...tally.entries()].sort().map(([k, v]) => `${k}=${v}`).join(" ");
-      if (line) console.log(`      outcomes (${store}): ${line}`);
     });
 
     /** After an answer: refused -> the store is unchanged; accepted with a write -> new credentials. */
@@ -134,7 +130,6 @@ for (const store of storesUnderTest()) {
         await run(fc.record({ cred: fc.nat({ max: 8 }), body: hostileBody(method.input) }), async ({ cred, body }) => {
           const res = await raw(server.url, "POST", path, { ...credSets[cred], "content-type": body.contentType, "connect-protocol-version": "1" }, body.bytes);
           const what = `${path} [${body.kind}] -> ${res.status} ${res.text.slice(0, 300)}`;
-          count(`connect:${res.status}`);
           // Store first: an accepted write moves the baseline even when an assertion below fails.
           await checkStore(res.status >= 400, what);
           assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined, `Object.prototype polluted by ${what}`);
@@ -160,7 +155,6 @@ for (const store of storesUnderTest()) {
           );
           const status = grpcStatus(a);
           const what = `${path} [${payload.kind}: ${Buffer.from(payload.bytes).subarray(0, 40).toString("hex")}] -> grpc-status ${status} ${a.trailers["grpc-message"] ?? a.headers["grpc-message"] ?? ""}`;
-          count(`grpc:${payload.kind}:${status}`);
           await checkStore(status !== 0, what);
           assert.equal(a.rstCode, undefined, `stream reset: ${what}`);
           assert.notEqual(status, undefined, `no grpc-status: ${what}`);

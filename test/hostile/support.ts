@@ -19,8 +19,19 @@ import { SessionService, UserService } from "../../gen/tessera/session/v1/sessio
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { httpRules } from "../../src/transcode/binding.js";
 import { parsePathTemplate } from "../../src/transcode/index.js";
-import { rest } from "../support/clients.js";
+import { basic, bearer } from "../support/clients.js";
 import { testAdminToken, testClientId, type TestServer } from "../support/server.js";
+import {
+  createApiToken,
+  createAuthenticationToken,
+  createJwtUser,
+  jwtLogin,
+  jwtRefreshToken,
+  loginUserToken,
+  password,
+  signUp,
+  startSession,
+} from "../support/users.js";
 
 export const services: readonly DescService[] = [
   SessionService,
@@ -81,8 +92,6 @@ export function rpcs(): Array<{ service: DescService; method: DescMethod }> {
 // Credentials: one valid credential of every kind, so fuzzed requests get past authentication and
 // reach the argument checks of the handlers too.
 
-export const password = "correct horse battery staple";
-
 export interface Credentials {
   email: string;
   jwtUser: string;
@@ -96,43 +105,25 @@ export interface Credentials {
   basic: string;
 }
 
-async function ok(p: ReturnType<typeof rest>, what: string) {
-  const r = await p;
-  assert.ok(r.status >= 200 && r.status < 300, `${what}: ${r.status} ${r.text}`);
-  return r;
-}
-
+/** One fresh credential of every kind; `tag` keeps the logins apart between calls. */
 export async function makeCredentials(server: TestServer, tag: string): Promise<Credentials> {
-  const url = server.url;
-  const cid = { "x-koms-clientid": testClientId };
   const email = `hostile-${tag}@example.com`;
-  await ok(rest(url, "POST", "/user", { json: { email, password }, headers: cid }), "sign-up");
-  const s = await ok(
-    rest(url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: cid }),
-    "session",
-  );
-  const a = await ok(
-    rest(url, "POST", "/v1/frontend/auth", { json: { account_id: `acct-${tag}`, description: "hostile" }, headers: { authorization: `Bearer ${testAdminToken}` } }),
-    "api token",
-  );
-  const basic = `Basic ${Buffer.from(`${email}:${password}`).toString("base64")}`;
-  const u = await ok(rest(url, "POST", "/auth/login", { headers: { authorization: basic } }), "user token");
-  const at = await ok(rest(url, "GET", "/api/authenticationtoken", { headers: { authorization: `Bearer ${u.body.token}` } }), "auth token");
-  const jwtUser = `hostile-jwt-${tag}`;
-  await ok(rest(url, "POST", "/jwt/user", { json: { user: jwtUser, pass: password } }), "jwt user");
-  const jt = await ok(rest(url, "GET", `/jwt/token?user=${jwtUser}&pass=${encodeURIComponent(password)}`), "jwt token");
-  const jr = await ok(rest(url, "GET", "/jwt/refresh_token", { headers: { authorization: `Bearer ${jt.text}` } }), "jwt refresh");
+  await signUp(server, email);
+  const session = await startSession(server, email);
+  const userToken = await loginUserToken(server, email);
+  const jwtUser = await createJwtUser(server, `hostile-jwt-${tag}`);
+  const jwtAccess = await jwtLogin(server, jwtUser);
   return {
     email,
     jwtUser,
-    sessionAccess: s.body.access_token,
-    sessionRefresh: s.body.refresh_token,
-    apiToken: a.body.token ?? a.body.apiToken ?? a.body.api_token,
-    userToken: u.body.token,
-    authToken: at.body.token,
-    jwtAccess: jt.text.trim(),
-    jwtRefresh: jr.text.trim(),
-    basic,
+    sessionAccess: session.access_token,
+    sessionRefresh: session.refresh_token,
+    apiToken: await createApiToken(server, `acct-${tag}`, "hostile"),
+    userToken,
+    authToken: await createAuthenticationToken(server, bearer(userToken)),
+    jwtAccess,
+    jwtRefresh: await jwtRefreshToken(server, jwtAccess),
+    basic: basic(email, password).authorization,
   };
 }
 
@@ -141,12 +132,12 @@ export function credentialHeaders(c: Credentials): Array<Record<string, string>>
   return [
     {},
     { authorization: "Bearer \u00ff\u00fe" },
-    { authorization: `Bearer ${testAdminToken}` },
+    bearer(testAdminToken),
     { "x-koms-clientid": testClientId },
-    { "x-koms-clientid": testClientId, authorization: `Bearer ${c.sessionAccess}` },
-    { authorization: `Bearer ${c.apiToken}` },
-    { authorization: `Bearer ${c.userToken}` },
-    { authorization: `Bearer ${c.jwtAccess}` },
+    { "x-koms-clientid": testClientId, ...bearer(c.sessionAccess) },
+    bearer(c.apiToken),
+    bearer(c.userToken),
+    bearer(c.jwtAccess),
     { authorization: c.basic },
   ];
 }

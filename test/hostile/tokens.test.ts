@@ -7,7 +7,7 @@
  */
 import { strict as assert } from "node:assert";
 import * as grpc from "@grpc/grpc-js";
-import type { DescService } from "@bufbuild/protobuf";
+import { create, toJson, type DescService } from "@bufbuild/protobuf";
 import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { AuthenticationTokenService } from "../../gen/tessera/authtoken/v1/authentication_token_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
@@ -15,6 +15,7 @@ import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { GrpcJsClient, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
+import { sessionCookie } from "../support/users.js";
 import { makeCredentials, type Credentials } from "./support.js";
 
 type Kind = "session" | "api" | "userToken" | "user" | "jwt" | "jwtPassword" | "admin";
@@ -96,7 +97,8 @@ interface Row {
   grpcExpect?: "ok" | 401;
 }
 
-const bearer = (f: (c: Credentials) => string) => (c: Credentials) => `Bearer ${f(c)}`;
+/** An Authorization value: `Bearer` and the token `f` picks from a credential set. */
+const bearerOf = (f: (c: Credentials) => string) => (c: Credentials) => `Bearer ${f(c)}`;
 
 function rows(): Row[] {
   const out: Row[] = [];
@@ -118,14 +120,14 @@ function rows(): Row[] {
     out.push({ kind, name: "no credential", authorization: () => undefined, expect: 401 });
     out.push({ kind, name: "empty bearer", authorization: () => "Bearer ", expect: 401 });
     out.push({ kind, name: "Basic instead of Bearer", authorization: (c) => c.basic, expect: 401 });
-    out.push({ kind, name: "truncated", authorization: bearer((c) => truncate(rightToken(kind, c))), expect: 401 });
-    out.push({ kind, name: "padded", authorization: bearer((c) => pad(rightToken(kind, c))), expect: 401 });
-    out.push({ kind, name: "wrong prefix", authorization: bearer((c) => wrongPrefix(rightToken(kind, c))), expect: 401 });
-    out.push({ kind, name: "flipped last character (checksum/signature)", authorization: bearer((c) => flipLast(rightToken(kind, c))), expect: 401 });
+    out.push({ kind, name: "truncated", authorization: bearerOf((c) => truncate(rightToken(kind, c))), expect: 401 });
+    out.push({ kind, name: "padded", authorization: bearerOf((c) => pad(rightToken(kind, c))), expect: 401 });
+    out.push({ kind, name: "wrong prefix", authorization: bearerOf((c) => wrongPrefix(rightToken(kind, c))), expect: 401 });
+    out.push({ kind, name: "flipped last character (checksum/signature)", authorization: bearerOf((c) => flipLast(rightToken(kind, c))), expect: 401 });
     if (kind === "session" || kind === "jwt" || kind === "jwtPassword") {
-      out.push({ kind, name: "same signature bytes, non-canonical base64url", authorization: bearer((c) => nonCanonicalSignature(rightToken(kind, c))), expect: 401 });
+      out.push({ kind, name: "same signature bytes, non-canonical base64url", authorization: bearerOf((c) => nonCanonicalSignature(rightToken(kind, c))), expect: 401 });
     }
-    out.push({ kind, name: "unsigned JWT (alg none)", authorization: bearer((c) => unsignedJwt(rightToken(kind, c))), expect: 401 });
+    out.push({ kind, name: "unsigned JWT (alg none)", authorization: bearerOf((c) => unsignedJwt(rightToken(kind, c))), expect: 401 });
     for (const [name, token] of others) {
       if (kind === "admin" && name === "admin token") continue;
       if (name === "user token" && (kind === "userToken" || kind === "user")) continue;
@@ -135,7 +137,7 @@ function rows(): Row[] {
       const ok = accepted[kind]?.includes(name) ?? false;
       // A session access token goes with its client id, wherever it is tried.
       const headers = name === "session access token" ? { "x-koms-clientid": testClientId } : undefined;
-      out.push({ kind, name: `${name} as a ${kind} credential`, authorization: bearer(token), headers, expect: ok ? "ok" : 401 });
+      out.push({ kind, name: `${name} as a ${kind} credential`, authorization: bearerOf(token), headers, expect: ok ? "ok" : 401 });
     }
   }
   // The session cookie of seed 003: accepted on safe methods of USER methods, never on POST.
@@ -146,28 +148,26 @@ function rows(): Row[] {
   return out;
 }
 
-const snake = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]));
+/** The RPC input as REST's JSON body (the proto's JSON names). */
+function restBody(ep: Endpoint): unknown {
+  const method = ep.service.methods.find((m) => m.name === ep.rpc)!;
+  return toJson(method.input, create(method.input, ep.input as never));
+}
 
 for (const store of storesUnderTest()) {
   describe(`token cross-use table (${store})`, function () {
     this.timeout(60_000);
     let server: TestServer;
     let creds: Credentials & { cookie: string };
-    const table: string[] = [];
 
     before(async () => {
       server = await startTestServer({ store, env: { TESSERA_LOGIN_PROTECTION: "false" } });
       const c = await makeCredentials(server, `tokens-${store}`);
       // A second authentication token, exchanged for the session cookie.
-      const at = await rest(server.url, "GET", "/api/authenticationtoken", { headers: { authorization: `Bearer ${c.userToken}` } });
-      const ex = await rest(server.url, "GET", `/api/authenticationtoken/${at.body.token}/user`);
-      const cookie = /tessera_session=([^;]+)/.exec(ex.headers.get("set-cookie") ?? "")?.[1];
-      assert.ok(cookie, `no session cookie: ${ex.status} ${ex.text}`);
-      creds = { ...c, cookie };
+      creds = { ...c, cookie: await sessionCookie(server, c.userToken) };
     });
     after(async () => {
       await server?.close();
-      if (table.length) console.log(table.map((l) => `      ${l}`).join("\n"));
     });
 
     it("REST and gRPC answer every row as documented", async () => {
@@ -180,7 +180,7 @@ for (const store of storesUnderTest()) {
           const auth = row.authorization(creds);
           if (auth !== undefined) headers.authorization = auth;
           if (row.cookie) headers.cookie = row.cookie(creds);
-          const r = await rest(server.url, ep.method, ep.path, { headers, ...(ep.input && ep.method !== "GET" && { json: snake(ep.input) }) });
+          const r = await rest(server.url, ep.method, ep.path, { headers, ...(ep.input && ep.method !== "GET" && { json: restBody(ep) }) });
           const okStatus = ep.okStatus ?? 200;
           const restOk = row.expect === "ok" ? r.status === okStatus : r.status === 401;
           const www = r.status === 401 ? r.headers.get("www-authenticate") : "n/a";
@@ -190,7 +190,6 @@ for (const store of storesUnderTest()) {
           const code = g.error ? g.error.code : grpc.status.OK;
           const okCode = okStatus === 400 ? grpc.status.INVALID_ARGUMENT : grpc.status.OK;
           const grpcOk = (row.grpcExpect ?? row.expect) === "ok" ? code === okCode : code === grpc.status.UNAUTHENTICATED;
-          table.push(`${ep.method} ${ep.path} | ${row.name} | REST ${r.status} | gRPC ${grpc.status[code]}`);
           if (!restOk || !grpcOk || !www) failures.push(`${row.kind}: ${row.name}: REST ${r.status} (www-authenticate ${www}) ${r.text.slice(0, 120)}; gRPC ${grpc.status[code]} ${g.error?.details ?? ""}`);
         }
       } finally {

@@ -2,12 +2,11 @@
 // all of them (API.md). Seed 000 (email logins), seed 002 (Basic) and seed 004 (user names) share
 // the user; the JWT API takes the stored login as its user name.
 import assert from "node:assert/strict";
-import { basic, rest } from "../support/clients.js";
+import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import { otherPassword as newPassword, password as oldPassword } from "../support/users.js";
 
 const email = "shared.user@example.com";
-const oldPassword = "violet-kettle-harbour-29";
-const newPassword = "amber-lantern-orchard-47";
 
 for (const store of storesUnderTest()) {
   describe(`one identity core across the services (${store})`, function () {
@@ -34,17 +33,17 @@ for (const store of storesUnderTest()) {
       const jwt = await jwtToken(oldPassword);
       assert.equal(jwt.status, 200, jwt.text);
 
-      const changed = await rest(server.url, "PATCH", "/jwt/user", { headers: { authorization: `Bearer ${jwt.text}` }, json: { pass: newPassword } });
+      const changed = await rest(server.url, "PATCH", "/jwt/user", { headers: bearer(jwt.text), json: { pass: newPassword } });
       assert.equal(changed.status, 200, changed.text);
 
-      const get = await rest(server.url, "GET", "/session", { headers: { ...client, authorization: `Bearer ${session.body.access_token}` } });
+      const get = await rest(server.url, "GET", "/session", { headers: { ...client, ...bearer(session.body.access_token) } });
       assert.equal(get.status, 401, "the seed 000 session ended");
       const refresh = await rest(server.url, "PUT", "/session", {
-        headers: { ...client, authorization: `Bearer ${session.body.access_token}` },
+        headers: { ...client, ...bearer(session.body.access_token) },
         json: { refresh_token: session.body.refresh_token },
       });
       assert.equal(refresh.status, 401, "its refresh token too");
-      const bump = await rest(server.url, "POST", "/auth/bump", { headers: { authorization: `Bearer ${userToken.body.token}` } });
+      const bump = await rest(server.url, "POST", "/auth/bump", { headers: bearer(userToken.body.token) });
       assert.equal(bump.status, 401, "the seed 002 user token stopped working");
 
       assert.equal((await startSession(oldPassword)).status, 401, "the old password is refused by seed 000");
@@ -58,13 +57,13 @@ for (const store of storesUnderTest()) {
       const session = await startSession(oldPassword);
       const userToken = await rest(server.url, "POST", "/auth/login", { headers: basic(email, oldPassword) });
       const jwt = await jwtToken(oldPassword);
-      const deleted = await rest(server.url, "DELETE", "/jwt/user", { headers: { authorization: `Bearer ${jwt.text}` } });
+      const deleted = await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(jwt.text) });
       assert.equal(deleted.status, 204, deleted.text);
 
-      assert.equal((await rest(server.url, "GET", "/user", { headers: { ...client, authorization: `Bearer ${session.body.access_token}` } })).status, 401);
-      assert.equal((await rest(server.url, "POST", "/auth/bump", { headers: { authorization: `Bearer ${userToken.body.token}` } })).status, 401);
-      assert.equal((await rest(server.url, "GET", "/jwt/check", { headers: { authorization: `Bearer ${jwt.text}` } })).status, 400);
-      assert.equal((await rest(server.url, "GET", "/api/authenticationtoken", { headers: { authorization: `Bearer ${jwt.text}` } })).status, 401);
+      assert.equal((await rest(server.url, "GET", "/user", { headers: { ...client, ...bearer(session.body.access_token) } })).status, 401);
+      assert.equal((await rest(server.url, "POST", "/auth/bump", { headers: bearer(userToken.body.token) })).status, 401);
+      assert.equal((await rest(server.url, "GET", "/jwt/check", { headers: bearer(jwt.text) })).status, 400);
+      assert.equal((await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(jwt.text) })).status, 401);
       // A deactivated user is told so (403) only with the right password, in every service.
       assert.equal((await jwtToken(oldPassword)).status, 403);
       assert.equal((await startSession(oldPassword)).status, 403);

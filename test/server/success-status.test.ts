@@ -4,12 +4,9 @@
 import assert from "node:assert/strict";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
-import { connectClient, GrpcJsClient, rest } from "../support/clients.js";
+import { bearer, connectClient, GrpcJsClient, rest } from "../support/clients.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
-
-const password = "correct horse battery staple";
-let n = 0;
-const unique = (prefix: string) => `${prefix}-${process.pid}-${Date.now()}-${n++}`;
+import { password, uniqueEmail, uniqueName as unique } from "../support/users.js";
 
 describe("declared REST success statuses", () => {
   let server: TestServer;
@@ -23,7 +20,7 @@ describe("declared REST success statuses", () => {
   it("POST /user (seed 000) is 201 over REST; a Connect client sees no x-http-code header", async () => {
     const res = await rest(server.url, "POST", "/user", {
       headers: { "x-koms-clientid": testClientId },
-      json: { email: `${unique("a")}@example.com`, password },
+      json: { email: uniqueEmail("a"), password },
     });
     assert.equal(res.status, 201);
     assert.deepEqual(res.body, { message: "User created" });
@@ -31,7 +28,7 @@ describe("declared REST success statuses", () => {
     let headers = new Headers();
     const client = connectClient(UserService, server.url);
     const answer = await client.createUser(
-      { email: `${unique("b")}@example.com`, password },
+      { email: uniqueEmail("b"), password },
       { headers: { "x-koms-clientid": testClientId }, onHeader: (h) => (headers = h) },
     );
     assert.equal(answer.message, "User created");
@@ -55,7 +52,7 @@ describe("declared REST success statuses", () => {
     }
     const token = await rest(server.url, "GET", `/jwt/token?user=${user}&pass=${encodeURIComponent(password)}`);
     assert.equal(token.status, 200);
-    const deleted = await rest(server.url, "DELETE", "/jwt/user", { headers: { authorization: `Bearer ${token.text}` } });
+    const deleted = await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(token.text) });
     assert.equal(deleted.status, 204);
     assert.equal(deleted.text, "");
   });

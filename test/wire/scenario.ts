@@ -4,6 +4,7 @@
 // when the protos, the generated code or the services are rewritten: any difference in what
 // it records is a change of the wire.
 import { readFileSync } from "node:fs";
+import { basic, bearer } from "../support/clients.js";
 import { startTestServer, testAdminToken, testClientId, otherClientId, type StoreKind, type TestServer } from "../support/server.js";
 import { Recorder, type Recording, type WireAnswer, type WireRequest } from "./recorder.js";
 
@@ -40,9 +41,7 @@ const newPassword = "tr0ubador & a second staple";
 const allowedOrigin = "https://app.example";
 
 const cid = { "x-koms-clientid": testClientId };
-const admin = { authorization: `Bearer ${testAdminToken}` };
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-const basicAuth = (login: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${login}:${pass}`, "utf8").toString("base64")}` });
+const admin = bearer(testAdminToken);
 
 /** A request with a JSON body. */
 function json(method: string, path: string, value: unknown, headers: Record<string, string> = {}): WireRequest {
@@ -225,25 +224,25 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   await x("001 GET /v1/frontend/auth/{account_id}: active after the revocation", plain("GET", "/v1/frontend/auth/acct-1", admin));
 
   // ---- seed 002: user tokens ----
-  const u1 = await x("002 POST /auth/login: a user token", plain("POST", "/auth/login", basicAuth(ada, password)));
+  const u1 = await x("002 POST /auth/login: a user token", plain("POST", "/auth/login", basic(ada, password)));
   expectStatus(u1, 200, "POST /auth/login");
   const userToken = u1.json().token as string;
   const u2 = await x(
     "002 POST /auth/login: with note and expirationTime",
-    json("POST", "/auth/login", { note: "Client API Access", expirationTime: "2027-07-29T23:59:59-05:00" }, basicAuth(ada, password)),
+    json("POST", "/auth/login", { note: "Client API Access", expirationTime: "2027-07-29T23:59:59-05:00" }, basic(ada, password)),
   );
   expectStatus(u2, 200, "POST /auth/login");
   const userToken2 = u2.json().token as string;
-  await x("002 POST /auth/login: wrong password, 401", plain("POST", "/auth/login", basicAuth(ada, newPassword)));
-  await x("002 POST /auth/login: unknown login, 401 (same answer)", plain("POST", "/auth/login", basicAuth("nobody@example.com", password)));
+  await x("002 POST /auth/login: wrong password, 401", plain("POST", "/auth/login", basic(ada, newPassword)));
+  await x("002 POST /auth/login: unknown login, 401 (same answer)", plain("POST", "/auth/login", basic("nobody@example.com", password)));
   await x("002 POST /auth/login: no credential, 401", plain("POST", "/auth/login"));
   await x("002 POST /auth/login: a bearer credential, 401", plain("POST", "/auth/login", bearer(userToken)));
   await x("002 POST /auth/login: malformed Basic, 400", plain("POST", "/auth/login", { authorization: "Basic !!!" }));
-  await x("002 POST /auth/login: empty password, 400", plain("POST", "/auth/login", basicAuth(ada, "")));
-  await x("002 POST /auth/login: expirationTime in the past, 400", json("POST", "/auth/login", { expirationTime: "2020-01-01T00:00:00Z" }, basicAuth(ada, password)));
-  await x("002 POST /auth/login: expirationTime not RFC 3339, 400", json("POST", "/auth/login", { expirationTime: "tomorrow" }, basicAuth(ada, password)));
-  await x("002 POST /auth/login: note too long, 400", json("POST", "/auth/login", { note: "n".repeat(1025) }, basicAuth(ada, password)));
-  await x("002 GET /auth/login: 405 with Allow", plain("GET", "/auth/login", basicAuth(ada, password)));
+  await x("002 POST /auth/login: empty password, 400", plain("POST", "/auth/login", basic(ada, "")));
+  await x("002 POST /auth/login: expirationTime in the past, 400", json("POST", "/auth/login", { expirationTime: "2020-01-01T00:00:00Z" }, basic(ada, password)));
+  await x("002 POST /auth/login: expirationTime not RFC 3339, 400", json("POST", "/auth/login", { expirationTime: "tomorrow" }, basic(ada, password)));
+  await x("002 POST /auth/login: note too long, 400", json("POST", "/auth/login", { note: "n".repeat(1025) }, basic(ada, password)));
+  await x("002 GET /auth/login: 405 with Allow", plain("GET", "/auth/login", basic(ada, password)));
   clock.advance(1_000);
   await x("002 POST /auth/bump: last login time", plain("POST", "/auth/bump", bearer(userToken)));
   await x("002 POST /auth/bump: unknown token, 401", plain("POST", "/auth/bump", bearer("b94cf5c7-cddc-4610-9d4c-6b8e04088ae8")));
@@ -364,7 +363,7 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   // ---- seed 003: authentication tokens ----
   const grace = "grace@example.com";
   await x("003 setup: POST /user (seed 000) for a second user", json("POST", "/user", { email: grace, password }, cid));
-  const g = await x("003 setup: POST /auth/login (seed 002) for the second user", plain("POST", "/auth/login", basicAuth(grace, password)));
+  const g = await x("003 setup: POST /auth/login (seed 002) for the second user", plain("POST", "/auth/login", basic(grace, password)));
   expectStatus(g, 200, "POST /auth/login");
   const graceToken = g.json().token as string;
 
@@ -427,7 +426,7 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
     await x(`000 POST /session: wrong password #${i}`, json("POST", "/session", { account_type: "traditional", email: eve, password: newPassword }, cid));
   }
   await x("000 POST /session: the right password while locked out, 429", json("POST", "/session", { account_type: "traditional", email: eve, password }, cid));
-  await x("002 POST /auth/login: the same login while locked out, 429", plain("POST", "/auth/login", basicAuth(eve, password)));
+  await x("002 POST /auth/login: the same login while locked out, 429", plain("POST", "/auth/login", basic(eve, password)));
   clock.advance(3_600_000);
   await x("000 POST /session: after the lockout", json("POST", "/session", { account_type: "traditional", email: eve, password }, cid));
 
