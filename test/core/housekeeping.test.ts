@@ -1,39 +1,25 @@
 // Housekeeping deletes what can never be valid again (or count again), and nothing else.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { randomBytes } from "node:crypto";
-import { MongoClient } from "mongodb";
 import { ManualClock } from "../../src/core/clock.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
 import { createLogger } from "../../src/logger.js";
-import { openStore } from "../../src/store/index.js";
 import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
+import { openTestStore, type OpenedStore } from "../support/store.js";
 
 const minute = 60_000;
 
 for (const kind of storesUnderTest()) {
   describe(`core: housekeeping (${kind})`, () => {
+    let opened: OpenedStore;
     let store: Store;
-    let dir: string;
-    const dbName = `tessera_test_hk_${randomBytes(4).toString("hex")}`;
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
 
-    before(async () => {
-      dir = mkdtempSync(join(tmpdir(), "tessera-hk-"));
-      store = await openStore({ dataDir: dir, mongodbUri: kind === "mongo" ? process.env.MONGODB_URI : undefined, mongoDbName: dbName });
+    beforeEach(async () => {
+      opened = await openTestStore(kind);
+      store = opened.store;
     });
-    after(async () => {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-      if (kind === "mongo") {
-        const c = await MongoClient.connect(process.env.MONGODB_URI!);
-        await c.db(dbName).dropDatabase();
-        await c.close();
-      }
-    });
+    afterEach(() => opened?.close());
 
     it("removes expired refresh, authentication and JWT refresh tokens, and keeps live ones", async () => {
       const now = clock.now();

@@ -1,5 +1,6 @@
 // The store going away is an answer (NOT_SERVING, 503, UNAVAILABLE), never a crash, and the
-// service recovers by itself when the store returns.
+// service recovers by itself when the store returns. Each test starts from a store that answers
+// and a server that says SERVING, whatever the test before it did to the database.
 import assert from "node:assert/strict";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
 import { GrpcJsClient } from "../support/clients.js";
@@ -30,6 +31,11 @@ describe("server: MongoDB outage", function () {
     server = await startTestServer({ store: "mongo", env: { MONGODB_URI: db.uri, TESSERA_STORE_TIMEOUT_MS: "500" } });
     grpc = new GrpcJsClient(Health, server.url);
   });
+  beforeEach(async () => {
+    // A running database and a server that has seen it answer.
+    if (!db.running) await db.resume();
+    await eventually(async () => (await status()) === Status.SERVING && (await readyz()) === 200, 20000);
+  });
   after(async () => {
     grpc?.close();
     await server?.close();
@@ -39,7 +45,7 @@ describe("server: MongoDB outage", function () {
   const status = async () => (await grpc.call("Check", { service: "" })).message?.status;
   const readyz = async () => (await fetch(`${server.url}/readyz`)).status;
 
-  it("reports SERVING while the store answers", async () => {
+  it("reports SERVING (gRPC) and 200 (/readyz) while the store answers", async () => {
     assert.equal(await status(), Status.SERVING);
     assert.equal(await readyz(), 200);
   });
@@ -52,6 +58,8 @@ describe("server: MongoDB outage", function () {
   });
 
   it("recovers without a restart when the store returns", async () => {
+    await db.stop();
+    await eventually(async () => (await status()) === Status.NOT_SERVING, 10000);
     await db.resume();
     await eventually(async () => (await status()) === Status.SERVING && (await readyz()) === 200, 20000);
   });

@@ -1,23 +1,14 @@
 // The MongoDB store when the database is down: calls fail fast with StoreUnavailableError (the
 // service answers UNAVAILABLE), nothing hangs or crashes, and the store recovers by itself when the
 // database returns. The reconnect test runs its OWN FerretDB (never the shared one).
-import { freePort } from "../support/net.js";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { createServer } from "node:net";
 import { once } from "node:events";
 import { openStore } from "../../src/store/index.js";
 import { StoreUnavailableError, type Store } from "../../src/store/ports.js";
-
-const FERRETDB_BIN = process.env.FERRETDB_BIN ?? "/tmp/ferretdb-bin";
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
+import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
+import { freePort } from "../support/net.js";
 
 async function elapsed<T>(promise: Promise<T>): Promise<{ ms: number; result: PromiseSettledResult<T> }> {
   const start = performance.now();
@@ -97,68 +88,23 @@ describe("mongo store: a server that accepts connections but never answers", () 
 
 describe("mongo store: reconnects when the database returns", function () {
   this.timeout(60_000);
-
-  let stateDir = "";
-  let ferret: ChildProcess | undefined;
-  let port = 0;
-
-  async function startFerret(): Promise<void> {
-    ferret = spawn(
-      FERRETDB_BIN,
-      [
-        "--handler=sqlite",
-        `--sqlite-url=file:${join(stateDir, "data")}/`,
-        `--listen-addr=127.0.0.1:${port}`,
-        "--debug-addr=127.0.0.1:0",
-        `--state-dir=${stateDir}`,
-        "--telemetry=disable",
-        "--log-level=error",
-      ],
-      { stdio: ["ignore", "ignore", "inherit"] },
-    );
-    // Ready when it accepts TCP connections.
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const socket = connect(port, "127.0.0.1");
-        socket.once("connect", () => (socket.destroy(), resolve(true)));
-        socket.once("error", () => resolve(false));
-      });
-      if (ok) return;
-      if (exited(ferret)) throw new Error(`own FerretDB exited with ${ferret.exitCode}`);
-      if (Date.now() > deadline) throw new Error("own FerretDB did not start");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  async function stopFerret(): Promise<void> {
-    if (!ferret || exited(ferret)) return;
-    const exit = once(ferret, "exit");
-    ferret.kill("SIGKILL");
-    await exit;
-  }
+  let db: PrivateFerretDb | undefined;
 
   before(async function () {
-    if (!existsSync(FERRETDB_BIN)) {
-      if (process.env.CI === "true") throw new Error(`FerretDB binary not found at ${FERRETDB_BIN} (set FERRETDB_BIN)`);
+    if (!ferretdbBinary()) {
+      if (process.env.CI === "true") throw new Error("FerretDB binary not found (set FERRETDB_BIN)");
       this.skip();
     }
-    // Never leave our FerretDB behind, even if mocha exits without running `after`.
-    process.once("exit", () => ferret?.kill("SIGKILL"));
-    stateDir = mkdtempSync(join(tmpdir(), "tessera-ferretdb-"));
-    mkdirSync(join(stateDir, "data"));
-    port = await freePort();
-    await startFerret();
+    db = await PrivateFerretDb.start();
   });
 
   after(async () => {
-    await stopFerret();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    await db?.destroy();
   });
 
   it("answers UNAVAILABLE while it is down and serves the same data once it is back", async () => {
     const store = await openStore({
-      mongodbUri: `mongodb://127.0.0.1:${port}`,
+      mongodbUri: db!.uri,
       dataDir: "",
       mongoDbName: "tessera_reconnect",
       serverSelectionTimeoutMs: 500,
@@ -174,7 +120,7 @@ describe("mongo store: reconnects when the database returns", function () {
       };
       await store.users.create(user);
 
-      await stopFerret();
+      await db!.stop();
       for (let i = 0; i < 3; i++) {
         const { ms, result } = await elapsed(store.users.findById(user.id));
         assertUnavailable(result);
@@ -182,7 +128,7 @@ describe("mongo store: reconnects when the database returns", function () {
       }
       assertUnavailable((await elapsed(store.ping())).result);
 
-      await startFerret();
+      await db!.resume();
       const deadline = Date.now() + 20_000;
       let found = null;
       for (;;) {

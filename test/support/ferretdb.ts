@@ -41,6 +41,11 @@ export class PrivateFerretDb {
     return `mongodb://127.0.0.1:${this.port}/`;
   }
 
+  /** Whether the server process runs (it may be paused). */
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   static async start(): Promise<PrivateFerretDb> {
     const bin = ferretdbBinary();
     if (!bin) throw new Error("FerretDB binary not found (set FERRETDB_BIN)");
