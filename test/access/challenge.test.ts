@@ -12,8 +12,8 @@ import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { basic, bearer, GrpcJsClient, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
+import { password } from "../support/users.js";
 
-const password = "violet-kettle-harbour-29";
 const clientId = { "x-koms-clientid": testClientId };
 const bearerChallenge = "Bearer";
 const invalidToken = 'Bearer error="invalid_token"';

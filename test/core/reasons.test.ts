@@ -11,8 +11,8 @@ import { createCore, type Core } from "../../src/core/index.js";
 import { silentLogger } from "../../src/logger.js";
 import { openStore } from "../../src/store/index.js";
 import type { Store } from "../../src/store/ports.js";
+import { password } from "../support/users.js";
 
-const password = "violet-kettle-harbour-29";
 
 async function failsWith(
   p: Promise<unknown>,

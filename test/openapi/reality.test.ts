@@ -7,10 +7,12 @@
 // 500 and 503 (an internal error, the store down) and the exemptions listed below.
 import assert from "node:assert/strict";
 import http from "node:http";
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
+import { basic, bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
+import { otherPassword as newPassword, password, uniqueEmail, uniqueName } from "../support/users.js";
 
 // ajv-formats is CommonJS: its default export arrives as the module object under NodeNext.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (a: Ajv2020) => void;
@@ -33,13 +35,11 @@ interface Answer {
   text: string;
 }
 
-const password = "correct horse battery staple";
-const newPassword = "tr0ubador & a second staple";
 
 /** Credentials and objects for one call, each made on first use (so each call gets fresh ones). */
 class World {
   private readonly memo = new Map<string, Promise<unknown>>();
-  readonly email = `reality-${randomBytes(5).toString("hex")}@example.com`;
+  readonly email = uniqueEmail("reality");
   constructor(private readonly send: (method: string, path: string, r: Request) => Promise<Answer>) {}
 
   private once<T>(key: string, make: () => Promise<T>): Promise<T> {
@@ -88,7 +88,7 @@ class World {
   }
   apiToken(): Promise<{ account: string; token: string; link: string }> {
     return this.once("apiToken", async () => {
-      const account = `acct-${randomBytes(4).toString("hex")}`;
+      const account = uniqueName("acct");
       const created = await this.ok("POST", "/v1/frontend/auth", { headers: bearer(testAdminToken), json: { account_id: account, description: "reality" } });
       const token = JSON.parse(created.text).token as string;
       const link = JSON.parse((await this.ok("GET", "/v1/api/auth", { headers: bearer(token) })).text).token_link as string;
@@ -124,22 +124,22 @@ class World {
           r.headers["x-koms-clientid"] = testClientId;
           break;
         case "sessionAccessToken":
-          r.headers.authorization = `Bearer ${(await this.session()).access_token}`;
+          r.headers.authorization = bearer((await this.session()).access_token).authorization;
           break;
         case "apiToken":
-          r.headers.authorization = `Bearer ${(await this.apiToken()).token}`;
+          r.headers.authorization = bearer((await this.apiToken()).token).authorization;
           break;
         case "userToken":
-          r.headers.authorization = `Bearer ${await this.userToken()}`;
+          r.headers.authorization = bearer(await this.userToken()).authorization;
           break;
         case "jwtAccessToken":
-          r.headers.authorization = `Bearer ${await this.jwt()}`;
+          r.headers.authorization = bearer(await this.jwt()).authorization;
           break;
         case "jwtAccessTokenArgument":
           r.query.access_token = await this.jwt();
           break;
         case "adminToken":
-          r.headers.authorization = `Bearer ${testAdminToken}`;
+          r.headers.authorization = bearer(testAdminToken).authorization;
           break;
         case "basic":
           Object.assign(r.headers, basic(this.email, password));
@@ -156,8 +156,6 @@ class World {
   }
 }
 
-const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
-const basic = (login: string, pass: string) => ({ authorization: `Basic ${Buffer.from(`${login}:${pass}`).toString("base64")}` });
 
 interface Scenario {
   /** Valid arguments (path, query, body); for seed 004's loose operations, sent in each style. */
@@ -206,7 +204,7 @@ const scenarios: Record<string, Scenario> = {
   "GET /jwt/refresh_token": { args: async () => ({}) },
   "DELETE /jwt/refresh_token": { args: async (w) => ({ query: { refresh_token: await w.refreshJwt() } }) },
   "POST /jwt/user": {
-    args: async () => ({ query: { user: `jwt-${randomBytes(5).toString("hex")}`, pass: password } }),
+    args: async () => ({ query: { user: uniqueName("jwt"), pass: password } }),
     errors: [{ status: 409, name: "existing user", request: async (w) => (await w.user(), { query: { user: w.email, pass: password } }) }],
   },
   "PATCH /jwt/user": { args: async () => ({ query: { pass: newPassword } }) },
@@ -226,7 +224,7 @@ const scenarios: Record<string, Scenario> = {
   "GET /session": { args: async () => ({}) },
   "DELETE /session": { args: async () => ({}) },
   "POST /user": {
-    args: async () => ({ json: { email: `new-${randomBytes(5).toString("hex")}@example.com`, password } }),
+    args: async () => ({ json: { email: uniqueEmail("new"), password } }),
     errors: [{ status: 409, name: "existing email", request: async (w) => (await w.user(), { headers: { "x-koms-clientid": testClientId }, json: { email: w.email, password } }) }],
   },
   "GET /user": { args: async () => ({}) },

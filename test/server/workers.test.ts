@@ -8,6 +8,7 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { testAdminToken } from "../support/server.js";
+import { bearer } from "../support/clients.js";
 
 interface Cluster {
   child: ChildProcess;
@@ -67,7 +68,7 @@ function request(port: number, method: string, path: string, body?: unknown): Pr
         agent: false,
         headers: {
           connection: "close",
-          authorization: `Bearer ${testAdminToken}`,
+          ...bearer(testAdminToken),
           ...(data !== undefined && { "content-type": "application/json", "content-length": Buffer.byteLength(data) }),
         },
       },
