@@ -132,9 +132,9 @@ export class RpcClient {
       let client = this.grpcClients.get(method.parent);
       if (!client) this.grpcClients.set(method.parent, (client = new GrpcJsClient(method.parent, this.baseUrl)));
       const r = await client.call(method.name, input as Record<string, unknown>, headers);
-      const all = metadataHeaders(r.header, r.trailer);
+      // An error's metadata is its trailers.
       if (r.error) return { code: codeName(r.error.code as number as Code), message: r.error.details, headers: metadataHeaders(r.header, r.error.metadata) };
-      return { code: "ok", data: this.json(method, r.message), response: r.message, headers: all };
+      return { code: "ok", data: this.json(method, r.message), response: r.message, headers: metadataHeaders(r.header, r.trailer) };
     }
     this.transport ??= createConnectTransport({ baseUrl: this.baseUrl, httpVersion: "1.1" });
     try {
