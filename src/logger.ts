@@ -1,9 +1,11 @@
 // Structured JSON logs: one object per line on stdout. Callers pass fields, never secrets;
-// `redact` is a last line of defence for values that look like credentials.
+// `redact` is a last line of defence for values that look like credentials. A line written
+// while a request is served carries that request's id (src/call-scope.ts), whoever writes it.
 //
 // Lines written in one event-loop turn leave in one write (a request log per call would
 // otherwise be one syscall per call); whatever is pending is flushed synchronously on exit.
 import { writeSync } from "node:fs";
+import { currentCall } from "./call-scope.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -63,7 +65,8 @@ export function createLogger(level: LogLevel, write?: (line: string) => void, ba
   const out = write ?? (stdoutWriter ??= batchedStdout());
   const emit = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>) => {
     if (rank[lvl] < min) return;
-    const entry = { time: new Date().toISOString(), level: lvl, msg, ...base, ...(fields ? redact(fields) : {}) };
+    const requestId = currentCall()?.requestId;
+    const entry = { time: new Date().toISOString(), level: lvl, msg, ...base, ...(requestId !== undefined && { requestId }), ...(fields ? redact(fields) : {}) };
     out(JSON.stringify(entry) + "\n");
   };
   return {

@@ -27,13 +27,14 @@ export interface StartOptions {
 
 /** REST routes for every service, each mounted where restMount says. */
 function restFactory(config: Config): RestHandlerFactory {
-  return ({ handlers, services, contextValues }) => {
+  return ({ handlers, services, contextValues, onError }) => {
     const transcoder = createTranscoder({
       handlers,
       services: services.map((service) => ({ service, ...restMount(service, config.jwtBasePath), successStatus })),
       maxBodyBytes: config.bodyLimitBytes,
       corsOrigins: config.corsOrigins,
       contextValues,
+      onError,
     });
     return (req, res) => transcoder.handle(req, res);
   };

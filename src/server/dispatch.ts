@@ -32,6 +32,7 @@ import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Conne
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "../logger.js";
+import { describeError } from "./error-report.js";
 import { createResponseCorrection } from "./protocol-errors.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -65,7 +66,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   const failed = (h: UniversalHandler, res: NodeResponse) => (e: unknown) => {
     // A client that went away is Aborted: nothing to report.
     if (ConnectError.from(e).code !== Code.Aborted) {
-      logger.error("rpc answer failed", { procedure: `${h.service.typeName}/${h.method.name}`, error: e instanceof Error ? e.message : String(e) });
+      logger.error("rpc answer failed", { procedure: `${h.service.typeName}/${h.method.name}`, ...describeError(e) });
     }
     // The handlers answer every error themselves: this is a write that failed, or a bug. Do not
     // leave a request that got no answer at all hanging until its timeout.

@@ -2,13 +2,16 @@
 // Core errors keep their code, message and Retry-After (and a 401 the challenge the access
 // interceptor chose for it), and ride along as the ConnectError's
 // `cause` (their reason and field violations are there for whoever reads it next); a store
-// outage is UNAVAILABLE; anything else is INTERNAL with a generic message, and its details go
-// to the log only.
+// outage is UNAVAILABLE; a store call the caller's deadline cut short is DEADLINE_EXCEEDED;
+// anything else is INTERNAL with a generic message, and is logged once, here, with the RPC, the
+// request id (the logger adds it) and the stack. Errors a stream throws while it is read are
+// mapped the same way.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { challengeKey } from "../access/context.js";
 import { AuthError, internal, unavailable, type AuthErrorCode } from "../core/errors.js";
 import type { Logger } from "../logger.js";
-import { StoreUnavailableError } from "../store/ports.js";
+import { DeadlineExceededError, StoreUnavailableError } from "../store/ports.js";
+import { describeError } from "./error-report.js";
 
 const codes: Record<AuthErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -29,13 +32,14 @@ export function toAuthError(e: unknown, logger: Logger, procedure: string): Auth
     logger.warn("store unavailable", { procedure, error: e.message });
     return unavailable("STORE_UNAVAILABLE", "the store is unavailable, try again shortly", { cause: e, retryAfterSeconds: 1 });
   }
-  logger.error("unexpected error", { procedure, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e), stack: e instanceof Error ? e.stack : undefined });
+  logger.error("unexpected error", { procedure, ...describeError(e) });
   return internal("INTERNAL", "internal error", { cause: e });
 }
 
 /** `challenge`: the WWW-Authenticate value for a 401 (from the access interceptor). */
 export function toConnectError(e: unknown, logger: Logger, procedure: string, challenge?: string): ConnectError {
   if (e instanceof ConnectError) return e;
+  if (e instanceof DeadlineExceededError) return new ConnectError("the deadline passed before the call completed", Code.DeadlineExceeded, undefined, undefined, e);
   const error = toAuthError(e, logger, procedure);
   const metadata = new Headers();
   if (error.retryAfterSeconds !== undefined) metadata.set("retry-after", String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
@@ -43,12 +47,33 @@ export function toConnectError(e: unknown, logger: Logger, procedure: string, ch
   return new ConnectError(error.message, codes[error.code], metadata, undefined, error);
 }
 
+async function* mapped<T>(messages: AsyncIterable<T>, map: (e: unknown) => ConnectError): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (e) {
+    throw map(e);
+  }
+}
+
+/**
+ * A request stream that closed before its end — the client reset it, or the server cut it at
+ * its request timeout — fails the read with ERR_STREAM_PREMATURE_CLOSE (sometimes before the
+ * call's signal says so): the end of the call, not a bug, and nobody is there to read the answer.
+ */
+function streamCut(e: unknown, signal: AbortSignal): ConnectError | undefined {
+  if (e instanceof ConnectError || (e as { code?: unknown } | null)?.code !== "ERR_STREAM_PREMATURE_CLOSE") return undefined;
+  return signal.reason instanceof ConnectError ? signal.reason : new ConnectError("the request stream was cut short", Code.Canceled, undefined, undefined, e);
+}
+
 export function createErrorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
+    const map = (e: unknown) =>
+      streamCut(e, req.signal) ?? toConnectError(e, logger, `${req.method.parent.typeName}/${req.method.name}`, req.contextValues.get(challengeKey));
     try {
-      return await next(req);
+      const res = await next(req);
+      return res.stream ? { ...res, message: mapped(res.message, map) } : res;
     } catch (e) {
-      throw toConnectError(e, logger, req.url, req.contextValues.get(challengeKey));
+      throw map(e);
     }
   };
 }

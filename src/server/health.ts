@@ -31,15 +31,28 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
           last = now;
           yield create(HealthCheckResponseSchema, { status: now });
         }
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, watchIntervalMs);
-          ctx.signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
-        });
+        await pause(watchIntervalMs, ctx.signal);
       }
+      // The stream ends as the call did: DEADLINE_EXCEEDED at the client's deadline, not OK.
+      ctx.signal.throwIfAborted();
     },
     async list() {
       const s = await status();
       return { statuses: Object.fromEntries([...names].map((n) => [n, create(HealthCheckResponseSchema, { status: s })])) };
     },
   };
+}
+
+/** Waits `ms`, or less when `signal` aborts; leaves no timer and no listener behind. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

@@ -9,22 +9,28 @@ import { Health } from "../../gen/health/v1/health_pb.js";
 import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../access/context.js";
 import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
 import { createSessionCookieInterceptor } from "../access/session-cookie.js";
+import { runInCall } from "../call-scope.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../services/binding.js";
+import { createDeadlineInterceptor } from "./deadline-interceptor.js";
 import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatch.js";
 import { createDocs } from "./docs.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
+import { describeError } from "./error-report.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, type Listener } from "./listener.js";
 import { createLoggingInterceptor } from "./logging-interceptor.js";
 import { reflectionServices } from "./reflection.js";
+import { requestIdHeader, requestIdOf } from "./request-id.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
   handlers: UniversalHandler[];
   services: readonly DescService[];
   contextValues: (req: NodeRequest) => ContextValues;
+  /** Logs an unexpected failure of a REST request (the route, the request id, the stack). */
+  onError: (error: unknown, route: string) => void;
 }) => (req: NodeRequest, res: NodeResponse) => Promise<void> | void;
 
 export interface ServerOptions {
@@ -91,6 +97,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const rpc = createDispatcher({
     interceptors: [
       createLoggingInterceptor(logger),
+      createDeadlineInterceptor(),
       createErrorInterceptor(logger),
       createAccessInterceptor({
         verifiers: o.verifiers,
@@ -111,13 +118,19 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       for (const r of reflection) router.service(r.service, r.impl);
     },
   });
-  const rest = o.rest?.({ handlers: rpc.handlers, services, contextValues: (req) => contextValues(req).set(protocolKey, "rest") });
+  const reportRest = (error: unknown, route: string) => logger.error("unexpected error", { route, ...describeError(error) });
+  const rest = o.rest?.({
+    handlers: rpc.handlers,
+    services,
+    contextValues: (req) => contextValues(req).set(protocolKey, "rest"),
+    onError: reportRest,
+  });
 
   const fallback = (req: NodeRequest, res: NodeResponse): void => {
     if (ops(req, res) || docs(req, res)) return;
     if (rest) {
       Promise.resolve(rest(req, res)).catch((e: unknown) => {
-        logger.error("rest handler failed", { error: e instanceof Error ? e.message : String(e) });
+        reportRest(e, `${req.method} ${(req.url ?? "").split("?", 1)[0]}`);
         if (!res.headersSent) json(res, 500, { code: "internal", message: "internal error", details: [] });
         else res.end();
       });
@@ -126,7 +139,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     json(res, 404, { code: "not_found", message: `no route for ${req.method} ${(req.url ?? "").split("?", 1)[0]}`, details: [] });
   };
 
-  const listener = await listen(rpc.listener(fallback), {
+  // Every request runs in its own call scope: its id is in every log line written while it is
+  // served, and comes back to the caller as a response header.
+  const dispatch = rpc.listener(fallback);
+  const handle = (req: NodeRequest, res: NodeResponse): void => {
+    const requestId = requestIdOf(req.headers[requestIdHeader]);
+    res.setHeader(requestIdHeader, requestId);
+    runInCall({ requestId }, () => dispatch(req, res));
+  };
+
+  const listener = await listen(handle, {
     host: config.host,
     port: config.port,
     tls: secure ? { cert: readFileSync(config.tlsCertFile!), key: readFileSync(config.tlsKeyFile!) } : undefined,

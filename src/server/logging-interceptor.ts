@@ -1,5 +1,6 @@
-// One structured log line per call: procedure, protocol, code and duration. No arguments, no
-// headers: they may hold credentials.
+// One structured log line per call: procedure, protocol, code and duration (the logger adds the
+// request id). A stream's line is written when it ends, with its final code: a stream that
+// the client abandoned is `canceled`. No arguments, no headers: they may hold credentials.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { protocolKey } from "../access/context.js";
 import type { Logger } from "../logger.js";
@@ -12,20 +13,42 @@ export function protocolOf(contentType: string | null, fromContext: string): str
   return "connect";
 }
 
+/** A Connect code as the log and the Connect protocol spell it: "deadline_exceeded". */
+export function codeName(e: unknown): string {
+  return snake(Code[e instanceof ConnectError ? e.code : Code.Internal]);
+}
+
+async function* observed<T>(messages: AsyncIterable<T>, end: (code: string) => void): AsyncGenerator<T> {
+  let code = "canceled"; // unless it completes or fails: the consumer stopped reading
+  try {
+    for await (const m of messages) yield m;
+    code = "ok";
+  } catch (e) {
+    code = codeName(e);
+    throw e;
+  } finally {
+    end(code);
+  }
+}
+
 export function createLoggingInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const start = performance.now();
     const protocol = protocolOf(req.header.get("content-type"), req.contextValues.get(protocolKey));
     const procedure = `${req.method.parent.typeName}/${req.method.name}`;
+    const end = (code: string) => logger.info("rpc", { procedure, protocol, code, durationMs: round(performance.now() - start) });
+    let res;
     try {
-      const res = await next(req);
-      logger.info("rpc", { procedure, protocol, code: "ok", durationMs: round(performance.now() - start) });
-      return res;
+      res = await next(req);
     } catch (e) {
-      const code = e instanceof ConnectError ? Code[e.code] : "Internal";
-      logger.info("rpc", { procedure, protocol, code: snake(code), durationMs: round(performance.now() - start) });
+      end(codeName(e));
       throw e;
     }
+    if (!res.stream) {
+      end("ok");
+      return res;
+    }
+    return { ...res, message: observed(res.message, end) };
   };
 }
 

@@ -47,9 +47,17 @@ export function readBody(req: IncomingMessage | Http2ServerRequest, limit: numbe
         resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
       }
     });
-    req.once("error", (e) => {
+    // The client went away, or the server cut the request at its timeout: a request that
+    // ended early, not a failure of the server.
+    const cut = () => new HttpError(400, "invalid_argument", "the request body was cut short");
+    req.once("error", (e: NodeJS.ErrnoException) => {
       failed = true;
-      reject(e);
+      reject(e.code === "ECONNRESET" ? cut() : e);
+    });
+    req.once("aborted", () => {
+      if (failed) return;
+      failed = true;
+      reject(cut());
     });
   });
 }

@@ -23,6 +23,12 @@ export interface TranscoderOptions {
   /** Allowed web origins ("*" for any); preflights are answered before routing. */
   corsOrigins?: string[];
   contextValues?: (req: IncomingMessage | Http2ServerRequest) => ContextValues;
+  /**
+   * Told about every failure that is not an HTTP answer (a bug, a write that failed): the
+   * caller gets a bare 500, so this is the only place its cause can be seen. `route` is the
+   * request's method and path (no query: it may hold credentials).
+   */
+  onError?: (error: unknown, route: string) => void;
 }
 
 export interface Transcoder {
@@ -129,6 +135,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     try {
       await serve(req, res, headers);
     } catch (e) {
+      if (!(e instanceof HttpError)) opts.onError?.(e, `${req.method ?? "GET"} ${(req.url ?? "/").split("?", 1)[0]}`);
       if (res.headersSent) {
         res.destroy();
         return;

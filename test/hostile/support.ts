@@ -322,3 +322,35 @@ export function fcParams(numRuns: number): { numRuns: number; seed: number; verb
       : (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
   return { numRuns: Number(process.env.HOSTILE_RUNS ?? numRuns), seed, verbose: 1 };
 }
+
+/** The gRPC-Web trailer frame (flag 0x80) at the end of a body, as header lines. */
+export function grpcWebTrailer(body: Buffer): Record<string, string> {
+  let pos = 0;
+  while (pos + 5 <= body.length) {
+    const flags = body[pos]!;
+    const len = body.readUInt32BE(pos + 1);
+    if (flags & 0x80) {
+      const out: Record<string, string> = {};
+      for (const line of body.subarray(pos + 5, pos + 5 + len).toString("latin1").split("\r\n")) {
+        const i = line.indexOf(":");
+        if (i > 0) out[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+      }
+      return out;
+    }
+    pos += 5 + len;
+  }
+  throw new Error(`no trailer frame in ${body.toString("hex")}`);
+}
+
+/** The envelopes of a Connect streaming body: [flags, payload text]. */
+export function connectEnvelopes(body: Buffer): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  let pos = 0;
+  while (pos + 5 <= body.length) {
+    const len = body.readUInt32BE(pos + 1);
+    out.push([body[pos]!, body.subarray(pos + 5, pos + 5 + len).toString("utf8")]);
+    pos += 5 + len;
+  }
+  assert.equal(pos, body.length, "the body ends on an envelope boundary");
+  return out;
+}

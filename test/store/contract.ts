@@ -2,7 +2,9 @@
 // trust any Store the same way.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { runInCall } from "../../src/call-scope.js";
 import {
+  DeadlineExceededError,
   DuplicateError,
   StoreUnavailableError,
   type NewSigningKey,
@@ -59,6 +61,18 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("reports its kind", () => {
       assert.equal(store.kind, harness.kind);
+    });
+
+    it("a call asked for after the caller's deadline is not made: DeadlineExceededError, nothing written", async () => {
+      const login = `${id("late")}@example.com`;
+      const late = { requestId: "r", deadline: Date.now() - 1 };
+      const user = { id: id("u"), login, emails: [login], passwordHash: "$argon2id$hash", createdAt: at(0) };
+      await assert.rejects(runInCall(late, () => store.users.create(user)), DeadlineExceededError);
+      await assert.rejects(runInCall(late, () => store.ping()), DeadlineExceededError);
+      assert.equal(await store.users.findByLogin(login), null);
+      // With time left, the same call is made.
+      const inTime = await runInCall({ requestId: "r", deadline: Date.now() + 10_000 }, () => store.users.create(user));
+      assert.equal(inTime.login, login);
     });
 
     it("after close, answers StoreUnavailableError and close is idempotent", async () => {

@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import { once } from "node:events";
+import { runInCall } from "../../src/call-scope.js";
 import { openStore } from "../../src/store/index.js";
-import { StoreUnavailableError, type Store } from "../../src/store/ports.js";
+import { DeadlineExceededError, StoreUnavailableError, type Store } from "../../src/store/ports.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
 import { freePort } from "../support/net.js";
 
@@ -82,6 +83,38 @@ describe("mongo store: a server that accepts connections but never answers", () 
       await store.close();
       for (const socket of sockets) socket.destroy();
       silent.close();
+    }
+  });
+});
+
+describe("mongo store: the caller's deadline", function () {
+  this.timeout(60_000);
+  let db: PrivateFerretDb | undefined;
+  before(async function () {
+    if (!ferretdbBinary()) {
+      if (process.env.CI === "true") throw new Error("CI=true but the FerretDB binary is missing (FERRETDB_BIN)");
+      this.skip();
+    }
+    db = await PrivateFerretDb.start();
+  });
+  after(async () => {
+    db?.unpause();
+    await db?.destroy();
+  });
+
+  it("a call to a frozen database waits no longer than what is left of its deadline (300 ms, store timeout 5 s): DeadlineExceededError", async () => {
+    const store = await openStore({ mongodbUri: db!.uri, dataDir: "", mongoDbName: "tessera_deadline", serverSelectionTimeoutMs: 5000, warn: () => {} });
+    try {
+      await store.ping();
+      db!.pause();
+      const { ms, result } = await elapsed(runInCall({ requestId: "r", deadline: Date.now() + 300 }, () => store.users.findByLogin("x@example.com")));
+      assert.equal(result.status, "rejected");
+      const reason = (result as PromiseRejectedResult).reason;
+      assert.ok(reason instanceof DeadlineExceededError, `expected DeadlineExceededError, got ${String(reason)}`);
+      assert.ok(ms < 3000, `call took ${ms} ms`);
+    } finally {
+      db!.unpause();
+      await store.close();
     }
   });
 });

@@ -55,6 +55,9 @@ export interface Recording {
 /** Response headers that vary by run or by connection, not by API: never recorded. */
 const ignoredResponseHeaders = new Set(["date", "connection", "keep-alive"]);
 
+/** Response headers new on every request (a fresh id): recorded as present, not by value. */
+const perRequestHeaders = new Set(["x-request-id"]);
+
 /** Request bodies longer than this are recorded as their size and hash. */
 const longBody = 2048;
 
@@ -231,6 +234,10 @@ export class Recorder {
       const values = grouped.get(name)!;
       if (name === "content-length") {
         out[name] = this.contentLength(values.join(","), req, server, raw, bodyHasPlaceholder);
+        continue;
+      }
+      if (perRequestHeaders.has(name)) {
+        out[name] = `<${name}>`;
         continue;
       }
       const normalised = values.map((v) => this.normaliser.text(v));

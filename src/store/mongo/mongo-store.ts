@@ -1,5 +1,6 @@
 import { MongoClient } from "mongodb";
-import { StoreUnavailableError, type Store } from "../ports.js";
+import { timeLeftMs } from "../../call-scope.js";
+import { DeadlineExceededError, StoreUnavailableError, type Store } from "../ports.js";
 import { mongoApiTokens } from "./mongo-api-tokens.js";
 import { mongoAuthTokens } from "./mongo-auth-tokens.js";
 import type { MongoContext } from "./mongo-context.js";
@@ -33,16 +34,26 @@ function databaseInUri(uri: string): string | undefined {
  * A server that is up but does not answer (frozen, partitioned) would hold a call until the
  * socket timeout; server selection only bounds the wait for a server that is gone. So every
  * operation gets the same bound: past `ms` the caller gets StoreUnavailableError (UNAVAILABLE).
+ * When the call being served has a deadline closer than that, the wait ends there instead
+ * (DeadlineExceededError), and an operation asked for after it is not started at all.
  * The abandoned operation may still complete later, as with any lost connection: the caller was
  * never told it succeeded.
  */
-function withDeadline<T>(operation: Promise<T>, ms: number): Promise<T> {
+function withDeadline<T>(operation: () => Promise<T>, ms: number): Promise<T> {
+  const left = timeLeftMs();
+  if (left !== undefined && left <= 0) return Promise.reject(new DeadlineExceededError());
+  const callersBound = left !== undefined && left < ms;
+  const wait = callersBound ? left : ms;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreUnavailableError(`MongoDB did not answer within ${ms} ms`)), ms);
+    timer = setTimeout(
+      () => reject(callersBound ? new DeadlineExceededError() : new StoreUnavailableError(`MongoDB did not answer within ${ms} ms`)),
+      wait,
+    );
   });
-  operation.catch(() => {}); // a late failure of an abandoned operation is not unhandled
-  return Promise.race([operation, deadline]).finally(() => clearTimeout(timer));
+  const running = operation();
+  running.catch(() => {}); // a late failure of an abandoned operation is not unhandled
+  return Promise.race([running, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -87,8 +98,10 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     marks: new Marks(db),
     async run(idKey, op) {
       try {
-        if (!indexed) await ready();
-        return await withDeadline(op(), timeoutMs);
+        return await withDeadline(async () => {
+          if (!indexed) await ready();
+          return op();
+        }, timeoutMs);
       } catch (error) {
         throw mapMongoError(error, idKey);
       }

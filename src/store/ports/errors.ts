@@ -24,3 +24,14 @@ export class DuplicateError extends StoreError {
     this.key = key;
   }
 }
+
+/**
+ * The caller's deadline passed before the store answered, or before the call reached the store
+ * (it is then not made). The caller has stopped waiting: maps to DEADLINE_EXCEEDED.
+ */
+export class DeadlineExceededError extends StoreError {
+  override name = "DeadlineExceededError";
+  constructor(message = "the call's deadline passed before the store answered") {
+    super(message);
+  }
+}

@@ -1,4 +1,5 @@
-import { DuplicateError, StoreError, StoreUnavailableError } from "../ports.js";
+import { timeLeftMs } from "../../call-scope.js";
+import { DeadlineExceededError, DuplicateError, StoreError, StoreUnavailableError } from "../ports.js";
 
 // Column names (snake_case) of unique constraints -> the record field they guard.
 const uniqueColumnToKey: Record<string, string> = {
@@ -42,9 +43,12 @@ export function mapSqliteError(error: unknown): unknown {
 
 /**
  * Runs a synchronous better-sqlite3 call as the async port expects. The call itself is atomic:
- * better-sqlite3 runs one statement (or one transaction) to completion before returning.
+ * better-sqlite3 runs one statement (or one transaction) to completion before returning, so the
+ * caller's deadline can only be checked before it starts: once it has passed, the call is not made.
  */
 export function call<T>(fn: () => T): Promise<T> {
+  const left = timeLeftMs();
+  if (left !== undefined && left <= 0) return Promise.reject(new DeadlineExceededError());
   try {
     return Promise.resolve(fn());
   } catch (error) {

@@ -1,0 +1,35 @@
+// What every layer may know about the call it is serving, without each signature carrying it:
+// the request id (every log line written during the call names it) and the caller's deadline
+// (a store call waits no longer than what is left of it). The server opens one scope per HTTP
+// request (src/server/index.ts) and sets the deadline once the protocol's timeout header is
+// read (src/server/deadline-interceptor.ts); the logger and the store adapters read it. Outside
+// a request (start-up, housekeeping) there is no scope: no request id, no deadline.
+//
+// A scope rather than parameters: the deadline is needed at the bottom (the store adapters) and
+// set at the top (the server), and the core in between neither knows nor cares about it.
+import { AsyncLocalStorage } from "node:async_hooks";
+
+export interface CallScope {
+  /** The request's id: the caller's `x-request-id` when it is sane, else generated. */
+  readonly requestId: string;
+  /** When the caller stops waiting (epoch ms), from `grpc-timeout` / `connect-timeout-ms`. */
+  deadline?: number;
+}
+
+const storage = new AsyncLocalStorage<CallScope>();
+
+/** Runs `fn` (and everything it starts) inside `scope`. */
+export function runInCall<T>(scope: CallScope, fn: () => T): T {
+  return storage.run(scope, fn);
+}
+
+/** The scope of the call being served, if any. */
+export function currentCall(): CallScope | undefined {
+  return storage.getStore();
+}
+
+/** Milliseconds left before the current call's deadline (negative once past); undefined without one. */
+export function timeLeftMs(): number | undefined {
+  const deadline = storage.getStore()?.deadline;
+  return deadline === undefined ? undefined : deadline - Date.now();
+}

@@ -1,0 +1,71 @@
+// The caller's deadline (`grpc-timeout` for gRPC and gRPC-Web, `connect-timeout-ms` for Connect)
+// holds for every call, whatever the handler does. connect-es turns the header into a signal
+// that aborts at the deadline, but nothing makes a handler stop: a unary call answered later
+// answers OK, and a server stream that ends its loop when the signal aborts ends with OK too.
+// So here:
+// - the deadline is put in the call's scope, where the store adapters bound their waits by it;
+// - a unary call answers DEADLINE_EXCEEDED when the deadline passes before the handler returns;
+// - a stream ends with DEADLINE_EXCEEDED at the deadline, and the handler's own iterator is
+//   closed (its `finally` blocks run), so nothing it started waits on.
+// A call the client abandoned ends the same way, as CANCELED (nobody is there to read it).
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
+import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { currentCall } from "../call-scope.js";
+
+/** The timeout the caller asked for, in ms (undefined: none, or a header connect-es refuses itself). */
+export function requestedTimeoutMs(header: Headers): number | undefined {
+  const grpc = header.get("grpc-timeout");
+  const connect = header.get("connect-timeout-ms");
+  const parsed = (header.get("content-type") ?? "").startsWith("application/grpc")
+    ? parseGrpcTimeout(grpc, Number.MAX_SAFE_INTEGER)
+    : parseConnectTimeout(connect, Number.MAX_SAFE_INTEGER);
+  return parsed.error ? undefined : parsed.timeoutMs;
+}
+
+function abortError(signal: AbortSignal): ConnectError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof ConnectError) return reason;
+  return new ConnectError("the call was cancelled", Code.Canceled);
+}
+
+/** `p`, unless `signal` aborts first. The one listener it adds is removed when either settles. */
+export function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    p.catch(() => {});
+    return Promise.reject(abortError(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+async function* untilAborted<T>(messages: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const it = messages[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    for (;;) {
+      const r = await unlessAborted(it.next(), signal);
+      if (r.done) {
+        done = true;
+        return;
+      }
+      yield r.value;
+    }
+  } finally {
+    // Ends the handler's generator (queued behind a pending next(), which an aborted signal ends).
+    if (!done) Promise.resolve(it.return?.()).catch(() => {});
+  }
+}
+
+export function createDeadlineInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const timeoutMs = requestedTimeoutMs(req.header);
+    const scope = currentCall();
+    if (scope && timeoutMs !== undefined) scope.deadline = Date.now() + timeoutMs;
+    const res = await unlessAborted(next(req), req.signal);
+    return res.stream ? { ...res, message: untilAborted(res.message, req.signal) } : res;
+  };
+}

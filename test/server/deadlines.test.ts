@@ -1,0 +1,201 @@
+// The caller's deadline holds on every protocol. A server stream (grpc.health.v1.Health/Watch)
+// ends at the deadline with DEADLINE_EXCEEDED — gRPC trailers, the gRPC-Web trailer frame, the
+// Connect end-stream message — and its log line is written then, with that code and the
+// stream's duration; Watch leaves no listener or timer behind. A unary call whose handler is
+// still busy at the deadline (a sign-up hashing its password) answers DEADLINE_EXCEEDED then,
+// and the store writes after it are not made: the account does not exist.
+import { strict as assert } from "node:assert";
+import { getEventListeners } from "node:events";
+import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
+import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
+import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
+import { createHealthImpl } from "../../src/server/health.js";
+import { connectEnvelopes, grpcFrame, grpcStatus, grpcWebTrailer, h2request } from "../hostile/support.js";
+import { rest } from "../support/clients.js";
+import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+
+const watch = "/grpc.health.v1.Health/Watch";
+const watchRequest = Buffer.from(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" })));
+
+interface RpcLine {
+  msg: string;
+  procedure: string;
+  protocol: string;
+  code: string;
+  durationMs: number;
+  requestId?: string;
+}
+
+function rpcLines(server: TestServer, procedure: string): RpcLine[] {
+  return server.logs.map((l) => JSON.parse(l) as RpcLine).filter((l) => l.msg === "rpc" && l.procedure === procedure);
+}
+
+describe("deadlines", function () {
+  this.timeout(30_000);
+
+  describe("server streams end at the deadline with DEADLINE_EXCEEDED (Health/Watch, deadline 400 ms)", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer();
+    });
+    after(() => server?.close());
+
+    it("gRPC: the trailers say grpc-status 4 after the SERVING message", async () => {
+      const session = http2.connect(server.url);
+      try {
+        const a = await h2request(
+          session,
+          { ":method": "POST", ":path": watch, "content-type": "application/grpc", te: "trailers", "grpc-timeout": "400m" },
+          grpcFrame(watchRequest),
+          { timeoutMs: 5000 },
+        );
+        assert.equal(a.headers[":status"], 200);
+        assert.ok(a.data.length > 5, "the SERVING message was not sent");
+        assert.equal(grpcStatus(a), grpc.status.DEADLINE_EXCEEDED, JSON.stringify(a.trailers));
+      } finally {
+        session.close();
+      }
+    });
+
+    it("gRPC-Web: the trailer frame says grpc-status 4", async () => {
+      const res = await fetch(`${server.url}${watch}`, {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto", "grpc-timeout": "400m" },
+        body: grpcFrame(watchRequest),
+      });
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.equal(res.status, 200);
+      assert.equal(grpcWebTrailer(body)["grpc-status"], String(grpc.status.DEADLINE_EXCEEDED));
+    });
+
+    it("Connect: the end-stream message carries the error deadline_exceeded", async () => {
+      const res = await fetch(`${server.url}${watch}`, {
+        method: "POST",
+        headers: { "content-type": "application/connect+proto", "connect-timeout-ms": "400" },
+        body: grpcFrame(watchRequest),
+      });
+      const envelopes = connectEnvelopes(Buffer.from(await res.arrayBuffer()));
+      assert.equal(res.status, 200);
+      const [flags, end] = envelopes.at(-1)!;
+      assert.equal(flags, 0x02, "the last envelope is the end-stream message");
+      assert.equal(JSON.parse(end).error?.code, "deadline_exceeded", end);
+    });
+
+    it("a @grpc/grpc-js client's Watch with a deadline: its log line is written when the stream ends, with code deadline_exceeded and the stream's duration", async () => {
+      const before = rpcLines(server, "grpc.health.v1.Health/Watch").length;
+      const Ctor = grpc.makeGenericClientConstructor(
+        {
+          Watch: {
+            path: watch,
+            requestStream: false,
+            responseStream: true,
+            requestSerialize: (b: Buffer) => b,
+            requestDeserialize: (b: Buffer) => b,
+            responseSerialize: (b: Buffer) => b,
+            responseDeserialize: (b: Buffer) => b,
+          },
+        },
+        "Health",
+      );
+      const client = new Ctor(server.url.replace("http://", ""), grpc.credentials.createInsecure());
+      try {
+        const code = await new Promise<number>((resolve) => {
+          const call = (client as unknown as { Watch: Function }).Watch(watchRequest, { deadline: Date.now() + 400 }) as grpc.ClientReadableStream<Buffer>;
+          call.on("data", () => {});
+          call.on("error", (e: grpc.ServiceError) => resolve(e.code));
+          call.on("end", () => resolve(grpc.status.OK));
+        });
+        assert.equal(code, grpc.status.DEADLINE_EXCEEDED);
+        // The server's own deadline fires at the same time as the client's: wait for its line.
+        for (let i = 0; i < 50 && rpcLines(server, "grpc.health.v1.Health/Watch").length === before; i++) await new Promise((r) => setTimeout(r, 20));
+        const lines = rpcLines(server, "grpc.health.v1.Health/Watch").slice(before);
+        assert.equal(lines.length, 1, JSON.stringify(lines));
+        assert.equal(lines[0]!.protocol, "grpc");
+        assert.equal(lines[0]!.code, "deadline_exceeded");
+        assert.ok(lines[0]!.durationMs >= 200, `the line says the stream lasted ${lines[0]!.durationMs} ms`);
+      } finally {
+        client.close();
+      }
+    });
+  });
+
+  describe("Health/Watch polls without leaking (interval 5 ms)", () => {
+    it("holds at most one abort listener at a time, ends with the deadline's DEADLINE_EXCEEDED, and polls no more once ended", async () => {
+      let probes = 0;
+      const impl = createHealthImpl([], async () => (probes++, true), 5);
+      const ctx = createHandlerContext({
+        service: Health,
+        method: Health.method.watch,
+        protocolName: "grpc",
+        requestMethod: "POST",
+        url: `http://localhost${watch}`,
+      });
+      const listenersBefore = getEventListeners(ctx.signal, "abort").length; // connect-es's own
+      const it = impl.watch(create(HealthCheckRequestSchema), ctx)[Symbol.asyncIterator]();
+      const first = await it.next();
+      assert.equal((first.value as { status: Status }).status, Status.SERVING);
+      const pending = it.next(); // no change: the stream waits, polling every 5 ms
+      await new Promise((r) => setTimeout(r, 150));
+      assert.ok(probes >= 5, `only ${probes} polls`);
+      const listeners = getEventListeners(ctx.signal, "abort").length - listenersBefore;
+      assert.ok(listeners <= 1, `${listeners} abort listeners of the stream's after ~30 polls`);
+      ctx.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+      await assert.rejects(pending, (e: unknown) => e instanceof ConnectError && e.code === Code.DeadlineExceeded);
+      assert.equal(getEventListeners(ctx.signal, "abort").length, 0, "a listener outlived the stream");
+      const probesAtEnd = probes;
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(probes, probesAtEnd, "the stream went on polling after it ended");
+    });
+  });
+
+  describe("a unary call still busy at its deadline (sign-up hashing a password: argon2 32 MiB x 3)", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ env: { TESSERA_ARGON2_MEMORY_KIB: "32768", TESSERA_ARGON2_ITERATIONS: "3" } });
+    });
+    after(() => server?.close());
+
+    const signUp = (email: string) => rest(server.url, "POST", "/user", { json: { email, password: "correct horse battery staple" }, headers: { "x-koms-clientid": testClientId } });
+
+    it("gRPC (grpc-timeout 50m): grpc-status 4 at the deadline, and the account is not created", async () => {
+      const email = "late-grpc@example.com";
+      const session = http2.connect(server.url);
+      try {
+        const request = toBinary(UserService.method.createUser.input, create(UserService.method.createUser.input, { email, password: "correct horse battery staple" }));
+        const a = await h2request(
+          session,
+          { ":method": "POST", ":path": "/tessera.session.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers", "grpc-timeout": "50m", "x-koms-clientid": testClientId },
+          grpcFrame(request),
+          { timeoutMs: 10_000 },
+        );
+        assert.equal(grpcStatus(a), grpc.status.DEADLINE_EXCEEDED, JSON.stringify({ ...a.headers, ...a.trailers }));
+      } finally {
+        session.close();
+      }
+      const line = rpcLines(server, "tessera.session.v1.UserService/CreateUser").at(-1);
+      assert.equal(line?.code, "deadline_exceeded");
+      // The hash finishes after the deadline; the insert that follows is not made.
+      await new Promise((r) => setTimeout(r, 1500));
+      const again = await signUp(email);
+      assert.equal(again.status, 201, again.text);
+    });
+
+    it("Connect (connect-timeout-ms 50): deadline_exceeded at the deadline, and the account is not created", async () => {
+      const email = "late-connect@example.com";
+      const res = await fetch(`${server.url}/tessera.session.v1.UserService/CreateUser`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "connect-timeout-ms": "50", "x-koms-clientid": testClientId },
+        body: JSON.stringify({ email, password: "correct horse battery staple" }),
+      });
+      const body = (await res.json()) as { code: string };
+      assert.equal(body.code, "deadline_exceeded");
+      assert.equal(res.status, 504);
+      await new Promise((r) => setTimeout(r, 1500));
+      const again = await signUp(email);
+      assert.equal(again.status, 201, again.text);
+    });
+  });
+});

@@ -1,0 +1,176 @@
+// Every request has an id: the caller's `x-request-id` when it is sane, else a new UUID. It comes
+// back as the `x-request-id` response header on every protocol and is in every log line written
+// while the request is served. An unexpected error is logged once, with the RPC, that id and the
+// stack — never what the error's message quoted — and the caller sees a bare INTERNAL.
+import { strict as assert } from "node:assert";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
+import Database from "better-sqlite3";
+import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
+import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
+import { connectClient, GrpcJsClient, rest } from "../support/clients.js";
+import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+interface LogLine {
+  msg: string;
+  level: string;
+  requestId?: string;
+  procedure?: string;
+  code?: string;
+  error?: string;
+  stack?: string;
+}
+
+const parsed = (server: TestServer, from = 0): LogLine[] => server.logs.slice(from).map((l) => JSON.parse(l) as LogLine);
+
+describe("request ids", function () {
+  this.timeout(20_000);
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server?.close());
+
+  /** The rpc log line of the call with this request id. */
+  const rpcLine = (requestId: string) => parsed(server).filter((l) => l.msg === "rpc" && l.requestId === requestId);
+
+  it("REST: a new UUID comes back as x-request-id and names the call's log line", async () => {
+    const r = await rest(server.url, "GET", "/jwt/version");
+    assert.equal(r.status, 200);
+    const id = r.headers.get("x-request-id") ?? "";
+    assert.match(id, uuid);
+    assert.deepEqual(rpcLine(id).map((l) => l.procedure), ["tessera.jwt.v1.JwtService/GetVersion"]);
+  });
+
+  it("Connect: a sane x-request-id from the caller is kept", async () => {
+    const res = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetVersion`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "lb-7f3a.42:req/1" },
+      body: "{}",
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-request-id"), "lb-7f3a.42:req/1");
+    assert.deepEqual(rpcLine("lb-7f3a.42:req/1").map((l) => l.procedure), ["tessera.jwt.v1.JwtService/GetVersion"]);
+  });
+
+  it("gRPC (@grpc/grpc-js): the id is in the response metadata", async () => {
+    const client = new GrpcJsClient(JwtService, server.url);
+    try {
+      const r = await client.call("GetVersion", {}, { "x-request-id": "grpc-call-1" });
+      assert.equal(r.error, undefined);
+      assert.deepEqual(r.header?.get("x-request-id"), ["grpc-call-1"]);
+      assert.equal(rpcLine("grpc-call-1").length, 1);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("gRPC-Web: the id is a response header", async () => {
+    let id: string | null = null;
+    const client = createClient(JwtService, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    await client.getVersion({}, { onHeader: (h) => (id = h.get("x-request-id")) });
+    assert.match(id ?? "", uuid);
+    assert.equal(rpcLine(id!).length, 1);
+  });
+
+  it("an x-request-id that is not sane (a space, 129 characters, two values) is replaced by a new UUID", async () => {
+    for (const sent of ["two words", "a".repeat(129), "<script>"]) {
+      const r = await rest(server.url, "GET", "/jwt/version", { headers: { "x-request-id": sent } });
+      assert.match(r.headers.get("x-request-id") ?? "", uuid, sent);
+    }
+    const twice = await fetch(`${server.url}/jwt/version`, { headers: [["x-request-id", "one"], ["x-request-id", "two"]] });
+    assert.match(twice.headers.get("x-request-id") ?? "", uuid);
+  });
+
+  it("the probes and unknown routes answer with an id too", async () => {
+    for (const path of ["/healthz", "/readyz", "/no/such/route"]) {
+      const r = await rest(server.url, "GET", path);
+      assert.match(r.headers.get("x-request-id") ?? "", uuid, path);
+    }
+  });
+});
+
+describe("unexpected errors (a user row whose emails column is not JSON)", function () {
+  this.timeout(20_000);
+  let server: TestServer;
+  const email = "corrupt@example.com";
+  const password = "correct horse battery staple";
+  // What the corrupted column holds, and what V8's JSON.parse would quote in its message.
+  const secret = "hunter2x";
+
+  before(async () => {
+    server = await startTestServer();
+    const signUp = await rest(server.url, "POST", "/user", { json: { email, password }, headers: { "x-koms-clientid": testClientId } });
+    assert.equal(signUp.status, 201, signUp.text);
+    const db = new Database(join(server.config.dataDir, "tessera.db"));
+    // JSON.parse: SyntaxError: Unexpected token 'h', "hunter2x" is not valid JSON
+    db.prepare("UPDATE users SET emails = ? WHERE login = ?").run(secret, email);
+    db.close();
+  });
+  after(() => server?.close());
+
+  /** The one "unexpected error" line of the call with this id; the password and the quoted text never logged. */
+  function reported(requestId: string): LogLine {
+    const lines = parsed(server).filter((l) => l.requestId === requestId && l.msg === "unexpected error");
+    assert.equal(lines.length, 1, `"unexpected error" lines for ${requestId}: ${JSON.stringify(lines)}`);
+    const line = lines[0]!;
+    assert.equal(line.level, "error");
+    assert.equal(line.procedure, "tessera.session.v1.SessionService/CreateSession");
+    assert.match(line.error ?? "", /^SyntaxError: /);
+    assert.match(line.stack ?? "", /sqlite-users\.ts/);
+    const all = server.logs.join("");
+    assert.ok(!all.includes(secret), "the text the error message quoted reached the log");
+    assert.ok(!all.includes(password), "the password reached the log");
+    const rpc = parsed(server).filter((l) => l.requestId === requestId && l.msg === "rpc");
+    assert.deepEqual(rpc.map((l) => l.code), ["internal"]);
+    return line;
+  }
+
+  const login = { accountType: "traditional", email, password };
+
+  it("REST: 500 with the generic body, logged once with the RPC, the request id and the stack", async () => {
+    const r = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: { "x-koms-clientid": testClientId, "x-request-id": "rest-1" } });
+    assert.equal(r.status, 500);
+    assert.deepEqual(r.body, { code: "internal", message: "internal error", details: [] });
+    assert.equal(r.headers.get("x-request-id"), "rest-1");
+    reported("rest-1");
+  });
+
+  it("Connect: INTERNAL 'internal error', logged once", async () => {
+    const client = connectClient(SessionService, server.url);
+    const e = await client.createSession(login, { headers: { "x-koms-clientid": testClientId, "x-request-id": "connect-1" } }).then(
+      () => assert.fail("the call succeeded"),
+      (x: unknown) => ConnectError.from(x),
+    );
+    assert.equal(e.code, Code.Internal);
+    assert.equal(e.rawMessage, "internal error");
+    reported("connect-1");
+  });
+
+  it("gRPC (@grpc/grpc-js): INTERNAL 'internal error', logged once", async () => {
+    const client = new GrpcJsClient(SessionService, server.url);
+    try {
+      const r = await client.call("CreateSession", login, { "x-koms-clientid": testClientId, "x-request-id": "grpc-1" });
+      assert.equal(r.error?.code, grpc.status.INTERNAL);
+      assert.equal(r.error?.details, "internal error");
+      reported("grpc-1");
+    } finally {
+      client.close();
+    }
+  });
+
+  it("gRPC-Web: INTERNAL 'internal error', logged once", async () => {
+    const client = createClient(SessionService, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const e = await client.createSession(login, { headers: { "x-koms-clientid": testClientId, "x-request-id": "grpc-web-1" } }).then(
+      () => assert.fail("the call succeeded"),
+      (x: unknown) => ConnectError.from(x),
+    );
+    assert.equal(e.code, Code.Internal);
+    assert.equal(e.rawMessage, "internal error");
+    reported("grpc-web-1");
+  });
+});
