@@ -7,6 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { isIP } from "node:net";
+import { databaseInUri } from "./store/mongo/mongo-uri.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -100,6 +102,19 @@ const mongoUri: Parser<string> = (raw) => {
   return raw.trim();
 };
 
+/** Comma list of IP addresses or CIDRs ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7"). */
+const cidrList: Parser<string[]> = (raw) =>
+  list(raw).map((cidr) => {
+    const [address, prefix, extra] = cidr.split("/");
+    const family = isIP(address!.split("%", 1)[0]!);
+    if (family === 0 || extra !== undefined) throw new Error(`"${cidr}" is not an IP address or CIDR`);
+    const max = family === 4 ? 32 : 128;
+    if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= max)) {
+      throw new Error(`"${cidr}": the prefix length must be 0 to ${max}`);
+    }
+    return cidr;
+  });
+
 function secretOfAtLeast(bytes: number): Parser<string> {
   return (raw) => {
     if (Buffer.byteLength(raw, "utf8") < bytes) throw new Error(`must be at least ${bytes} bytes long`);
@@ -112,9 +127,9 @@ export const variables = {
   port: variable("PORT", 8080, integer(0, 65535), "The one port for gRPC, gRPC-Web, Connect and REST."),
   host: variable("HOST", "127.0.0.1", text, "Listen address (0.0.0.0 in containers)."),
   mongodbUri: variable<string>("MONGODB_URI", undefined, mongoUri, "MongoDB connection string; unset: the embedded SQLite store.", { secret: true }),
-  mongodbDatabase: variable("TESSERA_MONGODB_DATABASE", "tessera", text, "MongoDB database name."),
-  storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE."),
-  dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store."),
+  mongodbDatabase: variable<string>("TESSERA_MONGODB_DATABASE", undefined, text, "MongoDB database name when MONGODB_URI names none (default `tessera`); naming another one than the URI is an error.", { shownDefault: "(the URI's, else tessera)" }),
+  storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),
+  dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store (created 0700, its files 0600; a wider existing mode is warned about)."),
   clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, list, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed).", { shownDefault: "(dev: generated, printed)" }),
   adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, secretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation); at least 16 bytes (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
   logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; one JSON line per request at info."),
@@ -126,9 +141,11 @@ export const variables = {
   sessionApi: variable("TESSERA_SESSION_API", true, boolean, "Serve the Session API (seed 000: SessionService, UserService); false frees `/user` for the JWT API mounted at `/`."),
   workers: variable("TESSERA_WORKERS", availableParallelism(), integer(1, 256), "Worker processes serving the one port (Node cluster); 1: a single process.", { shownDefault: "(cores)" }),
   shutdownGraceSeconds: variable("TESSERA_SHUTDOWN_GRACE_SECONDS", 10, integer(0, 600), "On SIGTERM/SIGINT: how long in-flight calls may take to finish."),
-  requestTimeoutMs: variable("TESSERA_REQUEST_TIMEOUT_MS", 30000, integer(1000, 600000), "A request (headers and body) must arrive within this time."),
-  headersTimeoutMs: variable("TESSERA_HEADERS_TIMEOUT_MS", 10000, integer(1000, 600000), "Request headers must arrive within this time."),
-  idleTimeoutMs: variable("TESSERA_IDLE_TIMEOUT_MS", 65000, integer(1000, 3600000), "Idle keep-alive connections are closed after this time."),
+  requestTimeoutMs: variable("TESSERA_REQUEST_TIMEOUT_MS", 30000, integer(1000, 600000), "A request (headers and body) must arrive within this time: else 408 (HTTP/2: per stream, 408 or RST_STREAM once the answer has begun)."),
+  headersTimeoutMs: variable("TESSERA_HEADERS_TIMEOUT_MS", 10000, integer(1000, 600000), "Request headers, and under TLS the handshake, must arrive within this time."),
+  idleTimeoutMs: variable("TESSERA_IDLE_TIMEOUT_MS", 65000, integer(1000, 3600000), "Idle connections (HTTP/1.1 keep-alive, HTTP/2 without open streams) are closed after this time; an HTTP/2 answer that cannot be sent for this long is reset."),
+  trustedProxies: variable("TESSERA_TRUSTED_PROXIES", [] as string[], cidrList, "Comma list of proxy addresses or CIDRs whose `X-Forwarded-For` (else `Forwarded`) names the client: the right-most hop that is not one of them.", { shownDefault: "(none)" }),
+  nodeEnv: variable("NODE_ENV", "development", text, "`production` refuses to start without TESSERA_KEY_ENCRYPTION_KEY (private signing keys would be stored in the clear)."),
   // Identity core
   argon2MemoryKib: variable("TESSERA_ARGON2_MEMORY_KIB", 19456, integer(1024, 4 * 1024 * 1024), "argon2id memory cost in KiB (OWASP: 19456 with 2 iterations)."),
   argon2Iterations: variable("TESSERA_ARGON2_ITERATIONS", 2, integer(1, 100), "argon2id time cost."),
@@ -146,7 +163,7 @@ export const variables = {
   housekeepingIntervalSeconds: variable("TESSERA_HOUSEKEEPING_INTERVAL_SECONDS", 600, integer(0, 86400), "How often expired refresh tokens, authentication tokens and retired keys are deleted (0: never)."),
   jwtAlg: variable("TESSERA_JWT_ALG", "EdDSA" as "EdDSA" | "ES256" | "HS256", oneOf("EdDSA", "ES256", "HS256"), "Signing algorithm of every JWT Tessera issues."),
   jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes); required when TESSERA_JWT_ALG=HS256.", { secret: true }),
-  keyEncryptionKey: variable<string>("TESSERA_KEY_ENCRYPTION_KEY", undefined, secretOfAtLeast(32), "Secret (at least 32 bytes) that seals private signing keys in the store (AES-256-GCM); unset: stored in the clear.", { secret: true }),
+  keyEncryptionKey: variable<string>("TESSERA_KEY_ENCRYPTION_KEY", undefined, secretOfAtLeast(32), "Secret (at least 32 bytes) that seals private signing keys in the store (AES-256-GCM); unset: stored in the clear (refused when NODE_ENV=production).", { secret: true }),
   jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues."),
   jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 JWTs."),
   cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
@@ -155,9 +172,11 @@ export const variables = {
 
 type Vars = typeof variables;
 type Values = { -readonly [K in keyof Vars]: Vars[K] extends Variable<infer T, infer D> ? (undefined extends D ? T | undefined : T) : never };
-export type Config = Omit<Values, "clientIds" | "adminToken"> & {
+export type Config = Omit<Values, "clientIds" | "adminToken" | "mongodbDatabase"> & {
   readonly clientIds: string[];
   readonly adminToken: string;
+  /** The MongoDB database: MONGODB_URI's, else TESSERA_MONGODB_DATABASE, else "tessera". */
+  readonly mongodbDatabase: string;
   /** True when client ids or the admin token were generated for development. */
   readonly generated: { clientId?: string; adminToken?: string };
 };
@@ -182,12 +201,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((c.tlsCertFile === undefined) !== (c.tlsKeyFile === undefined)) {
     throw new ConfigError("TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE: set both or neither");
   }
+  if (c.headersTimeoutMs > c.requestTimeoutMs) {
+    throw new ConfigError(`TESSERA_HEADERS_TIMEOUT_MS and TESSERA_REQUEST_TIMEOUT_MS: the headers timeout (${c.headersTimeoutMs} ms) cannot exceed the request timeout (${c.requestTimeoutMs} ms), which includes the headers`);
+  }
   if (c.jwtBasePath === "/" && c.sessionApi) {
     throw new ConfigError("TESSERA_JWT_BASE_PATH: \"/\" collides with the Session API's /user; set TESSERA_SESSION_API=false to mount the JWT API there");
   }
   if (c.jwtAlg === "HS256" && c.jwtSecret === undefined) {
     throw new ConfigError("TESSERA_JWT_SECRET: required when TESSERA_JWT_ALG=HS256 (at least 32 bytes)");
   }
+  if (c.nodeEnv === "production" && c.jwtAlg !== "HS256" && c.keyEncryptionKey === undefined) {
+    throw new ConfigError("TESSERA_KEY_ENCRYPTION_KEY: required when NODE_ENV=production (private signing keys would be stored unsealed)");
+  }
+  const uriDatabase = c.mongodbUri === undefined ? undefined : databaseInUri(c.mongodbUri);
+  if (uriDatabase !== undefined && c.mongodbDatabase !== undefined && uriDatabase !== c.mongodbDatabase) {
+    throw new ConfigError(`MONGODB_URI and TESSERA_MONGODB_DATABASE: the URI names the database "${uriDatabase}", the variable "${c.mongodbDatabase}"; set one, or the same name in both`);
+  }
+  const mongodbDatabase = uriDatabase ?? c.mongodbDatabase ?? "tessera";
   const generated: { clientId?: string; adminToken?: string } = {};
   let clientIds = c.clientIds;
   if (!clientIds) {
@@ -199,7 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     generated.adminToken = randomBytes(24).toString("base64url");
     adminToken = generated.adminToken;
   }
-  return { ...c, clientIds, adminToken, generated } as Config;
+  return { ...c, clientIds, adminToken, mongodbDatabase, generated } as Config;
 }
 
 /** The README's configuration table, generated from `variables`. */

@@ -135,6 +135,14 @@ describe("server: configuration errors stop the process with one clear line", ()
     [{ TESSERA_JWT_ALG: "HS256" }, /TESSERA_JWT_SECRET: required when TESSERA_JWT_ALG=HS256/],
     [{ TESSERA_ADMIN_TOKEN: "short" }, /TESSERA_ADMIN_TOKEN: must be at least 16 bytes/],
     [{ MONGODB_URI: "postgres://x" }, /MONGODB_URI: must be a mongodb:\/\//],
+    [
+      { MONGODB_URI: "mongodb://127.0.0.1:1/alpha", TESSERA_MONGODB_DATABASE: "beta" },
+      /^tessera: configuration error: MONGODB_URI and TESSERA_MONGODB_DATABASE: the URI names the database "alpha", the variable "beta"/,
+    ],
+    [{ NODE_ENV: "production" }, /TESSERA_KEY_ENCRYPTION_KEY: required when NODE_ENV=production/],
+    [{ TESSERA_TRUSTED_PROXIES: "10.0.0.0/8, 10.0.0.0/33" }, /TESSERA_TRUSTED_PROXIES: "10\.0\.0\.0\/33": the prefix length must be 0 to 32/],
+    [{ TESSERA_TRUSTED_PROXIES: "proxy.internal" }, /TESSERA_TRUSTED_PROXIES: "proxy\.internal" is not an IP address or CIDR/],
+    [{ TESSERA_REQUEST_TIMEOUT_MS: "3000" }, /TESSERA_HEADERS_TIMEOUT_MS and TESSERA_REQUEST_TIMEOUT_MS: the headers timeout \(10000 ms\) cannot exceed the request timeout \(3000 ms\)/],
   ] as const) {
     it(`${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")} -> exit 2`, async () => {
       const r = await start(env);

@@ -9,6 +9,7 @@ import { ensureIndexes, type Warn } from "./mongo-indexes.js";
 import { Marks } from "./mongo-marks.js";
 import { mongoJwtRefreshTokens } from "./mongo-jwt-refresh-tokens.js";
 import { mongoLoginAttempts } from "./mongo-login-attempts.js";
+import { databaseInUri } from "./mongo-uri.js";
 import { mongoRefreshTokens } from "./mongo-refresh-tokens.js";
 import { mongoSessions } from "./mongo-sessions.js";
 import { mongoSigningKeys } from "./mongo-signing-keys.js";
@@ -24,11 +25,6 @@ export interface MongoStoreOptions {
 }
 
 export const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 2000;
-
-function databaseInUri(uri: string): string | undefined {
-  const name = /^mongodb(?:\+srv)?:\/\/[^/]*\/([^?]+)/.exec(uri)?.[1];
-  return name ? decodeURIComponent(name) : undefined;
-}
 
 /**
  * A server that is up but does not answer (frozen, partitioned) would hold a call until the
