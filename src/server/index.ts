@@ -157,6 +157,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     idleTimeoutMs: config.idleTimeoutMs,
     maxHeaderBytes: 16 * 1024,
     maxConcurrentStreams: 100,
+    onShed: (reason, peer) => logger.warn("http2 connection shed", { reason, peer }),
   });
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
   return {

@@ -1,13 +1,21 @@
 // One port for every protocol. Without TLS, plain HTTP/1.1 and h2c (HTTP/2 with prior
 // knowledge, as gRPC clients speak it) arrive on the same socket: the first bytes tell them
-// apart (an HTTP/2 connection starts with the preface "PRI * HTTP/2.0"), and the connection is
-// handed to an HTTP/1.1 or an HTTP/2 server sharing one request handler. With TLS, ALPN does the
-// same job inside one secure HTTP/2 server that allows HTTP/1.1.
+// apart (an HTTP/2 connection starts with the preface "PRI * HTTP/2.0"). With TLS, ALPN tells
+// them apart once the handshake is done. Either way the connection is handed to one HTTP/1.1
+// server or one HTTP/2 server, both sharing one request handler, so every transport gets the
+// same timeouts:
+// - nothing at all (no byte, no ClientHello): closed after the headers timeout;
+// - HTTP/1.1: Node's headers, request and keep-alive timeouts (plain and TLS alike);
+// - HTTP/2, per stream: the request (headers and body) must have arrived within the request
+//   timeout, else 408 (or RST_STREAM(CANCEL) once the answer has begun); per session: see
+//   h2-guard.ts (idle sessions, stalled streams, floods and rapid resets).
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Socket } from "node:net";
 import { Duplex } from "node:stream";
+import tls from "node:tls";
+import { guardSession, resetStream } from "./h2-guard.js";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -25,6 +33,8 @@ export interface ListenerOptions {
   maxHeaderBytes: number;
   /** HTTP/2 streams a client may have open at once on one connection. */
   maxConcurrentStreams: number;
+  /** Told when an HTTP/2 session is shed for abuse (for the log). */
+  onShed?(reason: string, peer: string | undefined): void;
 }
 
 export interface Listener {
@@ -40,6 +50,25 @@ export interface Listener {
 }
 
 const preface = Buffer.from("PRI * HTTP/2.0");
+
+/** The peer address of each HTTP/2 session, as its socket reported it when it was accepted. */
+const sessionPeers = new WeakMap<http2.Http2Session, string | undefined>();
+
+/**
+ * The address of the peer that sent `req`. An h2c session reads from a replaying stream (below),
+ * whose socket Node's HTTP/2 layer wraps without an address, so its peer is remembered here.
+ */
+export function peerAddress(req: http.IncomingMessage | http2.Http2ServerRequest): string | undefined {
+  if (req.httpVersionMajor === 2) {
+    const session = (req as http2.Http2ServerRequest).stream?.session;
+    if (session && sessionPeers.has(session)) return sessionPeers.get(session);
+  }
+  try {
+    return req.socket?.remoteAddress;
+  } catch {
+    return undefined; // an HTTP/2 stream whose session is gone: its socket proxy throws
+  }
+}
 
 /** A duplex over `socket` that first yields `head`, then whatever the socket reads. */
 function replaying(socket: Socket, head: Buffer): Duplex {
@@ -65,8 +94,6 @@ function replaying(socket: Socket, head: Buffer): Duplex {
   socket.on("end", () => d.push(null));
   socket.on("error", (e) => d.destroy(e));
   socket.on("close", () => d.destroy());
-  // The HTTP/2 layer reports these for req.socket.
-  Object.assign(d, { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, remoteFamily: socket.remoteFamily });
   return d;
 }
 
@@ -87,18 +114,30 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     res.once("close", finish);
     res.once("finish", finish);
     if (req.httpVersionMajor === 2) {
+      const h2res = res as http2.Http2ServerResponse;
+      const stream = h2res.stream;
       // An answer sent before the request body is read (a body over the limit, a bad frame): ask
       // the client to stop sending with RST_STREAM(NO_ERROR) once the answer is out (RFC 9113
       // 8.1). Otherwise the stream stays half-open, its flow-control window full, until the
       // client gives up: a client waiting to finish its write never sees the stream end.
       // The compatibility layer always ends a response with trailers (sent from its own
       // "wantTrailers" listener, which runs before this one), so the reset follows them.
-      const stream = (res as http2.Http2ServerResponse).stream;
       stream.once("wantTrailers", () => {
         setImmediate(() => {
           if (!stream.closed && !stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_NO_ERROR);
         });
       });
+      // The request timeout, per stream: what HTTP/1.1 gets from Node. A stream whose request
+      // has not fully arrived by then gets 408 (then the reset above), or a reset if its answer
+      // has begun (a bidirectional stream).
+      const timer = setTimeout(() => {
+        if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
+        if (h2res.headersSent) return resetStream(stream, http2.constants.NGHTTP2_CANCEL);
+        h2res.writeHead(408, { "content-length": "0" });
+        h2res.end();
+      }, o.requestTimeoutMs);
+      timer.unref();
+      stream.once("close", () => clearTimeout(timer));
     }
     if (closing && "setHeader" in res && !(res as http.ServerResponse).headersSent && req.httpVersionMajor === 1) {
       (res as http.ServerResponse).setHeader("connection", "close");
@@ -106,41 +145,79 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     handler(req, res);
   };
 
-  const h2settings: http2.Settings = { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes };
-  let h1: http.Server | undefined;
-  let h2: http2.Http2Server | http2.Http2SecureServer;
-  let front: net.Server;
+  const h1 = http.createServer(
+    {
+      requestTimeout: o.requestTimeoutMs,
+      headersTimeout: o.headersTimeoutMs,
+      keepAliveTimeout: o.idleTimeoutMs,
+      maxHeaderSize: o.maxHeaderBytes,
+      // Node enforces the two timeouts above only when it sweeps its connections, every 30 s by
+      // default: a client dribbling its headers or never finishing its body would hold the
+      // socket for up to 30 s more than configured. Sweep at a quarter of the shorter timeout.
+      connectionsCheckingInterval: Math.max(250, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs) / 4)),
+    },
+    counted,
+  );
+  // This server never listens itself (the front server hands it connections), and Node starts
+  // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
+  // client dribbling its headers or never finishing its body holds its socket forever.
+  h1.emit("listening");
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes }, maxSessionMemory: 20 }, counted);
 
+  // The peer of the connection being handed to the HTTP/2 server: its "session" event follows
+  // synchronously.
+  let accepting: Socket | undefined;
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    const socket = accepting!;
+    const peer = socket.remoteAddress;
+    sessionPeers.set(session, peer);
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    guardSession(session, {
+      socket,
+      idleTimeoutMs: o.idleTimeoutMs,
+      maxConcurrentStreams: o.maxConcurrentStreams,
+      onShed: (reason) => o.onShed?.(reason, peer),
+    });
+  });
+  const toH2 = (socket: Socket, stream: Duplex | Socket) => {
+    accepting = socket;
+    try {
+      h2.emit("connection", stream);
+    } finally {
+      accepting = undefined;
+    }
+  };
+
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+  };
+
+  let front: net.Server;
   if (o.tls) {
-    h2 = http2.createSecureServer(
-      { cert: o.tls.cert, key: o.tls.key, allowHTTP1: true, settings: h2settings, maxSessionMemory: 20 },
-      counted,
-    );
-    front = h2 as unknown as net.Server;
-  } else {
-    h1 = http.createServer(
+    front = tls.createServer(
       {
-        requestTimeout: o.requestTimeoutMs,
-        headersTimeout: o.headersTimeoutMs,
-        keepAliveTimeout: o.idleTimeoutMs,
-        maxHeaderSize: o.maxHeaderBytes,
-        // Node enforces the two timeouts above only when it sweeps its connections, every 30 s by
-        // default: a client dribbling its headers or never finishing its body would hold the
-        // socket for up to 30 s more than configured. Sweep at a quarter of the shorter timeout.
-        connectionsCheckingInterval: Math.max(250, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs) / 4)),
+        cert: o.tls.cert,
+        key: o.tls.key,
+        ALPNProtocols: ["h2", "http/1.1"],
+        // Node's default is 120 s: a connection that never sends a ClientHello would hold a
+        // socket that long.
+        handshakeTimeout: o.headersTimeoutMs,
       },
-      counted,
+      (socket) => {
+        if (socket.alpnProtocol === "h2") toH2(socket, socket);
+        else h1.emit("connection", socket);
+      },
     );
-    // This server never listens itself (the front server hands it connections), and Node starts
-    // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
-    // client dribbling its headers or never finishing its body holds its socket forever.
-    h1.emit("listening");
-    h2 = http2.createServer({ settings: h2settings, maxSessionMemory: 20 }, counted);
-    const h1server = h1;
-    const h2server = h2;
+    front.on("connection", track);
+    // A failed or timed-out handshake (ERR_TLS_HANDSHAKE_TIMEOUT): nothing to report, and the
+    // connection goes (with a listener here, Node leaves that to the listener).
+    front.on("tlsClientError", (_error: Error, socket: tls.TLSSocket) => socket.destroy());
+  } else {
     front = net.createServer({ noDelay: true }, (socket) => {
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
+      track(socket);
       // A connection that never sends a byte is closed after the headers timeout.
       socket.setTimeout(o.headersTimeoutMs, () => socket.destroy());
       let head: Buffer = Buffer.alloc(0);
@@ -154,28 +231,15 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         if (isH2) {
           // Node's HTTP/2 session reads from the socket's native handle, past anything pushed
           // back into the JS stream: hand it a stream that replays the bytes already read.
-          h2server.emit("connection", replaying(socket, head));
+          toH2(socket, replaying(socket, head));
         } else {
           socket.pause();
           socket.unshift(head);
-          h1server.emit("connection", socket);
+          h1.emit("connection", socket);
           socket.resume();
         }
       };
       socket.on("data", onData);
-      socket.on("error", () => socket.destroy());
-    });
-  }
-
-  h2.on("session", (session: http2.ServerHttp2Session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-    session.setTimeout(o.idleTimeoutMs, () => session.close());
-  });
-  if (o.tls) {
-    h2.on("secureConnection", (socket: Socket) => {
-      sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
     });
   }
 
@@ -198,11 +262,11 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       for (const s of sessions) s.close();
       const deadline = Date.now() + graceMs;
       while (active > 0 && Date.now() < deadline) {
-        h1?.closeIdleConnections();
+        h1.closeIdleConnections();
         await new Promise((r) => setTimeout(r, 20));
       }
-      h1?.closeIdleConnections();
-      h1?.close(() => {}); // stops the timeout sweep (it is not listening: the callback gets an error)
+      h1.closeIdleConnections();
+      h1.close(() => {}); // stops the timeout sweep (it is not listening: the callback gets an error)
       for (const s of sessions) s.destroy();
       for (const s of sockets) s.destroy();
       await stopped;

@@ -13,32 +13,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { connectClient, GrpcJsClient } from "../support/clients.js";
+import { dribble, slowClient } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { grpcFrame, grpcStatus, h2request, healthy, raw } from "./support.js";
 
 const cid = { "x-koms-clientid": testClientId };
-
-/** Opens a TCP connection and resolves with what the server sent and when it closed. */
-function slowClient(port: number, feed: (s: net.Socket) => void): Promise<{ closedAfterMs: number; received: string }> {
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    const s = net.connect(port, "127.0.0.1");
-    let received = "";
-    s.on("data", (d) => (received += d.toString("latin1")));
-    s.on("error", () => {});
-    s.on("close", () => resolve({ closedAfterMs: Date.now() - t0, received }));
-    s.on("connect", () => feed(s));
-  });
-}
-
-function dribble(s: net.Socket, text: string, everyMs: number): void {
-  let i = 0;
-  const t = setInterval(() => {
-    if (s.destroyed || i >= text.length) return clearInterval(t);
-    s.write(text[i++]!);
-  }, everyMs);
-  s.on("close", () => clearInterval(t));
-}
 
 describe("limits", function () {
   this.timeout(30_000);

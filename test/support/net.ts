@@ -1,7 +1,8 @@
 // Small network and TLS helpers shared by the suites.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import net, { createServer } from "node:net";
+import tls from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -40,4 +41,38 @@ export function makeTestCertificate(): TestCertificate {
     env: { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: key },
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+export interface SlowClientResult {
+  closedAfterMs: number;
+  /** Everything the server sent (latin1). */
+  received: string;
+}
+
+/**
+ * Opens a connection (TCP, or TLS with `tls.ca` and the given ALPN protocols), runs `feed` once
+ * it is up, and resolves with what the server sent and when it closed the connection.
+ */
+export function slowClient(port: number, feed: (s: net.Socket) => void, opts: { tls?: { ca: Buffer; alpn?: string[] } } = {}): Promise<SlowClientResult> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const s = opts.tls
+      ? tls.connect({ host: "127.0.0.1", port, ca: opts.tls.ca, servername: "localhost", ALPNProtocols: opts.tls.alpn ?? ["http/1.1"] })
+      : net.connect(port, "127.0.0.1");
+    let received = "";
+    s.on("data", (d: Buffer) => (received += d.toString("latin1")));
+    s.on("error", () => {});
+    s.on("close", () => resolve({ closedAfterMs: Date.now() - t0, received }));
+    s.on(opts.tls ? "secureConnect" : "connect", () => feed(s));
+  });
+}
+
+/** Writes `text` one character every `everyMs` until done or the socket closes. */
+export function dribble(s: net.Socket, text: string, everyMs: number): void {
+  let i = 0;
+  const t = setInterval(() => {
+    if (s.destroyed || i >= text.length) return clearInterval(t);
+    s.write(text[i++]!);
+  }, everyMs);
+  s.on("close", () => clearInterval(t));
 }

@@ -1,0 +1,148 @@
+// Bounds on one HTTP/2 session, beyond what Node (nghttp2 1.61) enforces by itself.
+//
+// What Node 20 already does, and is left to it: a header block cut into more CONTINUATION
+// frames than nghttp2 allows (8) ends the connection (GOAWAY); PINGs or SETTINGS sent faster
+// than the client reads their ACKs overflow nghttp2's queue of outbound ACKs (1000) and end the
+// connection; a SETTINGS frame with more than 32 entries, more invalid frames than
+// maxSessionInvalidFrames (1000) or refused streams than maxSessionRejectedStreams (100) do too.
+// What it does not do, and is done here:
+// - Rapid reset (CVE-2023-44487): nghttp2 only rate-limits incoming RST_STREAM at 1000 at once
+//   then 33/s, and every one of those streams still reaches the request handler. A client may
+//   abandon streams before their answer as a real client does (a deadline, a navigation), but
+//   not by the hundreds: past `2 x maxConcurrentStreams` at once, refilled at a tenth of that
+//   per second, the session is shed.
+// - PING and SETTINGS floods from a client that does read the ACKs: each costs the server a
+//   frame to write, without end. A client needs a few (keepalive, one SETTINGS per change):
+//   past 100 at once, refilled at 10 per second, the session is shed.
+// - A window that never opens (a client that sends no WINDOW_UPDATE, or announces a window of 0)
+//   stalls the answer with its data held in memory, while PINGs keep the connection "active"
+//   for Node's idle timer. A stream whose pending output makes no progress for the idle timeout
+//   is reset (CANCEL).
+// - Idle sessions: Node's session timeout closes a session gracefully, and a graceful close
+//   waits for the open streams (a stalled one never ends) and then for the client to close the
+//   connection (one that ignores GOAWAY never does). Here a session is idle when it has no open
+//   stream: after the idle timeout it gets GOAWAY(NO_ERROR), and its connection is closed one
+//   idle timeout later if the client has not closed it.
+// Shedding sends GOAWAY(ENHANCE_YOUR_CALM) and closes the socket. The session's other streams
+// go with it: the client misbehaved on that connection.
+import http2 from "node:http2";
+
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
+
+export interface SessionGuardOptions {
+  idleTimeoutMs: number;
+  /** The connection under the session: closed when a client ignores GOAWAY. */
+  socket: { destroy(): void; destroyed: boolean };
+  maxConcurrentStreams: number;
+  /** Told when a session is shed (for the log). */
+  onShed?(reason: string): void;
+}
+
+/** A token bucket: `burst` events at once, then `perSecond`. */
+class Budget {
+  private tokens: number;
+  private last = performance.now();
+  constructor(
+    private readonly burst: number,
+    private readonly perSecond: number,
+  ) {
+    this.tokens = burst;
+  }
+
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** Streams the server itself reset (timeouts): not counted as the client's resets. */
+const resetHere = new WeakSet<http2.Http2Stream>();
+
+/** Resets `stream` from this side (RST_STREAM with `code`). */
+export function resetStream(stream: http2.Http2Stream, code: number): void {
+  if (stream.closed || stream.destroyed) return;
+  resetHere.add(stream);
+  stream.close(code);
+}
+
+export function guardSession(session: http2.ServerHttp2Session, o: SessionGuardOptions): void {
+  const resets = new Budget(2 * o.maxConcurrentStreams, o.maxConcurrentStreams / 10);
+  const control = new Budget(100, 10);
+  const streams = new Set<http2.ServerHttp2Stream>();
+  // Since when each stream has had output waiting to be sent, without a break.
+  const pendingSince = new Map<http2.ServerHttp2Stream, number>();
+  let idle: NodeJS.Timeout | undefined;
+  let sweep: NodeJS.Timeout | undefined;
+
+  const shed = (reason: string) => {
+    if (session.destroyed || session.closed) return;
+    o.onShed?.(reason);
+    session.destroy(new Error(`HTTP/2 session shed: ${reason}`), NGHTTP2_ENHANCE_YOUR_CALM);
+  };
+  const armIdle = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      if (streams.size > 0 || session.destroyed) return;
+      // Graceful: GOAWAY(NO_ERROR); a stream the client opened meanwhile may still finish.
+      // Node then waits for the client to close the connection; one that ignores the GOAWAY
+      // (and keeps sending PINGs) loses it after another idle timeout.
+      session.close();
+      setTimeout(() => o.socket.destroy(), o.idleTimeoutMs).unref();
+    }, o.idleTimeoutMs);
+    idle.unref();
+  };
+  // Node's own stream timeout cannot see a stall: it counts any frame the session sends (a
+  // PING ACK) as progress. So: a stream whose answer has been waiting to be sent, without a
+  // break, for the idle timeout is reset. Tessera's answers are small; under any client that
+  // reads, they leave within milliseconds.
+  const sweepStalled = () => {
+    const now = performance.now();
+    for (const stream of streams) {
+      if (stream.writableLength === 0) {
+        pendingSince.delete(stream);
+        continue;
+      }
+      const since = pendingSince.get(stream) ?? now;
+      pendingSince.set(stream, since);
+      if (now - since >= o.idleTimeoutMs) resetStream(stream, NGHTTP2_CANCEL);
+    }
+  };
+
+  session.on("ping", () => {
+    if (!control.take()) shed("ping flood");
+  });
+  session.on("remoteSettings", () => {
+    if (!control.take()) shed("settings flood");
+  });
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    streams.add(stream);
+    clearTimeout(idle);
+    if (sweep === undefined) {
+      sweep = setInterval(sweepStalled, Math.max(100, Math.floor(o.idleTimeoutMs / 4)));
+      sweep.unref();
+    }
+    const clientReset = () => {
+      if (!resetHere.has(stream) && !session.destroyed && !resets.take()) shed("rapid reset");
+    };
+    // A stream whose RST_STREAM came in the same read as its HEADERS is already aborted here.
+    if (stream.aborted) clientReset();
+    else stream.once("aborted", clientReset);
+    stream.once("close", () => {
+      streams.delete(stream);
+      pendingSince.delete(stream);
+      if (streams.size > 0 || session.destroyed) return;
+      clearInterval(sweep);
+      sweep = undefined;
+      armIdle();
+    });
+  });
+  session.once("close", () => {
+    clearTimeout(idle);
+    clearInterval(sweep);
+  });
+  armIdle();
+}

@@ -1,0 +1,202 @@
+/**
+ * HTTP/2 abuse, each from a hand-made client on a raw socket (test/support/h2-wire.ts): rapid
+ * reset (CVE-2023-44487), a CONTINUATION flood, PING and SETTINGS floods from a client that
+ * reads every ACK, and a window that never opens. Each time the abusive connection is shed
+ * while a normal client on its own connection keeps being served: every one of its requests is
+ * answered 200 (its latency is printed, not asserted). Tessera sheds with GOAWAY
+ * (ENHANCE_YOUR_CALM) and logs why; the GOAWAY itself can be lost on the way (the server closes
+ * a socket that still has flood bytes unread, and the kernel answers them with a TCP reset), so
+ * the tests read the reason from the log and see the socket close.
+ * What Node 20 (nghttp2 1.61) does by itself and what Tessera adds is in src/server/h2-guard.ts.
+ */
+import { strict as assert } from "node:assert";
+import http2 from "node:http2";
+import { makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { ErrorCode, Flag, frame, FrameType, grpcHeaders, H2Wire, hpack, Setting, settingsPayload } from "../support/h2-wire.js";
+
+const version = "/tessera.jwt.v1.JwtService/GetVersion";
+const rstCancel = Buffer.from([0, 0, 0, ErrorCode.CANCEL]);
+
+/** A well-behaved client polling /healthz on its own connection while `attack` runs. */
+async function whileServing(url: string, ca: Buffer | undefined, attack: () => Promise<unknown>): Promise<{ statuses: number[]; latenciesMs: number[] }> {
+  const session = http2.connect(url, ca ? { ca } : {});
+  session.on("error", () => {});
+  const statuses: number[] = [];
+  const latenciesMs: number[] = [];
+  let attacking = true;
+  const poll = (async () => {
+    while (attacking) {
+      const t0 = performance.now();
+      const status = await new Promise<number>((resolve) => {
+        const req = session.request({ ":path": "/healthz" });
+        let s = 0;
+        req.on("response", (h) => (s = Number(h[":status"])));
+        req.on("close", () => resolve(s));
+        req.on("error", () => {});
+        req.resume();
+        req.end();
+      });
+      statuses.push(status);
+      latenciesMs.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  try {
+    await attack();
+  } finally {
+    attacking = false;
+    await poll;
+    session.close();
+  }
+  return { statuses, latenciesMs };
+}
+
+function report(name: string, r: { statuses: number[]; latenciesMs: number[] }): void {
+  const sorted = [...r.latenciesMs].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]?.toFixed(1);
+  console.log(`      ${name}: normal client ${r.statuses.length} requests, p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms`);
+}
+
+function assertServed(r: { statuses: number[] }): void {
+  assert.ok(r.statuses.length > 0, "the normal client made no request");
+  assert.deepEqual([...new Set(r.statuses)], [200], `the normal client got ${JSON.stringify(r.statuses)}`);
+}
+
+/**
+ * Writes `chunks` in batches, yielding to the event loop, until the server sends GOAWAY or
+ * closes the connection. Resolves with how many were written.
+ */
+async function pump(w: H2Wire, chunks: Iterable<Buffer>, batch: number, pauseMs: number): Promise<number> {
+  let n = 0;
+  for (const c of chunks) {
+    if (w.closed || w.goaway()) return n;
+    w.write(c);
+    if (++n % batch === 0) {
+      await w.drained();
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  }
+  return n;
+}
+
+function* repeat(times: number, make: (i: number) => Buffer): Iterable<Buffer> {
+  for (let i = 0; i < times; i++) yield make(i);
+}
+
+describe("HTTP/2 abuse", function () {
+  this.timeout(60_000);
+
+  for (const transport of ["h2c", "h2 over TLS"] as const) {
+    describe(transport, () => {
+      let server: TestServer;
+      let cert: TestCertificate | undefined;
+      let ca: Buffer | undefined;
+      const open = (settings?: Array<[number, number]>) => H2Wire.open(server.port, { settings, tlsCa: ca });
+      let logsSeen = 0;
+      /** The reasons of the sheddings logged since the last call. */
+      const shedReasons = () => {
+        const lines = server.logs.slice(logsSeen).map((l) => JSON.parse(l) as { msg: string; reason?: string });
+        logsSeen = server.logs.length;
+        return lines.filter((l) => l.msg === "http2 connection shed").map((l) => l.reason);
+      };
+      beforeEach(() => shedReasons());
+
+      before(async () => {
+        cert = transport === "h2c" ? undefined : makeTestCertificate();
+        ca = cert?.ca;
+        server = await startTestServer({ env: { TESSERA_IDLE_TIMEOUT_MS: "3000", TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "3000", ...cert?.env } });
+      });
+      after(async () => {
+        await server?.close();
+        cert?.remove();
+      });
+
+      it("rapid reset: 1000 streams opened and cancelled at once — shed long before the last", async () => {
+        const w = await open();
+        let sent = 0;
+        const r = await whileServing(server.url, ca, async () => {
+          sent = await pump(w, repeat(1000, (i) => Buffer.concat([w.headers(1 + 2 * i, grpcHeaders(version)), frame(FrameType.RST_STREAM, 0, 1 + 2 * i, rstCancel)])), 50, 5);
+        });
+        report("rapid reset", r);
+        assert.ok(sent < 1000, "all 1000 streams were opened and cancelled: the connection was never shed");
+        assert.ok(await w.closedWithin(3000), "the connection is still open");
+        assert.deepEqual(shedReasons(), ["rapid reset"]);
+        assertServed(r);
+      });
+
+      it("a few cancelled streams are a client's right: 50 opened and cancelled, then a request on the same connection is answered", async () => {
+        const w = await open();
+        await pump(w, repeat(50, (i) => Buffer.concat([w.headers(1 + 2 * i, grpcHeaders(version)), frame(FrameType.RST_STREAM, 0, 1 + 2 * i, rstCancel)])), 50, 5);
+        w.write(w.headers(101, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", "/healthz"]], { endStream: true }));
+        const answer = await w.until((f) => f.type === FrameType.HEADERS && f.stream === 101, 3000);
+        assert.ok(answer, `no answer on stream 101; GOAWAY ${JSON.stringify(w.goaway())}`);
+        assert.equal(w.goaway(), undefined);
+        assert.deepEqual(shedReasons(), []);
+        w.destroy();
+      });
+
+      it("CONTINUATION flood: a header block that never ends — shed (nghttp2's own limit)", async () => {
+        const w = await open();
+        let sent = 0;
+        const r = await whileServing(server.url, ca, async () => {
+          w.write(w.headers(1, grpcHeaders(version), { endHeaders: false }));
+          sent = await pump(w, repeat(50_000, () => frame(FrameType.CONTINUATION, 0, 1, hpack([["x-flood", "a"]]))), 500, 2);
+        });
+        report("CONTINUATION flood", r);
+        assert.ok(sent < 50_000, "all 50000 CONTINUATION frames were taken");
+        assert.ok(await w.closedWithin(3000), "the connection is still open");
+        assert.equal(w.count(FrameType.HEADERS), 0, "the stream was served");
+        assertServed(r);
+      });
+
+      it("PING flood (2000/s), every ACK read: shed", async () => {
+        const w = await open();
+        let sent = 0;
+        const r = await whileServing(server.url, ca, async () => {
+          sent = await pump(w, repeat(4000, () => frame(FrameType.PING, 0, 0, Buffer.alloc(8))), 10, 5);
+        });
+        report("PING flood", r);
+        assert.ok(sent < 4000, `all 4000 PINGs were taken (${w.count(FrameType.PING, Flag.ACK)} ACKs)`);
+        assert.ok(await w.closedWithin(3000), "the connection is still open");
+        assert.deepEqual(shedReasons(), ["ping flood"]);
+        assertServed(r);
+      });
+
+      it("SETTINGS flood (2000/s), every ACK read: shed", async () => {
+        const w = await open();
+        const settings = frame(FrameType.SETTINGS, 0, 0, settingsPayload([[Setting.MAX_CONCURRENT_STREAMS, 100]]));
+        let sent = 0;
+        const r = await whileServing(server.url, ca, async () => {
+          sent = await pump(w, repeat(4000, () => settings), 10, 5);
+        });
+        report("SETTINGS flood", r);
+        assert.ok(sent < 4000, `all 4000 SETTINGS were taken (${w.count(FrameType.SETTINGS, Flag.ACK)} ACKs)`);
+        assert.ok(await w.closedWithin(3000), "the connection is still open");
+        assert.deepEqual(shedReasons(), ["settings flood"]);
+        assertServed(r);
+      });
+
+      it("a window that never opens (INITIAL_WINDOW_SIZE 0, PINGs to look alive): the stalled stream is reset (CANCEL) after the idle timeout (3 s), then the connection closed", async () => {
+        const w = await open([[Setting.INITIAL_WINDOW_SIZE, 0]]);
+        const pings = setInterval(() => w.write(frame(FrameType.PING, 0, 0, Buffer.alloc(8))), 200);
+        try {
+          const r = await whileServing(server.url, ca, async () => {
+            w.write(w.headers(1, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", "/.well-known/jwks.json"]], { endStream: true }));
+            await w.until((f) => f.type === FrameType.RST_STREAM && f.stream === 1, 8000);
+          });
+          report("window stall", r);
+          assert.ok(w.count(FrameType.HEADERS) >= 1, "the answer's headers were not sent");
+          assert.equal(w.count(FrameType.DATA), 0, "data was sent into a closed window");
+          assert.deepEqual(w.resets(), [{ stream: 1, code: ErrorCode.CANCEL }]);
+          assert.ok(await w.closedWithin(8000), "the connection is still open");
+          assert.equal(w.goaway()?.code, ErrorCode.NO_ERROR, "closed as idle once its stream was gone");
+          assertServed(r);
+        } finally {
+          clearInterval(pings);
+          w.destroy();
+        }
+      });
+    });
+  }
+});

@@ -1,0 +1,147 @@
+/**
+ * The configured timeouts hold on every transport (headers 1 s, request 1.5 s, idle 1 s here):
+ * HTTP/1.1 over TLS as over plain TCP (test/hostile/limits.test.ts has the plain cases), the TLS
+ * handshake itself, and every HTTP/2 stream, h2c and h2 over TLS: a request whose body has not
+ * arrived within the request timeout gets 408, or RST_STREAM(CANCEL) once its answer has begun.
+ */
+import { strict as assert } from "node:assert";
+import http2 from "node:http2";
+import net from "node:net";
+import { grpcFrame, h2request } from "./support.js";
+import { dribble, makeTestCertificate, slowClient, type TestCertificate } from "../support/net.js";
+import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+
+const timeouts = { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000" };
+
+/** A reflection request (list_services) as a gRPC message: field 7, an empty string. */
+const listServices = grpcFrame(Buffer.from([0x3a, 0x00]));
+
+describe("timeouts on every transport", function () {
+  this.timeout(30_000);
+  let cert: TestCertificate;
+  let tlsServer: TestServer;
+  let plainServer: TestServer;
+
+  before(async () => {
+    cert = makeTestCertificate();
+    tlsServer = await startTestServer({ env: { ...timeouts, ...cert.env } });
+    plainServer = await startTestServer({ env: timeouts });
+  });
+  after(async () => {
+    await tlsServer?.close();
+    await plainServer?.close();
+    cert?.remove();
+  });
+
+  describe("TLS", () => {
+    const tlsOpts = () => ({ tls: { ca: cert.ca } });
+
+    it("a TCP connection that never sends a ClientHello is closed after the headers timeout (1 s)", async () => {
+      const r = await slowClient(tlsServer.port, () => {});
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+    });
+
+    it("a ClientHello cut short is closed after the headers timeout (1 s)", async () => {
+      // A TLS record header announcing a 512-byte handshake message, and 3 bytes of it.
+      const r = await slowClient(tlsServer.port, (s) => s.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01])));
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+    });
+
+    it("HTTP/1.1: a handshake and then nothing is closed after the headers timeout", async () => {
+      const r = await slowClient(tlsServer.port, () => {}, tlsOpts());
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+    });
+
+    it("HTTP/1.1: headers dribbled byte by byte are cut off at the headers timeout (1 s)", async () => {
+      const r = await slowClient(tlsServer.port, (s) => dribble(s, "GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: " + "a".repeat(500), 20), tlsOpts());
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+      assert.doesNotMatch(r.received, /200 OK/);
+    });
+
+    it("HTTP/1.1: a body that never finishes is answered 408 at the request timeout (1.5 s)", async () => {
+      const r = await slowClient(
+        tlsServer.port,
+        (s) => {
+          s.write(`POST /user HTTP/1.1\r\nhost: x\r\nx-koms-clientid: ${testClientId}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"email":`);
+          dribble(s, "x".repeat(500), 50);
+        },
+        tlsOpts(),
+      );
+      assert.ok(r.closedAfterMs >= 1400 && r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
+      assert.match(r.received, /^HTTP\/1\.1 408 /, r.received);
+    });
+
+    it("HTTP/1.1: an idle keep-alive connection is closed after the idle timeout (1 s)", async () => {
+      const r = await slowClient(tlsServer.port, (s) => s.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"), tlsOpts());
+      assert.match(r.received, /^HTTP\/1\.1 200 /);
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+    });
+  });
+
+  for (const transport of ["h2c", "h2 over TLS"] as const) {
+    describe(`HTTP/2 streams (${transport})`, () => {
+      let session: http2.ClientHttp2Session;
+      let pings: NodeJS.Timeout;
+      beforeEach(() => {
+        const server = transport === "h2c" ? plainServer : tlsServer;
+        session = http2.connect(server.url, transport === "h2c" ? {} : { ca: cert.ca });
+        session.on("error", () => {});
+        // The client looks alive all along: PINGs every 300 ms.
+        pings = setInterval(() => !session.destroyed && session.ping(() => {}), 300);
+      });
+      afterEach(() => {
+        clearInterval(pings);
+        session.destroy();
+      });
+
+      it("a POST announcing 100 bytes that sends 6 is answered 408 at the request timeout (1.5 s)", async () => {
+        const t0 = Date.now();
+        const a = await h2request(
+          session,
+          { ":method": "POST", ":path": "/user", "x-koms-clientid": testClientId, "content-type": "application/json", "content-length": "100" },
+          Buffer.from('{"a":1'),
+          { endStream: false, timeoutMs: 6000 },
+        );
+        const ms = Date.now() - t0;
+        assert.equal(a.headers[":status"], 408);
+        assert.ok(ms >= 1400, `answered after ${ms} ms`);
+        assert.ok(!session.destroyed, "the session survives");
+        const ok = await h2request(session, { ":path": "/healthz" });
+        assert.equal(ok.headers[":status"], 200);
+      });
+
+      it("a gRPC call whose request never ends (reflection, answer begun) is reset (CANCEL) at the request timeout", async () => {
+        const a = await h2request(
+          session,
+          { ":method": "POST", ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "content-type": "application/grpc", te: "trailers" },
+          listServices,
+          { endStream: false, timeoutMs: 6000 },
+        );
+        assert.equal(a.headers[":status"], 200);
+        assert.ok(a.data.length > 0, "the first answer was not sent");
+        assert.equal(a.rstCode, http2.constants.NGHTTP2_CANCEL);
+        // The call ends as cancelled: no unexpected error is reported for the cut stream.
+        const server = transport === "h2c" ? plainServer : tlsServer;
+        await new Promise((r) => setTimeout(r, 50));
+        const lines = server.logs.map((l) => JSON.parse(l) as { msg: string; procedure?: string; code?: string });
+        assert.deepEqual(lines.filter((l) => l.msg === "unexpected error"), []);
+        assert.equal(lines.filter((l) => l.procedure === "grpc.reflection.v1.ServerReflection/ServerReflectionInfo").at(-1)?.code, "canceled");
+      });
+    });
+  }
+
+  it("h2c: an HTTP/2 connection that sends the preface and then only PINGs is closed after the idle timeout (1 s)", async () => {
+    const s = net.connect(plainServer.port, "127.0.0.1");
+    await new Promise<void>((resolve) => s.once("connect", () => resolve()));
+    s.on("error", () => {});
+    const t0 = Date.now();
+    s.write(Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+    s.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]));
+    const ping = Buffer.from([0, 0, 8, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const t = setInterval(() => s.write(ping), 100);
+    await new Promise<void>((resolve) => s.once("close", () => resolve()));
+    clearInterval(t);
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 900 && ms < 4000, `closed after ${ms} ms`);
+  });
+});
