@@ -13,13 +13,14 @@ import { runInCall } from "../call-scope.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../services/binding.js";
+import { createClientAddressResolver } from "./client-address.js";
 import { createDeadlineInterceptor } from "./deadline-interceptor.js";
 import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatch.js";
 import { createDocs } from "./docs.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
-import { listen, type Listener } from "./listener.js";
+import { listen, peerAddress, type Listener } from "./listener.js";
 import { createLoggingInterceptor } from "./logging-interceptor.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
@@ -61,10 +62,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const services = o.bindings.map((b) => b.service);
   const reflection = reflectionServices([...services, Health]);
   const secure = config.tlsCertFile !== undefined;
+  const clientAddress = createClientAddressResolver(config.trustedProxies);
 
   const contextValues = (req: NodeRequest): ContextValues =>
     createContextValues()
-      .set(clientAddressKey, req.socket?.remoteAddress ?? "unknown")
+      .set(clientAddressKey, clientAddress(peerAddress(req), req.headers))
       .set(httpMethodKey, req.method ?? "")
       .set(secureKey, secure);
 

@@ -1,0 +1,162 @@
+// The client's address, as login abuse protection counts it.
+//
+// It is the peer of the connection, unless that peer is one of TESSERA_TRUSTED_PROXIES: then the
+// proxy's forwarding header says who its client was. `X-Forwarded-For` is read when present (it
+// is what nginx, Envoy, HAProxy and the cloud load balancers append to), else `Forwarded`
+// (RFC 7239, its `for=` parameters). Both list hops left to right, each proxy appending the
+// address it received the request from, so everything left of the last trusted proxy's entry
+// was written by the client and proves nothing: the answer is the right-most hop that is not a
+// trusted proxy. A hop that is no IP address (`unknown`, an obfuscated name, garbage) stops the
+// walk at the trusted proxy that reported it. A proxy that writes only `Forwarded` must drop an
+// `X-Forwarded-For` sent by clients.
+//
+// IPv4 addresses are counted as they are; an IPv6 address as its /64 (one host usually holds a
+// whole /64, so counting single IPv6 addresses would give it 2^64 tries). IPv4-mapped IPv6
+// addresses (::ffff:192.0.2.1, how a dual-stack socket reports IPv4 peers) are IPv4.
+import type { IncomingHttpHeaders } from "node:http";
+import { BlockList, isIPv4, isIPv6 } from "node:net";
+
+export type ClientAddressResolver = (peer: string | undefined, headers: IncomingHttpHeaders) => string;
+
+/** "192.0.2.1" or "2001:db8::/64"-style CIDRs (a bare address is a /32 or /128). */
+export function trustedProxyList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [address, prefix] = cidr.split("/") as [string, string | undefined];
+    const ip = canonical(address);
+    if (ip === undefined) throw new Error(`"${cidr}" is not an IP address or CIDR`);
+    const family = isIPv4(ip) ? "ipv4" : "ipv6";
+    const max = family === "ipv4" ? 32 : 128;
+    const bits = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+    if (!(bits >= 0 && bits <= max)) throw new Error(`"${cidr}": the prefix length must be 0 to ${max}`);
+    list.addSubnet(ip, bits, family);
+  }
+  return list;
+}
+
+export function createClientAddressResolver(trustedProxies: readonly string[]): ClientAddressResolver {
+  const trusted = trustedProxyList(trustedProxies);
+  const isTrusted = (ip: string) => trusted.check(ip, isIPv4(ip) ? "ipv4" : "ipv6");
+  const none = trustedProxies.length === 0;
+  return (peer, headers) => {
+    const direct = peer === undefined ? undefined : canonical(peer);
+    if (direct === undefined) return "unknown";
+    if (none || !isTrusted(direct)) return counted(direct);
+    const hops = forwardedHops(headers);
+    let client = direct;
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const hop = hops[i];
+      if (hop === undefined) break;
+      client = hop;
+      if (!isTrusted(hop)) break;
+    }
+    return counted(client);
+  };
+}
+
+/** The hops a forwarding header lists, left to right; undefined for one that is no IP address. */
+export function forwardedHops(headers: IncomingHttpHeaders): Array<string | undefined> {
+  const xff = headerValues(headers["x-forwarded-for"]);
+  if (xff.length > 0) return xff.flatMap((v) => v.split(",")).map((h) => hopAddress(h.trim()));
+  const hops: Array<string | undefined> = [];
+  for (const v of headerValues(headers["forwarded"])) {
+    for (const element of splitOutsideQuotes(v, ",")) {
+      const pair = splitOutsideQuotes(element, ";")
+        .map((p) => p.trim())
+        .find((p) => p.slice(0, 4).toLowerCase() === "for=");
+      if (pair !== undefined) hops.push(hopAddress(pair.slice(4).trim()));
+    }
+  }
+  return hops;
+}
+
+function headerValues(v: string | string[] | undefined): string[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+function splitOutsideQuotes(s: string, sep: string): string[] {
+  const out: string[] = [];
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '"' && s[i - 1] !== "\\") quoted = !quoted;
+    else if (c === sep && !quoted) {
+      out.push(s.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(s.slice(start));
+  return out;
+}
+
+/** One hop as a header writes it: a bare or quoted address, IPv6 in brackets, maybe a port. */
+function hopAddress(raw: string): string | undefined {
+  let v = raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw;
+  if (v.startsWith("[")) {
+    const end = v.indexOf("]");
+    if (end < 0) return undefined;
+    v = v.slice(1, end);
+  } else if (/^[\d.]+:\d+$/.test(v)) {
+    v = v.slice(0, v.indexOf(":"));
+  }
+  return canonical(v);
+}
+
+/** An address in one spelling: IPv4-mapped IPv6 as IPv4, IPv6 lower-case and compressed. */
+export function canonical(address: string): string | undefined {
+  const a = address.split("%", 1)[0]!; // no zone id
+  if (isIPv4(a)) return a;
+  if (!isIPv6(a)) return undefined;
+  const groups = ipv6Groups(a);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
+  }
+  return formatIPv6(groups);
+}
+
+/** What the address is counted as: IPv4 itself, IPv6 its /64. */
+export function counted(ip: string): string {
+  if (isIPv4(ip)) return ip;
+  const groups = ipv6Groups(ip);
+  return `${formatIPv6([...groups.slice(0, 4), 0, 0, 0, 0])}/64`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (a dotted IPv4 tail is two groups). */
+function ipv6Groups(a: string): number[] {
+  let text = a;
+  const lastColon = text.lastIndexOf(":");
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes(".")) {
+    const q = tail.split(".").map(Number) as [number, number, number, number];
+    text = `${text.slice(0, lastColon + 1)}${((q[0] << 8) | q[1]).toString(16)}:${((q[2] << 8) | q[3]).toString(16)}`;
+  }
+  const parse = (s: string) => (s === "" ? [] : s.split(":").map((g) => parseInt(g, 16)));
+  const gap = text.indexOf("::");
+  if (gap < 0) return parse(text);
+  const left = parse(text.slice(0, gap));
+  const right = parse(text.slice(gap + 2));
+  return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+/** RFC 5952: lower-case, no leading zeros, the longest run of two or more zero groups as "::". */
+function formatIPv6(groups: number[]): string {
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+}

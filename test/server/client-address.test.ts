@@ -1,0 +1,168 @@
+// The client address that login protection counts: the connection's peer on every transport
+// (HTTP/1.1, h2c, TLS with HTTP/1.1 and h2), or — only when that peer is one of
+// TESSERA_TRUSTED_PROXIES — the right-most hop of X-Forwarded-For (else Forwarded) that is not a
+// trusted proxy; an IPv6 address counts as its /64. Seen through the documented lockout: with
+// TESSERA_LOGIN_MAX_FAILURES=1 an address is locked after 4 failed logins (429 /
+// RESOURCE_EXHAUSTED), and other addresses are not. The clients bind distinct loopback
+// addresses (127.0.0.x) to be distinct peers.
+import { strict as assert } from "node:assert";
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import tls from "node:tls";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
+import { createClientAddressResolver } from "../../src/server/client-address.js";
+import { makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+
+type Outcome = "unauthenticated" | "resource_exhausted" | string;
+
+interface Via {
+  name: string;
+  login(from: string, email: string, headers?: Record<string, string>): Promise<Outcome>;
+}
+
+const password = "not the password at all";
+let n = 0;
+/** A login nobody has: each one fails once (and is then locked itself: max failures 1). */
+const ghost = () => `ghost-${++n}-${Date.now()}@example.com`;
+
+function restVia(name: string, url: string, ca?: Buffer): Via {
+  return {
+    name,
+    login: (from, email, headers = {}) =>
+      new Promise((resolve, reject) => {
+        const body = JSON.stringify({ account_type: "traditional", email, password });
+        const u = new URL("/session", url);
+        const options = {
+          method: "POST",
+          localAddress: from,
+          agent: false as const,
+          ca,
+          headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), "x-koms-clientid": testClientId, ...headers },
+        };
+        const req = (u.protocol === "https:" ? https : http).request(u, options, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode === 401 ? "unauthenticated" : res.statusCode === 429 ? "resource_exhausted" : String(res.statusCode)));
+        });
+        req.on("error", reject);
+        req.end(body);
+      }),
+  };
+}
+
+function grpcVia(name: string, url: string, ca?: Buffer): Via {
+  return {
+    name,
+    async login(from, email, headers = {}) {
+      // The session's connection, made from `from`.
+      const createConnection = (authority: URL) => {
+        const socket = net.connect({ host: authority.hostname, port: Number(authority.port), localAddress: from });
+        return ca ? tls.connect({ socket, host: authority.hostname, ca, ALPNProtocols: ["h2"] }) : socket;
+      };
+      const client = createClient(SessionService, createGrpcTransport({ baseUrl: url, nodeOptions: { createConnection } }));
+      try {
+        await client.createSession({ accountType: "traditional", email, password }, { headers: { "x-koms-clientid": testClientId, ...headers } });
+        return "ok";
+      } catch (e) {
+        const code = ConnectError.from(e).code;
+        return code === Code.Unauthenticated ? "unauthenticated" : code === Code.ResourceExhausted ? "resource_exhausted" : Code[code];
+      }
+    },
+  };
+}
+
+/** Four failures from `locked`'s point of view lock it; `other` is still free. */
+async function lockOut(via: Via, locked: { from: string; headers?: Record<string, string> }, other: { from: string; headers?: Record<string, string> }): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    assert.equal(await via.login(locked.from, ghost(), locked.headers), "unauthenticated", `${via.name}: failure ${i + 1}`);
+  }
+  assert.equal(await via.login(locked.from, ghost(), locked.headers), "resource_exhausted", `${via.name}: the address is locked after 4 failures`);
+  assert.equal(await via.login(other.from, ghost(), other.headers), "unauthenticated", `${via.name}: another address is not locked`);
+}
+
+describe("client address", function () {
+  this.timeout(60_000);
+  const env = { TESSERA_LOGIN_MAX_FAILURES: "1", TESSERA_TRUSTED_PROXIES: "127.0.0.9" };
+  let plain: TestServer;
+  let secure: TestServer;
+  let cert: TestCertificate;
+
+  before(async () => {
+    cert = makeTestCertificate();
+    plain = await startTestServer({ env });
+    secure = await startTestServer({ env: { ...env, ...cert.env } });
+  });
+  after(async () => {
+    await plain?.close();
+    await secure?.close();
+    cert?.remove();
+  });
+
+  it("is the connection's peer on every transport: HTTP/1.1, h2c, TLS HTTP/1.1, TLS h2", async () => {
+    const vias: Array<[Via, string, string]> = [
+      [restVia("HTTP/1.1", plain.url), "127.0.0.2", "127.0.0.3"],
+      [grpcVia("h2c (gRPC)", plain.url), "127.0.0.4", "127.0.0.5"],
+      [restVia("TLS HTTP/1.1", secure.url, cert.ca), "127.0.0.2", "127.0.0.3"],
+      [grpcVia("TLS h2 (gRPC)", secure.url, cert.ca), "127.0.0.4", "127.0.0.5"],
+    ];
+    for (const [via, locked, other] of vias) await lockOut(via, { from: locked }, { from: other });
+  });
+
+  describe("behind a trusted proxy (127.0.0.9)", () => {
+    it("X-Forwarded-For over HTTP/1.1: the right-most untrusted hop is counted, not the proxy", async () => {
+      const via = restVia("HTTP/1.1", plain.url);
+      await lockOut(
+        via,
+        { from: "127.0.0.9", headers: { "x-forwarded-for": "203.0.113.50, 198.51.100.7" } },
+        { from: "127.0.0.9", headers: { "x-forwarded-for": "198.51.100.8" } },
+      );
+      // What the client wrote left of the proxy's entry changes nothing: still 198.51.100.7.
+      assert.equal(await via.login("127.0.0.9", ghost(), { "x-forwarded-for": "10.9.9.9, 198.51.100.7" }), "resource_exhausted");
+    });
+
+    it("a peer that is no trusted proxy is counted itself, whatever X-Forwarded-For says", async () => {
+      const via = restVia("HTTP/1.1", plain.url);
+      await lockOut(via, { from: "127.0.0.10", headers: { "x-forwarded-for": "198.51.100.20" } }, { from: "127.0.0.11", headers: { "x-forwarded-for": "198.51.100.20" } });
+    });
+
+    it("Forwarded over h2c (gRPC metadata): an IPv6 client counts as its /64", async () => {
+      const via = grpcVia("h2c (gRPC)", plain.url);
+      await lockOut(
+        via,
+        { from: "127.0.0.9", headers: { forwarded: 'for="[2001:db8:1:2::1]:4711";proto=https' } },
+        { from: "127.0.0.9", headers: { forwarded: 'for="[2001:db8:1:3::1]"' } },
+      );
+      assert.equal(await via.login("127.0.0.9", ghost(), { forwarded: 'for="[2001:db8:1:2:ffff::9]"' }), "resource_exhausted", "the same /64");
+    });
+  });
+});
+
+describe("client address resolution", () => {
+  const resolve = createClientAddressResolver(["10.0.0.0/8", "2001:db8:ffff::/48", "192.0.2.1"]);
+  const cases: Array<[string, string | undefined, Record<string, string>, string]> = [
+    ["untrusted peer: itself, the header ignored", "203.0.113.9", { "x-forwarded-for": "198.51.100.1" }, "203.0.113.9"],
+    ["IPv4-mapped IPv6 peer: its IPv4 address", "::ffff:203.0.113.9", {}, "203.0.113.9"],
+    ["IPv6 peer: its /64", "2001:DB8:AA:BB:1:2:3:4", {}, "2001:db8:aa:bb::/64"],
+    ["trusted peer, no header: the proxy", "10.1.1.1", {}, "10.1.1.1"],
+    ["trusted peer: the right-most untrusted hop", "10.1.1.1", { "x-forwarded-for": "198.51.100.1, 203.0.113.7, 10.2.2.2" }, "203.0.113.7"],
+    ["every hop trusted: the left-most", "10.1.1.1", { "x-forwarded-for": "10.3.3.3, 10.2.2.2" }, "10.3.3.3"],
+    ["a hop that is no address stops at the proxy that wrote it", "10.1.1.1", { "x-forwarded-for": "198.51.100.1, unknown" }, "10.1.1.1"],
+    ["IPv4 with a port", "10.1.1.1", { "x-forwarded-for": "198.51.100.1:5555" }, "198.51.100.1"],
+    ["X-Forwarded-For wins over Forwarded", "10.1.1.1", { "x-forwarded-for": "198.51.100.1", forwarded: "for=198.51.100.2" }, "198.51.100.1"],
+    ["Forwarded: quoted IPv6 with a port, as its /64", "192.0.2.1", { forwarded: 'for=198.51.100.2;by=x, for="[2001:db8:1:2::5]:443"' }, "2001:db8:1:2::/64"],
+    ["Forwarded: an obfuscated hop stops at the proxy", "192.0.2.1", { forwarded: "for=198.51.100.2, for=_hidden" }, "192.0.2.1"],
+    ["Forwarded: FOR in upper case, a trusted IPv6 hop skipped", "10.1.1.1", { forwarded: 'FOR=198.51.100.3, for="[2001:db8:ffff::1]"' }, "198.51.100.3"],
+    ["no peer at all", undefined, {}, "unknown"],
+  ];
+  for (const [name, peer, headers, expected] of cases) {
+    it(`${name}: ${expected}`, () => assert.equal(resolve(peer, headers), expected));
+  }
+
+  it("refuses a list entry that is no address or CIDR, naming it", () => {
+    assert.throws(() => createClientAddressResolver(["10.0.0.0/33"]), /"10\.0\.0\.0\/33": the prefix length must be 0 to 32/);
+    assert.throws(() => createClientAddressResolver(["proxy.internal"]), /"proxy\.internal" is not an IP address or CIDR/);
+  });
+});
