@@ -13,5 +13,5 @@ export async function openStore(config: StoreConfig): Promise<Store> {
       ...(config.warn !== undefined && { warn: config.warn }),
     });
   }
-  return openSqliteStore(config.dataDir);
+  return openSqliteStore(config.dataDir, { ...(config.warn !== undefined && { warn: config.warn }) });
 }

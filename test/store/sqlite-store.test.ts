@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,6 +34,44 @@ describe("sqlite store", () => {
     } finally {
       db.close();
     }
+  });
+
+  const mode = (path: string) => `0${(statSync(path).mode & 0o777).toString(8)}`;
+
+  it("creates its directory 0700 and its files 0600: the database, its -wal and -shm (signing keys live there)", async () => {
+    const store = await openStore({ dataDir });
+    try {
+      await store.users.create({ id: "u1", login: "a@example.com", emails: ["a@example.com"], passwordHash: "$argon2id$x", createdAt: new Date() });
+      const file = join(dataDir, "tessera.db");
+      assert.equal(mode(dataDir), "0700");
+      assert.equal(mode(file), "0600");
+      assert.equal(mode(`${file}-wal`), "0600");
+      assert.equal(mode(`${file}-shm`), "0600");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("warns at start-up about an existing directory or database others can read, naming it and its mode", async () => {
+    mkdirSync(dataDir, { recursive: true });
+    chmodSync(dataDir, 0o755);
+    writeFileSync(join(dataDir, "tessera.db"), "");
+    chmodSync(join(dataDir, "tessera.db"), 0o644);
+    const warnings: Array<{ message: string; fields?: Record<string, unknown> }> = [];
+    const store = await openStore({ dataDir, warn: (message, fields) => warnings.push({ message, fields }) });
+    await store.close();
+    assert.deepEqual(
+      warnings.map((w) => w.fields),
+      [
+        { path: dataDir, mode: "0755" },
+        { path: join(dataDir, "tessera.db"), mode: "0644" },
+        // SQLite gives them the database file's mode.
+        { path: join(dataDir, "tessera.db-wal"), mode: "0644" },
+        { path: join(dataDir, "tessera.db-shm"), mode: "0644" },
+      ],
+    );
+    assert.match(warnings[0]!.message, /readable or writable by other users/);
+    assert.equal(mode(dataDir), "0755", "an existing mode is the operator's: reported, not changed");
   });
 
   it("keeps data and schema across reopen (migrations run once)", async () => {

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { StoreUnavailableError, type Store } from "../ports.js";
@@ -16,6 +16,44 @@ import { migrate } from "./schema.js";
 
 export const SQLITE_FILE_NAME = "tessera.db";
 
+export interface SqliteStoreOptions {
+  /** Where start-up warnings go (a data directory or file others can read). */
+  warn?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+/**
+ * The database holds password hashes, token hashes and (unless TESSERA_KEY_ENCRYPTION_KEY seals
+ * them) private signing keys: only the service's user may read it. The directory is created
+ * 0700 and the database file 0600 before SQLite opens it (SQLite gives its -wal and -shm files
+ * the database file's mode). A directory or file that already exists keeps its mode — an
+ * operator may have reasons — but a mode that lets others in is reported.
+ */
+function createPrivately(dataDir: string, file: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(file, "wx", 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+}
+
+function reportWideModes(paths: string[], warn: NonNullable<SqliteStoreOptions["warn"]>): void {
+  for (const path of paths) {
+    let mode: number;
+    try {
+      mode = statSync(path).mode & 0o777;
+    } catch {
+      continue; // not there (yet)
+    }
+    if ((mode & 0o077) !== 0) {
+      warn("the embedded store is readable or writable by other users than its owner; restrict it (chmod 700 on the directory, 600 on the files)", {
+        path,
+        mode: `0${mode.toString(8)}`,
+      });
+    }
+  }
+}
+
 /**
  * Opens (creating if needed) `${dataDir}/tessera.db`.
  *
@@ -25,17 +63,19 @@ export const SQLITE_FILE_NAME = "tessera.db";
  * changed password coming back. FULL fsyncs the WAL on each commit; reads (the hot paths:
  * authenticate, get session) are unaffected, and the hot write paths are either rare or coalesced.
  */
-export async function openSqliteStore(dataDir: string): Promise<Store> {
+export async function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {}): Promise<Store> {
   let db: Database.Database;
+  const file = join(dataDir, SQLITE_FILE_NAME);
   try {
-    mkdirSync(dataDir, { recursive: true });
-    db = new Database(join(dataDir, SQLITE_FILE_NAME));
+    createPrivately(dataDir, file);
+    db = new Database(file);
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
     // Another process on the same file (a second instance, a CLI) waits instead of failing at once.
     db.pragma("busy_timeout = 5000");
     db.pragma("foreign_keys = ON");
     migrate(db);
+    reportWideModes([dataDir, file, `${file}-wal`, `${file}-shm`], options.warn ?? (() => {}));
   } catch (error) {
     const mapped = mapSqliteError(error);
     if (mapped instanceof StoreUnavailableError) throw mapped;
