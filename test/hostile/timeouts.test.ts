@@ -10,6 +10,7 @@ import net from "node:net";
 import { grpcFrame, h2request } from "./support.js";
 import { dribble, makeTestCertificate, slowClient, type TestCertificate } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+import { clientIdHeader } from "../support/users.js";
 
 const timeouts = { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000" };
 
@@ -98,7 +99,7 @@ describe("timeouts on every transport", function () {
         const t0 = Date.now();
         const a = await h2request(
           session,
-          { ":method": "POST", ":path": "/user", "x-koms-clientid": testClientId, "content-type": "application/json", "content-length": "100" },
+          { ":method": "POST", ":path": "/user", ...clientIdHeader, "content-type": "application/json", "content-length": "100" },
           Buffer.from('{"a":1'),
           { endStream: false, timeoutMs: 6000 },
         );

@@ -15,7 +15,8 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { createClientAddressResolver } from "../../src/server/client-address.js";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
-import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { clientIdHeader, otherPassword, uniqueEmail } from "../support/users.js";
 
 type Outcome = "unauthenticated" | "resource_exhausted" | string;
 
@@ -24,24 +25,22 @@ interface Via {
   login(from: string, email: string, headers?: Record<string, string>): Promise<Outcome>;
 }
 
-const password = "not the password at all";
-let n = 0;
 /** A login nobody has: each one fails once (and is then locked itself: max failures 1). */
-const ghost = () => `ghost-${++n}-${Date.now()}@example.com`;
+const ghost = () => uniqueEmail("ghost");
 
 function restVia(name: string, url: string, ca?: Buffer): Via {
   return {
     name,
     login: (from, email, headers = {}) =>
       new Promise((resolve, reject) => {
-        const body = JSON.stringify({ account_type: "traditional", email, password });
+        const body = JSON.stringify({ account_type: "traditional", email, password: otherPassword });
         const u = new URL("/session", url);
         const options = {
           method: "POST",
           localAddress: from,
           agent: false as const,
           ca,
-          headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), "x-koms-clientid": testClientId, ...headers },
+          headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), ...clientIdHeader, ...headers },
         };
         const req = (u.protocol === "https:" ? https : http).request(u, options, (res) => {
           res.resume();
@@ -64,7 +63,7 @@ function grpcVia(name: string, url: string, ca?: Buffer): Via {
       };
       const client = createClient(SessionService, createGrpcTransport({ baseUrl: url, nodeOptions: { createConnection } }));
       try {
-        await client.createSession({ accountType: "traditional", email, password }, { headers: { "x-koms-clientid": testClientId, ...headers } });
+        await client.createSession({ accountType: "traditional", email, password: otherPassword }, { headers: { ...clientIdHeader, ...headers } });
         return "ok";
       } catch (e) {
         const code = ConnectError.from(e).code;

@@ -7,7 +7,8 @@ import { strict as assert } from "node:assert";
 import { MongoClient } from "mongodb";
 import { rest } from "../support/clients.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
-import { startTestServer, testClientId } from "../support/server.js";
+import { startTestServer } from "../support/server.js";
+import { clientIdHeader, password, uniqueEmail } from "../support/users.js";
 
 describe("MongoDB database name", function () {
   this.timeout(60_000);
@@ -28,14 +29,15 @@ describe("MongoDB database name", function () {
   });
 
   const users = (name: string) => client.db(name).collection("users").countDocuments();
-  const signUp = (url: string, email: string) => rest(url, "POST", "/user", { json: { email, password: "correct horse battery staple" }, headers: { "x-koms-clientid": testClientId } });
+  const signUp = (url: string, email: string) => rest(url, "POST", "/user", { json: { email, password }, headers: clientIdHeader });
 
   it("MONGODB_URI names the database: it is used, and two deployments naming two databases share no user", async () => {
     const a = await startTestServer({ store: "mongo", env: { MONGODB_URI: `${db.uri}deployment_a`, TESSERA_MONGODB_DATABASE: "" } });
     const b = await startTestServer({ store: "mongo", env: { MONGODB_URI: `${db.uri}deployment_b?appName=b`, TESSERA_MONGODB_DATABASE: "" } });
     try {
-      assert.equal((await signUp(a.url, "ada@example.com")).status, 201);
-      const inB = await signUp(b.url, "ada@example.com");
+      const email = uniqueEmail("ada");
+      assert.equal((await signUp(a.url, email)).status, 201);
+      const inB = await signUp(b.url, email);
       assert.equal(inB.status, 201, `deployment B saw deployment A's user: ${inB.status} ${inB.text}`);
       assert.equal(await users("deployment_a"), 1);
       assert.equal(await users("deployment_b"), 1);
@@ -50,8 +52,8 @@ describe("MongoDB database name", function () {
     const same = await startTestServer({ store: "mongo", env: { MONGODB_URI: `${db.uri}same_name`, TESSERA_MONGODB_DATABASE: "same_name" } });
     const fromVariable = await startTestServer({ store: "mongo", env: { MONGODB_URI: db.uri, TESSERA_MONGODB_DATABASE: "from_variable" } });
     try {
-      assert.equal((await signUp(same.url, "c@example.com")).status, 201);
-      assert.equal((await signUp(fromVariable.url, "d@example.com")).status, 201);
+      assert.equal((await signUp(same.url, uniqueEmail())).status, 201);
+      assert.equal((await signUp(fromVariable.url, uniqueEmail())).status, 201);
       assert.equal(await users("same_name"), 1);
       assert.equal(await users("from_variable"), 1);
     } finally {

@@ -11,9 +11,9 @@ import Database from "better-sqlite3";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { connectClient, GrpcJsClient, rest } from "../support/clients.js";
-import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+import { clientIdHeader, password, signUp, uniqueEmail, UUID } from "../support/users.js";
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 interface LogLine {
   msg: string;
@@ -42,7 +42,7 @@ describe("request ids", function () {
     const r = await rest(server.url, "GET", "/jwt/version");
     assert.equal(r.status, 200);
     const id = r.headers.get("x-request-id") ?? "";
-    assert.match(id, uuid);
+    assert.match(id, UUID);
     assert.deepEqual(rpcLine(id).map((l) => l.procedure), ["tessera.jwt.v1.JwtService/GetVersion"]);
   });
 
@@ -73,23 +73,23 @@ describe("request ids", function () {
     let id: string | null = null;
     const client = createClient(JwtService, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }));
     await client.getVersion({}, { onHeader: (h) => (id = h.get("x-request-id")) });
-    assert.match(id ?? "", uuid);
+    assert.match(id ?? "", UUID);
     assert.equal(rpcLine(id!).length, 1);
   });
 
   it("an x-request-id that is not sane (a space, 129 characters, two values) is replaced by a new UUID", async () => {
     for (const sent of ["two words", "a".repeat(129), "<script>"]) {
       const r = await rest(server.url, "GET", "/jwt/version", { headers: { "x-request-id": sent } });
-      assert.match(r.headers.get("x-request-id") ?? "", uuid, sent);
+      assert.match(r.headers.get("x-request-id") ?? "", UUID, sent);
     }
     const twice = await fetch(`${server.url}/jwt/version`, { headers: [["x-request-id", "one"], ["x-request-id", "two"]] });
-    assert.match(twice.headers.get("x-request-id") ?? "", uuid);
+    assert.match(twice.headers.get("x-request-id") ?? "", UUID);
   });
 
   it("the probes and unknown routes answer with an id too", async () => {
     for (const path of ["/healthz", "/readyz", "/no/such/route"]) {
       const r = await rest(server.url, "GET", path);
-      assert.match(r.headers.get("x-request-id") ?? "", uuid, path);
+      assert.match(r.headers.get("x-request-id") ?? "", UUID, path);
     }
   });
 });
@@ -97,15 +97,13 @@ describe("request ids", function () {
 describe("unexpected errors (a user row whose emails column is not JSON)", function () {
   this.timeout(20_000);
   let server: TestServer;
-  const email = "corrupt@example.com";
-  const password = "correct horse battery staple";
+  const email = uniqueEmail("corrupt");
   // What the corrupted column holds, and what V8's JSON.parse would quote in its message.
   const secret = "hunter2x";
 
   before(async () => {
     server = await startTestServer();
-    const signUp = await rest(server.url, "POST", "/user", { json: { email, password }, headers: { "x-koms-clientid": testClientId } });
-    assert.equal(signUp.status, 201, signUp.text);
+    await signUp(server, email);
     const db = new Database(join(server.config.dataDir, "tessera.db"));
     // JSON.parse: SyntaxError: Unexpected token 'h', "hunter2x" is not valid JSON
     db.prepare("UPDATE users SET emails = ? WHERE login = ?").run(secret, email);
@@ -133,7 +131,7 @@ describe("unexpected errors (a user row whose emails column is not JSON)", funct
   const login = { accountType: "traditional", email, password };
 
   it("REST: 500 with the generic body, logged once with the RPC, the request id and the stack", async () => {
-    const r = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: { "x-koms-clientid": testClientId, "x-request-id": "rest-1" } });
+    const r = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: { ...clientIdHeader, "x-request-id": "rest-1" } });
     assert.equal(r.status, 500);
     assert.deepEqual(r.body, { code: "internal", message: "internal error", details: [] });
     assert.equal(r.headers.get("x-request-id"), "rest-1");
@@ -142,7 +140,7 @@ describe("unexpected errors (a user row whose emails column is not JSON)", funct
 
   it("Connect: INTERNAL 'internal error', logged once", async () => {
     const client = connectClient(SessionService, server.url);
-    const e = await client.createSession(login, { headers: { "x-koms-clientid": testClientId, "x-request-id": "connect-1" } }).then(
+    const e = await client.createSession(login, { headers: { ...clientIdHeader, "x-request-id": "connect-1" } }).then(
       () => assert.fail("the call succeeded"),
       (x: unknown) => ConnectError.from(x),
     );
@@ -154,7 +152,7 @@ describe("unexpected errors (a user row whose emails column is not JSON)", funct
   it("gRPC (@grpc/grpc-js): INTERNAL 'internal error', logged once", async () => {
     const client = new GrpcJsClient(SessionService, server.url);
     try {
-      const r = await client.call("CreateSession", login, { "x-koms-clientid": testClientId, "x-request-id": "grpc-1" });
+      const r = await client.call("CreateSession", login, { ...clientIdHeader, "x-request-id": "grpc-1" });
       assert.equal(r.error?.code, grpc.status.INTERNAL);
       assert.equal(r.error?.details, "internal error");
       reported("grpc-1");
@@ -165,7 +163,7 @@ describe("unexpected errors (a user row whose emails column is not JSON)", funct
 
   it("gRPC-Web: INTERNAL 'internal error', logged once", async () => {
     const client = createClient(SessionService, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }));
-    const e = await client.createSession(login, { headers: { "x-koms-clientid": testClientId, "x-request-id": "grpc-web-1" } }).then(
+    const e = await client.createSession(login, { headers: { ...clientIdHeader, "x-request-id": "grpc-web-1" } }).then(
       () => assert.fail("the call succeeded"),
       (x: unknown) => ConnectError.from(x),
     );
