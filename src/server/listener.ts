@@ -13,7 +13,6 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Socket } from "node:net";
-import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { guardSession, resetStream } from "./h2-guard.js";
 
@@ -55,8 +54,8 @@ const preface = Buffer.from("PRI * HTTP/2.0");
 const sessionPeers = new WeakMap<http2.Http2Session, string | undefined>();
 
 /**
- * The address of the peer that sent `req`. An h2c session reads from a replaying stream (below),
- * whose socket Node's HTTP/2 layer wraps without an address, so its peer is remembered here.
+ * The address of the peer that sent `req`. An HTTP/2 session's peer is remembered when the
+ * session starts: a stream's `req.socket` is a proxy that throws once the session is gone.
  */
 export function peerAddress(req: http.IncomingMessage | http2.Http2ServerRequest): string | undefined {
   if (req.httpVersionMajor === 2) {
@@ -68,33 +67,6 @@ export function peerAddress(req: http.IncomingMessage | http2.Http2ServerRequest
   } catch {
     return undefined; // an HTTP/2 stream whose session is gone: its socket proxy throws
   }
-}
-
-/** A duplex over `socket` that first yields `head`, then whatever the socket reads. */
-function replaying(socket: Socket, head: Buffer): Duplex {
-  const d = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      socket.write(chunk, cb);
-    },
-    final(cb) {
-      socket.end(cb);
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  d.push(head);
-  socket.on("data", (chunk: Buffer) => {
-    if (!d.push(chunk)) socket.pause();
-  });
-  socket.on("end", () => d.push(null));
-  socket.on("error", (e) => d.destroy(e));
-  socket.on("close", () => d.destroy());
-  return d;
 }
 
 export async function listen(handler: RequestHandler, o: ListenerOptions): Promise<Listener> {
@@ -180,7 +152,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       onShed: (reason) => o.onShed?.(reason, peer),
     });
   });
-  const toH2 = (socket: Socket, stream: Duplex | Socket) => {
+  const toH2 = (socket: Socket, stream: Socket) => {
     accepting = socket;
     try {
       h2.emit("connection", stream);
@@ -229,9 +201,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         socket.removeListener("data", onData);
         socket.setTimeout(0);
         if (isH2) {
-          // Node's HTTP/2 session reads from the socket's native handle, past anything pushed
-          // back into the JS stream: hand it a stream that replays the bytes already read.
-          toH2(socket, replaying(socket, head));
+          // The bytes read so far go back into the socket's buffer: Node's HTTP/2 session reads
+          // that buffer first, then takes over the socket's native handle (no JS stream in the
+          // data path, and the session sees the socket's own address).
+          socket.pause();
+          socket.unshift(head);
+          toH2(socket, socket);
         } else {
           socket.pause();
           socket.unshift(head);
