@@ -1,10 +1,19 @@
 // grpc.reflection.v1 and v1alpha, so `buf curl` and grpcurl work without a local schema.
 // The two versions have the same messages under different packages; one implementation
 // serves both.
+//
+// The descriptors served are documented: `npm run generate` writes, beside each generated
+// file, `<file>.binpb` with the file's descriptor and its source info (the proto comments,
+// which the descriptors protoc-gen-es embeds lack; scripts/protoc-gen-descriptors.ts), so
+// grpcurl `describe` and `buf curl` show the API reference. A file without one (the
+// google/protobuf well-known types) is served from its embedded descriptor.
+import { existsSync, readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import { create, createRegistry, fromBinary, toBinary, type DescFile, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { projectFile } from "../project-files.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
 type Reflection = typeof v1.ServerReflection;
@@ -23,11 +32,32 @@ function filesOf(services: readonly DescService[]): DescFile[] {
   return out;
 }
 
+/** gen/, found from the project root (src/ under tsx, dist/src/ compiled). */
+const generated = pathToFileURL(`${projectFile("gen")}/`);
+
+/**
+ * The descriptor of `file` with source info, from gen/<file>.binpb; the embedded one (no
+ * comments) when there is none. A .binpb that is not this file's descriptor stops the start.
+ */
+export function documentedDescriptor(file: DescFile, dir: URL = generated): Uint8Array {
+  const name = file.proto.name;
+  const path = new URL(name.replace(/\.proto$/, ".binpb"), dir);
+  if (!existsSync(path)) return toBinary(FileDescriptorProtoSchema, file.proto);
+  const set = fromBinary(FileDescriptorSetSchema, readFileSync(path));
+  const proto = set.file.length === 1 ? set.file[0]! : undefined;
+  if (proto?.name !== name || proto.package !== file.proto.package) {
+    throw new Error(`${path.pathname} does not hold the descriptor of ${name}: run npm run generate`);
+  }
+  return toBinary(FileDescriptorProtoSchema, proto);
+}
+
 function createReflectionImpl(services: readonly DescService[]) {
   const files = filesOf(services);
   const registry = createRegistry(...files);
-  const byName = new Map(files.map((f) => [f.name, f]));
-  const encoded = new Map(files.map((f) => [f.name, toBinary(FileDescriptorProtoSchema, f.proto)]));
+  // By file name as reflection clients give it (`tessera/key/v1/key.proto`; DescFile.name has
+  // no `.proto`).
+  const byName = new Map(files.map((f) => [f.proto.name, f]));
+  const encoded = new Map(files.map((f) => [f.name, documentedDescriptor(f)]));
   // The file first, then everything it imports, as grpc-go does.
   const withDeps = (f: DescFile): Uint8Array[] => closure(f).map((x) => encoded.get(x.name)!);
   const closure = (f: DescFile): DescFile[] => {
