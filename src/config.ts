@@ -115,6 +115,25 @@ const cidrList: Parser<string[]> = (raw) =>
     return cidr;
   });
 
+/** Hosts a development `http://` public URL may name (OpenID Connect requires https otherwise). */
+const loopbackHosts = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+const publicUrl: Parser<string> = (raw) => {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new Error(`must be an absolute https URL, got "${raw}"`);
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopbackHosts.has(url.hostname))) {
+    throw new Error(`must be an https URL (http only for localhost), got "${raw}"`);
+  }
+  if (url.search || url.hash || url.username || url.password) {
+    throw new Error(`must have no query, fragment or credentials, got "${raw}"`);
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+};
+
 function secretOfAtLeast(bytes: number): Parser<string> {
   return (raw) => {
     if (Buffer.byteLength(raw, "utf8") < bytes) throw new Error(`must be at least ${bytes} bytes long`);
@@ -136,7 +155,7 @@ export const variables = {
   tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2 and http/1.1)."),
   tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS."),
   bodyLimitBytes: variable("TESSERA_BODY_LIMIT_BYTES", 65536, integer(1024, 64 * 1024 * 1024), "Largest request body accepted (REST 413, RPC RESOURCE_EXHAUSTED)."),
-  corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], list, "Comma list of web origins allowed by CORS on the REST routes.", { shownDefault: "(none)" }),
+  corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], list, "Comma list of web origins allowed by CORS (`*` for any, without credentials), for REST, Connect and gRPC-Web alike.", { shownDefault: "(none)" }),
   jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004); `/` requires TESSERA_SESSION_API=false."),
   sessionApi: variable("TESSERA_SESSION_API", true, boolean, "Serve the Session API (seed 000: SessionService, UserService); false frees `/user` for the JWT API mounted at `/`."),
   workers: variable("TESSERA_WORKERS", availableParallelism(), integer(1, 256), "Worker processes serving the one port (Node cluster); 1: a single process.", { shownDefault: "(cores)" }),
@@ -164,7 +183,8 @@ export const variables = {
   jwtAlg: variable("TESSERA_JWT_ALG", "EdDSA" as "EdDSA" | "ES256" | "HS256", oneOf("EdDSA", "ES256", "HS256"), "Signing algorithm of every JWT Tessera issues."),
   jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes); required when TESSERA_JWT_ALG=HS256.", { secret: true }),
   keyEncryptionKey: variable<string>("TESSERA_KEY_ENCRYPTION_KEY", undefined, secretOfAtLeast(32), "Secret (at least 32 bytes) that seals private signing keys in the store (AES-256-GCM); unset: stored in the clear (refused when NODE_ENV=production).", { secret: true }),
-  jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues."),
+  publicUrl: variable<string>("TESSERA_PUBLIC_URL", undefined, publicUrl, "The https URL clients reach Tessera at: the `issuer` of /.well-known/openid-configuration and the `iss` of every JWT (http only for localhost)."),
+  jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues; TESSERA_PUBLIC_URL when that is set (then leave this unset or equal)."),
   jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 JWTs."),
   cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
   sessionCookieTtlSeconds: variable("TESSERA_SESSION_COOKIE_TTL_SECONDS", 86400, integer(60, 31536000), "Lifetime (and cookie Max-Age) of the `tessera_session` cookie set by seed 003's token exchange."),
@@ -206,6 +226,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (c.jwtBasePath === "/" && c.sessionApi) {
     throw new ConfigError("TESSERA_JWT_BASE_PATH: \"/\" collides with the Session API's /user; set TESSERA_SESSION_API=false to mount the JWT API there");
+  }
+  if (c.publicUrl !== undefined) {
+    // One source of truth: the discovery document's issuer is the tokens' iss.
+    const issuer = env.TESSERA_JWT_ISSUER;
+    if (issuer !== undefined && issuer !== "" && issuer !== c.publicUrl) {
+      throw new ConfigError(`TESSERA_JWT_ISSUER: must be unset or equal TESSERA_PUBLIC_URL (${c.publicUrl}), the issuer of the discovery document`);
+    }
+    c.jwtIssuer = c.publicUrl;
   }
   if (c.jwtAlg === "HS256" && c.jwtSecret === undefined) {
     throw new ConfigError("TESSERA_JWT_SECRET: required when TESSERA_JWT_ALG=HS256 (at least 32 bytes)");

@@ -3,6 +3,7 @@
 import type { Config } from "./config.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
+import { errorDomain } from "./server/error-details.js";
 import { startServer, type RestHandlerFactory, type RunningServer } from "./server/index.js";
 import { createServices } from "./services/index.js";
 import { createTranscoder } from "./transcode/index.js";
@@ -32,7 +33,8 @@ function restFactory(config: Config): RestHandlerFactory {
       handlers,
       services: services.map((service) => ({ service, ...restMount(service, config.jwtBasePath), successStatus })),
       maxBodyBytes: config.bodyLimitBytes,
-      corsOrigins: config.corsOrigins,
+      // CORS is applied before routing, for every protocol (server/cors.ts), not here.
+      errorDomain,
       contextValues,
       onError,
     });

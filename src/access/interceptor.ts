@@ -116,7 +116,8 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     if (!rule.tokenField) return fromHeader;
     const fromField = tokenField(rule, method, message);
     if (fromHeader !== undefined && fromField !== undefined && fromHeader !== fromField) {
-      throw invalidArgument("CONFLICTING_TOKENS", `two different access tokens in one request (Authorization header and ${rule.tokenField})`);
+      const description = `two different access tokens in one request (Authorization header and ${rule.tokenField})`;
+      throw invalidArgument("CONFLICTING_TOKENS", description, { fieldViolations: [{ field: rule.tokenField, description }] });
     }
     return fromHeader ?? fromField;
   };

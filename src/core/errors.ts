@@ -111,7 +111,7 @@ export const Reasons = {
 
 export type Reason = (typeof Reasons)[keyof typeof Reasons];
 
-/** A field whose value was refused (the future google.rpc.BadRequest.FieldViolation). */
+/** A field whose value was refused (sent as a google.rpc.BadRequest.FieldViolation). */
 export interface FieldViolation {
   /** The request field as the proto names it (`account_id`, `refresh_token`, `expiration_time`). */
   readonly field: string;
@@ -178,11 +178,15 @@ export function invalidField(field: string, message: string, reason: Reason = "I
   return invalidArgument(reason, message, { fieldViolations: [{ field, description: message }] });
 }
 
-/** The same failure under another code (and optionally message); the original becomes the cause. */
-export function recode(e: AuthError, code: AuthErrorCode, message = e.message): AuthError {
+/**
+ * The same failure under another code (and optionally message); the original becomes the cause.
+ * `field`: the request field the failure is now about (an argument rather than the credential),
+ * named in a field violation.
+ */
+export function recode(e: AuthError, code: AuthErrorCode, message = e.message, field?: string): AuthError {
   return new AuthError(code, e.reason, message, {
     cause: e,
     ...(e.retryAfterSeconds !== undefined && { retryAfterSeconds: e.retryAfterSeconds }),
-    fieldViolations: e.fieldViolations,
+    fieldViolations: field === undefined ? e.fieldViolations : [{ field, description: message }],
   });
 }

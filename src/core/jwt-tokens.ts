@@ -171,7 +171,7 @@ export class JwtTokens {
     try {
       return (await this.verifyAccessToken(token)).claims;
     } catch (e) {
-      if (e instanceof AuthError && e.code === "unauthenticated") throw recode(e, "invalid_argument");
+      if (e instanceof AuthError && e.code === "unauthenticated") throw recode(e, "invalid_argument", e.message, "access_token");
       throw e;
     }
   }
@@ -201,7 +201,7 @@ export class JwtTokens {
       if (typeof claims.jti !== "string" || claims.jti === "") throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     } catch (e) {
       if (e instanceof AuthError && e.code === "unauthenticated") {
-        throw recode(e, failure, `invalid refresh token: ${e.message}`);
+        throw recode(e, failure, `invalid refresh token: ${e.message}`, failure === "invalid_argument" ? "refresh_token" : undefined);
       }
       throw e;
     }

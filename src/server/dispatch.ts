@@ -1,5 +1,6 @@
 // Where a request goes: an RPC path (/pkg.Service/Method) to its connect-es handler, any other
-// path to the fallback (the REST transcoder, the probes). This is connect-node's adapter
+// path to the fallback (the REST transcoder, the probes). CORS comes first, for every path and
+// protocol alike (cors.ts). This is connect-node's adapter
 // (packages/connect-node/src/connect-node-adapter.ts: createConnectRouter, a map from request
 // path to UniversalHandler, universalRequestFromNodeRequest / universalResponseToNodeResponse)
 // owned here, so the response is corrected between the handler and the wire:
@@ -32,6 +33,9 @@ import { Code, ConnectError, createConnectRouter, type ConnectRouter, type Conne
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "../logger.js";
+import type { Cors } from "../transcode/cors.js";
+import { applyCors } from "./cors.js";
+import { errorBody } from "./error-details.js";
 import { describeError } from "./error-report.js";
 import { createResponseCorrection } from "./protocol-errors.js";
 
@@ -42,26 +46,31 @@ export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
 export interface DispatcherOptions extends ConnectRouterOptions {
   /** Registers the services (router.service). */
   routes(router: ConnectRouter): void;
+  /** CORS, applied to every request before routing (preflights answered here). */
+  cors?: Cors;
   contextValues(req: NodeRequest): ContextValues;
   logger: Logger;
 }
 
 export interface Dispatcher {
-  /** One handler per RPC, as the router built them (the REST transcoder calls them too). */
+  /**
+   * One handler per RPC, as the router built them, their answers corrected as on the wire
+   * (the REST transcoder calls them).
+   */
   readonly handlers: UniversalHandler[];
   /** The request listener: RPC paths to their handler, every other path to `fallback`. */
   listener(fallback: NodeHandler): NodeHandler;
 }
 
 export function createDispatcher(o: DispatcherOptions): Dispatcher {
-  const { routes, contextValues, logger, ...routerOptions } = o;
+  const { routes, contextValues, logger, cors, ...routerOptions } = o;
   // connect-node's adapter default: requests and answers may be gzip or brotli.
   const acceptCompression = routerOptions.acceptCompression ?? [compressionGzip, compressionBrotli];
   const router = createConnectRouter({ ...routerOptions, acceptCompression });
   routes(router);
-  const handlers = [...router.handlers];
-  const paths = new Map(handlers.map((h) => [h.requestPath, h]));
+  const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
   const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions });
+  const handlers = router.handlers.map((h): UniversalHandler => Object.assign((req: UniversalServerRequest) => h(req).then(correct), h));
 
   const failed = (h: UniversalHandler, res: NodeResponse) => (e: unknown) => {
     // A client that went away is Aborted: nothing to report.
@@ -84,6 +93,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     handlers,
     listener(fallback) {
       return (req, res) => {
+        if (cors && applyCors(cors, req, res)) return;
         const url = req.url ?? "";
         const q = url.indexOf("?");
         const h = paths.get(q < 0 ? url : url.slice(0, q));
@@ -108,7 +118,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
 }
 
 function badAuthority(res: NodeResponse): void {
-  const body = JSON.stringify({ code: "invalid_argument", message: "the request has no valid Host header or :authority" });
+  const body = errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", "the request has no valid Host header or :authority");
   res.writeHead(400, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
 }

@@ -11,9 +11,11 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { DescService } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
 import { exampleBaseUrl } from "../openapi/document.js";
 import { projectFile } from "../project-files.js";
 import { restMount } from "../rest-routes.js";
+import { errorBody } from "./error-details.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -96,7 +98,7 @@ export function createDocs(options: DocsOptions): (req: NodeRequest, res: NodeRe
     let found = assets.get(path);
     if (found === undefined) return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
-      const body = JSON.stringify({ code: "unimplemented", message: `${req.method} is not allowed on ${path}`, details: [] });
+      const body = errorBody(Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`);
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "application/json", "content-length": Buffer.byteLength(body) });
       res.end(body);
       return true;

@@ -1,17 +1,21 @@
 // Turns every error a handler or the core throws into a ConnectError a caller can act on.
 // Core errors keep their code, message and Retry-After (and a 401 the challenge the access
-// interceptor chose for it), and ride along as the ConnectError's
-// `cause` (their reason and field violations are there for whoever reads it next); a store
-// outage is UNAVAILABLE; a store call the caller's deadline cut short is DEADLINE_EXCEEDED;
-// anything else is INTERNAL with a generic message, and is logged once, here, with the RPC, the
-// request id (the logger adds it) and the stack. Errors a stream throws while it is read are
-// mapped the same way.
+// interceptor chose for it), carry their reason, retry delay and field violations as error
+// details (error-details.ts: google.rpc.ErrorInfo, RetryInfo, BadRequest), and ride along as
+// the ConnectError's `cause`; a store outage is UNAVAILABLE; a store call the caller's deadline
+// cut short is DEADLINE_EXCEEDED; anything else is INTERNAL with a generic message, and is logged
+// once, here, with the RPC, the request id (the logger adds it) and the stack. Errors a stream
+// throws while it is read are mapped the same way. A ConnectError raised inside the chain
+// (connect-es: a method without an implementation, a streamed message that does not parse) is
+// corrected as protocol-errors.ts corrects those raised outside it.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { challengeKey } from "../access/context.js";
 import { AuthError, internal, unavailable, type AuthErrorCode } from "../core/errors.js";
 import type { Logger } from "../logger.js";
 import { DeadlineExceededError, StoreUnavailableError } from "../store/ports.js";
+import { errorDetails, retryAfter } from "./error-details.js";
 import { describeError } from "./error-report.js";
+import { correctedError } from "./protocol-errors.js";
 
 const codes: Record<AuthErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -38,13 +42,15 @@ export function toAuthError(e: unknown, logger: Logger, procedure: string): Auth
 
 /** `challenge`: the WWW-Authenticate value for a 401 (from the access interceptor). */
 export function toConnectError(e: unknown, logger: Logger, procedure: string, challenge?: string): ConnectError {
-  if (e instanceof ConnectError) return e;
-  if (e instanceof DeadlineExceededError) return new ConnectError("the deadline passed before the call completed", Code.DeadlineExceeded, undefined, undefined, e);
+  if (e instanceof ConnectError) return correctedError(e) ?? e;
+  if (e instanceof DeadlineExceededError) {
+    return new ConnectError("the deadline passed before the call completed", Code.DeadlineExceeded, undefined, errorDetails({ reason: "DEADLINE_EXCEEDED" }), e);
+  }
   const error = toAuthError(e, logger, procedure);
   const metadata = new Headers();
-  if (error.retryAfterSeconds !== undefined) metadata.set("retry-after", String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
+  if (error.retryAfterSeconds !== undefined) metadata.set("retry-after", String(retryAfter(error.retryAfterSeconds)));
   if (error.code === "unauthenticated" && challenge !== undefined) metadata.set("www-authenticate", challenge);
-  return new ConnectError(error.message, codes[error.code], metadata, undefined, error);
+  return new ConnectError(error.message, codes[error.code], metadata, errorDetails(error), error);
 }
 
 async function* mapped<T>(messages: AsyncIterable<T>, map: (e: unknown) => ConnectError): AsyncGenerator<T> {
@@ -67,8 +73,10 @@ function streamCut(e: unknown, signal: AbortSignal): ConnectError | undefined {
 
 export function createErrorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    const map = (e: unknown) =>
-      streamCut(e, req.signal) ?? toConnectError(e, logger, `${req.method.parent.typeName}/${req.method.name}`, req.contextValues.get(challengeKey));
+    const map = (e: unknown) => {
+      const cut = streamCut(e, req.signal);
+      return cut ? (correctedError(cut) ?? cut) : toConnectError(e, logger, `${req.method.parent.typeName}/${req.method.name}`, req.contextValues.get(challengeKey));
+    };
     try {
       const res = await next(req);
       return res.stream ? { ...res, message: mapped(res.message, map) } : res;

@@ -1,12 +1,13 @@
 // grpc.health.v1: SERVING while the store answers, NOT_SERVING while it does not.
 // The overall status ("") and every Tessera service share the store, so share its status.
 import { create, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type ServiceImpl } from "@connectrpc/connect";
 import {
   Health,
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as Status,
 } from "../../gen/health/v1/health_pb.js";
+import { serverError } from "./error-details.js";
 
 /** Resolves true when the service can serve requests (the store answers). */
 export type ReadinessProbe = () => Promise<boolean>;
@@ -15,7 +16,7 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
   const names = new Set(["", ...services.map((s) => s.typeName)]);
   const status = async () => ((await ready()) ? Status.SERVING : Status.NOT_SERVING);
   const known = (service: string) => {
-    if (!names.has(service)) throw new ConnectError(`unknown service ${service}`, Code.NotFound);
+    if (!names.has(service)) throw serverError(Code.NotFound, "SERVICE_NOT_FOUND", `unknown service ${service}`);
   };
   return {
     async check(req) {

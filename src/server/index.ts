@@ -3,7 +3,7 @@
 // dispatch.ts sends RPC paths to the router and every other path to the fallback below.
 import { readFileSync } from "node:fs";
 import type { DescService } from "@bufbuild/protobuf";
-import { createContextValues, type ContextValues } from "@connectrpc/connect";
+import { Code, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../access/context.js";
@@ -13,10 +13,13 @@ import { runInCall } from "../call-scope.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../services/binding.js";
+import { createCacheControlInterceptor } from "./cache-control.js";
 import { createClientAddressResolver } from "./client-address.js";
+import { createCors } from "./cors.js";
 import { createDeadlineInterceptor } from "./deadline-interceptor.js";
 import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatch.js";
 import { createDocs } from "./docs.js";
+import { errorBody } from "./error-details.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
@@ -51,9 +54,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function json(res: NodeResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+function json(res: NodeResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 }
 
@@ -77,8 +80,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const path = (req.url ?? "").split("?", 1)[0];
     if (path !== "/healthz" && path !== "/readyz") return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
-      res.setHeader("allow", "GET, HEAD");
-      json(res, 405, { code: "unimplemented", message: `${req.method} is not allowed on ${path}`, details: [] });
+      json(res, 405, errorBody(Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`), { allow: "GET, HEAD" });
       return true;
     }
     if (path === "/healthz") {
@@ -109,9 +111,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         publicServices: [Health, ...reflection.map((r) => r.service)],
       }),
       createSessionCookieInterceptor(config.cookieSecure),
+      createCacheControlInterceptor(),
     ],
     jsonOptions,
     readMaxBytes: config.bodyLimitBytes,
+    cors: createCors(config.corsOrigins ?? []),
     contextValues,
     logger,
     routes(router) {
@@ -133,12 +137,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     if (rest) {
       Promise.resolve(rest(req, res)).catch((e: unknown) => {
         reportRest(e, `${req.method} ${(req.url ?? "").split("?", 1)[0]}`);
-        if (!res.headersSent) json(res, 500, { code: "internal", message: "internal error", details: [] });
+        if (!res.headersSent) json(res, 500, errorBody(Code.Internal, "INTERNAL", "internal error"));
         else res.end();
       });
       return;
     }
-    json(res, 404, { code: "not_found", message: `no route for ${req.method} ${(req.url ?? "").split("?", 1)[0]}`, details: [] });
+    json(res, 404, errorBody(Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${(req.url ?? "").split("?", 1)[0]}`));
   };
 
   // Every request runs in its own call scope: its id is in every log line written while it is

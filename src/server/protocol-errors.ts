@@ -1,8 +1,11 @@
-// Error answers as Tessera documents them, in each protocol's own framing. Two corrections to
+// Error answers as Tessera documents them, in each protocol's own framing. Three corrections to
 // what connect-es 2.1.2 produces (dispatch.ts says why they are made here):
 // - protobuf bytes that do not parse are INVALID_ARGUMENT, as in connect-go: connect-es raises
 //   INTERNAL "parse binary: ..." before any interceptor runs, and an INTERNAL would page whoever
 //   watches error rates for a client's mistake;
+// - an error connect-es raised itself (a request it cannot read, a message over the size
+//   limit, a bad timeout header: no interceptor saw it) gets the google.rpc.ErrorInfo every
+//   Tessera error carries, with the reason of its code (error-details.ts);
 // - `grpc-message` is percent-encoded as the gRPC spec says (grpc-message.ts).
 // Each framing is decoded and re-encoded with connect-es's own codecs: gRPC trailers, the
 // gRPC-Web trailer envelope, the Connect unary error body, the Connect end-stream envelope.
@@ -38,6 +41,7 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { rewriteFinalEnvelope } from "./final-envelope.js";
+import { isErrorInfo, withErrorInfo } from "./error-details.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
 
 /** connect-es's message for protobuf bytes that do not parse (protocol/serialization.ts). */
@@ -45,12 +49,13 @@ const parseErrorPrefix = "parse binary: ";
 
 /** The error Tessera answers instead of `e`, or undefined when `e` is already right. */
 export function correctedError(e: ConnectError): ConnectError | undefined {
+  let recoded: ConnectError | undefined;
   if (e.code === Code.Internal && e.rawMessage.startsWith(parseErrorPrefix)) {
-    const fixed = new ConnectError(e.rawMessage, Code.InvalidArgument, undefined, undefined, e.cause);
-    fixed.details.push(...e.details);
-    return fixed;
+    recoded = new ConnectError(e.rawMessage, Code.InvalidArgument, undefined, undefined, e.cause);
+    // An ErrorInfo given for the INTERNAL it was goes with it.
+    recoded.details.push(...e.details.filter((d) => !isErrorInfo(d)));
   }
-  return undefined;
+  return withErrorInfo(recoded ?? e) ?? recoded;
 }
 
 /**
@@ -90,9 +95,6 @@ export interface ProtocolErrorOptions {
 
 /** No bound on reading back what connect-es wrote: it is in memory already. */
 const ownBytes = 0xffffffff;
-
-/** The HTTP status of a Connect unary INTERNAL. */
-const internalStatus = codeToHttpStatus(Code.Internal);
 
 export type ResponseCorrection = (res: UniversalServerResponse) => UniversalServerResponse | Promise<UniversalServerResponse>;
 
@@ -150,8 +152,8 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
     };
   }
 
-  // Connect unary: a JSON error body whose HTTP status follows the code. Only a 500 can hold an
-  // INTERNAL; its body is one small, already serialized buffer.
+  // Connect unary: a JSON error body whose HTTP status follows the code (a success is 200); the
+  // body is one small, already serialized buffer.
   async function connectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
     const header = res.header!;
     const bytes = await readAllBytes(res.body!, ownBytes, header.get(headerUnaryContentLength));
@@ -180,7 +182,7 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
     if (type.startsWith("application/grpc-web")) return grpcWeb(res);
     if (type.startsWith("application/grpc")) return grpc(res);
     if (type.startsWith("application/connect+")) return connectStream(res);
-    if (res.status === internalStatus && type.startsWith("application/json") && res.body) return connectUnary(res);
+    if (res.status !== 200 && type.startsWith("application/json") && res.body) return connectUnary(res);
     return res;
   };
 }

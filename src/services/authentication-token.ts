@@ -17,19 +17,16 @@ export function authenticationTokenService(authTokens: Pick<AuthenticationTokens
   return bind(AuthenticationTokenService, {
     async createToken(_req, ctx) {
       const token = await authTokens.create(requirePrincipal(ctx, ...userPrincipalKinds).userId);
-      ctx.responseHeader.set("cache-control", "no-store");
       return { token: toMessage(token) };
     },
 
     async getToken(req, ctx) {
       const token = await authTokens.get(req.token, requirePrincipal(ctx, ...userPrincipalKinds).userId);
-      ctx.responseHeader.set("cache-control", "no-store");
       return { token: toMessage(token) };
     },
 
     async exchangeToken(req, ctx) {
       const { user, cookie } = await authTokens.exchange(req.token, presentedSessionCookie(ctx.requestHeader));
-      ctx.responseHeader.set("cache-control", "no-store");
       if (cookie) issueSessionCookie(ctx.values, cookie);
       return {
         id: user.id,

@@ -40,7 +40,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     userTokenService(core.userTokens),
     authenticationTokenService(core.authTokens),
     jwtService(core.jwt, core.keyRing),
-    keyService(core.keyRing),
+    keyService(core.keyRing, { issuer: deps.config.jwtIssuer, publicUrl: deps.config.publicUrl }),
   ];
   return {
     bindings,

@@ -31,8 +31,11 @@ export function jwtService(
       return { claims: (await jwt.check(ctx.values.get(presentedTokenKey) ?? "")) as JsonObject };
     },
 
-    async getPublicKey() {
-      return { body: text(await keyRing.publicKeyPem()) };
+    async getPublicKey(_req, ctx) {
+      const pem = await keyRing.publicKeyPem();
+      // As cacheable as the JWKS (key.ts); set once there is a key (an error is never cached).
+      ctx.responseHeader.set("cache-control", "public, max-age=300");
+      return { body: text(pem) };
     },
 
     async getRefreshToken(_req, ctx) {
@@ -65,7 +68,10 @@ export function jwtService(
       return {};
     },
 
-    // GET /version answers Tessera's package version.
-    getVersion: () => ({ version: packageVersion }),
+    // GET /version answers Tessera's package version; public, briefly cacheable.
+    getVersion(_req, ctx) {
+      ctx.responseHeader.set("cache-control", "public, max-age=60");
+      return { version: packageVersion };
+    },
   });
 }

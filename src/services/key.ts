@@ -1,16 +1,34 @@
-// KeyService: the public JWKS for offline verification, and admin key rotation.
+// KeyService: the public JWKS for offline verification, the OpenID Connect discovery document
+// that points to it, and admin key rotation.
 import type { JsonObject } from "@bufbuild/protobuf";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
+import { secureKey } from "../access/context.js";
+import { openIdConfiguration } from "../core/discovery.js";
 import type { KeyRing } from "../core/key-ring.js";
 import { bind, type ServiceBinding } from "./binding.js";
 
-export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate">): ServiceBinding {
+export interface DiscoveryConfig {
+  /** The `iss` of every token (TESSERA_PUBLIC_URL when set, else TESSERA_JWT_ISSUER). */
+  issuer: string;
+  /** TESSERA_PUBLIC_URL: where clients reach Tessera; unset, the request's origin is used. */
+  publicUrl: string | undefined;
+}
+
+export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate" | "alg">, discovery: DiscoveryConfig): ServiceBinding {
   return bind(KeyService, {
     async getJwks(_req, ctx) {
       // Verifiers may cache for 5 minutes: a rotated-in key signs only after other instances
       // reload (30 s), and a retired key stays listed long after that.
+      const keys = (await keyRing.jwks()) as JsonObject[];
       ctx.responseHeader.set("cache-control", "public, max-age=300");
-      return { keys: (await keyRing.jwks()) as JsonObject[] };
+      return { keys };
+    },
+
+    getOpenIdConfiguration(_req, ctx) {
+      // Without a public URL, the origin the caller used (the Host is part of any cache's key).
+      const baseUrl = discovery.publicUrl ?? `${ctx.values.get(secureKey) ? "https" : "http"}://${new URL(ctx.url).host}`;
+      ctx.responseHeader.set("cache-control", "public, max-age=300");
+      return openIdConfiguration({ issuer: discovery.issuer, baseUrl, alg: keyRing.alg });
     },
 
     async rotateKey() {

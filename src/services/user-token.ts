@@ -18,7 +18,6 @@ export function userTokenService(userTokens: Pick<UserTokens, "login" | "bump" |
         ...(req.expirationTime !== undefined && { expirationTime: timestampDate(req.expirationTime) }),
         clientAddress: ctx.values.get(clientAddressKey),
       });
-      ctx.responseHeader.set("cache-control", "no-store");
       return {
         token: secret,
         ...(token.note !== undefined && { note: token.note }),

@@ -5,7 +5,7 @@ import { HttpError } from "./http-error.js";
 const empty = Buffer.alloc(0);
 
 function tooLarge(limit: number): HttpError {
-  return new HttpError(413, "resource_exhausted", `request body is larger than ${limit} bytes`);
+  return new HttpError(413, "resource_exhausted", "REQUEST_TOO_LARGE", `request body is larger than ${limit} bytes`);
 }
 
 /**
@@ -49,7 +49,7 @@ export function readBody(req: IncomingMessage | Http2ServerRequest, limit: numbe
     });
     // The client went away, or the server cut the request at its timeout: a request that
     // ended early, not a failure of the server.
-    const cut = () => new HttpError(400, "invalid_argument", "the request body was cut short");
+    const cut = () => new HttpError(400, "invalid_argument", "MALFORMED_BODY", "the request body was cut short");
     req.once("error", (e: NodeJS.ErrnoException) => {
       failed = true;
       reject(e.code === "ECONNRESET" ? cut() : e);

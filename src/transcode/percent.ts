@@ -12,7 +12,7 @@ export function decodeSegment(raw: string): string {
   try {
     return decodeURIComponent(raw);
   } catch {
-    throw badRequest(`malformed percent-encoding in path segment "${raw}"`);
+    throw badRequest("MALFORMED_PATH", `malformed percent-encoding in path segment "${raw}"`);
   }
 }
 
@@ -34,7 +34,7 @@ export function decodeSegmentKeepSlash(raw: string): string {
 /**
  * Decodes a query-string key or value: `+` is a space (form encoding), then percent escapes.
  */
-export function decodeQueryComponent(raw: string, what: string): string {
+export function decodeQueryComponent(raw: string, what: string, field: string): string {
   const s = raw.indexOf("+") < 0 ? raw : raw.replace(/\+/g, " ");
   if (s.indexOf("%") < 0) {
     return s;
@@ -42,6 +42,6 @@ export function decodeQueryComponent(raw: string, what: string): string {
   try {
     return decodeURIComponent(s);
   } catch {
-    throw badRequest(`malformed percent-encoding in query parameter ${what}`);
+    throw badRequest("INVALID_QUERY_PARAMETER", `malformed percent-encoding in query parameter ${what}`, field);
   }
 }

@@ -21,7 +21,7 @@ export function parseArguments(raw: string, into: Argument[] = []): Argument[] {
   }
   const pairs = raw.split("&");
   if (into.length + pairs.filter((p) => p !== "").length > maxArguments) {
-    throw badRequest(`too many query parameters: at most ${maxArguments} are accepted`);
+    throw badRequest("TOO_MANY_QUERY_PARAMETERS", `too many query parameters: at most ${maxArguments} are accepted`);
   }
   for (const pair of pairs) {
     if (pair === "") {
@@ -29,8 +29,8 @@ export function parseArguments(raw: string, into: Argument[] = []): Argument[] {
     }
     const eq = pair.indexOf("=");
     const rawKey = eq < 0 ? pair : pair.slice(0, eq);
-    const key = decodeQueryComponent(rawKey, JSON.stringify(rawKey));
-    const value = eq < 0 ? "" : decodeQueryComponent(pair.slice(eq + 1), JSON.stringify(key));
+    const key = decodeQueryComponent(rawKey, JSON.stringify(rawKey), rawKey);
+    const value = eq < 0 ? "" : decodeQueryComponent(pair.slice(eq + 1), JSON.stringify(key), key);
     into.push({ key, value });
   }
   return into;

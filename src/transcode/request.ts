@@ -35,7 +35,7 @@ export async function buildRequestMessage(
   if (rule.kind !== "none" || binding.loose) {
     const encoding = req.headers["content-encoding"];
     if (encoding !== undefined && encoding.toLowerCase() !== "identity") {
-      throw new HttpError(415, "invalid_argument", `unsupported content encoding "${encoding}"`);
+      throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content encoding "${encoding}"`);
     }
     const bytes = await readBody(req, maxBodyBytes);
     const contentType = req.headers["content-type"];
@@ -48,7 +48,7 @@ export async function buildRequestMessage(
       } else if (binding.loose && type === formMediaType) {
         parseArguments(decodeUtf8(bytes, "form body"), args);
       } else {
-        throw new HttpError(415, "invalid_argument", `unsupported content type "${contentType}"`);
+        throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content type "${contentType}"`);
       }
     }
   }
@@ -62,7 +62,7 @@ export async function buildRequestMessage(
     const text = variableValue(binding.template, variable, segments, decodeSegment, decodeSegmentKeepSlash);
     const failure = applyFieldTarget(r, target, text);
     if (failure) {
-      throw badRequest(`invalid path variable "${target.path}": ${JSON.stringify(text)} is not a valid ${failure.expected}`);
+      throw badRequest("INVALID_PATH_VARIABLE", `invalid path variable "${target.path}": ${JSON.stringify(text)} is not a valid ${failure.expected}`, target.path);
     }
   }
   return msg;
@@ -72,7 +72,7 @@ function decodeUtf8(bytes: Uint8Array, what: string): string {
   try {
     return utf8.decode(bytes);
   } catch {
-    throw badRequest(`${what} is not valid UTF-8`);
+    throw badRequest("MALFORMED_BODY", `${what} is not valid UTF-8`);
   }
 }
 
@@ -80,7 +80,7 @@ function parseJson(bytes: Uint8Array): JsonValue {
   try {
     return JSON.parse(decodeUtf8(bytes, "request body")) as JsonValue;
   } catch (e) {
-    throw e instanceof HttpError ? e : badRequest("request body is not valid JSON");
+    throw e instanceof HttpError ? e : badRequest("MALFORMED_BODY", "request body is not valid JSON");
   }
 }
 
@@ -94,7 +94,7 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
       r.set(rule.field, reflect(desc, holder, false).get(rule.field));
     } else {
       if (json === null || typeof json !== "object" || Array.isArray(json)) {
-        throw badRequest("request body must be a JSON object");
+        throw badRequest("MALFORMED_BODY", "request body must be a JSON object");
       }
       mergeFromJson(desc, msg, json, jsonRead);
     }
@@ -102,7 +102,8 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
     if (e instanceof HttpError) throw e;
     const key = rule.kind === "field" ? rule.field.jsonName : offendingKey(desc, json);
     const where = key === undefined ? "" : `field "${key}": `;
-    throw badRequest(`invalid request body: ${where}${withoutTypeNames(e instanceof Error ? e.message : String(e))}`);
+    const message = `invalid request body: ${where}${withoutTypeNames(e instanceof Error ? e.message : String(e))}`;
+    throw key === undefined ? badRequest("MALFORMED_BODY", message) : badRequest("INVALID_BODY_FIELD", message, fieldPath(desc, key));
   }
 }
 
@@ -113,6 +114,11 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
  */
 function withoutTypeNames(message: string): string {
   return message.replace(/^cannot decode field [\w.]+ from JSON: /, "");
+}
+
+/** The proto name of the request field a JSON key names (JSON or proto name); the key itself when none. */
+function fieldPath(desc: Binding["rpc"]["input"], key: string): string {
+  return desc.fields.find((f) => f.jsonName === key || f.name === key)?.name ?? key;
 }
 
 /** The first top-level key of a JSON object body that does not parse on its own (error path only). */
@@ -148,19 +154,19 @@ function applyArguments(binding: Binding, r: ReflectMessage, args: readonly Argu
   for (const { key, value } of args) {
     const target = binding.argumentTarget(key);
     if (!isFieldTarget(target)) {
-      throw badRequest(
-        target.unknown ? `unknown query parameter "${key}"` : `invalid query parameter "${key}": ${target.reason}`,
-      );
+      throw target.unknown
+        ? badRequest("UNKNOWN_QUERY_PARAMETER", `unknown query parameter "${key}"`, key)
+        : badRequest("INVALID_QUERY_PARAMETER", `invalid query parameter "${key}": ${target.reason}`, key);
     }
     if (!target.repeated && seen) {
       if (seen.has(target.path)) {
-        throw badRequest(`query parameter "${key}" is given more than once`);
+        throw badRequest("INVALID_QUERY_PARAMETER", `query parameter "${key}" is given more than once`, target.path);
       }
       seen.add(target.path);
     }
     const failure: ParseFailure | undefined = applyFieldTarget(r, target, value);
     if (failure) {
-      throw badRequest(`invalid query parameter "${key}": ${JSON.stringify(value)} is not a valid ${failure.expected}`);
+      throw badRequest("INVALID_QUERY_PARAMETER", `invalid query parameter "${key}": ${JSON.stringify(value)} is not a valid ${failure.expected}`, target.path);
     }
   }
 }

@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { toBinary, type DescService } from "@bufbuild/protobuf";
+import { toBinary, type DescService, type JsonValue } from "@bufbuild/protobuf";
 import type { ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compileServiceRoutes, type Binding, type RouteMount } from "./binding.js";
 import { Cors } from "./cors.js";
-import { HttpError } from "./http-error.js";
+import { errorDetailsJson } from "./error-details.js";
+import { HttpError, type TranscodeReason } from "./http-error.js";
 import { buildRequestMessage } from "./request.js";
 import { send, sendError, sendRpcResponse, type NodeHeaders, type NodeResponse } from "./response.js";
 import { render, RouteTable } from "./route-table.js";
@@ -22,6 +23,12 @@ export interface TranscoderOptions {
   maxBodyBytes?: number;
   /** Allowed web origins ("*" for any); preflights are answered before routing. */
   corsOrigins?: string[];
+  /**
+   * The google.rpc.ErrorInfo `domain` of the transcoder's own errors: set, each carries an
+   * ErrorInfo with its reason (TranscodeReasons), and a google.rpc.BadRequest naming the field
+   * when it is about one, in `details`; unset, `details` is empty.
+   */
+  errorDomain?: string;
   contextValues?: (req: IncomingMessage | Http2ServerRequest) => ContextValues;
   /**
    * Told about every failure that is not an HTTP answer (a bug, a write that failed): the
@@ -77,6 +84,8 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
   const cors = new Cors(opts.corsOrigins ?? []);
   const contextValues = opts.contextValues;
+  const details = (reason: TranscodeReason, field?: string, description?: string): JsonValue[] =>
+    opts.errorDomain === undefined ? [] : errorDetailsJson(opts.errorDomain, reason, field, description);
 
   async function serve(req: IncomingMessage | Http2ServerRequest, res: NodeResponse, headers: NodeHeaders): Promise<void> {
     const method = req.method ?? "GET";
@@ -88,12 +97,12 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     // HEAD runs the GET route; Node leaves the body out of the answer to a HEAD request.
     const found = table.match(method === "HEAD" ? "GET" : method, rawPath);
     if (found.kind === "not-found") {
-      throw new HttpError(404, "not_found", `no route for ${method} ${rawPath}`);
+      throw new HttpError(404, "not_found", "ROUTE_NOT_FOUND", `no route for ${method} ${rawPath}`);
     }
     if (found.kind === "method-not-allowed") {
-      throw new HttpError(405, "unimplemented", `${method} is not allowed on ${rawPath}`, {
+      throw new HttpError(405, "unimplemented", "METHOD_NOT_ALLOWED", `${method} is not allowed on ${rawPath}`, {
         // HEAD is answered wherever GET is (RFC 9110 9.3.2).
-        allow: (found.allow.includes("GET") ? [...found.allow, "HEAD"].sort() : found.allow).join(", "),
+        headers: { allow: (found.allow.includes("GET") ? [...found.allow, "HEAD"].sort() : found.allow).join(", ") },
       });
     }
     const { route: binding, segments } = found.match;
@@ -121,14 +130,16 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   async function handle(req: IncomingMessage | Http2ServerRequest, res: NodeResponse): Promise<void> {
     const headers: NodeHeaders = {};
     const origin = req.headers.origin;
-    if (cors.enabled && origin !== undefined) {
-      if (req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined) {
+    if (cors.enabled) {
+      // Whether the answer carries CORS headers depends on Origin: say so to caches, always.
+      headers.vary = cors.vary;
+      if (origin !== undefined && Cors.isPreflight(req.method, req.headers)) {
         if (!cors.allows(origin)) {
-          return sendError(res, 403, "permission_denied", `origin ${origin} is not allowed`, [], headers);
+          return sendError(res, 403, "permission_denied", `origin ${origin} is not allowed`, details("ORIGIN_NOT_ALLOWED"), headers);
         }
         return send(res, 204, cors.preflightHeaders(origin, req.headers["access-control-request-headers"]), undefined);
       }
-      if (cors.allows(origin)) {
+      if (origin !== undefined && cors.allows(origin)) {
         Object.assign(headers, cors.originHeaders(origin));
       }
     }
@@ -141,11 +152,11 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
         return;
       }
       if (e instanceof HttpError) {
-        Object.assign(headers, e.headers);
-        return sendError(res, e.status, e.code, e.message, [], headers);
+        Object.assign(headers, e.options.headers);
+        return sendError(res, e.status, e.code, e.message, details(e.reason, e.options.field, e.message), headers);
       }
       // Details stay in the server log, never in the answer.
-      return sendError(res, 500, "internal", "internal error", [], headers);
+      return sendError(res, 500, "internal", "internal error", details("INTERNAL"), headers);
     }
   }
 

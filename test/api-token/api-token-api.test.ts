@@ -134,9 +134,14 @@ for (const store of storesUnderTest()) {
 
         // Over gRPC the message reaches a grpc-js caller with its ":" and "," verbatim: the server
         // encodes grpc-message the gRPC spec's way (connect-node would use encodeURIComponent).
-        it("400 Missing fields: lists every missing field", async () => {
+        it("400 Missing fields: lists every missing field (and names each in a google.rpc.BadRequest)", async () => {
           const post = (body: { account_id?: string; description?: string }) => api.createToken(body, admin);
-          expectCode(await post({}), "invalid_argument", "Missing fields: [account_id, description]");
+          const none = await post({});
+          expectCode(none, "invalid_argument", "Missing fields: [account_id, description]", "MISSING_FIELDS");
+          assert.deepEqual(none.details?.fieldViolations, [
+            { field: "account_id", description: "account_id is required" },
+            { field: "description", description: "description is required" },
+          ]);
           expectCode(await post({ description: "Token description" }), "invalid_argument", "Missing fields: [account_id]");
           expectCode(await post({ account_id: "GATEWAY_ACCOUNT_1" }), "invalid_argument", "Missing fields: [description]");
           expectCode(await post({ account_id: " ", description: "" }), "invalid_argument", "Missing fields: [account_id, description]");
@@ -147,8 +152,8 @@ for (const store of storesUnderTest()) {
 
         it("404 Could not update token description: unknown, malformed or revoked link", async () => {
           const put = (token_link: string) => api.updateToken({ token_link, description: "New token description" }, admin);
-          expectCode(await put(unknownLink), "not_found", "Could not update token description");
-          expectCode(await put("not-a-link"), "not_found", "Could not update token description");
+          expectCode(await put(unknownLink), "not_found", "Could not update token description", "TOKEN_NOT_FOUND");
+          expectCode(await put("not-a-link"), "not_found", "Could not update token description", "TOKEN_NOT_FOUND");
           const accountId = newAccount();
           await createToken(accountId, "revoked soon");
           const link = await linkOf(accountId, "revoked soon");

@@ -85,8 +85,11 @@ const connectCases: ConnectCase[] = [
   { name: "unary, gzip bomb", headers: { ...json, "content-encoding": "gzip" }, body: gzipSync(Buffer.from(`{"a":"${"x".repeat(1 << 20)}"}`)), status: 429, code: "resource_exhausted" },
   { name: "unary, content-type application/xml", headers: { "content-type": "application/xml" }, body: "<a/>", status: 415 },
   { name: "unary, no content-type", headers: {}, body: "{}", status: 415 },
-  // GetVersion is not declared free of side effects, so it has no GET binding in Connect.
-  { name: "unary GET without message param", headers: {}, body: "", status: 405 },
+  // GetToken mints a token, so it is not declared free of side effects: no GET in Connect.
+  { name: "unary GET of a method with side effects", path: "/tessera.jwt.v1.JwtService/GetToken", headers: {}, body: "", status: 405 },
+  // GetVersion takes GET (NO_SIDE_EFFECTS), but not without the encoding and message params.
+  { name: "unary GET without encoding or message param", headers: {}, body: "", status: 415 },
+  { name: "unary GET with a message that is not JSON", path: `${version}?connect=v1&encoding=json&message=%7Bx`, headers: {}, body: "", status: 400, code: "invalid_argument" },
   { name: "streaming envelope sent to a unary method", headers: { "content-type": "application/connect+json" }, body: Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from("{}")]), status: 415 },
   { name: "Connect streaming (reflection): truncated envelope", path: reflection, headers: { "content-type": "application/connect+json" }, body: Buffer.from([0, 0, 0, 0, 40, 0x7b]), status: 200, code: "invalid_argument" },
   { name: "Connect streaming (reflection): envelope of invalid JSON", path: reflection, headers: { "content-type": "application/connect+json" }, body: Buffer.concat([Buffer.from([0, 0, 0, 0, 3]), Buffer.from("{x}")]), status: 200, code: "invalid_argument" },

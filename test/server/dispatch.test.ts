@@ -19,6 +19,7 @@ import { connectNodeAdapter, createGrpcWebTransport } from "@connectrpc/connect-
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { connectError, GrpcJsClient } from "../support/clients.js";
+import { errorInfoJson, statusDetailsBin } from "../support/error-details.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { grpcFrame, grpcStatus, h2request, healthy } from "../hostile/support.js";
 
@@ -28,6 +29,7 @@ const reflectionInfo = "/grpc.reflection.v1.ServerReflection/ServerReflectionInf
 /** HealthCheckRequest field 1 (string) announcing 127 bytes, none following. */
 const badProto = Buffer.from([0x0a, 0x7f]);
 const parseError = "parse binary: premature EOF";
+const malformed = statusDetailsBin(Code.InvalidArgument, parseError, "MALFORMED_REQUEST");
 const seed001Message = "Missing fields: [account_id, description]";
 
 /** The gRPC-Web trailer frame (flag 0x80) at the end of a body, as header lines. */
@@ -246,12 +248,12 @@ describe("dispatch: Tessera's answers", function () {
     it("gRPC-Web over HTTP/1.1: the envelope split across TCP writes, one byte each", async () => {
       const a = await h1pieces(server.url, check, { "content-type": "application/grpc-web+proto" }, bytewise(grpcFrame(badProto)));
       assert.equal(a.status, 200);
-      assert.deepEqual(webTrailer(a.data), { "grpc-status": String(Code.InvalidArgument), "grpc-message": parseError });
+      assert.deepEqual(webTrailer(a.data), { "grpc-status": String(Code.InvalidArgument), "grpc-message": parseError, "grpc-status-details-bin": malformed });
     });
 
     it("gRPC-Web server streaming (Health/Watch) over HTTP/2", async () => {
       const a = await h2request(session, { ":method": "POST", ":path": watch, "content-type": "application/grpc-web+proto" }, grpcFrame(badProto));
-      assert.deepEqual(webTrailer(a.data), { "grpc-status": String(Code.InvalidArgument), "grpc-message": parseError });
+      assert.deepEqual(webTrailer(a.data), { "grpc-status": String(Code.InvalidArgument), "grpc-message": parseError, "grpc-status-details-bin": malformed });
     });
 
     it("Connect unary: 400 with a Connect error body", async () => {
@@ -259,13 +261,13 @@ describe("dispatch: Tessera's answers", function () {
       assert.equal(a.status, 400);
       assert.equal(a.headers["content-type"], "application/json");
       assert.equal(Number(a.headers["content-length"]), a.data.length);
-      assert.deepEqual(JSON.parse(a.data.toString()), { code: "invalid_argument", message: parseError });
+      assert.deepEqual(JSON.parse(a.data.toString()), { code: "invalid_argument", message: parseError, details: [errorInfoJson("MALFORMED_REQUEST")] });
     });
 
     it("Connect streaming (Health/Watch): the end-stream message, the envelope split across TCP writes", async () => {
       const a = await h1pieces(server.url, watch, { "content-type": "application/connect+proto" }, bytewise(grpcFrame(badProto)));
       assert.equal(a.status, 200);
-      assert.deepEqual(envelopes(a.data), [[2, JSON.stringify({ error: { code: "invalid_argument", message: parseError } })]]);
+      assert.deepEqual(envelopes(a.data), [[2, JSON.stringify({ error: { code: "invalid_argument", message: parseError, details: [errorInfoJson("MALFORMED_REQUEST")] } })]]);
     });
 
     it("Connect bidi streaming (reflection): the end-stream after an answer", async () => {
@@ -302,7 +304,7 @@ describe("dispatch: Tessera's answers", function () {
       assert.equal(grpcStatus(a), Code.NotFound);
       assert.equal(a.trailers["grpc-message"], encoded);
       const web = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/grpc-web+proto" }, body);
-      assert.deepEqual(webTrailer(web.data), { "grpc-status": String(Code.NotFound), "grpc-message": encoded });
+      assert.deepEqual(webTrailer(web.data), { "grpc-status": String(Code.NotFound), "grpc-message": encoded, "grpc-status-details-bin": statusDetailsBin(Code.NotFound, message, "SERVICE_NOT_FOUND") });
     });
 
     it("a connect-es gRPC-Web client reads it verbatim too", async () => {
@@ -326,7 +328,10 @@ describe("dispatch: Tessera's answers", function () {
     it("HTTP/1.0 without a Host header, on an RPC path", async () => {
       const answer = await send(`POST ${check} HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
       assert.match(answer, /^HTTP\/1\.1 400 /);
-      assert.equal(answer.slice(answer.indexOf("\r\n\r\n") + 4), JSON.stringify({ code: "invalid_argument", message: "the request has no valid Host header or :authority" }));
+      assert.equal(
+        answer.slice(answer.indexOf("\r\n\r\n") + 4),
+        JSON.stringify({ code: "invalid_argument", message: "the request has no valid Host header or :authority", details: [errorInfoJson("MALFORMED_REQUEST")] }),
+      );
       await healthy(server.url);
     });
 
@@ -339,7 +344,7 @@ describe("dispatch: Tessera's answers", function () {
     it("HTTP/2 with an :authority that is no URL authority", async () => {
       const a = await h2request(session, { ":method": "POST", ":path": check, ":authority": "[::1", "content-type": "application/json" }, Buffer.from("{}"));
       assert.equal(a.headers[":status"], 400);
-      assert.deepEqual(JSON.parse(a.data.toString()), { code: "invalid_argument", message: "the request has no valid Host header or :authority" });
+      assert.deepEqual(JSON.parse(a.data.toString()), { code: "invalid_argument", message: "the request has no valid Host header or :authority", details: [errorInfoJson("MALFORMED_REQUEST")] });
       await healthy(server.url);
     });
   });

@@ -1,11 +1,12 @@
 // The error interceptor's mapping: core errors keep code, message and Retry-After and travel
 // as the ConnectError's cause (reason included); a store outage is recognised by its type.
 import assert from "node:assert/strict";
-import { Code } from "@connectrpc/connect";
-import { AuthError, resourceExhausted, unauthenticated } from "../../src/core/errors.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { AuthError, missingField, resourceExhausted, unauthenticated } from "../../src/core/errors.js";
 import { createLogger } from "../../src/logger.js";
 import { toConnectError } from "../../src/server/error-interceptor.js";
 import { StoreUnavailableError } from "../../src/store/ports.js";
+import { connectDetails } from "../support/error-details.js";
 
 describe("server: error interceptor mapping", () => {
   const lines: string[] = [];
@@ -29,6 +30,25 @@ describe("server: error interceptor mapping", () => {
     assert.deepEqual(lines, [], "expected errors are not logged");
   });
 
+  it("sends the reason as ErrorInfo (domain tessera), the retry time as RetryInfo, field violations as BadRequest", () => {
+    const locked = toConnectError(resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", { retryAfterSeconds: 2.2 }), logger, "/x");
+    assert.deepEqual(connectDetails(locked), { reason: "LOGIN_LOCKED", domain: "tessera", metadata: {}, retryDelaySeconds: 3 });
+    const missing = toConnectError(missingField("refresh_token"), logger, "/x");
+    assert.deepEqual(connectDetails(missing), {
+      reason: "MISSING_FIELDS",
+      domain: "tessera",
+      metadata: {},
+      fieldViolations: [{ field: "refresh_token", description: "refresh_token is required" }],
+    });
+    assert.deepEqual(connectDetails(toConnectError(unauthenticated("TOKEN_REVOKED", "token revoked"), logger, "/x")), { reason: "TOKEN_REVOKED", domain: "tessera", metadata: {} });
+  });
+
+  it("gives a ConnectError raised inside the chain the ErrorInfo of its code (a method without an implementation)", () => {
+    const e = toConnectError(new ConnectError("tessera.jwt.v1.JwtService.GetVersion is not implemented", Code.Unimplemented), logger, "/x");
+    assert.equal(e.code, Code.Unimplemented);
+    assert.deepEqual(connectDetails(e), { reason: "UNIMPLEMENTED", domain: "tessera", metadata: {} });
+  });
+
   it("maps a StoreUnavailableError to UNAVAILABLE with Retry-After: 1 and reason STORE_UNAVAILABLE", () => {
     const outage = new StoreUnavailableError("MongoDB did not answer within 500 ms");
     const e = toConnectError(outage, logger, "/x");
@@ -38,6 +58,7 @@ describe("server: error interceptor mapping", () => {
     assert.ok(e.cause instanceof AuthError);
     assert.equal(e.cause.reason, "STORE_UNAVAILABLE");
     assert.equal(e.cause.cause, outage);
+    assert.deepEqual(connectDetails(e), { reason: "STORE_UNAVAILABLE", domain: "tessera", metadata: {}, retryDelaySeconds: 1 });
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /store unavailable/);
   });

@@ -3,9 +3,12 @@
 // and a server that says SERVING, whatever the test before it did to the database.
 import assert from "node:assert/strict";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
-import { GrpcJsClient } from "../support/clients.js";
+import { Code } from "@connectrpc/connect";
+import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
+import { connectClient, connectError, GrpcJsClient, rest } from "../support/clients.js";
+import { connectDetails, jsonDetails } from "../support/error-details.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
-import { startTestServer, type TestServer } from "../support/server.js";
+import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
 
 async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -55,6 +58,23 @@ describe("server: MongoDB outage", function () {
     await eventually(async () => (await status()) === Status.NOT_SERVING, 10000);
     assert.equal(await readyz(), 503);
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+  });
+
+  it("a call that needs the store: UNAVAILABLE with STORE_UNAVAILABLE and a RetryInfo of the Retry-After second (REST, Connect)", async () => {
+    const res = await rest(server.url, "GET", "/v1/frontend/auth/acct-1", { headers: { authorization: `Bearer ${testAdminToken}` } });
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.headers.get("retry-after"), "1");
+    assert.deepEqual(
+      { ...res.body, details: jsonDetails(res.body.details) },
+      {
+        code: "unavailable",
+        message: "the store is unavailable, try again shortly",
+        details: { reason: "STORE_UNAVAILABLE", domain: "tessera", metadata: {}, retryDelaySeconds: 1 },
+      },
+    );
+    const e = await connectError(connectClient(ApiTokenService, server.url).listTokens({ accountId: "acct-1" }, { headers: { authorization: `Bearer ${testAdminToken}` } }));
+    assert.equal(e.code, Code.Unavailable);
+    assert.deepEqual(connectDetails(e), { reason: "STORE_UNAVAILABLE", domain: "tessera", metadata: {}, retryDelaySeconds: 1 });
   });
 
   it("recovers without a restart when the store returns", async () => {

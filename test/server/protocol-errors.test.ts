@@ -13,6 +13,7 @@ import { FinalEnvelopeScanner, rewriteFinalEnvelope } from "../../src/server/fin
 import { createResponseCorrection } from "../../src/server/protocol-errors.js";
 import { reflectionServices } from "../../src/server/reflection.js";
 import { fcParams, grpcFrame } from "../hostile/support.js";
+import { errorInfoJson, grpcStatusDetails, jsonDetails, statusDetailsBin } from "../support/error-details.js";
 
 const check = "/grpc.health.v1.Health/Check";
 const reflectionInfo = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
@@ -32,8 +33,8 @@ function chunkings(bytes: Buffer): Buffer[][] {
 }
 
 /** Calls one connect-es handler in-process. */
-async function call(path: string, header: Record<string, string>, body: Buffer, opts: { compressMinBytes?: number } = {}): Promise<UniversalServerResponse> {
-  const router = createConnectRouter({ acceptCompression: [compressionGzip], compressMinBytes: opts.compressMinBytes });
+async function call(path: string, header: Record<string, string>, body: Buffer, opts: { compressMinBytes?: number; readMaxBytes?: number } = {}): Promise<UniversalServerResponse> {
+  const router = createConnectRouter({ acceptCompression: [compressionGzip], compressMinBytes: opts.compressMinBytes, readMaxBytes: opts.readMaxBytes });
   router.service(Health, { check: () => ({}) });
   for (const r of reflectionServices([Health])) router.service(r.service, r.impl);
   const h = router.handlers.find((x) => x.requestPath === path)!;
@@ -92,9 +93,10 @@ describe("protocol errors: connect-es's answers corrected, whatever the chunking
         assert.deepEqual(env.slice(0, -1), original.slice(0, -1), "data envelopes pass unchanged");
         assert.equal(env.at(-1)![0], 0x80);
         const trailer = lines(env.at(-1)![1]);
-        assert.deepEqual(Object.keys(trailer).sort(), ["grpc-message", "grpc-status"]);
+        assert.deepEqual(Object.keys(trailer).sort(), ["grpc-message", "grpc-status", "grpc-status-details-bin"]);
         assert.equal(trailer["grpc-status"], "3");
         assert.match(trailer["grpc-message"]!, /^parse binary: /);
+        assert.equal(grpcStatusDetails(trailer["grpc-status-details-bin"]!).reason, "MALFORMED_REQUEST");
       }
     }
   });
@@ -105,7 +107,7 @@ describe("protocol errors: connect-es's answers corrected, whatever the chunking
     for (const fixed of await correctedBodies(res)) {
       const env = envelopes(fixed);
       assert.deepEqual(env.map(([flags]) => flags), [0x80]);
-      assert.deepEqual(lines(env[0]![1]), { "grpc-status": "3", "grpc-message": parseError });
+      assert.deepEqual(lines(env[0]![1]), { "grpc-status": "3", "grpc-message": parseError, "grpc-status-details-bin": statusDetailsBin(3, parseError, "MALFORMED_REQUEST") });
     }
   });
 
@@ -121,6 +123,7 @@ describe("protocol errors: connect-es's answers corrected, whatever the chunking
         const end = JSON.parse(env.at(-1)![1].toString());
         assert.equal(end.error.code, "invalid_argument");
         assert.match(end.error.message, /^parse binary: /);
+        assert.deepEqual(jsonDetails(end.error.details), { reason: "MALFORMED_REQUEST", domain: "tessera", metadata: {} });
         assert.ok(env.slice(0, -1).every(([flags]) => flags === 0));
       }
     }
@@ -148,8 +151,26 @@ describe("protocol errors: connect-es's answers corrected, whatever the chunking
       assert.equal(fixed.status, 400);
       assert.equal(fixed.header?.get("content-encoding"), null);
       assert.equal(fixed.header?.get("content-length"), String(body.length));
-      assert.deepEqual(JSON.parse(body.toString()), { code: "invalid_argument", message: parseError });
+      assert.deepEqual(JSON.parse(body.toString()), { code: "invalid_argument", message: parseError, details: [errorInfoJson("MALFORMED_REQUEST", { metadata: false })] });
     }
+  });
+
+  it("Connect unary: every error connect-es raises itself gets the ErrorInfo of its code (a message over the size limit)", async () => {
+    const res = await call(check, { "content-type": "application/json" }, Buffer.from(JSON.stringify({ service: "x".repeat(100) })), { readMaxBytes: 50 });
+    assert.equal(res.status, 429);
+    const fixed = await correct(res);
+    const body = JSON.parse((await all(fixed.body)).toString());
+    assert.equal(fixed.status, 429);
+    assert.equal(body.code, "resource_exhausted");
+    assert.deepEqual(body.details, [errorInfoJson("REQUEST_TOO_LARGE", { metadata: false })]);
+  });
+
+  it("gRPC: an error connect-es raises itself gets the ErrorInfo of its code (an unknown compression)", async () => {
+    const res = await call(check, { "content-type": "application/grpc", "grpc-encoding": "zstd" }, grpcFrame(new Uint8Array()));
+    const fixed = correct(res) as UniversalServerResponse;
+    await all(fixed.body);
+    assert.equal(fixed.trailer?.get("grpc-status"), String(Code.Unimplemented));
+    assert.equal(grpcStatusDetails(fixed.trailer!.get("grpc-status-details-bin")!).reason, "UNIMPLEMENTED");
   });
 
   it("gRPC: the trailers, read once the body is drained, say INVALID_ARGUMENT", async () => {
@@ -158,6 +179,7 @@ describe("protocol errors: connect-es's answers corrected, whatever the chunking
     assert.equal(envelopes(await all(fixed.body)).length, 1);
     assert.equal(fixed.trailer?.get("grpc-status"), String(Code.InvalidArgument));
     assert.match(fixed.trailer?.get("grpc-message") ?? "", /^parse binary: /);
+    assert.equal(grpcStatusDetails(fixed.trailer!.get("grpc-status-details-bin")!).reason, "MALFORMED_REQUEST");
   });
 
   it("a success passes as it is: the same gRPC trailer, the same Connect unary response", async () => {

@@ -8,6 +8,7 @@ import { fromJson, toJson, type DescMessage, type DescMethodUnary, type DescServ
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { GrpcJsClient, type RestResponse } from "./clients.js";
+import { connectDetails, grpcStatusDetails, jsonDetails, type DetailFacts } from "./error-details.js";
 
 export type Protocol = "grpc" | "connect" | "rest";
 export type RpcProtocol = Exclude<Protocol, "rest">;
@@ -28,6 +29,8 @@ export interface Outcome<T = JsonObject> {
   status?: number;
   /** Response headers (REST, Connect: headers and trailers) or metadata (gRPC: initial and trailing). */
   headers: Headers;
+  /** An error's details (google.rpc.ErrorInfo, RetryInfo, BadRequest), however the protocol carries them. */
+  details?: DetailFacts;
 }
 
 export function codeName(code: Code): string {
@@ -56,10 +59,11 @@ export const httpStatus: Record<string, number> = {
 
 /**
  * Asserts the outcome's code (over REST, also the HTTP status it maps to) and, when given, its
- * message: a string must be the exact message, a RegExp must match it.
+ * message (a string must be the exact message, a RegExp must match it) and its ErrorInfo reason.
  */
-export function expectCode(outcome: Outcome<unknown>, code: string, message?: RegExp | string): void {
+export function expectCode(outcome: Outcome<unknown>, code: string, message?: RegExp | string, reason?: string): void {
   assert.equal(outcome.code, code, `expected ${code}, got ${outcome.code}: ${outcome.message ?? ""}`);
+  if (reason !== undefined) assert.equal(outcome.details?.reason, reason, "ErrorInfo reason");
   if (outcome.status !== undefined && code !== "ok") assert.equal(outcome.status, httpStatus[code], `HTTP status of ${code}`);
   if (typeof message === "string") assert.equal(outcome.message, message);
   else if (message) assert.match(outcome.message ?? "", message);
@@ -80,7 +84,7 @@ export function defined(value: Record<string, unknown>): JsonObject {
 /**
  * A REST answer as an Outcome: a 2xx is "ok" with the JSON body (or the text, or undefined when
  * empty) as data; anything else must be the documented error body `{code, message, details}`
- * (API.md: JSON, `message` always present).
+ * (API.md: JSON, `message` always present), its details holding Tessera's ErrorInfo.
  */
 export function restOutcome(res: RestResponse): Outcome<any> {
   if (res.status >= 200 && res.status < 300) {
@@ -88,8 +92,9 @@ export function restOutcome(res: RestResponse): Outcome<any> {
   }
   assert.match(res.headers.get("content-type") ?? "", /^application\/json/, `HTTP ${res.status} error body: ${res.text}`);
   assert.deepEqual(Object.keys(res.body), ["code", "message", "details"], res.text);
-  assert.deepEqual(res.body.details, [], res.text);
-  return { code: res.body.code, message: res.body.message, status: res.status, headers: res.headers };
+  const details = jsonDetails(res.body.details);
+  assert.equal(details.domain, "tessera", `an ErrorInfo in ${res.text}`);
+  return { code: res.body.code, message: res.body.message, status: res.status, headers: res.headers, details };
 }
 
 /** Response metadata (grpc-js) as one Headers object; binary (-bin) entries are left out. */
@@ -133,7 +138,11 @@ export class RpcClient {
       if (!client) this.grpcClients.set(method.parent, (client = new GrpcJsClient(method.parent, this.baseUrl)));
       const r = await client.call(method.name, input as Record<string, unknown>, headers);
       // An error's metadata is its trailers.
-      if (r.error) return { code: codeName(r.error.code as number as Code), message: r.error.details, headers: metadataHeaders(r.header, r.error.metadata) };
+      if (r.error) {
+        const bin = r.error.metadata.get("grpc-status-details-bin");
+        const { code: _c, message: _m, ...details } = bin.length > 0 ? grpcStatusDetails(bin[0] as Buffer) : { code: 0, message: "" };
+        return { code: codeName(r.error.code as number as Code), message: r.error.details, headers: metadataHeaders(r.header, r.error.metadata), details };
+      }
       return { code: "ok", data: this.json(method, r.message), response: r.message, headers: metadataHeaders(r.header, r.trailer) };
     }
     this.transport ??= createConnectTransport({ baseUrl: this.baseUrl, httpVersion: "1.1" });
@@ -144,7 +153,7 @@ export class RpcClient {
       return { code: "ok", data: this.json(method, r.message), response: r.message, headers: all };
     } catch (e) {
       const err = ConnectError.from(e);
-      return { code: codeName(err.code), message: err.rawMessage, headers: err.metadata };
+      return { code: codeName(err.code), message: err.rawMessage, headers: err.metadata, details: connectDetails(err) };
     }
   }
 

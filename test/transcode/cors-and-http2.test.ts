@@ -23,6 +23,8 @@ describe("transcoder CORS", () => {
     assert.equal(res.headers.get("access-control-allow-headers"), "authorization,content-type");
     assert.equal(res.headers.get("access-control-allow-credentials"), "true");
     assert.match(res.headers.get("access-control-allow-methods")!, /POST/);
+    // The allowed headers are the ones asked for, so the answer varies with them too.
+    assert.equal(res.headers.get("vary"), "Origin, Access-Control-Request-Headers");
   });
 
   it("refuses a preflight from another origin", async () => {
@@ -32,18 +34,25 @@ describe("transcoder CORS", () => {
     });
     assert.equal(res.status, 403);
     assert.equal(res.headers.get("access-control-allow-origin"), null);
+    assert.equal(res.headers.get("vary"), "Origin, Access-Control-Request-Headers");
   });
 
   it("marks answers to an allowed origin, errors included", async () => {
     const ok = await fetch(`${server.url}/v1/items/1`, { headers: { origin: "https://app.example" } });
     assert.equal(ok.status, 200);
     assert.equal(ok.headers.get("access-control-allow-origin"), "https://app.example");
-    assert.equal(ok.headers.get("vary"), "Origin");
+    assert.equal(ok.headers.get("vary"), "Origin, Access-Control-Request-Headers");
+    assert.equal(ok.headers.get("access-control-expose-headers"), "www-authenticate, retry-after");
     const missing = await fetch(`${server.url}/nope`, { headers: { origin: "https://app.example" } });
     assert.equal(missing.status, 404);
     assert.equal(missing.headers.get("access-control-allow-origin"), "https://app.example");
     const other = await fetch(`${server.url}/v1/items/1`, { headers: { origin: "https://evil.example" } });
     assert.equal(other.headers.get("access-control-allow-origin"), null);
+    // The answer without Origin depends on Origin as much: a cache must not serve it to a page.
+    for (const res of [other, await fetch(`${server.url}/v1/items/1`)]) {
+      assert.equal(res.headers.get("vary"), "Origin, Access-Control-Request-Headers");
+      assert.equal(res.headers.get("access-control-expose-headers"), null);
+    }
   });
 });
 

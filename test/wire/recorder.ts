@@ -72,8 +72,9 @@ const variable = new RegExp(
     `(?<apiToken>tsr_[0-9A-Za-z]{38})`,
     `(?<uuid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})`,
     // Random base64url secrets: 32 bytes (43 characters: refresh tokens, cookies, kids, JWK
-    // coordinates) and 24 bytes (32 characters: authentication tokens).
-    `(?<![${base64urlChar}])(?<random>[${base64urlChar}]{43}|[${base64urlChar}]{32})(?![${base64urlChar}])`,
+    // coordinates) and 24 bytes (32 characters: authentication tokens). Not the `value` of an
+    // error detail (Connect's JSON error format): the base64 of a fixed message, part of the wire.
+    `(?<![${base64urlChar}])(?<!"value":")(?<random>[${base64urlChar}]{43}|[${base64urlChar}]{32})(?![${base64urlChar}])`,
   ].join("|"),
   "g",
 );

@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tessera/key/v1/key.proto.
  */
 export const file_tessera_key_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("Chh0ZXNzZXJhL2tleS92MS9rZXkucHJvdG8SDnRlc3NlcmEua2V5LnYxIhAKDkdldEp3a3NSZXF1ZXN0IjgKD0dldEp3a3NSZXNwb25zZRIlCgRrZXlzGAEgAygLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCISChBSb3RhdGVLZXlSZXF1ZXN0IiAKEVJvdGF0ZUtleVJlc3BvbnNlEgsKA2tpZBgBIAEoCTKBAgoKS2V5U2VydmljZRJwCgdHZXRKd2tzEh4udGVzc2VyYS5rZXkudjEuR2V0Sndrc1JlcXVlc3QaHy50ZXNzZXJhLmtleS52MS5HZXRKd2tzUmVzcG9uc2UiJMLzGAIIAYLT5JMCGBIWLy53ZWxsLWtub3duL2p3a3MuanNvbhJ4CglSb3RhdGVLZXkSIC50ZXNzZXJhLmtleS52MS5Sb3RhdGVLZXlSZXF1ZXN0GiEudGVzc2VyYS5rZXkudjEuUm90YXRlS2V5UmVzcG9uc2UiJsLzGAIIC4LT5JMCGjoBKiIVL3YxL2FkbWluL2tleXM6cm90YXRlGgfK8xgDCgEvYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_struct, file_tessera_options_v1_options]);
+  fileDesc("Chh0ZXNzZXJhL2tleS92MS9rZXkucHJvdG8SDnRlc3NlcmEua2V5LnYxIhAKDkdldEp3a3NSZXF1ZXN0IjgKD0dldEp3a3NSZXNwb25zZRIlCgRrZXlzGAEgAygLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIfCh1HZXRPcGVuSWRDb25maWd1cmF0aW9uUmVxdWVzdCKABAoeR2V0T3BlbklkQ29uZmlndXJhdGlvblJlc3BvbnNlEg4KBmlzc3VlchgBIAEoCRIaCghqd2tzX3VyaRgCIAEoCVIIandrc191cmkSVAolaWRfdG9rZW5fc2lnbmluZ19hbGdfdmFsdWVzX3N1cHBvcnRlZBgDIAMoCVIlaWRfdG9rZW5fc2lnbmluZ19hbGdfdmFsdWVzX3N1cHBvcnRlZBI6ChhyZXNwb25zZV90eXBlc19zdXBwb3J0ZWQYBCADKAlSGHJlc3BvbnNlX3R5cGVzX3N1cHBvcnRlZBI4ChdzdWJqZWN0X3R5cGVzX3N1cHBvcnRlZBgFIAMoCVIXc3ViamVjdF90eXBlc19zdXBwb3J0ZWQSNAoVZ3JhbnRfdHlwZXNfc3VwcG9ydGVkGAYgAygJUhVncmFudF90eXBlc19zdXBwb3J0ZWQSOgoYcmVzcG9uc2VfbW9kZXNfc3VwcG9ydGVkGAcgAygJUhhyZXNwb25zZV9tb2Rlc19zdXBwb3J0ZWQSKgoQY2xhaW1zX3N1cHBvcnRlZBgIIAMoCVIQY2xhaW1zX3N1cHBvcnRlZBJICh9yZXF1ZXN0X3VyaV9wYXJhbWV0ZXJfc3VwcG9ydGVkGAkgASgIUh9yZXF1ZXN0X3VyaV9wYXJhbWV0ZXJfc3VwcG9ydGVkIhIKEFJvdGF0ZUtleVJlcXVlc3QiIAoRUm90YXRlS2V5UmVzcG9uc2USCwoDa2lkGAEgASgJMrIDCgpLZXlTZXJ2aWNlEnMKB0dldEp3a3MSHi50ZXNzZXJhLmtleS52MS5HZXRKd2tzUmVxdWVzdBofLnRlc3NlcmEua2V5LnYxLkdldEp3a3NSZXNwb25zZSInkAIBwvMYAggBgtPkkwIYEhYvLndlbGwta25vd24vandrcy5qc29uEqsBChZHZXRPcGVuSWRDb25maWd1cmF0aW9uEi0udGVzc2VyYS5rZXkudjEuR2V0T3BlbklkQ29uZmlndXJhdGlvblJlcXVlc3QaLi50ZXNzZXJhLmtleS52MS5HZXRPcGVuSWRDb25maWd1cmF0aW9uUmVzcG9uc2UiMpACAcLzGAIIAYLT5JMCIxIhLy53ZWxsLWtub3duL29wZW5pZC1jb25maWd1cmF0aW9uEngKCVJvdGF0ZUtleRIgLnRlc3NlcmEua2V5LnYxLlJvdGF0ZUtleVJlcXVlc3QaIS50ZXNzZXJhLmtleS52MS5Sb3RhdGVLZXlSZXNwb25zZSImwvMYAggLgtPkkwIaOgEqIhUvdjEvYWRtaW4va2V5czpyb3RhdGUaB8rzGAMKAS9CfAoOdGVzc2VyYS5rZXkudjFCCEtleVByb3RvUAFaI3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEva2V5L3YxO2tleXYxogIDVEtZqgIOVGVzc2VyYS5LZXkuVjHKAg5UZXNzZXJhXEtleVxWMeoCEFRlc3NlcmE6OktleTo6VjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct, file_tessera_options_v1_options]);
 
 /**
  * GET /.well-known/jwks.json takes no arguments.
@@ -52,6 +52,100 @@ export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
   messageDesc(file_tessera_key_v1_key, 1);
 
 /**
+ * GET /.well-known/openid-configuration takes no arguments.
+ *
+ * @generated from message tessera.key.v1.GetOpenIdConfigurationRequest
+ */
+export type GetOpenIdConfigurationRequest = Message<"tessera.key.v1.GetOpenIdConfigurationRequest"> & {
+};
+
+/**
+ * Describes the message tessera.key.v1.GetOpenIdConfigurationRequest.
+ * Use `create(GetOpenIdConfigurationRequestSchema)` to create a new message.
+ */
+export const GetOpenIdConfigurationRequestSchema: GenMessage<GetOpenIdConfigurationRequest> = /*@__PURE__*/
+  messageDesc(file_tessera_key_v1_key, 2);
+
+/**
+ * OpenID Provider Metadata (OpenID Connect Discovery 1.0, section 3), as far as it is true of
+ * Tessera.
+ *
+ * @generated from message tessera.key.v1.GetOpenIdConfigurationResponse
+ */
+export type GetOpenIdConfigurationResponse = Message<"tessera.key.v1.GetOpenIdConfigurationResponse"> & {
+  /**
+   * The issuer identifier: the `iss` of every JWT Tessera issues.
+   *
+   * @generated from field: string issuer = 1;
+   */
+  issuer: string;
+
+  /**
+   * The URL of the JSON Web Key Set (`/.well-known/jwks.json`).
+   *
+   * @generated from field: string jwks_uri = 2 [json_name = "jwks_uri"];
+   */
+  jwksUri: string;
+
+  /**
+   * The algorithm every JWT is signed with (TESSERA_JWT_ALG). Tessera issues no ID tokens;
+   * this is the algorithm of the tokens it does issue.
+   *
+   * @generated from field: repeated string id_token_signing_alg_values_supported = 3 [json_name = "id_token_signing_alg_values_supported"];
+   */
+  idTokenSigningAlgValuesSupported: string[];
+
+  /**
+   * Always empty: Tessera has no authorization endpoint.
+   *
+   * @generated from field: repeated string response_types_supported = 4 [json_name = "response_types_supported"];
+   */
+  responseTypesSupported: string[];
+
+  /**
+   * `public`: a user's `sub` is the same for every client.
+   *
+   * @generated from field: repeated string subject_types_supported = 5 [json_name = "subject_types_supported"];
+   */
+  subjectTypesSupported: string[];
+
+  /**
+   * Always empty (an absent member would mean "authorization_code" and "implicit").
+   *
+   * @generated from field: repeated string grant_types_supported = 6 [json_name = "grant_types_supported"];
+   */
+  grantTypesSupported: string[];
+
+  /**
+   * Always empty (an absent member would mean "query" and "fragment").
+   *
+   * @generated from field: repeated string response_modes_supported = 7 [json_name = "response_modes_supported"];
+   */
+  responseModesSupported: string[];
+
+  /**
+   * The claims Tessera's JWTs may carry.
+   *
+   * @generated from field: repeated string claims_supported = 8 [json_name = "claims_supported"];
+   */
+  claimsSupported: string[];
+
+  /**
+   * Always false (an absent member would mean true).
+   *
+   * @generated from field: bool request_uri_parameter_supported = 9 [json_name = "request_uri_parameter_supported"];
+   */
+  requestUriParameterSupported: boolean;
+};
+
+/**
+ * Describes the message tessera.key.v1.GetOpenIdConfigurationResponse.
+ * Use `create(GetOpenIdConfigurationResponseSchema)` to create a new message.
+ */
+export const GetOpenIdConfigurationResponseSchema: GenMessage<GetOpenIdConfigurationResponse> = /*@__PURE__*/
+  messageDesc(file_tessera_key_v1_key, 3);
+
+/**
  * POST /v1/admin/keys:rotate takes no arguments.
  *
  * @generated from message tessera.key.v1.RotateKeyRequest
@@ -64,7 +158,7 @@ export type RotateKeyRequest = Message<"tessera.key.v1.RotateKeyRequest"> & {
  * Use `create(RotateKeyRequestSchema)` to create a new message.
  */
 export const RotateKeyRequestSchema: GenMessage<RotateKeyRequest> = /*@__PURE__*/
-  messageDesc(file_tessera_key_v1_key, 2);
+  messageDesc(file_tessera_key_v1_key, 4);
 
 /**
  * The new current key.
@@ -85,10 +179,19 @@ export type RotateKeyResponse = Message<"tessera.key.v1.RotateKeyResponse"> & {
  * Use `create(RotateKeyResponseSchema)` to create a new message.
  */
 export const RotateKeyResponseSchema: GenMessage<RotateKeyResponse> = /*@__PURE__*/
-  messageDesc(file_tessera_key_v1_key, 3);
+  messageDesc(file_tessera_key_v1_key, 5);
 
 /**
  * Public signing keys, so internal services verify Tessera's JWTs offline.
+ *
+ * Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
+ * codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_TOKEN,
+ * UNSUPPORTED_OPERATION. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
+ * UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
+ * ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
+ * METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
+ * UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
+ * UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
  *
  * @generated from service tessera.key.v1.KeyService
  */
@@ -104,6 +207,26 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof GetJwksRequestSchema;
     output: typeof GetJwksResponseSchema;
+  },
+  /**
+   * The OpenID Connect discovery document (`GET /.well-known/openid-configuration`, OpenID
+   * Connect Discovery 1.0), so libraries that start from an issuer find the keys: `issuer`
+   * equals the `iss` of every JWT Tessera issues, and `jwks_uri` names GetJwks's URL. With
+   * TESSERA_PUBLIC_URL set, `issuer` is that URL (TESSERA_JWT_ISSUER then follows it) and
+   * `jwks_uri` is under it; without it, `issuer` is TESSERA_JWT_ISSUER as configured and
+   * `jwks_uri` is built from the request's scheme and Host.
+   * Tessera issues tokens itself (`/jwt/token`, `POST /session`); it is not an OAuth 2.0
+   * authorization server, so the document says only what is true: no authorization or token
+   * endpoint, no response types, grant types or response modes (empty lists, so that the
+   * defaults of an absent member are not implied), subject identifiers that are the same for
+   * every client (`public`). Served with `Cache-Control: public, max-age=300`.
+   *
+   * @generated from rpc tessera.key.v1.KeyService.GetOpenIdConfiguration
+   */
+  getOpenIdConfiguration: {
+    methodKind: "unary";
+    input: typeof GetOpenIdConfigurationRequestSchema;
+    output: typeof GetOpenIdConfigurationResponseSchema;
   },
   /**
    * Makes a new signing key current (`POST /v1/admin/keys:rotate`). The previous key stays

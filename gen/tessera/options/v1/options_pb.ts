@@ -2,6 +2,117 @@
 // @generated from file tessera/options/v1/options.proto (package tessera.options.v1, syntax proto3)
 /* eslint-disable */
 
+// Tessera's own method and service options, and what every Tessera API shares: its error details
+// and its caching.
+//
+// Error details. Besides its code and message, every error carries machine-readable details: over
+// gRPC and gRPC-Web in the `grpc-status-details-bin` trailer (a serialized google.rpc.Status),
+// over Connect and REST in the JSON error's `details` (each `{"type": "google.rpc.ErrorInfo",
+// "value": <base64 of the binary message>, "debug": <the message as JSON>}`).
+// - google.rpc.ErrorInfo on every error: `domain` "tessera", a stable UPPER_SNAKE `reason`
+//   (below), `metadata` empty. Clients branch on the reason, never on the message.
+// - google.rpc.RetryInfo when waiting helps (LOGIN_LOCKED, STORE_UNAVAILABLE): `retry_delay` is
+//   the same number of seconds as the `Retry-After` header.
+// - google.rpc.BadRequest when an INVALID_ARGUMENT is about request fields: one field violation
+//   per field, by its proto name.
+// Each API's service comment lists the reasons its methods may answer. What each reason means:
+//
+// On the request and its credential:
+// - MISSING_CREDENTIAL: the method needs a credential and the request carries none.
+// - MALFORMED_CREDENTIAL: the Authorization header does not have the form its scheme requires
+//   (`Bearer` without a token, undecodable Basic).
+// - UNSUPPORTED_CREDENTIAL: a credential of a kind (an Authorization scheme) the method does not
+//   take.
+// - CONFLICTING_TOKENS: two different access tokens in one request (the Authorization header and
+//   a request field).
+// - MISSING_CLIENT_ID: the `x-koms-clientid` header is missing or empty.
+// - UNKNOWN_CLIENT_ID: the `x-koms-clientid` header names no configured client.
+// - NO_ACCESS_RULE: the method declares no access rule, so it is refused (fail closed).
+// - PASSWORD_LOGIN_REQUIRED: the method needs an access token from a password login; this one
+//   came from a refresh token.
+//
+// On tokens:
+// - INVALID_TOKEN: the token is malformed or unknown, or its signature, key, algorithm or claims
+//   do not verify.
+// - WRONG_TOKEN_TYPE: a valid token of another kind (a refresh token where an access token is
+//   expected, and so on).
+// - TOKEN_EXPIRED: the token (or session cookie, or refresh token) has expired.
+// - TOKEN_NOT_YET_VALID: the token's `nbf` is still ahead of the server's clock.
+// - WRONG_AUDIENCE: the token was issued for another audience.
+// - WRONG_ISSUER: the token was issued by another issuer.
+// - TOKEN_REVOKED: the token was revoked: logged out, disabled, or issued before the user's last
+//   password change.
+// - NOT_MOST_RECENT_TOKEN: a session access token that is no longer the session's most recent
+//   one.
+// - SESSION_ENDED: the session has ended (logout, expiry, password change, deactivation or
+//   refresh token reuse).
+// - WRONG_CLIENT: the session access token was issued to another client id.
+// - REFRESH_TOKEN_ALREADY_USED: the refresh token was just spent by a concurrent refresh (within
+//   TESSERA_REFRESH_GRACE_SECONDS); the session lives on.
+// - REFRESH_TOKEN_REUSED: a spent refresh token was presented again: it was copied, so its
+//   session has ended.
+// - USER_DEACTIVATED: the user is deactivated (told only to a caller who proved the password, or
+//   who holds a token).
+//
+// On password logins:
+// - INVALID_CREDENTIALS: an unknown login or a wrong password: deliberately one reason for both.
+// - LOGIN_LOCKED: too many failed logins for this login or address; RetryInfo says when to
+//   retry.
+//
+// On arguments (a google.rpc.BadRequest names the fields):
+// - MISSING_FIELDS: one or more required fields are missing or empty.
+// - INVALID_FIELD: a field has a value that is not accepted (format, length, characters, range).
+// - WEAK_PASSWORD: the password breaks the password policy (too short, or on a list of common
+//   passwords).
+//
+// On resources:
+// - USER_EXISTS: a user with this login already exists.
+// - USER_NOT_FOUND: no such user.
+// - TOKEN_NOT_FOUND: no such token among those the caller may see or change (unknown, used,
+//   expired, revoked or another's).
+// - NO_PUBLIC_KEY: a symmetric algorithm (HS256) is in use: there is no public key to publish.
+// - UNSUPPORTED_OPERATION: the operation does not apply to this configuration (HS256 keys are
+//   not rotated through the API).
+//
+// On the call itself, on every protocol:
+// - MALFORMED_REQUEST: the request cannot be read: its message does not parse (binary or JSON),
+//   or a protocol header or the Host/:authority is malformed.
+// - REQUEST_TOO_LARGE: the request is larger than TESSERA_BODY_LIMIT_BYTES (RESOURCE_EXHAUSTED
+//   without RetryInfo: the same request fails again).
+// - UNIMPLEMENTED: the method, or the request's compression, is not implemented.
+// - DEADLINE_EXCEEDED: the call's deadline (`grpc-timeout`, `connect-timeout-ms`) passed.
+// - CANCELED: the caller canceled the call.
+// - SERVICE_NOT_FOUND: grpc.health.v1.Health: no such service.
+// - ORIGIN_NOT_ALLOWED: a CORS preflight from an origin TESSERA_CORS_ORIGINS does not list
+//   (403).
+// - STORE_UNAVAILABLE: the store is down or unreachable; RetryInfo says when to retry.
+// - INTERNAL: an unexpected failure; details are in the server log only.
+//
+// On REST only: the transcoder's own answers:
+// - ROUTE_NOT_FOUND: no route for this path (404).
+// - METHOD_NOT_ALLOWED: the path exists, but not for this HTTP method (405, `Allow` lists those
+//   it takes).
+// - MALFORMED_PATH: a path segment has a malformed percent-escape, or is not UTF-8.
+// - INVALID_PATH_VARIABLE: a path variable's value is not valid for its field.
+// - TOO_MANY_QUERY_PARAMETERS: more than 100 query parameters and form fields.
+// - UNKNOWN_QUERY_PARAMETER: a query parameter (or form field) names no field of the request.
+// - INVALID_QUERY_PARAMETER: a query parameter (or form field) is malformed, given twice, or not
+//   valid for its field.
+// - MALFORMED_BODY: the body is not UTF-8, not JSON, or not a JSON object, or it was cut short.
+// - INVALID_BODY_FIELD: a field of the JSON body has a value of the wrong type.
+// - UNSUPPORTED_MEDIA_TYPE: the body's Content-Type or Content-Encoding is not accepted (415).
+//
+// Caching. A successful answer is sent with `Cache-Control: no-store` (it may hold a token or a
+// user's data) unless its method says otherwise: the public keys and the discovery document
+// (KeyService.GetJwks, KeyService.GetOpenIdConfiguration, JwtService.GetPublicKey) are `public,
+// max-age=300`, JwtService.GetVersion `public, max-age=60`.
+//
+// Connect GET. The methods declared `idempotency_level = NO_SIDE_EFFECTS` write nothing (no token
+// is minted, spent or revoked, no last-used time recorded), so Connect clients may call them with
+// HTTP GET (`?connect=v1&encoding=json&message=...`), which caches and proxies understand. The
+// request message then travels in the URL: send tokens in `Authorization: Bearer`, never in the
+// message. Every other method takes POST only.
+
 import type { GenEnum, GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { MethodOptions, ServiceOptions } from "@bufbuild/protobuf/wkt";
@@ -12,7 +123,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/options/v1/options.proto.
  */
 export const file_tessera_options_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("CiB0ZXNzZXJhL29wdGlvbnMvdjEvb3B0aW9ucy5wcm90bxISdGVzc2VyYS5vcHRpb25zLnYxImcKCkFjY2Vzc1J1bGUSMgoKY3JlZGVudGlhbBgBIAEoDjIeLnRlc3NlcmEub3B0aW9ucy52MS5DcmVkZW50aWFsEhAKCG9wdGlvbmFsGAIgASgIEhMKC3Rva2VuX2ZpZWxkGAMgASgJIj0KD0h0dHBTZXJ2aWNlUnVsZRIRCgliYXNlX3BhdGgYASABKAkSFwoPbG9vc2VfYXJndW1lbnRzGAIgASgIIlMKEEh0dHBSZXNwb25zZVJ1bGUSDgoGc3RhdHVzGAEgASgNEhkKEXVuc2V0X2JvZHlfc3RhdHVzGAIgASgNEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSIaCglFcnJvclJ1bGUSDQoFY29kZXMYASADKAkquQIKCkNyZWRlbnRpYWwSGgoWQ1JFREVOVElBTF9VTlNQRUNJRklFRBAAEhMKD0NSRURFTlRJQUxfTk9ORRABEhgKFENSRURFTlRJQUxfQ0xJRU5UX0lEEAISFgoSQ1JFREVOVElBTF9TRVNTSU9OEAMSIQodQ1JFREVOVElBTF9TRVNTSU9OX0VYUElSRURfT0sQBBIYChRDUkVERU5USUFMX0FQSV9UT0tFThAFEhkKFUNSRURFTlRJQUxfVVNFUl9UT0tFThAGEhMKD0NSRURFTlRJQUxfVVNFUhAHEhIKDkNSRURFTlRJQUxfSldUEAgSGwoXQ1JFREVOVElBTF9KV1RfUEFTU1dPUkQQCRIUChBDUkVERU5USUFMX0JBU0lDEAoSFAoQQ1JFREVOVElBTF9BRE1JThALOlgKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLiOAyABKAsyHi50ZXNzZXJhLm9wdGlvbnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzOmsKDWh0dHBfcmVzcG9uc2USHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi6jgMgASgLMiQudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBSZXNwb25zZVJ1bGVSDGh0dHBSZXNwb25zZTpXCgZlcnJvcnMSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi7jgMgASgLMh0udGVzc2VyYS5vcHRpb25zLnYxLkVycm9yUnVsZVIGZXJyb3JzOmkKDGh0dHBfc2VydmljZRIfLmdvb2dsZS5wcm90b2J1Zi5TZXJ2aWNlT3B0aW9ucxi5jgMgASgLMiMudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBTZXJ2aWNlUnVsZVILaHR0cFNlcnZpY2ViBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("CiB0ZXNzZXJhL29wdGlvbnMvdjEvb3B0aW9ucy5wcm90bxISdGVzc2VyYS5vcHRpb25zLnYxImcKCkFjY2Vzc1J1bGUSMgoKY3JlZGVudGlhbBgBIAEoDjIeLnRlc3NlcmEub3B0aW9ucy52MS5DcmVkZW50aWFsEhAKCG9wdGlvbmFsGAIgASgIEhMKC3Rva2VuX2ZpZWxkGAMgASgJIj0KD0h0dHBTZXJ2aWNlUnVsZRIRCgliYXNlX3BhdGgYASABKAkSFwoPbG9vc2VfYXJndW1lbnRzGAIgASgIIlMKEEh0dHBSZXNwb25zZVJ1bGUSDgoGc3RhdHVzGAEgASgNEhkKEXVuc2V0X2JvZHlfc3RhdHVzGAIgASgNEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSIaCglFcnJvclJ1bGUSDQoFY29kZXMYASADKAkquQIKCkNyZWRlbnRpYWwSGgoWQ1JFREVOVElBTF9VTlNQRUNJRklFRBAAEhMKD0NSRURFTlRJQUxfTk9ORRABEhgKFENSRURFTlRJQUxfQ0xJRU5UX0lEEAISFgoSQ1JFREVOVElBTF9TRVNTSU9OEAMSIQodQ1JFREVOVElBTF9TRVNTSU9OX0VYUElSRURfT0sQBBIYChRDUkVERU5USUFMX0FQSV9UT0tFThAFEhkKFUNSRURFTlRJQUxfVVNFUl9UT0tFThAGEhMKD0NSRURFTlRJQUxfVVNFUhAHEhIKDkNSRURFTlRJQUxfSldUEAgSGwoXQ1JFREVOVElBTF9KV1RfUEFTU1dPUkQQCRIUChBDUkVERU5USUFMX0JBU0lDEAoSFAoQQ1JFREVOVElBTF9BRE1JThALOlgKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLiOAyABKAsyHi50ZXNzZXJhLm9wdGlvbnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzOmsKDWh0dHBfcmVzcG9uc2USHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi6jgMgASgLMiQudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBSZXNwb25zZVJ1bGVSDGh0dHBSZXNwb25zZTpXCgZlcnJvcnMSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi7jgMgASgLMh0udGVzc2VyYS5vcHRpb25zLnYxLkVycm9yUnVsZVIGZXJyb3JzOmkKDGh0dHBfc2VydmljZRIfLmdvb2dsZS5wcm90b2J1Zi5TZXJ2aWNlT3B0aW9ucxi5jgMgASgLMiMudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBTZXJ2aWNlUnVsZVILaHR0cFNlcnZpY2VCmAEKEnRlc3NlcmEub3B0aW9ucy52MUIMT3B0aW9uc1Byb3RvUAFaK3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEvb3B0aW9ucy92MTtvcHRpb25zdjGiAgNUT1CqAhJUZXNzZXJhLk9wdGlvbnMuVjHKAhJUZXNzZXJhXE9wdGlvbnNcVjHqAhRUZXNzZXJhOjpPcHRpb25zOjpWMWIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * Who may call a method.

@@ -1,0 +1,115 @@
+// Connect GET: every method without side effects is declared `idempotency_level =
+// NO_SIDE_EFFECTS` and answers HTTP GET (connect-node's `useHttpGet`, or a plain URL), with cache
+// headers that match: the public keys and the discovery document cacheable, everything else
+// (token checks, a user's data) `no-store`. Methods that write (a token minted, spent or
+// revoked, a last-used time recorded) take POST only.
+import assert from "node:assert/strict";
+import diagnostics from "node:diagnostics_channel";
+import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
+import { AuthenticationTokenService } from "../../gen/tessera/authtoken/v1/authentication_token_pb.js";
+import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
+import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
+import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
+import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
+import { rest } from "../support/clients.js";
+import { startTestServer, testAdminToken, testClientId, type TestServer } from "../support/server.js";
+
+const services = [SessionService, UserService, ApiTokenService, UserTokenService, AuthenticationTokenService, JwtService, KeyService];
+const password = "violet-kettle-harbour-29";
+
+/** The side-effect-free methods, and the Cache-Control each answers with. */
+const readOnly: Record<string, string> = {
+  "tessera.session.v1.SessionService/GetSession": "no-store",
+  "tessera.session.v1.UserService/GetUser": "no-store",
+  "tessera.apitoken.v1.ApiTokenService/ListTokens": "no-store",
+  "tessera.jwt.v1.JwtService/Check": "no-store",
+  "tessera.jwt.v1.JwtService/GetPublicKey": "public, max-age=300",
+  "tessera.jwt.v1.JwtService/GetUser": "no-store",
+  "tessera.jwt.v1.JwtService/GetVersion": "public, max-age=60",
+  "tessera.key.v1.KeyService/GetJwks": "public, max-age=300",
+  "tessera.key.v1.KeyService/GetOpenIdConfiguration": "public, max-age=300",
+};
+
+/** A Connect GET URL: the request message as JSON in the query. */
+const getUrl = (base: string, path: string, message: object = {}) =>
+  `${base}/${path}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(message))}`;
+
+describe("server: Connect GET for the methods without side effects", () => {
+  let server: TestServer;
+  let jwt: string;
+  let session: string;
+  before(async () => {
+    server = await startTestServer();
+    await rest(server.url, "POST", "/jwt/user", { json: { user: "getter", pass: password } });
+    jwt = (await rest(server.url, "GET", `/jwt/token?user=getter&pass=${password}`)).text;
+    const headers = { "x-koms-clientid": testClientId };
+    await rest(server.url, "POST", "/user", { headers, json: { email: "getter@example.com", password } });
+    session = (await rest(server.url, "POST", "/session", { headers, json: { account_type: "traditional", email: "getter@example.com", password } })).body.access_token;
+  });
+  after(async () => server.close());
+
+  it("exactly these methods are declared NO_SIDE_EFFECTS", () => {
+    const declared = services.flatMap((s) => s.methods.filter((m) => m.idempotency === Idempotency.NO_SIDE_EFFECTS).map((m) => `${s.typeName}/${m.name}`));
+    assert.deepEqual(declared.sort(), Object.keys(readOnly).sort());
+  });
+
+  const credentials = (path: string): Record<string, string> => {
+    if (path.startsWith("tessera.session.v1.")) return { "x-koms-clientid": testClientId, authorization: `Bearer ${session}` };
+    if (path.startsWith("tessera.apitoken.v1.")) return { authorization: `Bearer ${testAdminToken}` };
+    if (path.startsWith("tessera.jwt.v1.JwtService/GetUser") || path.startsWith("tessera.jwt.v1.JwtService/Check")) return { authorization: `Bearer ${jwt}` };
+    return {};
+  };
+
+  for (const [path, cacheControl] of Object.entries(readOnly)) {
+    it(`GET ${path}: 200, Cache-Control: ${cacheControl}`, async () => {
+      const message = path.endsWith("ListTokens") ? { account_id: "acct-1" } : {};
+      const res = await fetch(getUrl(server.url, path, message), { headers: credentials(path) });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(res.headers.get("content-type"), "application/json");
+      assert.equal(res.headers.get("cache-control"), cacheControl);
+    });
+  }
+
+  it("connect-node with useHttpGet sends GET, and gets the answer", async () => {
+    // What went on the wire: node:http's own report of each request it started (once per
+    // request object: Node may report a GET's start twice).
+    const requests = new Set<{ method: string; path: string }>();
+    const seen = (m: unknown) => void requests.add((m as { request: { method: string; path: string } }).request);
+    diagnostics.subscribe("http.client.request.start", seen);
+    try {
+      const transport = createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", useHttpGet: true });
+      const claims = await createClient(JwtService, transport).check({}, { headers: { authorization: `Bearer ${jwt}` } });
+      assert.equal(claims.claims?.user, "getter");
+      const keys = await createClient(KeyService, transport).getJwks({});
+      assert.equal(keys.keys.length, 1);
+    } finally {
+      diagnostics.unsubscribe("http.client.request.start", seen);
+    }
+    const sent = [...requests].map((r) => `${r.method} ${r.path.split("?", 1)[0]}`);
+    assert.deepEqual(sent, ["GET /tessera.jwt.v1.JwtService/Check", "GET /tessera.key.v1.KeyService/GetJwks"]);
+  });
+
+  it("a method that writes refuses GET (405): a token minted, a last-used time recorded", async () => {
+    for (const path of ["tessera.jwt.v1.JwtService/GetToken", "tessera.jwt.v1.JwtService/GetRefreshToken", "tessera.apitoken.v1.ApiTokenService/Authenticate", "tessera.usertoken.v1.UserTokenService/Bump", "tessera.authtoken.v1.AuthenticationTokenService/GetToken"]) {
+      const res = await fetch(getUrl(server.url, path));
+      assert.equal(res.status, 405, path);
+    }
+  });
+
+  it("the REST answers carry the same Cache-Control: a token by GET is never stored", async () => {
+    const token = await rest(server.url, "GET", `/jwt/token?user=getter&pass=${password}`);
+    assert.equal(token.status, 200);
+    assert.equal(token.headers.get("cache-control"), "no-store");
+    const refresh = await rest(server.url, "GET", "/jwt/refresh_token", { headers: { authorization: `Bearer ${jwt}` } });
+    assert.equal(refresh.status, 200);
+    assert.equal(refresh.headers.get("cache-control"), "no-store");
+    const check = await rest(server.url, "GET", "/jwt/check", { headers: { authorization: `Bearer ${jwt}` } });
+    assert.equal(check.headers.get("cache-control"), "no-store");
+    assert.equal((await rest(server.url, "GET", "/.well-known/jwks.json")).headers.get("cache-control"), "public, max-age=300");
+    assert.equal((await rest(server.url, "GET", "/jwt/pubkey")).headers.get("cache-control"), "public, max-age=300");
+    assert.equal((await rest(server.url, "GET", "/jwt/version")).headers.get("cache-control"), "public, max-age=60");
+  });
+});

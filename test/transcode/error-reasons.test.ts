@@ -1,0 +1,150 @@
+/**
+ * The transcoder's own errors, with `errorDomain` set, carry a google.rpc.ErrorInfo (their
+ * reason, that domain) and, when they are about one field, a google.rpc.BadRequest naming it, in
+ * Connect's JSON detail form (`{type, value, debug}`); without it, `details` stays empty
+ * (conformance.test.ts).
+ */
+import { strict as assert } from "node:assert";
+import { request } from "node:http";
+import { jsonDetails, type DetailFacts } from "../support/error-details.js";
+import { startLibraryServer, type LibraryServer } from "./support/library-server.js";
+
+interface Case {
+  name: string;
+  method?: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+  status: number;
+  code: string;
+  details: DetailFacts;
+}
+
+const domain = "library.example";
+const info = (reason: string) => ({ reason, domain, metadata: {} });
+const field = (reason: string, name: string, description: string): DetailFacts => ({ ...info(reason), fieldViolations: [{ field: name, description }] });
+
+const cases: Case[] = [
+  { name: "no route: ROUTE_NOT_FOUND", path: "/v1/nowhere", status: 404, code: "not_found", details: info("ROUTE_NOT_FOUND") },
+  { name: "a method the path does not take: METHOD_NOT_ALLOWED", method: "PUT", path: "/v1/search", status: 405, code: "unimplemented", details: info("METHOD_NOT_ALLOWED") },
+  { name: "a malformed escape in the path: MALFORMED_PATH", path: "/v1/items/%zz", status: 400, code: "invalid_argument", details: info("MALFORMED_PATH") },
+  {
+    name: "an unknown query parameter: UNKNOWN_QUERY_PARAMETER naming it",
+    path: "/v1/search?colour=red",
+    status: 400,
+    code: "invalid_argument",
+    details: field("UNKNOWN_QUERY_PARAMETER", "colour", 'unknown query parameter "colour"'),
+  },
+  {
+    name: "a query value that is not valid: INVALID_QUERY_PARAMETER naming the field by its proto name",
+    path: "/v1/search?pageSize=ten",
+    status: 400,
+    code: "invalid_argument",
+    details: field("INVALID_QUERY_PARAMETER", "page_size", 'invalid query parameter "pageSize": "ten" is not a valid int32'),
+  },
+  {
+    name: "a singular parameter given twice: INVALID_QUERY_PARAMETER",
+    path: "/v1/search?query=a&query=b",
+    status: 400,
+    code: "invalid_argument",
+    details: field("INVALID_QUERY_PARAMETER", "query", 'query parameter "query" is given more than once'),
+  },
+  {
+    name: "a malformed escape in a query value: INVALID_QUERY_PARAMETER",
+    path: "/v1/search?query=%zz",
+    status: 400,
+    code: "invalid_argument",
+    details: field("INVALID_QUERY_PARAMETER", "query", 'malformed percent-encoding in query parameter "query"'),
+  },
+  {
+    name: "too many query parameters: TOO_MANY_QUERY_PARAMETERS",
+    path: `/v1/search?${Array.from({ length: 101 }, (_, i) => `tags=${i}`).join("&")}`,
+    status: 400,
+    code: "invalid_argument",
+    details: info("TOO_MANY_QUERY_PARAMETERS"),
+  },
+  {
+    name: "a body that is not JSON: MALFORMED_BODY",
+    method: "POST",
+    path: "/v1/items",
+    headers: { "content-type": "application/json" },
+    body: "{not json",
+    status: 400,
+    code: "invalid_argument",
+    details: info("MALFORMED_BODY"),
+  },
+  {
+    name: "a JSON field of the wrong type: INVALID_BODY_FIELD naming it by its proto name",
+    method: "POST",
+    path: "/v1/items",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ requestId: 7 }),
+    status: 400,
+    code: "invalid_argument",
+    details: field("INVALID_BODY_FIELD", "request_id", 'invalid request body: field "requestId": expected string, got 7'),
+  },
+  {
+    name: "a body over the limit: REQUEST_TOO_LARGE",
+    method: "POST",
+    path: "/v1/items",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ requestId: "x".repeat(2000) }),
+    status: 413,
+    code: "resource_exhausted",
+    details: info("REQUEST_TOO_LARGE"),
+  },
+  {
+    name: "a content type the binding does not take: UNSUPPORTED_MEDIA_TYPE",
+    method: "POST",
+    path: "/v1/items",
+    headers: { "content-type": "text/plain" },
+    body: "hello",
+    status: 415,
+    code: "invalid_argument",
+    details: info("UNSUPPORTED_MEDIA_TYPE"),
+  },
+  {
+    name: "a preflight from an origin not allowed: ORIGIN_NOT_ALLOWED",
+    method: "OPTIONS",
+    path: "/v1/items",
+    headers: { origin: "https://evil.example", "access-control-request-method": "POST" },
+    status: 403,
+    code: "permission_denied",
+    details: info("ORIGIN_NOT_ALLOWED"),
+  },
+];
+
+function send(base: string, c: Case): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = { ...c.headers, ...(c.body !== undefined && { "content-length": String(Buffer.byteLength(c.body)) }) };
+    const req = request(base + c.path, { method: c.method ?? "GET", headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (d: Buffer) => chunks.push(d));
+      res.on("end", () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on("error", reject);
+    req.end(c.body);
+  });
+}
+
+describe("transcoder: reasons of its own errors (errorDomain)", () => {
+  let server: LibraryServer;
+  before(async () => {
+    server = await startLibraryServer({ maxBodyBytes: 1024, errorDomain: domain, corsOrigins: ["https://app.example"] });
+  });
+  after(() => server.close());
+
+  for (const c of cases) {
+    it(c.name, async () => {
+      const res = await send(server.url, c);
+      assert.equal(res.status, c.status, res.body);
+      const body = JSON.parse(res.body) as { code: string; message: string; details: unknown[] };
+      assert.deepEqual(Object.keys(body), ["code", "message", "details"]);
+      assert.equal(body.code, c.code);
+      assert.deepEqual(jsonDetails(body.details), c.details);
+      // The JSON `debug` says what the binary value says.
+      const errorInfo = (body.details as Array<{ type: string; debug: unknown }>).find((d) => d.type === "google.rpc.ErrorInfo");
+      assert.deepEqual(errorInfo?.debug, { reason: c.details.reason, domain, metadata: {} });
+    });
+  }
+});
