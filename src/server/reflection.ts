@@ -12,14 +12,16 @@ import { pathToFileURL } from "node:url";
 import { create, createRegistry, fromBinary, toBinary, type DescFile, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
+import { file_google_rpc_status } from "../../gen/google/rpc/status_pb.js";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { projectFile } from "../project-files.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
 type Reflection = typeof v1.ServerReflection;
 
-/** Files of the given services with all their transitive imports, dependencies first. */
-function filesOf(services: readonly DescService[]): DescFile[] {
+/** Files of the given services (and `extra` files) with all their transitive imports, dependencies first. */
+function filesOf(services: readonly DescService[], extra: readonly DescFile[]): DescFile[] {
   const seen = new Set<string>();
   const out: DescFile[] = [];
   const visit = (f: DescFile) => {
@@ -29,6 +31,7 @@ function filesOf(services: readonly DescService[]): DescFile[] {
     out.push(f);
   };
   for (const s of services) visit(s.file);
+  for (const f of extra) visit(f);
   return out;
 }
 
@@ -51,8 +54,8 @@ export function documentedDescriptor(file: DescFile, dir: URL = generated): Uint
   return toBinary(FileDescriptorProtoSchema, proto);
 }
 
-function createReflectionImpl(services: readonly DescService[]) {
-  const files = filesOf(services);
+function createReflectionImpl(services: readonly DescService[], extra: readonly DescFile[]) {
+  const files = filesOf(services, extra);
   const registry = createRegistry(...files);
   // By file name as reflection clients give it (`tessera/key/v1/key.proto`; DescFile.name has
   // no `.proto`).
@@ -141,10 +144,14 @@ function createReflectionImpl(services: readonly DescService[]) {
   return impl;
 }
 
-/** Both reflection services, describing `services` (and themselves). */
+/**
+ * Both reflection services, describing `services` (and themselves), and the types errors carry
+ * in their details (google.rpc.Status, ErrorInfo, RetryInfo, BadRequest): no service imports
+ * them, but a client such as grpcurl resolves a detail's type by asking reflection for it.
+ */
 export function reflectionServices(services: readonly DescService[]): { service: DescService; impl: object }[] {
   const all = [...services, v1.ServerReflection, v1alpha.ServerReflection];
-  const impl = createReflectionImpl(all);
+  const impl = createReflectionImpl(all, [file_google_rpc_status, file_google_rpc_error_details]);
   // v1alpha messages are wire-identical to v1: the same implementation serves both, with the
   // messages converted through their binary form.
   return [

@@ -122,4 +122,11 @@ describe("server: reflection serves the proto comments", () => {
     const methods = await run("node_modules/.bin/buf", ["curl", "--http2-prior-knowledge", "--list-methods", server.url]);
     assert.match(methods.stdout, /^tessera\.key\.v1\.KeyService\/GetJwks$/m);
   });
+
+  it("serves the error detail types, so a client decodes an error's details by reflection (grpcurl asks for google.rpc.ErrorInfo)", async () => {
+    const [file] = files(await reflect(server.url, { messageRequest: { case: "fileContainingSymbol", value: "google.rpc.ErrorInfo" } }));
+    assert.equal(file!.name, "google/rpc/error_details.proto");
+    const [status] = files(await reflect(server.url, { messageRequest: { case: "fileContainingSymbol", value: "google.rpc.Status" } }));
+    assert.equal(status!.name, "google/rpc/status.proto");
+  });
 });
