@@ -13,6 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { connectClient, GrpcJsClient } from "../support/clients.js";
+import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { dribble, slowClient } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { grpcFrame, grpcStatus, h2request, healthy, raw } from "./support.js";
@@ -38,7 +39,8 @@ describe("limits", function () {
       // Under the limit the body is read: the answer is about its content (a password too long).
       const under = await raw(server.url, "POST", "/user", { ...cid, "content-type": "application/json" }, body(1900));
       assert.equal(under.status, 400, under.text);
-      assert.deepEqual(JSON.parse(under.text), { code: "invalid_argument", message: "password too long: at most 256 characters allowed", details: [] });
+      const tooLong = "password too long: at most 256 characters allowed";
+      assert.deepEqual(decodedBody(JSON.parse(under.text)), { code: "invalid_argument", message: tooLong, details: tesseraDetails("INVALID_FIELD", { password: tooLong }) });
     });
 
     it("REST: a chunked body (no Content-Length) is cut off at the limit: 413", async () => {
@@ -138,12 +140,17 @@ describe("limits", function () {
       const many = Array.from({ length: 101 }, (_, i) => `user=${i}`).join("&");
       const r = await raw(server.url, "GET", `/jwt/check?${many}`, {});
       assert.equal(r.status, 400, r.text);
-      assert.deepEqual(JSON.parse(r.text), { code: "invalid_argument", message: "too many query parameters: at most 100 are accepted", details: [] });
+      assert.deepEqual(decodedBody(JSON.parse(r.text)), {
+        code: "invalid_argument",
+        message: "too many query parameters: at most 100 are accepted",
+        details: tesseraDetails("TOO_MANY_QUERY_PARAMETERS"),
+      });
       // 100 are within the limit: the answer is about what they say (one field given 100 times).
       const hundred = Array.from({ length: 100 }, () => "access_token=x").join("&");
       const h = await raw(server.url, "GET", `/jwt/check?${hundred}`, {});
       assert.equal(h.status, 400, h.text);
-      assert.deepEqual(JSON.parse(h.text), { code: "invalid_argument", message: 'query parameter "access_token" is given more than once', details: [] });
+      const twice = 'query parameter "access_token" is given more than once';
+      assert.deepEqual(decodedBody(JSON.parse(h.text)), { code: "invalid_argument", message: twice, details: tesseraDetails("INVALID_QUERY_PARAMETER", { access_token: twice }) });
     });
 
     it("headers dribbled byte by byte are cut off at the headers timeout (1 s)", async () => {

@@ -34,6 +34,7 @@ describe("gen/openapi.json", () => {
       "DELETE /session",
       "DELETE /v1/frontend/auth/{account_id}",
       "GET /.well-known/jwks.json",
+      "GET /.well-known/openid-configuration",
       "GET /api/authenticationtoken",
       "GET /api/authenticationtoken/{token}",
       "GET /api/authenticationtoken/{token}/user",

@@ -212,6 +212,7 @@ const scenarios: Record<string, Scenario> = {
   "DELETE /jwt/user": { args: async () => ({}) },
   "GET /jwt/version": { args: async () => ({}) },
   "GET /.well-known/jwks.json": { args: async () => ({}) },
+  "GET /.well-known/openid-configuration": { args: async () => ({}) },
   "POST /v1/admin/keys:rotate": { args: async () => ({}) },
   "POST /session": {
     args: async (w) => (await w.user(), { json: { account_type: "traditional", email: w.email, password } }),

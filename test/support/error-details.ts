@@ -92,3 +92,18 @@ export function statusDetailsBin(code: number, message: string, reason: string):
   });
   return base64Encode(toBinary(StatusSchema, status), "std_raw");
 }
+
+/** A REST (or Connect) JSON error body with its `details` decoded: what to compare whole. */
+export function decodedBody(body: { code: string; message: string; details: unknown }): { code: string; message: string; details: DetailFacts } {
+  return { ...body, details: jsonDetails(body.details) };
+}
+
+/** The details of a Tessera error with `reason`, and the field violations given as field -> description. */
+export function tesseraDetails(reason: string, fields?: Record<string, string>): DetailFacts {
+  return {
+    reason,
+    domain: "tessera",
+    metadata: {},
+    ...(fields && { fieldViolations: Object.entries(fields).map(([field, description]) => ({ field, description })) }),
+  };
+}

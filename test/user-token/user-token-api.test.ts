@@ -11,6 +11,7 @@ import { jwtApi } from "../jwt/api.js";
 import { sessionApi } from "../session/api.js";
 import { expectCode, expectOk, protocols, rpcProtocols, RpcClient } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
+import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import {
   clientIdHeader,
@@ -329,10 +330,11 @@ for (const store of storesUnderTest()) {
         for (const expirationTime of ["tomorrow", "2099-07-29 23:59:59"]) {
           const res = await rest(server.url, "POST", "/auth/login", { headers: basic(user.login, password), json: { expirationTime } });
           assert.equal(res.status, 400, res.text);
-          assert.deepEqual(res.body, {
+          const message = 'invalid request body: field "expirationTime": cannot decode message google.protobuf.Timestamp from JSON: invalid RFC 3339 string';
+          assert.deepEqual(decodedBody(res.body), {
             code: "invalid_argument",
-            message: 'invalid request body: field "expirationTime": cannot decode message google.protobuf.Timestamp from JSON: invalid RFC 3339 string',
-            details: [],
+            message,
+            details: tesseraDetails("INVALID_BODY_FIELD", { expiration_time: message }),
           });
         }
       });
