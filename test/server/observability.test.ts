@@ -11,6 +11,7 @@ import Database from "better-sqlite3";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { connectClient, GrpcJsClient, rest } from "../support/clients.js";
+import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { clientIdHeader, password, signUp, uniqueEmail, UUID } from "../support/users.js";
 
@@ -133,7 +134,7 @@ describe("unexpected errors (a user row whose emails column is not JSON)", funct
   it("REST: 500 with the generic body, logged once with the RPC, the request id and the stack", async () => {
     const r = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: { ...clientIdHeader, "x-request-id": "rest-1" } });
     assert.equal(r.status, 500);
-    assert.deepEqual(r.body, { code: "internal", message: "internal error", details: [] });
+    assert.deepEqual(decodedBody(r.body), { code: "internal", message: "internal error", details: tesseraDetails("INTERNAL") });
     assert.equal(r.headers.get("x-request-id"), "rest-1");
     reported("rest-1");
   });
