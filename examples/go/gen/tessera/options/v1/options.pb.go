@@ -100,7 +100,7 @@
 // - UNKNOWN_QUERY_PARAMETER: a query parameter (or form field) names no field of the request.
 // - INVALID_QUERY_PARAMETER: a query parameter (or form field) is malformed, given twice, or not
 //   valid for its field.
-// - MALFORMED_BODY: the body is not UTF-8, not JSON, or not a JSON object.
+// - MALFORMED_BODY: the body is not UTF-8, not JSON, or not a JSON object, or it was cut short.
 // - INVALID_BODY_FIELD: a field of the JSON body has a value of the wrong type.
 // - UNSUPPORTED_MEDIA_TYPE: the body's Content-Type or Content-Encoding is not accepted (415).
 //
