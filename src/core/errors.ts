@@ -78,6 +78,8 @@ export const Reasons = {
   INVALID_CREDENTIALS: "INVALID_CREDENTIALS",
   /** Too many failed logins for this login or address; retry after the error's retryAfterSeconds. */
   LOGIN_LOCKED: "LOGIN_LOCKED",
+  /** Too many sign-ups from this client address; retry after the error's retryAfterSeconds. */
+  TOO_MANY_SIGNUPS: "TOO_MANY_SIGNUPS",
 
   // --- arguments
 

@@ -1,6 +1,7 @@
 // Removes records that can never be valid again: expired refresh tokens (seeds 000 and 004),
-// expired authentication tokens (seed 003), retired signing keys past their last token, and
-// failed-login counters whose window has passed and that hold no lock.
+// expired authentication tokens (seed 003), retired signing keys past their last token,
+// login-attempt counters whose window has passed and that hold no lock, and remembered logins
+// past their 30 days.
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
 // no TTL indexes); it only keeps the tables small. Every instance may run it: deletes are
 // idempotent.
@@ -28,6 +29,7 @@ export class Housekeeping {
       ["jwtRefreshTokens", () => store.jwtRefreshTokens.deleteExpired(now)],
       ["keys", () => store.keys.deleteExpired(now)],
       ["loginAttempts", () => store.loginAttempts.deleteStale(new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000), now)],
+      ["knownLogins", () => store.loginAttempts.forgetExpiredLogins(now)],
     ];
     for (const [name, job] of jobs) {
       try {

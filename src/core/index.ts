@@ -56,6 +56,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     jwtRefreshTokens: store.jwtRefreshTokens,
   });
   const users = new Users({ users: store.users, lifecycle, passwords, throttle, clock, logger });
+  await users.backfillLoginKeys();
   const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger });
   const verifier = new TokenVerifier({ ring: keyRing, clock });
   const sessions = new Sessions({

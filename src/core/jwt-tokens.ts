@@ -72,11 +72,11 @@ export class JwtTokens {
     return this.loginWithRefreshToken(user);
   }
 
-  /** POST /user: a user with a user name and a password, both required. */
-  async createUser(user: string, pass: string): Promise<void> {
+  /** POST /user: a user with a user name and a password, both required (sign-ups are limited per `clientAddress`). */
+  async createUser(user: string, pass: string, clientAddress: string): Promise<void> {
     requireField("user", user);
     requireField("pass", pass);
-    await this.deps.users.create({ login: user, kind: "name", password: pass, passwordField: "pass" });
+    await this.deps.users.create({ login: user, kind: "name", password: pass, passwordField: "pass", clientAddress });
   }
 
   /** Password login (abuse protection and deactivation handled by Users.authenticate). */

@@ -1,26 +1,76 @@
-// Abuse protection for password logins. Failures are counted per login and per client address
-// in store.loginAttempts, so every instance sees the same counters. Once a key reaches its limit
-// it is locked; the lockout doubles with every further failure (up to the counting window), and
-// a locked key is refused with RESOURCE_EXHAUSTED + Retry-After before any password is checked.
-// An address gets 4x the per-login limit: many users may share one address (NAT, proxies).
+// Abuse protection for password logins and sign-ups, shared by every instance through
+// store.loginAttempts.
+//
+// Logins: a password is checked only by an attempt that first took a slot, atomically in the
+// store, in its login's window (TESSERA_LOGIN_MAX_FAILURES slots per TESSERA_LOGIN_WINDOW_SECONDS)
+// and in its client address's window (4x as many: many users may share one address). A window
+// holds at most that many slots: failures, and attempts still being checked. A failed attempt
+// keeps its slot and counts as a failure; a successful one gives its slot back (earlier failures
+// stay counted until the window passes). When a window's failures reach the limit the key locks
+// for TESSERA_LOGIN_LOCKOUT_SECONDS; once a lock has passed, one more attempt may take a slot,
+// and it locks the key at once for twice as long (up to the window), whatever its outcome. Every
+// refusal — locked, or all slots held by attempts being checked — is RESOURCE_EXHAUSTED
+// LOGIN_LOCKED with a Retry-After, before anything is hashed. So a burst of any size evaluates
+// at most the limit's worth of guesses, however many instances it is spread over.
+//
+// Known users: a login that succeeded from an address within the last 30 days is remembered
+// (by a hash of its login key and the address) and does not count in, nor wait for, that
+// address's window — only its own login's. Strangers from a locked address still wait.
+//
+// Sign-ups: every attempt to create a user takes a slot in its address's sign-up window
+// (TESSERA_SIGNUP_MAX_PER_ADDRESS per window) and counts like a failure, whatever its outcome:
+// it is the sign-up that is limited.
 import type { Config } from "../config.js";
-import type { LoginAttemptRecord, LoginAttemptStore } from "../store/ports/login-attempts.js";
+import type { AttemptRule, AttemptSlot, HeldSlot, LoginAttemptStore } from "../store/ports/login-attempts.js";
 import type { Clock } from "./clock.js";
-import { resourceExhausted } from "./errors.js";
+import { resourceExhausted, type AuthError } from "./errors.js";
+import { hashSecret } from "./secrets.js";
 
-export type LoginThrottleConfig = Pick<Config, "loginProtection" | "loginMaxFailures" | "loginWindowSeconds" | "loginLockoutSeconds">;
+export type LoginThrottleConfig = Pick<
+  Config,
+  "loginProtection" | "loginMaxFailures" | "loginWindowSeconds" | "loginLockoutSeconds" | "signupMaxPerAddress"
+>;
 
+/** An address gets this many times a login's attempts. */
 const addressFactor = 4;
+const dayMs = 24 * 60 * 60 * 1000;
+/** How long a successful login from an address is remembered. */
+export const REMEMBER_LOGIN_MS = 30 * dayMs;
+/** A remembered login is written again (pushing its 30 days forward) at most once a day. */
+const rememberAgainAfterMs = dayMs;
+
+/** How long to wait when every slot is held by attempts still being checked (a password check takes well under a second). */
+const fullRetryAfterSeconds = 1;
+
+/** An attempt holding its slots, until it ends with one of these. */
+export interface Attempt {
+  /** The password was wrong (a sign-up: it happened): the slots stay taken and count as failures. */
+  failed(): Promise<void>;
+  /** The password was right: the slots are given back; `remember` records the login as known from this address. */
+  succeeded(remember: boolean): Promise<void>;
+  /** Nothing was checked after all (hasher busy, store down): the slots are given back. Never throws. */
+  abandon(): Promise<void>;
+}
+
+const unthrottled: Attempt = {
+  failed: async () => {},
+  succeeded: async () => {},
+  abandon: async () => {},
+};
 
 export class LoginThrottle {
   private readonly attempts: LoginAttemptStore;
   private readonly config: LoginThrottleConfig;
   private readonly clock: Clock;
+  private readonly rule: AttemptRule;
 
   constructor(deps: { loginAttempts: LoginAttemptStore; config: LoginThrottleConfig; clock: Clock }) {
     this.attempts = deps.loginAttempts;
     this.config = deps.config;
     this.clock = deps.clock;
+    const lockMs = deps.config.loginLockoutSeconds * 1000;
+    const windowMs = deps.config.loginWindowSeconds * 1000;
+    this.rule = { windowMs, lockMs, maxLockMs: Math.max(lockMs, windowMs) };
   }
 
   get enabled(): boolean {
@@ -28,60 +78,66 @@ export class LoginThrottle {
   }
 
   /**
-   * Throws resource_exhausted (with retryAfterSeconds) while the login or the address is locked.
-   * Returns whether the login has failures on record (a success then has something to clear).
+   * Takes the slots of a login attempt for `loginKey` from `clientAddress` (core/login-name.ts),
+   * or throws RESOURCE_EXHAUSTED LOGIN_LOCKED with retryAfterSeconds.
    */
-  async check(login: string, clientAddress: string): Promise<boolean> {
-    if (!this.enabled) return false;
-    const [byLogin, byAddress] = await Promise.all([
-      this.attempts.get(loginKey(login)),
-      this.attempts.get(addressKey(clientAddress)),
-    ]);
-    const now = this.clock.now().getTime();
-    const until = Math.max(lockedUntil(byLogin), lockedUntil(byAddress));
-    if (until > now) {
-      throw resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", {
-        retryAfterSeconds: Math.ceil((until - now) / 1000),
-      });
-    }
-    return byLogin !== null;
-  }
-
-  /** Counts a failed login for both keys and locks whichever reached its limit. */
-  async recordFailure(login: string, clientAddress: string): Promise<void> {
-    if (!this.enabled) return;
-    const at = this.clock.now();
-    const windowMs = this.config.loginWindowSeconds * 1000;
+  async beginLogin(loginKey: string, clientAddress: string): Promise<Attempt> {
+    if (!this.enabled) return unthrottled;
+    const now = this.clock.now();
+    const remembered = knownLoginHash(loginKey, clientAddress);
+    const until = await this.attempts.rememberedUntil(remembered);
+    const known = until !== null && until.getTime() > now.getTime();
     const max = this.config.loginMaxFailures;
-    await Promise.all([
-      this.count(loginKey(login), at, windowMs, max),
-      this.count(addressKey(clientAddress), at, windowMs, max * addressFactor),
-    ]);
+    const slots: AttemptSlot[] = [{ key: `login:${hashSecret(loginKey)}`, limit: max }];
+    if (!known) slots.push({ key: `addr:${clientAddress}`, limit: max * addressFactor });
+    const held = await this.reserve(slots, now, (retryAfterSeconds) =>
+      resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", { retryAfterSeconds }),
+    );
+    return {
+      failed: () => this.attempts.recordFailure(held, this.clock.now(), this.rule),
+      succeeded: async (remember) => {
+        const at = this.clock.now().getTime();
+        const rememberAgain = remember && (!known || until!.getTime() - at < REMEMBER_LOGIN_MS - rememberAgainAfterMs);
+        await Promise.all([
+          this.attempts.release(held),
+          rememberAgain ? this.attempts.rememberLogin(remembered, new Date(at + REMEMBER_LOGIN_MS)) : undefined,
+        ]);
+      },
+      abandon: () => this.release(held),
+    };
   }
 
-  /**
-   * A correct password clears the login's counter (not the address's: one good account must not
-   * unlock an address). `hadFailures` comes from check(): without failures on record there is
-   * nothing to clear, and a successful login costs no write.
-   */
-  async recordSuccess(login: string, hadFailures = true): Promise<void> {
-    if (!this.enabled || !hadFailures) return;
-    await this.attempts.reset(loginKey(login));
+  /** Takes the slot of a sign-up from `clientAddress`, or throws RESOURCE_EXHAUSTED TOO_MANY_SIGNUPS. */
+  async beginSignUp(clientAddress: string): Promise<Attempt> {
+    if (!this.enabled) return unthrottled;
+    const slots = [{ key: `signup:${clientAddress}`, limit: this.config.signupMaxPerAddress }];
+    const held = await this.reserve(slots, this.clock.now(), (retryAfterSeconds) =>
+      resourceExhausted("TOO_MANY_SIGNUPS", "too many sign-ups from this address; try again later", { retryAfterSeconds }),
+    );
+    const counted = () => this.attempts.recordFailure(held, this.clock.now(), this.rule);
+    return { failed: counted, succeeded: counted, abandon: () => this.release(held) };
   }
 
-  private async count(key: string, at: Date, windowMs: number, max: number): Promise<void> {
-    const state = await this.attempts.recordFailure(key, at, windowMs);
-    if (state.failures < max) return;
-    const base = this.config.loginLockoutSeconds;
-    const cap = Math.max(base, this.config.loginWindowSeconds);
-    const seconds = Math.min(cap, base * 2 ** Math.min(30, state.failures - max));
-    await this.attempts.setLockedUntil(key, new Date(at.getTime() + seconds * 1000));
+  private async reserve(slots: AttemptSlot[], now: Date, refused: (retryAfterSeconds: number) => AuthError): Promise<readonly HeldSlot[]> {
+    const reservation = await this.attempts.reserve(slots, now, this.rule);
+    if (!reservation.granted) {
+      const until = reservation.lockedUntil;
+      throw refused(until ? Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000)) : fullRetryAfterSeconds);
+    }
+    return reservation.slots;
+  }
+
+  private async release(held: readonly HeldSlot[]): Promise<void> {
+    try {
+      await this.attempts.release(held);
+    } catch {
+      // Best effort: the slot then counts as a failure until its window passes.
+    }
   }
 }
 
-function lockedUntil(record: LoginAttemptRecord | null): number {
-  return record?.lockedUntil?.getTime() ?? 0;
+/** The remembered form of (login key, address): no login or address is stored in the clear. */
+function knownLoginHash(loginKey: string, clientAddress: string): string {
+  // Neither may hold a line break (login-name.ts refuses control characters).
+  return hashSecret(`known-login\n${loginKey}\n${clientAddress}`);
 }
-
-const loginKey = (login: string) => `login:${login}`;
-const addressKey = (address: string) => `addr:${address}`;

@@ -32,6 +32,9 @@ export type UserTokenKind = "bearer" | "cookie";
 
 const refused = (reason: Reason, message: string) => unauthenticated(reason, message);
 
+/** The login comes in the HTTP Basic credentials (the Authorization header), not in a field. */
+const basicLogin = { field: "authorization", label: "the Basic login" };
+
 export interface UserTokensDeps {
   userTokens: UserTokenStore;
   users: Pick<Users, "authenticate" | "get" | "bumpLastLogin">;
@@ -71,7 +74,7 @@ export class UserTokens {
       if (!Number.isFinite(ms) || ms > LATEST_TIME_MS) throw invalidField("expiration_time", "expirationTime is not a valid RFC 3339 time");
       if (ms <= now.getTime()) throw invalidField("expiration_time", "expirationTime must be in the future");
     }
-    const user = await this.deps.users.authenticate(input.login, input.password, "email", input.clientAddress);
+    const user = await this.deps.users.authenticate(input.login, input.password, "email", input.clientAddress, basicLogin);
     const secret = randomId();
     const token = await this.deps.userTokens.create({
       id: randomId(),

@@ -1,53 +1,31 @@
 // Users shared by every service: one login per user (seeds 000/002: an email; seed 004: a user
-// name), an argon2id password, an active flag. Password logins go through `authenticate`, which
-// answers an unknown login and a wrong password identically, at the same cost.
+// name; compared by key, see login-name.ts), an argon2id password, an active flag. Password
+// logins go through `authenticate`, which answers an unknown login and a wrong password
+// identically, at the same cost. Both it and sign-ups check their input, then take their slot in
+// the login throttle, and only then hash.
 import type { Logger } from "../logger.js";
 import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord, UserStore } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import type { CredentialLifecycle } from "./credential-lifecycle.js";
-import { AuthError, alreadyExists, invalidField, notFound, permissionDenied, requireField, unauthenticated } from "./errors.js";
-import type { LoginThrottle } from "./login-throttle.js";
+import { AuthError, alreadyExists, notFound, permissionDenied, requireField, unauthenticated } from "./errors.js";
+import { checkLoginText, defaultField, loginKey, parseLogin, type LoginKind, type LoginSource } from "./login-name.js";
+import type { Attempt, LoginThrottle } from "./login-throttle.js";
 import { checkPassword } from "./password-policy.js";
 import type { Passwords } from "./passwords.js";
 import { randomId } from "./secrets.js";
 
-export type LoginKind = "email" | "name";
-
-const maxNameLength = 256;
-// Deliberately simple: one @, no whitespace, a dot in the domain. RFC 5321 size limits.
-const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
-// eslint-disable-next-line no-control-regex
-const controlCharacters = /[\u0000-\u001f\u007f]/u;
-
-/**
- * Trim, Unicode NFC, lower-case for emails. AuthError invalid_argument when malformed; its field
- * violation names `field`, the request field the login came in (default: "email" or "user").
- */
-export function normalizeLogin(raw: string, kind: LoginKind, field: string = kind === "email" ? "email" : "user"): string {
-  const login = raw.trim().normalize("NFC");
-  if (kind === "email") {
-    if (login.length === 0) throw invalidField(field, "email is required", "MISSING_FIELDS");
-    const email = login.toLowerCase();
-    const at = email.lastIndexOf("@");
-    if (!emailPattern.test(email) || at > 64 || email.length > 254 || controlCharacters.test(email)) {
-      throw invalidField(field, "email is not a valid email address");
-    }
-    return email;
-  }
-  if (login.length === 0) throw invalidField(field, "user name is required", "MISSING_FIELDS");
-  if ([...login].length > maxNameLength) throw invalidField(field, `user name too long: at most ${maxNameLength} characters`);
-  if (controlCharacters.test(login)) throw invalidField(field, "user name must not contain control characters");
-  return login;
-}
-
 // One answer for an unknown login and a wrong password: message and reason alike.
 const invalidLogin = () => unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
+
+export type { LoginKind } from "./login-name.js";
 
 export interface NewUserInput {
   login: string;
   kind: LoginKind;
   password: string;
+  /** Where the request came from: sign-ups are limited per client address. */
+  clientAddress: string;
   /** The request field the password came in, named by a policy error (default "password"). */
   passwordField?: string;
   emails?: string[];
@@ -81,22 +59,32 @@ export class Users {
   }
 
   /** Seed 000's sign-up (POST /user): an email and a password, both required. */
-  async signUp(email: string, password: string): Promise<UserRecord> {
+  async signUp(email: string, password: string, clientAddress: string): Promise<UserRecord> {
     requireField("email", email);
     requireField("password", password);
-    return this.create({ login: email, kind: "email", password });
+    return this.create({ login: email, kind: "email", password, clientAddress });
   }
 
-  /** Policy errors: invalid_argument; a login already taken: already_exists. */
+  /**
+   * Policy errors: invalid_argument; too many sign-ups from the address: resource_exhausted; a
+   * login already taken (or a look-alike of one): already_exists, found before any hashing.
+   */
   async create(input: NewUserInput): Promise<UserRecord> {
-    const login = normalizeLogin(input.login, input.kind);
+    const login = parseLogin(input.login, input.kind);
     checkPassword(input.password, input.passwordField);
-    const emails = (input.emails ?? (input.kind === "email" ? [login] : [])).map((e) => normalizeLogin(e, "email"));
-    const passwordHash = await this.passwords.hash(input.password);
+    const emails = (input.emails ?? (input.kind === "email" ? [login.spelling] : [])).map((e) => parseLogin(e, "email").spelling);
+    const attempt = await this.throttle.beginSignUp(input.clientAddress);
+    if (await abandonOnError(attempt, this.users.findByLogin(login.spelling, login.key))) {
+      await attempt.failed();
+      throw userExists(input.kind);
+    }
+    const passwordHash = await abandonOnError(attempt, this.passwords.hash(input.password));
+    await attempt.succeeded(false);
     try {
       return await this.users.create({
         id: randomId(),
-        login,
+        login: login.spelling,
+        loginKey: login.key,
         emails,
         ...(input.firstname !== undefined && { firstname: input.firstname }),
         ...(input.lastname !== undefined && { lastname: input.lastname }),
@@ -104,38 +92,53 @@ export class Users {
         createdAt: this.clock.now(),
       });
     } catch (e) {
-      if (e instanceof DuplicateError && e.key === "login") {
-        throw alreadyExists("USER_EXISTS", input.kind === "email" ? "a user with this email already exists" : "a user with this name already exists");
-      }
+      if (e instanceof DuplicateError && e.key === "login") throw userExists(input.kind);
       throw e;
     }
   }
 
-  async authenticate(rawLogin: string, password: string, kind: LoginKind, clientAddress: string): Promise<UserRecord> {
-    let login: string | undefined;
+  /**
+   * A password login. A login that is not text (control or bidi characters) is INVALID_ARGUMENT
+   * naming `source.field` and counts nowhere; a malformed one is counted like an unknown one (same
+   * answer, same cost), under the key of its raw form. The attempt takes its throttle slots before
+   * anything is hashed (LOGIN_LOCKED otherwise).
+   */
+  async authenticate(rawLogin: string, password: string, kind: LoginKind, clientAddress: string, source: LoginSource = { field: defaultField(kind) }): Promise<UserRecord> {
+    checkLoginText(rawLogin, source);
+    let login: ReturnType<typeof parseLogin> | undefined;
     try {
-      login = normalizeLogin(rawLogin, kind);
+      login = parseLogin(rawLogin, kind, source);
     } catch {
       login = undefined;
     }
-    // A malformed login is counted like an unknown one (same answer, same cost), under its raw form.
-    const throttleKey = login ?? rawLogin.trim().toLowerCase();
-    const hadFailures = await this.throttle.check(throttleKey, clientAddress);
-    const user = login === undefined ? null : await this.users.findByLogin(login);
+    const attempt = await this.throttle.beginLogin(login?.key ?? loginKey(rawLogin.trim()), clientAddress);
+    const user = await abandonOnError(attempt, login ? this.users.findByLogin(login.spelling, login.key) : Promise.resolve(null));
     if (!user) {
-      await this.passwords.verifyDummy(password);
-      await this.throttle.recordFailure(throttleKey, clientAddress);
+      await abandonOnError(attempt, this.passwords.verifyDummy(password));
+      await attempt.failed();
       throw invalidLogin();
     }
-    if (!(await this.passwords.verify(user.passwordHash, password))) {
-      await this.throttle.recordFailure(throttleKey, clientAddress);
+    if (!(await abandonOnError(attempt, this.passwords.verify(user.passwordHash, password)))) {
+      await attempt.failed();
       throw invalidLogin();
     }
-    await this.throttle.recordSuccess(throttleKey, hadFailures);
+    await attempt.succeeded(user.active);
     // Only someone who knows the password learns that the account is deactivated.
     if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
     if (this.passwords.needsRehash(user.passwordHash)) await this.rehash(user, password);
     return user;
+  }
+
+  /**
+   * At start-up: gives accounts stored before login keys existed their key. Two such accounts
+   * whose keys clash are both kept; the younger is found by its exact spelling only (logged).
+   */
+  async backfillLoginKeys(): Promise<void> {
+    const { filled, clashes } = await this.users.backfillLoginKeys(loginKey);
+    if (filled > 0) this.logger.info("login keys given to existing accounts", { accounts: filled });
+    if (clashes.length > 0) {
+      this.logger.warn("accounts whose login is a look-alike of an older account's: found by their exact spelling only", { userIds: clashes });
+    }
   }
 
   get(id: string): Promise<UserRecord | null> {
@@ -195,5 +198,22 @@ export class Users {
       if (e instanceof AuthError) throw e;
       this.logger.warn("password rehash failed", { userId: user.id, error: e instanceof Error ? e.message : String(e) });
     }
+  }
+}
+
+function userExists(kind: LoginKind): AuthError {
+  return alreadyExists("USER_EXISTS", kind === "email" ? "a user with this email already exists" : "a user with this name already exists");
+}
+
+/**
+ * `work`'s result; when it fails, nothing was checked (the store or the hasher refused): the
+ * attempt's slots are given back before the error goes on.
+ */
+async function abandonOnError<T>(attempt: Attempt, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (e) {
+    await attempt.abandon();
+    throw e;
   }
 }

@@ -47,8 +47,8 @@ export function jwtService(
       return {};
     },
 
-    async createUser(req) {
-      await jwt.createUser(req.user, req.pass);
+    async createUser(req, ctx) {
+      await jwt.createUser(req.user, req.pass, ctx.values.get(clientAddressKey));
       return {};
     },
 

@@ -31,8 +31,8 @@ export function sessionService(sessions: Pick<Sessions, "logIn" | "refresh" | "e
 
 export function userService(users: Pick<Users, "signUp" | "getActive">): ServiceBinding {
   return bind(UserService, {
-    async createUser(req) {
-      await users.signUp(req.email, req.password);
+    async createUser(req, ctx) {
+      await users.signUp(req.email, req.password, ctx.values.get(clientAddressKey));
       return { message: "User created" };
     },
 

@@ -21,6 +21,7 @@ import {
   startSession,
 } from "../support/users.js";
 import { authenticationTokenApi, sessionCookieOf, type AuthenticationToken, type AuthenticationTokenApi } from "./api.js";
+import { loginKey } from "../../src/core/login-name.js";
 
 const iso8601 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const tokenShape = /^[A-Za-z0-9_-]{32}$/;
@@ -87,7 +88,7 @@ for (const store of storesUnderTest()) {
           it("accepts a seed 004 JWT access token", async () => {
             const name = await createJwtUser(server);
             const body = await createToken(bearer(await jwtLogin(server, name)));
-            assert.equal(body.user, (await server.tessera.store.users.findByLogin(name))?.id);
+            assert.equal(body.user, (await server.tessera.store.users.findByLogin(name, loginKey(name)))?.id);
           });
 
           it("gives 401 without a credential, or with an unknown, malformed, Basic, API or logged-out token", async () => {

@@ -10,7 +10,7 @@ import { KeyRing, type KeysConfig } from "../../src/core/key-ring.js";
 import { TokenVerifier } from "../../src/core/token-verifier.js";
 import { checkPassword } from "../../src/core/password-policy.js";
 import { Passwords } from "../../src/core/passwords.js";
-import { normalizeLogin } from "../../src/core/users.js";
+import { parseLogin } from "../../src/core/login-name.js";
 import { silentLogger } from "../../src/logger.js";
 import type { Store } from "../../src/store/ports.js";
 import { openTestStore, type OpenedStore } from "../support/store.js";
@@ -51,15 +51,41 @@ describe("core: password policy", () => {
   });
 });
 
-describe("core: normalizeLogin", () => {
-  it("trims, NFC-normalises, lower-cases emails and refuses malformed ones", () => {
-    assert.equal(normalizeLogin("  Ann@Example.COM ", "email"), "ann@example.com");
-    assert.equal(normalizeLogin("Jose\u0301@example.com", "email"), "jos\u00e9@example.com");
-    assert.equal(normalizeLogin(" Jose\u0301 ", "name"), "Jos\u00e9");
+describe("core: parseLogin", () => {
+  const spelling = (raw: string, kind: "email" | "name") => parseLogin(raw, kind).spelling;
+  const key = (raw: string, kind: "email" | "name") => parseLogin(raw, kind).key;
+
+  it("spells a login trimmed and NFC, emails lower-cased, and refuses malformed ones", () => {
+    assert.equal(spelling("  Ann@Example.COM ", "email"), "ann@example.com");
+    assert.equal(spelling("Jose\u0301@example.com", "email"), "jos\u00e9@example.com");
+    assert.equal(spelling(" Jose\u0301 ", "name"), "Jos\u00e9");
     for (const bad of ["", "a", "a@b", "a b@c.d", "@example.com", "a@@example.com", `${"x".repeat(65)}@example.com`]) {
-      rejects(() => normalizeLogin(bad, "email"), "invalid_argument", /email/);
+      rejects(() => parseLogin(bad, "email"), "invalid_argument", /email/);
     }
-    rejects(() => normalizeLogin("  ", "name"), "invalid_argument", /required/);
+    rejects(() => parseLogin("  ", "name"), "invalid_argument", /required/);
+  });
+
+  it("keys a login by NFKC and case folding: look-alikes share one key, the spelling stays", () => {
+    assert.deepEqual(parseLogin("\uff41da@example.com", "email"), { spelling: "\uff41da@example.com", key: "ada@example.com" });
+    assert.equal(key("ADA@EXAMPLE.COM", "email"), key("ada@example.com", "email"));
+    assert.deepEqual(parseLogin("Stra\u00dfe", "name"), { spelling: "Stra\u00dfe", key: "strasse" });
+    assert.equal(key("STRASSE", "name"), "strasse");
+    assert.equal(key("\u2168", "name"), key("ix", "name")); // ROMAN NUMERAL NINE
+    assert.equal(key("\ufb01le", "name"), key("FILE", "name")); // fi ligature
+    assert.equal(key("a\u200bda", "name"), key("ada", "name")); // zero width space is ignorable
+    assert.equal(key("\u0391\u0394\u0391", "name"), key("\u03b1\u03b4\u03b1", "name")); // Greek upper/lower
+    assert.notEqual(key("ada", "name"), key("\u0430da", "name")); // Cyrillic a is another letter, not a compatibility form
+  });
+
+  it("refuses control characters, bidi controls and lone surrogates, naming the field", () => {
+    for (const raw of ["a\u0000b@example.com", "a\u0007@example.com", "a\u0085b@example.com", "\u202eada@example.com", "ada\u2066@example.com", "a\u200fb@example.com", "a\ud800b@example.com", "a\u061cb@example.com"]) {
+      assert.throws(() => parseLogin(raw, "email"), (e: unknown) => e instanceof AuthError && e.code === "invalid_argument" && e.message === "email must not contain control characters or bidirectional formatting characters" && e.fieldViolations[0]?.field === "email", JSON.stringify(raw));
+    }
+    assert.throws(() => parseLogin("a\u0000b", "name"), (e: unknown) => e instanceof AuthError && e.message.startsWith("user must not") && e.fieldViolations[0]?.field === "user");
+    assert.throws(
+      () => parseLogin("a\u0000b", "email", { field: "authorization", label: "the Basic login" }),
+      (e: unknown) => e instanceof AuthError && e.message.startsWith("the Basic login must not") && e.fieldViolations[0]?.field === "authorization",
+    );
   });
 });
 
@@ -91,7 +117,7 @@ describe("core: users, keys and throttle on SQLite", () => {
 
   it("rehashes on login when the argon2 parameters changed", async () => {
     const core1 = await createCore({ config: config(), store, clock, logger: silentLogger });
-    const u = await core1.users.create({ login: "a@example.com", kind: "email", password });
+    const u = await core1.users.create({ login: "a@example.com", kind: "email", password, clientAddress: "addr" });
     const core2 = await createCore({ config: config({ TESSERA_ARGON2_MEMORY_KIB: "2048" }), store, clock, logger: silentLogger });
     await core2.users.authenticate("a@example.com", password, "email", "addr");
     const after = (await store.users.findById(u.id))!;
@@ -102,7 +128,7 @@ describe("core: users, keys and throttle on SQLite", () => {
 
   it("a deactivated user learns it only with the right password; deactivation ends sessions", async () => {
     const core = await createCore({ config: config(), store, clock, logger: silentLogger });
-    const u = await core.users.create({ login: "b@example.com", kind: "email", password });
+    const u = await core.users.create({ login: "b@example.com", kind: "email", password, clientAddress: "addr" });
     const pair = await core.sessions.start(u.id, "c");
     await core.users.deactivate(u.id);
     await rejectsAsync(core.users.authenticate("b@example.com", "wrong-password-1", "email", "addr"), "unauthenticated", /invalid login or password/);

@@ -64,7 +64,7 @@ describe("core: reasons", () => {
   });
 
   it("password logins: one reason for an unknown login and a wrong password; LOGIN_LOCKED with a retry time", async () => {
-    await core.users.create({ login: "ada@example.com", kind: "email", password });
+    await core.users.create({ login: "ada@example.com", kind: "email", password, clientAddress: "a1" });
     const wrong = await failsWith(core.users.authenticate("ada@example.com", "not-the-password", "email", "a1"), "unauthenticated", "INVALID_CREDENTIALS", "invalid login or password");
     const unknown = await failsWith(core.users.authenticate("nobody@example.com", "not-the-password", "email", "a2"), "unauthenticated", "INVALID_CREDENTIALS", "invalid login or password");
     const seen = (e: AuthError) => ({ code: e.code, reason: e.reason, message: e.message, retry: e.retryAfterSeconds, fields: e.fieldViolations });
@@ -75,18 +75,27 @@ describe("core: reasons", () => {
   });
 
   it("sign-up: USER_EXISTS, WEAK_PASSWORD and INVALID_FIELD name the field", async () => {
-    await core.users.create({ login: "bob@example.com", kind: "email", password });
-    await failsWith(core.users.create({ login: "Bob@example.com", kind: "email", password }), "already_exists", "USER_EXISTS", "a user with this email already exists");
-    await failsWith(core.users.create({ login: "carl@example.com", kind: "email", password: "short" }), "invalid_argument", "WEAK_PASSWORD", /password too short/, [
+    await core.users.create({ login: "bob@example.com", kind: "email", password, clientAddress: "a1" });
+    await failsWith(core.users.create({ login: "Bob@example.com", kind: "email", password, clientAddress: "a1" }), "already_exists", "USER_EXISTS", "a user with this email already exists");
+    await failsWith(core.users.create({ login: "carl@example.com", kind: "email", password: "short", clientAddress: "a1" }), "invalid_argument", "WEAK_PASSWORD", /password too short/, [
       { field: "password", description: "password too short: at least 8 characters required" },
     ]);
-    await failsWith(core.users.create({ login: "carl", kind: "email", password }), "invalid_argument", "INVALID_FIELD", "email is not a valid email address", [
+    await failsWith(core.users.create({ login: "carl", kind: "email", password, clientAddress: "a1" }), "invalid_argument", "INVALID_FIELD", "email is not a valid email address", [
       { field: "email", description: "email is not a valid email address" },
     ]);
   });
 
+  it("sign-ups: TOO_MANY_SIGNUPS with a retry time once an address has made its 20; a login that is not text INVALID_FIELD", async () => {
+    for (let i = 0; i < 20; i++) await core.users.create({ login: `signup-${i}@example.com`, kind: "email", password, clientAddress: "a9" });
+    const limited = await failsWith(core.users.create({ login: "signup-20@example.com", kind: "email", password, clientAddress: "a9" }), "resource_exhausted", "TOO_MANY_SIGNUPS", "too many sign-ups from this address; try again later");
+    assert.equal(limited.retryAfterSeconds, 60);
+    await core.users.create({ login: "signup-20@example.com", kind: "email", password, clientAddress: "a10" });
+    const notText = "email must not contain control characters or bidirectional formatting characters";
+    await failsWith(core.users.authenticate("a\u0000b@example.com", password, "email", "a1"), "invalid_argument", "INVALID_FIELD", notText, [{ field: "email", description: notText }]);
+  });
+
   it("sessions: WRONG_CLIENT, NOT_MOST_RECENT_TOKEN, REFRESH_TOKEN_ALREADY_USED, REFRESH_TOKEN_REUSED, SESSION_ENDED", async () => {
-    const user = await core.users.create({ login: "dora@example.com", kind: "email", password });
+    const user = await core.users.create({ login: "dora@example.com", kind: "email", password, clientAddress: "a1" });
     const first = await core.sessions.start(user.id, "web");
     await failsWith(core.sessions.verifyAccess(first.accessToken, "app", false), "unauthenticated", "WRONG_CLIENT", "token issued for another audience");
     const access = await core.sessions.verifyAccess(first.accessToken, "web", false);
@@ -100,7 +109,7 @@ describe("core: reasons", () => {
   });
 
   it("JWTs: TOKEN_EXPIRED and TOKEN_NOT_YET_VALID; GET /check's 400 keeps the reason and the 401 as its cause", async () => {
-    await core.users.create({ login: "eve", kind: "name", password });
+    await core.users.create({ login: "eve", kind: "name", password, clientAddress: "a1" });
     const token = await core.jwt.loginWithPassword("eve", password, "a");
     clock.advance(-5_000);
     await failsWith(core.jwt.verifyAccessToken(token), "unauthenticated", "TOKEN_NOT_YET_VALID", "token not yet valid");
@@ -117,10 +126,10 @@ describe("core: reasons", () => {
     await failsWith(core.sessions.logIn({ ...login, accountType: "social" }), "invalid_argument", "INVALID_FIELD", 'account_type must be "traditional"');
     await failsWith(core.sessions.logIn({ ...login, accountType: "traditional" }), "invalid_argument", "MISSING_FIELDS", "email is required");
     await failsWith(core.sessions.logIn({ ...login, accountType: "traditional", email: "not an email" }), "invalid_argument", "MISSING_FIELDS", "password is required");
-    await failsWith(core.users.signUp("not an email", ""), "invalid_argument", "MISSING_FIELDS", "password is required");
-    await failsWith(core.jwt.createUser("", ""), "invalid_argument", "MISSING_FIELDS", "user is required", [{ field: "user", description: "user is required" }]);
-    await failsWith(core.jwt.createUser("frank", ""), "invalid_argument", "MISSING_FIELDS", "pass is required");
-    await failsWith(core.jwt.createUser("frank", "short"), "invalid_argument", "WEAK_PASSWORD", /password too short/, [
+    await failsWith(core.users.signUp("not an email", "", "a1"), "invalid_argument", "MISSING_FIELDS", "password is required");
+    await failsWith(core.jwt.createUser("", "", "a1"), "invalid_argument", "MISSING_FIELDS", "user is required", [{ field: "user", description: "user is required" }]);
+    await failsWith(core.jwt.createUser("frank", "", "a1"), "invalid_argument", "MISSING_FIELDS", "pass is required");
+    await failsWith(core.jwt.createUser("frank", "short", "a1"), "invalid_argument", "WEAK_PASSWORD", /password too short/, [
       { field: "pass", description: "password too short: at least 8 characters required" },
     ]);
     await failsWith(core.jwt.getToken("frank", "", "a"), "invalid_argument", "MISSING_FIELDS", "pass is required (or user must be a refresh token)");

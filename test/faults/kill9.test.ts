@@ -13,6 +13,7 @@ import { openStore } from "../../src/store/index.js";
 import { bearer } from "../support/clients.js";
 import { password } from "../support/users.js";
 import { faultAdminToken, faultClientId, httpRequest, sleep, startServerProcess, type ServerProcess } from "./support.js";
+import { loginKey } from "../../src/core/login-name.js";
 
 const ROUNDS = 3;
 
@@ -101,7 +102,7 @@ describe("faults: kill -9 on the embedded store under write load", function () {
     const store = await openStore({ dataDir });
     try {
       for (const token of tokens) if (!(await store.apiTokens.findByHash(hashSecret(token)))) problems.push(`token ${token.slice(0, 6)}… not stored`);
-      for (const email of users) if (!(await store.users.findByLogin(email))) problems.push(`user ${email} not stored`);
+      for (const email of users) if (!(await store.users.findByLogin(email, loginKey(email)))) problems.push(`user ${email} not stored`);
     } finally {
       await store.close();
     }

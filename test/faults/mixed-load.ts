@@ -15,6 +15,7 @@ import type { Store } from "../../src/store/ports.js";
 import { basic, bearer, GrpcJsClient, type GrpcResult } from "../support/clients.js";
 import { password } from "../support/users.js";
 import { faultAdminToken, faultClientId, httpRequest, restVerdict, type HttpAnswer, type Tally, type Verdict } from "./support.js";
+import { loginKey } from "../../src/core/login-name.js";
 
 
 interface User { email: string }
@@ -275,7 +276,7 @@ export async function verifyLedger(baseUrl: string, store: Store, ledger: Ledger
   try {
     await all(ledger.users, async (u) => {
       count("users");
-      if (!(await store.users.findByLogin(u.email))) problems.push(`user ${u.email}: acknowledged sign-up missing`);
+      if (!(await store.users.findByLogin(u.email, loginKey(u.email)))) problems.push(`user ${u.email}: acknowledged sign-up missing`);
     });
     // Logging in again through the API: a sample (each login is an argon2 verification).
     await all(ledger.users.slice(0, 25), async (u) => {
@@ -328,7 +329,7 @@ export async function verifyLedger(baseUrl: string, store: Store, ledger: Ledger
     });
     await all(ledger.jwtUsers, async (u) => {
       count("jwt users");
-      if (!(await store.users.findByLogin(u.user))) problems.push(`jwt user ${u.user}: acknowledged user missing`);
+      if (!(await store.users.findByLogin(u.user, loginKey(u.user)))) problems.push(`jwt user ${u.user}: acknowledged user missing`);
     });
     await all(ledger.jwtTokens, async (t) => {
       count("jwt tokens");

@@ -63,6 +63,8 @@ export async function startServerProcess(env: Record<string, string>, opts: { wa
         TESSERA_ARGON2_ITERATIONS: "1",
         // One process: the heap probe reports that process's own memory over IPC.
         TESSERA_WORKERS: "1",
+        // The load signs many users up from 127.0.0.1: sign-up limits are not under test here.
+        TESSERA_SIGNUP_MAX_PER_ADDRESS: "1000000",
         ...env,
       },
       stdio: ["ignore", "pipe", "pipe", "ipc"],

@@ -13,6 +13,7 @@ import { startTestServer, storesUnderTest, type TestServer } from "../support/se
 import { otherPassword, password, uniqueName } from "../support/users.js";
 import { algNone } from "./forge.js";
 import { argStyles, argumentCall, jwtApi, type JwtApi } from "./api.js";
+import { loginKey } from "../../src/core/login-name.js";
 
 const packageVersion = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 const textPlain = "text/plain; charset=utf-8";
@@ -79,7 +80,7 @@ for (const store of storesUnderTest()) {
           assert.equal(header.alg, "EdDSA");
           assert.equal(typeof header.kid, "string");
           // A password login is the user's last login (shared with the other APIs).
-          assert.ok((await server.tessera.store.users.findByLogin(user))!.lastLoginAt);
+          assert.ok((await server.tessera.store.users.findByLogin(user, loginKey(user)))!.lastLoginAt);
         });
 
         it("GET /token: a wrong password and an unknown user are the same 401; a missing user or pass 400; a malformed refresh token 401", async () => {

@@ -127,8 +127,15 @@ for (const store of storesUnderTest()) {
         assert.equal(overGrpc.headers.get("retry-after"), "30");
         clock.advance(31_000);
         expectOk(await attempt(rest, goodPassword));
-        // A success clears the counter: the next single failure is a plain 401 again.
-        expectCode(await attempt(rest, "wrong-password-xyz"), "unauthenticated");
+        // Once the lockout has passed, one more attempt is let through, and it locks the login
+        // for twice as long (60 s) before its password is checked. A success gives back only its
+        // own attempt: the failures before it still count until the window passes, and the lock
+        // stays (a lock only grows until it has passed).
+        const after = await attempt(rest, goodPassword);
+        expectCode(after, "resource_exhausted");
+        assert.equal(after.headers.get("retry-after"), "60");
+        clock.advance(60_000);
+        expectOk(await attempt(rest, goodPassword));
       } finally {
         grpc.close();
       }

@@ -7,7 +7,9 @@ import {
   DeadlineExceededError,
   DuplicateError,
   StoreUnavailableError,
+  type HeldSlot,
   type NewSigningKey,
+  type Reservation,
   type Store,
 } from "../../src/store/ports.js";
 import type { StoreHarness } from "../support/store.js";
@@ -42,11 +44,13 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
   let store: Store;
   // A second store on the same database: another service instance racing the first.
   let twin: Store;
+  let sharedName: string;
   const both = (i: number): Store => (i % 2 === 0 ? store : twin);
 
   before(async () => {
     harness = await makeHarness();
     const name = id("shared");
+    sharedName = name;
     store = await harness.open(name);
     twin = await harness.open(name);
   });
@@ -66,10 +70,10 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     it("a call asked for after the caller's deadline is not made: DeadlineExceededError, nothing written", async () => {
       const login = `${id("late")}@example.com`;
       const late = { requestId: "r", deadline: Date.now() - 1 };
-      const user = { id: id("u"), login, emails: [login], passwordHash: "$argon2id$hash", createdAt: at(0) };
+      const user = { id: id("u"), login, loginKey: login, emails: [login], passwordHash: "$argon2id$hash", createdAt: at(0) };
       await assert.rejects(runInCall(late, () => store.users.create(user)), DeadlineExceededError);
       await assert.rejects(runInCall(late, () => store.ping()), DeadlineExceededError);
-      assert.equal(await store.users.findByLogin(login), null);
+      assert.equal(await store.users.findByLogin(login, login), null);
       // With time left, the same call is made.
       const inTime = await runInCall({ requestId: "r", deadline: Date.now() + 10_000 }, () => store.users.create(user));
       assert.equal(inTime.login, login);
@@ -85,9 +89,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
   });
 
   describe("users", () => {
-    const newUser = (login = id("user") + "@example.com") => ({
+    // Keys are the core's to compute; here any distinct text does (upper-cased, to tell them apart).
+    const newUser = (login = id("user") + "@example.com", loginKey = login.toUpperCase()) => ({
       id: id("u"),
       login,
+      loginKey,
       emails: [login, "other@example.com"],
       passwordHash: "$argon2id$hash-1",
       createdAt: at(0),
@@ -104,9 +110,62 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       };
       assert.deepEqual(created, expected);
       assert.deepEqual(await twin.users.findById(input.id), expected);
-      assert.deepEqual(await twin.users.findByLogin(input.login), expected);
+      assert.deepEqual(await twin.users.findByLogin(input.login, input.loginKey), expected);
       assert.equal(await store.users.findById(id("missing")), null);
-      assert.equal(await store.users.findByLogin("missing@example.com"), null);
+      assert.equal(await store.users.findByLogin("missing@example.com", "MISSING@EXAMPLE.COM"), null);
+    });
+
+    it("finds an account by its key under another spelling (a look-alike)", async () => {
+      const input = newUser();
+      const created = await store.users.create(input);
+      assert.deepEqual(await twin.users.findByLogin(`other-spelling-of-${input.login}`, input.loginKey), created);
+    });
+
+    it("refuses a look-alike (another spelling, the same key) with DuplicateError(login)", async () => {
+      const first = newUser();
+      await store.users.create(first);
+      await assert.rejects(twin.users.create(newUser(`look-alike-${first.login}`, first.loginKey)), (error: unknown) => {
+        assert.ok(error instanceof DuplicateError);
+        assert.equal(error.key, "login");
+        return true;
+      });
+    });
+
+    it(`creates exactly one of ${CONCURRENCY} concurrent signups of look-alikes of one login`, async () => {
+      const key = id("KEY");
+      const { values, errors } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).users.create(newUser(`spelling-${i}-${key}`, key))),
+      );
+      assert.equal(values.length, 1);
+      for (const error of errors) assert.ok(error instanceof DuplicateError && error.key === "login", String(error));
+      assert.equal((await store.users.findByLogin("any", key))?.id, values[0]!.id);
+    });
+
+    it("gives accounts stored without a key their key, oldest first; a clashing one keeps its exact spelling", async () => {
+      const tag = id("legacy");
+      const legacy = (n: number, login: string) => ({ id: `${tag}-${n}`, login, emails: [login], passwordHash: "$argon2id$legacy", createdAt: at(n) });
+      // "Ann" (older) and "ann" (younger) existed as two accounts; "bob" clashes with nobody.
+      const older = legacy(1, `Ann-${tag}`);
+      const younger = legacy(2, `ann-${tag}`);
+      const single = legacy(3, `bob-${tag}`);
+      await harness.insertLegacyUsers(sharedName, [younger, single, older]);
+      // Before the backfill: found by exact spelling only.
+      assert.equal((await store.users.findByLogin(younger.login, "no key yet"))?.id, younger.id);
+      const keyOf = (login: string) => login.toLowerCase();
+      const { filled, clashes } = await twin.users.backfillLoginKeys(keyOf);
+      assert.equal(filled, 2);
+      assert.deepEqual(clashes, [younger.id]);
+      assert.equal((await store.users.findById(older.id))?.loginKey, keyOf(older.login));
+      assert.equal((await store.users.findById(single.id))?.loginKey, keyOf(single.login));
+      assert.equal("loginKey" in (await store.users.findById(younger.id))!, false);
+      // The exact spelling wins; any other spelling finds the key's holder.
+      assert.equal((await store.users.findByLogin(younger.login, keyOf(younger.login)))?.id, younger.id);
+      assert.equal((await store.users.findByLogin(older.login, keyOf(older.login)))?.id, older.id);
+      assert.equal((await store.users.findByLogin(`ANN-${tag}`, keyOf(older.login)))?.id, older.id);
+      // A new look-alike is a duplicate of the key's holder; run again, nothing changes.
+      await assert.rejects(store.users.create(newUser(`aNN-${tag}`, keyOf(older.login))), DuplicateError);
+      const again = await store.users.backfillLoginKeys(keyOf);
+      assert.deepEqual(again, { filled: 0, clashes: [younger.id] });
     });
 
     it("leaves unset optional fields absent", async () => {
@@ -161,7 +220,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(values.length, 1);
       assert.equal(errors.length, CONCURRENCY - 1);
       for (const error of errors) assert.ok(error instanceof DuplicateError && error.key === "login", String(error));
-      assert.equal((await store.users.findByLogin(login))?.id, values[0]!.id);
+      assert.equal((await store.users.findByLogin(login, login.toUpperCase()))?.id, values[0]!.id);
     });
 
     it("changes the password hash: passwordChangedAt set, version grows", async () => {
@@ -670,75 +729,221 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
   describe("loginAttempts", () => {
     const WINDOW = 15 * 60_000;
+    const LOCK = 60_000;
+    const rule = { windowMs: WINDOW, lockMs: LOCK, maxLockMs: WINDOW };
+    // A window long enough for a series of locks, which stop growing at 12 minutes.
+    const longWindow = { windowMs: 100 * LOCK, lockMs: LOCK, maxLockMs: 12 * LOCK };
+    const slot = (key: string, limit = 3) => ({ key, limit });
+    /** A refusal's lock end, "full" when refused without a lock, null when granted. */
+    const refusal = (r: Reservation) => (r.granted ? null : (r.lockedUntil?.getTime() ?? "full"));
+    const held = (r: Reservation) => {
+      assert.ok(r.granted, "expected the slot to be granted");
+      return r.slots;
+    };
+    /** One failed attempt at `atMs` through `s`: true when it got a slot. */
+    async function guess(s: Store, key: string, limit: number, atMs: number, r = rule): Promise<boolean> {
+      const reservation = await s.loginAttempts.reserve([slot(key, limit)], at(atMs), r);
+      if (reservation.granted) await s.loginAttempts.recordFailure(reservation.slots, at(atMs), r);
+      return reservation.granted;
+    }
 
-    it("counts failures within a window and starts a new one after it", async () => {
+    it("holds at most `limit` slots: while attempts are being checked, the next is refused without a lock", async () => {
       const key = `login:${id("user")}`;
-      const one = await store.loginAttempts.recordFailure(key, at(0), WINDOW);
-      assert.deepEqual(one, { key, failures: 1, firstFailureAt: at(0), lastFailureAt: at(0) });
-      const two = await twin.loginAttempts.recordFailure(key, at(1000), WINDOW);
-      assert.deepEqual(two, { key, failures: 2, firstFailureAt: at(0), lastFailureAt: at(1000) });
-      const fresh = await store.loginAttempts.recordFailure(key, at(WINDOW), WINDOW);
-      assert.deepEqual(fresh, { key, failures: 1, firstFailureAt: at(WINDOW), lastFailureAt: at(WINDOW) });
-      assert.deepEqual(await twin.loginAttempts.get(key), fresh);
+      for (let i = 0; i < 3; i++) {
+        const r = await both(i).loginAttempts.reserve([slot(key)], at(i), rule);
+        assert.deepEqual(r, { granted: true, slots: [{ key, limit: 3, windowStart: at(0) }] });
+      }
+      assert.deepEqual(await twin.loginAttempts.reserve([slot(key)], at(10), rule), { granted: false });
     });
 
-    it("keeps a lock across failures until reset", async () => {
-      const key = `addr:${id("ip")}`;
-      await store.loginAttempts.setLockedUntil(key, at(1)); // no record: no-op
-      assert.equal(await store.loginAttempts.get(key), null);
-      await store.loginAttempts.recordFailure(key, at(0), WINDOW);
-      await store.loginAttempts.setLockedUntil(key, at(60_000));
-      const locked = await store.loginAttempts.recordFailure(key, at(10), WINDOW);
-      assert.equal(locked.lockedUntil?.getTime(), at(60_000).getTime());
-      assert.equal(locked.failures, 2);
-      await store.loginAttempts.reset(key);
-      assert.equal(await twin.loginAttempts.get(key), null);
-      await store.loginAttempts.reset(key); // idempotent
+    it("failures reaching the limit lock the key until the lockout's end", async () => {
+      const key = `login:${id("user")}`;
+      for (let i = 0; i < 3; i++) assert.equal(await guess(both(i), key, 3, i * 10), true);
+      assert.equal(refusal(await twin.loginAttempts.reserve([slot(key)], at(21), rule)), at(20 + LOCK).getTime());
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key)], at(20 + LOCK - 1), rule)), at(20 + LOCK).getTime());
     });
 
-    it(`loses no count under ${CONCURRENCY} concurrent failures`, async () => {
+    it("grants exactly N of 50 concurrent reservations from two instances", async () => {
       const key = `login:${id("user")}`;
+      const N = 5;
       const { values, errors } = await settle(
-        Array.from({ length: CONCURRENCY }, (_, i) => both(i).loginAttempts.recordFailure(key, at(i), WINDOW)),
+        Array.from({ length: 50 }, (_, i) => both(i).loginAttempts.reserve([slot(key, N)], at(i), rule)),
       );
-      assert.equal(errors.length, 0);
-      assert.deepEqual(
-        values.map((v) => v.failures).sort((a, b) => a - b),
-        Array.from({ length: CONCURRENCY }, (_, i) => i + 1),
-      );
-      assert.equal((await store.loginAttempts.get(key))?.failures, CONCURRENCY);
+      assert.deepEqual(errors, []);
+      const granted = values.filter((r) => r.granted);
+      assert.equal(granted.length, N);
+      assert.deepEqual(new Set(values.map(refusal)), new Set([null, "full"]));
+      // The N attempts fail, on both instances at once: the key locks, and 50 more get nothing.
+      await Promise.all(granted.map((r, i) => both(i).loginAttempts.recordFailure(held(r), at(100), rule)));
+      const again = await settle(Array.from({ length: 50 }, (_, i) => both(i).loginAttempts.reserve([slot(key, N)], at(200 + i), rule)));
+      assert.deepEqual(new Set(again.values.map(refusal)), new Set([at(100 + LOCK).getTime()]));
     });
 
-    it("deletes stale records, and keeps recent and still-locked ones", async () => {
-      // (What the count returned counts is the adapter's own: rows, or documents of which MongoDB
-      // keeps several per record (ports.ts). The records left are what the contract fixes.)
+    it(`loses no failure under ${CONCURRENCY} concurrent failures`, async () => {
+      const key = `addr:${id("ip")}`;
+      const slots: HeldSlot[] = [];
+      for (let i = 0; i < CONCURRENCY; i++) slots.push(...held(await both(i).loginAttempts.reserve([slot(key, CONCURRENCY)], at(i), rule)));
+      await Promise.all(slots.map((s, i) => both(i).loginAttempts.recordFailure([s], at(50), rule)));
+      // The 20th failure locks: had one been lost, the window would only be full (no lock).
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key, CONCURRENCY)], at(60), rule)), at(50 + LOCK).getTime());
+    });
+
+    it("once a lock has passed, grants one more attempt, which locks at once for twice as long, up to maxLockMs", async () => {
+      const key = `login:${id("user")}`;
+      for (let i = 0; i < 2; i++) assert.equal(await guess(store, key, 2, i, longWindow), true);
+      let lockEnd = 1 + LOCK;
+      for (const factor of [2, 4, 8, 12, 12]) {
+        const start = lockEnd;
+        const r = await store.loginAttempts.reserve([slot(key, 2)], at(start), longWindow);
+        lockEnd = start + factor * LOCK;
+        // Locked from the moment the slot is taken, before its outcome is known.
+        assert.equal(refusal(await twin.loginAttempts.reserve([slot(key, 2)], at(start + 1), longWindow)), at(lockEnd).getTime());
+        await store.loginAttempts.recordFailure(held(r), at(start), longWindow);
+        assert.equal(refusal(await twin.loginAttempts.reserve([slot(key, 2)], at(start + 2), longWindow)), at(lockEnd).getTime());
+      }
+    });
+
+    it(`grants one of ${CONCURRENCY} concurrent attempts once a lock has passed`, async () => {
+      const key = `login:${id("user")}`;
+      for (let i = 0; i < 2; i++) await guess(store, key, 2, i);
+      const { values, errors } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).loginAttempts.reserve([slot(key, 2)], at(1 + LOCK + i), rule)),
+      );
+      assert.deepEqual(errors, []);
+      assert.equal(values.filter((r) => r.granted).length, 1);
+    });
+
+    it("a lock only grows: concurrent writes stamped earlier (a clock behind) or counting nothing never shorten it", async () => {
+      const key = `addr:${id("ip")}`;
+      // limit 1: locks of 1, 2, 4, 8 minutes, then the 12-minute cap: locked until 27 minutes.
+      let start = 0;
+      let first: readonly HeldSlot[] = [];
+      for (const lockMs of [LOCK, 2 * LOCK, 4 * LOCK, 8 * LOCK, 12 * LOCK]) {
+        const r = await store.loginAttempts.reserve([slot(key, 1)], at(start), longWindow);
+        await store.loginAttempts.recordFailure(held(r), at(start), longWindow);
+        if (first.length === 0) first = held(r);
+        start += lockMs;
+      }
+      const end = start;
+      assert.equal(end, 27 * LOCK);
+      // At once: failures stamped up to 400 s before the last lock began, failures of a window
+      // whose limit they do not reach (they count, and lock nothing), and refused attempts.
+      const lastLockStart = 15 * LOCK;
+      const writes = Array.from({ length: CONCURRENCY }, (_, i) => {
+        const s = both(i).loginAttempts;
+        if (i % 3 === 0) return s.recordFailure(first, at(lastLockStart - 400_000 + i * 1000), longWindow);
+        if (i % 3 === 1) return s.recordFailure([{ ...first[0]!, limit: 1000 }], at(lastLockStart + i), longWindow);
+        return s.reserve([slot(key, 1)], at(lastLockStart + i * 1000), longWindow);
+      });
+      const { errors } = await settle<unknown>(writes);
+      assert.deepEqual(errors, []);
+      // Every failure past the limit locks for the cap from its own stamp; the latest such stamp
+      // (i = 18: 400 s - 18 s before the last lock began) ends before 27 minutes: nothing changes.
+      assert.equal(refusal(await twin.loginAttempts.reserve([slot(key, 1)], at(end - 1), longWindow)), at(end).getTime());
+      // One stamped later than the lock's start does move it forward.
+      await store.loginAttempts.recordFailure(first, at(lastLockStart + 5000), longWindow);
+      assert.equal(refusal(await twin.loginAttempts.reserve([slot(key, 1)], at(end - 1), longWindow)), at(end + 5000).getTime());
+    });
+
+    it("takes a slot in every key or in none", async () => {
+      const free = `login:${id("user")}`;
+      const locked = `addr:${id("ip")}`;
+      await guess(store, locked, 1, 0);
+      const r = await twin.loginAttempts.reserve([slot(free, 2), slot(locked, 4)], at(10), rule);
+      assert.equal(refusal(r), at(LOCK).getTime());
+      // All of the free key's slots are still there.
+      for (let i = 0; i < 2; i++) assert.equal((await store.loginAttempts.reserve([slot(free, 2)], at(20), rule)).granted, true);
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(free, 2)], at(20), rule)), "full");
+    });
+
+    it("release gives a slot back to its window; failures stay counted and a lock stays as it is", async () => {
+      const key = `login:${id("user")}`;
+      await twin.loginAttempts.release(held(await store.loginAttempts.reserve([slot(key, 2)], at(0), rule)));
+      const a = held(await store.loginAttempts.reserve([slot(key, 2)], at(1), rule));
+      const b = held(await twin.loginAttempts.reserve([slot(key, 2)], at(2), rule));
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key, 2)], at(3), rule)), "full");
+      await store.loginAttempts.recordFailure(a, at(4), rule);
+      await twin.loginAttempts.release(b);
+      // One failure, one free slot: the next failure reaches the limit and locks.
+      const c = held(await store.loginAttempts.reserve([slot(key, 2)], at(5), rule));
+      await store.loginAttempts.recordFailure(c, at(6), rule);
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key, 2)], at(7), rule)), at(6 + LOCK).getTime());
+      // After it, one attempt: it locks at once (2 minutes); its success gives its slot back, not the lock.
+      const d = held(await store.loginAttempts.reserve([slot(key, 2)], at(6 + LOCK), rule));
+      await twin.loginAttempts.release(d);
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key, 2)], at(7 + LOCK), rule)), at(6 + 3 * LOCK).getTime());
+    });
+
+    it(`gives back exactly the slots released under ${CONCURRENCY} concurrent releases`, async () => {
+      const key = `addr:${id("ip")}`;
+      const limit = CONCURRENCY + 1;
+      const slots: Array<readonly HeldSlot[]> = [];
+      for (let i = 0; i < CONCURRENCY; i++) slots.push(held(await both(i).loginAttempts.reserve([slot(key, limit)], at(i), rule)));
+      await Promise.all(slots.map((s, i) => both(i + 1).loginAttempts.release(s)));
+      for (let i = 0; i < limit; i++) assert.equal((await store.loginAttempts.reserve([slot(key, limit)], at(100), rule)).granted, true, `slot ${i}`);
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key, limit)], at(100), rule)), "full");
+    });
+
+    it("a window passes: counting starts over; a slot of the old window neither fails nor is given back in the new", async () => {
+      const key = `login:${id("user")}`;
+      const old = held(await store.loginAttempts.reserve([slot(key, 3)], at(0), rule));
+      for (let i = 0; i < 2; i++) await guess(store, key, 3, 1 + i);
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key, 3)], at(3), rule)), "full");
+      // The window (15 min) has passed: a new one, with all its slots.
+      const fresh = await twin.loginAttempts.reserve([slot(key, 3)], at(WINDOW + 5), rule);
+      assert.deepEqual(fresh, { granted: true, slots: [{ key, limit: 3, windowStart: at(WINDOW + 5) }] });
+      await store.loginAttempts.recordFailure(old, at(WINDOW + 6), rule);
+      await store.loginAttempts.release(old);
+      for (let i = 0; i < 2; i++) assert.equal(await guess(store, key, 3, WINDOW + 7 + i), true);
+      // Three failures in the new window: the third locks (the old slot counted nowhere).
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key, 3)], at(WINDOW + 10), rule)), "full");
+      await store.loginAttempts.recordFailure(held(fresh), at(WINDOW + 10), rule);
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key, 3)], at(WINDOW + 11), rule)), at(WINDOW + 10 + LOCK).getTime());
+    });
+
+    it("deletes stale counters, and keeps recent and still-locked ones", async () => {
+      // A database of its own: what is deleted is counted.
+      const name = id("stale");
+      const [store, twin] = [await harness.open(name), await harness.open(name)];
+      const grantsLeft = async (key: string, limit: number, atMs: number) => {
+        let granted = 0;
+        while ((await store.loginAttempts.reserve([slot(key, limit)], at(atMs), rule)).granted) granted++;
+        return granted;
+      };
       const stale = `login:${id("user")}`;
       const recent = `login:${id("user")}`;
       const locked = `addr:${id("ip")}`;
-      for (let i = 0; i < 3; i++) await store.loginAttempts.recordFailure(stale, at(i), WINDOW);
-      await store.loginAttempts.recordFailure(recent, at(2 * WINDOW), WINDOW);
-      await store.loginAttempts.recordFailure(locked, at(0), WINDOW);
-      await store.loginAttempts.setLockedUntil(locked, at(5 * WINDOW));
-      await twin.loginAttempts.deleteStale(at(WINDOW), at(2 * WINDOW));
-      assert.equal(await store.loginAttempts.get(stale), null);
-      assert.equal((await store.loginAttempts.get(recent))?.failures, 1);
-      assert.equal((await store.loginAttempts.get(locked))?.lockedUntil?.getTime(), at(5 * WINDOW).getTime());
-      // Once the lock has passed too, it goes.
-      await twin.loginAttempts.deleteStale(at(WINDOW), at(6 * WINDOW));
-      assert.equal(await store.loginAttempts.get(locked), null);
+      for (let i = 0; i < 2; i++) await store.loginAttempts.reserve([slot(stale, 3)], at(i), rule);
+      await store.loginAttempts.reserve([slot(recent, 3)], at(2 * WINDOW), rule);
+      // limit 1 with a lock of 3 windows: still locked at 2 * WINDOW.
+      const longRule = { ...rule, lockMs: 3 * WINDOW, maxLockMs: 3 * WINDOW };
+      await guess(store, locked, 1, 0, longRule);
+      // The stale counter: one row in SQLite; in MongoDB one document per state: its 2, and the
+      // locked key's first state (superseded by the one that carries the lock).
+      assert.equal(await twin.loginAttempts.deleteStale(at(WINDOW), at(2 * WINDOW)), store.kind === "sqlite" ? 1 : 3);
+      assert.equal(await grantsLeft(recent, 3, 2 * WINDOW + 1), 2, "recent counter kept");
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(locked, 1)], at(2 * WINDOW), rule)), at(3 * WINDOW).getTime());
+      // Once the lock has passed too, it goes (and only it: the recent counter is not stale).
+      assert.equal(await twin.loginAttempts.deleteStale(at(WINDOW), at(6 * WINDOW)), 1);
     });
 
-    it("restarts an expired window exactly once under concurrency", async () => {
-      const key = `login:${id("user")}`;
-      for (let i = 0; i < 5; i++) await store.loginAttempts.recordFailure(key, at(i), WINDOW);
-      const later = WINDOW * 3;
-      const { values } = await settle(
-        Array.from({ length: CONCURRENCY }, (_, i) => both(i).loginAttempts.recordFailure(key, at(later + i), WINDOW)),
-      );
-      assert.deepEqual(
-        values.map((v) => v.failures).sort((a, b) => a - b),
-        Array.from({ length: CONCURRENCY }, (_, i) => i + 1),
-      );
+    it("remembers a login until a time that only moves forward, and forgets it after", async () => {
+      const name = id("known");
+      const [store, twin] = [await harness.open(name), await harness.open(name)];
+      const both = (i: number): Store => (i % 2 === 0 ? store : twin);
+      const hash = id("known");
+      assert.equal(await store.loginAttempts.rememberedUntil(hash), null);
+      await store.loginAttempts.rememberLogin(hash, at(1000));
+      assert.equal((await twin.loginAttempts.rememberedUntil(hash))?.getTime(), at(1000).getTime());
+      await twin.loginAttempts.rememberLogin(hash, at(500));
+      assert.equal((await store.loginAttempts.rememberedUntil(hash))?.getTime(), at(1000).getTime());
+      await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => both(i).loginAttempts.rememberLogin(hash, at(2000))));
+      assert.equal((await store.loginAttempts.rememberedUntil(hash))?.getTime(), at(2000).getTime());
+      const other = id("known");
+      await store.loginAttempts.rememberLogin(other, at(5000));
+      assert.equal(await twin.loginAttempts.forgetExpiredLogins(at(3000)), 1);
+      assert.equal(await store.loginAttempts.rememberedUntil(hash), null);
+      assert.equal((await store.loginAttempts.rememberedUntil(other))?.getTime(), at(5000).getTime());
     });
   });
 }

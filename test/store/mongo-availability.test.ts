@@ -48,7 +48,7 @@ describe("mongo store: database down", () => {
         () => store.users.findById("u"),
         () => store.refreshTokens.spend("h", new Date()),
         () => store.apiTokens.list("acct", "active"),
-        () => store.loginAttempts.recordFailure("login:x", new Date(), 60_000),
+        () => store.loginAttempts.reserve([{ key: "login:x", limit: 5 }], new Date(), { windowMs: 60_000, lockMs: 60_000, maxLockMs: 60_000 }),
       ];
       for (const call of calls) {
         const { ms, result } = await elapsed(call());
@@ -76,7 +76,7 @@ describe("mongo store: a server that accepts connections but never answers", () 
       warn: () => {},
     });
     try {
-      const { ms, result } = await elapsed(store.users.findByLogin("x@example.com"));
+      const { ms, result } = await elapsed(store.users.findByLogin("x@example.com", "x@example.com"));
       assertUnavailable(result);
       assert.ok(ms < 3000, `call took ${ms} ms`);
     } finally {
@@ -107,7 +107,7 @@ describe("mongo store: the caller's deadline", function () {
     try {
       await store.ping();
       db!.pause();
-      const { ms, result } = await elapsed(runInCall({ requestId: "r", deadline: Date.now() + 300 }, () => store.users.findByLogin("x@example.com")));
+      const { ms, result } = await elapsed(runInCall({ requestId: "r", deadline: Date.now() + 300 }, () => store.users.findByLogin("x@example.com", "x@example.com")));
       assert.equal(result.status, "rejected");
       const reason = (result as PromiseRejectedResult).reason;
       assert.ok(reason instanceof DeadlineExceededError, `expected DeadlineExceededError, got ${String(reason)}`);
@@ -147,6 +147,7 @@ describe("mongo store: reconnects when the database returns", function () {
       const user = {
         id: randomUUID(),
         login: "reconnect@example.com",
+        loginKey: "reconnect@example.com",
         emails: ["reconnect@example.com"],
         passwordHash: "$argon2id$h",
         createdAt: new Date(),

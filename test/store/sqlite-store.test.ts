@@ -30,7 +30,7 @@ describe("sqlite store", () => {
     try {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       const versions = db.prepare("SELECT version FROM schema_version ORDER BY version").all();
-      assert.deepEqual(versions, [{ version: 1 }]);
+      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }]);
     } finally {
       db.close();
     }
@@ -41,7 +41,7 @@ describe("sqlite store", () => {
   it("creates its directory 0700 and its files 0600: the database, its -wal and -shm (signing keys live there)", async () => {
     const store = await openStore({ dataDir });
     try {
-      await store.users.create({ id: "u1", login: "a@example.com", emails: ["a@example.com"], passwordHash: "$argon2id$x", createdAt: new Date() });
+      await store.users.create({ id: "u1", login: "a@example.com", loginKey: "a@example.com", emails: ["a@example.com"], passwordHash: "$argon2id$x", createdAt: new Date() });
       const file = join(dataDir, "tessera.db");
       assert.equal(mode(dataDir), "0700");
       assert.equal(mode(file), "0600");
@@ -79,6 +79,7 @@ describe("sqlite store", () => {
     await first.users.create({
       id: "u1",
       login: "a@example.com",
+      loginKey: "a@example.com",
       emails: ["a@example.com"],
       passwordHash: "$argon2id$h",
       createdAt: new Date(1_700_000_000_001),
@@ -86,7 +87,7 @@ describe("sqlite store", () => {
     await first.close();
     const second = await openStore({ dataDir });
     try {
-      assert.equal((await second.users.findByLogin("a@example.com"))?.createdAt.getTime(), 1_700_000_000_001);
+      assert.equal((await second.users.findByLogin("a@example.com", "a@example.com"))?.createdAt.getTime(), 1_700_000_000_001);
     } finally {
       await second.close();
     }

@@ -57,6 +57,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     TESSERA_ARGON2_MEMORY_KIB: "1024",
     TESSERA_ARGON2_ITERATIONS: "1",
     TESSERA_SHUTDOWN_GRACE_SECONDS: "2",
+    // Suites sign many users up from 127.0.0.1; the sign-up limit's own tests set theirs.
+    TESSERA_SIGNUP_MAX_PER_ADDRESS: "1000000",
     ...(kind === "mongo" ? { MONGODB_URI: options.env?.MONGODB_URI ?? mongoUri(), TESSERA_MONGODB_DATABASE: dbName } : {}),
     ...options.env,
   };

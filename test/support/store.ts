@@ -4,16 +4,29 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import Database from "better-sqlite3";
 import { MongoClient } from "mongodb";
 import { openStore } from "../../src/store/index.js";
 import type { Store } from "../../src/store/ports.js";
+import { SQLITE_FILE_NAME } from "../../src/store/sqlite/sqlite-store.js";
 import type { StoreKind } from "./server.js";
+
+/** An account as a version without login keys stored it. */
+export interface LegacyUser {
+  id: string;
+  login: string;
+  emails: string[];
+  passwordHash: string;
+  createdAt: Date;
+}
 
 export interface StoreHarness {
   /** The adapter every store of this harness must be. */
   readonly kind: StoreKind;
   /** Opens a store on database `name`; the same name reaches the same database (another instance). */
   open(name: string): Promise<Store>;
+  /** Writes accounts into database `name` (opened before) as a version without login keys did: straight to the database. */
+  insertLegacyUsers(name: string, users: LegacyUser[]): Promise<void>;
   /** Closes every store opened and deletes their databases. */
   cleanup(): Promise<void>;
 }
@@ -29,6 +42,16 @@ export function storeHarness(kind: StoreKind): StoreHarness {
         const store = await openStore({ dataDir: join(root, name) });
         opened.push(store);
         return store;
+      },
+      async insertLegacyUsers(name, users) {
+        const db = new Database(join(root, name, SQLITE_FILE_NAME));
+        try {
+          const insert = db.prepare(`INSERT INTO users (id, login, emails, password_hash, active, created_at, password_changed_at, version)
+            VALUES (?, ?, ?, ?, 1, ?, ?, 0)`);
+          for (const u of users) insert.run(u.id, u.login, JSON.stringify(u.emails), u.passwordHash, u.createdAt.getTime(), u.createdAt.getTime());
+        } finally {
+          db.close();
+        }
       },
       async cleanup() {
         for (const store of opened) await store.close();
@@ -50,6 +73,14 @@ export function storeHarness(kind: StoreKind): StoreHarness {
       const store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName, warn: () => {} });
       opened.push(store);
       return store;
+    },
+    async insertLegacyUsers(name, users) {
+      const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+      try {
+        await client.db(dbName(name)).collection<{ _id: string }>("users").insertMany(users.map(({ id, ...rest }) => ({ _id: id, ...rest })));
+      } finally {
+        await client.close();
+      }
     },
     async cleanup() {
       for (const store of opened) await store.close();

@@ -3,6 +3,7 @@
 // asserts, so it takes the shortest path; the behaviour under test goes through the API clients).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { loginKey } from "../../src/core/login-name.js";
 import { hashSecret } from "../../src/core/secrets.js";
 import { Passwords } from "../../src/core/passwords.js";
 import type { UserRecord, UserTokenRecord } from "../../src/store/ports.js";
@@ -35,7 +36,8 @@ export function uniqueEmail(prefix = "user"): string {
 export async function signUp(server: TestServer, email = uniqueEmail(), pass = password): Promise<UserRecord> {
   const res = await rest(server.url, "POST", "/user", { json: { email, password: pass }, headers: clientIdHeader });
   assert.equal(res.status, 201, res.text);
-  const user = await server.tessera.store.users.findByLogin(email.trim().toLowerCase());
+  const spelling = email.trim().toLowerCase();
+  const user = await server.tessera.store.users.findByLogin(spelling, loginKey(spelling));
   assert.ok(user);
   return user;
 }
@@ -55,6 +57,7 @@ export async function createNamedUser(
   return server.tessera.store.users.create({
     id: randomBytes(12).toString("hex"),
     login: email,
+    loginKey: loginKey(email),
     emails: [email],
     ...names,
     passwordHash: await passwords.hash(password),

@@ -3,7 +3,7 @@ import { isUnavailable } from "./mongo-errors.js";
 import { API_TOKENS } from "./mongo-api-tokens.js";
 import { AUTH_TOKENS } from "./mongo-auth-tokens.js";
 import { JWT_REFRESH_TOKENS } from "./mongo-jwt-refresh-tokens.js";
-import { LOGIN_ATTEMPTS } from "./mongo-login-attempts.js";
+import { KNOWN_LOGINS, LOGIN_ATTEMPT_RELEASES, LOGIN_ATTEMPTS } from "./mongo-login-attempts.js";
 import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
 import { SESSIONS } from "./mongo-sessions.js";
 import { SIGNING_KEYS } from "./mongo-signing-keys.js";
@@ -26,6 +26,8 @@ const DAY_S = 24 * 60 * 60;
 // `_id` carries each collection's natural key and is unique by itself.
 const plan: readonly IndexPlan[] = [
   { collection: USERS, keys: { login: 1 }, options: { unique: true, name: "login_1" } },
+  // Sparse: accounts stored before login keys have none until the start-up backfill.
+  { collection: USERS, keys: { loginKey: 1 }, options: { unique: true, sparse: true, name: "loginKey_1" } },
   { collection: USER_PASSWORDS, keys: { userId: 1, n: -1 }, options: { name: "userId_1_n_-1" } },
   { collection: SESSIONS, keys: { userId: 1 }, options: { name: "userId_1" } },
   { collection: REFRESH_TOKENS, keys: { sessionId: 1 }, options: { name: "sessionId_1" } },
@@ -43,6 +45,8 @@ const plan: readonly IndexPlan[] = [
   { collection: JWT_REFRESH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: SIGNING_KEYS, keys: { generation: 1 }, options: { unique: true, name: "generation_1" } },
   { collection: LOGIN_ATTEMPTS, keys: { key: 1, n: -1 }, options: { name: "key_1_n_-1" } },
+  { collection: LOGIN_ATTEMPT_RELEASES, keys: { key: 1, windowStart: 1 }, options: { name: "key_1_windowStart_1" } },
+  { collection: KNOWN_LOGINS, keys: { until: 1 }, options: { name: "until_1" } },
   { collection: MARKS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1", expireAfterSeconds: DAY_S } },
 ];
 

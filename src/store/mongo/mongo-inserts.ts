@@ -60,6 +60,11 @@ export interface NextVersion<D extends VersionDoc> {
   retry: boolean;
   /** How many attempts before giving up with an error (a race that never settles is a bug). */
   maxTries: number;
+  /**
+   * Before retrying a lost race: wait a random time up to this many ms times the attempt number,
+   * so that many writers of one value spread out instead of colliding round after round.
+   */
+  backoffMs?: number;
   /** What is being versioned, for that error. */
   what: string;
 }
@@ -81,6 +86,7 @@ export async function insertNextVersion<D extends VersionDoc>(collection: Collec
     const doc = { ...state, _id: step.idOf(n), n } as D;
     if (await insertUnlessTaken(collection, doc as OptionalUnlessRequiredId<D>)) return doc;
     if (!step.retry) return null;
+    if (step.backoffMs) await new Promise((resolve) => setTimeout(resolve, Math.random() * step.backoffMs! * (attempt + 1)));
   }
   throw new Error(`${step.what} did not settle`);
 }

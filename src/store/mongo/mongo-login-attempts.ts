@@ -1,106 +1,214 @@
-import type { LoginAttemptRecord, LoginAttemptStore } from "../ports.js";
+import { randomUUID } from "node:crypto";
+import type { AttemptRule, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
+import { failSlot, takeSlot } from "../ports.js";
 import type { MongoContext } from "./mongo-context.js";
-import { insertNextVersion } from "./mongo-inserts.js";
+import { insertNextVersion, isDuplicateKey } from "./mongo-inserts.js";
 
 export const LOGIN_ATTEMPTS = "login_attempts";
+export const LOGIN_ATTEMPT_RELEASES = "login_attempt_releases";
+export const KNOWN_LOGINS = "known_logins";
 const ID = "key";
-const MAX_TRIES = 64;
+// Refusals write nothing, so only grants compete for a key: a burst settles after `limit`
+// writes. This bounds a writer that keeps losing to a stream of others on one key.
+const MAX_TRIES = 256;
+const BACKOFF_MS = 2;
 // Old states are pruned, keeping this many: a writer would have to stall while this many others
 // wrote to the same key to be confused by a pruned state. See below.
 const KEEP = 64;
 
-// A counter without atomic updates (see mongo-marks.ts): each state of a key is a versioned
-// insert {_id: "<key>#<n>", n} (insertNextVersion), so no failure is ever lost or counted twice.
-interface AttemptState {
-  failures: number;
-  firstFailureAt: Date;
-  lastFailureAt: Date;
-  lockedUntil?: Date | undefined;
-}
-
-interface AttemptDoc extends AttemptState {
+// Counters without atomic updates (see mongo-marks.ts):
+// - slots taken and failures: each state of a key is a versioned insert {_id: "<key>#<n>", n}
+//   computed from the latest (insertNextVersion), so of two writers who read the same state one
+//   wins and the other reads again: no slot is granted twice, no failure is lost, and no write can
+//   lower a lock another has set. `grants` counts the slots taken in the window, `failures` the
+//   failures (a document of the first layout has no `grants`: each of its failures held a slot).
+// - releases: a slot given back is an insert of its own {key, windowStart} into
+//   login_attempt_releases, which races with nothing. A window holds its grants minus its
+//   releases. A release landing while a grant is being decided is not seen by it: that grant
+//   then sees one slot too many taken, which can only refuse it, never let one more through.
+// - Within one process the writes to one key take turns (KeyedTurns): correctness comes from the
+//   versioned inserts alone, but N writers racing on one key cost O(N^2) inserts, turns O(N), and
+//   only instances race each other.
+interface AttemptDoc {
   _id: string;
   key: string;
   n: number;
+  grants?: number;
+  failures: number;
+  firstFailureAt: Date;
+  lastFailureAt: Date;
+  lockedUntil?: Date;
 }
 
-function toRecord(doc: AttemptDoc): LoginAttemptRecord {
-  const record: LoginAttemptRecord = {
-    key: doc.key,
-    failures: doc.failures,
-    firstFailureAt: doc.firstFailureAt,
-    lastFailureAt: doc.lastFailureAt,
-  };
-  if (doc.lockedUntil) record.lockedUntil = doc.lockedUntil;
-  return record;
+interface ReleaseDoc {
+  _id: string;
+  key: string;
+  windowStart: Date;
+}
+
+interface KnownLoginDoc {
+  _id: string;
+  until: Date;
+}
+
+/** The refusal of a reservation: the latest lock among the keys that refused, if any is locked. */
+function refusedBy(refusals: Array<{ lockedUntil?: Date }>): Reservation {
+  const locks = refusals.flatMap((r) => (r.lockedUntil ? [r.lockedUntil.getTime()] : []));
+  return locks.length > 0 ? { granted: false, lockedUntil: new Date(Math.max(...locks)) } : { granted: false };
+}
+
+/** Jobs for one key run one after another; jobs for different keys run side by side. */
+class KeyedTurns {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  run<T>(key: string, job: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const result = previous.then(job);
+    const tail = result.then(
+      () => {},
+      () => {},
+    );
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
 }
 
 export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
   const attempts = ctx.db.collection<AttemptDoc>(LOGIN_ATTEMPTS);
+  const releases = ctx.db.collection<ReleaseDoc>(LOGIN_ATTEMPT_RELEASES);
+  const known = ctx.db.collection<KnownLoginDoc>(KNOWN_LOGINS);
   const latest = (key: string) => attempts.find({ key }).sort({ n: -1 }).limit(1).next();
 
-  /** Appends the state `next(current)`; null from `next` means "nothing to write". */
-  const append = async (
-    key: string,
-    next: (current: AttemptDoc | null) => AttemptState | null,
-  ): Promise<AttemptDoc | null> => {
-    const doc = await insertNextVersion(attempts, {
-      latest: () => latest(key),
-      next: (current) => {
-        const state = next(current);
-        if (!state) return null;
-        const { lockedUntil, ...rest } = state;
-        return { key, ...rest, ...(lockedUntil !== undefined && { lockedUntil }) };
-      },
-      idOf: (n) => `${key}#${n}`,
-      retry: true,
-      maxTries: MAX_TRIES,
-      what: "login attempt counter",
+  const grantsOf = (doc: AttemptDoc) => doc.grants ?? doc.failures;
+
+  /**
+   * The key's state from its latest document. Releases are counted only when they can matter:
+   * while fewer than `limit` slots were granted, a slot is free whatever was given back (one read
+   * fewer on the way to the limit). Without a limit (Infinity), `held` is the grants (unused).
+   */
+  const stateOf = async (doc: AttemptDoc | null, limit: number): Promise<AttemptState | null> => {
+    if (!doc) return null;
+    const grants = grantsOf(doc);
+    const released = grants < limit ? 0 : await releases.countDocuments({ key: doc.key, windowStart: doc.firstFailureAt });
+    return { held: grants - released, failures: doc.failures, windowStart: doc.firstFailureAt, lastAttemptAt: doc.lastFailureAt, lockedUntil: doc.lockedUntil };
+  };
+
+  const fields = (key: string, grants: number, state: AttemptState): Omit<AttemptDoc, "_id" | "n"> => ({
+    key,
+    grants,
+    failures: state.failures,
+    firstFailureAt: state.windowStart,
+    lastFailureAt: state.lastAttemptAt,
+    ...(state.lockedUntil !== undefined && { lockedUntil: state.lockedUntil }),
+  });
+
+  const turns = new KeyedTurns();
+
+  /** Appends `next(latest)` as the key's next state (null: nothing to write); prunes old states. */
+  const append = (key: string, next: (current: AttemptDoc | null) => Promise<Omit<AttemptDoc, "_id" | "n"> | null>) =>
+    turns.run(key, async () => {
+      const doc = await insertNextVersion(attempts, {
+        latest: () => latest(key),
+        next,
+        idOf: (n) => `${key}#${n}`,
+        retry: true,
+        maxTries: MAX_TRIES,
+        backoffMs: BACKOFF_MS,
+        what: "login attempt counter",
+      });
+      if (doc && doc.n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: doc.n - KEEP } });
+      return doc;
     });
-    if (doc && doc.n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: doc.n - KEEP } });
-    return doc;
+
+  /** Takes one slot of `key` (one atomic step), or says why not. */
+  const take = async (key: string, limit: number, at: Date, rule: AttemptRule): Promise<{ held: HeldSlot } | { refused: true; lockedUntil?: Date }> => {
+    // Set by the last `next` that ran: why it refused, if it did.
+    let refusal = undefined as { refused: true; lockedUntil?: Date } | undefined;
+    const doc = await append(key, async (current) => {
+      const step = takeSlot(await stateOf(current, limit), limit, at, rule);
+      refusal = "refused" in step ? step : undefined;
+      if ("refused" in step) return null;
+      const sameWindow = current !== null && current.firstFailureAt.getTime() === step.state.windowStart.getTime();
+      return fields(key, (sameWindow ? grantsOf(current) : 0) + 1, step.state);
+    });
+    return doc ? { held: { key, limit, windowStart: doc.firstFailureAt } } : refusal!;
+  };
+
+  // One insertOne per slot (at most two): a bulk write would wrap a dropped connection in a
+  // MongoBulkWriteError, which does not read as the database being unavailable.
+  const giveBack = async (slots: readonly HeldSlot[]) => {
+    await Promise.all(slots.map((slot) => releases.insertOne({ _id: randomUUID(), key: slot.key, windowStart: slot.windowStart })));
   };
 
   return {
-    recordFailure: (key, at, windowMs) =>
-      ctx.run(ID, async () => {
-        const windowStart = at.getTime() - windowMs;
-        const doc = await append(key, (current) => {
-          const lockedUntil = current?.lockedUntil;
-          if (current && current.firstFailureAt.getTime() > windowStart) {
-            return { failures: current.failures + 1, firstFailureAt: current.firstFailureAt, lastFailureAt: at, lockedUntil };
+    reserve: (slots, at, rule) =>
+      ctx.run(ID, async (): Promise<Reservation> => {
+        // A key that refuses does so without a write: a flood against it costs reads only.
+        const current = await Promise.all(slots.map(async (slot) => takeSlot(await stateOf(await latest(slot.key), slot.limit), slot.limit, at, rule)));
+        const refusals = current.flatMap((step) => ("refused" in step ? [step] : []));
+        if (refusals.length > 0) return refusedBy(refusals);
+        // One key at a time; when one refuses (a concurrent writer locked it meanwhile), the
+        // slots already taken are given back.
+        const held: HeldSlot[] = [];
+        for (const slot of slots) {
+          const taken = await take(slot.key, slot.limit, at, rule);
+          if ("refused" in taken) {
+            await giveBack(held);
+            return refusedBy([taken]);
           }
-          return { failures: 1, firstFailureAt: at, lastFailureAt: at, lockedUntil };
-        });
-        return toRecord(doc!);
+          held.push(taken.held);
+        }
+        return { granted: true, slots: held };
       }),
-    get: (key) =>
+    recordFailure: (slots, at, rule) =>
       ctx.run(ID, async () => {
-        const doc = await latest(key);
-        return doc ? toRecord(doc) : null;
+        await Promise.all(
+          slots.map((slot) =>
+            append(slot.key, async (current) => {
+              const state = failSlot(await stateOf(current, Infinity), slot, at, rule);
+              return state && fields(slot.key, grantsOf(current!), state);
+            }),
+          ),
+        );
       }),
-    reset: (key) =>
-      ctx.run(ID, async () => {
-        await attempts.deleteMany({ key });
-      }),
-    setLockedUntil: (key, until) =>
-      ctx.run(ID, async () => {
-        await append(key, (current) => (current ? { ...stateOf(current), lockedUntil: until } : null));
-      }),
+    release: (slots) => ctx.run(ID, () => giveBack(slots)),
     // Per document: superseded states of a live key go too (the latest state carries the lock
-    // and the window forward), and a key whose latest state is stale loses every state.
-    deleteStale: (lastFailureBefore, now) =>
+    // and the window forward), a key whose latest state is stale loses every state, and the
+    // releases of windows that opened before `lastAttemptBefore` (closed by now) go.
+    deleteStale: (lastAttemptBefore, now) =>
       ctx.run(ID, async () => {
-        const r = await attempts.deleteMany({
-          lastFailureAt: { $lt: lastFailureBefore },
-          $or: [{ lockedUntil: { $exists: false } }, { lockedUntil: { $lte: now } }],
-        });
+        const [states, released] = await Promise.all([
+          attempts.deleteMany({
+            lastFailureAt: { $lt: lastAttemptBefore },
+            $or: [{ lockedUntil: { $exists: false } }, { lockedUntil: { $lte: now } }],
+          }),
+          releases.deleteMany({ windowStart: { $lt: lastAttemptBefore } }),
+        ]);
+        return states.deletedCount + released.deletedCount;
+      }),
+    // Last writer wins by design: writers only ever push `until` forward by about the same amount.
+    rememberLogin: (hash, until) =>
+      ctx.run("hash", async () => {
+        try {
+          await known.updateOne({ _id: hash }, { $max: { until } }, { upsert: true });
+        } catch (error) {
+          // Two first remembers at once: one inserted; the other now updates.
+          if (!isDuplicateKey(error)) throw error;
+          await known.updateOne({ _id: hash }, { $max: { until } });
+        }
+      }),
+    rememberedUntil: (hash) =>
+      ctx.run("hash", async () => {
+        const doc = await known.findOne({ _id: hash });
+        return doc ? doc.until : null;
+      }),
+    forgetExpiredLogins: (now) =>
+      ctx.run("hash", async () => {
+        const r = await known.deleteMany({ until: { $lt: now } });
         return r.deletedCount;
       }),
   };
-}
-
-function stateOf(doc: AttemptDoc): AttemptState {
-  const { _id, n, key, ...state } = doc;
-  return state;
 }

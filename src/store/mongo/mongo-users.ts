@@ -1,6 +1,6 @@
 import type { NewUser, UserRecord, UserStore } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
-import { insertNamingDuplicate, insertNextVersion } from "./mongo-inserts.js";
+import { insertNamingDuplicate, insertNextVersion, isDuplicateKey } from "./mongo-inserts.js";
 
 export const USERS = "users";
 export const USER_PASSWORDS = "user_passwords";
@@ -8,8 +8,10 @@ const ID = "id";
 const MAX_TRIES = 20;
 
 // Layout (see mongo-marks.ts for why nothing that matters is updated in place):
-// - users: the identity, written once (unique login), plus lastLoginAt — the only field ever
-//   updated there, last writer wins, so a lost race can only lose a last-login time.
+// - users: the identity, written once (unique login and loginKey), plus lastLoginAt — the only
+//   field ever updated there, last writer wins, so a lost race can only lose a last-login time —
+//   and the loginKey an account stored before login keys gets once, at start-up (the unique,
+//   sparse loginKey index decides a clash).
 // - user_passwords: password generations {_id: "<userId>:<n>", n >= 1}; generation 0 is the hash
 //   in `users`. Changing the hash inserts generation n+1: the unique _id is the CAS.
 // - mark "user-deactivated:<id>".
@@ -93,14 +95,38 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         return assemble(doc, null, null);
       }),
     findById: (id) => ctx.run(ID, () => findById(id)),
-    findByLogin: (login) =>
+    findByLogin: (login, loginKey) =>
       ctx.run(ID, async () => {
-        const base = await users.findOne({ login });
+        // The exact spelling first, then the key (see the port).
+        const found = await users.find({ $or: [{ login }, { loginKey }] }).limit(2).toArray();
+        const base = found.find((doc) => doc.login === login) ?? found[0];
         if (base) return load(base);
         // A miss makes the same second round trip as a hit (password versions, deactivation
         // mark), so how long a login lookup takes does not tell whether the login exists.
         await Promise.all([latestPassword(absentId), ctx.marks.get(deactivatedMark(absentId))]);
         return null;
+      }),
+    backfillLoginKeys: (keyOf) =>
+      ctx.run(ID, async () => {
+        let filled = 0;
+        const clashes: string[] = [];
+        const keyless = users.find({ loginKey: { $exists: false } }).sort({ createdAt: 1, _id: 1 }).project<{ _id: string; login: string }>({ login: 1 });
+        for await (const doc of keyless) {
+          const loginKey = keyOf(doc.login);
+          if ((await users.countDocuments({ loginKey }, { limit: 1 })) > 0) {
+            clashes.push(doc._id);
+            continue;
+          }
+          try {
+            // Another instance backfilling at the same time writes the same value.
+            const r = await users.updateOne({ _id: doc._id, loginKey: { $exists: false } }, { $set: { loginKey } });
+            filled += r.modifiedCount;
+          } catch (error) {
+            if (!isDuplicateKey(error)) throw error;
+            clashes.push(doc._id);
+          }
+        }
+        return { filled, clashes };
       }),
     updatePasswordHash: (id, passwordHash, at) =>
       ctx.run(ID, async () => ((await nextPassword(id, passwordHash, at, () => true, true)) ? findById(id) : null)),

@@ -1,30 +1,137 @@
-// Failed-login counters for abuse protection, shared across instances.
-export interface LoginAttemptRecord {
-  /** e.g. "login:<normalised login>" or "addr:<ip>". */
+// Login abuse protection, shared across instances: attempt counters per key (a login, a client
+// address) with their locks, and the logins remembered as having succeeded from an address.
+//
+// A password is checked only by an attempt that holds a slot: `reserve` takes one slot in every
+// window the attempt counts in, atomically, BEFORE any hashing, so a burst of concurrent attempts
+// cannot all pass a check that only counts finished ones: a window holds at most `limit` slots
+// (failures, and attempts still being checked). A failed attempt keeps its slot and counts as a
+// failure (`recordFailure`), which locks the key once failures reach the limit; a successful one
+// gives its slot back (`release`).
+
+/** One window an attempt counts in. */
+export interface AttemptSlot {
+  /** e.g. "login:<hash of the login key>", "addr:<address>", "signup:<address>". */
   key: string;
-  /** Failures counted in the current window. */
-  failures: number;
-  firstFailureAt: Date;
-  lastFailureAt: Date;
-  lockedUntil?: Date;
+  /** Failures the window may count before the key locks, and attempts it may hold at once. */
+  limit: number;
 }
+
+/** The window and lock schedule, the same for every key of one reservation. */
+export interface AttemptRule {
+  /** A window opens at the first attempt counted and lasts this long; the next attempt after it opens a new one. */
+  windowMs: number;
+  /** The lock set when a window's failures reach the limit. */
+  lockMs: number;
+  /** Every failure past the limit doubles the lock, up to this. */
+  maxLockMs: number;
+}
+
+/** A slot held: enough to count it as a failure, or give it back, in the window it was taken from. */
+export interface HeldSlot {
+  key: string;
+  limit: number;
+  /** When the window the slot was taken in opened. */
+  windowStart: Date;
+}
+
+export type Reservation =
+  | { readonly granted: true; readonly slots: readonly HeldSlot[] }
+  /**
+   * `lockedUntil`: the latest lock among the keys that refused; absent when no key is locked but
+   * one is full of attempts still being checked (retry in a moment).
+   */
+  | { readonly granted: false; readonly lockedUntil?: Date };
 
 export interface LoginAttemptStore {
   /**
-   * Atomic increment: when the window that started at firstFailureAt is still open
-   * (firstFailureAt > at - windowMs) failures++, otherwise a new window starts (failures=1,
-   * firstFailureAt=at). lockedUntil is kept. Returns the state after the increment.
+   * Takes one slot in each key's window, all or none, each key in one atomic step (in SQLite
+   * one transaction for all keys; in MongoDB a versioned insert per key, giving back the slots
+   * already taken when a later key refuses). The rule, per key at `at`, is takeSlot's below.
    */
-  recordFailure(key: string, at: Date, windowMs: number): Promise<LoginAttemptRecord>;
-  get(key: string): Promise<LoginAttemptRecord | null>;
-  /** After a successful login. */
-  reset(key: string): Promise<void>;
-  /** No-op when the key has no record. */
-  setLockedUntil(key: string, until: Date): Promise<void>;
+  reserve(slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation>;
   /**
-   * Housekeeping: deletes the records whose last failure is before `lastFailureBefore` and that
+   * The attempts failed (a sign-up: happened): each slot stays taken and counts as a failure of
+   * its window (failSlot's rule below). A lock only ever grows until it has passed, whatever
+   * order these writes arrive in.
+   */
+  recordFailure(slots: readonly HeldSlot[], at: Date, rule: AttemptRule): Promise<void>;
+  /** Gives slots back (a successful attempt, or one that checked nothing): giveBackSlot's rule. Once per reservation. */
+  release(slots: readonly HeldSlot[]): Promise<void>;
+  /**
+   * Housekeeping: deletes the counters whose last attempt is before `lastAttemptBefore` and that
    * are not locked at `now` (their window has long passed: they can never count again).
    * Returns how many records (documents) it deleted.
    */
-  deleteStale(lastFailureBefore: Date, now: Date): Promise<number>;
+  deleteStale(lastAttemptBefore: Date, now: Date): Promise<number>;
+
+  /** Remembers a successful login under `hash` until `until` (a later `until` wins). */
+  rememberLogin(hash: string, until: Date): Promise<void>;
+  /** Until when `hash` is remembered, or null. */
+  rememberedUntil(hash: string): Promise<Date | null>;
+  /** Housekeeping: forgets the logins remembered until before `now`; returns how many. */
+  forgetExpiredLogins(now: Date): Promise<number>;
+}
+
+/** A key's window as both adapters keep it. */
+export interface AttemptState {
+  /** Slots taken in the window: failures, and attempts still being checked. */
+  held: number;
+  /** Failures counted in the window. */
+  failures: number;
+  windowStart: Date;
+  lastAttemptAt: Date;
+  lockedUntil?: Date | undefined;
+}
+
+/** The lock for the `excess`-th failure past the limit (0: the one that reached it). */
+function lockMs(rule: AttemptRule, excess: number): number {
+  return Math.min(rule.maxLockMs, rule.lockMs * 2 ** Math.min(30, excess));
+}
+
+/**
+ * `reserve`'s rule for one key at `at`:
+ * - locked (lockedUntil > at): refused with the lock, nothing written;
+ * - a window older than `rule.windowMs` counts as empty (a new one opens at `at`);
+ * - fewer than `limit` slots held: the slot is taken;
+ * - all held, and failures have reached the limit (the lock they caused has passed): one more
+ *   attempt takes a slot and, at once, locks the key as its failure would (so a burst after a
+ *   lockout evaluates one guess, and the lockout doubles);
+ * - all held by attempts still being checked: refused without a lock.
+ */
+export function takeSlot(
+  current: AttemptState | null,
+  limit: number,
+  at: Date,
+  rule: AttemptRule,
+): { state: AttemptState } | { refused: true; lockedUntil?: Date } {
+  const now = at.getTime();
+  const locked = current?.lockedUntil;
+  if (locked && locked.getTime() > now) return { refused: true, lockedUntil: locked };
+  const open = current !== null && current.windowStart.getTime() > now - rule.windowMs;
+  const held = open ? current.held : 0;
+  const failures = open ? current.failures : 0;
+  const state: AttemptState = { held: held + 1, failures, windowStart: open ? current.windowStart : at, lastAttemptAt: at, lockedUntil: locked };
+  if (held < limit) return { state };
+  if (failures < limit) return { refused: true };
+  // Any lock still in force refused above: this one replaces only a lock that has passed.
+  state.lockedUntil = new Date(now + lockMs(rule, failures + 1 - limit));
+  return { state };
+}
+
+/** `recordFailure`'s rule for one slot: null when its window has passed (nothing to count). */
+export function failSlot(current: AttemptState | null, slot: HeldSlot, at: Date, rule: AttemptRule): AttemptState | null {
+  if (!current || current.windowStart.getTime() !== slot.windowStart.getTime()) return null;
+  const failures = current.failures + 1;
+  let lockedUntil = current.lockedUntil;
+  if (failures >= slot.limit) {
+    const until = at.getTime() + lockMs(rule, failures - slot.limit);
+    if (!lockedUntil || until > lockedUntil.getTime()) lockedUntil = new Date(until);
+  }
+  return { ...current, failures, lastAttemptAt: at, lockedUntil };
+}
+
+/** `release`'s rule for one slot: held - 1 in the window it was taken from; null: nothing to give back. */
+export function giveBackSlot(current: AttemptState | null, windowStart: Date): AttemptState | null {
+  if (!current || current.held <= 0 || current.windowStart.getTime() !== windowStart.getTime()) return null;
+  return { ...current, held: current.held - 1 };
 }

@@ -1,8 +1,14 @@
 // Users, shared by every service.
 export interface UserRecord {
   id: string;
-  /** Normalised by the core (trim, NFC, lower-case emails); unique. */
+  /** The login as the account spells it (core/login-name.ts: trimmed, NFC, emails lower-cased); unique. */
   login: string;
+  /**
+   * What logins are compared by (NFKC + case folding of `login`); unique. Absent only on an
+   * account stored before login keys existed, until backfillLoginKeys gives it one (or, when
+   * an older account already holds that key, for good: it is then found by its exact spelling).
+   */
+  loginKey?: string;
   emails: string[];
   firstname?: string;
   lastname?: string;
@@ -20,6 +26,7 @@ export interface UserRecord {
 export interface NewUser {
   id: string;
   login: string;
+  loginKey: string;
   emails: string[];
   firstname?: string;
   lastname?: string;
@@ -28,11 +35,24 @@ export interface NewUser {
 }
 
 export interface UserStore {
-  /** active=true, version=0, passwordChangedAt=createdAt. DuplicateError("login") when taken (or "id"). */
+  /**
+   * active=true, version=0, passwordChangedAt=createdAt. DuplicateError("login") when the login
+   * or its key is taken (DuplicateError("id") when the id is).
+   */
   create(user: NewUser): Promise<UserRecord>;
   findById(id: string): Promise<UserRecord | null>;
-  /** `login` must already be normalised by the caller. */
-  findByLogin(login: string): Promise<UserRecord | null>;
+  /**
+   * The account spelled exactly `login`, else the one whose key is `loginKey` (both computed by
+   * the caller). The exact spelling wins so that two accounts stored before login keys existed,
+   * whose keys clash, each stay reachable by their own spelling.
+   */
+  findByLogin(login: string, loginKey: string): Promise<UserRecord | null>;
+  /**
+   * Gives every account without a key the key `keyOf(login)`, oldest account first (run at
+   * start-up; accounts written by an older version have none). An account whose key an older
+   * one already holds keeps none. Returns how many got a key and the ids of those that clash.
+   */
+  backfillLoginKeys(keyOf: (login: string) => string): Promise<{ filled: number; clashes: string[] }>;
   /** A real password change: sets hash and passwordChangedAt, version++. Null when no such user. */
   updatePasswordHash(id: string, passwordHash: string, at: Date): Promise<UserRecord | null>;
   /**

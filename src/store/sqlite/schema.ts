@@ -104,6 +104,24 @@ const migrations: readonly string[] = [
     locked_until INTEGER
   ) STRICT;
   `,
+  // Login keys (NFKC + case folding, computed by the core): rows from before have none until
+  // the start-up backfill gives them one. SQLite's UNIQUE lets any number of NULLs in.
+  // Attempt slots: `held` counts the slots taken (failures, and attempts being checked); every
+  // failure counted so far held its slot.
+  // Remembered logins: SHA-256 of (login key, client address) -> until when.
+  `
+  ALTER TABLE users ADD COLUMN login_key TEXT;
+  CREATE UNIQUE INDEX users_login_key ON users (login_key);
+
+  ALTER TABLE login_attempts ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+  UPDATE login_attempts SET held = failures;
+
+  CREATE TABLE known_logins (
+    hash TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX known_logins_expires_at ON known_logins (expires_at);
+  `,
 ];
 
 /** Brings the schema up to date; returns the resulting schema version. */

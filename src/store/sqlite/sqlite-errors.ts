@@ -5,6 +5,7 @@ import { DeadlineExceededError, DuplicateError, StoreError, StoreUnavailableErro
 const uniqueColumnToKey: Record<string, string> = {
   id: "id",
   login: "login",
+  login_key: "login",
   hash: "hash",
   link: "link",
   jti: "jti",

@@ -1,61 +1,113 @@
 import type Database from "better-sqlite3";
-import type { LoginAttemptRecord, LoginAttemptStore } from "../ports.js";
+import {
+  failSlot,
+  giveBackSlot,
+  takeSlot,
+  type AttemptRule,
+  type AttemptSlot,
+  type AttemptState,
+  type HeldSlot,
+  type LoginAttemptStore,
+  type Reservation,
+} from "../ports.js";
 import { call } from "./sqlite-errors.js";
-import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
+import { fromMs, toMs } from "./sqlite-values.js";
 
+// Column names are those of the first schema: `failures` counts failures, `held` slots taken
+// (see ports/login-attempts.ts), `first_failure_at` is when the window opened and
+// `last_failure_at` the last attempt.
 interface LoginAttemptRow {
   key: string;
+  held: number;
   failures: number;
   first_failure_at: number;
   last_failure_at: number;
   locked_until: number | null;
 }
 
-function toRecord(row: LoginAttemptRow): LoginAttemptRecord {
-  const attempt: LoginAttemptRecord = {
-    key: row.key,
+function toState(row: LoginAttemptRow | undefined): AttemptState | null {
+  if (!row) return null;
+  return {
+    held: row.held,
     failures: row.failures,
-    firstFailureAt: fromMs(row.first_failure_at),
-    lastFailureAt: fromMs(row.last_failure_at),
+    windowStart: fromMs(row.first_failure_at),
+    lastAttemptAt: fromMs(row.last_failure_at),
+    lockedUntil: row.locked_until === null ? undefined : fromMs(row.locked_until),
   };
-  dateIfPresent(attempt, "lockedUntil", row.locked_until);
-  return attempt;
 }
 
 export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
-  // One upsert: counts within the open window, or starts a new window when it has passed.
-  const recordFailure = db.prepare(`INSERT INTO login_attempts (key, failures, first_failure_at, last_failure_at)
-    VALUES (@key, 1, @at, @at)
-    ON CONFLICT (key) DO UPDATE SET
-      failures = CASE WHEN first_failure_at > @windowStart THEN failures + 1 ELSE 1 END,
-      first_failure_at = CASE WHEN first_failure_at > @windowStart THEN first_failure_at ELSE @at END,
-      last_failure_at = @at
-    RETURNING *`);
   const get = db.prepare("SELECT * FROM login_attempts WHERE key = ?");
-  const reset = db.prepare("DELETE FROM login_attempts WHERE key = ?");
-  const lock = db.prepare("UPDATE login_attempts SET locked_until = ? WHERE key = ?");
+  const put = db.prepare(`INSERT INTO login_attempts (key, held, failures, first_failure_at, last_failure_at, locked_until)
+    VALUES (@key, @held, @failures, @windowStart, @lastAttemptAt, @lockedUntil)
+    ON CONFLICT (key) DO UPDATE SET held = excluded.held, failures = excluded.failures,
+      first_failure_at = excluded.first_failure_at, last_failure_at = excluded.last_failure_at,
+      locked_until = excluded.locked_until`);
   const deleteStale = db.prepare(
     "DELETE FROM login_attempts WHERE last_failure_at < ? AND (locked_until IS NULL OR locked_until <= ?)",
   );
+  const remember = db.prepare(`INSERT INTO known_logins (hash, expires_at) VALUES (?, ?)
+    ON CONFLICT (hash) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`);
+  const remembered = db.prepare("SELECT expires_at FROM known_logins WHERE hash = ?");
+  const forget = db.prepare("DELETE FROM known_logins WHERE expires_at < ?");
+
+  const write = (key: string, state: AttemptState) =>
+    put.run({
+      key,
+      held: state.held,
+      failures: state.failures,
+      windowStart: toMs(state.windowStart),
+      lastAttemptAt: toMs(state.lastAttemptAt),
+      lockedUntil: state.lockedUntil ? toMs(state.lockedUntil) : null,
+    });
+  const stateOf = (key: string) => toState(get.get(key) as LoginAttemptRow | undefined);
+
+  // Each method is one IMMEDIATE transaction: read the states, then write. Another process on
+  // the same file waits for the write lock, so no two of them interleave.
+  const reserve = db.transaction((slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Reservation => {
+    const next: Array<{ key: string; limit: number; state: AttemptState }> = [];
+    let refused = false;
+    let lockedUntil = 0;
+    for (const { key, limit } of slots) {
+      const step = takeSlot(stateOf(key), limit, at, rule);
+      if ("refused" in step) {
+        refused = true;
+        lockedUntil = Math.max(lockedUntil, step.lockedUntil?.getTime() ?? 0);
+      } else {
+        next.push({ key, limit, state: step.state });
+      }
+    }
+    if (refused) return lockedUntil > 0 ? { granted: false, lockedUntil: fromMs(lockedUntil) } : { granted: false };
+    for (const { key, state } of next) write(key, state);
+    return { granted: true, slots: next.map(({ key, limit, state }): HeldSlot => ({ key, limit, windowStart: state.windowStart })) };
+  });
+  const recordFailure = db.transaction((slots: readonly HeldSlot[], at: Date, rule: AttemptRule) => {
+    for (const slot of slots) {
+      const state = failSlot(stateOf(slot.key), slot, at, rule);
+      if (state) write(slot.key, state);
+    }
+  });
+  const release = db.transaction((slots: readonly HeldSlot[]) => {
+    for (const slot of slots) {
+      const state = giveBackSlot(stateOf(slot.key), slot.windowStart);
+      if (state) write(slot.key, state);
+    }
+  });
 
   return {
-    recordFailure: (key, at, windowMs) =>
-      call(() =>
-        toRecord(recordFailure.get({ key, at: toMs(at), windowStart: toMs(at) - windowMs }) as LoginAttemptRow),
-      ),
-    get: (key) =>
+    reserve: (slots, at, rule) => call(() => reserve.immediate(slots, at, rule)),
+    recordFailure: (slots, at, rule) => call(() => recordFailure.immediate(slots, at, rule)),
+    release: (slots) => call(() => release.immediate(slots)),
+    deleteStale: (lastAttemptBefore, now) => call(() => deleteStale.run(toMs(lastAttemptBefore), toMs(now)).changes),
+    rememberLogin: (hash, until) =>
       call(() => {
-        const row = get.get(key) as LoginAttemptRow | undefined;
-        return row ? toRecord(row) : null;
+        remember.run(hash, toMs(until));
       }),
-    reset: (key) =>
+    rememberedUntil: (hash) =>
       call(() => {
-        reset.run(key);
+        const row = remembered.get(hash) as { expires_at: number } | undefined;
+        return row ? fromMs(row.expires_at) : null;
       }),
-    setLockedUntil: (key, until) =>
-      call(() => {
-        lock.run(toMs(until), key);
-      }),
-    deleteStale: (lastFailureBefore, now) => call(() => deleteStale.run(toMs(lastFailureBefore), toMs(now)).changes),
+    forgetExpiredLogins: (now) => call(() => forget.run(toMs(now)).changes),
   };
 }

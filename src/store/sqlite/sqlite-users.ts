@@ -6,6 +6,7 @@ import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 interface UserRow {
   id: string;
   login: string;
+  login_key: string | null;
   emails: string;
   firstname: string | null;
   lastname: string | null;
@@ -29,6 +30,7 @@ function toRecord(row: UserRow): UserRecord {
     passwordChangedAt: fromMs(row.password_changed_at),
     version: row.version,
   };
+  setIfPresent(user, "loginKey", row.login_key);
   setIfPresent(user, "firstname", row.firstname);
   setIfPresent(user, "lastname", row.lastname);
   dateIfPresent(user, "lastLoginAt", row.last_login_at);
@@ -38,11 +40,17 @@ function toRecord(row: UserRow): UserRecord {
 
 export function sqliteUsers(db: Database.Database): UserStore {
   const insert = db.prepare(`INSERT INTO users
-    (id, login, emails, firstname, lastname, password_hash, active, created_at, password_changed_at, version)
-    VALUES (@id, @login, @emails, @firstname, @lastname, @passwordHash, 1, @createdAt, @createdAt, 0)
+    (id, login, login_key, emails, firstname, lastname, password_hash, active, created_at, password_changed_at, version)
+    VALUES (@id, @login, @loginKey, @emails, @firstname, @lastname, @passwordHash, 1, @createdAt, @createdAt, 0)
     RETURNING *`);
   const byId = db.prepare("SELECT * FROM users WHERE id = ?");
-  const byLogin = db.prepare("SELECT * FROM users WHERE login = ?");
+  // The exact spelling first, then the key (see the port).
+  const byLogin = db.prepare(
+    "SELECT * FROM users WHERE login = @login OR login_key = @loginKey ORDER BY login = @login DESC LIMIT 1",
+  );
+  const keyless = db.prepare("SELECT id, login FROM users WHERE login_key IS NULL ORDER BY created_at, id");
+  const keyTaken = db.prepare("SELECT 1 FROM users WHERE login_key = ?");
+  const setKey = db.prepare("UPDATE users SET login_key = ? WHERE id = ? AND login_key IS NULL");
   const updatePassword = db.prepare(`UPDATE users
     SET password_hash = ?, password_changed_at = ?, version = version + 1 WHERE id = ? RETURNING *`);
   const rehash = db.prepare(`UPDATE users
@@ -58,6 +66,7 @@ export function sqliteUsers(db: Database.Database): UserStore {
           insert.get({
             id: user.id,
             login: user.login,
+            loginKey: user.loginKey,
             emails: JSON.stringify(user.emails),
             firstname: user.firstname ?? null,
             lastname: user.lastname ?? null,
@@ -71,11 +80,27 @@ export function sqliteUsers(db: Database.Database): UserStore {
         const row = byId.get(id) as UserRow | undefined;
         return row ? toRecord(row) : null;
       }),
-    findByLogin: (login) =>
+    findByLogin: (login, loginKey) =>
       call(() => {
-        const row = byLogin.get(login) as UserRow | undefined;
+        const row = byLogin.get({ login, loginKey }) as UserRow | undefined;
         return row ? toRecord(row) : null;
       }),
+    // One IMMEDIATE transaction: two processes on one file backfill in turn.
+    backfillLoginKeys: (keyOf) =>
+      call(() =>
+        db
+          .transaction(() => {
+            let filled = 0;
+            const clashes: string[] = [];
+            for (const row of keyless.all() as Array<{ id: string; login: string }>) {
+              const key = keyOf(row.login);
+              if (keyTaken.get(key)) clashes.push(row.id);
+              else filled += setKey.run(key, row.id).changes;
+            }
+            return { filled, clashes };
+          })
+          .immediate(),
+      ),
     updatePasswordHash: (id, passwordHash, at) =>
       call(() => {
         const row = updatePassword.get(passwordHash, toMs(at), id) as UserRow | undefined;

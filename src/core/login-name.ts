@@ -1,0 +1,84 @@
+// Logins are text: an email (seeds 000, 002, 003) or a user name (seed 004). Every login a
+// request carries is checked here before anything else looks at it, and has two forms:
+//
+// - its spelling: trimmed, Unicode NFC, emails lower-cased. An account keeps the spelling it was
+//   created with; that is what it shows and what `users.login` stores.
+// - its key: the spelling with default-ignorable code points removed, then NFKC and case folding
+//   (Unicode's NFKC_Casefold, approximated with the String methods). Logins are compared by key,
+//   so `ａda@example.com` (full-width a) or `ADA` is the same login as `ada@example.com` or `ada`,
+//   and a look-alike of an existing login is a duplicate, not a second account. Failed-login
+//   counters and remembered logins are kept per key too, so a look-alike buys no extra guesses.
+//
+// A login holding a control character (NUL included), a bidirectional formatting character
+// (U+202E and friends, which make a login display as another) or a lone surrogate (not text at
+// all) is refused with INVALID_ARGUMENT naming the field, before any store call: no account can
+// have one, and several databases cannot even store NUL.
+import { invalidField, type AuthError } from "./errors.js";
+
+export type LoginKind = "email" | "name";
+
+export interface LoginName {
+  /** As the account spells it: trimmed, NFC; emails lower-cased. */
+  readonly spelling: string;
+  /** What logins are compared by (NFKC_Casefold of the spelling). */
+  readonly key: string;
+}
+
+/** Where a login came from, for the error that refuses it. */
+export interface LoginSource {
+  /** The request field, as the proto names it ("email", "user"; "authorization" for HTTP Basic). */
+  field: string;
+  /** How a message calls it; default: the field name. */
+  label?: string;
+}
+
+const maxNameLength = 256;
+// Deliberately simple: one @, no whitespace, a dot in the domain. RFC 5321 size limits.
+const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
+// Cc (C0, DEL, C1), the bidirectional formatting characters (ALM, LRM, RLM, LRE..RLO, LRI..PDI)
+// and lone surrogates.
+const notText = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\p{Cs}]/u;
+const ignorable = /\p{Default_Ignorable_Code_Point}/gu;
+
+/** The key logins are compared by: NFKC_Casefold of the spelling. */
+export function loginKey(spelling: string): string {
+  // Upper- then lower-casing folds what lower-casing alone does not (ß -> ss, final sigma);
+  // the second NFKC recomposes what case mapping may decompose.
+  return spelling.replace(ignorable, "").normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC");
+}
+
+/** Throws INVALID_ARGUMENT naming the field when `raw` holds anything but text a login may hold. */
+export function checkLoginText(raw: string, source: LoginSource): void {
+  if (notText.test(raw)) {
+    throw refused(source, "must not contain control characters or bidirectional formatting characters");
+  }
+}
+
+/**
+ * A login as a request gives it -> its spelling and key. Refuses (INVALID_ARGUMENT naming the
+ * field) an empty login, one that is not text (checkLoginText), a malformed email and an
+ * over-long user name.
+ */
+export function parseLogin(raw: string, kind: LoginKind, source: LoginSource = { field: defaultField(kind) }): LoginName {
+  checkLoginText(raw, source);
+  const trimmed = raw.trim().normalize("NFC");
+  if (kind === "email") {
+    if (trimmed.length === 0) throw invalidField(source.field, "email is required", "MISSING_FIELDS");
+    const email = trimmed.toLowerCase();
+    const at = email.lastIndexOf("@");
+    if (!emailPattern.test(email) || at > 64 || email.length > 254) throw invalidField(source.field, "email is not a valid email address");
+    return { spelling: email, key: loginKey(email) };
+  }
+  if (trimmed.length === 0) throw invalidField(source.field, "user name is required", "MISSING_FIELDS");
+  if ([...trimmed].length > maxNameLength) throw invalidField(source.field, `user name too long: at most ${maxNameLength} characters`);
+  return { spelling: trimmed, key: loginKey(trimmed) };
+}
+
+/** The request field a login of this kind comes in by default. */
+export function defaultField(kind: LoginKind): string {
+  return kind === "email" ? "email" : "user";
+}
+
+function refused(source: LoginSource, what: string): AuthError {
+  return invalidField(source.field, `${source.label ?? source.field} ${what}`);
+}

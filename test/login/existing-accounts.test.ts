@@ -1,0 +1,106 @@
+// Accounts stored before logins were compared by key keep working: until a start-up gives them
+// their key they are found by their exact spelling; at start-up each gets its key (oldest first),
+// so look-alikes of them are then the same login. Two old accounts whose logins are look-alikes
+// of each other (names were case-sensitive) both stay reachable by their own exact spelling.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { decodeJwt } from "jose";
+import { MongoClient } from "mongodb";
+import { Passwords } from "../../src/core/passwords.js";
+import { SQLITE_FILE_NAME } from "../../src/store/sqlite/sqlite-store.js";
+import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { expectCode, expectOk } from "../support/api.js";
+import { password, uniqueName } from "../support/users.js";
+import { loginApi } from "./api.js";
+
+interface OldAccount {
+  id: string;
+  login: string;
+  createdAt: Date;
+}
+
+/** Writes accounts as the previous version did: no login key. */
+async function writeOldAccounts(server: TestServer, accounts: OldAccount[]): Promise<void> {
+  const passwordHash = await new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 }).hash(password);
+  if (server.config.mongodbUri) {
+    const client = new MongoClient(server.config.mongodbUri);
+    try {
+      await client
+        .db(server.config.mongodbDatabase)
+        .collection<{ _id: string }>("users")
+        .insertMany(accounts.map((a) => ({ _id: a.id, login: a.login, emails: a.login.includes("@") ? [a.login] : [], passwordHash, createdAt: a.createdAt })));
+    } finally {
+      await client.close();
+    }
+    return;
+  }
+  const db = new Database(join(server.config.dataDir, SQLITE_FILE_NAME));
+  try {
+    const insert = db.prepare(`INSERT INTO users (id, login, emails, password_hash, active, created_at, password_changed_at, version)
+      VALUES (?, ?, ?, ?, 1, ?, ?, 0)`);
+    for (const a of accounts) insert.run(a.id, a.login, JSON.stringify(a.login.includes("@") ? [a.login] : []), passwordHash, a.createdAt.getTime(), a.createdAt.getTime());
+  } finally {
+    db.close();
+  }
+}
+
+for (const store of storesUnderTest()) {
+  describe(`accounts stored before login keys (${store})`, function () {
+    this.timeout(60_000);
+    let first: TestServer;
+    let restarted: TestServer;
+    const tag = uniqueName("old").slice(4);
+    const older = { id: `old-1-${tag}`, login: `Ann-${tag}`, createdAt: new Date(Date.now() - 3 * 86_400_000) };
+    const younger = { id: `old-2-${tag}`, login: `ann-${tag}`, createdAt: new Date(Date.now() - 2 * 86_400_000) };
+    const email = { id: `old-3-${tag}`, login: `bob-${tag}@example.com`, createdAt: new Date(Date.now() - 86_400_000) };
+
+    it("log in by their exact spelling; after a restart, look-alikes are them, and clashing old accounts keep their exact spellings", async () => {
+      first = await startTestServer({ store });
+      await writeOldAccounts(first, [older, younger, email]);
+      const api = loginApi("rest-h1", first.url);
+      try {
+        for (const account of [older, younger]) {
+          const token = await api.jwtToken(account.login, password);
+          expectOk(token);
+          assert.equal(decodeJwt(token.data!.token).sub, account.id);
+        }
+        expectOk(await api.logIn(email.login, password));
+      } finally {
+        api.close();
+      }
+      const shared: Record<string, string> =
+        store === "mongo" ? { TESSERA_MONGODB_DATABASE: first.config.mongodbDatabase } : { TESSERA_DATA_DIR: first.config.dataDir };
+      restarted = await startTestServer({ store, env: shared });
+      assert.ok(
+        restarted.logs.some((line) => {
+          const entry = JSON.parse(line) as { msg: string; userIds?: string[] };
+          return entry.msg.includes("look-alike") && JSON.stringify(entry.userIds) === JSON.stringify([younger.id]);
+        }),
+        "the clash is logged",
+      );
+      const grpc = loginApi("grpc", restarted.url);
+      try {
+        const subject = async (login: string) => {
+          const token = await grpc.jwtToken(login, password);
+          expectOk(token);
+          return decodeJwt(token.data!.token).sub;
+        };
+        assert.equal(await subject(older.login), older.id);
+        assert.equal(await subject(younger.login), younger.id);
+        assert.equal(await subject(`ANN-${tag.toUpperCase()}`), older.id); // the key's holder: the older account
+        expectCode(await grpc.createJwtUser(`aNN-${tag}`, password), "already_exists", "a user with this name already exists");
+        expectOk(await grpc.logIn(email.login.toUpperCase(), password));
+        expectCode(await grpc.signUp(`\uff42ob-${tag}@example.com`, password), "already_exists", "a user with this email already exists");
+      } finally {
+        grpc.close();
+      }
+    });
+
+    // `restarted` shares the first server's database: it closes first (its own temp dir goes).
+    after(async () => {
+      await restarted?.close();
+      await first?.close();
+    });
+  });
+}

@@ -1,0 +1,93 @@
+// Logins are text, checked first: a login holding NUL, another control character or a
+// bidirectional formatting character is a 400 naming its field on every API, before any store
+// call (it answers so even with the store closed), and counts nowhere. Logins are compared by
+// NFKC and case folding: a look-alike of an existing login is that login (a duplicate sign-up is
+// 409, a login succeeds), and the account keeps the spelling it was created with.
+import assert from "node:assert/strict";
+import { decodeJwt } from "jose";
+import { connectClient } from "../support/clients.js";
+import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
+import { expectCode, expectOk, type Outcome } from "../support/api.js";
+import { password, uniqueEmail, uniqueName } from "../support/users.js";
+import { loginApi, transports, wrongPassword, type LoginApi } from "./api.js";
+
+const notText = (field: string) => `${field} must not contain control characters or bidirectional formatting characters`;
+/** NUL, C0, DEL, C1 (NEL), and the bidi controls RLO, LRI, RLM and ALM. */
+const hostile = ["\u0000", "\u0007", "\u007f", "\u0085", "\u202e", "\u2066", "\u200f", "\u061c"];
+
+interface Entry {
+  name: string;
+  field: string;
+  call(api: LoginApi, login: string): Promise<Outcome<unknown>>;
+}
+
+const entries: Entry[] = [
+  { name: "POST /session email", field: "email", call: (api, login) => api.logIn(login, wrongPassword) },
+  { name: "GET /jwt/token user", field: "user", call: (api, login) => api.jwtToken(login, wrongPassword) },
+  { name: "POST /auth/login Basic login", field: "the Basic login", call: (api, login) => api.basicLogin(login, wrongPassword) },
+  { name: "POST /user email", field: "email", call: (api, login) => api.signUp(login, password) },
+  { name: "POST /jwt/user user", field: "user", call: (api, login) => api.createJwtUser(login, password) },
+];
+
+for (const store of storesUnderTest()) {
+  for (const transport of transports) {
+    describe(`logins are text (${store}, ${transport})`, function () {
+      this.timeout(60_000);
+      let server: TestServer;
+      let api: LoginApi;
+      before(async () => {
+        // Two failures lock a login, eight an address; six sign-ups per address (what these
+        // tests make): had any refused login counted anywhere, what follows would be locked.
+        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "6" } });
+        api = loginApi(transport, server.url);
+      });
+      after(async () => {
+        api?.close();
+        await server?.close();
+      });
+
+      it("refuses a login holding a control or bidi character with 400 naming the field, on every API, counting nothing", async () => {
+        const email = uniqueEmail("text");
+        expectOk(await api.signUp(email, password), 201);
+        for (const entry of entries) {
+          for (const c of hostile) {
+            const login = entry.field.includes("email") || entry.field.includes("Basic") ? `a${c}b@example.com` : `a${c}b`;
+            expectCode(await entry.call(api, login), "invalid_argument", notText(entry.field));
+          }
+        }
+        // The same login with a control character is not the login: nothing was counted for it.
+        expectCode(await api.logIn(`${email}\u0000`, wrongPassword), "invalid_argument", notText("email"));
+        expectOk(await api.logIn(email, password));
+        expectOk(await api.createJwtUser(uniqueName("text"), password), 201);
+      });
+
+      it("compares logins by NFKC and case folding: look-alikes are the same login; the account keeps its spelling", async () => {
+        const tag = uniqueName("ada").slice(4);
+        const email = `ada${tag}@example.com`;
+        expectOk(await api.signUp(email, password), 201);
+        const fullWidth = `\uff41da${tag}@example.com`; // ａ: FULLWIDTH LATIN SMALL LETTER A
+        expectCode(await api.signUp(fullWidth, password), "already_exists", "a user with this email already exists");
+        const login = await api.logIn(`ADA${tag.toUpperCase()}@EXAMPLE.COM`, password);
+        expectOk(login);
+        expectOk(await api.logIn(fullWidth, password));
+        // GET /user answers the email as it was created.
+        const user = await connectClient(UserService, server.url).getUser({}, { headers: { "x-koms-clientid": testClientId, authorization: `Bearer ${login.data!.token}` } });
+        assert.equal(user.email, email);
+
+        const name = `Zo\u00eb${tag}`;
+        expectOk(await api.createJwtUser(name, password), 201);
+        expectCode(await api.createJwtUser(`ZO\u00cb${tag.toUpperCase()}`, password), "already_exists", "a user with this name already exists");
+        const token = await api.jwtToken(`zoe\u0308${tag}`, password); // e + COMBINING DIAERESIS
+        expectOk(token);
+        assert.equal(decodeJwt(token.data!.token).user, name);
+      });
+
+      it("answers a login that is not text with 400 before any store call: so even with the store closed", async () => {
+        await server.tessera.store.close();
+        for (const entry of entries) expectCode(await entry.call(api, "a\u0000b@example.com"), "invalid_argument", notText(entry.field));
+        expectCode(await api.logIn(uniqueEmail("text"), wrongPassword), "unavailable");
+      });
+    });
+  }
+}
