@@ -169,6 +169,8 @@ export const variables = {
   argon2MemoryKib: variable("TESSERA_ARGON2_MEMORY_KIB", 19456, integer(1024, 4 * 1024 * 1024), "argon2id memory cost in KiB (OWASP: 19456 with 2 iterations)."),
   argon2Iterations: variable("TESSERA_ARGON2_ITERATIONS", 2, integer(1, 100), "argon2id time cost."),
   argon2Parallelism: variable("TESSERA_ARGON2_PARALLELISM", 1, integer(1, 16), "argon2id parallelism."),
+  hashConcurrency: variable<number>("TESSERA_HASH_CONCURRENCY", undefined, integer(1, 256), "Password hashes (argon2id) each worker process runs at once.", { shownDefault: "(cores / TESSERA_WORKERS, at least 1, at most UV_THREADPOOL_SIZE - 1)" }),
+  hashQueueLimit: variable("TESSERA_HASH_QUEUE_LIMIT", 64, integer(0, 100000), "Password hashes that may wait for a free hasher, per worker process; beyond, logins and sign-ups answer UNAVAILABLE (REST 503) with Retry-After at once."),
   loginProtection: variable("TESSERA_LOGIN_PROTECTION", true, boolean, "Limit login attempts per login and per client address, and sign-ups per client address."),
   loginMaxFailures: variable("TESSERA_LOGIN_MAX_FAILURES", 5, integer(1, 1000), "Failed logins per login (4x per client address) within the window before a lockout; also how many of its attempts may be checked at once."),
   loginWindowSeconds: variable("TESSERA_LOGIN_WINDOW_SECONDS", 900, integer(1, 86400), "Window over which login attempts and sign-ups are counted."),
@@ -193,11 +195,12 @@ export const variables = {
 
 type Vars = typeof variables;
 type Values = { -readonly [K in keyof Vars]: Vars[K] extends Variable<infer T, infer D> ? (undefined extends D ? T | undefined : T) : never };
-export type Config = Omit<Values, "clientIds" | "adminToken" | "mongodbDatabase"> & {
+export type Config = Omit<Values, "clientIds" | "adminToken" | "mongodbDatabase" | "hashConcurrency"> & {
   readonly clientIds: string[];
   readonly adminToken: string;
   /** The MongoDB database: MONGODB_URI's, else TESSERA_MONGODB_DATABASE, else "tessera". */
   readonly mongodbDatabase: string;
+  readonly hashConcurrency: number;
   /** True when client ids or the admin token were generated for development. */
   readonly generated: { clientId?: string; adminToken?: string };
 };
@@ -258,7 +261,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     generated.adminToken = randomBytes(24).toString("base64url");
     adminToken = generated.adminToken;
   }
-  return { ...c, clientIds, adminToken, mongodbDatabase, generated } as Config;
+  const hashConcurrency = c.hashConcurrency ?? defaultHashConcurrency(env, c.workers);
+  return { ...c, clientIds, adminToken, mongodbDatabase, hashConcurrency, generated } as Config;
+}
+
+/**
+ * One hash per core, shared out among the worker processes, leaving at least one of each
+ * process's libuv threads (UV_THREADPOOL_SIZE, default 4) to file and DNS work, which share
+ * them with argon2.
+ */
+function defaultHashConcurrency(env: NodeJS.ProcessEnv, workers: number): number {
+  const threads = Number.parseInt(env.UV_THREADPOOL_SIZE ?? "", 10) || 4;
+  return Math.max(1, Math.min(Math.floor(availableParallelism() / workers), threads - 1));
 }
 
 /** The README's configuration table, generated from `variables`. */

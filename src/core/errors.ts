@@ -107,6 +107,8 @@ export const Reasons = {
 
   /** The store is down or unreachable; retry after the error's retryAfterSeconds. */
   STORE_UNAVAILABLE: "STORE_UNAVAILABLE",
+  /** Every password hasher is busy and the wait queue is full; nothing was checked: retry after the error's retryAfterSeconds. */
+  HASHER_BUSY: "HASHER_BUSY",
   /** An unexpected failure; details are in the server log only. */
   INTERNAL: "INTERNAL",
 } as const;

@@ -11,6 +11,7 @@ import { CredentialLifecycle } from "./credential-lifecycle.js";
 import { Housekeeping } from "./housekeeping.js";
 import { JwtTokens } from "./jwt-tokens.js";
 import { KeyRing } from "./key-ring.js";
+import { HashPool } from "./hash-pool.js";
 import { LoginThrottle } from "./login-throttle.js";
 import { Passwords } from "./passwords.js";
 import { Sessions } from "./sessions.js";
@@ -42,11 +43,10 @@ export interface Core {
 
 export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger }): Promise<Core> {
   const { config, store, clock, logger } = deps;
-  const passwords = new Passwords({
-    memoryKib: config.argon2MemoryKib,
-    iterations: config.argon2Iterations,
-    parallelism: config.argon2Parallelism,
-  });
+  const passwords = new Passwords(
+    { memoryKib: config.argon2MemoryKib, iterations: config.argon2Iterations, parallelism: config.argon2Parallelism },
+    new HashPool({ concurrency: config.hashConcurrency, queueLimit: config.hashQueueLimit }),
+  );
   // Compute the dummy hash now, so the first unknown-login attempt costs the same as the rest.
   await passwords.verifyDummy("");
   const throttle = new LoginThrottle({ loginAttempts: store.loginAttempts, config, clock });

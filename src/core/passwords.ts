@@ -1,6 +1,9 @@
 // Password hashing: argon2id with configurable cost. The dummy hash lets a login for an unknown
 // user cost the same as one for a known user, so timing does not reveal which logins exist.
+// Every hash and verification goes through one HashPool (admission control): when it is full,
+// they throw UNAVAILABLE HASHER_BUSY without hashing.
 import argon2 from "argon2";
+import { HashPool } from "./hash-pool.js";
 import { randomToken } from "./secrets.js";
 
 export interface Argon2Params {
@@ -12,8 +15,11 @@ export interface Argon2Params {
 export class Passwords {
   private readonly options: { type: typeof argon2.argon2id; memoryCost: number; timeCost: number; parallelism: number };
   private dummyHash: Promise<string> | undefined;
+  private readonly pool: HashPool;
 
-  constructor(params: Argon2Params) {
+  /** Without a pool: one hash at a time, none waiting beyond 1024 (tests and tools). */
+  constructor(params: Argon2Params, pool: HashPool = new HashPool({ concurrency: 1, queueLimit: 1024 })) {
+    this.pool = pool;
     this.options = {
       type: argon2.argon2id,
       memoryCost: params.memoryKib,
@@ -22,17 +28,24 @@ export class Passwords {
     };
   }
 
-  hash(password: string): Promise<string> {
-    return argon2.hash(password, this.options);
+  /** Throws HASHER_BUSY when a hash submitted now would be refused (before a caller does other work). */
+  admit(): void {
+    this.pool.admit();
   }
 
-  /** False for a wrong password and for a malformed stored hash (never throws on bad input). */
-  async verify(hash: string, password: string): Promise<boolean> {
-    try {
-      return await argon2.verify(hash, password);
-    } catch {
-      return false;
-    }
+  hash(password: string): Promise<string> {
+    return this.pool.run(() => argon2.hash(password, this.options));
+  }
+
+  /** False for a wrong password and for a malformed stored hash (never throws on bad input; HASHER_BUSY when full). */
+  verify(hash: string, password: string): Promise<boolean> {
+    return this.pool.run(async () => {
+      try {
+        return await argon2.verify(hash, password);
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** True when the stored hash is not argon2id at the configured cost. */
@@ -51,7 +64,10 @@ export class Passwords {
 
   /** Verifies against a fixed dummy hash at the configured cost: same work as a real verify. */
   async verifyDummy(password: string): Promise<void> {
-    this.dummyHash ??= this.hash(randomToken(16));
+    this.dummyHash ??= this.hash(randomToken(16)).catch((e: unknown) => {
+      this.dummyHash = undefined; // refused (busy): made by the next call
+      throw e;
+    });
     await this.verify(await this.dummyHash, password);
   }
 }

@@ -2,7 +2,7 @@
 // name; compared by key, see login-name.ts), an argon2id password, an active flag. Password
 // logins go through `authenticate`, which answers an unknown login and a wrong password
 // identically, at the same cost. Both it and sign-ups check their input, then take their slot in
-// the login throttle, and only then hash.
+// the login throttle, and only then hash (through the passwords' bounded pool).
 import type { Logger } from "../logger.js";
 import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord, UserStore } from "../store/ports/users.js";
@@ -67,17 +67,21 @@ export class Users {
 
   /**
    * Policy errors: invalid_argument; too many sign-ups from the address: resource_exhausted; a
-   * login already taken (or a look-alike of one): already_exists, found before any hashing.
+   * login already taken (or a look-alike of one): already_exists, found before any hashing; every
+   * hasher busy: unavailable. Every sign-up that is not refused as malformed or busy counts.
    */
   async create(input: NewUserInput): Promise<UserRecord> {
     const login = parseLogin(input.login, input.kind);
     checkPassword(input.password, input.passwordField);
     const emails = (input.emails ?? (input.kind === "email" ? [login.spelling] : [])).map((e) => parseLogin(e, "email").spelling);
-    const attempt = await this.throttle.beginSignUp(input.clientAddress);
-    if (await abandonOnError(attempt, this.users.findByLogin(login.spelling, login.key))) {
-      await attempt.failed();
+    // A duplicate needs no hashing: it is answered (and counted) whatever the hasher's load.
+    if (await this.users.findByLogin(login.spelling, login.key)) {
+      await (await this.throttle.beginSignUp(input.clientAddress)).failed();
       throw userExists(input.kind);
     }
+    // A full hasher refuses before anything is written: a flood costs no store writes.
+    this.passwords.admit();
+    const attempt = await this.throttle.beginSignUp(input.clientAddress);
     const passwordHash = await abandonOnError(attempt, this.passwords.hash(input.password));
     await attempt.succeeded(false);
     try {
@@ -101,7 +105,8 @@ export class Users {
    * A password login. A login that is not text (control or bidi characters) is INVALID_ARGUMENT
    * naming `source.field` and counts nowhere; a malformed one is counted like an unknown one (same
    * answer, same cost), under the key of its raw form. The attempt takes its throttle slots before
-   * anything is hashed (LOGIN_LOCKED otherwise).
+   * anything is hashed (LOGIN_LOCKED otherwise), and a full hasher refuses it (HASHER_BUSY)
+   * without counting it.
    */
   async authenticate(rawLogin: string, password: string, kind: LoginKind, clientAddress: string, source: LoginSource = { field: defaultField(kind) }): Promise<UserRecord> {
     checkLoginText(rawLogin, source);
@@ -111,6 +116,7 @@ export class Users {
     } catch {
       login = undefined;
     }
+    this.passwords.admit();
     const attempt = await this.throttle.beginLogin(login?.key ?? loginKey(rawLogin.trim()), clientAddress);
     const user = await abandonOnError(attempt, login ? this.users.findByLogin(login.spelling, login.key) : Promise.resolve(null));
     if (!user) {
@@ -194,7 +200,9 @@ export class Users {
       const newHash = await this.passwords.hash(password);
       await this.users.rehashPassword(user.id, user.passwordHash, newHash);
     } catch (e) {
-      // The login itself succeeded; a failed upgrade is retried at the next login.
+      // The login itself succeeded; a failed (or, hasher busy, skipped) upgrade is retried at
+      // the next login.
+      if (e instanceof AuthError && e.reason === "HASHER_BUSY") return;
       if (e instanceof AuthError) throw e;
       this.logger.warn("password rehash failed", { userId: user.id, error: e instanceof Error ? e.message : String(e) });
     }

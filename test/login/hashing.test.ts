@@ -1,11 +1,17 @@
-// Sign-ups are limited: every API that creates users counts its sign-ups per client address
-// (TOO_MANY_SIGNUPS, 429 with Retry-After), duplicates included, malformed requests not.
+// Password hashing has admission control, and sign-ups are limited:
+// - every API that creates users counts its sign-ups per client address (TOO_MANY_SIGNUPS, 429
+//   with Retry-After), duplicates included, malformed requests not;
+// - a duplicate sign-up is found before any hashing;
+// - when every hasher is busy and the wait queue is full, a login or sign-up answers at once
+//   UNAVAILABLE HASHER_BUSY (REST 503) with Retry-After, without hashing or counting.
+import assert from "node:assert/strict";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { expectCode, expectOk } from "../support/api.js";
+import { expectCode, expectOk, type Outcome } from "../support/api.js";
 import { password, uniqueEmail, uniqueName } from "../support/users.js";
 import { expectRetryLater, loginApi, transports, type LoginApi } from "./api.js";
 
 const tooManySignUps = "too many sign-ups from this address; try again later";
+const busy = "too many password checks in progress; retry shortly";
 
 for (const store of storesUnderTest()) {
   for (const transport of transports) {
@@ -35,5 +41,63 @@ for (const store of storesUnderTest()) {
         expectOk(await api.logIn(email, password));
       });
     });
+
+    describe(`hash admission control (${store}, ${transport})`, function () {
+      this.timeout(120_000);
+      let server: TestServer;
+      let api: LoginApi;
+      let existing: string;
+      before(async () => {
+        server = await startTestServer({
+          store,
+          env: {
+            // One hash at a time, one waiting; each hash costly enough (64 MiB, 3 passes) that a
+            // burst sent at once finds the hasher busy.
+            TESSERA_HASH_CONCURRENCY: "1",
+            TESSERA_HASH_QUEUE_LIMIT: "1",
+            TESSERA_ARGON2_MEMORY_KIB: "65536",
+            TESSERA_ARGON2_ITERATIONS: "3",
+            // Three failures per login, twelve per address.
+            TESSERA_LOGIN_MAX_FAILURES: "3",
+          },
+        });
+        api = loginApi(transport, server.url);
+        existing = uniqueEmail("existing");
+        expectOk(await api.signUp(existing, password), 201);
+      });
+      after(async () => {
+        api?.close();
+        await server?.close();
+      });
+
+      it("a burst of sign-ups: what finds the hasher and its queue full answers 503 HASHER_BUSY with Retry-After, a duplicate 409", async () => {
+        const emails = Array.from({ length: 12 }, () => uniqueEmail("flood"));
+        const [duplicate, ...outcomes] = await Promise.all([api.signUp(existing, password), ...emails.map((e) => api.signUp(e, password))]);
+        // The duplicate is found before any hashing: never busy.
+        expectCode(duplicate!, "already_exists", "a user with this email already exists");
+        const refused = checkBusyOr(outcomes, "ok");
+        assert.ok(refused.length > 0, "some sign-ups found the hasher busy");
+        // A refused sign-up created nothing and counted nothing: the same one succeeds later.
+        const retried = emails[outcomes.indexOf(refused[0]!)]!;
+        expectOk(await api.signUp(retried, password), 201);
+        expectOk(await api.logIn(retried, password));
+      });
+
+      it("a burst of logins for made-up accounts: those that find the hasher full answer 503 HASHER_BUSY and count as no failure", async () => {
+        const outcomes = await Promise.all(Array.from({ length: 12 }, () => api.logIn(uniqueEmail("made-up"), password)));
+        const refused = checkBusyOr(outcomes, "unauthenticated");
+        assert.ok(refused.length > 0, "some logins found the hasher busy");
+        // Had all 12 counted, the address would be locked now (12 failures per address).
+        expectCode(await api.logIn(uniqueEmail("made-up"), password), "unauthenticated", "invalid login or password");
+      });
+    });
   }
+}
+
+/** Every outcome is `evaluated` (the hasher's answer) or HASHER_BUSY with Retry-After: 1; returns the refused ones. */
+function checkBusyOr(outcomes: Outcome<unknown>[], evaluated: "ok" | "unauthenticated"): Outcome<unknown>[] {
+  const refused = outcomes.filter((o) => o.code !== evaluated);
+  for (const o of refused) assert.equal(expectRetryLater(o, "unavailable", busy), 1);
+  assert.ok(outcomes.some((o) => o.code === evaluated), "some were evaluated");
+  return refused;
 }

@@ -1,0 +1,58 @@
+// Admission control for password hashing. argon2id is made to be expensive (~50 ms of a core and
+// ~19 MiB each at the default cost), and logins and sign-ups need no credential, so without a
+// bound a flood of them queues unboundedly for libuv's threads and stalls every other request.
+// At most `concurrency` hashes run at once; at most `queueLimit` more wait; beyond that a call is
+// refused at once with UNAVAILABLE HASHER_BUSY and a Retry-After, before any hashing.
+//
+// Why UNAVAILABLE, not RESOURCE_EXHAUSTED: the condition is the server's, transient, and the
+// call did nothing, which is what UNAVAILABLE means ("most likely a transient condition, which
+// can be corrected by retrying with a backoff"); RESOURCE_EXHAUSTED (HTTP 429) tells a caller
+// that it, in particular, has used up something (a quota, its login attempts: LOGIN_LOCKED).
+// One code, so every protocol agrees: gRPC UNAVAILABLE, REST and Connect 503, with Retry-After.
+import { unavailable, type AuthError } from "./errors.js";
+
+export interface HashPoolLimits {
+  /** Hashes running at once. */
+  concurrency: number;
+  /** Hashes waiting for a free hasher; past this, callers are refused. */
+  queueLimit: number;
+}
+
+const busy = (): AuthError =>
+  unavailable("HASHER_BUSY", "too many password checks in progress; retry shortly", { retryAfterSeconds: 1 });
+
+export class HashPool {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limits: HashPoolLimits) {
+    if (!(limits.concurrency >= 1)) throw new Error("hash pool concurrency must be at least 1");
+  }
+
+  /** Throws HASHER_BUSY when a job submitted now would be refused: lets a caller refuse before any other work. */
+  admit(): void {
+    if (this.full()) throw busy();
+  }
+
+  /** Runs `job` when a hasher is free; HASHER_BUSY at once when the queue is full. */
+  async run<T>(job: () => Promise<T>): Promise<T> {
+    if (this.running < this.limits.concurrency) {
+      this.running++;
+    } else {
+      if (this.full()) throw busy();
+      // The finishing job hands its place over (see below): `running` stays as it is.
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    try {
+      return await job();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
+  }
+
+  private full(): boolean {
+    return this.running >= this.limits.concurrency && this.waiting.length >= this.limits.queueLimit;
+  }
+}

@@ -1,0 +1,60 @@
+// The hash pool: at most `concurrency` jobs run, at most `queueLimit` wait (first come, first
+// served), and beyond that a job is refused at once with UNAVAILABLE HASHER_BUSY, Retry-After 1.
+import assert from "node:assert/strict";
+import { AuthError } from "../../src/core/errors.js";
+import { HashPool } from "../../src/core/hash-pool.js";
+
+/** A job that runs until released; `started` tells whether it began. */
+function gate() {
+  let release!: () => void;
+  const done = new Promise<void>((r) => (release = r));
+  const job = { started: false, release, run: async () => ((job.started = true), await done) };
+  return job;
+}
+
+const isBusy = (e: unknown) =>
+  e instanceof AuthError && e.code === "unavailable" && e.reason === "HASHER_BUSY" && e.retryAfterSeconds === 1 && e.message === "too many password checks in progress; retry shortly";
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe("core: hash pool", () => {
+  it("runs `concurrency` jobs, queues `queueLimit` more in order, and refuses the next at once", async () => {
+    const pool = new HashPool({ concurrency: 2, queueLimit: 2 });
+    const jobs = Array.from({ length: 4 }, gate);
+    const running = jobs.map((j) => pool.run(j.run));
+    await tick();
+    assert.deepEqual(jobs.map((j) => j.started), [true, true, false, false]);
+    assert.throws(() => pool.admit(), isBusy);
+    await assert.rejects(pool.run(async () => assert.fail("a refused job must not run")), isBusy);
+    jobs[1]!.release();
+    await tick();
+    assert.deepEqual(jobs.map((j) => j.started), [true, true, true, false], "the first waiting job takes the freed place");
+    pool.admit(); // one place in the queue again
+    for (const j of jobs) j.release();
+    await Promise.all(running);
+    await tick();
+    // Everything finished: all places free.
+    const again = Array.from({ length: 4 }, gate);
+    const next = again.map((j) => pool.run(j.run));
+    await tick();
+    assert.deepEqual(again.map((j) => j.started), [true, true, false, false]);
+    for (const j of again) j.release();
+    await Promise.all(next);
+  });
+
+  it("frees a place when a job fails, and passes the failure on", async () => {
+    const pool = new HashPool({ concurrency: 1, queueLimit: 0 });
+    await assert.rejects(pool.run(async () => Promise.reject(new Error("argon2 failed"))), /argon2 failed/);
+    assert.equal(await pool.run(async () => 42), 42);
+  });
+
+  it("with no queue, refuses whatever finds every hasher busy", async () => {
+    const pool = new HashPool({ concurrency: 1, queueLimit: 0 });
+    const job = gate();
+    const first = pool.run(job.run);
+    await assert.rejects(pool.run(async () => 0), isBusy);
+    job.release();
+    await first;
+    assert.equal(await pool.run(async () => 1), 1);
+  });
+});
