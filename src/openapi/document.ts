@@ -34,7 +34,7 @@ Every operation is also an RPC, served on the same port over gRPC, gRPC-Web and 
 
 - JSON keys are the fields' JSON names. Answers always carry the fields with implicit presence (plain proto3 scalars, enums, lists, maps), zero values included; optional and message fields appear only when set. 64-bit integers are JSON strings. Request bodies also accept the proto field names and ignore unknown keys.
 - HEAD is answered wherever GET is, without a body.
-- Errors are \`{"code", "message", "details"}\`: \`code\` is the Connect code name, \`details\` the error details in Connect's JSON form. A 401 of a route taking a Bearer or Basic credential carries \`WWW-Authenticate\`; a 429 carries \`Retry-After\`.
+- Errors are \`{"code", "message", "details"}\`: \`code\` is the Connect code name, \`details\` the error details in Connect's JSON form. A 401 of a route taking a Bearer or Basic credential carries \`WWW-Authenticate\`; a 429 and a 503 carry \`Retry-After\`.
 - The JWT API is mounted at \`/jwt\` by default (TESSERA_JWT_BASE_PATH); the \`/openapi.json\` a server serves shows its own mount, and only the APIs it serves.`;
 
 /** Connect code name -> HTTP status: the error responses, by status. */
@@ -299,12 +299,12 @@ function errorResponse(status: number): unknown {
     404: "Not found",
     413: "The request body is larger than TESSERA_BODY_LIMIT_BYTES (code resource_exhausted)",
     415: "The request body's Content-Type or Content-Encoding is not accepted (code invalid_argument)",
-    429: "Too many failed logins: the caller is locked out until Retry-After has passed",
+    429: "Too many failed logins (or sign-ups from one address): the caller is locked out until Retry-After has passed",
     500: "An internal error (details only in the server log)",
-    503: "The store is unavailable",
+    503: "The store is unavailable, or (logins and sign-ups) every password hasher is busy: retry after Retry-After",
   };
   const text = byTranscoder[status] ?? "Error";
-  const headers = status === 429 ? { headers: { "Retry-After": { $ref: "#/components/headers/Retry-After" } } } : {};
+  const headers = status === 429 || status === 503 ? { headers: { "Retry-After": { $ref: "#/components/headers/Retry-After" } } } : {};
   return {
     description: status === 413 || status === 415 ? `${text}.` : `${text} (code ${codes.join(", ")}).`,
     ...headers,

@@ -75,7 +75,7 @@ describe("gen/openapi.json", () => {
   it("takes summaries and descriptions from the proto comments", () => {
     const o = op("post", "/session");
     assert.equal(o.summary, "Starts a session for a user with a password (POST /session).");
-    assert.match(o.description, /repeated failures for one login or one client address are\nRESOURCE_EXHAUSTED \(429\)/);
+    assert.match(o.description, /repeated failures for one login or one client address, or as many attempts for one login\nat once as it may fail, are RESOURCE_EXHAUSTED \(429\)/);
     assert.equal(schema("tessera.session.v1.CreateSessionRequest").properties.account_type.description, 'The kind of account; "traditional" (email and password) is the only one supported.');
     assert.match(doc.tags.find((t: any) => t.name === "tessera.session.v1.SessionService").description, /^The Session API \(seed 000\)/);
   });
@@ -148,7 +148,7 @@ describe("gen/openapi.json", () => {
     assert.deepEqual(errors("post", "/auth/login"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
     assert.deepEqual(errors("get", "/jwt/token"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
     assert.deepEqual(errors("get", "/session"), ["400", "401", "500", "503"]);
-    assert.deepEqual(errors("post", "/user"), ["400", "401", "409", "413", "415", "500", "503"]);
+    assert.deepEqual(errors("post", "/user"), ["400", "401", "409", "413", "415", "429", "500", "503"]);
     assert.deepEqual(errors("get", "/api/authenticationtoken/{token}"), ["400", "401", "404", "500", "503"]);
     assert.deepEqual(errors("get", "/jwt/version"), ["400", "413", "415", "500", "503"]);
     // The optional credential of seed 004's GET /user: no 401.

@@ -161,10 +161,29 @@ interface Scenario {
   /** Valid arguments (path, query, body); for seed 004's loose operations, sent in each style. */
   args: (w: World) => Promise<Request>;
   /** The operation's own error cases: the status the document declares for each. */
-  errors?: Array<{ status: number; name: string; request: (w: World) => Promise<Request> }>;
+  errors?: Array<{
+    status: number;
+    name: string;
+    request: (w: World) => Promise<Request>;
+    /** Sent from a loopback address of its own (what it counts per address starts from nothing). */
+    ownAddress?: boolean;
+    /** Calls that bring the case about, each answering `status`, before the one checked. */
+    before?: { times: number; status: number; request: (w: World) => Promise<Request> };
+  }>;
 }
 
 const failedLogins = (status: number) => ({ status, name: "locked out after failed logins" });
+
+// TESSERA_SIGNUP_MAX_PER_ADDRESS of the server below (the default): the sign-ups one address may make.
+const signUpLimit = 20;
+/** The sign-up limit: `signUpLimit` sign-ups from a fresh address, then one more. */
+const tooManySignUps = (signUp: () => Request) => ({
+  status: 429,
+  name: "too many sign-ups from one address",
+  ownAddress: true,
+  before: { times: signUpLimit, status: 201, request: async () => signUp() },
+  request: async () => signUp(),
+});
 
 /** What a valid call of each operation needs, and its own error cases, by "METHOD /path". */
 const scenarios: Record<string, Scenario> = {
@@ -205,7 +224,10 @@ const scenarios: Record<string, Scenario> = {
   "DELETE /jwt/refresh_token": { args: async (w) => ({ query: { refresh_token: await w.refreshJwt() } }) },
   "POST /jwt/user": {
     args: async () => ({ query: { user: uniqueName("jwt"), pass: password } }),
-    errors: [{ status: 409, name: "existing user", request: async (w) => (await w.user(), { query: { user: w.email, pass: password } }) }],
+    errors: [
+      { status: 409, name: "existing user", request: async (w) => (await w.user(), { query: { user: w.email, pass: password } }) },
+      tooManySignUps(() => ({ query: { user: uniqueName("jwt"), pass: password } })),
+    ],
   },
   "PATCH /jwt/user": { args: async () => ({ query: { pass: newPassword } }) },
   "GET /jwt/user": { args: async () => ({}) },
@@ -226,7 +248,10 @@ const scenarios: Record<string, Scenario> = {
   "DELETE /session": { args: async () => ({}) },
   "POST /user": {
     args: async () => ({ json: { email: uniqueEmail("new"), password } }),
-    errors: [{ status: 409, name: "existing email", request: async (w) => (await w.user(), { headers: { "x-koms-clientid": testClientId }, json: { email: w.email, password } }) }],
+    errors: [
+      { status: 409, name: "existing email", request: async (w) => (await w.user(), { headers: { "x-koms-clientid": testClientId }, json: { email: w.email, password } }) },
+      tooManySignUps(() => ({ headers: { "x-koms-clientid": testClientId }, json: { email: uniqueEmail("new"), password } })),
+    ],
   },
   "GET /user": { args: async () => ({}) },
   "POST /auth/login": {
@@ -260,7 +285,7 @@ for (const store of storesUnderTest()) {
     let nextAddress = 10;
 
     before(async () => {
-      server = await startTestServer({ store });
+      server = await startTestServer({ store, env: { TESSERA_SIGNUP_MAX_PER_ADDRESS: String(signUpLimit) } });
       doc = await (await fetch(`${server.url}/openapi.json`)).json();
       ajv = new Ajv2020({ strict: false, allErrors: true });
       addFormats(ajv);
@@ -352,15 +377,19 @@ for (const store of storesUnderTest()) {
           }
           // The method's own.
           for (const e of scenario.errors ?? []) {
-            const w = new World(send);
+            const address = e.ownAddress ? `127.0.0.${nextAddress++}` : localAddress;
+            const sendFrom = (m: string, p: string, r: Request) => request(server.url, m, p, r, address);
+            const w = new World(sendFrom);
             const r = await e.request(w);
-            if (e.status === 429) {
+            if (e.before) {
+              for (let i = 0; i < e.before.times; i++) check(`${e.name}: call ${i + 1}`, await sendFrom(method.toUpperCase(), path, await e.before.request(w)), e.before.status);
+            } else if (e.status === 429) {
               for (let i = 0; i < maxFailures; i++) {
-                const a = await send(method.toUpperCase(), path, r);
+                const a = await sendFrom(method.toUpperCase(), path, r);
                 check(`${e.name}: failure ${i + 1}`, a, 401);
               }
             }
-            check(e.name, await send(method.toUpperCase(), path, r), e.status);
+            check(e.name, await sendFrom(method.toUpperCase(), path, r), e.status);
           }
 
           const unseen = statuses.filter((s) => !seen.has(s) && s !== 500 && s !== 503 && !(notExercised[key] ?? []).includes(s));

@@ -11,8 +11,8 @@
 // "value": <base64 of the binary message>, "debug": <the message as JSON>}`).
 // - google.rpc.ErrorInfo on every error: `domain` "tessera", a stable UPPER_SNAKE `reason`
 //   (below), `metadata` empty. Clients branch on the reason, never on the message.
-// - google.rpc.RetryInfo when waiting helps (LOGIN_LOCKED, STORE_UNAVAILABLE): `retry_delay` is
-//   the same number of seconds as the `Retry-After` header.
+// - google.rpc.RetryInfo when waiting helps (LOGIN_LOCKED, TOO_MANY_SIGNUPS, HASHER_BUSY,
+//   STORE_UNAVAILABLE): `retry_delay` is the same number of seconds as the `Retry-After` header.
 // - google.rpc.BadRequest when an INVALID_ARGUMENT is about request fields: one field violation
 //   per field, by its proto name.
 // Each API's service comment lists the reasons its methods may answer. What each reason means:
@@ -56,8 +56,11 @@
 //
 // On password logins:
 // - INVALID_CREDENTIALS: an unknown login or a wrong password: deliberately one reason for both.
-// - LOGIN_LOCKED: too many failed logins for this login or address; RetryInfo says when to
-//   retry.
+// - LOGIN_LOCKED: too many failed logins for this login or address, or as many of this login's
+//   attempts being checked at once as it may fail; RetryInfo says when to retry.
+// - TOO_MANY_SIGNUPS: too many sign-ups from this client address; RetryInfo says when to retry.
+// - HASHER_BUSY: every password hasher is busy and the wait queue is full, so nothing was
+//   checked (UNAVAILABLE); RetryInfo says when to retry.
 //
 // On arguments (a google.rpc.BadRequest names the fields):
 // - MISSING_FIELDS: one or more required fields are missing or empty.
@@ -243,11 +246,11 @@ export const HttpResponseRuleSchema: GenMessage<HttpResponseRule> = /*@__PURE__*
  */
 export type ErrorRule = Message<"tessera.options.v1.ErrorRule"> & {
   /**
-   * Connect code names: "not_found", "already_exists", "resource_exhausted" (the login
-   * throttle: 429 with `Retry-After` over REST), ... Errors that every method of its kind
-   * answers need not be listed: invalid_argument for a malformed request, the errors of the
-   * method's access rule (unauthenticated; permission_denied for CREDENTIAL_JWT_PASSWORD),
-   * unavailable while the store is down, and internal.
+   * Connect code names: "not_found", "already_exists", "resource_exhausted" (the login and
+   * sign-up throttle: 429 with `Retry-After` over REST), ... Errors that every method of its
+   * kind answers need not be listed: invalid_argument for a malformed request, the errors of
+   * the method's access rule (unauthenticated; permission_denied for CREDENTIAL_JWT_PASSWORD),
+   * unavailable (while the store is down, or every password hasher is busy), and internal.
    *
    * @generated from field: repeated string codes = 1;
    */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/session/v1/session.proto.
  */
 export const file_tessera_session_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("CiB0ZXNzZXJhL3Nlc3Npb24vdjEvc2Vzc2lvbi5wcm90bxISdGVzc2VyYS5zZXNzaW9uLnYxIlsKFENyZWF0ZVNlc3Npb25SZXF1ZXN0EiIKDGFjY291bnRfdHlwZRgBIAEoCVIMYWNjb3VudF90eXBlEg0KBWVtYWlsGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJIpsBChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USIgoMYWNjZXNzX3Rva2VuGAEgASgJUgxhY2Nlc3NfdG9rZW4SJAoNcmVmcmVzaF90b2tlbhgCIAEoCVINcmVmcmVzaF90b2tlbhI4ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19pbhgDIAEoDVIXYWNjZXNzX3Rva2VuX2V4cGlyZXNfaW4iPQoVUmVmcmVzaFNlc3Npb25SZXF1ZXN0EiQKDXJlZnJlc2hfdG9rZW4YASABKAlSDXJlZnJlc2hfdG9rZW4inAEKFlJlZnJlc2hTZXNzaW9uUmVzcG9uc2USIgoMYWNjZXNzX3Rva2VuGAEgASgJUgxhY2Nlc3NfdG9rZW4SJAoNcmVmcmVzaF90b2tlbhgCIAEoCVINcmVmcmVzaF90b2tlbhI4ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19pbhgDIAEoDVIXYWNjZXNzX3Rva2VuX2V4cGlyZXNfaW4iEwoRR2V0U2Vzc2lvblJlcXVlc3QiTgoSR2V0U2Vzc2lvblJlc3BvbnNlEjgKF2FjY2Vzc190b2tlbl9leHBpcmVzX2luGAEgASgNUhdhY2Nlc3NfdG9rZW5fZXhwaXJlc19pbiIWChREZWxldGVTZXNzaW9uUmVxdWVzdCIXChVEZWxldGVTZXNzaW9uUmVzcG9uc2UiNAoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiJQoSQ3JlYXRlVXNlclJlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkiEAoOR2V0VXNlclJlcXVlc3QiLAoPR2V0VXNlclJlc3BvbnNlEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJMtIECg5TZXNzaW9uU2VydmljZRK7AQoNQ3JlYXRlU2Vzc2lvbhIoLnRlc3NlcmEuc2Vzc2lvbi52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBopLnRlc3NlcmEuc2Vzc2lvbi52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiVcLzGAIIAtrzGDgKD3VuYXV0aGVudGljYXRlZAoRcGVybWlzc2lvbl9kZW5pZWQKEnJlc291cmNlX2V4aGF1c3RlZILT5JMCDToBKiIIL3Nlc3Npb24SggEKDlJlZnJlc2hTZXNzaW9uEikudGVzc2VyYS5zZXNzaW9uLnYxLlJlZnJlc2hTZXNzaW9uUmVxdWVzdBoqLnRlc3NlcmEuc2Vzc2lvbi52MS5SZWZyZXNoU2Vzc2lvblJlc3BvbnNlIhnC8xgCCASC0+STAg06ASoaCC9zZXNzaW9uEnYKCkdldFNlc3Npb24SJS50ZXNzZXJhLnNlc3Npb24udjEuR2V0U2Vzc2lvblJlcXVlc3QaJi50ZXNzZXJhLnNlc3Npb24udjEuR2V0U2Vzc2lvblJlc3BvbnNlIhmQAgHC8xgCCAOC0+STAgoSCC9zZXNzaW9uEnwKDURlbGV0ZVNlc3Npb24SKC50ZXNzZXJhLnNlc3Npb24udjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaKS50ZXNzZXJhLnNlc3Npb24udjEuRGVsZXRlU2Vzc2lvblJlc3BvbnNlIhbC8xgCCAOC0+STAgoqCC9zZXNzaW9uGgfK8xgDCgEvMpMCCgtVc2VyU2VydmljZRKOAQoKQ3JlYXRlVXNlchIlLnRlc3NlcmEuc2Vzc2lvbi52MS5DcmVhdGVVc2VyUmVxdWVzdBomLnRlc3NlcmEuc2Vzc2lvbi52MS5DcmVhdGVVc2VyUmVzcG9uc2UiMcLzGAIIAtLzGAMIyQHa8xgQCg5hbHJlYWR5X2V4aXN0c4LT5JMCCjoBKiIFL3VzZXISagoHR2V0VXNlchIiLnRlc3NlcmEuc2Vzc2lvbi52MS5HZXRVc2VyUmVxdWVzdBojLnRlc3NlcmEuc2Vzc2lvbi52MS5HZXRVc2VyUmVzcG9uc2UiFpACAcLzGAIIA4LT5JMCBxIFL3VzZXIaB8rzGAMKAS9CmAEKEnRlc3NlcmEuc2Vzc2lvbi52MUIMU2Vzc2lvblByb3RvUAFaK3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEvc2Vzc2lvbi92MTtzZXNzaW9udjGiAgNUU0WqAhJUZXNzZXJhLlNlc3Npb24uVjHKAhJUZXNzZXJhXFNlc3Npb25cVjHqAhRUZXNzZXJhOjpTZXNzaW9uOjpWMWIGcHJvdG8z", [file_google_api_annotations, file_tessera_options_v1_options]);
+  fileDesc("CiB0ZXNzZXJhL3Nlc3Npb24vdjEvc2Vzc2lvbi5wcm90bxISdGVzc2VyYS5zZXNzaW9uLnYxIlsKFENyZWF0ZVNlc3Npb25SZXF1ZXN0EiIKDGFjY291bnRfdHlwZRgBIAEoCVIMYWNjb3VudF90eXBlEg0KBWVtYWlsGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJIpsBChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USIgoMYWNjZXNzX3Rva2VuGAEgASgJUgxhY2Nlc3NfdG9rZW4SJAoNcmVmcmVzaF90b2tlbhgCIAEoCVINcmVmcmVzaF90b2tlbhI4ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19pbhgDIAEoDVIXYWNjZXNzX3Rva2VuX2V4cGlyZXNfaW4iPQoVUmVmcmVzaFNlc3Npb25SZXF1ZXN0EiQKDXJlZnJlc2hfdG9rZW4YASABKAlSDXJlZnJlc2hfdG9rZW4inAEKFlJlZnJlc2hTZXNzaW9uUmVzcG9uc2USIgoMYWNjZXNzX3Rva2VuGAEgASgJUgxhY2Nlc3NfdG9rZW4SJAoNcmVmcmVzaF90b2tlbhgCIAEoCVINcmVmcmVzaF90b2tlbhI4ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19pbhgDIAEoDVIXYWNjZXNzX3Rva2VuX2V4cGlyZXNfaW4iEwoRR2V0U2Vzc2lvblJlcXVlc3QiTgoSR2V0U2Vzc2lvblJlc3BvbnNlEjgKF2FjY2Vzc190b2tlbl9leHBpcmVzX2luGAEgASgNUhdhY2Nlc3NfdG9rZW5fZXhwaXJlc19pbiIWChREZWxldGVTZXNzaW9uUmVxdWVzdCIXChVEZWxldGVTZXNzaW9uUmVzcG9uc2UiNAoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiJQoSQ3JlYXRlVXNlclJlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkiEAoOR2V0VXNlclJlcXVlc3QiLAoPR2V0VXNlclJlc3BvbnNlEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJMtIECg5TZXNzaW9uU2VydmljZRK7AQoNQ3JlYXRlU2Vzc2lvbhIoLnRlc3NlcmEuc2Vzc2lvbi52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBopLnRlc3NlcmEuc2Vzc2lvbi52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiVcLzGAIIAtrzGDgKD3VuYXV0aGVudGljYXRlZAoRcGVybWlzc2lvbl9kZW5pZWQKEnJlc291cmNlX2V4aGF1c3RlZILT5JMCDToBKiIIL3Nlc3Npb24SggEKDlJlZnJlc2hTZXNzaW9uEikudGVzc2VyYS5zZXNzaW9uLnYxLlJlZnJlc2hTZXNzaW9uUmVxdWVzdBoqLnRlc3NlcmEuc2Vzc2lvbi52MS5SZWZyZXNoU2Vzc2lvblJlc3BvbnNlIhnC8xgCCASC0+STAg06ASoaCC9zZXNzaW9uEnYKCkdldFNlc3Npb24SJS50ZXNzZXJhLnNlc3Npb24udjEuR2V0U2Vzc2lvblJlcXVlc3QaJi50ZXNzZXJhLnNlc3Npb24udjEuR2V0U2Vzc2lvblJlc3BvbnNlIhmQAgHC8xgCCAOC0+STAgoSCC9zZXNzaW9uEnwKDURlbGV0ZVNlc3Npb24SKC50ZXNzZXJhLnNlc3Npb24udjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaKS50ZXNzZXJhLnNlc3Npb24udjEuRGVsZXRlU2Vzc2lvblJlc3BvbnNlIhbC8xgCCAOC0+STAgoqCC9zZXNzaW9uGgfK8xgDCgEvMqcCCgtVc2VyU2VydmljZRKiAQoKQ3JlYXRlVXNlchIlLnRlc3NlcmEuc2Vzc2lvbi52MS5DcmVhdGVVc2VyUmVxdWVzdBomLnRlc3NlcmEuc2Vzc2lvbi52MS5DcmVhdGVVc2VyUmVzcG9uc2UiRcLzGAIIAtLzGAMIyQHa8xgkCg5hbHJlYWR5X2V4aXN0cwoScmVzb3VyY2VfZXhoYXVzdGVkgtPkkwIKOgEqIgUvdXNlchJqCgdHZXRVc2VyEiIudGVzc2VyYS5zZXNzaW9uLnYxLkdldFVzZXJSZXF1ZXN0GiMudGVzc2VyYS5zZXNzaW9uLnYxLkdldFVzZXJSZXNwb25zZSIWkAIBwvMYAggDgtPkkwIHEgUvdXNlchoHyvMYAwoBL0KYAQoSdGVzc2VyYS5zZXNzaW9uLnYxQgxTZXNzaW9uUHJvdG9QAVordGVzc2VyYS9nZW4vZ28vdGVzc2VyYS9zZXNzaW9uL3YxO3Nlc3Npb252MaICA1RTRaoCElRlc3NlcmEuU2Vzc2lvbi5WMcoCElRlc3NlcmFcU2Vzc2lvblxWMeoCFFRlc3NlcmE6OlNlc3Npb246OlYxYgZwcm90bzM", [file_google_api_annotations, file_tessera_options_v1_options]);
 
 /**
  * POST /session body.
@@ -313,7 +313,7 @@ export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
  * UNSUPPORTED_CREDENTIAL, INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID,
  * WRONG_ISSUER, WRONG_CLIENT, SESSION_ENDED, NOT_MOST_RECENT_TOKEN, REFRESH_TOKEN_ALREADY_USED,
  * REFRESH_TOKEN_REUSED, MISSING_FIELDS, INVALID_FIELD, INVALID_CREDENTIALS, LOGIN_LOCKED (with
- * RetryInfo), USER_DEACTIVATED. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
+ * RetryInfo), HASHER_BUSY (with RetryInfo), USER_DEACTIVATED. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
  * UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
  * ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
  * METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
@@ -324,12 +324,16 @@ export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
  */
 export const SessionService: GenService<{
   /**
-   * Starts a session for a user with a password (`POST /session`).
-   * Errors: an `account_type` other than "traditional" is INVALID_ARGUMENT (400); an unknown
-   * email or a wrong password is UNAUTHENTICATED (401), with the same message and about the
-   * same time for both; repeated failures for one login or one client address are
-   * RESOURCE_EXHAUSTED (429) with a `Retry-After` header until the lockout ends; a deactivated
-   * user (deleted through the JWT API), after a correct password only, PERMISSION_DENIED (403).
+   * Starts a session for a user with a password (`POST /session`). Emails are compared by NFKC
+   * and case folding (a look-alike of an account's email logs in to that account).
+   * Errors: an `account_type` other than "traditional", or an `email` holding a control or
+   * bidirectional formatting character, is INVALID_ARGUMENT (400); an unknown email or a wrong
+   * password is UNAUTHENTICATED (401), with the same message and about the same time for both;
+   * repeated failures for one login or one client address, or as many attempts for one login
+   * at once as it may fail, are RESOURCE_EXHAUSTED (429) with a `Retry-After` header, before
+   * the password is checked; every password hasher busy: UNAVAILABLE (503) with `Retry-After`;
+   * a deactivated user (deleted through the JWT API), after a correct password only,
+   * PERMISSION_DENIED (403).
    *
    * @generated from rpc tessera.session.v1.SessionService.CreateSession
    */
@@ -386,7 +390,8 @@ export const SessionService: GenService<{
  * codes): MISSING_CLIENT_ID, UNKNOWN_CLIENT_ID, MISSING_CREDENTIAL, MALFORMED_CREDENTIAL,
  * UNSUPPORTED_CREDENTIAL, INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID,
  * WRONG_ISSUER, WRONG_CLIENT, SESSION_ENDED, NOT_MOST_RECENT_TOKEN, MISSING_FIELDS,
- * INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS, USER_DEACTIVATED. Common to every API:
+ * INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS, TOO_MANY_SIGNUPS (with RetryInfo), HASHER_BUSY (with
+ * RetryInfo), USER_DEACTIVATED. Common to every API:
  * MALFORMED_REQUEST, REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED,
  * NO_ACCESS_RULE, STORE_UNAVAILABLE, INTERNAL; over REST also ROUTE_NOT_FOUND,
  * METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
@@ -398,8 +403,11 @@ export const SessionService: GenService<{
 export const UserService: GenService<{
   /**
    * Creates a "traditional" (email and password) user (`POST /user`, 201).
-   * Errors: an invalid email or a password that breaks the policy is INVALID_ARGUMENT (400)
-   * naming the rule; an email already registered is ALREADY_EXISTS (409).
+   * Errors: an invalid email (control or bidirectional formatting characters included) or a
+   * password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
+   * registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
+   * many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
+   * password hasher busy UNAVAILABLE (503) with `Retry-After`.
    *
    * @generated from rpc tessera.session.v1.UserService.CreateUser
    */

@@ -970,7 +970,7 @@ const file_tessera_jwt_v1_jwt_proto_rawDesc = "" +
 	"\x12DeleteUserResponse\"\x13\n" +
 	"\x11GetVersionRequest\".\n" +
 	"\x12GetVersionResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion2\xde\v\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion2\xf2\v\n" +
 	"\n" +
 	"JwtService\x12\xc4\x01\n" +
 	"\bGetToken\x12\x1f.tessera.jwt.v1.GetTokenRequest\x1a .tessera.jwt.v1.GetTokenResponse\"u\xc2\xf3\x18\x02\b\x01\xd2\xf3\x18\x1b\x1a\x19text/plain; charset=utf-8\xda\xf3\x188\n" +
@@ -981,10 +981,11 @@ const file_tessera_jwt_v1_jwt_proto_rawDesc = "" +
 	"\fGetPublicKey\x12#.tessera.jwt.v1.GetPublicKeyRequest\x1a$.tessera.jwt.v1.GetPublicKeyResponse\"L\xc2\xf3\x18\x02\b\x01\xd2\xf3\x18\x1b\x1a\x19text/plain; charset=utf-8\xda\xf3\x18\v\n" +
 	"\tnot_found\x82\xd3\xe4\x93\x02\x0fb\x04body\x12\a/pubkey\x90\x02\x01\x12\xb3\x01\n" +
 	"\x0fGetRefreshToken\x12&.tessera.jwt.v1.GetRefreshTokenRequest\x1a'.tessera.jwt.v1.GetRefreshTokenResponse\"O\xc2\xf3\x18\x10\b\t\x1a\faccess_token\xd2\xf3\x18\x1b\x1a\x19text/plain; charset=utf-8\x82\xd3\xe4\x93\x02\x16b\x04body\x12\x0e/refresh_token\x12\xa1\x01\n" +
-	"\x12DeleteRefreshToken\x12).tessera.jwt.v1.DeleteRefreshTokenRequest\x1a*.tessera.jwt.v1.DeleteRefreshTokenResponse\"4\xc2\xf3\x18\x10\b\b\x1a\faccess_token\xd2\xf3\x18\x03\b\xcc\x01\x82\xd3\xe4\x93\x02\x13:\x01**\x0e/refresh_token\x12\x86\x01\n" +
+	"\x12DeleteRefreshToken\x12).tessera.jwt.v1.DeleteRefreshTokenRequest\x1a*.tessera.jwt.v1.DeleteRefreshTokenResponse\"4\xc2\xf3\x18\x10\b\b\x1a\faccess_token\xd2\xf3\x18\x03\b\xcc\x01\x82\xd3\xe4\x93\x02\x13:\x01**\x0e/refresh_token\x12\x9a\x01\n" +
 	"\n" +
-	"CreateUser\x12!.tessera.jwt.v1.CreateUserRequest\x1a\".tessera.jwt.v1.CreateUserResponse\"1\xc2\xf3\x18\x02\b\x01\xd2\xf3\x18\x03\b\xc9\x01\xda\xf3\x18\x10\n" +
-	"\x0ealready_exists\x82\xd3\xe4\x93\x02\n" +
+	"CreateUser\x12!.tessera.jwt.v1.CreateUserRequest\x1a\".tessera.jwt.v1.CreateUserResponse\"E\xc2\xf3\x18\x02\b\x01\xd2\xf3\x18\x03\b\xc9\x01\xda\xf3\x18$\n" +
+	"\x0ealready_exists\n" +
+	"\x12resource_exhausted\x82\xd3\xe4\x93\x02\n" +
 	":\x01*\"\x05/user\x12\x85\x01\n" +
 	"\x0eChangePassword\x12%.tessera.jwt.v1.ChangePasswordRequest\x1a&.tessera.jwt.v1.ChangePasswordResponse\"$\xc2\xf3\x18\x10\b\t\x1a\faccess_token\x82\xd3\xe4\x93\x02\n" +
 	":\x01*2\x05/user\x12\x81\x01\n" +

@@ -67,7 +67,8 @@ const (
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, CONFLICTING_TOKENS,
 // INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID, WRONG_AUDIENCE,
 // WRONG_ISSUER, USER_DEACTIVATED, TOKEN_REVOKED, PASSWORD_LOGIN_REQUIRED, INVALID_CREDENTIALS,
-// LOGIN_LOCKED (with RetryInfo), MISSING_FIELDS, INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS,
+// LOGIN_LOCKED (with RetryInfo), TOO_MANY_SIGNUPS (with RetryInfo), HASHER_BUSY (with
+// RetryInfo), MISSING_FIELDS, INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS,
 // USER_NOT_FOUND, TOKEN_NOT_FOUND, NO_PUBLIC_KEY. Common to every API: MALFORMED_REQUEST,
 // REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE,
 // STORE_UNAVAILABLE, ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also
@@ -80,9 +81,11 @@ type JwtServiceClient interface {
 	// `pass`: a refresh login (`authentication_method: "refresh_token"`); the refresh token must
 	// be unrevoked, unexpired and issued after the user's last password change.
 	// Errors: bad credentials or a bad, expired or revoked refresh token UNAUTHENTICATED (401),
-	// the same answer for an unknown user and a wrong password; a deactivated user
+	// the same answer for an unknown user and a wrong password; a `user` holding a control or
+	// bidirectional formatting character INVALID_ARGUMENT (400); a deactivated user
 	// PERMISSION_DENIED (403), told only to a caller who gave the right password; repeated
-	// failures RESOURCE_EXHAUSTED (429, with Retry-After).
+	// failures RESOURCE_EXHAUSTED (429, with Retry-After); every password hasher busy
+	// UNAVAILABLE (503, with Retry-After).
 	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*GetTokenResponse, error)
 	// Validates an access token and returns its claims as JSON (`GET /check`). The token comes
 	// from `access_token`, or from `Authorization: Bearer` when that is empty.
@@ -100,8 +103,11 @@ type JwtServiceClient interface {
 	// Errors: a missing `refresh_token`, or one that is not a refresh token of this user, 400;
 	// no valid access token 401.
 	DeleteRefreshToken(ctx context.Context, in *DeleteRefreshTokenRequest, opts ...grpc.CallOption) (*DeleteRefreshTokenResponse, error)
-	// Creates a user (`POST /user`, 201).
-	// Errors: the user exists ALREADY_EXISTS (409); a password that breaks the policy 400.
+	// Creates a user (`POST /user`, 201). User names are compared by NFKC and case folding.
+	// Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
+	// breaks the policy, or a name holding a control or bidirectional formatting character, 400;
+	// too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
+	// password hasher busy UNAVAILABLE (503, with Retry-After).
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// Changes the caller's password (`PATCH /user`, 200 `{}`). Every refresh token issued before
 	// the change stops working; access tokens already issued stay valid until they expire.
@@ -261,7 +267,8 @@ func (c *jwtServiceClient) GetVersion(ctx context.Context, in *GetVersionRequest
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, CONFLICTING_TOKENS,
 // INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID, WRONG_AUDIENCE,
 // WRONG_ISSUER, USER_DEACTIVATED, TOKEN_REVOKED, PASSWORD_LOGIN_REQUIRED, INVALID_CREDENTIALS,
-// LOGIN_LOCKED (with RetryInfo), MISSING_FIELDS, INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS,
+// LOGIN_LOCKED (with RetryInfo), TOO_MANY_SIGNUPS (with RetryInfo), HASHER_BUSY (with
+// RetryInfo), MISSING_FIELDS, INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS,
 // USER_NOT_FOUND, TOKEN_NOT_FOUND, NO_PUBLIC_KEY. Common to every API: MALFORMED_REQUEST,
 // REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE,
 // STORE_UNAVAILABLE, ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also
@@ -274,9 +281,11 @@ type JwtServiceServer interface {
 	// `pass`: a refresh login (`authentication_method: "refresh_token"`); the refresh token must
 	// be unrevoked, unexpired and issued after the user's last password change.
 	// Errors: bad credentials or a bad, expired or revoked refresh token UNAUTHENTICATED (401),
-	// the same answer for an unknown user and a wrong password; a deactivated user
+	// the same answer for an unknown user and a wrong password; a `user` holding a control or
+	// bidirectional formatting character INVALID_ARGUMENT (400); a deactivated user
 	// PERMISSION_DENIED (403), told only to a caller who gave the right password; repeated
-	// failures RESOURCE_EXHAUSTED (429, with Retry-After).
+	// failures RESOURCE_EXHAUSTED (429, with Retry-After); every password hasher busy
+	// UNAVAILABLE (503, with Retry-After).
 	GetToken(context.Context, *GetTokenRequest) (*GetTokenResponse, error)
 	// Validates an access token and returns its claims as JSON (`GET /check`). The token comes
 	// from `access_token`, or from `Authorization: Bearer` when that is empty.
@@ -294,8 +303,11 @@ type JwtServiceServer interface {
 	// Errors: a missing `refresh_token`, or one that is not a refresh token of this user, 400;
 	// no valid access token 401.
 	DeleteRefreshToken(context.Context, *DeleteRefreshTokenRequest) (*DeleteRefreshTokenResponse, error)
-	// Creates a user (`POST /user`, 201).
-	// Errors: the user exists ALREADY_EXISTS (409); a password that breaks the policy 400.
+	// Creates a user (`POST /user`, 201). User names are compared by NFKC and case folding.
+	// Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
+	// breaks the policy, or a name holding a control or bidirectional formatting character, 400;
+	// too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
+	// password hasher busy UNAVAILABLE (503, with Retry-After).
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// Changes the caller's password (`PATCH /user`, 200 `{}`). Every refresh token issued before
 	// the change stops working; access tokens already issued stay valid until they expire.

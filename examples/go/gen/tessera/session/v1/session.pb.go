@@ -656,11 +656,12 @@ const file_tessera_session_v1_session_proto_rawDesc = "" +
 	"\x12\b/session\x90\x02\x01\x12|\n" +
 	"\rDeleteSession\x12(.tessera.session.v1.DeleteSessionRequest\x1a).tessera.session.v1.DeleteSessionResponse\"\x16\xc2\xf3\x18\x02\b\x03\x82\xd3\xe4\x93\x02\n" +
 	"*\b/session\x1a\a\xca\xf3\x18\x03\n" +
-	"\x01/2\x93\x02\n" +
-	"\vUserService\x12\x8e\x01\n" +
+	"\x01/2\xa7\x02\n" +
+	"\vUserService\x12\xa2\x01\n" +
 	"\n" +
-	"CreateUser\x12%.tessera.session.v1.CreateUserRequest\x1a&.tessera.session.v1.CreateUserResponse\"1\xc2\xf3\x18\x02\b\x02\xd2\xf3\x18\x03\b\xc9\x01\xda\xf3\x18\x10\n" +
-	"\x0ealready_exists\x82\xd3\xe4\x93\x02\n" +
+	"CreateUser\x12%.tessera.session.v1.CreateUserRequest\x1a&.tessera.session.v1.CreateUserResponse\"E\xc2\xf3\x18\x02\b\x02\xd2\xf3\x18\x03\b\xc9\x01\xda\xf3\x18$\n" +
+	"\x0ealready_exists\n" +
+	"\x12resource_exhausted\x82\xd3\xe4\x93\x02\n" +
 	":\x01*\"\x05/user\x12j\n" +
 	"\aGetUser\x12\".tessera.session.v1.GetUserRequest\x1a#.tessera.session.v1.GetUserResponse\"\x16\xc2\xf3\x18\x02\b\x03\x82\xd3\xe4\x93\x02\a\x12\x05/user\x90\x02\x01\x1a\a\xca\xf3\x18\x03\n" +
 	"\x01/B\x98\x01\n" +

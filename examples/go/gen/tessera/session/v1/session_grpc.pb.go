@@ -42,19 +42,23 @@ const (
 // UNSUPPORTED_CREDENTIAL, INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID,
 // WRONG_ISSUER, WRONG_CLIENT, SESSION_ENDED, NOT_MOST_RECENT_TOKEN, REFRESH_TOKEN_ALREADY_USED,
 // REFRESH_TOKEN_REUSED, MISSING_FIELDS, INVALID_FIELD, INVALID_CREDENTIALS, LOGIN_LOCKED (with
-// RetryInfo), USER_DEACTIVATED. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
+// RetryInfo), HASHER_BUSY (with RetryInfo), USER_DEACTIVATED. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
 // UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
 // ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
 // METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
 // UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
 // UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
 type SessionServiceClient interface {
-	// Starts a session for a user with a password (`POST /session`).
-	// Errors: an `account_type` other than "traditional" is INVALID_ARGUMENT (400); an unknown
-	// email or a wrong password is UNAUTHENTICATED (401), with the same message and about the
-	// same time for both; repeated failures for one login or one client address are
-	// RESOURCE_EXHAUSTED (429) with a `Retry-After` header until the lockout ends; a deactivated
-	// user (deleted through the JWT API), after a correct password only, PERMISSION_DENIED (403).
+	// Starts a session for a user with a password (`POST /session`). Emails are compared by NFKC
+	// and case folding (a look-alike of an account's email logs in to that account).
+	// Errors: an `account_type` other than "traditional", or an `email` holding a control or
+	// bidirectional formatting character, is INVALID_ARGUMENT (400); an unknown email or a wrong
+	// password is UNAUTHENTICATED (401), with the same message and about the same time for both;
+	// repeated failures for one login or one client address, or as many attempts for one login
+	// at once as it may fail, are RESOURCE_EXHAUSTED (429) with a `Retry-After` header, before
+	// the password is checked; every password hasher busy: UNAVAILABLE (503) with `Retry-After`;
+	// a deactivated user (deleted through the JWT API), after a correct password only,
+	// PERMISSION_DENIED (403).
 	CreateSession(ctx context.Context, in *CreateSessionRequest, opts ...grpc.CallOption) (*CreateSessionResponse, error)
 	// Exchanges a refresh token for a new access token and a new refresh token (`PUT /session`).
 	// The bearer access token must be the session's most recent one; it may be expired but its
@@ -137,19 +141,23 @@ func (c *sessionServiceClient) DeleteSession(ctx context.Context, in *DeleteSess
 // UNSUPPORTED_CREDENTIAL, INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID,
 // WRONG_ISSUER, WRONG_CLIENT, SESSION_ENDED, NOT_MOST_RECENT_TOKEN, REFRESH_TOKEN_ALREADY_USED,
 // REFRESH_TOKEN_REUSED, MISSING_FIELDS, INVALID_FIELD, INVALID_CREDENTIALS, LOGIN_LOCKED (with
-// RetryInfo), USER_DEACTIVATED. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
+// RetryInfo), HASHER_BUSY (with RetryInfo), USER_DEACTIVATED. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
 // UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
 // ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
 // METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
 // UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
 // UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
 type SessionServiceServer interface {
-	// Starts a session for a user with a password (`POST /session`).
-	// Errors: an `account_type` other than "traditional" is INVALID_ARGUMENT (400); an unknown
-	// email or a wrong password is UNAUTHENTICATED (401), with the same message and about the
-	// same time for both; repeated failures for one login or one client address are
-	// RESOURCE_EXHAUSTED (429) with a `Retry-After` header until the lockout ends; a deactivated
-	// user (deleted through the JWT API), after a correct password only, PERMISSION_DENIED (403).
+	// Starts a session for a user with a password (`POST /session`). Emails are compared by NFKC
+	// and case folding (a look-alike of an account's email logs in to that account).
+	// Errors: an `account_type` other than "traditional", or an `email` holding a control or
+	// bidirectional formatting character, is INVALID_ARGUMENT (400); an unknown email or a wrong
+	// password is UNAUTHENTICATED (401), with the same message and about the same time for both;
+	// repeated failures for one login or one client address, or as many attempts for one login
+	// at once as it may fail, are RESOURCE_EXHAUSTED (429) with a `Retry-After` header, before
+	// the password is checked; every password hasher busy: UNAVAILABLE (503) with `Retry-After`;
+	// a deactivated user (deleted through the JWT API), after a correct password only,
+	// PERMISSION_DENIED (403).
 	CreateSession(context.Context, *CreateSessionRequest) (*CreateSessionResponse, error)
 	// Exchanges a refresh token for a new access token and a new refresh token (`PUT /session`).
 	// The bearer access token must be the session's most recent one; it may be expired but its
@@ -323,7 +331,8 @@ const (
 // codes): MISSING_CLIENT_ID, UNKNOWN_CLIENT_ID, MISSING_CREDENTIAL, MALFORMED_CREDENTIAL,
 // UNSUPPORTED_CREDENTIAL, INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID,
 // WRONG_ISSUER, WRONG_CLIENT, SESSION_ENDED, NOT_MOST_RECENT_TOKEN, MISSING_FIELDS,
-// INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS, USER_DEACTIVATED. Common to every API:
+// INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS, TOO_MANY_SIGNUPS (with RetryInfo), HASHER_BUSY (with
+// RetryInfo), USER_DEACTIVATED. Common to every API:
 // MALFORMED_REQUEST, REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED,
 // NO_ACCESS_RULE, STORE_UNAVAILABLE, INTERNAL; over REST also ROUTE_NOT_FOUND,
 // METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
@@ -331,8 +340,11 @@ const (
 // UNSUPPORTED_MEDIA_TYPE, ORIGIN_NOT_ALLOWED (tessera/options/v1/options.proto explains each).
 type UserServiceClient interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
-	// Errors: an invalid email or a password that breaks the policy is INVALID_ARGUMENT (400)
-	// naming the rule; an email already registered is ALREADY_EXISTS (409).
+	// Errors: an invalid email (control or bidirectional formatting characters included) or a
+	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
+	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
+	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
+	// password hasher busy UNAVAILABLE (503) with `Retry-After`.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// Returns the id and email of the bearer token's user (`GET /user`).
 	// Errors: UNAUTHENTICATED (401) as for GET /session.
@@ -377,7 +389,8 @@ func (c *userServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opt
 // codes): MISSING_CLIENT_ID, UNKNOWN_CLIENT_ID, MISSING_CREDENTIAL, MALFORMED_CREDENTIAL,
 // UNSUPPORTED_CREDENTIAL, INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID,
 // WRONG_ISSUER, WRONG_CLIENT, SESSION_ENDED, NOT_MOST_RECENT_TOKEN, MISSING_FIELDS,
-// INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS, USER_DEACTIVATED. Common to every API:
+// INVALID_FIELD, WEAK_PASSWORD, USER_EXISTS, TOO_MANY_SIGNUPS (with RetryInfo), HASHER_BUSY (with
+// RetryInfo), USER_DEACTIVATED. Common to every API:
 // MALFORMED_REQUEST, REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED,
 // NO_ACCESS_RULE, STORE_UNAVAILABLE, INTERNAL; over REST also ROUTE_NOT_FOUND,
 // METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
@@ -385,8 +398,11 @@ func (c *userServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opt
 // UNSUPPORTED_MEDIA_TYPE, ORIGIN_NOT_ALLOWED (tessera/options/v1/options.proto explains each).
 type UserServiceServer interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
-	// Errors: an invalid email or a password that breaks the policy is INVALID_ARGUMENT (400)
-	// naming the rule; an email already registered is ALREADY_EXISTS (409).
+	// Errors: an invalid email (control or bidirectional formatting characters included) or a
+	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
+	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
+	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
+	// password hasher busy UNAVAILABLE (503) with `Retry-After`.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// Returns the id and email of the bearer token's user (`GET /user`).
 	// Errors: UNAUTHENTICATED (401) as for GET /session.

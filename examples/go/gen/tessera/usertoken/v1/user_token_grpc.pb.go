@@ -39,7 +39,7 @@ const (
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_CREDENTIALS,
-// LOGIN_LOCKED (with RetryInfo), USER_DEACTIVATED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_REVOKED,
+// LOGIN_LOCKED (with RetryInfo), HASHER_BUSY (with RetryInfo), USER_DEACTIVATED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_REVOKED,
 // USER_NOT_FOUND, INVALID_FIELD. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
 // UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
 // ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
@@ -50,11 +50,12 @@ type UserTokenServiceClient interface {
 	// Logs in with HTTP Basic credentials (`Authorization: Basic base64(login:password)`,
 	// UTF-8, RFC 7617) and returns a new user token (`POST /auth/login`). The body is optional.
 	// Errors: wrong login or password UNAUTHENTICATED (401), with the same message and about the
-	// same time for an unknown login; a malformed Basic header, an empty password, an
-	// `expirationTime` in the past or not in RFC 3339 form, or a `note` longer than 1024
-	// characters INVALID_ARGUMENT (400, the message names the problem); repeated failures
-	// RESOURCE_EXHAUSTED (429) with `Retry-After`; a deactivated user, after a correct password,
-	// PERMISSION_DENIED (403).
+	// same time for an unknown login; a malformed Basic header, a login holding a control or
+	// bidirectional formatting character, an empty password, an `expirationTime` in the past or
+	// not in RFC 3339 form, or a `note` longer than 1024 characters INVALID_ARGUMENT (400, the
+	// message names the problem); repeated failures RESOURCE_EXHAUSTED (429) with `Retry-After`;
+	// every password hasher busy UNAVAILABLE (503) with `Retry-After`; a deactivated user, after
+	// a correct password, PERMISSION_DENIED (403).
 	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
 	// Sets the token's user's last login time to now and returns it (`POST /auth/bump`). It does
 	// not change the token (its `version` stays). Errors: unknown, disabled or expired token
@@ -120,7 +121,7 @@ func (c *userTokenServiceClient) Logout(ctx context.Context, in *LogoutRequest, 
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_CREDENTIALS,
-// LOGIN_LOCKED (with RetryInfo), USER_DEACTIVATED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_REVOKED,
+// LOGIN_LOCKED (with RetryInfo), HASHER_BUSY (with RetryInfo), USER_DEACTIVATED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_REVOKED,
 // USER_NOT_FOUND, INVALID_FIELD. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
 // UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
 // ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
@@ -131,11 +132,12 @@ type UserTokenServiceServer interface {
 	// Logs in with HTTP Basic credentials (`Authorization: Basic base64(login:password)`,
 	// UTF-8, RFC 7617) and returns a new user token (`POST /auth/login`). The body is optional.
 	// Errors: wrong login or password UNAUTHENTICATED (401), with the same message and about the
-	// same time for an unknown login; a malformed Basic header, an empty password, an
-	// `expirationTime` in the past or not in RFC 3339 form, or a `note` longer than 1024
-	// characters INVALID_ARGUMENT (400, the message names the problem); repeated failures
-	// RESOURCE_EXHAUSTED (429) with `Retry-After`; a deactivated user, after a correct password,
-	// PERMISSION_DENIED (403).
+	// same time for an unknown login; a malformed Basic header, a login holding a control or
+	// bidirectional formatting character, an empty password, an `expirationTime` in the past or
+	// not in RFC 3339 form, or a `note` longer than 1024 characters INVALID_ARGUMENT (400, the
+	// message names the problem); repeated failures RESOURCE_EXHAUSTED (429) with `Retry-After`;
+	// every password hasher busy UNAVAILABLE (503) with `Retry-After`; a deactivated user, after
+	// a correct password, PERMISSION_DENIED (403).
 	Login(context.Context, *LoginRequest) (*LoginResponse, error)
 	// Sets the token's user's last login time to now and returns it (`POST /auth/bump`). It does
 	// not change the token (its `version` stays). Errors: unknown, disabled or expired token

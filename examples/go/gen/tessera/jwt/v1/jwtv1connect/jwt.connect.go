@@ -65,9 +65,11 @@ type JwtServiceClient interface {
 	// `pass`: a refresh login (`authentication_method: "refresh_token"`); the refresh token must
 	// be unrevoked, unexpired and issued after the user's last password change.
 	// Errors: bad credentials or a bad, expired or revoked refresh token UNAUTHENTICATED (401),
-	// the same answer for an unknown user and a wrong password; a deactivated user
+	// the same answer for an unknown user and a wrong password; a `user` holding a control or
+	// bidirectional formatting character INVALID_ARGUMENT (400); a deactivated user
 	// PERMISSION_DENIED (403), told only to a caller who gave the right password; repeated
-	// failures RESOURCE_EXHAUSTED (429, with Retry-After).
+	// failures RESOURCE_EXHAUSTED (429, with Retry-After); every password hasher busy
+	// UNAVAILABLE (503, with Retry-After).
 	GetToken(context.Context, *connect.Request[v1.GetTokenRequest]) (*connect.Response[v1.GetTokenResponse], error)
 	// Validates an access token and returns its claims as JSON (`GET /check`). The token comes
 	// from `access_token`, or from `Authorization: Bearer` when that is empty.
@@ -85,8 +87,11 @@ type JwtServiceClient interface {
 	// Errors: a missing `refresh_token`, or one that is not a refresh token of this user, 400;
 	// no valid access token 401.
 	DeleteRefreshToken(context.Context, *connect.Request[v1.DeleteRefreshTokenRequest]) (*connect.Response[v1.DeleteRefreshTokenResponse], error)
-	// Creates a user (`POST /user`, 201).
-	// Errors: the user exists ALREADY_EXISTS (409); a password that breaks the policy 400.
+	// Creates a user (`POST /user`, 201). User names are compared by NFKC and case folding.
+	// Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
+	// breaks the policy, or a name holding a control or bidirectional formatting character, 400;
+	// too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
+	// password hasher busy UNAVAILABLE (503, with Retry-After).
 	CreateUser(context.Context, *connect.Request[v1.CreateUserRequest]) (*connect.Response[v1.CreateUserResponse], error)
 	// Changes the caller's password (`PATCH /user`, 200 `{}`). Every refresh token issued before
 	// the change stops working; access tokens already issued stay valid until they expire.
@@ -251,9 +256,11 @@ type JwtServiceHandler interface {
 	// `pass`: a refresh login (`authentication_method: "refresh_token"`); the refresh token must
 	// be unrevoked, unexpired and issued after the user's last password change.
 	// Errors: bad credentials or a bad, expired or revoked refresh token UNAUTHENTICATED (401),
-	// the same answer for an unknown user and a wrong password; a deactivated user
+	// the same answer for an unknown user and a wrong password; a `user` holding a control or
+	// bidirectional formatting character INVALID_ARGUMENT (400); a deactivated user
 	// PERMISSION_DENIED (403), told only to a caller who gave the right password; repeated
-	// failures RESOURCE_EXHAUSTED (429, with Retry-After).
+	// failures RESOURCE_EXHAUSTED (429, with Retry-After); every password hasher busy
+	// UNAVAILABLE (503, with Retry-After).
 	GetToken(context.Context, *connect.Request[v1.GetTokenRequest]) (*connect.Response[v1.GetTokenResponse], error)
 	// Validates an access token and returns its claims as JSON (`GET /check`). The token comes
 	// from `access_token`, or from `Authorization: Bearer` when that is empty.
@@ -271,8 +278,11 @@ type JwtServiceHandler interface {
 	// Errors: a missing `refresh_token`, or one that is not a refresh token of this user, 400;
 	// no valid access token 401.
 	DeleteRefreshToken(context.Context, *connect.Request[v1.DeleteRefreshTokenRequest]) (*connect.Response[v1.DeleteRefreshTokenResponse], error)
-	// Creates a user (`POST /user`, 201).
-	// Errors: the user exists ALREADY_EXISTS (409); a password that breaks the policy 400.
+	// Creates a user (`POST /user`, 201). User names are compared by NFKC and case folding.
+	// Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
+	// breaks the policy, or a name holding a control or bidirectional formatting character, 400;
+	// too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
+	// password hasher busy UNAVAILABLE (503, with Retry-After).
 	CreateUser(context.Context, *connect.Request[v1.CreateUserRequest]) (*connect.Response[v1.CreateUserResponse], error)
 	// Changes the caller's password (`PATCH /user`, 200 `{}`). Every refresh token issued before
 	// the change stops working; access tokens already issued stay valid until they expire.

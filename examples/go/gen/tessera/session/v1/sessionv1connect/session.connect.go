@@ -55,12 +55,16 @@ const (
 
 // SessionServiceClient is a client for the tessera.session.v1.SessionService service.
 type SessionServiceClient interface {
-	// Starts a session for a user with a password (`POST /session`).
-	// Errors: an `account_type` other than "traditional" is INVALID_ARGUMENT (400); an unknown
-	// email or a wrong password is UNAUTHENTICATED (401), with the same message and about the
-	// same time for both; repeated failures for one login or one client address are
-	// RESOURCE_EXHAUSTED (429) with a `Retry-After` header until the lockout ends; a deactivated
-	// user (deleted through the JWT API), after a correct password only, PERMISSION_DENIED (403).
+	// Starts a session for a user with a password (`POST /session`). Emails are compared by NFKC
+	// and case folding (a look-alike of an account's email logs in to that account).
+	// Errors: an `account_type` other than "traditional", or an `email` holding a control or
+	// bidirectional formatting character, is INVALID_ARGUMENT (400); an unknown email or a wrong
+	// password is UNAUTHENTICATED (401), with the same message and about the same time for both;
+	// repeated failures for one login or one client address, or as many attempts for one login
+	// at once as it may fail, are RESOURCE_EXHAUSTED (429) with a `Retry-After` header, before
+	// the password is checked; every password hasher busy: UNAVAILABLE (503) with `Retry-After`;
+	// a deactivated user (deleted through the JWT API), after a correct password only,
+	// PERMISSION_DENIED (403).
 	CreateSession(context.Context, *connect.Request[v1.CreateSessionRequest]) (*connect.Response[v1.CreateSessionResponse], error)
 	// Exchanges a refresh token for a new access token and a new refresh token (`PUT /session`).
 	// The bearer access token must be the session's most recent one; it may be expired but its
@@ -147,12 +151,16 @@ func (c *sessionServiceClient) DeleteSession(ctx context.Context, req *connect.R
 
 // SessionServiceHandler is an implementation of the tessera.session.v1.SessionService service.
 type SessionServiceHandler interface {
-	// Starts a session for a user with a password (`POST /session`).
-	// Errors: an `account_type` other than "traditional" is INVALID_ARGUMENT (400); an unknown
-	// email or a wrong password is UNAUTHENTICATED (401), with the same message and about the
-	// same time for both; repeated failures for one login or one client address are
-	// RESOURCE_EXHAUSTED (429) with a `Retry-After` header until the lockout ends; a deactivated
-	// user (deleted through the JWT API), after a correct password only, PERMISSION_DENIED (403).
+	// Starts a session for a user with a password (`POST /session`). Emails are compared by NFKC
+	// and case folding (a look-alike of an account's email logs in to that account).
+	// Errors: an `account_type` other than "traditional", or an `email` holding a control or
+	// bidirectional formatting character, is INVALID_ARGUMENT (400); an unknown email or a wrong
+	// password is UNAUTHENTICATED (401), with the same message and about the same time for both;
+	// repeated failures for one login or one client address, or as many attempts for one login
+	// at once as it may fail, are RESOURCE_EXHAUSTED (429) with a `Retry-After` header, before
+	// the password is checked; every password hasher busy: UNAVAILABLE (503) with `Retry-After`;
+	// a deactivated user (deleted through the JWT API), after a correct password only,
+	// PERMISSION_DENIED (403).
 	CreateSession(context.Context, *connect.Request[v1.CreateSessionRequest]) (*connect.Response[v1.CreateSessionResponse], error)
 	// Exchanges a refresh token for a new access token and a new refresh token (`PUT /session`).
 	// The bearer access token must be the session's most recent one; it may be expired but its
@@ -240,8 +248,11 @@ func (UnimplementedSessionServiceHandler) DeleteSession(context.Context, *connec
 // UserServiceClient is a client for the tessera.session.v1.UserService service.
 type UserServiceClient interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
-	// Errors: an invalid email or a password that breaks the policy is INVALID_ARGUMENT (400)
-	// naming the rule; an email already registered is ALREADY_EXISTS (409).
+	// Errors: an invalid email (control or bidirectional formatting characters included) or a
+	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
+	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
+	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
+	// password hasher busy UNAVAILABLE (503) with `Retry-After`.
 	CreateUser(context.Context, *connect.Request[v1.CreateUserRequest]) (*connect.Response[v1.CreateUserResponse], error)
 	// Returns the id and email of the bearer token's user (`GET /user`).
 	// Errors: UNAUTHENTICATED (401) as for GET /session.
@@ -294,8 +305,11 @@ func (c *userServiceClient) GetUser(ctx context.Context, req *connect.Request[v1
 // UserServiceHandler is an implementation of the tessera.session.v1.UserService service.
 type UserServiceHandler interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
-	// Errors: an invalid email or a password that breaks the policy is INVALID_ARGUMENT (400)
-	// naming the rule; an email already registered is ALREADY_EXISTS (409).
+	// Errors: an invalid email (control or bidirectional formatting characters included) or a
+	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
+	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
+	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
+	// password hasher busy UNAVAILABLE (503) with `Retry-After`.
 	CreateUser(context.Context, *connect.Request[v1.CreateUserRequest]) (*connect.Response[v1.CreateUserResponse], error)
 	// Returns the id and email of the bearer token's user (`GET /user`).
 	// Errors: UNAUTHENTICATED (401) as for GET /session.

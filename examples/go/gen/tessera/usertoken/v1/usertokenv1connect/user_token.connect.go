@@ -46,11 +46,12 @@ type UserTokenServiceClient interface {
 	// Logs in with HTTP Basic credentials (`Authorization: Basic base64(login:password)`,
 	// UTF-8, RFC 7617) and returns a new user token (`POST /auth/login`). The body is optional.
 	// Errors: wrong login or password UNAUTHENTICATED (401), with the same message and about the
-	// same time for an unknown login; a malformed Basic header, an empty password, an
-	// `expirationTime` in the past or not in RFC 3339 form, or a `note` longer than 1024
-	// characters INVALID_ARGUMENT (400, the message names the problem); repeated failures
-	// RESOURCE_EXHAUSTED (429) with `Retry-After`; a deactivated user, after a correct password,
-	// PERMISSION_DENIED (403).
+	// same time for an unknown login; a malformed Basic header, a login holding a control or
+	// bidirectional formatting character, an empty password, an `expirationTime` in the past or
+	// not in RFC 3339 form, or a `note` longer than 1024 characters INVALID_ARGUMENT (400, the
+	// message names the problem); repeated failures RESOURCE_EXHAUSTED (429) with `Retry-After`;
+	// every password hasher busy UNAVAILABLE (503) with `Retry-After`; a deactivated user, after
+	// a correct password, PERMISSION_DENIED (403).
 	Login(context.Context, *connect.Request[v1.LoginRequest]) (*connect.Response[v1.LoginResponse], error)
 	// Sets the token's user's last login time to now and returns it (`POST /auth/bump`). It does
 	// not change the token (its `version` stays). Errors: unknown, disabled or expired token
@@ -123,11 +124,12 @@ type UserTokenServiceHandler interface {
 	// Logs in with HTTP Basic credentials (`Authorization: Basic base64(login:password)`,
 	// UTF-8, RFC 7617) and returns a new user token (`POST /auth/login`). The body is optional.
 	// Errors: wrong login or password UNAUTHENTICATED (401), with the same message and about the
-	// same time for an unknown login; a malformed Basic header, an empty password, an
-	// `expirationTime` in the past or not in RFC 3339 form, or a `note` longer than 1024
-	// characters INVALID_ARGUMENT (400, the message names the problem); repeated failures
-	// RESOURCE_EXHAUSTED (429) with `Retry-After`; a deactivated user, after a correct password,
-	// PERMISSION_DENIED (403).
+	// same time for an unknown login; a malformed Basic header, a login holding a control or
+	// bidirectional formatting character, an empty password, an `expirationTime` in the past or
+	// not in RFC 3339 form, or a `note` longer than 1024 characters INVALID_ARGUMENT (400, the
+	// message names the problem); repeated failures RESOURCE_EXHAUSTED (429) with `Retry-After`;
+	// every password hasher busy UNAVAILABLE (503) with `Retry-After`; a deactivated user, after
+	// a correct password, PERMISSION_DENIED (403).
 	Login(context.Context, *connect.Request[v1.LoginRequest]) (*connect.Response[v1.LoginResponse], error)
 	// Sets the token's user's last login time to now and returns it (`POST /auth/bump`). It does
 	// not change the token (its `version` stays). Errors: unknown, disabled or expired token
