@@ -15,6 +15,8 @@ export interface BenchServer {
   url: string;
   port: number;
   pid: number;
+  /** The server's TESSERA_DATA_DIR (its SQLite store). */
+  dataDir: string;
   /** Resident set size of the server process, MiB. */
   rssMiB(): number;
   stop(): Promise<void>;
@@ -61,6 +63,7 @@ export async function startServerProcess(env: Record<string, string> = {}, opts:
     url: `http://127.0.0.1:${port}`,
     port,
     pid,
+    dataDir,
     rssMiB() {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
       return m ? Number(m[1]) / 1024 : NaN;

@@ -1,0 +1,153 @@
+// Token checks during a sign-up flood: GET /session (a signature check and a session read, no
+// hashing) and POST /session (a login: one argon2id verification) p50/p99, first idle, then
+// while 400 clients keep signing up at once (each sign-up an argon2id hash at the production
+// cost), and the server's RSS before and during the flood. Target (not a test): GET /session
+// p99 during the flood <= 2x its idle p99; RSS growth <= 100 MiB.
+//
+// Every GET /session carries a token never seen before (same session, an extra claim), minted
+// here with the server's own key, so each one is a full signature check: the verified-token
+// cache would otherwise answer after the first. The flood runs in a child process so that its
+// 400 connections do not share this process's event loop with the measured calls. Three runs:
+// see main() below.
+// Run: `npm run bench -- flood` (BENCH_QUICK=1 for short runs).
+import { spawn } from "node:child_process";
+import { createPrivateKey, sign, type KeyObject } from "node:crypto";
+import http from "node:http";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { decodeJwt } from "jose";
+import { benchClientId, durations, formatResult, httpCall, load, startServerProcess, type LoadResult } from "./lib.js";
+
+const FLOOD_CLIENTS = 400;
+const MEASURE_CONCURRENCY = 2;
+const password = "violet-kettle-harbour-29";
+
+/**
+ * How flood clients treat a refusal (503 HASHER_BUSY, with Retry-After): "retry-after" waits
+ * as told before the next sign-up, as clients of the admission contract do; "at once" sends the
+ * next sign-up immediately, which turns the flood into one of requests rather than of hashes.
+ */
+type FloodMode = "retry-after" | "at once";
+
+if (process.argv[2] === "--flood") {
+  await flood(process.argv[3]!, Number(process.argv[4]), process.argv[5] as FloodMode);
+  process.exit(0);
+}
+
+/** 400 clients signing up back to back for `ms`; prints the answers' statuses as JSON. */
+async function flood(url: string, ms: number, mode: FloodMode): Promise<void> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: FLOOD_CLIENTS });
+  const statuses: Record<string, number> = {};
+  const end = Date.now() + ms;
+  let n = 0;
+  const client = async (c: number) => {
+    while (Date.now() < end) {
+      const email = `flood-${process.pid}-${c}-${n++}@example.com`;
+      const { status, retryAfter } = await new Promise<{ status: string; retryAfter: number }>((resolve) => {
+        const body = JSON.stringify({ email, password });
+        const req = http.request(
+          `${url}/user`,
+          { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-koms-clientid": benchClientId } },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve({ status: String(res.statusCode), retryAfter: Number(res.headers["retry-after"] ?? 0) }));
+          },
+        );
+        req.on("error", (e) => resolve({ status: `error ${e.message}`, retryAfter: 0 }));
+        req.end(body);
+      });
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (mode === "retry-after" && retryAfter > 0) await new Promise((r) => setTimeout(r, Math.min(retryAfter * 1000, end - Date.now())));
+    }
+  };
+  await Promise.all(Array.from({ length: FLOOD_CLIENTS }, (_, c) => client(c)));
+  agent.destroy();
+  process.stdout.write(JSON.stringify(statuses));
+}
+
+/** Access tokens of one session, each with a claim of its own, signed with the server's key (EdDSA). */
+function tokenMinter(dataDir: string, accessToken: string): () => string {
+  const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
+  const row = db.prepare("SELECT kid, alg, private_jwk FROM signing_keys ORDER BY generation DESC LIMIT 1").get() as { kid: string; alg: string; private_jwk: string };
+  db.close();
+  if (row.alg !== "EdDSA") throw new Error(`expected an EdDSA key, got ${row.alg}`);
+  const key: KeyObject = createPrivateKey({ key: JSON.parse(row.private_jwk), format: "jwk" });
+  const header = Buffer.from(JSON.stringify({ alg: "EdDSA", kid: row.kid, typ: "JWT" })).toString("base64url");
+  const claims = decodeJwt(accessToken);
+  let n = 0;
+  return () => {
+    const payload = Buffer.from(JSON.stringify({ ...claims, bench: n++ })).toString("base64url");
+    const input = `${header}.${payload}`;
+    return `${input}.${sign(null, Buffer.from(input), key).toString("base64url")}`;
+  };
+}
+
+/** One run: a fresh server with `env`, idle figures, then the same during the flood. */
+async function scenario(label: string, env: Record<string, string>, mode: FloodMode): Promise<void> {
+  const server = await startServerProcess({
+    // Production argon2id cost and login protection (the server's defaults), but one address
+    // sends the whole flood here: the per-address sign-up limit would refuse it (429) before any
+    // hashing, which is not what is measured.
+    TESSERA_LOGIN_PROTECTION: "true",
+    TESSERA_SIGNUP_MAX_PER_ADDRESS: "1000000",
+    ...env,
+  });
+  try {
+    const headers = { "content-type": "application/json", "x-koms-clientid": benchClientId };
+    const email = "bench-flood@example.com";
+    await httpCall(server.url, { method: "POST", path: "/user", headers, body: JSON.stringify({ email, password }) })();
+    const login = httpCall(server.url, { method: "POST", path: "/session", headers, body: JSON.stringify({ account_type: "traditional", email, password }) });
+    const { access_token: accessToken } = JSON.parse(await login()) as { access_token: string };
+    const mint = tokenMinter(server.dataDir, accessToken);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const getSession = () =>
+      httpCall(server.url, { path: "/session", headers: { "x-koms-clientid": benchClientId, authorization: `Bearer ${mint()}` } }, agent)();
+
+    const results: LoadResult[] = [];
+    const measure = async (name: string, call: () => Promise<unknown>, concurrency: number) => {
+      const r = await load(`${label}: ${name}`, { concurrency, ...durations }, call);
+      results.push(r);
+      return r;
+    };
+    const idleSession = await measure("idle GET /session", getSession, MEASURE_CONCURRENCY);
+    const idleLogin = await measure("idle POST /session (login)", login, MEASURE_CONCURRENCY);
+    const rssBefore = server.rssMiB();
+
+    const floodMs = 2 * (durations.warmupMs + durations.durationMs) + 3000;
+    const child = spawn(process.execPath, ["--import", "tsx", "bench/flood.ts", "--flood", server.url, String(floodMs), mode], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const exited = new Promise((r) => child.once("exit", r));
+    let rssMax = rssBefore;
+    const sampler = setInterval(() => (rssMax = Math.max(rssMax, server.rssMiB())), 200);
+    await new Promise((r) => setTimeout(r, 2000)); // the flood ramps up
+    // Logins during the flood may be refused at once (503 HASHER_BUSY): counted as errors below.
+    const floodSession = await measure(`flood GET /session (${FLOOD_CLIENTS} sign-ups at once)`, getSession, MEASURE_CONCURRENCY);
+    const floodLogin = await measure(`flood POST /session (${FLOOD_CLIENTS} sign-ups at once)`, login, MEASURE_CONCURRENCY);
+    await exited;
+    clearInterval(sampler);
+    const rssAfter = server.rssMiB();
+    agent.destroy();
+
+    for (const r of results) console.log(formatResult(r));
+    console.log(`${label}: flood sign-up answers (status: count): ${out}`);
+    console.log(`${label}: GET /session p99: idle ${idleSession.p99Ms.toFixed(2)} ms, flood ${floodSession.p99Ms.toFixed(2)} ms, ratio ${(floodSession.p99Ms / idleSession.p99Ms).toFixed(2)}  (target <= 2)`);
+    console.log(`${label}: POST /session p99: idle ${idleLogin.p99Ms.toFixed(2)} ms, flood ${floodLogin.p99Ms.toFixed(2)} ms over ${floodLogin.requests} successful logins (refused at once as HASHER_BUSY: ${floodLogin.errors})`);
+    console.log(`${label}: server RSS: before the flood ${rssBefore.toFixed(0)} MiB, max during ${rssMax.toFixed(0)} MiB, after ${rssAfter.toFixed(0)} MiB, growth ${(rssMax - rssBefore).toFixed(0)} MiB  (target <= 100)`);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  // The server's default (one hash per core) and, on more than one core, one core left to the
+  // event loop (TESSERA_HASH_CONCURRENCY = cores - 1), with clients honouring Retry-After; then
+  // the default with clients that retry at once.
+  const cores = availableParallelism();
+  await scenario(`${cores} hashes, clients honour Retry-After`, {}, "retry-after");
+  if (cores > 1) await scenario(`${cores - 1} hash(es), clients honour Retry-After`, { TESSERA_HASH_CONCURRENCY: String(cores - 1) }, "retry-after");
+  await scenario(`${cores} hashes, clients retry at once`, {}, "at once");
+}
+
+await main();
