@@ -1,0 +1,90 @@
+// A compact JWS taken apart before any key is looked at. Only the header is decoded here; the
+// payload is decoded after the signature has verified.
+//
+// Strict where Node is lenient: Buffer.from(s, "base64url") skips characters outside the
+// alphabet and ignores the unused low bits of the last character, so every segment is checked
+// against the alphabet, and the signature must be spelled canonically (one token, one spelling,
+// as Tessera itself requires).
+import { refuse } from "./errors.js";
+
+/** The header members a Tessera token may carry and the verifier reads. */
+export interface JwsHeader {
+  readonly alg: string;
+  readonly kid: string;
+  readonly typ?: string;
+}
+
+export interface CompactJws {
+  readonly header: JwsHeader;
+  /** `<header>.<payload>`, the bytes the signature covers (ASCII). */
+  readonly signingInput: Buffer;
+  readonly payloadSegment: string;
+  readonly signature: Buffer;
+}
+
+/** Far above any token Tessera issues (a few hundred bytes); bounds the work on hostile input. */
+export const MAX_TOKEN_LENGTH = 8192;
+
+const segment = /^[A-Za-z0-9_-]+$/;
+/** Headers that point at other keys or demand extensions: a Tessera token has none of them. */
+const refusedHeaders = ["crit", "jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "b64"] as const;
+
+/**
+ * Parsed headers by their text: tokens signed by one key share one header, so a verifier keeps
+ * a few (its own map: parsing is deterministic, the map only saves the work).
+ */
+export type HeaderCache = Map<string, JwsHeader>;
+const maxParsedHeaders = 32;
+
+export function parseCompactJws(token: unknown, parsedHeaders: HeaderCache = new Map()): CompactJws {
+  if (typeof token !== "string" || token.length === 0) throw refuse("MALFORMED_TOKEN", "the token is empty");
+  if (token.length > MAX_TOKEN_LENGTH) throw refuse("MALFORMED_TOKEN", `the token is longer than ${MAX_TOKEN_LENGTH} characters`);
+  const first = token.indexOf(".");
+  const second = first < 0 ? -1 : token.indexOf(".", first + 1);
+  if (second < 0 || token.indexOf(".", second + 1) >= 0) throw refuse("MALFORMED_TOKEN", "the token is not a compact JWS (three dot-separated parts)");
+  const headerSegment = token.slice(0, first);
+  const payloadSegment = token.slice(first + 1, second);
+  const signatureSegment = token.slice(second + 1);
+  if (!segment.test(headerSegment) || !segment.test(payloadSegment) || !segment.test(signatureSegment)) {
+    throw refuse("MALFORMED_TOKEN", "the token is not base64url");
+  }
+  const signature = Buffer.from(signatureSegment, "base64url");
+  if (signature.toString("base64url") !== signatureSegment) throw refuse("MALFORMED_TOKEN", "the token's signature is not canonical base64url");
+  return {
+    header: header(headerSegment, parsedHeaders),
+    signingInput: Buffer.from(token.slice(0, second), "latin1"),
+    payloadSegment,
+    signature,
+  };
+}
+
+function header(headerSegment: string, parsedHeaders: HeaderCache): JwsHeader {
+  const known = parsedHeaders.get(headerSegment);
+  if (known) return known;
+  const value = decodeJson(headerSegment, "header");
+  for (const name of refusedHeaders) {
+    if (name in value) throw refuse("MALFORMED_TOKEN", `the token header "${name}" is not accepted`);
+  }
+  const { alg, kid, typ } = value;
+  if (typeof alg !== "string" || alg === "") throw refuse("MALFORMED_TOKEN", 'the token header has no "alg"');
+  if (typeof kid !== "string" || kid === "") throw refuse("MALFORMED_TOKEN", 'the token header has no "kid"');
+  if (typ !== undefined && (typeof typ !== "string" || typ.toUpperCase() !== "JWT")) {
+    throw refuse("MALFORMED_TOKEN", 'the token header "typ" is not "JWT"');
+  }
+  const parsed: JwsHeader = Object.freeze({ alg, kid, ...(typ !== undefined && { typ }) });
+  if (parsedHeaders.size >= maxParsedHeaders) parsedHeaders.clear();
+  parsedHeaders.set(headerSegment, parsed);
+  return parsed;
+}
+
+/** A base64url segment holding a JSON object. */
+export function decodeJson(seg: string, what: "header" | "payload"): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(seg, "base64url").toString("utf8"));
+  } catch {
+    throw refuse("MALFORMED_TOKEN", `the token ${what} is not JSON`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw refuse("MALFORMED_TOKEN", `the token ${what} is not a JSON object`);
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,131 @@
+// The key set at a URL, kept as long as its response says (Cache-Control max-age, less Age),
+// within [cooldown, maxCacheSeconds]; without a max-age, for defaultCacheSeconds.
+//
+// Fetches happen only when a verification needs them — no timers: when the set is stale, and
+// when a token names a kid the set does not hold (a key rotated in since the last fetch). Both
+// are rate-limited by the cooldown: at most one fetch attempt per cooldown, whatever tokens
+// arrive, and concurrent verifications share one fetch. A key that leaves the set stops
+// verifying as soon as a fetch sees it gone. When the set is stale and cannot be fetched,
+// nothing verifies (KEYS_UNAVAILABLE): a removed (revoked) key must not outlive the max-age
+// because Tessera was unreachable.
+import { freshnessSeconds } from "./cache-control.js";
+import { refuse, TokenVerificationError } from "./errors.js";
+import { keysOf, type Algorithm, type VerificationKey } from "./jwk.js";
+
+export interface RemoteKeySetOptions {
+  /** Where the set is: a fixed URL, or one found through the discovery document. */
+  url: () => Promise<URL>;
+  algorithms: ReadonlySet<Algorithm>;
+  fetch: typeof globalThis.fetch;
+  now: () => number;
+  timeoutMs: number;
+  cooldownMs: number;
+  defaultCacheMs: number;
+  maxCacheMs: number;
+}
+
+/** How many kids that left the set are remembered, to say KEY_REMOVED rather than UNKNOWN_KEY. */
+const rememberedRemovedKids = 256;
+
+export class RemoteKeySet {
+  private keys: Map<string, VerificationKey> | undefined;
+  private expiresAt = -Infinity;
+  private lastAttempt = -Infinity;
+  private lastFailure: TokenVerificationError | undefined;
+  private fetching: Promise<void> | undefined;
+  private readonly removed = new Set<string>();
+
+  constructor(private readonly o: RemoteKeySetOptions) {}
+
+  /** The key for `kid` when the set is fresh and holds it (no I/O). */
+  freshKey(kid: string): VerificationKey | undefined {
+    const now = this.o.now();
+    return now < this.expiresAt && now >= this.lastAttempt ? this.keys?.get(kid) : undefined;
+  }
+
+  /** The key for `kid`, fetching the set first when it is stale or lacks the kid (rate-limited). */
+  async key(kid: string): Promise<VerificationKey> {
+    const now = this.o.now();
+    // A clock that went back makes the set stale, and lets a fetch happen.
+    const fresh = this.keys !== undefined && now < this.expiresAt && now >= this.lastAttempt;
+    if (!fresh || !this.keys!.has(kid)) {
+      if (this.fetching || this.mayFetch(now)) {
+        await this.refresh();
+      } else if (!fresh) {
+        throw this.lastFailure ?? refuse("KEYS_UNAVAILABLE", "the key set could not be fetched");
+      }
+    }
+    const key = this.keys?.get(kid);
+    if (key) return key;
+    if (this.removed.has(kid)) throw refuse("KEY_REMOVED", "the token's key has been removed from the key set (retired or revoked)");
+    throw refuse("UNKNOWN_KEY", "the token's key is not in the key set");
+  }
+
+  private mayFetch(now: number): boolean {
+    return now - this.lastAttempt >= this.o.cooldownMs || now < this.lastAttempt;
+  }
+
+  /** Fetches the set; concurrent callers share one fetch. Throws KEYS_UNAVAILABLE when it fails. */
+  private refresh(): Promise<void> {
+    this.fetching ??= this.fetchKeys().finally(() => {
+      this.fetching = undefined;
+    });
+    return this.fetching;
+  }
+
+  private async fetchKeys(): Promise<void> {
+    const started = this.o.now();
+    this.lastAttempt = started;
+    try {
+      const url = await this.o.url();
+      const { body, headers } = await fetchJson(this.o.fetch, url, this.o.timeoutMs, "application/jwk-set+json, application/json");
+      const keys = keysOf(body, this.o.algorithms);
+      if (!keys) throw refuse("KEYS_UNAVAILABLE", `the key set at ${url.href} has no "keys" array`);
+      this.replace(keys);
+      const seconds = freshnessSeconds(headers);
+      const lifetime = seconds === undefined ? this.o.defaultCacheMs : Math.min(seconds * 1000, this.o.maxCacheMs);
+      this.expiresAt = started + Math.max(lifetime, this.o.cooldownMs);
+      this.lastFailure = undefined;
+    } catch (e) {
+      this.lastFailure = e instanceof TokenVerificationError ? e : refuse("KEYS_UNAVAILABLE", "the key set could not be fetched", e);
+      throw this.lastFailure;
+    }
+  }
+
+  private replace(next: Map<string, VerificationKey>): void {
+    for (const kid of this.keys?.keys() ?? []) {
+      if (!next.has(kid)) {
+        this.removed.delete(kid);
+        this.removed.add(kid);
+      }
+    }
+    for (const kid of next.keys()) this.removed.delete(kid);
+    while (this.removed.size > rememberedRemovedKids) this.removed.delete(this.removed.values().next().value!);
+    this.keys = next;
+  }
+}
+
+/** GET `url` as JSON: 200 only, no redirects, within `timeoutMs`. Failures are KEYS_UNAVAILABLE. */
+export async function fetchJson(
+  fetchImpl: typeof globalThis.fetch,
+  url: URL,
+  timeoutMs: number,
+  accept: string,
+): Promise<{ body: unknown; headers: Headers }> {
+  let res: Response;
+  try {
+    res = await fetchImpl(url, { method: "GET", headers: { accept }, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    const timedOut = e instanceof Error && e.name === "TimeoutError";
+    throw refuse("KEYS_UNAVAILABLE", timedOut ? `GET ${url.href} timed out after ${timeoutMs} ms` : `GET ${url.href} failed`, e);
+  }
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} answered HTTP ${res.status}`);
+  }
+  try {
+    return { body: await res.json(), headers: res.headers };
+  } catch (e) {
+    throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} did not answer JSON`, e);
+  }
+}

@@ -1,0 +1,258 @@
+// The verifier's key set cache, against a key set whose answers the test writes (a fetch
+// function, no network): freshness as Cache-Control says (max-age less Age, no-store, none),
+// bounded by the cooldown and maxCacheSeconds; failures; which keys of a set are used; the
+// algorithm list. Tokens are signed here with Tessera's claims.
+import assert from "node:assert/strict";
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
+import { createTokenVerifier, type TokenVerifierOptions } from "../src/index.js";
+import { refused, TestClock } from "./support.js";
+
+interface Served {
+  status?: number;
+  headers?: Record<string, string>;
+  keys?: unknown[];
+  body?: string;
+}
+
+/** A key set whose answer the test sets, counting the requests. */
+function keySet(first: Served) {
+  let answer = first;
+  let requests = 0;
+  const fetch: typeof globalThis.fetch = async () => {
+    requests++;
+    if (answer.status === 0) throw new TypeError("fetch failed");
+    return new Response(answer.body ?? JSON.stringify({ keys: answer.keys ?? [] }), {
+      status: answer.status ?? 200,
+      headers: { "content-type": "application/json", ...answer.headers },
+    });
+  };
+  return {
+    fetch,
+    serve: (next: Served) => (answer = next),
+    get requests() {
+      return requests;
+    },
+  };
+}
+
+async function signer(alg: "EdDSA" | "ES256" = "EdDSA", kid = `kid-${alg}-${Math.random().toString(36).slice(2)}`) {
+  const { publicKey, privateKey } = alg === "EdDSA" ? await generateKeyPair("EdDSA", { crv: "Ed25519" }) : await generateKeyPair("ES256");
+  const jwk: JWK = { ...(await exportJWK(publicKey)), kid, alg, use: "sig" };
+  return {
+    kid,
+    jwk,
+    /** A seed 004 access token signed by this key, issued at `nowMs`. */
+    token: (nowMs: number, header: Record<string, unknown> = {}) => {
+      const iat = Math.floor(nowMs / 1000);
+      return new SignJWT({ iss: "tessera", sub: "u-1", user: "ada", aud: "tessera", token_type: "access_token", authentication_method: "password", iat, nbf: iat, exp: iat + 900 })
+        .setProtectedHeader({ alg, kid, typ: "JWT", ...header })
+        .sign(privateKey);
+    },
+  };
+}
+
+describe("@tessera/client key set cache", () => {
+  const verifier = (set: { fetch: typeof globalThis.fetch }, clock: TestClock, more: Partial<TokenVerifierOptions> = {}) =>
+    createTokenVerifier({ jwksUrl: "https://tessera.test/.well-known/jwks.json", issuer: "tessera", audience: "tessera", fetch: set.fetch, now: clock.now, ...more } as TokenVerifierOptions);
+
+  async function fetchesOver(served: Served, checkpoints: number[], more: Partial<TokenVerifierOptions> = {}): Promise<number[]> {
+    const key = await signer();
+    const set = keySet({ ...served, keys: [key.jwk] });
+    const clock = new TestClock();
+    const v = verifier(set, clock, more);
+    const token = await key.token(clock.ms);
+    const seen: number[] = [];
+    let at = 0;
+    for (const t of checkpoints) {
+      clock.advanceSeconds(t - at);
+      at = t;
+      await v.verify(token);
+      seen.push(set.requests);
+    }
+    return seen;
+  }
+
+  it("Cache-Control max-age=60: fetched again at 60 s, not before", async () => {
+    assert.deepEqual(await fetchesOver({ headers: { "cache-control": "public, max-age=60" } }, [0, 59, 60, 119, 120]), [1, 1, 2, 2, 3]);
+  });
+
+  it("Age is deducted from max-age (a cache in between held the answer)", async () => {
+    assert.deepEqual(await fetchesOver({ headers: { "cache-control": "max-age=60", age: "45" } }, [0, 14, 15]), [1, 1, 2]);
+  });
+
+  it("no-store, no-cache and max-age=0: fetched again after the cooldown (10 s), not on every token", async () => {
+    for (const cacheControl of ["no-store", "no-cache", "max-age=0", "max-age=banana"]) {
+      assert.deepEqual(await fetchesOver({ headers: { "cache-control": cacheControl } }, [0, 5, 9, 10]), [1, 1, 1, 2], cacheControl);
+    }
+  });
+
+  it("no Cache-Control: defaultCacheSeconds (300 by default)", async () => {
+    assert.deepEqual(await fetchesOver({}, [0, 299, 300]), [1, 1, 2]);
+    assert.deepEqual(await fetchesOver({}, [0, 29, 30], { defaultCacheSeconds: 30 }), [1, 1, 2]);
+  });
+
+  it("a max-age beyond maxCacheSeconds is cut to it", async () => {
+    assert.deepEqual(await fetchesOver({ headers: { "cache-control": "max-age=31536000" } }, [0, 599, 600], { maxCacheSeconds: 600 }), [1, 1, 2]);
+  });
+
+  it("a clock moved back makes the set stale", async () => {
+    assert.deepEqual(await fetchesOver({ headers: { "cache-control": "max-age=600" } }, [100, 200, 50]), [1, 1, 2]);
+  });
+
+  it("concurrent verifications with a cold cache share one fetch", async () => {
+    const key = await signer();
+    const set = keySet({ keys: [key.jwk] });
+    const clock = new TestClock();
+    const v = verifier(set, clock);
+    const token = await key.token(clock.ms);
+    const results = await Promise.all(Array.from({ length: 10 }, () => v.verify(token)));
+    assert.equal(results.length, 10);
+    assert.equal(set.requests, 1);
+  });
+
+  it("a stale set that cannot be fetched: KEYS_UNAVAILABLE, one attempt per cooldown, and verifying again once it can", async () => {
+    const key = await signer();
+    const set = keySet({ keys: [key.jwk], headers: { "cache-control": "max-age=60" } });
+    const clock = new TestClock();
+    const v = verifier(set, clock);
+    const token = await key.token(clock.ms);
+    await v.verify(token);
+    set.serve({ status: 503 });
+    clock.advanceSeconds(60);
+    await refused(v.verify(token), "KEYS_UNAVAILABLE", "GET https://tessera.test/.well-known/jwks.json answered HTTP 503");
+    clock.advanceSeconds(9);
+    await refused(v.verify(token), "KEYS_UNAVAILABLE", "GET https://tessera.test/.well-known/jwks.json answered HTTP 503");
+    assert.equal(set.requests, 2, "no second attempt within the cooldown");
+    set.serve({ status: 0 });
+    clock.advanceSeconds(1);
+    await refused(v.verify(token), "KEYS_UNAVAILABLE", "GET https://tessera.test/.well-known/jwks.json failed");
+    set.serve({ body: "<html>", headers: {} });
+    clock.advanceSeconds(10);
+    await refused(v.verify(token), "KEYS_UNAVAILABLE", "GET https://tessera.test/.well-known/jwks.json did not answer JSON");
+    set.serve({ body: '{"kids":[]}' });
+    clock.advanceSeconds(10);
+    await refused(v.verify(token), "KEYS_UNAVAILABLE", 'the key set at https://tessera.test/.well-known/jwks.json has no "keys" array');
+    set.serve({ keys: [key.jwk] });
+    clock.advanceSeconds(10);
+    assert.equal((await v.verify(token)).kind, "jwt");
+    assert.equal(set.requests, 6);
+  });
+
+  it("an unknown kid whose fetch fails: KEYS_UNAVAILABLE for it, while the fresh set keeps verifying its own keys", async () => {
+    const key = await signer();
+    const rotated = await signer();
+    const set = keySet({ keys: [key.jwk] });
+    const clock = new TestClock();
+    const v = verifier(set, clock);
+    const token = await key.token(clock.ms);
+    await v.verify(token);
+    set.serve({ status: 500 });
+    clock.advanceSeconds(10);
+    await refused(v.verify(await rotated.token(clock.ms)), "KEYS_UNAVAILABLE");
+    assert.equal((await v.verify(token)).kind, "jwt");
+  });
+
+  it("a removed key: KEY_REMOVED once the set is fetched without it; a kid never seen: UNKNOWN_KEY", async () => {
+    const a = await signer();
+    const b = await signer();
+    const set = keySet({ keys: [a.jwk, b.jwk], headers: { "cache-control": "max-age=60" } });
+    const clock = new TestClock();
+    const v = verifier(set, clock);
+    const tokenA = await a.token(clock.ms);
+    await v.verify(tokenA);
+    set.serve({ keys: [b.jwk], headers: { "cache-control": "max-age=60" } });
+    clock.advanceSeconds(60);
+    await refused(v.verify(tokenA), "KEY_REMOVED", "the token's key has been removed from the key set (retired or revoked)");
+    await refused(v.verify(await (await signer()).token(clock.ms)), "UNKNOWN_KEY");
+    // Back in the set (a revocation undone): verifies again.
+    set.serve({ keys: [a.jwk, b.jwk] });
+    clock.advanceSeconds(60);
+    assert.equal((await v.verify(tokenA)).kind, "jwt");
+  });
+
+  it("keys used from a set: only signature keys of an accepted algorithm, without private members; alg inferred from the curve when absent", async () => {
+    const ed = await signer("EdDSA");
+    const es = await signer("ES256");
+    const clock = new TestClock();
+    const cases: Array<[string, Record<string, unknown>, "ok" | "UNKNOWN_KEY"]> = [
+      ["as published", {}, "ok"],
+      ['no "alg"', { alg: undefined }, "ok"],
+      ['use "enc"', { use: "enc" }, "UNKNOWN_KEY"],
+      ['key_ops without "verify"', { key_ops: ["encrypt"] }, "UNKNOWN_KEY"],
+      ['key_ops ["verify"]', { key_ops: ["verify"] }, "ok"],
+      ['alg "HS256"', { alg: "HS256" }, "UNKNOWN_KEY"],
+      ["a private member", { d: "AAAA" }, "UNKNOWN_KEY"],
+      ["another curve than its alg's", { crv: "P-384" }, "UNKNOWN_KEY"],
+      ["a broken public key", { x: "AAAA" }, "UNKNOWN_KEY"],
+    ];
+    for (const [name, change, expected] of cases) {
+      for (const key of [ed, es]) {
+        const jwk = JSON.parse(JSON.stringify({ ...key.jwk, ...change }));
+        const v = verifier(keySet({ keys: [{ kty: "oct", k: "c2VjcmV0", kid: "secret" }, jwk] }), clock);
+        const p = v.verify(await key.token(clock.ms));
+        if (expected === "ok") assert.equal((await p).kind, "jwt", `${name} (${key.jwk.alg})`);
+        else await refused(p, expected).catch((e) => assert.fail(`${name} (${key.jwk.alg}): ${e.message}`));
+      }
+    }
+  });
+
+  it("algorithms: only what is configured verifies; none, HS* and unknown names cannot be configured", async () => {
+    const ed = await signer("EdDSA");
+    const es = await signer("ES256");
+    const clock = new TestClock();
+    const v = verifier(keySet({ keys: [ed.jwk, es.jwk] }), clock, { algorithms: ["ES256"] });
+    assert.equal((await v.verify(await es.token(clock.ms))).kind, "jwt");
+    await refused(v.verify(await ed.token(clock.ms)), "UNSUPPORTED_ALGORITHM", 'the token\'s algorithm ("EdDSA") is not accepted');
+    for (const alg of ["none", "HS256", "RS256", "eddsa"]) {
+      assert.throws(
+        () => createTokenVerifier({ jwksUrl: "https://tessera.test/jwks", audience: "tessera", algorithms: [alg as "EdDSA"] }),
+        { name: "TypeError", message: `algorithms: "${alg}" is not accepted; only asymmetric signatures (EdDSA, Ed25519, ES256, ES384, ES512)` },
+      );
+    }
+    assert.throws(() => createTokenVerifier({ jwksUrl: "https://tessera.test/jwks", audience: "tessera", algorithms: [] }), {
+      message: "algorithms: give at least one algorithm",
+    });
+  });
+
+  it("options are checked when the verifier is made", () => {
+    assert.throws(() => createTokenVerifier({ jwksUrl: "https://tessera.test/jwks" }), {
+      name: "TypeError",
+      message: "createTokenVerifier: give an audience (JWT API tokens), a clientId (session tokens), or both",
+    });
+    assert.throws(() => createTokenVerifier({ issuer: "tessera", audience: "tessera" }), { name: "TypeError", message: "issuer: not a URL" });
+    assert.throws(() => createTokenVerifier({ jwksUrl: "ftp://tessera.test/jwks", audience: "tessera" }), { message: "jwksUrl: must be an http or https URL" });
+    assert.throws(() => createTokenVerifier({ jwksUrl: "https://tessera.test/jwks", audience: "tessera", clockToleranceSeconds: -1 }), {
+      message: "clockToleranceSeconds: must be a non-negative number",
+    });
+    assert.throws(() => createTokenVerifier({ jwksUrl: "https://tessera.test/jwks", clientId: [""] }), { message: "clientId: every client id must be a non-empty string" });
+    assert.throws(() => createTokenVerifier({ audience: "tessera" } as TokenVerifierOptions), { message: "createTokenVerifier: give an issuer (discovery) or a jwksUrl" });
+  });
+
+  it("claims Tessera always sets are required: a token without them is INVALID_CLAIMS", async () => {
+    const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+    const jwk = { ...(await exportJWK(publicKey)), kid: "k", alg: "EdDSA" };
+    const clock = new TestClock();
+    const v = verifier(keySet({ keys: [jwk] }), clock, { clientId: "web" });
+    const iat = Math.floor(clock.ms / 1000);
+    const good = { iss: "tessera", sub: "u-1", aud: "tessera", token_type: "access_token", user: "ada", authentication_method: "password", iat, exp: iat + 60 };
+    const session = { iss: "tessera", sub: "u-1", aud: "web", sid: "s-1", jti: "j-1", iat, exp: iat + 60 };
+    const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: "EdDSA", kid: "k" }).sign(privateKey);
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ ...good, exp: undefined }, 'the token has no numeric "exp"'],
+      [{ ...good, exp: "soon" }, 'the token has no numeric "exp"'],
+      [{ ...good, nbf: "now" }, 'the token\'s "nbf" is not a number'],
+      [{ ...good, iss: undefined }, 'the token has no "iss"'],
+      [{ ...good, sub: 7 }, 'the token has no "sub"'],
+      [{ ...good, aud: [] }, 'the token has no "aud"'],
+      [{ ...good, user: undefined }, 'the token has no "user"'],
+      [{ ...good, authentication_method: "magic" }, 'the token has no valid "authentication_method"'],
+      [{ ...session, sid: 5 }, 'the token has no "sid"'],
+      [{ ...session, jti: undefined }, 'the token has no "jti"'],
+      [{ ...session, sid: undefined }, "not a Tessera access token (neither token_type nor sid)"],
+    ];
+    for (const [claims, message] of cases) await refused(v.verify(await sign(claims)), "INVALID_CLAIMS", message);
+    // aud as an array naming the audience (RFC 7519) is accepted.
+    assert.equal((await v.verify(await sign({ ...good, aud: ["other", "tessera"] }))).kind, "jwt");
+    assert.equal((await v.verify(await sign(session))).kind, "session");
+  });
+});

@@ -1,0 +1,88 @@
+// What @tessera/client's suites share: a real Tessera (the repository's test server), tokens it
+// issued through its public REST API, a fetch that counts the key set requests, and a clock a
+// test moves. The package's own code is imported from src/; the server from the repository.
+import assert from "node:assert/strict";
+import { loginKey } from "../../../src/core/login-name.js";
+import { rest } from "../../../test/support/clients.js";
+import { admin, createJwtUser, jwtLogin, jwtRefreshToken, password, signUp, startSession, uniqueEmail } from "../../../test/support/users.js";
+import type { TestServer } from "../../../test/support/server.js";
+import { TokenVerificationError, type TokenErrorCode } from "../src/index.js";
+
+export { startTestServer, storesUnderTest, testClientId, otherClientId, testAdminToken, type TestServer } from "../../../test/support/server.js";
+
+/** A seed 004 user with a password-login access token and a refresh token. */
+export async function jwtTokens(server: TestServer): Promise<{ user: string; userId: string; access: string; refresh: string }> {
+  const user = await createJwtUser(server);
+  const access = await jwtLogin(server, user);
+  const refresh = await jwtRefreshToken(server, access);
+  const stored = await server.tessera.store.users.findByLogin(user, loginKey(user));
+  assert.ok(stored);
+  return { user, userId: stored.id, access, refresh };
+}
+
+/** A seed 004 access token from a refresh login (`GET /jwt/token?user=<refresh token>`). */
+export async function jwtRefreshLogin(server: TestServer, refresh: string): Promise<string> {
+  const res = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: refresh })}`);
+  assert.equal(res.status, 200, res.text);
+  return res.text;
+}
+
+/** A seed 000 user with a session for `clientId` (default: the test client). */
+export async function sessionTokens(server: TestServer, clientId?: string): Promise<{ userId: string; access: string; refresh: string }> {
+  const email = uniqueEmail();
+  const user = await signUp(server, email);
+  if (clientId === undefined) {
+    const s = await startSession(server, email);
+    return { userId: user.id, access: s.access_token, refresh: s.refresh_token };
+  }
+  const res = await rest(server.url, "POST", "/session", {
+    json: { account_type: "traditional", email, password },
+    headers: { "x-koms-clientid": clientId },
+  });
+  assert.equal(res.status, 200, res.text);
+  return { userId: user.id, access: res.body.access_token, refresh: res.body.refresh_token };
+}
+
+/** `POST /v1/admin/keys:rotate`; the new kid. */
+export async function rotateKey(server: TestServer): Promise<string> {
+  const res = await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {}, headers: admin });
+  assert.equal(res.status, 200, res.text);
+  return res.body.kid as string;
+}
+
+/** globalThis.fetch, recording every URL asked for. */
+export function countingFetch(): { fetch: typeof globalThis.fetch; urls: string[]; count(path: string): number } {
+  const urls: string[] = [];
+  return {
+    urls,
+    fetch: (input, init) => {
+      urls.push(String(input instanceof Request ? input.url : input));
+      return globalThis.fetch(input, init);
+    },
+    count: (path) => urls.filter((u) => new URL(u).pathname === path).length,
+  };
+}
+
+/** A clock for the verifier (`now`), starting at the real time, moved by the test. */
+export class TestClock {
+  constructor(public ms = Date.now()) {}
+  readonly now = () => this.ms;
+  advanceSeconds(s: number): void {
+    this.ms += s * 1000;
+  }
+}
+
+/** Asserts that `p` rejects with a TokenVerificationError of `code` (and `message`, when given). */
+export async function refused(p: Promise<unknown>, code: TokenErrorCode, message?: string): Promise<TokenVerificationError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof TokenVerificationError, `expected a TokenVerificationError, got ${String(e)}`);
+    assert.equal(e.code, code, `code (message: ${e.message})`);
+    if (message !== undefined) assert.equal(e.message, message);
+    return e;
+  }
+  assert.fail(`expected ${code}, but the token verified`);
+}
+
+export { password };

@@ -1,0 +1,382 @@
+// createTokenVerifier against a real Tessera: both kinds of access token verified offline, with
+// their typed claims; forged, expired, not-yet-valid, wrong-audience, wrong-issuer and refresh
+// tokens refused with their codes; key rotation seen through the unknown-kid refetch (rate
+// limited) and the JWKS max-age (300 s); a key that leaves the JWKS stops verifying.
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from "jose";
+import { ManualClock } from "../../../src/core/clock.js";
+import { algNone, b64url, withPayload } from "../../../test/jwt/forge.js";
+import { rest } from "../../../test/support/clients.js";
+import { freePort } from "../../../test/support/net.js";
+import { createTokenVerifier, type TokenVerifierOptions } from "../src/index.js";
+import {
+  countingFetch,
+  jwtRefreshLogin,
+  jwtTokens,
+  otherClientId,
+  refused,
+  rotateKey,
+  sessionTokens,
+  startTestServer,
+  storesUnderTest,
+  TestClock,
+  testClientId,
+  type TestServer,
+} from "./support.js";
+
+const jwksPath = "/.well-known/jwks.json";
+
+for (const store of storesUnderTest()) {
+  describe(`@tessera/client createTokenVerifier against Tessera (${store})`, () => {
+    describe("verifying Tessera's access tokens", () => {
+      let server: TestServer;
+      const verifierFor = (server: TestServer, more: Partial<TokenVerifierOptions> = {}) =>
+        createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", clientId: testClientId, ...more } as TokenVerifierOptions);
+      before(async () => (server = await startTestServer({ store })));
+      after(() => server.close());
+
+      it("a seed 004 access token: kind jwt, with its user, subject and authentication method", async () => {
+        const t = await jwtTokens(server);
+        const v = await verifierFor(server).verify(t.access);
+        assert.equal(v.kind, "jwt");
+        assert.equal(v.userId, t.userId);
+        assert.equal(v.user, t.user);
+        assert.equal(v.authenticationMethod, "password");
+        const claims = decodeJwt(t.access);
+        assert.deepEqual(v.claims, claims);
+        assert.equal(v.claims.token_type, "access_token");
+        assert.equal(v.expiresAt.getTime(), claims.exp! * 1000);
+      });
+
+      it("a seed 004 access token from a refresh login: authenticationMethod refresh_token", async () => {
+        const t = await jwtTokens(server);
+        const v = await verifierFor(server).verify(await jwtRefreshLogin(server, t.refresh));
+        assert.equal(v.kind, "jwt");
+        assert.equal(v.kind === "jwt" && v.authenticationMethod, "refresh_token");
+      });
+
+      it("a seed 000 session access token: kind session, with its session, token id and client id", async () => {
+        const t = await sessionTokens(server);
+        const v = await verifierFor(server).verify(t.access);
+        const claims = decodeJwt(t.access);
+        assert.deepEqual(v, {
+          kind: "session",
+          userId: t.userId,
+          sessionId: claims.sid,
+          clientId: testClientId,
+          tokenId: claims.jti,
+          expiresAt: new Date(claims.exp! * 1000),
+          claims,
+        });
+      });
+
+      it("a session token of a client id among several configured: the one it was issued to", async () => {
+        const t = await sessionTokens(server, otherClientId);
+        const v = await verifierFor(server, { clientId: [testClientId, otherClientId] }).verify(t.access);
+        assert.equal(v.kind === "session" && v.clientId, otherClientId);
+      });
+
+      it("refused: a session token of another client id (WRONG_AUDIENCE)", async () => {
+        const t = await sessionTokens(server, otherClientId);
+        await refused(verifierFor(server).verify(t.access), "WRONG_AUDIENCE", "the token was issued for another client id");
+      });
+
+      it("refused: session tokens when no client id is configured, JWT API tokens when no audience is", async () => {
+        const s = await sessionTokens(server);
+        const j = await jwtTokens(server);
+        await refused(verifierFor(server, { clientId: undefined }).verify(s.access), "WRONG_AUDIENCE", "session tokens are not accepted (no client id configured)");
+        await refused(verifierFor(server, { audience: undefined }).verify(j.access), "WRONG_AUDIENCE", "JWT API tokens are not accepted (no audience configured)");
+      });
+
+      it("refused: a JWT API token for another audience (WRONG_AUDIENCE)", async () => {
+        const t = await jwtTokens(server);
+        await refused(verifierFor(server, { audience: "billing" }).verify(t.access), "WRONG_AUDIENCE", "the token was issued for another audience");
+      });
+
+      it("refused: a token of another issuer (WRONG_ISSUER)", async () => {
+        const t = await jwtTokens(server);
+        await refused(verifierFor(server, { issuer: "https://elsewhere.example" }).verify(t.access), "WRONG_ISSUER", "the token was issued by another issuer");
+      });
+
+      it("refused: a seed 004 refresh token (WRONG_TOKEN_TYPE), though its signature and audience are good", async () => {
+        const t = await jwtTokens(server);
+        assert.equal(decodeJwt(t.refresh).aud, "tessera");
+        await refused(verifierFor(server).verify(t.refresh), "WRONG_TOKEN_TYPE", 'not an access token (token_type "refresh_token")');
+      });
+
+      it("refused: a seed 000 refresh token, which is no JWT (MALFORMED_TOKEN)", async () => {
+        const t = await sessionTokens(server);
+        await refused(verifierFor(server).verify(t.refresh), "MALFORMED_TOKEN");
+      });
+
+      it("refused: an expired token (TOKEN_EXPIRED) once exp is more than the clock tolerance behind", async () => {
+        const t = await jwtTokens(server);
+        const exp = decodeJwt(t.access).exp!;
+        const clock = new TestClock((exp + 4) * 1000);
+        const v = verifierFor(server, { now: clock.now });
+        assert.equal((await v.verify(t.access)).kind, "jwt", "within the default tolerance (5 s)");
+        clock.advanceSeconds(1);
+        await refused(v.verify(t.access), "TOKEN_EXPIRED", "the token has expired");
+        const strict = verifierFor(server, { now: new TestClock(exp * 1000).now, clockToleranceSeconds: 0 });
+        await refused(strict.verify(t.access), "TOKEN_EXPIRED");
+      });
+
+      it("refused: a token whose nbf is ahead of the verifier's clock by more than the tolerance (TOKEN_NOT_YET_VALID)", async () => {
+        const t = await jwtTokens(server);
+        const nbf = decodeJwt(t.access).nbf!;
+        const clock = new TestClock((nbf - 6) * 1000);
+        const v = verifierFor(server, { now: clock.now });
+        await refused(v.verify(t.access), "TOKEN_NOT_YET_VALID", "the token is not valid yet");
+        clock.advanceSeconds(1);
+        assert.equal((await v.verify(t.access)).kind, "jwt");
+      });
+
+      describe("forged tokens", () => {
+        it("a changed payload under the original signature (INVALID_SIGNATURE)", async () => {
+          const t = await jwtTokens(server);
+          const forged = withPayload(t.access, (p) => ({ ...p, sub: "someone-else" }));
+          await refused(verifierFor(server).verify(forged), "INVALID_SIGNATURE", "the token's signature does not verify");
+        });
+
+        it('alg "none": without a signature MALFORMED_TOKEN, with one UNSUPPORTED_ALGORITHM', async () => {
+          const t = await jwtTokens(server);
+          await refused(verifierFor(server).verify(algNone(t.access)), "MALFORMED_TOKEN", "the token is not base64url");
+          await refused(verifierFor(server).verify(`${algNone(t.access)}AAAA`), "UNSUPPORTED_ALGORITHM", 'the token\'s algorithm ("none") is not accepted');
+        });
+
+        it("HS256 with Tessera's public key as the HMAC secret (UNSUPPORTED_ALGORITHM)", async () => {
+          const t = await jwtTokens(server);
+          const { kid } = decodeProtectedHeader(t.access);
+          const jwk = (await rest(server.url, "GET", jwksPath)).body.keys.find((k: { kid: string }) => k.kid === kid);
+          const input = `${b64url({ alg: "HS256", kid, typ: "JWT" })}.${t.access.split(".")[1]}`;
+          for (const secret of [Buffer.from(jwk.x, "base64url"), Buffer.from(JSON.stringify(jwk))]) {
+            const forged = `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+            await refused(verifierFor(server).verify(forged), "UNSUPPORTED_ALGORITHM", 'the token\'s algorithm ("HS256") is not accepted');
+          }
+        });
+
+        it("signed by another Ed25519 key under Tessera's kid (INVALID_SIGNATURE), or under a kid of its own (UNKNOWN_KEY)", async () => {
+          const t = await jwtTokens(server);
+          const { kid } = decodeProtectedHeader(t.access);
+          const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+          const sign = (k: string) => new SignJWT(decodeJwt(t.access)).setProtectedHeader({ alg: "EdDSA", kid: k, typ: "JWT" }).sign(privateKey);
+          await refused(verifierFor(server).verify(await sign(kid!)), "INVALID_SIGNATURE");
+          await refused(verifierFor(server).verify(await sign("attacker-key")), "UNKNOWN_KEY", "the token's key is not in the key set");
+        });
+
+        it("an ES256 header on Tessera's Ed25519 key (UNSUPPORTED_ALGORITHM: the key decides)", async () => {
+          const t = await jwtTokens(server);
+          const [h, p, s] = t.access.split(".");
+          const forged = `${b64url({ ...decodeProtectedHeader(t.access), alg: "ES256" })}.${p}.${s}`;
+          assert.notEqual(h, forged.split(".")[0]);
+          await refused(verifierFor(server).verify(forged), "UNSUPPORTED_ALGORITHM", "the token's algorithm (ES256) is not its key's");
+        });
+
+        it("a signature spelled non-canonically (MALFORMED_TOKEN), headers pointing at other keys (MALFORMED_TOKEN)", async () => {
+          const t = await jwtTokens(server);
+          // 64 bytes: the last base64url character carries 2 unused bits; setting one keeps the bytes.
+          const last = t.access.at(-1)!;
+          const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+          const respelled = t.access.slice(0, -1) + alphabet[alphabet.indexOf(last) + 1];
+          assert.deepEqual(Buffer.from(respelled.split(".")[2]!, "base64url"), Buffer.from(t.access.split(".")[2]!, "base64url"));
+          await refused(verifierFor(server).verify(respelled), "MALFORMED_TOKEN", "the token's signature is not canonical base64url");
+          const [, p, s] = t.access.split(".");
+          for (const h of ["jku", "jwk", "x5u", "crit"]) {
+            const forged = `${b64url({ ...decodeProtectedHeader(t.access), [h]: h === "crit" ? ["exp"] : "https://attacker.example/keys" })}.${p}.${s}`;
+            await refused(verifierFor(server).verify(forged), "MALFORMED_TOKEN", `the token header "${h}" is not accepted`);
+          }
+        });
+
+        it("not a JWT at all (MALFORMED_TOKEN)", async () => {
+          const v = verifierFor(server);
+          await refused(v.verify(""), "MALFORMED_TOKEN", "the token is empty");
+          await refused(v.verify("abc.def"), "MALFORMED_TOKEN", "the token is not a compact JWS (three dot-separated parts)");
+          await refused(v.verify("a.b.c.d"), "MALFORMED_TOKEN", "the token is not a compact JWS (three dot-separated parts)");
+          await refused(v.verify("e30.e30.e3 0"), "MALFORMED_TOKEN", "the token is not base64url");
+          await refused(v.verify(`${b64url("[1]")}.e30.AAAA`), "MALFORMED_TOKEN", "the token header is not a JSON object");
+          await refused(v.verify(`${b64url("{")}.e30.AAAA`), "MALFORMED_TOKEN", "the token header is not JSON");
+          await refused(v.verify(`${b64url({ alg: "EdDSA" })}.e30.AAAA`), "MALFORMED_TOKEN", 'the token header has no "kid"');
+          await refused(v.verify("a".repeat(8193)), "MALFORMED_TOKEN", "the token is longer than 8192 characters");
+        });
+      });
+
+      it("KEYS_UNAVAILABLE when the key set cannot be fetched: nothing verifies", async () => {
+        const t = await jwtTokens(server);
+        const port = await freePort();
+        const closed = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${port}${jwksPath}`, audience: "tessera" });
+        await refused(closed.verify(t.access), "KEYS_UNAVAILABLE", `GET http://127.0.0.1:${port}${jwksPath} failed`);
+        const missing = createTokenVerifier({ jwksUrl: `${server.url}/no/such/keys`, audience: "tessera" });
+        await refused(missing.verify(t.access), "KEYS_UNAVAILABLE", `GET ${server.url}/no/such/keys answered HTTP 404`);
+      });
+    });
+
+    describe("key rotation (POST /v1/admin/keys:rotate)", () => {
+      let server: TestServer;
+      before(async () => (server = await startTestServer({ store })));
+      after(() => server.close());
+
+      it("a token of the new key: UNKNOWN_KEY within the cooldown (no fetch), verified after it (one fetch); the old key keeps verifying", async () => {
+        const counting = countingFetch();
+        const clock = new TestClock();
+        const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
+        const before = await jwtTokens(server);
+        assert.equal((await v.verify(before.access)).kind, "jwt");
+        assert.equal(counting.count(jwksPath), 1);
+
+        const kid = await rotateKey(server);
+        const after = await jwtTokens(server);
+        assert.equal(decodeProtectedHeader(after.access).kid, kid);
+        clock.advanceSeconds(9);
+        await refused(v.verify(after.access), "UNKNOWN_KEY", "the token's key is not in the key set");
+        assert.equal(counting.count(jwksPath), 1, "no fetch within the cooldown (10 s)");
+        clock.advanceSeconds(1);
+        assert.equal((await v.verify(after.access)).kind, "jwt");
+        assert.equal(counting.count(jwksPath), 2);
+        assert.equal((await v.verify(before.access)).kind, "jwt", "the previous key stays in the JWKS");
+        assert.equal(counting.count(jwksPath), 2);
+      });
+
+      it("concurrent verifications of tokens of a new key share one fetch; later unknown kids wait for the cooldown", async () => {
+        const counting = countingFetch();
+        const clock = new TestClock();
+        const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
+        await v.verify((await jwtTokens(server)).access);
+        await rotateKey(server);
+        const tokens = await Promise.all([1, 2, 3, 4, 5].map(() => jwtTokens(server)));
+        clock.advanceSeconds(10);
+        const verified = await Promise.all(tokens.map((t) => v.verify(t.access)));
+        assert.deepEqual(verified.map((x) => x.userId), tokens.map((t) => t.userId));
+        assert.equal(counting.count(jwksPath), 2);
+        // An attacker's stream of invented kids costs at most one fetch per cooldown.
+        const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+        for (let i = 0; i <= 20; i++) {
+          const forged = await new SignJWT({ sub: "x" }).setProtectedHeader({ alg: "EdDSA", kid: `invented-${i}` }).sign(privateKey);
+          await refused(v.verify(forged), "UNKNOWN_KEY");
+          clock.advanceSeconds(1);
+        }
+        assert.equal(counting.count(jwksPath), 4, "two more fetches in 20 s of invented kids (cooldown 10 s)");
+      });
+
+      it("the JWKS max-age (300 s) is honoured: no fetch before it passes, one when it has", async () => {
+        const counting = countingFetch();
+        const clock = new TestClock();
+        const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
+        const t = await jwtTokens(server);
+        assert.equal((await rest(server.url, "GET", jwksPath)).headers.get("cache-control"), "public, max-age=300");
+        await v.verify(t.access);
+        clock.advanceSeconds(299);
+        await v.verify(t.access);
+        assert.equal(counting.count(jwksPath), 1);
+        clock.advanceSeconds(1);
+        await v.verify(t.access);
+        assert.equal(counting.count(jwksPath), 2);
+      });
+    });
+
+    describe("a key that leaves the JWKS (retired past its last token's lifetime)", () => {
+      // Tessera drops a rotated key from the JWKS once every token it signed has expired: with
+      // refresh tokens of 60 s and access tokens of 900 s, 930 s after the rotation. Tessera's
+      // clock is moved past that; the verifier's own clock stays where the token is still valid,
+      // as a verifier's would when a key is withdrawn early.
+      let server: TestServer;
+      let serverClock: ManualClock;
+      let start: number;
+      beforeEach(async () => {
+        start = Date.now();
+        serverClock = new ManualClock(start);
+        server = await startTestServer({ store, clock: serverClock, env: { TESSERA_REFRESH_TOKEN_TTL_SECONDS: "60" } });
+      });
+      afterEach(() => server.close());
+
+      /** Tessera no longer lists `kid` (its clock is past the retired key's last token). */
+      async function assertWithdrawn(kid: string): Promise<void> {
+        const kids = (await rest(server.url, "GET", jwksPath)).body.keys.map((k: { kid: string }) => k.kid);
+        assert.ok(!kids.includes(kid), "Tessera no longer lists the key");
+      }
+
+      it("stops verifying when the cached key set expires (KEY_REMOVED); until then the cache answers", async () => {
+        const clock = new TestClock(start);
+        const counting = countingFetch();
+        const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
+        const { access: token } = await jwtTokens(server);
+        await v.verify(token);
+        await rotateKey(server);
+        serverClock.advance(931_000);
+        await assertWithdrawn(decodeProtectedHeader(token).kid!);
+        clock.advanceSeconds(299);
+        assert.equal((await v.verify(token)).kind, "jwt", "still fresh: the cached set");
+        clock.advanceSeconds(1);
+        await refused(v.verify(token), "KEY_REMOVED", "the token's key has been removed from the key set (retired or revoked)");
+        assert.equal(counting.count(jwksPath), 2);
+      });
+
+      it("stops verifying once a fetch for an unknown kid sees it gone (KEY_REMOVED)", async () => {
+        const clock = new TestClock(start);
+        const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", now: clock.now });
+        const { access: token } = await jwtTokens(server);
+        await v.verify(token);
+        await rotateKey(server);
+        const { access: newToken } = await jwtTokens(server);
+        serverClock.advance(931_000);
+        await assertWithdrawn(decodeProtectedHeader(token).kid!);
+        clock.advanceSeconds(10);
+        assert.equal((await v.verify(newToken)).kind, "jwt", "the new key: fetched");
+        await refused(v.verify(token), "KEY_REMOVED");
+      });
+    });
+
+    describe("discovery: createTokenVerifier({ issuer }) with TESSERA_PUBLIC_URL", () => {
+      let server: TestServer;
+      let publicUrl: string;
+      before(async () => {
+        const port = await freePort();
+        publicUrl = `http://127.0.0.1:${port}`;
+        server = await startTestServer({ store, env: { PORT: String(port), TESSERA_PUBLIC_URL: publicUrl } });
+      });
+      after(() => server.close());
+
+      it("finds the keys through /.well-known/openid-configuration (read once) and checks iss against the issuer", async () => {
+        const counting = countingFetch();
+        const v = createTokenVerifier({ issuer: publicUrl, audience: "tessera", clientId: testClientId, fetch: counting.fetch });
+        const j = await jwtTokens(server);
+        const s = await sessionTokens(server);
+        assert.equal(decodeJwt(j.access).iss, publicUrl);
+        assert.equal((await v.verify(j.access)).kind, "jwt");
+        assert.equal((await v.verify(s.access)).kind, "session");
+        assert.deepEqual(counting.urls, [`${publicUrl}/.well-known/openid-configuration`, `${publicUrl}${jwksPath}`]);
+        const other = createTokenVerifier({ jwksUrl: publicUrl + jwksPath, issuer: "tessera", audience: "tessera" });
+        await refused(other.verify(j.access), "WRONG_ISSUER");
+      });
+
+      it("an issuer the document does not name exactly: KEYS_UNAVAILABLE, saying so", async () => {
+        const v = createTokenVerifier({ issuer: `${publicUrl}/`, audience: "tessera" });
+        const j = await jwtTokens(server);
+        await refused(
+          v.verify(j.access),
+          "KEYS_UNAVAILABLE",
+          `the discovery document at ${publicUrl}/.well-known/openid-configuration names another issuer ("${publicUrl}", not "${publicUrl}/")`,
+        );
+      });
+    });
+
+    describe("TESSERA_JWT_ALG=ES256", () => {
+      let server: TestServer;
+      before(async () => (server = await startTestServer({ store, env: { TESSERA_JWT_ALG: "ES256" } })));
+      after(() => server.close());
+
+      it("ES256 tokens verify by default; a verifier pinned to EdDSA refuses them (UNSUPPORTED_ALGORITHM)", async () => {
+        const j = await jwtTokens(server);
+        const s = await sessionTokens(server);
+        assert.equal(decodeProtectedHeader(j.access).alg, "ES256");
+        const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", clientId: testClientId });
+        assert.equal((await v.verify(j.access)).kind, "jwt");
+        assert.equal((await v.verify(s.access)).kind, "session");
+        const pinned = createTokenVerifier({ jwksUrl: server.url + jwksPath, audience: "tessera", algorithms: ["EdDSA"] });
+        await refused(pinned.verify(j.access), "UNSUPPORTED_ALGORITHM", 'the token\'s algorithm ("ES256") is not accepted');
+        const forged = withPayload(j.access, (p) => ({ ...p, user: "admin" }));
+        await refused(v.verify(forged), "INVALID_SIGNATURE");
+      });
+    });
+  });
+}
