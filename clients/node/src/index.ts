@@ -1,4 +1,9 @@
 // @tessera/client: call Tessera, and accept its access tokens in Node services.
+export { createTesseraClient, createTesseraTransport, type Protocol, type TesseraTransportOptions } from "./client.js";
+export { basic, bearer, clientId, clientIdHeaderName, credentialInterceptor, type CredentialHeaders, type CredentialSource } from "./credentials.js";
+export { errorReason, retryAfterSeconds } from "./error-reason.js";
+export * from "./services.js";
+
 export { createTokenVerifier, type TokenVerifier, type TokenVerifierOptions } from "./verify/token-verifier.js";
 export { TokenVerificationError, TokenErrorCodes, type TokenErrorCode } from "./verify/errors.js";
 export { supportedAlgorithms, type Algorithm } from "./verify/jwk.js";

@@ -1,0 +1,67 @@
+// Typed clients of Tessera's services over gRPC, Connect or gRPC-Web (connect-node). One
+// transport is one connection pool (one HTTP/2 session): make one with createTesseraTransport
+// and share it between the services' clients.
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import type * as http2 from "node:http2";
+import type * as https from "node:https";
+import { credentialInterceptor, type CredentialSource } from "./credentials.js";
+
+export type Protocol = "grpc" | "connect" | "grpc-web";
+
+export interface TesseraTransportOptions {
+  /** Where Tessera is, e.g. "https://auth.internal" or "http://127.0.0.1:8080". */
+  baseUrl: string;
+  /** gRPC (HTTP/2 only), Connect or gRPC-Web: Tessera serves all three on one port. */
+  protocol: Protocol;
+  /** HTTP/2 (default; h2c for http URLs) or HTTP/1.1 (Connect and gRPC-Web only). */
+  httpVersion?: "1.1" | "2";
+  /** Headers sent on every call: e.g. `{ ...clientId("web"), ...bearer(token) }`, or a function giving them. */
+  credentials?: CredentialSource;
+  /** Protobuf binary (default) or JSON (Connect and gRPC-Web). */
+  useBinaryFormat?: boolean;
+  /** Connect only: call side-effect-free methods with HTTP GET (cacheable). */
+  useHttpGet?: boolean;
+  /** A deadline for calls that set none, in milliseconds. */
+  defaultTimeoutMs?: number;
+  /** More interceptors, run after the credentials are set. */
+  interceptors?: Interceptor[];
+  /** Options for node:http2 or node:https (a CA to trust, a client certificate...). */
+  nodeOptions?: http2.SecureClientSessionOptions | https.RequestOptions;
+}
+
+export function createTesseraTransport(options: TesseraTransportOptions): Transport {
+  const httpVersion = options.httpVersion ?? "2";
+  if (httpVersion !== "2" && httpVersion !== "1.1") throw new TypeError('httpVersion: "1.1" or "2"');
+  const interceptors = [...(options.credentials !== undefined ? [credentialInterceptor(options.credentials)] : []), ...(options.interceptors ?? [])];
+  const common = {
+    baseUrl: options.baseUrl,
+    interceptors,
+    useBinaryFormat: options.useBinaryFormat ?? true,
+    ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
+  };
+  const node = { httpVersion, ...(options.nodeOptions !== undefined && { nodeOptions: options.nodeOptions }) } as
+    | { httpVersion: "2"; nodeOptions?: http2.SecureClientSessionOptions }
+    | { httpVersion: "1.1"; nodeOptions?: https.RequestOptions };
+  switch (options.protocol) {
+    case "grpc":
+      if (httpVersion !== "2") throw new TypeError("httpVersion: gRPC needs HTTP/2");
+      return createGrpcTransport({ ...common, ...(node as { httpVersion: "2" }) });
+    case "connect":
+      return createConnectTransport({ ...common, ...node, ...(options.useHttpGet !== undefined && { useHttpGet: options.useHttpGet }) });
+    case "grpc-web":
+      return createGrpcWebTransport({ ...common, ...node });
+    default:
+      throw new TypeError(`protocol: "grpc", "connect" or "grpc-web", not ${JSON.stringify(options.protocol)}`);
+  }
+}
+
+/**
+ * A typed client of one of Tessera's services (SessionService, ApiTokenService, JwtService...):
+ * given transport options, or a transport shared with other clients.
+ */
+export function createTesseraClient<S extends DescService>(service: S, options: TesseraTransportOptions | Transport): Client<S> {
+  const transport = "protocol" in options ? createTesseraTransport(options) : options;
+  return createClient(service, transport);
+}

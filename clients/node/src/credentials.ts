@@ -1,0 +1,55 @@
+// The credentials Tessera's APIs take, as request headers: per call (`{ headers: bearer(t) }`)
+// or on every call of a client (`credentials`, or credentialInterceptor on a transport).
+// Values are checked here, so a token with a line break or a login with a colon fails at the
+// caller, naming the problem (never echoing the secret).
+import type { Interceptor } from "@connectrpc/connect";
+
+/** Request headers carrying a credential; spread several into one object to combine them. */
+export type CredentialHeaders = Readonly<Record<string, string>>;
+
+/** Fixed headers, or a function giving the current ones (a token that is refreshed). */
+export type CredentialSource = CredentialHeaders | (() => CredentialHeaders | Promise<CredentialHeaders>);
+
+/** The header of seed 000's client id. */
+export const clientIdHeaderName = "x-koms-clientid";
+
+const visibleAscii = /^[\x21-\x7e]+$/;
+const control = /[\x00-\x1f\x7f]/;
+
+/**
+ * `Authorization: Bearer <token>`: a session access token (with clientId), an API token, a
+ * user token, a JWT API access token, or the admin token.
+ */
+export function bearer(token: string): CredentialHeaders {
+  if (typeof token !== "string" || !visibleAscii.test(token)) throw new TypeError("bearer: the token must be non-empty visible ASCII (no spaces or line breaks)");
+  return { authorization: `Bearer ${token}` };
+}
+
+/** `Authorization: Basic base64(login:password)` (RFC 7617, UTF-8): seed 002's login. */
+export function basic(login: string, password: string): CredentialHeaders {
+  if (typeof login !== "string" || login === "" || login.includes(":") || control.test(login)) {
+    throw new TypeError("basic: the login must be non-empty, without ':' or control characters");
+  }
+  if (typeof password !== "string" || password === "" || control.test(password)) throw new TypeError("basic: the password must be non-empty, without control characters");
+  return { authorization: `Basic ${Buffer.from(`${login}:${password}`, "utf8").toString("base64")}` };
+}
+
+/** `x-koms-clientid: <id>`: every seed 000 call (Session API, with bearer() once logged in). */
+export function clientId(id: string): CredentialHeaders {
+  if (typeof id !== "string" || !visibleAscii.test(id)) throw new TypeError("clientId: the client id must be non-empty visible ASCII");
+  return { [clientIdHeaderName]: id };
+}
+
+/**
+ * A Connect interceptor that adds the credential's headers to every request, except those a
+ * call set itself (a per-call credential wins).
+ */
+export function credentialInterceptor(source: CredentialSource): Interceptor {
+  return (next) => async (req) => {
+    const headers = typeof source === "function" ? await source() : source;
+    for (const [name, value] of Object.entries(headers)) {
+      if (!req.header.has(name)) req.header.set(name, value);
+    }
+    return next(req);
+  };
+}

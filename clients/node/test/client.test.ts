@@ -1,0 +1,180 @@
+// createTesseraClient: every service of Tessera called over gRPC, Connect (HTTP/2 and HTTP/1.1)
+// and gRPC-Web, with the credential each API takes given by the package's helpers (per call,
+// or for every call of a client), and Tessera's error reasons read with errorReason.
+import assert from "node:assert/strict";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { decodeProtectedHeader } from "jose";
+import {
+  ApiTokenService,
+  AuthenticationTokenService,
+  basic,
+  bearer,
+  clientId,
+  createTesseraClient,
+  createTesseraTransport,
+  errorReason,
+  JwtService,
+  KeyService,
+  retryAfterSeconds,
+  SessionService,
+  UserService,
+  UserTokenService,
+  type TesseraTransportOptions,
+} from "../src/index.js";
+import { password, startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "./support.js";
+import { uniqueEmail, uniqueName } from "../../../test/support/users.js";
+
+type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
+const variants: Array<[string, Variant]> = [
+  ["gRPC", { protocol: "grpc" }],
+  ["Connect over HTTP/2", { protocol: "connect" }],
+  ["Connect JSON over HTTP/1.1", { protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }],
+  ["gRPC-Web over HTTP/1.1", { protocol: "grpc-web", httpVersion: "1.1" }],
+];
+
+async function rejection(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+  assert.fail("expected the call to fail");
+}
+
+for (const store of storesUnderTest()) {
+  describe(`@tessera/client createTesseraClient (${store})`, () => {
+    let server: TestServer;
+    before(async () => (server = await startTestServer({ store })));
+    after(() => server.close());
+
+    for (const [name, variant] of variants) {
+      describe(`over ${name}`, () => {
+        const options = (more: Partial<TesseraTransportOptions> = {}): TesseraTransportOptions => ({ baseUrl: server.url, ...variant, ...more });
+
+        it("Session API (seed 000): clientId for sign-up and login, clientId and bearer for the session", async () => {
+          const transport = createTesseraTransport(options({ credentials: clientId(testClientId) }));
+          const users = createTesseraClient(UserService, transport);
+          const sessions = createTesseraClient(SessionService, transport);
+          const email = uniqueEmail();
+          await users.createUser({ email, password });
+          const pair = await sessions.createSession({ accountType: "traditional", email, password });
+          assert.equal(pair.accessTokenExpiresIn, 900);
+          const me = await users.getUser({}, { headers: bearer(pair.accessToken) });
+          assert.equal(me.email, email);
+          const session = await sessions.getSession({}, { headers: bearer(pair.accessToken) });
+          assert.ok(session.accessTokenExpiresIn > 0 && session.accessTokenExpiresIn <= 900);
+        });
+
+        it("errors carry Tessera's reason: a wrong password is UNAUTHENTICATED, INVALID_CREDENTIALS", async () => {
+          const sessions = createTesseraClient(SessionService, options({ credentials: clientId(testClientId) }));
+          const err = await rejection(sessions.createSession({ accountType: "traditional", email: uniqueEmail(), password }));
+          assert.equal(err.code, Code.Unauthenticated);
+          assert.equal(errorReason(err), "INVALID_CREDENTIALS");
+          assert.equal(retryAfterSeconds(err), undefined);
+          const missing = await rejection(createTesseraClient(SessionService, options()).getSession({}));
+          assert.equal(errorReason(missing), "MISSING_CLIENT_ID");
+        });
+
+        it("API tokens (seed 001): the admin bearer creates one, the token's own bearer authenticates", async () => {
+          const adminClient = createTesseraClient(ApiTokenService, options({ credentials: bearer(testAdminToken) }));
+          const accountId = uniqueName("acct");
+          const { token } = await adminClient.createToken({ accountId, description: "deploys" });
+          const apiTokens = createTesseraClient(ApiTokenService, options());
+          assert.equal((await apiTokens.authenticate({}, { headers: bearer(token) })).accountId, accountId);
+          const listed = await adminClient.listTokens({ accountId });
+          assert.equal(listed.tokens.length, 1);
+        });
+
+        it("User tokens (seed 002): Basic logs in, the user token's bearer bumps", async () => {
+          const email = uniqueEmail();
+          await createTesseraClient(UserService, options({ credentials: clientId(testClientId) })).createUser({ email, password });
+          const userTokens = createTesseraClient(UserTokenService, options());
+          const login = await userTokens.login({}, { headers: basic(email, password) });
+          assert.ok(login.enabled);
+          const bumped = await userTokens.bump({}, { headers: bearer(login.token) });
+          assert.ok(bumped.lastLoginTime);
+          const err = await rejection(userTokens.login({}, { headers: basic(email, "not the password at all") }));
+          assert.equal(errorReason(err), "INVALID_CREDENTIALS");
+        });
+
+        it("Authentication tokens (seed 003): any user credential, here a session's clientId and bearer", async () => {
+          const transport = createTesseraTransport(options({ credentials: clientId(testClientId) }));
+          const email = uniqueEmail();
+          await createTesseraClient(UserService, transport).createUser({ email, password });
+          const { accessToken } = await createTesseraClient(SessionService, transport).createSession({ accountType: "traditional", email, password });
+          const created = await createTesseraClient(AuthenticationTokenService, transport).createToken({}, { headers: bearer(accessToken) });
+          assert.equal(created.token?.ttl, 60);
+        });
+
+        it("JWT API (seed 004): a token from a password login, then the JWT's bearer", async () => {
+          const jwt = createTesseraClient(JwtService, options());
+          const user = uniqueName("jwt");
+          await jwt.createUser({ user, pass: password });
+          const { body } = await jwt.getToken({ user, pass: password });
+          const access = new TextDecoder().decode(body!.data);
+          const { claims } = await jwt.getUser({}, { headers: bearer(access) });
+          assert.equal(claims?.user, user);
+          assert.equal(claims?.token_type, "access_token");
+        });
+
+        it("Public keys: the JWKS and the discovery document without a credential; rotation with the admin bearer", async () => {
+          const keys = createTesseraClient(KeyService, options());
+          const before = await keys.getJwks({});
+          assert.ok(before.keys.length >= 1);
+          assert.equal((await keys.getOpenIdConfiguration({})).issuer, "tessera");
+          const err = await rejection(keys.rotateKey({}));
+          assert.equal(err.code, Code.Unauthenticated);
+          assert.equal(errorReason(err), "MISSING_CREDENTIAL");
+          const { kid } = await keys.rotateKey({}, { headers: bearer(testAdminToken) });
+          assert.equal((await keys.getJwks({})).keys[0]?.kid, kid);
+        });
+
+        it("credentials as a function: asked on every call (a token that changes)", async () => {
+          const jwt = createTesseraClient(JwtService, options());
+          const user = uniqueName("jwt");
+          await jwt.createUser({ user, pass: password });
+          let current = "";
+          let asked = 0;
+          const client = createTesseraClient(JwtService, options({ credentials: async () => (asked++, bearer(current)) }));
+          current = new TextDecoder().decode((await jwt.getToken({ user, pass: password })).body!.data);
+          assert.equal((await client.getUser({})).claims?.user, user);
+          assert.equal(decodeProtectedHeader(current).typ, "JWT");
+          assert.equal(asked, 1);
+          // A credential given with the call wins over the client's: GetUser answers no claims
+          // for a token that is not valid.
+          assert.equal((await client.getUser({}, { headers: bearer("not.a.token") })).claims, undefined);
+          assert.equal(asked, 2);
+        });
+      });
+    }
+  });
+}
+
+describe("@tessera/client credential helpers", () => {
+  it("bearer, basic and clientId are the headers Tessera reads", () => {
+    assert.deepEqual(bearer("abc.def-_~+/="), { authorization: "Bearer abc.def-_~+/=" });
+    assert.deepEqual(basic("ada@example.com", "pässword:with colon"), {
+      authorization: `Basic ${Buffer.from("ada@example.com:pässword:with colon", "utf8").toString("base64")}`,
+    });
+    assert.deepEqual(clientId("web"), { "x-koms-clientid": "web" });
+    assert.deepEqual({ ...clientId("web"), ...bearer("t") }, { "x-koms-clientid": "web", authorization: "Bearer t" });
+  });
+
+  it("a value a header cannot carry is a TypeError naming the problem, without the value", () => {
+    const secret = "s3cret\r\nx-injected: 1";
+    for (const [fn, message] of [
+      [() => bearer(secret), "bearer: the token must be non-empty visible ASCII (no spaces or line breaks)"],
+      [() => bearer(""), "bearer: the token must be non-empty visible ASCII (no spaces or line breaks)"],
+      [() => basic("a:b", "x"), "basic: the login must be non-empty, without ':' or control characters"],
+      [() => basic("ada", secret), "basic: the password must be non-empty, without control characters"],
+      [() => clientId("web client"), "clientId: the client id must be non-empty visible ASCII"],
+    ] as const) {
+      assert.throws(fn, (e: Error) => e instanceof TypeError && e.message === message && !e.message.includes("s3cret"));
+    }
+  });
+
+  it("gRPC needs HTTP/2; an unknown protocol is named", () => {
+    assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "grpc", httpVersion: "1.1" }), { message: "httpVersion: gRPC needs HTTP/2" });
+    assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "rest" as "grpc" }), { message: 'protocol: "grpc", "connect" or "grpc-web", not "rest"' });
+  });
+});
