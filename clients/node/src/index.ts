@@ -1,4 +1,5 @@
 // @tessera/client: call Tessera, and accept its access tokens in Node services.
+// The @grpc/grpc-js server interceptor is in "@tessera/client/grpc-js" (grpc-js is optional).
 export { createTesseraClient, createTesseraTransport, type Protocol, type TesseraTransportOptions } from "./client.js";
 export { basic, bearer, clientId, clientIdHeaderName, credentialInterceptor, type CredentialHeaders, type CredentialSource } from "./credentials.js";
 export { errorReason, retryAfterSeconds } from "./error-reason.js";
@@ -15,3 +16,6 @@ export type {
   SessionAccessToken,
   VerifiedToken,
 } from "./verify/claims.js";
+
+export { createAuthInterceptor, principalKey, requirePrincipal } from "./connect-interceptor.js";
+export type { AuthOptions } from "./authenticate.js";

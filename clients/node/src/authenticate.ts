@@ -1,0 +1,55 @@
+// What both server interceptors (Connect and @grpc/grpc-js) do with an incoming call: take the
+// bearer token from the Authorization header, verify it, and either hand back the principal or
+// say why the call is refused — UNAUTHENTICATED for the caller's credential, UNAVAILABLE when
+// the keys cannot be fetched (the caller's token may be fine: retrying helps).
+import type { TokenVerifier } from "./verify/token-verifier.js";
+import type { VerifiedToken } from "./verify/claims.js";
+import { TokenVerificationError } from "./verify/errors.js";
+
+export interface AuthOptions {
+  /**
+   * Procedures ("/package.Service/Method") that may be called without a token, e.g. health
+   * checks. A token such a call does carry is still verified (and refused when invalid).
+   */
+  allowAnonymous?: (procedure: string) => boolean;
+  /** Called with the reason of every refusal, to log it (the caller's message is shorter). */
+  onRefusal?: (error: TokenVerificationError, procedure: string) => void;
+}
+
+/** Why a call is refused: the status and a message for the caller. */
+export class AuthRefusal {
+  constructor(
+    readonly status: "unauthenticated" | "unavailable",
+    readonly message: string,
+    /** The WWW-Authenticate challenge (RFC 6750) for the answer. */
+    readonly challenge: string | undefined,
+  ) {}
+}
+
+const bearerPattern = /^Bearer +([^\s]+)\s*$/i;
+
+/**
+ * The principal of a call whose Authorization header values are `authorization`; undefined
+ * for an anonymous call to an allowed procedure. Throws AuthRefusal.
+ */
+export async function authenticate(
+  verifier: Pick<TokenVerifier, "verify">,
+  authorization: readonly string[],
+  procedure: string,
+  options: AuthOptions,
+): Promise<VerifiedToken | undefined> {
+  if (authorization.length === 0) {
+    if (options.allowAnonymous?.(procedure)) return undefined;
+    throw new AuthRefusal("unauthenticated", 'missing credential: send "Authorization: Bearer <Tessera access token>"', "Bearer");
+  }
+  const match = authorization.length === 1 ? bearerPattern.exec(authorization[0]!) : null;
+  if (!match) throw new AuthRefusal("unauthenticated", 'the Authorization header must be one "Bearer <Tessera access token>"', 'Bearer error="invalid_request"');
+  try {
+    return await verifier.verify(match[1]!);
+  } catch (e) {
+    if (!(e instanceof TokenVerificationError)) throw e;
+    options.onRefusal?.(e, procedure);
+    if (e.code === "KEYS_UNAVAILABLE") throw new AuthRefusal("unavailable", "Tessera's signing keys are unavailable: the token cannot be verified now; retry later", undefined);
+    throw new AuthRefusal("unauthenticated", `invalid Tessera access token: ${e.message} (${e.code})`, 'Bearer error="invalid_token"');
+  }
+}
