@@ -31,18 +31,18 @@ function files(dir: string): string[] {
 const manifest = JSON.parse(readFileSync(join(pkg, "package.json"), "utf8"));
 
 describe("@tessera/client as a package", () => {
-  it("package.json: ESM, exports with types, published files, peer dependencies only on connect-es, protobuf-es and (optionally) grpc-js", () => {
+  it("package.json: ESM, exports with types, published files, jose as its one dependency, peer dependencies only on connect-es, protobuf-es and (optionally) grpc-js", () => {
     assert.equal(manifest.name, "@tessera/client");
     assert.equal(manifest.type, "module");
     assert.deepEqual(Object.keys(manifest.exports), [".", "./grpc-js", "./gen/*.js", "./package.json"]);
     assert.deepEqual(manifest.files, ["dist/src", "dist/gen", "README.md"]);
-    assert.equal(manifest.dependencies, undefined);
+    assert.deepEqual(Object.keys(manifest.dependencies), ["jose"]);
     assert.deepEqual(Object.keys(manifest.peerDependencies).sort(), ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node", "@grpc/grpc-js"]);
     assert.deepEqual(manifest.peerDependenciesMeta, { "@grpc/grpc-js": { optional: true } });
   });
 
-  it("its code imports only its own files, node: built-ins and its peer dependencies (grpc-js only in the grpc-js entry)", () => {
-    const allowed = ["@connectrpc/connect", "@connectrpc/connect-node", "@bufbuild/protobuf", "@bufbuild/protobuf/codegenv2", "@bufbuild/protobuf/wkt"];
+  it("its code imports only its own files, node: built-ins, jose and its peer dependencies (grpc-js only in the grpc-js entry)", () => {
+    const allowed = ["jose", "@connectrpc/connect", "@connectrpc/connect-node", "@bufbuild/protobuf", "@bufbuild/protobuf/codegenv2", "@bufbuild/protobuf/wkt"];
     for (const dir of ["src", "gen"]) {
       for (const f of files(join(pkg, dir)).filter((f) => f.endsWith(".ts"))) {
         const path = join(pkg, dir, f);
@@ -87,8 +87,8 @@ describe("@tessera/client as a package", () => {
       const installed = join(app, "node_modules/@tessera/client");
       mkdirSync(installed, { recursive: true });
       await run("tar", ["-xzf", join(app, packed.filename), "-C", installed, "--strip-components=1"]);
-      // The peer dependencies, as an application that installed them has them.
-      for (const scope of ["@connectrpc", "@bufbuild", "@grpc", "@types"]) symlinkSync(join(repo, "node_modules", scope), join(app, "node_modules", scope));
+      // The dependency and the peer dependencies, as an application that installed the package has them.
+      for (const name of ["jose", "@connectrpc", "@bufbuild", "@grpc", "@types"]) symlinkSync(join(repo, "node_modules", name), join(app, "node_modules", name));
     });
     after(async () => {
       await server.close();

@@ -1,7 +1,9 @@
-// The claims of a token whose signature verified, checked in one place and in a fixed order:
-// shape of the registered claims, issuer, kind (a refresh token stops here), audience for that
-// kind, the kind's own claims, and time last (so an expired token of the wrong audience says
-// WRONG_AUDIENCE, as jose orders its checks).
+// The claims of a token whose signature verified. The registered claims (iss, aud, exp, nbf,
+// iat) are checked by jose's own claim validation (`UnsecuredJWT.decode` over the verified
+// payload: the signature was checked with node:crypto already, so jose is asked for its claim
+// rules only), in jose's order: issuer, audience, then time — so an expired token of the wrong
+// audience says WRONG_AUDIENCE. Tessera's own claims (the token's kind, `sid`, `jti`, `user`,
+// `authentication_method`) are checked here.
 //
 // Tessera issues two kinds of access token, told apart by their claims:
 // - seed 000 session access tokens: `aud` is the client id the session is bound to; `sub`
@@ -9,6 +11,7 @@
 // - seed 004 JWT API access tokens: `aud` is TESSERA_JWT_AUDIENCE; `token_type: "access_token"`,
 //   `sub` (user id), `user` (user name), `authentication_method`. Seed 004 refresh tokens carry
 //   the same audience with `token_type: "refresh_token"`: refused here.
+import { errors, UnsecuredJWT } from "jose";
 import { refuse } from "./errors.js";
 
 /** The claims of a seed 000 session access token. */
@@ -82,51 +85,69 @@ export interface ClaimRules {
 }
 
 const isString = (v: unknown): v is string => typeof v === "string" && v !== "";
-const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
-export function checkClaims(p: Record<string, unknown>, rules: ClaimRules, nowSeconds: number): VerifiedToken {
-  if (!isTime(p.exp)) throw refuse("INVALID_CLAIMS", 'the token has no numeric "exp"');
-  if (p.nbf !== undefined && !isTime(p.nbf)) throw refuse("INVALID_CLAIMS", 'the token\'s "nbf" is not a number');
-  if (p.iat !== undefined && !isTime(p.iat)) throw refuse("INVALID_CLAIMS", 'the token\'s "iat" is not a number');
-  if (!isString(p.iss)) throw refuse("INVALID_CLAIMS", 'the token has no "iss"');
-  if (rules.issuer !== undefined && p.iss !== rules.issuer) throw refuse("WRONG_ISSUER", "the token was issued by another issuer");
-  if (!isString(p.sub)) throw refuse("INVALID_CLAIMS", 'the token has no "sub"');
-  const audiences = audienceList(p.aud);
+/** jose's unsecured-JWT header: the payload below it has been verified already. */
+const verifiedHeader = Buffer.from(JSON.stringify({ alg: "none" })).toString("base64url");
 
-  let token: VerifiedToken;
+/**
+ * `payloadSegment` is the verified token's payload, as sent (base64url); `payload` its parsed
+ * JSON. Throws TokenVerificationError with the reason.
+ */
+export function checkClaims(payloadSegment: string, p: Record<string, unknown>, rules: ClaimRules, now: Date): VerifiedToken {
+  // The kind decides the audience: a JWT API token's, or one of the configured client ids.
+  let audience: string | readonly string[];
   if (p.token_type !== undefined) {
     if (p.token_type !== "access_token") throw refuse("WRONG_TOKEN_TYPE", `not an access token (token_type ${JSON.stringify(p.token_type)})`);
-    if (rules.audience === undefined || !audiences.includes(rules.audience)) {
-      throw refuse("WRONG_AUDIENCE", rules.audience === undefined ? "JWT API tokens are not accepted (no audience configured)" : "the token was issued for another audience");
-    }
+    if (rules.audience === undefined) throw refuse("WRONG_AUDIENCE", "JWT API tokens are not accepted (no audience configured)");
+    audience = rules.audience;
+  } else if (p.sid !== undefined) {
+    if (rules.clientIds.length === 0) throw refuse("WRONG_AUDIENCE", "session tokens are not accepted (no client id configured)");
+    audience = rules.clientIds;
+  } else {
+    throw refuse("INVALID_CLAIMS", "not a Tessera access token (neither token_type nor sid)");
+  }
+  try {
+    UnsecuredJWT.decode(`${verifiedHeader}.${payloadSegment}.`, {
+      ...(rules.issuer !== undefined && { issuer: rules.issuer }),
+      audience: audience as string | string[],
+      currentDate: now,
+      clockTolerance: rules.clockToleranceSeconds,
+      requiredClaims: ["iss", "sub", "aud", "exp"],
+    });
+  } catch (e) {
+    throw claimRefusal(e, p);
+  }
+  if (!isString(p.iss)) throw refuse("INVALID_CLAIMS", 'the token has no "iss"');
+  if (!isString(p.sub)) throw refuse("INVALID_CLAIMS", 'the token has no "sub"');
+
+  if (p.token_type !== undefined) {
     if (!isString(p.user)) throw refuse("INVALID_CLAIMS", 'the token has no "user"');
     if (p.authentication_method !== "password" && p.authentication_method !== "refresh_token") {
       throw refuse("INVALID_CLAIMS", 'the token has no valid "authentication_method"');
     }
     const claims = p as unknown as JwtAccessClaims;
-    token = { kind: "jwt", userId: claims.sub, user: claims.user, authenticationMethod: claims.authentication_method, expiresAt: new Date(claims.exp * 1000), claims };
-  } else if (p.sid !== undefined) {
-    const clientId = rules.clientIds.find((c) => audiences.includes(c));
-    if (clientId === undefined) {
-      throw refuse("WRONG_AUDIENCE", rules.clientIds.length === 0 ? "session tokens are not accepted (no client id configured)" : "the token was issued for another client id");
-    }
-    if (!isString(p.sid)) throw refuse("INVALID_CLAIMS", 'the token has no "sid"');
-    if (!isString(p.jti)) throw refuse("INVALID_CLAIMS", 'the token has no "jti"');
-    const claims = p as unknown as SessionAccessClaims;
-    token = { kind: "session", userId: claims.sub, sessionId: claims.sid, clientId, tokenId: claims.jti, expiresAt: new Date(claims.exp * 1000), claims };
-  } else {
-    throw refuse("INVALID_CLAIMS", "not a Tessera access token (neither token_type nor sid)");
+    return { kind: "jwt", userId: claims.sub, user: claims.user, authenticationMethod: claims.authentication_method, expiresAt: new Date(claims.exp * 1000), claims };
   }
-
-  const tolerance = rules.clockToleranceSeconds;
-  if (p.nbf !== undefined && (p.nbf as number) > nowSeconds + tolerance) throw refuse("TOKEN_NOT_YET_VALID", "the token is not valid yet");
-  if (p.exp <= nowSeconds - tolerance) throw refuse("TOKEN_EXPIRED", "the token has expired");
-  return token;
+  if (!isString(p.sid)) throw refuse("INVALID_CLAIMS", 'the token has no "sid"');
+  if (!isString(p.jti)) throw refuse("INVALID_CLAIMS", 'the token has no "jti"');
+  const claims = p as unknown as SessionAccessClaims;
+  const audiences = typeof claims.aud === "string" ? [claims.aud] : claims.aud;
+  const clientId = rules.clientIds.find((c) => audiences.includes(c))!;
+  return { kind: "session", userId: claims.sub, sessionId: claims.sid, clientId, tokenId: claims.jti, expiresAt: new Date(claims.exp * 1000), claims };
 }
 
-/** `aud` as RFC 7519 allows it: one string or an array of strings. */
-function audienceList(aud: unknown): readonly string[] {
-  if (isString(aud)) return [aud];
-  if (Array.isArray(aud) && aud.length > 0 && aud.every(isString)) return aud;
-  throw refuse("INVALID_CLAIMS", 'the token has no "aud"');
+/** jose's claim errors as this package's codes. */
+function claimRefusal(e: unknown, p: Record<string, unknown>) {
+  if (e instanceof errors.JWTExpired) return refuse("TOKEN_EXPIRED", "the token has expired", e);
+  if (e instanceof errors.JWTClaimValidationFailed) {
+    if (e.reason === "check_failed" || e.reason === "unspecified") {
+      if (e.claim === "iss") return refuse("WRONG_ISSUER", "the token was issued by another issuer", e);
+      if (e.claim === "aud") {
+        return refuse("WRONG_AUDIENCE", p.token_type !== undefined ? "the token was issued for another audience" : "the token was issued for another client id", e);
+      }
+      if (e.claim === "nbf") return refuse("TOKEN_NOT_YET_VALID", "the token is not valid yet", e);
+    }
+    return refuse("INVALID_CLAIMS", `the token's "${e.claim}" claim is missing or malformed`, e);
+  }
+  return refuse("INVALID_CLAIMS", "the token's claims are malformed", e);
 }

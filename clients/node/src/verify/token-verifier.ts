@@ -113,7 +113,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       if (!key.algorithms.has(alg)) throw refuse("UNSUPPORTED_ALGORITHM", `the token's algorithm (${alg}) is not its key's`);
       if (!key.verify(alg, jws.signingInput, jws.signature)) throw refuse("INVALID_SIGNATURE", "the token's signature does not verify");
       const payload = Object.freeze(decodeJson(jws.payloadSegment, "payload"));
-      return checkClaims(payload, rules, Math.floor(now() / 1000));
+      return checkClaims(jws.payloadSegment, payload, rules, new Date(now()));
     },
   };
 }
