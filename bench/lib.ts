@@ -3,7 +3,7 @@
 // and figures: requests/s, p50/p99 latency, errors, server RSS. Loopback only; every loop is
 // bounded in time.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -26,14 +26,15 @@ export const benchClientId = "bench-client";
 export const benchAdminToken = "bench-admin-token-0123456789abcdef";
 
 /**
- * Starts `src/main.ts` in a child process on a free port with a fresh data directory.
- * `nodeArgs` go before the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not allow).
+ * Starts Tessera as `npm start` does (the compiled `dist/src/main.js`: bench/run.ts builds it
+ * first) in a child process on a free port with a fresh data directory. `nodeArgs` go before
+ * the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not allow).
  */
 export async function startServerProcess(env: Record<string, string> = {}, opts: { nodeArgs?: string[] } = {}): Promise<BenchServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
   const port = await freePort();
   // Request logs stay on (info), as in production; they go to /dev/null.
-  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), "--import", "tsx", "src/main.ts"], {
+  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), compiledMain()], {
     env: {
       ...process.env,
       MONGODB_URI: "",
@@ -77,7 +78,14 @@ export async function startServerProcess(env: Record<string, string> = {}, opts:
   };
 }
 
-async function freePort(): Promise<number> {
+/** dist/src/main.js, which `npm run build` writes (bench/run.ts runs it before any benchmark). */
+export function compiledMain(): string {
+  const main = "dist/src/main.js";
+  if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (npm run bench does)`);
+  return main;
+}
+
+export async function freePort(): Promise<number> {
   const { createServer } = await import("node:net");
   return new Promise((resolve) => {
     const s = createServer().listen(0, "127.0.0.1", () => {

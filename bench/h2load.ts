@@ -1,0 +1,134 @@
+// h2load (nghttp2's load client, C: it costs the machine far less per request than a Node
+// client would) run against a URL, its figures parsed; and the helpers the figure benchmarks
+// share: interleaved rounds, medians, a quiet-machine check, one checked call per case.
+import { execFileSync, spawnSync } from "node:child_process";
+import { writeFileSync, mkdtempSync, readFileSync } from "node:fs";
+import http2 from "node:http2";
+import { tmpdir, cpus } from "node:os";
+import { join } from "node:path";
+
+export const benchSeconds = Number(process.env.BENCH_DUR ?? (process.env.BENCH_QUICK ? 2 : 8));
+export const warmSeconds = Number(process.env.BENCH_WARM ?? (process.env.BENCH_QUICK ? 1 : 2));
+export const rounds = Number(process.env.BENCH_ROUNDS ?? (process.env.BENCH_QUICK ? 1 : 5));
+export const inFlight = Number(process.env.BENCH_C ?? 16);
+
+export interface H2loadCase {
+  url: string;
+  headers?: string[];
+  /** HTTP/1.1 instead of h2c. */
+  h1?: boolean;
+  /** Request body (POST). */
+  body?: Uint8Array | string;
+  /** Connections (default inFlight) and streams per connection (default 1). */
+  connections?: number;
+  streams?: number;
+}
+
+export interface H2loadResult {
+  rps: number;
+  ok: number;
+  errors: number;
+  meanMs: number;
+}
+
+const scratch = mkdtempSync(join(tmpdir(), "tessera-h2load-"));
+let bodies = 0;
+
+/** One h2load run (warm-up, then BENCH_DUR seconds). */
+export function h2load(c: H2loadCase, seconds = benchSeconds): H2loadResult {
+  const argv = ["-c", String(c.connections ?? inFlight), "-m", String(c.streams ?? 1), "-t", "1", "-D", String(seconds), "--warm-up-time", String(warmSeconds)];
+  if (c.h1) argv.push("--h1");
+  for (const h of c.headers ?? []) argv.push("-H", h);
+  if (c.body !== undefined) {
+    const file = join(scratch, `body-${bodies++}`);
+    writeFileSync(file, c.body);
+    argv.push("-d", file);
+  }
+  argv.push(c.url);
+  const r = spawnSync("h2load", argv, { encoding: "utf8", timeout: (seconds + warmSeconds + 30) * 1000 });
+  const out = r.stdout ?? "";
+  const rq = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const sc = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  const tr = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
+  if (!rq || !sc) throw new Error(`h2load output not understood (${c.url}):\n${out}${r.stderr ?? ""}`);
+  const ok = Number(rq[4]);
+  const errors = Number(rq[5]) + Number(rq[6]) + Number(rq[7]) + Number(sc[3]) + Number(sc[4]);
+  const ms = (s: string) => (s.endsWith("ms") ? parseFloat(s) : s.endsWith("us") ? parseFloat(s) / 1000 : parseFloat(s) * 1000);
+  return { rps: ok / seconds, ok, errors, meanMs: tr ? ms(tr[3]) : NaN };
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** An empty protobuf message in one gRPC frame (flag 0, length 0). */
+export const emptyGrpcFrame = new Uint8Array(5);
+export const grpcHeaders = ["content-type: application/grpc", "te: trailers"];
+export const grpcWebHeaders = ["content-type: application/grpc-web+proto", "x-grpc-web: 1"];
+
+/** One call of a case, checked: HTTP 200 and, over gRPC, grpc-status 0. */
+export async function checkCase(name: string, c: H2loadCase): Promise<void> {
+  const headers = Object.fromEntries((c.headers ?? []).map((h) => [h.slice(0, h.indexOf(":")).toLowerCase(), h.slice(h.indexOf(":") + 1).trim()]));
+  const u = new URL(c.url);
+  const method = c.body !== undefined ? "POST" : "GET";
+  if (c.h1) {
+    const res = await fetch(c.url, { method, headers, body: c.body as string | undefined });
+    const text = Buffer.from(await res.arrayBuffer());
+    const grpcWebOk = !headers["content-type"]?.startsWith("application/grpc-web") || /grpc-status:\s*0/.test(text.toString("latin1"));
+    if (res.status !== 200 || !grpcWebOk) throw new Error(`${name}: ${res.status} ${text.toString("latin1").slice(0, 300)}`);
+    return;
+  }
+  const session = http2.connect(u.origin);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const req = session.request({ ":method": method, ":path": u.pathname + u.search, ...headers });
+      let status = 0;
+      let grpcStatus: string | undefined;
+      req.on("response", (h) => {
+        status = Number(h[":status"]);
+        grpcStatus ??= h["grpc-status"] as string | undefined;
+      });
+      req.on("trailers", (t) => (grpcStatus = t["grpc-status"] as string | undefined));
+      req.on("data", () => {});
+      req.on("end", () => (status === 200 && (grpcStatus === undefined || grpcStatus === "0") ? resolve() : reject(new Error(`${name}: ${status} grpc-status ${grpcStatus}`))));
+      req.on("error", reject);
+      req.end(c.body);
+    });
+  } finally {
+    session.close();
+  }
+}
+
+/** Percent of the machine busy over one second, from /proc/stat. */
+export async function machineBusyPercent(): Promise<number> {
+  const read = () => readFileSync("/proc/stat", "utf8").split("\n")[0].split(/\s+/).slice(1).map(Number);
+  const a = read();
+  await new Promise((r) => setTimeout(r, 1000));
+  const b = read();
+  const d = b.map((x, i) => x - a[i]);
+  const total = d.reduce((s, x) => s + x, 0);
+  const idle = d[3] + d[4];
+  return total > 0 ? (100 * (total - idle)) / total : 0;
+}
+
+/** Waits (up to a minute) for the machine to be quiet; warns if it never is. */
+export async function waitQuiet(maxBusy = Number(process.env.BENCH_QUIET ?? 15)): Promise<void> {
+  for (let i = 0; i < 60; i++) {
+    const busy = await machineBusyPercent();
+    if (busy <= maxBusy) return;
+    if (i === 0) process.stdout.write(`  (waiting for a quiet machine: ${busy.toFixed(0)}% busy)\n`);
+  }
+  process.stdout.write("  WARNING: the machine stayed busy; figures are noisy\n");
+}
+
+export function requireH2load(): void {
+  try {
+    execFileSync("h2load", ["--version"], { stdio: "ignore" });
+  } catch {
+    console.error("h2load is needed (Debian: apt-get install nghttp2-client)");
+    process.exit(2);
+  }
+}
+
+export const cores = cpus().length;
