@@ -10,10 +10,14 @@
 // Listeners (ports from argv): `h2c` (node:http2, prior knowledge: gRPC), `h1` (node:http:
 // Connect, gRPC-Web) and `one` (the same handler behind Tessera's one-port listener, so the
 // cost of serving HTTP/1.1 and h2c on one port is measured against `h2c`).
-// Run by bench/floor.ts: node --import tsx bench/floor-server.ts <h2c> <h1> <one> <dataDir> <jwksUrl>
+// `als` is `h2c` with every request run in an AsyncLocalStorage scope, as Tessera's call scope
+// (src/call-scope.ts) runs each: the price of the request id and client address reaching
+// every log line without being passed along.
+// Run by bench/floor.ts: node --import tsx bench/floor-server.ts <h2c> <h1> <one> <als> <dataDir> <jwksUrl>
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import http from "node:http";
 import http2 from "node:http2";
+import { runInCall } from "../src/call-scope.js";
 import Database from "better-sqlite3";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -22,9 +26,9 @@ import { SessionService } from "../gen/tessera/session/v1/session_pb.js";
 import { packageVersion } from "../src/project-files.js";
 import { listen } from "../src/server/listener.js";
 
-const [h2cPort, h1Port, onePort] = process.argv.slice(2, 5).map(Number);
-const dataDir = process.argv[5];
-const jwksUrl = process.argv[6];
+const [h2cPort, h1Port, onePort, alsPort] = process.argv.slice(2, 6).map(Number);
+const dataDir = process.argv[6];
+const jwksUrl = process.argv[7];
 
 const db = new Database(`${dataDir}/tessera.db`, { readonly: true, fileMustExist: true });
 db.pragma("busy_timeout = 5000");
@@ -82,4 +86,6 @@ await listen(handler, {
   maxHeaderBytes: 16 * 1024,
   maxConcurrentStreams: 100,
 });
+let calls = 0;
+http2.createServer((req, res) => runInCall({ requestId: String(++calls) }, () => handler(req, res))).listen(alsPort, "127.0.0.1");
 process.stdout.write("ready\n");

@@ -2,7 +2,8 @@
 // RPCs with nothing around them), per protocol, for the no-op (GetVersion) and the token check
 // (GetSession with a live session), h2load at BENCH_C in flight, BENCH_ROUNDS interleaved
 // rounds, medians of the per-round ratios. Also the one-port listener (HTTP/1.1 and h2c on one
-// socket) against a native h2c listener, both serving the floor's handler.
+// socket) against a native h2c listener, both serving the floor's handler, and the price of
+// running each call in an AsyncLocalStorage scope.
 // Targets: no-op >= 0.9 x the floor on every protocol; token checks >= 0.8 x; one port >= 0.9 x native.
 // Run: npm run bench -- floor   (BENCH_QUICK=1: one short round)
 import { spawn } from "node:child_process";
@@ -18,8 +19,8 @@ const { access_token: token } = JSON.parse(
   await httpCall(tessera.url, { method: "POST", path: "/session", headers, body: JSON.stringify({ account_type: "traditional", email: "floor@example.com", password: "violet-kettle-harbour-29" }) })(),
 ) as { access_token: string };
 
-const [h2cPort, h1Port, onePort] = [await freePort(), await freePort(), await freePort()];
-const floor = spawn(process.execPath, ["--import", "tsx", "bench/floor-server.ts", String(h2cPort), String(h1Port), String(onePort), tessera.dataDir, `${tessera.url}/.well-known/jwks.json`], {
+const [h2cPort, h1Port, onePort, alsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+const floor = spawn(process.execPath, ["--import", "tsx", "bench/floor-server.ts", String(h2cPort), String(h1Port), String(onePort), String(alsPort), tessera.dataDir, `${tessera.url}/.well-known/jwks.json`], {
   stdio: ["ignore", "pipe", "inherit"],
 });
 await once(floor.stdout!, "data");
@@ -33,6 +34,7 @@ const t = tessera.url;
 const f2 = `http://127.0.0.1:${h2cPort}`;
 const f1 = `http://127.0.0.1:${h1Port}`;
 const one = `http://127.0.0.1:${onePort}`;
+const als = `http://127.0.0.1:${alsPort}`;
 
 interface Pair {
   name: string;
@@ -51,6 +53,7 @@ const pairs: Pair[] = [
   { name: "token check, REST GET /session vs Connect GET", target: 0.8, ours: { url: `${t}/session`, h1: true, headers: auth }, floor: { url: f1 + check + getQuery, h1: true, headers: auth } },
   { name: "one-port listener vs native h2c: gRPC no-op", target: 0.9, ours: { url: one + noop, headers: grpcHeaders, body: emptyGrpcFrame }, floor: { url: f2 + noop, headers: grpcHeaders, body: emptyGrpcFrame } },
   { name: "one-port listener vs native h2c: gRPC token check", target: 0.9, ours: { url: one + check, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame }, floor: { url: f2 + check, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame } },
+  { name: "AsyncLocalStorage call scope vs none: gRPC no-op", target: 0.95, ours: { url: als + noop, headers: grpcHeaders, body: emptyGrpcFrame }, floor: { url: f2 + noop, headers: grpcHeaders, body: emptyGrpcFrame } },
 ];
 
 try {

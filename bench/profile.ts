@@ -11,6 +11,7 @@ import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, requireH2load, type 
 requireH2load();
 interface ProfileNode {
   id: number;
+  children?: number[];
   callFrame: { functionName: string; url: string; lineNumber: number };
 }
 interface Profile {
@@ -49,6 +50,29 @@ function top(profile: Profile, fromUs: number, toUs: number, n = 20): string {
   });
   const pct = (x: number) => ((100 * x) / total).toFixed(1).padStart(5) + " %";
   const lines = [...self].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `  ${pct(v)}  ${k}`);
+  // Inclusive time per function of Tessera's own code (src/): what each interceptor, the
+  // transcoder and the handlers cost a call, whatever they call.
+  const parent = new Map<number, number>();
+  for (const x of profile.nodes) for (const c of x.children ?? []) parent.set(c, x.id);
+  const inclusive = new Map<string, number>();
+  t = profile.startTime;
+  profile.samples.forEach((id, i) => {
+    t += profile.timeDeltas[i];
+    if (t < fromUs || t > toUs) return;
+    const dt = profile.timeDeltas[i + 1] ?? 0;
+    const seen = new Set<string>();
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+      const { functionName, url, lineNumber } = nodes.get(n)!.callFrame;
+      const w = where(url);
+      if (w.pkg !== "tessera" || !w.file.startsWith("src/")) continue;
+      const key = `${functionName || "(anonymous)"}  ${w.file}:${lineNumber + 1}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + dt);
+    }
+  });
+  lines.push("  Tessera's own functions, inclusive:");
+  for (const [k, v] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, 14)) lines.push(`  ${pct(v)}  ${k}`);
   const pkgs = [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${k} ${pct(v).trim()}`);
   return [...lines, `  by package: ${pkgs.join(", ")}`].join("\n");
 }
