@@ -535,7 +535,7 @@ def ts_sys(srv):
 
 
 # ---------------------------------------------------------------- phases
-def hash_run(alg, par, rnd, tag="hash", secs=8):
+def hash_run(alg, par, rnd, tag="hash", secs=int(os.environ.get("BENCH_HASH_SECS", "8"))):
     for attempt in range(3):
         quiet, waited = wait_quiet([], f"{tag} {alg} p{par} r{rnd}")
         if alg == "bcrypt":
