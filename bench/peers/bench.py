@@ -361,9 +361,9 @@ class Sampler(threading.Thread):
     """From WARM to WARM+DUR after the load starts: CPU of the server pids and of PG backends,
     the machine's busy share; peak RSS of the server processes (summed) every 0.5 s."""
 
-    def __init__(self, server_pids, pg=False):
+    def __init__(self, server_pids, pg=False, store_pids=()):
         super().__init__(daemon=True)
-        self.server_pids, self.pg = server_pids, pg
+        self.server_pids, self.pg, self.store_pids = server_pids, pg, list(store_pids)
         self.rss_peak = 0
         self.res = {}
 
@@ -372,6 +372,7 @@ class Sampler(threading.Thread):
         time.sleep(WARM)
         pg0 = {p: proc_cpu(p) or 0 for p in (pg_backends() if self.pg else [])}
         s0 = cpu_of(self.server_pids)
+        d0 = cpu_of(self.store_pids)
         b0, t0 = stat_ticks()
         w0 = time.monotonic()
         while time.monotonic() - w0 < DUR:
@@ -379,8 +380,10 @@ class Sampler(threading.Thread):
             time.sleep(0.5)
         el = time.monotonic() - w0
         s1 = cpu_of(self.server_pids)
+        d1 = cpu_of(self.store_pids)
         b1, t1 = stat_ticks()
         pg1 = sum((proc_cpu(p) or 0) - pg0.get(p, 0) for p in pg_backends()) if self.pg else 0.0
+        pg1 += d1 - d0  # a store server of our own (FerretDB) counts with its PostgreSQL backends
         self.res = dict(server_cpu_pct=round(100 * (s1 - s0) / el, 1), pg_cpu_pct=round(100 * pg1 / el, 1),
                         machine_busy_pct=round(100 * (b1 - b0) / max(1, t1 - t0), 1),
                         server_cpu_s=round(s1 - s0, 2), pg_cpu_s=round(pg1, 2), window_s=round(el, 2))
@@ -464,23 +467,24 @@ def loadgen(*args):
                 client_cpu_pct=round(r["client_cpu_pct"], 1), status=r["status"], first_error=r.get("first_error", ""))
 
 
-def measure(phase, scenario, system, rnd, server, runner, ours_extra=(), pg=False):
-    """One run; repeated (up to 2 more times) when others used > NOISY_LIMIT % of the machine during it."""
+def measure(phase, scenario, system, rnd, server, runner, ours_extra=(), pg=False, store_pids=()):
+    """One run; repeated (up to 2 more times) when others used > NOISY_LIMIT % of the machine during it.
+    PG CPU: the backends of PG_DB plus `store_pids` (a FerretDB in front of them)."""
     for attempt in range(3):
-        rec = measure_once(phase, scenario, system, rnd, server, runner, ours_extra, pg, attempt)
+        rec = measure_once(phase, scenario, system, rnd, server, runner, ours_extra, pg, attempt, store_pids)
         if not rec["discarded"]:
             return rec
         log(f"    noisy run (others {rec['others_during_pct']}% during); kept as discarded, retrying")
     return rec
 
 
-def measure_once(phase, scenario, system, rnd, server, runner, ours_extra, pg, attempt):
+def measure_once(phase, scenario, system, rnd, server, runner, ours_extra, pg, attempt, store_pids=()):
     servers = server if isinstance(server, (list, tuple)) else [server]
-    spids = [p for s in servers for p in s.server_pids()]
-    ours = spids + list(ours_extra) + (pg_backends() if pg else [])
+    spids = list(dict.fromkeys(p for s in servers for p in s.server_pids()))
+    ours = spids + list(ours_extra) + list(store_pids) + (pg_backends() if pg else [])
     quiet, waited = wait_quiet(ours, f"{scenario}/{system} r{rnd}")
     LOAD_STARTED.clear()
-    smp = Sampler(spids, pg=pg)
+    smp = Sampler(spids, pg=pg, store_pids=store_pids)
     smp.start()
     r = runner()
     smp.join()
@@ -743,8 +747,6 @@ def phase_scaleout(rounds):
         extra = dict(MONGODB_URI=uri, TESSERA_MONGODB_DATABASE=dbname)
         insts = [tessera(port=TS_PORT + i, workers=w, extra=extra, seed=False).start() for i in range(2)]
         a, b = insts
-        for s in insts:
-            s.extra_pids = store_pids()
         users = f"{RES}/ts_users_scaleout.json"
         prep_users("ts", a.url, C, users, "tsscale")
         half = max(1, C // 2)
@@ -757,8 +759,8 @@ def phase_scaleout(rounds):
                 sysname = f"tessera-w{w} x{len(set(targets))}"
                 rest = [dict(url=f"{t.url}/session", c=half) for t in targets]
                 grpc = [dict(url=t.url + GET_SESSION, c=half) for t in targets]
-                measure("scaleout", f"GET /session, {label}", sysname, rnd, insts, lambda r=rest: h2load_many(r, headers=tsh, h1=True), pg=bool(fdb))
-                measure("scaleout", f"gRPC GetSession, {label}", sysname, rnd, insts, lambda g=grpc: h2load_many(g, headers=tsh + GH, data=empty_grpc()), pg=bool(fdb))
+                measure("scaleout", f"GET /session, {label}", sysname, rnd, insts, lambda r=rest: h2load_many(r, headers=tsh, h1=True), pg=bool(fdb), store_pids=store_pids())
+                measure("scaleout", f"gRPC GetSession, {label}", sysname, rnd, insts, lambda g=grpc: h2load_many(g, headers=tsh + GH, data=empty_grpc()), pg=bool(fdb), store_pids=store_pids())
     finally:
         for s in insts:
             s.stop()

@@ -47,7 +47,7 @@ def runs_table(recs, title):
     if not groups:
         return {}
     print(f"\n### {title}\n")
-    print("| scenario | system | client | n | ok/s median | min..max | latency mean or p50 (ms) | server CPU % | PG CPU % | client CPU % | server+PG CPU ms/req | RSS peak MiB | others during % (max) | errors |")
+    print("| scenario | system | client | n | ok/s median | min..max | latency mean or p50 (ms) | server CPU % | store CPU % (PG, FerretDB) | client CPU % | server+PG CPU ms/req | RSS peak MiB | others during % (max) | errors |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     out = {}
     for k, rs in groups.items():
