@@ -7,9 +7,9 @@ import { loadConfig } from "../../src/config.js";
 
 const [conc = "1", secs = "10"] = process.argv.slice(2);
 const config = loadConfig({ ...process.env, MONGODB_URI: "" });
-const params = { type: argon2.argon2id, memoryCost: config.argon2MemoryKib, timeCost: config.argon2Iterations, parallelism: config.argon2Parallelism };
+const params = { memoryCost: config.argon2MemoryKib, timeCost: config.argon2Iterations, parallelism: config.argon2Parallelism };
 const password = "Perf-Bench-Passw0rd!x";
-const hash = await argon2.hash(password, params);
+const hash = await argon2.hash(password, { ...params, type: argon2.argon2id });
 let n = 0;
 let stop = false;
 const t0 = performance.now();
