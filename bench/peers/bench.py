@@ -221,7 +221,8 @@ class Server:
     def signal_target(self):
         """Tessera: the topmost `node … main.js` (the cluster primary forwards to its workers)."""
         for pid in [self.p.pid] + descendants(self.p.pid):
-            if "main.js" in cmdline(pid):
+            argv = cmdline(pid).split()
+            if argv and os.path.basename(argv[0]) == "node" and any(a.endswith("main.js") for a in argv):
                 return pid
         return self.p.pid
 
