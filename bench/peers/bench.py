@@ -725,6 +725,7 @@ def start_ferretdb():
     fdb = Server("ferretdb", [binp, "--handler=postgresql", "--postgresql-url=postgres://postgres@127.0.0.1:5432/perf_ferret",
                               f"--listen-addr=127.0.0.1:{FERRET_PORT}", "--debug-addr=-", f"--state-dir={state}", "--telemetry=disable",
                               "--log-level=error"], ROOT, dict(os.environ), None, "ferretdb").start()
+    fdb.cleanup = [state]
     time.sleep(2)
     return fdb, f"mongodb://127.0.0.1:{FERRET_PORT}/"
 
