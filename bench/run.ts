@@ -1,9 +1,17 @@
 // `npm run bench`: every benchmark in turn, each starting its own server, each printing its
 // figures and its ratios against baselines measured in the same run. `npm run bench -- NAME...`
-// runs only those (baseline, transcode, session, login-timing, api-token, jwt, load, verify,
-// flood, burst, verifier). BENCH_QUICK=1 shortens every run. Benchmarks never fail on a time:
-// they print.
+// runs only those (floor, profile, baseline, transcode, session, login-timing, api-token, jwt, load, verify,
+// flood, burst, verifier; `peers PHASE` for bench/peers). BENCH_QUICK=1 shortens every run.
+// Benchmarks never fail on a time: they print.
 import { spawnSync } from "node:child_process";
+
+// `npm run bench -- peers PHASE [--rounds N]`: side by side with Supabase Auth, or Tessera scaled
+// out (bench/peers/README.md); a Python driver around h2load and a Go load client.
+if (process.argv[2] === "peers") {
+  if (spawnSync("npm", ["run", "build", "--silent"], { stdio: "inherit" }).status !== 0) process.exit(1);
+  const r = spawnSync("python3", ["bench/peers/bench.py", ...process.argv.slice(3)], { stdio: "inherit" });
+  process.exit(r.status ?? 1);
+}
 
 const all = ["floor", "profile", "baseline", "transcode", "session", "login-timing", "api-token", "jwt", "load", "verify", "flood", "burst", "verifier"];
 const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;

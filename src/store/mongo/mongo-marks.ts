@@ -20,7 +20,11 @@ export class Marks {
   private readonly marks: Collection<StoredDoc>;
 
   constructor(db: Db) {
-    this.marks = db.collection<StoredDoc>(MARKS);
+    // Marks are read on the primary at read concern "local", whatever the connection string
+    // asks for: a caller that lost an insert reads the winner's mark right away, and the
+    // primary holds it as soon as the insert has won. A majority read (or a secondary) could
+    // miss a mark not yet replicated to a majority, and the loser would act as a second winner.
+    this.marks = db.collection<StoredDoc>(MARKS, { readConcern: { level: "local" }, readPreference: "primary" });
   }
 
   /** True when this call set the mark; false when it was already set. `expiresAt` lets housekeeping drop it. */
