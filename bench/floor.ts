@@ -39,6 +39,8 @@ const als = `http://127.0.0.1:${alsPort}`;
 interface Pair {
   name: string;
   target: number;
+  /** The Tessera side runs in the floor's process (the listener and call-scope figures). */
+  oursInFloor?: boolean;
   ours: H2loadCase;
   floor: H2loadCase;
 }
@@ -51,9 +53,9 @@ const pairs: Pair[] = [
   { name: "token check, gRPC-Web (HTTP/1.1)", target: 0.8, ours: { url: t + check, h1: true, headers: [...grpcWebHeaders, ...auth], body: emptyGrpcFrame }, floor: { url: f1 + check, h1: true, headers: [...grpcWebHeaders, ...auth], body: emptyGrpcFrame } },
   { name: "token check, Connect JSON (HTTP/1.1)", target: 0.8, ours: { url: t + check, h1: true, headers: [...connectJson, ...auth], body: "{}" }, floor: { url: f1 + check, h1: true, headers: [...connectJson, ...auth], body: "{}" } },
   { name: "token check, REST GET /session vs Connect GET", target: 0.8, ours: { url: `${t}/session`, h1: true, headers: auth }, floor: { url: f1 + check + getQuery, h1: true, headers: auth } },
-  { name: "one-port listener vs native h2c: gRPC no-op", target: 0.9, ours: { url: one + noop, headers: grpcHeaders, body: emptyGrpcFrame }, floor: { url: f2 + noop, headers: grpcHeaders, body: emptyGrpcFrame } },
-  { name: "one-port listener vs native h2c: gRPC token check", target: 0.9, ours: { url: one + check, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame }, floor: { url: f2 + check, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame } },
-  { name: "AsyncLocalStorage call scope vs none: gRPC no-op", target: 0.95, ours: { url: als + noop, headers: grpcHeaders, body: emptyGrpcFrame }, floor: { url: f2 + noop, headers: grpcHeaders, body: emptyGrpcFrame } },
+  { name: "one-port listener vs native h2c: gRPC no-op", target: 0.9, oursInFloor: true, ours: { url: one + noop, headers: grpcHeaders, body: emptyGrpcFrame }, floor: { url: f2 + noop, headers: grpcHeaders, body: emptyGrpcFrame } },
+  { name: "one-port listener vs native h2c: gRPC token check", target: 0.9, oursInFloor: true, ours: { url: one + check, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame }, floor: { url: f2 + check, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame } },
+  { name: "AsyncLocalStorage call scope vs none: gRPC no-op", target: 0.95, oursInFloor: true, ours: { url: als + noop, headers: grpcHeaders, body: emptyGrpcFrame }, floor: { url: f2 + noop, headers: grpcHeaders, body: emptyGrpcFrame } },
 ];
 
 try {
@@ -63,29 +65,33 @@ try {
   }
   const chosen = process.env.BENCH_ONLY ? pairs.filter((p) => p.name.includes(process.env.BENCH_ONLY!)) : pairs;
   console.log(`${inFlight} in flight, ${rounds} interleaved rounds; per round the two sides alternate`);
-  const results = chosen.map(() => ({ ours: [] as number[], floor: [] as number[], ratio: [] as number[], errors: 0 }));
+  const results = chosen.map(() => ({ ours: [] as number[], floor: [] as number[], ratio: [] as number[], cpuOurs: [] as number[], cpuFloor: [] as number[], errors: 0 }));
   for (let r = 0; r < rounds; r++) {
     for (const [i, p] of chosen.entries()) {
       await waitQuiet();
+      const oursPid = p.oursInFloor ? floor.pid! : tessera.pid;
       const [a, b] = r % 2 === 0 ? [p.ours, p.floor] : [p.floor, p.ours];
-      const ra = h2load(a);
+      const [pa, pb] = r % 2 === 0 ? [oursPid, floor.pid!] : [floor.pid!, oursPid];
+      const ra = h2load(a, undefined, [pa]);
       await waitQuiet();
-      const rb = h2load(b);
+      const rb = h2load(b, undefined, [pb]);
       const [ours, fl] = r % 2 === 0 ? [ra, rb] : [rb, ra];
       const res = results[i];
       res.ours.push(ours.rps);
       res.floor.push(fl.rps);
       res.ratio.push(ours.rps / fl.rps);
+      res.cpuOurs.push(ours.cpuMsPerCall ?? NaN);
+      res.cpuFloor.push(fl.cpuMsPerCall ?? NaN);
       res.errors += ours.errors + fl.errors;
     }
   }
-  console.log("\n| figure | Tessera (or one port) /s | floor /s | ratio (median of rounds) | target |");
-  console.log("|---|---|---|---|---|");
+  console.log("\n| figure | Tessera (or one port) /s | floor /s | ratio (median of rounds) | target | CPU ms/call Tessera : floor |");
+  console.log("|---|---|---|---|---|---|");
   for (const [i, p] of chosen.entries()) {
     const r = results[i];
     const ratio = median(r.ratio);
     console.log(
-      `| ${p.name} | ${median(r.ours).toFixed(0)} | ${median(r.floor).toFixed(0)} | ${ratio.toFixed(2)} ${ratio >= p.target ? "" : "(below)"} | ${p.target} |` +
+      `| ${p.name} | ${median(r.ours).toFixed(0)} | ${median(r.floor).toFixed(0)} | ${ratio.toFixed(2)} ${ratio >= p.target ? "" : "(below)"} | ${p.target} | ${median(r.cpuOurs).toFixed(3)} : ${median(r.cpuFloor).toFixed(3)} |` +
         (r.errors ? ` ${r.errors} errors` : ""),
     );
   }

@@ -26,6 +26,8 @@ export interface H2loadCase {
 
 export interface H2loadResult {
   rps: number;
+  /** CPU time the measured process spent per answered call, ms (when a pid was given). */
+  cpuMsPerCall?: number;
   ok: number;
   errors: number;
   meanMs: number;
@@ -34,8 +36,21 @@ export interface H2loadResult {
 const scratch = mkdtempSync(join(tmpdir(), "tessera-h2load-"));
 let bodies = 0;
 
-/** One h2load run (warm-up, then BENCH_DUR seconds). */
-export function h2load(c: H2loadCase, seconds = benchSeconds): H2loadResult {
+/** User + system CPU time of a process (and its reaped children), ms, from /proc. */
+export function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  // fields 14-17 (utime, stime, cutime, cstime), counted from 1 with the pid and comm cut off.
+  return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / clockTicks;
+}
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/**
+ * One h2load run (warm-up, then BENCH_DUR seconds). With `pids`, the CPU those processes
+ * spent over the whole run (warm-up included) divided by the calls answered in it: a figure
+ * that a busy machine disturbs far less than a rate.
+ */
+export function h2load(c: H2loadCase, seconds = benchSeconds, pids: number[] = []): H2loadResult {
+  const cpu0 = pids.reduce((s, p) => s + cpuMs(p), 0);
   const argv = ["-c", String(c.connections ?? inFlight), "-m", String(c.streams ?? 1), "-t", "1", "-D", String(seconds), "--warm-up-time", String(warmSeconds)];
   if (c.h1) argv.push("--h1");
   for (const h of c.headers ?? []) argv.push("-H", h);
@@ -54,7 +69,9 @@ export function h2load(c: H2loadCase, seconds = benchSeconds): H2loadResult {
   const ok = Number(rq[4]);
   const errors = Number(rq[5]) + Number(rq[6]) + Number(rq[7]) + Number(sc[3]) + Number(sc[4]);
   const ms = (s: string) => (s.endsWith("ms") ? parseFloat(s) : s.endsWith("us") ? parseFloat(s) / 1000 : parseFloat(s) * 1000);
-  return { rps: ok / seconds, ok, errors, meanMs: tr ? ms(tr[3]) : NaN };
+  const total = Number(rq[3]);
+  const cpuMsPerCall = pids.length > 0 && total > 0 ? (pids.reduce((s, p) => s + cpuMs(p), 0) - cpu0) / total : undefined;
+  return { rps: ok / seconds, ok, errors, meanMs: tr ? ms(tr[3]) : NaN, cpuMsPerCall };
 }
 
 export const median = (xs: number[]) => {

@@ -1,5 +1,6 @@
-// Where a request goes: an RPC path (/pkg.Service/Method) to its connect-es handler, any other
-// path to the fallback (the REST transcoder, the probes). CORS comes first, for every path and
+// Where a request goes: an RPC path (/pkg.Service/Method) to its connect-es handler (a plain
+// unary gRPC call to grpc-unary.ts, which answers it as that handler would, for a fraction of
+// its cost), any other path to the fallback (the REST transcoder, the probes). CORS comes first, for every path and
 // protocol alike (cors.ts). This is connect-node's adapter
 // (packages/connect-node/src/connect-node-adapter.ts: createConnectRouter, a map from request
 // path to UniversalHandler, universalRequestFromNodeRequest / universalResponseToNodeResponse)
@@ -29,7 +30,7 @@
 // pins connect-es's behaviour, so an upgrade that changes it is noticed.
 import type http from "node:http";
 import type http2 from "node:http2";
-import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "../logger.js";
@@ -37,6 +38,7 @@ import type { Cors } from "../transcode/cors.js";
 import { applyCors } from "./cors.js";
 import { errorBody } from "./error-details.js";
 import { describeError } from "./error-report.js";
+import { answerUnaryGrpc, plainUnaryGrpc, readBody, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -67,7 +69,23 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   // connect-node's adapter default: requests and answers may be gzip or brotli.
   const acceptCompression = routerOptions.acceptCompression ?? [compressionGzip, compressionBrotli];
   const router = createConnectRouter({ ...routerOptions, acceptCompression });
-  routes(router);
+  // The unary methods' implementations, for the unary gRPC path (grpc-unary.ts); a service
+  // registered with options of its own (interceptors, limits) is left to connect-es alone.
+  const unary = new Map<string, UnarySpec>();
+  routes(
+    Object.assign(Object.create(router) as ConnectRouter, {
+      service(...args: Parameters<ConnectRouter["service"]>) {
+        const [service, impl, options] = args;
+        if (options === undefined) {
+          for (const spec of Object.values(createServiceImplSpec(service, impl).methods)) {
+            if (spec.kind === "unary") unary.set(`/${service.typeName}/${spec.method.name}`, spec as UnarySpec);
+          }
+        }
+        return router.service(...args);
+      },
+    }),
+  );
+  const grpcUnary = { interceptors: routerOptions.interceptors ?? [], readMaxBytes: routerOptions.readMaxBytes ?? 0xffffffff };
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
   const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions });
   const handlers = router.handlers.map((h): UniversalHandler => Object.assign((req: UniversalServerRequest) => h(req).then(correct), h));
@@ -89,6 +107,12 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     }
   };
 
+  const serve = (h: UniversalHandler, uReq: UniversalServerRequest, res: NodeResponse): Promise<void> =>
+    h(uReq).then((uRes) => {
+      const out = correct(uRes);
+      return out instanceof Promise ? out.then((r) => universalResponseToNodeResponse(r, res)) : universalResponseToNodeResponse(out, res);
+    });
+
   return {
     handlers,
     listener(fallback) {
@@ -96,7 +120,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         if (cors && applyCors(cors, req, res)) return;
         const url = req.url ?? "";
         const q = url.indexOf("?");
-        const h = paths.get(q < 0 ? url : url.slice(0, q));
+        const path = q < 0 ? url : url.slice(0, q);
+        const h = paths.get(path);
         if (!h) return fallback(req, res);
         let uReq: UniversalServerRequest;
         try {
@@ -106,12 +131,26 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           badAuthority(res);
           return;
         }
-        h(uReq)
-          .then((uRes) => {
-            const out = correct(uRes);
-            return out instanceof Promise ? out.then((r) => universalResponseToNodeResponse(r, res)) : universalResponseToNodeResponse(out, res);
-          })
-          .catch(failed(h, res));
+        const spec = req.httpVersionMajor === 2 ? unary.get(path) : undefined;
+        if (spec && plainUnaryGrpc(req as http2.Http2ServerRequest)) {
+          const h2req = req as http2.Http2ServerRequest;
+          const it = h2req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+          readBody(it, grpcUnary.readMaxBytes + 5)
+            .then(async (read) => {
+              if (read.done) {
+                const body = Buffer.concat(read.chunks, read.size);
+                const answered = await answerUnaryGrpc(spec, grpcUnary, res as http2.Http2ServerResponse, body, uReq.header, uReq.url, uReq.signal, uReq.contextValues ?? createContextValues());
+                if (answered) return;
+                uReq.body = bytes([body]);
+              } else {
+                uReq.body = bytes(read.chunks, it);
+              }
+              await serve(h, uReq, res);
+            })
+            .catch(failed(h, res));
+          return;
+        }
+        serve(h, uReq, res).catch(failed(h, res));
       };
     },
   };
@@ -149,6 +188,13 @@ export function universalRequest(req: NodeRequest, res: NodeResponse, contextVal
     signal: abort.signal,
     contextValues,
   };
+}
+
+/** Chunks already read, then the rest of the body. */
+async function* bytes(read: Buffer[], rest?: AsyncIterator<Buffer>): AsyncGenerator<Uint8Array> {
+  yield* read;
+  if (!rest) return;
+  for (let r = await rest.next(); !r.done; r = await rest.next()) yield r.value;
 }
 
 /** Node's request headers as fetch Headers, HTTP/2 pseudo-headers left out. */
