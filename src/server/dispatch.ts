@@ -131,15 +131,15 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           badAuthority(res);
           return;
         }
-        const spec = req.httpVersionMajor === 2 ? unary.get(path) : undefined;
-        if (spec && plainUnaryGrpc(req as http2.Http2ServerRequest)) {
-          const h2req = req as http2.Http2ServerRequest;
-          const it = h2req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        const spec = unary.get(path);
+        const framing = spec && plainUnaryGrpc(req);
+        if (spec && framing) {
+          const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
           readBody(it, grpcUnary.readMaxBytes + 5)
             .then(async (read) => {
               if (read.done) {
                 const body = Buffer.concat(read.chunks, read.size);
-                const answered = await answerUnaryGrpc(spec, grpcUnary, res as http2.Http2ServerResponse, body, uReq.header, uReq.url, uReq.signal, uReq.contextValues ?? createContextValues());
+                const answered = await answerUnaryGrpc(spec, grpcUnary, framing, res, body, uReq.header, uReq.url, uReq.signal, uReq.contextValues ?? createContextValues());
                 if (answered) return;
                 uReq.body = bytes([body]);
               } else {

@@ -1,4 +1,4 @@
-// Unary gRPC calls over HTTP/2, answered without connect-es's streaming pipeline.
+// Unary gRPC calls (over HTTP/2) and gRPC-Web calls, answered without connect-es's streaming pipeline.
 //
 // connect-es serves every gRPC call, unary or not, as a stream: the request body goes through a
 // chain of async-iterable transforms (split, decompress, parse envelopes), the implementation is
@@ -10,7 +10,7 @@
 // slowest of all.
 //
 // So a plain unary gRPC request (HTTP/2 POST, `application/grpc` or `application/grpc+proto`, no
-// request compression, one uncompressed envelope within the size limit, a timeout header that
+// request compression; or the same in gRPC-Web's binary framing, over either HTTP version, one uncompressed envelope within the size limit, a timeout header that
 // parses) is answered here, with connect-es's own parts: the handler context
 // (createHandlerContext), the implementation and the router's interceptors
 // (invokeUnaryImplementation), the trailer status (setTrailerStatus), and the corrections the
@@ -24,7 +24,8 @@ import { fromBinary, toBinary, type DescMethodUnary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type ContextValues, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { headerGrpcMessage, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import type http2 from "node:http2";
+import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import type { NodeRequest, NodeResponse } from "./dispatch.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
 import { correctedError } from "./protocol-errors.js";
 
@@ -35,12 +36,23 @@ export interface GrpcUnaryOptions {
   readMaxBytes: number;
 }
 
-/** Whether the request's method and headers are those of a plain unary gRPC call. */
-export function plainUnaryGrpc(req: http2.Http2ServerRequest): boolean {
-  const ct = req.headers["content-type"];
+export type UnaryFraming = "grpc" | "grpc-web";
+
+/**
+ * The framing of a plain unary call (gRPC over HTTP/2; gRPC-Web, binary, over either HTTP
+ * version), or undefined for any other request.
+ */
+export function plainUnaryGrpc(req: NodeRequest): UnaryFraming | undefined {
+  if (req.method !== "POST") return undefined;
   const enc = req.headers["grpc-encoding"];
-  return req.method === "POST" && (ct === "application/grpc" || ct === "application/grpc+proto") && (enc === undefined || enc === "identity");
+  if (enc !== undefined && enc !== "identity") return undefined;
+  const ct = req.headers["content-type"];
+  if (ct === "application/grpc" || ct === "application/grpc+proto") return req.httpVersionMajor === 2 ? "grpc" : undefined;
+  if (ct === "application/grpc-web" || ct === "application/grpc-web+proto") return "grpc-web";
+  return undefined;
 }
+
+const contentTypes: Record<UnaryFraming, string> = { grpc: "application/grpc+proto", "grpc-web": "application/grpc-web+proto" };
 
 /** Calls this path answered (in this process): what shows it is taken. */
 export const grpcUnaryAnswered = { count: 0 };
@@ -69,7 +81,8 @@ export async function readBody(it: AsyncIterator<Buffer>, limit: number): Promis
 export async function answerUnaryGrpc(
   spec: UnarySpec,
   o: GrpcUnaryOptions,
-  res: http2.Http2ServerResponse,
+  framing: UnaryFraming,
+  res: NodeResponse,
   body: Buffer,
   header: Headers,
   url: string,
@@ -84,13 +97,13 @@ export async function answerUnaryGrpc(
   const context = createHandlerContext({
     service: spec.method.parent,
     method: spec.method,
-    protocolName: "grpc",
+    protocolName: framing,
     requestMethod: "POST",
     timeoutMs: timeout.timeoutMs,
     requestSignal: signal,
     requestHeader: header,
     url,
-    responseHeader: { "content-type": "application/grpc+proto" },
+    responseHeader: { "content-type": contentTypes[framing] },
     responseTrailer: { "grpc-status": "0" },
     contextValues,
   });
@@ -116,16 +129,24 @@ export async function answerUnaryGrpc(
   grpcUnaryAnswered.count++;
   if (res.destroyed || res.writableEnded) return true;
   res.writeHead(200, nodeHeaders(context.responseHeader));
-  if (out !== undefined) {
-    const frame = Buffer.allocUnsafe(5 + out.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(out.length, 1);
-    frame.set(out, 5);
-    res.write(frame);
+  const write = (b: Buffer) => (res as { write(chunk: Buffer): boolean }).write(b);
+  if (out !== undefined) write(envelope(0, out));
+  if (framing === "grpc") {
+    res.addTrailers(nodeHeaders(context.responseTrailer));
+  } else {
+    // gRPC-Web: the trailers are the body's last envelope.
+    write(envelope(trailerFlag, trailerSerialize(context.responseTrailer)));
   }
-  res.addTrailers(nodeHeaders(context.responseTrailer));
   res.end();
   return true;
+}
+
+function envelope(flags: number, data: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(5 + data.length);
+  frame[0] = flags;
+  frame.writeUInt32BE(data.length, 1);
+  frame.set(data, 5);
+  return frame;
 }
 
 function nodeHeaders(h: Headers): Record<string, string | string[]> {

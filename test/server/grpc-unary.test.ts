@@ -1,9 +1,11 @@
-// Unary gRPC calls are answered by src/server/grpc-unary.ts, not by connect-es's streaming gRPC
-// handler: the two must give the same answer, byte for byte. Each request below is sent twice
-// over HTTP/2 on one server: plain (the unary path) and with `grpc-encoding: gzip` (an
+// Unary gRPC and gRPC-Web calls are answered by src/server/grpc-unary.ts, not by connect-es's
+// streaming handlers: the two must give the same answer, byte for byte. Each request below is
+// sent twice on one server: plain (the unary path) and with `grpc-encoding: gzip` (an
 // uncompressed envelope, which gRPC allows) and `grpc-accept-encoding: identity`, which the
-// unary path leaves to connect-es; status, headers (but the date), trailers and body must agree.
+// unary path leaves to connect-es; status, headers (but the date and HTTP/1.1's framing),
+// trailers and body must agree. gRPC over HTTP/2; gRPC-Web over HTTP/2 and HTTP/1.1.
 import { strict as assert } from "node:assert";
+import http from "node:http";
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -21,8 +23,34 @@ const paths = {
 };
 
 function comparable(a: H2Answer) {
-  const { date: _d, ...headers } = a.headers;
+  const { date: _d, "transfer-encoding": _t, connection: _c, "keep-alive": _k, ...headers } = a.headers;
   return { headers, trailers: a.trailers, body: a.data.toString("hex") };
+}
+
+/** One HTTP/1.1 request, its answer in H2Answer's shape (no trailers). */
+function h1request(url: string, headers: Record<string, string>, body: Buffer): Promise<H2Answer> {
+  const { ":method": method, ":path": path, ...rest } = headers;
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(path, url), { method, headers: rest, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ headers: { ...res.headers, ":status": res.statusCode } as http2.IncomingHttpHeaders, trailers: {}, data: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** grpc-status of a gRPC-Web answer: from the trailer envelope that ends its body. */
+function webStatus(a: H2Answer): number {
+  let pos = 0;
+  while (pos + 5 <= a.data.length) {
+    const len = a.data.readUInt32BE(pos + 1);
+    if (a.data[pos]! & 0x80) return Number(/grpc-status: (\d+)/.exec(a.data.subarray(pos + 5, pos + 5 + len).toString("latin1"))?.[1]);
+    pos += 5 + len;
+  }
+  throw new Error("no trailer envelope");
 }
 
 describe("server: unary gRPC answered outside connect-es's stream pipeline", function () {
@@ -67,17 +95,24 @@ describe("server: unary gRPC answered outside connect-es's stream pipeline", fun
     },
   ];
 
-  for (const c of cases) {
-    it(`${c.name}: the same answer on both paths`, async () => {
-      const headers = { ":method": "POST", ":path": paths[c.path], "content-type": "application/grpc", te: "trailers", "x-request-id": "grpc-unary-test", ...c.headers?.() };
-      const before = grpcUnaryAnswered.count;
-      const fast = await h2request(session, headers, c.body());
-      assert.equal(grpcUnaryAnswered.count, before + 1, "the plain request took the unary path");
-      const viaConnect = await h2request(session, { ...headers, "grpc-encoding": "gzip", "grpc-accept-encoding": "identity" }, c.body());
-      assert.equal(grpcUnaryAnswered.count, before + 1, "the gzip-labelled request was left to connect-es");
-      assert.equal(Number(fast.trailers["grpc-status"]), c.grpcStatus, JSON.stringify(fast.trailers));
-      assert.deepEqual(comparable(fast), comparable(viaConnect));
-    });
+  const transports = [
+    { name: "gRPC over HTTP/2", contentType: "application/grpc", send: (h: Record<string, string>, b: Buffer) => h2request(session, h, b), status: (a: H2Answer) => Number(a.trailers["grpc-status"]) },
+    { name: "gRPC-Web over HTTP/2", contentType: "application/grpc-web+proto", send: (h: Record<string, string>, b: Buffer) => h2request(session, h, b), status: webStatus },
+    { name: "gRPC-Web over HTTP/1.1", contentType: "application/grpc-web+proto", send: (h: Record<string, string>, b: Buffer) => h1request(server.url, h, b), status: webStatus },
+  ];
+  for (const t of transports) {
+    for (const c of cases) {
+      it(`${t.name}, ${c.name}: the same answer on both paths`, async () => {
+        const headers: Record<string, string> = { ":method": "POST", ":path": paths[c.path], "content-type": t.contentType, te: "trailers", "x-request-id": "grpc-unary-test", ...c.headers?.() };
+        const before = grpcUnaryAnswered.count;
+        const fast = await t.send(headers, c.body());
+        assert.equal(grpcUnaryAnswered.count, before + 1, "the plain request took the unary path");
+        const viaConnect = await t.send({ ...headers, "grpc-encoding": "gzip", "grpc-accept-encoding": "identity" }, c.body());
+        assert.equal(grpcUnaryAnswered.count, before + 1, "the gzip-labelled request was left to connect-es");
+        assert.equal(t.status(fast), c.grpcStatus, `${JSON.stringify(fast.trailers)} ${fast.data.toString("latin1")}`);
+        assert.deepEqual(comparable(fast), comparable(viaConnect));
+      });
+    }
   }
 
   it("a request over the size limit is left to connect-es: RESOURCE_EXHAUSTED", async () => {
