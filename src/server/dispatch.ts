@@ -38,7 +38,8 @@ import type { Cors } from "../transcode/cors.js";
 import { applyCors } from "./cors.js";
 import { errorBody } from "./error-details.js";
 import { describeError } from "./error-report.js";
-import { answerUnaryGrpc, plainUnaryGrpc, readBody, type UnarySpec } from "./grpc-unary.js";
+import type { DirectUnary } from "../transcode/transcoder.js";
+import { answerUnaryGrpc, invokeUnary, plainUnaryGrpc, readBody, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -88,7 +89,13 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   const grpcUnary = { interceptors: routerOptions.interceptors ?? [], readMaxBytes: routerOptions.readMaxBytes ?? 0xffffffff };
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
   const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions });
-  const handlers = router.handlers.map((h): UniversalHandler => Object.assign((req: UniversalServerRequest) => h(req).then(correct), h));
+  // Each unary handler also offers the call without its Connect framing (the REST transcoder
+  // builds the message itself, so it need not be encoded, decoded, and the answer likewise).
+  const handlers = router.handlers.map((h): UniversalHandler => {
+    const spec = unary.get(h.requestPath);
+    const direct: DirectUnary | undefined = spec && ((input, call) => invokeUnary(spec, grpcUnary.interceptors, "connect", call, "application/proto", () => input));
+    return Object.assign((req: UniversalServerRequest) => h(req).then(correct), h, direct && { invokeUnary: direct });
+  });
 
   const failed = (h: UniversalHandler, res: NodeResponse) => (e: unknown) => {
     // A client that went away is Aborted: nothing to report.

@@ -20,7 +20,11 @@
 // response compression. Anything else (streams, gRPC+JSON, compressed requests, a body that is
 // not exactly one envelope, a message over the limit) is handed to connect-es's handler with the
 // bytes already read. test/server/grpc-unary.test.ts holds the two paths to the same answers.
-import { fromBinary, toBinary, type DescMethodUnary } from "@bufbuild/protobuf";
+//
+// The REST transcoder invokes unary methods the same way (invokeUnary): it builds the request
+// message itself, so the Connect framing in between (encode, the Connect handler reading and
+// decoding it, and the same for the answer) is skipped; test/wire pins its answers byte for byte.
+import { fromBinary, toBinary, type DescMethodUnary, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type ContextValues, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { headerGrpcMessage, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -54,8 +58,8 @@ export function plainUnaryGrpc(req: NodeRequest): UnaryFraming | undefined {
 
 const contentTypes: Record<UnaryFraming, string> = { grpc: "application/grpc+proto", "grpc-web": "application/grpc-web+proto" };
 
-/** Calls this path answered (in this process): what shows it is taken. */
-export const grpcUnaryAnswered = { count: 0 };
+/** Calls invoked by invokeUnary (in this process): what shows this path is taken. */
+export const unaryInvoked = { count: 0 };
 
 /** The end of a call, given to connect-es's context instead of a fresh DOMException per call. */
 const callEnd = new DOMException("This operation was aborted", "AbortError");
@@ -94,51 +98,91 @@ export async function answerUnaryGrpc(
   if (length !== body.length - 5 || length > o.readMaxBytes) return false;
   const timeout = parseTimeout(header.get("grpc-timeout"), Number.MAX_SAFE_INTEGER);
   if (timeout.error) return false;
-  const context = createHandlerContext({
-    service: spec.method.parent,
-    method: spec.method,
-    protocolName: framing,
-    requestMethod: "POST",
-    timeoutMs: timeout.timeoutMs,
-    requestSignal: signal,
-    requestHeader: header,
-    url,
-    responseHeader: { "content-type": contentTypes[framing] },
-    responseTrailer: { "grpc-status": "0" },
-    contextValues,
-  });
-  let out: Uint8Array | undefined;
-  try {
-    let input;
+  const call: UnaryCall = { header, url, signal, contextValues, timeoutMs: timeout.timeoutMs };
+  const outcome = await invokeUnary(spec, o.interceptors, framing, call, contentTypes[framing], () => {
     try {
-      input = fromBinary(spec.method.input, body.subarray(5));
+      return fromBinary(spec.method.input, body.subarray(5));
     } catch (e) {
       throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
     }
-    const message = await invokeUnaryImplementation(spec, context, input, o.interceptors);
-    out = toBinary(spec.method.output, message);
-  } catch (e) {
-    const error = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
-    out = undefined;
-    setTrailerStatus(context.responseTrailer, correctedError(error) ?? error);
-    const m = context.responseTrailer.get(headerGrpcMessage);
-    if (m !== null) context.responseTrailer.set(headerGrpcMessage, encodeGrpcMessage(decodeURIComponent(m)));
-  } finally {
-    context.abort(callEnd);
+  });
+  const { header: responseHeader, trailer } = outcome;
+  let out: Uint8Array | undefined;
+  if (outcome.error) {
+    setTrailerStatus(trailer, outcome.error);
+    const m = trailer.get(headerGrpcMessage);
+    if (m !== null) trailer.set(headerGrpcMessage, encodeGrpcMessage(decodeURIComponent(m)));
+  } else {
+    out = toBinary(spec.method.output, outcome.message);
   }
-  grpcUnaryAnswered.count++;
   if (res.destroyed || res.writableEnded) return true;
-  res.writeHead(200, nodeHeaders(context.responseHeader));
+  res.writeHead(200, nodeHeaders(responseHeader));
   const write = (b: Buffer) => (res as { write(chunk: Buffer): boolean }).write(b);
   if (out !== undefined) write(envelope(0, out));
   if (framing === "grpc") {
-    res.addTrailers(nodeHeaders(context.responseTrailer));
+    res.addTrailers(nodeHeaders(trailer));
   } else {
     // gRPC-Web: the trailers are the body's last envelope.
-    write(envelope(trailerFlag, trailerSerialize(context.responseTrailer)));
+    write(envelope(trailerFlag, trailerSerialize(trailer)));
   }
   res.end();
   return true;
+}
+
+/** What a unary call is invoked with, besides its input. */
+export interface UnaryCall {
+  header: Headers;
+  url: string;
+  signal: AbortSignal;
+  contextValues: ContextValues;
+  timeoutMs?: number;
+}
+
+/** A unary call's end: its output or its error (as Tessera answers it), and its metadata. */
+export type UnaryOutcome = { message: Message; error?: undefined; header: Headers; trailer: Headers } | { message?: undefined; error: ConnectError; header: Headers; trailer: Headers };
+
+/**
+ * Invokes a unary method as connect-es's handlers do (its handler context, the router's
+ * interceptors, the implementation), with the error corrections every Tessera answer gets
+ * (protocol-errors.ts). `input` may throw a ConnectError (a message that does not parse): it
+ * is that call's error. The response header starts with `contentType`; the trailer with
+ * grpc-status 0 for the gRPC framings. On an error, its metadata joins the trailer (gRPC) or
+ * the header (Connect), as connect-es's handlers place it.
+ */
+export async function invokeUnary(
+  spec: UnarySpec,
+  interceptors: Interceptor[],
+  protocolName: string,
+  call: UnaryCall,
+  contentType: string,
+  input: () => Message,
+): Promise<UnaryOutcome> {
+  unaryInvoked.count++;
+  const grpc = protocolName !== "connect";
+  const context = createHandlerContext({
+    service: spec.method.parent,
+    method: spec.method,
+    protocolName,
+    requestMethod: "POST",
+    timeoutMs: call.timeoutMs,
+    requestSignal: call.signal,
+    requestHeader: call.header,
+    url: call.url,
+    responseHeader: { "content-type": contentType },
+    responseTrailer: grpc ? { "grpc-status": "0" } : {},
+    contextValues: call.contextValues,
+  });
+  try {
+    const message = await invokeUnaryImplementation(spec, context, input(), interceptors);
+    return { message, header: context.responseHeader, trailer: context.responseTrailer };
+  } catch (e) {
+    const raised = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+    const error = correctedError(raised) ?? raised;
+    if (!grpc) error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
+    return { error, header: context.responseHeader, trailer: context.responseTrailer };
+  } finally {
+    context.abort(callEnd);
+  }
 }
 
 function envelope(flags: number, data: Uint8Array): Buffer {

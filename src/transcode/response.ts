@@ -1,6 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
-import { fromBinary, isFieldSet, toJson, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
+import { fromBinary, isFieldSet, toJson, type DescMessage, type JsonValue, type Message } from "@bufbuild/protobuf";
+import type { ConnectError } from "@connectrpc/connect";
+import { errorToJson, trailerMux } from "@connectrpc/connect/protocol-connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { Binding } from "./binding.js";
 import { httpStatusForCode } from "./status.js";
@@ -82,11 +84,33 @@ export async function sendRpcResponse(
   if (uRes.status !== 200) {
     return sendRpcError(res, uRes.status, bytes, headers);
   }
+  sendOutput(res, binding, fromBinary(binding.rpc.output, bytes), headers);
+}
+
+/**
+ * The REST answer to a call invoked without its Connect framing (transcoder.ts, DirectUnary):
+ * the same answer sendRpcResponse gives to the Connect handler's, header for header: the
+ * Connect protocol's trailers travel as `trailer-` headers, its error as the error body.
+ */
+export function sendOutcome(
+  res: NodeResponse,
+  binding: Binding,
+  outcome: { message?: Message; error?: ConnectError; header: Headers; trailer: Headers },
+  headers: NodeHeaders,
+): void {
+  passThroughHeaders(trailerMux(outcome.header, outcome.trailer), headers);
+  if (outcome.error) {
+    const e = errorToJson(outcome.error, jsonOptions) as { code: string; message?: string; details?: JsonValue[] };
+    return sendError(res, httpStatusForCode(e.code), e.code, e.message ?? "", e.details ?? [], headers);
+  }
+  sendOutput(res, binding, outcome.message!, headers);
+}
+
+function sendOutput(res: NodeResponse, binding: Binding, output: Message, headers: NodeHeaders): void {
   const status = binding.status;
   if (status === 204) {
     return send(res, status, headers, undefined);
   }
-  const output = fromBinary(binding.rpc.output, bytes);
   const rule = binding.response;
   if (binding.unsetBodyStatus !== undefined && rule.kind !== "message" && rule.field !== undefined && !isFieldSet(output, rule.field)) {
     return send(res, binding.unsetBodyStatus, headers, undefined);

@@ -1,15 +1,27 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { toBinary, type DescService, type JsonValue } from "@bufbuild/protobuf";
-import type { ContextValues } from "@connectrpc/connect";
+import { toBinary, type DescService, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { createContextValues, type ConnectError, type ContextValues } from "@connectrpc/connect";
+import { parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compileServiceRoutes, type Binding, type RouteMount } from "./binding.js";
 import { Cors } from "./cors.js";
 import { errorDetailsJson } from "./error-details.js";
 import { HttpError, type TranscodeReason } from "./http-error.js";
 import { buildRequestMessage } from "./request.js";
-import { send, sendError, sendRpcResponse, type NodeHeaders, type NodeResponse } from "./response.js";
+import { send, sendError, sendOutcome, sendRpcResponse, type NodeHeaders, type NodeResponse } from "./response.js";
 import { render, RouteTable } from "./route-table.js";
+
+/**
+ * A handler may also offer its call without the Connect framing: the request message as the
+ * transcoder built it in, the output message (or the error, as the Connect protocol would
+ * have reported it) out. The transcoder then skips encoding the request, the Connect
+ * handler's reading of it, and decoding the answer.
+ */
+export type DirectUnary = (
+  input: Message,
+  call: { header: Headers; url: string; signal: AbortSignal; contextValues: ContextValues; timeoutMs?: number },
+) => Promise<{ message: Message; error?: undefined; header: Headers; trailer: Headers } | { message?: undefined; error: ConnectError; header: Headers; trailer: Headers }>;
 
 export interface TranscoderService extends RouteMount {
   service: DescService;
@@ -114,11 +126,18 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     res.once("close", () => {
       if (!res.writableEnded) abort.abort();
     });
+    const header = rpcHeaders(req);
+    const direct = (binding.handler as { invokeUnary?: DirectUnary }).invokeUnary;
+    const timeout = parseTimeout(header.get("connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
+    if (direct && !timeout.error) {
+      const call = { header, url: rpcUrl(req, binding), signal: abort.signal, contextValues: contextValues?.(req) ?? createContextValues(), timeoutMs: timeout.timeoutMs };
+      return sendOutcome(res, binding, await direct(message, call), headers);
+    }
     const uReq: UniversalServerRequest = {
       httpVersion: req.httpVersion,
       url: rpcUrl(req, binding),
       method: "POST",
-      header: rpcHeaders(req),
+      header,
       body: once(toBinary(binding.rpc.input, message)),
       signal: abort.signal,
       contextValues: contextValues?.(req),

@@ -11,7 +11,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { CreateUserRequestSchema } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { GetSessionRequestSchema } from "../../gen/tessera/session/v1/session_pb.js";
-import { grpcUnaryAnswered } from "../../src/server/grpc-unary.js";
+import { unaryInvoked } from "../../src/server/grpc-unary.js";
 import { grpcFrame, h2request, type H2Answer } from "../hostile/support.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { startSession, signUp, uniqueEmail } from "../support/users.js";
@@ -104,22 +104,29 @@ describe("server: unary gRPC answered outside connect-es's stream pipeline", fun
     for (const c of cases) {
       it(`${t.name}, ${c.name}: the same answer on both paths`, async () => {
         const headers: Record<string, string> = { ":method": "POST", ":path": paths[c.path], "content-type": t.contentType, te: "trailers", "x-request-id": "grpc-unary-test", ...c.headers?.() };
-        const before = grpcUnaryAnswered.count;
+        const before = unaryInvoked.count;
         const fast = await t.send(headers, c.body());
-        assert.equal(grpcUnaryAnswered.count, before + 1, "the plain request took the unary path");
+        assert.equal(unaryInvoked.count, before + 1, "the plain request took the unary path");
         const viaConnect = await t.send({ ...headers, "grpc-encoding": "gzip", "grpc-accept-encoding": "identity" }, c.body());
-        assert.equal(grpcUnaryAnswered.count, before + 1, "the gzip-labelled request was left to connect-es");
+        assert.equal(unaryInvoked.count, before + 1, "the gzip-labelled request was left to connect-es");
         assert.equal(t.status(fast), c.grpcStatus, `${JSON.stringify(fast.trailers)} ${fast.data.toString("latin1")}`);
         assert.deepEqual(comparable(fast), comparable(viaConnect));
       });
     }
   }
 
+  it("REST: a call the transcoder routes is invoked directly too (its wire is test/wire's golden record)", async () => {
+    const before = unaryInvoked.count;
+    const res = await fetch(`${server.url}/jwt/version`);
+    assert.equal(res.status, 200);
+    assert.equal(unaryInvoked.count, before + 1);
+  });
+
   it("a request over the size limit is left to connect-es: RESOURCE_EXHAUSTED", async () => {
-    const before = grpcUnaryAnswered.count;
+    const before = unaryInvoked.count;
     const big = grpcFrame(Buffer.alloc(server.config.bodyLimitBytes + 10));
     const a = await h2request(session, { ":method": "POST", ":path": paths.version, "content-type": "application/grpc", te: "trailers" }, big);
-    assert.equal(grpcUnaryAnswered.count, before);
+    assert.equal(unaryInvoked.count, before);
     assert.equal(Number(a.trailers["grpc-status"] ?? a.headers["grpc-status"]), Code.ResourceExhausted);
   });
 });
