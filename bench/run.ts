@@ -1,11 +1,11 @@
 // `npm run bench`: every benchmark in turn, each starting its own server, each printing its
 // figures and its ratios against baselines measured in the same run. `npm run bench -- NAME...`
 // runs only those (baseline, transcode, session, login-timing, api-token, jwt, load, verify,
-// flood, burst, verifier). BENCH_QUICK=1 shortens every run. Benchmarks never fail on a time:
+// flood, burst, verifier, metrics, audit). BENCH_QUICK=1 shortens every run. Benchmarks never fail on a time:
 // they print.
 import { spawnSync } from "node:child_process";
 
-const all = ["baseline", "transcode", "session", "login-timing", "api-token", "jwt", "load", "verify", "flood", "burst", "verifier"];
+const all = ["baseline", "transcode", "session", "login-timing", "api-token", "jwt", "load", "verify", "flood", "burst", "verifier", "metrics", "audit"];
 const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
 for (const name of chosen) {
   if (!all.includes(name)) {

@@ -190,6 +190,12 @@ export const variables = {
   jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues; TESSERA_PUBLIC_URL when that is set (then leave this unset or equal)."),
   jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 JWTs."),
   cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
+  // Operations
+  metrics: variable("TESSERA_METRICS", true, boolean, "Serve Prometheus metrics at `GET /metrics` (`on` or `off`)."),
+  metricsPort: variable<number>("TESSERA_METRICS_PORT", undefined, integer(0, 65535), "Serve `/metrics` on this port of HOST instead of the main port (which then answers 404 there)."),
+  audit: variable("TESSERA_AUDIT", true, boolean, "Record the audit trail (store and `\"type\":\"audit\"` log lines); `off` records nothing (metrics still count logins)."),
+  auditRetentionDays: variable("TESSERA_AUDIT_RETENTION_DAYS", 90, integer(1, 36500), "Housekeeping deletes audit events older than this many days."),
+  otlpEndpoint: variable<string>("OTEL_EXPORTER_OTLP_ENDPOINT", undefined, text, "Set: export trace spans (calls, store operations, hashing) over OTLP/HTTP to this endpoint through the OpenTelemetry SDK (other `OTEL_*` variables apply); unset: the SDK is not loaded."),
   sessionCookieTtlSeconds: variable("TESSERA_SESSION_COOKIE_TTL_SECONDS", 86400, integer(60, 31536000), "Lifetime (and cookie Max-Age) of the `tessera_session` cookie set by seed 003's token exchange."),
 } as const;
 

@@ -2,6 +2,7 @@
 // routes through the transcoder, plus health, reflection and the /healthz and /readyz probes.
 // dispatch.ts sends RPC paths to the router and every other path to the fallback below.
 import { readFileSync } from "node:fs";
+import http from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
@@ -25,6 +26,7 @@ import { describeError } from "./error-report.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, peerAddress, type Listener } from "./listener.js";
 import { createLoggingInterceptor } from "./logging-interceptor.js";
+import type { Metrics } from "./metrics.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 
@@ -45,12 +47,16 @@ export interface ServerOptions {
   verifiers: CredentialVerifiers;
   ready: ReadinessProbe;
   rest?: RestHandlerFactory;
+  /** Prometheus metrics: GET /metrics here, or on TESSERA_METRICS_PORT. */
+  metrics?: Metrics | undefined;
 }
 
 export interface RunningServer {
   readonly url: string;
   readonly port: number;
   readonly listener: Listener;
+  /** The port of the metrics listener, when TESSERA_METRICS_PORT gives it one. */
+  readonly metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -76,8 +82,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // GET /openapi.json and /docs, answered before the REST routes like the probes.
   const docs = createDocs({ services, jwtBasePath: config.jwtBasePath });
 
+  const metricsHere = o.metrics !== undefined && config.metricsPort === undefined;
   const ops = (req: NodeRequest, res: NodeResponse): boolean => {
     const path = (req.url ?? "").split("?", 1)[0];
+    if (metricsHere && path === "/metrics") {
+      o.metrics!.serve(req, res);
+      return true;
+    }
     if (path !== "/healthz" && path !== "/readyz") return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
       json(res, 405, errorBody(Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`), { allow: "GET, HEAD" });
@@ -100,7 +111,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const jsonOptions = { alwaysEmitImplicit: true, textDecoder: new TextDecoder("utf-8", { fatal: true }) };
   const rpc = createDispatcher({
     interceptors: [
-      createLoggingInterceptor(logger),
+      createLoggingInterceptor(logger, o.metrics ? (s, m, p, c, sec) => o.metrics!.rpc(s, m, p, c, sec) : undefined),
       createDeadlineInterceptor(),
       createErrorInterceptor(logger),
       createAccessInterceptor({
@@ -165,11 +176,36 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxConcurrentStreams: 100,
     onShed: (reason, peer) => logger.warn("http2 connection shed", { reason, peer }),
   });
+  const metricsServer = o.metrics && config.metricsPort !== undefined ? await serveMetricsPort(o.metrics, config.host, config.metricsPort) : undefined;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
   return {
     url: `${secure ? "https" : "http"}://${hostForUrl}:${listener.port}`,
     port: listener.port,
     listener,
-    close: () => listener.close(config.shutdownGraceSeconds * 1000),
+    ...(metricsServer && { metricsPort: (metricsServer.address() as import("node:net").AddressInfo).port }),
+    close: async () => {
+      await listener.close(config.shutdownGraceSeconds * 1000);
+      if (metricsServer) {
+        metricsServer.closeAllConnections();
+        await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      }
+    },
   };
+}
+
+/** TESSERA_METRICS_PORT: /metrics alone, on its own plain HTTP listener. */
+async function serveMetricsPort(metrics: Metrics, host: string, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if ((req.url ?? "").split("?", 1)[0] === "/metrics") return metrics.serve(req, res);
+    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+    res.end("not found\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.removeListener("error", reject);
+      resolve();
+    });
+  });
+  return server;
 }

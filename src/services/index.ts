@@ -2,7 +2,7 @@
 // and the credential verifiers the access interceptor uses.
 import type { CredentialVerifiers } from "../access/interceptor.js";
 import type { Clock } from "../core/clock.js";
-import { createCore } from "../core/index.js";
+import { createCore, type Core } from "../core/index.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
@@ -25,6 +25,8 @@ export interface ServiceDeps {
 }
 
 export interface Services {
+  /** The identity core the services are built on (its figures are metrics; its audit trail records events). */
+  core: Core;
   bindings: ServiceBinding[];
   verifiers: CredentialVerifiers;
   /** Stops background work (caches, timers). */
@@ -43,6 +45,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     keyService(core.keyRing, { issuer: deps.config.jwtIssuer, publicUrl: deps.config.publicUrl }),
   ];
   return {
+    core,
     bindings,
     verifiers: credentialVerifiers(core),
     async close() {
