@@ -76,7 +76,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   const ready = () => store.ping().then(() => true, () => false);
   let server: RunningServer;
   try {
-    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config), metrics });
+    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config), metrics, audit: services.core.audit });
   } catch (e) {
     await services.close();
     await store.close();

@@ -10,7 +10,7 @@ import { Health } from "../../gen/health/v1/health_pb.js";
 import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../access/context.js";
 import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
 import { createSessionCookieInterceptor } from "../access/session-cookie.js";
-import { runInCall } from "../call-scope.js";
+import { currentCall, runInCall, type CallScope } from "../call-scope.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../services/binding.js";
@@ -26,6 +26,8 @@ import { describeError } from "./error-report.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, peerAddress, type Listener } from "./listener.js";
 import { createLoggingInterceptor } from "./logging-interceptor.js";
+import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
+import type { AuditTrail } from "../core/audit.js";
 import type { Metrics } from "./metrics.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
@@ -47,6 +49,8 @@ export interface ServerOptions {
   verifiers: CredentialVerifiers;
   ready: ReadinessProbe;
   rest?: RestHandlerFactory;
+  /** Where admin calls are recorded. */
+  audit?: Pick<AuditTrail, "record">;
   /** Prometheus metrics: GET /metrics here, or on TESSERA_METRICS_PORT. */
   metrics?: Metrics | undefined;
 }
@@ -75,7 +79,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   const contextValues = (req: NodeRequest): ContextValues =>
     createContextValues()
-      .set(clientAddressKey, clientAddress(peerAddress(req), req.headers))
+      .set(clientAddressKey, currentCall()?.clientAddress ?? clientAddress(peerAddress(req), req.headers))
       .set(httpMethodKey, req.method ?? "")
       .set(secureKey, secure);
 
@@ -114,6 +118,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       createLoggingInterceptor(logger, o.metrics ? (s, m, p, c, sec) => o.metrics!.rpc(s, m, p, c, sec) : undefined),
       createDeadlineInterceptor(),
       createErrorInterceptor(logger),
+      ...(o.audit ? [createAdminAuditInterceptor(o.audit, services)] : []),
       createAccessInterceptor({
         verifiers: o.verifiers,
         clientIds: config.clientIds,
@@ -121,6 +126,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         services,
         publicServices: [Health, ...reflection.map((r) => r.service)],
       }),
+      createCallerScopeInterceptor(),
       createSessionCookieInterceptor(config.cookieSecure),
       createCacheControlInterceptor(),
     ],
@@ -162,7 +168,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
-    runInCall({ requestId }, () => dispatch(req, res));
+    const agent = req.headers["user-agent"];
+    const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
+    if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;
+    runInCall(scope, () => dispatch(req, res));
   };
 
   const listener = await listen(handle, {

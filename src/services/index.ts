@@ -7,6 +7,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 import { apiTokenService } from "./api-token.js";
+import { auditService } from "./audit.js";
 import { authenticationTokenService } from "./authentication-token.js";
 import type { ServiceBinding } from "./binding.js";
 import { jwtService } from "./jwt.js";
@@ -42,7 +43,8 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     userTokenService(core.userTokens),
     authenticationTokenService(core.authTokens),
     jwtService(core.jwt, core.keyRing),
-    keyService(core.keyRing, { issuer: deps.config.jwtIssuer, publicUrl: deps.config.publicUrl }),
+    keyService(core.keyRing, { issuer: deps.config.jwtIssuer, publicUrl: deps.config.publicUrl }, core.audit),
+    auditService(deps.store.auditEvents),
   ];
   return {
     core,
