@@ -11,6 +11,9 @@ import { restMount, successStatus } from "./rest-routes.js";
 import { openStore } from "./store/index.js";
 import { instrumentStore } from "./store/instrumented.js";
 import { createMetrics, type Metrics } from "./server/metrics.js";
+import { createTracing } from "./server/tracing.js";
+import { packageVersion } from "./project-files.js";
+import type { StoreCallHook } from "./store/instrumented.js";
 import type { Store } from "./store/ports.js";
 
 export { restMount, successStatus } from "./rest-routes.js";
@@ -50,6 +53,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const metrics = config.metrics ? createMetrics() : undefined;
+  const tracing = await createTracing(config.otlpEndpoint, packageVersion);
   const opened = await openStore({
     mongodbUri: config.mongodbUri,
     dataDir: config.dataDir,
@@ -57,7 +61,11 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     serverSelectionTimeoutMs: config.storeTimeoutMs,
     warn: (message, fields) => logger.warn(message, { component: "store", ...fields }),
   });
-  const store = metrics ? instrumentStore(opened, metrics.storeHook(opened.kind)) : opened;
+  // Store calls are timed (metrics) around their span (tracing), each when enabled.
+  const timed = metrics?.storeHook(opened.kind);
+  const traced = tracing.storeHook;
+  const hook: StoreCallHook | undefined = timed && traced ? (op, call) => timed(op, () => traced(op, call)) : (timed ?? traced);
+  const store = hook ? instrumentStore(opened, hook) : opened;
   let services;
   try {
     services = await createServices({ config, store, logger, clock });
@@ -65,6 +73,10 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     await store.close();
     throw e;
   }
+  services.core.hashPool.observe({
+    ...(metrics && { waited: (ms: number) => metrics.hashWaited(ms) }),
+    ...(tracing.aroundHash && { around: tracing.aroundHash }),
+  });
   metrics?.watch({
     hashPool: services.core.hashPool,
     audit: services.core.audit,
@@ -76,7 +88,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   const ready = () => store.ping().then(() => true, () => false);
   let server: RunningServer;
   try {
-    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config), metrics, audit: services.core.audit });
+    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config), metrics, audit: services.core.audit, tracing });
   } catch (e) {
     await services.close();
     await store.close();
@@ -91,6 +103,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
       await server.close();
       await services.close();
       await store.close();
+      await tracing.shutdown();
     },
   };
 }

@@ -25,10 +25,12 @@ import { createErrorInterceptor } from "./error-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, peerAddress, type Listener } from "./listener.js";
-import { createLoggingInterceptor } from "./logging-interceptor.js";
+import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
 import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
 import type { AuditTrail } from "../core/audit.js";
 import type { Metrics } from "./metrics.js";
+import { formatTraceparent, parseTraceparent, parseTracestate } from "./trace-context.js";
+import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 
@@ -51,6 +53,8 @@ export interface ServerOptions {
   rest?: RestHandlerFactory;
   /** Where admin calls are recorded. */
   audit?: Pick<AuditTrail, "record">;
+  /** Trace ids per call, and spans when exporting (default: ids only). */
+  tracing?: Tracing;
   /** Prometheus metrics: GET /metrics here, or on TESSERA_METRICS_PORT. */
   metrics?: Metrics | undefined;
 }
@@ -75,6 +79,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const services = o.bindings.map((b) => b.service);
   const reflection = reflectionServices([...services, Health]);
   const secure = config.tlsCertFile !== undefined;
+  const tracing = o.tracing ?? idsOnly;
   const clientAddress = createClientAddressResolver(config.trustedProxies);
 
   const contextValues = (req: NodeRequest): ContextValues =>
@@ -115,7 +120,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const jsonOptions = { alwaysEmitImplicit: true, textDecoder: new TextDecoder("utf-8", { fatal: true }) };
   const rpc = createDispatcher({
     interceptors: [
-      createLoggingInterceptor(logger, o.metrics ? (s, m, p, c, sec) => o.metrics!.rpc(s, m, p, c, sec) : undefined),
+      createLoggingInterceptor(logger, rpcObserver(o.metrics, tracing.exporting)),
       createDeadlineInterceptor(),
       createErrorInterceptor(logger),
       ...(o.audit ? [createAdminAuditInterceptor(o.audit, services)] : []),
@@ -171,6 +176,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const agent = req.headers["user-agent"];
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
     if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;
+    // A span of its own for every call, in the caller's trace when it sent one.
+    const span = tracing.startCall(`${req.method} ${(req.url ?? "").split("?", 1)[0]}`, parseTraceparent(req.headers.traceparent), parseTracestate(req.headers.tracestate));
+    enterSpan(scope, span);
+    res.setHeader("traceparent", formatTraceparent(span.traceId, span.spanId, span.flags));
+    if (tracing.exporting) res.once("close", () => span.end(res.statusCode));
     runInCall(scope, () => dispatch(req, res));
   };
 
@@ -199,6 +209,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       }
     },
+  };
+}
+
+/** Each finished RPC: into the metrics, and onto the call's exported span. */
+function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObserver | undefined {
+  if (!metrics && !exporting) return undefined;
+  return (service, method, protocol, code, seconds) => {
+    metrics?.rpc(service, method, protocol, code, seconds);
+    if (exporting) (currentCall()?.span as CallSpan | undefined)?.rpc?.(service, method, protocol, code);
   };
 }
 

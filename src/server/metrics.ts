@@ -19,7 +19,7 @@ import type { NodeRequest, NodeResponse } from "./dispatch.js";
 
 /** What the metrics read from the core at scrape time. */
 export interface MetricSources {
-  hashPool: { readonly inUse: number; readonly queued: number; observe(o: { waited?(ms: number): void }): void };
+  hashPool: { readonly inUse: number; readonly queued: number };
   audit: { observe(o: { recorded?(e: AuditEventRecord): void; writeFailed?(e: AuditEventRecord): void }): void };
   apiTokens: { cacheCounts(): { hits: number; misses: number } };
   verifier: { cacheCounts(): { hits: number; misses: number } };
@@ -48,6 +48,8 @@ export interface Metrics {
   rpc(service: string, method: string, protocol: string, code: string, seconds: number): void;
   /** The store's call hook: latency by operation, errors, unavailability. */
   storeHook(kind: StoreKind): StoreCallHook;
+  /** A password hash waited `ms` for a hasher (the hash pool's observer). */
+  hashWaited(ms: number): void;
   /** Starts reading the core's figures. */
   watch(sources: MetricSources): void;
   /** The exposition text: this process's registry, or under a cluster every worker's, aggregated. */
@@ -246,9 +248,9 @@ export function createMetrics(): Metrics {
         );
       };
     },
+    hashWaited: (ms) => hashWait.observe(ms / 1000),
     watch(s) {
       sources = s;
-      s.hashPool.observe({ waited: (ms) => hashWait.observe(ms / 1000) });
       s.audit.observe({
         recorded(e) {
           auditEvents.inc({ type: e.type, outcome: e.outcome });
