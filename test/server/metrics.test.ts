@@ -131,6 +131,34 @@ for (const store of storesUnderTest()) {
   });
 }
 
+describe("metrics: logins refused before any hashing", function () {
+  this.timeout(60_000);
+
+  it("a burst of correct logins: each answer counted once, as success (200), throttled (429: slots busy) or shed (503: hasher full)", async () => {
+    // One hasher, no queue, the production argon2 cost (tens of ms a hash): a burst overlaps.
+    const server = await startTestServer({
+      env: { TESSERA_HASH_CONCURRENCY: "1", TESSERA_HASH_QUEUE_LIMIT: "0", TESSERA_ARGON2_MEMORY_KIB: "19456", TESSERA_ARGON2_ITERATIONS: "2", TESSERA_LOGIN_MAX_FAILURES: "2" },
+    });
+    try {
+      const email = uniqueEmail("burst");
+      await signUp(server, email);
+      const before = await scrape(`${server.url}/metrics`);
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, () => rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader })),
+      );
+      const after = await scrape(`${server.url}/metrics`);
+      const statuses = answers.map((a) => a.status);
+      const count = (status: number) => statuses.filter((s) => s === status).length;
+      assert.equal(count(200) + count(429) + count(503), 12, statuses.join(","));
+      assert.ok(count(429) + count(503) > 0, "the burst overlapped");
+      const moved = (outcome: string) => value(after, "tessera_logins_total", { api: "session", outcome }) - value(before, "tessera_logins_total", { api: "session", outcome });
+      assert.deepEqual([moved("success"), moved("throttled"), moved("shed"), moved("locked"), moved("failure")], [count(200), count(429), count(503), 0, 0]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("metrics: where they are served", function () {
   this.timeout(30_000);
 
