@@ -6,7 +6,7 @@
 //
 // An audit write never fails the call it records: `record` resolves whatever the store does.
 // Nor is an event lost silently: the log line goes out first, and an event the store refused is
-// logged again as an error and counted (the observer's `writeFailed`, a metric).
+// logged again as a warning and counted (the observer's `writeFailed`, a metric).
 //
 // Events carry ids, names and addresses, never a secret: no password, no token, no hash. The
 // recorder takes only the fields below, so a caller cannot pass one by accident.
@@ -98,6 +98,8 @@ export interface AuditTrailDeps {
 
 export class AuditTrail {
   private observer: AuditObserver = {};
+  /** Store writes not yet settled (awaited by drain()). */
+  private readonly writes = new Set<Promise<void>>();
 
   constructor(private readonly deps: AuditTrailDeps) {}
 
@@ -106,7 +108,11 @@ export class AuditTrail {
     this.observer = observer;
   }
 
-  /** Records one event: the log line, then the store. Never rejects. */
+  /**
+   * Records one event: the log line, then the store; resolves once the store has it (or refused
+   * it). Never rejects. An `error` outcome (most likely the store is down) does not wait for the
+   * store: the call it records has failed already and must not wait a second time.
+   */
   async record(input: AuditInput): Promise<void> {
     const scope = currentCall();
     const event: AuditEventRecord = { id: randomUUID(), time: this.deps.clock.now(), type: input.type, outcome: input.outcome };
@@ -128,10 +134,23 @@ export class AuditTrail {
     if (!this.deps.enabled) return;
     const { id, time, type, ...rest } = event;
     this.deps.logger.info("audit", { type: "audit", event: type, auditId: id, eventTime: time.toISOString(), ...rest });
+    const write = this.store(event);
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
+    if (input.outcome !== "error") await write;
+  }
+
+  /** Resolves when every store write started so far has settled (shutdown). */
+  async drain(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all(this.writes);
+  }
+
+  private async store(event: AuditEventRecord): Promise<void> {
+    const { id, type } = event;
     try {
       await this.deps.events.append(event);
     } catch (e) {
-      this.deps.logger.error("audit event not stored", {
+      this.deps.logger.warn("audit event not stored", {
         type: "audit",
         event: type,
         auditId: id,

@@ -54,6 +54,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
       await core.housekeeping.stop();
       // Let fire-and-forget last_used writes settle before the store closes.
       await core.apiTokens.drain();
+      await core.audit.drain();
     },
   };
 }
