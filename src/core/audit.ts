@@ -86,7 +86,9 @@ export function reasonOf(e: unknown): string | undefined {
   return e instanceof AuthError ? e.reason : undefined;
 }
 
-const bounded = (s: string | undefined, max = 256) => (s === undefined ? undefined : s.length > max ? s.slice(0, max) : s);
+/** Free text as an event keeps it: at most `max` characters, well-formed, no control characters. */
+const bounded = (s: string | undefined, max = 256) =>
+  s === undefined ? undefined : (s.length > max ? s.slice(0, max) : s).replace(/[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
 
 export interface AuditTrailDeps {
   events: AuditEventStore;
@@ -122,7 +124,7 @@ export class AuditTrail {
       ["api", scope?.api],
       ["clientId", scope?.clientId],
       ["clientAddress", scope?.clientAddress],
-      ["userAgent", scope?.userAgent],
+      ["userAgent", bounded(scope?.userAgent)],
       ["requestId", scope?.requestId],
       ["traceId", scope?.traceId],
       ["spanId", scope?.spanId],
