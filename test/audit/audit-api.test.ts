@@ -265,7 +265,10 @@ describe("audit trail: when the store refuses an event", function () {
 
   it("the call succeeds, the audit log line still goes out, a warning is logged and a metric counts it", async () => {
     const email = uniqueEmail("unstored");
-    const before = value(await scrape(`${server.url}/metrics`), "tessera_audit_write_failures_total");
+    const scraped = await scrape(`${server.url}/metrics`);
+    const before = value(scraped, "tessera_audit_write_failures_total");
+    const append = { operation: "auditEvents.append", store: "sqlite" };
+    const storeErrorsBefore = value(scraped, "tessera_store_errors_total", append);
     await signUp(server, email);
     const lines = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.login === email || l.type === "audit");
     const audit = lines.find((l) => l.msg === "audit" && l.event === "signup" && l.login === email);
@@ -273,7 +276,11 @@ describe("audit trail: when the store refuses an event", function () {
     const failed = lines.filter((l) => l.msg === "audit event not stored" && l.auditId === audit.auditId);
     assert.equal(failed.length, 1);
     assert.equal(failed[0]!.level, "warn");
-    assert.equal(value(await scrape(`${server.url}/metrics`), "tessera_audit_write_failures_total") - before, 1);
+    const after = await scrape(`${server.url}/metrics`);
+    assert.equal(value(after, "tessera_audit_write_failures_total") - before, 1);
+    // The store's own metrics saw the failed operation (an error, not an unavailable database).
+    assert.equal(value(after, "tessera_store_errors_total", append) - storeErrorsBefore, 1);
+    assert.equal(value(after, "tessera_store_unavailable_total", append), 0);
   });
 });
 

@@ -12,7 +12,12 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { packageVersion } from "../../src/project-files.js";
+import { createMetrics } from "../../src/server/metrics.js";
+import { instrumentStore } from "../../src/store/instrumented.js";
+import { DuplicateError, StoreUnavailableError } from "../../src/store/ports.js";
+import { openTestStore } from "../support/store.js";
 import { bearer, connectClient, GrpcJsClient, rest } from "../support/clients.js";
 import { family, histogramCount, scrape, value, type Families } from "../support/metrics.js";
 import { startTestServer, storesUnderTest, testAdminToken, type TestServer } from "../support/server.js";
@@ -155,6 +160,33 @@ describe("metrics: logins refused before any hashing", function () {
       assert.deepEqual([moved("success"), moved("throttled"), moved("shed"), moved("locked"), moved("failure")], [count(200), count(429), count(503), 0, 0]);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe("metrics: store operations that fail", function () {
+  it("an unavailable store counts as an error and as unavailable, by operation; a duplicate key as neither", async () => {
+    const opened = await openTestStore("sqlite");
+    try {
+      const metrics = createMetrics();
+      const store = instrumentStore(opened.store, metrics.storeHook("sqlite"));
+      const user = { id: "u-dup", login: "dup@example.com", loginKey: "dup@example.com", emails: [], passwordHash: "$argon2id$x", createdAt: new Date() };
+      await store.users.create(user);
+      await assert.rejects(store.users.create(user), DuplicateError);
+      await opened.store.close();
+      await assert.rejects(store.users.findById("u-dup"), StoreUnavailableError);
+      const families = parsePrometheusTextFormat(await metrics.registry.metrics()) as Families;
+      const op = (operation: string) => ({ operation, store: "sqlite" });
+      assert.deepEqual(
+        [value(families, "tessera_store_errors_total", op("users.create")), value(families, "tessera_store_unavailable_total", op("users.create"))],
+        [0, 0],
+      );
+      assert.deepEqual(
+        [value(families, "tessera_store_errors_total", op("users.findById")), value(families, "tessera_store_unavailable_total", op("users.findById"))],
+        [1, 1],
+      );
+    } finally {
+      await opened.close();
     }
   });
 });
