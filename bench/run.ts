@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark in turn, each starting its own server, each printing its
 // figures and its ratios against baselines measured in the same run. `npm run bench -- NAME...`
 // runs only those (floor, profile, baseline, transcode, session, login-timing, api-token, jwt, load, verify,
-// flood, burst, verifier; `peers PHASE` for bench/peers). BENCH_QUICK=1 shortens every run.
+// flood, burst, verifier, metrics, audit; `peers PHASE` for bench/peers). BENCH_QUICK=1 shortens every run.
 // Benchmarks never fail on a time: they print.
 import { spawnSync } from "node:child_process";
 
@@ -13,7 +13,7 @@ if (process.argv[2] === "peers") {
   process.exit(r.status ?? 1);
 }
 
-const all = ["floor", "profile", "baseline", "transcode", "session", "login-timing", "api-token", "jwt", "load", "verify", "flood", "burst", "verifier"];
+const all = ["floor", "profile", "baseline", "transcode", "session", "login-timing", "api-token", "jwt", "load", "verify", "flood", "burst", "verifier", "metrics", "audit"];
 const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
 for (const name of chosen) {
   if (!all.includes(name)) {

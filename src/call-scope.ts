@@ -14,6 +14,20 @@ export interface CallScope {
   readonly requestId: string;
   /** When the caller stops waiting (epoch ms), from `grpc-timeout` / `connect-timeout-ms`. */
   deadline?: number;
+  /** W3C trace context of the call: 32 hex digits (the caller's trace, or a new one). */
+  traceId?: string;
+  /** This call's own span id (16 hex digits), new for every call. */
+  spanId?: string;
+  /** The client's address as login protection counts it (server/client-address.ts). */
+  clientAddress?: string;
+  /** The caller's User-Agent, as sent (bounded). */
+  userAgent?: string;
+  /** The API being called ("session", "jwt", ...: the proto package's name), once routed. */
+  api?: string;
+  /** The verified client id (`x-koms-clientid`) of the call, once the access check passed. */
+  clientId?: string;
+  /** Per-call hooks of the server layer (a trace span for store calls and hashing). */
+  span?: unknown;
 }
 
 const storage = new AsyncLocalStorage<CallScope>();

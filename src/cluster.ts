@@ -12,6 +12,7 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
+import { serveClusterMetrics } from "./server/metrics.js";
 
 /** Set in each worker's environment: its number, 1..TESSERA_WORKERS. */
 export const workerIdVariable = "TESSERA_WORKER_ID";
@@ -32,6 +33,9 @@ export function runPrimary(config: Config, logger: Logger): void {
   const shared: Record<string, string> = {};
   if (config.generated.clientId) shared.TESSERA_CLIENT_IDS = config.clientIds.join(",");
   if (config.generated.adminToken) shared.TESSERA_ADMIN_TOKEN = config.adminToken;
+
+  // A scrape of any worker's /metrics is answered with every worker's metrics, aggregated here.
+  if (config.metrics) serveClusterMetrics();
 
   let stopping = false;
   let lastRespawn = 0;

@@ -150,7 +150,7 @@ export const variables = {
   storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),
   dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store (created 0700, its files 0600; a wider existing mode is warned about)."),
   clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, list, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed).", { shownDefault: "(dev: generated, printed)" }),
-  adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, secretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation); at least 16 bytes (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
+  adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, secretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); at least 16 bytes (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
   logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; one JSON line per request at info."),
   tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2 and http/1.1)."),
   tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS."),
@@ -190,6 +190,12 @@ export const variables = {
   jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues; TESSERA_PUBLIC_URL when that is set (then leave this unset or equal)."),
   jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 JWTs."),
   cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
+  // Operations
+  metrics: variable("TESSERA_METRICS", true, boolean, "Serve Prometheus metrics at `GET /metrics` (`on` or `off`).", { shownDefault: "on" }),
+  metricsPort: variable<number>("TESSERA_METRICS_PORT", undefined, integer(0, 65535), "Serve `/metrics` on this port of HOST instead of the main port (which then answers 404 there)."),
+  audit: variable("TESSERA_AUDIT", true, boolean, "Record the audit trail (store and `\"type\":\"audit\"` log lines); `off` records nothing (metrics still count logins).", { shownDefault: "on" }),
+  auditRetentionDays: variable("TESSERA_AUDIT_RETENTION_DAYS", 90, integer(1, 36500), "Housekeeping deletes audit events older than this many days."),
+  otlpEndpoint: variable<string>("OTEL_EXPORTER_OTLP_ENDPOINT", undefined, text, "Set: export trace spans (calls, store operations, hashing) over OTLP/HTTP to this endpoint through the OpenTelemetry SDK (other `OTEL_*` variables apply); unset: the SDK is not loaded."),
   sessionCookieTtlSeconds: variable("TESSERA_SESSION_COOKIE_TTL_SECONDS", 86400, integer(60, 31536000), "Lifetime (and cookie Max-Age) of the `tessera_session` cookie set by seed 003's token exchange."),
 } as const;
 

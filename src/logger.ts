@@ -1,6 +1,7 @@
 // Structured JSON logs: one object per line on stdout. Callers pass fields, never secrets;
 // `redact` is a last line of defence for values that look like credentials. A line written
-// while a request is served carries that request's id (src/call-scope.ts), whoever writes it.
+// while a request is served carries that request's id and its W3C trace and span ids
+// (`trace_id`, `span_id`; src/call-scope.ts), whoever writes it.
 //
 // Lines written in one event-loop turn leave in one write (a request log per call would
 // otherwise be one syscall per call); whatever is pending is flushed synchronously on exit.
@@ -65,8 +66,16 @@ export function createLogger(level: LogLevel, write?: (line: string) => void, ba
   const out = write ?? (stdoutWriter ??= batchedStdout());
   const emit = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>) => {
     if (rank[lvl] < min) return;
-    const requestId = currentCall()?.requestId;
-    const entry = { time: new Date().toISOString(), level: lvl, msg, ...base, ...(requestId !== undefined && { requestId }), ...(fields ? redact(fields) : {}) };
+    const scope = currentCall();
+    const entry = {
+      time: new Date().toISOString(),
+      level: lvl,
+      msg,
+      ...base,
+      ...(scope !== undefined && { requestId: scope.requestId }),
+      ...(scope?.traceId !== undefined && { trace_id: scope.traceId, span_id: scope.spanId }),
+      ...(fields ? redact(fields) : {}),
+    };
     out(JSON.stringify(entry) + "\n");
   };
   return {

@@ -9,6 +9,11 @@ import { createServices } from "./services/index.js";
 import { createTranscoder } from "./transcode/index.js";
 import { restMount, successStatus } from "./rest-routes.js";
 import { openStore } from "./store/index.js";
+import { instrumentStore } from "./store/instrumented.js";
+import { createMetrics, type Metrics } from "./server/metrics.js";
+import { createTracing } from "./server/tracing.js";
+import { packageVersion } from "./project-files.js";
+import type { StoreCallHook } from "./store/instrumented.js";
 import type { Store } from "./store/ports.js";
 
 export { restMount, successStatus } from "./rest-routes.js";
@@ -17,6 +22,8 @@ export interface Tessera {
   readonly server: RunningServer;
   readonly store: Store;
   readonly url: string;
+  /** The Prometheus registry and hooks; undefined with TESSERA_METRICS=off. */
+  readonly metrics: Metrics | undefined;
   /** Graceful stop: the server drains, then the store closes. */
   close(): Promise<void>;
 }
@@ -45,13 +52,20 @@ function restFactory(config: Config): RestHandlerFactory {
 export async function startTessera(config: Config, options: StartOptions): Promise<Tessera> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
-  const store = await openStore({
+  const metrics = config.metrics ? createMetrics() : undefined;
+  const tracing = await createTracing(config.otlpEndpoint, packageVersion);
+  const opened = await openStore({
     mongodbUri: config.mongodbUri,
     dataDir: config.dataDir,
     mongoDbName: config.mongodbDatabase,
     serverSelectionTimeoutMs: config.storeTimeoutMs,
     warn: (message, fields) => logger.warn(message, { component: "store", ...fields }),
   });
+  // Store calls are timed (metrics) around their span (tracing), each when enabled.
+  const timed = metrics?.storeHook(opened.kind);
+  const traced = tracing.storeHook;
+  const hook: StoreCallHook | undefined = timed && traced ? (op, call) => timed(op, () => traced(op, call)) : (timed ?? traced);
+  const store = hook ? instrumentStore(opened, hook) : opened;
   let services;
   try {
     services = await createServices({ config, store, logger, clock });
@@ -59,10 +73,22 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     await store.close();
     throw e;
   }
+  services.core.hashPool.observe({
+    ...(metrics && { waited: (ms: number) => metrics.hashWaited(ms) }),
+    ...(tracing.aroundHash && { around: tracing.aroundHash }),
+  });
+  metrics?.watch({
+    hashPool: services.core.hashPool,
+    audit: services.core.audit,
+    apiTokens: services.core.apiTokens,
+    verifier: services.core.verifier,
+    keyRing: services.core.keyRing,
+    keys: store.keys,
+  });
   const ready = () => store.ping().then(() => true, () => false);
   let server: RunningServer;
   try {
-    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config) });
+    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config), metrics, audit: services.core.audit, tracing });
   } catch (e) {
     await services.close();
     await store.close();
@@ -72,10 +98,12 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     server,
     store,
     url: server.url,
+    metrics,
     async close() {
       await server.close();
       await services.close();
       await store.close();
+      await tracing.shutdown();
     },
   };
 }

@@ -186,6 +186,11 @@ export class ApiTokens {
     return { accountId: token.accountId, tokenLink: token.link };
   }
 
+  /** Lookups of the token cache that hit and missed, since start (metrics). */
+  cacheCounts(): { hits: number; misses: number } {
+    return { hits: this.cache.hits, misses: this.cache.misses };
+  }
+
   /** Resolves when every last_used write started so far has settled (shutdown, tests). */
   async drain(): Promise<void> {
     while (this.writes.size > 0) await Promise.all(this.writes);

@@ -18,15 +18,39 @@ export interface HashPoolLimits {
   queueLimit: number;
 }
 
+/** What the server layer may watch (metrics, tracing); the pool works the same without it. */
+export interface HashPoolObserver {
+  /** A job got a hasher after waiting `ms` (0 when one was free). */
+  waited?(ms: number): void;
+  /** Wraps each job as it runs (a trace span around the hashing). */
+  around?<T>(job: () => Promise<T>): Promise<T>;
+}
+
 const busy = (): AuthError =>
   unavailable("HASHER_BUSY", "too many password checks in progress; retry shortly", { retryAfterSeconds: 1 });
 
 export class HashPool {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
+  private observer: HashPoolObserver = {};
 
   constructor(private readonly limits: HashPoolLimits) {
     if (!(limits.concurrency >= 1)) throw new Error("hash pool concurrency must be at least 1");
+  }
+
+  /** Hashes running now. */
+  get inUse(): number {
+    return this.running;
+  }
+
+  /** Hashes waiting for a hasher now. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /** Sets who watches the pool (one observer; a later call replaces it). */
+  observe(observer: HashPoolObserver): void {
+    this.observer = observer;
   }
 
   /** Throws HASHER_BUSY when a job submitted now would be refused: lets a caller refuse before any other work. */
@@ -36,15 +60,19 @@ export class HashPool {
 
   /** Runs `job` when a hasher is free; HASHER_BUSY at once when the queue is full. */
   async run<T>(job: () => Promise<T>): Promise<T> {
+    const { waited, around } = this.observer;
     if (this.running < this.limits.concurrency) {
       this.running++;
+      waited?.(0);
     } else {
       if (this.full()) throw busy();
+      const start = performance.now();
       // The finishing job hands its place over (see below): `running` stays as it is.
       await new Promise<void>((resolve) => this.waiting.push(resolve));
+      waited?.(performance.now() - start);
     }
     try {
-      return await job();
+      return await (around ? around(job) : job());
     } finally {
       const next = this.waiting.shift();
       if (next) next();

@@ -1,7 +1,7 @@
 // Removes records that can never be valid again: expired refresh tokens (seeds 000 and 004),
 // expired authentication tokens (seed 003), retired signing keys past their last token,
-// login-attempt counters whose window has passed and that hold no lock, and remembered logins
-// past their 30 days.
+// login-attempt counters whose window has passed and that hold no lock, remembered logins
+// past their 30 days, and audit events older than TESSERA_AUDIT_RETENTION_DAYS.
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
 // no TTL indexes); it only keeps the tables small. Every instance may run it: deletes are
 // idempotent.
@@ -9,14 +9,14 @@ import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 
 /** The stores housekeeping tidies: those holding records that expire. */
-export type HousekeepingStores = Pick<Store, "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "keys" | "loginAttempts">;
+export type HousekeepingStores = Pick<Store, "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "keys" | "loginAttempts" | "auditEvents">;
 import type { Clock } from "./clock.js";
 
 export class Housekeeping {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
-  constructor(private readonly deps: { store: HousekeepingStores; clock: Clock; logger: Logger; loginWindowSeconds?: number }) {}
+  constructor(private readonly deps: { store: HousekeepingStores; clock: Clock; logger: Logger; loginWindowSeconds?: number; auditRetentionDays?: number }) {}
 
   /** One pass; returns how many records each kind lost. A store outage is logged, not thrown. */
   async runOnce(): Promise<Record<string, number>> {
@@ -30,6 +30,7 @@ export class Housekeeping {
       ["keys", () => store.keys.deleteExpired(now)],
       ["loginAttempts", () => store.loginAttempts.deleteStale(new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000), now)],
       ["knownLogins", () => store.loginAttempts.forgetExpiredLogins(now)],
+      ["auditEvents", () => store.auditEvents.deleteOlderThan(new Date(now.getTime() - (this.deps.auditRetentionDays ?? 90) * 86_400_000))],
     ];
     for (const [name, job] of jobs) {
       try {

@@ -4,8 +4,10 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
-import { ApiTokens } from "./api-tokens.js";
-import { AuthenticationTokens } from "./authentication-tokens.js";
+import type { ApiTokens } from "./api-tokens.js";
+import { AuditTrail } from "./audit.js";
+import { AuditedApiTokens, AuditedAuthenticationTokens, AuditedSessions, AuditedUsers, AuditedUserTokens } from "./audited.js";
+import type { AuthenticationTokens } from "./authentication-tokens.js";
 import type { Clock } from "./clock.js";
 import { CredentialLifecycle } from "./credential-lifecycle.js";
 import { Housekeeping } from "./housekeeping.js";
@@ -14,15 +16,19 @@ import { KeyRing } from "./key-ring.js";
 import { HashPool } from "./hash-pool.js";
 import { LoginThrottle } from "./login-throttle.js";
 import { Passwords } from "./passwords.js";
-import { Sessions } from "./sessions.js";
+import type { Sessions } from "./sessions.js";
 import { TokenVerifier } from "./token-verifier.js";
-import { UserTokens } from "./user-tokens.js";
-import { Users } from "./users.js";
+import type { UserTokens } from "./user-tokens.js";
+import type { Users } from "./users.js";
 
 export interface Core {
   /** Every service's users: sign-up, password logins, password changes, deactivation. */
   users: Users;
   passwords: Passwords;
+  /** The password hashers' admission control (its load is a metric). */
+  hashPool: HashPool;
+  /** Security events: `audit.record({type, outcome, userId, login, subject, reason})`. */
+  audit: AuditTrail;
   /** Signing keys: storage, rotation, JWKS, PEM. */
   keyRing: KeyRing;
   /** Verification of the JWTs the key ring signed. */
@@ -43,10 +49,12 @@ export interface Core {
 
 export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger }): Promise<Core> {
   const { config, store, clock, logger } = deps;
+  const hashPool = new HashPool({ concurrency: config.hashConcurrency, queueLimit: config.hashQueueLimit });
   const passwords = new Passwords(
     { memoryKib: config.argon2MemoryKib, iterations: config.argon2Iterations, parallelism: config.argon2Parallelism },
-    new HashPool({ concurrency: config.hashConcurrency, queueLimit: config.hashQueueLimit }),
+    hashPool,
   );
+  const audit = new AuditTrail({ events: store.auditEvents, clock, logger, enabled: config.audit });
   // Compute the dummy hash now, so the first unknown-login attempt costs the same as the rest.
   await passwords.verifyDummy("");
   const throttle = new LoginThrottle({ loginAttempts: store.loginAttempts, config, clock });
@@ -55,11 +63,11 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     userTokens: store.userTokens,
     jwtRefreshTokens: store.jwtRefreshTokens,
   });
-  const users = new Users({ users: store.users, lifecycle, passwords, throttle, clock, logger });
+  const users = new AuditedUsers(audit, { users: store.users, lifecycle, passwords, throttle, clock, logger });
   await users.backfillLoginKeys();
   const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger });
   const verifier = new TokenVerifier({ ring: keyRing, clock });
-  const sessions = new Sessions({
+  const sessions = new AuditedSessions(audit, {
     sessions: store.sessions,
     refreshTokens: store.refreshTokens,
     users,
@@ -69,8 +77,8 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     config,
     logger,
   });
-  const userTokens = new UserTokens({ userTokens: store.userTokens, users, clock, logger, config });
-  const authTokens = new AuthenticationTokens({ authTokens: store.authTokens, users, userTokens, clock, logger, config });
+  const userTokens = new AuditedUserTokens(audit, { userTokens: store.userTokens, users, clock, logger, config });
+  const authTokens = new AuditedAuthenticationTokens(audit, { authTokens: store.authTokens, users, userTokens, clock, logger, config });
   const jwt = new JwtTokens({
     ring: keyRing,
     verifier,
@@ -83,8 +91,14 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     lastLoginIntervalSeconds: config.lastUsedIntervalSeconds,
   });
-  const apiTokens = new ApiTokens({ apiTokens: store.apiTokens, clock, logger, config });
-  const housekeeping = new Housekeeping({ store, clock, logger, loginWindowSeconds: config.loginWindowSeconds });
+  const apiTokens = new AuditedApiTokens(audit, { apiTokens: store.apiTokens, clock, logger, config });
+  const housekeeping = new Housekeeping({
+    store,
+    clock,
+    logger,
+    loginWindowSeconds: config.loginWindowSeconds,
+    auditRetentionDays: config.auditRetentionDays,
+  });
   housekeeping.start(config.housekeepingIntervalSeconds);
-  return { users, passwords, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };
+  return { users, passwords, hashPool, audit, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };
 }

@@ -52,6 +52,14 @@ export interface Attempt {
   abandon(): Promise<void>;
 }
 
+/** Refusals because every slot was held by attempts still being checked (no lock): "throttled", not "locked". */
+const refusedWithoutLock = new WeakSet<object>();
+
+/** True for a LOGIN_LOCKED refusal that no lock caused (every slot busy with attempts being checked). */
+export function isBusyRefusal(e: unknown): boolean {
+  return typeof e === "object" && e !== null && refusedWithoutLock.has(e);
+}
+
 const unthrottled: Attempt = {
   failed: async () => {},
   succeeded: async () => {},
@@ -122,7 +130,9 @@ export class LoginThrottle {
     const reservation = await this.attempts.reserve(slots, now, this.rule);
     if (!reservation.granted) {
       const until = reservation.lockedUntil;
-      throw refused(until ? Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000)) : fullRetryAfterSeconds);
+      const error = refused(until ? Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000)) : fullRetryAfterSeconds);
+      if (!until) refusedWithoutLock.add(error);
+      throw error;
     }
     return reservation.slots;
   }

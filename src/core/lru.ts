@@ -25,6 +25,9 @@ export class Lru<K, V> {
   /** The most recently used key (already at the map's end). */
   private lastKey: K | undefined;
   private hasLastKey = false;
+  /** Lookups that found a live entry, and those that did not (for metrics; never reset). */
+  hits = 0;
+  misses = 0;
 
   constructor(options: LruOptions) {
     this.maxEntries = options.maxEntries;
@@ -43,11 +46,16 @@ export class Lru<K, V> {
   /** The value, unless absent or expired at `nowMs` (an expired entry is dropped). */
   get(key: K, nowMs: number): V | undefined {
     const entry = this.entries.get(key);
-    if (entry === undefined) return undefined;
+    if (entry === undefined) {
+      this.misses++;
+      return undefined;
+    }
     if (entry.expiresAt <= nowMs) {
+      this.misses++;
       this.delete(key);
       return undefined;
     }
+    this.hits++;
     // Move to the most-recent end, but only when it is not already there: a single hot key
     // (the common case) then costs one Map lookup per hit.
     if (!this.hasLastKey || this.lastKey !== key) {

@@ -71,6 +71,11 @@ export class TokenVerifier {
     this.verified = new Lru({ maxEntries: deps.cacheEntries ?? DEFAULT_VERIFIED_CACHE_ENTRIES });
   }
 
+  /** Lookups of the verified-token cache that hit and missed, since start (metrics). */
+  cacheCounts(): { hits: number; misses: number } {
+    return { hits: this.verified.hits, misses: this.verified.misses };
+  }
+
   /** The verified claims; AuthError unauthenticated with the reason otherwise. */
   async verify(token: string, opts: VerifyOptions = {}): Promise<VerifiedPayload> {
     const now = this.clock.now();

@@ -2,6 +2,7 @@
 // routes through the transcoder, plus health, reflection and the /healthz and /readyz probes.
 // dispatch.ts sends RPC paths to the router and every other path to the fallback below.
 import { readFileSync } from "node:fs";
+import http from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
@@ -9,7 +10,7 @@ import { Health } from "../../gen/health/v1/health_pb.js";
 import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../access/context.js";
 import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
 import { createSessionCookieInterceptor } from "../access/session-cookie.js";
-import { runInCall } from "../call-scope.js";
+import { currentCall, runInCall, type CallScope } from "../call-scope.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../services/binding.js";
@@ -24,7 +25,12 @@ import { createErrorInterceptor } from "./error-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type ReadinessProbe } from "./health.js";
 import { listen, peerAddress, type Listener } from "./listener.js";
-import { createLoggingInterceptor } from "./logging-interceptor.js";
+import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
+import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
+import type { AuditTrail } from "../core/audit.js";
+import type { Metrics } from "./metrics.js";
+import { formatTraceparent, parseTraceparent, parseTracestate } from "./trace-context.js";
+import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 
@@ -45,12 +51,20 @@ export interface ServerOptions {
   verifiers: CredentialVerifiers;
   ready: ReadinessProbe;
   rest?: RestHandlerFactory;
+  /** Where admin calls are recorded. */
+  audit?: Pick<AuditTrail, "record">;
+  /** Trace ids per call, and spans when exporting (default: ids only). */
+  tracing?: Tracing;
+  /** Prometheus metrics: GET /metrics here, or on TESSERA_METRICS_PORT. */
+  metrics?: Metrics | undefined;
 }
 
 export interface RunningServer {
   readonly url: string;
   readonly port: number;
   readonly listener: Listener;
+  /** The port of the metrics listener, when TESSERA_METRICS_PORT gives it one. */
+  readonly metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -65,19 +79,25 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const services = o.bindings.map((b) => b.service);
   const reflection = reflectionServices([...services, Health]);
   const secure = config.tlsCertFile !== undefined;
+  const tracing = o.tracing ?? idsOnly;
   const clientAddress = createClientAddressResolver(config.trustedProxies);
 
   const contextValues = (req: NodeRequest): ContextValues =>
     createContextValues()
-      .set(clientAddressKey, clientAddress(peerAddress(req), req.headers))
+      .set(clientAddressKey, currentCall()?.clientAddress ?? clientAddress(peerAddress(req), req.headers))
       .set(httpMethodKey, req.method ?? "")
       .set(secureKey, secure);
 
   // GET /openapi.json and /docs, answered before the REST routes like the probes.
   const docs = createDocs({ services, jwtBasePath: config.jwtBasePath });
 
+  const metricsHere = o.metrics !== undefined && config.metricsPort === undefined;
   const ops = (req: NodeRequest, res: NodeResponse): boolean => {
     const path = (req.url ?? "").split("?", 1)[0];
+    if (metricsHere && path === "/metrics") {
+      o.metrics!.serve(req, res);
+      return true;
+    }
     if (path !== "/healthz" && path !== "/readyz") return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
       json(res, 405, errorBody(Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`), { allow: "GET, HEAD" });
@@ -100,9 +120,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const jsonOptions = { alwaysEmitImplicit: true, textDecoder: new TextDecoder("utf-8", { fatal: true }) };
   const rpc = createDispatcher({
     interceptors: [
-      createLoggingInterceptor(logger),
+      createLoggingInterceptor(logger, rpcObserver(o.metrics, tracing.exporting)),
       createDeadlineInterceptor(),
       createErrorInterceptor(logger),
+      ...(o.audit ? [createAdminAuditInterceptor(o.audit, services)] : []),
       createAccessInterceptor({
         verifiers: o.verifiers,
         clientIds: config.clientIds,
@@ -110,6 +131,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         services,
         publicServices: [Health, ...reflection.map((r) => r.service)],
       }),
+      createCallerScopeInterceptor(),
       createSessionCookieInterceptor(config.cookieSecure),
       createCacheControlInterceptor(),
     ],
@@ -151,7 +173,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
-    runInCall({ requestId }, () => dispatch(req, res));
+    const agent = req.headers["user-agent"];
+    const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
+    if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;
+    // A span of its own for every call, in the caller's trace when it sent one.
+    const span = tracing.startCall(`${req.method} ${(req.url ?? "").split("?", 1)[0]}`, parseTraceparent(req.headers.traceparent), parseTracestate(req.headers.tracestate));
+    enterSpan(scope, span);
+    res.setHeader("traceparent", formatTraceparent(span.traceId, span.spanId, span.flags));
+    if (tracing.exporting) res.once("close", () => span.end(res.statusCode));
+    runInCall(scope, () => dispatch(req, res));
   };
 
   const listener = await listen(handle, {
@@ -165,11 +195,45 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxConcurrentStreams: 100,
     onShed: (reason, peer) => logger.warn("http2 connection shed", { reason, peer }),
   });
+  const metricsServer = o.metrics && config.metricsPort !== undefined ? await serveMetricsPort(o.metrics, config.host, config.metricsPort) : undefined;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
   return {
     url: `${secure ? "https" : "http"}://${hostForUrl}:${listener.port}`,
     port: listener.port,
     listener,
-    close: () => listener.close(config.shutdownGraceSeconds * 1000),
+    ...(metricsServer && { metricsPort: (metricsServer.address() as import("node:net").AddressInfo).port }),
+    close: async () => {
+      await listener.close(config.shutdownGraceSeconds * 1000);
+      if (metricsServer) {
+        metricsServer.closeAllConnections();
+        await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      }
+    },
   };
+}
+
+/** Each finished RPC: into the metrics, and onto the call's exported span. */
+function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObserver | undefined {
+  if (!metrics && !exporting) return undefined;
+  return (service, method, protocol, code, seconds) => {
+    metrics?.rpc(service, method, protocol, code, seconds);
+    if (exporting) (currentCall()?.span as CallSpan | undefined)?.rpc?.(service, method, protocol, code);
+  };
+}
+
+/** TESSERA_METRICS_PORT: /metrics alone, on its own plain HTTP listener. */
+async function serveMetricsPort(metrics: Metrics, host: string, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if ((req.url ?? "").split("?", 1)[0] === "/metrics") return metrics.serve(req, res);
+    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+    res.end("not found\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.removeListener("error", reject);
+      resolve();
+    });
+  });
+  return server;
 }

@@ -1,9 +1,21 @@
 // One structured log line per call: procedure, protocol, code and duration (the logger adds the
 // request id). A stream's line is written when it ends, with its final code: a stream that
 // the client abandoned is `canceled`. No arguments, no headers: they may hold credentials.
+// The same moment feeds the RPC metrics (`observe`), and the call scope learns which API the
+// call is for (audit events name it).
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { protocolKey } from "../access/context.js";
+import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
+
+/** Told of every finished call: service, method, protocol, code and seconds. */
+export type RpcObserver = (service: string, method: string, protocol: string, code: string, seconds: number) => void;
+
+/** The API a service belongs to, as audit events and login metrics name it: "tessera.jwt.v1.JwtService" -> "jwt". */
+export function apiOf(serviceTypeName: string): string {
+  const parts = serviceTypeName.split(".");
+  return parts.length >= 3 && parts[0] === "tessera" ? parts[1]! : parts.slice(0, -1).join(".");
+}
 
 export function protocolOf(contentType: string | null, fromContext: string): string {
   if (fromContext) return fromContext;
@@ -31,12 +43,24 @@ async function* observed<T>(messages: AsyncIterable<T>, end: (code: string) => v
   }
 }
 
-export function createLoggingInterceptor(logger: Logger): Interceptor {
+export function createLoggingInterceptor(logger: Logger, observe?: RpcObserver): Interceptor {
+  const apis = new Map<string, string>();
   return (next) => async (req) => {
     const start = performance.now();
     const protocol = protocolOf(req.header.get("content-type"), req.contextValues.get(protocolKey));
-    const procedure = `${req.method.parent.typeName}/${req.method.name}`;
-    const end = (code: string) => logger.info("rpc", { procedure, protocol, code, durationMs: round(performance.now() - start) });
+    const service = req.method.parent.typeName;
+    const procedure = `${service}/${req.method.name}`;
+    const scope = currentCall();
+    if (scope) {
+      let api = apis.get(service);
+      if (api === undefined) apis.set(service, (api = apiOf(service)));
+      scope.api = api;
+    }
+    const end = (code: string) => {
+      const ms = performance.now() - start;
+      logger.info("rpc", { procedure, protocol, code, durationMs: round(ms) });
+      observe?.(service, req.method.name, protocol, code, ms / 1000);
+    };
     let res;
     try {
       res = await next(req);

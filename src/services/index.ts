@@ -2,11 +2,12 @@
 // and the credential verifiers the access interceptor uses.
 import type { CredentialVerifiers } from "../access/interceptor.js";
 import type { Clock } from "../core/clock.js";
-import { createCore } from "../core/index.js";
+import { createCore, type Core } from "../core/index.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 import { apiTokenService } from "./api-token.js";
+import { auditService } from "./audit.js";
 import { authenticationTokenService } from "./authentication-token.js";
 import type { ServiceBinding } from "./binding.js";
 import { jwtService } from "./jwt.js";
@@ -25,6 +26,8 @@ export interface ServiceDeps {
 }
 
 export interface Services {
+  /** The identity core the services are built on (its figures are metrics; its audit trail records events). */
+  core: Core;
   bindings: ServiceBinding[];
   verifiers: CredentialVerifiers;
   /** Stops background work (caches, timers). */
@@ -40,15 +43,18 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     userTokenService(core.userTokens),
     authenticationTokenService(core.authTokens),
     jwtService(core.jwt, core.keyRing),
-    keyService(core.keyRing, { issuer: deps.config.jwtIssuer, publicUrl: deps.config.publicUrl }),
+    keyService(core.keyRing, { issuer: deps.config.jwtIssuer, publicUrl: deps.config.publicUrl }, core.audit),
+    auditService(deps.store.auditEvents),
   ];
   return {
+    core,
     bindings,
     verifiers: credentialVerifiers(core),
     async close() {
       await core.housekeeping.stop();
       // Let fire-and-forget last_used writes settle before the store closes.
       await core.apiTokens.drain();
+      await core.audit.drain();
     },
   };
 }

@@ -4,6 +4,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import { secureKey } from "../access/context.js";
 import { openIdConfiguration } from "../core/discovery.js";
+import type { AuditTrail } from "../core/audit.js";
 import type { KeyRing } from "../core/key-ring.js";
 import { bind, type ServiceBinding } from "./binding.js";
 
@@ -14,7 +15,7 @@ export interface DiscoveryConfig {
   publicUrl: string | undefined;
 }
 
-export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate" | "alg">, discovery: DiscoveryConfig): ServiceBinding {
+export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate" | "alg">, discovery: DiscoveryConfig, audit?: Pick<AuditTrail, "record">): ServiceBinding {
   return bind(KeyService, {
     async getJwks(_req, ctx) {
       // Verifiers may cache for 5 minutes: a rotated-in key signs only after other instances
@@ -32,7 +33,9 @@ export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate" | "alg">, di
     },
 
     async rotateKey() {
-      return { kid: await keyRing.rotate() };
+      const kid = await keyRing.rotate();
+      await audit?.record({ type: "key.rotated", outcome: "success", subject: kid });
+      return { kid };
     },
   });
 }

@@ -17,6 +17,7 @@
 // - Expiry is never left to the database (FerretDB has no TTL): callers compare `expiresAt`
 //   with their own clock; `deleteExpired` exists only to keep tables small.
 import type { ApiTokenStore } from "./ports/api-tokens.js";
+import type { AuditEventStore } from "./ports/audit-events.js";
 import type { AuthTokenStore } from "./ports/auth-tokens.js";
 import type { JwtRefreshTokenStore } from "./ports/jwt-refresh-tokens.js";
 import type { LoginAttemptStore } from "./ports/login-attempts.js";
@@ -26,6 +27,7 @@ import type { UserTokenStore } from "./ports/user-tokens.js";
 import type { UserStore } from "./ports/users.js";
 
 export * from "./ports/api-tokens.js";
+export * from "./ports/audit-events.js";
 export * from "./ports/auth-tokens.js";
 export * from "./ports/errors.js";
 export * from "./ports/jwt-refresh-tokens.js";
@@ -50,6 +52,7 @@ export interface Store {
   readonly jwtRefreshTokens: JwtRefreshTokenStore;
   readonly keys: SigningKeyStore;
   readonly loginAttempts: LoginAttemptStore;
+  readonly auditEvents: AuditEventStore;
   /** Resolves when the database answers; StoreUnavailableError otherwise (readiness checks). */
   ping(): Promise<void>;
   /** Releases connections / file handles. Idempotent. */

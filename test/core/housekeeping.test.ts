@@ -21,6 +21,19 @@ for (const kind of storesUnderTest()) {
     });
     afterEach(() => opened?.close());
 
+    it("deletes audit events older than TESSERA_AUDIT_RETENTION_DAYS (default 90) and keeps the rest", async () => {
+      const day = 24 * 60 * minute;
+      const now = clock.now().getTime();
+      const event = (id: string, ageMs: number) => ({ id, time: new Date(now - ageMs), type: "login", outcome: "success", userId: "retained" });
+      for (const e of [event("a-91d", 91 * day), event("a-89d", 89 * day), event("a-8d", 8 * day), event("a-6d", 6 * day)]) await store.auditEvents.append(e);
+      const logger = createLogger("silent");
+      const ids = async () => (await store.auditEvents.list({ userId: "retained", limit: 10 })).map((e) => e.id);
+      assert.equal((await new Housekeeping({ store, clock, logger }).runOnce()).auditEvents, 1);
+      assert.deepEqual(await ids(), ["a-6d", "a-8d", "a-89d"]);
+      assert.equal((await new Housekeeping({ store, clock, logger, auditRetentionDays: 7 }).runOnce()).auditEvents, 2);
+      assert.deepEqual(await ids(), ["a-6d"]);
+    });
+
     it("removes expired refresh, authentication and JWT refresh tokens, and keeps live ones", async () => {
       const now = clock.now();
       const past = new Date(now.getTime() - minute);

@@ -145,8 +145,11 @@ export function credentialHeaders(c: Credentials): Array<Record<string, string>>
 // ---------------------------------------------------------------------------------------------
 // Store snapshots
 
-/** Tables/collections and fields that legitimately change on a refused request. */
-const volatileTables = new Set(["login_attempts", "api_token_usage", "user_token_usage", "schema_version"]);
+/**
+ * Tables/collections and fields that legitimately change on a refused request (a refused call is
+ * itself an audit event: a failed login, sign-up or admin call).
+ */
+const volatileTables = new Set(["login_attempts", "api_token_usage", "user_token_usage", "schema_version", "audit_events"]);
 const volatileFields = new Set(["last_used_at", "lastUsedAt", "last_login_at", "lastLoginAt"]);
 const volatileMark = /^(api-touch|ut-touch):/;
 

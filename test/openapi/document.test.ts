@@ -46,6 +46,7 @@ describe("gen/openapi.json", () => {
       "GET /jwt/version",
       "GET /session",
       "GET /user",
+      "GET /v1/admin/audit-events",
       "GET /v1/api/auth",
       "GET /v1/frontend/auth/{account_id}",
       "PATCH /jwt/user",

@@ -236,6 +236,10 @@ const scenarios: Record<string, Scenario> = {
   "GET /.well-known/jwks.json": { args: async () => ({}) },
   "GET /.well-known/openid-configuration": { args: async () => ({}) },
   "POST /v1/admin/keys:rotate": { args: async () => ({}) },
+  "GET /v1/admin/audit-events": {
+    args: async () => ({ query: { page_size: "2", type: "login" } }),
+    errors: [{ status: 400, name: "bad page token", request: async () => ({ headers: bearer(testAdminToken), query: { page_token: "bm90IGEgdG9rZW4" } }) }],
+  },
   "POST /session": {
     args: async (w) => (await w.user(), { json: { account_type: "traditional", email: w.email, password } }),
     errors: [

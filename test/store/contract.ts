@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { runInCall } from "../../src/call-scope.js";
 import {
+  type AuditEventRecord,
   DeadlineExceededError,
   DuplicateError,
   StoreUnavailableError,
@@ -724,6 +725,80 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await keysA.keys.insertGeneration(first);
       assert.equal(await keysA.keys.rotate(newKey(1), at(5)), false);
       assert.deepEqual(await keysA.keys.list(), [first]);
+    });
+  });
+
+  describe("auditEvents", () => {
+    // Each test uses its own user id, type or time span, so events of other tests never match.
+    const event = (offsetMs: number, fields: Partial<AuditEventRecord> = {}): AuditEventRecord => ({
+      id: randomUUID(),
+      time: at(offsetMs),
+      type: "login",
+      outcome: "success",
+      ...fields,
+    });
+
+    it("appends an event and lists it back with every field, absent ones left out", async () => {
+      const userId = id("u");
+      const full = event(1, {
+        userId,
+        login: "ada@example.com",
+        api: "session",
+        clientId: "web",
+        clientAddress: "192.0.2.7",
+        userAgent: "curl/8.0",
+        requestId: "req-1",
+        traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+        spanId: "00f067aa0ba902b7",
+        subject: "session-1",
+        reason: "INVALID_CREDENTIALS",
+      });
+      const bare = event(2, { userId, type: "signup", outcome: "failure" });
+      await store.auditEvents.append(full);
+      await twin.auditEvents.append(bare);
+      assert.deepEqual(await store.auditEvents.list({ userId, limit: 10 }), [bare, full]);
+    });
+
+    it("refuses a second event with the same id: DuplicateError(id)", async () => {
+      const e = event(3, { userId: id("u") });
+      await store.auditEvents.append(e);
+      await assert.rejects(store.auditEvents.append({ ...e }), (err: unknown) => err instanceof DuplicateError && err.key === "id");
+    });
+
+    it("lists newest first (time, then id), filtered by user, type, since and until, in pages after a cursor", async () => {
+      const userId = id("u");
+      const events = [
+        event(100, { userId, type: "login" }),
+        event(200, { userId, type: "session.started" }),
+        event(200, { userId, type: "login" }),
+        event(300, { userId, type: "login", outcome: "failure" }),
+        event(400, { userId: id("other"), type: "login" }),
+      ];
+      await Promise.all(events.map((e, i) => both(i).auditEvents.append(e)));
+      const mine = events.slice(0, 4).sort((a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : -1));
+      assert.deepEqual(await store.auditEvents.list({ userId, limit: 10 }), mine);
+      assert.deepEqual(await store.auditEvents.list({ userId, type: "login", limit: 10 }), mine.filter((e) => e.type === "login"));
+      assert.deepEqual(await store.auditEvents.list({ userId, since: at(200), until: at(300), limit: 10 }), mine.filter((e) => e.time.getTime() === at(200).getTime()));
+      // Pages of one: every event once, in order, whatever ties in time.
+      const paged: AuditEventRecord[] = [];
+      let after: { time: Date; id: string } | undefined;
+      for (;;) {
+        const page = await twin.auditEvents.list({ userId, limit: 1, ...(after && { after }) });
+        if (page.length === 0) break;
+        paged.push(...page);
+        after = { time: page[0]!.time, id: page[0]!.id };
+      }
+      assert.deepEqual(paged, mine);
+    });
+
+    it("deleteOlderThan removes only events before the cut-off and counts them", async () => {
+      const userId = id("u");
+      const old = event(-10 * 86_400_000, { userId });
+      const recent = event(0, { userId });
+      await store.auditEvents.append(old);
+      await store.auditEvents.append(recent);
+      assert.ok((await store.auditEvents.deleteOlderThan(at(-86_400_000))) >= 1);
+      assert.deepEqual(await store.auditEvents.list({ userId, limit: 10 }), [recent]);
     });
   });
 

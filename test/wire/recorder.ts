@@ -56,7 +56,7 @@ export interface Recording {
 const ignoredResponseHeaders = new Set(["date", "connection", "keep-alive"]);
 
 /** Response headers new on every request (a fresh id): recorded as present, not by value. */
-const perRequestHeaders = new Set(["x-request-id"]);
+const perRequestHeaders = new Set(["x-request-id", "traceparent"]);
 
 /** Request bodies longer than this are recorded as their size and hash. */
 const longBody = 2048;

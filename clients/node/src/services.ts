@@ -6,3 +6,4 @@ export { UserTokenService } from "../gen/tessera/usertoken/v1/user_token_pb.js";
 export { AuthenticationTokenService } from "../gen/tessera/authtoken/v1/authentication_token_pb.js";
 export { JwtService } from "../gen/tessera/jwt/v1/jwt_pb.js";
 export { KeyService } from "../gen/tessera/key/v1/key_pb.js";
+export { AuditService } from "../gen/tessera/audit/v1/audit_pb.js";

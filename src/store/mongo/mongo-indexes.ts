@@ -1,6 +1,7 @@
 import type { Db, IndexSpecification, CreateIndexesOptions } from "mongodb";
 import { isUnavailable } from "./mongo-errors.js";
 import { API_TOKENS } from "./mongo-api-tokens.js";
+import { AUDIT_EVENTS } from "./mongo-audit-events.js";
 import { AUTH_TOKENS } from "./mongo-auth-tokens.js";
 import { JWT_REFRESH_TOKENS } from "./mongo-jwt-refresh-tokens.js";
 import { KNOWN_LOGINS, LOGIN_ATTEMPT_RELEASES, LOGIN_ATTEMPTS } from "./mongo-login-attempts.js";
@@ -47,6 +48,8 @@ const plan: readonly IndexPlan[] = [
   { collection: LOGIN_ATTEMPTS, keys: { key: 1, n: -1 }, options: { name: "key_1_n_-1" } },
   { collection: LOGIN_ATTEMPT_RELEASES, keys: { key: 1, windowStart: 1 }, options: { name: "key_1_windowStart_1" } },
   { collection: KNOWN_LOGINS, keys: { until: 1 }, options: { name: "until_1" } },
+  { collection: AUDIT_EVENTS, keys: { time: -1, _id: -1 }, options: { name: "time_-1__id_-1" } },
+  { collection: AUDIT_EVENTS, keys: { userId: 1, time: -1, _id: -1 }, options: { name: "userId_1_time_-1__id_-1" } },
   { collection: MARKS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1", expireAfterSeconds: DAY_S } },
 ];
 

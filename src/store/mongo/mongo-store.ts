@@ -2,6 +2,7 @@ import { MongoClient } from "mongodb";
 import { timeLeftMs } from "../../call-scope.js";
 import { DeadlineExceededError, StoreUnavailableError, type Store } from "../ports.js";
 import { mongoApiTokens } from "./mongo-api-tokens.js";
+import { mongoAuditEvents } from "./mongo-audit-events.js";
 import { mongoAuthTokens } from "./mongo-auth-tokens.js";
 import type { MongoContext } from "./mongo-context.js";
 import { isUnavailable, mapMongoError } from "./mongo-errors.js";
@@ -128,6 +129,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     jwtRefreshTokens: mongoJwtRefreshTokens(ctx),
     keys: mongoSigningKeys(ctx),
     loginAttempts: mongoLoginAttempts(ctx),
+    auditEvents: mongoAuditEvents(ctx),
     ping: async () => {
       if (closed) throw new StoreUnavailableError("store is closed");
       await ctx.run("id", () => db.command({ ping: 1 }));

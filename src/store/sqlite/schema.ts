@@ -122,6 +122,29 @@ const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX known_logins_expires_at ON known_logins (expires_at);
   `,
+  // The audit trail: appended, listed newest first (time, then id), deleted by retention.
+  `
+  CREATE TABLE audit_events (
+    id TEXT PRIMARY KEY,
+    time INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    user_id TEXT,
+    login TEXT,
+    api TEXT,
+    client_id TEXT,
+    client_address TEXT,
+    user_agent TEXT,
+    request_id TEXT,
+    trace_id TEXT,
+    span_id TEXT,
+    subject TEXT,
+    reason TEXT
+  ) STRICT;
+  CREATE INDEX audit_events_time ON audit_events (time DESC, id DESC);
+  CREATE INDEX audit_events_user ON audit_events (user_id, time DESC, id DESC);
+  CREATE INDEX audit_events_type ON audit_events (type, time DESC, id DESC);
+  `,
 ];
 
 /** Brings the schema up to date; returns the resulting schema version. */

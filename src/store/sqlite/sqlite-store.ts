@@ -3,6 +3,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { StoreUnavailableError, type Store } from "../ports.js";
 import { sqliteApiTokens } from "./sqlite-api-tokens.js";
+import { sqliteAuditEvents } from "./sqlite-audit-events.js";
 import { sqliteAuthTokens } from "./sqlite-auth-tokens.js";
 import { call, mapSqliteError } from "./sqlite-errors.js";
 import { sqliteJwtRefreshTokens } from "./sqlite-jwt-refresh-tokens.js";
@@ -94,6 +95,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     jwtRefreshTokens: sqliteJwtRefreshTokens(db),
     keys: sqliteSigningKeys(db),
     loginAttempts: sqliteLoginAttempts(db),
+    auditEvents: sqliteAuditEvents(db),
     ping: () =>
       call(() => {
         ping.get();

@@ -1,0 +1,164 @@
+// The audit trail: security events, written durably to the store (store.auditEvents) and as a
+// JSON log line ({"msg":"audit","type":"audit","event":"login",...}). Whoever records an event
+// says what happened (`type`, `outcome`, the user and the subject when known); who called, from
+// where and in which request and trace is read from the call scope (src/call-scope.ts), filled
+// in by the server for every call.
+//
+// An audit write never fails the call it records: `record` resolves whatever the store does.
+// Nor is an event lost silently: the log line goes out first, and an event the store refused is
+// logged again as a warning and counted (the observer's `writeFailed`, a metric).
+//
+// Events carry ids, names and addresses, never a secret: no password, no token, no hash. The
+// recorder takes only the fields below, so a caller cannot pass one by accident.
+import { randomUUID } from "node:crypto";
+import { currentCall } from "../call-scope.js";
+import type { Logger } from "../logger.js";
+import type { AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
+import type { Clock } from "./clock.js";
+import { AuthError } from "./errors.js";
+import { isBusyRefusal } from "./login-throttle.js";
+
+/** Every event type, as stored and listed (README "Operate it" lists them). */
+export const auditEventTypes = [
+  "login",
+  "signup",
+  "password.changed",
+  "user.deactivated",
+  "session.started",
+  "session.refreshed",
+  "session.reuse_detected",
+  "session.ended",
+  "user_token.login",
+  "user_token.logout",
+  "user_token.bump",
+  "auth_token.created",
+  "auth_token.exchanged",
+  "cookie_session.started",
+  "cookie_session.ended",
+  "api_token.created",
+  "api_token.described",
+  "api_token.revoked",
+  "key.rotated",
+  "key.revoked",
+  "admin.call",
+] as const;
+
+export type AuditEventType = (typeof auditEventTypes)[number];
+
+/**
+ * success; failure (refused: wrong password, unknown token, bad input); locked (a login lock in
+ * force); throttled (every attempt slot busy, too many sign-ups); shed (refused by hash admission:
+ * HASHER_BUSY); error (the store or the server failed).
+ */
+export type AuditOutcome = "success" | "failure" | "locked" | "throttled" | "shed" | "error";
+
+/** What a recorder says about an event; the rest comes from the call scope. */
+export interface AuditInput {
+  type: AuditEventType;
+  outcome: AuditOutcome;
+  userId?: string | undefined;
+  login?: string | undefined;
+  /** A public id: session id, token link, user token id, key id, RPC name. Never a secret. */
+  subject?: string | undefined;
+  /** The error reason of a refused call. */
+  reason?: string | undefined;
+}
+
+/** What the server layer watches (metrics). */
+export interface AuditObserver {
+  recorded?(event: AuditEventRecord): void;
+  /** The store refused the event (it was logged). */
+  writeFailed?(event: AuditEventRecord): void;
+}
+
+/** The outcome an error of a recorded call stands for. */
+export function outcomeOf(e: unknown): AuditOutcome {
+  if (!(e instanceof AuthError)) return "error";
+  if (e.reason === "LOGIN_LOCKED") return isBusyRefusal(e) ? "throttled" : "locked";
+  if (e.reason === "TOO_MANY_SIGNUPS") return "throttled";
+  if (e.reason === "HASHER_BUSY") return "shed";
+  if (e.code === "unavailable" || e.code === "internal") return "error";
+  return "failure";
+}
+
+/** The reason of an error, as events carry it. */
+export function reasonOf(e: unknown): string | undefined {
+  return e instanceof AuthError ? e.reason : undefined;
+}
+
+/** Free text as an event keeps it: at most `max` characters, well-formed, no control characters. */
+const bounded = (s: string | undefined, max = 256) =>
+  s === undefined ? undefined : (s.length > max ? s.slice(0, max) : s).replace(/[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+
+export interface AuditTrailDeps {
+  events: AuditEventStore;
+  clock: Clock;
+  logger: Logger;
+  /** TESSERA_AUDIT: false records nothing (no store write, no log line); observers still see events. */
+  enabled: boolean;
+}
+
+export class AuditTrail {
+  private observer: AuditObserver = {};
+  /** Store writes not yet settled (awaited by drain()). */
+  private readonly writes = new Set<Promise<void>>();
+
+  constructor(private readonly deps: AuditTrailDeps) {}
+
+  /** Sets who watches the trail (one observer; a later call replaces it). */
+  observe(observer: AuditObserver): void {
+    this.observer = observer;
+  }
+
+  /**
+   * Records one event: the log line, then the store; resolves once the store has it (or refused
+   * it). Never rejects. An `error` outcome (most likely the store is down) does not wait for the
+   * store: the call it records has failed already and must not wait a second time.
+   */
+  async record(input: AuditInput): Promise<void> {
+    const scope = currentCall();
+    const event: AuditEventRecord = { id: randomUUID(), time: this.deps.clock.now(), type: input.type, outcome: input.outcome };
+    const fields: Array<[keyof AuditEventRecord, string | undefined]> = [
+      ["userId", input.userId],
+      ["login", bounded(input.login)],
+      ["api", scope?.api],
+      ["clientId", scope?.clientId],
+      ["clientAddress", scope?.clientAddress],
+      ["userAgent", bounded(scope?.userAgent)],
+      ["requestId", scope?.requestId],
+      ["traceId", scope?.traceId],
+      ["spanId", scope?.spanId],
+      ["subject", bounded(input.subject)],
+      ["reason", input.reason],
+    ];
+    for (const [k, v] of fields) if (v !== undefined && v !== "") (event as unknown as Record<string, unknown>)[k] = v;
+    this.observer.recorded?.(event);
+    if (!this.deps.enabled) return;
+    const { id, time, type, ...rest } = event;
+    this.deps.logger.info("audit", { type: "audit", event: type, auditId: id, eventTime: time.toISOString(), ...rest });
+    const write = this.store(event);
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
+    if (input.outcome !== "error") await write;
+  }
+
+  /** Resolves when every store write started so far has settled (shutdown). */
+  async drain(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all(this.writes);
+  }
+
+  private async store(event: AuditEventRecord): Promise<void> {
+    const { id, type } = event;
+    try {
+      await this.deps.events.append(event);
+    } catch (e) {
+      this.deps.logger.warn("audit event not stored", {
+        type: "audit",
+        event: type,
+        auditId: id,
+        error: e instanceof Error ? e.message : String(e),
+      });
+      this.observer.writeFailed?.(event);
+    }
+  }
+}

@@ -1,0 +1,153 @@
+// The core parts whose calls are security events, each recording them in the audit trail
+// (audit.ts): the same classes, with the audited methods wrapped. Kept apart from the parts
+// themselves so that what is audited is read in one place; the composition (index.ts) builds
+// these instead of the plain ones.
+//
+// To record an event from anywhere else in the core or the services: `audit.record({type,
+// outcome, userId, login, subject, reason})` on the trail the core was built with (core.audit).
+import type { ApiTokenRecord } from "../store/ports/api-tokens.js";
+import type { UserRecord } from "../store/ports/users.js";
+import { ApiTokens, type ApiTokensDeps } from "./api-tokens.js";
+import { outcomeOf, reasonOf, type AuditEventType, type AuditInput, type AuditTrail } from "./audit.js";
+import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
+import type { LoginKind, LoginSource } from "./login-name.js";
+import { Sessions, type SessionAccess, type TokenPair } from "./sessions.js";
+import { UserTokens, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
+import { Users, type NewUserInput } from "./users.js";
+import type { UserTokenRecord } from "../store/ports/user-tokens.js";
+
+type Fields = Omit<AuditInput, "type" | "outcome">;
+
+/** Runs `work`, then records `type` with its outcome (and the result's fields on success). */
+async function tracked<T>(audit: AuditTrail, type: AuditEventType, fields: Fields, work: () => Promise<T>, onSuccess?: (result: T) => Fields): Promise<T> {
+  let result: T;
+  try {
+    result = await work();
+  } catch (e) {
+    await audit.record({ type, ...fields, outcome: outcomeOf(e), reason: reasonOf(e) });
+    throw e;
+  }
+  await audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" });
+  return result;
+}
+
+export class AuditedUsers extends Users {
+  private readonly audit: AuditTrail;
+
+  constructor(audit: AuditTrail, deps: ConstructorParameters<typeof Users>[0]) {
+    super(deps);
+    this.audit = audit;
+  }
+
+  /** Every password login, on every API: `login`. */
+  override authenticate(rawLogin: string, password: string, kind: LoginKind, clientAddress: string, source?: LoginSource): Promise<UserRecord> {
+    return tracked(this.audit, "login", { login: rawLogin }, () => super.authenticate(rawLogin, password, kind, clientAddress, source), (u) => ({ userId: u.id }));
+  }
+
+  /** Every sign-up (seed 000's and seed 004's): `signup`. */
+  override create(input: NewUserInput): Promise<UserRecord> {
+    return tracked(this.audit, "signup", { login: input.login }, () => super.create(input), (u) => ({ userId: u.id }));
+  }
+
+  override changePassword(id: string, newPassword: string, passwordField?: string): Promise<UserRecord> {
+    return tracked(this.audit, "password.changed", { userId: id }, () => super.changePassword(id, newPassword, passwordField));
+  }
+
+  override deactivate(id: string): Promise<void> {
+    return tracked(this.audit, "user.deactivated", { userId: id }, () => super.deactivate(id));
+  }
+}
+
+export class AuditedSessions extends Sessions {
+  private readonly audit: AuditTrail;
+
+  constructor(audit: AuditTrail, deps: ConstructorParameters<typeof Sessions>[0]) {
+    super(deps);
+    this.audit = audit;
+  }
+
+  override async start(userId: string, clientId: string): Promise<TokenPair> {
+    return tracked(this.audit, "session.started", { userId }, () => super.start(userId, clientId));
+  }
+
+  /** `session.refreshed`; a reused refresh token also records `session.reuse_detected` (the session it ended is the subject). */
+  override async refresh(access: SessionAccess, refreshToken: string): Promise<TokenPair> {
+    const fields = { userId: access.userId, subject: access.sessionId };
+    try {
+      return await tracked(this.audit, "session.refreshed", fields, () => super.refresh(access, refreshToken));
+    } catch (e) {
+      if (reasonOf(e) === "REFRESH_TOKEN_REUSED") await this.audit.record({ type: "session.reuse_detected", ...fields, outcome: "success", reason: "REFRESH_TOKEN_REUSED" });
+      throw e;
+    }
+  }
+
+  override end(sessionId: string): Promise<void> {
+    return tracked(this.audit, "session.ended", { subject: sessionId }, () => super.end(sessionId));
+  }
+}
+
+export class AuditedUserTokens extends UserTokens {
+  private readonly audit: AuditTrail;
+
+  constructor(audit: AuditTrail, deps: UserTokensDeps) {
+    super(deps);
+    this.audit = audit;
+  }
+
+  /** The password check is the `login` event; this records the token it created. */
+  override async login(input: LoginInput): Promise<{ secret: string; token: UserTokenRecord }> {
+    const result = await super.login(input);
+    await this.audit.record({ type: "user_token.login", outcome: "success", userId: result.token.userId, login: input.login, subject: result.token.id });
+    return result;
+  }
+
+  override logout(tokenId: string): Promise<void> {
+    return tracked(this.audit, "user_token.logout", { subject: tokenId }, () => super.logout(tokenId));
+  }
+
+  override bump(userId: string): Promise<Date> {
+    return tracked(this.audit, "user_token.bump", { userId }, () => super.bump(userId));
+  }
+
+  override startCookieSession(userId: string): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number }> {
+    return tracked(this.audit, "cookie_session.started", { userId }, () => super.startCookieSession(userId), (r) => ({ subject: r.token.id }));
+  }
+}
+
+export class AuditedAuthenticationTokens extends AuthenticationTokens {
+  private readonly audit: AuditTrail;
+
+  constructor(audit: AuditTrail, deps: AuthenticationTokensDeps) {
+    super(deps);
+    this.audit = audit;
+  }
+
+  override create(userId: string): ReturnType<AuthenticationTokens["create"]> {
+    return tracked(this.audit, "auth_token.created", { userId }, () => super.create(userId));
+  }
+
+  override exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {
+    return tracked(this.audit, "auth_token.exchanged", {}, () => super.exchange(token, currentCookie), (r) => ({ userId: r.user.id }));
+  }
+}
+
+export class AuditedApiTokens extends ApiTokens {
+  private readonly audit: AuditTrail;
+
+  constructor(audit: AuditTrail, deps: ApiTokensDeps) {
+    super(deps);
+    this.audit = audit;
+  }
+
+  override create(input: { accountId: string; description: string; createdBy?: string }): Promise<{ secret: string; token: ApiTokenRecord }> {
+    return tracked(this.audit, "api_token.created", {}, () => super.create(input), (r) => ({ subject: r.token.link }));
+  }
+
+  override updateDescription(tokenLink: string, description: string): Promise<ApiTokenRecord> {
+    return tracked(this.audit, "api_token.described", { subject: tokenLink }, () => super.updateDescription(tokenLink, description));
+  }
+
+  override revoke(accountId: string, tokenLink: string): Promise<ApiTokenRecord> {
+    return tracked(this.audit, "api_token.revoked", { subject: tokenLink }, () => super.revoke(accountId, tokenLink));
+  }
+}

@@ -1,0 +1,339 @@
+// Prometheus metrics (prom-client), in one registry per server. The core knows nothing of them:
+// it offers hooks (the hash pool's observer, the audit trail's observer, cache counters, the
+// store's call hook in store/instrumented.ts) and this module turns what they report into
+// metrics. What a call pays is kept small: label children are made once per label set and
+// kept in maps, so an RPC costs two map lookups, one counter increment and one histogram
+// observation (bench/metrics.ts measures it).
+//
+// Under TESSERA_WORKERS > 1 each worker keeps its own registry and a scrape is answered with
+// all of them aggregated (prom-client's AggregatorRegistry, in the primary: cluster.ts):
+// counters and histograms are summed, the build info and the key gauges are taken once.
+import cluster from "node:cluster";
+import { randomUUID } from "node:crypto";
+import client from "prom-client";
+import type { AuditEventRecord } from "../store/ports/audit-events.js";
+import { StoreUnavailableError, type Store, type StoreKind } from "../store/ports.js";
+import type { StoreCallHook } from "../store/instrumented.js";
+import { packageVersion } from "../project-files.js";
+import type { NodeRequest, NodeResponse } from "./dispatch.js";
+
+/** What the metrics read from the core at scrape time. */
+export interface MetricSources {
+  hashPool: { readonly inUse: number; readonly queued: number };
+  audit: { observe(o: { recorded?(e: AuditEventRecord): void; writeFailed?(e: AuditEventRecord): void }): void };
+  apiTokens: { cacheCounts(): { hits: number; misses: number } };
+  verifier: { cacheCounts(): { hits: number; misses: number } };
+  keyRing: { readonly alg: string; jwks(): Promise<unknown[]> };
+  keys: Pick<Store["keys"], "current">;
+}
+
+/** RPC latency: 1 ms to 10 s. */
+export const rpcBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const storeBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+interface CounterChild {
+  inc(value?: number): void;
+}
+interface HistogramChild {
+  observe(value: number): void;
+}
+interface RpcChildren {
+  requests: Map<string, CounterChild>;
+  duration: HistogramChild;
+}
+
+export interface Metrics {
+  readonly registry: client.Registry;
+  /** One finished RPC. */
+  rpc(service: string, method: string, protocol: string, code: string, seconds: number): void;
+  /** The store's call hook: latency by operation, errors, unavailability. */
+  storeHook(kind: StoreKind): StoreCallHook;
+  /** A password hash waited `ms` for a hasher (the hash pool's observer). */
+  hashWaited(ms: number): void;
+  /** Starts reading the core's figures. */
+  watch(sources: MetricSources): void;
+  /** The exposition text: this process's registry, or under a cluster every worker's, aggregated. */
+  scrape(): Promise<{ contentType: string; text: string }>;
+  /** Answers GET/HEAD /metrics. */
+  serve(req: NodeRequest, res: NodeResponse): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry });
+
+  new client.Gauge({
+    name: "tessera_build_info",
+    help: "Always 1; the version label names the running build.",
+    labelNames: ["version"],
+    registers: [registry],
+    aggregator: "first",
+  }).set({ version: packageVersion }, 1);
+
+  const rpcRequests = new client.Counter({
+    name: "tessera_rpc_requests_total",
+    help: "RPCs served, by service, method, protocol (grpc, grpc-web, connect, rest) and code (ok or the gRPC code in snake_case).",
+    labelNames: ["service", "method", "protocol", "code"],
+    registers: [registry],
+  });
+  const rpcDuration = new client.Histogram({
+    name: "tessera_rpc_duration_seconds",
+    help: "RPC latency, from the call reaching its method to its answer, by service, method and protocol.",
+    labelNames: ["service", "method", "protocol"],
+    buckets: rpcBuckets,
+    registers: [registry],
+  });
+  const logins = new client.Counter({
+    name: "tessera_logins_total",
+    help: "Password logins by API and outcome (success, failure, locked, throttled, shed, error).",
+    labelNames: ["api", "outcome"],
+    registers: [registry],
+  });
+  const signups = new client.Counter({
+    name: "tessera_signups_total",
+    help: "Sign-ups by API and outcome (success, failure, throttled, shed, error).",
+    labelNames: ["api", "outcome"],
+    registers: [registry],
+  });
+  const auditEvents = new client.Counter({
+    name: "tessera_audit_events_total",
+    help: "Audit events recorded, by type and outcome.",
+    labelNames: ["type", "outcome"],
+    registers: [registry],
+  });
+  const auditFailures = new client.Counter({
+    name: "tessera_audit_write_failures_total",
+    help: "Audit events the store refused (each was still written to the log).",
+    registers: [registry],
+  });
+  const storeDuration = new client.Histogram({
+    name: "tessera_store_operation_duration_seconds",
+    help: "Store operation latency by operation (port.method) and store (sqlite, mongo).",
+    labelNames: ["operation", "store"],
+    buckets: storeBuckets,
+    registers: [registry],
+  });
+  const storeErrors = new client.Counter({
+    name: "tessera_store_errors_total",
+    help: "Store operations that failed (any error but a duplicate key), by operation and store.",
+    labelNames: ["operation", "store"],
+    registers: [registry],
+  });
+  const storeUnavailable = new client.Counter({
+    name: "tessera_store_unavailable_total",
+    help: "Store operations that failed because the database was unavailable, by operation and store.",
+    labelNames: ["operation", "store"],
+    registers: [registry],
+  });
+  const hashWait = new client.Histogram({
+    name: "tessera_hasher_wait_seconds",
+    help: "How long a password hash waited for a free hasher.",
+    buckets: [0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+
+  let sources: MetricSources | undefined;
+  new client.Gauge({
+    name: "tessera_hasher_in_use",
+    help: "Password hashes running now.",
+    registers: [registry],
+    collect() {
+      if (sources) this.set(sources.hashPool.inUse);
+    },
+  });
+  new client.Gauge({
+    name: "tessera_hasher_queue_depth",
+    help: "Password hashes waiting for a hasher now.",
+    registers: [registry],
+    collect() {
+      if (sources) this.set(sources.hashPool.queued);
+    },
+  });
+  const cacheCounter = (name: string, help: string, pick: (c: { hits: number; misses: number }) => number) => {
+    const last = new Map<string, number>();
+    return new client.Counter({
+      name,
+      help,
+      labelNames: ["cache"],
+      registers: [registry],
+      collect() {
+        if (!sources) return;
+        for (const [cache, counts] of [
+          ["api_token", sources.apiTokens.cacheCounts()],
+          ["verified_jwt", sources.verifier.cacheCounts()],
+        ] as const) {
+          const now = pick(counts);
+          const delta = now - (last.get(cache) ?? 0);
+          last.set(cache, now);
+          this.inc({ cache }, delta);
+        }
+      },
+    });
+  };
+  cacheCounter("tessera_cache_hits_total", "Cache lookups that hit, by cache (api_token, verified_jwt).", (c) => c.hits);
+  cacheCounter("tessera_cache_misses_total", "Cache lookups that missed, by cache (api_token, verified_jwt).", (c) => c.misses);
+  new client.Gauge({
+    name: "tessera_signing_key_age_seconds",
+    help: "Age of the current signing key (since it became current); absent under HS256.",
+    registers: [registry],
+    aggregator: "max",
+    async collect() {
+      if (!sources || sources.keyRing.alg === "HS256") return;
+      const current = await sources.keys.current().catch(() => null);
+      if (current) this.set((Date.now() - current.activatedAt.getTime()) / 1000);
+    },
+  });
+  new client.Gauge({
+    name: "tessera_signing_keys_published",
+    help: "Public keys in the JWKS now (the current key and retired keys that still verify).",
+    registers: [registry],
+    aggregator: "max",
+    async collect() {
+      if (!sources) return;
+      const keys = await sources.keyRing.jwks().catch(() => undefined);
+      if (keys) this.set(keys.length);
+    },
+  });
+
+  // Label children, made once per label set.
+  const rpcChildren = new Map<string, RpcChildren>();
+  const storeChildren = new Map<string, { duration: HistogramChild; errors: CounterChild; unavailable: CounterChild }>();
+
+  const scrapeLocal = async () => ({ contentType: registry.contentType, text: await registry.metrics() });
+
+  const metrics: Metrics = {
+    registry,
+    rpc(service, method, protocol, code, seconds) {
+      const key = `${service}/${method}\n${protocol}`;
+      let c = rpcChildren.get(key);
+      if (c === undefined) {
+        c = { requests: new Map(), duration: rpcDuration.labels(service, method, protocol) };
+        rpcChildren.set(key, c);
+      }
+      let counter = c.requests.get(code);
+      if (counter === undefined) {
+        counter = rpcRequests.labels(service, method, protocol, code);
+        c.requests.set(code, counter);
+      }
+      counter.inc();
+      c.duration.observe(seconds);
+    },
+    storeHook(kind) {
+      const children = (operation: string) => {
+        let c = storeChildren.get(operation);
+        if (c === undefined) {
+          c = {
+            duration: storeDuration.labels(operation, kind),
+            errors: storeErrors.labels(operation, kind),
+            unavailable: storeUnavailable.labels(operation, kind),
+          };
+          storeChildren.set(operation, c);
+        }
+        return c;
+      };
+      return (operation, call) => {
+        const start = performance.now();
+        return call().then(
+          (value) => {
+            children(operation).duration.observe((performance.now() - start) / 1000);
+            return value;
+          },
+          (error: unknown) => {
+            const c = children(operation);
+            c.duration.observe((performance.now() - start) / 1000);
+            if ((error as { name?: string } | null)?.name !== "DuplicateError") c.errors.inc();
+            if (error instanceof StoreUnavailableError) c.unavailable.inc();
+            throw error;
+          },
+        );
+      };
+    },
+    hashWaited: (ms) => hashWait.observe(ms / 1000),
+    watch(s) {
+      sources = s;
+      s.audit.observe({
+        recorded(e) {
+          auditEvents.inc({ type: e.type, outcome: e.outcome });
+          if (e.type === "login") logins.inc({ api: e.api ?? "none", outcome: e.outcome });
+          else if (e.type === "signup") signups.inc({ api: e.api ?? "none", outcome: e.outcome });
+        },
+        writeFailed: () => auditFailures.inc(),
+      });
+    },
+    scrape: () => (cluster.isWorker ? scrapeCluster() : scrapeLocal()),
+    serve(req, res) {
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.writeHead(405, { allow: "GET, HEAD", "content-length": "0" });
+        res.end();
+        return;
+      }
+      metrics.scrape().then(
+        ({ contentType, text }) => {
+          res.writeHead(200, { "content-type": contentType, "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+          if (req.method === "HEAD") res.end();
+          else res.end(text);
+        },
+        (e: unknown) => {
+          const text = `metrics unavailable: ${e instanceof Error ? e.message : String(e)}\n`;
+          res.writeHead(503, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(text) });
+          res.end(text);
+        },
+      );
+    },
+  };
+  if (cluster.isWorker) shareWithPrimary(registry);
+  return metrics;
+}
+
+// --- cluster: every worker's registry, aggregated by the primary
+
+export const metricsRequest = "tessera:metrics-request";
+export const metricsResponse = "tessera:metrics-response";
+
+/** In a worker: lets the primary's AggregatorRegistry collect this registry. */
+function shareWithPrimary(registry: client.Registry): void {
+  client.AggregatorRegistry.setRegistries([registry]);
+  new client.AggregatorRegistry(); // adds the worker's listener for the primary's requests
+}
+
+const pending = new Map<string, { resolve(text: string): void; reject(e: Error): void }>();
+let listening = false;
+
+/** In a worker: asks the primary for every worker's metrics, aggregated. */
+function scrapeCluster(): Promise<{ contentType: string; text: string }> {
+  if (!listening) {
+    listening = true;
+    process.on("message", (m: { type?: string; id?: string; text?: string; error?: string }) => {
+      if (m?.type !== metricsResponse || m.id === undefined) return;
+      const p = pending.get(m.id);
+      if (!p) return;
+      pending.delete(m.id);
+      if (m.error !== undefined) p.reject(new Error(m.error));
+      else p.resolve(m.text ?? "");
+    });
+  }
+  const id = randomUUID();
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      reject(new Error("the primary did not answer"));
+    }, 10_000);
+    pending.set(id, {
+      resolve: (t) => (clearTimeout(timer), resolve(t)),
+      reject: (e) => (clearTimeout(timer), reject(e)),
+    });
+    process.send!({ type: metricsRequest, id });
+  }).then((text) => ({ contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text }));
+}
+
+/** In the primary: answers the workers' requests with every worker's metrics, aggregated. */
+export function serveClusterMetrics(): void {
+  const aggregator = new client.AggregatorRegistry();
+  cluster.on("message", (worker, m: { type?: string; id?: string }) => {
+    if (m?.type !== metricsRequest) return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: metricsResponse, id: m.id, text }),
+      (e: unknown) => worker.send({ type: metricsResponse, id: m.id, error: e instanceof Error ? e.message : String(e) }),
+    );
+  });
+}

@@ -1,0 +1,52 @@
+// AuditService: the audit trail for administrators (the admin credential is checked by the
+// access interceptor). Pages are cut by a cursor (the last event's time and id), so events
+// recorded while a reader pages through never shift a page.
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
+import { auditEventTypes } from "../core/audit.js";
+import { invalidField } from "../core/errors.js";
+import type { AuditCursor, AuditEventStore } from "../store/ports/audit-events.js";
+import { bind, type ServiceBinding } from "./binding.js";
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 500;
+
+const knownTypes = new Set<string>(auditEventTypes);
+
+/** A page token: base64url of "<time ms>:<id>" of the last event of the page. */
+function pageToken(cursor: AuditCursor): string {
+  return Buffer.from(`${cursor.time.getTime()}:${cursor.id}`).toString("base64url");
+}
+
+function parsePageToken(token: string): AuditCursor {
+  const bad = () => invalidField("page_token", "page_token is not a page token this method returned");
+  if (!/^[A-Za-z0-9_-]{1,200}$/.test(token)) throw bad();
+  const m = /^(\d{1,15}):([0-9a-f-]{36})$/.exec(Buffer.from(token, "base64url").toString());
+  if (!m) throw bad();
+  return { time: new Date(Number(m[1])), id: m[2]! };
+}
+
+export function auditService(events: Pick<AuditEventStore, "list">): ServiceBinding {
+  return bind(AuditService, {
+    async listAuditEvents(req) {
+      if (req.pageSize < 0) throw invalidField("page_size", "page_size must not be negative");
+      if (req.type !== "" && !knownTypes.has(req.type)) throw invalidField("type", `type must be one of ${auditEventTypes.join(", ")}`);
+      const size = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(req.pageSize, MAX_PAGE_SIZE);
+      const after = req.pageToken === "" ? undefined : parsePageToken(req.pageToken);
+      const found = await events.list({
+        ...(req.userId !== "" && { userId: req.userId }),
+        ...(req.type !== "" && { type: req.type }),
+        ...(req.since !== undefined && { since: timestampDate(req.since) }),
+        ...(req.until !== undefined && { until: timestampDate(req.until) }),
+        ...(after !== undefined && { after }),
+        limit: size + 1,
+      });
+      const page = found.slice(0, size);
+      const last = page.at(-1);
+      return {
+        events: page.map(({ time, ...rest }) => ({ ...rest, time: timestampFromDate(time) })),
+        nextPageToken: found.length > size && last ? pageToken(last) : "",
+      };
+    },
+  });
+}

@@ -1,0 +1,33 @@
+import type { Filter } from "mongodb";
+import type { AuditEventRecord, AuditEventStore } from "../ports.js";
+import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+
+export const AUDIT_EVENTS = "audit_events";
+const ID = "id";
+
+// Events are inserted once and never updated: nothing here races (the id is a random UUID).
+export function mongoAuditEvents(ctx: MongoContext): AuditEventStore {
+  const events = ctx.db.collection<StoredDoc>(AUDIT_EVENTS);
+  return {
+    append: (event) =>
+      ctx.run(ID, async () => {
+        await events.insertOne(toDoc(event, ID));
+      }),
+    list: (q) =>
+      ctx.run(ID, async () => {
+        const and: Array<Filter<StoredDoc>> = [];
+        if (q.userId !== undefined) and.push({ userId: q.userId });
+        if (q.type !== undefined) and.push({ type: q.type });
+        if (q.since !== undefined) and.push({ time: { $gte: q.since } });
+        if (q.until !== undefined) and.push({ time: { $lt: q.until } });
+        if (q.after !== undefined) {
+          and.push({ $or: [{ time: { $lt: q.after.time } }, { time: q.after.time, _id: { $lt: q.after.id } }] });
+        }
+        const filter: Filter<StoredDoc> = and.length === 0 ? {} : and.length === 1 ? and[0]! : { $and: and };
+        const docs = await events.find(filter).sort({ time: -1, _id: -1 }).limit(q.limit).toArray();
+        return docs.map((doc) => fromDoc<AuditEventRecord>(doc, ID));
+      }),
+    deleteOlderThan: (before) =>
+      ctx.run(ID, async () => (await events.deleteMany({ time: { $lt: before } })).deletedCount),
+  };
+}

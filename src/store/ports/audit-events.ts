@@ -1,0 +1,56 @@
+// The audit trail: security events, appended once, read back newest first by an administrator,
+// deleted only by retention (housekeeping). An event is never updated.
+
+/** One recorded security event. Optional fields are absent when unknown. */
+export interface AuditEventRecord {
+  /** Unique (a random UUID). */
+  id: string;
+  time: Date;
+  /** What happened: one of the names in core/audit.ts (e.g. "login", "session.ended"). */
+  type: string;
+  /** "success", "failure", "locked", "throttled", "shed" or "error". */
+  outcome: string;
+  userId?: string;
+  /** The login name given (a failed login names what was tried). */
+  login?: string;
+  /** The API called: "session", "apitoken", "usertoken", "authtoken", "jwt", "key", "audit". */
+  api?: string;
+  clientId?: string;
+  clientAddress?: string;
+  userAgent?: string;
+  requestId?: string;
+  traceId?: string;
+  spanId?: string;
+  /** What the event is about, by its public id: a session id, a token link, a key id, an RPC. */
+  subject?: string;
+  /** The error reason of a refused or failed call (e.g. INVALID_CREDENTIALS). */
+  reason?: string;
+}
+
+/** Where a page of events starts: strictly after (older than) this event. */
+export interface AuditCursor {
+  time: Date;
+  id: string;
+}
+
+export interface AuditEventQuery {
+  userId?: string;
+  type?: string;
+  /** Events at or after this time. */
+  since?: Date;
+  /** Events before this time. */
+  until?: Date;
+  /** Continue after this event (the last of the previous page). */
+  after?: AuditCursor;
+  /** Most events returned. */
+  limit: number;
+}
+
+export interface AuditEventStore {
+  /** Stores one event. DuplicateError("id") if the id exists. */
+  append(event: AuditEventRecord): Promise<void>;
+  /** Matching events, newest first (time desc, then id desc), at most `limit`. */
+  list(query: AuditEventQuery): Promise<AuditEventRecord[]>;
+  /** Retention: deletes events older than `before`; returns how many. */
+  deleteOlderThan(before: Date): Promise<number>;
+}

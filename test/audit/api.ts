@@ -1,0 +1,63 @@
+// Audit trail client (AuditService) with three transports: @grpc/grpc-js, Connect and REST.
+import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
+import { rest } from "../support/clients.js";
+import { restOutcome, RpcClient, type Outcome, type Protocol } from "../support/api.js";
+
+/** One event as the API writes it (JSON names). */
+export interface AuditEventJson {
+  id: string;
+  time: string;
+  type: string;
+  outcome: string;
+  user_id?: string;
+  login?: string;
+  api?: string;
+  client_id?: string;
+  client_address?: string;
+  user_agent?: string;
+  request_id?: string;
+  trace_id?: string;
+  span_id?: string;
+  subject?: string;
+  reason?: string;
+}
+
+export interface AuditQuery {
+  page_size?: number;
+  page_token?: string;
+  user_id?: string;
+  type?: string;
+  since?: string;
+  until?: string;
+}
+
+export interface AuditPage {
+  events: AuditEventJson[];
+  next_page_token: string;
+}
+
+export interface AuditApi {
+  readonly protocol: Protocol;
+  /** GET /v1/admin/audit-events (admin credential) */
+  listAuditEvents(query: AuditQuery, headers: Record<string, string>): Promise<Outcome<AuditPage>>;
+  close(): void;
+}
+
+export function auditApi(protocol: Protocol, baseUrl: string): AuditApi {
+  if (protocol === "rest") {
+    return {
+      protocol,
+      listAuditEvents: async (query, headers) => {
+        const params = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]));
+        return restOutcome(await rest(baseUrl, "GET", `/v1/admin/audit-events${params.size ? `?${params}` : ""}`, { headers }));
+      },
+      close: () => {},
+    };
+  }
+  const rpc = new RpcClient(protocol, baseUrl);
+  return {
+    protocol,
+    listAuditEvents: (query, headers) => rpc.callJson(AuditService.method.listAuditEvents, { ...query }, headers) as Promise<Outcome<any>>,
+    close: () => rpc.close(),
+  };
+}

@@ -1,0 +1,302 @@
+// The audit trail: security events recorded durably in the store and as `"type":"audit"` log
+// lines, read back with AuditService.ListAuditEvents (GET /v1/admin/audit-events, admin
+// credential) over gRPC, Connect and REST: per event type, newest first, in pages, filtered.
+// No event and no log line ever holds a password or token the calls carried.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { decodeJwt } from "jose";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { basic, bearer, rest } from "../support/clients.js";
+import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
+import { admin, clientIdHeader, createApiToken, loginUserToken, otherPassword, password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
+import { value, scrape } from "../support/metrics.js";
+import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
+
+/** Every event matching `query`, newest first, read page by page over REST. */
+async function allEvents(server: TestServer, query: AuditQuery): Promise<AuditEventJson[]> {
+  const api = auditApi("rest", server.url);
+  const events: AuditEventJson[] = [];
+  let token = "";
+  for (;;) {
+    const page = expectOk(await api.listAuditEvents({ ...query, page_size: 500, ...(token && { page_token: token }) }, admin));
+    events.push(...page.events);
+    if (!page.next_page_token) return events;
+    token = page.next_page_token;
+  }
+}
+
+/** The events of a user, oldest first, as [type, outcome] pairs. */
+async function story(server: TestServer, userId: string): Promise<string[]> {
+  return (await allEvents(server, { user_id: userId })).reverse().map((e) => `${e.type} ${e.outcome}`);
+}
+
+/** The one event of `type` matching `pick`. */
+async function one(server: TestServer, type: string, pick: (e: AuditEventJson) => boolean): Promise<AuditEventJson> {
+  const found = (await allEvents(server, { type })).filter(pick);
+  assert.equal(found.length, 1, `${type}: ${JSON.stringify(found)}`);
+  return found[0]!;
+}
+
+const sessionHeaders = (access: string) => ({ ...clientIdHeader, ...bearer(access) });
+
+for (const store of storesUnderTest()) {
+  describe(`audit trail on ${store}`, function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    /** Every password and token the calls below carried: none may reach an event or a log line. */
+    const secrets = new Set<string>([password, otherPassword, testAdminToken, "wrong password 1"]);
+    before(async () => {
+      server = await startTestServer({ store, env: { TESSERA_REFRESH_GRACE_SECONDS: "0", TESSERA_LOGIN_MAX_FAILURES: "3" } });
+    });
+    after(() => server?.close());
+
+    it("session API: sign-up, login, session start, refresh, reuse detected (and the session it ended), end — each naming the caller", async () => {
+      const email = uniqueEmail("audit");
+      const user = await signUp(server, email);
+      const login = await rest(server.url, "POST", "/session", {
+        json: { account_type: "traditional", email, password },
+        headers: { ...clientIdHeader, "x-request-id": "audit-login-1", "user-agent": "audit-test/1.0" },
+      });
+      assert.equal(login.status, 200);
+      const first = login.body as { access_token: string; refresh_token: string };
+      secrets.add(first.access_token).add(first.refresh_token);
+      const sid = decodeJwt(first.access_token).sid as string;
+      const refreshed = await rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: sessionHeaders(first.access_token) });
+      assert.equal(refreshed.status, 200);
+      secrets.add(refreshed.body.access_token).add(refreshed.body.refresh_token);
+      // The spent pair presented again: reuse, and the session ends.
+      const reused = await rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: sessionHeaders(first.access_token) });
+      assert.equal(reused.status, 401);
+      const again = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader });
+      secrets.add(again.body.access_token).add(again.body.refresh_token);
+      assert.equal((await rest(server.url, "DELETE", "/session", { headers: sessionHeaders(again.body.access_token) })).status, 200);
+
+      assert.deepEqual(await story(server, user.id), [
+        "signup success",
+        "login success",
+        "session.started success",
+        "session.refreshed success",
+        "session.refreshed failure",
+        "session.reuse_detected success",
+        "login success",
+        "session.started success",
+      ]);
+      const loginEvent = (await allEvents(server, { user_id: user.id, type: "login" })).at(-1)!;
+      const traceparent = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(login.headers.get("traceparent") ?? "") ?? [];
+      assert.deepEqual(
+        { ...loginEvent, id: "", time: "" },
+        { id: "", time: "", type: "login", outcome: "success", user_id: user.id, login: email, api: "session", client_id: testClientId, client_address: "127.0.0.1", user_agent: "audit-test/1.0", request_id: "audit-login-1", trace_id: traceparent[1], span_id: traceparent[2] },
+      );
+      assert.ok(Math.abs(Date.parse(loginEvent.time) - Date.now()) < 60_000);
+      const reuse = await one(server, "session.reuse_detected", (e) => e.user_id === user.id);
+      assert.equal(reuse.subject, sid);
+      assert.equal(reuse.reason, "REFRESH_TOKEN_REUSED");
+      // The session reuse ended, and the one ended by DELETE /session.
+      await one(server, "session.ended", (e) => e.subject === sid);
+      await one(server, "session.ended", (e) => e.subject === decodeJwt(again.body.access_token).sid);
+    });
+
+    it("logins refused: failure (an unknown login and a wrong password alike), then locked", async () => {
+      const email = uniqueEmail("locked");
+      await signUp(server, email);
+      for (let i = 0; i < 3; i++) {
+        const r = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password: "wrong password 1" }, headers: clientIdHeader });
+        assert.equal(r.status, 401);
+      }
+      const locked = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader });
+      assert.equal(locked.status, 429);
+      const mine = (await allEvents(server, { type: "login" })).filter((e) => e.login === email).reverse();
+      assert.deepEqual(
+        mine.map((e) => [e.outcome, e.reason, e.user_id]),
+        [...Array(3).fill(["failure", "INVALID_CREDENTIALS", undefined]), ["locked", "LOGIN_LOCKED", undefined]],
+      );
+    });
+
+    it("user tokens and hand-off tokens: user_token.login, bump, logout; auth_token.created, exchanged; cookie_session.started", async () => {
+      const email = uniqueEmail("usertoken");
+      const user = await signUp(server, email);
+      const token = await loginUserToken(server, email);
+      secrets.add(token);
+      assert.equal((await rest(server.url, "POST", "/auth/bump", { headers: bearer(token) })).status, 200);
+      const handOff = await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(token) });
+      secrets.add(handOff.body.token);
+      const exchanged = await rest(server.url, "GET", `/api/authenticationtoken/${handOff.body.token}/user`);
+      assert.equal(exchanged.status, 200);
+      for (const c of exchanged.headers.getSetCookie()) secrets.add(/^tessera_session=([^;]+)/.exec(c)?.[1] ?? "");
+      assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: bearer(token) })).status, 200);
+      assert.deepEqual(await story(server, user.id), [
+        "signup success",
+        "login success",
+        "user_token.login success",
+        "user_token.bump success",
+        "auth_token.created success",
+        "cookie_session.started success",
+        "auth_token.exchanged success",
+      ]);
+      const stored = (await allEvents(server, { user_id: user.id, type: "user_token.login" }))[0]!;
+      assert.equal(stored.api, "usertoken");
+      await one(server, "user_token.logout", (e) => e.subject === stored.subject);
+    });
+
+    it("JWT API: sign-up, login, password change, deactivation", async () => {
+      const name = uniqueName("auditjwt");
+      assert.equal((await rest(server.url, "POST", "/jwt/user", { json: { user: name, pass: password } })).status, 201);
+      const access = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: password })}`);
+      secrets.add(access.text);
+      const userId = decodeJwt(access.text).sub as string;
+      assert.equal((await rest(server.url, "PATCH", "/jwt/user", { json: { pass: otherPassword }, headers: bearer(access.text) })).status, 200);
+      const fresh = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: otherPassword })}`);
+      secrets.add(fresh.text);
+      assert.equal((await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(fresh.text) })).status, 204);
+      assert.deepEqual(await story(server, userId), ["signup success", "login success", "password.changed success", "login success", "user.deactivated success"]);
+      assert.deepEqual([...new Set((await allEvents(server, { user_id: userId })).map((e) => e.api))], ["jwt"]);
+    });
+
+    it("API tokens and keys: created, described, revoked; key rotated; every admin call, refused ones included", async () => {
+      const account = uniqueName("acct");
+      const secret = await createApiToken(server, account);
+      secrets.add(secret);
+      const listed = await rest(server.url, "GET", `/v1/frontend/auth/${account}`, { headers: admin });
+      const link = listed.body.tokens[0].token_link as string;
+      assert.equal((await rest(server.url, "PUT", "/v1/frontend/auth", { json: { token_link: link, description: "renamed" }, headers: admin })).status, 200);
+      assert.equal((await rest(server.url, "DELETE", `/v1/frontend/auth/${account}`, { json: { token_link: link }, headers: admin })).status, 200);
+      const rotated = await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {}, headers: admin });
+      assert.equal(rotated.status, 200);
+      const refused = await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {}, headers: { ...bearer("not-the-admin-token"), "x-request-id": "refused-admin" } });
+      assert.equal(refused.status, 401);
+      for (const type of ["api_token.created", "api_token.described", "api_token.revoked"]) await one(server, type, (e) => e.subject === link);
+      await one(server, "key.rotated", (e) => e.subject === rotated.body.kid);
+      const failed = await one(server, "admin.call", (e) => e.request_id === "refused-admin");
+      assert.deepEqual([failed.outcome, failed.subject, failed.reason, failed.api], ["failure", "tessera.key.v1.KeyService/RotateKey", "INVALID_TOKEN", "key"]);
+      const calls = (await allEvents(server, { type: "admin.call" })).filter((e) => e.outcome === "success").map((e) => e.subject);
+      for (const rpc of ["CreateToken", "ListTokens", "UpdateToken", "RevokeToken"]) assert.ok(calls.includes(`tessera.apitoken.v1.ApiTokenService/${rpc}`), rpc);
+    });
+
+    for (const protocol of protocols) {
+      it(`lists over ${protocol}: newest first, in pages of page_size with next_page_token, filtered by user, type and time`, async () => {
+        const email = uniqueEmail("pages");
+        const user = await signUp(server, email);
+        const token = await loginUserToken(server, email);
+        secrets.add(token);
+        for (let i = 0; i < 5; i++) assert.equal((await rest(server.url, "POST", "/auth/bump", { headers: bearer(token) })).status, 200);
+        const expected = await allEvents(server, { user_id: user.id });
+        assert.equal(expected.length, 8); // signup, login, user_token.login, 5 bumps
+        for (let i = 1; i < expected.length; i++) assert.ok(expected[i - 1]!.time >= expected[i]!.time, "newest first");
+        const api = auditApi(protocol, server.url);
+        try {
+          const pages: AuditEventJson[][] = [];
+          let token2 = "";
+          do {
+            const page = expectOk(await api.listAuditEvents({ user_id: user.id, page_size: 3, ...(token2 && { page_token: token2 }) }, admin));
+            pages.push(page.events);
+            token2 = page.next_page_token;
+          } while (token2);
+          assert.deepEqual(pages.map((p) => p.length), [3, 3, 2]);
+          assert.deepEqual(pages.flat(), expected);
+          const bumps = expectOk(await api.listAuditEvents({ user_id: user.id, type: "user_token.bump" }, admin));
+          assert.deepEqual(bumps.events, expected.filter((e) => e.type === "user_token.bump"));
+          assert.equal(bumps.next_page_token, "");
+          const oldest = expected.at(-1)!;
+          const window = expectOk(await api.listAuditEvents({ user_id: user.id, since: oldest.time, until: new Date(Date.parse(oldest.time) + 1).toISOString() }, admin));
+          assert.deepEqual(window.events, expected.filter((e) => e.time === oldest.time));
+          // More than 500 is read as 500.
+          assert.equal(expectOk(await api.listAuditEvents({ user_id: user.id, page_size: 100_000 }, admin)).events.length, 8);
+        } finally {
+          api.close();
+        }
+      });
+
+      it(`refuses over ${protocol}: no admin credential, a bad page_token, a negative page_size, an unknown type`, async () => {
+        const api = auditApi(protocol, server.url);
+        try {
+          expectCode(await api.listAuditEvents({}, {}), "unauthenticated", undefined, "MISSING_CREDENTIAL");
+          expectCode(await api.listAuditEvents({}, bearer("not-the-admin-token")), "unauthenticated", undefined, "INVALID_TOKEN");
+          expectCode(await api.listAuditEvents({ page_token: "bm90IGEgdG9rZW4" }, admin), "invalid_argument", "page_token is not a page token this method returned", "INVALID_FIELD");
+          expectCode(await api.listAuditEvents({ page_size: -1 }, admin), "invalid_argument", "page_size must not be negative", "INVALID_FIELD");
+          expectCode(await api.listAuditEvents({ type: "nonsense" }, admin), "invalid_argument", /^type must be one of login, signup, /, "INVALID_FIELD");
+        } finally {
+          api.close();
+        }
+      });
+    }
+
+    it("writes every event as a JSON log line with \"type\":\"audit\"", async () => {
+      const stored = await allEvents(server, {});
+      const logged = new Map(
+        server.logs
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .filter((l) => l.type === "audit" && l.msg === "audit")
+          .map((l) => [l.auditId as string, l]),
+      );
+      for (const e of stored) {
+        const line = logged.get(e.id);
+        assert.ok(line, `no log line for ${e.type} ${e.id}`);
+        assert.equal(line.event, e.type);
+        assert.equal(line.outcome, e.outcome);
+        assert.equal(Date.parse(line.eventTime as string), Date.parse(e.time));
+      }
+    });
+
+    it("no event and no log line holds a password or token any call above carried", async () => {
+      secrets.delete("");
+      const events = JSON.stringify(await allEvents(server, {}));
+      const logs = server.logs.join("\n");
+      for (const secret of secrets) {
+        assert.ok(!events.includes(secret), `an audit event holds ${secret.slice(0, 8)}...`);
+        assert.ok(!logs.includes(secret), `a log line holds ${secret.slice(0, 8)}...`);
+      }
+      assert.ok(secrets.size >= 15, `only ${secrets.size} secrets were checked`);
+    });
+  });
+}
+
+describe("audit trail: when the store refuses an event", function () {
+  this.timeout(30_000);
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+    // The table is gone: every append fails.
+    const db = new Database(join(server.config.dataDir, "tessera.db"));
+    db.exec("DROP TABLE audit_events");
+    db.close();
+  });
+  after(() => server?.close());
+
+  it("the call succeeds, the audit log line still goes out, a warning is logged and a metric counts it", async () => {
+    const email = uniqueEmail("unstored");
+    const scraped = await scrape(`${server.url}/metrics`);
+    const before = value(scraped, "tessera_audit_write_failures_total");
+    const append = { operation: "auditEvents.append", store: "sqlite" };
+    const storeErrorsBefore = value(scraped, "tessera_store_errors_total", append);
+    await signUp(server, email);
+    const lines = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.login === email || l.type === "audit");
+    const audit = lines.find((l) => l.msg === "audit" && l.event === "signup" && l.login === email);
+    assert.ok(audit, "no audit line");
+    const failed = lines.filter((l) => l.msg === "audit event not stored" && l.auditId === audit.auditId);
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0]!.level, "warn");
+    const after = await scrape(`${server.url}/metrics`);
+    assert.equal(value(after, "tessera_audit_write_failures_total") - before, 1);
+    // The store's own metrics saw the failed operation (an error, not an unavailable database).
+    assert.equal(value(after, "tessera_store_errors_total", append) - storeErrorsBefore, 1);
+    assert.equal(value(after, "tessera_store_unavailable_total", append), 0);
+  });
+});
+
+describe("audit trail: TESSERA_AUDIT=off", function () {
+  this.timeout(30_000);
+  it("records nothing: no stored event, no audit log line; logins are still counted", async () => {
+    const server = await startTestServer({ env: { TESSERA_AUDIT: "off" } });
+    try {
+      const email = uniqueEmail("off");
+      await signUp(server, email);
+      assert.equal((await rest(server.url, "POST", "/auth/login", { headers: basic(email, password) })).status, 200);
+      assert.deepEqual(expectOk(await auditApi("rest", server.url).listAuditEvents({}, admin)).events, []);
+      assert.equal(server.logs.filter((l) => l.includes('"type":"audit"')).length, 0);
+      assert.equal(value(await scrape(`${server.url}/metrics`), "tessera_logins_total", { api: "usertoken", outcome: "success" }), 1);
+    } finally {
+      await server.close();
+    }
+  });
+});

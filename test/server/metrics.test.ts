@@ -1,0 +1,291 @@
+// GET /metrics: the Prometheus text format (parsed here by parse-prometheus-text-format), on the
+// main port by default, on TESSERA_METRICS_PORT alone when set, absent with TESSERA_METRICS=off.
+// Counters move as calls are made over every protocol; logins, sign-ups, the hasher, the store,
+// the caches and the signing keys are measured; under TESSERA_WORKERS=2 a scrape of either
+// worker answers the sum of both.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
+import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { packageVersion } from "../../src/project-files.js";
+import { createMetrics } from "../../src/server/metrics.js";
+import { instrumentStore } from "../../src/store/instrumented.js";
+import { DuplicateError, StoreUnavailableError } from "../../src/store/ports.js";
+import { openTestStore } from "../support/store.js";
+import { bearer, connectClient, GrpcJsClient, rest } from "../support/clients.js";
+import { family, histogramCount, scrape, value, type Families } from "../support/metrics.js";
+import { startTestServer, storesUnderTest, testAdminToken, type TestServer } from "../support/server.js";
+import { clientIdHeader, createApiToken, password, signUp, startSession, uniqueEmail } from "../support/users.js";
+
+const noop = { service: "tessera.jwt.v1.JwtService", method: "GetVersion" };
+
+for (const store of storesUnderTest()) {
+  describe(`metrics on ${store}`, function () {
+    this.timeout(30_000);
+    let server: TestServer;
+    let metricsUrl: string;
+    before(async () => {
+      server = await startTestServer({ store });
+      metricsUrl = `${server.url}/metrics`;
+    });
+    after(() => server?.close());
+
+    const grow = async (act: () => Promise<void>): Promise<[Families, Families]> => {
+      const before = await scrape(metricsUrl);
+      await act();
+      return [before, await scrape(metricsUrl)];
+    };
+    const delta = (pair: [Families, Families], name: string, labels: Record<string, string> = {}) => value(pair[1], name, labels) - value(pair[0], name, labels);
+
+    it("counts each RPC by service, method, protocol and code, over every protocol, with its latency", async () => {
+      const grpc = new GrpcJsClient(JwtService, server.url);
+      const connect = connectClient(JwtService, server.url);
+      const grpcWeb = createClient(JwtService, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+      try {
+        const pair = await grow(async () => {
+          for (let i = 0; i < 3; i++) assert.equal((await grpc.call("GetVersion", {})).error, undefined);
+          for (let i = 0; i < 2; i++) await connect.getVersion({});
+          await grpcWeb.getVersion({});
+          for (let i = 0; i < 4; i++) assert.equal((await rest(server.url, "GET", "/jwt/version")).status, 200);
+          // One refused call: an unknown refresh token over REST.
+          assert.equal((await rest(server.url, "GET", "/jwt/token?user=a.b.c")).status, 401);
+        });
+        const counted = (protocol: string, code = "ok") => delta(pair, "tessera_rpc_requests_total", { ...noop, protocol, code });
+        assert.deepEqual([counted("grpc"), counted("connect"), counted("grpc-web"), counted("rest")], [3, 2, 1, 4]);
+        assert.equal(delta(pair, "tessera_rpc_requests_total", { service: noop.service, method: "GetToken", protocol: "rest", code: "unauthenticated" }), 1);
+        const latency = (protocol: string) => histogramCount(pair[1], "tessera_rpc_duration_seconds", { ...noop, protocol }) - histogramCount(pair[0], "tessera_rpc_duration_seconds", { ...noop, protocol });
+        assert.deepEqual([latency("grpc"), latency("connect"), latency("grpc-web"), latency("rest")], [3, 2, 1, 4]);
+        const buckets = Object.keys(family(pair[1], "tessera_rpc_duration_seconds").metrics[0]!.buckets!).filter((b) => b !== "+Inf").map(Number).sort((a, b) => a - b);
+        assert.equal(buckets[0], 0.001);
+        assert.equal(buckets.at(-1), 10);
+      } finally {
+        grpc.close();
+      }
+    });
+
+    it("counts logins by API and outcome, sign-ups, and the hasher's waits", async () => {
+      const email = uniqueEmail("metrics");
+      const pair = await grow(async () => {
+        await signUp(server, email);
+        await startSession(server, email);
+        const wrong = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password: "not the password" }, headers: clientIdHeader });
+        assert.equal(wrong.status, 401);
+        const jwt = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: "nobody-such", pass: "whatever-it-is" })}`);
+        assert.equal(jwt.status, 401);
+      });
+      assert.equal(delta(pair, "tessera_signups_total", { api: "session", outcome: "success" }), 1);
+      assert.equal(delta(pair, "tessera_logins_total", { api: "session", outcome: "success" }), 1);
+      assert.equal(delta(pair, "tessera_logins_total", { api: "session", outcome: "failure" }), 1);
+      assert.equal(delta(pair, "tessera_logins_total", { api: "jwt", outcome: "failure" }), 1);
+      // One hash for the sign-up, one verification per login.
+      assert.equal(histogramCount(pair[1], "tessera_hasher_wait_seconds") - histogramCount(pair[0], "tessera_hasher_wait_seconds"), 4);
+      assert.equal(value(pair[1], "tessera_hasher_in_use"), 0);
+      assert.equal(value(pair[1], "tessera_hasher_queue_depth"), 0);
+    });
+
+    it("times store operations by operation and store kind", async () => {
+      const pair = await grow(async () => {
+        await signUp(server, uniqueEmail("store"));
+      });
+      const kind = store === "mongo" ? "mongo" : "sqlite";
+      const count = (operation: string) =>
+        histogramCount(pair[1], "tessera_store_operation_duration_seconds", { operation, store: kind }) -
+        histogramCount(pair[0], "tessera_store_operation_duration_seconds", { operation, store: kind });
+      assert.equal(count("users.create"), 1);
+      assert.ok(count("users.findByLogin") >= 1);
+      assert.equal(value(pair[1], "tessera_store_unavailable_total"), 0);
+    });
+
+    it("counts API-token and verified-JWT cache hits and misses", async () => {
+      const token = await createApiToken(server);
+      const pair = await grow(async () => {
+        for (let i = 0; i < 3; i++) assert.equal((await rest(server.url, "GET", "/v1/api/auth", { headers: bearer(token) })).status, 200);
+      });
+      assert.equal(delta(pair, "tessera_cache_misses_total", { cache: "api_token" }), 1);
+      assert.equal(delta(pair, "tessera_cache_hits_total", { cache: "api_token" }), 2);
+      const email = uniqueEmail("cache");
+      await signUp(server, email);
+      const { access_token } = await startSession(server, email);
+      const jwtPair = await grow(async () => {
+        for (let i = 0; i < 2; i++) {
+          assert.equal((await rest(server.url, "GET", "/session", { headers: { ...clientIdHeader, ...bearer(access_token) } })).status, 200);
+        }
+      });
+      assert.equal(delta(jwtPair, "tessera_cache_misses_total", { cache: "verified_jwt" }), 1);
+      assert.equal(delta(jwtPair, "tessera_cache_hits_total", { cache: "verified_jwt" }), 1);
+    });
+
+    it("reports the signing keys, process metrics and the build", async () => {
+      const families = await scrape(metricsUrl);
+      assert.equal(value(families, "tessera_signing_keys_published"), 1);
+      const age = value(families, "tessera_signing_key_age_seconds");
+      assert.ok(age >= 0 && age < 600, `key age ${age}`);
+      assert.equal(value(families, "tessera_build_info", { version: packageVersion }), 1);
+      assert.ok(value(families, "process_cpu_user_seconds_total") > 0);
+      family(families, "nodejs_eventloop_lag_seconds");
+      const rotated = await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {}, headers: bearer(testAdminToken) });
+      assert.equal(rotated.status, 200);
+      assert.equal(value(await scrape(metricsUrl), "tessera_signing_keys_published"), 2);
+    });
+  });
+}
+
+describe("metrics: logins refused before any hashing", function () {
+  this.timeout(60_000);
+
+  it("a burst of correct logins: each answer counted once, as success (200), throttled (429: slots busy) or shed (503: hasher full)", async () => {
+    // One hasher, no queue, the production argon2 cost (tens of ms a hash): a burst overlaps.
+    const server = await startTestServer({
+      env: { TESSERA_HASH_CONCURRENCY: "1", TESSERA_HASH_QUEUE_LIMIT: "0", TESSERA_ARGON2_MEMORY_KIB: "19456", TESSERA_ARGON2_ITERATIONS: "2", TESSERA_LOGIN_MAX_FAILURES: "2" },
+    });
+    try {
+      const email = uniqueEmail("burst");
+      await signUp(server, email);
+      const before = await scrape(`${server.url}/metrics`);
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, () => rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader })),
+      );
+      const after = await scrape(`${server.url}/metrics`);
+      const statuses = answers.map((a) => a.status);
+      const count = (status: number) => statuses.filter((s) => s === status).length;
+      assert.equal(count(200) + count(429) + count(503), 12, statuses.join(","));
+      assert.ok(count(429) + count(503) > 0, "the burst overlapped");
+      const moved = (outcome: string) => value(after, "tessera_logins_total", { api: "session", outcome }) - value(before, "tessera_logins_total", { api: "session", outcome });
+      assert.deepEqual([moved("success"), moved("throttled"), moved("shed"), moved("locked"), moved("failure")], [count(200), count(429), count(503), 0, 0]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("metrics: store operations that fail", function () {
+  it("an unavailable store counts as an error and as unavailable, by operation; a duplicate key as neither", async () => {
+    const opened = await openTestStore("sqlite");
+    try {
+      const metrics = createMetrics();
+      const store = instrumentStore(opened.store, metrics.storeHook("sqlite"));
+      const user = { id: "u-dup", login: "dup@example.com", loginKey: "dup@example.com", emails: [], passwordHash: "$argon2id$x", createdAt: new Date() };
+      await store.users.create(user);
+      await assert.rejects(store.users.create(user), DuplicateError);
+      await opened.store.close();
+      await assert.rejects(store.users.findById("u-dup"), StoreUnavailableError);
+      const families = parsePrometheusTextFormat(await metrics.registry.metrics()) as Families;
+      const op = (operation: string) => ({ operation, store: "sqlite" });
+      assert.deepEqual(
+        [value(families, "tessera_store_errors_total", op("users.create")), value(families, "tessera_store_unavailable_total", op("users.create"))],
+        [0, 0],
+      );
+      assert.deepEqual(
+        [value(families, "tessera_store_errors_total", op("users.findById")), value(families, "tessera_store_unavailable_total", op("users.findById"))],
+        [1, 1],
+      );
+    } finally {
+      await opened.close();
+    }
+  });
+});
+
+describe("metrics: where they are served", function () {
+  this.timeout(30_000);
+
+  it("TESSERA_METRICS=off: no /metrics (404)", async () => {
+    const server = await startTestServer({ env: { TESSERA_METRICS: "off" } });
+    try {
+      assert.equal((await rest(server.url, "GET", "/metrics")).status, 404);
+      assert.equal(server.tessera.metrics, undefined);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("TESSERA_METRICS_PORT: /metrics on that port alone, 404 on the main port", async () => {
+    const server = await startTestServer({ env: { TESSERA_METRICS_PORT: "0" } });
+    try {
+      assert.equal((await rest(server.url, "GET", "/metrics")).status, 404);
+      const port = server.tessera.server.metricsPort!;
+      const families = await scrape(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(value(families, "tessera_build_info", { version: packageVersion }), 1);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("metrics under TESSERA_WORKERS=2: one scrape answers every worker's", function () {
+  this.timeout(60_000);
+  let dataDir: string;
+  let child: ReturnType<typeof spawn> | undefined;
+  let port = 0;
+  let out = "";
+
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "tessera-metrics-workers-"));
+    child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      env: {
+        ...process.env,
+        MONGODB_URI: "",
+        PORT: "0",
+        TESSERA_WORKERS: "2",
+        TESSERA_DATA_DIR: dataDir,
+        TESSERA_LOG_LEVEL: "info",
+        TESSERA_ADMIN_TOKEN: testAdminToken,
+        TESSERA_CLIENT_IDS: "test-client",
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    const lines = () => out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const deadline = Date.now() + 30_000; ; ) {
+      const listening = lines().filter((l) => l.msg === "listening");
+      if (listening.length === 2) {
+        port = Number(/:(\d+)$/.exec(listening[0]!.url as string)![1]);
+        break;
+      }
+      assert.ok(Date.now() < deadline, `the cluster did not start: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+  after(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** One request on its own connection, so the cluster may hand it to either worker. */
+  const get = (path: string) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      http
+        .get({ host: "127.0.0.1", port, path, agent: false, headers: { connection: "close" } }, (res) => {
+          let text = "";
+          res.on("data", (c) => (text += c));
+          res.on("end", () => resolve({ status: res.statusCode!, text }));
+        })
+        .on("error", reject);
+    });
+
+  it("counts the calls both workers served, and the build once", async () => {
+    const n = 40;
+    for (let i = 0; i < n; i++) assert.equal((await get("/jwt/version")).status, 200);
+    const served = new Set(
+      out
+        .split("\n")
+        .filter((l) => l.includes('"msg":"rpc"') && l.includes("GetVersion"))
+        .map((l) => (JSON.parse(l) as { worker: number }).worker),
+    );
+    assert.deepEqual([...served].sort(), [1, 2], "both workers served calls");
+    for (let i = 0; i < 4; i++) {
+      const families = await scrape(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(value(families, "tessera_rpc_requests_total", { ...noop, protocol: "rest", code: "ok" }), n);
+      assert.equal(value(families, "tessera_build_info", { version: packageVersion }), 1);
+    }
+  });
+});
