@@ -10,7 +10,7 @@
 //
 // Events carry ids, names and addresses, never a secret: no password, no token, no hash. The
 // recorder takes only the fields below, so a caller cannot pass one by accident.
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
@@ -110,6 +110,9 @@ export class AuditTrail {
     this.observer = observer;
   }
 
+  /** Event ids in the order this instance recorded them (the listing's tie-break within a millisecond). */
+  private readonly ids = new SortableIds();
+
   /**
    * Records one event: the log line, then the store; resolves once the store has it (or refused
    * it). Never rejects. An `error` outcome (most likely the store is down) does not wait for the
@@ -117,7 +120,8 @@ export class AuditTrail {
    */
   async record(input: AuditInput): Promise<void> {
     const scope = currentCall();
-    const event: AuditEventRecord = { id: randomUUID(), time: this.deps.clock.now(), type: input.type, outcome: input.outcome };
+    const now = this.deps.clock.now();
+    const event: AuditEventRecord = { id: this.ids.next(now.getTime()), time: now, type: input.type, outcome: input.outcome };
     const fields: Array<[keyof AuditEventRecord, string | undefined]> = [
       ["userId", input.userId],
       ["login", bounded(input.login)],
@@ -160,5 +164,36 @@ export class AuditTrail {
       });
       this.observer.writeFailed?.(event);
     }
+  }
+}
+
+/**
+ * UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then a counter within the millisecond (the
+ * 12 bits of rand_a, method 1 of section 6.2), then random bits. Ids one instance makes sort as
+ * it made them, as text too, so events recorded within one millisecond list in their order.
+ */
+export class SortableIds {
+  private lastMs = 0;
+  private seq = 0;
+
+  next(nowMs: number): string {
+    let ms = Math.max(nowMs, this.lastMs);
+    if (ms === this.lastMs) {
+      this.seq++;
+      if (this.seq > 0xfff) {
+        ms++; // the counter is spent: borrow the next millisecond
+        this.seq = 0;
+      }
+    } else {
+      this.seq = 0;
+    }
+    this.lastMs = ms;
+    const b = randomBytes(16);
+    b.writeUIntBE(ms, 0, 6);
+    b[6] = 0x70 | (this.seq >> 8);
+    b[7] = this.seq & 0xff;
+    b[8] = 0x80 | (b[8]! & 0x3f);
+    const h = b.toString("hex");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
   }
 }
