@@ -11,10 +11,12 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
 import type { Clock } from "./clock.js";
-import { AuthError, invalidField, missingField, requireField, unauthenticated } from "./errors.js";
+import { outdated } from "./credential-lifecycle.js";
+import { AuthError, invalidField, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { hashSecret, randomId, randomToken } from "./secrets.js";
+import type { UserRecord } from "../store/ports/users.js";
 import type { Users } from "./users.js";
 
 export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer" | "lastUsedIntervalSeconds">;
@@ -44,6 +46,8 @@ export interface SessionAccess {
   clientId: string;
   jti: string;
   expiresAt: Date;
+  /** The user's credential epoch, which the session was checked against. */
+  credentialEpoch: number;
 }
 
 const sessionEnded = () => unauthenticated("SESSION_ENDED", "the session has ended");
@@ -53,7 +57,7 @@ const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refr
 export class Sessions {
   private readonly sessions: SessionStore;
   private readonly refreshTokens: RefreshTokenStore;
-  private readonly users: Pick<Users, "authenticate" | "noteLogin">;
+  private readonly users: Pick<Users, "authenticate" | "noteLogin" | "get" | "credentialState">;
   private readonly ring: Pick<KeyRing, "sign">;
   private readonly verifier: Pick<TokenVerifier, "verify">;
   private readonly clock: Clock;
@@ -63,7 +67,7 @@ export class Sessions {
   constructor(deps: {
     sessions: SessionStore;
     refreshTokens: RefreshTokenStore;
-    users: Pick<Users, "authenticate" | "noteLogin">;
+    users: Pick<Users, "authenticate" | "noteLogin" | "get" | "credentialState">;
     ring: Pick<KeyRing, "sign">;
     verifier: Pick<TokenVerifier, "verify">;
     clock: Clock;
@@ -90,17 +94,35 @@ export class Sessions {
     requireField("email", input.email);
     requireField("password", input.password);
     const user = await this.users.authenticate(input.email, input.password, "email", input.clientAddress);
-    const [pair] = await Promise.all([this.start(user.id, input.clientId), this.users.noteLogin(user, this.config.lastUsedIntervalSeconds)]);
+    const [pair] = await Promise.all([this.start(user, input.clientId), this.users.noteLogin(user, this.config.lastUsedIntervalSeconds)]);
     return pair;
   }
 
-  /** Starts a session for an authenticated user, bound to `clientId`. */
-  async start(userId: string, clientId: string): Promise<TokenPair> {
+  /**
+   * Starts a session for an authenticated user (as the login read it), bound to `clientId`. The
+   * session records the user's credential epoch; when a password change or a deactivation
+   * moved it while the login was in flight, the session is ended again and the login refused.
+   */
+  async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {
     const now = this.clock.now();
     const sessionId = randomId();
     const jti = randomId();
     const expiresAt = new Date(now.getTime() + this.config.refreshTokenTtlSeconds * 1000);
-    const session = await this.sessions.create({ id: sessionId, userId, clientId, accessJti: jti, createdAt: now, expiresAt });
+    const session = await this.sessions.create({
+      id: sessionId,
+      userId: user.id,
+      clientId,
+      accessJti: jti,
+      createdAt: now,
+      expiresAt,
+      credentialEpoch: user.credentialEpoch,
+    });
+    const state = await this.users.credentialState(user.id, user.credentialEpoch);
+    if (state !== "current") {
+      await this.end(session.id);
+      if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+      throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
+    }
     const refreshToken = await this.issueRefreshToken(session, now);
     return { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
   }
@@ -123,10 +145,10 @@ export class Sessions {
     if (typeof sub !== "string" || typeof sid !== "string" || typeof jti !== "string" || typeof exp !== "number") {
       throw unauthenticated("WRONG_TOKEN_TYPE", "not a session access token");
     }
-    const session = await this.liveSession(sid);
+    const { session, user } = await this.liveSession(sid, sub);
     if (session.clientId !== clientId || session.userId !== sub) throw unauthenticated("WRONG_CLIENT", "token issued for another client");
     if (!allowExpired && session.accessJti !== jti) throw notMostRecent();
-    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000) };
+    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000), credentialEpoch: user.credentialEpoch };
   }
 
   /** Seconds left on the verified access token (0 when expired). */
@@ -144,7 +166,7 @@ export class Sessions {
     if (record.spentAt) return this.spentTokenPresented(record);
     const now = this.clock.now();
     if (record.expiresAt.getTime() <= now.getTime()) throw unauthenticated("TOKEN_EXPIRED", "refresh token expired");
-    const session = await this.liveSession(access.sessionId);
+    const { session } = await this.liveSession(access.sessionId, access.userId);
     if (session.accessJti !== access.jti) throw notMostRecent();
 
     const before = await this.refreshTokens.spend(hash, now);
@@ -173,10 +195,15 @@ export class Sessions {
     throw unauthenticated("REFRESH_TOKEN_REUSED", "refresh token reuse detected: the session has ended");
   }
 
-  private async liveSession(sessionId: string): Promise<SessionRecord> {
-    const session = await this.sessions.findById(sessionId);
+  /**
+   * The session, unended and unexpired, of an active user whose credential epoch is still the
+   * one the session was started under (the user is read with the session, in parallel).
+   */
+  private async liveSession(sessionId: string, userId: string): Promise<{ session: SessionRecord; user: UserRecord }> {
+    const [session, user] = await Promise.all([this.sessions.findById(sessionId), this.users.get(userId)]);
     if (!session || session.endedAt || session.expiresAt.getTime() <= this.clock.now().getTime()) throw sessionEnded();
-    return session;
+    if (!user || !user.active || outdated(session, session.createdAt, user)) throw sessionEnded();
+    return { session, user };
   }
 
   private async issueRefreshToken(session: SessionRecord, now: Date): Promise<string> {

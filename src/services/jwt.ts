@@ -39,7 +39,8 @@ export function jwtService(
     },
 
     async getRefreshToken(_req, ctx) {
-      return { body: text(await jwt.issueRefreshToken(requirePrincipal(ctx, "jwt").userId)) };
+      const caller = requirePrincipal(ctx, "jwt");
+      return { body: text(await jwt.issueRefreshToken(caller.userId, caller.credentialEpoch)) };
     },
 
     async deleteRefreshToken(req, ctx) {
@@ -53,7 +54,8 @@ export function jwtService(
     },
 
     async changePassword(req, ctx) {
-      await jwt.changePassword(requirePrincipal(ctx, "jwt").userId, req.pass);
+      const caller = requirePrincipal(ctx, "jwt");
+      await jwt.changePassword(caller.userId, caller.credentialEpoch, req.pass);
       return {};
     },
 

@@ -129,7 +129,7 @@ describe("core: users, keys and throttle on SQLite", () => {
   it("a deactivated user learns it only with the right password; deactivation ends sessions", async () => {
     const core = await createCore({ config: config(), store, clock, logger: silentLogger });
     const u = await core.users.create({ login: "b@example.com", kind: "email", password, clientAddress: "addr" });
-    const pair = await core.sessions.start(u.id, "c");
+    const pair = await core.sessions.start(u, "c");
     await core.users.deactivate(u.id);
     await rejectsAsync(core.users.authenticate("b@example.com", "wrong-password-1", "email", "addr"), "unauthenticated", /invalid login or password/);
     await rejectsAsync(core.users.authenticate("b@example.com", password, "email", "addr"), "permission_denied", /deactivated/);

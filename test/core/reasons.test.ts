@@ -96,7 +96,7 @@ describe("core: reasons", () => {
 
   it("sessions: WRONG_CLIENT, NOT_MOST_RECENT_TOKEN, REFRESH_TOKEN_ALREADY_USED, REFRESH_TOKEN_REUSED, SESSION_ENDED", async () => {
     const user = await core.users.create({ login: "dora@example.com", kind: "email", password, clientAddress: "a1" });
-    const first = await core.sessions.start(user.id, "web");
+    const first = await core.sessions.start(user, "web");
     await failsWith(core.sessions.verifyAccess(first.accessToken, "app", false), "unauthenticated", "WRONG_CLIENT", "token issued for another audience");
     const access = await core.sessions.verifyAccess(first.accessToken, "web", false);
     const second = await core.sessions.refresh(access, first.refreshToken);

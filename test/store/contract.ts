@@ -107,6 +107,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
         active: true,
         passwordChangedAt: input.createdAt,
         version: 0,
+        credentialEpoch: 0,
       };
       assert.deepEqual(created, expected);
       assert.deepEqual(await twin.users.findById(input.id), expected);
@@ -230,7 +231,9 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(updated?.passwordHash, "$argon2id$hash-2");
       assert.equal(updated?.passwordChangedAt.getTime(), at(1000).getTime());
       assert.equal(updated?.version, 1);
+      assert.equal(updated?.credentialEpoch, 1);
       assert.deepEqual(await twin.users.findById(input.id), updated);
+      assert.equal((await store.users.updatePasswordHash(input.id, "$argon2id$hash-3", at(2000)))?.credentialEpoch, 2);
       assert.equal(await store.users.updatePasswordHash(id("missing"), "h", at(0)), null);
     });
 
@@ -242,6 +245,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const found = await store.users.findById(input.id);
       assert.equal(found?.passwordHash, "$argon2id$new");
       assert.equal(found?.version, 1);
+      assert.equal(found?.credentialEpoch, 0, "a rehash is no change of credentials");
       assert.equal(found?.passwordChangedAt.getTime(), input.createdAt.getTime());
       assert.equal(await store.users.rehashPassword(id("missing"), "a", "b"), false);
     });
@@ -273,6 +277,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(found?.active, false);
       assert.equal(found?.deactivatedAt?.getTime(), at(7).getTime());
       assert.equal(found?.version, 1);
+      assert.equal(found?.credentialEpoch, 1);
       assert.equal(await store.users.setLastLogin(input.id, at(9)), null);
       assert.equal(await store.users.deactivate(id("missing"), at(7)), false);
     });
@@ -283,6 +288,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const { values } = await settle(Array.from({ length: CONCURRENCY }, (_, i) => both(i).users.deactivate(input.id, at(i))));
       assert.equal(values.filter(Boolean).length, 1);
       assert.equal((await store.users.findById(input.id))?.version, 1);
+      assert.equal((await twin.users.findById(input.id))?.credentialEpoch, 1);
     });
   });
 

@@ -8,6 +8,8 @@ export interface SessionRecord {
   createdAt: Date;
   expiresAt: Date;
   endedAt?: Date;
+  /** The user's credential epoch when this was issued (UserRecord.credentialEpoch); absent on records from before epochs. */
+  credentialEpoch?: number;
 }
 
 export type NewSession = Omit<SessionRecord, "endedAt">;
