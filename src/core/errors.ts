@@ -65,7 +65,7 @@ export const Reasons = {
   SESSION_ENDED: "SESSION_ENDED",
   /** The session access token was issued to another client id. */
   WRONG_CLIENT: "WRONG_CLIENT",
-  /** The refresh token was just spent by a concurrent refresh (within the grace period); the session lives on. */
+  /** The refresh token was just spent by another refresh (within the grace period) made with another access token; the session lives on. */
   REFRESH_TOKEN_ALREADY_USED: "REFRESH_TOKEN_ALREADY_USED",
   /** A spent refresh token was presented again: it was copied, so its session has ended. */
   REFRESH_TOKEN_REUSED: "REFRESH_TOKEN_REUSED",

@@ -3,10 +3,15 @@
 // Every check reads the store, so ending a session takes effect on every instance at once.
 //
 // Refresh rotation: the presented refresh token is spent with an atomic compare-and-set
-// (store.refreshTokens.spend); exactly one caller wins and gets the new pair. A refresh token
-// presented again after it was spent means it was copied: the whole session ends (reuse
-// detection) — except within `refreshGraceSeconds` of the spend, when it is most likely a
-// concurrent refresh from another tab of the same client, which gets a plain 401 instead.
+// (store.refreshTokens.spend), which stores the new pair with the spend, sealed under a key
+// derived from the presented refresh token and access token's jti (refresh-sealing.ts): exactly
+// one caller's pair is kept. A refresh is retry-safe: within `refreshGraceSeconds` of the
+// spend, the same refresh token with the same (now superseded) access token answers that same
+// pair again — a retry after a lost answer, or a concurrent duplicate, which also finishes the
+// refresh if its first caller stopped half-way (the child refresh token stored, the session's
+// jti moved on; both steps are idempotent). The spent token with another access token within
+// the window gets a plain 401; after it, a spent refresh token presented again means it was
+// copied: the whole session ends (reuse detection).
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
@@ -15,7 +20,9 @@ import { outdated } from "./credential-lifecycle.js";
 import { AuthError, invalidField, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
+import { openChild, sealChild, type ChildPair } from "./refresh-sealing.js";
 import { hashSecret, randomId, randomToken } from "./secrets.js";
+import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Users } from "./users.js";
 
@@ -163,20 +170,20 @@ export class Sessions {
     const record = await this.refreshTokens.findByHash(hash);
     // A token of another session is refused without touching it.
     if (!record || record.sessionId !== access.sessionId) throw unknownRefreshToken();
-    if (record.spentAt) return this.spentTokenPresented(record);
+    if (record.spentAt) return this.spentTokenPresented(record, refreshToken, access);
     const now = this.clock.now();
     if (record.expiresAt.getTime() <= now.getTime()) throw unauthenticated("TOKEN_EXPIRED", "refresh token expired");
     const { session } = await this.liveSession(access.sessionId, access.userId);
     if (session.accessJti !== access.jti) throw notMostRecent();
 
-    const before = await this.refreshTokens.spend(hash, now);
-    if (!before) throw unknownRefreshToken();
-    if (before.spentAt) return this.spentTokenPresented(before); // lost the race to a concurrent refresh
-
+    // The new pair is made first and stored (sealed) with the spend, so that every caller of
+    // this refresh — this one, a concurrent duplicate, a retry — answers the same pair.
     const jti = randomId();
-    const next = await this.issueRefreshToken(session, now);
-    if (!(await this.sessions.setAccessJti(session.id, access.jti, jti))) throw sessionEnded();
-    return { accessToken: await this.signAccess(session, jti), refreshToken: next, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
+    const child: ChildPair = { accessToken: await this.signAccess(session, jti), refreshToken: randomToken(32), jti };
+    const before = await this.refreshTokens.spend(hash, now, sealChild(child, refreshToken, hash, access.jti));
+    if (!before) throw unknownRefreshToken();
+    if (before.spentAt) return this.spentTokenPresented(before, refreshToken, access); // a concurrent refresh won
+    return this.complete(session, access.jti, child);
   }
 
   /** Ends the session: every access and refresh token of it is refused from now on. */
@@ -185,9 +192,33 @@ export class Sessions {
     await this.refreshTokens.deleteBySession(sessionId);
   }
 
-  private async spentTokenPresented(record: RefreshTokenRecord): Promise<never> {
+  /**
+   * The refresh's last steps, idempotent: the child refresh token stored (a duplicate is one a
+   * concurrent caller of the same refresh stored), the session's jti moved from the parent's
+   * to the child's (or already moved by that caller).
+   */
+  private async complete(session: SessionRecord, parentJti: string, child: ChildPair): Promise<TokenPair> {
+    try {
+      await this.refreshTokens.insert({ hash: hashSecret(child.refreshToken), sessionId: session.id, createdAt: this.clock.now(), expiresAt: session.expiresAt });
+    } catch (e) {
+      if (!(e instanceof DuplicateError)) throw e;
+    }
+    if (!(await this.sessions.setAccessJti(session.id, parentJti, child.jti))) {
+      const now = await this.sessions.findById(session.id);
+      if (!now || now.endedAt || now.accessJti !== child.jti) throw sessionEnded();
+    }
+    return { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
+  }
+
+  private async spentTokenPresented(record: RefreshTokenRecord, refreshToken: string, access: SessionAccess): Promise<TokenPair> {
     const sinceSpent = this.clock.now().getTime() - record.spentAt!.getTime();
     if (sinceSpent <= this.config.refreshGraceSeconds * 1000) {
+      // The same refresh again (same refresh token, same access token): the same answer.
+      const child = record.child === undefined ? undefined : openChild(record.child, refreshToken, record.hash, access.jti);
+      if (child !== undefined) {
+        const { session } = await this.liveSession(record.sessionId, access.userId);
+        if (session.accessJti === access.jti || session.accessJti === child.jti) return this.complete(session, access.jti, child);
+      }
       throw unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");
     }
     this.logger.warn("refresh token reuse: ending session", { sessionId: record.sessionId });
@@ -207,6 +238,7 @@ export class Sessions {
   }
 
   private async issueRefreshToken(session: SessionRecord, now: Date): Promise<string> {
+    // (The first refresh token of a session; later ones are made by `refresh`.)
     const token = randomToken(32);
     // A session has an absolute lifetime; no refresh token outlives it.
     await this.refreshTokens.insert({ hash: hashSecret(token), sessionId: session.id, createdAt: now, expiresAt: session.expiresAt });

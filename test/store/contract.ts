@@ -372,21 +372,24 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await assert.rejects(store.refreshTokens.insert(input), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
 
-    it("spends once: the winner sees the unspent record, a later caller sees when it was spent", async () => {
+    it("spends once: the winner sees the unspent record, a later caller sees when it was spent and the winner's child", async () => {
       const input = newToken();
       await store.refreshTokens.insert(input);
-      assert.deepEqual(await store.refreshTokens.spend(input.hash, at(100)), input);
-      const again = await twin.refreshTokens.spend(input.hash, at(200));
+      assert.deepEqual(await store.refreshTokens.spend(input.hash, at(100), "child-1"), input);
+      const again = await twin.refreshTokens.spend(input.hash, at(200), "child-2");
       assert.equal(again?.spentAt?.getTime(), at(100).getTime());
-      assert.equal((await store.refreshTokens.findByHash(input.hash))?.spentAt?.getTime(), at(100).getTime());
-      assert.equal(await store.refreshTokens.spend(id("missing"), at(100)), null);
+      assert.equal(again?.child, "child-1");
+      const found = await store.refreshTokens.findByHash(input.hash);
+      assert.equal(found?.spentAt?.getTime(), at(100).getTime());
+      assert.equal(found?.child, "child-1");
+      assert.equal(await store.refreshTokens.spend(id("missing"), at(100), "child"), null);
     });
 
     it(`lets exactly one of ${CONCURRENCY} concurrent spends win`, async () => {
       const input = newToken();
       await store.refreshTokens.insert(input);
       const { values, errors } = await settle(
-        Array.from({ length: CONCURRENCY }, (_, i) => both(i).refreshTokens.spend(input.hash, at(1000 + i))),
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).refreshTokens.spend(input.hash, at(1000 + i), `child-${i}`)),
       );
       assert.equal(errors.length, 0);
       const winners = values.filter((r) => r !== null && r.spentAt === undefined);
@@ -394,6 +397,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const spentAt = (await store.refreshTokens.findByHash(input.hash))?.spentAt?.getTime();
       for (const loser of values.filter((r) => r?.spentAt !== undefined)) {
         assert.equal(loser?.spentAt?.getTime(), spentAt, "every loser learns the one spend time");
+        assert.equal(loser?.child, `child-${values.indexOf(winners[0]!)}`, "and the winner's child");
       }
     });
 

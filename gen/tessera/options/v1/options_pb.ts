@@ -47,8 +47,8 @@
 // - SESSION_ENDED: the session has ended (logout, expiry, password change, deactivation or
 //   refresh token reuse).
 // - WRONG_CLIENT: the session access token was issued to another client id.
-// - REFRESH_TOKEN_ALREADY_USED: the refresh token was just spent by a concurrent refresh (within
-//   TESSERA_REFRESH_GRACE_SECONDS); the session lives on.
+// - REFRESH_TOKEN_ALREADY_USED: the refresh token was just spent by another refresh (within
+//   TESSERA_REFRESH_GRACE_SECONDS) made with another access token; the session lives on.
 // - REFRESH_TOKEN_REUSED: a spent refresh token was presented again: it was copied, so its
 //   session has ended.
 // - USER_DEACTIVATED: the user is deactivated (told only to a caller who proved the password, or
