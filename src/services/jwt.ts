@@ -20,7 +20,7 @@ function text(value: string): HttpBody {
 
 export function jwtService(
   jwt: Pick<JwtTokens, "getToken" | "check" | "issueRefreshToken" | "revokeRefreshToken" | "createUser" | "changePassword" | "deleteUser">,
-  keyRing: Pick<KeyRing, "publicKeyPem">,
+  keyRing: Pick<KeyRing, "publicKeyPem" | "jwksMaxAgeSeconds">,
 ): ServiceBinding {
   return bind(JwtService, {
     async getToken(req, ctx) {
@@ -34,7 +34,7 @@ export function jwtService(
     async getPublicKey(_req, ctx) {
       const pem = await keyRing.publicKeyPem();
       // As cacheable as the JWKS (key.ts); set once there is a key (an error is never cached).
-      ctx.responseHeader.set("cache-control", "public, max-age=300");
+      ctx.responseHeader.set("cache-control", `public, max-age=${keyRing.jwksMaxAgeSeconds}`);
       return { body: text(pem) };
     },
 

@@ -1,5 +1,5 @@
 // KeyService: the public JWKS for offline verification, the OpenID Connect discovery document
-// that points to it, and admin key rotation.
+// that points to it, and admin key rotation and revocation.
 import type { JsonObject } from "@bufbuild/protobuf";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import { secureKey } from "../access/context.js";
@@ -14,13 +14,14 @@ export interface DiscoveryConfig {
   publicUrl: string | undefined;
 }
 
-export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate" | "alg">, discovery: DiscoveryConfig): ServiceBinding {
+export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate" | "revoke" | "alg" | "jwksMaxAgeSeconds">, discovery: DiscoveryConfig): ServiceBinding {
   return bind(KeyService, {
     async getJwks(_req, ctx) {
-      // Verifiers may cache for 5 minutes: a rotated-in key signs only after other instances
-      // reload (30 s), and a retired key stays listed long after that.
+      // Verifiers may cache it for less than a key is published before it signs (the ring's
+      // jwksMaxAgeSeconds), so they always know the signing key; a retired key stays listed
+      // until its tokens have expired.
       const keys = (await keyRing.jwks()) as JsonObject[];
-      ctx.responseHeader.set("cache-control", "public, max-age=300");
+      ctx.responseHeader.set("cache-control", `public, max-age=${keyRing.jwksMaxAgeSeconds}`);
       return { keys };
     },
 
@@ -33,6 +34,11 @@ export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate" | "alg">, di
 
     async rotateKey() {
       return { kid: await keyRing.rotate() };
+    },
+
+    async revokeKey(req) {
+      const { kid, signingKid } = await keyRing.revoke(req.kid);
+      return { kid, signingKid };
     },
   });
 }

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import type { Clock } from "../../src/core/clock.js";
 import type { UserStore } from "../../src/store/ports/users.js";
 import { startTestServer, type StoreKind, type TestServer } from "../support/server.js";
 
@@ -15,11 +16,11 @@ export interface ServerPair {
 }
 
 /** Two instances sharing one store. */
-export async function startServerPair(store: StoreKind, env: Record<string, string> = {}): Promise<ServerPair> {
+export async function startServerPair(store: StoreKind, env: Record<string, string> = {}, clock?: Clock): Promise<ServerPair> {
   const dataDir = mkdtempSync(join(tmpdir(), "tessera-pair-"));
   const shared = { ...env, TESSERA_DATA_DIR: dataDir, TESSERA_MONGODB_DATABASE: `tessera_pair_${randomBytes(6).toString("hex")}` };
-  const a = await startTestServer({ store, env: shared });
-  const b = await startTestServer({ store, env: shared });
+  const a = await startTestServer({ store, env: shared, ...(clock && { clock }) });
+  const b = await startTestServer({ store, env: shared, ...(clock && { clock }) });
   return {
     a,
     b,

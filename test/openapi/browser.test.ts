@@ -69,7 +69,7 @@ describe("GET /docs in a browser", function () {
     assert.equal(await page.locator(".opblock-summary-method", { hasText: "POST" }).first().isVisible(), true);
     assert.equal(await page.locator(".opblock-summary-path", { hasText: "/jwt/token" }).first().isVisible(), true);
     const operations = await page.locator(".opblock").count();
-    assert.equal(operations, 30, "every operation of the document is rendered");
+    assert.equal(operations, 31, "every operation of the document is rendered");
 
     // The Connect/gRPC section, beside it.
     const rpc = page.locator("#rpc");

@@ -108,6 +108,10 @@ class World {
       return cookie;
     });
   }
+  /** The published next signing key's kid (revoking it disturbs no token). */
+  nextKid(): Promise<string> {
+    return this.once("nextKid", async () => JSON.parse((await this.ok("GET", "/.well-known/jwks.json", {})).text).keys[0].kid as string);
+  }
   /** An authentication token of another user than `email`'s. */
   othersAuthenticationToken(): Promise<string> {
     return this.once("othersAuthenticationToken", async () => {
@@ -252,6 +256,10 @@ const scenarios: Record<string, Scenario> = {
   "GET /.well-known/jwks.json": { args: async () => ({}) },
   "GET /.well-known/openid-configuration": { args: async () => ({}) },
   "POST /v1/admin/keys:rotate": { args: async () => ({}) },
+  "POST /v1/admin/keys/{kid}:revoke": {
+    args: async (w) => ({ path: { kid: await w.nextKid() } }),
+    errors: [{ status: 404, name: "unknown kid", request: async () => ({ headers: bearer(testAdminToken), path: { kid: "no-such-kid" } }) }],
+  },
   "POST /session": {
     args: async (w) => (await w.user(), { json: { account_type: "traditional", email: w.email, password } }),
     errors: [

@@ -700,39 +700,53 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(await keysB.keys.list(), [winner]);
     });
 
-    it("rotates: the new key is current, the previous is retired and kept until notAfter", async () => {
+    it("rotates: the new next key is highest, the promoted one activated, the signing one retired and kept until notAfter", async () => {
       const first = newKey(1);
-      assert.equal(await keysA.keys.insertGeneration(first), true);
       const second = newKey(2);
-      assert.equal(await keysA.keys.rotate(second, at(10_000)), true);
-      assert.deepEqual(await keysB.keys.current(), second);
+      assert.equal(await keysA.keys.insertGeneration(first), true);
+      assert.equal(await keysA.keys.insertGeneration(second), true);
+      const third = newKey(3);
+      const change = { promote: { kid: second.kid, activatedAt: at(500) }, retire: { kid: first.kid, retiredAt: at(500), notAfter: at(10_000) } };
+      assert.equal(await keysA.keys.rotate(third, change), true);
+      assert.deepEqual(await keysB.keys.current(), third);
       assert.deepEqual(await keysB.keys.list(), [
-        { ...first, retiredAt: second.activatedAt, notAfter: at(10_000) },
-        second,
+        { ...first, retiredAt: at(500), notAfter: at(10_000) },
+        { ...second, activatedAt: at(500) },
+        third,
       ]);
       assert.equal(await keysA.keys.deleteExpired(at(10_000)), 0, "not yet past notAfter");
       assert.equal(await keysA.keys.deleteExpired(at(10_001)), 1);
-      assert.deepEqual(await keysA.keys.list(), [second]);
+      assert.deepEqual(await keysA.keys.list(), [{ ...second, activatedAt: at(500) }, third]);
+    });
+
+    it("revokes a key once", async () => {
+      const first = newKey(1);
+      await keysA.keys.insertGeneration(first);
+      assert.equal(await keysA.keys.revoke(first.kid, at(7)), true);
+      assert.equal(await keysB.keys.revoke(first.kid, at(8)), false);
+      assert.deepEqual(await keysB.keys.list(), [{ ...first, revokedAt: at(7) }]);
+      assert.equal(await keysA.keys.revoke("no-such-kid", at(7)), false);
     });
 
     it(`lets exactly one of ${CONCURRENCY} concurrent rotations win`, async () => {
       await keysA.keys.insertGeneration(newKey(1));
       const candidates = Array.from({ length: CONCURRENCY }, () => newKey(2));
       const { values, errors } = await settle(
-        candidates.map((key, i) => (i % 2 ? keysA : keysB).keys.rotate(key, at(10_000))),
+        candidates.map((key, i) => (i % 2 ? keysA : keysB).keys.rotate(key, { promote: { kid: key.kid, activatedAt: at(5) } })),
       );
       assert.equal(errors.length, 0);
       assert.equal(values.filter(Boolean).length, 1);
       const list = await keysA.keys.list();
       assert.equal(list.length, 2);
-      assert.deepEqual(list[1], candidates[values.indexOf(true)]);
-      assert.equal(list.filter((k) => k.retiredAt === undefined).length, 1, "one current key");
+      const winner = candidates[values.indexOf(true)]!;
+      assert.deepEqual(list[1], { ...winner, activatedAt: at(5) });
+      assert.equal(list.filter((k) => k.activatedAt.getTime() === at(5).getTime()).length, 1, "one promotion");
     });
 
     it("refuses a rotation to a generation that exists, changing nothing", async () => {
       const first = newKey(1);
       await keysA.keys.insertGeneration(first);
-      assert.equal(await keysA.keys.rotate(newKey(1), at(5)), false);
+      assert.equal(await keysA.keys.rotate(newKey(1), { promote: { kid: first.kid, activatedAt: at(5) } }), false);
       assert.deepEqual(await keysA.keys.list(), [first]);
     });
   });
