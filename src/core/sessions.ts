@@ -174,7 +174,12 @@ export class Sessions {
     const now = this.clock.now();
     if (record.expiresAt.getTime() <= now.getTime()) throw unauthenticated("TOKEN_EXPIRED", "refresh token expired");
     const { session } = await this.liveSession(access.sessionId, access.userId);
-    if (session.accessJti !== access.jti) throw notMostRecent();
+    if (session.accessJti !== access.jti) {
+      // A concurrent duplicate may have spent the token (and moved the jti on) since it was read.
+      const again = await this.refreshTokens.findByHash(hash);
+      if (again?.spentAt) return this.spentTokenPresented(again, refreshToken, access);
+      throw notMostRecent();
+    }
 
     // The new pair is made first and stored (sealed) with the spend, so that every caller of
     // this refresh — this one, a concurrent duplicate, a retry — answers the same pair.
