@@ -109,9 +109,11 @@
 // - UNSUPPORTED_MEDIA_TYPE: the body's Content-Type or Content-Encoding is not accepted (415).
 //
 // Caching. A successful answer is sent with `Cache-Control: no-store` and `Pragma: no-cache` (it
-// may hold a token or a user's data) unless its method says otherwise: the public keys and the discovery document
-// (KeyService.GetJwks, KeyService.GetOpenIdConfiguration, JwtService.GetPublicKey) are `public,
-// max-age=300`, JwtService.GetVersion `public, max-age=60`.
+// may hold a token or a user's data) unless its method says otherwise: the public keys
+// (KeyService.GetJwks, JwtService.GetPublicKey) are `public, max-age=N` with N =
+// TESSERA_KEY_PUBLISH_SECONDS - 30, at most 300 (300 by default), the discovery document
+// (KeyService.GetOpenIdConfiguration) `public, max-age=300`, JwtService.GetVersion `public,
+// max-age=60`.
 //
 // Connect GET. The methods declared `idempotency_level = NO_SIDE_EFFECTS` write nothing (no token
 // is minted, spent or revoked, no last-used time recorded), so Connect clients may call them with

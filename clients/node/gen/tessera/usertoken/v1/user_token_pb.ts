@@ -190,7 +190,7 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
  * refused (401) where a user token is required, and a user token is refused where they are.
  * A token stops working (401) when it is logged out, expires, its user is deactivated, or the
  * user's password changes after the token was created.
- * Responses that carry a token are sent with `Cache-Control: no-store`.
+ * Responses that carry a token are sent with `Cache-Control: no-store` and `Pragma: no-cache`.
  *
  * Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
  * codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_CREDENTIALS,
