@@ -148,6 +148,10 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       }
       case Credential.USER_TOKEN: {
         const token = bearerToken(header);
+        if (!token && rule.sessionCookie) {
+          const cookie = presentedSessionCookie(header);
+          if (cookie) return verifiers.sessionCookie(cookie);
+        }
         if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer user token");
         return verifiers.userToken(token);
       }

@@ -8,6 +8,8 @@ export interface SessionPrincipal {
   readonly jti: string;
   /** When the presented access token expires (may be past for RefreshSession). */
   readonly expiresAt: Date;
+  /** The user's credential epoch (see JwtPrincipal). */
+  readonly credentialEpoch: number;
 }
 
 export interface ApiTokenPrincipal {
@@ -20,6 +22,8 @@ export interface UserTokenPrincipal {
   readonly kind: "user_token";
   readonly userId: string;
   readonly tokenId: string;
+  /** The user's credential epoch (see JwtPrincipal). */
+  readonly credentialEpoch: number;
 }
 
 export interface JwtPrincipal {
@@ -28,6 +32,12 @@ export interface JwtPrincipal {
   /** The verified claims of the access token. */
   readonly claims: Readonly<Record<string, unknown>>;
   readonly authenticationMethod: "password" | "refresh_token";
+  /**
+   * The user's credential epoch the credential was issued under. Sessions, user tokens and
+   * cookie sessions are refused once it is outdated, so theirs is the user's current one; an
+   * access JWT stays valid until it expires and may carry an older one: it then mints nothing.
+   */
+  readonly credentialEpoch: number;
 }
 
 /** The seed 003 session cookie: accepted on safe methods only. */
@@ -35,6 +45,10 @@ export interface CookiePrincipal {
   readonly kind: "cookie";
   readonly userId: string;
   readonly sessionId: string;
+  /** The user's credential epoch (see JwtPrincipal). */
+  readonly credentialEpoch: number;
+  /** When the cookie session ends: nothing started from it outlives it. */
+  readonly expiresAt: Date;
 }
 
 /** HTTP Basic credentials, parsed but not yet verified: the handler logs in with them. */

@@ -66,8 +66,8 @@ export class AuditedSessions extends Sessions {
     this.audit = audit;
   }
 
-  override async start(userId: string, clientId: string): Promise<TokenPair> {
-    return tracked(this.audit, "session.started", { userId }, () => super.start(userId, clientId));
+  override async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {
+    return tracked(this.audit, "session.started", { userId: user.id }, () => super.start(user, clientId));
   }
 
   /** `session.refreshed`; a reused refresh token also records `session.reuse_detected` (the session it ended is the subject). */
@@ -105,12 +105,19 @@ export class AuditedUserTokens extends UserTokens {
     return tracked(this.audit, "user_token.logout", { subject: tokenId }, () => super.logout(tokenId));
   }
 
+  override endCookieSession(sessionId: string): Promise<void> {
+    return tracked(this.audit, "cookie_session.ended", { subject: sessionId }, () => super.endCookieSession(sessionId));
+  }
+
   override bump(userId: string): Promise<Date> {
     return tracked(this.audit, "user_token.bump", { userId }, () => super.bump(userId));
   }
 
-  override startCookieSession(userId: string): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number }> {
-    return tracked(this.audit, "cookie_session.started", { userId }, () => super.startCookieSession(userId), (r) => ({ subject: r.token.id }));
+  override startCookieSession(
+    user: { id: string; credentialEpoch: number },
+    notAfter?: Date,
+  ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
+    return tracked(this.audit, "cookie_session.started", { userId: user.id }, () => super.startCookieSession(user, notAfter), (r) => (r ? { subject: r.token.id } : {}));
   }
 }
 
@@ -122,8 +129,8 @@ export class AuditedAuthenticationTokens extends AuthenticationTokens {
     this.audit = audit;
   }
 
-  override create(userId: string): ReturnType<AuthenticationTokens["create"]> {
-    return tracked(this.audit, "auth_token.created", { userId }, () => super.create(userId));
+  override create(caller: Parameters<AuthenticationTokens["create"]>[0]): ReturnType<AuthenticationTokens["create"]> {
+    return tracked(this.audit, "auth_token.created", { userId: caller.userId }, () => super.create(caller));
   }
 
   override exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {

@@ -11,7 +11,8 @@ import type { Logger } from "../logger.js";
 import type { AuthTokenRecord, AuthTokenStore } from "../store/ports/auth-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
-import { invalidField, missingField, notFound } from "./errors.js";
+import { outdated } from "./credential-lifecycle.js";
+import { alreadyExists, invalidField, missingField, notFound, unauthenticated } from "./errors.js";
 import { hashSecret, randomToken, secretEquals } from "./secrets.js";
 import type { UserTokens } from "./user-tokens.js";
 import type { Users } from "./users.js";
@@ -42,6 +43,8 @@ export interface AuthenticationTokensDeps {
   config: Pick<Config, "authenticationTokenTtlSeconds">;
 }
 
+const credentialOutdated = () =>
+  unauthenticated("TOKEN_REVOKED", "the credential was issued before the user's last password change or deactivation");
 const tokenNotFound = () => notFound("TOKEN_NOT_FOUND", "authentication token not found (unknown, used or expired)");
 
 function checkShape(token: string): void {
@@ -61,8 +64,17 @@ function view(token: string, record: AuthTokenRecord): AuthenticationTokenView {
 export class AuthenticationTokens {
   constructor(private readonly deps: AuthenticationTokensDeps) {}
 
-  /** GET /api/authenticationtoken: a new token for the (already verified) calling user. */
-  async create(userId: string): Promise<AuthenticationTokenView> {
+  /**
+   * GET /api/authenticationtoken: a new token for the (already verified) calling credential. A
+   * credential issued under an outdated credential epoch (an access JWT from before a password
+   * change) gets none. The token records the epoch, and `notAfter` when the caller is a cookie
+   * session: the session its exchange starts ends no later than that one.
+   */
+  async create(caller: { userId: string; credentialEpoch: number; notAfter?: Date }): Promise<AuthenticationTokenView> {
+    const user = await this.deps.users.get(caller.userId);
+    if (user === null || !user.active) throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
+    if (user.credentialEpoch !== caller.credentialEpoch) throw credentialOutdated();
+    const userId = user.id;
     const token = randomToken(24);
     const createdAt = this.deps.clock.now();
     const record = await this.deps.authTokens.create({
@@ -70,6 +82,8 @@ export class AuthenticationTokens {
       userId,
       createdAt,
       expiresAt: new Date(createdAt.getTime() + this.deps.config.authenticationTokenTtlSeconds * 1000),
+      credentialEpoch: caller.credentialEpoch,
+      ...(caller.notAfter !== undefined && { notAfter: caller.notAfter }),
     });
     this.deps.logger.info("authentication token created", { userId });
     return view(token, record);
@@ -94,28 +108,45 @@ export class AuthenticationTokens {
   /**
    * GET /api/authenticationtoken/{token}/user: consumes the token (atomically, once) and starts
    * a cookie session for its user, unless `currentCookie` is already a valid session of that
-   * user. A deactivated user gets 404 like a dead token: no session for them.
+   * user (kept). When it is a live session of ANOTHER user, the exchange is refused
+   * (ALREADY_EXISTS, the token left unused, the cookie kept): a link must not silently log a
+   * browser in as someone else. A deactivated user, or a token made under an outdated credential
+   * epoch, gets 404 like a dead token: no session for them.
    */
   async exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {
     checkShape(token);
-    const record = await this.deps.authTokens.consume(hashSecret(token), this.deps.clock.now());
+    const hash = hashSecret(token);
+    const current = currentCookie !== undefined ? await this.liveSessionUser(currentCookie) : undefined;
+    if (current !== undefined) {
+      const peek = await this.deps.authTokens.findByHash(hash);
+      if (peek !== null && secretEquals(peek.hash, hash) && peek.userId !== current) {
+        throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
+      }
+    }
+    const record = await this.deps.authTokens.consume(hash, this.deps.clock.now());
     if (record === null) throw tokenNotFound();
     const user = await this.deps.users.get(record.userId);
-    if (user === null || !user.active) throw tokenNotFound();
-    if (currentCookie !== undefined && (await this.isSessionOf(currentCookie, user.id))) {
+    if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
+    if (current === user.id) {
       this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "kept" });
       return { user };
     }
-    const session = await this.deps.userTokens.startCookieSession(user.id);
+    if (current !== undefined) throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
+    const session = await this.deps.userTokens.startCookieSession(
+      { id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch },
+      record.notAfter,
+    );
+    if (session === null) throw tokenNotFound();
     this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "started" });
     return { user, cookie: { value: session.secret, maxAgeSeconds: session.maxAgeSeconds } };
   }
 
-  private async isSessionOf(cookie: string, userId: string): Promise<boolean> {
+  /** The user of a live cookie session; undefined for a stale, foreign or malformed cookie (replaced). */
+  private async liveSessionUser(cookie: string): Promise<string | undefined> {
     try {
-      return (await this.deps.userTokens.verifyCookie(cookie)).userId === userId;
+      return (await this.deps.userTokens.verifyCookie(cookie)).userId;
     } catch {
-      return false; // a stale or foreign cookie is simply replaced
+      return undefined;
     }
   }
 }

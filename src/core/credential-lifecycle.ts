@@ -8,9 +8,15 @@
 //   Short-lived access JWTs run out on their own (offline verifiers could not be told anyway).
 // - A deactivation ends everything: sessions, user tokens and cookie sessions, refresh tokens.
 //
-// Both cascades are idempotent, so repeating one finishes what an interrupted one left. A
-// per-user credential epoch would live here too: the moment before which every credential of
-// the user is refused, compared by issuedBeforePasswordChange's successor.
+// Both cascades are idempotent, so repeating one finishes what an interrupted one left.
+//
+// The cascades alone cannot end a credential whose login was in flight during the change (its
+// write lands after the sweep). The credential epoch closes that from both sides: the store
+// moves the user's epoch in the same write as the change (UserRecord.credentialEpoch); every
+// credential records the epoch of the user as its login read it; the issuer reads the user
+// again after writing the credential and withdraws it if the epoch moved (`credentialState`),
+// and every use refuses a credential whose epoch is no longer the user's (`outdated`). Nothing
+// caches the epoch: every check reads the user.
 import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
 import type { SessionStore } from "../store/ports/sessions.js";
 import type { UserTokenStore } from "../store/ports/user-tokens.js";
@@ -25,6 +31,28 @@ export interface CredentialLifecycleDeps {
 /** True when a credential issued at `issuedAt` predates the user's last password change: refuse it. */
 export function issuedBeforePasswordChange(issuedAt: Date, user: Pick<UserRecord, "passwordChangedAt">): boolean {
   return issuedAt.getTime() < user.passwordChangedAt.getTime();
+}
+
+/**
+ * True when a credential of an (active) user is outdated: issued under another credential epoch
+ * than the user's, or, for a record written before epochs existed, before the last password
+ * change.
+ */
+export function outdated(
+  credential: { credentialEpoch?: number | undefined },
+  issuedAt: Date,
+  user: Pick<UserRecord, "passwordChangedAt" | "credentialEpoch">,
+): boolean {
+  if (credential.credentialEpoch !== undefined) return credential.credentialEpoch !== user.credentialEpoch;
+  return issuedBeforePasswordChange(issuedAt, user);
+}
+
+/** Where a user stands against a credential epoch: still current, moved on (a password change), or deactivated. */
+export type CredentialState = "current" | "changed" | "deactivated";
+
+export function credentialStateOf(user: Pick<UserRecord, "active" | "credentialEpoch"> | null, epoch: number): CredentialState {
+  if (user === null || !user.active) return "deactivated";
+  return user.credentialEpoch === epoch ? "current" : "changed";
 }
 
 export class CredentialLifecycle {

@@ -65,12 +65,14 @@ export const Reasons = {
   SESSION_ENDED: "SESSION_ENDED",
   /** The session access token was issued to another client id. */
   WRONG_CLIENT: "WRONG_CLIENT",
-  /** The refresh token was just spent by a concurrent refresh (within the grace period); the session lives on. */
+  /** The refresh token was just spent by another refresh (within the grace period) made with another access token; the session lives on. */
   REFRESH_TOKEN_ALREADY_USED: "REFRESH_TOKEN_ALREADY_USED",
   /** A spent refresh token was presented again: it was copied, so its session has ended. */
   REFRESH_TOKEN_REUSED: "REFRESH_TOKEN_REUSED",
   /** The user is deactivated (told only to a caller who proved the password, or who holds a token). */
   USER_DEACTIVATED: "USER_DEACTIVATED",
+  /** The browser already holds a live session cookie of another user: it is kept; log out first. */
+  OTHER_USER_SESSION: "OTHER_USER_SESSION",
 
   // --- password logins
 
@@ -98,6 +100,8 @@ export const Reasons = {
   USER_NOT_FOUND: "USER_NOT_FOUND",
   /** No such token among those the caller may see or change (unknown, used, expired, revoked or another's). */
   TOKEN_NOT_FOUND: "TOKEN_NOT_FOUND",
+  /** No signing key with this kid (or it can no longer verify anything). */
+  KEY_NOT_FOUND: "KEY_NOT_FOUND",
   /** A symmetric algorithm (HS256) is in use: there is no public key to publish. */
   NO_PUBLIC_KEY: "NO_PUBLIC_KEY",
   /** The operation does not apply to this configuration (HS256 keys are not rotated through the API). */

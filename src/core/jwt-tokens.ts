@@ -6,10 +6,15 @@
 // the signature and `exp`: that is why access tokens are short-lived). Refresh tokens carry a
 // `jti` whose state lives in the store: revoked one by one (DELETE /refresh_token), all at
 // once on deactivation, and those issued before a password change are refused.
+//
+// Every token carries the user's credential epoch (`credential_epoch`, see
+// credential-lifecycle.ts) as the login read it. An access token from before a password change
+// still verifies until it expires (offline verifiers cannot be told anyway), but it mints
+// nothing: no refresh token, no further password change (nor, elsewhere, hand-off tokens).
 import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
-import { issuedBeforePasswordChange } from "./credential-lifecycle.js";
+import { issuedBeforePasswordChange, outdated } from "./credential-lifecycle.js";
 import { AuthError, invalidArgument, invalidField, permissionDenied, recode, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
@@ -39,12 +44,19 @@ export interface VerifiedAccessToken {
   readonly userId: string;
   readonly claims: JwtClaims;
   readonly authenticationMethod: AuthenticationMethod;
+  /** The credential epoch the token was issued under (-1: before the user's last password change, for a token without one). */
+  readonly credentialEpoch: number;
 }
+
+export const credentialEpochClaim = "credential_epoch";
+
+const credentialOutdated = () =>
+  unauthenticated("TOKEN_REVOKED", "the access token was issued before the user's last password change");
 
 export interface JwtTokensDeps {
   ring: Pick<KeyRing, "sign">;
   verifier: Pick<TokenVerifier, "verify">;
-  users: Pick<Users, "authenticate" | "noteLogin" | "get" | "getActive" | "create" | "changePassword" | "deactivate">;
+  users: Pick<Users, "authenticate" | "noteLogin" | "get" | "getActive" | "create" | "changePassword" | "deactivate" | "credentialState">;
   refreshTokens: JwtRefreshTokenStore;
   clock: Clock;
   issuer: string;
@@ -99,15 +111,20 @@ export class JwtTokens {
     const user = await this.deps.users.get(claims.sub);
     if (!user) throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
     if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
-    if (issuedBeforePasswordChange(record.issuedAt, user)) {
+    if (outdated(record, record.issuedAt, user)) {
       throw unauthenticated("TOKEN_REVOKED", "refresh token issued before the last password change");
     }
     return this.issueAccessToken(user, "refresh_token");
   }
 
-  /** A new refresh token for the (already authenticated) user. */
-  async issueRefreshToken(userId: string): Promise<string> {
+  /**
+   * A new refresh token for the (already authenticated) user, whose access token was issued
+   * under `credentialEpoch`: none when that is no longer the user's. The token is withdrawn at
+   * once when a change moved the epoch while it was being written.
+   */
+  async issueRefreshToken(userId: string, credentialEpoch: number): Promise<string> {
     const user = await this.deps.users.getActive(userId);
+    if (user.credentialEpoch !== credentialEpoch) throw credentialOutdated();
     const now = this.deps.clock.now();
     const jti = randomId();
     const ttl = this.deps.refreshTokenTtlSeconds;
@@ -116,7 +133,14 @@ export class JwtTokens {
       userId: user.id,
       issuedAt: now,
       expiresAt: new Date(now.getTime() + ttl * 1000),
+      credentialEpoch,
     });
+    const state = await this.deps.users.credentialState(user.id, credentialEpoch);
+    if (state !== "current") {
+      await this.deps.refreshTokens.revoke(jti, user.id, now);
+      if (state === "deactivated") throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
+      throw credentialOutdated();
+    }
     return this.deps.ring.sign({ ...this.baseClaims(user, now), token_type: refreshTokenType, jti }, ttl);
   }
 
@@ -134,9 +158,14 @@ export class JwtTokens {
     await this.deps.refreshTokens.revoke(claims.jti, userId, this.deps.clock.now());
   }
 
-  /** Changes the password; the credential lifecycle revokes every refresh token issued before it. */
-  async changePassword(userId: string, newPassword: string): Promise<void> {
+  /**
+   * Changes the password, for a caller whose access token was issued under the user's current
+   * credential epoch; the credential lifecycle revokes every refresh token issued before it.
+   */
+  async changePassword(userId: string, credentialEpoch: number, newPassword: string): Promise<void> {
     requireField("pass", newPassword);
+    const user = await this.deps.users.getActive(userId);
+    if (user.credentialEpoch !== credentialEpoch) throw credentialOutdated();
     await this.deps.users.changePassword(userId, newPassword, "pass");
   }
 
@@ -158,7 +187,18 @@ export class JwtTokens {
     if (method !== "password" && method !== "refresh_token") throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     const user = await this.deps.users.get(claims.sub);
     if (!user || !user.active) throw unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
-    return { userId: user.id, claims, authenticationMethod: method };
+    const epoch = claims[credentialEpochClaim];
+    let credentialEpoch: number;
+    if (epoch === undefined) {
+      // Issued before tokens carried the epoch: judged by its issue time.
+      const issuedAt = typeof claims.iat === "number" ? new Date(claims.iat * 1000) : new Date(0);
+      credentialEpoch = issuedBeforePasswordChange(issuedAt, user) ? -1 : user.credentialEpoch;
+    } else if (typeof epoch === "number" && Number.isSafeInteger(epoch)) {
+      credentialEpoch = epoch;
+    } else {
+      throw unauthenticated("INVALID_TOKEN", "invalid token claims");
+    }
+    return { userId: user.id, claims, authenticationMethod: method, credentialEpoch };
   }
 
   /**
@@ -186,7 +226,15 @@ export class JwtTokens {
 
   private baseClaims(user: UserRecord, now: Date): Record<string, unknown> {
     const seconds = Math.floor(now.getTime() / 1000);
-    return { user: user.login, sub: user.id, iss: this.deps.issuer, aud: this.deps.audience, iat: seconds, nbf: seconds };
+    return {
+      user: user.login,
+      sub: user.id,
+      iss: this.deps.issuer,
+      aud: this.deps.audience,
+      iat: seconds,
+      nbf: seconds,
+      [credentialEpochClaim]: user.credentialEpoch,
+    };
   }
 
   private async verifyRefreshToken(

@@ -1,13 +1,21 @@
-// The signing keys of every JWT Tessera issues: storage, generation, rotation, JWKS and PEM.
-// Asymmetric keys (EdDSA by default, or ES256) are made with jose and persisted in the signing
-// key store, so a restart and every other instance use the same ones: the unique generation
-// number decides which instance's key wins at start-up and at rotation. A rotated key keeps
-// verifying, and stays in the JWKS, until the longest-lived token it may have signed has
-// expired. HS256 uses TESSERA_JWT_SECRET and stores nothing.
+// The signing keys of every JWT Tessera issues: storage, generation, rotation, revocation, JWKS
+// and PEM. Asymmetric keys (EdDSA by default, or ES256) are made with jose and persisted in the
+// signing key store, so a restart and every other instance use the same ones: the unique
+// generation number decides which instance's key wins at start-up and at rotation.
 //
-// Instances learn about a rotation by re-reading the key list: at most every `reloadIntervalMs`
-// before signing, and at once (rate-limited) when a token names an unknown kid. Every time read
-// here is the injected clock's.
+// Keys are published before they sign. The highest generation is the NEXT key: in the JWKS, but
+// signing nothing. A rotation promotes it — it signs from max(now, published +
+// TESSERA_KEY_PUBLISH_SECONDS) — retires the key that signed until then, and publishes a new
+// next key. So every verifier that refreshes its copy of the JWKS at least as often as that
+// (the JWKS max-age is kept below it) knows a key before the first token it signs. A retired
+// key keeps verifying, and stays in the JWKS, until the longest-lived token it may have signed
+// has expired. A revoked key (emergency) verifies nothing, at once on the revoking instance and
+// within the 30 s reload interval on the others; revoking the signing key first promotes the
+// next key at once. HS256 uses TESSERA_JWT_SECRET and stores nothing.
+//
+// Instances learn about rotations and revocations by re-reading the key list: at most every
+// `reloadIntervalMs` before signing or verifying, and at once (rate-limited) when a token names
+// an unknown kid. Every time read here is the injected clock's.
 import {
   calculateJwkThumbprint,
   exportJWK,
@@ -22,13 +30,13 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/ports/signing-keys.js";
 import type { Clock } from "./clock.js";
-import { failedPrecondition, notFound } from "./errors.js";
+import { failedPrecondition, notFound, requireField } from "./errors.js";
 import { KeySealer } from "./key-sealing.js";
 
 export type SigningAlg = "EdDSA" | "ES256" | "HS256";
 
 export type KeysConfig = Pick<Config, "jwtAlg" | "jwtSecret" | "accessTokenTtlSeconds" | "refreshTokenTtlSeconds"> &
-  Partial<Pick<Config, "keyEncryptionKey">>;
+  Partial<Pick<Config, "keyEncryptionKey" | "keyPublishSeconds">>;
 
 /** What a verifier needs of one key. */
 export interface VerificationKey {
@@ -41,12 +49,18 @@ interface LoadedKey extends VerificationKey {
   generation: number;
   privateKey: CryptoKey | Uint8Array;
   publicJwk?: JWK;
+  createdAt?: Date;
+  activatedAt?: Date;
+  retiredAt?: Date;
   notAfter?: Date;
+  revokedAt?: Date;
 }
 
 const hs256Kid = "hs256";
-/** A key that is current when another instance rotates may sign for up to this long. */
-const reloadIntervalMs = 30_000;
+/** A key that is current when another instance rotates may sign for up to this long; a revoked key may verify on another instance for up to this long. */
+export const reloadIntervalMs = 30_000;
+/** The JWKS max-age ceiling (seconds). */
+const jwksMaxAgeCeiling = 300;
 const unknownKidReloadMs = 2_000;
 
 /** True when `interval` has passed since `since` — or the clock went back past it. */
@@ -98,6 +112,19 @@ export class KeyRing {
     return ring;
   }
 
+  /** Seconds a key is published before it may sign (TESSERA_KEY_PUBLISH_SECONDS). */
+  get publishSeconds(): number {
+    return this.config.keyPublishSeconds ?? 600;
+  }
+
+  /**
+   * How long verifiers may cache the JWKS (and the PEM): below the publication lead, less the
+   * reload interval in which another instance may not list a new next key yet; at most 300 s.
+   */
+  get jwksMaxAgeSeconds(): number {
+    return Math.max(0, Math.min(jwksMaxAgeCeiling, this.publishSeconds - reloadIntervalMs / 1000));
+  }
+
   /** Signs with the current key. `iat` defaults to now; `exp` is iat + expiresInSeconds. */
   async sign(payload: Record<string, unknown>, expiresInSeconds: number): Promise<string> {
     const key = await this.signingKey();
@@ -108,11 +135,12 @@ export class KeyRing {
   }
 
   /**
-   * The key `kid` names while it may still verify (not past its notAfter); undefined otherwise.
-   * An unknown kid re-reads the key list first (at most every 2 s): another instance may have
-   * rotated.
+   * The key `kid` names while it may still verify (not revoked, not past its notAfter); undefined
+   * otherwise. The key list is re-read when stale (every 30 s: revocations elsewhere), and at
+   * once for an unknown kid (at most every 2 s): another instance may have rotated.
    */
   async keyFor(kid: string): Promise<VerificationKey | undefined> {
+    if (this.alg !== "HS256") await this.reloadIfStale();
     let key = this.keys.get(kid);
     if (!key && this.alg !== "HS256") {
       const now = this.clock.now().getTime();
@@ -122,17 +150,23 @@ export class KeyRing {
         key = this.keys.get(kid);
       }
     }
+    if (key?.revokedAt) return undefined;
     if (key?.notAfter && key.notAfter.getTime() <= this.clock.now().getTime()) return undefined;
     return key;
   }
 
-  /** Public keys that may still verify a valid token, as JWKs with kid, alg and use. */
+  /** Whether `kid` names a key this instance knows to be revoked. */
+  isRevoked(kid: string): boolean {
+    return this.keys.get(kid)?.revokedAt !== undefined;
+  }
+
+  /** Public keys that may verify a valid token, and the published next key, as JWKs with kid, alg and use. */
   async jwks(): Promise<Array<Record<string, unknown>>> {
     if (this.alg === "HS256") return [];
     await this.reloadIfStale();
     const now = this.clock.now().getTime();
     return [...this.keys.values()]
-      .filter((k) => k.publicJwk && (k.notAfter === undefined || k.notAfter.getTime() > now))
+      .filter((k) => k.publicJwk && !k.revokedAt && (k.notAfter === undefined || k.notAfter.getTime() > now))
       .sort((a, b) => b.generation - a.generation)
       .map((k) => ({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: "sig" }));
   }
@@ -144,38 +178,126 @@ export class KeyRing {
     return exportSPKI(key.publicKey as CryptoKey);
   }
 
-  /** Makes a new key current; returns its kid. A concurrent rotation elsewhere wins: its kid is returned. */
+  /**
+   * Promotes the published next key (it signs from max(now, its publication +
+   * TESSERA_KEY_PUBLISH_SECONDS)) and publishes a new next key; returns the promoted kid. A
+   * concurrent rotation elsewhere wins: the key it promoted is returned.
+   */
   async rotate(): Promise<string> {
     if (this.alg === "HS256") {
       throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
     }
-    const previous = await this.store.current();
-    const next = await this.newKey((previous?.generation ?? 0) + 1);
-    const won = previous ? await this.store.rotate(next, this.retiredNotAfter()) : await this.store.insertGeneration(next);
-    if (won) this.logger.info("signing key rotated", { kid: next.kid, generation: next.generation });
+    const promoted = await this.advance("scheduled");
     await this.reload();
-    return this.current!.kid;
+    return promoted;
   }
 
-  private retiredNotAfter(): Date {
+  /**
+   * Emergency revocation: the key leaves the JWKS and verifies nothing from now on (on other
+   * instances within the reload interval). Revoking the signing key (or the one a rotation is
+   * about to make it) first promotes the next key, at once; revoking the next key publishes a
+   * new one. Revoking an already revoked key changes nothing.
+   */
+  async revoke(kid: string): Promise<{ kid: string; signingKid: string }> {
+    if (this.alg === "HS256") {
+      throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are revoked by changing TESSERA_JWT_SECRET");
+    }
+    requireField("kid", kid);
+    const now = this.clock.now();
+    let records = await this.store.list();
+    const target = records.find((r) => r.kid === kid);
+    if (!target) throw notFound("KEY_NOT_FOUND", "no signing key with this kid");
+    if (!target.revokedAt) {
+      const top = records.at(-1)!;
+      const signing = this.signerOf(records, now.getTime(), false);
+      const pending = records.filter((r) => r.generation < top.generation && !r.revokedAt && r.activatedAt.getTime() > now.getTime());
+      if (signing?.kid === kid || pending.some((r) => r.kid === kid)) await this.advance("now");
+      if (await this.store.revoke(kid, now)) this.logger.warn("signing key revoked", { kid, generation: target.generation });
+      records = await this.store.list();
+      if (records.at(-1)!.kid === kid) {
+        // The next key was revoked: publish another one.
+        const next = await this.newKey(records.at(-1)!.generation + 1);
+        await this.store.insertGeneration(next);
+      }
+    }
+    await this.reload();
+    return { kid, signingKid: (await this.signingKey()).kid };
+  }
+
+  /**
+   * Inserts a new next key and promotes the present one, retiring the key that signed. "scheduled":
+   * the promoted key signs from max(now, its publication + the lead); "now": at once. Returns
+   * the promoted kid (another instance's, when it rotated first).
+   */
+  private async advance(when: "scheduled" | "now"): Promise<string> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const records = await this.store.list();
+      const top = records.at(-1);
+      if (!top) {
+        await this.store.insertGeneration(await this.newKey(1));
+        continue;
+      }
+      if (top.alg !== this.alg || top.revokedAt) {
+        // The next key cannot be promoted (another algorithm, or revoked): publish one that can.
+        await this.store.insertGeneration(await this.newKey(top.generation + 1));
+        continue;
+      }
+      const now = this.clock.now().getTime();
+      const activatedAt = new Date(when === "now" ? now : Math.max(now, top.createdAt.getTime() + this.publishSeconds * 1000));
+      // The key that signs until then: the latest one below the next key not yet retired.
+      const retiring = records
+        .filter((r) => r.generation < top.generation && !r.revokedAt && (r.retiredAt === undefined || r.retiredAt.getTime() > now))
+        .at(-1);
+      const next = await this.newKey(top.generation + 1);
+      const won = await this.store.rotate(next, {
+        promote: { kid: top.kid, activatedAt },
+        ...(retiring && { retire: { kid: retiring.kid, retiredAt: activatedAt, notAfter: this.retiredNotAfter(activatedAt) } }),
+      });
+      if (won) {
+        this.logger.info("signing key rotated", { kid: top.kid, generation: top.generation, activatedAt: activatedAt.toISOString(), nextKid: next.kid });
+        return top.kid;
+      }
+      // Another instance rotated first: the key it promoted is the one below its new next key.
+      const after = await this.store.list();
+      const promoted = after.at(-2);
+      if (promoted && after.at(-1)!.generation === top.generation + 1) return promoted.kid;
+    }
+    throw new Error("signing key rotation did not settle");
+  }
+
+  private retiredNotAfter(retiredAt: Date): Date {
     // Every token the retired key signed expires within the longest token lifetime; add the
     // window in which other instances may still sign with it before they reload.
     const longest = Math.max(this.config.accessTokenTtlSeconds, this.config.refreshTokenTtlSeconds);
-    return new Date(this.clock.now().getTime() + longest * 1000 + reloadIntervalMs);
+    return new Date(retiredAt.getTime() + longest * 1000 + reloadIntervalMs);
   }
 
-  /** At start-up: use the stored current key, or store a first one (or a new one after an alg change). */
+  /**
+   * The key that signs at `now`: the highest generation below the next key, of the configured
+   * algorithm, not revoked, activated, not yet retired. `orBelowTop`: also the promoted key
+   * not yet activated, when nothing else may sign (never in practice: the retiring key signs
+   * until the promoted one starts).
+   */
+  private signerOf<K extends { kid: string; alg: string; generation: number; activatedAt?: Date; retiredAt?: Date; revokedAt?: Date }>(
+    keys: readonly K[],
+    now: number,
+    orBelowTop: boolean,
+  ): K | undefined {
+    const sorted = [...keys].sort((a, b) => a.generation - b.generation);
+    const top = sorted.at(-1);
+    if (!top) return undefined;
+    const below = sorted.filter((k) => k.generation < top.generation && k.alg === this.alg && !k.revokedAt);
+    const signing = below.filter((k) => (k.activatedAt?.getTime() ?? 0) <= now && (k.retiredAt === undefined || k.retiredAt.getTime() > now)).at(-1);
+    return signing ?? (orBelowTop ? below.filter((k) => k.retiredAt === undefined).at(-1) : undefined);
+  }
+
+  /** At start-up: make sure there is a signing key and a published next key (promoting at once when there is no signing key yet). */
   private async ensureCurrent(): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const stored = await this.store.current();
-      if (stored && stored.alg === this.alg) break;
-      const next = await this.newKey((stored?.generation ?? 0) + 1);
-      const won = stored ? await this.store.rotate(next, this.retiredNotAfter()) : await this.store.insertGeneration(next);
-      if (won) {
-        this.logger.info("signing key created", { kid: next.kid, alg: next.alg, generation: next.generation });
-        break;
-      }
-      // Another instance stored this generation first: read again and use theirs.
+      const records = await this.store.list();
+      if (this.signerOf(records, this.clock.now().getTime(), false)) break;
+      // No key yet, a single key from before next keys existed, or an algorithm change.
+      await this.advance("now");
     }
     await this.reload();
     if (!this.current) throw new Error("no signing key could be stored");
@@ -195,13 +317,21 @@ export class KeyRing {
       publicJwk: JSON.stringify(publicJwk),
       generation,
       createdAt: now,
-      activatedAt: now,
+      // The earliest it may sign; the rotation that promotes it sets the real time.
+      activatedAt: new Date(now.getTime() + this.publishSeconds * 1000),
     };
   }
 
   private async signingKey(): Promise<LoadedKey> {
-    if (this.alg !== "HS256") await this.reloadIfStale();
-    return this.current!;
+    if (this.alg === "HS256") return this.current!;
+    await this.reloadIfStale();
+    let key = this.signerOf([...this.keys.values()], this.clock.now().getTime(), true);
+    if (!key) {
+      await this.reload();
+      key = this.signerOf([...this.keys.values()], this.clock.now().getTime(), true);
+    }
+    if (!key) throw new Error("no signing key");
+    return key;
   }
 
   private async reloadIfStale(): Promise<void> {
@@ -220,13 +350,23 @@ export class KeyRing {
     const records = await this.store.list();
     const next = new Map<string, LoadedKey>();
     for (const r of records) {
-      const loaded = this.keys.get(r.kid);
-      next.set(r.kid, loaded ? { ...loaded, ...(r.notAfter && { notAfter: r.notAfter }) } : await this.load(r));
+      const loaded = this.keys.get(r.kid) ?? (await this.load(r));
+      next.set(r.kid, { ...loaded, ...this.times(r) });
     }
     this.keys = next;
-    const top = records.at(-1);
-    this.current = top ? next.get(top.kid) : undefined;
+    this.current = this.signerOf([...next.values()], this.clock.now().getTime(), true);
     this.loadedAt = this.clock.now().getTime();
+  }
+
+  /** The fields of a key that change after it is stored. */
+  private times(r: SigningKeyRecord): Pick<LoadedKey, "createdAt" | "activatedAt" | "retiredAt" | "notAfter" | "revokedAt"> {
+    return {
+      createdAt: r.createdAt,
+      activatedAt: r.activatedAt,
+      ...(r.retiredAt && { retiredAt: r.retiredAt }),
+      ...(r.notAfter && { notAfter: r.notAfter }),
+      ...(r.revokedAt && { revokedAt: r.revokedAt }),
+    };
   }
 
   private async load(r: SigningKeyRecord): Promise<LoadedKey> {
@@ -240,7 +380,7 @@ export class KeyRing {
       publicKey: (await importJWK(publicJwk, alg)) as CryptoKey,
       privateKey: (await importJWK(privateJwk, alg)) as CryptoKey,
       publicJwk,
-      ...(r.notAfter && { notAfter: r.notAfter }),
+      ...this.times(r),
     };
   }
 }

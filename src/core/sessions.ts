@@ -3,18 +3,27 @@
 // Every check reads the store, so ending a session takes effect on every instance at once.
 //
 // Refresh rotation: the presented refresh token is spent with an atomic compare-and-set
-// (store.refreshTokens.spend); exactly one caller wins and gets the new pair. A refresh token
-// presented again after it was spent means it was copied: the whole session ends (reuse
-// detection) — except within `refreshGraceSeconds` of the spend, when it is most likely a
-// concurrent refresh from another tab of the same client, which gets a plain 401 instead.
+// (store.refreshTokens.spend), which stores the new pair with the spend, sealed under a key
+// derived from the presented refresh token and access token's jti (refresh-sealing.ts): exactly
+// one caller's pair is kept. A refresh is retry-safe: within `refreshGraceSeconds` of the
+// spend, the same refresh token with the same (now superseded) access token answers that same
+// pair again — a retry after a lost answer, or a concurrent duplicate, which also finishes the
+// refresh if its first caller stopped half-way (the child refresh token stored, the session's
+// jti moved on; both steps are idempotent). The spent token with another access token within
+// the window gets a plain 401; after it, a spent refresh token presented again means it was
+// copied: the whole session ends (reuse detection).
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
 import type { Clock } from "./clock.js";
-import { AuthError, invalidField, missingField, requireField, unauthenticated } from "./errors.js";
+import { outdated } from "./credential-lifecycle.js";
+import { AuthError, invalidField, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
+import { openChild, sealChild, type ChildPair } from "./refresh-sealing.js";
 import { hashSecret, randomId, randomToken } from "./secrets.js";
+import { DuplicateError } from "../store/ports/errors.js";
+import type { UserRecord } from "../store/ports/users.js";
 import type { Users } from "./users.js";
 
 export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer" | "lastUsedIntervalSeconds">;
@@ -44,6 +53,8 @@ export interface SessionAccess {
   clientId: string;
   jti: string;
   expiresAt: Date;
+  /** The user's credential epoch, which the session was checked against. */
+  credentialEpoch: number;
 }
 
 const sessionEnded = () => unauthenticated("SESSION_ENDED", "the session has ended");
@@ -53,7 +64,7 @@ const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refr
 export class Sessions {
   private readonly sessions: SessionStore;
   private readonly refreshTokens: RefreshTokenStore;
-  private readonly users: Pick<Users, "authenticate" | "noteLogin">;
+  private readonly users: Pick<Users, "authenticate" | "noteLogin" | "get" | "credentialState">;
   private readonly ring: Pick<KeyRing, "sign">;
   private readonly verifier: Pick<TokenVerifier, "verify">;
   private readonly clock: Clock;
@@ -63,7 +74,7 @@ export class Sessions {
   constructor(deps: {
     sessions: SessionStore;
     refreshTokens: RefreshTokenStore;
-    users: Pick<Users, "authenticate" | "noteLogin">;
+    users: Pick<Users, "authenticate" | "noteLogin" | "get" | "credentialState">;
     ring: Pick<KeyRing, "sign">;
     verifier: Pick<TokenVerifier, "verify">;
     clock: Clock;
@@ -90,17 +101,35 @@ export class Sessions {
     requireField("email", input.email);
     requireField("password", input.password);
     const user = await this.users.authenticate(input.email, input.password, "email", input.clientAddress);
-    const [pair] = await Promise.all([this.start(user.id, input.clientId), this.users.noteLogin(user, this.config.lastUsedIntervalSeconds)]);
+    const [pair] = await Promise.all([this.start(user, input.clientId), this.users.noteLogin(user, this.config.lastUsedIntervalSeconds)]);
     return pair;
   }
 
-  /** Starts a session for an authenticated user, bound to `clientId`. */
-  async start(userId: string, clientId: string): Promise<TokenPair> {
+  /**
+   * Starts a session for an authenticated user (as the login read it), bound to `clientId`. The
+   * session records the user's credential epoch; when a password change or a deactivation
+   * moved it while the login was in flight, the session is ended again and the login refused.
+   */
+  async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {
     const now = this.clock.now();
     const sessionId = randomId();
     const jti = randomId();
     const expiresAt = new Date(now.getTime() + this.config.refreshTokenTtlSeconds * 1000);
-    const session = await this.sessions.create({ id: sessionId, userId, clientId, accessJti: jti, createdAt: now, expiresAt });
+    const session = await this.sessions.create({
+      id: sessionId,
+      userId: user.id,
+      clientId,
+      accessJti: jti,
+      createdAt: now,
+      expiresAt,
+      credentialEpoch: user.credentialEpoch,
+    });
+    const state = await this.users.credentialState(user.id, user.credentialEpoch);
+    if (state !== "current") {
+      await this.end(session.id);
+      if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+      throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
+    }
     const refreshToken = await this.issueRefreshToken(session, now);
     return { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
   }
@@ -123,10 +152,10 @@ export class Sessions {
     if (typeof sub !== "string" || typeof sid !== "string" || typeof jti !== "string" || typeof exp !== "number") {
       throw unauthenticated("WRONG_TOKEN_TYPE", "not a session access token");
     }
-    const session = await this.liveSession(sid);
+    const { session, user } = await this.liveSession(sid, sub);
     if (session.clientId !== clientId || session.userId !== sub) throw unauthenticated("WRONG_CLIENT", "token issued for another client");
     if (!allowExpired && session.accessJti !== jti) throw notMostRecent();
-    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000) };
+    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000), credentialEpoch: user.credentialEpoch };
   }
 
   /** Seconds left on the verified access token (0 when expired). */
@@ -141,20 +170,25 @@ export class Sessions {
     const record = await this.refreshTokens.findByHash(hash);
     // A token of another session is refused without touching it.
     if (!record || record.sessionId !== access.sessionId) throw unknownRefreshToken();
-    if (record.spentAt) return this.spentTokenPresented(record);
+    if (record.spentAt) return this.spentTokenPresented(record, refreshToken, access);
     const now = this.clock.now();
     if (record.expiresAt.getTime() <= now.getTime()) throw unauthenticated("TOKEN_EXPIRED", "refresh token expired");
-    const session = await this.liveSession(access.sessionId);
-    if (session.accessJti !== access.jti) throw notMostRecent();
+    const { session } = await this.liveSession(access.sessionId, access.userId);
+    if (session.accessJti !== access.jti) {
+      // A concurrent duplicate may have spent the token (and moved the jti on) since it was read.
+      const again = await this.refreshTokens.findByHash(hash);
+      if (again?.spentAt) return this.spentTokenPresented(again, refreshToken, access);
+      throw notMostRecent();
+    }
 
-    const before = await this.refreshTokens.spend(hash, now);
-    if (!before) throw unknownRefreshToken();
-    if (before.spentAt) return this.spentTokenPresented(before); // lost the race to a concurrent refresh
-
+    // The new pair is made first and stored (sealed) with the spend, so that every caller of
+    // this refresh — this one, a concurrent duplicate, a retry — answers the same pair.
     const jti = randomId();
-    const next = await this.issueRefreshToken(session, now);
-    if (!(await this.sessions.setAccessJti(session.id, access.jti, jti))) throw sessionEnded();
-    return { accessToken: await this.signAccess(session, jti), refreshToken: next, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
+    const child: ChildPair = { accessToken: await this.signAccess(session, jti), refreshToken: randomToken(32), jti };
+    const before = await this.refreshTokens.spend(hash, now, sealChild(child, refreshToken, hash, access.jti));
+    if (!before) throw unknownRefreshToken();
+    if (before.spentAt) return this.spentTokenPresented(before, refreshToken, access); // a concurrent refresh won
+    return this.complete(session, access.jti, child);
   }
 
   /** Ends the session: every access and refresh token of it is refused from now on. */
@@ -163,9 +197,33 @@ export class Sessions {
     await this.refreshTokens.deleteBySession(sessionId);
   }
 
-  private async spentTokenPresented(record: RefreshTokenRecord): Promise<never> {
+  /**
+   * The refresh's last steps, idempotent: the child refresh token stored (a duplicate is one a
+   * concurrent caller of the same refresh stored), the session's jti moved from the parent's
+   * to the child's (or already moved by that caller).
+   */
+  private async complete(session: SessionRecord, parentJti: string, child: ChildPair): Promise<TokenPair> {
+    try {
+      await this.refreshTokens.insert({ hash: hashSecret(child.refreshToken), sessionId: session.id, createdAt: this.clock.now(), expiresAt: session.expiresAt });
+    } catch (e) {
+      if (!(e instanceof DuplicateError)) throw e;
+    }
+    if (!(await this.sessions.setAccessJti(session.id, parentJti, child.jti))) {
+      const now = await this.sessions.findById(session.id);
+      if (!now || now.endedAt || now.accessJti !== child.jti) throw sessionEnded();
+    }
+    return { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
+  }
+
+  private async spentTokenPresented(record: RefreshTokenRecord, refreshToken: string, access: SessionAccess): Promise<TokenPair> {
     const sinceSpent = this.clock.now().getTime() - record.spentAt!.getTime();
     if (sinceSpent <= this.config.refreshGraceSeconds * 1000) {
+      // The same refresh again (same refresh token, same access token): the same answer.
+      const child = record.child === undefined ? undefined : openChild(record.child, refreshToken, record.hash, access.jti);
+      if (child !== undefined) {
+        const { session } = await this.liveSession(record.sessionId, access.userId);
+        if (session.accessJti === access.jti || session.accessJti === child.jti) return this.complete(session, access.jti, child);
+      }
       throw unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");
     }
     this.logger.warn("refresh token reuse: ending session", { sessionId: record.sessionId });
@@ -173,13 +231,19 @@ export class Sessions {
     throw unauthenticated("REFRESH_TOKEN_REUSED", "refresh token reuse detected: the session has ended");
   }
 
-  private async liveSession(sessionId: string): Promise<SessionRecord> {
-    const session = await this.sessions.findById(sessionId);
+  /**
+   * The session, unended and unexpired, of an active user whose credential epoch is still the
+   * one the session was started under (the user is read with the session, in parallel).
+   */
+  private async liveSession(sessionId: string, userId: string): Promise<{ session: SessionRecord; user: UserRecord }> {
+    const [session, user] = await Promise.all([this.sessions.findById(sessionId), this.users.get(userId)]);
     if (!session || session.endedAt || session.expiresAt.getTime() <= this.clock.now().getTime()) throw sessionEnded();
-    return session;
+    if (!user || !user.active || outdated(session, session.createdAt, user)) throw sessionEnded();
+    return { session, user };
   }
 
   private async issueRefreshToken(session: SessionRecord, now: Date): Promise<string> {
+    // (The first refresh token of a session; later ones are made by `refresh`.)
     const token = randomToken(32);
     // A session has an absolute lifetime; no refresh token outlives it.
     await this.refreshTokens.insert({ hash: hashSecret(token), sessionId: session.id, createdAt: now, expiresAt: session.expiresAt });

@@ -15,9 +15,11 @@
 // Tokens that verified are remembered (by their exact text, with the issuer and audience they
 // verified for), so a token presented again skips the signature work, which is most of a
 // check's cost. An entry lives until the token's exp; a hit whose nbf is ahead of the clock
-// (it can move back) is treated as a miss, so jose decides every time failure. Nothing else
-// about a token can become invalid before it expires: a retired key keeps verifying until every
-// token it signed has expired. Revocation and user state are the callers' to check on every use.
+// (it can move back) is treated as a miss, so jose decides every time failure. Besides expiry,
+// a token becomes invalid when its key is revoked: a hit asks the ring for the key again (a map
+// lookup; the ring re-reads the key list every 30 s), so a revoked key's tokens fail at once on
+// the revoking instance and within that interval on the others. Token revocation and user state
+// are the callers' to check on every use.
 import { createHmac, createSecretKey, KeyObject, timingSafeEqual, verify as verifySignature } from "node:crypto";
 import { decodeProtectedHeader, errors, UnsecuredJWT, type CryptoKey, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import type { Clock } from "./clock.js";
@@ -54,7 +56,7 @@ interface ParsedToken {
 }
 
 export interface TokenVerifierDeps {
-  ring: Pick<KeyRing, "keyFor" | "algorithms">;
+  ring: Pick<KeyRing, "keyFor" | "algorithms"> & Partial<Pick<KeyRing, "isRevoked">>;
   clock: Clock;
   /** How many verified tokens to remember (0: none); default DEFAULT_VERIFIED_CACHE_ENTRIES. */
   cacheEntries?: number;
@@ -63,7 +65,7 @@ export interface TokenVerifierDeps {
 export class TokenVerifier {
   private readonly ring: TokenVerifierDeps["ring"];
   private readonly clock: Clock;
-  private readonly verified: Lru<string, VerifiedPayload>;
+  private readonly verified: Lru<string, { claims: VerifiedPayload; kid: string }>;
 
   constructor(deps: TokenVerifierDeps) {
     this.ring = deps.ring;
@@ -81,12 +83,16 @@ export class TokenVerifier {
     const now = this.clock.now();
     // Length-prefixed, so no issuer/audience pair can be spelled as another.
     const cacheKey = `${opts.issuer?.length ?? -1}:${opts.issuer ?? ""}${opts.audience?.length ?? -1}:${opts.audience ?? ""}${token}`;
-    const cached = this.verified.get(cacheKey, now.getTime());
-    if (cached !== undefined && !(typeof cached.nbf === "number" && cached.nbf > Math.floor(now.getTime() / 1000))) return cached;
+    const hit = this.verified.get(cacheKey, now.getTime());
+    if (hit !== undefined && !(typeof hit.claims.nbf === "number" && hit.claims.nbf > Math.floor(now.getTime() / 1000))) {
+      if ((await this.ring.keyFor(hit.kid)) !== undefined) return hit.claims;
+    }
 
     let payload: JWTPayload;
+    let kid: string;
     try {
       const parsed = this.parse(token);
+      kid = parsed.header.kid;
       const key = await this.keyFor(parsed.header);
       if (!signatureMatches(key, parsed.signingInput, parsed.signature)) throw unauthenticated("INVALID_TOKEN", "invalid token signature");
       ({ payload } = UnsecuredJWT.decode(`${unsecuredHeader}.${parsed.payload}.`, {
@@ -103,7 +109,7 @@ export class TokenVerifier {
       throw refusal(e);
     }
     const claims = Object.freeze(payload) as VerifiedPayload;
-    this.verified.set(cacheKey, claims, now.getTime(), claims.exp * 1000);
+    this.verified.set(cacheKey, { claims, kid }, now.getTime(), claims.exp * 1000);
     return claims;
   }
 
@@ -129,7 +135,7 @@ export class TokenVerifier {
   private async keyFor(header: ParsedToken["header"]): Promise<VerificationKey> {
     if (!this.ring.algorithms.includes(header.alg as SigningAlg)) throw unexpectedAlgorithm();
     const key = await this.ring.keyFor(header.kid);
-    if (!key) throw unauthenticated("INVALID_TOKEN", "token signed by an unknown key");
+    if (!key) throw unauthenticated("INVALID_TOKEN", this.ring.isRevoked?.(header.kid) ? "token signed by a revoked key" : "token signed by an unknown key");
     // The algorithm comes from our key record, never from the token: no alg confusion.
     if (header.alg !== key.alg) throw unexpectedAlgorithm();
     return key;

@@ -11,8 +11,8 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { UserTokenRecord, UserTokenStore } from "../store/ports/user-tokens.js";
 import type { Clock } from "./clock.js";
-import { issuedBeforePasswordChange } from "./credential-lifecycle.js";
-import { invalidField, unauthenticated, type Reason } from "./errors.js";
+import { outdated } from "./credential-lifecycle.js";
+import { invalidField, permissionDenied, unauthenticated, type Reason } from "./errors.js";
 import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, randomToken, secretEquals } from "./secrets.js";
 import type { Users } from "./users.js";
@@ -37,7 +37,7 @@ const basicLogin = { field: "authorization", label: "the Basic login" };
 
 export interface UserTokensDeps {
   userTokens: UserTokenStore;
-  users: Pick<Users, "authenticate" | "get" | "bumpLastLogin">;
+  users: Pick<Users, "authenticate" | "get" | "bumpLastLogin" | "credentialState">;
   clock: Clock;
   logger: Logger;
   config: Pick<Config, "lastUsedIntervalSeconds" | "sessionCookieTtlSeconds">;
@@ -83,7 +83,15 @@ export class UserTokens {
       ...(note !== undefined && { note }),
       ...(expiresAt !== undefined && { expiresAt }),
       createdAt: this.deps.clock.now(),
+      credentialEpoch: user.credentialEpoch,
     });
+    // A password change or deactivation while the login was in flight: withdraw the token.
+    const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
+    if (state !== "current") {
+      await this.deps.userTokens.disable(token.id);
+      if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+      throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
+    }
     this.deps.logger.info("user token created", { userId: user.id, credentialId: token.id });
     return { secret, token };
   }
@@ -98,20 +106,37 @@ export class UserTokens {
     return this.check(secret, "cookie");
   }
 
-  /** A new cookie session for the user (seed 003's exchange); the secret is the cookie value. */
-  async startCookieSession(userId: string): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number }> {
-    const maxAgeSeconds = this.deps.config.sessionCookieTtlSeconds;
+  /**
+   * A new cookie session for the user (seed 003's exchange); the secret is the cookie value. It
+   * lasts TESSERA_SESSION_COOKIE_TTL_SECONDS, but never past `notAfter` (the end of the cookie
+   * session the exchanged token was made from). It records `credentialEpoch` (the one the
+   * exchanged token was made under); null when the user's epoch moved meanwhile (the new
+   * session is then withdrawn at once) or nothing of the lifetime is left.
+   */
+  async startCookieSession(
+    user: { id: string; credentialEpoch: number },
+    notAfter?: Date,
+  ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
     const now = this.deps.clock.now();
+    let expiresAt = now.getTime() + this.deps.config.sessionCookieTtlSeconds * 1000;
+    if (notAfter !== undefined) expiresAt = Math.min(expiresAt, notAfter.getTime());
+    const maxAgeSeconds = Math.floor((expiresAt - now.getTime()) / 1000);
+    if (maxAgeSeconds <= 0) return null;
     const secret = randomToken(32);
     const token = await this.deps.userTokens.create({
       id: randomId(),
       hash: hashSecret(secret),
-      userId,
+      userId: user.id,
       note: COOKIE_SESSION_NOTE,
       expiresAt: new Date(now.getTime() + maxAgeSeconds * 1000),
       createdAt: now,
+      credentialEpoch: user.credentialEpoch,
     });
-    this.deps.logger.info("cookie session started", { userId, credentialId: token.id });
+    if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current") {
+      await this.deps.userTokens.disable(token.id);
+      return null;
+    }
+    this.deps.logger.info("cookie session started", { userId: user.id, credentialId: token.id });
     return { secret, token, maxAgeSeconds };
   }
 
@@ -129,6 +154,12 @@ export class UserTokens {
     this.deps.logger.info("user token logged out", { credentialId: tokenId });
   }
 
+  /** POST /auth/logout with the session cookie: ends the cookie session (as `logout` does a token). */
+  async endCookieSession(sessionId: string): Promise<void> {
+    if (!(await this.deps.userTokens.disable(sessionId))) throw refused("TOKEN_REVOKED", "session cookie is disabled");
+    this.deps.logger.info("cookie session ended", { credentialId: sessionId });
+  }
+
   private async check(secret: string, kind: UserTokenKind): Promise<UserTokenRecord> {
     const shape = kind === "bearer" ? BEARER_SHAPE : COOKIE_SHAPE;
     const what = kind === "bearer" ? "user token" : "session cookie";
@@ -143,9 +174,10 @@ export class UserTokens {
     if (token.expiresAt !== undefined && token.expiresAt.getTime() <= now.getTime()) throw refused("TOKEN_EXPIRED", `${what} has expired`);
     const user = await this.deps.users.get(token.userId);
     if (user === null || !user.active) throw refused("USER_DEACTIVATED", `the ${what}'s user does not exist or is deactivated`);
-    if (issuedBeforePasswordChange(token.createdAt, user)) throw refused("TOKEN_REVOKED", `${what} predates a password change`);
+    if (outdated(token, token.createdAt, user)) throw refused("TOKEN_REVOKED", `${what} predates a password change`);
     await this.recordUse(token, now);
-    return token;
+    // Checked against the user's epoch just now: the token stands for the current one.
+    return { ...token, credentialEpoch: user.credentialEpoch };
   }
 
   /**

@@ -7,7 +7,7 @@ import type { Logger } from "../logger.js";
 import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord, UserStore } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
-import type { CredentialLifecycle } from "./credential-lifecycle.js";
+import { credentialStateOf, type CredentialLifecycle, type CredentialState } from "./credential-lifecycle.js";
 import { AuthError, alreadyExists, notFound, permissionDenied, requireField, unauthenticated } from "./errors.js";
 import { checkLoginText, defaultField, loginKey, parseLogin, type LoginKind, type LoginSource } from "./login-name.js";
 import type { Attempt, LoginThrottle } from "./login-throttle.js";
@@ -149,6 +149,14 @@ export class Users {
 
   get(id: string): Promise<UserRecord | null> {
     return this.users.findById(id);
+  }
+
+  /**
+   * Re-reads the user after a credential issued under `epoch` was written: "current" when it
+   * still stands, otherwise the issuer withdraws it (a change or deactivation raced the login).
+   */
+  async credentialState(id: string, epoch: number): Promise<CredentialState> {
+    return credentialStateOf(await this.users.findById(id), epoch);
   }
 
   async getActive(id: string): Promise<UserRecord> {

@@ -85,7 +85,7 @@ export function securityOf(rule: AccessRule, httpMethod: string, tokenArgument: 
       case Credential.API_TOKEN:
         return [only("apiToken")];
       case Credential.USER_TOKEN:
-        return [only("userToken")];
+        return [only("userToken"), ...(rule.sessionCookie ? [only("sessionCookie")] : [])];
       case Credential.USER:
         // The cookie is accepted on safe methods only.
         return [session, only("userToken"), only("jwtAccessToken"), ...(httpMethod === "GET" ? [only("sessionCookie")] : [])];

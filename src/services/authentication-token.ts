@@ -16,7 +16,13 @@ function toMessage(t: AuthenticationTokenView) {
 export function authenticationTokenService(authTokens: Pick<AuthenticationTokens, "create" | "get" | "exchange">): ServiceBinding {
   return bind(AuthenticationTokenService, {
     async createToken(_req, ctx) {
-      const token = await authTokens.create(requirePrincipal(ctx, ...userPrincipalKinds).userId);
+      const caller = requirePrincipal(ctx, ...userPrincipalKinds);
+      const token = await authTokens.create({
+        userId: caller.userId,
+        credentialEpoch: caller.credentialEpoch,
+        // From a cookie session: the session the exchange starts ends no later than this one.
+        ...(caller.kind === "cookie" && { notAfter: caller.expiresAt }),
+      });
       return { token: toMessage(token) };
     },
 

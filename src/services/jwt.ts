@@ -20,7 +20,7 @@ function text(value: string): HttpBody {
 
 export function jwtService(
   jwt: Pick<JwtTokens, "getToken" | "check" | "issueRefreshToken" | "revokeRefreshToken" | "createUser" | "changePassword" | "deleteUser">,
-  keyRing: Pick<KeyRing, "publicKeyPem">,
+  keyRing: Pick<KeyRing, "publicKeyPem" | "jwksMaxAgeSeconds">,
 ): ServiceBinding {
   return bind(JwtService, {
     async getToken(req, ctx) {
@@ -34,12 +34,13 @@ export function jwtService(
     async getPublicKey(_req, ctx) {
       const pem = await keyRing.publicKeyPem();
       // As cacheable as the JWKS (key.ts); set once there is a key (an error is never cached).
-      ctx.responseHeader.set("cache-control", "public, max-age=300");
+      ctx.responseHeader.set("cache-control", `public, max-age=${keyRing.jwksMaxAgeSeconds}`);
       return { body: text(pem) };
     },
 
     async getRefreshToken(_req, ctx) {
-      return { body: text(await jwt.issueRefreshToken(requirePrincipal(ctx, "jwt").userId)) };
+      const caller = requirePrincipal(ctx, "jwt");
+      return { body: text(await jwt.issueRefreshToken(caller.userId, caller.credentialEpoch)) };
     },
 
     async deleteRefreshToken(req, ctx) {
@@ -53,7 +54,8 @@ export function jwtService(
     },
 
     async changePassword(req, ctx) {
-      await jwt.changePassword(requirePrincipal(ctx, "jwt").userId, req.pass);
+      const caller = requirePrincipal(ctx, "jwt");
+      await jwt.changePassword(caller.userId, caller.credentialEpoch, req.pass);
       return {};
     },
 

@@ -1,5 +1,5 @@
 // KeyService: the public JWKS for offline verification, the OpenID Connect discovery document
-// that points to it, and admin key rotation.
+// that points to it, and admin key rotation and revocation.
 import type { JsonObject } from "@bufbuild/protobuf";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import { secureKey } from "../access/context.js";
@@ -15,13 +15,18 @@ export interface DiscoveryConfig {
   publicUrl: string | undefined;
 }
 
-export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate" | "alg">, discovery: DiscoveryConfig, audit?: Pick<AuditTrail, "record">): ServiceBinding {
+export function keyService(
+  keyRing: Pick<KeyRing, "jwks" | "rotate" | "revoke" | "alg" | "jwksMaxAgeSeconds">,
+  discovery: DiscoveryConfig,
+  audit?: Pick<AuditTrail, "record">,
+): ServiceBinding {
   return bind(KeyService, {
     async getJwks(_req, ctx) {
-      // Verifiers may cache for 5 minutes: a rotated-in key signs only after other instances
-      // reload (30 s), and a retired key stays listed long after that.
+      // Verifiers may cache it for less than a key is published before it signs (the ring's
+      // jwksMaxAgeSeconds), so they always know the signing key; a retired key stays listed
+      // until its tokens have expired.
       const keys = (await keyRing.jwks()) as JsonObject[];
-      ctx.responseHeader.set("cache-control", "public, max-age=300");
+      ctx.responseHeader.set("cache-control", `public, max-age=${keyRing.jwksMaxAgeSeconds}`);
       return { keys };
     },
 
@@ -36,6 +41,12 @@ export function keyService(keyRing: Pick<KeyRing, "jwks" | "rotate" | "alg">, di
       const kid = await keyRing.rotate();
       await audit?.record({ type: "key.rotated", outcome: "success", subject: kid });
       return { kid };
+    },
+
+    async revokeKey(req) {
+      const { kid, signingKid } = await keyRing.revoke(req.kid);
+      await audit?.record({ type: "key.revoked", outcome: "success", subject: kid });
+      return { kid, signingKid };
     },
   });
 }

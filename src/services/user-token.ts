@@ -4,10 +4,11 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { clientAddressKey, requirePrincipal } from "../access/context.js";
+import { issueSessionCookie } from "../access/session-cookie.js";
 import type { UserTokens } from "../core/user-tokens.js";
 import { bind, type ServiceBinding } from "./binding.js";
 
-export function userTokenService(userTokens: Pick<UserTokens, "login" | "bump" | "logout">): ServiceBinding {
+export function userTokenService(userTokens: Pick<UserTokens, "login" | "bump" | "logout" | "endCookieSession">): ServiceBinding {
   return bind(UserTokenService, {
     async login(req, ctx) {
       const { login, password } = requirePrincipal(ctx, "basic");
@@ -35,7 +36,13 @@ export function userTokenService(userTokens: Pick<UserTokens, "login" | "bump" |
     },
 
     async logout(_req, ctx) {
-      await userTokens.logout(requirePrincipal(ctx, "user_token").tokenId);
+      const caller = requirePrincipal(ctx, "user_token", "cookie");
+      if (caller.kind === "cookie") {
+        await userTokens.endCookieSession(caller.sessionId);
+        issueSessionCookie(ctx.values, { value: "", maxAgeSeconds: 0 });
+      } else {
+        await userTokens.logout(caller.tokenId);
+      }
       return { success: true };
     },
   });

@@ -22,15 +22,22 @@ export function credentialVerifiers(core: {
     },
     async userToken(secret) {
       const token = await core.userTokens.verify(secret);
-      return { kind: "user_token", userId: token.userId, tokenId: token.id };
+      return { kind: "user_token", userId: token.userId, tokenId: token.id, credentialEpoch: token.credentialEpoch ?? -1 };
     },
     async jwt(token) {
       const v = await core.jwt.verifyAccessToken(token);
-      return { kind: "jwt", userId: v.userId, claims: v.claims, authenticationMethod: v.authenticationMethod };
+      return { kind: "jwt", userId: v.userId, claims: v.claims, authenticationMethod: v.authenticationMethod, credentialEpoch: v.credentialEpoch };
     },
     async sessionCookie(value) {
       const session = await core.userTokens.verifyCookie(value);
-      return { kind: "cookie", userId: session.userId, sessionId: session.id };
+      return {
+        kind: "cookie",
+        userId: session.userId,
+        sessionId: session.id,
+        credentialEpoch: session.credentialEpoch ?? -1,
+        // A cookie session always has an expiry; the fallback only satisfies the type.
+        expiresAt: session.expiresAt ?? new Date(0),
+      };
     },
   };
 }

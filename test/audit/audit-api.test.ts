@@ -113,7 +113,7 @@ for (const store of storesUnderTest()) {
       );
     });
 
-    it("user tokens and hand-off tokens: user_token.login, bump, logout; auth_token.created, exchanged; cookie_session.started", async () => {
+    it("user tokens and hand-off tokens: user_token.login, bump, logout; auth_token.created, exchanged; cookie_session.started, ended", async () => {
       const email = uniqueEmail("usertoken");
       const user = await signUp(server, email);
       const token = await loginUserToken(server, email);
@@ -123,8 +123,11 @@ for (const store of storesUnderTest()) {
       secrets.add(handOff.body.token);
       const exchanged = await rest(server.url, "GET", `/api/authenticationtoken/${handOff.body.token}/user`);
       assert.equal(exchanged.status, 200);
-      for (const c of exchanged.headers.getSetCookie()) secrets.add(/^tessera_session=([^;]+)/.exec(c)?.[1] ?? "");
+      let cookie = "";
+      for (const c of exchanged.headers.getSetCookie()) cookie = /^tessera_session=([^;]+)/.exec(c)?.[1] ?? cookie;
+      secrets.add(cookie);
       assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: bearer(token) })).status, 200);
+      assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: { cookie: `tessera_session=${cookie}` } })).status, 200);
       assert.deepEqual(await story(server, user.id), [
         "signup success",
         "login success",
@@ -134,6 +137,8 @@ for (const store of storesUnderTest()) {
         "cookie_session.started success",
         "auth_token.exchanged success",
       ]);
+      const started = await one(server, "cookie_session.started", (e) => e.user_id === user.id);
+      await one(server, "cookie_session.ended", (e) => e.subject === started.subject);
       const stored = (await allEvents(server, { user_id: user.id, type: "user_token.login" }))[0]!;
       assert.equal(stored.api, "usertoken");
       await one(server, "user_token.logout", (e) => e.subject === stored.subject);
@@ -153,7 +158,7 @@ for (const store of storesUnderTest()) {
       assert.deepEqual([...new Set((await allEvents(server, { user_id: userId })).map((e) => e.api))], ["jwt"]);
     });
 
-    it("API tokens and keys: created, described, revoked; key rotated; every admin call, refused ones included", async () => {
+    it("API tokens and keys: created, described, revoked; key rotated, revoked; every admin call, refused ones included", async () => {
       const account = uniqueName("acct");
       const secret = await createApiToken(server, account);
       secrets.add(secret);
@@ -167,6 +172,11 @@ for (const store of storesUnderTest()) {
       assert.equal(refused.status, 401);
       for (const type of ["api_token.created", "api_token.described", "api_token.revoked"]) await one(server, type, (e) => e.subject === link);
       await one(server, "key.rotated", (e) => e.subject === rotated.body.kid);
+      const jwks = await rest(server.url, "GET", "/.well-known/jwks.json");
+      const unused = (jwks.body.keys as Array<{ kid: string }>).map((k) => k.kid).find((kid) => kid !== rotated.body.kid)!;
+      const revoked = await rest(server.url, "POST", `/v1/admin/keys/${unused}:revoke`, { json: {}, headers: admin });
+      assert.equal(revoked.status, 200);
+      await one(server, "key.revoked", (e) => e.subject === unused);
       const failed = await one(server, "admin.call", (e) => e.request_id === "refused-admin");
       assert.deepEqual([failed.outcome, failed.subject, failed.reason, failed.api], ["failure", "tessera.key.v1.KeyService/RotateKey", "INVALID_TOKEN", "key"]);
       const calls = (await allEvents(server, { type: "admin.call" })).filter((e) => e.outcome === "success").map((e) => e.subject);

@@ -224,7 +224,7 @@ for (const store of storesUnderTest()) {
             assert.equal(sessionCookieOf(res.headers), undefined);
           });
 
-          it("keeps a valid session of the same user (no new cookie), and replaces another user's", async () => {
+          it("keeps a valid session of the same user (no new cookie), and refuses another user's (409, cookie kept, token unused)", async () => {
             const { user, token } = await userWithToken();
             const first = await api.exchangeToken((await createToken(bearer(token))).token);
             const value = sessionCookieOf(first.headers)!.value;
@@ -232,13 +232,15 @@ for (const store of storesUnderTest()) {
             assert.equal(expectOk(second)._id, user.id);
             assert.equal(sessionCookieOf(second.headers), undefined);
             const other = await userWithToken();
-            const third = await api.exchangeToken((await createToken(bearer(other.token))).token, cookie(value));
-            assert.equal(expectOk(third)._id, other.user.id);
-            const replaced = sessionCookieOf(third.headers);
-            assert.ok(replaced && replaced.value !== value);
-            // The new cookie is the other user's session.
-            const mine = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(replaced.value) });
-            assert.equal(mine.body.user, other.user.id);
+            const othersToken = (await createToken(bearer(other.token))).token;
+            const third = await api.exchangeToken(othersToken, cookie(value));
+            expectCode(third, "already_exists", "the browser holds a session of another user: log out first", "OTHER_USER_SESSION");
+            assert.equal(sessionCookieOf(third.headers), undefined);
+            // The cookie is still this user's session, and the refused token was not used up.
+            const mine = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) });
+            assert.equal(mine.body.user, user.id);
+            const clean = await api.exchangeToken(othersToken);
+            assert.equal(expectOk(clean)._id, other.user.id);
           });
         });
       });

@@ -129,7 +129,7 @@ describe("core: users, keys and throttle on SQLite", () => {
   it("a deactivated user learns it only with the right password; deactivation ends sessions", async () => {
     const core = await createCore({ config: config(), store, clock, logger: silentLogger });
     const u = await core.users.create({ login: "b@example.com", kind: "email", password, clientAddress: "addr" });
-    const pair = await core.sessions.start(u.id, "c");
+    const pair = await core.sessions.start(u, "c");
     await core.users.deactivate(u.id);
     await rejectsAsync(core.users.authenticate("b@example.com", "wrong-password-1", "email", "addr"), "unauthenticated", /invalid login or password/);
     await rejectsAsync(core.users.authenticate("b@example.com", password, "email", "addr"), "permission_denied", /deactivated/);
@@ -142,7 +142,7 @@ describe("core: users, keys and throttle on SQLite", () => {
       openKeys({ store, config: cfg, clock, logger: silentLogger }),
       openKeys({ store, config: cfg, clock, logger: silentLogger }),
     ]);
-    assert.equal((await store.keys.list()).length, 1);
+    assert.equal((await store.keys.list()).length, 2, "the signing key and the published next key");
     const token = await a.sign({ sub: "x" }, 60);
     assert.equal((await b.verify(token)).sub, "x");
     assert.deepEqual(await a.jwks(), await b.jwks());
@@ -172,16 +172,17 @@ describe("core: users, keys and throttle on SQLite", () => {
   });
 
   it("rotation: the old key verifies until notAfter, then leaves the JWKS", async () => {
-    const cfg = config({ TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "120" });
+    const cfg = config({ TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "120", TESSERA_KEY_PUBLISH_SECONDS: "0" });
     const keys = await openKeys({ store, config: cfg, clock, logger: silentLogger });
     const old = await keys.sign({ sub: "x" }, 60);
     const kid = await keys.rotate();
     assert.notEqual(decodeProtectedHeader(old).kid, kid);
     assert.equal(decodeProtectedHeader(await keys.sign({}, 60)).kid, kid);
-    assert.equal((await keys.jwks()).length, 2);
+    const [next] = (await keys.jwks()).map((k) => k.kid);
+    assert.equal((await keys.jwks()).length, 3, "the new next key, the promoted one and the retired one");
     assert.equal((await keys.verify(old)).sub, "x");
     clock.advance(151_000);
-    assert.deepEqual((await keys.jwks()).map((k) => k.kid), [kid]);
+    assert.deepEqual((await keys.jwks()).map((k) => k.kid), [next, kid]);
     await rejectsAsync(keys.verify(old, { allowExpired: true }), "unauthenticated", /unknown key/);
   });
 

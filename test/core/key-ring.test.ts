@@ -19,7 +19,8 @@ describe("core: key ring across instances, on the injected clock", () => {
   let dir: string;
   let store: Store;
   let clock: ManualClock;
-  const config = loadConfig({ TESSERA_CLIENT_IDS: "c" });
+  // Rotations promote at once here (the publication lead is covered in test/credentials).
+  const config = loadConfig({ TESSERA_CLIENT_IDS: "c", TESSERA_KEY_PUBLISH_SECONDS: "0" });
   const open = () => KeyRing.open({ keys: store.keys, config, clock, logger: silentLogger });
   const kidOf = (token: string) => decodeProtectedHeader(token).kid;
 
@@ -47,8 +48,11 @@ describe("core: key ring across instances, on the injected clock", () => {
   it("verifies a token of an unknown kid after one reload, and reloads for another at most every 2 s of its clock", async () => {
     const [a, b] = [await open(), await open()];
     const verifier = new TokenVerifier({ ring: a, clock });
+    // Two rotations: b then signs with a key published after a read the list.
+    await b.rotate();
     await b.rotate();
     assert.equal((await verifier.verify(await b.sign({ sub: "first" }, 600))).sub, "first");
+    await b.rotate();
     await b.rotate();
     const second = await b.sign({ sub: "second" }, 600);
     await assert.rejects(verifier.verify(second), (e: unknown) => e instanceof AuthError && e.reason === "INVALID_TOKEN" && /unknown key/.test(e.message));

@@ -25,7 +25,8 @@ for (const store of storesUnderTest()) {
       server = await startTestServer({ store });
       good = await jwtLogin(server, await createJwtUser(server));
       claims = decodeJwt(good) as Record<string, unknown>;
-      const record = (await server.tessera.store.keys.current())!;
+      // The key that signed the token (the store's highest generation is the published next key).
+      const record = (await server.tessera.store.keys.list()).find((k) => k.kid === decodeProtectedHeader(good).kid)!;
       realKid = record.kid;
       realKey = (await importJWK(JSON.parse(record.privateJwk) as JWK, record.alg)) as CryptoKey;
       publicJwk = JSON.parse(record.publicJwk) as JWK;

@@ -12,6 +12,8 @@ export interface KeyApi {
   getJwks(): Promise<Outcome<{ keys: Jwk[] }>>;
   /** POST /v1/admin/keys:rotate (admin credential) */
   rotateKey(headers: Record<string, string>): Promise<Outcome<{ kid: string }>>;
+  /** POST /v1/admin/keys/{kid}:revoke (admin credential) */
+  revokeKey(kid: string, headers: Record<string, string>): Promise<Outcome<{ kid: string; signing_kid: string }>>;
   close(): void;
 }
 
@@ -21,6 +23,7 @@ export function keyApi(protocol: Protocol, baseUrl: string): KeyApi {
       protocol,
       getJwks: async () => restOutcome(await rest(baseUrl, "GET", "/.well-known/jwks.json")),
       rotateKey: async (headers) => restOutcome(await rest(baseUrl, "POST", "/v1/admin/keys:rotate", { json: {}, headers })),
+      revokeKey: async (kid, headers) => restOutcome(await rest(baseUrl, "POST", `/v1/admin/keys/${encodeURIComponent(kid)}:revoke`, { json: {}, headers })),
       close: () => {},
     };
   }
@@ -29,6 +32,7 @@ export function keyApi(protocol: Protocol, baseUrl: string): KeyApi {
     protocol,
     getJwks: () => rpc.callJson(KeyService.method.getJwks, {}) as Promise<Outcome<any>>,
     rotateKey: (headers) => rpc.callJson(KeyService.method.rotateKey, {}, headers) as Promise<Outcome<any>>,
+    revokeKey: (kid, headers) => rpc.callJson(KeyService.method.revokeKey, { kid }, headers) as Promise<Outcome<any>>,
     close: () => rpc.close(),
   };
 }

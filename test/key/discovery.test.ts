@@ -21,7 +21,7 @@ function expected(issuer: string, baseUrl: string, alg: string) {
     subject_types_supported: ["public"],
     grant_types_supported: [],
     response_modes_supported: [],
-    claims_supported: ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "user", "token_type", "authentication_method"],
+    claims_supported: ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "user", "token_type", "authentication_method", "credential_epoch"],
     request_uri_parameter_supported: false,
   };
 }

@@ -15,11 +15,15 @@ import { keyApi, type KeyApi } from "./api.js";
 for (const store of storesUnderTest()) {
   describe(`Public keys on ${store}`, function () {
     let server: TestServer;
+    // Rotation without waiting: keys published 0 s before they sign (test/credentials covers the lead).
+    let rotating: TestServer;
     before(async () => {
       server = await startTestServer({ store });
+      rotating = await startTestServer({ store, env: { TESSERA_KEY_PUBLISH_SECONDS: "0" } });
     });
     after(async () => {
       await server?.close();
+      await rotating?.close();
     });
 
     for (const protocol of protocols) {
@@ -63,6 +67,7 @@ for (const store of storesUnderTest()) {
           await assert.rejects(jwtVerify(access, set, { audience: "another-service" }));
           const kid = decodeProtectedHeader(access).kid;
           const jwk = expectOk(await keys.getJwks()).keys.find((k) => k.kid === kid)!;
+          assert.ok(jwk, "the signing key is published");
           assert.equal(createPublicKey(expectOk(await jwt.getPublicKey()).text).export({ format: "jwk" }).x, jwk.x);
         });
 
@@ -72,19 +77,27 @@ for (const store of storesUnderTest()) {
           expectCode(await keys.rotateKey(bearer(access)), "unauthenticated", "admin credential required");
         });
 
-        it("rotation: the new key is published first beside the old one; old tokens stay valid, new tokens carry the new kid", async () => {
+        it("rotation promotes the published next key and publishes a new one; old tokens stay valid, new tokens carry the promoted kid", async () => {
+          const server = rotating;
+          const keys = keyApi(protocol, server.url);
+          const jwt = jwtApi(protocol, server.url);
+          const sessions = sessionApi(protocol, server.url);
+          try {
           const email = (await signUp(server)).login;
           const session = await startSession(server, email);
           const user = await createJwtUser(server);
           const before = await jwtLogin(server, user);
           const refresh = expectOk(await jwt.getRefreshToken({}, bearer(before))).text;
           const jwks1 = expectOk(await keys.getJwks());
+          // The first key is the next one, published but not signing.
+          assert.notEqual(jwks1.keys[0].kid, decodeProtectedHeader(before).kid);
+          assert.equal(jwks1.keys[1].kid, decodeProtectedHeader(before).kid);
 
           const { kid } = expectOk(await keys.rotateKey(admin));
-          assert.notEqual(kid, decodeProtectedHeader(before).kid);
+          assert.equal(kid, jwks1.keys[0].kid, "the published next key is promoted");
           const jwks2 = expectOk(await keys.getJwks());
           assert.equal(jwks2.keys.length, jwks1.keys.length + 1);
-          assert.equal(jwks2.keys[0].kid, kid);
+          assert.ok(!jwks1.keys.some((k) => k.kid === jwks2.keys[0].kid), "a new next key is published");
           assert.deepEqual(jwks2.keys.slice(1), jwks1.keys);
 
           // Tokens from before the rotation: valid on the server and offline.
@@ -103,7 +116,12 @@ for (const store of storesUnderTest()) {
           assert.equal(expectOk(await jwt.getUser({}, bearer(after)))!.user, user);
           const again = await startSession(server, email);
           assert.equal((await jwtVerify(again.access_token, set, { audience: testClientId })).protectedHeader.kid, kid);
-          assert.equal(createPublicKey(expectOk(await jwt.getPublicKey()).text).export({ format: "jwk" }).x, jwks2.keys[0].x);
+          assert.equal(createPublicKey(expectOk(await jwt.getPublicKey()).text).export({ format: "jwk" }).x, jwks2.keys[1].x);
+          } finally {
+            keys.close();
+            jwt.close();
+            sessions.close();
+          }
         });
       });
     }

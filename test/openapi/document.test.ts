@@ -56,6 +56,7 @@ describe("gen/openapi.json", () => {
       "POST /jwt/user",
       "POST /session",
       "POST /user",
+      "POST /v1/admin/keys/{kid}:revoke",
       "POST /v1/admin/keys:rotate",
       "POST /v1/frontend/auth",
       "PUT /session",

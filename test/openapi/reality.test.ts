@@ -108,6 +108,19 @@ class World {
       return cookie;
     });
   }
+  /** The published next signing key's kid (revoking it disturbs no token). */
+  nextKid(): Promise<string> {
+    return this.once("nextKid", async () => JSON.parse((await this.ok("GET", "/.well-known/jwks.json", {})).text).keys[0].kid as string);
+  }
+  /** An authentication token of another user than `email`'s. */
+  othersAuthenticationToken(): Promise<string> {
+    return this.once("othersAuthenticationToken", async () => {
+      const other = uniqueEmail("reality-other");
+      await this.ok("POST", "/user", { headers: { "x-koms-clientid": testClientId }, json: { email: other, password } }, 201);
+      const token = JSON.parse((await this.ok("POST", "/auth/login", { headers: basic(other, password) })).text).token;
+      return JSON.parse((await this.ok("GET", "/api/authenticationtoken", { headers: bearer(token) })).text).token;
+    });
+  }
   /** A user deactivated through the JWT API, whose password is still right. */
   deactivated(): Promise<void> {
     return this.once("deactivated", async () => {
@@ -208,7 +221,14 @@ const scenarios: Record<string, Scenario> = {
   },
   "GET /api/authenticationtoken/{token}/user": {
     args: async (w) => ({ path: { token: await w.authenticationToken() } }),
-    errors: [{ status: 404, name: "unknown token", request: async () => ({ path: { token: "unknown-token-0000" } }) }],
+    errors: [
+      { status: 404, name: "unknown token", request: async () => ({ path: { token: "unknown-token-0000" } }) },
+      {
+        status: 409,
+        name: "another user's session cookie",
+        request: async (w) => ({ path: { token: await w.othersAuthenticationToken() }, headers: { cookie: await w.sessionCookie() } }),
+      },
+    ],
   },
   "GET /jwt/token": {
     args: async (w) => (await w.user(), { query: { user: w.email, pass: password } }),
@@ -239,6 +259,10 @@ const scenarios: Record<string, Scenario> = {
   "GET /v1/admin/audit-events": {
     args: async () => ({ query: { page_size: "2", type: "login" } }),
     errors: [{ status: 400, name: "bad page token", request: async () => ({ headers: bearer(testAdminToken), query: { page_token: "bm90IGEgdG9rZW4" } }) }],
+  },
+  "POST /v1/admin/keys/{kid}:revoke": {
+    args: async (w) => ({ path: { kid: await w.nextKid() } }),
+    errors: [{ status: 404, name: "unknown kid", request: async () => ({ headers: bearer(testAdminToken), path: { kid: "no-such-kid" } }) }],
   },
   "POST /session": {
     args: async (w) => (await w.user(), { json: { account_type: "traditional", email: w.email, password } }),

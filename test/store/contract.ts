@@ -108,6 +108,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
         active: true,
         passwordChangedAt: input.createdAt,
         version: 0,
+        credentialEpoch: 0,
       };
       assert.deepEqual(created, expected);
       assert.deepEqual(await twin.users.findById(input.id), expected);
@@ -231,7 +232,9 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(updated?.passwordHash, "$argon2id$hash-2");
       assert.equal(updated?.passwordChangedAt.getTime(), at(1000).getTime());
       assert.equal(updated?.version, 1);
+      assert.equal(updated?.credentialEpoch, 1);
       assert.deepEqual(await twin.users.findById(input.id), updated);
+      assert.equal((await store.users.updatePasswordHash(input.id, "$argon2id$hash-3", at(2000)))?.credentialEpoch, 2);
       assert.equal(await store.users.updatePasswordHash(id("missing"), "h", at(0)), null);
     });
 
@@ -243,6 +246,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const found = await store.users.findById(input.id);
       assert.equal(found?.passwordHash, "$argon2id$new");
       assert.equal(found?.version, 1);
+      assert.equal(found?.credentialEpoch, 0, "a rehash is no change of credentials");
       assert.equal(found?.passwordChangedAt.getTime(), input.createdAt.getTime());
       assert.equal(await store.users.rehashPassword(id("missing"), "a", "b"), false);
     });
@@ -274,6 +278,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(found?.active, false);
       assert.equal(found?.deactivatedAt?.getTime(), at(7).getTime());
       assert.equal(found?.version, 1);
+      assert.equal(found?.credentialEpoch, 1);
       assert.equal(await store.users.setLastLogin(input.id, at(9)), null);
       assert.equal(await store.users.deactivate(id("missing"), at(7)), false);
     });
@@ -284,6 +289,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const { values } = await settle(Array.from({ length: CONCURRENCY }, (_, i) => both(i).users.deactivate(input.id, at(i))));
       assert.equal(values.filter(Boolean).length, 1);
       assert.equal((await store.users.findById(input.id))?.version, 1);
+      assert.equal((await twin.users.findById(input.id))?.credentialEpoch, 1);
     });
   });
 
@@ -367,21 +373,24 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await assert.rejects(store.refreshTokens.insert(input), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
 
-    it("spends once: the winner sees the unspent record, a later caller sees when it was spent", async () => {
+    it("spends once: the winner sees the unspent record, a later caller sees when it was spent and the winner's child", async () => {
       const input = newToken();
       await store.refreshTokens.insert(input);
-      assert.deepEqual(await store.refreshTokens.spend(input.hash, at(100)), input);
-      const again = await twin.refreshTokens.spend(input.hash, at(200));
+      assert.deepEqual(await store.refreshTokens.spend(input.hash, at(100), "child-1"), input);
+      const again = await twin.refreshTokens.spend(input.hash, at(200), "child-2");
       assert.equal(again?.spentAt?.getTime(), at(100).getTime());
-      assert.equal((await store.refreshTokens.findByHash(input.hash))?.spentAt?.getTime(), at(100).getTime());
-      assert.equal(await store.refreshTokens.spend(id("missing"), at(100)), null);
+      assert.equal(again?.child, "child-1");
+      const found = await store.refreshTokens.findByHash(input.hash);
+      assert.equal(found?.spentAt?.getTime(), at(100).getTime());
+      assert.equal(found?.child, "child-1");
+      assert.equal(await store.refreshTokens.spend(id("missing"), at(100), "child"), null);
     });
 
     it(`lets exactly one of ${CONCURRENCY} concurrent spends win`, async () => {
       const input = newToken();
       await store.refreshTokens.insert(input);
       const { values, errors } = await settle(
-        Array.from({ length: CONCURRENCY }, (_, i) => both(i).refreshTokens.spend(input.hash, at(1000 + i))),
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).refreshTokens.spend(input.hash, at(1000 + i), `child-${i}`)),
       );
       assert.equal(errors.length, 0);
       const winners = values.filter((r) => r !== null && r.spentAt === undefined);
@@ -389,6 +398,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const spentAt = (await store.refreshTokens.findByHash(input.hash))?.spentAt?.getTime();
       for (const loser of values.filter((r) => r?.spentAt !== undefined)) {
         assert.equal(loser?.spentAt?.getTime(), spentAt, "every loser learns the one spend time");
+        assert.equal(loser?.child, `child-${values.indexOf(winners[0]!)}`, "and the winner's child");
       }
     });
 
@@ -691,39 +701,53 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(await keysB.keys.list(), [winner]);
     });
 
-    it("rotates: the new key is current, the previous is retired and kept until notAfter", async () => {
+    it("rotates: the new next key is highest, the promoted one activated, the signing one retired and kept until notAfter", async () => {
       const first = newKey(1);
-      assert.equal(await keysA.keys.insertGeneration(first), true);
       const second = newKey(2);
-      assert.equal(await keysA.keys.rotate(second, at(10_000)), true);
-      assert.deepEqual(await keysB.keys.current(), second);
+      assert.equal(await keysA.keys.insertGeneration(first), true);
+      assert.equal(await keysA.keys.insertGeneration(second), true);
+      const third = newKey(3);
+      const change = { promote: { kid: second.kid, activatedAt: at(500) }, retire: { kid: first.kid, retiredAt: at(500), notAfter: at(10_000) } };
+      assert.equal(await keysA.keys.rotate(third, change), true);
+      assert.deepEqual(await keysB.keys.current(), third);
       assert.deepEqual(await keysB.keys.list(), [
-        { ...first, retiredAt: second.activatedAt, notAfter: at(10_000) },
-        second,
+        { ...first, retiredAt: at(500), notAfter: at(10_000) },
+        { ...second, activatedAt: at(500) },
+        third,
       ]);
       assert.equal(await keysA.keys.deleteExpired(at(10_000)), 0, "not yet past notAfter");
       assert.equal(await keysA.keys.deleteExpired(at(10_001)), 1);
-      assert.deepEqual(await keysA.keys.list(), [second]);
+      assert.deepEqual(await keysA.keys.list(), [{ ...second, activatedAt: at(500) }, third]);
+    });
+
+    it("revokes a key once", async () => {
+      const first = newKey(1);
+      await keysA.keys.insertGeneration(first);
+      assert.equal(await keysA.keys.revoke(first.kid, at(7)), true);
+      assert.equal(await keysB.keys.revoke(first.kid, at(8)), false);
+      assert.deepEqual(await keysB.keys.list(), [{ ...first, revokedAt: at(7) }]);
+      assert.equal(await keysA.keys.revoke("no-such-kid", at(7)), false);
     });
 
     it(`lets exactly one of ${CONCURRENCY} concurrent rotations win`, async () => {
       await keysA.keys.insertGeneration(newKey(1));
       const candidates = Array.from({ length: CONCURRENCY }, () => newKey(2));
       const { values, errors } = await settle(
-        candidates.map((key, i) => (i % 2 ? keysA : keysB).keys.rotate(key, at(10_000))),
+        candidates.map((key, i) => (i % 2 ? keysA : keysB).keys.rotate(key, { promote: { kid: key.kid, activatedAt: at(5) } })),
       );
       assert.equal(errors.length, 0);
       assert.equal(values.filter(Boolean).length, 1);
       const list = await keysA.keys.list();
       assert.equal(list.length, 2);
-      assert.deepEqual(list[1], candidates[values.indexOf(true)]);
-      assert.equal(list.filter((k) => k.retiredAt === undefined).length, 1, "one current key");
+      const winner = candidates[values.indexOf(true)]!;
+      assert.deepEqual(list[1], { ...winner, activatedAt: at(5) });
+      assert.equal(list.filter((k) => k.activatedAt.getTime() === at(5).getTime()).length, 1, "one promotion");
     });
 
     it("refuses a rotation to a generation that exists, changing nothing", async () => {
       const first = newKey(1);
       await keysA.keys.insertGeneration(first);
-      assert.equal(await keysA.keys.rotate(newKey(1), at(5)), false);
+      assert.equal(await keysA.keys.rotate(newKey(1), { promote: { kid: first.kid, activatedAt: at(5) } }), false);
       assert.deepEqual(await keysA.keys.list(), [first]);
     });
   });

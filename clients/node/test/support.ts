@@ -43,7 +43,7 @@ export async function sessionTokens(server: TestServer, clientId?: string): Prom
   return { userId: user.id, access: res.body.access_token, refresh: res.body.refresh_token };
 }
 
-/** `POST /v1/admin/keys:rotate`; the new kid. */
+/** `POST /v1/admin/keys:rotate`; the promoted kid. */
 export async function rotateKey(server: TestServer): Promise<string> {
   const res = await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {}, headers: admin });
   assert.equal(res.status, 200, res.text);

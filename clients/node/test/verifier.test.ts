@@ -212,9 +212,24 @@ for (const store of storesUnderTest()) {
     });
 
     describe("key rotation (POST /v1/admin/keys:rotate)", () => {
+      // Keys published 0 s before they sign: a rotation switches at once, so the promoted key is
+      // one the verifier may not have fetched (with Tessera's default lead it always has).
       let server: TestServer;
-      before(async () => (server = await startTestServer({ store })));
-      after(() => server.close());
+      let published: TestServer;
+      before(async () => {
+        server = await startTestServer({ store, env: { TESSERA_KEY_PUBLISH_SECONDS: "0" } });
+        published = await startTestServer({ store });
+      });
+      after(async () => {
+        await server.close();
+        await published.close();
+      });
+
+      /** Rotates twice: tokens are then signed by a key published after the verifier's fetch. */
+      async function rotateToUnseenKey(): Promise<string> {
+        await rotateKey(server);
+        return rotateKey(server);
+      }
 
       it("a token of the new key: UNKNOWN_KEY within the cooldown (no fetch), verified after it (one fetch); the old key keeps verifying", async () => {
         const counting = countingFetch();
@@ -224,7 +239,7 @@ for (const store of storesUnderTest()) {
         assert.equal((await v.verify(before.access)).kind, "jwt");
         assert.equal(counting.count(jwksPath), 1);
 
-        const kid = await rotateKey(server);
+        const kid = await rotateToUnseenKey();
         const after = await jwtTokens(server);
         assert.equal(decodeProtectedHeader(after.access).kid, kid);
         clock.advanceSeconds(9);
@@ -242,7 +257,7 @@ for (const store of storesUnderTest()) {
         const clock = new TestClock();
         const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
         await v.verify((await jwtTokens(server)).access);
-        await rotateKey(server);
+        await rotateToUnseenKey();
         const tokens = await Promise.all([1, 2, 3, 4, 5].map(() => jwtTokens(server)));
         clock.advanceSeconds(10);
         const verified = await Promise.all(tokens.map((t) => v.verify(t.access)));
@@ -261,9 +276,9 @@ for (const store of storesUnderTest()) {
       it("the JWKS max-age (300 s) is honoured: no fetch before it passes, one when it has", async () => {
         const counting = countingFetch();
         const clock = new TestClock();
-        const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
-        const t = await jwtTokens(server);
-        assert.equal((await rest(server.url, "GET", jwksPath)).headers.get("cache-control"), "public, max-age=300");
+        const v = createTokenVerifier({ jwksUrl: published.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
+        const t = await jwtTokens(published);
+        assert.equal((await rest(published.url, "GET", jwksPath)).headers.get("cache-control"), "public, max-age=300");
         await v.verify(t.access);
         clock.advanceSeconds(299);
         await v.verify(t.access);
@@ -276,17 +291,22 @@ for (const store of storesUnderTest()) {
 
     describe("a key that leaves the JWKS (retired past its last token's lifetime)", () => {
       // Tessera drops a rotated key from the JWKS once every token it signed has expired: with
-      // refresh tokens of 60 s and access tokens of 900 s, 930 s after the rotation. Tessera's
+      // refresh tokens of 60 s and access tokens of 900 s, 930 s after it stopped signing (the
+      // promoted key signs once it has been published for TESSERA_KEY_PUBLISH_SECONDS). Tessera's
       // clock is moved past that; the verifier's own clock stays where the token is still valid,
       // as a verifier's would when a key is withdrawn early.
       let server: TestServer;
       let serverClock: ManualClock;
       let start: number;
-      beforeEach(async () => {
+      async function startServer(publishSeconds: number): Promise<void> {
         start = Date.now();
         serverClock = new ManualClock(start);
-        server = await startTestServer({ store, clock: serverClock, env: { TESSERA_REFRESH_TOKEN_TTL_SECONDS: "60" } });
-      });
+        server = await startTestServer({
+          store,
+          clock: serverClock,
+          env: { TESSERA_REFRESH_TOKEN_TTL_SECONDS: "60", TESSERA_KEY_PUBLISH_SECONDS: String(publishSeconds) },
+        });
+      }
       afterEach(() => server.close());
 
       /** Tessera no longer lists `kid` (its clock is past the retired key's last token). */
@@ -296,13 +316,15 @@ for (const store of storesUnderTest()) {
       }
 
       it("stops verifying when the cached key set expires (KEY_REMOVED); until then the cache answers", async () => {
+        // Keys published 330 s before they sign: the JWKS max-age is 300 s.
+        await startServer(330);
         const clock = new TestClock(start);
         const counting = countingFetch();
         const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
         const { access: token } = await jwtTokens(server);
         await v.verify(token);
         await rotateKey(server);
-        serverClock.advance(931_000);
+        serverClock.advance(330_000 + 931_000);
         await assertWithdrawn(decodeProtectedHeader(token).kid!);
         clock.advanceSeconds(299);
         assert.equal((await v.verify(token)).kind, "jwt", "still fresh: the cached set");
@@ -312,10 +334,13 @@ for (const store of storesUnderTest()) {
       });
 
       it("stops verifying once a fetch for an unknown kid sees it gone (KEY_REMOVED)", async () => {
+        // Keys published 0 s before they sign: two rotations switch to a key the verifier has not seen.
+        await startServer(0);
         const clock = new TestClock(start);
         const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", now: clock.now });
         const { access: token } = await jwtTokens(server);
         await v.verify(token);
+        await rotateKey(server);
         await rotateKey(server);
         const { access: newToken } = await jwtTokens(server);
         serverClock.advance(931_000);

@@ -27,9 +27,24 @@ export class Marks {
     this.marks = db.collection<StoredDoc>(MARKS, { readConcern: { level: "local" }, readPreference: "primary" });
   }
 
-  /** True when this call set the mark; false when it was already set. `expiresAt` lets housekeeping drop it. */
-  async claim(id: string, at: Date, expiresAt?: Date): Promise<boolean> {
-    return insertUnlessTaken(this.marks, expiresAt ? { _id: id, at, expiresAt } : { _id: id, at });
+  /**
+   * True when this call set the mark; false when it was already set. `expiresAt` lets
+   * housekeeping drop it; `data` is kept with it (written once, with the mark).
+   */
+  async claim(id: string, at: Date, expiresAt?: Date, data?: string): Promise<boolean> {
+    return insertUnlessTaken(this.marks, {
+      _id: id,
+      at,
+      ...(expiresAt !== undefined && { expiresAt }),
+      ...(data !== undefined && { data }),
+    });
+  }
+
+  /** When the mark was set and the data set with it, or null. */
+  async read(id: string): Promise<{ at: Date; data?: string } | null> {
+    const doc = await this.marks.findOne({ _id: id });
+    if (!doc) return null;
+    return typeof doc.data === "string" ? { at: doc.at as Date, data: doc.data } : { at: doc.at as Date };
   }
 
   /** When the mark was set, or null. */

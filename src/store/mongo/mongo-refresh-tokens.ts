@@ -4,17 +4,21 @@ import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-conte
 export const REFRESH_TOKENS = "refresh_tokens";
 const ID = "hash";
 
-// The token document is never updated; spending is the mark "refresh-spent:<hash>".
+// The token document is never updated; spending is the mark "refresh-spent:<hash>", which
+// carries the sealed child pair.
 const spentMark = (hash: string) => `refresh-spent:${hash}`;
 
 export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
   const tokens = ctx.db.collection<StoredDoc>(REFRESH_TOKENS);
 
   const load = async (hash: string): Promise<RefreshTokenRecord | null> => {
-    const [doc, spentAt] = await Promise.all([tokens.findOne({ _id: hash }), ctx.marks.get(spentMark(hash))]);
+    const [doc, spent] = await Promise.all([tokens.findOne({ _id: hash }), ctx.marks.read(spentMark(hash))]);
     if (!doc) return null;
     const token = fromDoc<RefreshTokenRecord>(doc, ID);
-    if (spentAt) token.spentAt = spentAt;
+    if (spent) {
+      token.spentAt = spent.at;
+      if (spent.data !== undefined) token.child = spent.data;
+    }
     return token;
   };
 
@@ -34,15 +38,19 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
         return fromDoc<RefreshTokenRecord>(doc, ID);
       }),
     findByHash: (hash) => ctx.run(ID, () => load(hash)),
-    spend: (hash, at) =>
+    spend: (hash, at, child) =>
       ctx.run(ID, async () => {
         const doc = await tokens.findOne({ _id: hash });
         if (!doc) return null;
         const token = fromDoc<RefreshTokenRecord>(doc, ID);
-        if (await ctx.marks.claim(spentMark(hash), at, token.expiresAt)) return token;
-        // Lost: the mark, once set, never changes, so every loser learns the same spend time.
-        const spentAt = await ctx.marks.get(spentMark(hash));
-        if (spentAt) token.spentAt = spentAt;
+        if (await ctx.marks.claim(spentMark(hash), at, token.expiresAt, child)) return token;
+        // Lost: the mark, once set, never changes, so every loser learns the same spend time
+        // and the winner's child pair.
+        const spent = await ctx.marks.read(spentMark(hash));
+        if (spent) {
+          token.spentAt = spent.at;
+          if (spent.data !== undefined) token.child = spent.data;
+        }
         return token;
       }),
     deleteBySession: (sessionId) =>

@@ -15,13 +15,19 @@ const MAX_TRIES = 20;
 // - user_passwords: password generations {_id: "<userId>:<n>", n >= 1}; generation 0 is the hash
 //   in `users`. Changing the hash inserts generation n+1: the unique _id is the CAS.
 // - mark "user-deactivated:<id>".
-// version = latest generation + 1 if deactivated.
+// version = latest generation + 1 if deactivated. credentialEpoch = the latest generation's
+// `epoch` (a real change carries its predecessor's + 1, a rehash the same; a generation written
+// before epochs existed counts as its n) + 1 if deactivated: both parts only ever grow, and each
+// moves in the one insert that makes the change.
 interface PasswordDoc extends StoredDoc {
   userId: string;
   n: number;
   passwordHash: string;
   passwordChangedAt: Date;
+  epoch?: number;
 }
+
+const epochOf = (password: PasswordDoc | null): number => (password ? (password.epoch ?? password.n) : 0);
 
 const deactivatedMark = (id: string) => `user-deactivated:${id}`;
 
@@ -36,6 +42,7 @@ export function mongoUsers(ctx: MongoContext): UserStore {
     user.passwordChangedAt = base.createdAt as Date;
     user.version = 0;
     user.active = true;
+    user.credentialEpoch = epochOf(password);
     if (password) {
       user.passwordHash = password.passwordHash;
       user.passwordChangedAt = password.passwordChangedAt;
@@ -45,6 +52,7 @@ export function mongoUsers(ctx: MongoContext): UserStore {
       user.active = false;
       user.deactivatedAt = deactivatedAt;
       user.version += 1;
+      user.credentialEpoch += 1;
     }
     return user;
   };
@@ -77,7 +85,13 @@ export function mongoUsers(ctx: MongoContext): UserStore {
       next: (current) => {
         // Generation 0 is the hash in `users`.
         if (!accept(current?.passwordHash ?? (base.passwordHash as string))) return null;
-        return { userId: id, passwordHash, passwordChangedAt: at ?? current?.passwordChangedAt ?? (base.createdAt as Date) };
+        return {
+          userId: id,
+          passwordHash,
+          passwordChangedAt: at ?? current?.passwordChangedAt ?? (base.createdAt as Date),
+          // A real change (at set) moves the epoch on; a rehash keeps it.
+          epoch: epochOf(current) + (at ? 1 : 0),
+        };
       },
       idOf: (n) => `${id}:${n}`,
       retry,

@@ -6,6 +6,10 @@ export interface AuthTokenRecord {
   createdAt: Date;
   expiresAt: Date;
   consumedAt?: Date;
+  /** The user's credential epoch when this was issued (UserRecord.credentialEpoch); absent on records from before epochs. */
+  credentialEpoch?: number;
+  /** Set when the token was made from a cookie session: the session it starts ends no later (that session's expiry). */
+  notAfter?: Date;
 }
 
 export type NewAuthToken = Omit<AuthTokenRecord, "consumedAt">;

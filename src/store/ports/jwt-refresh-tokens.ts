@@ -5,6 +5,8 @@ export interface JwtRefreshTokenRecord {
   issuedAt: Date;
   expiresAt: Date;
   revokedAt?: Date;
+  /** The user's credential epoch when this was issued (UserRecord.credentialEpoch); absent on records from before epochs. */
+  credentialEpoch?: number;
 }
 
 export type NewJwtRefreshToken = Omit<JwtRefreshTokenRecord, "revokedAt">;

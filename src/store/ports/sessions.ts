@@ -8,6 +8,8 @@ export interface SessionRecord {
   createdAt: Date;
   expiresAt: Date;
   endedAt?: Date;
+  /** The user's credential epoch when this was issued (UserRecord.credentialEpoch); absent on records from before epochs. */
+  credentialEpoch?: number;
 }
 
 export type NewSession = Omit<SessionRecord, "endedAt">;
@@ -31,21 +33,24 @@ export interface RefreshTokenRecord {
   createdAt: Date;
   expiresAt: Date;
   spentAt?: Date;
+  /** Set with spentAt: the pair the spending refresh answered, sealed (core/refresh-sealing.ts). */
+  child?: string;
 }
 
-export type NewRefreshToken = Omit<RefreshTokenRecord, "spentAt">;
+export type NewRefreshToken = Omit<RefreshTokenRecord, "spentAt" | "child">;
 
 export interface RefreshTokenStore {
   /** DuplicateError("hash") on a clash. */
   insert(token: NewRefreshToken): Promise<RefreshTokenRecord>;
   findByHash(hash: string): Promise<RefreshTokenRecord | null>;
   /**
-   * Atomically marks the token spent (only if it is not spent yet) and returns the record AS IT
-   * WAS BEFORE: `spentAt` absent -> this call won the rotation; `spentAt` present -> it was
-   * already spent at that time (reuse or a concurrent refresh). Null when unknown.
+   * Atomically marks the token spent (only if it is not spent yet), together with `child` (the
+   * sealed pair this refresh answers), and returns the record AS IT WAS BEFORE: `spentAt` absent
+   * -> this call won the rotation; `spentAt` present -> it was already spent at that time (reuse
+   * or a concurrent refresh), with the winner's `child`. Null when unknown.
    * Expiry is not checked here (the caller compares expiresAt).
    */
-  spend(hash: string, at: Date): Promise<RefreshTokenRecord | null>;
+  spend(hash: string, at: Date, child: string): Promise<RefreshTokenRecord | null>;
   deleteBySession(sessionId: string): Promise<number>;
   /** Housekeeping: deletes tokens with expiresAt < before. */
   deleteExpired(before: Date): Promise<number>;

@@ -1,4 +1,9 @@
 // Signing keys, shared by every instance.
+//
+// Keys are ordered by generation. The highest generation is the published NEXT key: it is in
+// the JWKS but signs nothing until a rotation promotes it (and publishes a new next key above
+// it). The key that signs at a time t is the highest generation below the next key that is not
+// revoked, whose activatedAt <= t and whose retiredAt (if set) > t — computed by the key ring.
 export interface SigningKeyRecord {
   kid: string;
   alg: string;
@@ -7,37 +12,51 @@ export interface SigningKeyRecord {
   /** JWK as JSON text. */
   publicJwk: string;
   /**
-   * 1, 2, 3, ... unique. The key with the highest generation is the current signing key; the
-   * unique index is what lets several instances agree on exactly one key per generation.
+   * 1, 2, 3, ... unique. The unique index is what lets several instances agree on exactly one
+   * key per generation, and so on exactly one rotation at a time.
    */
   generation: number;
+  /** When it was stored: from then on it is published in the JWKS. */
   createdAt: Date;
+  /** When it signs from: set when a rotation promotes it (at insertion: a placeholder). */
   activatedAt: Date;
-  /** Set when a newer generation replaced it; it keeps verifying until notAfter. */
+  /** When a rotation replaced it; it keeps verifying until notAfter. */
   retiredAt?: Date;
   /** After this, no token signed by it can be valid: drop it from the JWKS. */
   notAfter?: Date;
+  /** Revoked (emergency): it verifies nothing from then on, and leaves the JWKS. */
+  revokedAt?: Date;
 }
 
-export type NewSigningKey = Omit<SigningKeyRecord, "retiredAt" | "notAfter">;
+export type NewSigningKey = Omit<SigningKeyRecord, "retiredAt" | "notAfter" | "revokedAt">;
+
+/** What a rotation changes besides inserting the new next key. */
+export interface KeyPromotion {
+  /** The key that starts signing (the published next key) and from when. */
+  promote: { kid: string; activatedAt: Date };
+  /** The key that stops signing then (retiredAt = promote.activatedAt), verifying until notAfter. */
+  retire?: { kid: string; retiredAt: Date; notAfter: Date };
+}
 
 export interface SigningKeyStore {
   /** Every stored key, generation ascending. */
   list(): Promise<SigningKeyRecord[]>;
-  /** The key with the highest generation, or null when there is none yet. */
+  /** The key with the highest generation (the published next key), or null when there is none yet. */
   current(): Promise<SigningKeyRecord | null>;
   /**
    * Inserts `key` unless its generation (or kid) is taken. Returns true when this call won; false
-   * when another instance already stored that generation (read `current()` and use theirs).
-   * Start-up: `insertGeneration({...key, generation: 1})`.
+   * when another instance already stored that generation (read the list again).
    */
   insertGeneration(key: NewSigningKey): Promise<boolean>;
   /**
-   * Rotation: inserts `next` (generation = previous + 1 is required) and, if it won, retires the
-   * previous generation (retiredAt = next.activatedAt, notAfter = previousNotAfter). Returns
-   * false, changing nothing, when another instance already rotated to that generation.
+   * Rotation: inserts `next` (generation = the highest + 1 is required) and, if it won, applies
+   * `change` (the promoted key's activatedAt; the retired key's retiredAt and notAfter, unless
+   * already retired). Returns false, changing nothing, when another instance already rotated to
+   * that generation. (MongoDB: the insert decides; the updates follow, written by the winner only.)
    */
-  rotate(next: NewSigningKey, previousNotAfter: Date): Promise<boolean>;
+  rotate(next: NewSigningKey, change: KeyPromotion): Promise<boolean>;
+  /** Sets revokedAt unless already set; false when unknown or already revoked. */
+  revoke(kid: string, at: Date): Promise<boolean>;
   /** Housekeeping: deletes retired keys whose notAfter < before; returns how many. */
   deleteExpired(before: Date): Promise<number>;
 }

@@ -11,6 +11,8 @@ export interface UserTokenRecord {
   /** Starts at 0; grows on every change of the token (not on usage bookkeeping). */
   version: number;
   lastUsedAt?: Date;
+  /** The user's credential epoch when this was issued (UserRecord.credentialEpoch); absent on records from before epochs. */
+  credentialEpoch?: number;
 }
 
 export type NewUserToken = Omit<UserTokenRecord, "enabled" | "version" | "lastUsedAt">;

@@ -21,6 +21,12 @@ export interface UserRecord {
   deactivatedAt?: Date;
   /** Starts at 0, grows on every change (optimistic-concurrency counter). */
   version: number;
+  /**
+   * The credential epoch: starts at 0 and grows by one, in the same write, on every password
+   * change (updatePasswordHash, not a rehash) and on deactivation. A credential records the
+   * epoch it was issued under and is refused once the user's has moved on.
+   */
+  credentialEpoch: number;
 }
 
 export interface NewUser {
@@ -53,7 +59,7 @@ export interface UserStore {
    * one already holds keeps none. Returns how many got a key and the ids of those that clash.
    */
   backfillLoginKeys(keyOf: (login: string) => string): Promise<{ filled: number; clashes: string[] }>;
-  /** A real password change: sets hash and passwordChangedAt, version++. Null when no such user. */
+  /** A real password change: sets hash and passwordChangedAt, version++, credentialEpoch++. Null when no such user. */
   updatePasswordHash(id: string, passwordHash: string, at: Date): Promise<UserRecord | null>;
   /**
    * Rehash after a parameter change (same password): replaces the hash only while it is still
@@ -63,6 +69,6 @@ export interface UserStore {
   rehashPassword(id: string, expectedHash: string, newHash: string): Promise<boolean>;
   /** Sets lastLoginAt = at and returns it; null when no such active user. */
   setLastLogin(id: string, at: Date): Promise<Date | null>;
-  /** active=false, deactivatedAt=at, version++; false when unknown or already inactive. */
+  /** active=false, deactivatedAt=at, version++, credentialEpoch++; false when unknown or already inactive. */
   deactivate(id: string, at: Date): Promise<boolean>;
 }

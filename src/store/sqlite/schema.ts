@@ -145,6 +145,21 @@ const migrations: readonly string[] = [
   CREATE INDEX audit_events_user ON audit_events (user_id, time DESC, id DESC);
   CREATE INDEX audit_events_type ON audit_events (type, time DESC, id DESC);
   `,
+  // Credential epochs: a user's counter grows on every password change and on deactivation;
+  // every credential records the epoch it was issued under (NULL: issued before epochs existed,
+  // checked by its creation time alone). Hand-off tokens carry the end of the cookie session
+  // they came from (not_after). A spent refresh token keeps its child pair, sealed (child).
+  // Signing keys can be revoked.
+  `
+  ALTER TABLE users ADD COLUMN credential_epoch INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE sessions ADD COLUMN credential_epoch INTEGER;
+  ALTER TABLE user_tokens ADD COLUMN credential_epoch INTEGER;
+  ALTER TABLE jwt_refresh_tokens ADD COLUMN credential_epoch INTEGER;
+  ALTER TABLE auth_tokens ADD COLUMN credential_epoch INTEGER;
+  ALTER TABLE auth_tokens ADD COLUMN not_after INTEGER;
+  ALTER TABLE refresh_tokens ADD COLUMN child TEXT;
+  ALTER TABLE signing_keys ADD COLUMN revoked_at INTEGER;
+  `,
 ];
 
 /** Brings the schema up to date; returns the resulting schema version. */

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { AuthTokenRecord, AuthTokenStore, NewAuthToken } from "../ports.js";
 import { call } from "./sqlite-errors.js";
-import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
 
 interface AuthTokenRow {
   hash: string;
@@ -9,6 +9,8 @@ interface AuthTokenRow {
   created_at: number;
   expires_at: number;
   consumed_at: number | null;
+  credential_epoch: number | null;
+  not_after: number | null;
 }
 
 function toRecord(row: AuthTokenRow): AuthTokenRecord {
@@ -19,6 +21,8 @@ function toRecord(row: AuthTokenRow): AuthTokenRecord {
     expiresAt: fromMs(row.expires_at),
   };
   dateIfPresent(token, "consumedAt", row.consumed_at);
+  setIfPresent(token, "credentialEpoch", row.credential_epoch);
+  dateIfPresent(token, "notAfter", row.not_after);
   return token;
 }
 
@@ -27,8 +31,8 @@ function toRecordOrNull(row: unknown): AuthTokenRecord | null {
 }
 
 export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
-  const insert = db.prepare(`INSERT INTO auth_tokens (hash, user_id, created_at, expires_at)
-    VALUES (@hash, @userId, @createdAt, @expiresAt) RETURNING *`);
+  const insert = db.prepare(`INSERT INTO auth_tokens (hash, user_id, created_at, expires_at, credential_epoch, not_after)
+    VALUES (@hash, @userId, @createdAt, @expiresAt, @credentialEpoch, @notAfter) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM auth_tokens WHERE hash = ?");
   const consume = db.prepare(`UPDATE auth_tokens SET consumed_at = @now
     WHERE hash = @hash AND consumed_at IS NULL AND expires_at > @now RETURNING *`);
@@ -43,6 +47,8 @@ export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
             userId: token.userId,
             createdAt: toMs(token.createdAt),
             expiresAt: toMs(token.expiresAt),
+            credentialEpoch: token.credentialEpoch ?? null,
+            notAfter: toMsOrNull(token.notAfter),
           }) as AuthTokenRow,
         ),
       ),

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
 import { call } from "./sqlite-errors.js";
-import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface JwtRefreshTokenRow {
   jti: string;
@@ -9,6 +9,7 @@ interface JwtRefreshTokenRow {
   issued_at: number;
   expires_at: number;
   revoked_at: number | null;
+  credential_epoch: number | null;
 }
 
 function toRecord(row: JwtRefreshTokenRow): JwtRefreshTokenRecord {
@@ -19,12 +20,13 @@ function toRecord(row: JwtRefreshTokenRow): JwtRefreshTokenRecord {
     expiresAt: fromMs(row.expires_at),
   };
   dateIfPresent(token, "revokedAt", row.revoked_at);
+  setIfPresent(token, "credentialEpoch", row.credential_epoch);
   return token;
 }
 
 export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenStore {
-  const insert = db.prepare(`INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at)
-    VALUES (@jti, @userId, @issuedAt, @expiresAt) RETURNING *`);
+  const insert = db.prepare(`INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at, credential_epoch)
+    VALUES (@jti, @userId, @issuedAt, @expiresAt, @credentialEpoch) RETURNING *`);
   const byJti = db.prepare("SELECT * FROM jwt_refresh_tokens WHERE jti = ?");
   const revoke = db.prepare(
     "UPDATE jwt_refresh_tokens SET revoked_at = ? WHERE jti = ? AND user_id = ? AND revoked_at IS NULL",
@@ -46,6 +48,7 @@ export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenSt
             userId: token.userId,
             issuedAt: toMs(token.issuedAt),
             expiresAt: toMs(token.expiresAt),
+            credentialEpoch: token.credentialEpoch ?? null,
           }) as JwtRefreshTokenRow,
         ),
       ),

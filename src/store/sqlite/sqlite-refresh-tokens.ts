@@ -9,6 +9,7 @@ interface RefreshTokenRow {
   created_at: number;
   expires_at: number;
   spent_at: number | null;
+  child: string | null;
 }
 
 function toRecord(row: RefreshTokenRow): RefreshTokenRecord {
@@ -19,6 +20,7 @@ function toRecord(row: RefreshTokenRow): RefreshTokenRecord {
     expiresAt: fromMs(row.expires_at),
   };
   dateIfPresent(token, "spentAt", row.spent_at);
+  if (row.child !== null) token.child = row.child;
   return token;
 }
 
@@ -27,7 +29,7 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
     VALUES (@hash, @sessionId, @createdAt, @expiresAt) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM refresh_tokens WHERE hash = ?");
   const spend = db.prepare(
-    "UPDATE refresh_tokens SET spent_at = ? WHERE hash = ? AND spent_at IS NULL RETURNING *",
+    "UPDATE refresh_tokens SET spent_at = ?, child = ? WHERE hash = ? AND spent_at IS NULL RETURNING *",
   );
   const deleteBySession = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
   const deleteExpired = db.prepare("DELETE FROM refresh_tokens WHERE expires_at < ?");
@@ -49,14 +51,15 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
         const row = byHash.get(hash) as RefreshTokenRow | undefined;
         return row ? toRecord(row) : null;
       }),
-    spend: (hash, at) =>
+    spend: (hash, at, child) =>
       call(() => {
         // The conditional UPDATE decides the race. The winner gets the record as it was before
         // (unspent); a loser reads the spent record, whose spentAt never changes again.
-        const won = spend.get(toMs(at), hash) as RefreshTokenRow | undefined;
+        const won = spend.get(toMs(at), child, hash) as RefreshTokenRow | undefined;
         if (won) {
           const before = toRecord(won);
           delete before.spentAt;
+          delete before.child;
           return before;
         }
         const row = byHash.get(hash) as RefreshTokenRow | undefined;

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { NewSession, SessionRecord, SessionStore } from "../ports.js";
 import { call } from "./sqlite-errors.js";
-import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
+import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface SessionRow {
   id: string;
@@ -11,6 +11,7 @@ interface SessionRow {
   created_at: number;
   expires_at: number;
   ended_at: number | null;
+  credential_epoch: number | null;
 }
 
 function toRecord(row: SessionRow): SessionRecord {
@@ -23,12 +24,13 @@ function toRecord(row: SessionRow): SessionRecord {
     expiresAt: fromMs(row.expires_at),
   };
   dateIfPresent(session, "endedAt", row.ended_at);
+  setIfPresent(session, "credentialEpoch", row.credential_epoch);
   return session;
 }
 
 export function sqliteSessions(db: Database.Database): SessionStore {
-  const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at)
-    VALUES (@id, @userId, @clientId, @accessJti, @createdAt, @expiresAt) RETURNING *`);
+  const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at, credential_epoch)
+    VALUES (@id, @userId, @clientId, @accessJti, @createdAt, @expiresAt, @credentialEpoch) RETURNING *`);
   const byId = db.prepare("SELECT * FROM sessions WHERE id = ?");
   const casJti = db.prepare(
     "UPDATE sessions SET access_jti = ? WHERE id = ? AND access_jti = ? AND ended_at IS NULL",
@@ -47,6 +49,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
             accessJti: session.accessJti,
             createdAt: toMs(session.createdAt),
             expiresAt: toMs(session.expiresAt),
+            credentialEpoch: session.credentialEpoch ?? null,
           }) as SessionRow,
         ),
       ),

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { DuplicateError, type NewSigningKey, type SigningKeyRecord, type SigningKeyStore } from "../ports.js";
+import { DuplicateError, type KeyPromotion, type NewSigningKey, type SigningKeyRecord, type SigningKeyStore } from "../ports.js";
 import { call, mapSqliteError } from "./sqlite-errors.js";
 import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
 
@@ -13,6 +13,7 @@ interface SigningKeyRow {
   activated_at: number;
   retired_at: number | null;
   not_after: number | null;
+  revoked_at: number | null;
 }
 
 function toRecord(row: SigningKeyRow): SigningKeyRecord {
@@ -27,6 +28,7 @@ function toRecord(row: SigningKeyRow): SigningKeyRecord {
   };
   dateIfPresent(key, "retiredAt", row.retired_at);
   dateIfPresent(key, "notAfter", row.not_after);
+  dateIfPresent(key, "revokedAt", row.revoked_at);
   return key;
 }
 
@@ -36,9 +38,9 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
   const insert = db.prepare(`INSERT INTO signing_keys
     (kid, generation, alg, private_jwk, public_jwk, created_at, activated_at)
     VALUES (@kid, @generation, @alg, @privateJwk, @publicJwk, @createdAt, @activatedAt)`);
-  const retire = db.prepare(
-    "UPDATE signing_keys SET retired_at = ?, not_after = ? WHERE generation = ? AND retired_at IS NULL",
-  );
+  const retire = db.prepare("UPDATE signing_keys SET retired_at = ?, not_after = ? WHERE kid = ? AND retired_at IS NULL");
+  const promote = db.prepare("UPDATE signing_keys SET activated_at = ? WHERE kid = ?");
+  const revoke = db.prepare("UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL");
   const deleteExpired = db.prepare(
     "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND not_after IS NOT NULL AND not_after < ?",
   );
@@ -61,10 +63,11 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
       throw error;
     }
   };
-  // One transaction: the new generation and the retirement of the previous one land together.
-  const rotate = db.transaction((next: NewSigningKey, previousNotAfter: Date): boolean => {
+  // One transaction: the new next key, the promotion and the retirement land together.
+  const rotate = db.transaction((next: NewSigningKey, change: KeyPromotion): boolean => {
     if (!tryInsert(next)) return false;
-    retire.run(toMs(next.activatedAt), toMs(previousNotAfter), next.generation - 1);
+    promote.run(toMs(change.promote.activatedAt), change.promote.kid);
+    if (change.retire) retire.run(toMs(change.retire.retiredAt), toMs(change.retire.notAfter), change.retire.kid);
     return true;
   });
 
@@ -76,7 +79,8 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
         return row ? toRecord(row) : null;
       }),
     insertGeneration: (key) => call(() => tryInsert(key)),
-    rotate: (next, previousNotAfter) => call(() => rotate.immediate(next, previousNotAfter)),
+    rotate: (next, change) => call(() => rotate.immediate(next, change)),
+    revoke: (kid, at) => call(() => revoke.run(toMs(at), kid).changes === 1),
     deleteExpired: (before) => call(() => deleteExpired.run(toMs(before)).changes),
   };
 }

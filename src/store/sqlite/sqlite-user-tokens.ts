@@ -13,6 +13,7 @@ interface UserTokenRow {
   enabled: number;
   version: number;
   last_used_at: number | null;
+  credential_epoch: number | null;
 }
 
 function toRecord(row: UserTokenRow): UserTokenRecord {
@@ -27,6 +28,7 @@ function toRecord(row: UserTokenRow): UserTokenRecord {
   setIfPresent(token, "note", row.note);
   dateIfPresent(token, "expiresAt", row.expires_at);
   dateIfPresent(token, "lastUsedAt", row.last_used_at);
+  setIfPresent(token, "credentialEpoch", row.credential_epoch);
   return token;
 }
 
@@ -35,8 +37,8 @@ function toRecordOrNull(row: unknown): UserTokenRecord | null {
 }
 
 export function sqliteUserTokens(db: Database.Database): UserTokenStore {
-  const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version)
-    VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0) RETURNING *`);
+  const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch)
+    VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM user_tokens WHERE hash = ?");
   const touch = db.prepare(
     "UPDATE user_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
@@ -57,6 +59,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
             note: token.note ?? null,
             expiresAt: toMsOrNull(token.expiresAt),
             createdAt: toMs(token.createdAt),
+            credentialEpoch: token.credentialEpoch ?? null,
           }) as UserTokenRow,
         ),
       ),

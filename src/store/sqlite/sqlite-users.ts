@@ -17,6 +17,7 @@ interface UserRow {
   password_changed_at: number;
   deactivated_at: number | null;
   version: number;
+  credential_epoch: number;
 }
 
 function toRecord(row: UserRow): UserRecord {
@@ -29,6 +30,7 @@ function toRecord(row: UserRow): UserRecord {
     createdAt: fromMs(row.created_at),
     passwordChangedAt: fromMs(row.password_changed_at),
     version: row.version,
+    credentialEpoch: row.credential_epoch,
   };
   setIfPresent(user, "loginKey", row.login_key);
   setIfPresent(user, "firstname", row.firstname);
@@ -52,12 +54,14 @@ export function sqliteUsers(db: Database.Database): UserStore {
   const keyTaken = db.prepare("SELECT 1 FROM users WHERE login_key = ?");
   const setKey = db.prepare("UPDATE users SET login_key = ? WHERE id = ? AND login_key IS NULL");
   const updatePassword = db.prepare(`UPDATE users
-    SET password_hash = ?, password_changed_at = ?, version = version + 1 WHERE id = ? RETURNING *`);
+    SET password_hash = ?, password_changed_at = ?, version = version + 1, credential_epoch = credential_epoch + 1
+    WHERE id = ? RETURNING *`);
   const rehash = db.prepare(`UPDATE users
     SET password_hash = ?, version = version + 1 WHERE id = ? AND password_hash = ?`);
   const lastLogin = db.prepare("UPDATE users SET last_login_at = ? WHERE id = ? AND active = 1");
   const deactivate = db.prepare(`UPDATE users
-    SET active = 0, deactivated_at = ?, version = version + 1 WHERE id = ? AND active = 1`);
+    SET active = 0, deactivated_at = ?, version = version + 1, credential_epoch = credential_epoch + 1
+    WHERE id = ? AND active = 1`);
 
   return {
     create: (user: NewUser) =>

@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tessera/key/v1/key.proto.
  */
 export const file_tessera_key_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("Chh0ZXNzZXJhL2tleS92MS9rZXkucHJvdG8SDnRlc3NlcmEua2V5LnYxIhAKDkdldEp3a3NSZXF1ZXN0IjgKD0dldEp3a3NSZXNwb25zZRIlCgRrZXlzGAEgAygLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIfCh1HZXRPcGVuSWRDb25maWd1cmF0aW9uUmVxdWVzdCKABAoeR2V0T3BlbklkQ29uZmlndXJhdGlvblJlc3BvbnNlEg4KBmlzc3VlchgBIAEoCRIaCghqd2tzX3VyaRgCIAEoCVIIandrc191cmkSVAolaWRfdG9rZW5fc2lnbmluZ19hbGdfdmFsdWVzX3N1cHBvcnRlZBgDIAMoCVIlaWRfdG9rZW5fc2lnbmluZ19hbGdfdmFsdWVzX3N1cHBvcnRlZBI6ChhyZXNwb25zZV90eXBlc19zdXBwb3J0ZWQYBCADKAlSGHJlc3BvbnNlX3R5cGVzX3N1cHBvcnRlZBI4ChdzdWJqZWN0X3R5cGVzX3N1cHBvcnRlZBgFIAMoCVIXc3ViamVjdF90eXBlc19zdXBwb3J0ZWQSNAoVZ3JhbnRfdHlwZXNfc3VwcG9ydGVkGAYgAygJUhVncmFudF90eXBlc19zdXBwb3J0ZWQSOgoYcmVzcG9uc2VfbW9kZXNfc3VwcG9ydGVkGAcgAygJUhhyZXNwb25zZV9tb2Rlc19zdXBwb3J0ZWQSKgoQY2xhaW1zX3N1cHBvcnRlZBgIIAMoCVIQY2xhaW1zX3N1cHBvcnRlZBJICh9yZXF1ZXN0X3VyaV9wYXJhbWV0ZXJfc3VwcG9ydGVkGAkgASgIUh9yZXF1ZXN0X3VyaV9wYXJhbWV0ZXJfc3VwcG9ydGVkIhIKEFJvdGF0ZUtleVJlcXVlc3QiIAoRUm90YXRlS2V5UmVzcG9uc2USCwoDa2lkGAEgASgJMrIDCgpLZXlTZXJ2aWNlEnMKB0dldEp3a3MSHi50ZXNzZXJhLmtleS52MS5HZXRKd2tzUmVxdWVzdBofLnRlc3NlcmEua2V5LnYxLkdldEp3a3NSZXNwb25zZSInkAIBwvMYAggBgtPkkwIYEhYvLndlbGwta25vd24vandrcy5qc29uEqsBChZHZXRPcGVuSWRDb25maWd1cmF0aW9uEi0udGVzc2VyYS5rZXkudjEuR2V0T3BlbklkQ29uZmlndXJhdGlvblJlcXVlc3QaLi50ZXNzZXJhLmtleS52MS5HZXRPcGVuSWRDb25maWd1cmF0aW9uUmVzcG9uc2UiMpACAcLzGAIIAYLT5JMCIxIhLy53ZWxsLWtub3duL29wZW5pZC1jb25maWd1cmF0aW9uEngKCVJvdGF0ZUtleRIgLnRlc3NlcmEua2V5LnYxLlJvdGF0ZUtleVJlcXVlc3QaIS50ZXNzZXJhLmtleS52MS5Sb3RhdGVLZXlSZXNwb25zZSImwvMYAggLgtPkkwIaOgEqIhUvdjEvYWRtaW4va2V5czpyb3RhdGUaB8rzGAMKAS9CfAoOdGVzc2VyYS5rZXkudjFCCEtleVByb3RvUAFaI3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEva2V5L3YxO2tleXYxogIDVEtZqgIOVGVzc2VyYS5LZXkuVjHKAg5UZXNzZXJhXEtleVxWMeoCEFRlc3NlcmE6OktleTo6VjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct, file_tessera_options_v1_options]);
+  fileDesc("Chh0ZXNzZXJhL2tleS92MS9rZXkucHJvdG8SDnRlc3NlcmEua2V5LnYxIhAKDkdldEp3a3NSZXF1ZXN0IjgKD0dldEp3a3NSZXNwb25zZRIlCgRrZXlzGAEgAygLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIfCh1HZXRPcGVuSWRDb25maWd1cmF0aW9uUmVxdWVzdCKABAoeR2V0T3BlbklkQ29uZmlndXJhdGlvblJlc3BvbnNlEg4KBmlzc3VlchgBIAEoCRIaCghqd2tzX3VyaRgCIAEoCVIIandrc191cmkSVAolaWRfdG9rZW5fc2lnbmluZ19hbGdfdmFsdWVzX3N1cHBvcnRlZBgDIAMoCVIlaWRfdG9rZW5fc2lnbmluZ19hbGdfdmFsdWVzX3N1cHBvcnRlZBI6ChhyZXNwb25zZV90eXBlc19zdXBwb3J0ZWQYBCADKAlSGHJlc3BvbnNlX3R5cGVzX3N1cHBvcnRlZBI4ChdzdWJqZWN0X3R5cGVzX3N1cHBvcnRlZBgFIAMoCVIXc3ViamVjdF90eXBlc19zdXBwb3J0ZWQSNAoVZ3JhbnRfdHlwZXNfc3VwcG9ydGVkGAYgAygJUhVncmFudF90eXBlc19zdXBwb3J0ZWQSOgoYcmVzcG9uc2VfbW9kZXNfc3VwcG9ydGVkGAcgAygJUhhyZXNwb25zZV9tb2Rlc19zdXBwb3J0ZWQSKgoQY2xhaW1zX3N1cHBvcnRlZBgIIAMoCVIQY2xhaW1zX3N1cHBvcnRlZBJICh9yZXF1ZXN0X3VyaV9wYXJhbWV0ZXJfc3VwcG9ydGVkGAkgASgIUh9yZXF1ZXN0X3VyaV9wYXJhbWV0ZXJfc3VwcG9ydGVkIhIKEFJvdGF0ZUtleVJlcXVlc3QiIAoRUm90YXRlS2V5UmVzcG9uc2USCwoDa2lkGAEgASgJIh8KEFJldm9rZUtleVJlcXVlc3QSCwoDa2lkGAEgASgJIkIKEVJldm9rZUtleVJlc3BvbnNlEgsKA2tpZBgBIAEoCRIgCgtzaWduaW5nX2tpZBgCIAEoCVILc2lnbmluZ19raWQywgQKCktleVNlcnZpY2UScwoHR2V0SndrcxIeLnRlc3NlcmEua2V5LnYxLkdldEp3a3NSZXF1ZXN0Gh8udGVzc2VyYS5rZXkudjEuR2V0Sndrc1Jlc3BvbnNlIieQAgHC8xgCCAGC0+STAhgSFi8ud2VsbC1rbm93bi9qd2tzLmpzb24SqwEKFkdldE9wZW5JZENvbmZpZ3VyYXRpb24SLS50ZXNzZXJhLmtleS52MS5HZXRPcGVuSWRDb25maWd1cmF0aW9uUmVxdWVzdBouLnRlc3NlcmEua2V5LnYxLkdldE9wZW5JZENvbmZpZ3VyYXRpb25SZXNwb25zZSIykAIBwvMYAggBgtPkkwIjEiEvLndlbGwta25vd24vb3BlbmlkLWNvbmZpZ3VyYXRpb24SeAoJUm90YXRlS2V5EiAudGVzc2VyYS5rZXkudjEuUm90YXRlS2V5UmVxdWVzdBohLnRlc3NlcmEua2V5LnYxLlJvdGF0ZUtleVJlc3BvbnNlIibC8xgCCAuC0+STAho6ASoiFS92MS9hZG1pbi9rZXlzOnJvdGF0ZRKNAQoJUmV2b2tlS2V5EiAudGVzc2VyYS5rZXkudjEuUmV2b2tlS2V5UmVxdWVzdBohLnRlc3NlcmEua2V5LnYxLlJldm9rZUtleVJlc3BvbnNlIjvC8xgCCAva8xgLCglub3RfZm91bmSC0+STAiA6ASoiGy92MS9hZG1pbi9rZXlzL3traWR9OnJldm9rZRoHyvMYAwoBL0J8Cg50ZXNzZXJhLmtleS52MUIIS2V5UHJvdG9QAVojdGVzc2VyYS9nZW4vZ28vdGVzc2VyYS9rZXkvdjE7a2V5djGiAgNUS1mqAg5UZXNzZXJhLktleS5WMcoCDlRlc3NlcmFcS2V5XFYx6gIQVGVzc2VyYTo6S2V5OjpWMWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_tessera_options_v1_options]);
 
 /**
  * GET /.well-known/jwks.json takes no arguments.
@@ -161,13 +161,13 @@ export const RotateKeyRequestSchema: GenMessage<RotateKeyRequest> = /*@__PURE__*
   messageDesc(file_tessera_key_v1_key, 4);
 
 /**
- * The new current key.
+ * The promoted key.
  *
  * @generated from message tessera.key.v1.RotateKeyResponse
  */
 export type RotateKeyResponse = Message<"tessera.key.v1.RotateKeyResponse"> & {
   /**
-   * The new key's id (`kid`).
+   * The promoted key's id (`kid`): the signing key once it has been published long enough.
    *
    * @generated from field: string kid = 1;
    */
@@ -182,11 +182,60 @@ export const RotateKeyResponseSchema: GenMessage<RotateKeyResponse> = /*@__PURE_
   messageDesc(file_tessera_key_v1_key, 5);
 
 /**
+ * POST /v1/admin/keys/{kid}:revoke
+ *
+ * @generated from message tessera.key.v1.RevokeKeyRequest
+ */
+export type RevokeKeyRequest = Message<"tessera.key.v1.RevokeKeyRequest"> & {
+  /**
+   * The id (`kid`) of the key to revoke.
+   *
+   * @generated from field: string kid = 1;
+   */
+  kid: string;
+};
+
+/**
+ * Describes the message tessera.key.v1.RevokeKeyRequest.
+ * Use `create(RevokeKeyRequestSchema)` to create a new message.
+ */
+export const RevokeKeyRequestSchema: GenMessage<RevokeKeyRequest> = /*@__PURE__*/
+  messageDesc(file_tessera_key_v1_key, 6);
+
+/**
+ * The revocation's result.
+ *
+ * @generated from message tessera.key.v1.RevokeKeyResponse
+ */
+export type RevokeKeyResponse = Message<"tessera.key.v1.RevokeKeyResponse"> & {
+  /**
+   * The revoked key's id.
+   *
+   * @generated from field: string kid = 1;
+   */
+  kid: string;
+
+  /**
+   * The key that signs now.
+   *
+   * @generated from field: string signing_kid = 2 [json_name = "signing_kid"];
+   */
+  signingKid: string;
+};
+
+/**
+ * Describes the message tessera.key.v1.RevokeKeyResponse.
+ * Use `create(RevokeKeyResponseSchema)` to create a new message.
+ */
+export const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse> = /*@__PURE__*/
+  messageDesc(file_tessera_key_v1_key, 7);
+
+/**
  * Public signing keys, so internal services verify Tessera's JWTs offline.
  *
  * Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
  * codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_TOKEN,
- * UNSUPPORTED_OPERATION. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
+ * UNSUPPORTED_OPERATION, KEY_NOT_FOUND. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
  * UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
  * ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
  * METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
@@ -197,9 +246,12 @@ export const RotateKeyResponseSchema: GenMessage<RotateKeyResponse> = /*@__PURE_
  */
 export const KeyService: GenService<{
   /**
-   * The JSON Web Key Set (`GET /.well-known/jwks.json`): the current public key and every
-   * previous one whose tokens may still be valid, each with `kid`, `alg` and `use: "sig"`.
-   * Served with `Cache-Control: public, max-age=300`. Empty under HS256.
+   * The JSON Web Key Set (`GET /.well-known/jwks.json`): the published next key (first; it signs
+   * nothing until a rotation promotes it), the current public key and every previous one whose
+   * tokens may still be valid, each with `kid`, `alg` and `use: "sig"`; never a revoked key.
+   * Served with `Cache-Control: public, max-age=N`, N = TESSERA_KEY_PUBLISH_SECONDS - 30, at most
+   * 300 (300 by default): shorter than the time a key is published before it signs, so a
+   * verifier that honours the max-age knows every key before its first token. Empty under HS256.
    *
    * @generated from rpc tessera.key.v1.KeyService.GetJwks
    */
@@ -229,8 +281,11 @@ export const KeyService: GenService<{
     output: typeof GetOpenIdConfigurationResponseSchema;
   },
   /**
-   * Makes a new signing key current (`POST /v1/admin/keys:rotate`). The previous key stays
-   * in the JWKS, and keeps verifying, until the longest-lived token it signed has expired.
+   * Promotes the published next key to signing key (`POST /v1/admin/keys:rotate`) and publishes
+   * a new next key. The promoted key signs from the time it has been published for
+   * TESSERA_KEY_PUBLISH_SECONDS (at once if it has been), and until then the previous key signs.
+   * The previous key stays in the JWKS, and keeps verifying, until the longest-lived token it
+   * signed has expired. Errors: under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
    *
    * @generated from rpc tessera.key.v1.KeyService.RotateKey
    */
@@ -238,6 +293,22 @@ export const KeyService: GenService<{
     methodKind: "unary";
     input: typeof RotateKeyRequestSchema;
     output: typeof RotateKeyResponseSchema;
+  },
+  /**
+   * Emergency revocation of a signing key (`POST /v1/admin/keys/{kid}:revoke`), for a key that
+   * may be compromised: it leaves the JWKS, and every token it signed is refused from then on —
+   * at once on the instance that answers, within 30 seconds on the others (they re-read the
+   * keys that often). Revoking the signing key first promotes the published next key, at once
+   * (tokens signed before stay refused); revoking the next key publishes a new one. Revoking a
+   * revoked key again changes nothing. Logged as a warning. Errors: no such kid NOT_FOUND (404,
+   * KEY_NOT_FOUND); under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
+   *
+   * @generated from rpc tessera.key.v1.KeyService.RevokeKey
+   */
+  revokeKey: {
+    methodKind: "unary";
+    input: typeof RevokeKeyRequestSchema;
+    output: typeof RevokeKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tessera_key_v1_key, 0);

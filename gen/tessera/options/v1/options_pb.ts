@@ -47,12 +47,14 @@
 // - SESSION_ENDED: the session has ended (logout, expiry, password change, deactivation or
 //   refresh token reuse).
 // - WRONG_CLIENT: the session access token was issued to another client id.
-// - REFRESH_TOKEN_ALREADY_USED: the refresh token was just spent by a concurrent refresh (within
-//   TESSERA_REFRESH_GRACE_SECONDS); the session lives on.
+// - REFRESH_TOKEN_ALREADY_USED: the refresh token was just spent by another refresh (within
+//   TESSERA_REFRESH_GRACE_SECONDS) made with another access token; the session lives on.
 // - REFRESH_TOKEN_REUSED: a spent refresh token was presented again: it was copied, so its
 //   session has ended.
 // - USER_DEACTIVATED: the user is deactivated (told only to a caller who proved the password, or
 //   who holds a token).
+// - OTHER_USER_SESSION: the browser already holds a live session cookie of another user; it is
+//   kept (log out first).
 //
 // On password logins:
 // - INVALID_CREDENTIALS: an unknown login or a wrong password: deliberately one reason for both.
@@ -73,6 +75,7 @@
 // - USER_NOT_FOUND: no such user.
 // - TOKEN_NOT_FOUND: no such token among those the caller may see or change (unknown, used,
 //   expired, revoked or another's).
+// - KEY_NOT_FOUND: no signing key with this kid (or it can no longer verify anything).
 // - NO_PUBLIC_KEY: a symmetric algorithm (HS256) is in use: there is no public key to publish.
 // - UNSUPPORTED_OPERATION: the operation does not apply to this configuration (HS256 keys are
 //   not rotated through the API).
@@ -105,10 +108,12 @@
 // - INVALID_BODY_FIELD: a field of the JSON body has a value of the wrong type.
 // - UNSUPPORTED_MEDIA_TYPE: the body's Content-Type or Content-Encoding is not accepted (415).
 //
-// Caching. A successful answer is sent with `Cache-Control: no-store` (it may hold a token or a
-// user's data) unless its method says otherwise: the public keys and the discovery document
-// (KeyService.GetJwks, KeyService.GetOpenIdConfiguration, JwtService.GetPublicKey) are `public,
-// max-age=300`, JwtService.GetVersion `public, max-age=60`.
+// Caching. A successful answer is sent with `Cache-Control: no-store` and `Pragma: no-cache` (it
+// may hold a token or a user's data) unless its method says otherwise: the public keys
+// (KeyService.GetJwks, JwtService.GetPublicKey) are `public, max-age=N` with N =
+// TESSERA_KEY_PUBLISH_SECONDS - 30, at most 300 (300 by default), the discovery document
+// (KeyService.GetOpenIdConfiguration) `public, max-age=300`, JwtService.GetVersion `public,
+// max-age=60`.
 //
 // Connect GET. The methods declared `idempotency_level = NO_SIDE_EFFECTS` write nothing (no token
 // is minted, spent or revoked, no last-used time recorded), so Connect clients may call them with
@@ -126,7 +131,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/options/v1/options.proto.
  */
 export const file_tessera_options_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("CiB0ZXNzZXJhL29wdGlvbnMvdjEvb3B0aW9ucy5wcm90bxISdGVzc2VyYS5vcHRpb25zLnYxImcKCkFjY2Vzc1J1bGUSMgoKY3JlZGVudGlhbBgBIAEoDjIeLnRlc3NlcmEub3B0aW9ucy52MS5DcmVkZW50aWFsEhAKCG9wdGlvbmFsGAIgASgIEhMKC3Rva2VuX2ZpZWxkGAMgASgJIj0KD0h0dHBTZXJ2aWNlUnVsZRIRCgliYXNlX3BhdGgYASABKAkSFwoPbG9vc2VfYXJndW1lbnRzGAIgASgIIlMKEEh0dHBSZXNwb25zZVJ1bGUSDgoGc3RhdHVzGAEgASgNEhkKEXVuc2V0X2JvZHlfc3RhdHVzGAIgASgNEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSIaCglFcnJvclJ1bGUSDQoFY29kZXMYASADKAkquQIKCkNyZWRlbnRpYWwSGgoWQ1JFREVOVElBTF9VTlNQRUNJRklFRBAAEhMKD0NSRURFTlRJQUxfTk9ORRABEhgKFENSRURFTlRJQUxfQ0xJRU5UX0lEEAISFgoSQ1JFREVOVElBTF9TRVNTSU9OEAMSIQodQ1JFREVOVElBTF9TRVNTSU9OX0VYUElSRURfT0sQBBIYChRDUkVERU5USUFMX0FQSV9UT0tFThAFEhkKFUNSRURFTlRJQUxfVVNFUl9UT0tFThAGEhMKD0NSRURFTlRJQUxfVVNFUhAHEhIKDkNSRURFTlRJQUxfSldUEAgSGwoXQ1JFREVOVElBTF9KV1RfUEFTU1dPUkQQCRIUChBDUkVERU5USUFMX0JBU0lDEAoSFAoQQ1JFREVOVElBTF9BRE1JThALOlgKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLiOAyABKAsyHi50ZXNzZXJhLm9wdGlvbnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzOmsKDWh0dHBfcmVzcG9uc2USHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi6jgMgASgLMiQudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBSZXNwb25zZVJ1bGVSDGh0dHBSZXNwb25zZTpXCgZlcnJvcnMSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi7jgMgASgLMh0udGVzc2VyYS5vcHRpb25zLnYxLkVycm9yUnVsZVIGZXJyb3JzOmkKDGh0dHBfc2VydmljZRIfLmdvb2dsZS5wcm90b2J1Zi5TZXJ2aWNlT3B0aW9ucxi5jgMgASgLMiMudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBTZXJ2aWNlUnVsZVILaHR0cFNlcnZpY2VCmAEKEnRlc3NlcmEub3B0aW9ucy52MUIMT3B0aW9uc1Byb3RvUAFaK3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEvb3B0aW9ucy92MTtvcHRpb25zdjGiAgNUT1CqAhJUZXNzZXJhLk9wdGlvbnMuVjHKAhJUZXNzZXJhXE9wdGlvbnNcVjHqAhRUZXNzZXJhOjpPcHRpb25zOjpWMWIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("CiB0ZXNzZXJhL29wdGlvbnMvdjEvb3B0aW9ucy5wcm90bxISdGVzc2VyYS5vcHRpb25zLnYxIn8KCkFjY2Vzc1J1bGUSMgoKY3JlZGVudGlhbBgBIAEoDjIeLnRlc3NlcmEub3B0aW9ucy52MS5DcmVkZW50aWFsEhAKCG9wdGlvbmFsGAIgASgIEhMKC3Rva2VuX2ZpZWxkGAMgASgJEhYKDnNlc3Npb25fY29va2llGAQgASgIIj0KD0h0dHBTZXJ2aWNlUnVsZRIRCgliYXNlX3BhdGgYASABKAkSFwoPbG9vc2VfYXJndW1lbnRzGAIgASgIIlMKEEh0dHBSZXNwb25zZVJ1bGUSDgoGc3RhdHVzGAEgASgNEhkKEXVuc2V0X2JvZHlfc3RhdHVzGAIgASgNEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSIaCglFcnJvclJ1bGUSDQoFY29kZXMYASADKAkquQIKCkNyZWRlbnRpYWwSGgoWQ1JFREVOVElBTF9VTlNQRUNJRklFRBAAEhMKD0NSRURFTlRJQUxfTk9ORRABEhgKFENSRURFTlRJQUxfQ0xJRU5UX0lEEAISFgoSQ1JFREVOVElBTF9TRVNTSU9OEAMSIQodQ1JFREVOVElBTF9TRVNTSU9OX0VYUElSRURfT0sQBBIYChRDUkVERU5USUFMX0FQSV9UT0tFThAFEhkKFUNSRURFTlRJQUxfVVNFUl9UT0tFThAGEhMKD0NSRURFTlRJQUxfVVNFUhAHEhIKDkNSRURFTlRJQUxfSldUEAgSGwoXQ1JFREVOVElBTF9KV1RfUEFTU1dPUkQQCRIUChBDUkVERU5USUFMX0JBU0lDEAoSFAoQQ1JFREVOVElBTF9BRE1JThALOlgKBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLiOAyABKAsyHi50ZXNzZXJhLm9wdGlvbnMudjEuQWNjZXNzUnVsZVIGYWNjZXNzOmsKDWh0dHBfcmVzcG9uc2USHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi6jgMgASgLMiQudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBSZXNwb25zZVJ1bGVSDGh0dHBSZXNwb25zZTpXCgZlcnJvcnMSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi7jgMgASgLMh0udGVzc2VyYS5vcHRpb25zLnYxLkVycm9yUnVsZVIGZXJyb3JzOmkKDGh0dHBfc2VydmljZRIfLmdvb2dsZS5wcm90b2J1Zi5TZXJ2aWNlT3B0aW9ucxi5jgMgASgLMiMudGVzc2VyYS5vcHRpb25zLnYxLkh0dHBTZXJ2aWNlUnVsZVILaHR0cFNlcnZpY2VCmAEKEnRlc3NlcmEub3B0aW9ucy52MUIMT3B0aW9uc1Byb3RvUAFaK3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEvb3B0aW9ucy92MTtvcHRpb25zdjGiAgNUT1CqAhJUZXNzZXJhLk9wdGlvbnMuVjHKAhJUZXNzZXJhXE9wdGlvbnNcVjHqAhRUZXNzZXJhOjpPcHRpb25zOjpWMWIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * Who may call a method.
@@ -158,6 +163,15 @@ export type AccessRule = Message<"tessera.options.v1.AccessRule"> & {
    * @generated from field: string token_field = 3;
    */
   tokenField: string;
+
+  /**
+   * With CREDENTIAL_USER_TOKEN: a request without a bearer token may present the seed 003
+   * session cookie instead (`tessera_session`, on any HTTP method; SameSite=Lax keeps it off
+   * cross-site POSTs). The handler gets a cookie principal.
+   *
+   * @generated from field: bool session_cookie = 4;
+   */
+  sessionCookie: boolean;
 };
 
 /**

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/authtoken/v1/authentication_token.proto.
  */
 export const file_tessera_authtoken_v1_authentication_token: GenFile = /*@__PURE__*/
-  fileDesc("Ci90ZXNzZXJhL2F1dGh0b2tlbi92MS9hdXRoZW50aWNhdGlvbl90b2tlbi5wcm90bxIUdGVzc2VyYS5hdXRodG9rZW4udjEiFAoSQ3JlYXRlVG9rZW5SZXF1ZXN0Ik8KE0NyZWF0ZVRva2VuUmVzcG9uc2USOAoFdG9rZW4YASABKAsyKS50ZXNzZXJhLmF1dGh0b2tlbi52MS5BdXRoZW50aWNhdGlvblRva2VuIiAKD0dldFRva2VuUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJMChBHZXRUb2tlblJlc3BvbnNlEjgKBXRva2VuGAEgASgLMikudGVzc2VyYS5hdXRodG9rZW4udjEuQXV0aGVudGljYXRpb25Ub2tlbiIlChRFeGNoYW5nZVRva2VuUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJ7ChNBdXRoZW50aWNhdGlvblRva2VuEg0KBXRva2VuGAEgASgJEgsKA3R0bBgCIAEoDRIMCgR1c2VyGAMgASgJEjoKCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUgpjcmVhdGVkX2F0IoIBChVFeGNoYW5nZVRva2VuUmVzcG9uc2USDwoCaWQYASABKAlSA19pZBIWCglmaXJzdG5hbWUYAiABKAlIAIgBARIVCghsYXN0bmFtZRgDIAEoCUgBiAEBEg4KBmVtYWlscxgEIAMoCUIMCgpfZmlyc3RuYW1lQgsKCV9sYXN0bmFtZTKKBAoaQXV0aGVudGljYXRpb25Ub2tlblNlcnZpY2USkQEKC0NyZWF0ZVRva2VuEigudGVzc2VyYS5hdXRodG9rZW4udjEuQ3JlYXRlVG9rZW5SZXF1ZXN0GikudGVzc2VyYS5hdXRodG9rZW4udjEuQ3JlYXRlVG9rZW5SZXNwb25zZSItwvMYAggHgtPkkwIhYgV0b2tlbhIYL2FwaS9hdXRoZW50aWNhdGlvbnRva2VuEp8BCghHZXRUb2tlbhIlLnRlc3NlcmEuYXV0aHRva2VuLnYxLkdldFRva2VuUmVxdWVzdBomLnRlc3NlcmEuYXV0aHRva2VuLnYxLkdldFRva2VuUmVzcG9uc2UiRMLzGAIIB9rzGAsKCW5vdF9mb3VuZILT5JMCKWIFdG9rZW4SIC9hcGkvYXV0aGVudGljYXRpb250b2tlbi97dG9rZW59EqwBCg1FeGNoYW5nZVRva2VuEioudGVzc2VyYS5hdXRodG9rZW4udjEuRXhjaGFuZ2VUb2tlblJlcXVlc3QaKy50ZXNzZXJhLmF1dGh0b2tlbi52MS5FeGNoYW5nZVRva2VuUmVzcG9uc2UiQsLzGAIIAdrzGAsKCW5vdF9mb3VuZILT5JMCJxIlL2FwaS9hdXRoZW50aWNhdGlvbnRva2VuL3t0b2tlbn0vdXNlchoHyvMYAwoBL0KwAQoUdGVzc2VyYS5hdXRodG9rZW4udjFCGEF1dGhlbnRpY2F0aW9uVG9rZW5Qcm90b1ABWi90ZXNzZXJhL2dlbi9nby90ZXNzZXJhL2F1dGh0b2tlbi92MTthdXRodG9rZW52MaICA1RBVaoCFFRlc3NlcmEuQXV0aHRva2VuLlYxygIUVGVzc2VyYVxBdXRodG9rZW5cVjHqAhZUZXNzZXJhOjpBdXRodG9rZW46OlYxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_options_v1_options]);
+  fileDesc("Ci90ZXNzZXJhL2F1dGh0b2tlbi92MS9hdXRoZW50aWNhdGlvbl90b2tlbi5wcm90bxIUdGVzc2VyYS5hdXRodG9rZW4udjEiFAoSQ3JlYXRlVG9rZW5SZXF1ZXN0Ik8KE0NyZWF0ZVRva2VuUmVzcG9uc2USOAoFdG9rZW4YASABKAsyKS50ZXNzZXJhLmF1dGh0b2tlbi52MS5BdXRoZW50aWNhdGlvblRva2VuIiAKD0dldFRva2VuUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJMChBHZXRUb2tlblJlc3BvbnNlEjgKBXRva2VuGAEgASgLMikudGVzc2VyYS5hdXRodG9rZW4udjEuQXV0aGVudGljYXRpb25Ub2tlbiIlChRFeGNoYW5nZVRva2VuUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJ7ChNBdXRoZW50aWNhdGlvblRva2VuEg0KBXRva2VuGAEgASgJEgsKA3R0bBgCIAEoDRIMCgR1c2VyGAMgASgJEjoKCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wUgpjcmVhdGVkX2F0IoIBChVFeGNoYW5nZVRva2VuUmVzcG9uc2USDwoCaWQYASABKAlSA19pZBIWCglmaXJzdG5hbWUYAiABKAlIAIgBARIVCghsYXN0bmFtZRgDIAEoCUgBiAEBEg4KBmVtYWlscxgEIAMoCUIMCgpfZmlyc3RuYW1lQgsKCV9sYXN0bmFtZTKaBAoaQXV0aGVudGljYXRpb25Ub2tlblNlcnZpY2USkQEKC0NyZWF0ZVRva2VuEigudGVzc2VyYS5hdXRodG9rZW4udjEuQ3JlYXRlVG9rZW5SZXF1ZXN0GikudGVzc2VyYS5hdXRodG9rZW4udjEuQ3JlYXRlVG9rZW5SZXNwb25zZSItwvMYAggHgtPkkwIhYgV0b2tlbhIYL2FwaS9hdXRoZW50aWNhdGlvbnRva2VuEp8BCghHZXRUb2tlbhIlLnRlc3NlcmEuYXV0aHRva2VuLnYxLkdldFRva2VuUmVxdWVzdBomLnRlc3NlcmEuYXV0aHRva2VuLnYxLkdldFRva2VuUmVzcG9uc2UiRMLzGAIIB9rzGAsKCW5vdF9mb3VuZILT5JMCKWIFdG9rZW4SIC9hcGkvYXV0aGVudGljYXRpb250b2tlbi97dG9rZW59ErwBCg1FeGNoYW5nZVRva2VuEioudGVzc2VyYS5hdXRodG9rZW4udjEuRXhjaGFuZ2VUb2tlblJlcXVlc3QaKy50ZXNzZXJhLmF1dGh0b2tlbi52MS5FeGNoYW5nZVRva2VuUmVzcG9uc2UiUsLzGAIIAdrzGBsKCW5vdF9mb3VuZAoOYWxyZWFkeV9leGlzdHOC0+STAicSJS9hcGkvYXV0aGVudGljYXRpb250b2tlbi97dG9rZW59L3VzZXIaB8rzGAMKAS9CsAEKFHRlc3NlcmEuYXV0aHRva2VuLnYxQhhBdXRoZW50aWNhdGlvblRva2VuUHJvdG9QAVovdGVzc2VyYS9nZW4vZ28vdGVzc2VyYS9hdXRodG9rZW4vdjE7YXV0aHRva2VudjGiAgNUQVWqAhRUZXNzZXJhLkF1dGh0b2tlbi5WMcoCFFRlc3NlcmFcQXV0aHRva2VuXFYx6gIWVGVzc2VyYTo6QXV0aHRva2VuOjpWMWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_options_v1_options]);
 
 /**
  * GET /api/authenticationtoken takes no arguments: the user is the caller.
@@ -204,13 +204,14 @@ export const ExchangeTokenResponseSchema: GenMessage<ExchangeTokenResponse> = /*
  * another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60) and can
  * be exchanged once. Expiry is checked on every read, exact to the second (a token created at
  * T is valid while now < T + ttl); it does not depend on a store's background cleanup.
- * Responses that carry a token or set a cookie are sent with `Cache-Control: no-store`.
+ * Responses that carry a token or set a cookie are sent with `Cache-Control: no-store` and
+ * `Pragma: no-cache`.
  *
  * Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
  * codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, UNKNOWN_CLIENT_ID,
  * INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID, WRONG_ISSUER,
  * WRONG_CLIENT, SESSION_ENDED, NOT_MOST_RECENT_TOKEN, WRONG_AUDIENCE, TOKEN_REVOKED,
- * USER_DEACTIVATED, MISSING_FIELDS, INVALID_FIELD, TOKEN_NOT_FOUND. Common to every API:
+ * USER_DEACTIVATED, OTHER_USER_SESSION, MISSING_FIELDS, INVALID_FIELD, TOKEN_NOT_FOUND. Common to every API:
  * MALFORMED_REQUEST, REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED,
  * NO_ACCESS_RULE, STORE_UNAVAILABLE, ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST
  * also ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE,
@@ -223,7 +224,10 @@ export const AuthenticationTokenService: GenService<{
   /**
    * Creates a token for the calling user (`GET /api/authenticationtoken`). The caller
    * authenticates with any user credential of this service: a session access token (with its
-   * `x-koms-clientid`), a user token, or a JWT access token. Errors: UNAUTHENTICATED (401).
+   * `x-koms-clientid`), a user token, or a JWT access token. A JWT access token issued before the
+   * user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
+   * the session cookie carries that session's end: the session its exchange starts ends no
+   * later. Errors: UNAUTHENTICATED (401).
    *
    * @generated from rpc tessera.authtoken.v1.AuthenticationTokenService.CreateToken
    */
@@ -256,10 +260,15 @@ export const AuthenticationTokenService: GenService<{
    * accepted only as the cookie, only on safe methods (GET, HEAD) that take any user credential
    * (those of this service); it is not a bearer token, and a user token, access token or JWT is
    * not accepted as the cookie. It ends when it expires, when the user is deactivated, or when
-   * the user's password changes. Its use is recorded like a user token's.
+   * the user's password changes, or when it is logged out (`POST /auth/logout` with the cookie).
+   * Its use is recorded like a user token's. A token made from a cookie session starts one that
+   * ends no later than that one: exchanging again never extends a session's lifetime.
    * When the request already carries a valid session cookie of the same user, that session is
-   * kept and no new cookie is set.
-   * Errors: unknown, already used or expired token, or a deactivated user, NOT_FOUND (404);
+   * kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
+   * exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused
+   * and the cookie is kept (a link must not silently log a browser in as someone else).
+   * Errors: unknown, already used or expired token, a deactivated user, or a token made before
+   * the user's last password change, NOT_FOUND (404);
    * a malformed token INVALID_ARGUMENT (400) as for GetToken. Of two concurrent exchanges of
    * one token exactly one succeeds.
    *

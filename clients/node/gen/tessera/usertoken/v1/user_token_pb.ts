@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/usertoken/v1/user_token.proto.
  */
 export const file_tessera_usertoken_v1_user_token: GenFile = /*@__PURE__*/
-  fileDesc("CiV0ZXNzZXJhL3VzZXJ0b2tlbi92MS91c2VyX3Rva2VuLnByb3RvEhR0ZXNzZXJhLnVzZXJ0b2tlbi52MSJfCgxMb2dpblJlcXVlc3QSEQoEbm90ZRgBIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFX25vdGUi+QEKDUxvZ2luUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEQoEbm90ZRgCIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY3JlYXRpb25fdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZW5hYmxlZBgFIAEoCBIPCgd2ZXJzaW9uGAYgASgNEjMKD2xhc3RfdXNhZ2VfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFX25vdGUiDQoLQnVtcFJlcXVlc3QiQwoMQnVtcFJlc3BvbnNlEjMKD2xhc3RfbG9naW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDwoNTG9nb3V0UmVxdWVzdCIhCg5Mb2dvdXRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIMpEDChBVc2VyVG9rZW5TZXJ2aWNlEpkBCgVMb2dpbhIiLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ2luUmVxdWVzdBojLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ2luUmVzcG9uc2UiR8LzGAIICtrzGCcKEXBlcm1pc3Npb25fZGVuaWVkChJyZXNvdXJjZV9leGhhdXN0ZWSC0+STAhA6ASoiCy9hdXRoL2xvZ2luEmcKBEJ1bXASIS50ZXNzZXJhLnVzZXJ0b2tlbi52MS5CdW1wUmVxdWVzdBoiLnRlc3NlcmEudXNlcnRva2VuLnYxLkJ1bXBSZXNwb25zZSIYwvMYAggGgtPkkwIMIgovYXV0aC9idW1wEm8KBkxvZ291dBIjLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ291dFJlcXVlc3QaJC50ZXNzZXJhLnVzZXJ0b2tlbi52MS5Mb2dvdXRSZXNwb25zZSIawvMYAggGgtPkkwIOIgwvYXV0aC9sb2dvdXQaB8rzGAMKAS9CpgEKFHRlc3NlcmEudXNlcnRva2VuLnYxQg5Vc2VyVG9rZW5Qcm90b1ABWi90ZXNzZXJhL2dlbi9nby90ZXNzZXJhL3VzZXJ0b2tlbi92MTt1c2VydG9rZW52MaICA1RVVKoCFFRlc3NlcmEuVXNlcnRva2VuLlYxygIUVGVzc2VyYVxVc2VydG9rZW5cVjHqAhZUZXNzZXJhOjpVc2VydG9rZW46OlYxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_options_v1_options]);
+  fileDesc("CiV0ZXNzZXJhL3VzZXJ0b2tlbi92MS91c2VyX3Rva2VuLnByb3RvEhR0ZXNzZXJhLnVzZXJ0b2tlbi52MSJfCgxMb2dpblJlcXVlc3QSEQoEbm90ZRgBIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFX25vdGUi+QEKDUxvZ2luUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEQoEbm90ZRgCIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY3JlYXRpb25fdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZW5hYmxlZBgFIAEoCBIPCgd2ZXJzaW9uGAYgASgNEjMKD2xhc3RfdXNhZ2VfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFX25vdGUiDQoLQnVtcFJlcXVlc3QiQwoMQnVtcFJlc3BvbnNlEjMKD2xhc3RfbG9naW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDwoNTG9nb3V0UmVxdWVzdCIhCg5Mb2dvdXRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIMpMDChBVc2VyVG9rZW5TZXJ2aWNlEpkBCgVMb2dpbhIiLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ2luUmVxdWVzdBojLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ2luUmVzcG9uc2UiR8LzGAIICtrzGCcKEXBlcm1pc3Npb25fZGVuaWVkChJyZXNvdXJjZV9leGhhdXN0ZWSC0+STAhA6ASoiCy9hdXRoL2xvZ2luEmcKBEJ1bXASIS50ZXNzZXJhLnVzZXJ0b2tlbi52MS5CdW1wUmVxdWVzdBoiLnRlc3NlcmEudXNlcnRva2VuLnYxLkJ1bXBSZXNwb25zZSIYwvMYAggGgtPkkwIMIgovYXV0aC9idW1wEnEKBkxvZ291dBIjLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ291dFJlcXVlc3QaJC50ZXNzZXJhLnVzZXJ0b2tlbi52MS5Mb2dvdXRSZXNwb25zZSIcwvMYBAgGIAGC0+STAg4iDC9hdXRoL2xvZ291dBoHyvMYAwoBL0KmAQoUdGVzc2VyYS51c2VydG9rZW4udjFCDlVzZXJUb2tlblByb3RvUAFaL3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEvdXNlcnRva2VuL3YxO3VzZXJ0b2tlbnYxogIDVFVUqgIUVGVzc2VyYS5Vc2VydG9rZW4uVjHKAhRUZXNzZXJhXFVzZXJ0b2tlblxWMeoCFlRlc3NlcmE6OlVzZXJ0b2tlbjo6VjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_options_v1_options]);
 
 /**
  * POST /auth/login body (optional).
@@ -147,7 +147,7 @@ export const BumpResponseSchema: GenMessage<BumpResponse> = /*@__PURE__*/
   messageDesc(file_tessera_usertoken_v1_user_token, 3);
 
 /**
- * POST /auth/logout takes no arguments: the token is the bearer one.
+ * POST /auth/logout takes no arguments: the token is the bearer one (or the session cookie).
  *
  * @generated from message tessera.usertoken.v1.LogoutRequest
  */
@@ -190,7 +190,7 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
  * refused (401) where a user token is required, and a user token is refused where they are.
  * A token stops working (401) when it is logged out, expires, its user is deactivated, or the
  * user's password changes after the token was created.
- * Responses that carry a token are sent with `Cache-Control: no-store`.
+ * Responses that carry a token are sent with `Cache-Control: no-store` and `Pragma: no-cache`.
  *
  * Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
  * codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_CREDENTIALS,
@@ -238,8 +238,10 @@ export const UserTokenService: GenService<{
   /**
    * Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
    * (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
-   * of the user keep working. Errors: UNAUTHENTICATED (401) as for Bump, including a second
-   * logout with the same token.
+   * of the user keep working. Without a bearer token, the `tessera_session` cookie of seed 003
+   * is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`).
+   * Errors: UNAUTHENTICATED (401) as for Bump, including a second logout with the same token
+   * or cookie.
    *
    * @generated from rpc tessera.usertoken.v1.UserTokenService.Logout
    */

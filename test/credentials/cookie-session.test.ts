@@ -1,0 +1,103 @@
+// Cookie sessions (seed 003's `tessera_session`) end when they should: the user can end one
+// (POST /auth/logout with the cookie and no bearer token, answered as for a user token, the
+// cookie cleared with Max-Age=0); its lifetime is bounded by the login it descends from
+// (exchanging again from the cookie never extends it); and a link exchanged in a browser that
+// holds another user's live session is refused (409) with the cookie kept, not silently
+// logging the browser in as someone else.
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/core/clock.js";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { bearer, rest } from "../support/clients.js";
+import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { loginUserToken, signUp, uniqueEmail } from "../support/users.js";
+import { authenticationTokenApi, sessionCookieOf } from "../authentication-token/api.js";
+import { userTokenApi } from "../user-token/api.js";
+
+const cookie = (value: string) => ({ cookie: `tessera_session=${value}` });
+
+for (const store of storesUnderTest()) {
+  describe(`Cookie sessions end when they should on ${store}`, function () {
+    this.timeout(30_000);
+    const clock = new ManualClock(Date.now());
+    let server: TestServer;
+    before(async () => (server = await startTestServer({ store, clock, env: { TESSERA_SESSION_COOKIE_TTL_SECONDS: "86400" } })));
+    after(() => server.close());
+
+    /** A user with a user token, and a browser cookie session of theirs. */
+    async function browserSession(): Promise<{ userId: string; userToken: string; value: string }> {
+      const email = uniqueEmail("cookie");
+      const user = await signUp(server, email);
+      const userToken = await loginUserToken(server, email);
+      const handOff = (await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(userToken) })).body.token as string;
+      const exchanged = await rest(server.url, "GET", `/api/authenticationtoken/${handOff}/user`);
+      assert.equal(exchanged.status, 200, exchanged.text);
+      return { userId: user.id, userToken, value: sessionCookieOf(exchanged.headers)!.value };
+    }
+
+    const stillLive = async (value: string) => (await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).status;
+
+    for (const protocol of protocols) {
+      it(`POST /auth/logout with the cookie ends the cookie session and clears the cookie (${protocol})`, async () => {
+        const userTokens = userTokenApi(protocol, server.url);
+        try {
+          const { userToken, value } = await browserSession();
+          const out = await userTokens.logout(cookie(value));
+          assert.deepEqual(expectOk(out), { success: true });
+          const cleared = sessionCookieOf(out.headers);
+          assert.ok(cleared, "the answer clears the cookie");
+          assert.equal(cleared.value, "");
+          assert.equal(cleared.attributes.get("max-age"), "0");
+          assert.equal(await stillLive(value), 401);
+          expectCode(await userTokens.logout(cookie(value)), "unauthenticated", "session cookie is disabled", "TOKEN_REVOKED");
+          // The user token the session came from is another credential: it lives on.
+          expectOk(await userTokens.bump(bearer(userToken)));
+        } finally {
+          userTokens.close();
+        }
+      });
+
+      it(`exchanging again from the cookie never extends the session past the first one's end (${protocol})`, async () => {
+        const authTokens = authenticationTokenApi(protocol, server.url);
+        try {
+          const { value } = await browserSession();
+          clock.advance(20 * 3600_000);
+          const fromCookie = (await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).body.token as string;
+          // Another browser (no cookie) exchanges the token made from the cookie session.
+          const second = await authTokens.exchangeToken(fromCookie);
+          expectOk(second);
+          const next = sessionCookieOf(second.headers)!;
+          assert.equal(next.attributes.get("max-age"), String(4 * 3600), "what is left of the first session, not a new day");
+          clock.advance(4 * 3600_000 - 1000);
+          assert.equal(await stillLive(next.value), 200);
+          clock.advance(1000);
+          assert.equal(await stillLive(next.value), 401);
+          assert.equal(await stillLive(value), 401);
+        } finally {
+          authTokens.close();
+        }
+      });
+
+      it(`a link of another user is refused in a browser holding a live session: 409, cookie kept, link unused (${protocol})`, async () => {
+        const authTokens = authenticationTokenApi(protocol, server.url);
+        try {
+          const victim = await browserSession();
+          const attacker = await browserSession();
+          const link = expectOk(await authTokens.createToken(bearer(attacker.userToken))).token;
+          const refused = await authTokens.exchangeToken(link, cookie(victim.value));
+          expectCode(refused, "already_exists", "the browser holds a session of another user: log out first", "OTHER_USER_SESSION");
+          assert.equal(sessionCookieOf(refused.headers), undefined, "no Set-Cookie");
+          const mine = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(victim.value) });
+          assert.equal(mine.body.user, victim.userId, "the browser is still the victim's");
+          // A stale cookie is no session: the exchange then starts one.
+          const loggedOut = await rest(server.url, "POST", "/auth/logout", { headers: cookie(victim.value) });
+          assert.equal(loggedOut.status, 200, loggedOut.text);
+          const after = await authTokens.exchangeToken(link, cookie(victim.value));
+          assert.equal(expectOk(after)._id, attacker.userId);
+          assert.ok(sessionCookieOf(after.headers)?.value);
+        } finally {
+          authTokens.close();
+        }
+      });
+    }
+  });
+}

@@ -1,0 +1,154 @@
+// A password change or a deactivation ends everything derived from the old state, on every
+// service: sessions (seed 000), user tokens (seed 002), cookie sessions and hand-off tokens
+// (seed 003), refresh tokens (seed 004). An access JWT from before the change still verifies
+// until it expires, but mints nothing: no refresh token, hand-off token, cookie session or
+// further password change. A login in flight during the change (held by a gate after it read
+// the user) yields nothing that survives it, with the change made on another instance.
+import assert from "node:assert/strict";
+import { decodeJwt } from "jose";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { basic, bearer, rest } from "../support/clients.js";
+import { storesUnderTest, testClientId } from "../support/server.js";
+import { clientIdHeader, otherPassword, password, signUp, uniqueEmail } from "../support/users.js";
+import { authenticationTokenApi, sessionCookieOf } from "../authentication-token/api.js";
+import { jwtApi } from "../jwt/api.js";
+import { sessionApi } from "../session/api.js";
+import { userTokenApi } from "../user-token/api.js";
+import { holdLogins, recordWrites, startServerPair, type ServerPair, type Written } from "./support.js";
+
+const outdatedJwt = "the access token was issued before the user's last password change";
+const outdatedCredential = "the credential was issued before the user's last password change or deactivation";
+
+for (const store of storesUnderTest()) {
+  describe(`Credentials end with a password change or deactivation on ${store}`, function () {
+    this.timeout(60_000);
+    let pair: ServerPair;
+    before(async () => (pair = await startServerPair(store)));
+    after(() => pair.close());
+
+    for (const protocol of protocols) {
+      it(`after PATCH /jwt/user an older access JWT verifies but mints nothing, and every other credential ends (${protocol})`, async () => {
+        const { a, b } = pair;
+        const jwt = jwtApi(protocol, a.url);
+        const authTokens = authenticationTokenApi(protocol, a.url);
+        const sessions = sessionApi(protocol, a.url);
+        const userTokens = userTokenApi(protocol, a.url);
+        try {
+          const email = uniqueEmail("epoch");
+          await signUp(a, email);
+          const access = expectOk(await jwt.getToken({ user: email, pass: password })).text;
+          assert.equal(decodeJwt(access).credential_epoch, 0);
+          const session = expectOk(await sessions.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+          const userToken = expectOk(await userTokens.login(undefined, basic(email, password))).token;
+          const handOff = expectOk(await authTokens.createToken(bearer(userToken))).token;
+          const exchanged = await authTokens.exchangeToken(expectOk(await authTokens.createToken(bearer(access))).token);
+          expectOk(exchanged);
+          const cookie = sessionCookieOf(exchanged.headers)!.value;
+          const cookieHandOff = (await rest(a.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie}` } })).body.token as string;
+
+          // The change, on the other instance.
+          expectOk(await jwtApi(protocol, b.url).changePassword({ pass: otherPassword }, bearer(access)));
+
+          // The old access JWT still verifies (offline verifiers cannot be told either)...
+          assert.equal(expectOk(await jwt.check({ access_token: access })).sub, decodeJwt(access).sub);
+          // ...but mints nothing.
+          expectCode(await jwt.getRefreshToken({}, bearer(access)), "unauthenticated", outdatedJwt, "TOKEN_REVOKED");
+          expectCode(await jwt.changePassword({ pass: "a third long password" }, bearer(access)), "unauthenticated", outdatedJwt, "TOKEN_REVOKED");
+          expectCode(await authTokens.createToken(bearer(access)), "unauthenticated", outdatedCredential, "TOKEN_REVOKED");
+          // Everything issued before the change ends.
+          expectCode(await sessions.getSession({ clientId: testClientId, access: session.access_token }), "unauthenticated", "the session has ended");
+          expectCode(await userTokens.bump(bearer(userToken)), "unauthenticated", "user token predates a password change");
+          expectCode(await authTokens.exchangeToken(handOff), "not_found");
+          expectCode(await authTokens.exchangeToken(cookieHandOff), "not_found");
+          // (The cookie is a credential on safe methods only: GET over REST.)
+          const byCookie = await rest(a.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie}` } });
+          assert.equal(byCookie.status, 401, byCookie.text);
+          assert.equal(byCookie.body.message, "session cookie predates a password change");
+
+          // A fresh login mints again, under the new epoch.
+          const fresh = expectOk(await jwt.getToken({ user: email, pass: otherPassword })).text;
+          assert.equal(decodeJwt(fresh).credential_epoch, 1);
+          expectOk(await jwt.getRefreshToken({}, bearer(fresh)));
+          expectOk(await authTokens.createToken(bearer(fresh)));
+        } finally {
+          for (const api of [jwt, authTokens, sessions, userTokens]) api.close();
+        }
+      });
+    }
+
+    describe("a login in flight while another instance changes the user", () => {
+      const sessionLogin = (url: string, email: string) =>
+        rest(url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });
+      const userTokenLogin = (url: string, email: string) => rest(url, "POST", "/auth/login", { headers: basic(email, password) });
+
+      for (const [name, login] of [["POST /session", sessionLogin], ["POST /auth/login", userTokenLogin]] as const) {
+        it(`${name} held while the user is deactivated: 403, and no credential survives`, async () => {
+          const { a, b } = pair;
+          const email = uniqueEmail("race");
+          await signUp(a, email);
+          const access = (await rest(b.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+          const written = recordWrites(a);
+          const gate = holdLogins(a);
+          const inFlight = login(a.url, email);
+          await gate.reached;
+          const deleted = await rest(b.url, "DELETE", "/jwt/user", { headers: bearer(access) });
+          assert.equal(deleted.status, 204, deleted.text);
+          gate.release();
+          const res = await inFlight;
+          assert.equal(res.status, 403, res.text);
+          assert.equal(res.body.message, "user is deactivated");
+          await assertNoLiveCredential(pair, written);
+        });
+
+        it(`${name} held while the password changes: 401, and no credential survives`, async () => {
+          const { a, b } = pair;
+          const email = uniqueEmail("race");
+          await signUp(a, email);
+          const access = (await rest(b.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+          const written = recordWrites(a);
+          const gate = holdLogins(a);
+          const inFlight = login(a.url, email);
+          await gate.reached;
+          const changed = await rest(b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
+          assert.equal(changed.status, 200, changed.text);
+          gate.release();
+          const res = await inFlight;
+          assert.equal(res.status, 401, res.text);
+          assert.equal(res.body.message, "invalid login or password");
+          await assertNoLiveCredential(pair, written);
+        });
+      }
+
+      it("GET /jwt/token held while the password changes: the access JWT it answers mints no refresh token", async () => {
+        const { a, b } = pair;
+        const email = uniqueEmail("race");
+        await signUp(a, email);
+        const access = (await rest(b.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+        const gate = holdLogins(a);
+        const inFlight = rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`);
+        await gate.reached;
+        const changed = await rest(b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
+        assert.equal(changed.status, 200, changed.text);
+        gate.release();
+        const res = await inFlight;
+        assert.equal(res.status, 200, res.text);
+        for (const server of [a, b]) {
+          const refresh = await rest(server.url, "GET", "/jwt/refresh_token", { headers: bearer(res.text) });
+          assert.equal(refresh.status, 401, refresh.text);
+          assert.equal(refresh.body.message, outdatedJwt);
+          const handOff = await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(res.text) });
+          assert.equal(handOff.status, 401, handOff.text);
+        }
+      });
+    });
+  });
+}
+
+/** Every session and user token written during the test was withdrawn: seen so from both instances. */
+async function assertNoLiveCredential(pair: ServerPair, written: Written): Promise<void> {
+  assert.equal(written.sessions.length + written.userTokens.length, 1, "the held login wrote its credential");
+  for (const server of [pair.a, pair.b]) {
+    for (const id of written.sessions) assert.ok((await server.tessera.store.sessions.findById(id))?.endedAt, "the session was ended");
+    for (const hash of written.userTokens) assert.equal((await server.tessera.store.userTokens.findByHash(hash))?.enabled, false, "the user token was disabled");
+  }
+}

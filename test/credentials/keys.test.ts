@@ -1,0 +1,162 @@
+// Keys are published before they sign, and a compromised key can be withdrawn.
+// - A verifier that caches the JWKS as long as its Cache-Control allows verifies every token
+//   signed while its copy is fresh: a rotation promotes a key published at least
+//   TESSERA_KEY_PUBLISH_SECONDS before (longer than the max-age), and publishes the next one.
+// - A retired key verifies (and stays in the JWKS) only as long as its tokens can live.
+// - POST /v1/admin/keys/{kid}:revoke (admin) removes the key from the JWKS and every token it
+//   signed fails at once on the answering instance and, within the 30 s reload interval, on the
+//   other instance on the same store; revoking the signing key first promotes the next one.
+import assert from "node:assert/strict";
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from "jose";
+import { ManualClock } from "../../src/core/clock.js";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { bearer, rest } from "../support/clients.js";
+import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import { admin, clientIdHeader, jwtLogin, jwtRefreshToken, signUp, startSession, uniqueEmail } from "../support/users.js";
+import { keyApi } from "../key/api.js";
+import { startServerPair, type ServerPair } from "./support.js";
+
+const kidOf = (token: string) => decodeProtectedHeader(token).kid!;
+const maxAgeOf = (headers: Headers) => Number(/max-age=(\d+)/.exec(headers.get("cache-control") ?? "")?.[1]);
+
+for (const store of storesUnderTest()) {
+  describe(`Signing keys on ${store}`, function () {
+    this.timeout(60_000);
+
+    describe("publication before use", () => {
+      const clock = new ManualClock(Date.now());
+      let server: TestServer;
+      before(async () => {
+        server = await startTestServer({ store, clock, env: { TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "120" } });
+      });
+      after(() => server.close());
+
+      /** A session access token and a JWT access token, signed now. */
+      async function freshTokens(): Promise<string[]> {
+        const email = uniqueEmail("keys");
+        await signUp(server, email);
+        return [(await startSession(server, email)).access_token, await jwtLogin(server, email)];
+      }
+
+      /** Verifies with a cached JWKS copy as a verifier would, at the server's time. */
+      async function verifiesWith(copy: JSONWebKeySet, token: string): Promise<void> {
+        await jwtVerify(token, createLocalJWKSet(copy), { currentDate: clock.now(), audience: [testClientId, server.config.jwtAudience] });
+      }
+
+      for (const protocol of protocols) {
+        it(`every token signed while a cached JWKS copy is fresh verifies with that copy, across rotations (${protocol})`, async () => {
+          const keys = keyApi(protocol, server.url);
+          try {
+            for (let round = 0; round < 3; round++) {
+              const fetched = await keys.getJwks();
+              const copy = expectOk(fetched) as JSONWebKeySet;
+              const maxAge = maxAgeOf(fetched.headers);
+              assert.ok(maxAge > 0 && maxAge <= server.config.keyPublishSeconds, `max-age ${maxAge} within the publication lead`);
+              const promoted = expectOk(await keys.rotateKey(admin)).kid;
+              assert.ok(copy.keys.some((k) => k.kid === promoted), "the promoted key was published before the rotation");
+              // Right after the rotation and at the end of the copy's life, new tokens verify with it.
+              for (const token of await freshTokens()) await verifiesWith(copy, token);
+              clock.advance(maxAge * 1000);
+              for (const token of await freshTokens()) await verifiesWith(copy, token);
+            }
+            // Once published for the lead, the promoted key signs.
+            const published = expectOk(await keys.getJwks()).keys;
+            clock.advance(server.config.keyPublishSeconds * 1000);
+            const [sessionToken, jwtToken] = await freshTokens();
+            assert.equal(kidOf(sessionToken!), kidOf(jwtToken!));
+            assert.ok(published.some((k) => k.kid === kidOf(jwtToken!)));
+          } finally {
+            keys.close();
+          }
+        });
+      }
+
+      it("a retired key verifies, and is published, only as long as its tokens can live", async () => {
+        const keys = keyApi("rest", server.url);
+        clock.advance(server.config.keyPublishSeconds * 1000);
+        const [, old] = await freshTokens();
+        const oldKid = kidOf(old!);
+        expectOk(await keys.rotateKey(admin));
+        const [, next] = await freshTokens();
+        assert.notEqual(kidOf(next!), oldKid, "the promoted key signs (published long enough)");
+        // The longest-lived token the old key signed (a 120 s refresh token) plus the 30 s in which
+        // other instances may still sign with it.
+        clock.advance(149_000);
+        assert.ok(expectOk(await keys.getJwks()).keys.some((k) => k.kid === oldKid));
+        clock.advance(1_000);
+        assert.ok(!expectOk(await keys.getJwks()).keys.some((k) => k.kid === oldKid));
+        const check = await rest(server.url, "GET", "/jwt/check", { headers: bearer(old!) });
+        assert.equal(check.status, 400, check.text);
+      });
+    });
+
+    describe("revocation, two instances on one store", () => {
+      const clock = new ManualClock(Date.now());
+      let pair: ServerPair;
+      before(async () => (pair = await startServerPair(store, {}, clock)));
+      after(() => pair.close());
+
+      for (const protocol of protocols) {
+        it(`revoking the signing key withdraws it from the JWKS and every token it signed, on both instances (${protocol})`, async () => {
+          const { a, b } = pair;
+          const keysB = keyApi(protocol, b.url);
+          try {
+            const email = uniqueEmail("revoke");
+            await signUp(a, email);
+            const session = await startSession(a, email);
+            const access = await jwtLogin(a, email);
+            const refresh = await jwtRefreshToken(a, access);
+            const kid = kidOf(access);
+            for (const server of [a, b]) assert.equal((await rest(server.url, "GET", "/jwt/check", { headers: bearer(access) })).status, 200);
+
+            expectCode(await keysB.revokeKey(kid, bearer(access)), "unauthenticated", "admin credential required");
+            expectCode(await keysB.revokeKey("no-such-kid", admin), "not_found", "no signing key with this kid", "KEY_NOT_FOUND");
+            const revoked = expectOk(await keysB.revokeKey(kid, admin));
+            assert.equal(revoked.kid, kid);
+            assert.notEqual(revoked.signing_kid, kid);
+            const logged = b.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "signing key revoked" && l.kid === kid);
+            assert.ok(logged, "the revocation is logged");
+
+            // At once on the instance that revoked it; within the reload interval on the other.
+            const refusedOn = async (server: TestServer) => {
+              assert.ok(!expectOk(await keyApi("rest", server.url).getJwks()).keys.some((k) => k.kid === kid), "not in the JWKS");
+              const check = await rest(server.url, "GET", "/jwt/check", { headers: bearer(access) });
+              assert.equal(check.status, 400, check.text);
+              assert.equal(check.body.message, "token signed by a revoked key");
+              assert.equal((await rest(server.url, "GET", "/session", { headers: { ...clientIdHeader, ...bearer(session.access_token) } })).status, 401);
+              assert.equal((await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: refresh })}`)).status, 401);
+            };
+            await refusedOn(b);
+            clock.advance(30_000);
+            await refusedOn(a);
+            // New tokens, from either instance, are signed by the promoted key and work everywhere.
+            for (const server of [a, b]) {
+              const fresh = await jwtLogin(server, email);
+              assert.equal(kidOf(fresh), revoked.signing_kid);
+              for (const other of [a, b]) assert.equal((await rest(other.url, "GET", "/jwt/check", { headers: bearer(fresh) })).status, 200);
+            }
+            // Revoking again changes nothing.
+            assert.equal(expectOk(await keysB.revokeKey(kid, admin)).signing_kid, revoked.signing_kid);
+          } finally {
+            keysB.close();
+          }
+        });
+      }
+
+      it("revoking the published next key publishes another one", async () => {
+        const keys = keyApi("rest", pair.a.url);
+        const [next, signing] = expectOk(await keys.getJwks()).keys;
+        const answer = expectOk(await keys.revokeKey(next!.kid, admin));
+        assert.equal(answer.signing_kid, signing!.kid, "the signing key is unchanged");
+        const after = expectOk(await keys.getJwks()).keys;
+        assert.ok(!after.some((k) => k.kid === next!.kid));
+        assert.equal(after[1]!.kid, signing!.kid);
+        assert.notEqual(after[0]!.kid, next!.kid);
+        // The next rotation promotes the new next key.
+        clock.advance(pair.a.config.keyPublishSeconds * 1000);
+        assert.equal(expectOk(await keys.rotateKey(admin)).kid, after[0]!.kid);
+      });
+    });
+  });
+}
+

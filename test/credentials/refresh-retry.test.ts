@@ -1,0 +1,104 @@
+// A refresh is retry-safe (seed 000, PUT /session): within TESSERA_REFRESH_GRACE_SECONDS the
+// same refresh token with the same, now superseded, access token answers the same new pair as
+// the first time — a retry after a lost answer, or concurrent duplicates on two instances
+// sharing one store. The pair is stored only sealed. After the window, reuse detection works as
+// before: the session ends.
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/core/clock.js";
+import { hashSecret } from "../../src/core/secrets.js";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import { password, signUp, uniqueEmail } from "../support/users.js";
+import { sessionApi, type SessionApi, type TokenPair } from "../session/api.js";
+import { startServerPair, type ServerPair } from "./support.js";
+
+const client = { clientId: testClientId };
+
+async function login(server: TestServer, api: SessionApi): Promise<TokenPair> {
+  const email = uniqueEmail("retry");
+  await signUp(server, email);
+  return expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
+}
+
+for (const store of storesUnderTest()) {
+  describe(`Refresh is retry-safe on ${store}`, function () {
+    this.timeout(60_000);
+
+    describe("two instances on one store", () => {
+      let pair: ServerPair;
+      before(async () => (pair = await startServerPair(store, { TESSERA_REFRESH_GRACE_SECONDS: "30" })));
+      after(() => pair.close());
+
+      for (const protocol of protocols) {
+        it(`a retry on the other instance answers the same pair, which works; the parent stays spent (${protocol})`, async () => {
+          const onA = sessionApi(protocol, pair.a.url);
+          const onB = sessionApi(protocol, pair.b.url);
+          try {
+            const first = await login(pair.a, onA);
+            const creds = { ...client, access: first.access_token };
+            const answered = expectOk(await onA.refreshSession({ refresh_token: first.refresh_token }, creds));
+            // The client never saw that answer and tries again.
+            const retried = expectOk(await onB.refreshSession({ refresh_token: first.refresh_token }, creds));
+            assert.deepEqual(retried, answered);
+            expectOk(await onB.getSession({ ...client, access: retried.access_token }));
+            // The spent token with the new access token is not the same refresh: a plain 401.
+            expectCode(await onA.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: retried.access_token }), "unauthenticated", "refresh token already used", "REFRESH_TOKEN_ALREADY_USED");
+            const next = expectOk(await onA.refreshSession({ refresh_token: retried.refresh_token }, { ...client, access: retried.access_token }));
+            assert.notEqual(next.refresh_token, retried.refresh_token);
+            // Nothing stored holds a token in the clear.
+            const stored = await pair.a.tessera.store.refreshTokens.findByHash(hashSecret(first.refresh_token));
+            assert.ok(stored?.child, "the child pair is kept with the spent token");
+            for (const secret of [answered.access_token, answered.refresh_token]) assert.ok(!stored.child.includes(secret));
+          } finally {
+            onA.close();
+            onB.close();
+          }
+        });
+      }
+
+      it("concurrent duplicates on both instances all answer the same pair", async () => {
+        const onA = sessionApi("rest", pair.a.url);
+        const onB = sessionApi("grpc", pair.b.url);
+        try {
+          const first = await login(pair.a, onA);
+          const creds = { ...client, access: first.access_token };
+          const results = await Promise.all(
+            Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? onA : onB).refreshSession({ refresh_token: first.refresh_token }, creds)),
+          );
+          const winner = expectOk(results[0]!);
+          for (const r of results) assert.deepEqual(expectOk(r), winner);
+          expectOk(await onA.getSession({ ...client, access: winner.access_token }));
+          expectOk(await onB.refreshSession({ refresh_token: winner.refresh_token }, { ...client, access: winner.access_token }));
+        } finally {
+          onA.close();
+          onB.close();
+        }
+      });
+    });
+
+    describe("after the grace window", () => {
+      const clock = new ManualClock(Date.now());
+      let server: TestServer;
+      before(async () => (server = await startTestServer({ store, clock, env: { TESSERA_REFRESH_GRACE_SECONDS: "10" } })));
+      after(() => server.close());
+
+      for (const protocol of protocols) {
+        it(`the same retry is reuse: the session ends (${protocol})`, async () => {
+          const api = sessionApi(protocol, server.url);
+          try {
+            const first = await login(server, api);
+            const creds = { ...client, access: first.access_token };
+            const answered = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+            clock.advance(10_000);
+            assert.deepEqual(expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds)), answered, "still within the window");
+            clock.advance(1_000);
+            expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, creds), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
+            expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "the session has ended");
+          } finally {
+            api.close();
+          }
+        });
+      }
+    });
+  });
+}

@@ -1,0 +1,85 @@
+// Helpers of the credential lifetime suites: two server instances on one store (MongoDB: one
+// database; SQLite: one file), and a gate that holds a password login in flight, after it read
+// the user and before it checks the password, so a test can change the user meanwhile.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../../src/core/clock.js";
+import type { UserStore } from "../../src/store/ports/users.js";
+import { startTestServer, type StoreKind, type TestServer } from "../support/server.js";
+
+export interface ServerPair {
+  readonly a: TestServer;
+  readonly b: TestServer;
+  close(): Promise<void>;
+}
+
+/** Two instances sharing one store. */
+export async function startServerPair(store: StoreKind, env: Record<string, string> = {}, clock?: Clock): Promise<ServerPair> {
+  const dataDir = mkdtempSync(join(tmpdir(), "tessera-pair-"));
+  const shared = { ...env, TESSERA_DATA_DIR: dataDir, TESSERA_MONGODB_DATABASE: `tessera_pair_${randomBytes(6).toString("hex")}` };
+  const a = await startTestServer({ store, env: shared, ...(clock && { clock }) });
+  const b = await startTestServer({ store, env: shared, ...(clock && { clock }) });
+  return {
+    a,
+    b,
+    async close() {
+      await b.close();
+      await a.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface LoginGate {
+  /** Resolves once a login has read its user and is held. */
+  readonly reached: Promise<void>;
+  /** Lets the held login go on (and stops holding new ones). */
+  release(): void;
+}
+
+/** Holds the next password logins of `server` right after they read the user. */
+export function holdLogins(server: TestServer): LoginGate {
+  const users = server.tessera.store.users as UserStore;
+  const original = users.findByLogin;
+  let open!: () => void;
+  let arrived!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  users.findByLogin = async (login, loginKey) => {
+    const user = await original.call(users, login, loginKey);
+    arrived();
+    await gate;
+    return user;
+  };
+  return {
+    reached,
+    release() {
+      users.findByLogin = original;
+      open();
+    },
+  };
+}
+
+/** The ids of the sessions and the hashes of the user tokens `server` writes from now on. */
+export interface Written {
+  sessions: string[];
+  userTokens: string[];
+}
+
+export function recordWrites(server: TestServer): Written {
+  const written: Written = { sessions: [], userTokens: [] };
+  const { sessions, userTokens } = server.tessera.store;
+  const createSession = sessions.create;
+  sessions.create = async (session) => {
+    written.sessions.push(session.id);
+    return createSession.call(sessions, session);
+  };
+  const createUserToken = userTokens.create;
+  userTokens.create = async (token) => {
+    written.userTokens.push(token.hash);
+    return createUserToken.call(userTokens, token);
+  };
+  return written;
+}
