@@ -83,7 +83,6 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     apiTokens: services.core.apiTokens,
     verifier: services.core.verifier,
     keyRing: services.core.keyRing,
-    keys: store.keys,
   });
   const ready = () => store.ping().then(() => true, () => false);
   let server: RunningServer;

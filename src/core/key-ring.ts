@@ -322,6 +322,13 @@ export class KeyRing {
     };
   }
 
+  /** Seconds since the key that signs now began to sign (undefined under HS256). */
+  async signingKeyAgeSeconds(): Promise<number | undefined> {
+    if (this.alg === "HS256") return undefined;
+    const key = await this.signingKey();
+    return key.activatedAt === undefined ? undefined : (this.clock.now().getTime() - key.activatedAt.getTime()) / 1000;
+  }
+
   private async signingKey(): Promise<LoadedKey> {
     if (this.alg === "HS256") return this.current!;
     await this.reloadIfStale();

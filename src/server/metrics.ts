@@ -23,8 +23,7 @@ export interface MetricSources {
   audit: { observe(o: { recorded?(e: AuditEventRecord): void; writeFailed?(e: AuditEventRecord): void }): void };
   apiTokens: { cacheCounts(): { hits: number; misses: number } };
   verifier: { cacheCounts(): { hits: number; misses: number } };
-  keyRing: { readonly alg: string; jwks(): Promise<unknown[]> };
-  keys: Pick<Store["keys"], "current">;
+  keyRing: { jwks(): Promise<unknown[]>; signingKeyAgeSeconds(): Promise<number | undefined> };
 }
 
 /** RPC latency: 1 ms to 10 s. */
@@ -178,14 +177,14 @@ export function createMetrics(): Metrics {
     registers: [registry],
     aggregator: "max",
     async collect() {
-      if (!sources || sources.keyRing.alg === "HS256") return;
-      const current = await sources.keys.current().catch(() => null);
-      if (current) this.set((Date.now() - current.activatedAt.getTime()) / 1000);
+      if (!sources) return;
+      const age = await sources.keyRing.signingKeyAgeSeconds().catch(() => undefined);
+      if (age !== undefined) this.set(age);
     },
   });
   new client.Gauge({
     name: "tessera_signing_keys_published",
-    help: "Public keys in the JWKS now (the current key and retired keys that still verify).",
+    help: "Public keys in the JWKS now (the signing key, the next key published before it signs, and retired keys that still verify).",
     registers: [registry],
     aggregator: "max",
     async collect() {

@@ -123,7 +123,8 @@ for (const store of storesUnderTest()) {
 
     it("reports the signing keys, process metrics and the build", async () => {
       const families = await scrape(metricsUrl);
-      assert.equal(value(families, "tessera_signing_keys_published"), 1);
+      // The signing key and the next key, published before it signs.
+      assert.equal(value(families, "tessera_signing_keys_published"), 2);
       const age = value(families, "tessera_signing_key_age_seconds");
       assert.ok(age >= 0 && age < 600, `key age ${age}`);
       assert.equal(value(families, "tessera_build_info", { version: packageVersion }), 1);
@@ -131,7 +132,9 @@ for (const store of storesUnderTest()) {
       family(families, "nodejs_eventloop_lag_seconds");
       const rotated = await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {}, headers: bearer(testAdminToken) });
       assert.equal(rotated.status, 200);
-      assert.equal(value(await scrape(metricsUrl), "tessera_signing_keys_published"), 2);
+      // The key that signed (it signs until the promoted key has been published long enough),
+      // the promoted key, and a new next key.
+      assert.equal(value(await scrape(metricsUrl), "tessera_signing_keys_published"), 3);
     });
   });
 }

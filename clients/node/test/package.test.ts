@@ -137,6 +137,7 @@ console.log(JSON.stringify({
       assert.deepEqual(out.grpcjs, ["createGrpcJsAuthInterceptor", "principalOf"]);
       assert.deepEqual(out.exports, [
         "ApiTokenService",
+        "AuditService",
         "AuthenticationTokenService",
         "JwtService",
         "KeyService",
