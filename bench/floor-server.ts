@@ -5,7 +5,9 @@
 // - tessera.session.v1.SessionService/GetSession: the least a correct token check does, on
 //   the same data: the bearer token's signature checked once with node:crypto against the key
 //   Tessera publishes (then remembered by its text, as Tessera's verifier does), its exp, then
-//   the session row read from Tessera's own SQLite file (WAL: a concurrent reader) and compared.
+//   the session row read from Tessera's own SQLite file (WAL: a concurrent reader) and compared,
+//   and the user's row (active, credential epoch), since a session ends with its user's
+//   deactivation or password change.
 //
 // Listeners (ports from argv): `h2c` (node:http2, prior knowledge: gRPC), `h1` (node:http:
 // Connect, gRPC-Web) and `one` (the same handler behind Tessera's one-port listener, so the
@@ -32,7 +34,8 @@ const jwksUrl = process.argv[7];
 
 const db = new Database(`${dataDir}/tessera.db`, { readonly: true, fileMustExist: true });
 db.pragma("busy_timeout = 5000");
-const sessionById = db.prepare("SELECT user_id, client_id, access_jti, expires_at, ended_at FROM sessions WHERE id = ?");
+const sessionById = db.prepare("SELECT user_id, client_id, access_jti, expires_at, ended_at, credential_epoch FROM sessions WHERE id = ?");
+const userById = db.prepare("SELECT active, credential_epoch FROM users WHERE id = ?");
 
 const keys = new Map<string, KeyObject>();
 for (const jwk of ((await (await fetch(jwksUrl)).json()) as { keys: Array<{ kid: string }> }).keys) {
@@ -65,10 +68,12 @@ const handler = connectNodeAdapter({
         const c = claimsOf(auth.slice(7));
         const now = Date.now();
         if (c.exp * 1000 <= now) throw unauthenticated();
-        const row = sessionById.get(c.sid) as { user_id: string; client_id: string; access_jti: string; expires_at: number; ended_at: number | null } | undefined;
+        const row = sessionById.get(c.sid) as { user_id: string; client_id: string; access_jti: string; expires_at: number; ended_at: number | null; credential_epoch: number } | undefined;
         if (!row || row.ended_at !== null || row.expires_at <= now || row.client_id !== clientId || row.user_id !== c.sub || row.access_jti !== c.jti) {
           throw unauthenticated();
         }
+        const user = userById.get(c.sub) as { active: number; credential_epoch: number } | undefined;
+        if (!user || user.active !== 1 || user.credential_epoch !== row.credential_epoch) throw unauthenticated();
         return { accessTokenExpiresIn: Math.ceil((c.exp * 1000 - now) / 1000) };
       },
     });

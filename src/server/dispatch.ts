@@ -39,12 +39,15 @@ import { applyCors } from "./cors.js";
 import { errorBody } from "./error-details.js";
 import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
-import { answerUnaryGrpc, invokeUnary, plainUnaryGrpc, readBody, type UnarySpec } from "./grpc-unary.js";
+import { answerUnaryConnect, answerUnaryGrpc, invokeUnary, plainUnaryConnect, plainUnaryGrpc, readBody, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
+
+/** connect-es's default for compressMinBytes (protocol/limit-io.ts): smaller answers go uncompressed. */
+const defaultCompressMinBytes = 1024;
 
 export interface DispatcherOptions extends ConnectRouterOptions {
   /** Registers the services (router.service). */
@@ -86,7 +89,13 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
       },
     }),
   );
-  const grpcUnary = { interceptors: routerOptions.interceptors ?? [], readMaxBytes: routerOptions.readMaxBytes ?? 0xffffffff };
+  const grpcUnary: GrpcUnaryOptions = {
+    interceptors: routerOptions.interceptors ?? [],
+    readMaxBytes: routerOptions.readMaxBytes ?? 0xffffffff,
+    jsonOptions: routerOptions.jsonOptions,
+    compressions: acceptCompression,
+    compressMinBytes: routerOptions.compressMinBytes ?? defaultCompressMinBytes,
+  };
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
   const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions });
   // Each unary handler also offers the call without its Connect framing (the REST transcoder
@@ -140,13 +149,17 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         }
         const spec = unary.get(path);
         const framing = spec && plainUnaryGrpc(req);
-        if (spec && framing) {
+        const connectType = spec && !framing ? plainUnaryConnect(req) : undefined;
+        if (spec && (framing || connectType)) {
           const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-          readBody(it, grpcUnary.readMaxBytes + 5)
+          readBody(it, framing ? grpcUnary.readMaxBytes + 5 : grpcUnary.readMaxBytes)
             .then(async (read) => {
               if (read.done) {
                 const body = Buffer.concat(read.chunks, read.size);
-                const answered = await answerUnaryGrpc(spec, grpcUnary, framing, res, body, uReq.header, uReq.url, uReq.signal, uReq.contextValues ?? createContextValues());
+                const cv = uReq.contextValues ?? createContextValues();
+                const answered = framing
+                  ? await answerUnaryGrpc(spec, grpcUnary, framing, res, body, uReq.header, uReq.url, uReq.signal, cv)
+                  : await answerUnaryConnect(spec, grpcUnary, connectType!, res, body, uReq.header, uReq.url, uReq.signal, cv);
                 if (answered) return;
                 uReq.body = bytes([body]);
               } else {

@@ -1,4 +1,5 @@
-// Unary gRPC calls (over HTTP/2) and gRPC-Web calls, answered without connect-es's streaming pipeline.
+// Unary calls answered without connect-es's per-protocol handlers: gRPC (over HTTP/2), gRPC-Web
+// and Connect (POST), and the REST transcoder's calls.
 //
 // connect-es serves every gRPC call, unary or not, as a stream: the request body goes through a
 // chain of async-iterable transforms (split, decompress, parse envelopes), the implementation is
@@ -21,12 +22,17 @@
 // not exactly one envelope, a message over the limit) is handed to connect-es's handler with the
 // bytes already read. test/server/grpc-unary.test.ts holds the two paths to the same answers.
 //
+// A plain unary Connect POST (`application/json` or `application/proto`, no content-encoding) is
+// answered the same way (answerUnaryConnect): connect-es's serialization, error body and
+// response compression, without the universal request and response in between.
+//
 // The REST transcoder invokes unary methods the same way (invokeUnary): it builds the request
 // message itself, so the Connect framing in between (encode, the Connect handler reading and
 // decoding it, and the same for the answer) is skipped; test/wire pins its answers byte for byte.
-import { fromBinary, toBinary, type DescMethodUnary, type Message } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type DescMethodUnary, type JsonReadOptions, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext, type ContextValues, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
-import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { compressionNegotiate, createMethodSerializationLookup, invokeUnaryImplementation, type Compression } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { headerGrpcMessage, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
@@ -38,6 +44,10 @@ export type UnarySpec = MethodImplSpec & { kind: "unary"; method: DescMethodUnar
 export interface GrpcUnaryOptions {
   interceptors: Interceptor[];
   readMaxBytes: number;
+  /** What the Connect protocol needs besides: the router's JSON options and response compression. */
+  jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
+  compressions: Compression[];
+  compressMinBytes: number;
 }
 
 export type UnaryFraming = "grpc" | "grpc-web";
@@ -54,6 +64,64 @@ export function plainUnaryGrpc(req: NodeRequest): UnaryFraming | undefined {
   if (ct === "application/grpc" || ct === "application/grpc+proto") return req.httpVersionMajor === 2 ? "grpc" : undefined;
   if (ct === "application/grpc-web" || ct === "application/grpc-web+proto") return "grpc-web";
   return undefined;
+}
+
+/** The body format of a plain unary Connect call (POST, no request compression), or undefined. */
+export function plainUnaryConnect(req: NodeRequest): "json" | "proto" | undefined {
+  if (req.method !== "POST") return undefined;
+  if (req.headers["content-encoding"] !== undefined) return undefined;
+  const ct = req.headers["content-type"];
+  return ct === "application/json" ? "json" : ct === "application/proto" ? "proto" : undefined;
+}
+
+const serializations = new WeakMap<DescMethodUnary, ReturnType<typeof createMethodSerializationLookup>>();
+
+/**
+ * Answers a unary Connect call from `body` as connect-es's Connect handler does (the same
+ * serialization, error body, trailers as `trailer-` headers, response compression), and
+ * returns true; false, without writing, when the timeout header does not parse.
+ */
+export async function answerUnaryConnect(
+  spec: UnarySpec,
+  o: GrpcUnaryOptions,
+  type: "json" | "proto",
+  res: NodeResponse,
+  body: Buffer,
+  header: Headers,
+  url: string,
+  signal: AbortSignal,
+  contextValues: ContextValues,
+): Promise<boolean> {
+  const timeout = parseConnectTimeout(header.get("connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
+  if (timeout.error) return false;
+  let serialization = serializations.get(spec.method);
+  if (!serialization) {
+    serialization = createMethodSerializationLookup(spec.method, undefined, o.jsonOptions, { readMaxBytes: o.readMaxBytes, writeMaxBytes: 0xffffffff });
+    serializations.set(spec.method, serialization);
+  }
+  const binary = type === "proto";
+  const compression = compressionNegotiate(o.compressions, null, header.get("accept-encoding"), "accept-encoding");
+  const call: UnaryCall = { header, url, signal, contextValues, timeoutMs: timeout.timeoutMs };
+  const outcome = await invokeUnary(spec, o.interceptors, "connect", call, binary ? "application/proto" : "application/json", () => serialization.getI(binary).parse(body));
+  let status = 200;
+  let out: Uint8Array;
+  if (outcome.error) {
+    status = codeToHttpStatus(outcome.error.code);
+    outcome.header.set("content-type", "application/json");
+    out = errorToJsonBytes(outcome.error, o.jsonOptions ?? {});
+  } else {
+    out = serialization.getO(binary).serialize(outcome.message);
+  }
+  if (compression.response && out.byteLength >= o.compressMinBytes) {
+    out = await compression.response.compress(out);
+    outcome.header.set("content-encoding", compression.response.name);
+  }
+  const headers = trailerMux(outcome.header, outcome.trailer);
+  headers.set("content-length", String(out.byteLength));
+  if (res.destroyed || res.writableEnded) return true;
+  res.writeHead(status, nodeHeaders(headers));
+  (res as { end(chunk: Uint8Array): void }).end(out);
+  return true;
 }
 
 const contentTypes: Record<UnaryFraming, string> = { grpc: "application/grpc+proto", "grpc-web": "application/grpc-web+proto" };

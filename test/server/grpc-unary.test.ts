@@ -1,9 +1,10 @@
-// Unary gRPC and gRPC-Web calls are answered by src/server/grpc-unary.ts, not by connect-es's
+// Unary gRPC, gRPC-Web and Connect calls are answered by src/server/grpc-unary.ts, not by connect-es's
 // streaming handlers: the two must give the same answer, byte for byte. Each request below is
 // sent twice on one server: plain (the unary path) and with `grpc-encoding: gzip` (an
 // uncompressed envelope, which gRPC allows) and `grpc-accept-encoding: identity`, which the
-// unary path leaves to connect-es; status, headers (but the date and HTTP/1.1's framing),
-// trailers and body must agree. gRPC over HTTP/2; gRPC-Web over HTTP/2 and HTTP/1.1.
+// unary path leaves to connect-es (Connect: with `content-encoding: identity`); status, headers
+// (but the date and HTTP/1.1's framing), trailers and body must agree. gRPC over HTTP/2;
+// gRPC-Web and Connect over HTTP/2 and HTTP/1.1.
 import { strict as assert } from "node:assert";
 import http from "node:http";
 import http2 from "node:http2";
@@ -111,6 +112,41 @@ describe("server: unary gRPC answered outside connect-es's stream pipeline", fun
         const viaConnect = await t.send({ ...headers, "grpc-encoding": "gzip", "grpc-accept-encoding": "identity" }, c.body());
         assert.equal(unaryInvoked.count, before + 1, "the gzip-labelled request was left to connect-es");
         assert.equal(t.status(fast), c.grpcStatus, `${JSON.stringify(fast.trailers)} ${fast.data.toString("latin1")}`);
+        assert.deepEqual(comparable(fast), comparable(viaConnect));
+      });
+    }
+  }
+
+  const connectCases: Array<{ name: string; path: keyof typeof paths; contentType: string; headers?: () => Record<string, string>; body: Buffer; status: number }> = [
+    { name: "a no-op (GetVersion), JSON", path: "version", contentType: "application/json", body: Buffer.from("{}"), status: 200 },
+    { name: "a no-op (GetVersion), binary", path: "version", contentType: "application/proto", body: Buffer.alloc(0), status: 200 },
+    {
+      name: "a token check (GetSession) with a live session",
+      path: "session",
+      contentType: "application/json",
+      headers: () => ({ authorization: `Bearer ${token}`, "x-koms-clientid": testClientId }),
+      body: Buffer.from("{}"),
+      status: 200,
+    },
+    { name: "no credential: 401 with its challenge and details", path: "session", contentType: "application/json", headers: () => ({ "x-koms-clientid": testClientId }), body: Buffer.from("{}"), status: 401 },
+    { name: "JSON that does not parse: 400", path: "createUser", contentType: "application/json", body: Buffer.from('{"user":'), status: 400 },
+    { name: "protobuf that does not parse: 400", path: "version", contentType: "application/proto", body: Buffer.from([0x0a, 0x7f]), status: 400 },
+    { name: "a missing field: 400 with BadRequest details", path: "createUser", contentType: "application/json", body: Buffer.from("{}"), status: 400 },
+  ];
+  const connectTransports = [
+    { name: "Connect over HTTP/2", send: (h: Record<string, string>, b: Buffer) => h2request(session, h, b) },
+    { name: "Connect over HTTP/1.1", send: (h: Record<string, string>, b: Buffer) => h1request(server.url, h, b) },
+  ];
+  for (const t of connectTransports) {
+    for (const c of connectCases) {
+      it(`${t.name}, ${c.name}: the same answer on both paths`, async () => {
+        const headers: Record<string, string> = { ":method": "POST", ":path": paths[c.path], "content-type": c.contentType, "x-request-id": "grpc-unary-test", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ...c.headers?.() };
+        const before = unaryInvoked.count;
+        const fast = await t.send(headers, c.body);
+        assert.equal(unaryInvoked.count, before + 1, "the plain request took the unary path");
+        const viaConnect = await t.send({ ...headers, "content-encoding": "identity" }, c.body);
+        assert.equal(unaryInvoked.count, before + 1, "a request with a content-encoding was left to connect-es");
+        assert.equal(fast.headers[":status"], c.status, fast.data.toString());
         assert.deepEqual(comparable(fast), comparable(viaConnect));
       });
     }

@@ -50,6 +50,12 @@ export async function rotateKey(server: TestServer): Promise<string> {
   return res.body.kid as string;
 }
 
+/** `POST /v1/admin/keys/{kid}:revoke`: the key leaves the JWKS and its tokens fail at once. */
+export async function revokeKey(server: TestServer, kid: string): Promise<void> {
+  const res = await rest(server.url, "POST", `/v1/admin/keys/${kid}:revoke`, { json: {}, headers: admin });
+  assert.equal(res.status, 200, res.text);
+}
+
 /** globalThis.fetch, recording every URL asked for. */
 export function countingFetch(): { fetch: typeof globalThis.fetch; urls: string[]; count(path: string): number } {
   const urls: string[] = [];

@@ -16,6 +16,7 @@ import {
   jwtTokens,
   otherClientId,
   refused,
+  revokeKey,
   rotateKey,
   sessionTokens,
   startTestServer,
@@ -289,7 +290,7 @@ for (const store of storesUnderTest()) {
       });
     });
 
-    describe("a key that leaves the JWKS (retired past its last token's lifetime)", () => {
+    describe("a key that leaves the JWKS (retired past its last token's lifetime, or revoked)", () => {
       // Tessera drops a rotated key from the JWKS once every token it signed has expired: with
       // refresh tokens of 60 s and access tokens of 900 s, 930 s after it stopped signing (the
       // promoted key signs once it has been published for TESSERA_KEY_PUBLISH_SECONDS). Tessera's
@@ -348,6 +349,26 @@ for (const store of storesUnderTest()) {
         clock.advanceSeconds(10);
         assert.equal((await v.verify(newToken)).kind, "jwt", "the new key: fetched");
         await refused(v.verify(token), "KEY_REMOVED");
+      });
+
+      it("a key revoked (POST /v1/admin/keys/{kid}:revoke): Tessera drops it at once; the verifier once its cached set expires (KEY_REMOVED)", async () => {
+        await startServer(330);
+        const clock = new TestClock(start);
+        const counting = countingFetch();
+        const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
+        const { access: token } = await jwtTokens(server);
+        await v.verify(token);
+        const kid = decodeProtectedHeader(token).kid!;
+        await revokeKey(server, kid);
+        await assertWithdrawn(kid);
+        clock.advanceSeconds(299);
+        assert.equal((await v.verify(token)).kind, "jwt", "still fresh: the cached set (max-age 300 s)");
+        clock.advanceSeconds(1);
+        await refused(v.verify(token), "KEY_REMOVED", "the token's key has been removed from the key set (retired or revoked)");
+        assert.equal(counting.count(jwksPath), 2);
+        const { access: fresh } = await jwtTokens(server);
+        assert.notEqual(decodeProtectedHeader(fresh).kid, kid, "the next key signs at once");
+        assert.equal((await v.verify(fresh)).kind, "jwt");
       });
     });
 
