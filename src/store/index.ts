@@ -1,3 +1,4 @@
+import { openMongoStore } from "./mongo/mongo-store.js";
 import type { Store, StoreConfig } from "./ports.js";
 import { openSqliteStore } from "./sqlite/sqlite-store.js";
 
@@ -6,8 +7,6 @@ export * from "./ports.js";
 /** MONGODB_URI set -> MongoDB; otherwise the embedded SQLite file under dataDir. */
 export async function openStore(config: StoreConfig): Promise<Store> {
   if (config.mongodbUri) {
-    // Loaded only when used: the MongoDB driver is most of the start-up's module loading.
-    const { openMongoStore } = await import("./mongo/mongo-store.js");
     return openMongoStore(config.mongodbUri, {
       ...(config.mongoDbName !== undefined && { dbName: config.mongoDbName }),
       ...(config.serverSelectionTimeoutMs !== undefined && { serverSelectionTimeoutMs: config.serverSelectionTimeoutMs }),
