@@ -25,6 +25,7 @@ import { hashSecret, randomId, randomToken } from "./secrets.js";
 import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Users } from "./users.js";
+import { setTimeout as delay } from "node:timers/promises";
 
 export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer" | "lastUsedIntervalSeconds">;
 
@@ -209,7 +210,14 @@ export class Sessions {
       if (!(e instanceof DuplicateError)) throw e;
     }
     if (!(await this.sessions.setAccessJti(session.id, parentJti, child.jti))) {
-      const now = await this.sessions.findById(session.id);
+      // Another caller of this same refresh moved the jti, or is moving it: on MongoDB the move
+      // is claimed (an insert-once mark) and then written, so between the two a re-read still
+      // shows the parent's jti. Wait for that write, briefly, before calling the session ended.
+      let now = await this.sessions.findById(session.id);
+      for (let i = 0; i < 20 && now && !now.endedAt && now.accessJti === parentJti; i++) {
+        await delay(10);
+        now = await this.sessions.findById(session.id);
+      }
       if (!now || now.endedAt || now.accessJti !== child.jti) throw sessionEnded();
     }
     return { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
