@@ -32,13 +32,14 @@ const (
 // another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60) and can
 // be exchanged once. Expiry is checked on every read, exact to the second (a token created at
 // T is valid while now < T + ttl); it does not depend on a store's background cleanup.
-// Responses that carry a token or set a cookie are sent with `Cache-Control: no-store`.
+// Responses that carry a token or set a cookie are sent with `Cache-Control: no-store` and
+// `Pragma: no-cache`.
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, UNKNOWN_CLIENT_ID,
 // INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID, WRONG_ISSUER,
 // WRONG_CLIENT, SESSION_ENDED, NOT_MOST_RECENT_TOKEN, WRONG_AUDIENCE, TOKEN_REVOKED,
-// USER_DEACTIVATED, MISSING_FIELDS, INVALID_FIELD, TOKEN_NOT_FOUND. Common to every API:
+// USER_DEACTIVATED, OTHER_USER_SESSION, MISSING_FIELDS, INVALID_FIELD, TOKEN_NOT_FOUND. Common to every API:
 // MALFORMED_REQUEST, REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED,
 // NO_ACCESS_RULE, STORE_UNAVAILABLE, ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST
 // also ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE,
@@ -47,7 +48,10 @@ const (
 type AuthenticationTokenServiceClient interface {
 	// Creates a token for the calling user (`GET /api/authenticationtoken`). The caller
 	// authenticates with any user credential of this service: a session access token (with its
-	// `x-koms-clientid`), a user token, or a JWT access token. Errors: UNAUTHENTICATED (401).
+	// `x-koms-clientid`), a user token, or a JWT access token. A JWT access token issued before the
+	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
+	// the session cookie carries that session's end: the session its exchange starts ends no
+	// later. Errors: UNAUTHENTICATED (401).
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
 	// to the user it stands for: another user's token is NOT_FOUND like an unknown one.
@@ -64,10 +68,15 @@ type AuthenticationTokenServiceClient interface {
 	// accepted only as the cookie, only on safe methods (GET, HEAD) that take any user credential
 	// (those of this service); it is not a bearer token, and a user token, access token or JWT is
 	// not accepted as the cookie. It ends when it expires, when the user is deactivated, or when
-	// the user's password changes. Its use is recorded like a user token's.
+	// the user's password changes, or when it is logged out (`POST /auth/logout` with the cookie).
+	// Its use is recorded like a user token's. A token made from a cookie session starts one that
+	// ends no later than that one: exchanging again never extends a session's lifetime.
 	// When the request already carries a valid session cookie of the same user, that session is
-	// kept and no new cookie is set.
-	// Errors: unknown, already used or expired token, or a deactivated user, NOT_FOUND (404);
+	// kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
+	// exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused
+	// and the cookie is kept (a link must not silently log a browser in as someone else).
+	// Errors: unknown, already used or expired token, a deactivated user, or a token made before
+	// the user's last password change, NOT_FOUND (404);
 	// a malformed token INVALID_ARGUMENT (400) as for GetToken. Of two concurrent exchanges of
 	// one token exactly one succeeds.
 	ExchangeToken(ctx context.Context, in *ExchangeTokenRequest, opts ...grpc.CallOption) (*ExchangeTokenResponse, error)
@@ -119,13 +128,14 @@ func (c *authenticationTokenServiceClient) ExchangeToken(ctx context.Context, in
 // another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60) and can
 // be exchanged once. Expiry is checked on every read, exact to the second (a token created at
 // T is valid while now < T + ttl); it does not depend on a store's background cleanup.
-// Responses that carry a token or set a cookie are sent with `Cache-Control: no-store`.
+// Responses that carry a token or set a cookie are sent with `Cache-Control: no-store` and
+// `Pragma: no-cache`.
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, UNKNOWN_CLIENT_ID,
 // INVALID_TOKEN, WRONG_TOKEN_TYPE, TOKEN_EXPIRED, TOKEN_NOT_YET_VALID, WRONG_ISSUER,
 // WRONG_CLIENT, SESSION_ENDED, NOT_MOST_RECENT_TOKEN, WRONG_AUDIENCE, TOKEN_REVOKED,
-// USER_DEACTIVATED, MISSING_FIELDS, INVALID_FIELD, TOKEN_NOT_FOUND. Common to every API:
+// USER_DEACTIVATED, OTHER_USER_SESSION, MISSING_FIELDS, INVALID_FIELD, TOKEN_NOT_FOUND. Common to every API:
 // MALFORMED_REQUEST, REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED,
 // NO_ACCESS_RULE, STORE_UNAVAILABLE, ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST
 // also ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE,
@@ -134,7 +144,10 @@ func (c *authenticationTokenServiceClient) ExchangeToken(ctx context.Context, in
 type AuthenticationTokenServiceServer interface {
 	// Creates a token for the calling user (`GET /api/authenticationtoken`). The caller
 	// authenticates with any user credential of this service: a session access token (with its
-	// `x-koms-clientid`), a user token, or a JWT access token. Errors: UNAUTHENTICATED (401).
+	// `x-koms-clientid`), a user token, or a JWT access token. A JWT access token issued before the
+	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
+	// the session cookie carries that session's end: the session its exchange starts ends no
+	// later. Errors: UNAUTHENTICATED (401).
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
 	// to the user it stands for: another user's token is NOT_FOUND like an unknown one.
@@ -151,10 +164,15 @@ type AuthenticationTokenServiceServer interface {
 	// accepted only as the cookie, only on safe methods (GET, HEAD) that take any user credential
 	// (those of this service); it is not a bearer token, and a user token, access token or JWT is
 	// not accepted as the cookie. It ends when it expires, when the user is deactivated, or when
-	// the user's password changes. Its use is recorded like a user token's.
+	// the user's password changes, or when it is logged out (`POST /auth/logout` with the cookie).
+	// Its use is recorded like a user token's. A token made from a cookie session starts one that
+	// ends no later than that one: exchanging again never extends a session's lifetime.
 	// When the request already carries a valid session cookie of the same user, that session is
-	// kept and no new cookie is set.
-	// Errors: unknown, already used or expired token, or a deactivated user, NOT_FOUND (404);
+	// kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
+	// exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused
+	// and the cookie is kept (a link must not silently log a browser in as someone else).
+	// Errors: unknown, already used or expired token, a deactivated user, or a token made before
+	// the user's last password change, NOT_FOUND (404);
 	// a malformed token INVALID_ARGUMENT (400) as for GetToken. Of two concurrent exchanges of
 	// one token exactly one succeeds.
 	ExchangeToken(context.Context, *ExchangeTokenRequest) (*ExchangeTokenResponse, error)

@@ -55,7 +55,11 @@ const (
 // APIs accepting a JWT) also requires the user to be active: DELETE /user ends every token of
 // the user at once. A password change ends the refresh tokens issued before it; access tokens
 // already issued stay valid until they expire, as they do for offline verifiers using the JWKS
-// (`GET /.well-known/jwks.json`), which see only the signature and the claims.
+// (`GET /.well-known/jwks.json`), which see only the signature and the claims. Such a token
+// mints nothing, though: every token carries the user's credential epoch (`credential_epoch`,
+// which a password change and a deactivation move on), and one issued under an earlier epoch
+// gets no refresh token (GET /refresh_token), no authentication token (seed 003) and no further
+// password change (PATCH /user): UNAUTHENTICATED (401, TOKEN_REVOKED).
 //
 // Missing required arguments are INVALID_ARGUMENT (400) naming the argument; unknown query or
 // form arguments are 400 too (unknown keys of a JSON body are ignored). Signing is EdDSA by default (TESSERA_JWT_ALG: EdDSA, ES256,
@@ -255,7 +259,11 @@ func (c *jwtServiceClient) GetVersion(ctx context.Context, in *GetVersionRequest
 // APIs accepting a JWT) also requires the user to be active: DELETE /user ends every token of
 // the user at once. A password change ends the refresh tokens issued before it; access tokens
 // already issued stay valid until they expire, as they do for offline verifiers using the JWKS
-// (`GET /.well-known/jwks.json`), which see only the signature and the claims.
+// (`GET /.well-known/jwks.json`), which see only the signature and the claims. Such a token
+// mints nothing, though: every token carries the user's credential epoch (`credential_epoch`,
+// which a password change and a deactivation move on), and one issued under an earlier epoch
+// gets no refresh token (GET /refresh_token), no authentication token (seed 003) and no further
+// password change (PATCH /user): UNAUTHENTICATED (401, TOKEN_REVOKED).
 //
 // Missing required arguments are INVALID_ARGUMENT (400) naming the argument; unknown query or
 // form arguments are 400 too (unknown keys of a JSON body are ignored). Signing is EdDSA by default (TESSERA_JWT_ALG: EdDSA, ES256,

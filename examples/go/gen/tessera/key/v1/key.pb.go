@@ -301,10 +301,10 @@ func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
 	return file_tessera_key_v1_key_proto_rawDescGZIP(), []int{4}
 }
 
-// The new current key.
+// The promoted key.
 type RotateKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new key's id (`kid`).
+	// The promoted key's id (`kid`): the signing key once it has been published long enough.
 	Kid           string `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -347,6 +347,107 @@ func (x *RotateKeyResponse) GetKid() string {
 	return ""
 }
 
+// POST /v1/admin/keys/{kid}:revoke
+type RevokeKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id (`kid`) of the key to revoke.
+	Kid           string `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeKeyRequest) Reset() {
+	*x = RevokeKeyRequest{}
+	mi := &file_tessera_key_v1_key_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeKeyRequest) ProtoMessage() {}
+
+func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_key_v1_key_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
+	return file_tessera_key_v1_key_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RevokeKeyRequest) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+// The revocation's result.
+type RevokeKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The revoked key's id.
+	Kid string `protobuf:"bytes,1,opt,name=kid,proto3" json:"kid,omitempty"`
+	// The key that signs now.
+	SigningKid    string `protobuf:"bytes,2,opt,name=signing_kid,proto3" json:"signing_kid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeKeyResponse) Reset() {
+	*x = RevokeKeyResponse{}
+	mi := &file_tessera_key_v1_key_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeKeyResponse) ProtoMessage() {}
+
+func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_key_v1_key_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
+	return file_tessera_key_v1_key_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RevokeKeyResponse) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *RevokeKeyResponse) GetSigningKid() string {
+	if x != nil {
+		return x.SigningKid
+	}
+	return ""
+}
+
 var File_tessera_key_v1_key_proto protoreflect.FileDescriptor
 
 const file_tessera_key_v1_key_proto_rawDesc = "" +
@@ -368,12 +469,19 @@ const file_tessera_key_v1_key_proto_rawDesc = "" +
 	"\x1frequest_uri_parameter_supported\x18\t \x01(\bR\x1frequest_uri_parameter_supported\"\x12\n" +
 	"\x10RotateKeyRequest\"%\n" +
 	"\x11RotateKeyResponse\x12\x10\n" +
-	"\x03kid\x18\x01 \x01(\tR\x03kid2\xb2\x03\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\"$\n" +
+	"\x10RevokeKeyRequest\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\"G\n" +
+	"\x11RevokeKeyResponse\x12\x10\n" +
+	"\x03kid\x18\x01 \x01(\tR\x03kid\x12 \n" +
+	"\vsigning_kid\x18\x02 \x01(\tR\vsigning_kid2\xc2\x04\n" +
 	"\n" +
 	"KeyService\x12s\n" +
 	"\aGetJwks\x12\x1e.tessera.key.v1.GetJwksRequest\x1a\x1f.tessera.key.v1.GetJwksResponse\"'\xc2\xf3\x18\x02\b\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x90\x02\x01\x12\xab\x01\n" +
 	"\x16GetOpenIdConfiguration\x12-.tessera.key.v1.GetOpenIdConfigurationRequest\x1a..tessera.key.v1.GetOpenIdConfigurationResponse\"2\xc2\xf3\x18\x02\b\x01\x82\xd3\xe4\x93\x02#\x12!/.well-known/openid-configuration\x90\x02\x01\x12x\n" +
-	"\tRotateKey\x12 .tessera.key.v1.RotateKeyRequest\x1a!.tessera.key.v1.RotateKeyResponse\"&\xc2\xf3\x18\x02\b\v\x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/admin/keys:rotate\x1a\a\xca\xf3\x18\x03\n" +
+	"\tRotateKey\x12 .tessera.key.v1.RotateKeyRequest\x1a!.tessera.key.v1.RotateKeyResponse\"&\xc2\xf3\x18\x02\b\v\x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/v1/admin/keys:rotate\x12\x8d\x01\n" +
+	"\tRevokeKey\x12 .tessera.key.v1.RevokeKeyRequest\x1a!.tessera.key.v1.RevokeKeyResponse\";\xc2\xf3\x18\x02\b\v\xda\xf3\x18\v\n" +
+	"\tnot_found\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/admin/keys/{kid}:revoke\x1a\a\xca\xf3\x18\x03\n" +
 	"\x01/B|\n" +
 	"\x0etessera.key.v1B\bKeyProtoP\x01Z#tessera/gen/go/tessera/key/v1;keyv1\xa2\x02\x03TKY\xaa\x02\x0eTessera.Key.V1\xca\x02\x0eTessera\\Key\\V1\xea\x02\x10Tessera::Key::V1b\x06proto3"
 
@@ -389,7 +497,7 @@ func file_tessera_key_v1_key_proto_rawDescGZIP() []byte {
 	return file_tessera_key_v1_key_proto_rawDescData
 }
 
-var file_tessera_key_v1_key_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_tessera_key_v1_key_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_tessera_key_v1_key_proto_goTypes = []any{
 	(*GetJwksRequest)(nil),                 // 0: tessera.key.v1.GetJwksRequest
 	(*GetJwksResponse)(nil),                // 1: tessera.key.v1.GetJwksResponse
@@ -397,18 +505,22 @@ var file_tessera_key_v1_key_proto_goTypes = []any{
 	(*GetOpenIdConfigurationResponse)(nil), // 3: tessera.key.v1.GetOpenIdConfigurationResponse
 	(*RotateKeyRequest)(nil),               // 4: tessera.key.v1.RotateKeyRequest
 	(*RotateKeyResponse)(nil),              // 5: tessera.key.v1.RotateKeyResponse
-	(*structpb.Struct)(nil),                // 6: google.protobuf.Struct
+	(*RevokeKeyRequest)(nil),               // 6: tessera.key.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),              // 7: tessera.key.v1.RevokeKeyResponse
+	(*structpb.Struct)(nil),                // 8: google.protobuf.Struct
 }
 var file_tessera_key_v1_key_proto_depIdxs = []int32{
-	6, // 0: tessera.key.v1.GetJwksResponse.keys:type_name -> google.protobuf.Struct
+	8, // 0: tessera.key.v1.GetJwksResponse.keys:type_name -> google.protobuf.Struct
 	0, // 1: tessera.key.v1.KeyService.GetJwks:input_type -> tessera.key.v1.GetJwksRequest
 	2, // 2: tessera.key.v1.KeyService.GetOpenIdConfiguration:input_type -> tessera.key.v1.GetOpenIdConfigurationRequest
 	4, // 3: tessera.key.v1.KeyService.RotateKey:input_type -> tessera.key.v1.RotateKeyRequest
-	1, // 4: tessera.key.v1.KeyService.GetJwks:output_type -> tessera.key.v1.GetJwksResponse
-	3, // 5: tessera.key.v1.KeyService.GetOpenIdConfiguration:output_type -> tessera.key.v1.GetOpenIdConfigurationResponse
-	5, // 6: tessera.key.v1.KeyService.RotateKey:output_type -> tessera.key.v1.RotateKeyResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
+	6, // 4: tessera.key.v1.KeyService.RevokeKey:input_type -> tessera.key.v1.RevokeKeyRequest
+	1, // 5: tessera.key.v1.KeyService.GetJwks:output_type -> tessera.key.v1.GetJwksResponse
+	3, // 6: tessera.key.v1.KeyService.GetOpenIdConfiguration:output_type -> tessera.key.v1.GetOpenIdConfigurationResponse
+	5, // 7: tessera.key.v1.KeyService.RotateKey:output_type -> tessera.key.v1.RotateKeyResponse
+	7, // 8: tessera.key.v1.KeyService.RevokeKey:output_type -> tessera.key.v1.RevokeKeyResponse
+	5, // [5:9] is the sub-list for method output_type
+	1, // [1:5] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -425,7 +537,7 @@ func file_tessera_key_v1_key_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_key_v1_key_proto_rawDesc), len(file_tessera_key_v1_key_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	KeyService_GetJwks_FullMethodName                = "/tessera.key.v1.KeyService/GetJwks"
 	KeyService_GetOpenIdConfiguration_FullMethodName = "/tessera.key.v1.KeyService/GetOpenIdConfiguration"
 	KeyService_RotateKey_FullMethodName              = "/tessera.key.v1.KeyService/RotateKey"
+	KeyService_RevokeKey_FullMethodName              = "/tessera.key.v1.KeyService/RevokeKey"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -32,16 +33,19 @@ const (
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_TOKEN,
-// UNSUPPORTED_OPERATION. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
+// UNSUPPORTED_OPERATION, KEY_NOT_FOUND. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
 // UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
 // ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
 // METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
 // UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
 // UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
 type KeyServiceClient interface {
-	// The JSON Web Key Set (`GET /.well-known/jwks.json`): the current public key and every
-	// previous one whose tokens may still be valid, each with `kid`, `alg` and `use: "sig"`.
-	// Served with `Cache-Control: public, max-age=300`. Empty under HS256.
+	// The JSON Web Key Set (`GET /.well-known/jwks.json`): the published next key (first; it signs
+	// nothing until a rotation promotes it), the current public key and every previous one whose
+	// tokens may still be valid, each with `kid`, `alg` and `use: "sig"`; never a revoked key.
+	// Served with `Cache-Control: public, max-age=N`, N = TESSERA_KEY_PUBLISH_SECONDS - 30, at most
+	// 300 (300 by default): shorter than the time a key is published before it signs, so a
+	// verifier that honours the max-age knows every key before its first token. Empty under HS256.
 	GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*GetJwksResponse, error)
 	// The OpenID Connect discovery document (`GET /.well-known/openid-configuration`, OpenID
 	// Connect Discovery 1.0), so libraries that start from an issuer find the keys: `issuer`
@@ -55,9 +59,20 @@ type KeyServiceClient interface {
 	// defaults of an absent member are not implied), subject identifiers that are the same for
 	// every client (`public`). Served with `Cache-Control: public, max-age=300`.
 	GetOpenIdConfiguration(ctx context.Context, in *GetOpenIdConfigurationRequest, opts ...grpc.CallOption) (*GetOpenIdConfigurationResponse, error)
-	// Makes a new signing key current (`POST /v1/admin/keys:rotate`). The previous key stays
-	// in the JWKS, and keeps verifying, until the longest-lived token it signed has expired.
+	// Promotes the published next key to signing key (`POST /v1/admin/keys:rotate`) and publishes
+	// a new next key. The promoted key signs from the time it has been published for
+	// TESSERA_KEY_PUBLISH_SECONDS (at once if it has been), and until then the previous key signs.
+	// The previous key stays in the JWKS, and keeps verifying, until the longest-lived token it
+	// signed has expired. Errors: under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
+	// Emergency revocation of a signing key (`POST /v1/admin/keys/{kid}:revoke`), for a key that
+	// may be compromised: it leaves the JWKS, and every token it signed is refused from then on —
+	// at once on the instance that answers, within 30 seconds on the others (they re-read the
+	// keys that often). Revoking the signing key first promotes the published next key, at once
+	// (tokens signed before stay refused); revoking the next key publishes a new one. Revoking a
+	// revoked key again changes nothing. Logged as a warning. Errors: no such kid NOT_FOUND (404,
+	// KEY_NOT_FOUND); under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
+	RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts ...grpc.CallOption) (*RevokeKeyResponse, error)
 }
 
 type keyServiceClient struct {
@@ -98,6 +113,16 @@ func (c *keyServiceClient) RotateKey(ctx context.Context, in *RotateKeyRequest, 
 	return out, nil
 }
 
+func (c *keyServiceClient) RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts ...grpc.CallOption) (*RevokeKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeKeyResponse)
+	err := c.cc.Invoke(ctx, KeyService_RevokeKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -106,16 +131,19 @@ func (c *keyServiceClient) RotateKey(ctx context.Context, in *RotateKeyRequest, 
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_TOKEN,
-// UNSUPPORTED_OPERATION. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
+// UNSUPPORTED_OPERATION, KEY_NOT_FOUND. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
 // UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
 // ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
 // METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
 // UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
 // UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
 type KeyServiceServer interface {
-	// The JSON Web Key Set (`GET /.well-known/jwks.json`): the current public key and every
-	// previous one whose tokens may still be valid, each with `kid`, `alg` and `use: "sig"`.
-	// Served with `Cache-Control: public, max-age=300`. Empty under HS256.
+	// The JSON Web Key Set (`GET /.well-known/jwks.json`): the published next key (first; it signs
+	// nothing until a rotation promotes it), the current public key and every previous one whose
+	// tokens may still be valid, each with `kid`, `alg` and `use: "sig"`; never a revoked key.
+	// Served with `Cache-Control: public, max-age=N`, N = TESSERA_KEY_PUBLISH_SECONDS - 30, at most
+	// 300 (300 by default): shorter than the time a key is published before it signs, so a
+	// verifier that honours the max-age knows every key before its first token. Empty under HS256.
 	GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error)
 	// The OpenID Connect discovery document (`GET /.well-known/openid-configuration`, OpenID
 	// Connect Discovery 1.0), so libraries that start from an issuer find the keys: `issuer`
@@ -129,9 +157,20 @@ type KeyServiceServer interface {
 	// defaults of an absent member are not implied), subject identifiers that are the same for
 	// every client (`public`). Served with `Cache-Control: public, max-age=300`.
 	GetOpenIdConfiguration(context.Context, *GetOpenIdConfigurationRequest) (*GetOpenIdConfigurationResponse, error)
-	// Makes a new signing key current (`POST /v1/admin/keys:rotate`). The previous key stays
-	// in the JWKS, and keeps verifying, until the longest-lived token it signed has expired.
+	// Promotes the published next key to signing key (`POST /v1/admin/keys:rotate`) and publishes
+	// a new next key. The promoted key signs from the time it has been published for
+	// TESSERA_KEY_PUBLISH_SECONDS (at once if it has been), and until then the previous key signs.
+	// The previous key stays in the JWKS, and keeps verifying, until the longest-lived token it
+	// signed has expired. Errors: under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
+	// Emergency revocation of a signing key (`POST /v1/admin/keys/{kid}:revoke`), for a key that
+	// may be compromised: it leaves the JWKS, and every token it signed is refused from then on —
+	// at once on the instance that answers, within 30 seconds on the others (they re-read the
+	// keys that often). Revoking the signing key first promotes the published next key, at once
+	// (tokens signed before stay refused); revoking the next key publishes a new one. Revoking a
+	// revoked key again changes nothing. Logged as a warning. Errors: no such kid NOT_FOUND (404,
+	// KEY_NOT_FOUND); under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
+	RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -150,6 +189,9 @@ func (UnimplementedKeyServiceServer) GetOpenIdConfiguration(context.Context, *Ge
 }
 func (UnimplementedKeyServiceServer) RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RotateKey not implemented")
+}
+func (UnimplementedKeyServiceServer) RevokeKey(context.Context, *RevokeKeyRequest) (*RevokeKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeKey not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -226,6 +268,24 @@ func _KeyService_RotateKey_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_RevokeKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).RevokeKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_RevokeKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).RevokeKey(ctx, req.(*RevokeKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +304,10 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateKey",
 			Handler:    _KeyService_RotateKey_Handler,
+		},
+		{
+			MethodName: "RevokeKey",
+			Handler:    _KeyService_RevokeKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

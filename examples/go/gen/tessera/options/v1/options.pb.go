@@ -49,12 +49,14 @@
 // - SESSION_ENDED: the session has ended (logout, expiry, password change, deactivation or
 //   refresh token reuse).
 // - WRONG_CLIENT: the session access token was issued to another client id.
-// - REFRESH_TOKEN_ALREADY_USED: the refresh token was just spent by a concurrent refresh (within
-//   TESSERA_REFRESH_GRACE_SECONDS); the session lives on.
+// - REFRESH_TOKEN_ALREADY_USED: the refresh token was just spent by another refresh (within
+//   TESSERA_REFRESH_GRACE_SECONDS) made with another access token; the session lives on.
 // - REFRESH_TOKEN_REUSED: a spent refresh token was presented again: it was copied, so its
 //   session has ended.
 // - USER_DEACTIVATED: the user is deactivated (told only to a caller who proved the password, or
 //   who holds a token).
+// - OTHER_USER_SESSION: the browser already holds a live session cookie of another user; it is
+//   kept (log out first).
 //
 // On password logins:
 // - INVALID_CREDENTIALS: an unknown login or a wrong password: deliberately one reason for both.
@@ -75,6 +77,7 @@
 // - USER_NOT_FOUND: no such user.
 // - TOKEN_NOT_FOUND: no such token among those the caller may see or change (unknown, used,
 //   expired, revoked or another's).
+// - KEY_NOT_FOUND: no signing key with this kid (or it can no longer verify anything).
 // - NO_PUBLIC_KEY: a symmetric algorithm (HS256) is in use: there is no public key to publish.
 // - UNSUPPORTED_OPERATION: the operation does not apply to this configuration (HS256 keys are
 //   not rotated through the API).
@@ -107,10 +110,12 @@
 // - INVALID_BODY_FIELD: a field of the JSON body has a value of the wrong type.
 // - UNSUPPORTED_MEDIA_TYPE: the body's Content-Type or Content-Encoding is not accepted (415).
 //
-// Caching. A successful answer is sent with `Cache-Control: no-store` (it may hold a token or a
-// user's data) unless its method says otherwise: the public keys and the discovery document
-// (KeyService.GetJwks, KeyService.GetOpenIdConfiguration, JwtService.GetPublicKey) are `public,
-// max-age=300`, JwtService.GetVersion `public, max-age=60`.
+// Caching. A successful answer is sent with `Cache-Control: no-store` and `Pragma: no-cache` (it
+// may hold a token or a user's data) unless its method says otherwise: the public keys
+// (KeyService.GetJwks, JwtService.GetPublicKey) are `public, max-age=N` with N =
+// TESSERA_KEY_PUBLISH_SECONDS - 30, at most 300 (300 by default), the discovery document
+// (KeyService.GetOpenIdConfiguration) `public, max-age=300`, JwtService.GetVersion `public,
+// max-age=60`.
 //
 // Connect GET. The methods declared `idempotency_level = NO_SIDE_EFFECTS` write nothing (no token
 // is minted, spent or revoked, no last-used time recorded), so Connect clients may call them with
@@ -245,7 +250,11 @@ type AccessRule struct {
 	// (seed 004's `access_token` form or query argument). Two different tokens in one request
 	// are INVALID_ARGUMENT. With CREDENTIAL_NONE, the token is handed to the handler unverified
 	// (seed 004's Check verifies it itself and answers INVALID_ARGUMENT, not UNAUTHENTICATED).
-	TokenField    string `protobuf:"bytes,3,opt,name=token_field,json=tokenField,proto3" json:"token_field,omitempty"`
+	TokenField string `protobuf:"bytes,3,opt,name=token_field,json=tokenField,proto3" json:"token_field,omitempty"`
+	// With CREDENTIAL_USER_TOKEN: a request without a bearer token may present the seed 003
+	// session cookie instead (`tessera_session`, on any HTTP method; SameSite=Lax keeps it off
+	// cross-site POSTs). The handler gets a cookie principal.
+	SessionCookie bool `protobuf:"varint,4,opt,name=session_cookie,json=sessionCookie,proto3" json:"session_cookie,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -299,6 +308,13 @@ func (x *AccessRule) GetTokenField() string {
 		return x.TokenField
 	}
 	return ""
+}
+
+func (x *AccessRule) GetSessionCookie() bool {
+	if x != nil {
+		return x.SessionCookie
+	}
+	return false
 }
 
 // How a service is mounted on the JSON/HTTP (REST) side.
@@ -542,7 +558,7 @@ var File_tessera_options_v1_options_proto protoreflect.FileDescriptor
 
 const file_tessera_options_v1_options_proto_rawDesc = "" +
 	"\n" +
-	" tessera/options/v1/options.proto\x12\x12tessera.options.v1\x1a google/protobuf/descriptor.proto\"\x89\x01\n" +
+	" tessera/options/v1/options.proto\x12\x12tessera.options.v1\x1a google/protobuf/descriptor.proto\"\xb0\x01\n" +
 	"\n" +
 	"AccessRule\x12>\n" +
 	"\n" +
@@ -550,7 +566,8 @@ const file_tessera_options_v1_options_proto_rawDesc = "" +
 	"credential\x12\x1a\n" +
 	"\boptional\x18\x02 \x01(\bR\boptional\x12\x1f\n" +
 	"\vtoken_field\x18\x03 \x01(\tR\n" +
-	"tokenField\"W\n" +
+	"tokenField\x12%\n" +
+	"\x0esession_cookie\x18\x04 \x01(\bR\rsessionCookie\"W\n" +
 	"\x0fHttpServiceRule\x12\x1b\n" +
 	"\tbase_path\x18\x01 \x01(\tR\bbasePath\x12'\n" +
 	"\x0floose_arguments\x18\x02 \x01(\bR\x0elooseArguments\"y\n" +

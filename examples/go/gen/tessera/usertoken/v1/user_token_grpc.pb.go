@@ -35,7 +35,7 @@ const (
 // refused (401) where a user token is required, and a user token is refused where they are.
 // A token stops working (401) when it is logged out, expires, its user is deactivated, or the
 // user's password changes after the token was created.
-// Responses that carry a token are sent with `Cache-Control: no-store`.
+// Responses that carry a token are sent with `Cache-Control: no-store` and `Pragma: no-cache`.
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_CREDENTIALS,
@@ -63,8 +63,10 @@ type UserTokenServiceClient interface {
 	Bump(ctx context.Context, in *BumpRequest, opts ...grpc.CallOption) (*BumpResponse, error)
 	// Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
 	// (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
-	// of the user keep working. Errors: UNAUTHENTICATED (401) as for Bump, including a second
-	// logout with the same token.
+	// of the user keep working. Without a bearer token, the `tessera_session` cookie of seed 003
+	// is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`).
+	// Errors: UNAUTHENTICATED (401) as for Bump, including a second logout with the same token
+	// or cookie.
 	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
 }
 
@@ -117,7 +119,7 @@ func (c *userTokenServiceClient) Logout(ctx context.Context, in *LogoutRequest, 
 // refused (401) where a user token is required, and a user token is refused where they are.
 // A token stops working (401) when it is logged out, expires, its user is deactivated, or the
 // user's password changes after the token was created.
-// Responses that carry a token are sent with `Cache-Control: no-store`.
+// Responses that carry a token are sent with `Cache-Control: no-store` and `Pragma: no-cache`.
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_CREDENTIALS,
@@ -145,8 +147,10 @@ type UserTokenServiceServer interface {
 	Bump(context.Context, *BumpRequest) (*BumpResponse, error)
 	// Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
 	// (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
-	// of the user keep working. Errors: UNAUTHENTICATED (401) as for Bump, including a second
-	// logout with the same token.
+	// of the user keep working. Without a bearer token, the `tessera_session` cookie of seed 003
+	// is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`).
+	// Errors: UNAUTHENTICATED (401) as for Bump, including a second logout with the same token
+	// or cookie.
 	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
 	mustEmbedUnimplementedUserTokenServiceServer()
 }

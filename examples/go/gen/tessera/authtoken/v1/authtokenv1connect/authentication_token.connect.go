@@ -50,7 +50,10 @@ const (
 type AuthenticationTokenServiceClient interface {
 	// Creates a token for the calling user (`GET /api/authenticationtoken`). The caller
 	// authenticates with any user credential of this service: a session access token (with its
-	// `x-koms-clientid`), a user token, or a JWT access token. Errors: UNAUTHENTICATED (401).
+	// `x-koms-clientid`), a user token, or a JWT access token. A JWT access token issued before the
+	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
+	// the session cookie carries that session's end: the session its exchange starts ends no
+	// later. Errors: UNAUTHENTICATED (401).
 	CreateToken(context.Context, *connect.Request[v1.CreateTokenRequest]) (*connect.Response[v1.CreateTokenResponse], error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
 	// to the user it stands for: another user's token is NOT_FOUND like an unknown one.
@@ -67,10 +70,15 @@ type AuthenticationTokenServiceClient interface {
 	// accepted only as the cookie, only on safe methods (GET, HEAD) that take any user credential
 	// (those of this service); it is not a bearer token, and a user token, access token or JWT is
 	// not accepted as the cookie. It ends when it expires, when the user is deactivated, or when
-	// the user's password changes. Its use is recorded like a user token's.
+	// the user's password changes, or when it is logged out (`POST /auth/logout` with the cookie).
+	// Its use is recorded like a user token's. A token made from a cookie session starts one that
+	// ends no later than that one: exchanging again never extends a session's lifetime.
 	// When the request already carries a valid session cookie of the same user, that session is
-	// kept and no new cookie is set.
-	// Errors: unknown, already used or expired token, or a deactivated user, NOT_FOUND (404);
+	// kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
+	// exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused
+	// and the cookie is kept (a link must not silently log a browser in as someone else).
+	// Errors: unknown, already used or expired token, a deactivated user, or a token made before
+	// the user's last password change, NOT_FOUND (404);
 	// a malformed token INVALID_ARGUMENT (400) as for GetToken. Of two concurrent exchanges of
 	// one token exactly one succeeds.
 	ExchangeToken(context.Context, *connect.Request[v1.ExchangeTokenRequest]) (*connect.Response[v1.ExchangeTokenResponse], error)
@@ -136,7 +144,10 @@ func (c *authenticationTokenServiceClient) ExchangeToken(ctx context.Context, re
 type AuthenticationTokenServiceHandler interface {
 	// Creates a token for the calling user (`GET /api/authenticationtoken`). The caller
 	// authenticates with any user credential of this service: a session access token (with its
-	// `x-koms-clientid`), a user token, or a JWT access token. Errors: UNAUTHENTICATED (401).
+	// `x-koms-clientid`), a user token, or a JWT access token. A JWT access token issued before the
+	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
+	// the session cookie carries that session's end: the session its exchange starts ends no
+	// later. Errors: UNAUTHENTICATED (401).
 	CreateToken(context.Context, *connect.Request[v1.CreateTokenRequest]) (*connect.Response[v1.CreateTokenResponse], error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
 	// to the user it stands for: another user's token is NOT_FOUND like an unknown one.
@@ -153,10 +164,15 @@ type AuthenticationTokenServiceHandler interface {
 	// accepted only as the cookie, only on safe methods (GET, HEAD) that take any user credential
 	// (those of this service); it is not a bearer token, and a user token, access token or JWT is
 	// not accepted as the cookie. It ends when it expires, when the user is deactivated, or when
-	// the user's password changes. Its use is recorded like a user token's.
+	// the user's password changes, or when it is logged out (`POST /auth/logout` with the cookie).
+	// Its use is recorded like a user token's. A token made from a cookie session starts one that
+	// ends no later than that one: exchanging again never extends a session's lifetime.
 	// When the request already carries a valid session cookie of the same user, that session is
-	// kept and no new cookie is set.
-	// Errors: unknown, already used or expired token, or a deactivated user, NOT_FOUND (404);
+	// kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
+	// exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused
+	// and the cookie is kept (a link must not silently log a browser in as someone else).
+	// Errors: unknown, already used or expired token, a deactivated user, or a token made before
+	// the user's last password change, NOT_FOUND (404);
 	// a malformed token INVALID_ARGUMENT (400) as for GetToken. Of two concurrent exchanges of
 	// one token exactly one succeeds.
 	ExchangeToken(context.Context, *connect.Request[v1.ExchangeTokenRequest]) (*connect.Response[v1.ExchangeTokenResponse], error)

@@ -40,13 +40,18 @@ const (
 	KeyServiceGetOpenIdConfigurationProcedure = "/tessera.key.v1.KeyService/GetOpenIdConfiguration"
 	// KeyServiceRotateKeyProcedure is the fully-qualified name of the KeyService's RotateKey RPC.
 	KeyServiceRotateKeyProcedure = "/tessera.key.v1.KeyService/RotateKey"
+	// KeyServiceRevokeKeyProcedure is the fully-qualified name of the KeyService's RevokeKey RPC.
+	KeyServiceRevokeKeyProcedure = "/tessera.key.v1.KeyService/RevokeKey"
 )
 
 // KeyServiceClient is a client for the tessera.key.v1.KeyService service.
 type KeyServiceClient interface {
-	// The JSON Web Key Set (`GET /.well-known/jwks.json`): the current public key and every
-	// previous one whose tokens may still be valid, each with `kid`, `alg` and `use: "sig"`.
-	// Served with `Cache-Control: public, max-age=300`. Empty under HS256.
+	// The JSON Web Key Set (`GET /.well-known/jwks.json`): the published next key (first; it signs
+	// nothing until a rotation promotes it), the current public key and every previous one whose
+	// tokens may still be valid, each with `kid`, `alg` and `use: "sig"`; never a revoked key.
+	// Served with `Cache-Control: public, max-age=N`, N = TESSERA_KEY_PUBLISH_SECONDS - 30, at most
+	// 300 (300 by default): shorter than the time a key is published before it signs, so a
+	// verifier that honours the max-age knows every key before its first token. Empty under HS256.
 	GetJwks(context.Context, *connect.Request[v1.GetJwksRequest]) (*connect.Response[v1.GetJwksResponse], error)
 	// The OpenID Connect discovery document (`GET /.well-known/openid-configuration`, OpenID
 	// Connect Discovery 1.0), so libraries that start from an issuer find the keys: `issuer`
@@ -60,9 +65,20 @@ type KeyServiceClient interface {
 	// defaults of an absent member are not implied), subject identifiers that are the same for
 	// every client (`public`). Served with `Cache-Control: public, max-age=300`.
 	GetOpenIdConfiguration(context.Context, *connect.Request[v1.GetOpenIdConfigurationRequest]) (*connect.Response[v1.GetOpenIdConfigurationResponse], error)
-	// Makes a new signing key current (`POST /v1/admin/keys:rotate`). The previous key stays
-	// in the JWKS, and keeps verifying, until the longest-lived token it signed has expired.
+	// Promotes the published next key to signing key (`POST /v1/admin/keys:rotate`) and publishes
+	// a new next key. The promoted key signs from the time it has been published for
+	// TESSERA_KEY_PUBLISH_SECONDS (at once if it has been), and until then the previous key signs.
+	// The previous key stays in the JWKS, and keeps verifying, until the longest-lived token it
+	// signed has expired. Errors: under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
 	RotateKey(context.Context, *connect.Request[v1.RotateKeyRequest]) (*connect.Response[v1.RotateKeyResponse], error)
+	// Emergency revocation of a signing key (`POST /v1/admin/keys/{kid}:revoke`), for a key that
+	// may be compromised: it leaves the JWKS, and every token it signed is refused from then on —
+	// at once on the instance that answers, within 30 seconds on the others (they re-read the
+	// keys that often). Revoking the signing key first promotes the published next key, at once
+	// (tokens signed before stay refused); revoking the next key publishes a new one. Revoking a
+	// revoked key again changes nothing. Logged as a warning. Errors: no such kid NOT_FOUND (404,
+	// KEY_NOT_FOUND); under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
+	RevokeKey(context.Context, *connect.Request[v1.RevokeKeyRequest]) (*connect.Response[v1.RevokeKeyResponse], error)
 }
 
 // NewKeyServiceClient constructs a client for the tessera.key.v1.KeyService service. By default, it
@@ -96,6 +112,12 @@ func NewKeyServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(keyServiceMethods.ByName("RotateKey")),
 			connect.WithClientOptions(opts...),
 		),
+		revokeKey: connect.NewClient[v1.RevokeKeyRequest, v1.RevokeKeyResponse](
+			httpClient,
+			baseURL+KeyServiceRevokeKeyProcedure,
+			connect.WithSchema(keyServiceMethods.ByName("RevokeKey")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -104,6 +126,7 @@ type keyServiceClient struct {
 	getJwks                *connect.Client[v1.GetJwksRequest, v1.GetJwksResponse]
 	getOpenIdConfiguration *connect.Client[v1.GetOpenIdConfigurationRequest, v1.GetOpenIdConfigurationResponse]
 	rotateKey              *connect.Client[v1.RotateKeyRequest, v1.RotateKeyResponse]
+	revokeKey              *connect.Client[v1.RevokeKeyRequest, v1.RevokeKeyResponse]
 }
 
 // GetJwks calls tessera.key.v1.KeyService.GetJwks.
@@ -121,11 +144,19 @@ func (c *keyServiceClient) RotateKey(ctx context.Context, req *connect.Request[v
 	return c.rotateKey.CallUnary(ctx, req)
 }
 
+// RevokeKey calls tessera.key.v1.KeyService.RevokeKey.
+func (c *keyServiceClient) RevokeKey(ctx context.Context, req *connect.Request[v1.RevokeKeyRequest]) (*connect.Response[v1.RevokeKeyResponse], error) {
+	return c.revokeKey.CallUnary(ctx, req)
+}
+
 // KeyServiceHandler is an implementation of the tessera.key.v1.KeyService service.
 type KeyServiceHandler interface {
-	// The JSON Web Key Set (`GET /.well-known/jwks.json`): the current public key and every
-	// previous one whose tokens may still be valid, each with `kid`, `alg` and `use: "sig"`.
-	// Served with `Cache-Control: public, max-age=300`. Empty under HS256.
+	// The JSON Web Key Set (`GET /.well-known/jwks.json`): the published next key (first; it signs
+	// nothing until a rotation promotes it), the current public key and every previous one whose
+	// tokens may still be valid, each with `kid`, `alg` and `use: "sig"`; never a revoked key.
+	// Served with `Cache-Control: public, max-age=N`, N = TESSERA_KEY_PUBLISH_SECONDS - 30, at most
+	// 300 (300 by default): shorter than the time a key is published before it signs, so a
+	// verifier that honours the max-age knows every key before its first token. Empty under HS256.
 	GetJwks(context.Context, *connect.Request[v1.GetJwksRequest]) (*connect.Response[v1.GetJwksResponse], error)
 	// The OpenID Connect discovery document (`GET /.well-known/openid-configuration`, OpenID
 	// Connect Discovery 1.0), so libraries that start from an issuer find the keys: `issuer`
@@ -139,9 +170,20 @@ type KeyServiceHandler interface {
 	// defaults of an absent member are not implied), subject identifiers that are the same for
 	// every client (`public`). Served with `Cache-Control: public, max-age=300`.
 	GetOpenIdConfiguration(context.Context, *connect.Request[v1.GetOpenIdConfigurationRequest]) (*connect.Response[v1.GetOpenIdConfigurationResponse], error)
-	// Makes a new signing key current (`POST /v1/admin/keys:rotate`). The previous key stays
-	// in the JWKS, and keeps verifying, until the longest-lived token it signed has expired.
+	// Promotes the published next key to signing key (`POST /v1/admin/keys:rotate`) and publishes
+	// a new next key. The promoted key signs from the time it has been published for
+	// TESSERA_KEY_PUBLISH_SECONDS (at once if it has been), and until then the previous key signs.
+	// The previous key stays in the JWKS, and keeps verifying, until the longest-lived token it
+	// signed has expired. Errors: under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
 	RotateKey(context.Context, *connect.Request[v1.RotateKeyRequest]) (*connect.Response[v1.RotateKeyResponse], error)
+	// Emergency revocation of a signing key (`POST /v1/admin/keys/{kid}:revoke`), for a key that
+	// may be compromised: it leaves the JWKS, and every token it signed is refused from then on —
+	// at once on the instance that answers, within 30 seconds on the others (they re-read the
+	// keys that often). Revoking the signing key first promotes the published next key, at once
+	// (tokens signed before stay refused); revoking the next key publishes a new one. Revoking a
+	// revoked key again changes nothing. Logged as a warning. Errors: no such kid NOT_FOUND (404,
+	// KEY_NOT_FOUND); under HS256 FAILED_PRECONDITION (400, UNSUPPORTED_OPERATION).
+	RevokeKey(context.Context, *connect.Request[v1.RevokeKeyRequest]) (*connect.Response[v1.RevokeKeyResponse], error)
 }
 
 // NewKeyServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -171,6 +213,12 @@ func NewKeyServiceHandler(svc KeyServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(keyServiceMethods.ByName("RotateKey")),
 		connect.WithHandlerOptions(opts...),
 	)
+	keyServiceRevokeKeyHandler := connect.NewUnaryHandler(
+		KeyServiceRevokeKeyProcedure,
+		svc.RevokeKey,
+		connect.WithSchema(keyServiceMethods.ByName("RevokeKey")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/tessera.key.v1.KeyService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case KeyServiceGetJwksProcedure:
@@ -179,6 +227,8 @@ func NewKeyServiceHandler(svc KeyServiceHandler, opts ...connect.HandlerOption) 
 			keyServiceGetOpenIdConfigurationHandler.ServeHTTP(w, r)
 		case KeyServiceRotateKeyProcedure:
 			keyServiceRotateKeyHandler.ServeHTTP(w, r)
+		case KeyServiceRevokeKeyProcedure:
+			keyServiceRevokeKeyHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -198,4 +248,8 @@ func (UnimplementedKeyServiceHandler) GetOpenIdConfiguration(context.Context, *c
 
 func (UnimplementedKeyServiceHandler) RotateKey(context.Context, *connect.Request[v1.RotateKeyRequest]) (*connect.Response[v1.RotateKeyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tessera.key.v1.KeyService.RotateKey is not implemented"))
+}
+
+func (UnimplementedKeyServiceHandler) RevokeKey(context.Context, *connect.Request[v1.RevokeKeyRequest]) (*connect.Response[v1.RevokeKeyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("tessera.key.v1.KeyService.RevokeKey is not implemented"))
 }

@@ -70,8 +70,12 @@ type SessionServiceClient interface {
 	// The bearer access token must be the session's most recent one; it may be expired but its
 	// signature must be valid. The presented refresh token is rotated atomically: presenting it
 	// again after the rotation ends the whole session (reuse detection), except within a short
-	// grace window (TESSERA_REFRESH_GRACE_SECONDS) in which a concurrent refresh, for example
-	// from another tab, gets a plain 401 and the session lives on.
+	// grace window (TESSERA_REFRESH_GRACE_SECONDS, counted from the rotation). In it the refresh
+	// is retry-safe: the same refresh token with the same (now superseded) access token answers
+	// the same new pair as the first time — a retry after a lost answer, or concurrent duplicates
+	// on any instance; the pair is kept only sealed under a key derived from the two tokens. With
+	// another access token (for example another tab's newer one) it gets a plain 401
+	// (REFRESH_TOKEN_ALREADY_USED) and the session lives on.
 	// Errors: unknown, expired or foreign refresh token: UNAUTHENTICATED (401).
 	RefreshSession(context.Context, *connect.Request[v1.RefreshSessionRequest]) (*connect.Response[v1.RefreshSessionResponse], error)
 	// Returns the time left before the bearer access token expires (`GET /session`).
@@ -166,8 +170,12 @@ type SessionServiceHandler interface {
 	// The bearer access token must be the session's most recent one; it may be expired but its
 	// signature must be valid. The presented refresh token is rotated atomically: presenting it
 	// again after the rotation ends the whole session (reuse detection), except within a short
-	// grace window (TESSERA_REFRESH_GRACE_SECONDS) in which a concurrent refresh, for example
-	// from another tab, gets a plain 401 and the session lives on.
+	// grace window (TESSERA_REFRESH_GRACE_SECONDS, counted from the rotation). In it the refresh
+	// is retry-safe: the same refresh token with the same (now superseded) access token answers
+	// the same new pair as the first time — a retry after a lost answer, or concurrent duplicates
+	// on any instance; the pair is kept only sealed under a key derived from the two tokens. With
+	// another access token (for example another tab's newer one) it gets a plain 401
+	// (REFRESH_TOKEN_ALREADY_USED) and the session lives on.
 	// Errors: unknown, expired or foreign refresh token: UNAUTHENTICATED (401).
 	RefreshSession(context.Context, *connect.Request[v1.RefreshSessionRequest]) (*connect.Response[v1.RefreshSessionResponse], error)
 	// Returns the time left before the bearer access token expires (`GET /session`).

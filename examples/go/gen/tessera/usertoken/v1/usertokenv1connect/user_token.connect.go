@@ -59,8 +59,10 @@ type UserTokenServiceClient interface {
 	Bump(context.Context, *connect.Request[v1.BumpRequest]) (*connect.Response[v1.BumpResponse], error)
 	// Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
 	// (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
-	// of the user keep working. Errors: UNAUTHENTICATED (401) as for Bump, including a second
-	// logout with the same token.
+	// of the user keep working. Without a bearer token, the `tessera_session` cookie of seed 003
+	// is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`).
+	// Errors: UNAUTHENTICATED (401) as for Bump, including a second logout with the same token
+	// or cookie.
 	Logout(context.Context, *connect.Request[v1.LogoutRequest]) (*connect.Response[v1.LogoutResponse], error)
 }
 
@@ -137,8 +139,10 @@ type UserTokenServiceHandler interface {
 	Bump(context.Context, *connect.Request[v1.BumpRequest]) (*connect.Response[v1.BumpResponse], error)
 	// Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
 	// (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
-	// of the user keep working. Errors: UNAUTHENTICATED (401) as for Bump, including a second
-	// logout with the same token.
+	// of the user keep working. Without a bearer token, the `tessera_session` cookie of seed 003
+	// is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`).
+	// Errors: UNAUTHENTICATED (401) as for Bump, including a second logout with the same token
+	// or cookie.
 	Logout(context.Context, *connect.Request[v1.LogoutRequest]) (*connect.Response[v1.LogoutResponse], error)
 }
 
