@@ -156,10 +156,10 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
             .then(async (read) => {
               if (read.done) {
                 const body = Buffer.concat(read.chunks, read.size);
-                const cv = uReq.contextValues ?? createContextValues();
+                const request = { header: uReq.header, url: uReq.url, signal: uReq.signal, contextValues: uReq.contextValues ?? createContextValues() };
                 const answered = framing
-                  ? await answerUnaryGrpc(spec, grpcUnary, framing, res, body, uReq.header, uReq.url, uReq.signal, cv)
-                  : await answerUnaryConnect(spec, grpcUnary, connectType!, res, body, uReq.header, uReq.url, uReq.signal, cv);
+                  ? await answerUnaryGrpc(spec, grpcUnary, framing, res, body, request)
+                  : await answerUnaryConnect(spec, grpcUnary, connectType!, res, body, request);
                 if (answered) return;
                 uReq.body = bytes([body]);
               } else {

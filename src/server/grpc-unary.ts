@@ -87,11 +87,9 @@ export async function answerUnaryConnect(
   type: "json" | "proto",
   res: NodeResponse,
   body: Buffer,
-  header: Headers,
-  url: string,
-  signal: AbortSignal,
-  contextValues: ContextValues,
+  request: Omit<UnaryCall, "timeoutMs">,
 ): Promise<boolean> {
+  const { header } = request;
   const timeout = parseConnectTimeout(header.get("connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
   if (timeout.error) return false;
   let serialization = serializations.get(spec.method);
@@ -101,7 +99,7 @@ export async function answerUnaryConnect(
   }
   const binary = type === "proto";
   const compression = compressionNegotiate(o.compressions, null, header.get("accept-encoding"), "accept-encoding");
-  const call: UnaryCall = { header, url, signal, contextValues, timeoutMs: timeout.timeoutMs };
+  const call: UnaryCall = { ...request, timeoutMs: timeout.timeoutMs };
   const outcome = await invokeUnary(spec, o.interceptors, "connect", call, binary ? "application/proto" : "application/json", () => serialization.getI(binary).parse(body));
   let status = 200;
   let out: Uint8Array;
@@ -156,17 +154,15 @@ export async function answerUnaryGrpc(
   framing: UnaryFraming,
   res: NodeResponse,
   body: Buffer,
-  header: Headers,
-  url: string,
-  signal: AbortSignal,
-  contextValues: ContextValues,
+  request: Omit<UnaryCall, "timeoutMs">,
 ): Promise<boolean> {
+  const { header } = request;
   if (body.length < 5 || body[0] !== 0) return false;
   const length = body.readUInt32BE(1);
   if (length !== body.length - 5 || length > o.readMaxBytes) return false;
   const timeout = parseTimeout(header.get("grpc-timeout"), Number.MAX_SAFE_INTEGER);
   if (timeout.error) return false;
-  const call: UnaryCall = { header, url, signal, contextValues, timeoutMs: timeout.timeoutMs };
+  const call: UnaryCall = { ...request, timeoutMs: timeout.timeoutMs };
   const outcome = await invokeUnary(spec, o.interceptors, framing, call, contentTypes[framing], () => {
     try {
       return fromBinary(spec.method.input, body.subarray(5));
