@@ -12,6 +12,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { CreateUserRequestSchema } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { GetSessionRequestSchema } from "../../gen/tessera/session/v1/session_pb.js";
+import { ManualClock } from "../../src/core/clock.js";
 import { unaryInvoked } from "../../src/server/grpc-unary.js";
 import { grpcFrame, h2request, type H2Answer } from "../hostile/support.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
@@ -61,7 +62,9 @@ describe("server: unary gRPC answered outside connect-es's stream pipeline", fun
   let session: http2.ClientHttp2Session;
   let token: string;
   before(async () => {
-    server = await startTestServer();
+    // A clock that stands still: a token check's expires_in counts down in whole seconds, and the
+    // two requests of a pair must not straddle a second.
+    server = await startTestServer({ clock: new ManualClock() });
     session = http2.connect(server.url);
     const email = uniqueEmail("grpc-unary");
     await signUp(server, email);
