@@ -8,6 +8,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { openStore } from "../../src/store/index.js";
+import { DuplicateError, type AuditEventRecord } from "../../src/store/ports.js";
+import { batchNeedsSync } from "../../src/store/sqlite/sqlite-audit-events.js";
+import { unsynced } from "../../src/store/sqlite/sqlite-durability.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -121,6 +124,87 @@ describe("sqlite store", () => {
       for (const id of acked) assert.ok(await store.users.findById(id), `acknowledged ${id} lost`);
     } finally {
       await store.close();
+    }
+  });
+
+  describe("audit events: group commit", () => {
+    const event = (n: number): AuditEventRecord => ({ id: `e${String(n).padStart(4, "0")}`, time: new Date(1_700_000_000_000 + n), type: "user.login", outcome: "shed", login: `flood-${n}@example.com` });
+    // The write-ahead log grows by one frame (a page and its header) per page a commit writes.
+    const walFrames = (file: string) => Math.floor(Math.max(0, statSync(`${file}-wal`).size - 32) / (4096 + 24));
+
+    it("the events of one turn are committed together: 200 appends write about one transaction's frames, not 200", async () => {
+      const store = await openStore({ dataDir });
+      try {
+        const file = join(dataDir, "tessera.db");
+        await store.auditEvents.append(event(0));
+        const before = walFrames(file);
+        await Promise.all(Array.from({ length: 200 }, (_, i) => store.auditEvents.append(event(i + 1))));
+        const frames = walFrames(file) - before;
+        // One commit of 200 small rows touches a handful of pages; a commit per row would write at
+        // least one frame each.
+        assert.ok(frames < 20, `${frames} WAL frames for 200 appends`);
+        // Each resolved append is durable: another connection reads all of them.
+        const other = new Database(file, { readonly: true });
+        try {
+          assert.equal((other.prepare("SELECT count(*) AS n FROM audit_events").get() as { n: number }).n, 201);
+        } finally {
+          other.close();
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("one bad event in a turn loses no other: the duplicate is refused (DuplicateError), the rest are written", async () => {
+      const store = await openStore({ dataDir });
+      try {
+        await store.auditEvents.append(event(1));
+        const results = await Promise.allSettled([store.auditEvents.append(event(2)), store.auditEvents.append(event(1)), store.auditEvents.append(event(3))]);
+        assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+        const refused = (results[1] as PromiseRejectedResult).reason;
+        assert.ok(refused instanceof DuplicateError && refused.key === "id", String(refused));
+        const listed = await store.auditEvents.list({ limit: 10 });
+        assert.deepEqual(listed.map((e) => e.id), ["e0003", "e0002", "e0001"]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("a batch is committed with an fsync unless every event in it is a refusal (locked, throttled, shed)", () => {
+      assert.equal(batchNeedsSync(["shed", "throttled", "locked", "shed"]), false);
+      assert.equal(batchNeedsSync(["shed", "success"]), true);
+      assert.equal(batchNeedsSync(["failure"]), true);
+      assert.equal(batchNeedsSync(["error", "shed"]), true);
+    });
+
+    it("events still waiting for their turn's commit are written when the store closes", async () => {
+      const store = await openStore({ dataDir });
+      const appended = store.auditEvents.append(event(7));
+      await store.close();
+      await appended;
+      const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
+      try {
+        assert.deepEqual(db.prepare("SELECT id FROM audit_events").all(), [{ id: "e0007" }]);
+      } finally {
+        db.close();
+      }
+    });
+  });
+
+  it("login-attempt writes commit at synchronous=NORMAL and the connection is back at FULL after them, a failed one too", () => {
+    mkdirSync(dataDir, { recursive: true });
+    const db = new Database(join(dataDir, "t.db"));
+    try {
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      const cheaply = unsynced(db);
+      const level = () => db.pragma("synchronous", { simple: true });
+      assert.equal(cheaply(level), 1);
+      assert.equal(level(), 2);
+      assert.throws(() => cheaply(() => db.exec("INSERT INTO missing VALUES (1)")), /no such table/);
+      assert.equal(level(), 2);
+    } finally {
+      db.close();
     }
   });
 });

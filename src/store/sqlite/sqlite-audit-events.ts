@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { AuditEventRecord, AuditEventStore } from "../ports.js";
-import { call } from "./sqlite-errors.js";
+import { unsynced } from "./sqlite-durability.js";
+import { call, callLater, mapSqliteError } from "./sqlite-errors.js";
 import { fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface AuditRow {
@@ -42,16 +43,75 @@ function toRecord(row: AuditRow): AuditEventRecord {
   return event;
 }
 
-export function sqliteAuditEvents(db: Database.Database): AuditEventStore {
+/** Outcomes of calls refused before any password was checked (see AuditOutcome). */
+const refusals = new Set(["locked", "throttled", "shed"]);
+
+/** Whether a batch of events with these outcomes must be committed with an fsync: unless all are refusals. */
+export function batchNeedsSync(outcomes: readonly string[]): boolean {
+  return !outcomes.every((o) => refusals.has(o));
+}
+
+interface PendingAppend {
+  row: Record<string, unknown>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The audit store of the embedded store, and `flush()`, which writes what is waiting (the store
+ * calls it before it closes).
+ *
+ * Appends are group-committed: the events appended during one turn of the event loop are
+ * written in one transaction when the turn's I/O has been handled (setImmediate), and each
+ * append resolves once that transaction has committed, so an event is as durable as before
+ * when its promise resolves. One commit (one fsync under synchronous=FULL) per turn instead of
+ * one per event: a flood of refused logins or sign-ups, each audited, arrives in bursts, and
+ * committing each event on its own held the event loop for a quarter of a millisecond each.
+ * When the batch fails, each event is written on its own, so one bad event loses no other.
+ *
+ * A batch of refusals only (outcomes locked, throttled and shed: calls refused before any
+ * password was checked, what a flood is made of) commits without an fsync, as the login counters
+ * do (see unsynced()): a power cut may lose the last of them, never a success or a failure.
+ */
+export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { flush(): void } {
   const insert = db.prepare(`INSERT INTO audit_events (id, time, type, outcome, ${optional.map(([, c]) => c).join(", ")})
     VALUES (@id, @time, @type, @outcome, ${optional.map(([f]) => `@${f}`).join(", ")})`);
+  const insertAll = db.transaction((rows: Array<Record<string, unknown>>) => {
+    for (const row of rows) insert.run(row);
+  });
   const prune = db.prepare("DELETE FROM audit_events WHERE time < ?");
+  const cheaply = unsynced(db);
+  let pending: PendingAppend[] = [];
+  const flush = () => {
+    const batch = pending;
+    pending = [];
+    if (batch.length === 0) return;
+    try {
+      const rows = batch.map((p) => p.row);
+      if (batchNeedsSync(batch.map((p) => p.row.outcome as string))) insertAll(rows);
+      else cheaply(() => insertAll(rows));
+      for (const p of batch) p.resolve();
+    } catch {
+      for (const p of batch) {
+        try {
+          insert.run(p.row);
+          p.resolve();
+        } catch (e) {
+          p.reject(mapSqliteError(e));
+        }
+      }
+    }
+  };
   return {
+    flush,
     append: (event) =>
-      call(() => {
+      callLater(() => {
         const row: Record<string, unknown> = { id: event.id, time: toMs(event.time), type: event.type, outcome: event.outcome };
         for (const [field] of optional) row[field] = event[field] ?? null;
-        insert.run(row);
+        if (!db.open) return Promise.reject(mapSqliteError(new TypeError("The database connection is not open")));
+        return new Promise<void>((resolve, reject) => {
+          if (pending.push({ row, resolve, reject }) === 1) setImmediate(flush);
+        });
       }),
     list: (q) =>
       call(() => {
@@ -65,9 +125,14 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore {
           where.push("(time < ? OR (time = ? AND id < ?))");
           args.push(toMs(q.after.time), toMs(q.after.time), q.after.id);
         }
+        flush(); // a listing sees every event appended before it
         const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY time DESC, id DESC LIMIT ?`;
         return (db.prepare(sql).all(...args, q.limit) as AuditRow[]).map(toRecord);
       }),
-    deleteOlderThan: (before) => call(() => prune.run(toMs(before)).changes),
+    deleteOlderThan: (before) =>
+      call(() => {
+        flush();
+        return prune.run(toMs(before)).changes;
+      }),
   };
 }

@@ -56,3 +56,10 @@ export function call<T>(fn: () => T): Promise<T> {
     return Promise.reject(mapSqliteError(error));
   }
 }
+
+/** As call(), for a write that completes later (a group commit): the deadline is checked now. */
+export function callLater<T>(fn: () => Promise<T>): Promise<T> {
+  const left = timeLeftMs();
+  if (left !== undefined && left <= 0) return Promise.reject(new DeadlineExceededError());
+  return fn();
+}

@@ -10,6 +10,7 @@ import {
   type LoginAttemptStore,
   type Reservation,
 } from "../ports.js";
+import { unsynced } from "./sqlite-durability.js";
 import { call } from "./sqlite-errors.js";
 import { fromMs, toMs } from "./sqlite-values.js";
 
@@ -94,14 +95,16 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
     }
   });
 
+  // Counters and remembered logins: committed without an fsync (see unsynced()).
+  const cheaply = unsynced(db);
   return {
-    reserve: (slots, at, rule) => call(() => reserve.immediate(slots, at, rule)),
-    recordFailure: (slots, at, rule) => call(() => recordFailure.immediate(slots, at, rule)),
-    release: (slots) => call(() => release.immediate(slots)),
+    reserve: (slots, at, rule) => call(() => cheaply(() => reserve.immediate(slots, at, rule))),
+    recordFailure: (slots, at, rule) => call(() => cheaply(() => recordFailure.immediate(slots, at, rule))),
+    release: (slots) => call(() => cheaply(() => release.immediate(slots))),
     deleteStale: (lastAttemptBefore, now) => call(() => deleteStale.run(toMs(lastAttemptBefore), toMs(now)).changes),
     rememberLogin: (hash, until) =>
       call(() => {
-        remember.run(hash, toMs(until));
+        cheaply(() => remember.run(hash, toMs(until)));
       }),
     rememberedUntil: (hash) =>
       call(() => {

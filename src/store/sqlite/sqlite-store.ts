@@ -83,6 +83,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     throw error;
   }
   const ping = db.prepare("SELECT 1");
+  const auditEvents = sqliteAuditEvents(db);
 
   return {
     kind: "sqlite",
@@ -95,13 +96,15 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     jwtRefreshTokens: sqliteJwtRefreshTokens(db),
     keys: sqliteSigningKeys(db),
     loginAttempts: sqliteLoginAttempts(db),
-    auditEvents: sqliteAuditEvents(db),
+    auditEvents,
     ping: () =>
       call(() => {
         ping.get();
       }),
     close: async () => {
-      if (db.open) db.close();
+      if (!db.open) return;
+      auditEvents.flush();
+      db.close();
     },
   };
 }
