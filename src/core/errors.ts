@@ -153,11 +153,27 @@ export class AuthError extends Error {
   }
 }
 
+/**
+ * Makes an error without capturing a stack trace. The errors the core raises are answers
+ * (a wrong password, a lock, a full hasher), not faults: their stack is never logged, and
+ * capturing it was a tenth of the cost of a refused sign-up under a flood. Unexpected failures
+ * keep theirs, as the cause of the internal error that wraps them.
+ */
+export function withoutStack<T>(make: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 type Factory = (reason: Reason, message: string, options?: AuthErrorOptions) => AuthError;
 const factory =
   (code: AuthErrorCode): Factory =>
   (reason, message, options) =>
-    new AuthError(code, reason, message, options);
+    code === "internal" ? new AuthError(code, reason, message, options) : withoutStack(() => new AuthError(code, reason, message, options));
 
 export const invalidArgument = factory("invalid_argument");
 export const unauthenticated = factory("unauthenticated");
@@ -192,9 +208,12 @@ export function invalidField(field: string, message: string, reason: Reason = "I
  * named in a field violation.
  */
 export function recode(e: AuthError, code: AuthErrorCode, message = e.message, field?: string): AuthError {
-  return new AuthError(code, e.reason, message, {
-    cause: e,
-    ...(e.retryAfterSeconds !== undefined && { retryAfterSeconds: e.retryAfterSeconds }),
-    fieldViolations: field === undefined ? e.fieldViolations : [{ field, description: message }],
-  });
+  return withoutStack(
+    () =>
+      new AuthError(code, e.reason, message, {
+        cause: e,
+        ...(e.retryAfterSeconds !== undefined && { retryAfterSeconds: e.retryAfterSeconds }),
+        fieldViolations: field === undefined ? e.fieldViolations : [{ field, description: message }],
+      }),
+  );
 }

@@ -10,7 +10,7 @@
 // corrected as protocol-errors.ts corrects those raised outside it.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { challengeKey } from "../access/context.js";
-import { AuthError, internal, unavailable, type AuthErrorCode } from "../core/errors.js";
+import { AuthError, internal, unavailable, withoutStack, type AuthErrorCode } from "../core/errors.js";
 import type { Logger } from "../logger.js";
 import { DeadlineExceededError, StoreUnavailableError } from "../store/ports.js";
 import { errorDetails, retryAfter } from "./error-details.js";
@@ -50,7 +50,8 @@ export function toConnectError(e: unknown, logger: Logger, procedure: string, ch
   const metadata = new Headers();
   if (error.retryAfterSeconds !== undefined) metadata.set("retry-after", String(retryAfter(error.retryAfterSeconds)));
   if (error.code === "unauthenticated" && challenge !== undefined) metadata.set("www-authenticate", challenge);
-  return new ConnectError(error.message, codes[error.code], metadata, errorDetails(error), error);
+  // The answer to the client carries no stack; an internal error's cause keeps its own.
+  return withoutStack(() => new ConnectError(error.message, codes[error.code], metadata, errorDetails(error), error));
 }
 
 async function* mapped<T>(messages: AsyncIterable<T>, map: (e: unknown) => ConnectError): AsyncGenerator<T> {
