@@ -26,7 +26,7 @@ export const benchClientId = "bench-client";
 export const benchAdminToken = "bench-admin-token-0123456789abcdef";
 
 /**
- * Starts Tessera as `npm start` does (the compiled `dist/src/main.js`: bench/run.ts builds it
+ * Starts Tessera as `npm start` does (the compiled `dist/src/start.cjs`: bench/run.ts builds it
  * first) in a child process on a free port with a fresh data directory. `nodeArgs` go before
  * the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not allow).
  */
@@ -78,9 +78,9 @@ export async function startServerProcess(env: Record<string, string> = {}, opts:
   };
 }
 
-/** dist/src/main.js, which `npm run build` writes (bench/run.ts runs it before any benchmark). */
+/** dist/src/start.cjs (the entry `npm start` runs), which `npm run build` writes (bench/run.ts runs it before any benchmark). */
 export function compiledMain(): string {
-  const main = "dist/src/main.js";
+  const main = "dist/src/start.cjs";
   if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (npm run bench does)`);
   return main;
 }

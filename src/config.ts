@@ -170,6 +170,7 @@ export const variables = {
   argon2Iterations: variable("TESSERA_ARGON2_ITERATIONS", 2, integer(1, 100), "argon2id time cost."),
   argon2Parallelism: variable("TESSERA_ARGON2_PARALLELISM", 1, integer(1, 16), "argon2id parallelism."),
   hashConcurrency: variable<number>("TESSERA_HASH_CONCURRENCY", undefined, integer(1, 256), "Password hashes (argon2id) each worker process runs at once.", { shownDefault: "(cores / TESSERA_WORKERS, at least 1, at most UV_THREADPOOL_SIZE - 1)" }),
+  hashNice: variable("TESSERA_HASH_NICE", 19, integer(0, 19), "Nice value (CPU priority, Linux) of the threads that hash passwords (libuv's pool, set as `npm start` starts): above 0, a flood of logins or sign-ups cannot take the CPU from the event loop, which answers every other call; 0: the process's own priority."),
   hashQueueLimit: variable("TESSERA_HASH_QUEUE_LIMIT", 64, integer(0, 100000), "Password hashes that may wait for a free hasher, per worker process; beyond, logins and sign-ups answer UNAVAILABLE (REST 503) with Retry-After at once."),
   loginProtection: variable("TESSERA_LOGIN_PROTECTION", true, boolean, "Limit login attempts per login and per client address, and sign-ups per client address."),
   loginMaxFailures: variable("TESSERA_LOGIN_MAX_FAILURES", 5, integer(1, 1000), "Failed logins per login (4x per client address) within the window before a lockout; also how many of its attempts may be checked at once."),

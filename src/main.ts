@@ -4,7 +4,13 @@ import cluster from "node:cluster";
 import { runPrimary, workerId } from "./cluster.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
+import type { PoolPriority } from "./start.cjs";
 import { startTessera, type Tessera } from "./tessera.js";
+
+/** What start.cts did to the priority of libuv's pool (undefined when main.ts is run directly). */
+function poolPriority(): PoolPriority | undefined {
+  return (globalThis as Record<symbol, unknown>)[Symbol.for("tessera.threadPoolPriority")] as PoolPriority | undefined;
+}
 
 function announce(config: Config, logger: Logger): void {
   if (config.generated.clientId) {
@@ -56,6 +62,9 @@ async function serve(config: Config, logger: Logger, id: number | undefined): Pr
   // Housekeeping runs once per cluster: in the first worker (or the only process).
   const housekeeping = (id === undefined || id === 1) && config.housekeepingIntervalSeconds > 0;
   tessera = await startTessera(housekeeping ? config : { ...config, housekeepingIntervalSeconds: 0 }, { logger });
+  const pool = poolPriority();
+  if (pool?.applied) logger.info("password hashing threads", { nice: pool.nice });
+  else if (config.hashNice > 0) logger.warn("password hashing threads keep the process's CPU priority", { reason: pool?.reason ?? "not started through start.cjs (npm start)" });
   logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure, housekeeping });
   if (requested !== undefined) close();
 }

@@ -1,0 +1,77 @@
+// The process entry (src/start.cts, `npm start`) creates libuv's thread pool, where argon2id
+// hashes, at the nice value TESSERA_HASH_NICE (default 19) before anything else can, and leaves
+// the event loop at the process's priority. The entry is compiled here as the build compiles it
+// and run in front of a probe standing in for main.js, which uses the pool and reports the nice
+// value of every thread of its process. (The compiled project beside it is not used: the probe
+// is a CommonJS file, as the directory has no package.json saying otherwise.)
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+interface Report {
+  pid: number;
+  threads: Array<{ tid: number; nice: number }>;
+  priority: { nice: number; applied: boolean; reason?: string };
+}
+
+const probe = `
+const { readdirSync, readFileSync, stat } = require("node:fs");
+stat(".", () => {
+  const threads = readdirSync("/proc/self/task").map((tid) => {
+    const s = readFileSync("/proc/self/task/" + tid + "/stat", "utf8");
+    return { tid: Number(tid), nice: Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[16]) };
+  });
+  process.stdout.write(JSON.stringify({ pid: process.pid, threads, priority: globalThis[Symbol.for("tessera.threadPoolPriority")] }));
+});
+`;
+
+describe("server: password hashing threads run at a lower CPU priority (start.cts)", function () {
+  this.timeout(20000);
+  let dir: string;
+  before(async () => {
+    const out = mkdtempSync(join(tmpdir(), "tessera-start-"));
+    await run("node_modules/.bin/tsc", ["--ignoreConfig", "src/start.cts", "--outDir", out, "--module", "nodenext", "--target", "es2022", "--types", "node", "--skipLibCheck"]);
+    dir = join(out, "src");
+    writeFileSync(join(dir, "main.js"), probe); // what start.cjs imports, in place of the server
+    writeFileSync(join(dir, "pool-first.cjs"), `require("node:fs").stat(".", () => {});`);
+  });
+  after(() => rmSync(join(dir, ".."), { recursive: true, force: true }));
+
+  async function start(env: Record<string, string>, nodeArgs: string[] = []): Promise<Report> {
+    const { stdout } = await run(process.execPath, [...nodeArgs, join(dir, "start.cjs")], { env: { ...process.env, UV_THREADPOOL_SIZE: "3", ...env } });
+    return JSON.parse(stdout) as Report;
+  }
+  const niceOf = (r: Report, tid: number) => r.threads.find((t) => t.tid === tid)?.nice;
+
+  it("by default: the pool's 3 threads (UV_THREADPOOL_SIZE) at nice 19, the event loop's thread at 0", async () => {
+    const r = await start({ TESSERA_HASH_NICE: "" });
+    assert.deepEqual(r.priority, { nice: 19, applied: true });
+    assert.equal(niceOf(r, r.pid), 0);
+    assert.equal(r.threads.filter((t) => t.nice === 19).length, 3, JSON.stringify(r.threads));
+    assert.equal(r.threads.filter((t) => t.nice !== 19 && t.nice !== 0).length, 0);
+  });
+
+  it("TESSERA_HASH_NICE=7: the pool at 7", async () => {
+    const r = await start({ TESSERA_HASH_NICE: "7" });
+    assert.deepEqual(r.priority, { nice: 7, applied: true });
+    assert.equal(niceOf(r, r.pid), 0);
+    assert.equal(r.threads.filter((t) => t.nice === 7).length, 3);
+  });
+
+  it("TESSERA_HASH_NICE=0: every thread at the process's priority", async () => {
+    const r = await start({ TESSERA_HASH_NICE: "0" });
+    assert.deepEqual(r.priority, { nice: 0, applied: false, reason: "TESSERA_HASH_NICE=0" });
+    assert.deepEqual(r.threads.filter((t) => t.nice !== 0), []);
+  });
+
+  it("a pool created before the entry ran (a module loaded with --require) is reported, not claimed lowered", async () => {
+    const r = await start({}, ["--require", join(dir, "pool-first.cjs")]);
+    assert.deepEqual(r.priority, { nice: 0, applied: false, reason: "libuv's pool existed before start.cjs ran (loaded with --import or --require?)" });
+    assert.deepEqual(r.threads.filter((t) => t.nice !== 0), []);
+  });
+});
