@@ -16,6 +16,8 @@ export interface HashPoolLimits {
   concurrency: number;
   /** Hashes waiting for a free hasher; past this, callers are refused. */
   queueLimit: number;
+  /** The Retry-After of a refusal, in seconds (default: 1, 2 or 3 at random). */
+  retryAfterSeconds?: () => number;
 }
 
 /** What the server layer may watch (metrics, tracing); the pool works the same without it. */
@@ -26,8 +28,16 @@ export interface HashPoolObserver {
   around?<T>(job: () => Promise<T>): Promise<T>;
 }
 
-const busy = (): AuthError =>
-  unavailable("HASHER_BUSY", "too many password checks in progress; retry shortly", { retryAfterSeconds: 1 });
+/**
+ * The Retry-After of a refusal: 1, 2 or 3 seconds at random. A flood is refused in bursts, and
+ * clients told the same wait come back together, as a burst again, each time; spread over three
+ * seconds they come back a third at a time, and the hasher's queue (at ~50 ms a hash) has
+ * drained in between.
+ */
+const jitteredRetryAfter = () => 1 + Math.floor(Math.random() * 3);
+
+const busy = (retryAfterSeconds: number): AuthError =>
+  unavailable("HASHER_BUSY", "too many password checks in progress; retry shortly", { retryAfterSeconds });
 
 export class HashPool {
   private running = 0;
@@ -55,7 +65,7 @@ export class HashPool {
 
   /** Throws HASHER_BUSY when a job submitted now would be refused: lets a caller refuse before any other work. */
   admit(): void {
-    if (this.full()) throw busy();
+    if (this.full()) throw busy((this.limits.retryAfterSeconds ?? jitteredRetryAfter)());
   }
 
   /** Runs `job` when a hasher is free; HASHER_BUSY at once when the queue is full. */
@@ -65,7 +75,7 @@ export class HashPool {
       this.running++;
       waited?.(0);
     } else {
-      if (this.full()) throw busy();
+      if (this.full()) throw busy((this.limits.retryAfterSeconds ?? jitteredRetryAfter)());
       const start = performance.now();
       // The finishing job hands its place over (see below): `running` stays as it is.
       await new Promise<void>((resolve) => this.waiting.push(resolve));

@@ -1,5 +1,6 @@
 // The hash pool: at most `concurrency` jobs run, at most `queueLimit` wait (first come, first
-// served), and beyond that a job is refused at once with UNAVAILABLE HASHER_BUSY, Retry-After 1.
+// served), and beyond that a job is refused at once with UNAVAILABLE HASHER_BUSY, Retry-After 1, 2
+// or 3 seconds at random (fixed at 1 here where the pool is made with retryAfterSeconds).
 import assert from "node:assert/strict";
 import { AuthError } from "../../src/core/errors.js";
 import { HashPool } from "../../src/core/hash-pool.js";
@@ -19,7 +20,7 @@ const tick = () => new Promise((r) => setImmediate(r));
 
 describe("core: hash pool", () => {
   it("runs `concurrency` jobs, queues `queueLimit` more in order, and refuses the next at once", async () => {
-    const pool = new HashPool({ concurrency: 2, queueLimit: 2 });
+    const pool = new HashPool({ concurrency: 2, queueLimit: 2, retryAfterSeconds: () => 1 });
     const jobs = Array.from({ length: 4 }, gate);
     const running = jobs.map((j) => pool.run(j.run));
     await tick();
@@ -43,18 +44,40 @@ describe("core: hash pool", () => {
   });
 
   it("frees a place when a job fails, and passes the failure on", async () => {
-    const pool = new HashPool({ concurrency: 1, queueLimit: 0 });
+    const pool = new HashPool({ concurrency: 1, queueLimit: 0, retryAfterSeconds: () => 1 });
     await assert.rejects(pool.run(async () => Promise.reject(new Error("argon2 failed"))), /argon2 failed/);
     assert.equal(await pool.run(async () => 42), 42);
   });
 
   it("with no queue, refuses whatever finds every hasher busy", async () => {
-    const pool = new HashPool({ concurrency: 1, queueLimit: 0 });
+    const pool = new HashPool({ concurrency: 1, queueLimit: 0, retryAfterSeconds: () => 1 });
     const job = gate();
     const first = pool.run(job.run);
     await assert.rejects(pool.run(async () => 0), isBusy);
     job.release();
     await first;
     assert.equal(await pool.run(async () => 1), 1);
+  });
+
+  it("by default, spreads the Retry-After of refusals over 1, 2 and 3 seconds, so that a refused burst does not come back as one", async () => {
+    const pool = new HashPool({ concurrency: 1, queueLimit: 0 });
+    const job = gate();
+    const first = pool.run(job.run);
+    const seen = new Map<number, number>();
+    for (let i = 0; i < 600; i++) {
+      try {
+        pool.admit();
+        assert.fail("admitted while the hasher is busy");
+      } catch (e) {
+        assert.ok(e instanceof AuthError && e.reason === "HASHER_BUSY", String(e));
+        seen.set(e.retryAfterSeconds!, (seen.get(e.retryAfterSeconds!) ?? 0) + 1);
+      }
+    }
+    // Each value has probability 1/3: each appears well over 100 times in 600 (fewer than 100
+    // has a probability below 1e-12).
+    assert.deepEqual([...seen.keys()].sort(), [1, 2, 3]);
+    for (const [, n] of seen) assert.ok(n > 100, JSON.stringify([...seen]));
+    job.release();
+    await first;
   });
 });

@@ -94,10 +94,10 @@ for (const store of storesUnderTest()) {
   }
 }
 
-/** Every outcome is `evaluated` (the hasher's answer) or HASHER_BUSY with Retry-After: 1; returns the refused ones. */
+/** Every outcome is `evaluated` (the hasher's answer) or HASHER_BUSY with Retry-After 1, 2 or 3; returns the refused ones. */
 function checkBusyOr(outcomes: Outcome<unknown>[], evaluated: "ok" | "unauthenticated"): Outcome<unknown>[] {
   const refused = outcomes.filter((o) => o.code !== evaluated);
-  for (const o of refused) assert.equal(expectRetryLater(o, "unavailable", busy), 1);
+  for (const o of refused) assert.ok([1, 2, 3].includes(expectRetryLater(o, "unavailable", busy)));
   assert.ok(outcomes.some((o) => o.code === evaluated), "some were evaluated");
   return refused;
 }
