@@ -199,16 +199,14 @@ export class Sessions {
   }
 
   /**
-   * The refresh's last steps, idempotent: the child refresh token stored (a duplicate is one a
-   * concurrent caller of the same refresh stored), the session's jti moved from the parent's
-   * to the child's (or already moved by that caller).
+   * The refresh's last steps, idempotent: the session's jti moved from the parent's to the
+   * child's (or already moved by a concurrent caller of the same refresh), then the child
+   * refresh token stored (a duplicate is one that caller stored). The insert comes last: it is
+   * the write the store makes durable with the spend and the move before it (see the store
+   * port's setAccessJti), so it must follow them. Until it is stored, the child refresh token
+   * is known to no client: the answer is sent after it.
    */
   private async complete(session: SessionRecord, parentJti: string, child: ChildPair): Promise<TokenPair> {
-    try {
-      await this.refreshTokens.insert({ hash: hashSecret(child.refreshToken), sessionId: session.id, createdAt: this.clock.now(), expiresAt: session.expiresAt });
-    } catch (e) {
-      if (!(e instanceof DuplicateError)) throw e;
-    }
     if (!(await this.sessions.setAccessJti(session.id, parentJti, child.jti))) {
       // Another caller of this same refresh moved the jti, or is moving it: on MongoDB the move
       // is claimed (an insert-once mark) and then written, so between the two a re-read still
@@ -219,6 +217,11 @@ export class Sessions {
         now = await this.sessions.findById(session.id);
       }
       if (!now || now.endedAt || now.accessJti !== child.jti) throw sessionEnded();
+    }
+    try {
+      await this.refreshTokens.insert({ hash: hashSecret(child.refreshToken), sessionId: session.id, createdAt: this.clock.now(), expiresAt: session.expiresAt });
+    } catch (e) {
+      if (!(e instanceof DuplicateError)) throw e;
     }
     return { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
   }

@@ -18,7 +18,12 @@ export interface SessionStore {
   /** DuplicateError("id") on an id clash. */
   create(session: NewSession): Promise<SessionRecord>;
   findById(id: string): Promise<SessionRecord | null>;
-  /** CAS: sets accessJti=newJti only while it is expectedJti and the session is not ended. */
+  /**
+   * CAS: sets accessJti=newJti only while it is expectedJti and the session is not ended.
+   * Visible to every instance at once, but durable (across a power cut) only with the caller's
+   * next write: the embedded store commits it without an fsync (a refresh stores its child
+   * refresh token next, which syncs both).
+   */
   setAccessJti(id: string, expectedJti: string, newJti: string): Promise<boolean>;
   /** Ends the session (sets endedAt) if it is not ended yet; returns whether this call ended it. */
   end(id: string, at: Date): Promise<boolean>;
@@ -48,7 +53,8 @@ export interface RefreshTokenStore {
    * sealed pair this refresh answers), and returns the record AS IT WAS BEFORE: `spentAt` absent
    * -> this call won the rotation; `spentAt` present -> it was already spent at that time (reuse
    * or a concurrent refresh), with the winner's `child`. Null when unknown.
-   * Expiry is not checked here (the caller compares expiresAt).
+   * Expiry is not checked here (the caller compares expiresAt). Durable, like setAccessJti,
+   * only with the caller's next write.
    */
   spend(hash: string, at: Date, child: string): Promise<RefreshTokenRecord | null>;
   deleteBySession(sessionId: string): Promise<number>;

@@ -7,7 +7,13 @@ import type Database from "better-sqlite3";
  * page cache, and the next FULL commit syncs it with its own) but may lose the last ones on power
  * loss or an OS crash.
  *
- * Used for login-attempt counters and remembered logins, written two or three times by every
+ * Used for a refresh token's spend and the session's move to the new access token, which the
+ * refresh's last write (its child refresh token, committed with an fsync) makes durable before
+ * the answer: one fsync per refresh instead of three. WAL recovery keeps a prefix of the
+ * commits, so a power cut loses either all three or the last of them, as if the answer had been
+ * lost on its way (the same refresh, retried, answers the same pair).
+ *
+ * And for login-attempt counters and remembered logins, written two or three times by every
  * login and sign-up, failed and refused ones included: an fsync holds the event loop for a
  * quarter of a millisecond or more, which is what a flood of logins buys. Losing them to a power
  * cut gives a guesser back at most the attempts of the last moments, once per power cut.

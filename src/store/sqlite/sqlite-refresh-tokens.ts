@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { NewRefreshToken, RefreshTokenRecord, RefreshTokenStore } from "../ports.js";
+import { unsynced } from "./sqlite-durability.js";
 import { call } from "./sqlite-errors.js";
 import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
 
@@ -34,6 +35,7 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
   const deleteBySession = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
   const deleteExpired = db.prepare("DELETE FROM refresh_tokens WHERE expires_at < ?");
 
+  const cheaply = unsynced(db);
   return {
     insert: (token: NewRefreshToken) =>
       call(() =>
@@ -55,7 +57,8 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
       call(() => {
         // The conditional UPDATE decides the race. The winner gets the record as it was before
         // (unspent); a loser reads the spent record, whose spentAt never changes again.
-        const won = spend.get(toMs(at), child, hash) as RefreshTokenRow | undefined;
+        // Unsynced: the refresh's next write (its child's insert) syncs it (see the port).
+        const won = cheaply(() => spend.get(toMs(at), child, hash) as RefreshTokenRow | undefined);
         if (won) {
           const before = toRecord(won);
           delete before.spentAt;

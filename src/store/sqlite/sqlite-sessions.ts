@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { NewSession, SessionRecord, SessionStore } from "../ports.js";
+import { unsynced } from "./sqlite-durability.js";
 import { call } from "./sqlite-errors.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
@@ -38,6 +39,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   const end = db.prepare("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL");
   const endAll = db.prepare("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL");
 
+  const cheaply = unsynced(db);
   return {
     create: (session: NewSession) =>
       call(() =>
@@ -58,7 +60,8 @@ export function sqliteSessions(db: Database.Database): SessionStore {
         const row = byId.get(id) as SessionRow | undefined;
         return row ? toRecord(row) : null;
       }),
-    setAccessJti: (id, expectedJti, newJti) => call(() => casJti.run(newJti, id, expectedJti).changes === 1),
+    // Unsynced: the refresh that moves the jti syncs it with the child token's insert (see the port).
+    setAccessJti: (id, expectedJti, newJti) => call(() => cheaply(() => casJti.run(newJti, id, expectedJti).changes === 1)),
     end: (id, at) => call(() => end.run(toMs(at), id).changes === 1),
     endAllForUser: (userId, at) => call(() => endAll.run(toMs(at), userId).changes),
   };
