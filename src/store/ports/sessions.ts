@@ -15,7 +15,10 @@ export interface SessionRecord {
 export type NewSession = Omit<SessionRecord, "endedAt">;
 
 export interface SessionStore {
-  /** DuplicateError("id") on an id clash. */
+  /**
+   * DuplicateError("id") on an id clash. Durable, like setAccessJti, only with the caller's next
+   * write (a login stores the session's refresh token next).
+   */
   create(session: NewSession): Promise<SessionRecord>;
   findById(id: string): Promise<SessionRecord | null>;
   /**

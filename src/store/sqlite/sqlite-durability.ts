@@ -7,7 +7,8 @@ import type Database from "better-sqlite3";
  * page cache, and the next FULL commit syncs it with its own) but may lose the last ones on power
  * loss or an OS crash.
  *
- * Used for a refresh token's spend and the session's move to the new access token, which the
+ * Used for a new session, which the login's next write (its refresh token) makes durable, and
+ * for a refresh token's spend and the session's move to the new access token, which the
  * refresh's last write (its child refresh token, committed with an fsync) makes durable before
  * the answer: one fsync per refresh instead of three. WAL recovery keeps a prefix of the
  * commits, so a power cut loses either all three or the last of them, as if the answer had been

@@ -41,18 +41,22 @@ export function sqliteSessions(db: Database.Database): SessionStore {
 
   const cheaply = unsynced(db);
   return {
+    // Unsynced: the login that creates it syncs it with its refresh token's insert (see the port).
     create: (session: NewSession) =>
       call(() =>
         toRecord(
-          insert.get({
-            id: session.id,
-            userId: session.userId,
-            clientId: session.clientId,
-            accessJti: session.accessJti,
-            createdAt: toMs(session.createdAt),
-            expiresAt: toMs(session.expiresAt),
-            credentialEpoch: session.credentialEpoch ?? null,
-          }) as SessionRow,
+          cheaply(
+            () =>
+              insert.get({
+                id: session.id,
+                userId: session.userId,
+                clientId: session.clientId,
+                accessJti: session.accessJti,
+                createdAt: toMs(session.createdAt),
+                expiresAt: toMs(session.expiresAt),
+                credentialEpoch: session.credentialEpoch ?? null,
+              }) as SessionRow,
+          ),
         ),
       ),
     findById: (id) =>
