@@ -203,6 +203,11 @@ describe("sqlite store", () => {
       assert.equal(level(), 2);
       assert.throws(() => cheaply(() => db.exec("INSERT INTO missing VALUES (1)")), /no such table/);
       assert.equal(level(), 2);
+      // Inside a transaction the pragma cannot change: the write runs, the transaction's commit decides.
+      db.exec("CREATE TABLE t (x)");
+      db.transaction(() => cheaply(() => db.exec("INSERT INTO t VALUES (1)")))();
+      assert.equal((db.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n, 1);
+      assert.equal(level(), 2);
     } finally {
       db.close();
     }

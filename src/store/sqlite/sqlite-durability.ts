@@ -23,6 +23,8 @@ export function unsynced(db: Database.Database): <T>(write: () => T) => T {
   // exec, not a prepared statement: SQLite applies this pragma when the statement is compiled,
   // so running a statement prepared earlier does not reliably apply it again.
   return (write) => {
+    // Inside a transaction (SQLite refuses the pragma there), its commit decides.
+    if (db.inTransaction) return write();
     db.exec("PRAGMA synchronous = NORMAL");
     try {
       return write();
