@@ -5,7 +5,7 @@ import { runPrimary, workerId } from "./cluster.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { PoolPriority } from "./start.cjs";
-import { startTessera, type Tessera } from "./tessera.js";
+import type { Tessera } from "./tessera.js";
 
 /** What start.cts did to the priority of libuv's pool (undefined when main.ts is run directly). */
 function poolPriority(): PoolPriority | undefined {
@@ -61,6 +61,8 @@ async function serve(config: Config, logger: Logger, id: number | undefined): Pr
 
   // Housekeeping runs once per cluster: in the first worker (or the only process).
   const housekeeping = (id === undefined || id === 1) && config.housekeepingIntervalSeconds > 0;
+  // Loaded here, not at the top: a cluster's primary serves nothing and loads none of it.
+  const { startTessera } = await import("./tessera.js");
   tessera = await startTessera(housekeeping ? config : { ...config, housekeepingIntervalSeconds: 0 }, { logger });
   const pool = poolPriority();
   if (pool?.applied) logger.info("password hashing threads", { nice: pool.nice });

@@ -14,7 +14,9 @@
 // Everything else libuv's pool runs (file reads, DNS lookups, WebCrypto signing) shares that
 // priority: under contention it waits, as the hashes do; on an idle machine nice changes nothing.
 // Where /proc/thread-self is missing (not Linux), the pool keeps the process's priority.
+import cluster from "node:cluster";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 
 /** What happened, for main.ts to log: the nice value the pool runs at, or why it was not set. */
@@ -35,6 +37,9 @@ function lowerPoolPriority(): PoolPriority {
   // An invalid value is left to the configuration, which refuses it by name.
   if (!Number.isInteger(nice) || nice < 0 || nice > 19) return { nice: 0, applied: false, reason: "TESSERA_HASH_NICE is invalid" };
   if (nice === 0) return { nice: 0, applied: false, reason: "TESSERA_HASH_NICE=0" };
+  // A cluster's primary hashes nothing (main.ts forks the workers, which come through here).
+  const workers = process.env.TESSERA_WORKERS ? Number(process.env.TESSERA_WORKERS) : availableParallelism();
+  if (cluster.isPrimary && workers > 1) return { nice: 0, applied: false, reason: "the cluster's primary hashes nothing" };
   try {
     readlinkSync("/proc/thread-self");
   } catch {

@@ -43,7 +43,7 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
   after(() => rmSync(join(dir, ".."), { recursive: true, force: true }));
 
   async function start(env: Record<string, string>, nodeArgs: string[] = []): Promise<Report> {
-    const { stdout } = await run(process.execPath, [...nodeArgs, join(dir, "start.cjs")], { env: { ...process.env, UV_THREADPOOL_SIZE: "3", ...env } });
+    const { stdout } = await run(process.execPath, [...nodeArgs, join(dir, "start.cjs")], { env: { ...process.env, UV_THREADPOOL_SIZE: "3", TESSERA_WORKERS: "1", ...env } });
     return JSON.parse(stdout) as Report;
   }
   const niceOf = (r: Report, tid: number) => r.threads.find((t) => t.tid === tid)?.nice;
@@ -66,6 +66,12 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
   it("TESSERA_HASH_NICE=0: every thread at the process's priority", async () => {
     const r = await start({ TESSERA_HASH_NICE: "0" });
     assert.deepEqual(r.priority, { nice: 0, applied: false, reason: "TESSERA_HASH_NICE=0" });
+    assert.deepEqual(r.threads.filter((t) => t.nice !== 0), []);
+  });
+
+  it("a cluster's primary (TESSERA_WORKERS above 1) leaves its pool alone: it hashes nothing, its workers start through the entry again", async () => {
+    const r = await start({ TESSERA_WORKERS: "2" });
+    assert.deepEqual(r.priority, { nice: 0, applied: false, reason: "the cluster's primary hashes nothing" });
     assert.deepEqual(r.threads.filter((t) => t.nice !== 0), []);
   });
 
