@@ -55,8 +55,9 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     hashPool,
   );
   const audit = new AuditTrail({ events: store.auditEvents, clock, logger, enabled: config.audit });
-  // Compute the dummy hash now, so the first unknown-login attempt costs the same as the rest.
-  await passwords.verifyDummy("");
+  // The dummy hash is made now, beside the start-up (not before it: that was ~100 ms, a hash
+  // and a verification), so the first unknown-login attempt costs about what the rest do.
+  passwords.prepareDummy();
   const throttle = new LoginThrottle({ loginAttempts: store.loginAttempts, config, clock });
   const lifecycle = new CredentialLifecycle({
     sessions: store.sessions,

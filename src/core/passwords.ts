@@ -64,10 +64,23 @@ export class Passwords {
 
   /** Verifies against a fixed dummy hash at the configured cost: same work as a real verify. */
   async verifyDummy(password: string): Promise<void> {
+    await this.verify(await this.dummy(), password);
+  }
+
+  /**
+   * Starts making the dummy hash, without waiting for it: the first login for an unknown user
+   * then finds it made (or waits for the rest of it) instead of paying for it on top of its own
+   * verification. A failure is left to that login, which tries again.
+   */
+  prepareDummy(): void {
+    this.dummy().catch(() => {});
+  }
+
+  private dummy(): Promise<string> {
     this.dummyHash ??= this.hash(randomToken(16)).catch((e: unknown) => {
       this.dummyHash = undefined; // refused (busy): made by the next call
       throw e;
     });
-    await this.verify(await this.dummyHash, password);
+    return this.dummyHash;
   }
 }

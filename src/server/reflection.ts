@@ -40,7 +40,8 @@ const generated = pathToFileURL(`${projectFile("gen")}/`);
 
 /**
  * The descriptor of `file` with source info, from gen/<file>.binpb; the embedded one (no
- * comments) when there is none. A .binpb that is not this file's descriptor stops the start.
+ * comments) when there is none. A .binpb that is not this file's descriptor is an error naming
+ * it (the reflection call fails; test/proto keeps gen/ in step with the protos).
  */
 export function documentedDescriptor(file: DescFile, dir: URL = generated): Uint8Array {
   const name = file.proto.name;
@@ -60,9 +61,15 @@ function createReflectionImpl(services: readonly DescService[], extra: readonly 
   // By file name as reflection clients give it (`tessera/key/v1/key.proto`; DescFile.name has
   // no `.proto`).
   const byName = new Map(files.map((f) => [f.proto.name, f]));
-  const encoded = new Map(files.map((f) => [f.name, documentedDescriptor(f)]));
+  // Read from gen/ when a client first asks for the file, not at start-up (a few ms each).
+  const encoded = new Map<string, Uint8Array>();
+  const descriptor = (f: DescFile): Uint8Array => {
+    let d = encoded.get(f.name);
+    if (d === undefined) encoded.set(f.name, (d = documentedDescriptor(f)));
+    return d;
+  };
   // The file first, then everything it imports, as grpc-go does.
-  const withDeps = (f: DescFile): Uint8Array[] => closure(f).map((x) => encoded.get(x.name)!);
+  const withDeps = (f: DescFile): Uint8Array[] => closure(f).map(descriptor);
   const closure = (f: DescFile): DescFile[] => {
     const seen = new Set<string>();
     const out: DescFile[] = [];
