@@ -15,7 +15,7 @@ Phases (each prints its table and ratios at the end; bench/peers/README.md has t
             Node platform floors (node:http, node:http2), for reference
   scaleout  Tessera only: token checks against two instances on one MongoDB (FerretDB) vs one
 
-Tessera runs compiled (`node dist/src/main.js`; `npm run build` first), on a fresh data directory
+Tessera runs compiled (`node dist/src/start.cjs`; `npm run build` first), on a fresh data directory
 seeded through its own store adapters (bench/peers/seed.ts) with the peer's volume.
 Every load run is bounded (warm-up + measured). Before each measured run the machine is checked
 (/proc/stat over 2 s); when other processes use more than BENCH_QUIET % of it, the run waits
@@ -304,12 +304,12 @@ def ts_env(port, workers, data_dir, extra=None):
 
 
 def tessera(port=TS_PORT, workers=1, extra=None, via_npm=False, seed=True, node_flags=()):
-    """`node dist/src/main.js` (or `npm start`) on a fresh data directory (a copy of the seeded store)."""
+    """`node dist/src/start.cjs` (or `npm start`) on a fresh data directory (a copy of the seeded store)."""
     d = tempfile.mkdtemp(prefix="ts-", dir=f"{ROOT}/data")
     if seed and SEED and not (extra or {}).get("MONGODB_URI"):
         shutil.copy2(f"{seeded_template()}/tessera.db", f"{d}/tessera.db")
         os.chmod(d, 0o700)
-    argv = ["npm", "start", "--silent"] if via_npm else ["node", *node_flags, "dist/src/main.js"]
+    argv = ["npm", "start", "--silent"] if via_npm else ["node", *node_flags, "dist/src/start.cjs"]
     name = f"tessera-w{workers}" + ("-npm" if via_npm else "")
     srv = Server(name, argv, TS_DIR, ts_env(port, workers, d, extra), f"http://127.0.0.1:{port}/healthz", name)
     srv.data_dir, srv.port, srv.url, srv.workers = d, port, f"http://127.0.0.1:{port}", workers
@@ -318,7 +318,7 @@ def tessera(port=TS_PORT, workers=1, extra=None, via_npm=False, seed=True, node_
 
 
 def check_build():
-    main = f"{TS_DIR}/dist/src/main.js"
+    main = f"{TS_DIR}/dist/src/start.cjs"
     need(main, "run `npm run build` in the project first")
     built = os.path.getmtime(main)
     newer = [os.path.join(dp, f) for dp, _, fs in os.walk(f"{TS_DIR}/src") for f in fs if f.endswith(".ts") and os.path.getmtime(os.path.join(dp, f)) > built]
@@ -579,7 +579,7 @@ def phase_hash(rounds):
 
 def phase_startup(rounds):
     """Start-up to the first 200 from /healthz (Supabase: /health) and RSS 5 s after, for
-    `node dist/src/main.js` and `npm start`, per TESSERA_WORKERS value."""
+    `node dist/src/start.cjs` and `npm start`, per TESSERA_WORKERS value."""
     makers = [(lambda: supabase("serve"), "supabase (auth serve)", 1)]
     for w in WORKERS:
         makers += [(lambda w=w: tessera(workers=w, seed=False), f"tessera node, {w} worker(s)", w),
