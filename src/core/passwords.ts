@@ -76,9 +76,14 @@ export class Passwords {
     this.dummy().catch(() => {});
   }
 
+  /**
+   * Made once per process, outside the pool's admission: it is no caller's hash, so it neither
+   * waits for a hasher nor takes one from a caller (with one hasher and no queue, a sign-up
+   * right after the start would otherwise be refused while it is made).
+   */
   private dummy(): Promise<string> {
-    this.dummyHash ??= this.hash(randomToken(16)).catch((e: unknown) => {
-      this.dummyHash = undefined; // refused (busy): made by the next call
+    this.dummyHash ??= argon2.hash(randomToken(16), this.options).catch((e: unknown) => {
+      this.dummyHash = undefined; // made by the next call
       throw e;
     });
     return this.dummyHash;
