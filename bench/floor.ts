@@ -8,16 +8,12 @@
 // Run: npm run bench -- floor   (BENCH_QUICK=1: one short round)
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { benchClientId, freePort, httpCall, startServerProcess } from "./lib.js";
+import { benchClientId, freePort, signUpAndLogIn, startServerProcess } from "./lib.js";
 import { checkCase, emptyGrpcFrame, grpcHeaders, grpcWebHeaders, h2load, inFlight, median, requireH2load, rounds, waitQuiet, type H2loadCase } from "./h2load.js";
 
 requireH2load();
 const tessera = await startServerProcess();
-const headers = { "content-type": "application/json", "x-koms-clientid": benchClientId };
-await httpCall(tessera.url, { method: "POST", path: "/user", headers, body: JSON.stringify({ email: "floor@example.com", password: "violet-kettle-harbour-29" }) })();
-const { access_token: token } = JSON.parse(
-  await httpCall(tessera.url, { method: "POST", path: "/session", headers, body: JSON.stringify({ account_type: "traditional", email: "floor@example.com", password: "violet-kettle-harbour-29" }) })(),
-) as { access_token: string };
+const token = await signUpAndLogIn(tessera.url, "floor@example.com");
 
 const [h2cPort, h1Port, onePort, alsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
 const floor = spawn(process.execPath, ["--import", "tsx", "bench/floor-server.ts", String(h2cPort), String(h1Port), String(onePort), String(alsPort), tessera.dataDir, `${tessera.url}/.well-known/jwks.json`], {

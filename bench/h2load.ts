@@ -4,7 +4,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFileSync, mkdtempSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
-import { tmpdir, cpus } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const benchSeconds = Number(process.env.BENCH_DUR ?? (process.env.BENCH_QUICK ? 2 : 8));
@@ -30,7 +30,6 @@ export interface H2loadResult {
   cpuMsPerCall?: number;
   ok: number;
   errors: number;
-  meanMs: number;
 }
 
 const scratch = mkdtempSync(join(tmpdir(), "tessera-h2load-"));
@@ -64,14 +63,12 @@ export function h2load(c: H2loadCase, seconds = benchSeconds, pids: number[] = [
   const out = r.stdout ?? "";
   const rq = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
   const sc = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-  const tr = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(out);
   if (!rq || !sc) throw new Error(`h2load output not understood (${c.url}):\n${out}${r.stderr ?? ""}`);
   const ok = Number(rq[4]);
   const errors = Number(rq[5]) + Number(rq[6]) + Number(rq[7]) + Number(sc[3]) + Number(sc[4]);
-  const ms = (s: string) => (s.endsWith("ms") ? parseFloat(s) : s.endsWith("us") ? parseFloat(s) / 1000 : parseFloat(s) * 1000);
   const total = Number(rq[3]);
   const cpuMsPerCall = pids.length > 0 && total > 0 ? (pids.reduce((s, p) => s + cpuMs(p), 0) - cpu0) / total : undefined;
-  return { rps: ok / seconds, ok, errors, meanMs: tr ? ms(tr[3]) : NaN, cpuMsPerCall };
+  return { rps: ok / seconds, ok, errors, cpuMsPerCall };
 }
 
 export const median = (xs: number[]) => {
@@ -118,7 +115,7 @@ export async function checkCase(name: string, c: H2loadCase): Promise<void> {
 }
 
 /** Percent of the machine busy over one second, from /proc/stat. */
-export async function machineBusyPercent(): Promise<number> {
+async function machineBusyPercent(): Promise<number> {
   const read = () => readFileSync("/proc/stat", "utf8").split("\n")[0].split(/\s+/).slice(1).map(Number);
   const a = read();
   await new Promise((r) => setTimeout(r, 1000));
@@ -147,5 +144,3 @@ export function requireH2load(): void {
     process.exit(2);
   }
 }
-
-export const cores = cpus().length;

@@ -161,6 +161,14 @@ export function grpcUnary(url: string, path: string, request: Uint8Array, metada
 }
 
 /** An HTTP/1.1 keep-alive request; rejects unless the status is `expect` (default 2xx). */
+/** Signs `email` up on seed 000 (POST /user) and logs in (POST /session): the access token. */
+export async function signUpAndLogIn(url: string, email: string, password = "violet-kettle-harbour-29"): Promise<string> {
+  const headers = { "content-type": "application/json", "x-koms-clientid": benchClientId };
+  await httpCall(url, { method: "POST", path: "/user", headers, body: JSON.stringify({ email, password }) })();
+  const login = await httpCall(url, { method: "POST", path: "/session", headers, body: JSON.stringify({ account_type: "traditional", email, password }) })();
+  return (JSON.parse(login) as { access_token: string }).access_token;
+}
+
 export function httpCall(
   url: string,
   o: { method?: string; path: string; headers?: Record<string, string>; body?: string; expect?: number },

@@ -5,7 +5,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { benchClientId, httpCall, startServerProcess } from "./lib.js";
+import { benchClientId, signUpAndLogIn, startServerProcess } from "./lib.js";
 import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, requireH2load, type H2loadCase } from "./h2load.js";
 
 requireH2load();
@@ -92,12 +92,7 @@ for (const c of cases.filter((c) => !process.env.BENCH_ONLY || c.name.includes(p
   const server = await startServerProcess({}, { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", dir] });
   let window: [number, number];
   try {
-    const headers = { "content-type": "application/json", "x-koms-clientid": benchClientId };
-    const body = JSON.stringify({ email: "prof@example.com", password: "violet-kettle-harbour-29" });
-    await httpCall(server.url, { method: "POST", path: "/user", headers, body })();
-    const { access_token } = JSON.parse(
-      await httpCall(server.url, { method: "POST", path: "/session", headers, body: JSON.stringify({ account_type: "traditional", email: "prof@example.com", password: "violet-kettle-harbour-29" }) })(),
-    ) as { access_token: string };
+    const access_token = await signUpAndLogIn(server.url, "prof@example.com");
     const start = performance.timeOrigin + performance.now();
     const r = h2load(c.load(server.url, access_token));
     window = [start, performance.timeOrigin + performance.now()];

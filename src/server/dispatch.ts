@@ -30,7 +30,7 @@
 // pins connect-es's behaviour, so an upgrade that changes it is noticed.
 import type http from "node:http";
 import type http2 from "node:http2";
-import { Code, ConnectError, createConnectRouter, createContextValues, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "../logger.js";
@@ -139,7 +139,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         const path = q < 0 ? url : url.slice(0, q);
         const h = paths.get(path);
         if (!h) return fallback(req, res);
-        let uReq: UniversalServerRequest;
+        let uReq: ReturnType<typeof universalRequest>;
         try {
           uReq = universalRequest(req, res, contextValues(req));
         } catch {
@@ -156,7 +156,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
             .then(async (read) => {
               if (read.done) {
                 const body = Buffer.concat(read.chunks, read.size);
-                const request = { header: uReq.header, url: uReq.url, signal: uReq.signal, contextValues: uReq.contextValues ?? createContextValues() };
+                const request = { header: uReq.header, url: uReq.url, signal: uReq.signal, contextValues: uReq.contextValues };
                 const answered = framing
                   ? await answerUnaryGrpc(spec, grpcUnary, framing, res, body, request)
                   : await answerUnaryConnect(spec, grpcUnary, connectType!, res, body, request);
@@ -185,7 +185,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
  * async iterable of Buffers) rather than a generator around it. Throws when the request has
  * no usable authority.
  */
-export function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues): UniversalServerRequest {
+export function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues): UniversalServerRequest & { contextValues: ContextValues } {
   const authority = req.httpVersionMajor === 2 ? (req as http2.Http2ServerRequest).authority : req.headers.host;
   if (!authority) throw new Error("no authority");
   let encrypted = false;

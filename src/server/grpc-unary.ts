@@ -30,11 +30,12 @@
 // message itself, so the Connect framing in between (encode, the Connect handler reading and
 // decoding it, and the same for the answer) is skipped; test/wire pins its answers byte for byte.
 import { fromBinary, toBinary, type DescMethodUnary, type JsonReadOptions, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, type ContextValues, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
+import { Code, ConnectError, createHandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import { compressionNegotiate, createMethodSerializationLookup, invokeUnaryImplementation, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { headerGrpcMessage, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import type { UnaryCall, UnaryOutcome } from "../transcode/transcoder.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
 import { correctedError } from "./protocol-errors.js";
@@ -174,8 +175,8 @@ export async function answerUnaryGrpc(
   let out: Uint8Array | undefined;
   if (outcome.error) {
     setTrailerStatus(trailer, outcome.error);
-    const m = trailer.get(headerGrpcMessage);
-    if (m !== null) trailer.set(headerGrpcMessage, encodeGrpcMessage(decodeURIComponent(m)));
+    // connect-es percent-encodes every character outside its safe set; gRPC's spec, fewer.
+    trailer.set(headerGrpcMessage, encodeGrpcMessage(outcome.error.rawMessage));
   } else {
     out = toBinary(spec.method.output, outcome.message);
   }
@@ -192,18 +193,6 @@ export async function answerUnaryGrpc(
   res.end();
   return true;
 }
-
-/** What a unary call is invoked with, besides its input. */
-export interface UnaryCall {
-  header: Headers;
-  url: string;
-  signal: AbortSignal;
-  contextValues: ContextValues;
-  timeoutMs?: number;
-}
-
-/** A unary call's end: its output or its error (as Tessera answers it), and its metadata. */
-export type UnaryOutcome = { message: Message; error?: undefined; header: Headers; trailer: Headers } | { message?: undefined; error: ConnectError; header: Headers; trailer: Headers };
 
 /**
  * Invokes a unary method as connect-es's handlers do (its handler context, the router's

@@ -68,6 +68,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** The request's path, without its query. */
+function pathOf(req: NodeRequest): string {
+  return (req.url ?? "").split("?", 1)[0]!;
+}
+
 function json(res: NodeResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = typeof body === "string" ? body : JSON.stringify(body);
   res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
@@ -93,7 +98,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   const metricsHere = o.metrics !== undefined && config.metricsPort === undefined;
   const ops = (req: NodeRequest, res: NodeResponse): boolean => {
-    const path = (req.url ?? "").split("?", 1)[0];
+    const path = pathOf(req);
     if (metricsHere && path === "/metrics") {
       o.metrics!.serve(req, res);
       return true;
@@ -158,13 +163,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     if (ops(req, res) || docs(req, res)) return;
     if (rest) {
       Promise.resolve(rest(req, res)).catch((e: unknown) => {
-        reportRest(e, `${req.method} ${(req.url ?? "").split("?", 1)[0]}`);
+        reportRest(e, `${req.method} ${pathOf(req)}`);
         if (!res.headersSent) json(res, 500, errorBody(Code.Internal, "INTERNAL", "internal error"));
         else res.end();
       });
       return;
     }
-    json(res, 404, errorBody(Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${(req.url ?? "").split("?", 1)[0]}`));
+    json(res, 404, errorBody(Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${pathOf(req)}`));
   };
 
   // Every request runs in its own call scope: its id is in every log line written while it is
@@ -177,7 +182,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
     if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;
     // A span of its own for every call, in the caller's trace when it sent one.
-    const span = tracing.startCall(`${req.method} ${(req.url ?? "").split("?", 1)[0]}`, parseTraceparent(req.headers.traceparent), parseTracestate(req.headers.tracestate));
+    // The name only matters to an exporter: ids-only tracing is not handed one to build.
+    const span = tracing.startCall(tracing.exporting ? `${req.method} ${pathOf(req)}` : "", parseTraceparent(req.headers.traceparent), parseTracestate(req.headers.tracestate));
     enterSpan(scope, span);
     res.setHeader("traceparent", formatTraceparent(span.traceId, span.spanId, span.flags));
     if (tracing.exporting) res.once("close", () => span.end(res.statusCode));
@@ -224,7 +230,7 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
 /** TESSERA_METRICS_PORT: /metrics alone, on its own plain HTTP listener. */
 async function serveMetricsPort(metrics: Metrics, host: string, port: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
-    if ((req.url ?? "").split("?", 1)[0] === "/metrics") return metrics.serve(req, res);
+    if (pathOf(req) === "/metrics") return metrics.serve(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
     res.end("not found\n");
   });

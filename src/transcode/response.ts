@@ -1,10 +1,10 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
 import { fromBinary, isFieldSet, toJson, type DescMessage, type JsonValue, type Message } from "@bufbuild/protobuf";
-import type { ConnectError } from "@connectrpc/connect";
 import { errorToJson, trailerMux } from "@connectrpc/connect/protocol-connect";
 import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { Binding } from "./binding.js";
+import type { UnaryOutcome } from "./transcoder.js";
 import { httpStatusForCode } from "./status.js";
 
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -95,7 +95,7 @@ export async function sendRpcResponse(
 export function sendOutcome(
   res: NodeResponse,
   binding: Binding,
-  outcome: { message?: Message; error?: ConnectError; header: Headers; trailer: Headers },
+  outcome: UnaryOutcome,
   headers: NodeHeaders,
 ): void {
   passThroughHeaders(trailerMux(outcome.header, outcome.trailer), headers);

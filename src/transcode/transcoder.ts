@@ -18,10 +18,19 @@ import { render, RouteTable } from "./route-table.js";
  * have reported it) out. The transcoder then skips encoding the request, the Connect
  * handler's reading of it, and decoding the answer.
  */
-export type DirectUnary = (
-  input: Message,
-  call: { header: Headers; url: string; signal: AbortSignal; contextValues: ContextValues; timeoutMs?: number },
-) => Promise<{ message: Message; error?: undefined; header: Headers; trailer: Headers } | { message?: undefined; error: ConnectError; header: Headers; trailer: Headers }>;
+export type DirectUnary = (input: Message, call: UnaryCall) => Promise<UnaryOutcome>;
+
+/** What a unary call is invoked with, besides its input. */
+export interface UnaryCall {
+  header: Headers;
+  url: string;
+  signal: AbortSignal;
+  contextValues: ContextValues;
+  timeoutMs?: number;
+}
+
+/** A unary call's end: its output or its error (as Tessera answers it), and its metadata. */
+export type UnaryOutcome = { message: Message; error?: undefined; header: Headers; trailer: Headers } | { message?: undefined; error: ConnectError; header: Headers; trailer: Headers };
 
 export interface TranscoderService extends RouteMount {
   service: DescService;
