@@ -86,6 +86,27 @@ export function reasonOf(e: unknown): string | undefined {
   return e instanceof AuthError ? e.reason : undefined;
 }
 
+type AuditFields = Omit<AuditInput, "type" | "outcome">;
+
+/** Runs `work`, then records `type` with its outcome (and the result's fields on success). */
+export async function tracked<T>(
+  audit: Pick<AuditTrail, "record">,
+  type: AuditEventType,
+  fields: AuditFields,
+  work: () => Promise<T>,
+  onSuccess?: (result: T) => AuditFields,
+): Promise<T> {
+  let result: T;
+  try {
+    result = await work();
+  } catch (e) {
+    await audit.record({ type, ...fields, outcome: outcomeOf(e), reason: reasonOf(e) });
+    throw e;
+  }
+  await audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" });
+  return result;
+}
+
 /** Free text as an event keeps it: at most `max` characters, well-formed, no control characters. */
 const bounded = (s: string | undefined, max = 256) =>
   s === undefined ? undefined : (s.length > max ? s.slice(0, max) : s).replace(/[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
@@ -138,7 +159,8 @@ export class AuditTrail {
     for (const [k, v] of fields) if (v !== undefined && v !== "") (event as unknown as Record<string, unknown>)[k] = v;
     this.observer.recorded?.(event);
     if (!this.deps.enabled) return;
-    const { id, time, type, ...rest } = event;
+    // The logger adds the call's requestId, trace_id and span_id to every line itself.
+    const { id, time, type, requestId: _requestId, traceId: _traceId, spanId: _spanId, ...rest } = event;
     this.deps.logger.info("audit", { type: "audit", event: type, auditId: id, eventTime: time.toISOString(), ...rest });
     const write = this.store(event);
     this.writes.add(write);

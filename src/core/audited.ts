@@ -8,28 +8,13 @@
 import type { ApiTokenRecord } from "../store/ports/api-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import { ApiTokens, type ApiTokensDeps } from "./api-tokens.js";
-import { outcomeOf, reasonOf, type AuditEventType, type AuditInput, type AuditTrail } from "./audit.js";
+import { reasonOf, tracked, type AuditTrail } from "./audit.js";
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
 import { Sessions, type SessionAccess, type TokenPair } from "./sessions.js";
 import { UserTokens, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
 import { Users, type NewUserInput } from "./users.js";
 import type { UserTokenRecord } from "../store/ports/user-tokens.js";
-
-type Fields = Omit<AuditInput, "type" | "outcome">;
-
-/** Runs `work`, then records `type` with its outcome (and the result's fields on success). */
-async function tracked<T>(audit: AuditTrail, type: AuditEventType, fields: Fields, work: () => Promise<T>, onSuccess?: (result: T) => Fields): Promise<T> {
-  let result: T;
-  try {
-    result = await work();
-  } catch (e) {
-    await audit.record({ type, ...fields, outcome: outcomeOf(e), reason: reasonOf(e) });
-    throw e;
-  }
-  await audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" });
-  return result;
-}
 
 export class AuditedUsers extends Users {
   private readonly audit: AuditTrail;

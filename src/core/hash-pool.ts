@@ -65,7 +65,7 @@ export class HashPool {
 
   /** Throws HASHER_BUSY when a job submitted now would be refused: lets a caller refuse before any other work. */
   admit(): void {
-    if (this.full()) throw busy((this.limits.retryAfterSeconds ?? jitteredRetryAfter)());
+    if (this.full()) throw this.refusal();
   }
 
   /** Runs `job` when a hasher is free; HASHER_BUSY at once when the queue is full. */
@@ -75,7 +75,7 @@ export class HashPool {
       this.running++;
       waited?.(0);
     } else {
-      if (this.full()) throw busy((this.limits.retryAfterSeconds ?? jitteredRetryAfter)());
+      if (this.full()) throw this.refusal();
       const start = performance.now();
       // The finishing job hands its place over (see below): `running` stays as it is.
       await new Promise<void>((resolve) => this.waiting.push(resolve));
@@ -88,6 +88,10 @@ export class HashPool {
       if (next) next();
       else this.running--;
     }
+  }
+
+  private refusal(): AuthError {
+    return busy((this.limits.retryAfterSeconds ?? jitteredRetryAfter)());
   }
 
   private full(): boolean {

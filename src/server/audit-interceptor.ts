@@ -2,31 +2,23 @@
 // credential) is an `admin.call` event, refused ones included (placed before the access check,
 // so it sees its refusal, and after the error interceptor, so errors are still the core's); and once the access check has passed, the call scope learns the verified
 // client id, which every event recorded during the call then names.
-import { getOption, hasOption, type DescService } from "@bufbuild/protobuf";
+import type { DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
-import { access, Credential } from "../../gen/tessera/options/v1/options_pb.js";
+import { Credential } from "../../gen/tessera/options/v1/options_pb.js";
 import { principalKey } from "../access/context.js";
+import { accessRules } from "../access/interceptor.js";
 import { currentCall } from "../call-scope.js";
-import type { AuditTrail } from "../core/audit.js";
-import { outcomeOf, reasonOf } from "../core/audit.js";
+import { tracked, type AuditTrail } from "../core/audit.js";
 
 /** `admin.call` for every call of a method that takes the admin credential. */
 export function createAdminAuditInterceptor(audit: Pick<AuditTrail, "record">, services: readonly DescService[]): Interceptor {
+  // The access check's own table says which methods take the admin credential.
   const admin = new Set<string>();
-  for (const s of services) {
-    for (const m of s.methods) if (hasOption(m, access) && getOption(m, access).credential === Credential.ADMIN) admin.add(`${s.typeName}/${m.name}`);
-  }
-  return (next) => async (req) => {
+  for (const [path, rule] of accessRules({ services, publicServices: [] })) if (rule !== "public" && rule.credential === Credential.ADMIN) admin.add(path);
+  return (next) => (req) => {
     const procedure = `${req.method.parent.typeName}/${req.method.name}`;
     if (!admin.has(procedure)) return next(req);
-    try {
-      const res = await next(req);
-      await audit.record({ type: "admin.call", outcome: "success", subject: procedure });
-      return res;
-    } catch (e) {
-      await audit.record({ type: "admin.call", outcome: outcomeOf(e), subject: procedure, reason: reasonOf(e) });
-      throw e;
-    }
+    return tracked(audit, "admin.call", { subject: procedure }, () => next(req));
   };
 }
 

@@ -12,7 +12,7 @@ import type { Logger } from "../logger.js";
 export type RpcObserver = (service: string, method: string, protocol: string, code: string, seconds: number) => void;
 
 /** The API a service belongs to, as audit events and login metrics name it: "tessera.jwt.v1.JwtService" -> "jwt". */
-export function apiOf(serviceTypeName: string): string {
+function apiOf(serviceTypeName: string): string {
   const parts = serviceTypeName.split(".");
   return parts.length >= 3 && parts[0] === "tessera" ? parts[1]! : parts.slice(0, -1).join(".");
 }

@@ -12,7 +12,7 @@ import cluster from "node:cluster";
 import { randomUUID } from "node:crypto";
 import client from "prom-client";
 import type { AuditEventRecord } from "../store/ports/audit-events.js";
-import { StoreUnavailableError, type Store, type StoreKind } from "../store/ports.js";
+import { DuplicateError, StoreUnavailableError, type Store, type StoreKind } from "../store/ports.js";
 import type { StoreCallHook } from "../store/instrumented.js";
 import { packageVersion } from "../project-files.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
@@ -27,7 +27,7 @@ export interface MetricSources {
 }
 
 /** RPC latency: 1 ms to 10 s. */
-export const rpcBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const rpcBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const storeBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 interface CounterChild {
@@ -240,7 +240,7 @@ export function createMetrics(): Metrics {
           (error: unknown) => {
             const c = children(operation);
             c.duration.observe((performance.now() - start) / 1000);
-            if ((error as { name?: string } | null)?.name !== "DuplicateError") c.errors.inc();
+            if (!(error instanceof DuplicateError)) c.errors.inc();
             if (error instanceof StoreUnavailableError) c.unavailable.inc();
             throw error;
           },
@@ -286,8 +286,8 @@ export function createMetrics(): Metrics {
 
 // --- cluster: every worker's registry, aggregated by the primary
 
-export const metricsRequest = "tessera:metrics-request";
-export const metricsResponse = "tessera:metrics-response";
+const metricsRequest = "tessera:metrics-request";
+const metricsResponse = "tessera:metrics-response";
 
 /** In a worker: lets the primary's AggregatorRegistry collect this registry. */
 function shareWithPrimary(registry: client.Registry): void {

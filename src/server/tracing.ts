@@ -48,7 +48,7 @@ export async function createTracing(otlpEndpoint: string | undefined, serviceVer
 }
 
 /** The current call's span, for child spans. */
-export function currentSpan(): unknown {
+function currentSpan(): unknown {
   return currentCall()?.span;
 }
 

@@ -8,8 +8,8 @@ import { invalidField } from "../core/errors.js";
 import type { AuditCursor, AuditEventStore } from "../store/ports/audit-events.js";
 import { bind, type ServiceBinding } from "./binding.js";
 
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 500;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 500;
 
 const knownTypes = new Set<string>(auditEventTypes);
 

@@ -86,6 +86,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await s.close();
       await assert.rejects(s.ping(), StoreUnavailableError);
       await assert.rejects(s.users.findById("x"), StoreUnavailableError);
+      await assert.rejects(s.auditEvents.append({ id: id("closed-event"), time: at(0), type: "login", outcome: "success" }), StoreUnavailableError);
     });
   });
 

@@ -3,12 +3,12 @@
 
 /** One recorded security event. Optional fields are absent when unknown. */
 export interface AuditEventRecord {
-  /** Unique (a random UUID). */
+  /** Unique: a UUIDv7 (core/audit.ts SortableIds), in the order the instance recorded events. */
   id: string;
   time: Date;
   /** What happened: one of the names in core/audit.ts (e.g. "login", "session.ended"). */
   type: string;
-  /** "success", "failure", "locked", "throttled", "shed" or "error". */
+  /** "success", "failure", "locked", "throttled", "shed" or "error" (see refusalOutcomes). */
   outcome: string;
   userId?: string;
   /** The login name given (a failed login names what was tried). */
@@ -26,6 +26,13 @@ export interface AuditEventRecord {
   /** The error reason of a refused or failed call (e.g. INVALID_CREDENTIALS). */
   reason?: string;
 }
+
+/**
+ * The outcomes of calls refused before any password was checked (core/audit.ts AuditOutcome):
+ * what a flood is made of. An adapter may commit events of these alone less durably (the
+ * embedded store skips the fsync; see src/store/README.md).
+ */
+export const refusalOutcomes: ReadonlySet<string> = new Set(["locked", "throttled", "shed"]);
 
 /** Where a page of events starts: strictly after (older than) this event. */
 export interface AuditCursor {

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { AuditEventRecord, AuditEventStore } from "../ports.js";
+import { refusalOutcomes, StoreUnavailableError, type AuditEventRecord, type AuditEventStore } from "../ports.js";
 import { unsynced } from "./sqlite-durability.js";
 import { call, callLater, mapSqliteError } from "./sqlite-errors.js";
 import { fromMs, setIfPresent, toMs } from "./sqlite-values.js";
@@ -43,12 +43,9 @@ function toRecord(row: AuditRow): AuditEventRecord {
   return event;
 }
 
-/** Outcomes of calls refused before any password was checked (see AuditOutcome). */
-const refusals = new Set(["locked", "throttled", "shed"]);
-
 /** Whether a batch of events with these outcomes must be committed with an fsync: unless all are refusals. */
 export function batchNeedsSync(outcomes: readonly string[]): boolean {
-  return !outcomes.every((o) => refusals.has(o));
+  return !outcomes.every((o) => refusalOutcomes.has(o));
 }
 
 interface PendingAppend {
@@ -108,7 +105,7 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
       callLater(() => {
         const row: Record<string, unknown> = { id: event.id, time: toMs(event.time), type: event.type, outcome: event.outcome };
         for (const [field] of optional) row[field] = event[field] ?? null;
-        if (!db.open) return Promise.reject(mapSqliteError(new TypeError("The database connection is not open")));
+        if (!db.open) return Promise.reject(new StoreUnavailableError("embedded store is closed"));
         return new Promise<void>((resolve, reject) => {
           if (pending.push({ row, resolve, reject }) === 1) setImmediate(flush);
         });
