@@ -2,15 +2,15 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, fstatSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { openStore } from "../../src/store/index.js";
-import { DuplicateError, type AuditEventRecord } from "../../src/store/ports.js";
+import { DuplicateError, StoreUnavailableError, type AuditEventRecord } from "../../src/store/ports.js";
 import { batchNeedsSync } from "../../src/store/sqlite/sqlite-audit-events.js";
-import { unsynced } from "../../src/store/sqlite/sqlite-durability.js";
+import { sqliteCalls } from "../../src/store/sqlite/sqlite-durability.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -191,25 +191,80 @@ describe("sqlite store", () => {
     });
   });
 
-  it("login-attempt writes commit at synchronous=NORMAL and the connection is back at FULL after them, a failed one too", () => {
-    mkdirSync(dataDir, { recursive: true });
-    const db = new Database(join(dataDir, "t.db"));
-    try {
+  describe("group commit: a write is answered once an fsync of the WAL after its commit returned", () => {
+    let db: Database.Database;
+    let syncs: Array<{ fd: number; done: (error: NodeJS.ErrnoException | null) => void }>;
+    let calls: ReturnType<typeof sqliteCalls>;
+    const settled = async (p: Promise<unknown>) => {
+      let state = "pending";
+      p.then(() => (state = "resolved"), () => (state = "rejected"));
+      await new Promise((r) => setImmediate(r));
+      return state;
+    };
+    beforeEach(() => {
+      mkdirSync(dataDir, { recursive: true });
+      db = new Database(join(dataDir, "t.db"));
       db.pragma("journal_mode = WAL");
-      db.pragma("synchronous = FULL");
-      const cheaply = unsynced(db);
-      const level = () => db.pragma("synchronous", { simple: true });
-      assert.equal(cheaply(level), 1);
-      assert.equal(level(), 2);
-      assert.throws(() => cheaply(() => db.exec("INSERT INTO missing VALUES (1)")), /no such table/);
-      assert.equal(level(), 2);
-      // Inside a transaction the pragma cannot change: the write runs, the transaction's commit decides.
-      db.exec("CREATE TABLE t (x)");
-      db.transaction(() => cheaply(() => db.exec("INSERT INTO t VALUES (1)")))();
-      assert.equal((db.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n, 1);
-      assert.equal(level(), 2);
-    } finally {
+      db.pragma("synchronous = NORMAL");
+      db.exec("CREATE TABLE t (x INTEGER PRIMARY KEY)");
+      syncs = [];
+      calls = sqliteCalls(db, { fsync: (fd, done) => void syncs.push({ fd, done }) });
+    });
+    afterEach(() => {
+      for (const s of syncs) s.done(null);
       db.close();
-    }
+    });
+    const insert = (x: number) => () => db.prepare("INSERT INTO t VALUES (?)").run(x);
+
+    it("waits for its fsync, of the WAL file; writes made while it runs share the next one", async () => {
+      const first = calls.call(insert(1));
+      assert.equal(await settled(first), "pending");
+      assert.equal(syncs.length, 1);
+      assert.equal(fstatSync(syncs[0]!.fd).ino, statSync(join(dataDir, "t.db-wal")).ino);
+      // Committed (visible) already; only the answer waits.
+      assert.deepEqual(await calls.call(() => db.prepare("SELECT x FROM t").all()), [{ x: 1 }]);
+      const second = calls.call(insert(2));
+      const third = calls.call(insert(3));
+      assert.equal(syncs.length, 1, "no second fsync while the first runs");
+      syncs[0]!.done(null);
+      assert.equal(await settled(first), "resolved");
+      assert.equal(await settled(second), "pending");
+      assert.equal(syncs.length, 2, "one fsync for the two writes made meanwhile");
+      syncs[1]!.done(null);
+      assert.deepEqual([await settled(second), await settled(third)], ["resolved", "resolved"]);
+      assert.equal(syncs.length, 2);
+    });
+
+    it("reads, writes that change no row and cheaply() writes are answered without one", async () => {
+      await calls.call(() => db.prepare("SELECT count(*) FROM t").get());
+      await calls.call(() => db.prepare("UPDATE t SET x = 5 WHERE x = 99").run());
+      await calls.call(() => calls.cheaply(insert(4)));
+      assert.equal(syncs.length, 0);
+      // ...but a call that also changes rows outside cheaply() waits.
+      const mixed = calls.call(() => {
+        calls.cheaply(insert(6));
+        insert(7)();
+      });
+      assert.equal(await settled(mixed), "pending");
+      assert.equal(syncs.length, 1);
+    });
+
+    it("a failed fsync fails the writes that waited for it (UNAVAILABLE); the next write syncs again", async () => {
+      const write = calls.call(insert(1));
+      syncs[0]!.done(Object.assign(new Error("i/o error"), { code: "EIO" }));
+      await assert.rejects(write, (e: unknown) => e instanceof StoreUnavailableError && /could not sync its log \(EIO\)/.test(e.message));
+      const next = calls.call(insert(2));
+      assert.equal(syncs.length, 2);
+      syncs[1]!.done(null);
+      assert.equal(await settled(next), "resolved");
+    });
+
+    it("a statement that fails is refused at once and waits for nothing", async () => {
+      const first = calls.call(insert(1));
+      syncs.shift()!.done(null);
+      await first;
+      await assert.rejects(calls.call(insert(1)), DuplicateError);
+      assert.equal(syncs.length, 0);
+    });
   });
 });

@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import { touchBucket, type ApiTokenRecord, type ApiTokenStore, type NewApiToken } from "../ports.js";
-import { call } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface ApiTokenRow {
@@ -33,6 +33,7 @@ function toRecordOrNull(row: unknown): ApiTokenRecord | null {
 }
 
 export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
+  const { call } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO api_tokens (link, hash, account_id, description, created_by, issued_at)
     VALUES (@link, @hash, @accountId, @description, @createdBy, @issuedAt) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM api_tokens WHERE hash = ?");

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import { refusalOutcomes, StoreUnavailableError, type AuditEventRecord, type AuditEventStore } from "../ports.js";
-import { unsynced } from "./sqlite-durability.js";
-import { call, callLater, mapSqliteError } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
+import { callLater, mapSqliteError } from "./sqlite-errors.js";
 import { fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface AuditRow {
@@ -60,15 +60,16 @@ interface PendingAppend {
  *
  * Appends are group-committed: the events appended during one turn of the event loop are
  * written in one transaction when the turn's I/O has been handled (setImmediate), and each
- * append resolves once that transaction has committed, so an event is as durable as before
- * when its promise resolves. One commit (one fsync under synchronous=FULL) per turn instead of
- * one per event: a flood of refused logins or sign-ups, each audited, arrives in bursts, and
- * committing each event on its own held the event loop for a quarter of a millisecond each.
+ * append resolves once that transaction is on disk (the fsync that follows its commit, see
+ * sqlite-durability.ts). One commit per turn instead of one per event: a flood of refused
+ * logins or sign-ups, each audited, arrives in bursts, and committing each event on its own held
+ * the event loop for a quarter of a millisecond each.
  * When the batch fails, each event is written on its own, so one bad event loses no other.
  *
  * A batch of refusals only (outcomes locked, throttled and shed: calls refused before any
- * password was checked, what a flood is made of) commits without an fsync, as the login counters
- * do (see unsynced()): a power cut may lose the last of them, never a success or a failure.
+ * password was checked, what a flood is made of) is answered without waiting for an fsync, as
+ * the login counters are (see cheaply() in sqlite-durability.ts): a power cut may lose the last
+ * of them, never a success or a failure.
  */
 export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { flush(): void } {
   const insert = db.prepare(`INSERT INTO audit_events (id, time, type, outcome, ${optional.map(([, c]) => c).join(", ")})
@@ -77,26 +78,35 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
     for (const row of rows) insert.run(row);
   });
   const prune = db.prepare("DELETE FROM audit_events WHERE time < ?");
-  const cheaply = unsynced(db);
+  const { call, cheaply, synced } = sqliteCalls(db);
   let pending: PendingAppend[] = [];
   const flush = () => {
     const batch = pending;
     pending = [];
     if (batch.length === 0) return;
+    const needsSync = batchNeedsSync(batch.map((p) => p.row.outcome as string));
+    const written: PendingAppend[] = [];
     try {
       const rows = batch.map((p) => p.row);
-      if (batchNeedsSync(batch.map((p) => p.row.outcome as string))) insertAll(rows);
+      if (needsSync) insertAll(rows);
       else cheaply(() => insertAll(rows));
-      for (const p of batch) p.resolve();
+      written.push(...batch);
     } catch {
       for (const p of batch) {
         try {
           insert.run(p.row);
-          p.resolve();
+          written.push(p);
         } catch (e) {
           p.reject(mapSqliteError(e));
         }
       }
+    }
+    if (!needsSync) for (const p of written) p.resolve();
+    else {
+      synced().then(
+        () => written.forEach((p) => p.resolve()),
+        (e: unknown) => written.forEach((p) => p.reject(e)),
+      );
     }
   };
   return {

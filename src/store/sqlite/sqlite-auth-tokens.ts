@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import type { AuthTokenRecord, AuthTokenStore, NewAuthToken } from "../ports.js";
-import { call } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
 
 interface AuthTokenRow {
@@ -31,6 +31,7 @@ function toRecordOrNull(row: unknown): AuthTokenRecord | null {
 }
 
 export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
+  const { call } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO auth_tokens (hash, user_id, created_at, expires_at, credential_epoch, not_after)
     VALUES (@hash, @userId, @createdAt, @expiresAt, @credentialEpoch, @notAfter) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM auth_tokens WHERE hash = ?");

@@ -1,35 +1,174 @@
+import { closeSync, fsync as fsyncFd, fsyncSync, openSync } from "node:fs";
 import type Database from "better-sqlite3";
+import { timeLeftMs } from "../../call-scope.js";
+import { DeadlineExceededError, StoreUnavailableError } from "../ports.js";
+import { mapSqliteError } from "./sqlite-errors.js";
 
 /**
- * Wraps writes whose loss on power failure costs little, to commit them without an fsync: the
- * connection runs at synchronous=FULL (see openSqliteStore), and these run at NORMAL, which in
- * WAL mode still keeps every commit across a crash or kill of the process (the WAL is in the OS
- * page cache, and the next FULL commit syncs it with its own) but may lose the last ones on power
- * loss or an OS crash.
+ * How the embedded store's writes reach the disk: a group commit of the write-ahead log.
  *
- * Used for a new session, which the login's next write (its refresh token) makes durable, and
- * for a refresh token's spend and the session's move to the new access token, which the
- * refresh's last write (its child refresh token, committed with an fsync) makes durable before
- * the answer: one fsync per refresh instead of three. WAL recovery keeps a prefix of the
- * commits, so a power cut loses either all three or the last of them, as if the answer had been
- * lost on its way (the same refresh, retried, answers the same pair).
+ * The connection commits at synchronous=NORMAL: in WAL mode a commit appends its pages to the
+ * WAL in the OS page cache and fsyncs nothing, which already keeps every commit across a crash
+ * or kill of the process. A write whose answer must also survive a power cut or an OS crash
+ * (a new user, a password change, a revocation: nearly all of them) resolves only after an
+ * fsync of the WAL that started after its commit. That fsync runs on libuv's thread pool, not
+ * on the event loop, and commits made while one runs share the next: under load, one fsync
+ * serves many writes, and the event loop (token checks, the next request's parse) never waits on
+ * the disk. WAL recovery keeps a prefix of the commits, so a write acknowledged after an fsync
+ * keeps every commit before it too. SQLite itself still syncs the WAL before each checkpoint and
+ * the database after it (what NORMAL does), so a checkpoint never loses a commit.
  *
- * And for login-attempt counters and remembered logins, written two or three times by every
- * login and sign-up, failed and refused ones included: an fsync holds the event loop for a
- * quarter of a millisecond or more, which is what a flood of logins buys. Losing them to a power
- * cut gives a guesser back at most the attempts of the last moments, once per power cut.
+ * `cheaply(write)` marks writes whose loss on a power cut costs little: their call resolves at
+ * once, and the next fsync (anyone's) makes them durable:
+ * - a new session, which the login's next write (its refresh token) makes durable before the
+ *   answer; a refresh token's spend and the session's move to the new access token, which the
+ *   refresh's last write (the child refresh token) makes durable: a power cut loses either all
+ *   of a refresh or its end, as if the answer had been lost on its way (the same refresh,
+ *   retried, answers the same pair);
+ * - login-attempt counters and remembered logins, written two or three times by every login and
+ *   sign-up, refused ones included, and audit events of refused calls: losing them to a power
+ *   cut gives a guesser back at most the attempts of its last moments, once per power cut.
  */
-export function unsynced(db: Database.Database): <T>(write: () => T) => T {
-  // exec, not a prepared statement: SQLite applies this pragma when the statement is compiled,
-  // so running a statement prepared earlier does not reliably apply it again.
-  return (write) => {
-    // Inside a transaction (SQLite refuses the pragma there), its commit decides.
-    if (db.inTransaction) return write();
-    db.exec("PRAGMA synchronous = NORMAL");
-    try {
-      return write();
-    } finally {
-      db.exec("PRAGMA synchronous = FULL");
-    }
+export interface SqliteCalls {
+  /**
+   * Runs a better-sqlite3 call as the async port expects. The call itself is atomic (one
+   * statement or one transaction, run to completion), so the caller's deadline is checked only
+   * before it starts. When it changed rows (beyond those `cheaply` made), it resolves once they
+   * are on disk.
+   */
+  call<T>(fn: () => T): Promise<T>;
+  /** Inside call(): the rows `write` changes do not hold the answer for an fsync. */
+  cheaply<T>(write: () => T): T;
+  /** Resolves once every commit made so far is on disk (for writes made outside call()). */
+  synced(): Promise<void>;
+  /** Waits for the fsync under way and releases the WAL's descriptor (after the database closed). */
+  close(): Promise<void>;
+}
+
+export interface SqliteCallsOptions {
+  /** fs.fsync, replaceable so a test can count and hold the syncs. */
+  fsync?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
+}
+
+const registry = new WeakMap<Database.Database, SqliteCalls>();
+
+/** The calls of `db` (one set per connection: they share its group commit). */
+export function sqliteCalls(db: Database.Database, options: SqliteCallsOptions = {}): SqliteCalls {
+  let calls = registry.get(db);
+  if (!calls) {
+    calls = createCalls(db, new WalSync(db, options.fsync ?? fsyncFd));
+    registry.set(db, calls);
+  }
+  return calls;
+}
+
+function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
+  // Rows changed by this connection since it opened: a call that moved it committed something.
+  const totalChanges = db.prepare("SELECT total_changes()").pluck();
+  const changes = () => totalChanges.get() as number;
+  let cheap = 0;
+  return {
+    call<T>(fn: () => T): Promise<T> {
+      const left = timeLeftMs();
+      if (left !== undefined && left <= 0) return Promise.reject(new DeadlineExceededError());
+      let result: T;
+      let changed: number;
+      try {
+        const before = changes();
+        cheap = 0;
+        result = fn();
+        changed = changes() - before - cheap;
+      } catch (error) {
+        return Promise.reject(mapSqliteError(error));
+      }
+      return changed > 0 ? wal.sync().then(() => result) : Promise.resolve(result);
+    },
+    cheaply<T>(write: () => T): T {
+      const before = changes();
+      try {
+        return write();
+      } finally {
+        cheap += changes() - before;
+      }
+    },
+    synced: () => wal.sync(),
+    close: () => wal.close(),
   };
+}
+
+/**
+ * fsyncs of the WAL file, grouped: a sync asked for while one runs is made once that one ends,
+ * and serves everyone who asked meanwhile.
+ */
+class WalSync {
+  private fd: number | undefined;
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly fsync: NonNullable<SqliteCallsOptions["fsync"]>,
+  ) {}
+
+  sync(): Promise<void> {
+    if (this.db.memory) return Promise.resolve();
+    if (this.next) return this.next;
+    if (!this.running) return this.start();
+    const after = () => {
+      this.next = undefined;
+      return this.start();
+    };
+    return (this.next = this.running.then(after, after));
+  }
+
+  async close(): Promise<void> {
+    await (this.next ?? this.running)?.catch(() => {});
+    this.closed = true;
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private start(): Promise<void> {
+    const running = new Promise<void>((resolve, reject) => {
+      let fd: number;
+      try {
+        if (this.closed) throw new Error("closed");
+        fd = this.descriptor();
+      } catch (cause) {
+        reject(new StoreUnavailableError("embedded store is closed", { cause }));
+        return;
+      }
+      this.fsync(fd, (error) => {
+        if (this.running === running) this.running = undefined;
+        if (error) reject(new StoreUnavailableError(`embedded store could not sync its log (${error.code ?? "error"})`, { cause: error }));
+        else resolve();
+      });
+    });
+    this.running = running;
+    return running;
+  }
+
+  /**
+   * The WAL file, opened once. While this connection is open SQLite keeps it (it removes the WAL
+   * only when the last connection closes), and resets it in place after a checkpoint, so one
+   * descriptor serves the connection's life; fsync is per file, so it also syncs what other
+   * processes on the same database committed.
+   */
+  private descriptor(): number {
+    this.fd ??= openSync(`${this.db.name}-wal`, "r");
+    return this.fd;
+  }
+}
+
+/** fsyncs the WAL of `db` now, on the event loop: for start-up, after the schema is made. */
+export function syncNow(db: Database.Database): void {
+  if (!db.memory) {
+    const fd = openSync(`${db.name}-wal`, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
 }

@@ -42,22 +42,7 @@ export function mapSqliteError(error: unknown): unknown {
   return error;
 }
 
-/**
- * Runs a synchronous better-sqlite3 call as the async port expects. The call itself is atomic:
- * better-sqlite3 runs one statement (or one transaction) to completion before returning, so the
- * caller's deadline can only be checked before it starts: once it has passed, the call is not made.
- */
-export function call<T>(fn: () => T): Promise<T> {
-  const left = timeLeftMs();
-  if (left !== undefined && left <= 0) return Promise.reject(new DeadlineExceededError());
-  try {
-    return Promise.resolve(fn());
-  } catch (error) {
-    return Promise.reject(mapSqliteError(error));
-  }
-}
-
-/** As call(), for a write that completes later (a group commit): the deadline is checked now. */
+/** As sqliteCalls().call, for a write that completes later (a group commit): the deadline is checked now. */
 export function callLater<T>(fn: () => Promise<T>): Promise<T> {
   const left = timeLeftMs();
   if (left !== undefined && left <= 0) return Promise.reject(new DeadlineExceededError());

@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
-import { call } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface JwtRefreshTokenRow {
@@ -25,6 +25,7 @@ function toRecord(row: JwtRefreshTokenRow): JwtRefreshTokenRecord {
 }
 
 export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenStore {
+  const { call } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at, credential_epoch)
     VALUES (@jti, @userId, @issuedAt, @expiresAt, @credentialEpoch) RETURNING *`);
   const byJti = db.prepare("SELECT * FROM jwt_refresh_tokens WHERE jti = ?");

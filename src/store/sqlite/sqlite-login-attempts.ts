@@ -10,8 +10,7 @@ import {
   type LoginAttemptStore,
   type Reservation,
 } from "../ports.js";
-import { unsynced } from "./sqlite-durability.js";
-import { call } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { fromMs, toMs } from "./sqlite-values.js";
 
 // Column names are those of the first schema: `failures` counts failures, `held` slots taken
@@ -38,6 +37,7 @@ function toState(row: LoginAttemptRow | undefined): AttemptState | null {
 }
 
 export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
+  const { call, cheaply } = sqliteCalls(db);
   const get = db.prepare("SELECT * FROM login_attempts WHERE key = ?");
   const put = db.prepare(`INSERT INTO login_attempts (key, held, failures, first_failure_at, last_failure_at, locked_until)
     VALUES (@key, @held, @failures, @windowStart, @lastAttemptAt, @lockedUntil)
@@ -95,8 +95,7 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
     }
   });
 
-  // Counters and remembered logins: committed without an fsync (see unsynced()).
-  const cheaply = unsynced(db);
+  // Counters and remembered logins: answered without waiting for an fsync (see cheaply()).
   return {
     reserve: (slots, at, rule) => call(() => cheaply(() => reserve.immediate(slots, at, rule))),
     recordFailure: (slots, at, rule) => call(() => cheaply(() => recordFailure.immediate(slots, at, rule))),

@@ -1,7 +1,6 @@
 import type Database from "better-sqlite3";
 import type { NewRefreshToken, RefreshTokenRecord, RefreshTokenStore } from "../ports.js";
-import { unsynced } from "./sqlite-durability.js";
-import { call } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
 
 interface RefreshTokenRow {
@@ -26,6 +25,7 @@ function toRecord(row: RefreshTokenRow): RefreshTokenRecord {
 }
 
 export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
+  const { call, cheaply } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at)
     VALUES (@hash, @sessionId, @createdAt, @expiresAt) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM refresh_tokens WHERE hash = ?");
@@ -35,7 +35,6 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
   const deleteBySession = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
   const deleteExpired = db.prepare("DELETE FROM refresh_tokens WHERE expires_at < ?");
 
-  const cheaply = unsynced(db);
   return {
     insert: (token: NewRefreshToken) =>
       call(() =>

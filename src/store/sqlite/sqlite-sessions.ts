@@ -1,7 +1,6 @@
 import type Database from "better-sqlite3";
 import type { NewSession, SessionRecord, SessionStore } from "../ports.js";
-import { unsynced } from "./sqlite-durability.js";
-import { call } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface SessionRow {
@@ -30,6 +29,7 @@ function toRecord(row: SessionRow): SessionRecord {
 }
 
 export function sqliteSessions(db: Database.Database): SessionStore {
+  const { call, cheaply } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at, credential_epoch)
     VALUES (@id, @userId, @clientId, @accessJti, @createdAt, @expiresAt, @credentialEpoch) RETURNING *`);
   const byId = db.prepare("SELECT * FROM sessions WHERE id = ?");
@@ -39,7 +39,6 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   const end = db.prepare("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL");
   const endAll = db.prepare("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL");
 
-  const cheaply = unsynced(db);
   return {
     // Unsynced: the login that creates it syncs it with its refresh token's insert (see the port).
     create: (session: NewSession) =>

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import { DuplicateError, type KeyPromotion, type NewSigningKey, type SigningKeyRecord, type SigningKeyStore } from "../ports.js";
-import { call, mapSqliteError } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
+import { mapSqliteError } from "./sqlite-errors.js";
 import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
 
 interface SigningKeyRow {
@@ -33,6 +34,7 @@ function toRecord(row: SigningKeyRow): SigningKeyRecord {
 }
 
 export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
+  const { call } = sqliteCalls(db);
   const list = db.prepare("SELECT * FROM signing_keys ORDER BY generation ASC");
   const current = db.prepare("SELECT * FROM signing_keys ORDER BY generation DESC LIMIT 1");
   const insert = db.prepare(`INSERT INTO signing_keys

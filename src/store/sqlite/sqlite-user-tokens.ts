@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import { touchBucket, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
-import { call } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
 
 interface UserTokenRow {
@@ -37,6 +37,7 @@ function toRecordOrNull(row: unknown): UserTokenRecord | null {
 }
 
 export function sqliteUserTokens(db: Database.Database): UserTokenStore {
+  const { call } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch)
     VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM user_tokens WHERE hash = ?");

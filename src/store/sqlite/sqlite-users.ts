@@ -1,6 +1,6 @@
 import type Database from "better-sqlite3";
 import type { NewUser, UserRecord, UserStore } from "../ports.js";
-import { call } from "./sqlite-errors.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface UserRow {
@@ -41,6 +41,7 @@ function toRecord(row: UserRow): UserRecord {
 }
 
 export function sqliteUsers(db: Database.Database): UserStore {
+  const { call } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO users
     (id, login, login_key, emails, firstname, lastname, password_hash, active, created_at, password_changed_at, version)
     VALUES (@id, @login, @loginKey, @emails, @firstname, @lastname, @passwordHash, 1, @createdAt, @createdAt, 0)
