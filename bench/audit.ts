@@ -3,12 +3,11 @@
 // login writes its event to the store and the log) and one with off, in interleaved rounds.
 // Printed: each side's median throughput and the median of the per-round ratios on/off.
 // Run: `npm run bench -- audit` (BENCH_QUICK=1 for short rounds).
-import { argonConcurrency, httpCall, load, loginBenchEnv, startServerProcess } from "./lib.js";
+import { argonConcurrency, httpCall, load, loginBenchEnv, median, startServerProcess } from "./lib.js";
 
 const quick = Boolean(process.env.BENCH_QUICK);
 const rounds = quick ? 3 : 11;
 const roundMs = quick ? 1000 : 4000;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const user = "bench-audit";
 const pass = "violet-kettle-harbour-29";
 

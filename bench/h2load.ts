@@ -71,10 +71,7 @@ export function h2load(c: H2loadCase, seconds = benchSeconds, pids: number[] = [
   return { rps: ok / seconds, ok, errors, cpuMsPerCall };
 }
 
-export const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+export { median } from "./lib.js";
 
 /** An empty protobuf message in one gRPC frame (flag 0, length 0). */
 export const emptyGrpcFrame = new Uint8Array(5);

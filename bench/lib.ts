@@ -199,6 +199,12 @@ export function formatResult(r: LoadResult, baseline?: LoadResult): string {
   return `${r.name.padEnd(44)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  errors ${r.errors}${ratio}`;
 }
 
+/** The median (the mean of the two middle values of an even count). */
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
 /** Standard durations, shortened with BENCH_QUICK=1. */
 export const durations = process.env.BENCH_QUICK ? { durationMs: 2000, warmupMs: 500 } : { durationMs: 8000, warmupMs: 2000 };
 

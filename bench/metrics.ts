@@ -6,13 +6,12 @@
 // Run: `npm run bench -- metrics` (BENCH_QUICK=1 for short rounds).
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetVersionRequestSchema } from "../gen/tessera/jwt/v1/jwt_pb.js";
-import { grpcUnary, httpCall, load, startServerProcess } from "./lib.js";
+import { grpcUnary, httpCall, load, median, startServerProcess } from "./lib.js";
 
 const quick = Boolean(process.env.BENCH_QUICK);
 const rounds = quick ? 3 : 15;
 const roundMs = quick ? 400 : 2000;
 const concurrency = 32;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const on = await startServerProcess({ TESSERA_METRICS: "on" });
 const off = await startServerProcess({ TESSERA_METRICS: "off" });
