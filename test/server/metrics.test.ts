@@ -64,6 +64,16 @@ for (const store of storesUnderTest()) {
         const buckets = Object.keys(family(pair[1], "tessera_rpc_duration_seconds").metrics[0]!.buckets!).filter((b) => b !== "+Inf").map(Number).sort((a, b) => a - b);
         assert.equal(buckets[0], 0.001);
         assert.equal(buckets.at(-1), 10);
+        // Buckets are cumulative: each counts the calls at or under its bound, +Inf all of them.
+        for (const protocol of ["grpc", "connect", "grpc-web", "rest"]) {
+          const counts = (pair[1].text ?? "")
+            .split("\n")
+            .filter((l) => l.startsWith("tessera_rpc_duration_seconds_bucket{") && l.includes(`method="${noop.method}"`) && l.includes(`protocol="${protocol}"`))
+            .map((l) => Number(l.split(" ").at(-1)));
+          assert.equal(counts.length, buckets.length + 1, protocol);
+          for (let i = 1; i < counts.length; i++) assert.ok(counts[i]! >= counts[i - 1]!, `${protocol}: ${counts.join(" ")}`);
+          assert.equal(counts.at(-1), histogramCount(pair[1], "tessera_rpc_duration_seconds", { ...noop, protocol }), protocol);
+        }
       } finally {
         grpc.close();
       }
