@@ -259,6 +259,21 @@ describe("sqlite store", () => {
       assert.equal(await settled(next), "resolved");
     });
 
+    it("close() waits for the fsync under way and the one asked for meanwhile; a sync after it is UNAVAILABLE", async () => {
+      const first = calls.call(insert(1));
+      const closing = calls.close();
+      // A write committed while the store closes (its connection is still open) is synced too.
+      const second = calls.call(insert(2));
+      assert.equal(await settled(closing), "pending");
+      syncs[0]!.done(null);
+      assert.equal(await settled(first), "resolved");
+      assert.equal(await settled(closing), "pending", "the second write's fsync still runs");
+      syncs[1]!.done(null);
+      assert.deepEqual([await settled(second), await settled(closing)], ["resolved", "resolved"]);
+      await assert.rejects(calls.synced(), StoreUnavailableError);
+      assert.equal(syncs.length, 2);
+    });
+
     it("a statement that fails is refused at once and waits for nothing", async () => {
       const first = calls.call(insert(1));
       syncs.shift()!.done(null);

@@ -123,22 +123,22 @@ class WalSync {
   }
 
   async close(): Promise<void> {
-    await (this.next ?? this.running)?.catch(() => {});
+    // Until no fsync runs or waits (one asked for meanwhile runs on the descriptor too).
+    for (let pending = this.next ?? this.running; pending; pending = this.next ?? this.running) await pending.catch(() => {});
     this.closed = true;
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
   }
 
   private start(): Promise<void> {
-    const running = new Promise<void>((resolve, reject) => {
-      let fd: number;
-      try {
-        if (this.closed) throw new Error("closed");
-        fd = this.descriptor();
-      } catch (cause) {
-        reject(new StoreUnavailableError("embedded store is closed", { cause }));
-        return;
-      }
+    let fd: number;
+    try {
+      if (this.closed) throw new Error("closed");
+      fd = this.descriptor();
+    } catch (cause) {
+      return Promise.reject(new StoreUnavailableError("embedded store is closed", { cause }));
+    }
+    const running: Promise<void> = new Promise((resolve, reject) => {
       this.fsync(fd, (error) => {
         if (this.running === running) this.running = undefined;
         if (error) reject(new StoreUnavailableError(`embedded store could not sync its log (${error.code ?? "error"})`, { cause: error }));
