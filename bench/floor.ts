@@ -8,8 +8,8 @@
 // Run: npm run bench -- floor   (BENCH_QUICK=1: one short round)
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { benchClientId, freePort, signUpAndLogIn, startServerProcess } from "./lib.js";
-import { checkCase, emptyGrpcFrame, grpcHeaders, grpcWebHeaders, h2load, inFlight, median, requireH2load, rounds, waitQuiet, type H2loadCase } from "./h2load.js";
+import { benchClientId, freePort, median, signUpAndLogIn, startServerProcess } from "./lib.js";
+import { checkCase, emptyGrpcFrame, grpcHeaders, grpcWebHeaders, h2load, inFlight, requireH2load, rounds, waitQuiet, type H2loadCase } from "./h2load.js";
 
 requireH2load();
 const tessera = await startServerProcess();

@@ -71,8 +71,6 @@ export function h2load(c: H2loadCase, seconds = benchSeconds, pids: number[] = [
   return { rps: ok / seconds, ok, errors, cpuMsPerCall };
 }
 
-export { median } from "./lib.js";
-
 /** An empty protobuf message in one gRPC frame (flag 0, length 0). */
 export const emptyGrpcFrame = new Uint8Array(5);
 export const grpcHeaders = ["content-type: application/grpc", "te: trailers"];

@@ -11,6 +11,10 @@ import { openStore } from "../../src/store/index.js";
 import { DuplicateError, StoreUnavailableError, type AuditEventRecord } from "../../src/store/ports.js";
 import { batchNeedsSync } from "../../src/store/sqlite/sqlite-audit-events.js";
 import { sqliteCalls } from "../../src/store/sqlite/sqlite-durability.js";
+import { sqliteLoginAttempts } from "../../src/store/sqlite/sqlite-login-attempts.js";
+import { sqliteSessions } from "../../src/store/sqlite/sqlite-sessions.js";
+import { sqliteUsers } from "../../src/store/sqlite/sqlite-users.js";
+import { migrate } from "../../src/store/sqlite/schema.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -272,6 +276,21 @@ describe("sqlite store", () => {
       assert.deepEqual([await settled(second), await settled(closing)], ["resolved", "resolved"]);
       await assert.rejects(calls.synced(), StoreUnavailableError);
       assert.equal(syncs.length, 2);
+    });
+
+    it("the adapters: a login's counters and its new session are answered at once, a new user after its fsync", async () => {
+      migrate(db);
+      const at = new Date();
+      const rule = { windowMs: 60_000, lockMs: 60_000, maxLockMs: 600_000 };
+      await sqliteLoginAttempts(db).reserve([{ key: "login:k", limit: 5 }], at, rule);
+      await sqliteLoginAttempts(db).rememberLogin("h", new Date(at.getTime() + 60_000));
+      const user = sqliteUsers(db).create({ id: "u1", login: "ada@example.com", loginKey: "ada@example.com", emails: ["ada@example.com"], passwordHash: "x", createdAt: at });
+      assert.equal(await settled(user), "pending");
+      assert.equal(syncs.length, 1, "only the user waited for an fsync");
+      syncs[0]!.done(null);
+      await user;
+      await sqliteSessions(db).create({ id: "s1", userId: "u1", clientId: "c", accessJti: "j", createdAt: at, expiresAt: at });
+      assert.equal(syncs.length, 1);
     });
 
     it("a statement that fails is refused at once and waits for nothing", async () => {

@@ -1,8 +1,7 @@
 import { closeSync, fsync as fsyncFd, fsyncSync, openSync } from "node:fs";
 import type Database from "better-sqlite3";
-import { timeLeftMs } from "../../call-scope.js";
-import { DeadlineExceededError, StoreUnavailableError } from "../ports.js";
-import { mapSqliteError } from "./sqlite-errors.js";
+import { StoreUnavailableError } from "../ports.js";
+import { callLater, mapSqliteError } from "./sqlite-errors.js";
 
 /**
  * How the embedded store's writes reach the disk: a group commit of the write-ahead log.
@@ -41,6 +40,8 @@ export interface SqliteCalls {
   cheaply<T>(write: () => T): T;
   /** Resolves once every commit made so far is on disk (for writes made outside call()). */
   synced(): Promise<void>;
+  /** fsyncs the WAL now, on the event loop: for start-up, after the schema is made. */
+  syncNow(): void;
   /** Waits for the fsync under way and releases the WAL's descriptor (after the database closed). */
   close(): Promise<void>;
 }
@@ -68,21 +69,20 @@ function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
   const changes = () => totalChanges.get() as number;
   let cheap = 0;
   return {
-    call<T>(fn: () => T): Promise<T> {
-      const left = timeLeftMs();
-      if (left !== undefined && left <= 0) return Promise.reject(new DeadlineExceededError());
-      let result: T;
-      let changed: number;
-      try {
-        const before = changes();
-        cheap = 0;
-        result = fn();
-        changed = changes() - before - cheap;
-      } catch (error) {
-        return Promise.reject(mapSqliteError(error));
-      }
-      return changed > 0 ? wal.sync().then(() => result) : Promise.resolve(result);
-    },
+    call: <T>(fn: () => T): Promise<T> =>
+      callLater(() => {
+        let result: T;
+        let changed: number;
+        try {
+          const before = changes();
+          cheap = 0;
+          result = fn();
+          changed = changes() - before - cheap;
+        } catch (error) {
+          return Promise.reject(mapSqliteError(error));
+        }
+        return changed > 0 ? wal.sync().then(() => result) : Promise.resolve(result);
+      }),
     cheaply<T>(write: () => T): T {
       const before = changes();
       try {
@@ -92,6 +92,7 @@ function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
       }
     },
     synced: () => wal.sync(),
+    syncNow: () => wal.syncNow(),
     close: () => wal.close(),
   };
 }
@@ -120,6 +121,10 @@ class WalSync {
       return this.start();
     };
     return (this.next = this.running.then(after, after));
+  }
+
+  syncNow(): void {
+    if (!this.db.memory) fsyncSync(this.descriptor());
   }
 
   async close(): Promise<void> {
@@ -158,17 +163,5 @@ class WalSync {
   private descriptor(): number {
     this.fd ??= openSync(`${this.db.name}-wal`, "r");
     return this.fd;
-  }
-}
-
-/** fsyncs the WAL of `db` now, on the event loop: for start-up, after the schema is made. */
-export function syncNow(db: Database.Database): void {
-  if (!db.memory) {
-    const fd = openSync(`${db.name}-wal`, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
   }
 }

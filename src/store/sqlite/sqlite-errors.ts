@@ -42,7 +42,11 @@ export function mapSqliteError(error: unknown): unknown {
   return error;
 }
 
-/** As sqliteCalls().call, for a write that completes later (a group commit): the deadline is checked now. */
+/**
+ * Runs a store call that may complete later (a group commit, an fsync) as the async port
+ * expects. better-sqlite3 runs a statement or a transaction to completion once started, so the
+ * caller's deadline is checked only before: once it has passed, the call is not made.
+ */
 export function callLater<T>(fn: () => Promise<T>): Promise<T> {
   const left = timeLeftMs();
   if (left !== undefined && left <= 0) return Promise.reject(new DeadlineExceededError());

@@ -5,7 +5,7 @@ import { StoreUnavailableError, type Store } from "../ports.js";
 import { sqliteApiTokens } from "./sqlite-api-tokens.js";
 import { sqliteAuditEvents } from "./sqlite-audit-events.js";
 import { sqliteAuthTokens } from "./sqlite-auth-tokens.js";
-import { sqliteCalls, syncNow } from "./sqlite-durability.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { mapSqliteError } from "./sqlite-errors.js";
 import { sqliteJwtRefreshTokens } from "./sqlite-jwt-refresh-tokens.js";
 import { sqliteLoginAttempts } from "./sqlite-login-attempts.js";
@@ -76,7 +76,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     db.pragma("busy_timeout = 5000");
     db.pragma("foreign_keys = ON");
     migrate(db);
-    syncNow(db);
+    sqliteCalls(db).syncNow();
     reportWideModes([dataDir, file, `${file}-wal`, `${file}-shm`], options.warn ?? (() => {}));
   } catch (error) {
     const mapped = mapSqliteError(error);
