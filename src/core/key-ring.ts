@@ -227,11 +227,15 @@ export class KeyRing {
   /**
    * Inserts a new next key and promotes the present one, retiring the key that signed. "scheduled":
    * the promoted key signs from max(now, its publication + the lead); "now": at once. Returns
-   * the promoted kid (another instance's, when it rotated first).
+   * the promoted kid (another instance's, when it rotated first). `settled`: the kid of a key
+   * that already does what the caller needs, asked on every look at the store; once there is one
+   * (another instance promoted the key this one stored first), nothing more is promoted.
    */
-  private async advance(when: "scheduled" | "now"): Promise<string> {
+  private async advance(when: "scheduled" | "now", settled?: (records: readonly SigningKeyRecord[]) => string | undefined): Promise<string> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const records = await this.store.list();
+      const done = settled?.(records);
+      if (done !== undefined) return done;
       const top = records.at(-1);
       if (!top) {
         await this.store.insertGeneration(await this.newKey(1));
@@ -293,11 +297,12 @@ export class KeyRing {
 
   /** At start-up: make sure there is a signing key and a published next key (promoting at once when there is no signing key yet). */
   private async ensureCurrent(): Promise<void> {
+    const signing = (records: readonly SigningKeyRecord[]) => this.signerOf(records, this.clock.now().getTime(), false)?.kid;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const records = await this.store.list();
-      if (this.signerOf(records, this.clock.now().getTime(), false)) break;
-      // No key yet, a single key from before next keys existed, or an algorithm change.
-      await this.advance("now");
+      if (signing(await this.store.list()) !== undefined) break;
+      // No key yet, a single key from before next keys existed, or an algorithm change. Another
+      // instance starting at the same time may promote the key this one stores first.
+      await this.advance("now", signing);
     }
     await this.reload();
     if (!this.current) throw new Error("no signing key could be stored");

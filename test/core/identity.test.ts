@@ -148,6 +148,52 @@ describe("core: users, keys and throttle on SQLite", () => {
     assert.deepEqual(await a.jwks(), await b.jwks());
   });
 
+  it("two instances starting on an empty store: the one that stored the first key while the other promoted it adds no third key", async () => {
+    // A stores the first key; B, starting meanwhile, finds it, promotes it and publishes the
+    // next key; only then does A look again. A must find a key that signs, and stop.
+    const cfg = config();
+    let aInserted!: () => void;
+    const inserted = new Promise<void>((resolve) => (aInserted = resolve));
+    let bRotated!: () => void;
+    const rotated = new Promise<void>((resolve) => (bRotated = resolve));
+    const a: Store = {
+      ...store,
+      keys: {
+        ...store.keys,
+        insertGeneration: async (key) => {
+          const r = await store.keys.insertGeneration(key);
+          aInserted();
+          await rotated;
+          return r;
+        },
+      },
+    };
+    const b: Store = {
+      ...store,
+      keys: {
+        ...store.keys,
+        list: async () => {
+          await inserted;
+          return store.keys.list();
+        },
+        rotate: async (next, change) => {
+          const won = await store.keys.rotate(next, change);
+          bRotated();
+          return won;
+        },
+      },
+    };
+    const [ka, kb] = await Promise.all([openKeys({ store: a, config: cfg, clock, logger: silentLogger }), openKeys({ store: b, config: cfg, clock, logger: silentLogger })]);
+    const records = await store.keys.list();
+    assert.deepEqual(
+      records.map((r) => r.generation),
+      [1, 2],
+      "the signing key and the published next key",
+    );
+    assert.deepEqual(await ka.jwks(), await kb.jwks());
+    assert.equal(decodeProtectedHeader(await ka.sign({ sub: "x" }, 60)).kid, records[0]!.kid);
+  });
+
   it("refuses alg none, unknown kids, foreign keys and jku/jwk/x5u/x5c headers; checks exp, aud, iss", async () => {
     const keys = await openKeys({ store, config: config(), clock, logger: silentLogger });
     const good = await keys.sign({ sub: "x", aud: "c", iss: "tessera" }, 60);
