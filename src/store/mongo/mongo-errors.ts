@@ -1,14 +1,6 @@
-import {
-  MongoClientClosedError,
-  MongoError,
-  MongoNetworkError,
-  MongoNotConnectedError,
-  MongoOperationTimeoutError,
-  MongoServerError,
-  MongoServerSelectionError,
-  MongoTopologyClosedError,
-} from "mongodb";
+import type { MongoServerError } from "mongodb";
 import { DuplicateError, StoreError, StoreUnavailableError } from "../ports.js";
+import { mongoDriver } from "./mongo-driver.js";
 import { isDuplicateKey } from "./mongo-inserts.js";
 
 // Server error codes that mean "this server cannot answer right now", not "your request is wrong".
@@ -33,16 +25,19 @@ const socketErrorCodes = new Set(["EPIPE", "ECONNRESET", "ECONNREFUSED", "ECONNA
 
 /** True when the error means the database is down or unreachable (so: UNAVAILABLE, retry later). */
 export function isUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const m = mongoDriver();
+  const fromDriver = m !== undefined && error instanceof m.MongoError;
+  if (!fromDriver) return socketErrorCodes.has(String((error as { code?: unknown }).code));
   return (
-    error instanceof MongoNetworkError || // includes timeouts and PoolClearedError
-    error instanceof MongoServerSelectionError ||
-    error instanceof MongoNotConnectedError ||
-    error instanceof MongoTopologyClosedError ||
-    error instanceof MongoClientClosedError ||
-    error instanceof MongoOperationTimeoutError ||
-    (error instanceof MongoError && error.hasErrorLabel("ResetPool")) ||
-    (error instanceof MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code)) ||
-    (error instanceof Error && !(error instanceof MongoError) && socketErrorCodes.has(String((error as { code?: unknown }).code)))
+    error instanceof m.MongoNetworkError || // includes timeouts and PoolClearedError
+    error instanceof m.MongoServerSelectionError ||
+    error instanceof m.MongoNotConnectedError ||
+    error instanceof m.MongoTopologyClosedError ||
+    error instanceof m.MongoClientClosedError ||
+    error instanceof m.MongoOperationTimeoutError ||
+    error.hasErrorLabel("ResetPool") ||
+    (error instanceof m.MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code))
   );
 }
 

@@ -1,13 +1,15 @@
 // Inserts, the Mongo adapter's only compare-and-set (see mongo-marks.ts for why): an insert into
 // a unique index either wins or fails with a duplicate-key error. Everything here is built on
 // telling that error apart.
-import { MongoServerError, type Collection, type Document, type OptionalUnlessRequiredId } from "mongodb";
+import type { Collection, Document, MongoServerError, OptionalUnlessRequiredId } from "mongodb";
+import { mongoDriver } from "./mongo-driver.js";
 import { DuplicateError } from "../ports.js";
 import type { StoredDoc } from "./mongo-context.js";
 
 /** True when a write was refused by a unique index (E11000). */
 export function isDuplicateKey(error: unknown): error is MongoServerError {
-  return error instanceof MongoServerError && error.code === 11000;
+  const m = mongoDriver();
+  return m !== undefined && error instanceof m.MongoServerError && error.code === 11000;
 }
 
 /** Inserts `doc`; true when this call inserted it, false when its unique key was taken. */

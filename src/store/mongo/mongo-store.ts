@@ -1,4 +1,4 @@
-import { MongoClient } from "mongodb";
+import { loadMongoDriver } from "./mongo-driver.js";
 import { timeLeftMs } from "../../call-scope.js";
 import { DeadlineExceededError, StoreUnavailableError, type Store } from "../ports.js";
 import { mongoApiTokens } from "./mongo-api-tokens.js";
@@ -64,6 +64,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
   const warn: Warn = options.warn ?? ((message, fields) => {
     process.stderr.write(`${JSON.stringify({ level: "warn", component: "store", msg: message, ...fields })}\n`);
   });
+  const { MongoClient } = await loadMongoDriver();
   const client = new MongoClient(uri, {
     serverSelectionTimeoutMS: timeoutMs,
     connectTimeoutMS: timeoutMs,
