@@ -1,5 +1,5 @@
-// GET /openapi.json: the API description (gen/openapi.json, read once at start-up, adapted to
-// the APIs this server serves and where). GET /docs: a reference page rendering it with Swagger
+// GET /openapi.json: the API description (gen/openapi.json, read on the first request for it or
+// the page, adapted to the APIs this server serves and where). GET /docs: a reference page rendering it with Swagger
 // UI, whose files are served from node_modules (swagger-ui-dist): the page loads nothing from
 // outside this server, and its Content-Security-Policy says so. Beside it, the same operations as
 // Connect/gRPC calls (`x-rpc`, `x-buf-curl` of the document).
@@ -80,14 +80,16 @@ const pageStyle = `body { margin: 0; font-family: sans-serif; }
 /** The handler of /openapi.json, /docs and its files; false when the path is none of them. */
 export function createDocs(options: DocsOptions): (req: NodeRequest, res: NodeResponse) => boolean {
   const file = options.documentFile ?? projectFile("gen", "openapi.json");
-  const document = servedDocument(JSON.parse(readFileSync(file, "utf8")) as OpenApi, options);
+  // Read on first use, as Swagger UI's files are: a start does not wait for it.
+  let document: OpenApi | undefined;
+  const served = () => (document ??= servedDocument(JSON.parse(readFileSync(file, "utf8")) as OpenApi, options));
   const assets = new Map<string, Asset | (() => Asset)>([
-    ["/openapi.json", asset("application/json", JSON.stringify(document))],
-    ["/docs", asset("text/html; charset=utf-8", page(document))],
-    ["/docs/docs.js", asset("text/javascript; charset=utf-8", startScript)],
-    ["/docs/docs.css", asset("text/css; charset=utf-8", pageStyle)],
+    ["/openapi.json", () => asset("application/json", JSON.stringify(served()))],
+    ["/docs", () => asset("text/html; charset=utf-8", page(served()))],
+    ["/docs/docs.js", () => asset("text/javascript; charset=utf-8", startScript)],
+    ["/docs/docs.css", () => asset("text/css; charset=utf-8", pageStyle)],
   ]);
-  // Swagger UI's files are read on first use: most servers never serve them.
+  // Most servers never serve these.
   const uiDir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
   for (const [path, { file: name, type }] of Object.entries(swaggerUiFiles)) {
     assets.set(path, () => asset(type, readFileSync(join(uiDir, name))));
