@@ -12,7 +12,6 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
-import { serveClusterMetrics } from "./server/metrics.js";
 
 /** Set in each worker's environment: its number, 1..TESSERA_WORKERS. */
 export const workerIdVariable = "TESSERA_WORKER_ID";
@@ -34,9 +33,6 @@ export function runPrimary(config: Config, logger: Logger): void {
   if (config.generated.clientId) shared.TESSERA_CLIENT_IDS = config.clientIds.join(",");
   if (config.generated.adminToken) shared.TESSERA_ADMIN_TOKEN = config.adminToken;
 
-  // A scrape of any worker's /metrics is answered with every worker's metrics, aggregated here.
-  if (config.metrics) serveClusterMetrics();
-
   let stopping = false;
   let lastRespawn = 0;
   const fork = (id: number): Worker => {
@@ -53,6 +49,16 @@ export function runPrimary(config: Config, logger: Logger): void {
     return worker;
   };
   for (let id = 1; id <= config.workers; id++) fork(id);
+
+  // A scrape of any worker's /metrics is answered with every worker's metrics, aggregated here.
+  // Loaded once the workers are forked, so that they start while it loads (they ask nothing of
+  // it before they serve).
+  if (config.metrics) {
+    import("./server/metrics.js").then(
+      ({ serveClusterMetrics }) => serveClusterMetrics(),
+      (e: unknown) => logger.error("cluster metrics unavailable", { error: e instanceof Error ? e.message : String(e) }),
+    );
+  }
 
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
