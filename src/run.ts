@@ -1,15 +1,22 @@
 // Tessera as a process: read the configuration, start (one process, or a primary supervising
-// TESSERA_WORKERS workers on the one port), stop cleanly on SIGTERM/SIGINT.
+// TESSERA_WORKERS workers on the one port), stop cleanly on SIGTERM/SIGINT. `npm start` runs it
+// from the compiled bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
 import cluster from "node:cluster";
 import { runPrimary, workerId } from "./cluster.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
+import type { CodeCacheUse } from "./bundle-loader.cjs";
 import type { PoolPriority } from "./start.cjs";
 import type { Tessera } from "./tessera.js";
 
 /** What start.cts did to the priority of libuv's pool (undefined when main.ts is run directly). */
 function poolPriority(): PoolPriority | undefined {
   return (globalThis as Record<symbol, unknown>)[Symbol.for("tessera.threadPoolPriority")] as PoolPriority | undefined;
+}
+
+/** Whether start.cts found V8's code cache for the bundle (undefined when main.ts is run directly). */
+function codeCache(): CodeCacheUse | undefined {
+  return (globalThis as Record<symbol, unknown>)[Symbol.for("tessera.codeCache")] as CodeCacheUse | undefined;
 }
 
 function announce(config: Config, logger: Logger): void {
@@ -67,7 +74,7 @@ async function serve(config: Config, logger: Logger, id: number | undefined): Pr
   const pool = poolPriority();
   if (pool?.applied) logger.info("password hashing threads", { nice: pool.nice });
   else if (config.hashNice > 0) logger.warn("password hashing threads keep the process's CPU priority", { reason: pool?.reason ?? "not started through start.cjs (npm start)" });
-  logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure, housekeeping });
+  logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure, housekeeping, codeCache: codeCache() });
   if (requested !== undefined) close();
 }
 
@@ -92,7 +99,10 @@ async function main(): Promise<void> {
   await serve(config, logger, id);
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`tessera: failed to start: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+/** Runs Tessera as this process (until a signal stops it). */
+export function run(): void {
+  main().catch((e: unknown) => {
+    process.stderr.write(`tessera: failed to start: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  });
+}

@@ -219,10 +219,10 @@ class Server:
         return [self.p.pid] + descendants(self.p.pid) + list(self.extra_pids)
 
     def signal_target(self):
-        """Tessera: the topmost `node … main.js` (the cluster primary forwards to its workers)."""
+        """Tessera: the topmost `node … start.cjs` (the cluster primary forwards to its workers)."""
         for pid in [self.p.pid] + descendants(self.p.pid):
             argv = cmdline(pid).split()
-            if argv and os.path.basename(argv[0]) == "node" and any(a.endswith("main.js") for a in argv):
+            if argv and os.path.basename(argv[0]) == "node" and any(a.endswith(("start.cjs", "main.js")) for a in argv):
                 return pid
         return self.p.pid
 

@@ -1,9 +1,9 @@
 // The process entry (src/start.cts, `npm start`) creates libuv's thread pool, where argon2id
 // hashes, at the nice value TESSERA_HASH_NICE (default 19) before anything else can, and leaves
 // the event loop at the process's priority. The entry is compiled here as the build compiles it
-// and run in front of a probe standing in for main.js, which uses the pool and reports the nice
+// and run in front of a probe standing in for the service, which uses the pool and reports the nice
 // value of every thread of its process. (The compiled project beside it is not used: the probe
-// is a CommonJS file, as the directory has no package.json saying otherwise.)
+// stands in for the bundles start.cjs loads, main.bundle.cjs and a primary's primary.bundle.cjs.)
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -21,7 +21,7 @@ interface Report {
 
 const probe = `
 const { readdirSync, readFileSync, stat } = require("node:fs");
-stat(".", () => {
+exports.run = () => stat(".", () => {
   const threads = readdirSync("/proc/self/task").map((tid) => {
     const s = readFileSync("/proc/self/task/" + tid + "/stat", "utf8");
     return { tid: Number(tid), nice: Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[16]) };
@@ -35,15 +35,20 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
   let dir: string;
   before(async () => {
     const out = mkdtempSync(join(tmpdir(), "tessera-start-"));
-    await run("node_modules/.bin/tsc", ["--ignoreConfig", "src/start.cts", "--outDir", out, "--module", "nodenext", "--target", "es2022", "--types", "node", "--skipLibCheck"]);
+    await run("node_modules/.bin/tsc", ["--ignoreConfig", "src/start.cts", "--rootDir", ".", "--outDir", out, "--module", "nodenext", "--target", "es2022", "--types", "node", "--skipLibCheck"]);
     dir = join(out, "src");
-    writeFileSync(join(dir, "main.js"), probe); // what start.cjs imports, in place of the server
+    // what start.cjs loads and runs, in place of the service
+    writeFileSync(join(dir, "main.bundle.cjs"), probe);
+    writeFileSync(join(dir, "primary.bundle.cjs"), probe);
     writeFileSync(join(dir, "pool-first.cjs"), `require("node:fs").stat(".", () => {});`);
   });
   after(() => rmSync(join(dir, ".."), { recursive: true, force: true }));
 
-  async function start(env: Record<string, string>, nodeArgs: string[] = []): Promise<Report> {
-    const { stdout } = await run(process.execPath, [...nodeArgs, join(dir, "start.cjs")], { env: { ...process.env, UV_THREADPOOL_SIZE: "3", TESSERA_WORKERS: "1", ...env } });
+  /** Runs the entry; a variable given as undefined is left out of the environment. */
+  async function start(env: Record<string, string | undefined>, nodeArgs: string[] = []): Promise<Report> {
+    const merged: Record<string, string | undefined> = { ...process.env, UV_THREADPOOL_SIZE: "3", TESSERA_WORKERS: "1", ...env };
+    for (const [name, value] of Object.entries(merged)) if (value === undefined) delete merged[name];
+    const { stdout } = await run(process.execPath, [...nodeArgs, join(dir, "start.cjs")], { env: merged });
     return JSON.parse(stdout) as Report;
   }
   const niceOf = (r: Report, tid: number) => r.threads.find((t) => t.tid === tid)?.nice;
@@ -54,6 +59,13 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
     assert.equal(niceOf(r, r.pid), 0);
     assert.equal(r.threads.filter((t) => t.nice === 19).length, 3, JSON.stringify(r.threads));
     assert.equal(r.threads.filter((t) => t.nice !== 19 && t.nice !== 0).length, 0);
+  });
+
+  it("UV_THREADPOOL_SIZE unset: libuv's default 4 threads at nice 19", async () => {
+    const r = await start({ UV_THREADPOOL_SIZE: undefined });
+    assert.deepEqual(r.priority, { nice: 19, applied: true });
+    assert.equal(r.threads.filter((t) => t.nice === 19).length, 4, JSON.stringify(r.threads));
+    assert.equal(niceOf(r, r.pid), 0);
   });
 
   it("TESSERA_HASH_NICE=7: the pool at 7", async () => {

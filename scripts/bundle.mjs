@@ -1,0 +1,63 @@
+// `npm run build`, after tsc: concatenates tsc's output into two CommonJS files, and writes V8's
+// code cache for the first (src/bundle-loader.cts loads them; start.cjs picks one):
+//   dist/src/main.bundle.cjs     the service: src/run.ts and everything it imports, node_modules
+//                                included, for a single process or a cluster's worker;
+//   dist/src/primary.bundle.cjs  a cluster's primary: run.ts without the service (which only a
+//                                worker loads), so the primary forks its workers sooner.
+// Nothing is transformed but the module format: the code is tsc's. Left out, loaded from
+// node_modules when needed: the native addons (argon2, better-sqlite3) and the MongoDB driver,
+// which only a MongoDB store loads (src/store/mongo/mongo-driver.ts).
+//
+//   node scripts/bundle.mjs [DIST]      (DIST: tsc's output directory, default dist)
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const dist = resolve(process.argv[2] ?? "dist");
+const src = join(dist, "src");
+
+/** Bundles src/run.js into `name`; returns its size. */
+async function bundle(name, plugins = []) {
+  const out = join(src, name);
+  const result = await build({
+    entryPoints: [join(src, "run.js")],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    outfile: out,
+    write: false,
+    external: ["argon2", "better-sqlite3", "mongodb"],
+    // Each module's import.meta.url becomes the bundle's own: the two modules that use it look
+    // up the project root and swagger-ui-dist from there, which the bundle's place (dist/src)
+    // finds as the module's own place did.
+    define: { "import.meta.url": "__tessera_bundle_url" },
+    // Class and function names stay as written (error names, stack traces).
+    keepNames: true,
+    plugins,
+    logLevel: "warning",
+  });
+  const code = result.outputFiles[0].text;
+  // The build id names the code cache made for exactly this text (bundle-loader.cts).
+  const id = createHash("sha256").update(code).digest("hex").slice(0, 32);
+  const header = `// tessera bundle ${id}\nvar __tessera_bundle_url = require("node:url").pathToFileURL(__filename).href;\n`;
+  writeFileSync(out, header + code);
+  return `${name} ${(code.length / 1048576).toFixed(2)} MiB`;
+}
+
+// The primary never serves: run.ts's import of the service stays an import() of tsc's file,
+// which the primary never makes.
+const withoutService = {
+  name: "without-service",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/tessera\.js$/ }, (args) => (args.importer === join(src, "run.js") ? { path: args.path, external: true } : undefined));
+  },
+};
+
+const sizes = [await bundle("main.bundle.cjs"), await bundle("primary.bundle.cjs", [withoutService])];
+for (const f of readdirSync(src)) if (f.endsWith(".v8cache")) rmSync(join(src, f));
+const cache = execFileSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), "code-cache.cjs"), dist], { encoding: "utf8" });
+console.log(`bundles: ${sizes.join(", ")}; code cache: ${cache}`);

@@ -1,0 +1,84 @@
+// Loads the service's bundle, dist/src/main.bundle.cjs (`npm run build`: tsc's output for
+// src/run.ts and everything it imports, concatenated by scripts/bundle.mjs), as Node loads a
+// CommonJS module, but with V8's code cache for it.
+//
+// Why: start-up to the first healthy answer was mostly module loading. Node 20 resolves, reads
+// and compiles each ES and CommonJS module one by one; one file compiles at once, and V8's code
+// cache (the bytecode of every function a start runs, written at build time by starting the
+// service once) spares most of the compiling. README, "Start-up", has the figures.
+//
+// The cache file's name carries the bundle's build id (its first line), so a cache is only ever
+// read for the bundle it was made from: V8 itself checks only the source's length, the V8
+// version and the flags. A cache V8 refuses (another Node version, other V8 flags) is ignored:
+// the bundle compiles as it would without one.
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname } from "node:path";
+import { constants, Script } from "node:vm";
+
+/** What became of the code cache: used, refused by V8, not there, or not asked for. */
+export type CodeCacheUse = "accepted" | "rejected" | "absent" | "off";
+
+export interface LoadedBundle {
+  readonly exports: Record<string, unknown>;
+  readonly codeCache: CodeCacheUse;
+}
+
+const buildIdLine = /^\/\/ tessera bundle ([0-9a-f]{16,64})\n/;
+
+/** The code cache's file for this bundle source; undefined when the source has no build id. */
+function cacheFileOf(file: string, source: string): string | undefined {
+  const id = buildIdLine.exec(source)?.[1];
+  return id === undefined ? undefined : `${file}.${id}.v8cache`;
+}
+
+function compile(file: string, useCache: boolean): { script: Script; source: string; codeCache: CodeCacheUse } {
+  const source = readFileSync(file, "utf8");
+  const cacheFile = useCache ? cacheFileOf(file, source) : undefined;
+  let cachedData: Buffer | undefined;
+  if (cacheFile !== undefined) {
+    try {
+      cachedData = readFileSync(cacheFile);
+    } catch {
+      // none written (a build without it): compile without
+    }
+  }
+  // Node's own CommonJS wrapper, on the same line as the source so line numbers stay the bundle's.
+  // import() (of a module left out of the bundle) is resolved from the bundle's place, as in a module.
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: file,
+    importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    ...(cachedData !== undefined && { cachedData }),
+  });
+  const codeCache: CodeCacheUse = !useCache ? "off" : cachedData === undefined ? "absent" : script.cachedDataRejected ? "rejected" : "accepted";
+  return { script, source, codeCache };
+}
+
+function run(script: Script, file: string): Record<string, unknown> {
+  const module = { exports: {} as Record<string, unknown> };
+  const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
+  wrapper.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
+  return module.exports;
+}
+
+/** Loads the bundle (runs its modules' set-up; the bundle starts nothing by itself). */
+export function loadBundle(file: string, useCache = true): LoadedBundle {
+  const { script, codeCache } = compile(file, useCache);
+  return { exports: run(script, file), codeCache };
+}
+
+/**
+ * Writes the bundle's code cache beside it (the build's last step, scripts/code-cache.cjs): loads
+ * the bundle as a start does and lets `warm` run it, so that the cache holds every function a
+ * start compiles. Returns the file written.
+ */
+export async function writeCodeCache(file: string, warm: (exports: Record<string, unknown>) => Promise<void>): Promise<string> {
+  const { script, source } = compile(file, false);
+  const cacheFile = cacheFileOf(file, source);
+  if (cacheFile === undefined) throw new Error(`${file} has no build id on its first line`);
+  await warm(run(script, file));
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  writeFileSync(tmp, script.createCachedData());
+  renameSync(tmp, cacheFile);
+  return cacheFile;
+}

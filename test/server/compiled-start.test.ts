@@ -1,0 +1,71 @@
+// `npm start` runs the compiled service: start.cjs lowers the hash threads' priority, loads
+// main.bundle.cjs (tsc's output concatenated by scripts/bundle.mjs) with V8's code cache the build
+// wrote beside it, and runs it. Tested on a build of the current sources (support/process.ts),
+// through real clients: what the bundle leaves to node_modules (argon2, better-sqlite3) works
+// from it, and the embedded store never loads the MongoDB driver.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
+import { packageVersion } from "../../src/project-files.js";
+import { bearer, GrpcJsClient, rest } from "../support/clients.js";
+import { killService, startService, type ServiceProcess } from "../support/process.js";
+
+describe("server: the compiled start (npm start's entry)", function () {
+  this.timeout(90000);
+  let dir: string;
+  let service: ServiceProcess | undefined;
+  let base: string;
+  let stderr = "";
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-compiled-"));
+    // Preloaded: at exit, reports whether the MongoDB driver was ever loaded (it touches no pool).
+    const probe = join(dir, "modules-probe.cjs");
+    writeFileSync(
+      probe,
+      `process.on("exit", () => process.stderr.write("\\nmodules: " + JSON.stringify({ mongodb: Object.keys(require.cache).some((f) => f.includes("/node_modules/mongodb/")) }) + "\\n"));`,
+    );
+    service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: join(dir, "data"), TESSERA_HASH_NICE: "" }, { nodeArgs: ["--require", probe] });
+    service.child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    base = `http://127.0.0.1:${service.port}`;
+  });
+  after(async () => {
+    await killService(service);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("starts from the bundle with the build's code cache, its hashing threads at nice 19", () => {
+    const lines = service!.lines();
+    const listening = lines.find((l) => l.msg === "listening");
+    assert.equal(listening?.codeCache, "accepted");
+    assert.deepEqual(
+      lines.filter((l) => l.msg === "password hashing threads").map((l) => l.nice),
+      [19],
+    );
+  });
+
+  it("serves REST and gRPC: a user is created (argon2id), logs in (signing), the version is Tessera's", async () => {
+    assert.equal((await rest(base, "GET", "/healthz")).status, 200);
+    const created = await rest(base, "POST", "/jwt/user", { json: { user: "compiled-start", pass: "a long enough passphrase" } });
+    assert.equal(created.status, 201);
+    const token = await rest(base, "GET", `/jwt/token?user=compiled-start&pass=${encodeURIComponent("a long enough passphrase")}`);
+    assert.equal(token.status, 200);
+    const me = await rest(base, "GET", "/jwt/user", { headers: bearer(token.text) });
+    assert.equal(me.status, 200);
+    const grpc = new GrpcJsClient(JwtService, base);
+    try {
+      const answer = await grpc.call("GetVersion");
+      assert.equal(answer.error, undefined);
+      assert.equal(answer.message.version, packageVersion);
+    } finally {
+      grpc.close();
+    }
+  });
+
+  it("stops on SIGTERM with exit 0, never having loaded the MongoDB driver", async () => {
+    service!.child.kill("SIGTERM");
+    assert.equal(await service!.exited, 0);
+    assert.match(stderr, /modules: \{"mongodb":false\}/);
+  });
+});

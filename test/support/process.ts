@@ -1,0 +1,129 @@
+// Tessera as a process, started the two ways it runs: from the sources (`tsx src/main.ts`, as
+// `npm run dev`) and compiled (`node dist/src/start.cjs`, as `npm start`, from a build of the
+// current sources made once per test run: `npm run build`'s two steps into a scratch directory).
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { projectRoot } from "../../src/project-files.js";
+import { bearer } from "./clients.js";
+import { testAdminToken } from "./server.js";
+
+const run = promisify(execFile);
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  port: number;
+  /** The JSON lines written so far on stdout. */
+  lines: () => Array<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
+
+let built: Promise<string> | undefined;
+
+/**
+ * The compiled entry, `<build>/dist/src/start.cjs`, built once per test run from the current
+ * sources exactly as `npm run build` builds dist/ (tsc, then scripts/bundle.mjs). The build lies
+ * inside the project, so that it finds package.json and node_modules as dist/ does.
+ */
+export function compiledEntry(): Promise<string> {
+  built ??= (async () => {
+    const dir = mkdtempSync(join(projectRoot, ".test-build-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    const dist = join(dir, "dist");
+    await run(join(projectRoot, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json", "--outDir", dist], { cwd: projectRoot });
+    await run(process.execPath, ["scripts/bundle.mjs", dist], { cwd: projectRoot });
+    return join(dist, "src", "start.cjs");
+  })();
+  return built;
+}
+
+/** How to start Tessera: from the sources, or compiled (see compiledEntry). */
+export type Entry = "sources" | "compiled";
+
+export async function entryArgv(entry: Entry): Promise<string[]> {
+  return entry === "sources" ? ["--import", "tsx", "src/main.ts"] : [await compiledEntry()];
+}
+
+/**
+ * Starts Tessera on a free port with the test credentials and cheap argon2id, and resolves once
+ * `listeners` processes (1, or TESSERA_WORKERS) have logged "listening".
+ */
+export async function startService(entry: Entry, env: Record<string, string>, options: { listeners?: number; nodeArgs?: string[] } = {}): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...(await entryArgv(entry))], {
+    cwd: projectRoot,
+    env: {
+      ...process.env,
+      MONGODB_URI: "",
+      PORT: "0",
+      TESSERA_LOG_LEVEL: "info",
+      TESSERA_ADMIN_TOKEN: testAdminToken,
+      TESSERA_CLIENT_IDS: "test-client",
+      TESSERA_ARGON2_MEMORY_KIB: "1024",
+      TESSERA_ARGON2_ITERATIONS: "1",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
+  const lines = () =>
+    out
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const listeners = options.listeners ?? 1;
+  return new Promise((resolve, reject) => {
+    const timer = setInterval(() => {
+      const listening = lines().filter((l) => l.msg === "listening");
+      if (listening.length === listeners) {
+        clearInterval(timer);
+        resolve({ child, port: Number(/:(\d+)$/.exec(listening[0]!.url as string)![1]), lines, exited });
+      }
+    }, 20);
+    child.once("exit", (code) => {
+      clearInterval(timer);
+      reject(new Error(`exited early with ${code}: ${out}${err}`));
+    });
+  });
+}
+
+/** Stops the process if it still runs (SIGKILL) and waits for it. */
+export async function killService(service: ServiceProcess | undefined): Promise<void> {
+  if (service && service.child.exitCode === null && service.child.signalCode === null) {
+    service.child.kill("SIGKILL");
+    await service.exited;
+  }
+}
+
+/** One request on its own connection (no keep-alive, so a cluster may hand it to any worker), as the admin. */
+export function request(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: "127.0.0.1",
+        port,
+        method,
+        path,
+        agent: false,
+        headers: {
+          connection: "close",
+          ...bearer(testAdminToken),
+          ...(data !== undefined && { "content-type": "application/json", "content-length": Buffer.byteLength(data) }),
+        },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode!, json: text ? JSON.parse(text) : undefined }));
+      },
+    );
+    req.on("error", reject);
+    req.end(data);
+  });
+}
