@@ -89,6 +89,19 @@ def proc_mem(pid):
     return d
 
 
+def proc_pss(pid):
+    """Proportional set size (kB): shared pages (node's binary, in every process of the tree)
+    divided among the processes mapping them, so a tree's sum counts them once."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0
+
+
 def cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -579,12 +592,24 @@ def phase_hash(rounds):
 
 def phase_startup(rounds):
     """Start-up to the first 200 from /healthz (Supabase: /health) and RSS 5 s after, for
-    `node dist/src/start.cjs` and `npm start`, per TESSERA_WORKERS value."""
+    `node dist/src/start.cjs` and `npm start`, per TESSERA_WORKERS value; and, for reference,
+    what npm itself costs: `npm start` of a package whose start script is `node -e 0`."""
     makers = [(lambda: supabase("serve"), "supabase (auth serve)", 1)]
     for w in WORKERS:
         makers += [(lambda w=w: tessera(workers=w, seed=False), f"tessera node, {w} worker(s)", w),
                    (lambda w=w: tessera(workers=w, seed=False, via_npm=True), f"tessera npm start, {w} worker(s)", w)]
+    empty = tempfile.mkdtemp(prefix="npm-noop-", dir=RES)
+    with open(f"{empty}/package.json", "w") as f:
+        json.dump({"name": "noop", "version": "1.0.0", "private": True, "scripts": {"start": "node -e 0"}}, f)
     for rnd in range(1, rounds + 1):
+        for argv, name in ((["node", "-e", "0"], "node -e 0"), (["npm", "start", "--silent"], "npm start of `node -e 0`")):
+            wait_quiet([], f"startup {name} r{rnd}")
+            t0 = time.monotonic()
+            subprocess.run(argv, cwd=empty, check=True, capture_output=True)
+            ms = round((time.monotonic() - t0) * 1000)
+            with open(f"{RES}/startup.jsonl", "a") as f:
+                f.write(json.dumps(dict(phase="startup", system=name, workers=1, round=rnd, startup_ms=ms, exit_only=True)) + "\n")
+            log(f"  startup {name:<32} r{rnd}: {ms} ms to exit")
         for mk, name, w in makers:
             if name.startswith("supabase") and not os.path.exists(f"{BIN}/auth"):
                 continue
@@ -594,12 +619,14 @@ def phase_startup(rounds):
             tree = s.server_pids()
             mem = {f"{p} {cmdline(p)[:50]}": proc_mem(p).get("VmRSS", 0) for p in tree}
             tree_kb = sum(mem.values())
+            pss_kb = sum(proc_pss(p) for p in tree)
             rec = dict(phase="startup", system=name, workers=w, round=rnd, startup_ms=s.startup_ms,
-                       rss_tree_kb=tree_kb, rss_tree_per_worker_kb=tree_kb // w, tree=mem, others_before_pct=quiet)
+                       rss_tree_kb=tree_kb, rss_tree_per_worker_kb=tree_kb // w, pss_tree_kb=pss_kb, pss_tree_per_worker_kb=pss_kb // w,
+                       tree=mem, others_before_pct=quiet)
             s.stop()
             with open(f"{RES}/startup.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            log(f"  startup {name:<32} r{rnd}: {s.startup_ms} ms to healthy; idle RSS of the tree {tree_kb // 1024} MiB ({tree_kb // w // 1024} MiB per worker)")
+            log(f"  startup {name:<32} r{rnd}: {s.startup_ms} ms to healthy; idle RSS of the tree {tree_kb // 1024} MiB ({tree_kb // w // 1024} MiB per worker), PSS {pss_kb // 1024} MiB ({pss_kb // w // 1024} per worker)")
 
 
 def start_pair():
