@@ -151,8 +151,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         const framing = spec && plainUnaryGrpc(req);
         const connectType = spec && !framing ? plainUnaryConnect(req) : undefined;
         if (spec && (framing || connectType)) {
-          const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-          readBody(it, framing ? grpcUnary.readMaxBytes + 5 : grpcUnary.readMaxBytes)
+          readBody(req, framing ? grpcUnary.readMaxBytes + 5 : grpcUnary.readMaxBytes)
             .then(async (read) => {
               if (read.done) {
                 const body = Buffer.concat(read.chunks, read.size);
@@ -163,7 +162,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
                 if (answered) return;
                 uReq.body = bytes([body]);
               } else {
-                uReq.body = bytes(read.chunks, it);
+                uReq.body = bytes(read.chunks, req[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
               }
               await serve(h, uReq, res);
             })

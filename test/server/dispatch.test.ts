@@ -315,6 +315,27 @@ describe("dispatch: Tessera's answers", function () {
     });
   });
 
+  describe("a client that leaves before its request body ends", () => {
+    for (const [name, headers] of [
+      ["gRPC", { "content-type": "application/grpc", te: "trailers" }],
+      ["Connect", { "content-type": "application/proto" }],
+    ] as const) {
+      it(`${name}: is no error of the server (nothing logged), and the server keeps serving`, async () => {
+        const before = server.logs.length;
+        const stream = session.request({ ":method": "POST", ":path": check, ...headers });
+        stream.on("error", () => {});
+        // Half an envelope announcing 10 bytes, then the client resets the stream.
+        stream.write(Buffer.from([0, 0, 0, 0, 10, 0x0a]));
+        await new Promise((r) => setTimeout(r, 50));
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        await new Promise((r) => setTimeout(r, 100));
+        const errors = server.logs.slice(before).filter((l) => (JSON.parse(l) as { level: string }).level === "error");
+        assert.deepEqual(errors, []);
+        await healthy(server.url);
+      });
+    }
+  });
+
   describe("a request with no usable authority is a 400, and the server stays up", () => {
     const send = (text: string) =>
       new Promise<string>((resolve, reject) => {
