@@ -28,13 +28,14 @@ export const benchAdminToken = "bench-admin-token-0123456789abcdef";
 /**
  * Starts Tessera as `npm start` does (the compiled `dist/src/start.cjs`: bench/run.ts builds it
  * first) in a child process on a free port with a fresh data directory. `nodeArgs` go before
- * the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not allow).
+ * the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not allow). `modules`: tsc's modules as
+ * they are (`dist/src/main.js`) instead of the bundle, so that a profile tells them apart.
  */
-export async function startServerProcess(env: Record<string, string> = {}, opts: { nodeArgs?: string[] } = {}): Promise<BenchServer> {
+export async function startServerProcess(env: Record<string, string> = {}, opts: { nodeArgs?: string[]; modules?: boolean } = {}): Promise<BenchServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
   const port = await freePort();
   // Request logs stay on (info), as in production; they go to /dev/null.
-  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), compiledMain()], {
+  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.modules ? "dist/src/main.js" : compiledMain()], {
     env: {
       ...process.env,
       MONGODB_URI: "",

@@ -1,6 +1,7 @@
-// Where a call's time goes: Tessera (compiled, one worker) under `node --cpu-prof` while h2load
-// drives one call type, then the functions with the most self time (main thread, samples taken
-// while the load ran) and the share of each package. One server per call type.
+// Where a call's time goes: Tessera (compiled, one worker; tsc's modules unbundled, so that each
+// function keeps its file) under `node --cpu-prof` while h2load drives one call type, then the
+// functions with the most self time (main thread, samples taken while the load ran) and the
+// share of each package. One server per call type.
 // Run: npm run bench -- profile   (BENCH_ONLY=<substring of a case name> for one)
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -89,7 +90,7 @@ const cases: Array<{ name: string; load: (url: string, token: string) => H2loadC
 
 for (const c of cases.filter((c) => !process.env.BENCH_ONLY || c.name.includes(process.env.BENCH_ONLY))) {
   const dir = mkdtempSync(join(tmpdir(), "tessera-prof-"));
-  const server = await startServerProcess({}, { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", dir] });
+  const server = await startServerProcess({}, { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", dir], modules: true });
   let window: [number, number];
   try {
     const access_token = await signUpAndLogIn(server.url, "prof@example.com");
