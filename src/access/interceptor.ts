@@ -8,7 +8,7 @@ import { getOption, hasOption, type DescMethod, type DescService } from "@bufbui
 import type { Interceptor } from "@connectrpc/connect";
 import { access, Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
 import { AuthError, invalidArgument, permissionDenied, unauthenticated } from "../core/errors.js";
-import { secretEquals } from "../core/secrets.js";
+import { secretMatcher } from "../core/secrets.js";
 import { challenge, type CredentialScheme } from "./challenge.js";
 import { challengeKey, httpMethodKey, presentedTokenKey, principalKey } from "./context.js";
 import { basicCredentials, bearerToken, clientIdHeader, presentsBearerToken } from "./credentials.js";
@@ -93,14 +93,15 @@ export function schemeOf(credential: Credential): CredentialScheme {
 
 export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const rules = accessRules(options);
-  const clientIds = options.clientIds;
+  const knownClientId = secretMatcher(options.clientIds);
+  const isAdminToken = secretMatcher([options.adminToken]);
   const { verifiers } = options;
 
   const requireClientId = (header: Headers): string => {
     const id = header.get(clientIdHeader);
     if (id === null || id === "") throw unauthenticated("MISSING_CLIENT_ID", `missing ${clientIdHeader} header`);
     // Client ids are not secrets, but compare in constant time anyway: it costs nothing.
-    if (!clientIds.some((c) => secretEquals(c, id))) throw unauthenticated("UNKNOWN_CLIENT_ID", `unknown ${clientIdHeader}`);
+    if (!knownClientId(id)) throw unauthenticated("UNKNOWN_CLIENT_ID", `unknown ${clientIdHeader}`);
     return id;
   };
 
@@ -184,7 +185,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       case Credential.ADMIN: {
         const token = bearerToken(header);
         if (!token) throw unauthenticated("MISSING_CREDENTIAL", "admin credential required");
-        if (!secretEquals(token, options.adminToken)) throw unauthenticated("INVALID_TOKEN", "admin credential required");
+        if (!isAdminToken(token)) throw unauthenticated("INVALID_TOKEN", "admin credential required");
         return { kind: "admin" };
       }
       default:

@@ -36,3 +36,15 @@ export function hashSecret(secret: string): string {
 export function secretEquals(a: string, b: string): boolean {
   return timingSafeEqual(sha256Bytes(a), sha256Bytes(b));
 }
+
+/**
+ * A constant-time test of a candidate against known secrets: each known secret's digest is made
+ * once, the candidate's once per test (secretEquals would digest both sides every time).
+ */
+export function secretMatcher(known: readonly string[]): (candidate: string) => boolean {
+  const digests = known.map(sha256Bytes);
+  return (candidate) => {
+    const digest = sha256Bytes(candidate);
+    return digests.some((d) => timingSafeEqual(d, digest));
+  };
+}
