@@ -1,0 +1,49 @@
+// The log line's shape: one JSON object per line, its keys in a fixed order (time, level, msg,
+// the logger's base fields, the call's request id and trace ids, then the caller's fields), a
+// field named like a secret redacted, an error as {name, message}, levels below the minimum
+// dropped.
+import assert from "node:assert/strict";
+import { runInCall } from "../../src/call-scope.js";
+import { createLogger } from "../../src/logger.js";
+
+describe("logger: the line", () => {
+  it("keys in order: time, level, msg, base, requestId, trace_id, span_id, then the fields (redacted)", () => {
+    const lines: string[] = [];
+    const logger = createLogger("info", (l) => lines.push(l), { worker: 2 });
+    runInCall({ requestId: "r-1", traceId: "a".repeat(32), spanId: "b".repeat(16) }, () =>
+      logger.info("rpc", { procedure: "p/M", password: "hunter2", tokenLink: "link", failure: new TypeError("bad"), msg: "again" }),
+    );
+    assert.equal(lines.length, 1);
+    assert.ok(lines[0]!.endsWith("\n"));
+    const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(entry), ["time", "level", "msg", "worker", "requestId", "trace_id", "span_id", "procedure", "password", "tokenLink", "failure"]);
+    assert.deepEqual(
+      { ...entry, time: undefined },
+      {
+        time: undefined,
+        level: "info",
+        msg: "again",
+        worker: 2,
+        requestId: "r-1",
+        trace_id: "a".repeat(32),
+        span_id: "b".repeat(16),
+        procedure: "p/M",
+        password: "[redacted]",
+        tokenLink: "link",
+        failure: { name: "TypeError", message: "bad" },
+      },
+    );
+    assert.ok(!Number.isNaN(Date.parse(entry.time as string)));
+  });
+
+  it("outside a call: no request or trace ids; below the level: nothing", () => {
+    const lines: string[] = [];
+    const logger = createLogger("warn", (l) => lines.push(l));
+    logger.info("dropped");
+    logger.warn("kept", { authorization: "Bearer x" });
+    assert.equal(lines.length, 1);
+    const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(entry), ["time", "level", "msg", "authorization"]);
+    assert.equal(entry.authorization, "[redacted]");
+  });
+});
