@@ -59,5 +59,13 @@ const withoutService = {
 
 const sizes = [await bundle("main.bundle.cjs"), await bundle("primary.bundle.cjs", [withoutService])];
 for (const f of readdirSync(src)) if (f.endsWith(".v8cache")) rmSync(join(src, f));
-const cache = execFileSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), "code-cache.cjs"), dist], { encoding: "utf8" });
+// Without its code cache the bundle still runs, only compiles as it starts: a machine where the
+// service cannot start at build time (no loopback, a read-only temp directory) still builds.
+let cache;
+try {
+  cache = execFileSync(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), "code-cache.cjs"), dist], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+} catch (e) {
+  cache = "none";
+  console.warn(`bundle: the code cache was not written (start-up compiles instead):\n${e.stderr || e.message}`);
+}
 console.log(`bundles: ${sizes.join(", ")}; code cache: ${cache}`);

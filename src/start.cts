@@ -73,7 +73,14 @@ function lowerPoolPriority(): PoolPriority {
 const priority = lowerPoolPriority();
 // The primary loads its own small bundle (run.ts without the service, scripts/bundle.mjs), so
 // that it forks the workers sooner and stays small.
-const bundle = primary ? loadBundle(join(__dirname, "primary.bundle.cjs"), false) : loadBundle(join(__dirname, "main.bundle.cjs"));
+let bundle: ReturnType<typeof loadBundle>;
+try {
+  bundle = primary ? loadBundle(join(__dirname, "primary.bundle.cjs"), false) : loadBundle(join(__dirname, "main.bundle.cjs"));
+} catch (e) {
+  if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  process.stderr.write(`tessera: ${(e as NodeJS.ErrnoException).path} is missing: run npm run build\n`);
+  process.exit(1);
+}
 const globals = globalThis as Record<symbol, unknown>;
 globals[priorityKey] = priority;
 globals[codeCacheKey] = bundle.codeCache;
