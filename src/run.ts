@@ -9,14 +9,12 @@ import type { CodeCacheUse } from "./bundle-loader.cjs";
 import type { PoolPriority } from "./start.cjs";
 import type { Tessera } from "./tessera.js";
 
-/** What start.cts did to the priority of libuv's pool (undefined when main.ts is run directly). */
-function poolPriority(): PoolPriority | undefined {
-  return (globalThis as Record<symbol, unknown>)[Symbol.for("tessera.threadPoolPriority")] as PoolPriority | undefined;
-}
-
-/** Whether start.cts found V8's code cache for the bundle (undefined when main.ts is run directly). */
-function codeCache(): CodeCacheUse | undefined {
-  return (globalThis as Record<symbol, unknown>)[Symbol.for("tessera.codeCache")] as CodeCacheUse | undefined;
+/**
+ * What start.cts left for this process to log (undefined when main.ts is run directly): the
+ * priority of libuv's pool, and whether V8's code cache for the bundle was used.
+ */
+function fromStart<T>(name: "threadPoolPriority" | "codeCache"): T | undefined {
+  return (globalThis as Record<symbol, unknown>)[Symbol.for(`tessera.${name}`)] as T | undefined;
 }
 
 function announce(config: Config, logger: Logger): void {
@@ -71,10 +69,10 @@ async function serve(config: Config, logger: Logger, id: number | undefined): Pr
   // Loaded here, not at the top: a cluster's primary serves nothing and loads none of it.
   const { startTessera } = await import("./tessera.js");
   tessera = await startTessera(housekeeping ? config : { ...config, housekeepingIntervalSeconds: 0 }, { logger });
-  const pool = poolPriority();
+  const pool = fromStart<PoolPriority>("threadPoolPriority");
   if (pool?.applied) logger.info("password hashing threads", { nice: pool.nice });
   else if (config.hashNice > 0) logger.warn("password hashing threads keep the process's CPU priority", { reason: pool?.reason ?? "not started through start.cjs (npm start)" });
-  logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure, housekeeping, codeCache: codeCache() });
+  logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure, housekeeping, codeCache: fromStart<CodeCacheUse>("codeCache") });
   if (requested !== undefined) close();
 }
 

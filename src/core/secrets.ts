@@ -1,17 +1,18 @@
 // Random secrets, their stored form, and constant-time comparison. Every token Tessera hands
 // out is random; the store keeps only SHA-256(secret), so a leaked database holds no usable
 // credential, and lookups by hash need no secret comparison at all.
+// A namespace import: crypto.hash is missing before Node 20.12, and a named import of it would
+// fail to link there.
 import * as crypto from "node:crypto";
-import { randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 
 /** `bytes` random bytes as base64url (32 bytes = 256 bits by default). */
 export function randomToken(bytes = 32): string {
-  return randomBytes(bytes).toString("base64url");
+  return crypto.randomBytes(bytes).toString("base64url");
 }
 
 /** A random UUID v4. */
 export function randomId(): string {
-  return randomUUID();
+  return crypto.randomUUID();
 }
 
 // SHA-256 of a string (UTF-8), in one call: crypto.hash (Node 20.12 and later) makes no Hash
@@ -34,7 +35,7 @@ export function hashSecret(secret: string): string {
 
 /** Constant-time equality of two strings of any length (compares their SHA-256 digests). */
 export function secretEquals(a: string, b: string): boolean {
-  return timingSafeEqual(sha256Bytes(a), sha256Bytes(b));
+  return crypto.timingSafeEqual(sha256Bytes(a), sha256Bytes(b));
 }
 
 /**
@@ -45,6 +46,6 @@ export function secretMatcher(known: readonly string[]): (candidate: string) => 
   const digests = known.map(sha256Bytes);
   return (candidate) => {
     const digest = sha256Bytes(candidate);
-    return digests.some((d) => timingSafeEqual(d, digest));
+    return digests.some((d) => crypto.timingSafeEqual(d, digest));
   };
 }

@@ -11,10 +11,11 @@
 // slowest of all.
 //
 // So a plain unary gRPC request (HTTP/2 POST, `application/grpc` or `application/grpc+proto`, no
-// request compression; or the same in gRPC-Web's binary framing, over either HTTP version, one uncompressed envelope within the size limit, a timeout header that
-// parses) is answered here, with connect-es's own parts: the handler context
-// (createHandlerContext), the implementation and the router's interceptors
-// (invokeUnaryImplementation), the trailer status (setTrailerStatus), and the corrections the
+// request compression; or the same in gRPC-Web's binary framing, over either HTTP version, one
+// uncompressed envelope within the size limit, a timeout header that parses) is answered here,
+// with connect-es's own parts (a handler context built as its createHandlerContext builds one,
+// less its extra abort signals: unaryContext below), the implementation and the router's
+// interceptors (invokeUnaryImplementation), the trailer status (setTrailerStatus), and the corrections the
 // dispatcher applies to every gRPC answer (protocol-errors.ts: INVALID_ARGUMENT for protobuf
 // that does not parse, ErrorInfo on every error, `grpc-message` encoded as the spec says). The
 // answer is what connect-es's gRPC handler sends for the call, header for header, without

@@ -6,7 +6,7 @@
 // stands in for the bundles start.cjs loads, main.bundle.cjs and a primary's primary.bundle.cjs.)
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -91,5 +91,18 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
     const r = await start({}, ["--require", join(dir, "pool-first.cjs")]);
     assert.deepEqual(r.priority, { nice: 0, applied: false, reason: "libuv's pool existed before start.cjs ran (loaded with --import or --require?)" });
     assert.deepEqual(r.threads.filter((t) => t.nice !== 0), []);
+  });
+
+  it("without its bundle (dist built by tsc alone): exit 1, naming the file and the build to run", async () => {
+    const bare = join(dir, "..", "bare");
+    mkdirSync(bare);
+    copyFileSync(join(dir, "start.cjs"), join(bare, "start.cjs"));
+    copyFileSync(join(dir, "bundle-loader.cjs"), join(bare, "bundle-loader.cjs"));
+    const failed = await run(process.execPath, [join(bare, "start.cjs")], { env: { ...process.env, TESSERA_WORKERS: "1" } }).then(
+      () => undefined,
+      (e: { code?: number; stderr?: string }) => e,
+    );
+    assert.equal(failed?.code, 1);
+    assert.equal(failed?.stderr, `tessera: ${join(bare, "main.bundle.cjs")} is missing: run npm run build\n`);
   });
 });
