@@ -23,7 +23,7 @@ import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { openChild, sealChild, type ChildPair } from "./refresh-sealing.js";
 import { hashSecret, randomId, randomToken } from "./secrets.js";
 import { DuplicateError } from "../store/ports/errors.js";
-import type { UserRecord } from "../store/ports/users.js";
+import type { UserRecord, UserStanding } from "../store/ports/users.js";
 import type { Users } from "./users.js";
 import { setTimeout as delay } from "node:timers/promises";
 
@@ -65,7 +65,7 @@ const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refr
 export class Sessions {
   private readonly sessions: SessionStore;
   private readonly refreshTokens: RefreshTokenStore;
-  private readonly users: Pick<Users, "authenticate" | "noteLogin" | "get" | "credentialState">;
+  private readonly users: Pick<Users, "authenticate" | "noteLogin" | "credentialState">;
   private readonly ring: Pick<KeyRing, "sign">;
   private readonly verifier: Pick<TokenVerifier, "verify">;
   private readonly clock: Clock;
@@ -75,7 +75,7 @@ export class Sessions {
   constructor(deps: {
     sessions: SessionStore;
     refreshTokens: RefreshTokenStore;
-    users: Pick<Users, "authenticate" | "noteLogin" | "get" | "credentialState">;
+    users: Pick<Users, "authenticate" | "noteLogin" | "credentialState">;
     ring: Pick<KeyRing, "sign">;
     verifier: Pick<TokenVerifier, "verify">;
     clock: Clock;
@@ -246,9 +246,11 @@ export class Sessions {
    * The session, unended and unexpired, of an active user whose credential epoch is still the
    * one the session was started under (the user is read with the session, in parallel).
    */
-  private async liveSession(sessionId: string, userId: string): Promise<{ session: SessionRecord; user: UserRecord }> {
-    const [session, user] = await Promise.all([this.sessions.findById(sessionId), this.users.get(userId)]);
-    if (!session || session.endedAt || session.expiresAt.getTime() <= this.clock.now().getTime()) throw sessionEnded();
+  private async liveSession(sessionId: string, userId: string): Promise<{ session: SessionRecord; user: UserStanding }> {
+    const found = await this.sessions.findWithUser(sessionId, userId);
+    if (!found) throw sessionEnded();
+    const { session, user } = found;
+    if (session.endedAt || session.expiresAt.getTime() <= this.clock.now().getTime()) throw sessionEnded();
     if (!user || !user.active || outdated(session, session.createdAt, user)) throw sessionEnded();
     return { session, user };
   }

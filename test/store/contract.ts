@@ -312,6 +312,25 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await assert.rejects(store.sessions.create(input), DuplicateError);
     });
 
+    it("finds a session with the standing of its user, read together", async () => {
+      const login = id("user") + "@example.com";
+      const user = await store.users.create({ id: id("u"), login, loginKey: login.toUpperCase(), emails: [], passwordHash: "$argon2id$hash-1", createdAt: at(0) });
+      const input = { ...newSession(user.id), credentialEpoch: 0 };
+      await store.sessions.create(input);
+      const standing = { id: user.id, active: true, credentialEpoch: 0, passwordChangedAt: at(0) };
+      assert.deepEqual(await twin.sessions.findWithUser(input.id, user.id), { session: input, user: standing });
+      // A password change moves the epoch; a deactivation too, and the user is no longer active.
+      await store.users.updatePasswordHash(user.id, "$argon2id$hash-2", at(5));
+      assert.deepEqual((await twin.sessions.findWithUser(input.id, user.id))?.user, { ...standing, credentialEpoch: 1, passwordChangedAt: at(5) });
+      await store.users.deactivate(user.id, at(6));
+      assert.deepEqual((await twin.sessions.findWithUser(input.id, user.id))?.user, { ...standing, active: false, credentialEpoch: 2, passwordChangedAt: at(5) });
+      // An ended session is found, ended; an unknown user is null; an unknown session is null.
+      await store.sessions.end(input.id, at(7));
+      assert.equal((await twin.sessions.findWithUser(input.id, user.id))?.session.endedAt?.getTime(), at(7).getTime());
+      assert.deepEqual(await store.sessions.findWithUser(input.id, id("missing")), { session: { ...input, endedAt: at(7) }, user: null });
+      assert.equal(await store.sessions.findWithUser(id("missing"), user.id), null);
+    });
+
     it("swaps the access jti only from the expected one", async () => {
       const input = newSession();
       await store.sessions.create(input);

@@ -1,4 +1,4 @@
-import type { NewSession, SessionRecord, SessionStore } from "../ports.js";
+import type { NewSession, SessionRecord, SessionStore, UserStore } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const SESSIONS = "sessions";
@@ -11,7 +11,8 @@ const ID = "id";
 const endedMark = (id: string) => `session-ended:${id}`;
 const jtiMark = (id: string, jti: string) => `session-jti:${id}:${jti}`;
 
-export function mongoSessions(ctx: MongoContext): SessionStore {
+/** `users`: the store's users, which findWithUser reads beside the session. */
+export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findById">): SessionStore {
   const sessions = ctx.db.collection<StoredDoc>(SESSIONS);
 
   const load = async (id: string): Promise<SessionRecord | null> => {
@@ -33,6 +34,12 @@ export function mongoSessions(ctx: MongoContext): SessionStore {
         return fromDoc<SessionRecord>(doc, ID);
       }),
     findById: (id) => ctx.run(ID, () => load(id)),
+    findWithUser: (id, userId) =>
+      ctx.run(ID, async () => {
+        const [session, user] = await Promise.all([load(id), users.findById(userId)]);
+        if (!session) return null;
+        return { session, user: user && { id: user.id, active: user.active, credentialEpoch: user.credentialEpoch, passwordChangedAt: user.passwordChangedAt } };
+      }),
     setAccessJti: (id, expectedJti, newJti) =>
       ctx.run(ID, async () => {
         const session = await load(id);

@@ -119,10 +119,11 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
   }
 
   let closed = false;
+  const users = mongoUsers(ctx);
   return {
     kind: "mongo",
-    users: mongoUsers(ctx),
-    sessions: mongoSessions(ctx),
+    users,
+    sessions: mongoSessions(ctx, users),
     refreshTokens: mongoRefreshTokens(ctx),
     apiTokens: mongoApiTokens(ctx),
     userTokens: mongoUserTokens(ctx),

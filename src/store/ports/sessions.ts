@@ -1,4 +1,6 @@
 // Sessions of seed 000 and their opaque refresh tokens.
+import type { UserStanding } from "./users.js";
+
 export interface SessionRecord {
   id: string;
   userId: string;
@@ -21,6 +23,14 @@ export interface SessionStore {
    */
   create(session: NewSession): Promise<SessionRecord>;
   findById(id: string): Promise<SessionRecord | null>;
+  /**
+   * The session and the standing of the user `userId` (both from the access token being
+   * checked: every token check needs the two), read together: on the embedded store one
+   * statement, so both come from one snapshot; on MongoDB two concurrent reads. Null when the
+   * session is unknown; `user` null when the user is. The caller checks that the session is
+   * that user's.
+   */
+  findWithUser(id: string, userId: string): Promise<{ session: SessionRecord; user: UserStanding | null } | null>;
   /**
    * CAS: sets accessJti=newJti only while it is expectedJti and the session is not ended.
    * Visible to every instance at once, but durable (across a power cut) only with the caller's

@@ -29,6 +29,9 @@ export interface UserRecord {
   credentialEpoch: number;
 }
 
+/** What checking a credential needs of its user: whether it is active, and its credential epoch (and, for records from before epochs, its last password change). */
+export type UserStanding = Pick<UserRecord, "id" | "active" | "credentialEpoch" | "passwordChangedAt">;
+
 export interface NewUser {
   id: string;
   login: string;

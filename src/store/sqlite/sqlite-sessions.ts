@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { NewSession, SessionRecord, SessionStore } from "../ports.js";
+import type { NewSession, SessionRecord, SessionStore, UserStanding } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
@@ -12,6 +12,13 @@ interface SessionRow {
   expires_at: number;
   ended_at: number | null;
   credential_epoch: number | null;
+}
+
+/** A session row with its user's standing (null columns when no user has the id). */
+interface SessionWithUserRow extends SessionRow {
+  user_active: number | null;
+  user_credential_epoch: number | null;
+  user_password_changed_at: number | null;
 }
 
 function toRecord(row: SessionRow): SessionRecord {
@@ -33,6 +40,11 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at, credential_epoch)
     VALUES (@id, @userId, @clientId, @accessJti, @createdAt, @expiresAt, @credentialEpoch) RETURNING *`);
   const byId = db.prepare("SELECT * FROM sessions WHERE id = ?");
+  // One statement (one read transaction) instead of two lookups: a token check makes this read
+  // on every call, and each statement begins and ends its own WAL read transaction.
+  const withUser = db.prepare(`SELECT s.*, u.active AS user_active, u.credential_epoch AS user_credential_epoch,
+    u.password_changed_at AS user_password_changed_at
+    FROM sessions s LEFT JOIN users u ON u.id = @userId WHERE s.id = @id`);
   const casJti = db.prepare(
     "UPDATE sessions SET access_jti = ? WHERE id = ? AND access_jti = ? AND ended_at IS NULL",
   );
@@ -62,6 +74,16 @@ export function sqliteSessions(db: Database.Database): SessionStore {
       call(() => {
         const row = byId.get(id) as SessionRow | undefined;
         return row ? toRecord(row) : null;
+      }),
+    findWithUser: (id, userId) =>
+      call(() => {
+        const row = withUser.get({ id, userId }) as SessionWithUserRow | undefined;
+        if (!row) return null;
+        const user: UserStanding | null =
+          row.user_active === null
+            ? null
+            : { id: userId, active: row.user_active === 1, credentialEpoch: row.user_credential_epoch!, passwordChangedAt: fromMs(row.user_password_changed_at!) };
+        return { session: toRecord(row), user };
       }),
     // Unsynced: the refresh that moves the jti syncs it with the child token's insert (see the port).
     setAccessJti: (id, expectedJti, newJti) => call(() => cheaply(() => casJti.run(newJti, id, expectedJti).changes === 1)),
