@@ -244,7 +244,8 @@ export class Sessions {
 
   /**
    * The session, unended and unexpired, of an active user whose credential epoch is still the
-   * one the session was started under (the user is read with the session, in parallel).
+   * one the session was started under (the user's standing is read with the session, in one
+   * store call: SessionStore.findWithUser).
    */
   private async liveSession(sessionId: string, userId: string): Promise<{ session: SessionRecord; user: UserStanding }> {
     const found = await this.sessions.findWithUser(sessionId, userId);
