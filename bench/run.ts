@@ -1,7 +1,8 @@
 // `npm run bench`: every benchmark in turn, each starting its own server, each printing its
 // figures and its ratios against baselines measured in the same run. `npm run bench -- NAME...`
 // runs only those (floor, profile, baseline, transcode, session, login-timing, api-token, jwt, load, verify,
-// flood, burst, verifier, metrics, audit; `peers PHASE` for bench/peers). BENCH_QUICK=1 shortens every run.
+// flood, burst, verifier, metrics, audit; `peers PHASE` for bench/peers; `ab DIR_A DIR_B` for two
+// builds side by side). BENCH_QUICK=1 shortens every run.
 // Benchmarks never fail on a time: they print.
 import { spawnSync } from "node:child_process";
 
@@ -10,6 +11,13 @@ import { spawnSync } from "node:child_process";
 if (process.argv[2] === "peers") {
   if (spawnSync("npm", ["run", "build", "--silent"], { stdio: "inherit" }).status !== 0) process.exit(1);
   const r = spawnSync("python3", ["bench/peers/bench.py", ...process.argv.slice(3)], { stdio: "inherit" });
+  process.exit(r.status ?? 1);
+}
+
+// `npm run bench -- ab DIR_A DIR_B`: two builds side by side (bench/ab.ts); each side is built by
+// whoever made it, so nothing is built here.
+if (process.argv[2] === "ab") {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "bench/ab.ts", ...process.argv.slice(3)], { stdio: "inherit" });
   process.exit(r.status ?? 1);
 }
 
