@@ -5,18 +5,13 @@
 //   git worktree add /tmp/base REV && ln -s "$PWD/node_modules" /tmp/base/node_modules && (cd /tmp/base && npm run build)
 // Run: npm run bench -- ab DIR_A DIR_B   (AB_CASE=grpc|rest, default grpc: GetSession over 16
 // h2c connections, or GET /session over HTTP/1.1; BENCH_ROUNDS, default 5; BENCH_DUR seconds)
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { benchAdminToken, benchClientId, freePort, median, signUpAndLogIn } from "./lib.js";
+import { resolve } from "node:path";
+import { benchClientId, median, signUpAndLogIn, startServerProcess, type BenchServer } from "./lib.js";
 import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, requireH2load, rounds, type H2loadCase } from "./h2load.js";
 
 interface Side {
   dir: string;
-  child: ChildProcess;
-  dataDir: string;
-  url: string;
+  server: BenchServer;
   token: string;
   rps: number[];
   cpu: number[];
@@ -35,37 +30,15 @@ if (kind !== "grpc" && kind !== "rest") {
 }
 
 async function start(dir: string): Promise<Side> {
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "tessera-ab-"));
-  const child = spawn(process.execPath, ["dist/src/start.cjs"], {
-    cwd: dir,
-    stdio: ["ignore", "ignore", "inherit"],
-    env: {
-      ...process.env,
-      MONGODB_URI: "",
-      PORT: String(port),
-      TESSERA_DATA_DIR: dataDir,
-      TESSERA_LOG_LEVEL: "info",
-      TESSERA_CLIENT_IDS: benchClientId,
-      TESSERA_ADMIN_TOKEN: benchAdminToken,
-      TESSERA_LOGIN_PROTECTION: "false",
-      TESSERA_WORKERS: "1",
-    },
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
-    if (i === 300 || child.exitCode !== null) throw new Error(`${dir}: the server did not start`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { dir, child, dataDir, url, token: await signUpAndLogIn(url, "ab@example.com"), rps: [], cpu: [] };
+  const server = await startServerProcess({}, { checkout: dir });
+  return { dir, server, token: await signUpAndLogIn(server.url, "ab@example.com"), rps: [], cpu: [] };
 }
 
 const call = (s: Side): H2loadCase => {
   const auth = [`authorization: Bearer ${s.token}`, `x-koms-clientid: ${benchClientId}`];
   return kind === "grpc"
-    ? { url: `${s.url}/tessera.session.v1.SessionService/GetSession`, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame }
-    : { url: `${s.url}/session`, h1: true, headers: auth };
+    ? { url: `${s.server.url}/tessera.session.v1.SessionService/GetSession`, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame }
+    : { url: `${s.server.url}/session`, h1: true, headers: auth };
 };
 
 const sides: Side[] = [];
@@ -74,7 +47,7 @@ try {
   console.log(`${kind === "grpc" ? "gRPC GetSession (h2c)" : "REST GET /session"}, ${rounds} interleaved rounds of ${benchSeconds} s`);
   for (let r = 0; r < rounds; r++) {
     for (const s of r % 2 === 0 ? sides : [...sides].reverse()) {
-      const res = h2load(call(s), benchSeconds, [s.child.pid!]);
+      const res = h2load(call(s), benchSeconds, [s.server.pid]);
       if (res.errors > 0) throw new Error(`${s.dir}: ${res.errors} calls failed`);
       s.rps.push(res.rps);
       s.cpu.push(res.cpuMsPerCall!);
@@ -88,10 +61,5 @@ try {
       `per round ${a.rps.map((x, i) => (b.rps[i] / x).toFixed(2)).join(", ")}`,
   );
 } finally {
-  for (const s of sides) {
-    const exited = s.child.exitCode !== null ? Promise.resolve() : new Promise((r) => s.child.once("exit", r));
-    s.child.kill("SIGTERM");
-    await exited;
-    rmSync(s.dataDir, { recursive: true, force: true });
-  }
+  for (const s of sides) await s.server.stop();
 }

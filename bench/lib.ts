@@ -30,12 +30,18 @@ export const benchAdminToken = "bench-admin-token-0123456789abcdef";
  * first) in a child process on a free port with a fresh data directory. `nodeArgs` go before
  * the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not allow). `modules`: tsc's modules as
  * they are (`dist/src/main.js`) instead of the bundle, so that a profile tells them apart.
+ * `checkout`: another built checkout to run (bench/ab.ts), instead of this one.
  */
-export async function startServerProcess(env: Record<string, string> = {}, opts: { nodeArgs?: string[]; modules?: boolean } = {}): Promise<BenchServer> {
+export async function startServerProcess(
+  env: Record<string, string> = {},
+  opts: { nodeArgs?: string[]; modules?: boolean; checkout?: string } = {},
+): Promise<BenchServer> {
+  const script = opts.modules ? "dist/src/main.js" : compiledMain(opts.checkout);
   const dataDir = mkdtempSync(join(tmpdir(), "tessera-bench-"));
   const port = await freePort();
   // Request logs stay on (info), as in production; they go to /dev/null.
-  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.modules ? "dist/src/main.js" : compiledMain()], {
+  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), script], {
+    cwd: opts.checkout,
     env: {
       ...process.env,
       MONGODB_URI: "",
@@ -80,9 +86,9 @@ export async function startServerProcess(env: Record<string, string> = {}, opts:
 }
 
 /** dist/src/start.cjs (the entry `npm start` runs), which `npm run build` writes (bench/run.ts runs it before any benchmark). */
-export function compiledMain(): string {
+export function compiledMain(checkout = "."): string {
   const main = "dist/src/start.cjs";
-  if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build (npm run bench does)`);
+  if (!existsSync(join(checkout, main))) throw new Error(`${join(checkout, main)} is missing: run npm run build (npm run bench does)`);
   return main;
 }
 
