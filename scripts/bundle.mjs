@@ -14,6 +14,10 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+
+// What src/bundle-loader.cts expects around the code (its bundleWrapper).
+const wrapperStart = "(function (exports, require, module, __filename, __dirname) {";
+const wrapperEnd = "\n})\n";
 import { build } from "esbuild";
 
 const dist = resolve(process.argv[2] ?? "dist");
@@ -37,14 +41,22 @@ async function bundle(name, plugins = []) {
     define: { "import.meta.url": "__tessera_bundle_url" },
     // Class and function names stay as written (error names, stack traces).
     keepNames: true,
+    // Non-ASCII characters escaped (esbuild's default, made explicit): the loader reads the
+    // bundle as Latin-1, a plain copy into a one-byte string, where UTF-8 would be decoded.
+    charset: "ascii",
     plugins,
     logLevel: "warning",
   });
   const code = result.outputFiles[0].text;
-  // The build id names the code cache made for exactly this text (bundle-loader.cts).
+  const nonAscii = /[^\x00-\x7f]/.exec(code);
+  if (nonAscii) throw new Error(`${name}: non-ASCII character at offset ${nonAscii.index}; the loader reads the bundle as Latin-1`);
+  // The build id names the code cache made for exactly this text (bundle-loader.cts). The file
+  // is one function expression, Node's CommonJS wrapper around the code, which the loader
+  // compiles as it is (no copy of the source joined to a wrapper at start-up); the code's lines
+  // keep their numbers (from the third on).
   const id = createHash("sha256").update(code).digest("hex").slice(0, 32);
-  const header = `// tessera bundle ${id}\nvar __tessera_bundle_url = require("node:url").pathToFileURL(__filename).href;\n`;
-  writeFileSync(out, header + code);
+  const header = `// tessera bundle ${id}\n${wrapperStart}var __tessera_bundle_url = require("node:url").pathToFileURL(__filename).href;\n`;
+  writeFileSync(out, header + code + wrapperEnd);
   return `${name} ${(code.length / 1048576).toFixed(2)} MiB`;
 }
 

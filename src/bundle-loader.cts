@@ -26,6 +26,11 @@ export interface LoadedBundle {
 }
 
 const buildIdLine = /^\/\/ tessera bundle ([0-9a-f]{16,64})\n/;
+/**
+ * The bundle's second line starts with Node's CommonJS wrapper, which scripts/bundle.mjs writes
+ * around the code: the file compiles as it is, to the module's function.
+ */
+const bundleWrapper = /^\/\/ tessera bundle [0-9a-f]+\n\(function \(exports, require, module, __filename, __dirname\) \{/;
 
 /** The code cache's file for this bundle source; undefined when the source has no build id. */
 function cacheFileOf(file: string, source: string): string | undefined {
@@ -33,8 +38,18 @@ function cacheFileOf(file: string, source: string): string | undefined {
   return id === undefined ? undefined : `${file}.${id}.v8cache`;
 }
 
+/** The file is not what this build's scripts/bundle.mjs writes (a stale or foreign dist). */
+export class NotABundleError extends Error {
+  constructor(readonly path: string) {
+    super(`${path} is not a bundle of this build: run npm run build`);
+    this.name = "NotABundleError";
+  }
+}
+
 function compile(file: string, useCache: boolean): { script: Script; source: string; codeCache: CodeCacheUse } {
-  const source = readFileSync(file, "utf8");
+  // ASCII only (scripts/bundle.mjs checks), so Latin-1 reads it exactly, as a plain copy.
+  const source = readFileSync(file, "latin1");
+  if (!bundleWrapper.test(source)) throw new NotABundleError(file);
   const cacheFile = useCache ? cacheFileOf(file, source) : undefined;
   let cachedData: Buffer | undefined;
   if (cacheFile !== undefined) {
@@ -44,9 +59,8 @@ function compile(file: string, useCache: boolean): { script: Script; source: str
       // none written (a build without it): compile without
     }
   }
-  // Node's own CommonJS wrapper, on the same line as the source so line numbers stay the bundle's.
   // import() (of a module left out of the bundle) is resolved from the bundle's place, as in a module.
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+  const script = new Script(source, {
     filename: file,
     importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
     ...(cachedData !== undefined && { cachedData }),

@@ -18,7 +18,7 @@ import cluster from "node:cluster";
 import { readdirSync, stat } from "node:fs";
 import { availableParallelism, setPriority } from "node:os";
 import { join } from "node:path";
-import { loadBundle } from "./bundle-loader.cjs";
+import { loadBundle, NotABundleError } from "./bundle-loader.cjs";
 
 /** What happened, for run.ts to log: the nice value the pool runs at, or why it was not set. */
 export interface PoolPriority {
@@ -77,8 +77,9 @@ let bundle: ReturnType<typeof loadBundle>;
 try {
   bundle = primary ? loadBundle(join(__dirname, "primary.bundle.cjs"), false) : loadBundle(join(__dirname, "main.bundle.cjs"));
 } catch (e) {
-  if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-  process.stderr.write(`tessera: ${(e as NodeJS.ErrnoException).path} is missing: run npm run build\n`);
+  if (e instanceof NotABundleError) process.stderr.write(`tessera: ${e.message}\n`);
+  else if ((e as NodeJS.ErrnoException).code === "ENOENT") process.stderr.write(`tessera: ${(e as NodeJS.ErrnoException).path} is missing: run npm run build\n`);
+  else throw e;
   process.exit(1);
 }
 const globals = globalThis as Record<symbol, unknown>;

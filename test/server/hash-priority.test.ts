@@ -19,7 +19,10 @@ interface Report {
   priority: { nice: number; applied: boolean; reason?: string };
 }
 
-const probe = `
+// In the shape scripts/bundle.mjs writes: a build id line, then Node's CommonJS wrapper (no code
+// cache is made for this id).
+const probe = `// tessera bundle 00000000000000000000000000000000
+(function (exports, require, module, __filename, __dirname) {
 const { readdirSync, readFileSync, stat } = require("node:fs");
 exports.run = () => stat(".", () => {
   const threads = readdirSync("/proc/self/task").map((tid) => {
@@ -28,6 +31,7 @@ exports.run = () => stat(".", () => {
   });
   process.stdout.write(JSON.stringify({ pid: process.pid, threads, priority: globalThis[Symbol.for("tessera.threadPoolPriority")] }));
 });
+})
 `;
 
 describe("server: password hashing threads run at a lower CPU priority (start.cts)", function () {
@@ -104,5 +108,20 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
     );
     assert.equal(failed?.code, 1);
     assert.equal(failed?.stderr, `tessera: ${join(bare, "main.bundle.cjs")} is missing: run npm run build\n`);
+  });
+
+  it("with a bundle of another build (plain CommonJS, not in the build's wrapper): exit 1, naming the file and the build to run", async () => {
+    const stale = join(dir, "..", "stale");
+    mkdirSync(stale);
+    copyFileSync(join(dir, "start.cjs"), join(stale, "start.cjs"));
+    copyFileSync(join(dir, "bundle-loader.cjs"), join(stale, "bundle-loader.cjs"));
+    writeFileSync(join(stale, "main.bundle.cjs"), `// tessera bundle 00000000000000000000000000000000\nexports.run = () => process.stdout.write("ran");\n`);
+    const failed = await run(process.execPath, [join(stale, "start.cjs")], { env: { ...process.env, TESSERA_WORKERS: "1" } }).then(
+      () => undefined,
+      (e: { code?: number; stdout?: string; stderr?: string }) => e,
+    );
+    assert.equal(failed?.code, 1);
+    assert.equal(failed?.stdout, "");
+    assert.equal(failed?.stderr, `tessera: ${join(stale, "main.bundle.cjs")} is not a bundle of this build: run npm run build\n`);
   });
 });
