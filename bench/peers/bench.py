@@ -44,6 +44,7 @@ DUR = int(os.environ.get("BENCH_DUR", "12"))      # seconds measured
 QUIET_LIMIT = float(os.environ.get("BENCH_QUIET", "15"))  # % of the machine others may use before a run
 NOISY_LIMIT = float(os.environ.get("BENCH_NOISY", "20"))  # % others may use during a run
 WORKERS = [int(x) for x in os.environ.get("BENCH_WORKERS", "1,2").split(",") if x.strip()]  # TESSERA_WORKERS values measured
+SETTLED_S = 15  # startup: the second idle RSS sample, seconds after the first healthy answer (after V8's memory reducer)
 SEED = os.environ.get("BENCH_SEED", "1") == "1"
 SEED_USERS = int(os.environ.get("BENCH_SEED_USERS", "20000"))
 ADMIN = "admin-0123456789abcdef"
@@ -620,13 +621,19 @@ def phase_startup(rounds):
             mem = {f"{p} {cmdline(p)[:50]}": proc_mem(p).get("VmRSS", 0) for p in tree}
             tree_kb = sum(mem.values())
             pss_kb = sum(proc_pss(p) for p in tree)
+            # Again once the start-up's garbage is returned: V8's memory reducer first runs about
+            # 8 s after a start (a "Mark-Compact (reduce)" in --trace-gc), shrinking the young
+            # generation the start grew. Nothing is asked of the server in between.
+            time.sleep(SETTLED_S - 5)
+            settled_kb = sum(proc_mem(p).get("VmRSS", 0) for p in s.server_pids())
             rec = dict(phase="startup", system=name, workers=w, round=rnd, startup_ms=s.startup_ms,
                        rss_tree_kb=tree_kb, rss_tree_per_worker_kb=tree_kb // w, pss_tree_kb=pss_kb, pss_tree_per_worker_kb=pss_kb // w,
+                       rss_settled_tree_kb=settled_kb, rss_settled_per_worker_kb=settled_kb // w, settled_s=SETTLED_S,
                        tree=mem, others_before_pct=quiet)
             s.stop()
             with open(f"{RES}/startup.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            log(f"  startup {name:<32} r{rnd}: {s.startup_ms} ms to healthy; idle RSS of the tree {tree_kb // 1024} MiB ({tree_kb // w // 1024} MiB per worker), PSS {pss_kb // 1024} MiB ({pss_kb // w // 1024} per worker)")
+            log(f"  startup {name:<32} r{rnd}: {s.startup_ms} ms to healthy; idle RSS of the tree {tree_kb // 1024} MiB ({tree_kb // w // 1024} MiB per worker), PSS {pss_kb // 1024} MiB ({pss_kb // w // 1024} per worker); at {SETTLED_S} s {settled_kb // w // 1024} MiB per worker")
 
 
 def start_pair():

@@ -108,25 +108,32 @@ def main():
     st = load("startup")
     if st:
         print("\n### Start-up (to the first 200 from /healthz or /health) and idle memory 5 s after\n")
-        print("RSS counts the pages every process maps from node's binary once per process; PSS shares them out.\n")
-        print("| system | n | start-up ms median | min..max | RSS of the whole process tree MiB | RSS per worker MiB | PSS per worker MiB |")
-        print("|---|---|---|---|---|---|---|")
+        print("RSS counts the pages every process maps from node's binary once per process; PSS shares them out.")
+        print("The last column is the RSS again, later (settled_s after the first healthy answer), once V8's memory reducer has")
+        print("returned what the start-up left behind.\n")
+        print("| system | n | start-up ms median | min..max | RSS of the whole process tree MiB | RSS per worker MiB | PSS per worker MiB | RSS per worker MiB, settled |")
+        print("|---|---|---|---|---|---|---|---|")
         g = defaultdict(list)
         for r in st:
             g[r["system"]].append(r)
         for k, rs in g.items():
             v = [r["startup_ms"] for r in rs]
             if rs[0].get("exit_only"):
-                print(f"| {k} (to exit; reference) | {len(rs)} | {med(v)} | {min(v)}..{max(v)} | | | |")
+                print(f"| {k} (to exit; reference) | {len(rs)} | {med(v)} | {min(v)}..{max(v)} | | | | |")
                 continue
             tree = med([r["rss_tree_kb"] for r in rs]) / 1024
             per = med([r["rss_tree_per_worker_kb"] for r in rs]) / 1024
             pss = [r["pss_tree_per_worker_kb"] for r in rs if "pss_tree_per_worker_kb" in r]
-            print(f"| {k} | {len(rs)} | {med(v)} | {min(v)}..{max(v)} | {tree:.0f} | {per:.0f} | {med(pss) / 1024 if pss else float('nan'):.0f} |")
+            settled = [r["rss_settled_per_worker_kb"] for r in rs if "rss_settled_per_worker_kb" in r]
+            at = f" (at {rs[0]['settled_s']} s)" if settled else ""
+            print(f"| {k} | {len(rs)} | {med(v)} | {min(v)}..{max(v)} | {tree:.0f} | {per:.0f} | {med(pss) / 1024 if pss else float('nan'):.0f} | {f'{med(settled) / 1024:.0f}{at}' if settled else ''} |")
             if k.startswith("tessera"):
                 FIGURES.append((f"start-up to first healthy answer, ms ({k})", f"{med(v)} ms", "", float(med(v)), ("<=", 300), []))
                 if "npm start" in k:
                     FIGURES.append((f"idle RSS per worker, MiB (whole `npm start` tree / workers; {k})", f"{per:.0f} MiB", "", per, ("<=", 120), []))
+                    if settled:
+                        s_per = med(settled) / 1024
+                        FIGURES.append((f"idle RSS per worker, MiB, {rs[0]['settled_s']} s after the start (whole `npm start` tree / workers; {k})", f"{s_per:.0f} MiB", "", s_per, ("<=", 120), []))
 
     read = load("read") + load("read-go")
     if read:
