@@ -133,7 +133,7 @@ def main():
                     FIGURES.append((f"idle RSS per worker, MiB (whole `npm start` tree / workers; {k})", f"{per:.0f} MiB", "", per, ("<=", 120), []))
                     if settled:
                         s_per = med(settled) / 1024
-                        FIGURES.append((f"idle RSS per worker, MiB, {rs[0]['settled_s']} s after the start (whole `npm start` tree / workers; {k})", f"{s_per:.0f} MiB", "", s_per, ("<=", 120), []))
+                        FIGURES.append((f"idle RSS per worker, MiB, {rs[0]['settled_s']} s after the first healthy answer (whole `npm start` tree / workers; {k})", f"{s_per:.0f} MiB", "", s_per, ("<=", 120), []))
 
     read = load("read") + load("read-go")
     if read:
