@@ -1,5 +1,6 @@
-// `npm run build`, after tsc: concatenates tsc's output into two CommonJS files, and writes V8's
-// code cache for the first (src/bundle-loader.cts loads them; start.cjs picks one):
+// `npm run build`, after tsc: concatenates tsc's output into two files, each a CommonJS module
+// inside Node's module wrapper, and writes V8's code cache for the first (src/bundle-loader.cts
+// loads them; start.cjs picks one):
 //   dist/src/main.bundle.cjs     the service: src/run.ts and everything it imports, node_modules
 //                                included, for a single process or a cluster's worker;
 //   dist/src/primary.bundle.cjs  a cluster's primary: run.ts without the service (which only a
@@ -13,15 +14,14 @@ import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-
-// What src/bundle-loader.cts expects around the code (its bundleWrapper).
-const wrapperStart = "(function (exports, require, module, __filename, __dirname) {";
-const wrapperEnd = "\n})\n";
 import { build } from "esbuild";
 
 const dist = resolve(process.argv[2] ?? "dist");
 const src = join(dist, "src");
+// The wrapper the loader (tsc's output of src/bundle-loader.cts) compiles the file with.
+const { bundleWrapperStart, bundleWrapperEnd } = createRequire(import.meta.url)(join(src, "bundle-loader.cjs"));
 
 /** Bundles src/run.js into `name`; returns its size. */
 async function bundle(name, plugins = []) {
@@ -55,8 +55,8 @@ async function bundle(name, plugins = []) {
   // compiles as it is (no copy of the source joined to a wrapper at start-up); the code's lines
   // keep their numbers (from the third on).
   const id = createHash("sha256").update(code).digest("hex").slice(0, 32);
-  const header = `// tessera bundle ${id}\n${wrapperStart}var __tessera_bundle_url = require("node:url").pathToFileURL(__filename).href;\n`;
-  writeFileSync(out, header + code + wrapperEnd);
+  const header = `// tessera bundle ${id}\n${bundleWrapperStart}var __tessera_bundle_url = require("node:url").pathToFileURL(__filename).href;\n`;
+  writeFileSync(out, header + code + bundleWrapperEnd);
   return `${name} ${(code.length / 1048576).toFixed(2)} MiB`;
 }
 

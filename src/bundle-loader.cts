@@ -27,10 +27,12 @@ export interface LoadedBundle {
 
 const buildIdLine = /^\/\/ tessera bundle ([0-9a-f]{16,64})\n/;
 /**
- * The bundle's second line starts with Node's CommonJS wrapper, which scripts/bundle.mjs writes
- * around the code: the file compiles as it is, to the module's function.
+ * Node's CommonJS wrapper, which scripts/bundle.mjs writes around the code (this opening at the
+ * start of the second line, after the build id; the end after the code's last line): the file
+ * compiles as it is, to the module's function.
  */
-const bundleWrapper = /^\/\/ tessera bundle [0-9a-f]+\n\(function \(exports, require, module, __filename, __dirname\) \{/;
+export const bundleWrapperStart = "(function (exports, require, module, __filename, __dirname) {";
+export const bundleWrapperEnd = "\n})\n";
 
 /** The code cache's file for this bundle source; undefined when the source has no build id. */
 function cacheFileOf(file: string, source: string): string | undefined {
@@ -49,7 +51,8 @@ export class NotABundleError extends Error {
 function compile(file: string, useCache: boolean): { script: Script; source: string; codeCache: CodeCacheUse } {
   // ASCII only (scripts/bundle.mjs checks), so Latin-1 reads it exactly, as a plain copy.
   const source = readFileSync(file, "latin1");
-  if (!bundleWrapper.test(source)) throw new NotABundleError(file);
+  const idLine = buildIdLine.exec(source);
+  if (idLine === null || !source.startsWith(bundleWrapperStart, idLine[0].length)) throw new NotABundleError(file);
   const cacheFile = useCache ? cacheFileOf(file, source) : undefined;
   let cachedData: Buffer | undefined;
   if (cacheFile !== undefined) {
