@@ -30,6 +30,7 @@ describe("server: npm start passes a supervisor's SIGTERM to the service", funct
     const script = (JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
     assert.match(script, /dist\/src\/start\.cjs/);
     const dir = mkdtempSync(join(tmpdir(), "tessera-npm-start-"));
+    let group: number | undefined;
     try {
       // The same script, naming the test build's entry instead of dist/'s.
       writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "npm-start-probe", private: true, scripts: { start: script.replace("dist/src/start.cjs", await compiledEntry()) } }));
@@ -49,7 +50,10 @@ describe("server: npm start passes a supervisor's SIGTERM to the service", funct
           TESSERA_ARGON2_ITERATIONS: "1",
         },
         stdio: ["ignore", "pipe", "pipe"],
+        // Its own process group, so that whatever this test leaves running can be ended at once.
+        detached: true,
       });
+      group = npm.pid;
       let out = "";
       npm.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
       npm.stderr!.on("data", (chunk: Buffer) => (out += chunk.toString()));
@@ -73,6 +77,14 @@ describe("server: npm start passes a supervisor's SIGTERM to the service", funct
       );
       assert.equal(await health(port), "refused");
     } finally {
+      // After a failure: npm, and a service it left without a parent, are still in the group.
+      if (group !== undefined) {
+        try {
+          process.kill(-group, "SIGKILL");
+        } catch {
+          // none left
+        }
+      }
       rmSync(dir, { recursive: true, force: true });
     }
   });
