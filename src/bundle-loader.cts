@@ -34,12 +34,6 @@ const buildIdLine = /^\/\/ tessera bundle ([0-9a-f]{16,64})\n/;
 export const bundleWrapperStart = "(function (exports, require, module, __filename, __dirname) {";
 export const bundleWrapperEnd = "\n})\n";
 
-/** The code cache's file for this bundle source; undefined when the source has no build id. */
-function cacheFileOf(file: string, source: string): string | undefined {
-  const id = buildIdLine.exec(source)?.[1];
-  return id === undefined ? undefined : `${file}.${id}.v8cache`;
-}
-
 /** The file is not what this build's scripts/bundle.mjs writes (a stale or foreign dist). */
 export class NotABundleError extends Error {
   constructor(readonly path: string) {
@@ -48,14 +42,15 @@ export class NotABundleError extends Error {
   }
 }
 
-function compile(file: string, useCache: boolean): { script: Script; source: string; codeCache: CodeCacheUse } {
+/** Compiles the bundle; `cacheFile` is its code cache's file, named by the bundle's build id. */
+function compile(file: string, useCache: boolean): { script: Script; cacheFile: string; codeCache: CodeCacheUse } {
   // ASCII only (scripts/bundle.mjs checks), so Latin-1 reads it exactly, as a plain copy.
   const source = readFileSync(file, "latin1");
   const idLine = buildIdLine.exec(source);
   if (idLine === null || !source.startsWith(bundleWrapperStart, idLine[0].length)) throw new NotABundleError(file);
-  const cacheFile = useCache ? cacheFileOf(file, source) : undefined;
+  const cacheFile = `${file}.${idLine[1]}.v8cache`;
   let cachedData: Buffer | undefined;
-  if (cacheFile !== undefined) {
+  if (useCache) {
     try {
       cachedData = readFileSync(cacheFile);
     } catch {
@@ -69,7 +64,7 @@ function compile(file: string, useCache: boolean): { script: Script; source: str
     ...(cachedData !== undefined && { cachedData }),
   });
   const codeCache: CodeCacheUse = !useCache ? "off" : cachedData === undefined ? "absent" : script.cachedDataRejected ? "rejected" : "accepted";
-  return { script, source, codeCache };
+  return { script, cacheFile, codeCache };
 }
 
 function run(script: Script, file: string): Record<string, unknown> {
@@ -91,9 +86,7 @@ export function loadBundle(file: string, useCache = true): LoadedBundle {
  * start compiles. Returns the file written.
  */
 export async function writeCodeCache(file: string, warm: (exports: Record<string, unknown>) => Promise<void>): Promise<string> {
-  const { script, source } = compile(file, false);
-  const cacheFile = cacheFileOf(file, source);
-  if (cacheFile === undefined) throw new Error(`${file} has no build id on its first line`);
+  const { script, cacheFile } = compile(file, false);
   await warm(run(script, file));
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   writeFileSync(tmp, script.createCachedData());
