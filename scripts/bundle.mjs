@@ -1,10 +1,8 @@
-// `npm run build`, after tsc: concatenates tsc's output into two files, each a CommonJS module
-// inside Node's module wrapper, and writes V8's code cache for the first (src/bundle-loader.cts
-// loads them; start.cjs picks one):
+// `npm run build`, after tsc: concatenates tsc's output into one file, a CommonJS module inside
+// Node's module wrapper, and writes V8's code cache for it (src/bundle-loader.cts loads it;
+// start.cjs runs it, in every worker):
 //   dist/src/main.bundle.cjs     the service: src/run.ts and everything it imports, node_modules
-//                                included, for a single process or a cluster's worker;
-//   dist/src/primary.bundle.cjs  a cluster's primary: run.ts without the service (which only a
-//                                worker loads), so the primary forks its workers sooner.
+//                                included.
 // Nothing is transformed but the module format: the code is tsc's. Left out, loaded from
 // node_modules when needed: the native addons (argon2, better-sqlite3) and the MongoDB driver,
 // which only a MongoDB store loads (src/store/mongo/mongo-driver.ts).
@@ -24,7 +22,7 @@ const src = join(dist, "src");
 const { bundleWrapperStart, bundleWrapperEnd } = createRequire(import.meta.url)(join(src, "bundle-loader.cjs"));
 
 /** Bundles src/run.js into `name`; returns its size. */
-async function bundle(name, plugins = []) {
+async function bundle(name) {
   const out = join(src, name);
   const result = await build({
     entryPoints: [join(src, "run.js")],
@@ -44,7 +42,6 @@ async function bundle(name, plugins = []) {
     // Non-ASCII characters escaped (esbuild's default, made explicit): the loader reads the
     // bundle as Latin-1, a plain copy into a one-byte string, where UTF-8 would be decoded.
     charset: "ascii",
-    plugins,
     logLevel: "warning",
   });
   const code = result.outputFiles[0].text;
@@ -60,17 +57,9 @@ async function bundle(name, plugins = []) {
   return `${name} ${(code.length / 1048576).toFixed(2)} MiB`;
 }
 
-// The primary never serves: run.ts's import of the service stays an import() of tsc's file,
-// which the primary never makes.
-const withoutService = {
-  name: "without-service",
-  setup(b) {
-    b.onResolve({ filter: /^\.\/tessera\.js$/ }, (args) => (args.importer === join(src, "run.js") ? { path: args.path, external: true } : undefined));
-  },
-};
-
-const sizes = [await bundle("main.bundle.cjs"), await bundle("primary.bundle.cjs", [withoutService])];
-for (const f of readdirSync(src)) if (f.endsWith(".v8cache")) rmSync(join(src, f));
+const sizes = [await bundle("main.bundle.cjs")];
+// (primary.bundle.cjs: an earlier build's, for a cluster's primary, which no longer exists.)
+for (const f of readdirSync(src)) if (f.endsWith(".v8cache") || f === "primary.bundle.cjs") rmSync(join(src, f));
 // Without its code cache the bundle still runs, only compiles as it starts: a machine where the
 // service cannot start at build time (no loopback, a read-only temp directory) still builds.
 let cache;

@@ -75,8 +75,8 @@ function run(script: Script, file: string): Record<string, unknown> {
 }
 
 /** Loads the bundle (runs its modules' set-up; the bundle starts nothing by itself). */
-export function loadBundle(file: string, useCache = true): LoadedBundle {
-  const { script, codeCache } = compile(file, useCache);
+export function loadBundle(file: string): LoadedBundle {
+  const { script, codeCache } = compile(file, true);
   return { exports: run(script, file), codeCache };
 }
 

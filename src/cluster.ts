@@ -1,84 +1,281 @@
-// TESSERA_WORKERS: that many worker processes on the one port (Node's cluster: the primary
-// accepts connections and hands them round-robin to the workers, which serve them whole).
-// The primary only supervises: it runs no server, opens no store. It generates the development
-// credentials once, so every worker accepts the same ones; it forwards SIGTERM/SIGINT to every
-// worker and exits when the last one has drained; a worker that dies unexpectedly is replaced
-// (at most once a second, so a worker that cannot start does not spin).
+// TESSERA_WORKERS: that many worker processes on the one port. The process started is worker
+// 1, the leader: it serves like any worker, and it also listens on the port, forks the others
+// (the followers, 2..n) as soon as its configuration is read, so that they start while it
+// does, and hands each connection it accepts to the next worker in turn (itself included)
+// before reading a byte of it, so every worker serves whole connections, round-robin, as
+// Node's cluster module distributes them. There is no separate supervising process: the first
+// healthy answer waits for one worker's start, not a supervisor's and then a worker's, and the
+// process tree has one node process per worker.
+//
+// The leader generates the development credentials once (every follower accepts the same); on
+// SIGTERM/SIGINT it stops accepting, forwards the signal to every follower, drains its own
+// requests and exits once every follower has drained; a follower that dies unexpectedly is
+// replaced (at most once a second, so one that cannot start does not spin). A follower stops on
+// its own when the leader is gone (its IPC channel closes), so no follower outlives it.
 //
 // What stays per process, as it does across instances on one MongoDB: caches bounded by their
 // TTLs (API tokens: TESSERA_API_TOKEN_CACHE_SECONDS; keys: the reload interval). Housekeeping
-// runs in the first worker only. The embedded store is shared through SQLite's own locking
-// (WAL, busy timeout, write transactions taken IMMEDIATE).
-import cluster, { type Worker } from "node:cluster";
+// runs in the leader only. The embedded store is shared through SQLite's own locking (WAL, busy
+// timeout, write transactions taken IMMEDIATE).
+import { fork, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 
-/** Set in each worker's environment: its number, 1..TESSERA_WORKERS. */
+/** Set in each follower's environment: its number, 2..TESSERA_WORKERS. */
 export const workerIdVariable = "TESSERA_WORKER_ID";
 
-export function isClusterWorker(): boolean {
-  return cluster.isWorker;
+/** This process's part: alone, the leader of a cluster, or one of its followers. */
+export type Role = "single" | "leader" | "follower";
+
+/** Messages between the leader and its followers (IPC). */
+const message = {
+  /** follower -> leader: ready to be handed connections. */
+  ready: "tessera:ready",
+  /** leader -> follower: the port it listens on (the follower's URL), after "ready". */
+  port: "tessera:port",
+  /** leader -> follower: a connection, with its socket. */
+  connection: "tessera:connection",
+  /** either way: a request to the other side, and its answer. */
+  ask: "tessera:ask",
+  answer: "tessera:answer",
+} as const;
+
+interface Envelope {
+  type?: string;
+  id?: string;
+  kind?: string;
+  port?: number;
+  value?: unknown;
+  error?: string;
+}
+
+/** A process's role, from its environment: a follower is forked by a leader, with an IPC channel. */
+export function roleOf(workers: number, env: NodeJS.ProcessEnv = process.env): Role {
+  if (env[workerIdVariable] && process.send !== undefined) return "follower";
+  return workers > 1 ? "leader" : "single";
 }
 
 /** The worker's number (1..n) in a cluster; undefined in a single process. */
-export function workerId(env: NodeJS.ProcessEnv = process.env): number | undefined {
-  const raw = env[workerIdVariable];
-  return cluster.isWorker && raw ? Number(raw) : undefined;
+export function workerId(role: Role, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  if (role === "follower") return Number(env[workerIdVariable]);
+  return role === "leader" ? 1 : undefined;
 }
 
-/** Runs the primary: forks `config.workers` workers and supervises them until a signal. */
-export function runPrimary(config: Config, logger: Logger): void {
+let role: Role = "single";
+/** Followers taking connections (leader). */
+const ready: ChildProcess[] = [];
+const answerers = new Map<string, () => unknown>();
+const pending = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+
+export function currentRole(): Role {
+  return role;
+}
+
+/** Answers `kind` requests from the other side of the cluster (the leader, or a follower). */
+export function answer(kind: string, fn: () => unknown): void {
+  answerers.set(kind, fn);
+}
+
+/** Asks the leader (in a follower) for `kind`. */
+export function askLeader<T>(kind: string, timeoutMs = 10_000): Promise<T> {
+  return ask<T>((m) => process.send!(m), kind, timeoutMs, "the first worker did not answer");
+}
+
+/** Asks every follower taking connections (in the leader) for `kind`. */
+export function askFollowers<T>(kind: string, timeoutMs = 10_000): Promise<T[]> {
+  return Promise.all(ready.map((f) => ask<T>((m) => f.send(m), kind, timeoutMs, "a worker did not answer")));
+}
+
+function ask<T>(send: (m: Envelope) => void, kind: string, timeoutMs: number, silence: string): Promise<T> {
+  const id = randomUUID();
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      reject(new Error(silence));
+    }, timeoutMs);
+    pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+    try {
+      send({ type: message.ask, id, kind });
+    } catch (e) {
+      clearTimeout(timer);
+      pending.delete(id);
+      reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  });
+}
+
+/** Handles the asks and answers that arrive from `from` (the leader, or one follower). */
+function onAsksAndAnswers(m: Envelope, reply: (m: Envelope) => void): void {
+  if (m.type === message.answer && m.id !== undefined) {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    clearTimeout(p.timer);
+    if (m.error !== undefined) p.reject(new Error(m.error));
+    else p.resolve(m.value);
+  } else if (m.type === message.ask && m.id !== undefined) {
+    const fn = answerers.get(m.kind ?? "");
+    const id = m.id;
+    const send = (a: Envelope) => {
+      try {
+        reply(a);
+      } catch {
+        // the asker is gone: nothing to answer
+      }
+    };
+    if (!fn) return send({ type: message.answer, id, error: `nothing answers ${m.kind}` });
+    Promise.resolve()
+      .then(fn)
+      .then(
+        (value) => send({ type: message.answer, id, value }),
+        (e: unknown) => send({ type: message.answer, id, error: e instanceof Error ? e.message : String(e) }),
+      );
+  }
+}
+
+/** How a worker takes part in sharing the one port (listener.ts). */
+export interface PortSharing {
+  /** The leader listens on the port; a follower binds nothing. */
+  readonly leads: boolean;
+  /** Leader: an accepted connection, paused (nothing read yet); true when another worker takes it. */
+  handOff(socket: Socket): boolean;
+  /** Leader: it listens on `port` now. */
+  listening(port: number): void;
+  /**
+   * Follower: tells the leader it can take connections (each is given to `accept`) and resolves
+   * with the leader's port.
+   */
+  follow(accept: (socket: Socket) => void): Promise<number>;
+}
+
+export interface Leader {
+  sharing: PortSharing;
+  /**
+   * Graceful stop: forwards `signal` to every follower and resolves once all have exited, with
+   * false when one of them did not exit 0.
+   */
+  stopFollowers(signal: NodeJS.Signals): Promise<boolean>;
+}
+
+/** Runs the leader's side: forks the followers (2..n) and shares the port with them. */
+export function lead(config: Config, logger: Logger): Leader {
+  role = "leader";
   // The same development credentials for every worker (each would otherwise generate its own).
   const shared: Record<string, string> = {};
   if (config.generated.clientId) shared.TESSERA_CLIENT_IDS = config.clientIds.join(",");
   if (config.generated.adminToken) shared.TESSERA_ADMIN_TOKEN = config.adminToken;
 
+  const followers = new Map<number, ChildProcess>();
+  let port: number | undefined;
+  /** Followers that said "ready" before the leader listened. */
+  const waiting: ChildProcess[] = [];
   let stopping = false;
+  let failed = false;
   let lastRespawn = 0;
-  const fork = (id: number): Worker => {
-    const worker = cluster.fork({ ...shared, [workerIdVariable]: String(id) });
-    worker.once("exit", (code, signal) => {
-      if (stopping) return;
+  let allExited: (() => void) | undefined;
+
+  const admit = (child: ChildProcess) => {
+    if (!child.connected) return;
+    child.send({ type: message.port, port });
+    ready.push(child);
+  };
+  const spawn = (id: number) => {
+    // The same entry, node flags and arguments as this process (compiled or from the sources).
+    const child = fork(process.argv[1]!, process.argv.slice(2), { env: { ...process.env, ...shared, [workerIdVariable]: String(id) } });
+    followers.set(id, child);
+    child.on("message", (m: Envelope) => {
+      if (m?.type === message.ready) {
+        if (port === undefined) waiting.push(child);
+        else admit(child);
+      } else if (m) onAsksAndAnswers(m, (a) => child.send(a));
+    });
+    // A send to a follower that has just died: its exit is handled below.
+    child.on("error", () => {});
+    const leave = () => {
+      const i = ready.indexOf(child);
+      if (i >= 0) ready.splice(i, 1);
+    };
+    child.once("disconnect", leave);
+    child.once("exit", (code, signal) => {
+      leave();
+      followers.delete(id);
+      if (stopping) {
+        if (code !== 0) failed = true;
+        if (followers.size === 0) allExited?.();
+        return;
+      }
       logger.error("worker exited", { worker: id, code, signal });
       const wait = Math.max(0, lastRespawn + 1000 - Date.now());
       lastRespawn = Date.now() + wait;
       setTimeout(() => {
-        if (!stopping) fork(id);
+        if (!stopping) spawn(id);
       }, wait);
     });
-    return worker;
   };
-  for (let id = 1; id <= config.workers; id++) fork(id);
+  for (let id = 2; id <= config.workers; id++) spawn(id);
 
-  // A scrape of any worker's /metrics is answered with every worker's metrics, aggregated here.
-  // Loaded once the workers are forked, so that they start while it loads (they ask nothing of
-  // it before they serve).
-  if (config.metrics) {
-    import("./server/metrics.js").then(
-      ({ serveClusterMetrics }) => serveClusterMetrics(),
-      (e: unknown) => logger.error("cluster metrics unavailable", { error: e instanceof Error ? e.message : String(e) }),
-    );
-  }
-
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info("stopping", { signal, workers: Object.keys(cluster.workers ?? {}).length });
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
-    // The grace period is the workers'; this only guards against one that never exits.
-    const force = setTimeout(() => {
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGKILL");
-    }, (config.shutdownGraceSeconds + 5) * 1000);
-    force.unref();
+  let turn = 0;
+  return {
+    sharing: {
+      leads: true,
+      handOff(socket) {
+        // Round-robin over the leader (turn 0) and every follower taking connections.
+        turn = turn >= ready.length ? 0 : turn + 1;
+        if (turn === 0) return false;
+        const child = ready[turn - 1]!;
+        try {
+          child.send({ type: message.connection }, socket, (e) => {
+            if (e) socket.destroy();
+          });
+        } catch {
+          return false; // its channel has just closed: this worker serves it
+        }
+        return true;
+      },
+      listening(p) {
+        port = p;
+        for (const child of waiting.splice(0)) admit(child);
+      },
+      follow: () => Promise.reject(new Error("the leader does not follow")),
+    },
+    stopFollowers(signal) {
+      stopping = true;
+      ready.length = 0;
+      if (followers.size === 0) return Promise.resolve(true);
+      const exited = new Promise<boolean>((resolve) => (allExited = () => resolve(!failed)));
+      for (const child of followers.values()) child.kill(signal);
+      // The grace period is the followers'; this only guards against one that never exits.
+      const force = setTimeout(() => {
+        for (const child of followers.values()) child.kill("SIGKILL");
+      }, (config.shutdownGraceSeconds + 5) * 1000);
+      force.unref();
+      return exited.finally(() => clearTimeout(force));
+    },
   };
-  let failed = false;
-  cluster.on("exit", (_worker, code) => {
-    if (code !== 0 && stopping) failed = true;
-    if (stopping && Object.keys(cluster.workers ?? {}).length === 0) {
-      logger.info("stopped");
-      process.exit(failed ? 1 : 0);
-    }
+}
+
+/** A follower's side: it is handed connections by the leader, once it has said it is ready. */
+export function follow(): PortSharing {
+  role = "follower";
+  process.on("message", (m: Envelope) => {
+    if (m && m.type !== message.connection && m.type !== message.port) onAsksAndAnswers(m, (a) => process.send!(a));
   });
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  return {
+    leads: false,
+    handOff: () => false,
+    listening: () => {},
+    follow(accept) {
+      return new Promise<number>((resolve, reject) => {
+        // The leader gone before it listened (it failed to start): this worker cannot serve.
+        process.once("disconnect", () => reject(new Error("the first worker is gone")));
+        process.on("message", (m: Envelope, socket?: Socket) => {
+          if (m?.type === message.connection && socket) accept(socket);
+          else if (m?.type === message.port && m.port !== undefined) resolve(m.port);
+        });
+        process.send!({ type: message.ready });
+      });
+    },
+  };
 }

@@ -1,8 +1,8 @@
-// Tessera as a process: read the configuration, start (one process, or a primary supervising
-// TESSERA_WORKERS workers on the one port), stop cleanly on SIGTERM/SIGINT. `npm start` runs it
-// from the compiled bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
-import cluster from "node:cluster";
-import { runPrimary, workerId } from "./cluster.js";
+// Tessera as a process: read the configuration, start (one process, or the first of
+// TESSERA_WORKERS workers on the one port, which starts the others: cluster.ts), stop cleanly on
+// SIGTERM/SIGINT. `npm start` runs it from the compiled bundle (start.cts calls run()); `tsx
+// src/main.ts` from the sources.
+import { follow, lead, roleOf, workerId, type Leader, type Role } from "./cluster.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { CodeCacheUse } from "./bundle-loader.cjs";
@@ -32,10 +32,10 @@ function announce(config: Config, logger: Logger): void {
   }
 }
 
-async function serve(config: Config, logger: Logger, id: number | undefined): Promise<void> {
+async function serve(config: Config, logger: Logger, role: Role, leader: Leader | undefined): Promise<void> {
   // Signals are handled from the first moment: one that arrives while the service is still
-  // starting stops it as soon as it has started (a worker must not die mid-start with the
-  // default action when the primary forwards a stop).
+  // starting stops it as soon as it has started (a follower must not die mid-start with the
+  // default action when the leader forwards a stop).
   let tessera: Tessera | undefined;
   let requested: string | undefined;
   let closing = false;
@@ -43,10 +43,12 @@ async function serve(config: Config, logger: Logger, id: number | undefined): Pr
     if (closing || tessera === undefined) return;
     closing = true;
     logger.info("stopping", { signal: requested, inFlight: tessera.server.listener.inFlight() });
-    tessera.close().then(
-      () => {
+    // The leader stops accepting first (its listener closes), then its followers and itself drain.
+    const followers = leader && requested !== "disconnect" ? leader.stopFollowers(requested === "SIGINT" ? "SIGINT" : "SIGTERM") : Promise.resolve(true);
+    Promise.all([tessera.close(), followers]).then(
+      ([, drained]) => {
         logger.info("stopped");
-        process.exit(0);
+        process.exit(drained ? 0 : 1);
       },
       (e: unknown) => {
         logger.error("stop failed", { error: e instanceof Error ? e.message : String(e) });
@@ -60,19 +62,19 @@ async function serve(config: Config, logger: Logger, id: number | undefined): Pr
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
-  // A worker stops on the signal the primary forwards (a terminal's Ctrl-C reaches both: the
-  // second is a no-op), and on its own when the primary is gone.
-  if (cluster.isWorker) process.on("disconnect", () => stop("disconnect"));
+  // A follower stops on the signal the leader forwards (a terminal's Ctrl-C reaches both: the
+  // second is a no-op), and on its own when the leader is gone.
+  if (role === "follower") process.on("disconnect", () => stop("disconnect"));
 
-  // Housekeeping runs once per cluster: in the first worker (or the only process).
-  const housekeeping = (id === undefined || id === 1) && config.housekeepingIntervalSeconds > 0;
-  // Loaded here, not at the top: a cluster's primary serves nothing and loads none of it.
+  // Housekeeping runs once per cluster: in the leader (or the only process).
+  const housekeeping = role !== "follower" && config.housekeepingIntervalSeconds > 0;
+  const sharing = role === "follower" ? follow() : leader?.sharing;
   const { startTessera } = await import("./tessera.js");
-  tessera = await startTessera(housekeeping ? config : { ...config, housekeepingIntervalSeconds: 0 }, { logger });
+  tessera = await startTessera(housekeeping ? config : { ...config, housekeepingIntervalSeconds: 0 }, { logger, sharing });
   const pool = fromStart<PoolPriority>("threadPoolPriority");
   if (pool?.applied) logger.info("password hashing threads", { nice: pool.nice });
   else if (config.hashNice > 0) logger.warn("password hashing threads keep the process's CPU priority", { reason: pool?.reason ?? "not started through start.cjs (npm start)" });
-  logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure, housekeeping, codeCache: fromStart<CodeCacheUse>("codeCache") });
+  logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure, housekeeping, pid: process.pid, codeCache: fromStart<CodeCacheUse>("codeCache") });
   if (requested !== undefined) close();
 }
 
@@ -87,14 +89,13 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const id = workerId();
+  const role = roleOf(config.workers);
+  const id = workerId(role);
   const logger = createLogger(config.logLevel, undefined, id === undefined ? undefined : { worker: id });
-  if (cluster.isPrimary) announce(config, logger);
-  if (cluster.isPrimary && config.workers > 1) {
-    runPrimary(config, logger);
-    return;
-  }
-  await serve(config, logger, id);
+  if (role !== "follower") announce(config, logger);
+  // The followers are forked before this process loads the service, so that they start with it.
+  const leader = role === "leader" ? lead(config, logger) : undefined;
+  await serve(config, logger, role, leader);
 }
 
 /** Runs Tessera as this process (until a signal stops it). */

@@ -1,6 +1,6 @@
-// The process entry (`npm start`, and every cluster worker): lowers the CPU priority of libuv's
-// thread pool, where argon2id hashes, then loads the compiled service (main.bundle.cjs, through
-// bundle-loader.cts) and runs it. A cluster's primary loads primary.bundle.cjs.
+// The process entry (`npm start`, and every worker the first one forks under TESSERA_WORKERS):
+// lowers the CPU priority of libuv's thread pool, where argon2id hashes, then loads the compiled
+// service (main.bundle.cjs, through bundle-loader.cts) and runs it.
 //
 // Password hashing is deliberately expensive (~50 ms of a core each) and needs no credential, so
 // a flood of logins or sign-ups keeps every hasher busy. The hash pool (core/hash-pool.ts)
@@ -14,9 +14,8 @@
 // Everything else libuv's pool runs (file reads, DNS lookups, WebCrypto signing) shares that
 // priority: under contention it waits, as the hashes do; on an idle machine nice changes nothing.
 // Where /proc/self/task is missing (not Linux), the pool keeps the process's priority.
-import cluster from "node:cluster";
 import { readdirSync, stat } from "node:fs";
-import { availableParallelism, setPriority } from "node:os";
+import { setPriority } from "node:os";
 import { join } from "node:path";
 import { loadBundle, NotABundleError } from "./bundle-loader.cjs";
 
@@ -29,11 +28,6 @@ export interface PoolPriority {
 
 const priorityKey = Symbol.for("tessera.threadPoolPriority");
 const codeCacheKey = Symbol.for("tessera.codeCache");
-
-// A cluster's primary hashes nothing and serves nothing (run.ts forks the workers, which come
-// through here). An invalid TESSERA_WORKERS is left to the configuration, which refuses it by name.
-const workers = process.env.TESSERA_WORKERS ? Number(process.env.TESSERA_WORKERS) : availableParallelism();
-const primary = cluster.isPrimary && workers > 1;
 
 /** The number of threads libuv starts its pool with (UV_THREADPOOL_SIZE, read as libuv reads it). */
 function poolSize(): number {
@@ -49,7 +43,6 @@ function lowerPoolPriority(): PoolPriority {
   // An invalid value is left to the configuration, which refuses it by name.
   if (!Number.isInteger(nice) || nice < 0 || nice > 19) return { nice: 0, applied: false, reason: "TESSERA_HASH_NICE is invalid" };
   if (nice === 0) return { nice: 0, applied: false, reason: "TESSERA_HASH_NICE=0" };
-  if (primary) return { nice: 0, applied: false, reason: "the cluster's primary hashes nothing" };
   let before: Set<string>;
   try {
     before = new Set(readdirSync("/proc/self/task"));
@@ -71,11 +64,9 @@ function lowerPoolPriority(): PoolPriority {
 }
 
 const priority = lowerPoolPriority();
-// The primary loads its own small bundle (run.ts without the service, scripts/bundle.mjs), so
-// that it forks the workers sooner and stays small.
 let bundle: ReturnType<typeof loadBundle>;
 try {
-  bundle = primary ? loadBundle(join(__dirname, "primary.bundle.cjs"), false) : loadBundle(join(__dirname, "main.bundle.cjs"));
+  bundle = loadBundle(join(__dirname, "main.bundle.cjs"));
 } catch (e) {
   if (e instanceof NotABundleError) process.stderr.write(`tessera: ${e.message}\n`);
   else if ((e as NodeJS.ErrnoException).code === "ENOENT") process.stderr.write(`tessera: ${(e as NodeJS.ErrnoException).path} is missing: run npm run build\n`);

@@ -1,5 +1,6 @@
 // Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
 // process; tests and benchmarks start it in-process.
+import type { PortSharing } from "./cluster.js";
 import type { Config } from "./config.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
@@ -31,6 +32,8 @@ export interface Tessera {
 export interface StartOptions {
   logger: Logger;
   clock?: Clock;
+  /** Under TESSERA_WORKERS: how this worker shares the one port (cluster.ts). */
+  sharing?: PortSharing | undefined;
 }
 
 /** REST routes for every service, each mounted where restMount says. */
@@ -87,7 +90,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   const ready = () => store.ping().then(() => true, () => false);
   let server: RunningServer;
   try {
-    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config), metrics, audit: services.core.audit, tracing });
+    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config), metrics, audit: services.core.audit, tracing, sharing: options.sharing });
   } catch (e) {
     await services.close();
     await store.close();

@@ -229,11 +229,11 @@ class Server:
         return self.p.pid
 
     def server_pids(self):
-        """Every process of the server: npm, sh, the primary, its workers (and e.g. its FerretDB)."""
+        """Every process of the server: npm, its workers (and e.g. its FerretDB)."""
         return [self.p.pid] + descendants(self.p.pid) + list(self.extra_pids)
 
     def signal_target(self):
-        """Tessera: the topmost `node … start.cjs` (the cluster primary forwards to its workers)."""
+        """Tessera: the topmost `node … start.cjs` (the first worker forwards it to the others)."""
         for pid in [self.p.pid] + descendants(self.p.pid):
             argv = cmdline(pid).split()
             if argv and os.path.basename(argv[0]) == "node" and any(a.endswith(("start.cjs", "main.js")) for a in argv):

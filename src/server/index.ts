@@ -28,6 +28,7 @@ import { listen, peerAddress, type Listener } from "./listener.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
 import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
 import type { AuditTrail } from "../core/audit.js";
+import type { PortSharing } from "../cluster.js";
 import type { Metrics } from "./metrics.js";
 import { formatTraceparent, parseTraceparent, parseTracestate } from "./trace-context.js";
 import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
@@ -57,6 +58,8 @@ export interface ServerOptions {
   tracing?: Tracing;
   /** Prometheus metrics: GET /metrics here, or on TESSERA_METRICS_PORT. */
   metrics?: Metrics | undefined;
+  /** Under TESSERA_WORKERS: how this worker shares the one port (cluster.ts). */
+  sharing?: PortSharing | undefined;
 }
 
 export interface RunningServer {
@@ -200,8 +203,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxHeaderBytes: 16 * 1024,
     maxConcurrentStreams: 100,
     onShed: (reason, peer) => logger.warn("http2 connection shed", { reason, peer }),
+    sharing: o.sharing,
   });
-  const metricsServer = o.metrics && config.metricsPort !== undefined ? await serveMetricsPort(o.metrics, config.host, config.metricsPort) : undefined;
+  // TESSERA_METRICS_PORT is the first worker's alone (its scrape answers every worker's metrics).
+  const metricsServer = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config.host, config.metricsPort) : undefined;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
   return {
     url: `${secure ? "https" : "http"}://${hostForUrl}:${listener.port}`,

@@ -14,6 +14,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Socket } from "node:net";
 import tls from "node:tls";
+import type { PortSharing } from "../cluster.js";
 import { guardSession, resetStream } from "./h2-guard.js";
 
 export type RequestHandler = (
@@ -34,6 +35,11 @@ export interface ListenerOptions {
   maxConcurrentStreams: number;
   /** Told when an HTTP/2 session is shed for abuse (for the log). */
   onShed?(reason: string, peer: string | undefined): void;
+  /**
+   * Under TESSERA_WORKERS (cluster.ts): the first worker listens and hands some of the
+   * connections it accepts to the others; the others bind nothing and serve what they are handed.
+   */
+  sharing?: PortSharing | undefined;
 }
 
 export interface Listener {
@@ -218,22 +224,48 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    front.once("error", reject);
-    front.listen(o.port, o.host, () => {
-      front.removeListener("error", reject);
-      resolve();
+  // Each connection, however it arrived, is served by `front`. Without TLS it is a net.Server
+  // too, so a connection handed over is set up as one it accepted (no Nagle delay).
+  const serve = (socket: Socket) => {
+    if (!o.tls) socket.setNoDelay(true);
+    front.emit("connection", socket);
+  };
+  let port: number;
+  let acceptor: net.Server | undefined = front;
+  const sharing = o.sharing;
+  if (sharing && !sharing.leads) {
+    acceptor = undefined;
+    port = await sharing.follow(serve);
+  } else {
+    if (sharing) {
+      // Accepted paused, so that a connection handed to another worker has had nothing read
+      // here; one kept here is served and read from now on.
+      acceptor = net.createServer({ pauseOnConnect: true }, (socket) => {
+        if (sharing.handOff(socket)) return;
+        serve(socket);
+        if (!o.tls) socket.resume();
+      });
+    }
+    const server = acceptor!;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(o.port, o.host, () => {
+        server.removeListener("error", reject);
+        resolve();
+      });
     });
-  });
-  const address = front.address() as net.AddressInfo;
+    port = (server.address() as net.AddressInfo).port;
+    sharing?.listening(port);
+  }
 
   return {
-    port: address.port,
+    port,
     secure: o.tls !== undefined,
     inFlight: () => active,
     async close(graceMs: number) {
       closing = true;
-      const stopped = new Promise<void>((resolve) => front.close(() => resolve()));
+      // No new connection (a follower has none of its own: the leader stops handing them over).
+      const stopped = new Promise<void>((resolve) => (acceptor ? acceptor.close(() => resolve()) : resolve()));
       for (const s of sessions) s.close();
       const deadline = Date.now() + graceMs;
       while (active > 0 && Date.now() < deadline) {

@@ -6,11 +6,11 @@
 // observation (bench/metrics.ts measures it).
 //
 // Under TESSERA_WORKERS > 1 each worker keeps its own registry and a scrape is answered with
-// all of them aggregated (prom-client's AggregatorRegistry, in the primary: cluster.ts):
-// counters and histograms are summed, the build info and the key gauges are taken once.
-import cluster from "node:cluster";
-import { randomUUID } from "node:crypto";
+// all of them aggregated (prom-client's AggregatorRegistry.aggregate, in the first worker, which
+// asks the others for theirs: cluster.ts): counters and histograms are summed, the build info
+// and the key gauges are taken once.
 import client from "prom-client";
+import { answer, askFollowers, askLeader, currentRole } from "../cluster.js";
 import type { AuditEventRecord } from "../store/ports/audit-events.js";
 import { DuplicateError, StoreUnavailableError, type Store, type StoreKind } from "../store/ports.js";
 import type { StoreCallHook } from "../store/instrumented.js";
@@ -260,6 +260,15 @@ export function createMetrics(): Metrics {
   const storeChildren = new Map<string, { duration: HistogramChild; errors: CounterChild; unavailable: CounterChild }>();
 
   const scrapeLocal = async () => ({ contentType: registry.contentType, text: await registry.metrics() });
+  // Under TESSERA_WORKERS: the first worker aggregates every worker's registry; the others ask it.
+  const role = currentRole();
+  const scrapeAll = async () => {
+    const all = [await registry.getMetricsAsJSON(), ...(await askFollowers<Awaited<ReturnType<client.Registry["getMetricsAsJSON"]>>>(metricsOfWorker))];
+    return { contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text: await client.AggregatorRegistry.aggregate(all).metrics() };
+  };
+  const scrapeFromLeader = async () => ({ contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text: await askLeader<string>(metricsOfCluster) });
+  if (role === "follower") answer(metricsOfWorker, () => registry.getMetricsAsJSON());
+  if (role === "leader") answer(metricsOfCluster, async () => (await scrapeAll()).text);
 
   const metrics: Metrics = {
     registry,
@@ -306,7 +315,7 @@ export function createMetrics(): Metrics {
         writeFailed: () => auditFailures.inc(),
       });
     },
-    scrape: () => (cluster.isWorker ? scrapeCluster() : scrapeLocal()),
+    scrape: role === "follower" ? scrapeFromLeader : role === "leader" ? scrapeAll : scrapeLocal,
     serve(req, res) {
       if (req.method !== "GET" && req.method !== "HEAD") {
         res.writeHead(405, { allow: "GET, HEAD", "content-length": "0" });
@@ -327,59 +336,9 @@ export function createMetrics(): Metrics {
       );
     },
   };
-  if (cluster.isWorker) shareWithPrimary(registry);
   return metrics;
 }
 
-// --- cluster: every worker's registry, aggregated by the primary
-
-const metricsRequest = "tessera:metrics-request";
-const metricsResponse = "tessera:metrics-response";
-
-/** In a worker: lets the primary's AggregatorRegistry collect this registry. */
-function shareWithPrimary(registry: client.Registry): void {
-  client.AggregatorRegistry.setRegistries([registry]);
-  new client.AggregatorRegistry(); // adds the worker's listener for the primary's requests
-}
-
-const pending = new Map<string, { resolve(text: string): void; reject(e: Error): void }>();
-let listening = false;
-
-/** In a worker: asks the primary for every worker's metrics, aggregated. */
-function scrapeCluster(): Promise<{ contentType: string; text: string }> {
-  if (!listening) {
-    listening = true;
-    process.on("message", (m: { type?: string; id?: string; text?: string; error?: string }) => {
-      if (m?.type !== metricsResponse || m.id === undefined) return;
-      const p = pending.get(m.id);
-      if (!p) return;
-      pending.delete(m.id);
-      if (m.error !== undefined) p.reject(new Error(m.error));
-      else p.resolve(m.text ?? "");
-    });
-  }
-  const id = randomUUID();
-  return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      pending.delete(id);
-      reject(new Error("the primary did not answer"));
-    }, 10_000);
-    pending.set(id, {
-      resolve: (t) => (clearTimeout(timer), resolve(t)),
-      reject: (e) => (clearTimeout(timer), reject(e)),
-    });
-    process.send!({ type: metricsRequest, id });
-  }).then((text) => ({ contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text }));
-}
-
-/** In the primary: answers the workers' requests with every worker's metrics, aggregated. */
-export function serveClusterMetrics(): void {
-  const aggregator = new client.AggregatorRegistry();
-  cluster.on("message", (worker, m: { type?: string; id?: string }) => {
-    if (m?.type !== metricsRequest) return;
-    aggregator.clusterMetrics().then(
-      (text) => worker.send({ type: metricsResponse, id: m.id, text }),
-      (e: unknown) => worker.send({ type: metricsResponse, id: m.id, error: e instanceof Error ? e.message : String(e) }),
-    );
-  });
-}
+// What the workers of a cluster ask each other for (cluster.ts's answer/ask).
+const metricsOfWorker = "metrics:worker";
+const metricsOfCluster = "metrics:cluster";

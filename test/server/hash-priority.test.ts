@@ -3,7 +3,7 @@
 // the event loop at the process's priority. The entry is compiled here as the build compiles it
 // and run in front of a probe standing in for the service, which uses the pool and reports the nice
 // value of every thread of its process. (The compiled project beside it is not used: the probe
-// stands in for the bundles start.cjs loads, main.bundle.cjs and a primary's primary.bundle.cjs.)
+// stands in for the bundle start.cjs loads, main.bundle.cjs.)
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -43,7 +43,6 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
     dir = join(out, "src");
     // what start.cjs loads and runs, in place of the service
     writeFileSync(join(dir, "main.bundle.cjs"), probe);
-    writeFileSync(join(dir, "primary.bundle.cjs"), probe);
     writeFileSync(join(dir, "pool-first.cjs"), `require("node:fs").stat(".", () => {});`);
   });
   after(() => rmSync(join(dir, ".."), { recursive: true, force: true }));
@@ -85,10 +84,11 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
     assert.deepEqual(r.threads.filter((t) => t.nice !== 0), []);
   });
 
-  it("a cluster's primary (TESSERA_WORKERS above 1) leaves its pool alone: it hashes nothing, its workers start through the entry again", async () => {
+  it("TESSERA_WORKERS above 1: the process started (the first worker, which serves and hashes) lowers its pool too", async () => {
     const r = await start({ TESSERA_WORKERS: "2" });
-    assert.deepEqual(r.priority, { nice: 0, applied: false, reason: "the cluster's primary hashes nothing" });
-    assert.deepEqual(r.threads.filter((t) => t.nice !== 0), []);
+    assert.deepEqual(r.priority, { nice: 19, applied: true });
+    assert.equal(niceOf(r, r.pid), 0);
+    assert.equal(r.threads.filter((t) => t.nice === 19).length, 3, JSON.stringify(r.threads));
   });
 
   it("a pool created before the entry ran (a module loaded with --require) is reported, not claimed lowered", async () => {

@@ -1,9 +1,11 @@
 // TESSERA_WORKERS: several worker processes on the one port, over one embedded store. Every
 // worker serves; writes from all of them land (SQLite across processes: WAL, busy timeout,
 // IMMEDIATE write transactions); housekeeping runs in one worker only; SIGTERM drains them all.
-// From the sources and compiled (a primary from primary.bundle.cjs, workers from main.bundle.cjs).
+// The process started is the first worker (no process that only supervises): it forks the
+// others, hands them connections and replaces one that dies; none outlives it. From the sources
+// and compiled.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { killService, request, startService, type Entry, type ServiceProcess } from "../support/process.js";
@@ -28,6 +30,14 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
       assert.deepEqual(listening.filter((l) => l.housekeeping === true).map((l) => l.worker), [1]);
     });
 
+    it("the process started is the first worker and serves; the second is its child (no process that only supervises)", () => {
+      const listening = cluster!.lines().filter((l) => l.msg === "listening");
+      const pidOf = (worker: number) => listening.find((l) => l.worker === worker)!.pid as number;
+      assert.equal(pidOf(1), cluster!.child.pid);
+      assert.equal(parentOf(pidOf(2)), cluster!.child.pid);
+      assert.equal(listening.find((l) => l.worker === 2)!.url, listening.find((l) => l.worker === 1)!.url);
+    });
+
     it("every worker serves, and concurrent writes from both all land in the one store", async () => {
       const account = `acct-${process.pid}`;
       const n = 60;
@@ -47,11 +57,70 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
       assert.equal(listed.json.tokens.length, n);
     });
 
-    it("SIGTERM stops every worker gracefully and the primary exits 0", async () => {
+    it("a worker that dies is replaced, and the new one is handed connections", async () => {
+      const before = cluster!.lines().filter((l) => l.msg === "listening" && l.worker === 2);
+      process.kill(before[0]!.pid as number, "SIGKILL");
+      await until(() => cluster!.lines().filter((l) => l.msg === "listening" && l.worker === 2).length === 2, "a second worker 2");
+      const died = cluster!.lines().filter((l) => l.msg === "worker exited");
+      assert.deepEqual(died.map((l) => [l.worker, l.code, l.signal]), [[2, null, "SIGKILL"]]);
+      const seen = cluster!.lines().length;
+      // (one at a time, each on its own connection)
+      for (let i = 0; i < 6; i++) assert.equal((await request(cluster!.port, "GET", "/jwt/version")).status, 200);
+      const calls = () =>
+        cluster!
+          .lines()
+          .slice(seen)
+          .filter((l) => l.msg === "rpc");
+      await until(() => calls().length === 6, "six rpc lines");
+      const served = calls().map((l) => l.worker);
+      // round-robin: every other connection each
+      assert.deepEqual([served.filter((w) => w === 1).length, served.filter((w) => w === 2).length], [3, 3]);
+    });
+
+    it("SIGTERM stops every worker gracefully and the first exits 0, last", async () => {
       cluster!.child.kill("SIGTERM");
       assert.equal(await cluster!.exited, 0);
       const stopped = cluster!.lines().filter((l) => l.msg === "stopped");
-      assert.deepEqual(stopped.map((l) => l.worker ?? "primary").sort(), [1, 2, "primary"]);
+      assert.deepEqual(stopped.map((l) => l.worker), [2, 1]);
     });
   });
+
+  describe(`server: TESSERA_WORKERS, the first worker killed (${entry})`, function () {
+    this.timeout(60000);
+    it("the other workers stop too: none outlives the first", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const cluster = await startService(entry, { TESSERA_WORKERS: "3", TESSERA_DATA_DIR: dataDir }, { listeners: 3 });
+      try {
+        const others = cluster.lines().filter((l) => l.msg === "listening" && l.worker !== 1).map((l) => l.pid as number);
+        assert.equal(others.length, 2);
+        cluster.child.kill("SIGKILL");
+        await cluster.exited;
+        await until(() => others.every((pid) => !alive(pid)), "workers 2 and 3 gone");
+      } finally {
+        await killService(cluster);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+/** The parent process id of `pid` (Linux: /proc/<pid>/stat, after the command's closing parenthesis). */
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until(done: () => boolean, what: string, ms = 20000): Promise<void> {
+  for (const deadline = Date.now() + ms; !done(); await new Promise((r) => setTimeout(r, 50))) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+  }
 }
