@@ -225,12 +225,14 @@ export function lead(config: Config, logger: Logger): Leader {
         turn = turn >= ready.length ? 0 : turn + 1;
         if (turn === 0) return false;
         const child = ready[turn - 1]!;
+        // A follower whose channel has just closed (its exit not yet seen): this worker serves it.
+        if (!child.connected) return false;
         try {
           child.send({ type: message.connection }, socket, (e) => {
             if (e) socket.destroy();
           });
         } catch {
-          return false; // its channel has just closed: this worker serves it
+          return false; // as above
         }
         return true;
       },
