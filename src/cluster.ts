@@ -172,6 +172,7 @@ export function lead(config: Config, logger: Logger): Leader {
   /** Followers that said "ready" before the leader listened. */
   const waiting: ChildProcess[] = [];
   let stopping = false;
+  let stopSignal: NodeJS.Signals | undefined;
   let failed = false;
   let lastRespawn = 0;
   let allExited: (() => void) | undefined;
@@ -202,7 +203,8 @@ export function lead(config: Config, logger: Logger): Leader {
       leave();
       followers.delete(id);
       if (stopping) {
-        if (code !== 0) failed = true;
+        // One still starting dies of the signal itself (its handler not yet set): it served nothing.
+        if (code !== 0 && signal !== stopSignal) failed = true;
         if (followers.size === 0) allExited?.();
         return;
       }
@@ -244,6 +246,7 @@ export function lead(config: Config, logger: Logger): Leader {
     },
     stopFollowers(signal) {
       stopping = true;
+      stopSignal = signal;
       ready.length = 0;
       if (followers.size === 0) return Promise.resolve(true);
       const exited = new Promise<boolean>((resolve) => (allExited = () => resolve(!failed)));
