@@ -74,7 +74,14 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
   const pool = fromStart<PoolPriority>("threadPoolPriority");
   if (pool?.applied) logger.info("password hashing threads", { nice: pool.nice });
   else if (config.hashNice > 0) logger.warn("password hashing threads keep the process's CPU priority", { reason: pool?.reason ?? "not started through start.cjs (npm start)" });
-  logger.info("listening", { url: tessera.url, tls: tessera.server.listener.secure, housekeeping, pid: process.pid, codeCache: fromStart<CodeCacheUse>("codeCache") });
+  logger.info("listening", {
+    url: tessera.url,
+    tls: tessera.server.listener.secure,
+    metricsPort: tessera.server.metricsPort,
+    housekeeping,
+    pid: process.pid,
+    codeCache: fromStart<CodeCacheUse>("codeCache"),
+  });
   if (requested !== undefined) close();
 }
 

@@ -85,6 +85,30 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS with TESSERA_METRICS_PORT (${entry})`, function () {
+    this.timeout(60000);
+    it("the first worker alone serves the metrics port, with the calls every worker served", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_METRICS_PORT: "0" }, { listeners: 2 });
+      try {
+        const listening = cluster.lines().filter((l) => l.msg === "listening");
+        const metricsPort = listening.find((l) => l.worker === 1)!.metricsPort as number;
+        assert.equal(listening.find((l) => l.worker === 2)!.metricsPort, undefined);
+        const n = 8;
+        for (let i = 0; i < n; i++) assert.equal((await request(cluster.port, "GET", "/jwt/version")).status, 200);
+        await until(() => cluster.lines().filter((l) => l.msg === "rpc").length === n, `${n} rpc lines`);
+        assert.deepEqual([...new Set(cluster.lines().filter((l) => l.msg === "rpc").map((l) => l.worker))].sort(), [1, 2]);
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        const served = /^tessera_rpc_requests_total\{service="tessera\.jwt\.v1\.JwtService",method="GetVersion",protocol="rest",code="ok"\} (\d+)$/m.exec(text);
+        assert.equal(served?.[1], String(n), text);
+        assert.equal((await request(cluster.port, "GET", "/metrics")).status, 404);
+      } finally {
+        await killService(cluster);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS, the first worker killed (${entry})`, function () {
     this.timeout(60000);
     it("the other workers stop too: none outlives the first", async () => {
