@@ -80,34 +80,33 @@ export function answer(kind: string, fn: () => unknown): void {
 
 /** Asks the leader (in a follower) for `kind`. */
 export function askLeader<T>(kind: string, timeoutMs = 10_000): Promise<T> {
-  return ask<T>((m) => process.send!(m), kind, timeoutMs, "the first worker did not answer");
+  return ask<T>((m, done) => process.send!(m, undefined, undefined, done), kind, timeoutMs, "the first worker did not answer");
 }
 
 /** Asks every follower taking connections (in the leader) for `kind`. */
 export function askFollowers<T>(kind: string, timeoutMs = 10_000): Promise<T[]> {
-  return Promise.all(ready.map((f) => ask<T>((m) => f.send(m), kind, timeoutMs, "a worker did not answer")));
+  return Promise.all(ready.map((f) => ask<T>((m, done) => f.send(m, done), kind, timeoutMs, "a worker did not answer")));
 }
 
-function ask<T>(send: (m: Envelope) => void, kind: string, timeoutMs: number, silence: string): Promise<T> {
+/** Sends `m` over an IPC channel; `done` is told of a failure (a channel closed), never thrown. */
+type Send = (m: Envelope, done: (e: Error | null) => void) => void;
+
+function ask<T>(send: Send, kind: string, timeoutMs: number, silence: string): Promise<T> {
   const id = randomUUID();
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      pending.delete(id);
-      reject(new Error(silence));
-    }, timeoutMs);
-    pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-    try {
-      send({ type: message.ask, id, kind });
-    } catch (e) {
+    const fail = (e: Error) => {
       clearTimeout(timer);
       pending.delete(id);
-      reject(e instanceof Error ? e : new Error(String(e)));
-    }
+      reject(e);
+    };
+    const timer = setTimeout(() => fail(new Error(silence)), timeoutMs);
+    pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+    send({ type: message.ask, id, kind }, (e) => e && fail(e));
   });
 }
 
-/** Handles the asks and answers that arrive from `from` (the leader, or one follower). */
-function onAsksAndAnswers(m: Envelope, reply: (m: Envelope) => void): void {
+/** Handles an ask or an answer that arrived over one channel (from the leader, or from one follower). */
+function onAsksAndAnswers(m: Envelope, reply: Send): void {
   if (m.type === message.answer && m.id !== undefined) {
     const p = pending.get(m.id);
     if (!p) return;
@@ -118,13 +117,8 @@ function onAsksAndAnswers(m: Envelope, reply: (m: Envelope) => void): void {
   } else if (m.type === message.ask && m.id !== undefined) {
     const fn = answerers.get(m.kind ?? "");
     const id = m.id;
-    const send = (a: Envelope) => {
-      try {
-        reply(a);
-      } catch {
-        // the asker is gone: nothing to answer
-      }
-    };
+    // An asker that is gone is not answered.
+    const send = (a: Envelope) => reply(a, () => {});
     if (!fn) return send({ type: message.answer, id, error: `nothing answers ${m.kind}` });
     Promise.resolve()
       .then(fn)
@@ -179,7 +173,7 @@ export function lead(config: Config, logger: Logger): Leader {
 
   const admit = (child: ChildProcess) => {
     if (!child.connected) return;
-    child.send({ type: message.port, port });
+    child.send({ type: message.port, port }, () => {}); // a channel just closed: its exit follows
     ready.push(child);
   };
   const spawn = (id: number) => {
@@ -190,7 +184,7 @@ export function lead(config: Config, logger: Logger): Leader {
       if (m?.type === message.ready) {
         if (port === undefined) waiting.push(child);
         else admit(child);
-      } else if (m) onAsksAndAnswers(m, (a) => child.send(a));
+      } else if (m) onAsksAndAnswers(m, (a, done) => child.send(a, done));
     });
     // A send to a follower that has just died: its exit is handled below.
     child.on("error", () => {});
@@ -265,7 +259,7 @@ export function lead(config: Config, logger: Logger): Leader {
 export function follow(): PortSharing {
   role = "follower";
   process.on("message", (m: Envelope) => {
-    if (m && m.type !== message.connection && m.type !== message.port) onAsksAndAnswers(m, (a) => process.send!(a));
+    if (m && m.type !== message.connection && m.type !== message.port) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
   });
   return {
     leads: false,
@@ -279,7 +273,8 @@ export function follow(): PortSharing {
           if (m?.type === message.connection && socket) accept(socket);
           else if (m?.type === message.port && m.port !== undefined) resolve(m.port);
         });
-        process.send!({ type: message.ready });
+        // (A channel already closed is the disconnect above.)
+        process.send!({ type: message.ready }, undefined, undefined, () => {});
       });
     },
   };
