@@ -6,6 +6,8 @@
 // and compiled.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { killService, request, startService, type Entry, type ServiceProcess } from "../support/process.js";
@@ -85,6 +87,48 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS, a graceful stop with calls in flight (${entry})`, function () {
+    this.timeout(60000);
+    it("SIGTERM while each worker has a call in flight: no new connection is taken, both calls finish, exit 0", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "10" }, { listeners: 2 });
+      try {
+        // Two calls whose bodies are still arriving when the signal comes, on two connections:
+        // handed round-robin, one to each worker.
+        const body = JSON.stringify({ service: "" });
+        const calls = [0, 1].map(() => {
+          let finish!: () => void;
+          const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+            const req = http.request(
+              { host: "127.0.0.1", port: cluster.port, method: "POST", path: "/grpc.health.v1.Health/Check", agent: false, headers: { "content-type": "application/json", "content-length": body.length } },
+              (res) => {
+                let text = "";
+                res.on("data", (c) => (text += c));
+                res.on("end", () => resolve({ status: res.statusCode!, text }));
+              },
+            );
+            req.on("error", reject);
+            req.write(body.slice(0, 5));
+            finish = () => req.end(body.slice(5));
+          });
+          return { answer, finish: () => finish() };
+        });
+        await new Promise((r) => setTimeout(r, 300));
+        cluster.child.kill("SIGTERM");
+        await until(() => cluster.lines().filter((l) => l.msg === "stopping").length === 2, "both workers stopping");
+        assert.equal(await refused(cluster.port), true, "new connections are refused while the workers drain");
+        for (const c of calls) c.finish();
+        for (const c of calls) assert.deepEqual(await c.answer, { status: 200, text: JSON.stringify({ status: "SERVING" }) });
+        assert.equal(await cluster.exited, 0);
+        const served = cluster.lines().filter((l) => l.msg === "rpc" && l.procedure === "grpc.health.v1.Health/Check");
+        assert.deepEqual(served.map((l) => l.worker).sort(), [1, 2]);
+      } finally {
+        await killService(cluster);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS with TESSERA_METRICS_PORT (${entry})`, function () {
     this.timeout(60000);
     it("the first worker alone serves the metrics port, with the calls every worker served", async () => {
@@ -147,4 +191,16 @@ async function until(done: () => boolean, what: string, ms = 20000): Promise<voi
   for (const deadline = Date.now() + ms; !done(); await new Promise((r) => setTimeout(r, 50))) {
     assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
   }
+}
+
+/** True when a connection to `port` is refused (nothing listens). */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once("error", () => resolve(true));
+  });
 }
