@@ -4,7 +4,9 @@
 // Each side is a checkout that `npm run build` has built; for an earlier commit:
 //   git worktree add /tmp/base REV && ln -s "$PWD/node_modules" /tmp/base/node_modules && (cd /tmp/base && npm run build)
 // Run: npm run bench -- ab DIR_A DIR_B   (AB_CASE=grpc|rest, default grpc: GetSession over 16
-// h2c connections, or GET /session over HTTP/1.1; BENCH_ROUNDS, default 5; BENCH_DUR seconds)
+// h2c connections, or GET /session over HTTP/1.1; AB_WORKERS: TESSERA_WORKERS of both, default 1;
+// BENCH_ROUNDS, default 5; BENCH_DUR seconds). CPU per call counts every worker's process.
+import { readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { benchClientId, median, signUpAndLogIn, startServerProcess, type BenchServer } from "./lib.js";
 import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, requireH2load, rounds, type H2loadCase } from "./h2load.js";
@@ -29,8 +31,27 @@ if (kind !== "grpc" && kind !== "rest") {
   process.exit(2);
 }
 
+const workers = process.env.AB_WORKERS ?? "1";
+
+/** `pid` and every process below it (a service's workers). */
+function processTree(pid: number): number[] {
+  const children = readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+  return [pid, ...children.flatMap((p) => processTree(Number(p)))];
+}
+
 async function start(dir: string): Promise<Side> {
-  const server = await startServerProcess({}, { checkout: dir });
+  const server = await startServerProcess({ TESSERA_WORKERS: workers }, { checkout: dir });
+  // Every worker ready before the first round (the first answers as soon as it listens).
+  if (workers !== "1") await new Promise((r) => setTimeout(r, 2000));
   return { dir, server, token: await signUpAndLogIn(server.url, "ab@example.com"), rps: [], cpu: [] };
 }
 
@@ -44,10 +65,10 @@ const call = (s: Side): H2loadCase => {
 const sides: Side[] = [];
 try {
   for (const dir of dirs) sides.push(await start(dir));
-  console.log(`${kind === "grpc" ? "gRPC GetSession (h2c)" : "REST GET /session"}, ${rounds} interleaved rounds of ${benchSeconds} s`);
+  console.log(`${kind === "grpc" ? "gRPC GetSession (h2c)" : "REST GET /session"}, ${workers} worker(s), ${rounds} interleaved rounds of ${benchSeconds} s`);
   for (let r = 0; r < rounds; r++) {
     for (const s of r % 2 === 0 ? sides : [...sides].reverse()) {
-      const res = h2load(call(s), benchSeconds, [s.server.pid]);
+      const res = h2load(call(s), benchSeconds, processTree(s.server.pid));
       if (res.errors > 0) throw new Error(`${s.dir}: ${res.errors} calls failed`);
       s.rps.push(res.rps);
       s.cpu.push(res.cpuMsPerCall!);
