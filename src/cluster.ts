@@ -129,23 +129,30 @@ function onAsksAndAnswers(m: Envelope, reply: Send): void {
   }
 }
 
-/** How a worker takes part in sharing the one port (listener.ts). */
-export interface PortSharing {
-  /** The leader listens on the port; a follower binds nothing. */
-  readonly leads: boolean;
-  /** Leader: an accepted connection, paused (nothing read yet); true when another worker takes it. */
+/** How a worker takes part in sharing the one port (listener.ts): the leader's side, or a follower's. */
+export type PortSharing = LeaderSharing | FollowerSharing;
+
+/** The leader listens on the port and hands connections over. */
+export interface LeaderSharing {
+  readonly leads: true;
+  /** An accepted connection, paused (nothing read yet); true when another worker takes it. */
   handOff(socket: Socket): boolean;
-  /** Leader: it listens on `port` now. */
+  /** It listens on `port` now. */
   listening(port: number): void;
+}
+
+/** A follower binds nothing and is handed connections. */
+export interface FollowerSharing {
+  readonly leads: false;
   /**
-   * Follower: tells the leader it can take connections (each is given to `accept`) and resolves
-   * with the leader's port.
+   * Tells the leader it can take connections (each is given to `accept`) and resolves with the
+   * leader's port.
    */
   follow(accept: (socket: Socket) => void): Promise<number>;
 }
 
 export interface Leader {
-  sharing: PortSharing;
+  sharing: LeaderSharing;
   /**
    * Graceful stop: forwards `signal` to every follower and resolves once all have exited, with
    * false when one of them did not exit 0.
@@ -236,7 +243,6 @@ export function lead(config: Config, logger: Logger): Leader {
         port = p;
         for (const child of waiting.splice(0)) admit(child);
       },
-      follow: () => Promise.reject(new Error("the leader does not follow")),
     },
     stopFollowers(signal) {
       stopping = true;
@@ -256,15 +262,13 @@ export function lead(config: Config, logger: Logger): Leader {
 }
 
 /** A follower's side: it is handed connections by the leader, once it has said it is ready. */
-export function follow(): PortSharing {
+export function follow(): FollowerSharing {
   role = "follower";
   process.on("message", (m: Envelope) => {
-    if (m && m.type !== message.connection && m.type !== message.port) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
+    if (m) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
   });
   return {
     leads: false,
-    handOff: () => false,
-    listening: () => {},
     follow(accept) {
       return new Promise<number>((resolve, reject) => {
         // The leader gone before it listened (it failed to start): this worker cannot serve.

@@ -230,23 +230,24 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     if (!o.tls) socket.setNoDelay(true);
     front.emit("connection", socket);
   };
+  // What listens on the port: `front` itself, or under TESSERA_WORKERS the first worker's
+  // acceptor; a follower has none.
+  let acceptor: net.Server | undefined;
   let port: number;
-  let acceptor: net.Server | undefined = front;
   const sharing = o.sharing;
   if (sharing && !sharing.leads) {
-    acceptor = undefined;
     port = await sharing.follow(serve);
   } else {
-    if (sharing) {
-      // Accepted paused, so that a connection handed to another worker has had nothing read
-      // here; one kept here is served and read from now on.
-      acceptor = net.createServer({ pauseOnConnect: true }, (socket) => {
-        if (sharing.handOff(socket)) return;
-        serve(socket);
-        if (!o.tls) socket.resume();
-      });
-    }
-    const server = acceptor!;
+    // Accepted paused, so that a connection handed to another worker has had nothing read
+    // here; one kept here is served and read from now on.
+    const server = sharing
+      ? net.createServer({ pauseOnConnect: true }, (socket) => {
+          if (sharing.handOff(socket)) return;
+          serve(socket);
+          if (!o.tls) socket.resume();
+        })
+      : front;
+    acceptor = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(o.port, o.host, () => {
