@@ -17,8 +17,8 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { constants, Script } from "node:vm";
 
-/** What became of the code cache: used, refused by V8, not there, or not asked for. */
-export type CodeCacheUse = "accepted" | "rejected" | "absent" | "off";
+/** What became of the code cache: used, refused by V8, or not there. */
+export type CodeCacheUse = "accepted" | "rejected" | "absent";
 
 export interface LoadedBundle {
   readonly exports: Record<string, unknown>;
@@ -42,8 +42,11 @@ export class NotABundleError extends Error {
   }
 }
 
-/** Compiles the bundle; `cacheFile` is its code cache's file, named by the bundle's build id. */
-function compile(file: string, useCache: boolean): { script: Script; cacheFile: string; codeCache: CodeCacheUse } {
+/**
+ * Compiles the bundle, with its code cache when `useCache` and one was written; `cacheFile` is
+ * the code cache's file, named by the bundle's build id.
+ */
+function compile(file: string, useCache: boolean): { script: Script; cacheFile: string; cached: boolean } {
   // ASCII only (scripts/bundle.mjs checks), so Latin-1 reads it exactly, as a plain copy.
   const source = readFileSync(file, "latin1");
   const idLine = buildIdLine.exec(source);
@@ -63,8 +66,7 @@ function compile(file: string, useCache: boolean): { script: Script; cacheFile: 
     importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
     ...(cachedData !== undefined && { cachedData }),
   });
-  const codeCache: CodeCacheUse = !useCache ? "off" : cachedData === undefined ? "absent" : script.cachedDataRejected ? "rejected" : "accepted";
-  return { script, cacheFile, codeCache };
+  return { script, cacheFile, cached: cachedData !== undefined };
 }
 
 function run(script: Script, file: string): Record<string, unknown> {
@@ -76,7 +78,8 @@ function run(script: Script, file: string): Record<string, unknown> {
 
 /** Loads the bundle (runs its modules' set-up; the bundle starts nothing by itself). */
 export function loadBundle(file: string): LoadedBundle {
-  const { script, codeCache } = compile(file, true);
+  const { script, cached } = compile(file, true);
+  const codeCache: CodeCacheUse = !cached ? "absent" : script.cachedDataRejected ? "rejected" : "accepted";
   return { exports: run(script, file), codeCache };
 }
 
