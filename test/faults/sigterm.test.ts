@@ -6,7 +6,6 @@
 // and every write acknowledged before the exit is in the store when it is opened again.
 import assert from "node:assert/strict";
 import http from "node:http";
-import { connect } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +15,7 @@ import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { hashSecret } from "../../src/core/secrets.js";
 import { openStore } from "../../src/store/index.js";
 import { bearer, GrpcJsClient } from "../support/clients.js";
+import { callInFlight, connectionRefused } from "../support/net.js";
 import { password } from "../support/users.js";
 import { faultAdminToken, faultClientId, httpRequest, sleep, startServerProcess, type ServerProcess } from "./support.js";
 
@@ -33,16 +33,6 @@ interface CallRecord {
 }
 
 const connectionLevel = /ECONNREFUSED|ECONNRESET|EPIPE|socket hang up|other side closed/;
-
-const refused = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once("error", () => resolve(true));
-  });
 
 describe("faults: SIGTERM under load", function () {
   this.timeout(60000);
@@ -136,19 +126,8 @@ describe("faults: SIGTERM under load", function () {
     await sleep(1500);
     // A request whose body is still arriving when the signal comes: in flight, must be answered.
     const slowBody = JSON.stringify({ account_id: "acct-slow", description: "slow body" });
-    const slow = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request(
-        { host: "127.0.0.1", port, method: "POST", path: "/v1/frontend/auth", headers: { ...admin, "content-type": "application/json", "content-length": Buffer.byteLength(slowBody) } },
-        (res) => {
-          let body = "";
-          res.on("data", (c) => (body += c));
-          res.on("end", () => resolve({ status: res.statusCode!, body }));
-        },
-      );
-      req.on("error", reject);
-      req.write(slowBody.slice(0, 10));
-      setTimeout(() => req.end(slowBody.slice(10)), 600);
-    });
+    const slow = callInFlight(port, "/v1/frontend/auth", slowBody, admin, 10);
+    setTimeout(slow.finish, 600);
     await sleep(200);
     // A burst of logins just before the signal: argon2 at production cost queues them on the
     // thread pool, so they are surely in flight when it comes.
@@ -170,7 +149,7 @@ describe("faults: SIGTERM under load", function () {
       await stopping;
       await sleep(20);
       while (!server!.hasExited()) {
-        refusals.push(await refused(port));
+        refusals.push(await connectionRefused(port));
         await sleep(50);
       }
     })();
@@ -182,7 +161,7 @@ describe("faults: SIGTERM under load", function () {
     await Promise.all(burst);
     grpc.close();
     agent.destroy();
-    const slowAnswer = await slow;
+    const slowAnswer = await slow.answer;
 
     const inFlight = calls.filter((c) => c.start <= signalAt - IN_FLIGHT_MARGIN_MS && c.end >= signalAt);
     const after = calls.filter((c) => c.start >= signalAt);
@@ -201,8 +180,8 @@ describe("faults: SIGTERM under load", function () {
       "no call got a wrong answer (only success or a refused connection)",
     );
     assert.ok(refusals.length > 0 && refusals.every(Boolean), `new connections are refused while draining (${refusals.filter(Boolean).length}/${refusals.length})`);
-    assert.equal(slowAnswer.status, 200, `the request whose body was arriving got its answer: ${slowAnswer.body}`);
-    acknowledged.push(JSON.parse(slowAnswer.body).token);
+    assert.equal(slowAnswer.status, 200, `the request whose body was arriving got its answer: ${slowAnswer.text}`);
+    acknowledged.push(JSON.parse(slowAnswer.text).token);
 
     // Everything acknowledged is in the store after the exit.
     const store = await openStore({ dataDir });

@@ -5,7 +5,7 @@ import http from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "node:net";
+import { callInFlight, connectionRefused } from "../support/net.js";
 
 function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
@@ -24,13 +24,6 @@ function startProcess(env: Record<string, string>): Promise<{ child: ChildProces
   });
 }
 
-const refused = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => { s.destroy(); resolve(false); });
-    s.once("error", () => resolve(true));
-  });
-
 describe("server: graceful shutdown", function () {
   this.timeout(30000);
   let dataDir: string;
@@ -42,31 +35,13 @@ describe("server: graceful shutdown", function () {
   it("finishes an in-flight call, refuses new connections, and exits 0", async () => {
     const { child, port, exited } = await startProcess({ TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "10" });
     // A call whose body is still arriving when the signal comes.
-    const body = JSON.stringify({ service: "" });
-    const response = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = http.request(
-        { host: "127.0.0.1", port, method: "POST", path: "/grpc.health.v1.Health/Check", headers: { "content-type": "application/json", "content-length": body.length } },
-        (res) => {
-          let text = "";
-          res.on("data", (c) => (text += c));
-          res.on("end", () => resolve({ status: res.statusCode!, text }));
-        },
-      );
-      req.on("error", reject);
-      req.write(body.slice(0, 5));
-      setTimeout(() => {
-        child.kill("SIGTERM");
-        setTimeout(async () => {
-          try {
-            assert.equal(await refused(port), true, "new connections are refused while draining");
-            req.end(body.slice(5));
-          } catch (e) {
-            reject(e);
-          }
-        }, 300);
-      }, 200);
-    });
-    const res = await response;
+    const call = callInFlight(port, "/grpc.health.v1.Health/Check", JSON.stringify({ service: "" }));
+    await new Promise((r) => setTimeout(r, 200));
+    child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await connectionRefused(port), true, "new connections are refused while draining");
+    call.finish();
+    const res = await call.answer;
     assert.equal(res.status, 200);
     assert.deepEqual(JSON.parse(res.text), { status: "SERVING" });
     assert.equal(await exited, 0);

@@ -6,10 +6,9 @@
 // and compiled.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import http from "node:http";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { callInFlight, connectionRefused } from "../support/net.js";
 import { killService, request, startService, type Entry, type ServiceProcess } from "../support/process.js";
 
 for (const entry of ["sources", "compiled"] as Entry[]) {
@@ -96,27 +95,11 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
         // Two calls whose bodies are still arriving when the signal comes, on two connections:
         // handed round-robin, one to each worker.
         const body = JSON.stringify({ service: "" });
-        const calls = [0, 1].map(() => {
-          let finish!: () => void;
-          const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
-            const req = http.request(
-              { host: "127.0.0.1", port: cluster.port, method: "POST", path: "/grpc.health.v1.Health/Check", agent: false, headers: { "content-type": "application/json", "content-length": body.length } },
-              (res) => {
-                let text = "";
-                res.on("data", (c) => (text += c));
-                res.on("end", () => resolve({ status: res.statusCode!, text }));
-              },
-            );
-            req.on("error", reject);
-            req.write(body.slice(0, 5));
-            finish = () => req.end(body.slice(5));
-          });
-          return { answer, finish: () => finish() };
-        });
+        const calls = [0, 1].map(() => callInFlight(cluster.port, "/grpc.health.v1.Health/Check", body));
         await new Promise((r) => setTimeout(r, 300));
         cluster.child.kill("SIGTERM");
         await until(() => cluster.lines().filter((l) => l.msg === "stopping").length === 2, "both workers stopping");
-        assert.equal(await refused(cluster.port), true, "new connections are refused while the workers drain");
+        assert.equal(await connectionRefused(cluster.port), true, "new connections are refused while the workers drain");
         for (const c of calls) c.finish();
         for (const c of calls) assert.deepEqual(await c.answer, { status: 200, text: JSON.stringify({ status: "SERVING" }) });
         assert.equal(await cluster.exited, 0);
@@ -191,16 +174,4 @@ async function until(done: () => boolean, what: string, ms = 20000): Promise<voi
   for (const deadline = Date.now() + ms; !done(); await new Promise((r) => setTimeout(r, 50))) {
     assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
   }
-}
-
-/** True when a connection to `port` is refused (nothing listens). */
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once("error", () => resolve(true));
-  });
 }

@@ -1,6 +1,7 @@
 // Small network and TLS helpers shared by the suites.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http from "node:http";
 import net, { createServer } from "node:net";
 import tls from "node:tls";
 import { tmpdir } from "node:os";
@@ -16,6 +17,46 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** True when a connection to 127.0.0.1:`port` is refused (nothing listens there). */
+export function connectionRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once("error", () => resolve(true));
+  });
+}
+
+/** A call under way: its request sent but for the end of its body. */
+export interface CallInFlight {
+  /** Its answer, once `finish()` has sent the rest of the body. */
+  answer: Promise<{ status: number; text: string }>;
+  finish(): void;
+}
+
+/**
+ * POSTs `body` to `path` on a connection of its own, sending all but the first `sent` characters
+ * only on `finish()`: a call whose body is still arriving (in flight when a stop comes).
+ */
+export function callInFlight(port: number, path: string, body: string, headers: http.OutgoingHttpHeaders = {}, sent = 5): CallInFlight {
+  let req!: http.ClientRequest;
+  const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+    req = http.request(
+      { host: "127.0.0.1", port, method: "POST", path, agent: false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...headers } },
+      (res) => {
+        let text = "";
+        res.on("data", (c) => (text += c));
+        res.on("end", () => resolve({ status: res.statusCode!, text }));
+      },
+    );
+    req.on("error", reject);
+    req.write(body.slice(0, sent));
+  });
+  return { answer, finish: () => req.end(body.slice(sent)) };
 }
 
 export interface TestCertificate {
