@@ -6,10 +6,10 @@
 // Run: npm run bench -- ab DIR_A DIR_B   (AB_CASE=grpc|rest, default grpc: GetSession over 16
 // h2c connections, or GET /session over HTTP/1.1; AB_WORKERS: TESSERA_WORKERS of both, default 1;
 // BENCH_ROUNDS, default 5; BENCH_DUR seconds). CPU per call counts every worker's process.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { benchClientId, median, signUpAndLogIn, startServerProcess, type BenchServer } from "./lib.js";
-import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, requireH2load, rounds, type H2loadCase } from "./h2load.js";
+import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, procStat, requireH2load, rounds, type H2loadCase } from "./h2load.js";
 
 interface Side {
   dir: string;
@@ -39,8 +39,7 @@ function processTree(pid: number): number[] {
     .filter((p) => /^\d+$/.test(p))
     .filter((p) => {
       try {
-        const stat = readFileSync(`/proc/${p}/stat`, "utf8");
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+        return Number(procStat(Number(p))[1]) === pid;
       } catch {
         return false; // gone meanwhile
       }

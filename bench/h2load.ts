@@ -35,9 +35,15 @@ export interface H2loadResult {
 const scratch = mkdtempSync(join(tmpdir(), "tessera-h2load-"));
 let bodies = 0;
 
+/** The fields of /proc/<pid>/stat after the pid and the command: [0] is field 3 (the state), [1] the parent's pid. */
+export function procStat(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
 /** User + system CPU time of a process (and its reaped children), ms, from /proc. */
 export function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  const f = procStat(pid);
   // fields 14-17 (utime, stime, cutime, cstime), counted from 1 with the pid and comm cut off.
   return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 1000) / clockTicks;
 }
