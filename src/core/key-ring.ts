@@ -188,7 +188,7 @@ export class KeyRing {
       throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
     }
     const promoted = await this.advance("scheduled");
-    await this.reload();
+    await this.reload(true);
     return promoted;
   }
 
@@ -220,7 +220,9 @@ export class KeyRing {
         await this.store.insertGeneration(next);
       }
     }
-    await this.reload();
+    // A read of the list made after the revocation was written: one already under way may have
+    // read it before, and would leave the revoked key verifying (and signing) here for 30 s.
+    await this.reload(true);
     return { kid, signingKid: (await this.signingKey()).kid };
   }
 
@@ -350,8 +352,16 @@ export class KeyRing {
     if (due(this.clock.now().getTime(), this.loadedAt, reloadIntervalMs)) await this.reload();
   }
 
-  /** Re-reads the key list; concurrent callers share one read. */
-  private reload(): Promise<void> {
+  /**
+   * Re-reads the key list; concurrent callers share one read. `fresh`: the read must begin after
+   * this call (the caller has just written a change): a read already under way is waited for,
+   * then another made (or shared, when one has begun since).
+   */
+  private reload(fresh = false): Promise<void> {
+    if (fresh && this.reloading) {
+      const again = () => this.reload();
+      return this.reloading.then(again, again);
+    }
     this.reloading ??= this.doReload().finally(() => {
       this.reloading = undefined;
     });

@@ -13,7 +13,7 @@ import { KeyRing } from "../../src/core/key-ring.js";
 import { TokenVerifier } from "../../src/core/token-verifier.js";
 import { silentLogger } from "../../src/logger.js";
 import { openStore } from "../../src/store/index.js";
-import type { Store } from "../../src/store/ports.js";
+import type { SigningKeyStore, Store } from "../../src/store/ports.js";
 
 describe("core: key ring across instances, on the injected clock", () => {
   let dir: string;
@@ -58,6 +58,55 @@ describe("core: key ring across instances, on the injected clock", () => {
     await assert.rejects(verifier.verify(second), (e: unknown) => e instanceof AuthError && e.reason === "INVALID_TOKEN" && /unknown key/.test(e.message));
     clock.advance(2_000);
     assert.equal((await verifier.verify(second)).sub, "second");
+  });
+
+  it("a revocation holds at once on the revoking instance, even beside a reload that read the key list before it", async () => {
+    // A token check's reload (30 s on) reads the key list, then is held; the revocation is
+    // written meanwhile. Held: the reload's answer, which no longer says how the keys stand.
+    let hold: { reached: () => void; released: Promise<void> } | undefined;
+    let revokedInStore!: () => void;
+    const revoked = new Promise<void>((resolve) => (revokedInStore = resolve));
+    const keys: SigningKeyStore = {
+      ...store.keys,
+      async list() {
+        const records = await store.keys.list();
+        const h = hold;
+        hold = undefined;
+        if (h) {
+          h.reached();
+          await h.released;
+        }
+        return records;
+      },
+      async revoke(kid, at) {
+        const done = await store.keys.revoke(kid, at);
+        revokedInStore();
+        return done;
+      },
+    };
+    const ring = await KeyRing.open({ keys, config, clock, logger: silentLogger });
+    const verifier = new TokenVerifier({ ring, clock });
+    const token = await ring.sign({ sub: "x" }, 600);
+    const kid = kidOf(token)!;
+    assert.equal((await verifier.verify(token)).sub, "x");
+
+    clock.advance(30_000);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const reached = new Promise<void>((resolve) => (hold = { reached: resolve, released }));
+    const check = verifier.verify(token); // began before the revocation: it may still pass
+    await reached;
+    const revoking = ring.revoke(kid);
+    await revoked;
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the revocation now waits for a reload
+    release();
+    await check;
+    const { signingKid } = await revoking;
+
+    assert.notEqual(signingKid, kid, "the revoked key no longer signs");
+    assert.notEqual(kidOf(await ring.sign({ sub: "x" }, 600)), kid);
+    await assert.rejects(verifier.verify(token), (e: unknown) => e instanceof AuthError && e.reason === "INVALID_TOKEN" && /revoked key/.test(e.message));
+    assert.ok(!(await ring.jwks()).some((k) => k.kid === kid), "the revoked key left the JWKS");
   });
 
   it("a clock moved back counts as time passed: the next signature reloads", async () => {
