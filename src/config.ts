@@ -1,8 +1,8 @@
 // Environment -> one typed, validated configuration object.
 //
 // Every variable is declared once in `variables` below, with its default, its parser and one line
-// of documentation: the same table validates the environment at start-up and is printed by
-// `npm run config-doc` for the README. A bad value stops the service with one line naming the
+// of documentation: the same table validates the environment at start-up and is written by
+// `npm run docs:config` into the README. A bad value stops the service with one line naming the
 // variable and what is wrong with it.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
