@@ -1,5 +1,6 @@
-// A @grpc/grpc-js server interceptor (grpc-js >= 1.10): every call must carry a valid Tessera
-// access token (except the procedures allowAnonymous names) before its handler starts; the
+// A @grpc/grpc-js server interceptor (grpc-js >= 1.14, the peer dependency range; server
+// interceptors came in 1.10): every call must carry a valid Tessera access token (except the
+// procedures allowAnonymous names) before its handler starts; the
 // handler reads the principal with principalOf(call).
 //
 //   const server = new grpc.Server({ interceptors: [createGrpcJsAuthInterceptor(verifier)] });
