@@ -13,6 +13,28 @@ import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protoco
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { currentCall } from "../call-scope.js";
 
+/**
+ * The longest delay a Node timer takes: one set for longer fires after 1 ms (with a
+ * TimeoutOverflowWarning), so a deadline further away than this would end the call at once.
+ */
+export const maxTimerMs = 2 ** 31 - 1;
+
+/**
+ * Removes a timeout header whose deadline is further away than a timer holds (24.8 days;
+ * `grpc-timeout` goes up to 99999999 hours, `connect-timeout-ms` up to 10 digits, and a
+ * grpc-js client with a 30-day deadline sends "2592000S"): such a deadline is no deadline, as
+ * grpc-go and connect-go treat a timeout they cannot represent. Otherwise connect-es's deadline
+ * timer, and ours (grpc-unary.ts), would fire at once: DEADLINE_EXCEEDED, while the handler's
+ * store writes, bounded by the far deadline, still went ahead. A malformed value is left for
+ * connect-es to refuse.
+ */
+export function dropUnboundedTimeouts(header: Headers): void {
+  const grpc = header.get("grpc-timeout");
+  if (grpc !== null && (parseGrpcTimeout(grpc, Number.MAX_SAFE_INTEGER).timeoutMs ?? 0) > maxTimerMs) header.delete("grpc-timeout");
+  const connect = header.get("connect-timeout-ms");
+  if (connect !== null && (parseConnectTimeout(connect, Number.MAX_SAFE_INTEGER).timeoutMs ?? 0) > maxTimerMs) header.delete("connect-timeout-ms");
+}
+
 /** The timeout the caller asked for, in ms (undefined: none, or a header connect-es refuses itself). */
 export function requestedTimeoutMs(header: Headers): number | undefined {
   const grpc = header.get("grpc-timeout");

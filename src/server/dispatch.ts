@@ -41,6 +41,7 @@ import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
 import { answerUnaryConnect, answerUnaryGrpc, invokeUnary, plainUnaryConnect, plainUnaryGrpc, readBody, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
+import { dropUnboundedTimeouts } from "./deadline-interceptor.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -198,11 +199,13 @@ export function universalRequest(req: NodeRequest, res: NodeResponse, contextVal
   res.once("close", () => {
     if (!res.writableEnded) abort.abort(new ConnectError("the client closed the request", Code.Canceled));
   });
+  const header = webHeaders(req.headers);
+  dropUnboundedTimeouts(header);
   return {
     httpVersion: req.httpVersion,
     method: req.method ?? "",
     url,
-    header: webHeaders(req.headers),
+    header,
     body: req as AsyncIterable<Uint8Array>,
     signal: abort.signal,
     contextValues,

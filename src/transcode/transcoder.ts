@@ -84,6 +84,13 @@ const droppedRequestHeaders = new Set([
 const safeAuthority = /^[A-Za-z0-9.\-:[\]]+$/;
 
 /**
+ * The longest delay a Node timer takes (one set for longer fires after 1 ms): a
+ * `connect-timeout-ms` beyond it (24.8 days) is treated as no deadline (as connect-go treats a
+ * timeout it cannot represent), not as one that passes at once.
+ */
+const maxTimerMs = 2 ** 31 - 1;
+
+/**
  * Builds every route from the services' google.api.http options. Throws on a bad template,
  * a duplicate route, or a bound method the router has no handler for.
  */
@@ -137,7 +144,12 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     });
     const header = rpcHeaders(req);
     const direct = (binding.handler as { invokeUnary?: DirectUnary }).invokeUnary;
-    const timeout = parseTimeout(header.get("connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
+    let timeout = parseTimeout(header.get("connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
+    if (!timeout.error && timeout.timeoutMs !== undefined && timeout.timeoutMs > maxTimerMs) {
+      // Further away than a timer holds (it would fire at once): no deadline.
+      header.delete("connect-timeout-ms");
+      timeout = {};
+    }
     if (direct && !timeout.error) {
       const call = { header, url: rpcUrl(req, binding), signal: abort.signal, contextValues: contextValues?.(req) ?? createContextValues(), timeoutMs: timeout.timeoutMs };
       return sendOutcome(res, binding, await direct(message, call), headers);

@@ -202,4 +202,62 @@ describe("deadlines", function () {
       await signUp(server, email); // 201: the account was not created
     });
   });
+
+  // Node fires a timer set beyond 2^31-1 ms (24.8 days) after 1 ms. A deadline that far away
+  // (a grpc-js client's 30-day deadline is "2592000S") must not end the call at once — nor
+  // answer DEADLINE_EXCEEDED while the account is created anyway, as it did.
+  describe("a deadline further away than a timer holds (over 2^31-1 ms) is no deadline (sign-up hashing: argon2 32 MiB x 3)", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ env: { TESSERA_ARGON2_MEMORY_KIB: "32768", TESSERA_ARGON2_ITERATIONS: "3" } });
+    });
+    after(() => server?.close());
+
+    for (const [name, contentType] of [
+      ["Connect", "application/json"],
+      ["Connect (charset parameter: connect-es's handler)", "application/json; charset=utf-8"],
+    ] as const) {
+      it(`${name} (connect-timeout-ms 9999999999): the call is answered`, async () => {
+        const email = uniqueEmail("far-connect");
+        const res = await fetch(`${server.url}/tessera.session.v1.UserService/CreateUser`, {
+          method: "POST",
+          headers: { "content-type": contentType, "connect-timeout-ms": "9999999999", ...clientIdHeader },
+          body: JSON.stringify({ email, password }),
+        });
+        assert.equal(res.status, 200, await res.text());
+      });
+    }
+
+    it("REST (connect-timeout-ms 9999999999): POST /user is 201", async () => {
+      const email = uniqueEmail("far-rest");
+      const res = await fetch(`${server.url}/user`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "connect-timeout-ms": "9999999999", ...clientIdHeader },
+        body: JSON.stringify({ email, password }),
+      });
+      assert.equal(res.status, 201, await res.text());
+    });
+
+    for (const [name, timeout] of [
+      ["grpc-timeout 99999999S", "99999999S"],
+      ["grpc-timeout 2592000S: a grpc-js deadline 30 days away", "2592000S"],
+    ] as const) {
+      it(`gRPC (${name}): grpc-status 0`, async () => {
+        const email = uniqueEmail("far-grpc");
+        const session = http2.connect(server.url);
+        try {
+          const request = toBinary(UserService.method.createUser.input, create(UserService.method.createUser.input, { email, password }));
+          const a = await h2request(
+            session,
+            { ":method": "POST", ":path": "/tessera.session.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers", "grpc-timeout": timeout, ...clientIdHeader },
+            grpcFrame(request),
+            { timeoutMs: 10_000 },
+          );
+          assert.equal(grpcStatus(a), grpc.status.OK, JSON.stringify({ ...a.headers, ...a.trailers }));
+        } finally {
+          session.close();
+        }
+      });
+    }
+  });
 });
