@@ -148,6 +148,10 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           badAuthority(res);
           return;
         }
+        if (req.method === "GET" && q >= 0 && h.allowedMethods.includes("GET") && notBase64Message(url, q)) {
+          malformedRequest(res, "the message query parameter is not base64 (base64=1)");
+          return;
+        }
         const spec = unary.get(path);
         const framing = spec && plainUnaryGrpc(req);
         const connectType = spec && !framing ? plainUnaryConnect(req) : undefined;
@@ -233,7 +237,29 @@ function webHeaders(headers: http.IncomingHttpHeaders): Headers {
 }
 
 function badAuthority(res: NodeResponse): void {
-  const body = errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", "the request has no valid Host header or :authority");
+  malformedRequest(res, "the request has no valid Host header or :authority");
+}
+
+function malformedRequest(res: NodeResponse, message: string): void {
+  const body = errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", message);
   res.writeHead(400, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
+}
+
+/**
+ * Whether a Connect GET (of a known encoding: connect-es answers another one 415 first) declares
+ * its `message` base64 (`base64=1`) and it is not: a character that protobuf-es's base64Decode,
+ * which connect-es decodes it with, refuses (it takes both alphabets, padding anywhere, and
+ * skips these four white-space characters). It throws a plain Error there, which connect-es
+ * answers as INTERNAL (500): a client's mistake, not the server's.
+ */
+function notBase64Message(url: string, q: number): boolean {
+  if (!url.includes("base64=", q)) return false;
+  const query = new URLSearchParams(url.slice(q + 1));
+  const encoding = query.get("encoding");
+  return (
+    query.get("base64") === "1" &&
+    (encoding === "json" || encoding === "proto") &&
+    /[^A-Za-z0-9+/\-_=\n\r\t ]/.test(query.get("message") ?? "")
+  );
 }

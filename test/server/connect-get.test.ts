@@ -15,6 +15,7 @@ import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { rest } from "../support/clients.js";
+import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 
 const services = [SessionService, UserService, ApiTokenService, UserTokenService, AuthenticationTokenService, JwtService, KeyService];
@@ -96,6 +97,36 @@ describe("server: Connect GET for the methods without side effects", () => {
     for (const path of ["tessera.jwt.v1.JwtService/GetToken", "tessera.jwt.v1.JwtService/GetRefreshToken", "tessera.apitoken.v1.ApiTokenService/Authenticate", "tessera.usertoken.v1.UserTokenService/Bump", "tessera.authtoken.v1.AuthenticationTokenService/GetToken"]) {
       const res = await fetch(getUrl(server.url, path));
       assert.equal(res.status, 405, path);
+    }
+  });
+
+  // connect-es decodes `message` with protobuf-es's base64Decode, which throws a plain Error on a
+  // character outside the alphabet: that was a 500 `internal`, unlogged, for a client's mistake.
+  for (const message of ["!!!", "e30*", "%7B%7D"]) {
+    it(`base64=1 with a message that is not base64 (${JSON.stringify(message)}): 400 invalid_argument, MALFORMED_REQUEST`, async () => {
+      const res = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=json&base64=1&message=${message}`);
+      const text = await res.text();
+      assert.equal(res.status, 400, text);
+      assert.equal(res.headers.get("content-type"), "application/json");
+      assert.deepEqual(decodedBody(JSON.parse(text) as { code: string; message: string; details: unknown }), {
+        code: "invalid_argument",
+        message: "the message query parameter is not base64 (base64=1)",
+        details: tesseraDetails("MALFORMED_REQUEST"),
+      });
+    });
+  }
+
+  it("base64=1 with a message that is not base64, on a method that writes: 405 as before (the method is checked first)", async () => {
+    const res = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetToken?connect=v1&encoding=json&base64=1&message=!!!`);
+    assert.equal(res.status, 405);
+  });
+
+  it("base64=1 takes standard and URL-safe base64, padded or not, as connect-es decodes it", async () => {
+    for (const message of ["e30", "e30=", "e30%3D", "CgA", "eyJ9"]) {
+      // {} in JSON; a GetVersionRequest in binary; an unterminated JSON object
+      const encoding = message === "CgA" ? "proto" : "json";
+      const res = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=${encoding}&base64=1&message=${message}`);
+      assert.notEqual(res.status, 500, `${message}: ${await res.text()}`);
     }
   });
 
