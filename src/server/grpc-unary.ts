@@ -162,9 +162,11 @@ export function readBody(req: NodeRequest, limit: number): Promise<{ chunks: Buf
       settle();
       resolve({ chunks, size, done: true });
     };
-    const onError = (e: Error) => {
+    const onError = (e: NodeJS.ErrnoException) => {
       settle();
-      reject(e);
+      // Node's HTTP/1.1 request emits ECONNRESET ("aborted") when its client leaves mid-body,
+      // before 'close': the same client gone away.
+      reject(e.code === "ECONNRESET" ? new ConnectError("the client closed the request before its body ended", Code.Aborted) : e);
     };
     const onClose = () => {
       settle();

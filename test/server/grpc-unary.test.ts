@@ -8,6 +8,7 @@
 import { strict as assert } from "node:assert";
 import http from "node:http";
 import http2 from "node:http2";
+import net from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { CreateUserRequestSchema } from "../../gen/tessera/jwt/v1/jwt_pb.js";
@@ -161,6 +162,23 @@ describe("server: unary gRPC answered outside connect-es's stream pipeline", fun
     assert.equal(res.status, 200);
     assert.equal(unaryInvoked.count, before + 1);
   });
+
+  // Node's HTTP/1.1 request emits 'error' (ECONNRESET, "aborted") before 'close' when its client
+  // leaves mid-body: that was logged as "rpc answer failed", level error, with a stack.
+  for (const contentType of ["application/json", "application/proto", "application/grpc-web+proto"]) {
+    it(`HTTP/1.1, ${contentType}: a client that leaves before its body ends is nothing to report (no error logged)`, async () => {
+      const logged = server.logs.length;
+      const { port } = new URL(server.url);
+      const socket = net.connect(Number(port), "127.0.0.1");
+      await new Promise((resolve) => socket.once("connect", resolve));
+      socket.write(`POST ${paths.version} HTTP/1.1\r\nHost: localhost\r\nContent-Type: ${contentType}\r\nContent-Length: 100\r\n\r\n0123456789`);
+      await new Promise((r) => setTimeout(r, 100));
+      socket.destroy();
+      await new Promise((r) => setTimeout(r, 300));
+      const errors = server.logs.slice(logged).filter((l) => (JSON.parse(l) as { level: string }).level === "error");
+      assert.deepEqual(errors, []);
+    });
+  }
 
   it("a request over the size limit is left to connect-es: RESOURCE_EXHAUSTED", async () => {
     const before = unaryInvoked.count;
