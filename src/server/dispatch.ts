@@ -31,7 +31,7 @@
 import type http from "node:http";
 import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
-import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import type { Compression, UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Logger } from "../logger.js";
 import type { Cors } from "../transcode/cors.js";
@@ -72,7 +72,7 @@ export interface Dispatcher {
 export function createDispatcher(o: DispatcherOptions): Dispatcher {
   const { routes, contextValues, logger, cors, ...routerOptions } = o;
   // connect-node's adapter default: requests and answers may be gzip or brotli.
-  const acceptCompression = routerOptions.acceptCompression ?? [compressionGzip, compressionBrotli];
+  const acceptCompression = (routerOptions.acceptCompression ?? [compressionGzip, compressionBrotli]).map(cutShortIsInvalid);
   const router = createConnectRouter({ ...routerOptions, acceptCompression });
   // The unary methods' implementations, for the unary gRPC path (grpc-unary.ts); a service
   // registered with options of its own (interceptors, limits) is left to connect-es alone.
@@ -213,6 +213,27 @@ export function universalRequest(req: NodeRequest, res: NodeResponse, contextVal
     body: req as AsyncIterable<Uint8Array>,
     signal: abort.signal,
     contextValues,
+  };
+}
+
+/**
+ * `c`, but compressed request data that ends early (zlib's Z_BUF_ERROR, "unexpected end of
+ * file": a body or an envelope cut short) is INVALID_ARGUMENT, as data that is no gzip or
+ * brotli at all already is: connect-node's decompressors leave that one error code out of their
+ * mapping and raise INTERNAL "decompression failed", a 500 (gRPC: 13) for a client's mistake,
+ * in every protocol. Any other outcome is connect-node's own.
+ */
+function cutShortIsInvalid(c: Compression): Compression {
+  return {
+    name: c.name,
+    compress: (bytes) => c.compress(bytes),
+    decompress: (bytes, readMaxBytes) =>
+      c.decompress(bytes, readMaxBytes).catch((e: unknown) => {
+        if (e instanceof ConnectError && e.code === Code.Internal && (e.cause as { code?: unknown } | undefined)?.code === "Z_BUF_ERROR") {
+          throw new ConnectError(e.rawMessage, Code.InvalidArgument, undefined, undefined, e.cause);
+        }
+        throw e;
+      }),
   };
 }
 

@@ -20,6 +20,9 @@ const UNIMPLEMENTED = 12;
 const RESOURCE_EXHAUSTED = 8;
 
 const version = "/tessera.jwt.v1.JwtService/GetVersion";
+/** Compressed data that ends early: zlib's "unexpected end of file" (Z_BUF_ERROR). */
+const gzipCutShort = gzipSync(Buffer.from("{}")).subarray(0, 12);
+const brotliCutShort = Buffer.alloc(5);
 const createUser = "/tessera.session.v1.UserService/CreateUser";
 const reflection = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
 
@@ -41,6 +44,11 @@ const grpcCases: GrpcCase[] = [
   { name: "length prefix 0xffffffff", body: Buffer.from([0, 0xff, 0xff, 0xff, 0xff]), expect: { grpc: RESOURCE_EXHAUSTED } },
   { name: "compressed flag, no grpc-encoding", body: grpcFrame(Buffer.from([1, 2, 3]), 1), expect: { grpc: INTERNAL } },
   { name: "compressed flag, gzip declared, bytes not gzip", headers: { "grpc-encoding": "gzip" }, body: grpcFrame(Buffer.from("not gzip"), 1), expect: { grpc: INVALID_ARGUMENT } },
+  // zlib says Z_BUF_ERROR ("unexpected end of file") for compressed data that ends early, which
+  // connect-node's decompressors answered as INTERNAL "decompression failed".
+  { name: "compressed flag, gzip declared, gzip cut short", headers: { "grpc-encoding": "gzip" }, body: grpcFrame(gzipCutShort, 1), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "compressed flag, br declared, brotli cut short", headers: { "grpc-encoding": "br" }, body: grpcFrame(brotliCutShort, 1), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "gRPC-Web: compressed flag, gzip declared, gzip cut short", headers: { "content-type": "application/grpc-web+proto", "grpc-encoding": "gzip" }, body: grpcFrame(gzipCutShort, 1), expect: { grpc: INVALID_ARGUMENT } },
   { name: "gzip bomb (1 MiB of zeros, 1 KiB compressed)", headers: { "grpc-encoding": "gzip" }, body: grpcFrame(gzipSync(Buffer.alloc(1 << 20)), 1), expect: { grpc: RESOURCE_EXHAUSTED } },
   { name: "unknown grpc-encoding", headers: { "grpc-encoding": "snappy-9000" }, body: grpcFrame(new Uint8Array()), expect: { grpc: UNIMPLEMENTED } },
   // connect-es ignores flag bits other than "compressed" on requests: accepted, harmless.
@@ -81,6 +89,10 @@ const connectCases: ConnectCase[] = [
   { name: "unary proto, garbage", headers: { "content-type": "application/proto" }, body: Buffer.from([0x0a, 0x7f]), path: createUser, status: 400, code: "invalid_argument" },
   { name: "Connect streaming (reflection): proto envelope that does not parse", path: reflection, headers: { "content-type": "application/connect+proto" }, body: Buffer.concat([Buffer.from([0, 0, 0, 0, 3]), Buffer.from([0xff, 0xff, 0xff])]), status: 200, code: "invalid_argument" },
   { name: "unary, content-encoding gzip, not gzip", headers: { ...json, "content-encoding": "gzip" }, body: "{}", status: 400, code: "invalid_argument" },
+  { name: "unary, content-encoding gzip, gzip cut short", headers: { ...json, "content-encoding": "gzip" }, body: gzipCutShort, status: 400, code: "invalid_argument" },
+  { name: "unary, content-encoding br, brotli cut short", headers: { ...json, "content-encoding": "br" }, body: brotliCutShort, status: 400, code: "invalid_argument" },
+  { name: "unary GET, compression gzip, gzip cut short", path: `${version}?connect=v1&encoding=json&base64=1&compression=gzip&message=${gzipCutShort.toString("base64url")}`, headers: {}, body: "", status: 400, code: "invalid_argument" },
+  { name: "Connect streaming (reflection): gzip envelope cut short", path: reflection, headers: { "content-type": "application/connect+json", "connect-content-encoding": "gzip" }, body: Buffer.concat([Buffer.from([1, 0, 0, 0, gzipCutShort.length]), gzipCutShort]), status: 200, code: "invalid_argument" },
   { name: "unary, content-encoding unknown", headers: { ...json, "content-encoding": "lz-foo" }, body: "{}", status: 501, code: "unimplemented" },
   { name: "unary, gzip bomb", headers: { ...json, "content-encoding": "gzip" }, body: gzipSync(Buffer.from(`{"a":"${"x".repeat(1 << 20)}"}`)), status: 429, code: "resource_exhausted" },
   { name: "unary, content-type application/xml", headers: { "content-type": "application/xml" }, body: "<a/>", status: 415 },
