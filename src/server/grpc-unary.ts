@@ -280,7 +280,11 @@ function unaryContext(spec: UnarySpec, protocolName: string, call: UnaryCall, co
     timeoutMs = () => deadline - Date.now();
     const controller = new AbortController();
     const left = () => controller.abort(call.signal.reason);
-    const timer = setTimeout(() => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), call.timeoutMs);
+    const timedOut = () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    // A deadline that has passed on arrival (a timeout of 0) ends the call at once, as
+    // connect-es's createDeadlineSignal ends it: a timer would let a call that never waits answer.
+    const timer = call.timeoutMs > 0 ? setTimeout(timedOut, call.timeoutMs) : undefined;
+    if (timer === undefined) timedOut();
     if (call.signal.aborted) left();
     else call.signal.addEventListener("abort", left, { once: true });
     signal = controller.signal;

@@ -93,6 +93,8 @@ describe("server: unary gRPC answered outside connect-es's stream pipeline", fun
       grpcStatus: Code.Unauthenticated,
     },
     { name: "protobuf that does not parse: INVALID_ARGUMENT", path: "version", body: () => grpcFrame(Buffer.from([0x0a, 0x7f])), grpcStatus: Code.InvalidArgument },
+    // A deadline that has passed on arrival ends the call at once, as connect-es's handlers end it.
+    { name: "a deadline already passed (grpc-timeout 0m): DEADLINE_EXCEEDED", path: "version", headers: () => ({ "grpc-timeout": "0m" }), body: () => grpcFrame(new Uint8Array()), grpcStatus: Code.DeadlineExceeded },
     {
       name: "a missing field: INVALID_ARGUMENT with BadRequest details",
       path: "createUser",
@@ -135,6 +137,7 @@ describe("server: unary gRPC answered outside connect-es's stream pipeline", fun
     { name: "no credential: 401 with its challenge and details", path: "session", contentType: "application/json", headers: () => ({ "x-koms-clientid": testClientId }), body: Buffer.from("{}"), status: 401 },
     { name: "JSON that does not parse: 400", path: "createUser", contentType: "application/json", body: Buffer.from('{"user":'), status: 400 },
     { name: "protobuf that does not parse: 400", path: "version", contentType: "application/proto", body: Buffer.from([0x0a, 0x7f]), status: 400 },
+    { name: "a deadline already passed (connect-timeout-ms 0): 504", path: "version", contentType: "application/json", headers: () => ({ "connect-timeout-ms": "0" }), body: Buffer.from("{}"), status: 504 },
     { name: "a missing field: 400 with BadRequest details", path: "createUser", contentType: "application/json", body: Buffer.from("{}"), status: 400 },
   ];
   const connectTransports = [
