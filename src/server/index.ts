@@ -32,6 +32,7 @@ import type { PortSharing } from "../cluster.js";
 import type { Metrics } from "./metrics.js";
 import { formatTraceparent, parseTraceparent, parseTracestate } from "./trace-context.js";
 import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
+import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 
@@ -122,10 +123,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     return true;
   };
 
-  // A fatal decoder: connect-es would otherwise turn invalid UTF-8 in a Connect JSON body into
-  // U+FFFD and accept it (RFC 8259 requires UTF-8; the REST transcoder already refuses it, 400).
+  // Refuses invalid UTF-8 and unpaired surrogate escapes in JSON messages (json-text.ts says why).
   // connect-es reads `textDecoder` from these options at run time; its option type omits it.
-  const jsonOptions = { alwaysEmitImplicit: true, textDecoder: new TextDecoder("utf-8", { fatal: true }) };
+  const jsonOptions = { alwaysEmitImplicit: true, textDecoder: jsonTextDecoder };
   const rpc = createDispatcher({
     interceptors: [
       createLoggingInterceptor(logger, rpcObserver(o.metrics, tracing.exporting)),

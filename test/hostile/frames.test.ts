@@ -59,6 +59,14 @@ const grpcCases: GrpcCase[] = [
   { name: "gRPC-Web: protobuf that does not parse", path: createUser, headers: { "content-type": "application/grpc-web+proto", "x-koms-clientid": testClientId }, body: grpcFrame(Buffer.from([0x0a, 0x7f])), expect: { grpc: INVALID_ARGUMENT } },
   { name: "grpc-timeout malformed", headers: { "grpc-timeout": "soon" }, body: grpcFrame(new Uint8Array()), expect: { grpc: INVALID_ARGUMENT } },
   { name: "content-type application/grpc+json with binary", headers: { "content-type": "application/grpc+json" }, body: grpcFrame(Buffer.from([0xff])), expect: { grpc: INVALID_ARGUMENT } },
+  // JSON whose string escapes make no Unicode text: protobuf-es's error quotes the value, and
+  // connect-es's encodeURIComponent of that grpc-message threw (URIError): HTTP 500, no status.
+  { name: "gRPC+JSON: a lone surrogate escape (\"\\ud800\")", path: "/tessera.jwt.v1.JwtService/Check", headers: { "content-type": "application/grpc+json" }, body: grpcFrame(Buffer.from('"\\ud800"')), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "gRPC+JSON: a lone low surrogate escape in a field", path: "/tessera.jwt.v1.JwtService/Check", headers: { "content-type": "application/grpc+json" }, body: grpcFrame(Buffer.from('{"access_token":{"a":"\\udfff"}}')), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "gRPC-Web+JSON: a lone surrogate escape", path: "/tessera.jwt.v1.JwtService/Check", headers: { "content-type": "application/grpc-web+json" }, body: grpcFrame(Buffer.from('"\\ud800"')), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "reflection stream, gRPC+JSON: a lone surrogate escape", path: reflection, headers: { "content-type": "application/grpc+json" }, body: grpcFrame(Buffer.from('"\\ud800"')), expect: { grpc: INVALID_ARGUMENT } },
+  // A surrogate pair is one character, and an escaped backslash before "ud800" is no escape.
+  { name: "gRPC+JSON: a surrogate pair escape and an escaped backslash (control)", headers: { "content-type": "application/grpc+json" }, body: grpcFrame(Buffer.from('{"x":"\\ud83e\\udd84","y":"\\\\ud800"}')), expect: { grpc: OK } },
   { name: "content-type application/grpc+xml", headers: { "content-type": "application/grpc+xml" }, body: grpcFrame(new Uint8Array()), expect: { http: 415 } },
   { name: "content-type text/plain on a gRPC path", headers: { "content-type": "text/plain" }, body: grpcFrame(new Uint8Array()), expect: { http: 415 } },
   { name: "gRPC-Web: truncated frame", headers: { "content-type": "application/grpc-web+proto" }, body: Buffer.from([0, 0, 0, 0, 9, 1]), expect: { grpc: INVALID_ARGUMENT } },
@@ -95,6 +103,9 @@ const connectCases: ConnectCase[] = [
   { name: "Connect streaming (reflection): gzip envelope cut short", path: reflection, headers: { "content-type": "application/connect+json", "connect-content-encoding": "gzip" }, body: Buffer.concat([Buffer.from([1, 0, 0, 0, gzipCutShort.length]), gzipCutShort]), status: 200, code: "invalid_argument" },
   { name: "unary, content-encoding unknown", headers: { ...json, "content-encoding": "lz-foo" }, body: "{}", status: 501, code: "unimplemented" },
   { name: "unary, gzip bomb", headers: { ...json, "content-encoding": "gzip" }, body: gzipSync(Buffer.from(`{"a":"${"x".repeat(1 << 20)}"}`)), status: 429, code: "resource_exhausted" },
+  { name: "unary JSON, a lone surrogate escape", headers: json, body: '{"x":"\\ud800"}', status: 400, code: "invalid_argument" },
+  { name: "unary JSON, a surrogate pair escape (control)", headers: json, body: '{"x":"\\ud83e\\udd84"}', status: 200 },
+  { name: "Connect streaming (reflection): a lone surrogate escape", path: reflection, headers: { "content-type": "application/connect+json" }, body: Buffer.concat([Buffer.from([0, 0, 0, 0, 8]), Buffer.from('"\\ud800"')]), status: 200, code: "invalid_argument" },
   { name: "unary, content-type application/xml", headers: { "content-type": "application/xml" }, body: "<a/>", status: 415 },
   { name: "unary, no content-type", headers: {}, body: "{}", status: 415 },
   // GetToken mints a token, so it is not declared free of side effects: no GET in Connect.

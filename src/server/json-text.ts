@@ -1,0 +1,43 @@
+// The text of every JSON request message of Connect, gRPC and gRPC-Web (connect-es reads
+// `textDecoder` from the router's JSON options at run time): UTF-8, decoded fatally — connect-es
+// would otherwise turn invalid UTF-8 into U+FFFD and accept it (RFC 8259 requires UTF-8; the
+// REST transcoder refuses it too, 400) — and Unicode text in its escapes as well: a string whose
+// `\u` escapes leave a surrogate unpaired (`"\ud800"`) is no text (I-JSON, RFC 7493 2.1) and is
+// refused the same way. protobuf-es refuses such a string in a string field, but quotes the value
+// in its error where another type was expected, and connect-es's gRPC and gRPC-Web handlers
+// percent-encode that message with encodeURIComponent, which throws on a lone surrogate: HTTP
+// 500, no grpc-status, a client's mistake logged as a failed answer.
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** A `\u` escape of a surrogate (checked in full only when one is there: a pair is rare). */
+const surrogateEscape = /\\u[dD][89a-fA-F]/;
+/** Every escape, left to right: `\\` is one escape, so the "ud800" after it is plain text. */
+const escapes = /\\(?:u([0-9a-fA-F]{4})|[\s\S])/g;
+
+/** True when every surrogate `\u` escape of a JSON text is half of an escaped pair. */
+export function pairedSurrogateEscapes(text: string): boolean {
+  if (!surrogateEscape.test(text)) return true;
+  let pendingHighEnd = -1; // where the escape of an unpaired high surrogate ended
+  for (const m of text.matchAll(escapes)) {
+    const unit = m[1] === undefined ? -1 : parseInt(m[1], 16);
+    const isLow = unit >= 0xdc00 && unit <= 0xdfff;
+    if (pendingHighEnd >= 0) {
+      if (!isLow || m.index !== pendingHighEnd) return false;
+      pendingHighEnd = -1;
+      continue;
+    }
+    if (isLow) return false;
+    if (unit >= 0xd800 && unit <= 0xdbff) pendingHighEnd = m.index + m[0].length;
+  }
+  return pendingHighEnd < 0;
+}
+
+/** The decoder the router's JSON options carry (`{ textDecoder }`). */
+export const jsonTextDecoder = {
+  decode(data: Uint8Array): string {
+    const text = utf8.decode(data);
+    if (!pairedSurrogateEscapes(text)) throw new TypeError("a JSON string holds an unpaired surrogate escape: not Unicode text");
+    return text;
+  },
+};
