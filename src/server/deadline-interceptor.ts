@@ -17,7 +17,7 @@ import { currentCall } from "../call-scope.js";
  * The longest delay a Node timer takes: one set for longer fires after 1 ms (with a
  * TimeoutOverflowWarning), so a deadline further away than this would end the call at once.
  */
-export const maxTimerMs = 2 ** 31 - 1;
+const maxTimerMs = 2 ** 31 - 1;
 
 /**
  * Removes a timeout header whose deadline is further away than a timer holds (24.8 days;

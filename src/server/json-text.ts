@@ -16,7 +16,7 @@ const surrogateEscape = /\\u[dD][89a-fA-F]/;
 const escapes = /\\(?:u([0-9a-fA-F]{4})|[\s\S])/g;
 
 /** True when every surrogate `\u` escape of a JSON text is half of an escaped pair. */
-export function pairedSurrogateEscapes(text: string): boolean {
+function pairedSurrogateEscapes(text: string): boolean {
   if (!surrogateEscape.test(text)) return true;
   let pendingHighEnd = -1; // where the escape of an unpaired high surrogate ended
   for (const m of text.matchAll(escapes)) {
