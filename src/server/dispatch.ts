@@ -204,7 +204,7 @@ export function universalRequest(req: NodeRequest, res: NodeResponse, contextVal
     if (!res.writableEnded) abort.abort(new ConnectError("the client closed the request", Code.Canceled));
   });
   const header = webHeaders(req.headers);
-  dropUnboundedTimeouts(header);
+  if (req.headers["grpc-timeout"] !== undefined || req.headers["connect-timeout-ms"] !== undefined) dropUnboundedTimeouts(header);
   return {
     httpVersion: req.httpVersion,
     method: req.method ?? "",
