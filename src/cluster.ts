@@ -35,8 +35,10 @@ const message = {
   ready: "tessera:ready",
   /** leader -> follower: the port it listens on (the follower's URL), after "ready". */
   port: "tessera:port",
-  /** leader -> follower: a connection, with its socket. */
+  /** leader -> follower: a connection, with its socket and its number (`seq`). */
   connection: "tessera:connection",
+  /** follower -> leader: it has the connection numbered `seq` (the leader lets go of its copy). */
+  taken: "tessera:taken",
   /** either way: a request to the other side, and its answer. */
   ask: "tessera:ask",
   answer: "tessera:answer",
@@ -47,6 +49,7 @@ interface Envelope {
   id?: string;
   kind?: string;
   port?: number;
+  seq?: number;
   value?: unknown;
   error?: string;
 }
@@ -137,8 +140,11 @@ export interface LeaderSharing {
   readonly leads: true;
   /** An accepted connection, paused (nothing read yet); true when another worker takes it. */
   handOff(socket: Socket): boolean;
-  /** It listens on `port` now. */
-  listening(port: number): void;
+  /**
+   * It listens on `port` now; `serve` serves a connection here after all (one handed to a
+   * worker that died before taking it).
+   */
+  listening(port: number, serve: (socket: Socket) => void): void;
 }
 
 /** A follower binds nothing and is handed connections. */
@@ -177,6 +183,17 @@ export function lead(config: Config, logger: Logger): Leader {
   let failed = false;
   let lastRespawn = 0;
   let allExited: (() => void) | undefined;
+  let serveHere: ((socket: Socket) => void) | undefined;
+  // Connections handed to each follower that it has not said it took. Node closes its copy of a
+  // handed socket only once the follower's process acknowledges it, and never when the follower
+  // dies first: the one on the channel and those queued behind it would be left open, unread and
+  // unanswered. So the leader keeps its copy (keepOpen) until the follower says it has the
+  // connection, and serves here those a follower that is gone never took.
+  let seq = 0;
+  const handed = new Map<ChildProcess, Map<number, Socket>>();
+  const rescue = (socket: Socket) => {
+    if (!socket.destroyed) serveHere!(socket);
+  };
 
   const admit = (child: ChildProcess) => {
     if (!child.connected) return;
@@ -187,8 +204,15 @@ export function lead(config: Config, logger: Logger): Leader {
     // The same entry, node flags and arguments as this process (compiled or from the sources).
     const child = fork(process.argv[1]!, process.argv.slice(2), { env: { ...process.env, ...shared, [workerIdVariable]: String(id) } });
     followers.set(id, child);
+    const unTaken = new Map<number, Socket>();
+    handed.set(child, unTaken);
     child.on("message", (m: Envelope) => {
-      if (m?.type === message.ready) {
+      if (m?.type === message.taken && m.seq !== undefined) {
+        const socket = unTaken.get(m.seq);
+        unTaken.delete(m.seq);
+        // The follower has its own descriptor of the connection: closing this one leaves it open.
+        socket?.destroy();
+      } else if (m?.type === message.ready) {
         if (port === undefined) waiting.push(child);
         else admit(child);
       } else if (m) onAsksAndAnswers(m, (a, done) => child.send(a, done));
@@ -200,8 +224,12 @@ export function lead(config: Config, logger: Logger): Leader {
       if (i >= 0) ready.splice(i, 1);
     };
     child.once("disconnect", leave);
-    child.once("exit", (code, signal) => {
+    // "close": it has exited and every message it sent has been read (so no "taken" is still to come).
+    child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
       leave();
+      handed.delete(child);
+      for (const socket of unTaken.values()) rescue(socket);
+      unTaken.clear();
       followers.delete(id);
       if (stopping) {
         // One still starting dies of the signal itself (its handler not yet set): it served nothing.
@@ -228,19 +256,25 @@ export function lead(config: Config, logger: Logger): Leader {
         turn = turn >= ready.length ? 0 : turn + 1;
         if (turn === 0) return false;
         const child = ready[turn - 1]!;
+        const unTaken = handed.get(child);
         // A follower whose channel has just closed (its exit not yet seen): this worker serves it.
-        if (!child.connected) return false;
+        if (!child.connected || !unTaken) return false;
+        const n = ++seq;
+        unTaken.set(n, socket);
         try {
-          child.send({ type: message.connection }, socket, (e) => {
-            if (e) socket.destroy();
+          child.send({ type: message.connection, seq: n }, socket, { keepOpen: true }, (e) => {
+            // Not sent (the channel closed): the socket is still whole here.
+            if (e && unTaken.delete(n)) rescue(socket);
           });
         } catch {
+          unTaken.delete(n);
           return false; // as above
         }
         return true;
       },
-      listening(p) {
+      listening(p, serve) {
         port = p;
+        serveHere = serve;
         for (const child of waiting.splice(0)) admit(child);
       },
     },
@@ -274,8 +308,11 @@ export function follow(): FollowerSharing {
         // The leader gone before it listened (it failed to start): this worker cannot serve.
         process.once("disconnect", () => reject(new Error("the first worker is gone")));
         process.on("message", (m: Envelope, socket?: Socket) => {
-          if (m?.type === message.connection && socket) accept(socket);
-          else if (m?.type === message.port && m.port !== undefined) resolve(m.port);
+          if (m?.type === message.connection && socket) {
+            // Said before a byte of it is read here: the leader then closes its copy.
+            process.send!({ type: message.taken, seq: m.seq }, undefined, undefined, () => {});
+            accept(socket);
+          } else if (m?.type === message.port && m.port !== undefined) resolve(m.port);
         });
         // (A channel already closed is the disconnect above.)
         process.send!({ type: message.ready }, undefined, undefined, () => {});

@@ -240,11 +240,13 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   } else {
     // Accepted paused, so that a connection handed to another worker has had nothing read
     // here; one kept here is served and read from now on.
+    const serveHere = (socket: Socket) => {
+      serve(socket);
+      if (!o.tls) socket.resume();
+    };
     const server = sharing
       ? net.createServer({ pauseOnConnect: true }, (socket) => {
-          if (sharing.handOff(socket)) return;
-          serve(socket);
-          if (!o.tls) socket.resume();
+          if (!sharing.handOff(socket)) serveHere(socket);
         })
       : front;
     acceptor = server;
@@ -256,7 +258,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       });
     });
     port = (server.address() as net.AddressInfo).port;
-    sharing?.listening(port);
+    sharing?.listening(port, serveHere);
   }
 
   return {

@@ -6,6 +6,7 @@
 // and compiled.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { callInFlight, connectionRefused } from "../support/net.js";
@@ -136,6 +137,31 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS, a worker that dies with connections handed to it (${entry})`, function () {
+    this.timeout(60000);
+    it("the connections it had not taken yet are served by another worker: none is left hanging", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 2 });
+      try {
+        const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
+        // Worker 2 stops reading its channel (a blocked event loop), so the connections handed
+        // to it wait there: the first on the channel, the next ones behind it.
+        process.kill(second, "SIGSTOP");
+        const calls: Array<Promise<string>> = [];
+        for (let i = 0; i < 6; i++) {
+          calls.push(rawCall(cluster.port, "GET /jwt/version HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 10000));
+          await new Promise((r) => setTimeout(r, 100)); // accepted one at a time, round-robin
+        }
+        process.kill(second, "SIGKILL");
+        assert.deepEqual((await Promise.all(calls)).map((head) => head.split("\r\n", 1)[0]), Array(6).fill("HTTP/1.1 200 OK"));
+        assert.deepEqual(cluster.lines().filter((l) => l.msg === "worker exited").map((l) => [l.worker, l.signal]), [[2, "SIGKILL"]]);
+      } finally {
+        await killService(cluster);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS, the first worker killed (${entry})`, function () {
     this.timeout(60000);
     it("the other workers stop too: none outlives the first", async () => {
@@ -159,6 +185,27 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
 function parentOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
+/**
+ * Sends `text` on a connection of its own and resolves with what came back before the server
+ * closed it, or "no answer" after `ms`.
+ */
+function rawCall(port: number, text: string, ms: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1", () => s.write(text));
+    let received = "";
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve("no answer");
+    }, ms);
+    s.on("data", (d: Buffer) => (received += d.toString("latin1")));
+    s.on("error", () => {});
+    s.on("close", () => {
+      clearTimeout(timer);
+      resolve(received === "" ? "closed without an answer" : received);
+    });
+  });
 }
 
 function alive(pid: number): boolean {
