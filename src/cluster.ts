@@ -37,8 +37,13 @@ const message = {
   port: "tessera:port",
   /** leader -> follower: a connection, with its socket and its number (`seq`). */
   connection: "tessera:connection",
-  /** follower -> leader: it has the connection numbered `seq` (the leader lets go of its copy). */
+  /**
+   * follower -> leader: it has the connection numbered `seq` (the leader lets go of its copy), or
+   * with `refused`, it is stopping and did not take it (the leader serves it).
+   */
   taken: "tessera:taken",
+  /** follower -> leader: it is stopping; hand it no more connections. */
+  leaving: "tessera:leaving",
   /** either way: a request to the other side, and its answer. */
   ask: "tessera:ask",
   answer: "tessera:answer",
@@ -50,6 +55,7 @@ interface Envelope {
   kind?: string;
   port?: number;
   seq?: number;
+  refused?: boolean;
   value?: unknown;
   error?: string;
 }
@@ -142,7 +148,7 @@ export interface LeaderSharing {
   handOff(socket: Socket): boolean;
   /**
    * It listens on `port` now; `serve` serves a connection here after all (one handed to a
-   * worker that died before taking it).
+   * follower that did not take it: it died first, or was stopping).
    */
   listening(port: number, serve: (socket: Socket) => void): void;
 }
@@ -151,10 +157,12 @@ export interface LeaderSharing {
 export interface FollowerSharing {
   readonly leads: false;
   /**
-   * Tells the leader it can take connections (each is given to `accept`) and resolves with the
-   * leader's port.
+   * Tells the leader it can take connections (each is given to `accept`, which returns false to
+   * refuse it: the leader then serves it) and resolves with the leader's port.
    */
-  follow(accept: (socket: Socket) => void): Promise<number>;
+  follow(accept: (socket: Socket) => boolean): Promise<number>;
+  /** Tells the leader it is stopping: it is handed no more connections (its drain is its own). */
+  leave(): void;
 }
 
 export interface Leader {
@@ -210,8 +218,11 @@ export function lead(config: Config, logger: Logger): Leader {
       if (m?.type === message.taken && m.seq !== undefined) {
         const socket = unTaken.get(m.seq);
         unTaken.delete(m.seq);
+        if (socket && m.refused) rescue(socket);
         // The follower has its own descriptor of the connection: closing this one leaves it open.
-        socket?.destroy();
+        else socket?.destroy();
+      } else if (m?.type === message.leaving) {
+        leave();
       } else if (m?.type === message.ready) {
         if (port === undefined) waiting.push(child);
         else admit(child);
@@ -309,14 +320,19 @@ export function follow(): FollowerSharing {
         process.once("disconnect", () => reject(new Error("the first worker is gone")));
         process.on("message", (m: Envelope, socket?: Socket) => {
           if (m?.type === message.connection && socket) {
-            // Said before a byte of it is read here: the leader then closes its copy.
-            process.send!({ type: message.taken, seq: m.seq }, undefined, undefined, () => {});
-            accept(socket);
+            // Said in the tick the socket arrived, before a byte of it is read here: taken (the
+            // leader closes its copy), or refused (closed here, served by the leader).
+            const taken = accept(socket);
+            if (!taken) socket.destroy();
+            process.send!({ type: message.taken, seq: m.seq, ...(!taken && { refused: true }) }, undefined, undefined, () => {});
           } else if (m?.type === message.port && m.port !== undefined) resolve(m.port);
         });
         // (A channel already closed is the disconnect above.)
         process.send!({ type: message.ready }, undefined, undefined, () => {});
       });
+    },
+    leave() {
+      if (process.connected) process.send!({ type: message.leaving }, undefined, undefined, () => {});
     },
   };
 }

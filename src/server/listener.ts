@@ -236,7 +236,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   let port: number;
   const sharing = o.sharing;
   if (sharing && !sharing.leads) {
-    port = await sharing.follow(serve);
+    // A connection still on its way when this worker stops is refused: the leader serves it.
+    port = await sharing.follow((socket) => {
+      if (closing) return false;
+      serve(socket);
+      return true;
+    });
   } else {
     // Accepted paused, so that a connection handed to another worker has had nothing read
     // here; one kept here is served and read from now on.
@@ -268,6 +273,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     async close(graceMs: number) {
       closing = true;
       // No new connection (a follower has none of its own: the leader stops handing them over).
+      if (sharing && !sharing.leads) sharing.leave();
       const stopped = new Promise<void>((resolve) => (acceptor ? acceptor.close(() => resolve()) : resolve()));
       for (const s of sessions) s.close();
       const deadline = Date.now() + graceMs;

@@ -137,6 +137,42 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS, a worker stopped on its own (${entry})`, function () {
+    this.timeout(60000);
+    it("SIGTERM to one worker alone: while it drains it is handed no new connection (calls begun then outlive its grace period); it is replaced", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "2" }, { listeners: 2 });
+      try {
+        const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
+        // The first connection is handed to worker 2: a call in flight there, never finished,
+        // keeps it draining until its grace period ends.
+        const body = JSON.stringify({ service: "" });
+        const held = callInFlight(cluster.port, "/grpc.health.v1.Health/Check", body);
+        held.answer.catch(() => {}); // cut when worker 2's grace period ends
+        await new Promise((r) => setTimeout(r, 300));
+        process.kill(second, "SIGTERM");
+        await until(() => cluster.lines().some((l) => l.msg === "stopping" && l.worker === 2), "worker 2 stopping");
+        const seen = cluster.lines().length;
+        // Calls on new connections while it drains: two still under way when its grace period
+        // ends, and six answered at once.
+        const slow = [0, 1].map(() => callInFlight(cluster.port, "/grpc.health.v1.Health/Check", body));
+        await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 6; i++) assert.equal((await request(cluster.port, "GET", "/jwt/version")).status, 200);
+        const calls = () => cluster.lines().slice(seen).filter((l) => l.msg === "rpc" && l.procedure === "tessera.jwt.v1.JwtService/GetVersion");
+        await until(() => cluster.lines().some((l) => l.msg === "worker exited"), "worker 2 gone");
+        for (const c of slow) c.finish();
+        assert.deepEqual(await Promise.all(slow.map((c) => c.answer.catch((e: Error) => e.message))), Array(2).fill({ status: 200, text: JSON.stringify({ status: "SERVING" }) }));
+        await until(() => calls().length === 6, "six rpc lines");
+        assert.deepEqual(calls().map((l) => l.worker), Array(6).fill(1), "calls made while worker 2 drains are served by worker 1");
+        await until(() => cluster.lines().filter((l) => l.msg === "listening" && l.worker === 2).length === 2, "a second worker 2");
+        assert.deepEqual(cluster.lines().filter((l) => l.msg === "worker exited").map((l) => l.worker), [2]);
+      } finally {
+        await killService(cluster);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS, a worker that dies with connections handed to it (${entry})`, function () {
     this.timeout(60000);
     it("the connections it had not taken yet are served by another worker: none is left hanging", async () => {
