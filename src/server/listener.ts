@@ -274,7 +274,15 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       closing = true;
       // No new connection (a follower has none of its own: the leader stops handing them over).
       if (sharing && !sharing.leads) sharing.leave();
-      const stopped = new Promise<void>((resolve) => (acceptor ? acceptor.close(() => resolve()) : resolve()));
+      const stopped = new Promise<void>((resolve) => {
+        if (!acceptor) return resolve();
+        acceptor.close(() => resolve());
+        // The leader's acceptor reports itself closed only once every follower has answered that
+        // the connections handed to it are closed (Node's bookkeeping of sent sockets), and a
+        // follower that dies with one on its way never answers: its port is closed now, and the
+        // leader waits for its followers themselves (stopFollowers).
+        if (sharing?.leads) resolve();
+      });
       for (const s of sessions) s.close();
       const deadline = Date.now() + graceMs;
       while (active > 0 && Date.now() < deadline) {

@@ -198,6 +198,35 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS, SIGTERM with a worker that does not stop (${entry})`, function () {
+    this.timeout(60000);
+    it("a worker stuck with a connection handed to it is killed after the grace period (and 5 s); the first logs stopped and exits 1", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "1" }, { listeners: 2 });
+      try {
+        const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
+        // Worker 2 stops running (a blocked event loop) with the first connection handed to it.
+        process.kill(second, "SIGSTOP");
+        const handed = rawCall(cluster.port, "", 15000);
+        await new Promise((r) => setTimeout(r, 300));
+        const t0 = Date.now();
+        cluster.child.kill("SIGTERM");
+        const exited = await Promise.race([cluster.exited, new Promise((r) => setTimeout(() => r("still running"), 15000))]);
+        assert.equal(exited, 1);
+        assert.ok(Date.now() - t0 < 10000, `exited after ${Date.now() - t0} ms`);
+        assert.equal(alive(second), false);
+        assert.deepEqual(cluster.lines().filter((l) => l.msg === "stopped").map((l) => l.worker), [1]);
+        await handed;
+      } finally {
+        await killService(cluster);
+        try {
+          process.kill(Number(cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)?.pid), "SIGKILL");
+        } catch {}
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS, the first worker killed (${entry})`, function () {
     this.timeout(60000);
     it("the other workers stop too: none outlives the first", async () => {
