@@ -23,6 +23,9 @@ import type { Socket } from "node:net";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 
+/** A follower that has not taken a connection handed to it this long ago is handed no more until it has. */
+const unresponsiveMs = 1000;
+
 /** Set in each follower's environment: its number, 2..TESSERA_WORKERS. */
 export const workerIdVariable = "TESSERA_WORKER_ID";
 
@@ -198,7 +201,7 @@ export function lead(config: Config, logger: Logger): Leader {
   // unanswered. So the leader keeps its copy (keepOpen) until the follower says it has the
   // connection, and serves here those a follower that is gone never took.
   let seq = 0;
-  const handed = new Map<ChildProcess, Map<number, Socket>>();
+  const handed = new Map<ChildProcess, Map<number, { socket: Socket; at: number }>>();
   const rescue = (socket: Socket) => {
     if (!socket.destroyed) serveHere!(socket);
   };
@@ -212,11 +215,11 @@ export function lead(config: Config, logger: Logger): Leader {
     // The same entry, node flags and arguments as this process (compiled or from the sources).
     const child = fork(process.argv[1]!, process.argv.slice(2), { env: { ...process.env, ...shared, [workerIdVariable]: String(id) } });
     followers.set(id, child);
-    const unTaken = new Map<number, Socket>();
+    const unTaken = new Map<number, { socket: Socket; at: number }>();
     handed.set(child, unTaken);
     child.on("message", (m: Envelope) => {
       if (m?.type === message.taken && m.seq !== undefined) {
-        const socket = unTaken.get(m.seq);
+        const socket = unTaken.get(m.seq)?.socket;
         unTaken.delete(m.seq);
         if (socket && m.refused) rescue(socket);
         // The follower has its own descriptor of the connection: closing this one leaves it open.
@@ -239,7 +242,7 @@ export function lead(config: Config, logger: Logger): Leader {
     child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
       leave();
       handed.delete(child);
-      for (const socket of unTaken.values()) rescue(socket);
+      for (const { socket } of unTaken.values()) rescue(socket);
       unTaken.clear();
       followers.delete(id);
       if (stopping) {
@@ -270,8 +273,14 @@ export function lead(config: Config, logger: Logger): Leader {
         const unTaken = handed.get(child);
         // A follower whose channel has just closed (its exit not yet seen): this worker serves it.
         if (!child.connected || !unTaken) return false;
+        // One that has not taken a connection handed to it a while ago is not reading its channel
+        // (its event loop is blocked): this worker serves its turns until it has, rather than
+        // queue connections behind that one, unanswered and without bound.
+        const now = Date.now();
+        const oldest = unTaken.values().next().value;
+        if (oldest !== undefined && now - oldest.at > unresponsiveMs) return false;
         const n = ++seq;
-        unTaken.set(n, socket);
+        unTaken.set(n, { socket, at: now });
         try {
           child.send({ type: message.connection, seq: n }, socket, { keepOpen: true }, (e) => {
             // Not sent (the channel closed): the socket is still whole here.

@@ -173,6 +173,42 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS, a worker that stops taking connections (${entry})`, function () {
+    this.timeout(60000);
+    it("one that has not taken a connection handed to it a second ago is handed no more: the others serve them until it takes it", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 2 });
+      const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
+      try {
+        const get = "GET /jwt/version HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+        // Worker 2's event loop is blocked (here: stopped) with the first connection handed to it.
+        process.kill(second, "SIGSTOP");
+        const first = rawCall(cluster.port, get, 20000);
+        await new Promise((r) => setTimeout(r, 1500));
+        const seen = cluster.lines().length;
+        const calls: Array<Promise<string>> = [];
+        for (let i = 0; i < 6; i++) {
+          calls.push(rawCall(cluster.port, get, 5000));
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.deepEqual((await Promise.all(calls)).map((head) => head.split("\r\n", 1)[0]), Array(6).fill("HTTP/1.1 200 OK"));
+        await until(() => cluster.lines().slice(seen).filter((l) => l.msg === "rpc").length === 6, "six rpc lines");
+        assert.deepEqual(cluster.lines().slice(seen).filter((l) => l.msg === "rpc").map((l) => l.worker), Array(6).fill(1));
+        // Running again, it serves the connection it was handed, and is handed connections again.
+        process.kill(second, "SIGCONT");
+        assert.equal((await first).split("\r\n", 1)[0], "HTTP/1.1 200 OK");
+        const again = cluster.lines().length;
+        for (let i = 0; i < 4; i++) assert.equal((await request(cluster.port, "GET", "/jwt/version")).status, 200);
+        await until(() => cluster.lines().slice(again).filter((l) => l.msg === "rpc").length === 4, "four rpc lines");
+        assert.deepEqual(cluster.lines().slice(again).filter((l) => l.msg === "rpc").map((l) => l.worker).sort(), [1, 1, 2, 2]);
+      } finally {
+        if (alive(second)) process.kill(second, "SIGCONT");
+        await killService(cluster);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS, a worker that dies with connections handed to it (${entry})`, function () {
     this.timeout(60000);
     it("the connections it had not taken yet are served by another worker: none is left hanging", async () => {
