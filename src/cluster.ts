@@ -171,6 +171,12 @@ export interface FollowerSharing {
 export interface Leader {
   sharing: LeaderSharing;
   /**
+   * A signal asked this process to stop (it stops the followers once it has started): a
+   * follower that dies of it meanwhile, still starting (a terminal's Ctrl-C reaches every
+   * process of the group), is not replaced.
+   */
+  stopRequested(signal: NodeJS.Signals): void;
+  /**
    * Graceful stop: forwards `signal` to every follower and resolves once all have exited, with
    * false when one of them did not exit 0.
    */
@@ -191,6 +197,7 @@ export function lead(config: Config, logger: Logger): Leader {
   const waiting: ChildProcess[] = [];
   let stopping = false;
   let stopSignal: NodeJS.Signals | undefined;
+  let requested: NodeJS.Signals | undefined;
   let failed = false;
   let lastRespawn = 0;
   let allExited: (() => void) | undefined;
@@ -245,17 +252,17 @@ export function lead(config: Config, logger: Logger): Leader {
       for (const { socket } of unTaken.values()) rescue(socket);
       unTaken.clear();
       followers.delete(id);
-      if (stopping) {
+      if (stopping || requested !== undefined) {
         // One still starting dies of the signal itself (its handler not yet set): it served nothing.
-        if (code !== 0 && signal !== stopSignal) failed = true;
-        if (followers.size === 0) allExited?.();
+        if (code !== 0 && signal !== (stopSignal ?? requested)) failed = true;
+        if (stopping && followers.size === 0) allExited?.();
         return;
       }
       logger.error("worker exited", { worker: id, code, signal });
       const wait = Math.max(0, lastRespawn + 1000 - Date.now());
       lastRespawn = Date.now() + wait;
       setTimeout(() => {
-        if (!stopping) spawn(id);
+        if (!stopping && requested === undefined) spawn(id);
       }, wait);
     });
   };
@@ -297,6 +304,9 @@ export function lead(config: Config, logger: Logger): Leader {
         serveHere = serve;
         for (const child of waiting.splice(0)) admit(child);
       },
+    },
+    stopRequested(signal) {
+      requested ??= signal;
     },
     stopFollowers(signal) {
       stopping = true;

@@ -56,8 +56,9 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
       },
     );
   };
-  const stop = (signal: string) => {
+  const stop = (signal: "SIGTERM" | "SIGINT" | "disconnect") => {
     requested ??= signal;
+    if (signal !== "disconnect") leader?.stopRequested(signal);
     close();
   };
   process.on("SIGTERM", () => stop("SIGTERM"));

@@ -5,12 +5,15 @@
 // others, hands them connections and replaces one that dies; none outlives it. From the sources
 // and compiled.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { projectRoot } from "../../src/project-files.js";
 import { callInFlight, connectionRefused } from "../support/net.js";
-import { killService, request, startService, type Entry, type ServiceProcess } from "../support/process.js";
+import { entryArgv, killService, request, startService, type Entry, type ServiceProcess } from "../support/process.js";
+import { testAdminToken } from "../support/server.js";
 
 for (const entry of ["sources", "compiled"] as Entry[]) {
   describe(`server: TESSERA_WORKERS worker processes on one port (${entry})`, function () {
@@ -257,6 +260,46 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
         await killService(cluster);
         try {
           process.kill(Number(cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)?.pid), "SIGKILL");
+        } catch {}
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe(`server: TESSERA_WORKERS, Ctrl-C while the workers start (${entry})`, function () {
+    this.timeout(60000);
+    it("SIGINT to the process group as the others are forked: none is replaced, every worker stops once started, exit 0", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      // Its own process group, as a terminal's foreground job: a Ctrl-C reaches every process in it.
+      const child = spawn(process.execPath, await entryArgv(entry), {
+        cwd: projectRoot,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_WORKERS: "3", TESSERA_DATA_DIR: dataDir, TESSERA_LOG_LEVEL: "info", TESSERA_ADMIN_TOKEN: testAdminToken, TESSERA_CLIENT_IDS: "test-client" },
+      });
+      let out = "";
+      let signalled = false;
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        // The first worker logs "store", then forks the others and sets its signal handlers at
+        // once: the others are still loading.
+        if (!signalled && out.includes('"msg":"store"')) {
+          signalled = true;
+          process.kill(-child.pid!, "SIGINT");
+        }
+      });
+      child.stderr!.resume();
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const lines = () => out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+      try {
+        assert.equal(await exited, 0);
+        assert.ok(signalled);
+        assert.deepEqual(lines().filter((l) => l.msg === "worker exited"), []);
+        // (those that had started, then the first, last)
+        assert.equal(lines().filter((l) => l.msg === "stopped").at(-1)?.worker, 1);
+      } finally {
+        try {
+          process.kill(-child.pid!, "SIGKILL");
         } catch {}
         rmSync(dataDir, { recursive: true, force: true });
       }
