@@ -335,8 +335,12 @@ export function follow(): FollowerSharing {
     leads: false,
     follow(accept) {
       return new Promise<number>((resolve, reject) => {
-        // The leader gone before it listened (it failed to start): this worker cannot serve.
-        process.once("disconnect", () => reject(new Error("the first worker is gone")));
+        // The leader gone before it listened (it failed to start, or was killed): this worker
+        // cannot serve. Its channel may have closed while this worker was loading, its
+        // "disconnect" emitted before anything here listened.
+        const gone = () => reject(new Error("the first worker is gone"));
+        if (!process.connected) return gone();
+        process.once("disconnect", gone);
         process.on("message", (m: Envelope, socket?: Socket) => {
           if (m?.type === message.connection && socket) {
             // Said in the tick the socket arrived, before a byte of it is read here: taken (the
@@ -346,7 +350,6 @@ export function follow(): FollowerSharing {
             process.send!({ type: message.taken, seq: m.seq, ...(!taken && { refused: true }) }, undefined, undefined, () => {});
           } else if (m?.type === message.port && m.port !== undefined) resolve(m.port);
         });
-        // (A channel already closed is the disconnect above.)
         process.send!({ type: message.ready }, undefined, undefined, () => {});
       });
     },

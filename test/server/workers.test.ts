@@ -306,6 +306,34 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS, the first worker killed as it forks the others (${entry})`, function () {
+    this.timeout(60000);
+    it("the others, still starting, see it is gone: each says so and exits 1", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const child = spawn(process.execPath, await entryArgv(entry), {
+        cwd: projectRoot,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_WORKERS: "3", TESSERA_DATA_DIR: dataDir, TESSERA_LOG_LEVEL: "info", TESSERA_ADMIN_TOKEN: testAdminToken, TESSERA_CLIENT_IDS: "test-client" },
+      });
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        // Logged as it forks the others: they are still loading.
+        if (out.includes('"msg":"store"')) child.kill("SIGKILL");
+      });
+      // Written by every process of the tree: it ends once the others have exited too.
+      const ended = new Promise<void>((resolve) => child.stderr!.on("data", (d: Buffer) => (err += d.toString())).once("end", resolve));
+      try {
+        await ended;
+        assert.equal(err.match(/tessera: failed to start: the first worker is gone\n/g)?.length, 2, err);
+      } finally {
+        child.kill("SIGKILL");
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS, the first worker killed (${entry})`, function () {
     this.timeout(60000);
     it("the other workers stop too: none outlives the first", async () => {
