@@ -10,7 +10,9 @@
 // The leader generates the development credentials once (every follower accepts the same); on
 // SIGTERM/SIGINT it stops accepting, forwards the signal to every follower, drains its own
 // requests and exits once every follower has drained; a follower that dies unexpectedly is
-// replaced (at most once a second, so one that cannot start does not spin). A follower stops on
+// replaced at once, and one that keeps dying young (within `steadyMs` of its start: one that
+// cannot start) after a second, then twice its last wait each time, up to a minute, so that it
+// neither spins nor floods the log; respawns are a second apart at least. A follower stops on
 // its own when the leader is gone (its IPC channel closes), so no follower outlives it.
 //
 // What stays per process, as it does across instances on one MongoDB: caches bounded by their
@@ -25,6 +27,15 @@ import type { Logger } from "./logger.js";
 
 /** A follower that has not taken a connection handed to it this long ago is handed no more until it has. */
 const unresponsiveMs = 1000;
+
+/**
+ * A follower that died is replaced at once; again within `steadyMs` of its start, after
+ * `restartMs`, then twice its last wait (up to `maxRestartMs`) each time. Respawns are `restartMs`
+ * apart at least.
+ */
+const restartMs = 1000;
+const maxRestartMs = 60_000;
+const steadyMs = 10_000;
 
 /** Set in each follower's environment: its number, 2..TESSERA_WORKERS. */
 export const workerIdVariable = "TESSERA_WORKER_ID";
@@ -200,6 +211,10 @@ export function lead(config: Config, logger: Logger): Leader {
   let requested: NodeJS.Signals | undefined;
   let failed = false;
   let lastRespawn = 0;
+  /** Each worker number's last wait before it was replaced. */
+  const restartWait = new Map<number, number>();
+  /** Replacements waiting for their turn (cancelled by a stop). */
+  const restarts = new Set<NodeJS.Timeout>();
   let allExited: (() => void) | undefined;
   let serveHere: ((socket: Socket) => void) | undefined;
   // Connections handed to each follower that it has not said it took. Node closes its copy of a
@@ -221,6 +236,7 @@ export function lead(config: Config, logger: Logger): Leader {
   const spawn = (id: number) => {
     // The same entry, node flags and arguments as this process (compiled or from the sources).
     const child = fork(process.argv[1]!, process.argv.slice(2), { env: { ...process.env, ...shared, [workerIdVariable]: String(id) } });
+    const spawnedAt = Date.now();
     followers.set(id, child);
     const unTaken = new Map<number, { socket: Socket; at: number }>();
     handed.set(child, unTaken);
@@ -258,12 +274,18 @@ export function lead(config: Config, logger: Logger): Leader {
         if (stopping && followers.size === 0) allExited?.();
         return;
       }
-      logger.error("worker exited", { worker: id, code, signal });
-      const wait = Math.max(0, lastRespawn + 1000 - Date.now());
-      lastRespawn = Date.now() + wait;
-      setTimeout(() => {
+      const now = Date.now();
+      const previous = restartWait.get(id);
+      const backoff = previous !== undefined && now - spawnedAt < steadyMs ? Math.min(Math.max(previous * 2, restartMs), maxRestartMs) : 0;
+      restartWait.set(id, backoff);
+      const wait = Math.max(backoff, lastRespawn + restartMs - now);
+      lastRespawn = now + wait;
+      logger.error("worker exited", { worker: id, code, signal, restartInMs: wait });
+      const restart = setTimeout(() => {
+        restarts.delete(restart);
         if (!stopping && requested === undefined) spawn(id);
       }, wait);
+      restarts.add(restart);
     });
   };
   for (let id = 2; id <= config.workers; id++) spawn(id);
@@ -312,6 +334,8 @@ export function lead(config: Config, logger: Logger): Leader {
       stopping = true;
       stopSignal = signal;
       ready.length = 0;
+      for (const restart of restarts) clearTimeout(restart);
+      restarts.clear();
       if (followers.size === 0) return Promise.resolve(true);
       const exited = new Promise<boolean>((resolve) => (allExited = () => resolve(!failed)));
       for (const child of followers.values()) child.kill(signal);

@@ -6,7 +6,7 @@
 // and compiled.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -348,6 +348,43 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
       } finally {
         await killService(cluster);
         rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe(`server: TESSERA_WORKERS, a worker that cannot start (${entry})`, function () {
+    this.timeout(60000);
+    it("is replaced at once, then after 1, 2, 4 s (twice its last wait while it dies young): no spin, no flood of the log; a stop meanwhile replaces it no more, exit 0", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const preloadDir = mkdtempSync(join(tmpdir(), "tessera-workers-preload-"));
+      // Loaded before the entry by every process of the tree (fork passes node's flags on):
+      // every worker but the first exits as it starts.
+      const preload = join(preloadDir, "others-fail.cjs");
+      writeFileSync(preload, "if (process.env.TESSERA_WORKER_ID) process.exit(3);\n");
+      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 1, nodeArgs: ["--require", preload] });
+      try {
+        const exits = () => cluster.lines().filter((l) => l.msg === "worker exited");
+        await until(() => exits().length === 4, "worker 2 exited four times");
+        assert.deepEqual(
+          exits().map((l) => [l.worker, l.code, l.restartInMs]),
+          [
+            [2, 3, 0],
+            [2, 3, 1000],
+            [2, 3, 2000],
+            [2, 3, 4000],
+          ],
+        );
+        assert.equal((await request(cluster.port, "GET", "/jwt/version")).status, 200, "the first worker serves meanwhile");
+        const t0 = Date.now();
+        cluster.child.kill("SIGTERM");
+        assert.equal(await cluster.exited, 0);
+        assert.ok(Date.now() - t0 < 3000, `stopped after ${Date.now() - t0} ms, not after the 4 s wait`);
+        assert.equal(exits().length, 4);
+        assert.equal(cluster.lines().filter((l) => l.msg === "listening").length, 1, "no worker 2 was started by the stop");
+      } finally {
+        await killService(cluster);
+        rmSync(dataDir, { recursive: true, force: true });
+        rmSync(preloadDir, { recursive: true, force: true });
       }
     });
   });
