@@ -138,6 +138,40 @@ describe("@tessera/client key set cache", () => {
     assert.equal(set.requests, 6);
   });
 
+  it("an answer over 1 MiB (a hostile or broken endpoint, a compression bomb): KEYS_UNAVAILABLE, read no further; one under it is used", async () => {
+    const key = await signer();
+    const clock = new TestClock();
+    // {"keys":[<key>]} with `padding` bytes of whitespace, streamed in 64 KiB chunks; counts the bytes read.
+    const padded = (padding: number) => {
+      const served = { requests: 0, bytesRead: 0 };
+      const head = Buffer.from(`{"keys":[${JSON.stringify(key.jwk)}]`);
+      const total = head.length + padding + 1;
+      const fetch: typeof globalThis.fetch = async () => {
+        served.requests++;
+        let offset = 0;
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (offset >= total) return controller.close();
+            const chunk = Buffer.alloc(Math.min(65536, total - offset), " ");
+            if (offset === 0) head.copy(chunk);
+            if (offset + chunk.length === total) chunk[chunk.length - 1] = 0x7d; // }
+            offset += chunk.length;
+            served.bytesRead = offset;
+            controller.enqueue(chunk);
+          },
+        });
+        return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
+      };
+      return { fetch, served };
+    };
+    const huge = padded(64 * 1024 * 1024);
+    const v = verifier(huge, clock);
+    await refused(v.verify(await key.token(clock.ms)), "KEYS_UNAVAILABLE", "GET https://tessera.test/.well-known/jwks.json answered more than 1048576 bytes");
+    assert.ok(huge.served.bytesRead <= 1024 * 1024 + 2 * 65536, `read ${huge.served.bytesRead} bytes`);
+    const under = padded(1024 * 1024 - 1024);
+    assert.equal((await verifier(under, clock).verify(await key.token(clock.ms))).kind, "jwt");
+  });
+
   it("an unknown kid whose fetch fails: KEYS_UNAVAILABLE for it, while the fresh set keeps verifying its own keys", async () => {
     const key = await signer();
     const rotated = await signer();

@@ -105,27 +105,75 @@ export class RemoteKeySet {
   }
 }
 
-/** GET `url` as JSON: 200 only, no redirects, within `timeoutMs`. Failures are KEYS_UNAVAILABLE. */
+/**
+ * The most a key set or discovery document may weigh, decoded (Tessera's are a few KiB: even a
+ * key rotated every 10 minutes for the 30 days of a refresh token stays under it). Bounds the
+ * memory and the parsing a hostile or broken endpoint (or a compressed bomb) can cost.
+ */
+export const MAX_DOCUMENT_BYTES = 1024 * 1024;
+
+/**
+ * GET `url` as JSON: 200 only, no redirects, at most MAX_DOCUMENT_BYTES, within `timeoutMs`.
+ * Failures are KEYS_UNAVAILABLE.
+ */
 export async function fetchJson(
   fetchImpl: typeof globalThis.fetch,
   url: URL,
   timeoutMs: number,
   accept: string,
 ): Promise<{ body: unknown; headers: Headers }> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const timedOut = () => refuse("KEYS_UNAVAILABLE", `GET ${url.href} timed out after ${timeoutMs} ms`, signal.reason);
   let res: Response;
   try {
-    res = await fetchImpl(url, { method: "GET", headers: { accept }, redirect: "error", signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetchImpl(url, { method: "GET", headers: { accept }, redirect: "error", signal });
   } catch (e) {
-    const timedOut = e instanceof Error && e.name === "TimeoutError";
-    throw refuse("KEYS_UNAVAILABLE", timedOut ? `GET ${url.href} timed out after ${timeoutMs} ms` : `GET ${url.href} failed`, e);
+    if (signal.aborted) throw timedOut();
+    throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} failed`, e);
   }
   if (res.status !== 200) {
-    await res.body?.cancel();
+    await res.body?.cancel().catch(() => {});
     throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} answered HTTP ${res.status}`);
   }
+  const text = await boundedText(res, signal).catch((e: unknown) => {
+    if (e === tooLarge) throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} answered more than ${MAX_DOCUMENT_BYTES} bytes`);
+    if (signal.aborted) throw timedOut();
+    throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} failed`, e);
+  });
   try {
-    return { body: await res.json(), headers: res.headers };
+    return { body: JSON.parse(text), headers: res.headers };
   } catch (e) {
     throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} did not answer JSON`, e);
+  }
+}
+
+const tooLarge = Symbol("too large");
+
+/** The body as text (UTF-8), read no further than MAX_DOCUMENT_BYTES; stops when `signal` aborts. */
+async function boundedText(res: Response, signal: AbortSignal): Promise<string> {
+  signal.throwIfAborted();
+  if (res.body === null) return "";
+  const reader = res.body.getReader();
+  // A fetch that ignores the signal still stops reading at the timeout.
+  const stop = () => void reader.cancel(signal.reason).catch(() => {});
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (signal.aborted) throw signal.reason;
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_DOCUMENT_BYTES) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge;
+      }
+      chunks.push(value);
+    }
+    // As res.json() reads it: UTF-8, a byte order mark skipped.
+    return new TextDecoder().decode(Buffer.concat(chunks, size));
+  } finally {
+    signal.removeEventListener("abort", stop);
   }
 }
