@@ -172,6 +172,22 @@ describe("@tessera/client key set cache", () => {
     assert.equal((await verifier(under, clock).verify(await key.token(clock.ms))).kind, "jwt");
   });
 
+  it("a timeoutMs beyond what a Node timer holds (2^31 ms and more) is the longest timeout, not one that fires at once", async () => {
+    const key = await signer();
+    const set = keySet({ keys: [key.jwk] });
+    // Answers after 20 ms, as a real fetch does, unless its signal has aborted by then.
+    const fetch: typeof globalThis.fetch = async (input, init) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      init?.signal?.throwIfAborted();
+      return set.fetch(input, init);
+    };
+    const clock = new TestClock();
+    for (const timeoutMs of [2 ** 31 - 1, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
+      const v = verifier({ fetch }, clock, { timeoutMs });
+      assert.equal((await v.verify(await key.token(clock.ms))).kind, "jwt", `timeoutMs ${timeoutMs}`);
+    }
+  });
+
   it("an unknown kid whose fetch fails: KEYS_UNAVAILABLE for it, while the fresh set keeps verifying its own keys", async () => {
     const key = await signer();
     const rotated = await signer();

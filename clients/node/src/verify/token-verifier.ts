@@ -32,7 +32,7 @@ interface CommonOptions {
   defaultCacheSeconds?: number;
   /** The most a max-age may keep a key set (default 86400). */
   maxCacheSeconds?: number;
-  /** Timeout of each fetch, in milliseconds (default 5000). */
+  /** Timeout of each fetch, in milliseconds (default 5000); beyond 2^31 - 1 (24.8 days, the longest a Node timer holds), that. */
   timeoutMs?: number;
   /** The fetch to use (default globalThis.fetch): proxies, custom CAs. */
   fetch?: typeof globalThis.fetch;
@@ -75,7 +75,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   if (clientIds.some((c) => typeof c !== "string" || c === "")) throw new TypeError("clientId: every client id must be a non-empty string");
   if (o.issuer !== undefined && (typeof o.issuer !== "string" || o.issuer === "")) throw new TypeError("issuer: must be a non-empty string");
   const clockToleranceSeconds = seconds(o.clockToleranceSeconds, 5, "clockToleranceSeconds");
-  const timeoutMs = seconds(o.timeoutMs, 5000, "timeoutMs");
+  // A Node timer holds at most 2^31 - 1 ms; a longer one fires at once (and every fetch would time out).
+  const timeoutMs = Math.min(seconds(o.timeoutMs, 5000, "timeoutMs"), maxTimerMs);
   const fetchImpl = o.fetch ?? globalThis.fetch;
   const now = o.now ?? Date.now;
 
@@ -117,6 +118,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     },
   };
 }
+
+/** The longest delay a Node timer (AbortSignal.timeout) holds: 2^31 - 1 ms, 24.8 days. */
+const maxTimerMs = 2 ** 31 - 1;
 
 function seconds(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
