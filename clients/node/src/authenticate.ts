@@ -12,7 +12,10 @@ export interface AuthOptions {
    * checks. A token such a call does carry is still verified (and refused when invalid).
    */
   allowAnonymous?: (procedure: string) => boolean;
-  /** Called with the reason of every refusal, to log it (the caller's message is shorter). */
+  /**
+   * Called with the reason a token was refused or could not be verified, to log it (the caller's
+   * message is shorter); not for a call without a credential or with another scheme.
+   */
   onRefusal?: (error: TokenVerificationError, procedure: string) => void;
 }
 
