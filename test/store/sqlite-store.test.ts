@@ -131,6 +131,35 @@ describe("sqlite store", () => {
     }
   });
 
+  it("a write whose commit fails (the disk is full) is refused, never acknowledged and lost", async function () {
+    this.timeout(30_000);
+    // Under a file size limit the write-ahead log soon cannot grow: a commit past it fails as it
+    // would on a full disk (SQLite writes a transaction's pages to the log when it commits).
+    const writer = join(here, "fixtures", "sqlite-full-writer.ts");
+    const child = spawn("sh", ["-c", `ulimit -f 2048 && exec "${process.execPath}" --import tsx "${writer}" "${dataDir}"`], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+    const [code] = await once(child, "exit");
+    assert.equal(code, 0);
+    const lines = output.trim().split("\n");
+    const acked = lines.filter((l) => l.startsWith("acked ")).map((l) => l.slice("acked ".length));
+    const refused = lines.filter((l) => l.startsWith("refused "));
+    assert.ok(acked.includes("user-0"), output.slice(0, 500));
+    assert.ok(refused.length > 0, `the log never filled up: ${acked.length} writes acknowledged, none refused`);
+    assert.match(refused[0]!, /StoreUnavailableError/);
+
+    const store = await openStore({ dataDir });
+    try {
+      const lost = [];
+      for (const id of acked) if (!(await store.users.findById(id))) lost.push(id);
+      assert.deepEqual(lost, [], `${lost.length} of ${acked.length} acknowledged users lost`);
+    } finally {
+      await store.close();
+    }
+  });
+
   describe("audit events: group commit", () => {
     const event = (n: number): AuditEventRecord => ({ id: `e${String(n).padStart(4, "0")}`, time: new Date(1_700_000_000_000 + n), type: "user.login", outcome: "shed", login: `flood-${n}@example.com` });
     // The write-ahead log grows by one frame (a page and its header) per page a commit writes.

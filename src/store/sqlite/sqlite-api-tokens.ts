@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import { touchBucket, type ApiTokenRecord, type ApiTokenStore, type NewApiToken } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
+import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface ApiTokenRow {
@@ -57,21 +58,21 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
     create: (token: NewApiToken) =>
       call(() =>
         toRecord(
-          insert.get({
+          returning<ApiTokenRow>(insert, {
             link: token.link,
             hash: token.hash,
             accountId: token.accountId,
             description: token.description,
             createdBy: token.createdBy ?? null,
             issuedAt: toMs(token.issuedAt),
-          }) as ApiTokenRow,
+          })!,
         ),
       ),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
-    updateDescription: (link, description) => call(() => toRecordOrNull(describe.get(description, link))),
+    updateDescription: (link, description) => call(() => toRecordOrNull(returning(describe, description, link))),
     list: (accountId, state) =>
       call(() => ((state === "active" ? listActive : listRevoked).all(accountId) as ApiTokenRow[]).map(toRecord)),
-    revoke: (accountId, link, at) => call(() => toRecordOrNull(revoke.get(toMs(at), link, accountId))),
+    revoke: (accountId, link, at) => call(() => toRecordOrNull(returning(revoke, toMs(at), link, accountId))),
     touchLastUsed: (link, at, minIntervalMs = 0) =>
       call(() => touch.run(toMs(at), link, touchBucket(at, minIntervalMs)).changes === 1),
   };

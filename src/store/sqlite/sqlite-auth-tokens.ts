@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { AuthTokenRecord, AuthTokenStore, NewAuthToken } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
+import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
 
 interface AuthTokenRow {
@@ -43,18 +44,18 @@ export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
     create: (token: NewAuthToken) =>
       call(() =>
         toRecord(
-          insert.get({
+          returning<AuthTokenRow>(insert, {
             hash: token.hash,
             userId: token.userId,
             createdAt: toMs(token.createdAt),
             expiresAt: toMs(token.expiresAt),
             credentialEpoch: token.credentialEpoch ?? null,
             notAfter: toMsOrNull(token.notAfter),
-          }) as AuthTokenRow,
+          })!,
         ),
       ),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
-    consume: (hash, now) => call(() => toRecordOrNull(consume.get({ hash, now: toMs(now) }))),
+    consume: (hash, now) => call(() => toRecordOrNull(returning(consume, { hash, now: toMs(now) }))),
     deleteExpired: (before) => call(() => deleteExpired.run(toMs(before)).changes),
   };
 }

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
+import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface JwtRefreshTokenRow {
@@ -44,13 +45,13 @@ export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenSt
     create: (token: NewJwtRefreshToken) =>
       call(() =>
         toRecord(
-          insert.get({
+          returning<JwtRefreshTokenRow>(insert, {
             jti: token.jti,
             userId: token.userId,
             issuedAt: toMs(token.issuedAt),
             expiresAt: toMs(token.expiresAt),
             credentialEpoch: token.credentialEpoch ?? null,
-          }) as JwtRefreshTokenRow,
+          })!,
         ),
       ),
     findByJti: (jti) =>

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { NewRefreshToken, RefreshTokenRecord, RefreshTokenStore } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
+import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
 
 interface RefreshTokenRow {
@@ -39,12 +40,12 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
     insert: (token: NewRefreshToken) =>
       call(() =>
         toRecord(
-          insert.get({
+          returning<RefreshTokenRow>(insert, {
             hash: token.hash,
             sessionId: token.sessionId,
             createdAt: toMs(token.createdAt),
             expiresAt: toMs(token.expiresAt),
-          }) as RefreshTokenRow,
+          })!,
         ),
       ),
     findByHash: (hash) =>
@@ -57,7 +58,7 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
         // The conditional UPDATE decides the race. The winner gets the record as it was before
         // (unspent); a loser reads the spent record, whose spentAt never changes again.
         // Unsynced: the refresh's next write (its child's insert) syncs it (see the port).
-        const won = cheaply(() => spend.get(toMs(at), child, hash) as RefreshTokenRow | undefined);
+        const won = cheaply(() => returning<RefreshTokenRow>(spend, toMs(at), child, hash));
         if (won) {
           const before = toRecord(won);
           delete before.spentAt;

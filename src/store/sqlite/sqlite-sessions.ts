@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { NewSession, SessionRecord, SessionStore, UserStanding } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
+import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface SessionRow {
@@ -58,7 +59,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
         toRecord(
           cheaply(
             () =>
-              insert.get({
+              returning<SessionRow>(insert, {
                 id: session.id,
                 userId: session.userId,
                 clientId: session.clientId,
@@ -66,7 +67,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
                 createdAt: toMs(session.createdAt),
                 expiresAt: toMs(session.expiresAt),
                 credentialEpoch: session.credentialEpoch ?? null,
-              }) as SessionRow,
+              })!,
           ),
         ),
       ),

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import { touchBucket, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
+import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
 
 interface UserTokenRow {
@@ -53,7 +54,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
     create: (token: NewUserToken) =>
       call(() =>
         toRecord(
-          insert.get({
+          returning<UserTokenRow>(insert, {
             id: token.id,
             hash: token.hash,
             userId: token.userId,
@@ -61,7 +62,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
             expiresAt: toMsOrNull(token.expiresAt),
             createdAt: toMs(token.createdAt),
             credentialEpoch: token.credentialEpoch ?? null,
-          }) as UserTokenRow,
+          })!,
         ),
       ),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { NewUser, UserRecord, UserStore } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
+import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface UserRow {
@@ -68,7 +69,7 @@ export function sqliteUsers(db: Database.Database): UserStore {
     create: (user: NewUser) =>
       call(() =>
         toRecord(
-          insert.get({
+          returning<UserRow>(insert, {
             id: user.id,
             login: user.login,
             loginKey: user.loginKey,
@@ -77,7 +78,7 @@ export function sqliteUsers(db: Database.Database): UserStore {
             lastname: user.lastname ?? null,
             passwordHash: user.passwordHash,
             createdAt: toMs(user.createdAt),
-          }) as UserRow,
+          })!,
         ),
       ),
     findById: (id) =>
@@ -108,7 +109,7 @@ export function sqliteUsers(db: Database.Database): UserStore {
       ),
     updatePasswordHash: (id, passwordHash, at) =>
       call(() => {
-        const row = updatePassword.get(passwordHash, toMs(at), id) as UserRow | undefined;
+        const row = returning<UserRow>(updatePassword, passwordHash, toMs(at), id);
         return row ? toRecord(row) : null;
       }),
     rehashPassword: (id, expectedHash, newHash) => call(() => rehash.run(newHash, id, expectedHash).changes === 1),
