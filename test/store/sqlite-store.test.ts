@@ -81,6 +81,16 @@ describe("sqlite store", () => {
     assert.equal(mode(dataDir), "0755", "an existing mode is the operator's: reported, not changed");
   });
 
+  it("refuses to start on a database file it may not write, instead of opening it read-only (ready, every write UNAVAILABLE)", async function () {
+    // The superuser may write any file: only another user can be refused.
+    if (process.getuid?.() === 0) this.skip();
+    const store = await openStore({ dataDir });
+    await store.close();
+    const file = join(dataDir, "tessera.db");
+    chmodSync(file, 0o400);
+    await assert.rejects(openStore({ dataDir }), (e: unknown) => e instanceof Error && e.message.includes(file) && /not writable/.test(e.message));
+  });
+
   it("keeps data and schema across reopen (migrations run once)", async () => {
     const first = await openStore({ dataDir });
     await first.users.create({

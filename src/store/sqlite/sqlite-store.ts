@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { StoreUnavailableError, type Store } from "../ports.js";
@@ -39,6 +39,20 @@ function createPrivately(dataDir: string, file: string): void {
   }
 }
 
+/**
+ * SQLite opens a database file it may not write read-only, without a word: the store would start,
+ * answer reads and report ready, and refuse every write (a login's counters included) as
+ * UNAVAILABLE. Refuse to start instead, naming the file.
+ */
+function requireWritable(file: string): void {
+  try {
+    accessSync(file, constants.W_OK);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? "error";
+    throw new Error(`the embedded store's database ${file} is not writable by this process (${code}): check its owner and mode, and that its file system is not read-only`, { cause });
+  }
+}
+
 function reportWideModes(paths: string[], warn: NonNullable<SqliteStoreOptions["warn"]>): void {
   for (const path of paths) {
     let mode: number;
@@ -69,6 +83,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
   const file = join(dataDir, SQLITE_FILE_NAME);
   try {
     createPrivately(dataDir, file);
+    requireWritable(file);
     db = new Database(file);
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
