@@ -183,7 +183,7 @@ export const variables = {
   lastUsedIntervalSeconds: variable("TESSERA_LAST_USED_INTERVAL_SECONDS", 60, integer(0, 86400), "At most one last-used write per token per this interval."),
   apiTokenCacheSeconds: variable("TESSERA_API_TOKEN_CACHE_SECONDS", 2, integer(0, 60), "How long an instance may cache an API token lookup (bound on cross-instance revocation delay)."),
   authenticationTokenTtlSeconds: variable("TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS", 60, integer(1, 3600), "Lifetime of seed 003 authentication tokens."),
-  housekeepingIntervalSeconds: variable("TESSERA_HOUSEKEEPING_INTERVAL_SECONDS", 600, integer(0, 86400), "How often expired refresh tokens, authentication tokens, retired keys, stale login counters and remembered logins are deleted (0: never)."),
+  housekeepingIntervalSeconds: variable("TESSERA_HOUSEKEEPING_INTERVAL_SECONDS", 600, integer(0, 86400), "How often expired sessions, refresh tokens, authentication tokens, retired keys, stale login counters and remembered logins are deleted (0: never)."),
   jwtAlg: variable("TESSERA_JWT_ALG", "EdDSA" as "EdDSA" | "ES256" | "HS256", oneOf("EdDSA", "ES256", "HS256"), "Signing algorithm of every JWT Tessera issues."),
   jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes); required when TESSERA_JWT_ALG=HS256.", { secret: true }),
   keyPublishSeconds: variable("TESSERA_KEY_PUBLISH_SECONDS", 600, integer(0, 86400), "How long a signing key is published in the JWKS before it may sign: a rotation promotes the next key no earlier than this after it was published. The JWKS (and GET /jwt/pubkey) max-age is at most this, minus the 30 s in which instances learn of new keys."),

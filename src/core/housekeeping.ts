@@ -1,7 +1,7 @@
-// Removes records that can never be valid again: expired refresh tokens (seeds 000 and 004),
-// expired authentication tokens (seed 003), retired signing keys past their last token,
-// login-attempt counters whose window has passed and that hold no lock, remembered logins
-// past their 30 days, and audit events older than TESSERA_AUDIT_RETENTION_DAYS.
+// Removes records that can never be valid again: expired sessions (seed 000), expired refresh
+// tokens (seeds 000 and 004), expired authentication tokens (seed 003), retired signing keys past
+// their last token, login-attempt counters whose window has passed and that hold no lock,
+// remembered logins past their 30 days, and audit events older than TESSERA_AUDIT_RETENTION_DAYS.
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
 // no TTL indexes); it only keeps the tables small. Every instance may run it: deletes are
 // idempotent.
@@ -9,7 +9,7 @@ import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 
 /** The stores housekeeping tidies: those holding records that expire. */
-export type HousekeepingStores = Pick<Store, "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "keys" | "loginAttempts" | "auditEvents">;
+export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "keys" | "loginAttempts" | "auditEvents">;
 import type { Clock } from "./clock.js";
 
 export class Housekeeping {
@@ -24,6 +24,7 @@ export class Housekeeping {
     const now = clock.now();
     const removed: Record<string, number> = {};
     const jobs: Array<[string, () => Promise<number>]> = [
+      ["sessions", () => store.sessions.deleteExpired(now)],
       ["refreshTokens", () => store.refreshTokens.deleteExpired(now)],
       ["authTokens", () => store.authTokens.deleteExpired(now)],
       ["jwtRefreshTokens", () => store.jwtRefreshTokens.deleteExpired(now)],

@@ -34,11 +34,14 @@ for (const kind of storesUnderTest()) {
       assert.deepEqual(await ids(), ["a-6d"]);
     });
 
-    it("removes expired refresh, authentication and JWT refresh tokens, and keeps live ones", async () => {
+    it("removes expired sessions, refresh, authentication and JWT refresh tokens, and keeps live ones", async () => {
       const now = clock.now();
       const past = new Date(now.getTime() - minute);
       const future = new Date(now.getTime() + minute);
       const created = new Date(now.getTime() - 10 * minute);
+      const session = (id: string, expiresAt: Date) => ({ id, userId: "u1", clientId: "c", accessJti: `${id}-jti`, createdAt: created, expiresAt });
+      await store.sessions.create(session("s-old", past));
+      await store.sessions.create(session("s-live", future));
       await store.refreshTokens.insert({ hash: "r-old", sessionId: "s1", createdAt: created, expiresAt: past });
       await store.refreshTokens.insert({ hash: "r-live", sessionId: "s1", createdAt: created, expiresAt: future });
       await store.authTokens.create({ hash: "a-old", userId: "u1", createdAt: created, expiresAt: past });
@@ -61,6 +64,9 @@ for (const kind of storesUnderTest()) {
       assert.equal(removed.knownLogins, 1);
       assert.equal(await store.loginAttempts.rememberedUntil("known-expired"), null);
       assert.equal((await store.loginAttempts.rememberedUntil("known-live"))?.getTime(), future.getTime());
+      assert.equal(removed.sessions, 1, "an expired session is deleted: every login adds one");
+      assert.equal(await store.sessions.findById("s-old"), null);
+      assert.ok(await store.sessions.findById("s-live"));
       assert.equal(removed.refreshTokens, 1);
       assert.equal(removed.authTokens, 1);
       assert.equal(removed.jwtRefreshTokens, 1);

@@ -375,6 +375,25 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal((await store.sessions.findById(other.id))?.endedAt, undefined);
       assert.equal(await store.sessions.endAllForUser(userId, at(60)), 0);
     });
+
+    it("deletes expired sessions, ended or not, and keeps live ones", async () => {
+      // A database of its own, so the counts are this test's alone.
+      const own = await harness.open(id("sessions-expiry"));
+      const expired = { ...newSession(), expiresAt: at(-1) };
+      const expiredEnded = { ...newSession(), expiresAt: at(-1) };
+      const live = { ...newSession(), expiresAt: at(0) };
+      const liveEnded = newSession();
+      for (const s of [expired, expiredEnded, live, liveEnded]) await own.sessions.create(s);
+      await own.sessions.end(expiredEnded.id, at(-2));
+      await own.sessions.end(liveEnded.id, at(-2));
+      assert.equal(await own.sessions.deleteExpired(at(0)), 2);
+      assert.equal(await own.sessions.findById(expired.id), null);
+      assert.equal(await own.sessions.findById(expiredEnded.id), null);
+      assert.equal(await own.sessions.findWithUser(expired.id, expired.userId), null);
+      assert.deepEqual(await own.sessions.findById(live.id), live);
+      assert.equal((await own.sessions.findById(liveEnded.id))?.endedAt?.getTime(), at(-2).getTime());
+      assert.equal(await own.sessions.deleteExpired(at(0)), 0);
+    });
   });
 
   describe("refreshTokens", () => {

@@ -12,7 +12,7 @@ import { DuplicateError, StoreUnavailableError, type AuditEventRecord } from "..
 import { batchNeedsSync } from "../../src/store/sqlite/sqlite-audit-events.js";
 import { sqliteCalls } from "../../src/store/sqlite/sqlite-durability.js";
 import { sqliteLoginAttempts } from "../../src/store/sqlite/sqlite-login-attempts.js";
-import { sqliteSessions } from "../../src/store/sqlite/sqlite-sessions.js";
+import { SESSION_DELETE_BATCH, sqliteSessions } from "../../src/store/sqlite/sqlite-sessions.js";
 import { sqliteUsers } from "../../src/store/sqlite/sqlite-users.js";
 import { migrate } from "../../src/store/sqlite/schema.js";
 
@@ -37,7 +37,7 @@ describe("sqlite store", () => {
     try {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       const versions = db.prepare("SELECT version FROM schema_version ORDER BY version").all();
-      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
     } finally {
       db.close();
     }
@@ -330,6 +330,27 @@ describe("sqlite store", () => {
       await user;
       await sqliteSessions(db).create({ id: "s1", userId: "u1", clientId: "c", accessJti: "j", createdAt: at, expiresAt: at });
       assert.equal(syncs.length, 1);
+    });
+
+    it("a backlog of expired sessions is deleted a batch per statement, each its own commit: the write lock and the event loop are let go between them", async () => {
+      migrate(db);
+      const sessions = sqliteSessions(db);
+      const at = new Date(1_700_000_000_000);
+      const backlog = 2 * SESSION_DELETE_BATCH + 500;
+      for (let i = 0; i <= backlog; i++) {
+        await sessions.create({ id: `s${i}`, userId: "u", clientId: "c", accessJti: "j", createdAt: at, expiresAt: new Date(at.getTime() + (i === backlog ? 2 : 0)) });
+      }
+      let done = false;
+      const deleting = sessions.deleteExpired(new Date(at.getTime() + 1)).finally(() => (done = true));
+      let commits = 0;
+      while (!done) {
+        await new Promise((r) => setImmediate(r));
+        for (const s of syncs.splice(0)) (commits++, s.done(null));
+      }
+      assert.equal(await deleting, backlog);
+      assert.equal(commits, 3, "1000, 1000 and 500 sessions");
+      assert.equal(await sessions.findById("s0"), null);
+      assert.ok(await sessions.findById(`s${backlog}`), "the live session is kept");
     });
 
     it("a statement that fails is refused at once and waits for nothing", async () => {

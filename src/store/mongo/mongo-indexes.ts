@@ -31,6 +31,7 @@ const plan: readonly IndexPlan[] = [
   { collection: USERS, keys: { loginKey: 1 }, options: { unique: true, sparse: true, name: "loginKey_1" } },
   { collection: USER_PASSWORDS, keys: { userId: 1, n: -1 }, options: { name: "userId_1_n_-1" } },
   { collection: SESSIONS, keys: { userId: 1 }, options: { name: "userId_1" } },
+  { collection: SESSIONS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: REFRESH_TOKENS, keys: { sessionId: 1 }, options: { name: "sessionId_1" } },
   { collection: REFRESH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: API_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },

@@ -59,5 +59,9 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
         const results = await Promise.all(docs.map((doc) => end(fromDoc<SessionRecord>(doc, ID), at)));
         return results.filter(Boolean).length;
       }),
+    // The session's marks carry its expiresAt: housekeeping drops them with the expired refresh
+    // tokens' (Marks.deleteExpired).
+    deleteExpired: (before) =>
+      ctx.run(ID, async () => (await sessions.deleteMany({ expiresAt: { $lt: before } })).deletedCount),
   };
 }

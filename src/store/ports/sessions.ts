@@ -42,6 +42,12 @@ export interface SessionStore {
   end(id: string, at: Date): Promise<boolean>;
   /** Ends every open session of the user; returns how many. */
   endAllForUser(userId: string, at: Date): Promise<number>;
+  /**
+   * Housekeeping: deletes sessions with expiresAt < before, ended or not (none can be live
+   * again, and a check refuses an unknown session as it refuses an expired one); returns how
+   * many. Their refresh tokens expire with them (RefreshTokenStore.deleteExpired).
+   */
+  deleteExpired(before: Date): Promise<number>;
 }
 
 /** Opaque refresh token; the store only ever sees its hash. */

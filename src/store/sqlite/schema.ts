@@ -160,6 +160,10 @@ const migrations: readonly string[] = [
   ALTER TABLE refresh_tokens ADD COLUMN child TEXT;
   ALTER TABLE signing_keys ADD COLUMN revoked_at INTEGER;
   `,
+  // Housekeeping deletes expired sessions.
+  `
+  CREATE INDEX sessions_expires_at ON sessions (expires_at);
+  `,
 ];
 
 /** Brings the schema up to date; returns the resulting schema version. */

@@ -36,6 +36,9 @@ function toRecord(row: SessionRow): SessionRecord {
   return session;
 }
 
+/** Expired sessions deleted per statement (see deleteExpired). */
+export const SESSION_DELETE_BATCH = 1000;
+
 export function sqliteSessions(db: Database.Database): SessionStore {
   const { call, cheaply } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at, credential_epoch)
@@ -51,6 +54,9 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   );
   const end = db.prepare("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL");
   const endAll = db.prepare("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL");
+  const deleteExpiredBatch = db.prepare(
+    "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at < ? LIMIT ?)",
+  );
 
   return {
     // Unsynced: the login that creates it syncs it with its refresh token's insert (see the port).
@@ -90,5 +96,16 @@ export function sqliteSessions(db: Database.Database): SessionStore {
     setAccessJti: (id, expectedJti, newJti) => call(() => cheaply(() => casJti.run(newJti, id, expectedJti).changes === 1)),
     end: (id, at) => call(() => end.run(toMs(at), id).changes === 1),
     endAllForUser: (userId, at) => call(() => endAll.run(toMs(at), userId).changes),
+    // In batches, each its own statement: the first pass after an upgrade may find every session
+    // ever made. One DELETE of them all would hold the write lock (every worker's writes wait,
+    // then fail busy) and this worker's event loop for as long as it ran.
+    deleteExpired: async (before) => {
+      let deleted = 0;
+      for (;;) {
+        const n = await call(() => deleteExpiredBatch.run(toMs(before), SESSION_DELETE_BATCH).changes);
+        deleted += n;
+        if (n < SESSION_DELETE_BATCH) return deleted;
+      }
+    },
   };
 }
