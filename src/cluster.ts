@@ -58,6 +58,11 @@ const message = {
   taken: "tessera:taken",
   /** follower -> leader: it is stopping; hand it no more connections. */
   leaving: "tessera:leaving",
+  /**
+   * leader -> follower, and back: numbered (`seq`) after the connections sent before it. Its
+   * answer says that every one of those that reached the follower has been answered "taken".
+   */
+  sync: "tessera:sync",
   /** either way: a request to the other side, and its answer. */
   ask: "tessera:ask",
   answer: "tessera:answer",
@@ -222,8 +227,14 @@ export function lead(config: Config, logger: Logger): Leader {
   // dies first: the one on the channel and those queued behind it would be left open, unread and
   // unanswered. So the leader keeps its copy (keepOpen) until the follower says it has the
   // connection, and serves here those a follower that is gone never took.
+  // Nor does a socket always arrive: one the follower's process cannot receive (no descriptor
+  // left there, EMFILE) is dropped by Node with its message, and with keepOpen the sender is told
+  // nothing. Messages arrive in the order they were sent, so an answer about a later number
+  // means that every connection numbered before it and not taken never arrived: those are served
+  // here. A follower that has left one untaken for a while is sent a sync, so that a connection
+  // lost last is found too.
   let seq = 0;
-  const handed = new Map<ChildProcess, Map<number, { socket: Socket; at: number }>>();
+  const handed = new Map<ChildProcess, { unTaken: Map<number, { socket: Socket; at: number }>; watch(): void }>();
   const rescue = (socket: Socket) => {
     if (!socket.destroyed) serveHere!(socket);
   };
@@ -239,14 +250,43 @@ export function lead(config: Config, logger: Logger): Leader {
     const spawnedAt = Date.now();
     followers.set(id, child);
     const unTaken = new Map<number, { socket: Socket; at: number }>();
-    handed.set(child, unTaken);
+    /** Serves here the connections numbered before `n` that the follower has not taken: they never reached it. */
+    const lostBefore = (n: number) => {
+      for (const [k, { socket }] of unTaken) {
+        if (k >= n) break;
+        unTaken.delete(k);
+        rescue(socket);
+      }
+    };
+    let syncing = false;
+    let watching: NodeJS.Timeout | undefined;
+    const check = () => {
+      watching = undefined;
+      const oldest = unTaken.values().next().value;
+      if (oldest === undefined || !child.connected) return;
+      if (!syncing && Date.now() - oldest.at >= unresponsiveMs) {
+        syncing = true;
+        child.send({ type: message.sync, seq: ++seq }, (e) => e && (syncing = false));
+      }
+      watch();
+    };
+    const watch = () => {
+      if (watching !== undefined) return;
+      watching = setTimeout(check, unresponsiveMs);
+      watching.unref();
+    };
+    handed.set(child, { unTaken, watch });
     child.on("message", (m: Envelope) => {
       if (m?.type === message.taken && m.seq !== undefined) {
         const socket = unTaken.get(m.seq)?.socket;
         unTaken.delete(m.seq);
+        lostBefore(m.seq);
         if (socket && m.refused) rescue(socket);
         // The follower has its own descriptor of the connection: closing this one leaves it open.
         else socket?.destroy();
+      } else if (m?.type === message.sync && m.seq !== undefined) {
+        syncing = false;
+        lostBefore(m.seq);
       } else if (m?.type === message.leaving) {
         leave();
       } else if (m?.type === message.ready) {
@@ -264,6 +304,7 @@ export function lead(config: Config, logger: Logger): Leader {
     // "close": it has exited and every message it sent has been read (so no "taken" is still to come).
     child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
       leave();
+      clearTimeout(watching);
       handed.delete(child);
       for (const { socket } of unTaken.values()) rescue(socket);
       unTaken.clear();
@@ -299,9 +340,10 @@ export function lead(config: Config, logger: Logger): Leader {
         turn = turn >= ready.length ? 0 : turn + 1;
         if (turn === 0) return false;
         const child = ready[turn - 1]!;
-        const unTaken = handed.get(child);
+        const state = handed.get(child);
         // A follower whose channel has just closed (its exit not yet seen): this worker serves it.
-        if (!child.connected || !unTaken) return false;
+        if (!child.connected || !state) return false;
+        const { unTaken } = state;
         // One that has not taken a connection handed to it a while ago is not reading its channel
         // (its event loop is blocked): this worker serves its turns until it has, rather than
         // queue connections behind that one, unanswered and without bound.
@@ -310,6 +352,7 @@ export function lead(config: Config, logger: Logger): Leader {
         if (oldest !== undefined && now - oldest.at > unresponsiveMs) return false;
         const n = ++seq;
         unTaken.set(n, { socket, at: now });
+        state.watch();
         try {
           child.send({ type: message.connection, seq: n }, socket, { keepOpen: true }, (e) => {
             // Not sent (the channel closed): the socket is still whole here.
@@ -372,6 +415,9 @@ export function follow(): FollowerSharing {
             const taken = accept(socket);
             if (!taken) socket.destroy();
             process.send!({ type: message.taken, seq: m.seq, ...(!taken && { refused: true }) }, undefined, undefined, () => {});
+          } else if (m?.type === message.sync) {
+            // Every connection sent before it that arrived has been answered above.
+            process.send!({ type: message.sync, seq: m.seq }, undefined, undefined, () => {});
           } else if (m?.type === message.port && m.port !== undefined) resolve(m.port);
         });
         process.send!({ type: message.ready }, undefined, undefined, () => {});

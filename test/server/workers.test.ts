@@ -5,8 +5,8 @@
 // others, hands them connections and replaces one that dies; none outlives it. From the sources
 // and compiled.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -237,6 +237,42 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS, a worker that cannot receive a connection handed to it (${entry})`, function () {
+    this.timeout(60000);
+    it("a connection that never reaches it (no file descriptor left there) is served by another worker, and it is handed connections again once it can take them", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 2 });
+      const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
+      const get = "GET /jwt/version HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+      const limit = openFilesLimit(second);
+      try {
+        // Worker 2 has no descriptor left (as under a flood of connections at its RLIMIT_NOFILE):
+        // a socket sent to it cannot be received there, and Node drops the message.
+        setOpenFilesLimit(second, lowestFreeDescriptor(second), limit.hard);
+        const seen = cluster.lines().length;
+        const calls: Array<Promise<string>> = [];
+        for (let i = 0; i < 4; i++) {
+          calls.push(rawCall(cluster.port, get, 6000));
+          await new Promise((r) => setTimeout(r, 100)); // accepted one at a time, round-robin
+        }
+        assert.deepEqual((await Promise.all(calls)).map((head) => head.split("\r\n", 1)[0]), Array(4).fill("HTTP/1.1 200 OK"));
+        await until(() => cluster.lines().slice(seen).filter((l) => l.msg === "rpc").length === 4, "four rpc lines");
+        assert.deepEqual(cluster.lines().slice(seen).filter((l) => l.msg === "rpc").map((l) => l.worker), Array(4).fill(1));
+        // With descriptors again, it is handed its turns again.
+        setOpenFilesLimit(second, limit.soft, limit.hard);
+        await new Promise((r) => setTimeout(r, 1500));
+        const again = cluster.lines().length;
+        for (let i = 0; i < 4; i++) assert.equal((await request(cluster.port, "GET", "/jwt/version")).status, 200);
+        await until(() => cluster.lines().slice(again).filter((l) => l.msg === "rpc").length === 4, "four rpc lines");
+        assert.deepEqual(cluster.lines().slice(again).filter((l) => l.msg === "rpc").map((l) => l.worker).sort(), [1, 1, 2, 2]);
+      } finally {
+        if (alive(second)) setOpenFilesLimit(second, limit.soft, limit.hard);
+        await killService(cluster);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS, SIGTERM with a worker that does not stop (${entry})`, function () {
     this.timeout(60000);
     it("a worker stuck with a connection handed to it is killed after the grace period (and 5 s); the first logs stopped and exits 1", async () => {
@@ -415,6 +451,26 @@ function rawCall(port: number, text: string, ms: number): Promise<string> {
       resolve(received === "" ? "closed without an answer" : received);
     });
   });
+}
+
+/** RLIMIT_NOFILE of `pid` (Linux: /proc/<pid>/limits). */
+function openFilesLimit(pid: number): { soft: number; hard: number } {
+  const line = readFileSync(`/proc/${pid}/limits`, "utf8").split("\n").find((l) => l.startsWith("Max open files"))!;
+  const [soft, hard] = line.slice("Max open files".length).trim().split(/\s+/).map(Number) as [number, number];
+  return { soft, hard };
+}
+
+/** Sets RLIMIT_NOFILE of `pid` (util-linux prlimit). */
+function setOpenFilesLimit(pid: number, soft: number, hard: number): void {
+  execFileSync("prlimit", ["--pid", String(pid), `--nofile=${soft}:${hard}`]);
+}
+
+/** The descriptor `pid` would open next: with its soft limit set to this, it can open none. */
+function lowestFreeDescriptor(pid: number): number {
+  const open = new Set(readdirSync(`/proc/${pid}/fd`).map(Number));
+  let fd = 0;
+  while (open.has(fd)) fd++;
+  return fd;
 }
 
 function alive(pid: number): boolean {
