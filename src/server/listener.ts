@@ -4,7 +4,8 @@
 // them apart once the handshake is done. Either way the connection is handed to one HTTP/1.1
 // server or one HTTP/2 server, both sharing one request handler, so every transport gets the
 // same timeouts:
-// - nothing at all (no byte, no ClientHello): closed after the headers timeout;
+// - nothing at all (no byte, no ClientHello), or a ClientHello or h2c preface that has not
+//   arrived whole: closed after the headers timeout;
 // - HTTP/1.1: Node's headers, request and keep-alive timeouts (plain and TLS alike);
 // - HTTP/2, per stream: the request (headers and body) must have arrived within the request
 //   timeout, else 408 (or RST_STREAM(CANCEL) once the answer has begun); per session: see
@@ -196,8 +197,11 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   } else {
     front = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
-      // A connection that never sends a byte is closed after the headers timeout.
-      socket.setTimeout(o.headersTimeoutMs, () => socket.destroy());
+      // A connection that has not told which protocol it speaks within the headers timeout (no
+      // byte, or the start of the HTTP/2 preface dribbled) is closed: a deadline, not the
+      // socket's idle timeout, which every byte would start again (14 bytes, 14 timeouts).
+      const undecided = setTimeout(() => socket.destroy(), o.headersTimeoutMs);
+      socket.once("close", () => clearTimeout(undecided));
       let head: Buffer = Buffer.alloc(0);
       const onData = (chunk: Buffer) => {
         head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
@@ -205,7 +209,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         const isH2 = head.subarray(0, n).equals(preface.subarray(0, n));
         if (isH2 && head.length < preface.length) return; // need more bytes to be sure
         socket.removeListener("data", onData);
-        socket.setTimeout(0);
+        clearTimeout(undecided);
         if (isH2) {
           // The bytes read so far go back into the socket's buffer: Node's HTTP/2 session reads
           // that buffer first, then takes over the socket's native handle (no JS stream in the

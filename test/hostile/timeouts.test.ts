@@ -1,8 +1,9 @@
 /**
  * The configured timeouts hold on every transport (headers 1 s, request 1.5 s, idle 1 s here):
  * HTTP/1.1 over TLS as over plain TCP (test/hostile/limits.test.ts has the plain cases), the TLS
- * handshake itself, and every HTTP/2 stream, h2c and h2 over TLS: a request whose body has not
- * arrived within the request timeout gets 408, or RST_STREAM(CANCEL) once its answer has begun.
+ * handshake itself, the h2c connection preface, and every HTTP/2 stream, h2c and h2 over TLS: a
+ * request whose body has not arrived within the request timeout gets 408, or RST_STREAM(CANCEL)
+ * once its answer has begun.
  */
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
@@ -144,5 +145,13 @@ describe("timeouts on every transport", function () {
     clearInterval(t);
     const ms = Date.now() - t0;
     assert.ok(ms >= 900 && ms < 4000, `closed after ${ms} ms`);
+  });
+
+  it("h2c: the HTTP/2 connection preface dribbled byte by byte is cut off at the headers timeout (1 s), as HTTP/1.1 headers are", async () => {
+    // Every byte of "PRI * HTTP/2.0" may still begin either protocol: one every 300 ms would take
+    // 4.2 s to tell them apart.
+    const r = await slowClient(plainServer.port, (s) => dribble(s, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 300));
+    assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 2000, `closed after ${r.closedAfterMs} ms`);
+    assert.equal(r.received, "", "the server took it for HTTP/2 (it sent its SETTINGS)");
   });
 });
