@@ -93,9 +93,7 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
   describe(`server: TESSERA_WORKERS, a graceful stop with calls in flight (${entry})`, function () {
     this.timeout(60000);
     it("SIGTERM while each worker has a call in flight: no new connection is taken, both calls finish, exit 0", async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
-      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "10" }, { listeners: 2 });
-      try {
+      await withCluster(entry, { TESSERA_WORKERS: "2", TESSERA_SHUTDOWN_GRACE_SECONDS: "10" }, { listeners: 2 }, async (cluster) => {
         // Two calls whose bodies are still arriving when the signal comes, on two connections:
         // handed round-robin, one to each worker.
         const body = JSON.stringify({ service: "" });
@@ -109,19 +107,14 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
         assert.equal(await cluster.exited, 0);
         const served = cluster.lines().filter((l) => l.msg === "rpc" && l.procedure === "grpc.health.v1.Health/Check");
         assert.deepEqual(served.map((l) => l.worker).sort(), [1, 2]);
-      } finally {
-        await killService(cluster);
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      });
     });
   });
 
   describe(`server: TESSERA_WORKERS with TESSERA_METRICS_PORT (${entry})`, function () {
     this.timeout(60000);
     it("the first worker alone serves the metrics port, with the calls every worker served", async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
-      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_METRICS_PORT: "0" }, { listeners: 2 });
-      try {
+      await withCluster(entry, { TESSERA_WORKERS: "2", TESSERA_METRICS_PORT: "0" }, { listeners: 2 }, async (cluster) => {
         const listening = cluster.lines().filter((l) => l.msg === "listening");
         const metricsPort = listening.find((l) => l.worker === 1)!.metricsPort as number;
         assert.equal(listening.find((l) => l.worker === 2)!.metricsPort, undefined);
@@ -133,19 +126,14 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
         const served = /^tessera_rpc_requests_total\{service="tessera\.jwt\.v1\.JwtService",method="GetVersion",protocol="rest",code="ok"\} (\d+)$/m.exec(text);
         assert.equal(served?.[1], String(n), text);
         assert.equal((await request(cluster.port, "GET", "/metrics")).status, 404);
-      } finally {
-        await killService(cluster);
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      });
     });
   });
 
   describe(`server: TESSERA_WORKERS, a worker stopped on its own (${entry})`, function () {
     this.timeout(60000);
     it("SIGTERM to one worker alone: while it drains it is handed no new connection (calls begun then outlive its grace period); it is replaced", async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
-      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "2" }, { listeners: 2 });
-      try {
+      await withCluster(entry, { TESSERA_WORKERS: "2", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" }, { listeners: 2 }, async (cluster) => {
         const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
         // The first connection is handed to worker 2: a call in flight there, never finished,
         // keeps it draining until its grace period ends.
@@ -169,10 +157,7 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
         assert.deepEqual(calls().map((l) => l.worker), Array(6).fill(1), "calls made while worker 2 drains are served by worker 1");
         await until(() => cluster.lines().filter((l) => l.msg === "listening" && l.worker === 2).length === 2, "a second worker 2");
         assert.deepEqual(cluster.lines().filter((l) => l.msg === "worker exited").map((l) => l.worker), [2]);
-      } finally {
-        await killService(cluster);
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      });
     });
   });
 
@@ -215,9 +200,7 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
   describe(`server: TESSERA_WORKERS, a worker that dies with connections handed to it (${entry})`, function () {
     this.timeout(60000);
     it("the connections it had not taken yet are served by another worker: none is left hanging", async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
-      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 2 });
-      try {
+      await withCluster(entry, { TESSERA_WORKERS: "2" }, { listeners: 2 }, async (cluster) => {
         const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
         // Worker 2 stops reading its channel (a blocked event loop), so the connections handed
         // to it wait there: the first on the channel, the next ones behind it.
@@ -230,10 +213,7 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
         process.kill(second, "SIGKILL");
         assert.deepEqual((await Promise.all(calls)).map((head) => head.split("\r\n", 1)[0]), Array(6).fill("HTTP/1.1 200 OK"));
         assert.deepEqual(cluster.lines().filter((l) => l.msg === "worker exited").map((l) => [l.worker, l.signal]), [[2, "SIGKILL"]]);
-      } finally {
-        await killService(cluster);
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      });
     });
   });
 
@@ -373,18 +353,13 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
   describe(`server: TESSERA_WORKERS, the first worker killed (${entry})`, function () {
     this.timeout(60000);
     it("the other workers stop too: none outlives the first", async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
-      const cluster = await startService(entry, { TESSERA_WORKERS: "3", TESSERA_DATA_DIR: dataDir }, { listeners: 3 });
-      try {
+      await withCluster(entry, { TESSERA_WORKERS: "3" }, { listeners: 3 }, async (cluster) => {
         const others = cluster.lines().filter((l) => l.msg === "listening" && l.worker !== 1).map((l) => l.pid as number);
         assert.equal(others.length, 2);
         cluster.child.kill("SIGKILL");
         await cluster.exited;
         await until(() => others.every((pid) => !alive(pid)), "workers 2 and 3 gone");
-      } finally {
-        await killService(cluster);
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      });
     });
   });
 
@@ -424,6 +399,22 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
       }
     });
   });
+}
+
+/**
+ * Runs `use` on a cluster started on a fresh data directory; then stops it (SIGKILL, if it still
+ * runs) and removes the directory.
+ */
+async function withCluster(entry: Entry, env: Record<string, string>, options: { listeners?: number; nodeArgs?: string[] }, use: (cluster: ServiceProcess) => Promise<void>): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+  let cluster: ServiceProcess | undefined;
+  try {
+    cluster = await startService(entry, { ...env, TESSERA_DATA_DIR: dataDir }, options);
+    await use(cluster);
+  } finally {
+    await killService(cluster);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 /** The parent process id of `pid` (Linux: /proc/<pid>/stat, after the command's closing parenthesis). */
