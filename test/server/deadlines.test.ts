@@ -33,6 +33,22 @@ function rpcLines(server: TestServer, procedure: string): RpcLine[] {
   return server.logs.map((l) => JSON.parse(l) as RpcLine).filter((l) => l.msg === "rpc" && l.procedure === procedure);
 }
 
+/** UserService/CreateUser over raw gRPC (h2c) with `grpc-timeout`: the answer's headers and trailers. */
+async function grpcCreateUser(server: TestServer, email: string, grpcTimeout: string): Promise<Awaited<ReturnType<typeof h2request>>> {
+  const session = http2.connect(server.url);
+  try {
+    const request = toBinary(UserService.method.createUser.input, create(UserService.method.createUser.input, { email, password }));
+    return await h2request(
+      session,
+      { ":method": "POST", ":path": "/tessera.session.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers", "grpc-timeout": grpcTimeout, ...clientIdHeader },
+      grpcFrame(request),
+      { timeoutMs: 10_000 },
+    );
+  } finally {
+    session.close();
+  }
+}
+
 describe("deadlines", function () {
   this.timeout(30_000);
 
@@ -168,19 +184,8 @@ describe("deadlines", function () {
 
     it("gRPC (grpc-timeout 50m): grpc-status 4 at the deadline, and the account is not created", async () => {
       const email = uniqueEmail("late-grpc");
-      const session = http2.connect(server.url);
-      try {
-        const request = toBinary(UserService.method.createUser.input, create(UserService.method.createUser.input, { email, password }));
-        const a = await h2request(
-          session,
-          { ":method": "POST", ":path": "/tessera.session.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers", "grpc-timeout": "50m", ...clientIdHeader },
-          grpcFrame(request),
-          { timeoutMs: 10_000 },
-        );
-        assert.equal(grpcStatus(a), grpc.status.DEADLINE_EXCEEDED, JSON.stringify({ ...a.headers, ...a.trailers }));
-      } finally {
-        session.close();
-      }
+      const a = await grpcCreateUser(server, email, "50m");
+      assert.equal(grpcStatus(a), grpc.status.DEADLINE_EXCEEDED, JSON.stringify({ ...a.headers, ...a.trailers }));
       const line = rpcLines(server, "tessera.session.v1.UserService/CreateUser").at(-1);
       assert.equal(line?.code, "deadline_exceeded");
       // The hash finishes after the deadline; the insert that follows is not made.
@@ -243,20 +248,8 @@ describe("deadlines", function () {
       ["grpc-timeout 2592000S: a grpc-js deadline 30 days away", "2592000S"],
     ] as const) {
       it(`gRPC (${name}): grpc-status 0`, async () => {
-        const email = uniqueEmail("far-grpc");
-        const session = http2.connect(server.url);
-        try {
-          const request = toBinary(UserService.method.createUser.input, create(UserService.method.createUser.input, { email, password }));
-          const a = await h2request(
-            session,
-            { ":method": "POST", ":path": "/tessera.session.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers", "grpc-timeout": timeout, ...clientIdHeader },
-            grpcFrame(request),
-            { timeoutMs: 10_000 },
-          );
-          assert.equal(grpcStatus(a), grpc.status.OK, JSON.stringify({ ...a.headers, ...a.trailers }));
-        } finally {
-          session.close();
-        }
+        const a = await grpcCreateUser(server, uniqueEmail("far-grpc"), timeout);
+        assert.equal(grpcStatus(a), grpc.status.OK, JSON.stringify({ ...a.headers, ...a.trailers }));
       });
     }
   });
