@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, existsSync, fstatSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, fstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -82,13 +82,28 @@ describe("sqlite store", () => {
   });
 
   it("refuses to start on a database file it may not write, instead of opening it read-only (ready, every write UNAVAILABLE)", async function () {
-    // The superuser may write any file: only another user can be refused.
-    if (process.getuid?.() === 0) this.skip();
+    this.timeout(30_000);
     const store = await openStore({ dataDir });
     await store.close();
     const file = join(dataDir, "tessera.db");
-    chmodSync(file, 0o400);
-    await assert.rejects(openStore({ dataDir }), (e: unknown) => e instanceof Error && e.message.includes(file) && /not writable/.test(e.message));
+    if (process.getuid?.() !== 0) {
+      chmodSync(file, 0o400);
+      await assert.rejects(openStore({ dataDir }), (e: unknown) => e instanceof Error && e.message.includes(file) && /not writable/.test(e.message));
+      return;
+    }
+    // The superuser writes any file: the store is opened by another user (nobody), who may write
+    // the directory (SQLite's -wal and -shm files) but not the database file.
+    const nobody = { uid: 65534, gid: 65534 };
+    const opener = join(here, "fixtures", "sqlite-open.ts");
+    if (!(await canRead(opener, nobody))) this.skip(); // a checkout that user cannot read
+    for (const dir of [dirname(dirname(dataDir)), dirname(dataDir)]) chmodSync(dir, 0o755);
+    chmodSync(dataDir, 0o777);
+    for (const name of readdirSync(dataDir)) chmodSync(join(dataDir, name), 0o644);
+    const child = spawn(process.execPath, ["--import", "tsx", opener, dataDir], { ...nobody, stdio: ["ignore", "pipe", "inherit"] });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+    assert.equal((await once(child, "exit"))[0], 0);
+    assert.ok(output.startsWith("refused ") && output.includes(file) && /not writable/.test(output), output);
   });
 
   it("keeps data and schema across reopen (migrations run once)", async () => {
@@ -362,3 +377,9 @@ describe("sqlite store", () => {
     });
   });
 });
+
+/** Whether the user `as` may read `file` (a child process run as that user tries). */
+async function canRead(file: string, as: { uid: number; gid: number }): Promise<boolean> {
+  const child = spawn(process.execPath, ["-e", "require('node:fs').accessSync(process.argv[1], require('node:fs').constants.R_OK)", file], { ...as, cwd: tmpdir(), stdio: "ignore" });
+  return (await once(child, "exit"))[0] === 0;
+}
