@@ -6,7 +6,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { benchClientId, signUpAndLogIn, startServerProcess } from "./lib.js";
+import { argonConcurrency, benchClientId, loginBenchEnv, signUpAndLogIn, startServerProcess } from "./lib.js";
 import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, requireH2load, type H2loadCase } from "./h2load.js";
 
 requireH2load();
@@ -78,7 +78,7 @@ function top(profile: Profile, fromUs: number, toUs: number, n = 20): string {
   return [...lines, `  by package: ${pkgs.join(", ")}`].join("\n");
 }
 
-const cases: Array<{ name: string; load: (url: string, token: string) => H2loadCase }> = [
+const cases: Array<{ name: string; env?: Record<string, string>; load: (url: string, token: string) => H2loadCase }> = [
   { name: "no-op REST GET /jwt/version", load: (u) => ({ url: `${u}/jwt/version`, h1: true }) },
   { name: "no-op gRPC GetVersion", load: (u) => ({ url: `${u}/tessera.jwt.v1.JwtService/GetVersion`, headers: grpcHeaders, body: emptyGrpcFrame }) },
   { name: "token check REST GET /session", load: (u, tok) => ({ url: `${u}/session`, h1: true, headers: [`authorization: Bearer ${tok}`, `x-koms-clientid: ${benchClientId}`] }) },
@@ -86,11 +86,23 @@ const cases: Array<{ name: string; load: (url: string, token: string) => H2loadC
     name: "token check gRPC GetSession",
     load: (u, tok) => ({ url: `${u}/tessera.session.v1.SessionService/GetSession`, headers: [...grpcHeaders, `authorization: Bearer ${tok}`, `x-koms-clientid: ${benchClientId}`], body: emptyGrpcFrame }),
   },
+  {
+    // The production argon2id parameters: the main thread's share is a login's cost beside its hash.
+    name: "password login REST POST /session",
+    env: loginBenchEnv,
+    load: (u) => ({
+      url: `${u}/session`,
+      h1: true,
+      connections: argonConcurrency,
+      headers: ["content-type: application/json", `x-koms-clientid: ${benchClientId}`],
+      body: JSON.stringify({ account_type: "traditional", email: "prof@example.com", password: "violet-kettle-harbour-29" }),
+    }),
+  },
 ];
 
 for (const c of cases.filter((c) => !process.env.BENCH_ONLY || c.name.includes(process.env.BENCH_ONLY))) {
   const dir = mkdtempSync(join(tmpdir(), "tessera-prof-"));
-  const server = await startServerProcess({}, { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", dir], modules: true });
+  const server = await startServerProcess(c.env ?? {}, { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", dir], modules: true });
   let window: [number, number];
   try {
     const access_token = await signUpAndLogIn(server.url, "prof@example.com");
