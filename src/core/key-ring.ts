@@ -22,7 +22,6 @@ import {
   exportSPKI,
   generateKeyPair,
   importJWK,
-  SignJWT,
   type CryptoKey,
   type JWK,
 } from "jose";
@@ -32,6 +31,7 @@ import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/
 import type { Clock } from "./clock.js";
 import { failedPrecondition, notFound, requireField } from "./errors.js";
 import { KeySealer } from "./key-sealing.js";
+import { signJwt } from "./token-signer.js";
 
 export type SigningAlg = "EdDSA" | "ES256" | "HS256";
 
@@ -125,13 +125,14 @@ export class KeyRing {
     return Math.max(0, Math.min(jwksMaxAgeCeiling, this.publishSeconds - reloadIntervalMs / 1000));
   }
 
-  /** Signs with the current key. `iat` defaults to now; `exp` is iat + expiresInSeconds. */
+  /**
+   * Signs with the current key, on the event loop (token-signer.ts). `iat` defaults to now; `exp`
+   * is iat + expiresInSeconds.
+   */
   async sign(payload: Record<string, unknown>, expiresInSeconds: number): Promise<string> {
     const key = await this.signingKey();
     const iat = typeof payload.iat === "number" ? payload.iat : Math.floor(this.clock.now().getTime() / 1000);
-    return new SignJWT({ ...payload, iat, exp: iat + expiresInSeconds })
-      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "JWT" })
-      .sign(key.privateKey);
+    return signJwt(key, { ...payload, iat, exp: iat + expiresInSeconds });
   }
 
   /**
