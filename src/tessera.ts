@@ -15,7 +15,7 @@ import { createMetrics, type Metrics } from "./server/metrics.js";
 import { createTracing } from "./server/tracing.js";
 import { packageVersion } from "./project-files.js";
 import type { StoreCallHook } from "./store/instrumented.js";
-import type { Store } from "./store/ports.js";
+import type { Store, StoreConfig } from "./store/ports.js";
 
 export { restMount, successStatus } from "./rest-routes.js";
 
@@ -34,6 +34,8 @@ export interface StartOptions {
   clock?: Clock;
   /** Under TESSERA_WORKERS: how this worker shares the one port (cluster.ts). */
   sharing?: PortSharing | undefined;
+  /** The embedded store's fsync of its log (default fs.fsync): tests fail it. */
+  fsync?: StoreConfig["fsync"];
 }
 
 /** REST routes for every service, each mounted where restMount says. */
@@ -63,6 +65,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     mongoDbName: config.mongodbDatabase,
     serverSelectionTimeoutMs: config.storeTimeoutMs,
     warn: (message, fields) => logger.warn(message, { component: "store", ...fields }),
+    ...(options.fsync !== undefined && { fsync: options.fsync }),
   });
   // Store calls are timed (metrics) around their span (tracing), each when enabled.
   const timed = metrics?.storeHook(opened.kind);

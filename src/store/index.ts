@@ -13,5 +13,8 @@ export async function openStore(config: StoreConfig): Promise<Store> {
       ...(config.warn !== undefined && { warn: config.warn }),
     });
   }
-  return openSqliteStore(config.dataDir, { ...(config.warn !== undefined && { warn: config.warn }) });
+  return openSqliteStore(config.dataDir, {
+    ...(config.warn !== undefined && { warn: config.warn }),
+    ...(config.fsync !== undefined && { fsync: config.fsync }),
+  });
 }

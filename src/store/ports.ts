@@ -69,4 +69,6 @@ export interface StoreConfig {
   serverSelectionTimeoutMs?: number;
   /** Where adapter warnings go (e.g. no TTL index support); default: a JSON line on stderr. */
   warn?: (message: string, fields?: Record<string, unknown>) => void;
+  /** The embedded store's fsync of its log (fs.fsync's shape): tests hold and fail it. */
+  fsync?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
 }

@@ -8,7 +8,7 @@ import { MongoClient } from "mongodb";
 import { loadConfig, type Config } from "../../src/config.js";
 import type { Clock } from "../../src/core/clock.js";
 import { createLogger, type Logger } from "../../src/logger.js";
-import { startTessera, type Tessera } from "../../src/tessera.js";
+import { startTessera, type StartOptions, type Tessera } from "../../src/tessera.js";
 
 export type StoreKind = "sqlite" | "mongo";
 
@@ -31,6 +31,8 @@ export interface TestServerOptions {
   /** Extra environment (overrides the test defaults). */
   env?: Record<string, string>;
   clock?: Clock;
+  /** The embedded store's fsync of its log (default fs.fsync): a test fails it. */
+  fsync?: StartOptions["fsync"];
 }
 
 /**
@@ -65,7 +67,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const config = loadConfig(env);
   const logs: string[] = [];
   const logger: Logger = createLogger(config.logLevel, (line) => logs.push(line));
-  const tessera = await startTessera(config, { logger, clock: options.clock });
+  const tessera = await startTessera(config, { logger, clock: options.clock, ...(options.fsync !== undefined && { fsync: options.fsync }) });
   return {
     url: tessera.url,
     port: tessera.server.port,

@@ -47,7 +47,7 @@ export interface SqliteCalls {
 }
 
 export interface SqliteCallsOptions {
-  /** fs.fsync, replaceable so a test can count and hold the syncs. */
+  /** fs.fsync, replaceable so a test can count, hold and fail the syncs. */
   fsync?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
 }
 

@@ -5,7 +5,7 @@ import { StoreUnavailableError, type Store } from "../ports.js";
 import { sqliteApiTokens } from "./sqlite-api-tokens.js";
 import { sqliteAuditEvents } from "./sqlite-audit-events.js";
 import { sqliteAuthTokens } from "./sqlite-auth-tokens.js";
-import { sqliteCalls } from "./sqlite-durability.js";
+import { sqliteCalls, type SqliteCallsOptions } from "./sqlite-durability.js";
 import { mapSqliteError } from "./sqlite-errors.js";
 import { sqliteJwtRefreshTokens } from "./sqlite-jwt-refresh-tokens.js";
 import { sqliteLoginAttempts } from "./sqlite-login-attempts.js";
@@ -21,6 +21,8 @@ export const SQLITE_FILE_NAME = "tessera.db";
 export interface SqliteStoreOptions {
   /** Where start-up warnings go (a data directory or file others can read). */
   warn?: (message: string, fields?: Record<string, unknown>) => void;
+  /** fs.fsync of the WAL, replaceable (tests). */
+  fsync?: SqliteCallsOptions["fsync"];
 }
 
 /**
@@ -91,7 +93,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     db.pragma("busy_timeout = 5000");
     db.pragma("foreign_keys = ON");
     migrate(db);
-    sqliteCalls(db).syncNow();
+    sqliteCalls(db, { ...(options.fsync !== undefined && { fsync: options.fsync }) }).syncNow();
     reportWideModes([dataDir, file, `${file}-wal`, `${file}-shm`], options.warn ?? (() => {}));
   } catch (error) {
     const mapped = mapSqliteError(error);
