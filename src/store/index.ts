@@ -16,5 +16,6 @@ export async function openStore(config: StoreConfig): Promise<Store> {
   return openSqliteStore(config.dataDir, {
     ...(config.warn !== undefined && { warn: config.warn }),
     ...(config.fsync !== undefined && { fsync: config.fsync }),
+    ...(config.failures !== undefined && { failures: config.failures }),
   });
 }

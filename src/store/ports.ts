@@ -25,6 +25,7 @@ import type { RefreshTokenStore, SessionStore } from "./ports/sessions.js";
 import type { SigningKeyStore } from "./ports/signing-keys.js";
 import type { UserTokenStore } from "./ports/user-tokens.js";
 import type { UserStore } from "./ports/users.js";
+import type { StoreUnavailableError } from "./ports/errors.js";
 
 export * from "./ports/api-tokens.js";
 export * from "./ports/audit-events.js";
@@ -53,8 +54,18 @@ export interface Store {
   readonly keys: SigningKeyStore;
   readonly loginAttempts: LoginAttemptStore;
   readonly auditEvents: AuditEventStore;
-  /** Resolves when the database answers; StoreUnavailableError otherwise (readiness checks). */
+  /**
+   * Resolves when the database answers and takes writes; StoreUnavailableError otherwise
+   * (readiness checks).
+   */
   ping(): Promise<void>;
+  /**
+   * Undefined while the store can be trusted with writes. Once it cannot until the process
+   * restarts (the embedded store after a failed fsync of its log), the error every write is
+   * refused with: readiness and liveness fail. A database that is down is not this: it comes
+   * back by itself.
+   */
+  failure(): StoreUnavailableError | undefined;
   /** Releases connections / file handles. Idempotent. */
   close(): Promise<void>;
 }
@@ -71,4 +82,14 @@ export interface StoreConfig {
   warn?: (message: string, fields?: Record<string, unknown>) => void;
   /** The embedded store's fsync of its log (fs.fsync's shape): tests hold and fail it. */
   fsync?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
+  /** How the embedded store reports failing for good, and hears of another worker's (TESSERA_WORKERS). */
+  failures?: StoreFailures;
+}
+
+/** The embedded store failing for good (see Store.failure), between the processes on its file. */
+export interface StoreFailures {
+  /** This store has failed for good: told once, with the error its writes are refused with. */
+  failed(error: StoreUnavailableError): void;
+  /** Calls `fail` when another process's store on the same file has failed (the message is its error's); this one then fails too. */
+  listen(fail: (message: string) => void): void;
 }

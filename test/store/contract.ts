@@ -64,6 +64,10 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await store.ping();
     });
 
+    it("has not failed for good (failure() is undefined) while it takes writes", () => {
+      assert.equal(store.failure(), undefined);
+    });
+
     it("reports its kind", () => {
       assert.equal(store.kind, harness.kind);
     });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, existsSync, fstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, fstatSync, fsync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -228,6 +228,28 @@ describe("sqlite store", () => {
       }
     });
 
+    it("once an fsync of the log has failed, the store refuses every write (audit events too) with that failure, and its ping; reads still answer", async () => {
+      let failing = false;
+      const eio = Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" });
+      const store = await openStore({ dataDir, fsync: (fd, done) => (failing ? setImmediate(done, eio) : fsync(fd, done)) });
+      try {
+        const refused = (e: unknown) => e instanceof StoreUnavailableError && e.message === "embedded store could not sync its log (EIO); it refuses writes until restarted";
+        const success = { ...event(1), outcome: "success" };
+        await store.auditEvents.append(success);
+        failing = true;
+        await assert.rejects(store.auditEvents.append({ ...event(2), outcome: "success" }), refused);
+        assert.equal(store.failure()?.message, "embedded store could not sync its log (EIO); it refuses writes until restarted");
+        await assert.rejects(store.auditEvents.append(event(3)), refused, "a refusal's event, written without an fsync, too");
+        await assert.rejects(store.ping(), refused);
+        failing = false;
+        await assert.rejects(store.auditEvents.append({ ...event(4), outcome: "success" }), refused, "a later fsync that would succeed changes nothing");
+        // The refused event had committed before its fsync failed; nothing after it committed.
+        assert.deepEqual((await store.auditEvents.list({ limit: 10 })).map((e) => e.id), ["e0002", "e0001"]);
+      } finally {
+        await store.close();
+      }
+    });
+
     it("a batch is committed with an fsync unless every event in it is a refusal (locked, throttled, shed)", () => {
       assert.equal(batchNeedsSync(["shed", "throttled", "locked", "shed"]), false);
       assert.equal(batchNeedsSync(["shed", "success"]), true);
@@ -253,6 +275,7 @@ describe("sqlite store", () => {
     let db: Database.Database;
     let syncs: Array<{ fd: number; done: (error: NodeJS.ErrnoException | null) => void }>;
     let calls: ReturnType<typeof sqliteCalls>;
+    let failures: StoreUnavailableError[];
     const settled = async (p: Promise<unknown>) => {
       let state = "pending";
       p.then(() => (state = "resolved"), () => (state = "rejected"));
@@ -266,7 +289,8 @@ describe("sqlite store", () => {
       db.pragma("synchronous = NORMAL");
       db.exec("CREATE TABLE t (x INTEGER PRIMARY KEY)");
       syncs = [];
-      calls = sqliteCalls(db, { fsync: (fd, done) => void syncs.push({ fd, done }) });
+      failures = [];
+      calls = sqliteCalls(db, { fsync: (fd, done) => void syncs.push({ fd, done }), failed: (e) => void failures.push(e) });
     });
     afterEach(() => {
       for (const s of syncs) s.done(null);
@@ -307,14 +331,34 @@ describe("sqlite store", () => {
       assert.equal(syncs.length, 1);
     });
 
-    it("a failed fsync fails the writes that waited for it (UNAVAILABLE); the next write syncs again", async () => {
-      const write = calls.call(insert(1));
+    it("a failed fsync fails the connection for good: the writes that waited for it, those waiting for the next and every later write are refused (UNAVAILABLE), with no fsync again; reads still answer", async () => {
+      const message = "embedded store could not sync its log (EIO); it refuses writes until restarted";
+      const refused = (e: unknown) => e instanceof StoreUnavailableError && e.message === message;
+      const waited = calls.call(insert(1));
+      const waitingForNext = calls.call(insert(2));
       syncs[0]!.done(Object.assign(new Error("i/o error"), { code: "EIO" }));
-      await assert.rejects(write, (e: unknown) => e instanceof StoreUnavailableError && /could not sync its log \(EIO\)/.test(e.message));
-      const next = calls.call(insert(2));
-      assert.equal(syncs.length, 2);
-      syncs[1]!.done(null);
-      assert.equal(await settled(next), "resolved");
+      await assert.rejects(waited, refused);
+      assert.equal(syncs.length, 1, "no fsync for the write that was waiting for the next one");
+      await assert.rejects(waitingForNext, refused);
+      assert.equal(calls.failure()?.message, message);
+      // Later writes, cheap ones included, are refused before they commit anything.
+      await assert.rejects(calls.call(insert(3)), refused);
+      await assert.rejects(calls.call(() => calls.cheaply(insert(4))), refused);
+      await assert.rejects(calls.synced(), refused);
+      assert.equal(syncs.length, 1, "no fsync after the failed one");
+      assert.deepEqual(await calls.call(() => db.prepare("SELECT x FROM t ORDER BY x").all()), [{ x: 1 }, { x: 2 }]);
+      assert.deepEqual(failures.map((e) => e.message), [message], "reported once");
+    });
+
+    it("failed by another process on the file (TESSERA_WORKERS): the same, and the fsync under way acknowledges nothing though it succeeds", async () => {
+      const write = calls.call(insert(1));
+      calls.fail("embedded store could not sync its log (EIO); it refuses writes until restarted");
+      syncs[0]!.done(null);
+      await assert.rejects(write, StoreUnavailableError);
+      await assert.rejects(calls.call(insert(2)), /could not sync its log \(EIO\); it refuses writes until restarted/);
+      assert.equal(syncs.length, 1);
+      assert.deepEqual(await calls.call(() => db.prepare("SELECT x FROM t").all()), [{ x: 1 }]);
+      assert.deepEqual(failures, [], "not reported back");
     });
 
     it("close() waits for the fsync under way and the one asked for meanwhile; a sync after it is UNAVAILABLE", async () => {

@@ -136,6 +136,8 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
       if (closed) throw new StoreUnavailableError("store is closed");
       await ctx.run("id", () => db.command({ ping: 1 }));
     },
+    // The server keeps its own durability (write concern); an outage passes, never fails for good.
+    failure: () => undefined,
     close: async () => {
       if (closed) return;
       closed = true;

@@ -78,12 +78,15 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
     for (const row of rows) insert.run(row);
   });
   const prune = db.prepare("DELETE FROM audit_events WHERE time < ?");
-  const { call, cheaply, synced } = sqliteCalls(db);
+  const { call, cheaply, synced, failure } = sqliteCalls(db);
   let pending: PendingAppend[] = [];
   const flush = () => {
     const batch = pending;
     pending = [];
     if (batch.length === 0) return;
+    // The connection has failed for good (see sqlite-durability.ts): nothing is written.
+    const failed = failure();
+    if (failed) return batch.forEach((p) => p.reject(failed));
     const needsSync = batchNeedsSync(batch.map((p) => p.row.outcome as string));
     const written: PendingAppend[] = [];
     try {

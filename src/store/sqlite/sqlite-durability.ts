@@ -27,6 +27,19 @@ import { callLater, mapSqliteError } from "./sqlite-errors.js";
  * - login-attempt counters and remembered logins, written two or three times by every login and
  *   sign-up, refused ones included, and audit events of refused calls: losing them to a power
  *   cut gives a guesser back at most the attempts of its last moments, once per power cut.
+ *
+ * A failed fsync fails the connection for good (PostgreSQL's answer to "fsyncgate"). On Linux a
+ * failed writeback may already have dropped the WAL pages it could not write (they are marked
+ * clean, and the error is reported once per descriptor), so a later fsync that succeeds proves
+ * nothing about them, and WAL recovery stops at the first frame that does not read back whole:
+ * a write acknowledged after such a retry could still be lost to a power cut. So the writes that
+ * waited for the failed fsync, every write waiting for a later one and every later write are
+ * refused (StoreUnavailableError, "... it refuses writes until restarted"); the connection is
+ * made query-only, so a refused write commits nothing, while reads keep answering. Nothing is
+ * acknowledged again until the process restarts. `cheaply` writes committed before the failure
+ * lose nothing more than they may lose to any power cut: each is made durable by a later write
+ * of the same call, which is now refused (so is its call), or is a counter or a refusal's audit
+ * event.
  */
 export interface SqliteCalls {
   /**
@@ -44,11 +57,20 @@ export interface SqliteCalls {
   syncNow(): void;
   /** Waits for the fsync under way and releases the WAL's descriptor (after the database closed). */
   close(): Promise<void>;
+  /** Once the connection has failed for good: the error every write is refused with. */
+  failure(): StoreUnavailableError | undefined;
+  /**
+   * Fails the connection for good as a failed fsync does, with `message` (another process on the
+   * same database found its log unsynced): not reported to `failed`. The first failure stays.
+   */
+  fail(message: string): void;
 }
 
 export interface SqliteCallsOptions {
   /** fs.fsync, replaceable so a test can count, hold and fail the syncs. */
   fsync?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
+  /** Told once when an fsync of the WAL fails, with the error every write is refused with from then on. */
+  failed?: (error: StoreUnavailableError) => void;
 }
 
 const registry = new WeakMap<Database.Database, SqliteCalls>();
@@ -57,7 +79,7 @@ const registry = new WeakMap<Database.Database, SqliteCalls>();
 export function sqliteCalls(db: Database.Database, options: SqliteCallsOptions = {}): SqliteCalls {
   let calls = registry.get(db);
   if (!calls) {
-    calls = createCalls(db, new WalSync(db, options.fsync ?? fsyncFd));
+    calls = createCalls(db, new WalSync(db, options.fsync ?? fsyncFd, options.failed ?? (() => {})));
     registry.set(db, calls);
   }
   return calls;
@@ -79,7 +101,9 @@ function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
           result = fn();
           changed = changes() - before - cheap;
         } catch (error) {
-          return Promise.reject(mapSqliteError(error));
+          const mapped = mapSqliteError(error);
+          // A write on the failed (query-only) connection: refused with the failure's own words.
+          return Promise.reject(wal.failure !== undefined && mapped instanceof StoreUnavailableError ? wal.failure : mapped);
         }
         return changed > 0 ? wal.sync().then(() => result) : Promise.resolve(result);
       }),
@@ -94,26 +118,32 @@ function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
     synced: () => wal.sync(),
     syncNow: () => wal.syncNow(),
     close: () => wal.close(),
+    failure: () => wal.failure,
+    fail: (message) => void wal.fail(new StoreUnavailableError(message)),
   };
 }
 
 /**
  * fsyncs of the WAL file, grouped: a sync asked for while one runs is made once that one ends,
- * and serves everyone who asked meanwhile.
+ * and serves everyone who asked meanwhile. After one fails, none is made or acknowledged again.
  */
 class WalSync {
   private fd: number | undefined;
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
   private closed = false;
+  /** Set for good by the first failed fsync (or by fail()). */
+  failure: StoreUnavailableError | undefined;
 
   constructor(
     private readonly db: Database.Database,
     private readonly fsync: NonNullable<SqliteCallsOptions["fsync"]>,
+    private readonly failed: NonNullable<SqliteCallsOptions["failed"]>,
   ) {}
 
   sync(): Promise<void> {
     if (this.db.memory) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
     if (this.next) return this.next;
     if (!this.running) return this.start();
     const after = () => {
@@ -135,7 +165,21 @@ class WalSync {
     this.fd = undefined;
   }
 
+  /**
+   * Fails the connection for good: every write from now on is refused with `failure` (made
+   * query-only, SQLite refuses it before it changes anything; a call maps that to `failure`),
+   * and no fsync resolves again. True when it was not failed before.
+   */
+  fail(failure: StoreUnavailableError): boolean {
+    if (this.failure) return false;
+    this.failure = failure;
+    // Between statements (this runs from a callback), so no transaction of this connection is open.
+    if (this.db.open) this.db.pragma("query_only = ON");
+    return true;
+  }
+
   private start(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     let fd: number;
     try {
       if (this.closed) throw new Error("closed");
@@ -146,8 +190,12 @@ class WalSync {
     const running: Promise<void> = new Promise((resolve, reject) => {
       this.fsync(fd, (error) => {
         if (this.running === running) this.running = undefined;
-        if (error) reject(new StoreUnavailableError(`embedded store could not sync its log (${error.code ?? "error"})`, { cause: error }));
+        const code = error ? (error.code ?? "error") : undefined;
+        const first = code !== undefined && this.fail(new StoreUnavailableError(`embedded store could not sync its log (${code}); it refuses writes until restarted`, { cause: error }));
+        // Failed meanwhile (told by another process): this fsync acknowledges nothing either.
+        if (this.failure) reject(this.failure);
         else resolve();
+        if (first) this.failed(this.failure!);
       });
     });
     this.running = running;

@@ -1,7 +1,7 @@
 import { accessSync, closeSync, constants, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { StoreUnavailableError, type Store } from "../ports.js";
+import { StoreUnavailableError, type Store, type StoreFailures } from "../ports.js";
 import { sqliteApiTokens } from "./sqlite-api-tokens.js";
 import { sqliteAuditEvents } from "./sqlite-audit-events.js";
 import { sqliteAuthTokens } from "./sqlite-auth-tokens.js";
@@ -23,6 +23,8 @@ export interface SqliteStoreOptions {
   warn?: (message: string, fields?: Record<string, unknown>) => void;
   /** fs.fsync of the WAL, replaceable (tests). */
   fsync?: SqliteCallsOptions["fsync"];
+  /** Where a failed fsync of the WAL is reported, and another process's heard of. */
+  failures?: StoreFailures;
 }
 
 /**
@@ -78,7 +80,9 @@ function reportWideModes(paths: string[], warn: NonNullable<SqliteStoreOptions["
  * Durability: WAL with synchronous=NORMAL, and a write answered only once an fsync of the WAL
  * made after its commit has returned, off the event loop and shared by the writes of its moment
  * (see sqlite-durability.ts): an acknowledged write survives a power cut or an OS crash, not
- * only a kill of the process, and no request waits on the disk on the event loop.
+ * only a kill of the process, and no request waits on the disk on the event loop. After a failed
+ * fsync the store refuses every write until the process restarts (failure() says why; reads
+ * still answer), and so does every worker on the file once `failures` has told it.
  */
 export async function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {}): Promise<Store> {
   let db: Database.Database;
@@ -93,7 +97,10 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     db.pragma("busy_timeout = 5000");
     db.pragma("foreign_keys = ON");
     migrate(db);
-    sqliteCalls(db, { ...(options.fsync !== undefined && { fsync: options.fsync }) }).syncNow();
+    sqliteCalls(db, {
+      ...(options.fsync !== undefined && { fsync: options.fsync }),
+      ...(options.failures !== undefined && { failed: (error: StoreUnavailableError) => options.failures!.failed(error) }),
+    }).syncNow();
     reportWideModes([dataDir, file, `${file}-wal`, `${file}-shm`], options.warn ?? (() => {}));
   } catch (error) {
     const mapped = mapSqliteError(error);
@@ -101,8 +108,9 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     throw error;
   }
   const ping = db.prepare("SELECT 1");
-  const { call, synced, close } = sqliteCalls(db);
+  const { call, synced, close, failure, fail } = sqliteCalls(db);
   const auditEvents = sqliteAuditEvents(db);
+  options.failures?.listen(fail);
 
   return {
     kind: "sqlite",
@@ -116,10 +124,14 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     keys: sqliteSigningKeys(db),
     loginAttempts: sqliteLoginAttempts(db),
     auditEvents,
-    ping: () =>
-      call(() => {
+    ping: () => {
+      const failed = failure();
+      if (failed) return Promise.reject(failed);
+      return call(() => {
         ping.get();
-      }),
+      });
+    },
+    failure,
     close: async () => {
       if (!db.open) return;
       auditEvents.flush();
