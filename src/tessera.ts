@@ -66,6 +66,10 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     serverSelectionTimeoutMs: config.storeTimeoutMs,
     warn: (message, fields) => logger.warn(message, { component: "store", ...fields }),
     ...(options.fsync !== undefined && { fsync: options.fsync }),
+    failures: {
+      failed: (error) => logger.error("store failed", { component: "store", error: error.message }),
+      listen: () => {},
+    },
   });
   // Store calls are timed (metrics) around their span (tracing), each when enabled.
   const timed = metrics?.storeHook(opened.kind);
@@ -91,9 +95,11 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     keyRing: services.core.keyRing,
   });
   const ready = () => store.ping().then(() => true, () => false);
+  // Only a store failed for good fails liveness: a restart is what recovers it.
+  const live = () => store.failure() === undefined;
   let server: RunningServer;
   try {
-    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, rest: restFactory(config), metrics, audit: services.core.audit, tracing, sharing: options.sharing });
+    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, live, rest: restFactory(config), metrics, audit: services.core.audit, tracing, sharing: options.sharing });
   } catch (e) {
     await services.close();
     await store.close();

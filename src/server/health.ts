@@ -9,8 +9,15 @@ import {
 } from "../../gen/health/v1/health_pb.js";
 import { serverError } from "./error-details.js";
 
-/** Resolves true when the service can serve requests (the store answers). */
+/** Resolves true when the service can serve requests (the store answers and takes writes). */
 export type ReadinessProbe = () => Promise<boolean>;
+
+/**
+ * False when only a restart can make the service whole again (the embedded store refusing writes
+ * after a failed fsync): GET /healthz then answers 503, so that an orchestrator restarts it. A
+ * store that is merely down (MongoDB unreachable) comes back by itself and fails readiness only.
+ */
+export type LivenessProbe = () => boolean;
 
 export function createHealthImpl(services: readonly DescService[], ready: ReadinessProbe, watchIntervalMs = 1000): ServiceImpl<typeof Health> {
   const names = new Set(["", ...services.map((s) => s.typeName)]);

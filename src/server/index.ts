@@ -23,7 +23,7 @@ import { createDocs } from "./docs.js";
 import { errorBody } from "./error-details.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { describeError } from "./error-report.js";
-import { createHealthImpl, type ReadinessProbe } from "./health.js";
+import { createHealthImpl, type LivenessProbe, type ReadinessProbe } from "./health.js";
 import { listen, peerAddress, type Listener } from "./listener.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
 import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
@@ -52,6 +52,8 @@ export interface ServerOptions {
   bindings: readonly ServiceBinding[];
   verifiers: CredentialVerifiers;
   ready: ReadinessProbe;
+  /** GET /healthz; default: always live. */
+  live?: LivenessProbe;
   rest?: RestHandlerFactory;
   /** Where admin calls are recorded. */
   audit?: Pick<AuditTrail, "record">;
@@ -113,7 +115,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return true;
     }
     if (path === "/healthz") {
-      json(res, 200, { status: "SERVING" });
+      const live = o.live?.() ?? true;
+      json(res, live ? 200 : 503, { status: live ? "SERVING" : "NOT_SERVING" });
       return true;
     }
     o.ready().then(
