@@ -18,7 +18,10 @@
 // What stays per process, as it does across instances on one MongoDB: caches bounded by their
 // TTLs (API tokens: TESSERA_API_TOKEN_CACHE_SECONDS; keys: the reload interval). Housekeeping
 // runs in the leader only. The embedded store is shared through SQLite's own locking (WAL, busy
-// timeout, write transactions taken IMMEDIATE).
+// timeout, write transactions taken IMMEDIATE), and so is its failure: a worker whose fsync of
+// the WAL failed tells the leader, which tells every follower, now and as each one (a
+// replacement too) becomes ready, so every worker refuses writes and reports itself unready and
+// not live, whichever took the probe's connection (sqlite-durability.ts says why).
 import { fork, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
@@ -66,6 +69,11 @@ const message = {
   /** either way: a request to the other side, and its answer. */
   ask: "tessera:ask",
   answer: "tessera:answer",
+  /**
+   * follower -> leader, and leader -> followers: the embedded store has failed for good
+   * (`reason`: the error's message); every worker's store fails with it.
+   */
+  storeFailed: "tessera:store-failed",
 } as const;
 
 interface Envelope {
@@ -77,6 +85,7 @@ interface Envelope {
   refused?: boolean;
   value?: unknown;
   error?: string;
+  reason?: string;
 }
 
 /** A process's role, from its environment: a follower is forked by a leader, with an IPC channel. */
@@ -99,6 +108,39 @@ const pending = new Map<string, { resolve(v: unknown): void; reject(e: Error): v
 
 export function currentRole(): Role {
   return role;
+}
+
+/** The embedded store's failure, once one worker's store has failed (in a cluster). */
+let storeFailure: string | undefined;
+/** Fails this worker's store (set once it is open). */
+let failStore: ((reason: string) => void) | undefined;
+/** Leader: sends the failure to every follower. */
+let tellFollowers: ((reason: string) => void) | undefined;
+
+/** Another worker's store failed: this one's fails too (now, or as soon as it is open), and the leader passes it on. */
+function heardStoreFailure(reason: string): void {
+  if (storeFailure !== undefined) return;
+  storeFailure = reason;
+  failStore?.(reason);
+  tellFollowers?.(reason);
+}
+
+/**
+ * This worker's store has failed for good: every other worker's store fails too (a follower
+ * tells the leader, which tells the others). Nothing to share in a single process.
+ */
+export function shareStoreFailure(reason: string): void {
+  if (role === "single" || storeFailure !== undefined) return;
+  storeFailure = reason;
+  if (role === "leader") tellFollowers?.(reason);
+  else if (process.connected) process.send!({ type: message.storeFailed, reason }, undefined, undefined, () => {});
+}
+
+/** `fail` fails this worker's store when another worker's has failed (at once if one already has). */
+export function onSharedStoreFailure(fail: (reason: string) => void): void {
+  if (role === "single") return;
+  failStore = fail;
+  if (storeFailure !== undefined) fail(storeFailure);
 }
 
 /** Answers `kind` requests from the other side of the cluster (the leader, or a follower). */
@@ -239,8 +281,13 @@ export function lead(config: Config, logger: Logger): Leader {
     if (!socket.destroyed) serveHere!(socket);
   };
 
+  tellFollowers = (reason) => {
+    for (const child of followers.values()) if (child.connected) child.send({ type: message.storeFailed, reason }, () => {});
+  };
   const admit = (child: ChildProcess) => {
     if (!child.connected) return;
+    // Before its first connection: a worker started after the store failed refuses writes too.
+    if (storeFailure !== undefined) child.send({ type: message.storeFailed, reason: storeFailure }, () => {});
     child.send({ type: message.port, port }, () => {}); // a channel just closed: its exit follows
     ready.push(child);
   };
@@ -289,6 +336,8 @@ export function lead(config: Config, logger: Logger): Leader {
         lostBefore(m.seq);
       } else if (m?.type === message.leaving) {
         leave();
+      } else if (m?.type === message.storeFailed && typeof m.reason === "string") {
+        heardStoreFailure(m.reason);
       } else if (m?.type === message.ready) {
         if (port === undefined) waiting.push(child);
         else admit(child);
@@ -396,7 +445,8 @@ export function lead(config: Config, logger: Logger): Leader {
 export function follow(): FollowerSharing {
   role = "follower";
   process.on("message", (m: Envelope) => {
-    if (m) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
+    if (m?.type === message.storeFailed && typeof m.reason === "string") heardStoreFailure(m.reason);
+    else if (m) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
   });
   return {
     leads: false,

@@ -1,6 +1,6 @@
 // Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
 // process; tests and benchmarks start it in-process.
-import type { PortSharing } from "./cluster.js";
+import { onSharedStoreFailure, shareStoreFailure, type PortSharing } from "./cluster.js";
 import type { Config } from "./config.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
@@ -67,8 +67,12 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     warn: (message, fields) => logger.warn(message, { component: "store", ...fields }),
     ...(options.fsync !== undefined && { fsync: options.fsync }),
     failures: {
-      failed: (error) => logger.error("store failed", { component: "store", error: error.message }),
-      listen: () => {},
+      // Logged once, by the worker whose fsync failed; the others are told (cluster.ts).
+      failed: (error) => {
+        logger.error("store failed", { component: "store", error: error.message });
+        shareStoreFailure(error.message);
+      },
+      listen: onSharedStoreFailure,
     },
   });
   // Store calls are timed (metrics) around their span (tracing), each when enabled.

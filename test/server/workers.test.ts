@@ -363,6 +363,72 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS, the embedded store after a failed fsync (${entry})`, function () {
+    this.timeout(60000);
+    it("one worker's failed fsync fails every worker's store: writes 503 and /readyz and /healthz 503 on every worker, on a replacement too; reads answer; logged once", async () => {
+      const preloadDir = mkdtempSync(join(tmpdir(), "tessera-workers-preload-"));
+      // Loaded before the entry by every process of the tree: fs.fsync fails with EIO in the
+      // process whose pid the trigger file holds, as a disk whose writeback failed answers.
+      const trigger = join(preloadDir, "fail-fsync-of");
+      const preload = join(preloadDir, "failing-fsync.cjs");
+      writeFileSync(
+        preload,
+        `const fs = require("node:fs");
+const fsync = fs.fsync;
+fs.fsync = (fd, done) => {
+  let pid = "";
+  try { pid = fs.readFileSync(${JSON.stringify(trigger)}, "utf8"); } catch {}
+  if (pid === String(process.pid)) return process.nextTick(done, Object.assign(new Error("EIO: i/o error, fsync"), { errno: -5, code: "EIO", syscall: "fsync" }));
+  fsync(fd, done);
+};
+require("node:module").syncBuiltinESMExports();
+`,
+      );
+      try {
+        await withCluster(entry, { TESSERA_WORKERS: "2" }, { listeners: 2, nodeArgs: ["--require", preload] }, async (cluster) => {
+          const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
+          const account = `acct-${process.pid}`;
+          const create = async () => (await request(cluster.port, "POST", "/v1/frontend/auth", { account_id: account, description: "a token" })).status;
+          const each = async (n: number, call: () => Promise<number>) => {
+            const statuses = [];
+            for (let i = 0; i < n; i++) statuses.push(await call());
+            return statuses;
+          };
+          const status = (path: string) => async () => (await request(cluster.port, "GET", path)).status;
+          assert.deepEqual(await each(2, create), [200, 200]);
+          writeFileSync(trigger, String(second));
+          // Every other connection is worker 2's: its write fails, and the other worker hears of it.
+          for (let i = 0; (await create()) !== 503; i++) assert.ok(i < 4, "no write refused");
+          for (const deadline = Date.now() + 10000; (await each(2, status("/readyz"))).join() !== "503,503"; ) {
+            assert.ok(Date.now() < deadline, "both workers unready");
+          }
+          const seen = cluster.lines().length;
+          assert.deepEqual(await each(4, create), [503, 503, 503, 503]);
+          assert.deepEqual(await each(4, status("/readyz")), [503, 503, 503, 503]);
+          assert.deepEqual(await each(4, status("/healthz")), [503, 503, 503, 503]);
+          assert.deepEqual(await each(4, status(`/v1/frontend/auth/${account}`)), [200, 200, 200, 200]);
+          const refusedBy = () => cluster.lines().slice(seen).filter((l) => l.msg === "rpc" && l.procedure === "tessera.apitoken.v1.ApiTokenService/CreateToken").map((l) => l.worker);
+          await until(() => refusedBy().length === 4, "four rpc lines");
+          assert.deepEqual(refusedBy().sort(), [1, 1, 2, 2]);
+
+          // A worker started after the failure (its descriptor of the log sees no error) is told at once.
+          process.kill(second, "SIGKILL");
+          await until(() => cluster.lines().filter((l) => l.msg === "listening" && l.worker === 2).length === 2, "a second worker 2");
+          assert.deepEqual(await each(4, create), [503, 503, 503, 503]);
+          assert.deepEqual(await each(4, status("/readyz")), [503, 503, 503, 503]);
+          await until(() => refusedBy().length === 8, "eight rpc lines");
+          assert.deepEqual(refusedBy().slice(4).sort(), [1, 1, 2, 2]);
+          assert.deepEqual(
+            cluster.lines().filter((l) => l.msg === "store failed").map((l) => [l.worker, l.level, l.error]),
+            [[2, "error", "embedded store could not sync its log (EIO); it refuses writes until restarted"]],
+          );
+        });
+      } finally {
+        rmSync(preloadDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS, a worker that cannot start (${entry})`, function () {
     this.timeout(60000);
     it("is replaced at once, then after 1, 2, 4 s (twice its last wait while it dies young): no spin, no flood of the log; a stop meanwhile replaces it no more, exit 0", async () => {
