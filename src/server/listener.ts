@@ -15,8 +15,11 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Socket } from "node:net";
 import tls from "node:tls";
+import { Code } from "@connectrpc/connect";
 import type { PortSharing } from "../cluster.js";
+import { errorBody } from "./error-details.js";
 import { guardSession, resetStream } from "./h2-guard.js";
+import { requestIdHeader, requestIdOf } from "./request-id.js";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -74,6 +77,28 @@ export function peerAddress(req: http.IncomingMessage | http2.Http2ServerRequest
   } catch {
     return undefined; // an HTTP/2 stream whose session is gone: its socket proxy throws
   }
+}
+
+/**
+ * A request in HTTP/1 syntax of another version: llhttp parses "HTTP/2.0" (and HTTP/0.9) request
+ * lines, and everything downstream takes httpVersionMajor 2 for a request of the HTTP/2 server
+ * (its stream, its :authority): such a request threw in the request listener and ended the
+ * process. 505 (RFC 9110 15.6.6), and the connection closes.
+ */
+function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const body = errorBody(
+    Code.Unimplemented,
+    "UNIMPLEMENTED",
+    `HTTP/${req.httpVersion} is not served in HTTP/1.1 syntax: this port speaks HTTP/1.0, HTTP/1.1 and HTTP/2 (which starts with its connection preface)`,
+  );
+  res.shouldKeepAlive = false;
+  res.writeHead(505, {
+    [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]),
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    connection: "close",
+  });
+  res.end(body);
 }
 
 export async function listen(handler: RequestHandler, o: ListenerOptions): Promise<Listener> {
@@ -135,7 +160,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       // socket for up to 30 s more than configured. Sweep at a quarter of the shorter timeout.
       connectionsCheckingInterval: Math.max(250, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs) / 4)),
     },
-    counted,
+    (req, res) => (req.httpVersionMajor === 1 ? counted(req, res) : versionNotServed(req, res)),
   );
   // This server never listens itself (the front server hands it connections), and Node starts
   // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
