@@ -28,6 +28,7 @@
 // gRPC-Web or Connect stream is passed through chunk by chunk, its envelope prefixes followed
 // so that only the final envelope (trailers, end-stream) is decoded. test/server/dispatch.test.ts
 // pins connect-es's behaviour, so an upgrade that changes it is noticed.
+import { isUtf8 } from "node:buffer";
 import type http from "node:http";
 import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
@@ -148,9 +149,16 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           badAuthority(res);
           return;
         }
-        if (req.method === "GET" && q >= 0 && h.allowedMethods.includes("GET") && notBase64Message(url, q)) {
-          malformedRequest(res, "the message query parameter is not base64 (base64=1)");
-          return;
+        if (req.method === "GET" && q >= 0 && h.allowedMethods.includes("GET")) {
+          if (notBase64Message(url, q)) {
+            malformedRequest(res, "the message query parameter is not base64 (base64=1)");
+            return;
+          }
+          // Only a percent-escape can carry a byte that is no UTF-8.
+          if (url.includes("%", q)) {
+            const bytes = messageBytesNotText(uReq.url);
+            if (bytes) uReq.url = withBase64Message(uReq.url, bytes);
+          }
         }
         const spec = unary.get(path);
         const framing = spec && plainUnaryGrpc(req);
@@ -283,4 +291,57 @@ function notBase64Message(url: string, q: number): boolean {
     (encoding === "json" || encoding === "proto") &&
     /[^A-Za-z0-9+/\-_=\n\r\t ]/.test(query.get("message") ?? "")
   );
+}
+
+/**
+ * The bytes of a Connect GET's `message` (of a known encoding, not declared base64) when they are
+ * no UTF-8 text; undefined otherwise. connect-es reads the parameter with URLSearchParams, which
+ * decodes the percent-escapes as UTF-8, turning bytes that are not into U+FFFD, and encodes that
+ * text back to bytes: JSON that is no UTF-8 was accepted, changed, where a POST body with the
+ * same bytes is INVALID_ARGUMENT, and a binary message (encoding=proto) lost every byte that is
+ * not. `url` is the request's URL as connect-es parses it (serialized: its query is ASCII).
+ */
+function messageBytesNotText(url: string): Buffer | undefined {
+  const parsed = new URL(url);
+  const query = parsed.searchParams;
+  const encoding = query.get("encoding");
+  if (query.get("base64") === "1" || (encoding !== "json" && encoding !== "proto")) return undefined;
+  // The first `message` pair, as URLSearchParams.get finds it (names are decoded too).
+  for (const pair of parsed.search.slice(1).split("&")) {
+    const eq = pair.indexOf("=");
+    if (percentDecode(eq < 0 ? pair : pair.slice(0, eq)).toString() !== "message") continue;
+    const bytes = percentDecode(eq < 0 ? "" : pair.slice(eq + 1));
+    return isUtf8(bytes) ? undefined : bytes;
+  }
+  return undefined;
+}
+
+/**
+ * `url` with its `message` replaced by `bytes` in base64 (base64=1), which connect-es decodes
+ * byte for byte: a JSON message that is no UTF-8 is then refused by the router's text decoder
+ * as a POST body is (INVALID_ARGUMENT), and a binary one is parsed as sent.
+ */
+function withBase64Message(url: string, bytes: Buffer): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set("message", bytes.toString("base64url"));
+  parsed.searchParams.set("base64", "1");
+  return parsed.toString();
+}
+
+const hex = /^[0-9A-Fa-f]{2}$/;
+
+/** application/x-www-form-urlencoded bytes of an ASCII query component: "+" a space, "%XX" a byte. */
+function percentDecode(s: string): Buffer {
+  const out = Buffer.allocUnsafe(s.length);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x25 /* % */ && hex.test(s.slice(i + 1, i + 3))) {
+      out[n++] = parseInt(s.slice(i + 1, i + 3), 16);
+      i += 2;
+    } else {
+      out[n++] = c === 0x2b /* + */ ? 0x20 : c;
+    }
+  }
+  return out.subarray(0, n);
 }

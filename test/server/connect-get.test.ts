@@ -116,6 +116,41 @@ describe("server: Connect GET for the methods without side effects", () => {
     });
   }
 
+  // Without base64=1, connect-es read `message` with URLSearchParams, which turns bytes that are
+  // no UTF-8 into U+FFFD: JSON that is no UTF-8 was accepted (changed), where a POST body with
+  // the same bytes is INVALID_ARGUMENT.
+  for (const [name, escaped, bytes] of [
+    ["a lone 0xFF in a string", "%7B%22a%22%3A%22%FF%22%7D", Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d])],
+    ["an overlong encoding of '/'", "%7B%22a%22%3A%22%C0%AF%22%7D", Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc0, 0xaf, 0x22, 0x7d])],
+    ["a cut UTF-8 sequence, + for a space", "%7B%22a%22%3A+%22%E2%82%22%7D", Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x20, 0x22, 0xe2, 0x82, 0x22, 0x7d])],
+  ] as const) {
+    it(`JSON message that is no UTF-8 (${name}): 400 invalid_argument, as the same bytes in a POST body`, async () => {
+      const post = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetVersion`, { method: "POST", headers: { "content-type": "application/json" }, body: bytes });
+      const get = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=json&message=${escaped}`);
+      const text = await get.text();
+      assert.equal(get.status, 400, text);
+      assert.equal(get.headers.get("content-type"), "application/json");
+      const expected = { code: "invalid_argument", message: "The encoded data was not valid for encoding utf-8", details: tesseraDetails("MALFORMED_REQUEST") };
+      assert.deepEqual(decodedBody(JSON.parse(text) as { code: string; message: string; details: unknown }), expected);
+      assert.equal(post.status, 400);
+      assert.deepEqual(decodedBody((await post.json()) as { code: string; message: string; details: unknown }), expected);
+    });
+  }
+
+  it("JSON message that is UTF-8 text, percent-encoded (an escaped name, + for a space): read as sent", async () => {
+    const res = await fetch(`${server.url}/tessera.apitoken.v1.ApiTokenService/ListTokens?connect=v1&encoding=json&m%65ssage=%7B%22account_id%22%3A+%22acct-%C3%A9%22%7D`, { headers: credentials("tessera.apitoken.v1.ApiTokenService/ListTokens") });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(await res.json(), { tokens: [] });
+  });
+
+  it("binary message (encoding=proto) percent-encoded without base64: its bytes are parsed as sent", async () => {
+    // GetVersionRequest with an unknown field 1 holding one byte, 0xFF: URLSearchParams made it
+    // EF BF BD, and the message no longer parsed (400).
+    const res = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=proto&message=%0A%01%FF`);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(res.headers.get("content-type"), "application/proto");
+  });
+
   it("base64=1 with a message that is not base64, on a method that writes: 405 as before (the method is checked first)", async () => {
     const res = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetToken?connect=v1&encoding=json&base64=1&message=!!!`);
     assert.equal(res.status, 405);
