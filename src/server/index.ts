@@ -35,6 +35,7 @@ import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
+import { toOriginForm } from "./request-target.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -184,6 +185,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
+    const badTarget = toOriginForm(req);
+    if (badTarget !== undefined) return json(res, 400, errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", badTarget));
     const agent = req.headers["user-agent"];
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
     if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;
@@ -238,6 +241,8 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
 /** TESSERA_METRICS_PORT: /metrics alone, on its own plain HTTP listener. */
 async function serveMetricsPort(metrics: Metrics, host: string, port: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
+    const badTarget = toOriginForm(req);
+    if (badTarget !== undefined) return json(res, 400, errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", badTarget));
     if (pathOf(req) === "/metrics") return metrics.serve(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
     res.end("not found\n");

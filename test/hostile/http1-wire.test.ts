@@ -6,6 +6,7 @@ import { strict as assert } from "node:assert";
 import net from "node:net";
 import { errorInfoJson } from "../support/error-details.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { uniqueName } from "../support/users.js";
 import { healthy } from "./support.js";
 
 export interface WireAnswer {
@@ -19,9 +20,9 @@ export interface WireAnswer {
 
 /**
  * Writes `text` (latin1) on a new connection and reads the first answer (Content-Length framed,
- * or up to the close), then waits up to `closeWithinMs` to see whether the server closes.
+ * or up to the close), then waits up to `closeWithinMs` to see whether the server closes it.
  */
-export function exchange(port: number, text: string, closeWithinMs = 300): Promise<WireAnswer> {
+export function exchange(port: number, text: string, closeWithinMs = 0): Promise<WireAnswer> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, "127.0.0.1", () => socket.write(Buffer.from(text, "latin1")));
     let data = "";
@@ -82,7 +83,7 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
     for (const version of ["2.0", "0.9"]) {
       it(`HTTP/${version}: 505 naming the version, the connection closed`, async () => {
         const line = version === "0.9" ? "GET /jwt/version\r\n\r\n" : `GET /jwt/version HTTP/${version}\r\nhost: localhost\r\n\r\n`;
-        const a = await exchange(server.port, line);
+        const a = await exchange(server.port, line, 1000);
         assert.equal(a.status, 505);
         assert.equal(a.headers["content-type"], "application/json");
         assert.match(a.headers["x-request-id"] ?? "", /^[0-9a-f-]{36}$/);
@@ -106,6 +107,106 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
         assert.equal(a.status, 200, version);
         assert.equal(typeof (JSON.parse(a.body) as { version: unknown }).version, "string");
       }
+    });
+  });
+  describe("a target in absolute form (RFC 9112 3.2.2: a server MUST accept it)", () => {
+    const at = (authority: string, target: string) => `http://${authority}${target}`;
+    const json = (a: WireAnswer) => JSON.parse(a.body) as Record<string, unknown>;
+
+    it("REST: routed by its path", async () => {
+      const a = await exchange(server.port, `GET ${at(`localhost:${server.port}`, "/jwt/version")} HTTP/1.1\r\nhost: localhost:${server.port}\r\n\r\n`);
+      assert.equal(a.status, 200, a.body);
+      assert.equal(typeof json(a).version, "string");
+    });
+
+    it("REST: its query is the request's query (seed 004's GET /jwt/token?user=&pass=)", async () => {
+      const user = uniqueName("absolute");
+      const made = await exchange(server.port, `POST http://localhost/jwt/user HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${JSON.stringify({ user, pass: "violet-kettle-harbour-29" }).length}\r\n\r\n${JSON.stringify({ user, pass: "violet-kettle-harbour-29" })}`);
+      assert.equal(made.status, 201, made.body);
+      const a = await exchange(server.port, `GET http://localhost/jwt/token?user=${user}&pass=violet-kettle-harbour-29 HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+      assert.equal(a.status, 200, a.body);
+      assert.match(a.body, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    });
+
+    it("the scheme in any case, http or https (the connection, not the target, says whether it is TLS): served", async () => {
+      for (const scheme of ["HTTP", "https", "hTTpS"]) {
+        const a = await exchange(server.port, `GET ${scheme}://localhost/jwt/version HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+        assert.equal(a.status, 200, `${scheme}: ${a.body}`);
+      }
+    });
+
+    it("no path: the path is /", async () => {
+      const a = await exchange(server.port, `GET http://localhost:${server.port} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+      assert.equal(a.status, 404);
+      assert.equal(json(a).message, "no route for GET /");
+      const q = await exchange(server.port, `GET http://localhost?x=1 HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+      assert.equal(json(q).message, "no route for GET /");
+    });
+
+    it("Connect (an RPC path), POST and GET (the message in the query)", async () => {
+      const post = await exchange(server.port, `POST http://localhost/tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+      assert.equal(post.status, 200, post.body);
+      assert.equal(typeof json(post).version, "string");
+      const get = await exchange(server.port, `GET http://localhost/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=json&message=%7B%7D HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+      assert.equal(get.status, 200, get.body);
+      assert.equal(get.headers["cache-control"], "public, max-age=60");
+    });
+
+    it("gRPC-Web (an RPC path): answered with grpc-status 0", async () => {
+      const a = await exchange(server.port, `POST http://localhost/grpc.health.v1.Health/Check HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-type: application/grpc-web+proto\r\ncontent-length: 5\r\n\r\n\0\0\0\0\0`);
+      assert.equal(a.status, 200);
+      assert.equal(a.headers["content-type"], "application/grpc-web+proto");
+      assert.match(a.body, /\x80\0\0\0\x10grpc-status: 0\r\n/);
+    });
+
+    it("its authority takes the place of Host: the discovery document's URLs name it (REST and Connect)", async () => {
+      const rest = await exchange(server.port, `GET http://issuer.example:8443/.well-known/openid-configuration HTTP/1.1\r\nhost: other.example\r\n\r\n`);
+      assert.equal(rest.status, 200, rest.body);
+      assert.equal(json(rest).jwks_uri, "http://issuer.example:8443/.well-known/jwks.json");
+      const connect = await exchange(server.port, `POST http://issuer.example:8443/tessera.key.v1.KeyService/GetOpenIdConfiguration HTTP/1.1\r\nhost: other.example\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+      assert.equal(connect.status, 200, connect.body);
+      assert.equal(json(connect).jwks_uri, "http://issuer.example:8443/.well-known/jwks.json");
+    });
+
+    it("HTTP/1.0 without a Host header: the authority is the request's (an RPC path needs one)", async () => {
+      const a = await exchange(server.port, `POST http://localhost/tessera.jwt.v1.JwtService/GetVersion HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+      assert.equal(a.status, 200, a.body);
+    });
+
+    for (const [target, message] of [
+      ["ftp://localhost/jwt/version", 'the request target\'s scheme "ftp" is not http or https'],
+      ["ws://localhost/tessera.jwt.v1.JwtService/GetVersion", 'the request target\'s scheme "ws" is not http or https'],
+      ["http://user@localhost/jwt/version", 'the request target\'s authority "user@localhost" is not a host with an optional port'],
+      ["http://:8080/jwt/version", 'the request target\'s authority ":8080" is not a host with an optional port'],
+      ["http:///jwt/version", 'the request target\'s authority "" is not a host with an optional port'],
+      ["http://local%zzhost/jwt/version", 'the request target\'s authority "local%zzhost" is not a host with an optional port'],
+      ["http://[::1/jwt/version", 'the request target\'s authority "[::1" is not a host with an optional port'],
+    ] as const) {
+      it(`${target}: 400 MALFORMED_REQUEST naming the problem`, async () => {
+        const a = await exchange(server.port, `GET ${target} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+        assert.equal(a.status, 400, a.body);
+        assert.equal(a.headers["content-type"], "application/json");
+        assert.deepEqual(json(a), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
+      });
+    }
+  });
+  describe("a target in absolute form on TESSERA_METRICS_PORT", () => {
+    let withMetricsPort: TestServer;
+    before(async () => {
+      withMetricsPort = await startTestServer({ env: { TESSERA_METRICS_PORT: "0" } });
+    });
+    after(async () => {
+      await withMetricsPort?.close();
+    });
+
+    it("GET http://host/metrics is the scrape; another scheme is 400", async () => {
+      const port = withMetricsPort.tessera.server.metricsPort!;
+      const a = await exchange(port, `GET http://localhost:${port}/metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`);
+      assert.equal(a.status, 200, a.body);
+      assert.match(a.body, /^# HELP /m);
+      const bad = await exchange(port, `GET ftp://localhost/metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`);
+      assert.equal(bad.status, 400);
+      assert.deepEqual(JSON.parse(bad.body), { code: "invalid_argument", message: 'the request target\'s scheme "ftp" is not http or https', details: [errorInfoJson("MALFORMED_REQUEST")] });
     });
   });
 });

@@ -1,0 +1,50 @@
+// The target of an HTTP/1.1 request in absolute form (RFC 9112 3.2.2: `GET http://host:8080/jwt/version
+// HTTP/1.1`, as a client sends it to a proxy, and as a server MUST accept it). Everything past the
+// listener routes and reads `req.url` as origin form ("/path?query") and the authority from
+// Host, so such a request is brought to that form once, as it arrives: `req.url` becomes its
+// path and query, and its authority takes the place of the Host header (RFC 9112 3.2.2: the
+// server ignores the Host field and uses the target's authority). Whatever reads Host (the URL
+// RPCs see, the discovery document's URLs) then reads the target's authority; CORS reads Origin
+// and the session cookie names no domain, so neither depends on it. The scheme names no
+// transport here: http and https alike are served as the connection is (TLS or not), as
+// HTTP/2's :scheme is. Another scheme, or an authority that is not host[:port] (user info, an
+// empty host), is refused. HTTP/2 needs none of this: nghttp2 refuses a :path that is not in
+// origin form (or "*"), and the authority comes in :authority.
+import type { NodeRequest } from "./dispatch.js";
+
+/** scheme "://" authority, then the path, query and fragment as sent. */
+const absoluteForm = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([\s\S]*)$/;
+
+/**
+ * host [":" port] of RFC 3986 without user info: an IP literal (IPv6), or a registered name or
+ * IPv4 address (unreserved characters, sub-delims and percent-escapes), not empty.
+ */
+const hostPort = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]{0,5})?$/;
+
+/**
+ * Brings an HTTP/1.1 request whose target is in absolute form to origin form (above). Returns
+ * why the target is refused, or undefined (origin form already, or brought to it).
+ */
+export function toOriginForm(req: NodeRequest): string | undefined {
+  const url = req.url ?? "";
+  if (req.httpVersionMajor !== 1 || url.charCodeAt(0) === 47 /* "/" */ || url === "*") return undefined;
+  const m = absoluteForm.exec(url);
+  if (!m) return undefined;
+  const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
+  const lower = scheme.toLowerCase();
+  if (lower !== "http" && lower !== "https") return `the request target's scheme "${scheme}" is not http or https`;
+  if (!hostPort.test(authority) || !parsesAsUrl(`${lower}://${authority}/`)) {
+    return `the request target's authority "${authority}" is not a host with an optional port`;
+  }
+  req.url = rest.charCodeAt(0) === 47 /* "/" */ ? rest : `/${rest}`;
+  req.headers.host = authority;
+  return undefined;
+}
+
+function parsesAsUrl(text: string): boolean {
+  try {
+    return new URL(text).hostname !== "";
+  } catch {
+    return false;
+  }
+}
