@@ -101,6 +101,27 @@ function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse): 
   res.end(body);
 }
 
+/** Methods some resource here takes: what a 405 to CONNECT lists in Allow. */
+const servedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE";
+
+/**
+ * CONNECT (RFC 9110 9.3.6) asks for a tunnel, which this server, no proxy, never opens: 405 with
+ * Allow and the JSON error body. Node's servers do not hand CONNECT to the request listener:
+ * without a "connect" listener the HTTP/1.1 server destroyed the socket without a byte, and the
+ * HTTP/2 one answered 405 with neither Allow (which a 405 must carry) nor a body.
+ */
+function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void {
+  const body = errorBody(Code.Unimplemented, "METHOD_NOT_ALLOWED", "CONNECT is not allowed: this server opens no tunnels");
+  res.writeHead(405, {
+    allow: servedMethods,
+    [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]),
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    ...(req.httpVersionMajor === 1 && { connection: "close" }),
+  });
+  res.end(body);
+}
+
 export async function listen(handler: RequestHandler, o: ListenerOptions): Promise<Listener> {
   let active = 0;
   const sockets = new Set<Socket>();
@@ -166,7 +187,25 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
   // client dribbling its headers or never finishing its body holds its socket forever.
   h1.emit("listening");
+  // HTTP/1.1 CONNECT: the socket is handed over, off the parser; answered here, then closed.
+  // What the client sends meanwhile is read and dropped (unread data would make the close a
+  // reset, which may lose the answer), for a headers timeout at most.
+  h1.on("connect", (req: http.IncomingMessage, socket: Socket) => {
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.once("finish", () => {
+      res.detachSocket(socket);
+      socket.end();
+      socket.resume();
+      const linger = setTimeout(() => socket.destroy(), o.headersTimeoutMs);
+      linger.unref();
+      socket.once("close", () => clearTimeout(linger));
+    });
+    noTunnel(req, res);
+  });
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes }, maxSessionMemory: 20 }, counted);
+  h2.on("connect", noTunnel);
 
   // The peer of the connection being handed to the HTTP/2 server: its "session" event follows
   // synchronously.

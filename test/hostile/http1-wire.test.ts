@@ -1,8 +1,9 @@
 // HTTP/1.1 requests that no ordinary client sends, written byte for byte on a raw socket: the
 // request-line forms of RFC 9112 3.2 (origin, absolute, authority, asterisk), request lines of
-// other HTTP versions, methods and headers Node's server hands to listeners of their own
-// (CONNECT, Upgrade). Each gets a documented answer, and the server stays up.
+// other HTTP versions, methods and headers Node's servers hand to listeners of their own
+// (CONNECT, over HTTP/2 too; Upgrade). Each gets a documented answer, and the server stays up.
 import { strict as assert } from "node:assert";
+import http2 from "node:http2";
 import net from "node:net";
 import { errorInfoJson } from "../support/error-details.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -207,6 +208,51 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       const bad = await exchange(port, `GET ftp://localhost/metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`);
       assert.equal(bad.status, 400);
       assert.deepEqual(JSON.parse(bad.body), { code: "invalid_argument", message: 'the request target\'s scheme "ftp" is not http or https', details: [errorInfoJson("MALFORMED_REQUEST")] });
+    });
+  });
+  describe("CONNECT: this server opens no tunnels", () => {
+    const expected = { code: "unimplemented", message: "CONNECT is not allowed: this server opens no tunnels", details: [errorInfoJson("METHOD_NOT_ALLOWED")] };
+
+    // Node's HTTP/1.1 server hands CONNECT to "connect" listeners only: without one it
+    // destroyed the socket, not a byte written.
+    it("HTTP/1.1: 405 with Allow and the JSON error, then the connection closes", async () => {
+      const a = await exchange(server.port, "CONNECT localhost:443 HTTP/1.1\r\nhost: localhost:443\r\n\r\n", 1000);
+      assert.equal(a.status, 405);
+      assert.equal(a.headers.allow, "GET, HEAD, POST, PUT, PATCH, DELETE");
+      assert.equal(a.headers["content-type"], "application/json");
+      assert.match(a.headers["x-request-id"] ?? "", /^[0-9a-f-]{36}$/);
+      assert.deepEqual(JSON.parse(a.body), expected);
+      assert.equal(a.closed, true);
+    });
+
+    it("HTTP/1.1: tunnel bytes sent right after the request do not keep the answer from the client", async () => {
+      const a = await exchange(server.port, `CONNECT localhost:443 HTTP/1.1\r\nhost: localhost:443\r\n\r\n\x16\x03\x01${"x".repeat(4096)}`, 1000);
+      assert.equal(a.status, 405);
+      assert.deepEqual(JSON.parse(a.body), expected);
+      assert.equal(a.closed, true);
+    });
+
+    // Node's HTTP/2 server answered 405 itself, without Allow (which a 405 must carry) or a body.
+    it("HTTP/2: 405 with Allow and the JSON error", async () => {
+      const session = http2.connect(server.url);
+      try {
+        const stream = session.request({ ":method": "CONNECT", ":authority": "localhost:443" }, { endStream: false });
+        const [headers, body] = await new Promise<[http2.IncomingHttpHeaders, string]>((resolve, reject) => {
+          let h: http2.IncomingHttpHeaders = {};
+          let text = "";
+          stream.on("response", (x) => (h = x));
+          stream.on("data", (d: Buffer) => (text += d.toString()));
+          stream.on("end", () => resolve([h, text]));
+          stream.on("error", reject);
+          stream.end();
+        });
+        assert.equal(headers[":status"], 405);
+        assert.equal(headers.allow, "GET, HEAD, POST, PUT, PATCH, DELETE");
+        assert.equal(headers["content-type"], "application/json");
+        assert.deepEqual(JSON.parse(body), expected);
+      } finally {
+        session.close();
+      }
     });
   });
 });
