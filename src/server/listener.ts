@@ -101,6 +101,23 @@ function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse): 
   res.end(body);
 }
 
+/** An "upgrade" token in a Connection header value. */
+const upgradeToken = /(?:^|,)[ \t]*upgrade[ \t]*(?:,|$)/i;
+
+/**
+ * Whether Node's parser (llhttp) took the request for a protocol upgrade: an Upgrade header and
+ * "upgrade" in Connection. Without an "upgrade" listener Node serves it as a plain request, as
+ * RFC 9110 7.8 lets a server ignore Upgrade, but the parser stops at its end: whatever came in
+ * the same read after it (a pipelined request) is dropped, unanswered, while the connection
+ * stays open. Such a request's answer closes the connection (Connection: close), so a client
+ * that pipelined sends the rest again on a new one (RFC 9112 9.3.2) instead of waiting for the
+ * idle timeout.
+ */
+function upgradeAsked(req: http.IncomingMessage | http2.Http2ServerRequest): boolean {
+  const connection = req.headers.connection;
+  return req.headers.upgrade !== undefined && connection !== undefined && upgradeToken.test(connection);
+}
+
 /** Methods some resource here takes: what a 405 to CONNECT lists in Allow. */
 const servedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE";
 
@@ -164,7 +181,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       timer.unref();
       stream.once("close", () => clearTimeout(timer));
     }
-    if (closing && "setHeader" in res && !(res as http.ServerResponse).headersSent && req.httpVersionMajor === 1) {
+    if (req.httpVersionMajor === 1 && ((closing && !(res as http.ServerResponse).headersSent) || upgradeAsked(req))) {
       (res as http.ServerResponse).setHeader("connection", "close");
     }
     handler(req, res);

@@ -255,4 +255,30 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       }
     });
   });
+  describe("Upgrade: ignored (RFC 9110 7.8), the request served as it is", () => {
+    const second = "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
+    // Node's parser stops at the end of a request it takes for an upgrade: a request pipelined
+    // after it in the same read was dropped, unanswered, the connection left open (until the
+    // idle timeout). The answer now closes the connection, so the client sends it again.
+    for (const [name, request] of [
+      ["websocket (GET)", "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"],
+      ["h2c (GET, HTTP2-Settings)", "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nconnection: keep-alive, Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"],
+      ["h2c (Connect POST with a body)", "POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\nconnection: upgrade\r\nupgrade: h2c\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"],
+    ] as const) {
+      it(`${name}, a request pipelined after it: answered 200, Connection: close, and the connection closes`, async () => {
+        const a = await exchange(server.port, request + second, 1000);
+        assert.equal(a.status, 200, a.body);
+        assert.equal(typeof (JSON.parse(a.body) as { version: unknown }).version, "string");
+        assert.equal(a.headers.connection, "close");
+        assert.equal(a.closed, true);
+      });
+    }
+
+    it("an Upgrade header without the connection option is no upgrade: the connection is kept", async () => {
+      const a = await exchange(server.port, "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\n\r\n", 300);
+      assert.equal(a.status, 200);
+      assert.equal(a.headers.connection, "keep-alive");
+      assert.equal(a.closed, false);
+    });
+  });
 });
