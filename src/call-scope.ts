@@ -8,6 +8,7 @@
 // A scope rather than parameters: the deadline is needed at the bottom (the store adapters) and
 // set at the top (the server), and the core in between neither knows nor cares about it.
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { DescMessage } from "@bufbuild/protobuf";
 
 export interface CallScope {
   /** The request's id: the caller's `x-request-id` when it is sane, else generated. */
@@ -28,6 +29,12 @@ export interface CallScope {
   clientId?: string;
   /** Per-call hooks of the server layer (a trace span for store calls and hashing). */
   span?: unknown;
+  /**
+   * The request message type of the RPC being served, once the dispatcher has routed it: the
+   * router's JSON text decoder, which protobuf-es's parse follows, checks its Timestamps
+   * (server/json-text.ts).
+   */
+  requestType?: DescMessage;
 }
 
 const storage = new AsyncLocalStorage<CallScope>();

@@ -34,6 +34,7 @@ import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { Cors } from "../transcode/cors.js";
 import { applyCors } from "./cors.js";
@@ -141,6 +142,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         const path = q < 0 ? url : url.slice(0, q);
         const h = paths.get(path);
         if (!h) return fallback(req, res);
+        const scope = currentCall();
+        if (scope) scope.requestType = h.method.input;
         let uReq: ReturnType<typeof universalRequest>;
         try {
           uReq = universalRequest(req, res, contextValues(req));

@@ -1,12 +1,19 @@
 // The text of every JSON request message of Connect, gRPC and gRPC-Web (connect-es reads
-// `textDecoder` from the router's JSON options at run time): UTF-8, decoded fatally — connect-es
-// would otherwise turn invalid UTF-8 into U+FFFD and accept it (RFC 8259 requires UTF-8; the
-// REST transcoder refuses it too, 400) — and Unicode text in its escapes as well: a string whose
+// `textDecoder` from the router's JSON options at run time): UTF-8, decoded fatally (connect-es
+// would otherwise turn invalid UTF-8 into U+FFFD and accept it; RFC 8259 requires UTF-8; the
+// REST transcoder refuses it too, 400), and Unicode text in its escapes as well: a string whose
 // `\u` escapes leave a surrogate unpaired (`"\ud800"`) is no text (I-JSON, RFC 7493 2.1) and is
 // refused the same way. protobuf-es refuses such a string in a string field, but quotes the value
 // in its error where another type was expected, and connect-es's gRPC and gRPC-Web handlers
 // percent-encode that message with encodeURIComponent, which throws on a lone surrogate: HTTP
 // 500, no grpc-status, a client's mistake logged as a failed answer.
+// And the Timestamps of the call's request message name real times (checkTimestamps below).
+
+import type { JsonValue } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { currentCall } from "../call-scope.js";
+import { findImpossibleTimestamp } from "../transcode/timestamp.js";
+import { errorDetails } from "./error-details.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -33,11 +40,33 @@ function pairedSurrogateEscapes(text: string): boolean {
   return pendingHighEnd < 0;
 }
 
+/**
+ * A Timestamp field of the call's request message (when the dispatcher has routed the call and
+ * that type holds one) whose text names no real time: protobuf-es would carry 2030-02-30 over
+ * into March (transcode/timestamp.ts). INVALID_ARGUMENT naming the field, in protobuf-es's words
+ * for a field it cannot decode, with a BadRequest for it: the request cannot be read.
+ */
+function checkTimestamps(text: string): void {
+  const type = currentCall()?.requestType;
+  if (type === undefined) return;
+  let json: JsonValue;
+  try {
+    json = JSON.parse(text) as JsonValue;
+  } catch {
+    return; // protobuf-es says what is wrong with it
+  }
+  const found = findImpossibleTimestamp(type, json);
+  if (!found) return;
+  const message = `cannot decode field ${type.typeName}.${found.field} from JSON: ${found.reason}`;
+  throw new ConnectError(message, Code.InvalidArgument, undefined, errorDetails({ reason: "MALFORMED_REQUEST", fieldViolations: [{ field: found.field, description: found.reason }] }));
+}
+
 /** The decoder the router's JSON options carry (`{ textDecoder }`). */
 export const jsonTextDecoder = {
   decode(data: Uint8Array): string {
     const text = utf8.decode(data);
     if (!pairedSurrogateEscapes(text)) throw new TypeError("a JSON string holds an unpaired surrogate escape: not Unicode text");
+    checkTimestamps(text);
     return text;
   },
 };

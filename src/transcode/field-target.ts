@@ -2,6 +2,7 @@ import { create, fromJson, type DescField, type DescMessage } from "@bufbuild/pr
 import { reflect, type ReflectList, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
 import { ParseFailure, parseEnum, parseScalar } from "./scalar.js";
+import { impossibleTimestamp } from "./timestamp.js";
 
 /**
  * Where a textual argument (path variable, query parameter, form field) goes in a request
@@ -116,9 +117,13 @@ function messageParser(desc: DescMessage): ((text: string) => unknown) | string 
     };
   }
   if (stringFormWkt.has(desc.typeName)) {
+    const timestamp = desc.typeName === "google.protobuf.Timestamp";
     return (t) => {
       try {
-        return reflect(desc, fromJson(desc, t), false);
+        const value = reflect(desc, fromJson(desc, t), false);
+        // protobuf-es carries an impossible date over into the next month (timestamp.ts).
+        if (timestamp && impossibleTimestamp(t) !== undefined) return new ParseFailure(`${desc.typeName} in its JSON form`);
+        return value;
       } catch {
         return new ParseFailure(`${desc.typeName} in its JSON form`);
       }

@@ -10,6 +10,7 @@ import { decodeSegment, decodeSegmentKeepSlash } from "./percent.js";
 import { parseArguments, type Argument } from "./query.js";
 import { variableValue } from "./route-table.js";
 import { ParseFailure } from "./scalar.js";
+import { findImpossibleTimestamp } from "./timestamp.js";
 
 const jsonRead = { ignoreUnknownFields: true } as const;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -87,6 +88,11 @@ function parseJson(bytes: Uint8Array): JsonValue {
 function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: JsonValue): void {
   const desc = binding.rpc.input;
   const rule = binding.body;
+  // A Timestamp naming no real time, which protobuf-es would carry over into another (timestamp.ts).
+  const impossible = findImpossibleTimestamp(desc, rule.kind === "field" ? { [rule.field.jsonName]: json } : json);
+  if (impossible) {
+    throw badRequest("INVALID_BODY_FIELD", `invalid request body: field "${impossible.key}": cannot decode message google.protobuf.Timestamp from JSON: ${impossible.reason}`, impossible.field);
+  }
   try {
     if (rule.kind === "field") {
       // Parse the value as that one field of the request message, then move it over.

@@ -1,0 +1,123 @@
+// google.protobuf.Timestamp in its JSON form (RFC 3339) names a real time, or is refused.
+// protobuf-es checks the shape of the text, then hands it to Date.parse, which takes any day
+// from 01 to 31 in any month and the hour 24 (at 24:00:00), and carries them over: 2030-02-30
+// became 2030-03-02, 2030-04-31 May 1, 2030-01-01T24:00:00Z the next midnight. A client that
+// wrote an impossible time got a different one, silently. Every place that reads a client's
+// Timestamp from JSON checks the text with impossibleTimestamp first: the REST transcoder (body,
+// query and form arguments, path variables) and the router's JSON text decoder (Connect, gRPC
+// and gRPC-Web in JSON, server/json-text.ts), each through findImpossibleTimestamp when it
+// holds a whole message.
+import type { DescMessage, JsonValue } from "@bufbuild/protobuf";
+
+const timestampType = "google.protobuf.Timestamp";
+
+/** The JSON form protobuf-es accepts (its own expression): date, time, fraction, offset. */
+const rfc3339 = /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?(?:Z|([+-][0-9][0-9]:[0-9][0-9]))$/;
+
+const monthNames = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+
+function daysIn(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]!;
+}
+
+/**
+ * Why `text`, which protobuf-es would read as a Timestamp, names no real time (a day its month
+ * does not have, 24:00:00); undefined when it names one, or when protobuf-es refuses the text
+ * itself (another shape, a month 13, a day 32, a minute 60: Date.parse refuses those).
+ */
+export function impossibleTimestamp(text: string): string | undefined {
+  const m = rfc3339.exec(text);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s] = m as unknown as [string, string, string, string, string, string, string];
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  // What Date.parse refuses (so protobuf-es does) is left to it: its answer stays as it was.
+  if (month < 1 || month > 12 || day < 1 || day > 31) return undefined;
+  const last = daysIn(year, month);
+  if (day > last) return `invalid RFC 3339 string: ${y}-${mo}-${d} is no date (${monthNames[month - 1]} ${y} has ${last} days)`;
+  if (h === "24" && mi === "00" && s === "00") return "invalid RFC 3339 string: 24:00:00 is no time of day (00:00:00 to 23:59:59)";
+  return undefined;
+}
+
+/** Message types that hold a Timestamp field at any depth (computed once per type). */
+const holdsTimestamp = new WeakMap<DescMessage, boolean>();
+
+function hasTimestamp(desc: DescMessage, seen = new Set<DescMessage>()): boolean {
+  const known = holdsTimestamp.get(desc);
+  if (known !== undefined) return known;
+  if (seen.has(desc)) return false;
+  seen.add(desc);
+  let found = false;
+  for (const f of desc.fields) {
+    const inner = f.fieldKind === "message" ? f.message : f.fieldKind === "list" && f.listKind === "message" ? f.message : f.fieldKind === "map" && f.mapKind === "message" ? f.message : undefined;
+    if (inner && (inner.typeName === timestampType || (!inner.typeName.startsWith("google.protobuf.") && hasTimestamp(inner, seen)))) found = true;
+  }
+  seen.delete(desc);
+  if (seen.size === 0) holdsTimestamp.set(desc, found);
+  return found;
+}
+
+/** A Timestamp in a JSON message that names no real time: where it is, and why. */
+export interface ImpossibleTimestamp {
+  /** The top-level key of the JSON object it is under, as the client wrote it. */
+  key: string;
+  /** Its field path in proto names ("expiration_time", "filter.since", "times[1]"). */
+  field: string;
+  /** impossibleTimestamp's reason. */
+  reason: string;
+}
+
+/**
+ * The first Timestamp field of `json`, read as a `desc` message, whose text names no real time
+ * (impossibleTimestamp); undefined when there is none, or when `desc` holds no Timestamp at all
+ * (then nothing is walked). Keys that name no field, and values of the wrong JSON type, are left
+ * to protobuf-es.
+ */
+export function findImpossibleTimestamp(desc: DescMessage, json: JsonValue): ImpossibleTimestamp | undefined {
+  if (!hasTimestamp(desc) || json === null || typeof json !== "object" || Array.isArray(json)) return undefined;
+  for (const [key, value] of Object.entries(json)) {
+    const found = inField(desc, key, value);
+    if (found) return { key, ...found };
+  }
+  return undefined;
+}
+
+function inField(desc: DescMessage, key: string, value: JsonValue): Omit<ImpossibleTimestamp, "key"> | undefined {
+  // By proto name or JSON name, as protobuf-es reads a key (only types holding a Timestamp get here).
+  const f = desc.fields.find((x) => x.jsonName === key || x.name === key);
+  if (!f) return undefined;
+  const at = (suffix: string, inner?: Omit<ImpossibleTimestamp, "key">) => inner && { field: `${f.name}${suffix}${inner.field === "" ? "" : `.${inner.field}`}`, reason: inner.reason };
+  switch (f.fieldKind) {
+    case "message":
+      return at("", inMessage(f.message, value));
+    case "list":
+      if (f.listKind !== "message" || !Array.isArray(value)) return undefined;
+      for (let i = 0; i < value.length; i++) {
+        const found = at(`[${i}]`, inMessage(f.message, value[i]!));
+        if (found) return found;
+      }
+      return undefined;
+    case "map":
+      if (f.mapKind !== "message" || value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
+      for (const [k, v] of Object.entries(value)) {
+        const found = at(`[${JSON.stringify(k)}]`, inMessage(f.message, v));
+        if (found) return found;
+      }
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** A message value: a Timestamp's text, or a message of Tessera's to walk ("" for the value itself). */
+function inMessage(desc: DescMessage, value: JsonValue): Omit<ImpossibleTimestamp, "key"> | undefined {
+  if (desc.typeName === timestampType) {
+    const reason = typeof value === "string" ? impossibleTimestamp(value) : undefined;
+    return reason === undefined ? undefined : { field: "", reason };
+  }
+  if (desc.typeName.startsWith("google.protobuf.")) return undefined;
+  const found = findImpossibleTimestamp(desc, value);
+  return found && { field: found.field, reason: found.reason };
+}

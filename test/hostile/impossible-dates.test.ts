@@ -1,0 +1,166 @@
+// Times a client writes that name no real time: a day its month does not have (2030-02-30,
+// 2030-04-31, 2100-02-29) or 24:00:00. protobuf-es reads a google.protobuf.Timestamp's JSON
+// form with Date.parse, which carries them over (2030-02-30 became 2030-03-02), so a login's
+// expirationTime or an audit query's since/until silently meant another time. Every place a
+// client's Timestamp arrives as text refuses them as it refuses a time that does not parse,
+// naming the field: REST (JSON body, query), Connect (POST and GET), gRPC and gRPC-Web in JSON.
+// The seed documents (002: expirationTime) give no error body for a bad time; Tessera's own
+// (user_token.proto) says INVALID_ARGUMENT naming the problem.
+import { strict as assert } from "node:assert";
+import http2 from "node:http2";
+import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
+import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
+import { basic, bearer, rest } from "../support/clients.js";
+import { decodedBody, grpcStatusDetails, tesseraDetails } from "../support/error-details.js";
+import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
+import { password, signUp } from "../support/users.js";
+import { grpcFrame, grpcStatus, grpcWebTrailer, h2request, healthy } from "./support.js";
+
+const login = `/${UserTokenService.typeName}/${UserTokenService.method.login.name}`;
+const listAuditEvents = `/${AuditService.typeName}/${AuditService.method.listAuditEvents.name}`;
+const admin = bearer(testAdminToken);
+/** Credentials that would be refused (401) if the request got as far as the login. */
+const stranger = basic("nobody@example.com", "not the password");
+
+const impossible: ReadonlyArray<[string, string]> = [
+  ["2030-02-30T00:00:00Z", "invalid RFC 3339 string: 2030-02-30 is no date (February 2030 has 28 days)"],
+  ["2030-02-29T12:00:00+01:00", "invalid RFC 3339 string: 2030-02-29 is no date (February 2030 has 28 days)"],
+  ["2100-02-29T00:00:00Z", "invalid RFC 3339 string: 2100-02-29 is no date (February 2100 has 28 days)"],
+  ["2030-04-31T08:30:00.250Z", "invalid RFC 3339 string: 2030-04-31 is no date (April 2030 has 30 days)"],
+  ["2030-01-01T24:00:00Z", "invalid RFC 3339 string: 24:00:00 is no time of day (00:00:00 to 23:59:59)"],
+];
+
+describe("hostile: impossible dates in Timestamp fields", function () {
+  this.timeout(30_000);
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(async () => {
+    await server?.close();
+  });
+  afterEach(async () => {
+    await healthy(server.url);
+    const errors = server.logs.filter((l) => (JSON.parse(l) as { level: string }).level === "error");
+    assert.deepEqual(errors, []);
+  });
+
+  describe("POST /auth/login expirationTime (seed 002)", () => {
+    for (const [time, reason] of impossible) {
+      it(`REST: ${time} is 400 INVALID_BODY_FIELD naming expirationTime`, async () => {
+        const res = await rest(server.url, "POST", "/auth/login", { headers: stranger, json: { expirationTime: time } });
+        assert.equal(res.status, 400, res.text);
+        const message = `invalid request body: field "expirationTime": cannot decode message google.protobuf.Timestamp from JSON: ${reason}`;
+        assert.deepEqual(decodedBody(res.body), { code: "invalid_argument", message, details: tesseraDetails("INVALID_BODY_FIELD", { expiration_time: message }) });
+      });
+
+      it(`Connect: ${time} is 400 invalid_argument naming the field`, async () => {
+        const res = await fetch(server.url + login, { method: "POST", headers: { ...stranger, "content-type": "application/json" }, body: JSON.stringify({ expirationTime: time }) });
+        const text = await res.text();
+        assert.equal(res.status, 400, text);
+        assert.deepEqual(decodedBody(JSON.parse(text) as { code: string; message: string; details: unknown }), {
+          code: "invalid_argument",
+          message: `cannot decode field tessera.usertoken.v1.LoginRequest.expiration_time from JSON: ${reason}`,
+          details: tesseraDetails("MALFORMED_REQUEST", { expiration_time: reason }),
+        });
+      });
+    }
+
+    it("REST: the proto name (expiration_time) is checked as well", async () => {
+      const res = await rest(server.url, "POST", "/auth/login", { headers: stranger, json: { expiration_time: "2030-02-30T00:00:00Z" } });
+      assert.equal(res.status, 400, res.text);
+      assert.equal(res.body.message, `invalid request body: field "expiration_time": cannot decode message google.protobuf.Timestamp from JSON: ${impossible[0]![1]}`);
+    });
+
+    it("Connect, compressed (connect-es's own path): 400 naming the field", async () => {
+      const { gzipSync } = await import("node:zlib");
+      const res = await fetch(server.url + login, {
+        method: "POST",
+        headers: { ...stranger, "content-type": "application/json", "content-encoding": "gzip" },
+        body: gzipSync(JSON.stringify({ expirationTime: "2030-02-30T00:00:00Z" })),
+      });
+      const text = await res.text();
+      assert.equal(res.status, 400, text);
+      assert.equal((JSON.parse(text) as { message: string }).message, `cannot decode field tessera.usertoken.v1.LoginRequest.expiration_time from JSON: ${impossible[0]![1]}`);
+    });
+
+    it("gRPC+JSON: INVALID_ARGUMENT naming the field", async () => {
+      const session = http2.connect(server.url);
+      try {
+        const a = await h2request(
+          session,
+          { ":method": "POST", ":path": login, "content-type": "application/grpc+json", te: "trailers", ...stranger },
+          grpcFrame(Buffer.from(JSON.stringify({ expirationTime: "2030-02-30T00:00:00Z" }))),
+        );
+        assert.equal(grpcStatus(a), 3);
+        const message = `cannot decode field tessera.usertoken.v1.LoginRequest.expiration_time from JSON: ${impossible[0]![1]}`;
+        assert.equal(decodeURIComponent(String(a.trailers["grpc-message"] ?? a.headers["grpc-message"])), message);
+        const details = grpcStatusDetails(String(a.trailers["grpc-status-details-bin"] ?? a.headers["grpc-status-details-bin"]));
+        assert.deepEqual(details, { code: 3, message, ...tesseraDetails("MALFORMED_REQUEST", { expiration_time: impossible[0]![1] }) });
+      } finally {
+        session.close();
+      }
+    });
+
+    it("gRPC-Web+JSON: INVALID_ARGUMENT naming the field", async () => {
+      const res = await fetch(server.url + login, {
+        method: "POST",
+        headers: { ...stranger, "content-type": "application/grpc-web+json" },
+        body: grpcFrame(Buffer.from(JSON.stringify({ expirationTime: "2030-01-01T24:00:00Z" }))),
+      });
+      const trailer = grpcWebTrailer(Buffer.from(await res.arrayBuffer()));
+      assert.equal(trailer["grpc-status"] ?? res.headers.get("grpc-status"), "3");
+      assert.equal(decodeURIComponent(trailer["grpc-message"] ?? res.headers.get("grpc-message") ?? ""), `cannot decode field tessera.usertoken.v1.LoginRequest.expiration_time from JSON: ${impossible[4]![1]}`);
+    });
+
+    it("real times are taken as written: 29 February of a leap year (2028, 2400), 23:59:59.999, any offset", async () => {
+      const user = await signUp(server);
+      for (const time of ["2028-02-29T00:00:00Z", "2400-02-29T23:59:59.999Z", "2030-03-01T00:30:00+01:00"]) {
+        const viaRest = await rest(server.url, "POST", "/auth/login", { headers: basic(user.login, password), json: { expirationTime: time } });
+        assert.equal(viaRest.status, 200, viaRest.text);
+        assert.equal(Date.parse(viaRest.body.expirationTime), Date.parse(time));
+        const viaConnect = await fetch(server.url + login, { method: "POST", headers: { ...basic(user.login, password), "content-type": "application/json" }, body: JSON.stringify({ expirationTime: time }) });
+        const body = (await viaConnect.json()) as { expirationTime: string };
+        assert.equal(viaConnect.status, 200, JSON.stringify(body));
+        assert.equal(Date.parse(body.expirationTime), Date.parse(time));
+      }
+    });
+  });
+
+  describe("GET /v1/admin/audit-events since and until", () => {
+    for (const field of ["since", "until"]) {
+      for (const [time] of impossible) {
+        it(`REST: ${field}=${time} is 400 INVALID_QUERY_PARAMETER, as a time that does not parse`, async () => {
+          const res = await rest(server.url, "GET", `/v1/admin/audit-events?${field}=${encodeURIComponent(time)}`, { headers: admin });
+          assert.equal(res.status, 400, res.text);
+          const message = `invalid query parameter "${field}": ${JSON.stringify(time)} is not a valid google.protobuf.Timestamp in its JSON form`;
+          assert.deepEqual(decodedBody(res.body), { code: "invalid_argument", message, details: tesseraDetails("INVALID_QUERY_PARAMETER", { [field]: message }) });
+        });
+      }
+    }
+
+    for (const [method, field] of [["GET", "since"], ["POST", "until"]] as const) {
+      it(`Connect ${method}: ${field} 2030-02-30 is 400 invalid_argument naming the field`, async () => {
+        const json = JSON.stringify({ [field]: "2030-02-30T00:00:00Z" });
+        const res =
+          method === "GET"
+            ? await fetch(`${server.url}${listAuditEvents}?connect=v1&encoding=json&message=${encodeURIComponent(json)}`, { headers: admin })
+            : await fetch(server.url + listAuditEvents, { method: "POST", headers: { ...admin, "content-type": "application/json" }, body: json });
+        const text = await res.text();
+        assert.equal(res.status, 400, text);
+        assert.deepEqual(decodedBody(JSON.parse(text) as { code: string; message: string; details: unknown }), {
+          code: "invalid_argument",
+          message: `cannot decode field tessera.audit.v1.ListAuditEventsRequest.${field} from JSON: ${impossible[0]![1]}`,
+          details: tesseraDetails("MALFORMED_REQUEST", { [field]: impossible[0]![1] }),
+        });
+      });
+    }
+
+    it("real times are taken: REST and Connect answer 200", async () => {
+      const res = await rest(server.url, "GET", "/v1/admin/audit-events?since=2028-02-29T00:00:00Z&until=2030-12-31T23:59:59Z", { headers: admin });
+      assert.equal(res.status, 200, res.text);
+      const viaConnect = await fetch(server.url + listAuditEvents, { method: "POST", headers: { ...admin, "content-type": "application/json" }, body: JSON.stringify({ since: "2028-02-29T00:00:00Z" }) });
+      assert.equal(viaConnect.status, 200, await viaConnect.text());
+    });
+  });
+});
