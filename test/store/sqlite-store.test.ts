@@ -37,7 +37,34 @@ describe("sqlite store", () => {
     try {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       const versions = db.prepare("SELECT version FROM schema_version ORDER BY version").all();
-      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
+      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("every DELETE of the embedded store finds its rows by an index, never by reading the whole table (housekeeping deletes in batches: each must be short)", async () => {
+    const deletes = new Set<string>();
+    const prepare = Database.prototype.prepare;
+    Database.prototype.prepare = function (this: Database.Database, sql: string) {
+      if (/^\s*DELETE\b/i.test(sql)) deletes.add(sql.replace(/\s+/g, " ").trim());
+      return prepare.call(this, sql);
+    } as typeof prepare;
+    try {
+      await (await openStore({ dataDir })).close();
+    } finally {
+      Database.prototype.prepare = prepare;
+    }
+    const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
+    try {
+      const tables = new Set([...deletes].map((sql) => /^DELETE FROM (\w+)/.exec(sql)?.[1]));
+      assert.deepEqual([...tables].sort(), ["audit_events", "auth_tokens", "jwt_refresh_tokens", "known_logins", "login_attempts", "refresh_tokens", "sessions", "signing_keys"]);
+      const scans = [...deletes].flatMap((sql) => {
+        const params = (sql.match(/\?/g) ?? []).map(() => 0);
+        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((row) => row.detail);
+        return plan.filter((step) => step.startsWith("SCAN ")).map((step) => `${sql}: ${step}`);
+      });
+      assert.deepEqual(scans, []);
     } finally {
       db.close();
     }

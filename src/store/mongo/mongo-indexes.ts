@@ -47,7 +47,10 @@ const plan: readonly IndexPlan[] = [
   { collection: JWT_REFRESH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: SIGNING_KEYS, keys: { generation: 1 }, options: { unique: true, name: "generation_1" } },
   { collection: LOGIN_ATTEMPTS, keys: { key: 1, n: -1 }, options: { name: "key_1_n_-1" } },
+  // Housekeeping finds stale states and releases by these (see deleteStale).
+  { collection: LOGIN_ATTEMPTS, keys: { lastFailureAt: 1 }, options: { name: "lastFailureAt_1" } },
   { collection: LOGIN_ATTEMPT_RELEASES, keys: { key: 1, windowStart: 1 }, options: { name: "key_1_windowStart_1" } },
+  { collection: LOGIN_ATTEMPT_RELEASES, keys: { windowStart: 1 }, options: { name: "windowStart_1" } },
   { collection: KNOWN_LOGINS, keys: { until: 1 }, options: { name: "until_1" } },
   { collection: AUDIT_EVENTS, keys: { time: -1, _id: -1 }, options: { name: "time_-1__id_-1" } },
   { collection: AUDIT_EVENTS, keys: { userId: 1, time: -1, _id: -1 }, options: { name: "userId_1_time_-1__id_-1" } },

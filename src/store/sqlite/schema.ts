@@ -164,6 +164,12 @@ const migrations: readonly string[] = [
   `
   CREATE INDEX sessions_expires_at ON sessions (expires_at);
   `,
+  // Housekeeping finds what it deletes by an index, never by reading a whole table: stale login
+  // counters by their last attempt, retired signing keys by the end of their last token.
+  `
+  CREATE INDEX login_attempts_last_attempt ON login_attempts (last_failure_at);
+  CREATE INDEX signing_keys_not_after ON signing_keys (not_after);
+  `,
 ];
 
 /** Brings the schema up to date; returns the resulting schema version. */
