@@ -4,7 +4,10 @@
 // remembered logins past their 30 days, and audit events older than TESSERA_AUDIT_RETENTION_DAYS.
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
 // no TTL indexes); it only keeps the tables small. Every instance may run it: deletes are
-// idempotent.
+// idempotent. Each kind is deleted in batches of at most `deleteBatch` records, one store call
+// each (in SQLite one statement, its own commit: see ports.ts), until a batch comes back short:
+// a backlog (the first pass after an upgrade, a long outage) never holds SQLite's write lock,
+// which every worker's writers wait on, or a MongoDB call, for longer than one batch takes.
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 
@@ -12,26 +15,52 @@ import type { Store } from "../store/ports.js";
 export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "keys" | "loginAttempts" | "auditEvents">;
 import type { Clock } from "./clock.js";
 
+/** Records deleted per store call (a batch); see the top of this file. */
+export const DELETE_BATCH = 1000;
+
 export class Housekeeping {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
-  constructor(private readonly deps: { store: HousekeepingStores; clock: Clock; logger: Logger; loginWindowSeconds?: number; auditRetentionDays?: number }) {}
+  constructor(
+    private readonly deps: {
+      store: HousekeepingStores;
+      clock: Clock;
+      logger: Logger;
+      loginWindowSeconds?: number;
+      auditRetentionDays?: number;
+      /** Records per batch; default DELETE_BATCH. */
+      deleteBatch?: number;
+    },
+  ) {}
 
   /** One pass; returns how many records each kind lost. A store outage is logged, not thrown. */
   async runOnce(): Promise<Record<string, number>> {
     const { store, clock, logger } = this.deps;
     const now = clock.now();
     const removed: Record<string, number> = {};
+    const batch = this.deps.deleteBatch ?? DELETE_BATCH;
+    // One batch after another until one comes back short.
+    const batched = (deleteBatch: (limit: number) => Promise<number>) => async () => {
+      let deleted = 0;
+      for (;;) {
+        const n = await deleteBatch(batch);
+        deleted += n;
+        if (n < batch) return deleted;
+      }
+    };
+    const staleBefore = new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000);
+    const auditBefore = new Date(now.getTime() - (this.deps.auditRetentionDays ?? 90) * 86_400_000);
     const jobs: Array<[string, () => Promise<number>]> = [
-      ["sessions", () => store.sessions.deleteExpired(now)],
-      ["refreshTokens", () => store.refreshTokens.deleteExpired(now)],
-      ["authTokens", () => store.authTokens.deleteExpired(now)],
-      ["jwtRefreshTokens", () => store.jwtRefreshTokens.deleteExpired(now)],
+      ["sessions", batched((limit) => store.sessions.deleteExpired(now, limit))],
+      ["refreshTokens", batched((limit) => store.refreshTokens.deleteExpired(now, limit))],
+      ["authTokens", batched((limit) => store.authTokens.deleteExpired(now, limit))],
+      ["jwtRefreshTokens", batched((limit) => store.jwtRefreshTokens.deleteExpired(now, limit))],
+      // A handful of rows: one per key rotation.
       ["keys", () => store.keys.deleteExpired(now)],
-      ["loginAttempts", () => store.loginAttempts.deleteStale(new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000), now)],
-      ["knownLogins", () => store.loginAttempts.forgetExpiredLogins(now)],
-      ["auditEvents", () => store.auditEvents.deleteOlderThan(new Date(now.getTime() - (this.deps.auditRetentionDays ?? 90) * 86_400_000))],
+      ["loginAttempts", batched((limit) => store.loginAttempts.deleteStale(staleBefore, now, limit))],
+      ["knownLogins", batched((limit) => store.loginAttempts.forgetExpiredLogins(now, limit))],
+      ["auditEvents", batched((limit) => store.auditEvents.deleteOlderThan(auditBefore, limit))],
     ];
     for (const [name, job] of jobs) {
       try {

@@ -80,6 +80,54 @@ for (const kind of storesUnderTest()) {
       assert.equal(JSON.parse(lines[0]).msg, "housekeeping");
     });
 
+    it("deletes a backlog larger than one batch completely, one batch per store call, each call of at most one batch", async () => {
+      const now = clock.now();
+      const batch = 10;
+      const old = new Date(now.getTime() - 91 * 24 * 60 * minute);
+      for (let i = 0; i < 25; i++) {
+        await store.sessions.create({ id: `s${i}`, userId: "u1", clientId: "c", accessJti: "j", createdAt: old, expiresAt: old });
+        await store.auditEvents.append({ id: `e${i}`, time: old, type: "login", outcome: "success", userId: "batched" });
+      }
+      // Every call of a batched delete, with its limit and what it deleted.
+      const calls: Array<[string, number, number]> = [];
+      const spy = <T extends object>(name: string, port: T, method: keyof T, limitAt: number): T =>
+        ({
+          ...port,
+          [method]: async (...args: unknown[]) => {
+            const n = await (port[method] as (...a: unknown[]) => Promise<number>)(...args);
+            calls.push([`${name}.${String(method)}`, args[limitAt] as number, n]);
+            return n;
+          },
+        }) as T;
+      const spied = {
+        ...store,
+        sessions: spy("sessions", store.sessions, "deleteExpired", 1),
+        refreshTokens: spy("refreshTokens", store.refreshTokens, "deleteExpired", 1),
+        authTokens: spy("authTokens", store.authTokens, "deleteExpired", 1),
+        jwtRefreshTokens: spy("jwtRefreshTokens", store.jwtRefreshTokens, "deleteExpired", 1),
+        loginAttempts: spy("knownLogins", spy("loginAttempts", store.loginAttempts, "deleteStale", 2), "forgetExpiredLogins", 1),
+        auditEvents: spy("auditEvents", store.auditEvents, "deleteOlderThan", 1),
+      };
+      const removed = await new Housekeeping({ store: spied, clock, logger: createLogger("silent"), deleteBatch: batch }).runOnce();
+      assert.deepEqual(calls, [
+        ["sessions.deleteExpired", 10, 10],
+        ["sessions.deleteExpired", 10, 10],
+        ["sessions.deleteExpired", 10, 5],
+        ["refreshTokens.deleteExpired", 10, 0],
+        ["authTokens.deleteExpired", 10, 0],
+        ["jwtRefreshTokens.deleteExpired", 10, 0],
+        ["loginAttempts.deleteStale", 10, 0],
+        ["knownLogins.forgetExpiredLogins", 10, 0],
+        ["auditEvents.deleteOlderThan", 10, 10],
+        ["auditEvents.deleteOlderThan", 10, 10],
+        ["auditEvents.deleteOlderThan", 10, 5],
+      ]);
+      assert.equal(removed.sessions, 25);
+      assert.equal(removed.auditEvents, 25);
+      assert.equal(await store.sessions.findById("s24"), null);
+      assert.deepEqual(await store.auditEvents.list({ userId: "batched", limit: 10 }), []);
+    });
+
     it("logs a store failure instead of throwing", async () => {
       const lines: string[] = [];
       const broken = { ...store, refreshTokens: { ...store.refreshTokens, deleteExpired: async () => { throw new Error("down"); } } } as Store;

@@ -16,6 +16,8 @@ import {
 import type { StoreHarness } from "../support/store.js";
 
 const CONCURRENCY = 20;
+/** A housekeeping batch larger than anything one test deletes. */
+const BATCH = 1000;
 const t0 = new Date("2026-01-02T03:04:05.678Z");
 const at = (offsetMs: number): Date => new Date(t0.getTime() + offsetMs);
 const id = (prefix: string): string => `${prefix}-${randomUUID()}`;
@@ -390,13 +392,13 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       for (const s of [expired, expiredEnded, live, liveEnded]) await own.sessions.create(s);
       await own.sessions.end(expiredEnded.id, at(-2));
       await own.sessions.end(liveEnded.id, at(-2));
-      assert.equal(await own.sessions.deleteExpired(at(0)), 2);
+      assert.equal(await own.sessions.deleteExpired(at(0), BATCH), 2);
       assert.equal(await own.sessions.findById(expired.id), null);
       assert.equal(await own.sessions.findById(expiredEnded.id), null);
       assert.equal(await own.sessions.findWithUser(expired.id, expired.userId), null);
       assert.deepEqual(await own.sessions.findById(live.id), live);
       assert.equal((await own.sessions.findById(liveEnded.id))?.endedAt?.getTime(), at(-2).getTime());
-      assert.equal(await own.sessions.deleteExpired(at(0)), 0);
+      assert.equal(await own.sessions.deleteExpired(at(0), BATCH), 0);
     });
   });
 
@@ -456,7 +458,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await own.refreshTokens.deleteBySession(sessionId), 2);
       assert.equal(await own.refreshTokens.findByHash(mine[0]!.hash), null);
       assert.ok(await own.refreshTokens.findByHash(others.hash));
-      assert.equal(await own.refreshTokens.deleteExpired(at(0)), 1);
+      assert.equal(await own.refreshTokens.deleteExpired(at(0), BATCH), 1);
       assert.equal(await own.refreshTokens.findByHash(expired.hash), null);
       assert.ok(await own.refreshTokens.findByHash(others.hash));
     });
@@ -658,7 +660,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const live = newToken(at(1_000));
       await own.authTokens.create(expired);
       await own.authTokens.create(live);
-      assert.equal(await own.authTokens.deleteExpired(at(0)), 1);
+      assert.equal(await own.authTokens.deleteExpired(at(0), BATCH), 1);
       assert.equal(await own.authTokens.findByHash(expired.hash), null);
       assert.ok(await own.authTokens.findByHash(live.hash));
     });
@@ -711,7 +713,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const live = newToken();
       await own.jwtRefreshTokens.create(expired);
       await own.jwtRefreshTokens.create(live);
-      assert.equal(await own.jwtRefreshTokens.deleteExpired(at(0)), 1);
+      assert.equal(await own.jwtRefreshTokens.deleteExpired(at(0), BATCH), 1);
       assert.equal(await own.jwtRefreshTokens.findByJti(expired.jti), null);
       assert.ok(await own.jwtRefreshTokens.findByJti(live.jti));
     });
@@ -864,7 +866,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const recent = event(0, { userId });
       await store.auditEvents.append(old);
       await store.auditEvents.append(recent);
-      assert.ok((await store.auditEvents.deleteOlderThan(at(-86_400_000))) >= 1);
+      assert.ok((await store.auditEvents.deleteOlderThan(at(-86_400_000), BATCH)) >= 1);
       assert.deepEqual(await store.auditEvents.list({ userId, limit: 10 }), [recent]);
     });
   });
@@ -1062,11 +1064,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await guess(store, locked, 1, 0, longRule);
       // The stale counter: one row in SQLite; in MongoDB one document per state: its 2, and the
       // locked key's first state (superseded by the one that carries the lock).
-      assert.equal(await twin.loginAttempts.deleteStale(at(WINDOW), at(2 * WINDOW)), store.kind === "sqlite" ? 1 : 3);
+      assert.equal(await twin.loginAttempts.deleteStale(at(WINDOW), at(2 * WINDOW), BATCH), store.kind === "sqlite" ? 1 : 3);
       assert.equal(await grantsLeft(recent, 3, 2 * WINDOW + 1), 2, "recent counter kept");
       assert.equal(refusal(await store.loginAttempts.reserve([slot(locked, 1)], at(2 * WINDOW), rule)), at(3 * WINDOW).getTime());
       // Once the lock has passed too, it goes (and only it: the recent counter is not stale).
-      assert.equal(await twin.loginAttempts.deleteStale(at(WINDOW), at(6 * WINDOW)), 1);
+      assert.equal(await twin.loginAttempts.deleteStale(at(WINDOW), at(6 * WINDOW), BATCH), 1);
     });
 
     it("remembers a login until a time that only moves forward, and forgets it after", async () => {
@@ -1083,9 +1085,95 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal((await store.loginAttempts.rememberedUntil(hash))?.getTime(), at(2000).getTime());
       const other = id("known");
       await store.loginAttempts.rememberLogin(other, at(5000));
-      assert.equal(await twin.loginAttempts.forgetExpiredLogins(at(3000)), 1);
+      assert.equal(await twin.loginAttempts.forgetExpiredLogins(at(3000), BATCH), 1);
       assert.equal(await store.loginAttempts.rememberedUntil(hash), null);
       assert.equal((await store.loginAttempts.rememberedUntil(other))?.getTime(), at(5000).getTime());
     });
+  });
+
+  // Housekeeping deletes a backlog a batch at a time (ports.ts): one call deletes at most `limit`
+  // records, so that no statement holds SQLite's write lock for long; the calls together delete
+  // every expired record, and nothing live.
+  describe("housekeeping deletes, a batch per call", () => {
+    const LIMIT = 10;
+    const BACKLOG = 25;
+    const WINDOW = 15 * 60_000;
+    const rule = { windowMs: WINDOW, lockMs: 60_000, maxLockMs: WINDOW };
+    interface Kind {
+      name: string;
+      /** Stores a record under `key`: expired (before the cut-off) or live. */
+      add(s: Store, key: string, expired: boolean): Promise<void>;
+      /** Whether the record is still there. */
+      has(s: Store, key: string): Promise<boolean>;
+      /** One housekeeping call. */
+      remove(s: Store, limit: number): Promise<number>;
+    }
+    const kinds: Kind[] = [
+      {
+        name: "sessions.deleteExpired",
+        add: async (s, key, expired) => void (await s.sessions.create({ id: key, userId: "u", clientId: "c", accessJti: "j", createdAt: at(-10), expiresAt: at(expired ? -1 : 1000) })),
+        has: async (s, key) => (await s.sessions.findById(key)) !== null,
+        remove: (s, limit) => s.sessions.deleteExpired(at(0), limit),
+      },
+      {
+        name: "refreshTokens.deleteExpired",
+        add: async (s, key, expired) => void (await s.refreshTokens.insert({ hash: key, sessionId: "s", createdAt: at(-10), expiresAt: at(expired ? -1 : 1000) })),
+        has: async (s, key) => (await s.refreshTokens.findByHash(key)) !== null,
+        remove: (s, limit) => s.refreshTokens.deleteExpired(at(0), limit),
+      },
+      {
+        name: "authTokens.deleteExpired",
+        add: async (s, key, expired) => void (await s.authTokens.create({ hash: key, userId: "u", createdAt: at(-10), expiresAt: at(expired ? -1 : 1000) })),
+        has: async (s, key) => (await s.authTokens.findByHash(key)) !== null,
+        remove: (s, limit) => s.authTokens.deleteExpired(at(0), limit),
+      },
+      {
+        name: "jwtRefreshTokens.deleteExpired",
+        add: async (s, key, expired) => void (await s.jwtRefreshTokens.create({ jti: key, userId: "u", issuedAt: at(-10), expiresAt: at(expired ? -1 : 1000) })),
+        has: async (s, key) => (await s.jwtRefreshTokens.findByJti(key)) !== null,
+        remove: (s, limit) => s.jwtRefreshTokens.deleteExpired(at(0), limit),
+      },
+      {
+        name: "auditEvents.deleteOlderThan",
+        add: (s, key, expired) => s.auditEvents.append({ id: key, time: at(expired ? -2 : 0), type: "login", outcome: "success", userId: "batched" }),
+        has: async (s, key) => (await s.auditEvents.list({ userId: "batched", limit: 100 })).some((e) => e.id === key),
+        remove: (s, limit) => s.auditEvents.deleteOlderThan(at(-1), limit),
+      },
+      {
+        name: "loginAttempts.deleteStale",
+        // A stale counter: its one attempt two windows ago. A live one: full (limit 1) now.
+        add: async (s, key, expired) => void (await s.loginAttempts.reserve([{ key, limit: 1 }], at(expired ? -2 * WINDOW : 0), rule)),
+        // A counter that is there refuses (full); one that is gone (or stale) grants a new window.
+        has: async (s, key) => !(await s.loginAttempts.reserve([{ key, limit: 1 }], at(0), rule)).granted,
+        remove: (s, limit) => s.loginAttempts.deleteStale(at(-WINDOW), at(0), limit),
+      },
+      {
+        name: "loginAttempts.forgetExpiredLogins",
+        add: (s, key, expired) => s.loginAttempts.rememberLogin(key, at(expired ? -1 : 1000)),
+        has: async (s, key) => (await s.loginAttempts.rememberedUntil(key)) !== null,
+        remove: (s, limit) => s.loginAttempts.forgetExpiredLogins(at(0), limit),
+      },
+    ];
+
+    let own: Store;
+    before(async () => {
+      // A database of its own: the counts are these tests' alone (each kind has its own table).
+      own = await harness.open(id("batches"));
+    });
+
+    for (const kind of kinds) {
+      it(`${kind.name}: a backlog of ${BACKLOG} goes in calls of at most ${LIMIT} (${LIMIT}, ${LIMIT}, ${BACKLOG - 2 * LIMIT}), the live record stays`, async () => {
+        const expired = Array.from({ length: BACKLOG }, () => id("expired"));
+        const live = id("live");
+        for (const key of expired) await kind.add(own, key, true);
+        await kind.add(own, live, false);
+        const batches: number[] = [];
+        for (let n = LIMIT; n === LIMIT; ) batches.push((n = await kind.remove(own, LIMIT)));
+        assert.deepEqual(batches, [LIMIT, LIMIT, BACKLOG - 2 * LIMIT]);
+        assert.equal(await kind.remove(own, LIMIT), 0, "nothing expired is left");
+        assert.equal(await kind.has(own, live), true, "the live record is kept");
+        if (kind.name !== "loginAttempts.deleteStale") for (const key of expired) assert.equal(await kind.has(own, key), false);
+      });
+    }
   });
 }

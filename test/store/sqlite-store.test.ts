@@ -7,12 +7,19 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
+import { ManualClock } from "../../src/core/clock.js";
+import { Housekeeping } from "../../src/core/housekeeping.js";
+import { createLogger } from "../../src/logger.js";
 import { openStore } from "../../src/store/index.js";
 import { DuplicateError, StoreUnavailableError, type AuditEventRecord } from "../../src/store/ports.js";
-import { batchNeedsSync } from "../../src/store/sqlite/sqlite-audit-events.js";
+import { batchNeedsSync, sqliteAuditEvents } from "../../src/store/sqlite/sqlite-audit-events.js";
 import { sqliteCalls } from "../../src/store/sqlite/sqlite-durability.js";
+import { sqliteAuthTokens } from "../../src/store/sqlite/sqlite-auth-tokens.js";
+import { sqliteJwtRefreshTokens } from "../../src/store/sqlite/sqlite-jwt-refresh-tokens.js";
 import { sqliteLoginAttempts } from "../../src/store/sqlite/sqlite-login-attempts.js";
-import { SESSION_DELETE_BATCH, sqliteSessions } from "../../src/store/sqlite/sqlite-sessions.js";
+import { sqliteRefreshTokens } from "../../src/store/sqlite/sqlite-refresh-tokens.js";
+import { sqliteSessions } from "../../src/store/sqlite/sqlite-sessions.js";
+import { sqliteSigningKeys } from "../../src/store/sqlite/sqlite-signing-keys.js";
 import { sqliteUsers } from "../../src/store/sqlite/sqlite-users.js";
 import { migrate } from "../../src/store/sqlite/schema.js";
 
@@ -418,25 +425,62 @@ describe("sqlite store", () => {
       assert.equal(syncs.length, 1);
     });
 
-    it("a backlog of expired sessions is deleted a batch per statement, each its own commit: the write lock and the event loop are let go between them", async () => {
+    it("housekeeping deletes a backlog of every kind a batch per statement, each its own commit of at most 1000 rows: the write lock and the event loop are let go between them", async () => {
       migrate(db);
-      const sessions = sqliteSessions(db);
-      const at = new Date(1_700_000_000_000);
-      const backlog = 2 * SESSION_DELETE_BATCH + 500;
-      for (let i = 0; i <= backlog; i++) {
-        await sessions.create({ id: `s${i}`, userId: "u", clientId: "c", accessJti: "j", createdAt: at, expiresAt: new Date(at.getTime() + (i === backlog ? 2 : 0)) });
-      }
+      const t = 1_700_000_000_000;
+      const now = new Date(t + 100 * 86_400_000);
+      const batch = 1000; // the README's figure (core/housekeeping.ts DELETE_BATCH)
+      const backlog = 2 * batch + batch / 2;
+      // Each table: `backlog` rows housekeeping deletes at `now`, and one it keeps. Written
+      // straight to the file (no commits of the adapters to count).
+      const tables: Array<[string, (i: number, keep: boolean) => unknown[], string]> = [
+        ["sessions", (i, keep) => [`s${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at) VALUES (?, 'u', 'c', 'j', 0, ?)"],
+        ["refresh_tokens", (i, keep) => [`r${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES (?, 's', 0, ?)"],
+        ["auth_tokens", (i, keep) => [`a${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO auth_tokens (hash, user_id, created_at, expires_at) VALUES (?, 'u', 0, ?)"],
+        ["jwt_refresh_tokens", (i, keep) => [`j${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at) VALUES (?, 'u', 0, ?)"],
+        ["login_attempts", (i, keep) => [`k${i}`, keep ? now.getTime() : t], "INSERT INTO login_attempts (key, failures, first_failure_at, last_failure_at) VALUES (?, 1, 0, ?)"],
+        ["known_logins", (i, keep) => [`h${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO known_logins (hash, expires_at) VALUES (?, ?)"],
+        ["audit_events", (i, keep) => [`e${i}`, keep ? now.getTime() : t], "INSERT INTO audit_events (id, time, type, outcome) VALUES (?, ?, 'login', 'success')"],
+      ];
+      db.transaction(() => {
+        for (const [, row, sql] of tables) {
+          const insert = db.prepare(sql);
+          for (let i = 0; i <= backlog; i++) insert.run(...row(i, i === backlog));
+        }
+      })();
+      const counts = () => tables.map(([table]) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n);
+      const store = {
+        sessions: sqliteSessions(db),
+        refreshTokens: sqliteRefreshTokens(db),
+        authTokens: sqliteAuthTokens(db),
+        jwtRefreshTokens: sqliteJwtRefreshTokens(db),
+        keys: sqliteSigningKeys(db),
+        loginAttempts: sqliteLoginAttempts(db),
+        auditEvents: sqliteAuditEvents(db),
+      };
+      const housekeeping = new Housekeeping({ store, clock: new ManualClock(now.getTime()), logger: createLogger("silent"), loginWindowSeconds: 60, auditRetentionDays: 90 });
+      // Each fsync asked for follows one commit (the next batch waits for it): what the commit
+      // deleted is what the tables lost since the last one.
+      const commits: Array<[string, number]> = [];
+      let before = counts();
       let done = false;
-      const deleting = sessions.deleteExpired(new Date(at.getTime() + 1)).finally(() => (done = true));
-      let commits = 0;
+      const pass = housekeeping.runOnce().finally(() => (done = true));
       while (!done) {
         await new Promise((r) => setImmediate(r));
-        for (const s of syncs.splice(0)) (commits++, s.done(null));
+        for (const s of syncs.splice(0)) {
+          const after = counts();
+          tables.forEach(([table], i) => {
+            if (after[i] !== before[i]) commits.push([table, before[i]! - after[i]!]);
+          });
+          before = after;
+          s.done(null);
+        }
       }
-      assert.equal(await deleting, backlog);
-      assert.equal(commits, 3, "1000, 1000 and 500 sessions");
-      assert.equal(await sessions.findById("s0"), null);
-      assert.ok(await sessions.findById(`s${backlog}`), "the live session is kept");
+      const removed = await pass;
+      const expected = tables.flatMap(([table]): Array<[string, number]> => [[table, batch], [table, batch], [table, batch / 2]]);
+      assert.deepEqual(commits, expected, "three commits per table: 1000, 1000 and 500 rows");
+      assert.deepEqual(counts(), tables.map(() => 1), "every row that is not due is kept");
+      assert.deepEqual(removed, { sessions: backlog, refreshTokens: backlog, authTokens: backlog, jwtRefreshTokens: backlog, keys: 0, loginAttempts: backlog, knownLogins: backlog, auditEvents: backlog });
     });
 
     it("a statement that fails is refused at once and waits for nothing", async () => {

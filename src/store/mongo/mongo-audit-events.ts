@@ -1,5 +1,6 @@
 import type { Filter } from "mongodb";
 import type { AuditEventRecord, AuditEventStore } from "../ports.js";
+import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const AUDIT_EVENTS = "audit_events";
@@ -27,7 +28,7 @@ export function mongoAuditEvents(ctx: MongoContext): AuditEventStore {
         const docs = await events.find(filter).sort({ time: -1, _id: -1 }).limit(q.limit).toArray();
         return docs.map((doc) => fromDoc<AuditEventRecord>(doc, ID));
       }),
-    deleteOlderThan: (before) =>
-      ctx.run(ID, async () => (await events.deleteMany({ time: { $lt: before } })).deletedCount),
+    deleteOlderThan: (before, limit) =>
+      ctx.run(ID, async () => (await deleteBatch(events, { time: { $lt: before } }, limit)).deleted),
   };
 }

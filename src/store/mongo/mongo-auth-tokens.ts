@@ -1,4 +1,5 @@
 import type { AuthTokenRecord, AuthTokenStore, NewAuthToken } from "../ports.js";
+import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const AUTH_TOKENS = "auth_tokens";
@@ -33,13 +34,11 @@ export function mongoAuthTokens(ctx: MongoContext): AuthTokenStore {
         if (!(await ctx.marks.claim(consumedMark(hash), now, token.expiresAt))) return null;
         return { ...token, consumedAt: new Date(now.getTime()) };
       }),
-    deleteExpired: (before) =>
+    deleteExpired: (before, limit) =>
       ctx.run(ID, async () => {
-        const expired = await tokens.find({ expiresAt: { $lt: before } }, { projection: { _id: 1 } }).toArray();
-        if (expired.length === 0) return 0;
-        const { deletedCount } = await tokens.deleteMany({ _id: { $in: expired.map((doc) => doc._id) } });
-        await ctx.marks.deleteMany(expired.map((doc) => consumedMark(doc._id)));
-        return deletedCount;
+        const { ids, deleted } = await deleteBatch(tokens, { expiresAt: { $lt: before } }, limit);
+        await ctx.marks.deleteMany(ids.map(consumedMark));
+        return deleted;
       }),
   };
 }

@@ -1,5 +1,6 @@
 import type { Document } from "mongodb";
 import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
+import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const JWT_REFRESH_TOKENS = "jwt_refresh_tokens";
@@ -40,13 +41,11 @@ export function mongoJwtRefreshTokens(ctx: MongoContext): JwtRefreshTokenStore {
         const docs = await tokens.find(filter).toArray();
         return (await Promise.all(docs.map((doc) => revoke(doc, at)))).filter(Boolean).length;
       }),
-    deleteExpired: (before) =>
+    deleteExpired: (before, limit) =>
       ctx.run(ID, async () => {
-        const expired = await tokens.find({ expiresAt: { $lt: before } }, { projection: { _id: 1 } }).toArray();
-        if (expired.length === 0) return 0;
-        const { deletedCount } = await tokens.deleteMany({ _id: { $in: expired.map((doc) => doc._id) } });
-        await ctx.marks.deleteMany(expired.map((doc) => revokedMark(doc._id)));
-        return deletedCount;
+        const { ids, deleted } = await deleteBatch(tokens, { expiresAt: { $lt: before } }, limit);
+        await ctx.marks.deleteMany(ids.map(revokedMark));
+        return deleted;
       }),
   };
 }

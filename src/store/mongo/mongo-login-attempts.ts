@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { AttemptRule, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
 import { failSlot, takeSlot } from "../ports.js";
+import { deleteBatch } from "./mongo-batches.js";
 import type { MongoContext } from "./mongo-context.js";
 import { insertNextVersion, isDuplicateKey } from "./mongo-inserts.js";
 
@@ -177,17 +178,18 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     release: (slots) => ctx.run(ID, () => giveBack(slots)),
     // Per document: superseded states of a live key go too (the latest state carries the lock
     // and the window forward), a key whose latest state is stale loses every state, and the
-    // releases of windows that opened before `lastAttemptBefore` (closed by now) go.
-    deleteStale: (lastAttemptBefore, now) =>
+    // releases of windows that opened before `lastAttemptBefore` (closed by now) go, in what is
+    // left of the batch once no stale state is.
+    deleteStale: (lastAttemptBefore, now, limit) =>
       ctx.run(ID, async () => {
-        const [states, released] = await Promise.all([
-          attempts.deleteMany({
-            lastFailureAt: { $lt: lastAttemptBefore },
-            $or: [{ lockedUntil: { $exists: false } }, { lockedUntil: { $lte: now } }],
-          }),
-          releases.deleteMany({ windowStart: { $lt: lastAttemptBefore } }),
-        ]);
-        return states.deletedCount + released.deletedCount;
+        const states = await deleteBatch(
+          attempts,
+          { lastFailureAt: { $lt: lastAttemptBefore }, $or: [{ lockedUntil: { $exists: false } }, { lockedUntil: { $lte: now } }] },
+          limit,
+        );
+        if (states.ids.length === limit) return states.deleted;
+        const released = await deleteBatch(releases, { windowStart: { $lt: lastAttemptBefore } }, limit - states.ids.length);
+        return states.deleted + released.deleted;
       }),
     // Last writer wins by design: writers only ever push `until` forward by about the same amount.
     rememberLogin: (hash, until) =>
@@ -205,10 +207,7 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
         const doc = await known.findOne({ _id: hash });
         return doc ? doc.until : null;
       }),
-    forgetExpiredLogins: (now) =>
-      ctx.run("hash", async () => {
-        const r = await known.deleteMany({ until: { $lt: now } });
-        return r.deletedCount;
-      }),
+    forgetExpiredLogins: (now, limit) =>
+      ctx.run("hash", async () => (await deleteBatch(known, { until: { $lt: now } }, limit)).deleted),
   };
 }

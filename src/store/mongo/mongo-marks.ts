@@ -1,4 +1,5 @@
 import type { Collection, Db } from "mongodb";
+import { deleteBatch } from "./mongo-batches.js";
 import type { StoredDoc } from "./mongo-context.js";
 import { insertUnlessTaken } from "./mongo-inserts.js";
 
@@ -63,7 +64,8 @@ export class Marks {
     if (ids.length > 0) await this.marks.deleteMany({ _id: { $in: ids } });
   }
 
-  async deleteExpired(before: Date): Promise<void> {
-    await this.marks.deleteMany({ expiresAt: { $lt: before } });
+  /** Housekeeping: deletes at most `limit` marks with expiresAt < before (one batch); returns how many. */
+  async deleteExpired(before: Date, limit: number): Promise<number> {
+    return (await deleteBatch(this.marks, { expiresAt: { $lt: before } }, limit)).deleted;
   }
 }

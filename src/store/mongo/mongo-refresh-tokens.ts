@@ -1,4 +1,5 @@
 import type { NewRefreshToken, RefreshTokenRecord, RefreshTokenStore } from "../ports.js";
+import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const REFRESH_TOKENS = "refresh_tokens";
@@ -55,12 +56,13 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
       }),
     deleteBySession: (sessionId) =>
       ctx.run(ID, async () => deleteTokens(await tokens.find({ sessionId }, { projection: { _id: 1 } }).toArray())),
-    deleteExpired: (before) =>
+    // Expired marks of every kind (each carries the expiry of what it describes) go here too,
+    // once no expired token is left, in what is left of the batch.
+    deleteExpired: (before, limit) =>
       ctx.run(ID, async () => {
-        const expired = await tokens.find({ expiresAt: { $lt: before } }, { projection: { _id: 1 } }).toArray();
-        const count = await deleteTokens(expired);
-        await ctx.marks.deleteExpired(before);
-        return count;
+        const { ids, deleted } = await deleteBatch(tokens, { expiresAt: { $lt: before } }, limit);
+        await ctx.marks.deleteMany(ids.map(spentMark));
+        return ids.length < limit ? deleted + (await ctx.marks.deleteExpired(before, limit - ids.length)) : deleted;
       }),
   };
 }

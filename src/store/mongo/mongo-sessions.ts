@@ -1,4 +1,5 @@
 import type { NewSession, SessionRecord, SessionStore, UserStore } from "../ports.js";
+import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const SESSIONS = "sessions";
@@ -61,7 +62,7 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
       }),
     // The session's marks carry its expiresAt: housekeeping drops them with the expired refresh
     // tokens' (Marks.deleteExpired).
-    deleteExpired: (before) =>
-      ctx.run(ID, async () => (await sessions.deleteMany({ expiresAt: { $lt: before } })).deletedCount),
+    deleteExpired: (before, limit) =>
+      ctx.run(ID, async () => (await deleteBatch(sessions, { expiresAt: { $lt: before } }, limit)).deleted),
   };
 }

@@ -58,6 +58,6 @@ export interface AuditEventStore {
   append(event: AuditEventRecord): Promise<void>;
   /** Matching events, newest first (time desc, then id desc), at most `limit`. */
   list(query: AuditEventQuery): Promise<AuditEventRecord[]>;
-  /** Retention: deletes events older than `before`; returns how many. */
-  deleteOlderThan(before: Date): Promise<number>;
+  /** Retention: deletes at most `limit` events older than `before` (one batch, see ports.ts); returns how many. */
+  deleteOlderThan(before: Date, limit: number): Promise<number>;
 }

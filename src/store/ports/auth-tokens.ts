@@ -23,5 +23,6 @@ export interface AuthTokenStore {
    * returns the consumed record. Null when unknown, already consumed or expired.
    */
   consume(hash: string, now: Date): Promise<AuthTokenRecord | null>;
-  deleteExpired(before: Date): Promise<number>;
+  /** Housekeeping: deletes at most `limit` tokens with expiresAt < before (one batch, see ports.ts); returns how many. */
+  deleteExpired(before: Date, limit: number): Promise<number>;
 }

@@ -19,5 +19,6 @@ export interface JwtRefreshTokenStore {
   revoke(jti: string, userId: string, at: Date): Promise<boolean>;
   /** Revokes every unrevoked token of the user (only those issued before `issuedBefore` when given). */
   revokeAllForUser(userId: string, at: Date, issuedBefore?: Date): Promise<number>;
-  deleteExpired(before: Date): Promise<number>;
+  /** Housekeeping: deletes at most `limit` tokens with expiresAt < before (one batch, see ports.ts); returns how many. */
+  deleteExpired(before: Date, limit: number): Promise<number>;
 }

@@ -59,17 +59,17 @@ export interface LoginAttemptStore {
   release(slots: readonly HeldSlot[]): Promise<void>;
   /**
    * Housekeeping: deletes the counters whose last attempt is before `lastAttemptBefore` and that
-   * are not locked at `now` (their window has long passed: they can never count again).
-   * Returns how many records (documents) it deleted.
+   * are not locked at `now` (their window has long passed: they can never count again), at most
+   * `limit` records (documents) of them (one batch, see ports.ts). Returns how many it deleted.
    */
-  deleteStale(lastAttemptBefore: Date, now: Date): Promise<number>;
+  deleteStale(lastAttemptBefore: Date, now: Date, limit: number): Promise<number>;
 
   /** Remembers a successful login under `hash` until `until` (a later `until` wins). */
   rememberLogin(hash: string, until: Date): Promise<void>;
   /** Until when `hash` is remembered, or null. */
   rememberedUntil(hash: string): Promise<Date | null>;
-  /** Housekeeping: forgets the logins remembered until before `now`; returns how many. */
-  forgetExpiredLogins(now: Date): Promise<number>;
+  /** Housekeeping: forgets at most `limit` logins remembered until before `now` (one batch, see ports.ts); returns how many. */
+  forgetExpiredLogins(now: Date, limit: number): Promise<number>;
 }
 
 /** A key's window as both adapters keep it. */

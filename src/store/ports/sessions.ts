@@ -43,11 +43,12 @@ export interface SessionStore {
   /** Ends every open session of the user; returns how many. */
   endAllForUser(userId: string, at: Date): Promise<number>;
   /**
-   * Housekeeping: deletes sessions with expiresAt < before, ended or not (none can be live
-   * again, and a check refuses an unknown session as it refuses an expired one); returns how
-   * many. Their refresh tokens expire with them (RefreshTokenStore.deleteExpired).
+   * Housekeeping: deletes at most `limit` sessions with expiresAt < before (one batch, see
+   * ports.ts), ended or not (none can be live again, and a check refuses an unknown session as it
+   * refuses an expired one); returns how many. Their refresh tokens expire with them
+   * (RefreshTokenStore.deleteExpired).
    */
-  deleteExpired(before: Date): Promise<number>;
+  deleteExpired(before: Date, limit: number): Promise<number>;
 }
 
 /** Opaque refresh token; the store only ever sees its hash. */
@@ -77,6 +78,9 @@ export interface RefreshTokenStore {
    */
   spend(hash: string, at: Date, child: string): Promise<RefreshTokenRecord | null>;
   deleteBySession(sessionId: string): Promise<number>;
-  /** Housekeeping: deletes tokens with expiresAt < before. */
-  deleteExpired(before: Date): Promise<number>;
+  /**
+   * Housekeeping: deletes at most `limit` tokens with expiresAt < before (one batch, see
+   * ports.ts); returns how many (on MongoDB, expired marks count too: see the adapter).
+   */
+  deleteExpired(before: Date, limit: number): Promise<number>;
 }

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import { refusalOutcomes, StoreUnavailableError, type AuditEventRecord, type AuditEventStore } from "../ports.js";
+import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { callLater, mapSqliteError } from "./sqlite-errors.js";
 import { fromMs, setIfPresent, toMs } from "./sqlite-values.js";
@@ -77,7 +78,7 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
   const insertAll = db.transaction((rows: Array<Record<string, unknown>>) => {
     for (const row of rows) insert.run(row);
   });
-  const prune = db.prepare("DELETE FROM audit_events WHERE time < ?");
+  const prune = batchDelete(db, "audit_events", "time < ?");
   const { call, cheaply, synced, failure } = sqliteCalls(db);
   let pending: PendingAppend[] = [];
   const flush = () => {
@@ -139,10 +140,10 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
         const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY time DESC, id DESC LIMIT ?`;
         return (db.prepare(sql).all(...args, q.limit) as AuditRow[]).map(toRecord);
       }),
-    deleteOlderThan: (before) =>
+    deleteOlderThan: (before, limit) =>
       call(() => {
         flush();
-        return prune.run(toMs(before)).changes;
+        return prune.run(toMs(before), limit).changes;
       }),
   };
 }

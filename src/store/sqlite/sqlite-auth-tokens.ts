@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { AuthTokenRecord, AuthTokenStore, NewAuthToken } from "../ports.js";
+import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
@@ -38,7 +39,7 @@ export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
   const byHash = db.prepare("SELECT * FROM auth_tokens WHERE hash = ?");
   const consume = db.prepare(`UPDATE auth_tokens SET consumed_at = @now
     WHERE hash = @hash AND consumed_at IS NULL AND expires_at > @now RETURNING *`);
-  const deleteExpired = db.prepare("DELETE FROM auth_tokens WHERE expires_at < ?");
+  const deleteExpired = batchDelete(db, "auth_tokens", "expires_at < ?");
 
   return {
     create: (token: NewAuthToken) =>
@@ -56,6 +57,6 @@ export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
       ),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
     consume: (hash, now) => call(() => toRecordOrNull(returning(consume, { hash, now: toMs(now) }))),
-    deleteExpired: (before) => call(() => deleteExpired.run(toMs(before)).changes),
+    deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
 }

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
+import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
@@ -39,7 +40,7 @@ export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenSt
   const revokeAllBefore = db.prepare(
     "UPDATE jwt_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND issued_at < ?",
   );
-  const deleteExpired = db.prepare("DELETE FROM jwt_refresh_tokens WHERE expires_at < ?");
+  const deleteExpired = batchDelete(db, "jwt_refresh_tokens", "expires_at < ?");
 
   return {
     create: (token: NewJwtRefreshToken) =>
@@ -66,6 +67,6 @@ export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenSt
           ? revokeAll.run(toMs(at), userId).changes
           : revokeAllBefore.run(toMs(at), userId, toMs(issuedBefore)).changes,
       ),
-    deleteExpired: (before) => call(() => deleteExpired.run(toMs(before)).changes),
+    deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
 }

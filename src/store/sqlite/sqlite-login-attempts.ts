@@ -10,6 +10,7 @@ import {
   type LoginAttemptStore,
   type Reservation,
 } from "../ports.js";
+import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { fromMs, toMs } from "./sqlite-values.js";
 
@@ -44,13 +45,11 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
     ON CONFLICT (key) DO UPDATE SET held = excluded.held, failures = excluded.failures,
       first_failure_at = excluded.first_failure_at, last_failure_at = excluded.last_failure_at,
       locked_until = excluded.locked_until`);
-  const deleteStale = db.prepare(
-    "DELETE FROM login_attempts WHERE last_failure_at < ? AND (locked_until IS NULL OR locked_until <= ?)",
-  );
+  const deleteStale = batchDelete(db, "login_attempts", "last_failure_at < ? AND (locked_until IS NULL OR locked_until <= ?)");
   const remember = db.prepare(`INSERT INTO known_logins (hash, expires_at) VALUES (?, ?)
     ON CONFLICT (hash) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`);
   const remembered = db.prepare("SELECT expires_at FROM known_logins WHERE hash = ?");
-  const forget = db.prepare("DELETE FROM known_logins WHERE expires_at < ?");
+  const forget = batchDelete(db, "known_logins", "expires_at < ?");
 
   const write = (key: string, state: AttemptState) =>
     put.run({
@@ -100,7 +99,7 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
     reserve: (slots, at, rule) => call(() => cheaply(() => reserve.immediate(slots, at, rule))),
     recordFailure: (slots, at, rule) => call(() => cheaply(() => recordFailure.immediate(slots, at, rule))),
     release: (slots) => call(() => cheaply(() => release.immediate(slots))),
-    deleteStale: (lastAttemptBefore, now) => call(() => deleteStale.run(toMs(lastAttemptBefore), toMs(now)).changes),
+    deleteStale: (lastAttemptBefore, now, limit) => call(() => deleteStale.run(toMs(lastAttemptBefore), toMs(now), limit).changes),
     rememberLogin: (hash, until) =>
       call(() => {
         cheaply(() => remember.run(hash, toMs(until)));
@@ -110,6 +109,6 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
         const row = remembered.get(hash) as { expires_at: number } | undefined;
         return row ? fromMs(row.expires_at) : null;
       }),
-    forgetExpiredLogins: (now) => call(() => forget.run(toMs(now)).changes),
+    forgetExpiredLogins: (now, limit) => call(() => forget.run(toMs(now), limit).changes),
   };
 }

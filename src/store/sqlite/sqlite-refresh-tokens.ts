@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { NewRefreshToken, RefreshTokenRecord, RefreshTokenStore } from "../ports.js";
+import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
@@ -34,7 +35,7 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
     "UPDATE refresh_tokens SET spent_at = ?, child = ? WHERE hash = ? AND spent_at IS NULL RETURNING *",
   );
   const deleteBySession = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
-  const deleteExpired = db.prepare("DELETE FROM refresh_tokens WHERE expires_at < ?");
+  const deleteExpired = batchDelete(db, "refresh_tokens", "expires_at < ?");
 
   return {
     insert: (token: NewRefreshToken) =>
@@ -69,6 +70,6 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
         return row ? toRecord(row) : null;
       }),
     deleteBySession: (sessionId) => call(() => deleteBySession.run(sessionId).changes),
-    deleteExpired: (before) => call(() => deleteExpired.run(toMs(before)).changes),
+    deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
 }

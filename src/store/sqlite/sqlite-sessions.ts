@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import type { NewSession, SessionRecord, SessionStore, UserStanding } from "../ports.js";
+import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
@@ -36,9 +37,6 @@ function toRecord(row: SessionRow): SessionRecord {
   return session;
 }
 
-/** Expired sessions deleted per statement (see deleteExpired). */
-export const SESSION_DELETE_BATCH = 1000;
-
 export function sqliteSessions(db: Database.Database): SessionStore {
   const { call, cheaply } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at, credential_epoch)
@@ -54,9 +52,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   );
   const end = db.prepare("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL");
   const endAll = db.prepare("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL");
-  const deleteExpiredBatch = db.prepare(
-    "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at < ? LIMIT ?)",
-  );
+  const deleteExpired = batchDelete(db, "sessions", "expires_at < ?");
 
   return {
     // Unsynced: the login that creates it syncs it with its refresh token's insert (see the port).
@@ -96,16 +92,6 @@ export function sqliteSessions(db: Database.Database): SessionStore {
     setAccessJti: (id, expectedJti, newJti) => call(() => cheaply(() => casJti.run(newJti, id, expectedJti).changes === 1)),
     end: (id, at) => call(() => end.run(toMs(at), id).changes === 1),
     endAllForUser: (userId, at) => call(() => endAll.run(toMs(at), userId).changes),
-    // In batches, each its own statement: the first pass after an upgrade may find every session
-    // ever made. One DELETE of them all would hold the write lock (every worker's writes wait,
-    // then fail busy) and this worker's event loop for as long as it ran.
-    deleteExpired: async (before) => {
-      let deleted = 0;
-      for (;;) {
-        const n = await call(() => deleteExpiredBatch.run(toMs(before), SESSION_DELETE_BATCH).changes);
-        deleted += n;
-        if (n < SESSION_DELETE_BATCH) return deleted;
-      }
-    },
+    deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
 }
