@@ -169,9 +169,13 @@ export class UserTokens {
     // The store matched the hash already; re-check in constant time so a loosely matching
     // store can never authenticate the wrong token.
     if (token === null || !secretEquals(token.hash, hash)) throw refused("INVALID_TOKEN", `invalid ${what}`);
-    if (!token.enabled) throw refused("TOKEN_REVOKED", `${what} is disabled`);
+    // Expiry before the logout: an expired token answers TOKEN_EXPIRED whether or not it was
+    // logged out (seed 002: expirationTime ends it "regardless of enabled state"). Checked the
+    // other way round, the answer changed under housekeeping on MongoDB, where a logout is a mark
+    // that carries the token's expiry and is deleted once that has passed.
     const now = this.deps.clock.now();
     if (token.expiresAt !== undefined && token.expiresAt.getTime() <= now.getTime()) throw refused("TOKEN_EXPIRED", `${what} has expired`);
+    if (!token.enabled) throw refused("TOKEN_REVOKED", `${what} is disabled`);
     const user = await this.deps.users.get(token.userId);
     if (user === null || !user.active) throw refused("USER_DEACTIVATED", `the ${what}'s user does not exist or is deactivated`);
     if (outdated(token, token.createdAt, user)) throw refused("TOKEN_REVOKED", `${what} predates a password change`);

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { ManualClock } from "../../src/core/clock.js";
+import { Housekeeping } from "../../src/core/housekeeping.js";
+import { createLogger } from "../../src/logger.js";
 import { apiTokenApi } from "../api-token/api.js";
 import { jwtApi } from "../jwt/api.js";
 import { sessionApi } from "../session/api.js";
@@ -195,6 +197,26 @@ for (const store of storesUnderTest()) {
             clock.advance(1);
             expectCode(await api.bump(bearer(token)), "unauthenticated", "user token has expired");
             expectCode(await api.logout(bearer(token)), "unauthenticated", "user token has expired");
+          });
+
+          it("an expired token answers TOKEN_EXPIRED, logged out or not; a logged-out one TOKEN_REVOKED; housekeeping changes neither answer (on MongoDB it drops a logout's mark once the token expired)", async () => {
+            const user = await signUp(server);
+            const expirationTime = new Date(clock.now().getTime() + 10_000).toISOString();
+            const expired = await login(user.login, { expirationTime });
+            const loggedOutThenExpired = await login(user.login, { expirationTime });
+            const loggedOut = await login(user.login);
+            expectOk(await api.logout(bearer(loggedOutThenExpired)));
+            expectOk(await api.logout(bearer(loggedOut)));
+            // Past the expiry, so that housekeeping finds it due.
+            clock.advance(20_000);
+            const answers = async () => {
+              expectCode(await api.bump(bearer(expired)), "unauthenticated", "user token has expired", "TOKEN_EXPIRED");
+              expectCode(await api.bump(bearer(loggedOutThenExpired)), "unauthenticated", "user token has expired", "TOKEN_EXPIRED");
+              expectCode(await api.bump(bearer(loggedOut)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
+            };
+            await answers();
+            await new Housekeeping({ store: server.tessera.store, clock, logger: createLogger("silent") }).runOnce();
+            await answers();
           });
 
           it("records lastUsageTime on use, at most once per TESSERA_LAST_USED_INTERVAL_SECONDS (60)", async () => {
