@@ -6,6 +6,15 @@ export const USERS = "users";
 export const USER_PASSWORDS = "user_passwords";
 const ID = "id";
 const MAX_TRIES = 20;
+/**
+ * Password generations kept per user: each change deletes those this many generations older. Only
+ * the latest is ever read; an older one matters only to a writer that read it and has not
+ * inserted its successor yet, which would have to stall while this many changes of the same
+ * user were written to be confused (its insert would succeed below the latest and change
+ * nothing). Without it, every password change (and rehash) left a document, and an old password
+ * hash, forever.
+ */
+export const PASSWORD_GENERATIONS_KEPT = 16;
 
 // Layout (see mongo-marks.ts for why nothing that matters is updated in place):
 // - users: the identity, written once (unique login and loginKey), plus lastLoginAt — the only
@@ -13,7 +22,8 @@ const MAX_TRIES = 20;
 //   and the loginKey an account stored before login keys gets once, at start-up (the unique,
 //   sparse loginKey index decides a clash).
 // - user_passwords: password generations {_id: "<userId>:<n>", n >= 1}; generation 0 is the hash
-//   in `users`. Changing the hash inserts generation n+1: the unique _id is the CAS.
+//   in `users`. Changing the hash inserts generation n+1: the unique _id is the CAS. The latest
+//   PASSWORD_GENERATIONS_KEPT are kept.
 // - mark "user-deactivated:<id>".
 // version = latest generation + 1 if deactivated. credentialEpoch = the latest generation's
 // `epoch` (a real change carries its predecessor's + 1, a rehash the same; a generation written
@@ -98,6 +108,10 @@ export function mongoUsers(ctx: MongoContext): UserStore {
       maxTries: MAX_TRIES,
       what: "password update",
     });
+    if (inserted !== null && inserted.n > PASSWORD_GENERATIONS_KEPT) {
+      // The change is made: a failed prune must not report it failed (the next change prunes).
+      await passwords.deleteMany({ userId: id, n: { $lte: inserted.n - PASSWORD_GENERATIONS_KEPT } }).catch(() => {});
+    }
     return inserted !== null;
   };
 
