@@ -2,7 +2,8 @@
 // hash) and libuv's pool (the argon2id verify, the fsyncs). Logs one user in from `argonConcurrency`
 // clients for a while at the production parameters and reads each thread's CPU from /proc, so the
 // figure holds whatever else the machine runs. Prints CPU per login by thread kind.
-// Run: `npm run bench -- login-cost` (BENCH_DURATION_MS to change the 10 s window).
+// Run: `npm run bench -- login-cost` (BENCH_DURATION_MS to change the 10 s window; BENCH_CHECKOUT
+// to run another build's dist/, e.g. a worktree of an earlier commit; BENCH_CHEAP_HASH=1, lib.ts).
 import http from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { argonConcurrency, benchClientId, httpCall, loginBenchEnv, startServerProcess } from "./lib.js";
@@ -28,7 +29,7 @@ function threadCpu(pid: number): Map<number, { name: string; ms: number }> {
   return out;
 }
 
-const server = await startServerProcess(loginBenchEnv);
+const server = await startServerProcess(loginBenchEnv, { checkout: process.env.BENCH_CHECKOUT });
 const agent = new http.Agent({ keepAlive: true, maxSockets: argonConcurrency });
 try {
   const headers = { "content-type": "application/json", "x-koms-clientid": benchClientId };
