@@ -60,6 +60,11 @@ export interface Listener {
 
 const preface = Buffer.from("PRI * HTTP/2.0");
 
+interface H1Connection {
+  /** The answers under way on the connection that have not closed. */
+  answers: Set<http.ServerResponse>;
+}
+
 /** The peer address of each HTTP/2 session, as its socket reported it when it was accepted. */
 const sessionPeers = new WeakMap<http2.Http2Session, string | undefined>();
 
@@ -145,6 +150,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   const sessions = new Set<http2.ServerHttp2Session>();
   let closing = false;
 
+  // Each HTTP/1.1 connection: the requests it has in flight (their answers go out in order, a
+  // pipelined one waiting behind those before it).
+  const h1Connections = new Map<Socket, H1Connection>();
+
   const counted: RequestHandler = (req, res) => {
     active++;
     let done = false;
@@ -155,6 +164,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     };
     res.once("close", finish);
     res.once("finish", finish);
+    const h1c = req.httpVersionMajor === 2 ? undefined : h1Connections.get(req.socket as Socket);
+    if (h1c) {
+      const h1res = res as http.ServerResponse;
+      h1c.answers.add(h1res);
+      h1res.once("close", () => h1c.answers.delete(h1res));
+    }
     if (req.httpVersionMajor === 2) {
       const h2res = res as http2.Http2ServerResponse;
       const stream = h2res.stream;
@@ -220,6 +235,24 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       socket.once("close", () => clearTimeout(linger));
     });
     noTunnel(req, res);
+  });
+  h1.on("connection", (socket: Socket) => {
+    const c: H1Connection = { answers: new Set() };
+    h1Connections.set(socket, c);
+    socket.once("close", () => {
+      h1Connections.delete(socket);
+      // Node 20 closes the answer being sent when its connection goes, but not those queued
+      // behind it (pipelined): they would count as in flight for ever, and their calls (a
+      // Watch, which ends only when told its client left) would go on serving no one. They are
+      // closed here, once Node has closed its own.
+      if (c.answers.size === 0) return;
+      setImmediate(() => {
+        for (const res of c.answers) {
+          res.destroy();
+          res.emit("close");
+        }
+      });
+    });
   });
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes }, maxSessionMemory: 20 }, counted);
   h2.on("connect", noTunnel);
