@@ -162,7 +162,7 @@ export const variables = {
   shutdownGraceSeconds: variable("TESSERA_SHUTDOWN_GRACE_SECONDS", 10, integer(0, 600), "On SIGTERM/SIGINT: how long in-flight calls may take to finish."),
   requestTimeoutMs: variable("TESSERA_REQUEST_TIMEOUT_MS", 30000, integer(1000, 600000), "A request (headers and body) must arrive within this time: else 408 (HTTP/2: per stream, 408 or RST_STREAM once the answer has begun)."),
   headersTimeoutMs: variable("TESSERA_HEADERS_TIMEOUT_MS", 10000, integer(1000, 600000), "Request headers, and under TLS the handshake, must arrive within this time."),
-  idleTimeoutMs: variable("TESSERA_IDLE_TIMEOUT_MS", 65000, integer(1000, 3600000), "Idle connections (HTTP/1.1 keep-alive, HTTP/2 without open streams) are closed after this time; an HTTP/2 answer that cannot be sent for this long is reset."),
+  idleTimeoutMs: variable("TESSERA_IDLE_TIMEOUT_MS", 65000, integer(1000, 3600000), "Idle connections (HTTP/1.1 keep-alive, HTTP/2 without open streams) are closed after this time; so is an HTTP/1.1 connection whose client has taken none of its waiting answers for this long, and an HTTP/2 answer that cannot be sent for this long is reset."),
   trustedProxies: variable("TESSERA_TRUSTED_PROXIES", [] as string[], cidrList, "Comma list of proxy addresses or CIDRs whose `X-Forwarded-For` (else `Forwarded`) names the client: the right-most hop that is not one of them.", { shownDefault: "(none)" }),
   nodeEnv: variable("NODE_ENV", "development", text, "`production` refuses to start without TESSERA_KEY_ENCRYPTION_KEY (private signing keys would be stored in the clear)."),
   // Identity core

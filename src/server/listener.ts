@@ -6,7 +6,9 @@
 // same timeouts:
 // - nothing at all (no byte, no ClientHello), or a ClientHello or h2c preface that has not
 //   arrived whole: closed after the headers timeout;
-// - HTTP/1.1: Node's headers, request and keep-alive timeouts (plain and TLS alike);
+// - HTTP/1.1: Node's headers, request and keep-alive timeouts (plain and TLS alike), and a
+//   connection whose answer has been waiting to be sent, none of it taken by the client, for
+//   the idle timeout is closed (a client that does not read);
 // - HTTP/2, per stream: the request (headers and body) must have arrived within the request
 //   timeout, else 408 (or RST_STREAM(CANCEL) once the answer has begun); per session: see
 //   h2-guard.ts (idle sessions, stalled streams, floods and rapid resets).
@@ -63,6 +65,24 @@ const preface = Buffer.from("PRI * HTTP/2.0");
 interface H1Connection {
   /** The answers under way on the connection that have not closed. */
   answers: Set<http.ServerResponse>;
+  /** Its output: bytes sent when last seen moving, and since when it has waited unmoved. */
+  sent: number;
+  since: number | undefined;
+}
+
+/**
+ * How many bytes of `socket`'s output the kernel has taken. libuv's own count (bytes handed to
+ * it, less those it still holds) moves as the client reads, within a single large write too; the
+ * socket's (its writes completed) moves only once a whole write has gone, and one answer of a
+ * few megabytes to a client reading slowly can take longer than the idle timeout. Under TLS the
+ * TCP handle is the one under the TLS layer.
+ */
+function bytesTaken(socket: Socket): number {
+  type Handle = { bytesWritten?: unknown; writeQueueSize?: unknown; _parent?: Handle };
+  const handle = (socket as unknown as { _handle?: Handle })._handle;
+  const tcp = handle?._parent ?? handle;
+  if (typeof tcp?.bytesWritten === "number" && typeof tcp.writeQueueSize === "number") return tcp.bytesWritten - tcp.writeQueueSize;
+  return socket.bytesWritten - socket.writableLength;
 }
 
 /** The peer address of each HTTP/2 session, as its socket reported it when it was accepted. */
@@ -151,7 +171,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   let closing = false;
 
   // Each HTTP/1.1 connection: the requests it has in flight (their answers go out in order, a
-  // pipelined one waiting behind those before it).
+  // pipelined one waiting behind those before it), and how far its output has got.
   const h1Connections = new Map<Socket, H1Connection>();
 
   const counted: RequestHandler = (req, res) => {
@@ -237,7 +257,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     noTunnel(req, res);
   });
   h1.on("connection", (socket: Socket) => {
-    const c: H1Connection = { answers: new Set() };
+    const c: H1Connection = { answers: new Set(), sent: 0, since: undefined };
     h1Connections.set(socket, c);
     socket.once("close", () => {
       h1Connections.delete(socket);
@@ -254,6 +274,29 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       });
     });
   });
+  // A client that sends requests (or pipelines many) and never reads the answers: Node's server
+  // stops reading such a connection once its output backs up, but keeps it, and the answers it
+  // holds, for ever (the keep-alive timeout only runs between requests, and server.timeout would
+  // also cut quiet streams whose client does read). So a connection with output waiting whose
+  // sent bytes have not moved for the idle timeout is closed. Quiet is not stalled: a stream
+  // with nothing to send (a Watch between changes) is never closed here.
+  const sweepH1 = () => {
+    const now = performance.now();
+    for (const [socket, c] of h1Connections) {
+      const waiting = socket.writableLength;
+      if (waiting === 0 || socket.destroyed) {
+        c.since = undefined;
+        continue;
+      }
+      const sent = bytesTaken(socket);
+      if (c.since === undefined || sent !== c.sent) {
+        c.sent = sent;
+        c.since = now;
+      } else if (now - c.since >= o.idleTimeoutMs) socket.destroy();
+    }
+  };
+  const h1Sweep = setInterval(sweepH1, Math.max(100, Math.floor(o.idleTimeoutMs / 4)));
+  h1Sweep.unref();
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes }, maxSessionMemory: 20 }, counted);
   h2.on("connect", noTunnel);
 
@@ -409,6 +452,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       }
       h1.closeIdleConnections();
       h1.close(() => {}); // stops the timeout sweep (it is not listening: the callback gets an error)
+      clearInterval(h1Sweep);
       for (const s of sessions) s.destroy();
       for (const s of sockets) s.destroy();
       await stopped;
