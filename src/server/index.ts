@@ -208,7 +208,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     idleTimeoutMs: config.idleTimeoutMs,
     maxHeaderBytes: 16 * 1024,
     maxConcurrentStreams: 100,
-    onShed: (reason, peer) => logger.warn("http2 connection shed", { reason, peer }),
+    onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
     sharing: o.sharing,
   });
   // TESSERA_METRICS_PORT is the first worker's alone (its scrape answers every worker's metrics).

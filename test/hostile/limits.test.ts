@@ -2,8 +2,9 @@
  * Limits, each tested against a started server: body size (REST 413, Connect/gRPC
  * RESOURCE_EXHAUSTED, TESSERA_BODY_LIMIT_BYTES), header size (HTTP/1.1 431, HTTP/2 max header
  * list), number of query parameters (100), slow clients (headers dribbled byte by byte, a body that
- * never finishes, a connection that sends nothing), idle keep-alive, and the HTTP/2 concurrent
- * stream limit (stream 101 refused, the connection survives).
+ * never finishes, a connection that sends nothing), idle keep-alive, the HTTP/2 concurrent
+ * stream limit (stream 101 refused, the connection survives), and its HTTP/1.1 counterpart:
+ * 100 pipelined requests in flight (a client that pipelines more loses its connection).
  */
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
@@ -188,6 +189,37 @@ describe("limits", function () {
       await new Promise<void>((resolve) => session.once("close", () => resolve()));
       const ms = Date.now() - t0;
       assert.ok(ms >= 900 && ms < 4000, `closed after ${ms} ms`);
+    });
+  });
+
+  describe("HTTP/1.1 pipelining (at most 100 requests in flight per connection)", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ env: { TESSERA_IDLE_TIMEOUT_MS: "1000" } });
+    });
+    after(() => server?.close());
+
+    /** Pipelines `n` GET /jwt/version in one write and reads until the server closes (idle 1 s). */
+    const pipeline = async (n: number) => {
+      const r = await slowClient(server.port, (s) => s.write("GET /jwt/version HTTP/1.1\r\nhost: x\r\n\r\n".repeat(n)));
+      return (r.received.match(/HTTP\/1\.1 200 /g) ?? []).length;
+    };
+    const sheds = () => server.logs.map((l) => JSON.parse(l) as { msg: string; reason?: string }).filter((l) => l.msg === "http/1.1 connection shed");
+
+    it("100 pipelined requests are all answered on the one connection", async () => {
+      assert.equal(await pipeline(100), 100);
+      assert.deepEqual(sheds(), []);
+    });
+
+    it("a client that pipelines 101 (and one that pipelines 2000) loses its connection before they are answered, logged as shed; the server goes on", async () => {
+      assert.ok((await pipeline(101)) < 101, "all 101 were answered");
+      assert.ok((await pipeline(2000)) < 2000, "all 2000 were answered");
+      assert.deepEqual(sheds().map((l) => l.reason), ["pipelining", "pipelining"]);
+      assert.deepEqual(server.logs.filter((l) => /"level":"error"/.test(l)), []);
+      // The calls it had in flight end with it.
+      for (let i = 0; i < 200 && server.tessera.server.listener.inFlight() > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(server.tessera.server.listener.inFlight(), 0);
+      await healthy(server.url);
     });
   });
 
