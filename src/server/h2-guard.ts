@@ -18,6 +18,10 @@
 //   stalls the answer with its data held in memory, while PINGs keep the connection "active"
 //   for Node's idle timer. A stream whose pending output makes no progress for the idle timeout
 //   is reset (CANCEL).
+// - A client that does not read its socket at all: the server's writes stop, and with them
+//   every frame, the resets of stalled streams included, so those streams never close and the
+//   session would be kept for ever. A stream reset here that has still not closed an idle
+//   timeout later means the connection is not being read: it is closed.
 // - Idle sessions: Node's session timeout closes a session gracefully, and a graceful close
 //   waits for the open streams (a stalled one never ends) and then for the client to close the
 //   connection (one that ignores GOAWAY never does). Here a session is idle when it has no open
@@ -59,13 +63,16 @@ class Budget {
   }
 }
 
-/** Streams the server itself reset (timeouts): not counted as the client's resets. */
-const resetHere = new WeakSet<http2.Http2Stream>();
+/**
+ * Streams the server itself reset (timeouts), and when: not counted as the client's resets, and
+ * expected to close once the reset has been sent.
+ */
+const resetHere = new WeakMap<http2.Http2Stream, number>();
 
 /** Resets `stream` from this side (RST_STREAM with `code`). */
 export function resetStream(stream: http2.Http2Stream, code: number): void {
   if (stream.closed || stream.destroyed) return;
-  resetHere.add(stream);
+  resetHere.set(stream, performance.now());
   stream.close(code);
 }
 
@@ -102,6 +109,16 @@ export function guardSession(session: http2.ServerHttp2Session, o: SessionGuardO
   const sweepStalled = () => {
     const now = performance.now();
     for (const stream of streams) {
+      const resetAt = resetHere.get(stream);
+      if (resetAt !== undefined) {
+        // Its reset has not gone out: nothing the session writes reaches the client.
+        if (now - resetAt >= o.idleTimeoutMs) {
+          session.destroy();
+          o.socket.destroy();
+          return;
+        }
+        continue;
+      }
       if (stream.writableLength === 0) {
         pendingSince.delete(stream);
         continue;

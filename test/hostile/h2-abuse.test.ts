@@ -1,12 +1,13 @@
 /**
  * HTTP/2 abuse, each from a hand-made client on a raw socket (test/support/h2-wire.ts): rapid
- * reset (CVE-2023-44487), a CONTINUATION flood, PING and SETTINGS floods from a client that
- * reads every ACK, and a window that never opens. Each time the abusive connection is shed
- * while a normal client on its own connection keeps being served: every one of its requests is
- * answered 200 (its latency is measured for the failure message, not asserted). Tessera sheds with GOAWAY
- * (ENHANCE_YOUR_CALM) and logs why; the GOAWAY itself can be lost on the way (the server closes
- * a socket that still has flood bytes unread, and the kernel answers them with a TCP reset), so
- * the tests read the reason from the log and see the socket close.
+ * reset (CVE-2023-44487), a CONTINUATION flood, PING and SETTINGS floods from a client that reads
+ * every ACK, a window that never opens, and a client that never reads its socket. Each time the
+ * abusive connection is shed (a stalled one is closed without a log line: its client may just be
+ * stuck) while a normal client on its own connection keeps being served: every one of its requests
+ * is answered 200 (its latency is measured for the failure message, not asserted). Tessera sheds
+ * with GOAWAY (ENHANCE_YOUR_CALM) and logs why; the GOAWAY itself can be lost on the way (the
+ * server closes a socket that still has flood bytes unread, and the kernel answers them with a TCP
+ * reset), so the tests read the reason from the log and see the socket close.
  * What Node 20 (nghttp2 1.61) does by itself and what Tessera adds is in src/server/h2-guard.ts.
  */
 import { strict as assert } from "node:assert";
@@ -187,6 +188,35 @@ describe("HTTP/2 abuse", function () {
           assertServed(r);
         } finally {
           clearInterval(pings);
+          w.destroy();
+        }
+      });
+
+      it("a client that never reads its socket (windows opened wide, 30 answers of 1.4 MB asked for): its streams end and the connection is closed", async () => {
+        const w = await open([[Setting.INITIAL_WINDOW_SIZE, 0x7fffffff]]);
+        const increment = Buffer.alloc(4);
+        increment.writeUInt32BE(0x7fffffff - 65535);
+        w.write(frame(FrameType.WINDOW_UPDATE, 0, 0, increment));
+        await w.until((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) !== 0, 5000);
+        w.socket.pause();
+        const inFlight = () => server.tessera.server.listener.inFlight();
+        try {
+          for (let i = 0; i < 30; i++) {
+            w.write(w.headers(1 + 2 * i, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", "/docs/swagger-ui-bundle.js"]], { endStream: true }));
+          }
+          const deadline = Date.now() + 30_000;
+          while (inFlight() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+          assert.ok(inFlight() > 0, "the requests were not taken");
+          // Its answers back up; the server lets go of them (the normal client's come and go).
+          const r = await whileServing(server.url, ca, async () => {
+            while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+          });
+          assert.equal(inFlight(), 0, "its streams are still open");
+          w.socket.resume();
+          assert.ok(await w.closedWithin(20_000), "the connection is still open");
+          assertServed(r);
+          assert.deepEqual(shedReasons(), []);
+        } finally {
           w.destroy();
         }
       });
