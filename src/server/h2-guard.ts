@@ -17,7 +17,8 @@
 // - A window that never opens (a client that sends no WINDOW_UPDATE, or announces a window of 0)
 //   stalls the answer with its data held in memory, while PINGs keep the connection "active"
 //   for Node's idle timer. A stream whose pending output makes no progress for the idle timeout
-//   is reset (CANCEL).
+//   is reset (CANCEL). When it is the connection's window that is closed, no stream can move:
+//   the session is closed (GOAWAY(NO_ERROR)), rather than each new stream stalling in turn.
 // - A client that does not read its socket at all: the server's writes stop, and with them
 //   every frame, the resets of stalled streams included, so those streams never close and the
 //   session would be kept for ever. A stream reset here that has still not closed an idle
@@ -112,11 +113,7 @@ export function guardSession(session: http2.ServerHttp2Session, o: SessionGuardO
       const resetAt = resetHere.get(stream);
       if (resetAt !== undefined) {
         // Its reset has not gone out: nothing the session writes reaches the client.
-        if (now - resetAt >= o.idleTimeoutMs) {
-          session.destroy();
-          o.socket.destroy();
-          return;
-        }
+        if (now - resetAt >= o.idleTimeoutMs) return close(true);
         continue;
       }
       if (stream.writableLength === 0) {
@@ -125,8 +122,28 @@ export function guardSession(session: http2.ServerHttp2Session, o: SessionGuardO
       }
       const since = pendingSince.get(stream) ?? now;
       pendingSince.set(stream, since);
-      if (now - since >= o.idleTimeoutMs) resetStream(stream, NGHTTP2_CANCEL);
+      if (now - since < o.idleTimeoutMs) continue;
+      // The connection's window is closed: every stream is stuck behind it.
+      if (session.state.remoteWindowSize === 0) return close(false);
+      resetStream(stream, NGHTTP2_CANCEL);
     }
+  };
+  /**
+   * Closes a session that cannot send answers: one whose connection takes no bytes at all
+   * (`blocked`) at once; else with GOAWAY(NO_ERROR) and its streams reset (CANCEL), its
+   * connection closed once they are gone, or an idle timeout later if the client keeps it.
+   */
+  const close = (blocked: boolean) => {
+    if (blocked) {
+      session.destroy();
+      o.socket.destroy();
+      return;
+    }
+    if (!session.closed) {
+      session.close();
+      setTimeout(() => o.socket.destroy(), o.idleTimeoutMs).unref();
+    }
+    for (const stream of streams) resetStream(stream, NGHTTP2_CANCEL);
   };
 
   session.on("ping", () => {

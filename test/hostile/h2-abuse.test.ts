@@ -1,13 +1,14 @@
 /**
  * HTTP/2 abuse, each from a hand-made client on a raw socket (test/support/h2-wire.ts): rapid
  * reset (CVE-2023-44487), a CONTINUATION flood, PING and SETTINGS floods from a client that reads
- * every ACK, a window that never opens, and a client that never reads its socket. Each time the
- * abusive connection is shed (a stalled one is closed without a log line: its client may just be
- * stuck) while a normal client on its own connection keeps being served: every one of its requests
- * is answered 200 (its latency is measured for the failure message, not asserted). Tessera sheds
- * with GOAWAY (ENHANCE_YOUR_CALM) and logs why; the GOAWAY itself can be lost on the way (the
- * server closes a socket that still has flood bytes unread, and the kernel answers them with a TCP
- * reset), so the tests read the reason from the log and see the socket close.
+ * every ACK, a window that never opens (a stream's, or the connection's), and a client that never
+ * reads its socket. Each time the abusive connection is shed (a stalled one is closed without a
+ * log line: its client may just be stuck) while a normal client on its own connection keeps being
+ * served: every one of its requests is answered 200 (its latency is measured for the failure
+ * message, not asserted). Tessera sheds with GOAWAY (ENHANCE_YOUR_CALM) and logs why; the GOAWAY
+ * itself can be lost on the way (the server closes a socket that still has flood bytes unread, and
+ * the kernel answers them with a TCP reset), so the tests read the reason from the log and see the
+ * socket close.
  * What Node 20 (nghttp2 1.61) does by itself and what Tessera adds is in src/server/h2-guard.ts.
  */
 import { strict as assert } from "node:assert";
@@ -188,6 +189,32 @@ describe("HTTP/2 abuse", function () {
           assertServed(r);
         } finally {
           clearInterval(pings);
+          w.destroy();
+        }
+      });
+
+      it("a connection window that never opens (streams' windows wide, no WINDOW_UPDATE for the connection, a new stream every 500 ms): the session is closed (GOAWAY NO_ERROR) once an answer has waited the idle timeout (3 s)", async () => {
+        const w = await open([[Setting.INITIAL_WINDOW_SIZE, 0x7fffffff]]);
+        const request = (id: number, path: string) => w.write(w.headers(id, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", path]], { endStream: true }));
+        let next = 3;
+        // The OpenAPI document (about 97 KB) takes the connection's whole window (64 KiB).
+        request(1, "/openapi.json");
+        const more = setInterval(() => {
+          if (next < 200) request(next, "/jwt/version");
+          next += 2;
+        }, 500);
+        try {
+          const r = await whileServing(server.url, ca, async () => {
+            assert.ok(await w.closedWithin(20_000), "the connection is still open");
+          });
+          assert.equal(w.goaway()?.code, ErrorCode.NO_ERROR);
+          // Its streams, every one of them stalled behind the connection's window, were reset.
+          assert.equal(w.resets().find((x) => x.stream === 1)?.code, ErrorCode.CANCEL);
+          assert.deepEqual(w.resets().filter((x) => x.code !== ErrorCode.CANCEL), []);
+          assertServed(r);
+          assert.deepEqual(shedReasons(), []);
+        } finally {
+          clearInterval(more);
           w.destroy();
         }
       });
