@@ -88,6 +88,7 @@ await listen(handler, {
   requestTimeoutMs: 60_000,
   headersTimeoutMs: 20_000,
   idleTimeoutMs: 60_000,
+  keepAliveMs: 60_000,
   maxHeaderBytes: 16 * 1024,
   maxConcurrentStreams: 100,
 });

@@ -206,6 +206,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     requestTimeoutMs: config.requestTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
+    keepAliveMs: config.tcpKeepaliveSeconds * 1000,
     maxHeaderBytes: 16 * 1024,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),

@@ -35,6 +35,8 @@ export interface ListenerOptions {
   requestTimeoutMs: number;
   headersTimeoutMs: number;
   idleTimeoutMs: number;
+  /** TCP keepalive on every accepted connection: its first probe after this long without traffic (0: off). */
+  keepAliveMs: number;
   /** Largest request header block, bytes. */
   maxHeaderBytes: number;
   /**
@@ -342,6 +344,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   };
 
   const track = (socket: Socket) => {
+    // A client that vanished (its host gone, a NAT that forgot it) sends nothing, not even a
+    // reset: during a quiet stream (a Watch) nothing would ever notice. The kernel's keepalive
+    // probes do (libuv probes every second after the delay, and gives up after 10). Set on the
+    // TCP socket itself (under TLS, the one under the TLS layer), in the worker that serves it:
+    // a connection handed to another worker is the same socket there.
+    if (o.keepAliveMs > 0) socket.setKeepAlive(true, o.keepAliveMs);
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
