@@ -207,11 +207,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     headersTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     keepAliveMs: config.tcpKeepaliveSeconds * 1000,
+    maxConnections: config.maxConnections,
+    onRefused: o.metrics && (() => o.metrics!.connectionRefused()),
     maxHeaderBytes: 16 * 1024,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
     sharing: o.sharing,
   });
+  o.metrics?.countConnections(() => listener.connections());
   // TESSERA_METRICS_PORT is the first worker's alone (its scrape answers every worker's metrics).
   const metricsServer = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config.host, config.metricsPort) : undefined;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;

@@ -37,6 +37,10 @@ export interface ListenerOptions {
   idleTimeoutMs: number;
   /** TCP keepalive on every accepted connection: its first probe after this long without traffic (0: off). */
   keepAliveMs: number;
+  /** Connections served at once (0: no limit); beyond, a new one is closed as it is accepted. */
+  maxConnections?: number;
+  /** Told of each connection closed for want of room (for the metrics). */
+  onRefused?(): void;
   /** Largest request header block, bytes. */
   maxHeaderBytes: number;
   /**
@@ -58,6 +62,8 @@ export interface Listener {
   readonly secure: boolean;
   /** Requests being served right now. */
   inFlight(): number;
+  /** Connections open right now (served here). */
+  connections(): number;
   /**
    * Graceful stop: refuse new connections, let in-flight requests finish (HTTP/2 sessions get
    * GOAWAY, idle HTTP/1.1 connections close), and after `graceMs` destroy what is left.
@@ -415,6 +421,15 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     if (!o.tls) socket.setNoDelay(true);
     front.emit("connection", socket);
   };
+  // TESSERA_MAX_CONNECTIONS counts the connections served here. A connection this process
+  // accepts itself is refused by Node as it is accepted (maxConnections: its handle closed, no
+  // socket made); one handed over (cluster.ts) is checked as it arrives.
+  const max = o.maxConnections ?? 0;
+  const full = () => max > 0 && sockets.size >= max;
+  const refuse = (socket: Socket) => {
+    socket.destroy();
+    o.onRefused?.();
+  };
   // What listens on the port: `front` itself, or under TESSERA_WORKERS the first worker's
   // acceptor; a follower has none.
   let acceptor: net.Server | undefined;
@@ -422,8 +437,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   const sharing = o.sharing;
   if (sharing && !sharing.leads) {
     // A connection still on its way when this worker stops is refused: the leader serves it.
+    // So is one that finds no room here (the leader serves it if it has room).
     port = await sharing.follow((socket) => {
-      if (closing) return false;
+      if (closing || full()) return false;
       serve(socket);
       return true;
     });
@@ -431,6 +447,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     // Accepted paused, so that a connection handed to another worker has had nothing read
     // here; one kept here is served and read from now on.
     const serveHere = (socket: Socket) => {
+      if (full()) return refuse(socket);
       serve(socket);
       if (!o.tls) socket.resume();
     };
@@ -440,6 +457,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         })
       : front;
     acceptor = server;
+    if (!sharing && max > 0) {
+      server.maxConnections = max;
+      server.on("drop", () => o.onRefused?.());
+    }
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(o.port, o.host, () => {
@@ -455,6 +476,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     port,
     secure: o.tls !== undefined,
     inFlight: () => active,
+    connections: () => sockets.size,
     async close(graceMs: number) {
       closing = true;
       // No new connection (a follower has none of its own: the leader stops handing them over).

@@ -117,6 +117,10 @@ export interface Metrics {
   storeHook(kind: StoreKind): StoreCallHook;
   /** A password hash waited `ms` for a hasher (the hash pool's observer). */
   hashWaited(ms: number): void;
+  /** A connection was closed for want of room (TESSERA_MAX_CONNECTIONS). */
+  connectionRefused(): void;
+  /** Reads the connections open now from `open` at scrape time. */
+  countConnections(open: () => number): void;
   /** Starts reading the core's figures. */
   watch(sources: MetricSources): void;
   /** The exposition text: this process's registry, or under a cluster every worker's, aggregated. */
@@ -191,6 +195,21 @@ export function createMetrics(): Metrics {
     help: "How long a password hash waited for a free hasher.",
     buckets: [0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
+  });
+
+  const connectionsRefused = new client.Counter({
+    name: "tessera_connections_refused_total",
+    help: "Connections closed as they were accepted because the worker serving them had TESSERA_MAX_CONNECTIONS open.",
+    registers: [registry],
+  });
+  let openConnections: (() => number) | undefined;
+  new client.Gauge({
+    name: "tessera_connections_open",
+    help: "Connections open now (summed over workers: each counts those it serves).",
+    registers: [registry],
+    collect() {
+      if (openConnections) this.set(openConnections());
+    },
   });
 
   let sources: MetricSources | undefined;
@@ -304,6 +323,10 @@ export function createMetrics(): Metrics {
       };
     },
     hashWaited: (ms) => hashWait.observe(ms / 1000),
+    connectionRefused: () => connectionsRefused.inc(),
+    countConnections(open) {
+      openConnections = open;
+    },
     watch(s) {
       sources = s;
       s.audit.observe({

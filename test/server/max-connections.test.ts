@@ -1,0 +1,109 @@
+// TESSERA_MAX_CONNECTIONS: each worker serves at most that many connections at once; a further
+// one is closed as it is accepted, before a byte of it is read, and counted
+// (tessera_connections_refused_total; tessera_connections_open counts those open, summed over
+// workers). Under TESSERA_WORKERS a connection counts where it is served: one handed to a worker
+// that has no room is served by the first worker if it has room, else closed.
+// Metrics are read on TESSERA_METRICS_PORT, which the limit does not apply to.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { scrape, value } from "../support/metrics.js";
+import { slowClient } from "../support/net.js";
+import { killService, startService } from "../support/process.js";
+import { startTestServer } from "../support/server.js";
+
+/** A connection answered once (GET /jwt/version, `requestId`), left open. */
+async function held(port: number, requestId: string): Promise<net.Socket> {
+  const s = net.connect(port, "127.0.0.1");
+  s.on("error", () => {});
+  await new Promise<void>((resolve) => s.once("connect", () => resolve()));
+  s.write(`GET /jwt/version HTTP/1.1\r\nhost: x\r\nx-request-id: ${requestId}\r\n\r\n`);
+  const head = await new Promise<string>((resolve) => s.once("data", (d: Buffer) => resolve(d.toString("latin1"))));
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  return s;
+}
+
+/** What a connection with one request gets back before the server closes it ("... still open" if it has not in 10 s). */
+async function refused(port: number): Promise<string> {
+  let socket: net.Socket | undefined;
+  const limit = setTimeout(() => socket?.destroy(), 10_000);
+  const r = await slowClient(port, (s) => {
+    socket = s;
+    s.write("GET /jwt/version HTTP/1.1\r\nhost: x\r\n\r\n");
+  });
+  clearTimeout(limit);
+  return r.closedAfterMs >= 10_000 ? `${r.received} ... still open` : r.received;
+}
+
+describe("server: TESSERA_MAX_CONNECTIONS", function () {
+  this.timeout(60_000);
+
+  it("one process, at most 2: a third connection is closed unanswered and counted; once one closes, a new one is served", async () => {
+    const server = await startTestServer({ env: { TESSERA_MAX_CONNECTIONS: "2", TESSERA_METRICS_PORT: "0" } });
+    const metricsUrl = `http://127.0.0.1:${server.tessera.server.metricsPort}/metrics`;
+    const sockets: net.Socket[] = [];
+    try {
+      sockets.push(await held(server.port, "a"), await held(server.port, "b"));
+      assert.equal(await refused(server.port), "");
+      let m = await scrape(metricsUrl);
+      assert.equal(value(m, "tessera_connections_refused_total"), 1);
+      assert.equal(value(m, "tessera_connections_open"), 2);
+      sockets.shift()!.destroy();
+      for (let i = 0; i < 100 && server.tessera.server.listener.connections() > 1; i++) await new Promise((r) => setTimeout(r, 20));
+      sockets.push(await held(server.port, "c"));
+      m = await scrape(metricsUrl);
+      assert.equal(value(m, "tessera_connections_refused_total"), 1);
+      assert.equal(value(m, "tessera_connections_open"), 2);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await server.close();
+    }
+  });
+
+  it("TESSERA_WORKERS=2, at most 1 each: a connection handed to the full worker is served by the first when it has room, closed when it has none; counted where served", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-max-connections-"));
+    const cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_MAX_CONNECTIONS: "1", TESSERA_METRICS_PORT: "0" }, { listeners: 2 });
+    const metricsPort = cluster.lines().find((l) => l.msg === "listening" && l.worker === 1)!.metricsPort as number;
+    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    const workerOf = async (requestId: string) => {
+      for (let i = 0; i < 100; i++) {
+        const line = cluster.lines().find((l) => l.msg === "rpc" && l.requestId === requestId);
+        if (line) return line.worker;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return undefined;
+    };
+    const open = async () => value(await scrape(metricsUrl), "tessera_connections_open");
+    const sockets = new Map<number, net.Socket>();
+    try {
+      const a = await held(cluster.port, "a");
+      const b = await held(cluster.port, "b");
+      const workers = [await workerOf("a"), await workerOf("b")];
+      assert.deepEqual([...workers].sort(), [1, 2]);
+      sockets.set(workers[0] as number, a);
+      sockets.set(workers[1] as number, b);
+      // Both full: the next connection, whichever worker it is handed to, is closed.
+      assert.equal(await refused(cluster.port), "");
+      // The first worker has room again, twice in a row: one of the two connections is handed
+      // to worker 2 (round-robin), which has none; both are served by the first.
+      for (const id of ["c", "d"]) {
+        sockets.get(1)!.destroy();
+        for (let i = 0; i < 100 && (await open()) !== 1; i++) await new Promise((r) => setTimeout(r, 20));
+        sockets.set(1, await held(cluster.port, id));
+        assert.equal(await workerOf(id), 1);
+      }
+      // Full again: two more connections, one handed to each worker, are both closed.
+      assert.equal(await refused(cluster.port), "");
+      assert.equal(await refused(cluster.port), "");
+      const m = await scrape(metricsUrl);
+      assert.equal(value(m, "tessera_connections_refused_total"), 3);
+      assert.equal(value(m, "tessera_connections_open"), 2);
+    } finally {
+      for (const s of sockets.values()) s.destroy();
+      await killService(cluster);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
