@@ -185,7 +185,7 @@ export const variables = {
   lastUsedIntervalSeconds: variable("TESSERA_LAST_USED_INTERVAL_SECONDS", 60, integer(0, 86400), "At most one last-used write per token per this interval."),
   apiTokenCacheSeconds: variable("TESSERA_API_TOKEN_CACHE_SECONDS", 2, integer(0, 60), "How long an instance may cache an API token lookup (bound on cross-instance revocation delay)."),
   authenticationTokenTtlSeconds: variable("TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS", 60, integer(1, 3600), "Lifetime of seed 003 authentication tokens."),
-  housekeepingIntervalSeconds: variable("TESSERA_HOUSEKEEPING_INTERVAL_SECONDS", 600, integer(0, 86400), "How often housekeeping deletes expired sessions, refresh tokens, authentication tokens, JWT refresh tokens, retired keys, stale login counters, remembered logins and old audit events, in batches of 1000 (0: never)."),
+  housekeepingIntervalSeconds: variable("TESSERA_HOUSEKEEPING_INTERVAL_SECONDS", 600, integer(0, 86400), "How often housekeeping deletes expired sessions, refresh tokens, authentication tokens, JWT refresh tokens, retired keys, stale login counters, remembered logins, old audit events, and user tokens and cookie sessions past their retention, in batches of 1000 (0: never)."),
   jwtAlg: variable("TESSERA_JWT_ALG", "EdDSA" as "EdDSA" | "ES256" | "HS256", oneOf("EdDSA", "ES256", "HS256"), "Signing algorithm of every JWT Tessera issues."),
   jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes); required when TESSERA_JWT_ALG=HS256.", { secret: true }),
   keyPublishSeconds: variable("TESSERA_KEY_PUBLISH_SECONDS", 600, integer(0, 86400), "How long a signing key is published in the JWKS before it may sign: a rotation promotes the next key no earlier than this after it was published. The JWKS (and GET /jwt/pubkey) max-age is at most this, minus the 30 s in which instances learn of new keys."),
@@ -199,6 +199,7 @@ export const variables = {
   metricsPort: variable<number>("TESSERA_METRICS_PORT", undefined, integer(0, 65535), "Serve `/metrics` on this port of HOST instead of the main port (which then answers 404 there)."),
   audit: variable("TESSERA_AUDIT", true, boolean, "Record the audit trail (store and `\"type\":\"audit\"` log lines); `off` records nothing (metrics still count logins).", { shownDefault: "on" }),
   auditRetentionDays: variable("TESSERA_AUDIT_RETENTION_DAYS", 90, integer(1, 36500), "Housekeeping deletes audit events older than this many days."),
+  userTokenRetentionDays: variable("TESSERA_USER_TOKEN_RETENTION_DAYS", 30, integer(1, 36500), "Housekeeping deletes seed 002 user tokens and seed 003 cookie sessions this many days after they expired or were logged out; until then they answer TOKEN_EXPIRED or TOKEN_REVOKED, after it INVALID_TOKEN (unknown)."),
   otlpEndpoint: variable<string>("OTEL_EXPORTER_OTLP_ENDPOINT", undefined, text, "Set: export trace spans (calls, store operations, hashing) over OTLP/HTTP to this endpoint through the OpenTelemetry SDK (other `OTEL_*` variables apply); unset: the SDK is not loaded."),
   sessionCookieTtlSeconds: variable("TESSERA_SESSION_COOKIE_TTL_SECONDS", 86400, integer(60, 31536000), "Lifetime (and cookie Max-Age) of the `tessera_session` cookie set by seed 003's token exchange."),
 } as const;

@@ -70,7 +70,7 @@ export class CredentialLifecycle {
   async deactivated(userId: string, at: Date): Promise<void> {
     await Promise.all([
       this.deps.sessions.endAllForUser(userId, at),
-      this.deps.userTokens.disableAllForUser(userId),
+      this.deps.userTokens.disableAllForUser(userId, at),
       this.deps.jwtRefreshTokens.revokeAllForUser(userId, at),
     ]);
   }

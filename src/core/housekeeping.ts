@@ -3,7 +3,11 @@
 // their last token, login-attempt counters whose window has passed and that hold no lock,
 // remembered logins past their 30 days, and audit events older than TESSERA_AUDIT_RETENTION_DAYS.
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
-// no TTL indexes); it only keeps the tables small. Every instance may run it: deletes are
+// no TTL indexes); it only keeps the tables small. One deletion changes an answer, by design:
+// user tokens and cookie sessions that expired or were logged out (disabled) more than
+// TESSERA_USER_TOKEN_RETENTION_DAYS ago. Until then such a token answers TOKEN_EXPIRED or
+// TOKEN_REVOKED; once deleted it is unknown, INVALID_TOKEN, as a token never issued. Without the
+// retention they were kept for good, one row per login and per link exchange. Every instance may run it: deletes are
 // idempotent. Each kind is deleted in batches of at most `deleteBatch` records, one store call
 // each (in SQLite one statement, its own commit: see ports.ts), until a batch comes back short:
 // a backlog (the first pass after an upgrade, a long outage) never holds SQLite's write lock,
@@ -12,7 +16,7 @@ import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 
 /** The stores housekeeping tidies: those holding records that expire. */
-export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "keys" | "loginAttempts" | "auditEvents">;
+export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "userTokens" | "keys" | "loginAttempts" | "auditEvents">;
 import type { Clock } from "./clock.js";
 
 /** Records deleted per store call (a batch); see the top of this file. */
@@ -29,6 +33,8 @@ export class Housekeeping {
       logger: Logger;
       loginWindowSeconds?: number;
       auditRetentionDays?: number;
+      /** Days user tokens and cookie sessions are kept after they expired or were logged out; default 30. */
+      userTokenRetentionDays?: number;
       /** Records per batch; default DELETE_BATCH. */
       deleteBatch?: number;
     },
@@ -51,11 +57,13 @@ export class Housekeeping {
     };
     const staleBefore = new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000);
     const auditBefore = new Date(now.getTime() - (this.deps.auditRetentionDays ?? 90) * 86_400_000);
+    const userTokensBefore = new Date(now.getTime() - (this.deps.userTokenRetentionDays ?? 30) * 86_400_000);
     const jobs: Array<[string, () => Promise<number>]> = [
       ["sessions", batched((limit) => store.sessions.deleteExpired(now, limit))],
       ["refreshTokens", batched((limit) => store.refreshTokens.deleteExpired(now, limit))],
       ["authTokens", batched((limit) => store.authTokens.deleteExpired(now, limit))],
       ["jwtRefreshTokens", batched((limit) => store.jwtRefreshTokens.deleteExpired(now, limit))],
+      ["userTokens", batched((limit) => store.userTokens.deleteEndedBefore(userTokensBefore, limit))],
       // A handful of rows: one per key rotation.
       ["keys", () => store.keys.deleteExpired(now)],
       ["loginAttempts", batched((limit) => store.loginAttempts.deleteStale(staleBefore, now, limit))],

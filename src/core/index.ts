@@ -99,6 +99,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     logger,
     loginWindowSeconds: config.loginWindowSeconds,
     auditRetentionDays: config.auditRetentionDays,
+    userTokenRetentionDays: config.userTokenRetentionDays,
   });
   housekeeping.start(config.housekeepingIntervalSeconds);
   return { users, passwords, hashPool, audit, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };

@@ -88,7 +88,7 @@ export class UserTokens {
     // A password change or deactivation while the login was in flight: withdraw the token.
     const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
     if (state !== "current") {
-      await this.deps.userTokens.disable(token.id);
+      await this.deps.userTokens.disable(token.id, this.deps.clock.now());
       if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
       throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
     }
@@ -133,7 +133,7 @@ export class UserTokens {
       credentialEpoch: user.credentialEpoch,
     });
     if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current") {
-      await this.deps.userTokens.disable(token.id);
+      await this.deps.userTokens.disable(token.id, this.deps.clock.now());
       return null;
     }
     this.deps.logger.info("cookie session started", { userId: user.id, credentialId: token.id });
@@ -150,13 +150,13 @@ export class UserTokens {
    * token, the second is 401 like any call with a disabled token.
    */
   async logout(tokenId: string): Promise<void> {
-    if (!(await this.deps.userTokens.disable(tokenId))) throw refused("TOKEN_REVOKED", "user token is disabled");
+    if (!(await this.deps.userTokens.disable(tokenId, this.deps.clock.now()))) throw refused("TOKEN_REVOKED", "user token is disabled");
     this.deps.logger.info("user token logged out", { credentialId: tokenId });
   }
 
   /** POST /auth/logout with the session cookie: ends the cookie session (as `logout` does a token). */
   async endCookieSession(sessionId: string): Promise<void> {
-    if (!(await this.deps.userTokens.disable(sessionId))) throw refused("TOKEN_REVOKED", "session cookie is disabled");
+    if (!(await this.deps.userTokens.disable(sessionId, this.deps.clock.now()))) throw refused("TOKEN_REVOKED", "session cookie is disabled");
     this.deps.logger.info("cookie session ended", { credentialId: sessionId });
   }
 

@@ -16,8 +16,9 @@
 //   purpose; anything else is a bug (INTERNAL).
 // - Expiry is never left to the database (FerretDB has no TTL): callers compare `expiresAt`
 //   with their own clock; `deleteExpired` exists only to keep tables small.
-// - Housekeeping deletes (deleteExpired, deleteOlderThan, deleteStale, forgetExpiredLogins) take
-//   a `limit` and delete at most that many records per call, found by an index: one batch. In
+// - Housekeeping deletes (deleteExpired, deleteEndedBefore, deleteOlderThan, deleteStale,
+//   forgetExpiredLogins) take a `limit` and delete at most that many records per call, found by
+//   an index: one batch. In
 //   SQLite a batch is one statement and its own commit, so a backlog never holds the one write
 //   lock (every worker's writers wait on it) or the event loop for long; in MongoDB it is one
 //   find of at most `limit` ids by the index, then one deleteMany of those ids (the filter

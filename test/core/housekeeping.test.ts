@@ -105,6 +105,7 @@ for (const kind of storesUnderTest()) {
         refreshTokens: spy("refreshTokens", store.refreshTokens, "deleteExpired", 1),
         authTokens: spy("authTokens", store.authTokens, "deleteExpired", 1),
         jwtRefreshTokens: spy("jwtRefreshTokens", store.jwtRefreshTokens, "deleteExpired", 1),
+        userTokens: spy("userTokens", store.userTokens, "deleteEndedBefore", 1),
         loginAttempts: spy("knownLogins", spy("loginAttempts", store.loginAttempts, "deleteStale", 2), "forgetExpiredLogins", 1),
         auditEvents: spy("auditEvents", store.auditEvents, "deleteOlderThan", 1),
       };
@@ -116,6 +117,7 @@ for (const kind of storesUnderTest()) {
         ["refreshTokens.deleteExpired", 10, 0],
         ["authTokens.deleteExpired", 10, 0],
         ["jwtRefreshTokens.deleteExpired", 10, 0],
+        ["userTokens.deleteEndedBefore", 10, 0],
         ["loginAttempts.deleteStale", 10, 0],
         ["knownLogins.forgetExpiredLogins", 10, 0],
         ["auditEvents.deleteOlderThan", 10, 10],

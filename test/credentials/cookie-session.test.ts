@@ -6,6 +6,8 @@
 // logging the browser in as someone else.
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
+import { Housekeeping } from "../../src/core/housekeeping.js";
+import { createLogger } from "../../src/logger.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
@@ -74,6 +76,26 @@ for (const store of storesUnderTest()) {
           assert.equal(await stillLive(value), 401);
         } finally {
           authTokens.close();
+        }
+      });
+
+      it(`TESSERA_USER_TOKEN_RETENTION_DAYS (30) after it expired, housekeeping deletes a cookie session: INVALID_TOKEN; one expired less long ago still TOKEN_EXPIRED (${protocol})`, async () => {
+        const userTokens = userTokenApi(protocol, server.url);
+        try {
+          const hour = 3600_000;
+          const longAgo = await browserSession(); // ends 24 h from now
+          clock.advance(12 * hour);
+          const lately = await browserSession(); // ends 36 h from now
+          // 30 days and 6 h past the first one's end; 30 days less 6 h past the second's.
+          clock.advance(30 * 24 * hour + 18 * hour);
+          const expired = async (value: string) => expectCode(await userTokens.logout(cookie(value)), "unauthenticated", "session cookie has expired", "TOKEN_EXPIRED");
+          await expired(longAgo.value);
+          await expired(lately.value);
+          await new Housekeeping({ store: server.tessera.store, clock, logger: createLogger("silent"), userTokenRetentionDays: server.config.userTokenRetentionDays }).runOnce();
+          expectCode(await userTokens.logout(cookie(longAgo.value)), "unauthenticated", "invalid session cookie", "INVALID_TOKEN");
+          await expired(lately.value);
+        } finally {
+          userTokens.close();
         }
       });
 

@@ -597,12 +597,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     it("disables once (logout): enabled=false, version grows", async () => {
       const input = newToken();
       await store.userTokens.create(input);
-      assert.equal(await store.userTokens.disable(input.id), true);
-      assert.equal(await store.userTokens.disable(input.id), false);
+      assert.equal(await store.userTokens.disable(input.id, at(1000)), true);
+      assert.equal(await store.userTokens.disable(input.id, at(2000)), false);
       const found = await store.userTokens.findByHash(input.hash);
-      assert.equal(found?.enabled, false);
-      assert.equal(found?.version, 1);
-      assert.equal(await store.userTokens.disable(id("missing")), false);
+      assert.deepEqual(found, { ...input, enabled: false, version: 1 }, "when it was disabled is not part of the record");
+      assert.equal(await store.userTokens.disable(id("missing"), at(1000)), false);
     });
 
     it("disables every enabled token of one user", async () => {
@@ -610,14 +609,50 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const tokens = [newToken(userId), newToken(userId), newToken(userId)];
       const other = newToken();
       for (const t of [...tokens, other]) await store.userTokens.create(t);
-      await store.userTokens.disable(tokens[0]!.id);
-      assert.equal(await store.userTokens.disableAllForUser(userId), 2);
+      await store.userTokens.disable(tokens[0]!.id, at(1000));
+      assert.equal(await store.userTokens.disableAllForUser(userId, at(2000)), 2);
       for (const t of tokens) {
         const found = await store.userTokens.findByHash(t.hash);
         assert.equal(found?.enabled, false);
         assert.equal(found?.version, 1);
       }
       assert.equal((await store.userTokens.findByHash(other.hash))?.enabled, true);
+    });
+
+    it("retention: deletes the tokens that expired or were disabled before the cut-off, with their logout and last use; keeps the rest", async () => {
+      // A database of its own, so the count is this test's alone.
+      const own = await harness.open(id("retention"));
+      const cutOff = at(0);
+      const token = (name: string, expiresAt?: Date) => ({ ...newToken(), id: id(name), ...(expiresAt !== undefined && { expiresAt }) });
+      const expiredBefore = token("expired-before", at(-1));
+      const expiredAtCutOff = token("expired-at-cut-off", cutOff);
+      const disabledBefore = token("disabled-before"); // never expires
+      const disabledBeforeExpiresLater = token("disabled-before-expires-later", at(1000));
+      const disabledAtCutOff = token("disabled-at-cut-off");
+      const disabledByUser = { ...token("disabled-by-user"), userId: id("u-deactivated") };
+      const neverExpires = token("never-expires");
+      const all = [expiredBefore, expiredAtCutOff, disabledBefore, disabledBeforeExpiresLater, disabledAtCutOff, disabledByUser, neverExpires];
+      for (const t of all) {
+        await own.userTokens.create(t);
+        await own.userTokens.touchLastUsed(t.id, at(-5000), 60_000);
+      }
+      await own.userTokens.disable(expiredBefore.id, at(-3000));
+      await own.userTokens.disable(disabledBefore.id, at(-2));
+      await own.userTokens.disable(disabledBeforeExpiresLater.id, at(-1));
+      await own.userTokens.disable(disabledAtCutOff.id, cutOff);
+      await own.userTokens.disableAllForUser(disabledByUser.userId, at(-1));
+
+      assert.equal(await own.userTokens.deleteEndedBefore(cutOff, BATCH), 4);
+      const gone = [expiredBefore, disabledBefore, disabledBeforeExpiresLater, disabledByUser];
+      for (const t of gone) assert.equal(await own.userTokens.findByHash(t.hash), null, t.id);
+      for (const t of [expiredAtCutOff, disabledAtCutOff, neverExpires]) assert.ok(await own.userTokens.findByHash(t.hash), t.id);
+      assert.equal(await own.userTokens.deleteEndedBefore(cutOff, BATCH), 0);
+      // Nothing of a deleted token is left: a token stored again under its id starts enabled, never used.
+      for (const t of gone) {
+        const again = { ...t, hash: id("again") };
+        await own.userTokens.create(again);
+        assert.deepEqual(await own.userTokens.findByHash(again.hash), { ...again, enabled: true, version: 0 }, t.id);
+      }
     });
   });
 
@@ -1132,6 +1167,17 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
         add: async (s, key, expired) => void (await s.jwtRefreshTokens.create({ jti: key, userId: "u", issuedAt: at(-10), expiresAt: at(expired ? -1 : 1000) })),
         has: async (s, key) => (await s.jwtRefreshTokens.findByJti(key)) !== null,
         remove: (s, limit) => s.jwtRefreshTokens.deleteExpired(at(0), limit),
+      },
+      {
+        name: "userTokens.deleteEndedBefore",
+        // Half of the backlog expired, half logged out (and never expiring).
+        add: async (s, key, expired) => {
+          const ended = expired && Number.parseInt(key.slice(-1), 16) % 2 === 0;
+          await s.userTokens.create({ id: key, hash: key, userId: "u", createdAt: at(-10), ...(!ended && { expiresAt: at(expired ? -1 : 1000) }) });
+          if (ended) await s.userTokens.disable(key, at(-1));
+        },
+        has: async (s, key) => (await s.userTokens.findByHash(key)) !== null,
+        remove: (s, limit) => s.userTokens.deleteEndedBefore(at(0), limit),
       },
       {
         name: "auditEvents.deleteOlderThan",

@@ -20,6 +20,7 @@ import { sqliteLoginAttempts } from "../../src/store/sqlite/sqlite-login-attempt
 import { sqliteRefreshTokens } from "../../src/store/sqlite/sqlite-refresh-tokens.js";
 import { sqliteSessions } from "../../src/store/sqlite/sqlite-sessions.js";
 import { sqliteSigningKeys } from "../../src/store/sqlite/sqlite-signing-keys.js";
+import { sqliteUserTokens } from "../../src/store/sqlite/sqlite-user-tokens.js";
 import { sqliteUsers } from "../../src/store/sqlite/sqlite-users.js";
 import { migrate } from "../../src/store/sqlite/schema.js";
 
@@ -44,7 +45,7 @@ describe("sqlite store", () => {
     try {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       const versions = db.prepare("SELECT version FROM schema_version ORDER BY version").all();
-      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }]);
+      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }, { version: 7 }]);
     } finally {
       db.close();
     }
@@ -65,7 +66,7 @@ describe("sqlite store", () => {
     const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
     try {
       const tables = new Set([...deletes].map((sql) => /^DELETE FROM (\w+)/.exec(sql)?.[1]));
-      assert.deepEqual([...tables].sort(), ["audit_events", "auth_tokens", "jwt_refresh_tokens", "known_logins", "login_attempts", "refresh_tokens", "sessions", "signing_keys"]);
+      assert.deepEqual([...tables].sort(), ["audit_events", "auth_tokens", "jwt_refresh_tokens", "known_logins", "login_attempts", "refresh_tokens", "sessions", "signing_keys", "user_tokens"]);
       const scans = [...deletes].flatMap((sql) => {
         const params = (sql.match(/\?/g) ?? []).map(() => 0);
         const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((row) => row.detail);
@@ -438,6 +439,8 @@ describe("sqlite store", () => {
         ["refresh_tokens", (i, keep) => [`r${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES (?, 's', 0, ?)"],
         ["auth_tokens", (i, keep) => [`a${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO auth_tokens (hash, user_id, created_at, expires_at) VALUES (?, 'u', 0, ?)"],
         ["jwt_refresh_tokens", (i, keep) => [`j${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at) VALUES (?, 'u', 0, ?)"],
+        // Past the retention (30 days): half expired, half logged out without an expiry; kept: one that never expires.
+        ["user_tokens", (i, keep) => [`ut${i}`, `ut${i}`, keep || i % 2 === 0 ? 1 : 0, keep || i % 2 === 1 ? null : t, keep || i % 2 === 0 ? null : t], "INSERT INTO user_tokens (id, hash, user_id, created_at, version, enabled, expires_at, disabled_at) VALUES (?, ?, 'u', 0, 0, ?, ?, ?)"],
         ["login_attempts", (i, keep) => [`k${i}`, keep ? now.getTime() : t], "INSERT INTO login_attempts (key, failures, first_failure_at, last_failure_at) VALUES (?, 1, 0, ?)"],
         ["known_logins", (i, keep) => [`h${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO known_logins (hash, expires_at) VALUES (?, ?)"],
         ["audit_events", (i, keep) => [`e${i}`, keep ? now.getTime() : t], "INSERT INTO audit_events (id, time, type, outcome) VALUES (?, ?, 'login', 'success')"],
@@ -454,6 +457,7 @@ describe("sqlite store", () => {
         refreshTokens: sqliteRefreshTokens(db),
         authTokens: sqliteAuthTokens(db),
         jwtRefreshTokens: sqliteJwtRefreshTokens(db),
+        userTokens: sqliteUserTokens(db),
         keys: sqliteSigningKeys(db),
         loginAttempts: sqliteLoginAttempts(db),
         auditEvents: sqliteAuditEvents(db),
@@ -480,7 +484,7 @@ describe("sqlite store", () => {
       const expected = tables.flatMap(([table]): Array<[string, number]> => [[table, batch], [table, batch], [table, batch / 2]]);
       assert.deepEqual(commits, expected, "three commits per table: 1000, 1000 and 500 rows");
       assert.deepEqual(counts(), tables.map(() => 1), "every row that is not due is kept");
-      assert.deepEqual(removed, { sessions: backlog, refreshTokens: backlog, authTokens: backlog, jwtRefreshTokens: backlog, keys: 0, loginAttempts: backlog, knownLogins: backlog, auditEvents: backlog });
+      assert.deepEqual(removed, { sessions: backlog, refreshTokens: backlog, authTokens: backlog, jwtRefreshTokens: backlog, userTokens: backlog, keys: 0, loginAttempts: backlog, knownLogins: backlog, auditEvents: backlog });
     });
 
     it("a statement that fails is refused at once and waits for nothing", async () => {

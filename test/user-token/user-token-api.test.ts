@@ -219,6 +219,38 @@ for (const store of storesUnderTest()) {
             await answers();
           });
 
+          it("TESSERA_USER_TOKEN_RETENTION_DAYS (30) after it expired or was logged out, housekeeping deletes a token: it answers INVALID_TOKEN from then on; one that ended less long ago still TOKEN_EXPIRED or TOKEN_REVOKED", async () => {
+            const user = await signUp(server);
+            const day = 86_400_000;
+            const expiring = () => login(user.login, { expirationTime: new Date(clock.now().getTime() + 10_000).toISOString() });
+            const start = clock.now().getTime();
+            const expiredLongAgo = await expiring(); // expires at start + 10 s
+            const loggedOutLongAgo = await login(user.login); // never expires; logged out at start
+            expectOk(await api.logout(bearer(loggedOutLongAgo)));
+            clock.advance(20_000);
+            const expiredLately = await expiring(); // expires at start + 30 s
+            const loggedOutLately = await login(user.login); // logged out at start + 20 s
+            expectOk(await api.logout(bearer(loggedOutLately)));
+            const live = await login(user.login); // never expires, never logged out
+            // 30 days and 5 s after the first expiry, 30 days less 15 s after the second.
+            clock.advance(30 * day + 15_000 - 20_000);
+            assert.equal(clock.now().getTime(), start + 30 * day + 15_000);
+            const expired = (token: string) => async () => expectCode(await api.bump(bearer(token)), "unauthenticated", "user token has expired", "TOKEN_EXPIRED");
+            const revoked = (token: string) => async () => expectCode(await api.bump(bearer(token)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
+            const unknown = (token: string) => async () => expectCode(await api.bump(bearer(token)), "unauthenticated", "invalid user token", "INVALID_TOKEN");
+            await expired(expiredLongAgo)();
+            await revoked(loggedOutLongAgo)();
+            const housekeeping = new Housekeeping({ store: server.tessera.store, clock, logger: createLogger("silent"), userTokenRetentionDays: server.config.userTokenRetentionDays });
+            await housekeeping.runOnce();
+            await unknown(expiredLongAgo)();
+            await unknown(loggedOutLongAgo)();
+            expectCode(await api.logout(bearer(expiredLongAgo)), "unauthenticated", "invalid user token", "INVALID_TOKEN");
+            await expired(expiredLately)();
+            await revoked(loggedOutLately)();
+            expectOk(await api.bump(bearer(live)));
+            assert.equal(server.config.userTokenRetentionDays, 30, "the default");
+          });
+
           it("records lastUsageTime on use, at most once per TESSERA_LAST_USED_INTERVAL_SECONDS (60)", async () => {
             const user = await signUp(server);
             const token = await login(user.login);

@@ -42,6 +42,10 @@ const plan: readonly IndexPlan[] = [
   },
   { collection: USER_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },
   { collection: USER_TOKENS, keys: { userId: 1 }, options: { name: "userId_1" } },
+  // Housekeeping's retention finds ended tokens by these (deleteEndedBefore). Plain, not TTL: a
+  // token goes with its marks and last-use document, and only past the retention.
+  { collection: USER_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
+  { collection: USER_TOKENS, keys: { disabledAt: 1 }, options: { name: "disabledAt_1" } },
   { collection: AUTH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: JWT_REFRESH_TOKENS, keys: { userId: 1 }, options: { name: "userId_1" } },
   { collection: JWT_REFRESH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },

@@ -1,4 +1,5 @@
 import type { NewUserToken, UserTokenRecord, UserTokenStore } from "../ports.js";
+import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate } from "./mongo-inserts.js";
 import { LastUsed } from "./mongo-last-used.js";
@@ -7,8 +8,13 @@ export const USER_TOKENS = "user_tokens";
 export const USER_TOKEN_USAGE = "user_token_usage";
 const ID = "id";
 
-// The token document is never updated. Disabling is the mark "ut-disabled:<id>" (so version is 0,
-// or 1 once disabled: the only change a user token has); last use lives in user_token_usage.
+// Disabling is the mark "ut-disabled:<id>" (so version is 0, or 1 once disabled: the only change a
+// user token has); last use lives in user_token_usage. The token document's one in-place write is
+// `disabledAt`, set by the winner of that mark after it won: only housekeeping reads it (to find
+// tokens disabled more than the retention ago by the disabledAt_1 index), never an answer, which
+// the mark decides. A crash or a failed write between the two leaves a disabled token without
+// it, kept (as one disabled before it was recorded) until its expiry, if any, is past the
+// retention.
 const disabledMark = (id: string) => `ut-disabled:${id}`;
 
 export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
@@ -18,15 +24,20 @@ export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
   const load = async (doc: StoredDoc | null): Promise<UserTokenRecord | null> => {
     if (!doc) return null;
     const [disabledAt, lastUsedAt] = await Promise.all([ctx.marks.get(disabledMark(doc._id)), lastUsed.get(doc._id)]);
-    const token = fromDoc<UserTokenRecord>(doc, ID);
+    const { disabledAt: _housekeepingOnly, ...fields } = doc;
+    const token = fromDoc<UserTokenRecord>(fields, ID);
     token.enabled = !disabledAt;
     token.version = disabledAt ? 1 : 0;
     if (lastUsedAt) token.lastUsedAt = lastUsedAt;
     return token;
   };
 
-  const disable = async (doc: StoredDoc) =>
-    ctx.marks.claim(disabledMark(doc._id), new Date(), (doc.expiresAt as Date | undefined) ?? undefined);
+  const disable = async (doc: StoredDoc, at: Date): Promise<boolean> => {
+    if (!(await ctx.marks.claim(disabledMark(doc._id), at, (doc.expiresAt as Date | undefined) ?? undefined))) return false;
+    // The logout is made: a failed write of its time must not report it failed (see above).
+    await tokens.updateOne({ _id: doc._id }, { $set: { disabledAt: at } }).catch(() => {});
+    return true;
+  };
 
   return {
     create: (token: NewUserToken) =>
@@ -37,15 +48,23 @@ export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
       }),
     findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
     touchLastUsed: (id, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(id, at, minIntervalMs)),
-    disable: (id) =>
+    disable: (id, at) =>
       ctx.run(ID, async () => {
         const doc = await tokens.findOne({ _id: id });
-        return doc ? disable(doc) : false;
+        return doc ? disable(doc, at) : false;
       }),
-    disableAllForUser: (userId) =>
+    disableAllForUser: (userId, at) =>
       ctx.run(ID, async () => {
         const docs = await tokens.find({ userId }).toArray();
-        return (await Promise.all(docs.map(disable))).filter(Boolean).length;
+        return (await Promise.all(docs.map((doc) => disable(doc, at)))).filter(Boolean).length;
+      }),
+    // The token first, then its logout mark and last-use document: the other way round, a failure
+    // between the two would leave a logged-out token without its mark, enabled again.
+    deleteEndedBefore: (before, limit) =>
+      ctx.run(ID, async () => {
+        const { ids, deleted } = await deleteBatch(tokens, { $or: [{ expiresAt: { $lt: before } }, { disabledAt: { $lt: before } }] }, limit);
+        await Promise.all([ctx.marks.deleteMany(ids.map(disabledMark)), lastUsed.delete(ids)]);
+        return deleted;
       }),
   };
 }

@@ -23,8 +23,17 @@ export interface UserTokenStore {
   findByHash(hash: string): Promise<UserTokenRecord | null>;
   /** Coalesced like ApiTokenStore.touchLastUsed; does not change version. */
   touchLastUsed(id: string, at: Date, minIntervalMs?: number): Promise<boolean>;
-  /** Logout: enabled=false, version++ only if enabled; returns whether this call disabled it. */
-  disable(id: string): Promise<boolean>;
-  /** Disables every enabled token of the user (version++ each); returns how many. */
-  disableAllForUser(userId: string): Promise<number>;
+  /**
+   * Logout: enabled=false, version++ only if enabled, recording `at` as when it was disabled
+   * (for housekeeping alone: nothing reads it back); returns whether this call disabled it.
+   */
+  disable(id: string, at: Date): Promise<boolean>;
+  /** Disables every enabled token of the user (version++ each, disabled at `at`); returns how many. */
+  disableAllForUser(userId: string, at: Date): Promise<number>;
+  /**
+   * Housekeeping (retention): deletes at most `limit` tokens that expired before `before` or were
+   * disabled before it (one batch, see ports.ts), with what depends on them; returns how many.
+   * A token disabled by a version that did not record when has no such time: only its expiry counts.
+   */
+  deleteEndedBefore(before: Date, limit: number): Promise<number>;
 }

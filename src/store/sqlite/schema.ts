@@ -170,6 +170,15 @@ const migrations: readonly string[] = [
   CREATE INDEX login_attempts_last_attempt ON login_attempts (last_failure_at);
   CREATE INDEX signing_keys_not_after ON signing_keys (not_after);
   `,
+  // Retention of user tokens and cookie sessions: housekeeping deletes those that expired or were
+  // disabled (logged out) TESSERA_USER_TOKEN_RETENTION_DAYS ago, found by these indexes (partial:
+  // a token that never expires or is still enabled has no entry). Tokens disabled before this
+  // version have no disabled_at: only their expiry counts.
+  `
+  ALTER TABLE user_tokens ADD COLUMN disabled_at INTEGER;
+  CREATE INDEX user_tokens_expires_at ON user_tokens (expires_at) WHERE expires_at IS NOT NULL;
+  CREATE INDEX user_tokens_disabled_at ON user_tokens (disabled_at) WHERE disabled_at IS NOT NULL;
+  `,
 ];
 
 /** Brings the schema up to date; returns the resulting schema version. */

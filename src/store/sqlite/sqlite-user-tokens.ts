@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import { touchBucket, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
+import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
@@ -15,6 +16,8 @@ interface UserTokenRow {
   version: number;
   last_used_at: number | null;
   credential_epoch: number | null;
+  /** When it was disabled (housekeeping's retention only); null while enabled, or disabled before it was recorded. */
+  disabled_at: number | null;
 }
 
 function toRecord(row: UserTokenRow): UserTokenRecord {
@@ -45,10 +48,13 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   const touch = db.prepare(
     "UPDATE user_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
   );
-  const disable = db.prepare("UPDATE user_tokens SET enabled = 0, version = version + 1 WHERE id = ? AND enabled = 1");
+  const disable = db.prepare("UPDATE user_tokens SET enabled = 0, version = version + 1, disabled_at = ? WHERE id = ? AND enabled = 1");
   const disableAll = db.prepare(
-    "UPDATE user_tokens SET enabled = 0, version = version + 1 WHERE user_id = ? AND enabled = 1",
+    "UPDATE user_tokens SET enabled = 0, version = version + 1, disabled_at = ? WHERE user_id = ? AND enabled = 1",
   );
+  // By user_tokens_expires_at and user_tokens_disabled_at (one index per side of the OR). The
+  // usage bookkeeping (last_used_at) is a column of the row: it goes with it.
+  const deleteEnded = batchDelete(db, "user_tokens", "expires_at < ? OR disabled_at < ?");
 
   return {
     create: (token: NewUserToken) =>
@@ -68,7 +74,8 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
     touchLastUsed: (id, at, minIntervalMs = 0) =>
       call(() => touch.run(toMs(at), id, touchBucket(at, minIntervalMs)).changes === 1),
-    disable: (id) => call(() => disable.run(id).changes === 1),
-    disableAllForUser: (userId) => call(() => disableAll.run(userId).changes),
+    disable: (id, at) => call(() => disable.run(toMs(at), id).changes === 1),
+    disableAllForUser: (userId, at) => call(() => disableAll.run(toMs(at), userId).changes),
+    deleteEndedBefore: (before, limit) => call(() => deleteEnded.run(toMs(before), toMs(before), limit).changes),
   };
 }
