@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmodSync, existsSync, fstatSync, fsync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, fstatSync, fsync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -158,6 +158,85 @@ describe("sqlite store", () => {
     } finally {
       await second.close();
     }
+  });
+
+  describe("start-up checkpoint: what the log holds as the store opens is in the database file, synced, and the log empty, before any write is acknowledged", () => {
+    const user = (id: string) => ({ id, login: `${id}@example.com`, loginKey: `${id}@example.com`, emails: [`${id}@example.com`], passwordHash: "$argon2id$h", createdAt: new Date(1_700_000_000_000) });
+    /** The users that the database file alone (without its log) holds: read from a copy of it. */
+    const inDatabaseFile = (dir: string): string[] => {
+      const copy = mkdtempSync(join(dirname(dir), "copy-"));
+      copyFileSync(join(dir, "tessera.db"), join(copy, "tessera.db"));
+      const db = new Database(join(copy, "tessera.db"), { readonly: true });
+      try {
+        if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'users'").get()) return [];
+        return (db.prepare("SELECT id FROM users ORDER BY id").all() as Array<{ id: string }>).map((row) => row.id);
+      } finally {
+        db.close();
+        rmSync(copy, { recursive: true });
+      }
+    };
+    const walSize = (dir: string) => statSync(join(dir, "tessera.db-wal")).size;
+
+    it("after a crash (its log left behind, recovered as the store opens): the log is copied into the database file and emptied", async () => {
+      // A process that wrote and died before a checkpoint: its files as it left them.
+      const crashed = await openStore({ dataDir });
+      const left = join(dirname(dataDir), "left");
+      try {
+        for (const id of ["u1", "u2", "u3"]) await crashed.users.create(user(id));
+        mkdirSync(left);
+        for (const name of ["tessera.db", "tessera.db-wal"]) copyFileSync(join(dataDir, name), join(left, name));
+      } finally {
+        await crashed.close();
+      }
+      assert.ok(walSize(left) > 0);
+      assert.deepEqual(inDatabaseFile(left), [], "the writes are in the log only");
+
+      const store = await openStore({ dataDir: left });
+      try {
+        assert.equal(walSize(left), 0, "the log is empty: the next commit starts a new one");
+        assert.deepEqual(inDatabaseFile(left), ["u1", "u2", "u3"]);
+        await store.users.create(user("u4"));
+        assert.ok(await store.users.findById("u4"));
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("another process on the file (a worker) with writes in the log: the same for the process that opens; a checkpoint kept busy by a reader is warned about, and start-up goes on", async () => {
+      const worker = await openStore({ dataDir });
+      try {
+        await worker.users.create(user("u1"));
+        assert.ok(walSize(dataDir) > 0);
+        const second = await openStore({ dataDir });
+        try {
+          assert.equal(walSize(dataDir), 0);
+          assert.deepEqual(inDatabaseFile(dataDir), ["u1"]);
+        } finally {
+          await second.close();
+        }
+        await worker.users.create(user("u2"));
+        // A reader of another process holds a snapshot that needs the log while the third opens.
+        const reader = new Database(join(dataDir, "tessera.db"), { readonly: true });
+        const snapshot = reader.prepare("SELECT id FROM users").iterate();
+        snapshot.next();
+        const warnings: string[] = [];
+        try {
+          const third = await openStore({ dataDir, warn: (message) => warnings.push(message) });
+          try {
+            await third.users.create(user("u3"));
+            assert.ok(await worker.users.findById("u3"));
+          } finally {
+            await third.close();
+          }
+        } finally {
+          snapshot.return?.();
+          reader.close();
+        }
+        assert.deepEqual(warnings, ["the embedded store's start-up checkpoint of its log was busy (another process on the database); starting without it"]);
+      } finally {
+        await worker.close();
+      }
+    });
   });
 
   it("keeps every acknowledged write when the process is killed with SIGKILL", async function () {

@@ -75,6 +75,39 @@ function reportWideModes(paths: string[], warn: NonNullable<SqliteStoreOptions["
 }
 
 /**
+ * Makes what the log holds at start-up durable in the database file before this process
+ * acknowledges a write: a TRUNCATE checkpoint copies every frame into the database file, syncs
+ * it, and empties the log, so the next commit starts a new log. Without it, after a failed
+ * fsync and a restart without a reboot, frames whose writeback failed may still read back from
+ * the page cache (marked clean): recovery keeps them, new commits are appended after them and
+ * their own fsyncs succeed, and a power cut then loses those acknowledged commits with the bad
+ * frames (recovery stops at the first frame that does not read back whole). Every process on
+ * the file runs it as it opens; after the first, the log is empty or holds only frames synced
+ * by live processes, and the checkpoint costs next to nothing. It holds the write lock while it
+ * waits for other processes' readers to leave the log, so it waits at most CHECKPOINT_WAIT_MS:
+ * a checkpoint still busy then (another process reading at length) is reported, not fatal.
+ */
+function checkpointAtStart(db: Database.Database, warn: NonNullable<SqliteStoreOptions["warn"]>): void {
+  db.pragma(`busy_timeout = ${CHECKPOINT_WAIT_MS}`);
+  try {
+    const [result] = db.pragma("wal_checkpoint(TRUNCATE)") as Array<{ busy: number; log: number; checkpointed: number }>;
+    if (result !== undefined && result.busy !== 0) {
+      warn("the embedded store's start-up checkpoint of its log was busy (another process on the database); starting without it", {
+        framesInLog: result.log,
+        framesCheckpointed: result.checkpointed,
+      });
+    }
+  } finally {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  }
+}
+
+/** How long a statement waits for another process's lock on the file (a second instance, a CLI). */
+const BUSY_TIMEOUT_MS = 5000;
+/** How long the start-up checkpoint may hold the write lock waiting for other processes. */
+const CHECKPOINT_WAIT_MS = 1000;
+
+/**
  * Opens (creating if needed) `${dataDir}/tessera.db`.
  *
  * Durability: WAL with synchronous=NORMAL, and a write answered only once an fsync of the WAL
@@ -82,7 +115,8 @@ function reportWideModes(paths: string[], warn: NonNullable<SqliteStoreOptions["
  * (see sqlite-durability.ts): an acknowledged write survives a power cut or an OS crash, not
  * only a kill of the process, and no request waits on the disk on the event loop. After a failed
  * fsync the store refuses every write until the process restarts (failure() says why; reads
- * still answer), and so does every worker on the file once `failures` has told it.
+ * still answer), and so does every worker on the file once `failures` has told it. What the log
+ * holds as it opens is checkpointed first (checkpointAtStart).
  */
 export async function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {}): Promise<Store> {
   let db: Database.Database;
@@ -94,9 +128,10 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
     // Another process on the same file (a second instance, a CLI) waits instead of failing at once.
-    db.pragma("busy_timeout = 5000");
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma("foreign_keys = ON");
     migrate(db);
+    checkpointAtStart(db, options.warn ?? (() => {}));
     sqliteCalls(db, {
       ...(options.fsync !== undefined && { fsync: options.fsync }),
       ...(options.failures !== undefined && { failed: (error: StoreUnavailableError) => options.failures!.failed(error) }),
