@@ -35,7 +35,7 @@ import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
-import { toOriginForm } from "./request-target.js";
+import { hostProblem, toOriginForm } from "./request-target.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -185,7 +185,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
-    const badTarget = toOriginForm(req);
+    const badTarget = hostProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return json(res, 400, errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", badTarget));
     const agent = req.headers["user-agent"];
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
@@ -244,8 +244,10 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
 
 /** TESSERA_METRICS_PORT: /metrics alone, on its own plain HTTP listener. */
 async function serveMetricsPort(metrics: Metrics, host: string, port: number): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    const badTarget = toOriginForm(req);
+  // The Host checks are hostProblem's (Node's own answer to an HTTP/1.1 request without one is a
+  // bare 400).
+  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
+    const badTarget = hostProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return json(res, 400, errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", badTarget));
     if (pathOf(req) === "/metrics") return metrics.serve(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });

@@ -252,6 +252,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       headersTimeout: o.headersTimeoutMs,
       keepAliveTimeout: o.idleTimeoutMs,
       maxHeaderSize: o.maxHeaderBytes,
+      // A request without Host is the handler's to refuse (with the JSON error, naming the
+      // problem): Node's own answer to an HTTP/1.1 one is a bare 400.
+      requireHostHeader: false,
       // Node enforces the two timeouts above only when it sweeps its connections, every 30 s by
       // default: a client dribbling its headers or never finishing its body would hold the
       // socket for up to 30 s more than configured. Sweep at a quarter of the shorter timeout.

@@ -8,8 +8,9 @@
 // and the session cookie names no domain, so neither depends on it. The scheme names no
 // transport here: http and https alike are served as the connection is (TLS or not), as
 // HTTP/2's :scheme is. Another scheme, or an authority that is not host[:port] (user info, an
-// empty host), is refused. HTTP/2 needs none of this: nghttp2 refuses a :path that is not in
-// origin form (or "*"), and the authority comes in :authority.
+// empty host), is refused. The Host header itself is checked first (hostProblem: missing in
+// HTTP/1.1, given twice, or no host). HTTP/2 needs none of this: nghttp2 refuses a :path that
+// is not in origin form (or "*"), and the authority comes in :authority.
 import type { NodeRequest } from "./dispatch.js";
 
 /** scheme "://" authority, then the path, query and fragment as sent. */
@@ -38,6 +39,35 @@ export function toOriginForm(req: NodeRequest): string | undefined {
   }
   req.url = rest.charCodeAt(0) === 47 /* "/" */ ? rest : `/${rest}`;
   req.headers.host = authority;
+  return undefined;
+}
+
+/**
+ * What is wrong with the Host header of an HTTP/1.x request, or undefined. RFC 9112 3.2: a
+ * server MUST answer 400 to an HTTP/1.1 request without one, and to any request with more than
+ * one Host line or one whose value is no host with an optional port. Node's parser keeps the
+ * first of two Host lines (and drops the others silently), so they are counted in the raw
+ * headers. An empty Host is valid (RFC 9110 7.2: a target URI without an authority) and served
+ * as before: REST needs no authority, an RPC path (whose URL needs one) refuses it. HTTP/1.0 may
+ * leave Host out.
+ */
+export function hostProblem(req: NodeRequest): string | undefined {
+  if (req.httpVersionMajor !== 1) return undefined;
+  const raw = req.rawHeaders;
+  let count = 0;
+  let value = "";
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === "host") {
+      count++;
+      value = raw[i + 1]!;
+    }
+  }
+  if (count > 1) return `the request has ${count} Host headers: it must have one`;
+  if (count === 0) return req.httpVersionMinor >= 1 ? `an HTTP/${req.httpVersion} request must have a Host header` : undefined;
+  if (value !== "" && !(hostPort.test(value) && parsesAsUrl(`http://${value}/`))) {
+    return `the Host header ${JSON.stringify(value)} is not a host with an optional port`;
+  }
   return undefined;
 }
 

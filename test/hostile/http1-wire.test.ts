@@ -191,6 +191,51 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       });
     }
   });
+  describe("the Host header (RFC 9112 3.2: 400 to an HTTP/1.1 request without one, to any with two or an invalid one)", () => {
+    const refused = (a: WireAnswer, message: string) => {
+      assert.equal(a.status, 400, a.body);
+      assert.equal(a.headers["content-type"], "application/json");
+      assert.match(a.headers["x-request-id"] ?? "", /^[0-9a-f-]{36}$/);
+      assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
+    };
+
+    // Node's parser kept the first Host line and dropped the second: served as if one was sent.
+    for (const [name, request] of [
+      ["REST", "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nhost: other.example\r\n\r\n"],
+      ["the same value twice", "GET /jwt/version HTTP/1.1\r\nHost: localhost\r\nhost: localhost\r\n\r\n"],
+      ["an RPC path (Connect)", "POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: a.example\r\ncontent-type: application/json\r\nhost: b.example\r\ncontent-length: 2\r\n\r\n{}"],
+      ["a target in absolute form", "GET http://localhost/jwt/version HTTP/1.1\r\nhost: localhost\r\nhost: localhost\r\n\r\n"],
+      ["HTTP/1.0", "GET /jwt/version HTTP/1.0\r\nhost: localhost\r\nhost: other.example\r\n\r\n"],
+    ] as const) {
+      it(`two Host lines, ${name}: 400 MALFORMED_REQUEST naming the problem`, async () => {
+        refused(await exchange(server.port, request), "the request has 2 Host headers: it must have one");
+      });
+    }
+
+    // Node answered a bare 400 itself (no body, no request id).
+    it("HTTP/1.1 without Host: 400 MALFORMED_REQUEST naming the problem (REST and an RPC path)", async () => {
+      refused(await exchange(server.port, "GET /jwt/version HTTP/1.1\r\n\r\n"), "an HTTP/1.1 request must have a Host header");
+      refused(
+        await exchange(server.port, "POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"),
+        "an HTTP/1.1 request must have a Host header",
+      );
+    });
+
+    for (const host of ["local host", "user@localhost", "localhost/jwt", "[::1", "localhost:99999", "local%zzhost", ":8080"]) {
+      it(`Host ${JSON.stringify(host)}: 400 MALFORMED_REQUEST naming it`, async () => {
+        refused(await exchange(server.port, `GET /jwt/version HTTP/1.1\r\nhost: ${host}\r\n\r\n`), `the Host header ${JSON.stringify(host)} is not a host with an optional port`);
+      });
+    }
+
+    it("one valid Host (a name, IPv4, IPv6, with a port, empty) is served; HTTP/1.0 without Host too", async () => {
+      for (const host of ["localhost", `127.0.0.1:${server.port}`, "[::1]:8080", "tessera.internal:", ""]) {
+        const a = await exchange(server.port, `GET /jwt/version HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
+        assert.equal(a.status, 200, `${host}: ${a.body}`);
+      }
+      const a = await exchange(server.port, "GET /jwt/version HTTP/1.0\r\n\r\n");
+      assert.equal(a.status, 200, a.body);
+    });
+  });
   describe("a target in absolute form on TESSERA_METRICS_PORT", () => {
     let withMetricsPort: TestServer;
     before(async () => {
@@ -208,6 +253,16 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       const bad = await exchange(port, `GET ftp://localhost/metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`);
       assert.equal(bad.status, 400);
       assert.deepEqual(JSON.parse(bad.body), { code: "invalid_argument", message: 'the request target\'s scheme "ftp" is not http or https', details: [errorInfoJson("MALFORMED_REQUEST")] });
+    });
+
+    it("two Host lines, or none in HTTP/1.1: 400 naming the problem", async () => {
+      const port = withMetricsPort.tessera.server.metricsPort!;
+      const two = await exchange(port, "GET /metrics HTTP/1.1\r\nhost: localhost\r\nhost: other.example\r\nconnection: close\r\n\r\n");
+      assert.equal(two.status, 400);
+      assert.deepEqual(JSON.parse(two.body), { code: "invalid_argument", message: "the request has 2 Host headers: it must have one", details: [errorInfoJson("MALFORMED_REQUEST")] });
+      const none = await exchange(port, "GET /metrics HTTP/1.1\r\nconnection: close\r\n\r\n");
+      assert.equal(none.status, 400);
+      assert.deepEqual(JSON.parse(none.body), { code: "invalid_argument", message: "an HTTP/1.1 request must have a Host header", details: [errorInfoJson("MALFORMED_REQUEST")] });
     });
   });
   describe("CONNECT: this server opens no tunnels", () => {
