@@ -24,7 +24,7 @@ import { errorBody } from "./error-details.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type LivenessProbe, type ReadinessProbe } from "./health.js";
-import { listen, peerAddress, type Listener } from "./listener.js";
+import { listen, peerAddress, servedMethods, type Listener } from "./listener.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
 import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
 import type { AuditTrail } from "../core/audit.js";
@@ -35,7 +35,7 @@ import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
-import { hostProblem, toOriginForm } from "./request-target.js";
+import { asteriskProblem, hostProblem, toOriginForm } from "./request-target.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -84,6 +84,16 @@ function json(res: NodeResponse, status: number, body: unknown, headers: Record<
   const text = typeof body === "string" ? body : JSON.stringify(body);
   res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
+}
+
+/**
+ * OPTIONS * (the asterisk form, RFC 9110 9.3.7, RFC 9112 3.2.4): a question about the server as a
+ * whole, not a resource. 204 with Allow, the methods the server takes (asteriskProblem refuses
+ * the asterisk with another method). A CORS preflight to "*" is the CORS check's (before routing).
+ */
+function serverOptions(res: NodeResponse, allow: string): void {
+  res.writeHead(204, { allow });
+  res.end();
 }
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
@@ -167,6 +177,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
 
   const fallback = (req: NodeRequest, res: NodeResponse): void => {
+    if (req.url === "*") return serverOptions(res, `${servedMethods}, OPTIONS`);
     if (ops(req, res) || docs(req, res)) return;
     if (rest) {
       Promise.resolve(rest(req, res)).catch((e: unknown) => {
@@ -185,7 +196,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
-    const badTarget = hostProblem(req) ?? toOriginForm(req);
+    const badTarget = hostProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return json(res, 400, errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", badTarget));
     const agent = req.headers["user-agent"];
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
@@ -247,8 +258,9 @@ async function serveMetricsPort(metrics: Metrics, host: string, port: number): P
   // The Host checks are hostProblem's (Node's own answer to an HTTP/1.1 request without one is a
   // bare 400).
   const server = http.createServer({ requireHostHeader: false }, (req, res) => {
-    const badTarget = hostProblem(req) ?? toOriginForm(req);
+    const badTarget = hostProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return json(res, 400, errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", badTarget));
+    if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
     if (pathOf(req) === "/metrics") return metrics.serve(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
     res.end("not found\n");

@@ -155,7 +155,7 @@ function upgradeAsked(req: http.IncomingMessage | http2.Http2ServerRequest): boo
 }
 
 /** Methods some resource here takes: what a 405 to CONNECT lists in Allow. */
-const servedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE";
+export const servedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE";
 
 /**
  * CONNECT (RFC 9110 9.3.6) asks for a tunnel, which this server, no proxy, never opens: 405 with

@@ -71,6 +71,15 @@ export function hostProblem(req: NodeRequest): string | undefined {
   return undefined;
 }
 
+/**
+ * The asterisk form ("*", RFC 9112 3.2.4) names no resource: it is only for a server-wide
+ * OPTIONS (answered by the request handler). With any other method it is refused; nghttp2 resets
+ * such an HTTP/2 stream itself.
+ */
+export function asteriskProblem(req: NodeRequest): string | undefined {
+  return req.url === "*" && req.method !== "OPTIONS" ? `the request target "*" (asterisk form) is for OPTIONS only, not ${req.method}` : undefined;
+}
+
 function parsesAsUrl(text: string): boolean {
   try {
     return new URL(text).hostname !== "";

@@ -44,10 +44,12 @@ export function exchange(port: number, text: string, closeWithinMs = 0): Promise
         const i = l.indexOf(":");
         headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
       }
-      const length = headers["content-length"];
+      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(line!)?.[1]);
+      // 204 and 304 end at their header block (RFC 9112 6.3).
+      const length = status === 204 || status === 304 ? "0" : headers["content-length"];
       const rest = data.slice(end + 4);
       if (length === undefined ? !atClose : rest.length < Number(length)) return;
-      answer = { status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(line!)?.[1]), headers, body: length === undefined ? rest : rest.slice(0, Number(length)) };
+      answer = { status, headers, body: length === undefined ? rest : rest.slice(0, Number(length)) };
     };
     socket.on("data", (d: Buffer) => {
       data += d.toString("latin1");
@@ -236,6 +238,75 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       assert.equal(a.status, 200, a.body);
     });
   });
+  describe("the asterisk form (RFC 9112 3.2.4): OPTIONS * asks about the server as a whole", () => {
+    const allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+    // It was 404 ROUTE_NOT_FOUND ("no route for OPTIONS *").
+    it("HTTP/1.1 OPTIONS *: 204 with Allow, the connection kept", async () => {
+      const a = await exchange(server.port, "OPTIONS * HTTP/1.1\r\nhost: localhost\r\n\r\n", 300);
+      assert.equal(a.status, 204, a.body);
+      assert.equal(a.headers.allow, allow);
+      assert.match(a.headers["x-request-id"] ?? "", /^[0-9a-f-]{36}$/);
+      assert.equal(a.body, "");
+      assert.equal(a.closed, false);
+    });
+
+    it("HTTP/2 OPTIONS (:path *): 204 with Allow", async () => {
+      const session = http2.connect(server.url);
+      try {
+        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+          const stream = session.request({ ":method": "OPTIONS", ":path": "*" });
+          let h: http2.IncomingHttpHeaders = {};
+          stream.on("response", (x) => (h = x));
+          stream.on("end", () => resolve(h));
+          stream.on("error", reject);
+          stream.resume();
+        });
+        assert.equal(headers[":status"], 204);
+        assert.equal(headers.allow, allow);
+      } finally {
+        session.close();
+      }
+    });
+
+    // It was 404 ROUTE_NOT_FOUND: the target names no resource (nghttp2 resets such an HTTP/2 stream).
+    for (const method of ["GET", "POST", "DELETE"]) {
+      it(`${method} *: 400 MALFORMED_REQUEST naming the problem`, async () => {
+        const a = await exchange(server.port, `${method} * HTTP/1.1\r\nhost: localhost\r\ncontent-length: 0\r\n\r\n`);
+        assert.equal(a.status, 400, a.body);
+        assert.deepEqual(JSON.parse(a.body), {
+          code: "invalid_argument",
+          message: `the request target "*" (asterisk form) is for OPTIONS only, not ${method}`,
+          details: [errorInfoJson("MALFORMED_REQUEST")],
+        });
+      });
+    }
+
+    describe("with CORS (TESSERA_CORS_ORIGINS)", () => {
+      let withCors: TestServer;
+      before(async () => {
+        withCors = await startTestServer({ env: { TESSERA_CORS_ORIGINS: "https://app.example" } });
+      });
+      after(async () => {
+        await withCors?.close();
+      });
+
+      it("a preflight (to a path, or to *) is still answered by CORS; a plain OPTIONS * with Origin gets Allow and the CORS headers", async () => {
+        for (const target of ["/session", "*"]) {
+          const a = await exchange(withCors.port, `OPTIONS ${target} HTTP/1.1\r\nhost: localhost\r\norigin: https://app.example\r\naccess-control-request-method: POST\r\n\r\n`);
+          assert.equal(a.status, 204, target);
+          assert.equal(a.headers["access-control-allow-origin"], "https://app.example", target);
+          assert.equal(a.headers["access-control-allow-methods"], "GET, POST, PUT, PATCH, DELETE", target);
+          assert.equal(a.headers.allow, undefined, target);
+        }
+        const a = await exchange(withCors.port, "OPTIONS * HTTP/1.1\r\nhost: localhost\r\norigin: https://app.example\r\n\r\n");
+        assert.equal(a.status, 204);
+        assert.equal(a.headers.allow, allow);
+        assert.equal(a.headers["access-control-allow-origin"], "https://app.example");
+        assert.equal(a.headers.vary, "Origin");
+      });
+    });
+  });
   describe("a target in absolute form on TESSERA_METRICS_PORT", () => {
     let withMetricsPort: TestServer;
     before(async () => {
@@ -253,6 +324,13 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       const bad = await exchange(port, `GET ftp://localhost/metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`);
       assert.equal(bad.status, 400);
       assert.deepEqual(JSON.parse(bad.body), { code: "invalid_argument", message: 'the request target\'s scheme "ftp" is not http or https', details: [errorInfoJson("MALFORMED_REQUEST")] });
+    });
+
+    it("OPTIONS *: 204 with Allow", async () => {
+      const port = withMetricsPort.tessera.server.metricsPort!;
+      const a = await exchange(port, "OPTIONS * HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+      assert.equal(a.status, 204);
+      assert.equal(a.headers.allow, "GET, HEAD, OPTIONS");
     });
 
     it("two Host lines, or none in HTTP/1.1: 400 naming the problem", async () => {
