@@ -35,7 +35,7 @@ import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
-import { asteriskProblem, hostProblem, toOriginForm } from "./request-target.js";
+import { asteriskProblem, hostProblem, schemeProblem, toOriginForm } from "./request-target.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -196,7 +196,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
-    const badTarget = hostProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
+    const badTarget = hostProblem(req) ?? schemeProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return json(res, 400, errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", badTarget));
     const agent = req.headers["user-agent"];
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };

@@ -10,7 +10,9 @@
 // HTTP/2's :scheme is. Another scheme, or an authority that is not host[:port] (user info, an
 // empty host), is refused. The Host header itself is checked first (hostProblem: missing in
 // HTTP/1.1, given twice, or no host). HTTP/2 needs none of this: nghttp2 refuses a :path that
-// is not in origin form (or "*"), and the authority comes in :authority.
+// is not in origin form (or "*"), and the authority comes in :authority; its :scheme is held to
+// what the absolute form's is (schemeProblem).
+import type { Http2ServerRequest } from "node:http2";
 import type { NodeRequest } from "./dispatch.js";
 
 /** scheme "://" authority, then the path, query and fragment as sent. */
@@ -69,6 +71,19 @@ export function hostProblem(req: NodeRequest): string | undefined {
     return `the Host header ${JSON.stringify(value)} is not a host with an optional port`;
   }
   return undefined;
+}
+
+/**
+ * An HTTP/2 request's :scheme other than http or https (in any case), refused as the absolute
+ * form's scheme is: RFC 9113 8.3.1 lets :scheme name any scheme (for a proxy to translate), but
+ * this origin server serves only http(s) URIs, and the request is no malformed HTTP/2 (no
+ * RST_STREAM): a 400 naming it. http and https alike are served as the connection is.
+ */
+export function schemeProblem(req: NodeRequest): string | undefined {
+  if (req.httpVersionMajor !== 2) return undefined;
+  const scheme = (req as Http2ServerRequest).scheme ?? "";
+  const lower = scheme.toLowerCase();
+  return lower === "http" || lower === "https" ? undefined : `the request's :scheme ${JSON.stringify(scheme)} is not http or https`;
 }
 
 /**

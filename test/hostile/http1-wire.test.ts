@@ -388,6 +388,47 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       }
     });
   });
+  describe("HTTP/2 :scheme: http or https, as the absolute form's scheme", () => {
+    const request = (headers: http2.OutgoingHttpHeaders, body?: string) =>
+      new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const session = http2.connect(server.url);
+        const stream = session.request(headers);
+        let h: http2.IncomingHttpHeaders = {};
+        let text = "";
+        stream.on("response", (x) => (h = x));
+        stream.on("data", (d: Buffer) => (text += d.toString()));
+        stream.on("end", () => {
+          session.close();
+          resolve({ headers: h, body: text });
+        });
+        stream.on("error", (e) => {
+          session.close();
+          reject(e);
+        });
+        stream.end(body);
+      });
+
+    // They were served as if the scheme were http.
+    for (const [scheme, headers, body] of [
+      ["ftp", { ":method": "GET", ":path": "/jwt/version" }, undefined],
+      ["ws", { ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion", "content-type": "application/json" }, "{}"],
+      ["mailto", { ":method": "GET", ":path": "/healthz" }, undefined],
+    ] as const) {
+      it(`:scheme ${scheme}: 400 MALFORMED_REQUEST naming it (${headers[":path"]})`, async () => {
+        const a = await request({ ...headers, ":scheme": scheme, ":authority": "localhost" }, body);
+        assert.equal(a.headers[":status"], 400, a.body);
+        assert.equal(a.headers["content-type"], "application/json");
+        assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message: `the request's :scheme "${scheme}" is not http or https`, details: [errorInfoJson("MALFORMED_REQUEST")] });
+      });
+    }
+
+    it("http and https in any case are served (the connection, not :scheme, says whether it is TLS)", async () => {
+      for (const scheme of ["http", "https", "HTTP"]) {
+        const a = await request({ ":method": "GET", ":path": "/jwt/version", ":scheme": scheme, ":authority": "localhost" });
+        assert.equal(a.headers[":status"], 200, `${scheme}: ${a.body}`);
+      }
+    });
+  });
   describe("Upgrade: ignored (RFC 9110 7.8), the request served as it is", () => {
     const second = "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
     // Node's parser stops at the end of a request it takes for an upgrade: a request pipelined
