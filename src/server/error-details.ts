@@ -25,13 +25,13 @@ export const errorDomain = "tessera";
  * name is the same.
  */
 export const ServerReasons = {
-  /** The request cannot be read: its message does not parse (binary or JSON), or a protocol header or the Host/:authority is malformed. */
+  /** The request cannot be read: its message does not parse (binary or JSON), a protocol header or the Host/:authority is malformed, or its HTTP/1.1 bytes do not parse. */
   MALFORMED_REQUEST: "MALFORMED_REQUEST",
-  /** The request message is larger than TESSERA_BODY_LIMIT_BYTES. */
+  /** The request message is larger than TESSERA_BODY_LIMIT_BYTES, or an HTTP/1.1 header block larger than 16 KiB. */
   REQUEST_TOO_LARGE: "REQUEST_TOO_LARGE",
   /** The method, or the request's compression, is not implemented. */
   UNIMPLEMENTED: "UNIMPLEMENTED",
-  /** The call's deadline (grpc-timeout, connect-timeout-ms) passed before it was answered. */
+  /** The call's deadline (grpc-timeout, connect-timeout-ms) passed before it was answered, or an HTTP/1.1 request had not arrived by the headers or request timeout. */
   DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
   /** The caller canceled the call. */
   CANCELED: "CANCELED",

@@ -24,7 +24,7 @@ import { errorBody } from "./error-details.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type LivenessProbe, type ReadinessProbe } from "./health.js";
-import { listen, peerAddress, servedMethods, type Listener } from "./listener.js";
+import { answerClientError, listen, peerAddress, servedMethods, type Listener } from "./listener.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
 import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
 import type { AuditTrail } from "../core/audit.js";
@@ -265,6 +265,7 @@ async function serveMetricsPort(metrics: Metrics, host: string, port: number): P
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
     res.end("not found\n");
   });
+  server.on("clientError", answerClientError({ headersTimeoutMs: server.headersTimeout, requestTimeoutMs: server.requestTimeout, maxHeaderBytes: http.maxHeaderSize }));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

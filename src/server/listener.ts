@@ -6,9 +6,10 @@
 // same timeouts:
 // - nothing at all (no byte, no ClientHello), or a ClientHello or h2c preface that has not
 //   arrived whole: closed after the headers timeout;
-// - HTTP/1.1: Node's headers, request and keep-alive timeouts (plain and TLS alike), and a
-//   connection whose answer has been waiting to be sent, none of it taken by the client, for
-//   the idle timeout is closed (a client that does not read);
+// - HTTP/1.1: Node's headers, request and keep-alive timeouts (plain and TLS alike), a request
+//   not arrived in time answered 408 with the JSON error (answerClientError), and a connection
+//   whose answer has been waiting to be sent, none of it taken by the client, for the idle
+//   timeout is closed (a client that does not read);
 // - HTTP/2, per stream: the request (headers and body) must have arrived within the request
 //   timeout, else 408 (or RST_STREAM(CANCEL) once the answer has begun); per session: see
 //   h2-guard.ts (idle sessions, stalled streams, floods and rapid resets).
@@ -16,10 +17,11 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Code } from "@connectrpc/connect";
 import type { PortSharing } from "../cluster.js";
-import { errorBody } from "./error-details.js";
+import { errorBody, type ServerReason } from "./error-details.js";
 import { guardSession, resetStream } from "./h2-guard.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 
@@ -175,6 +177,72 @@ function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: htt
   res.end(body);
 }
 
+/** What an HTTP/1.1 server's "clientError" listener is told about the bytes it could not take. */
+type ClientError = Error & { code?: string; reason?: string };
+
+/** The limits a clientError answer names. */
+export interface ClientErrorLimits {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxHeaderBytes: number;
+}
+
+/** The status, code, reason and message of the answer to `e` (below). */
+function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, Code, ServerReason, string] {
+  switch (e.code) {
+    case "HPE_HEADER_OVERFLOW":
+      return [431, Code.ResourceExhausted, "REQUEST_TOO_LARGE", `the request's header block is larger than ${limits.maxHeaderBytes} bytes`];
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return [413, Code.ResourceExhausted, "REQUEST_TOO_LARGE", "the chunk extensions in the request body are too large"];
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return [
+        408,
+        Code.DeadlineExceeded,
+        "DEADLINE_EXCEEDED",
+        `the request did not arrive in time: its headers are due within ${limits.headersTimeoutMs} ms, all of it within ${limits.requestTimeoutMs} ms`,
+      ];
+    default: {
+      // llhttp's reason ("Invalid header token") and code (HPE_INVALID_HEADER_TOKEN): fixed
+      // ASCII texts, kept to printable ones all the same.
+      const printable = (t: unknown) => (typeof t === "string" ? t.replace(/[^\x20-\x7e]/g, "?").slice(0, 200) : "");
+      const reason = printable(e.reason);
+      const code = printable(e.code);
+      const what = reason !== "" && code !== "" ? `${reason} (${code})` : reason || code || "unreadable bytes";
+      return [400, Code.InvalidArgument, "MALFORMED_REQUEST", `the request is not valid HTTP/1.1: ${what}`];
+    }
+  }
+}
+
+/**
+ * The "clientError" listener of an HTTP/1.1 server: what Node does without one (its
+ * socketOnError), but the answer carries the JSON error naming the problem, where Node's is a
+ * bare status line: 400 for bytes its parser refuses (request line, headers, chunked framing),
+ * 431 for a header block over the limit, 413 for chunk extensions over Node's, 408 when the
+ * request has not arrived by the headers or request timeout (Node's sweep reports those here,
+ * and closing the socket is this listener's job). As Node does: nothing is written to a socket
+ * that is no longer writable or whose current answer has begun (that would corrupt it), and the
+ * socket is destroyed either way; a connection the client reset is just destroyed. A client's
+ * bytes are no server failure: nothing is logged.
+ */
+export function answerClientError(limits: ClientErrorLimits): (e: ClientError, socket: Duplex) => void {
+  return (e, socket) => {
+    const current = (socket as { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    if (e.code !== "ECONNRESET" && socket.writable && !current?._headerSent) {
+      const [status, code, reason, message] = clientErrorAnswer(e, limits);
+      const body = errorBody(code, reason, message);
+      socket.write(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n` +
+          `${requestIdHeader}: ${requestIdOf(undefined)}\r\n` +
+          "content-type: application/json\r\n" +
+          `content-length: ${Buffer.byteLength(body)}\r\n` +
+          "connection: close\r\n\r\n" +
+          body,
+      );
+    }
+    socket.destroy();
+  };
+}
+
 export async function listen(handler: RequestHandler, o: ListenerOptions): Promise<Listener> {
   let active = 0;
   const sockets = new Set<Socket>();
@@ -262,6 +330,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     },
     (req, res) => (req.httpVersionMajor === 1 ? counted(req, res) : versionNotServed(req, res)),
   );
+  h1.on("clientError", answerClientError(o));
   // This server never listens itself (the front server hands it connections), and Node starts
   // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
   // client dribbling its headers or never finishing its body holds its socket forever.

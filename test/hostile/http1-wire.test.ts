@@ -307,6 +307,73 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       });
     });
   });
+  describe("bytes Node's parser refuses: the JSON error naming the problem, then the connection closes", () => {
+    // Node answered each with a bare status line ("HTTP/1.1 400 Bad Request", connection: close):
+    // no body saying what was wrong, no request id.
+    const refused = (a: WireAnswer, status: number, code: string, reason: string, message: string | RegExp) => {
+      assert.equal(a.status, status, a.body);
+      assert.equal(a.headers["content-type"], "application/json");
+      assert.equal(a.headers.connection, "close");
+      assert.match(a.headers["x-request-id"] ?? "", /^[0-9a-f-]{36}$/);
+      const body = JSON.parse(a.body) as { code: string; message: string; details: unknown };
+      assert.equal(body.code, code);
+      if (typeof message === "string") assert.equal(body.message, message);
+      else assert.match(body.message, message);
+      assert.deepEqual(body.details, [errorInfoJson(reason)]);
+      assert.equal(a.closed, true);
+    };
+
+    for (const [name, request, llhttpCode] of [
+      ["a request line with junk after the version", "GET /jwt/version HTTP/1.1 junk\r\nhost: localhost\r\n\r\n", "HPE_INVALID_VERSION"],
+      ["a method that is no token", "G@T /jwt/version HTTP/1.1\r\nhost: localhost\r\n\r\n", "HPE_INVALID_METHOD"],
+      ["a header name with a space", "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nbad header: x\r\n\r\n", "HPE_INVALID_HEADER_TOKEN"],
+      ["two different Content-Lengths", "POST /user HTTP/1.1\r\nhost: localhost\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n{}", "HPE_UNEXPECTED_CONTENT_LENGTH"],
+      ["a chunk size that is no number (the body of a REST call)", "POST /jwt/user HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", "HPE_INVALID_CHUNK_SIZE"],
+    ] as const) {
+      it(`${name}: 400 MALFORMED_REQUEST naming llhttp's ${llhttpCode}`, async () => {
+        const a = await exchange(server.port, request, 1000);
+        refused(a, 400, "invalid_argument", "MALFORMED_REQUEST", new RegExp(`^the request is not valid HTTP/1\\.1: [A-Za-z][^()]* \\(${llhttpCode}\\)$`));
+      });
+    }
+
+    it("a header block over 16 KiB: 431 REQUEST_TOO_LARGE naming the limit", async () => {
+      const a = await exchange(server.port, `GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`, 1000);
+      refused(a, 431, "resource_exhausted", "REQUEST_TOO_LARGE", "the request's header block is larger than 16384 bytes");
+    });
+
+    it("a client that resets its connection mid-request gets nothing, and nothing is logged", async () => {
+      const socket = net.connect(server.port, "127.0.0.1");
+      await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      socket.write("POST /jwt/user HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{");
+      await new Promise((r) => setTimeout(r, 50));
+      socket.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 50));
+    });
+
+    describe("at the headers and request timeouts (1 s, 1.5 s)", () => {
+      let timed: TestServer;
+      before(async () => {
+        timed = await startTestServer({ env: { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000" } });
+      });
+      after(async () => {
+        await timed?.close();
+      });
+      afterEach(() => {
+        assert.deepEqual(timed.logs.filter((l) => (JSON.parse(l) as { level: string }).level === "error"), []);
+      });
+
+      const message = "the request did not arrive in time: its headers are due within 1000 ms, all of it within 1500 ms";
+      it("headers that never end: 408 DEADLINE_EXCEEDED naming the timeouts", async () => {
+        const a = await exchange(timed.port, "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nx-slow: a", 1000);
+        refused(a, 408, "deadline_exceeded", "DEADLINE_EXCEEDED", message);
+      });
+
+      it("a body that never ends: 408 DEADLINE_EXCEEDED naming the timeouts", async () => {
+        const a = await exchange(timed.port, "POST /jwt/user HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{", 1000);
+        refused(a, 408, "deadline_exceeded", "DEADLINE_EXCEEDED", message);
+      });
+    });
+  });
   describe("a target in absolute form on TESSERA_METRICS_PORT", () => {
     let withMetricsPort: TestServer;
     before(async () => {
@@ -324,6 +391,13 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       const bad = await exchange(port, `GET ftp://localhost/metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`);
       assert.equal(bad.status, 400);
       assert.deepEqual(JSON.parse(bad.body), { code: "invalid_argument", message: 'the request target\'s scheme "ftp" is not http or https', details: [errorInfoJson("MALFORMED_REQUEST")] });
+    });
+
+    it("bytes Node's parser refuses: 400 naming the problem", async () => {
+      const port = withMetricsPort.tessera.server.metricsPort!;
+      const a = await exchange(port, "GET /metrics HTTP/1.1\r\nhost: localhost\r\nbad header: x\r\n\r\n");
+      assert.equal(a.status, 400);
+      assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message: "the request is not valid HTTP/1.1: Invalid header token (HPE_INVALID_HEADER_TOKEN)", details: [errorInfoJson("MALFORMED_REQUEST")] });
     });
 
     it("OPTIONS *: 204 with Allow", async () => {
