@@ -31,7 +31,7 @@ export const ServerReasons = {
   REQUEST_TOO_LARGE: "REQUEST_TOO_LARGE",
   /** The method, or the request's compression, is not implemented. */
   UNIMPLEMENTED: "UNIMPLEMENTED",
-  /** The call's deadline (grpc-timeout, connect-timeout-ms) passed before it was answered, or an HTTP/1.1 request had not arrived by the headers or request timeout. */
+  /** The call's deadline (grpc-timeout, connect-timeout-ms) passed before it was answered, or the request had not arrived by the headers or request timeout. */
   DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
   /** The caller canceled the call. */
   CANCELED: "CANCELED",

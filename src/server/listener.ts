@@ -302,8 +302,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       const timer = setTimeout(() => {
         if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
         if (h2res.headersSent) return resetStream(stream, http2.constants.NGHTTP2_CANCEL);
-        h2res.writeHead(408, { "content-length": "0" });
-        h2res.end();
+        // The JSON error an HTTP/1.1 request not arrived in time gets (answerClientError).
+        const body = errorBody(Code.DeadlineExceeded, "DEADLINE_EXCEEDED", `the request did not arrive in time: all of it is due within ${o.requestTimeoutMs} ms`);
+        h2res.writeHead(408, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+        h2res.end(body);
       }, o.requestTimeoutMs);
       timer.unref();
       stream.once("close", () => clearTimeout(timer));

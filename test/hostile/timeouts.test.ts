@@ -9,6 +9,7 @@ import { strict as assert } from "node:assert";
 import http2 from "node:http2";
 import net from "node:net";
 import { grpcFrame, h2request } from "./support.js";
+import { errorInfoJson } from "../support/error-details.js";
 import { dribble, makeTestCertificate, slowClient, type TestCertificate } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { clientIdHeader } from "../support/users.js";
@@ -106,6 +107,14 @@ describe("timeouts on every transport", function () {
         );
         const ms = Date.now() - t0;
         assert.equal(a.headers[":status"], 408);
+        // It was a bare 408 (content-length: 0); the JSON error as over HTTP/1.1.
+        assert.equal(a.headers["content-type"], "application/json");
+        assert.match(String(a.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
+        assert.deepEqual(JSON.parse(a.data.toString()), {
+          code: "deadline_exceeded",
+          message: "the request did not arrive in time: all of it is due within 1500 ms",
+          details: [errorInfoJson("DEADLINE_EXCEEDED")],
+        });
         assert.ok(ms >= 1400, `answered after ${ms} ms`);
         assert.ok(!session.destroyed, "the session survives");
         const ok = await h2request(session, { ":path": "/healthz" });

@@ -88,8 +88,7 @@
 //   request fails again).
 // - UNIMPLEMENTED: the method, or the request's compression, is not implemented.
 // - DEADLINE_EXCEEDED: the call's deadline (`grpc-timeout`, `connect-timeout-ms`) passed, or the
-//   HTTP/1.1 request had not arrived by TESSERA_HEADERS_TIMEOUT_MS / TESSERA_REQUEST_TIMEOUT_MS
-//   (408).
+//   request had not arrived by TESSERA_HEADERS_TIMEOUT_MS / TESSERA_REQUEST_TIMEOUT_MS (408).
 // - CANCELED: the caller canceled the call.
 // - SERVICE_NOT_FOUND: grpc.health.v1.Health: no such service.
 // - ORIGIN_NOT_ALLOWED: a CORS preflight from an origin TESSERA_CORS_ORIGINS does not list
