@@ -22,6 +22,7 @@ import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatc
 import { createDocs } from "./docs.js";
 import { errorBody } from "./error-details.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
+import { createTimestampInterceptor } from "./timestamp-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type LivenessProbe, type ReadinessProbe } from "./health.js";
 import { answerClientError, listen, peerAddress, servedMethods, type Listener } from "./listener.js";
@@ -145,6 +146,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       createLoggingInterceptor(logger, rpcObserver(o.metrics, tracing.exporting)),
       createDeadlineInterceptor(),
       createErrorInterceptor(logger),
+      createTimestampInterceptor(),
       ...(o.audit ? [createAdminAuditInterceptor(o.audit, services)] : []),
       createAccessInterceptor({
         verifiers: o.verifiers,

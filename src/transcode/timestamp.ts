@@ -7,7 +7,8 @@
 // query and form arguments, path variables) and the router's JSON text decoder (Connect, gRPC
 // and gRPC-Web in JSON, server/json-text.ts), each through findImpossibleTimestamp when it
 // holds a whole message.
-import type { DescMessage, JsonValue } from "@bufbuild/protobuf";
+import type { DescMessage, JsonValue, Message } from "@bufbuild/protobuf";
+import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 
 const timestampType = "google.protobuf.Timestamp";
 
@@ -41,10 +42,10 @@ export function impossibleTimestamp(text: string): string | undefined {
   return undefined;
 }
 
-/** Message types that hold a Timestamp field at any depth (computed once per type). */
+/** Whether a message type holds a Timestamp field at any depth (computed once per type). */
 const holdsTimestamp = new WeakMap<DescMessage, boolean>();
 
-function hasTimestamp(desc: DescMessage, seen = new Set<DescMessage>()): boolean {
+export function hasTimestamp(desc: DescMessage, seen = new Set<DescMessage>()): boolean {
   const known = holdsTimestamp.get(desc);
   if (known !== undefined) return known;
   if (seen.has(desc)) return false;
@@ -120,4 +121,72 @@ function inMessage(desc: DescMessage, value: JsonValue): Omit<ImpossibleTimestam
   if (desc.typeName.startsWith("google.protobuf.")) return undefined;
   const found = findImpossibleTimestamp(desc, value);
   return found && { field: found.field, reason: found.reason };
+}
+
+/**
+ * A Timestamp a binary (protobuf) message carries is two numbers, which protobuf-es takes as they
+ * come: nanos below 0 or over 999,999,999, seconds before 0001-01-01 or after 9999-12-31 (what
+ * google.protobuf.Timestamp declares its range, and protobuf-es's JSON reader refuses). Why this
+ * one is out of range, or undefined.
+ */
+export function timestampOutOfRange(seconds: bigint, nanos: number): string | undefined {
+  if (!Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) return `${timestampType} nanos must be from 0 to 999999999 inclusive, not ${nanos}`;
+  if (seconds < secondsMin || seconds > secondsMax) {
+    return `${timestampType} seconds must be from ${secondsMin} (0001-01-01T00:00:00Z) to ${secondsMax} (9999-12-31T23:59:59Z) inclusive, not ${seconds}`;
+  }
+  return undefined;
+}
+
+const secondsMin = -62135596800n;
+const secondsMax = 253402300799n;
+
+/** A Timestamp value of a message that is out of range: its field path (as above) and why. */
+export type TimestampOutOfRange = Omit<ImpossibleTimestamp, "key">;
+
+/**
+ * The first Timestamp field of `message`, a `desc` message as parsed from binary, whose value is
+ * out of range (timestampOutOfRange); undefined when there is none, or when `desc` holds no
+ * Timestamp (then nothing is walked).
+ */
+export function findTimestampOutOfRange(desc: DescMessage, message: Message): TimestampOutOfRange | undefined {
+  if (!hasTimestamp(desc)) return undefined;
+  return outOfRangeIn(reflect(desc, message, false));
+}
+
+function outOfRangeIn(r: ReflectMessage): TimestampOutOfRange | undefined {
+  for (const f of r.fields) {
+    if (!r.isSet(f)) continue;
+    const at = (suffix: string, inner?: TimestampOutOfRange) => inner && { field: `${f.name}${suffix}${inner.field === "" ? "" : `.${inner.field}`}`, reason: inner.reason };
+    let found: TimestampOutOfRange | undefined;
+    switch (f.fieldKind) {
+      case "message":
+        found = at("", messageOutOfRange(r.get(f)));
+        break;
+      case "list":
+        if (f.listKind !== "message") break;
+        for (let i = 0; i < r.get(f).size && !found; i++) found = at(`[${i}]`, messageOutOfRange(r.get(f).get(i) as ReflectMessage));
+        break;
+      case "map":
+        if (f.mapKind !== "message") break;
+        for (const [k, v] of r.get(f)) {
+          found = at(`[${JSON.stringify(String(k))}]`, messageOutOfRange(v as ReflectMessage));
+          if (found) break;
+        }
+        break;
+    }
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** A message value: a Timestamp's range, or a message of Tessera's to walk ("" for the value itself). */
+function messageOutOfRange(r: ReflectMessage): TimestampOutOfRange | undefined {
+  const typeName = r.desc.typeName;
+  if (typeName === timestampType) {
+    const t = r.message as unknown as { seconds: bigint | number | string; nanos: number };
+    const reason = timestampOutOfRange(BigInt(t.seconds), t.nanos);
+    return reason === undefined ? undefined : { field: "", reason };
+  }
+  if (typeName.startsWith("google.protobuf.") || !hasTimestamp(r.desc)) return undefined;
+  return outOfRangeIn(r);
 }

@@ -5,13 +5,18 @@
 // client's Timestamp arrives as text refuses them as it refuses a time that does not parse,
 // naming the field: REST (JSON body, query), Connect (POST and GET), gRPC and gRPC-Web in JSON.
 // The seed documents (002: expirationTime) give no error body for a bad time; Tessera's own
-// (user_token.proto) says INVALID_ARGUMENT naming the problem.
+// (user_token.proto) says INVALID_ARGUMENT naming the problem. In binary a Timestamp outside
+// google.protobuf.Timestamp's range (nanos, seconds) is refused the same way.
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Client } from "@connectrpc/connect";
+import { ListAuditEventsRequestSchema } from "../../gen/tessera/audit/v1/audit_pb.js";
 import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
-import { basic, bearer, rest } from "../support/clients.js";
-import { decodedBody, grpcStatusDetails, tesseraDetails } from "../support/error-details.js";
+import { basic, bearer, connectClient, connectError, connectGrpcClient, GrpcJsClient, grpcWebClient, rest } from "../support/clients.js";
+import { connectDetails, decodedBody, grpcStatusDetails, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
 import { password, signUp } from "../support/users.js";
 import { grpcFrame, grpcStatus, grpcWebTrailer, h2request, healthy } from "./support.js";
@@ -161,6 +166,93 @@ describe("hostile: impossible dates in Timestamp fields", function () {
       assert.equal(res.status, 200, res.text);
       const viaConnect = await fetch(server.url + listAuditEvents, { method: "POST", headers: { ...admin, "content-type": "application/json" }, body: JSON.stringify({ since: "2028-02-29T00:00:00Z" }) });
       assert.equal(viaConnect.status, 200, await viaConnect.text());
+    });
+  });
+  // A binary Timestamp is two numbers protobuf-es takes as they come: nanos of -1 or 1e9 were
+  // carried into the seconds (a time other than the one sent), seconds past 9999 or before the
+  // year 1 were taken by the audit query (and by login until its credential check had passed).
+  describe("binary (protobuf) Timestamps out of range", () => {
+    const future = BigInt(Math.floor(Date.now() / 1000) + 86_400);
+    const outOfRange: ReadonlyArray<[string, Timestamp, string]> = [
+      ["nanos -1", create(TimestampSchema, { seconds: future, nanos: -1 }), "google.protobuf.Timestamp nanos must be from 0 to 999999999 inclusive, not -1"],
+      ["nanos 1e9", create(TimestampSchema, { seconds: future, nanos: 1_000_000_000 }), "google.protobuf.Timestamp nanos must be from 0 to 999999999 inclusive, not 1000000000"],
+      [
+        "10000-01-01",
+        create(TimestampSchema, { seconds: 253402300800n }),
+        "google.protobuf.Timestamp seconds must be from -62135596800 (0001-01-01T00:00:00Z) to 253402300799 (9999-12-31T23:59:59Z) inclusive, not 253402300800",
+      ],
+      [
+        "0000-12-31T23:59:59",
+        create(TimestampSchema, { seconds: -62135596801n }),
+        "google.protobuf.Timestamp seconds must be from -62135596800 (0001-01-01T00:00:00Z) to 253402300799 (9999-12-31T23:59:59Z) inclusive, not -62135596801",
+      ],
+    ];
+    const clients: ReadonlyArray<[string, <S extends Parameters<typeof connectClient>[0]>(service: S) => Client<S>]> = [
+      ["Connect (binary)", (service) => connectClient(service, server.url, { binary: true })],
+      ["gRPC (connect-node)", (service) => connectGrpcClient(service, server.url)],
+      ["gRPC-Web (binary)", (service) => grpcWebClient(service, server.url)],
+    ];
+
+    for (const [protocol, client] of clients) {
+      for (const [name, time, reason] of outOfRange) {
+        it(`${protocol}: login's expirationTime ${name} is INVALID_ARGUMENT naming the field (before the credential check)`, async () => {
+          const e = await connectError(client(UserTokenService).login({ expirationTime: time }, { headers: stranger }));
+          assert.equal(e.code, 3, e.rawMessage);
+          assert.equal(e.rawMessage, `cannot decode field tessera.usertoken.v1.LoginRequest.expiration_time from binary: ${reason}`);
+          assert.deepEqual(connectDetails(e), tesseraDetails("MALFORMED_REQUEST", { expiration_time: reason }));
+        });
+      }
+
+      for (const field of ["since", "until"] as const) {
+        it(`${protocol}: the audit query's ${field} out of range is INVALID_ARGUMENT naming it`, async () => {
+          const [, time, reason] = outOfRange[2]!;
+          const e = await connectError(client(AuditService).listAuditEvents({ [field]: time }, { headers: admin }));
+          assert.equal(e.code, 3, e.rawMessage);
+          assert.equal(e.rawMessage, `cannot decode field tessera.audit.v1.ListAuditEventsRequest.${field} from binary: ${reason}`);
+          assert.deepEqual(connectDetails(e), tesseraDetails("MALFORMED_REQUEST", { [field]: reason }));
+        });
+      }
+    }
+
+    it("gRPC (@grpc/grpc-js): INVALID_ARGUMENT naming the field, in grpc-status-details-bin too", async () => {
+      const client = new GrpcJsClient(UserTokenService, server.url);
+      try {
+        const [, time, reason] = outOfRange[0]!;
+        const r = await client.call("Login", { expirationTime: time }, stranger);
+        assert.equal(r.error?.code, 3);
+        const message = `cannot decode field tessera.usertoken.v1.LoginRequest.expiration_time from binary: ${reason}`;
+        assert.equal(r.error?.details, message);
+        const bin = r.trailer?.get("grpc-status-details-bin")[0] as Uint8Array;
+        assert.deepEqual(grpcStatusDetails(bin), { code: 3, message, ...tesseraDetails("MALFORMED_REQUEST", { expiration_time: reason }) });
+      } finally {
+        client.close();
+      }
+    });
+
+    it("Connect GET (encoding=proto): the audit query's since out of range is 400 naming it", async () => {
+      const [, time, reason] = outOfRange[1]!;
+      const message = Buffer.from(toBinary(ListAuditEventsRequestSchema, create(ListAuditEventsRequestSchema, { since: time }))).toString("base64url");
+      const res = await fetch(`${server.url}${listAuditEvents}?connect=v1&encoding=proto&base64=1&message=${message}`, { headers: admin });
+      const text = await res.text();
+      assert.equal(res.status, 400, text);
+      assert.deepEqual(decodedBody(JSON.parse(text) as { code: string; message: string; details: unknown }), {
+        code: "invalid_argument",
+        message: `cannot decode field tessera.audit.v1.ListAuditEventsRequest.since from binary: ${reason}`,
+        details: tesseraDetails("MALFORMED_REQUEST", { since: reason }),
+      });
+    });
+
+    it("the edges of the range are taken (0001-01-01T00:00:00Z, 9999-12-31T23:59:59.999999999Z), and a login's time as sent", async () => {
+      const audit = connectClient(AuditService, server.url, { binary: true });
+      const first = create(TimestampSchema, { seconds: -62135596800n, nanos: 0 });
+      const last = create(TimestampSchema, { seconds: 253402300799n, nanos: 999_999_999 });
+      const page = await audit.listAuditEvents({ since: first, until: last }, { headers: admin });
+      assert.ok(Array.isArray(page.events));
+      const user = await signUp(server);
+      // Stored to the millisecond (nanos 999999999 would round up into the next second).
+      const token = await connectGrpcClient(UserTokenService, server.url).login({ expirationTime: create(TimestampSchema, { seconds: future, nanos: 999_000_000 }) }, { headers: basic(user.login, password) });
+      assert.equal(token.expirationTime?.seconds, future);
+      assert.equal(token.expirationTime?.nanos, 999_000_000);
     });
   });
 });
