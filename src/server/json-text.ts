@@ -7,12 +7,13 @@
 // in its error where another type was expected, and connect-es's gRPC and gRPC-Web handlers
 // percent-encode that message with encodeURIComponent, which throws on a lone surrogate: HTTP
 // 500, no grpc-status, a client's mistake logged as a failed answer.
-// And the Timestamps of the call's request message name real times (checkTimestamps below).
+// And the Timestamps of the call's request message are read, and name real times, or the error
+// names the field (checkTimestamps below).
 
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { currentCall } from "../call-scope.js";
-import { findImpossibleTimestamp } from "../transcode/timestamp.js";
+import { findUnreadableTimestamp } from "../transcode/timestamp.js";
 import { errorDetails } from "./error-details.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -43,8 +44,10 @@ function pairedSurrogateEscapes(text: string): boolean {
 /**
  * A Timestamp field of the call's request message (when the dispatcher has routed the call and
  * that type holds one) whose text names no real time: protobuf-es would carry 2030-02-30 over
- * into March (transcode/timestamp.ts). INVALID_ARGUMENT naming the field, in protobuf-es's words
- * for a field it cannot decode, with a BadRequest for it: the request cannot be read.
+ * into March (transcode/timestamp.ts); or one protobuf-es refuses itself (no RFC 3339 text, out
+ * of range, a number), whose error names the Timestamp type but not the field. INVALID_ARGUMENT
+ * naming the field, in protobuf-es's words for a field it cannot decode, with a BadRequest for
+ * it: the request cannot be read.
  */
 function checkTimestamps(text: string): void {
   const type = currentCall()?.requestType;
@@ -55,7 +58,7 @@ function checkTimestamps(text: string): void {
   } catch {
     return; // protobuf-es says what is wrong with it
   }
-  const found = findImpossibleTimestamp(type, json);
+  const found = findUnreadableTimestamp(type, json);
   if (!found) return;
   const message = `cannot decode field ${type.typeName}.${found.field} from JSON: ${found.reason}`;
   throw new ConnectError(message, Code.InvalidArgument, undefined, errorDetails({ reason: "MALFORMED_REQUEST", fieldViolations: [{ field: found.field, description: found.reason }] }));

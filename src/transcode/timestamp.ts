@@ -6,8 +6,11 @@
 // Timestamp from JSON checks the text with impossibleTimestamp first: the REST transcoder (body,
 // query and form arguments, path variables) and the router's JSON text decoder (Connect, gRPC
 // and gRPC-Web in JSON, server/json-text.ts), each through findImpossibleTimestamp when it
-// holds a whole message.
-import type { DescMessage, JsonValue, Message } from "@bufbuild/protobuf";
+// holds a whole message (the text decoder through findUnreadableTimestamp, which also names the
+// field of a time protobuf-es refuses itself). A binary Timestamp's range is checked by
+// findTimestampOutOfRange (server/timestamp-interceptor.ts).
+import { fromJson, type DescMessage, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 
 const timestampType = "google.protobuf.Timestamp";
@@ -66,7 +69,7 @@ export interface ImpossibleTimestamp {
   key: string;
   /** Its field path in proto names ("expiration_time", "filter.since", "times[1]"). */
   field: string;
-  /** impossibleTimestamp's reason. */
+  /** Why: impossibleTimestamp's reason (or protobuf-es's, findUnreadableTimestamp). */
   reason: string;
 }
 
@@ -77,33 +80,66 @@ export interface ImpossibleTimestamp {
  * to protobuf-es.
  */
 export function findImpossibleTimestamp(desc: DescMessage, json: JsonValue): ImpossibleTimestamp | undefined {
+  return findTimestamp(desc, json, impossibleValue);
+}
+
+/**
+ * As findImpossibleTimestamp, but also a Timestamp value protobuf-es refuses itself (a text that
+ * is no RFC 3339 time, a time out of range, a number), with protobuf-es's reason: its own error
+ * names the Timestamp type, not the field. What the router's JSON text decoder checks
+ * (server/json-text.ts).
+ */
+export function findUnreadableTimestamp(desc: DescMessage, json: JsonValue): ImpossibleTimestamp | undefined {
+  return findTimestamp(desc, json, unreadableValue);
+}
+
+/** Why a Timestamp's JSON value is refused, or undefined. */
+type TimestampCheck = (value: JsonValue) => string | undefined;
+
+const impossibleValue: TimestampCheck = (value) => (typeof value === "string" ? impossibleTimestamp(value) : undefined);
+
+/** protobuf-es's words for a Timestamp it cannot decode: this, then the reason. */
+const refusedPrefix = `cannot decode message ${timestampType} from JSON: `;
+
+const unreadableValue: TimestampCheck = (value) => {
+  if (value === null) return undefined; // the field is unset
+  try {
+    fromJson(TimestampSchema, value);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    return message.startsWith(refusedPrefix) ? message.slice(refusedPrefix.length) : message;
+  }
+  return impossibleValue(value);
+};
+
+function findTimestamp(desc: DescMessage, json: JsonValue, check: TimestampCheck): ImpossibleTimestamp | undefined {
   if (!hasTimestamp(desc) || json === null || typeof json !== "object" || Array.isArray(json)) return undefined;
   for (const [key, value] of Object.entries(json)) {
-    const found = inField(desc, key, value);
+    const found = inField(desc, key, value, check);
     if (found) return { key, ...found };
   }
   return undefined;
 }
 
-function inField(desc: DescMessage, key: string, value: JsonValue): Omit<ImpossibleTimestamp, "key"> | undefined {
+function inField(desc: DescMessage, key: string, value: JsonValue, check: TimestampCheck): Omit<ImpossibleTimestamp, "key"> | undefined {
   // By proto name or JSON name, as protobuf-es reads a key (only types holding a Timestamp get here).
   const f = desc.fields.find((x) => x.jsonName === key || x.name === key);
   if (!f) return undefined;
   const at = (suffix: string, inner?: Omit<ImpossibleTimestamp, "key">) => inner && { field: `${f.name}${suffix}${inner.field === "" ? "" : `.${inner.field}`}`, reason: inner.reason };
   switch (f.fieldKind) {
     case "message":
-      return at("", inMessage(f.message, value));
+      return at("", inMessage(f.message, value, check));
     case "list":
       if (f.listKind !== "message" || !Array.isArray(value)) return undefined;
       for (let i = 0; i < value.length; i++) {
-        const found = at(`[${i}]`, inMessage(f.message, value[i]!));
+        const found = at(`[${i}]`, inMessage(f.message, value[i]!, check));
         if (found) return found;
       }
       return undefined;
     case "map":
       if (f.mapKind !== "message" || value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
       for (const [k, v] of Object.entries(value)) {
-        const found = at(`[${JSON.stringify(k)}]`, inMessage(f.message, v));
+        const found = at(`[${JSON.stringify(k)}]`, inMessage(f.message, v, check));
         if (found) return found;
       }
       return undefined;
@@ -112,14 +148,14 @@ function inField(desc: DescMessage, key: string, value: JsonValue): Omit<Impossi
   }
 }
 
-/** A message value: a Timestamp's text, or a message of Tessera's to walk ("" for the value itself). */
-function inMessage(desc: DescMessage, value: JsonValue): Omit<ImpossibleTimestamp, "key"> | undefined {
+/** A message value: a Timestamp's value, or a message of Tessera's to walk ("" for the value itself). */
+function inMessage(desc: DescMessage, value: JsonValue, check: TimestampCheck): Omit<ImpossibleTimestamp, "key"> | undefined {
   if (desc.typeName === timestampType) {
-    const reason = typeof value === "string" ? impossibleTimestamp(value) : undefined;
+    const reason = check(value);
     return reason === undefined ? undefined : { field: "", reason };
   }
   if (desc.typeName.startsWith("google.protobuf.")) return undefined;
-  const found = findImpossibleTimestamp(desc, value);
+  const found = findTimestamp(desc, value, check);
   return found && { field: found.field, reason: found.reason };
 }
 

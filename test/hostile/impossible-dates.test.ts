@@ -9,7 +9,7 @@
 // google.protobuf.Timestamp's range (nanos, seconds) is refused the same way.
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary, type JsonValue } from "@bufbuild/protobuf";
 import { TimestampSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
 import { ListAuditEventsRequestSchema } from "../../gen/tessera/audit/v1/audit_pb.js";
@@ -168,6 +168,62 @@ describe("hostile: impossible dates in Timestamp fields", function () {
       assert.equal(viaConnect.status, 200, await viaConnect.text());
     });
   });
+  // protobuf-es refused these itself, in words that name the Timestamp type but not the field
+  // ("cannot decode message google.protobuf.Timestamp from JSON: invalid RFC 3339 string").
+  describe("a JSON time that does not parse at all, over Connect, gRPC and gRPC-Web", () => {
+    const unreadable: ReadonlyArray<[JsonValue, string]> = [
+      ["garbage", "invalid RFC 3339 string"],
+      ["2030-02-03", "invalid RFC 3339 string"],
+      ["10000-01-01T00:00:00Z", "invalid RFC 3339 string"],
+      ["0000-12-31T00:00:00Z", "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z inclusive"],
+      [1893456000, "1893456000"],
+      [{ seconds: 1 }, "object"],
+    ];
+    const loginMessage = (reason: string) => `cannot decode field tessera.usertoken.v1.LoginRequest.expiration_time from JSON: ${reason}`;
+
+    for (const [value, reason] of unreadable) {
+      it(`Connect: expirationTime ${JSON.stringify(value)} is 400 invalid_argument naming the field`, async () => {
+        const res = await fetch(server.url + login, { method: "POST", headers: { ...stranger, "content-type": "application/json" }, body: JSON.stringify({ expirationTime: value }) });
+        const text = await res.text();
+        assert.equal(res.status, 400, text);
+        assert.deepEqual(decodedBody(JSON.parse(text) as { code: string; message: string; details: unknown }), {
+          code: "invalid_argument",
+          message: loginMessage(reason),
+          details: tesseraDetails("MALFORMED_REQUEST", { expiration_time: reason }),
+        });
+      });
+    }
+
+    it("Connect GET: the audit query's until that does not parse names the field", async () => {
+      const json = JSON.stringify({ until: "yesterday" });
+      const res = await fetch(`${server.url}${listAuditEvents}?connect=v1&encoding=json&message=${encodeURIComponent(json)}`, { headers: admin });
+      const text = await res.text();
+      assert.equal(res.status, 400, text);
+      assert.equal((JSON.parse(text) as { message: string }).message, "cannot decode field tessera.audit.v1.ListAuditEventsRequest.until from JSON: invalid RFC 3339 string");
+    });
+
+    it("gRPC+JSON and gRPC-Web+JSON: INVALID_ARGUMENT naming the field", async () => {
+      const frame = grpcFrame(Buffer.from(JSON.stringify({ expirationTime: "garbage" })));
+      const session = http2.connect(server.url);
+      try {
+        const a = await h2request(session, { ":method": "POST", ":path": login, "content-type": "application/grpc+json", te: "trailers", ...stranger }, frame);
+        assert.equal(grpcStatus(a), 3);
+        assert.equal(decodeURIComponent(String(a.trailers["grpc-message"] ?? a.headers["grpc-message"])), loginMessage("invalid RFC 3339 string"));
+      } finally {
+        session.close();
+      }
+      const res = await fetch(server.url + login, { method: "POST", headers: { ...stranger, "content-type": "application/grpc-web+json" }, body: frame });
+      const trailer = grpcWebTrailer(Buffer.from(await res.arrayBuffer()));
+      assert.equal(trailer["grpc-status"] ?? res.headers.get("grpc-status"), "3");
+      assert.equal(decodeURIComponent(trailer["grpc-message"] ?? res.headers.get("grpc-message") ?? ""), loginMessage("invalid RFC 3339 string"));
+    });
+
+    it("null leaves the field unset, as before (the login goes on to its credential check)", async () => {
+      const res = await fetch(server.url + login, { method: "POST", headers: { ...stranger, "content-type": "application/json" }, body: JSON.stringify({ expirationTime: null }) });
+      assert.equal(res.status, 401, await res.text());
+    });
+  });
+
   // A binary Timestamp is two numbers protobuf-es takes as they come: nanos of -1 or 1e9 were
   // carried into the seconds (a time other than the one sent), seconds past 9999 or before the
   // year 1 were taken by the audit query (and by login until its credential check had passed).
