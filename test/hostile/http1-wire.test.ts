@@ -8,7 +8,7 @@ import net from "node:net";
 import { errorInfoJson } from "../support/error-details.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { uniqueName } from "../support/users.js";
-import { healthy } from "./support.js";
+import { serverCheckedAfterEach } from "./support.js";
 
 export interface WireAnswer {
   status: number;
@@ -67,17 +67,10 @@ export function exchange(port: number, text: string, closeWithinMs = 0): Promise
 
 describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
   this.timeout(30_000);
+  const checked = serverCheckedAfterEach();
   let server: TestServer;
-  before(async () => {
-    server = await startTestServer();
-  });
-  after(async () => {
-    await server?.close();
-  });
-  afterEach(async () => {
-    await healthy(server.url);
-    const errors = server.logs.filter((l) => (JSON.parse(l) as { level: string }).level === "error");
-    assert.deepEqual(errors, []);
+  beforeEach(() => {
+    server = checked();
   });
 
   describe("a request line of another HTTP version", () => {

@@ -17,9 +17,9 @@ import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { basic, bearer, connectClient, connectError, connectGrpcClient, GrpcJsClient, grpcWebClient, rest } from "../support/clients.js";
 import { connectDetails, decodedBody, grpcStatusDetails, tesseraDetails } from "../support/error-details.js";
-import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
+import { testAdminToken, type TestServer } from "../support/server.js";
 import { password, signUp } from "../support/users.js";
-import { grpcFrame, grpcStatus, grpcWebTrailer, h2request, healthy } from "./support.js";
+import { grpcFrame, grpcStatus, grpcWebTrailer, h2request, serverCheckedAfterEach } from "./support.js";
 
 const login = `/${UserTokenService.typeName}/${UserTokenService.method.login.name}`;
 const listAuditEvents = `/${AuditService.typeName}/${AuditService.method.listAuditEvents.name}`;
@@ -37,17 +37,10 @@ const impossible: ReadonlyArray<[string, string]> = [
 
 describe("hostile: impossible dates in Timestamp fields", function () {
   this.timeout(30_000);
+  const checked = serverCheckedAfterEach();
   let server: TestServer;
-  before(async () => {
-    server = await startTestServer();
-  });
-  after(async () => {
-    await server?.close();
-  });
-  afterEach(async () => {
-    await healthy(server.url);
-    const errors = server.logs.filter((l) => (JSON.parse(l) as { level: string }).level === "error");
-    assert.deepEqual(errors, []);
+  beforeEach(() => {
+    server = checked();
   });
 
   describe("POST /auth/login expirationTime (seed 002)", () => {

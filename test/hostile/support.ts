@@ -20,7 +20,7 @@ import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.j
 import { httpRules } from "../../src/transcode/binding.js";
 import { parsePathTemplate } from "../../src/transcode/index.js";
 import { basic, bearer } from "../support/clients.js";
-import { testAdminToken, testClientId, type TestServer } from "../support/server.js";
+import { startTestServer, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 import {
   createApiToken,
   createAuthenticationToken,
@@ -310,6 +310,26 @@ export function grpcStatus(a: H2Answer): number | undefined {
 export async function healthy(baseUrl: string): Promise<void> {
   const r = await raw(baseUrl, "GET", "/healthz", {});
   assert.equal(r.status, 200, `the server no longer answers /healthz: ${r.status} ${r.text}`);
+}
+
+/**
+ * One test server for the suite it is called in, checked after every test: it still answers
+ * /healthz, and nothing the test sent made it log at error level. Returns the server's getter.
+ */
+export function serverCheckedAfterEach(): () => TestServer {
+  let server: TestServer | undefined;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(async () => {
+    await server?.close();
+  });
+  afterEach(async () => {
+    await healthy(server!.url);
+    const errors = server!.logs.filter((l) => (JSON.parse(l) as { level: string }).level === "error");
+    assert.deepEqual(errors, []);
+  });
+  return () => server!;
 }
 
 /**
