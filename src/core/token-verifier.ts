@@ -145,11 +145,12 @@ export class TokenVerifier {
 // node:crypto's form of each key, made once per key.
 const keyObjects = new WeakMap<CryptoKey | Uint8Array, KeyObject>();
 
-function keyObjectOf(key: VerificationKey): KeyObject {
-  let object = keyObjects.get(key.publicKey);
+/** node:crypto's form of a jose key (or an HS256 secret), made once per key (also for token-signer.ts). */
+export function keyObjectOf(material: CryptoKey | Uint8Array): KeyObject {
+  let object = keyObjects.get(material);
   if (!object) {
-    object = key.publicKey instanceof Uint8Array ? createSecretKey(key.publicKey) : KeyObject.from(key.publicKey);
-    keyObjects.set(key.publicKey, object);
+    object = material instanceof Uint8Array ? createSecretKey(material) : KeyObject.from(material);
+    keyObjects.set(material, object);
   }
   return object;
 }
@@ -157,7 +158,7 @@ function keyObjectOf(key: VerificationKey): KeyObject {
 /** The signature check of `key.alg` (JWS: EdDSA over Ed25519, ES256 as r||s, HS256 compared in constant time). */
 function signatureMatches(key: VerificationKey, signingInput: string, signature: Buffer): boolean {
   const data = Buffer.from(signingInput, "ascii");
-  const object = keyObjectOf(key);
+  const object = keyObjectOf(key.publicKey);
   try {
     switch (key.alg) {
       case "EdDSA":
