@@ -84,11 +84,13 @@
 //
 // On the call itself, on every protocol:
 // - MALFORMED_REQUEST: the request cannot be read: its message does not parse (binary or JSON),
-//   or a protocol header or the Host/:authority is malformed.
-// - REQUEST_TOO_LARGE: the request is larger than TESSERA_BODY_LIMIT_BYTES (RESOURCE_EXHAUSTED
-//   without RetryInfo: the same request fails again).
+//   a protocol header or the Host/:authority is malformed, or its HTTP/1.1 bytes do not parse.
+// - REQUEST_TOO_LARGE: the request is larger than TESSERA_BODY_LIMIT_BYTES, or its HTTP/1.1
+//   header block larger than 16 KiB (431) (RESOURCE_EXHAUSTED without RetryInfo: the same
+//   request fails again).
 // - UNIMPLEMENTED: the method, or the request's compression, is not implemented.
-// - DEADLINE_EXCEEDED: the call's deadline (`grpc-timeout`, `connect-timeout-ms`) passed.
+// - DEADLINE_EXCEEDED: the call's deadline (`grpc-timeout`, `connect-timeout-ms`) passed, or the
+//   request had not arrived by TESSERA_HEADERS_TIMEOUT_MS / TESSERA_REQUEST_TIMEOUT_MS (408).
 // - CANCELED: the caller canceled the call.
 // - SERVICE_NOT_FOUND: grpc.health.v1.Health: no such service.
 // - ORIGIN_NOT_ALLOWED: a CORS preflight from an origin TESSERA_CORS_ORIGINS does not list
