@@ -270,18 +270,18 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     }
     active++;
     let done = false;
+    // Whichever comes first: the answer handed to the kernel whole, or closed before that. An
+    // HTTP/1.1 answer then leaves its connection's waiting answers (a finished one needs no
+    // closing when its connection goes).
     const finish = () => {
       if (done) return;
       done = true;
       active--;
+      h1c?.answers.delete(res as http.ServerResponse);
     };
     res.once("close", finish);
     res.once("finish", finish);
-    if (h1c) {
-      const h1res = res as http.ServerResponse;
-      h1c.answers.add(h1res);
-      h1res.once("close", () => h1c.answers.delete(h1res));
-    }
+    h1c?.answers.add(res as http.ServerResponse);
     if (req.httpVersionMajor === 2) {
       const h2res = res as http2.Http2ServerResponse;
       const stream = h2res.stream;

@@ -67,11 +67,19 @@ export function hostProblem(req: NodeRequest): string | undefined {
   }
   if (count > 1) return `the request has ${count} Host headers: it must have one`;
   if (count === 0) return req.httpVersionMinor >= 1 ? `an HTTP/${req.httpVersion} request must have a Host header` : undefined;
-  if (value !== "" && !(hostPort.test(value) && parsesAsUrl(`http://${value}/`))) {
+  if (value === "" || validHosts.has(value)) return undefined;
+  if (!(hostPort.test(value) && parsesAsUrl(`http://${value}/`))) {
     return `the Host header ${JSON.stringify(value)} is not a host with an optional port`;
   }
+  // A server sees few Host values (its own names): each is parsed once, not on every request.
+  if (validHosts.size >= validHostsLimit) validHosts.clear();
+  validHosts.add(value);
   return undefined;
 }
+
+/** Host values found valid (bounded: a client sending ever new ones only costs their parse). */
+const validHosts = new Set<string>();
+const validHostsLimit = 256;
 
 /**
  * An HTTP/2 request's :scheme other than http or https (in any case), refused as the absolute
