@@ -6,7 +6,7 @@
 import { Code, cors as connectCors } from "@connectrpc/connect";
 import { Cors } from "../transcode/cors.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
-import { errorBody } from "./error-details.js";
+import { sendErrorBody } from "./error-details.js";
 import { requestIdHeader } from "./request-id.js";
 
 /** Request headers a browser may send: the protocols' own, the credentials, a request id, trace context. */
@@ -46,9 +46,7 @@ export function applyCors(cors: Cors, req: NodeRequest, res: NodeResponse): bool
   const origin = req.headers.origin;
   if (origin !== undefined && Cors.isPreflight(req.method, req.headers)) {
     if (!cors.allows(origin)) {
-      const body = errorBody(Code.PermissionDenied, "ORIGIN_NOT_ALLOWED", `origin ${origin} is not allowed`);
-      res.writeHead(403, { vary: cors.vary, "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-      res.end(body);
+      sendErrorBody(res, 403, Code.PermissionDenied, "ORIGIN_NOT_ALLOWED", `origin ${origin} is not allowed`, { vary: cors.vary });
       return true;
     }
     res.writeHead(204, cors.preflightHeaders(origin, undefined));

@@ -38,7 +38,7 @@ import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { Cors } from "../transcode/cors.js";
 import { applyCors } from "./cors.js";
-import { errorBody } from "./error-details.js";
+import { sendErrorBody } from "./error-details.js";
 import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
 import { answerUnaryConnect, answerUnaryGrpc, invokeUnary, plainUnaryConnect, plainUnaryGrpc, readBody, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
@@ -273,9 +273,7 @@ function badAuthority(res: NodeResponse): void {
 }
 
 function malformedRequest(res: NodeResponse, message: string): void {
-  const body = errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", message);
-  res.writeHead(400, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-  res.end(body);
+  sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", message);
 }
 
 /**

@@ -15,7 +15,7 @@ import { Code } from "@connectrpc/connect";
 import { exampleBaseUrl } from "../openapi/document.js";
 import { projectFile } from "../project-files.js";
 import { restMount } from "../rest-routes.js";
-import { errorBody } from "./error-details.js";
+import { sendErrorBody } from "./error-details.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -100,9 +100,7 @@ export function createDocs(options: DocsOptions): (req: NodeRequest, res: NodeRe
     let found = assets.get(path);
     if (found === undefined) return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
-      const body = errorBody(Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`);
-      res.writeHead(405, { allow: "GET, HEAD", "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-      res.end(body);
+      sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: "GET, HEAD" });
       return true;
     }
     if (typeof found === "function") {

@@ -7,6 +7,8 @@
 // - google.rpc.RetryInfo when a retry can succeed after a wait (a login lockout, a store outage):
 //   the same number of seconds as the Retry-After header.
 // - google.rpc.BadRequest when the error is about request fields: one violation per field.
+import type http from "node:http";
+import type http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -130,6 +132,23 @@ export function serverError(code: Code, reason: ServerReason, message: string): 
 export function errorBody(code: Code, reason: ServerReason, message: string): string {
   const json = errorToJson(serverError(code, reason, message), jsonOptions);
   return JSON.stringify({ code: json.code, message, details: json.details ?? [] });
+}
+
+/**
+ * Answers `status` with errorBody's JSON (after `headers`, e.g. Allow or Vary): every plain HTTP
+ * error Tessera makes outside the router and the transcoder.
+ */
+export function sendErrorBody(
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  status: number,
+  code: Code,
+  reason: ServerReason,
+  message: string,
+  headers: http.OutgoingHttpHeaders = {},
+): void {
+  const body = errorBody(code, reason, message);
+  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
 }
 
 /** The router's JSON options, so `debug` reads as it does in the RPC errors. */

@@ -20,7 +20,7 @@ import { createCors } from "./cors.js";
 import { createDeadlineInterceptor } from "./deadline-interceptor.js";
 import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatch.js";
 import { createDocs } from "./docs.js";
-import { errorBody } from "./error-details.js";
+import { sendErrorBody } from "./error-details.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { createTimestampInterceptor } from "./timestamp-interceptor.js";
 import { describeError } from "./error-report.js";
@@ -81,9 +81,9 @@ function pathOf(req: NodeRequest): string {
   return (req.url ?? "").split("?", 1)[0]!;
 }
 
-function json(res: NodeResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = typeof body === "string" ? body : JSON.stringify(body);
-  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+function json(res: NodeResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 }
 
@@ -123,7 +123,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     }
     if (path !== "/healthz" && path !== "/readyz") return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
-      json(res, 405, errorBody(Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`), { allow: "GET, HEAD" });
+      sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: "GET, HEAD" });
       return true;
     }
     if (path === "/healthz") {
@@ -184,12 +184,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     if (rest) {
       Promise.resolve(rest(req, res)).catch((e: unknown) => {
         reportRest(e, `${req.method} ${pathOf(req)}`);
-        if (!res.headersSent) json(res, 500, errorBody(Code.Internal, "INTERNAL", "internal error"));
+        if (!res.headersSent) sendErrorBody(res, 500, Code.Internal, "INTERNAL", "internal error");
         else res.end();
       });
       return;
     }
-    json(res, 404, errorBody(Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${pathOf(req)}`));
+    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${pathOf(req)}`);
   };
 
   // Every request runs in its own call scope: its id is in every log line written while it is
@@ -199,7 +199,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
     const badTarget = hostProblem(req) ?? schemeProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
-    if (badTarget !== undefined) return json(res, 400, errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", badTarget));
+    if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
     const agent = req.headers["user-agent"];
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
     if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;
@@ -261,7 +261,7 @@ async function serveMetricsPort(metrics: Metrics, host: string, port: number): P
   // bare 400).
   const server = http.createServer({ requireHostHeader: false }, (req, res) => {
     const badTarget = hostProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
-    if (badTarget !== undefined) return json(res, 400, errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", badTarget));
+    if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
     if (pathOf(req) === "/metrics") return metrics.serve(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });

@@ -21,7 +21,7 @@ import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { Code } from "@connectrpc/connect";
 import type { PortSharing } from "../cluster.js";
-import { errorBody, type ServerReason } from "./error-details.js";
+import { errorBody, sendErrorBody, type ServerReason } from "./error-details.js";
 import { guardSession, resetStream } from "./h2-guard.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 
@@ -124,19 +124,15 @@ export function peerAddress(req: http.IncomingMessage | http2.Http2ServerRequest
  * process. 505 (RFC 9110 15.6.6), and the connection closes.
  */
 function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const body = errorBody(
+  res.shouldKeepAlive = false;
+  sendErrorBody(
+    res,
+    505,
     Code.Unimplemented,
     "UNIMPLEMENTED",
     `HTTP/${req.httpVersion} is not served in HTTP/1.1 syntax: this port speaks HTTP/1.0, HTTP/1.1 and HTTP/2 (which starts with its connection preface)`,
+    { [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]), connection: "close" },
   );
-  res.shouldKeepAlive = false;
-  res.writeHead(505, {
-    [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]),
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
-    connection: "close",
-  });
-  res.end(body);
 }
 
 /** An "upgrade" token in a Connection header value. */
@@ -166,15 +162,11 @@ export const servedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE";
  * HTTP/2 one answered 405 with neither Allow (which a 405 must carry) nor a body.
  */
 function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void {
-  const body = errorBody(Code.Unimplemented, "METHOD_NOT_ALLOWED", "CONNECT is not allowed: this server opens no tunnels");
-  res.writeHead(405, {
+  sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", "CONNECT is not allowed: this server opens no tunnels", {
     allow: servedMethods,
     [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]),
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
-  res.end(body);
 }
 
 /** What an HTTP/1.1 server's "clientError" listener is told about the bytes it could not take. */
@@ -303,9 +295,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
         if (h2res.headersSent) return resetStream(stream, http2.constants.NGHTTP2_CANCEL);
         // The JSON error an HTTP/1.1 request not arrived in time gets (answerClientError).
-        const body = errorBody(Code.DeadlineExceeded, "DEADLINE_EXCEEDED", `the request did not arrive in time: all of it is due within ${o.requestTimeoutMs} ms`);
-        h2res.writeHead(408, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-        h2res.end(body);
+        sendErrorBody(h2res, 408, Code.DeadlineExceeded, "DEADLINE_EXCEEDED", `the request did not arrive in time: all of it is due within ${o.requestTimeoutMs} ms`);
       }, o.requestTimeoutMs);
       timer.unref();
       stream.once("close", () => clearTimeout(timer));
