@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { fsync } from "node:fs";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
 import { bearer, connectClient, rest } from "../support/clients.js";
-import { decodedBody, tesseraDetails } from "../support/error-details.js";
+import { assertStoreUnavailable } from "../support/error-details.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { clientIdHeader, password, startSession, uniqueEmail } from "../support/users.js";
 
@@ -21,19 +21,10 @@ describe("server: the embedded store after a failed fsync of its log", () => {
   afterEach(() => server.close());
 
   const signUp = (email = uniqueEmail()) => rest(server.url, "POST", "/user", { json: { email, password }, headers: clientIdHeader });
-  const storeUnavailable = async (res: Awaited<ReturnType<typeof rest>>) => {
-    assert.equal(res.status, 503, res.text);
-    assert.equal(res.headers.get("retry-after"), "1");
-    assert.deepEqual(decodedBody(res.body), {
-      code: "unavailable",
-      message: "the store is unavailable, try again shortly",
-      details: { ...tesseraDetails("STORE_UNAVAILABLE"), retryDelaySeconds: 1 },
-    });
-  };
   /** One sign-up while the disk fails its fsync; the disk is sound again afterwards. */
   const failOnce = async () => {
     failing = true;
-    await storeUnavailable(await signUp());
+    assertStoreUnavailable(await signUp());
     failing = false;
   };
   const probe = async (path: string) => {
@@ -44,8 +35,8 @@ describe("server: the embedded store after a failed fsync of its log", () => {
   it("the write whose fsync failed, and every later write, answer 503 STORE_UNAVAILABLE though the disk syncs again", async () => {
     assert.equal((await signUp()).status, 201);
     await failOnce();
-    await storeUnavailable(await signUp());
-    await storeUnavailable(await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email: uniqueEmail(), password }, headers: clientIdHeader }));
+    assertStoreUnavailable(await signUp());
+    assertStoreUnavailable(await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email: uniqueEmail(), password }, headers: clientIdHeader }));
   });
 
   it("/readyz and /healthz answer 503 NOT_SERVING, and gRPC health NOT_SERVING; a token check, which only reads, still answers", async () => {
@@ -68,7 +59,7 @@ describe("server: the embedded store after a failed fsync of its log", () => {
 
   it("logs the failure once, at error level, with its cause", async () => {
     await failOnce();
-    await storeUnavailable(await signUp());
+    assertStoreUnavailable(await signUp());
     const errors = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === "error");
     assert.deepEqual(
       errors.map(({ msg, component, error }) => ({ msg, component, error })),

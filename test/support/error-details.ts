@@ -1,6 +1,7 @@
 // Reading the error details Tessera sends (google.rpc.ErrorInfo, RetryInfo, BadRequest) the way
 // clients do: from a ConnectError (findDetails), from gRPC's `grpc-status-details-bin` (a
 // google.rpc.Status, decoded with the generated schema), and from a Connect or REST JSON error.
+import assert from "node:assert/strict";
 import { create, createRegistry, fromBinary, toBinary, type JsonValue } from "@bufbuild/protobuf";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import type { ConnectError } from "@connectrpc/connect";
@@ -96,6 +97,20 @@ export function statusDetailsBin(code: number, message: string, reason: string):
 /** A REST (or Connect) JSON error body with its `details` decoded: what to compare whole. */
 export function decodedBody(body: { code: string; message: string; details: unknown }): { code: string; message: string; details: DetailFacts } {
   return { ...body, details: jsonDetails(body.details) };
+}
+
+/**
+ * The REST answer of a call the store could not serve: 503, `Retry-After: 1`, and the JSON error
+ * with reason STORE_UNAVAILABLE and a RetryInfo of that second.
+ */
+export function assertStoreUnavailable(res: { status: number; text: string; headers: Headers; body: { code: string; message: string; details: unknown } }): void {
+  assert.equal(res.status, 503, res.text);
+  assert.equal(res.headers.get("retry-after"), "1");
+  assert.deepEqual(decodedBody(res.body), {
+    code: "unavailable",
+    message: "the store is unavailable, try again shortly",
+    details: { ...tesseraDetails("STORE_UNAVAILABLE"), retryDelaySeconds: 1 },
+  });
 }
 
 /** The details of a Tessera error with `reason`, and the field violations given as field -> description. */
