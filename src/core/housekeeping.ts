@@ -7,9 +7,10 @@
 // user tokens and cookie sessions that expired or were logged out (disabled) more than
 // TESSERA_USER_TOKEN_RETENTION_DAYS ago. Until then such a token answers TOKEN_EXPIRED or
 // TOKEN_REVOKED; once deleted it is unknown, INVALID_TOKEN, as a token never issued. Without the
-// retention they were kept for good, one row per login and per link exchange. Every instance may run it: deletes are
-// idempotent. Each kind is deleted in batches of at most `deleteBatch` records, one store call
-// each (in SQLite one statement, its own commit: see ports.ts), until a batch comes back short:
+// retention they were kept for good, one row per login and per link exchange. Every instance may
+// run it: deletes are idempotent. Each kind is deleted in batches of at most `deleteBatch`
+// records, one store call each (in SQLite one statement, its own commit: see ports.ts), until a
+// batch comes back short:
 // a backlog (the first pass after an upgrade, a long outage) never holds SQLite's write lock,
 // which every worker's writers wait on, or a MongoDB call, for longer than one batch takes.
 import type { Logger } from "../logger.js";
