@@ -239,6 +239,11 @@ export interface Leader {
    * false when one of them did not exit 0.
    */
   stopFollowers(signal: NodeJS.Signals): Promise<boolean>;
+  /**
+   * Passes SIGHUP (reload the TLS certificate) on to every follower that has started (one still
+   * starting reads the files as it starts; SIGHUP's default action would end it).
+   */
+  reloadFollowers(): void;
 }
 
 /** Runs the leader's side: forks the followers (2..n) and shares the port with them. */
@@ -437,6 +442,9 @@ export function lead(config: Config, logger: Logger): Leader {
       }, (config.shutdownGraceSeconds + 5) * 1000);
       force.unref();
       return exited.finally(() => clearTimeout(force));
+    },
+    reloadFollowers() {
+      for (const child of ready) child.kill("SIGHUP");
     },
   };
 }

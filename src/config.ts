@@ -154,6 +154,7 @@ export const variables = {
   logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; one JSON line per request at info."),
   tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2 and http/1.1)."),
   tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS."),
+  tlsReloadSeconds: variable("TESSERA_TLS_RELOAD_SECONDS", 60, integer(0, 86400), "How often the TLS certificate and key files are checked for a renewal, served once both check out (0: only on SIGHUP, which reloads them at once)."),
   bodyLimitBytes: variable("TESSERA_BODY_LIMIT_BYTES", 65536, integer(1024, 64 * 1024 * 1024), "Largest request body accepted (REST 413, RPC RESOURCE_EXHAUSTED)."),
   corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], list, "Comma list of web origins allowed by CORS (`*` for any, without credentials), for REST, Connect and gRPC-Web alike.", { shownDefault: "(none)" }),
   jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004); `/` requires TESSERA_SESSION_API=false."),

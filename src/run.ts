@@ -1,7 +1,7 @@
 // Tessera as a process: read the configuration, start (one process, or the first of
 // TESSERA_WORKERS workers on the one port, which starts the others: cluster.ts), stop cleanly on
-// SIGTERM/SIGINT. `npm start` runs it from the compiled bundle (start.cts calls run()); `tsx
-// src/main.ts` from the sources.
+// SIGTERM/SIGINT, read the TLS certificate again on SIGHUP. `npm start` runs it from the compiled
+// bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
 import { follow, lead, roleOf, workerId, type Leader, type Role } from "./cluster.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -63,6 +63,13 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // SIGHUP reloads the TLS certificate and key (in every worker), and never ends the process (its
+  // default action). One that arrives while starting is not needed: the start reads the files.
+  process.on("SIGHUP", () => {
+    if (tessera === undefined || closing) return;
+    tessera.server.reloadCertificate();
+    leader?.reloadFollowers();
+  });
   // A follower stops on the signal the leader forwards (a terminal's Ctrl-C reaches both: the
   // second is a no-op), and on its own when the leader is gone.
   if (role === "follower") process.on("disconnect", () => stop("disconnect"));

@@ -1,7 +1,6 @@
 // The server: one Connect router (gRPC, gRPC-Web, Connect) whose handlers also serve the REST
 // routes through the transcoder, plus health, reflection and the /healthz and /readyz probes.
 // dispatch.ts sends RPC paths to the router and every other path to the fallback below.
-import { readFileSync } from "node:fs";
 import http from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, createContextValues, type ContextValues } from "@connectrpc/connect";
@@ -36,6 +35,7 @@ import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
+import { loadCertificate, watchCertificate } from "./tls-certificate.js";
 import { asteriskProblem, hostProblem, schemeProblem, toOriginForm } from "./request-target.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
@@ -73,6 +73,8 @@ export interface RunningServer {
   readonly listener: Listener;
   /** The port of the metrics listener, when TESSERA_METRICS_PORT gives it one. */
   readonly metricsPort?: number;
+  /** Under TLS: reads the certificate and key files again (SIGHUP); false when they did not check out. */
+  reloadCertificate(): boolean;
   close(): Promise<void>;
 }
 
@@ -212,10 +214,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     runInCall(scope, () => dispatch(req, res));
   };
 
+  const certificate = secure ? loadCertificate(config.tlsCertFile!, config.tlsKeyFile!) : undefined;
   const listener = await listen(handle, {
     host: config.host,
     port: config.port,
-    tls: secure ? { cert: readFileSync(config.tlsCertFile!), key: readFileSync(config.tlsKeyFile!) } : undefined,
+    tls: certificate,
     requestTimeoutMs: config.requestTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
@@ -228,6 +231,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     sharing: o.sharing,
   });
   o.metrics?.countConnections(() => listener.connections());
+  const certificates =
+    certificate && watchCertificate(config.tlsCertFile!, config.tlsKeyFile!, certificate, (pair) => listener.setCertificate(pair), logger, config.tlsReloadSeconds * 1000);
+  if (certificates) o.metrics?.certificateExpiry(() => certificates.current.notAfter);
   // TESSERA_METRICS_PORT is the first worker's alone (its scrape answers every worker's metrics).
   const metricsServer = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config.host, config.metricsPort) : undefined;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
@@ -236,7 +242,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     port: listener.port,
     listener,
     ...(metricsServer && { metricsPort: (metricsServer.address() as import("node:net").AddressInfo).port }),
+    reloadCertificate: () => {
+      if (!certificates) {
+        logger.info("no TLS certificate to reload (TESSERA_TLS_CERT_FILE is unset)");
+        return false;
+      }
+      return certificates.reload("signal");
+    },
     close: async () => {
+      certificates?.stop();
       await listener.close(config.shutdownGraceSeconds * 1000);
       if (metricsServer) {
         metricsServer.closeAllConnections();

@@ -66,6 +66,8 @@ export interface Listener {
   inFlight(): number;
   /** Connections open right now (served here). */
   connections(): number;
+  /** Under TLS: new handshakes are made with this certificate and key (open connections keep theirs). */
+  setCertificate(pair: { cert: Buffer; key: Buffer }): void;
   /**
    * Graceful stop: refuse new connections, let in-flight requests finish (HTTP/2 sessions get
    * GOAWAY, idle HTTP/1.1 connections close), and after `graceMs` destroy what is left.
@@ -541,6 +543,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     secure: o.tls !== undefined,
     inFlight: () => active,
     connections: () => sockets.size,
+    setCertificate(pair) {
+      if (!o.tls) throw new Error("not serving TLS");
+      (front as tls.Server).setSecureContext({ cert: pair.cert, key: pair.key });
+    },
     async close(graceMs: number) {
       closing = true;
       // No new connection (a follower has none of its own: the leader stops handing them over).

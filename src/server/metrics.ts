@@ -121,6 +121,8 @@ export interface Metrics {
   connectionRefused(): void;
   /** Reads the connections open now from `open` at scrape time. */
   countConnections(open: () => number): void;
+  /** Reads the TLS certificate's notAfter from `notAfter` at scrape time. */
+  certificateExpiry(notAfter: () => Date): void;
   /** Starts reading the core's figures. */
   watch(sources: MetricSources): void;
   /** The exposition text: this process's registry, or under a cluster every worker's, aggregated. */
@@ -211,7 +213,6 @@ export function createMetrics(): Metrics {
       if (openConnections) this.set(openConnections());
     },
   });
-
   let sources: MetricSources | undefined;
   new client.Gauge({
     name: "tessera_hasher_in_use",
@@ -326,6 +327,18 @@ export function createMetrics(): Metrics {
     connectionRefused: () => connectionsRefused.inc(),
     countConnections(open) {
       openConnections = open;
+    },
+    certificateExpiry(notAfter) {
+      // Registered only under TLS: a gauge without labels would otherwise read 0 (expired).
+      new client.Gauge({
+        name: "tessera_tls_certificate_expiry_timestamp_seconds",
+        help: "When the TLS certificate served expires (its notAfter, Unix seconds; the earliest over workers).",
+        registers: [registry],
+        aggregator: "min",
+        collect() {
+          this.set(notAfter().getTime() / 1000);
+        },
+      });
     },
     watch(s) {
       sources = s;
