@@ -1,8 +1,10 @@
-// Error answers as Tessera documents them, in each protocol's own framing. Three corrections to
+// Error answers as Tessera documents them, in each protocol's own framing. Four corrections to
 // what connect-es 2.1.2 produces (dispatch.ts says why they are made here):
 // - protobuf bytes that do not parse are INVALID_ARGUMENT, as in connect-go: connect-es raises
 //   INTERNAL "parse binary: ..." before any interceptor runs, and an INTERNAL would page whoever
 //   watches error rates for a client's mistake;
+// - a JSON message that does not parse is refused without quoting the request's text (a
+//   password or a token in it would come back in the error): "... from JSON: not valid JSON";
 // - an error connect-es raised itself (a request it cannot read, a message over the size
 //   limit, a bad timeout header: no interceptor saw it) gets the google.rpc.ErrorInfo every
 //   Tessera error carries, with the reason of its code (error-details.ts);
@@ -47,11 +49,31 @@ import { encodeGrpcMessage } from "./grpc-message.js";
 /** connect-es's message for protobuf bytes that do not parse (protocol/serialization.ts). */
 const parseErrorPrefix = "parse binary: ";
 
+/** protobuf-es's message for a JSON request message that does not parse, and what follows it. */
+const jsonDecodeError = /^(cannot decode message [\w.]+ from JSON: )(.*)$/s;
+
+/**
+ * The message of a JSON request message that did not parse, without the request's text: V8's
+ * JSON.parse messages quote the text around the error (`Unexpected token 'h', ..."password":hunter2"...
+ * is not valid JSON`), and protobuf-es quotes a body that is a short JSON string; a password or a
+ * token there would come back in the error. Undefined when `message` quotes nothing.
+ */
+function withoutRequestText(message: string): string | undefined {
+  const m = jsonDecodeError.exec(message);
+  if (!m) return undefined;
+  const head = m[1]!;
+  const tail = m[2]!;
+  if (tail.endsWith(" is not valid JSON")) return `${head}not valid JSON`;
+  if (tail.length >= 2 && tail.startsWith('"') && tail.endsWith('"')) return `${head}string`;
+  return undefined;
+}
+
 /** The error Tessera answers instead of `e`, or undefined when `e` is already right. */
 export function correctedError(e: ConnectError): ConnectError | undefined {
   let recoded: ConnectError | undefined;
-  if (e.code === Code.Internal && e.rawMessage.startsWith(parseErrorPrefix)) {
-    recoded = new ConnectError(e.rawMessage, Code.InvalidArgument, undefined, undefined, e.cause);
+  const unquoted = e.code === Code.InvalidArgument ? withoutRequestText(e.rawMessage) : undefined;
+  if ((e.code === Code.Internal && e.rawMessage.startsWith(parseErrorPrefix)) || unquoted !== undefined) {
+    recoded = new ConnectError(unquoted ?? e.rawMessage, Code.InvalidArgument, undefined, undefined, e.cause);
     // An ErrorInfo given for the INTERNAL it was goes with it.
     recoded.details.push(...e.details.filter((d) => !isErrorInfo(d)));
   }
@@ -80,7 +102,7 @@ export function correctGrpcStatus(trailer: Headers): boolean {
     const details = fresh.get(headerStatusDetailsBin);
     if (details !== null) trailer.set(headerStatusDetailsBin, details);
   }
-  const message = encodeGrpcMessage(error.rawMessage);
+  const message = encodeGrpcMessage((fixed ?? error).rawMessage);
   if (!fixed && trailer.get(headerGrpcMessage) === message) return false;
   trailer.set(headerGrpcMessage, message);
   return true;
