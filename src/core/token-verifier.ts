@@ -12,8 +12,9 @@
 // claims are still checked by jose's own claim validation: `UnsecuredJWT.decode` of the same
 // payload under an `alg: none` header runs it without any cryptography.
 //
-// Tokens that verified are remembered (by their exact text, with the issuer and audience they
-// verified for), so a token presented again skips the signature work, which is most of a
+// Tokens that verified are remembered (by a SHA-256 of their exact text, with the issuer and
+// audience they verified for: never the text itself, which would stay in memory, revoked or
+// not, until its exp), so a token presented again skips the signature work, which is most of a
 // check's cost. An entry lives until the token's exp; a hit whose nbf is ahead of the clock
 // (it can move back) is treated as a miss, so jose decides every time failure. Besides expiry,
 // a token becomes invalid when its key is revoked: a hit asks the ring for the key again (a map
@@ -26,6 +27,7 @@ import type { Clock } from "./clock.js";
 import { AuthError, unauthenticated } from "./errors.js";
 import type { KeyRing, SigningAlg, VerificationKey } from "./key-ring.js";
 import { Lru } from "./lru.js";
+import { hashSecret } from "./secrets.js";
 
 export interface VerifyOptions {
   /** Accept a token past its exp (every other check still applies). */
@@ -82,7 +84,7 @@ export class TokenVerifier {
   async verify(token: string, opts: VerifyOptions = {}): Promise<VerifiedPayload> {
     const now = this.clock.now();
     // Length-prefixed, so no issuer/audience pair can be spelled as another.
-    const cacheKey = `${opts.issuer?.length ?? -1}:${opts.issuer ?? ""}${opts.audience?.length ?? -1}:${opts.audience ?? ""}${token}`;
+    const cacheKey = hashSecret(`${opts.issuer?.length ?? -1}:${opts.issuer ?? ""}${opts.audience?.length ?? -1}:${opts.audience ?? ""}${token}`);
     const hit = this.verified.get(cacheKey, now.getTime());
     if (hit !== undefined && !(typeof hit.claims.nbf === "number" && hit.claims.nbf > Math.floor(now.getTime() / 1000))) {
       if ((await this.ring.keyFor(hit.kid)) !== undefined) return hit.claims;
