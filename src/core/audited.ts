@@ -5,11 +5,13 @@
 //
 // To record an event from anywhere else in the core or the services: `audit.record({type,
 // outcome, userId, login, subject, reason})` on the trail the core was built with (core.audit).
+import { decodeJwt } from "jose";
 import type { ApiTokenRecord } from "../store/ports/api-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import { ApiTokens, type ApiTokensDeps } from "./api-tokens.js";
 import { reasonOf, tracked, type AuditTrail } from "./audit.js";
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
+import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
 import { Sessions, type SessionAccess, type TokenPair } from "./sessions.js";
 import { UserTokens, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
@@ -141,5 +143,30 @@ export class AuditedApiTokens extends ApiTokens {
 
   override revoke(accountId: string, tokenLink: string): Promise<ApiTokenRecord> {
     return tracked(this.audit, "api_token.revoked", { subject: tokenLink }, () => super.revoke(accountId, tokenLink));
+  }
+}
+
+export class AuditedJwtTokens extends JwtTokens {
+  private readonly audit: AuditTrail;
+
+  constructor(audit: AuditTrail, deps: JwtTokensDeps) {
+    super(deps);
+    this.audit = audit;
+  }
+
+  /** `jwt_refresh_token.issued` (`subject`: the token's jti). */
+  override issueRefreshToken(userId: string, credentialEpoch: number): Promise<string> {
+    return tracked(this.audit, "jwt_refresh_token.issued", { userId }, () => super.issueRefreshToken(userId, credentialEpoch), (token) => ({ subject: decodeJwt(token).jti }));
+  }
+
+  /** A refresh login (GET /token with a refresh token): `jwt_refresh_token.used`, naming the token's user and jti when it verifies. */
+  override async loginWithRefreshToken(token: string): Promise<string> {
+    const owner = await this.refreshTokenOwner(token);
+    return tracked(this.audit, "jwt_refresh_token.used", { userId: owner.userId, subject: owner.jti }, () => super.loginWithRefreshToken(token));
+  }
+
+  override async revokeRefreshToken(userId: string, token: string): Promise<void> {
+    const owner = await this.refreshTokenOwner(token);
+    return tracked(this.audit, "jwt_refresh_token.revoked", { userId, subject: owner.jti }, () => super.revokeRefreshToken(userId, token));
   }
 }

@@ -6,12 +6,12 @@ import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 import type { ApiTokens } from "./api-tokens.js";
 import { AuditTrail } from "./audit.js";
-import { AuditedApiTokens, AuditedAuthenticationTokens, AuditedSessions, AuditedUsers, AuditedUserTokens } from "./audited.js";
+import { AuditedApiTokens, AuditedAuthenticationTokens, AuditedJwtTokens, AuditedSessions, AuditedUsers, AuditedUserTokens } from "./audited.js";
 import type { AuthenticationTokens } from "./authentication-tokens.js";
 import type { Clock } from "./clock.js";
 import { CredentialLifecycle } from "./credential-lifecycle.js";
 import { Housekeeping } from "./housekeeping.js";
-import { JwtTokens } from "./jwt-tokens.js";
+import type { JwtTokens } from "./jwt-tokens.js";
 import { KeyRing } from "./key-ring.js";
 import { HashPool } from "./hash-pool.js";
 import { LoginThrottle } from "./login-throttle.js";
@@ -80,7 +80,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   });
   const userTokens = new AuditedUserTokens(audit, { userTokens: store.userTokens, users, clock, logger, config });
   const authTokens = new AuditedAuthenticationTokens(audit, { authTokens: store.authTokens, users, userTokens, clock, logger, config });
-  const jwt = new JwtTokens({
+  const jwt = new AuditedJwtTokens(audit, {
     ring: keyRing,
     verifier,
     users,

@@ -159,6 +159,19 @@ export class JwtTokens {
   }
 
   /**
+   * Whom a refresh token names, for the audit trail: its user and jti when its signature,
+   * issuer and audience verify (expired or not), else nothing. Never throws.
+   */
+  async refreshTokenOwner(token: string): Promise<{ userId?: string; jti?: string }> {
+    try {
+      const claims = await this.verifyRefreshToken(token, "unauthenticated", { allowExpired: true });
+      return { userId: claims.sub, jti: claims.jti };
+    } catch {
+      return {};
+    }
+  }
+
+  /**
    * Changes the password, for a caller whose access token was issued under the user's current
    * credential epoch; the credential lifecycle revokes every refresh token issued before it.
    */

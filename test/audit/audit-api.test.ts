@@ -158,6 +158,34 @@ for (const store of storesUnderTest()) {
       assert.deepEqual([...new Set((await allEvents(server, { user_id: userId })).map((e) => e.api))], ["jwt"]);
     });
 
+    it("JWT API refresh tokens: issued, used, revoked, and refused once revoked, each naming its user and the token's jti", async () => {
+      const name = uniqueName("auditrefresh");
+      assert.equal((await rest(server.url, "POST", "/jwt/user", { json: { user: name, pass: password } })).status, 201);
+      const access = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: password })}`);
+      secrets.add(access.text);
+      const userId = decodeJwt(access.text).sub as string;
+      const refresh = await rest(server.url, "GET", "/jwt/refresh_token", { headers: bearer(access.text) });
+      assert.equal(refresh.status, 200, refresh.text);
+      secrets.add(refresh.text);
+      const jti = decodeJwt(refresh.text).jti as string;
+      const refreshed = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: refresh.text })}`);
+      assert.equal(refreshed.status, 200, refreshed.text);
+      secrets.add(refreshed.text);
+      assert.equal((await rest(server.url, "DELETE", "/jwt/refresh_token", { json: { refresh_token: refresh.text }, headers: bearer(access.text) })).status, 204);
+      assert.equal((await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: refresh.text })}`)).status, 401);
+      assert.deepEqual(await story(server, userId), [
+        "signup success",
+        "login success",
+        "jwt_refresh_token.issued success",
+        "jwt_refresh_token.used success",
+        "jwt_refresh_token.revoked success",
+        "jwt_refresh_token.used failure",
+      ]);
+      const events = (await allEvents(server, { user_id: userId })).filter((e) => e.type.startsWith("jwt_refresh_token."));
+      assert.deepEqual([...new Set(events.map((e) => `${e.api} ${e.subject}`))], [`jwt ${jti}`]);
+      assert.equal(events[0]!.reason, "TOKEN_REVOKED");
+    });
+
     it("API tokens and keys: created, described, revoked; key rotated, revoked; every admin call, refused ones included", async () => {
       const account = uniqueName("acct");
       const secret = await createApiToken(server, account);
