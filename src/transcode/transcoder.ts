@@ -54,7 +54,8 @@ export interface TranscoderOptions {
   /**
    * Told about every failure that is not an HTTP answer (a bug, a write that failed): the
    * caller gets a bare 500, so this is the only place its cause can be seen. `route` is the
-   * request's method and path (no query: it may hold credentials).
+   * request's method and the matched route's template (`GET /api/authenticationtoken/{token}/user`),
+   * never the path's values or the query: they may hold credentials.
    */
   onError?: (error: unknown, route: string) => void;
 }
@@ -97,6 +98,8 @@ const maxTimerMs = 2 ** 31 - 1;
 export function createTranscoder(opts: TranscoderOptions): Transcoder {
   const handlers = new Map(opts.handlers.map((h) => [h.requestPath, h]));
   const table = new RouteTable<Binding>((b) => b.rpcName);
+  /** Each binding's template as text, for reports (onError). */
+  const templates = new Map<Binding, string>();
   const routes: Array<{ method: string; path: string; rpc: string }> = [];
   for (const { service, ...mount } of opts.services) {
     for (const route of compileServiceRoutes(service, mount)) {
@@ -106,7 +109,8 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
       }
       const b: Binding = { ...route, handler };
       table.add(b.httpMethod, b.template, b);
-      routes.push({ method: b.httpMethod, path: render(b.template), rpc: b.rpcName });
+      templates.set(b, render(b.template));
+      routes.push({ method: b.httpMethod, path: templates.get(b)!, rpc: b.rpcName });
     }
   }
   const maxBodyBytes = opts.maxBodyBytes ?? defaultMaxBodyBytes;
@@ -115,7 +119,8 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   const details = (reason: TranscodeReason, field?: string, description?: string): JsonValue[] =>
     opts.errorDomain === undefined ? [] : errorDetailsJson(opts.errorDomain, reason, field, description);
 
-  async function serve(req: IncomingMessage | Http2ServerRequest, res: NodeResponse, headers: NodeHeaders): Promise<void> {
+  /** `matched.binding`: set once the request's route is known (what a report names). */
+  async function serve(req: IncomingMessage | Http2ServerRequest, res: NodeResponse, headers: NodeHeaders, matched: { binding?: Binding }): Promise<void> {
     const method = req.method ?? "GET";
     const url = req.url ?? "/";
     const q = url.indexOf("?");
@@ -134,6 +139,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
       });
     }
     const { route: binding, segments } = found.match;
+    matched.binding = binding;
     const message = await buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes);
 
     const abort = new AbortController();
@@ -183,10 +189,11 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
         Object.assign(headers, cors.originHeaders(origin));
       }
     }
+    const matched: { binding?: Binding } = {};
     try {
-      await serve(req, res, headers);
+      await serve(req, res, headers, matched);
     } catch (e) {
-      if (!(e instanceof HttpError)) opts.onError?.(e, `${req.method ?? "GET"} ${(req.url ?? "/").split("?", 1)[0]}`);
+      if (!(e instanceof HttpError)) opts.onError?.(e, `${req.method ?? "GET"} ${matched.binding ? templates.get(matched.binding) : "(no route)"}`);
       if (res.headersSent) {
         res.destroy();
         return;
