@@ -68,8 +68,8 @@ export class AuditedSessions extends Sessions {
     }
   }
 
-  override end(sessionId: string): Promise<void> {
-    return tracked(this.audit, "session.ended", { subject: sessionId }, () => super.end(sessionId));
+  override end(sessionId: string, userId?: string): Promise<void> {
+    return tracked(this.audit, "session.ended", { userId, subject: sessionId }, () => super.end(sessionId, userId));
   }
 }
 
@@ -88,12 +88,12 @@ export class AuditedUserTokens extends UserTokens {
     return result;
   }
 
-  override logout(tokenId: string): Promise<void> {
-    return tracked(this.audit, "user_token.logout", { subject: tokenId }, () => super.logout(tokenId));
+  override logout(tokenId: string, userId?: string): Promise<void> {
+    return tracked(this.audit, "user_token.logout", { userId, subject: tokenId }, () => super.logout(tokenId, userId));
   }
 
-  override endCookieSession(sessionId: string): Promise<void> {
-    return tracked(this.audit, "cookie_session.ended", { subject: sessionId }, () => super.endCookieSession(sessionId));
+  override endCookieSession(sessionId: string, userId?: string): Promise<void> {
+    return tracked(this.audit, "cookie_session.ended", { userId, subject: sessionId }, () => super.endCookieSession(sessionId, userId));
   }
 
   override bump(userId: string): Promise<Date> {

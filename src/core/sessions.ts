@@ -127,7 +127,7 @@ export class Sessions {
     });
     const state = await this.users.credentialState(user.id, user.credentialEpoch);
     if (state !== "current") {
-      await this.end(session.id);
+      await this.end(session.id, user.id);
       if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
       throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
     }
@@ -192,8 +192,11 @@ export class Sessions {
     return this.complete(session, access.jti, child);
   }
 
-  /** Ends the session: every access and refresh token of it is refused from now on. */
-  async end(sessionId: string): Promise<void> {
+  /**
+   * Ends the session: every access and refresh token of it is refused from now on. `userId`:
+   * the session's user, named by the audit trail (audited.ts).
+   */
+  async end(sessionId: string, _userId?: string): Promise<void> {
     await this.sessions.end(sessionId, this.clock.now());
     await this.refreshTokens.deleteBySession(sessionId);
   }
@@ -238,7 +241,7 @@ export class Sessions {
       throw unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");
     }
     this.logger.warn("refresh token reuse: ending session", { sessionId: record.sessionId });
-    await this.end(record.sessionId);
+    await this.end(record.sessionId, access.userId);
     throw unauthenticated("REFRESH_TOKEN_REUSED", "refresh token reuse detected: the session has ended");
   }
 

@@ -147,15 +147,16 @@ export class UserTokens {
 
   /**
    * POST /auth/logout: disables the token (version + 1). Of two concurrent logouts with one
-   * token, the second is 401 like any call with a disabled token.
+   * token, the second is 401 like any call with a disabled token. `userId`: the token's user,
+   * named by the audit trail (audited.ts).
    */
-  async logout(tokenId: string): Promise<void> {
+  async logout(tokenId: string, _userId?: string): Promise<void> {
     if (!(await this.deps.userTokens.disable(tokenId, this.deps.clock.now()))) throw refused("TOKEN_REVOKED", "user token is disabled");
     this.deps.logger.info("user token logged out", { credentialId: tokenId });
   }
 
   /** POST /auth/logout with the session cookie: ends the cookie session (as `logout` does a token). */
-  async endCookieSession(sessionId: string): Promise<void> {
+  async endCookieSession(sessionId: string, _userId?: string): Promise<void> {
     if (!(await this.deps.userTokens.disable(sessionId, this.deps.clock.now()))) throw refused("TOKEN_REVOKED", "session cookie is disabled");
     this.deps.logger.info("cookie session ended", { credentialId: sessionId });
   }

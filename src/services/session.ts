@@ -23,7 +23,8 @@ export function sessionService(sessions: Pick<Sessions, "logIn" | "refresh" | "e
     getSession: (_req, ctx) => ({ accessTokenExpiresIn: sessions.expiresIn(requirePrincipal(ctx, "session")) }),
 
     async deleteSession(_req, ctx) {
-      await sessions.end(requirePrincipal(ctx, "session").sessionId);
+      const caller = requirePrincipal(ctx, "session");
+      await sessions.end(caller.sessionId, caller.userId);
       return {};
     },
   });

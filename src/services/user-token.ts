@@ -38,10 +38,10 @@ export function userTokenService(userTokens: Pick<UserTokens, "login" | "bump" |
     async logout(_req, ctx) {
       const caller = requirePrincipal(ctx, "user_token", "cookie");
       if (caller.kind === "cookie") {
-        await userTokens.endCookieSession(caller.sessionId);
+        await userTokens.endCookieSession(caller.sessionId, caller.userId);
         issueSessionCookie(ctx.values, { value: "", maxAgeSeconds: 0 });
       } else {
-        await userTokens.logout(caller.tokenId);
+        await userTokens.logout(caller.tokenId, caller.userId);
       }
       return { success: true };
     },

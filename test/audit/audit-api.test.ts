@@ -77,10 +77,12 @@ for (const store of storesUnderTest()) {
         "login success",
         "session.started success",
         "session.refreshed success",
+        "session.ended success",
         "session.refreshed failure",
         "session.reuse_detected success",
         "login success",
         "session.started success",
+        "session.ended success",
       ]);
       const loginEvent = (await allEvents(server, { user_id: user.id, type: "login" })).at(-1)!;
       const traceparent = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(login.headers.get("traceparent") ?? "") ?? [];
@@ -92,9 +94,9 @@ for (const store of storesUnderTest()) {
       const reuse = await one(server, "session.reuse_detected", (e) => e.user_id === user.id);
       assert.equal(reuse.subject, sid);
       assert.equal(reuse.reason, "REFRESH_TOKEN_REUSED");
-      // The session reuse ended, and the one ended by DELETE /session.
-      await one(server, "session.ended", (e) => e.subject === sid);
-      await one(server, "session.ended", (e) => e.subject === decodeJwt(again.body.access_token).sid);
+      // The session reuse ended, and the one ended by DELETE /session: each naming its user.
+      assert.equal((await one(server, "session.ended", (e) => e.subject === sid)).user_id, user.id);
+      assert.equal((await one(server, "session.ended", (e) => e.subject === decodeJwt(again.body.access_token).sid)).user_id, user.id);
     });
 
     it("logins refused: failure (an unknown login and a wrong password alike), then locked", async () => {
@@ -136,12 +138,14 @@ for (const store of storesUnderTest()) {
         "auth_token.created success",
         "cookie_session.started success",
         "auth_token.exchanged success",
+        "user_token.logout success",
+        "cookie_session.ended success",
       ]);
       const started = await one(server, "cookie_session.started", (e) => e.user_id === user.id);
-      await one(server, "cookie_session.ended", (e) => e.subject === started.subject);
+      assert.equal((await one(server, "cookie_session.ended", (e) => e.subject === started.subject)).user_id, user.id);
       const stored = (await allEvents(server, { user_id: user.id, type: "user_token.login" }))[0]!;
       assert.equal(stored.api, "usertoken");
-      await one(server, "user_token.logout", (e) => e.subject === stored.subject);
+      assert.equal((await one(server, "user_token.logout", (e) => e.subject === stored.subject)).user_id, user.id);
     });
 
     it("JWT API: sign-up, login, password change, deactivation", async () => {
