@@ -7,7 +7,7 @@
 import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import { access, Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
-import { AuthError, invalidArgument, permissionDenied, unauthenticated } from "../core/errors.js";
+import { AuthError, invalidArgument, permissionDenied, recode, unauthenticated } from "../core/errors.js";
 import { secretMatcher } from "../core/secrets.js";
 import { challenge, type CredentialScheme } from "./challenge.js";
 import { challengeKey, httpMethodKey, presentedTokenKey, principalKey } from "./context.js";
@@ -123,6 +123,18 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     return fromHeader ?? fromField;
   };
 
+  // A method that takes no credential but a token to look at (Check) reads the token as an
+  // argument: an Authorization header that is not "Bearer <token>" is a bad argument
+  // (INVALID_ARGUMENT, as every other problem of that token), not a refused credential.
+  const argumentToken = (rule: AccessRule, method: DescMethod, header: Headers, message: unknown): string | undefined => {
+    try {
+      return tokenFrom(rule, method, header, message);
+    } catch (e) {
+      if (e instanceof AuthError && e.code === "unauthenticated") throw recode(e, "invalid_argument");
+      throw e;
+    }
+  };
+
   const verify = async (
     rule: AccessRule,
     method: DescMethod,
@@ -209,7 +221,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       }
       req.contextValues.set(principalKey, principal);
       if (rule.credential === Credential.NONE && rule.tokenField) {
-        req.contextValues.set(presentedTokenKey, tokenFrom(rule, req.method, req.header, message));
+        req.contextValues.set(presentedTokenKey, argumentToken(rule, req.method, req.header, message));
       }
       return await next(req);
     } catch (e) {

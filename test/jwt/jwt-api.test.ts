@@ -207,6 +207,19 @@ for (const store of storesUnderTest()) {
           expectCode(await api.getRefreshToken({ access_token: other }, bearer(access)), "invalid_argument", two);
         });
 
+        it("GET /check (no authentication) with an Authorization header that is not \"Bearer <token>\" is 400 naming it, without a challenge", async () => {
+          const access = await login(await createUser());
+          const notBearer = 'the Authorization header must be "Bearer <token>"';
+          const basic = `Basic ${Buffer.from(`someone:${password}`).toString("base64")}`;
+          for (const [authorization, reason] of [[basic, "UNSUPPORTED_CREDENTIAL"], [access, "UNSUPPORTED_CREDENTIAL"], ["Bearer", "MALFORMED_CREDENTIAL"]] as const) {
+            for (const args of [{ access_token: access }, {}]) {
+              const res = await api.check(args, { authorization });
+              expectCode(res, "invalid_argument", notBearer, reason);
+              assert.equal(res.headers.get("www-authenticate"), null);
+            }
+          }
+        });
+
         it("GET /version answers the package version", async () => {
           assert.deepEqual(expectOk(await api.getVersion()), { version: packageVersion });
         });

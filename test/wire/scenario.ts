@@ -290,6 +290,7 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   await x("004 GET /jwt/check: the same token twice", query("GET", "/jwt/check", { access_token: access1 }, bearer(access1)));
   await x("004 GET /jwt/check: not a token, 400", query("GET", "/jwt/check", { access_token: "garbage" }));
   await x("004 GET /jwt/check: no token, 400", plain("GET", "/jwt/check"));
+  await x("004 GET /jwt/check: an Authorization header of another scheme, 400", plain("GET", "/jwt/check", { authorization: `Basic ${Buffer.from("linus:pass").toString("base64")}` }));
   const [h, p] = access1.split(".") as [string, string];
   const noneHeader = Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url");
   await x("004 GET /jwt/check: alg none, 400", query("GET", "/jwt/check", { access_token: `${noneHeader}.${p}.` }));
