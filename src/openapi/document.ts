@@ -209,8 +209,8 @@ function describeRequestBody(route: Route, schemas: SchemaSet): unknown {
     const schema = schemas.message(input, "input");
     return {
       required: false,
-      description: "The arguments, as a JSON object or a form; query arguments may be given instead, and override the JSON body's.",
-      content: { "application/json": { schema }, "application/x-www-form-urlencoded": { schema } },
+      description: "The arguments, as a JSON object or a form (URL-encoded, or multipart with text fields only); query arguments may be given instead, and override the JSON body's.",
+      content: { "application/json": { schema }, "application/x-www-form-urlencoded": { schema }, "multipart/form-data": { schema } },
     };
   }
   switch (body.kind) {

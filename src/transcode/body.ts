@@ -1,8 +1,9 @@
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
-import { HttpError } from "./http-error.js";
+import { badRequest, HttpError } from "./http-error.js";
 
 const empty = Buffer.alloc(0);
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 function tooLarge(limit: number): HttpError {
   return new HttpError(413, "resource_exhausted", "REQUEST_TOO_LARGE", `request body is larger than ${limit} bytes`);
@@ -76,3 +77,12 @@ export function isJsonMediaType(type: string): boolean {
 }
 
 export const formMediaType = "application/x-www-form-urlencoded";
+
+/** Body bytes as text; bytes that are not UTF-8 are a 400 naming `what` ("form body"). */
+export function decodeUtf8(bytes: Uint8Array, what: string): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw badRequest("MALFORMED_BODY", `${what} is not valid UTF-8`);
+  }
+}

@@ -1,4 +1,4 @@
-import { badRequest } from "./http-error.js";
+import { badRequest, type HttpError } from "./http-error.js";
 import { decodeQueryComponent } from "./percent.js";
 
 /** One decoded `key=value` pair of a query string or a form-encoded body. */
@@ -9,6 +9,11 @@ export interface Argument {
 
 /** Most arguments (query parameters plus form fields) one request may carry. */
 export const maxArguments = 100;
+
+/** The 400 of a request with more than `maxArguments` arguments. */
+export function tooManyArguments(): HttpError {
+  return badRequest("TOO_MANY_QUERY_PARAMETERS", `too many query parameters: at most ${maxArguments} are accepted`);
+}
 
 /**
  * Splits and decodes `a=1&b.c=x+y&t=1&t=2`. Keys without "=" get an empty value; empty pairs
@@ -21,7 +26,7 @@ export function parseArguments(raw: string, into: Argument[] = []): Argument[] {
   }
   const pairs = raw.split("&");
   if (into.length + pairs.filter((p) => p !== "").length > maxArguments) {
-    throw badRequest("TOO_MANY_QUERY_PARAMETERS", `too many query parameters: at most ${maxArguments} are accepted`);
+    throw tooManyArguments();
   }
   for (const pair of pairs) {
     if (pair === "") {

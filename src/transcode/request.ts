@@ -5,7 +5,8 @@ import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { Binding } from "./binding.js";
 import { applyFieldTarget, fieldByName, isFieldTarget } from "./field-target.js";
 import { badRequest, HttpError } from "./http-error.js";
-import { formMediaType, isJsonMediaType, mediaType, readBody } from "./body.js";
+import { decodeUtf8, formMediaType, isJsonMediaType, mediaType, readBody } from "./body.js";
+import { multipartFormMediaType, parseMultipartArguments } from "./form-data.js";
 import { decodeSegment, decodeSegmentKeepSlash } from "./percent.js";
 import { parseArguments, type Argument } from "./query.js";
 import { variableValue } from "./route-table.js";
@@ -13,7 +14,6 @@ import { ParseFailure } from "./scalar.js";
 import { findImpossibleTimestamp } from "./timestamp.js";
 
 const jsonRead = { ignoreUnknownFields: true } as const;
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Builds the RPC's request message from an HTTP request: first the body (by the binding's
@@ -48,6 +48,8 @@ export async function buildRequestMessage(
         mergeJsonBody(binding, r, msg, parseJson(bytes));
       } else if (binding.loose && type === formMediaType) {
         parseArguments(decodeUtf8(bytes, "form body"), args);
+      } else if (binding.loose && type === multipartFormMediaType) {
+        parseMultipartArguments(bytes, contentType!, args);
       } else {
         throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content type "${contentType}"`);
       }
@@ -67,14 +69,6 @@ export async function buildRequestMessage(
     }
   }
   return msg;
-}
-
-function decodeUtf8(bytes: Uint8Array, what: string): string {
-  try {
-    return utf8.decode(bytes);
-  } catch {
-    throw badRequest("MALFORMED_BODY", `${what} is not valid UTF-8`);
-  }
 }
 
 function parseJson(bytes: Uint8Array): JsonValue {

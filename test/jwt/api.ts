@@ -1,15 +1,22 @@
 // Seed 004 client (JwtService) with three transports: @grpc/grpc-js, Connect and REST. Arguments
 // are given in the document's terms (`user`, `pass`, `access_token`, `refresh_token`); over REST
-// they go in one of the document's three argument styles (JSON body by default, as the document
-// writes them; form body or query string), the access token also from `Authorization: Bearer`.
+// they go in one of the document's argument styles (JSON body by default, as the document writes
+// them; a form body, URL-encoded or multipart, or the query string), the access token also from
+// `Authorization: Bearer`.
 // Plain-text answers (tokens, the PEM key) come as `{content_type, text}` in every protocol.
 import http from "node:http";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import type { RestResponse } from "../support/clients.js";
 import { restOutcome, RpcClient, type Outcome, type Protocol } from "../support/api.js";
 
-export type ArgStyle = "json" | "form" | "query";
-export const argStyles: readonly ArgStyle[] = ["json", "form", "query"];
+export type ArgStyle = "json" | "form" | "multipart" | "query";
+export const argStyles: readonly ArgStyle[] = ["json", "form", "multipart", "query"];
+
+/** The multipart/form-data body (RFC 7578) of text fields, as `curl -F` and browsers write it. */
+export function multipartBody(fields: Record<string, string>, boundary = "----tessera-test-7MA4YWxkTrZu0gW"): { contentType: string; body: string } {
+  const parts = Object.entries(fields).map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`);
+  return { contentType: `multipart/form-data; boundary=${boundary}`, body: `${parts.join("")}--${boundary}--\r\n` };
+}
 
 /** A plain-text answer: a JWT or the PEM public key. */
 export interface PlainText {
@@ -140,6 +147,11 @@ export function argumentCall(
   if (style === "form" && hasArgs) {
     body = new URLSearchParams(given).toString();
     headers["content-type"] = "application/x-www-form-urlencoded";
+  }
+  if (style === "multipart" && hasArgs) {
+    const multipart = multipartBody(given);
+    body = multipart.body;
+    headers["content-type"] = multipart.contentType;
   }
   if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
   const url = new URL(target, baseUrl);

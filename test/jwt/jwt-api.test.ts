@@ -12,7 +12,7 @@ import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { otherPassword, password, uniqueName } from "../support/users.js";
 import { algNone } from "./forge.js";
-import { argStyles, argumentCall, jwtApi, type JwtApi } from "./api.js";
+import { argStyles, argumentCall, jwtApi, multipartBody, type JwtApi } from "./api.js";
 import { loginKey } from "../../src/core/login-name.js";
 
 const packageVersion = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -275,7 +275,8 @@ for (const store of storesUnderTest()) {
 
     describe("REST only: the document's argument styles", () => {
       for (const style of argStyles) {
-        it(`every method reads its arguments from ${style === "json" ? "a JSON body" : style === "form" ? "a form body" : "the query string"}`, async () => {
+        const where = { json: "a JSON body", form: "a form body", multipart: "a multipart/form-data body", query: "the query string" }[style];
+        it(`every method reads its arguments from ${where}`, async () => {
           const api = jwtApi("rest", server.url, { style });
           const user = uniqueName(style);
           expectOk(await api.createUser({ user, pass: password }), 201);
@@ -300,6 +301,25 @@ for (const store of storesUnderTest()) {
           expectCode(await api.getToken({ user, pass: otherPassword }), "permission_denied");
         });
       }
+
+      it("a multipart/form-data body: a file part, no boundary or broken framing is 400 naming the problem", async () => {
+        const call = async (contentType: string, body: string | Buffer) => {
+          const res = await fetch(`${server.url}/jwt/user`, { method: "POST", headers: { "content-type": contentType }, body });
+          const text = await res.text();
+          assert.equal(res.status, 400, text);
+          return (JSON.parse(text) as { message: string }).message;
+        };
+        const boundary = "b0undary";
+        const file = `--${boundary}\r\nContent-Disposition: form-data; name="pass"; filename="pass.txt"\r\nContent-Type: text/plain\r\n\r\n${password}\r\n--${boundary}--\r\n`;
+        assert.equal(await call(`multipart/form-data; boundary=${boundary}`, file), 'form field "pass" is a file: only text fields are accepted');
+        assert.equal(await call("multipart/form-data", file), "multipart/form-data without a boundary parameter");
+        const open = multipartBody({ user: uniqueName(), pass: password }, boundary).body.replace(`--${boundary}--\r\n`, "");
+        assert.equal(await call(`multipart/form-data; boundary=${boundary}`, open), "form body is not valid multipart/form-data");
+        const noName = `--${boundary}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--${boundary}--\r\n`;
+        assert.equal(await call(`multipart/form-data; boundary=${boundary}`, noName), "form body is not valid multipart/form-data");
+        const latin1 = multipartBody({ user: uniqueName(), pass: "caf\u00e9" }, boundary);
+        assert.equal(await call(latin1.contentType, Buffer.from(latin1.body, "latin1")), "form body is not valid UTF-8");
+      });
 
       it("an unknown argument is 400 naming it", async () => {
         const res = await argumentCall(server.url, "GET", "/jwt/version", { colour: "blue" }, { style: "query" });

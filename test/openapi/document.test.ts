@@ -116,7 +116,7 @@ describe("gen/openapi.json", () => {
   it("describes seed 004's loose arguments: query, JSON body (GET included) and form body", () => {
     const o = op("get", "/jwt/token");
     assert.deepEqual(o.parameters.map((p: any) => `${p.in}:${p.name}`), ["query:user", "query:pass"]);
-    assert.deepEqual(Object.keys(o.requestBody.content), ["application/json", "application/x-www-form-urlencoded"]);
+    assert.deepEqual(Object.keys(o.requestBody.content), ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]);
     // Elsewhere a body: "*" binding takes JSON only, and no query arguments.
     const session = op("post", "/session");
     assert.deepEqual(session.parameters, []);

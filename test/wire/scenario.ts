@@ -5,6 +5,7 @@
 // it records is a change of the wire.
 import { readFileSync } from "node:fs";
 import { basic, bearer } from "../support/clients.js";
+import { multipartBody } from "../jwt/api.js";
 import { startTestServer, testAdminToken, testClientId, otherClientId, type StoreKind, type TestServer } from "../support/server.js";
 import { Recorder, type Recording, type WireAnswer, type WireRequest } from "./recorder.js";
 
@@ -51,6 +52,12 @@ function json(method: string, path: string, value: unknown, headers: Record<stri
 /** A request with a form-encoded body (seed 004). */
 function form(method: string, path: string, args: Record<string, string>, headers: Record<string, string> = {}): WireRequest {
   return { method, path, headers: { "content-type": "application/x-www-form-urlencoded", ...headers }, body: new URLSearchParams(args).toString() };
+}
+
+/** A request with a multipart/form-data body of text fields (seed 004), as `curl -F` sends it. */
+function multipart(method: string, path: string, args: Record<string, string>, headers: Record<string, string> = {}): WireRequest {
+  const { contentType, body } = multipartBody(args, "b0undary");
+  return { method, path, headers: { "content-type": contentType, ...headers }, body };
 }
 
 /** A request with its arguments in the query string. */
@@ -270,6 +277,8 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   await x("004 POST /jwt/user: an unknown key in a JSON body is ignored, 201", json("POST", "/jwt/user", { user: "ken", pass: password, role: "admin" }));
   await x("004 POST /jwt/user: an argument in both query and form, 400", form("POST", "/jwt/user?user=ken", { user: "ken", pass: password }));
   await x("004 POST /jwt/user: text/plain body, 415", { method: "POST", path: "/jwt/user", headers: { "content-type": "text/plain" }, body: "user=ken" });
+  const filePart = '--b0undary\r\nContent-Disposition: form-data; name="user"; filename="user.txt"\r\n\r\nken\r\n--b0undary--\r\n';
+  await x("004 POST /jwt/user: a file part in a multipart body, 400", { method: "POST", path: "/jwt/user", headers: { "content-type": "multipart/form-data; boundary=b0undary" }, body: filePart });
 
   const j1 = await x("004 GET /jwt/token: JSON body on GET, text/plain token", json("GET", "/jwt/token", { user: "linus", pass: password }));
   expectStatus(j1, 200, "GET /jwt/token");
@@ -286,6 +295,7 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   await x("004 GET /jwt/check: access_token in the query, the claims", query("GET", "/jwt/check", { access_token: access1 }));
   await x("004 GET /jwt/check: bearer", plain("GET", "/jwt/check", bearer(access1)));
   await x("004 GET /jwt/check: access_token in a form body", form("GET", "/jwt/check", { access_token: access1 }));
+  await x("004 GET /jwt/check: access_token in a multipart form body", multipart("GET", "/jwt/check", { access_token: access1 }));
   await x("004 GET /jwt/check: two different tokens, 400", query("GET", "/jwt/check", { access_token: access1 }, bearer(access2)));
   await x("004 GET /jwt/check: the same token twice", query("GET", "/jwt/check", { access_token: access1 }, bearer(access1)));
   await x("004 GET /jwt/check: not a token, 400", query("GET", "/jwt/check", { access_token: "garbage" }));
