@@ -180,7 +180,7 @@ export const variables = {
   loginWindowSeconds: variable("TESSERA_LOGIN_WINDOW_SECONDS", 900, integer(1, 86400), "Window over which login attempts and sign-ups are counted."),
   loginLockoutSeconds: variable("TESSERA_LOGIN_LOCKOUT_SECONDS", 60, integer(1, 86400), "First lockout; each attempt let through after a lockout locks for twice as long, up to the window."),
   signupMaxPerAddress: variable("TESSERA_SIGNUP_MAX_PER_ADDRESS", 20, integer(1, 1000000), "Sign-ups (every API that creates users) per client address within the window before a lockout."),
-  accessTokenTtlSeconds: variable("TESSERA_ACCESS_TOKEN_TTL_SECONDS", 900, integer(5, 86400), "Lifetime of session access tokens and JWT access tokens."),
+  accessTokenTtlSeconds: variable("TESSERA_ACCESS_TOKEN_TTL_SECONDS", 900, integer(5, 86400), "Lifetime of session access tokens (cut to what is left of their session) and JWT access tokens."),
   refreshTokenTtlSeconds: variable("TESSERA_REFRESH_TOKEN_TTL_SECONDS", 2592000, integer(60, 31536000), "Lifetime of refresh tokens (and of a session)."),
   refreshGraceSeconds: variable("TESSERA_REFRESH_GRACE_SECONDS", 10, integer(0, 300), "After a refresh, presenting the old refresh token with the same access token answers the same new pair (a retry), and with another a plain 401, for this long; after it, reuse detection ends the session."),
   lastUsedIntervalSeconds: variable("TESSERA_LAST_USED_INTERVAL_SECONDS", 60, integer(0, 86400), "At most one last-used write per token per this interval."),

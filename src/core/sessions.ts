@@ -132,7 +132,7 @@ export class Sessions {
       throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
     }
     const refreshToken = await this.issueRefreshToken(session, now);
-    return { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
+    return { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) };
   }
 
   /**
@@ -226,7 +226,7 @@ export class Sessions {
     } catch (e) {
       if (!(e instanceof DuplicateError)) throw e;
     }
-    return { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.config.accessTokenTtlSeconds };
+    return { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.accessTtl(session) };
   }
 
   private async spentTokenPresented(record: RefreshTokenRecord, refreshToken: string, access: SessionAccess): Promise<TokenPair> {
@@ -268,9 +268,19 @@ export class Sessions {
   }
 
   private signAccess(session: SessionRecord, jti: string): Promise<string> {
-    return this.ring.sign(
-      { iss: this.config.jwtIssuer, sub: session.userId, sid: session.id, jti, aud: session.clientId },
-      this.config.accessTokenTtlSeconds,
-    );
+    const iat = Math.floor(this.clock.now().getTime() / 1000);
+    const claims = { iss: this.config.jwtIssuer, sub: session.userId, sid: session.id, jti, aud: session.clientId, iat };
+    return this.ring.sign(claims, this.accessTtl(session, iat));
+  }
+
+  /**
+   * The lifetime of an access token issued at `iat` (seconds; default now), as its `exp` counts
+   * it: TESSERA_ACCESS_TOKEN_TTL_SECONDS, cut to what is left of the session, which it must not
+   * outlive (an offline verifier would accept it after the session has ended, and
+   * access_token_expires_in would promise time the session does not have).
+   */
+  private accessTtl(session: SessionRecord, iat = Math.floor(this.clock.now().getTime() / 1000)): number {
+    const left = Math.floor(session.expiresAt.getTime() / 1000) - iat;
+    return Math.max(0, Math.min(this.config.accessTokenTtlSeconds, left));
   }
 }

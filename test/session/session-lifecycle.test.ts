@@ -4,6 +4,7 @@
 // per case.
 import assert from "node:assert/strict";
 import argon2 from "argon2";
+import { decodeJwt } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { spyOn } from "../support/spy.js";
@@ -37,6 +38,28 @@ for (const store of storesUnderTest()) {
     });
 
     for (const protocol of protocols) {
+      it(`an access token never outlives its session: access_token_expires_in counts down to the session's end (${protocol})`, async () => {
+        // The session (TESSERA_REFRESH_TOKEN_TTL_SECONDS) lives 120 s; an access token would live 900.
+        const short = await startTestServer({ store, clock, env: { TESSERA_REFRESH_TOKEN_TTL_SECONDS: "120" } });
+        const api = sessionApi(protocol, short.url);
+        try {
+          const { pair } = await signUpAndLogin(api);
+          assert.equal(pair.access_token_expires_in, 120);
+          const claims = decodeJwt(pair.access_token);
+          assert.equal(claims.exp! - claims.iat!, 120);
+          clock.advance(100_000);
+          const creds = { ...client, access: pair.access_token };
+          assert.equal(expectOk(await api.getSession(creds)).access_token_expires_in, 20);
+          const refreshed = expectOk(await api.refreshSession({ refresh_token: pair.refresh_token }, creds));
+          assert.equal(refreshed.access_token_expires_in, 20);
+          assert.equal(decodeJwt(refreshed.access_token).exp, claims.exp);
+          assert.equal(expectOk(await api.getSession({ ...client, access: refreshed.access_token })).access_token_expires_in, 20);
+        } finally {
+          api.close();
+          await short.close();
+        }
+      });
+
       it(`an expired access token is accepted only by PUT /session (${protocol})`, async () => {
         const api = sessionApi(protocol, server.url);
         try {
