@@ -1,7 +1,7 @@
 // Seed 004 (JwtService) through real clients — gRPC, Connect and REST — on each store: every
 // documented path with its documented answer (plain-text tokens and key, claims as JSON, 201 and
 // 204 over REST), the password-versus-refresh authentication rule, revocation, and abuse
-// protection. REST alone: the document's three argument styles and its query strings.
+// protection. REST alone: the document's argument styles and its query strings.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { decodeJwt, decodeProtectedHeader } from "jose";
