@@ -31,17 +31,20 @@ export function redact(fields: Record<string, unknown>): Record<string, unknown>
 }
 
 // Several worker processes may share one stdout pipe: a write of at most PIPE_BUF (4096) bytes
-// is atomic, so a batch never grows past it and lines of two workers never interleave.
+// is atomic, so a batch never grows past it and lines of two workers never interleave. It is
+// counted in bytes (UTF-8), not characters: a line of non-ASCII text is up to 3 bytes a character.
 const atomicWriteBytes = 4096;
 
 /** Writes to stdout, one write per event-loop turn (or per 4 KiB of lines). */
 function batchedStdout(): (line: string) => void {
   let pending = "";
+  let pendingBytes = 0;
   let scheduled = false;
   const flush = () => {
     scheduled = false;
     const text = pending;
     pending = "";
+    pendingBytes = 0;
     if (text) process.stdout.write(text);
   };
   process.once("exit", () => {
@@ -49,8 +52,10 @@ function batchedStdout(): (line: string) => void {
     pending = "";
   });
   return (line) => {
-    if (pending.length + line.length > atomicWriteBytes) flush();
+    const bytes = Buffer.byteLength(line);
+    if (pendingBytes + bytes > atomicWriteBytes) flush();
     pending += line;
+    pendingBytes += bytes;
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);

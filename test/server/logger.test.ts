@@ -47,3 +47,22 @@ describe("logger: the line", () => {
     assert.equal(entry.authorization, "[redacted]");
   });
 });
+
+describe("logger: stdout", () => {
+  it("a write holds at most 4096 bytes (PIPE_BUF: atomic on a pipe the workers share), counted in bytes, not characters", async () => {
+    const writes: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: string) => (writes.push(chunk), true)) as typeof process.stdout.write;
+    try {
+      const logger = createLogger("info");
+      // About 1,100 bytes but 420 characters a line: ten lines are 4,200 characters, 11,000 bytes.
+      for (let i = 0; i < 10; i++) logger.info("audit", { login: "\u6f22".repeat(350), n: i });
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.stdout.write = write;
+    }
+    const lines = writes.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { n: number });
+    assert.deepEqual(lines.map((l) => l.n), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    for (const w of writes) assert.ok(Buffer.byteLength(w) <= 4096, `a write of ${Buffer.byteLength(w)} bytes`);
+  });
+});
