@@ -5,11 +5,14 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
 import { auditEventTypes } from "../core/audit.js";
 import { invalidField } from "../core/errors.js";
+import { checkFreeText } from "../core/text.js";
 import type { AuditCursor, AuditEventStore } from "../store/ports/audit-events.js";
 import { bind, type ServiceBinding } from "./binding.js";
 
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 500;
+/** Longer than any user id: a filter no event can match is refused, not sent to the store. */
+const MAX_USER_ID_LENGTH = 256;
 
 const knownTypes = new Set<string>(auditEventTypes);
 
@@ -31,13 +34,18 @@ export function auditService(events: Pick<AuditEventStore, "list">): ServiceBind
     async listAuditEvents(req) {
       if (req.pageSize < 0) throw invalidField("page_size", "page_size must not be negative");
       if (req.type !== "" && !knownTypes.has(req.type)) throw invalidField("type", `type must be one of ${auditEventTypes.join(", ")}`);
+      // NUL in particular: a PostgreSQL-backed MongoDB-compatible server fails to compare it (a 500).
+      checkFreeText("user_id", req.userId, MAX_USER_ID_LENGTH);
+      const since = req.since === undefined ? undefined : timestampDate(req.since);
+      const until = req.until === undefined ? undefined : timestampDate(req.until);
+      if (since !== undefined && until !== undefined && until < since) throw invalidField("until", "until must not be before since");
       const size = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(req.pageSize, MAX_PAGE_SIZE);
       const after = req.pageToken === "" ? undefined : parsePageToken(req.pageToken);
       const found = await events.list({
         ...(req.userId !== "" && { userId: req.userId }),
         ...(req.type !== "" && { type: req.type }),
-        ...(req.since !== undefined && { since: timestampDate(req.since) }),
-        ...(req.until !== undefined && { until: timestampDate(req.until) }),
+        ...(since !== undefined && { since }),
+        ...(until !== undefined && { until }),
         ...(after !== undefined && { after }),
         limit: size + 1,
       });

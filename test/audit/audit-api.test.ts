@@ -250,7 +250,7 @@ for (const store of storesUnderTest()) {
         }
       });
 
-      it(`refuses over ${protocol}: no admin credential, a bad page_token, a negative page_size, an unknown type`, async () => {
+      it(`refuses over ${protocol}: no admin credential, a bad page_token, a negative page_size, an unknown type, a user_id no user has, until before since`, async () => {
         const api = auditApi(protocol, server.url);
         try {
           expectCode(await api.listAuditEvents({}, {}), "unauthenticated", undefined, "MISSING_CREDENTIAL");
@@ -258,6 +258,16 @@ for (const store of storesUnderTest()) {
           expectCode(await api.listAuditEvents({ page_token: "bm90IGEgdG9rZW4" }, admin), "invalid_argument", "page_token is not a page token this method returned", "INVALID_FIELD");
           expectCode(await api.listAuditEvents({ page_size: -1 }, admin), "invalid_argument", "page_size must not be negative", "INVALID_FIELD");
           expectCode(await api.listAuditEvents({ type: "nonsense" }, admin), "invalid_argument", /^type must be one of login, signup, /, "INVALID_FIELD");
+          // A user id holding NUL (no user has one; a PostgreSQL-backed store cannot even compare it) or of a length no user id has.
+          expectCode(await api.listAuditEvents({ user_id: "a\u0000b" }, admin), "invalid_argument", "user_id must not contain control characters", "INVALID_FIELD");
+          expectCode(await api.listAuditEvents({ user_id: "u".repeat(257) }, admin), "invalid_argument", "user_id is too long (at most 256 characters)", "INVALID_FIELD");
+          // A reversed time range matches nothing, and says so rather than answering an empty page.
+          expectCode(
+            await api.listAuditEvents({ since: "2030-01-01T00:00:00Z", until: "2020-01-01T00:00:00Z" }, admin),
+            "invalid_argument",
+            "until must not be before since",
+            "INVALID_FIELD",
+          );
         } finally {
           api.close();
         }

@@ -244,7 +244,9 @@ export const AuditService: GenService<{
    * names where the next page starts (empty on the last page). Filters: `user_id`, `type`
    * (one of the event types), `since` (at or after) and `until` (before), RFC 3339 times.
    * Errors: INVALID_ARGUMENT (400) INVALID_FIELD naming `page_size` when it is negative,
-   * `page_token` when it is not a token this method returned, `type` when it is no event type.
+   * `page_token` when it is not a token this method returned, `type` when it is no event type,
+   * `user_id` when it holds a control character or more than 256 characters (no user id does),
+   * `until` when it is before `since`.
    *
    * @generated from rpc tessera.audit.v1.AuditService.ListAuditEvents
    */

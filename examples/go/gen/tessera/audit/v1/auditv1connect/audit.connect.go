@@ -45,7 +45,9 @@ type AuditServiceClient interface {
 	// names where the next page starts (empty on the last page). Filters: `user_id`, `type`
 	// (one of the event types), `since` (at or after) and `until` (before), RFC 3339 times.
 	// Errors: INVALID_ARGUMENT (400) INVALID_FIELD naming `page_size` when it is negative,
-	// `page_token` when it is not a token this method returned, `type` when it is no event type.
+	// `page_token` when it is not a token this method returned, `type` when it is no event type,
+	// `user_id` when it holds a control character or more than 256 characters (no user id does),
+	// `until` when it is before `since`.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
 }
 
@@ -87,7 +89,9 @@ type AuditServiceHandler interface {
 	// names where the next page starts (empty on the last page). Filters: `user_id`, `type`
 	// (one of the event types), `since` (at or after) and `until` (before), RFC 3339 times.
 	// Errors: INVALID_ARGUMENT (400) INVALID_FIELD naming `page_size` when it is negative,
-	// `page_token` when it is not a token this method returned, `type` when it is no event type.
+	// `page_token` when it is not a token this method returned, `type` when it is no event type,
+	// `user_id` when it holds a control character or more than 256 characters (no user id does),
+	// `until` when it is before `since`.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
 }
 
