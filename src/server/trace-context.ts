@@ -9,7 +9,10 @@ export interface TraceParent {
   traceId: string;
   /** The caller's span: the parent of this call's. */
   spanId: string;
-  /** Trace flags, two hex digits ("01": sampled). */
+  /**
+   * Trace flags: "01" (sampled) or "00". Flags version 00 does not define are dropped (W3C:
+   * vendors MUST set them to zero), so they never come back in the answer's traceparent.
+   */
   flags: string;
 }
 
@@ -26,7 +29,7 @@ export function parseTraceparent(value: string | string[] | undefined): TracePar
   // Version ff is invalid; version 00 has exactly four fields; a later version may have more.
   if (version === "ff" || (version === "00" && rest !== undefined)) return undefined;
   if (traceId === zeroTrace || spanId === zeroSpan) return undefined;
-  return { traceId, spanId, flags };
+  return { traceId, spanId, flags: parseInt(flags, 16) & 1 ? "01" : "00" };
 }
 
 /** `tracestate` as sent, when it is plausible (at most 512 characters of printable ASCII). */

@@ -99,6 +99,14 @@ for (const store of storesUnderTest()) {
       assert.equal(traces.size, invalid.length, "each call starts a trace of its own");
     });
 
+    it("trace flags: the caller's sampled flag comes back; flags this version does not define are answered as zero (W3C: vendors MUST)", async () => {
+      for (const [i, [sent, back]] of [["01", "01"], ["00", "00"], ["ff", "01"], ["fe", "00"], ["03", "01"]].entries()) {
+        const r = await rest(server.url, "GET", "/jwt/version", { headers: { traceparent: `00-${traceId}-${parentSpan}-${sent}`, "x-request-id": `trace-flags-${i}` } });
+        checkCall(server, `trace-flags-${i}`, r.headers.get("traceparent"), traceId);
+        assert.equal(answered.exec(r.headers.get("traceparent")!)![3], back, `flags ${sent}`);
+      }
+    });
+
     it("audit events carry the call's trace_id and span_id", async () => {
       const email = uniqueEmail("traced");
       await signUp(server, email);
