@@ -115,6 +115,18 @@ for (const store of storesUnderTest()) {
       );
     });
 
+    it("a refused login's text is kept without what would change how the event or its log line reads: control and bidirectional formatting characters", async () => {
+      // U+202E (right-to-left override) would show the rest of a log line reversed.
+      const tried = `spoof-${Date.now()}\u202egro.elpmaxe@\u001b[31mx`;
+      const r = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email: tried, password }, headers: clientIdHeader });
+      assert.equal(r.status, 400);
+      const kept = tried.replace("\u202e", "\ufffd").replace("\u001b", "\ufffd");
+      const event = await one(server, "login", (e) => e.login?.startsWith(tried.slice(0, 19)) === true);
+      assert.deepEqual([event.outcome, event.reason, event.login], ["failure", "INVALID_FIELD", kept]);
+      const line = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "audit" && l.auditId === event.id);
+      assert.equal(line?.login, kept);
+    });
+
     it("user tokens and hand-off tokens: user_token.login, bump, logout; auth_token.created, exchanged; cookie_session.started, ended", async () => {
       const email = uniqueEmail("usertoken");
       const user = await signUp(server, email);
