@@ -9,6 +9,7 @@
 // all of them aggregated (prom-client's AggregatorRegistry.aggregate, in the first worker, which
 // asks the others for theirs: cluster.ts): counters and histograms are summed, the build info
 // and the key gauges are taken once.
+import { Code } from "@connectrpc/connect";
 import client from "prom-client";
 import { answer, askFollowers, askLeader, currentRole } from "../cluster.js";
 import type { AuditEventRecord } from "../store/ports/audit-events.js";
@@ -16,6 +17,7 @@ import { DuplicateError, StoreUnavailableError, type Store, type StoreKind } fro
 import type { StoreCallHook } from "../store/instrumented.js";
 import { packageVersion } from "../project-files.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
+import { sendErrorBody } from "./error-details.js";
 
 /** What the metrics read from the core at scrape time. */
 export interface MetricSources {
@@ -354,8 +356,7 @@ export function createMetrics(): Metrics {
     scrape: role === "follower" ? scrapeFromLeader : role === "leader" ? scrapeAll : scrapeLocal,
     serve(req, res) {
       if (req.method !== "GET" && req.method !== "HEAD") {
-        res.writeHead(405, { allow: "GET, HEAD", "content-length": "0" });
-        res.end();
+        sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on /metrics`, { allow: "GET, HEAD" });
         return;
       }
       metrics.scrape().then(

@@ -250,6 +250,11 @@ for (const store of storesUnderTest()) {
         const f = await restFailure(server.url, "POST", "/healthz", {});
         assert.deepEqual(f, { status: 405, code: "unimplemented", message: "POST is not allowed on /healthz", details: info("METHOD_NOT_ALLOWED"), retryAfter: null });
       });
+
+      it("POST on /metrics: 405 METHOD_NOT_ALLOWED, as on the probes", async () => {
+        const f = await restFailure(server.url, "POST", "/metrics", {});
+        assert.deepEqual(f, { status: 405, code: "unimplemented", message: "POST is not allowed on /metrics", details: info("METHOD_NOT_ALLOWED"), retryAfter: null });
+      });
     });
   });
 }
