@@ -31,7 +31,7 @@ import type { AuditTrail } from "../core/audit.js";
 import type { PortSharing } from "../cluster.js";
 import type { Metrics } from "./metrics.js";
 import { formatTraceparent, parseTraceparent, parseTracestate } from "./trace-context.js";
-import { enterSpan, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
+import { enterSpan, httpSpanName, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
@@ -207,7 +207,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;
     // A span of its own for every call, in the caller's trace when it sent one.
     // The name only matters to an exporter: ids-only tracing is not handed one to build.
-    const span = tracing.startCall(tracing.exporting ? `${req.method} ${pathOf(req)}` : "", parseTraceparent(req.headers.traceparent), parseTracestate(req.headers.tracestate));
+    const span = tracing.startCall(tracing.exporting ? httpSpanName(req.method) : "", parseTraceparent(req.headers.traceparent), parseTracestate(req.headers.tracestate));
     enterSpan(scope, span);
     res.setHeader("traceparent", formatTraceparent(span.traceId, span.spanId, span.flags));
     if (tracing.exporting) res.once("close", () => span.end(res.statusCode));

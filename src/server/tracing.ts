@@ -40,6 +40,18 @@ export const idsOnly: Tracing = {
   async shutdown() {},
 };
 
+// The methods OpenTelemetry's HTTP conventions know (http.request.method); another is "_OTHER".
+const knownMethods = new Set(["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"]);
+
+/**
+ * A call's span name until it reaches a method (which renames it "pkg.Service/Method"): its HTTP
+ * method alone, "HTTP" for one the conventions do not know. Never the path: it may hold a
+ * credential (seed 003's /api/authenticationtoken/{token}), and a name per path has no bound.
+ */
+export function httpSpanName(method: string | undefined): string {
+  return method !== undefined && knownMethods.has(method) ? method : "HTTP";
+}
+
 /** Tracing for this configuration: with an OTLP endpoint, the SDK, loaded now. */
 export async function createTracing(otlpEndpoint: string | undefined, serviceVersion: string): Promise<Tracing> {
   if (!otlpEndpoint) return idsOnly;

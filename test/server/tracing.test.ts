@@ -177,6 +177,33 @@ describe("trace export: OTEL_EXPORTER_OTLP_ENDPOINT", function () {
     for (const s of all.filter((x) => x.parentSpanId === span)) assert.equal(s.traceId, traceId);
   });
 
+  it("a request that reaches no method is exported as its HTTP method alone: never its path (which may hold a credential, and has no bound)", async () => {
+    const server = await startTestServer({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } });
+    const secret = "hand-off-token-in-the-path-0123456789";
+    const sent: Array<[string, string, number, string]> = [
+      ["DELETE", `/api/authenticationtoken/${secret}`, 405, "DELETE"],
+      ["GET", `/api/authenticationtoken/${secret}?bogus=1`, 400, "GET"],
+      ["GET", `/nowhere/${secret}`, 404, "GET"],
+      ["PROPFIND", `/${secret}`, 404, "HTTP"], // OpenTelemetry: a method it does not know is named HTTP
+    ];
+    const ids: string[] = [];
+    try {
+      for (const [method, path, status] of sent) {
+        const r = await rest(server.url, method, path);
+        assert.equal(r.status, status, `${method} ${path}`);
+        ids.push(answered.exec(r.headers.get("traceparent") ?? "")![2]!);
+      }
+    } finally {
+      await server.close(); // flushes the batch
+    }
+    const all = spans();
+    assert.deepEqual(
+      ids.map((id) => all.find((s) => s.spanId === id)?.name),
+      sent.map(([, , , name]) => name),
+    );
+    assert.deepEqual(all.filter((s) => s.name.includes(secret)), []);
+  });
+
   /** The module URLs a process that starts Tessera and makes one call resolved. */
   const loadedBy = async (env: Record<string, string>): Promise<string[]> => {
     const dir = mkdtempSync(join(tmpdir(), "tessera-loads-"));
