@@ -133,6 +133,11 @@ export class AuditTrail {
 
   constructor(private readonly deps: AuditTrailDeps) {}
 
+  /** TESSERA_AUDIT: whether events are recorded (observers see them either way). */
+  get enabled(): boolean {
+    return this.deps.enabled;
+  }
+
   /** Sets who watches the trail (one observer; a later call replaces it). */
   observe(observer: AuditObserver): void {
     this.observer = observer;

@@ -22,7 +22,8 @@ import { sendErrorBody } from "./error-details.js";
 /** What the metrics read from the core at scrape time. */
 export interface MetricSources {
   hashPool: { readonly inUse: number; readonly queued: number };
-  audit: { observe(o: { recorded?(e: AuditEventRecord): void; writeFailed?(e: AuditEventRecord): void }): void };
+  /** `enabled` false (TESSERA_AUDIT=off): events are seen (logins, sign-ups) but not recorded, nor counted as recorded. */
+  audit: { readonly enabled: boolean; observe(o: { recorded?(e: AuditEventRecord): void; writeFailed?(e: AuditEventRecord): void }): void };
   apiTokens: { cacheCounts(): { hits: number; misses: number } };
   verifier: { cacheCounts(): { hits: number; misses: number } };
   keyRing: { jwks(): Promise<unknown[]>; signingKeyAgeSeconds(): Promise<number | undefined> };
@@ -346,7 +347,7 @@ export function createMetrics(): Metrics {
       sources = s;
       s.audit.observe({
         recorded(e) {
-          auditEvents.inc({ type: e.type, outcome: e.outcome });
+          if (s.audit.enabled) auditEvents.inc({ type: e.type, outcome: e.outcome });
           if (e.type === "login") logins.inc({ api: e.api ?? "none", outcome: e.outcome });
           else if (e.type === "signup") signups.inc({ api: e.api ?? "none", outcome: e.outcome });
         },

@@ -351,7 +351,7 @@ describe("audit trail: when the store refuses an event", function () {
 
 describe("audit trail: TESSERA_AUDIT=off", function () {
   this.timeout(30_000);
-  it("records nothing: no stored event, no audit log line; logins are still counted", async () => {
+  it("records nothing: no stored event, no audit log line, no tessera_audit_events_total; logins are still counted", async () => {
     const server = await startTestServer({ env: { TESSERA_AUDIT: "off" } });
     try {
       const email = uniqueEmail("off");
@@ -359,7 +359,10 @@ describe("audit trail: TESSERA_AUDIT=off", function () {
       assert.equal((await rest(server.url, "POST", "/auth/login", { headers: basic(email, password) })).status, 200);
       assert.deepEqual(expectOk(await auditApi("rest", server.url).listAuditEvents({}, admin)).events, []);
       assert.equal(server.logs.filter((l) => l.includes('"type":"audit"')).length, 0);
-      assert.equal(value(await scrape(`${server.url}/metrics`), "tessera_logins_total", { api: "usertoken", outcome: "success" }), 1);
+      const scraped = await scrape(`${server.url}/metrics`);
+      assert.equal(value(scraped, "tessera_logins_total", { api: "usertoken", outcome: "success" }), 1);
+      // Nothing recorded, nothing counted as recorded.
+      assert.equal(value(scraped, "tessera_audit_events_total"), 0);
     } finally {
       await server.close();
     }
