@@ -61,7 +61,7 @@ describe("logger: stdout", () => {
     } finally {
       process.stdout.write = write;
     }
-    const lines = writes.join("").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { n: number });
+    const lines = writes.join("").split("\n").filter((l) => l.startsWith('{"')).map((l) => JSON.parse(l) as { msg: string; n: number }).filter((l) => l.msg === "audit");
     assert.deepEqual(lines.map((l) => l.n), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     for (const w of writes) assert.ok(Buffer.byteLength(w) <= 4096, `a write of ${Buffer.byteLength(w)} bytes`);
   });
