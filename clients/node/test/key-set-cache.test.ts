@@ -188,6 +188,29 @@ describe("@tessera/client key set cache", () => {
     }
   });
 
+  it("a fetch that does not answer within timeoutMs, though it ignores its signal (headers or body): KEYS_UNAVAILABLE at the timeout, and the next attempt after the cooldown verifies", async function () {
+    this.timeout(5000);
+    const key = await signer();
+    const set = keySet({ keys: [key.jwk] });
+    let stall: "headers" | "body" | undefined = "headers";
+    // A custom fetch (a proxy's, another library's) that never looks at init.signal.
+    const fetch: typeof globalThis.fetch = async (input, init) => {
+      if (stall === "headers") return new Promise<Response>(() => {});
+      if (stall === "body") return new Response(new ReadableStream<Uint8Array>({ pull: () => new Promise<void>(() => {}) }), { status: 200 });
+      return set.fetch(input, init);
+    };
+    const clock = new TestClock();
+    const v = verifier({ fetch }, clock, { timeoutMs: 50 });
+    const token = await key.token(clock.ms);
+    await refused(v.verify(token), "KEYS_UNAVAILABLE", "GET https://tessera.test/.well-known/jwks.json timed out after 50 ms");
+    stall = "body";
+    clock.advanceSeconds(10);
+    await refused(v.verify(token), "KEYS_UNAVAILABLE", "GET https://tessera.test/.well-known/jwks.json timed out after 50 ms");
+    stall = undefined;
+    clock.advanceSeconds(10);
+    assert.equal((await v.verify(token)).kind, "jwt");
+  });
+
   it("an unknown kid whose fetch fails: KEYS_UNAVAILABLE for it, while the fresh set keeps verifying its own keys", async () => {
     const key = await signer();
     const rotated = await signer();

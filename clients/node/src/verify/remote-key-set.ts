@@ -126,7 +126,7 @@ export async function fetchJson(
   const timedOut = () => refuse("KEYS_UNAVAILABLE", `GET ${url.href} timed out after ${timeoutMs} ms`, signal.reason);
   let res: Response;
   try {
-    res = await fetchImpl(url, { method: "GET", headers: { accept }, redirect: "error", signal });
+    res = await responseBefore(signal, fetchImpl(url, { method: "GET", headers: { accept }, redirect: "error", signal }));
   } catch (e) {
     if (signal.aborted) throw timedOut();
     throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} failed`, e);
@@ -148,6 +148,29 @@ export async function fetchJson(
 }
 
 const tooLarge = Symbol("too large");
+
+/**
+ * The response, or the signal's reason once it aborts: a fetch that ignores the signal is not
+ * waited for past the timeout (nor would every verification after it, sharing its fetch). A
+ * response that comes later is discarded.
+ */
+function responseBefore(signal: AbortSignal, fetching: Promise<Response>): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener("abort", abort, { once: true });
+    fetching.then(
+      (res) => {
+        signal.removeEventListener("abort", abort);
+        if (signal.aborted) void res.body?.cancel().catch(() => {});
+        resolve(res);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", abort);
+        reject(e);
+      },
+    );
+  });
+}
 
 /** The body as text (UTF-8), read no further than MAX_DOCUMENT_BYTES; stops when `signal` aborts. */
 async function boundedText(res: Response, signal: AbortSignal): Promise<string> {
