@@ -294,6 +294,11 @@ describe("@tessera/client key set cache", () => {
     });
     assert.throws(() => createTokenVerifier({ issuer: "tessera", audience: "tessera" }), { name: "TypeError", message: "issuer: not a URL" });
     assert.throws(() => createTokenVerifier({ jwksUrl: "ftp://tessera.test/jwks", audience: "tessera" }), { message: "jwksUrl: must be an http or https URL" });
+    // fetch refuses such a URL: it would fail every verification, with the password in its message.
+    for (const url of ["https://ops:hunter2@tessera.test/jwks", "https://ops@tessera.test/jwks"]) {
+      assert.throws(() => createTokenVerifier({ jwksUrl: url, audience: "tessera" }), (e: Error) => e.message === "jwksUrl: must not carry credentials (user:password@)" && !e.message.includes("hunter2"));
+      assert.throws(() => createTokenVerifier({ issuer: url, audience: "tessera" }), { name: "TypeError", message: "issuer: must not carry credentials (user:password@)" });
+    }
     assert.throws(() => createTokenVerifier({ jwksUrl: "https://tessera.test/jwks", audience: "tessera", clockToleranceSeconds: -1 }), {
       message: "clockToleranceSeconds: must be a non-negative number",
     });

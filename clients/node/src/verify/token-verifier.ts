@@ -136,5 +136,7 @@ function httpUrl(value: string | URL, name: string): URL {
     throw new TypeError(`${name}: not a URL`);
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") throw new TypeError(`${name}: must be an http or https URL`);
+  // fetch refuses a URL with credentials: every fetch would fail, naming them.
+  if (url.username !== "" || url.password !== "") throw new TypeError(`${name}: must not carry credentials (user:password@)`);
   return url;
 }
