@@ -7,6 +7,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
 import { credentialInterceptor, type CredentialSource } from "./credentials.js";
+import { httpUrl } from "./verify/token-verifier.js";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
 
@@ -32,6 +33,8 @@ export interface TesseraTransportOptions {
 }
 
 export function createTesseraTransport(options: TesseraTransportOptions): Transport {
+  // connect-node parses it only when a call is made (INTERNAL "Invalid URL" on every call).
+  httpUrl(options.baseUrl, "baseUrl");
   const httpVersion = options.httpVersion ?? "2";
   if (httpVersion !== "2" && httpVersion !== "1.1") throw new TypeError('httpVersion: "1.1" or "2"');
   const interceptors = [...(options.credentials !== undefined ? [credentialInterceptor(options.credentials)] : []), ...(options.interceptors ?? [])];

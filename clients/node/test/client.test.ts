@@ -174,6 +174,19 @@ describe("@tessera/client credential helpers", () => {
     }
   });
 
+  it("a baseUrl that is not an http or https URL is a TypeError naming it, when the transport is made (not an INTERNAL on every call)", () => {
+    for (const [baseUrl, message] of [
+      ["127.0.0.1:8080", "baseUrl: not a URL"],
+      ["", "baseUrl: not a URL"],
+      ["localhost:8080", "baseUrl: must be an http or https URL"],
+      ["grpc://127.0.0.1:8080", "baseUrl: must be an http or https URL"],
+    ]) {
+      for (const protocol of ["grpc", "connect", "grpc-web"] as const) {
+        assert.throws(() => createTesseraTransport({ baseUrl: baseUrl!, protocol }), { name: "TypeError", message });
+      }
+    }
+  });
+
   it("gRPC needs HTTP/2; an unknown protocol is named", () => {
     assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "grpc", httpVersion: "1.1" }), { message: "httpVersion: gRPC needs HTTP/2" });
     assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "rest" as "grpc" }), { message: 'protocol: "grpc", "connect" or "grpc-web", not "rest"' });

@@ -128,7 +128,8 @@ function seconds(value: number | undefined, fallback: number, name: string): num
   return value;
 }
 
-function httpUrl(value: string | URL, name: string): URL {
+/** `value` as an http or https URL without credentials; a TypeError naming `name` otherwise. */
+export function httpUrl(value: string | URL, name: string): URL {
   let url: URL;
   try {
     url = new URL(value);
