@@ -15,6 +15,9 @@ export const clientIdHeaderName = "x-koms-clientid";
 
 const visibleAscii = /^[\x21-\x7e]+$/;
 const control = /[\x00-\x1f\x7f]/;
+/** What Headers refuses inside a value, once the whitespace at its ends is dropped (as Headers does). */
+const unsendable = /[\0\r\n]/;
+const edgeWhitespace = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 
 /**
  * `Authorization: Bearer <token>`: a session access token (with clientId), an API token, a
@@ -48,7 +51,10 @@ export function credentialInterceptor(source: CredentialSource): Interceptor {
   return (next) => async (req) => {
     const headers = typeof source === "function" ? await source() : source;
     for (const [name, value] of Object.entries(headers)) {
-      if (!req.header.has(name)) req.header.set(name, value);
+      if (req.header.has(name)) continue;
+      // Headers would refuse it with the value, a secret, in its message.
+      if (unsendable.test(String(value).replace(edgeWhitespace, ""))) throw new TypeError(`credentials: the "${name}" header's value has a line break or control character`);
+      req.header.set(name, value);
     }
     return next(req);
   };

@@ -187,6 +187,16 @@ describe("@tessera/client credential helpers", () => {
     }
   });
 
+  it("credentials given as raw headers with a value a header cannot carry: the call fails naming the header, without the value", async () => {
+    const secret = "s3cret\nx-injected: 1";
+    for (const credentials of [{ authorization: `Bearer ${secret}` }, async () => ({ authorization: `Bearer ${secret}` })]) {
+      const keys = createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect", credentials });
+      const err = await rejection(keys.getJwks({}));
+      assert.equal(err.rawMessage, 'credentials: the "authorization" header\'s value has a line break or control character');
+      assert.ok(!String(err).includes("s3cret") && !err.message.includes("s3cret"));
+    }
+  });
+
   it("gRPC needs HTTP/2; an unknown protocol is named", () => {
     assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "grpc", httpVersion: "1.1" }), { message: "httpVersion: gRPC needs HTTP/2" });
     assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "rest" as "grpc" }), { message: 'protocol: "grpc", "connect" or "grpc-web", not "rest"' });
