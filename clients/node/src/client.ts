@@ -2,7 +2,7 @@
 // transport is one connection pool (one HTTP/2 session): make one with createTesseraTransport
 // and share it between the services' clients.
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
@@ -37,7 +37,11 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
   httpUrl(options.baseUrl, "baseUrl");
   const httpVersion = options.httpVersion ?? "2";
   if (httpVersion !== "2" && httpVersion !== "1.1") throw new TypeError('httpVersion: "1.1" or "2"');
-  const interceptors = [...(options.credentials !== undefined ? [credentialInterceptor(options.credentials)] : []), ...(options.interceptors ?? [])];
+  const interceptors = [
+    retryRefusedStream,
+    ...(options.credentials !== undefined ? [credentialInterceptor(options.credentials)] : []),
+    ...(options.interceptors ?? []),
+  ];
   const common = {
     baseUrl: options.baseUrl,
     interceptors,
@@ -58,6 +62,39 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
     default:
       throw new TypeError(`protocol: "grpc", "connect" or "grpc-web", not ${JSON.stringify(options.protocol)}`);
   }
+}
+
+/**
+ * RFC 9113 8.7: a stream the server reset with REFUSED_STREAM was not processed, and may be sent
+ * again, whatever the method. Tessera refuses the streams that race its closing of an idle
+ * HTTP/2 connection (TESSERA_IDLE_TIMEOUT_MS), which connect-node fails with INTERNAL: such a
+ * call is sent once more, within its own deadline. Unary calls only (all of Tessera's): their
+ * message is at hand.
+ */
+const retryRefusedStream: Interceptor = (next) => async (req) => {
+  if (req.stream) return next(req);
+  try {
+    return await next(req);
+  } catch (e) {
+    if (!refusedStream(e) || req.signal.aborted) throw e;
+  }
+  try {
+    return await next(req);
+  } catch (e) {
+    // gRPC's HTTP/2 mapping: REFUSED_STREAM is UNAVAILABLE (nothing was processed; retry later).
+    if (!refusedStream(e) || (e instanceof ConnectError && e.code === Code.Unavailable)) throw e;
+    throw new ConnectError("the server refused the call's stream twice (REFUSED_STREAM): it was not processed", Code.Unavailable, undefined, undefined, e);
+  }
+};
+
+function refusedStream(e: unknown): boolean {
+  // connect-node's error when the reset closes the stream first.
+  if (e instanceof ConnectError && e.code === Code.Unavailable && e.rawMessage.startsWith("http/2 stream closed with error code REFUSED_STREAM ")) return true;
+  // Node's stream error, as the cause of connect-node's INTERNAL.
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    if ((c as NodeJS.ErrnoException).code === "ERR_HTTP2_STREAM_ERROR" && c.message.endsWith(" NGHTTP2_REFUSED_STREAM")) return true;
+  }
+  return false;
 }
 
 /**

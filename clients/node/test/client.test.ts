@@ -2,7 +2,10 @@
 // and gRPC-Web, with the credential each API takes given by the package's helpers (per call,
 // or for every call of a client), and Tessera's error reasons read with errorReason.
 import assert from "node:assert/strict";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { decodeProtectedHeader } from "jose";
 import {
   ApiTokenService,
@@ -201,4 +204,72 @@ describe("@tessera/client credential helpers", () => {
     assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "grpc", httpVersion: "1.1" }), { message: "httpVersion: gRPC needs HTTP/2" });
     assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "rest" as "grpc" }), { message: 'protocol: "grpc", "connect" or "grpc-web", not "rest"' });
   });
+});
+
+// RFC 9113 8.7: a stream reset with REFUSED_STREAM was not processed, and may be sent again,
+// even a call that is not idempotent. Tessera refuses the streams that race its closing of an
+// idle HTTP/2 connection (TESSERA_IDLE_TIMEOUT_MS): a call made then must not fail.
+describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STREAM)", () => {
+  /** An HTTP/2 server whose ApiTokenService.createToken counts its calls; `refuse` streams are refused first, `reset` streams reset after the handler ran. */
+  async function server(refuse: number, reset = 0) {
+    const state = { streams: 0, handled: 0 };
+    const handler = connectNodeAdapter({
+      routes: (router) =>
+        router.service(ApiTokenService, {
+          createToken() {
+            state.handled++;
+            return { token: "t0k3n" };
+          },
+        }),
+    });
+    const h2 = http2.createServer((req, res) => {
+      const n = state.streams++;
+      if (n < refuse) return req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      if (n < refuse + reset) {
+        state.handled++;
+        return req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+      handler(req, res);
+    });
+    const sessions = new Set<http2.ServerHttp2Session>();
+    h2.on("session", (s) => sessions.add(s.once("close", () => sessions.delete(s))));
+    await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
+    return {
+      url: `http://127.0.0.1:${(h2.address() as AddressInfo).port}`,
+      state,
+      close: () =>
+        new Promise<void>((resolve) => {
+          h2.close(() => resolve());
+          for (const s of sessions) s.destroy();
+        }),
+    };
+  }
+
+  for (const protocol of ["grpc", "connect", "grpc-web"] as const) {
+    it(`over ${protocol}: a refused stream is sent once more (createToken, not idempotent, handled once); refused twice, or reset after processing, it fails`, async () => {
+      const once = await server(1);
+      try {
+        const client = createTesseraClient(ApiTokenService, { baseUrl: once.url, protocol });
+        assert.equal((await client.createToken({ accountId: "a", description: "d" })).token, "t0k3n");
+        assert.deepEqual(once.state, { streams: 2, handled: 1 });
+      } finally {
+        await once.close();
+      }
+      const twice = await server(2);
+      try {
+        const err = await rejection(createTesseraClient(ApiTokenService, { baseUrl: twice.url, protocol }).createToken({ accountId: "a", description: "d" }));
+        assert.equal(err.code, Code.Unavailable);
+        assert.deepEqual(twice.state, { streams: 2, handled: 0 });
+      } finally {
+        await twice.close();
+      }
+      const reset = await server(0, 1);
+      try {
+        await rejection(createTesseraClient(ApiTokenService, { baseUrl: reset.url, protocol }).createToken({ accountId: "a", description: "d" }));
+        assert.deepEqual(reset.state, { streams: 1, handled: 1 });
+      } finally {
+        await reset.close();
+      }
+    });
+  }
 });
