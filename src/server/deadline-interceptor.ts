@@ -12,6 +12,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { currentCall } from "../call-scope.js";
+import { protocolOf } from "./logging-interceptor.js";
 
 /**
  * The longest delay a Node timer takes: one set for longer fires after 1 ms (with a
@@ -39,7 +40,7 @@ export function dropUnboundedTimeouts(header: Headers): void {
 export function requestedTimeoutMs(header: Headers): number | undefined {
   const grpc = header.get("grpc-timeout");
   const connect = header.get("connect-timeout-ms");
-  const parsed = (header.get("content-type") ?? "").startsWith("application/grpc")
+  const parsed = protocolOf(header.get("content-type"), "") !== "connect"
     ? parseGrpcTimeout(grpc, Number.MAX_SAFE_INTEGER)
     : parseConnectTimeout(connect, Number.MAX_SAFE_INTEGER);
   return parsed.error ? undefined : parsed.timeoutMs;

@@ -17,9 +17,14 @@ function apiOf(serviceTypeName: string): string {
   return parts.length >= 3 && parts[0] === "tessera" ? parts[1]! : parts.slice(0, -1).join(".");
 }
 
+/**
+ * The protocol of a call: the transport's own name from the context (REST), else told by the
+ * request's content type, whose case does not matter (RFC 9110 8.3.1; connect-es serves
+ * "Application/gRPC" as gRPC).
+ */
 export function protocolOf(contentType: string | null, fromContext: string): string {
   if (fromContext) return fromContext;
-  const ct = contentType ?? "";
+  const ct = contentType === null ? "" : contentType.toLowerCase();
   if (ct.startsWith("application/grpc-web")) return "grpc-web";
   if (ct.startsWith("application/grpc")) return "grpc";
   return "connect";

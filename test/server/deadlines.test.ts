@@ -34,13 +34,13 @@ function rpcLines(server: TestServer, procedure: string): RpcLine[] {
 }
 
 /** UserService/CreateUser over raw gRPC (h2c) with `grpc-timeout`: the answer's headers and trailers. */
-async function grpcCreateUser(server: TestServer, email: string, grpcTimeout: string): Promise<Awaited<ReturnType<typeof h2request>>> {
+async function grpcCreateUser(server: TestServer, email: string, grpcTimeout: string, contentType = "application/grpc"): Promise<Awaited<ReturnType<typeof h2request>>> {
   const session = http2.connect(server.url);
   try {
     const request = toBinary(UserService.method.createUser.input, create(UserService.method.createUser.input, { email, password }));
     return await h2request(
       session,
-      { ":method": "POST", ":path": "/tessera.session.v1.UserService/CreateUser", "content-type": "application/grpc", te: "trailers", "grpc-timeout": grpcTimeout, ...clientIdHeader },
+      { ":method": "POST", ":path": "/tessera.session.v1.UserService/CreateUser", "content-type": contentType, te: "trailers", "grpc-timeout": grpcTimeout, ...clientIdHeader },
       grpcFrame(request),
       { timeoutMs: 10_000 },
     );
@@ -189,6 +189,18 @@ describe("deadlines", function () {
       const line = rpcLines(server, "tessera.session.v1.UserService/CreateUser").at(-1);
       assert.equal(line?.code, "deadline_exceeded");
       // The hash finishes after the deadline; the insert that follows is not made.
+      await new Promise((r) => setTimeout(r, 1500));
+      await signUp(server, email); // 201: the account was not created
+    });
+
+    // Media types are case-insensitive (RFC 9110 8.3.1): connect-es serves "Application/gRPC" as
+    // gRPC, so its grpc-timeout is the call's deadline too.
+    it("gRPC with an upper-case content type (Application/gRPC, grpc-timeout 50m): grpc-status 4 at the deadline, and the account is not created", async () => {
+      const email = uniqueEmail("late-grpc-upper");
+      const a = await grpcCreateUser(server, email, "50m", "Application/gRPC");
+      assert.equal(grpcStatus(a), grpc.status.DEADLINE_EXCEEDED, JSON.stringify({ ...a.headers, ...a.trailers }));
+      const line = rpcLines(server, "tessera.session.v1.UserService/CreateUser").at(-1);
+      assert.deepEqual([line?.protocol, line?.code], ["grpc", "deadline_exceeded"]);
       await new Promise((r) => setTimeout(r, 1500));
       await signUp(server, email); // 201: the account was not created
     });
