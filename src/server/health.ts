@@ -22,6 +22,15 @@ export type LivenessProbe = () => boolean;
 export function createHealthImpl(services: readonly DescService[], ready: ReadinessProbe, watchIntervalMs = 1000): ServiceImpl<typeof Health> {
   const names = new Set(["", ...services.map((s) => s.typeName)]);
   const status = async () => ((await ready()) ? Status.SERVING : Status.NOT_SERVING);
+  // Every Watch stream reads the one status probed per interval: a stream stays open as long as
+  // its client wants (100 a connection, unauthenticated), and a probe of its own per stream
+  // and interval would let one client make the store answer thousands a second.
+  let watched: { at: number; status: Promise<Status> } | undefined;
+  const watchedStatus = () => {
+    const now = performance.now();
+    if (watched === undefined || now - watched.at >= watchIntervalMs) watched = { at: now, status: status() };
+    return watched.status;
+  };
   const known = (service: string) => {
     if (!names.has(service)) throw serverError(Code.NotFound, "SERVICE_NOT_FOUND", `unknown service ${service}`);
   };
@@ -34,7 +43,7 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
       const unknown = !names.has(req.service);
       let last: Status | undefined;
       while (!ctx.signal.aborted) {
-        const now = unknown ? Status.SERVICE_UNKNOWN : await status();
+        const now = unknown ? Status.SERVICE_UNKNOWN : await watchedStatus();
         if (now !== last) {
           last = now;
           yield create(HealthCheckResponseSchema, { status: now });

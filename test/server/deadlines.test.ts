@@ -173,6 +173,28 @@ describe("deadlines", function () {
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(probes, probesAtEnd, "the stream went on polling after it ended");
     });
+
+    // Watch is public and a stream stays open as long as its client wants: a client holding many
+    // streams open (100 a connection) must not make the store answer a probe per stream each
+    // interval. Every watcher reads the one status probed per interval.
+    it("many watchers share one probe per interval: 50 streams open for 10 intervals (20 ms) cost about 10 probes, not 500", async () => {
+      let probes = 0;
+      const intervalMs = 20;
+      const impl = createHealthImpl([], async () => (probes++, true), intervalMs);
+      const watchers = Array.from({ length: 50 }, () => {
+        const ctx = createHandlerContext({ service: Health, method: Health.method.watch, protocolName: "grpc", requestMethod: "POST", url: `http://localhost${watch}` });
+        return { ctx, it: impl.watch(create(HealthCheckRequestSchema), ctx)[Symbol.asyncIterator]() };
+      });
+      const started = performance.now();
+      for (const w of watchers) assert.equal(((await w.it.next()).value as { status: Status }).status, Status.SERVING);
+      const pending = watchers.map((w) => w.it.next());
+      await new Promise((r) => setTimeout(r, 10 * intervalMs));
+      const intervals = (performance.now() - started) / intervalMs;
+      const seen = probes;
+      for (const w of watchers) w.ctx.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+      await Promise.allSettled(pending);
+      assert.ok(seen <= intervals + 2, `${seen} probes in ${intervals.toFixed(1)} intervals for 50 watchers`);
+    });
   });
 
   describe("a unary call still busy at its deadline (sign-up hashing a password: argon2 32 MiB x 3)", () => {
