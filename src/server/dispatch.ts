@@ -142,6 +142,11 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         const path = q < 0 ? url : url.slice(0, q);
         const h = paths.get(path);
         if (!h) return fallback(req, res);
+        if (!h.allowedMethods.includes(req.method ?? "")) {
+          // connect-es answers a bare 405, without the Allow a 405 must carry (RFC 9110 15.5.6).
+          sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: h.allowedMethods.join(", ") });
+          return;
+        }
         const scope = currentCall();
         if (scope) scope.requestType = h.method.input;
         let uReq: ReturnType<typeof universalRequest>;

@@ -100,6 +100,28 @@ describe("server: Connect GET for the methods without side effects", () => {
     }
   });
 
+  // RFC 9110 15.5.6: a 405 carries Allow. connect-es answered a method an RPC does not take with
+  // a bare 405: no Allow, no body.
+  for (const [method, path, allow] of [
+    ["GET", "tessera.jwt.v1.JwtService/GetToken", "POST"],
+    ["PUT", "tessera.jwt.v1.JwtService/GetVersion", "POST, GET"],
+    ["DELETE", "tessera.session.v1.SessionService/GetSession", "POST, GET"],
+    ["PATCH", "grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "POST"],
+  ] as const) {
+    it(`${method} on ${path}: 405 METHOD_NOT_ALLOWED, Allow: ${allow}`, async () => {
+      const res = await fetch(method === "GET" ? getUrl(server.url, path) : `${server.url}/${path}`, { method, ...(method !== "GET" && { headers: { "content-type": "application/json" }, body: "{}" }) });
+      const text = await res.text();
+      assert.equal(res.status, 405, text);
+      assert.equal(res.headers.get("allow"), allow);
+      assert.equal(res.headers.get("content-type"), "application/json");
+      assert.deepEqual(decodedBody(JSON.parse(text) as { code: string; message: string; details: unknown }), {
+        code: "unimplemented",
+        message: `${method} is not allowed on /${path}`,
+        details: tesseraDetails("METHOD_NOT_ALLOWED"),
+      });
+    });
+  }
+
   // connect-es decodes `message` with protobuf-es's base64Decode, which throws a plain Error on a
   // character outside the alphabet: that was a 500 `internal`, unlogged, for a client's mistake.
   for (const message of ["!!!", "e30*", "%7B%7D"]) {
