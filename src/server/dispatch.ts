@@ -128,6 +128,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
 
   const serve = (h: UniversalHandler, uReq: UniversalServerRequest, res: NodeResponse): Promise<void> =>
     h(uReq).then((uRes) => {
+      if (uRes.status === 415 && uRes.header === undefined) return unsupportedMediaType(res, uReq);
       const out = correct(uRes);
       return out instanceof Promise ? out.then((r) => universalResponseToNodeResponse(r, res)) : universalResponseToNodeResponse(out, res);
     });
@@ -275,6 +276,23 @@ function webHeaders(headers: http.IncomingHttpHeaders): Headers {
 
 function badAuthority(res: NodeResponse): void {
   malformedRequest(res, "the request has no valid Host header or :authority");
+}
+
+/**
+ * connect-es's 415 (a content type, or a Connect GET's encoding, that no protocol of the method
+ * takes) has no body: this one names what was refused.
+ */
+function unsupportedMediaType(res: NodeResponse, req: UniversalServerRequest): void {
+  const path = new URL(req.url).pathname;
+  let message: string;
+  if (req.method === "GET") {
+    const encoding = new URL(req.url).searchParams.get("encoding");
+    message = `${encoding === null ? "no encoding query parameter" : `unsupported encoding "${encoding}"`} on ${path}: a Connect GET takes encoding=json or encoding=proto`;
+  } else {
+    const type = req.header.get("content-type");
+    message = type === null ? `no content type on ${path}` : `unsupported content type "${type}" on ${path}`;
+  }
+  sendErrorBody(res, 415, Code.InvalidArgument, "UNSUPPORTED_MEDIA_TYPE", message);
 }
 
 function malformedRequest(res: NodeResponse, message: string): void {

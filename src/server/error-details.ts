@@ -43,6 +43,8 @@ export const ServerReasons = {
   ROUTE_NOT_FOUND: "ROUTE_NOT_FOUND",
   /** The path exists, but not for this HTTP method (`Allow` lists those it takes). */
   METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
+  /** A content type (or a Connect GET's encoding) that no protocol of the RPC takes. */
+  UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
   /** A CORS preflight from an origin TESSERA_CORS_ORIGINS does not list. */
   ORIGIN_NOT_ALLOWED: "ORIGIN_NOT_ALLOWED",
   /** An unexpected failure; details are in the server log only. */

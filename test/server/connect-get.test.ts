@@ -122,6 +122,30 @@ describe("server: Connect GET for the methods without side effects", () => {
     });
   }
 
+  // connect-es answered a content type, or a Connect GET's encoding, that no protocol of the
+  // method takes with a bare 415: no body saying what was refused.
+  const version = "/tessera.jwt.v1.JwtService/GetVersion";
+  for (const [name, method, query, type, message] of [
+    ["GET without encoding", "GET", "?connect=v1&message=%7B%7D", undefined, `no encoding query parameter on ${version}: a Connect GET takes encoding=json or encoding=proto`],
+    ["GET with encoding=xml", "GET", "?connect=v1&encoding=xml&message=%7B%7D", undefined, `unsupported encoding "xml" on ${version}: a Connect GET takes encoding=json or encoding=proto`],
+    ["POST of text/plain", "POST", "", "text/plain", `unsupported content type "text/plain" on ${version}`],
+    ["POST of application/grpc+xml", "POST", "", "application/grpc+xml", `unsupported content type "application/grpc+xml" on ${version}`],
+    ["POST without a content type", "POST", "", undefined, `no content type on ${version}`],
+  ] as const) {
+    it(`${name}: 415 UNSUPPORTED_MEDIA_TYPE naming it`, async () => {
+      // fetch gives a string body text/plain unless told otherwise: send bytes.
+      const res = await fetch(`${server.url}${version}${query}`, { method, ...(method === "POST" && { headers: type ? { "content-type": type } : {}, body: new Uint8Array([0x7b, 0x7d]) }) });
+      const text = await res.text();
+      assert.equal(res.status, 415, text);
+      assert.equal(res.headers.get("content-type"), "application/json");
+      assert.deepEqual(decodedBody(JSON.parse(text) as { code: string; message: string; details: unknown }), {
+        code: "invalid_argument",
+        message,
+        details: tesseraDetails("UNSUPPORTED_MEDIA_TYPE"),
+      });
+    });
+  }
+
   // connect-es decodes `message` with protobuf-es's base64Decode, which throws a plain Error on a
   // character outside the alphabet: that was a 500 `internal`, unlogged, for a client's mistake.
   for (const message of ["!!!", "e30*", "%7B%7D"]) {
