@@ -129,6 +129,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   const serve = (h: UniversalHandler, uReq: UniversalServerRequest, res: NodeResponse): Promise<void> =>
     h(uReq).then((uRes) => {
       if (uRes.status === 415 && uRes.header === undefined) return unsupportedMediaType(res, uReq);
+      if (uRes.status === 505 && !uRes.body) return bidiOverHttp1(res, uReq);
       const out = correct(uRes);
       return out instanceof Promise ? out.then((r) => universalResponseToNodeResponse(r, res)) : universalResponseToNodeResponse(out, res);
     });
@@ -293,6 +294,12 @@ function unsupportedMediaType(res: NodeResponse, req: UniversalServerRequest): v
     message = type === null ? `no content type on ${path}` : `unsupported content type "${type}" on ${path}`;
   }
   sendErrorBody(res, 415, Code.InvalidArgument, "UNSUPPORTED_MEDIA_TYPE", message);
+}
+
+/** connect-es's 505 for a bidirectional stream over HTTP/1.1 (it closes the connection) has no body. */
+function bidiOverHttp1(res: NodeResponse, req: UniversalServerRequest): void {
+  const path = new URL(req.url).pathname;
+  sendErrorBody(res, 505, Code.Unimplemented, "UNIMPLEMENTED", `${path} is a bidirectional stream: it is served over HTTP/2 only`, { connection: "close" });
 }
 
 function malformedRequest(res: NodeResponse, message: string): void {

@@ -97,6 +97,20 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       assert.equal(a.status, 505);
     });
 
+    // connect-es answered a bare 505 (and closed the connection), no body saying why.
+    it("a bidirectional stream (reflection) over HTTP/1.1: 505 naming HTTP/2, the connection closed", async () => {
+      const path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+      const a = await exchange(server.port, `POST ${path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/grpc-web+proto\r\ncontent-length: 5\r\n\r\n\0\0\0\0\0`, 1000);
+      assert.equal(a.status, 505);
+      assert.equal(a.headers["content-type"], "application/json");
+      assert.deepEqual(JSON.parse(a.body), {
+        code: "unimplemented",
+        message: `${path} is a bidirectional stream: it is served over HTTP/2 only`,
+        details: [errorInfoJson("UNIMPLEMENTED")],
+      });
+      assert.equal(a.closed, true);
+    });
+
     it("HTTP/1.0 and HTTP/1.1 are served", async () => {
       for (const version of ["1.0", "1.1"]) {
         const a = await exchange(server.port, `GET /jwt/version HTTP/${version}\r\nhost: localhost\r\nconnection: close\r\n\r\n`);
