@@ -324,6 +324,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     },
     (req, res) => (req.httpVersionMajor === 1 ? counted(req, res) : versionNotServed(req, res)),
   );
+  // Node keeps the first 2000 header lines of a request and drops the rest unseen (a second Host,
+  // a proxy's X-Forwarded-For appended last): the header block's size is the one bound, as it
+  // is for HTTP/2 (0: no count).
+  h1.maxHeadersCount = 0;
   h1.on("clientError", answerClientError(o));
   // This server never listens itself (the front server hands it connections), and Node starts
   // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a

@@ -221,6 +221,13 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       });
     }
 
+    // Node kept only the first 2000 header lines (its maxHeadersCount) and dropped the rest
+    // unseen, a second Host among them: the header block's size (16 KiB) is the bound.
+    it("two Host lines, the second after 2000 other header lines: 400 MALFORMED_REQUEST naming the problem", async () => {
+      const filler = "a:\r\n".repeat(2000);
+      refused(await exchange(server.port, `GET /jwt/version HTTP/1.1\r\nhost: localhost\r\n${filler}host: other.example\r\n\r\n`), "the request has 2 Host headers: it must have one");
+    });
+
     // Node answered a bare 400 itself (no body, no request id).
     it("HTTP/1.1 without Host: 400 MALFORMED_REQUEST naming the problem (REST and an RPC path)", async () => {
       refused(await exchange(server.port, "GET /jwt/version HTTP/1.1\r\n\r\n"), "an HTTP/1.1 request must have a Host header");
