@@ -32,6 +32,16 @@ export const secureKey = createContextKey<boolean>(false, { description: "tls" }
  */
 export const challengeKey = createContextKey<string | undefined>(undefined, { description: "www-authenticate challenge" });
 
+/**
+ * Marks the call's answer cacheable (`value`: its Cache-Control), unless the call has already
+ * ended: past its deadline (or with its caller gone) it was answered with that error while the
+ * handler went on, and an error is never cacheable (a shared cache would serve one caller's
+ * `connect-timeout-ms: 0` to everyone).
+ */
+export function cacheable(ctx: { responseHeader: Headers; signal: AbortSignal }, value: string): void {
+  if (!ctx.signal.aborted) ctx.responseHeader.set("cache-control", value);
+}
+
 /** The HTTP method of the original request (REST calls reach the router as POST). */
 export const httpMethodKey = createContextKey<string>("", { description: "http method" });
 

@@ -88,6 +88,9 @@ export function createDeadlineInterceptor(): Interceptor {
     const timeoutMs = requestedTimeoutMs(req.header);
     const scope = currentCall();
     if (scope && timeoutMs !== undefined) scope.deadline = Date.now() + timeoutMs;
+    // A deadline passed on arrival (a timeout of 0): the handler is not started at all, so
+    // nothing it would do (a store call, a Cache-Control on the answer) follows the error.
+    if (req.signal.aborted) throw abortError(req.signal);
     // A unary call without a deadline is not raced against the signal: the only abort left is
     // a client that went away, and an answer to nobody needs no early end (this saves every
     // such call a listener and two promises).

@@ -5,7 +5,7 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { HttpBodySchema, type HttpBody } from "../../gen/google/api/httpbody_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
-import { clientAddressKey, presentedTokenKey, principalKey, requirePrincipal } from "../access/context.js";
+import { cacheable, clientAddressKey, presentedTokenKey, principalKey, requirePrincipal } from "../access/context.js";
 import type { JwtTokens } from "../core/jwt-tokens.js";
 import type { KeyRing } from "../core/key-ring.js";
 import { packageVersion } from "../project-files.js";
@@ -34,7 +34,7 @@ export function jwtService(
     async getPublicKey(_req, ctx) {
       const pem = await keyRing.publicKeyPem();
       // As cacheable as the JWKS (key.ts); set once there is a key (an error is never cached).
-      ctx.responseHeader.set("cache-control", `public, max-age=${keyRing.jwksMaxAgeSeconds}`);
+      cacheable(ctx, `public, max-age=${keyRing.jwksMaxAgeSeconds}`);
       return { body: text(pem) };
     },
 
@@ -72,7 +72,7 @@ export function jwtService(
 
     // GET /version answers Tessera's package version; public, briefly cacheable.
     getVersion(_req, ctx) {
-      ctx.responseHeader.set("cache-control", "public, max-age=60");
+      cacheable(ctx, "public, max-age=60");
       return { version: packageVersion };
     },
   });

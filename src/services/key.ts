@@ -2,7 +2,7 @@
 // that points to it, and admin key rotation and revocation.
 import type { JsonObject } from "@bufbuild/protobuf";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
-import { secureKey } from "../access/context.js";
+import { cacheable, secureKey } from "../access/context.js";
 import { openIdConfiguration } from "../core/discovery.js";
 import type { AuditTrail } from "../core/audit.js";
 import type { KeyRing } from "../core/key-ring.js";
@@ -26,14 +26,14 @@ export function keyService(
       // jwksMaxAgeSeconds), so they always know the signing key; a retired key stays listed
       // until its tokens have expired.
       const keys = (await keyRing.jwks()) as JsonObject[];
-      ctx.responseHeader.set("cache-control", `public, max-age=${keyRing.jwksMaxAgeSeconds}`);
+      cacheable(ctx, `public, max-age=${keyRing.jwksMaxAgeSeconds}`);
       return { keys };
     },
 
     getOpenIdConfiguration(_req, ctx) {
       // Without a public URL, the origin the caller used (the Host is part of any cache's key).
       const baseUrl = discovery.publicUrl ?? `${ctx.values.get(secureKey) ? "https" : "http"}://${new URL(ctx.url).host}`;
-      ctx.responseHeader.set("cache-control", "public, max-age=300");
+      cacheable(ctx, "public, max-age=300");
       return openIdConfiguration({ issuer: discovery.issuer, baseUrl, alg: keyRing.alg });
     },
 

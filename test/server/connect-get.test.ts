@@ -224,4 +224,25 @@ describe("server: Connect GET for the methods without side effects", () => {
     assert.equal((await rest(server.url, "GET", "/jwt/pubkey")).headers.get("cache-control"), "public, max-age=300");
     assert.equal((await rest(server.url, "GET", "/jwt/version")).headers.get("cache-control"), "public, max-age=60");
   });
+
+  // A public method's handler marked its answer cacheable while the call went on past its
+  // deadline (connect-timeout-ms 0): the error went out with that header, so one client could
+  // have a shared cache serve everyone the error (JWKS unavailable for 5 minutes). An error
+  // carries no Cache-Control, as every other error answer.
+  for (const [name, url] of [
+    ["Connect GET GetJwks", "/tessera.key.v1.KeyService/GetJwks?connect=v1&encoding=json&message=%7B%7D"],
+    ["Connect GET GetOpenIdConfiguration", "/tessera.key.v1.KeyService/GetOpenIdConfiguration?connect=v1&encoding=json&message=%7B%7D"],
+    ["Connect GET GetVersion", "/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=json&message=%7B%7D"],
+    ["REST GET /.well-known/jwks.json", "/.well-known/jwks.json"],
+    ["REST GET /.well-known/openid-configuration", "/.well-known/openid-configuration"],
+    ["REST GET /jwt/version", "/jwt/version"],
+  ] as const) {
+    it(`an error is never cacheable: ${name} past its deadline (connect-timeout-ms 0) is 504 without Cache-Control`, async () => {
+      const res = await fetch(`${server.url}${url}`, { headers: { "connect-timeout-ms": "0" } });
+      const body = (await res.json()) as { code: string };
+      assert.equal(res.status, 504);
+      assert.equal(body.code, "deadline_exceeded");
+      assert.equal(res.headers.get("cache-control"), null);
+    });
+  }
 });
