@@ -160,6 +160,10 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           return;
         }
         if (req.method === "GET" && q >= 0 && h.allowedMethods.includes("GET")) {
+          // connect-es compresses the answer as Accept-Encoding allows, and a GET answer may be
+          // cached: the cache must tell the variants apart (after CORS's Vary: Origin).
+          const vary = res.getHeader("vary");
+          res.setHeader("vary", vary === undefined ? "Accept-Encoding" : `${String(vary)}, Accept-Encoding`);
           if (notBase64Message(url, q)) {
             malformedRequest(res, "the message query parameter is not base64 (base64=1)");
             return;

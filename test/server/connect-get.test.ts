@@ -14,6 +14,7 @@ import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
+import { raw } from "../hostile/support.js";
 import { rest } from "../support/clients.js";
 import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, testAdminToken, testClientId, type TestServer } from "../support/server.js";
@@ -243,6 +244,31 @@ describe("server: Connect GET for the methods without side effects", () => {
       assert.equal(res.status, 504);
       assert.equal(body.code, "deadline_exceeded");
       assert.equal(res.headers.get("cache-control"), null);
+    });
+  }
+});
+
+// A Connect GET answer is compressed when the request's Accept-Encoding allows it (connect-es,
+// answers of 1 KiB or more), and the public ones are cacheable: without `Vary: Accept-Encoding`
+// a shared cache could serve the gzip variant to a client that never asked for it.
+describe("server: Connect GET answers vary with Accept-Encoding", () => {
+  let server: TestServer;
+  // A long public URL makes the discovery document larger than 1 KiB: it is compressed.
+  before(async () => {
+    server = await startTestServer({ env: { TESSERA_PUBLIC_URL: `https://auth.example.com/${"x".repeat(600)}` } });
+  });
+  after(async () => server.close());
+
+  for (const [name, acceptEncoding, contentEncoding] of [
+    ["gzip asked: the gzip variant", "gzip", "gzip"],
+    ["nothing asked: the identity variant", "identity", null],
+  ] as const) {
+    it(`${name}, with Vary: Accept-Encoding`, async () => {
+      const res = await raw(server.url, "GET", "/tessera.key.v1.KeyService/GetOpenIdConfiguration?connect=v1&encoding=json&message=%7B%7D", { "accept-encoding": acceptEncoding });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers["cache-control"], "public, max-age=300");
+      assert.equal(res.headers["content-encoding"], contentEncoding ?? undefined);
+      assert.equal(res.headers.vary, "Accept-Encoding");
     });
   }
 });
