@@ -32,7 +32,7 @@ import { isUtf8 } from "node:buffer";
 import type http from "node:http";
 import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
-import type { Compression, UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
@@ -126,12 +126,14 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     }
   };
 
-  const serve = (h: UniversalHandler, uReq: UniversalServerRequest, res: NodeResponse): Promise<void> =>
+  /** `text`: a gRPC-Web text call (its answer goes out in base64). */
+  const serve = (h: UniversalHandler, uReq: UniversalServerRequest, res: NodeResponse, text = false): Promise<void> =>
     h(uReq).then((uRes) => {
       if (uRes.status === 415 && uRes.header === undefined) return unsupportedMediaType(res, uReq);
       if (uRes.status === 505 && !uRes.body) return bidiOverHttp1(res, uReq);
       const out = correct(uRes);
-      return out instanceof Promise ? out.then((r) => universalResponseToNodeResponse(r, res)) : universalResponseToNodeResponse(out, res);
+      const send = (r: UniversalServerResponse) => universalResponseToNodeResponse(text ? grpcWebTextResponse(r) : r, res);
+      return out instanceof Promise ? out.then(send) : send(out);
     });
 
   return {
@@ -173,6 +175,13 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
             const bytes = messageBytesNotText(uReq.url);
             if (bytes) uReq.url = withBase64Message(uReq.url, bytes);
           }
+        }
+        if (grpcWebText.test(req.headers["content-type"] ?? "")) {
+          // gRPC-Web's text mode, which connect-es does not serve: its binary framing in base64.
+          uReq.header.set("content-type", "application/grpc-web+proto");
+          uReq.body = base64Decoded(req as AsyncIterable<Buffer>);
+          serve(h, uReq, res, true).catch(failed(h, res));
+          return;
         }
         const spec = unary.get(path);
         const framing = spec && plainUnaryGrpc(req);
@@ -256,6 +265,48 @@ function cutShortIsInvalid(c: Compression): Compression {
         }
         throw e;
       }),
+  };
+}
+
+/** gRPC-Web's text mode (the grpc-web library's default): base64 of its binary framing, both ways. */
+const grpcWebText = /^application\/grpc-web-text(?:\+proto)?[ \t]*(?:;|$)/i;
+
+/** A base64 segment: whole 4-character groups, padding only at its end. */
+const base64Segment = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * The bytes of a gRPC-Web text body, however its base64 is cut into chunks. A client may send
+ * several padded segments (one per write); anything else (a character outside base64, a body
+ * that ends inside a group) is INVALID_ARGUMENT.
+ */
+async function* base64Decoded(body: AsyncIterable<Buffer>): AsyncGenerator<Uint8Array> {
+  const invalid = () => new ConnectError("the gRPC-Web text body is not base64", Code.InvalidArgument);
+  let carry = "";
+  for await (const chunk of body) {
+    const text = carry + chunk.toString("latin1");
+    const whole = text.length - (text.length % 4);
+    carry = text.slice(whole);
+    // Each padded segment ends at its "=" (a group of 4 with it).
+    for (const segment of text.slice(0, whole).split(/(?<==)(?=[^=])/)) {
+      if (!base64Segment.test(segment)) throw invalid();
+      if (segment.length > 0) yield Buffer.from(segment, "base64");
+    }
+  }
+  if (carry.length > 0) throw invalid();
+}
+
+/** A gRPC-Web answer as text mode sends it: each chunk in base64 (padded), its content type. */
+function grpcWebTextResponse(r: UniversalServerResponse): UniversalServerResponse {
+  if (!r.body || !(r.header?.get("content-type") ?? "").startsWith("application/grpc-web")) return r;
+  const header = new Headers(r.header);
+  header.set("content-type", "application/grpc-web-text+proto");
+  const body = r.body;
+  return {
+    ...r,
+    header,
+    body: (async function* () {
+      for await (const chunk of body) yield Buffer.from(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("base64"), "latin1");
+    })(),
   };
 }
 
