@@ -36,7 +36,7 @@ import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { loadCertificate, watchCertificate } from "./tls-certificate.js";
-import { asteriskProblem, hostProblem, schemeProblem, toOriginForm } from "./request-target.js";
+import { asteriskProblem, authorizationProblem, hostProblem, schemeProblem, toOriginForm } from "./request-target.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -202,6 +202,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     res.setHeader(requestIdHeader, requestId);
     const badTarget = hostProblem(req) ?? schemeProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
+    const badCredential = authorizationProblem(req);
+    if (badCredential !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_CREDENTIAL", badCredential);
     const agent = req.headers["user-agent"];
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
     if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;

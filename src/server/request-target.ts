@@ -55,16 +55,7 @@ export function toOriginForm(req: NodeRequest): string | undefined {
  */
 export function hostProblem(req: NodeRequest): string | undefined {
   if (req.httpVersionMajor !== 1) return undefined;
-  const raw = req.rawHeaders;
-  let count = 0;
-  let value = "";
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === "host") {
-      count++;
-      value = raw[i + 1]!;
-    }
-  }
+  const { count, value } = headerLines(req, "host");
   if (count > 1) return `the request has ${count} Host headers: it must have one`;
   if (count === 0) return req.httpVersionMinor >= 1 ? `an HTTP/${req.httpVersion} request must have a Host header` : undefined;
   if (value === "" || validHosts.has(value)) return undefined;
@@ -75,6 +66,34 @@ export function hostProblem(req: NodeRequest): string | undefined {
   if (validHosts.size >= validHostsLimit) validHosts.clear();
   validHosts.add(value);
   return undefined;
+}
+
+/**
+ * What is wrong with the request's Authorization headers, or undefined: RFC 9110 5.3, a field
+ * that is no list is sent once. Node's parsers (HTTP/1.1 and HTTP/2) keep the first of two
+ * Authorization lines and drop the others silently, so the credential acted on could be another
+ * one than a proxy in front checked (or than the client meant): they are counted in the raw
+ * headers, and two are refused whichever of them is valid.
+ */
+export function authorizationProblem(req: NodeRequest): string | undefined {
+  if (req.headers.authorization === undefined) return undefined;
+  const { count } = headerLines(req, "authorization");
+  return count > 1 ? `the request has ${count} Authorization headers: it must have at most one` : undefined;
+}
+
+/** How many lines of the header `name` (lower case) the request has, and the last one's value. */
+function headerLines(req: NodeRequest, name: string): { count: number; value: string } {
+  const raw = req.rawHeaders;
+  let count = 0;
+  let value = "";
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === name.length && n.toLowerCase() === name) {
+      count++;
+      value = raw[i + 1]!;
+    }
+  }
+  return { count, value };
 }
 
 /** Host values found valid (bounded: a client sending ever new ones only costs their parse). */

@@ -238,8 +238,8 @@ export interface RawAnswer {
   text: string;
 }
 
-/** One HTTP/1.1 request with exactly these bytes as the path and body (fetch would normalise them). */
-export function raw(baseUrl: string, method: string, path: string, headers: Record<string, string>, body?: Buffer | string): Promise<RawAnswer> {
+/** One HTTP/1.1 request with exactly these bytes as the path and body (fetch would normalise them); an array value is sent as that many header lines. */
+export function raw(baseUrl: string, method: string, path: string, headers: Record<string, string | string[]>, body?: Buffer | string): Promise<RawAnswer> {
   const u = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const req = http.request(
