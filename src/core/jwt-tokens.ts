@@ -10,7 +10,8 @@
 // Every token carries the user's credential epoch (`credential_epoch`, see
 // credential-lifecycle.ts) as the login read it. An access token from before a password change
 // still verifies until it expires (offline verifiers cannot be told anyway), but it mints
-// nothing: no refresh token, no further password change (nor, elsewhere, hand-off tokens).
+// nothing: no refresh token, no further password change, no deactivation (nor, elsewhere,
+// hand-off tokens).
 import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
@@ -123,8 +124,7 @@ export class JwtTokens {
    * once when a change moved the epoch while it was being written.
    */
   async issueRefreshToken(userId: string, credentialEpoch: number): Promise<string> {
-    const user = await this.deps.users.getActive(userId);
-    if (user.credentialEpoch !== credentialEpoch) throw credentialOutdated();
+    const user = await this.currentUser(userId, credentialEpoch);
     const now = this.deps.clock.now();
     const jti = randomId();
     const ttl = this.deps.refreshTokenTtlSeconds;
@@ -177,13 +177,17 @@ export class JwtTokens {
    */
   async changePassword(userId: string, credentialEpoch: number, newPassword: string): Promise<void> {
     requireField("pass", newPassword);
-    const user = await this.deps.users.getActive(userId);
-    if (user.credentialEpoch !== credentialEpoch) throw credentialOutdated();
+    await this.currentUser(userId, credentialEpoch);
     await this.deps.users.changePassword(userId, newPassword, "pass");
   }
 
-  /** Deactivates the user: their sessions, user tokens and refresh tokens end with it. */
-  async deleteUser(userId: string): Promise<void> {
+  /**
+   * Deactivates the user: their sessions, user tokens and refresh tokens end with it. As for a
+   * password change, the caller's access token must be of the user's current credential epoch:
+   * one from before a password change cannot deactivate the account that change took back.
+   */
+  async deleteUser(userId: string, credentialEpoch: number): Promise<void> {
+    await this.currentUser(userId, credentialEpoch);
     // The credential lifecycle revokes the JWT refresh tokens too; access tokens stop working
     // because verifyAccessToken looks the user up.
     await this.deps.users.deactivate(userId);
@@ -227,6 +231,13 @@ export class JwtTokens {
       if (e instanceof AuthError && e.code === "unauthenticated") throw recode(e, "invalid_argument", e.message, "access_token");
       throw e;
     }
+  }
+
+  /** The active user, when `credentialEpoch` (the caller's access token's) is still theirs: else TOKEN_REVOKED. */
+  private async currentUser(userId: string, credentialEpoch: number): Promise<UserRecord> {
+    const user = await this.deps.users.getActive(userId);
+    if (user.credentialEpoch !== credentialEpoch) throw credentialOutdated();
+    return user;
   }
 
   private async issueAccessToken(user: UserRecord, method: AuthenticationMethod): Promise<string> {

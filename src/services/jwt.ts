@@ -66,7 +66,8 @@ export function jwtService(
     },
 
     async deleteUser(_req, ctx) {
-      await jwt.deleteUser(requirePrincipal(ctx, "jwt").userId);
+      const caller = requirePrincipal(ctx, "jwt");
+      await jwt.deleteUser(caller.userId, caller.credentialEpoch);
       return {};
     },
 

@@ -2,7 +2,7 @@
 // service: sessions (seed 000), user tokens (seed 002), cookie sessions and hand-off tokens
 // (seed 003), refresh tokens (seed 004). An access JWT from before the change still verifies
 // until it expires, but mints nothing: no refresh token, hand-off token, cookie session or
-// further password change. A login in flight during the change (held by a gate after it read
+// further password change, and deactivates nothing. A login in flight during the change (held by a gate after it read
 // the user) yields nothing that survives it, with the change made on another instance.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
@@ -55,6 +55,8 @@ for (const store of storesUnderTest()) {
           expectCode(await jwt.getRefreshToken({}, bearer(access)), "unauthenticated", outdatedJwt, "TOKEN_REVOKED");
           expectCode(await jwt.changePassword({ pass: "a third long password" }, bearer(access)), "unauthenticated", outdatedJwt, "TOKEN_REVOKED");
           expectCode(await authTokens.createToken(bearer(access)), "unauthenticated", outdatedCredential, "TOKEN_REVOKED");
+          // Nor does it deactivate the account the password change took back.
+          expectCode(await jwt.deleteUser({}, bearer(access)), "unauthenticated", outdatedJwt, "TOKEN_REVOKED");
           // Everything issued before the change ends.
           expectCode(await sessions.getSession({ clientId: testClientId, access: session.access_token }), "unauthenticated", "the session has ended");
           expectCode(await userTokens.bump(bearer(userToken)), "unauthenticated", "user token predates a password change");
