@@ -141,6 +141,19 @@ function secretOfAtLeast(bytes: number): Parser<string> {
   };
 }
 
+/**
+ * A secret presented as `Authorization: Bearer <token>`: at least `bytes` long, and printable
+ * ASCII without spaces (a header carries bytes, read as Latin-1; the bearer token ends at white
+ * space), else no client could ever present it.
+ */
+function bearerSecretOfAtLeast(bytes: number): Parser<string> {
+  const ofLength = secretOfAtLeast(bytes);
+  return (raw) => {
+    if (!/^[\x21-\x7e]*$/.test(raw)) throw new Error('must be printable ASCII without spaces (it is sent as "Authorization: Bearer <token>")');
+    return ofLength(raw);
+  };
+}
+
 /** Every configuration variable Tessera reads. */
 export const variables = {
   port: variable("PORT", 8080, integer(0, 65535), "The one port for gRPC, gRPC-Web, Connect and REST."),
@@ -150,7 +163,7 @@ export const variables = {
   storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),
   dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store (created 0700, its files 0600; a wider existing mode is warned about)."),
   clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, list, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed).", { shownDefault: "(dev: generated, printed)" }),
-  adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, secretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); at least 16 bytes (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
+  adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, bearerSecretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); at least 16 bytes of printable ASCII without spaces (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
   logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; at info, one JSON line per call of a method (`rpc`: procedure, protocol, code, durationMs); a request refused before it reaches one (no route, a target, query or body that does not parse) writes none."),
   tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2 and http/1.1)."),
   tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS."),
