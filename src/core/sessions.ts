@@ -26,6 +26,7 @@ import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord, UserStanding } from "../store/ports/users.js";
 import type { Users } from "./users.js";
 import { setTimeout as delay } from "node:timers/promises";
+import { decodeJwt } from "jose";
 
 export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer" | "lastUsedIntervalSeconds">;
 
@@ -60,6 +61,7 @@ export interface SessionAccess {
 
 const sessionEnded = () => unauthenticated("SESSION_ENDED", "the session has ended");
 const notMostRecent = () => unauthenticated("NOT_MOST_RECENT_TOKEN", "not the most recent access token of the session");
+const notSessionToken = () => unauthenticated("WRONG_TOKEN_TYPE", "not a session access token");
 const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refresh token");
 
 export class Sessions {
@@ -145,14 +147,17 @@ export class Sessions {
     try {
       claims = await this.verifier.verify(token, { allowExpired, audience: clientId, issuer: this.config.jwtIssuer });
     } catch (e) {
-      // A session token's audience is its client id: another audience is another client.
-      if (e instanceof AuthError && e.reason === "WRONG_AUDIENCE") throw unauthenticated("WRONG_CLIENT", e.message, { cause: e });
+      // A session token's audience is its client id: a token of ours (its signature verified
+      // before the audience was read) for another audience is another client's session token,
+      // or no session token at all (a seed 004 JWT, signed by the same keys).
+      if (e instanceof AuthError && e.reason === "WRONG_AUDIENCE") {
+        if (typeof decodeJwt(token).sid !== "string") throw notSessionToken();
+        throw unauthenticated("WRONG_CLIENT", e.message, { cause: e });
+      }
       throw e;
     }
     const { sub, sid, jti, exp } = claims;
-    if (typeof sub !== "string" || typeof sid !== "string" || typeof jti !== "string" || typeof exp !== "number") {
-      throw unauthenticated("WRONG_TOKEN_TYPE", "not a session access token");
-    }
+    if (typeof sub !== "string" || typeof sid !== "string" || typeof jti !== "string" || typeof exp !== "number") throw notSessionToken();
     const { session, user } = await this.liveSession(sid, sub);
     if (session.clientId !== clientId || session.userId !== sub) throw unauthenticated("WRONG_CLIENT", "token issued for another client");
     if (!allowExpired && session.accessJti !== jti) throw notMostRecent();

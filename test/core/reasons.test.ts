@@ -111,6 +111,16 @@ describe("core: reasons", () => {
     await failsWith(core.sessions.verifyAccess(second.accessToken, "web", false), "unauthenticated", "SESSION_ENDED", "the session has ended");
   });
 
+  it("sessions: a seed 004 JWT (access or refresh) where a session access token is expected is WRONG_TOKEN_TYPE, not another client's token", async () => {
+    const user = await core.users.create({ login: "fay", kind: "name", password, clientAddress: "a1" });
+    const access = await core.jwt.loginWithPassword("fay", password, "a");
+    const refresh = await core.jwt.issueRefreshToken(user.id, user.credentialEpoch);
+    for (const token of [access, refresh]) {
+      await failsWith(core.sessions.verifyAccess(token, "web", false), "unauthenticated", "WRONG_TOKEN_TYPE", "not a session access token");
+      await failsWith(core.sessions.verifyAccess(token, "web", true), "unauthenticated", "WRONG_TOKEN_TYPE", "not a session access token");
+    }
+  });
+
   it("JWTs: TOKEN_EXPIRED and TOKEN_NOT_YET_VALID; GET /check's 400 keeps the reason and the 401 as its cause", async () => {
     await core.users.create({ login: "eve", kind: "name", password, clientAddress: "a1" });
     const token = await core.jwt.loginWithPassword("eve", password, "a");
