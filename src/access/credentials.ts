@@ -10,6 +10,14 @@ export function presentsBearerToken(headers: Headers): boolean {
   return value !== null && bearerPattern.test(value);
 }
 
+const bearerScheme = /^Bearer(\s|$)/i;
+
+/** Whether the Authorization header uses the Bearer scheme, well-formed or not (never throws). */
+export function usesBearerScheme(headers: Headers): boolean {
+  const value = headers.get("authorization");
+  return value !== null && bearerScheme.test(value);
+}
+
 /** The bearer token of an Authorization header, or undefined when there is none. */
 export function bearerToken(headers: Headers): string | undefined {
   const value = headers.get("authorization");
@@ -18,7 +26,7 @@ export function bearerToken(headers: Headers): string | undefined {
   if (!m) {
     // "Bearer" with no or several tokens is a malformed bearer credential; another scheme is
     // a credential this method does not take.
-    const reason = /^Bearer(\s|$)/i.test(value) ? "MALFORMED_CREDENTIAL" : "UNSUPPORTED_CREDENTIAL";
+    const reason = bearerScheme.test(value) ? "MALFORMED_CREDENTIAL" : "UNSUPPORTED_CREDENTIAL";
     throw unauthenticated(reason, "the Authorization header must be \"Bearer <token>\"");
   }
   return m[1];

@@ -11,7 +11,7 @@ import { AuthError, invalidArgument, permissionDenied, recode, unauthenticated }
 import { secretMatcher } from "../core/secrets.js";
 import { challenge, type CredentialScheme } from "./challenge.js";
 import { challengeKey, httpMethodKey, presentedTokenKey, principalKey } from "./context.js";
-import { basicCredentials, bearerToken, clientIdHeader, presentsBearerToken } from "./credentials.js";
+import { basicCredentials, bearerToken, clientIdHeader, presentsBearerToken, usesBearerScheme } from "./credentials.js";
 import { presentedSessionCookie } from "./session-cookie.js";
 import type {
   ApiTokenPrincipal,
@@ -113,9 +113,11 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
   };
 
   const tokenFrom = (rule: AccessRule, method: DescMethod, header: Headers, message: unknown): string | undefined => {
-    const fromHeader = bearerToken(header);
-    if (!rule.tokenField) return fromHeader;
+    if (!rule.tokenField) return bearerToken(header);
     const fromField = tokenField(rule, method, message);
+    // With the token in its field, an Authorization of another scheme (a gateway's own Basic
+    // credentials) is no second token: only a Bearer one can conflict with it.
+    const fromHeader = fromField !== undefined && !usesBearerScheme(header) ? undefined : bearerToken(header);
     if (fromHeader !== undefined && fromField !== undefined && fromHeader !== fromField) {
       const description = `two different access tokens in one request (Authorization header and ${rule.tokenField})`;
       throw invalidArgument("CONFLICTING_TOKENS", description, { fieldViolations: [{ field: rule.tokenField, description }] });

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
-import { bearer } from "../support/clients.js";
+import { basic, bearer } from "../support/clients.js";
 import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { otherPassword, password, uniqueName } from "../support/users.js";
@@ -212,12 +212,26 @@ for (const store of storesUnderTest()) {
           const notBearer = 'the Authorization header must be "Bearer <token>"';
           const basic = `Basic ${Buffer.from(`someone:${password}`).toString("base64")}`;
           for (const [authorization, reason] of [[basic, "UNSUPPORTED_CREDENTIAL"], [access, "UNSUPPORTED_CREDENTIAL"], ["Bearer", "MALFORMED_CREDENTIAL"]] as const) {
-            for (const args of [{ access_token: access }, {}]) {
-              const res = await api.check(args, { authorization });
-              expectCode(res, "invalid_argument", notBearer, reason);
-              assert.equal(res.headers.get("www-authenticate"), null);
-            }
+            const res = await api.check({}, { authorization });
+            expectCode(res, "invalid_argument", notBearer, reason);
+            assert.equal(res.headers.get("www-authenticate"), null);
           }
+          // Beside the token in access_token, a malformed Bearer header is still a bad argument.
+          const res = await api.check({ access_token: access }, { authorization: "Bearer" });
+          expectCode(res, "invalid_argument", notBearer, "MALFORMED_CREDENTIAL");
+          assert.equal(res.headers.get("www-authenticate"), null);
+        });
+
+        it("an Authorization header of another scheme is no second token: access_token is used; GET /check's header problems are 400", async () => {
+          const user = await createUser();
+          const access = await login(user);
+          const gateway = basic("gateway", "its own password");
+          assert.equal(expectOk(await api.getUser({ access_token: access }, gateway))!.user, user);
+          assert.equal(expectOk(await api.check({ access_token: access }, gateway)).user, user);
+          expectOk(await api.getRefreshToken({ access_token: access }, gateway));
+          const notBearer = 'the Authorization header must be "Bearer <token>"';
+          expectCode(await api.check({}, gateway), "invalid_argument", notBearer, "UNSUPPORTED_CREDENTIAL");
+          expectCode(await api.check({}, { authorization: "Bearer two tokens" }), "invalid_argument", notBearer, "MALFORMED_CREDENTIAL");
         });
 
         it("GET /version answers the package version", async () => {
