@@ -4,11 +4,10 @@
 //
 // - bearer methods (RFC 6750 section 3): plain `Bearer` when no bearer token was presented
 //   (none, or a credential of another scheme); `Bearer error="invalid_request"` when the
-//   Authorization header is a malformed bearer credential, or one of another scheme beside an
-//   `access_token` argument (two ways of sending a credential, RFC 6750 3.1), or the token came
-//   without a valid client id; `Bearer error="invalid_token"` when a token was presented and
-//   refused (bad, expired, revoked, not the latest, another client's, its user deactivated, or
-//   refused by the handler, e.g. an unknown refresh token beside it).
+//   Authorization header is a malformed bearer credential, or the token came without a valid
+//   client id; `Bearer error="invalid_token"` when a token was presented and refused (bad,
+//   expired, revoked, not the latest, another client's, its user deactivated, or refused by the
+//   handler, e.g. an unknown refresh token beside it).
 // - Basic methods (RFC 7617): `Basic realm="tessera", charset="UTF-8"` on every 401.
 // - methods without a credential scheme (a client id header, a password in a JSON body or a
 //   query, no credential at all): no header — there is no scheme to challenge with.
@@ -29,7 +28,7 @@ export function challenge(scheme: CredentialScheme, bearerPresented: boolean, re
     case "bearer":
       if (reason === "MALFORMED_CREDENTIAL") return 'Bearer error="invalid_request"';
       if (!bearerPresented) return "Bearer";
-      if (reason === "UNSUPPORTED_CREDENTIAL" || reason === "MISSING_CLIENT_ID" || reason === "UNKNOWN_CLIENT_ID") return 'Bearer error="invalid_request"';
+      if (reason === "MISSING_CLIENT_ID" || reason === "UNKNOWN_CLIENT_ID") return 'Bearer error="invalid_request"';
       return 'Bearer error="invalid_token"';
   }
 }

@@ -127,12 +127,6 @@ const rows: Row[] = [
     expect: invalidToken,
   },
   {
-    name: "JWT method, an access_token argument beside an Authorization header of another scheme",
-    rest: { method: "GET", path: (c) => `/jwt/refresh_token?access_token=${c.jwtAccess}`, headers: (c) => basic(c.jwtUser, password) },
-    grpc: { service: JwtService, rpc: "GetRefreshToken", input: (c) => ({ accessToken: c.jwtAccess }), headers: (c) => basic(c.jwtUser, password) },
-    expect: invalidRequest,
-  },
-  {
     name: "Basic method, no credentials",
     rest: { method: "POST", path: () => "/auth/login" },
     grpc: { service: UserTokenService, rpc: "Login" },
