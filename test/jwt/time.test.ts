@@ -2,6 +2,8 @@
 // tokens get 400 from GET /check with the reason, and stop working as credentials; an expired
 // refresh token is 401, but its owner may still delete it.
 import { ManualClock } from "../../src/core/clock.js";
+import { Housekeeping } from "../../src/core/housekeeping.js";
+import { createLogger } from "../../src/logger.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
@@ -65,6 +67,19 @@ for (const store of storesUnderTest()) {
           expectCode(await api.getToken({ user: refresh }), "unauthenticated", "invalid refresh token: token expired");
           const fresh = await login();
           expectOk(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(fresh)), 204);
+        });
+
+        it("deleting an expired refresh token is accepted after housekeeping has dropped its record too", async () => {
+          const access = await login();
+          const refresh = expectOk(await api.getRefreshToken({}, bearer(access))).text;
+          clock.set(start + 3_601_000);
+          await new Housekeeping({ store: server.tessera.store, clock, logger: createLogger("silent") }).runOnce();
+          const fresh = await login();
+          expectOk(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(fresh)), 204);
+          // Still only its owner's: another user's expired token is not.
+          const other = await createJwtUser(server);
+          const otherAccess = expectOk(await api.getToken({ user: other, pass: password })).text;
+          expectCode(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(otherAccess)), "invalid_argument", "refresh_token is not a refresh token of this user");
         });
       });
     }
