@@ -58,10 +58,13 @@ export function credentialStateOf(user: Pick<UserRecord, "active" | "credentialE
 export class CredentialLifecycle {
   constructor(private readonly deps: CredentialLifecycleDeps) {}
 
-  /** The user's password changed at `changedAt`: ends the sessions and refresh tokens issued before it. */
+  /**
+   * The user's password changed at `changedAt`: ends the sessions and refresh tokens issued
+   * before it (not those of a login with the new password made meanwhile).
+   */
   async passwordChanged(userId: string, changedAt: Date): Promise<void> {
     await Promise.all([
-      this.deps.sessions.endAllForUser(userId, changedAt),
+      this.deps.sessions.endAllForUser(userId, changedAt, changedAt),
       this.deps.jwtRefreshTokens.revokeAllForUser(userId, changedAt, changedAt),
     ]);
   }

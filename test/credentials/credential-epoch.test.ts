@@ -121,6 +121,44 @@ for (const store of storesUnderTest()) {
         });
       }
 
+      it("POST /session with the new password while the change is still ending the old sessions: the new session lives on", async () => {
+        const { a, b } = pair;
+        const email = uniqueEmail("race");
+        await signUp(a, email);
+        const access = (await rest(b.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+        const old = await rest(a.url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });
+        assert.equal(old.status, 200, old.text);
+        // Hold the change's cascade on b: the password is changed, its sessions not yet ended.
+        const sessions = b.tessera.store.sessions;
+        const endAll = sessions.endAllForUser;
+        let open!: () => void;
+        let arrived!: () => void;
+        const gate = new Promise<void>((resolve) => (open = resolve));
+        const reached = new Promise<void>((resolve) => (arrived = resolve));
+        sessions.endAllForUser = async (...args) => {
+          arrived();
+          await gate;
+          return endAll.apply(sessions, args);
+        };
+        try {
+          const changing = rest(b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
+          await reached;
+          const fresh = await rest(a.url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password: otherPassword } });
+          assert.equal(fresh.status, 200, fresh.text);
+          open();
+          const changed = await changing;
+          assert.equal(changed.status, 200, changed.text);
+          const check = (token: string) => rest(a.url, "GET", "/session", { headers: { ...clientIdHeader, ...bearer(token) } });
+          const oldCheck = await check(old.body.access_token as string);
+          assert.equal(oldCheck.status, 401, oldCheck.text);
+          const freshCheck = await check(fresh.body.access_token as string);
+          assert.equal(freshCheck.status, 200, freshCheck.text);
+        } finally {
+          sessions.endAllForUser = endAll;
+          open();
+        }
+      });
+
       it("GET /jwt/token held while the password changes: the access JWT it answers mints no refresh token", async () => {
         const { a, b } = pair;
         const email = uniqueEmail("race");

@@ -382,6 +382,16 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await store.sessions.endAllForUser(userId, at(60)), 0);
     });
 
+    it("ends only the open sessions of one user created before a time, when given one", async () => {
+      const userId = id("u");
+      const old = { ...newSession(userId), createdAt: at(1000) };
+      const fresh = { ...newSession(userId), createdAt: at(5000) };
+      for (const s of [old, fresh]) await store.sessions.create(s);
+      assert.equal(await store.sessions.endAllForUser(userId, at(6000), at(5000)), 1);
+      assert.equal((await twin.sessions.findById(old.id))?.endedAt?.getTime(), at(6000).getTime());
+      assert.equal((await twin.sessions.findById(fresh.id))?.endedAt, undefined);
+    });
+
     it("deletes expired sessions, ended or not, and keeps live ones", async () => {
       // A database of its own, so the counts are this test's alone.
       const own = await harness.open(id("sessions-expiry"));

@@ -54,9 +54,9 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
         const session = await load(id);
         return session ? end(session, at) : false;
       }),
-    endAllForUser: (userId, at) =>
+    endAllForUser: (userId, at, createdBefore) =>
       ctx.run(ID, async () => {
-        const docs = await sessions.find({ userId }).toArray();
+        const docs = await sessions.find(createdBefore === undefined ? { userId } : { userId, createdAt: { $lt: createdBefore } }).toArray();
         const results = await Promise.all(docs.map((doc) => end(fromDoc<SessionRecord>(doc, ID), at)));
         return results.filter(Boolean).length;
       }),

@@ -40,8 +40,8 @@ export interface SessionStore {
   setAccessJti(id: string, expectedJti: string, newJti: string): Promise<boolean>;
   /** Ends the session (sets endedAt) if it is not ended yet; returns whether this call ended it. */
   end(id: string, at: Date): Promise<boolean>;
-  /** Ends every open session of the user; returns how many. */
-  endAllForUser(userId: string, at: Date): Promise<number>;
+  /** Ends every open session of the user (only those created before `createdBefore` when given); returns how many. */
+  endAllForUser(userId: string, at: Date, createdBefore?: Date): Promise<number>;
   /**
    * Housekeeping: deletes at most `limit` sessions with expiresAt < before (one batch, see
    * ports.ts), ended or not (none can be live again, and a check refuses an unknown session as it

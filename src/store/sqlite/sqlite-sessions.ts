@@ -52,6 +52,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   );
   const end = db.prepare("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL");
   const endAll = db.prepare("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL");
+  const endAllBefore = db.prepare("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL AND created_at < ?");
   const deleteExpired = batchDelete(db, "sessions", "expires_at < ?");
 
   return {
@@ -91,7 +92,12 @@ export function sqliteSessions(db: Database.Database): SessionStore {
     // Unsynced: the refresh that moves the jti syncs it with the child token's insert (see the port).
     setAccessJti: (id, expectedJti, newJti) => call(() => cheaply(() => casJti.run(newJti, id, expectedJti).changes === 1)),
     end: (id, at) => call(() => end.run(toMs(at), id).changes === 1),
-    endAllForUser: (userId, at) => call(() => endAll.run(toMs(at), userId).changes),
+    endAllForUser: (userId, at, createdBefore) =>
+      call(() =>
+        createdBefore === undefined
+          ? endAll.run(toMs(at), userId).changes
+          : endAllBefore.run(toMs(at), userId, toMs(createdBefore)).changes,
+      ),
     deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
 }
