@@ -90,9 +90,9 @@ export class AuthenticationTokens {
   }
 
   /**
-   * GET /api/authenticationtoken/{token}: the caller's own token while unexpired and unused.
-   * Another user's token is 404 like an unknown one: a token id is not a way to learn who
-   * someone is without exchanging it.
+   * GET /api/authenticationtoken/{token}: the caller's own token while unexpired, unused and not
+   * outdated by a password change (what its exchange would accept). Another user's token is 404
+   * like an unknown one: a token id is not a way to learn who someone is without exchanging it.
    */
   async get(token: string, callerUserId: string): Promise<AuthenticationTokenView> {
     checkShape(token);
@@ -102,6 +102,8 @@ export class AuthenticationTokens {
     if (record.consumedAt !== undefined) throw tokenNotFound();
     if (record.expiresAt.getTime() <= this.deps.clock.now().getTime()) throw tokenNotFound();
     if (record.userId !== callerUserId) throw tokenNotFound();
+    const user = await this.deps.users.get(record.userId);
+    if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
     return view(token, record);
   }
 

@@ -16,6 +16,7 @@ import {
   createNamedUser,
   jwtLogin,
   loginUserToken,
+  otherPassword,
   sessionCookie,
   signUp,
   startSession,
@@ -148,6 +149,16 @@ for (const store of storesUnderTest()) {
             const created = await createToken(bearer(token));
             expectOk(await api.exchangeToken(created.token));
             expectCode(await api.getToken(created.token, bearer(token)), "not_found", notFound);
+          });
+
+          it("gives 404 once a password change has outdated the token (as its exchange does)", async () => {
+            const name = await createJwtUser(server);
+            const created = await createToken(bearer(await jwtLogin(server, name)));
+            const changed = await rest(server.url, "PATCH", "/jwt/user", { headers: bearer(await jwtLogin(server, name)), json: { pass: otherPassword } });
+            assert.equal(changed.status, 200, changed.text);
+            const fresh = await jwtLogin(server, name, otherPassword);
+            expectCode(await api.getToken(created.token, bearer(fresh)), "not_found", notFound);
+            expectCode(await api.exchangeToken(created.token), "not_found", notFound);
           });
 
           it("gives 400 for a malformed token and 401 without a credential", async () => {
