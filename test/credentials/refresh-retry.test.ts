@@ -4,6 +4,7 @@
 // sharing one store. The pair is stored only sealed. After the window, reuse detection works as
 // before: the session ends.
 import assert from "node:assert/strict";
+import { Collection, MongoNetworkError } from "mongodb";
 import { ManualClock } from "../../src/core/clock.js";
 import { hashSecret } from "../../src/core/secrets.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
@@ -75,6 +76,38 @@ for (const store of storesUnderTest()) {
         }
       });
     });
+
+    if (store === "mongo") {
+      describe("a refresh stopped between the claim of its jti move and its write", () => {
+        let server: TestServer;
+        before(async () => (server = await startTestServer({ store, env: { TESSERA_REFRESH_GRACE_SECONDS: "30" } })));
+        after(() => server.close());
+
+        it("its retry finishes it: the same pair, which works", async () => {
+          const api = sessionApi("rest", server.url);
+          const updateOne = Collection.prototype.updateOne;
+          try {
+            const first = await login(server, api);
+            const creds = { ...client, access: first.access_token };
+            // The session's jti write fails once (the store dropped the call): the move was claimed.
+            let failures = 1;
+            Collection.prototype.updateOne = function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
+              if (this.collectionName === "sessions" && failures-- > 0) return Promise.reject(new MongoNetworkError("connection reset"));
+              return updateOne.apply(this, args);
+            } as Collection["updateOne"];
+            const lost = await api.refreshSession({ refresh_token: first.refresh_token }, creds);
+            expectCode(lost, "unavailable");
+            Collection.prototype.updateOne = updateOne;
+            const retried = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+            expectOk(await api.getSession({ ...client, access: retried.access_token }));
+            expectOk(await api.refreshSession({ refresh_token: retried.refresh_token }, { ...client, access: retried.access_token }));
+          } finally {
+            Collection.prototype.updateOne = updateOne;
+            api.close();
+          }
+        });
+      });
+    }
 
     describe("after the grace window", () => {
       const clock = new ManualClock(Date.now());

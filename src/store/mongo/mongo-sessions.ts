@@ -6,9 +6,12 @@ export const SESSIONS = "sessions";
 const ID = "id";
 
 // The session document is written at creation; afterwards only `accessJti` changes, and only by
-// the caller that won the mark "session-jti:<id>:<expectedJti>" — jtis are unique, so each jti can
-// be moved on from exactly once and the writes to the document happen one after another.
-// Ending is the mark "session-ended:<id>".
+// a caller of the move that won the mark "session-jti:<id>:<expectedJti>" — jtis are unique, so
+// each jti can be moved on from exactly once and the writes to the document happen one after
+// another. The mark carries the new jti: a caller of that same move (a retry of the same refresh,
+// whose child jti is the same) makes the write too, so one that stopped between the mark and
+// its write (a dropped call, a crash) is finished by the retry instead of leaving the session
+// stuck on a jti nothing can move on. Ending is the mark "session-ended:<id>".
 const endedMark = (id: string) => `session-ended:${id}`;
 const jtiMark = (id: string, jti: string) => `session-jti:${id}:${jti}`;
 
@@ -45,8 +48,9 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
       ctx.run(ID, async () => {
         const session = await load(id);
         if (!session || session.endedAt || session.accessJti !== expectedJti) return false;
-        if (!(await ctx.marks.claim(jtiMark(id, expectedJti), new Date(), session.expiresAt))) return false;
-        await sessions.updateOne({ _id: id }, { $set: { accessJti: newJti } });
+        const mark = jtiMark(id, expectedJti);
+        if (!(await ctx.marks.claim(mark, new Date(), session.expiresAt, newJti)) && (await ctx.marks.read(mark))?.data !== newJti) return false;
+        await sessions.updateOne({ _id: id, accessJti: expectedJti }, { $set: { accessJti: newJti } });
         return true;
       }),
     end: (id, at) =>

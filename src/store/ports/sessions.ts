@@ -32,7 +32,9 @@ export interface SessionStore {
    */
   findWithUser(id: string, userId: string): Promise<{ session: SessionRecord; user: UserStanding | null } | null>;
   /**
-   * CAS: sets accessJti=newJti only while it is expectedJti and the session is not ended.
+   * CAS: sets accessJti=newJti only while it is expectedJti and the session is not ended. A
+   * second caller of the same move (the same newJti) may get true too, finishing it when its
+   * first caller stopped before its write (MongoDB: the move is claimed, then written).
    * Visible to every instance at once, but durable (across a power cut) only with the caller's
    * next write: the embedded store commits it without an fsync (a refresh stores its child
    * refresh token next, which syncs both).
