@@ -215,10 +215,15 @@ export class KeyRing {
       if (signing?.kid === kid || pending.some((r) => r.kid === kid)) await this.advance("now");
       if (await this.store.revoke(kid, now)) this.logger.warn("signing key revoked", { kid, generation: target.generation });
       records = await this.store.list();
+      const revoked = records.find((r) => r.kid === kid);
       if (records.at(-1)!.kid === kid) {
         // The next key was revoked: publish another one.
         const next = await this.newKey(records.at(-1)!.generation + 1);
         await this.store.insertGeneration(next);
+      } else if (revoked && !revoked.retiredAt) {
+        // A rotation elsewhere promoted it after the look above (it signs, or is about to, and
+        // retired the key before it): promote the next key at once, or nothing would sign.
+        await this.advance("now");
       }
     }
     // A read of the list made after the revocation was written: one already under way may have

@@ -157,6 +157,43 @@ for (const store of storesUnderTest()) {
         assert.equal(expectOk(await keys.rotateKey(admin)).kid, after[0]!.kid);
       });
     });
+
+    describe("revoking the next key while another instance rotates", () => {
+      const clock = new ManualClock(Date.now());
+      let pair: ServerPair;
+      before(async () => (pair = await startServerPair(store, {}, clock)));
+      after(() => pair.close());
+
+      it("a rotation that promotes the key just before it is revoked leaves a key that signs, on both instances", async () => {
+        const { a, b } = pair;
+        const email = uniqueEmail("race");
+        await signUp(a, email);
+        const [next] = expectOk(await keyApi("rest", a.url).getJwks()).keys;
+        // Published long enough: a rotation promotes it at once.
+        clock.advance(a.config.keyPublishSeconds * 1000);
+        // The rotation on b lands after a decided what the revocation needs, before a writes it.
+        const keys = a.tessera.store.keys;
+        const revoke = keys.revoke;
+        keys.revoke = async (...args) => {
+          keys.revoke = revoke;
+          assert.equal(expectOk(await keyApi("rest", b.url).rotateKey(admin)).kid, next!.kid);
+          return revoke.apply(keys, args);
+        };
+        try {
+          const revoked = expectOk(await keyApi("rest", a.url).revokeKey(next!.kid, admin));
+          assert.notEqual(revoked.signing_kid, next!.kid);
+        } finally {
+          keys.revoke = revoke;
+        }
+        clock.advance(30_000); // b reloads its key list
+        for (const server of [a, b]) {
+          assert.ok(!expectOk(await keyApi("rest", server.url).getJwks()).keys.some((k) => k.kid === next!.kid), "not in the JWKS");
+          const fresh = await jwtLogin(server, email);
+          assert.notEqual(kidOf(fresh), next!.kid);
+          for (const other of [a, b]) assert.equal((await rest(other.url, "GET", "/jwt/check", { headers: bearer(fresh) })).status, 200);
+        }
+      });
+    });
   });
 }
 
