@@ -66,6 +66,21 @@ const unknownKidReloadMs = 2_000;
 /** True when `interval` has passed since `since` — or the clock went back past it. */
 const due = (now: number, since: number, interval: number) => now - since >= interval || now < since;
 
+/**
+ * True when `kid` was revoked after a rotation promoted it (one instance revoking the published
+ * next key while another rotates): it will never sign, while the key it retired stops signing
+ * when it would have begun, so nothing would sign from then on. Nothing was promoted after it
+ * yet (which is what its revoker or its rotator does next).
+ */
+function promotedThenRevoked(records: readonly SigningKeyRecord[], kid: string): boolean {
+  const key = records.find((r) => r.kid === kid);
+  const top = records.at(-1)!;
+  if (!key?.revokedAt || key.retiredAt || key.generation >= top.generation) return false;
+  if (records.some((r) => r.generation > key.generation && r.generation < top.generation)) return false;
+  // A rotation retires the key that signed as of the promoted key's start.
+  return records.some((r) => r.generation < key.generation && !r.revokedAt && r.retiredAt?.getTime() === key.activatedAt.getTime());
+}
+
 export interface KeyRingDeps {
   keys: SigningKeyStore;
   config: KeysConfig;
@@ -188,7 +203,9 @@ export class KeyRing {
     if (this.alg === "HS256") {
       throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
     }
-    const promoted = await this.advance("scheduled");
+    let promoted = await this.advance("scheduled");
+    // Revoked elsewhere after the look that chose it: promote the next key at once instead.
+    if (promotedThenRevoked(await this.store.list(), promoted)) promoted = await this.advance("now");
     await this.reload(true);
     return promoted;
   }
@@ -215,16 +232,14 @@ export class KeyRing {
       if (signing?.kid === kid || pending.some((r) => r.kid === kid)) await this.advance("now");
       if (await this.store.revoke(kid, now)) this.logger.warn("signing key revoked", { kid, generation: target.generation });
       records = await this.store.list();
-      const revoked = records.find((r) => r.kid === kid);
       if (records.at(-1)!.kid === kid) {
-        // The next key was revoked: publish another one.
+        // The next key was revoked: publish another one (unless another instance just did, or
+        // rotated: see below).
         const next = await this.newKey(records.at(-1)!.generation + 1);
-        await this.store.insertGeneration(next);
-      } else if (revoked && !revoked.retiredAt) {
-        // A rotation elsewhere promoted it after the look above (it signs, or is about to, and
-        // retired the key before it): promote the next key at once, or nothing would sign.
-        await this.advance("now");
+        if (!(await this.store.insertGeneration(next))) records = await this.store.list();
       }
+      // A rotation elsewhere promoted it after the look above: promote the next key at once.
+      if (promotedThenRevoked(records, kid)) await this.advance("now");
     }
     // A read of the list made after the revocation was written: one already under way may have
     // read it before, and would leave the revoked key verifying (and signing) here for 30 s.

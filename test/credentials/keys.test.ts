@@ -185,14 +185,62 @@ for (const store of storesUnderTest()) {
         } finally {
           keys.revoke = revoke;
         }
-        clock.advance(30_000); // b reloads its key list
+        await signsEverywhere(email, next!.kid);
+      });
+
+      it("a rotation that read the key list before the revocation and writes after it leaves a key that signs, on both instances", async () => {
+        const { a, b } = pair;
+        const email = uniqueEmail("race");
+        await signUp(a, email);
+        const [next] = expectOk(await keyApi("rest", a.url).getJwks()).keys;
+        clock.advance(a.config.keyPublishSeconds * 1000);
+        // b's rotation reads the list (the next key not revoked yet), then waits to write...
+        const rotating = b.tessera.store.keys;
+        const rotate = rotating.rotate;
+        let letRotate!: () => void;
+        const rotationMayWrite = new Promise<void>((resolve) => (letRotate = resolve));
+        let rotationWritten!: Promise<boolean>;
+        let arrived!: () => void;
+        const rotationWaiting = new Promise<void>((resolve) => (arrived = resolve));
+        rotating.rotate = (...args) => {
+          rotating.rotate = rotate;
+          arrived();
+          rotationWritten = rotationMayWrite.then(() => rotate.apply(rotating, args));
+          return rotationWritten;
+        };
+        // ...until a has revoked the key and is about to publish another next key.
+        const revoking = a.tessera.store.keys;
+        const insertGeneration = revoking.insertGeneration;
+        revoking.insertGeneration = async (...args) => {
+          revoking.insertGeneration = insertGeneration;
+          letRotate();
+          await rotationWritten;
+          return insertGeneration.apply(revoking, args);
+        };
+        try {
+          const rotation = keyApi("rest", b.url).rotateKey(admin);
+          await rotationWaiting;
+          expectOk(await keyApi("rest", a.url).revokeKey(next!.kid, admin));
+          assert.notEqual(expectOk(await rotation).kid, next!.kid);
+        } finally {
+          rotating.rotate = rotate;
+          revoking.insertGeneration = insertGeneration;
+          letRotate();
+        }
+        await signsEverywhere(email, next!.kid);
+      });
+
+      /** Tokens from either instance are signed by a key other than `revokedKid` and verify on both, once both have reloaded. */
+      async function signsEverywhere(email: string, revokedKid: string): Promise<void> {
+        const { a, b } = pair;
+        clock.advance(30_000);
         for (const server of [a, b]) {
-          assert.ok(!expectOk(await keyApi("rest", server.url).getJwks()).keys.some((k) => k.kid === next!.kid), "not in the JWKS");
+          assert.ok(!expectOk(await keyApi("rest", server.url).getJwks()).keys.some((k) => k.kid === revokedKid), "not in the JWKS");
           const fresh = await jwtLogin(server, email);
-          assert.notEqual(kidOf(fresh), next!.kid);
+          assert.notEqual(kidOf(fresh), revokedKid);
           for (const other of [a, b]) assert.equal((await rest(other.url, "GET", "/jwt/check", { headers: bearer(fresh) })).status, 200);
         }
-      });
+      }
     });
   });
 }
