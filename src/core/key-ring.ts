@@ -391,14 +391,34 @@ export class KeyRing {
 
   private async doReload(): Promise<void> {
     const records = await this.store.list();
+    const now = this.clock.now().getTime();
     const next = new Map<string, LoadedKey>();
     for (const r of records) {
       const loaded = this.keys.get(r.kid) ?? (await this.load(r));
-      next.set(r.kid, { ...loaded, ...this.times(r) });
+      next.set(r.kid, { ...loaded, ...this.times(r), ...this.supersession(records, r, now) });
     }
     this.keys = next;
     this.current = this.signerOf([...next.values()], this.clock.now().getTime(), true);
     this.loadedAt = this.clock.now().getTime();
+  }
+
+  /**
+   * The retirement of a key that a later key has taken over from, when the rotation that
+   * promoted that one did not get to write it (MongoDB writes it after the promotion, without a
+   * transaction: a failure between them): the rotation retired it as of max(the rotation's time,
+   * which is when it stored the key above the promoted one; the promoted key's start). Without
+   * this the key would verify, and be published, for good.
+   */
+  private supersession(records: readonly SigningKeyRecord[], r: SigningKeyRecord, now: number): Pick<LoadedKey, "retiredAt" | "notAfter"> {
+    if (r.retiredAt || r.notAfter) return {};
+    const top = records.at(-1)!;
+    const successor = records.find(
+      (s) => s.generation > r.generation && s.generation < top.generation && s.alg === this.alg && !s.revokedAt && s.activatedAt.getTime() <= now,
+    );
+    const rotation = successor && records.find((s) => s.generation > successor.generation);
+    if (!successor || !rotation) return {};
+    const retiredAt = new Date(Math.max(rotation.createdAt.getTime(), successor.activatedAt.getTime()));
+    return { retiredAt, notAfter: this.retiredNotAfter(retiredAt) };
   }
 
   /** The fields of a key that change after it is stored. */

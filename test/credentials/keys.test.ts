@@ -88,6 +88,33 @@ for (const store of storesUnderTest()) {
         const check = await rest(server.url, "GET", "/jwt/check", { headers: bearer(old!) });
         assert.equal(check.status, 400, check.text);
       });
+
+      it("a key whose retirement a rotation did not get to write (MongoDB writes it after the promotion) stops verifying all the same", async () => {
+        const keys = keyApi("rest", server.url);
+        clock.advance(server.config.keyPublishSeconds * 1000);
+        const [, old] = await freshTokens();
+        const oldKid = kidOf(old!);
+        const stored = server.tessera.store.keys;
+        const rotate = stored.rotate;
+        stored.rotate = (next, change) => {
+          stored.rotate = rotate;
+          return rotate.call(stored, next, { promote: change.promote });
+        };
+        try {
+          expectOk(await keys.rotateKey(admin));
+        } finally {
+          stored.rotate = rotate;
+        }
+        assert.equal((await stored.list()).find((k) => k.kid === oldKid)?.retiredAt, undefined, "the retirement was not written");
+        const [, next] = await freshTokens();
+        assert.notEqual(kidOf(next!), oldKid, "the promoted key signs");
+        clock.advance(149_000);
+        assert.ok(expectOk(await keys.getJwks()).keys.some((k) => k.kid === oldKid));
+        clock.advance(1_000);
+        assert.ok(!expectOk(await keys.getJwks()).keys.some((k) => k.kid === oldKid));
+        const check = await rest(server.url, "GET", "/jwt/check", { headers: bearer(old!) });
+        assert.equal(check.status, 400, check.text);
+      });
     });
 
     describe("revocation, two instances on one store", () => {
