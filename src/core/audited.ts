@@ -36,8 +36,8 @@ export class AuditedUsers extends Users {
     return tracked(this.audit, "signup", { login: input.login }, () => super.create(input), (u) => ({ userId: u.id }));
   }
 
-  override changePassword(id: string, newPassword: string, passwordField?: string): Promise<UserRecord> {
-    return tracked(this.audit, "password.changed", { userId: id }, () => super.changePassword(id, newPassword, passwordField));
+  override changePassword(id: string, newPassword: string, passwordField?: string, expectedEpoch?: number): Promise<UserRecord> {
+    return tracked(this.audit, "password.changed", { userId: id }, () => super.changePassword(id, newPassword, passwordField, expectedEpoch));
   }
 
   override deactivate(id: string): Promise<void> {

@@ -167,12 +167,17 @@ export class Users {
 
   /**
    * Changes the password, in every service at once; the credential lifecycle then ends the
-   * user's credentials issued before it.
+   * user's credentials issued before it. With `expectedEpoch` (the caller's credential's), the
+   * change is made only while that is still the user's epoch (checked in the store's write):
+   * TOKEN_REVOKED when another change or a deactivation moved it on first.
    */
-  async changePassword(id: string, newPassword: string, passwordField = "password"): Promise<UserRecord> {
+  async changePassword(id: string, newPassword: string, passwordField = "password", expectedEpoch?: number): Promise<UserRecord> {
     checkPassword(newPassword, passwordField);
     const hash = await this.passwords.hash(newPassword);
-    const user = await this.users.updatePasswordHash(id, hash, this.clock.now());
+    const user = await this.users.updatePasswordHash(id, hash, this.clock.now(), expectedEpoch);
+    if (!user && expectedEpoch !== undefined && (await this.users.findById(id))) {
+      throw unauthenticated("TOKEN_REVOKED", "the credential was issued before the user's last password change");
+    }
     if (!user) throw notFound("USER_NOT_FOUND", "user not found");
     await this.lifecycle.passwordChanged(id, user.passwordChangedAt);
     return user;

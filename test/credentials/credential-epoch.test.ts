@@ -78,6 +78,41 @@ for (const store of storesUnderTest()) {
       });
     }
 
+    it("two PATCH /jwt/user at once with one access JWT: one changes the password, the other is 401 TOKEN_REVOKED", async () => {
+      const { a } = pair;
+      const email = uniqueEmail("twice");
+      await signUp(a, email);
+      const access = (await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+      // Both changes have passed the access check and hashed their password before either writes.
+      const users = a.tessera.store.users;
+      const update = users.updatePasswordHash;
+      let arrivals = 0;
+      let bothArrived!: () => void;
+      const together = new Promise<void>((resolve) => (bothArrived = resolve));
+      let turn = Promise.resolve();
+      users.updatePasswordHash = async (...args) => {
+        if (++arrivals === 2) bothArrived();
+        await together;
+        const mine = turn.then(() => update.apply(users, args));
+        turn = mine.then(() => undefined, () => undefined);
+        return mine;
+      };
+      try {
+        const passwords = [otherPassword, "a third long password"];
+        const results = await Promise.all(passwords.map((pass) => rest(a.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass } })));
+        assert.deepEqual(results.map((r) => r.status).sort(), [200, 401], results.map((r) => r.text).join("; "));
+        const refused = results.find((r) => r.status === 401)!;
+        assert.equal(refused.body.message, outdatedJwt);
+        assert.equal(refused.body.details[0].debug.reason, "TOKEN_REVOKED");
+        const winner = passwords[results.findIndex((r) => r.status === 200)]!;
+        const login = async (pass: string) => (await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass })}`)).status;
+        assert.equal(await login(winner), 200);
+        assert.equal(await login(passwords.find((p) => p !== winner)!), 401);
+      } finally {
+        users.updatePasswordHash = update;
+      }
+    });
+
     describe("a login in flight while another instance changes the user", () => {
       const sessionLogin = (url: string, email: string) =>
         rest(url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });

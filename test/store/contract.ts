@@ -245,6 +245,21 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await store.users.updatePasswordHash(id("missing"), "h", at(0)), null);
     });
 
+    it(`changes the password only under the expected credential epoch: one of ${CONCURRENCY} concurrent changes from one epoch wins`, async () => {
+      const input = newUser();
+      await store.users.create(input);
+      const { values } = await settle(
+        Array.from({ length: CONCURRENCY }, (_, i) => both(i).users.updatePasswordHash(input.id, `$argon2id$hash-${i}`, at(1000), 0)),
+      );
+      const winners = values.filter((u) => u !== null);
+      assert.equal(winners.length, 1);
+      assert.equal(winners[0]?.credentialEpoch, 1);
+      assert.equal((await twin.users.findById(input.id))?.passwordHash, winners[0]?.passwordHash);
+      assert.equal(await store.users.updatePasswordHash(input.id, "$argon2id$late", at(2000), 0), null);
+      await store.users.deactivate(input.id, at(3000));
+      assert.equal(await store.users.updatePasswordHash(input.id, "$argon2id$after", at(4000), 1), null, "a deactivation moved the epoch on");
+    });
+
     it("rehashes only while the hash is still the expected one, keeping passwordChangedAt", async () => {
       const input = newUser();
       await store.users.create(input);

@@ -78,14 +78,15 @@ export function mongoUsers(ctx: MongoContext): UserStore {
   const absentId = "absent-user";
 
   /**
-   * Inserts the next password generation if `accept` agrees with the current hash; a lost race
-   * is retried (`retry`) or gives up. `at` null keeps the current passwordChangedAt (a rehash).
+   * Inserts the next password generation if `accept` agrees with the current hash and credential
+   * epoch (before a deactivation's); a lost race is retried (`retry`) or gives up. `at` null keeps
+   * the current passwordChangedAt (a rehash).
    */
   const nextPassword = async (
     id: string,
     passwordHash: string,
     at: Date | null,
-    accept: (currentHash: string) => boolean,
+    accept: (currentHash: string, currentEpoch: number) => boolean,
     retry: boolean,
   ): Promise<boolean> => {
     const base = await users.findOne({ _id: id });
@@ -94,7 +95,7 @@ export function mongoUsers(ctx: MongoContext): UserStore {
       latest: () => latestPassword(id),
       next: (current) => {
         // Generation 0 is the hash in `users`.
-        if (!accept(current?.passwordHash ?? (base.passwordHash as string))) return null;
+        if (!accept(current?.passwordHash ?? (base.passwordHash as string), epochOf(current))) return null;
         return {
           userId: id,
           passwordHash,
@@ -156,8 +157,13 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         }
         return { filled, clashes };
       }),
-    updatePasswordHash: (id, passwordHash, at) =>
-      ctx.run(ID, async () => ((await nextPassword(id, passwordHash, at, () => true, true)) ? findById(id) : null)),
+    updatePasswordHash: (id, passwordHash, at, expectedEpoch) =>
+      ctx.run(ID, async () => {
+        // A deactivation moves the epoch on too (one more than its generation's).
+        if (expectedEpoch !== undefined && (await ctx.marks.get(deactivatedMark(id)))) return null;
+        const accept = (_hash: string, epoch: number) => expectedEpoch === undefined || epoch === expectedEpoch;
+        return (await nextPassword(id, passwordHash, at, accept, true)) ? findById(id) : null;
+      }),
     rehashPassword: (id, expectedHash, newHash) =>
       // No retry: losing the insert means the hash changed under us, so it is no longer expected.
       ctx.run(ID, () => nextPassword(id, newHash, null, (current) => current === expectedHash, false)),

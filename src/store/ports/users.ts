@@ -62,8 +62,12 @@ export interface UserStore {
    * one already holds keeps none. Returns how many got a key and the ids of those that clash.
    */
   backfillLoginKeys(keyOf: (login: string) => string): Promise<{ filled: number; clashes: string[] }>;
-  /** A real password change: sets hash and passwordChangedAt, version++, credentialEpoch++. Null when no such user. */
-  updatePasswordHash(id: string, passwordHash: string, at: Date): Promise<UserRecord | null>;
+  /**
+   * A real password change: sets hash and passwordChangedAt, version++, credentialEpoch++. Null
+   * when no such user, or, with `expectedEpoch`, when the user's credential epoch is no longer it
+   * (a concurrent change or deactivation won: the caller's credential is outdated).
+   */
+  updatePasswordHash(id: string, passwordHash: string, at: Date, expectedEpoch?: number): Promise<UserRecord | null>;
   /**
    * Rehash after a parameter change (same password): replaces the hash only while it is still
    * `expectedHash`, so it never overwrites a concurrent password change. passwordChangedAt is

@@ -58,6 +58,9 @@ export function sqliteUsers(db: Database.Database): UserStore {
   const updatePassword = db.prepare(`UPDATE users
     SET password_hash = ?, password_changed_at = ?, version = version + 1, credential_epoch = credential_epoch + 1
     WHERE id = ? RETURNING *`);
+  const updatePasswordIf = db.prepare(`UPDATE users
+    SET password_hash = ?, password_changed_at = ?, version = version + 1, credential_epoch = credential_epoch + 1
+    WHERE id = ? AND credential_epoch = ? RETURNING *`);
   const rehash = db.prepare(`UPDATE users
     SET password_hash = ?, version = version + 1 WHERE id = ? AND password_hash = ?`);
   const lastLogin = db.prepare("UPDATE users SET last_login_at = ? WHERE id = ? AND active = 1");
@@ -107,9 +110,12 @@ export function sqliteUsers(db: Database.Database): UserStore {
           })
           .immediate(),
       ),
-    updatePasswordHash: (id, passwordHash, at) =>
+    updatePasswordHash: (id, passwordHash, at, expectedEpoch) =>
       call(() => {
-        const row = returning<UserRow>(updatePassword, passwordHash, toMs(at), id);
+        const row =
+          expectedEpoch === undefined
+            ? returning<UserRow>(updatePassword, passwordHash, toMs(at), id)
+            : returning<UserRow>(updatePasswordIf, passwordHash, toMs(at), id, expectedEpoch);
         return row ? toRecord(row) : null;
       }),
     rehashPassword: (id, expectedHash, newHash) => call(() => rehash.run(newHash, id, expectedHash).changes === 1),
