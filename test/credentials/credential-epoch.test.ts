@@ -14,7 +14,7 @@ import { authenticationTokenApi, sessionCookieOf } from "../authentication-token
 import { jwtApi } from "../jwt/api.js";
 import { sessionApi } from "../session/api.js";
 import { userTokenApi } from "../user-token/api.js";
-import { holdLogins, recordWrites, startServerPair, type ServerPair, type Written } from "./support.js";
+import { gate, holdLogins, recordWrites, startServerPair, type ServerPair, type Written } from "./support.js";
 
 const outdatedJwt = "the access token was issued before the user's last password change";
 const outdatedCredential = "the credential was issued before the user's last password change or deactivation";
@@ -87,12 +87,11 @@ for (const store of storesUnderTest()) {
       const users = a.tessera.store.users;
       const update = users.updatePasswordHash;
       let arrivals = 0;
-      let bothArrived!: () => void;
-      const together = new Promise<void>((resolve) => (bothArrived = resolve));
+      const together = gate();
       let turn = Promise.resolve();
       users.updatePasswordHash = async (...args) => {
-        if (++arrivals === 2) bothArrived();
-        await together;
+        if (++arrivals === 2) together.open();
+        await together.pass();
         const mine = turn.then(() => update.apply(users, args));
         turn = mine.then(() => undefined, () => undefined);
         return mine;
@@ -166,21 +165,17 @@ for (const store of storesUnderTest()) {
         // Hold the change's cascade on b: the password is changed, its sessions not yet ended.
         const sessions = b.tessera.store.sessions;
         const endAll = sessions.endAllForUser;
-        let open!: () => void;
-        let arrived!: () => void;
-        const gate = new Promise<void>((resolve) => (open = resolve));
-        const reached = new Promise<void>((resolve) => (arrived = resolve));
+        const cascade = gate();
         sessions.endAllForUser = async (...args) => {
-          arrived();
-          await gate;
+          await cascade.pass();
           return endAll.apply(sessions, args);
         };
         try {
           const changing = rest(b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
-          await reached;
+          await cascade.reached;
           const fresh = await rest(a.url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password: otherPassword } });
           assert.equal(fresh.status, 200, fresh.text);
-          open();
+          cascade.open();
           const changed = await changing;
           assert.equal(changed.status, 200, changed.text);
           const check = (token: string) => rest(a.url, "GET", "/session", { headers: { ...clientIdHeader, ...bearer(token) } });
@@ -190,7 +185,7 @@ for (const store of storesUnderTest()) {
           assert.equal(freshCheck.status, 200, freshCheck.text);
         } finally {
           sessions.endAllForUser = endAll;
-          open();
+          cascade.open();
         }
       });
 

@@ -14,7 +14,7 @@ import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, jwtLogin, jwtRefreshToken, signUp, startSession, uniqueEmail } from "../support/users.js";
 import { keyApi } from "../key/api.js";
-import { startServerPair, type ServerPair } from "./support.js";
+import { gate, startServerPair, type ServerPair } from "./support.js";
 
 const kidOf = (token: string) => decodeProtectedHeader(token).kid!;
 const maxAgeOf = (headers: Headers) => Number(/max-age=(\d+)/.exec(headers.get("cache-control") ?? "")?.[1]);
@@ -224,15 +224,11 @@ for (const store of storesUnderTest()) {
         // b's rotation reads the list (the next key not revoked yet), then waits to write...
         const rotating = b.tessera.store.keys;
         const rotate = rotating.rotate;
-        let letRotate!: () => void;
-        const rotationMayWrite = new Promise<void>((resolve) => (letRotate = resolve));
+        const rotation = gate();
         let rotationWritten!: Promise<boolean>;
-        let arrived!: () => void;
-        const rotationWaiting = new Promise<void>((resolve) => (arrived = resolve));
         rotating.rotate = (...args) => {
           rotating.rotate = rotate;
-          arrived();
-          rotationWritten = rotationMayWrite.then(() => rotate.apply(rotating, args));
+          rotationWritten = rotation.pass().then(() => rotate.apply(rotating, args));
           return rotationWritten;
         };
         // ...until a has revoked the key and is about to publish another next key.
@@ -240,19 +236,19 @@ for (const store of storesUnderTest()) {
         const insertGeneration = revoking.insertGeneration;
         revoking.insertGeneration = async (...args) => {
           revoking.insertGeneration = insertGeneration;
-          letRotate();
+          rotation.open();
           await rotationWritten;
           return insertGeneration.apply(revoking, args);
         };
         try {
-          const rotation = keyApi("rest", b.url).rotateKey(admin);
-          await rotationWaiting;
+          const rotated = keyApi("rest", b.url).rotateKey(admin);
+          await rotation.reached;
           expectOk(await keyApi("rest", a.url).revokeKey(next!.kid, admin));
-          assert.notEqual(expectOk(await rotation).kid, next!.kid);
+          assert.notEqual(expectOk(await rotated).kid, next!.kid);
         } finally {
           rotating.rotate = rotate;
           revoking.insertGeneration = insertGeneration;
-          letRotate();
+          rotation.open();
         }
         await signsEverywhere(email, next!.kid);
       });

@@ -39,25 +39,44 @@ export interface LoginGate {
   release(): void;
 }
 
+/** A gate calls wait at: `reached` once the first has arrived, all let through by `open()`. */
+export interface Gate {
+  readonly reached: Promise<void>;
+  /** Called by a held call: resolves once the gate opens. */
+  pass(): Promise<void>;
+  open(): void;
+}
+
+export function gate(): Gate {
+  let open!: () => void;
+  let arrived!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  return {
+    reached,
+    pass() {
+      arrived();
+      return opened;
+    },
+    open,
+  };
+}
+
 /** Holds the next password logins of `server` right after they read the user. */
 export function holdLogins(server: TestServer): LoginGate {
   const users = server.tessera.store.users as UserStore;
   const original = users.findByLogin;
-  let open!: () => void;
-  let arrived!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  const held = gate();
   users.findByLogin = async (login, loginKey) => {
     const user = await original.call(users, login, loginKey);
-    arrived();
-    await gate;
+    await held.pass();
     return user;
   };
   return {
-    reached,
+    reached: held.reached,
     release() {
       users.findByLogin = original;
-      open();
+      held.open();
     },
   };
 }
