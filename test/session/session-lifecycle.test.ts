@@ -176,6 +176,38 @@ for (const store of storesUnderTest()) {
     });
   });
 
+  describe(`A session's access tokens end with it on ${store}`, function () {
+    // A session of 600 s, access tokens of 900 s.
+    const clock = new ManualClock(Date.parse("2030-01-01T00:00:00.400Z"));
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ store, clock, env: { TESSERA_ACCESS_TOKEN_TTL_SECONDS: "900", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "600" } });
+    });
+    after(async () => {
+      await server?.close();
+    });
+
+    for (const protocol of protocols) {
+      it(`no access token expires after its session, from the login or a refresh (${protocol})`, async () => {
+        const api = sessionApi(protocol, server.url);
+        try {
+          const start = clock.now().getTime();
+          const sessionEnd = Math.floor((start + 600_000) / 1000);
+          const { pair } = await signUpAndLogin(api);
+          assert.equal(decodeJwt(pair.access_token).exp, sessionEnd);
+          assert.equal(pair.access_token_expires_in, 600);
+          clock.advance(300_000);
+          const refreshed = expectOk(await api.refreshSession({ refresh_token: pair.refresh_token }, { ...client, access: pair.access_token }));
+          assert.equal(decodeJwt(refreshed.access_token).exp, sessionEnd);
+          assert.equal(refreshed.access_token_expires_in, 300);
+          assert.equal(expectOk(await api.getSession({ ...client, access: refreshed.access_token })).access_token_expires_in, 300);
+        } finally {
+          api.close();
+        }
+      });
+    }
+  });
+
   describe(`Login cost on ${store}`, function () {
     let server: TestServer;
     before(async () => {
