@@ -74,6 +74,11 @@ const message = {
    * (`reason`: the error's message); every worker's store fails with it.
    */
   storeFailed: "tessera:store-failed",
+  /**
+   * follower -> leader, and leader -> the other followers: a change every worker must act on at
+   * once (`kind`, with its `reason` when it has one), as the worker that made it did.
+   */
+  news: "tessera:news",
 } as const;
 
 interface Envelope {
@@ -141,6 +146,32 @@ export function onSharedStoreFailure(fail: (reason: string) => void): void {
   if (role === "single") return;
   failStore = fail;
   if (storeFailure !== undefined) fail(storeFailure);
+}
+
+/** What each kind of news does in this worker (onNews). */
+const newsHandlers = new Map<string, (value: string) => void>();
+/** Leader: passes news on to every follower but the one it came from. */
+let tellNews: ((kind: string, value: string, from?: ChildProcess) => void) | undefined;
+
+function heardNews(kind: string, value: string, from?: ChildProcess): void {
+  newsHandlers.get(kind)?.(value);
+  tellNews?.(kind, value, from);
+}
+
+/**
+ * Tells every other worker of a change this one made (a signing key rotated or revoked, an API
+ * token revoked), so that each acts on it at once instead of when its own caches expire. Nothing
+ * to tell in a single process.
+ */
+export function shareNews(kind: string, value = ""): void {
+  if (role === "leader") tellNews?.(kind, value);
+  else if (role === "follower" && process.connected) process.send!({ type: message.news, kind, reason: value }, undefined, undefined, () => {});
+}
+
+/** `handle` runs in this worker when another worker shares news of `kind`. */
+export function onNews(kind: string, handle: (value: string) => void): void {
+  if (role === "single") return;
+  newsHandlers.set(kind, handle);
 }
 
 /** Answers `kind` requests from the other side of the cluster (the leader, or a follower). */
@@ -289,6 +320,9 @@ export function lead(config: Config, logger: Logger): Leader {
   tellFollowers = (reason) => {
     for (const child of followers.values()) if (child.connected) child.send({ type: message.storeFailed, reason }, () => {});
   };
+  tellNews = (kind, value, from) => {
+    for (const child of followers.values()) if (child !== from && child.connected) child.send({ type: message.news, kind, reason: value }, () => {});
+  };
   const admit = (child: ChildProcess) => {
     if (!child.connected) return;
     // Before its first connection: a worker started after the store failed refuses writes too.
@@ -343,6 +377,8 @@ export function lead(config: Config, logger: Logger): Leader {
         leave();
       } else if (m?.type === message.storeFailed && typeof m.reason === "string") {
         heardStoreFailure(m.reason);
+      } else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") {
+        heardNews(m.kind, m.reason, child);
       } else if (m?.type === message.ready) {
         if (port === undefined) waiting.push(child);
         else admit(child);
@@ -454,6 +490,7 @@ export function follow(): FollowerSharing {
   role = "follower";
   process.on("message", (m: Envelope) => {
     if (m?.type === message.storeFailed && typeof m.reason === "string") heardStoreFailure(m.reason);
+    else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") heardNews(m.kind, m.reason);
     else if (m) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
   });
   return {

@@ -197,7 +197,7 @@ export const variables = {
   refreshTokenTtlSeconds: variable("TESSERA_REFRESH_TOKEN_TTL_SECONDS", 2592000, integer(60, 31536000), "Lifetime of refresh tokens (and of a session)."),
   refreshGraceSeconds: variable("TESSERA_REFRESH_GRACE_SECONDS", 10, integer(0, 300), "After a refresh, presenting the old refresh token with the same access token answers the same new pair (a retry), and with another a plain 401, for this long; after it, reuse detection ends the session."),
   lastUsedIntervalSeconds: variable("TESSERA_LAST_USED_INTERVAL_SECONDS", 60, integer(0, 86400), "At most one last-used write per token per this interval."),
-  apiTokenCacheSeconds: variable("TESSERA_API_TOKEN_CACHE_SECONDS", 2, integer(0, 60), "How long an instance may cache an API token lookup (bound on cross-instance revocation delay)."),
+  apiTokenCacheSeconds: variable("TESSERA_API_TOKEN_CACHE_SECONDS", 2, integer(0, 60), "How long an instance may cache an API token lookup (bound on cross-instance revocation delay; the workers of one instance learn of a revocation at once)."),
   authenticationTokenTtlSeconds: variable("TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS", 60, integer(1, 3600), "Lifetime of seed 003 authentication tokens."),
   housekeepingIntervalSeconds: variable("TESSERA_HOUSEKEEPING_INTERVAL_SECONDS", 600, integer(0, 86400), "How often housekeeping deletes expired sessions, refresh tokens, authentication tokens, JWT refresh tokens, retired keys, stale login counters, remembered logins, old audit events, and user tokens and cookie sessions past their retention, in batches of 1000 (0: never)."),
   jwtAlg: variable("TESSERA_JWT_ALG", "EdDSA" as "EdDSA" | "ES256" | "HS256", oneOf("EdDSA", "ES256", "HS256"), "Signing algorithm of every JWT Tessera issues."),

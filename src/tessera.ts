@@ -1,6 +1,6 @@
 // Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
 // process; tests and benchmarks start it in-process.
-import { onSharedStoreFailure, shareStoreFailure, type PortSharing } from "./cluster.js";
+import { onNews, onSharedStoreFailure, shareNews, shareStoreFailure, type PortSharing } from "./cluster.js";
 import type { Config } from "./config.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
@@ -54,6 +54,10 @@ function restFactory(config: Config): RestHandlerFactory {
   };
 }
 
+/** News between workers (cluster.ts shareNews): the signing keys changed; an API token (its hash) was revoked. */
+const keysChanged = "keys-changed";
+const apiTokenRevoked = "api-token-revoked";
+
 export async function startTessera(config: Config, options: StartOptions): Promise<Tessera> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
@@ -87,6 +91,14 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     await store.close();
     throw e;
   }
+  // Under TESSERA_WORKERS a key rotated or revoked, or an API token revoked, takes effect in every
+  // worker at once, as in the one that answered (not when their own key list or cache is next
+  // read); instances on one MongoDB learn of it as before, within the reload interval or cache TTL.
+  const { keyRing, apiTokens } = services.core;
+  keyRing.onChange(() => shareNews(keysChanged));
+  onNews(keysChanged, () => keyRing.reloadNow().catch((e: unknown) => logger.warn("signing keys not reloaded", { error: e instanceof Error ? e.message : String(e) })));
+  apiTokens.onRevoke((hash) => shareNews(apiTokenRevoked, hash));
+  onNews(apiTokenRevoked, (hash) => apiTokens.forget(hash));
   services.core.hashPool.observe({
     ...(metrics && { waited: (ms: number) => metrics.hashWaited(ms) }),
     ...(tracing.aroundHash && { around: tracing.aroundHash }),

@@ -93,6 +93,7 @@ export class ApiTokens {
   private readonly writes = new Set<Promise<void>>();
   /** Bumped by every revocation here, so a lookup that raced it does not refill the cache. */
   private epoch = 0;
+  private revoked: ((hash: string) => void) | undefined;
 
   constructor(deps: ApiTokensDeps) {
     this.tokens = deps.apiTokens;
@@ -165,11 +166,22 @@ export class ApiTokens {
     if (!UUID.test(tokenLink) || holdsControlCharacters(accountId)) throw notRevoked();
     const token = await this.tokens.revoke(accountId, tokenLink.toLowerCase(), this.clock.now());
     if (!token) throw notRevoked();
-    this.epoch++;
-    this.cache.delete(token.hash);
-    this.inflight.delete(token.hash);
+    this.forget(token.hash);
+    this.revoked?.(token.hash);
     this.logger.info("api token revoked", { accountId: token.accountId, tokenLink: token.link });
     return token;
+  }
+
+  /** `told` hears the hash of every token revoked here (to tell other workers: forget). */
+  onRevoke(told: (hash: string) => void): void {
+    this.revoked = told;
+  }
+
+  /** A token revoked elsewhere: this instance's cache lets go of it at once. */
+  forget(hash: string): void {
+    this.epoch++;
+    this.cache.delete(hash);
+    this.inflight.delete(hash);
   }
 
   /**

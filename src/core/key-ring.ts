@@ -102,6 +102,7 @@ export class KeyRing {
   private loadedAt = -Infinity;
   private lastUnknownKidReload = -Infinity;
   private reloading: Promise<void> | undefined;
+  private changed: (() => void) | undefined;
 
   private constructor(deps: KeyRingDeps) {
     this.store = deps.keys;
@@ -207,12 +208,23 @@ export class KeyRing {
     // Revoked elsewhere after the look that chose it: promote the next key at once instead.
     if (promotedThenRevoked(await this.store.list(), promoted)) promoted = await this.advance("now");
     await this.reload(true);
+    this.changed?.();
     return promoted;
+  }
+
+  /** `told` hears of every rotation and revocation made here (to tell other workers: reloadNow). */
+  onChange(told: () => void): void {
+    this.changed = told;
+  }
+
+  /** The key list changed elsewhere: read it again now, not at the next reload interval. */
+  reloadNow(): Promise<void> {
+    return this.reload(true);
   }
 
   /**
    * Emergency revocation: the key leaves the JWKS and verifies nothing from now on (on other
-   * instances within the reload interval). Revoking the signing key (or the one a rotation is
+   * instances within the reload interval; other workers are told at once: onChange). Revoking the signing key (or the one a rotation is
    * about to make it) first promotes the next key, at once; revoking the next key publishes a
    * new one. Revoking an already revoked key changes nothing.
    */
@@ -244,6 +256,7 @@ export class KeyRing {
     // A read of the list made after the revocation was written: one already under way may have
     // read it before, and would leave the revoked key verifying (and signing) here for 30 s.
     await this.reload(true);
+    this.changed?.();
     return { kid, signingKid: (await this.signingKey()).kid };
   }
 

@@ -100,8 +100,11 @@ export async function killService(service: ServiceProcess | undefined): Promise<
   }
 }
 
-/** One request on its own connection (no keep-alive, so a cluster may hand it to any worker), as the admin. */
-export function request(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+/**
+ * One request on its own connection (no keep-alive, so a cluster may hand it to any worker), as
+ * the admin unless `headers` say otherwise. `json` is the body parsed when it is JSON.
+ */
+export function request(port: number, method: string, path: string, body?: unknown, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; json: any; text: string }> {
   const data = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -115,12 +118,14 @@ export function request(port: number, method: string, path: string, body?: unkno
           connection: "close",
           ...bearer(testAdminToken),
           ...(data !== undefined && { "content-type": "application/json", "content-length": Buffer.byteLength(data) }),
+          ...headers,
         },
       },
       (res) => {
         let text = "";
         res.on("data", (c) => (text += c));
-        res.on("end", () => resolve({ status: res.statusCode!, json: text ? JSON.parse(text) : undefined }));
+        const isJson = /^application\/json/.test(res.headers["content-type"] ?? "");
+        res.on("end", () => resolve({ status: res.statusCode!, json: text && isJson ? JSON.parse(text) : undefined, text }));
       },
     );
     req.on("error", reject);
