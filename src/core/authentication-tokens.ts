@@ -9,6 +9,8 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { AuthTokenRecord, AuthTokenStore } from "../store/ports/auth-tokens.js";
+import type { SessionStore } from "../store/ports/sessions.js";
+import type { UserTokenStore } from "../store/ports/user-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import { outdated } from "./credential-lifecycle.js";
@@ -41,6 +43,8 @@ export interface AuthenticationTokensDeps {
   clock: Clock;
   logger: Logger;
   config: Pick<Config, "authenticationTokenTtlSeconds">;
+  /** Where the credential a token was made from is looked up when it is exchanged (AuthTokenRecord.source). */
+  sources: { sessions: Pick<SessionStore, "findById">; userTokens: Pick<UserTokenStore, "findById"> };
 }
 
 const credentialOutdated = () =>
@@ -67,10 +71,13 @@ export class AuthenticationTokens {
   /**
    * GET /api/authenticationtoken: a new token for the (already verified) calling credential. A
    * credential issued under an outdated credential epoch (an access JWT from before a password
-   * change) gets none. The token records the epoch, and `notAfter` when the caller is a cookie
-   * session: the session its exchange starts ends no later than that one.
+   * change) gets none. The token records the epoch, `notAfter` when the caller is a cookie
+   * session (the session its exchange starts ends no later than that one), and `source`, the
+   * calling credential (see AuthTokenRecord): a token is dead once the credential it came from
+   * has ended (a logout, DELETE /session, an expiry), and the session its exchange starts ends
+   * no later than that credential.
    */
-  async create(caller: { userId: string; credentialEpoch: number; notAfter?: Date }): Promise<AuthenticationTokenView> {
+  async create(caller: { userId: string; credentialEpoch: number; notAfter?: Date; source?: string }): Promise<AuthenticationTokenView> {
     const user = await this.deps.users.get(caller.userId);
     if (user === null || !user.active) throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
     if (user.credentialEpoch !== caller.credentialEpoch) throw credentialOutdated();
@@ -84,6 +91,7 @@ export class AuthenticationTokens {
       expiresAt: new Date(createdAt.getTime() + this.deps.config.authenticationTokenTtlSeconds * 1000),
       credentialEpoch: caller.credentialEpoch,
       ...(caller.notAfter !== undefined && { notAfter: caller.notAfter }),
+      ...(caller.source !== undefined && { source: caller.source }),
     });
     this.deps.logger.info("authentication token created", { userId });
     return view(token, record);
@@ -104,6 +112,7 @@ export class AuthenticationTokens {
     if (record.userId !== callerUserId) throw tokenNotFound();
     const user = await this.deps.users.get(record.userId);
     if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
+    await this.sourceEnd(record);
     return view(token, record);
   }
 
@@ -129,18 +138,41 @@ export class AuthenticationTokens {
     if (record === null) throw tokenNotFound();
     const user = await this.deps.users.get(record.userId);
     if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
+    const sourceEnd = await this.sourceEnd(record);
     if (current === user.id) {
       this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "kept" });
       return { user };
     }
     if (current !== undefined) throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
-    const session = await this.deps.userTokens.startCookieSession(
-      { id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch },
-      record.notAfter,
-    );
+    const notAfter = [record.notAfter, sourceEnd].filter((d) => d !== undefined).sort((a, b) => a.getTime() - b.getTime())[0];
+    const session = await this.deps.userTokens.startCookieSession({ id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch }, notAfter);
     if (session === null) throw tokenNotFound();
     this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "started" });
     return { user, cookie: { value: session.secret, maxAgeSeconds: session.maxAgeSeconds } };
+  }
+
+  /**
+   * When the credential the token was made from ends (undefined: it has no end, or the token
+   * records none). One that has ended (logged out, ended, expired, deleted) leaves the token
+   * dead: 404 like a used one.
+   */
+  private async sourceEnd(record: AuthTokenRecord): Promise<Date | undefined> {
+    if (record.source === undefined) return undefined;
+    const colon = record.source.indexOf(":");
+    const kind = record.source.slice(0, colon);
+    const id = record.source.slice(colon + 1);
+    const now = this.deps.clock.now().getTime();
+    if (kind === "session") {
+      const session = await this.deps.sources.sessions.findById(id);
+      if (session === null || session.endedAt !== undefined || session.expiresAt.getTime() <= now) throw tokenNotFound();
+      return session.expiresAt;
+    }
+    if (kind === "user_token") {
+      const token = await this.deps.sources.userTokens.findById(id);
+      if (token === null || !token.enabled || (token.expiresAt !== undefined && token.expiresAt.getTime() <= now)) throw tokenNotFound();
+      return token.expiresAt;
+    }
+    throw tokenNotFound();
   }
 
   /** The user of a live cookie session; undefined for a stale, foreign or malformed cookie (replaced). */

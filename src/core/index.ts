@@ -79,7 +79,15 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     logger,
   });
   const userTokens = new AuditedUserTokens(audit, { userTokens: store.userTokens, users, clock, logger, config });
-  const authTokens = new AuditedAuthenticationTokens(audit, { authTokens: store.authTokens, users, userTokens, clock, logger, config });
+  const authTokens = new AuditedAuthenticationTokens(audit, {
+    authTokens: store.authTokens,
+    users,
+    userTokens,
+    clock,
+    logger,
+    config,
+    sources: { sessions: store.sessions, userTokens: store.userTokens },
+  });
   const jwt = new AuditedJwtTokens(audit, {
     ring: keyRing,
     verifier,

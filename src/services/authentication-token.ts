@@ -22,6 +22,11 @@ export function authenticationTokenService(authTokens: Pick<AuthenticationTokens
         credentialEpoch: caller.credentialEpoch,
         // From a cookie session: the session the exchange starts ends no later than this one.
         ...(caller.kind === "cookie" && { notAfter: caller.expiresAt }),
+        // The credential it comes from, which must still be live when the token is exchanged (a
+        // JWT has no record to look at).
+        ...(caller.kind === "session" && { source: `session:${caller.sessionId}` }),
+        ...(caller.kind === "cookie" && { source: `user_token:${caller.sessionId}` }),
+        ...(caller.kind === "user_token" && { source: `user_token:${caller.tokenId}` }),
       });
       return { token: toMessage(token) };
     },

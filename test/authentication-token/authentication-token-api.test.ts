@@ -226,6 +226,28 @@ for (const store of storesUnderTest()) {
             expectCode(await api.exchangeToken("a/b"), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
           });
 
+          it("gives 404 (and no session) once the seed 002 user token it was made from has logged out; GET /{token} too", async () => {
+            const { user, token } = await userWithToken();
+            const created = await createToken(bearer(token));
+            const out = await rest(server.url, "POST", "/auth/logout", { headers: bearer(token) });
+            assert.equal(out.status, 200, out.text);
+            expectCode(await api.getToken(created.token, bearer(await loginUserToken(server, user.login))), "not_found", notFound);
+            const res = await api.exchangeToken(created.token);
+            expectCode(res, "not_found", notFound);
+            assert.equal(sessionCookieOf(res.headers), undefined);
+          });
+
+          it("gives 404 (and no session) once the seed 000 session it was made from has ended (DELETE /session)", async () => {
+            const user = await signUp(server);
+            const access = (await startSession(server, user.login)).access_token;
+            const created = await createToken({ ...bearer(access), ...clientIdHeader });
+            const ended = await rest(server.url, "DELETE", "/session", { headers: { ...bearer(access), ...clientIdHeader } });
+            assert.equal(ended.status, 200, ended.text);
+            const res = await api.exchangeToken(created.token);
+            expectCode(res, "not_found", notFound);
+            assert.equal(sessionCookieOf(res.headers), undefined);
+          });
+
           it("gives 404 (and no session) for a deactivated user", async () => {
             const { user, token } = await userWithToken();
             const created = await createToken(bearer(token));
@@ -301,6 +323,17 @@ for (const store of storesUnderTest()) {
         const read = await get(`/api/authenticationtoken/${created.body.token}`, cookie(value));
         assert.equal(read.status, 200, read.text);
         assert.deepEqual(read.body, created.body);
+      });
+
+      it("a token made from it is dead once it logs out (POST /auth/logout with the cookie): 404, no new session", async () => {
+        const { value } = await exchange();
+        const created = await get("/api/authenticationtoken", cookie(value));
+        assert.equal(created.status, 200, created.text);
+        const out = await rest(server.url, "POST", "/auth/logout", { headers: cookie(value) });
+        assert.equal(out.status, 200, out.text);
+        const res = await get(`/api/authenticationtoken/${created.body.token}/user`);
+        expectCode(restOutcome(res), "not_found", notFound);
+        assert.equal(sessionCookieOf(res.headers), undefined);
       });
 
       it("is not a bearer token, and a user token is not a session cookie", async () => {

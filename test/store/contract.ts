@@ -629,6 +629,15 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await store.userTokens.disable(id("missing"), at(1000)), false);
     });
 
+    it("finds a token by its id too (the source of an authentication token), as by its hash", async () => {
+      const input = { ...newToken(), expiresAt: at(86_400_000) };
+      await store.userTokens.create(input);
+      assert.deepEqual(await twin.userTokens.findById(input.id), { ...input, enabled: true, version: 0 });
+      await store.userTokens.disable(input.id, at(1000));
+      assert.deepEqual(await twin.userTokens.findById(input.id), { ...input, enabled: false, version: 1 });
+      assert.equal(await store.userTokens.findById(id("missing")), null);
+    });
+
     it("disables every enabled token of one user", async () => {
       const userId = id("u");
       const tokens = [newToken(userId), newToken(userId), newToken(userId)];
@@ -690,6 +699,9 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(await twin.authTokens.findByHash(input.hash), input);
       assert.equal(await store.authTokens.findByHash(id("missing")), null);
       await assert.rejects(store.authTokens.create(input), DuplicateError);
+      const sourced = { ...newToken(), credentialEpoch: 2, notAfter: at(30_000), source: `user_token:${id("ut")}` };
+      assert.deepEqual(await store.authTokens.create(sourced), sourced);
+      assert.deepEqual(await twin.authTokens.findByHash(sourced.hash), sourced);
     });
 
     it("consumes once, before expiry only (exact to the millisecond)", async () => {

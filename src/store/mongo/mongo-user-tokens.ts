@@ -47,6 +47,7 @@ export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
         return { ...fromDoc<UserTokenRecord>(doc, ID), enabled: true, version: 0 };
       }),
     findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
+    findById: (id) => ctx.run(ID, async () => load(await tokens.findOne({ _id: id }))),
     touchLastUsed: (id, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(id, at, minIntervalMs)),
     disable: (id, at) =>
       ctx.run(ID, async () => {

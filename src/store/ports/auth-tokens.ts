@@ -10,6 +10,12 @@ export interface AuthTokenRecord {
   credentialEpoch?: number;
   /** Set when the token was made from a cookie session: the session it starts ends no later (that session's expiry). */
   notAfter?: Date;
+  /**
+   * The credential it was made from, "session:<id>" (seed 000) or "user_token:<id>" (a seed 002
+   * token or a cookie session): its exchange checks that one is still live. Absent for a token
+   * made from a JWT, and on records from before sources.
+   */
+  source?: string;
 }
 
 export type NewAuthToken = Omit<AuthTokenRecord, "consumedAt">;

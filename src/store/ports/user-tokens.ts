@@ -21,6 +21,7 @@ export interface UserTokenStore {
   /** enabled=true, version=0. DuplicateError("id" | "hash"). */
   create(token: NewUserToken): Promise<UserTokenRecord>;
   findByHash(hash: string): Promise<UserTokenRecord | null>;
+  findById(id: string): Promise<UserTokenRecord | null>;
   /** Coalesced like ApiTokenStore.touchLastUsed; does not change version. */
   touchLastUsed(id: string, at: Date, minIntervalMs?: number): Promise<boolean>;
   /**

@@ -179,6 +179,11 @@ const migrations: readonly string[] = [
   CREATE INDEX user_tokens_expires_at ON user_tokens (expires_at) WHERE expires_at IS NOT NULL;
   CREATE INDEX user_tokens_disabled_at ON user_tokens (disabled_at) WHERE disabled_at IS NOT NULL;
   `,
+  // The credential an authentication token was made from ("session:<id>", "user_token:<id>"):
+  // its exchange checks that it is still live. Tokens made before this version have none.
+  `
+  ALTER TABLE auth_tokens ADD COLUMN source TEXT;
+  `,
 ];
 
 /** Brings the schema up to date; returns the resulting schema version. */

@@ -13,6 +13,7 @@ interface AuthTokenRow {
   consumed_at: number | null;
   credential_epoch: number | null;
   not_after: number | null;
+  source: string | null;
 }
 
 function toRecord(row: AuthTokenRow): AuthTokenRecord {
@@ -25,6 +26,7 @@ function toRecord(row: AuthTokenRow): AuthTokenRecord {
   dateIfPresent(token, "consumedAt", row.consumed_at);
   setIfPresent(token, "credentialEpoch", row.credential_epoch);
   dateIfPresent(token, "notAfter", row.not_after);
+  setIfPresent(token, "source", row.source);
   return token;
 }
 
@@ -34,8 +36,8 @@ function toRecordOrNull(row: unknown): AuthTokenRecord | null {
 
 export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
   const { call } = sqliteCalls(db);
-  const insert = db.prepare(`INSERT INTO auth_tokens (hash, user_id, created_at, expires_at, credential_epoch, not_after)
-    VALUES (@hash, @userId, @createdAt, @expiresAt, @credentialEpoch, @notAfter) RETURNING *`);
+  const insert = db.prepare(`INSERT INTO auth_tokens (hash, user_id, created_at, expires_at, credential_epoch, not_after, source)
+    VALUES (@hash, @userId, @createdAt, @expiresAt, @credentialEpoch, @notAfter, @source) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM auth_tokens WHERE hash = ?");
   const consume = db.prepare(`UPDATE auth_tokens SET consumed_at = @now
     WHERE hash = @hash AND consumed_at IS NULL AND expires_at > @now RETURNING *`);
@@ -52,6 +54,7 @@ export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
             expiresAt: toMs(token.expiresAt),
             credentialEpoch: token.credentialEpoch ?? null,
             notAfter: toMsOrNull(token.notAfter),
+            source: token.source ?? null,
           })!,
         ),
       ),

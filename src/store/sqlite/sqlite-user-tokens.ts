@@ -45,6 +45,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch)
     VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM user_tokens WHERE hash = ?");
+  const byId = db.prepare("SELECT * FROM user_tokens WHERE id = ?");
   const touch = db.prepare(
     "UPDATE user_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
   );
@@ -72,6 +73,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
         ),
       ),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
+    findById: (id) => call(() => toRecordOrNull(byId.get(id))),
     touchLastUsed: (id, at, minIntervalMs = 0) =>
       call(() => touch.run(toMs(at), id, touchBucket(at, minIntervalMs)).changes === 1),
     disable: (id, at) => call(() => disable.run(toMs(at), id).changes === 1),
