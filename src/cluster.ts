@@ -39,6 +39,8 @@ const unresponsiveMs = 1000;
 const restartMs = 1000;
 const maxRestartMs = 60_000;
 const steadyMs = 10_000;
+/** How long a follower's death by SIGINT or SIGTERM waits for the same signal to reach this process (a group's stop). */
+const groupSignalMs = 250;
 
 /** Set in each follower's environment: its number, 2..TESSERA_WORKERS. */
 export const workerIdVariable = "TESSERA_WORKER_ID";
@@ -399,6 +401,13 @@ export function lead(config: Config, logger: Logger): Leader {
       for (const { socket } of unTaken.values()) rescue(socket);
       unTaken.clear();
       followers.delete(id);
+      // Killed by SIGINT or SIGTERM: a Ctrl-C or a stop sent to the whole process group reaches
+      // this process too, and its handler may not have run yet (the exit seen first, or the event
+      // loop busy starting): the replacement is decided once that signal has had its turn.
+      if (!stopping && requested === undefined && (signal === "SIGINT" || signal === "SIGTERM")) setTimeout(decide, groupSignalMs, code, signal);
+      else decide(code, signal);
+    });
+    const decide = (code: number | null, signal: NodeJS.Signals | null) => {
       if (stopping || requested !== undefined) {
         // One still starting dies of the signal itself (its handler not yet set): it served nothing.
         if (code !== 0 && signal !== (stopSignal ?? requested)) failed = true;
@@ -417,7 +426,7 @@ export function lead(config: Config, logger: Logger): Leader {
         if (!stopping && requested === undefined) spawn(id);
       }, wait);
       restarts.add(restart);
-    });
+    };
   };
   for (let id = 2; id <= config.workers; id++) spawn(id);
 
