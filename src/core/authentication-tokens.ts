@@ -144,7 +144,7 @@ export class AuthenticationTokens {
       return { user };
     }
     if (current !== undefined) throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
-    const notAfter = [record.notAfter, sourceEnd].filter((d) => d !== undefined).sort((a, b) => a.getTime() - b.getTime())[0];
+    const notAfter = record.notAfter === undefined || (sourceEnd !== undefined && sourceEnd < record.notAfter) ? sourceEnd : record.notAfter;
     const session = await this.deps.userTokens.startCookieSession({ id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch }, notAfter);
     if (session === null) throw tokenNotFound();
     this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "started" });

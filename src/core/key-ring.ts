@@ -224,9 +224,10 @@ export class KeyRing {
 
   /**
    * Emergency revocation: the key leaves the JWKS and verifies nothing from now on (on other
-   * instances within the reload interval; other workers are told at once: onChange). Revoking the signing key (or the one a rotation is
-   * about to make it) first promotes the next key, at once; revoking the next key publishes a
-   * new one. Revoking an already revoked key changes nothing.
+   * instances within the reload interval; other workers are told at once: onChange). Revoking
+   * the signing key (or the one a rotation is about to make it) first promotes the next key, at
+   * once; revoking the next key publishes a new one. Revoking an already revoked key changes
+   * nothing.
    */
   async revoke(kid: string): Promise<{ kid: string; signingKid: string }> {
     if (this.alg === "HS256") {
