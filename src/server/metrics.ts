@@ -134,9 +134,26 @@ export interface Metrics {
   serve(req: NodeRequest, res: NodeResponse): void;
 }
 
+/**
+ * prom-client's default process metrics (process_*, nodejs_*), made once per process and shared
+ * by every server's registry. Made per registry, each set starts a GC PerformanceObserver and an
+ * event loop delay monitor that nothing ever stops: they, and through their metrics the registry
+ * and everything its gauges read (the core, the store, the signing keys), outlived every stopped
+ * server of the process.
+ */
+let processMetrics: client.Metric[] | undefined;
+function defaultMetrics(): client.Metric[] {
+  if (processMetrics === undefined) {
+    const own = new client.Registry();
+    client.collectDefaultMetrics({ register: own });
+    processMetrics = own.getMetricsAsArray() as unknown as client.Metric[];
+  }
+  return processMetrics;
+}
+
 export function createMetrics(): Metrics {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry });
+  for (const metric of defaultMetrics()) registry.registerMetric(metric);
 
   new client.Gauge({
     name: "tessera_build_info",
