@@ -63,6 +63,9 @@ export function hostProblem(req: NodeRequest): string | undefined {
     return `the Host header ${JSON.stringify(value)} is not a host with an optional port`;
   }
   // A server sees few Host values (its own names): each is parsed once, not on every request.
+  // Only those as long as a host name and port can be are kept: a Host may fill the header
+  // block (16 KiB), and 256 of those held 4 MiB for whoever sent them.
+  if (value.length > maxCachedHostLength) return undefined;
   if (validHosts.size >= validHostsLimit) validHosts.clear();
   validHosts.add(value);
   return undefined;
@@ -99,6 +102,8 @@ function headerLines(req: NodeRequest, name: string): { count: number; value: st
 /** Host values found valid (bounded: a client sending ever new ones only costs their parse). */
 const validHosts = new Set<string>();
 const validHostsLimit = 256;
+/** The longest Host value remembered: a DNS name (253 characters), ":" and a port (5 digits). */
+const maxCachedHostLength = 253 + 1 + 5;
 
 /**
  * An HTTP/2 request's :scheme other than http or https (in any case), refused as the absolute
