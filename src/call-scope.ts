@@ -27,6 +27,12 @@ export interface CallScope {
   api?: string;
   /** The verified client id (`x-koms-clientid`) of the call, once the access check passed. */
   clientId?: string;
+  /**
+   * True once the access check has verified a credential of the caller (a session, user token,
+   * cookie, JWT, API token or the admin token; not a client id alone, nor Basic credentials
+   * before their password is checked): the audit budget never holds back such a caller's events.
+   */
+  authenticated?: boolean;
   /** Per-call hooks of the server layer (a trace span for store calls and hashing). */
   span?: unknown;
   /**
@@ -42,6 +48,11 @@ const storage = new AsyncLocalStorage<CallScope>();
 /** Runs `fn` (and everything it starts) inside `scope`. */
 export function runInCall<T>(scope: CallScope, fn: () => T): T {
   return storage.run(scope, fn);
+}
+
+/** Runs `fn` outside any call's scope (what it starts is no part of the current call). */
+export function outsideCall<T>(fn: () => T): T {
+  return storage.exit(fn);
 }
 
 /** The scope of the call being served, if any. */

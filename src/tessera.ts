@@ -36,6 +36,8 @@ export interface StartOptions {
   sharing?: PortSharing | undefined;
   /** The embedded store's fsync of its log (default fs.fsync): tests fail it. */
   fsync?: StoreConfig["fsync"];
+  /** The audit budget's window in ms (default a minute, as TESSERA_AUDIT_REFUSALS_PER_MINUTE says): tests shorten it. */
+  auditWindowMs?: number | undefined;
 }
 
 /** REST routes for every service, each mounted where restMount says. */
@@ -86,7 +88,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   const store = hook ? instrumentStore(opened, hook) : opened;
   let services;
   try {
-    services = await createServices({ config, store, logger, clock });
+    services = await createServices({ config, store, logger, clock, auditWindowMs: options.auditWindowMs });
   } catch (e) {
     await store.close();
     throw e;

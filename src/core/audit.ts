@@ -11,9 +11,10 @@
 // Events carry ids, names and addresses, never a secret: no password, no token, no hash. The
 // recorder takes only the fields below, so a caller cannot pass one by accident.
 import { randomBytes } from "node:crypto";
-import { currentCall } from "../call-scope.js";
+import { currentCall, outsideCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
+import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
@@ -44,6 +45,7 @@ export const auditEventTypes = [
   "key.rotated",
   "key.revoked",
   "admin.call",
+  "audit.suppressed",
 ] as const;
 
 export type AuditEventType = (typeof auditEventTypes)[number];
@@ -72,6 +74,8 @@ export interface AuditObserver {
   recorded?(event: AuditEventRecord): void;
   /** The store refused the event (it was logged). */
   writeFailed?(event: AuditEventRecord): void;
+  /** The audit budget counted the event instead of storing it (audit-budget.ts). */
+  suppressed?(event: AuditEventRecord): void;
 }
 
 /** The outcome an error of a recorded call stands for. */
@@ -124,6 +128,8 @@ export interface AuditTrailDeps {
   logger: Logger;
   /** TESSERA_AUDIT: false records nothing (no store write, no log line); observers still see events. */
   enabled: boolean;
+  /** The budget of refusals of unverified callers (TESSERA_AUDIT_REFUSALS_PER_MINUTE[_TOTAL]); absent: no limit. */
+  budget?: AuditBudgetOptions;
 }
 
 export class AuditTrail {
@@ -131,7 +137,12 @@ export class AuditTrail {
   /** Store writes not yet settled (awaited by drain()). */
   private readonly writes = new Set<Promise<void>>();
 
-  constructor(private readonly deps: AuditTrailDeps) {}
+  /** Refusals of unverified callers beyond the budget are counted, then stored as summaries. */
+  private readonly budget: AuditBudget | undefined;
+
+  constructor(private readonly deps: AuditTrailDeps) {
+    if (deps.budget) this.budget = new AuditBudget(deps.budget, deps.clock, (summaries) => outsideCall(() => summaries.forEach((s) => this.storeSummary(s))));
+  }
 
   /** TESSERA_AUDIT: whether events are recorded (observers see them either way). */
   get enabled(): boolean {
@@ -171,18 +182,47 @@ export class AuditTrail {
     for (const [k, v] of fields) if (v !== undefined && v !== "") (event as unknown as Record<string, unknown>)[k] = v;
     this.observer.recorded?.(event);
     if (!this.deps.enabled) return;
+    // A refusal of a caller without a verified credential (inside a call: an event outside one
+    // has no caller) is within the budget, or counted for its address's summary: neither stored
+    // nor logged one by one (the call's own log line still is).
+    if (input.outcome !== "success" && scope !== undefined && scope.authenticated !== true && this.budget && !this.budget.admit(event)) {
+      this.observer.suppressed?.(event);
+      return;
+    }
     // The logger adds the call's requestId, trace_id and span_id to every line itself.
     const { id, time, type, requestId: _requestId, traceId: _traceId, spanId: _spanId, ...rest } = event;
     this.deps.logger.info("audit", { type: "audit", event: type, auditId: id, eventTime: time.toISOString(), ...rest });
-    const write = this.store(event);
-    this.writes.add(write);
-    void write.finally(() => this.writes.delete(write));
+    const write = this.track(this.store(event));
     if (input.outcome !== "error") await write;
   }
 
-  /** Resolves when every store write started so far has settled (shutdown). */
+  /** Resolves when every store write started so far has settled, summaries of the budget's open window included (shutdown). */
   async drain(): Promise<void> {
+    this.budget?.stop();
     while (this.writes.size > 0) await Promise.all(this.writes);
+  }
+
+  private track(write: Promise<void>): Promise<void> {
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
+    return write;
+  }
+
+  /** An `audit.suppressed` event: logged and stored like any other (outcome failure: what it counts was refused). */
+  private storeSummary(summary: SuppressedSummary): void {
+    const now = this.deps.clock.now();
+    const event: AuditEventRecord = { id: this.ids.next(now.getTime()), time: now, type: "audit.suppressed", outcome: "failure", ...summary };
+    const { since, count, events } = summary.suppressed;
+    this.deps.logger.info("audit", {
+      type: "audit",
+      event: event.type,
+      auditId: event.id,
+      eventTime: now.toISOString(),
+      outcome: event.outcome,
+      ...(summary.clientAddress !== undefined && { clientAddress: summary.clientAddress }),
+      suppressed: { since: since.toISOString(), count, events },
+    });
+    void this.track(this.store(event));
   }
 
   private async store(event: AuditEventRecord): Promise<void> {

@@ -47,14 +47,20 @@ export interface Core {
   housekeeping: Housekeeping;
 }
 
-export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger }): Promise<Core> {
+export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger; auditWindowMs?: number | undefined }): Promise<Core> {
   const { config, store, clock, logger } = deps;
   const hashPool = new HashPool({ concurrency: config.hashConcurrency, queueLimit: config.hashQueueLimit });
   const passwords = new Passwords(
     { memoryKib: config.argon2MemoryKib, iterations: config.argon2Iterations, parallelism: config.argon2Parallelism },
     hashPool,
   );
-  const audit = new AuditTrail({ events: store.auditEvents, clock, logger, enabled: config.audit });
+  const audit = new AuditTrail({
+    events: store.auditEvents,
+    clock,
+    logger,
+    enabled: config.audit,
+    budget: { perAddress: config.auditRefusalsPerMinute, total: config.auditRefusalsPerMinuteTotal, windowMs: deps.auditWindowMs ?? 60_000 },
+  });
   // The dummy hash is made now, beside the start-up (not before it: that was ~100 ms, a hash
   // and a verification), so the first unknown-login attempt costs about what the rest do.
   passwords.prepareDummy();

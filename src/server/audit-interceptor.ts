@@ -1,7 +1,8 @@
 // The audit side of every call, at the server: every call of an admin method (the admin
 // credential) is an `admin.call` event, refused ones included (placed before the access check,
 // so it sees its refusal, and after the error interceptor, so errors are still the core's); and once the access check has passed, the call scope learns the verified
-// client id, which every event recorded during the call then names.
+// client id, which every event recorded during the call then names, and whether the caller
+// holds a verified credential (the audit budget, core/audit-budget.ts, reads it).
 import type { DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import { Credential } from "../../gen/tessera/options/v1/options_pb.js";
@@ -22,13 +23,17 @@ export function createAdminAuditInterceptor(audit: Pick<AuditTrail, "record">, s
   };
 }
 
-/** After the access check: the verified client id goes into the call scope. */
+/** Principals that hold a verified credential (the audit budget leaves their events alone). */
+const verifiedKinds: ReadonlySet<string> = new Set(["session", "user_token", "jwt", "cookie", "api_token", "admin"]);
+
+/** After the access check: the verified client id, and whether a credential was verified, go into the call scope. */
 export function createCallerScopeInterceptor(): Interceptor {
   return (next) => (req) => {
     const principal = req.contextValues.get(principalKey);
-    if (principal.kind === "client" || principal.kind === "session") {
-      const scope = currentCall();
-      if (scope) scope.clientId = principal.clientId;
+    const scope = currentCall();
+    if (scope) {
+      if (principal.kind === "client" || principal.kind === "session") scope.clientId = principal.clientId;
+      if (verifiedKinds.has(principal.kind)) scope.authenticated = true;
     }
     return next(req);
   };

@@ -23,7 +23,10 @@ import { sendErrorBody } from "./error-details.js";
 export interface MetricSources {
   hashPool: { readonly inUse: number; readonly queued: number };
   /** `enabled` false (TESSERA_AUDIT=off): events are seen (logins, sign-ups) but not recorded, nor counted as recorded. */
-  audit: { readonly enabled: boolean; observe(o: { recorded?(e: AuditEventRecord): void; writeFailed?(e: AuditEventRecord): void }): void };
+  audit: {
+    readonly enabled: boolean;
+    observe(o: { recorded?(e: AuditEventRecord): void; writeFailed?(e: AuditEventRecord): void; suppressed?(e: AuditEventRecord): void }): void;
+  };
   apiTokens: { cacheCounts(): { hits: number; misses: number } };
   verifier: { cacheCounts(): { hits: number; misses: number } };
   keyRing: { jwks(): Promise<unknown[]>; signingKeyAgeSeconds(): Promise<number | undefined> };
@@ -185,6 +188,12 @@ export function createMetrics(): Metrics {
   const auditEvents = new client.Counter({
     name: "tessera_audit_events_total",
     help: "Audit events recorded, by type and outcome.",
+    labelNames: ["type", "outcome"],
+    registers: [registry],
+  });
+  const auditSuppressed = new client.Counter({
+    name: "tessera_audit_events_suppressed_total",
+    help: "Audit events of refused calls without a verified credential counted instead of stored, over the audit budget (each counted in an audit.suppressed event), by type and outcome.",
     labelNames: ["type", "outcome"],
     registers: [registry],
   });
@@ -369,6 +378,7 @@ export function createMetrics(): Metrics {
           else if (e.type === "signup") signups.inc({ api: e.api ?? "none", outcome: e.outcome });
         },
         writeFailed: () => auditFailures.inc(),
+        suppressed: (e) => auditSuppressed.inc({ type: e.type, outcome: e.outcome }),
       });
     },
     scrape: role === "follower" ? scrapeFromLeader : role === "leader" ? scrapeAll : scrapeLocal,

@@ -52,7 +52,11 @@ export function auditService(events: Pick<AuditEventStore, "list">): ServiceBind
       const page = found.slice(0, size);
       const last = page.at(-1);
       return {
-        events: page.map(({ time, ...rest }) => ({ ...rest, time: timestampFromDate(time) })),
+        events: page.map(({ time, suppressed, ...rest }) => ({
+          ...rest,
+          time: timestampFromDate(time),
+          ...(suppressed !== undefined && { suppressed: { ...suppressed, since: timestampFromDate(suppressed.since) } }),
+        })),
         nextPageToken: found.length > size && last ? pageToken(last) : "",
       };
     },

@@ -23,6 +23,8 @@ export interface ServiceDeps {
   store: Store;
   logger: Logger;
   clock: Clock;
+  /** The audit budget's window in ms (default a minute): tests shorten it. */
+  auditWindowMs?: number | undefined;
 }
 
 export interface Services {

@@ -25,6 +25,17 @@ export interface AuditEventRecord {
   subject?: string;
   /** The error reason of a refused or failed call (e.g. INVALID_CREDENTIALS). */
   reason?: string;
+  /** Type "audit.suppressed" only: what the audit budget counted instead of storing (core/audit-budget.ts). */
+  suppressed?: SuppressedEvents;
+}
+
+/** Events counted instead of stored, from `since` to the summary's time. */
+export interface SuppressedEvents {
+  since: Date;
+  /** The sum of the entries' counts. */
+  count: number;
+  /** Counts by type, outcome and reason (empty when there was none), largest first. */
+  events: Array<{ type: string; outcome: string; reason: string; count: number }>;
 }
 
 /**

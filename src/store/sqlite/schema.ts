@@ -184,6 +184,11 @@ const migrations: readonly string[] = [
   `
   ALTER TABLE auth_tokens ADD COLUMN source TEXT;
   `,
+  // What an "audit.suppressed" event counted (JSON: {"since": ms, "count", "events": [...]});
+  // null on every other event.
+  `
+  ALTER TABLE audit_events ADD COLUMN suppressed TEXT;
+  `,
 ];
 
 /** Brings the schema up to date; returns the resulting schema version. */

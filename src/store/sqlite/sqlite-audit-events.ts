@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { refusalOutcomes, StoreUnavailableError, type AuditEventRecord, type AuditEventStore } from "../ports.js";
+import { refusalOutcomes, StoreUnavailableError, type AuditEventRecord, type AuditEventStore, type SuppressedEvents } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { callLater, mapSqliteError } from "./sqlite-errors.js";
@@ -21,6 +21,7 @@ interface AuditRow {
   span_id: string | null;
   subject: string | null;
   reason: string | null;
+  suppressed: string | null;
 }
 
 /** Optional record fields and their columns. */
@@ -41,6 +42,10 @@ const optional = [
 function toRecord(row: AuditRow): AuditEventRecord {
   const event: AuditEventRecord = { id: row.id, time: fromMs(row.time), type: row.type, outcome: row.outcome };
   for (const [field, column] of optional) setIfPresent(event, field, row[column]);
+  if (row.suppressed !== null) {
+    const s = JSON.parse(row.suppressed) as Omit<SuppressedEvents, "since"> & { since: number };
+    event.suppressed = { ...s, since: fromMs(s.since) };
+  }
   return event;
 }
 
@@ -73,8 +78,8 @@ interface PendingAppend {
  * of them, never a success or a failure.
  */
 export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { flush(): void } {
-  const insert = db.prepare(`INSERT INTO audit_events (id, time, type, outcome, ${optional.map(([, c]) => c).join(", ")})
-    VALUES (@id, @time, @type, @outcome, ${optional.map(([f]) => `@${f}`).join(", ")})`);
+  const insert = db.prepare(`INSERT INTO audit_events (id, time, type, outcome, ${optional.map(([, c]) => c).join(", ")}, suppressed)
+    VALUES (@id, @time, @type, @outcome, ${optional.map(([f]) => `@${f}`).join(", ")}, @suppressed)`);
   const insertAll = db.transaction((rows: Array<Record<string, unknown>>) => {
     for (const row of rows) insert.run(row);
   });
@@ -119,6 +124,7 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
       callLater(() => {
         const row: Record<string, unknown> = { id: event.id, time: toMs(event.time), type: event.type, outcome: event.outcome };
         for (const [field] of optional) row[field] = event[field] ?? null;
+        row.suppressed = event.suppressed ? JSON.stringify({ ...event.suppressed, since: toMs(event.suppressed.since) }) : null;
         if (!db.open) return Promise.reject(new StoreUnavailableError("embedded store is closed"));
         return new Promise<void>((resolve, reject) => {
           if (pending.push({ row, resolve, reject }) === 1) setImmediate(flush);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/audit/v1/audit.proto.
  */
 export const file_tessera_audit_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("Chx0ZXNzZXJhL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhB0ZXNzZXJhLmF1ZGl0LnYxItQBChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBVIJcGFnZV9zaXplEh4KCnBhZ2VfdG9rZW4YAiABKAlSCnBhZ2VfdG9rZW4SGAoHdXNlcl9pZBgDIAEoCVIHdXNlcl9pZBIMCgR0eXBlGAQgASgJEikKBXNpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLAoGZXZlbnRzGAEgAygLMhwudGVzc2VyYS5hdWRpdC52MS5BdWRpdEV2ZW50EigKD25leHRfcGFnZV90b2tlbhgCIAEoCVIPbmV4dF9wYWdlX3Rva2VuIrgECgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR5cGUYAyABKAkSDwoHb3V0Y29tZRgEIAEoCRIdCgd1c2VyX2lkGAUgASgJSABSB3VzZXJfaWSIAQESEgoFbG9naW4YBiABKAlIAYgBARIQCgNhcGkYByABKAlIAogBARIhCgljbGllbnRfaWQYCCABKAlIA1IJY2xpZW50X2lkiAEBEisKDmNsaWVudF9hZGRyZXNzGAkgASgJSARSDmNsaWVudF9hZGRyZXNziAEBEiMKCnVzZXJfYWdlbnQYCiABKAlIBVIKdXNlcl9hZ2VudIgBARIjCgpyZXF1ZXN0X2lkGAsgASgJSAZSCnJlcXVlc3RfaWSIAQESHwoIdHJhY2VfaWQYDCABKAlIB1IIdHJhY2VfaWSIAQESHQoHc3Bhbl9pZBgNIAEoCUgIUgdzcGFuX2lkiAEBEhQKB3N1YmplY3QYDiABKAlICYgBARITCgZyZWFzb24YDyABKAlICogBAUIKCghfdXNlcl9pZEIICgZfbG9naW5CBgoEX2FwaUIMCgpfY2xpZW50X2lkQhEKD19jbGllbnRfYWRkcmVzc0INCgtfdXNlcl9hZ2VudEINCgtfcmVxdWVzdF9pZEILCglfdHJhY2VfaWRCCgoIX3NwYW5faWRCCgoIX3N1YmplY3RCCQoHX3JlYXNvbjKpAQoMQXVkaXRTZXJ2aWNlEo8BCg9MaXN0QXVkaXRFdmVudHMSKC50ZXNzZXJhLmF1ZGl0LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaKS50ZXNzZXJhLmF1ZGl0LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIieQAgHC8xgCCAuC0+STAhgSFi92MS9hZG1pbi9hdWRpdC1ldmVudHMaB8rzGAMKAS9CigEKEHRlc3NlcmEuYXVkaXQudjFCCkF1ZGl0UHJvdG9QAVondGVzc2VyYS9nZW4vZ28vdGVzc2VyYS9hdWRpdC92MTthdWRpdHYxogIDVEFEqgIQVGVzc2VyYS5BdWRpdC5WMcoCEFRlc3NlcmFcQXVkaXRcVjHqAhJUZXNzZXJhOjpBdWRpdDo6VjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_options_v1_options]);
+  fileDesc("Chx0ZXNzZXJhL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhB0ZXNzZXJhLmF1ZGl0LnYxItQBChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhwKCXBhZ2Vfc2l6ZRgBIAEoBVIJcGFnZV9zaXplEh4KCnBhZ2VfdG9rZW4YAiABKAlSCnBhZ2VfdG9rZW4SGAoHdXNlcl9pZBgDIAEoCVIHdXNlcl9pZBIMCgR0eXBlGAQgASgJEikKBXNpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicQoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLAoGZXZlbnRzGAEgAygLMhwudGVzc2VyYS5hdWRpdC52MS5BdWRpdEV2ZW50EigKD25leHRfcGFnZV90b2tlbhgCIAEoCVIPbmV4dF9wYWdlX3Rva2VuIoQFCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR5cGUYAyABKAkSDwoHb3V0Y29tZRgEIAEoCRIdCgd1c2VyX2lkGAUgASgJSABSB3VzZXJfaWSIAQESEgoFbG9naW4YBiABKAlIAYgBARIQCgNhcGkYByABKAlIAogBARIhCgljbGllbnRfaWQYCCABKAlIA1IJY2xpZW50X2lkiAEBEisKDmNsaWVudF9hZGRyZXNzGAkgASgJSARSDmNsaWVudF9hZGRyZXNziAEBEiMKCnVzZXJfYWdlbnQYCiABKAlIBVIKdXNlcl9hZ2VudIgBARIjCgpyZXF1ZXN0X2lkGAsgASgJSAZSCnJlcXVlc3RfaWSIAQESHwoIdHJhY2VfaWQYDCABKAlIB1IIdHJhY2VfaWSIAQESHQoHc3Bhbl9pZBgNIAEoCUgIUgdzcGFuX2lkiAEBEhQKB3N1YmplY3QYDiABKAlICYgBARITCgZyZWFzb24YDyABKAlICogBARI7CgpzdXBwcmVzc2VkGBAgASgLMiIudGVzc2VyYS5hdWRpdC52MS5TdXBwcmVzc2VkRXZlbnRzSAuIAQFCCgoIX3VzZXJfaWRCCAoGX2xvZ2luQgYKBF9hcGlCDAoKX2NsaWVudF9pZEIRCg9fY2xpZW50X2FkZHJlc3NCDQoLX3VzZXJfYWdlbnRCDQoLX3JlcXVlc3RfaWRCCwoJX3RyYWNlX2lkQgoKCF9zcGFuX2lkQgoKCF9zdWJqZWN0QgkKB19yZWFzb25CDQoLX3N1cHByZXNzZWQifwoQU3VwcHJlc3NlZEV2ZW50cxIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFY291bnQYAiABKA0SMQoGZXZlbnRzGAMgAygLMiEudGVzc2VyYS5hdWRpdC52MS5TdXBwcmVzc2VkQ291bnQiTwoPU3VwcHJlc3NlZENvdW50EgwKBHR5cGUYASABKAkSDwoHb3V0Y29tZRgCIAEoCRIOCgZyZWFzb24YAyABKAkSDQoFY291bnQYBCABKA0yqQEKDEF1ZGl0U2VydmljZRKPAQoPTGlzdEF1ZGl0RXZlbnRzEigudGVzc2VyYS5hdWRpdC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GikudGVzc2VyYS5hdWRpdC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSInkAIBwvMYAggLgtPkkwIYEhYvdjEvYWRtaW4vYXVkaXQtZXZlbnRzGgfK8xgDCgEvQooBChB0ZXNzZXJhLmF1ZGl0LnYxQgpBdWRpdFByb3RvUAFaJ3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEvYXVkaXQvdjE7YXVkaXR2MaICA1RBRKoCEFRlc3NlcmEuQXVkaXQuVjHKAhBUZXNzZXJhXEF1ZGl0XFYx6gISVGVzc2VyYTo6QXVkaXQ6OlYxYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_options_v1_options]);
 
 /**
  * GET /v1/admin/audit-events?page_size=&page_token=&user_id=&type=&since=&until=
@@ -210,6 +210,15 @@ export type AuditEvent = Message<"tessera.audit.v1.AuditEvent"> & {
    * @generated from field: optional string reason = 15;
    */
   reason?: string | undefined;
+
+  /**
+   * Type "audit.suppressed" only: the refused calls of unauthenticated callers that were counted
+   * instead of stored one by one, over the audit budget (TESSERA_AUDIT_REFUSALS_PER_MINUTE).
+   * Absent on every other event.
+   *
+   * @generated from field: optional tessera.audit.v1.SuppressedEvents suppressed = 16;
+   */
+  suppressed?: SuppressedEvents | undefined;
 };
 
 /**
@@ -218,6 +227,86 @@ export type AuditEvent = Message<"tessera.audit.v1.AuditEvent"> & {
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
   messageDesc(file_tessera_audit_v1_audit, 2);
+
+/**
+ * What an "audit.suppressed" event counts: from `since` to the event's `time`, the refused calls
+ * of one client address (the event's `client_address`), or of every address once the worker's
+ * budget for all of them (TESSERA_AUDIT_REFUSALS_PER_MINUTE_TOTAL) was spent (no
+ * `client_address`).
+ *
+ * @generated from message tessera.audit.v1.SuppressedEvents
+ */
+export type SuppressedEvents = Message<"tessera.audit.v1.SuppressedEvents"> & {
+  /**
+   * When counting started (the start of the budget's minute).
+   *
+   * @generated from field: google.protobuf.Timestamp since = 1;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * How many events were counted instead of stored: the sum of `events`' counts.
+   *
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+
+  /**
+   * The counts by type, outcome and reason, largest first.
+   *
+   * @generated from field: repeated tessera.audit.v1.SuppressedCount events = 3;
+   */
+  events: SuppressedCount[];
+};
+
+/**
+ * Describes the message tessera.audit.v1.SuppressedEvents.
+ * Use `create(SuppressedEventsSchema)` to create a new message.
+ */
+export const SuppressedEventsSchema: GenMessage<SuppressedEvents> = /*@__PURE__*/
+  messageDesc(file_tessera_audit_v1_audit, 3);
+
+/**
+ * How many events of one type, outcome and reason were counted.
+ *
+ * @generated from message tessera.audit.v1.SuppressedCount
+ */
+export type SuppressedCount = Message<"tessera.audit.v1.SuppressedCount"> & {
+  /**
+   * The events' type, e.g. "login", "admin.call".
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * Their outcome: "failure", "locked", "throttled", "shed" or "error".
+   *
+   * @generated from field: string outcome = 2;
+   */
+  outcome: string;
+
+  /**
+   * Their error reason, e.g. "INVALID_CREDENTIALS"; empty when they had none.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * How many.
+   *
+   * @generated from field: uint32 count = 4;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message tessera.audit.v1.SuppressedCount.
+ * Use `create(SuppressedCountSchema)` to create a new message.
+ */
+export const SuppressedCountSchema: GenMessage<SuppressedCount> = /*@__PURE__*/
+  messageDesc(file_tessera_audit_v1_audit, 4);
 
 /**
  * The audit trail: the security events every API records (logins, sign-ups, password changes,

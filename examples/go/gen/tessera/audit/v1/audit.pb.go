@@ -203,7 +203,11 @@ type AuditEvent struct {
 	// id, a key id, or the RPC an admin called.
 	Subject *string `protobuf:"bytes,14,opt,name=subject,proto3,oneof" json:"subject,omitempty"`
 	// The error reason of a refused or failed call.
-	Reason        *string `protobuf:"bytes,15,opt,name=reason,proto3,oneof" json:"reason,omitempty"`
+	Reason *string `protobuf:"bytes,15,opt,name=reason,proto3,oneof" json:"reason,omitempty"`
+	// Type "audit.suppressed" only: the refused calls of unauthenticated callers that were counted
+	// instead of stored one by one, over the audit budget (TESSERA_AUDIT_REFUSALS_PER_MINUTE).
+	// Absent on every other event.
+	Suppressed    *SuppressedEvents `protobuf:"bytes,16,opt,name=suppressed,proto3,oneof" json:"suppressed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -343,6 +347,153 @@ func (x *AuditEvent) GetReason() string {
 	return ""
 }
 
+func (x *AuditEvent) GetSuppressed() *SuppressedEvents {
+	if x != nil {
+		return x.Suppressed
+	}
+	return nil
+}
+
+// What an "audit.suppressed" event counts: from `since` to the event's `time`, the refused calls
+// of one client address (the event's `client_address`), or of every address once the worker's
+// budget for all of them (TESSERA_AUDIT_REFUSALS_PER_MINUTE_TOTAL) was spent (no
+// `client_address`).
+type SuppressedEvents struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When counting started (the start of the budget's minute).
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// How many events were counted instead of stored: the sum of `events`' counts.
+	Count uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// The counts by type, outcome and reason, largest first.
+	Events        []*SuppressedCount `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuppressedEvents) Reset() {
+	*x = SuppressedEvents{}
+	mi := &file_tessera_audit_v1_audit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuppressedEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuppressedEvents) ProtoMessage() {}
+
+func (x *SuppressedEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_audit_v1_audit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuppressedEvents.ProtoReflect.Descriptor instead.
+func (*SuppressedEvents) Descriptor() ([]byte, []int) {
+	return file_tessera_audit_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SuppressedEvents) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *SuppressedEvents) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *SuppressedEvents) GetEvents() []*SuppressedCount {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// How many events of one type, outcome and reason were counted.
+type SuppressedCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events' type, e.g. "login", "admin.call".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// Their outcome: "failure", "locked", "throttled", "shed" or "error".
+	Outcome string `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// Their error reason, e.g. "INVALID_CREDENTIALS"; empty when they had none.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// How many.
+	Count         uint32 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuppressedCount) Reset() {
+	*x = SuppressedCount{}
+	mi := &file_tessera_audit_v1_audit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuppressedCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuppressedCount) ProtoMessage() {}
+
+func (x *SuppressedCount) ProtoReflect() protoreflect.Message {
+	mi := &file_tessera_audit_v1_audit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuppressedCount.ProtoReflect.Descriptor instead.
+func (*SuppressedCount) Descriptor() ([]byte, []int) {
+	return file_tessera_audit_v1_audit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SuppressedCount) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *SuppressedCount) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *SuppressedCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SuppressedCount) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 var File_tessera_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_tessera_audit_v1_audit_proto_rawDesc = "" +
@@ -359,7 +510,7 @@ const file_tessera_audit_v1_audit_proto_rawDesc = "" +
 	"\x05until\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"y\n" +
 	"\x17ListAuditEventsResponse\x124\n" +
 	"\x06events\x18\x01 \x03(\v2\x1c.tessera.audit.v1.AuditEventR\x06events\x12(\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\x0fnext_page_token\"\xee\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\x0fnext_page_token\"\xc6\x05\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
@@ -382,7 +533,10 @@ const file_tessera_audit_v1_audit_proto_rawDesc = "" +
 	"\aspan_id\x18\r \x01(\tH\bR\aspan_id\x88\x01\x01\x12\x1d\n" +
 	"\asubject\x18\x0e \x01(\tH\tR\asubject\x88\x01\x01\x12\x1b\n" +
 	"\x06reason\x18\x0f \x01(\tH\n" +
-	"R\x06reason\x88\x01\x01B\n" +
+	"R\x06reason\x88\x01\x01\x12G\n" +
+	"\n" +
+	"suppressed\x18\x10 \x01(\v2\".tessera.audit.v1.SuppressedEventsH\vR\n" +
+	"suppressed\x88\x01\x01B\n" +
 	"\n" +
 	"\b_user_idB\b\n" +
 	"\x06_loginB\x06\n" +
@@ -397,7 +551,17 @@ const file_tessera_audit_v1_audit_proto_rawDesc = "" +
 	"\b_span_idB\n" +
 	"\n" +
 	"\b_subjectB\t\n" +
-	"\a_reason2\xa9\x01\n" +
+	"\a_reasonB\r\n" +
+	"\v_suppressed\"\x95\x01\n" +
+	"\x10SuppressedEvents\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\x129\n" +
+	"\x06events\x18\x03 \x03(\v2!.tessera.audit.v1.SuppressedCountR\x06events\"m\n" +
+	"\x0fSuppressedCount\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\rR\x05count2\xa9\x01\n" +
 	"\fAuditService\x12\x8f\x01\n" +
 	"\x0fListAuditEvents\x12(.tessera.audit.v1.ListAuditEventsRequest\x1a).tessera.audit.v1.ListAuditEventsResponse\"'\xc2\xf3\x18\x02\b\v\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/admin/audit-events\x90\x02\x01\x1a\a\xca\xf3\x18\x03\n" +
 	"\x01/B\x8a\x01\n" +
@@ -416,25 +580,30 @@ func file_tessera_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_tessera_audit_v1_audit_proto_rawDescData
 }
 
-var file_tessera_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_tessera_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_tessera_audit_v1_audit_proto_goTypes = []any{
 	(*ListAuditEventsRequest)(nil),  // 0: tessera.audit.v1.ListAuditEventsRequest
 	(*ListAuditEventsResponse)(nil), // 1: tessera.audit.v1.ListAuditEventsResponse
 	(*AuditEvent)(nil),              // 2: tessera.audit.v1.AuditEvent
-	(*timestamppb.Timestamp)(nil),   // 3: google.protobuf.Timestamp
+	(*SuppressedEvents)(nil),        // 3: tessera.audit.v1.SuppressedEvents
+	(*SuppressedCount)(nil),         // 4: tessera.audit.v1.SuppressedCount
+	(*timestamppb.Timestamp)(nil),   // 5: google.protobuf.Timestamp
 }
 var file_tessera_audit_v1_audit_proto_depIdxs = []int32{
-	3, // 0: tessera.audit.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
-	3, // 1: tessera.audit.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
+	5, // 0: tessera.audit.v1.ListAuditEventsRequest.since:type_name -> google.protobuf.Timestamp
+	5, // 1: tessera.audit.v1.ListAuditEventsRequest.until:type_name -> google.protobuf.Timestamp
 	2, // 2: tessera.audit.v1.ListAuditEventsResponse.events:type_name -> tessera.audit.v1.AuditEvent
-	3, // 3: tessera.audit.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	0, // 4: tessera.audit.v1.AuditService.ListAuditEvents:input_type -> tessera.audit.v1.ListAuditEventsRequest
-	1, // 5: tessera.audit.v1.AuditService.ListAuditEvents:output_type -> tessera.audit.v1.ListAuditEventsResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 3: tessera.audit.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	3, // 4: tessera.audit.v1.AuditEvent.suppressed:type_name -> tessera.audit.v1.SuppressedEvents
+	5, // 5: tessera.audit.v1.SuppressedEvents.since:type_name -> google.protobuf.Timestamp
+	4, // 6: tessera.audit.v1.SuppressedEvents.events:type_name -> tessera.audit.v1.SuppressedCount
+	0, // 7: tessera.audit.v1.AuditService.ListAuditEvents:input_type -> tessera.audit.v1.ListAuditEventsRequest
+	1, // 8: tessera.audit.v1.AuditService.ListAuditEvents:output_type -> tessera.audit.v1.ListAuditEventsResponse
+	8, // [8:9] is the sub-list for method output_type
+	7, // [7:8] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_tessera_audit_v1_audit_proto_init() }
@@ -449,7 +618,7 @@ func file_tessera_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tessera_audit_v1_audit_proto_rawDesc), len(file_tessera_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
