@@ -20,6 +20,7 @@ export interface AuditEventJson {
   span_id?: string;
   subject?: string;
   reason?: string;
+  suppressed?: { since: string; count: number; events: Array<{ type: string; outcome: string; reason: string; count: number }> };
 }
 
 export interface AuditQuery {

@@ -33,6 +33,8 @@ export interface TestServerOptions {
   clock?: Clock;
   /** The embedded store's fsync of its log (default fs.fsync): a test fails it. */
   fsync?: StartOptions["fsync"];
+  /** The audit budget's window in ms (default a minute). */
+  auditWindowMs?: number;
 }
 
 /**
@@ -67,7 +69,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const config = loadConfig(env);
   const logs: string[] = [];
   const logger: Logger = createLogger(config.logLevel, (line) => logs.push(line));
-  const tessera = await startTessera(config, { logger, clock: options.clock, ...(options.fsync !== undefined && { fsync: options.fsync }) });
+  const tessera = await startTessera(config, {
+    logger,
+    clock: options.clock,
+    ...(options.fsync !== undefined && { fsync: options.fsync }),
+    ...(options.auditWindowMs !== undefined && { auditWindowMs: options.auditWindowMs }),
+  });
   return {
     url: tessera.url,
     port: tessera.server.port,
