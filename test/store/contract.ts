@@ -900,6 +900,27 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(await store.auditEvents.list({ userId, limit: 10 }), [bare, full]);
     });
 
+    it("keeps an audit.suppressed event's counts (suppressed) as given, its since a Date", async () => {
+      const address = `198.51.100.${Math.floor(Math.random() * 250)}-${id("a")}`;
+      const summary = event(4, {
+        type: "audit.suppressed",
+        outcome: "failure",
+        clientAddress: address,
+        suppressed: {
+          since: at(-60_000),
+          count: 13,
+          events: [
+            { type: "login", outcome: "failure", reason: "INVALID_CREDENTIALS", count: 10 },
+            { type: "admin.call", outcome: "failure", reason: "", count: 3 },
+          ],
+        },
+      });
+      await store.auditEvents.append(summary);
+      const listed = (await twin.auditEvents.list({ type: "audit.suppressed", since: at(4), until: at(5), limit: 100 })).filter((e) => e.clientAddress === address);
+      assert.deepEqual(listed, [summary]);
+      assert.ok(listed[0]!.suppressed!.since instanceof Date);
+    });
+
     it("refuses a second event with the same id: DuplicateError(id)", async () => {
       const e = event(3, { userId: id("u") });
       await store.auditEvents.append(e);
