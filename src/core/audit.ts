@@ -7,6 +7,10 @@
 // An audit write never fails the call it records: `record` resolves whatever the store does.
 // Nor is an event lost silently: the log line goes out first, and an event the store refused is
 // logged again as a warning and counted (the observer's `writeFailed`, a metric).
+// Refusals of callers without a verified credential are stored one by one only within the audit
+// budget (audit-budget.ts): beyond it they are counted, and the counts stored as one
+// `audit.suppressed` event per address when the budget's minute ends (or at drain()), so a
+// flood of refused calls cannot fill the store.
 //
 // Events carry ids, names and addresses, never a secret: no password, no token, no hash. The
 // recorder takes only the fields below, so a caller cannot pass one by accident.
