@@ -179,7 +179,7 @@ export class Sessions {
     if (record.spentAt) return this.spentTokenPresented(record, refreshToken, access);
     const now = this.clock.now();
     if (record.expiresAt.getTime() <= now.getTime()) throw unauthenticated("TOKEN_EXPIRED", "refresh token expired");
-    const { session } = await this.liveSession(access.sessionId, access.userId);
+    const session = await this.openSession(access);
     if (session.accessJti !== access.jti) {
       // A concurrent duplicate may have spent the token (and moved the jti on) since it was read.
       const again = await this.refreshTokens.findByHash(hash);
@@ -240,7 +240,7 @@ export class Sessions {
       // The same refresh again (same refresh token, same access token): the same answer.
       const child = record.child === undefined ? undefined : openChild(record.child, refreshToken, record.hash, access.jti);
       if (child !== undefined) {
-        const { session } = await this.liveSession(record.sessionId, access.userId);
+        const session = await this.openSession(access);
         if (session.accessJti === access.jti || session.accessJti === child.jti) return this.complete(session, access.jti, child);
       }
       throw unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");
@@ -262,6 +262,20 @@ export class Sessions {
     if (session.endedAt || session.expiresAt.getTime() <= this.clock.now().getTime()) throw sessionEnded();
     if (!user || !user.active || outdated(session, session.createdAt, user)) throw sessionEnded();
     return { session, user };
+  }
+
+  /**
+   * The session of `access` read again, for its jti, still unended and unexpired. Its user's
+   * standing is not read again: verifyAccess compared it moments before, in the same call, and a
+   * second read would close no window (a password change or deactivation may land just after it
+   * too). What does close it: the change moves the user's epoch before it ends the user's
+   * sessions, so a pair a refresh makes meanwhile belongs to a session whose epoch is no longer
+   * the user's, which every use refuses (liveSession), and which the change then ends.
+   */
+  private async openSession(access: SessionAccess): Promise<SessionRecord> {
+    const session = await this.sessions.findById(access.sessionId);
+    if (!session || session.endedAt || session.expiresAt.getTime() <= this.clock.now().getTime()) throw sessionEnded();
+    return session;
   }
 
   private async issueRefreshToken(session: SessionRecord, now: Date): Promise<string> {
