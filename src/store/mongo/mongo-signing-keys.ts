@@ -1,5 +1,5 @@
-import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../ports.js";
-import { fromDoc, fromDocOrNull, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import type { KeyPromotion, NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../ports.js";
+import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertUnlessTaken } from "./mongo-inserts.js";
 
 export const SIGNING_KEYS = "signing_keys";
@@ -8,42 +8,74 @@ const ID = "kid";
 // A revocation is the mark "key-revoked:<kid>" (once, whatever races it).
 const revokedMark = (kid: string) => `key-revoked:${kid}`;
 
+// A rotation is one insert: the new next key's document carries what the rotation changes
+// (`rotation`: the key it promotes and from when, the key it retires and until when), and the
+// list applies it to those keys. The unique generation lets one rotation win each generation, so
+// nothing else decides it. The promotion and retirement are also written into the keys' own
+// documents, for instances of versions that read only those; this version reads them only for
+// keys no stored rotation names (stored before rotations carried them). Those in-place writes
+// cannot be relied on: two rotations in a row from two instances both write the key between them
+// (the first promotes it, the second retires it), and FerretDB, which applies an update as a read
+// and a write-back of the whole document, keeps only one of two such writes made at once.
+const ROTATION = "rotation";
+
+interface StoredRotation {
+  promote: { kid: string; activatedAt: Date };
+  retire?: { kid: string; retiredAt: Date; notAfter: Date };
+}
+
 export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
   const keys = ctx.db.collection<StoredDoc>(SIGNING_KEYS);
 
   // The unique index on generation (and _id = kid) lets exactly one instance win each generation.
-  const tryInsert = (key: NewSigningKey): Promise<boolean> => insertUnlessTaken(keys, toDoc(key, ID));
+  const tryInsert = (key: NewSigningKey, rotation?: KeyPromotion): Promise<boolean> =>
+    insertUnlessTaken(keys, { ...toDoc(key, ID), ...(rotation && { [ROTATION]: rotation }) });
 
-  const withRevocations = async (docs: StoredDoc[]): Promise<SigningKeyRecord[]> => {
+  /** The records of `docs` (generation ascending, every key stored), rotations applied. */
+  const records = async (docs: StoredDoc[]): Promise<SigningKeyRecord[]> => {
     const revoked = await ctx.marks.getMany(docs.map((doc) => revokedMark(doc._id)));
+    const promoted = new Map<string, Date>();
+    const retired = new Map<string, { retiredAt: Date; notAfter: Date }>();
+    for (const doc of docs) {
+      const rotation = doc[ROTATION] as StoredRotation | undefined;
+      if (!rotation) continue;
+      promoted.set(rotation.promote.kid, rotation.promote.activatedAt);
+      // The earliest rotation that retired it counts (a later one's retirement of it changes
+      // nothing, as the in-place write's retiredAt: null filter had it).
+      if (rotation.retire && !retired.has(rotation.retire.kid)) retired.set(rotation.retire.kid, rotation.retire);
+    }
     return docs.map((doc) => {
-      const key = fromDoc<SigningKeyRecord>(doc, ID);
+      const { [ROTATION]: _rotation, ...fields } = doc;
+      const key = fromDoc<SigningKeyRecord>(fields, ID);
+      const activatedAt = promoted.get(doc._id);
+      if (activatedAt) key.activatedAt = activatedAt;
+      const retirement = retired.get(doc._id);
+      if (retirement) {
+        key.retiredAt = retirement.retiredAt;
+        key.notAfter = retirement.notAfter;
+      }
       const at = revoked.get(revokedMark(doc._id));
       if (at) key.revokedAt = at;
       return key;
     });
   };
 
+  const list = async () => records(await keys.find({}).sort({ generation: 1 }).toArray());
+
   return {
-    list: () => ctx.run(ID, async () => withRevocations(await keys.find({}).sort({ generation: 1 }).toArray())),
-    current: () =>
-      ctx.run(ID, async () => {
-        const doc = await keys.find({}).sort({ generation: -1 }).limit(1).next();
-        return doc ? (await withRevocations([doc]))[0]! : fromDocOrNull<SigningKeyRecord>(null, ID);
-      }),
+    list: () => ctx.run(ID, list),
+    // The highest generation is the next key: no rotation has promoted or retired it yet.
+    current: () => ctx.run(ID, async () => (await list()).at(-1) ?? null),
     insertGeneration: (key) => ctx.run(ID, () => tryInsert(key)),
     rotate: (next, change) =>
       ctx.run(ID, async () => {
-        if (!(await tryInsert(next))) return false;
-        // No multi-document transaction (FerretDB has none): the insert above decides the
-        // rotation, so only its winner writes the follow-ups below (no racing writers). Until they
-        // land, the previous signer keeps signing (the ring's rule needs the promotion's time).
-        await keys.updateOne({ _id: change.promote.kid }, { $set: { activatedAt: change.promote.activatedAt } });
+        if (!(await tryInsert(next, change))) return false;
+        // For older versions only (see above): made by the winner, and failing nothing.
+        await keys.updateOne({ _id: change.promote.kid }, { $set: { activatedAt: change.promote.activatedAt } }).catch(() => {});
         if (change.retire) {
-          await keys.updateOne(
-            { _id: change.retire.kid, retiredAt: null },
-            { $set: { retiredAt: change.retire.retiredAt, notAfter: change.retire.notAfter } },
-          );
+          await keys
+            .updateOne({ _id: change.retire.kid, retiredAt: null }, { $set: { retiredAt: change.retire.retiredAt, notAfter: change.retire.notAfter } })
+            .catch(() => {});
         }
         return true;
       }),
@@ -52,9 +84,12 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
         if ((await keys.countDocuments({ _id: kid }, { limit: 1 })) === 0) return false;
         return ctx.marks.claim(revokedMark(kid), at);
       }),
+    // By the records (a handful): a key's retirement may be known from a later key's rotation only.
     deleteExpired: (before) =>
-      ctx.run(ID, async () =>
-        (await keys.deleteMany({ retiredAt: { $ne: null }, notAfter: { $lt: before } })).deletedCount,
-      ),
+      ctx.run(ID, async () => {
+        const expired = (await list()).filter((key) => key.retiredAt !== undefined && key.notAfter !== undefined && key.notAfter < before);
+        if (expired.length === 0) return 0;
+        return (await keys.deleteMany({ _id: { $in: expired.map((key) => key.kid) } })).deletedCount;
+      }),
   };
 }

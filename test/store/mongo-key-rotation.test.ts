@@ -1,0 +1,103 @@
+// Two rotations in a row, decided by two instances: the second instance lists the keys after the
+// first one's insert (the new next key) and before its follow-up writes (the promotion and the
+// retirement), so both write to the key between them, the first promoting it and the second
+// retiring it. FerretDB applies an update as a read and a write-back of the whole document (src/store/README.md),
+// so two such updates of one document at once keep one of them: the key lost its promotion (it
+// signed from its placeholder time) or its retirement (it verified, and stayed in the JWKS, for
+// good). Both must be kept.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { Collection, type Document, type Filter } from "mongodb";
+import { SIGNING_KEYS } from "../../src/store/mongo/mongo-signing-keys.js";
+import type { NewSigningKey, Store } from "../../src/store/ports.js";
+import { storesUnderTest } from "../support/server.js";
+import { storeHarness, type StoreHarness } from "../support/store.js";
+import { gate } from "../credentials/support.js";
+
+const t0 = new Date("2026-01-02T03:04:05.678Z");
+const at = (offsetMs: number): Date => new Date(t0.getTime() + offsetMs);
+
+function newKey(generation: number): NewSigningKey {
+  const kid = `kid-${randomUUID()}`;
+  return {
+    kid,
+    alg: "EdDSA",
+    privateJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", d: "private", x: kid }),
+    publicJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", x: kid }),
+    generation,
+    createdAt: at(generation),
+    activatedAt: at(generation),
+  };
+}
+
+describe("mongo store: two rotations in a row from two instances", function () {
+  this.timeout(30_000);
+  let harness: StoreHarness;
+  let a: Store;
+  let b: Store;
+  const updateOne = Collection.prototype.updateOne;
+
+  before(async function () {
+    if (!storesUnderTest().includes("mongo")) this.skip();
+    harness = storeHarness("mongo");
+    const name = `rot${randomUUID().slice(0, 8)}`;
+    a = await harness.open(name);
+    b = await harness.open(name);
+  });
+  after(async () => {
+    Collection.prototype.updateOne = updateOne;
+    await harness?.cleanup();
+  });
+
+  it("the key between them keeps the first one's promotion and the second one's retirement", async () => {
+    const keys = [newKey(1), newKey(2)];
+    await a.keys.insertGeneration(keys[0]!);
+    await a.keys.insertGeneration(keys[1]!);
+    const expected = new Map<string, Record<string, unknown>>(keys.map((k) => [k.kid, { ...k }]));
+    // Three rounds: each keeps both writes on FerretDB only by chance (about 1 in 25) when they
+    // are made at once.
+    for (let round = 0; round < 3; round++) {
+      const g = keys.length; // the signing key is keys[g - 2], the next key keys[g - 1]
+      const [signing, next] = [keys[g - 2]!, keys[g - 1]!];
+      const first = newKey(g + 1);
+      const second = newKey(g + 2);
+      const firstAt = at(1000 * (round + 1));
+      const secondAt = at(1000 * (round + 1) + 600);
+      // The first rotation's promotion of `next` waits for the second's retirement of it: both
+      // are then sent at once.
+      const promotion = gate();
+      const retirement = gate();
+      Collection.prototype.updateOne = async function (this: Collection, filter: Filter<Document>, ...rest: unknown[]) {
+        if (this.collectionName === SIGNING_KEYS && (filter as Document)._id === next.kid) {
+          if ("retiredAt" in filter) retirement.open();
+          else {
+            void promotion.pass();
+            await retirement.pass();
+          }
+        }
+        return (updateOne as (...args: unknown[]) => Promise<unknown>).call(this, filter, ...rest);
+      } as Collection["updateOne"];
+      try {
+        const firstRotation = a.keys.rotate(first, {
+          promote: { kid: next.kid, activatedAt: firstAt },
+          retire: { kid: signing.kid, retiredAt: firstAt, notAfter: at(1_000_000 + round) },
+        });
+        await promotion.reached;
+        // The second instance decides from a list that holds `first` already.
+        const secondRotation = b.keys.rotate(second, {
+          promote: { kid: first.kid, activatedAt: secondAt },
+          retire: { kid: next.kid, retiredAt: secondAt, notAfter: at(2_000_000 + round) },
+        });
+        assert.deepEqual(await Promise.all([firstRotation, secondRotation]), [true, true]);
+      } finally {
+        Collection.prototype.updateOne = updateOne;
+      }
+      Object.assign(expected.get(signing.kid)!, { retiredAt: firstAt, notAfter: at(1_000_000 + round) });
+      Object.assign(expected.get(next.kid)!, { activatedAt: firstAt, retiredAt: secondAt, notAfter: at(2_000_000 + round) });
+      expected.set(first.kid, { ...first, activatedAt: secondAt });
+      expected.set(second.kid, { ...second });
+      keys.push(first, second);
+      for (const store of [a, b]) assert.deepEqual(await store.keys.list(), keys.map((k) => expected.get(k.kid)), `round ${round + 1}`);
+    }
+  });
+});
