@@ -183,13 +183,18 @@ export class Users {
     return user;
   }
 
-  /** Deactivates the user; the credential lifecycle then ends everything they hold. */
+  /**
+   * Deactivates the user; the credential lifecycle then ends everything they hold. Of two
+   * deactivations at once (both past their caller's credential check), the one that did not
+   * make it is refused as a call after it is: USER_DEACTIVATED.
+   */
   async deactivate(id: string): Promise<void> {
     const at = this.clock.now();
     const changed = await this.users.deactivate(id, at);
     if (!changed && !(await this.users.findById(id))) throw notFound("USER_NOT_FOUND", "user not found");
     // Also when already inactive: finishing a cascade an earlier call could not complete.
     await this.lifecycle.deactivated(id, at);
+    if (!changed) throw unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
   }
 
   async bumpLastLogin(id: string): Promise<Date> {

@@ -9,7 +9,7 @@ import { decodeJwt } from "jose";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { storesUnderTest, testClientId } from "../support/server.js";
-import { clientIdHeader, otherPassword, password, signUp, uniqueEmail } from "../support/users.js";
+import { admin, clientIdHeader, otherPassword, password, signUp, uniqueEmail } from "../support/users.js";
 import { authenticationTokenApi, sessionCookieOf } from "../authentication-token/api.js";
 import { jwtApi } from "../jwt/api.js";
 import { sessionApi } from "../session/api.js";
@@ -109,6 +109,41 @@ for (const store of storesUnderTest()) {
         assert.equal(await login(passwords.find((p) => p !== winner)!), 401);
       } finally {
         users.updatePasswordHash = update;
+      }
+    });
+
+    it("two DELETE /jwt/user at once with one access JWT, one on each instance: one deactivates (204), the other is 401 USER_DEACTIVATED", async () => {
+      const { a, b } = pair;
+      const email = uniqueEmail("twice");
+      await signUp(a, email);
+      const access = (await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+      // Both have passed the access check before either writes.
+      const together = gate();
+      let arrivals = 0;
+      const restores = [a, b].map((server) => {
+        const users = server.tessera.store.users;
+        const deactivate = users.deactivate;
+        users.deactivate = async (...args) => {
+          if (++arrivals === 2) together.open();
+          await together.pass();
+          return deactivate.apply(users, args);
+        };
+        return () => (users.deactivate = deactivate);
+      });
+      try {
+        const results = await Promise.all([a, b].map((server) => rest(server.url, "DELETE", "/jwt/user", { headers: bearer(access) })));
+        assert.deepEqual(results.map((r) => r.status).sort(), [204, 401], results.map((r) => r.text).join("; "));
+        const refused = results.find((r) => r.status === 401)!;
+        // The answer a DELETE after the deactivation gets.
+        assert.equal(refused.body.message, "the token's user is deactivated");
+        assert.equal(refused.body.details[0].debug.reason, "USER_DEACTIVATED");
+        const deactivations = await rest(a.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ type: "user.deactivated" })}`, { headers: admin });
+        assert.equal(deactivations.status, 200, deactivations.text);
+        const outcomes = (deactivations.body.events as Array<{ outcome: string; user_id?: string }>).filter((e) => e.outcome === "success");
+        assert.equal(outcomes.length, 1, deactivations.text);
+      } finally {
+        for (const restore of restores) restore();
+        together.open();
       }
     });
 
