@@ -68,8 +68,8 @@ export class AuditedSessions extends Sessions {
     }
   }
 
-  override end(sessionId: string, userId?: string): Promise<void> {
-    return tracked(this.audit, "session.ended", { userId, subject: sessionId }, () => super.end(sessionId, userId));
+  override end(sessionId: string, userId?: string, options?: { logout?: boolean }): Promise<void> {
+    return tracked(this.audit, "session.ended", { userId, subject: sessionId }, () => super.end(sessionId, userId, options));
   }
 }
 

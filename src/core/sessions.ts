@@ -174,7 +174,10 @@ export class Sessions {
     if (refreshToken === "") throw missingField("refresh_token");
     const hash = hashSecret(refreshToken);
     const record = await this.refreshTokens.findByHash(hash);
-    // A token of another session is refused without touching it.
+    // A token of another session is refused without touching it. An unknown one may be this
+    // session's, deleted by a logout (or a reuse detection) since the access token's check: that
+    // caller is told what a refresh after the logout is told.
+    if (!record) await this.openSession(access);
     if (!record || record.sessionId !== access.sessionId) throw unknownRefreshToken();
     if (record.spentAt) return this.spentTokenPresented(record, refreshToken, access);
     const now = this.clock.now();
@@ -192,18 +195,24 @@ export class Sessions {
     const jti = randomId();
     const child: ChildPair = { accessToken: await this.signAccess(session, jti), refreshToken: randomToken(32), jti };
     const before = await this.refreshTokens.spend(hash, now, sealChild(child, refreshToken, hash, access.jti));
-    if (!before) throw unknownRefreshToken();
+    if (!before) {
+      await this.openSession(access); // deleted meanwhile, as above
+      throw unknownRefreshToken();
+    }
     if (before.spentAt) return this.spentTokenPresented(before, refreshToken, access); // a concurrent refresh won
     return this.complete(session, access.jti, child);
   }
 
   /**
    * Ends the session: every access and refresh token of it is refused from now on. `userId`:
-   * the session's user, named by the audit trail (audited.ts).
+   * the session's user, named by the audit trail (audited.ts). With `logout` (DELETE /session,
+   * whose caller's token was checked live), a session that another call ended after that check
+   * (a second logout at once, on any instance) is refused as a logout after it is: SESSION_ENDED.
    */
-  async end(sessionId: string, _userId?: string): Promise<void> {
-    await this.sessions.end(sessionId, this.clock.now());
+  async end(sessionId: string, _userId?: string, options: { logout?: boolean } = {}): Promise<void> {
+    const ended = await this.sessions.end(sessionId, this.clock.now());
     await this.refreshTokens.deleteBySession(sessionId);
+    if (!ended && options.logout) throw sessionEnded();
   }
 
   /**

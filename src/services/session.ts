@@ -24,7 +24,7 @@ export function sessionService(sessions: Pick<Sessions, "logIn" | "refresh" | "e
 
     async deleteSession(_req, ctx) {
       const caller = requirePrincipal(ctx, "session");
-      await sessions.end(caller.sessionId, caller.userId);
+      await sessions.end(caller.sessionId, caller.userId, { logout: true });
       return {};
     },
   });
