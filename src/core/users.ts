@@ -175,9 +175,10 @@ export class Users {
     checkPassword(newPassword, passwordField);
     const hash = await this.passwords.hash(newPassword);
     const user = await this.users.updatePasswordHash(id, hash, this.clock.now(), expectedEpoch);
-    if (!user && expectedEpoch !== undefined && (await this.users.findById(id))) {
-      throw unauthenticated("TOKEN_REVOKED", "the credential was issued before the user's last password change");
-    }
+    const now = !user && expectedEpoch !== undefined ? await this.users.findById(id) : null;
+    // Deactivated since the caller's check (on any instance): what a call after it is told.
+    if (now && !now.active) throw unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
+    if (now) throw unauthenticated("TOKEN_REVOKED", "the credential was issued before the user's last password change");
     if (!user) throw notFound("USER_NOT_FOUND", "user not found");
     await this.lifecycle.passwordChanged(id, user.passwordChangedAt);
     return user;

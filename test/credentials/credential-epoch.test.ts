@@ -147,6 +147,37 @@ for (const store of storesUnderTest()) {
       }
     });
 
+    it("PATCH /jwt/user held before its write while DELETE /jwt/user deactivates the user on the other instance: 401 USER_DEACTIVATED, the password unchanged", async () => {
+      const { a, b } = pair;
+      const email = uniqueEmail("patchdelete");
+      await signUp(a, email);
+      const access = (await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+      const users = a.tessera.store.users;
+      const update = users.updatePasswordHash;
+      const held = gate();
+      users.updatePasswordHash = async (...args) => {
+        await held.pass();
+        return update.apply(users, args);
+      };
+      try {
+        const changing = rest(a.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
+        await held.reached;
+        const deleted = await rest(b.url, "DELETE", "/jwt/user", { headers: bearer(access) });
+        assert.equal(deleted.status, 204, deleted.text);
+        held.open();
+        const changed = await changing;
+        // The answer a PATCH after the deactivation gets.
+        assert.equal(changed.status, 401, changed.text);
+        assert.equal(changed.body.message, "the token's user is deactivated");
+        assert.equal(changed.body.details[0].debug.reason, "USER_DEACTIVATED");
+        const user = await a.tessera.store.users.findById((await a.tessera.store.users.findByLogin(email, email))!.id);
+        assert.equal(user?.credentialEpoch, 1, "deactivated, the password unchanged");
+      } finally {
+        users.updatePasswordHash = update;
+        held.open();
+      }
+    });
+
     describe("a login in flight while another instance changes the user", () => {
       const sessionLogin = (url: string, email: string) =>
         rest(url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });
