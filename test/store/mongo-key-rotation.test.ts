@@ -100,4 +100,30 @@ describe("mongo store: two rotations in a row from two instances", function () {
       for (const store of [a, b]) assert.deepEqual(await store.keys.list(), keys.map((k) => expected.get(k.kid)), `round ${round + 1}`);
     }
   });
+
+  it("housekeeping keeps an expired key while a key its rotation promoted or retired stays (its in-place writes lost)", async () => {
+    const g = [newKey(101), newKey(102), newKey(103), newKey(104), newKey(105)];
+    await a.keys.insertGeneration(g[0]!);
+    await a.keys.insertGeneration(g[1]!);
+    // Every in-place write lost: only the rotations' inserts tell.
+    Collection.prototype.updateOne = async function (this: Collection, ...args: unknown[]) {
+      if (this.collectionName === SIGNING_KEYS) return { acknowledged: true, matchedCount: 1, modifiedCount: 1, upsertedCount: 0, upsertedId: null };
+      return (updateOne as (...args: unknown[]) => Promise<unknown>).apply(this, args);
+    } as Collection["updateOne"];
+    try {
+      // The token lifetimes were shortened before the third rotation: g[2] expires before g[1].
+      assert.equal(await a.keys.rotate(g[2]!, { promote: { kid: g[1]!.kid, activatedAt: at(100) }, retire: { kid: g[0]!.kid, retiredAt: at(100), notAfter: at(10_000) } }), true);
+      assert.equal(await b.keys.rotate(g[3]!, { promote: { kid: g[2]!.kid, activatedAt: at(200) }, retire: { kid: g[1]!.kid, retiredAt: at(200), notAfter: at(20_000) } }), true);
+      assert.equal(await a.keys.rotate(g[4]!, { promote: { kid: g[3]!.kid, activatedAt: at(300) }, retire: { kid: g[2]!.kid, retiredAt: at(300), notAfter: at(15_000) } }), true);
+    } finally {
+      Collection.prototype.updateOne = updateOne;
+    }
+    const mine = async () => (await a.keys.list()).filter((k) => k.generation > 100);
+    // g[0] goes; g[2], past its notAfter too, holds g[1]'s promotion: it stays while g[1] does.
+    assert.equal(await b.keys.deleteExpired(at(16_000)), 1);
+    assert.deepEqual((await mine()).map((k) => k.kid), [g[1]!.kid, g[2]!.kid, g[3]!.kid, g[4]!.kid]);
+    assert.deepEqual((await mine())[0], { ...g[1], activatedAt: at(100), retiredAt: at(200), notAfter: at(20_000) });
+    assert.equal(await b.keys.deleteExpired(at(20_001)), 2);
+    assert.deepEqual((await mine()).map((k) => k.kid), [g[3]!.kid, g[4]!.kid]);
+  });
 });

@@ -84,12 +84,23 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
         if ((await keys.countDocuments({ _id: kid }, { limit: 1 })) === 0) return false;
         return ctx.marks.claim(revokedMark(kid), at);
       }),
-    // By the records (a handful): a key's retirement may be known from a later key's rotation only.
+    // By the records (a handful): a key's retirement may be known from a later key's rotation
+    // only. A key whose rotation names a key that stays is kept with it (its notAfter can come
+    // first when the token lifetimes were shortened between the two rotations).
     deleteExpired: (before) =>
       ctx.run(ID, async () => {
-        const expired = (await list()).filter((key) => key.retiredAt !== undefined && key.notAfter !== undefined && key.notAfter < before);
-        if (expired.length === 0) return 0;
-        return (await keys.deleteMany({ _id: { $in: expired.map((key) => key.kid) } })).deletedCount;
+        const docs = await keys.find({}).sort({ generation: 1 }).toArray();
+        const expired = new Set(
+          (await records(docs)).filter((key) => key.retiredAt !== undefined && key.notAfter !== undefined && key.notAfter < before).map((key) => key.kid),
+        );
+        const named = (doc: StoredDoc) => {
+          const rotation = doc[ROTATION] as StoredRotation | undefined;
+          return rotation ? [rotation.promote.kid, ...(rotation.retire ? [rotation.retire.kid] : [])] : [];
+        };
+        const present = new Set(docs.map((doc) => doc._id));
+        const gone = docs.filter((doc) => expired.has(doc._id) && named(doc).every((kid) => expired.has(kid) || !present.has(kid)));
+        if (gone.length === 0) return 0;
+        return (await keys.deleteMany({ _id: { $in: gone.map((doc) => doc._id) } })).deletedCount;
       }),
   };
 }
