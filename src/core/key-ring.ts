@@ -239,10 +239,16 @@ export class KeyRing {
     const target = records.find((r) => r.kid === kid);
     if (!target) throw notFound("KEY_NOT_FOUND", "no signing key with this kid");
     if (!target.revokedAt) {
-      const top = records.at(-1)!;
-      const signing = this.signerOf(records, now.getTime(), false);
-      const pending = records.filter((r) => r.generation < top.generation && !r.revokedAt && r.activatedAt.getTime() > now.getTime());
-      if (signing?.kid === kid || pending.some((r) => r.kid === kid)) await this.advance("now");
+      // The key signs, or a rotation is about to make it sign: promote the next key at once. Asked
+      // again on every look at the store: once another instance's revocation of the same key
+      // (decided from the same list) has promoted one, this one promotes nothing more, which would
+      // make the key just published beside it sign at once, before any verifier could hold it.
+      const needsPromotion = (rs: readonly SigningKeyRecord[]) => {
+        const top = rs.at(-1)!;
+        const pending = rs.filter((r) => r.generation < top.generation && !r.revokedAt && r.activatedAt.getTime() > now.getTime());
+        return this.signerOf(rs, now.getTime(), false)?.kid === kid || pending.some((r) => r.kid === kid);
+      };
+      if (needsPromotion(records)) await this.advance("now", (rs) => (needsPromotion(rs) ? undefined : kid));
       if (await this.store.revoke(kid, now)) this.logger.warn("signing key revoked", { kid, generation: target.generation });
       records = await this.store.list();
       if (records.at(-1)!.kid === kid) {

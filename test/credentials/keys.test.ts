@@ -253,6 +253,39 @@ for (const store of storesUnderTest()) {
         await signsEverywhere(email, next!.kid);
       });
 
+      it("the signing key revoked on both instances at once: the published next key signs, a key published just now does not", async () => {
+        const { a, b } = pair;
+        const email = uniqueEmail("race");
+        await signUp(a, email);
+        const [next, signing] = expectOk(await keyApi("rest", a.url).getJwks()).keys;
+        // Both revocations read the key list (the signing key not revoked yet); b then waits
+        // until a's has finished.
+        const done = gate();
+        const listing = b.tessera.store.keys;
+        const list = listing.list;
+        listing.list = async (...args) => {
+          listing.list = list;
+          const records = await list.apply(listing, args);
+          await done.pass();
+          return records;
+        };
+        try {
+          const onB = keyApi("rest", b.url).revokeKey(signing!.kid, admin);
+          await done.reached;
+          const onA = expectOk(await keyApi("rest", a.url).revokeKey(signing!.kid, admin));
+          assert.equal(onA.signing_kid, next!.kid);
+          done.open();
+          const second = expectOk(await onB);
+          assert.equal(second.kid, signing!.kid);
+          assert.equal(second.signing_kid, next!.kid, "the key that signs is the one published before");
+        } finally {
+          listing.list = list;
+          done.open();
+        }
+        await signsEverywhere(email, signing!.kid);
+        assert.equal(kidOf(await jwtLogin(a, email)), next!.kid);
+      });
+
       /** Tokens from either instance are signed by a key other than `revokedKid` and verify on both, once both have reloaded. */
       async function signsEverywhere(email: string, revokedKid: string): Promise<void> {
         const { a, b } = pair;
