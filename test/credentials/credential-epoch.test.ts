@@ -178,6 +178,41 @@ for (const store of storesUnderTest()) {
       }
     });
 
+    it("PUT /session held after its access token's check while the password changes on the other instance: 401 SESSION_ENDED, and nothing of the session works", async () => {
+      const { a, b } = pair;
+      const email = uniqueEmail("refreshchange");
+      await signUp(a, email);
+      const access = (await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+      const session = await rest(b.url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });
+      assert.equal(session.status, 200, session.text);
+      const tokens = b.tessera.store.refreshTokens;
+      const findByHash = tokens.findByHash;
+      const held = gate();
+      tokens.findByHash = async (...args) => {
+        tokens.findByHash = findByHash;
+        await held.pass();
+        return findByHash.apply(tokens, args);
+      };
+      const headers = { ...clientIdHeader, ...bearer(session.body.access_token as string) };
+      try {
+        const refreshing = rest(b.url, "PUT", "/session", { headers, json: { refresh_token: session.body.refresh_token } });
+        await held.reached;
+        const changed = await rest(a.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
+        assert.equal(changed.status, 200, changed.text);
+        held.open();
+        const refreshed = await refreshing;
+        assert.equal(refreshed.status, 401, refreshed.text);
+        assert.equal(refreshed.body.message, "the session has ended");
+        for (const server of [a, b]) {
+          assert.equal((await rest(server.url, "GET", "/session", { headers })).status, 401);
+          assert.equal((await rest(server.url, "PUT", "/session", { headers, json: { refresh_token: session.body.refresh_token } })).status, 401);
+        }
+      } finally {
+        tokens.findByHash = findByHash;
+        held.open();
+      }
+    });
+
     describe("a login in flight while another instance changes the user", () => {
       const sessionLogin = (url: string, email: string) =>
         rest(url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });
