@@ -33,6 +33,12 @@ async function bundle(name) {
     outfile: out,
     write: false,
     external: ["argon2", "better-sqlite3", "mongodb"],
+    // import() written as require(): the loader compiles the bundle as a vm.Script, and one
+    // compiled from V8's code cache (every start) loses its dynamic import callback in Node 20,
+    // so an import() left in it fails ("A dynamic import callback was not specified"): the
+    // MongoDB driver's, which stopped a start with MONGODB_URI, and the OTLP exporter's of
+    // node:http, which dropped every span without a word.
+    supported: { "dynamic-import": false },
     // Each module's import.meta.url becomes the bundle's own: the two modules that use it look
     // up the project root and swagger-ui-dist from there, which the bundle's place (dist/src)
     // finds as the module's own place did.

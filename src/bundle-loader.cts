@@ -15,7 +15,7 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
-import { constants, Script } from "node:vm";
+import { Script } from "node:vm";
 
 /** What became of the code cache: used, refused by V8, or not there. */
 export type CodeCacheUse = "accepted" | "rejected" | "absent";
@@ -60,12 +60,9 @@ function compile(file: string, useCache: boolean): { script: Script; cacheFile: 
       // none written (a build without it): compile without
     }
   }
-  // import() (of a module left out of the bundle) is resolved from the bundle's place, as in a module.
-  const script = new Script(source, {
-    filename: file,
-    importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-    ...(cachedData !== undefined && { cachedData }),
-  });
+  // No import() callback: a script compiled from the code cache loses it in Node 20, so the
+  // bundle has no import() (scripts/bundle.mjs writes each as require()).
+  const script = new Script(source, { filename: file, ...(cachedData !== undefined && { cachedData }) });
   return { script, cacheFile, cached: cachedData !== undefined };
 }
 

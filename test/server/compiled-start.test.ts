@@ -2,11 +2,16 @@
 // main.bundle.cjs (tsc's output concatenated by scripts/bundle.mjs) with V8's code cache the build
 // wrote beside it, and runs it. Tested on a build of the current sources (support/process.ts),
 // through real clients: what the bundle leaves to node_modules (argon2, better-sqlite3) works
-// from it, and the embedded store never loads the MongoDB driver.
+// from it, and the embedded store never loads the MongoDB driver; with MONGODB_URI set, the
+// bundle loads the driver from node_modules (README, "Run it") and serves from MongoDB; with
+// OTEL_EXPORTER_OTLP_ENDPOINT set, it exports spans (README, "Traces").
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import http from "node:http";
 import { join } from "node:path";
+import { MongoClient } from "mongodb";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { packageVersion } from "../../src/project-files.js";
 import { bearer, GrpcJsClient, rest } from "../support/clients.js";
@@ -67,5 +72,89 @@ describe("server: the compiled start (npm start's entry)", function () {
     service!.child.kill("SIGTERM");
     assert.equal(await service!.exited, 0);
     assert.match(stderr, /modules: \{"mongodb":false\}/);
+  });
+});
+
+describe("server: the compiled start on MongoDB (MONGODB_URI set)", function () {
+  this.timeout(90000);
+  const uri = process.env.MONGODB_URI;
+  // Short: FerretDB on PostgreSQL limits database name length.
+  const database = `tessera_test_${randomBytes(4).toString("hex")}_compiled`;
+  let dir: string;
+  let service: ServiceProcess | undefined;
+  before(function () {
+    if (!uri) {
+      if (process.env.CI === "true") throw new Error("CI=true but MONGODB_URI is unset");
+      this.skip();
+    }
+    dir = mkdtempSync(join(tmpdir(), "tessera-compiled-mongo-"));
+  });
+  after(async () => {
+    await killService(service);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (uri) {
+      const client = new MongoClient(uri);
+      try {
+        await client.db(database).dropDatabase();
+      } finally {
+        await client.close();
+      }
+    }
+  });
+
+  it("starts from the bundle with its code cache, loads the driver and serves a sign-up and a login from MongoDB", async () => {
+    service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: join(dir, "data"), TESSERA_HASH_NICE: "", MONGODB_URI: uri!, TESSERA_MONGODB_DATABASE: database });
+    const lines = service.lines();
+    assert.equal(lines.find((l) => l.msg === "listening")?.codeCache, "accepted");
+    assert.equal(lines.find((l) => l.msg === "store")?.kind, "mongodb");
+    const base = `http://127.0.0.1:${service.port}`;
+    const created = await rest(base, "POST", "/jwt/user", { json: { user: "compiled-mongo", pass: "a long enough passphrase" } });
+    assert.equal(created.status, 201);
+    const token = await rest(base, "GET", `/jwt/token?user=compiled-mongo&pass=${encodeURIComponent("a long enough passphrase")}`);
+    assert.equal(token.status, 200);
+    const client = new MongoClient(uri!);
+    try {
+      assert.equal(await client.db(database).collection("users").countDocuments({ login: "compiled-mongo" }), 1);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("server: the compiled start exports spans (OTEL_EXPORTER_OTLP_ENDPOINT set)", function () {
+  this.timeout(90000);
+  let dir: string;
+  let collector: http.Server;
+  let service: ServiceProcess | undefined;
+  const received: string[] = [];
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-compiled-otlp-"));
+    collector = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        received.push(`${req.method} ${req.url} ${body}`);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end("{}");
+      });
+    });
+    await new Promise<void>((r) => collector.listen(0, "127.0.0.1", r));
+  });
+  after(async () => {
+    await killService(service);
+    await new Promise<void>((r) => collector.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a call's span reaches the collector (flushed on SIGTERM)", async () => {
+    const endpoint = `http://127.0.0.1:${(collector.address() as { port: number }).port}`;
+    service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: join(dir, "data"), TESSERA_HASH_NICE: "", OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
+    assert.equal(service.lines().find((l) => l.msg === "listening")?.codeCache, "accepted");
+    const version = await rest(`http://127.0.0.1:${service.port}`, "GET", "/jwt/version");
+    assert.equal(version.status, 200);
+    service.child.kill("SIGTERM");
+    assert.equal(await service.exited, 0);
+    const exported = received.filter((r) => r.startsWith("POST /v1/traces ") && r.includes('"tessera.jwt.v1.JwtService/GetVersion"'));
+    assert.equal(exported.length, 1, `received: ${JSON.stringify(received)}`);
   });
 });
