@@ -115,6 +115,37 @@ const cidrList: Parser<string[]> = (raw) =>
     return cidr;
   });
 
+/** A listen address: an IP address, or a host name (RFC 1123 labels) the resolver looks up. */
+const hostLabel = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const listenHost: Parser<string> = (raw) => {
+  const v = raw.trim();
+  const name = v.endsWith(".") ? v.slice(0, -1) : v;
+  if (isIP(v) === 0 && !(name.length > 0 && name.length <= 253 && name.split(".").every((label) => hostLabel.test(label)))) {
+    throw new Error(`must be an IP address or a host name, got "${raw}"`);
+  }
+  return v;
+};
+
+/** A MongoDB database name as the server takes it (its documented restrictions, on every OS). */
+const mongoDatabaseName: Parser<string> = (raw) => {
+  if (Buffer.byteLength(raw, "utf8") > 63 || /[/\\. "$\x00]/.test(raw)) {
+    throw new Error(`must be a MongoDB database name (1 to 63 bytes, none of / \\ . " $ or a space), got "${raw}"`);
+  }
+  return raw;
+};
+
+/** An http or https URL (the OTLP/HTTP endpoint, to which /v1/traces is appended). */
+const httpUrl: Parser<string> = (raw) => {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    // refused below
+  }
+  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) throw new Error(`must be an http or https URL, got "${raw}"`);
+  return raw.trim();
+};
+
 /** Hosts a development `http://` public URL may name (OpenID Connect requires https otherwise). */
 const loopbackHosts = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
@@ -157,9 +188,9 @@ function bearerSecretOfAtLeast(bytes: number): Parser<string> {
 /** Every configuration variable Tessera reads. */
 export const variables = {
   port: variable("PORT", 8080, integer(0, 65535), "The one port for gRPC, gRPC-Web, Connect and REST."),
-  host: variable("HOST", "127.0.0.1", text, "Listen address (0.0.0.0 in containers)."),
+  host: variable("HOST", "127.0.0.1", listenHost, "Listen address (0.0.0.0 in containers)."),
   mongodbUri: variable<string>("MONGODB_URI", undefined, mongoUri, "MongoDB connection string; unset: the embedded SQLite store.", { secret: true }),
-  mongodbDatabase: variable<string>("TESSERA_MONGODB_DATABASE", undefined, text, "MongoDB database name when MONGODB_URI names none (default `tessera`); naming another one than the URI is an error.", { shownDefault: "(the URI's, else tessera)" }),
+  mongodbDatabase: variable<string>("TESSERA_MONGODB_DATABASE", undefined, mongoDatabaseName, "MongoDB database name when MONGODB_URI names none (default `tessera`); naming another one than the URI is an error.", { shownDefault: "(the URI's, else tessera)" }),
   storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),
   dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store (created 0700, its files 0600; a wider existing mode is warned about)."),
   clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, list, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed).", { shownDefault: "(dev: generated, printed)" }),
@@ -216,7 +247,7 @@ export const variables = {
   auditRefusalsPerMinute: variable("TESSERA_AUDIT_REFUSALS_PER_MINUTE", 100, integer(0, 1000000), "Audit events of refused calls without a verified credential (failed logins, refused admin calls, ...) each worker process stores per client address per minute; beyond, they are counted and stored as one `audit.suppressed` event per address at the minute's end (README \"Audit trail\"); 0: no limit.", { shownDefault: "100 (0: no limit)" }),
   auditRefusalsPerMinuteTotal: variable("TESSERA_AUDIT_REFUSALS_PER_MINUTE_TOTAL", 1000, integer(0, 100000000), "The same, over every client address together: beyond, they are counted in one `audit.suppressed` event without an address; 0: no limit.", { shownDefault: "1000 (0: no limit)" }),
   userTokenRetentionDays: variable("TESSERA_USER_TOKEN_RETENTION_DAYS", 30, integer(1, 36500), "Housekeeping deletes seed 002 user tokens and seed 003 cookie sessions this many days after they expired or were logged out; until then they answer TOKEN_EXPIRED or TOKEN_REVOKED, after it INVALID_TOKEN (unknown)."),
-  otlpEndpoint: variable<string>("OTEL_EXPORTER_OTLP_ENDPOINT", undefined, text, "Set: export trace spans (calls, store operations, hashing) over OTLP/HTTP to this endpoint through the OpenTelemetry SDK (other `OTEL_*` variables apply); unset: the SDK is not loaded."),
+  otlpEndpoint: variable<string>("OTEL_EXPORTER_OTLP_ENDPOINT", undefined, httpUrl, "Set: export trace spans (calls, store operations, hashing) over OTLP/HTTP to this endpoint through the OpenTelemetry SDK (other `OTEL_*` variables apply); unset: the SDK is not loaded."),
   sessionCookieTtlSeconds: variable("TESSERA_SESSION_COOKIE_TTL_SECONDS", 86400, integer(60, 31536000), "Lifetime (and cookie Max-Age) of the `tessera_session` cookie set by seed 003's token exchange."),
 } as const;
 
@@ -254,6 +285,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (c.headersTimeoutMs > c.requestTimeoutMs) {
     throw new ConfigError(`TESSERA_HEADERS_TIMEOUT_MS and TESSERA_REQUEST_TIMEOUT_MS: the headers timeout (${c.headersTimeoutMs} ms) cannot exceed the request timeout (${c.requestTimeoutMs} ms), which includes the headers`);
+  }
+  if (c.metricsPort !== undefined && c.metricsPort !== 0 && c.metricsPort === c.port) {
+    throw new ConfigError(`TESSERA_METRICS_PORT: must differ from PORT (${c.port}), which serves the API`);
   }
   if (c.jwtBasePath === "/" && c.sessionApi) {
     throw new ConfigError("TESSERA_JWT_BASE_PATH: \"/\" collides with the Session API's /user; set TESSERA_SESSION_API=false to mount the JWT API there");

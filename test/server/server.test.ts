@@ -143,6 +143,13 @@ describe("server: configuration errors stop the process with one clear line", ()
     [{ TESSERA_TRUSTED_PROXIES: "10.0.0.0/8, 10.0.0.0/33" }, /TESSERA_TRUSTED_PROXIES: "10\.0\.0\.0\/33": the prefix length must be 0 to 32/],
     [{ TESSERA_TRUSTED_PROXIES: "proxy.internal" }, /TESSERA_TRUSTED_PROXIES: "proxy\.internal" is not an IP address or CIDR/],
     [{ TESSERA_REQUEST_TIMEOUT_MS: "3000" }, /TESSERA_HEADERS_TIMEOUT_MS and TESSERA_REQUEST_TIMEOUT_MS: the headers timeout \(10000 ms\) cannot exceed the request timeout \(3000 ms\)/],
+    [{ HOST: "::ffff:zz" }, /^tessera: configuration error: HOST: must be an IP address or a host name, got "::ffff:zz"$/],
+    [{ PORT: "18080", TESSERA_METRICS_PORT: "18080" }, /^tessera: configuration error: TESSERA_METRICS_PORT: must differ from PORT \(18080\), which serves the API$/],
+    [
+      { MONGODB_URI: "mongodb://127.0.0.1:1/", TESSERA_MONGODB_DATABASE: "a/b" },
+      /^tessera: configuration error: TESSERA_MONGODB_DATABASE: must be a MongoDB database name \(1 to 63 bytes, none of \/ \\ \. " \$ or a space\), got "a\/b"$/,
+    ],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, /^tessera: configuration error: OTEL_EXPORTER_OTLP_ENDPOINT: must be an http or https URL, got "collector:4318"$/],
   ] as const) {
     it(`${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")} -> exit 2`, async () => {
       const r = await start(env);
