@@ -53,8 +53,9 @@ export class AuditedSessions extends Sessions {
     this.audit = audit;
   }
 
+  /** `session.started` (`subject`: the session id, the access token's `sid`). */
   override async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {
-    return tracked(this.audit, "session.started", { userId: user.id }, () => super.start(user, clientId));
+    return tracked(this.audit, "session.started", { userId: user.id }, () => super.start(user, clientId), (pair) => ({ subject: decodeJwt(pair.accessToken).sid as string }));
   }
 
   /** `session.refreshed`; a reused refresh token also records `session.reuse_detected` (the session it ended is the subject). */

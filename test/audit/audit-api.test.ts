@@ -91,6 +91,9 @@ for (const store of storesUnderTest()) {
         { id: "", time: "", type: "login", outcome: "success", user_id: user.id, login: email, api: "session", client_id: testClientId, client_address: "127.0.0.1", user_agent: "audit-test/1.0", request_id: "audit-login-1", trace_id: traceparent[1], span_id: traceparent[2] },
       );
       assert.ok(Math.abs(Date.parse(loginEvent.time) - Date.now()) < 60_000);
+      // Each session event names its session (README, "Audit trail"): the start too.
+      assert.equal((await one(server, "session.started", (e) => e.subject === sid)).user_id, user.id);
+      assert.equal((await one(server, "session.started", (e) => e.subject === decodeJwt(again.body.access_token).sid)).user_id, user.id);
       const reuse = await one(server, "session.reuse_detected", (e) => e.user_id === user.id);
       assert.equal(reuse.subject, sid);
       assert.equal(reuse.reason, "REFRESH_TOKEN_REUSED");
