@@ -29,7 +29,7 @@ export interface MetricSources {
   };
   apiTokens: { cacheCounts(): { hits: number; misses: number } };
   verifier: { cacheCounts(): { hits: number; misses: number } };
-  keyRing: { jwks(): Promise<unknown[]>; signingKeyAgeSeconds(): Promise<number | undefined> };
+  keyRing: { readonly alg: string; jwks(): Promise<unknown[]>; signingKeyAgeSeconds(): Promise<number | undefined> };
 }
 
 /** RPC latency: 1 ms to 10 s. */
@@ -283,17 +283,6 @@ export function createMetrics(): Metrics {
   cacheCounter("tessera_cache_hits_total", "Cache lookups that hit, by cache (api_token, verified_jwt).", (c) => c.hits);
   cacheCounter("tessera_cache_misses_total", "Cache lookups that missed, by cache (api_token, verified_jwt).", (c) => c.misses);
   new client.Gauge({
-    name: "tessera_signing_key_age_seconds",
-    help: "Age of the current signing key (since it became current); absent under HS256.",
-    registers: [registry],
-    aggregator: "max",
-    async collect() {
-      if (!sources) return;
-      const age = await sources.keyRing.signingKeyAgeSeconds().catch(() => undefined);
-      if (age !== undefined) this.set(age);
-    },
-  });
-  new client.Gauge({
     name: "tessera_signing_keys_published",
     help: "Public keys in the JWKS now (the signing key, the next key published before it signs, and retired keys that still verify).",
     registers: [registry],
@@ -371,6 +360,20 @@ export function createMetrics(): Metrics {
     },
     watch(s) {
       sources = s;
+      // Registered only when keys sign (not under HS256): a gauge without labels would otherwise
+      // read 0, a key made current just now.
+      if (s.keyRing.alg !== "HS256") {
+        new client.Gauge({
+          name: "tessera_signing_key_age_seconds",
+          help: "Age of the current signing key (since it became current); absent under HS256.",
+          registers: [registry],
+          aggregator: "max",
+          async collect() {
+            const age = await s.keyRing.signingKeyAgeSeconds().catch(() => undefined);
+            if (age !== undefined) this.set(age);
+          },
+        });
+      }
       s.audit.observe({
         recorded(e) {
           if (s.audit.enabled) auditEvents.inc({ type: e.type, outcome: e.outcome });

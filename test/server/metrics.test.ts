@@ -230,6 +230,22 @@ describe("metrics: where they are served", function () {
   });
 });
 
+describe("metrics under HS256: no signing key, no key age", function () {
+  this.timeout(30_000);
+
+  it("tessera_signing_key_age_seconds is absent (not 0, a key just made current), and no key is published", async () => {
+    const server = await startTestServer({ env: { TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: "an-hs256-secret-of-32-bytes-or-more" } });
+    try {
+      const families = await scrape(`${server.url}/metrics`);
+      assert.deepEqual(families.filter((f) => f.name === "tessera_signing_key_age_seconds"), []);
+      assert.equal(value(families, "tessera_signing_keys_published"), 0);
+      family(families, "tessera_signing_keys_published");
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("metrics under TESSERA_WORKERS=2: one scrape answers every worker's", function () {
   this.timeout(60_000);
   let dataDir: string;
