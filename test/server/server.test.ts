@@ -121,6 +121,23 @@ describe("server: one port for every protocol", () => {
   });
 });
 
+describe("server: a data directory that cannot be made stops the start with one clear line", () => {
+  it("TESSERA_DATA_DIR under /proc (mkdir answers ENOENT with the parent there) -> exit 1 naming it, no spin", async function () {
+    this.timeout(30000);
+    // Node 20's recursive mkdir retries such a path forever on the event loop (100% CPU, deaf to SIGTERM).
+    const r = await run(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      env: { ...process.env, MONGODB_URI: "", TESSERA_WORKERS: "1", TESSERA_CLIENT_IDS: "web", TESSERA_ADMIN_TOKEN: "change-me-0123456789", TESSERA_DATA_DIR: "/proc/tessera-data" },
+      timeout: 20000,
+      killSignal: "SIGKILL",
+    }).then(
+      () => ({ code: 0 as number | null, stderr: "" }),
+      (e: { code: number | null; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^tessera: failed to start: TESSERA_DATA_DIR: cannot create the directory \/proc\/tessera-data \(ENOENT\)$/m);
+  });
+});
+
 describe("server: configuration errors stop the process with one clear line", () => {
   const start = (env: Record<string, string>) =>
     run(process.execPath, ["--import", "tsx", "src/main.ts"], { env: { ...process.env, MONGODB_URI: "", ...env }, timeout: 20000 }).then(

@@ -1,5 +1,5 @@
 import { accessSync, closeSync, constants, mkdirSync, openSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { StoreUnavailableError, type Store, type StoreFailures } from "../ports.js";
 import { sqliteApiTokens } from "./sqlite-api-tokens.js";
@@ -35,11 +35,34 @@ export interface SqliteStoreOptions {
  * operator may have reasons — but a mode that lets others in is reported.
  */
 function createPrivately(dataDir: string, file: string): void {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    makeDirectory(dataDir);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? "error";
+    throw new Error(`TESSERA_DATA_DIR: cannot create the directory ${dataDir} (${code})`, { cause });
+  }
   try {
     closeSync(openSync(file, "wx", 0o600));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+}
+
+/**
+ * mkdir -p, each directory made 0700. Not mkdirSync's `recursive`: in Node 20 it retries forever,
+ * on the event loop, a directory whose mkdir answers ENOENT while its parent exists (a path
+ * under /proc or /sys).
+ */
+function makeDirectory(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return;
+    const parent = dirname(dir);
+    if (code !== "ENOENT" || parent === dir) throw error;
+    makeDirectory(parent);
+    mkdirSync(dir, { mode: 0o700 });
   }
 }
 
