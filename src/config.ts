@@ -102,6 +102,18 @@ const mongoUri: Parser<string> = (raw) => {
   return raw.trim();
 };
 
+/**
+ * Comma list of web origins as browsers send them in `Origin` (scheme://host[:port], no path), or
+ * `*`: anything else ("app.example.com", "https://app.example.com/login") never matches one.
+ */
+const originList: Parser<string[]> = (raw) =>
+  list(raw).map((origin) => {
+    if (origin !== "*" && !/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#\s@]+\/?$/.test(origin)) {
+      throw new Error(`"${origin}" is not a web origin (scheme://host[:port], as a browser sends it) or *`);
+    }
+    return origin;
+  });
+
 /** Comma list of IP addresses or CIDRs ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7"). */
 const cidrList: Parser<string[]> = (raw) =>
   list(raw).map((cidr) => {
@@ -200,7 +212,7 @@ export const variables = {
   tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS."),
   tlsReloadSeconds: variable("TESSERA_TLS_RELOAD_SECONDS", 60, integer(0, 86400), "How often the TLS certificate and key files are checked for a renewal, served once both check out (0: only on SIGHUP, which reloads them at once)."),
   bodyLimitBytes: variable("TESSERA_BODY_LIMIT_BYTES", 65536, integer(1024, 64 * 1024 * 1024), "Largest request body accepted (REST 413, RPC RESOURCE_EXHAUSTED)."),
-  corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], list, "Comma list of web origins allowed by CORS (`*` for any, without credentials), for REST, Connect and gRPC-Web alike.", { shownDefault: "(none)" }),
+  corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], originList, "Comma list of web origins allowed by CORS, as browsers send them (`https://app.example.com`, a port if not the default, no path; `*` for any, without credentials), for REST, Connect and gRPC-Web alike.", { shownDefault: "(none)" }),
   jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004); `/` requires TESSERA_SESSION_API=false."),
   sessionApi: variable("TESSERA_SESSION_API", true, boolean, "Serve the Session API (seed 000: SessionService, UserService); false frees `/user` for the JWT API mounted at `/`."),
   workers: variable("TESSERA_WORKERS", availableParallelism(), integer(1, 256), "Worker processes serving the one port (the process started is the first and hands connections round-robin to the others); 1: a single process.", { shownDefault: "(cores)" }),

@@ -160,6 +160,8 @@ describe("server: configuration errors stop the process with one clear line", ()
     [{ TESSERA_TRUSTED_PROXIES: "10.0.0.0/8, 10.0.0.0/33" }, /TESSERA_TRUSTED_PROXIES: "10\.0\.0\.0\/33": the prefix length must be 0 to 32/],
     [{ TESSERA_TRUSTED_PROXIES: "proxy.internal" }, /TESSERA_TRUSTED_PROXIES: "proxy\.internal" is not an IP address or CIDR/],
     [{ TESSERA_REQUEST_TIMEOUT_MS: "3000" }, /TESSERA_HEADERS_TIMEOUT_MS and TESSERA_REQUEST_TIMEOUT_MS: the headers timeout \(10000 ms\) cannot exceed the request timeout \(3000 ms\)/],
+    [{ TESSERA_CORS_ORIGINS: "https://app.example.com, app.example.com" }, /^tessera: configuration error: TESSERA_CORS_ORIGINS: "app\.example\.com" is not a web origin \(scheme:\/\/host\[:port\], as a browser sends it\) or \*$/],
+    [{ TESSERA_CORS_ORIGINS: "https://app.example.com/login" }, /^tessera: configuration error: TESSERA_CORS_ORIGINS: "https:\/\/app\.example\.com\/login" is not a web origin/],
     [{ HOST: "::ffff:zz" }, /^tessera: configuration error: HOST: must be an IP address or a host name, got "::ffff:zz"$/],
     [{ PORT: "18080", TESSERA_METRICS_PORT: "18080" }, /^tessera: configuration error: TESSERA_METRICS_PORT: must differ from PORT \(18080\), which serves the API$/],
     [
