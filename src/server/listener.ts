@@ -391,7 +391,15 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   };
   const h1Sweep = setInterval(sweepH1, Math.max(100, Math.floor(o.idleTimeoutMs / 4)));
   h1Sweep.unref();
-  const h2 = http2.createServer({ settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes }, maxSessionMemory: 20 }, counted);
+  // The header list's size (SETTINGS_MAX_HEADER_LIST_SIZE, each field counting its name, value
+  // and 32 bytes) is the one bound, as the header block's is for HTTP/1.1: Node's default of 128
+  // fields would reset a stream with ENHANCE_YOUR_CALM for a gRPC call with ~120 metadata
+  // entries, a few KiB. A field counts at least 33 bytes, so this many never bind first.
+  const maxHeaderListPairs = Math.ceil(o.maxHeaderBytes / 32);
+  const h2 = http2.createServer(
+    { settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes }, maxHeaderListPairs, maxSessionMemory: 20 },
+    counted,
+  );
   h2.on("connect", noTunnel);
 
   // The peer of the connection being handed to the HTTP/2 server: its "session" event follows

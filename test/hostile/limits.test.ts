@@ -137,6 +137,21 @@ describe("limits", function () {
       }
     });
 
+    it("HTTP/2: the header list's size is the bound, not its count: a gRPC call (grpc-js) with 300 small metadata entries is served", async () => {
+      // 300 entries of about 45 bytes each as HTTP/2 counts them (name, value, 32): 13.5 KiB.
+      // Node's own default (maxHeaderListPairs, 128 fields) would reset the stream with
+      // ENHANCE_YOUR_CALM, which grpc-go reports as RESOURCE_EXHAUSTED "stream terminated by
+      // RST_STREAM", for a header list well under the 16 KiB advertised.
+      const client = new GrpcJsClient(JwtService, server.url);
+      try {
+        const metadata = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`x-m-${i}`, "v"]));
+        const r = await client.call("GetVersion", {}, metadata);
+        assert.equal(r.error, undefined, `300 metadata entries: ${r.error?.code} ${r.error?.details}`);
+      } finally {
+        client.close();
+      }
+    });
+
     it("REST: more than 100 query parameters is 400 naming the limit; 100 are parsed", async () => {
       const many = Array.from({ length: 101 }, (_, i) => `user=${i}`).join("&");
       const r = await raw(server.url, "GET", `/jwt/check?${many}`, {});
