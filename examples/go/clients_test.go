@@ -687,3 +687,26 @@ func TestLargeAnswers(t *testing.T) {
 		}
 	}
 }
+
+// A method or service Tessera lacks (a client built from newer protos): UNIMPLEMENTED with its
+// message and ErrorInfo, over gRPC (grpc-go) and gRPC-Web (connect-go).
+func TestUnknownMethod(t *testing.T) {
+	tt := tessera(t)
+	conn := dial(t, tt)
+	ctx := ctxFor(t, 10*time.Second)
+	for _, c := range []struct{ path, message string }{
+		{"/tessera.jwt.v1.JwtService/NoSuch", "unknown method NoSuch for service tessera.jwt.v1.JwtService"},
+		{"/no.such.Service/Method", "unknown service no.such.Service"},
+	} {
+		st := status.Convert(conn.Invoke(ctx, c.path, &jwtv1.GetVersionRequest{}, &jwtv1.GetVersionResponse{}))
+		if st.Code() != codes.Unimplemented || st.Message() != c.message || findErrorInfo(st.Details()).GetReason() != "UNIMPLEMENTED" {
+			t.Errorf("grpc-go %s: want Unimplemented %q with ErrorInfo UNIMPLEMENTED, got %v %q %v", c.path, c.message, st.Code(), st.Message(), st.Details())
+		}
+		web := connect.NewClient[jwtv1.GetVersionRequest, jwtv1.GetVersionResponse](tt.httpClient(), tt.addr+c.path, connect.WithGRPCWeb())
+		_, err := web.CallUnary(ctx, connect.NewRequest(&jwtv1.GetVersionRequest{}))
+		var cerr *connect.Error
+		if !errors.As(err, &cerr) || cerr.Code() != connect.CodeUnimplemented || cerr.Message() != c.message || reasonOf(cerr) != "UNIMPLEMENTED" {
+			t.Errorf("connect-go gRPC-Web %s: want Unimplemented %q with ErrorInfo UNIMPLEMENTED, got %v", c.path, c.message, err)
+		}
+	}
+}

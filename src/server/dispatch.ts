@@ -34,15 +34,18 @@ import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { headerGrpcMessage, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { Cors } from "../transcode/cors.js";
 import { applyCors } from "./cors.js";
-import { sendErrorBody } from "./error-details.js";
+import { sendErrorBody, serverError } from "./error-details.js";
 import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
 import { answerUnaryConnect, answerUnaryGrpc, invokeUnary, plainUnaryConnect, plainUnaryGrpc, readBody, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
+import { encodeGrpcMessage } from "./grpc-message.js";
 import { dropUnboundedTimeouts } from "./deadline-interceptor.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -100,6 +103,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     compressMinBytes: routerOptions.compressMinBytes ?? defaultCompressMinBytes,
   };
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const serviceNames = new Set(router.handlers.map((h) => h.service.typeName));
   const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions });
   // Each unary handler also offers the call without its Connect framing (the REST transcoder
   // builds the message itself, so it need not be encoded, decoded, and the answer likewise).
@@ -145,7 +149,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         const q = url.indexOf("?");
         const path = q < 0 ? url : url.slice(0, q);
         const h = paths.get(path);
-        if (!h) return fallback(req, res);
+        if (!h) return unknownProcedure(req, res, path, serviceNames) || fallback(req, res);
         if (!h.allowedMethods.includes(req.method ?? "")) {
           // connect-es answers a bare 405, without the Allow a 405 must carry (RFC 9110 15.5.6).
           sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: h.allowedMethods.join(", ") });
@@ -328,6 +332,43 @@ function webHeaders(headers: http.IncomingHttpHeaders): Headers {
     else for (const e of v) out.append(k, e);
   }
   return out;
+}
+
+/**
+ * A gRPC call (HTTP/2) or gRPC-Web call to a path no RPC has: a client with a newer stub than
+ * this server. Answered as grpc-go and connect-go answer it, in the protocol's own framing:
+ * UNIMPLEMENTED "unknown method M for service S" (or "unknown service S"), with its ErrorInfo.
+ * The REST fallback's 404 JSON would reach such clients as a transport failure ("Received HTTP
+ * status code 404") without the message or details. Returns false for any other request.
+ */
+function unknownProcedure(req: NodeRequest, res: NodeResponse, path: string, services: ReadonlySet<string>): boolean {
+  if (req.method !== "POST") return false;
+  const type = /^application\/grpc(-web(-text)?)?(?:[+;]|$)/i.exec(req.headers["content-type"] ?? "");
+  if (!type || (type[1] === undefined && req.httpVersionMajor !== 2)) return false;
+  const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
+  const message = !m ? `no RPC at ${path}` : services.has(m[1]!) ? `unknown method ${m[2]} for service ${m[1]}` : `unknown service ${m[1]}`;
+  const trailer = new Headers();
+  setTrailerStatus(trailer, serverError(Code.Unimplemented, "UNIMPLEMENTED", message));
+  trailer.set(headerGrpcMessage, encodeGrpcMessage(message));
+  // The body is not read: let it drain (an HTTP/1.1 connection stays usable).
+  req.resume();
+  const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
+  res.writeHead(200, { "content-type": contentType });
+  if (type[1] === undefined) {
+    const trailers: Record<string, string> = {};
+    trailer.forEach((v, k) => (trailers[k] = v));
+    res.addTrailers(trailers);
+    res.end();
+    return true;
+  }
+  // gRPC-Web: the trailers are the body's one envelope (in base64 for the text mode).
+  const data = trailerSerialize(trailer);
+  const frame = Buffer.allocUnsafe(5 + data.length);
+  frame[0] = trailerFlag;
+  frame.writeUInt32BE(data.length, 1);
+  frame.set(data, 5);
+  (res as { end(chunk: Buffer): void }).end(type[2] === undefined ? frame : Buffer.from(frame.toString("base64"), "latin1"));
+  return true;
 }
 
 function badAuthority(res: NodeResponse): void {

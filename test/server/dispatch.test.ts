@@ -16,6 +16,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { connectError, GrpcJsClient } from "../support/clients.js";
@@ -313,6 +314,43 @@ describe("dispatch: Tessera's answers", function () {
       assert.equal(e.code, Code.NotFound);
       assert.equal(e.rawMessage, message);
     });
+  });
+
+  describe("an unknown method or service over gRPC and gRPC-Web is the protocol's UNIMPLEMENTED, with its ErrorInfo", () => {
+    // What a client with a newer stub than the server calls: a method the service lacks, or a
+    // service the server lacks. Not the REST fallback's 404 JSON, which grpc-go and grpc-js
+    // read as a transport failure with no details.
+    const ghost = (typeName: string, name: string) => {
+      const service = { ...Health, typeName } as Record<string, unknown>;
+      const method = { ...Health.method.check, name, localName: "ghost", parent: service };
+      return Object.assign(service, { methods: [method], method: { ghost: method } }) as unknown as typeof Health;
+    };
+    const cases = [
+      { service: "grpc.health.v1.Health", method: "Nope", message: "unknown method Nope for service grpc.health.v1.Health" },
+      { service: "no.such.Service", method: "Method", message: "unknown service no.such.Service" },
+    ];
+    for (const c of cases) {
+      it(`gRPC (@grpc/grpc-js): /${c.service}/${c.method}`, async () => {
+        const client = new GrpcJsClient(ghost(c.service, c.method), server.url);
+        try {
+          const { error, trailer } = await client.call(c.method, {});
+          assert.equal(error?.code, grpc.status.UNIMPLEMENTED, `${error?.code} ${error?.details}`);
+          assert.equal(error?.details, c.message);
+          const bin = trailer?.get("grpc-status-details-bin")[0];
+          assert.equal(bin && Buffer.from(bin as Buffer).toString("base64").replace(/=+$/, ""), statusDetailsBin(Code.Unimplemented, c.message, "UNIMPLEMENTED"));
+        } finally {
+          client.close();
+        }
+      });
+
+      it(`gRPC-Web (connect-es, HTTP/1.1): /${c.service}/${c.method}`, async () => {
+        const client = createClient(ghost(c.service, c.method), createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+        const e = await connectError((client as unknown as { ghost(r: object): Promise<unknown> }).ghost({}));
+        assert.equal(e.code, Code.Unimplemented, e.message);
+        assert.equal(e.rawMessage, c.message);
+        assert.deepEqual(e.findDetails(ErrorInfoSchema).map((i) => [i.reason, i.domain]), [["UNIMPLEMENTED", "tessera"]]);
+      });
+    }
   });
 
   describe("a client that leaves before its request body ends", () => {
