@@ -38,6 +38,8 @@ import (
 	reflectionv1alphapb "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	apitokenv1 "tessera/gen/go/tessera/apitoken/v1"
@@ -212,6 +214,27 @@ func TestIdleConnections(t *testing.T) {
 					t.Fatalf("GetVersion #%d (idle timeout %v): %v", calls, tt.idle, err)
 				}
 				time.Sleep(tt.idle - 50*time.Millisecond + time.Duration(calls%5)*25*time.Millisecond)
+			}
+		})
+	}
+	// connect-go over HTTP/1.1 keep-alive, which Tessera closes at the idle timeout: Go's
+	// transport sends the next call on a new connection.
+	http1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tt.roots}}}
+	for _, c := range []struct {
+		name string
+		opts []connect.ClientOption
+	}{{"connect-go http/1.1", nil}, {"connect-go gRPC-Web http/1.1", []connect.ClientOption{connect.WithGRPCWeb()}}} {
+		t.Run(c.name, func(t *testing.T) {
+			jwt := jwtv1connect.NewJwtServiceClient(http1, tt.addr, c.opts...)
+			deadline := time.Now().Add(4 * tt.idle)
+			for calls := 0; time.Now().Before(deadline); calls++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := jwt.GetVersion(ctx, connect.NewRequest(&jwtv1.GetVersionRequest{}))
+				cancel()
+				if err != nil {
+					t.Fatalf("GetVersion #%d (idle timeout %v): %v", calls, tt.idle, err)
+				}
+				time.Sleep(tt.idle - 30*time.Millisecond + time.Duration(calls%7)*10*time.Millisecond)
 			}
 		})
 	}
@@ -594,6 +617,47 @@ func TestReflection(t *testing.T) {
 				}
 				if f.GetName() != "tessera/jwt/v1/jwt.proto" || len(f.GetSourceCodeInfo().GetLocation()) == 0 {
 					t.Fatalf("%v: file %q without comments", req, f.GetName())
+				}
+			}
+			// What grpcurl describe does: every service's file and the files it imports, fetched
+			// by name until none is missing, make one whole set of descriptors (with the
+			// google.rpc detail types it decodes error details with).
+			files := map[string]*descriptorpb.FileDescriptorProto{}
+			var add func(req *reflectionpb.ServerReflectionRequest)
+			add = func(req *reflectionpb.ServerReflectionRequest) {
+				res := call(req)
+				if res.GetErrorResponse() != nil {
+					t.Fatalf("%v: %v", req, res.GetErrorResponse())
+				}
+				for _, b := range res.GetFileDescriptorResponse().GetFileDescriptorProto() {
+					f := &descriptorpb.FileDescriptorProto{}
+					if err := proto.Unmarshal(b, f); err != nil {
+						t.Fatal(err)
+					}
+					files[f.GetName()] = f
+				}
+				for _, f := range files {
+					for _, dep := range f.GetDependency() {
+						if files[dep] == nil {
+							add(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileByFilename{FileByFilename: dep}})
+						}
+					}
+				}
+			}
+			for _, s := range append(services, "google.rpc.ErrorInfo", "google.rpc.BadRequest", "google.rpc.RetryInfo") {
+				add(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: s}})
+			}
+			set := &descriptorpb.FileDescriptorSet{}
+			for _, f := range files {
+				set.File = append(set.File, f)
+			}
+			registry, err := protodesc.NewFiles(set)
+			if err != nil {
+				t.Fatalf("the files reflection serves do not make a whole set: %v", err)
+			}
+			for _, name := range []string{"tessera.session.v1.SessionService.CreateSession", "google.rpc.BadRequest", "tessera.options.v1.access"} {
+				if _, err := registry.FindDescriptorByName(protoreflect.FullName(name)); err != nil {
+					t.Fatalf("%s: %v", name, err)
 				}
 			}
 			res := call(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "no.such.Symbol"}})
