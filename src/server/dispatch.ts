@@ -1,7 +1,8 @@
 // Where a request goes: an RPC path (/pkg.Service/Method) to its connect-es handler (a plain
 // unary gRPC call to grpc-unary.ts, which answers it as that handler would, for a fraction of
-// its cost), any other path to the fallback (the REST transcoder, the probes). CORS comes first, for every path and
-// protocol alike (cors.ts). This is connect-node's adapter
+// its cost), any other path to the fallback (the REST transcoder, the probes), except a gRPC or
+// gRPC-Web call to a method no service has, answered UNIMPLEMENTED in its own framing
+// (unknownProcedure). CORS comes first, for every path and protocol alike (cors.ts). This is connect-node's adapter
 // (packages/connect-node/src/connect-node-adapter.ts: createConnectRouter, a map from request
 // path to UniversalHandler, universalRequestFromNodeRequest / universalResponseToNodeResponse)
 // owned here, so the response is corrected between the handler and the wire:
