@@ -18,6 +18,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { constants as crypto } from "node:crypto";
 import tls from "node:tls";
 import { Code } from "@connectrpc/connect";
 import type { PortSharing } from "../cluster.js";
@@ -76,6 +77,33 @@ export interface Listener {
 }
 
 const preface = Buffer.from("PRI * HTTP/2.0");
+
+/**
+ * What a TLS handshake may agree on, set on every secure context (a reloaded certificate's too),
+ * so that the process's defaults (NODE_OPTIONS=--tls-min-v1.0, --tls-cipher-list) cannot lower it:
+ * - TLS 1.2 and 1.3 (Node's default floor, made explicit);
+ * - under TLS 1.2, ECDHE with AES-GCM or ChaCha20-Poly1305 only (Mozilla's "intermediate"
+ *   list without DHE, which Node does not serve without dhparam). Node's default list ends in
+ *   OpenSSL's HIGH: CBC suites with SHA-1 MACs, static RSA key exchange (a key stolen later
+ *   decrypts every recorded session, passwords and tokens included), CCM8 and ARIA;
+ * - no renegotiation: Node allowed a client 3 in 10 minutes, each a signature on the server's
+ *   CPU, and HTTP/2 forbids it (RFC 9113 9.2.1). TLS 1.3 has none.
+ */
+export const tlsPolicy = {
+  minVersion: "TLSv1.2",
+  ciphers: [
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_AES_128_GCM_SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+  ].join(":"),
+  secureOptions: crypto.SSL_OP_NO_RENEGOTIATION,
+} as const satisfies tls.SecureContextOptions;
 
 interface H1Connection {
   /** The answers under way on the connection that have not closed. */
@@ -445,6 +473,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       {
         cert: o.tls.cert,
         key: o.tls.key,
+        ...tlsPolicy,
         ALPNProtocols: ["h2", "http/1.1"],
         // Node's default is 120 s: a connection that never sends a ClientHello would hold a
         // socket that long.
@@ -557,7 +586,8 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     connections: () => sockets.size,
     setCertificate(pair) {
       if (!o.tls) throw new Error("not serving TLS");
-      (front as tls.Server).setSecureContext({ cert: pair.cert, key: pair.key });
+      // Options not given here are reset to the process's defaults: the policy goes again.
+      (front as tls.Server).setSecureContext({ cert: pair.cert, key: pair.key, ...tlsPolicy });
     },
     async close(graceMs: number) {
       closing = true;

@@ -67,13 +67,16 @@ export interface TestCertificate {
   remove(): void;
 }
 
-/** A self-signed P-256 certificate for localhost and 127.0.0.1, valid one day (openssl). */
-export function makeTestCertificate(): TestCertificate {
+/**
+ * A self-signed certificate for localhost and 127.0.0.1, valid one day (openssl): a P-256 key, or
+ * an RSA one (2048 bits).
+ */
+export function makeTestCertificate(keyType: "ec" | "rsa" = "ec"): TestCertificate {
   const dir = mkdtempSync(join(tmpdir(), "tessera-tls-"));
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
   execFileSync("openssl", [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+    "req", "-x509", "-newkey", ...(keyType === "ec" ? ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] : ["rsa:2048"]), "-nodes", "-days", "1",
     "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
     "-keyout", key, "-out", cert,
   ], { stdio: "ignore" });

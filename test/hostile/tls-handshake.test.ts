@@ -1,0 +1,132 @@
+/**
+ * What a TLS handshake may agree on (README, "TLS certificates"), whatever the process's own
+ * defaults: TLS 1.2 and 1.3 only; under TLS 1.2 forward-secret AEAD suites only (ECDHE with
+ * AES-GCM or ChaCha20-Poly1305: no CBC, no SHA-1 MAC, no static RSA key exchange), also after a
+ * certificate reload; no renegotiation.
+ */
+import { strict as assert } from "node:assert";
+import tls from "node:tls";
+import { makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+interface Handshake {
+  protocol?: string | null;
+  cipher?: string;
+  error?: string;
+}
+
+/** A TLS handshake with 127.0.0.1:`port` with the given client options: what was agreed, or the error code. */
+function handshake(port: number, ca: Buffer, options: tls.ConnectionOptions): Promise<Handshake> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost", ALPNProtocols: ["http/1.1"], ...options }, () => {
+      resolve({ protocol: s.getProtocol(), cipher: s.getCipher().standardName });
+      s.destroy();
+    });
+    s.on("error", (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
+  });
+}
+
+describe("hostile: TLS handshakes", function () {
+  this.timeout(30_000);
+
+  describe("protocol versions, when the process's defaults would allow TLS 1.0", () => {
+    let cert: TestCertificate;
+    let server: TestServer;
+    const saved = { min: tls.DEFAULT_MIN_VERSION, ciphers: tls.DEFAULT_CIPHERS };
+
+    before(async () => {
+      cert = makeTestCertificate("rsa");
+      // What NODE_OPTIONS="--tls-min-v1.0 --tls-cipher-list=...:@SECLEVEL=0" gives a process.
+      tls.DEFAULT_MIN_VERSION = "TLSv1";
+      tls.DEFAULT_CIPHERS = `${saved.ciphers}:@SECLEVEL=0`;
+      try {
+        server = await startTestServer({ env: cert.env });
+      } finally {
+        tls.DEFAULT_MIN_VERSION = saved.min;
+        tls.DEFAULT_CIPHERS = saved.ciphers;
+      }
+    });
+    after(async () => {
+      await server?.close();
+      cert?.remove();
+    });
+
+    for (const version of ["TLSv1", "TLSv1.1"] as const) {
+      it(`${version} is refused`, async () => {
+        const r = await handshake(server.port, cert.ca, { minVersion: version, maxVersion: version, ciphers: "ALL:@SECLEVEL=0" });
+        assert.equal(r.error, "ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION", JSON.stringify(r));
+      });
+    }
+
+    it("TLS 1.2 and 1.3 are served", async () => {
+      assert.equal((await handshake(server.port, cert.ca, { maxVersion: "TLSv1.2" })).protocol, "TLSv1.2");
+      assert.equal((await handshake(server.port, cert.ca, {})).protocol, "TLSv1.3");
+    });
+  });
+
+  describe("cipher suites under TLS 1.2", () => {
+    let rsa: TestCertificate;
+    let ec: TestCertificate;
+    let rsaServer: TestServer;
+    let ecServer: TestServer;
+
+    before(async () => {
+      rsa = makeTestCertificate("rsa");
+      ec = makeTestCertificate("ec");
+      rsaServer = await startTestServer({ env: { ...rsa.env, TESSERA_TLS_RELOAD_SECONDS: "0" } });
+      ecServer = await startTestServer({ env: ec.env });
+    });
+    after(async () => {
+      await rsaServer?.close();
+      await ecServer?.close();
+      rsa?.remove();
+      ec?.remove();
+    });
+
+    // CBC with SHA-1 or SHA-2 MACs, static RSA key exchange (no forward secrecy), CCM with a
+    // truncated tag, ARIA: all in Node's default list (its "HIGH").
+    const refusedRsa = ["AES128-SHA", "AES256-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA256", "AES128-CCM8", "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA", "ECDHE-RSA-AES128-SHA256", "ECDHE-RSA-AES256-SHA384", "ECDHE-ARIA128-GCM-SHA256"];
+    const servedRsa = ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305"];
+    const refusedEc = ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384", "ECDHE-ECDSA-AES128-CCM8", "ECDHE-ECDSA-ARIA128-GCM-SHA256"];
+    const servedEc = ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"];
+
+    async function check(server: TestServer, ca: Buffer, refused: string[], served: string[]): Promise<void> {
+      for (const cipher of refused) {
+        const r = await handshake(server.port, ca, { maxVersion: "TLSv1.2", ciphers: `${cipher}:@SECLEVEL=0` });
+        assert.equal(r.error, "ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE", `${cipher}: ${JSON.stringify(r)}`);
+      }
+      for (const cipher of served) {
+        const r = await handshake(server.port, ca, { maxVersion: "TLSv1.2", ciphers: cipher });
+        assert.equal(r.error, undefined, `${cipher}: ${JSON.stringify(r)}`);
+      }
+    }
+
+    it("an RSA certificate: only ECDHE with AES-GCM or ChaCha20-Poly1305", async () => {
+      await check(rsaServer, rsa.ca, refusedRsa, servedRsa);
+    });
+
+    it("an ECDSA certificate: only ECDHE with AES-GCM or ChaCha20-Poly1305", async () => {
+      await check(ecServer, ec.ca, refusedEc, servedEc);
+    });
+
+    it("a reloaded certificate is served with the same suites and versions", async () => {
+      assert.equal(rsaServer.tessera.server.reloadCertificate(), true);
+      await check(rsaServer, rsa.ca, refusedRsa, servedRsa);
+      const old = await handshake(rsaServer.port, rsa.ca, { minVersion: "TLSv1.1", maxVersion: "TLSv1.1", ciphers: "ALL:@SECLEVEL=0" });
+      assert.equal(old.error, "ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION");
+    });
+
+    it("a client-initiated renegotiation under TLS 1.2 is refused", async () => {
+      const s = tls.connect({ host: "127.0.0.1", port: rsaServer.port, ca: rsa.ca, servername: "localhost", maxVersion: "TLSv1.2", ALPNProtocols: ["http/1.1"] });
+      await new Promise((resolve) => s.once("secureConnect", resolve));
+      // The server answers the new ClientHello with the no_renegotiation alert, which OpenSSL's
+      // client takes as the end of the connection (Node reports it on the socket).
+      const error = await new Promise<Error | null>((resolve) => {
+        s.once("error", resolve);
+        s.renegotiate({}, (e) => resolve(e ?? null));
+      });
+      s.destroy();
+      assert.match(String(error?.message), /no renegotiation/);
+    });
+  });
+});
