@@ -202,6 +202,25 @@ function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: htt
 /** What an HTTP/1.1 server's "clientError" listener is told about the bytes it could not take. */
 type ClientError = Error & { code?: string; reason?: string };
 
+/**
+ * What an HTTP/2 client that did not negotiate h2 over TLS is sent (RFC 9113 3.2: HTTP/2 over
+ * TLS is chosen with ALPN): the server preface (an empty SETTINGS frame), then GOAWAY(last stream
+ * 0, HTTP_1_1_REQUIRED) whose debug data says why.
+ */
+const noH2WithoutAlpn = (() => {
+  const debug = Buffer.from("HTTP/2 over TLS is negotiated with ALPN h2: this connection did not negotiate it, and is served HTTP/1.1");
+  const frame = (type: number, payload: Buffer) => {
+    const header = Buffer.alloc(9);
+    header.writeUIntBE(payload.length, 0, 3);
+    header[3] = type;
+    return Buffer.concat([header, payload]);
+  };
+  const goaway = Buffer.alloc(8);
+  goaway.writeUInt32BE(0, 0);
+  goaway.writeUInt32BE(http2.constants.NGHTTP2_HTTP_1_1_REQUIRED, 4);
+  return Buffer.concat([frame(0x4, Buffer.alloc(0)), frame(0x7, Buffer.concat([goaway, debug]))]);
+})();
+
 /** The limits a clientError answer names. */
 export interface ClientErrorLimits {
   headersTimeoutMs: number;
@@ -248,6 +267,14 @@ function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, 
  */
 export function answerClientError(limits: ClientErrorLimits): (e: ClientError, socket: Duplex) => void {
   return (e, socket) => {
+    if (e.code === "HPE_PAUSED_H2_UPGRADE" && (socket as tls.TLSSocket).encrypted && (socket as Socket).bytesWritten === 0) {
+      // The HTTP/2 preface as a connection's first bytes, on a TLS connection that did not
+      // negotiate h2 (no ALPN, or http/1.1): an HTTP/2 client (a gRPC client whose TLS layer
+      // sends no ALPN), which would not read an HTTP/1.1 answer. It is told in its own framing.
+      if (socket.writable) socket.write(noH2WithoutAlpn);
+      socket.destroy();
+      return;
+    }
     const current = (socket as { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
     if (e.code !== "ECONNRESET" && socket.writable && !current?._headerSent) {
       const [status, code, reason, message] = clientErrorAnswer(e, limits);

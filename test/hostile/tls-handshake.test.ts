@@ -5,6 +5,7 @@
  * certificate reload; no renegotiation.
  */
 import { strict as assert } from "node:assert";
+import http2 from "node:http2";
 import tls from "node:tls";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
@@ -128,5 +129,67 @@ describe("hostile: TLS handshakes", function () {
       s.destroy();
       assert.match(String(error?.message), /no renegotiation/);
     });
+  });
+});
+
+describe("hostile: ALPN on the TLS port", function () {
+  this.timeout(30_000);
+  let cert: TestCertificate;
+  let server: TestServer;
+
+  before(async () => {
+    cert = makeTestCertificate();
+    server = await startTestServer({ env: cert.env });
+  });
+  after(async () => {
+    await server?.close();
+    cert?.remove();
+  });
+
+  /** Sends `request` on a TLS connection offering `alpn` (none: no ALPN extension); what came back. */
+  function exchange(alpn: string[] | undefined, request: string): Promise<{ protocol: string | false | null; received: string; error?: string }> {
+    return new Promise((resolve) => {
+      let protocol: string | false | null = null;
+      let received = "";
+      const s = tls.connect({ host: "127.0.0.1", port: server.port, ca: cert.ca, servername: "localhost", ...(alpn && { ALPNProtocols: alpn }) }, () => {
+        protocol = s.alpnProtocol;
+        s.write(request);
+      });
+      s.on("data", (d: Buffer) => (received += d.toString("latin1")));
+      s.on("error", (e: NodeJS.ErrnoException) => resolve({ protocol, received, error: e.code }));
+      s.on("close", () => resolve({ protocol, received }));
+    });
+  }
+
+  it("a client without ALPN is served HTTP/1.1", async () => {
+    const r = await exchange(undefined, "GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    assert.equal(r.protocol, false);
+    assert.match(r.received, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(r.received, /\{"status":"SERVING"\}$/);
+  });
+
+  it("a client offering only an unknown protocol is refused with the no_application_protocol alert", async () => {
+    const r = await exchange(["spdy/3"], "GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n");
+    assert.equal(r.error, "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL");
+  });
+
+  it("an HTTP/2 client that did not negotiate h2 gets GOAWAY(HTTP_1_1_REQUIRED) saying so", async () => {
+    // As a gRPC client over TLS whose TLS layer sends no ALPN: the HTTP/2 preface and frames
+    // arrive on a connection served as HTTP/1.1.
+    const session = http2.connect(server.url, {
+      createConnection: () => tls.connect({ host: "127.0.0.1", port: server.port, ca: cert.ca, servername: "localhost" }),
+    });
+    session.on("error", () => {});
+    const goaway = new Promise<{ code: number; debug: string }>((resolve) => {
+      session.once("goaway", (code: number, _last: number, opaque?: Buffer) => resolve({ code, debug: opaque?.toString() ?? "" }));
+      session.once("close", () => resolve({ code: -1, debug: "closed without GOAWAY" }));
+    });
+    const req = session.request({ ":path": "/grpc.health.v1.Health/Check", ":method": "POST", "content-type": "application/grpc" });
+    req.on("error", () => {});
+    req.end();
+    const { code, debug } = await goaway;
+    session.destroy();
+    assert.equal(code, http2.constants.NGHTTP2_HTTP_1_1_REQUIRED);
+    assert.equal(debug, "HTTP/2 over TLS is negotiated with ALPN h2: this connection did not negotiate it, and is served HTTP/1.1");
   });
 });
