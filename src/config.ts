@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
+import { CertificateError, loadCertificate } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
 
 export class ConfigError extends Error {
@@ -209,7 +210,7 @@ export const variables = {
   adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, bearerSecretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); at least 16 bytes of printable ASCII without spaces (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
   logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; at info, one JSON line per call of a method (`rpc`: procedure, protocol, code, durationMs); a request refused before it reaches one (no route, a target, query or body that does not parse) writes none."),
   tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2 and http/1.1)."),
-  tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS."),
+  tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS, unencrypted (a file other users may read is warned about)."),
   tlsReloadSeconds: variable("TESSERA_TLS_RELOAD_SECONDS", 60, integer(0, 86400), "How often the TLS certificate and key files are checked for a renewal, served once both check out (0: only on SIGHUP, which reloads them at once)."),
   bodyLimitBytes: variable("TESSERA_BODY_LIMIT_BYTES", 65536, integer(1024, 64 * 1024 * 1024), "Largest request body accepted (REST 413, RPC RESOURCE_EXHAUSTED)."),
   corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], originList, "Comma list of web origins allowed by CORS, as browsers send them (`https://app.example.com`, a port if not the default, no path; `*` for any, without credentials), for REST, Connect and gRPC-Web alike.", { shownDefault: "(none)" }),
@@ -294,6 +295,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const c = out as Values;
   if ((c.tlsCertFile === undefined) !== (c.tlsKeyFile === undefined)) {
     throw new ConfigError("TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE: set both or neither");
+  }
+  if (c.tlsCertFile !== undefined && c.tlsKeyFile !== undefined) {
+    // A pair that cannot be served stops the start with one line naming the variable: a key
+    // that is not the certificate's, encrypted or not PEM, a certificate expired or not PEM.
+    try {
+      loadCertificate(c.tlsCertFile, c.tlsKeyFile, new Date());
+    } catch (e) {
+      if (e instanceof CertificateError) throw new ConfigError(e.message);
+      throw e;
+    }
   }
   if (c.headersTimeoutMs > c.requestTimeoutMs) {
     throw new ConfigError(`TESSERA_HEADERS_TIMEOUT_MS and TESSERA_REQUEST_TIMEOUT_MS: the headers timeout (${c.headersTimeoutMs} ms) cannot exceed the request timeout (${c.requestTimeoutMs} ms), which includes the headers`);

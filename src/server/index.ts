@@ -35,7 +35,7 @@ import { enterSpan, httpSpanName, idsOnly, type CallSpan, type Tracing } from ".
 import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
-import { loadCertificate, watchCertificate } from "./tls-certificate.js";
+import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certificate.js";
 import { asteriskProblem, authorizationProblem, hostProblem, schemeProblem, toOriginForm } from "./request-target.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
@@ -216,7 +216,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     runInCall(scope, () => dispatch(req, res));
   };
 
-  const certificate = secure ? loadCertificate(config.tlsCertFile!, config.tlsKeyFile!) : undefined;
+  // Checked by loadConfig already (an expired certificate too): read again, as served.
+  const certificate = secure ? loadCertificate(config.tlsCertFile!, config.tlsKeyFile!, new Date()) : undefined;
+  if (certificate) warnIfKeyExposed(logger, config.tlsKeyFile!, certificate);
   const listener = await listen(handle, {
     host: config.host,
     port: config.port,

@@ -4,7 +4,7 @@
 // files must parse, the key must be the certificate's, and the certificate must not have expired;
 // otherwise the pair served until then stays, and the problem is logged (never the key). New
 // handshakes get the new pair; connections already open keep theirs.
-import { X509Certificate, createHash } from "node:crypto";
+import { X509Certificate, createHash, createPrivateKey, type KeyObject } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import tls from "node:tls";
 import type { Logger } from "../logger.js";
@@ -19,43 +19,81 @@ export interface LoadedCertificate extends TlsPair {
   readonly notAfter: Date;
   /** SHA-256 of the leaf certificate (DER), hex: public, for the log. */
   readonly fingerprint: string;
+  /** The key file's permission bits, as read. */
+  readonly keyMode: number;
 }
 
-/** A certificate and key that cannot be served: the message names the file and the problem. */
+/**
+ * A certificate and key that cannot be served: the message names the variable, the file and the
+ * problem (never the key).
+ */
 export class CertificateError extends Error {}
 
+const certVariable = "TESSERA_TLS_CERT_FILE";
+const keyVariable = "TESSERA_TLS_KEY_FILE";
+
 /**
- * Reads and checks the pair. `now` given: an expired certificate is refused (a renewal must not
- * replace a valid certificate with an expired one).
+ * Reads and checks the pair. `now` given: an expired certificate is refused (at start, and a
+ * renewal must not replace a valid certificate with an expired one).
  */
 export function loadCertificate(certFile: string, keyFile: string, now?: Date): LoadedCertificate {
-  const read = (file: string, what: string) => {
+  const read = (file: string, variable: string) => {
     try {
       return readFileSync(file);
     } catch (e) {
-      throw new CertificateError(`${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? "unreadable"}`);
+      throw new CertificateError(`${variable} (${file}): ${(e as NodeJS.ErrnoException).code ?? "unreadable"}`);
     }
   };
-  const cert = read(certFile, "TLS certificate");
-  const key = read(keyFile, "TLS key");
+  const cert = read(certFile, certVariable);
+  const key = read(keyFile, keyVariable);
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(cert);
   } catch {
-    throw new CertificateError(`TLS certificate ${certFile}: not a PEM certificate`);
+    throw new CertificateError(`${certVariable} (${certFile}): not a PEM certificate`);
+  }
+  // The key on its own first, so that the message says what is wrong with it. OpenSSL's reasons
+  // never quote the key; none of them is passed on here all the same.
+  if (/^-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: *4, *ENCRYPTED/m.test(key.toString("latin1"))) {
+    throw new CertificateError(`${keyVariable} (${keyFile}): the private key is encrypted; give it unencrypted (openssl pkey -in <encrypted> -out <key>), readable by Tessera's user alone`);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new CertificateError(`${keyVariable} (${keyFile}): not a PEM private key`);
+  }
+  if (!leaf.checkPrivateKey(privateKey)) {
+    throw new CertificateError(`${keyVariable} (${keyFile}): not the private key of the certificate in ${certVariable} (${certFile})`);
   }
   try {
     tls.createSecureContext({ cert, key });
   } catch (e) {
-    // OpenSSL's reason (e.g. "key values mismatch"); it never quotes the key.
+    // OpenSSL's reason (e.g. "ee key too small"); it never quotes the key.
     const reason = (e as Error).message.replace(/^error:[0-9A-F]+:/i, "");
-    throw new CertificateError(`TLS key ${keyFile} does not fit the certificate ${certFile}: ${reason}`);
+    throw new CertificateError(`${keyVariable} (${keyFile}) and ${certVariable} (${certFile}) cannot be served: ${reason}`);
   }
   const notAfter = new Date(leaf.validTo);
   if (now && notAfter.getTime() <= now.getTime()) {
-    throw new CertificateError(`TLS certificate ${certFile}: expired at ${notAfter.toISOString()}`);
+    throw new CertificateError(`${certVariable} (${certFile}): expired at ${notAfter.toISOString()}`);
   }
-  return { cert, key, notAfter, fingerprint: createHash("sha256").update(leaf.raw).digest("hex") };
+  let keyMode = 0;
+  try {
+    keyMode = statSync(keyFile).mode & 0o777;
+  } catch {
+    // read a moment ago: gone since (a renewal under way); its next version is looked at then
+  }
+  return { cert, key, notAfter, fingerprint: createHash("sha256").update(leaf.raw).digest("hex"), keyMode };
+}
+
+/**
+ * A private key file other users may read is served all the same (a container's mounted
+ * secret often is, 0644 by default), but warned about at start and at each reload that serves it.
+ * A group that may read it (0640, as Debian's ssl-cert group) is not warned about.
+ */
+export function warnIfKeyExposed(logger: Logger, keyFile: string, loaded: LoadedCertificate): void {
+  if ((loaded.keyMode & 0o004) === 0) return;
+  logger.warn("TLS key file is readable by other users", { file: keyFile, mode: `0${loaded.keyMode.toString(8)}`, fix: "chmod o-r" });
 }
 
 /** What identifies a file's version here: a rewrite or a rename onto it changes one of these. */
@@ -106,6 +144,7 @@ export function watchCertificate(
     }
     apply(next);
     current = next;
+    warnIfKeyExposed(logger, keyFile, next);
     logger.info("TLS certificate reloaded", { why, fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() });
     return true;
   };

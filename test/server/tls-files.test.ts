@@ -1,0 +1,145 @@
+// The TLS certificate and key files (README, "TLS certificates"): a pair that cannot be served
+// stops the start with one line naming the variable and the file, never quoting the key (a key
+// that is not the certificate's, an encrypted key, a key or certificate that is not PEM, an
+// expired certificate); the same pair on reload keeps the served one, with the same message
+// logged. A key file other users may read is warned about.
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { startTestServer, type TestServer } from "../support/server.js";
+
+const run = promisify(execFile);
+
+/** The base64 lines of a PEM private key: none of them may appear in an error or a log. */
+const keyLines = (pem: Buffer | string) =>
+  pem
+    .toString()
+    .split("\n")
+    .filter((l) => l !== "" && !l.startsWith("-----"));
+
+describe("server: TLS certificate and key files", function () {
+  this.timeout(60000);
+  const made: TestCertificate[] = [];
+  const certificate = () => {
+    const c = makeTestCertificate();
+    made.push(c);
+    return c;
+  };
+  after(() => made.forEach((c) => c.remove()));
+
+  const start = (env: Record<string, string>) =>
+    run(process.execPath, ["--import", "tsx", "src/main.ts"], { env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_WORKERS: "1", ...env }, timeout: 20000 }).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
+
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const exactly = (s: string) => new RegExp(`^${escape(s)}$`);
+
+  /**
+   * The pairs that cannot be served: what, their env, the message expected given the files'
+   * paths (certificate, key), and the key text that must not appear.
+   */
+  function badPairs(): [string, Record<string, string>, (cert: string, key: string) => RegExp, string][] {
+    const good = certificate();
+    const cert = good.env.TESSERA_TLS_CERT_FILE!;
+    const key = good.env.TESSERA_TLS_KEY_FILE!;
+    const dir = join(cert, "..");
+    const other = certificate().env.TESSERA_TLS_KEY_FILE!;
+    const encrypted = join(dir, "encrypted.pem");
+    execFileSync("openssl", ["pkcs8", "-topk8", "-in", key, "-out", encrypted, "-passout", "pass:not-given"]);
+    const garbage = join(dir, "garbage.pem");
+    writeFileSync(garbage, "this is not a key\n");
+    const expired = join(dir, "expired.pem");
+    const csr = join(dir, "csr.pem");
+    execFileSync("openssl", ["req", "-new", "-key", key, "-subj", "/CN=localhost", "-out", csr]);
+    execFileSync("openssl", ["x509", "-req", "-in", csr, "-signkey", key, "-days", "-1", "-out", expired], { stdio: "ignore" });
+    const keyText = readFileSync(key, "utf8") + readFileSync(other, "utf8");
+    return [
+      ["a key that is not the certificate's", { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: other },
+        (c, k) => exactly(`TESSERA_TLS_KEY_FILE (${k}): not the private key of the certificate in TESSERA_TLS_CERT_FILE (${c})`), keyText],
+      ["an encrypted key", { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: encrypted },
+        (_c, k) => exactly(`TESSERA_TLS_KEY_FILE (${k}): the private key is encrypted; give it unencrypted (openssl pkey -in <encrypted> -out <key>), readable by Tessera's user alone`), readFileSync(encrypted, "utf8")],
+      ["a key file that is not PEM", { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: garbage },
+        (_c, k) => exactly(`TESSERA_TLS_KEY_FILE (${k}): not a PEM private key`), keyText],
+      ["the certificate and key files swapped", { TESSERA_TLS_CERT_FILE: key, TESSERA_TLS_KEY_FILE: cert },
+        (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): not a PEM certificate`), keyText],
+      ["an expired certificate", { TESSERA_TLS_CERT_FILE: expired, TESSERA_TLS_KEY_FILE: key },
+        (c) => new RegExp(`^${escape(`TESSERA_TLS_CERT_FILE (${c}): expired at `)}\\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z$`), keyText],
+    ];
+  }
+
+  it("a pair that cannot be served stops the start: exit 2, one line naming the variable, never the key", async () => {
+    for (const [what, env, expected, secret] of badPairs()) {
+      const r = await start(env);
+      assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+      const lines = r.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, `${what}: ${r.stderr}`);
+      assert.match(lines[0]!.replace(/^tessera: configuration error: /, ""), expected(env.TESSERA_TLS_CERT_FILE!, env.TESSERA_TLS_KEY_FILE!), what);
+      assert.ok(lines[0]!.startsWith("tessera: configuration error: "), lines[0]);
+      for (const line of keyLines(secret)) assert.ok(!r.stderr.includes(line), `${what}: the key is quoted`);
+    }
+  });
+
+  describe("on reload", () => {
+    let server: TestServer;
+    let served: TestCertificate;
+
+    before(async () => {
+      served = certificate();
+      server = await startTestServer({ env: { ...served.env, TESSERA_TLS_RELOAD_SECONDS: "0" } });
+    });
+    after(async () => server?.close());
+
+    it("the same pairs are refused with the same message, the served pair kept, the key never logged", () => {
+      const servedCert = readFileSync(served.env.TESSERA_TLS_CERT_FILE!);
+      const servedKey = readFileSync(served.env.TESSERA_TLS_KEY_FILE!);
+      for (const [what, env, expected, secret] of badPairs()) {
+        const before = server.logs.length;
+        writeFileSync(served.env.TESSERA_TLS_CERT_FILE!, readFileSync(env.TESSERA_TLS_CERT_FILE!));
+        writeFileSync(served.env.TESSERA_TLS_KEY_FILE!, readFileSync(env.TESSERA_TLS_KEY_FILE!));
+        assert.equal(server.tessera.server.reloadCertificate(), false, what);
+        const lines = server.logs.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>);
+        const refused = lines.find((l) => l.msg === "TLS certificate not reloaded");
+        // The files are the served pair's: the message names them.
+        assert.match(String(refused?.error), expected(served.env.TESSERA_TLS_CERT_FILE!, served.env.TESSERA_TLS_KEY_FILE!), what);
+        for (const line of keyLines(secret).concat(keyLines(servedKey))) assert.ok(!server.logs.join("\n").includes(line), `${what}: the key is logged`);
+        writeFileSync(served.env.TESSERA_TLS_CERT_FILE!, servedCert);
+        writeFileSync(served.env.TESSERA_TLS_KEY_FILE!, servedKey);
+      }
+      assert.equal(server.tessera.server.reloadCertificate(), true);
+    });
+  });
+
+  describe("a key file other users may read", () => {
+    it("is warned about at start and on reload, naming the file and its mode; 0600 and 0640 are not", async () => {
+      const c = certificate();
+      const key = c.env.TESSERA_TLS_KEY_FILE!;
+      chmodSync(key, 0o644);
+      const server = await startTestServer({ env: { ...c.env, TESSERA_TLS_RELOAD_SECONDS: "0" } });
+      const warnings = () => server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "TLS key file is readable by other users");
+      try {
+        assert.deepEqual(warnings(), [{ ...warnings()[0], level: "warn", file: key, mode: "0644", fix: "chmod o-r" }]);
+        chmodSync(key, 0o640);
+        assert.equal(server.tessera.server.reloadCertificate(), true);
+        assert.equal(warnings().length, 1);
+        chmodSync(key, 0o604);
+        assert.equal(server.tessera.server.reloadCertificate(), true);
+        assert.equal(warnings().length, 2);
+        assert.equal(warnings()[1]!.mode, "0604");
+      } finally {
+        await server.close();
+      }
+      chmodSync(key, 0o600);
+      const quiet = await startTestServer({ env: c.env });
+      try {
+        assert.ok(!quiet.logs.some((l) => l.includes("TLS key file is readable")));
+      } finally {
+        await quiet.close();
+      }
+    });
+  });
+});
