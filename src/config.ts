@@ -251,6 +251,7 @@ export const variables = {
   publicUrl: variable<string>("TESSERA_PUBLIC_URL", undefined, publicUrl, "The https URL clients reach Tessera at: the `issuer` of /.well-known/openid-configuration and the `iss` of every JWT (http only for localhost)."),
   jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues; TESSERA_PUBLIC_URL when that is set (then leave this unset or equal)."),
   jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 JWTs."),
+  hstsMaxAgeSeconds: variable("TESSERA_HSTS_MAX_AGE_SECONDS", 31536000, integer(0, 63072000), "Under TLS every answer carries `Strict-Transport-Security: max-age=` this (a browser then reaches the service over HTTPS only); 0: none. Never sent without TLS (a proxy that terminates TLS sets its own)."),
   cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
   // Operations
   metrics: variable("TESSERA_METRICS", true, boolean, "Serve Prometheus metrics at `GET /metrics` (`on` or `off`).", { shownDefault: "on" }),

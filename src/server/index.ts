@@ -197,9 +197,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Every request runs in its own call scope: its id is in every log line written while it is
   // served, and comes back to the caller as a response header.
   const dispatch = rpc.listener(fallback);
+  // Under TLS a browser is told to reach the service over HTTPS only (RFC 6797): an auth
+  // service's passwords, tokens and cookie never go out over plain HTTP once it has been here.
+  const hsts = secure && config.hstsMaxAgeSeconds > 0 ? `max-age=${config.hstsMaxAgeSeconds}` : undefined;
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
+    if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
     const badTarget = hostProblem(req) ?? schemeProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
     const badCredential = authorizationProblem(req);
