@@ -513,8 +513,30 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     );
     front.on("connection", track);
     // A failed or timed-out handshake (ERR_TLS_HANDSHAKE_TIMEOUT): nothing to report, and the
-    // connection goes (with a listener here, Node leaves that to the listener).
-    front.on("tlsClientError", (_error: Error, socket: tls.TLSSocket) => socket.destroy());
+    // connection goes (with a listener here, Node leaves that to the listener). One that began
+    // with a plain HTTP request (an http:// URL for this https:// port: OpenSSL recognises the
+    // method) is answered in plain HTTP on the TCP socket under the TLS layer, which has sent
+    // nothing: the client is told what is wrong instead of seeing the connection drop. It is
+    // closed once the client closes its end, or after the headers timeout.
+    front.on("tlsClientError", (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      const tcp = (socket as unknown as { _parent?: Socket })._parent;
+      if (error.code !== "ERR_SSL_HTTP_REQUEST" || !tcp?.writable) return socket.destroy();
+      const body = errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", "this port serves HTTPS: the request was sent in plain HTTP; use https://");
+      tcp.end(
+        "HTTP/1.1 400 Bad Request\r\n" +
+          `${requestIdHeader}: ${requestIdOf(undefined)}\r\n` +
+          "content-type: application/json\r\n" +
+          `content-length: ${Buffer.byteLength(body)}\r\n` +
+          "connection: close\r\n\r\n" +
+          body,
+      );
+      const linger = setTimeout(() => socket.destroy(), o.headersTimeoutMs);
+      linger.unref();
+      tcp.once("close", () => {
+        clearTimeout(linger);
+        socket.destroy();
+      });
+    });
   } else {
     front = net.createServer({ noDelay: true }, (socket) => {
       track(socket);

@@ -7,6 +7,7 @@
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
 import tls from "node:tls";
+import { errorInfoJson } from "../support/error-details.js";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -191,5 +192,38 @@ describe("hostile: ALPN on the TLS port", function () {
     session.destroy();
     assert.equal(code, http2.constants.NGHTTP2_HTTP_1_1_REQUIRED);
     assert.equal(debug, "HTTP/2 over TLS is negotiated with ALPN h2: this connection did not negotiate it, and is served HTTP/1.1");
+  });
+});
+
+describe("hostile: plain HTTP on the TLS port", function () {
+  this.timeout(30_000);
+  let cert: TestCertificate;
+  let server: TestServer;
+
+  before(async () => {
+    cert = makeTestCertificate();
+    server = await startTestServer({ env: cert.env });
+  });
+  after(async () => {
+    await server?.close();
+    cert?.remove();
+  });
+
+  it("a plain HTTP request (http:// for https://) is answered 400 in plain HTTP, saying so, and the connection closed", async () => {
+    const plainUrl = server.url.replace(/^https:/, "http:");
+    for (const method of ["GET", "POST", "PUT", "HEAD"]) {
+      const res = await fetch(`${plainUrl}/healthz`, { method, ...(method === "POST" || method === "PUT" ? { body: "{}" } : {}) });
+      assert.equal(res.status, 400, method);
+      assert.equal(res.headers.get("connection"), "close");
+      if (method === "HEAD") continue;
+      assert.deepEqual(await res.json(), {
+        code: "invalid_argument",
+        message: "this port serves HTTPS: the request was sent in plain HTTP; use https://",
+        details: [errorInfoJson("MALFORMED_REQUEST")],
+      });
+    }
+    // The port still serves TLS.
+    const r = await handshake(server.port, cert.ca, {});
+    assert.equal(r.protocol, "TLSv1.3");
   });
 });
