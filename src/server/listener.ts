@@ -18,7 +18,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { constants as crypto } from "node:crypto";
+import { constants as crypto, randomBytes } from "node:crypto";
 import tls from "node:tls";
 import { Code } from "@connectrpc/connect";
 import type { PortSharing } from "../cluster.js";
@@ -35,6 +35,8 @@ export interface ListenerOptions {
   host: string;
   port: number;
   tls?: { cert: Buffer; key: Buffer };
+  /** Under TLS: how often the key that seals session tickets is replaced (default: every hour). */
+  ticketKeyRotationMs?: number;
   requestTimeoutMs: number;
   headersTimeoutMs: number;
   idleTimeoutMs: number;
@@ -495,6 +497,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   };
 
   let front: net.Server;
+  let ticketKeys: NodeJS.Timeout | undefined;
   if (o.tls) {
     front = tls.createServer(
       {
@@ -512,6 +515,14 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       },
     );
     front.on("connection", track);
+    // Node makes the key that seals session tickets once, and keeps it for the life of the
+    // process: a TLS 1.2 ticket (sent in clear) holds its session's master secret, so that one
+    // key read out of memory would open every recorded session resumable with it, for weeks,
+    // whatever ECDHE gave them. It is replaced every hour; a ticket sealed with an older one
+    // gets a full handshake (as one shown to another worker does: each has its own key).
+    const tlsFront = front as tls.Server;
+    ticketKeys = setInterval(() => tlsFront.setTicketKeys(randomBytes(48)), o.ticketKeyRotationMs ?? 3_600_000);
+    ticketKeys.unref();
     // A failed or timed-out handshake (ERR_TLS_HANDSHAKE_TIMEOUT): nothing to report, and the
     // connection goes (with a listener here, Node leaves that to the listener). One that began
     // with a plain HTTP request (an http:// URL for this https:// port: OpenSSL recognises the
@@ -660,6 +671,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       h1.closeIdleConnections();
       h1.close(() => {}); // stops the timeout sweep (it is not listening: the callback gets an error)
       clearInterval(h1Sweep);
+      clearInterval(ticketKeys);
       for (const s of sessions) s.destroy();
       for (const s of sockets) s.destroy();
       await stopped;
