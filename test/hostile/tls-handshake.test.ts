@@ -6,6 +6,7 @@
  */
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
+import net from "node:net";
 import tls from "node:tls";
 import { errorInfoJson } from "../support/error-details.js";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
@@ -225,5 +226,52 @@ describe("hostile: plain HTTP on the TLS port", function () {
     // The port still serves TLS.
     const r = await handshake(server.port, cert.ca, {});
     assert.equal(r.protocol, "TLSv1.3");
+  });
+});
+
+describe("hostile: handshakes beyond TESSERA_MAX_CONNECTIONS, and hostile server names", function () {
+  this.timeout(30_000);
+  let cert: TestCertificate;
+  let server: TestServer;
+
+  before(async () => {
+    cert = makeTestCertificate();
+    server = await startTestServer({ env: { ...cert.env, TESSERA_MAX_CONNECTIONS: "2" } });
+  });
+  after(async () => {
+    await server?.close();
+    cert?.remove();
+  });
+
+  it("a connection beyond the cap is closed before its handshake: no ServerHello, no signature spent", async () => {
+    const open: tls.TLSSocket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const s = tls.connect({ host: "127.0.0.1", port: server.port, ca: cert.ca, servername: "localhost" });
+        s.on("error", () => {});
+        await new Promise((resolve) => s.once("secureConnect", resolve));
+        open.push(s);
+      }
+      // A raw ClientHello's worth of bytes: the server sends nothing back and closes.
+      const received = await new Promise<number>((resolve) => {
+        const s = net.connect(server.port, "127.0.0.1", () => s.write(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00])));
+        let n = 0;
+        s.on("data", (d: Buffer) => (n += d.length));
+        s.on("error", () => {});
+        s.on("close", () => resolve(n));
+      });
+      assert.equal(received, 0);
+      assert.equal((await handshake(server.port, cert.ca, {})).error, "ECONNRESET");
+    } finally {
+      for (const s of open) s.destroy();
+    }
+  });
+
+  it("a long, a non-ASCII or a control-character server name does not stop the handshake (the name is not used)", async () => {
+    for (let i = 0; i < 100 && server.tessera.server.listener.connections() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    for (const servername of ["a".repeat(255), "bücher.例え.test", "evil\u0000.localhost", "x.."]) {
+      const r = await handshake(server.port, cert.ca, { servername, checkServerIdentity: () => undefined });
+      assert.equal(r.protocol, "TLSv1.3", `${JSON.stringify(servername)}: ${JSON.stringify(r)}`);
+    }
   });
 });
