@@ -14,6 +14,7 @@ import { startTestServer, type TestServer } from "../support/server.js";
 
 interface Handshake {
   protocol?: string | null;
+  alpn?: string | false | null;
   cipher?: string;
   error?: string;
 }
@@ -22,7 +23,7 @@ interface Handshake {
 function handshake(port: number, ca: Buffer, options: tls.ConnectionOptions): Promise<Handshake> {
   return new Promise((resolve) => {
     const s = tls.connect({ host: "127.0.0.1", port, ca, servername: "localhost", ALPNProtocols: ["http/1.1"], ...options }, () => {
-      resolve({ protocol: s.getProtocol(), cipher: s.getCipher().standardName });
+      resolve({ protocol: s.getProtocol(), cipher: s.getCipher().standardName, alpn: s.alpnProtocol });
       s.destroy();
     });
     s.on("error", (e: NodeJS.ErrnoException) => resolve({ error: e.code ?? e.message }));
@@ -117,6 +118,9 @@ describe("hostile: TLS handshakes", function () {
       await check(rsaServer, rsa.ca, refusedRsa, servedRsa);
       const old = await handshake(rsaServer.port, rsa.ca, { minVersion: "TLSv1.1", maxVersion: "TLSv1.1", ciphers: "ALL:@SECLEVEL=0" });
       assert.equal(old.error, "ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION");
+      // ALPN is the server's, not the context's: h2 is still chosen, an unknown protocol refused.
+      assert.equal((await handshake(rsaServer.port, rsa.ca, { ALPNProtocols: ["h2", "http/1.1"] })).alpn, "h2");
+      assert.equal((await handshake(rsaServer.port, rsa.ca, { ALPNProtocols: ["spdy/3"] })).error, "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL");
     });
 
     it("a client-initiated renegotiation under TLS 1.2 is refused", async () => {
