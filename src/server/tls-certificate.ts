@@ -64,7 +64,7 @@ export function loadCertificate(certFile: string, keyFile: string, now?: Date): 
     throw new CertificateError(`${keyVariable} (${keyFile}): not a PEM private key`);
   }
   if (!leaf.checkPrivateKey(privateKey)) {
-    throw new CertificateError(`${keyVariable} (${keyFile}): not the private key of the certificate in ${certVariable} (${certFile})`);
+    throw new CertificateError(`${keyVariable} (${keyFile}): not the private key of the first certificate in ${certVariable} (${certFile})`);
   }
   try {
     tls.createSecureContext({ cert, key });

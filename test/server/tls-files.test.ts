@@ -60,7 +60,7 @@ describe("server: TLS certificate and key files", function () {
     const keyText = readFileSync(key, "utf8") + readFileSync(other, "utf8");
     return [
       ["a key that is not the certificate's", { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: other },
-        (c, k) => exactly(`TESSERA_TLS_KEY_FILE (${k}): not the private key of the certificate in TESSERA_TLS_CERT_FILE (${c})`), keyText],
+        (c, k) => exactly(`TESSERA_TLS_KEY_FILE (${k}): not the private key of the first certificate in TESSERA_TLS_CERT_FILE (${c})`), keyText],
       ["an encrypted key", { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: encrypted },
         (_c, k) => exactly(`TESSERA_TLS_KEY_FILE (${k}): the private key is encrypted; give it unencrypted (openssl pkey -in <encrypted> -out <key>), readable by Tessera's user alone`), readFileSync(encrypted, "utf8")],
       ["a key file that is not PEM", { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: garbage },
