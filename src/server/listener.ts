@@ -209,8 +209,29 @@ type ClientError = Error & { code?: string; reason?: string };
  * TLS is chosen with ALPN): the server preface (an empty SETTINGS frame), then GOAWAY(last stream
  * 0, HTTP_1_1_REQUIRED) whose debug data says why.
  */
-const noH2WithoutAlpn = (() => {
-  const debug = Buffer.from("HTTP/2 over TLS is negotiated with ALPN h2: this connection did not negotiate it, and is served HTTP/1.1");
+const noH2WithoutAlpn = h2Refusal(
+  http2.constants.NGHTTP2_HTTP_1_1_REQUIRED,
+  "HTTP/2 over TLS is negotiated with ALPN h2: this connection did not negotiate it, and is served HTTP/1.1",
+);
+
+/** The start of an HTTP/1.x request line: a method token and a space. */
+const plainRequestLine = /^[A-Z]{3,12} /;
+
+/** What a plain HTTP request on the TLS port is answered (sniffTls). */
+function cleartextHttpRefusal(): string {
+  const body = errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", "this port serves HTTPS: the request was sent in plain HTTP; use https://");
+  return (
+    "HTTP/1.1 400 Bad Request\r\n" +
+    `${requestIdHeader}: ${requestIdOf(undefined)}\r\n` +
+    "content-type: application/json\r\n" +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    "connection: close\r\n\r\n" +
+    body
+  );
+}
+
+/** An HTTP/2 server preface (an empty SETTINGS frame), then GOAWAY(last stream 0, `code`, `debug`). */
+function h2Refusal(code: number, debug: string): Buffer {
   const frame = (type: number, payload: Buffer) => {
     const header = Buffer.alloc(9);
     header.writeUIntBE(payload.length, 0, 3);
@@ -219,9 +240,15 @@ const noH2WithoutAlpn = (() => {
   };
   const goaway = Buffer.alloc(8);
   goaway.writeUInt32BE(0, 0);
-  goaway.writeUInt32BE(http2.constants.NGHTTP2_HTTP_1_1_REQUIRED, 4);
-  return Buffer.concat([frame(0x4, Buffer.alloc(0)), frame(0x7, Buffer.concat([goaway, debug]))]);
-})();
+  goaway.writeUInt32BE(code, 4);
+  return Buffer.concat([frame(0x4, Buffer.alloc(0)), frame(0x7, Buffer.concat([goaway, Buffer.from(debug)]))]);
+}
+
+/** What an h2c client (the HTTP/2 preface in cleartext) on the TLS port is sent (sniffTls). */
+const cleartextH2Refusal = h2Refusal(
+  http2.constants.NGHTTP2_INADEQUATE_SECURITY,
+  "this port serves HTTP/2 over TLS only: connect with TLS (https://, a gRPC client's TLS credentials), not in cleartext (h2c)",
+);
 
 /** The limits a clientError answer names. */
 export interface ClientErrorLimits {
@@ -510,11 +537,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         handshakeTimeout: o.headersTimeoutMs,
       },
       (socket) => {
+        const tcp = (socket as unknown as { _parent?: Socket })._parent;
+        if (tcp) clearTimeout(handshakeDeadlines.get(tcp));
         if (socket.alpnProtocol === "h2") toH2(socket, socket);
         else h1.emit("connection", socket);
       },
     );
-    front.on("connection", track);
     // Node makes the key that seals session tickets once, and keeps it for the life of the
     // process: a TLS 1.2 ticket (sent in clear) holds its session's master secret, so that one
     // key read out of memory would open every recorded session resumable with it, for weeks,
@@ -524,30 +552,8 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     ticketKeys = setInterval(() => tlsFront.setTicketKeys(randomBytes(48)), o.ticketKeyRotationMs ?? 3_600_000);
     ticketKeys.unref();
     // A failed or timed-out handshake (ERR_TLS_HANDSHAKE_TIMEOUT): nothing to report, and the
-    // connection goes (with a listener here, Node leaves that to the listener). One that began
-    // with a plain HTTP request (an http:// URL for this https:// port: OpenSSL recognises the
-    // method) is answered in plain HTTP on the TCP socket under the TLS layer, which has sent
-    // nothing: the client is told what is wrong instead of seeing the connection drop. It is
-    // closed once the client closes its end, or after the headers timeout.
-    front.on("tlsClientError", (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
-      const tcp = (socket as unknown as { _parent?: Socket })._parent;
-      if (error.code !== "ERR_SSL_HTTP_REQUEST" || !tcp?.writable) return socket.destroy();
-      const body = errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", "this port serves HTTPS: the request was sent in plain HTTP; use https://");
-      tcp.end(
-        "HTTP/1.1 400 Bad Request\r\n" +
-          `${requestIdHeader}: ${requestIdOf(undefined)}\r\n` +
-          "content-type: application/json\r\n" +
-          `content-length: ${Buffer.byteLength(body)}\r\n` +
-          "connection: close\r\n\r\n" +
-          body,
-      );
-      const linger = setTimeout(() => socket.destroy(), o.headersTimeoutMs);
-      linger.unref();
-      tcp.once("close", () => {
-        clearTimeout(linger);
-        socket.destroy();
-      });
-    });
+    // connection goes (with a listener here, Node leaves that to the listener).
+    front.on("tlsClientError", (_error: Error, socket: tls.TLSSocket) => socket.destroy());
   } else {
     front = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
@@ -582,10 +588,46 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     });
   }
 
+  // Under TLS: each connection's first bytes. A TLS record goes to `front` (the bytes read put
+  // back: the TLS layer reads them first), with what is left of the headers timeout for its
+  // handshake. A client that speaks in cleartext to this port is told so in its own protocol
+  // rather than seeing the connection drop: an HTTP/1.x request line is answered 400 with the
+  // JSON error, the HTTP/2 preface (a gRPC client without TLS) GOAWAY(INADEQUATE_SECURITY) with
+  // a debug text; what it sends meanwhile is read and dropped, and the connection closed once
+  // the client closes it or after the headers timeout.
+  const handshakeDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  const sniffTls = (socket: Socket) => {
+    track(socket);
+    const deadline = setTimeout(() => socket.destroy(), o.headersTimeoutMs);
+    handshakeDeadlines.set(socket, deadline);
+    socket.once("close", () => clearTimeout(deadline));
+    let head: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, preface.length);
+      const isH2 = head.subarray(0, n).equals(preface.subarray(0, n));
+      if (isH2 && head.length < preface.length) return; // need more bytes to be sure
+      socket.removeListener("data", onData);
+      if (head[0] === 0x16 || !(isH2 || plainRequestLine.test(head.toString("latin1", 0, 16)))) {
+        // A handshake, or bytes OpenSSL is left to refuse.
+        socket.pause();
+        socket.unshift(head);
+        front.emit("connection", socket);
+        return;
+      }
+      socket.on("data", () => {}); // read and dropped: unread bytes would make the close a reset
+      socket.end(isH2 ? cleartextH2Refusal : cleartextHttpRefusal());
+    };
+    socket.on("data", onData);
+    socket.resume();
+  };
+
   // Each connection, however it arrived, is served by `front`. Without TLS it is a net.Server
   // too, so a connection handed over is set up as one it accepted (no Nagle delay).
+  // Under TLS a connection's first bytes are looked at first (sniffTls).
   const serve = (socket: Socket) => {
-    if (!o.tls) socket.setNoDelay(true);
+    if (o.tls) return sniffTls(socket);
+    socket.setNoDelay(true);
     front.emit("connection", socket);
   };
   // TESSERA_MAX_CONNECTIONS counts the connections served here. A connection this process
@@ -597,8 +639,8 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     socket.destroy();
     o.onRefused?.();
   };
-  // What listens on the port: `front` itself, or under TESSERA_WORKERS the first worker's
-  // acceptor; a follower has none.
+  // What listens on the port: `front` itself (plain), an acceptor that hands each connection to
+  // serve (TLS), or under TESSERA_WORKERS the first worker's acceptor; a follower has none.
   let acceptor: net.Server | undefined;
   let port: number;
   const sharing = o.sharing;
@@ -622,7 +664,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       ? net.createServer({ pauseOnConnect: true }, (socket) => {
           if (!sharing.handOff(socket)) serveHere(socket);
         })
-      : front;
+      : o.tls
+        ? net.createServer({ pauseOnConnect: true }, serve)
+        : front;
     acceptor = server;
     if (!sharing && max > 0) {
       server.maxConnections = max;

@@ -231,6 +231,31 @@ describe("hostile: plain HTTP on the TLS port", function () {
     const r = await handshake(server.port, cert.ca, {});
     assert.equal(r.protocol, "TLSv1.3");
   });
+
+  it("an h2c client (a gRPC client without TLS) gets GOAWAY(INADEQUATE_SECURITY) in cleartext, saying the port serves TLS", async () => {
+    const session = http2.connect(server.url.replace(/^https:/, "http:"));
+    session.on("error", () => {});
+    const goaway = new Promise<{ code: number; debug: string }>((resolve) => {
+      session.once("goaway", (code: number, _last: number, opaque?: Buffer) => resolve({ code, debug: opaque?.toString() ?? "" }));
+      session.once("close", () => resolve({ code: -1, debug: "closed without GOAWAY" }));
+    });
+    const req = session.request({ ":path": "/grpc.health.v1.Health/Check", ":method": "POST", "content-type": "application/grpc" });
+    req.on("error", () => {});
+    req.end();
+    const { code, debug } = await goaway;
+    session.destroy();
+    assert.equal(code, http2.constants.NGHTTP2_INADEQUATE_SECURITY);
+    assert.equal(debug, "this port serves HTTP/2 over TLS only: connect with TLS (https://, a gRPC client's TLS credentials), not in cleartext (h2c)");
+  });
+
+  it("a plain HTTP request with another method (DELETE, OPTIONS, PATCH) is answered 400 too", async () => {
+    const plainUrl = server.url.replace(/^https:/, "http:");
+    for (const method of ["DELETE", "OPTIONS", "PATCH"]) {
+      const res = await fetch(`${plainUrl}/session`, { method });
+      assert.equal(res.status, 400, method);
+      assert.equal(((await res.json()) as { message: string }).message, "this port serves HTTPS: the request was sent in plain HTTP; use https://");
+    }
+  });
 });
 
 describe("hostile: handshakes beyond TESSERA_MAX_CONNECTIONS, and hostile server names", function () {
