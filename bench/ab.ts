@@ -1,6 +1,7 @@
 // A/B of two builds of Tessera: both servers up at once (compiled, one worker each, fresh data
-// directories), one token check driven by h2load against each in turn, interleaved rounds (the
-// order alternating), then the medians of calls/s and CPU per call and the ratio B/A per round.
+// directories, started afresh each round), one token check driven by h2load against each in
+// turn, interleaved rounds (the order alternating), then the medians of calls/s and CPU per call
+// and the ratio B/A per round.
 // Each side is a checkout that `npm run build` has built; for an earlier commit:
 //   git worktree add /tmp/base REV && ln -s "$PWD/node_modules" /tmp/base/node_modules && (cd /tmp/base && npm run build)
 // Run: npm run bench -- ab DIR_A DIR_B   (AB_CASE=grpc|rest, default grpc: GetSession over 16
@@ -13,8 +14,6 @@ import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, procStat, requireH2l
 
 interface Side {
   dir: string;
-  server: BenchServer;
-  token: string;
   rps: number[];
   cpu: number[];
 }
@@ -47,39 +46,51 @@ function processTree(pid: number): number[] {
   return [pid, ...children.flatMap((p) => processTree(Number(p)))];
 }
 
-async function start(dir: string): Promise<Side> {
+async function start(dir: string): Promise<{ server: BenchServer; token: string }> {
   const server = await startServerProcess({ TESSERA_WORKERS: workers }, { checkout: dir });
-  // Every worker ready before the first round (the first answers as soon as it listens).
-  if (workers !== "1") await new Promise((r) => setTimeout(r, 2000));
-  return { dir, server, token: await signUpAndLogIn(server.url, "ab@example.com"), rps: [], cpu: [] };
+  try {
+    // Every worker ready before the round (the first answers as soon as it listens).
+    if (workers !== "1") await new Promise((r) => setTimeout(r, 2000));
+    return { server, token: await signUpAndLogIn(server.url, "ab@example.com") };
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
 }
 
-const call = (s: Side): H2loadCase => {
-  const auth = [`authorization: Bearer ${s.token}`, `x-koms-clientid: ${benchClientId}`];
+const call = (server: BenchServer, token: string): H2loadCase => {
+  const auth = [`authorization: Bearer ${token}`, `x-koms-clientid: ${benchClientId}`];
   return kind === "grpc"
-    ? { url: `${s.server.url}/tessera.session.v1.SessionService/GetSession`, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame }
-    : { url: `${s.server.url}/session`, h1: true, headers: auth };
+    ? { url: `${server.url}/tessera.session.v1.SessionService/GetSession`, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame }
+    : { url: `${server.url}/session`, h1: true, headers: auth };
 };
 
-const sides: Side[] = [];
-try {
-  for (const dir of dirs) sides.push(await start(dir));
-  console.log(`${kind === "grpc" ? "gRPC GetSession (h2c)" : "REST GET /session"}, ${workers} worker(s), ${rounds} interleaved rounds of ${benchSeconds} s`);
-  for (let r = 0; r < rounds; r++) {
-    for (const s of r % 2 === 0 ? sides : [...sides].reverse()) {
-      const res = h2load(call(s), benchSeconds, processTree(s.server.pid));
-      if (res.errors > 0) throw new Error(`${s.dir}: ${res.errors} calls failed`);
-      s.rps.push(res.rps);
-      s.cpu.push(res.cpuMsPerCall!);
-      console.log(`  round ${r + 1}  ${s.dir}: ${res.rps.toFixed(0)}/s, ${res.cpuMsPerCall!.toFixed(3)} ms CPU per call`);
+// Both servers are started afresh for every round, the first to start alternating with the
+// round: a pair of servers kept up for the whole run measured the one started second slower
+// whichever build it ran (an A/A run of one build: B/A 0.867 over 7 rounds, REST), so a result
+// kept each server's start order and its bias; started in turn, each build is the first one up
+// in half the rounds, as it is the first loaded.
+const sides: Side[] = dirs.map((dir) => ({ dir, rps: [], cpu: [] }));
+console.log(`${kind === "grpc" ? "gRPC GetSession (h2c)" : "REST GET /session"}, ${workers} worker(s), ${rounds} interleaved rounds of ${benchSeconds} s`);
+for (let r = 0; r < rounds; r++) {
+  const order = r % 2 === 0 ? sides : [...sides].reverse();
+  const up: Array<{ side: Side; server: BenchServer; token: string }> = [];
+  try {
+    for (const side of order) up.push({ side, ...(await start(side.dir)) });
+    for (const { side, server, token } of up) {
+      const res = h2load(call(server, token), benchSeconds, processTree(server.pid));
+      if (res.errors > 0) throw new Error(`${side.dir}: ${res.errors} calls failed`);
+      side.rps.push(res.rps);
+      side.cpu.push(res.cpuMsPerCall!);
+      console.log(`  round ${r + 1}  ${side.dir}: ${res.rps.toFixed(0)}/s, ${res.cpuMsPerCall!.toFixed(3)} ms CPU per call`);
     }
+  } finally {
+    for (const { server } of up) await server.stop();
   }
-  const [a, b] = sides;
-  for (const s of sides) console.log(`${s.dir}: median ${median(s.rps).toFixed(0)}/s, ${median(s.cpu).toFixed(3)} ms CPU per call`);
-  console.log(
-    `B/A: calls/s ${(median(b.rps) / median(a.rps)).toFixed(3)}, CPU per call ${(median(b.cpu) / median(a.cpu)).toFixed(3)}; ` +
-      `per round ${a.rps.map((x, i) => (b.rps[i] / x).toFixed(2)).join(", ")}`,
-  );
-} finally {
-  for (const s of sides) await s.server.stop();
 }
+const [a, b] = sides;
+for (const s of sides) console.log(`${s.dir}: median ${median(s.rps).toFixed(0)}/s, ${median(s.cpu).toFixed(3)} ms CPU per call`);
+console.log(
+  `B/A: calls/s ${(median(b.rps) / median(a.rps)).toFixed(3)}, CPU per call ${(median(b.cpu) / median(a.cpu)).toFixed(3)}; ` +
+    `per round ${a.rps.map((x, i) => (b.rps[i] / x).toFixed(2)).join(", ")}`,
+);
