@@ -35,7 +35,6 @@ import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import { headerGrpcMessage, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
@@ -44,9 +43,8 @@ import { applyCors } from "./cors.js";
 import { sendErrorBody, serverError } from "./error-details.js";
 import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
-import { answerUnaryConnect, answerUnaryGrpc, invokeUnary, plainUnaryConnect, plainUnaryGrpc, readBody, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
+import { answerUnaryConnect, answerUnaryGrpc, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
-import { encodeGrpcMessage } from "./grpc-message.js";
 import { dropUnboundedTimeouts } from "./deadline-interceptor.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -349,25 +347,18 @@ function unknownProcedure(req: NodeRequest, res: NodeResponse, path: string, ser
   const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
   const message = !m ? `no RPC at ${path}` : services.has(m[1]!) ? `unknown method ${m[2]} for service ${m[1]}` : `unknown service ${m[1]}`;
   const trailer = new Headers();
-  setTrailerStatus(trailer, serverError(Code.Unimplemented, "UNIMPLEMENTED", message));
-  trailer.set(headerGrpcMessage, encodeGrpcMessage(message));
+  setGrpcError(trailer, serverError(Code.Unimplemented, "UNIMPLEMENTED", message));
   // The body is not read: let it drain (an HTTP/1.1 connection stays usable).
   req.resume();
   const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
   res.writeHead(200, { "content-type": contentType });
   if (type[1] === undefined) {
-    const trailers: Record<string, string> = {};
-    trailer.forEach((v, k) => (trailers[k] = v));
-    res.addTrailers(trailers);
+    res.addTrailers(nodeHeaders(trailer));
     res.end();
     return true;
   }
   // gRPC-Web: the trailers are the body's one envelope (in base64 for the text mode).
-  const data = trailerSerialize(trailer);
-  const frame = Buffer.allocUnsafe(5 + data.length);
-  frame[0] = trailerFlag;
-  frame.writeUInt32BE(data.length, 1);
-  frame.set(data, 5);
+  const frame = envelope(trailerFlag, trailerSerialize(trailer));
   (res as { end(chunk: Buffer): void }).end(type[2] === undefined ? frame : Buffer.from(frame.toString("base64"), "latin1"));
   return true;
 }

@@ -209,9 +209,7 @@ export async function answerUnaryGrpc(
   const { header: responseHeader, trailer } = outcome;
   let out: Uint8Array | undefined;
   if (outcome.error) {
-    setTrailerStatus(trailer, outcome.error);
-    // connect-es percent-encodes every character outside its safe set; gRPC's spec, fewer.
-    trailer.set(headerGrpcMessage, encodeGrpcMessage(outcome.error.rawMessage));
+    setGrpcError(trailer, outcome.error);
   } else {
     out = toBinary(spec.method.output, outcome.message);
   }
@@ -310,7 +308,15 @@ function unaryContext(spec: UnarySpec, protocolName: string, call: UnaryCall, co
   };
 }
 
-function envelope(flags: number, data: Uint8Array): Buffer {
+/** Sets `error` in a gRPC trailer: its status and details, grpc-message encoded as gRPC's spec has it. */
+export function setGrpcError(trailer: Headers, error: ConnectError): void {
+  setTrailerStatus(trailer, error);
+  // connect-es percent-encodes every character outside its safe set; gRPC's spec, fewer.
+  trailer.set(headerGrpcMessage, encodeGrpcMessage(error.rawMessage));
+}
+
+/** One gRPC envelope: its flags, its length, the data. */
+export function envelope(flags: number, data: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(5 + data.length);
   frame[0] = flags;
   frame.writeUInt32BE(data.length, 1);
@@ -318,7 +324,8 @@ function envelope(flags: number, data: Uint8Array): Buffer {
   return frame;
 }
 
-function nodeHeaders(h: Headers): Record<string, string | string[]> {
+/** Fetch Headers as Node's header object (Set-Cookie kept as its several lines). */
+export function nodeHeaders(h: Headers): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   h.forEach((v, k) => {
     out[k] = v;
