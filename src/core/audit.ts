@@ -193,11 +193,20 @@ export class AuditTrail {
       this.observer.suppressed?.(event);
       return;
     }
-    // The logger adds the call's requestId, trace_id and span_id to every line itself.
+    const write = this.logAndStore(event);
+    if (input.outcome !== "error") await write;
+  }
+
+  /** The event's log line, then its store write (tracked for drain()). */
+  private logAndStore(event: AuditEventRecord): Promise<void> {
+    // The logger adds the call's requestId, trace_id and span_id to every line itself; Dates
+    // (a summary's `suppressed.since`) are written as JSON writes them, in ISO 8601.
     const { id, time, type, requestId: _requestId, traceId: _traceId, spanId: _spanId, ...rest } = event;
     this.deps.logger.info("audit", { type: "audit", event: type, auditId: id, eventTime: time.toISOString(), ...rest });
-    const write = this.track(this.store(event));
-    if (input.outcome !== "error") await write;
+    const write = this.store(event);
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
+    return write;
   }
 
   /** Resolves when every store write started so far has settled, summaries of the budget's open window included (shutdown). */
@@ -206,27 +215,10 @@ export class AuditTrail {
     while (this.writes.size > 0) await Promise.all(this.writes);
   }
 
-  private track(write: Promise<void>): Promise<void> {
-    this.writes.add(write);
-    void write.finally(() => this.writes.delete(write));
-    return write;
-  }
-
   /** An `audit.suppressed` event: logged and stored like any other (outcome failure: what it counts was refused). */
   private storeSummary(summary: SuppressedSummary): void {
     const now = this.deps.clock.now();
-    const event: AuditEventRecord = { id: this.ids.next(now.getTime()), time: now, type: "audit.suppressed", outcome: "failure", ...summary };
-    const { since, count, events } = summary.suppressed;
-    this.deps.logger.info("audit", {
-      type: "audit",
-      event: event.type,
-      auditId: event.id,
-      eventTime: now.toISOString(),
-      outcome: event.outcome,
-      ...(summary.clientAddress !== undefined && { clientAddress: summary.clientAddress }),
-      suppressed: { since: since.toISOString(), count, events },
-    });
-    void this.track(this.store(event));
+    void this.logAndStore({ id: this.ids.next(now.getTime()), time: now, type: "audit.suppressed", outcome: "failure", ...summary });
   }
 
   private async store(event: AuditEventRecord): Promise<void> {
