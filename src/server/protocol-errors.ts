@@ -3,8 +3,9 @@
 // - protobuf bytes that do not parse are INVALID_ARGUMENT, as in connect-go: connect-es raises
 //   INTERNAL "parse binary: ..." before any interceptor runs, and an INTERNAL would page whoever
 //   watches error rates for a client's mistake;
-// - a JSON message that does not parse is refused without quoting the request's text (a
-//   password or a token in it would come back in the error): "... from JSON: not valid JSON";
+// - a JSON message that does not parse, or holds a value of the wrong type, is refused without
+//   quoting the request's text (a password or a token in it would come back in the error):
+//   "... from JSON: not valid JSON", "... from JSON: expected string, got number";
 // - an error connect-es raised itself (a request it cannot read, a message over the size
 //   limit, a bad timeout header: no interceptor saw it) gets the google.rpc.ErrorInfo every
 //   Tessera error carries, with the reason of its code (error-details.ts);
@@ -45,27 +46,22 @@ import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect
 import { rewriteFinalEnvelope } from "./final-envelope.js";
 import { isErrorInfo, withErrorInfo } from "./error-details.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
+import { isJsonDecodeError, unquotedJsonError } from "../transcode/json-error.js";
 
 /** connect-es's message for protobuf bytes that do not parse (protocol/serialization.ts). */
 const parseErrorPrefix = "parse binary: ";
 
-/** protobuf-es's message for a JSON request message that does not parse, and what follows it. */
-const jsonDecodeError = /^(cannot decode message [\w.]+ from JSON: )(.*)$/s;
-
 /**
- * The message of a JSON request message that did not parse, without the request's text: V8's
+ * The message of a JSON request message that did not parse, without the request's values: V8's
  * JSON.parse messages quote the text around the error (`Unexpected token 'h', ..."password":hunter2"...
- * is not valid JSON`), and protobuf-es quotes a body that is a short JSON string; a password or a
- * token there would come back in the error. Undefined when `message` quotes nothing.
+ * is not valid JSON`), and protobuf-es quotes the value it refuses (`expected string, got
+ * 12345678901`); a password or a token there would come back in the error (transcode/json-error.ts).
+ * Undefined when `message` quotes nothing.
  */
 function withoutRequestText(message: string): string | undefined {
-  const m = jsonDecodeError.exec(message);
-  if (!m) return undefined;
-  const head = m[1]!;
-  const tail = m[2]!;
-  if (tail.endsWith(" is not valid JSON")) return `${head}not valid JSON`;
-  if (tail.length >= 2 && tail.startsWith('"') && tail.endsWith('"')) return `${head}string`;
-  return undefined;
+  if (!isJsonDecodeError(message)) return undefined;
+  const unquoted = unquotedJsonError(message);
+  return unquoted === message ? undefined : unquoted;
 }
 
 /** The error Tessera answers instead of `e`, or undefined when `e` is already right. */

@@ -12,6 +12,7 @@ import { parseArguments, type Argument } from "./query.js";
 import { variableValue } from "./route-table.js";
 import { ParseFailure } from "./scalar.js";
 import { findImpossibleTimestamp } from "./timestamp.js";
+import { unquotedJsonError } from "./json-error.js";
 
 const jsonRead = { ignoreUnknownFields: true } as const;
 
@@ -65,7 +66,8 @@ export async function buildRequestMessage(
     const text = variableValue(binding.template, variable, segments, decodeSegment, decodeSegmentKeepSlash);
     const failure = applyFieldTarget(r, target, text);
     if (failure) {
-      throw badRequest("INVALID_PATH_VARIABLE", `invalid path variable "${target.path}": ${JSON.stringify(text)} is not a valid ${failure.expected}`, target.path);
+      // The value is not quoted: a path or a query may carry a credential.
+      throw badRequest("INVALID_PATH_VARIABLE", `invalid path variable "${target.path}": not a valid ${failure.expected}`, target.path);
     }
   }
   return msg;
@@ -102,7 +104,7 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
     if (e instanceof HttpError) throw e;
     const key = rule.kind === "field" ? rule.field.jsonName : offendingKey(desc, json);
     const where = key === undefined ? "" : `field "${key}": `;
-    const message = `invalid request body: ${where}${withoutTypeNames(e instanceof Error ? e.message : String(e))}`;
+    const message = `invalid request body: ${where}${withoutTypeNames(unquotedJsonError(e instanceof Error ? e.message : String(e)))}`;
     throw key === undefined ? badRequest("MALFORMED_BODY", message) : badRequest("INVALID_BODY_FIELD", message, fieldPath(desc, key));
   }
 }
@@ -166,7 +168,7 @@ function applyArguments(binding: Binding, r: ReflectMessage, args: readonly Argu
     }
     const failure: ParseFailure | undefined = applyFieldTarget(r, target, value);
     if (failure) {
-      throw badRequest("INVALID_QUERY_PARAMETER", `invalid query parameter "${key}": ${JSON.stringify(value)} is not a valid ${failure.expected}`, target.path);
+      throw badRequest("INVALID_QUERY_PARAMETER", `invalid query parameter "${key}": not a valid ${failure.expected}`, target.path);
     }
   }
 }

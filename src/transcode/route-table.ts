@@ -117,6 +117,53 @@ export class RouteTable<T> {
     return { kind: "not-found" };
   }
 
+  /**
+   * The raw path as an error message may quote it: each segment that only a variable of some
+   * route would take (no literal of the routes at that point matches it) is written "*", since a
+   * path variable may hold a credential (`/api/authenticationtoken/{token}`); the walk follows
+   * literals first, as matching does, and quotes the rest of the path as it is once no route
+   * goes further. One trailing slash is ignored, as in match().
+   */
+  describePath(rawPath: string): string {
+    let path = rawPath;
+    if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
+    if (path === "/" || !path.startsWith("/")) return path;
+    const segments = path.slice(1).split("/");
+    let node: TrieNode<T> | undefined = this.root;
+    const out: string[] = [];
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i]!;
+      if (node === undefined) {
+        out.push(seg);
+        continue;
+      }
+      if (node.deep) {
+        // `**` takes everything that follows.
+        out.push("**");
+        break;
+      }
+      let literal: TrieNode<T> | undefined;
+      try {
+        literal = node.literals.get(decodeSegment(seg));
+      } catch {
+        literal = undefined; // a malformed escape: no literal
+      }
+      if (literal) {
+        out.push(seg);
+        node = literal;
+      } else if (node.wildcard && seg !== "") {
+        // A verb some route uses stays (`/v1/admin/keys/*:revoke`).
+        const colon = i === segments.length - 1 ? seg.lastIndexOf(":") : -1;
+        out.push(colon >= 0 && this.verbs.has(seg.slice(colon + 1)) ? `*${seg.slice(colon)}` : "*");
+        node = node.wildcard;
+      } else {
+        out.push(seg);
+        node = undefined;
+      }
+    }
+    return "/" + out.join("/");
+  }
+
   private verbCandidates(segments: string[]): Array<[string[], string]> {
     const out: Array<[string[], string]> = [];
     if (this.verbs.size > 0 && segments.length > 0) {

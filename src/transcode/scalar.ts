@@ -34,7 +34,7 @@ export function parseScalar(type: ScalarType, text: string): unknown | ParseFail
   }
 }
 
-/** A failed parse: `expected` completes "... is not a valid <expected>". */
+/** A failed parse: `expected` completes "not a valid <expected>". */
 export class ParseFailure {
   constructor(readonly expected: string) {}
 }

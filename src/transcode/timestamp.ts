@@ -10,6 +10,7 @@
 // field of a time protobuf-es refuses itself). A binary Timestamp's range is checked by
 // findTimestampOutOfRange (server/timestamp-interceptor.ts).
 import { fromJson, type DescMessage, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { unquotedJsonError } from "./json-error.js";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 
@@ -106,7 +107,8 @@ const unreadableValue: TimestampCheck = (value) => {
   try {
     fromJson(TimestampSchema, value);
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
+    // Without the value protobuf-es quotes (a number given for a Timestamp: json-error.ts).
+    const message = unquotedJsonError(e instanceof Error ? e.message : String(e));
     return message.startsWith(refusedPrefix) ? message.slice(refusedPrefix.length) : message;
   }
   return impossibleValue(value);

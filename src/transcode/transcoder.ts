@@ -130,10 +130,10 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     // HEAD runs the GET route; Node leaves the body out of the answer to a HEAD request.
     const found = table.match(method === "HEAD" ? "GET" : method, rawPath);
     if (found.kind === "not-found") {
-      throw new HttpError(404, "not_found", "ROUTE_NOT_FOUND", `no route for ${method} ${rawPath}`);
+      throw new HttpError(404, "not_found", "ROUTE_NOT_FOUND", `no route for ${method} ${table.describePath(rawPath)}`);
     }
     if (found.kind === "method-not-allowed") {
-      throw new HttpError(405, "unimplemented", "METHOD_NOT_ALLOWED", `${method} is not allowed on ${rawPath}`, {
+      throw new HttpError(405, "unimplemented", "METHOD_NOT_ALLOWED", `${method} is not allowed on ${table.describePath(rawPath)}`, {
         // HEAD is answered wherever GET is (RFC 9110 9.3.2).
         headers: { allow: (found.allow.includes("GET") ? [...found.allow, "HEAD"].sort() : found.allow).join(", ") },
       });

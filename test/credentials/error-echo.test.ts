@@ -41,7 +41,7 @@ describe("errors never quote a secret of the request", function () {
     const r = await raw(server.url, "POST", `/${login}`, { "content-type": "application/json", "x-koms-clientid": testClientId }, JSON.stringify("hunter2"));
     assert.equal(r.status, 400, r.text);
     assert.ok(!r.text.includes("hunter2"), r.text);
-    assert.equal((JSON.parse(r.text) as { message: string }).message, "cannot decode message tessera.session.v1.CreateSessionRequest from JSON: string");
+    assert.equal((JSON.parse(r.text) as { message: string }).message, "cannot decode message tessera.session.v1.CreateSessionRequest from JSON: expected object, got string");
   });
 
   it("gRPC-Web (JSON): grpc-message says \"not valid JSON\", the password not quoted", async () => {
@@ -68,6 +68,135 @@ describe("errors never quote a secret of the request", function () {
       assert.equal(grpcStatus(a), 3);
       const message = String(a.trailers["grpc-message"] ?? a.headers["grpc-message"] ?? "");
       assert.equal(decodeURIComponent(message), notJson);
+    } finally {
+      session.close();
+    }
+  });
+});
+
+// A value of the wrong JSON type is refused naming the field, the type it expected and the JSON
+// type it got, never the value: a numeric password or PIN, or a token sent where a number was
+// expected, would otherwise come back in the error (protobuf-es quotes it: "expected string,
+// got 12345678901"). Over REST (each API's JSON bodies), Connect (POST and GET), gRPC-Web and
+// gRPC in JSON; the log keeps none of it either.
+describe("a mistyped value is refused naming the field and its JSON type, never quoting the value", function () {
+  this.timeout(20_000);
+  const pin = 12345678901;
+  const word = "hunter2pin";
+  let server: TestServer;
+  before(async () => (server = await startTestServer()));
+  after(() => server.close());
+  afterEach(() => {
+    const log = server.logs.join("\n");
+    assert.ok(!log.includes(String(pin)) && !log.includes(word), log);
+  });
+
+  type Rest = [method: string, path: string, body: Record<string, unknown>, field: string, message: string];
+  const stringGotNumber = (f: string) => `invalid request body: field "${f}": expected string, got number`;
+  const rest: Rest[] = [
+    ["POST", "/session", { account_type: "traditional", email: "ada@example.com", password: pin }, "password", stringGotNumber("password")],
+    ["PUT", "/session", { refresh_token: pin }, "refresh_token", stringGotNumber("refresh_token")],
+    ["POST", "/user", { email: "ada@example.com", password: pin }, "password", stringGotNumber("password")],
+    ["GET", "/jwt/token", { user: "ada", pass: pin }, "pass", stringGotNumber("pass")],
+    ["POST", "/jwt/user", { user: "ada", pass: pin }, "pass", stringGotNumber("pass")],
+    ["PATCH", "/jwt/user", { pass: pin, access_token: "x" }, "pass", stringGotNumber("pass")],
+    ["DELETE", "/jwt/refresh_token", { refresh_token: pin }, "refresh_token", stringGotNumber("refresh_token")],
+    ["POST", "/v1/frontend/auth", { account_id: "a", description: pin }, "description", stringGotNumber("description")],
+    ["POST", "/auth/login", { note: pin }, "note", stringGotNumber("note")],
+    ["POST", "/auth/login", { note: true }, "note", 'invalid request body: field "note": expected string, got boolean'],
+  ];
+  for (const [method, path, body, field, message] of rest) {
+    it(`REST ${method} ${path}: ${field} mistyped is 400 naming it, the value not quoted`, async () => {
+      const r = await raw(server.url, method, path, { "content-type": "application/json", "x-koms-clientid": testClientId }, JSON.stringify(body));
+      assert.equal(r.status, 400, r.text);
+      assert.ok(!r.text.includes(String(pin)) && !r.text.includes(word), r.text);
+      const error = JSON.parse(r.text) as { code: string; message: string };
+      assert.equal(error.code, "invalid_argument");
+      assert.equal(error.message, message);
+    });
+  }
+
+  it("REST: a word in a number query parameter is 400 naming it, the word not quoted", async () => {
+    const r = await raw(server.url, "GET", `/v1/admin/audit-events?page_size=${word}`, {});
+    assert.equal(r.status, 400, r.text);
+    assert.ok(!r.text.includes(word), r.text);
+    assert.equal((JSON.parse(r.text) as { message: string }).message, 'invalid query parameter "page_size": not a valid int32');
+  });
+
+  it("REST: a token in the path of a method the route does not take is not quoted in the 405", async () => {
+    const token = "Tk0123456789abcdefSECRET";
+    for (const path of [`/api/authenticationtoken/${token}`, `/api/authenticationtoken/${token}/user`]) {
+      const r = await raw(server.url, "POST", path, {});
+      assert.equal(r.status, 405, r.text);
+      assert.ok(!r.text.includes(token), r.text);
+      assert.equal((JSON.parse(r.text) as { message: string }).message, `POST is not allowed on ${path.replace(token, "*")}`);
+    }
+    const r = await raw(server.url, "GET", `/api/authenticationtoken/${token}/users`, {});
+    assert.equal(r.status, 404, r.text);
+    assert.ok(!r.text.includes(token), r.text);
+    assert.equal((JSON.parse(r.text) as { message: string }).message, "no route for GET /api/authenticationtoken/*/users");
+  });
+
+  const login = "tessera.session.v1.SessionService/CreateSession";
+  const loginBody = JSON.stringify({ account_type: "traditional", email: "ada@example.com", password: pin });
+  const passwordMessage =
+    "cannot decode field tessera.session.v1.CreateSessionRequest.password from JSON: expected string, got number";
+
+  it("Connect: a numeric password is invalid_argument naming the field, the number not quoted", async () => {
+    const r = await raw(server.url, "POST", `/${login}`, { "content-type": "application/json", "x-koms-clientid": testClientId }, loginBody);
+    assert.equal(r.status, 400, r.text);
+    assert.ok(!r.text.includes(String(pin)), r.text);
+    const error = JSON.parse(r.text) as { code: string; message: string };
+    assert.equal(error.code, "invalid_argument");
+    assert.equal(error.message, passwordMessage);
+  });
+
+  it("Connect: a word in a number field is invalid_argument naming the field, the word not quoted", async () => {
+    const r = await raw(server.url, "POST", "/tessera.audit.v1.AuditService/ListAuditEvents", { "content-type": "application/json" }, JSON.stringify({ page_size: word }));
+    assert.equal(r.status, 400, r.text);
+    assert.ok(!r.text.includes(word), r.text);
+    assert.equal(
+      (JSON.parse(r.text) as { message: string }).message,
+      "cannot decode field tessera.audit.v1.ListAuditEventsRequest.page_size from JSON: expected number (int32), got string",
+    );
+  });
+
+  it("Connect GET: a numeric token is invalid_argument naming the field, the number not quoted", async () => {
+    const message = encodeURIComponent(JSON.stringify({ access_token: pin }));
+    const r = await raw(server.url, "GET", `/tessera.jwt.v1.JwtService/Check?connect=v1&encoding=json&message=${message}`, {});
+    assert.equal(r.status, 400, r.text);
+    assert.ok(!r.text.includes(String(pin)), r.text);
+    assert.equal(
+      (JSON.parse(r.text) as { message: string }).message,
+      "cannot decode field tessera.jwt.v1.CheckRequest.access_token from JSON: expected string, got number",
+    );
+  });
+
+  it("gRPC-Web (JSON): a numeric password is status 3 naming the field, the number not quoted", async () => {
+    const res = await fetch(`${server.url}/${login}`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+json", "x-grpc-web": "1", "x-koms-clientid": testClientId },
+      body: grpcFrame(Buffer.from(loginBody)),
+    });
+    const answer = Buffer.from(await res.arrayBuffer());
+    assert.ok(!answer.includes(String(pin)), answer.toString("latin1"));
+    const trailer = grpcWebTrailer(answer);
+    assert.equal(trailer["grpc-status"], "3");
+    assert.equal(decodeURIComponent(trailer["grpc-message"] ?? ""), passwordMessage);
+  });
+
+  it("gRPC (JSON): a numeric password is status 3 naming the field, the number not quoted", async () => {
+    const session = http2.connect(server.url);
+    try {
+      const a = await h2request(
+        session,
+        { ":method": "POST", ":path": `/${login}`, "content-type": "application/grpc+json", te: "trailers", "x-koms-clientid": testClientId },
+        grpcFrame(Buffer.from(loginBody)),
+      );
+      assert.equal(grpcStatus(a), 3);
+      const message = String(a.trailers["grpc-message"] ?? a.headers["grpc-message"] ?? "");
+      assert.ok(!message.includes(String(pin)), message);
+      assert.equal(decodeURIComponent(message), passwordMessage);
     } finally {
       session.close();
     }

@@ -44,7 +44,7 @@ const cases: Case[] = [
     path: "/v1/shelves/s1/books/b1/extra",
     noCall: true,
     status: 404,
-    error: { code: "not_found", message: "no route for GET /v1/shelves/s1/books/b1/extra" },
+    error: { code: "not_found", message: "no route for GET /v1/shelves/*/books/*/extra" },
   },
   {
     name: "%2F is kept in a ** variable",
@@ -370,7 +370,7 @@ const cases: Case[] = [
     path: "/v1/search?page_size=ten",
     noCall: true,
     status: 400,
-    error: { code: "invalid_argument", message: 'invalid query parameter "page_size": "ten" is not a valid int32' },
+    error: { code: "invalid_argument", message: 'invalid query parameter "page_size": not a valid int32' },
   },
   {
     name: "out-of-range number is 400",
