@@ -2,6 +2,18 @@
 // user cost the same as one for a known user, so timing does not reveal which logins exist.
 // Every hash and verification goes through one HashPool (admission control): when it is full,
 // they throw UNAVAILABLE HASHER_BUSY without hashing.
+//
+// After the cost is raised, a user whose stored hash has the older, cheaper parameters (until
+// their next login upgrades it) would answer a wrong password faster than an unknown login does,
+// telling that the account exists. So a failed verification of a hash not at the current
+// parameters (or of no argon2id hash at all) waits, by a timer, until it has taken as long as a
+// recent verification at the current parameters did (one picked at random from the last few,
+// so refusals of either kind take the same spread of times; the dummy's making time before there
+// is any). It costs no hashing, which a caller could ask for at will, and holds no hasher while it
+// waits. A stored hash dearer than the current cost (the cost was lowered) cannot be answered
+// faster: such accounts stay slower to refuse until their next login (README, TESSERA_ARGON2_*).
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import argon2 from "argon2";
 import { HashPool } from "./hash-pool.js";
 import { randomToken } from "./secrets.js";
@@ -12,14 +24,38 @@ export interface Argon2Params {
   parallelism: number;
 }
 
+/** Where a refusal's wait reads its times (tests script their own). */
+export interface VerifyTiming {
+  /** Milliseconds on a monotonic clock. */
+  now(): number;
+  /** Resolves after `ms` milliseconds: a timer, no CPU. */
+  sleep(ms: number): Promise<void>;
+  /** In [0, 1): which recent verification a refusal is padded to. */
+  random(): number;
+}
+
+const systemTiming: VerifyTiming = {
+  now: () => performance.now(),
+  sleep: (ms) => sleep(ms),
+  random: () => Math.random(),
+};
+
+/** How many recent verifications at the current parameters a refusal's wait is picked from. */
+const timeSamples = 32;
+
 export class Passwords {
   private readonly options: { type: typeof argon2.argon2id; memoryCost: number; timeCost: number; parallelism: number };
   private dummyHash: Promise<string> | undefined;
   private readonly pool: HashPool;
+  private readonly timing: VerifyTiming;
+  /** Durations (ms) of recent verifications at the current parameters, a ring of `timeSamples`. */
+  private readonly times: number[] = [];
+  private nextTime = 0;
 
   /** Without a pool: one hash at a time, none waiting beyond 1024 (tests and tools). */
-  constructor(params: Argon2Params, pool: HashPool = new HashPool({ concurrency: 1, queueLimit: 1024 })) {
+  constructor(params: Argon2Params, pool: HashPool = new HashPool({ concurrency: 1, queueLimit: 1024 }), timing: VerifyTiming = systemTiming) {
     this.pool = pool;
+    this.timing = timing;
     this.options = {
       type: argon2.argon2id,
       memoryCost: params.memoryKib,
@@ -37,15 +73,45 @@ export class Passwords {
     return this.pool.run(() => argon2.hash(password, this.options));
   }
 
-  /** False for a wrong password and for a malformed stored hash (never throws on bad input; HASHER_BUSY when full). */
-  verify(hash: string, password: string): Promise<boolean> {
-    return this.pool.run(async () => {
+  /**
+   * False for a wrong password and for a malformed stored hash (never throws on bad input;
+   * HASHER_BUSY when full). A false for a hash not at the current parameters comes no sooner than
+   * one for a hash at them would (see the top of this file).
+   */
+  async verify(hash: string, password: string): Promise<boolean> {
+    const current = !this.needsRehash(hash);
+    let took = 0;
+    const ok = await this.pool.run(async () => {
+      const start = this.timing.now();
       try {
         return await argon2.verify(hash, password);
       } catch {
         return false;
+      } finally {
+        took = this.timing.now() - start;
       }
     });
+    if (current) this.recordTime(took);
+    else if (!ok) await this.padToCurrent(took);
+    return ok;
+  }
+
+  private recordTime(ms: number): void {
+    this.times[this.nextTime] = ms;
+    this.nextTime = (this.nextTime + 1) % timeSamples;
+  }
+
+  /** Waits (outside the pool) until a verification that took `took` ms has taken as long as a current one. */
+  private async padToCurrent(took: number): Promise<void> {
+    if (this.times.length === 0) {
+      try {
+        await this.dummy(); // records its making time
+      } catch {
+        return; // no reference to pad to; the login that verifies the dummy tries again
+      }
+    }
+    const reference = this.times[Math.floor(this.timing.random() * this.times.length)] ?? 0;
+    if (reference > took) await this.timing.sleep(reference - took);
   }
 
   /** True when the stored hash is not argon2id at the configured cost. */
@@ -82,10 +148,20 @@ export class Passwords {
    * right after the start would otherwise be refused while it is made).
    */
   private dummy(): Promise<string> {
-    this.dummyHash ??= argon2.hash(randomToken(16), this.options).catch((e: unknown) => {
+    this.dummyHash ??= this.makeDummy();
+    return this.dummyHash;
+  }
+
+  /** Hashing takes what verifying takes at the same parameters: its time is the first reference. */
+  private async makeDummy(): Promise<string> {
+    const start = this.timing.now();
+    try {
+      const hash = await argon2.hash(randomToken(16), this.options);
+      if (this.times.length === 0) this.recordTime(this.timing.now() - start);
+      return hash;
+    } catch (e) {
       this.dummyHash = undefined; // made by the next call
       throw e;
-    });
-    return this.dummyHash;
+    }
   }
 }
