@@ -197,6 +197,9 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
       const message = String(a.trailers["grpc-message"] ?? a.headers["grpc-message"] ?? "");
       assert.ok(!message.includes(String(pin)), message);
       assert.equal(decodeURIComponent(message), passwordMessage);
+      // The status details repeat the message: without the value too.
+      const details = Buffer.from(String(a.trailers["grpc-status-details-bin"] ?? ""), "base64");
+      assert.ok(details.length > 0 && !details.includes(String(pin)), details.toString("latin1"));
     } finally {
       session.close();
     }

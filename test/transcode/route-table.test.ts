@@ -88,4 +88,19 @@ describe("route table", () => {
     assert.throws(() => decodeSegment("%E0%A4"), HttpError); // not UTF-8
     assert.throws(() => decodeSegmentKeepSlash("a%2Fb%"), HttpError);
   });
+
+  it("describes a path for a 404 or 405 with each segment only a variable takes as *", () => {
+    const t = table(routes);
+    const cases: Array<[string, string]> = [
+      ["/a/b/d", "/a/b/d"],
+      ["/a/secret/c", "/a/*/c"], // a variable's value (it may be a credential) is not quoted
+      ["/a/b/secret/extra", "/a/b/*/extra"],
+      ["/s/secret:archive", "/s/*:archive"], // the verb stays
+      ["/f/one/two", "/f/**"],
+      ["/nope/secret", "/nope/secret"], // no route goes there: quoted as it is
+      ["/a/", "/a"],
+      ["/", "/"],
+    ];
+    for (const [path, described] of cases) assert.equal(t.describePath(path), described, path);
+  });
 });
