@@ -299,7 +299,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (c.tlsCertFile !== undefined && c.tlsKeyFile !== undefined) {
     // A pair that cannot be served stops the start with one line naming the variable: a key
-    // that is not the certificate's, encrypted or not PEM, a certificate expired or not PEM.
+    // that is not the certificate's, encrypted, weak or not PEM, a certificate expired, not yet
+    // valid or not PEM.
     try {
       loadCertificate(c.tlsCertFile, c.tlsKeyFile, new Date());
     } catch (e) {

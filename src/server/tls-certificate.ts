@@ -1,7 +1,8 @@
 // The TLS certificate and its key (TESSERA_TLS_CERT_FILE, TESSERA_TLS_KEY_FILE): read at start,
 // and read again without a restart when the files change (looked at every
 // TESSERA_TLS_RELOAD_SECONDS) or on SIGHUP. A renewed pair is checked before it is used: both
-// files must parse, the key must be the certificate's, and the certificate must not have expired;
+// files must parse, the key must be the certificate's and strong enough (keyProblem), and the
+// certificate must be valid now (not expired, not valid only from later: notBeforeSkewMs);
 // otherwise the pair served until then stays, and the problem is logged (never the key). New
 // handshakes get the new pair; connections already open keep theirs.
 import { X509Certificate, createHash, createPrivateKey, type KeyObject } from "node:crypto";
@@ -29,12 +30,55 @@ export interface LoadedCertificate extends TlsPair {
  */
 export class CertificateError extends Error {}
 
+/** A certificate whose notBefore is at most this far ahead of the clock is taken (clock skew). */
+export const notBeforeSkewMs = 5 * 60_000;
+
+/**
+ * A certificate refused because it is valid only from `notBefore`: a renewal refused so is tried
+ * again once that time (less the skew) has come, the files unchanged.
+ */
+export class NotYetValidError extends CertificateError {
+  constructor(
+    message: string,
+    readonly notBefore: Date,
+  ) {
+    super(message);
+  }
+}
+
 const certVariable = "TESSERA_TLS_CERT_FILE";
 const keyVariable = "TESSERA_TLS_KEY_FILE";
 
+/** The EC curves served (their OpenSSL names): P-256, P-384 and P-521, as TLS 1.3 signs with. */
+const servedCurves = new Set(["prime256v1", "secp384r1", "secp521r1"]);
+
 /**
- * Reads and checks the pair. `now` given: an expired certificate is refused (at start, and a
- * renewal must not replace a valid certificate with an expired one).
+ * What makes the certificate's key too weak to serve, or undefined. OpenSSL's default security
+ * level (1, as Node builds it) takes RSA keys of 1024 bits, some 80 bits of strength: 112 bits or
+ * more are asked here, as NIST SP 800-57 does past 2013, and the CA/Browser Forum of every
+ * publicly trusted certificate: RSA (and RSA-PSS) of 2048 bits or more, EC on P-256, P-384 or
+ * P-521 (the curves TLS 1.3 signs with), Ed25519 or Ed448. Other kinds (DSA, other curves) are
+ * refused: no client of this service's protocols needs them.
+ */
+function keyProblem(key: KeyObject): string | undefined {
+  const type = key.asymmetricKeyType;
+  const details = key.asymmetricKeyDetails ?? {};
+  if (type === "rsa" || type === "rsa-pss") {
+    const bits = details.modulusLength ?? 0;
+    return bits >= 2048 ? undefined : `the certificate's ${type.toUpperCase()} key has ${bits} bits; at least 2048 are needed`;
+  }
+  if (type === "ec") {
+    const curve = details.namedCurve ?? "unnamed";
+    return servedCurves.has(curve) ? undefined : `the certificate's EC key is on curve ${curve}; P-256, P-384 or P-521 is needed`;
+  }
+  if (type === "ed25519" || type === "ed448") return undefined;
+  return `the certificate's key is of type ${type ?? "unknown"}; RSA (2048 bits or more), EC (P-256, P-384 or P-521), Ed25519 or Ed448 is needed`;
+}
+
+/**
+ * Reads and checks the pair. `now` given: a certificate expired, or valid only from more than
+ * notBeforeSkewMs later, is refused (at start, and a renewal must not replace a valid certificate
+ * with one clients refuse).
  */
 export function loadCertificate(certFile: string, keyFile: string, now?: Date): LoadedCertificate {
   const read = (file: string, variable: string) => {
@@ -66,6 +110,8 @@ export function loadCertificate(certFile: string, keyFile: string, now?: Date): 
   if (!leaf.checkPrivateKey(privateKey)) {
     throw new CertificateError(`${keyVariable} (${keyFile}): not the private key of the first certificate in ${certVariable} (${certFile})`);
   }
+  const weak = keyProblem(leaf.publicKey);
+  if (weak !== undefined) throw new CertificateError(`${certVariable} (${certFile}): ${weak}`);
   try {
     tls.createSecureContext({ cert, key });
   } catch (e) {
@@ -76,6 +122,10 @@ export function loadCertificate(certFile: string, keyFile: string, now?: Date): 
   const notAfter = new Date(leaf.validTo);
   if (now && notAfter.getTime() <= now.getTime()) {
     throw new CertificateError(`${certVariable} (${certFile}): expired at ${notAfter.toISOString()}`);
+  }
+  const notBefore = new Date(leaf.validFrom);
+  if (now && notBefore.getTime() > now.getTime() + notBeforeSkewMs) {
+    throw new NotYetValidError(`${certVariable} (${certFile}): not valid before ${notBefore.toISOString()}`, notBefore);
   }
   let keyMode = 0;
   try {
@@ -130,15 +180,20 @@ export function watchCertificate(
   const stamps = () => `${stampOf(certFile)}|${stampOf(keyFile)}`;
   let current = first;
   // The files' version last tried: a pair that failed is tried again only once they change again
-  // (a renewal written one file at a time checks out once both are written).
+  // (a renewal written one file at a time checks out once both are written), or, refused as not
+  // yet valid, once it is (a renewal issued by a CA whose clock is ahead of this one's would
+  // otherwise wait for the next renewal, while the served certificate expires).
   let tried = stamps();
+  let retryAt: number | undefined;
   const reload = (why: "signal" | "changed") => {
     tried = stamps();
+    retryAt = undefined;
     let next: LoadedCertificate;
     try {
       next = loadCertificate(certFile, keyFile, now());
     } catch (e) {
       if (!(e instanceof CertificateError)) throw e;
+      if (e instanceof NotYetValidError) retryAt = e.notBefore.getTime() - notBeforeSkewMs;
       logger.warn("TLS certificate not reloaded", { why, error: e.message, fingerprint: current.fingerprint, notAfter: current.notAfter.toISOString() });
       return false;
     }
@@ -148,7 +203,8 @@ export function watchCertificate(
     logger.info("TLS certificate reloaded", { why, fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() });
     return true;
   };
-  const timer = intervalMs > 0 ? setInterval(() => stamps() !== tried && reload("changed"), intervalMs) : undefined;
+  const due = () => stamps() !== tried || (retryAt !== undefined && now().getTime() >= retryAt);
+  const timer = intervalMs > 0 ? setInterval(() => due() && reload("changed"), intervalMs) : undefined;
   timer?.unref();
   return {
     get current() {

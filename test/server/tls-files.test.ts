@@ -1,15 +1,16 @@
 // The TLS certificate and key files (README, "TLS certificates"): a pair that cannot be served
 // stops the start with one line naming the variable and the file, never quoting the key (a key
 // that is not the certificate's, an encrypted key, a key or certificate that is not PEM, an
-// expired certificate); the same pair on reload keeps the served one, with the same message
-// logged. A key file other users may read is warned about.
+// expired certificate or one not yet valid, a weak key); the same pair on reload keeps the served
+// one, with the same message logged. A key file other users may read is warned about.
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { loadCertificate } from "../../src/server/tls-certificate.js";
 
 const run = promisify(execFile);
 
@@ -25,6 +26,11 @@ describe("server: TLS certificate and key files", function () {
   const made: TestCertificate[] = [];
   const certificate = () => {
     const c = makeTestCertificate();
+    made.push(c);
+    return c;
+  };
+  const certificateWith = (keyArgs: string[], notBefore?: Date) => {
+    const c = makeCertificateWith(keyArgs, notBefore);
     made.push(c);
     return c;
   };
@@ -57,7 +63,12 @@ describe("server: TLS certificate and key files", function () {
     const csr = join(dir, "csr.pem");
     execFileSync("openssl", ["req", "-new", "-key", key, "-subj", "/CN=localhost", "-out", csr]);
     execFileSync("openssl", ["x509", "-req", "-in", csr, "-signkey", key, "-days", "-1", "-out", expired], { stdio: "ignore" });
-    const keyText = readFileSync(key, "utf8") + readFileSync(other, "utf8");
+    // Valid from tomorrow (whole seconds: a certificate's dates have no fraction).
+    const tomorrow = new Date(Math.ceil(Date.now() / 1000) * 1000 + 86_400_000);
+    const notYet = certificateWith(["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], tomorrow).env;
+    const rsa1024 = certificateWith(["-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:1024"]).env;
+    const p224 = certificateWith(["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-224"]).env;
+    const keyText = [key, other, notYet.TESSERA_TLS_KEY_FILE!, rsa1024.TESSERA_TLS_KEY_FILE!, p224.TESSERA_TLS_KEY_FILE!].map((f) => readFileSync(f, "utf8")).join("");
     return [
       ["a key that is not the certificate's", { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: other },
         (c, k) => exactly(`TESSERA_TLS_KEY_FILE (${k}): not the private key of the first certificate in TESSERA_TLS_CERT_FILE (${c})`), keyText],
@@ -69,6 +80,12 @@ describe("server: TLS certificate and key files", function () {
         (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): not a PEM certificate`), keyText],
       ["an expired certificate", { TESSERA_TLS_CERT_FILE: expired, TESSERA_TLS_KEY_FILE: key },
         (c) => new RegExp(`^${escape(`TESSERA_TLS_CERT_FILE (${c}): expired at `)}\\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z$`), keyText],
+      ["a certificate not yet valid", notYet,
+        (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): not valid before ${tomorrow.toISOString()}`), keyText],
+      ["an RSA key of 1024 bits", rsa1024,
+        (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): the certificate's RSA key has 1024 bits; at least 2048 are needed`), keyText],
+      ["an EC key on P-224", p224,
+        (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): the certificate's EC key is on curve secp224r1; P-256, P-384 or P-521 is needed`), keyText],
     ];
   }
 
@@ -82,6 +99,28 @@ describe("server: TLS certificate and key files", function () {
       assert.ok(lines[0]!.startsWith("tessera: configuration error: "), lines[0]);
       for (const line of keyLines(secret)) assert.ok(!r.stderr.includes(line), `${what}: the key is quoted`);
     }
+  });
+
+  it("RSA keys of 2048 bits or more, EC keys on P-256, P-384 and P-521, and Ed25519 and Ed448 keys are served", () => {
+    for (const keyArgs of [
+      ["-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:2048"],
+      ["-algorithm", "rsa-pss", "-pkeyopt", "rsa_keygen_bits:2048"],
+      ["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+      ["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+      ["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
+      ["-algorithm", "ed25519"],
+      ["-algorithm", "ed448"],
+    ]) {
+      const c = certificateWith(keyArgs).env;
+      assert.doesNotThrow(() => loadCertificate(c.TESSERA_TLS_CERT_FILE!, c.TESSERA_TLS_KEY_FILE!, new Date()), keyArgs.join(" "));
+    }
+  });
+
+  it("an RSA-PSS key of 1024 bits is refused as an RSA one is", () => {
+    const c = certificateWith(["-algorithm", "rsa-pss", "-pkeyopt", "rsa_keygen_bits:1024"]).env;
+    assert.throws(() => loadCertificate(c.TESSERA_TLS_CERT_FILE!, c.TESSERA_TLS_KEY_FILE!, new Date()), {
+      message: `TESSERA_TLS_CERT_FILE (${c.TESSERA_TLS_CERT_FILE}): the certificate's RSA-PSS key has 1024 bits; at least 2048 are needed`,
+    });
   });
 
   describe("on reload", () => {

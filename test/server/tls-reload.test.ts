@@ -1,17 +1,19 @@
 // A renewed TLS certificate is served without a restart (README, "Connections and limits"): on
 // SIGHUP, in every worker, and when its files change (TESSERA_TLS_RELOAD_SECONDS). A pair that
-// does not check out (the key not the certificate's, an expired certificate, a file missing) is
-// not served: the one before stays, and the log names the problem, never the key. Connections
-// open before a reload keep working. /metrics tells when the served certificate expires.
+// does not check out (the key not the certificate's, an expired certificate or one not yet valid,
+// a file missing) is not served: the one before stays, and the log names the problem, never the
+// key; one not yet valid is served once it is. Connections open before a reload keep working.
+// /metrics tells when the served certificate expires.
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { copyFileSync, rmSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
 import http2 from "node:http2";
 import tls from "node:tls";
-import { loadCertificate, CertificateError } from "../../src/server/tls-certificate.js";
+import { loadCertificate, CertificateError, watchCertificate, type TlsPair } from "../../src/server/tls-certificate.js";
+import { createLogger } from "../../src/logger.js";
 import { family, scrape } from "../support/metrics.js";
-import { freePort, makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { freePort, makeCertificateWith, makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startService } from "../support/process.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -143,6 +145,41 @@ describe("server: TLS certificate renewal", function () {
       return true;
     });
     assert.equal(loadCertificate(c.env.TESSERA_TLS_CERT_FILE!, c.env.TESSERA_TLS_KEY_FILE!, new Date(notAfter.getTime() - 1000)).notAfter.getTime(), notAfter.getTime());
+  });
+
+  it("a certificate valid from up to 5 minutes ahead of the clock is served (clock skew); one valid from later is refused", () => {
+    const notBefore = new Date("2030-01-01T00:00:00Z");
+    const c = makeCertificateWith(["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], notBefore);
+    made.push(c);
+    const at = (ms: number) => () => loadCertificate(c.env.TESSERA_TLS_CERT_FILE!, c.env.TESSERA_TLS_KEY_FILE!, new Date(notBefore.getTime() + ms));
+    assert.doesNotThrow(at(-5 * 60_000));
+    assert.doesNotThrow(at(0));
+    assert.throws(at(-5 * 60_000 - 1000), { message: `TESSERA_TLS_CERT_FILE (${c.env.TESSERA_TLS_CERT_FILE}): not valid before 2030-01-01T00:00:00.000Z` });
+  });
+
+  it("a renewal refused as not yet valid is served once it is, the files unchanged", async () => {
+    const notBefore = new Date("2030-01-01T00:00:00Z");
+    const first = certificate();
+    const next = makeCertificateWith(["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], notBefore);
+    made.push(next);
+    let clock = new Date(notBefore.getTime() - 3_600_000);
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger("info", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    const applied: TlsPair[] = [];
+    const watcher = watchCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!, loadCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!), (p) => applied.push(p), logger, 20, () => clock);
+    try {
+      renew(first, next);
+      await until(() => lines.some((l) => l.msg === "TLS certificate not reloaded"), "the refusal");
+      assert.equal(lines.find((l) => l.msg === "TLS certificate not reloaded")?.error, `TESSERA_TLS_CERT_FILE (${first.env.TESSERA_TLS_CERT_FILE}): not valid before 2030-01-01T00:00:00.000Z`);
+      assert.equal(applied.length, 0);
+      clock = new Date(notBefore.getTime() - 60_000);
+      await until(() => applied.length === 1, "the renewal served");
+      assert.equal(fingerprintOf(applied[0]!.cert), fingerprintOf(next.ca));
+      assert.equal(lines.filter((l) => l.msg === "TLS certificate not reloaded").length, 1);
+      assert.equal(lines.find((l) => l.msg === "TLS certificate reloaded")?.why, "changed");
+    } finally {
+      watcher.stop();
+    }
   });
 
   it("a file that is not PEM is refused", () => {

@@ -1,6 +1,6 @@
 // Small network and TLS helpers shared by the suites.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net, { createServer } from "node:net";
 import tls from "node:tls";
@@ -80,6 +80,40 @@ export function makeTestCertificate(keyType: "ec" | "rsa" = "ec"): TestCertifica
     "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
     "-keyout", key, "-out", cert,
   ], { stdio: "ignore" });
+  return {
+    ca: readFileSync(cert),
+    env: { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: key },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * A self-signed certificate for localhost and 127.0.0.1 with a key of the given kind (`openssl
+ * genpkey` arguments: ["-algorithm", "ed25519"], ["-algorithm", "rsa", "-pkeyopt",
+ * "rsa_keygen_bits:1024"], ...), valid one day from now, or from `notBefore` to a year later.
+ */
+export function makeCertificateWith(keyArgs: string[], notBefore?: Date): TestCertificate {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-tls-"));
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  const run = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
+  run(["genpkey", ...keyArgs, "-out", key]);
+  const names = ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"];
+  if (notBefore === undefined) {
+    run(["req", "-x509", "-new", "-key", key, "-days", "1", ...names, "-out", cert]);
+  } else {
+    // openssl req and x509 (3.0) set notBefore to now; openssl ca takes one.
+    const stamp = (d: Date) => d.toISOString().replace(/[-:T]/g, "").replace(/\.\d+Z$/, "Z");
+    writeFileSync(join(dir, "index.txt"), "");
+    writeFileSync(join(dir, "serial"), "01\n");
+    writeFileSync(
+      join(dir, "ca.cnf"),
+      "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\ncopy_extensions = copy\n[p]\ncommonName = supplied\n",
+    );
+    run(["req", "-new", "-key", key, ...names, "-out", "csr.pem"]);
+    const notAfter = new Date(notBefore.getTime() + 365 * 86_400_000);
+    run(["ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", key, "-in", "csr.pem", "-startdate", stamp(notBefore), "-enddate", stamp(notAfter), "-notext", "-out", cert]);
+  }
   return {
     ca: readFileSync(cert),
     env: { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: key },
