@@ -216,6 +216,8 @@ const noH2WithoutAlpn = h2Refusal(
 
 /** The start of an HTTP/1.x request line: a method token and a space. */
 const plainRequestLine = /^[A-Z]{3,12} /;
+/** The start of what may still become such a request line (a method dribbled): more is awaited. */
+const plainMethodSoFar = /^[A-Z]{1,12}$/;
 
 /** What a plain HTTP request on the TLS port is answered (sniffTls). */
 function cleartextHttpRefusal(): string {
@@ -592,9 +594,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // back: the TLS layer reads them first), with what is left of the headers timeout for its
   // handshake. A client that speaks in cleartext to this port is told so in its own protocol
   // rather than seeing the connection drop: an HTTP/1.x request line is answered 400 with the
-  // JSON error, the HTTP/2 preface (a gRPC client without TLS) GOAWAY(INADEQUATE_SECURITY) with
-  // a debug text; what it sends meanwhile is read and dropped, and the connection closed once
-  // the client closes it or after the headers timeout.
+  // JSON error (however few bytes at a time its method arrives), the HTTP/2 preface (a gRPC
+  // client without TLS) GOAWAY(INADEQUATE_SECURITY) with a debug text; what it sends meanwhile
+  // is read and dropped, and the connection closed once the client closes it or after the
+  // headers timeout.
   const handshakeDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
   const sniffTls = (socket: Socket) => {
     track(socket);
@@ -607,8 +610,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       const n = Math.min(head.length, preface.length);
       const isH2 = head.subarray(0, n).equals(preface.subarray(0, n));
       if (isH2 && head.length < preface.length) return; // need more bytes to be sure
+      // A method not yet followed by its space (sent a byte at a time): more is awaited, within
+      // the deadline above. A TLS record starts with 0x16, never a letter.
+      const start = head.toString("latin1", 0, 16);
+      if (plainMethodSoFar.test(start)) return;
       socket.removeListener("data", onData);
-      if (head[0] === 0x16 || !(isH2 || plainRequestLine.test(head.toString("latin1", 0, 16)))) {
+      if (head[0] === 0x16 || !(isH2 || plainRequestLine.test(start))) {
         // A handshake, or bytes OpenSSL is left to refuse.
         socket.pause();
         socket.unshift(head);

@@ -50,6 +50,12 @@ describe("timeouts on every transport", function () {
       assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
     });
 
+    it("a cleartext request's method cut short (\"GE\", then nothing) is closed after the headers timeout (1 s)", async () => {
+      const r = await slowClient(tlsServer.port, (s) => s.write("GE"));
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+      assert.equal(r.received, "");
+    });
+
     it("HTTP/1.1: a handshake and then nothing is closed after the headers timeout", async () => {
       const r = await slowClient(tlsServer.port, () => {}, tlsOpts());
       assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);

@@ -7,9 +7,10 @@
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
 import net from "node:net";
+import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { errorInfoJson } from "../support/error-details.js";
-import { makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { dribble, makeTestCertificate, slowClient, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 interface Handshake {
@@ -230,6 +231,51 @@ describe("hostile: plain HTTP on the TLS port", function () {
     // The port still serves TLS.
     const r = await handshake(server.port, cert.ca, {});
     assert.equal(r.protocol, "TLSv1.3");
+  });
+
+  it("a plain HTTP request sent a byte at a time is answered 400 as one sent at once is", async () => {
+    const request = "GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    const r = await slowClient(server.port, (s) => dribble(s, request, 10));
+    const [head, body] = r.received.split("\r\n\r\n");
+    assert.match(String(head), /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(String(head), /\r\nconnection: close(\r\n|$)/);
+    assert.deepEqual(JSON.parse(String(body)), {
+      code: "invalid_argument",
+      message: "this port serves HTTPS: the request was sent in plain HTTP; use https://",
+      details: [errorInfoJson("MALFORMED_REQUEST")],
+    });
+    // A ClientHello whose first bytes come one at a time still gets its handshake.
+    const hello = await new Promise<string>((resolve) => {
+      const raw = net.connect(server.port, "127.0.0.1");
+      let sent = 0;
+      const wire = new Duplex({
+        read() {},
+        write(chunk: Buffer, _encoding, done) {
+          const next = () => {
+            if (raw.destroyed) return done();
+            if (sent >= 8 || chunk.length <= 1) {
+              sent += chunk.length;
+              return raw.write(chunk, () => done());
+            }
+            raw.write(chunk.subarray(0, 1));
+            sent++;
+            chunk = chunk.subarray(1);
+            setTimeout(next, 10);
+          };
+          next();
+        },
+      });
+      raw.on("data", (d: Buffer) => wire.push(d));
+      raw.on("close", () => wire.destroy());
+      raw.on("error", () => {});
+      const s = tls.connect({ socket: wire, ca: cert.ca, servername: "localhost", ALPNProtocols: ["http/1.1"] }, () => {
+        resolve(String(s.getProtocol()));
+        s.destroy();
+        raw.destroy();
+      });
+      s.on("error", (e) => resolve(String(e)));
+    });
+    assert.equal(hello, "TLSv1.3");
   });
 
   it("an h2c client (a gRPC client without TLS) gets GOAWAY(INADEQUATE_SECURITY) in cleartext, saying the port serves TLS", async () => {
