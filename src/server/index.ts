@@ -1,7 +1,6 @@
 // The server: one Connect router (gRPC, gRPC-Web, Connect) whose handlers also serve the REST
 // routes through the transcoder, plus health, reflection and the /healthz and /readyz probes.
 // dispatch.ts sends RPC paths to the router and every other path to the fallback below.
-import http from "node:http";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
@@ -24,7 +23,7 @@ import { createErrorInterceptor } from "./error-interceptor.js";
 import { createTimestampInterceptor } from "./timestamp-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type LivenessProbe, type ReadinessProbe } from "./health.js";
-import { answerClientError, listen, peerAddress, servedMethods, type Listener } from "./listener.js";
+import { listen, peerAddress, servedMethods, type Listener } from "./listener.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
 import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
 import type { AuditTrail } from "../core/audit.js";
@@ -243,13 +242,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     certificate && watchCertificate(config.tlsCertFile!, config.tlsKeyFile!, certificate, (pair) => listener.setCertificate(pair), logger, config.tlsReloadSeconds * 1000);
   if (certificates) o.metrics?.certificateExpiry(() => certificates.current.notAfter);
   // TESSERA_METRICS_PORT is the first worker's alone (its scrape answers every worker's metrics).
-  const metricsServer = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config.host, config.metricsPort) : undefined;
+  const metricsListener = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config, logger) : undefined;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
   return {
     url: `${secure ? "https" : "http"}://${hostForUrl}:${listener.port}`,
     port: listener.port,
     listener,
-    ...(metricsServer && { metricsPort: (metricsServer.address() as import("node:net").AddressInfo).port }),
+    ...(metricsListener && { metricsPort: metricsListener.port }),
     reloadCertificate: () => {
       if (!certificates) {
         logger.info("no TLS certificate to reload (TESSERA_TLS_CERT_FILE is unset)");
@@ -260,10 +259,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     close: async () => {
       certificates?.stop();
       await listener.close(config.shutdownGraceSeconds * 1000);
-      if (metricsServer) {
-        metricsServer.closeAllConnections();
-        await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-      }
+      // A scrape under way is not waited for.
+      await metricsListener?.close(0);
     },
   };
 }
@@ -277,25 +274,30 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
   };
 }
 
-/** TESSERA_METRICS_PORT: /metrics alone, on its own plain HTTP listener. */
-async function serveMetricsPort(metrics: Metrics, host: string, port: number): Promise<http.Server> {
-  // The Host checks are hostProblem's (Node's own answer to an HTTP/1.1 request without one is a
-  // bare 400).
-  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
-    const badTarget = hostProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
+/**
+ * TESSERA_METRICS_PORT: /metrics alone, on its own plain listener (HTTP/1.1, and h2c as the main
+ * port), with the main port's timeouts, per-connection limits and TESSERA_MAX_CONNECTIONS, the
+ * connections counted apart from the main port's (a full main port does not stop a scrape).
+ */
+async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger): Promise<Listener> {
+  const handle = (req: NodeRequest, res: NodeResponse): void => {
+    const badTarget = hostProblem(req) ?? schemeProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
     if (pathOf(req) === "/metrics") return metrics.serve(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
     res.end("not found\n");
+  };
+  return listen(handle, {
+    host: config.host,
+    port: config.metricsPort!,
+    requestTimeoutMs: config.requestTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    keepAliveMs: config.tcpKeepaliveSeconds * 1000,
+    maxConnections: config.maxConnections,
+    maxHeaderBytes: 16 * 1024,
+    maxConcurrentStreams: 100,
+    onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),
   });
-  server.on("clientError", answerClientError({ headersTimeoutMs: server.headersTimeout, requestTimeoutMs: server.requestTimeout, maxHeaderBytes: http.maxHeaderSize }));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.removeListener("error", reject);
-      resolve();
-    });
-  });
-  return server;
 }

@@ -3,7 +3,7 @@
 // (tessera_connections_refused_total; tessera_connections_open counts those open, summed over
 // workers). Under TESSERA_WORKERS a connection counts where it is served: one handed to a worker
 // that has no room is served by the first worker if it has room, else closed.
-// Metrics are read on TESSERA_METRICS_PORT, which the limit does not apply to.
+// Metrics are read on TESSERA_METRICS_PORT, whose connections the limit counts apart.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";

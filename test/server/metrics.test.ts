@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -17,6 +18,7 @@ import { packageVersion } from "../../src/project-files.js";
 import { createMetrics } from "../../src/server/metrics.js";
 import { instrumentStore } from "../../src/store/instrumented.js";
 import { DuplicateError, StoreUnavailableError } from "../../src/store/ports.js";
+import { dribble, slowClient } from "../support/net.js";
 import { openTestStore } from "../support/store.js";
 import { bearer, connectClient, GrpcJsClient, rest } from "../support/clients.js";
 import { family, histogramCount, scrape, value, type Families } from "../support/metrics.js";
@@ -226,6 +228,80 @@ describe("metrics: where they are served", function () {
       assert.equal(value(families, "tessera_build_info", { version: packageVersion }), 1);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe("metrics: TESSERA_METRICS_PORT has the main port's timeouts and connection cap", function () {
+  this.timeout(30_000);
+  const timeouts = { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000" };
+  let server: TestServer;
+  let port: number;
+
+  before(async () => {
+    server = await startTestServer({ env: { ...timeouts, TESSERA_METRICS_PORT: "0" } });
+    port = server.tessera.server.metricsPort!;
+  });
+  after(async () => server?.close());
+
+  const closedWithin = (r: { closedAfterMs: number }) => assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+
+  it("a connection that sends nothing is closed after the headers timeout (1 s)", async () => {
+    closedWithin(await slowClient(port, () => {}));
+  });
+
+  it("headers dribbled byte by byte are cut off at the headers timeout (1 s)", async () => {
+    const r = await slowClient(port, (s) => dribble(s, "GET /metrics HTTP/1.1\r\nhost: x\r\nx-slow: " + "a".repeat(500), 20));
+    closedWithin(r);
+    assert.doesNotMatch(r.received, /200 OK/);
+  });
+
+  it("a body that never finishes is cut off at the request timeout (1.5 s)", async () => {
+    // Answered at once (405: /metrics takes no POST), then the body is awaited, for so long.
+    const r = await slowClient(port, (s) => s.write("POST /metrics HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc"));
+    assert.match(r.received, /^HTTP\/1\.1 405 /);
+    assert.ok(r.closedAfterMs >= 1400 && r.closedAfterMs < 4500, `closed after ${r.closedAfterMs} ms`);
+  });
+
+  it("an idle keep-alive connection is closed after the idle timeout (1 s)", async () => {
+    const r = await slowClient(port, (s) => s.write("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"));
+    assert.match(r.received, /^HTTP\/1\.1 200 OK\r\n/);
+    closedWithin(r);
+  });
+
+  it("TESSERA_MAX_CONNECTIONS: beyond it a connection is closed unanswered, counted apart from the main port's", async () => {
+    const capped = await startTestServer({ env: { TESSERA_MAX_CONNECTIONS: "2", TESSERA_METRICS_PORT: "0" } });
+    const metricsPort = capped.tessera.server.metricsPort!;
+    const sockets: net.Socket[] = [];
+    /** A connection with one answered scrape, left open. */
+    const held = async (to: number, path: string) => {
+      const s = net.connect(to, "127.0.0.1");
+      s.on("error", () => {});
+      sockets.push(s);
+      await new Promise<void>((resolve) => s.once("connect", () => resolve()));
+      s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`);
+      assert.match(await new Promise<string>((resolve) => s.once("data", (d: Buffer) => resolve(d.toString("latin1")))), /^HTTP\/1\.1 200 /);
+    };
+    try {
+      await held(metricsPort, "/metrics");
+      await held(metricsPort, "/metrics");
+      const refused = await slowClient(metricsPort, (s) => s.write("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"));
+      assert.equal(refused.received, "");
+      // The main port's two are its own.
+      await held(capped.port, "/healthz");
+      await held(capped.port, "/healthz");
+      // Once one of its two closes, the metrics port serves a new connection.
+      sockets.shift()!.destroy();
+      let families: Families | undefined;
+      for (let i = 0; i < 100 && !families; i++) {
+        families = await scrape(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => undefined);
+        if (!families) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // The refusal above is not one of the main port's.
+      assert.equal(value(families!, "tessera_connections_refused_total"), 0);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await capped.close();
     }
   });
 });
