@@ -10,8 +10,8 @@
 // HTTP/2's :scheme is. Another scheme, or an authority that is not host[:port] (user info, an
 // empty host), is refused. The Host header itself is checked first (hostProblem: missing in
 // HTTP/1.1, given twice, or no host). HTTP/2 needs none of this: nghttp2 refuses a :path that
-// is not in origin form (or "*"), and the authority comes in :authority; its :scheme is held to
-// what the absolute form's is (schemeProblem).
+// is not in origin form (or "*"), and the authority comes in :authority, held to what Host is
+// (hostProblem); its :scheme is held to what the absolute form's is (schemeProblem).
 import type { Http2ServerRequest } from "node:http2";
 import type { NodeRequest } from "./dispatch.js";
 
@@ -45,22 +45,38 @@ export function toOriginForm(req: NodeRequest): string | undefined {
 }
 
 /**
- * What is wrong with the Host header of an HTTP/1.x request, or undefined. RFC 9112 3.2: a
- * server MUST answer 400 to an HTTP/1.1 request without one, and to any request with more than
- * one Host line or one whose value is no host with an optional port. Node's parser keeps the
- * first of two Host lines (and drops the others silently), so they are counted in the raw
- * headers. An empty Host is valid (RFC 9110 7.2: a target URI without an authority) and served
- * as before: REST needs no authority, an RPC path (whose URL needs one) refuses it. HTTP/1.0 may
- * leave Host out.
+ * What is wrong with the Host header of an HTTP/1.x request, or the :authority of an HTTP/2 one
+ * (its Host header when it has none), or undefined. RFC 9112 3.2: a server MUST answer 400 to an
+ * HTTP/1.1 request without one, and to any request with more than one Host line or one whose
+ * value is no host with an optional port. Node's parser keeps the first of two Host lines (and
+ * drops the others silently), so they are counted in the raw headers. An empty Host is valid
+ * (RFC 9110 7.2: a target URI without an authority) and served as before: REST needs no
+ * authority, an RPC path (whose URL needs one) refuses it. HTTP/1.0 may leave Host out. HTTP/2
+ * may leave :authority out (RFC 9113 8.3.1), and nghttp2 resets a stream whose :authority is
+ * empty or holds a character no authority has; one that has none of those but is still no host
+ * with an optional port (user info, RFC 9113 8.3.1's MUST NOT; a port past 65535; "[::1") is
+ * refused as such a Host is.
  */
 export function hostProblem(req: NodeRequest): string | undefined {
+  if (req.httpVersionMajor === 2) {
+    const headers = (req as Http2ServerRequest).headers;
+    const authority = headers[":authority"];
+    if (typeof authority === "string") return authorityProblem(authority, "the :authority");
+    const host = headers.host;
+    return typeof host === "string" ? authorityProblem(host, "the Host header") : undefined;
+  }
   if (req.httpVersionMajor !== 1) return undefined;
   const { count, value } = headerLines(req, "host");
   if (count > 1) return `the request has ${count} Host headers: it must have one`;
   if (count === 0) return req.httpVersionMinor >= 1 ? `an HTTP/${req.httpVersion} request must have a Host header` : undefined;
+  return authorityProblem(value, "the Host header");
+}
+
+/** What is wrong with `value`, a Host or :authority (`what`), or undefined. */
+function authorityProblem(value: string, what: string): string | undefined {
   if (value === "" || validHosts.has(value)) return undefined;
   if (!(hostPort.test(value) && parsesAsUrl(`http://${value}/`))) {
-    return `the Host header ${JSON.stringify(value)} is not a host with an optional port`;
+    return `${what} ${JSON.stringify(value)} is not a host with an optional port`;
   }
   // A server sees few Host values (its own names): each is parsed once, not on every request.
   // Only those as long as a host name and port can be are kept: a Host may fill the header

@@ -517,6 +517,54 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       }
     });
   });
+  describe("HTTP/2 :authority: refused as an invalid Host is, on every path", () => {
+    const request = (headers: http2.OutgoingHttpHeaders, body?: string) =>
+      new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const session = http2.connect(server.url);
+        const stream = session.request(headers);
+        let h: http2.IncomingHttpHeaders = {};
+        let text = "";
+        stream.on("response", (x) => (h = x));
+        stream.on("data", (d: Buffer) => (text += d.toString()));
+        stream.on("end", () => {
+          session.close();
+          resolve({ headers: h, body: text });
+        });
+        stream.on("error", (e) => {
+          session.close();
+          reject(e);
+        });
+        stream.end(body);
+      });
+    const paths = [
+      ["REST", { ":method": "GET", ":path": "/jwt/version" }, undefined],
+      ["a probe", { ":method": "GET", ":path": "/healthz" }, undefined],
+      ["an RPC path (Connect)", { ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion", "content-type": "application/json" }, "{}"],
+    ] as const;
+
+    // What nghttp2 lets through (it resets a stream whose :authority has a space, a quote or
+    // nothing): a REST path served it as if it were valid, an RPC path took user info.
+    for (const authority of ["user@localhost", "[::1", "localhost:99999", "local%zzhost", ":8080", "localhost:80:80", "[zz]"]) {
+      it(`:authority ${JSON.stringify(authority)}: 400 MALFORMED_REQUEST naming it, as HTTP/1.1's Host (REST, a probe, an RPC path)`, async () => {
+        for (const [where, headers, body] of paths) {
+          const a = await request({ ...headers, ":authority": authority }, body);
+          assert.equal(a.headers[":status"], 400, `${where}: ${a.body}`);
+          assert.equal(a.headers["content-type"], "application/json");
+          assert.match(String(a.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
+          assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message: `the :authority ${JSON.stringify(authority)} is not a host with an optional port`, details: [errorInfoJson("MALFORMED_REQUEST")] }, where);
+        }
+      });
+    }
+
+    it("a valid :authority (a name, IPv4, IPv6, with a port) is served on every path", async () => {
+      for (const authority of ["localhost", `127.0.0.1:${server.port}`, "[::1]:8080", "tessera.internal:"]) {
+        for (const [where, headers, body] of paths) {
+          const a = await request({ ...headers, ":authority": authority }, body);
+          assert.equal(a.headers[":status"], 200, `${authority} ${where}: ${a.body}`);
+        }
+      }
+    });
+  });
   describe("Upgrade: ignored (RFC 9110 7.8), the request served as it is", () => {
     const second = "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
     // Node's parser stops at the end of a request it takes for an upgrade: a request pipelined
