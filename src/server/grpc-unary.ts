@@ -18,8 +18,8 @@
 // interceptors (invokeUnaryImplementation), the trailer status (setTrailerStatus), and the corrections the
 // dispatcher applies to every gRPC answer (protocol-errors.ts: INVALID_ARGUMENT for protobuf
 // that does not parse, ErrorInfo on every error, `grpc-message` encoded as the spec says). The
-// answer is what connect-es's gRPC handler sends for the call, header for header, without
-// response compression. Anything else (streams, gRPC+JSON, compressed requests, a body that is
+// answer is what connect-es's gRPC handler sends for the call, header for header, compressed as
+// it compresses (grpc-accept-encoding, compressMinBytes). Anything else (streams, gRPC+JSON, compressed requests, a body that is
 // not exactly one envelope, a message over the limit) is handed to connect-es's handler with the
 // bytes already read. test/server/grpc-unary.test.ts holds the two paths to the same answers.
 //
@@ -32,9 +32,9 @@
 // decoding it, and the same for the answer) is skipped; test/wire pins its answers byte for byte.
 import { fromBinary, toBinary, type DescMethodUnary, type JsonReadOptions, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
-import { compressionNegotiate, createMethodSerializationLookup, invokeUnaryImplementation, type Compression } from "@connectrpc/connect/protocol";
+import { compressedFlag, compressionNegotiate, createMethodSerializationLookup, invokeUnaryImplementation, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
-import { headerGrpcMessage, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { headerAcceptEncoding, headerEncoding, headerGrpcMessage, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import type { UnaryCall, UnaryOutcome } from "../transcode/transcoder.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
@@ -207,22 +207,28 @@ export async function answerUnaryGrpc(
     }
   });
   const { header: responseHeader, trailer } = outcome;
-  let out: Uint8Array | undefined;
+  // The answer's compression, as connect-es's gRPC and gRPC-Web handlers choose it: the first
+  // name in grpc-accept-encoding that the server has (the request is uncompressed here, so with
+  // no grpc-accept-encoding there is none), named in grpc-encoding whatever the answer's size;
+  // each envelope of at least compressMinBytes is compressed (gRPC-Web's trailer envelope too).
+  const compression = compressionNegotiate(o.compressions, null, header.get(headerAcceptEncoding), headerAcceptEncoding).response;
+  if (compression) responseHeader.set(headerEncoding, compression.name);
+  const compressed = (flags: number, data: Uint8Array) =>
+    compression && data.byteLength >= o.compressMinBytes ? compression.compress(data).then((c) => envelope(flags | compressedFlag, c)) : envelope(flags, data);
+  let out: Buffer | undefined;
   if (outcome.error) {
     setGrpcError(trailer, outcome.error);
   } else {
-    out = toBinary(spec.method.output, outcome.message);
+    out = await compressed(0, toBinary(spec.method.output, outcome.message));
   }
+  // gRPC-Web: the trailers are the body's last envelope.
+  const trailerEnvelope = framing === "grpc-web" ? await compressed(trailerFlag, trailerSerialize(trailer)) : undefined;
   if (res.destroyed || res.writableEnded) return true;
   res.writeHead(200, nodeHeaders(responseHeader));
   const write = (b: Buffer) => (res as { write(chunk: Buffer): boolean }).write(b);
-  if (out !== undefined) write(envelope(0, out));
-  if (framing === "grpc") {
-    res.addTrailers(nodeHeaders(trailer));
-  } else {
-    // gRPC-Web: the trailers are the body's last envelope.
-    write(envelope(trailerFlag, trailerSerialize(trailer)));
-  }
+  if (out !== undefined) write(out);
+  if (trailerEnvelope === undefined) res.addTrailers(nodeHeaders(trailer));
+  else write(trailerEnvelope);
   res.end();
   return true;
 }

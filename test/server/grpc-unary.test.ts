@@ -9,15 +9,18 @@ import { strict as assert } from "node:assert";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { gunzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { CreateUserRequestSchema } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { GetSessionRequestSchema } from "../../gen/tessera/session/v1/session_pb.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { unaryInvoked } from "../../src/server/grpc-unary.js";
+import { AuditService, ListAuditEventsRequestSchema, ListAuditEventsResponseSchema } from "../../gen/tessera/audit/v1/audit_pb.js";
+import { GrpcJsClient } from "../support/clients.js";
 import { grpcFrame, h2request, type H2Answer } from "../hostile/support.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
-import { startSession, signUp, uniqueEmail } from "../support/users.js";
+import { admin, startSession, signUp, uniqueEmail } from "../support/users.js";
 
 const paths = {
   version: "/tessera.jwt.v1.JwtService/GetVersion",
@@ -182,6 +185,77 @@ describe("server: unary gRPC answered outside connect-es's stream pipeline", fun
       assert.deepEqual(errors, []);
     });
   }
+
+  // An answer of at least compressMinBytes (1 KiB) goes out compressed when the client accepts an
+  // encoding the server has (grpc-js sends `grpc-accept-encoding: identity,deflate,gzip` on every
+  // call), and `grpc-encoding` names it whatever the size: what connect-es's gRPC and gRPC-Web
+  // handlers send. Before, the unary path answered every call uncompressed.
+  describe("answer compression, as connect-es's handlers compress", () => {
+    const audit = "/tessera.audit.v1.AuditService/ListAuditEvents";
+    before(async () => {
+      // A page of audit events well over 1 KiB (the sign-ups: listing them adds an event of
+      // another type, so the page stays the same).
+      for (let i = 0; i < 8; i++) await signUp(server, uniqueEmail("grpc-unary-gzip"));
+    });
+    const signups = { type: "signup" };
+    const answers = [
+      { name: "an answer over 1 KiB (ListAuditEvents)", path: audit, headers: admin, body: () => grpcFrame(toBinary(ListAuditEventsRequestSchema, create(ListAuditEventsRequestSchema, signups))), compressed: true },
+      { name: "a small answer (GetVersion)", path: paths.version, headers: {}, body: () => grpcFrame(new Uint8Array()), compressed: false },
+    ];
+    for (const t of transports) {
+      for (const accept of ["identity,deflate,gzip", "gzip"]) {
+        for (const c of answers) {
+          it(`${t.name}, grpc-accept-encoding ${accept}, ${c.name}: ${c.compressed ? "compressed" : "not compressed"}, grpc-encoding gzip; the same answer on both paths`, async () => {
+            const headers: Record<string, string> = { ":method": "POST", ":path": c.path, "content-type": t.contentType, te: "trailers", "x-request-id": "grpc-unary-test", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "grpc-accept-encoding": accept, ...c.headers };
+            const before = unaryInvoked.count;
+            const fast = await t.send(headers, c.body());
+            assert.equal(unaryInvoked.count, before + 1, "the plain request took the unary path");
+            const viaConnect = await t.send({ ...headers, "grpc-encoding": "gzip" }, c.body());
+            assert.equal(unaryInvoked.count, before + 1, "the gzip-labelled request was left to connect-es");
+            assert.equal(t.status(fast), 0, `${JSON.stringify(fast.trailers)} ${fast.data.toString("latin1")}`);
+            assert.equal(fast.headers["grpc-encoding"], "gzip");
+            assert.equal(fast.data[0], c.compressed ? 1 : 0, "the message envelope's compressed flag");
+            const message = fast.data.subarray(5, 5 + fast.data.readUInt32BE(1));
+            assert.equal((c.compressed ? gunzipSync(message) : message).length >= 1024, c.compressed, "compressed from 1 KiB on");
+            assert.deepEqual(comparable(fast), comparable(viaConnect));
+          });
+        }
+      }
+    }
+
+    it("@grpc/grpc-js: the answer over 1 KiB crosses the wire compressed (fewer bytes than the message), and decodes", async () => {
+      const { port } = new URL(server.url);
+      let down = 0;
+      const sockets = new Set<net.Socket>();
+      const proxy = net.createServer((client) => {
+        const upstream = net.connect(Number(port), "127.0.0.1");
+        sockets.add(client).add(upstream);
+        upstream.on("data", (d: Buffer) => (down += d.length));
+        client.pipe(upstream).pipe(client);
+        client.on("error", () => upstream.destroy());
+        upstream.on("error", () => client.destroy());
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+      const client = new GrpcJsClient(AuditService, `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`);
+      const direct = new GrpcJsClient(AuditService, server.url);
+      try {
+        const reference = await direct.call("ListAuditEvents", signups, admin);
+        const size = toBinary(ListAuditEventsResponseSchema, reference.message).length;
+        assert.ok(size > 1536, `a page of ${size} bytes`);
+        const before = unaryInvoked.count;
+        const r = await client.call("ListAuditEvents", signups, admin);
+        assert.equal(unaryInvoked.count, before + 1, "the call took the unary path");
+        assert.equal(r.error, undefined);
+        assert.deepEqual(r.message, reference.message);
+        assert.ok(down < size, `${down} bytes from the server for a ${size}-byte message`);
+      } finally {
+        client.close();
+        direct.close();
+        for (const s of sockets) s.destroy();
+        proxy.close();
+      }
+    });
+  });
 
   it("a request over the size limit is left to connect-es: RESOURCE_EXHAUSTED", async () => {
     const before = unaryInvoked.count;
