@@ -179,6 +179,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
             if (bytes) uReq.url = withBase64Message(uReq.url, bytes);
           }
         }
+        const typed = grpcTypeWithParameters.exec(req.headers["content-type"] ?? "");
+        if (typed) uReq.header.set("content-type", typed[1]!.toLowerCase());
         if (grpcWebText.test(req.headers["content-type"] ?? "")) {
           // gRPC-Web's text mode, which connect-es does not serve: its binary framing in base64.
           uReq.header.set("content-type", "application/grpc-web+proto");
@@ -187,7 +189,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           return;
         }
         const spec = unary.get(path);
-        const framing = spec && plainUnaryGrpc(req);
+        const framing = spec && plainUnaryGrpc(req, uReq.header.get("content-type"));
         const connectType = spec && !framing ? plainUnaryConnect(req) : undefined;
         if (spec && (framing || connectType)) {
           readBody(req, framing ? grpcUnary.readMaxBytes + 5 : grpcUnary.readMaxBytes)
@@ -270,6 +272,16 @@ function cutShortIsInvalid(c: Compression): Compression {
       }),
   };
 }
+
+/**
+ * A binary gRPC or gRPC-Web content type followed by parameters ("application/grpc;
+ * charset=utf-8"), the type in group 1. PROTOCOL-HTTP2's Content-Type has none, and connect-es
+ * answers 415; grpc-go serves such a type as protobuf (grpcutil.ContentSubtype reads what follows
+ * ';' as a codec name, finds none, and falls back to proto) and grpc-js serves any type that
+ * starts with "application/grpc". So it is served as its type, the parameters left out.
+ * gRPC+JSON keeps connect-es's rule (charset=utf-8 only).
+ */
+const grpcTypeWithParameters = /^(application\/grpc(?:-web)?(?:\+proto)?)[ \t]*;/i;
 
 /** gRPC-Web's text mode (the grpc-web library's default): base64 of its binary framing, both ways. */
 const grpcWebText = /^application\/grpc-web-text(?:\+proto)?[ \t]*(?:;|$)/i;

@@ -56,13 +56,13 @@ export type UnaryFraming = "grpc" | "grpc-web";
 
 /**
  * The framing of a plain unary call (gRPC over HTTP/2; gRPC-Web, binary, over either HTTP
- * version), or undefined for any other request.
+ * version) of content type `ct` (as the dispatcher passes it on), or undefined for any other
+ * request.
  */
-export function plainUnaryGrpc(req: NodeRequest): UnaryFraming | undefined {
+export function plainUnaryGrpc(req: NodeRequest, ct: string | null): UnaryFraming | undefined {
   if (req.method !== "POST") return undefined;
   const enc = req.headers["grpc-encoding"];
   if (enc !== undefined && enc !== "identity") return undefined;
-  const ct = req.headers["content-type"];
   if (ct === "application/grpc" || ct === "application/grpc+proto") return req.httpVersionMajor === 2 ? "grpc" : undefined;
   if (ct === "application/grpc-web" || ct === "application/grpc-web+proto") return "grpc-web";
   return undefined;

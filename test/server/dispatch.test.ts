@@ -180,6 +180,13 @@ describe("dispatch: connect-es alone (pinned)", () => {
     assert.deepEqual(envelopes(stream.data), [[2, JSON.stringify({ error: { code: "internal", message: parseError } })]]);
   });
 
+  it("answers 415 to a gRPC or gRPC-Web content type with a parameter (application/grpc; charset=utf-8)", async () => {
+    for (const type of ["application/grpc; charset=utf-8", "application/grpc-web+proto;charset=utf-8"]) {
+      const a = await h2request(session, { ":method": "POST", ":path": check, "content-type": type, te: "trailers" }, grpcFrame(new Uint8Array()));
+      assert.equal(a.headers[":status"], 415, type);
+    }
+  });
+
   it("percent-encodes ':' and ',' in grpc-message, which grpc-js then shows as %3A and %2C", async () => {
     const a = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/grpc", te: "trailers" }, grpcFrame(new Uint8Array()));
     assert.equal(grpcStatus(a), Code.InvalidArgument);
@@ -372,6 +379,46 @@ describe("dispatch: Tessera's answers", function () {
         await healthy(server.url);
       });
     }
+  });
+
+  // PROTOCOL-HTTP2's Content-Type has no parameters, but grpc-go serves "application/grpc;..."
+  // as protobuf (grpcutil.ContentSubtype takes what follows ';' as a codec name it then does not
+  // find) and grpc-js serves any type that starts with "application/grpc"; connect-es answered
+  // 415, which a gRPC client reads as a transport failure. A binary gRPC or gRPC-Web type with
+  // parameters is served as that type; the answer says application/grpc(-web)+proto.
+  describe("a gRPC or gRPC-Web content type with parameters is served as the type", () => {
+    const version = "/tessera.jwt.v1.JwtService/GetVersion";
+    for (const type of ["application/grpc; charset=utf-8", "application/grpc;charset=UTF-8", "application/grpc+proto; foo=bar", "Application/gRPC; charset=utf-8"]) {
+      for (const path of [version, check]) {
+        it(`gRPC, ${JSON.stringify(type)}, ${path}: grpc-status 0`, async () => {
+          const a = await h2request(session, { ":method": "POST", ":path": path, "content-type": type, te: "trailers" }, grpcFrame(new Uint8Array()));
+          assert.equal(a.headers[":status"], 200, a.data.toString());
+          assert.equal(a.headers["content-type"], "application/grpc+proto");
+          assert.equal(grpcStatus(a), 0, JSON.stringify(a.trailers));
+        });
+      }
+    }
+    for (const type of ["application/grpc-web; charset=utf-8", "application/grpc-web+proto; foo=bar"]) {
+      it(`gRPC-Web over HTTP/1.1, ${JSON.stringify(type)}: grpc-status 0`, async () => {
+        const a = await h1pieces(server.url, version, { "content-type": type }, [grpcFrame(new Uint8Array())]);
+        assert.equal(a.status, 200, a.data.toString());
+        assert.equal(a.headers["content-type"], "application/grpc-web+proto");
+        assert.equal(webTrailer(a.data)["grpc-status"], "0");
+      });
+    }
+    // Encoding names are matched as sent, as grpc-go (encoding.GetCompressor, a map lookup) and
+    // grpc-js (a switch on "identity", "deflate", "gzip") match them.
+    it("grpc-encoding GZIP is no encoding Tessera has: UNIMPLEMENTED, grpc-accept-encoding naming what it has", async () => {
+      const a = await h2request(session, { ":method": "POST", ":path": version, "content-type": "application/grpc", te: "trailers", "grpc-encoding": "GZIP" }, grpcFrame(new Uint8Array()));
+      assert.equal(grpcStatus(a), Code.Unimplemented);
+      assert.equal(a.trailers["grpc-accept-encoding"], "gzip,br");
+    });
+    it("gRPC+JSON keeps connect-es's rule: charset=utf-8 is served, another charset is 415", async () => {
+      const ok = await h2request(session, { ":method": "POST", ":path": version, "content-type": "application/grpc+json; charset=utf-8", te: "trailers" }, grpcFrame(Buffer.from("{}")));
+      assert.equal(grpcStatus(ok), 0);
+      const refused = await h2request(session, { ":method": "POST", ":path": version, "content-type": "application/grpc+json; charset=latin1", te: "trailers" }, grpcFrame(Buffer.from("{}")));
+      assert.equal(refused.headers[":status"], 415);
+    });
   });
 
   describe("a request with no usable authority is a 400, and the server stays up", () => {
