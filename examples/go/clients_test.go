@@ -159,12 +159,22 @@ func TestGzipRequests(t *testing.T) {
 	}
 	// A large compressible request, under the body limit once decompressed.
 	desc := strings.Repeat("a", 1000)
-	created, err := apitokenv1.NewApiTokenServiceClient(conn).CreateToken(adminCtx(ctx, tt), &apitokenv1.CreateTokenRequest{AccountId: "gzip-" + randomHex(4), Description: desc}, grpc.UseCompressor(gzip.Name))
+	account := "gzip-" + randomHex(4)
+	created, err := apitokenv1.NewApiTokenServiceClient(conn).CreateToken(adminCtx(ctx, tt), &apitokenv1.CreateTokenRequest{AccountId: account, Description: desc}, grpc.UseCompressor(gzip.Name))
 	if err != nil {
 		t.Fatalf("CreateToken gzip: %v", err)
 	}
 	if created.GetToken() == "" {
 		t.Fatal("CreateToken gzip: no token")
+	}
+	// An answer over 1 KiB, to a client that accepts gzip (grpc-go lists every compressor
+	// registered, gzip here, in grpc-accept-encoding): Tessera sends it compressed, and it decodes.
+	list, err := apitokenv1.NewApiTokenServiceClient(conn).ListTokens(adminCtx(ctx, tt), &apitokenv1.ListTokensRequest{AccountId: account})
+	if err != nil {
+		t.Fatalf("ListTokens (an answer over 1 KiB): %v", err)
+	}
+	if len(list.GetTokens()) != 1 || list.GetTokens()[0].GetDescription() != desc {
+		t.Fatalf("ListTokens (an answer over 1 KiB): want the one token described, got %d tokens", len(list.GetTokens()))
 	}
 }
 
@@ -310,7 +320,7 @@ func TestKeepalivePings(t *testing.T) {
 }
 
 // grpc-timeout in each unit it has (H, M, S, m, u, n): a call within its deadline is served,
-// one whose deadline is too short to meet is DEADLINE_EXCEEDED.
+// one whose deadline is too short to meet (0, or under a millisecond) is DEADLINE_EXCEEDED.
 func TestGrpcTimeoutUnits(t *testing.T) {
 	tt := tessera(t)
 	client := tt.httpClient()
@@ -344,7 +354,7 @@ func TestGrpcTimeoutUnits(t *testing.T) {
 			t.Errorf("grpc-timeout %s: want OK, got %d %q", ok, code, msg)
 		}
 	}
-	for _, short := range []string{"0n", "0m", "0S"} {
+	for _, short := range []string{"0n", "0m", "0S", "1n", "1u", "999u"} {
 		if code, msg := call(short); code != int(codes.DeadlineExceeded) {
 			t.Errorf("grpc-timeout %s: want DEADLINE_EXCEEDED, got %d %q", short, code, msg)
 		}

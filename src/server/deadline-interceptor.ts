@@ -26,12 +26,21 @@ const maxTimerMs = 2 ** 31 - 1;
  * grpc-js client with a 30-day deadline sends "2592000S"): such a deadline is no deadline, as
  * grpc-go and connect-go treat a timeout they cannot represent. Otherwise connect-es's deadline
  * timer, and ours (grpc-unary.ts), would fire at once: DEADLINE_EXCEEDED, while the handler's
- * store writes, bounded by the far deadline, still went ahead. A malformed value is left for
- * connect-es to refuse.
+ * store writes, bounded by the far deadline, still went ahead.
+ *
+ * And rounds a `grpc-timeout` in micro- or nanoseconds down to whole ms, the unit deadlines are
+ * kept in (timers, Date.now()): never later than the caller's deadline. One under a millisecond
+ * ("1n", "999u") has passed on arrival and ends the call with DEADLINE_EXCEEDED, as "0m" does;
+ * left as it was, a timer of less than 1 ms runs after 1 ms, and a call that never waits was
+ * served. A malformed value is left for connect-es to refuse.
  */
-export function dropUnboundedTimeouts(header: Headers): void {
+export function normalizeTimeouts(header: Headers): void {
   const grpc = header.get("grpc-timeout");
-  if (grpc !== null && (parseGrpcTimeout(grpc, Number.MAX_SAFE_INTEGER).timeoutMs ?? 0) > maxTimerMs) header.delete("grpc-timeout");
+  if (grpc !== null) {
+    const fine = /^(\d{1,8})([un])$/.exec(grpc);
+    if (fine) header.set("grpc-timeout", `${Math.floor(Number(fine[1]) / (fine[2] === "u" ? 1e3 : 1e6))}m`);
+    else if ((parseGrpcTimeout(grpc, Number.MAX_SAFE_INTEGER).timeoutMs ?? 0) > maxTimerMs) header.delete("grpc-timeout");
+  }
   const connect = header.get("connect-timeout-ms");
   if (connect !== null && (parseConnectTimeout(connect, Number.MAX_SAFE_INTEGER).timeoutMs ?? 0) > maxTimerMs) header.delete("connect-timeout-ms");
 }

@@ -45,7 +45,7 @@ import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
 import { answerUnaryConnect, answerUnaryGrpc, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
-import { dropUnboundedTimeouts } from "./deadline-interceptor.js";
+import { normalizeTimeouts } from "./deadline-interceptor.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -240,7 +240,7 @@ export function universalRequest(req: NodeRequest, res: NodeResponse, contextVal
     if (!res.writableEnded) abort.abort(new ConnectError("the client closed the request", Code.Canceled));
   });
   const header = webHeaders(req.headers);
-  if (req.headers["grpc-timeout"] !== undefined || req.headers["connect-timeout-ms"] !== undefined) dropUnboundedTimeouts(header);
+  if (req.headers["grpc-timeout"] !== undefined || req.headers["connect-timeout-ms"] !== undefined) normalizeTimeouts(header);
   return {
     httpVersion: req.httpVersion,
     method: req.method ?? "",

@@ -197,6 +197,65 @@ describe("deadlines", function () {
     });
   });
 
+  // Deadlines are kept in whole ms, rounded down: a grpc-timeout under a millisecond ("1n",
+  // "999u") has passed on arrival, as "0m" and connect-timeout-ms 0 have. Such a call is not
+  // served: it was (a timer under 1 ms runs after 1 ms, and GetVersion never waits).
+  describe("a deadline passed on arrival (under a millisecond, or 0) ends the call with DEADLINE_EXCEEDED", () => {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer();
+    });
+    after(() => server?.close());
+    const version = "/tessera.jwt.v1.JwtService/GetVersion";
+
+    for (const timeout of ["0m", "1n", "1u", "999u", "999999n"]) {
+      for (const [path, body] of [
+        [version, grpcFrame(new Uint8Array())],
+        [watch, grpcFrame(watchRequest)],
+      ] as const) {
+        it(`gRPC (grpc-timeout ${timeout}), ${path}: grpc-status 4, no message`, async () => {
+          const session = http2.connect(server.url);
+          try {
+            const a = await h2request(session, { ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", "grpc-timeout": timeout }, body, { timeoutMs: 5000 });
+            assert.equal(grpcStatus(a), grpc.status.DEADLINE_EXCEEDED, JSON.stringify({ ...a.headers, ...a.trailers }));
+            assert.equal(a.data.length, 0);
+          } finally {
+            session.close();
+          }
+        });
+      }
+      it(`gRPC-Web (grpc-timeout ${timeout}): grpc-status 4`, async () => {
+        const res = await fetch(`${server.url}${version}`, { method: "POST", headers: { "content-type": "application/grpc-web+proto", "grpc-timeout": timeout }, body: grpcFrame(new Uint8Array()) });
+        assert.equal(grpcWebTrailer(Buffer.from(await res.arrayBuffer()))["grpc-status"], String(grpc.status.DEADLINE_EXCEEDED));
+      });
+    }
+
+    it("gRPC (grpc-timeout 99999999u, 99.9 s): served", async () => {
+      const session = http2.connect(server.url);
+      try {
+        const a = await h2request(session, { ":method": "POST", ":path": version, "content-type": "application/grpc", te: "trailers", "grpc-timeout": "99999999u" }, grpcFrame(new Uint8Array()));
+        assert.equal(grpcStatus(a), grpc.status.OK);
+      } finally {
+        session.close();
+      }
+    });
+
+    for (const [name, contentType] of [["Connect JSON", "application/json"], ["Connect binary", "application/proto"]] as const) {
+      it(`${name} (connect-timeout-ms 0): 504 deadline_exceeded`, async () => {
+        const res = await fetch(`${server.url}${version}`, { method: "POST", headers: { "content-type": contentType, "connect-timeout-ms": "0" }, body: contentType === "application/json" ? "{}" : new Uint8Array() });
+        assert.equal(res.status, 504);
+        assert.equal(((await res.json()) as { code: string }).code, "deadline_exceeded");
+      });
+    }
+
+    it("REST (connect-timeout-ms 0): GET /jwt/version is 504 deadline_exceeded", async () => {
+      const res = await fetch(`${server.url}/jwt/version`, { headers: { "connect-timeout-ms": "0" } });
+      const text = await res.text();
+      assert.equal(res.status, 504, text);
+      assert.match(text, /deadline/i);
+    });
+  });
+
   describe("a unary call still busy at its deadline (sign-up hashing a password: argon2 32 MiB x 3)", () => {
     let server: TestServer;
     before(async () => {

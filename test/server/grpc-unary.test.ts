@@ -98,6 +98,8 @@ describe("server: unary gRPC answered outside connect-es's stream pipeline", fun
     { name: "protobuf that does not parse: INVALID_ARGUMENT", path: "version", body: () => grpcFrame(Buffer.from([0x0a, 0x7f])), grpcStatus: Code.InvalidArgument },
     // A deadline that has passed on arrival ends the call at once, as connect-es's handlers end it.
     { name: "a deadline already passed (grpc-timeout 0m): DEADLINE_EXCEEDED", path: "version", headers: () => ({ "grpc-timeout": "0m" }), body: () => grpcFrame(new Uint8Array()), grpcStatus: Code.DeadlineExceeded },
+    // Deadlines are kept in whole ms, rounded down: one under a millisecond has passed on arrival.
+    ...["1n", "1u", "999u", "999999n"].map((t) => ({ name: `a deadline under a millisecond (grpc-timeout ${t}): DEADLINE_EXCEEDED`, path: "version" as const, headers: () => ({ "grpc-timeout": t }), body: () => grpcFrame(new Uint8Array()), grpcStatus: Code.DeadlineExceeded })),
     {
       name: "a missing field: INVALID_ARGUMENT with BadRequest details",
       path: "createUser",
