@@ -1,6 +1,6 @@
 // Removes records that can never be valid again: expired sessions (seed 000), expired refresh
-// tokens (seeds 000 and 004), expired authentication tokens (seed 003), retired signing keys past
-// their last token, login-attempt counters whose window has passed and that hold no lock,
+// tokens (seeds 000 and 004), expired authentication tokens (seed 003), retired or revoked signing
+// keys past their last token, login-attempt counters whose window has passed and that hold no lock,
 // remembered logins past their 30 days, and audit events older than TESSERA_AUDIT_RETENTION_DAYS.
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
 // no TTL indexes); it only keeps the tables small. One deletion changes an answer, by design:
@@ -20,6 +20,9 @@ import type { Store } from "../store/ports.js";
 export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "userTokens" | "keys" | "loginAttempts" | "auditEvents">;
 import type { Clock } from "./clock.js";
 
+/** The longest a key may verify after it stops signing: the longest token lifetime allowed (365 days) + 30 s. */
+const maxKeyVerifiesForMs = 365 * 86_400_000 + 30_000;
+
 /** Records deleted per store call (a batch); see the top of this file. */
 export const DELETE_BATCH = 1000;
 
@@ -38,6 +41,12 @@ export class Housekeeping {
       userTokenRetentionDays?: number;
       /** Records per batch; default DELETE_BATCH. */
       deleteBatch?: number;
+      /**
+       * How long a signing key may verify after it stops signing (KeyRing.verifiesForMs): a key
+       * revoked without being retired is deleted this long after its revocation. Default: the
+       * longest token lifetimes allow (a year) plus 30 s.
+       */
+      keyVerifiesForMs?: number;
     },
   ) {}
 
@@ -65,8 +74,8 @@ export class Housekeeping {
       ["authTokens", batched((limit) => store.authTokens.deleteExpired(now, limit))],
       ["jwtRefreshTokens", batched((limit) => store.jwtRefreshTokens.deleteExpired(now, limit))],
       ["userTokens", batched((limit) => store.userTokens.deleteEndedBefore(userTokensBefore, limit))],
-      // A handful of rows: one per key rotation.
-      ["keys", () => store.keys.deleteExpired(now)],
+      // A handful of rows: one per key rotation or revocation.
+      ["keys", () => store.keys.deleteExpired(now, new Date(now.getTime() - (this.deps.keyVerifiesForMs ?? maxKeyVerifiesForMs)))],
       ["loginAttempts", batched((limit) => store.loginAttempts.deleteStale(staleBefore, now, limit))],
       ["knownLogins", batched((limit) => store.loginAttempts.forgetExpiredLogins(now, limit))],
       ["auditEvents", batched((limit) => store.auditEvents.deleteOlderThan(auditBefore, limit))],

@@ -114,6 +114,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     loginWindowSeconds: config.loginWindowSeconds,
     auditRetentionDays: config.auditRetentionDays,
     userTokenRetentionDays: config.userTokenRetentionDays,
+    keyVerifiesForMs: keyRing.verifiesForMs,
   });
   housekeeping.start(config.housekeepingIntervalSeconds);
   return { users, passwords, hashPool, audit, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };

@@ -312,11 +312,18 @@ export class KeyRing {
     throw new Error("signing key rotation did not settle");
   }
 
+  /**
+   * How long a key may still verify after it stops signing: every token it signed expires within
+   * the longest token lifetime, plus the window in which other instances may still sign with it
+   * before they reload. Housekeeping keeps a revoked key no rotation retired this long after
+   * its revocation.
+   */
+  get verifiesForMs(): number {
+    return Math.max(this.config.accessTokenTtlSeconds, this.config.refreshTokenTtlSeconds) * 1000 + reloadIntervalMs;
+  }
+
   private retiredNotAfter(retiredAt: Date): Date {
-    // Every token the retired key signed expires within the longest token lifetime; add the
-    // window in which other instances may still sign with it before they reload.
-    const longest = Math.max(this.config.accessTokenTtlSeconds, this.config.refreshTokenTtlSeconds);
-    return new Date(retiredAt.getTime() + longest * 1000 + reloadIntervalMs);
+    return new Date(retiredAt.getTime() + this.verifiesForMs);
   }
 
   /**

@@ -2,6 +2,9 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
+import { KeyRing } from "../../src/core/key-ring.js";
+import { TokenVerifier } from "../../src/core/token-verifier.js";
+import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
@@ -128,6 +131,37 @@ for (const kind of storesUnderTest()) {
       assert.equal(removed.auditEvents, 25);
       assert.equal(await store.sessions.findById("s24"), null);
       assert.deepEqual(await store.auditEvents.list({ userId: "batched", limit: 10 }), []);
+    });
+
+    // A key revoked while it was the published next key never signed; a key revoked without a
+    // rotation retiring it has no notAfter. Such a key was kept for good. It is deleted once any
+    // token it could have signed has expired (its revocation + the longest token lifetime + the
+    // 30 s reload interval, as a retired key's notAfter), and the ring carries on without it.
+    it("deletes a signing key revoked before it was promoted once nothing it could have signed is valid", async () => {
+      const config = loadConfig({ TESSERA_CLIENT_IDS: "c", TESSERA_KEY_PUBLISH_SECONDS: "0", TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "60" });
+      const ring = await KeyRing.open({ keys: store.keys, config, clock, logger: createLogger("silent") });
+      const [signing, next] = await store.keys.list();
+      // The published next key is revoked (another is published above it), then a rotation
+      // promotes that one and retires the signing key.
+      await ring.revoke(next!.kid);
+      const promoted = await ring.rotate();
+      const kids = async () => (await store.keys.list()).map((k) => k.kid);
+      const [, , third, fourth] = await kids();
+      assert.equal(promoted, third);
+      assert.deepEqual((await ring.jwks()).map((k) => k.kid), [fourth, third, signing!.kid]);
+      // What the server passes (src/core/index.ts): the ring's 60 s token lifetime + 30 s.
+      const housekeeping = new Housekeeping({ store, clock, logger: createLogger("silent"), keyVerifiesForMs: 90_000 });
+      clock.advance(90_000);
+      assert.equal((await housekeeping.runOnce()).keys, 0, "until 90 s after: kept");
+      assert.deepEqual(await kids(), [signing!.kid, next!.kid, third, fourth]);
+      clock.advance(1);
+      assert.equal((await housekeeping.runOnce()).keys, 2, "the retired key and the revoked one");
+      assert.deepEqual(await kids(), [third, fourth]);
+      await ring.reloadNow();
+      assert.deepEqual((await ring.jwks()).map((k) => k.kid), [fourth, third]);
+      const token = await ring.sign({ sub: "after" }, 60);
+      assert.equal((await new TokenVerifier({ ring, clock }).verify(token)).sub, "after");
+      assert.equal(ring.verifiesForMs, 90_000);
     });
 
     it("logs a store failure instead of throwing", async () => {

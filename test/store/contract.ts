@@ -832,8 +832,8 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
         { ...second, activatedAt: at(500) },
         third,
       ]);
-      assert.equal(await keysA.keys.deleteExpired(at(10_000)), 0, "not yet past notAfter");
-      assert.equal(await keysA.keys.deleteExpired(at(10_001)), 1);
+      assert.equal(await keysA.keys.deleteExpired(at(10_000), at(10_000)), 0, "not yet past notAfter");
+      assert.equal(await keysA.keys.deleteExpired(at(10_001), at(10_001)), 1);
       assert.deepEqual(await keysA.keys.list(), [{ ...second, activatedAt: at(500) }, third]);
     });
 
@@ -844,6 +844,24 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await keysB.keys.revoke(first.kid, at(8)), false);
       assert.deepEqual(await keysB.keys.list(), [{ ...first, revokedAt: at(7) }]);
       assert.equal(await keysA.keys.revoke("no-such-kid", at(7)), false);
+    });
+
+    it("deletes a key revoked without being retired once revokedBefore is past its revocation, never the highest generation", async () => {
+      const first = newKey(1);
+      const second = newKey(2);
+      const third = newKey(3);
+      await keysA.keys.insertGeneration(first);
+      await keysA.keys.insertGeneration(second);
+      // The published next key revoked, and another published above it.
+      assert.equal(await keysA.keys.revoke(second.kid, at(7)), true);
+      await keysA.keys.insertGeneration(third);
+      assert.equal(await keysA.keys.deleteExpired(at(100), at(7)), 0, "not yet past its revocation");
+      assert.equal(await keysB.keys.deleteExpired(at(100), at(8)), 1);
+      assert.deepEqual(await keysA.keys.list(), [first, third]);
+      // The highest generation stays, revoked or not: the next key is published above it.
+      assert.equal(await keysA.keys.revoke(third.kid, at(9)), true);
+      assert.equal(await keysA.keys.deleteExpired(at(100), at(1000)), 0);
+      assert.deepEqual(await keysB.keys.list(), [first, { ...third, revokedAt: at(9) }]);
     });
 
     it(`lets exactly one of ${CONCURRENCY} concurrent rotations win`, async () => {

@@ -120,10 +120,27 @@ describe("mongo store: two rotations in a row from two instances", function () {
     }
     const mine = async () => (await a.keys.list()).filter((k) => k.generation > 100);
     // g[0] goes; g[2], past its notAfter too, holds g[1]'s promotion: it stays while g[1] does.
-    assert.equal(await b.keys.deleteExpired(at(16_000)), 1);
+    assert.equal(await b.keys.deleteExpired(at(16_000), at(16_000)), 1);
     assert.deepEqual((await mine()).map((k) => k.kid), [g[1]!.kid, g[2]!.kid, g[3]!.kid, g[4]!.kid]);
     assert.deepEqual((await mine())[0], { ...g[1], activatedAt: at(100), retiredAt: at(200), notAfter: at(20_000) });
-    assert.equal(await b.keys.deleteExpired(at(20_001)), 2);
+    assert.equal(await b.keys.deleteExpired(at(20_001), at(20_001)), 2);
     assert.deepEqual((await mine()).map((k) => k.kid), [g[3]!.kid, g[4]!.kid]);
+  });
+
+  it("housekeeping keeps a revoked next key while the key its rotation promoted stays, then deletes it", async () => {
+    const g = [newKey(201), newKey(202), newKey(203), newKey(204)];
+    await a.keys.insertGeneration(g[0]!);
+    // g[1]'s document holds g[0]'s promotion; g[1] is revoked as the next key, g[2] published above it.
+    assert.equal(await a.keys.rotate(g[1]!, { promote: { kid: g[0]!.kid, activatedAt: at(10) } }), true);
+    assert.equal(await a.keys.revoke(g[1]!.kid, at(20)), true);
+    await a.keys.insertGeneration(g[2]!);
+    const mine = async () => (await a.keys.list()).filter((k) => k.generation > 200);
+    assert.equal(await b.keys.deleteExpired(at(100), at(1000)), 0);
+    assert.deepEqual((await mine()).map((k) => k.kid), g.slice(0, 3).map((k) => k.kid));
+    assert.equal((await mine())[0]?.activatedAt.getTime(), at(10).getTime());
+    // A rotation retires g[0]; past its notAfter both go.
+    assert.equal(await a.keys.rotate(g[3]!, { promote: { kid: g[2]!.kid, activatedAt: at(30) }, retire: { kid: g[0]!.kid, retiredAt: at(30), notAfter: at(500) } }), true);
+    assert.equal(await b.keys.deleteExpired(at(501), at(1000)), 2);
+    assert.deepEqual((await mine()).map((k) => k.kid), [g[2]!.kid, g[3]!.kid]);
   });
 });

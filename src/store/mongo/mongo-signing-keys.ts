@@ -86,12 +86,22 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
       }),
     // By the records (a handful): a key's retirement may be known from a later key's rotation
     // only. A key whose rotation names a key that stays is kept with it (its notAfter can come
-    // first when the token lifetimes were shortened between the two rotations).
-    deleteExpired: (before) =>
+    // first when the token lifetimes were shortened between the two rotations; a revoked next
+    // key's document holds the promotion of the key that signs). A deleted key's revocation
+    // mark goes after it: a key without its mark would verify again.
+    deleteExpired: (before, revokedBefore) =>
       ctx.run(ID, async () => {
         const docs = await keys.find({}).sort({ generation: 1 }).toArray();
+        const all = await records(docs);
+        const top = all.at(-1)?.generation;
         const expired = new Set(
-          (await records(docs)).filter((key) => key.retiredAt !== undefined && key.notAfter !== undefined && key.notAfter < before).map((key) => key.kid),
+          all
+            .filter((key) =>
+              key.retiredAt !== undefined
+                ? key.notAfter !== undefined && key.notAfter < before
+                : key.revokedAt !== undefined && key.revokedAt < revokedBefore && key.generation !== top,
+            )
+            .map((key) => key.kid),
         );
         const named = (doc: StoredDoc) => {
           const rotation = doc[ROTATION] as StoredRotation | undefined;
@@ -100,7 +110,9 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
         const present = new Set(docs.map((doc) => doc._id));
         const gone = docs.filter((doc) => expired.has(doc._id) && named(doc).every((kid) => expired.has(kid) || !present.has(kid)));
         if (gone.length === 0) return 0;
-        return (await keys.deleteMany({ _id: { $in: gone.map((doc) => doc._id) } })).deletedCount;
+        const deleted = (await keys.deleteMany({ _id: { $in: gone.map((doc) => doc._id) } })).deletedCount;
+        await ctx.marks.deleteMany(gone.map((doc) => revokedMark(doc._id)));
+        return deleted;
       }),
   };
 }

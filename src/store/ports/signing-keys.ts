@@ -57,6 +57,12 @@ export interface SigningKeyStore {
   rotate(next: NewSigningKey, change: KeyPromotion): Promise<boolean>;
   /** Sets revokedAt unless already set; false when unknown or already revoked. */
   revoke(kid: string, at: Date): Promise<boolean>;
-  /** Housekeeping: deletes retired keys whose notAfter < before; returns how many. */
-  deleteExpired(before: Date): Promise<number>;
+  /**
+   * Housekeeping: deletes retired keys whose notAfter < before, and keys revoked before
+   * `revokedBefore` that were never retired (revoked while they were the published next key, or
+   * as a rotation elsewhere promoted them): they verify nothing and are in no JWKS, and once no
+   * token they could have signed is valid they are nothing. Never the highest generation (the
+   * next key is published above it). Returns how many.
+   */
+  deleteExpired(before: Date, revokedBefore: Date): Promise<number>;
 }
