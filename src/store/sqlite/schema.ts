@@ -189,6 +189,11 @@ const migrations: readonly string[] = [
   `
   ALTER TABLE audit_events ADD COLUMN suppressed TEXT;
   `,
+  // Housekeeping deletes a signing key revoked without being retired (it has no not_after) by
+  // the time of its revocation.
+  `
+  CREATE INDEX signing_keys_revoked_unretired ON signing_keys (revoked_at) WHERE retired_at IS NULL AND revoked_at IS NOT NULL;
+  `,
 ];
 
 /** Brings the schema up to date; returns the resulting schema version. */

@@ -44,10 +44,14 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
   const promote = db.prepare("UPDATE signing_keys SET activated_at = ? WHERE kid = ?");
   const revoke = db.prepare("UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL");
   const deleteExpired = db.prepare(
-    `DELETE FROM signing_keys WHERE (retired_at IS NOT NULL AND not_after IS NOT NULL AND not_after < @before)
-      OR (retired_at IS NULL AND revoked_at IS NOT NULL AND revoked_at < @revokedBefore
-        AND generation < (SELECT MAX(generation) FROM signing_keys))`,
+    "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND not_after IS NOT NULL AND not_after < ?",
   );
+  // Never the highest generation: the next key is published above it.
+  const deleteRevoked = db.prepare(
+    `DELETE FROM signing_keys WHERE retired_at IS NULL AND revoked_at IS NOT NULL AND revoked_at < ?
+      AND generation < (SELECT MAX(generation) FROM signing_keys)`,
+  );
+  const deleteBoth = db.transaction((before: number, revokedBefore: number) => deleteExpired.run(before).changes + deleteRevoked.run(revokedBefore).changes);
 
   // A unique clash on generation or kid means another instance got there first.
   const tryInsert = (key: NewSigningKey): boolean => {
@@ -85,6 +89,6 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
     insertGeneration: (key) => call(() => tryInsert(key)),
     rotate: (next, change) => call(() => rotate.immediate(next, change)),
     revoke: (kid, at) => call(() => revoke.run(toMs(at), kid).changes === 1),
-    deleteExpired: (before, revokedBefore) => call(() => deleteExpired.run({ before: toMs(before), revokedBefore: toMs(revokedBefore) }).changes),
+    deleteExpired: (before, revokedBefore) => call(() => deleteBoth.immediate(toMs(before), toMs(revokedBefore))),
   };
 }
