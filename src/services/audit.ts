@@ -1,13 +1,14 @@
 // AuditService: the audit trail for administrators (the admin credential is checked by the
 // access interceptor). Pages are cut by a cursor (the last event's time and id), so events
 // recorded while a reader pages through never shift a page.
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
 import { auditEventTypes } from "../core/audit.js";
 import { invalidField } from "../core/errors.js";
 import { checkFreeText } from "../core/text.js";
 import type { AuditCursor, AuditEventStore } from "../store/ports/audit-events.js";
 import { bind, type ServiceBinding } from "./binding.js";
+import { timestampDateUp } from "./timestamps.js";
 
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 500;
@@ -36,8 +37,10 @@ export function auditService(events: Pick<AuditEventStore, "list">): ServiceBind
       if (req.type !== "" && !knownTypes.has(req.type)) throw invalidField("type", `type must be one of ${auditEventTypes.join(", ")}`);
       // NUL in particular: a PostgreSQL-backed MongoDB-compatible server fails to compare it (a 500).
       checkFreeText("user_id", req.userId, MAX_USER_ID_LENGTH);
-      const since = req.since === undefined ? undefined : timestampDate(req.since);
-      const until = req.until === undefined ? undefined : timestampDate(req.until);
+      // Event times are whole ms: taken up to the next whole ms, these bounds keep exactly the
+      // events at or after since and before until, however many digits they have.
+      const since = req.since === undefined ? undefined : timestampDateUp(req.since);
+      const until = req.until === undefined ? undefined : timestampDateUp(req.until);
       if (since !== undefined && until !== undefined && until < since) throw invalidField("until", "until must not be before since");
       const size = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(req.pageSize, MAX_PAGE_SIZE);
       const after = req.pageToken === "" ? undefined : parsePageToken(req.pageToken);

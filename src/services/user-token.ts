@@ -1,12 +1,13 @@
 // UserTokenService (seed 002): messages in, core call, messages out. Login's HTTP Basic
 // credentials are parsed (not verified) by the access interceptor and logged in here; Bump and
 // Logout get a verified user-token principal.
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { clientAddressKey, requirePrincipal } from "../access/context.js";
 import { issueSessionCookie } from "../access/session-cookie.js";
 import type { UserTokens } from "../core/user-tokens.js";
 import { bind, type ServiceBinding } from "./binding.js";
+import { timestampDateDown } from "./timestamps.js";
 
 export function userTokenService(userTokens: Pick<UserTokens, "login" | "bump" | "logout" | "endCookieSession">): ServiceBinding {
   return bind(UserTokenService, {
@@ -16,7 +17,7 @@ export function userTokenService(userTokens: Pick<UserTokens, "login" | "bump" |
         login,
         password,
         ...(req.note !== undefined && { note: req.note }),
-        ...(req.expirationTime !== undefined && { expirationTime: timestampDate(req.expirationTime) }),
+        ...(req.expirationTime !== undefined && { expirationTime: timestampDateDown(req.expirationTime) }),
         clientAddress: ctx.values.get(clientAddressKey),
       });
       return {

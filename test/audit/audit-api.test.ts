@@ -258,6 +258,14 @@ for (const store of storesUnderTest()) {
           const oldest = expected.at(-1)!;
           const window = expectOk(await api.listAuditEvents({ user_id: user.id, since: oldest.time, until: new Date(Date.parse(oldest.time) + 1).toISOString() }, admin));
           assert.deepEqual(window.events, expected.filter((e) => e.time === oldest.time));
+          // Bounds finer than the ms events are kept in: since (at or after) and until (before)
+          // keep exactly the events they name (rounded to the nearest ms, since 0.4 ms past an
+          // event took it in, and until 0.4 ms past it left it out).
+          const t = Date.parse(oldest.time);
+          const fine = (ms: number, digits: string) => new Date(ms).toISOString().replace("Z", `${digits}Z`);
+          const atOldest = (events: AuditEventJson[]) => events.filter((e) => Date.parse(e.time) === t);
+          assert.deepEqual(atOldest(expectOk(await api.listAuditEvents({ user_id: user.id, since: fine(t, "400000"), until: fine(t + 1, "000000") }, admin)).events), [], "since 0.4 ms after");
+          assert.deepEqual(expectOk(await api.listAuditEvents({ user_id: user.id, since: fine(t - 1, "600000"), until: fine(t, "400000") }, admin)).events, window.events, "until 0.4 ms after");
           // More than 500 is read as 500.
           assert.equal(expectOk(await api.listAuditEvents({ user_id: user.id, page_size: 100_000 }, admin)).events.length, 8);
         } finally {

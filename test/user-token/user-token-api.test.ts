@@ -84,6 +84,22 @@ for (const store of storesUnderTest()) {
             assert.equal(body.version, 0);
           });
 
+          // Tessera keeps times in ms: a time with more precision is cut to the ms, never rounded
+          // up, so a token never outlives the expirationTime asked for (999999999 ns rounded up
+          // to the next second), and the last ms of year 9999 is a time like any other.
+          it("keeps an expirationTime with nanoseconds cut to the ms, never later", async () => {
+            const user = await signUp(server);
+            for (const [sent, kept] of [
+              ["2099-07-29T23:59:59.999999999Z", "2099-07-29T23:59:59.999Z"],
+              ["2099-07-29T23:59:59.000999999Z", "2099-07-29T23:59:59.000Z"],
+              ["9999-12-31T23:59:59.999999999Z", "9999-12-31T23:59:59.999Z"],
+            ]) {
+              const body = expectOk(await api.login({ expirationTime: sent }, basic(user.login, password)));
+              assert.equal(Date.parse(body.expirationTime!), Date.parse(kept!), sent);
+              assert.equal((await storedUserToken(server, body.token)).expiresAt?.toISOString(), kept, sent);
+            }
+          });
+
           it("accepts an email login in any case and with surrounding spaces (the same users as seed 000)", async () => {
             const email = uniqueEmail("Case");
             await signUp(server, email);
