@@ -142,5 +142,8 @@ describe("mongo store: two rotations in a row from two instances", function () {
     assert.equal(await a.keys.rotate(g[3]!, { promote: { kid: g[2]!.kid, activatedAt: at(30) }, retire: { kid: g[0]!.kid, retiredAt: at(30), notAfter: at(500) } }), true);
     assert.equal(await b.keys.deleteExpired(at(501), at(1000)), 2);
     assert.deepEqual((await mine()).map((k) => k.kid), [g[2]!.kid, g[3]!.kid]);
+    // Its revocation mark went with it: a key stored under that kid again is not revoked.
+    assert.equal(await a.keys.insertGeneration({ ...g[1]!, generation: 205 }), true);
+    assert.equal((await mine()).find((k) => k.kid === g[1]!.kid)?.revokedAt, undefined);
   });
 });
