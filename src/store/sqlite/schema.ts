@@ -1,8 +1,9 @@
 import type Database from "better-sqlite3";
 
-// Ordered migrations. Never edit an applied one: append a new entry. Each runs in a transaction
-// together with the row that records it in schema_version.
-const migrations: readonly string[] = [
+// Ordered migrations. Never edit an applied one: append a new entry. All those a start applies
+// run in one transaction together with the rows that record them in schema_version. Exported so
+// that a database of every older version can be built from its own steps.
+export const migrations: readonly string[] = [
   `
   CREATE TABLE users (
     id TEXT PRIMARY KEY,
@@ -207,7 +208,10 @@ export function migrate(db: Database.Database): number {
     const row = db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null };
     let current = row.v ?? 0;
     if (current > migrations.length) {
-      throw new Error(`embedded store schema version ${current} is newer than this build (${migrations.length})`);
+      // A newer version wrote it: refused before anything reads or writes its tables.
+      throw new Error(
+        `the embedded store's database ${db.name} has schema version ${current}, newer than this build's (${migrations.length}): run the version that wrote it, or restore a copy from before it`,
+      );
     }
     for (; current < migrations.length; current++) {
       db.exec(migrations[current]!);

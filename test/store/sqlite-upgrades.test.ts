@@ -1,0 +1,195 @@
+// An embedded store written by an older version of Tessera opens under this one: every row is
+// kept and still works (a user logs in, an API token and a user token from before still verify,
+// the signing key from before is still published). A database of a newer version is refused.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { exportJWK, generateKeyPair } from "jose";
+import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
+import { Passwords } from "../../src/core/passwords.js";
+import { hashSecret, randomId } from "../../src/core/secrets.js";
+import { openStore } from "../../src/store/index.js";
+import { migrations } from "../../src/store/sqlite/schema.js";
+import { bearer, rest } from "../support/clients.js";
+import { startTestServer, testClientId } from "../support/server.js";
+import { password } from "../support/users.js";
+
+const t0 = Date.UTC(2026, 0, 1);
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** `dir`/tessera.db as a version with `version` migrations left it. */
+function databaseAt(dir: string, version: number): Database.Database {
+  const db = new Database(join(dir, "tessera.db"));
+  db.pragma("journal_mode = WAL");
+  db.exec("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT");
+  for (let v = 0; v < version; v++) {
+    db.exec(migrations[v]!);
+    db.prepare("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)").run(v + 1, t0);
+  }
+  return db;
+}
+
+interface OldRows {
+  login: string;
+  apiToken: string;
+  userToken: string;
+  kid: string;
+}
+
+/** Rows as the first schema wrote them: only its columns (every later one takes its default). */
+async function writeFirstSchemaRows(db: Database.Database): Promise<OldRows> {
+  const login = "Old.User@example.com";
+  const passwordHash = await new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 }).hash(password);
+  const now = Date.now();
+  db.prepare(
+    `INSERT INTO users (id, login, emails, password_hash, active, created_at, password_changed_at, version)
+     VALUES ('u-old', ?, ?, ?, 1, ?, ?, 1)`,
+  ).run(login, JSON.stringify([login]), passwordHash, t0, t0);
+  const apiToken = generateApiTokenSecret();
+  db.prepare(
+    `INSERT INTO api_tokens (link, hash, account_id, description, created_by, issued_at)
+     VALUES ('link-old', ?, 'acct-old', 'from before', 'admin', ?)`,
+  ).run(hashSecret(apiToken), t0);
+  const userToken = randomId();
+  db.prepare(
+    `INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version)
+     VALUES ('ut-old', ?, 'u-old', NULL, ?, ?, 1, 1)`,
+  ).run(hashSecret(userToken), now + 86_400_000, t0);
+  const { privateKey, publicKey } = await generateKeyPair("EdDSA", { extractable: true });
+  const kid = "kid-old";
+  db.prepare(
+    `INSERT INTO signing_keys (kid, generation, alg, private_jwk, public_jwk, created_at, activated_at)
+     VALUES (?, 1, 'EdDSA', ?, ?, ?, ?)`,
+  ).run(kid, JSON.stringify(await exportJWK(privateKey)), JSON.stringify(await exportJWK(publicKey)), t0, t0);
+  db.prepare("INSERT INTO login_attempts (key, failures, first_failure_at, last_failure_at) VALUES ('login:x', 2, ?, ?)").run(now, now);
+  return { login, apiToken, userToken, kid };
+}
+
+describe("sqlite store: a database of every older schema version opens with its rows kept and usable", () => {
+  for (let version = 1; version < migrations.length; version++) {
+    it(`schema version ${version}`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+      try {
+        const db = databaseAt(dataDir, version);
+        let old: OldRows;
+        try {
+          old = await writeFirstSchemaRows(db);
+        } finally {
+          db.close();
+        }
+        const server = await startTestServer({ env: { TESSERA_DATA_DIR: dataDir, TESSERA_JWT_ALG: "EdDSA" } });
+        try {
+          // The login is compared by its key, which the start-up backfill gave the old account.
+          const login = await rest(server.url, "POST", "/session", {
+            json: { account_type: "traditional", email: "old.user@EXAMPLE.com", password },
+            headers: { "x-koms-clientid": testClientId },
+          });
+          assert.equal(login.status, 200, login.text);
+          const apiToken = await rest(server.url, "GET", "/v1/api/auth", { headers: bearer(old.apiToken) });
+          assert.equal(apiToken.status, 200, apiToken.text);
+          assert.equal(apiToken.body.account_id, "acct-old");
+          const bump = await rest(server.url, "POST", "/auth/bump", { headers: bearer(old.userToken) });
+          assert.equal(bump.status, 200, bump.text);
+          const jwks = await rest(server.url, "GET", "/.well-known/jwks.json");
+          assert.ok((jwks.body.keys as Array<{ kid: string }>).some((k) => k.kid === old.kid), jwks.text);
+        } finally {
+          await server.close();
+        }
+        const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
+        try {
+          const versions = check.prepare("SELECT version FROM schema_version ORDER BY version").all() as Array<{ version: number }>;
+          assert.deepEqual(versions.map((r) => r.version), migrations.map((_, i) => i + 1));
+          // Before version 2 every failure counted held its slot: migration 2 says so.
+          const attempts = check.prepare("SELECT failures, held FROM login_attempts WHERE key = 'login:x'").get();
+          assert.deepEqual(attempts, { failures: 2, held: version === 1 ? 2 : 0 });
+        } finally {
+          check.close();
+        }
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it("two processes opening an old database at once (TESSERA_WORKERS) migrate it once: both open it, each version applied once", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    try {
+      const db = databaseAt(dataDir, 1);
+      await writeFirstSchemaRows(db);
+      db.close();
+      const opener = join(here, "fixtures", "sqlite-open.ts");
+      const open = async () => {
+        const child = spawn(process.execPath, ["--import", "tsx", opener, dataDir], { stdio: ["ignore", "pipe", "inherit"] });
+        let output = "";
+        child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+        await once(child, "exit");
+        return output;
+      };
+      assert.deepEqual(await Promise.all([open(), open()]), ["opened\n", "opened\n"]);
+      const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
+      try {
+        const versions = check.prepare("SELECT version FROM schema_version ORDER BY version").all() as Array<{ version: number }>;
+        assert.deepEqual(versions.map((r) => r.version), migrations.map((_, i) => i + 1));
+        assert.deepEqual(check.prepare("SELECT id FROM users").all(), [{ id: "u-old" }]);
+      } finally {
+        check.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("a start that stops midway through its migrations (here: one fails) leaves the database as it was: all of them or none", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    try {
+      const db = databaseAt(dataDir, 1);
+      await writeFirstSchemaRows(db);
+      // Migration 2 adds users.login_key, then creates known_logins, which is in the way.
+      db.exec("CREATE TABLE known_logins (x TEXT)");
+      db.close();
+      await assert.rejects(openStore({ dataDir }), /table known_logins already exists/);
+      const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
+      try {
+        assert.deepEqual(check.prepare("SELECT MAX(version) AS v FROM schema_version").get(), { v: 1 });
+        const columns = (check.prepare("SELECT name FROM pragma_table_info('users')").all() as Array<{ name: string }>).map((c) => c.name);
+        assert.ok(!columns.includes("login_key"), columns.join());
+        assert.deepEqual(check.prepare("SELECT id FROM users").all(), [{ id: "u-old" }]);
+      } finally {
+        check.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a database of a newer schema version at start, naming the version and the file, and leaves it as it was", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    try {
+      const db = databaseAt(dataDir, migrations.length);
+      db.prepare("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)").run(migrations.length + 1, t0);
+      db.exec("CREATE TABLE from_the_future (x TEXT)");
+      db.close();
+      const file = join(dataDir, "tessera.db");
+      await assert.rejects(openStore({ dataDir }), (error: Error) => {
+        assert.equal(
+          error.message,
+          `the embedded store's database ${file} has schema version ${migrations.length + 1}, newer than this build's (${migrations.length}): run the version that wrote it, or restore a copy from before it`,
+        );
+        return true;
+      });
+      const after = new Database(file, { readonly: true });
+      try {
+        assert.deepEqual(after.prepare("SELECT MAX(version) AS v FROM schema_version").get(), { v: migrations.length + 1 });
+      } finally {
+        after.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
