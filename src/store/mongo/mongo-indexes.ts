@@ -1,4 +1,4 @@
-import type { Db, IndexSpecification, CreateIndexesOptions } from "mongodb";
+import type { CreateIndexesOptions, Db, Document, IndexSpecification } from "mongodb";
 import { isUnavailable } from "./mongo-errors.js";
 import { API_TOKENS } from "./mongo-api-tokens.js";
 import { AUDIT_EVENTS } from "./mongo-audit-events.js";
@@ -12,7 +12,7 @@ import { USER_TOKENS } from "./mongo-user-tokens.js";
 import { USER_PASSWORDS, USERS } from "./mongo-users.js";
 import { MARKS } from "./mongo-marks.js";
 
-interface IndexPlan {
+export interface IndexPlan {
   collection: string;
   keys: IndexSpecification;
   options: CreateIndexesOptions;
@@ -63,15 +63,81 @@ const plan: readonly IndexPlan[] = [
 
 export type Warn = (message: string, fields?: Record<string, unknown>) => void;
 
+/** An index's keys and the options that decide answers, as the messages below show them. */
+function describe(key: Document, unique: boolean | undefined): string {
+  return JSON.stringify(key) + (unique ? " unique" : "");
+}
+
+/**
+ * How an index found under a planned name differs from the plan: undefined when it is the
+ * planned one, "ttl" when only its TTL differs (a TTL only tidies: every expiry is checked on
+ * read), else what it is instead. Keys (their order too) and uniqueness are compared; `sparse`
+ * is not, as FerretDB 1.x does not list it.
+ */
+export function indexConflict(found: Document, plan: Pick<IndexPlan, "keys" | "options">): "ttl" | string | undefined {
+  const key = found.key as Document;
+  const sameKeys = JSON.stringify(Object.entries(key)) === JSON.stringify(Object.entries(plan.keys as Document));
+  if (!sameKeys || Boolean(found.unique) !== Boolean(plan.options.unique)) return `it exists as ${describe(key, found.unique as boolean | undefined)}`;
+  return found.expireAfterSeconds === plan.options.expireAfterSeconds ? undefined : "ttl";
+}
+
+/** The indexes of `collection` by name (none before the collection exists). */
+async function indexesOf(db: Db, collection: string): Promise<Map<string, Document>> {
+  try {
+    const list = await db.collection(collection).listIndexes().toArray();
+    return new Map(list.map((index) => [index.name as string, index]));
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 26) return new Map(); // NamespaceNotFound
+    throw error;
+  }
+}
+
+// createIndex's conflicts: IndexOptionsConflict (the same keys under another name, or the
+// same name with other options), IndexKeySpecsConflict (the same name on other keys).
+const conflictCodes = new Set([85, 86]);
+
 /**
  * Creates every index (idempotent). A server without TTL support (FerretDB 1.x) gets a plain
- * index instead, with a warning: nothing depends on TTL deletion.
+ * index instead, with a warning: nothing depends on TTL deletion. An index that already exists
+ * under a planned name is checked first (FerretDB 1.x answers a createIndex of a unique index
+ * over a plain one of the same name with success, and keeps the plain one): one on other keys or
+ * of another uniqueness is refused, naming it and what to do; one whose TTL differs (the first
+ * version made the tokens' expiresAt_1 and login_attempts' lastFailureAt_1 TTL indexes) is kept,
+ * with a warning.
  */
 export async function ensureIndexes(db: Db, warn: Warn): Promise<void> {
+  const existing = new Map<string, Map<string, Document>>();
   for (const { collection, keys, options } of plan) {
+    let indexes = existing.get(collection);
+    if (indexes === undefined) existing.set(collection, (indexes = await indexesOf(db, collection)));
+    const name = options.name!;
+    const found = indexes.get(name);
+    const wanted = describe(keys as Document, options.unique);
+    if (found !== undefined) {
+      const conflict = indexConflict(found, { keys, options });
+      if (conflict === undefined) continue;
+      if (conflict !== "ttl") {
+        throw new Error(
+          `MongoDB index ${collection}.${name} is not the one this version needs (${wanted}): ${conflict}; drop it (db.${collection}.dropIndex("${name}")) and start again, it is then created as needed`,
+        );
+      }
+      warn(
+        options.expireAfterSeconds === undefined
+          ? "index kept with the TTL an older version gave it; it only deletes records already expired"
+          : "TTL index exists without its TTL; expired records are removed by housekeeping only",
+        { collection, index: name, expireAfterSeconds: found.expireAfterSeconds ?? null },
+      );
+      continue;
+    }
     try {
       await db.collection(collection).createIndex(keys, options);
     } catch (error) {
+      if (conflictCodes.has((error as { code?: unknown }).code as number)) {
+        throw new Error(
+          `MongoDB index ${collection}.${name} (${wanted}) cannot be created: ${(error as Error).message}; drop the index of ${collection} on the same keys (db.${collection}.getIndexes() lists them) and start again`,
+          { cause: error },
+        );
+      }
       if (options.expireAfterSeconds === undefined || isUnavailable(error)) throw error;
       warn("TTL index not supported by this server; expired records are removed by housekeeping only", {
         collection,
