@@ -38,6 +38,8 @@ interface OldRows {
   login: string;
   apiToken: string;
   userToken: string;
+  /** Made before the user's password changed. */
+  outdatedUserToken: string;
   kid: string;
 }
 
@@ -60,6 +62,11 @@ async function writeFirstSchemaRows(db: Database.Database): Promise<OldRows> {
     `INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version)
      VALUES ('ut-old', ?, 'u-old', NULL, ?, ?, 1, 1)`,
   ).run(hashSecret(userToken), now + 86_400_000, t0);
+  const outdatedUserToken = randomId();
+  db.prepare(
+    `INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version)
+     VALUES ('ut-outdated', ?, 'u-old', NULL, ?, ?, 1, 1)`,
+  ).run(hashSecret(outdatedUserToken), now + 86_400_000, t0 - 1000);
   const { privateKey, publicKey } = await generateKeyPair("EdDSA", { extractable: true });
   const kid = "kid-old";
   db.prepare(
@@ -67,7 +74,7 @@ async function writeFirstSchemaRows(db: Database.Database): Promise<OldRows> {
      VALUES (?, 1, 'EdDSA', ?, ?, ?, ?)`,
   ).run(kid, JSON.stringify(await exportJWK(privateKey)), JSON.stringify(await exportJWK(publicKey)), t0, t0);
   db.prepare("INSERT INTO login_attempts (key, failures, first_failure_at, last_failure_at) VALUES ('login:x', 2, ?, ?)").run(now, now);
-  return { login, apiToken, userToken, kid };
+  return { login, apiToken, userToken, outdatedUserToken, kid };
 }
 
 describe("sqlite store: a database of every older schema version opens with its rows kept and usable", () => {
@@ -95,6 +102,10 @@ describe("sqlite store: a database of every older schema version opens with its 
           assert.equal(apiToken.body.account_id, "acct-old");
           const bump = await rest(server.url, "POST", "/auth/bump", { headers: bearer(old.userToken) });
           assert.equal(bump.status, 200, bump.text);
+          // No credential epoch before version 4: checked against the password change by time.
+          const outdated = await rest(server.url, "POST", "/auth/bump", { headers: bearer(old.outdatedUserToken) });
+          assert.equal(outdated.status, 401, outdated.text);
+          assert.equal(outdated.body.details?.[0]?.debug?.reason, "TOKEN_REVOKED", outdated.text);
           const jwks = await rest(server.url, "GET", "/.well-known/jwks.json");
           assert.ok((jwks.body.keys as Array<{ kid: string }>).some((k) => k.kid === old.kid), jwks.text);
         } finally {
