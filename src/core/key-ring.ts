@@ -47,7 +47,13 @@ export interface VerificationKey {
 
 interface LoadedKey extends VerificationKey {
   generation: number;
-  privateKey: CryptoKey | Uint8Array;
+  /**
+   * Absent when the key's sealed private part does not open with this instance's
+   * TESSERA_KEY_ENCRYPTION_KEY (another instance, configured otherwise, stored it after this one
+   * started): it still verifies; `unsealable` says why it cannot sign.
+   */
+  privateKey?: CryptoKey | Uint8Array;
+  unsealable?: string;
   publicJwk?: JWK;
   createdAt?: Date;
   activatedAt?: Date;
@@ -103,6 +109,8 @@ export class KeyRing {
   private lastUnknownKidReload = -Infinity;
   private reloading: Promise<void> | undefined;
   private changed: (() => void) | undefined;
+  /** Set once open() has loaded the keys: from then on a key that does not unseal is logged, not thrown. */
+  private opened = false;
 
   private constructor(deps: KeyRingDeps) {
     this.store = deps.keys;
@@ -125,6 +133,7 @@ export class KeyRing {
       return ring;
     }
     await ring.ensureCurrent();
+    ring.opened = true;
     return ring;
   }
 
@@ -147,8 +156,9 @@ export class KeyRing {
    */
   async sign(payload: Record<string, unknown>, expiresInSeconds: number): Promise<string> {
     const key = await this.signingKey();
+    if (key.privateKey === undefined) throw new Error(key.unsealable);
     const iat = typeof payload.iat === "number" ? payload.iat : Math.floor(this.clock.now().getTime() / 1000);
-    return signJwt(key, { ...payload, iat, exp: iat + expiresInSeconds });
+    return signJwt({ kid: key.kid, alg: key.alg, privateKey: key.privateKey }, { ...payload, iat, exp: iat + expiresInSeconds });
   }
 
   /**
@@ -459,18 +469,33 @@ export class KeyRing {
     };
   }
 
+  /**
+   * A key record loaded. A private part that does not unseal (TESSERA_KEY_ENCRYPTION_KEY unset or
+   * another secret) stops open(), naming the key; after it, such a key was stored by another
+   * instance configured otherwise (sealing being turned on or its secret changed instance by
+   * instance): it is logged once and kept to verify with, its public part being in the clear, so
+   * this instance goes on verifying tokens and only signing with it is refused.
+   */
   private async load(r: SigningKeyRecord): Promise<LoadedKey> {
     const alg = r.alg as SigningAlg;
     const publicJwk = JSON.parse(r.publicJwk) as JWK;
-    const privateJwk = JSON.parse(this.sealer.open(r.privateJwk, r.kid)) as JWK;
-    return {
+    const key: LoadedKey = {
       kid: r.kid,
       alg,
       generation: r.generation,
       publicKey: (await importJWK(publicJwk, alg)) as CryptoKey,
-      privateKey: (await importJWK(privateJwk, alg)) as CryptoKey,
       publicJwk,
       ...this.times(r),
     };
+    let privateJwk: JWK;
+    try {
+      privateJwk = JSON.parse(this.sealer.open(r.privateJwk, r.kid)) as JWK;
+    } catch (error) {
+      if (!this.opened) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      this.logger.error("signing key cannot be unsealed: it verifies, and cannot sign", { kid: r.kid, error: message });
+      return { ...key, unsealable: message };
+    }
+    return { ...key, privateKey: (await importJWK(privateJwk, alg)) as CryptoKey };
   }
 }

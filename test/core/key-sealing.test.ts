@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config.js";
-import { systemClock } from "../../src/core/clock.js";
+import { ManualClock, systemClock } from "../../src/core/clock.js";
 import { KeySealer } from "../../src/core/key-sealing.js";
 import { KeyRing } from "../../src/core/key-ring.js";
 import { TokenVerifier } from "../../src/core/token-verifier.js";
-import { silentLogger } from "../../src/logger.js";
+import { createLogger, silentLogger } from "../../src/logger.js";
 import { openStore } from "../../src/store/index.js";
 
 const secret = "a-key-encryption-secret-of-32-bytes-or-more";
@@ -58,6 +58,50 @@ describe("core: sealing private signing keys", () => {
         KeyRing.open({ keys: store.keys, config: loadConfig(env), clock: systemClock, logger: silentLogger }),
         /set TESSERA_KEY_ENCRYPTION_KEY/,
       );
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it("a start with another secret than the keys were sealed with is refused, naming TESSERA_KEY_ENCRYPTION_KEY", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-sealed-"));
+    try {
+      const env = { TESSERA_DATA_DIR: dir, TESSERA_CLIENT_IDS: "c", TESSERA_ADMIN_TOKEN: "0123456789abcdef0123" };
+      const store = await openStore({ dataDir: dir });
+      await KeyRing.open({ keys: store.keys, config: loadConfig({ ...env, TESSERA_KEY_ENCRYPTION_KEY: secret }), clock: systemClock, logger: silentLogger });
+      await assert.rejects(
+        KeyRing.open({ keys: store.keys, config: loadConfig({ ...env, TESSERA_KEY_ENCRYPTION_KEY: `${secret}-changed` }), clock: systemClock, logger: silentLogger }),
+        /^Error: signing key \S+ cannot be unsealed: TESSERA_KEY_ENCRYPTION_KEY is not the secret it was sealed with$/,
+      );
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an instance running without the secret (sealing being turned on instance by instance) keeps verifying when another stores sealed keys: the key is named in one error log, published and verified; signing with it is refused, named", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tessera-sealed-"));
+    try {
+      const env = { TESSERA_DATA_DIR: dir, TESSERA_CLIENT_IDS: "c", TESSERA_ADMIN_TOKEN: "0123456789abcdef0123" };
+      const store = await openStore({ dataDir: dir });
+      const clock = new ManualClock(new Date());
+      const logs: string[] = [];
+      const plain = await KeyRing.open({ keys: store.keys, config: loadConfig(env), clock, logger: createLogger("info", (line) => logs.push(line)) });
+      const sealed = await KeyRing.open({ keys: store.keys, config: loadConfig({ ...env, TESSERA_KEY_ENCRYPTION_KEY: secret }), clock, logger: silentLogger });
+      await sealed.rotate(); // promotes the plain next key; the new next key is sealed
+      clock.advance(601_000);
+      await sealed.rotate(); // promotes the sealed key: it signs from now
+      const token = await sealed.sign({ sub: "u1" }, 60);
+      const sealedKid = JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()).kid as string;
+
+      await plain.reloadNow();
+      assert.deepEqual((await plain.jwks()).map((k) => k.kid), (await sealed.jwks()).map((k) => k.kid));
+      assert.equal((await new TokenVerifier({ ring: plain, clock }).verify(token)).sub, "u1");
+      await assert.rejects(plain.sign({ sub: "u1" }, 60), new RegExp(`^Error: signing key ${sealedKid} is sealed: set TESSERA_KEY_ENCRYPTION_KEY to the secret it was sealed with$`));
+      await plain.reloadNow();
+      const errors = logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.level === "error");
+      assert.equal(errors.length, 2, "one per sealed key, once");
+      assert.ok(errors.every((line) => line.msg === "signing key cannot be unsealed: it verifies, and cannot sign" && /TESSERA_KEY_ENCRYPTION_KEY/.test(String(line.error))), JSON.stringify(errors));
       await store.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
