@@ -155,6 +155,34 @@ describe("sqlite store: a database of every older schema version opens with its 
     }
   });
 
+  it("a process that finds another one migrating the file waits for it (up to 10 minutes) rather than failing its start with SQLITE_BUSY after the 5 s busy timeout", async function () {
+    this.timeout(30_000);
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    try {
+      const db = databaseAt(dataDir, 1);
+      await writeFirstSchemaRows(db);
+      db.close();
+      // Another process holds the write lock for 6 s, as a migration of a large database does.
+      const holder = spawn(
+        process.execPath,
+        ["-e", `const db = new (require("better-sqlite3"))(process.argv[1]); db.exec("BEGIN IMMEDIATE"); console.log("locked"); setTimeout(() => { db.exec("COMMIT"); db.close(); }, 6000);`, join(dataDir, "tessera.db")],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      const [chunk] = (await once(holder.stdout, "data")) as [Buffer];
+      assert.equal(chunk.toString(), "locked\n");
+      const exited = once(holder, "exit");
+      const store = await openStore({ dataDir });
+      try {
+        await exited;
+        assert.ok(await store.users.findById("u-old"));
+      } finally {
+        await store.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("a start that stops midway through its migrations (here: one fails) leaves the database as it was: all of them or none", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
     try {

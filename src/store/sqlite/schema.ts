@@ -197,27 +197,48 @@ export const migrations: readonly string[] = [
   `,
 ];
 
+/**
+ * How long a start waits for the write lock to migrate: another process may hold it migrating a
+ * large database (an index over every session, say), and it must finish before this one can
+ * look. The usual busy timeout (5 s) would fail such a start with SQLITE_BUSY.
+ */
+const MIGRATION_WAIT_MS = 10 * 60_000;
+
 /** Brings the schema up to date; returns the resulting schema version. */
 export function migrate(db: Database.Database): number {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,
     applied_at INTEGER NOT NULL
   ) STRICT`);
-  // IMMEDIATE takes the write lock up front, so two processes opening one file migrate in turn.
-  const apply = db.transaction(() => {
-    const row = db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null };
-    let current = row.v ?? 0;
+  const versionNow = () => (db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null }).v ?? 0;
+  const refuseNewer = (current: number) => {
     if (current > migrations.length) {
       // A newer version wrote it: refused before anything reads or writes its tables.
       throw new Error(
         `the embedded store's database ${db.name} has schema version ${current}, newer than this build's (${migrations.length}): run the version that wrote it, or restore a copy from before it`,
       );
     }
+  };
+  // Up to date (every start but the first of a version): no write lock taken.
+  const seen = versionNow();
+  refuseNewer(seen);
+  if (seen === migrations.length) return seen;
+  // IMMEDIATE takes the write lock up front, so two processes opening one file migrate in turn:
+  // the second, once the first is done, finds nothing left to do.
+  const apply = db.transaction(() => {
+    let current = versionNow();
+    refuseNewer(current);
     for (; current < migrations.length; current++) {
       db.exec(migrations[current]!);
       db.prepare("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)").run(current + 1, Date.now());
     }
     return current;
   });
-  return apply.immediate();
+  const busyTimeout = db.pragma("busy_timeout", { simple: true }) as number;
+  db.pragma(`busy_timeout = ${MIGRATION_WAIT_MS}`);
+  try {
+    return apply.immediate();
+  } finally {
+    db.pragma(`busy_timeout = ${busyTimeout}`);
+  }
 }
