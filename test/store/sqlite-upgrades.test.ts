@@ -34,6 +34,21 @@ function databaseAt(dir: string, version: number): Database.Database {
   return db;
 }
 
+/**
+ * Another process holding `file`'s write lock for `ms` (longer than the 5 s busy timeout):
+ * `locked` once it holds it, `done` once it has let go and exited.
+ */
+function holdWriteLock(file: string, ms: number): { locked: Promise<void>; done: Promise<unknown> } {
+  const holder = spawn(
+    process.execPath,
+    ["-e", `const db = new (require("better-sqlite3"))(process.argv[1]); db.exec("BEGIN IMMEDIATE"); console.log("locked"); setTimeout(() => { db.exec("COMMIT"); db.close(); }, ${ms});`, file],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const done = once(holder, "exit");
+  const locked = once(holder.stdout, "data").then(([chunk]) => assert.equal(String(chunk), "locked\n"));
+  return { locked, done };
+}
+
 interface OldRows {
   login: string;
   apiToken: string;
@@ -163,18 +178,34 @@ describe("sqlite store: a database of every older schema version opens with its 
       await writeFirstSchemaRows(db);
       db.close();
       // Another process holds the write lock for 6 s, as a migration of a large database does.
-      const holder = spawn(
-        process.execPath,
-        ["-e", `const db = new (require("better-sqlite3"))(process.argv[1]); db.exec("BEGIN IMMEDIATE"); console.log("locked"); setTimeout(() => { db.exec("COMMIT"); db.close(); }, 6000);`, join(dataDir, "tessera.db")],
-        { stdio: ["ignore", "pipe", "inherit"] },
-      );
-      const [chunk] = (await once(holder.stdout, "data")) as [Buffer];
-      assert.equal(chunk.toString(), "locked\n");
-      const exited = once(holder, "exit");
+      const holder = holdWriteLock(join(dataDir, "tessera.db"), 6000);
+      await holder.locked;
       const store = await openStore({ dataDir });
       try {
-        await exited;
+        await holder.done;
         assert.ok(await store.users.findById("u-old"));
+      } finally {
+        await store.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("the start-up backfill of login keys waits, as the migration does, for another process holding the write lock", async function () {
+    this.timeout(30_000);
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    try {
+      const db = databaseAt(dataDir, 1);
+      await writeFirstSchemaRows(db);
+      db.close();
+      const store = await openStore({ dataDir });
+      try {
+        const exited = holdWriteLock(join(dataDir, "tessera.db"), 6000);
+        await exited.locked;
+        const filled = await store.users.backfillLoginKeys((login) => login.toLowerCase());
+        assert.deepEqual(filled, { filled: 1, clashes: [] });
+        await exited.done;
       } finally {
         await store.close();
       }

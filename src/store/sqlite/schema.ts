@@ -198,11 +198,23 @@ export const migrations: readonly string[] = [
 ];
 
 /**
- * How long a start waits for the write lock to migrate: another process may hold it migrating a
- * large database (an index over every session, say), and it must finish before this one can
- * look. The usual busy timeout (5 s) would fail such a start with SQLITE_BUSY.
+ * How long a start waits for the write lock to upgrade the database (migrate, backfill login
+ * keys): another process may hold it doing the same to a large database (an index over every
+ * session, a key for every user), and it must finish before this one can look. The usual busy
+ * timeout (5 s) would fail such a start with SQLITE_BUSY.
  */
-const MIGRATION_WAIT_MS = 10 * 60_000;
+const UPGRADE_WAIT_MS = 10 * 60_000;
+
+/** Runs `fn` (which takes the write lock) waiting up to UPGRADE_WAIT_MS for other processes. */
+export function waitingForUpgrades<T>(db: Database.Database, fn: () => T): T {
+  const busyTimeout = db.pragma("busy_timeout", { simple: true }) as number;
+  db.pragma(`busy_timeout = ${UPGRADE_WAIT_MS}`);
+  try {
+    return fn();
+  } finally {
+    db.pragma(`busy_timeout = ${busyTimeout}`);
+  }
+}
 
 /** Brings the schema up to date; returns the resulting schema version. */
 export function migrate(db: Database.Database): number {
@@ -234,11 +246,5 @@ export function migrate(db: Database.Database): number {
     }
     return current;
   });
-  const busyTimeout = db.pragma("busy_timeout", { simple: true }) as number;
-  db.pragma(`busy_timeout = ${MIGRATION_WAIT_MS}`);
-  try {
-    return apply.immediate();
-  } finally {
-    db.pragma(`busy_timeout = ${busyTimeout}`);
-  }
+  return waitingForUpgrades(db, () => apply.immediate());
 }

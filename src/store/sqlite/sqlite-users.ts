@@ -2,6 +2,7 @@ import type Database from "better-sqlite3";
 import type { NewUser, UserRecord, UserStore } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
+import { waitingForUpgrades } from "./schema.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface UserRow {
@@ -53,6 +54,7 @@ export function sqliteUsers(db: Database.Database): UserStore {
     "SELECT * FROM users WHERE login = @login OR login_key = @loginKey ORDER BY login = @login DESC LIMIT 1",
   );
   const keyless = db.prepare("SELECT id, login FROM users WHERE login_key IS NULL ORDER BY created_at, id");
+  const anyKeyless = db.prepare("SELECT 1 FROM users WHERE login_key IS NULL LIMIT 1");
   const keyTaken = db.prepare("SELECT 1 FROM users WHERE login_key = ?");
   const setKey = db.prepare("UPDATE users SET login_key = ? WHERE id = ? AND login_key IS NULL");
   const updatePassword = db.prepare(`UPDATE users
@@ -95,21 +97,27 @@ export function sqliteUsers(db: Database.Database): UserStore {
         return row ? toRecord(row) : null;
       }),
     // One IMMEDIATE transaction: two processes on one file backfill in turn.
+    // At start-up, once per process: a database without keyless accounts takes no write lock;
+    // otherwise the lock is waited for as a migration's is (another process may be backfilling
+    // the same accounts).
     backfillLoginKeys: (keyOf) =>
-      call(() =>
-        db
-          .transaction(() => {
-            let filled = 0;
-            const clashes: string[] = [];
-            for (const row of keyless.all() as Array<{ id: string; login: string }>) {
-              const key = keyOf(row.login);
-              if (keyTaken.get(key)) clashes.push(row.id);
-              else filled += setKey.run(key, row.id).changes;
-            }
-            return { filled, clashes };
-          })
-          .immediate(),
-      ),
+      call(() => {
+        if (!anyKeyless.get()) return { filled: 0, clashes: [] };
+        return waitingForUpgrades(db, () =>
+          db
+            .transaction(() => {
+              let filled = 0;
+              const clashes: string[] = [];
+              for (const row of keyless.all() as Array<{ id: string; login: string }>) {
+                const key = keyOf(row.login);
+                if (keyTaken.get(key)) clashes.push(row.id);
+                else filled += setKey.run(key, row.id).changes;
+              }
+              return { filled, clashes };
+            })
+            .immediate(),
+        );
+      }),
     updatePasswordHash: (id, passwordHash, at, expectedEpoch) =>
       call(() => {
         const row =
