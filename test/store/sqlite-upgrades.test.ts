@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { exportJWK, generateKeyPair } from "jose";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
 import { Passwords } from "../../src/core/passwords.js";
-import { hashSecret, randomId } from "../../src/core/secrets.js";
+import { hashSecret, randomId, randomToken } from "../../src/core/secrets.js";
 import { openStore } from "../../src/store/index.js";
 import { migrations } from "../../src/store/sqlite/schema.js";
 import { bearer, rest } from "../support/clients.js";
@@ -56,6 +56,9 @@ interface OldRows {
   /** Made before the user's password changed. */
   outdatedUserToken: string;
   kid: string;
+  /** A seed 000 session's pair. */
+  access: string;
+  refresh: string;
 }
 
 /** Rows as the first schema wrote them: only its columns (every later one takes its default). */
@@ -88,8 +91,22 @@ async function writeFirstSchemaRows(db: Database.Database): Promise<OldRows> {
     `INSERT INTO signing_keys (kid, generation, alg, private_jwk, public_jwk, created_at, activated_at)
      VALUES (?, 1, 'EdDSA', ?, ?, ?, ?)`,
   ).run(kid, JSON.stringify(await exportJWK(privateKey)), JSON.stringify(await exportJWK(publicKey)), t0, t0);
+  db.prepare(
+    `INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at)
+     VALUES ('s-old', 'u-old', ?, 'jti-old', ?, ?)`,
+  ).run(testClientId, t0, now + 86_400_000);
+  const refresh = randomToken(32);
+  db.prepare("INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES (?, 's-old', ?, ?)").run(hashSecret(refresh), t0, now + 86_400_000);
+  const access = await new SignJWT({ sid: "s-old", jti: "jti-old" })
+    .setProtectedHeader({ alg: "EdDSA", kid, typ: "JWT" })
+    .setIssuer("tessera")
+    .setSubject("u-old")
+    .setAudience(testClientId)
+    .setIssuedAt()
+    .setExpirationTime("10m")
+    .sign(privateKey);
   db.prepare("INSERT INTO login_attempts (key, failures, first_failure_at, last_failure_at) VALUES ('login:x', 2, ?, ?)").run(now, now);
-  return { login, apiToken, userToken, outdatedUserToken, kid };
+  return { login, apiToken, userToken, outdatedUserToken, kid, access, refresh };
 }
 
 describe("sqlite store: a database of every older schema version opens with its rows kept and usable", () => {
@@ -121,6 +138,12 @@ describe("sqlite store: a database of every older schema version opens with its 
           const outdated = await rest(server.url, "POST", "/auth/bump", { headers: bearer(old.outdatedUserToken) });
           assert.equal(outdated.status, 401, outdated.text);
           assert.equal(outdated.body.details?.[0]?.debug?.reason, "TOKEN_REVOKED", outdated.text);
+          const client = { "x-koms-clientid": testClientId };
+          const session = await rest(server.url, "GET", "/session", { headers: { ...client, ...bearer(old.access) } });
+          assert.equal(session.status, 200, session.text);
+          const refreshed = await rest(server.url, "PUT", "/session", { json: { refresh_token: old.refresh }, headers: { ...client, ...bearer(old.access) } });
+          assert.equal(refreshed.status, 200, refreshed.text);
+          assert.equal(typeof refreshed.body.refresh_token, "string");
           const jwks = await rest(server.url, "GET", "/.well-known/jwks.json");
           assert.ok((jwks.body.keys as Array<{ kid: string }>).some((k) => k.kid === old.kid), jwks.text);
         } finally {
