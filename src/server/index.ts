@@ -184,7 +184,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     if (ops(req, res) || docs(req, res)) return;
     if (rest) {
       Promise.resolve(rest(req, res)).catch((e: unknown) => {
-        reportRest(e, `${req.method} ${pathOf(req)}`);
+        // Never the path: it may hold a credential (seed 003's /api/authenticationtoken/{token}).
+        // The transcoder reports the matched template itself; here no template is known.
+        reportRest(e, `${req.method ?? "GET"} (REST)`);
         if (!res.headersSent) sendErrorBody(res, 500, Code.Internal, "INTERNAL", "internal error");
         else res.end();
       });
