@@ -121,8 +121,10 @@ export class RouteTable<T> {
    * The raw path as an error message may quote it: each segment that only a variable of some
    * route would take (no literal of the routes at that point matches it) is written "*", since a
    * path variable may hold a credential (`/api/authenticationtoken/{token}`); the walk follows
-   * literals first, as matching does, and quotes the rest of the path as it is once no route
-   * goes further. One trailing slash is ignored, as in match().
+   * literals first, as matching does. The segment where the path leaves every route is quoted
+   * (it names what is wrong); each segment after it is "*" too: a token sent under a wrong
+   * prefix (`/v2/api/authenticationtoken/{token}/user`) is not quoted back. One trailing slash
+   * is ignored, as in match().
    */
   describePath(rawPath: string): string {
     let path = rawPath;
@@ -134,7 +136,7 @@ export class RouteTable<T> {
     for (let i = 0; i < segments.length; i++) {
       const seg = segments[i]!;
       if (node === undefined) {
-        out.push(seg);
+        out.push("*");
         continue;
       }
       if (node.deep) {

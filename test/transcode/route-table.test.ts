@@ -97,7 +97,11 @@ describe("route table", () => {
       ["/a/b/secret/extra", "/a/b/*/extra"],
       ["/s/secret:archive", "/s/*:archive"], // the verb stays
       ["/f/one/two", "/f/**"],
-      ["/nope/secret", "/nope/secret"], // no route goes there: quoted as it is
+      // Where the path leaves every route is quoted, what follows is not: a token sent under a
+      // wrong prefix (a client's misconfigured base path) never comes back in the error.
+      ["/nope/secret", "/nope/*"],
+      ["/v2/a/secret/c", "/v2/*/*/*"],
+      ["/a/b/secret/extra/secret", "/a/b/*/extra/*"],
       ["/a/", "/a"],
       ["/", "/"],
     ];
