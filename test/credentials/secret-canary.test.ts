@@ -12,7 +12,11 @@
 // - every answer a cache may keep (one without `no-store`): headers and body.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
@@ -32,6 +36,8 @@ import { protocols, type Outcome, type Protocol } from "../support/api.js";
 import { basic, bearer, GrpcJsClient, grpcWebClient, rest, type RestResponse } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { userTokenApi } from "../user-token/api.js";
+import { entryArgv } from "../support/process.js";
+import { projectRoot } from "../../src/project-files.js";
 
 /** A distinctive value no test or server would write by chance. Short: no "token-like run" mask applies. */
 const canary = (kind: string) => `${kind}Cn${randomBytes(8).toString("hex")}`;
@@ -495,3 +501,78 @@ for (const store of storesUnderTest()) {
     });
   });
 }
+
+describe("secret canaries in the process's own output: start to graceful stop (SIGTERM)", function () {
+  this.timeout(60_000);
+  it("stdout and stderr of `tsx src/main.ts` at debug hold no secret of the configuration or of the calls", async () => {
+    const adminToken = canary("padmin");
+    const keyEncryptionKey = canary("pkek").repeat(2);
+    const otlpHeader = canary("potlp");
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-canary-"));
+    const child = spawn(process.execPath, await entryArgv("sources"), {
+      cwd: projectRoot,
+      env: {
+        ...process.env,
+        MONGODB_URI: "",
+        PORT: "0",
+        HOST: "127.0.0.1",
+        TESSERA_DATA_DIR: dataDir,
+        TESSERA_LOG_LEVEL: "debug",
+        TESSERA_ADMIN_TOKEN: adminToken,
+        TESSERA_KEY_ENCRYPTION_KEY: keyEncryptionKey,
+        TESSERA_CLIENT_IDS: testClientId,
+        TESSERA_ARGON2_MEMORY_KIB: "1024",
+        TESSERA_ARGON2_ITERATIONS: "1",
+        // A collector that is not there: the exporter's failures are logged, its headers never.
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9",
+        OTEL_EXPORTER_OTLP_HEADERS: `authorization=Bearer ${otlpHeader}`,
+        OTEL_BSP_SCHEDULE_DELAY: "100",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const secrets = new Map<string, string>([
+      ["admin token", adminToken],
+      ["key encryption key", keyEncryptionKey],
+      ["OTLP header", otlpHeader],
+    ]);
+    try {
+      let url: string | undefined;
+      for (let i = 0; i < 600 && url === undefined; i++) {
+        url = /"msg":"listening".*?"url":"([^"]+)"/.exec(out)?.[1];
+        if (url === undefined) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(url, `not listening: ${out}`);
+      const email = `canary-${randomBytes(5).toString("hex")}@example.com`;
+      const pw = canaryPassword("ppw");
+      const wrong = canaryPassword("pwrong");
+      const bad = canary("pbad");
+      secrets.set("password", pw).set("wrong password", wrong).set("bad token", bad);
+      const h = { "x-koms-clientid": testClientId };
+      assert.equal((await rest(url, "POST", "/user", { headers: h, json: { email, password: pw } })).status, 201);
+      assert.equal((await rest(url, "POST", "/session", { headers: h, json: { account_type: "traditional", email, password: wrong } })).status, 401);
+      const pair = (await rest(url, "POST", "/session", { headers: h, json: { account_type: "traditional", email, password: pw } })).body as { access_token: string; refresh_token: string };
+      secrets.set("access token", pair.access_token).set("refresh token", pair.refresh_token);
+      const login = await rest(url, "POST", "/auth/login", { headers: basic(email, pw) });
+      secrets.set("user token", (login.body as { token: string }).token);
+      await rest(url, "GET", `/api/authenticationtoken/${bad}/user`);
+      await rest(url, "GET", "/session", { headers: { ...h, authorization: `Bearer ${bad}` } });
+      assert.equal((await rest(url, "POST", "/v1/admin/keys:rotate", { headers: bearer(adminToken) })).status, 200);
+      assert.equal((await rest(url, "POST", "/v1/admin/keys:rotate", { headers: bearer(bad) })).status, 401);
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    assert.match(out, /"msg":"stopped"/);
+    const leaks: string[] = [];
+    for (const [name, secret] of secrets) {
+      const form = encodings(secret).find((f) => out.includes(f));
+      if (form !== undefined) leaks.push(`${name} (${form}): ${out.split("\n").find((l) => l.includes(form))}`);
+    }
+    assert.deepEqual(leaks, []);
+  });
+});
