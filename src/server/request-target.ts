@@ -37,7 +37,7 @@ export function toOriginForm(req: NodeRequest): string | undefined {
   const lower = scheme.toLowerCase();
   if (lower !== "http" && lower !== "https") return `the request target's scheme "${scheme}" is not http or https`;
   if (!hostPort.test(authority) || !parsesAsUrl(`${lower}://${authority}/`)) {
-    return `the request target's authority "${authority}" is not a host with an optional port`;
+    return userInfoProblem(authority, "the request target's authority") ?? `the request target's authority "${authority}" is not a host with an optional port`;
   }
   req.url = rest.charCodeAt(0) === 47 /* "/" */ ? rest : `/${rest}`;
   req.headers.host = authority;
@@ -72,11 +72,20 @@ export function hostProblem(req: NodeRequest): string | undefined {
   return authorityProblem(value, "the Host header");
 }
 
+/**
+ * An authority with user info ("user:password@host", RFC 3986 3.2.1) is refused without quoting
+ * the user info: it may be a credential, and an error body is kept by clients, proxies and logs.
+ */
+function userInfoProblem(authority: string, what: string): string | undefined {
+  const at = authority.lastIndexOf("@");
+  return at < 0 ? undefined : `${what} holds user info (${JSON.stringify(`...${authority.slice(at)}`)}): it must be a host with an optional port`;
+}
+
 /** What is wrong with `value`, a Host or :authority (`what`), or undefined. */
 function authorityProblem(value: string, what: string): string | undefined {
   if (value === "" || validHosts.has(value)) return undefined;
   if (!(hostPort.test(value) && parsesAsUrl(`http://${value}/`))) {
-    return `${what} ${JSON.stringify(value)} is not a host with an optional port`;
+    return userInfoProblem(value, what) ?? `${what} ${JSON.stringify(value)} is not a host with an optional port`;
   }
   // A server sees few Host values (its own names): each is parsed once, not on every request.
   // Only those as long as a host name and port can be are kept: a Host may fill the header

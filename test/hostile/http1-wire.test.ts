@@ -186,7 +186,9 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
     for (const [target, message] of [
       ["ftp://localhost/jwt/version", 'the request target\'s scheme "ftp" is not http or https'],
       ["ws://localhost/tessera.jwt.v1.JwtService/GetVersion", 'the request target\'s scheme "ws" is not http or https'],
-      ["http://user@localhost/jwt/version", 'the request target\'s authority "user@localhost" is not a host with an optional port'],
+      // User info may be a credential (user:password): it is not quoted back.
+      ["http://user@localhost/jwt/version", 'the request target\'s authority holds user info ("...@localhost"): it must be a host with an optional port'],
+      ["http://user:pass-5ecret@localhost:8080/jwt/version", 'the request target\'s authority holds user info ("...@localhost:8080"): it must be a host with an optional port'],
       ["http://:8080/jwt/version", 'the request target\'s authority ":8080" is not a host with an optional port'],
       ["http:///jwt/version", 'the request target\'s authority "" is not a host with an optional port'],
       ["http://local%zzhost/jwt/version", 'the request target\'s authority "local%zzhost" is not a host with an optional port'],
@@ -237,7 +239,13 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       );
     });
 
-    for (const host of ["local host", "user@localhost", "localhost/jwt", "[::1", "localhost:99999", "local%zzhost", ":8080"]) {
+    it("Host with user info (it may be a credential: not quoted back): 400 MALFORMED_REQUEST naming the problem", async () => {
+      for (const [host, shown] of [["user@localhost", "...@localhost"], ["user:pass-5ecret@localhost:80", "...@localhost:80"], ["a@b@localhost", "...@localhost"]]) {
+        refused(await exchange(server.port, `GET /jwt/version HTTP/1.1\r\nhost: ${host}\r\n\r\n`), `the Host header holds user info (${JSON.stringify(shown)}): it must be a host with an optional port`);
+      }
+    });
+
+    for (const host of ["local host", "localhost/jwt", "[::1", "localhost:99999", "local%zzhost", ":8080"]) {
       it(`Host ${JSON.stringify(host)}: 400 MALFORMED_REQUEST naming it`, async () => {
         refused(await exchange(server.port, `GET /jwt/version HTTP/1.1\r\nhost: ${host}\r\n\r\n`), `the Host header ${JSON.stringify(host)} is not a host with an optional port`);
       });
@@ -544,7 +552,15 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
 
     // What nghttp2 lets through (it resets a stream whose :authority has a space, a quote or
     // nothing): a REST path served it as if it were valid, an RPC path took user info.
-    for (const authority of ["user@localhost", "[::1", "localhost:99999", "local%zzhost", ":8080", "localhost:80:80", "[zz]"]) {
+    it(":authority with user info (it may be a credential: not quoted back): 400 MALFORMED_REQUEST naming the problem (REST, a probe, an RPC path)", async () => {
+      for (const [where, headers, body] of paths) {
+        const a = await request({ ...headers, ":authority": "user:pass-5ecret@localhost" }, body);
+        assert.equal(a.headers[":status"], 400, `${where}: ${a.body}`);
+        assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message: 'the :authority holds user info ("...@localhost"): it must be a host with an optional port', details: [errorInfoJson("MALFORMED_REQUEST")] }, where);
+      }
+    });
+
+    for (const authority of ["[::1", "localhost:99999", "local%zzhost", ":8080", "localhost:80:80", "[zz]"]) {
       it(`:authority ${JSON.stringify(authority)}: 400 MALFORMED_REQUEST naming it, as HTTP/1.1's Host (REST, a probe, an RPC path)`, async () => {
         for (const [where, headers, body] of paths) {
           const a = await request({ ...headers, ":authority": authority }, body);
