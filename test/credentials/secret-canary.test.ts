@@ -154,7 +154,8 @@ for (const store of storesUnderTest()) {
       const fails = (o: Outcome<unknown>): void => assert.notEqual(o.code, "ok", `expected a failure: ${JSON.stringify(o.data)}`);
       const raw = async (method: string, path: string, opts: Parameters<typeof rest>[3] = {}): Promise<RestResponse> => {
         const r = await rest(server.url, method, path, opts);
-        seen.push({ what: `REST ${method} ${path.split("?")[0]!.split("/").slice(0, 3).join("/")}/...`, ok: r.status < 400, cacheable: cacheable(r.headers), text: `${r.status}\n${headersText(r.headers)}\n${r.text}` });
+        const grpcStatus = /grpc-status: ?(\d+)/.exec(`${headersText(r.headers)}\n${r.text}`)?.[1];
+        seen.push({ what: `REST ${method} ${path.split("?")[0]!.split("/").slice(0, 3).join("/")}/...`, ok: r.status < 400 && (grpcStatus === undefined || grpcStatus === "0"), cacheable: cacheable(r.headers), text: `${r.status}\n${headersText(r.headers)}\n${r.text}` });
         return r;
       };
 
@@ -444,6 +445,13 @@ for (const store of storesUnderTest()) {
         await raw("GET", `/nowhere/${keep("token in an unknown path", canary("nowhere"))}`);
         await raw("GET", `/v2/api/authenticationtoken/${keep("token under a wrong prefix", canary("prefix"))}/user`);
         await raw("POST", `/auth/api/authenticationtoken/${keep("token under a wrong prefix (2)", canary("prefix2"))}`);
+        // RPC paths that name no method or no service: the dispatcher's answers, metrics and spans.
+        const json = { "content-type": "application/json" };
+        await raw("POST", `/tessera.jwt.v1.JwtService/${keep("token as an RPC method", canary("rpcmethod"))}`, { headers: json, body: "{}" });
+        // (Not probed: a token as the first path segment no route knows, or as an RPC's service
+        // name. Those are quoted back, "no route for POST /<it>/*" and "unknown service <it>",
+        // as what names the mistake; a client puts no token there.)
+        await raw("GET", `/tessera.jwt.v1.JwtService/Check/${keep("token after an RPC path", canary("rpctail"))}`);
         // The seed 003 cookie as a credential, right and wrong.
         const cookie = secrets.get("rest seed 003 session cookie");
         assert.ok(cookie, "the REST exchange set a cookie");
