@@ -82,6 +82,15 @@ function pathOf(req: NodeRequest): string {
   return (req.url ?? "").split("?", 1)[0]!;
 }
 
+/**
+ * A path no route takes, as an error may quote it: its first segment, each further one "*" (it
+ * may hold a credential), as the transcoder's route table describes a path past its routes.
+ */
+function unroutedPath(path: string): string {
+  const [first, ...rest] = path.slice(1).split("/");
+  return "/" + [first, ...rest.map(() => "*")].join("/");
+}
+
 function json(res: NodeResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
@@ -192,7 +201,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       });
       return;
     }
-    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${pathOf(req)}`);
+    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${unroutedPath(pathOf(req))}`);
   };
 
   // Every request runs in its own call scope: its id is in every log line written while it is

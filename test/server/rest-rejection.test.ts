@@ -11,6 +11,23 @@ import type { CredentialVerifiers } from "../../src/access/interceptor.js";
 const refuse = (): Promise<never> => Promise.reject(new Error("no credential here"));
 const verifiers: CredentialVerifiers = { session: refuse, apiToken: refuse, userToken: refuse, jwt: refuse, sessionCookie: refuse };
 
+describe("server without REST routes: a path no route takes", () => {
+  let server: RunningServer;
+  before(async () => {
+    const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", TESSERA_ADMIN_TOKEN: "admin-token-0123456789abcdef", TESSERA_CLIENT_IDS: "c" });
+    server = await startServer({ config, logger: createLogger("silent"), bindings: [], verifiers, ready: async () => true });
+  });
+  after(() => server.close());
+
+  it("is 404 naming its first segment, the rest not quoted (it may hold a token)", async () => {
+    const secret = "path-held-token-9a7e21";
+    const res = await fetch(`${server.url}/api/authenticationtoken/${secret}/user`);
+    assert.equal(res.status, 404);
+    const body = (await res.json()) as { code: string; message: string };
+    assert.deepEqual([body.code, body.message], ["not_found", "no route for GET /api/*/*/*"]);
+  });
+});
+
 describe("server: a REST handler that rejects", () => {
   let server: RunningServer;
   const logs: string[] = [];
