@@ -116,8 +116,9 @@ for (const store of storesUnderTest()) {
       ]);
       /**
        * Secrets a caller typed into a login field. A failed login's audit event names what was
-       * tried, as given (README "Audit trail": `login`), so there, and only there, such a value is
-       * expected: in the event's `login` field, of an audit log line or a listed event.
+       * tried, as given (README "Audit trail": `login`; control characters replaced), so there, and
+       * only there, such a value is expected: in the event's `login` field, of an audit log line
+       * or a listed event.
        */
       const typedAsLogin = new Set<string>();
       const asLogin = (name: string, value: string): string => {
@@ -210,10 +211,9 @@ for (const store of storesUnderTest()) {
       const leaks: string[] = [];
       for (const [name, secret] of secrets) {
         const forms = encodings(secret);
-        const loginField = `"login":${JSON.stringify(secret)}`;
         for (const [sink, texts] of sinks) {
           for (const [label, full] of texts) {
-            const text = typedAsLogin.has(name) && (sink === "audit events" || (sink === "log" && full.includes('"type":"audit"'))) ? full.replaceAll(loginField, "") : full;
+            const text = typedAsLogin.has(name) && (sink === "audit events" || (sink === "log" && full.includes('"type":"audit"'))) ? full.replace(/"login":"(?:[^"\\]|\\.)*"/g, (field) => (field.includes(secret) ? "" : field)) : full;
             const form = forms.find((f) => text.includes(f));
             if (form !== undefined) leaks.push(`${name} (${form === secret ? "as is" : `as ${form}`}) in ${sink} (${label}): ${full.slice(0, 600)}`);
           }
@@ -469,6 +469,19 @@ for (const store of storesUnderTest()) {
         await raw("POST", "/session", { headers: { ...h, "content-type": "application/json" }, body: `{"account_type":"traditional","email":"a@example.com","password":${keep("password unquoted", canary("unquoted"))}}` });
         await raw("POST", "/session", { headers: { ...h, "content-type": "application/json" }, body: `{"password":"${keep("password in a truncated body", canary("trunc"))}` });
         await raw("POST", "/user", { headers: h, json: { email: "b@example.com", password: 12345678901234 } });
+        // Passwords the policy refuses: too short, too long, a control character, the login itself.
+        const shortPw = keep("a password too short", `Cn${randomBytes(2).toString("hex")}`);
+        await raw("POST", "/user", { headers: h, json: { email: `c-${randomBytes(4).toString("hex")}@example.com`, password: shortPw } });
+        await raw("POST", "/user", { headers: h, json: { email: `c-${randomBytes(4).toString("hex")}@example.com`, password: keep("a password too long", canaryPassword("long").repeat(60)) } });
+        await raw("POST", "/user", { headers: h, json: { email: `c-${randomBytes(4).toString("hex")}@example.com`, password: `${keep("a password with a control character", canaryPassword("ctl"))}\u0007` } });
+        const own = `${canary("own")}@example.com`;
+        await raw("POST", "/user", { headers: h, json: { email: own, password: own } });
+        await raw("POST", "/jwt/user", { json: { user: `j-${randomBytes(4).toString("hex")}`, pass: keep("a seed 004 password too short", `Cn${randomBytes(2).toString("hex")}`) } });
+        // A control or bidirectional character in a login that holds a password.
+        await raw("POST", "/session", { headers: h, json: { account_type: "traditional", email: `${asLogin("password with a control character in the email field", canaryPassword("ctlmail"))}\u0000`, password: "x" } });
+        await raw("POST", "/jwt/user", { json: { user: `\u202e${asLogin("password with U+202E in the user field", canaryPassword("bidi"))}`, pass: "x" } });
+        // The same key twice in a JSON body.
+        await raw("POST", "/session", { headers: { ...h, "content-type": "application/json" }, body: `{"account_type":"traditional","email":"a@example.com","password":"x","password":"${keep("password as a duplicate key", canary("dupkey"))}"}` });
         await raw("POST", "/user", { headers: h, json: { email: asLogin("password as the sign-up email", pw()), password: "x" } });
         await raw("POST", "/session/refresh", { headers: h, json: { refresh_token: 42, access_token: keep("token under an unknown field", canary("unknownfield")) } });
         await raw("POST", "/jwt/user", { json: { user: "u", pass: { p: keep("seed 004 password in an object", pw()) } } });
