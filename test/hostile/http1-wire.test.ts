@@ -484,25 +484,27 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       }
     });
   });
-  describe("HTTP/2 :scheme: http or https, as the absolute form's scheme", () => {
-    const request = (headers: http2.OutgoingHttpHeaders, body?: string) =>
-      new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-        const session = http2.connect(server.url);
-        const stream = session.request(headers);
-        let h: http2.IncomingHttpHeaders = {};
-        let text = "";
-        stream.on("response", (x) => (h = x));
-        stream.on("data", (d: Buffer) => (text += d.toString()));
-        stream.on("end", () => {
-          session.close();
-          resolve({ headers: h, body: text });
-        });
-        stream.on("error", (e) => {
-          session.close();
-          reject(e);
-        });
-        stream.end(body);
+  /** One HTTP/2 request on a connection of its own: its response headers and body. */
+  const h2Request = (headers: http2.OutgoingHttpHeaders, body?: string) =>
+    new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const session = http2.connect(server.url);
+      const stream = session.request(headers);
+      let h: http2.IncomingHttpHeaders = {};
+      let text = "";
+      stream.on("response", (x) => (h = x));
+      stream.on("data", (d: Buffer) => (text += d.toString()));
+      stream.on("end", () => {
+        session.close();
+        resolve({ headers: h, body: text });
       });
+      stream.on("error", (e) => {
+        session.close();
+        reject(e);
+      });
+      stream.end(body);
+    });
+  describe("HTTP/2 :scheme: http or https, as the absolute form's scheme", () => {
+    const request = h2Request;
 
     // They were served as if the scheme were http.
     for (const [scheme, headers, body] of [
@@ -526,24 +528,7 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
     });
   });
   describe("HTTP/2 :authority: refused as an invalid Host is, on every path", () => {
-    const request = (headers: http2.OutgoingHttpHeaders, body?: string) =>
-      new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-        const session = http2.connect(server.url);
-        const stream = session.request(headers);
-        let h: http2.IncomingHttpHeaders = {};
-        let text = "";
-        stream.on("response", (x) => (h = x));
-        stream.on("data", (d: Buffer) => (text += d.toString()));
-        stream.on("end", () => {
-          session.close();
-          resolve({ headers: h, body: text });
-        });
-        stream.on("error", (e) => {
-          session.close();
-          reject(e);
-        });
-        stream.end(body);
-      });
+    const request = h2Request;
     const paths = [
       ["REST", { ":method": "GET", ":path": "/jwt/version" }, undefined],
       ["a probe", { ":method": "GET", ":path": "/healthz" }, undefined],
