@@ -199,8 +199,11 @@ func TestRequestOverBodyLimit(t *testing.T) {
 }
 
 // Past the idle timeout Tessera closes the connection (GOAWAY), and grpc-go reconnects without a
-// failed RPC, with default dial options and with keepalive.
+// failed RPC, with default dial options and with keepalive. Each case waits out 4 idle timeouts
+// on its own connections: the cases run in parallel, with each other and with
+// TestKeepalivePings (.ci/go-example passes -parallel to let all of them run at once).
 func TestIdleConnections(t *testing.T) {
+	t.Parallel()
 	tt := tessera(t)
 	if tt.idle > 5*time.Second {
 		t.Skip("TESSERA_IDLE_TIMEOUT_MS is too long for this test")
@@ -213,6 +216,7 @@ func TestIdleConnections(t *testing.T) {
 		{"keepalive", []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true})}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			client := jwtv1.NewJwtServiceClient(dial(t, tt, c.opts...))
 			deadline := time.Now().Add(4 * tt.idle)
 			// Calls spread around the idle timeout: some land on a connection Tessera is closing.
@@ -228,13 +232,15 @@ func TestIdleConnections(t *testing.T) {
 		})
 	}
 	// connect-go over HTTP/1.1 keep-alive, which Tessera closes at the idle timeout: Go's
-	// transport sends the next call on a new connection.
-	http1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tt.roots}}}
+	// transport sends the next call on a new connection (each case its own transport).
 	for _, c := range []struct {
 		name string
 		opts []connect.ClientOption
 	}{{"connect-go http/1.1", nil}, {"connect-go gRPC-Web http/1.1", []connect.ClientOption{connect.WithGRPCWeb()}}} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			http1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tt.roots}}}
+			t.Cleanup(http1.CloseIdleConnections)
 			jwt := jwtv1connect.NewJwtServiceClient(http1, tt.addr, c.opts...)
 			deadline := time.Now().Add(4 * tt.idle)
 			for calls := 0; time.Now().Before(deadline); calls++ {
@@ -265,8 +271,11 @@ func (c countingConn) Write(b []byte) (int, error) {
 // open by a quiet Health/Watch stream for 25 s: grpc-go pings (the only frames it writes then),
 // Tessera answers each ping (grpc-go closes a connection whose ping goes unanswered for
 // Timeout, ending the stream) and does not GOAWAY the client for pinging too often
-// (too_many_pings would end the stream too); the connection serves a call afterwards.
+// (too_many_pings would end the stream too); the connection serves a call afterwards. It runs in
+// parallel with TestIdleConnections (on its own connection, whose writes alone are counted),
+// after the other tests, which run one at a time.
 func TestKeepalivePings(t *testing.T) {
+	t.Parallel()
 	tt := tessera(t)
 	var writes atomic.Int64
 	dialer := func(ctx context.Context, addr string) (net.Conn, error) {
