@@ -67,13 +67,18 @@ function unquotedReason(reason: string, head: string): string {
   if (m) return `expected ${m[1]}, got a value out of its range`;
   // The reason is the value alone: "cannot decode enum E from JSON: "x"", or a message (a
   // well-known type's string form, or a body that is no object) given a value it cannot take.
-  // V8's JSON.parse messages (protobuf-es passes them on) quote the text around the error.
-  if (/\bJSON\b/.test(reason)) return "not valid JSON";
+  // V8's JSON.parse messages (protobuf-es passes them on) quote the text around the error; a
+  // string value alone (formatVal's, in double quotes) may hold the word too, and is valid JSON.
+  if (!/^"[\s\S]*"$/.test(reason) && /\bJSON\b/.test(reason)) return "not valid JSON";
   const type = jsonType(reason);
   if (type === "value") return "invalid value";
   if (head.startsWith("cannot decode enum ")) return type === "string" ? "unknown value name" : `expected a value name or an integer, got ${type}`;
   if (head === "cannot decode message google.protobuf.Timestamp from JSON: ") return `expected an RFC 3339 string, got ${type}`;
   if (head === "cannot decode message google.protobuf.Duration from JSON: ") return type === "string" ? "invalid duration string" : `expected a duration string, got ${type}`;
+  if (head === "cannot decode message google.protobuf.FieldMask from JSON: ") return `expected a string of field paths, got ${type}`;
+  // protobuf-es writes Struct and ListValue errors without the colon.
+  if (head === "cannot decode message google.protobuf.Struct from JSON ") return `expected object, got ${type}`;
+  if (head === "cannot decode message google.protobuf.ListValue from JSON ") return `expected array, got ${type}`;
   if (head.startsWith("cannot decode message ") && !head.startsWith("cannot decode message google.protobuf.")) return `expected object, got ${type}`;
   return `invalid value, got ${type}`;
 }

@@ -4,7 +4,7 @@
 // quotes nothing the request held.
 import { strict as assert } from "node:assert";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { StructSchema } from "@bufbuild/protobuf/wkt";
+import { ListValueSchema, StructSchema } from "@bufbuild/protobuf/wkt";
 import { SearchRequestSchema } from "../../gen/transcodetest/v1/library_pb.js";
 import { unquotedJsonError } from "../../src/transcode/json-error.js";
 
@@ -47,7 +47,7 @@ describe("JSON decode errors without the value", () => {
     [{ within: secret }, "cannot decode message google.protobuf.Duration from JSON: invalid duration string"],
     [{ within: pin }, "cannot decode message google.protobuf.Duration from JSON: expected a duration string, got number"],
     [{ limit: secret }, "cannot decode field google.protobuf.Int32Value.value from JSON: expected number (int32), got string"],
-    [{ read_mask: pin }, "cannot decode message google.protobuf.FieldMask from JSON: invalid value, got number"],
+    [{ read_mask: pin }, "cannot decode message google.protobuf.FieldMask from JSON: expected a string of field paths, got number"],
     [{ blob: `${secret}!` }, `${field("blob")}invalid base64 string`],
     [{ flag: secret }, "cannot decode field google.protobuf.BoolValue.value from JSON: expected boolean, got string"],
     [secret, "cannot decode message transcodetest.v1.SearchRequest from JSON: expected object, got string"],
@@ -66,7 +66,24 @@ describe("JSON decode errors without the value", () => {
 
   it("a Struct given a value that is no object: its JSON type", () => {
     const original = errorOf(pin, StructSchema as never);
-    assert.equal(unquotedJsonError(original), "cannot decode message google.protobuf.Struct from JSON invalid value, got number");
+    assert.equal(unquotedJsonError(original), "cannot decode message google.protobuf.Struct from JSON expected object, got number");
+  });
+
+  it("a Struct, a ListValue and a FieldMask given a value of the wrong JSON type say what they expect", () => {
+    assert.equal(unquotedJsonError(errorOf(secret, StructSchema as never)), "cannot decode message google.protobuf.Struct from JSON expected object, got string");
+    assert.equal(unquotedJsonError(errorOf([secret], StructSchema as never)), "cannot decode message google.protobuf.Struct from JSON expected object, got array");
+    assert.equal(unquotedJsonError(errorOf({ v: secret }, ListValueSchema as never)), "cannot decode message google.protobuf.ListValue from JSON expected array, got object");
+    assert.equal(unquotedJsonError(errorOf({ read_mask: pin })), "cannot decode message google.protobuf.FieldMask from JSON: expected a string of field paths, got number");
+    for (const m of ["cannot decode message google.protobuf.Struct from JSON expected object, got string", "cannot decode message google.protobuf.ListValue from JSON expected array, got object"]) {
+      assert.equal(unquotedJsonError(m), m);
+    }
+  });
+
+  it("a value that is valid JSON holding the word JSON is not called \"not valid JSON\"", () => {
+    assert.equal(unquotedJsonError(errorOf("JSON")), "cannot decode message transcodetest.v1.SearchRequest from JSON: expected object, got string");
+    assert.equal(unquotedJsonError(errorOf({ within: "not JSON" })), "cannot decode message google.protobuf.Duration from JSON: invalid duration string");
+    assert.equal(unquotedJsonError(errorOf({ color: "JSON" })), "cannot decode enum transcodetest.v1.Color from JSON: unknown value name");
+    assert.equal(unquotedJsonError(errorOf("JSON", StructSchema as never)), "cannot decode message google.protobuf.Struct from JSON expected object, got string");
   });
 
   it("a map entry is not named (its key is data the client sent)", () => {
