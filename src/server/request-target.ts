@@ -32,7 +32,10 @@ export function toOriginForm(req: NodeRequest): string | undefined {
   const url = req.url ?? "";
   if (req.httpVersionMajor !== 1 || url.charCodeAt(0) === 47 /* "/" */ || url === "*") return undefined;
   const m = absoluteForm.exec(url);
-  if (!m) return undefined;
+  // Node's parser lets through a target that starts with "*" and goes on ("*x/y"): no form of
+  // RFC 9112 3.2, and not quoted (it may hold a credential, as a path may). CONNECT's authority
+  // form never comes here (listener.ts answers CONNECT).
+  if (!m) return "the request target is in no form HTTP/1.1 has: it must be a path (origin form), an absolute URI or, for OPTIONS, \"*\"";
   const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
   const lower = scheme.toLowerCase();
   if (lower !== "http" && lower !== "https") return `the request target's scheme "${scheme}" is not http or https`;

@@ -304,6 +304,21 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       });
     }
 
+    // Node's parser takes a target that starts with "*" and goes on: it was routed as a path and
+    // quoted whole in a 404 ("no route for GET *5ecret-token/jwt/version"). It is no request
+    // target of any form (RFC 9112 3.2): refused without quoting it, on every method.
+    for (const [method, target] of [["GET", "*5ecret-token"], ["OPTIONS", "*/5ecret-token"], ["POST", "*/tessera.jwt.v1.JwtService/GetVersion"]]) {
+      it(`${method} ${target}: 400 MALFORMED_REQUEST, the target not quoted`, async () => {
+        const a = await exchange(server.port, `${method} ${target} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+        assert.equal(a.status, 400, a.body);
+        assert.deepEqual(JSON.parse(a.body), {
+          code: "invalid_argument",
+          message: "the request target is in no form HTTP/1.1 has: it must be a path (origin form), an absolute URI or, for OPTIONS, \"*\"",
+          details: [errorInfoJson("MALFORMED_REQUEST")],
+        });
+      });
+    }
+
     describe("with CORS (TESSERA_CORS_ORIGINS)", () => {
       let withCors: TestServer;
       before(async () => {
