@@ -310,5 +310,6 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     maxHeaderBytes: 16 * 1024,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),
+    allow: "GET, HEAD",
   });
 }

@@ -55,6 +55,8 @@ export interface ListenerOptions {
   maxConcurrentStreams: number;
   /** Told when a connection is shed for abuse (for the log). */
   onShed?(reason: string, peer: string | undefined, protocol: "h2" | "http/1.1"): void;
+  /** What a 405 to CONNECT lists in Allow: the methods the handler takes (default servedMethods). */
+  allow?: string;
   /**
    * Under TESSERA_WORKERS (cluster.ts): the first worker listens and hands some of the
    * connections it accepts to the others; the others bind nothing and serve what they are handed.
@@ -193,9 +195,9 @@ export const servedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE";
  * without a "connect" listener the HTTP/1.1 server destroyed the socket without a byte, and the
  * HTTP/2 one answered 405 with neither Allow (which a 405 must carry) nor a body.
  */
-function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void {
+function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, allow: string): void {
   sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", "CONNECT is not allowed: this server opens no tunnels", {
-    allow: servedMethods,
+    allow,
     [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]),
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
@@ -434,7 +436,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       linger.unref();
       socket.once("close", () => clearTimeout(linger));
     });
-    noTunnel(req, res);
+    noTunnel(req, res, o.allow ?? servedMethods);
   });
   h1.on("connection", (socket: Socket) => {
     const c: H1Connection = { answers: new Set(), sent: 0, since: undefined };
@@ -486,7 +488,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     { settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes }, maxHeaderListPairs, maxSessionMemory: 20 },
     counted,
   );
-  h2.on("connect", noTunnel);
+  h2.on("connect", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => noTunnel(req, res, o.allow ?? servedMethods));
 
   // The peer of the connection being handed to the HTTP/2 server: its "session" event follows
   // synchronously.

@@ -230,6 +230,25 @@ describe("metrics: where they are served", function () {
       await server.close();
     }
   });
+
+  // It listed the main port's methods (POST, PUT, PATCH, DELETE), none of which the port takes.
+  it("TESSERA_METRICS_PORT: CONNECT is 405 with Allow naming the methods that port takes", async () => {
+    const server = await startTestServer({ env: { TESSERA_METRICS_PORT: "0" } });
+    try {
+      const port = server.tessera.server.metricsPort!;
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(port, "127.0.0.1", () => socket.write("CONNECT localhost:443 HTTP/1.1\r\nhost: localhost:443\r\n\r\n"));
+        let data = "";
+        socket.on("data", (b: Buffer) => (data += b.toString("latin1")));
+        socket.on("close", () => resolve(data));
+        socket.on("error", reject);
+      });
+      assert.match(answer, /^HTTP\/1\.1 405 /);
+      assert.match(answer, /\r\nallow: GET, HEAD\r\n/i);
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe("metrics: TESSERA_METRICS_PORT has the main port's timeouts and connection cap", function () {
