@@ -110,179 +110,153 @@ async function writeFirstSchemaRows(db: Database.Database): Promise<OldRows> {
 }
 
 describe("sqlite store: a database of every older schema version opens with its rows kept and usable", () => {
+  // Each test's data directory: a fresh one, removed after it.
+  let dataDir: string;
+  beforeEach(() => (dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"))));
+  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
   for (let version = 1; version < migrations.length; version++) {
     it(`schema version ${version}`, async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+      const db = databaseAt(dataDir, version);
+      let old: OldRows;
       try {
-        const db = databaseAt(dataDir, version);
-        let old: OldRows;
-        try {
-          old = await writeFirstSchemaRows(db);
-        } finally {
-          db.close();
-        }
-        const server = await startTestServer({ env: { TESSERA_DATA_DIR: dataDir, TESSERA_JWT_ALG: "EdDSA" } });
-        try {
-          // The login is compared by its key, which the start-up backfill gave the old account.
-          const login = await rest(server.url, "POST", "/session", {
-            json: { account_type: "traditional", email: "old.user@EXAMPLE.com", password },
-            headers: { "x-koms-clientid": testClientId },
-          });
-          assert.equal(login.status, 200, login.text);
-          const apiToken = await rest(server.url, "GET", "/v1/api/auth", { headers: bearer(old.apiToken) });
-          assert.equal(apiToken.status, 200, apiToken.text);
-          assert.equal(apiToken.body.account_id, "acct-old");
-          const bump = await rest(server.url, "POST", "/auth/bump", { headers: bearer(old.userToken) });
-          assert.equal(bump.status, 200, bump.text);
-          // No credential epoch before version 4: checked against the password change by time.
-          const outdated = await rest(server.url, "POST", "/auth/bump", { headers: bearer(old.outdatedUserToken) });
-          assert.equal(outdated.status, 401, outdated.text);
-          assert.equal(outdated.body.details?.[0]?.debug?.reason, "TOKEN_REVOKED", outdated.text);
-          const client = { "x-koms-clientid": testClientId };
-          const session = await rest(server.url, "GET", "/session", { headers: { ...client, ...bearer(old.access) } });
-          assert.equal(session.status, 200, session.text);
-          const refreshed = await rest(server.url, "PUT", "/session", { json: { refresh_token: old.refresh }, headers: { ...client, ...bearer(old.access) } });
-          assert.equal(refreshed.status, 200, refreshed.text);
-          assert.equal(typeof refreshed.body.refresh_token, "string");
-          const jwks = await rest(server.url, "GET", "/.well-known/jwks.json");
-          assert.ok((jwks.body.keys as Array<{ kid: string }>).some((k) => k.kid === old.kid), jwks.text);
-        } finally {
-          await server.close();
-        }
-        const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
-        try {
-          const versions = check.prepare("SELECT version FROM schema_version ORDER BY version").all() as Array<{ version: number }>;
-          assert.deepEqual(versions.map((r) => r.version), migrations.map((_, i) => i + 1));
-          // Before version 2 every failure counted held its slot: migration 2 says so.
-          const attempts = check.prepare("SELECT failures, held FROM login_attempts WHERE key = 'login:x'").get();
-          assert.deepEqual(attempts, { failures: 2, held: version === 1 ? 2 : 0 });
-        } finally {
-          check.close();
-        }
+        old = await writeFirstSchemaRows(db);
       } finally {
-        rmSync(dataDir, { recursive: true, force: true });
+        db.close();
+      }
+      const server = await startTestServer({ env: { TESSERA_DATA_DIR: dataDir, TESSERA_JWT_ALG: "EdDSA" } });
+      try {
+        // The login is compared by its key, which the start-up backfill gave the old account.
+        const login = await rest(server.url, "POST", "/session", {
+          json: { account_type: "traditional", email: "old.user@EXAMPLE.com", password },
+          headers: { "x-koms-clientid": testClientId },
+        });
+        assert.equal(login.status, 200, login.text);
+        const apiToken = await rest(server.url, "GET", "/v1/api/auth", { headers: bearer(old.apiToken) });
+        assert.equal(apiToken.status, 200, apiToken.text);
+        assert.equal(apiToken.body.account_id, "acct-old");
+        const bump = await rest(server.url, "POST", "/auth/bump", { headers: bearer(old.userToken) });
+        assert.equal(bump.status, 200, bump.text);
+        // No credential epoch before version 4: checked against the password change by time.
+        const outdated = await rest(server.url, "POST", "/auth/bump", { headers: bearer(old.outdatedUserToken) });
+        assert.equal(outdated.status, 401, outdated.text);
+        assert.equal(outdated.body.details?.[0]?.debug?.reason, "TOKEN_REVOKED", outdated.text);
+        const client = { "x-koms-clientid": testClientId };
+        const session = await rest(server.url, "GET", "/session", { headers: { ...client, ...bearer(old.access) } });
+        assert.equal(session.status, 200, session.text);
+        const refreshed = await rest(server.url, "PUT", "/session", { json: { refresh_token: old.refresh }, headers: { ...client, ...bearer(old.access) } });
+        assert.equal(refreshed.status, 200, refreshed.text);
+        assert.equal(typeof refreshed.body.refresh_token, "string");
+        const jwks = await rest(server.url, "GET", "/.well-known/jwks.json");
+        assert.ok((jwks.body.keys as Array<{ kid: string }>).some((k) => k.kid === old.kid), jwks.text);
+      } finally {
+        await server.close();
+      }
+      const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
+      try {
+        const versions = check.prepare("SELECT version FROM schema_version ORDER BY version").all() as Array<{ version: number }>;
+        assert.deepEqual(versions.map((r) => r.version), migrations.map((_, i) => i + 1));
+        // Before version 2 every failure counted held its slot: migration 2 says so.
+        const attempts = check.prepare("SELECT failures, held FROM login_attempts WHERE key = 'login:x'").get();
+        assert.deepEqual(attempts, { failures: 2, held: version === 1 ? 2 : 0 });
+      } finally {
+        check.close();
       }
     });
   }
 
   it("two processes opening an old database at once (TESSERA_WORKERS) migrate it once: both open it, each version applied once", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    const db = databaseAt(dataDir, 1);
+    await writeFirstSchemaRows(db);
+    db.close();
+    const opener = join(here, "fixtures", "sqlite-open.ts");
+    const open = async () => {
+      const child = spawn(process.execPath, ["--import", "tsx", opener, dataDir], { stdio: ["ignore", "pipe", "inherit"] });
+      let output = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
+      await once(child, "exit");
+      return output;
+    };
+    assert.deepEqual(await Promise.all([open(), open()]), ["opened\n", "opened\n"]);
+    const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
     try {
-      const db = databaseAt(dataDir, 1);
-      await writeFirstSchemaRows(db);
-      db.close();
-      const opener = join(here, "fixtures", "sqlite-open.ts");
-      const open = async () => {
-        const child = spawn(process.execPath, ["--import", "tsx", opener, dataDir], { stdio: ["ignore", "pipe", "inherit"] });
-        let output = "";
-        child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-        await once(child, "exit");
-        return output;
-      };
-      assert.deepEqual(await Promise.all([open(), open()]), ["opened\n", "opened\n"]);
-      const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
-      try {
-        const versions = check.prepare("SELECT version FROM schema_version ORDER BY version").all() as Array<{ version: number }>;
-        assert.deepEqual(versions.map((r) => r.version), migrations.map((_, i) => i + 1));
-        assert.deepEqual(check.prepare("SELECT id FROM users").all(), [{ id: "u-old" }]);
-      } finally {
-        check.close();
-      }
+      const versions = check.prepare("SELECT version FROM schema_version ORDER BY version").all() as Array<{ version: number }>;
+      assert.deepEqual(versions.map((r) => r.version), migrations.map((_, i) => i + 1));
+      assert.deepEqual(check.prepare("SELECT id FROM users").all(), [{ id: "u-old" }]);
     } finally {
-      rmSync(dataDir, { recursive: true, force: true });
+      check.close();
     }
   });
 
   it("a process that finds another one migrating the file waits for it (up to 10 minutes) rather than failing its start with SQLITE_BUSY after the 5 s busy timeout", async function () {
     this.timeout(30_000);
-    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    const db = databaseAt(dataDir, 1);
+    await writeFirstSchemaRows(db);
+    db.close();
+    // Another process holds the write lock for 6 s, as a migration of a large database does.
+    const holder = holdWriteLock(join(dataDir, "tessera.db"), 6000);
+    await holder.locked;
+    const store = await openStore({ dataDir });
     try {
-      const db = databaseAt(dataDir, 1);
-      await writeFirstSchemaRows(db);
-      db.close();
-      // Another process holds the write lock for 6 s, as a migration of a large database does.
-      const holder = holdWriteLock(join(dataDir, "tessera.db"), 6000);
-      await holder.locked;
-      const store = await openStore({ dataDir });
-      try {
-        await holder.done;
-        assert.ok(await store.users.findById("u-old"));
-      } finally {
-        await store.close();
-      }
+      await holder.done;
+      assert.ok(await store.users.findById("u-old"));
     } finally {
-      rmSync(dataDir, { recursive: true, force: true });
+      await store.close();
     }
   });
 
   it("the start-up backfill of login keys waits, as the migration does, for another process holding the write lock", async function () {
     this.timeout(30_000);
-    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    const db = databaseAt(dataDir, 1);
+    await writeFirstSchemaRows(db);
+    db.close();
+    const store = await openStore({ dataDir });
     try {
-      const db = databaseAt(dataDir, 1);
-      await writeFirstSchemaRows(db);
-      db.close();
-      const store = await openStore({ dataDir });
-      try {
-        const exited = holdWriteLock(join(dataDir, "tessera.db"), 6000);
-        await exited.locked;
-        const filled = await store.users.backfillLoginKeys((login) => login.toLowerCase());
-        assert.deepEqual(filled, { filled: 1, clashes: [] });
-        await exited.done;
-      } finally {
-        await store.close();
-      }
+      const exited = holdWriteLock(join(dataDir, "tessera.db"), 6000);
+      await exited.locked;
+      const filled = await store.users.backfillLoginKeys((login) => login.toLowerCase());
+      assert.deepEqual(filled, { filled: 1, clashes: [] });
+      await exited.done;
     } finally {
-      rmSync(dataDir, { recursive: true, force: true });
+      await store.close();
     }
   });
 
   it("a start that stops midway through its migrations (here: one fails) leaves the database as it was: all of them or none", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    const db = databaseAt(dataDir, 1);
+    await writeFirstSchemaRows(db);
+    // Migration 2 adds users.login_key, then creates known_logins, which is in the way.
+    db.exec("CREATE TABLE known_logins (x TEXT)");
+    db.close();
+    await assert.rejects(openStore({ dataDir }), /table known_logins already exists/);
+    const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
     try {
-      const db = databaseAt(dataDir, 1);
-      await writeFirstSchemaRows(db);
-      // Migration 2 adds users.login_key, then creates known_logins, which is in the way.
-      db.exec("CREATE TABLE known_logins (x TEXT)");
-      db.close();
-      await assert.rejects(openStore({ dataDir }), /table known_logins already exists/);
-      const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
-      try {
-        assert.deepEqual(check.prepare("SELECT MAX(version) AS v FROM schema_version").get(), { v: 1 });
-        const columns = (check.prepare("SELECT name FROM pragma_table_info('users')").all() as Array<{ name: string }>).map((c) => c.name);
-        assert.ok(!columns.includes("login_key"), columns.join());
-        assert.deepEqual(check.prepare("SELECT id FROM users").all(), [{ id: "u-old" }]);
-      } finally {
-        check.close();
-      }
+      assert.deepEqual(check.prepare("SELECT MAX(version) AS v FROM schema_version").get(), { v: 1 });
+      const columns = (check.prepare("SELECT name FROM pragma_table_info('users')").all() as Array<{ name: string }>).map((c) => c.name);
+      assert.ok(!columns.includes("login_key"), columns.join());
+      assert.deepEqual(check.prepare("SELECT id FROM users").all(), [{ id: "u-old" }]);
     } finally {
-      rmSync(dataDir, { recursive: true, force: true });
+      check.close();
     }
   });
 
   it("refuses a database of a newer schema version at start, naming the version and the file, and leaves it as it was", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "tessera-upgrade-"));
+    const db = databaseAt(dataDir, migrations.length);
+    db.prepare("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)").run(migrations.length + 1, t0);
+    db.exec("CREATE TABLE from_the_future (x TEXT)");
+    db.close();
+    const file = join(dataDir, "tessera.db");
+    await assert.rejects(openStore({ dataDir }), (error: Error) => {
+      assert.equal(
+        error.message,
+        `the embedded store's database ${file} has schema version ${migrations.length + 1}, newer than this build's (${migrations.length}): run the version that wrote it, or restore a copy from before it`,
+      );
+      return true;
+    });
+    const after = new Database(file, { readonly: true });
     try {
-      const db = databaseAt(dataDir, migrations.length);
-      db.prepare("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)").run(migrations.length + 1, t0);
-      db.exec("CREATE TABLE from_the_future (x TEXT)");
-      db.close();
-      const file = join(dataDir, "tessera.db");
-      await assert.rejects(openStore({ dataDir }), (error: Error) => {
-        assert.equal(
-          error.message,
-          `the embedded store's database ${file} has schema version ${migrations.length + 1}, newer than this build's (${migrations.length}): run the version that wrote it, or restore a copy from before it`,
-        );
-        return true;
-      });
-      const after = new Database(file, { readonly: true });
-      try {
-        assert.deepEqual(after.prepare("SELECT MAX(version) AS v FROM schema_version").get(), { v: migrations.length + 1 });
-      } finally {
-        after.close();
-      }
+      assert.deepEqual(after.prepare("SELECT MAX(version) AS v FROM schema_version").get(), { v: migrations.length + 1 });
     } finally {
-      rmSync(dataDir, { recursive: true, force: true });
+      after.close();
     }
   });
 });
