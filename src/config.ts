@@ -61,7 +61,7 @@ const boolean: Parser<boolean> = (raw) => {
   const v = raw.trim().toLowerCase();
   if (["1", "true", "yes", "on"].includes(v)) return true;
   if (["0", "false", "no", "off"].includes(v)) return false;
-  throw new Error(`must be true or false, got "${raw}"`);
+  throw new Error(`must be true or false (on or off), got "${raw}"`);
 };
 
 function oneOf<T extends string>(...values: T[]): Parser<T> {

@@ -168,6 +168,8 @@ describe("server: configuration errors stop the process with one clear line", ()
       { MONGODB_URI: "mongodb://127.0.0.1:1/", TESSERA_MONGODB_DATABASE: "a/b" },
       /^tessera: configuration error: TESSERA_MONGODB_DATABASE: must be a MongoDB database name \(1 to 63 bytes, none of \/ \\ \. " \$ or a space\), got "a\/b"$/,
     ],
+    // Booleans are documented as on/off (TESSERA_METRICS, TESSERA_AUDIT) or true/false: the message names both.
+    [{ TESSERA_METRICS: "maybe" }, /^tessera: configuration error: TESSERA_METRICS: must be true or false \(on or off\), got "maybe"$/],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, /^tessera: configuration error: OTEL_EXPORTER_OTLP_ENDPOINT: must be an http or https URL, got "collector:4318"$/],
   ] as const) {
     it(`${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")} -> exit 2`, async () => {
