@@ -46,7 +46,7 @@ import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect
 import { rewriteFinalEnvelope } from "./final-envelope.js";
 import { isErrorInfo, withErrorInfo } from "./error-details.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
-import { isJsonDecodeError, unquotedJsonError } from "../transcode/json-error.js";
+import { unquotedJsonError } from "../transcode/json-error.js";
 
 /** connect-es's message for protobuf bytes that do not parse (protocol/serialization.ts). */
 const parseErrorPrefix = "parse binary: ";
@@ -59,7 +59,6 @@ const parseErrorPrefix = "parse binary: ";
  * Undefined when `message` quotes nothing.
  */
 function withoutRequestText(message: string): string | undefined {
-  if (!isJsonDecodeError(message)) return undefined;
   const unquoted = unquotedJsonError(message);
   return unquoted === message ? undefined : unquoted;
 }

@@ -105,8 +105,3 @@ export function unquotedJsonError(message: string): string {
   // protobuf-es writes Struct and Value errors without the colon: "... from JSON <value>".
   return out + unquotedReason(rest, head);
 }
-
-/** True when `message` is protobuf-es's for a JSON value it cannot read. */
-export function isJsonDecodeError(message: string): boolean {
-  return headClause.test(message);
-}
