@@ -250,7 +250,7 @@ export const variables = {
   keyEncryptionKey: variable<string>("TESSERA_KEY_ENCRYPTION_KEY", undefined, secretOfAtLeast(32), "Secret (at least 32 bytes) that seals private signing keys in the store (AES-256-GCM); unset: stored in the clear (refused when NODE_ENV=production).", { secret: true }),
   publicUrl: variable<string>("TESSERA_PUBLIC_URL", undefined, publicUrl, "The https URL clients reach Tessera at: the `issuer` of /.well-known/openid-configuration and the `iss` of every JWT (http only for localhost)."),
   jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues; TESSERA_PUBLIC_URL when that is set (then leave this unset or equal)."),
-  jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 JWTs."),
+  jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 access JWTs; refresh JWTs carry it followed by `/refresh_token`, so that no verifier of access tokens takes one."),
   hstsMaxAgeSeconds: variable("TESSERA_HSTS_MAX_AGE_SECONDS", 31536000, integer(0, 63072000), "Under TLS every answer carries `Strict-Transport-Security: max-age=` this (a browser then reaches the service over HTTPS only); 0: none. Never sent without TLS (a proxy that terminates TLS sets its own)."),
   cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
   // Operations

@@ -34,6 +34,18 @@ export function looksLikeJwt(value: string): boolean {
 export const accessTokenType = "access_token";
 export const refreshTokenType = "refresh_token";
 
+/**
+ * The `aud` of refresh tokens: not the access tokens' (TESSERA_JWT_AUDIENCE), so that a verifier
+ * of access tokens that checks only the signature, issuer and audience (an offline one, over the
+ * JWKS) refuses a refresh token, which lives far longer and is revoked only in Tessera's store
+ * (RFC 8725, 3.12: kinds of JWT of one issuer with mutually exclusive validation rules). Only
+ * Tessera takes them. Refresh tokens issued with the access audience, before they had their own,
+ * are still taken as refresh tokens until they expire.
+ */
+export function refreshTokenAudience(audience: string): string {
+  return `${audience}/refresh_token`;
+}
+
 /** The claims of a verified access token, as issued. */
 export type JwtClaims = VerifiedPayload & {
   readonly sub: string;
@@ -69,7 +81,12 @@ export interface JwtTokensDeps {
 }
 
 export class JwtTokens {
-  constructor(private readonly deps: JwtTokensDeps) {}
+  /** The audiences a token of this API may carry: the access tokens', then the refresh tokens'. */
+  private readonly audiences: readonly string[];
+
+  constructor(private readonly deps: JwtTokensDeps) {
+    this.audiences = [deps.audience, refreshTokenAudience(deps.audience)];
+  }
 
   /**
    * GET /token: a password login with `user` and `pass`; with `user` only, `user` is a refresh
@@ -141,7 +158,8 @@ export class JwtTokens {
       if (state === "deactivated") throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
       throw credentialOutdated();
     }
-    return this.deps.ring.sign({ ...this.baseClaims(user, now), token_type: refreshTokenType, jti }, ttl);
+    const claims = { ...this.baseClaims(user, now), aud: refreshTokenAudience(this.deps.audience), token_type: refreshTokenType, jti };
+    return this.deps.ring.sign(claims, ttl);
   }
 
   /**
@@ -209,6 +227,9 @@ export class JwtTokens {
   async verifyAccessToken(token: string): Promise<VerifiedAccessToken> {
     const claims = await this.verifyToken(token, {});
     if (claims.token_type !== accessTokenType) throw unauthenticated("WRONG_TOKEN_TYPE", "not an access token");
+    // Verified for either audience (a refresh token is told it is not an access token, above);
+    // an access token must carry the access tokens' own.
+    if (claims.aud !== this.deps.audience) throw unauthenticated("WRONG_AUDIENCE", "token issued for another audience");
     const method = claims.authentication_method;
     if (method !== "password" && method !== "refresh_token") throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     const user = await this.deps.users.get(claims.sub);
@@ -289,12 +310,15 @@ export class JwtTokens {
     return claims as JwtClaims & { jti: string };
   }
 
-  /** Signature, algorithm, kid, time, issuer and audience (the verifier), then the claim shapes. */
+  /**
+   * Signature, algorithm, kid, time, issuer and audience (the verifier: the access tokens' or the
+   * refresh tokens'; the callers hold each kind to its own), then the claim shapes.
+   */
   private async verifyToken(token: string, opts: { allowExpired?: boolean }): Promise<JwtClaims> {
     const payload = await this.deps.verifier.verify(token, {
       ...(opts.allowExpired !== undefined && { allowExpired: opts.allowExpired }),
       issuer: this.deps.issuer,
-      audience: this.deps.audience,
+      audience: this.audiences,
     });
     if (typeof payload.sub !== "string" || typeof payload.user !== "string" || typeof payload.token_type !== "string") {
       throw unauthenticated("INVALID_TOKEN", "invalid token claims");

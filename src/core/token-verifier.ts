@@ -32,7 +32,8 @@ import { hashSecret } from "./secrets.js";
 export interface VerifyOptions {
   /** Accept a token past its exp (every other check still applies). */
   allowExpired?: boolean;
-  audience?: string;
+  /** The `aud` required: one value, or any of several. */
+  audience?: string | readonly string[];
   issuer?: string;
 }
 
@@ -84,7 +85,9 @@ export class TokenVerifier {
   async verify(token: string, opts: VerifyOptions = {}): Promise<VerifiedPayload> {
     const now = this.clock.now();
     // Length-prefixed, so no issuer/audience pair can be spelled as another.
-    const cacheKey = hashSecret(`${opts.issuer?.length ?? -1}:${opts.issuer ?? ""}${opts.audience?.length ?? -1}:${opts.audience ?? ""}${token}`);
+    const audiences = opts.audience === undefined ? undefined : typeof opts.audience === "string" ? [opts.audience] : opts.audience;
+    const audienceKey = audiences === undefined ? "-1:" : `${audiences.length}:${audiences.map((a) => `${a.length}:${a}`).join("")}`;
+    const cacheKey = hashSecret(`${opts.issuer?.length ?? -1}:${opts.issuer ?? ""}${audienceKey}${token}`);
     const hit = this.verified.get(cacheKey, now.getTime());
     if (hit !== undefined && !(typeof hit.claims.nbf === "number" && hit.claims.nbf > Math.floor(now.getTime() / 1000))) {
       if ((await this.ring.keyFor(hit.kid)) !== undefined) return hit.claims;
@@ -99,7 +102,7 @@ export class TokenVerifier {
       if (!signatureMatches(key, parsed.signingInput, parsed.signature)) throw unauthenticated("INVALID_TOKEN", "invalid token signature");
       ({ payload } = UnsecuredJWT.decode(`${unsecuredHeader}.${parsed.payload}.`, {
         ...(opts.issuer !== undefined && { issuer: opts.issuer }),
-        ...(opts.audience !== undefined && { audience: opts.audience }),
+        ...(audiences !== undefined && { audience: [...audiences] }),
         requiredClaims: ["exp"],
         currentDate: now,
         clockTolerance: 0,

@@ -5,11 +5,11 @@
 // the server accepts.
 import assert from "node:assert/strict";
 import { CompactSign, SignJWT, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type JWTHeaderParameters } from "jose";
-import { decodeJwt, decodeProtectedHeader } from "jose";
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet } from "jose";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { createJwtUser, jwtLogin } from "../support/users.js";
+import { createJwtUser, jwtLogin, jwtRefreshToken } from "../support/users.js";
 import { jwtApi, type JwtApi } from "./api.js";
 import { algNone, b64url, withPayload } from "./forge.js";
 
@@ -126,6 +126,8 @@ for (const store of storesUnderTest()) {
           await assertRefused(await forge({}, { ...claims, token_type: "refresh_token", jti: "x" }), "not an access token");
           await assertRefused(await forge({}, { ...claims, token_type: "id_token" }), "not an access token");
           await assertRefused(await forge({}, { ...claims, aud: "someone-else" }), "token issued for another audience");
+          // The refresh tokens' audience is no access token's.
+          await assertRefused(await forge({}, { ...claims, aud: `${server.config.jwtAudience}/refresh_token` }), "token issued for another audience");
           await assertRefused(await forge({}, { ...claims, iss: "someone-else" }), "token issued by another issuer");
           await assertRefused(await forge({}, { ...claims, authentication_method: "magic" }), "invalid token claims");
           const { sub: _sub, ...noSub } = claims;
@@ -142,6 +144,23 @@ for (const store of storesUnderTest()) {
         });
       });
     }
+
+    it("a verifier of access JWTs that checks the signature, issuer and audience (jose over the JWKS) refuses a refresh JWT", async () => {
+      const jwks = createLocalJWKSet((await (await fetch(`${server.url}/.well-known/jwks.json`)).json()) as JSONWebKeySet);
+      const rules = { issuer: server.config.jwtIssuer, audience: server.config.jwtAudience };
+      // Control: the access JWT passes those checks.
+      assert.equal((await jwtVerify(good, jwks, rules)).payload.sub, claims.sub);
+      const refresh = await jwtRefreshToken(server, good);
+      assert.equal(decodeJwt(refresh).aud, `${server.config.jwtAudience}/refresh_token`);
+      await assert.rejects(jwtVerify(refresh, jwks, rules), (e) => e instanceof errors.JWTClaimValidationFailed && e.claim === "aud");
+      // Tessera itself takes it as a refresh token.
+      const api = jwtApi("rest", server.url);
+      try {
+        assert.equal(decodeJwt(expectOk(await api.getToken({ user: refresh })).text).authentication_method, "refresh_token");
+      } finally {
+        api.close();
+      }
+    });
 
     it("the header of an issued token names the key and the algorithm", () => {
       const header = decodeProtectedHeader(good);

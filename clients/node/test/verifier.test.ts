@@ -100,9 +100,9 @@ for (const store of storesUnderTest()) {
         await refused(verifierFor(server, { issuer: "https://elsewhere.example" }).verify(t.access), "WRONG_ISSUER", "the token was issued by another issuer");
       });
 
-      it("refused: a seed 004 refresh token (WRONG_TOKEN_TYPE), though its signature and audience are good", async () => {
+      it("refused: a seed 004 refresh token (WRONG_TOKEN_TYPE, its kind read before its audience), though its signature is good", async () => {
         const t = await jwtTokens(server);
-        assert.equal(decodeJwt(t.refresh).aud, "tessera");
+        assert.equal(decodeJwt(t.refresh).aud, "tessera/refresh_token");
         await refused(verifierFor(server).verify(t.refresh), "WRONG_TOKEN_TYPE", 'not an access token (token_type "refresh_token")');
       });
 

@@ -10,7 +10,8 @@
 //   (user id), `sid` (session id), `jti` (token id); no `token_type`.
 // - seed 004 JWT API access tokens: `aud` is TESSERA_JWT_AUDIENCE; `token_type: "access_token"`,
 //   `sub` (user id), `user` (user name), `authentication_method`. Seed 004 refresh tokens carry
-//   the same audience with `token_type: "refresh_token"`: refused here.
+//   `token_type: "refresh_token"` (and an audience of their own, TESSERA_JWT_AUDIENCE followed by
+//   `/refresh_token`; older ones the access tokens'): refused here.
 import { errors, UnsecuredJWT } from "jose";
 import { refuse } from "./errors.js";
 

@@ -445,7 +445,9 @@ export const GetVersionResponseSchema: GenMessage<GetVersionResponse> = /*@__PUR
  * in `kid`. They live TESSERA_ACCESS_TOKEN_TTL_SECONDS. Refresh tokens are JWTs with
  * `token_type: "refresh_token"` and a `jti` that the server can revoke; they live
  * TESSERA_REFRESH_TOKEN_TTL_SECONDS and are not rotated: one refresh token may be used for
- * many access tokens until it expires or is revoked.
+ * many access tokens until it expires or is revoked. Their `aud` is TESSERA_JWT_AUDIENCE
+ * followed by `/refresh_token`, so that no verifier of access tokens (one that checks the
+ * signature, `iss` and `aud` only) takes a refresh token for one.
  *
  * Every online check of an access token (this API's credentials, Check, GetUser, and the other
  * APIs accepting a JWT) also requires the user to be active: DELETE /user ends every token of
