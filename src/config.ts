@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
+import { refreshTokenAudience } from "./core/jwt-tokens.js";
 import { CertificateError, loadCertificate } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
 
@@ -206,7 +207,7 @@ export const variables = {
   mongodbDatabase: variable<string>("TESSERA_MONGODB_DATABASE", undefined, mongoDatabaseName, "MongoDB database name when MONGODB_URI names none (default `tessera`); naming another one than the URI is an error.", { shownDefault: "(the URI's, else tessera)" }),
   storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),
   dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store (created 0700, its files 0600; a wider existing mode is warned about)."),
-  clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, list, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed).", { shownDefault: "(dev: generated, printed)" }),
+  clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, list, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed). A session access token's `aud` is its client id, so none may equal TESSERA_JWT_AUDIENCE (nor the refresh tokens' audience, it followed by `/refresh_token`).", { shownDefault: "(dev: generated, printed)" }),
   adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, bearerSecretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); at least 16 bytes of printable ASCII without spaces (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
   logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; at info, one JSON line per call of a method (`rpc`: procedure, protocol, code, durationMs); a request refused before it reaches one (no route, a target, query or body that does not parse) writes none."),
   tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2 and http/1.1)."),
@@ -324,6 +325,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       throw new ConfigError(`TESSERA_JWT_ISSUER: must be unset or equal TESSERA_PUBLIC_URL (${c.publicUrl}), the issuer of the discovery document`);
     }
     c.jwtIssuer = c.publicUrl;
+  }
+  // A session access token's aud is its client id: one equal to a JWT API audience would make
+  // the two kinds of token pass each other's audience check (in every verifier that checks only
+  // the signature, issuer and audience).
+  const jwtAudiences = [c.jwtAudience, refreshTokenAudience(c.jwtAudience)];
+  if (c.clientIds?.some((id) => jwtAudiences.includes(id))) {
+    throw new ConfigError(
+      "TESSERA_CLIENT_IDS: a client id equals TESSERA_JWT_AUDIENCE or the refresh tokens' audience (TESSERA_JWT_AUDIENCE followed by /refresh_token): session access tokens, whose aud is their client id, would pass a verifier of JWT API tokens, and those a verifier of session tokens",
+    );
   }
   if (c.jwtAlg === "HS256" && c.jwtSecret === undefined) {
     throw new ConfigError("TESSERA_JWT_SECRET: required when TESSERA_JWT_ALG=HS256 (at least 32 bytes)");

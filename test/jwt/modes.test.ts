@@ -124,4 +124,12 @@ describe("JWT configuration", () => {
     assert.throws(() => loadConfig({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: "too short" }), /at least 32 bytes/);
     assert.equal(loadConfig({ TESSERA_JWT_BASE_PATH: "/", TESSERA_SESSION_API: "false" }).jwtBasePath, "/");
   });
+
+  it("refuses a client id that is the JWT audience or the refresh tokens' (a session token's aud is its client id)", () => {
+    const message = "TESSERA_CLIENT_IDS: a client id equals TESSERA_JWT_AUDIENCE or the refresh tokens' audience (TESSERA_JWT_AUDIENCE followed by /refresh_token): session access tokens, whose aud is their client id, would pass a verifier of JWT API tokens, and those a verifier of session tokens";
+    assert.throws(() => loadConfig({ TESSERA_CLIENT_IDS: "web,tessera" }), { message });
+    assert.throws(() => loadConfig({ TESSERA_CLIENT_IDS: "web,api", TESSERA_JWT_AUDIENCE: "api" }), { message });
+    assert.throws(() => loadConfig({ TESSERA_CLIENT_IDS: "tessera/refresh_token" }), { message });
+    assert.deepEqual(loadConfig({ TESSERA_CLIENT_IDS: "web,tessera", TESSERA_JWT_AUDIENCE: "jwt-api" }).clientIds, ["web", "tessera"]);
+  });
 });
