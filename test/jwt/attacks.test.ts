@@ -162,6 +162,28 @@ for (const store of storesUnderTest()) {
       }
     });
 
+    it("a refresh token issued with the access tokens' audience (before refresh tokens had their own) is still taken until it expires", async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const jti = `legacy-${now}-${Math.random().toString(16).slice(2)}`;
+      const { authentication_method: _method, ...base } = claims;
+      const legacy = await forge({}, { ...base, aud: server.config.jwtAudience, token_type: "refresh_token", jti, iat: now, nbf: now, exp: now + 3600 });
+      await server.tessera.store.jwtRefreshTokens.create({
+        jti,
+        userId: claims.sub as string,
+        issuedAt: new Date(now * 1000),
+        expiresAt: new Date((now + 3600) * 1000),
+        credentialEpoch: claims.credential_epoch as number,
+      });
+      const api = jwtApi("rest", server.url);
+      try {
+        assert.equal(decodeJwt(expectOk(await api.getToken({ user: legacy })).text).authentication_method, "refresh_token");
+        // It is still no access token.
+        expectCode(await api.check({ access_token: legacy }), "invalid_argument", "not an access token");
+      } finally {
+        api.close();
+      }
+    });
+
     it("the header of an issued token names the key and the algorithm", () => {
       const header = decodeProtectedHeader(good);
       assert.equal(header.kid, realKid);
