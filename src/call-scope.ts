@@ -15,6 +15,11 @@ export interface CallScope {
   readonly requestId: string;
   /** When the caller stops waiting (epoch ms), from `grpc-timeout` / `connect-timeout-ms`. */
   deadline?: number;
+  /**
+   * Aborts when the call ends before its answer: its deadline passed, or its client went away
+   * (cancelled, reset its HTTP/2 stream, closed its connection). Set by the deadline interceptor.
+   */
+  signal?: AbortSignal;
   /** W3C trace context of the call: 32 hex digits (the caller's trace, or a new one). */
   traceId?: string;
   /** This call's own span id (16 hex digits), new for every call. */
@@ -58,6 +63,24 @@ export function outsideCall<T>(fn: () => T): T {
 /** The scope of the call being served, if any. */
 export function currentCall(): CallScope | undefined {
   return storage.getStore();
+}
+
+/**
+ * Thrown instead of starting work for a call that has ended (callEnded): the server answers it
+ * as the call's own signal says (CANCELED, or DEADLINE_EXCEEDED), to nobody.
+ */
+export class CallEndedError extends Error {
+  override name = "CallEndedError";
+  constructor() {
+    super("the call ended before this work started");
+  }
+}
+
+/** True once the current call has ended (its signal aborted, or its deadline passed); false outside a call. */
+export function callEnded(): boolean {
+  const scope = storage.getStore();
+  if (scope === undefined) return false;
+  return scope.signal?.aborted === true || (scope.deadline !== undefined && scope.deadline <= Date.now());
 }
 
 /** Milliseconds left before the current call's deadline (negative once past); undefined without one. */

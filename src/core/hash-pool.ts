@@ -9,6 +9,7 @@
 // can be corrected by retrying with a backoff"); RESOURCE_EXHAUSTED (HTTP 429) tells a caller
 // that it, in particular, has used up something (a quota, its login attempts: LOGIN_LOCKED).
 // One code, so every protocol agrees: gRPC UNAVAILABLE, REST and Connect 503, with Retry-After.
+import { callEnded, CallEndedError, currentCall } from "../call-scope.js";
 import { unavailable, type AuthError } from "./errors.js";
 
 export interface HashPoolLimits {
@@ -68,26 +69,57 @@ export class HashPool {
     if (this.full()) throw this.refusal();
   }
 
-  /** Runs `job` when a hasher is free; HASHER_BUSY at once when the queue is full. */
+  /**
+   * Runs `job` when a hasher is free; HASHER_BUSY at once when the queue is full. A job of a call
+   * that has ended (its client gone, its deadline passed) is not run (CallEndedError): it leaves
+   * the queue as the call ends, and one found ended when its turn comes hands the hasher on, so
+   * no hash is made for nobody while a live caller waits behind it or is refused for want of
+   * the place it held.
+   */
   async run<T>(job: () => Promise<T>): Promise<T> {
     const { waited, around } = this.observer;
+    if (callEnded()) throw new CallEndedError();
     if (this.running < this.limits.concurrency) {
       this.running++;
       waited?.(0);
     } else {
       if (this.full()) throw this.refusal();
       const start = performance.now();
-      // The finishing job hands its place over (see below): `running` stays as it is.
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      // The finishing job hands its place over (see below): `running` stays as it is. A call
+      // that ends while it waits leaves the queue at once, its place free for another.
+      const signal = currentCall()?.signal;
+      await new Promise<void>((resolve, reject) => {
+        const turn = () => {
+          signal?.removeEventListener("abort", ended);
+          resolve();
+        };
+        const ended = () => {
+          const i = this.waiting.indexOf(turn);
+          if (i < 0) return;
+          this.waiting.splice(i, 1);
+          reject(new CallEndedError());
+        };
+        this.waiting.push(turn);
+        signal?.addEventListener("abort", ended, { once: true });
+      });
+      if (callEnded()) {
+        this.release();
+        throw new CallEndedError();
+      }
       waited?.(performance.now() - start);
     }
     try {
       return await (around ? around(job) : job());
     } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
+      this.release();
     }
+  }
+
+  /** A hasher is done: the next job waiting gets it, else it is free. */
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running--;
   }
 
   private refusal(): AuthError {

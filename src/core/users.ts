@@ -3,6 +3,7 @@
 // logins go through `authenticate`, which answers an unknown login and a wrong password
 // identically, at the same cost. Both it and sign-ups check their input, then take their slot in
 // the login throttle, and only then hash (through the passwords' bounded pool).
+import { CallEndedError } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord, UserStore } from "../store/ports/users.js";
@@ -219,9 +220,10 @@ export class Users {
       const newHash = await this.passwords.hash(password);
       await this.users.rehashPassword(user.id, user.passwordHash, newHash);
     } catch (e) {
-      // The login itself succeeded; a failed (or, hasher busy, skipped) upgrade is retried at
+      // The login itself succeeded; a failed (or, hasher busy or caller gone, skipped) upgrade is retried at
       // the next login.
       if (e instanceof AuthError && e.reason === "HASHER_BUSY") return;
+      if (e instanceof CallEndedError) return; // the caller is gone: the next login upgrades it
       if (e instanceof AuthError) throw e;
       this.logger.warn("password rehash failed", { userId: user.id, error: e instanceof Error ? e.message : String(e) });
     }

@@ -3,7 +3,8 @@
 // that aborts at the deadline, but nothing makes a handler stop: a unary call answered later
 // answers OK, and a server stream that ends its loop when the signal aborts ends with OK too.
 // So here:
-// - the deadline is put in the call's scope, where the store adapters bound their waits by it;
+// - the deadline is put in the call's scope, where the store adapters bound their waits by it,
+//   and so is the call's signal, which the hash pool reads before it hashes for a call;
 // - a unary call answers DEADLINE_EXCEEDED when the deadline passes before the handler returns;
 // - a stream ends with DEADLINE_EXCEEDED at the deadline, and the handler's own iterator is
 //   closed (its `finally` blocks run), so nothing it started waits on.
@@ -97,6 +98,8 @@ export function createDeadlineInterceptor(): Interceptor {
     const timeoutMs = requestedTimeoutMs(req.header);
     const scope = currentCall();
     if (scope && timeoutMs !== undefined) scope.deadline = Date.now() + timeoutMs;
+    // Work that would start after the call ended (a queued password hash) looks here first.
+    if (scope) scope.signal = req.signal;
     // A deadline passed on arrival (a timeout of 0): the handler is not started at all, so
     // nothing it would do (a store call, a Cache-Control on the answer) follows the error.
     if (req.signal.aborted) throw abortError(req.signal);

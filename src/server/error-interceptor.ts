@@ -10,6 +10,7 @@
 // corrected as protocol-errors.ts corrects those raised outside it.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { challengeKey } from "../access/context.js";
+import { CallEndedError } from "../call-scope.js";
 import { AuthError, internal, unavailable, withoutStack, type AuthErrorCode } from "../core/errors.js";
 import type { Logger } from "../logger.js";
 import { DeadlineExceededError, StoreUnavailableError } from "../store/ports.js";
@@ -72,9 +73,21 @@ function streamCut(e: unknown, signal: AbortSignal): ConnectError | undefined {
   return signal.reason instanceof ConnectError ? signal.reason : new ConnectError("the request stream was cut short", Code.Canceled, undefined, undefined, e);
 }
 
+/**
+ * The answer of a call whose work was not started because the call had ended (CallEndedError):
+ * its signal's own reason (DEADLINE_EXCEEDED at its deadline, CANCELED when its client left), or
+ * DEADLINE_EXCEEDED for a deadline seen passed before the signal fired. Nothing to report.
+ */
+function callEnd(signal: AbortSignal, e: CallEndedError): ConnectError {
+  if (signal.reason instanceof ConnectError) return signal.reason;
+  if (signal.aborted) return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, e);
+  return new ConnectError("the deadline passed before the call completed", Code.DeadlineExceeded, undefined, errorDetails({ reason: "DEADLINE_EXCEEDED" }), e);
+}
+
 export function createErrorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const map = (e: unknown) => {
+      if (e instanceof CallEndedError) return callEnd(req.signal, e);
       const cut = streamCut(e, req.signal);
       return cut ? (correctedError(cut) ?? cut) : toConnectError(e, logger, `${req.method.parent.typeName}/${req.method.name}`, req.contextValues.get(challengeKey));
     };

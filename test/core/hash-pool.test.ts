@@ -2,6 +2,7 @@
 // served), and beyond that a job is refused at once with UNAVAILABLE HASHER_BUSY, Retry-After 1, 2
 // or 3 seconds at random (fixed at 1 here where the pool is made with retryAfterSeconds).
 import assert from "node:assert/strict";
+import { CallEndedError, runInCall } from "../../src/call-scope.js";
 import { AuthError } from "../../src/core/errors.js";
 import { HashPool } from "../../src/core/hash-pool.js";
 
@@ -79,5 +80,38 @@ describe("core: hash pool", () => {
     for (const [, n] of seen) assert.ok(n > 100, JSON.stringify([...seen]));
     job.release();
     await first;
+  });
+  it("does not run a job of a call that has ended: one whose signal aborts leaves the queue at once, one whose deadline passed at its turn hands the hasher on", async () => {
+    const pool = new HashPool({ concurrency: 1, queueLimit: 3, retryAfterSeconds: () => 1 });
+    const first = gate();
+    const running = pool.run(first.run);
+    await tick();
+    // Queued behind it: a call whose client leaves, a call whose deadline passes, a live one.
+    const leaving = new AbortController();
+    const cancelled = runInCall({ requestId: "cancelled", signal: leaving.signal }, () => pool.run(async () => assert.fail("a cancelled call's job must not run")));
+    const late = runInCall({ requestId: "late", deadline: Date.now() + 50 }, () => pool.run(async () => assert.fail("a job past its call's deadline must not run")));
+    const live = gate();
+    const served = runInCall({ requestId: "live" }, () => pool.run(live.run));
+    await tick();
+    assert.equal(pool.queued, 3);
+    leaving.abort();
+    await assert.rejects(cancelled, CallEndedError);
+    assert.equal(pool.queued, 2, "the cancelled job left the queue as its call ended");
+    await new Promise((r) => setTimeout(r, 60)); // the late call's deadline passes while it waits
+    first.release();
+    await running;
+    await assert.rejects(late, CallEndedError);
+    await tick();
+    assert.equal(live.started, true, "the live job got the hasher the late one handed on");
+    assert.equal(pool.inUse, 1);
+    live.release();
+    await served;
+    assert.equal(pool.inUse, 0);
+    // A call already ended is refused before it takes a hasher.
+    await assert.rejects(
+      runInCall({ requestId: "gone", signal: AbortSignal.abort() }, () => pool.run(async () => assert.fail("must not run"))),
+      CallEndedError,
+    );
+    assert.equal(pool.inUse, 0);
   });
 });
