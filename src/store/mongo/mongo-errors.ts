@@ -36,6 +36,9 @@ export function isUnavailable(error: unknown): boolean {
     error instanceof m.MongoTopologyClosedError ||
     error instanceof m.MongoClientClosedError ||
     error instanceof m.MongoOperationTimeoutError ||
+    // No pooled connection free within the store timeout (waitQueueTimeoutMS): the driver does
+    // not export this class, only its name.
+    error.name === "MongoWaitQueueTimeoutError" ||
     error.hasErrorLabel("ResetPool") ||
     (error instanceof m.MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code))
   );

@@ -34,7 +34,8 @@ export const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 2000;
  * When the call being served has a deadline closer than that, the wait ends there instead
  * (DeadlineExceededError), and an operation asked for after it is not started at all.
  * The abandoned operation may still complete later, as with any lost connection: the caller was
- * never told it succeeded.
+ * never told it succeeded. One still waiting for a pooled connection by then gives up too
+ * (waitQueueTimeoutMS below), so abandoned work is bounded by the pool, not by the calls' rate.
  */
 function withDeadline<T>(operation: () => Promise<T>, ms: number): Promise<T> {
   const left = timeLeftMs();
@@ -70,6 +71,11 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     connectTimeoutMS: timeoutMs,
     // A server that accepted a request and then went silent must not hang the caller forever.
     socketTimeoutMS: Math.max(10_000, 5 * timeoutMs),
+    // An operation waits for a connection of the pool no longer than its caller waits for it
+    // (withDeadline): it then leaves the pool's queue. The driver's default is to wait without
+    // end, so while the database answered slower than calls came, the queue grew without bound
+    // with operations whose callers had been answered UNAVAILABLE, each run later, stale.
+    waitQueueTimeoutMS: timeoutMs,
     // Leave unset optional fields out of documents instead of storing null.
     ignoreUndefined: true,
     appName: "tessera",
