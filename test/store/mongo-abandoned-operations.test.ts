@@ -6,73 +6,14 @@
 // so) holds an ever longer queue of operations nobody waits for, in memory, and runs them all
 // later, stale.
 //
-// Shown with one connection in the pool (maxPoolSize=1 in MONGODB_URI) behind a TCP proxy that
-// holds the commands sent once a `ping` has gone (GET /readyz pings): the first ping waits on
+// Shown with one connection in the pool (maxPoolSize=1 in MONGODB_URI) behind a TCP proxy
+// (support/holding-proxy.ts) that holds the first `ping` sent (GET /readyz pings): it waits on
 // the connection, the next ones for it; the proxy counts the pings that reach the database.
 import assert from "node:assert/strict";
-import net from "node:net";
+import { HoldingProxy } from "../support/holding-proxy.js";
+import { rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-
-/** A TCP proxy to MongoDB that can hold what clients send once a ping has been sent, and counts pings. */
-class HoldingProxy {
-  holding = false;
-  /** `ping` commands passed on to the database since counting started. */
-  pings = 0;
-  private readonly released: Array<() => void> = [];
-  private readonly sockets = new Set<net.Socket>();
-  private constructor(private readonly server: net.Server) {}
-
-  static async start(target: { host: string; port: number }): Promise<HoldingProxy> {
-    const server = net.createServer();
-    const proxy = new HoldingProxy(server);
-    server.on("connection", (client) => {
-      const upstream = net.connect(target.port, target.host);
-      proxy.sockets.add(client).add(upstream);
-      const held: Buffer[] = [];
-      let holds = false;
-      client.on("data", (chunk: Buffer) => {
-        if (!holds && proxy.holding && chunk.includes("ping\0")) {
-          holds = true;
-          proxy.released.push(() => {
-            holds = false;
-            for (const c of held.splice(0)) proxy.pass(upstream, c);
-          });
-        }
-        if (holds) held.push(chunk);
-        else proxy.pass(upstream, chunk);
-      });
-      upstream.on("data", (chunk: Buffer) => client.write(chunk));
-      const end = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on("close", end).on("error", end);
-      upstream.on("close", end).on("error", end);
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    return proxy;
-  }
-
-  get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
-  }
-
-  /** Passes on everything held, and holds nothing more. */
-  release(): void {
-    this.holding = false;
-    for (const r of this.released.splice(0)) r();
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  private pass(upstream: net.Socket, chunk: Buffer): void {
-    for (let i = chunk.indexOf("ping\0"); i >= 0; i = chunk.indexOf("ping\0", i + 1)) this.pings++;
-    upstream.write(chunk);
-  }
-}
+import { clientIdHeader, otherPassword, password, signUp, uniqueEmail } from "../support/users.js";
 
 const readyz = async (server: TestServer) => (await fetch(`${server.url}/readyz`)).status;
 
@@ -82,8 +23,7 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
     let proxy: HoldingProxy;
     let server: TestServer;
     before(async () => {
-      const target = new URL(process.env.MONGODB_URI!);
-      proxy = await HoldingProxy.start({ host: target.hostname, port: Number(target.port || 27017) });
+      proxy = await HoldingProxy.start(process.env.MONGODB_URI!);
       server = await startTestServer({
         store: "mongo",
         env: { MONGODB_URI: `mongodb://127.0.0.1:${proxy.port}/?maxPoolSize=1`, TESSERA_STORE_TIMEOUT_MS: "300" },
@@ -97,8 +37,8 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
 
     it("20 readiness probes while the database holds the one connection: each answers 503, and only the ping on the wire ever reaches the database", async () => {
       assert.equal(await readyz(server), 200);
-      proxy.holding = true;
-      proxy.pings = 0;
+      proxy.hold = ["ping\0"];
+      proxy.count(["ping\0"]);
       const statuses = await Promise.all(Array.from({ length: 20 }, () => readyz(server)));
       assert.deepEqual([...new Set(statuses)], [503]);
       // Every probe has been answered, each after its 300 ms; its operation's wait for a
@@ -109,7 +49,49 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
       // The next probe's ping queues behind whatever still waits for the connection: once it is
       // answered, everything that was going to reach the database has.
       assert.equal(await readyz(server), 200);
-      assert.equal(proxy.pings, 2, "the ping held on the wire and the last probe's; none of the 19 that waited for the connection");
+      assert.equal(proxy.counted, 2, "the ping held on the wire and the last probe's; none of the 19 that waited for the connection");
+    });
+  });
+}
+
+// Login attempts on MongoDB take their slots one writer at a time per key (mongo-login-attempts.ts:
+// each key's writes wait for the one before). A take whose caller had been answered UNAVAILABLE
+// still ran when its turn came, after the database answered again: it took a slot that nobody
+// would ever give back or count as a failure, and enough of them locked the login out of its
+// own account for the rest of the window.
+for (const store of storesUnderTest().filter((s) => s === "mongo")) {
+  describe(`store: login-attempt writes whose caller has been answered UNAVAILABLE are given up (${store})`, function () {
+    this.timeout(60_000);
+    let proxy: HoldingProxy;
+    let server: TestServer;
+    before(async () => {
+      proxy = await HoldingProxy.start(process.env.MONGODB_URI!);
+      server = await startTestServer({ store: "mongo", env: { MONGODB_URI: `mongodb://127.0.0.1:${proxy.port}/`, TESSERA_STORE_TIMEOUT_MS: "300" } });
+    });
+    after(async () => {
+      proxy?.release();
+      await server?.close();
+      await proxy?.close();
+    });
+
+    it("8 logins while the database holds the first slot's write: each answers 503, only that write is made, and the right password then logs in", async () => {
+      const email = uniqueEmail("slots");
+      await signUp(server, email);
+      // The first write of a login slot (an insert into login_attempts) is held on its connection;
+      // everything else flows on the pool's other connections.
+      const slotWrite = ["insert\0", "login_attempts"];
+      proxy.hold = slotWrite;
+      proxy.count(slotWrite);
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, async () => (await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password: otherPassword }, headers: clientIdHeader })).status),
+      );
+      assert.deepEqual([...new Set(statuses)], [503]);
+      proxy.release();
+      // The right password: its own slot's write waits for every write queued before it on the key.
+      const login = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader });
+      assert.equal(login.status, 200, login.text);
+      // The held write and the successful login's own (one per key: the login and the address).
+      assert.equal(proxy.counted, 3, "writes of login slots made after the 503s");
     });
   });
 }

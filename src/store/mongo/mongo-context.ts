@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Db, Document } from "mongodb";
 import type { Marks } from "./mongo-marks.js";
 
@@ -43,3 +44,23 @@ export function toDoc(record: object, idKey: string): StoredDoc {
   return doc as StoredDoc;
 }
 
+
+/** Whether the operation being run (MongoContext.run) has been given up: its caller was answered. */
+const givenUp = new AsyncLocalStorage<{ abandoned: boolean }>();
+
+/**
+ * Runs `operation` so that what it starts can ask `abandoned()`; returns the function that marks
+ * it given up (its caller was answered UNAVAILABLE or DEADLINE_EXCEEDED meanwhile).
+ */
+export function abandonable<T>(operation: () => Promise<T>): { running: Promise<T>; abandon(): void } {
+  const state = { abandoned: false };
+  return { running: givenUp.run(state, operation), abandon: () => (state.abandoned = true) };
+}
+
+/**
+ * True when the operation this code runs for has been given up: a step that waited its turn
+ * (login-attempt writes, one at a time per key) is then not made, since nobody will act on it.
+ */
+export function abandoned(): boolean {
+  return givenUp.getStore()?.abandoned === true;
+}

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { AttemptRule, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
-import { failSlot, takeSlot } from "../ports.js";
+import { failSlot, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
-import type { MongoContext } from "./mongo-context.js";
+import { abandoned, type MongoContext } from "./mongo-context.js";
 import { insertNextVersion, isDuplicateKey } from "./mongo-inserts.js";
 
 export const LOGIN_ATTEMPTS = "login_attempts";
@@ -58,13 +58,21 @@ function refusedBy(refusals: Array<{ lockedUntil?: Date }>): Reservation {
   return locks.length > 0 ? { granted: false, lockedUntil: new Date(Math.max(...locks)) } : { granted: false };
 }
 
-/** Jobs for one key run one after another; jobs for different keys run side by side. */
+/**
+ * Jobs for one key run one after another; jobs for different keys run side by side. A job whose
+ * operation was given up while it waited (its caller answered UNAVAILABLE: the database was slow)
+ * is not run when its turn comes: run then, it would take a login slot that nobody gives back or
+ * counts, after the database answers again, and the jobs queued behind it would wait for it.
+ */
 class KeyedTurns {
   private readonly tails = new Map<string, Promise<void>>();
 
   run<T>(key: string, job: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key) ?? Promise.resolve();
-    const result = previous.then(job);
+    const result = previous.then(() => {
+      if (abandoned()) throw new StoreUnavailableError("the login attempt was given up while it waited for its turn");
+      return job();
+    });
     const tail = result.then(
       () => {},
       () => {},

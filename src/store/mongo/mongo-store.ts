@@ -4,7 +4,7 @@ import { DeadlineExceededError, StoreUnavailableError, type Store } from "../por
 import { mongoApiTokens } from "./mongo-api-tokens.js";
 import { mongoAuditEvents } from "./mongo-audit-events.js";
 import { mongoAuthTokens } from "./mongo-auth-tokens.js";
-import type { MongoContext } from "./mongo-context.js";
+import { abandonable, type MongoContext } from "./mongo-context.js";
 import { isUnavailable, mapMongoError } from "./mongo-errors.js";
 import { ensureIndexes, type Warn } from "./mongo-indexes.js";
 import { Marks } from "./mongo-marks.js";
@@ -35,7 +35,8 @@ export const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 2000;
  * (DeadlineExceededError), and an operation asked for after it is not started at all.
  * The abandoned operation may still complete later, as with any lost connection: the caller was
  * never told it succeeded. One still waiting for a pooled connection by then gives up too
- * (waitQueueTimeoutMS below), so abandoned work is bounded by the pool, not by the calls' rate.
+ * (waitQueueTimeoutMS below), so abandoned work is bounded by the pool, not by the calls' rate,
+ * and a step of it still waiting its turn in the adapter (abandoned()) is not made.
  */
 function withDeadline<T>(operation: () => Promise<T>, ms: number): Promise<T> {
   const left = timeLeftMs();
@@ -43,13 +44,13 @@ function withDeadline<T>(operation: () => Promise<T>, ms: number): Promise<T> {
   const callersBound = left !== undefined && left < ms;
   const wait = callersBound ? left : ms;
   let timer: NodeJS.Timeout | undefined;
+  const { running, abandon } = abandonable(operation);
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(callersBound ? new DeadlineExceededError() : new StoreUnavailableError(`MongoDB did not answer within ${ms} ms`)),
-      wait,
-    );
+    timer = setTimeout(() => {
+      abandon();
+      reject(callersBound ? new DeadlineExceededError() : new StoreUnavailableError(`MongoDB did not answer within ${ms} ms`));
+    }, wait);
   });
-  const running = operation();
   running.catch(() => {}); // a late failure of an abandoned operation is not unhandled
   return Promise.race([running, deadline]).finally(() => clearTimeout(timer));
 }

@@ -1,0 +1,80 @@
+// A TCP proxy in front of MongoDB that can hold, on the connection that sends it, a command the
+// test picks (and everything sent after it on that connection) until released, and counts the
+// commands it passes on: a database that does not answer one operation while the others flow.
+import net from "node:net";
+
+/** Which commands to hold or count: every chunk a client sends that holds all of these byte strings. */
+export type CommandMatch = readonly string[];
+
+const matches = (chunk: Buffer, what: CommandMatch) => what.every((s) => chunk.includes(s));
+
+export class HoldingProxy {
+  /** While set, a command matching it is held (with what follows it on its connection). */
+  hold: CommandMatch | undefined;
+  /** How many commands matching `count` were passed on since it was set. */
+  counted = 0;
+  private countMatch: CommandMatch | undefined;
+  private readonly released: Array<() => void> = [];
+  private readonly sockets = new Set<net.Socket>();
+  private constructor(private readonly server: net.Server) {}
+
+  /** A proxy to the server of MONGODB_URI. */
+  static async start(mongodbUri: string): Promise<HoldingProxy> {
+    const target = new URL(mongodbUri);
+    const server = net.createServer();
+    const proxy = new HoldingProxy(server);
+    server.on("connection", (client) => {
+      const upstream = net.connect(Number(target.port || 27017), target.hostname);
+      proxy.sockets.add(client).add(upstream);
+      const held: Buffer[] = [];
+      let holds = false;
+      client.on("data", (chunk: Buffer) => {
+        if (!holds && proxy.hold !== undefined && matches(chunk, proxy.hold)) {
+          holds = true;
+          proxy.released.push(() => {
+            holds = false;
+            for (const c of held.splice(0)) proxy.pass(upstream, c);
+          });
+        }
+        if (holds) held.push(chunk);
+        else proxy.pass(upstream, chunk);
+      });
+      upstream.on("data", (chunk: Buffer) => client.write(chunk));
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on("close", end).on("error", end);
+      upstream.on("close", end).on("error", end);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return proxy;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Counts the commands matching `what` passed on from now on. */
+  count(what: CommandMatch): void {
+    this.countMatch = what;
+    this.counted = 0;
+  }
+
+  /** Passes on everything held, and holds nothing more. */
+  release(): void {
+    this.hold = undefined;
+    for (const r of this.released.splice(0)) r();
+  }
+
+  async close(): Promise<void> {
+    this.release();
+    for (const s of this.sockets) s.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+
+  private pass(upstream: net.Socket, chunk: Buffer): void {
+    if (this.countMatch !== undefined && matches(chunk, this.countMatch)) this.counted++;
+    upstream.write(chunk);
+  }
+}
