@@ -15,7 +15,7 @@
 // Events carry ids, names and addresses, never a secret: no password, no token, no hash. The
 // recorder takes only the fields below, so a caller cannot pass one by accident.
 import { randomBytes } from "node:crypto";
-import { currentCall, outsideCall } from "../call-scope.js";
+import { CallEndedError, currentCall, outsideCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
 import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
@@ -57,9 +57,10 @@ export type AuditEventType = (typeof auditEventTypes)[number];
 /**
  * success; failure (refused: wrong password, unknown token, bad input); locked (a login lock in
  * force); throttled (every attempt slot busy, too many sign-ups); shed (refused by hash admission:
- * HASHER_BUSY); error (the store or the server failed).
+ * HASHER_BUSY); canceled (the call ended, its client gone or its deadline passed, before its
+ * work was done: nothing was checked); error (the store or the server failed).
  */
-export type AuditOutcome = "success" | "failure" | "locked" | "throttled" | "shed" | "error";
+export type AuditOutcome = "success" | "failure" | "locked" | "throttled" | "shed" | "canceled" | "error";
 
 /** What a recorder says about an event; the rest comes from the call scope. */
 export interface AuditInput {
@@ -84,6 +85,7 @@ export interface AuditObserver {
 
 /** The outcome an error of a recorded call stands for. */
 export function outcomeOf(e: unknown): AuditOutcome {
+  if (e instanceof CallEndedError) return "canceled";
   if (!(e instanceof AuthError)) return "error";
   if (e.reason === "LOGIN_LOCKED") return isBusyRefusal(e) ? "throttled" : "locked";
   if (e.reason === "TOO_MANY_SIGNUPS") return "throttled";

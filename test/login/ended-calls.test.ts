@@ -78,6 +78,11 @@ for (const store of storesUnderTest()) {
       const hashed = histogramCount(await scrape(`${server.url}/metrics`), "tessera_hasher_wait_seconds") - hashedBefore;
       assert.equal(hashed, 1, "only the first login got a hasher");
 
+      // Counted, and audited, as cancelled: not as a store or server error.
+      const m = await scrape(`${server.url}/metrics`);
+      assert.equal(value(m, "tessera_logins_total", { api: "session", outcome: "canceled" }), 3);
+      assert.equal(value(m, "tessera_logins_total", { api: "session", outcome: "error" }), 0);
+
       // Ending a call is no server failure, and no line names the password.
       assert.deepEqual(server.logs.filter((l) => /"level":"error"|unexpected/.test(l) || l.includes(password)), []);
 

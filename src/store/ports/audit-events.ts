@@ -8,7 +8,7 @@ export interface AuditEventRecord {
   time: Date;
   /** What happened: one of the names in core/audit.ts (e.g. "login", "session.ended"). */
   type: string;
-  /** "success", "failure", "locked", "throttled", "shed" or "error" (see refusalOutcomes). */
+  /** "success", "failure", "locked", "throttled", "shed", "canceled" or "error" (see refusalOutcomes). */
   outcome: string;
   userId?: string;
   /** The login name given (a failed login names what was tried). */
@@ -39,11 +39,11 @@ export interface SuppressedEvents {
 }
 
 /**
- * The outcomes of calls refused before any password was checked (core/audit.ts AuditOutcome):
- * what a flood is made of. An adapter may commit events of these alone less durably (the
+ * The outcomes of calls refused, or ended by their callers, before any password was checked
+ * (core/audit.ts AuditOutcome): what a flood is made of. An adapter may commit events of these alone less durably (the
  * embedded store skips the fsync; see src/store/README.md).
  */
-export const refusalOutcomes: ReadonlySet<string> = new Set(["locked", "throttled", "shed"]);
+export const refusalOutcomes: ReadonlySet<string> = new Set(["locked", "throttled", "shed", "canceled"]);
 
 /** Where a page of events starts: strictly after (older than) this event. */
 export interface AuditCursor {

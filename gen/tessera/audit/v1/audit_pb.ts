@@ -127,7 +127,9 @@ export type AuditEvent = Message<"tessera.audit.v1.AuditEvent"> & {
   type: string;
 
   /**
-   * "success", "failure", "locked", "throttled", "shed" (refused by hash admission) or "error".
+   * "success", "failure", "locked", "throttled", "shed" (refused by hash admission), "canceled"
+   * (the call ended, its client gone or its deadline passed, before anything was checked) or
+   * "error".
    *
    * @generated from field: string outcome = 4;
    */
@@ -280,7 +282,7 @@ export type SuppressedCount = Message<"tessera.audit.v1.SuppressedCount"> & {
   type: string;
 
   /**
-   * Their outcome: "failure", "locked", "throttled", "shed" or "error".
+   * Their outcome: "failure", "locked", "throttled", "shed", "canceled" or "error".
    *
    * @generated from field: string outcome = 2;
    */

@@ -179,7 +179,9 @@ type AuditEvent struct {
 	Time *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
 	// What happened, e.g. "login", "session.reuse_detected", "api_token.revoked", "admin.call".
 	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
-	// "success", "failure", "locked", "throttled", "shed" (refused by hash admission) or "error".
+	// "success", "failure", "locked", "throttled", "shed" (refused by hash admission), "canceled"
+	// (the call ended, its client gone or its deadline passed, before anything was checked) or
+	// "error".
 	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// The user, when known.
 	UserId *string `protobuf:"bytes,5,opt,name=user_id,proto3,oneof" json:"user_id,omitempty"`
@@ -426,7 +428,7 @@ type SuppressedCount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The events' type, e.g. "login", "admin.call".
 	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
-	// Their outcome: "failure", "locked", "throttled", "shed" or "error".
+	// Their outcome: "failure", "locked", "throttled", "shed", "canceled" or "error".
 	Outcome string `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// Their error reason, e.g. "INVALID_CREDENTIALS"; empty when they had none.
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
