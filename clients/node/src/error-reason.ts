@@ -9,7 +9,7 @@ export function errorReason(error: unknown): string | undefined {
   return ConnectError.from(error).findDetails(ErrorInfoSchema).find((info) => info.domain === "tessera")?.reason;
 }
 
-/** How many seconds to wait before retrying (LOGIN_LOCKED, STORE_UNAVAILABLE), or undefined. */
+/** How many seconds to wait before retrying (LOGIN_LOCKED, TOO_MANY_SIGNUPS, HASHER_BUSY, STORE_UNAVAILABLE), or undefined. */
 export function retryAfterSeconds(error: unknown): number | undefined {
   const delay = ConnectError.from(error).findDetails(RetryInfoSchema)[0]?.retryDelay;
   return delay === undefined ? undefined : Number(delay.seconds);
