@@ -28,8 +28,7 @@ export type CreateSessionRequest = Message<"tessera.session.v1.CreateSessionRequ
   accountType: string;
 
   /**
-   * The user's email address (the login). Compared case-insensitively after trimming and
-   * Unicode NFC normalisation.
+   * The user's email address (the login). Compared after trimming, by NFKC and case folding.
    *
    * @generated from field: string email = 2;
    */

@@ -28,8 +28,7 @@ type CreateSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The kind of account; "traditional" (email and password) is the only one supported.
 	AccountType string `protobuf:"bytes,1,opt,name=account_type,proto3" json:"account_type,omitempty"`
-	// The user's email address (the login). Compared case-insensitively after trimming and
-	// Unicode NFC normalisation.
+	// The user's email address (the login). Compared after trimming, by NFKC and case folding.
 	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
 	// The user's password.
 	Password      string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
