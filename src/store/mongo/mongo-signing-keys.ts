@@ -64,8 +64,6 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
 
   return {
     list: () => ctx.run(ID, list),
-    // The highest generation is the next key: no rotation has promoted or retired it yet.
-    current: () => ctx.run(ID, async () => (await list()).at(-1) ?? null),
     insertGeneration: (key) => ctx.run(ID, () => tryInsert(key)),
     rotate: (next, change) =>
       ctx.run(ID, async () => {

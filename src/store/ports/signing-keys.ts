@@ -41,8 +41,6 @@ export interface KeyPromotion {
 export interface SigningKeyStore {
   /** Every stored key, generation ascending. */
   list(): Promise<SigningKeyRecord[]>;
-  /** The key with the highest generation (the published next key), or null when there is none yet. */
-  current(): Promise<SigningKeyRecord | null>;
   /**
    * Inserts `key` unless its generation (or kid) is taken. Returns true when this call won; false
    * when another instance already stored that generation (read the list again).

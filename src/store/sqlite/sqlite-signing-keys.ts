@@ -36,7 +36,6 @@ function toRecord(row: SigningKeyRow): SigningKeyRecord {
 export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
   const { call } = sqliteCalls(db);
   const list = db.prepare("SELECT * FROM signing_keys ORDER BY generation ASC");
-  const current = db.prepare("SELECT * FROM signing_keys ORDER BY generation DESC LIMIT 1");
   const insert = db.prepare(`INSERT INTO signing_keys
     (kid, generation, alg, private_jwk, public_jwk, created_at, activated_at)
     VALUES (@kid, @generation, @alg, @privateJwk, @publicJwk, @createdAt, @activatedAt)`);
@@ -81,11 +80,6 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
 
   return {
     list: () => call(() => (list.all() as SigningKeyRow[]).map(toRecord)),
-    current: () =>
-      call(() => {
-        const row = current.get() as SigningKeyRow | undefined;
-        return row ? toRecord(row) : null;
-      }),
     insertGeneration: (key) => call(() => tryInsert(key)),
     rotate: (next, change) => call(() => rotate.immediate(next, change)),
     revoke: (kid, at) => call(() => revoke.run(toMs(at), kid).changes === 1),
