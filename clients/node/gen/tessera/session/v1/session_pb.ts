@@ -303,8 +303,9 @@ export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
  * configured client; an unknown or missing client id is UNAUTHENTICATED (401). A session is
  * bound to the client id that created it: presenting its tokens with another client id is 401.
  *
- * Access tokens are JWTs signed by the key store (claims `sub`, `sid`, `jti`, `iat`, `exp`, and
- * `aud` = the client id). Only the most recent access token of a session is accepted.
+ * Access tokens are JWTs signed by the key store (claims `iss` = TESSERA_JWT_ISSUER, `sub`, `sid`,
+ * `jti`, `iat`, `exp`, and `aud` = the client id). Only the most recent access token of a session
+ * is accepted.
  * Refresh tokens are opaque random strings, stored only as a hash, and rotated on every refresh.
  *
  * Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
