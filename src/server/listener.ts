@@ -81,6 +81,8 @@ export interface Listener {
 }
 
 const preface = Buffer.from("PRI * HTTP/2.0");
+/** The whole HTTP/2 client connection preface (RFC 9113 3.4), of which `preface` is the start. */
+const wholePreface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
  * What a TLS handshake may agree on, set on every secure context (a reloaded certificate's too),
@@ -562,8 +564,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     front = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
       // A connection that has not told which protocol it speaks within the headers timeout (no
-      // byte, or the start of the HTTP/2 preface dribbled) is closed: a deadline, not the
-      // socket's idle timeout, which every byte would start again (14 bytes, 14 timeouts).
+      // byte, or the start of the HTTP/2 preface dribbled), or whose HTTP/2 preface has not
+      // arrived whole by then, is closed: a deadline, not the socket's idle timeout, which every
+      // byte would start again (14 bytes, 14 timeouts), nor the HTTP/2 session's idle timeout.
       const undecided = setTimeout(() => socket.destroy(), o.headersTimeoutMs);
       socket.once("close", () => clearTimeout(undecided));
       let head: Buffer = Buffer.alloc(0);
@@ -572,6 +575,8 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         const n = Math.min(head.length, preface.length);
         const isH2 = head.subarray(0, n).equals(preface.subarray(0, n));
         if (isH2 && head.length < preface.length) return; // need more bytes to be sure
+        const whole = Math.min(head.length, wholePreface.length);
+        if (isH2 && head.length < wholePreface.length && head.subarray(0, whole).equals(wholePreface.subarray(0, whole))) return; // the rest of the preface, within the deadline
         socket.removeListener("data", onData);
         clearTimeout(undecided);
         if (isH2) {

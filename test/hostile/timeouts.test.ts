@@ -169,4 +169,18 @@ describe("timeouts on every transport", function () {
     assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 2000, `closed after ${r.closedAfterMs} ms`);
     assert.equal(r.received, "", "the server took it for HTTP/2 (it sent its SETTINGS)");
   });
+
+  describe("with an idle timeout longer than the headers timeout (headers 1 s, idle 10 s)", () => {
+    let server: TestServer;
+    before(async () => (server = await startTestServer({ env: { ...timeouts, TESSERA_IDLE_TIMEOUT_MS: "10000" } })));
+    after(async () => server?.close());
+
+    it("h2c: a preface cut short after its first line (then nothing) is cut off at the headers timeout, not held until the idle timeout", async () => {
+      // "PRI * HTTP/2.0" tells HTTP/2 apart, but the preface is 24 bytes: a connection that sends
+      // 16 of them has not sent a whole preface (README, "Connections and limits": Arriving).
+      const r = await slowClient(server.port, (s) => s.write("PRI * HTTP/2.0\r\n"));
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
+      assert.equal(r.received, "", "the server took it for HTTP/2 (it sent its SETTINGS)");
+    });
+  });
 });
