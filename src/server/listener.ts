@@ -501,6 +501,13 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     sessionPeers.set(session, peer);
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    // The client's connection preface ends with its SETTINGS frame: until that has arrived (a
+    // preface dribbled or cut short, over TLS as in cleartext) the connection is still arriving,
+    // and is closed at the headers timeout as an HTTP/1.1 header block would be, not left to
+    // the session's idle timeout.
+    const prefaceDeadline = setTimeout(() => session.destroy(), o.headersTimeoutMs);
+    session.once("remoteSettings", () => clearTimeout(prefaceDeadline));
+    session.once("close", () => clearTimeout(prefaceDeadline));
     guardSession(session, {
       socket,
       idleTimeoutMs: o.idleTimeoutMs,

@@ -172,8 +172,20 @@ describe("timeouts on every transport", function () {
 
   describe("with an idle timeout longer than the headers timeout (headers 1 s, idle 10 s)", () => {
     let server: TestServer;
-    before(async () => (server = await startTestServer({ env: { ...timeouts, TESSERA_IDLE_TIMEOUT_MS: "10000" } })));
-    after(async () => server?.close());
+    let tlsSlowIdle: TestServer;
+    before(async () => {
+      server = await startTestServer({ env: { ...timeouts, TESSERA_IDLE_TIMEOUT_MS: "10000" } });
+      tlsSlowIdle = await startTestServer({ env: { ...timeouts, TESSERA_IDLE_TIMEOUT_MS: "10000", ...cert.env } });
+    });
+    after(async () => {
+      await server?.close();
+      await tlsSlowIdle?.close();
+    });
+
+    it("h2 over TLS: a handshake (ALPN h2), then a preface cut short after its first line, is cut off at the headers timeout, not held until the idle timeout", async () => {
+      const r = await slowClient(tlsSlowIdle.port, (s) => s.write("PRI * HTTP/2.0\r\n"), { tls: { ca: cert.ca, alpn: ["h2"] } });
+      assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
+    });
 
     it("h2c: a preface cut short after its first line (then nothing) is cut off at the headers timeout, not held until the idle timeout", async () => {
       // "PRI * HTTP/2.0" tells HTTP/2 apart, but the preface is 24 bytes: a connection that sends
