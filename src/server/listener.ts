@@ -4,8 +4,8 @@
 // them apart once the handshake is done. Either way the connection is handed to one HTTP/1.1
 // server or one HTTP/2 server, both sharing one request handler, so every transport gets the
 // same timeouts:
-// - nothing at all (no byte, no ClientHello), or a ClientHello or h2c preface that has not
-//   arrived whole: closed after the headers timeout;
+// - nothing at all (no byte, no ClientHello), or a ClientHello or HTTP/2 preface (h2c, or h2
+//   after the handshake) that has not arrived whole: closed after the headers timeout;
 // - HTTP/1.1: Node's headers, request and keep-alive timeouts (plain and TLS alike), a request
 //   not arrived in time answered 408 with the JSON error (answerClientError), and a connection
 //   whose answer has been waiting to be sent, none of it taken by the client, for the idle
