@@ -10,6 +10,10 @@
 // walk at the trusted proxy that reported it. A proxy that writes only `Forwarded` must drop an
 // `X-Forwarded-For` sent by clients.
 //
+// The headers are read from the right, one hop at a time, as far as the walk goes and no further
+// than maxHops: what a client wrote left of the proxies' hops (a 16 KiB header of entries, a
+// quote it never closes) is not even parsed, and cannot change how the proxies' own hops read.
+//
 // IPv4 addresses are counted as they are; an IPv6 address as its /64 (one host usually holds a
 // whole /64, so counting single IPv6 addresses would give it 2^64 tries). IPv4-mapped IPv6
 // addresses (::ffff:192.0.2.1, how a dual-stack socket reports IPv4 peers) are IPv4.
@@ -42,11 +46,11 @@ export function createClientAddressResolver(trustedProxies: readonly string[]): 
     const direct = peer === undefined ? undefined : canonical(peer);
     if (direct === undefined) return "unknown";
     if (none || !isTrusted(direct)) return counted(direct);
-    const hops = forwardedHops(headers);
     let client = direct;
-    for (let i = hops.length - 1; i >= 0; i--) {
-      const hop = hops[i];
-      if (hop === undefined) break;
+    let read = 0;
+    for (const hop of hopsFromRight(headers)) {
+      // Beyond maxHops, a hop is read as one that is no address: the walk stops where it is.
+      if (hop === undefined || read++ === maxHops) break;
       client = hop;
       if (!isTrusted(hop)) break;
     }
@@ -54,24 +58,53 @@ export function createClientAddressResolver(trustedProxies: readonly string[]): 
   };
 }
 
-/** The hops a forwarding header lists, left to right; undefined for one that is no IP address. */
-export function forwardedHops(headers: IncomingHttpHeaders): Array<string | undefined> {
+/** The most hops the walk reads: no real chain of proxies is this long; what lies beyond is the client's writing. */
+export const maxHops = 32;
+
+/**
+ * The hops a forwarding header lists, right to left, parsed as they are asked for; undefined for
+ * one that is no IP address.
+ */
+export function* hopsFromRight(headers: IncomingHttpHeaders): Generator<string | undefined, void, undefined> {
   const xff = headerValues(headers["x-forwarded-for"]);
-  if (xff.length > 0) return xff.flatMap((v) => v.split(",")).map((h) => hopAddress(h.trim()));
-  const hops: Array<string | undefined> = [];
-  for (const v of headerValues(headers["forwarded"])) {
-    for (const element of splitOutsideQuotes(v, ",")) {
+  if (xff.length > 0) {
+    for (let v = xff.length - 1; v >= 0; v--) {
+      for (const hop of splitFromRight(xff[v]!, ",", false)) yield hopAddress(hop.trim());
+    }
+    return;
+  }
+  const forwarded = headerValues(headers["forwarded"]);
+  for (let v = forwarded.length - 1; v >= 0; v--) {
+    for (const element of splitFromRight(forwarded[v]!, ",", true)) {
       const pair = splitOutsideQuotes(element, ";")
         .map((p) => p.trim())
         .find((p) => p.slice(0, 4).toLowerCase() === "for=");
-      if (pair !== undefined) hops.push(hopAddress(pair.slice(4).trim()));
+      if (pair !== undefined) yield hopAddress(pair.slice(4).trim());
     }
   }
-  return hops;
 }
 
 function headerValues(v: string | string[] | undefined): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/**
+ * The parts of `s` between `sep`s, right to left; with `quotes`, a `sep` inside a quoted string
+ * does not split. Read from the right, the proxies' own well-formed parts come first, so a quote
+ * left open further left (by the client) cannot take them in.
+ */
+function* splitFromRight(s: string, sep: string, quotes: boolean): Generator<string, void, undefined> {
+  let quoted = false;
+  let end = s.length;
+  for (let i = s.length - 1; i >= 0; i--) {
+    const c = s[i];
+    if (quotes && c === '"' && s[i - 1] !== "\\") quoted = !quoted;
+    else if (c === sep && !quoted) {
+      yield s.slice(i + 1, end);
+      end = i;
+    }
+  }
+  yield s.slice(0, end);
 }
 
 function splitOutsideQuotes(s: string, sep: string): string[] {

@@ -155,6 +155,14 @@ describe("client address resolution", () => {
     ["Forwarded: an obfuscated hop stops at the proxy", "192.0.2.1", { forwarded: "for=198.51.100.2, for=_hidden" }, "192.0.2.1"],
     ["Forwarded: FOR in upper case, a trusted IPv6 hop skipped", "10.1.1.1", { forwarded: 'FOR=198.51.100.3, for="[2001:db8:ffff::1]"' }, "198.51.100.3"],
     ["no peer at all", undefined, {}, "unknown"],
+    // The client writes what is left of the proxy's hop: a quote it leaves open does not swallow that hop.
+    ["Forwarded: a quote the client left open, then the proxy's hop", "10.1.1.1", { forwarded: 'for="198.51.100.1, for=203.0.113.7' }, "203.0.113.7"],
+    ["Forwarded: a quote the client left open, then the proxy's quoted IPv6 hop", "10.1.1.1", { forwarded: 'for="x, for="[2001:db8:1:2::1]:443"' }, "2001:db8:1:2::/64"],
+    // At most 32 hops are read, from the right: a longer chain of trusted hops counts as its 32nd.
+    ["a chain of 40 trusted hops: the 32nd from the right", "10.1.1.1", { "x-forwarded-for": Array.from({ length: 40 }, (_, i) => `10.0.0.${40 - i}`).join(", ") }, "10.0.0.32"],
+    ["Forwarded: a chain of 40 trusted hops: the 32nd from the right", "10.1.1.1", { forwarded: Array.from({ length: 40 }, (_, i) => `for=10.0.0.${40 - i}`).join(", ") }, "10.0.0.32"],
+    ["32 trusted hops: the left-most", "10.1.1.1", { "x-forwarded-for": Array.from({ length: 32 }, (_, i) => `10.0.0.${32 - i}`).join(", ") }, "10.0.0.32"],
+    ["a long header of garbage left of the proxy's hop: that hop", "10.1.1.1", { "x-forwarded-for": `${",".repeat(15_000)} 203.0.113.7` }, "203.0.113.7"],
   ];
   for (const [name, peer, headers, expected] of cases) {
     it(`${name}: ${expected}`, () => assert.equal(resolve(peer, headers), expected));
