@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
 import { refreshTokenAudience } from "./core/jwt-tokens.js";
+import { proxySubnet } from "./server/client-address.js";
 import { CertificateError, loadCertificate } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
 
@@ -117,15 +118,10 @@ const originList: Parser<string[]> = (raw) =>
   });
 
 /** Comma list of IP addresses or CIDRs ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7"). */
+/** Proxy addresses and CIDRs, each checked as the client address resolver reads it. */
 const cidrList: Parser<string[]> = (raw) =>
   list(raw).map((cidr) => {
-    const [address, prefix, extra] = cidr.split("/");
-    const family = isIP(address!.split("%", 1)[0]!);
-    if (family === 0 || extra !== undefined) throw new Error(`"${cidr}" is not an IP address or CIDR`);
-    const max = family === 4 ? 32 : 128;
-    if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= max)) {
-      throw new Error(`"${cidr}": the prefix length must be 0 to ${max}`);
-    }
+    proxySubnet(cidr);
     return cidr;
   });
 

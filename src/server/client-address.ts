@@ -22,18 +22,32 @@ import { BlockList, isIPv4, isIPv6 } from "node:net";
 
 export type ClientAddressResolver = (peer: string | undefined, headers: IncomingHttpHeaders) => string;
 
-/** "192.0.2.1" or "2001:db8::/64"-style CIDRs (a bare address is a /32 or /128). */
+/**
+ * One entry of TESSERA_TRUSTED_PROXIES ("192.0.2.1", "10.0.0.0/8", "2001:db8::/64"; a bare address
+ * is a /32 or /128) as the subnet it is checked against, or an Error naming what is wrong. An
+ * IPv4-mapped IPv6 entry ("::ffff:10.0.0.0/104") is its IPv4 subnet, since mapped peers and hops
+ * are counted as IPv4 (canonical); a mapped entry shorter than /96 would also cover addresses
+ * that are not IPv4-mapped, and is refused.
+ */
+export function proxySubnet(cidr: string): { address: string; prefix: number; family: "ipv4" | "ipv6" } {
+  const [address, prefix, extra] = cidr.split("/") as [string, string | undefined, string | undefined];
+  const ip = extra === undefined ? canonical(address) : undefined;
+  if (ip === undefined) throw new Error(`"${cidr}" is not an IP address or CIDR`);
+  const mapped = isIPv4(ip) && !isIPv4(address.split("%", 1)[0]!);
+  const max = isIPv4(ip) && !mapped ? 32 : 128;
+  const bits = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+  if (!(bits >= 0 && bits <= max)) throw new Error(`"${cidr}": the prefix length must be 0 to ${max}`);
+  if (!mapped) return { address: ip, prefix: bits, family: isIPv4(ip) ? "ipv4" : "ipv6" };
+  if (bits < 96) throw new Error(`"${cidr}": the prefix length of an IPv4-mapped address must be 96 to 128`);
+  return { address: ip, prefix: bits - 96, family: "ipv4" };
+}
+
+/** The subnets of TESSERA_TRUSTED_PROXIES (proxySubnet). */
 export function trustedProxyList(cidrs: readonly string[]): BlockList {
   const list = new BlockList();
   for (const cidr of cidrs) {
-    const [address, prefix] = cidr.split("/") as [string, string | undefined];
-    const ip = canonical(address);
-    if (ip === undefined) throw new Error(`"${cidr}" is not an IP address or CIDR`);
-    const family = isIPv4(ip) ? "ipv4" : "ipv6";
-    const max = family === "ipv4" ? 32 : 128;
-    const bits = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
-    if (!(bits >= 0 && bits <= max)) throw new Error(`"${cidr}": the prefix length must be 0 to ${max}`);
-    list.addSubnet(ip, bits, family);
+    const { address, prefix, family } = proxySubnet(cidr);
+    list.addSubnet(address, prefix, family);
   }
   return list;
 }

@@ -168,6 +168,17 @@ describe("client address resolution", () => {
     it(`${name}: ${expected}`, () => assert.equal(resolve(peer, headers), expected));
   }
 
+  it("takes a proxy written as an IPv4-mapped IPv6 address or CIDR as the IPv4 one (how a dual-stack socket reports its peer)", () => {
+    const mapped = createClientAddressResolver(["::ffff:10.0.0.0/104", "::ffff:192.0.2.1"]);
+    const hop = { "x-forwarded-for": "198.51.100.1" };
+    assert.equal(mapped("::ffff:10.20.30.40", hop), "198.51.100.1");
+    assert.equal(mapped("10.20.30.40", hop), "198.51.100.1");
+    assert.equal(mapped("::ffff:192.0.2.1", hop), "198.51.100.1");
+    assert.equal(mapped("11.0.0.1", hop), "11.0.0.1");
+    assert.equal(mapped("192.0.2.2", hop), "192.0.2.2");
+    assert.throws(() => createClientAddressResolver(["::ffff:10.0.0.0/80"]), /^Error: "::ffff:10\.0\.0\.0\/80": the prefix length of an IPv4-mapped address must be 96 to 128$/);
+  });
+
   it("refuses a list entry that is no address or CIDR, naming it", () => {
     assert.throws(() => createClientAddressResolver(["10.0.0.0/33"]), /"10\.0\.0\.0\/33": the prefix length must be 0 to 32/);
     assert.throws(() => createClientAddressResolver(["proxy.internal"]), /"proxy\.internal" is not an IP address or CIDR/);
