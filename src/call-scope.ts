@@ -60,6 +60,18 @@ export function outsideCall<T>(fn: () => T): T {
   return storage.exit(fn);
 }
 
+/**
+ * Runs `fn` in the current call's scope without its deadline: for the server's own bookkeeping
+ * that must be done whether the caller still waits or not (a login attempt giving back or
+ * counting the slots it took). Its store calls wait for the store's own timeout only.
+ */
+export function beyondDeadline<T>(fn: () => T): T {
+  const scope = storage.getStore();
+  if (scope?.deadline === undefined) return fn();
+  const { deadline: _deadline, ...rest } = scope;
+  return storage.run(rest, fn);
+}
+
 /** The scope of the call being served, if any. */
 export function currentCall(): CallScope | undefined {
   return storage.getStore();

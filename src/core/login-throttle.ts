@@ -20,7 +20,16 @@
 // Sign-ups: every attempt to create a user takes a slot in its address's sign-up window
 // (TESSERA_SIGNUP_MAX_PER_ADDRESS per window) and counts like a failure, whatever its outcome:
 // it is the sign-up that is limited.
+//
+// Slots are bookkeeping of the server's, not work for the caller: once a reservation has been
+// asked for (never past the caller's deadline), it and the attempt's end (failed, succeeded,
+// abandon) are made whether the caller still waits or not. A caller whose deadline passes while
+// its password is hashed is answered DEADLINE_EXCEEDED, and its attempt still gives its slots
+// back or counts them as failures: else a few calls with a short deadline would hold a login's
+// slots, refusing it as busy, until its window passed.
+import { beyondDeadline, timeLeftMs } from "../call-scope.js";
 import type { Config } from "../config.js";
+import { DeadlineExceededError } from "../store/ports.js";
 import type { AttemptRule, AttemptSlot, HeldSlot, LoginAttemptStore } from "../store/ports/login-attempts.js";
 import type { Clock } from "./clock.js";
 import { resourceExhausted, type AuthError } from "./errors.js";
@@ -102,15 +111,16 @@ export class LoginThrottle {
       resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", { retryAfterSeconds }),
     );
     return {
-      failed: () => this.attempts.recordFailure(held, this.clock.now(), this.rule),
-      succeeded: async (remember) => {
-        const at = this.clock.now().getTime();
-        const rememberAgain = remember && (!known || until!.getTime() - at < REMEMBER_LOGIN_MS - rememberAgainAfterMs);
-        await Promise.all([
-          this.attempts.release(held),
-          rememberAgain ? this.attempts.rememberLogin(remembered, new Date(at + REMEMBER_LOGIN_MS)) : undefined,
-        ]);
-      },
+      failed: () => beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule)),
+      succeeded: (remember) =>
+        beyondDeadline(async () => {
+          const at = this.clock.now().getTime();
+          const rememberAgain = remember && (!known || until!.getTime() - at < REMEMBER_LOGIN_MS - rememberAgainAfterMs);
+          await Promise.all([
+            this.attempts.release(held),
+            rememberAgain ? this.attempts.rememberLogin(remembered, new Date(at + REMEMBER_LOGIN_MS)) : undefined,
+          ]);
+        }),
       abandon: () => this.release(held),
     };
   }
@@ -122,12 +132,16 @@ export class LoginThrottle {
     const held = await this.reserve(slots, this.clock.now(), (retryAfterSeconds) =>
       resourceExhausted("TOO_MANY_SIGNUPS", "too many sign-ups from this address; try again later", { retryAfterSeconds }),
     );
-    const counted = () => this.attempts.recordFailure(held, this.clock.now(), this.rule);
+    const counted = () => beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule));
     return { failed: counted, succeeded: counted, abandon: () => this.release(held) };
   }
 
   private async reserve(slots: AttemptSlot[], now: Date, refused: (retryAfterSeconds: number) => AuthError): Promise<readonly HeldSlot[]> {
-    const reservation = await this.attempts.reserve(slots, now, this.rule);
+    // Not asked for past the deadline; once asked for, not abandoned at it (a slot taken by a
+    // reservation nobody waits for would never be given back).
+    const left = timeLeftMs();
+    if (left !== undefined && left <= 0) throw new DeadlineExceededError();
+    const reservation = await beyondDeadline(() => this.attempts.reserve(slots, now, this.rule));
     if (!reservation.granted) {
       const until = reservation.lockedUntil;
       const error = refused(until ? Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000)) : fullRetryAfterSeconds);
@@ -139,7 +153,7 @@ export class LoginThrottle {
 
   private async release(held: readonly HeldSlot[]): Promise<void> {
     try {
-      await this.attempts.release(held);
+      await beyondDeadline(() => this.attempts.release(held));
     } catch {
       // Best effort: the slot then counts as a failure until its window passes.
     }
