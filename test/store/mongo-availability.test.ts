@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
+import { MongoClient } from "mongodb";
 import { once } from "node:events";
 import { runInCall } from "../../src/call-scope.js";
 import { openStore } from "../../src/store/index.js";
@@ -118,6 +119,55 @@ describe("mongo store: the caller's deadline", function () {
     }
   });
 });
+
+describe("mongo store: a login slot reserved after its caller was told the store is unavailable", function () {
+  this.timeout(60_000);
+  let db: PrivateFerretDb | undefined;
+  before(async function () {
+    if (!ferretdbBinary()) {
+      if (process.env.CI === "true") throw new Error("CI=true but the FerretDB binary is missing (FERRETDB_BIN)");
+      this.skip();
+    }
+    db = await PrivateFerretDb.start();
+  });
+  after(async () => {
+    db?.unpause();
+    await db?.destroy();
+  });
+
+  it("is given back once the abandoned reservation lands, so the key's one slot is free again", async () => {
+    const dbName = "tessera_abandoned";
+    const store = await openStore({ mongodbUri: db!.uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 300, warn: () => {} });
+    const client = new MongoClient(db!.uri);
+    const key = `login:${randomUUID()}`;
+    const rule = { windowMs: 900_000, lockMs: 60_000, maxLockMs: 900_000 };
+    try {
+      await store.ping();
+      db!.pause();
+      const { result } = await elapsed(store.loginAttempts.reserve([{ key, limit: 1 }], new Date(), rule));
+      assertUnavailable(result);
+      db!.unpause();
+      // The reservation the caller gave up on still completes: its slot is taken.
+      const attempts = client.db(dbName).collection("login_attempts");
+      await until(async () => (await attempts.countDocuments({ key })) > 0, "the abandoned reservation landed");
+      // Nobody holds that slot: it is given back, and the next attempt gets it.
+      await until(async () => (await store.loginAttempts.reserve([{ key, limit: 1 }], new Date(), rule)).granted, "the slot is free again");
+    } finally {
+      db!.unpause();
+      await client.close();
+      await store.close();
+    }
+  });
+});
+
+/** Polls `check` every 100 ms for up to 20 s. */
+async function until(check: () => Promise<boolean>, what: string): Promise<void> {
+  const giveUp = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > giveUp) assert.fail(`not within 20 s: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 describe("mongo store: reconnects when the database returns", function () {
   this.timeout(60_000);

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { AttemptRule, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
+import type { AttemptRule, AttemptSlot, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
 import { failSlot, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { abandoned, type MongoContext } from "./mongo-context.js";
@@ -152,26 +152,42 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     await Promise.all(slots.map((slot) => releases.insertOne({ _id: randomUUID(), key: slot.key, windowStart: slot.windowStart })));
   };
 
+  const reserve = async (slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation> => {
+    // A key that refuses does so without a write: a flood against it costs reads only.
+    const current = await Promise.all(slots.map(async (slot) => takeSlot(await stateOf(await latest(slot.key), slot.limit), slot.limit, at, rule)));
+    const refusals = current.flatMap((step) => ("refused" in step ? [step] : []));
+    if (refusals.length > 0) return refusedBy(refusals);
+    // One key at a time; when one refuses (a concurrent writer locked it meanwhile) or fails,
+    // the slots already taken are given back.
+    const held: HeldSlot[] = [];
+    for (const slot of slots) {
+      let taken: Awaited<ReturnType<typeof take>>;
+      try {
+        taken = await take(slot.key, slot.limit, at, rule);
+      } catch (error) {
+        await giveBack(held).catch(() => {});
+        throw error;
+      }
+      if ("refused" in taken) {
+        await giveBack(held);
+        return refusedBy([taken]);
+      }
+      held.push(taken.held);
+    }
+    return { granted: true, slots: held };
+  };
+
   return {
-    reserve: (slots, at, rule) =>
-      ctx.run(ID, async (): Promise<Reservation> => {
-        // A key that refuses does so without a write: a flood against it costs reads only.
-        const current = await Promise.all(slots.map(async (slot) => takeSlot(await stateOf(await latest(slot.key), slot.limit), slot.limit, at, rule)));
-        const refusals = current.flatMap((step) => ("refused" in step ? [step] : []));
-        if (refusals.length > 0) return refusedBy(refusals);
-        // One key at a time; when one refuses (a concurrent writer locked it meanwhile), the
-        // slots already taken are given back.
-        const held: HeldSlot[] = [];
-        for (const slot of slots) {
-          const taken = await take(slot.key, slot.limit, at, rule);
-          if ("refused" in taken) {
-            await giveBack(held);
-            return refusedBy([taken]);
-          }
-          held.push(taken.held);
-        }
-        return { granted: true, slots: held };
-      }),
+    reserve: (slots, at, rule) => {
+      let reserving: Promise<Reservation> | undefined;
+      return ctx.run(ID, () => (reserving = reserve(slots, at, rule))).catch((error: unknown) => {
+        // The caller was told the store did not answer, and never learns of the slots this
+        // reservation may still take: once it lands, they are given back (else they would stay
+        // held, a login refused as busy, until its window passed).
+        void reserving?.then((r) => (r.granted ? giveBack(r.slots) : undefined)).catch(() => {});
+        throw error;
+      });
+    },
     recordFailure: (slots, at, rule) =>
       ctx.run(ID, async () => {
         await Promise.all(
