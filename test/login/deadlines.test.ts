@@ -15,8 +15,10 @@ import { clientIdHeader, password, uniqueEmail } from "../support/users.js";
 import { loginApi, wrongPassword, type LoginApi } from "./api.js";
 
 const N = 2;
-// A password hash that takes far longer than the callers' deadline below.
-const env = { TESSERA_LOGIN_MAX_FAILURES: String(N), TESSERA_ARGON2_MEMORY_KIB: "32768", TESSERA_ARGON2_ITERATIONS: "100" };
+// A password hash that takes far longer than the callers' deadline below; a hasher for each of
+// the N calls at once, so that each deadline passes while its password is hashed (a call whose
+// deadline passes while it waits for a hasher is never hashed: test/login/ended-calls.test.ts).
+const env = { TESSERA_HASH_CONCURRENCY: String(N), TESSERA_LOGIN_MAX_FAILURES: String(N), TESSERA_ARGON2_MEMORY_KIB: "32768", TESSERA_ARGON2_ITERATIONS: "100" };
 const deadlineMs = 1000;
 const locked = "too many failed logins; try again later";
 
