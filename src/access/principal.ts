@@ -10,6 +10,8 @@ export interface SessionPrincipal {
   readonly expiresAt: Date;
   /** The user's credential epoch (see JwtPrincipal). */
   readonly credentialEpoch: number;
+  /** The kid of the presented access token (see JwtPrincipal.keyIds). */
+  readonly keyIds: readonly string[];
 }
 
 export interface ApiTokenPrincipal {
@@ -38,6 +40,12 @@ export interface JwtPrincipal {
    * access JWT stays valid until it expires and may carry an older one: it then mints nothing.
    */
   readonly credentialEpoch: number;
+  /**
+   * The kids of the signing keys the credential rests on: the access token's own, and those of
+   * the tokens it was made from (a refresh token, and the access token that one was minted
+   * with). What is made with it records them and ends once one of them is revoked.
+   */
+  readonly keyIds: readonly string[];
 }
 
 /** The seed 003 session cookie: accepted on safe methods only. */
@@ -49,6 +57,8 @@ export interface CookiePrincipal {
   readonly credentialEpoch: number;
   /** When the cookie session ends: nothing started from it outlives it. */
   readonly expiresAt: Date;
+  /** The kids of the signing keys of the tokens it descends from (see JwtPrincipal.keyIds). */
+  readonly keyIds: readonly string[];
 }
 
 /** HTTP Basic credentials, parsed but not yet verified: the handler logs in with them. */

@@ -104,8 +104,15 @@ export class AuditedUserTokens extends UserTokens {
   override startCookieSession(
     user: { id: string; credentialEpoch: number },
     notAfter?: Date,
+    sourceKids?: readonly string[],
   ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
-    return tracked(this.audit, "cookie_session.started", { userId: user.id }, () => super.startCookieSession(user, notAfter), (r) => (r ? { subject: r.token.id } : {}));
+    return tracked(
+      this.audit,
+      "cookie_session.started",
+      { userId: user.id },
+      () => super.startCookieSession(user, notAfter, sourceKids),
+      (r) => (r ? { subject: r.token.id } : {}),
+    );
   }
 }
 
@@ -156,8 +163,14 @@ export class AuditedJwtTokens extends JwtTokens {
   }
 
   /** `jwt_refresh_token.issued` (`subject`: the token's jti). */
-  override issueRefreshToken(userId: string, credentialEpoch: number): Promise<string> {
-    return tracked(this.audit, "jwt_refresh_token.issued", { userId }, () => super.issueRefreshToken(userId, credentialEpoch), (token) => ({ subject: decodeJwt(token).jti }));
+  override issueRefreshToken(userId: string, credentialEpoch: number, keyIds?: readonly string[]): Promise<string> {
+    return tracked(
+      this.audit,
+      "jwt_refresh_token.issued",
+      { userId },
+      () => super.issueRefreshToken(userId, credentialEpoch, keyIds),
+      (token) => ({ subject: decodeJwt(token).jti }),
+    );
   }
 
   /** A refresh login (GET /token with a refresh token): `jwt_refresh_token.used`, naming the token's user and jti when it verifies. */

@@ -13,6 +13,7 @@ import type { SessionStore } from "../store/ports/sessions.js";
 import type { UserTokenStore } from "../store/ports/user-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
+import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
 import { alreadyExists, invalidField, missingField, notFound, unauthenticated } from "./errors.js";
 import { hashSecret, randomToken, secretEquals } from "./secrets.js";
@@ -40,6 +41,8 @@ export interface AuthenticationTokensDeps {
   authTokens: AuthTokenStore;
   users: Pick<Users, "get">;
   userTokens: Pick<UserTokens, "startCookieSession" | "verifyCookie">;
+  /** Whether a key the token's source tokens were signed by has been revoked (AuthTokenRecord.sourceKids). */
+  keys: Pick<KeyRing, "anyRevoked">;
   clock: Clock;
   logger: Logger;
   config: Pick<Config, "authenticationTokenTtlSeconds">;
@@ -75,9 +78,17 @@ export class AuthenticationTokens {
    * session (the session its exchange starts ends no later than that one), and `source`, the
    * calling credential (see AuthTokenRecord): a token is dead once the credential it came from
    * has ended (a logout, DELETE /session, an expiry), and the session its exchange starts ends
-   * no later than that credential.
+   * no later than that credential. `sourceKids`: the kids of the keys that signed the calling
+   * credential's tokens; the token, and the session its exchange starts, end once one of them is
+   * revoked.
    */
-  async create(caller: { userId: string; credentialEpoch: number; notAfter?: Date; source?: string }): Promise<AuthenticationTokenView> {
+  async create(caller: {
+    userId: string;
+    credentialEpoch: number;
+    notAfter?: Date;
+    source?: string;
+    sourceKids?: readonly string[];
+  }): Promise<AuthenticationTokenView> {
     const user = await this.deps.users.get(caller.userId);
     if (user === null || !user.active) throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
     if (user.credentialEpoch !== caller.credentialEpoch) throw credentialOutdated();
@@ -92,6 +103,7 @@ export class AuthenticationTokens {
       credentialEpoch: caller.credentialEpoch,
       ...(caller.notAfter !== undefined && { notAfter: caller.notAfter }),
       ...(caller.source !== undefined && { source: caller.source }),
+      ...(caller.sourceKids !== undefined && caller.sourceKids.length > 0 && { sourceKids: [...caller.sourceKids] }),
     });
     this.deps.logger.info("authentication token created", { userId });
     return view(token, record);
@@ -113,6 +125,7 @@ export class AuthenticationTokens {
     const user = await this.deps.users.get(record.userId);
     if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
     await this.sourceEnd(record);
+    if (await this.deps.keys.anyRevoked(record.sourceKids)) throw tokenNotFound();
     return view(token, record);
   }
 
@@ -139,13 +152,18 @@ export class AuthenticationTokens {
     const user = await this.deps.users.get(record.userId);
     if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
     const sourceEnd = await this.sourceEnd(record);
+    if (await this.deps.keys.anyRevoked(record.sourceKids)) throw tokenNotFound();
     if (current === user.id) {
       this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "kept" });
       return { user };
     }
     if (current !== undefined) throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
     const notAfter = record.notAfter === undefined || (sourceEnd !== undefined && sourceEnd < record.notAfter) ? sourceEnd : record.notAfter;
-    const session = await this.deps.userTokens.startCookieSession({ id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch }, notAfter);
+    const session = await this.deps.userTokens.startCookieSession(
+      { id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch },
+      notAfter,
+      record.sourceKids,
+    );
     if (session === null) throw tokenNotFound();
     this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "started" });
     return { user, cookie: { value: session.secret, maxAgeSeconds: session.maxAgeSeconds } };

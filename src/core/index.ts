@@ -84,11 +84,12 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     config,
     logger,
   });
-  const userTokens = new AuditedUserTokens(audit, { userTokens: store.userTokens, users, clock, logger, config });
+  const userTokens = new AuditedUserTokens(audit, { userTokens: store.userTokens, users, keys: keyRing, clock, logger, config });
   const authTokens = new AuditedAuthenticationTokens(audit, {
     authTokens: store.authTokens,
     users,
     userTokens,
+    keys: keyRing,
     clock,
     logger,
     config,

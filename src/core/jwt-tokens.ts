@@ -12,6 +12,14 @@
 // still verifies until it expires (offline verifiers cannot be told anyway), but it mints
 // nothing: no refresh token, no further password change, no deactivation (nor, elsewhere,
 // hand-off tokens).
+//
+// A token made with another token records the kids of the keys that signed what it was made
+// from (`source_kids`): a refresh token the access token's (and what that one records), an
+// access token of a refresh login the refresh token's (and what that one records). Revoking a
+// key ends them with the tokens it signed: a key that leaked must not have bought a credential
+// signed by the next key. Hand-off tokens and the cookie sessions they start record the same
+// list (authentication-tokens.ts).
+import { decodeProtectedHeader } from "jose";
 import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
@@ -59,15 +67,29 @@ export interface VerifiedAccessToken {
   readonly authenticationMethod: AuthenticationMethod;
   /** The credential epoch the token was issued under (-1: before the user's last password change, for a token without one). */
   readonly credentialEpoch: number;
+  /** The token's kid and those it records (`source_kids`): what is made with it ends once one of these keys is revoked. */
+  readonly keyIds: readonly string[];
 }
 
 export const credentialEpochClaim = "credential_epoch";
+/** The kids of the keys that signed the tokens a token was made from (see above). */
+export const sourceKidsClaim = "source_kids";
+
+/** The token's own kid (of a verified token: the verifier requires one) and the kids it records, each once. */
+function keyIdsOf(token: string, claims: JwtClaims): string[] {
+  return [...new Set([decodeProtectedHeader(token).kid!, ...sourceKidsOf(claims)])];
+}
+
+/** The `source_kids` of verified claims (their shape checked by verifyToken); none when absent. */
+function sourceKidsOf(claims: JwtClaims): readonly string[] {
+  return (claims[sourceKidsClaim] as readonly string[] | undefined) ?? [];
+}
 
 const credentialOutdated = () =>
   unauthenticated("TOKEN_REVOKED", "the access token was issued before the user's last password change");
 
 export interface JwtTokensDeps {
-  ring: Pick<KeyRing, "sign">;
+  ring: Pick<KeyRing, "sign" | "anyRevoked">;
   verifier: Pick<TokenVerifier, "verify">;
   users: Pick<Users, "authenticate" | "noteLogin" | "get" | "getActive" | "create" | "changePassword" | "deactivate" | "credentialState">;
   refreshTokens: JwtRefreshTokenStore;
@@ -126,21 +148,24 @@ export class JwtTokens {
     if (!record || record.userId !== claims.sub || record.revokedAt !== undefined) {
       throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
     }
+    // Minted with an access token of a key revoked since: revoked with it.
+    if (await this.deps.ring.anyRevoked(sourceKidsOf(claims))) throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
     const user = await this.deps.users.get(claims.sub);
     if (!user) throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
     if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
     if (outdated(record, record.issuedAt, user)) {
       throw unauthenticated("TOKEN_REVOKED", "refresh token issued before the last password change");
     }
-    return this.issueAccessToken(user, "refresh_token");
+    return this.issueAccessToken(user, "refresh_token", keyIdsOf(token, claims));
   }
 
   /**
    * A new refresh token for the (already authenticated) user, whose access token was issued
    * under `credentialEpoch`: none when that is no longer the user's. The token is withdrawn at
-   * once when a change moved the epoch while it was being written.
+   * once when a change moved the epoch while it was being written. `keyIds`: those of the
+   * access token (VerifiedAccessToken.keyIds), recorded in the token (`source_kids`).
    */
-  async issueRefreshToken(userId: string, credentialEpoch: number): Promise<string> {
+  async issueRefreshToken(userId: string, credentialEpoch: number, keyIds: readonly string[] = []): Promise<string> {
     const user = await this.currentUser(userId, credentialEpoch);
     const now = this.deps.clock.now();
     const jti = randomId();
@@ -158,7 +183,13 @@ export class JwtTokens {
       if (state === "deactivated") throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
       throw credentialOutdated();
     }
-    const claims = { ...this.baseClaims(user, now), aud: refreshTokenAudience(this.deps.audience), token_type: refreshTokenType, jti };
+    const claims = {
+      ...this.baseClaims(user, now),
+      aud: refreshTokenAudience(this.deps.audience),
+      token_type: refreshTokenType,
+      jti,
+      ...(keyIds.length > 0 && { [sourceKidsClaim]: [...keyIds] }),
+    };
     return this.deps.ring.sign(claims, ttl);
   }
 
@@ -232,6 +263,10 @@ export class JwtTokens {
     if (claims.aud !== this.deps.audience) throw unauthenticated("WRONG_AUDIENCE", "token issued for another audience");
     const method = claims.authentication_method;
     if (method !== "password" && method !== "refresh_token") throw unauthenticated("INVALID_TOKEN", "invalid token claims");
+    // Its own key was checked by the verifier; those of the tokens it was made from, here.
+    if (await this.deps.ring.anyRevoked(sourceKidsOf(claims))) {
+      throw unauthenticated("INVALID_TOKEN", "token derived from a token signed by a revoked key");
+    }
     const user = await this.deps.users.get(claims.sub);
     if (!user || !user.active) throw unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
     const epoch = claims[credentialEpochClaim];
@@ -245,7 +280,7 @@ export class JwtTokens {
     } else {
       throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     }
-    return { userId: user.id, claims, authenticationMethod: method, credentialEpoch };
+    return { userId: user.id, claims, authenticationMethod: method, credentialEpoch, keyIds: keyIdsOf(token, claims) };
   }
 
   /**
@@ -270,10 +305,15 @@ export class JwtTokens {
     return user;
   }
 
-  private async issueAccessToken(user: UserRecord, method: AuthenticationMethod): Promise<string> {
+  private async issueAccessToken(user: UserRecord, method: AuthenticationMethod, sourceKids: readonly string[] = []): Promise<string> {
     const now = this.deps.clock.now();
     return this.deps.ring.sign(
-      { ...this.baseClaims(user, now), token_type: accessTokenType, authentication_method: method },
+      {
+        ...this.baseClaims(user, now),
+        token_type: accessTokenType,
+        authentication_method: method,
+        ...(sourceKids.length > 0 && { [sourceKidsClaim]: [...sourceKids] }),
+      },
       this.deps.accessTokenTtlSeconds,
     );
   }
@@ -321,6 +361,10 @@ export class JwtTokens {
       audience: this.audiences,
     });
     if (typeof payload.sub !== "string" || typeof payload.user !== "string" || typeof payload.token_type !== "string") {
+      throw unauthenticated("INVALID_TOKEN", "invalid token claims");
+    }
+    const sourceKids = payload[sourceKidsClaim];
+    if (sourceKids !== undefined && !(Array.isArray(sourceKids) && sourceKids.every((kid) => typeof kid === "string"))) {
       throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     }
     return payload as JwtClaims;

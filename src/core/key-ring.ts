@@ -187,6 +187,18 @@ export class KeyRing {
     return this.keys.get(kid)?.revokedAt !== undefined;
   }
 
+  /**
+   * Whether any of `kids` names a revoked key: a credential made from tokens those keys signed
+   * (recorded where it is stored or signed) ends with them. The key list is re-read when stale,
+   * as for a token (other instances' revocations within the reload interval; other workers of
+   * this one are told at once).
+   */
+  async anyRevoked(kids: readonly string[] | undefined): Promise<boolean> {
+    if (kids === undefined || kids.length === 0 || this.alg === "HS256") return false;
+    await this.reloadIfStale();
+    return kids.some((kid) => this.isRevoked(kid));
+  }
+
   /** Public keys that may verify a valid token, and the published next key, as JWKs with kid, alg and use. */
   async jwks(): Promise<Array<Record<string, unknown>>> {
     if (this.alg === "HS256") return [];

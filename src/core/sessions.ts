@@ -26,7 +26,7 @@ import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord, UserStanding } from "../store/ports/users.js";
 import type { Users } from "./users.js";
 import { setTimeout as delay } from "node:timers/promises";
-import { decodeJwt } from "jose";
+import { decodeJwt, decodeProtectedHeader } from "jose";
 
 export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer" | "lastUsedIntervalSeconds">;
 
@@ -57,6 +57,8 @@ export interface SessionAccess {
   expiresAt: Date;
   /** The user's credential epoch, which the session was checked against. */
   credentialEpoch: number;
+  /** The kid of the access token (what is made with it ends once that key is revoked). */
+  keyIds: readonly string[];
 }
 
 const sessionEnded = () => unauthenticated("SESSION_ENDED", "the session has ended");
@@ -161,7 +163,8 @@ export class Sessions {
     const { session, user } = await this.liveSession(sid, sub);
     if (session.clientId !== clientId || session.userId !== sub) throw unauthenticated("WRONG_CLIENT", "token issued for another client");
     if (!allowExpired && session.accessJti !== jti) throw notMostRecent();
-    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000), credentialEpoch: user.credentialEpoch };
+    const keyIds = [decodeProtectedHeader(token).kid!];
+    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000), credentialEpoch: user.credentialEpoch, keyIds };
   }
 
   /** Seconds left on the verified access token (0 when expired). */

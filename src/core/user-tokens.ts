@@ -11,6 +11,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { UserTokenRecord, UserTokenStore } from "../store/ports/user-tokens.js";
 import type { Clock } from "./clock.js";
+import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
 import { invalidField, permissionDenied, unauthenticated, type Reason } from "./errors.js";
 import { checkFreeText } from "./text.js";
@@ -38,6 +39,8 @@ const basicLogin = { field: "authorization", label: "the Basic login" };
 export interface UserTokensDeps {
   userTokens: UserTokenStore;
   users: Pick<Users, "authenticate" | "get" | "bumpLastLogin" | "credentialState">;
+  /** Whether a key a cookie session's source tokens were signed by has been revoked (UserTokenRecord.sourceKids). */
+  keys: Pick<KeyRing, "anyRevoked">;
   clock: Clock;
   logger: Logger;
   config: Pick<Config, "lastUsedIntervalSeconds" | "sessionCookieTtlSeconds">;
@@ -111,11 +114,13 @@ export class UserTokens {
    * lasts TESSERA_SESSION_COOKIE_TTL_SECONDS, but never past `notAfter` (the end of the cookie
    * session the exchanged token was made from). It records `credentialEpoch` (the one the
    * exchanged token was made under); null when the user's epoch moved meanwhile (the new
-   * session is then withdrawn at once) or nothing of the lifetime is left.
+   * session is then withdrawn at once) or nothing of the lifetime is left. `sourceKids`: those
+   * the exchanged token records; the session ends once one of those keys is revoked.
    */
   async startCookieSession(
     user: { id: string; credentialEpoch: number },
     notAfter?: Date,
+    sourceKids?: readonly string[],
   ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
     const now = this.deps.clock.now();
     let expiresAt = now.getTime() + this.deps.config.sessionCookieTtlSeconds * 1000;
@@ -131,6 +136,7 @@ export class UserTokens {
       expiresAt: new Date(now.getTime() + maxAgeSeconds * 1000),
       createdAt: now,
       credentialEpoch: user.credentialEpoch,
+      ...(sourceKids !== undefined && sourceKids.length > 0 && { sourceKids: [...sourceKids] }),
     });
     if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current") {
       await this.deps.userTokens.disable(token.id, this.deps.clock.now());
@@ -177,6 +183,8 @@ export class UserTokens {
     const now = this.deps.clock.now();
     if (token.expiresAt !== undefined && token.expiresAt.getTime() <= now.getTime()) throw refused("TOKEN_EXPIRED", `${what} has expired`);
     if (!token.enabled) throw refused("TOKEN_REVOKED", `${what} is disabled`);
+    // Descends from a token of a key revoked since: ended with it, answered as a logout.
+    if (await this.deps.keys.anyRevoked(token.sourceKids)) throw refused("TOKEN_REVOKED", `${what} is disabled`);
     const user = await this.deps.users.get(token.userId);
     if (user === null || !user.active) throw refused("USER_DEACTIVATED", `the ${what}'s user does not exist or is deactivated`);
     if (outdated(token, token.createdAt, user)) throw refused("TOKEN_REVOKED", `${what} predates a password change`);

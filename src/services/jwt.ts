@@ -40,7 +40,7 @@ export function jwtService(
 
     async getRefreshToken(_req, ctx) {
       const caller = requirePrincipal(ctx, "jwt");
-      return { body: text(await jwt.issueRefreshToken(caller.userId, caller.credentialEpoch)) };
+      return { body: text(await jwt.issueRefreshToken(caller.userId, caller.credentialEpoch, caller.keyIds)) };
     },
 
     async deleteRefreshToken(req, ctx) {

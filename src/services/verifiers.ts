@@ -26,7 +26,14 @@ export function credentialVerifiers(core: {
     },
     async jwt(token) {
       const v = await core.jwt.verifyAccessToken(token);
-      return { kind: "jwt", userId: v.userId, claims: v.claims, authenticationMethod: v.authenticationMethod, credentialEpoch: v.credentialEpoch };
+      return {
+        kind: "jwt",
+        userId: v.userId,
+        claims: v.claims,
+        authenticationMethod: v.authenticationMethod,
+        credentialEpoch: v.credentialEpoch,
+        keyIds: v.keyIds,
+      };
     },
     async sessionCookie(value) {
       const session = await core.userTokens.verifyCookie(value);
@@ -37,6 +44,7 @@ export function credentialVerifiers(core: {
         credentialEpoch: session.credentialEpoch ?? -1,
         // A cookie session always has an expiry; the fallback only satisfies the type.
         expiresAt: session.expiresAt ?? new Date(0),
+        keyIds: session.sourceKids ?? [],
       };
     },
   };

@@ -604,7 +604,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(await twin.userTokens.findByHash(input.hash), expected);
       const plain = newToken();
       const created = await store.userTokens.create(plain);
-      assert.equal("note" in created || "expiresAt" in created || "lastUsedAt" in created, false);
+      assert.equal("note" in created || "expiresAt" in created || "lastUsedAt" in created || "sourceKids" in created, false);
+      // A cookie session records the kids of the keys that signed the tokens it descends from.
+      const cookieSession = { ...newToken(), expiresAt: at(86_400_000), credentialEpoch: 1, sourceKids: [id("kid"), id("kid")] };
+      assert.deepEqual(await store.userTokens.create(cookieSession), { ...cookieSession, enabled: true, version: 0 });
+      assert.deepEqual(await twin.userTokens.findByHash(cookieSession.hash), { ...cookieSession, enabled: true, version: 0 });
       assert.equal(await store.userTokens.findByHash(id("missing")), null);
       await assert.rejects(store.userTokens.create({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
@@ -699,7 +703,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(await twin.authTokens.findByHash(input.hash), input);
       assert.equal(await store.authTokens.findByHash(id("missing")), null);
       await assert.rejects(store.authTokens.create(input), DuplicateError);
-      const sourced = { ...newToken(), credentialEpoch: 2, notAfter: at(30_000), source: `user_token:${id("ut")}` };
+      const sourced = { ...newToken(), credentialEpoch: 2, notAfter: at(30_000), source: `user_token:${id("ut")}`, sourceKids: [id("kid"), id("kid")] };
       assert.deepEqual(await store.authTokens.create(sourced), sourced);
       assert.deepEqual(await twin.authTokens.findByHash(sourced.hash), sourced);
     });

@@ -17,7 +17,7 @@ import { openStore } from "../../src/store/index.js";
 import { migrations } from "../../src/store/sqlite/schema.js";
 import { bearer, rest } from "../support/clients.js";
 import { startTestServer, testClientId } from "../support/server.js";
-import { password } from "../support/users.js";
+import { admin, password } from "../support/users.js";
 
 const t0 = Date.UTC(2026, 0, 1);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -236,6 +236,40 @@ describe("sqlite store: a database of every older schema version opens with its 
       assert.deepEqual(check.prepare("SELECT id FROM users").all(), [{ id: "u-old" }]);
     } finally {
       check.close();
+    }
+  });
+
+  it("a hand-off token and a cookie session stored before they recorded the keys of their source tokens keep working when a key is revoked", async () => {
+    const db = databaseAt(dataDir, migrations.length - 1);
+    const now = Date.now();
+    const handOff = randomToken(24);
+    const cookie = randomToken(32);
+    try {
+      await writeFirstSchemaRows(db);
+      db.prepare(
+        `INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch)
+         VALUES ('cookie-old', ?, 'u-old', 'tessera_session cookie', ?, ?, 1, 0, 0)`,
+      ).run(hashSecret(cookie), now + 86_400_000, now);
+      db.prepare(
+        `INSERT INTO auth_tokens (hash, user_id, created_at, expires_at, credential_epoch) VALUES (?, 'u-old', ?, ?, 0)`,
+      ).run(hashSecret(handOff), now, now + 3_600_000);
+    } finally {
+      db.close();
+    }
+    const server = await startTestServer({ env: { TESSERA_DATA_DIR: dataDir, TESSERA_JWT_ALG: "EdDSA" } });
+    try {
+      const jwks = await rest(server.url, "GET", "/.well-known/jwks.json");
+      for (const { kid } of jwks.body.keys as Array<{ kid: string }>) {
+        const revoked = await rest(server.url, "POST", `/v1/admin/keys/${kid}:revoke`, { json: {}, headers: admin });
+        assert.equal(revoked.status, 200, revoked.text);
+      }
+      const withCookie = await rest(server.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie}` } });
+      assert.equal(withCookie.status, 200, withCookie.text);
+      const exchanged = await rest(server.url, "GET", `/api/authenticationtoken/${handOff}/user`);
+      assert.equal(exchanged.status, 200, exchanged.text);
+      assert.equal(exchanged.body._id, "u-old");
+    } finally {
+      await server.close();
     }
   });
 

@@ -16,6 +16,13 @@ export interface AuthTokenRecord {
    * made from a JWT, and on records from before sources.
    */
   source?: string;
+  /**
+   * The kids of the signing keys of the tokens it was made from (a JWT or session access token,
+   * and those that one was made from in turn, or those a cookie session records): it is dead
+   * once one of them is revoked, and the cookie session its exchange starts records them too.
+   * Absent when no signed token took part, and on records from before it was recorded.
+   */
+  sourceKids?: string[];
 }
 
 export type NewAuthToken = Omit<AuthTokenRecord, "consumedAt">;

@@ -13,6 +13,12 @@ export interface UserTokenRecord {
   lastUsedAt?: Date;
   /** The user's credential epoch when this was issued (UserRecord.credentialEpoch); absent on records from before epochs. */
   credentialEpoch?: number;
+  /**
+   * A cookie session: the kids of the signing keys of the tokens it descends from
+   * (AuthTokenRecord.sourceKids); it ends once one of them is revoked. Absent on user tokens,
+   * cookie sessions no signed token took part in, and records from before it was recorded.
+   */
+  sourceKids?: string[];
 }
 
 export type NewUserToken = Omit<UserTokenRecord, "enabled" | "version" | "lastUsedAt">;

@@ -195,6 +195,13 @@ export const migrations: readonly string[] = [
   `
   CREATE INDEX signing_keys_revoked_unretired ON signing_keys (revoked_at) WHERE retired_at IS NULL AND revoked_at IS NOT NULL;
   `,
+  // The kids of the signing keys of the tokens an authentication token or a cookie session was
+  // made from (JSON array): it ends once one of them is revoked. NULL: no signed token took part,
+  // or made before this version.
+  `
+  ALTER TABLE auth_tokens ADD COLUMN source_kids TEXT;
+  ALTER TABLE user_tokens ADD COLUMN source_kids TEXT;
+  `,
 ];
 
 /**

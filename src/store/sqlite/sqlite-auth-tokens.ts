@@ -14,6 +14,8 @@ interface AuthTokenRow {
   credential_epoch: number | null;
   not_after: number | null;
   source: string | null;
+  /** JSON array of kids. */
+  source_kids: string | null;
 }
 
 function toRecord(row: AuthTokenRow): AuthTokenRecord {
@@ -27,6 +29,7 @@ function toRecord(row: AuthTokenRow): AuthTokenRecord {
   setIfPresent(token, "credentialEpoch", row.credential_epoch);
   dateIfPresent(token, "notAfter", row.not_after);
   setIfPresent(token, "source", row.source);
+  if (row.source_kids !== null) token.sourceKids = JSON.parse(row.source_kids) as string[];
   return token;
 }
 
@@ -36,8 +39,8 @@ function toRecordOrNull(row: unknown): AuthTokenRecord | null {
 
 export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
   const { call } = sqliteCalls(db);
-  const insert = db.prepare(`INSERT INTO auth_tokens (hash, user_id, created_at, expires_at, credential_epoch, not_after, source)
-    VALUES (@hash, @userId, @createdAt, @expiresAt, @credentialEpoch, @notAfter, @source) RETURNING *`);
+  const insert = db.prepare(`INSERT INTO auth_tokens (hash, user_id, created_at, expires_at, credential_epoch, not_after, source, source_kids)
+    VALUES (@hash, @userId, @createdAt, @expiresAt, @credentialEpoch, @notAfter, @source, @sourceKids) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM auth_tokens WHERE hash = ?");
   const consume = db.prepare(`UPDATE auth_tokens SET consumed_at = @now
     WHERE hash = @hash AND consumed_at IS NULL AND expires_at > @now RETURNING *`);
@@ -55,6 +58,7 @@ export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
             credentialEpoch: token.credentialEpoch ?? null,
             notAfter: toMsOrNull(token.notAfter),
             source: token.source ?? null,
+            sourceKids: token.sourceKids === undefined ? null : JSON.stringify(token.sourceKids),
           })!,
         ),
       ),

@@ -18,6 +18,8 @@ interface UserTokenRow {
   credential_epoch: number | null;
   /** When it was disabled (housekeeping's retention only); null while enabled, or disabled before it was recorded. */
   disabled_at: number | null;
+  /** JSON array of kids (cookie sessions). */
+  source_kids: string | null;
 }
 
 function toRecord(row: UserTokenRow): UserTokenRecord {
@@ -33,6 +35,7 @@ function toRecord(row: UserTokenRow): UserTokenRecord {
   dateIfPresent(token, "expiresAt", row.expires_at);
   dateIfPresent(token, "lastUsedAt", row.last_used_at);
   setIfPresent(token, "credentialEpoch", row.credential_epoch);
+  if (row.source_kids !== null) token.sourceKids = JSON.parse(row.source_kids) as string[];
   return token;
 }
 
@@ -42,8 +45,8 @@ function toRecordOrNull(row: unknown): UserTokenRecord | null {
 
 export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   const { call } = sqliteCalls(db);
-  const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch)
-    VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch) RETURNING *`);
+  const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch, source_kids)
+    VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch, @sourceKids) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM user_tokens WHERE hash = ?");
   const byId = db.prepare("SELECT * FROM user_tokens WHERE id = ?");
   const touch = db.prepare(
@@ -69,6 +72,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
             expiresAt: toMsOrNull(token.expiresAt),
             createdAt: toMs(token.createdAt),
             credentialEpoch: token.credentialEpoch ?? null,
+            sourceKids: token.sourceKids === undefined ? null : JSON.stringify(token.sourceKids),
           })!,
         ),
       ),

@@ -459,6 +459,13 @@ export const GetVersionResponseSchema: GenMessage<GetVersionResponse> = /*@__PUR
  * gets no refresh token (GET /refresh_token), no authentication token (seed 003) and no further
  * password change (PATCH /user): UNAUTHENTICATED (401, TOKEN_REVOKED).
  *
+ * A token made with another one records the kids of the keys that signed what it was made from
+ * (`source_kids`): a refresh token those of the access token it was minted with, an access
+ * token of a refresh login those of its refresh token. Revoking a key
+ * (POST /v1/admin/keys/{kid}:revoke) ends them with the tokens it signed: such a refresh token
+ * logs in no more (UNAUTHENTICATED, TOKEN_REVOKED, as a revoked one), such an access token is
+ * refused by every online check (INVALID_TOKEN).
+ *
  * Missing required arguments are INVALID_ARGUMENT (400) naming the argument; unknown query or
  * form arguments are 400 too (unknown keys of a JSON body are ignored). Signing is EdDSA by default (TESSERA_JWT_ALG: EdDSA, ES256,
  * or HS256 with TESSERA_JWT_SECRET of at least 32 bytes). Verification pins the algorithm to
