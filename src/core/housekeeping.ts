@@ -15,6 +15,7 @@
 // which every worker's writers wait on, or a MongoDB call, for longer than one batch takes.
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
+import { reloadIntervalMs } from "./key-ring.js";
 
 /** The stores housekeeping tidies: those holding records that expire. */
 export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "userTokens" | "keys" | "loginAttempts" | "auditEvents">;
@@ -47,6 +48,14 @@ export class Housekeeping {
        * longest token lifetimes allow (a year) plus 30 s.
        */
       keyVerifiesForMs?: number;
+      /**
+       * The longest a credential made from a token (an authentication token, a cookie session)
+       * lives after it is made: a revoked key, retired or not, is kept until this much plus the
+       * 30 s reload interval (in which other instances still make them) after its revocation,
+       * when that is longer than keyVerifiesForMs. Such credentials record the key's kid and
+       * are refused while the key ring knows it revoked; deleted, it would know it no more.
+       */
+      derivedCredentialMs?: number;
     },
   ) {}
 
@@ -67,6 +76,7 @@ export class Housekeeping {
     };
     const staleBefore = new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000);
     const auditBefore = new Date(now.getTime() - (this.deps.auditRetentionDays ?? 90) * 86_400_000);
+    const revokedKeyKeptMs = Math.max(this.deps.keyVerifiesForMs ?? maxKeyVerifiesForMs, (this.deps.derivedCredentialMs ?? 0) + reloadIntervalMs);
     const userTokensBefore = new Date(now.getTime() - (this.deps.userTokenRetentionDays ?? 30) * 86_400_000);
     const jobs: Array<[string, () => Promise<number>]> = [
       ["sessions", batched((limit) => store.sessions.deleteExpired(now, limit))],
@@ -75,7 +85,7 @@ export class Housekeeping {
       ["jwtRefreshTokens", batched((limit) => store.jwtRefreshTokens.deleteExpired(now, limit))],
       ["userTokens", batched((limit) => store.userTokens.deleteEndedBefore(userTokensBefore, limit))],
       // A handful of rows: one per key rotation or revocation.
-      ["keys", () => store.keys.deleteExpired(now, new Date(now.getTime() - (this.deps.keyVerifiesForMs ?? maxKeyVerifiesForMs)))],
+      ["keys", () => store.keys.deleteExpired(now, new Date(now.getTime() - revokedKeyKeptMs))],
       ["loginAttempts", batched((limit) => store.loginAttempts.deleteStale(staleBefore, now, limit))],
       ["knownLogins", batched((limit) => store.loginAttempts.forgetExpiredLogins(now, limit))],
       ["auditEvents", batched((limit) => store.auditEvents.deleteOlderThan(auditBefore, limit))],

@@ -116,6 +116,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     auditRetentionDays: config.auditRetentionDays,
     userTokenRetentionDays: config.userTokenRetentionDays,
     keyVerifiesForMs: keyRing.verifiesForMs,
+    derivedCredentialMs: Math.max(config.sessionCookieTtlSeconds, config.authenticationTokenTtlSeconds) * 1000,
   });
   housekeeping.start(config.housekeepingIntervalSeconds);
   return { users, passwords, hashPool, audit, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };

@@ -164,6 +164,27 @@ for (const kind of storesUnderTest()) {
       assert.equal(ring.verifiesForMs, 90_000);
     });
 
+    // A credential made from a token records the kid of the key that signed it and is refused
+    // once that key is revoked; a cookie session made so lives TESSERA_SESSION_COOKIE_TTL_SECONDS,
+    // which may be longer than any token. Were the revoked key deleted before it, the ring would no
+    // longer know the kid revoked, and the cookie session would be taken again.
+    it("keeps a revoked key, retired or not, until what was made from its tokens has expired", async () => {
+      const config = loadConfig({ TESSERA_CLIENT_IDS: "c", TESSERA_KEY_PUBLISH_SECONDS: "0", TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "60" });
+      const ring = await KeyRing.open({ keys: store.keys, config, clock, logger: createLogger("silent") });
+      const [signing] = await store.keys.list();
+      await ring.rotate();
+      await ring.revoke(signing!.kid);
+      const kids = async () => (await store.keys.list()).map((k) => k.kid);
+      const housekeeping = new Housekeeping({ store, clock, logger: createLogger("silent"), keyVerifiesForMs: 90_000, derivedCredentialMs: 3_600_000 });
+      // Its notAfter (90 s after its retirement) long past: kept until an hour and 30 s after its revocation.
+      clock.advance(3_630_000);
+      assert.equal((await housekeeping.runOnce()).keys, 0, "kept");
+      assert.ok((await kids()).includes(signing!.kid));
+      clock.advance(1);
+      assert.equal((await housekeeping.runOnce()).keys, 1);
+      assert.ok(!(await kids()).includes(signing!.kid));
+    });
+
     it("logs a store failure instead of throwing", async () => {
       const lines: string[] = [];
       const broken = { ...store, refreshTokens: { ...store.refreshTokens, deleteExpired: async () => { throw new Error("down"); } } } as Store;

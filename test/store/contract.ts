@@ -841,6 +841,21 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(await keysA.keys.list(), [{ ...second, activatedAt: at(500) }, third]);
     });
 
+    it("keeps a retired key revoked before its notAfter past it, until revokedBefore is past its revocation (what was made from its tokens must find it revoked)", async () => {
+      const first = newKey(1);
+      const second = newKey(2);
+      await keysA.keys.insertGeneration(first);
+      await keysA.keys.insertGeneration(second);
+      const third = newKey(3);
+      const change = { promote: { kid: second.kid, activatedAt: at(500) }, retire: { kid: first.kid, retiredAt: at(500), notAfter: at(10_000) } };
+      assert.equal(await keysA.keys.rotate(third, change), true);
+      assert.equal(await keysA.keys.revoke(first.kid, at(9_000)), true);
+      assert.equal(await keysA.keys.deleteExpired(at(10_001), at(9_000)), 0, "past notAfter, not yet past its revocation");
+      assert.deepEqual((await keysB.keys.list()).map((k) => k.kid), [first.kid, second.kid, third.kid]);
+      assert.equal(await keysB.keys.deleteExpired(at(10_001), at(9_001)), 1);
+      assert.deepEqual((await keysA.keys.list()).map((k) => k.kid), [second.kid, third.kid]);
+    });
+
     it("revokes a key once", async () => {
       const first = newKey(1);
       await keysA.keys.insertGeneration(first);

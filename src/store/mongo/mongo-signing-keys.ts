@@ -96,7 +96,7 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
           all
             .filter((key) =>
               key.retiredAt !== undefined
-                ? key.notAfter !== undefined && key.notAfter < before
+                ? key.notAfter !== undefined && key.notAfter < before && (key.revokedAt === undefined || key.revokedAt < revokedBefore)
                 : key.revokedAt !== undefined && key.revokedAt < revokedBefore && key.generation !== top,
             )
             .map((key) => key.kid),

@@ -56,11 +56,13 @@ export interface SigningKeyStore {
   /** Sets revokedAt unless already set; false when unknown or already revoked. */
   revoke(kid: string, at: Date): Promise<boolean>;
   /**
-   * Housekeeping: deletes retired keys whose notAfter < before, and keys revoked before
-   * `revokedBefore` that were never retired (revoked while they were the published next key, or
-   * as a rotation elsewhere promoted them): they verify nothing and are in no JWKS, and once no
-   * token they could have signed is valid they are nothing. Never the highest generation (the
-   * next key is published above it). Returns how many.
+   * Housekeeping: deletes retired keys whose notAfter < before (a revoked one only when revoked
+   * before `revokedBefore` too: credentials made from its tokens record its kid, and must find it
+   * revoked as long as they may live), and keys revoked before `revokedBefore` that were never
+   * retired (revoked while they were the published next key, or as a rotation elsewhere promoted
+   * them): they verify nothing and are in no JWKS, and once no token they could have signed, nor
+   * credential made from one, is valid they are nothing. Never the highest generation (the next
+   * key is published above it). Returns how many.
    */
   deleteExpired(before: Date, revokedBefore: Date): Promise<number>;
 }

@@ -42,15 +42,18 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
   const retire = db.prepare("UPDATE signing_keys SET retired_at = ?, not_after = ? WHERE kid = ? AND retired_at IS NULL");
   const promote = db.prepare("UPDATE signing_keys SET activated_at = ? WHERE kid = ?");
   const revoke = db.prepare("UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL");
+  // A revoked one only once past its revocation too (see the port).
   const deleteExpired = db.prepare(
-    "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND not_after IS NOT NULL AND not_after < ?",
+    "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND not_after IS NOT NULL AND not_after < ? AND (revoked_at IS NULL OR revoked_at < ?)",
   );
   // Never the highest generation: the next key is published above it.
   const deleteRevoked = db.prepare(
     `DELETE FROM signing_keys WHERE retired_at IS NULL AND revoked_at IS NOT NULL AND revoked_at < ?
       AND generation < (SELECT MAX(generation) FROM signing_keys)`,
   );
-  const deleteBoth = db.transaction((before: number, revokedBefore: number) => deleteExpired.run(before).changes + deleteRevoked.run(revokedBefore).changes);
+  const deleteBoth = db.transaction(
+    (before: number, revokedBefore: number) => deleteExpired.run(before, revokedBefore).changes + deleteRevoked.run(revokedBefore).changes,
+  );
 
   // A unique clash on generation or kid means another instance got there first.
   const tryInsert = (key: NewSigningKey): boolean => {
