@@ -52,6 +52,26 @@ describe("server: TESSERA_WORKERS, revocations reach every worker at once", func
     assert.deepEqual(await statuses("/jwt/check", bearer), Array(connections).fill(400));
   });
 
+  it("a revoked signing key: every worker refuses at once a cookie session started with a token it signed", async () => {
+    assert.equal((await request(cluster!.port, "POST", "/jwt/user", { user: "news-derived", pass: password })).status, 201);
+    const issued = await request(cluster!.port, "GET", `/jwt/token?user=news-derived&pass=${encodeURIComponent(password)}`);
+    assert.equal(issued.status, 200, issued.text);
+    const handOff = await request(cluster!.port, "GET", "/api/authenticationtoken", undefined, { authorization: `Bearer ${issued.text}` });
+    assert.equal(handOff.status, 200, handOff.text);
+    const exchanged = await request(cluster!.port, "GET", `/api/authenticationtoken/${handOff.json.token as string}/user`, undefined, { authorization: undefined });
+    assert.equal(exchanged.status, 200, exchanged.text);
+    const value = /^tessera_session=([^;]+)/.exec(exchanged.headers["set-cookie"]?.[0] ?? "")?.[1];
+    assert.ok(value, "no session cookie");
+    const cookie = { cookie: `tessera_session=${value}`, authorization: undefined as unknown as string };
+    assert.deepEqual(await statuses("/api/authenticationtoken", cookie), Array(connections).fill(200));
+    assert.deepEqual([...servedBy("tessera.authtoken.v1.AuthenticationTokenService/CreateToken")].sort(), [1, 2]);
+
+    const { kid } = JSON.parse(Buffer.from(issued.text.split(".")[0]!, "base64url").toString()) as { kid: string };
+    const revoked = await request(cluster!.port, "POST", `/v1/admin/keys/${kid}:revoke`, {});
+    assert.equal(revoked.status, 200, revoked.text);
+    assert.deepEqual(await statuses("/api/authenticationtoken", cookie), Array(connections).fill(401));
+  });
+
   it("a revoked API token: every worker refuses it at once, though each had it cached", async () => {
     const created = await request(cluster!.port, "POST", "/v1/frontend/auth", { account_id: "acct-news", description: "news" });
     assert.equal(created.status, 200, created.text);

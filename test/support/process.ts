@@ -104,7 +104,14 @@ export async function killService(service: ServiceProcess | undefined): Promise<
  * One request on its own connection (no keep-alive, so a cluster may hand it to any worker), as
  * the admin unless `headers` say otherwise. `json` is the body parsed when it is JSON.
  */
-export function request(port: number, method: string, path: string, body?: unknown, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; json: any; text: string }> {
+/** One request on a new connection, with the admin token unless `headers` names another authorization (or none: undefined). */
+export function request(
+  port: number,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: http.OutgoingHttpHeaders = {},
+): Promise<{ status: number; json: any; text: string; headers: http.IncomingHttpHeaders }> {
   const data = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -114,18 +121,20 @@ export function request(port: number, method: string, path: string, body?: unkno
         method,
         path,
         agent: false,
-        headers: {
-          connection: "close",
-          ...bearer(testAdminToken),
-          ...(data !== undefined && { "content-type": "application/json", "content-length": Buffer.byteLength(data) }),
-          ...headers,
-        },
+        headers: Object.fromEntries(
+          Object.entries({
+            connection: "close",
+            ...bearer(testAdminToken),
+            ...(data !== undefined && { "content-type": "application/json", "content-length": Buffer.byteLength(data) }),
+            ...headers,
+          }).filter(([, value]) => value !== undefined),
+        ),
       },
       (res) => {
         let text = "";
         res.on("data", (c) => (text += c));
         const isJson = /^application\/json/.test(res.headers["content-type"] ?? "");
-        res.on("end", () => resolve({ status: res.statusCode!, json: text && isJson ? JSON.parse(text) : undefined, text }));
+        res.on("end", () => resolve({ status: res.statusCode!, json: text && isJson ? JSON.parse(text) : undefined, text, headers: res.headers }));
       },
     );
     req.on("error", reject);
