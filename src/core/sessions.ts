@@ -26,7 +26,7 @@ import { DuplicateError } from "../store/ports/errors.js";
 import type { UserRecord, UserStanding } from "../store/ports/users.js";
 import type { Users } from "./users.js";
 import { setTimeout as delay } from "node:timers/promises";
-import { decodeJwt, decodeProtectedHeader } from "jose";
+import { decodeJwt } from "jose";
 
 export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer" | "lastUsedIntervalSeconds">;
 
@@ -71,7 +71,7 @@ export class Sessions {
   private readonly refreshTokens: RefreshTokenStore;
   private readonly users: Pick<Users, "authenticate" | "noteLogin" | "credentialState">;
   private readonly ring: Pick<KeyRing, "sign">;
-  private readonly verifier: Pick<TokenVerifier, "verify">;
+  private readonly verifier: Pick<TokenVerifier, "verifyKeyed">;
   private readonly clock: Clock;
   private readonly config: SessionsConfig;
   private readonly logger: Logger;
@@ -81,7 +81,7 @@ export class Sessions {
     refreshTokens: RefreshTokenStore;
     users: Pick<Users, "authenticate" | "noteLogin" | "credentialState">;
     ring: Pick<KeyRing, "sign">;
-    verifier: Pick<TokenVerifier, "verify">;
+    verifier: Pick<TokenVerifier, "verifyKeyed">;
     clock: Clock;
     config: SessionsConfig;
     logger: Logger;
@@ -146,8 +146,9 @@ export class Sessions {
    */
   async verifyAccess(token: string, clientId: string, allowExpired: boolean): Promise<SessionAccess> {
     let claims: VerifiedPayload;
+    let kid: string;
     try {
-      claims = await this.verifier.verify(token, { allowExpired, audience: clientId, issuer: this.config.jwtIssuer });
+      ({ claims, kid } = await this.verifier.verifyKeyed(token, { allowExpired, audience: clientId, issuer: this.config.jwtIssuer }));
     } catch (e) {
       // A session token's audience is its client id: a token of ours (its signature verified
       // before the audience was read) for another audience is another client's session token,
@@ -163,8 +164,7 @@ export class Sessions {
     const { session, user } = await this.liveSession(sid, sub);
     if (session.clientId !== clientId || session.userId !== sub) throw unauthenticated("WRONG_CLIENT", "token issued for another client");
     if (!allowExpired && session.accessJti !== jti) throw notMostRecent();
-    const keyIds = [decodeProtectedHeader(token).kid!];
-    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000), credentialEpoch: user.credentialEpoch, keyIds };
+    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000), credentialEpoch: user.credentialEpoch, keyIds: [kid] };
   }
 
   /** Seconds left on the verified access token (0 when expired). */

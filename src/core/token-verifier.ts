@@ -83,14 +83,16 @@ export class TokenVerifier {
 
   /** The verified claims; AuthError unauthenticated with the reason otherwise. */
   async verify(token: string, opts: VerifyOptions = {}): Promise<VerifiedPayload> {
+    return (await this.verifyKeyed(token, opts)).claims;
+  }
+
+  /** As verify, with the kid of the key that signed the token (no second parse of its header). */
+  async verifyKeyed(token: string, opts: VerifyOptions = {}): Promise<{ claims: VerifiedPayload; kid: string }> {
     const now = this.clock.now();
-    // Length-prefixed, so no issuer/audience pair can be spelled as another.
     const audiences = opts.audience === undefined ? undefined : typeof opts.audience === "string" ? [opts.audience] : opts.audience;
-    const audienceKey = audiences === undefined ? "-1:" : `${audiences.length}:${audiences.map((a) => `${a.length}:${a}`).join("")}`;
-    const cacheKey = hashSecret(`${opts.issuer?.length ?? -1}:${opts.issuer ?? ""}${audienceKey}${token}`);
-    const hit = this.verified.get(cacheKey, now.getTime());
+    const hit = this.verified.get(cacheKeyOf(token, opts.issuer, opts.audience), now.getTime());
     if (hit !== undefined && !(typeof hit.claims.nbf === "number" && hit.claims.nbf > Math.floor(now.getTime() / 1000))) {
-      if ((await this.ring.keyFor(hit.kid)) !== undefined) return hit.claims;
+      if ((await this.ring.keyFor(hit.kid)) !== undefined) return hit;
     }
 
     let payload: JWTPayload;
@@ -110,12 +112,12 @@ export class TokenVerifier {
     } catch (e) {
       // JWTExpired comes from the claim checks, after the signature verified; exp is the last
       // claim jose checks, so every other claim has passed too.
-      if (opts.allowExpired && e instanceof errors.JWTExpired && e.claim === "exp") return Object.freeze({ ...e.payload }) as VerifiedPayload;
+      if (opts.allowExpired && e instanceof errors.JWTExpired && e.claim === "exp") return { claims: Object.freeze({ ...e.payload }) as VerifiedPayload, kid: kid! };
       throw refusal(e);
     }
-    const claims = Object.freeze(payload) as VerifiedPayload;
-    this.verified.set(cacheKey, { claims, kid }, now.getTime(), claims.exp * 1000);
-    return claims;
+    const entry = { claims: Object.freeze(payload) as VerifiedPayload, kid };
+    this.verified.set(cacheKeyOf(token, opts.issuer, opts.audience), entry, now.getTime(), entry.claims.exp * 1000);
+    return entry;
   }
 
   /** Splits the token and checks its header: canonical signature, no foreign-key headers, a kid. */
@@ -203,4 +205,18 @@ function refusal(e: unknown): unknown {
   // jose throws for input it cannot use, mean a token we cannot read.
   if (e instanceof errors.JOSEError || e instanceof TypeError) return unauthenticated("INVALID_TOKEN", "malformed token", { cause: e });
   return e;
+}
+
+/**
+ * The verified cache's key of `token` checked for `issuer` and `audience`: length-prefixed, so no
+ * issuer/audience pair (or list) can be spelled as another; one audience is spelled as a list of one.
+ */
+function cacheKeyOf(token: string, issuer: string | undefined, audience: string | readonly string[] | undefined): string {
+  const audienceKey =
+    audience === undefined
+      ? "-1:"
+      : typeof audience === "string"
+        ? `1:${audience.length}:${audience}`
+        : `${audience.length}:${audience.map((a) => `${a.length}:${a}`).join("")}`;
+  return hashSecret(`${issuer?.length ?? -1}:${issuer ?? ""}${audienceKey}${token}`);
 }
