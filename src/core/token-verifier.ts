@@ -39,6 +39,14 @@ export interface VerifyOptions {
 
 export type VerifiedPayload = Readonly<Record<string, unknown>> & { readonly exp: number; readonly iat?: number; readonly nbf?: number };
 
+/**
+ * How far ahead of this instance's clock a token's nbf may be (RFC 7519 4.1.5 allows a small
+ * leeway): Tessera's tokens carry nbf = iat in whole seconds, so a token issued by another
+ * instance whose clock runs a few milliseconds ahead, across a second's boundary, would otherwise
+ * be refused as not yet valid right after it was issued. exp has no leeway.
+ */
+export const NBF_LEEWAY_SECONDS = 5;
+
 /** How many verified tokens an instance remembers by default. */
 export const DEFAULT_VERIFIED_CACHE_ENTRIES = 10_000;
 
@@ -91,7 +99,7 @@ export class TokenVerifier {
     const now = this.clock.now();
     const audiences = opts.audience === undefined ? undefined : typeof opts.audience === "string" ? [opts.audience] : opts.audience;
     const hit = this.verified.get(cacheKeyOf(token, opts.issuer, opts.audience), now.getTime());
-    if (hit !== undefined && !(typeof hit.claims.nbf === "number" && hit.claims.nbf > Math.floor(now.getTime() / 1000))) {
+    if (hit !== undefined && !(typeof hit.claims.nbf === "number" && hit.claims.nbf > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS)) {
       if ((await this.ring.keyFor(hit.kid)) !== undefined) return hit;
     }
 
@@ -102,13 +110,25 @@ export class TokenVerifier {
       kid = parsed.header.kid;
       const key = await this.keyFor(parsed.header);
       if (!signatureMatches(key, parsed.signingInput, parsed.signature)) throw unauthenticated("INVALID_TOKEN", "invalid token signature");
-      ({ payload } = UnsecuredJWT.decode(`${unsecuredHeader}.${parsed.payload}.`, {
-        ...(opts.issuer !== undefined && { issuer: opts.issuer }),
-        ...(audiences !== undefined && { audience: [...audiences] }),
-        requiredClaims: ["exp"],
-        currentDate: now,
-        clockTolerance: 0,
-      }));
+      const decode = (at: Date) =>
+        UnsecuredJWT.decode(`${unsecuredHeader}.${parsed.payload}.`, {
+          ...(opts.issuer !== undefined && { issuer: opts.issuer }),
+          ...(audiences !== undefined && { audience: [...audiences] }),
+          requiredClaims: ["exp"],
+          currentDate: at,
+          clockTolerance: 0,
+        });
+      try {
+        ({ payload } = decode(now));
+      } catch (e) {
+        // An nbf at most NBF_LEEWAY_SECONDS ahead (a token another instance, its clock a little
+        // ahead, issued a moment ago): the claims are checked as at its nbf. Every other check
+        // gives the same answer then: a token valid at its nbf whose exp is after it is valid
+        // now too, now being before its nbf.
+        const nbf = e instanceof errors.JWTClaimValidationFailed && e.claim === "nbf" ? e.payload.nbf : undefined;
+        if (typeof nbf !== "number" || nbf > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS) throw e;
+        ({ payload } = decode(new Date(nbf * 1000)));
+      }
     } catch (e) {
       // JWTExpired comes from the claim checks, after the signature verified; exp is the last
       // claim jose checks, so every other claim has passed too.
