@@ -19,7 +19,6 @@
 // key ends them with the tokens it signed: a key that leaked must not have bought a credential
 // signed by the next key. Hand-off tokens and the cookie sessions they start record the same
 // list (authentication-tokens.ts).
-import { decodeProtectedHeader } from "jose";
 import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
@@ -75,9 +74,15 @@ export const credentialEpochClaim = "credential_epoch";
 /** The kids of the keys that signed the tokens a token was made from (see above). */
 export const sourceKidsClaim = "source_kids";
 
-/** The token's own kid (of a verified token: the verifier requires one) and the kids it records, each once. */
-function keyIdsOf(token: string, claims: JwtClaims): string[] {
-  return [...new Set([decodeProtectedHeader(token).kid!, ...sourceKidsOf(claims)])];
+/** The kid of a verified token's key and the kids the token records, each once. */
+function keyIdsOf({ kid, claims }: VerifiedJwt): string[] {
+  return [...new Set([kid, ...sourceKidsOf(claims)])];
+}
+
+/** A verified token's claims, and the kid of the key that signed it. */
+interface VerifiedJwt<C extends JwtClaims = JwtClaims> {
+  readonly claims: C;
+  readonly kid: string;
 }
 
 /** The `source_kids` of verified claims (their shape checked by verifyToken); none when absent. */
@@ -90,7 +95,7 @@ const credentialOutdated = () =>
 
 export interface JwtTokensDeps {
   ring: Pick<KeyRing, "sign" | "anyRevoked">;
-  verifier: Pick<TokenVerifier, "verify">;
+  verifier: Pick<TokenVerifier, "verifyKeyed">;
   users: Pick<Users, "authenticate" | "noteLogin" | "get" | "getActive" | "create" | "changePassword" | "deactivate" | "credentialState">;
   refreshTokens: JwtRefreshTokenStore;
   clock: Clock;
@@ -143,7 +148,8 @@ export class JwtTokens {
 
   /** Refresh login: a valid, unrevoked refresh token of an active user, newer than their password. */
   async loginWithRefreshToken(token: string): Promise<string> {
-    const claims = await this.verifyRefreshToken(token, "unauthenticated");
+    const verified = await this.verifyRefreshToken(token, "unauthenticated");
+    const { claims } = verified;
     const record = await this.deps.refreshTokens.findByJti(claims.jti);
     if (!record || record.userId !== claims.sub || record.revokedAt !== undefined) {
       throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
@@ -156,7 +162,7 @@ export class JwtTokens {
     if (outdated(record, record.issuedAt, user)) {
       throw unauthenticated("TOKEN_REVOKED", "refresh token issued before the last password change");
     }
-    return this.issueAccessToken(user, "refresh_token", keyIdsOf(token, claims));
+    return this.issueAccessToken(user, "refresh_token", keyIdsOf(verified));
   }
 
   /**
@@ -199,7 +205,7 @@ export class JwtTokens {
    */
   async revokeRefreshToken(userId: string, token: string): Promise<void> {
     requireField("refresh_token", token);
-    const claims = await this.verifyRefreshToken(token, "invalid_argument", { allowExpired: true });
+    const { claims } = await this.verifyRefreshToken(token, "invalid_argument", { allowExpired: true });
     const record = await this.deps.refreshTokens.findByJti(claims.jti);
     // Housekeeping deletes the record of an expired token; the token, signed for this user, still
     // proves it was theirs: the same answer as before the deletion.
@@ -216,7 +222,7 @@ export class JwtTokens {
    */
   async refreshTokenOwner(token: string): Promise<{ userId?: string; jti?: string }> {
     try {
-      const claims = await this.verifyRefreshToken(token, "unauthenticated", { allowExpired: true });
+      const { claims } = await this.verifyRefreshToken(token, "unauthenticated", { allowExpired: true });
       return { userId: claims.sub, jti: claims.jti };
     } catch {
       return {};
@@ -256,7 +262,8 @@ export class JwtTokens {
    * Failures are UNAUTHENTICATED with a short reason.
    */
   async verifyAccessToken(token: string): Promise<VerifiedAccessToken> {
-    const claims = await this.verifyToken(token, {});
+    const verified = await this.verifyToken(token, {});
+    const { claims } = verified;
     if (claims.token_type !== accessTokenType) throw unauthenticated("WRONG_TOKEN_TYPE", "not an access token");
     // Verified for either audience (a refresh token is told it is not an access token, above);
     // an access token must carry the access tokens' own.
@@ -280,7 +287,7 @@ export class JwtTokens {
     } else {
       throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     }
-    return { userId: user.id, claims, authenticationMethod: method, credentialEpoch, keyIds: keyIdsOf(token, claims) };
+    return { userId: user.id, claims, authenticationMethod: method, credentialEpoch, keyIds: keyIdsOf(verified) };
   }
 
   /**
@@ -335,10 +342,11 @@ export class JwtTokens {
     token: string,
     failure: "unauthenticated" | "invalid_argument",
     opts: { allowExpired?: boolean } = {},
-  ): Promise<JwtClaims & { jti: string }> {
-    let claims: JwtClaims;
+  ): Promise<VerifiedJwt<JwtClaims & { jti: string }>> {
+    let verified: VerifiedJwt;
     try {
-      claims = await this.verifyToken(token, opts);
+      verified = await this.verifyToken(token, opts);
+      const { claims } = verified;
       if (claims.token_type !== refreshTokenType) throw unauthenticated("WRONG_TOKEN_TYPE", "not a refresh token");
       if (typeof claims.jti !== "string" || claims.jti === "") throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     } catch (e) {
@@ -347,15 +355,15 @@ export class JwtTokens {
       }
       throw e;
     }
-    return claims as JwtClaims & { jti: string };
+    return verified as VerifiedJwt<JwtClaims & { jti: string }>;
   }
 
   /**
    * Signature, algorithm, kid, time, issuer and audience (the verifier: the access tokens' or the
    * refresh tokens'; the callers hold each kind to its own), then the claim shapes.
    */
-  private async verifyToken(token: string, opts: { allowExpired?: boolean }): Promise<JwtClaims> {
-    const payload = await this.deps.verifier.verify(token, {
+  private async verifyToken(token: string, opts: { allowExpired?: boolean }): Promise<VerifiedJwt> {
+    const { claims: payload, kid } = await this.deps.verifier.verifyKeyed(token, {
       ...(opts.allowExpired !== undefined && { allowExpired: opts.allowExpired }),
       issuer: this.deps.issuer,
       audience: this.audiences,
@@ -367,6 +375,6 @@ export class JwtTokens {
     if (sourceKids !== undefined && !(Array.isArray(sourceKids) && sourceKids.every((kid) => typeof kid === "string"))) {
       throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     }
-    return payload as JwtClaims;
+    return { claims: payload as JwtClaims, kid };
   }
 }
