@@ -138,7 +138,7 @@ export function bufCurlHeaders(rule: AccessRule): string[] {
     case Credential.JWT_PASSWORD:
       return [bearer("JWT")];
     case Credential.BASIC:
-      return [`-H "authorization: Basic $(printf '%s' "$LOGIN:$PASSWORD" | base64)"`];
+      return [`-H "authorization: Basic $(printf '%s' "$LOGIN:$PASSWORD" | base64 | tr -d '\\n')"`];
     case Credential.ADMIN:
       return [bearer("TESSERA_ADMIN_TOKEN")];
     default:

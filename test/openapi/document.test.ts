@@ -2,6 +2,7 @@
 // (Its freshness against proto/ is test/server/generated.test.ts's; that it matches what the
 // server answers is reality.test.ts's.)
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import SwaggerParser from "@apidevtools/swagger-parser";
 
@@ -72,6 +73,16 @@ describe("gen/openapi.json", () => {
       op("get", "/session")["x-buf-curl"],
       `buf curl --http2-prior-knowledge -H "x-koms-clientid: $CLIENT_ID" -H "authorization: Bearer $ACCESS_TOKEN" -d '{}' http://localhost:8080/tessera.session.v1.SessionService/GetSession`,
     );
+  });
+
+  it("its Basic credential line sends one header line for a login and password of any length (base64 wraps at 76 columns)", () => {
+    const line: string = op("post", "/auth/login")["x-buf-curl"];
+    const flag = /-H "(authorization: Basic \$\(.*?\))"/.exec(line);
+    assert.ok(flag, line);
+    const login = "a-rather-long-login-name@subdomain.example.com";
+    const password = "correct horse battery staple, and then some";
+    const header = execFileSync("sh", ["-c", `printf '%s' "${flag[1]}"`], { env: { PATH: process.env.PATH, LOGIN: login, PASSWORD: password }, encoding: "utf8" });
+    assert.equal(header, `authorization: Basic ${Buffer.from(`${login}:${password}`).toString("base64")}`);
   });
 
   it("takes summaries and descriptions from the proto comments", () => {
