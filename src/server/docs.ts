@@ -67,6 +67,13 @@ const startScript = `window.ui = SwaggerUIBundle({
   presets: [SwaggerUIBundle.presets.apis],
   layout: "BaseLayout",
 });
+// The buf curl lines name the example address; shown here, they name the server the page came
+// from (over TLS, buf curl negotiates HTTP/2 itself: no --http2-prior-knowledge).
+for (const code of document.querySelectorAll("#rpc code")) {
+  let text = code.textContent.split(${JSON.stringify(exampleBaseUrl)}).join(location.origin);
+  if (location.protocol === "https:") text = text.replace("buf curl --http2-prior-knowledge ", "buf curl ");
+  code.textContent = text;
+}
 `;
 
 const pageStyle = `body { margin: 0; font-family: sans-serif; }
