@@ -15,6 +15,10 @@ const MAX_PAGE_SIZE = 500;
 /** Longer than any user id: a filter no event can match is refused, not sent to the store. */
 const MAX_USER_ID_LENGTH = 256;
 
+/** C0 and C1 controls and DEL (Unicode general category Cc). */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 const knownTypes = new Set<string>(auditEventTypes);
 
 /** A page token: base64url of "<time ms>:<id>" of the last event of the page. */
@@ -36,7 +40,9 @@ export function auditService(events: Pick<AuditEventStore, "list">): ServiceBind
       if (req.pageSize < 0) throw invalidField("page_size", "page_size must not be negative");
       if (req.type !== "" && !knownTypes.has(req.type)) throw invalidField("type", `type must be one of ${auditEventTypes.join(", ")}`);
       // NUL in particular: a PostgreSQL-backed MongoDB-compatible server fails to compare it (a 500).
+      // Every control character, tab and line breaks included (free text may hold those, no user id does).
       checkFreeText("user_id", req.userId, MAX_USER_ID_LENGTH);
+      if (CONTROL_CHARACTER.test(req.userId)) throw invalidField("user_id", "user_id must not contain control characters");
       // Event times are whole ms: taken up to the next whole ms, these bounds keep exactly the
       // events at or after since and before until, however many digits they have.
       const since = req.since === undefined ? undefined : timestampDateUp(req.since);

@@ -295,6 +295,18 @@ for (const store of storesUnderTest()) {
           api.close();
         }
       });
+
+      it(`refuses over ${protocol}: a user_id holding any control character (tab and line breaks, C1 controls)`, async () => {
+        const api = auditApi(protocol, server.url);
+        try {
+          // No user id holds one; free text (a note) may hold tab and line breaks, a user id not.
+          for (const c of ["\t", "\n", "\r", "\u0085", "\u009f"]) {
+            expectCode(await api.listAuditEvents({ user_id: `a${c}b` }, admin), "invalid_argument", "user_id must not contain control characters", "INVALID_FIELD");
+          }
+        } finally {
+          api.close();
+        }
+      });
     }
 
     it("writes every event as a JSON log line with \"type\":\"audit\"", async () => {
