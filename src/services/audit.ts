@@ -1,7 +1,7 @@
 // AuditService: the audit trail for administrators (the admin credential is checked by the
 // access interceptor). Pages are cut by a cursor (the last event's time and id), so events
 // recorded while a reader pages through never shift a page.
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
 import { auditEventTypes } from "../core/audit.js";
 import { invalidField } from "../core/errors.js";
@@ -34,6 +34,11 @@ function parsePageToken(token: string): AuditCursor {
   return { time: new Date(Number(m[1])), id: m[2]! };
 }
 
+/** Whether `a` is an earlier time than `b` (to the nanosecond). */
+function timestampBefore(a: Timestamp, b: Timestamp): boolean {
+  return a.seconds < b.seconds || (a.seconds === b.seconds && a.nanos < b.nanos);
+}
+
 export function auditService(events: Pick<AuditEventStore, "list">): ServiceBinding {
   return bind(AuditService, {
     async listAuditEvents(req) {
@@ -47,7 +52,8 @@ export function auditService(events: Pick<AuditEventStore, "list">): ServiceBind
       // events at or after since and before until, however many digits they have.
       const since = req.since === undefined ? undefined : timestampDateUp(req.since);
       const until = req.until === undefined ? undefined : timestampDateUp(req.until);
-      if (since !== undefined && until !== undefined && until < since) throw invalidField("until", "until must not be before since");
+      // Compared as sent: two bounds within one ms are taken up to the same ms.
+      if (req.since !== undefined && req.until !== undefined && timestampBefore(req.until, req.since)) throw invalidField("until", "until must not be before since");
       const size = req.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(req.pageSize, MAX_PAGE_SIZE);
       const after = req.pageToken === "" ? undefined : parsePageToken(req.pageToken);
       const found = await events.list({

@@ -296,6 +296,24 @@ for (const store of storesUnderTest()) {
         }
       });
 
+      it(`refuses over ${protocol}: an until before since by less than a millisecond`, async () => {
+        const api = auditApi(protocol, server.url);
+        try {
+          // Both bounds within one ms (or until in the ms before since's): until is still before since.
+          for (const [since, until] of [
+            ["2030-01-01T00:00:00.000700Z", "2030-01-01T00:00:00.000500Z"],
+            ["2030-01-01T00:00:00.001Z", "2030-01-01T00:00:00.000500Z"],
+          ]) {
+            expectCode(await api.listAuditEvents({ since, until }, admin), "invalid_argument", "until must not be before since", "INVALID_FIELD");
+          }
+          // Equal bounds are no error: the empty range they name.
+          const same = "2030-01-01T00:00:00.000500Z";
+          assert.deepEqual(expectOk(await api.listAuditEvents({ since: same, until: same }, admin)), { events: [], next_page_token: "" });
+        } finally {
+          api.close();
+        }
+      });
+
       it(`refuses over ${protocol}: a user_id holding any control character (tab and line breaks, C1 controls)`, async () => {
         const api = auditApi(protocol, server.url);
         try {
