@@ -26,12 +26,22 @@ function pageToken(cursor: AuditCursor): string {
   return Buffer.from(`${cursor.time.getTime()}:${cursor.id}`).toString("base64url");
 }
 
+/** The last ms of the year 9999: no event time (a google.protobuf.Timestamp) is later. */
+const MAX_EVENT_MS = 253402300799999;
+
+/**
+ * The cursor of a token pageToken() made, else INVALID_ARGUMENT: only its own spelling (base64url
+ * without padding, the time without leading zeros, an event id, a time an event can have).
+ */
 function parsePageToken(token: string): AuditCursor {
   const bad = () => invalidField("page_token", "page_token is not a page token this method returned");
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(token)) throw bad();
-  const m = /^(\d{1,15}):([0-9a-f-]{36})$/.exec(Buffer.from(token, "base64url").toString());
-  if (!m) throw bad();
-  return { time: new Date(Number(m[1])), id: m[2]! };
+  const m = /^(0|[1-9]\d{0,14}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(Buffer.from(token, "base64url").toString());
+  if (!m || Number(m[1]) > MAX_EVENT_MS) throw bad();
+  const cursor = { time: new Date(Number(m[1])), id: m[2]! };
+  // Base64 leaves bits of the last character unused: another spelling of the same bytes is not one returned.
+  if (pageToken(cursor) !== token) throw bad();
+  return cursor;
 }
 
 /** Whether `a` is an earlier time than `b` (to the nanosecond). */
