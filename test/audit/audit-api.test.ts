@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { decodeJwt } from "jose";
+import { ManualClock } from "../../src/core/clock.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
@@ -440,3 +441,38 @@ describe("audit trail: TESSERA_AUDIT=off", function () {
     }
   });
 });
+
+for (const store of storesUnderTest()) {
+  describe(`audit trail on ${store}: paging while events are written`, function () {
+    this.timeout(30_000);
+    it("no event is skipped or repeated when events of the same millisecond are written between page reads", async () => {
+      // A clock that stands still: every event has the same time, ordered by its id alone.
+      const clock = new ManualClock(Date.parse("2026-06-01T12:00:00Z"));
+      const server = await startTestServer({ store, clock });
+      try {
+        const api = auditApi("rest", server.url);
+        // Each listing is an admin.call event: 12 at one ms, then 3 at the next.
+        for (let i = 0; i < 12; i++) expectOk(await api.listAuditEvents({ page_size: 1 }, admin));
+        clock.advance(1);
+        for (let i = 0; i < 3; i++) expectOk(await api.listAuditEvents({ page_size: 1 }, admin));
+        const before = expectOk(await api.listAuditEvents({ page_size: 500 }, admin)).events.map((e) => e.id);
+        assert.equal(before.length, 15);
+        const seen: string[] = [];
+        let token = "";
+        do {
+          const page = expectOk(await api.listAuditEvents({ page_size: 4, ...(token && { page_token: token }) }, admin));
+          seen.push(...page.events.map((e) => e.id));
+          token = page.next_page_token;
+          // Written between two page reads, in the millisecond of the events being paged.
+          await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {}, headers: bearer("not-the-admin-token") });
+        } while (token);
+        // The first page also shows the listing that read `before` (written after it); then every
+        // event of `before`, each once, in order.
+        assert.equal(new Set(seen).size, seen.length, "an event was repeated");
+        assert.deepEqual(seen.slice(1), before);
+      } finally {
+        await server.close();
+      }
+    });
+  });
+}
