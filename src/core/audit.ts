@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import { CallEndedError, currentCall, outsideCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
+import { isWellFormedApiToken } from "./api-token-secret.js";
 import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
@@ -128,6 +129,26 @@ export async function tracked<T>(
 const bounded = (s: string | undefined, max = 256) =>
   s === undefined ? undefined : (s.length > max ? s.slice(0, max) : s).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
 
+/**
+ * What a refused attempt's `login` is recorded as when it has the shape of a credential: people
+ * and tools send a token as the user name (git and npm send theirs so, over Basic), and a token
+ * kept in the trail and its log lines would be a live secret there. The shapes of Tessera's own:
+ * a JWT, an API token, a UUID (seed 002 user tokens), 32 or 43 base64url characters (hand-off,
+ * refresh and other random tokens). A login with such a name that succeeds is still recorded as
+ * given: it is an account's name.
+ */
+export const REDACTED_LOGIN = "[redacted]";
+
+const credentialShapes = [
+  /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/, // a JWS in compact form (its header is JSON: "{"...)
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+  /^(?:[A-Za-z0-9_-]{32}|[A-Za-z0-9_-]{43})$/,
+];
+
+function credentialShaped(login: string): boolean {
+  return isWellFormedApiToken(login) || credentialShapes.some((shape) => shape.test(login));
+}
+
 export interface AuditTrailDeps {
   events: AuditEventStore;
   clock: Clock;
@@ -174,7 +195,7 @@ export class AuditTrail {
     const event: AuditEventRecord = { id: this.ids.next(now.getTime()), time: now, type: input.type, outcome: input.outcome };
     const fields: Array<[keyof AuditEventRecord, string | undefined]> = [
       ["userId", input.userId],
-      ["login", bounded(input.login)],
+      ["login", input.outcome !== "success" && input.login !== undefined && credentialShaped(input.login) ? REDACTED_LOGIN : bounded(input.login)],
       ["api", scope?.api],
       ["clientId", scope?.clientId],
       ["clientAddress", scope?.clientAddress],

@@ -10,7 +10,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
-import { admin, clientIdHeader, createApiToken, loginUserToken, otherPassword, password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
+import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName } from "../support/users.js";
 import { value, scrape } from "../support/metrics.js";
 import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
 
@@ -129,6 +129,34 @@ for (const store of storesUnderTest()) {
       assert.deepEqual([event.outcome, event.reason, event.login], ["failure", "INVALID_FIELD", kept]);
       const line = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "audit" && l.auditId === event.id);
       assert.equal(line?.login, kept);
+    });
+
+    it("a refused login whose name is a credential (a token sent as the user name, as git and npm send theirs) records [redacted], in the event and its log line", async () => {
+      const email = uniqueEmail("redact");
+      await signUp(server, email);
+      const userToken = await loginUserToken(server, email);
+      const pair = await startSession(server, email);
+      const apiToken = await createApiToken(server);
+      const jwt = await jwtLogin(server, await createJwtUser(server));
+      for (const t of [userToken, pair.access_token, pair.refresh_token, apiToken, jwt]) secrets.add(t);
+      const tries: Array<[string, () => Promise<{ status: number }>]> = [
+        ["redact-user-token", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(userToken, "x-oauth-basic"), "x-request-id": "redact-user-token" } })],
+        ["redact-api-token", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(apiToken, "x"), "x-request-id": "redact-api-token" } })],
+        ["redact-refresh", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(pair.refresh_token, "x"), "x-request-id": "redact-refresh" } })],
+        ["redact-access-jwt", () => rest(server.url, "GET", `/jwt/token?user=${encodeURIComponent(pair.access_token)}&pass=x`, { headers: { "x-request-id": "redact-access-jwt" } })],
+        ["redact-jwt", () => rest(server.url, "GET", `/jwt/token?user=${encodeURIComponent(jwt)}&pass=x`, { headers: { "x-request-id": "redact-jwt" } })],
+      ];
+      for (const [requestId, call] of tries) {
+        assert.equal((await call()).status, 401, requestId);
+        const event = await one(server, "login", (e) => e.request_id === requestId);
+        assert.deepEqual([event.outcome, event.login], ["failure", "[redacted]"], requestId);
+        const line = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "audit" && l.auditId === event.id);
+        assert.equal(line?.login, "[redacted]", requestId);
+      }
+      // A name that is no credential's shape is still recorded as given, as is a successful login's.
+      const other = `not-a-token-${Date.now()}@example.com`;
+      assert.equal((await rest(server.url, "POST", "/auth/login", { headers: { ...basic(other, "x"), "x-request-id": "redact-none" } })).status, 401);
+      assert.equal((await one(server, "login", (e) => e.request_id === "redact-none")).login, other);
     });
 
     it("user tokens and hand-off tokens: user_token.login, bump, logout; auth_token.created, exchanged; cookie_session.started, ended", async () => {
