@@ -3,7 +3,9 @@ import { badRequest } from "./http-error.js";
 /**
  * Decodes one raw path segment completely (`%2F` becomes `/`). Used for literals and for
  * variables that span one segment.
- * A malformed escape, or bytes that are not UTF-8, is a 400.
+ * A malformed escape, or bytes that are not UTF-8, is a 400 that does not quote the segment (a
+ * path segment may be a credential): the transcoder names where it is (the variable, or the
+ * path as its errors describe it).
  */
 export function decodeSegment(raw: string): string {
   if (raw.indexOf("%") < 0) {
@@ -12,7 +14,7 @@ export function decodeSegment(raw: string): string {
   try {
     return decodeURIComponent(raw);
   } catch {
-    throw badRequest("MALFORMED_PATH", `malformed percent-encoding in path segment "${raw}"`);
+    throw badRequest("MALFORMED_PATH", "malformed percent-encoding in the path");
   }
 }
 

@@ -63,7 +63,16 @@ export async function buildRequestMessage(
   }
 
   for (const { variable, target } of binding.pathBindings) {
-    const text = variableValue(binding.template, variable, segments, decodeSegment, decodeSegmentKeepSlash);
+    let text: string;
+    try {
+      text = variableValue(binding.template, variable, segments, decodeSegment, decodeSegmentKeepSlash);
+    } catch (e) {
+      // Named, never quoted: a path variable may hold a credential.
+      if (e instanceof HttpError && e.reason === "MALFORMED_PATH") {
+        throw badRequest("MALFORMED_PATH", `malformed percent-encoding in path variable "${target.path}"`, target.path);
+      }
+      throw e;
+    }
     const failure = applyFieldTarget(r, target, text);
     if (failure) {
       // The value is not quoted: a path or a query may carry a credential.

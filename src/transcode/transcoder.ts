@@ -119,6 +119,21 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   const details = (reason: TranscodeReason, field?: string, description?: string): JsonValue[] =>
     opts.errorDomain === undefined ? [] : errorDetailsJson(opts.errorDomain, reason, field, description);
 
+  /**
+   * The route of a raw path. A malformed escape in a segment compared with a literal is a 400
+   * quoting the path as the 404 does: each segment only a variable takes written "*".
+   */
+  function matchRoute(method: string, rawPath: string) {
+    try {
+      return table.match(method, rawPath);
+    } catch (e) {
+      if (e instanceof HttpError && e.reason === "MALFORMED_PATH") {
+        throw new HttpError(400, "invalid_argument", "MALFORMED_PATH", `malformed percent-encoding in the path ${table.describePath(rawPath)}`);
+      }
+      throw e;
+    }
+  }
+
   /** `matched.binding`: set once the request's route is known (what a report names). */
   async function serve(req: IncomingMessage | Http2ServerRequest, res: NodeResponse, headers: NodeHeaders, matched: { binding?: Binding }): Promise<void> {
     const method = req.method ?? "GET";
@@ -128,7 +143,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     const rawQuery = q < 0 ? "" : url.slice(q + 1);
 
     // HEAD runs the GET route; Node leaves the body out of the answer to a HEAD request.
-    const found = table.match(method === "HEAD" ? "GET" : method, rawPath);
+    const found = matchRoute(method === "HEAD" ? "GET" : method, rawPath);
     if (found.kind === "not-found") {
       throw new HttpError(404, "not_found", "ROUTE_NOT_FOUND", `no route for ${method} ${table.describePath(rawPath)}`);
     }

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { grpcFrame, grpcStatus, grpcWebTrailer, h2request, raw } from "../hostile/support.js";
-import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+import { startTestServer, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 
 const secret = "hunter2-not-json";
 const login = "tessera.session.v1.SessionService/CreateSession";
@@ -135,6 +135,25 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
     assert.equal(r.status, 404, r.text);
     assert.ok(!r.text.includes(token), r.text);
     assert.equal((JSON.parse(r.text) as { message: string }).message, "no route for GET /api/authenticationtoken/*/users");
+  });
+
+  it("REST: a token with a malformed percent-escape in the path is 400 MALFORMED_PATH naming the variable, the token not quoted", async () => {
+    const token = "Tk0123456789abcdefSECRET";
+    const cases: Array<[method: string, path: string, message: string, headers: Record<string, string>]> = [
+      ["GET", `/api/authenticationtoken/${token}%zz`, 'malformed percent-encoding in path variable "token"', {}],
+      ["GET", `/api/authenticationtoken/${token}%`, 'malformed percent-encoding in path variable "token"', {}],
+      ["GET", `/api/authenticationtoken/${token}%C0%AF/user`, 'malformed percent-encoding in path variable "token"', {}],
+      ["GET", `/v1/frontend/auth/${token}%E2%82`, 'malformed percent-encoding in path variable "account_id"', { authorization: `Bearer ${testAdminToken}` }],
+      ["POST", `/v1/admin/keys/${token}%zz:revoke`, 'malformed percent-encoding in path variable "kid"', { authorization: `Bearer ${testAdminToken}` }],
+    ];
+    for (const [method, path, message, headers] of cases) {
+      const r = await raw(server.url, method, path, headers);
+      assert.equal(r.status, 400, `${path}: ${r.text}`);
+      assert.ok(!r.text.includes("SECRET"), r.text);
+      const error = JSON.parse(r.text) as { code: string; message: string };
+      assert.equal(error.code, "invalid_argument");
+      assert.equal(error.message, message);
+    }
   });
 
   const login = "tessera.session.v1.SessionService/CreateSession";

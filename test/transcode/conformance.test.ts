@@ -63,7 +63,21 @@ const cases: Case[] = [
     path: "/v1/items/a%zz",
     noCall: true,
     status: 400,
-    error: { code: "invalid_argument", message: "malformed percent-encoding" },
+    error: { code: "invalid_argument", message: 'malformed percent-encoding in path variable "id"' },
+  },
+  {
+    name: "malformed escape where a literal or a variable may go is 400, the segment not quoted",
+    path: "/v1/users/SECRET%zz",
+    noCall: true,
+    status: 400,
+    error: { code: "invalid_argument", message: "malformed percent-encoding in the path /v1/users/*" },
+  },
+  {
+    name: "malformed escape where the path leaves the routes is 400 quoting that segment, as a 404 does",
+    path: "/v1/ite%zz/SECRET",
+    noCall: true,
+    status: 400,
+    error: { code: "invalid_argument", message: "malformed percent-encoding in the path /v1/ite%zz/*" },
   },
   {
     name: "{x=**} catch-all",

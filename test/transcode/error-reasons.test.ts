@@ -27,7 +27,14 @@ const field = (reason: string, name: string, description: string): DetailFacts =
 const cases: Case[] = [
   { name: "no route: ROUTE_NOT_FOUND", path: "/v1/nowhere", status: 404, code: "not_found", details: info("ROUTE_NOT_FOUND") },
   { name: "a method the path does not take: METHOD_NOT_ALLOWED", method: "PUT", path: "/v1/search", status: 405, code: "unimplemented", details: info("METHOD_NOT_ALLOWED") },
-  { name: "a malformed escape in the path: MALFORMED_PATH", path: "/v1/items/%zz", status: 400, code: "invalid_argument", details: info("MALFORMED_PATH") },
+  {
+    name: "a malformed escape in a path variable: MALFORMED_PATH naming it",
+    path: "/v1/items/%zz",
+    status: 400,
+    code: "invalid_argument",
+    details: field("MALFORMED_PATH", "id", 'malformed percent-encoding in path variable "id"'),
+  },
+  { name: "a malformed escape in a segment matched against a literal: MALFORMED_PATH", path: "/v1/users/%zz", status: 400, code: "invalid_argument", details: info("MALFORMED_PATH") },
   {
     name: "an unknown query parameter: UNKNOWN_QUERY_PARAMETER naming it",
     path: "/v1/search?colour=red",
