@@ -125,10 +125,13 @@ function asset(type: string, body: string | Buffer): Asset {
 }
 
 function send(req: NodeRequest, res: NodeResponse, a: Asset, isPage: boolean): void {
+  // With CORS enabled the answer already varies with Origin (set before routing): added to, not
+  // replaced, or a shared cache would hand one origin's Access-Control-Allow-Origin to another.
+  const vary = res.getHeader("vary");
   const headers: Record<string, string> = {
     "content-type": a.type,
     "cache-control": "public, max-age=300",
-    vary: "accept-encoding",
+    vary: vary === undefined ? "accept-encoding" : `${String(vary)}, accept-encoding`,
     "x-content-type-options": "nosniff",
   };
   if (isPage) {

@@ -113,6 +113,35 @@ describe("GET /openapi.json and GET /docs", function () {
   });
 });
 
+describe("GET /openapi.json and GET /docs with CORS enabled", function () {
+  this.timeout(30000);
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ env: { TESSERA_CORS_ORIGINS: "https://app.example" } });
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  // The answer is public and cacheable, and whether it carries Access-Control-Allow-Origin
+  // depends on Origin: a shared cache must key it on Origin as well as on Accept-Encoding.
+  it("varies with Origin as well as Accept-Encoding, whatever the Origin and encoding", async () => {
+    for (const path of ["/openapi.json", "/docs", "/docs/docs.js"]) {
+      for (const origin of [{ origin: "https://app.example" }, { origin: "https://other.example" }, {}] as Array<Record<string, string>>) {
+        for (const encoding of [{ "accept-encoding": "gzip" }, {}] as Array<Record<string, string>>) {
+          const a = await get(`${server.url}${path}`, "GET", { ...origin, ...encoding });
+          assert.equal(a.status, 200);
+          assert.equal(a.headers.vary, "Origin, accept-encoding", `${path} ${JSON.stringify({ ...origin, ...encoding })}`);
+          assert.equal(a.headers["access-control-allow-origin"], origin.origin === "https://app.example" ? origin.origin : undefined);
+          const again = await get(`${server.url}${path}`, "GET", { ...origin, ...encoding, "if-none-match": a.headers.etag! });
+          assert.equal(again.status, 304);
+          assert.equal(again.headers.vary, "Origin, accept-encoding");
+        }
+      }
+    }
+  });
+});
+
 describe("GET /openapi.json of a deployment that mounts the JWT API at / without the Session API", function () {
   this.timeout(30000);
   let server: TestServer;
