@@ -35,7 +35,7 @@ import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certificate.js";
-import { asteriskProblem, authorizationProblem, hostProblem, schemeProblem, toOriginForm } from "./request-target.js";
+import { asteriskProblem, authorizationProblem, hostProblem, pathProblem, schemeProblem, toOriginForm } from "./request-target.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -214,7 +214,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
     if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
-    const badTarget = hostProblem(req) ?? schemeProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
+    const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
     const badCredential = authorizationProblem(req);
     if (badCredential !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_CREDENTIAL", badCredential);
@@ -292,7 +292,7 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
  */
 async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger): Promise<Listener> {
   const handle = (req: NodeRequest, res: NodeResponse): void => {
-    const badTarget = hostProblem(req) ?? schemeProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
+    const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
     if (pathOf(req) === "/metrics") return metrics.serve(req, res);

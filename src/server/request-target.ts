@@ -11,7 +11,8 @@
 // empty host), is refused. The Host header itself is checked first (hostProblem: missing in
 // HTTP/1.1, given twice, or no host). HTTP/2 needs none of this: nghttp2 refuses a :path that
 // is not in origin form (or "*"), and the authority comes in :authority, held to what Host is
-// (hostProblem); its :scheme is held to what the absolute form's is (schemeProblem).
+// (hostProblem); its :scheme is held to what the absolute form's is (schemeProblem), and its
+// :path to the bytes an HTTP/1.1 request target may hold (pathProblem).
 import type { Http2ServerRequest } from "node:http2";
 import type { NodeRequest } from "./dispatch.js";
 
@@ -153,6 +154,23 @@ export function schemeProblem(req: NodeRequest): string | undefined {
  */
 export function asteriskProblem(req: NodeRequest): string | undefined {
   return req.url === "*" && req.method !== "OPTIONS" ? `the request target "*" (asterisk form) is for OPTIONS only, not ${req.method}` : undefined;
+}
+
+/** A character outside visible ASCII (0x21-0x7E): what HTTP/1.1's parser refuses in a request target. */
+const notVisibleAscii = /[^\x21-\x7e]/;
+
+/**
+ * What is wrong with an HTTP/2 request's :path, or undefined. A URI's path and query are ASCII
+ * (RFC 3986: other bytes are percent-encoded), and llhttp refuses an HTTP/1.1 request line whose
+ * target holds anything outside visible ASCII (400 MALFORMED_REQUEST). nghttp2 resets a stream
+ * whose :path has a space or a control character, but lets bytes 0x80-0xFF through, which Node
+ * reads as Latin-1: such a path was served (a path variable or a query value took those
+ * characters as text, a 404 quoted them). Refused alike here, without quoting the path (it may
+ * hold a credential).
+ */
+export function pathProblem(req: NodeRequest): string | undefined {
+  if (req.httpVersionMajor !== 2 || !notVisibleAscii.test(req.url ?? "")) return undefined;
+  return "the request's :path holds a byte outside visible ASCII, which no request target has: such bytes are sent percent-encoded";
 }
 
 function parsesAsUrl(text: string): boolean {

@@ -581,6 +581,36 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       }
     });
   });
+  describe("HTTP/2 :path: a byte no request target has is refused, as HTTP/1.1's parser refuses it", () => {
+    const request = h2Request;
+    // nghttp2 lets bytes 0x80-0xFF through in :path (it resets a stream whose :path has a space or
+    // a control character); Node reads them as Latin-1. Such a path was served (a token
+    // variable took the bytes as Latin-1 text, a 404 quoted them), where the same bytes in an
+    // HTTP/1.1 request line are 400 MALFORMED_REQUEST.
+    const message = "the request's :path holds a byte outside visible ASCII, which no request target has: such bytes are sent percent-encoded";
+    for (const [where, headers, body] of [
+      ["REST, a path variable", { ":method": "GET", ":path": "/api/authenticationtoken/SECRET\u00e9/user" }, undefined],
+      ["REST, a query value", { ":method": "GET", ":path": "/jwt/check?access_token=SECRET\u00ff" }, undefined],
+      ["REST, no route", { ":method": "GET", ":path": "/SECRET\u00c3\u00a9" }, undefined],
+      ["a probe", { ":method": "GET", ":path": "/healthz?\u0080" }, undefined],
+      ["an RPC path (Connect)", { ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion?SECRET\u00e9", "content-type": "application/json" }, "{}"],
+    ] as const) {
+      it(`${where}: 400 MALFORMED_REQUEST naming the problem, the path not quoted`, async () => {
+        const a = await request(headers, body);
+        assert.equal(a.headers[":status"], 400, a.body);
+        assert.equal(a.headers["content-type"], "application/json");
+        assert.match(String(a.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
+        assert.ok(!a.body.includes("SECRET"), a.body);
+        assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
+      });
+    }
+
+    it("the same path percent-encoded is served", async () => {
+      const a = await request({ ":method": "GET", ":path": "/jwt/version?%C3%A9" });
+      assert.equal(a.headers[":status"], 400, a.body);
+      assert.equal((JSON.parse(a.body) as { message: string }).message, 'unknown query parameter "\u00e9"');
+    });
+  });
   describe("Upgrade: ignored (RFC 9110 7.8), the request served as it is", () => {
     const second = "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
     // Node's parser stops at the end of a request it takes for an upgrade: a request pipelined
