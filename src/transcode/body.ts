@@ -78,6 +78,31 @@ export function isJsonMediaType(type: string): boolean {
 
 export const formMediaType = "application/x-www-form-urlencoded";
 
+/** The `charset` parameter of a Content-Type (a quoted value unquoted), if it has one. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  if (contentType === undefined) return undefined;
+  for (const parameter of contentType.split(";").slice(1)) {
+    const eq = parameter.indexOf("=");
+    if (eq < 0 || parameter.slice(0, eq).trim().toLowerCase() !== "charset") continue;
+    const value = parameter.slice(eq + 1).trim();
+    return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, "$1") : value;
+  }
+  return undefined;
+}
+
+/**
+ * The 415 of a body that could not be read (not UTF-8, or not JSON) while its Content-Type
+ * declares a charset other than UTF-8 (`application/json; charset=utf-16`): the charset is the
+ * problem to name, not the bytes. Undefined when no such charset is declared. A body that does
+ * read is served whatever its charset parameter says (RFC 8259 8.1: JSON is UTF-8, and the
+ * parameter has no effect); `what` is the body as the message names it ("a JSON body").
+ */
+export function otherCharset(contentType: string | undefined, what: string): HttpError | undefined {
+  const charset = charsetOf(contentType);
+  if (charset === undefined || /^utf-?8$/i.test(charset)) return undefined;
+  return new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported charset ${JSON.stringify(charset)} (content type ${JSON.stringify(contentType)}): ${what} is read as UTF-8`);
+}
+
 /** Body bytes as text; bytes that are not UTF-8 are a 400 naming `what` ("form body"). */
 export function decodeUtf8(bytes: Uint8Array, what: string): string {
   try {

@@ -5,7 +5,7 @@ import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { Binding } from "./binding.js";
 import { applyFieldTarget, fieldByName, isFieldTarget } from "./field-target.js";
 import { badRequest, HttpError } from "./http-error.js";
-import { decodeUtf8, formMediaType, isJsonMediaType, mediaType, readBody } from "./body.js";
+import { charsetOf, decodeUtf8, formMediaType, isJsonMediaType, mediaType, otherCharset, readBody } from "./body.js";
 import { multipartFormMediaType, parseMultipartArguments } from "./form-data.js";
 import { decodeSegment, decodeSegmentKeepSlash } from "./percent.js";
 import { parseArguments, type Argument } from "./query.js";
@@ -46,9 +46,9 @@ export async function buildRequestMessage(
     } else if (bytes.length > 0) {
       const type = mediaType(contentType);
       if (type === "" || isJsonMediaType(type)) {
-        mergeJsonBody(binding, r, msg, parseJson(bytes));
+        mergeJsonBody(binding, r, msg, parseJson(bytes, contentType));
       } else if (binding.loose && type === formMediaType) {
-        parseArguments(decodeUtf8(bytes, "form body"), args);
+        parseArguments(formText(bytes, contentType), args);
       } else if (binding.loose && type === multipartFormMediaType) {
         parseMultipartArguments(bytes, contentType!, args);
       } else {
@@ -82,11 +82,29 @@ export async function buildRequestMessage(
   return msg;
 }
 
-function parseJson(bytes: Uint8Array): JsonValue {
+/** Charsets in which JSON text is never UTF-8 (RFC 4627 named them): UTF-16 and UTF-32. */
+const wideCharset = /^(?:utf-?(?:16|32)|ucs-?[24])/i;
+
+function parseJson(bytes: Uint8Array, contentType: string | undefined): JsonValue {
+  let text: string;
   try {
-    return JSON.parse(decodeUtf8(bytes, "request body")) as JsonValue;
+    text = decodeUtf8(bytes, "request body");
   } catch (e) {
-    throw e instanceof HttpError ? e : badRequest("MALFORMED_BODY", "request body is not valid JSON");
+    throw otherCharset(contentType, "a JSON body") ?? e;
+  }
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    // UTF-16 text of ASCII characters is valid UTF-8 (with NULs): not JSON because of its charset.
+    throw (wideCharset.test(charsetOf(contentType) ?? "") && otherCharset(contentType, "a JSON body")) || badRequest("MALFORMED_BODY", "request body is not valid JSON");
+  }
+}
+
+function formText(bytes: Uint8Array, contentType: string | undefined): string {
+  try {
+    return decodeUtf8(bytes, "form body");
+  } catch (e) {
+    throw otherCharset(contentType, "a form body") ?? e;
   }
 }
 
