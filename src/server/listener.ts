@@ -205,6 +205,20 @@ function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: htt
   });
 }
 
+/**
+ * An Expect other than 100-continue (RFC 9110 10.1.1): 417. Node's servers call this instead of
+ * the request listener; without it they answered a bare "417 Expectation Failed", without a body
+ * naming the expectation or a request id. HTTP/1.1: the connection closes (the body the client
+ * may still send is not read).
+ */
+function expectationFailed(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void {
+  const expect = String(req.headers.expect ?? "").replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
+  sendErrorBody(res, 417, Code.InvalidArgument, "MALFORMED_REQUEST", `the expectation ${JSON.stringify(expect)} cannot be met: this server meets only Expect: 100-continue`, {
+    [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]),
+    ...(req.httpVersionMajor === 1 && { connection: "close" }),
+  });
+}
+
 /** What an HTTP/1.1 server's "clientError" listener is told about the bytes it could not take. */
 type ClientError = Error & { code?: string; reason?: string };
 
@@ -337,7 +351,8 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // pipelined one waiting behind those before it), and how far its output has got.
   const h1Connections = new Map<Socket, H1Connection>();
 
-  const counted: RequestHandler = (req, res) => {
+  // `serve`: the request listener, or the answer to an expectation not met (expectationFailed).
+  const counted = (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], serve: RequestHandler = handler): void => {
     const h1c = req.httpVersionMajor === 2 ? undefined : h1Connections.get(req.socket as Socket);
     if (h1c) {
       // Node reads every request of what it has read of a connection at once, and calls the
@@ -395,7 +410,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     if (req.httpVersionMajor === 1 && ((closing && !(res as http.ServerResponse).headersSent) || upgradeAsked(req))) {
       (res as http.ServerResponse).setHeader("connection", "close");
     }
-    handler(req, res);
+    serve(req, res);
   };
 
   const h1 = http.createServer(
@@ -419,6 +434,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // is for HTTP/2 (0: no count).
   h1.maxHeadersCount = 0;
   h1.on("clientError", answerClientError(o));
+  h1.on("checkExpectation", (req: http.IncomingMessage, res: http.ServerResponse) => counted(req, res, expectationFailed));
   // This server never listens itself (the front server hands it connections), and Node starts
   // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
   // client dribbling its headers or never finishing its body holds its socket forever.
@@ -491,6 +507,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     counted,
   );
   h2.on("connect", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => noTunnel(req, res, o.allow ?? servedMethods));
+  h2.on("checkExpectation", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => counted(req, res, expectationFailed));
 
   // The peer of the connection being handed to the HTTP/2 server: its "session" event follows
   // synchronously.

@@ -611,6 +611,26 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       assert.equal((JSON.parse(a.body) as { message: string }).message, 'unknown query parameter "\u00e9"');
     });
   });
+  describe("Expect other than 100-continue (RFC 9110 10.1.1): 417 with the JSON error naming it", () => {
+    // Node answered a bare "417 Expectation Failed": no body naming the expectation, no request id.
+    const message = 'the expectation "x-secret-handshake" cannot be met: this server meets only Expect: 100-continue';
+    it("HTTP/1.1: 417 naming the expectation, then the connection closes", async () => {
+      const a = await exchange(server.port, "POST /user HTTP/1.1\r\nhost: localhost\r\nexpect: x-secret-handshake\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}", 1000);
+      assert.equal(a.status, 417, a.body);
+      assert.equal(a.headers["content-type"], "application/json");
+      assert.match(a.headers["x-request-id"] ?? "", /^[0-9a-f-]{36}$/);
+      assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
+      assert.equal(a.closed, true);
+    });
+
+    it("HTTP/2: 417 naming the expectation", async () => {
+      const a = await h2Request({ ":method": "POST", ":path": "/user", expect: "x-secret-handshake", "content-type": "application/json" }, "{}");
+      assert.equal(a.headers[":status"], 417, a.body);
+      assert.equal(a.headers["content-type"], "application/json");
+      assert.match(String(a.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
+      assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
+    });
+  });
   describe("Upgrade: ignored (RFC 9110 7.8), the request served as it is", () => {
     const second = "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
     // Node's parser stops at the end of a request it takes for an upgrade: a request pipelined
