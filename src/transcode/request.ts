@@ -37,7 +37,8 @@ export async function buildRequestMessage(
   if (rule.kind !== "none" || binding.loose) {
     const encoding = req.headers["content-encoding"];
     if (encoding !== undefined && encoding.toLowerCase() !== "identity") {
-      throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content encoding "${encoding}"`);
+      // RFC 9110 15.5.16: Accept-Encoding names the codings that would have been taken.
+      throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content encoding "${encoding}"`, { headers: { "accept-encoding": "identity" } });
     }
     const bytes = await readBody(req, maxBodyBytes);
     const contentType = req.headers["content-type"];

@@ -425,7 +425,9 @@ const cases: Case[] = [
     body: "{}",
     noCall: true,
     status: 415,
-    error: { code: "invalid_argument", message: "unsupported content encoding" },
+    error: { code: "invalid_argument", message: 'unsupported content encoding "gzip"' },
+    // RFC 9110 15.5.16: the content codings that would have been accepted.
+    responseHeaders: { "accept-encoding": "identity" },
   },
   {
     name: "a charset parameter does not change how a JSON body is read (RFC 8259: it is UTF-8)",
