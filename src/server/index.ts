@@ -35,7 +35,7 @@ import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certificate.js";
-import { asteriskProblem, authorizationProblem, hostProblem, pathProblem, schemeProblem, toOriginForm } from "./request-target.js";
+import { asteriskProblem, authorizationProblem, hostProblem, pathProblem, schemeProblem, toOriginForm, transferCodingNotImplemented } from "./request-target.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -95,6 +95,13 @@ function json(res: NodeResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** 501 to a request body in a transfer coding other than chunked; its body is not read, so the connection closes. */
+function transferCodingRefused(res: NodeResponse, coding: string): void {
+  sendErrorBody(res, 501, Code.Unimplemented, "UNIMPLEMENTED", `the transfer coding ${JSON.stringify(coding)} is not implemented: a request body is framed by chunked alone, or by Content-Length`, {
+    connection: "close",
+  });
 }
 
 /**
@@ -216,6 +223,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
     const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
+    const coding = transferCodingNotImplemented(req);
+    if (coding !== undefined) return transferCodingRefused(res, coding);
     const badCredential = authorizationProblem(req);
     if (badCredential !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_CREDENTIAL", badCredential);
     const agent = req.headers["user-agent"];
@@ -294,6 +303,8 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
     if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
+    const coding = transferCodingNotImplemented(req);
+    if (coding !== undefined) return transferCodingRefused(res, coding);
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
     if (pathOf(req) === "/metrics") return metrics.serve(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });

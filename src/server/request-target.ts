@@ -156,6 +156,23 @@ export function asteriskProblem(req: NodeRequest): string | undefined {
   return req.url === "*" && req.method !== "OPTIONS" ? `the request target "*" (asterisk form) is for OPTIONS only, not ${req.method}` : undefined;
 }
 
+/**
+ * The first transfer coding of an HTTP/1.1 request other than chunked, or undefined (RFC 9112
+ * 6.1: a server SHOULD answer 501 to a coding it does not understand). Node's parser takes any
+ * codings before a final chunked ("gzip, chunked") and hands the body over de-chunked only, so
+ * the still-coded bytes were read as the body, on every path. chunked alone, in any case, is
+ * served; a list that does not end in chunked never comes here (the parser refuses it).
+ */
+export function transferCodingNotImplemented(req: NodeRequest): string | undefined {
+  const te = req.httpVersionMajor === 1 ? req.headers["transfer-encoding"] : undefined;
+  if (te === undefined || /^[ \t]*chunked[ \t]*$/i.test(te)) return undefined;
+  for (const coding of te.split(",")) {
+    const name = coding.trim();
+    if (name !== "" && name.toLowerCase() !== "chunked") return name.replace(/[^\x20-\x7e]/g, "?").slice(0, 100);
+  }
+  return undefined;
+}
+
 /** A character outside visible ASCII (0x21-0x7E): what HTTP/1.1's parser refuses in a request target. */
 const notVisibleAscii = /[^\x21-\x7e]/;
 

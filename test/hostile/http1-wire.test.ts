@@ -611,6 +611,37 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       assert.equal((JSON.parse(a.body) as { message: string }).message, 'unknown query parameter "\u00e9"');
     });
   });
+  describe("a transfer coding other than chunked (RFC 9112 6.1: 501)", () => {
+    // Node's parser takes "gzip, chunked" (any codings before a final chunked) and hands the
+    // body over de-chunked only: the gzip bytes were read as the JSON (or Connect) body.
+    const chunked = (body: string) => `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    for (const [where, head] of [
+      ["REST", "POST /user HTTP/1.1\r\nhost: localhost\r\nx-koms-clientid: web\r\ncontent-type: application/json\r\n"],
+      ["an RPC path (Connect)", "POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"],
+    ] as const) {
+      for (const codings of ["gzip, chunked", "x-custom,chunked", "identity, chunked"]) {
+        it(`${where}, Transfer-Encoding: ${codings}: 501 naming the coding, then the connection closes`, async () => {
+          const a = await exchange(server.port, `${head}transfer-encoding: ${codings}\r\n\r\n${chunked("{}")}`, 1000);
+          assert.equal(a.status, 501, a.body);
+          assert.equal(a.headers["content-type"], "application/json");
+          assert.match(a.headers["x-request-id"] ?? "", /^[0-9a-f-]{36}$/);
+          assert.deepEqual(JSON.parse(a.body), {
+            code: "unimplemented",
+            message: `the transfer coding ${JSON.stringify(codings.split(",")[0]!.trim())} is not implemented: a request body is framed by chunked alone, or by Content-Length`,
+            details: [errorInfoJson("UNIMPLEMENTED")],
+          });
+          assert.equal(a.closed, true);
+        });
+      }
+    }
+
+    it("Transfer-Encoding: chunked (any case) is served", async () => {
+      for (const codings of ["chunked", "Chunked"]) {
+        const a = await exchange(server.port, `POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ntransfer-encoding: ${codings}\r\n\r\n${chunked("{}")}`);
+        assert.equal(a.status, 200, a.body);
+      }
+    });
+  });
   describe("Expect other than 100-continue (RFC 9110 10.1.1): 417 with the JSON error naming it", () => {
     // Node answered a bare "417 Expectation Failed": no body naming the expectation, no request id.
     const message = 'the expectation "x-secret-handshake" cannot be met: this server meets only Expect: 100-continue';
