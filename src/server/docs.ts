@@ -139,7 +139,7 @@ function send(req: NodeRequest, res: NodeResponse, a: Asset, isPage: boolean): v
     headers["referrer-policy"] = "no-referrer";
   }
   // The gzip encoding is another representation, so another entity tag.
-  const gzip = /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? "")) && a.body.length > 1024;
+  const gzip = acceptsGzip(req.headers["accept-encoding"]) && a.body.length > 1024;
   headers.etag = gzip ? a.etag.slice(0, -1) + '-gzip"' : a.etag;
   if (ifNoneMatch(req.headers["if-none-match"], headers.etag)) {
     res.writeHead(304, headers);
@@ -155,6 +155,25 @@ function send(req: NodeRequest, res: NodeResponse, a: Asset, isPage: boolean): v
   res.writeHead(200, headers);
   if (req.method === "HEAD") res.end();
   else res.end(body);
+}
+
+/**
+ * Whether Accept-Encoding takes gzip (RFC 9110 12.5.3): named (or x-gzip, in any case) with a
+ * weight above 0, or, when not named, "*" with one. "gzip;q=0" refuses it.
+ */
+function acceptsGzip(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  let any = false;
+  for (const entry of header.split(",")) {
+    const [name = "", ...parameters] = entry.split(";");
+    const coding = name.trim().toLowerCase();
+    if (coding !== "gzip" && coding !== "x-gzip" && coding !== "*") continue;
+    const q = parameters.map((p) => /^[ \t]*q[ \t]*=[ \t]*([0-9.]+)[ \t]*$/i.exec(p)?.[1]).find((v) => v !== undefined);
+    const taken = q === undefined || Number(q) > 0;
+    if (coding !== "*") return taken;
+    any = taken;
+  }
+  return any;
 }
 
 function ifNoneMatch(header: string | string[] | undefined, etag: string): boolean {

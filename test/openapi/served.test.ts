@@ -70,6 +70,27 @@ describe("GET /openapi.json and GET /docs", function () {
     assert.deepEqual(gunzipSync(zipped.body), first.body);
   });
 
+  it("reads Accept-Encoding's weights (RFC 9110 12.5.3): gzip refused with q=0 is not sent, any case of the name is taken", async () => {
+    const plain = await get(`${server.url}/openapi.json`);
+    for (const [acceptEncoding, gzip] of [
+      ["gzip;q=0", false],
+      ["br, gzip; q=0.000", false],
+      ["gzip;q=0, *", false],
+      ["GZIP", true],
+      ["gzip;q=0.5", true],
+      ["x-gzip", true],
+      ["*", true],
+      ["*;q=0", false],
+      ["identity", false],
+      ["deflate, br", false],
+    ] as const) {
+      const a = await get(`${server.url}/openapi.json`, "GET", { "accept-encoding": acceptEncoding });
+      assert.equal(a.status, 200);
+      assert.equal(a.headers["content-encoding"], gzip ? "gzip" : undefined, acceptEncoding);
+      assert.deepEqual(gzip ? gunzipSync(a.body) : a.body, plain.body, acceptEncoding);
+    }
+  });
+
   it("refuses other methods with 405 and Allow", async () => {
     for (const path of ["/openapi.json", "/docs"]) {
       const a = await get(`${server.url}${path}`, "POST");
