@@ -1,8 +1,8 @@
 // multipart/form-data bodies (RFC 7578) for loose (seed 004) bindings: the other form encoding,
 // the one `curl -F` and an HTML form with enctype="multipart/form-data" send, which Flask reads
 // into `request.values` as it reads a URL-encoded body. Text fields only: a file part is refused.
-import { decodeUtf8 } from "./body.js";
-import { badRequest } from "./http-error.js";
+import { charsetOf, decodeUtf8 } from "./body.js";
+import { badRequest, HttpError } from "./http-error.js";
 import { maxArguments, tooManyArguments, type Argument } from "./query.js";
 
 export const multipartFormMediaType = "multipart/form-data";
@@ -33,9 +33,28 @@ function fieldName(headers: string): string {
     if (dispositionParameter(params, "filename") !== undefined || dispositionParameter(params, "filename\\*") !== undefined) {
       throw badRequest("MALFORMED_BODY", `form field "${name}" is a file: only text fields are accepted`, name);
     }
+    notEncoded(headers, name);
     return name;
   }
   throw malformed();
+}
+
+/**
+ * A field is read as sent, as UTF-8: one whose part says otherwise (a Content-Transfer-Encoding
+ * such as base64, deprecated by RFC 7578 4.7, or a charset other than UTF-8 in its Content-Type)
+ * is 415 naming it, rather than read as its encoded text.
+ */
+function notEncoded(headers: string, name: string): void {
+  const refused = (what: string) => new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `form field "${name}" is in the ${what}`, { field: name });
+  for (const line of headers.split("\r\n")) {
+    const transfer = /^content-transfer-encoding[ \t]*:[ \t]*(.*?)[ \t]*$/i.exec(line);
+    if (transfer && !/^(?:7bit|8bit|binary)$/i.test(transfer[1]!)) {
+      throw refused(`Content-Transfer-Encoding ${JSON.stringify(transfer[1])}: a field is read as sent (RFC 7578 4.7)`);
+    }
+    const type = /^content-type[ \t]*:(.*)$/i.exec(line);
+    const charset = type && charsetOf(type[1]);
+    if (charset && !/^(?:utf-?8|us-ascii)$/i.test(charset)) throw refused(`charset ${JSON.stringify(charset)}: a field is read as UTF-8`);
+  }
 }
 
 /**
