@@ -18,11 +18,11 @@ import { randomBytes } from "node:crypto";
 import { CallEndedError, currentCall, outsideCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
-import { isWellFormedApiToken } from "./api-token-secret.js";
 import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
+import { credentialShaped } from "./secrets.js";
 
 /** Every event type, as stored and listed (README "Operate it" lists them). */
 export const auditEventTypes = [
@@ -134,20 +134,10 @@ const bounded = (s: string | undefined, max = 256) =>
  * and tools send a token as the user name (git and npm send theirs so, over Basic), and a token
  * kept in the trail and its log lines would be a live secret there. The shapes of Tessera's own:
  * a JWT, an API token, a UUID (seed 002 user tokens), 32 or 43 base64url characters (hand-off,
- * refresh and other random tokens). A login with such a name that succeeds is still recorded as
- * given: it is an account's name.
+ * refresh and other random tokens: credentialShaped). A login with such a name that succeeds is
+ * still recorded as given: it is an account's name.
  */
 export const REDACTED_LOGIN = "[redacted]";
-
-const credentialShapes = [
-  /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/, // a JWS in compact form (its header is JSON: "{"...)
-  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
-  /^(?:[A-Za-z0-9_-]{32}|[A-Za-z0-9_-]{43})$/,
-];
-
-function credentialShaped(login: string): boolean {
-  return isWellFormedApiToken(login) || credentialShapes.some((shape) => shape.test(login));
-}
 
 export interface AuditTrailDeps {
   events: AuditEventStore;
