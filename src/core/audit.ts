@@ -22,7 +22,7 @@ import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
-import { credentialShaped } from "./secrets.js";
+import { credentialShaped } from "../credential-shapes.js";
 
 /** Every event type, as stored and listed (README "Operate it" lists them). */
 export const auditEventTypes = [

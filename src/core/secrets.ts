@@ -49,22 +49,3 @@ export function secretMatcher(known: readonly string[]): (candidate: string) => 
     return digests.some((d) => crypto.timingSafeEqual(d, digest));
   };
 }
-
-/**
- * The shapes of the credentials Tessera hands out: a JWT (compact JWS), an API token (`tsr_`),
- * a UUID (seed 002 user tokens), 32 or 43 base64url characters (randomToken's hand-off, refresh
- * and other tokens). Text of such a shape found where a name is expected (a login, a query
- * parameter's or a JSON key's name) is most likely a token sent in the wrong place, and is
- * neither recorded nor quoted back.
- */
-const credentialShapes = [
-  /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/, // a JWS header is JSON: "{"..., base64url "eyJ"
-  /^tsr_[0-9A-Za-z]{38}$/, // an API token, its checksum right or not
-  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
-  /^(?:[A-Za-z0-9_-]{32}|[A-Za-z0-9_-]{43})$/,
-];
-
-/** Whether `text` has the shape of one of Tessera's credentials (see above). */
-export function credentialShaped(text: string): boolean {
-  return credentialShapes.some((shape) => shape.test(text));
-}

@@ -36,6 +36,7 @@ import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certificate.js";
 import { asteriskProblem, authorizationProblem, hostProblem, pathProblem, schemeProblem, toOriginForm, transferCodingNotImplemented } from "./request-target.js";
+import { credentialShaped } from "../credential-shapes.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -88,7 +89,7 @@ function pathOf(req: NodeRequest): string {
  */
 function unroutedPath(path: string): string {
   const [first, ...rest] = path.slice(1).split("/");
-  return "/" + [first, ...rest.map(() => "*")].join("/");
+  return "/" + [first !== undefined && credentialShaped(first) ? "*" : first, ...rest.map(() => "*")].join("/");
 }
 
 function json(res: NodeResponse, status: number, body: unknown): void {

@@ -13,6 +13,7 @@ import { variableValue } from "./route-table.js";
 import { ParseFailure } from "./scalar.js";
 import { findImpossibleTimestamp } from "./timestamp.js";
 import { unquotedJsonError } from "./json-error.js";
+import { credentialShaped } from "../credential-shapes.js";
 
 const jsonRead = { ignoreUnknownFields: true } as const;
 
@@ -185,7 +186,9 @@ function applyArguments(binding: Binding, r: ReflectMessage, args: readonly Argu
     const target = binding.argumentTarget(key);
     if (!isFieldTarget(target)) {
       throw target.unknown
-        ? badRequest("UNKNOWN_QUERY_PARAMETER", `unknown query parameter "${key}"`, key)
+        ? credentialShaped(key)
+          ? badRequest("UNKNOWN_QUERY_PARAMETER", "unknown query parameter (not quoted: it has the shape of a credential)")
+          : badRequest("UNKNOWN_QUERY_PARAMETER", `unknown query parameter "${key}"`, key)
         : badRequest("INVALID_QUERY_PARAMETER", `invalid query parameter "${key}": ${target.reason}`, key);
     }
     if (!target.repeated && seen) {

@@ -1,5 +1,6 @@
 import { decodeSegment } from "./percent.js";
 import type { PathTemplate } from "./path-template.js";
+import { credentialShaped } from "../credential-shapes.js";
 
 /**
  * A segment trie of path templates, built once at start-up.
@@ -159,7 +160,8 @@ export class RouteTable<T> {
         out.push(colon >= 0 && this.verbs.has(seg.slice(colon + 1)) ? `*${seg.slice(colon)}` : "*");
         node = node.wildcard;
       } else {
-        out.push(seg);
+        // The first segment no route has names the mistake, unless it is a token in the wrong place.
+        out.push(credentialShaped(seg) ? "*" : seg);
         node = undefined;
       }
     }

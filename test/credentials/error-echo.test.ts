@@ -156,6 +156,29 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
     }
   });
 
+  it("REST: a token given as a query parameter's name, or as a path segment no route has, is not quoted in the 400 or 404", async () => {
+    const jwt = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiJhZGEiLCJTRUNSRVQiOjF9.c2lnbmF0dXJlLVNFQ1JFVA";
+    const refresh = "SECRETabcdefghijklmnopqrstuvwxyz0123456789_";
+    const uuid = "5ec7e7aa-0000-4000-8000-00000000cafe";
+    const unknownParameter = "unknown query parameter (not quoted: it has the shape of a credential)";
+    const cases: Array<[path: string, status: number, message: string]> = [
+      [`/jwt/check?${jwt}`, 400, unknownParameter],
+      [`/v1/admin/audit-events?page_size=1&${uuid}=1`, 400, unknownParameter],
+      [`/${jwt}`, 404, "no route for GET /*"],
+      [`/api/authenticationtoken/x/${refresh}`, 404, "no route for GET /api/authenticationtoken/*/*"],
+      [`/v1/api/${uuid}`, 404, "no route for GET /v1/api/*"],
+    ];
+    for (const [path, status, message] of cases) {
+      const r = await raw(server.url, "GET", path, {});
+      assert.equal(r.status, status, `${path}: ${r.text}`);
+      for (const secret of [jwt, refresh, uuid, "SECRET", "cafe"]) assert.ok(!r.text.includes(secret), `${path}: ${r.text}`);
+      assert.equal((JSON.parse(r.text) as { message: string }).message, message, path);
+    }
+    // A name is still quoted: it names the mistake.
+    const r = await raw(server.url, "GET", "/jwt/check?tokn=x", {});
+    assert.equal((JSON.parse(r.text) as { message: string }).message, 'unknown query parameter "tokn"');
+  });
+
   const login = "tessera.session.v1.SessionService/CreateSession";
   const loginBody = JSON.stringify({ account_type: "traditional", email: "ada@example.com", password: pin });
   const passwordMessage =
