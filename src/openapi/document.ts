@@ -10,6 +10,7 @@ import { isFieldTarget } from "../transcode/field-target.js";
 import type { Route } from "../transcode/binding.js";
 import { RouteTable } from "../transcode/route-table.js";
 import { httpStatusByCode } from "../transcode/status.js";
+import { exampleBaseUrl } from "./example.js";
 import { openApiPath } from "./paths.js";
 import { alwaysWritten, SchemaSet, type JsonSchema } from "./schemas.js";
 import { bufCurlHeaders, challengeOf, securityOf, securitySchemes, type SecurityRequirement } from "./security.js";
@@ -25,8 +26,7 @@ export interface DocumentInput {
   readonly describe: Describe;
 }
 
-/** Where the `buf curl` examples send their calls. */
-export const exampleBaseUrl = "http://localhost:8080";
+export { exampleBaseUrl } from "./example.js";
 
 const description = `Tessera's JSON API over HTTP (REST), generated from the protos' \`google.api.http\` bindings by the code that serves them.
 

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { exampleBaseUrl } from "../openapi/document.js";
+import { exampleBaseUrl } from "../openapi/example.js";
 import { projectFile } from "../project-files.js";
 import { restMount } from "../rest-routes.js";
 import { sendErrorBody } from "./error-details.js";
@@ -97,9 +97,10 @@ export function createDocs(options: DocsOptions): (req: NodeRequest, res: NodeRe
     ["/docs/docs.css", () => asset("text/css; charset=utf-8", pageStyle)],
   ]);
   // Most servers never serve these.
-  const uiDir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
+  // swagger-ui-dist is looked up on the first request for one of its files, not as the server starts.
+  let uiDir: string | undefined;
   for (const [path, { file: name, type }] of Object.entries(swaggerUiFiles)) {
-    assets.set(path, () => asset(type, readFileSync(join(uiDir, name))));
+    assets.set(path, () => asset(type, readFileSync(join((uiDir ??= dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"))), name))));
   }
 
   return (req, res) => {
