@@ -102,8 +102,16 @@ describe("server: the compiled start on MongoDB (MONGODB_URI set)", function () 
     }
   });
 
+  let stderr = "";
   it("starts from the bundle with its code cache, loads the driver and serves a sign-up and a login from MongoDB", async () => {
-    service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: join(dir, "data"), TESSERA_HASH_NICE: "", MONGODB_URI: uri!, TESSERA_MONGODB_DATABASE: database });
+    // Preloaded: at exit, reports whether the embedded store's driver (better-sqlite3) was ever loaded.
+    const probe = join(dir, "modules-probe.cjs");
+    writeFileSync(
+      probe,
+      `process.on("exit", () => process.stderr.write("\\nmodules: " + JSON.stringify({ betterSqlite3: Object.keys(require.cache).some((f) => f.includes("/node_modules/better-sqlite3/")) }) + "\\n"));`,
+    );
+    service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: join(dir, "data"), TESSERA_HASH_NICE: "", MONGODB_URI: uri!, TESSERA_MONGODB_DATABASE: database }, { nodeArgs: ["--require", probe] });
+    service.child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const lines = service.lines();
     assert.equal(lines.find((l) => l.msg === "listening")?.codeCache, "accepted");
     assert.equal(lines.find((l) => l.msg === "store")?.kind, "mongodb");
@@ -118,6 +126,12 @@ describe("server: the compiled start on MongoDB (MONGODB_URI set)", function () 
     } finally {
       await client.close();
     }
+  });
+
+  it("stops on SIGTERM with exit 0, never having loaded the embedded store's better-sqlite3", async () => {
+    service!.child.kill("SIGTERM");
+    assert.equal(await service!.exited, 0);
+    assert.match(stderr, /modules: \{"betterSqlite3":false\}/);
   });
 });
 

@@ -1,6 +1,6 @@
 import { accessSync, closeSync, constants, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import { StoreUnavailableError, type Store, type StoreFailures } from "../ports.js";
 import { sqliteApiTokens } from "./sqlite-api-tokens.js";
 import { sqliteAuditEvents } from "./sqlite-audit-events.js";
@@ -131,6 +131,15 @@ const BUSY_TIMEOUT_MS = 5000;
 const CHECKPOINT_WAIT_MS = 1000;
 
 /**
+ * better-sqlite3 and its native addon, loaded when an embedded store opens (as the MongoDB driver
+ * is when a MongoDB store opens, mongo-driver.ts): a process on MongoDB never loads them.
+ */
+let sqlite: typeof Database | undefined;
+async function loadSqlite(): Promise<typeof Database> {
+  return (sqlite ??= (await import("better-sqlite3")).default);
+}
+
+/**
  * Opens (creating if needed) `${dataDir}/tessera.db`.
  *
  * Durability: WAL with synchronous=NORMAL, and a write answered only once an fsync of the WAL
@@ -142,12 +151,13 @@ const CHECKPOINT_WAIT_MS = 1000;
  * holds as it opens is checkpointed first (checkpointAtStart).
  */
 export async function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {}): Promise<Store> {
+  const Sqlite = await loadSqlite();
   let db: Database.Database;
   const file = join(dataDir, SQLITE_FILE_NAME);
   try {
     createPrivately(dataDir, file);
     requireWritable(file);
-    db = new Database(file);
+    db = new Sqlite(file);
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
     // Another process on the same file (a second instance, a CLI) waits instead of failing at once.
