@@ -64,6 +64,7 @@ export interface SessionAccess {
 const sessionEnded = () => unauthenticated("SESSION_ENDED", "the session has ended");
 const notMostRecent = () => unauthenticated("NOT_MOST_RECENT_TOKEN", "not the most recent access token of the session");
 const notSessionToken = () => unauthenticated("WRONG_TOKEN_TYPE", "not a session access token");
+const alreadyUsed = () => unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");
 const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refresh token");
 
 export class Sessions {
@@ -236,7 +237,10 @@ export class Sessions {
         await delay(10);
         now = await this.sessions.findById(session.id);
       }
-      if (!now || now.endedAt || now.accessJti !== child.jti) throw sessionEnded();
+      if (!now || now.endedAt || now.accessJti === parentJti) throw sessionEnded();
+      // Moved on past this refresh's pair by the next refresh (made with that pair, which a
+      // concurrent caller of this refresh answered): the session lives on, this pair is spent.
+      if (now.accessJti !== child.jti) throw alreadyUsed();
     }
     try {
       await this.refreshTokens.insert({ hash: hashSecret(child.refreshToken), sessionId: session.id, createdAt: this.clock.now(), expiresAt: session.expiresAt });
@@ -255,7 +259,7 @@ export class Sessions {
         const session = await this.openSession(access);
         if (session.accessJti === access.jti || session.accessJti === child.jti) return this.complete(session, access.jti, child);
       }
-      throw unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");
+      throw alreadyUsed();
     }
     this.logger.warn("refresh token reuse: ending session", { sessionId: record.sessionId });
     await this.end(record.sessionId, access.userId);

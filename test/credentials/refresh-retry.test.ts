@@ -11,7 +11,7 @@ import { expectCode, expectOk, protocols } from "../support/api.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { password, signUp, uniqueEmail } from "../support/users.js";
 import { sessionApi, type SessionApi, type TokenPair } from "../session/api.js";
-import { startServerPair, type ServerPair } from "./support.js";
+import { gate, startServerPair, type ServerPair } from "./support.js";
 
 const client = { clientId: testClientId };
 
@@ -71,6 +71,38 @@ for (const store of storesUnderTest()) {
           expectOk(await onA.getSession({ ...client, access: winner.access_token }));
           expectOk(await onB.refreshSession({ refresh_token: winner.refresh_token }, { ...client, access: winner.access_token }));
         } finally {
+          onA.close();
+          onB.close();
+        }
+      });
+
+      it("a retry held after it read the session while the next refresh moves the session on: 401 REFRESH_TOKEN_ALREADY_USED, and the session lives on", async () => {
+        const onA = sessionApi("rest", pair.a.url);
+        const onB = sessionApi("connect", pair.b.url);
+        const sessions = pair.a.tessera.store.sessions;
+        const findById = sessions.findById;
+        const held = gate();
+        try {
+          const first = await login(pair.a, onA);
+          const creds = { ...client, access: first.access_token };
+          const answered = expectOk(await onA.refreshSession({ refresh_token: first.refresh_token }, creds));
+          // The retry reads the session (still on the answered pair's jti) and is held there.
+          sessions.findById = async (...args) => {
+            const found = await findById.apply(sessions, args);
+            sessions.findById = findById;
+            await held.pass();
+            return found;
+          };
+          const retrying = onA.refreshSession({ refresh_token: first.refresh_token }, creds);
+          await held.reached;
+          const next = expectOk(await onB.refreshSession({ refresh_token: answered.refresh_token }, { ...client, access: answered.access_token }));
+          held.open();
+          expectCode(await retrying, "unauthenticated", "refresh token already used", "REFRESH_TOKEN_ALREADY_USED");
+          expectOk(await onA.getSession({ ...client, access: next.access_token }));
+          expectOk(await onB.refreshSession({ refresh_token: next.refresh_token }, { ...client, access: next.access_token }));
+        } finally {
+          sessions.findById = findById;
+          held.open();
           onA.close();
           onB.close();
         }
