@@ -1,6 +1,7 @@
 // Ending a credential while the same credential is used on another instance sharing the store:
 // exactly one of two logouts ends it (the other gets the answer a logout after it gets), and a
-// refresh racing the logout yields nothing that outlives it.
+// refresh racing the logout yields nothing that outlives it. A logout also holds on an instance
+// whose clock runs a little behind the one that ran housekeeping.
 import assert from "node:assert/strict";
 import { expectCode, expectOk } from "../support/api.js";
 import { storesUnderTest, testClientId } from "../support/server.js";
@@ -8,6 +9,11 @@ import { admin, password, signUp, uniqueEmail } from "../support/users.js";
 import { rest } from "../support/clients.js";
 import { sessionApi } from "../session/api.js";
 import { gate, startServerPair, type ServerPair } from "./support.js";
+import { ManualClock } from "../../src/core/clock.js";
+import { Housekeeping } from "../../src/core/housekeeping.js";
+import { createLogger } from "../../src/logger.js";
+import { basic, bearer } from "../support/clients.js";
+import { userTokenApi } from "../user-token/api.js";
 
 const client = { clientId: testClientId };
 
@@ -118,6 +124,35 @@ for (const store of storesUnderTest()) {
         onA.close();
         onB.close();
       }
+    });
+
+    describe("instances whose clocks are 2 s apart (within what README, Clocks, allows)", () => {
+      const behind = new ManualClock(Date.now());
+      const ahead = new ManualClock(behind.now().getTime() + 2_000);
+      let skewed: ServerPair;
+      before(async () => (skewed = await startServerPair(store, {}, [ahead, behind])));
+      after(() => skewed.close());
+
+      it("a user token logged out stays 401 TOKEN_REVOKED on the instance behind, up to its expiry there, after the instance ahead ran housekeeping past that expiry", async () => {
+        const { a, b } = skewed;
+        const onB = userTokenApi("rest", b.url);
+        try {
+          const email = uniqueEmail("skew");
+          await signUp(b, email);
+          const expirationTime = new Date(behind.now().getTime() + 10_000).toISOString();
+          const token = expectOk(await onB.login({ expirationTime }, basic(email, password))).token;
+          expectOk(await onB.logout(bearer(token)));
+          // 9 s on: the token has 1 s left by b's clock; by a's it expired 1 s ago.
+          behind.advance(9_000);
+          ahead.advance(9_000);
+          await new Housekeeping({ store: a.tessera.store, clock: ahead, logger: createLogger("silent") }).runOnce();
+          expectCode(await onB.bump(bearer(token)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
+          behind.advance(1_000);
+          expectCode(await onB.bump(bearer(token)), "unauthenticated", "user token has expired", "TOKEN_EXPIRED");
+        } finally {
+          onB.close();
+        }
+      });
     });
   });
 }

@@ -15,12 +15,13 @@ export interface ServerPair {
   close(): Promise<void>;
 }
 
-/** Two instances sharing one store. */
-export async function startServerPair(store: StoreKind, env: Record<string, string> = {}, clock?: Clock): Promise<ServerPair> {
+/** Two instances sharing one store; `clock`: theirs, or one each (a's, b's). */
+export async function startServerPair(store: StoreKind, env: Record<string, string> = {}, clock?: Clock | readonly [Clock, Clock]): Promise<ServerPair> {
   const dataDir = mkdtempSync(join(tmpdir(), "tessera-pair-"));
   const shared = { ...env, TESSERA_DATA_DIR: dataDir, TESSERA_MONGODB_DATABASE: `tessera_pair_${randomBytes(6).toString("hex")}` };
-  const a = await startTestServer({ store, env: shared, ...(clock && { clock }) });
-  const b = await startTestServer({ store, env: shared, ...(clock && { clock }) });
+  const [clockA, clockB] = Array.isArray(clock) ? clock : [clock as Clock | undefined, clock as Clock | undefined];
+  const a = await startTestServer({ store, env: shared, ...(clockA && { clock: clockA }) });
+  const b = await startTestServer({ store, env: shared, ...(clockB && { clock: clockB }) });
   return {
     a,
     b,

@@ -9,6 +9,12 @@ const ID = "hash";
 // carries the sealed child pair.
 const spentMark = (hash: string) => `refresh-spent:${hash}`;
 
+/**
+ * How long a mark is kept after the expiry it carries: far beyond the clock difference instances
+ * may have (README, Clocks: well within 5 s).
+ */
+export const MARKS_OUTLIVE_MS = 5 * 60_000;
+
 export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
   const tokens = ctx.db.collection<StoredDoc>(REFRESH_TOKENS);
 
@@ -57,12 +63,16 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
     deleteBySession: (sessionId) =>
       ctx.run(ID, async () => deleteTokens(await tokens.find({ sessionId }, { projection: { _id: 1 } }).toArray())),
     // Expired marks of every kind (each carries the expiry of what it describes) go here too,
-    // once no expired token is left, in what is left of the batch.
+    // once no expired token is left, in what is left of the batch, MARKS_OUTLIVE_MS after that
+    // expiry: an instance whose clock runs behind the one running housekeeping still takes the
+    // thing for unexpired until its own clock passes the expiry, and must still see its mark
+    // (a logged-out user token, kept TESSERA_USER_TOKEN_RETENTION_DAYS, was accepted there again).
     deleteExpired: (before, limit) =>
       ctx.run(ID, async () => {
         const { ids, deleted } = await deleteBatch(tokens, { expiresAt: { $lt: before } }, limit);
         await ctx.marks.deleteMany(ids.map(spentMark));
-        return ids.length < limit ? deleted + (await ctx.marks.deleteExpired(before, limit - ids.length)) : deleted;
+        if (ids.length >= limit) return deleted;
+        return deleted + (await ctx.marks.deleteExpired(new Date(before.getTime() - MARKS_OUTLIVE_MS), limit - ids.length));
       }),
   };
 }
