@@ -90,13 +90,15 @@ function sourceKidsOf(claims: JwtClaims): readonly string[] {
   return (claims[sourceKidsClaim] as readonly string[] | undefined) ?? [];
 }
 
+/** An access token's user deactivated (or unknown): every answer to it, whenever the call learns it. */
+const userDeactivated = () => unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
 const credentialOutdated = () =>
   unauthenticated("TOKEN_REVOKED", "the access token was issued before the user's last password change");
 
 export interface JwtTokensDeps {
   ring: Pick<KeyRing, "sign" | "anyRevoked">;
   verifier: Pick<TokenVerifier, "verifyKeyed">;
-  users: Pick<Users, "authenticate" | "noteLogin" | "get" | "getActive" | "create" | "changePassword" | "deactivate" | "credentialState">;
+  users: Pick<Users, "authenticate" | "noteLogin" | "get" | "create" | "changePassword" | "deactivate" | "credentialState">;
   refreshTokens: JwtRefreshTokenStore;
   clock: Clock;
   issuer: string;
@@ -186,7 +188,7 @@ export class JwtTokens {
     const state = await this.deps.users.credentialState(user.id, credentialEpoch);
     if (state !== "current") {
       await this.deps.refreshTokens.revoke(jti, user.id, now);
-      if (state === "deactivated") throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
+      if (state === "deactivated") throw userDeactivated();
       throw credentialOutdated();
     }
     const claims = {
@@ -275,7 +277,7 @@ export class JwtTokens {
       throw unauthenticated("INVALID_TOKEN", "token derived from a token signed by a revoked key");
     }
     const user = await this.deps.users.get(claims.sub);
-    if (!user || !user.active) throw unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
+    if (!user || !user.active) throw userDeactivated();
     const epoch = claims[credentialEpochClaim];
     let credentialEpoch: number;
     if (epoch === undefined) {
@@ -305,9 +307,14 @@ export class JwtTokens {
     }
   }
 
-  /** The active user, when `credentialEpoch` (the caller's access token's) is still theirs: else TOKEN_REVOKED. */
+  /**
+   * The active user, when `credentialEpoch` (the caller's access token's) is still theirs: else
+   * TOKEN_REVOKED. Deactivated since the caller's check (on any instance): USER_DEACTIVATED, what
+   * the check refuses a call after it with.
+   */
   private async currentUser(userId: string, credentialEpoch: number): Promise<UserRecord> {
-    const user = await this.deps.users.getActive(userId);
+    const user = await this.deps.users.get(userId);
+    if (!user || !user.active) throw userDeactivated();
     if (user.credentialEpoch !== credentialEpoch) throw credentialOutdated();
     return user;
   }

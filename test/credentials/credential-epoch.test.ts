@@ -178,6 +178,76 @@ for (const store of storesUnderTest()) {
       }
     });
 
+    describe("a call with an access JWT held after its credential check while DELETE /jwt/user deactivates the user on the other instance: the answer a call after it gets, 401 USER_DEACTIVATED", () => {
+      const calls = [
+        ["GET /jwt/refresh_token", (url: string, access: string) => rest(url, "GET", "/jwt/refresh_token", { headers: bearer(access) })],
+        ["PATCH /jwt/user", (url: string, access: string) => rest(url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } })],
+        ["DELETE /jwt/user", (url: string, access: string) => rest(url, "DELETE", "/jwt/user", { headers: bearer(access) })],
+      ] as const;
+      for (const [name, call] of calls) {
+        it(`${name} held before it reads the user again`, async () => {
+          const { a, b } = pair;
+          const email = uniqueEmail("heldjwt");
+          await signUp(a, email);
+          const access = (await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+          const users = a.tessera.store.users;
+          const findById = users.findById;
+          const held = gate();
+          let reads = 0;
+          // The first read is the access token's check; the call is held before the next.
+          users.findById = async (...args) => {
+            if (++reads === 2) await held.pass();
+            return findById.apply(users, args);
+          };
+          try {
+            const calling = call(a.url, access);
+            await held.reached;
+            const deleted = await rest(b.url, "DELETE", "/jwt/user", { headers: bearer(access) });
+            assert.equal(deleted.status, 204, deleted.text);
+            held.open();
+            const res = await calling;
+            assert.equal(res.status, 401, res.text);
+            assert.equal(res.body.message, "the token's user is deactivated");
+            assert.equal(res.body.details[0].debug.reason, "USER_DEACTIVATED");
+            const after = await call(a.url, access);
+            assert.equal(after.body.message, res.body.message, "a call after the deactivation");
+          } finally {
+            users.findById = findById;
+            held.open();
+          }
+        });
+      }
+
+      it("GET /jwt/refresh_token held after it stored the refresh token: withdrawn", async () => {
+        const { a, b } = pair;
+        const email = uniqueEmail("heldjwt");
+        await signUp(a, email);
+        const access = (await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+        const tokens = a.tessera.store.jwtRefreshTokens;
+        const create = tokens.create;
+        const held = gate();
+        tokens.create = async (...args) => {
+          const made = await create.apply(tokens, args);
+          await held.pass();
+          return made;
+        };
+        try {
+          const calling = rest(a.url, "GET", "/jwt/refresh_token", { headers: bearer(access) });
+          await held.reached;
+          const deleted = await rest(b.url, "DELETE", "/jwt/user", { headers: bearer(access) });
+          assert.equal(deleted.status, 204, deleted.text);
+          held.open();
+          const res = await calling;
+          assert.equal(res.status, 401, res.text);
+          assert.equal(res.body.message, "the token's user is deactivated");
+          assert.equal(res.body.details[0].debug.reason, "USER_DEACTIVATED");
+        } finally {
+          tokens.create = create;
+          held.open();
+        }
+      });
+    });
+
     it("PUT /session held after its access token's check while the password changes on the other instance: 401 SESSION_ENDED, and nothing of the session works", async () => {
       const { a, b } = pair;
       const email = uniqueEmail("refreshchange");
