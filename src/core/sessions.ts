@@ -61,7 +61,8 @@ export interface SessionAccess {
   keyIds: readonly string[];
 }
 
-const sessionEnded = () => unauthenticated("SESSION_ENDED", "the session has ended");
+/** A session ended, expired or unknown, or its user's standing changed: every call with its tokens. */
+export const sessionEnded = () => unauthenticated("SESSION_ENDED", "the session has ended");
 const notMostRecent = () => unauthenticated("NOT_MOST_RECENT_TOKEN", "not the most recent access token of the session");
 const notSessionToken = () => unauthenticated("WRONG_TOKEN_TYPE", "not a session access token");
 const alreadyUsed = () => unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");

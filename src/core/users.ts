@@ -160,12 +160,6 @@ export class Users {
     return credentialStateOf(await this.users.findById(id), epoch);
   }
 
-  async getActive(id: string): Promise<UserRecord> {
-    const user = await this.users.findById(id);
-    if (!user || !user.active) throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
-    return user;
-  }
-
   /**
    * Changes the password, in every service at once; the credential lifecycle then ends the
    * user's credentials issued before it. With `expectedEpoch` (the caller's credential's), the

@@ -3,7 +3,7 @@
 // in session.proto) before a handler runs.
 import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { clientAddressKey, requirePrincipal } from "../access/context.js";
-import type { Sessions } from "../core/sessions.js";
+import { sessionEnded, type Sessions } from "../core/sessions.js";
 import type { Users } from "../core/users.js";
 import { bind, type ServiceBinding } from "./binding.js";
 
@@ -30,7 +30,7 @@ export function sessionService(sessions: Pick<Sessions, "logIn" | "refresh" | "e
   });
 }
 
-export function userService(users: Pick<Users, "signUp" | "getActive">): ServiceBinding {
+export function userService(users: Pick<Users, "signUp" | "get">): ServiceBinding {
   return bind(UserService, {
     async createUser(req, ctx) {
       await users.signUp(req.email, req.password, ctx.values.get(clientAddressKey));
@@ -38,7 +38,9 @@ export function userService(users: Pick<Users, "signUp" | "getActive">): Service
     },
 
     async getUser(_req, ctx) {
-      const user = await users.getActive(requirePrincipal(ctx, "session").userId);
+      const user = await users.get(requirePrincipal(ctx, "session").userId);
+      // Deactivated since the session's check (on any instance): what GET /session is told after it.
+      if (!user || !user.active) throw sessionEnded();
       return { id: user.id, email: user.emails[0] ?? user.login };
     },
   });

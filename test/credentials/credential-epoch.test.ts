@@ -248,6 +248,39 @@ for (const store of storesUnderTest()) {
       });
     });
 
+    it("GET /user held after its session's check while DELETE /jwt/user deactivates the user on the other instance: 401 SESSION_ENDED, as GET /session and GET /user after it", async () => {
+      const { a, b } = pair;
+      const email = uniqueEmail("heldgetuser");
+      await signUp(a, email);
+      const access = (await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+      const session = await rest(a.url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });
+      assert.equal(session.status, 200, session.text);
+      const headers = { ...clientIdHeader, ...bearer(session.body.access_token as string) };
+      const users = a.tessera.store.users;
+      const findById = users.findById;
+      const held = gate();
+      users.findById = async (...args) => {
+        users.findById = findById;
+        await held.pass();
+        return findById.apply(users, args);
+      };
+      try {
+        const getting = rest(a.url, "GET", "/user", { headers });
+        await held.reached;
+        const deleted = await rest(b.url, "DELETE", "/jwt/user", { headers: bearer(access) });
+        assert.equal(deleted.status, 204, deleted.text);
+        held.open();
+        const res = await getting;
+        assert.equal(res.status, 401, res.text);
+        assert.equal(res.body.message, "the session has ended");
+        assert.equal(res.body.details[0].debug.reason, "SESSION_ENDED");
+        for (const path of ["/session", "/user"]) assert.deepEqual((await rest(a.url, "GET", path, { headers })).body, res.body, path);
+      } finally {
+        users.findById = findById;
+        held.open();
+      }
+    });
+
     it("PUT /session held after its access token's check while the password changes on the other instance: 401 SESSION_ENDED, and nothing of the session works", async () => {
       const { a, b } = pair;
       const email = uniqueEmail("refreshchange");
