@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { MongoClient, type CommandStartedEvent, type Document } from "mongodb";
+import { loadMongoDriver } from "../../src/store/mongo/mongo-driver.js";
 import { Marks } from "../../src/store/mongo/mongo-marks.js";
 import { storesUnderTest } from "../support/server.js";
 
@@ -22,6 +23,9 @@ describe("mongo store: write and read concerns", function () {
 
   before(async function () {
     if (!storesUnderTest().includes("mongo")) this.skip();
+    // Marks is used here without openMongoStore, which loads the driver (and so lets the store
+    // tell a duplicate key): load it as a store's opening does.
+    await loadMongoDriver();
     dbName = `tessera_concerns_${randomBytes(6).toString("hex")}`;
     client = new MongoClient(withOptions(process.env.MONGODB_URI!, "w=majority&journal=true&readConcernLevel=majority"), {
       monitorCommands: true,
