@@ -12,9 +12,14 @@ import { refreshTokenAudience } from "./core/jwt-tokens.js";
 import { proxySubnet } from "./server/client-address.js";
 import { CertificateError, loadCertificate } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
+import { oneLine, quoted } from "./core/text.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
+  constructor(message: string) {
+    // Written as one line on stderr, whatever a value quoted in it holds.
+    super(oneLine(message));
+  }
 }
 
 type Parser<T> = (raw: string) => T;
@@ -48,11 +53,23 @@ function variable<T, D extends T | undefined = T | undefined>(
   };
 }
 
-const text: Parser<string> = (raw) => raw;
+/**
+ * Free text (a directory, an issuer, an audience): never blank, without white space at either
+ * end or control characters, which no deployment means and which would otherwise be taken as
+ * given (a directory named "   ", an audience "tessera " no verifier expects, NODE_ENV
+ * "production " taken for development).
+ */
+const text: Parser<string> = (raw) => {
+  // eslint-disable-next-line no-control-regex
+  if (raw.trim() === "" || raw.trim() !== raw || /[\u0000-\u001f\u007f]/.test(raw)) {
+    throw new Error(`must not be blank, begin or end with white space, or hold control characters, got ${quoted(raw)}`);
+  }
+  return raw;
+};
 
 function integer(min: number, max: number): Parser<number> {
   return (raw) => {
-    if (!/^-?\d+$/.test(raw.trim())) throw new Error(`must be a whole number, got "${raw}"`);
+    if (!/^-?\d+$/.test(raw.trim())) throw new Error(`must be a whole number, got ${quoted(raw)}`);
     const n = Number(raw.trim());
     if (n < min || n > max) throw new Error(`must be between ${min} and ${max}, got ${n}`);
     return n;
@@ -63,13 +80,13 @@ const boolean: Parser<boolean> = (raw) => {
   const v = raw.trim().toLowerCase();
   if (["1", "true", "yes", "on"].includes(v)) return true;
   if (["0", "false", "no", "off"].includes(v)) return false;
-  throw new Error(`must be true or false (on or off), got "${raw}"`);
+  throw new Error(`must be true or false (on or off), got ${quoted(raw)}`);
 };
 
 function oneOf<T extends string>(...values: T[]): Parser<T> {
   return (raw) => {
     const v = values.find((x) => x.toLowerCase() === raw.trim().toLowerCase());
-    if (!v) throw new Error(`must be one of ${values.join(", ")}, got "${raw}"`);
+    if (!v) throw new Error(`must be one of ${values.join(", ")}, got ${quoted(raw)}`);
     return v;
   };
 }
@@ -80,12 +97,14 @@ const list: Parser<string[]> = (raw) => {
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   if (items.length === 0) throw new Error("must list at least one value (comma-separated)");
+  const twice = items.find((item, i) => items.indexOf(item) !== i);
+  if (twice !== undefined) throw new Error(`${quoted(twice)} is listed twice`);
   return items;
 };
 
 const mountPath: Parser<string> = (raw) => {
   const v = raw.trim();
-  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(v)) throw new Error(`must be a path starting with "/", got "${raw}"`);
+  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(v)) throw new Error(`must be a path starting with "/", got ${quoted(raw)}`);
   return v.length > 1 ? v.replace(/\/+$/, "") : v;
 };
 
@@ -93,7 +112,7 @@ const readableFile: Parser<string> = (raw) => {
   try {
     readFileSync(raw);
   } catch {
-    throw new Error(`cannot read file "${raw}"`);
+    throw new Error(`cannot read file ${quoted(raw)}`);
   }
   return raw;
 };
@@ -112,7 +131,7 @@ const mongoUri: Parser<string> = (raw) => {
 const originList: Parser<string[]> = (raw) =>
   list(raw).map((origin) => {
     if (origin !== "*" && !/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#\s@]+\/?$/.test(origin)) {
-      throw new Error(`"${origin}" is not a web origin (scheme://host[:port], as a browser sends it) or *`);
+      throw new Error(`${quoted(origin)} is not a web origin (scheme://host[:port], as a browser sends it) or *`);
     }
     return origin;
   });
@@ -131,7 +150,7 @@ const listenHost: Parser<string> = (raw) => {
   const v = raw.trim();
   const name = v.endsWith(".") ? v.slice(0, -1) : v;
   if (isIP(v) === 0 && !(name.length > 0 && name.length <= 253 && name.split(".").every((label) => hostLabel.test(label)))) {
-    throw new Error(`must be an IP address or a host name, got "${raw}"`);
+    throw new Error(`must be an IP address or a host name, got ${quoted(raw)}`);
   }
   return v;
 };
@@ -139,7 +158,7 @@ const listenHost: Parser<string> = (raw) => {
 /** A MongoDB database name as the server takes it (its documented restrictions, on every OS). */
 const mongoDatabaseName: Parser<string> = (raw) => {
   if (Buffer.byteLength(raw, "utf8") > 63 || /[/\\. "$\x00]/.test(raw)) {
-    throw new Error(`must be a MongoDB database name (1 to 63 bytes, none of / \\ . " $ or a space), got "${raw}"`);
+    throw new Error(`must be a MongoDB database name (1 to 63 bytes, none of / \\ . " $ or a space), got ${quoted(raw)}`);
   }
   return raw;
 };
@@ -152,7 +171,7 @@ const httpUrl: Parser<string> = (raw) => {
   } catch {
     // refused below
   }
-  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) throw new Error(`must be an http or https URL, got "${raw}"`);
+  if (url === undefined || (url.protocol !== "http:" && url.protocol !== "https:")) throw new Error(`must be an http or https URL, got ${quoted(raw)}`);
   return raw.trim();
 };
 
@@ -164,13 +183,13 @@ const publicUrl: Parser<string> = (raw) => {
   try {
     url = new URL(raw.trim());
   } catch {
-    throw new Error(`must be an absolute https URL, got "${raw}"`);
+    throw new Error(`must be an absolute https URL, got ${quoted(raw)}`);
   }
   if (url.protocol !== "https:" && !(url.protocol === "http:" && loopbackHosts.has(url.hostname))) {
-    throw new Error(`must be an https URL (http only for localhost), got "${raw}"`);
+    throw new Error(`must be an https URL (http only for localhost), got ${quoted(raw)}`);
   }
   if (url.search || url.hash || url.username || url.password) {
-    throw new Error(`must have no query, fragment or credentials, got "${raw}"`);
+    throw new Error(`must have no query, fragment or credentials, got ${quoted(raw)}`);
   }
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 };
@@ -252,7 +271,7 @@ export const variables = {
   cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
   // Operations
   metrics: variable("TESSERA_METRICS", true, boolean, "Serve Prometheus metrics at `GET /metrics` (`on` or `off`).", { shownDefault: "on" }),
-  metricsPort: variable<number>("TESSERA_METRICS_PORT", undefined, integer(0, 65535), "Serve `/metrics` on this port of HOST instead of the main port (which then answers 404 there)."),
+  metricsPort: variable<number>("TESSERA_METRICS_PORT", undefined, integer(0, 65535), "Serve `/metrics` on this port of HOST instead of the main port (which then answers 404 there); refused with TESSERA_METRICS=off."),
   audit: variable("TESSERA_AUDIT", true, boolean, "Record the audit trail (store and `\"type\":\"audit\"` log lines); `off` records nothing (metrics still count logins).", { shownDefault: "on" }),
   auditRetentionDays: variable("TESSERA_AUDIT_RETENTION_DAYS", 90, integer(1, 36500), "Housekeeping deletes audit events older than this many days."),
   auditRefusalsPerMinute: variable("TESSERA_AUDIT_REFUSALS_PER_MINUTE", 100, integer(0, 1000000), "Audit events of refused calls without a verified credential (failed logins, refused admin calls, ...) each worker process stores per client address per minute; beyond, they are counted and stored as one `audit.suppressed` event per address at the minute's end (README \"Audit trail\"); 0: no limit.", { shownDefault: "100 (0: no limit)" }),
@@ -287,7 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       out[key] = v.parse(raw);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
-      throw new ConfigError(`${v.name}: ${v.secret ? why.replace(raw, "<hidden>") : why}`);
+      throw new ConfigError(`${v.name}: ${v.secret ? why.replaceAll(raw, "<hidden>").replaceAll(JSON.stringify(raw).slice(1, -1), "<hidden>") : why}`);
     }
   }
   const c = out as Values;
@@ -310,6 +329,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (c.metricsPort !== undefined && c.metricsPort !== 0 && c.metricsPort === c.port) {
     throw new ConfigError(`TESSERA_METRICS_PORT: must differ from PORT (${c.port}), which serves the API`);
+  }
+  if (c.metricsPort !== undefined && !c.metrics) {
+    throw new ConfigError("TESSERA_METRICS and TESSERA_METRICS_PORT: metrics are off, so no port would serve them; unset TESSERA_METRICS_PORT or turn TESSERA_METRICS on");
   }
   if (c.jwtBasePath === "/" && c.sessionApi) {
     throw new ConfigError("TESSERA_JWT_BASE_PATH: \"/\" collides with the Session API's /user; set TESSERA_SESSION_API=false to mount the JWT API there");
@@ -337,9 +359,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (c.nodeEnv === "production" && c.jwtAlg !== "HS256" && c.keyEncryptionKey === undefined) {
     throw new ConfigError("TESSERA_KEY_ENCRYPTION_KEY: required when NODE_ENV=production (private signing keys would be stored unsealed)");
   }
-  const uriDatabase = c.mongodbUri === undefined ? undefined : databaseInUri(c.mongodbUri);
+  let uriDatabase: string | undefined;
+  try {
+    uriDatabase = c.mongodbUri === undefined ? undefined : databaseInUri(c.mongodbUri);
+  } catch {
+    // decodeURIComponent's URIError ("URI malformed"), which named neither the variable nor the part.
+    throw new ConfigError("MONGODB_URI: the database name is not valid percent-encoding");
+  }
   if (uriDatabase !== undefined && c.mongodbDatabase !== undefined && uriDatabase !== c.mongodbDatabase) {
-    throw new ConfigError(`MONGODB_URI and TESSERA_MONGODB_DATABASE: the URI names the database "${uriDatabase}", the variable "${c.mongodbDatabase}"; set one, or the same name in both`);
+    throw new ConfigError(`MONGODB_URI and TESSERA_MONGODB_DATABASE: the URI names the database ${quoted(uriDatabase)}, the variable ${quoted(c.mongodbDatabase)}; set one, or the same name in both`);
   }
   const mongodbDatabase = uriDatabase ?? c.mongodbDatabase ?? "tessera";
   const generated: { clientId?: string; adminToken?: string } = {};

@@ -18,3 +18,21 @@ export function checkFreeText(field: string, value: string | undefined, maxLengt
   if (value.length > maxLength) throw invalidField(field, `${field} is too long (at most ${maxLength} characters)`);
   if (holdsControlCharacters(value)) throw invalidField(field, `${field} must not contain control characters`);
 }
+
+/** Longest part of a value an error message quotes (configuration values). */
+const quotedMax = 64;
+
+/**
+ * A value as an error message quotes it: JSON-escaped, so on one line whatever it holds (a line
+ * break is written \n), and cut to its first 64 characters, its length then said.
+ */
+export function quoted(value: string): string {
+  if (value.length <= quotedMax) return JSON.stringify(value);
+  return `${JSON.stringify(value.slice(0, quotedMax))}... (${value.length} characters)`;
+}
+
+/** `text` with every control character escaped as JSON escapes it: one line, whatever it holds. */
+export function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}

@@ -19,6 +19,7 @@
 // addresses (::ffff:192.0.2.1, how a dual-stack socket reports IPv4 peers) are IPv4.
 import type { IncomingHttpHeaders } from "node:http";
 import { BlockList, isIPv4, isIPv6 } from "node:net";
+import { quoted } from "../core/text.js";
 
 export type ClientAddressResolver = (peer: string | undefined, headers: IncomingHttpHeaders) => string;
 
@@ -32,13 +33,13 @@ export type ClientAddressResolver = (peer: string | undefined, headers: Incoming
 export function proxySubnet(cidr: string): { address: string; prefix: number; family: "ipv4" | "ipv6" } {
   const [address, prefix, extra] = cidr.split("/") as [string, string | undefined, string | undefined];
   const ip = extra === undefined ? canonical(address) : undefined;
-  if (ip === undefined) throw new Error(`"${cidr}" is not an IP address or CIDR`);
+  if (ip === undefined) throw new Error(`${quoted(cidr)} is not an IP address or CIDR`);
   const mapped = isIPv4(ip) && !isIPv4(address.split("%", 1)[0]!);
   const max = isIPv4(ip) && !mapped ? 32 : 128;
   const bits = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
-  if (!(bits >= 0 && bits <= max)) throw new Error(`"${cidr}": the prefix length must be 0 to ${max}`);
+  if (!(bits >= 0 && bits <= max)) throw new Error(`${quoted(cidr)}: the prefix length must be 0 to ${max}`);
   if (!mapped) return { address: ip, prefix: bits, family: isIPv4(ip) ? "ipv4" : "ipv6" };
-  if (bits < 96) throw new Error(`"${cidr}": the prefix length of an IPv4-mapped address must be 96 to 128`);
+  if (bits < 96) throw new Error(`${quoted(cidr)}: the prefix length of an IPv4-mapped address must be 96 to 128`);
   return { address: ip, prefix: bits - 96, family: "ipv4" };
 }
 

@@ -1,0 +1,107 @@
+// How the start fails: a bad value, a contradiction between two variables, or a resource that is
+// not there stops the process with one line on stderr naming the variable (or the cause), a
+// non-zero exit, and never the value of a secret.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { ConfigError, loadConfig } from "../../src/config.js";
+import { projectRoot } from "../../src/project-files.js";
+import { entryArgv } from "../support/process.js";
+
+const run = promisify(execFile);
+
+/** The message loadConfig throws for `env`, or "" when it accepts it. */
+function refusal(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+    return "";
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.message;
+  }
+}
+
+/** Starts the compiled service with `env` (test credentials, cheap hashing) until it exits. */
+async function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  return run(process.execPath, await entryArgv("compiled"), {
+    cwd: projectRoot,
+    env: {
+      ...process.env,
+      MONGODB_URI: "",
+      PORT: "0",
+      TESSERA_WORKERS: "1",
+      TESSERA_CLIENT_IDS: "web",
+      TESSERA_ADMIN_TOKEN: "admin-token-0123456789",
+      TESSERA_ARGON2_MEMORY_KIB: "1024",
+      TESSERA_ARGON2_ITERATIONS: "1",
+      TESSERA_STORE_TIMEOUT_MS: "500",
+      ...env,
+    },
+    timeout: 20000,
+    killSignal: "SIGKILL",
+  }).then(
+    (r) => ({ code: 0 as number | null, stderr: r.stderr, stdout: r.stdout }),
+    (e: { code: number | null; stderr: string; stdout: string }) => ({ code: e.code, stderr: e.stderr, stdout: e.stdout }),
+  );
+}
+
+describe("config: a value is quoted on one line, whatever it holds", () => {
+  it("a line break is escaped, not written", () => {
+    assert.equal(refusal({ PORT: "80\n81" }), 'PORT: must be a whole number, got "80\\n81"');
+    assert.equal(refusal({ TESSERA_LOG_LEVEL: "info\r\nerror" }), 'TESSERA_LOG_LEVEL: must be one of debug, info, warn, error, silent, got "info\\r\\nerror"');
+    assert.equal(refusal({ TESSERA_TRUSTED_PROXIES: "10.0.0.0/8\n192.0.2.1" }), 'TESSERA_TRUSTED_PROXIES: "10.0.0.0/8\\n192.0.2.1": the prefix length must be 0 to 32');
+  });
+
+  it("a huge value is cut, its length said", () => {
+    const huge = "x".repeat(100_000);
+    assert.equal(refusal({ TESSERA_JWT_ALG: huge }), `TESSERA_JWT_ALG: must be one of EdDSA, ES256, HS256, got "${"x".repeat(64)}"... (100000 characters)`);
+  });
+
+  it("a refused start writes one line and exits 2", async function () {
+    this.timeout(30000);
+    const r = await start({ HOST: "127.0.0.1\ntessera: listening" });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, 'tessera: configuration error: HOST: must be an IP address or a host name, got "127.0.0.1\\ntessera: listening"\n');
+  });
+});
+
+describe("config: values no deployment means are refused by name", () => {
+  for (const [env, expected] of [
+    [{ TESSERA_CLIENT_IDS: "web, app, web" }, 'TESSERA_CLIENT_IDS: "web" is listed twice'],
+    [{ TESSERA_CORS_ORIGINS: "https://a.example, https://a.example" }, 'TESSERA_CORS_ORIGINS: "https://a.example" is listed twice'],
+    [{ TESSERA_TRUSTED_PROXIES: "10.0.0.0/8,10.0.0.0/8" }, 'TESSERA_TRUSTED_PROXIES: "10.0.0.0/8" is listed twice'],
+    [{ TESSERA_DATA_DIR: "   " }, 'TESSERA_DATA_DIR: must not be blank, begin or end with white space, or hold control characters, got "   "'],
+    [{ TESSERA_DATA_DIR: "/var/lib/tessera\n" }, 'TESSERA_DATA_DIR: must not be blank, begin or end with white space, or hold control characters, got "/var/lib/tessera\\n"'],
+    [{ TESSERA_JWT_AUDIENCE: " " }, 'TESSERA_JWT_AUDIENCE: must not be blank, begin or end with white space, or hold control characters, got " "'],
+    [{ TESSERA_JWT_ISSUER: "tessera " }, 'TESSERA_JWT_ISSUER: must not be blank, begin or end with white space, or hold control characters, got "tessera "'],
+    [{ NODE_ENV: "production " }, 'NODE_ENV: must not be blank, begin or end with white space, or hold control characters, got "production "'],
+  ] as const) {
+    it(`${JSON.stringify(env)} -> ${expected}`, () => {
+      assert.equal(refusal(env), expected);
+    });
+  }
+
+  it("a directory name with inner spaces and an issuer URL are accepted", () => {
+    assert.equal(refusal({ TESSERA_DATA_DIR: "/srv/tessera data", TESSERA_JWT_ISSUER: "https://auth.example.com" }), "");
+  });
+});
+
+describe("config: variables that contradict each other are refused, both named", () => {
+  it("TESSERA_METRICS=off with TESSERA_METRICS_PORT set (no /metrics would be served there)", () => {
+    assert.equal(
+      refusal({ TESSERA_METRICS: "off", TESSERA_METRICS_PORT: "9100" }),
+      "TESSERA_METRICS and TESSERA_METRICS_PORT: metrics are off, so no port would serve them; unset TESSERA_METRICS_PORT or turn TESSERA_METRICS on",
+    );
+  });
+});
+
+describe("start: MONGODB_URI that cannot be used stops the start naming it, never its password", () => {
+  const password = "pw-Secret-7f3a9c";
+
+  it("a database name that is not percent-encoding -> exit 2, MONGODB_URI named", async function () {
+    this.timeout(30000);
+    const r = await start({ MONGODB_URI: `mongodb://tessera:${password}@127.0.0.1:1/%zz` });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, "tessera: configuration error: MONGODB_URI: the database name is not valid percent-encoding\n");
+  });
+});
