@@ -3,7 +3,10 @@
 // SIGTERM/SIGINT, read the TLS certificate again on SIGHUP. `npm start` runs it from the compiled
 // bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
 import { follow, lead, roleOf, workerId, type Leader, type Role } from "./cluster.js";
-import { ConfigError, loadConfig, type Config } from "./config.js";
+import { ConfigError, loadConfig, variables, type Config } from "./config.js";
+import { oneLine } from "./core/text.js";
+import { StoreUnavailableError } from "./store/ports/errors.js";
+import { withoutPassword } from "./store/mongo/mongo-uri.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { CodeCacheUse } from "./bundle-loader.cjs";
 import type { PoolPriority } from "./start.cjs";
@@ -113,10 +116,27 @@ async function main(): Promise<void> {
   await serve(config, logger, role, leader);
 }
 
+/**
+ * Why the start failed, on one line, without a secret of the environment: a store that could not
+ * be reached says why (its cause: the port that refused, the authentication the server refused),
+ * and any secret value or MONGODB_URI's password a message quotes is <hidden>.
+ */
+export function failureLine(e: unknown, env: NodeJS.ProcessEnv = process.env): string {
+  let text = e instanceof Error ? e.message : String(e);
+  if (e instanceof StoreUnavailableError && e.cause instanceof Error && e.cause.message !== "") text += `: ${e.cause.message}`;
+  const uri = env[variables.mongodbUri.name];
+  if (uri) text = withoutPassword(text, uri);
+  for (const v of Object.values(variables)) {
+    const value = v.secret ? env[v.name] : undefined;
+    if (value) text = text.replaceAll(value, "<hidden>");
+  }
+  return oneLine(text);
+}
+
 /** Runs Tessera as this process (until a signal stops it). */
 export function run(): void {
   main().catch((e: unknown) => {
-    process.stderr.write(`tessera: failed to start: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`tessera: failed to start: ${failureLine(e)}\n`);
     process.exit(1);
   });
 }

@@ -3,6 +3,9 @@
 // non-zero exit, and never the value of a secret.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { projectRoot } from "../../src/project-files.js";
@@ -103,5 +106,37 @@ describe("start: MONGODB_URI that cannot be used stops the start naming it, neve
     const r = await start({ MONGODB_URI: `mongodb://tessera:${password}@127.0.0.1:1/%zz` });
     assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stderr, "tessera: configuration error: MONGODB_URI: the database name is not valid percent-encoding\n");
+  });
+
+  it("a connection string the driver cannot parse -> exit 1, MONGODB_URI named with the driver's reason", async function () {
+    this.timeout(30000);
+    const r = await start({ MONGODB_URI: `mongodb://tessera:${password}@127.0.0.1:notaport/db` });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, "tessera: failed to start: MONGODB_URI: not a usable connection string: Unable to parse 127.0.0.1:notaport with URL\n");
+    assert.ok(!(r.stdout + r.stderr).includes(password));
+  });
+
+  it("a server that is not there (a closed port) -> exit 1, the cause named", async function () {
+    this.timeout(30000);
+    const r = await start({ MONGODB_URI: `mongodb://tessera:${password}@127.0.0.1:1/db` });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, "tessera: failed to start: MongoDB unavailable: connect ECONNREFUSED 127.0.0.1:1\n");
+    assert.ok(!(r.stdout + r.stderr).includes(password));
+  });
+});
+
+describe("start: TESSERA_DATA_DIR that is a file", () => {
+  it("-> exit 1, one line naming the variable and what is wrong", async function () {
+    this.timeout(30000);
+    const dir = mkdtempSync(join(tmpdir(), "tessera-datadir-"));
+    try {
+      const file = join(dir, "data");
+      writeFileSync(file, "");
+      const r = await start({ TESSERA_DATA_DIR: file });
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr, `tessera: failed to start: TESSERA_DATA_DIR: ${file} is not a directory\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,7 +10,7 @@ import { ensureIndexes, type Warn } from "./mongo-indexes.js";
 import { Marks } from "./mongo-marks.js";
 import { mongoJwtRefreshTokens } from "./mongo-jwt-refresh-tokens.js";
 import { mongoLoginAttempts } from "./mongo-login-attempts.js";
-import { databaseInUri } from "./mongo-uri.js";
+import { databaseInUri, withoutPassword } from "./mongo-uri.js";
 import { mongoRefreshTokens } from "./mongo-refresh-tokens.js";
 import { mongoSessions } from "./mongo-sessions.js";
 import { mongoSigningKeys } from "./mongo-signing-keys.js";
@@ -67,7 +67,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     process.stderr.write(`${JSON.stringify({ level: "warn", component: "store", msg: message, ...fields })}\n`);
   });
   const { MongoClient } = await loadMongoDriver();
-  const client = new MongoClient(uri, {
+  const clientOptions = {
     serverSelectionTimeoutMS: timeoutMs,
     connectTimeoutMS: timeoutMs,
     // A server that accepted a request and then went silent must not hang the caller forever.
@@ -80,7 +80,16 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     // Leave unset optional fields out of documents instead of storing null.
     ignoreUndefined: true,
     appName: "tessera",
-  });
+  };
+  let client: InstanceType<typeof MongoClient>;
+  try {
+    client = new MongoClient(uri, clientOptions);
+  } catch (error) {
+    // The driver's parse errors ("Invalid connection string", "Unable to parse h:x with URL")
+    // named neither the variable nor, at times, the part; never the password.
+    const why = error instanceof Error ? error.message : String(error);
+    throw new Error(`MONGODB_URI: not a usable connection string: ${withoutPassword(why, uri)}`, { cause: error });
+  }
   const db = client.db(options.dbName ?? databaseInUri(uri) ?? "tessera");
 
   let indexed = false;
@@ -98,6 +107,14 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     return indexing;
   };
 
+  /**
+   * Why the first connection failed, when it did. The driver then closes its topology, and every
+   * later call fails at once with "Topology is closed", which says nothing of why: such a call
+   * is answered with this reason (the start of a process then names it: the refused port, the
+   * refused authentication).
+   */
+  let unreachable: Error | undefined;
+
   const ctx: MongoContext = {
     db,
     marks: new Marks(db),
@@ -108,6 +125,9 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
           return op();
         }, timeoutMs);
       } catch (error) {
+        if (unreachable !== undefined && !closed && error instanceof Error && error.name === "MongoTopologyClosedError") {
+          throw new StoreUnavailableError("MongoDB unavailable", { cause: unreachable });
+        }
         throw mapMongoError(error, idKey);
       }
     },
@@ -120,6 +140,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
       await client.close().catch(() => {});
       throw error;
     }
+    if (error instanceof Error) unreachable = error;
     warn("MongoDB unreachable at start-up; calls answer UNAVAILABLE until it is back", {
       error: error instanceof Error ? error.message : String(error),
     });

@@ -41,10 +41,14 @@ function createPrivately(dataDir: string, file: string): void {
     const code = (cause as NodeJS.ErrnoException).code ?? "error";
     throw new Error(`TESSERA_DATA_DIR: cannot create the directory ${dataDir} (${code})`, { cause });
   }
+  // mkdir answers EEXIST for a file as for a directory: the file's open below then failed with
+  // ENOTDIR naming tessera.db, not the variable.
+  if (!statSync(dataDir).isDirectory()) throw new Error(`TESSERA_DATA_DIR: ${dataDir} is not a directory`);
   try {
     closeSync(openSync(file, "wx", 0o600));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? "error";
+    if (code !== "EEXIST") throw new Error(`TESSERA_DATA_DIR: cannot create the database ${file} (${code})`, { cause });
   }
 }
 
