@@ -243,7 +243,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Checked by loadConfig already (an expired certificate too): read again, as served.
   const certificate = secure ? loadCertificate(config.tlsCertFile!, config.tlsKeyFile!, new Date()) : undefined;
   if (certificate) warnIfKeyExposed(logger, config.tlsKeyFile!, certificate);
-  const listener = await listen(handle, {
+  const listener = await naming("PORT", listen(handle, {
     host: config.host,
     port: config.port,
     tls: certificate,
@@ -257,7 +257,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
     sharing: o.sharing,
-  });
+  }));
   o.metrics?.countConnections(() => listener.connections());
   const certificates =
     certificate && watchCertificate(config.tlsCertFile!, config.tlsKeyFile!, certificate, (pair) => listener.setCertificate(pair), logger, config.tlsReloadSeconds * 1000);
@@ -311,7 +311,7 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
     res.end("not found\n");
   };
-  return listen(handle, {
+  return naming("TESSERA_METRICS_PORT", listen(handle, {
     host: config.host,
     port: config.metricsPort!,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -323,5 +323,22 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),
     allow: "GET, HEAD",
-  });
+  }));
+}
+
+/**
+ * A listen that fails names the variable to change: `portVariable` for a port taken or not
+ * allowed (EADDRINUSE, EACCES), HOST for an address not this machine's or a name that does not
+ * resolve. Before, "listen EADDRINUSE: address already in use 127.0.0.1:9100" did not say
+ * whether PORT or TESSERA_METRICS_PORT was meant.
+ */
+async function naming<T>(portVariable: string, listening: Promise<T>): Promise<T> {
+  try {
+    return await listening;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const variable = code === "EADDRINUSE" || code === "EACCES" ? portVariable : code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN" ? "HOST" : undefined;
+    if (variable === undefined || !(e instanceof Error)) throw e;
+    throw new Error(`${variable}: ${e.message}`, { cause: e });
+  }
 }

@@ -6,6 +6,7 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { promisify } from "node:util";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { projectRoot } from "../../src/project-files.js";
@@ -138,5 +139,35 @@ describe("start: TESSERA_DATA_DIR that is a file", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("start: a listen that fails names the variable to change", () => {
+  let holder: Server;
+  let taken: number;
+  before(async () => {
+    holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    taken = (holder.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+
+  for (const [variable, env] of [
+    ["PORT", (port: number) => ({ PORT: String(port) })],
+    ["TESSERA_METRICS_PORT", (port: number) => ({ TESSERA_METRICS_PORT: String(port) })],
+  ] as const) {
+    it(`${variable} taken -> exit 1, "${variable}: listen EADDRINUSE ..."`, async function () {
+      this.timeout(30000);
+      const r = await start(env(taken));
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr, `tessera: failed to start: ${variable}: listen EADDRINUSE: address already in use 127.0.0.1:${taken}\n`);
+    });
+  }
+
+  it("HOST an address not this machine's -> exit 1, HOST named", async function () {
+    this.timeout(30000);
+    const r = await start({ HOST: "192.0.2.77" });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, "tessera: failed to start: HOST: listen EADDRNOTAVAIL: address not available 192.0.2.77\n");
   });
 });
