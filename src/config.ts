@@ -12,13 +12,13 @@ import { refreshTokenAudience } from "./core/jwt-tokens.js";
 import { proxySubnet } from "./server/client-address.js";
 import { CertificateError, loadCertificate } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
-import { oneLine, quoted } from "./core/text.js";
+import { oneLine, quoted, withoutUrlPasswords } from "./core/text.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
   constructor(message: string) {
-    // Written as one line on stderr, whatever a value quoted in it holds.
-    super(oneLine(message));
+    // Written as one line on stderr, whatever a value quoted in it holds, never a URL's password.
+    super(oneLine(withoutUrlPasswords(message)));
   }
 }
 

@@ -4,7 +4,7 @@
 // bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
 import { follow, lead, roleOf, workerId, type Leader, type Role } from "./cluster.js";
 import { ConfigError, loadConfig, variables, type Config } from "./config.js";
-import { oneLine } from "./core/text.js";
+import { oneLine, withoutUrlPasswords } from "./core/text.js";
 import { StoreUnavailableError } from "./store/ports/errors.js";
 import { withoutPassword } from "./store/mongo/mongo-uri.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
 /**
  * Why the start failed, on one line, without a secret of the environment: a store that could not
  * be reached says why (its cause: the port that refused, the authentication the server refused),
- * and any secret value or MONGODB_URI's password a message quotes is <hidden>.
+ * and any secret value, MONGODB_URI's password or a URL's password a message quotes is <hidden>.
  */
 export function failureLine(e: unknown, env: NodeJS.ProcessEnv = process.env): string {
   let text = e instanceof Error ? e.message : String(e);
@@ -130,7 +130,7 @@ export function failureLine(e: unknown, env: NodeJS.ProcessEnv = process.env): s
     const value = v.secret ? env[v.name] : undefined;
     if (value) text = text.replaceAll(value, "<hidden>");
   }
-  return oneLine(text);
+  return oneLine(withoutUrlPasswords(text));
 }
 
 /** Runs Tessera as this process (until a signal stops it). */

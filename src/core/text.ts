@@ -36,3 +36,11 @@ export function oneLine(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }
+
+/**
+ * `text` with the password of every URL it quotes ("scheme://user:password@host") replaced by
+ * <hidden>: a refused OTLP endpoint, public URL or origin may carry one.
+ */
+export function withoutUrlPasswords(text: string): string {
+  return text.replace(/(\/\/[^\s"/:@]*):[^\s"]*@/g, "$1:<hidden>@");
+}

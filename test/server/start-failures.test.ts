@@ -171,3 +171,15 @@ describe("start: a listen that fails names the variable to change", () => {
     assert.equal(r.stderr, "tessera: failed to start: HOST: listen EADDRNOTAVAIL: address not available 192.0.2.77\n");
   });
 });
+
+describe("config: a password in a refused URL is never quoted", () => {
+  for (const [env, expected] of [
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "ftp://tracer:pw-Secret-1@collector" }, 'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http or https URL, got "ftp://tracer:<hidden>@collector"'],
+    [{ TESSERA_PUBLIC_URL: "https://admin:pw-Secret-1@auth.example.com" }, 'TESSERA_PUBLIC_URL: must have no query, fragment or credentials, got "https://admin:<hidden>@auth.example.com"'],
+    [{ TESSERA_CORS_ORIGINS: "https://app.example.com, https://u:pw-Secret-1@app.example.com" }, 'TESSERA_CORS_ORIGINS: "https://u:<hidden>@app.example.com" is not a web origin (scheme://host[:port], as a browser sends it) or *'],
+  ] as const) {
+    it(`${Object.keys(env)[0]} -> the password <hidden>`, () => {
+      assert.equal(refusal(env), expected);
+    });
+  }
+});
