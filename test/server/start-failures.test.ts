@@ -3,7 +3,7 @@
 // non-zero exit, and never the value of a secret.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type AddressInfo, type Server } from "node:net";
@@ -182,4 +182,28 @@ describe("config: a password in a refused URL is never quoted", () => {
       assert.equal(refusal(env), expected);
     });
   }
+});
+
+describe("start: the embedded store's database file that cannot be one", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-datadir-"));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a directory where tessera.db should be -> exit 1, the file named", async function () {
+    this.timeout(30000);
+    mkdirSync(join(dir, "tessera.db"));
+    const r = await start({ TESSERA_DATA_DIR: dir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `tessera: failed to start: TESSERA_DATA_DIR: ${join(dir, "tessera.db")} is not a file\n`);
+  });
+
+  it("a file that is not a SQLite database -> exit 1, the file named", async function () {
+    this.timeout(30000);
+    writeFileSync(join(dir, "tessera.db"), "not a database, not even close to one: some text long enough to be read\n".repeat(20));
+    const r = await start({ TESSERA_DATA_DIR: dir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `tessera: failed to start: TESSERA_DATA_DIR: ${join(dir, "tessera.db")} is not a SQLite database (SQLITE_NOTADB)\n`);
+  });
 });

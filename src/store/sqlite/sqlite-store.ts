@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, mkdirSync, openSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 import { StoreUnavailableError, type Store, type StoreFailures } from "../ports.js";
@@ -50,6 +50,9 @@ function createPrivately(dataDir: string, file: string): void {
     const code = (cause as NodeJS.ErrnoException).code ?? "error";
     if (code !== "EEXIST") throw new Error(`TESSERA_DATA_DIR: cannot create the database ${file} (${code})`, { cause });
   }
+  // A directory (or a socket, a device) where the database should be: SQLite said only "unable
+  // to open database file".
+  if (existsSync(file) && !statSync(file).isFile()) throw new Error(`TESSERA_DATA_DIR: ${file} is not a file`);
 }
 
 /**
@@ -175,6 +178,10 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     }).syncNow();
     reportWideModes([dataDir, file, `${file}-wal`, `${file}-shm`], options.warn ?? (() => {}));
   } catch (error) {
+    // A file that is not a database (SQLite said only "file is not a database", naming none).
+    if ((error as { code?: unknown }).code === "SQLITE_NOTADB") {
+      throw new Error(`TESSERA_DATA_DIR: ${file} is not a SQLite database (SQLITE_NOTADB)`, { cause: error });
+    }
     const mapped = mapSqliteError(error);
     if (mapped instanceof StoreUnavailableError) throw mapped;
     throw error;
