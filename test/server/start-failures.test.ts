@@ -207,3 +207,43 @@ describe("start: the embedded store's database file that cannot be one", () => {
     assert.equal(r.stderr, `tessera: failed to start: TESSERA_DATA_DIR: ${join(dir, "tessera.db")} is not a SQLite database (SQLITE_NOTADB)\n`);
   });
 });
+
+describe("config: NODE_ENV=production generates no credential", () => {
+  const kek = "kek-0123456789abcdef0123456789abcdef";
+  it("without TESSERA_ADMIN_TOKEN: refused (a generated one would be printed into the logs)", () => {
+    assert.equal(
+      refusal({ NODE_ENV: "production", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_CLIENT_IDS: "web" }),
+      "TESSERA_ADMIN_TOKEN: required when NODE_ENV=production (only development generates one, printed on stderr)",
+    );
+  });
+  it("without TESSERA_CLIENT_IDS: refused", () => {
+    assert.equal(
+      refusal({ NODE_ENV: "production", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_ADMIN_TOKEN: "admin-token-0123456789" }),
+      "TESSERA_CLIENT_IDS: required when NODE_ENV=production (only development generates one, printed on stderr)",
+    );
+  });
+  it("with both (and the key encryption key): accepted, nothing generated", () => {
+    const config = loadConfig({ NODE_ENV: "production", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_ADMIN_TOKEN: "admin-token-0123456789", TESSERA_CLIENT_IDS: "web" });
+    assert.deepEqual(config.generated, {});
+  });
+});
+
+describe("config: one secret given for two roles is refused, naming both, never the value", () => {
+  const secret = "one-secret-for-all-0123456789abcdef";
+  for (const [a, b, extra] of [
+    ["TESSERA_ADMIN_TOKEN", "TESSERA_KEY_ENCRYPTION_KEY", {}],
+    ["TESSERA_ADMIN_TOKEN", "TESSERA_JWT_SECRET", { TESSERA_JWT_ALG: "HS256" }],
+    ["TESSERA_JWT_SECRET", "TESSERA_KEY_ENCRYPTION_KEY", { TESSERA_JWT_ALG: "HS256" }],
+  ] as const) {
+    it(`${a} = ${b}`, () => {
+      const message = refusal({ [a]: secret, [b]: secret, ...extra });
+      assert.equal(message, `${a} and ${b}: the same secret; each must be its own (the admin token is sent with every admin call, the others never leave the service)`);
+    });
+  }
+  it("a client id equal to TESSERA_ADMIN_TOKEN (client ids are sent by every client, browsers too)", () => {
+    assert.equal(
+      refusal({ TESSERA_ADMIN_TOKEN: "admin-token-0123456789", TESSERA_CLIENT_IDS: "web,admin-token-0123456789" }),
+      "TESSERA_CLIENT_IDS and TESSERA_ADMIN_TOKEN: a client id is the admin token; client ids are sent by every client, the admin token by admins alone",
+    );
+  });
+});
