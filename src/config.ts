@@ -136,6 +136,17 @@ const originList: Parser<string[]> = (raw) =>
     return origin;
   });
 
+/**
+ * Comma list of client ids: each printable ASCII (spaces inside allowed), as a client sends it in
+ * the x-koms-clientid header; a line break or a non-ASCII letter could never arrive (a header
+ * carries bytes, read as Latin-1), and every call of that client would be refused.
+ */
+const clientIdList: Parser<string[]> = (raw) =>
+  list(raw).map((id) => {
+    if (!/^[\x20-\x7e]+$/.test(id)) throw new Error(`${quoted(id)} is not printable ASCII (it is sent as the x-koms-clientid header)`);
+    return id;
+  });
+
 /** Comma list of IP addresses or CIDRs ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7"). */
 /** Proxy addresses and CIDRs, each checked as the client address resolver reads it. */
 const cidrList: Parser<string[]> = (raw) =>
@@ -157,8 +168,9 @@ const listenHost: Parser<string> = (raw) => {
 
 /** A MongoDB database name as the server takes it (its documented restrictions, on every OS). */
 const mongoDatabaseName: Parser<string> = (raw) => {
-  if (Buffer.byteLength(raw, "utf8") > 63 || /[/\\. "$\x00]/.test(raw)) {
-    throw new Error(`must be a MongoDB database name (1 to 63 bytes, none of / \\ . " $ or a space), got ${quoted(raw)}`);
+  // eslint-disable-next-line no-control-regex
+  if (Buffer.byteLength(raw, "utf8") > 63 || /[/\\. "$\x00-\x1f\x7f]/.test(raw)) {
+    throw new Error(`must be a MongoDB database name (1 to 63 bytes, none of / \\ . " $, a space or a control character), got ${quoted(raw)}`);
   }
   return raw;
 };
@@ -222,7 +234,7 @@ export const variables = {
   mongodbDatabase: variable<string>("TESSERA_MONGODB_DATABASE", undefined, mongoDatabaseName, "MongoDB database name when MONGODB_URI names none (default `tessera`); naming another one than the URI is an error.", { shownDefault: "(the URI's, else tessera)" }),
   storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),
   dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store (created 0700, its files 0600; a wider existing mode is warned about)."),
-  clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, list, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed). A session access token's `aud` is its client id, so none may equal TESSERA_JWT_AUDIENCE (nor the refresh tokens' audience, it followed by `/refresh_token`).", { shownDefault: "(dev: generated, printed)" }),
+  clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, clientIdList, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed). A session access token's `aud` is its client id, so none may equal TESSERA_JWT_AUDIENCE (nor the refresh tokens' audience, it followed by `/refresh_token`).", { shownDefault: "(dev: generated, printed)" }),
   adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, bearerSecretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); at least 16 bytes of printable ASCII without spaces (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
   logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; at info, one JSON line per call of a method (`rpc`: procedure, protocol, code, durationMs); a request refused before it reaches one (no route, a target, query or body that does not parse) writes none."),
   tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2 and http/1.1)."),

@@ -167,7 +167,7 @@ describe("server: configuration errors stop the process with one clear line", ()
     [{ PORT: "18080", TESSERA_METRICS_PORT: "18080" }, /^tessera: configuration error: TESSERA_METRICS_PORT: must differ from PORT \(18080\), which serves the API$/],
     [
       { MONGODB_URI: "mongodb://127.0.0.1:1/", TESSERA_MONGODB_DATABASE: "a/b" },
-      /^tessera: configuration error: TESSERA_MONGODB_DATABASE: must be a MongoDB database name \(1 to 63 bytes, none of \/ \\ \. " \$ or a space\), got "a\/b"$/,
+      /^tessera: configuration error: TESSERA_MONGODB_DATABASE: must be a MongoDB database name \(1 to 63 bytes, none of \/ \\ \. " \$, a space or a control character\), got "a\/b"$/,
     ],
     // Booleans are documented as on/off (TESSERA_METRICS, TESSERA_AUDIT) or true/false: the message names both.
     [{ TESSERA_METRICS: "maybe" }, /^tessera: configuration error: TESSERA_METRICS: must be true or false \(on or off\), got "maybe"$/],

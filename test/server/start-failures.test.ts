@@ -247,3 +247,26 @@ describe("config: one secret given for two roles is refused, naming both, never 
     );
   });
 });
+
+describe("config: a client id no client can send is refused", () => {
+  for (const [id, why] of [
+    ["web\napp", "a line break"],
+    ["wéb", "a non-ASCII letter"],
+  ] as const) {
+    it(`with ${why}`, () => {
+      assert.equal(refusal({ TESSERA_CLIENT_IDS: `ios, ${id}` }), `TESSERA_CLIENT_IDS: ${JSON.stringify(id)} is not printable ASCII (it is sent as the x-koms-clientid header)`);
+    });
+  }
+  it("inner spaces and punctuation are accepted", () => {
+    assert.deepEqual(loadConfig({ TESSERA_CLIENT_IDS: "my app, web:v2" }).clientIds, ["my app", "web:v2"]);
+  });
+});
+
+describe("config: a MongoDB database name holding a control character is refused", () => {
+  it("a line break", () => {
+    assert.equal(
+      refusal({ MONGODB_URI: "mongodb://127.0.0.1:1/", TESSERA_MONGODB_DATABASE: "tessera\nprod" }),
+      'TESSERA_MONGODB_DATABASE: must be a MongoDB database name (1 to 63 bytes, none of / \\ . " $, a space or a control character), got "tessera\\nprod"',
+    );
+  });
+});
