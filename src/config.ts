@@ -97,7 +97,8 @@ const list: Parser<string[]> = (raw) => {
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   if (items.length === 0) throw new Error("must list at least one value (comma-separated)");
-  const twice = items.find((item, i) => items.indexOf(item) !== i);
+  const seen = new Set<string>();
+  const twice = items.find((item) => seen.size === seen.add(item).size);
   if (twice !== undefined) throw new Error(`${quoted(twice)} is listed twice`);
   return items;
 };
