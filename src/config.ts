@@ -274,7 +274,7 @@ export const variables = {
   authenticationTokenTtlSeconds: variable("TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS", 60, integer(1, 3600), "Lifetime of seed 003 authentication tokens."),
   housekeepingIntervalSeconds: variable("TESSERA_HOUSEKEEPING_INTERVAL_SECONDS", 600, integer(0, 86400), "How often housekeeping deletes expired sessions, refresh tokens, authentication tokens, JWT refresh tokens, retired and revoked keys, stale login counters, remembered logins, old audit events, and user tokens and cookie sessions past their retention, in batches of 1000 (0: never)."),
   jwtAlg: variable("TESSERA_JWT_ALG", "EdDSA" as "EdDSA" | "ES256" | "HS256", oneOf("EdDSA", "ES256", "HS256"), "Signing algorithm of every JWT Tessera issues."),
-  jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes); required when TESSERA_JWT_ALG=HS256.", { secret: true }),
+  jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes); required when TESSERA_JWT_ALG=HS256, refused otherwise.", { secret: true }),
   keyPublishSeconds: variable("TESSERA_KEY_PUBLISH_SECONDS", 600, integer(0, 86400), "How long a signing key is published in the JWKS before it may sign: a rotation promotes the next key no earlier than this after it was published. The JWKS (and GET /jwt/pubkey) max-age is at most this, minus the 30 s in which instances learn of new keys."),
   keyEncryptionKey: variable<string>("TESSERA_KEY_ENCRYPTION_KEY", undefined, secretOfAtLeast(32), "Secret (at least 32 bytes) that seals private signing keys in the store (AES-256-GCM); unset: stored in the clear (refused when NODE_ENV=production).", { secret: true }),
   publicUrl: variable<string>("TESSERA_PUBLIC_URL", undefined, publicUrl, "The https URL clients reach Tessera at: the `issuer` of /.well-known/openid-configuration and the `iss` of every JWT (http only for localhost)."),
@@ -368,6 +368,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (c.jwtAlg === "HS256" && c.jwtSecret === undefined) {
     throw new ConfigError("TESSERA_JWT_SECRET: required when TESSERA_JWT_ALG=HS256 (at least 32 bytes)");
+  }
+  // A secret that is set is meant to sign: without HS256 the tokens would carry EdDSA or ES256
+  // signatures that verifiers given the secret refuse, found at the first token checked.
+  if (c.jwtAlg !== "HS256" && c.jwtSecret !== undefined) {
+    throw new ConfigError(`TESSERA_JWT_SECRET and TESSERA_JWT_ALG: a secret is set but TESSERA_JWT_ALG is ${c.jwtAlg}, which does not use it; set TESSERA_JWT_ALG=HS256 or unset TESSERA_JWT_SECRET`);
   }
   if (c.nodeEnv === "production" && c.jwtAlg !== "HS256" && c.keyEncryptionKey === undefined) {
     throw new ConfigError("TESSERA_KEY_ENCRYPTION_KEY: required when NODE_ENV=production (private signing keys would be stored unsealed)");

@@ -270,3 +270,13 @@ describe("config: a MongoDB database name holding a control character is refused
     );
   });
 });
+
+describe("config: TESSERA_JWT_SECRET without TESSERA_JWT_ALG=HS256", () => {
+  it("is refused naming both (the tokens would be signed with another algorithm than the secret's verifiers expect)", () => {
+    assert.equal(
+      refusal({ TESSERA_JWT_SECRET: "an-hs256-secret-of-32-bytes-or-more" }),
+      "TESSERA_JWT_SECRET and TESSERA_JWT_ALG: a secret is set but TESSERA_JWT_ALG is EdDSA, which does not use it; set TESSERA_JWT_ALG=HS256 or unset TESSERA_JWT_SECRET",
+    );
+    assert.equal(refusal({ TESSERA_JWT_SECRET: "an-hs256-secret-of-32-bytes-or-more", TESSERA_JWT_ALG: "HS256" }), "");
+  });
+});
