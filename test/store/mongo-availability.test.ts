@@ -3,7 +3,7 @@
 // database returns. The reconnect test runs its OWN FerretDB (never the shared one).
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { once } from "node:events";
 import { runInCall } from "../../src/call-scope.js";
 import { openStore } from "../../src/store/index.js";
@@ -227,6 +227,47 @@ describe("mongo store: reconnects when the database returns", function () {
       await store.users.setLastLogin(user.id, new Date());
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe("mongo store: opened while the database is down, then reachable", function () {
+  this.timeout(30_000);
+  before(function () {
+    if (!process.env.MONGODB_URI) this.skip();
+  });
+
+  it("serves once it is reachable (the driver closes its topology after a failed first connection: every call said \"Topology is closed\", for good)", async () => {
+    const port = await freePort();
+    const dbName = `tessera_late_${randomUUID().slice(0, 8)}`;
+    const store = await openStore({ mongodbUri: `mongodb://127.0.0.1:${port}`, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 300, warn: () => {} });
+    const target = new URL(process.env.MONGODB_URI!);
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(target.port || 27017), target.hostname);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on("error", () => {});
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    try {
+      assertUnavailable((await elapsed(store.ping())).result);
+      proxy.listen(port, "127.0.0.1");
+      await once(proxy, "listening");
+      let served = false;
+      for (let i = 0; i < 20 && !served; i++) {
+        served = await store.ping().then(() => true, () => false);
+        if (!served) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.ok(served, "the store still answers UNAVAILABLE with the database reachable");
+    } finally {
+      await store.close();
+      const { MongoClient } = await import("mongodb");
+      const client = new MongoClient(process.env.MONGODB_URI!);
+      await client.db(dbName).dropDatabase().finally(() => client.close());
+      for (const s of sockets) s.destroy();
+      proxy.close();
     }
   });
 });

@@ -108,26 +108,44 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
   };
 
   /**
-   * Why the first connection failed, when it did. The driver then closes its topology, and every
-   * later call fails at once with "Topology is closed", which says nothing of why: such a call
-   * is answered with this reason (the start of a process then names it: the refused port, the
-   * refused authentication).
+   * Why the first connection failed, until one succeeds. The driver then closes its topology and
+   * never reconnects by itself: every later call failed at once with "Topology is closed", for
+   * good, and said nothing of why. So while it is set, a call starts a new connection (one at a
+   * time) and is answered UNAVAILABLE at once with this reason (the start of a process then names
+   * it: the refused port, the refused authentication); once one connects, calls go through.
    */
   let unreachable: Error | undefined;
+  let reconnecting: Promise<void> | undefined;
+  const reconnect = (): void => {
+    reconnecting ??= client
+      .connect()
+      .then(
+        () => {
+          unreachable = undefined;
+        },
+        (error: unknown) => {
+          if (error instanceof Error) unreachable = error;
+        },
+      )
+      .finally(() => {
+        reconnecting = undefined;
+      });
+  };
 
   const ctx: MongoContext = {
     db,
     marks: new Marks(db),
     async run(idKey, op) {
+      if (unreachable !== undefined && !closed) {
+        reconnect();
+        throw new StoreUnavailableError("MongoDB unavailable", { cause: unreachable });
+      }
       try {
         return await withDeadline(async () => {
           if (!indexed) await ready();
           return op();
         }, timeoutMs);
       } catch (error) {
-        if (unreachable !== undefined && !closed && error instanceof Error && error.name === "MongoTopologyClosedError") {
-          throw new StoreUnavailableError("MongoDB unavailable", { cause: unreachable });
-        }
         throw mapMongoError(error, idKey);
       }
     },
