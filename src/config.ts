@@ -5,7 +5,7 @@
 // `npm run docs:config` into the README. A bad value stops the service with one line naming the
 // variable and what is wrong with it.
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
 import { refreshTokenAudience } from "./core/jwt-tokens.js";
@@ -109,7 +109,22 @@ const mountPath: Parser<string> = (raw) => {
   return v.length > 1 ? v.replace(/\/+$/, "") : v;
 };
 
+/** Larger than any PEM certificate chain or key: a path given by mistake (a disk image, a log). */
+const pemFileMaxBytes = 1024 * 1024;
+
+/**
+ * A regular file of at most pemFileMaxBytes that can be read. A FIFO held the start, silent, until
+ * something wrote to it, and a device (/dev/zero) was read until memory ran out.
+ */
 const readableFile: Parser<string> = (raw) => {
+  let stat;
+  try {
+    stat = statSync(raw);
+  } catch {
+    throw new Error(`cannot read file ${quoted(raw)}`);
+  }
+  if (!stat.isFile()) throw new Error(`${quoted(raw)} is not a regular file`);
+  if (stat.size > pemFileMaxBytes) throw new Error(`${quoted(raw)} is larger than 1 MiB, which no PEM certificate or key is`);
   try {
     readFileSync(raw);
   } catch {

@@ -75,6 +75,9 @@ function keyProblem(key: KeyObject): string | undefined {
   return `the certificate's key is of type ${type ?? "unknown"}; RSA (2048 bits or more), EC (P-256, P-384 or P-521), Ed25519 or Ed448 is needed`;
 }
 
+/** Larger than any PEM certificate chain or key. */
+const pemMaxBytes = 1024 * 1024;
+
 /**
  * Reads and checks the pair. `now` given: a certificate expired, or valid only from more than
  * notBeforeSkewMs later, is refused (at start, and a renewal must not replace a valid certificate
@@ -83,8 +86,14 @@ function keyProblem(key: KeyObject): string | undefined {
 export function loadCertificate(certFile: string, keyFile: string, now?: Date): LoadedCertificate {
   const read = (file: string, variable: string) => {
     try {
+      // Checked first at each read (a reload too): a FIFO would block the event loop until written
+      // to, a device or a huge file be read whole.
+      const stat = statSync(file);
+      if (!stat.isFile()) throw new CertificateError(`${variable} (${file}): not a regular file`);
+      if (stat.size > pemMaxBytes) throw new CertificateError(`${variable} (${file}): larger than 1 MiB, which no PEM certificate or key is`);
       return readFileSync(file);
     } catch (e) {
+      if (e instanceof CertificateError) throw e;
       throw new CertificateError(`${variable} (${file}): ${(e as NodeJS.ErrnoException).code ?? "unreadable"}`);
     }
   };

@@ -2,7 +2,7 @@
 // not there stops the process with one line on stderr naming the variable (or the cause), a
 // non-zero exit, and never the value of a secret.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -278,5 +278,31 @@ describe("config: TESSERA_JWT_SECRET without TESSERA_JWT_ALG=HS256", () => {
       "TESSERA_JWT_SECRET and TESSERA_JWT_ALG: a secret is set but TESSERA_JWT_ALG is EdDSA, which does not use it; set TESSERA_JWT_ALG=HS256 or unset TESSERA_JWT_SECRET",
     );
     assert.equal(refusal({ TESSERA_JWT_SECRET: "an-hs256-secret-of-32-bytes-or-more", TESSERA_JWT_ALG: "HS256" }), "");
+  });
+});
+
+describe("start: a TLS file that is no regular file, or far too large for a PEM file", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-tlsfile-"));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a FIFO (the start waited for a writer forever, silent) -> exit 2, one line", async function () {
+    this.timeout(30000);
+    const fifo = join(dir, "cert.pem");
+    execFileSync("mkfifo", [fifo]);
+    const r = await start({ TESSERA_TLS_CERT_FILE: fifo, TESSERA_TLS_KEY_FILE: fifo });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, `tessera: configuration error: TESSERA_TLS_CERT_FILE: ${JSON.stringify(fifo)} is not a regular file\n`);
+  });
+
+  it("a file of 2 MiB -> exit 2, one line", async function () {
+    this.timeout(30000);
+    const big = join(dir, "cert.pem");
+    writeFileSync(big, Buffer.alloc(2 * 1024 * 1024, 0x41));
+    const r = await start({ TESSERA_TLS_CERT_FILE: big, TESSERA_TLS_KEY_FILE: big });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, `tessera: configuration error: TESSERA_TLS_CERT_FILE: ${JSON.stringify(big)} is larger than 1 MiB, which no PEM certificate or key is\n`);
   });
 });
