@@ -149,6 +149,20 @@ const originList: Parser<string[]> = (raw) =>
     if (origin !== "*" && !/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#\s@]+\/?$/.test(origin)) {
       throw new Error(`${quoted(origin)} is not a web origin (scheme://host[:port], as a browser sends it) or *`);
     }
+    // An http(s) origin as browsers serialize it: the default port left out, the host in
+    // punycode. Any other spelling ("https://app.example.com:443", "https://äpp.example") never
+    // matched, found at the first browser call.
+    if (/^https?:/i.test(origin)) {
+      let sent: string;
+      try {
+        sent = new URL(origin).origin;
+      } catch {
+        throw new Error(`${quoted(origin)} is not a web origin (scheme://host[:port], as a browser sends it) or *`);
+      }
+      if (sent.toLowerCase() !== origin.replace(/\/$/, "").toLowerCase()) {
+        throw new Error(`${quoted(origin)} never matches: a browser sends this origin as ${quoted(sent)}`);
+      }
+    }
     return origin;
   });
 

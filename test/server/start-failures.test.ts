@@ -306,3 +306,28 @@ describe("start: a TLS file that is no regular file, or far too large for a PEM 
     assert.equal(r.stderr, `tessera: configuration error: TESSERA_TLS_CERT_FILE: ${JSON.stringify(big)} is larger than 1 MiB, which no PEM certificate or key is\n`);
   });
 });
+
+describe("config: a CORS origin no browser sends is refused, the form browsers send named", () => {
+  for (const [origin, sent] of [
+    ["https://app.example.com:443", "https://app.example.com"],
+    ["http://localhost:80", "http://localhost"],
+    ["https://äpp.example", "https://xn--pp-uia.example"],
+  ] as const) {
+    it(`${origin} -> ${sent}`, () => {
+      assert.equal(
+        refusal({ TESSERA_CORS_ORIGINS: `https://web.example, ${origin}` }),
+        `TESSERA_CORS_ORIGINS: ${JSON.stringify(origin)} never matches: a browser sends this origin as ${JSON.stringify(sent)}`,
+      );
+    });
+  }
+  it("letter case, a trailing slash, a port that is not the default and other schemes are accepted", () => {
+    const origins = "https://App.Example.com/, https://app.example.com:8443, chrome-extension://abcdef, *";
+    assert.deepEqual(loadConfig({ TESSERA_CORS_ORIGINS: origins }).corsOrigins, ["https://App.Example.com/", "https://app.example.com:8443", "chrome-extension://abcdef", "*"]);
+  });
+});
+
+describe("config: a CORS origin that is no URL at all", () => {
+  it("a port past 65535 is refused as not a web origin", () => {
+    assert.equal(refusal({ TESSERA_CORS_ORIGINS: "https://app.example.com:99999" }), 'TESSERA_CORS_ORIGINS: "https://app.example.com:99999" is not a web origin (scheme://host[:port], as a browser sends it) or *');
+  });
+});
