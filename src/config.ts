@@ -282,7 +282,7 @@ export const variables = {
   tcpKeepaliveSeconds: variable("TESSERA_TCP_KEEPALIVE_SECONDS", 60, integer(0, 7200), "TCP keepalive on every accepted connection: after this many seconds without a packet the kernel probes the client, then every second, and closes the connection after 10 probes unanswered, so a client that vanished (its host gone, a NAT that forgot it) during a quiet stream is noticed; 0: off."),
   maxConnections: variable("TESSERA_MAX_CONNECTIONS", 0, integer(0, 1000000), "Connections each worker process serves at once; beyond, a new one is closed as it is accepted, before a byte of it is read (under TESSERA_WORKERS, one handed to a worker that has no room is served by the first worker if it has, else closed) and counted in tessera_connections_refused_total; TESSERA_METRICS_PORT has the same limit, its connections counted apart; 0: no limit.", { shownDefault: "0 (no limit)" }),
   trustedProxies: variable("TESSERA_TRUSTED_PROXIES", [] as string[], cidrList, "Comma list of proxy addresses or CIDRs whose `X-Forwarded-For` (else `Forwarded`) names the client: the right-most hop that is not one of them.", { shownDefault: "(none)" }),
-  nodeEnv: variable("NODE_ENV", "development", text, "`production` refuses to start without TESSERA_KEY_ENCRYPTION_KEY (private signing keys would be stored in the clear), TESSERA_ADMIN_TOKEN and TESSERA_CLIENT_IDS (generated and printed in development only)."),
+  nodeEnv: variable("NODE_ENV", "development", text, "`production` refuses to start without TESSERA_KEY_ENCRYPTION_KEY (private signing keys would be stored in the clear), TESSERA_ADMIN_TOKEN, and TESSERA_CLIENT_IDS unless TESSERA_SESSION_API=false (generated and printed in development only)."),
   // Identity core
   argon2MemoryKib: variable("TESSERA_ARGON2_MEMORY_KIB", 19456, integer(1024, 4 * 1024 * 1024), "argon2id memory cost in KiB (OWASP: 19456 with 2 iterations)."),
   argon2Iterations: variable("TESSERA_ARGON2_ITERATIONS", 2, integer(1, 100), "argon2id time cost."),
@@ -411,8 +411,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (c.nodeEnv === "production" && c.adminToken === undefined) {
     throw new ConfigError("TESSERA_ADMIN_TOKEN: required when NODE_ENV=production (only development generates one, printed on stderr)");
   }
-  if (c.nodeEnv === "production" && c.clientIds === undefined) {
-    throw new ConfigError("TESSERA_CLIENT_IDS: required when NODE_ENV=production (only development generates one, printed on stderr)");
+  // Client ids are what Session API clients present: each instance generating its own would
+  // refuse the clients of every other one.
+  if (c.nodeEnv === "production" && c.sessionApi && c.clientIds === undefined) {
+    throw new ConfigError("TESSERA_CLIENT_IDS: required when NODE_ENV=production with the Session API on (only development generates one, printed on stderr)");
   }
   // One secret in two roles: the admin token travels in a header of every admin call (and may be
   // seen by a proxy or a log on the way); the HS256 secret and the key encryption key never

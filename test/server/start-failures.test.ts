@@ -219,8 +219,11 @@ describe("config: NODE_ENV=production generates no credential", () => {
   it("without TESSERA_CLIENT_IDS: refused", () => {
     assert.equal(
       refusal({ NODE_ENV: "production", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_ADMIN_TOKEN: "admin-token-0123456789" }),
-      "TESSERA_CLIENT_IDS: required when NODE_ENV=production (only development generates one, printed on stderr)",
+      "TESSERA_CLIENT_IDS: required when NODE_ENV=production with the Session API on (only development generates one, printed on stderr)",
     );
+  });
+  it("without TESSERA_CLIENT_IDS but with the Session API off (no client presents one): accepted", () => {
+    assert.equal(refusal({ NODE_ENV: "production", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_ADMIN_TOKEN: "admin-token-0123456789", TESSERA_SESSION_API: "false" }), "");
   });
   it("with both (and the key encryption key): accepted, nothing generated", () => {
     const config = loadConfig({ NODE_ENV: "production", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_ADMIN_TOKEN: "admin-token-0123456789", TESSERA_CLIENT_IDS: "web" });
