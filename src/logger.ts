@@ -40,15 +40,31 @@ function batchedStdout(): (line: string) => void {
   let pending = "";
   let pendingBytes = 0;
   let scheduled = false;
+  let closed = false;
   const flush = () => {
     scheduled = false;
     const text = pending;
     pending = "";
     pendingBytes = 0;
-    if (text) process.stdout.write(text);
+    if (text && !closed) process.stdout.write(text);
   };
+  // Standard output closed under the service (the log reader gone, a pipe's other end exited):
+  // the stream's unhandled error ended the process with a stack trace. Logs can no longer be
+  // written: the process stops, saying so on stderr in one line.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (closed) return;
+    closed = true;
+    process.stderr.write(`tessera: stopping: standard output is closed (${error.code ?? error.message}), where the logs go\n`);
+    process.exit(1);
+  });
   process.once("exit", () => {
-    if (pending) writeSync(1, pending);
+    if (pending && !closed) {
+      try {
+        writeSync(1, pending);
+      } catch {
+        // standard output gone: nothing more can be written
+      }
+    }
     pending = "";
   });
   return (line) => {

@@ -2,7 +2,7 @@
 // not there stops the process with one line on stderr naming the variable (or the cause), a
 // non-zero exit, and never the value of a secret.
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -332,5 +332,39 @@ describe("config: a CORS origin no browser sends is refused, the form browsers s
 describe("config: a CORS origin that is no URL at all", () => {
   it("a port past 65535 is refused as not a web origin", () => {
     assert.equal(refusal({ TESSERA_CORS_ORIGINS: "https://app.example.com:99999" }), 'TESSERA_CORS_ORIGINS: "https://app.example.com:99999" is not a web origin (scheme://host[:port], as a browser sends it) or *');
+  });
+});
+
+describe("run: standard output closed under the service (its log reader gone)", () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), "tessera-epipe-"));
+  });
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it("stops with one line on stderr and exit 1, no stack trace", async function () {
+    this.timeout(30000);
+    const child = spawn(process.execPath, await entryArgv("compiled"), {
+      cwd: projectRoot,
+      env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_WORKERS: "1", TESSERA_CLIENT_IDS: "web", TESSERA_ADMIN_TOKEN: "admin-token-0123456789", TESSERA_DATA_DIR: dataDir },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout!.on("data", (c: Buffer) => {
+        out += c.toString();
+        const m = /"msg":"listening".*?"url":"([^"]+)"/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.once("exit", () => reject(new Error(`exited: ${out}${err}`)));
+    });
+    child.stdout!.destroy();
+    // A call writes its log line (info): into a pipe no one reads any more.
+    for (let i = 0; i < 3 && child.exitCode === null; i++) await fetch(`${url}/jwt/version`).catch(() => undefined);
+    assert.equal(await exited, 1);
+    assert.equal(err, "tessera: stopping: standard output is closed (EPIPE), where the logs go\n");
   });
 });
