@@ -3,7 +3,7 @@
 // non-zero exit, and never the value of a secret.
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type AddressInfo, type Server } from "node:net";
@@ -123,6 +123,22 @@ describe("start: MONGODB_URI that cannot be used stops the start naming it, neve
     assert.equal(r.code, 1, r.stderr);
     assert.equal(r.stderr, "tessera: failed to start: MongoDB unavailable: connect ECONNREFUSED 127.0.0.1:1\n");
     assert.ok(!(r.stdout + r.stderr).includes(password));
+  });
+});
+
+describe("start: TESSERA_DATA_DIR that is a link to nothing", () => {
+  it("-> exit 1, one line naming the variable and the cause", async function () {
+    this.timeout(30000);
+    const dir = mkdtempSync(join(tmpdir(), "tessera-datadir-"));
+    try {
+      const link = join(dir, "data");
+      symlinkSync(join(dir, "gone"), link);
+      const r = await start({ TESSERA_DATA_DIR: link });
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr, `tessera: failed to start: TESSERA_DATA_DIR: cannot use the directory ${link} (ENOENT)\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -43,7 +43,14 @@ function createPrivately(dataDir: string, file: string): void {
   }
   // mkdir answers EEXIST for a file as for a directory: the file's open below then failed with
   // ENOTDIR naming tessera.db, not the variable.
-  if (!statSync(dataDir).isDirectory()) throw new Error(`TESSERA_DATA_DIR: ${dataDir} is not a directory`);
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(dataDir).isDirectory();
+  } catch (cause) {
+    // A link to nothing (mkdir saw the link and answered EEXIST).
+    throw new Error(`TESSERA_DATA_DIR: cannot use the directory ${dataDir} (${(cause as NodeJS.ErrnoException).code ?? "error"})`, { cause });
+  }
+  if (!isDirectory) throw new Error(`TESSERA_DATA_DIR: ${dataDir} is not a directory`);
   try {
     closeSync(openSync(file, "wx", 0o600));
   } catch (cause) {
