@@ -28,7 +28,7 @@ export type ClientAddressResolver = (peer: string | undefined, headers: Incoming
  * is a /32 or /128) as the subnet it is checked against, or an Error naming what is wrong. An
  * IPv4-mapped IPv6 entry ("::ffff:10.0.0.0/104") is its IPv4 subnet, since mapped peers and hops
  * are counted as IPv4 (canonical); a mapped entry shorter than /96 would also cover addresses
- * that are not IPv4-mapped, and is refused.
+ * that are not IPv4-mapped, and is refused. A /0 (every address) is refused too.
  */
 export function proxySubnet(cidr: string): { address: string; prefix: number; family: "ipv4" | "ipv6" } {
   const [address, prefix, extra] = cidr.split("/") as [string, string | undefined, string | undefined];
@@ -38,6 +38,9 @@ export function proxySubnet(cidr: string): { address: string; prefix: number; fa
   const max = isIPv4(ip) && !mapped ? 32 : 128;
   const bits = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
   if (!(bits >= 0 && bits <= max)) throw new Error(`${quoted(cidr)}: the prefix length must be 0 to ${max}`);
+  // Every hop of every request would be a trusted proxy's: the left-most, which the client
+  // writes itself, would be taken for the client.
+  if (bits === 0) throw new Error(`${quoted(cidr)} trusts every address, so any client could name its own address; list the proxies' addresses or subnets`);
   if (!mapped) return { address: ip, prefix: bits, family: isIPv4(ip) ? "ipv4" : "ipv6" };
   if (bits < 96) throw new Error(`${quoted(cidr)}: the prefix length of an IPv4-mapped address must be 96 to 128`);
   return { address: ip, prefix: bits - 96, family: "ipv4" };
