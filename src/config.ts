@@ -5,12 +5,12 @@
 // `npm run docs:config` into the README. A bad value stops the service with one line naming the
 // variable and what is wrong with it.
 import { randomBytes } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { accessSync, constants } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
 import { refreshTokenAudience } from "./core/jwt-tokens.js";
 import { proxySubnet } from "./server/client-address.js";
-import { CertificateError, loadCertificate } from "./server/tls-certificate.js";
+import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
 import { oneLine, quoted, withoutUrlPasswords } from "./core/text.js";
 
@@ -109,26 +109,20 @@ const mountPath: Parser<string> = (raw) => {
   return v.length > 1 ? v.replace(/\/+$/, "") : v;
 };
 
-/** Larger than any PEM certificate chain or key: a path given by mistake (a disk image, a log). */
-const pemFileMaxBytes = 1024 * 1024;
-
-/**
- * A regular file of at most pemFileMaxBytes that can be read. A FIFO held the start, silent, until
- * something wrote to it, and a device (/dev/zero) was read until memory ran out.
- */
+/** A file that can be read as a PEM certificate or key (pemFileProblem: no FIFO, device or huge file). */
 const readableFile: Parser<string> = (raw) => {
-  let stat;
+  const cannotRead = () => new Error(`cannot read file ${quoted(raw)}`);
+  let problem: string | undefined;
   try {
-    stat = statSync(raw);
+    problem = pemFileProblem(raw);
   } catch {
-    throw new Error(`cannot read file ${quoted(raw)}`);
+    throw cannotRead();
   }
-  if (!stat.isFile()) throw new Error(`${quoted(raw)} is not a regular file`);
-  if (stat.size > pemFileMaxBytes) throw new Error(`${quoted(raw)} is larger than 1 MiB, which no PEM certificate or key is`);
+  if (problem !== undefined) throw new Error(`${quoted(raw)} is ${problem}`);
   try {
-    readFileSync(raw);
+    accessSync(raw, constants.R_OK);
   } catch {
-    throw new Error(`cannot read file ${quoted(raw)}`);
+    throw cannotRead();
   }
   return raw;
 };

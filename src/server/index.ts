@@ -98,11 +98,25 @@ function json(res: NodeResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-/** 501 to a request body in a transfer coding other than chunked; its body is not read, so the connection closes. */
-function transferCodingRefused(res: NodeResponse, coding: string): void {
-  sendErrorBody(res, 501, Code.Unimplemented, "UNIMPLEMENTED", `the transfer coding ${JSON.stringify(coding)} is not implemented: a request body is framed by chunked alone, or by Content-Length`, {
-    connection: "close",
-  });
+/**
+ * Answers a request no port serves, and says so (true): a malformed target (400), or a body in a
+ * transfer coding other than chunked (501; its body is not read, so the connection closes). The
+ * main port and the metrics port ask it first.
+ */
+function refusedOnArrival(req: NodeRequest, res: NodeResponse): boolean {
+  const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
+  if (badTarget !== undefined) {
+    sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
+    return true;
+  }
+  const coding = transferCodingNotImplemented(req);
+  if (coding !== undefined) {
+    sendErrorBody(res, 501, Code.Unimplemented, "UNIMPLEMENTED", `the transfer coding ${JSON.stringify(coding)} is not implemented: a request body is framed by chunked alone, or by Content-Length`, {
+      connection: "close",
+    });
+    return true;
+  }
+  return false;
 }
 
 /**
@@ -222,10 +236,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
     if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
-    const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
-    if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
-    const coding = transferCodingNotImplemented(req);
-    if (coding !== undefined) return transferCodingRefused(res, coding);
+    if (refusedOnArrival(req, res)) return;
     const badCredential = authorizationProblem(req);
     if (badCredential !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_CREDENTIAL", badCredential);
     const agent = req.headers["user-agent"];
@@ -302,10 +313,7 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
  */
 async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger): Promise<Listener> {
   const handle = (req: NodeRequest, res: NodeResponse): void => {
-    const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
-    if (badTarget !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
-    const coding = transferCodingNotImplemented(req);
-    if (coding !== undefined) return transferCodingRefused(res, coding);
+    if (refusedOnArrival(req, res)) return;
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
     if (pathOf(req) === "/metrics") return metrics.serve(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });

@@ -75,8 +75,21 @@ function keyProblem(key: KeyObject): string | undefined {
   return `the certificate's key is of type ${type ?? "unknown"}; RSA (2048 bits or more), EC (P-256, P-384 or P-521), Ed25519 or Ed448 is needed`;
 }
 
-/** Larger than any PEM certificate chain or key. */
+/** Larger than any PEM certificate chain or key: a path given by mistake (a disk image, a log). */
 const pemMaxBytes = 1024 * 1024;
+
+/**
+ * Why `file` is no PEM file to read, or undefined: a FIFO would block the event loop until
+ * written to, a device (/dev/zero) or a huge file be read whole. Throws statSync's error for a
+ * file that cannot be looked at. The configuration's check (at start) and every read (a reload
+ * too) ask it.
+ */
+export function pemFileProblem(file: string): string | undefined {
+  const stat = statSync(file);
+  if (!stat.isFile()) return "not a regular file";
+  if (stat.size > pemMaxBytes) return "larger than 1 MiB, which no PEM certificate or key is";
+  return undefined;
+}
 
 /**
  * Reads and checks the pair. `now` given: a certificate expired, or valid only from more than
@@ -86,11 +99,8 @@ const pemMaxBytes = 1024 * 1024;
 export function loadCertificate(certFile: string, keyFile: string, now?: Date): LoadedCertificate {
   const read = (file: string, variable: string) => {
     try {
-      // Checked first at each read (a reload too): a FIFO would block the event loop until written
-      // to, a device or a huge file be read whole.
-      const stat = statSync(file);
-      if (!stat.isFile()) throw new CertificateError(`${variable} (${file}): not a regular file`);
-      if (stat.size > pemMaxBytes) throw new CertificateError(`${variable} (${file}): larger than 1 MiB, which no PEM certificate or key is`);
+      const problem = pemFileProblem(file);
+      if (problem !== undefined) throw new CertificateError(`${variable} (${file}): ${problem}`);
       return readFileSync(file);
     } catch (e) {
       if (e instanceof CertificateError) throw e;
