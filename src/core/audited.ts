@@ -105,12 +105,13 @@ export class AuditedUserTokens extends UserTokens {
     user: { id: string; credentialEpoch: number },
     notAfter?: Date,
     sourceKids?: readonly string[],
+    claim?: () => Promise<boolean>,
   ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
     return tracked(
       this.audit,
       "cookie_session.started",
       { userId: user.id },
-      () => super.startCookieSession(user, notAfter, sourceKids),
+      () => super.startCookieSession(user, notAfter, sourceKids, claim),
       (r) => (r ? { subject: r.token.id } : {}),
     );
   }

@@ -5,7 +5,8 @@
 // The token id is a random secret; the store keeps only its SHA-256. Expiry is decided here,
 // on every read, against the injected clock (valid while now < expiresAt), never by a store's
 // background cleanup. Single use is the store's atomic `consume`, so two concurrent exchanges
-// (on one instance or several) cannot both win.
+// (on one instance or several) cannot both win; it is the exchange's last write, so a store
+// failure before it leaves the token unused (see exchange).
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { AuthTokenRecord, AuthTokenStore } from "../store/ports/auth-tokens.js";
@@ -136,33 +137,42 @@ export class AuthenticationTokens {
    * (ALREADY_EXISTS, the token left unused, the cookie kept): a link must not silently log a
    * browser in as someone else. A deactivated user, or a token made under an outdated credential
    * epoch, gets 404 like a dead token: no session for them.
+   *
+   * All or nothing: the token is checked, the new session stored, and only then the token
+   * consumed, the exchange's last write. A store that fails before that leaves the token unused
+   * (the call answers UNAVAILABLE and a retry can still exchange it); the session stored first
+   * is known to nobody (its secret is never handed out). Of concurrent exchanges, on one
+   * instance or several, the consume decides: the one that wins answers its session, every
+   * other withdraws its own and answers 404.
    */
   async exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {
     checkShape(token);
     const hash = hashSecret(token);
     const current = currentCookie !== undefined ? await this.liveSessionUser(currentCookie) : undefined;
-    if (current !== undefined) {
-      const peek = await this.deps.authTokens.findByHash(hash);
-      if (peek !== null && secretEquals(peek.hash, hash) && peek.userId !== current) {
-        throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
-      }
+    const record = await this.deps.authTokens.findByHash(hash);
+    if (record === null || !secretEquals(record.hash, hash)) throw tokenNotFound();
+    if (current !== undefined && record.userId !== current) {
+      throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
     }
-    const record = await this.deps.authTokens.consume(hash, this.deps.clock.now());
-    if (record === null) throw tokenNotFound();
+    if (record.consumedAt !== undefined || record.expiresAt.getTime() <= this.deps.clock.now().getTime()) throw tokenNotFound();
     const user = await this.deps.users.get(record.userId);
     if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
     const sourceEnd = await this.sourceEnd(record);
     if (await this.deps.keys.anyRevoked(record.sourceKids)) throw tokenNotFound();
     if (current === user.id) {
+      if ((await this.deps.authTokens.consume(hash, this.deps.clock.now())) === null) throw tokenNotFound();
       this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "kept" });
       return { user };
     }
-    if (current !== undefined) throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
     const notAfter = record.notAfter === undefined || (sourceEnd !== undefined && sourceEnd < record.notAfter) ? sourceEnd : record.notAfter;
+    // The consume is the session's last step: the one that loses it (another exchange consumed
+    // the token since it was read, or it expired meanwhile) withdraws its session. One that
+    // fails leaves the session as the store left it, unused: its secret is never handed out.
     const session = await this.deps.userTokens.startCookieSession(
       { id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch },
       notAfter,
       record.sourceKids,
+      async () => (await this.deps.authTokens.consume(hash, this.deps.clock.now())) !== null,
     );
     if (session === null) throw tokenNotFound();
     this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "started" });

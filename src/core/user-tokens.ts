@@ -116,11 +116,15 @@ export class UserTokens {
    * exchanged token was made under); null when the user's epoch moved meanwhile (the new
    * session is then withdrawn at once) or nothing of the lifetime is left. `sourceKids`: those
    * the exchanged token records; the session ends once one of those keys is revoked.
+   * `claim`: the exchange's consume of its token, made once the session is stored and checked;
+   * false withdraws the session (null). When it throws, the session is left unused (its secret
+   * never handed out) and the error passed on.
    */
   async startCookieSession(
     user: { id: string; credentialEpoch: number },
     notAfter?: Date,
     sourceKids?: readonly string[],
+    claim?: () => Promise<boolean>,
   ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
     const now = this.deps.clock.now();
     let expiresAt = now.getTime() + this.deps.config.sessionCookieTtlSeconds * 1000;
@@ -138,7 +142,7 @@ export class UserTokens {
       credentialEpoch: user.credentialEpoch,
       ...(sourceKids !== undefined && sourceKids.length > 0 && { sourceKids: [...sourceKids] }),
     });
-    if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current") {
+    if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current" || (claim !== undefined && !(await claim()))) {
       await this.deps.userTokens.disable(token.id, this.deps.clock.now());
       return null;
     }

@@ -1,0 +1,99 @@
+// A single-use credential is not burnt by a store that fails half-way through its spend: seed
+// 003's exchange stores the new cookie session before it consumes the hand-off token, so a
+// failure before the consume answers 503 STORE_UNAVAILABLE with the token still unused, and the
+// retry once the store answers again exchanges it, once. Two exchanges at once, on two instances
+// sharing the store, still start one session between them.
+import assert from "node:assert/strict";
+import { StoreUnavailableError } from "../../src/store/ports/errors.js";
+import type { UserTokenStore } from "../../src/store/ports/user-tokens.js";
+import { bearer, rest } from "../support/clients.js";
+import { assertStoreUnavailable } from "../support/error-details.js";
+import { storesUnderTest } from "../support/server.js";
+import { loginUserToken, signUp, uniqueEmail } from "../support/users.js";
+import { sessionCookieOf } from "../authentication-token/api.js";
+import { gate, startServerPair, type ServerPair } from "./support.js";
+
+for (const store of storesUnderTest()) {
+  describe(`Single-use spends when the store fails between their steps on ${store}`, function () {
+    this.timeout(60_000);
+    let pair: ServerPair;
+    before(async () => (pair = await startServerPair(store)));
+    after(() => pair.close());
+
+    /** A user token and a hand-off token made with it. */
+    async function handOff(): Promise<{ userToken: string; token: string }> {
+      const email = uniqueEmail("spend");
+      await signUp(pair.a, email);
+      const userToken = await loginUserToken(pair.a, email);
+      const made = await rest(pair.a.url, "GET", "/api/authenticationtoken", { headers: bearer(userToken) });
+      assert.equal(made.status, 200, made.text);
+      return { userToken, token: made.body.token as string };
+    }
+
+    const exchange = (url: string, token: string) => rest(url, "GET", `/api/authenticationtoken/${token}/user`);
+
+    it("GET /api/authenticationtoken/{token}/user while the store fails as the new cookie session is stored: 503 STORE_UNAVAILABLE, the token still unused; the retry starts a session, once", async () => {
+      const { userToken, token } = await handOff();
+      const userTokens = pair.a.tessera.store.userTokens as UserTokenStore;
+      const create = userTokens.create;
+      userTokens.create = async () => {
+        userTokens.create = create;
+        throw new StoreUnavailableError("store unavailable");
+      };
+      try {
+        assertStoreUnavailable(await exchange(pair.a.url, token));
+      } finally {
+        userTokens.create = create;
+      }
+      const unused = await rest(pair.a.url, "GET", `/api/authenticationtoken/${token}`, { headers: bearer(userToken) });
+      assert.equal(unused.status, 200, unused.text);
+      const retried = await exchange(pair.b.url, token);
+      assert.equal(retried.status, 200, retried.text);
+      const cookie = sessionCookieOf(retried.headers);
+      assert.ok(cookie, "the retry answers a session cookie");
+      const live = await rest(pair.a.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie.value}` } });
+      assert.equal(live.status, 200, live.text);
+      const again = await exchange(pair.a.url, token);
+      assert.equal(again.status, 404, again.text);
+      assert.equal(again.body.details[0].debug.reason, "TOKEN_NOT_FOUND");
+    });
+
+    it("two exchanges at once, one on each instance, both past their session's write before either consumes: one 200 with a session, the other 404 TOKEN_NOT_FOUND, its own session withdrawn", async () => {
+      const { token } = await handOff();
+      const together = gate();
+      let arrivals = 0;
+      const stored: string[] = [];
+      const restores = [pair.a, pair.b].flatMap((server) => {
+        const { authTokens, userTokens } = server.tessera.store;
+        const consume = authTokens.consume;
+        const create = userTokens.create;
+        authTokens.consume = async (...args) => {
+          if (++arrivals === 2) together.open();
+          await together.pass();
+          return consume.apply(authTokens, args);
+        };
+        userTokens.create = async (...args) => {
+          stored.push(args[0].hash);
+          return create.apply(userTokens, args);
+        };
+        return [() => (authTokens.consume = consume), () => (userTokens.create = create)];
+      });
+      let answers;
+      try {
+        answers = await Promise.all([exchange(pair.a.url, token), exchange(pair.b.url, token)]);
+      } finally {
+        for (const restore of restores) restore();
+        together.open();
+      }
+      assert.deepEqual(answers.map((r) => r.status).sort(), [200, 404], answers.map((r) => r.text).join("\n"));
+      const lost = answers.find((r) => r.status === 404)!;
+      assert.equal(lost.body.details[0].debug.reason, "TOKEN_NOT_FOUND");
+      const cookie = sessionCookieOf(answers.find((r) => r.status === 200)!.headers)!;
+      assert.equal(stored.length, 2, "each exchange stored its session before consuming");
+      const records = await Promise.all(stored.map((hash) => pair.a.tessera.store.userTokens.findByHash(hash)));
+      assert.equal(records.filter((r) => r?.enabled).length, 1, "the loser's session is withdrawn");
+      const live = await rest(pair.b.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie.value}` } });
+      assert.equal(live.status, 200, live.text);
+    });
+  });
+}
