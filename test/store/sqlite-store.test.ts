@@ -566,6 +566,116 @@ describe("sqlite store", () => {
       assert.deepEqual(removed, { sessions: backlog, refreshTokens: backlog, authTokens: backlog, jwtRefreshTokens: backlog, userTokens: backlog, keys: 0, loginAttempts: backlog, knownLogins: backlog, auditEvents: backlog });
     });
 
+    describe("single-use spends: the loser is answered once the winner's write is on disk", () => {
+      const at = new Date(1_700_000_000_000);
+      const later = new Date(at.getTime() + 3_600_000);
+      /** Writes `made` straight (outside call()) and makes it durable: nothing is pending after. */
+      const settle = async (made: () => void) => {
+        migrate(db);
+        made();
+        const synced = calls.synced();
+        for (const s of syncs.splice(0)) s.done(null);
+        await synced;
+      };
+      const userToken = () =>
+        db.prepare("INSERT INTO user_tokens (id, hash, user_id, created_at, version, enabled, expires_at) VALUES ('t1', 'h1', 'u', 0, 0, 1, ?)").run(later.getTime());
+
+      // Each spend: the store call, and what its winner and its loser answer.
+      const spends: Array<{ name: string; made: () => void; spend: () => Promise<unknown>; won: unknown; lost: unknown }> = [
+        { name: "a user token's logout (POST /auth/logout)", made: userToken, spend: () => sqliteUserTokens(db).disable("t1", at), won: true, lost: false },
+        {
+          name: "a session's end (DELETE /session)",
+          made: () => db.prepare("INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at) VALUES ('s1', 'u', 'c', 'j', 0, ?)").run(later.getTime()),
+          spend: () => sqliteSessions(db).end("s1", at),
+          won: true,
+          lost: false,
+        },
+        {
+          name: "a hand-off token's consume (seed 003 exchange)",
+          made: () => db.prepare("INSERT INTO auth_tokens (hash, user_id, created_at, expires_at) VALUES ('a1', 'u', 0, ?)").run(later.getTime()),
+          spend: async () => (await sqliteAuthTokens(db).consume("a1", at)) !== null,
+          won: true,
+          lost: false,
+        },
+        {
+          name: "a JWT refresh token's revocation",
+          made: () => db.prepare("INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at) VALUES ('r1', 'u', 0, ?)").run(later.getTime()),
+          spend: () => sqliteJwtRefreshTokens(db).revoke("r1", "u", at),
+          won: true,
+          lost: false,
+        },
+      ];
+      for (const { name, made, spend, won, lost } of spends) {
+        it(`${name}: the loser waits for the winner's fsync (sharing it); a spend that races with nothing is answered at once, without one`, async () => {
+          await settle(made);
+          const winner = spend();
+          assert.equal(await settled(winner), "pending");
+          assert.equal(syncs.length, 1);
+          const loser = spend();
+          assert.equal(await settled(loser), "pending", "not answered before the winner's write is on disk");
+          assert.equal(syncs.length, 1, "no fsync of its own: it waits for the winner's");
+          syncs.shift()!.done(null);
+          assert.deepEqual([await winner, await loser], [won, lost]);
+          // Long after (nothing committed since): answered from what is on disk already.
+          assert.deepEqual(await spend(), lost);
+          assert.equal(syncs.length, 0);
+        });
+      }
+
+      it("a refresh token's spend, which its winner commits without an fsync (its child token's insert syncs it): the loser waits for an fsync of it", async () => {
+        await settle(() => db.prepare("INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES ('rt', 's1', 0, ?)").run(later.getTime()));
+        const refreshTokens = sqliteRefreshTokens(db);
+        assert.equal((await refreshTokens.spend("rt", at, "child"))?.spentAt, undefined, "won, answered at once");
+        assert.equal(syncs.length, 0);
+        const loser = refreshTokens.spend("rt", at, "other");
+        assert.equal(await settled(loser), "pending");
+        assert.equal(syncs.length, 1);
+        syncs.shift()!.done(null);
+        assert.equal((await loser)?.child, "child");
+        // The child token, inserted by the winner, then by a concurrent caller of the same refresh: the duplicate waits too.
+        const child = { hash: "child-rt", sessionId: "s1", createdAt: at, expiresAt: later };
+        const first = refreshTokens.insert(child);
+        const second = refreshTokens.insert(child);
+        assert.equal(await settled(second), "pending", "a duplicate is not answered before the first insert is on disk");
+        assert.equal(syncs.length, 1);
+        syncs.shift()!.done(null);
+        await first;
+        await assert.rejects(second, DuplicateError);
+      });
+
+      it("the winner in another process on the file (TESSERA_WORKERS): the loser fsyncs the log itself before it answers", async () => {
+        await settle(userToken);
+        const other = new Database(join(dataDir, "t.db"));
+        const otherSyncs: typeof syncs = [];
+        try {
+          sqliteCalls(other, { fsync: (fd, done) => void otherSyncs.push({ fd, done }) });
+          const winner = sqliteUserTokens(other).disable("t1", at);
+          assert.equal(otherSyncs.length, 1);
+          const loser = sqliteUserTokens(db).disable("t1", at);
+          assert.equal(await settled(loser), "pending", "not answered before the other process's write is on disk");
+          assert.equal(syncs.length, 1, "its own fsync of the log, which syncs every process's commits");
+          syncs.shift()!.done(null);
+          assert.equal(await loser, false);
+          otherSyncs.shift()!.done(null);
+          assert.equal(await winner, true);
+          assert.equal(await sqliteUserTokens(db).disable("t1", at), false);
+          assert.equal(syncs.length, 0, "nothing committed since its fsync: none again");
+        } finally {
+          for (const s of otherSyncs) s.done(null);
+          other.close();
+        }
+      });
+
+      it("the winner's fsync fails: the loser is refused with the failure too (UNAVAILABLE), not told the token has ended", async () => {
+        await settle(userToken);
+        const winner = sqliteUserTokens(db).disable("t1", at);
+        const loser = sqliteUserTokens(db).disable("t1", at);
+        syncs.shift()!.done(Object.assign(new Error("i/o error"), { code: "EIO" }));
+        await assert.rejects(winner, StoreUnavailableError);
+        await assert.rejects(loser, StoreUnavailableError);
+      });
+    });
+
     it("a statement that fails is refused at once and waits for nothing", async () => {
       const first = calls.call(insert(1));
       syncs.shift()!.done(null);

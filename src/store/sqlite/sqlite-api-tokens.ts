@@ -34,7 +34,7 @@ function toRecordOrNull(row: unknown): ApiTokenRecord | null {
 }
 
 export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
-  const { call } = sqliteCalls(db);
+  const { call, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO api_tokens (link, hash, account_id, description, created_by, issued_at)
     VALUES (@link, @hash, @accountId, @description, @createdBy, @issuedAt) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM api_tokens WHERE hash = ?");
@@ -72,7 +72,7 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
     updateDescription: (link, description) => call(() => toRecordOrNull(returning(describe, description, link))),
     list: (accountId, state) =>
       call(() => ((state === "active" ? listActive : listRevoked).all(accountId) as ApiTokenRow[]).map(toRecord)),
-    revoke: (accountId, link, at) => call(() => toRecordOrNull(returning(revoke, toMs(at), link, accountId))),
+    revoke: (accountId, link, at) => spend(() => toRecordOrNull(returning(revoke, toMs(at), link, accountId))),
     touchLastUsed: (link, at, minIntervalMs = 0) =>
       call(() => touch.run(toMs(at), link, touchBucket(at, minIntervalMs)).changes === 1),
   };

@@ -38,7 +38,7 @@ function toRecordOrNull(row: unknown): AuthTokenRecord | null {
 }
 
 export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
-  const { call } = sqliteCalls(db);
+  const { call, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO auth_tokens (hash, user_id, created_at, expires_at, credential_epoch, not_after, source, source_kids)
     VALUES (@hash, @userId, @createdAt, @expiresAt, @credentialEpoch, @notAfter, @source, @sourceKids) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM auth_tokens WHERE hash = ?");
@@ -63,7 +63,7 @@ export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
         ),
       ),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
-    consume: (hash, now) => call(() => toRecordOrNull(returning(consume, { hash, now: toMs(now) }))),
+    consume: (hash, now) => spend(() => toRecordOrNull(returning(consume, { hash, now: toMs(now) }))),
     deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
 }

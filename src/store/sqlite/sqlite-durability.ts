@@ -1,6 +1,6 @@
 import { closeSync, fsync as fsyncFd, fsyncSync, openSync } from "node:fs";
 import type Database from "better-sqlite3";
-import { StoreUnavailableError } from "../ports.js";
+import { DuplicateError, StoreUnavailableError } from "../ports.js";
 import { callLater, mapSqliteError } from "./sqlite-errors.js";
 
 /**
@@ -28,6 +28,13 @@ import { callLater, mapSqliteError } from "./sqlite-errors.js";
  *   sign-up, refused ones included, and audit events of refused calls: losing them to a power
  *   cut gives a guesser back at most the attempts of its last moments, once per power cut.
  *
+ * `spend(fn)` is call() for single-use spends (a logout, a consume, a revocation): the caller
+ * whose conditional write changed no row lost, or found the thing spent already, and its answer
+ * rests on a commit that may not be on disk yet (the winner's, still waiting for its fsync,
+ * cheap, or another process's). It resolves once every commit made so far is on disk: at once
+ * when nothing was committed since the last fsync that succeeded started, so a spend that races
+ * with nothing waits for no fsync.
+ *
  * A failed fsync fails the connection for good (PostgreSQL's answer to "fsyncgate"). On Linux a
  * failed writeback may already have dropped the WAL pages it could not write (they are marked
  * clean, and the error is reported once per descriptor), so a later fsync that succeeds proves
@@ -49,6 +56,17 @@ export interface SqliteCalls {
    * are on disk.
    */
   call<T>(fn: () => T): Promise<T>;
+  /**
+   * call() for a single-use spend, a conditional write of which at most one caller wins (a
+   * logout, a consume, a revocation, an insert that another caller of the same step may have
+   * made). The winner is answered as call() answers it. A call that changed no row (or whose
+   * insert is a DuplicateError) lost the race, or found the thing spent already: its answer
+   * rests on the winner's commit, which may not be on disk yet (the winner still waits for its
+   * fsync, made none, cheaply(), or is another process on the file). So it resolves once every
+   * commit it may have read is on disk: at once when no commit was made since the start of the
+   * last fsync that succeeded (nothing races it), else after the fsync under way or the next.
+   */
+  spend<T>(fn: () => T): Promise<T>;
   /** Inside call(): the rows `write` changes do not hold the answer for an fsync. */
   cheaply<T>(write: () => T): T;
   /** Resolves once every commit made so far is on disk (for writes made outside call()). */
@@ -86,27 +104,34 @@ export function sqliteCalls(db: Database.Database, options: SqliteCallsOptions =
 }
 
 function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
-  // Rows changed by this connection since it opened: a call that moved it committed something.
-  const totalChanges = db.prepare("SELECT total_changes()").pluck();
-  const changes = () => totalChanges.get() as number;
+  const changes = wal.changes;
   let cheap = 0;
+  const run = <T>(fn: () => T, spend: boolean): Promise<T> =>
+    callLater(() => {
+      let result: T;
+      let changed: number;
+      let lost: boolean;
+      try {
+        const before = changes();
+        cheap = 0;
+        result = fn();
+        const all = changes() - before;
+        changed = all - cheap;
+        lost = spend && all === 0;
+      } catch (error) {
+        const mapped = mapSqliteError(error);
+        // A write on the failed (query-only) connection: refused with the failure's own words.
+        if (wal.failure !== undefined && mapped instanceof StoreUnavailableError) return Promise.reject(wal.failure);
+        // An insert of a spend that another caller made first: lost, like a write that changed no row.
+        if (spend && mapped instanceof DuplicateError) return wal.durable().then(() => Promise.reject(mapped));
+        return Promise.reject(mapped);
+      }
+      if (changed > 0) return wal.sync().then(() => result);
+      return lost ? wal.durable().then(() => result) : Promise.resolve(result);
+    });
   return {
-    call: <T>(fn: () => T): Promise<T> =>
-      callLater(() => {
-        let result: T;
-        let changed: number;
-        try {
-          const before = changes();
-          cheap = 0;
-          result = fn();
-          changed = changes() - before - cheap;
-        } catch (error) {
-          const mapped = mapSqliteError(error);
-          // A write on the failed (query-only) connection: refused with the failure's own words.
-          return Promise.reject(wal.failure !== undefined && mapped instanceof StoreUnavailableError ? wal.failure : mapped);
-        }
-        return changed > 0 ? wal.sync().then(() => result) : Promise.resolve(result);
-      }),
+    call: <T>(fn: () => T): Promise<T> => run(fn, false),
+    spend: <T>(fn: () => T): Promise<T> => run(fn, true),
     cheaply<T>(write: () => T): T {
       const before = changes();
       try {
@@ -134,12 +159,43 @@ class WalSync {
   private closed = false;
   /** Set for good by the first failed fsync (or by fail()). */
   failure: StoreUnavailableError | undefined;
+  /** Rows changed by this connection since it opened: a call that moved it committed something. */
+  readonly changes: () => number;
+  /** Moves whenever another connection (another process on the file) commits. */
+  private readonly dataVersion: () => number;
+  /** The commits the fsync under way covers (commitsSoFar() as it started). */
+  private runningCovers: string | undefined;
+  /** The commits the last fsync that succeeded covers: on disk. */
+  private durableCovers: string | undefined;
 
   constructor(
     private readonly db: Database.Database,
     private readonly fsync: NonNullable<SqliteCallsOptions["fsync"]>,
     private readonly failed: NonNullable<SqliteCallsOptions["failed"]>,
-  ) {}
+  ) {
+    const totalChanges = db.prepare("SELECT total_changes()").pluck();
+    const dataVersion = db.prepare("PRAGMA data_version").pluck();
+    this.changes = () => totalChanges.get() as number;
+    this.dataVersion = () => dataVersion.get() as number;
+  }
+
+  /** What has been committed to the database so far, by this connection and by others. */
+  private commitsSoFar(): string {
+    return `${this.changes()}:${this.dataVersion()}`;
+  }
+
+  /**
+   * Resolves once every commit made so far (by any connection) is on disk: at once when none
+   * was made since the last fsync that succeeded started, after the fsync under way when it
+   * started after them, else after the next one.
+   */
+  durable(): Promise<void> {
+    if (this.db.memory) return Promise.resolve();
+    const now = this.commitsSoFar();
+    if (now === this.durableCovers) return Promise.resolve();
+    if (this.running && this.runningCovers === now) return this.running;
+    return this.sync();
+  }
 
   sync(): Promise<void> {
     if (this.db.memory) return Promise.resolve();
@@ -187,9 +243,13 @@ class WalSync {
     } catch (cause) {
       return Promise.reject(new StoreUnavailableError("embedded store is closed", { cause }));
     }
+    // (A sync asked for before the database closed may start after it: it covers nothing known.)
+    const covers = this.db.open ? this.commitsSoFar() : undefined;
+    this.runningCovers = covers;
     const running: Promise<void> = new Promise((resolve, reject) => {
       this.fsync(fd, (error) => {
         if (this.running === running) this.running = undefined;
+        if (!error && !this.failure && covers !== undefined) this.durableCovers = covers;
         const code = error ? (error.code ?? "error") : undefined;
         const first = code !== undefined && this.fail(new StoreUnavailableError(`embedded store could not sync its log (${code}); it refuses writes until restarted`, { cause: error }));
         // Failed meanwhile (told by another process): this fsync acknowledges nothing either.

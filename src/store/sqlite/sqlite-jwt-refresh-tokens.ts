@@ -27,7 +27,7 @@ function toRecord(row: JwtRefreshTokenRow): JwtRefreshTokenRecord {
 }
 
 export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenStore {
-  const { call } = sqliteCalls(db);
+  const { call, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at, credential_epoch)
     VALUES (@jti, @userId, @issuedAt, @expiresAt, @credentialEpoch) RETURNING *`);
   const byJti = db.prepare("SELECT * FROM jwt_refresh_tokens WHERE jti = ?");
@@ -60,7 +60,7 @@ export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenSt
         const row = byJti.get(jti) as JwtRefreshTokenRow | undefined;
         return row ? toRecord(row) : null;
       }),
-    revoke: (jti, userId, at) => call(() => revoke.run(toMs(at), jti, userId).changes === 1),
+    revoke: (jti, userId, at) => spend(() => revoke.run(toMs(at), jti, userId).changes === 1),
     revokeAllForUser: (userId, at, issuedBefore) =>
       call(() =>
         issuedBefore === undefined

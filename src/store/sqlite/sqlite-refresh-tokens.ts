@@ -27,7 +27,7 @@ function toRecord(row: RefreshTokenRow): RefreshTokenRecord {
 }
 
 export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
-  const { call, cheaply } = sqliteCalls(db);
+  const { call, cheaply, spend: spending } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at)
     VALUES (@hash, @sessionId, @createdAt, @expiresAt) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM refresh_tokens WHERE hash = ?");
@@ -38,8 +38,10 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
   const deleteExpired = batchDelete(db, "refresh_tokens", "expires_at < ?");
 
   return {
+    // A refresh's child token is inserted by its first caller and by every concurrent caller of
+    // the same refresh: a duplicate answers once the first caller's insert is on disk.
     insert: (token: NewRefreshToken) =>
-      call(() =>
+      spending(() =>
         toRecord(
           returning<RefreshTokenRow>(insert, {
             hash: token.hash,
@@ -55,10 +57,11 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
         return row ? toRecord(row) : null;
       }),
     spend: (hash, at, child) =>
-      call(() => {
+      spending(() => {
         // The conditional UPDATE decides the race. The winner gets the record as it was before
         // (unspent); a loser reads the spent record, whose spentAt never changes again.
-        // Unsynced: the refresh's next write (its child's insert) syncs it (see the port).
+        // Unsynced: the refresh's next write (its child's insert) syncs it (see the port). A
+        // loser's answer waits until the winner's spend is on disk (SqliteCalls.spend).
         const won = cheaply(() => returning<RefreshTokenRow>(spend, toMs(at), child, hash));
         if (won) {
           const before = toRecord(won);

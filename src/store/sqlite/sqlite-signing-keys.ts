@@ -34,7 +34,7 @@ function toRecord(row: SigningKeyRow): SigningKeyRecord {
 }
 
 export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
-  const { call } = sqliteCalls(db);
+  const { call, spend } = sqliteCalls(db);
   const list = db.prepare("SELECT * FROM signing_keys ORDER BY generation ASC");
   const insert = db.prepare(`INSERT INTO signing_keys
     (kid, generation, alg, private_jwk, public_jwk, created_at, activated_at)
@@ -85,7 +85,7 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
     list: () => call(() => (list.all() as SigningKeyRow[]).map(toRecord)),
     insertGeneration: (key) => call(() => tryInsert(key)),
     rotate: (next, change) => call(() => rotate.immediate(next, change)),
-    revoke: (kid, at) => call(() => revoke.run(toMs(at), kid).changes === 1),
+    revoke: (kid, at) => spend(() => revoke.run(toMs(at), kid).changes === 1),
     deleteExpired: (before, revokedBefore) => call(() => deleteBoth.immediate(toMs(before), toMs(revokedBefore))),
   };
 }

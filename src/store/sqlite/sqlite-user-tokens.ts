@@ -44,7 +44,7 @@ function toRecordOrNull(row: unknown): UserTokenRecord | null {
 }
 
 export function sqliteUserTokens(db: Database.Database): UserTokenStore {
-  const { call } = sqliteCalls(db);
+  const { call, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch, source_kids)
     VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch, @sourceKids) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM user_tokens WHERE hash = ?");
@@ -80,7 +80,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
     findById: (id) => call(() => toRecordOrNull(byId.get(id))),
     touchLastUsed: (id, at, minIntervalMs = 0) =>
       call(() => touch.run(toMs(at), id, touchBucket(at, minIntervalMs)).changes === 1),
-    disable: (id, at) => call(() => disable.run(toMs(at), id).changes === 1),
+    disable: (id, at) => spend(() => disable.run(toMs(at), id).changes === 1),
     disableAllForUser: (userId, at) => call(() => disableAll.run(toMs(at), userId).changes),
     deleteEndedBefore: (before, limit) => call(() => deleteEnded.run(toMs(before), toMs(before), limit).changes),
   };

@@ -43,7 +43,7 @@ function toRecord(row: UserRow): UserRecord {
 }
 
 export function sqliteUsers(db: Database.Database): UserStore {
-  const { call } = sqliteCalls(db);
+  const { call, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO users
     (id, login, login_key, emails, firstname, lastname, password_hash, active, created_at, password_changed_at, version)
     VALUES (@id, @login, @loginKey, @emails, @firstname, @lastname, @passwordHash, 1, @createdAt, @createdAt, 0)
@@ -128,6 +128,6 @@ export function sqliteUsers(db: Database.Database): UserStore {
       }),
     rehashPassword: (id, expectedHash, newHash) => call(() => rehash.run(newHash, id, expectedHash).changes === 1),
     setLastLogin: (id, at) => call(() => (lastLogin.run(toMs(at), id).changes === 1 ? fromMs(toMs(at)) : null)),
-    deactivate: (id, at) => call(() => deactivate.run(toMs(at), id).changes === 1),
+    deactivate: (id, at) => spend(() => deactivate.run(toMs(at), id).changes === 1),
   };
 }
