@@ -11,7 +11,9 @@
 // refresh if its first caller stopped half-way (the child refresh token stored, the session's
 // jti moved on; both steps are idempotent). The spent token with another access token within
 // the window gets a plain 401; after it, a spent refresh token presented again means it was
-// copied: the whole session ends (reuse detection).
+// copied: the whole session ends (reuse detection), unless the refresh never stored its child
+// refresh token (its call failed after the spend, so no client got the pair): the same refresh
+// then finishes it, however late.
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
@@ -253,14 +255,22 @@ export class Sessions {
 
   private async spentTokenPresented(record: RefreshTokenRecord, refreshToken: string, access: SessionAccess): Promise<TokenPair> {
     const sinceSpent = this.clock.now().getTime() - record.spentAt!.getTime();
+    // The same refresh again (same refresh token, same access token) opens the pair it answered.
+    const child = record.child === undefined ? undefined : openChild(record.child, refreshToken, record.hash, access.jti);
     if (sinceSpent <= this.config.refreshGraceSeconds * 1000) {
-      // The same refresh again (same refresh token, same access token): the same answer.
-      const child = record.child === undefined ? undefined : openChild(record.child, refreshToken, record.hash, access.jti);
+      // Within the window: the same answer.
       if (child !== undefined) {
         const session = await this.openSession(access);
         if (session.accessJti === access.jti || session.accessJti === child.jti) return this.complete(session, access.jti, child);
       }
       throw alreadyUsed();
+    }
+    // After it, the same refresh whose child refresh token was never stored (the store failed
+    // after the spend, before the refresh's last write) was never answered: no client holds its
+    // pair, so this is no reuse. It is finished, as if the failed call had not been made.
+    if (child !== undefined && (await this.refreshTokens.findByHash(hashSecret(child.refreshToken))) === null) {
+      const session = await this.openSession(access);
+      if (session.accessJti === access.jti || session.accessJti === child.jti) return this.complete(session, access.jti, child);
     }
     this.logger.warn("refresh token reuse: ending session", { sessionId: record.sessionId });
     await this.end(record.sessionId, access.userId);

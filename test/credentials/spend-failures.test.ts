@@ -2,16 +2,23 @@
 // 003's exchange stores the new cookie session before it consumes the hand-off token, so a
 // failure before the consume answers 503 STORE_UNAVAILABLE with the token still unused, and the
 // retry once the store answers again exchanges it, once. Two exchanges at once, on two instances
-// sharing the store, still start one session between them.
+// sharing the store, still start one session between them. Seed 000's refresh spends its refresh
+// token first and stores the new one last: the same refresh after a failure between the two
+// finishes it, even past TESSERA_REFRESH_GRACE_SECONDS (no client holds that pair: no reuse).
 import assert from "node:assert/strict";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import type { UserTokenStore } from "../../src/store/ports/user-tokens.js";
 import { bearer, rest } from "../support/clients.js";
 import { assertStoreUnavailable } from "../support/error-details.js";
-import { storesUnderTest } from "../support/server.js";
-import { loginUserToken, signUp, uniqueEmail } from "../support/users.js";
+import { expectCode, expectOk } from "../support/api.js";
+import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import { loginUserToken, password, signUp, uniqueEmail } from "../support/users.js";
+import { sessionApi } from "../session/api.js";
+import { ManualClock } from "../../src/core/clock.js";
 import { sessionCookieOf } from "../authentication-token/api.js";
 import { gate, startServerPair, type ServerPair } from "./support.js";
+
+const client = { clientId: testClientId };
 
 for (const store of storesUnderTest()) {
   describe(`Single-use spends when the store fails between their steps on ${store}`, function () {
@@ -94,6 +101,42 @@ for (const store of storesUnderTest()) {
       assert.equal(records.filter((r) => r?.enabled).length, 1, "the loser's session is withdrawn");
       const live = await rest(pair.b.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie.value}` } });
       assert.equal(live.status, 200, live.text);
+    });
+
+    describe("a refresh (PUT /session) whose store fails after it spent the refresh token", () => {
+      const clock = new ManualClock(Date.now());
+      let server: TestServer;
+      before(async () => (server = await startTestServer({ store, clock, env: { TESSERA_REFRESH_GRACE_SECONDS: "10" } })));
+      after(() => server.close());
+
+      it("503 STORE_UNAVAILABLE as its new refresh token is stored; the same refresh once the store answers again, past TESSERA_REFRESH_GRACE_SECONDS, answers a pair that works and the session lives on (not REFRESH_TOKEN_REUSED)", async () => {
+        const api = sessionApi("rest", server.url);
+        const refreshTokens = server.tessera.store.refreshTokens;
+        const insert = refreshTokens.insert;
+        try {
+          const email = uniqueEmail("spend");
+          await signUp(server, email);
+          const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
+          const creds = { ...client, access: first.access_token };
+          refreshTokens.insert = async () => {
+            refreshTokens.insert = insert;
+            throw new StoreUnavailableError("store unavailable");
+          };
+          const failed = await rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: { "x-koms-clientid": testClientId, ...bearer(first.access_token) } });
+          assertStoreUnavailable(failed);
+          refreshTokens.insert = insert;
+          clock.advance(11_000);
+          const retried = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+          expectOk(await api.getSession({ ...client, access: retried.access_token }));
+          const next = expectOk(await api.refreshSession({ refresh_token: retried.refresh_token }, { ...client, access: retried.access_token }));
+          expectOk(await api.getSession({ ...client, access: next.access_token }));
+          // The parent, presented again after the window now that its refresh was answered: reuse.
+          expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, creds), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
+        } finally {
+          refreshTokens.insert = insert;
+          api.close();
+        }
+      });
     });
   });
 }
