@@ -6,6 +6,9 @@
 // token first and stores the new one last: the same refresh after a failure between the two
 // finishes it, even past TESSERA_REFRESH_GRACE_SECONDS (no client holds that pair: no reuse).
 import assert from "node:assert/strict";
+import { fsync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import type { UserTokenStore } from "../../src/store/ports/user-tokens.js";
 import { bearer, rest } from "../support/clients.js";
@@ -19,6 +22,39 @@ import { sessionCookieOf } from "../authentication-token/api.js";
 import { gate, startServerPair, type ServerPair } from "./support.js";
 
 const client = { clientId: testClientId };
+
+describe("Seed 003's exchange when the embedded store's fsync fails under it", function () {
+  this.timeout(60_000);
+  const eio = Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO", syscall: "fsync" });
+  let dataDir: string;
+  let server: TestServer | undefined;
+  before(() => (dataDir = mkdtempSync(join(tmpdir(), "tessera-spend-"))));
+  after(async () => {
+    await server?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("the exchange's first write fails its fsync: 503 STORE_UNAVAILABLE; after the restart the token is unused and exchanges once", async () => {
+    let failing = false;
+    server = await startTestServer({ env: { TESSERA_DATA_DIR: dataDir }, fsync: (fd, done) => (failing ? setImmediate(done, eio) : fsync(fd, done)) });
+    const email = uniqueEmail("spend");
+    await signUp(server, email);
+    const userToken = await loginUserToken(server, email);
+    const made = await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(userToken) });
+    assert.equal(made.status, 200, made.text);
+    const token = made.body.token as string;
+    failing = true;
+    assertStoreUnavailable(await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`));
+    await server.close();
+    server = await startTestServer({ env: { TESSERA_DATA_DIR: dataDir } });
+    const retried = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
+    assert.equal(retried.status, 200, retried.text);
+    assert.ok(sessionCookieOf(retried.headers), "the retry answers a session cookie");
+    const again = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
+    assert.equal(again.status, 404, again.text);
+    assert.equal(again.body.details[0].debug.reason, "TOKEN_NOT_FOUND");
+  });
+});
 
 for (const store of storesUnderTest()) {
   describe(`Single-use spends when the store fails between their steps on ${store}`, function () {
