@@ -56,8 +56,8 @@ function variable<T, D extends T | undefined = T | undefined>(
 /**
  * Free text (a directory, an issuer, an audience): never blank, without white space at either
  * end or control characters, which no deployment means and which would otherwise be taken as
- * given (a directory named "   ", an audience "tessera " no verifier expects, NODE_ENV
- * "production " taken for development).
+ * given (a directory named "   ", an audience "tessera " no verifier expects, a NODE_ENV "test "
+ * that is not "test").
  */
 const text: Parser<string> = (raw) => {
   // eslint-disable-next-line no-control-regex
@@ -65,6 +65,18 @@ const text: Parser<string> = (raw) => {
     throw new Error(`must not be blank, begin or end with white space, or hold control characters, got ${quoted(raw)}`);
   }
   return raw;
+};
+
+/**
+ * NODE_ENV: free text, except that a value that reads as production in another letter case or
+ * with white space ("Production", " production") is refused: only "production" exactly turns on
+ * the production requirements, and such a value ran as development without them.
+ */
+const nodeEnv: Parser<string> = (raw) => {
+  if (raw !== "production" && raw.trim().toLowerCase() === "production") {
+    throw new Error(`must be "production" exactly (lower case, no white space) to run as production, got ${quoted(raw)}`);
+  }
+  return text(raw);
 };
 
 function integer(min: number, max: number): Parser<number> {
@@ -276,7 +288,7 @@ export const variables = {
   tcpKeepaliveSeconds: variable("TESSERA_TCP_KEEPALIVE_SECONDS", 60, integer(0, 7200), "TCP keepalive on every accepted connection: after this many seconds without a packet the kernel probes the client, then every second, and closes the connection after 10 probes unanswered, so a client that vanished (its host gone, a NAT that forgot it) during a quiet stream is noticed; 0: off."),
   maxConnections: variable("TESSERA_MAX_CONNECTIONS", 0, integer(0, 1000000), "Connections each worker process serves at once; beyond, a new one is closed as it is accepted, before a byte of it is read (under TESSERA_WORKERS, one handed to a worker that has no room is served by the first worker if it has, else closed) and counted in tessera_connections_refused_total; TESSERA_METRICS_PORT has the same limit, its connections counted apart; 0: no limit.", { shownDefault: "0 (no limit)" }),
   trustedProxies: variable("TESSERA_TRUSTED_PROXIES", [] as string[], cidrList, "Comma list of proxy addresses or CIDRs whose `X-Forwarded-For` (else `Forwarded`) names the client: the right-most hop that is not one of them. A /0 (every address) is refused: clients would name their own address.", { shownDefault: "(none)" }),
-  nodeEnv: variable("NODE_ENV", "development", text, "`production` refuses to start without TESSERA_KEY_ENCRYPTION_KEY (private signing keys would be stored in the clear), TESSERA_ADMIN_TOKEN, and TESSERA_CLIENT_IDS unless TESSERA_SESSION_API=false (generated and printed in development only)."),
+  nodeEnv: variable("NODE_ENV", "development", nodeEnv, "`production` (exactly: `Production` or ` production` is refused, not taken for development) refuses to start without TESSERA_KEY_ENCRYPTION_KEY (private signing keys would be stored in the clear), TESSERA_ADMIN_TOKEN, and TESSERA_CLIENT_IDS unless TESSERA_SESSION_API=false (generated and printed in development only)."),
   // Identity core
   argon2MemoryKib: variable("TESSERA_ARGON2_MEMORY_KIB", 19456, integer(1024, 4 * 1024 * 1024), "argon2id memory cost in KiB (OWASP: 19456 with 2 iterations)."),
   argon2Iterations: variable("TESSERA_ARGON2_ITERATIONS", 2, integer(1, 100), "argon2id time cost."),

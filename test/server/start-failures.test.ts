@@ -78,7 +78,7 @@ describe("config: values no deployment means are refused by name", () => {
     [{ TESSERA_DATA_DIR: "/var/lib/tessera\n" }, 'TESSERA_DATA_DIR: must not be blank, begin or end with white space, or hold control characters, got "/var/lib/tessera\\n"'],
     [{ TESSERA_JWT_AUDIENCE: " " }, 'TESSERA_JWT_AUDIENCE: must not be blank, begin or end with white space, or hold control characters, got " "'],
     [{ TESSERA_JWT_ISSUER: "tessera " }, 'TESSERA_JWT_ISSUER: must not be blank, begin or end with white space, or hold control characters, got "tessera "'],
-    [{ NODE_ENV: "production " }, 'NODE_ENV: must not be blank, begin or end with white space, or hold control characters, got "production "'],
+    [{ NODE_ENV: "staging " }, 'NODE_ENV: must not be blank, begin or end with white space, or hold control characters, got "staging "'],
   ] as const) {
     it(`${JSON.stringify(env)} -> ${expected}`, () => {
       assert.equal(refusal(env), expected);
@@ -382,5 +382,22 @@ describe("run: standard output closed under the service (its log reader gone)", 
     for (let i = 0; i < 3 && child.exitCode === null; i++) await fetch(`${url}/jwt/version`).catch(() => undefined);
     assert.equal(await exited, 1);
     assert.equal(err, "tessera: stopping: standard output is closed (EPIPE), where the logs go\n");
+  });
+});
+
+describe("config: NODE_ENV spelled like production but not exactly \"production\"", () => {
+  for (const value of ["Production", "PRODUCTION", " production", "production "]) {
+    it(`${JSON.stringify(value)} -> refused, the spelling named (it ran as development, without the production requirements)`, () => {
+      assert.equal(refusal({ NODE_ENV: value }), `NODE_ENV: must be "production" exactly (lower case, no white space) to run as production, got ${JSON.stringify(value)}`);
+    });
+  }
+  it("other values (development, test, staging) are accepted as before", () => {
+    for (const value of ["development", "test", "staging"]) assert.equal(loadConfig({ NODE_ENV: value }).nodeEnv, value);
+  });
+  it("a start with NODE_ENV=Production -> exit 2, one line", async function () {
+    this.timeout(30000);
+    const r = await start({ NODE_ENV: "Production" });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, 'tessera: configuration error: NODE_ENV: must be "production" exactly (lower case, no white space) to run as production, got "Production"\n');
   });
 });
