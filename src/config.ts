@@ -242,9 +242,16 @@ const publicUrl: Parser<string> = (raw) => {
   return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
 };
 
+/**
+ * A secret: at least `bytes` long, and neither white space only nor one character repeated (32
+ * spaces, "aaaa..."), which pass a length check and are guessed at once. The message never
+ * quotes the value.
+ */
 function secretOfAtLeast(bytes: number): Parser<string> {
   return (raw) => {
     if (Buffer.byteLength(raw, "utf8") < bytes) throw new Error(`must be at least ${bytes} bytes long`);
+    if (raw.trim() === "") throw new Error("must not be white space only");
+    if (new Set(raw).size === 1) throw new Error("must not be one character repeated");
     return raw;
   };
 }
@@ -309,9 +316,9 @@ export const variables = {
   authenticationTokenTtlSeconds: variable("TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS", 60, integer(1, 3600), "Lifetime of seed 003 authentication tokens."),
   housekeepingIntervalSeconds: variable("TESSERA_HOUSEKEEPING_INTERVAL_SECONDS", 600, integer(0, 86400), "How often housekeeping deletes expired sessions, refresh tokens, authentication tokens, JWT refresh tokens, retired and revoked keys, stale login counters, remembered logins, old audit events, and user tokens and cookie sessions past their retention, in batches of 1000 (0: never)."),
   jwtAlg: variable("TESSERA_JWT_ALG", "EdDSA" as "EdDSA" | "ES256" | "HS256", oneOf("EdDSA", "ES256", "HS256"), "Signing algorithm of every JWT Tessera issues."),
-  jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes); required when TESSERA_JWT_ALG=HS256, refused otherwise.", { secret: true }),
+  jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes, neither white space only nor one character repeated); required when TESSERA_JWT_ALG=HS256, refused otherwise.", { secret: true }),
   keyPublishSeconds: variable("TESSERA_KEY_PUBLISH_SECONDS", 600, integer(0, 86400), "How long a signing key is published in the JWKS before it may sign: a rotation promotes the next key no earlier than this after it was published. The JWKS (and GET /jwt/pubkey) max-age is at most this, minus the 30 s in which instances learn of new keys."),
-  keyEncryptionKey: variable<string>("TESSERA_KEY_ENCRYPTION_KEY", undefined, secretOfAtLeast(32), "Secret (at least 32 bytes) that seals private signing keys in the store (AES-256-GCM); unset: stored in the clear (refused when NODE_ENV=production).", { secret: true }),
+  keyEncryptionKey: variable<string>("TESSERA_KEY_ENCRYPTION_KEY", undefined, secretOfAtLeast(32), "Secret (at least 32 bytes, neither white space only nor one character repeated) that seals private signing keys in the store (AES-256-GCM); unset: stored in the clear (refused when NODE_ENV=production).", { secret: true }),
   publicUrl: variable<string>("TESSERA_PUBLIC_URL", undefined, publicUrl, "The https URL clients reach Tessera at: the `issuer` of /.well-known/openid-configuration and the `iss` of every JWT (http only for localhost)."),
   jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues; TESSERA_PUBLIC_URL when that is set (then leave this unset or equal)."),
   jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 access JWTs; refresh JWTs carry it followed by `/refresh_token`, so that no verifier of access tokens takes one."),

@@ -238,7 +238,7 @@ describe("core: users, keys and throttle on SQLite", () => {
     assert.equal(decodeProtectedHeader(t).alg, "ES256");
     assert.equal((await es.verify(t)).sub, "e");
     assert.match((await es.publicKeyPem())!, /BEGIN PUBLIC KEY/);
-    const hs = await openKeys({ store, config: config({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: "s".repeat(32) }), clock, logger: silentLogger });
+    const hs = await openKeys({ store, config: config({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: "hs256-secret-0123456789abcdef-0123" }), clock, logger: silentLogger });
     const h = await hs.sign({ sub: "h" }, 60);
     assert.deepEqual(decodeProtectedHeader(h), { alg: "HS256", kid: "hs256", typ: "JWT" });
     assert.equal((await hs.verify(h)).sub, "h");

@@ -401,3 +401,21 @@ describe("config: NODE_ENV spelled like production but not exactly \"production\
     assert.equal(r.stderr, 'tessera: configuration error: NODE_ENV: must be "production" exactly (lower case, no white space) to run as production, got "Production"\n');
   });
 });
+
+describe("config: a secret of white space only, or of one character repeated, is refused, never quoted", () => {
+  for (const [name, extra] of [
+    ["TESSERA_JWT_SECRET", { TESSERA_JWT_ALG: "HS256" }],
+    ["TESSERA_KEY_ENCRYPTION_KEY", {}],
+  ] as const) {
+    it(`${name}: 32 spaces, then white space mixed`, () => {
+      assert.equal(refusal({ [name]: " ".repeat(32), ...extra }), `${name}: must not be white space only`);
+      assert.equal(refusal({ [name]: " \t".repeat(20), ...extra }), `${name}: must not be white space only`);
+    });
+    it(`${name}: one character repeated`, () => {
+      assert.equal(refusal({ [name]: "a".repeat(40), ...extra }), `${name}: must not be one character repeated`);
+    });
+  }
+  it("TESSERA_ADMIN_TOKEN: one character repeated", () => {
+    assert.equal(refusal({ TESSERA_ADMIN_TOKEN: "x".repeat(24) }), "TESSERA_ADMIN_TOKEN: must not be one character repeated");
+  });
+});
