@@ -10,6 +10,7 @@ import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
 import { refreshTokenAudience } from "./core/jwt-tokens.js";
 import { proxySubnet } from "./server/client-address.js";
+import { headerCredentialLimitBytes, requestHeaderLimitBytes } from "./server/limits.js";
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
 import { oneLine, quoted, withoutUrlPasswords } from "./core/text.js";
@@ -257,14 +258,20 @@ function secretOfAtLeast(bytes: number): Parser<string> {
 }
 
 /**
- * A secret presented as `Authorization: Bearer <token>`: at least `bytes` long, and printable
- * ASCII without spaces (a header carries bytes, read as Latin-1; the bearer token ends at white
- * space), else no client could ever present it.
+ * A secret presented as `Authorization: Bearer <token>`: at least `bytes` long, printable ASCII
+ * without spaces (a header carries bytes, read as Latin-1; the bearer token ends at white
+ * space), and short enough to fit in a request's headers (else the server answers 431), else no
+ * client could ever present it.
  */
 function bearerSecretOfAtLeast(bytes: number): Parser<string> {
   const ofLength = secretOfAtLeast(bytes);
   return (raw) => {
     if (!/^[\x21-\x7e]*$/.test(raw)) throw new Error('must be printable ASCII without spaces (it is sent as "Authorization: Bearer <token>")');
+    if (raw.length > headerCredentialLimitBytes) {
+      throw new Error(
+        `must be at most ${headerCredentialLimitBytes} bytes: an admin call sends it in its headers, which the server limits to ${requestHeaderLimitBytes} bytes (${requestHeaderLimitBytes - headerCredentialLimitBytes} left for the request line and the other headers)`,
+      );
+    }
     return ofLength(raw);
   };
 }
@@ -278,7 +285,7 @@ export const variables = {
   storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),
   dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store (created 0700, its files 0600; a wider existing mode is warned about)."),
   clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, clientIdList, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed). A session access token's `aud` is its client id, so none may equal TESSERA_JWT_AUDIENCE (nor the refresh tokens' audience, it followed by `/refresh_token`).", { shownDefault: "(dev: generated, printed)" }),
-  adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, bearerSecretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); at least 16 bytes of printable ASCII without spaces (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
+  adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, bearerSecretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); 16 to 15360 bytes (so that it fits in the 16 KiB a request's headers may take) of printable ASCII without spaces, not one character repeated (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
   logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; at info, one JSON line per call of a method (`rpc`: procedure, protocol, code, durationMs); a request refused before it reaches one (no route, a target, query or body that does not parse) writes none."),
   tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2 and http/1.1)."),
   tlsKeyFile: variable<string>("TESSERA_TLS_KEY_FILE", undefined, readableFile, "PEM private key for TLS, unencrypted (a file other users may read is warned about)."),

@@ -24,6 +24,7 @@ import { createTimestampInterceptor } from "./timestamp-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type LivenessProbe, type ReadinessProbe } from "./health.js";
 import { listen, peerAddress, servedMethods, type Listener } from "./listener.js";
+import { requestHeaderLimitBytes } from "./limits.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
 import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
 import type { AuditTrail } from "../core/audit.js";
@@ -264,7 +265,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     keepAliveMs: config.tcpKeepaliveSeconds * 1000,
     maxConnections: config.maxConnections,
     onRefused: o.metrics && (() => o.metrics!.connectionRefused()),
-    maxHeaderBytes: 16 * 1024,
+    maxHeaderBytes: requestHeaderLimitBytes,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
     sharing: o.sharing,
@@ -327,7 +328,7 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     idleTimeoutMs: config.idleTimeoutMs,
     keepAliveMs: config.tcpKeepaliveSeconds * 1000,
     maxConnections: config.maxConnections,
-    maxHeaderBytes: 16 * 1024,
+    maxHeaderBytes: requestHeaderLimitBytes,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),
     allow: "GET, HEAD",

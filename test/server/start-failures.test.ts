@@ -419,3 +419,17 @@ describe("config: a secret of white space only, or of one character repeated, is
     assert.equal(refusal({ TESSERA_ADMIN_TOKEN: "x".repeat(24) }), "TESSERA_ADMIN_TOKEN: must not be one character repeated");
   });
 });
+
+describe("config: TESSERA_ADMIN_TOKEN too long for a request's headers", () => {
+  // The server refuses a header block over 16 KiB (431): an admin call could never present it.
+  const token = (n: number) => "0123456789abcdef".repeat(Math.ceil(n / 16)).slice(0, n);
+  it("16385 bytes -> refused, the limit named", () => {
+    assert.equal(
+      refusal({ TESSERA_ADMIN_TOKEN: token(16385) }),
+      "TESSERA_ADMIN_TOKEN: must be at most 15360 bytes: an admin call sends it in its headers, which the server limits to 16384 bytes (1024 left for the request line and the other headers)",
+    );
+  });
+  it("15360 bytes -> accepted", () => {
+    assert.equal(refusal({ TESSERA_ADMIN_TOKEN: token(15360) }), "");
+  });
+});
