@@ -433,3 +433,14 @@ describe("config: TESSERA_ADMIN_TOKEN too long for a request's headers", () => {
     assert.equal(refusal({ TESSERA_ADMIN_TOKEN: token(15360) }), "");
   });
 });
+
+describe("start: a mongodb+srv:// MONGODB_URI whose DNS lookup fails names MONGODB_URI, never the password", () => {
+  it("a host under .invalid (RFC 6761: never resolves) -> exit 1, MONGODB_URI named", async function () {
+    this.timeout(30000);
+    const password = "pw-Secret-7f3a9c";
+    const r = await start({ MONGODB_URI: `mongodb+srv://tessera:${password}@cluster0.example.invalid/db` });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^tessera: failed to start: MONGODB_URI: the DNS lookup of the mongodb\+srv host cluster0\.example\.invalid failed \(querySrv E[A-Z]+ _mongodb\._tcp\.cluster0\.example\.invalid\)\n$/);
+    assert.ok(!(r.stdout + r.stderr).includes(password));
+  });
+});

@@ -56,6 +56,18 @@ function withDeadline<T>(operation: () => Promise<T>, ms: number): Promise<T> {
 }
 
 /**
+ * A mongodb+srv:// URI whose DNS records (SRV, TXT) could not be looked up, as an error naming
+ * MONGODB_URI and the host: the driver's own ("querySrv ENOTFOUND _mongodb._tcp.host") named
+ * neither the variable nor what it was looking up for. Undefined for any other error.
+ */
+function srvLookupFailure(error: unknown, uri: string): Error | undefined {
+  const syscall = (error as { syscall?: unknown } | undefined)?.syscall;
+  if (!(error instanceof Error) || (syscall !== "querySrv" && syscall !== "queryTxt")) return undefined;
+  const host = /^mongodb\+srv:\/\/(?:[^/?]*@)?([^/?@]*)/.exec(uri)?.[1] ?? "";
+  return new Error(withoutPassword(`MONGODB_URI: the DNS lookup of the mongodb+srv host ${host} failed (${error.message})`, uri), { cause: error });
+}
+
+/**
  * Opens the MongoDB store. It does not need the server to be up: when it is down, open still
  * succeeds, every call answers StoreUnavailableError after serverSelectionTimeoutMs, and the
  * indexes are created on the first call that reaches the server (no write runs before them).
@@ -156,7 +168,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
   } catch (error) {
     if (!isUnavailable(error)) {
       await client.close().catch(() => {});
-      throw error;
+      throw srvLookupFailure(error, uri) ?? error;
     }
     if (error instanceof Error) unreachable = error;
     warn("MongoDB unreachable at start-up; calls answer UNAVAILABLE until it is back", {
