@@ -27,8 +27,23 @@ const quotedMax = 64;
  * break is written \n), and cut to its first 64 characters, its length then said.
  */
 export function quoted(value: string): string {
-  if (value.length <= quotedMax) return JSON.stringify(value);
-  return `${JSON.stringify(value.slice(0, quotedMax))}... (${value.length} characters)`;
+  const shown = withoutUrlPassword(value);
+  if (shown.length <= quotedMax) return JSON.stringify(shown);
+  return `${JSON.stringify(shown.slice(0, quotedMax))}... (${shown.length} characters)`;
+}
+
+/**
+ * A value that is a URL with a password ("https://user:pass@host"), its password replaced by
+ * <hidden>, before it is escaped or cut: the password as the URL parser reads it, whatever it
+ * holds (a space, a quote, an escape). The parser skips leading C0 controls and spaces, and tabs
+ * and line breaks anywhere; the authority follows "scheme:" and its slashes (or backslashes) and
+ * ends at "/", "?" or "#"; its user info ends at the authority's last "@"; the password follows
+ * the user info's first ":". Read wider than that (a path taken for user info), the text hidden
+ * is longer, never shorter.
+ */
+export function withoutUrlPassword(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return value.replace(/^([\u0000-\u0020]*[A-Za-z][A-Za-z0-9+.\-\t\n\r]*:[/\\\t\n\r]*[^/?#:]*):[^/?#]*@/, "$1:<hidden>@");
 }
 
 /** `text` with every control character escaped as JSON escapes it: one line, whatever it holds. */

@@ -434,6 +434,22 @@ describe("config: TESSERA_ADMIN_TOKEN too long for a request's headers", () => {
   });
 });
 
+describe("config: a password with a space or a quote in a refused URL is never quoted", () => {
+  for (const [env, expected] of [
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://tracer:pw Se"cret@collector' }, 'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http or https URL, got "ftp://tracer:<hidden>@collector"'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "ftp://tracer:pw%20Se%22cret@collector" }, 'OTEL_EXPORTER_OTLP_ENDPOINT: must be an http or https URL, got "ftp://tracer:<hidden>@collector"'],
+    [{ TESSERA_PUBLIC_URL: "https://admin:pw Secret@auth.example.com" }, 'TESSERA_PUBLIC_URL: must have no query, fragment or credentials, got "https://admin:<hidden>@auth.example.com"'],
+    [{ TESSERA_PUBLIC_URL: 'https://admin:pw"Secret@auth.example.com' }, 'TESSERA_PUBLIC_URL: must have no query, fragment or credentials, got "https://admin:<hidden>@auth.example.com"'],
+    [{ TESSERA_PUBLIC_URL: `https://admin:${"pw-Secret-".repeat(8)}@auth.example.com` }, 'TESSERA_PUBLIC_URL: must have no query, fragment or credentials, got "https://admin:<hidden>@auth.example.com"'],
+    [{ TESSERA_CORS_ORIGINS: 'https://app.example.com, https://u:pw "Secret@app.example.com' }, 'TESSERA_CORS_ORIGINS: "https://u:<hidden>@app.example.com" is not a web origin (scheme://host[:port], as a browser sends it) or *'],
+    [{ TESSERA_JWT_ISSUER: "https://u:pw Secret@auth.example.com " }, 'TESSERA_JWT_ISSUER: must not be blank, begin or end with white space, or hold control characters, got "https://u:<hidden>@auth.example.com "'],
+  ] as const) {
+    it(`${Object.keys(env)[0]}=${JSON.stringify(Object.values(env)[0])} -> the password <hidden>`, () => {
+      assert.equal(refusal(env), expected);
+    });
+  }
+});
+
 describe("start: a mongodb+srv:// MONGODB_URI whose DNS lookup fails names MONGODB_URI, never the password", () => {
   it("a host under .invalid (RFC 6761: never resolves) -> exit 1, MONGODB_URI named", async function () {
     this.timeout(30000);
