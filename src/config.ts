@@ -9,6 +9,7 @@ import { accessSync, constants } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
 import { refreshTokenAudience } from "./core/jwt-tokens.js";
+import { jwtRouteClash } from "./rest-routes.js";
 import { proxySubnet } from "./server/client-address.js";
 import { headerCredentialLimitBytes, requestHeaderLimitBytes } from "./server/limits.js";
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
@@ -292,7 +293,7 @@ export const variables = {
   tlsReloadSeconds: variable("TESSERA_TLS_RELOAD_SECONDS", 60, integer(0, 86400), "How often the TLS certificate and key files are checked for a renewal, served once both check out (0: only on SIGHUP, which reloads them at once)."),
   bodyLimitBytes: variable("TESSERA_BODY_LIMIT_BYTES", 65536, integer(1024, 64 * 1024 * 1024), "Largest request body accepted (REST 413, RPC RESOURCE_EXHAUSTED)."),
   corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], originList, "Comma list of web origins allowed by CORS, as browsers send them (`https://app.example.com`, a port if not the default, no path; `*` for any, without credentials), for REST, Connect and gRPC-Web alike.", { shownDefault: "(none)" }),
-  jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004); `/` requires TESSERA_SESSION_API=false."),
+  jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004); `/` requires TESSERA_SESSION_API=false. A path under which a JWT API route would take another API's requests (`/v1/frontend/auth`: its `GET .../token` is the API token API's `GET /v1/frontend/auth/{account_id}`) is refused, both routes named."),
   sessionApi: variable("TESSERA_SESSION_API", true, boolean, "Serve the Session API (seed 000: SessionService, UserService); false frees `/user` for the JWT API mounted at `/`."),
   workers: variable("TESSERA_WORKERS", availableParallelism(), integer(1, 256), "Worker processes serving the one port (the process started is the first and hands connections round-robin to the others); 1: a single process.", { shownDefault: "(cores)" }),
   shutdownGraceSeconds: variable("TESSERA_SHUTDOWN_GRACE_SECONDS", 10, integer(0, 600), "On SIGTERM/SIGINT: how long in-flight calls may take to finish."),
@@ -397,6 +398,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (c.jwtBasePath === "/" && c.sessionApi) {
     throw new ConfigError("TESSERA_JWT_BASE_PATH: \"/\" collides with the Session API's /user; set TESSERA_SESSION_API=false to mount the JWT API there");
+  }
+  const clash = jwtRouteClash(c.jwtBasePath, c.sessionApi);
+  if (clash) {
+    const { jwt, other } = clash;
+    throw new ConfigError(
+      `TESSERA_JWT_BASE_PATH: under ${quoted(c.jwtBasePath)} the JWT API's ${jwt.httpMethod} ${jwt.pattern} meets ${other.httpMethod} ${other.pattern} (${other.rpcName}): one would answer the other's requests; mount it where no other API's routes are`,
+    );
   }
   if (c.publicUrl !== undefined) {
     // One source of truth: the discovery document's issuer is the tokens' iss.

@@ -450,6 +450,23 @@ describe("config: a password with a space or a quote in a refused URL is never q
   }
 });
 
+describe("config: TESSERA_JWT_BASE_PATH under which a JWT API route meets another API's", () => {
+  for (const [base, jwtRoute, other] of [
+    ["/v1/frontend/auth", "GET /v1/frontend/auth/token", "GET /v1/frontend/auth/{account_id} (tessera.apitoken.v1.ApiTokenService/ListTokens)"],
+    ["/api/authenticationtoken", "GET /api/authenticationtoken/token", "GET /api/authenticationtoken/{token} (tessera.authtoken.v1.AuthenticationTokenService/GetToken)"],
+  ] as const) {
+    it(`${base} -> refused, the clashing routes named`, () => {
+      const message = refusal({ TESSERA_JWT_BASE_PATH: base });
+      assert.equal(message, `TESSERA_JWT_BASE_PATH: under ${JSON.stringify(base)} the JWT API's ${jwtRoute} meets ${other}: one would answer the other's requests; mount it where no other API's routes are`);
+    });
+  }
+  it("paths beside the other APIs' routes are accepted (/auth, /v1/admin, / without the Session API)", () => {
+    assert.equal(refusal({ TESSERA_JWT_BASE_PATH: "/auth" }), "");
+    assert.equal(refusal({ TESSERA_JWT_BASE_PATH: "/v1/admin" }), "");
+    assert.equal(refusal({ TESSERA_JWT_BASE_PATH: "/", TESSERA_SESSION_API: "false" }), "");
+  });
+});
+
 describe("start: a mongodb+srv:// MONGODB_URI whose DNS lookup fails names MONGODB_URI, never the password", () => {
   it("a host under .invalid (RFC 6761: never resolves) -> exit 1, MONGODB_URI named", async function () {
     this.timeout(30000);
