@@ -6,6 +6,7 @@ import { createCore, type Core } from "../core/index.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
+import { servedServices } from "../rest-routes.js";
 import { apiTokenService } from "./api-token.js";
 import { auditService } from "./audit.js";
 import { authenticationTokenService } from "./authentication-token.js";
@@ -48,6 +49,12 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     keyService(core.keyRing, { issuer: deps.config.jwtIssuer, publicUrl: deps.config.publicUrl }, core.audit),
     auditService(deps.store.auditEvents),
   ];
+  // The configuration checks TESSERA_JWT_BASE_PATH against the routes of servedServices: it
+  // must name the services bound here, else that check would miss a route (any start fails).
+  const served = servedServices(deps.config.sessionApi).map((service) => service.typeName);
+  if (bindings.map((b) => b.service.typeName).join() !== served.join()) {
+    throw new Error(`services/index.ts binds other services than rest-routes.ts servedServices lists (${served.join(", ")})`);
+  }
   return {
     core,
     bindings,
