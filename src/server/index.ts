@@ -23,7 +23,7 @@ import { createErrorInterceptor } from "./error-interceptor.js";
 import { createTimestampInterceptor } from "./timestamp-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, type LivenessProbe, type ReadinessProbe } from "./health.js";
-import { listen, peerAddress, servedMethods, type Listener } from "./listener.js";
+import { continueWithheld, listen, peerAddress, servedMethods, type Listener } from "./listener.js";
 import { requestHeaderLimitBytes } from "./limits.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
 import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
@@ -118,6 +118,12 @@ function refusedOnArrival(req: NodeRequest, res: NodeResponse): boolean {
     return true;
   }
   return false;
+}
+
+/** Whether the request's Content-Length announces a body over `limit` bytes. */
+function declaredOver(req: NodeRequest, limit: number): boolean {
+  const length = req.headers["content-length"];
+  return typeof length === "string" && /^\d+$/.test(length) && Number(length) > limit;
 }
 
 /**
@@ -238,6 +244,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     res.setHeader(requestIdHeader, requestId);
     if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
     if (refusedOnArrival(req, res)) return;
+    if (continueWithheld(req)) {
+      // Expect: 100-continue with a body over the limit: refused without the 100, the body not
+      // read (over HTTP/1.1 the connection then closes: the client may send it all the same).
+      return sendErrorBody(res, 413, Code.ResourceExhausted, "REQUEST_TOO_LARGE", `request body is larger than ${config.bodyLimitBytes} bytes`, {
+        ...(req.httpVersionMajor === 1 && { connection: "close" }),
+      });
+    }
     const badCredential = authorizationProblem(req);
     if (badCredential !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_CREDENTIAL", badCredential);
     const agent = req.headers["user-agent"];
@@ -268,6 +281,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxHeaderBytes: requestHeaderLimitBytes,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
+    refusesBody: (req) => declaredOver(req, config.bodyLimitBytes),
     sharing: o.sharing,
   }));
   o.metrics?.countConnections(() => listener.connections());

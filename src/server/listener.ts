@@ -58,6 +58,13 @@ export interface ListenerOptions {
   /** What a 405 to CONNECT lists in Allow: the methods the handler takes (default servedMethods). */
   allow?: string;
   /**
+   * Expect: 100-continue (RFC 9110 10.1.1): whether the request's body would be refused unread,
+   * as its header already tells (a Content-Length over the body limit). Then no 100 (Continue)
+   * goes out, and the handler, told so by continueWithheld(req), answers at once with the final
+   * status; otherwise the 100 goes out first, as Node sends it. Unset: always the 100.
+   */
+  refusesBody?(req: http.IncomingMessage | http2.Http2ServerRequest): boolean;
+  /**
    * Under TESSERA_WORKERS (cluster.ts): the first worker listens and hands some of the
    * connections it accepts to the others; the others bind nothing and serve what they are handed.
    */
@@ -218,6 +225,20 @@ function expectationFailed(req: http.IncomingMessage | http2.Http2ServerRequest,
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
 }
+
+/** The requests that expected 100-continue and were not sent it (ListenerOptions.refusesBody). */
+const withheld = new WeakSet<http.IncomingMessage | http2.Http2ServerRequest>();
+
+/**
+ * Whether the request expected 100 (Continue) and was not sent it, its body to be refused unread:
+ * its handler must answer without waiting for the body, which the client may never send.
+ */
+export function continueWithheld(req: http.IncomingMessage | http2.Http2ServerRequest): boolean {
+  return withheld.has(req);
+}
+
+/** An Expect that is 100-continue, in any case (RFC 9110 10.1.1: the value is case-insensitive). */
+const hundredContinue = /^[ \t]*100-continue[ \t]*$/i;
 
 /** What an HTTP/1.1 server's "clientError" listener is told about the bytes it could not take. */
 type ClientError = Error & { code?: string; reason?: string };
@@ -413,6 +434,15 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     serve(req, res);
   };
 
+  // Expect: 100-continue. Node sends the 100 before the request listener runs, whatever the
+  // request: a client waiting for it then sent a body the answer was to refuse unread (a
+  // Content-Length over the limit: 413). Such a request gets its final answer alone.
+  const checkContinue = (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]): void => {
+    if (o.refusesBody?.(req)) withheld.add(req);
+    else res.writeContinue();
+    counted(req, res);
+  };
+
   const h1 = http.createServer(
     {
       requestTimeout: o.requestTimeoutMs,
@@ -434,6 +464,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // is for HTTP/2 (0: no count).
   h1.maxHeadersCount = 0;
   h1.on("clientError", answerClientError(o));
+  h1.on("checkContinue", checkContinue);
   h1.on("checkExpectation", (req: http.IncomingMessage, res: http.ServerResponse) => counted(req, res, expectationFailed));
   // This server never listens itself (the front server hands it connections), and Node starts
   // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
@@ -507,7 +538,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     counted,
   );
   h2.on("connect", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => noTunnel(req, res, o.allow ?? servedMethods));
-  h2.on("checkExpectation", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => counted(req, res, expectationFailed));
+  h2.on("checkContinue", checkContinue);
+  // Node's HTTP/2 server takes only "100-continue" spelled so for the expectation it meets (its
+  // HTTP/1.1 server, any case): another spelling of it is met the same.
+  h2.on("checkExpectation", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) =>
+    hundredContinue.test(String(req.headers.expect)) ? checkContinue(req, res) : counted(req, res, expectationFailed),
+  );
 
   // The peer of the connection being handed to the HTTP/2 server: its "session" event follows
   // synchronously.

@@ -65,6 +65,58 @@ export function exchange(port: number, text: string, closeWithinMs = 0): Promise
   });
 }
 
+/**
+ * A raw connection: bytes written as given, and what the server writes read as it comes, header
+ * block by header block (an interim 100 is one), or all of it up to the close.
+ */
+export function rawConnection(port: number) {
+  const socket = net.connect(port, "127.0.0.1");
+  let data = "";
+  let read = 0;
+  let ended = false;
+  let failure: Error | undefined;
+  const waiting: Array<() => void> = [];
+  const wake = () => {
+    for (const w of waiting.splice(0)) w();
+  };
+  socket.on("data", (d: Buffer) => {
+    data += d.toString("latin1");
+    wake();
+  });
+  socket.on("close", () => {
+    ended = true;
+    wake();
+  });
+  socket.on("error", (e) => {
+    failure = e;
+  });
+  const until = <T>(ready: () => T | undefined): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        const value = ready();
+        if (value !== undefined) return resolve(value);
+        if (ended) return reject(failure ?? new Error(`the connection closed; the server wrote ${JSON.stringify(data)}`));
+        waiting.push(check);
+      };
+      check();
+    });
+  return {
+    write: (text: string) => socket.write(Buffer.from(text, "latin1")),
+    /** The next header block the server wrote, its blank line included. */
+    headerBlock: () =>
+      until(() => {
+        const end = data.indexOf("\r\n\r\n", read);
+        if (end < 0) return undefined;
+        const block = data.slice(read, end + 4);
+        read = end + 4;
+        return block;
+      }),
+    /** Everything the server wrote, once it has closed the connection. */
+    closed: () => until(() => (ended ? data : undefined)),
+    destroy: () => socket.destroy(),
+  };
+}
+
 describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
   this.timeout(30_000);
   const checked = serverCheckedAfterEach();
@@ -518,6 +570,32 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       });
       stream.end(body);
     });
+  /**
+   * One HTTP/2 request expecting 100-continue: the informational statuses that came before the
+   * answer, then the answer. `body` is sent once a 100 came (never without one).
+   */
+  const h2Continue = (headers: http2.OutgoingHttpHeaders, body?: string) =>
+    new Promise<{ informational: number[]; headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const session = http2.connect(server.url);
+      const stream = session.request(headers, { endStream: false });
+      const informational: number[] = [];
+      let h: http2.IncomingHttpHeaders = {};
+      let text = "";
+      stream.on("headers", (x) => {
+        informational.push(Number(x[":status"]));
+        if (x[":status"] === 100 && body !== undefined) stream.end(body);
+      });
+      stream.on("response", (x) => (h = x));
+      stream.on("data", (d: Buffer) => (text += d.toString()));
+      stream.on("close", () => {
+        session.close();
+        resolve({ informational, headers: h, body: text });
+      });
+      stream.on("error", (e) => {
+        session.close();
+        reject(e);
+      });
+    });
   describe("HTTP/2 :scheme: http or https, as the absolute form's scheme", () => {
     const request = h2Request;
 
@@ -661,6 +739,66 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       assert.match(String(a.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
       assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
     });
+  });
+  describe("Expect: 100-continue (RFC 9110 10.1.1): the 100 only for a body that will be read", () => {
+    // Node sent "100 Continue" to every such request before the handler saw it: a client waiting
+    // for it then sent a body the answer refused unread (a Content-Length over the limit, 413).
+    const limit = 65536;
+    const tooLarge = {
+      code: "resource_exhausted",
+      message: `request body is larger than ${limit} bytes`,
+      details: [errorInfoJson("REQUEST_TOO_LARGE")],
+    };
+    for (const [where, head] of [
+      ["REST", "POST /user HTTP/1.1\r\nhost: localhost\r\nx-koms-clientid: web\r\ncontent-type: application/json\r\n"],
+      ["an RPC path (Connect)", "POST /tessera.session.v1.UserService/CreateUser HTTP/1.1\r\nhost: localhost\r\nx-koms-clientid: web\r\ncontent-type: application/json\r\n"],
+    ] as const) {
+      it(`${where}, a Content-Length over the limit: 413 without 100, the body never asked for, then the connection closes`, async () => {
+        const c = rawConnection(server.port);
+        c.write(`${head}expect: 100-continue\r\ncontent-length: ${limit + 1}\r\n\r\n`);
+        const first = await c.headerBlock();
+        assert.match(first, /^HTTP\/1\.1 413 Payload Too Large\r\n/, first);
+        const everything = await c.closed();
+        // The one answer, as sent: the 413's header block and its JSON body, nothing before it.
+        const end = everything.indexOf("\r\n\r\n") + 4;
+        assert.equal(everything.slice(0, end), first);
+        assert.match(first, /\r\nconnection: close\r\n/i);
+        assert.deepEqual(JSON.parse(everything.slice(end)), tooLarge);
+      });
+    }
+
+    for (const [where, head, body, status] of [
+      ["REST", "POST /jwt/user HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n", () => JSON.stringify({ user: uniqueName("continue"), pass: "violet-kettle-harbour-29" }), 201],
+      ["an RPC path (Connect)", "POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n", () => "{}", 200],
+      ["a body at the limit", "POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n", () => `{}${" ".repeat(limit - 2)}`, 200],
+    ] as const) {
+      it(`${where}, a body within the limit: 100 Continue first, then the body is read and answered`, async () => {
+        const c = rawConnection(server.port);
+        const text = body();
+        c.write(`${head}expect: 100-continue\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n`);
+        assert.equal(await c.headerBlock(), "HTTP/1.1 100 Continue\r\n\r\n");
+        c.write(text);
+        const answer = await c.headerBlock();
+        assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer);
+        c.destroy();
+      });
+    }
+
+    it("HTTP/2, a content-length over the limit: 413 without 100", async () => {
+      const a = await h2Continue({ ":method": "POST", ":path": "/user", "x-koms-clientid": "web", "content-type": "application/json", "content-length": String(limit + 1), expect: "100-continue" });
+      assert.deepEqual(a.informational, []);
+      assert.equal(a.headers[":status"], 413, a.body);
+      assert.deepEqual(JSON.parse(a.body), tooLarge);
+    });
+
+    for (const expect of ["100-continue", "100-Continue"]) {
+      it(`HTTP/2, Expect: ${expect} within the limit: 100 first, then the body is read and answered`, async () => {
+        const a = await h2Continue({ ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion", "content-type": "application/json", "content-length": "2", expect }, "{}");
+        assert.deepEqual(a.informational, [100]);
+        assert.equal(a.headers[":status"], 200, a.body);
+        assert.equal(typeof (JSON.parse(a.body) as { version: unknown }).version, "string");
+      });
+    }
   });
   describe("Upgrade: ignored (RFC 9110 7.8), the request served as it is", () => {
     const second = "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
