@@ -333,7 +333,7 @@ for (const store of storesUnderTest()) {
           const first = expectOk(await api.listAuditEvents({ page_size: 1 }, admin));
           const real = first.next_page_token;
           assert.match(real, /^[A-Za-z0-9_-]+$/);
-          const [ms, id] = Buffer.from(real, "base64url").toString().split(":") as [string, string];
+          const [ms, id, filters] = Buffer.from(real, "base64url").toString().split(":") as [string, string, string];
           // The token as returned is taken.
           expectOk(await api.listAuditEvents({ page_size: 1, page_token: real }, admin));
           const b64 = (text: string) => Buffer.from(text).toString("base64url");
@@ -343,14 +343,61 @@ for (const store of storesUnderTest()) {
           assert.equal(Buffer.from(respelled, "base64url").toString(), Buffer.from(real, "base64url").toString());
           for (const token of [
             respelled,
-            b64(`0${ms}:${id}`), // a leading zero
-            b64(`${ms}:------------------------------------`), // not an event id
-            b64(`${ms}:${id.toUpperCase()}`),
-            b64(`999999999999999:${id}`), // after the year 9999, which no event time is
+            b64(`0${ms}:${id}:${filters}`), // a leading zero
+            b64(`${ms}:------------------------------------:${filters}`), // not an event id
+            b64(`${ms}:${id.toUpperCase()}:${filters}`),
+            b64(`999999999999999:${id}:${filters}`), // after the year 9999, which no event time is
+            b64(`${ms}:${id}`), // no filters
+            b64(`${ms}:${id}:${filters.toUpperCase()}`),
+            b64(`${ms}:${id}:${filters}0`),
             `${real}==`,
           ]) {
             expectCode(await api.listAuditEvents({ page_token: token }, admin), "invalid_argument", "page_token is not a page token this method returned", "INVALID_FIELD");
           }
+        } finally {
+          api.close();
+        }
+      });
+
+      it(`refuses over ${protocol}: a page_token replayed with filters other than those it was returned for`, async () => {
+        const api = auditApi(protocol, server.url);
+        try {
+          // Two users with events of their own: a signup, a login and user_token.login, and a bump.
+          const users = [];
+          for (const name of ["alice", "bob"]) {
+            const email = uniqueEmail(`filters-${name}`);
+            const user = await signUp(server, email);
+            const token = await loginUserToken(server, email);
+            secrets.add(token);
+            assert.equal((await rest(server.url, "POST", "/auth/bump", { headers: bearer(token) })).status, 200);
+            users.push(user.id);
+          }
+          const [a, b] = users as [string, string];
+          const since = "2020-01-01T00:00:00.000000001Z";
+          const until = "2100-01-01T00:00:00Z";
+          const first = expectOk(await api.listAuditEvents({ user_id: a, since, until, page_size: 1 }, admin));
+          const token = first.next_page_token;
+          assert.notEqual(token, "");
+          const refused = "page_token was returned for other filters: user_id, type, since and until must be those of the call that returned it";
+          for (const other of [
+            { user_id: b, since, until }, // another user: bob's events after alice's cursor
+            { since, until }, // no user filter
+            { user_id: a, type: "login", since, until },
+            { user_id: a, until },
+            { user_id: a, since: "2020-01-01T00:00:01Z", until },
+            { user_id: a, since },
+            { user_id: a, since, until: "2099-01-01T00:00:00Z" },
+          ]) {
+            expectCode(await api.listAuditEvents({ ...other, page_size: 1, page_token: token }, admin), "invalid_argument", refused, "INVALID_FIELD");
+          }
+          // The same filters take it, whatever the page size, and so do the same bounds spelled
+          // otherwise (since names the same whole ms): alice's events only, where the first page left off.
+          const rest1 = expectOk(await api.listAuditEvents({ user_id: a, since, until, page_size: 500, page_token: token }, admin));
+          const rest2 = expectOk(await api.listAuditEvents({ user_id: a, since: "2020-01-01T00:00:00.001Z", until, page_size: 500, page_token: token }, admin));
+          assert.deepEqual(rest2, rest1);
+          assert.ok(rest1.events.length >= 3);
+          assert.ok(rest1.events.every((e) => e.user_id === a));
+          assert.deepEqual([...first.events, ...rest1.events], await allEvents(server, { user_id: a, since, until }));
         } finally {
           api.close();
         }

@@ -30,7 +30,7 @@ export type ListAuditEventsRequest = Message<"tessera.audit.v1.ListAuditEventsRe
   pageSize: number;
 
   /**
-   * The previous page's `next_page_token`; empty: the first page.
+   * The previous page's `next_page_token`, asked with the same filters; empty: the first page.
    *
    * @generated from field: string page_token = 2 [json_name = "page_token"];
    */
@@ -333,11 +333,12 @@ export const AuditService: GenService<{
    * Lists audit events, newest first (`GET /v1/admin/audit-events`), a page at a time:
    * `page_size` events (default 50; more than 500 is read as 500), then `next_page_token`
    * names where the next page starts (empty on the last page). Filters: `user_id`, `type`
-   * (one of the event types), `since` (at or after) and `until` (before), RFC 3339 times.
-   * Errors: INVALID_ARGUMENT (400) INVALID_FIELD naming `page_size` when it is negative,
-   * `page_token` when it is not a token this method returned, `type` when it is no event type,
-   * `user_id` when it holds a control character or more than 256 characters (no user id does),
-   * `until` when it is before `since`.
+   * (one of the event types), `since` (at or after) and `until` (before), RFC 3339 times; a
+   * `page_token` continues only the listing it came from, with the same filters (`page_size`
+   * may change). Errors: INVALID_ARGUMENT (400) INVALID_FIELD naming `page_size` when it is
+   * negative, `page_token` when it is not a token this method returned or was returned for
+   * other filters, `type` when it is no event type, `user_id` when it holds a control
+   * character or more than 256 characters (no user id does), `until` when it is before `since`.
    *
    * @generated from rpc tessera.audit.v1.AuditService.ListAuditEvents
    */

@@ -29,7 +29,7 @@ type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Most events in the page: default 50, at most 500.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,proto3" json:"page_size,omitempty"`
-	// The previous page's `next_page_token`; empty: the first page.
+	// The previous page's `next_page_token`, asked with the same filters; empty: the first page.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,proto3" json:"page_token,omitempty"`
 	// Only events of this user.
 	UserId string `protobuf:"bytes,3,opt,name=user_id,proto3" json:"user_id,omitempty"`

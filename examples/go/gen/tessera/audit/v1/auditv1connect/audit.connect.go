@@ -43,11 +43,12 @@ type AuditServiceClient interface {
 	// Lists audit events, newest first (`GET /v1/admin/audit-events`), a page at a time:
 	// `page_size` events (default 50; more than 500 is read as 500), then `next_page_token`
 	// names where the next page starts (empty on the last page). Filters: `user_id`, `type`
-	// (one of the event types), `since` (at or after) and `until` (before), RFC 3339 times.
-	// Errors: INVALID_ARGUMENT (400) INVALID_FIELD naming `page_size` when it is negative,
-	// `page_token` when it is not a token this method returned, `type` when it is no event type,
-	// `user_id` when it holds a control character or more than 256 characters (no user id does),
-	// `until` when it is before `since`.
+	// (one of the event types), `since` (at or after) and `until` (before), RFC 3339 times; a
+	// `page_token` continues only the listing it came from, with the same filters (`page_size`
+	// may change). Errors: INVALID_ARGUMENT (400) INVALID_FIELD naming `page_size` when it is
+	// negative, `page_token` when it is not a token this method returned or was returned for
+	// other filters, `type` when it is no event type, `user_id` when it holds a control
+	// character or more than 256 characters (no user id does), `until` when it is before `since`.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
 }
 
@@ -87,11 +88,12 @@ type AuditServiceHandler interface {
 	// Lists audit events, newest first (`GET /v1/admin/audit-events`), a page at a time:
 	// `page_size` events (default 50; more than 500 is read as 500), then `next_page_token`
 	// names where the next page starts (empty on the last page). Filters: `user_id`, `type`
-	// (one of the event types), `since` (at or after) and `until` (before), RFC 3339 times.
-	// Errors: INVALID_ARGUMENT (400) INVALID_FIELD naming `page_size` when it is negative,
-	// `page_token` when it is not a token this method returned, `type` when it is no event type,
-	// `user_id` when it holds a control character or more than 256 characters (no user id does),
-	// `until` when it is before `since`.
+	// (one of the event types), `since` (at or after) and `until` (before), RFC 3339 times; a
+	// `page_token` continues only the listing it came from, with the same filters (`page_size`
+	// may change). Errors: INVALID_ARGUMENT (400) INVALID_FIELD naming `page_size` when it is
+	// negative, `page_token` when it is not a token this method returned or was returned for
+	// other filters, `type` when it is no event type, `user_id` when it holds a control
+	// character or more than 256 characters (no user id does), `until` when it is before `since`.
 	ListAuditEvents(context.Context, *connect.Request[v1.ListAuditEventsRequest]) (*connect.Response[v1.ListAuditEventsResponse], error)
 }
 
