@@ -39,6 +39,7 @@ import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc
 import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { Cors } from "../transcode/cors.js";
+import { entityTag, noneMatch, storable } from "../transcode/conditional.js";
 import { applyCors } from "./cors.js";
 import { sendErrorBody, serverError } from "./error-details.js";
 import { describeError } from "./error-report.js";
@@ -136,6 +137,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
       if (uRes.status === 505 && !uRes.body) return bidiOverHttp1(res, uReq);
       const out = correct(uRes);
       const send = (r: UniversalServerResponse) => universalResponseToNodeResponse(text ? grpcWebTextResponse(r) : r, res);
+      if (uReq.method === "GET") return Promise.resolve(out).then((r) => validated(r, uReq.header.get("if-none-match"))).then(send);
       return out instanceof Promise ? out.then(send) : send(out);
     });
 
@@ -250,6 +252,28 @@ export function universalRequest(req: NodeRequest, res: NodeResponse, contextVal
     signal: abort.signal,
     contextValues,
   };
+}
+
+/**
+ * A Connect GET answer that a cache may store (its handler set a Cache-Control without
+ * no-store), as the REST transcoder answers one (transcode/conditional.ts): a strong ETag of the
+ * bytes sent, compressed as they are sent, so the gzip and identity answers (which Vary:
+ * Accept-Encoding tells apart) have tags of their own; and 304, without the body and its
+ * Content-Type, Content-Encoding and Content-Length, when If-None-Match names it.
+ */
+async function validated(r: UniversalServerResponse, ifNoneMatch: string | null): Promise<UniversalServerResponse> {
+  if (r.status !== 200 || !storable(r.header?.get("cache-control"))) return r;
+  const chunks: Uint8Array[] = [];
+  if (r.body) for await (const chunk of r.body) chunks.push(chunk);
+  const body = Buffer.concat(chunks);
+  const header = new Headers(r.header);
+  const tag = entityTag(body);
+  header.set("etag", tag);
+  if (noneMatch(ifNoneMatch ?? undefined, tag)) {
+    for (const name of ["content-type", "content-encoding", "content-length"]) header.delete(name);
+    return { status: 304, header, ...(r.trailer && { trailer: r.trailer }) };
+  }
+  return { ...r, header, body: bytes([body]) };
 }
 
 /**

@@ -3,7 +3,6 @@
 // UI, whose files are served from node_modules (swagger-ui-dist): the page loads nothing from
 // outside this server, and its Content-Security-Policy says so. Beside it, the same operations as
 // Connect/gRPC calls (`x-rpc`, `x-buf-curl` of the document).
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type http from "node:http";
 import type http2 from "node:http2";
@@ -15,6 +14,7 @@ import { Code } from "@connectrpc/connect";
 import { exampleBaseUrl } from "../openapi/example.js";
 import { projectFile } from "../project-files.js";
 import { restMount } from "../rest-routes.js";
+import { entityTag, noneMatch } from "../transcode/conditional.js";
 import { sendErrorBody } from "./error-details.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -122,7 +122,7 @@ export function createDocs(options: DocsOptions): (req: NodeRequest, res: NodeRe
 
 function asset(type: string, body: string | Buffer): Asset {
   const bytes = typeof body === "string" ? Buffer.from(body) : body;
-  return { type, body: bytes, etag: `"${createHash("sha256").update(bytes).digest("base64url").slice(0, 27)}"` };
+  return { type, body: bytes, etag: entityTag(bytes) };
 }
 
 function send(req: NodeRequest, res: NodeResponse, a: Asset, isPage: boolean): void {
@@ -142,7 +142,7 @@ function send(req: NodeRequest, res: NodeResponse, a: Asset, isPage: boolean): v
   // The gzip encoding is another representation, so another entity tag.
   const gzip = acceptsGzip(req.headers["accept-encoding"]) && a.body.length > 1024;
   headers.etag = gzip ? a.etag.slice(0, -1) + '-gzip"' : a.etag;
-  if (ifNoneMatch(req.headers["if-none-match"], headers.etag)) {
+  if (noneMatch(req.headers["if-none-match"], headers.etag)) {
     res.writeHead(304, headers);
     res.end();
     return;
@@ -175,14 +175,6 @@ function acceptsGzip(header: string | undefined): boolean {
     any = taken;
   }
   return any;
-}
-
-function ifNoneMatch(header: string | string[] | undefined, etag: string): boolean {
-  if (typeof header !== "string") return false;
-  return header.split(",").some((t) => {
-    const tag = t.trim().replace(/^W\//, "");
-    return tag === etag || tag === "*";
-  });
 }
 
 /**

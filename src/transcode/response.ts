@@ -6,9 +6,15 @@ import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { Binding } from "./binding.js";
 import type { UnaryOutcome } from "./transcoder.js";
 import { httpStatusForCode } from "./status.js";
+import { entityTag, noneMatch, storable } from "./conditional.js";
 
 export type NodeResponse = ServerResponse | Http2ServerResponse;
 export type NodeHeaders = Record<string, string | string[]>;
+
+/** A GET or HEAD request, whose cacheable answer is validated: its If-None-Match. */
+export interface Conditional {
+  ifNoneMatch: string | undefined;
+}
 
 // Connect's framing headers; the transcoder writes its own.
 const connectOwned = new Set(["content-type", "content-length", "content-encoding"]);
@@ -70,6 +76,24 @@ function passThroughHeaders(from: Headers | undefined, into: NodeHeaders): void 
 }
 
 /**
+ * A success answer. One a cache may store (its handler set a Cache-Control without no-store) to
+ * a GET or HEAD (`conditional`) carries a strong ETag of its bytes, and is 304 without a body
+ * when If-None-Match names it (RFC 9110 13.1.2, 15.4.5: the 200's headers but for the content
+ * type). A HEAD answer is the GET's, tag included: Node leaves the body out.
+ */
+function sendSuccess(res: NodeResponse, status: number, headers: NodeHeaders, body: Uint8Array | string, conditional: Conditional | undefined): void {
+  if (conditional !== undefined && status === 200 && storable(headers["cache-control"])) {
+    const tag = entityTag(body);
+    headers.etag = tag;
+    if (noneMatch(conditional.ifNoneMatch, tag)) {
+      delete headers["content-type"];
+      return send(res, 304, headers, undefined);
+    }
+  }
+  send(res, status, headers, body);
+}
+
+/**
  * Turns the Connect unary answer (binary on success, JSON error otherwise) into the REST
  * answer. `headers` already holds the CORS headers, if any.
  */
@@ -78,13 +102,14 @@ export async function sendRpcResponse(
   binding: Binding,
   uRes: UniversalServerResponse,
   headers: NodeHeaders,
+  conditional?: Conditional,
 ): Promise<void> {
   const bytes = await readAll(uRes.body);
   passThroughHeaders(uRes.header, headers);
   if (uRes.status !== 200) {
     return sendRpcError(res, uRes.status, bytes, headers);
   }
-  sendOutput(res, binding, fromBinary(binding.rpc.output, bytes), headers);
+  sendOutput(res, binding, fromBinary(binding.rpc.output, bytes), headers, conditional);
 }
 
 /**
@@ -97,16 +122,17 @@ export function sendOutcome(
   binding: Binding,
   outcome: UnaryOutcome,
   headers: NodeHeaders,
+  conditional?: Conditional,
 ): void {
   passThroughHeaders(trailerMux(outcome.header, outcome.trailer), headers);
   if (outcome.error) {
     const e = errorToJson(outcome.error, jsonOptions) as { code: string; message?: string; details?: JsonValue[] };
     return sendError(res, httpStatusForCode(e.code), e.code, e.message ?? "", e.details ?? [], headers);
   }
-  sendOutput(res, binding, outcome.message!, headers);
+  sendOutput(res, binding, outcome.message!, headers, conditional);
 }
 
-function sendOutput(res: NodeResponse, binding: Binding, output: Message, headers: NodeHeaders): void {
+function sendOutput(res: NodeResponse, binding: Binding, output: Message, headers: NodeHeaders, conditional: Conditional | undefined): void {
   const status = binding.status;
   if (status === 204) {
     return send(res, status, headers, undefined);
@@ -121,16 +147,16 @@ function sendOutput(res: NodeResponse, binding: Binding, output: Message, header
         | { contentType: string; data: Uint8Array }
         | undefined;
       headers["content-type"] = body?.contentType || binding.contentType || "application/octet-stream";
-      return send(res, status, headers, body?.data ?? new Uint8Array(0));
+      return sendSuccess(res, status, headers, body?.data ?? new Uint8Array(0), conditional);
     }
     case "field": {
       const json = toJson(binding.rpc.output as DescMessage, output, jsonOptions) as Record<string, JsonValue>;
       headers["content-type"] = jsonContentType;
-      return send(res, status, headers, JSON.stringify(json[rule.field.jsonName] ?? null));
+      return sendSuccess(res, status, headers, JSON.stringify(json[rule.field.jsonName] ?? null), conditional);
     }
     case "message":
       headers["content-type"] = jsonContentType;
-      return send(res, status, headers, JSON.stringify(toJson(binding.rpc.output as DescMessage, output, jsonOptions)));
+      return sendSuccess(res, status, headers, JSON.stringify(toJson(binding.rpc.output as DescMessage, output, jsonOptions)), conditional);
   }
 }
 

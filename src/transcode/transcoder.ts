@@ -163,6 +163,8 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     res.once("close", () => {
       if (!res.writableEnded) abort.abort();
     });
+    // A GET or HEAD answer a cache may keep gets a validator (response.ts, sendSuccess).
+    const conditional = method === "GET" || method === "HEAD" ? { ifNoneMatch: req.headers["if-none-match"] } : undefined;
     const header = rpcHeaders(req);
     const direct = (binding.handler as { invokeUnary?: DirectUnary }).invokeUnary;
     let timeout = parseTimeout(header.get("connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
@@ -173,7 +175,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     }
     if (direct && !timeout.error) {
       const call = { header, url: rpcUrl(req, binding), signal: abort.signal, contextValues: contextValues?.(req) ?? createContextValues(), timeoutMs: timeout.timeoutMs };
-      return sendOutcome(res, binding, await direct(message, call), headers);
+      return sendOutcome(res, binding, await direct(message, call), headers, conditional);
     }
     const uReq: UniversalServerRequest = {
       httpVersion: req.httpVersion,
@@ -185,7 +187,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
       contextValues: contextValues?.(req),
     };
     const uRes = await binding.handler(uReq);
-    await sendRpcResponse(res, binding, uRes, headers);
+    await sendRpcResponse(res, binding, uRes, headers, conditional);
   }
 
   async function handle(req: IncomingMessage | Http2ServerRequest, res: NodeResponse): Promise<void> {

@@ -10,6 +10,7 @@ import { expectCode, expectOk, protocols } from "../support/api.js";
 import { bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { admin, createJwtUser, jwtLogin, password, signUp, startSession } from "../support/users.js";
+import { raw, type RawAnswer } from "../hostile/support.js";
 import { keyApi, type KeyApi } from "./api.js";
 
 for (const store of storesUnderTest()) {
@@ -135,3 +136,107 @@ for (const store of storesUnderTest()) {
     });
   });
 }
+
+// The JWKS had no validator: a verifier whose cached copy went stale fetched the whole set again
+// every max-age, and could not ask whether it had changed. Every path that serves it (REST, and
+// Connect GET) now tags each representation with a strong ETag of its bytes and answers a
+// matching If-None-Match 304 without a body (RFC 9110 13.1.2, 15.4.5), Cache-Control kept.
+describe("Public keys: the JWKS carries an ETag and answers If-None-Match", function () {
+  this.timeout(30_000);
+  let server: TestServer;
+  const jwksPath = "/.well-known/jwks.json";
+  const connectPath = (encoding: "json" | "proto") => `/tessera.key.v1.KeyService/GetJwks?connect=v1&encoding=${encoding}&message=${encoding === "json" ? "%7B%7D" : ""}`;
+  const strongTag = /^"[A-Za-z0-9_-]{27}"$/;
+  before(async () => {
+    // Keys published 0 s before they sign: rotations take effect at once (max-age 0).
+    server = await startTestServer({ env: { TESSERA_KEY_PUBLISH_SECONDS: "0" } });
+  });
+  after(async () => server?.close());
+
+  const get = (path: string, headers: Record<string, string> = {}, method = "GET") => raw(server.url, method, path, headers);
+  const rotate = async () => assert.equal((await raw(server.url, "POST", "/v1/admin/keys:rotate", { ...admin, "content-type": "application/json" }, "{}")).status, 200);
+
+  /** A 304 as RFC 9110 15.4.5 has it: no body, the 200's ETag and Cache-Control, no Content-Type. */
+  function notModified(a: RawAnswer, tag: string, what: string): void {
+    assert.equal(a.status, 304, what);
+    assert.equal(a.text, "", what);
+    assert.equal(a.headers.etag, tag, what);
+    assert.equal(a.headers["cache-control"], "public, max-age=0", what);
+    assert.equal(a.headers["content-type"], undefined, what);
+  }
+
+  it("REST GET: a strong ETag, the same while the keys are; If-None-Match naming it (weak comparison, in a list, or *) is 304 without a body", async () => {
+    const a = await get(jwksPath);
+    assert.equal(a.status, 200);
+    assert.equal(a.headers["cache-control"], "public, max-age=0");
+    const tag = a.headers.etag!;
+    assert.match(tag, strongTag);
+    assert.equal((await get(jwksPath)).headers.etag, tag);
+    for (const ifNoneMatch of [tag, `W/${tag}`, `"elsewhere", ${tag}`, `W/"x",,${tag} , "y"`, "*"]) {
+      notModified(await get(jwksPath, { "if-none-match": ifNoneMatch }), tag, ifNoneMatch);
+    }
+    // Another tag, or a field that is no list of entity tags: the keys, as without one.
+    for (const ifNoneMatch of ['"elsewhere"', `W/"${tag.slice(1, -1)}x"`, tag.slice(1, -1), `${tag} junk`]) {
+      const b = await get(jwksPath, { "if-none-match": ifNoneMatch });
+      assert.equal(b.status, 200, ifNoneMatch);
+      assert.equal(b.text, a.text, ifNoneMatch);
+      assert.equal(b.headers.etag, tag, ifNoneMatch);
+    }
+  });
+
+  it("REST HEAD: the GET's headers, ETag included; If-None-Match naming it is 304", async () => {
+    const a = await get(jwksPath);
+    const head = await get(jwksPath, {}, "HEAD");
+    assert.equal(head.status, 200);
+    assert.equal(head.text, "");
+    assert.equal(head.headers.etag, a.headers.etag);
+    assert.equal(head.headers["content-length"], a.headers["content-length"]);
+    notModified(await get(jwksPath, { "if-none-match": a.headers.etag! }, "HEAD"), a.headers.etag!, "HEAD");
+  });
+
+  it("a rotation changes the keys and the ETag: the old tag gets the new set, the new tag 304", async () => {
+    const before = await get(jwksPath);
+    await rotate();
+    const after = await get(jwksPath, { "if-none-match": before.headers.etag! });
+    assert.equal(after.status, 200);
+    assert.notDeepEqual(JSON.parse(after.text), JSON.parse(before.text));
+    assert.match(after.headers.etag!, strongTag);
+    assert.notEqual(after.headers.etag, before.headers.etag);
+    notModified(await get(jwksPath, { "if-none-match": after.headers.etag! }), after.headers.etag!, "after the rotation");
+  });
+
+  it("Connect GET: its own ETag per representation (JSON, binary, gzip, each as sent), each answered 304 alone", async () => {
+    // Enough keys for a JWKS over 1 KiB, which connect-es compresses when asked.
+    for (let i = 0; i < 8; i++) await rotate();
+    const json = await get(connectPath("json"), { "accept-encoding": "identity" });
+    const proto = await get(connectPath("proto"), { "accept-encoding": "identity" });
+    const gzip = await get(connectPath("json"), { "accept-encoding": "gzip" });
+    assert.deepEqual([json.status, proto.status, gzip.status], [200, 200, 200]);
+    assert.equal(json.headers["content-encoding"], undefined);
+    assert.equal(gzip.headers["content-encoding"], "gzip");
+    assert.ok(Number(json.headers["content-length"]) > 1024);
+    const tags = [json, proto, gzip].map((a) => a.headers.etag!);
+    for (const tag of tags) assert.match(tag, strongTag);
+    assert.equal(new Set(tags).size, 3, "three representations, three tags");
+    for (const a of [json, proto, gzip]) assert.equal(a.headers.vary, "Accept-Encoding");
+    notModified(await get(connectPath("json"), { "accept-encoding": "gzip", "if-none-match": gzip.headers.etag! }), gzip.headers.etag!, "gzip");
+    notModified(await get(connectPath("json"), { "if-none-match": json.headers.etag! }), json.headers.etag!, "identity");
+    notModified(await get(connectPath("proto"), { "if-none-match": proto.headers.etag! }), proto.headers.etag!, "binary");
+    // The identity tag does not validate the gzip answer, nor the JSON one the binary answer.
+    const other = await get(connectPath("json"), { "accept-encoding": "gzip", "if-none-match": json.headers.etag! });
+    assert.equal(other.status, 200);
+    assert.equal(other.headers.etag, gzip.headers.etag);
+    assert.equal((await get(connectPath("proto"), { "if-none-match": json.headers.etag! })).status, 200);
+  });
+
+  it("an answer no cache may store carries no ETag, and If-None-Match does not change it", async () => {
+    const user = await createJwtUser(server);
+    const token = await jwtLogin(server, user);
+    for (const ifNoneMatch of [undefined, "*"]) {
+      const a = await get("/jwt/check", { ...bearer(token), ...(ifNoneMatch && { "if-none-match": ifNoneMatch }) });
+      assert.equal(a.status, 200);
+      assert.equal(a.headers["cache-control"], "no-store");
+      assert.equal(a.headers.etag, undefined);
+    }
+  });
+});

@@ -186,6 +186,11 @@ export class Recorder {
   private readonly normaliser: Normaliser;
   /** Raw body of the last GET per server and request, for the Content-Length of a HEAD. */
   private readonly lastGet = new Map<string, { raw: Buffer; hasPlaceholder: boolean }>();
+  /**
+   * Entity tags by first appearance: a tag names the bytes of an answer, which hold random keys
+   * or the package version, so it is a placeholder (`<etag#2>`), the same tag the same one.
+   */
+  private readonly etags = new Map<string, string>();
 
   constructor(
     private readonly urls: Record<string, string>,
@@ -202,7 +207,7 @@ export class Recorder {
     const answer = await send(base, req);
     const n = this.normaliser;
     const requestHeaders: Record<string, string> = {};
-    for (const k of Object.keys(req.headers ?? {}).sort()) requestHeaders[k.toLowerCase()] = n.text(req.headers![k]!);
+    for (const k of Object.keys(req.headers ?? {}).sort()) requestHeaders[k.toLowerCase()] = this.etagsIn(n.text(req.headers![k]!));
     const request: Exchange["request"] = { method: req.method, path: n.text(req.path), headers: requestHeaders };
     if (req.body !== undefined) request.body = req.body.length > longBody ? `<${Buffer.byteLength(req.body)} bytes, sha256 ${sha256(req.body)}>` : n.text(req.body);
 
@@ -223,6 +228,13 @@ export class Recorder {
     return { servers: this.serverEnv, exchanges: this.exchanges, jwts: this.normaliser.jwts };
   }
 
+  /** `text` with every entity tag already seen as its placeholder (an If-None-Match). */
+  private etagsIn(text: string): string {
+    let out = text;
+    for (const [tag, placeholder] of this.etags) out = out.split(tag).join(placeholder);
+    return out;
+  }
+
   private responseHeaders(rawHeaders: string[], req: WireRequest, server: string, raw: Buffer, bodyHasPlaceholder: boolean): Record<string, string | string[]> {
     const grouped = new Map<string, string[]>();
     for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -239,6 +251,14 @@ export class Recorder {
       }
       if (perRequestHeaders.has(name)) {
         out[name] = `<${name}>`;
+        continue;
+      }
+      if (name === "etag") {
+        const tags = values.map((v) => {
+          if (!this.etags.has(v)) this.etags.set(v, `<etag#${this.etags.size + 1}>`);
+          return this.etags.get(v)!;
+        });
+        out[name] = tags.length === 1 ? tags[0]! : tags;
         continue;
       }
       const normalised = values.map((v) => this.normaliser.text(v));

@@ -358,15 +358,16 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   const jwtAccess = jm.text;
 
   // ---- key service ----
-  await x("key GET /.well-known/jwks.json: one key", plain("GET", "/.well-known/jwks.json"));
+  const keys1 = await x("key GET /.well-known/jwks.json: one key", plain("GET", "/.well-known/jwks.json"));
   await x("key HEAD /.well-known/jwks.json: headers only", plain("HEAD", "/.well-known/jwks.json"));
+  await x("key GET /.well-known/jwks.json: If-None-Match its ETag, 304", plain("GET", "/.well-known/jwks.json", { "if-none-match": String(keys1.headers.etag) }));
   await x("key POST /v1/admin/keys:rotate: no credential, 401", json("POST", "/v1/admin/keys:rotate", {}));
   await x("key POST /v1/admin/keys:rotate: a JWT, 401", json("POST", "/v1/admin/keys:rotate", {}, bearer(jwtAccess)));
   await x("key GET /v1/admin/keys:rotate: 405 with Allow", plain("GET", "/v1/admin/keys:rotate", admin));
   await x("key POST /v1/admin/keys:spin: unknown verb, 404", json("POST", "/v1/admin/keys:spin", {}, admin));
   await x("key POST /v1/admin/keys:rotate: the new kid", json("POST", "/v1/admin/keys:rotate", {}, admin));
   await x("key POST /v1/admin/keys:rotate: no body", plain("POST", "/v1/admin/keys:rotate", admin));
-  await x("key GET /.well-known/jwks.json: current and previous keys", plain("GET", "/.well-known/jwks.json"));
+  await x("key GET /.well-known/jwks.json: current and previous keys", plain("GET", "/.well-known/jwks.json", { "if-none-match": String(keys1.headers.etag) }));
   await x("key GET /jwt/pubkey: the new current key", plain("GET", "/jwt/pubkey"));
   await x("key GET /jwt/check: a token of the previous key still checks", plain("GET", "/jwt/check", bearer(jwtAccess)));
   await x("key GET /jwt/token: signed with the new key", query("GET", "/jwt/token", { user: "margaret", pass: password }));

@@ -115,7 +115,9 @@
 // (KeyService.GetJwks, JwtService.GetPublicKey) are `public, max-age=N` with N =
 // TESSERA_KEY_PUBLISH_SECONDS - 30, at most 300 (300 by default), the discovery document
 // (KeyService.GetOpenIdConfiguration) `public, max-age=300`, JwtService.GetVersion `public,
-// max-age=60`.
+// max-age=60`. Those answers, to a GET or HEAD (REST, Connect GET), carry a strong `ETag` of
+// the bytes sent, and `If-None-Match` naming it (weak comparison, a list, or `*`) is answered
+// 304 Not Modified without a body; a `no-store` answer has no `ETag`.
 //
 // Connect GET. The methods declared `idempotency_level = NO_SIDE_EFFECTS` write nothing (no token
 // is minted, spent or revoked, no last-used time recorded), so Connect clients may call them with

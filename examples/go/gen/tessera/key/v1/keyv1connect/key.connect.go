@@ -51,7 +51,9 @@ type KeyServiceClient interface {
 	// tokens may still be valid, each with `kid`, `alg` and `use: "sig"`; never a revoked key.
 	// Served with `Cache-Control: public, max-age=N`, N = TESSERA_KEY_PUBLISH_SECONDS - 30, at most
 	// 300 (300 by default): shorter than the time a key is published before it signs, so a
-	// verifier that honours the max-age knows every key before its first token. Empty under HS256.
+	// verifier that honours the max-age knows every key before its first token. Over REST and
+	// Connect GET with a strong `ETag` of the bytes sent (a rotation changes it): `If-None-Match`
+	// naming it is 304 Not Modified, without a body. Empty under HS256.
 	GetJwks(context.Context, *connect.Request[v1.GetJwksRequest]) (*connect.Response[v1.GetJwksResponse], error)
 	// The OpenID Connect discovery document (`GET /.well-known/openid-configuration`, OpenID
 	// Connect Discovery 1.0), so libraries that start from an issuer find the keys: `issuer`
@@ -156,7 +158,9 @@ type KeyServiceHandler interface {
 	// tokens may still be valid, each with `kid`, `alg` and `use: "sig"`; never a revoked key.
 	// Served with `Cache-Control: public, max-age=N`, N = TESSERA_KEY_PUBLISH_SECONDS - 30, at most
 	// 300 (300 by default): shorter than the time a key is published before it signs, so a
-	// verifier that honours the max-age knows every key before its first token. Empty under HS256.
+	// verifier that honours the max-age knows every key before its first token. Over REST and
+	// Connect GET with a strong `ETag` of the bytes sent (a rotation changes it): `If-None-Match`
+	// naming it is 304 Not Modified, without a body. Empty under HS256.
 	GetJwks(context.Context, *connect.Request[v1.GetJwksRequest]) (*connect.Response[v1.GetJwksResponse], error)
 	// The OpenID Connect discovery document (`GET /.well-known/openid-configuration`, OpenID
 	// Connect Discovery 1.0), so libraries that start from an issuer find the keys: `issuer`
