@@ -267,10 +267,14 @@ export class Sessions {
     }
     // After it, the same refresh whose child refresh token was never stored (the store failed
     // after the spend, before the refresh's last write) was never answered: no client holds its
-    // pair, so this is no reuse. It is finished, as if the failed call had not been made.
+    // pair, so this is no reuse. It is finished, as if the failed call had not been made. Its
+    // sealed access token was signed at the spend, which may be longer ago than its lifetime (or
+    // by a key revoked since): the answer carries one signed now, with the same jti.
     if (child !== undefined && (await this.refreshTokens.findByHash(hashSecret(child.refreshToken))) === null) {
       const session = await this.openSession(access);
-      if (session.accessJti === access.jti || session.accessJti === child.jti) return this.complete(session, access.jti, child);
+      if (session.accessJti === access.jti || session.accessJti === child.jti) {
+        return this.complete(session, access.jti, { ...child, accessToken: await this.signAccess(session, child.jti) });
+      }
     }
     this.logger.warn("refresh token reuse: ending session", { sessionId: record.sessionId });
     await this.end(record.sessionId, access.userId);

@@ -173,6 +173,33 @@ for (const store of storesUnderTest()) {
           api.close();
         }
       });
+
+      it("the same refresh retried after the access token lifetime has passed answers an access token that is not expired, with access_token_expires_in as long as it lives (TESSERA_ACCESS_TOKEN_TTL_SECONDS)", async () => {
+        const api = sessionApi("rest", server.url);
+        const refreshTokens = server.tessera.store.refreshTokens;
+        const insert = refreshTokens.insert;
+        try {
+          const email = uniqueEmail("spend");
+          await signUp(server, email);
+          const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
+          refreshTokens.insert = async () => {
+            refreshTokens.insert = insert;
+            throw new StoreUnavailableError("store unavailable");
+          };
+          const failed = await rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: { "x-koms-clientid": testClientId, ...bearer(first.access_token) } });
+          assertStoreUnavailable(failed);
+          refreshTokens.insert = insert;
+          clock.advance((server.config.accessTokenTtlSeconds + 60) * 1000);
+          const retried = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: first.access_token }));
+          assert.equal(retried.access_token_expires_in, server.config.accessTokenTtlSeconds);
+          const exp = JSON.parse(Buffer.from(retried.access_token.split(".")[1]!, "base64url").toString()).exp as number;
+          assert.equal(exp, Math.floor(clock.now().getTime() / 1000) + server.config.accessTokenTtlSeconds);
+          expectOk(await api.getSession({ ...client, access: retried.access_token }));
+        } finally {
+          refreshTokens.insert = insert;
+          api.close();
+        }
+      });
     });
   });
 }
