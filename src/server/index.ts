@@ -120,10 +120,17 @@ function refusedOnArrival(req: NodeRequest, res: NodeResponse): boolean {
   return false;
 }
 
-/** Whether the request's Content-Length announces a body over `limit` bytes. */
+/**
+ * Whether the request's Content-Length announces a body larger than any the server reads for a
+ * message of at most `limit` bytes: gRPC, gRPC-Web and Connect's streaming framing put 5 bytes
+ * before it, and gRPC-Web's text mode sends that in base64.
+ */
 function declaredOver(req: NodeRequest, limit: number): boolean {
   const length = req.headers["content-length"];
-  return typeof length === "string" && /^\d+$/.test(length) && Number(length) > limit;
+  if (typeof length !== "string" || !/^\d+$/.test(length)) return false;
+  const type = req.headers["content-type"] ?? "";
+  const most = /^application\/grpc-web-text/i.test(type) ? Math.ceil((limit + 5) / 3) * 4 : /^application\/(?:grpc|connect\+)/i.test(type) ? limit + 5 : limit;
+  return Number(length) > most;
 }
 
 /**

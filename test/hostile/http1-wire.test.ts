@@ -784,6 +784,29 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       });
     }
 
+    // gRPC and gRPC-Web frame a message in 5 bytes more: a message at the limit is read (without
+    // an Expect too), so its body is not refused for its Content-Length.
+    const framedAtLimit = () => {
+      // GetVersionRequest with one unknown bytes field (number 15): 1 + 3 + 65532 = limit bytes.
+      const message = Buffer.concat([Buffer.from([0x7a, 0xfc, 0xff, 0x03]), Buffer.alloc(limit - 4, 0x61)]);
+      const frame = Buffer.alloc(5);
+      frame.writeUInt32BE(message.length, 1);
+      return Buffer.concat([frame, message]).toString("latin1");
+    };
+    for (const expect of ["", "expect: 100-continue\r\n"]) {
+      it(`gRPC-Web over HTTP/1.1, a message at the limit (a body 5 bytes over it)${expect ? ", Expect: 100-continue" : ""}: read and answered OK`, async () => {
+        const c = rawConnection(server.port);
+        const text = framedAtLimit();
+        c.write(`POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/grpc-web+proto\r\n${expect}content-length: ${Buffer.byteLength(text, "latin1")}\r\n\r\n`);
+        if (expect) assert.equal(await c.headerBlock(), "HTTP/1.1 100 Continue\r\n\r\n");
+        c.write(text);
+        const answer = await c.headerBlock();
+        assert.match(answer, /^HTTP\/1\.1 200 /, answer);
+        assert.doesNotMatch(answer, /grpc-status: [1-9]/i, answer);
+        c.destroy();
+      });
+    }
+
     it("HTTP/2, a content-length over the limit: 413 without 100", async () => {
       const a = await h2Continue({ ":method": "POST", ":path": "/user", "x-koms-clientid": "web", "content-type": "application/json", "content-length": String(limit + 1), expect: "100-continue" });
       assert.deepEqual(a.informational, []);
