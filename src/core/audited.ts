@@ -9,7 +9,7 @@ import { decodeJwt } from "jose";
 import type { ApiTokenRecord } from "../store/ports/api-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import { ApiTokens, type ApiTokensDeps } from "./api-tokens.js";
-import { reasonOf, tracked, type AuditTrail } from "./audit.js";
+import { outcomeOf, reasonOf, tracked, type AuditTrail } from "./audit.js";
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
@@ -101,19 +101,23 @@ export class AuditedUserTokens extends UserTokens {
     return tracked(this.audit, "user_token.bump", { userId }, () => super.bump(userId));
   }
 
-  override startCookieSession(
+  override async startCookieSession(
     user: { id: string; credentialEpoch: number },
     notAfter?: Date,
     sourceKids?: readonly string[],
     claim?: () => Promise<boolean>,
   ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
-    return tracked(
-      this.audit,
-      "cookie_session.started",
-      { userId: user.id },
-      () => super.startCookieSession(user, notAfter, sourceKids, claim),
-      (r) => (r ? { subject: r.token.id } : {}),
-    );
+    let started: { secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null;
+    try {
+      started = await super.startCookieSession(user, notAfter, sourceKids, claim);
+    } catch (e) {
+      await this.audit.record({ type: "cookie_session.started", userId: user.id, outcome: outcomeOf(e), reason: reasonOf(e) });
+      throw e;
+    }
+    // Null: the session was withdrawn before its secret went out (the exchange lost its token
+    // to another, or the user's epoch moved): none started, and the caller's own event says why.
+    if (started) await this.audit.record({ type: "cookie_session.started", userId: user.id, subject: started.token.id, outcome: "success" });
+    return started;
   }
 }
 

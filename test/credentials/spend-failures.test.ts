@@ -122,6 +122,7 @@ for (const store of storesUnderTest()) {
         return [() => (authTokens.consume = consume), () => (userTokens.create = create)];
       });
       let answers;
+      const logged = [pair.a.logs.length, pair.b.logs.length] as const;
       try {
         answers = await Promise.all([exchange(pair.a.url, token), exchange(pair.b.url, token)]);
       } finally {
@@ -135,6 +136,11 @@ for (const store of storesUnderTest()) {
       assert.equal(stored.length, 2, "each exchange stored its session before consuming");
       const records = await Promise.all(stored.map((hash) => pair.a.tessera.store.userTokens.findByHash(hash)));
       assert.equal(records.filter((r) => r?.enabled).length, 1, "the loser's session is withdrawn");
+      // The audit trail: one session started (the withdrawn one never was).
+      const started = [...pair.a.logs.slice(logged[0]), ...pair.b.logs.slice(logged[1])]
+        .map((line) => JSON.parse(line) as { event?: string; outcome?: string })
+        .filter((e) => e.event === "cookie_session.started");
+      assert.deepEqual(started.map((e) => e.outcome), ["success"]);
       const live = await rest(pair.b.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie.value}` } });
       assert.equal(live.status, 200, live.text);
     });
