@@ -13,7 +13,7 @@
 // the window gets a plain 401; after it, a spent refresh token presented again means it was
 // copied: the whole session ends (reuse detection), unless the refresh never stored its child
 // refresh token (its call failed after the spend, so no client got the pair): the same refresh
-// then finishes it, however late.
+// then finishes it, however late, and the window also counts from that answer.
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
@@ -267,13 +267,20 @@ export class Sessions {
     }
     // After it, the same refresh whose child refresh token was never stored (the store failed
     // after the spend, before the refresh's last write) was never answered: no client holds its
-    // pair, so this is no reuse. It is finished, as if the failed call had not been made. Its
-    // sealed access token was signed at the spend, which may be longer ago than its lifetime (or
-    // by a key revoked since): the answer carries one signed now, with the same jti.
-    if (child !== undefined && (await this.refreshTokens.findByHash(hashSecret(child.refreshToken))) === null) {
-      const session = await this.openSession(access);
-      if (session.accessJti === access.jti || session.accessJti === child.jti) {
-        return this.complete(session, access.jti, { ...child, accessToken: await this.signAccess(session, child.jti) });
+    // pair, so this is no reuse. It is finished, as if the failed call had not been made. Such a
+    // late answer is retry-safe like any other: the window also counts from the child's store
+    // (its answer), within which the same refresh gets the same pair again. Its sealed access
+    // token was signed at the spend, which may be longer ago than its lifetime (or by a key
+    // revoked since): the answer carries one signed now, with the same jti.
+    if (child !== undefined) {
+      const stored = await this.refreshTokens.findByHash(hashSecret(child.refreshToken));
+      const answeredLately = stored !== null && this.clock.now().getTime() - stored.createdAt.getTime() <= this.config.refreshGraceSeconds * 1000;
+      if (stored === null || answeredLately) {
+        const session = await this.openSession(access);
+        if (session.accessJti === access.jti || session.accessJti === child.jti) {
+          return this.complete(session, access.jti, { ...child, accessToken: await this.signAccess(session, child.jti) });
+        }
+        if (answeredLately) throw alreadyUsed();
       }
     }
     this.logger.warn("refresh token reuse: ending session", { sessionId: record.sessionId });

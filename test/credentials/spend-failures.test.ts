@@ -172,7 +172,9 @@ for (const store of storesUnderTest()) {
           expectOk(await api.getSession({ ...client, access: retried.access_token }));
           const next = expectOk(await api.refreshSession({ refresh_token: retried.refresh_token }, { ...client, access: retried.access_token }));
           expectOk(await api.getSession({ ...client, access: next.access_token }));
-          // The parent, presented again after the window now that its refresh was answered: reuse.
+          // The parent, presented again after the window (counted from that answer too) now that
+          // its refresh was answered: reuse.
+          clock.advance(11_000);
           expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, creds), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
         } finally {
           refreshTokens.insert = insert;
@@ -201,6 +203,34 @@ for (const store of storesUnderTest()) {
           const exp = JSON.parse(Buffer.from(retried.access_token.split(".")[1]!, "base64url").toString()).exp as number;
           assert.equal(exp, Math.floor(clock.now().getTime() / 1000) + server.config.accessTokenTtlSeconds);
           expectOk(await api.getSession({ ...client, access: retried.access_token }));
+        } finally {
+          refreshTokens.insert = insert;
+          api.close();
+        }
+      });
+
+      it("that late refresh's answer lost, the same refresh again at once: the same refresh token again within TESSERA_REFRESH_GRACE_SECONDS of that answer, the session lives on (not REFRESH_TOKEN_REUSED)", async () => {
+        const api = sessionApi("rest", server.url);
+        const refreshTokens = server.tessera.store.refreshTokens;
+        const insert = refreshTokens.insert;
+        try {
+          const email = uniqueEmail("spend");
+          await signUp(server, email);
+          const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
+          const creds = { ...client, access: first.access_token };
+          refreshTokens.insert = async () => {
+            refreshTokens.insert = insert;
+            throw new StoreUnavailableError("store unavailable");
+          };
+          assertStoreUnavailable(await rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: { "x-koms-clientid": testClientId, ...bearer(first.access_token) } }));
+          refreshTokens.insert = insert;
+          clock.advance(60_000);
+          const late = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+          clock.advance(1_000);
+          const again = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+          assert.equal(again.refresh_token, late.refresh_token);
+          expectOk(await api.getSession({ ...client, access: again.access_token }));
+          expectOk(await api.refreshSession({ refresh_token: again.refresh_token }, { ...client, access: again.access_token }));
         } finally {
           refreshTokens.insert = insert;
           api.close();
