@@ -34,6 +34,7 @@ Every operation is also an RPC, served on the same port over gRPC, gRPC-Web and 
 
 - JSON keys are the fields' JSON names. Answers always carry the fields with implicit presence (plain proto3 scalars, enums, lists, maps), zero values included; optional and message fields appear only when set. 64-bit integers are JSON strings. Request bodies also accept the proto field names and ignore unknown keys.
 - HEAD is answered wherever GET is, without a body.
+- The public answers a cache may keep (the keys, the discovery document, the version) carry a strong \`ETag\`; a GET or HEAD whose \`If-None-Match\` names it is answered 304 Not Modified, without a body.
 - Errors are \`{"code", "message", "details"}\`: \`code\` is the Connect code name, \`details\` the error details in Connect's JSON form. A 401 of a route taking a Bearer or Basic credential carries \`WWW-Authenticate\`; a 429 and a 503 carry \`Retry-After\`.
 - The JWT API is mounted at \`/jwt\` by default (TESSERA_JWT_BASE_PATH); the \`/openapi.json\` a server serves shows its own mount, and only the APIs it serves.`;
 
@@ -53,6 +54,24 @@ const errorResponseName: Record<number, string> = {
   503: "Unavailable",
   504: "GatewayTimeout",
 };
+
+/**
+ * The methods whose answers a cache may keep (their handlers mark them \`public, max-age=N\`:
+ * services/key.ts, services/jwt.ts). Their 200 answers to a GET carry a strong ETag, and a GET
+ * whose If-None-Match names it is 304 (transcode/conditional.ts); no other answer has an ETag.
+ * test/openapi/reality.test.ts holds the server to this list both ways.
+ */
+const cacheableMethods = new Set([
+  "tessera.jwt.v1.JwtService/GetPublicKey",
+  "tessera.jwt.v1.JwtService/GetVersion",
+  "tessera.key.v1.KeyService/GetJwks",
+  "tessera.key.v1.KeyService/GetOpenIdConfiguration",
+]);
+
+/** Whether the route's success answer is validated (ETag, If-None-Match, 304). */
+function conditional(route: Route): boolean {
+  return cacheableMethods.has(route.rpcName) && route.httpMethod === "GET" && route.status === 200;
+}
 
 export function buildOpenApiDocument(input: DocumentInput): JsonSchema {
   const { services, describe } = input;
@@ -86,6 +105,7 @@ export function buildOpenApiDocument(input: DocumentInput): JsonSchema {
   }
 
   const responses: Record<string, unknown> = {};
+  if (routes.some(conditional)) responses.NotModified = notModifiedResponse;
   for (const status of [...usedStatuses].sort((a, b) => a - b)) {
     responses[errorResponseName[status]!] = errorResponse(status);
   }
@@ -103,8 +123,10 @@ export function buildOpenApiDocument(input: DocumentInput): JsonSchema {
     paths,
     components: {
       schemas: { Error: errorSchema, ...sortedKeys(schemas.components) },
+      ...(routes.some(conditional) ? { parameters: { "If-None-Match": ifNoneMatchParameter } } : {}),
       responses,
       headers: {
+        ...(routes.some(conditional) ? { ETag: etagHeader } : {}),
         "WWW-Authenticate": {
           description:
             "The challenge of the route's credential scheme. Bearer (RFC 6750): `Bearer` when no token was sent, `Bearer error=\"invalid_request\"` for a malformed credential or a missing client id, `Bearer error=\"invalid_token\"` for a refused token. Basic (RFC 7617): `Basic realm=\"tessera\", charset=\"UTF-8\"`.",
@@ -141,7 +163,11 @@ function describeOperation(
     tags: [method.parent.typeName],
     ...optional("summary", text ? summaryOf(text) : undefined),
     ...optional("description", text),
-    parameters: [...pathParameters(route, schemas), ...queryParameters(route, schemas)],
+    parameters: [
+      ...pathParameters(route, schemas),
+      ...queryParameters(route, schemas),
+      ...(conditional(route) ? [{ $ref: "#/components/parameters/If-None-Match" }] : []),
+    ],
     ...(requestBody ? { requestBody } : {}),
     responses: { ...successResponses(route, schemas), ...errorResponses(route, rule, usedStatuses) },
     security,
@@ -248,7 +274,12 @@ function successResponses(route: Route, schemas: SchemaSet): Record<string, unkn
       content = { [route.contentType ?? "*/*"]: { schema: { type: "string" } } };
       break;
   }
-  out[String(route.status)] = { description, content };
+  out[String(route.status)] = {
+    description,
+    ...(conditional(route) ? { headers: { ETag: { $ref: "#/components/headers/ETag" } } } : {}),
+    content,
+  };
+  if (conditional(route)) out["304"] = { $ref: "#/components/responses/NotModified" };
   if (route.unsetBodyStatus !== undefined) {
     const field = rule.kind === "message" ? undefined : rule.field;
     out[String(route.unsetBodyStatus)] = {
@@ -289,6 +320,28 @@ function errorResponses(route: Route, rule: AccessRule, usedStatuses: Set<number
   }
   return out;
 }
+
+const etagHeader = {
+  description:
+    "A strong entity tag of the bytes sent (RFC 9110 8.8.3): another representation (gzip) has another, and a key rotation changes the key set's. Send it back in `If-None-Match` to revalidate a cached copy.",
+  required: true,
+  schema: { type: "string", pattern: '^"[\\x21\\x23-\\x7e]*"$' },
+};
+
+const ifNoneMatchParameter = {
+  name: "If-None-Match",
+  in: "header",
+  required: false,
+  description:
+    "Entity tags of cached copies (RFC 9110 13.1.2): a list of them, or `*`. When one names the current `ETag` (weak comparison), the answer is 304 Not Modified. A value that is no such list is ignored.",
+  schema: { type: "string" },
+};
+
+const notModifiedResponse = {
+  description:
+    "Not Modified: `If-None-Match` names the current `ETag` (or is `*`). No body; the 200's headers but its `Content-Type`, `Cache-Control` included, so a cached copy is fresh again for its `max-age`.",
+  headers: { ETag: { $ref: "#/components/headers/ETag" } },
+};
 
 const errorContent = { "application/json": { schema: { $ref: "#/components/schemas/Error" } } };
 

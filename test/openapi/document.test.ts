@@ -178,4 +178,24 @@ describe("gen/openapi.json", () => {
     assert.deepEqual(doc.components.schemas.Error.required, ["code", "message", "details"]);
     assert.deepEqual(doc.components.schemas.Error.properties.details.items.required, ["type", "value"]);
   });
+
+  it("declares ETag, If-None-Match and 304 on the cacheable public GETs (keys, discovery, version), and nowhere else", () => {
+    const conditional: string[] = [];
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      for (const [method, o] of Object.entries<any>(item)) {
+        const parts = [
+          o.parameters.some((p: any) => p.$ref === "#/components/parameters/If-None-Match"),
+          o.responses["200"]?.headers?.ETag?.$ref === "#/components/headers/ETag",
+          o.responses["304"]?.$ref === "#/components/responses/NotModified",
+        ];
+        assert.ok(parts.every((x) => x === parts[0]), `${method} ${path}: If-None-Match, ETag and 304 go together`);
+        if (parts[0]) conditional.push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    assert.deepEqual(conditional.sort(), ["GET /.well-known/jwks.json", "GET /.well-known/openid-configuration", "GET /jwt/pubkey", "GET /jwt/version"]);
+    assert.deepEqual(doc.components.parameters["If-None-Match"], { ...doc.components.parameters["If-None-Match"], name: "If-None-Match", in: "header", required: false });
+    assert.equal(doc.components.headers.ETag.required, true);
+    assert.deepEqual(doc.components.responses.NotModified.headers, { ETag: { $ref: "#/components/headers/ETag" } });
+    assert.equal(doc.components.responses.NotModified.content, undefined);
+  });
 });

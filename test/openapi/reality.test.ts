@@ -3,8 +3,10 @@
 // loose operations also once per argument style: query, JSON body, form body), and in the error
 // cases the document declares for it. Each answer's status must be one the document declares for
 // the operation, its body must validate against the declared schema (ajv, JSON Schema 2020-12)
-// and its declared headers must be there; and each declared status must have been seen, except
-// 500 and 503 (an internal error, the store down) and the exemptions listed below.
+// and its declared headers must be there (an ETag only where declared); an operation declaring a
+// 304 is called again with If-None-Match naming the ETag it answered, which must be that 304; and
+// each declared status must have been seen, except 500 and 503 (an internal error, the store
+// down) and the exemptions listed below.
 import assert from "node:assert/strict";
 import http from "node:http";
 import { randomUUID } from "node:crypto";
@@ -376,6 +378,18 @@ for (const store of storesUnderTest()) {
             }
           }
 
+          // Conditional GET: a cacheable answer's ETag, sent back in If-None-Match, is 304.
+          if (statuses.includes(304)) {
+            const w = new World(send);
+            const r = merge(await w.credentials(op.security[0] ?? {}), await scenario.args(w));
+            const first = await send(method.toUpperCase(), path, r);
+            check("valid, for its ETag", first, success[0]!);
+            const etag = first.headers.etag;
+            const again = await send(method.toUpperCase(), path, merge(r, { headers: { "if-none-match": String(etag) } }));
+            check("If-None-Match naming its ETag", again, 304);
+            if (again.headers.etag !== etag) failures.push(`${key} (If-None-Match naming its ETag): ETag ${again.headers.etag}, expected ${etag}`);
+          }
+
           // The transcoder's errors.
           {
             const w = new World(send);
@@ -444,6 +458,10 @@ function conformance(op: Json, a: Answer, resolve: (x: Json) => Json, validator:
     }
     const v = validator(header.schema);
     if (!v(value)) problems.push(`header ${name}: ${JSON.stringify(v.errors)}`);
+  }
+  // A validator the document does not mention is one a client cannot know to use.
+  if (a.headers.etag !== undefined && !Object.keys(response.headers ?? {}).some((n) => n.toLowerCase() === "etag")) {
+    problems.push(`an ETag (${a.headers.etag}) the document does not declare`);
   }
   if (response.content === undefined) {
     if (a.text !== "") problems.push(`a body where none is declared: ${a.text.slice(0, 100)}`);
