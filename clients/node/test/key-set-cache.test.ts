@@ -1,6 +1,6 @@
 // The verifier's key set cache, against a key set whose answers the test writes (a fetch
 // function, no network): freshness as Cache-Control says (max-age less Age, no-store, none),
-// bounded by the cooldown and maxCacheSeconds; failures; which keys of a set are used; the
+// bounded by the cooldown and maxCacheSeconds; revalidation with If-None-Match (304); failures; which keys of a set are used; the
 // algorithm list. Tokens are signed here with Tessera's claims.
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
@@ -14,14 +14,17 @@ interface Served {
   body?: string;
 }
 
-/** A key set whose answer the test sets, counting the requests. */
+/** A key set whose answer the test sets, counting the requests and recording their If-None-Match. */
 function keySet(first: Served) {
   let answer = first;
   let requests = 0;
-  const fetch: typeof globalThis.fetch = async () => {
+  const ifNoneMatch: Array<string | null> = [];
+  const fetch: typeof globalThis.fetch = async (_input, init) => {
     requests++;
+    ifNoneMatch.push(new Headers(init?.headers).get("if-none-match"));
     if (answer.status === 0) throw new TypeError("fetch failed");
-    return new Response(answer.body ?? JSON.stringify({ keys: answer.keys ?? [] }), {
+    // A 304 has no body.
+    return new Response(answer.status === 304 ? null : (answer.body ?? JSON.stringify({ keys: answer.keys ?? [] })), {
       status: answer.status ?? 200,
       headers: { "content-type": "application/json", ...answer.headers },
     });
@@ -29,6 +32,7 @@ function keySet(first: Served) {
   return {
     fetch,
     serve: (next: Served) => (answer = next),
+    ifNoneMatch,
     get requests() {
       return requests;
     },
@@ -97,6 +101,89 @@ describe("@tessera/client key set cache", () => {
 
   it("a clock moved back makes the set stale", async () => {
     assert.deepEqual(await fetchesOver({ headers: { "cache-control": "max-age=600" } }, [100, 200, 50]), [1, 1, 2]);
+  });
+
+  it("a set with an ETag is asked for again with If-None-Match: 304 keeps the keys, fresh for the 304's max-age", async () => {
+    const key = await signer();
+    const set = keySet({ keys: [key.jwk], headers: { "cache-control": "max-age=60", etag: '"v1"' } });
+    const clock = new TestClock();
+    const v = verifier(set, clock);
+    const token = await key.token(clock.ms);
+    await v.verify(token);
+    set.serve({ status: 304, headers: { "cache-control": "max-age=120", etag: '"v1"' } });
+    clock.advanceSeconds(60);
+    assert.equal((await v.verify(token)).kind, "jwt");
+    assert.deepEqual(set.ifNoneMatch, [null, '"v1"']);
+    clock.advanceSeconds(119);
+    await v.verify(token);
+    assert.equal(set.requests, 2, "fresh for the 304's max-age (120 s)");
+    clock.advanceSeconds(1);
+    assert.equal((await v.verify(token)).kind, "jwt");
+    assert.deepEqual(set.ifNoneMatch, [null, '"v1"', '"v1"']);
+    // A token of a kid the set does not hold: asked for again after the cooldown, still 304.
+    clock.advanceSeconds(10);
+    await refused(v.verify(await (await signer()).token(clock.ms)), "UNKNOWN_KEY");
+    assert.deepEqual(set.ifNoneMatch, [null, '"v1"', '"v1"', '"v1"']);
+    assert.equal((await v.verify(token)).kind, "jwt");
+  });
+
+  it("a 304 without Cache-Control: fresh for the max-age the keys came with (less the 304's Age)", async () => {
+    const key = await signer();
+    const set = keySet({ keys: [key.jwk], headers: { "cache-control": "max-age=60", etag: '"v1"' } });
+    const clock = new TestClock();
+    const v = verifier(set, clock);
+    const token = await key.token(clock.ms);
+    await v.verify(token);
+    set.serve({ status: 304 });
+    clock.advanceSeconds(60);
+    await v.verify(token);
+    clock.advanceSeconds(59);
+    await v.verify(token);
+    assert.equal(set.requests, 2);
+    set.serve({ status: 304, headers: { age: "30" } });
+    clock.advanceSeconds(1);
+    await v.verify(token);
+    assert.equal(set.requests, 3);
+    clock.advanceSeconds(29);
+    await v.verify(token);
+    assert.equal(set.requests, 3);
+    clock.advanceSeconds(1);
+    await v.verify(token);
+    assert.equal(set.requests, 4);
+  });
+
+  it("a changed set (a new ETag) replaces the keys, and its ETag is the one sent next", async () => {
+    const a = await signer();
+    const b = await signer();
+    const set = keySet({ keys: [a.jwk], headers: { "cache-control": "max-age=60", etag: '"v1"' } });
+    const clock = new TestClock();
+    const v = verifier(set, clock);
+    const tokenA = await a.token(clock.ms);
+    await v.verify(tokenA);
+    set.serve({ keys: [b.jwk], headers: { "cache-control": "max-age=60", etag: '"v2"' } });
+    clock.advanceSeconds(10);
+    assert.equal((await v.verify(await b.token(clock.ms))).kind, "jwt");
+    await refused(v.verify(tokenA), "KEY_REMOVED");
+    set.serve({ status: 304, headers: { "cache-control": "max-age=60", etag: '"v2"' } });
+    clock.advanceSeconds(60);
+    assert.equal((await v.verify(await b.token(clock.ms))).kind, "jwt");
+    assert.deepEqual(set.ifNoneMatch, [null, '"v1"', '"v2"']);
+  });
+
+  it("a set without an ETag is asked for unconditionally, and a 304 to that is KEYS_UNAVAILABLE", async () => {
+    const key = await signer();
+    const set = keySet({ keys: [key.jwk], headers: { "cache-control": "max-age=60", etag: '"v1"' } });
+    const clock = new TestClock();
+    const v = verifier(set, clock);
+    const token = await key.token(clock.ms);
+    await v.verify(token);
+    set.serve({ keys: [key.jwk], headers: { "cache-control": "max-age=60" } });
+    clock.advanceSeconds(60);
+    await v.verify(token);
+    set.serve({ status: 304, headers: { "cache-control": "max-age=60" } });
+    clock.advanceSeconds(60);
+    await refused(v.verify(token), "KEYS_UNAVAILABLE", "GET https://tessera.test/.well-known/jwks.json answered HTTP 304");
+    assert.deepEqual(set.ifNoneMatch, [null, '"v1"', null]);
   });
 
   it("concurrent verifications with a cold cache share one fetch", async () => {

@@ -56,14 +56,27 @@ export async function revokeKey(server: TestServer, kid: string): Promise<void> 
   assert.equal(res.status, 200, res.text);
 }
 
-/** globalThis.fetch, recording every URL asked for. */
-export function countingFetch(): { fetch: typeof globalThis.fetch; urls: string[]; count(path: string): number } {
+/** One request of countingFetch: its path and If-None-Match, the answer's status and ETag. */
+export interface Exchange {
+  path: string;
+  ifNoneMatch: string | null;
+  status: number;
+  etag: string | null;
+}
+
+/** globalThis.fetch, recording every URL asked for, and each exchange once answered. */
+export function countingFetch(): { fetch: typeof globalThis.fetch; urls: string[]; exchanges: Exchange[]; count(path: string): number } {
   const urls: string[] = [];
+  const exchanges: Exchange[] = [];
   return {
     urls,
-    fetch: (input, init) => {
-      urls.push(String(input instanceof Request ? input.url : input));
-      return globalThis.fetch(input, init);
+    exchanges,
+    fetch: async (input, init) => {
+      const url = String(input instanceof Request ? input.url : input);
+      urls.push(url);
+      const res = await globalThis.fetch(input, init);
+      exchanges.push({ path: new URL(url).pathname, ifNoneMatch: new Headers(init?.headers).get("if-none-match"), status: res.status, etag: res.headers.get("etag") });
+      return res;
     },
     count: (path) => urls.filter((u) => new URL(u).pathname === path).length,
   };

@@ -1,7 +1,8 @@
 // createTokenVerifier against a real Tessera: both kinds of access token verified offline, with
 // their typed claims; forged, expired, not-yet-valid, wrong-audience, wrong-issuer and refresh
 // tokens refused with their codes; key rotation seen through the unknown-kid refetch (rate
-// limited) and the JWKS max-age (300 s); a key that leaves the JWKS stops verifying.
+// limited), the JWKS max-age (300 s) and its ETag (revalidated: 304, or a rotated set's 200); a
+// key that leaves the JWKS stops verifying.
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from "jose";
@@ -272,6 +273,37 @@ for (const store of storesUnderTest()) {
           clock.advanceSeconds(1);
         }
         assert.equal(counting.count(jwksPath), 4, "two more fetches in 20 s of invented kids (cooldown 10 s)");
+      });
+
+      it("the JWKS is asked for again with its ETag: 304 while the keys are the same (tokens still verify), a rotated set's new ETag taken up", async () => {
+        const counting = countingFetch();
+        const clock = new TestClock();
+        const v = createTokenVerifier({ jwksUrl: server.url + jwksPath, issuer: "tessera", audience: "tessera", fetch: counting.fetch, now: clock.now });
+        const before = await jwtTokens(server);
+        assert.equal((await v.verify(before.access)).kind, "jwt");
+        const first = counting.exchanges[0]!;
+        assert.deepEqual({ ...first, etag: undefined }, { path: jwksPath, ifNoneMatch: null, status: 200, etag: undefined });
+        assert.match(String(first.etag), /^"[\w-]+"$/);
+
+        // Past the max-age (at most 300 s): the same keys, so 304, and the cached keys verify.
+        clock.advanceSeconds(300);
+        assert.equal((await v.verify(before.access)).userId, before.userId);
+        assert.deepEqual(counting.exchanges[1], { path: jwksPath, ifNoneMatch: first.etag, status: 304, etag: first.etag });
+
+        // A rotation changes the set: a token of the new key fetches it (after the cooldown),
+        // answered 200 with another ETag, which the next revalidation sends.
+        await rotateToUnseenKey();
+        const after = await jwtTokens(server);
+        clock.advanceSeconds(10);
+        assert.equal((await v.verify(after.access)).userId, after.userId);
+        const rotated = counting.exchanges[2]!;
+        assert.deepEqual({ ...rotated, etag: undefined }, { path: jwksPath, ifNoneMatch: first.etag, status: 200, etag: undefined });
+        assert.notEqual(rotated.etag, first.etag);
+        clock.advanceSeconds(300);
+        assert.equal((await v.verify(after.access)).userId, after.userId);
+        assert.equal((await v.verify(before.access)).userId, before.userId, "the previous key stays in the JWKS");
+        assert.deepEqual(counting.exchanges[3], { path: jwksPath, ifNoneMatch: rotated.etag, status: 304, etag: rotated.etag });
+        assert.equal(counting.exchanges.length, 4);
       });
 
       it("the JWKS max-age (300 s) is honoured: no fetch before it passes, one when it has", async () => {

@@ -8,6 +8,10 @@
 // verifying as soon as a fetch sees it gone. When the set is stale and cannot be fetched,
 // nothing verifies (KEYS_UNAVAILABLE): a removed (revoked) key must not outlive the max-age
 // because Tessera was unreachable.
+//
+// A set fetched with an ETag is asked for again conditionally (If-None-Match, RFC 9110 13.1.2):
+// 304 Not Modified means the keys held are the current ones, fresh again for as long as the 304
+// says (its Cache-Control, else the one the keys came with: RFC 9111 4.3.4), nothing re-read.
 import { freshnessSeconds } from "./cache-control.js";
 import { refuse, TokenVerificationError } from "./errors.js";
 import { keysOf, type Algorithm, type VerificationKey } from "./jwk.js";
@@ -27,6 +31,13 @@ export interface RemoteKeySetOptions {
 /** How many kids that left the set are remembered, to say KEY_REMOVED rather than UNKNOWN_KEY. */
 const rememberedRemovedKids = 256;
 
+/** What revalidates the keys held: their URL, the ETag and the Cache-Control they came with. */
+interface Validator {
+  url: string;
+  etag: string;
+  cacheControl: string | null;
+}
+
 export class RemoteKeySet {
   private keys: Map<string, VerificationKey> | undefined;
   private expiresAt = -Infinity;
@@ -34,6 +45,7 @@ export class RemoteKeySet {
   private lastFailure: TokenVerificationError | undefined;
   private fetching: Promise<void> | undefined;
   private readonly removed = new Set<string>();
+  private validator: Validator | undefined;
 
   constructor(private readonly o: RemoteKeySetOptions) {}
 
@@ -78,10 +90,22 @@ export class RemoteKeySet {
     this.lastAttempt = started;
     try {
       const url = await this.o.url();
-      const { body, headers } = await fetchJson(this.o.fetch, url, this.o.timeoutMs, "application/jwk-set+json, application/json");
-      const keys = keysOf(body, this.o.algorithms);
-      if (!keys) throw refuse("KEYS_UNAVAILABLE", `the key set at ${url.href} has no "keys" array`);
-      this.replace(keys);
+      const held = this.keys !== undefined && this.validator?.url === url.href ? this.validator : undefined;
+      const answer = await fetchJson(this.o.fetch, url, this.o.timeoutMs, "application/jwk-set+json, application/json", held?.etag);
+      let headers = answer.headers;
+      if (answer.notModified) {
+        // The keys held are current. A 304 without Cache-Control keeps the one they came with.
+        const cacheControl = headers.get("cache-control") ?? held!.cacheControl;
+        headers = new Headers(headers);
+        if (cacheControl !== null) headers.set("cache-control", cacheControl);
+        this.validator = { url: url.href, etag: headers.get("etag") ?? held!.etag, cacheControl };
+      } else {
+        const keys = keysOf(answer.body, this.o.algorithms);
+        if (!keys) throw refuse("KEYS_UNAVAILABLE", `the key set at ${url.href} has no "keys" array`);
+        this.replace(keys);
+        const etag = headers.get("etag");
+        this.validator = etag === null ? undefined : { url: url.href, etag, cacheControl: headers.get("cache-control") };
+      }
       const seconds = freshnessSeconds(headers);
       const lifetime = seconds === undefined ? this.o.defaultCacheMs : Math.min(seconds * 1000, this.o.maxCacheMs);
       this.expiresAt = started + Math.max(lifetime, this.o.cooldownMs);
@@ -114,22 +138,28 @@ export const MAX_DOCUMENT_BYTES = 1024 * 1024;
 
 /**
  * GET `url` as JSON: 200 only, no redirects, at most MAX_DOCUMENT_BYTES, within `timeoutMs`.
- * Failures are KEYS_UNAVAILABLE.
+ * With `etag` (of a copy held), conditionally: If-None-Match, and 304 is `notModified`, without
+ * a body. Failures are KEYS_UNAVAILABLE.
  */
 export async function fetchJson(
   fetchImpl: typeof globalThis.fetch,
   url: URL,
   timeoutMs: number,
   accept: string,
-): Promise<{ body: unknown; headers: Headers }> {
+  etag?: string,
+): Promise<{ body: unknown; headers: Headers; notModified: boolean }> {
   const signal = AbortSignal.timeout(timeoutMs);
   const timedOut = () => refuse("KEYS_UNAVAILABLE", `GET ${url.href} timed out after ${timeoutMs} ms`, signal.reason);
   let res: Response;
   try {
-    res = await responseBefore(signal, fetchImpl(url, { method: "GET", headers: { accept }, redirect: "error", signal }));
+    res = await responseBefore(signal, fetchImpl(url, { method: "GET", headers: { accept, ...(etag !== undefined && { "if-none-match": etag }) }, redirect: "error", signal }));
   } catch (e) {
     if (signal.aborted) throw timedOut();
     throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} failed`, e);
+  }
+  if (res.status === 304 && etag !== undefined) {
+    await res.body?.cancel().catch(() => {});
+    return { body: undefined, headers: res.headers, notModified: true };
   }
   if (res.status !== 200) {
     await res.body?.cancel().catch(() => {});
@@ -141,7 +171,7 @@ export async function fetchJson(
     throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} failed`, e);
   });
   try {
-    return { body: JSON.parse(text), headers: res.headers };
+    return { body: JSON.parse(text), headers: res.headers, notModified: false };
   } catch (e) {
     throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} did not answer JSON`, e);
   }
