@@ -2,11 +2,17 @@
 // tag computed from the bytes of the representation sent, so that another representation (other
 // bytes: another content coding, another message encoding) has another tag; and If-None-Match
 // answered 304 Not Modified when it names that tag (weak comparison) or is "*".
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
+
+// crypto.hash (Node 20.12 and later) digests in one call, making no Hash object: a cacheable
+// GET (the no-op /jwt/version among them) tags every answer, and this took 1.07 us a tag against
+// 0.23 us here. createHash where it is missing.
+const oneShot = typeof crypto.hash === "function";
 
 /** A strong entity tag of a representation's bytes: 162 bits of SHA-256 in base64url, quoted. */
 export function entityTag(body: Uint8Array | string): string {
-  return `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+  const digest = oneShot ? crypto.hash("sha256", body, "base64url") : crypto.createHash("sha256").update(body).digest("base64url");
+  return `"${digest.slice(0, 27)}"`;
 }
 
 /**
