@@ -148,93 +148,69 @@ for (const store of storesUnderTest()) {
     describe("a refresh (PUT /session) whose store fails after it spent the refresh token", () => {
       const clock = new ManualClock(Date.now());
       let server: TestServer;
-      before(async () => (server = await startTestServer({ store, clock, env: { TESSERA_REFRESH_GRACE_SECONDS: "10" } })));
+      let api: ReturnType<typeof sessionApi>;
+      let insert: TestServer["tessera"]["store"]["refreshTokens"]["insert"];
+      before(async () => {
+        server = await startTestServer({ store, clock, env: { TESSERA_REFRESH_GRACE_SECONDS: "10" } });
+        insert = server.tessera.store.refreshTokens.insert;
+      });
+      beforeEach(() => (api = sessionApi("rest", server.url)));
+      afterEach(() => {
+        server.tessera.store.refreshTokens.insert = insert;
+        api.close();
+      });
       after(() => server.close());
 
-      it("503 STORE_UNAVAILABLE as its new refresh token is stored; the same refresh once the store answers again, past TESSERA_REFRESH_GRACE_SECONDS, answers a pair that works and the session lives on (not REFRESH_TOKEN_REUSED)", async () => {
-        const api = sessionApi("rest", server.url);
+      /** PUT /session over plain HTTP (the refresh whose answer the test expects to be 503). */
+      const putSession = (tokens: { refresh_token: string; access_token: string }) =>
+        rest(server.url, "PUT", "/session", { json: { refresh_token: tokens.refresh_token }, headers: { "x-koms-clientid": testClientId, ...bearer(tokens.access_token) } });
+
+      /** A new user's session, then its refresh with the store failing as the new refresh token is stored: 503. */
+      async function refreshFailedOnce() {
+        const email = uniqueEmail("spend");
+        await signUp(server, email);
+        const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
         const refreshTokens = server.tessera.store.refreshTokens;
-        const insert = refreshTokens.insert;
-        try {
-          const email = uniqueEmail("spend");
-          await signUp(server, email);
-          const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
-          const creds = { ...client, access: first.access_token };
-          refreshTokens.insert = async () => {
-            refreshTokens.insert = insert;
-            throw new StoreUnavailableError("store unavailable");
-          };
-          const failed = await rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: { "x-koms-clientid": testClientId, ...bearer(first.access_token) } });
-          assertStoreUnavailable(failed);
+        refreshTokens.insert = async () => {
           refreshTokens.insert = insert;
-          clock.advance(11_000);
-          const retried = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
-          expectOk(await api.getSession({ ...client, access: retried.access_token }));
-          const next = expectOk(await api.refreshSession({ refresh_token: retried.refresh_token }, { ...client, access: retried.access_token }));
-          expectOk(await api.getSession({ ...client, access: next.access_token }));
-          // The parent, presented again after the window (counted from that answer too) now that
-          // its refresh was answered: reuse.
-          clock.advance(11_000);
-          expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, creds), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
-        } finally {
-          refreshTokens.insert = insert;
-          api.close();
-        }
+          throw new StoreUnavailableError("store unavailable");
+        };
+        assertStoreUnavailable(await putSession(first));
+        return { first, creds: { ...client, access: first.access_token } };
+      }
+
+      it("503 STORE_UNAVAILABLE as its new refresh token is stored; the same refresh once the store answers again, past TESSERA_REFRESH_GRACE_SECONDS, answers a pair that works and the session lives on (not REFRESH_TOKEN_REUSED)", async () => {
+        const { first, creds } = await refreshFailedOnce();
+        clock.advance(11_000);
+        const retried = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+        expectOk(await api.getSession({ ...client, access: retried.access_token }));
+        const next = expectOk(await api.refreshSession({ refresh_token: retried.refresh_token }, { ...client, access: retried.access_token }));
+        expectOk(await api.getSession({ ...client, access: next.access_token }));
+        // The parent, presented again after the window (counted from that answer too) now that
+        // its refresh was answered: reuse.
+        clock.advance(11_000);
+        expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, creds), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
       });
 
       it("the same refresh retried after the access token lifetime has passed answers an access token that is not expired, with access_token_expires_in as long as it lives (TESSERA_ACCESS_TOKEN_TTL_SECONDS)", async () => {
-        const api = sessionApi("rest", server.url);
-        const refreshTokens = server.tessera.store.refreshTokens;
-        const insert = refreshTokens.insert;
-        try {
-          const email = uniqueEmail("spend");
-          await signUp(server, email);
-          const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
-          refreshTokens.insert = async () => {
-            refreshTokens.insert = insert;
-            throw new StoreUnavailableError("store unavailable");
-          };
-          const failed = await rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: { "x-koms-clientid": testClientId, ...bearer(first.access_token) } });
-          assertStoreUnavailable(failed);
-          refreshTokens.insert = insert;
-          clock.advance((server.config.accessTokenTtlSeconds + 60) * 1000);
-          const retried = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: first.access_token }));
-          assert.equal(retried.access_token_expires_in, server.config.accessTokenTtlSeconds);
-          const exp = JSON.parse(Buffer.from(retried.access_token.split(".")[1]!, "base64url").toString()).exp as number;
-          assert.equal(exp, Math.floor(clock.now().getTime() / 1000) + server.config.accessTokenTtlSeconds);
-          expectOk(await api.getSession({ ...client, access: retried.access_token }));
-        } finally {
-          refreshTokens.insert = insert;
-          api.close();
-        }
+        const { first, creds } = await refreshFailedOnce();
+        clock.advance((server.config.accessTokenTtlSeconds + 60) * 1000);
+        const retried = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+        assert.equal(retried.access_token_expires_in, server.config.accessTokenTtlSeconds);
+        const exp = JSON.parse(Buffer.from(retried.access_token.split(".")[1]!, "base64url").toString()).exp as number;
+        assert.equal(exp, Math.floor(clock.now().getTime() / 1000) + server.config.accessTokenTtlSeconds);
+        expectOk(await api.getSession({ ...client, access: retried.access_token }));
       });
 
       it("that late refresh's answer lost, the same refresh again at once: the same refresh token again within TESSERA_REFRESH_GRACE_SECONDS of that answer, the session lives on (not REFRESH_TOKEN_REUSED)", async () => {
-        const api = sessionApi("rest", server.url);
-        const refreshTokens = server.tessera.store.refreshTokens;
-        const insert = refreshTokens.insert;
-        try {
-          const email = uniqueEmail("spend");
-          await signUp(server, email);
-          const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
-          const creds = { ...client, access: first.access_token };
-          refreshTokens.insert = async () => {
-            refreshTokens.insert = insert;
-            throw new StoreUnavailableError("store unavailable");
-          };
-          assertStoreUnavailable(await rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: { "x-koms-clientid": testClientId, ...bearer(first.access_token) } }));
-          refreshTokens.insert = insert;
-          clock.advance(60_000);
-          const late = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
-          clock.advance(1_000);
-          const again = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
-          assert.equal(again.refresh_token, late.refresh_token);
-          expectOk(await api.getSession({ ...client, access: again.access_token }));
-          expectOk(await api.refreshSession({ refresh_token: again.refresh_token }, { ...client, access: again.access_token }));
-        } finally {
-          refreshTokens.insert = insert;
-          api.close();
-        }
+        const { first, creds } = await refreshFailedOnce();
+        clock.advance(60_000);
+        const late = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+        clock.advance(1_000);
+        const again = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+        assert.equal(again.refresh_token, late.refresh_token);
+        expectOk(await api.getSession({ ...client, access: again.access_token }));
+        expectOk(await api.refreshSession({ refresh_token: again.refresh_token }, { ...client, access: again.access_token }));
       });
     });
   });
