@@ -42,7 +42,7 @@ export interface StartOptions {
 
 /** REST routes for every service, each mounted where restMount says. */
 function restFactory(config: Config): RestHandlerFactory {
-  return ({ handlers, services, contextValues, onError }) => {
+  return ({ handlers, services, contextValues, adminGate, onError }) => {
     const transcoder = createTranscoder({
       handlers,
       services: services.map((service) => ({ service, ...restMount(service, config.jwtBasePath), successStatus })),
@@ -50,6 +50,7 @@ function restFactory(config: Config): RestHandlerFactory {
       // CORS is applied before routing, for every protocol (server/cors.ts), not here.
       errorDomain,
       contextValues,
+      adminGate,
       onError,
     });
     return (req, res) => transcoder.handle(req, res);

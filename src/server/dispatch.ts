@@ -36,6 +36,8 @@ import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type Co
 import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import type { AdminGate } from "../access/admin-gate.js";
 import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { Cors } from "../transcode/cors.js";
@@ -62,6 +64,13 @@ export interface DispatcherOptions extends ConnectRouterOptions {
   cors?: Cors;
   contextValues(req: NodeRequest): ContextValues;
   logger: Logger;
+  /**
+   * The admin methods' credential check before the message is read (access/admin-gate.ts): a
+   * call without the admin token is served an empty message in its own framing, its body
+   * discarded; a call with it whose message does not parse (on the unary paths of grpc-unary.ts)
+   * is recorded.
+   */
+  adminGate?: AdminGate | undefined;
 }
 
 export interface Dispatcher {
@@ -75,7 +84,7 @@ export interface Dispatcher {
 }
 
 export function createDispatcher(o: DispatcherOptions): Dispatcher {
-  const { routes, contextValues, logger, cors, ...routerOptions } = o;
+  const { routes, contextValues, logger, cors, adminGate, ...routerOptions } = o;
   // connect-node's adapter default: requests and answers may be gzip or brotli.
   const acceptCompression = (routerOptions.acceptCompression ?? [compressionGzip, compressionBrotli]).map(cutShortIsInvalid);
   const router = createConnectRouter({ ...routerOptions, acceptCompression });
@@ -101,6 +110,12 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     jsonOptions: routerOptions.jsonOptions,
     compressions: acceptCompression,
     compressMinBytes: routerOptions.compressMinBytes ?? defaultCompressMinBytes,
+    malformed:
+      adminGate &&
+      ((spec, error) => {
+        const procedure = `${spec.method.parent.typeName}/${spec.method.name}`;
+        return adminGate.isAdmin(procedure) ? adminGate.malformed(procedure, error.findDetails(ErrorInfoSchema)[0]?.reason) : Promise.resolve();
+      }),
   };
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
   const serviceNames = new Set(router.handlers.map((h) => h.service.typeName));
@@ -183,10 +198,14 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         }
         const typed = grpcTypeWithParameters.exec(req.headers["content-type"] ?? "");
         if (typed) uReq.header.set("content-type", typed[1]!.toLowerCase());
+        // An admin call without the admin token: an empty message instead of its own, which is
+        // not read (access/admin-gate.ts); the access check answers it.
+        const empty = adminGate?.refuses(`${h.service.typeName}/${h.method.name}`, uReq.header) ? emptyMessage(req, uReq) : undefined;
+        if (empty) req.resume();
         if (grpcWebText.test(req.headers["content-type"] ?? "")) {
           // gRPC-Web's text mode, which connect-es does not serve: its binary framing in base64.
           uReq.header.set("content-type", "application/grpc-web+proto");
-          uReq.body = base64Decoded(req as AsyncIterable<Buffer>);
+          uReq.body = empty ? bytes([empty]) : base64Decoded(req as AsyncIterable<Buffer>);
           serve(h, uReq, res, true).catch(failed(h, res));
           return;
         }
@@ -194,7 +213,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         const framing = spec && plainUnaryGrpc(req, uReq.header.get("content-type"));
         const connectType = spec && !framing ? plainUnaryConnect(req) : undefined;
         if (spec && (framing || connectType)) {
-          readBody(req, framing ? grpcUnary.readMaxBytes + 5 : grpcUnary.readMaxBytes)
+          (empty ? Promise.resolve({ chunks: [empty], size: empty.length, done: true }) : readBody(req, framing ? grpcUnary.readMaxBytes + 5 : grpcUnary.readMaxBytes))
             .then(async (read) => {
               if (read.done) {
                 const body = Buffer.concat(read.chunks, read.size);
@@ -212,6 +231,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
             .catch(failed(h, res));
           return;
         }
+        if (empty) uReq.body = bytes([empty]);
         serve(h, uReq, res).catch(failed(h, res));
       };
     },
@@ -367,6 +387,31 @@ function webHeaders(headers: http.IncomingHttpHeaders): Headers {
     else for (const e of v) out.append(k, e);
   }
   return out;
+}
+
+/**
+ * An empty request message in the request's own framing (gRPC, gRPC-Web binary or text, with or
+ * without compression; Connect unary POST, JSON or binary, with or without content-encoding,
+ * which it then goes without), for a call that is refused whatever its message
+ * (access/admin-gate.ts). Undefined for any other request (a Connect GET, a content type no
+ * protocol takes), which is served as it came.
+ */
+function emptyMessage(req: NodeRequest, uReq: UniversalServerRequest): Buffer | undefined {
+  if (req.method !== "POST") return undefined;
+  const type = (uReq.header.get("content-type") ?? "").toLowerCase();
+  const connect = /^application\/(json|proto)(?:;|$)/.exec(type);
+  const body = /^application\/grpc(?:-web)?(?:\+proto)?$/.test(type) || grpcWebText.test(type)
+    ? envelope(0, new Uint8Array(0))
+    : /^application\/grpc(?:-web)?\+json(?:;|$)/.test(type)
+      ? envelope(0, Buffer.from("{}"))
+      : connect
+        ? Buffer.from(connect[1] === "json" ? "{}" : "")
+        : undefined;
+  if (body === undefined) return undefined;
+  // The length and coding the caller declared were its own body's.
+  uReq.header.delete("content-length");
+  if (connect) uReq.header.delete("content-encoding");
+  return body;
 }
 
 /**

@@ -50,6 +50,8 @@ export interface GrpcUnaryOptions {
   jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
   compressions: Compression[];
   compressMinBytes: number;
+  /** Told of a call refused because its message does not parse (the error it is answered with). */
+  malformed?: ((spec: UnarySpec, error: ConnectError) => Promise<void>) | undefined;
 }
 
 export type UnaryFraming = "grpc" | "grpc-web";
@@ -102,7 +104,7 @@ export async function answerUnaryConnect(
   const binary = type === "proto";
   const compression = compressionNegotiate(o.compressions, null, header.get("accept-encoding"), "accept-encoding");
   const call: UnaryCall = { ...request, timeoutMs: timeout.timeoutMs };
-  const outcome = await invokeUnary(spec, o.interceptors, "connect", call, binary ? "application/proto" : "application/json", () => serialization.getI(binary).parse(body));
+  const outcome = await invokeUnary(spec, o.interceptors, "connect", call, binary ? "application/proto" : "application/json", () => serialization.getI(binary).parse(body), o.malformed);
   let status = 200;
   let out: Uint8Array;
   if (outcome.error) {
@@ -205,7 +207,7 @@ export async function answerUnaryGrpc(
     } catch (e) {
       throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
     }
-  });
+  }, o.malformed);
   const { header: responseHeader, trailer } = outcome;
   // The answer's compression, as connect-es's gRPC and gRPC-Web handlers choose it: the first
   // name in grpc-accept-encoding that the server has (the request is uncompressed here, so with
@@ -239,7 +241,8 @@ export async function answerUnaryGrpc(
  * (protocol-errors.ts). `input` may throw a ConnectError (a message that does not parse): it
  * is that call's error. The response header starts with `contentType`; the trailer with
  * grpc-status 0 for the gRPC framings. On an error, its metadata joins the trailer (gRPC) or
- * the header (Connect), as connect-es's handlers place it.
+ * the header (Connect), as connect-es's handlers place it. `malformed` is told when `input` threw
+ * (with the error answered), before the answer is made.
  */
 export async function invokeUnary(
   spec: UnarySpec,
@@ -248,16 +251,21 @@ export async function invokeUnary(
   call: UnaryCall,
   contentType: string,
   input: () => Message,
+  malformed?: (spec: UnarySpec, error: ConnectError) => Promise<void>,
 ): Promise<UnaryOutcome> {
   unaryInvoked.count++;
   const grpc = protocolName !== "connect";
   const context = unaryContext(spec, protocolName, call, contentType, grpc);
+  let parsed = false;
   try {
-    const message = await invokeUnaryImplementation(spec, context, input(), interceptors);
+    const request = input();
+    parsed = true;
+    const message = await invokeUnaryImplementation(spec, context, request, interceptors);
     return { message, header: context.responseHeader, trailer: context.responseTrailer };
   } catch (e) {
     const raised = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
     const error = correctedError(raised) ?? raised;
+    if (!parsed && malformed) await malformed(spec, error);
     if (!grpc) error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
     return { error, header: context.responseHeader, trailer: context.responseTrailer };
   } finally {

@@ -5,6 +5,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { Code, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { Health } from "../../gen/health/v1/health_pb.js";
+import { createAdminGate, type AdminGate } from "../access/admin-gate.js";
 import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../access/context.js";
 import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
 import { createSessionCookieInterceptor } from "../access/session-cookie.js";
@@ -44,6 +45,8 @@ export type RestHandlerFactory = (args: {
   handlers: UniversalHandler[];
   services: readonly DescService[];
   contextValues: (req: NodeRequest) => ContextValues;
+  /** The admin methods' credential check before the request is read (access/admin-gate.ts). */
+  adminGate: AdminGate;
   /** Logs an unexpected failure of a REST request (the route, the request id, the stack). */
   onError: (error: unknown, route: string) => void;
 }) => (req: NodeRequest, res: NodeResponse) => Promise<void> | void;
@@ -187,7 +190,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Refuses invalid UTF-8 and unpaired surrogate escapes in JSON messages (json-text.ts says why).
   // connect-es reads `textDecoder` from these options at run time; its option type omits it.
   const jsonOptions = { alwaysEmitImplicit: true, textDecoder: jsonTextDecoder };
+  const adminGate = createAdminGate({ services, adminToken: config.adminToken, audit: o.audit });
   const rpc = createDispatcher({
+    adminGate,
     interceptors: [
       createLoggingInterceptor(logger, rpcObserver(o.metrics, tracing.exporting)),
       createDeadlineInterceptor(),
@@ -221,6 +226,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     handlers: rpc.handlers,
     services,
     contextValues: (req) => contextValues(req).set(protocolKey, "rest"),
+    adminGate,
     onError: reportRest,
   });
 

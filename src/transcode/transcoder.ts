@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { toBinary, type DescService, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { create, toBinary, type DescService, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { createContextValues, type ConnectError, type ContextValues } from "@connectrpc/connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import type { AdminGate } from "../access/admin-gate.js";
 import { compileServiceRoutes, type Binding, type RouteMount } from "./binding.js";
 import { Cors } from "./cors.js";
 import { errorDetailsJson } from "./error-details.js";
@@ -58,6 +59,12 @@ export interface TranscoderOptions {
    * never the path's values or the query: they may hold credentials.
    */
   onError?: (error: unknown, route: string) => void;
+  /**
+   * The admin methods' credential check before the request is read (access/admin-gate.ts): a
+   * call without the admin token runs with an empty message, its body and query unread; a call
+   * with it whose request is refused (400, 413, 415) is recorded.
+   */
+  adminGate?: AdminGate;
 }
 
 export interface Transcoder {
@@ -155,7 +162,8 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     }
     const { route: binding, segments } = found.match;
     matched.binding = binding;
-    const message = await buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes);
+    const header = rpcHeaders(req);
+    const message = await requestMessage(binding, req, header, segments, rawQuery);
 
     const abort = new AbortController();
     // Abort only when the client left before the answer was written: abort() on every finished
@@ -165,7 +173,6 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     });
     // A GET or HEAD answer a cache may keep gets a validator (response.ts, sendSuccess).
     const conditional = method === "GET" || method === "HEAD" ? { ifNoneMatch: req.headers["if-none-match"] } : undefined;
-    const header = rpcHeaders(req);
     const direct = (binding.handler as { invokeUnary?: DirectUnary }).invokeUnary;
     let timeout = parseTimeout(header.get("connect-timeout-ms"), Number.MAX_SAFE_INTEGER);
     if (!timeout.error && timeout.timeoutMs !== undefined && timeout.timeoutMs > maxTimerMs) {
@@ -188,6 +195,19 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     };
     const uRes = await binding.handler(uReq);
     await sendRpcResponse(res, binding, uRes, headers, conditional);
+  }
+
+  /** The call's request message; an empty one for an admin call without the admin credential (adminGate). */
+  async function requestMessage(binding: Binding, req: IncomingMessage | Http2ServerRequest, header: Headers, segments: readonly string[], rawQuery: string): Promise<Message> {
+    const gate = opts.adminGate;
+    if (gate === undefined || !gate.isAdmin(binding.rpcName)) return buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes);
+    if (gate.refuses(binding.rpcName, header)) return create(binding.rpc.input);
+    try {
+      return await buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes);
+    } catch (e) {
+      if (e instanceof HttpError) await gate.malformed(binding.rpcName, e.reason);
+      throw e;
+    }
   }
 
   async function handle(req: IncomingMessage | Http2ServerRequest, res: NodeResponse): Promise<void> {
