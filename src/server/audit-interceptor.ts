@@ -1,6 +1,8 @@
 // The audit side of every call, at the server: every call of an admin method (the admin
 // credential) is an `admin.call` event, refused ones included (placed before the access check,
-// so it sees its refusal, and after the error interceptor, so errors are still the core's); and once the access check has passed, the call scope learns the verified
+// so it sees its refusal, and after the error interceptor, so errors are still the core's; a
+// call without the admin credential reaches it whatever its message, and a call with it whose
+// message does not parse is recorded where the message is read: access/admin-gate.ts); and once the access check has passed, the call scope learns the verified
 // client id, which every event recorded during the call then names, and whether the caller
 // holds a verified credential (the audit budget, core/audit-budget.ts, reads it).
 import type { DescService } from "@bufbuild/protobuf";
