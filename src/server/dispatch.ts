@@ -118,6 +118,9 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
       }),
   };
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  // The admin methods' handlers, found once: every other call passes the gate with one lookup.
+  const procedureOf = (h: (typeof router.handlers)[number]) => `${h.service.typeName}/${h.method.name}`;
+  const adminHandlers = new Set(adminGate ? router.handlers.filter((h) => adminGate.isAdmin(procedureOf(h))) : []);
   const serviceNames = new Set(router.handlers.map((h) => h.service.typeName));
   const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions });
   // Each unary handler also offers the call without its Connect framing (the REST transcoder
@@ -200,7 +203,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         if (typed) uReq.header.set("content-type", typed[1]!.toLowerCase());
         // An admin call without the admin token: an empty message instead of its own, which is
         // not read (access/admin-gate.ts); the access check answers it.
-        const empty = adminGate?.refuses(`${h.service.typeName}/${h.method.name}`, uReq.header) ? emptyMessage(req, uReq) : undefined;
+        const empty = adminHandlers.has(h) && adminGate!.refuses(procedureOf(h), uReq.header) ? emptyMessage(req, uReq) : undefined;
         if (empty) req.resume();
         if (grpcWebText.test(req.headers["content-type"] ?? "")) {
           // gRPC-Web's text mode, which connect-es does not serve: its binary framing in base64.
