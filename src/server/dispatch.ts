@@ -110,12 +110,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     jsonOptions: routerOptions.jsonOptions,
     compressions: acceptCompression,
     compressMinBytes: routerOptions.compressMinBytes ?? defaultCompressMinBytes,
-    malformed:
-      adminGate &&
-      ((spec, error) => {
-        const procedure = `${spec.method.parent.typeName}/${spec.method.name}`;
-        return adminGate.isAdmin(procedure) ? adminGate.malformed(procedure, error.findDetails(ErrorInfoSchema)[0]?.reason) : Promise.resolve();
-      }),
+    // (malformed() records admin methods' calls only.)
+    malformed: adminGate && ((spec, error) => adminGate.malformed(`${spec.method.parent.typeName}/${spec.method.name}`, error.findDetails(ErrorInfoSchema)[0]?.reason)),
   };
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
   // The admin methods' handlers, found once: every other call passes the gate with one lookup.
