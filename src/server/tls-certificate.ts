@@ -1,9 +1,11 @@
 // The TLS certificate and its key (TESSERA_TLS_CERT_FILE, TESSERA_TLS_KEY_FILE): read at start,
 // and read again without a restart when the files change (looked at every
 // TESSERA_TLS_RELOAD_SECONDS) or on SIGHUP. A renewed pair is checked before it is used: both
-// files must parse, the key must be the certificate's and strong enough (keyProblem), and the
-// certificate must be valid now (not expired, not valid only from later: notBeforeSkewMs);
-// otherwise the pair served until then stays, and the problem is logged (never the key). New
+// files must parse, the key must be the certificate's and strong enough (keyProblem), every
+// certificate of the chain in the file too, none signed with SHA-1 or MD5 but a self-signed
+// root (chainProblem), and the certificate must be valid now (not expired, not valid only from
+// later: notBeforeSkewMs); otherwise the pair served until then stays, and the problem is logged
+// (never the key). New
 // handshakes get the new pair; connections already open keep theirs.
 import { X509Certificate, createHash, createPrivateKey, type KeyObject } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
@@ -53,26 +55,150 @@ const keyVariable = "TESSERA_TLS_KEY_FILE";
 const servedCurves = new Set(["prime256v1", "secp384r1", "secp521r1"]);
 
 /**
- * What makes the certificate's key too weak to serve, or undefined. OpenSSL's default security
- * level (1, as Node builds it) takes RSA keys of 1024 bits, some 80 bits of strength: 112 bits or
- * more are asked here, as NIST SP 800-57 does past 2013, and the CA/Browser Forum of every
- * publicly trusted certificate: RSA (and RSA-PSS) of 2048 bits or more, EC on P-256, P-384 or
- * P-521 (the curves TLS 1.3 signs with), Ed25519 or Ed448. Other kinds (DSA, other curves) are
- * refused: no client of this service's protocols needs them.
+ * What makes a certificate's key too weak to serve, or undefined ("RSA key has 1024 bits; ...").
+ * OpenSSL's default security level (1, as Node builds it) takes RSA keys of 1024 bits, some 80
+ * bits of strength: 112 bits or more are asked here, as NIST SP 800-57 does past 2013, and the
+ * CA/Browser Forum of every publicly trusted certificate: RSA (and RSA-PSS) of 2048 bits or more,
+ * EC on P-256, P-384 or P-521 (the curves TLS 1.3 signs with), Ed25519 or Ed448. Other kinds (DSA,
+ * other curves) are refused: no client of this service's protocols needs them. Every certificate
+ * served is held to it, the chain's as the leaf's: a client refuses a chain with one weak link.
  */
 function keyProblem(key: KeyObject): string | undefined {
   const type = key.asymmetricKeyType;
   const details = key.asymmetricKeyDetails ?? {};
   if (type === "rsa" || type === "rsa-pss") {
     const bits = details.modulusLength ?? 0;
-    return bits >= 2048 ? undefined : `the certificate's ${type.toUpperCase()} key has ${bits} bits; at least 2048 are needed`;
+    return bits >= 2048 ? undefined : `${type.toUpperCase()} key has ${bits} bits; at least 2048 are needed`;
   }
   if (type === "ec") {
     const curve = details.namedCurve ?? "unnamed";
-    return servedCurves.has(curve) ? undefined : `the certificate's EC key is on curve ${curve}; P-256, P-384 or P-521 is needed`;
+    return servedCurves.has(curve) ? undefined : `EC key is on curve ${curve}; P-256, P-384 or P-521 is needed`;
   }
   if (type === "ed25519" || type === "ed448") return undefined;
-  return `the certificate's key is of type ${type ?? "unknown"}; RSA (2048 bits or more), EC (P-256, P-384 or P-521), Ed25519 or Ed448 is needed`;
+  return `key is of type ${type ?? "unknown"}; RSA (2048 bits or more), EC (P-256, P-384 or P-521), Ed25519 or Ed448 is needed`;
+}
+
+/**
+ * Signature algorithms (their OIDs) whose digest clients no longer accept in a certificate:
+ * MD2, MD4, MD5 and SHA-1 (CA/Browser Forum, and browsers, OpenSSL 3 and Go refuse them).
+ */
+const weakSignatures = new Map([
+  ["1.2.840.113549.1.1.2", ["MD2", "md2WithRSAEncryption"]],
+  ["1.2.840.113549.1.1.3", ["MD4", "md4WithRSAEncryption"]],
+  ["1.2.840.113549.1.1.4", ["MD5", "md5WithRSAEncryption"]],
+  ["1.2.840.113549.1.1.5", ["SHA-1", "sha1WithRSAEncryption"]],
+  ["1.3.14.3.2.29", ["SHA-1", "sha1WithRSASignature"]],
+  ["1.2.840.10045.4.1", ["SHA-1", "ecdsa-with-SHA1"]],
+  ["1.2.840.10040.4.3", ["SHA-1", "dsa-with-sha1"]],
+]);
+const rsassaPss = "1.2.840.113549.1.1.10";
+/** The digests of RSASSA-PSS parameters (RFC 4055) refused as above; SHA-1 is their default. */
+const weakPssDigests = new Map([
+  ["1.3.14.3.2.26", "SHA-1"],
+  ["1.2.840.113549.2.5", "MD5"],
+]);
+
+/** One DER element at `at` of `der`: its tag, where its contents start and where it ends. */
+function derElement(der: Buffer, at: number, end = der.length): { tag: number; start: number; end: number } {
+  if (at + 2 > end) throw new Error("truncated DER");
+  let length = der[at + 1]!;
+  let start = at + 2;
+  if (length & 0x80) {
+    const bytes = length & 0x7f;
+    if (bytes === 0 || bytes > 4 || start + bytes > end) throw new Error("unsupported DER length");
+    length = der.readUIntBE(start, bytes);
+    start += bytes;
+  }
+  if (start + length > end) throw new Error("truncated DER");
+  return { tag: der[at]!, start, end: start + length };
+}
+
+/** An OBJECT IDENTIFIER's contents, dotted ("1.2.840.113549.1.1.5"). */
+function oidText(bytes: Buffer): string {
+  const arcs: number[] = [];
+  let arc = 0;
+  for (const byte of bytes) {
+    arc = arc * 128 + (byte & 0x7f);
+    if (byte & 0x80) continue;
+    if (arcs.length === 0) arcs.push(arc < 80 ? Math.floor(arc / 40) : 2, arc < 80 ? arc % 40 : arc - 80);
+    else arcs.push(arc);
+    arc = 0;
+  }
+  return arcs.join(".");
+}
+
+/**
+ * The digest a certificate (DER, as X509Certificate parsed it) is signed with when clients refuse
+ * it ("SHA-1", and the algorithm's name), or undefined. Node 20's X509Certificate does not tell
+ * the signature algorithm: it is read from the DER, Certificate ::= SEQUENCE { tbsCertificate,
+ * signatureAlgorithm AlgorithmIdentifier ::= SEQUENCE { OID, parameters }, signature } (RFC 5280
+ * 4.1), and for RSASSA-PSS its parameters' hashAlgorithm ([0], SHA-1 when absent; RFC 4055 3.1).
+ */
+export function weakSignature(der: Buffer): { digest: string; algorithm: string } | undefined {
+  const certificate = derElement(der, 0);
+  const tbs = derElement(der, certificate.start, certificate.end);
+  const algorithm = derElement(der, tbs.end, certificate.end);
+  const oid = derElement(der, algorithm.start, algorithm.end);
+  if (oid.tag !== 0x06) throw new Error("no signature algorithm");
+  const name = oidText(der.subarray(oid.start, oid.end));
+  const weak = weakSignatures.get(name);
+  if (weak) return { digest: weak[0]!, algorithm: weak[1]! };
+  if (name !== rsassaPss) return undefined;
+  // RSASSA-PSS-params ::= SEQUENCE { hashAlgorithm [0] AlgorithmIdentifier DEFAULT sha1, ... }
+  let digest = "1.3.14.3.2.26";
+  if (oid.end < algorithm.end) {
+    const params = derElement(der, oid.end, algorithm.end);
+    const first = params.start < params.end ? derElement(der, params.start, params.end) : undefined;
+    if (params.tag === 0x30 && first?.tag === 0xa0) {
+      const hash = derElement(der, first.start, first.end);
+      const hashOid = derElement(der, hash.start, hash.end);
+      digest = oidText(der.subarray(hashOid.start, hashOid.end));
+    }
+  }
+  const pss = weakPssDigests.get(digest);
+  return pss === undefined ? undefined : { digest: pss, algorithm: `RSASSA-PSS with ${pss}` };
+}
+
+/** A certificate's subject on one line ("O=Example, CN=example.com"), to name it in a message. */
+function subjectOf(c: X509Certificate): string {
+  return c.subject.split("\n").join(", ");
+}
+
+/** The certificates of a PEM file, in order (the leaf first, then its chain). */
+const pemCertificate = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
+
+/**
+ * What makes the chain served with the leaf unfit, or undefined: every certificate after the leaf
+ * is held to keyProblem as the leaf is, and every one but a self-signed root (whose own signature
+ * no client checks: it is trusted as it is) must be signed with neither SHA-1 nor MD5 (nor MD2,
+ * MD4), the leaf too. Names the certificate by its place in the file and its subject.
+ */
+function chainProblem(leaf: X509Certificate, pem: string): string | undefined {
+  const blocks = pem.match(pemCertificate) ?? [];
+  for (let i = 0; i < Math.max(blocks.length, 1); i++) {
+    let c = leaf;
+    if (i > 0) {
+      try {
+        c = new X509Certificate(blocks[i]!);
+      } catch {
+        return `certificate ${i + 1} in the file is not a PEM certificate`;
+      }
+    }
+    const which = i === 0 ? `the certificate (${subjectOf(c)})` : `certificate ${i + 1} in the file (${subjectOf(c)})`;
+    const weak = i === 0 ? undefined : keyProblem(c.publicKey);
+    if (weak !== undefined) return `${which}: its ${weak}`;
+    const selfSigned = c.checkIssued(c) && c.verify(c.publicKey);
+    let signature: ReturnType<typeof weakSignature>;
+    try {
+      signature = selfSigned ? undefined : weakSignature(c.raw);
+    } catch {
+      return `${which}: its signature algorithm cannot be read`;
+    }
+    if (signature !== undefined) {
+      return `${which} is signed with ${signature.digest} (${signature.algorithm}), which clients refuse; it must be issued again, signed with SHA-256 or stronger`;
+    }
+  }
+  return undefined;
 }
 
 /** Larger than any PEM certificate chain or key: a path given by mistake (a disk image, a log). */
@@ -130,7 +256,9 @@ export function loadCertificate(certFile: string, keyFile: string, now?: Date): 
     throw new CertificateError(`${keyVariable} (${keyFile}): not the private key of the first certificate in ${certVariable} (${certFile})`);
   }
   const weak = keyProblem(leaf.publicKey);
-  if (weak !== undefined) throw new CertificateError(`${certVariable} (${certFile}): ${weak}`);
+  if (weak !== undefined) throw new CertificateError(`${certVariable} (${certFile}): the certificate's ${weak}`);
+  const chain = chainProblem(leaf, cert.toString("latin1"));
+  if (chain !== undefined) throw new CertificateError(`${certVariable} (${certFile}): ${chain}`);
   try {
     tls.createSecureContext({ cert, key });
   } catch (e) {

@@ -8,7 +8,7 @@ import { execFile, execFileSync } from "node:child_process";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { makeCertificateWith, makeChain, makeTestCertificate, type ChainLink, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { loadCertificate } from "../../src/server/tls-certificate.js";
 
@@ -34,7 +34,19 @@ describe("server: TLS certificate and key files", function () {
     made.push(c);
     return c;
   };
+  const chain = (links: ChainLink[]) => {
+    const c = makeChain(links);
+    made.push(c);
+    return c.env;
+  };
   after(() => made.forEach((c) => c.remove()));
+
+  const rsa = (bits: number) => ["-algorithm", "rsa", "-pkeyopt", `rsa_keygen_bits:${bits}`];
+  const p256 = ["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+  const root: ChainLink = { cn: "Tessera Test Root", key: rsa(2048), sign: ["-sha256"] };
+  const intermediate: ChainLink = { cn: "Tessera Test Intermediate", key: rsa(2048), sign: ["-sha256"] };
+  const leaf: ChainLink = { cn: "localhost", key: p256, sign: ["-sha256"] };
+  const p224Args = ["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-224"];
 
   const start = (env: Record<string, string>) =>
     run(process.execPath, ["--import", "tsx", "src/main.ts"], { env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_WORKERS: "1", ...env }, timeout: 20000 }).then(
@@ -68,7 +80,12 @@ describe("server: TLS certificate and key files", function () {
     const notYet = certificateWith(["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], tomorrow).env;
     const rsa1024 = certificateWith(["-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:1024"]).env;
     const p224 = certificateWith(["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-224"]).env;
-    const keyText = [key, other, notYet.TESSERA_TLS_KEY_FILE!, rsa1024.TESSERA_TLS_KEY_FILE!, p224.TESSERA_TLS_KEY_FILE!].map((f) => readFileSync(f, "utf8")).join("");
+    const weakIntermediate = chain([root, { ...intermediate, key: rsa(1024) }, leaf]);
+    const sha1Leaf = chain([root, intermediate, { ...leaf, sign: ["-sha1"] }]);
+    const md5Intermediate = chain([root, { ...intermediate, sign: ["-md5"] }, leaf]);
+    const keyText = [key, other, notYet, rsa1024, p224, weakIntermediate, sha1Leaf, md5Intermediate]
+      .map((f) => readFileSync(typeof f === "string" ? f : f.TESSERA_TLS_KEY_FILE!, "utf8"))
+      .join("");
     return [
       ["a key that is not the certificate's", { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: other },
         (c, k) => exactly(`TESSERA_TLS_KEY_FILE (${k}): not the private key of the first certificate in TESSERA_TLS_CERT_FILE (${c})`), keyText],
@@ -86,6 +103,12 @@ describe("server: TLS certificate and key files", function () {
         (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): the certificate's RSA key has 1024 bits; at least 2048 are needed`), keyText],
       ["an EC key on P-224", p224,
         (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): the certificate's EC key is on curve secp224r1; P-256, P-384 or P-521 is needed`), keyText],
+      ["a chain whose intermediate has an RSA key of 1024 bits", weakIntermediate,
+        (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): certificate 2 in the file (CN=Tessera Test Intermediate): its RSA key has 1024 bits; at least 2048 are needed`), keyText],
+      ["a leaf signed with SHA-1 by its intermediate", sha1Leaf,
+        (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): the certificate (CN=localhost) is signed with SHA-1 (sha1WithRSAEncryption), which clients refuse; it must be issued again, signed with SHA-256 or stronger`), keyText],
+      ["an intermediate signed with MD5 by the root", md5Intermediate,
+        (c) => exactly(`TESSERA_TLS_CERT_FILE (${c}): certificate 2 in the file (CN=Tessera Test Intermediate) is signed with MD5 (md5WithRSAEncryption), which clients refuse; it must be issued again, signed with SHA-256 or stronger`), keyText],
     ];
   }
 
@@ -114,6 +137,26 @@ describe("server: TLS certificate and key files", function () {
       const c = certificateWith(keyArgs).env;
       assert.doesNotThrow(() => loadCertificate(c.TESSERA_TLS_CERT_FILE!, c.TESSERA_TLS_KEY_FILE!, new Date()), keyArgs.join(" "));
     }
+  });
+
+  it("a chain is held to the leaf's rules: every key strong enough, no SHA-1 or MD5 signature but a self-signed root's own", () => {
+    const load = (env: Record<string, string>) => () => loadCertificate(env.TESSERA_TLS_CERT_FILE!, env.TESSERA_TLS_KEY_FILE!, new Date());
+    const refused = (links: ChainLink[], problem: string) => {
+      const env = chain(links);
+      assert.throws(load(env), { message: `TESSERA_TLS_CERT_FILE (${env.TESSERA_TLS_CERT_FILE}): ${problem}` }, problem);
+    };
+    // Served: a root signed with SHA-1 by itself (no client checks that signature), an RSA-PSS
+    // signature with SHA-256, an Ed25519 root.
+    assert.doesNotThrow(load(chain([{ ...root, sign: ["-sha1"] }, intermediate, leaf])));
+    assert.doesNotThrow(load(chain([root, { ...leaf, sign: ["-sha256", "-sigopt", "rsa_padding_mode:pss"] }])));
+    assert.doesNotThrow(load(chain([{ cn: "Tessera Test Root", key: ["-algorithm", "ed25519"], sign: [] }, { ...leaf, sign: [] }])));
+    const sha1 = "which clients refuse; it must be issued again, signed with SHA-256 or stronger";
+    refused([{ ...root, key: p256 }, { ...leaf, sign: ["-sha1"] }], `the certificate (CN=localhost) is signed with SHA-1 (ecdsa-with-SHA1), ${sha1}`);
+    refused([root, { ...leaf, sign: ["-sha1", "-sigopt", "rsa_padding_mode:pss"] }], `the certificate (CN=localhost) is signed with SHA-1 (RSASSA-PSS with SHA-1), ${sha1}`);
+    refused([root, { ...intermediate, sign: ["-sha1"] }, leaf], `certificate 2 in the file (CN=Tessera Test Intermediate) is signed with SHA-1 (sha1WithRSAEncryption), ${sha1}`);
+    // The root's key is held to the rule too; a root signed by itself with SHA-1 is not refused for it.
+    refused([{ ...root, key: rsa(1024), sign: ["-sha1"] }, intermediate, leaf], "certificate 3 in the file (CN=Tessera Test Root): its RSA key has 1024 bits; at least 2048 are needed");
+    refused([root, { ...intermediate, key: p224Args }, leaf], "certificate 2 in the file (CN=Tessera Test Intermediate): its EC key is on curve secp224r1; P-256, P-384 or P-521 is needed");
   });
 
   it("an RSA-PSS key of 1024 bits is refused as an RSA one is", () => {

@@ -121,6 +121,43 @@ export function makeCertificateWith(keyArgs: string[], notBefore?: Date): TestCe
   };
 }
 
+/** One certificate of a chain made by makeChain. */
+export interface ChainLink {
+  /** Its subject's CN. */
+  cn: string;
+  /** Its key (`openssl genpkey` arguments). */
+  key: string[];
+  /** How its issuer signs it (`openssl x509` arguments: ["-sha1"], ["-sha256", "-sigopt", "rsa_padding_mode:pss"]). */
+  sign: string[];
+}
+
+/**
+ * A chain made with openssl, valid one day: `links` from the root (self-signed, CA) down to the
+ * leaf (for localhost and 127.0.0.1), each link signed by the one before. The certificate file
+ * holds them leaf first, up to the root (the root only when `withRoot`); the key file is the leaf's.
+ */
+export function makeChain(links: ChainLink[], withRoot = true): TestCertificate {
+  const dir = mkdtempSync(join(tmpdir(), "tessera-tls-"));
+  const run = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
+  writeFileSync(join(dir, "ca.ext"), "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n");
+  writeFileSync(join(dir, "leaf.ext"), "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  links.forEach((link, i) => {
+    run(["genpkey", ...link.key, "-out", `${i}.key`]);
+    run(["req", "-new", "-key", `${i}.key`, "-subj", `/CN=${link.cn}`, "-out", `${i}.csr`]);
+    const issuer = i === 0 ? ["-signkey", "0.key"] : ["-CA", `${i - 1}.pem`, "-CAkey", `${i - 1}.key`, "-set_serial", String(1000 + i)];
+    const ext = i === links.length - 1 ? "leaf.ext" : "ca.ext";
+    run(["x509", "-req", "-in", `${i}.csr`, ...issuer, ...link.sign, "-days", "1", "-extfile", ext, "-out", `${i}.pem`]);
+  });
+  const served = links.map((_, i) => i).reverse().filter((i) => withRoot || i > 0);
+  const cert = join(dir, "cert.pem");
+  writeFileSync(cert, served.map((i) => readFileSync(join(dir, `${i}.pem`), "latin1")).join(""));
+  return {
+    ca: readFileSync(join(dir, "0.pem")),
+    env: { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: join(dir, `${links.length - 1}.key`) },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
 export interface SlowClientResult {
   closedAfterMs: number;
   /** Everything the server sent (latin1). */
