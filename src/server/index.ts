@@ -298,9 +298,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     sharing: o.sharing,
   }));
   o.metrics?.countConnections(() => listener.connections());
+  let certificateMetrics: { reloadRefused(): void } | undefined;
   const certificates =
-    certificate && watchCertificate(config.tlsCertFile!, config.tlsKeyFile!, certificate, (pair) => listener.setCertificate(pair), logger, config.tlsReloadSeconds * 1000);
-  if (certificates) o.metrics?.certificateExpiry(() => certificates.current.notAfter);
+    certificate &&
+    watchCertificate(config.tlsCertFile!, config.tlsKeyFile!, certificate, (pair) => listener.setCertificate(pair), logger, {
+      intervalMs: config.tlsReloadSeconds * 1000,
+      onRefused: () => certificateMetrics?.reloadRefused(),
+    });
+  if (certificates) certificateMetrics = o.metrics?.certificate(() => certificates.current.notAfter);
   // TESSERA_METRICS_PORT is the first worker's alone (its scrape answers every worker's metrics).
   const metricsListener = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config, logger) : undefined;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;

@@ -127,8 +127,11 @@ export interface Metrics {
   connectionRefused(): void;
   /** Reads the connections open now from `open` at scrape time. */
   countConnections(open: () => number): void;
-  /** Reads the TLS certificate's notAfter from `notAfter` at scrape time. */
-  certificateExpiry(notAfter: () => Date): void;
+  /**
+   * Under TLS: reads the certificate's notAfter from `notAfter` at scrape time; reloadRefused
+   * counts a renewal refused.
+   */
+  certificate(notAfter: () => Date): { reloadRefused(): void };
   /** Starts reading the core's figures. */
   watch(sources: MetricSources): void;
   /** The exposition text: this process's registry, or under a cluster every worker's, aggregated. */
@@ -346,8 +349,9 @@ export function createMetrics(): Metrics {
     countConnections(open) {
       openConnections = open;
     },
-    certificateExpiry(notAfter) {
-      // Registered only under TLS: a gauge without labels would otherwise read 0 (expired).
+    certificate(notAfter) {
+      // Registered only under TLS: a gauge without labels would otherwise read 0 (expired), and
+      // the counter would say reloads were checked.
       new client.Gauge({
         name: "tessera_tls_certificate_expiry_timestamp_seconds",
         help: "When the TLS certificate served expires (its notAfter, Unix seconds; the earliest over workers).",
@@ -357,6 +361,12 @@ export function createMetrics(): Metrics {
           this.set(notAfter().getTime() / 1000);
         },
       });
+      const refused = new client.Counter({
+        name: "tessera_tls_reload_failures_total",
+        help: "TLS certificate reloads (SIGHUP or the files changed) refused, the certificate served before kept (summed over workers: each reloads).",
+        registers: [registry],
+      });
+      return { reloadRefused: () => refused.inc() };
     },
     watch(s) {
       sources = s;

@@ -5,7 +5,7 @@
 // certificate of the chain in the file too, none signed with SHA-1 or MD5 but a self-signed
 // root (chainProblem), and the certificate must be valid now (not expired, not valid only from
 // later: notBeforeSkewMs); otherwise the pair served until then stays, and the problem is logged
-// (never the key). New
+// (never the key) and counted (tessera_tls_reload_failures_total). New
 // handshakes get the new pair; connections already open keep theirs.
 import { X509Certificate, createHash, createPrivateKey, type KeyObject } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
@@ -311,6 +311,15 @@ export interface CertificateReloader {
   stop(): void;
 }
 
+export interface WatchOptions {
+  /** How often the files are looked at (0: never; reload() alone reads them). */
+  intervalMs: number;
+  /** The clock a renewal's validity is checked against. */
+  now?: () => Date;
+  /** Told of each reload refused (for the metrics). */
+  onRefused?: () => void;
+}
+
 /**
  * Serves `first` through `apply`, then a renewed pair whenever the files change (checked every
  * `intervalMs`, 0: never) or reload() is called.
@@ -321,8 +330,7 @@ export function watchCertificate(
   first: LoadedCertificate,
   apply: (pair: TlsPair) => void,
   logger: Logger,
-  intervalMs: number,
-  now: () => Date = () => new Date(),
+  { intervalMs, now = () => new Date(), onRefused }: WatchOptions,
 ): CertificateReloader {
   const stamps = () => `${stampOf(certFile)}|${stampOf(keyFile)}`;
   let current = first;
@@ -342,6 +350,7 @@ export function watchCertificate(
       if (!(e instanceof CertificateError)) throw e;
       if (e instanceof NotYetValidError) retryAt = e.notBefore.getTime() - notBeforeSkewMs;
       logger.warn("TLS certificate not reloaded", { why, error: e.message, fingerprint: current.fingerprint, notAfter: current.notAfter.toISOString() });
+      onRefused?.();
       return false;
     }
     apply(next);

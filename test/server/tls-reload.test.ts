@@ -6,14 +6,14 @@
 // /metrics tells when the served certificate expires.
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { copyFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { once } from "node:events";
 import http2 from "node:http2";
 import tls from "node:tls";
 import { loadCertificate, CertificateError, watchCertificate, type TlsPair } from "../../src/server/tls-certificate.js";
 import { createLogger } from "../../src/logger.js";
 import { family, scrape } from "../support/metrics.js";
-import { freePort, makeCertificateWith, makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { freePort, makeCertificateWith, makeChain, makeTestCertificate, type ChainLink, type TestCertificate } from "../support/net.js";
 import { startService } from "../support/process.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -55,6 +55,12 @@ describe("server: TLS certificate renewal", function () {
     return c;
   };
   after(() => made.forEach((c) => c.remove()));
+
+  const chain = (links: ChainLink[]) => {
+    const c = makeChain(links);
+    made.push(c);
+    return c;
+  };
 
   describe("in one process", () => {
     let server: TestServer;
@@ -121,14 +127,49 @@ describe("server: TLS certificate renewal", function () {
       server.tessera.server.reloadCertificate();
       assert.equal(await expiry(), new Date(new X509Certificate(next.ca).validTo).getTime() / 1000);
     });
+
+    it("a renewal whose chain is refused (a 1024-bit intermediate, a leaf signed with SHA-1) keeps the served certificate, and is counted in tessera_tls_reload_failures_total", async () => {
+      const failures = async () => Number(family(await scrape(`http://127.0.0.1:${metricsPort}/metrics`), "tessera_tls_reload_failures_total").metrics[0]!.value);
+      const rsa = (bits: number) => ["-algorithm", "rsa", "-pkeyopt", `rsa_keygen_bits:${bits}`];
+      const root: ChainLink = { cn: "Tessera Test Root", key: rsa(2048), sign: ["-sha256"] };
+      const intermediate: ChainLink = { cn: "Tessera Test Intermediate", key: rsa(2048), sign: ["-sha256"] };
+      const leaf: ChainLink = { cn: "localhost", key: ["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], sign: ["-sha256"] };
+      const certFile = first.env.TESSERA_TLS_CERT_FILE!;
+      assert.equal(await failures(), 0);
+
+      renew(first, chain([root, { ...intermediate, key: rsa(1024) }, leaf]));
+      assert.equal(server.tessera.server.reloadCertificate(), false);
+      assert.equal(await servedFingerprint(server.port), fingerprintOf(first.ca));
+      assert.equal(
+        logged(server, "TLS certificate not reloaded")[0]?.error,
+        `TESSERA_TLS_CERT_FILE (${certFile}): certificate 2 in the file (CN=Tessera Test Intermediate): its RSA key has 1024 bits; at least 2048 are needed`,
+      );
+      assert.equal(await failures(), 1);
+
+      renew(first, chain([root, intermediate, { ...leaf, sign: ["-sha1"] }]));
+      assert.equal(server.tessera.server.reloadCertificate(), false);
+      assert.equal(await servedFingerprint(server.port), fingerprintOf(first.ca));
+      assert.equal(
+        logged(server, "TLS certificate not reloaded")[1]?.error,
+        `TESSERA_TLS_CERT_FILE (${certFile}): the certificate (CN=localhost) is signed with SHA-1 (sha1WithRSAEncryption), which clients refuse; it must be issued again, signed with SHA-256 or stronger`,
+      );
+      assert.equal(await failures(), 2);
+
+      // A sound chain is served, and a reload served is not counted.
+      renew(first, chain([root, intermediate, leaf]));
+      assert.equal(server.tessera.server.reloadCertificate(), true);
+      assert.equal(await servedFingerprint(server.port), fingerprintOf(readFileSync(certFile)));
+      assert.equal(await failures(), 2);
+    });
   });
 
-  it("without TLS there is no expiry metric", async () => {
+  it("without TLS there is no expiry metric, nor reload failures counted", async () => {
     const metricsPort = await freePort();
     const server = await startTestServer({ env: { TESSERA_METRICS_PORT: String(metricsPort) } });
     try {
       const families = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
       assert.equal(families.find((f) => f.name === "tessera_tls_certificate_expiry_timestamp_seconds"), undefined);
+      assert.equal(families.find((f) => f.name === "tessera_tls_reload_failures_total"), undefined);
       assert.equal(server.tessera.server.reloadCertificate(), false);
     } finally {
       await server.close();
@@ -166,7 +207,7 @@ describe("server: TLS certificate renewal", function () {
     const lines: Record<string, unknown>[] = [];
     const logger = createLogger("info", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
     const applied: TlsPair[] = [];
-    const watcher = watchCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!, loadCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!), (p) => applied.push(p), logger, 20, () => clock);
+    const watcher = watchCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!, loadCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!), (p) => applied.push(p), logger, { intervalMs: 20, now: () => clock });
     try {
       renew(first, next);
       await until(() => lines.some((l) => l.msg === "TLS certificate not reloaded"), "the refusal");
