@@ -11,7 +11,7 @@
 // empty host), is refused. The Host header itself is checked first (hostProblem: missing in
 // HTTP/1.1, given twice, or no host). HTTP/2 needs none of this: nghttp2 refuses a :path that
 // is not in origin form (or "*"), and the authority comes in :authority, held to what Host is
-// (hostProblem); its :scheme is held to what the absolute form's is (schemeProblem), and its
+// (hostProblem), and a Host sent with it must name the same authority; its :scheme is held to what the absolute form's is (schemeProblem), and its
 // :path to the bytes an HTTP/1.1 request target may hold (pathProblem).
 import type { Http2ServerRequest } from "node:http2";
 import type { NodeRequest } from "./dispatch.js";
@@ -59,21 +59,44 @@ export function toOriginForm(req: NodeRequest): string | undefined {
  * may leave :authority out (RFC 9113 8.3.1), and nghttp2 resets a stream whose :authority is
  * empty or holds a character no authority has; one that has none of those but is still no host
  * with an optional port (user info, RFC 9113 8.3.1's MUST NOT; a port past 65535; "[::1") is
- * refused as such a Host is.
+ * refused as such a Host is, and so is a Host sent along that names another authority
+ * (differingHost).
  */
 export function hostProblem(req: NodeRequest): string | undefined {
   if (req.httpVersionMajor === 2) {
     const headers = (req as Http2ServerRequest).headers;
     const authority = headers[":authority"];
-    if (typeof authority === "string") return authorityProblem(authority, "the :authority");
     const host = headers.host;
-    return typeof host === "string" ? authorityProblem(host, "the Host header") : undefined;
+    if (typeof authority !== "string") return typeof host === "string" ? authorityProblem(host, "the Host header") : undefined;
+    const problem = authorityProblem(authority, "the :authority");
+    if (problem !== undefined || typeof host !== "string") return problem;
+    return authorityProblem(host, "the Host header") ?? differingHost(authority, host, headers[":scheme"]);
   }
   if (req.httpVersionMajor !== 1) return undefined;
   const { count, value } = headerLines(req, "host");
   if (count > 1) return `the request has ${count} Host headers: it must have one`;
   if (count === 0) return req.httpVersionMinor >= 1 ? `an HTTP/${req.httpVersion} request must have a Host header` : undefined;
   return authorityProblem(value, "the Host header");
+}
+
+/**
+ * RFC 9113 8.3.1: a server SHOULD treat a request as malformed if its Host identifies an entity
+ * other than its :authority, the two compared normalized (RFC 3986 6.2): the host in any case,
+ * an empty port or the :scheme's default one (80, 443) as none. Anything else that differs is
+ * refused: a proxy in front may have routed or checked the request by the one, and this server
+ * would read the other. Both are valid authorities here (authorityProblem).
+ */
+function differingHost(authority: string, host: string, scheme: string | undefined): string | undefined {
+  if (host === authority) return undefined;
+  const defaultPort = scheme?.toLowerCase() === "https" ? ":443" : scheme?.toLowerCase() === "http" ? ":80" : undefined;
+  const normalized = (value: string) => {
+    let v = value.toLowerCase();
+    if (v.endsWith(":")) v = v.slice(0, -1);
+    else if (defaultPort !== undefined && v.endsWith(defaultPort)) v = v.slice(0, -defaultPort.length);
+    return v;
+  };
+  if (normalized(host) === normalized(authority)) return undefined;
+  return `the Host header ${JSON.stringify(host)} differs from the :authority ${JSON.stringify(authority)}: an HTTP/2 request's Host, if sent, must name the same host and port`;
 }
 
 /**

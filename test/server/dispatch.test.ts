@@ -454,5 +454,46 @@ describe("dispatch: Tessera's answers", function () {
       assert.deepEqual(JSON.parse(a.data.toString()), { code: "invalid_argument", message: 'the :authority "[::1" is not a host with an optional port', details: [errorInfoJson("MALFORMED_REQUEST")] });
       await healthy(server.url);
     });
+
+    // RFC 9113 8.3.1: a server SHOULD treat a request as malformed if its Host identifies another
+    // entity than its :authority (node:http2 sends both as given; curl and gRPC clients never do).
+    const differing = { code: "invalid_argument", message: 'the Host header "other.example" differs from the :authority "localhost": an HTTP/2 request\'s Host, if sent, must name the same host and port', details: [errorInfoJson("MALFORMED_REQUEST")] };
+
+    it("HTTP/2 with a Host that differs from its :authority: 400 on REST", async () => {
+      const a = await h2request(session, { ":method": "GET", ":path": "/jwt/version", ":authority": "localhost", host: "other.example" });
+      assert.equal(a.headers[":status"], 400);
+      assert.deepEqual(JSON.parse(a.data.toString()), differing);
+      await healthy(server.url);
+    });
+
+    it("HTTP/2 with a Host that differs from its :authority: the same 400 on gRPC, which a gRPC client reads as INTERNAL", async () => {
+      const a = await h2request(session, { ":method": "POST", ":path": check, ":authority": "localhost", host: "other.example", "content-type": "application/grpc", te: "trailers" }, grpcFrame(new Uint8Array()));
+      assert.equal(a.headers[":status"], 400);
+      assert.deepEqual(JSON.parse(a.data.toString()), differing);
+      assert.equal(grpcStatus(a), undefined);
+      const client = new GrpcJsClient(Health, server.url);
+      try {
+        const r = await client.call("Check", {}, { host: "other.example" });
+        assert.equal(r.error?.code, grpc.status.INTERNAL);
+        assert.match(r.error?.details ?? "", /^Received HTTP status code 400/);
+      } finally {
+        client.close();
+      }
+    });
+
+    it("HTTP/2 with a Host that names its :authority's host and port is served (case, an empty or default port aside)", async () => {
+      const port = String(server.port);
+      for (const [authority, host] of [
+        [`localhost:${port}`, `localhost:${port}`],
+        [`localhost:${port}`, `LocalHost:${port}`],
+        ["localhost", "localhost:80"],
+        ["localhost:", "localhost"],
+      ]) {
+        const a = await h2request(session, { ":method": "GET", ":path": "/jwt/version", ":authority": authority, host });
+        assert.equal(a.headers[":status"], 200, `${authority} / ${host}: ${a.data.toString()}`);
+      }
+      const other = await h2request(session, { ":method": "GET", ":path": "/jwt/version", ":authority": "localhost", host: "localhost:443" });
+      assert.equal(other.headers[":status"], 400);
+    });
   });
 });

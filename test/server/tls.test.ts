@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import https from "node:https";
 import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
+import { h2request } from "../hostile/support.js";
+import { errorInfoJson } from "../support/error-details.js";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -50,6 +52,27 @@ describe("server: TLS with ALPN", function () {
         req.on("error", reject);
       });
       assert.equal(res.status, 200);
+      assert.equal(session.alpnProtocol, "h2");
+    } finally {
+      session.close();
+    }
+  });
+
+  it("over HTTP/2, a Host that differs from the :authority is a 400 MALFORMED_REQUEST; the same Host is served", async () => {
+    const session = http2.connect(server.url, { ca });
+    const get = async (host: string) => {
+      const a = await h2request(session, { ":path": "/jwt/version", ":authority": `localhost:${server.port}`, host });
+      return { status: a.headers[":status"], body: a.data.toString() };
+    };
+    try {
+      const refused = await get("other.example");
+      assert.equal(refused.status, 400);
+      assert.deepEqual(JSON.parse(refused.body), {
+        code: "invalid_argument",
+        message: `the Host header "other.example" differs from the :authority "localhost:${server.port}": an HTTP/2 request's Host, if sent, must name the same host and port`,
+        details: [errorInfoJson("MALFORMED_REQUEST")],
+      });
+      assert.equal((await get(`localhost:${server.port}`)).status, 200);
       assert.equal(session.alpnProtocol, "h2");
     } finally {
       session.close();
