@@ -10,10 +10,10 @@ import assert from "node:assert/strict";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
-import { expectCode, restOutcome, RpcClient, type Outcome } from "../support/api.js";
+import { expectCode, expectOk, restOutcome, RpcClient, type Outcome } from "../support/api.js";
 import { basic, bearer, rest, type RestResponse } from "../support/clients.js";
 import { RestH2c } from "../support/rest-h2c.js";
-import { clientIdHeader } from "../support/users.js";
+import { clientIdHeader, uniqueEmail, uniqueName } from "../support/users.js";
 
 export type Transport = "rest-h1" | "rest-h2c" | "grpc";
 export const transports: readonly Transport[] = ["rest-h1", "rest-h2c", "grpc"];
@@ -103,3 +103,33 @@ export function expectRetryLater(outcome: Outcome<unknown>, code: "resource_exha
 }
 
 export const wrongPassword = "not-the-password-42";
+
+/** A password login API, with the account it logs in to. */
+export interface LoginPath {
+  name: string;
+  /** Creates an account with `password` (names start with `prefix`) and returns its login. */
+  createAccount(api: LoginApi, password: string): Promise<string>;
+  attempt(api: LoginApi, login: string, password: string): Promise<Outcome<unknown>>;
+}
+
+/** The password logins of every seed that has one. */
+export function loginPaths(prefix: string): LoginPath[] {
+  const emailAccount = async (api: LoginApi, pw: string) => {
+    const email = uniqueEmail(prefix);
+    expectOk(await api.signUp(email, pw), 201);
+    return email;
+  };
+  return [
+    { name: "POST /session (seed 000)", createAccount: emailAccount, attempt: (api, login, pw) => api.logIn(login, pw) },
+    {
+      name: "GET /jwt/token (seed 004)",
+      async createAccount(api, pw) {
+        const user = uniqueName(prefix);
+        expectOk(await api.createJwtUser(user, pw), 201);
+        return user;
+      },
+      attempt: (api, login, pw) => api.jwtToken(login, pw),
+    },
+    { name: "POST /auth/login, HTTP Basic (seed 002)", createAccount: emailAccount, attempt: (api, login, pw) => api.basicLogin(login, pw) },
+  ];
+}

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { expectCode, expectOk, type Outcome } from "../support/api.js";
 import { password, uniqueEmail, uniqueName } from "../support/users.js";
-import { expectRetryLater, loginApi, transports, wrongPassword, type LoginApi, type Transport } from "./api.js";
+import { expectRetryLater, loginApi, loginPaths, transports, wrongPassword, type LoginApi, type Transport } from "./api.js";
 
 const N = 5;
 const BURST = 40;
@@ -19,42 +19,7 @@ const env = { TESSERA_LOGIN_MAX_FAILURES: String(N), TESSERA_ARGON2_MEMORY_KIB: 
 const storeTimeoutEnv = { TESSERA_STORE_TIMEOUT_MS: "15000" };
 const locked = "too many failed logins; try again later";
 
-interface LoginPath {
-  name: string;
-  /** Creates an account and returns its login. */
-  createAccount(api: LoginApi): Promise<string>;
-  attempt(api: LoginApi, login: string, password: string): Promise<Outcome<unknown>>;
-}
-
-const paths: LoginPath[] = [
-  {
-    name: "POST /session (seed 000)",
-    async createAccount(api) {
-      const email = uniqueEmail("burst");
-      expectOk(await api.signUp(email, password), 201);
-      return email;
-    },
-    attempt: (api, login, pw) => api.logIn(login, pw),
-  },
-  {
-    name: "GET /jwt/token (seed 004)",
-    async createAccount(api) {
-      const user = uniqueName("burst");
-      expectOk(await api.createJwtUser(user, password), 201);
-      return user;
-    },
-    attempt: (api, login, pw) => api.jwtToken(login, pw),
-  },
-  {
-    name: "POST /auth/login, HTTP Basic (seed 002)",
-    async createAccount(api) {
-      const email = uniqueEmail("burst");
-      expectOk(await api.signUp(email, password), 201);
-      return email;
-    },
-    attempt: (api, login, pw) => api.basicLogin(login, pw),
-  },
-];
+const paths = loginPaths("burst");
 
 /** Sends `size` attempts at once; returns how many were evaluated (401) after checking every refusal. */
 async function burst(size: number, attempt: (i: number) => Promise<Outcome<unknown>>): Promise<number> {
@@ -83,7 +48,7 @@ for (const store of storesUnderTest()) {
 
       for (const path of paths) {
         it(`${path.name}: ${BURST} wrong passwords at once evaluate ${N} (401), the rest answer 429 with Retry-After; then the right one waits`, async () => {
-          const login = await path.createAccount(api);
+          const login = await path.createAccount(api, password);
           assert.equal(await burst(BURST, () => path.attempt(api, login, wrongPassword)), N);
           expectRetryLater(await path.attempt(api, login, password), "resource_exhausted", locked);
         });
