@@ -37,7 +37,8 @@ export interface HashPoolObserver {
  */
 const jitteredRetryAfter = () => 1 + Math.floor(Math.random() * 3);
 
-const busy = (retryAfterSeconds: number): AuthError =>
+/** HASHER_BUSY: a password check the server could not make (or not in time); retry shortly. */
+export const hasherBusy = (retryAfterSeconds: number): AuthError =>
   unavailable("HASHER_BUSY", "too many password checks in progress; retry shortly", { retryAfterSeconds });
 
 export class HashPool {
@@ -123,7 +124,7 @@ export class HashPool {
   }
 
   private refusal(): AuthError {
-    return busy((this.limits.retryAfterSeconds ?? jitteredRetryAfter)());
+    return hasherBusy((this.limits.retryAfterSeconds ?? jitteredRetryAfter)());
   }
 
   private full(): boolean {

@@ -27,17 +27,27 @@
 // its password is hashed is answered DEADLINE_EXCEEDED, and its attempt still gives its slots
 // back or counts them as failures: else a few calls with a short deadline would hold a login's
 // slots, refusing it as busy, until its window passed.
+//
+// Leases: a login's check (after its slots are taken: the user's lookup, the hash, its verdict)
+// gets `checkMs` (TESSERA_REQUEST_TIMEOUT_MS, at least 10 s); a verdict reached later is not
+// given (UNAVAILABLE HASHER_BUSY, Retry-After 1: a wrong password still counts as a failure, a
+// right one's slots are given back). Its slots, until failed or given back, count for twice that
+// (`leaseMs`, the store's rule in ports/login-attempts.ts): so a slot whose attempt never ended
+// (its process killed mid-check, its release lost while the store was down) frees itself after
+// the lease, and a verdict given always came while its slot still counted, with `checkMs` to
+// spare for its failure to be written. Failures count until the window passes, leases or not.
 import { beyondDeadline, timeLeftMs } from "../call-scope.js";
 import type { Config } from "../config.js";
 import { DeadlineExceededError } from "../store/ports.js";
 import type { AttemptRule, AttemptSlot, HeldSlot, LoginAttemptStore } from "../store/ports/login-attempts.js";
 import type { Clock } from "./clock.js";
 import { resourceExhausted, type AuthError } from "./errors.js";
+import { hasherBusy } from "./hash-pool.js";
 import { hashSecret } from "./secrets.js";
 
 export type LoginThrottleConfig = Pick<
   Config,
-  "loginProtection" | "loginMaxFailures" | "loginWindowSeconds" | "loginLockoutSeconds" | "signupMaxPerAddress"
+  "loginProtection" | "loginMaxFailures" | "loginWindowSeconds" | "loginLockoutSeconds" | "signupMaxPerAddress" | "requestTimeoutMs"
 >;
 
 /** An address gets this many times a login's attempts. */
@@ -50,6 +60,15 @@ const rememberAgainAfterMs = dayMs;
 
 /** How long to wait when every slot is held by attempts still being checked (a password check takes well under a second). */
 const fullRetryAfterSeconds = 1;
+
+/** The least time a login's check gets before its verdict is withheld (see above). */
+const minCheckMs = 10_000;
+
+/** How long a login's check may take (`checkMs`), and how long its slots count while it runs (`leaseMs`, twice that). */
+export function loginCheckTimes(config: Pick<Config, "requestTimeoutMs">): { checkMs: number; leaseMs: number } {
+  const checkMs = Math.max(minCheckMs, config.requestTimeoutMs);
+  return { checkMs, leaseMs: 2 * checkMs };
+}
 
 /** An attempt holding its slots, until it ends with one of these. */
 export interface Attempt {
@@ -80,6 +99,7 @@ export class LoginThrottle {
   private readonly config: LoginThrottleConfig;
   private readonly clock: Clock;
   private readonly rule: AttemptRule;
+  private readonly checkMs: number;
 
   constructor(deps: { loginAttempts: LoginAttemptStore; config: LoginThrottleConfig; clock: Clock }) {
     this.attempts = deps.loginAttempts;
@@ -87,7 +107,9 @@ export class LoginThrottle {
     this.clock = deps.clock;
     const lockMs = deps.config.loginLockoutSeconds * 1000;
     const windowMs = deps.config.loginWindowSeconds * 1000;
-    this.rule = { windowMs, lockMs, maxLockMs: Math.max(lockMs, windowMs) };
+    const { checkMs, leaseMs } = loginCheckTimes(deps.config);
+    this.checkMs = checkMs;
+    this.rule = { windowMs, lockMs, maxLockMs: Math.max(lockMs, windowMs), leaseMs };
   }
 
   get enabled(): boolean {
@@ -110,10 +132,19 @@ export class LoginThrottle {
     const held = await this.reserve(slots, now, (retryAfterSeconds) =>
       resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", { retryAfterSeconds }),
     );
+    // A verdict reached after `checkMs` is withheld: its slots may have stopped counting.
+    const late = () => this.clock.now().getTime() - now.getTime() >= this.checkMs;
     return {
-      failed: () => beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule)),
+      failed: async () => {
+        await beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule));
+        if (late()) throw hasherBusy(fullRetryAfterSeconds);
+      },
       succeeded: (remember) =>
         beyondDeadline(async () => {
+          if (late()) {
+            await this.release(held);
+            throw hasherBusy(fullRetryAfterSeconds);
+          }
           const at = this.clock.now().getTime();
           const rememberAgain = remember && (!known || until!.getTime() - at < REMEMBER_LOGIN_MS - rememberAgainAfterMs);
           await Promise.all([

@@ -52,7 +52,7 @@ for (const kind of storesUnderTest()) {
       await store.jwtRefreshTokens.create({ jti: "j-old", userId: "u1", issuedAt: created, expiresAt: past });
       await store.jwtRefreshTokens.create({ jti: "j-live", userId: "u1", issuedAt: created, expiresAt: future });
 
-      const rule = { windowMs: 15 * minute, lockMs: minute, maxLockMs: 15 * minute };
+      const rule = { windowMs: 15 * minute, lockMs: minute, maxLockMs: 15 * minute, leaseMs: 10 * minute };
       await store.loginAttempts.reserve([{ key: "login:stale", limit: 5 }], new Date(now.getTime() - 30 * minute), rule);
       await store.loginAttempts.reserve([{ key: "login:recent", limit: 2 }], past, rule);
       await store.loginAttempts.rememberLogin("known-expired", past);
@@ -61,7 +61,7 @@ for (const kind of storesUnderTest()) {
       const lines: string[] = [];
       const removed = await new Housekeeping({ store, clock, logger: createLogger("info", (l) => lines.push(l)), loginWindowSeconds: 15 * 60 }).runOnce();
       assert.equal(removed.loginAttempts, 1);
-      // The recent counter kept its attempt: one more fills its window (limit 2) and locks it.
+      // The recent counter kept its attempt (still within its lease): one more fills its window (limit 2).
       assert.equal((await store.loginAttempts.reserve([{ key: "login:recent", limit: 2 }], now, rule)).granted, true);
       assert.equal((await store.loginAttempts.reserve([{ key: "login:recent", limit: 2 }], now, rule)).granted, false);
       assert.equal(removed.knownLogins, 1);

@@ -1004,9 +1004,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
   describe("loginAttempts", () => {
     const WINDOW = 15 * 60_000;
     const LOCK = 60_000;
-    const rule = { windowMs: WINDOW, lockMs: LOCK, maxLockMs: WINDOW };
+    // A slot still being checked counts this long (from the newest one taken).
+    const LEASE = 2 * LOCK;
+    const rule = { windowMs: WINDOW, lockMs: LOCK, maxLockMs: WINDOW, leaseMs: LEASE };
     // A window long enough for a series of locks, which stop growing at 12 minutes.
-    const longWindow = { windowMs: 100 * LOCK, lockMs: LOCK, maxLockMs: 12 * LOCK };
+    const longWindow = { windowMs: 100 * LOCK, lockMs: LOCK, maxLockMs: 12 * LOCK, leaseMs: LEASE };
     const slot = (key: string, limit = 3) => ({ key, limit });
     /** A refusal's lock end, "full" when refused without a lock, null when granted. */
     const refusal = (r: Reservation) => (r.granted ? null : (r.lockedUntil?.getTime() ?? "full"));
@@ -1025,7 +1027,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const key = `login:${id("user")}`;
       for (let i = 0; i < 3; i++) {
         const r = await both(i).loginAttempts.reserve([slot(key)], at(i), rule);
-        assert.deepEqual(r, { granted: true, slots: [{ key, limit: 3, windowStart: at(0) }] });
+        assert.deepEqual(r, { granted: true, slots: [{ key, limit: 3, windowStart: at(0), takenAt: at(i) }] });
       }
       assert.deepEqual(await twin.loginAttempts.reserve([slot(key)], at(10), rule), { granted: false });
     });
@@ -1165,7 +1167,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(refusal(await store.loginAttempts.reserve([slot(key, 3)], at(3), rule)), "full");
       // The window (15 min) has passed: a new one, with all its slots.
       const fresh = await twin.loginAttempts.reserve([slot(key, 3)], at(WINDOW + 5), rule);
-      assert.deepEqual(fresh, { granted: true, slots: [{ key, limit: 3, windowStart: at(WINDOW + 5) }] });
+      assert.deepEqual(fresh, { granted: true, slots: [{ key, limit: 3, windowStart: at(WINDOW + 5), takenAt: at(WINDOW + 5) }] });
       await store.loginAttempts.recordFailure(old, at(WINDOW + 6), rule);
       await store.loginAttempts.release(old);
       for (let i = 0; i < 2; i++) assert.equal(await guess(store, key, 3, WINDOW + 7 + i), true);
@@ -1173,6 +1175,44 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(refusal(await store.loginAttempts.reserve([slot(key, 3)], at(WINDOW + 10), rule)), "full");
       await store.loginAttempts.recordFailure(held(fresh), at(WINDOW + 10), rule);
       assert.equal(refusal(await store.loginAttempts.reserve([slot(key, 3)], at(WINDOW + 11), rule)), at(WINDOW + 10 + LOCK).getTime());
+    });
+
+    it("a slot never ended (its process died) counts until the lease of the newest pending slot passes; failures count on", async () => {
+      const key = `login:${id("user")}`;
+      assert.equal(await guess(store, key, 3, 0), true);
+      held(await store.loginAttempts.reserve([slot(key)], at(10), rule));
+      held(await twin.loginAttempts.reserve([slot(key)], at(20), rule));
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key)], at(30), rule)), "full");
+      assert.equal(refusal(await twin.loginAttempts.reserve([slot(key)], at(20 + LEASE - 1), rule)), "full");
+      // Both dead slots are free; the failure still holds its own: two more, then full.
+      const a = held(await store.loginAttempts.reserve([slot(key)], at(20 + LEASE), rule));
+      assert.deepEqual(a, [{ key, limit: 3, windowStart: at(0), takenAt: at(20 + LEASE) }]);
+      const b = held(await twin.loginAttempts.reserve([slot(key)], at(21 + LEASE), rule));
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key)], at(22 + LEASE), rule)), "full");
+      await store.loginAttempts.recordFailure(a, at(23 + LEASE), rule);
+      await twin.loginAttempts.recordFailure(b, at(24 + LEASE), rule);
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key)], at(25 + LEASE), rule)), at(24 + LEASE + LOCK).getTime());
+    });
+
+    it("a late end of a slot whose lease passed: its release gives nothing back, its failure counts once, in its own window only", async () => {
+      const key = `login:${id("user")}`;
+      const old = held(await store.loginAttempts.reserve([slot(key)], at(0), rule));
+      const x = held(await twin.loginAttempts.reserve([slot(key)], at(LEASE), rule));
+      await store.loginAttempts.release(old);
+      for (let i = 1; i <= 2; i++) held(await both(i).loginAttempts.reserve([slot(key)], at(LEASE + i), rule));
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key)], at(LEASE + 3), rule)), "full");
+      // Counted, taking a slot again: x given back leaves the window full (1 failure, 2 pending).
+      await twin.loginAttempts.recordFailure(old, at(LEASE + 4), rule);
+      await store.loginAttempts.release(x);
+      assert.equal(refusal(await twin.loginAttempts.reserve([slot(key)], at(LEASE + 5), rule)), "full");
+      // The next window: neither end of a slot of the old one counts in it.
+      const fresh = held(await store.loginAttempts.reserve([slot(key)], at(WINDOW + 10), rule));
+      await twin.loginAttempts.recordFailure(old, at(WINDOW + 11), rule);
+      await twin.loginAttempts.release(x);
+      for (let i = 0; i < 2; i++) assert.equal(await guess(both(i), key, 3, WINDOW + 12 + i), true);
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key)], at(WINDOW + 20), rule)), "full");
+      await store.loginAttempts.recordFailure(fresh, at(WINDOW + 21), rule);
+      assert.equal(refusal(await twin.loginAttempts.reserve([slot(key)], at(WINDOW + 22), rule)), at(WINDOW + 21 + LOCK).getTime());
     });
 
     it("deletes stale counters, and keeps recent and still-locked ones", async () => {
@@ -1228,7 +1268,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     const LIMIT = 10;
     const BACKLOG = 25;
     const WINDOW = 15 * 60_000;
-    const rule = { windowMs: WINDOW, lockMs: 60_000, maxLockMs: WINDOW };
+    const rule = { windowMs: WINDOW, lockMs: 60_000, maxLockMs: WINDOW, leaseMs: 120_000 };
     interface Kind {
       name: string;
       /** Stores a record under `key`: expired (before the cut-off) or live. */

@@ -48,7 +48,7 @@ describe("mongo store: database down", () => {
         () => store.users.findById("u"),
         () => store.refreshTokens.spend("h", new Date(), "child"),
         () => store.apiTokens.list("acct", "active"),
-        () => store.loginAttempts.reserve([{ key: "login:x", limit: 5 }], new Date(), { windowMs: 60_000, lockMs: 60_000, maxLockMs: 60_000 }),
+        () => store.loginAttempts.reserve([{ key: "login:x", limit: 5 }], new Date(), { windowMs: 60_000, lockMs: 60_000, maxLockMs: 60_000, leaseMs: 60_000 }),
       ];
       for (const call of calls) {
         const { ms, result } = await elapsed(call());
@@ -141,7 +141,7 @@ describe("mongo store: a login slot reserved after its caller was told the store
     const dbName = "tessera_abandoned";
     const store = await openStore({ mongodbUri: db!.uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 300, warn: () => {} });
     const key = `login:${randomUUID()}`;
-    const rule = { windowMs: 900_000, lockMs: 60_000, maxLockMs: 900_000 };
+    const rule = { windowMs: 900_000, lockMs: 60_000, maxLockMs: 900_000, leaseMs: 60_000 };
     try {
       await store.ping();
       db!.pause();

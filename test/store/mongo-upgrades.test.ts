@@ -9,6 +9,7 @@ import { MongoClient } from "mongodb";
 import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
 import { Passwords } from "../../src/core/passwords.js";
 import { hashSecret, randomId } from "../../src/core/secrets.js";
+import { openStore } from "../../src/store/index.js";
 import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId } from "../support/server.js";
 import { otherPassword, password } from "../support/users.js";
@@ -55,6 +56,33 @@ describe("mongo store: documents written by older versions", function () {
         assert.equal(refused.body.details?.[0]?.debug?.reason, "TOKEN_REVOKED", refused.text);
       } finally {
         await server.close();
+      }
+    } finally {
+      await client.db(dbName).dropDatabase().catch(() => {});
+      await client.close();
+    }
+  });
+  it("a login counter and releases written before leases: its attempts still being checked count until the lease from its last attempt, and releases of theirs do not count in a later group", async () => {
+    const uri = process.env.MONGODB_URI!;
+    const dbName = `tessera_upgrade_${randomBytes(6).toString("hex")}`;
+    const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+    const t0 = Date.now();
+    try {
+      const db = client.db(dbName);
+      // Four slots granted (one failure, three being checked), one of them given back: held 3.
+      const windowStart = new Date(t0);
+      await db.collection("login_attempts").insertOne({ _id: "login:y#1" as never, key: "login:y", n: 1, grants: 4, failures: 1, firstFailureAt: windowStart, lastFailureAt: new Date(t0 + 10) });
+      await db.collection("login_attempt_releases").insertOne({ _id: "r-old" as never, key: "login:y", windowStart });
+      const store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, warn: () => {} });
+      try {
+        const rule = { windowMs: 15 * 60_000, lockMs: 60_000, maxLockMs: 15 * 60_000, leaseMs: 60_000 };
+        const reserve = (ms: number) => store.loginAttempts.reserve([{ key: "login:y", limit: 3 }], new Date(t0 + ms), rule);
+        assert.deepEqual(await reserve(10 + 60_000 - 1), { granted: false });
+        // The lease has passed: the failure holds one slot, the old release none.
+        for (let i = 0; i < 2; i++) assert.ok((await reserve(10 + 60_000 + i)).granted, `slot ${i}`);
+        assert.deepEqual(await reserve(10 + 60_002), { granted: false });
+      } finally {
+        await store.close();
       }
     } finally {
       await client.db(dbName).dropDatabase().catch(() => {});

@@ -45,7 +45,7 @@ describe("sqlite store", () => {
     try {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       const versions = db.prepare("SELECT version FROM schema_version ORDER BY version").all();
-      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }, { version: 7 }, { version: 8 }, { version: 9 }, { version: 10 }, { version: 11 }]);
+      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }, { version: 7 }, { version: 8 }, { version: 9 }, { version: 10 }, { version: 11 }, { version: 12 }]);
     } finally {
       db.close();
     }
@@ -493,7 +493,7 @@ describe("sqlite store", () => {
     it("the adapters: a login's counters and its new session are answered at once, a new user after its fsync", async () => {
       migrate(db);
       const at = new Date();
-      const rule = { windowMs: 60_000, lockMs: 60_000, maxLockMs: 600_000 };
+      const rule = { windowMs: 60_000, lockMs: 60_000, maxLockMs: 600_000, leaseMs: 60_000 };
       await sqliteLoginAttempts(db).reserve([{ key: "login:k", limit: 5 }], at, rule);
       await sqliteLoginAttempts(db).rememberLogin("h", new Date(at.getTime() + 60_000));
       const user = sqliteUsers(db).create({ id: "u1", login: "ada@example.com", loginKey: "ada@example.com", emails: ["ada@example.com"], passwordHash: "x", createdAt: at });

@@ -239,6 +239,36 @@ describe("sqlite store: a database of every older schema version opens with its 
     }
   });
 
+  it("a login counter stored before leases: its attempts still being checked count until the lease from its last attempt, its failures on", async () => {
+    const db = databaseAt(dataDir, migrations.length - 1);
+    try {
+      // One failure and two attempts whose process died mid-check, the last at t0 + 10.
+      db.prepare("INSERT INTO login_attempts (key, held, failures, first_failure_at, last_failure_at) VALUES ('login:y', 3, 1, ?, ?)").run(t0, t0 + 10);
+    } finally {
+      db.close();
+    }
+    const store = await openStore({ dataDir });
+    try {
+      const rule = { windowMs: 15 * 60_000, lockMs: 60_000, maxLockMs: 15 * 60_000, leaseMs: 60_000 };
+      const reserve = (ms: number) => store.loginAttempts.reserve([{ key: "login:y", limit: 3 }], new Date(t0 + ms), rule);
+      assert.deepEqual(await reserve(10 + 60_000 - 1), { granted: false });
+      const a = await reserve(10 + 60_000);
+      assert.ok(a.granted);
+      assert.ok((await reserve(10 + 60_001)).granted);
+      assert.deepEqual(await reserve(10 + 60_002), { granted: false });
+      await store.loginAttempts.recordFailure(a.slots, new Date(t0 + 60_100), rule);
+    } finally {
+      await store.close();
+    }
+    const check = new Database(join(dataDir, "tessera.db"), { readonly: true });
+    try {
+      const row = check.prepare("SELECT held, failures, pending_from, pending_until FROM login_attempts WHERE key = 'login:y'").get();
+      assert.deepEqual(row, { held: 3, failures: 2, pending_from: t0 + 10 + 60_000, pending_until: t0 + 10 + 60_001 + 60_000 });
+    } finally {
+      check.close();
+    }
+  });
+
   it("a hand-off token and a cookie session stored before they recorded the keys of their source tokens keep working when a key is revoked", async () => {
     const db = databaseAt(dataDir, migrations.length - 1);
     const now = Date.now();

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { AttemptRule, AttemptSlot, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
-import { failSlot, StoreUnavailableError, takeSlot } from "../ports.js";
+import { failSlot, heldSlot, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { abandoned, type MongoContext } from "./mongo-context.js";
 import { insertNextVersion, isDuplicateKey } from "./mongo-inserts.js";
@@ -23,10 +23,15 @@ const KEEP = 64;
 //   wins and the other reads again: no slot is granted twice, no failure is lost, and no write can
 //   lower a lock another has set. `grants` counts the slots taken in the window, `failures` the
 //   failures (a document of the first layout has no `grants`: each of its failures held a slot).
-// - releases: a slot given back is an insert of its own {key, windowStart} into
-//   login_attempt_releases, which races with nothing. A window holds its grants minus its
-//   releases. A release landing while a grant is being decided is not seen by it: that grant
-//   then sees one slot too many taken, which can only refuse it, never let one more through.
+//   `pendingFrom` and `pendingUntil` are the pending slots' group and lease (ports/login-attempts.ts;
+//   absent in documents from before leases): when a lease passes, the next grant starts a new
+//   group, with `grants` its failures plus itself.
+// - releases: a slot given back is an insert of its own {key, windowStart, takenAt} into
+//   login_attempt_releases, which races with nothing. A window holds its grants minus the
+//   releases of its current group (giveBackSlot's rule: taken at or after `pendingFrom`; all of
+//   the window's in a document without one, and those of releases from before leases, which
+//   have no `takenAt`). A release landing while a grant is being decided is not seen by it: that
+//   grant then sees one slot too many taken, which can only refuse it, never let one more through.
 // - Within one process the writes to one key take turns (KeyedTurns): correctness comes from the
 //   versioned inserts alone, but N writers racing on one key cost O(N^2) inserts, turns O(N), and
 //   only instances race each other.
@@ -39,12 +44,16 @@ interface AttemptDoc {
   firstFailureAt: Date;
   lastFailureAt: Date;
   lockedUntil?: Date;
+  pendingFrom?: Date;
+  pendingUntil?: Date;
 }
 
 interface ReleaseDoc {
   _id: string;
   key: string;
   windowStart: Date;
+  /** The slot's (HeldSlot.takenAt); absent in releases from before leases. */
+  takenAt?: Date;
 }
 
 interface KnownLoginDoc {
@@ -94,25 +103,49 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
   const grantsOf = (doc: AttemptDoc) => doc.grants ?? doc.failures;
 
   /**
-   * The key's state from its latest document. Releases are counted only when they can matter:
-   * while fewer than `limit` slots were granted, a slot is free whatever was given back (one read
-   * fewer on the way to the limit). Without a limit (Infinity), `held` is the grants (unused).
+   * The key's state from its latest document, and the releases it counted. Releases are counted
+   * only when they can matter: while fewer than `limit` slots were granted, a slot is free
+   * whatever was given back (one read fewer on the way to the limit). Without a limit
+   * (Infinity), `held` is the grants: more than the slots pending when some were given back,
+   * which failSlot's rule allows for (a slot of the group is pending until it ends).
    */
-  const stateOf = async (doc: AttemptDoc | null, limit: number): Promise<AttemptState | null> => {
+  const stateOf = async (doc: AttemptDoc | null, limit: number): Promise<{ state: AttemptState; released: number } | null> => {
     if (!doc) return null;
     const grants = grantsOf(doc);
-    const released = grants < limit ? 0 : await releases.countDocuments({ key: doc.key, windowStart: doc.firstFailureAt });
-    return { held: grants - released, failures: doc.failures, windowStart: doc.firstFailureAt, lastAttemptAt: doc.lastFailureAt, lockedUntil: doc.lockedUntil };
+    const group = doc.pendingFrom === undefined ? {} : { takenAt: { $gte: doc.pendingFrom } };
+    const released = grants < limit ? 0 : await releases.countDocuments({ key: doc.key, windowStart: doc.firstFailureAt, ...group });
+    const state: AttemptState = {
+      held: grants - released,
+      failures: doc.failures,
+      windowStart: doc.firstFailureAt,
+      lastAttemptAt: doc.lastFailureAt,
+      lockedUntil: doc.lockedUntil,
+      pendingFrom: doc.pendingFrom,
+      pendingUntil: doc.pendingUntil,
+    };
+    return { state, released };
   };
 
-  const fields = (key: string, grants: number, state: AttemptState): Omit<AttemptDoc, "_id" | "n"> => ({
-    key,
-    grants,
-    failures: state.failures,
-    firstFailureAt: state.windowStart,
-    lastFailureAt: state.lastAttemptAt,
-    ...(state.lockedUntil !== undefined && { lockedUntil: state.lockedUntil }),
-  });
+  /**
+   * The document of `state`, computed from `current` (counted with `released`): its grants are
+   * the slots it holds plus the releases still counted against it, those of the same group.
+   */
+  const fields = (key: string, current: { state: AttemptState; released: number } | null, state: AttemptState): Omit<AttemptDoc, "_id" | "n"> => {
+    const sameGroup =
+      current !== null &&
+      current.state.windowStart.getTime() === state.windowStart.getTime() &&
+      current.state.pendingFrom?.getTime() === state.pendingFrom?.getTime();
+    return {
+      key,
+      grants: state.held + (sameGroup ? current.released : 0),
+      failures: state.failures,
+      firstFailureAt: state.windowStart,
+      lastFailureAt: state.lastAttemptAt,
+      ...(state.lockedUntil !== undefined && { lockedUntil: state.lockedUntil }),
+      ...(state.pendingFrom !== undefined && { pendingFrom: state.pendingFrom }),
+      ...(state.pendingUntil !== undefined && { pendingUntil: state.pendingUntil }),
+    };
+  };
 
   const turns = new KeyedTurns();
 
@@ -136,25 +169,29 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
   const take = async (key: string, limit: number, at: Date, rule: AttemptRule): Promise<{ held: HeldSlot } | { refused: true; lockedUntil?: Date }> => {
     // Set by the last `next` that ran: why it refused, if it did.
     let refusal = undefined as { refused: true; lockedUntil?: Date } | undefined;
-    const doc = await append(key, async (current) => {
-      const step = takeSlot(await stateOf(current, limit), limit, at, rule);
+    let taken = undefined as AttemptState | undefined;
+    const doc = await append(key, async (latestDoc) => {
+      const current = await stateOf(latestDoc, limit);
+      const step = takeSlot(current?.state ?? null, limit, at, rule);
       refusal = "refused" in step ? step : undefined;
       if ("refused" in step) return null;
-      const sameWindow = current !== null && current.firstFailureAt.getTime() === step.state.windowStart.getTime();
-      return fields(key, (sameWindow ? grantsOf(current) : 0) + 1, step.state);
+      taken = step.state;
+      return fields(key, current, step.state);
     });
-    return doc ? { held: { key, limit, windowStart: doc.firstFailureAt } } : refusal!;
+    return doc ? { held: heldSlot(key, limit, taken!, at) } : refusal!;
   };
 
   // One insertOne per slot (at most two): a bulk write would wrap a dropped connection in a
   // MongoBulkWriteError, which does not read as the database being unavailable.
   const giveBack = async (slots: readonly HeldSlot[]) => {
-    await Promise.all(slots.map((slot) => releases.insertOne({ _id: randomUUID(), key: slot.key, windowStart: slot.windowStart })));
+    await Promise.all(slots.map((slot) => releases.insertOne({ _id: randomUUID(), key: slot.key, windowStart: slot.windowStart, takenAt: slot.takenAt })));
   };
 
   const reserve = async (slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation> => {
     // A key that refuses does so without a write: a flood against it costs reads only.
-    const current = await Promise.all(slots.map(async (slot) => takeSlot(await stateOf(await latest(slot.key), slot.limit), slot.limit, at, rule)));
+    const current = await Promise.all(
+      slots.map(async (slot) => takeSlot((await stateOf(await latest(slot.key), slot.limit))?.state ?? null, slot.limit, at, rule)),
+    );
     const refusals = current.flatMap((step) => ("refused" in step ? [step] : []));
     if (refusals.length > 0) return refusedBy(refusals);
     // One key at a time; when one refuses (a concurrent writer locked it meanwhile) or fails,
@@ -192,9 +229,10 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       ctx.run(ID, async () => {
         await Promise.all(
           slots.map((slot) =>
-            append(slot.key, async (current) => {
-              const state = failSlot(await stateOf(current, Infinity), slot, at, rule);
-              return state && fields(slot.key, grantsOf(current!), state);
+            append(slot.key, async (latestDoc) => {
+              const current = await stateOf(latestDoc, Infinity);
+              const state = failSlot(current?.state ?? null, slot, at, rule);
+              return state && fields(slot.key, current, state);
             }),
           ),
         );

@@ -7,6 +7,15 @@
 // (failures, and attempts still being checked). A failed attempt keeps its slot and counts as a
 // failure (`recordFailure`), which locks the key once failures reach the limit; a successful one
 // gives its slot back (`release`).
+//
+// A slot still being checked is held on a lease (`AttemptRule.leaseMs`, surely longer than a
+// check may take: the core answers a check that takes longer without its verdict): an attempt
+// that never ends (its process killed mid-check, or its release lost while the store was down)
+// stops holding its slot once the lease of the newest attempt pending in its window has passed,
+// instead of refusing its login as busy until the window passes. Failures are not leased: they
+// count until the window passes. A late end of an attempt whose slot no longer counts cannot
+// drive the counters wrong: its release gives nothing back, its failure still counts (taking a
+// slot again), and neither touches a new window.
 
 /** One window an attempt counts in. */
 export interface AttemptSlot {
@@ -24,6 +33,11 @@ export interface AttemptRule {
   lockMs: number;
   /** Every failure past the limit doubles the lock, up to this. */
   maxLockMs: number;
+  /**
+   * How long a slot still being checked counts, from when it was taken: pending slots taken
+   * this long ago, none since, count no more.
+   */
+  leaseMs: number;
 }
 
 /** A slot held: enough to count it as a failure, or give it back, in the window it was taken from. */
@@ -32,6 +46,8 @@ export interface HeldSlot {
   limit: number;
   /** When the window the slot was taken in opened. */
   windowStart: Date;
+  /** When the slot was taken (heldSlot below): it counts in the group of pending slots that started by then. */
+  takenAt: Date;
 }
 
 export type Reservation =
@@ -55,7 +71,11 @@ export interface LoginAttemptStore {
    * order these writes arrive in.
    */
   recordFailure(slots: readonly HeldSlot[], at: Date, rule: AttemptRule): Promise<void>;
-  /** Gives slots back (a successful attempt, or one that checked nothing): giveBackSlot's rule. Once per reservation. */
+  /**
+   * Gives slots back (a successful attempt, or one that checked nothing): giveBackSlot's rule
+   * (in MongoDB each release is a document of its own, counted by the same rule). Once per
+   * reservation.
+   */
   release(slots: readonly HeldSlot[]): Promise<void>;
   /**
    * Housekeeping: deletes the counters whose last attempt is before `lastAttemptBefore` and that
@@ -74,13 +94,21 @@ export interface LoginAttemptStore {
 
 /** A key's window as both adapters keep it. */
 export interface AttemptState {
-  /** Slots taken in the window: failures, and attempts still being checked. */
+  /** Slots taken in the window: failures, and attempts still being checked (pending). */
   held: number;
   /** Failures counted in the window. */
   failures: number;
   windowStart: Date;
   lastAttemptAt: Date;
   lockedUntil?: Date | undefined;
+  /**
+   * The pending slots' group: they were taken at or after `pendingFrom`, and count until
+   * `pendingUntil` (the lease of the newest of them), then no longer (all of them at once).
+   * Absent in a state stored before leases: every slot of its window is in the group, and it
+   * lasts the lease from `lastAttemptAt`.
+   */
+  pendingFrom?: Date | undefined;
+  pendingUntil?: Date | undefined;
 }
 
 /** The lock for the `excess`-th failure past the limit (0: the one that reached it). */
@@ -88,15 +116,24 @@ function lockMs(rule: AttemptRule, excess: number): number {
   return Math.min(rule.maxLockMs, rule.lockMs * 2 ** Math.min(30, excess));
 }
 
+/** Whether `slot` is one of `current`'s pending slots: still counted, and not yet failed nor given back. */
+function pending(current: AttemptState, slot: HeldSlot): boolean {
+  const from = current.pendingFrom;
+  return current.held > current.failures && (from === undefined || slot.takenAt.getTime() >= from.getTime());
+}
+
 /**
  * `reserve`'s rule for one key at `at`:
  * - locked (lockedUntil > at): refused with the lock, nothing written;
  * - a window older than `rule.windowMs` counts as empty (a new one opens at `at`);
- * - fewer than `limit` slots held: the slot is taken;
+ * - pending slots whose lease has passed (`pendingUntil` <= at) count no more: the window holds
+ *   its failures only, and the slot taken now starts a new group (pendingFrom = at);
+ * - fewer than `limit` slots held: the slot is taken, and the group's lease runs until at least
+ *   `at + rule.leaseMs`;
  * - all held, and failures have reached the limit (the lock they caused has passed): one more
  *   attempt takes a slot and, at once, locks the key as its failure would (so a burst after a
  *   lockout evaluates one guess, and the lockout doubles);
- * - all held by attempts still being checked: refused without a lock.
+ * - all held by failures and attempts still being checked: refused without a lock.
  */
 export function takeSlot(
   current: AttemptState | null,
@@ -108,9 +145,19 @@ export function takeSlot(
   const locked = current?.lockedUntil;
   if (locked && locked.getTime() > now) return { refused: true, lockedUntil: locked };
   const open = current !== null && current.windowStart.getTime() > now - rule.windowMs;
-  const held = open ? current.held : 0;
   const failures = open ? current.failures : 0;
-  const state: AttemptState = { held: held + 1, failures, windowStart: open ? current.windowStart : at, lastAttemptAt: at, lockedUntil: locked };
+  const leaseEnd = open ? (current.pendingUntil ?? new Date(current.lastAttemptAt.getTime() + rule.leaseMs)).getTime() : now;
+  const sameGroup = open && leaseEnd > now;
+  const held = sameGroup ? current.held : failures;
+  const state: AttemptState = {
+    held: held + 1,
+    failures,
+    windowStart: open ? current.windowStart : at,
+    lastAttemptAt: at,
+    lockedUntil: locked,
+    pendingFrom: sameGroup ? current.pendingFrom : at,
+    pendingUntil: new Date(Math.max(sameGroup ? leaseEnd : 0, now + rule.leaseMs)),
+  };
   if (held < limit) return { state };
   if (failures < limit) return { refused: true };
   // Any lock still in force refused above: this one replaces only a lock that has passed.
@@ -118,7 +165,21 @@ export function takeSlot(
   return { state };
 }
 
-/** `recordFailure`'s rule for one slot: null when its window has passed (nothing to count). */
+/**
+ * The slot a reservation holds once `state` (takeSlot's) is stored. Its `takenAt` is never
+ * before the group's start (an instance whose clock is behind joins the group it found).
+ */
+export function heldSlot(key: string, limit: number, state: AttemptState, at: Date): HeldSlot {
+  const from = state.pendingFrom?.getTime() ?? 0;
+  return { key, limit, windowStart: state.windowStart, takenAt: new Date(Math.max(at.getTime(), from)) };
+}
+
+/**
+ * `recordFailure`'s rule for one slot: null when its window has passed (nothing to count). A
+ * slot still pending becomes a failure; one that no longer counts (its lease passed, and a later
+ * attempt started a new group) counts as a failure all the same, taking a slot again: a failure
+ * is never lost in its window, and `held` never falls below `failures`.
+ */
 export function failSlot(current: AttemptState | null, slot: HeldSlot, at: Date, rule: AttemptRule): AttemptState | null {
   if (!current || current.windowStart.getTime() !== slot.windowStart.getTime()) return null;
   const failures = current.failures + 1;
@@ -127,11 +188,16 @@ export function failSlot(current: AttemptState | null, slot: HeldSlot, at: Date,
     const until = at.getTime() + lockMs(rule, failures - slot.limit);
     if (!lockedUntil || until > lockedUntil.getTime()) lockedUntil = new Date(until);
   }
-  return { ...current, failures, lastAttemptAt: at, lockedUntil };
+  const held = pending(current, slot) ? current.held : current.held + 1;
+  return { ...current, held, failures, lastAttemptAt: at, lockedUntil };
 }
 
-/** `release`'s rule for one slot: held - 1 in the window it was taken from; null: nothing to give back. */
-export function giveBackSlot(current: AttemptState | null, windowStart: Date): AttemptState | null {
-  if (!current || current.held <= 0 || current.windowStart.getTime() !== windowStart.getTime()) return null;
+/**
+ * `release`'s rule for one slot: held - 1 when it is still pending in the window it was taken
+ * from; null: nothing to give back (the window has passed, or the slot's lease has and a later
+ * attempt started a new group: it counts no more).
+ */
+export function giveBackSlot(current: AttemptState | null, slot: HeldSlot): AttemptState | null {
+  if (!current || current.windowStart.getTime() !== slot.windowStart.getTime() || !pending(current, slot)) return null;
   return { ...current, held: current.held - 1 };
 }

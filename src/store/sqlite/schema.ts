@@ -202,6 +202,14 @@ export const migrations: readonly string[] = [
   ALTER TABLE auth_tokens ADD COLUMN source_kids TEXT;
   ALTER TABLE user_tokens ADD COLUMN source_kids TEXT;
   `,
+  // Login attempt slots still being checked are held on a lease (ports/login-attempts.ts): the
+  // group of pending slots (taken at or after pending_from) counts until pending_until. NULL in
+  // rows from before: every pending slot of the row's window is in the group, which lasts the
+  // lease from its last attempt.
+  `
+  ALTER TABLE login_attempts ADD COLUMN pending_from INTEGER;
+  ALTER TABLE login_attempts ADD COLUMN pending_until INTEGER;
+  `,
 ];
 
 /**

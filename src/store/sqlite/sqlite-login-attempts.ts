@@ -2,6 +2,7 @@ import type Database from "better-sqlite3";
 import {
   failSlot,
   giveBackSlot,
+  heldSlot,
   takeSlot,
   type AttemptRule,
   type AttemptSlot,
@@ -16,7 +17,8 @@ import { fromMs, toMs } from "./sqlite-values.js";
 
 // Column names are those of the first schema: `failures` counts failures, `held` slots taken
 // (see ports/login-attempts.ts), `first_failure_at` is when the window opened and
-// `last_failure_at` the last attempt.
+// `last_failure_at` the last attempt; `pending_from` and `pending_until` are the pending slots'
+// group and lease (NULL in rows from before leases).
 interface LoginAttemptRow {
   key: string;
   held: number;
@@ -24,6 +26,8 @@ interface LoginAttemptRow {
   first_failure_at: number;
   last_failure_at: number;
   locked_until: number | null;
+  pending_from: number | null;
+  pending_until: number | null;
 }
 
 function toState(row: LoginAttemptRow | undefined): AttemptState | null {
@@ -34,17 +38,19 @@ function toState(row: LoginAttemptRow | undefined): AttemptState | null {
     windowStart: fromMs(row.first_failure_at),
     lastAttemptAt: fromMs(row.last_failure_at),
     lockedUntil: row.locked_until === null ? undefined : fromMs(row.locked_until),
+    pendingFrom: row.pending_from === null ? undefined : fromMs(row.pending_from),
+    pendingUntil: row.pending_until === null ? undefined : fromMs(row.pending_until),
   };
 }
 
 export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
   const { call, cheaply } = sqliteCalls(db);
   const get = db.prepare("SELECT * FROM login_attempts WHERE key = ?");
-  const put = db.prepare(`INSERT INTO login_attempts (key, held, failures, first_failure_at, last_failure_at, locked_until)
-    VALUES (@key, @held, @failures, @windowStart, @lastAttemptAt, @lockedUntil)
+  const put = db.prepare(`INSERT INTO login_attempts (key, held, failures, first_failure_at, last_failure_at, locked_until, pending_from, pending_until)
+    VALUES (@key, @held, @failures, @windowStart, @lastAttemptAt, @lockedUntil, @pendingFrom, @pendingUntil)
     ON CONFLICT (key) DO UPDATE SET held = excluded.held, failures = excluded.failures,
       first_failure_at = excluded.first_failure_at, last_failure_at = excluded.last_failure_at,
-      locked_until = excluded.locked_until`);
+      locked_until = excluded.locked_until, pending_from = excluded.pending_from, pending_until = excluded.pending_until`);
   const deleteStale = batchDelete(db, "login_attempts", "last_failure_at < ? AND (locked_until IS NULL OR locked_until <= ?)");
   const remember = db.prepare(`INSERT INTO known_logins (hash, expires_at) VALUES (?, ?)
     ON CONFLICT (hash) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`);
@@ -59,6 +65,8 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
       windowStart: toMs(state.windowStart),
       lastAttemptAt: toMs(state.lastAttemptAt),
       lockedUntil: state.lockedUntil ? toMs(state.lockedUntil) : null,
+      pendingFrom: state.pendingFrom ? toMs(state.pendingFrom) : null,
+      pendingUntil: state.pendingUntil ? toMs(state.pendingUntil) : null,
     });
   const stateOf = (key: string) => toState(get.get(key) as LoginAttemptRow | undefined);
 
@@ -79,7 +87,7 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
     }
     if (refused) return lockedUntil > 0 ? { granted: false, lockedUntil: fromMs(lockedUntil) } : { granted: false };
     for (const { key, state } of next) write(key, state);
-    return { granted: true, slots: next.map(({ key, limit, state }): HeldSlot => ({ key, limit, windowStart: state.windowStart })) };
+    return { granted: true, slots: next.map(({ key, limit, state }): HeldSlot => heldSlot(key, limit, state, at)) };
   });
   const recordFailure = db.transaction((slots: readonly HeldSlot[], at: Date, rule: AttemptRule) => {
     for (const slot of slots) {
@@ -89,7 +97,7 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
   });
   const release = db.transaction((slots: readonly HeldSlot[]) => {
     for (const slot of slots) {
-      const state = giveBackSlot(stateOf(slot.key), slot.windowStart);
+      const state = giveBackSlot(stateOf(slot.key), slot);
       if (state) write(slot.key, state);
     }
   });
