@@ -9,7 +9,8 @@
 // gives its slot back (`release`).
 //
 // A slot still being checked is held on a lease (`AttemptRule.leaseMs`, surely longer than a
-// check may take: the core answers a check that takes longer without its verdict): an attempt
+// check may take: the core gives a login's check half of it, and withholds a later verdict,
+// core/login-throttle.ts): an attempt
 // that never ends (its process killed mid-check, or its release lost while the store was down)
 // stops holding its slot once the lease of the newest attempt pending in its window has passed,
 // instead of refusing its login as busy until the window passes. Failures are not leased: they
