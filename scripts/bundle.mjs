@@ -1,8 +1,14 @@
-// `npm run build`, after tsc: concatenates tsc's output into one file, a CommonJS module inside
-// Node's module wrapper, and writes V8's code cache for it (src/bundle-loader.cts loads it;
-// start.cjs runs it, in every worker):
+// `npm run build`, after tsc: concatenates tsc's output into two files, each a CommonJS module
+// inside Node's module wrapper, and writes V8's code cache for the first (src/bundle-loader.cts
+// loads them; start.cjs runs the first, in every worker):
 //   dist/src/main.bundle.cjs     the service: src/run.ts and everything it imports, node_modules
-//                                included.
+//                                included, but for the OpenTelemetry SDK:
+//   dist/src/otel.bundle.cjs     src/server/otel.ts and the SDK and OTLP exporter it imports (about
+//                                a third of the whole), which tracing.ts loads only when
+//                                OTEL_EXPORTER_OTLP_ENDPOINT is set: a start without tracing
+//                                neither reads nor keeps it. It has no @opentelemetry/api of its
+//                                own: the service's bundle holds the one copy (prom-client needs
+//                                it at load) and gives it to this one (loadBundle's `shared`).
 // Nothing is transformed but the module format: the code is tsc's. Left out, loaded from
 // node_modules when needed: the native addons (argon2, better-sqlite3) and the MongoDB driver,
 // which only a MongoDB store loads (src/store/mongo/mongo-driver.ts).
@@ -10,7 +16,7 @@
 //   node scripts/bundle.mjs [DIST]      (DIST: tsc's output directory, default dist)
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -21,18 +27,37 @@ const src = join(dist, "src");
 // The wrapper the loader (tsc's output of src/bundle-loader.cts) compiles the file with.
 const { bundleWrapperStart, bundleWrapperEnd } = createRequire(import.meta.url)(join(src, "bundle-loader.cjs"));
 
-/** Bundles src/run.js into `name`; returns its size. */
-async function bundle(name) {
+// The module tracing.ts imports as ./otel.js, in the service's bundle: loads otel.bundle.cjs
+// beside it (a file of the bundle's own directory: `require` and `__dirname` are the bundle's)
+// and gives it this bundle's @opentelemetry/api.
+const otelLoader = `const { loadBundle } = require("./bundle-loader.cjs");
+module.exports = loadBundle(require("node:path").join(__dirname, "otel.bundle.cjs"), { "@opentelemetry/api": require("@opentelemetry/api") }).exports;
+`;
+
+const otelBundleLoader = {
+  name: "otel-bundle-loader",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/otel\.js$/ }, (args) =>
+      args.importer === join(src, "server", "tracing.js") ? { path: "otel-bundle", namespace: "tessera-otel" } : undefined,
+    );
+    b.onResolve({ filter: /^\.\/bundle-loader\.cjs$/, namespace: "tessera-otel" }, () => ({ path: "./bundle-loader.cjs", external: true }));
+    b.onLoad({ filter: /.*/, namespace: "tessera-otel" }, () => ({ contents: otelLoader, loader: "js", resolveDir: src }));
+  },
+};
+
+/** Bundles `entry` (a file of tsc's output) into `name`; returns its size. */
+async function bundle(name, entry, { external = [], plugins = [] } = {}) {
   const out = join(src, name);
   const result = await build({
-    entryPoints: [join(src, "run.js")],
+    entryPoints: [join(src, entry)],
     bundle: true,
     platform: "node",
     format: "cjs",
     target: "node20",
     outfile: out,
     write: false,
-    external: ["argon2", "better-sqlite3", "mongodb"],
+    external: ["argon2", "better-sqlite3", "mongodb", ...external],
+    plugins,
     // import() written as require(): the loader compiles the bundle as a vm.Script, and one
     // compiled from V8's code cache (every start) loses its dynamic import callback in Node 20,
     // so an import() left in it fails ("A dynamic import callback was not specified"): the
@@ -63,7 +88,14 @@ async function bundle(name) {
   return `${name} ${(code.length / 1048576).toFixed(2)} MiB`;
 }
 
-const sizes = [await bundle("main.bundle.cjs")];
+const sizes = [
+  await bundle("main.bundle.cjs", "run.js", { plugins: [otelBundleLoader] }),
+  await bundle("otel.bundle.cjs", "server/otel.js", { external: ["@opentelemetry/api"] }),
+];
+const main = readFileSync(join(src, "main.bundle.cjs"), "latin1");
+for (const sdk of ["@opentelemetry/sdk-trace", "@opentelemetry/exporter-trace-otlp-http", "@opentelemetry/resources"]) {
+  if (main.includes(`node_modules/${sdk}/`)) throw new Error(`main.bundle.cjs holds ${sdk}: it belongs in otel.bundle.cjs only`);
+}
 // (primary.bundle.cjs: an earlier build's, for a cluster's primary, which no longer exists.)
 for (const f of readdirSync(src)) if (f.endsWith(".v8cache") || f === "primary.bundle.cjs") rmSync(join(src, f));
 // Without its code cache the bundle still runs, only compiles as it starts: a machine where the

@@ -66,18 +66,30 @@ function compile(file: string, useCache: boolean): { script: Script; cacheFile: 
   return { script, cacheFile, cached: cachedData !== undefined };
 }
 
-function run(script: Script, file: string): Record<string, unknown> {
+/**
+ * Runs the bundle's module function. `shared`: modules the bundle left out (external) that its
+ * require() answers with the loading bundle's own copy instead of one from node_modules.
+ */
+function run(script: Script, file: string, shared: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
   const module = { exports: {} as Record<string, unknown> };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
-  wrapper.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
+  const fromNodeModules = createRequire(file);
+  const names = Object.keys(shared);
+  const require =
+    names.length === 0 ? fromNodeModules : Object.assign((id: string): unknown => (Object.hasOwn(shared, id) ? shared[id] : fromNodeModules(id)), fromNodeModules);
+  wrapper.call(module.exports, module.exports, require, module, file, dirname(file));
   return module.exports;
 }
 
-/** Loads the bundle (runs its modules' set-up; the bundle starts nothing by itself). */
-export function loadBundle(file: string): LoadedBundle {
+/**
+ * Loads a bundle (runs its modules' set-up; the bundle starts nothing by itself): the service's,
+ * or the OpenTelemetry SDK's (otel.bundle.cjs, which the service's loads when tracing is on and
+ * gives its own @opentelemetry/api through `shared`).
+ */
+export function loadBundle(file: string, shared?: Readonly<Record<string, unknown>>): LoadedBundle {
   const { script, cached } = compile(file, true);
   const codeCache: CodeCacheUse = !cached ? "absent" : script.cachedDataRejected ? "rejected" : "accepted";
-  return { exports: run(script, file), codeCache };
+  return { exports: run(script, file, shared), codeCache };
 }
 
 /**

@@ -7,15 +7,15 @@
 // OTEL_EXPORTER_OTLP_ENDPOINT set, it exports spans (README, "Traces").
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import http from "node:http";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { MongoClient } from "mongodb";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { packageVersion } from "../../src/project-files.js";
 import { bearer, GrpcJsClient, rest } from "../support/clients.js";
-import { killService, startService, type ServiceProcess } from "../support/process.js";
+import { compiledEntry, killService, startService, type ServiceProcess } from "../support/process.js";
 
 describe("server: the compiled start (npm start's entry)", function () {
   this.timeout(90000);
@@ -132,6 +132,23 @@ describe("server: the compiled start on MongoDB (MONGODB_URI set)", function () 
     service!.child.kill("SIGTERM");
     assert.equal(await service!.exited, 0);
     assert.match(stderr, /modules: \{"betterSqlite3":false\}/);
+  });
+});
+
+describe("server: the compiled start's bundles", function () {
+  this.timeout(90000);
+
+  it("the OpenTelemetry SDK is in otel.bundle.cjs only, loaded with tracing; the service's bundle holds the one @opentelemetry/api", async () => {
+    const src = dirname(await compiledEntry());
+    const read = (name: string) => readFileSync(join(src, name), "latin1");
+    // esbuild names each module it bundles by its path in a comment.
+    const packages = (code: string) => [...new Set(code.match(/node_modules\/@opentelemetry\/[a-z-]+\//g))].sort();
+    const main = packages(read("main.bundle.cjs"));
+    const otel = packages(read("otel.bundle.cjs"));
+    assert.deepEqual(main, ["node_modules/@opentelemetry/api/"]);
+    assert.ok(otel.includes("node_modules/@opentelemetry/sdk-trace/"), otel.join());
+    assert.ok(otel.includes("node_modules/@opentelemetry/exporter-trace-otlp-http/"), otel.join());
+    assert.ok(!otel.includes("node_modules/@opentelemetry/api/"), otel.join());
   });
 });
 
