@@ -124,6 +124,12 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     await store.close();
     throw e;
   }
+  // The dummy hash is made now, as the service begins to answer, so that the first unknown-login
+  // attempt costs about what the rest do: not before (that was ~100 ms, a hash and a
+  // verification), nor beside the start-up, where its memory (TESSERA_ARGON2_MEMORY_KIB) and CPU
+  // delayed the first answer: on a busy machine the start's own work on libuv's pool (the
+  // signing keys' fsyncs) waited behind it, its threads all at TESSERA_HASH_NICE.
+  services.core.passwords.prepareDummy();
   return {
     server,
     store,

@@ -61,9 +61,6 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     enabled: config.audit,
     budget: { perAddress: config.auditRefusalsPerMinute, total: config.auditRefusalsPerMinuteTotal, windowMs: deps.auditWindowMs ?? 60_000 },
   });
-  // The dummy hash is made now, beside the start-up (not before it: that was ~100 ms, a hash
-  // and a verification), so the first unknown-login attempt costs about what the rest do.
-  passwords.prepareDummy();
   const throttle = new LoginThrottle({ loginAttempts: store.loginAttempts, config, clock });
   const lifecycle = new CredentialLifecycle({
     sessions: store.sessions,
