@@ -159,9 +159,13 @@ export function weakSignature(der: Buffer): { digest: string; algorithm: string 
   return pss === undefined ? undefined : { digest: pss, algorithm: `RSASSA-PSS with ${pss}` };
 }
 
-/** A certificate's subject on one line ("O=Example, CN=example.com"), to name it in a message. */
+/**
+ * A certificate's subject on one line ("O=Example, CN=example.com"), to name it in a message, or
+ * "no subject" for one named by its subjectAltName alone (RFC 5280 4.1.2.6; Node's subject is
+ * then undefined).
+ */
 function subjectOf(c: X509Certificate): string {
-  return c.subject.split("\n").join(", ");
+  return c.subject ? c.subject.split("\n").join(", ") : "no subject";
 }
 
 /** The certificates of a PEM file, in order (the leaf first, then its chain). */

@@ -159,6 +159,15 @@ describe("server: TLS certificate and key files", function () {
     refused([root, { ...intermediate, key: p224Args }, leaf], "certificate 2 in the file (CN=Tessera Test Intermediate): its EC key is on curve secp224r1; P-256, P-384 or P-521 is needed");
   });
 
+  it("certificates without a subject (named by their subjectAltName alone) are served, and named by their place when refused", () => {
+    const load = (env: Record<string, string>) => () => loadCertificate(env.TESSERA_TLS_CERT_FILE!, env.TESSERA_TLS_KEY_FILE!, new Date());
+    assert.doesNotThrow(load(chain([root, { ...intermediate, cn: "" }, { ...leaf, cn: "" }])));
+    const env = chain([root, { ...intermediate, cn: "", sign: ["-sha1"] }, leaf]);
+    assert.throws(load(env), {
+      message: `TESSERA_TLS_CERT_FILE (${env.TESSERA_TLS_CERT_FILE}): certificate 2 in the file (no subject) is signed with SHA-1 (sha1WithRSAEncryption), which clients refuse; it must be issued again, signed with SHA-256 or stronger`,
+    });
+  });
+
   it("an RSA-PSS key of 1024 bits is refused as an RSA one is", () => {
     const c = certificateWith(["-algorithm", "rsa-pss", "-pkeyopt", "rsa_keygen_bits:1024"]).env;
     assert.throws(() => loadCertificate(c.TESSERA_TLS_CERT_FILE!, c.TESSERA_TLS_KEY_FILE!, new Date()), {

@@ -123,7 +123,7 @@ export function makeCertificateWith(keyArgs: string[], notBefore?: Date): TestCe
 
 /** One certificate of a chain made by makeChain. */
 export interface ChainLink {
-  /** Its subject's CN. */
+  /** Its subject's CN ("": no subject at all). */
   cn: string;
   /** Its key (`openssl genpkey` arguments). */
   key: string[];
@@ -143,7 +143,7 @@ export function makeChain(links: ChainLink[], withRoot = true): TestCertificate 
   writeFileSync(join(dir, "leaf.ext"), "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n");
   links.forEach((link, i) => {
     run(["genpkey", ...link.key, "-out", `${i}.key`]);
-    run(["req", "-new", "-key", `${i}.key`, "-subj", `/CN=${link.cn}`, "-out", `${i}.csr`]);
+    run(["req", "-new", "-key", `${i}.key`, "-subj", link.cn === "" ? "/" : `/CN=${link.cn}`, "-out", `${i}.csr`]);
     const issuer = i === 0 ? ["-signkey", "0.key"] : ["-CA", `${i - 1}.pem`, "-CAkey", `${i - 1}.key`, "-set_serial", String(1000 + i)];
     const ext = i === links.length - 1 ? "leaf.ext" : "ca.ext";
     run(["x509", "-req", "-in", `${i}.csr`, ...issuer, ...link.sign, "-days", "1", "-extfile", ext, "-out", `${i}.pem`]);
