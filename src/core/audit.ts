@@ -58,7 +58,7 @@ export type AuditEventType = (typeof auditEventTypes)[number];
 /**
  * success; failure (refused: wrong password, unknown token, bad input); locked (a login lock in
  * force); throttled (every attempt slot busy, too many sign-ups); shed (refused by hash admission,
- * or a login check that took longer than its time: HASHER_BUSY); canceled (the call ended, its client gone or its deadline passed, before its
+ * or a login or sign-up check that took longer than its time: HASHER_BUSY); canceled (the call ended, its client gone or its deadline passed, before its
  * work was done: nothing was checked); error (the store or the server failed).
  */
 export type AuditOutcome = "success" | "failure" | "locked" | "throttled" | "shed" | "canceled" | "error";

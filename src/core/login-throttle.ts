@@ -19,7 +19,8 @@
 //
 // Sign-ups: every attempt to create a user takes a slot in its address's sign-up window
 // (TESSERA_SIGNUP_MAX_PER_ADDRESS per window) and counts like a failure, whatever its outcome:
-// it is the sign-up that is limited.
+// it is the sign-up that is limited. Its slot is leased as a login's, and a sign-up whose hash
+// ended after `checkMs` is not made (UNAVAILABLE HASHER_BUSY; it still counts).
 //
 // Slots are bookkeeping of the server's, not work for the caller: once a reservation has been
 // asked for (never past the caller's deadline), it and the attempt's end (failed, succeeded,
@@ -133,7 +134,7 @@ export class LoginThrottle {
       resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", { retryAfterSeconds }),
     );
     // A verdict reached after `checkMs` is withheld: its slots may have stopped counting.
-    const late = () => this.clock.now().getTime() - now.getTime() >= this.checkMs;
+    const late = () => this.late(now);
     return {
       failed: async () => {
         await beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule));
@@ -160,11 +161,22 @@ export class LoginThrottle {
   async beginSignUp(clientAddress: string): Promise<Attempt> {
     if (!this.enabled) return unthrottled;
     const slots = [{ key: `signup:${clientAddress}`, limit: this.config.signupMaxPerAddress }];
-    const held = await this.reserve(slots, this.clock.now(), (retryAfterSeconds) =>
+    const now = this.clock.now();
+    const held = await this.reserve(slots, now, (retryAfterSeconds) =>
       resourceExhausted("TOO_MANY_SIGNUPS", "too many sign-ups from this address; try again later", { retryAfterSeconds }),
     );
-    const counted = () => beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule));
+    // As a login's verdict: a sign-up whose hash ended after `checkMs` is not made (its slot may
+    // have stopped counting, and another sign-up taken it), but it counts.
+    const counted = async () => {
+      await beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule));
+      if (this.late(now)) throw hasherBusy(fullRetryAfterSeconds);
+    };
     return { failed: counted, succeeded: counted, abandon: () => this.release(held) };
+  }
+
+  /** Whether an attempt whose slots were asked for at `start` has outlasted `checkMs`. */
+  private late(start: Date): boolean {
+    return this.clock.now().getTime() - start.getTime() >= this.checkMs;
   }
 
   private async reserve(slots: AttemptSlot[], now: Date, refused: (retryAfterSeconds: number) => AuthError): Promise<readonly HeldSlot[]> {

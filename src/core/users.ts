@@ -69,7 +69,9 @@ export class Users {
   /**
    * Policy errors: invalid_argument; too many sign-ups from the address: resource_exhausted; a
    * login already taken (or a look-alike of one): already_exists, found before any hashing; every
-   * hasher busy: unavailable. Every sign-up that is not refused as malformed or busy counts.
+   * hasher busy: unavailable, before it counts; a hash that ended later than a login's check may
+   * (core/login-throttle.ts): unavailable, not made, counted. Every sign-up that is not refused as
+   * malformed or busy counts.
    */
   async create(input: NewUserInput): Promise<UserRecord> {
     const login = parseLogin(input.login, input.kind);

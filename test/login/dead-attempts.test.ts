@@ -145,3 +145,42 @@ for (const store of storesUnderTest()) {
     });
   });
 }
+
+for (const store of storesUnderTest()) {
+  describe(`sign-up protection: a sign-up whose hash outlasts its time is not made (${store})`, function () {
+    this.timeout(120_000);
+    const clock = new ManualClock(Date.now());
+    let server: TestServer;
+    let api: LoginApi;
+    let leaseMs: number;
+    before(async () => {
+      // One sign-up per address and window, and a hash that takes seconds: the clock moves while it runs.
+      const env = { TESSERA_SIGNUP_MAX_PER_ADDRESS: "1", TESSERA_ARGON2_MEMORY_KIB: "32768", TESSERA_ARGON2_ITERATIONS: "20" };
+      server = await startTestServer({ store, clock, env });
+      api = loginApi("rest-h1", server.url);
+      ({ leaseMs } = loginCheckTimes(server.config));
+    });
+    after(async () => {
+      api?.close();
+      await server?.close();
+    });
+
+    it("a sign-up hashed past its lease is answered 503 HASHER_BUSY and counts; the one let in after the lease is the window's only account", async () => {
+      const first = uniqueEmail("slow");
+      const second = uniqueEmail("slow");
+      const answer = api.signUp(first, password);
+      while (value(await scrape(new URL("/metrics", server.url).href), "tessera_hasher_in_use") < 1) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // The first sign-up's slot is no longer counted: a second one takes the window's slot.
+      clock.advance(leaseMs);
+      const next = api.signUp(second, password);
+      const outcome = await answer;
+      expectCode(outcome, "unavailable", hasherBusy, "HASHER_BUSY");
+      assert.equal(outcome.headers.get("retry-after"), "1");
+      expectOk(await next, 201);
+      expectCode(await api.logIn(first, password), "unauthenticated", "invalid login or password");
+      expectCode(await api.signUp(uniqueEmail("slow"), password), "resource_exhausted", "too many sign-ups from this address; try again later", "TOO_MANY_SIGNUPS");
+    });
+  });
+}
