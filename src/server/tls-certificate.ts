@@ -168,8 +168,13 @@ function subjectOf(c: X509Certificate): string {
   return c.subject ? c.subject.split("\n").join(", ") : "no subject";
 }
 
-/** The certificates of a PEM file, in order (the leaf first, then its chain). */
-const pemCertificate = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
+/**
+ * The certificates of a PEM file, in order (the leaf first, then its chain), under every label
+ * OpenSSL reads a certificate from: CERTIFICATE, the older X509 CERTIFICATE (served as a leaf or
+ * in the chain), and TRUSTED CERTIFICATE (served as the leaf, skipped in the chain, held to the
+ * rules all the same). Missing one would check the wrong certificate as the leaf's chain.
+ */
+const pemCertificate = /-----BEGIN (X509 |TRUSTED )?CERTIFICATE-----[^-]*-----END \1?CERTIFICATE-----/g;
 
 /**
  * What makes the chain served with the leaf unfit, or undefined: every certificate after the leaf

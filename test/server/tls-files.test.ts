@@ -159,6 +159,24 @@ describe("server: TLS certificate and key files", function () {
     refused([root, { ...intermediate, key: p224Args }, leaf], "certificate 2 in the file (CN=Tessera Test Intermediate): its EC key is on curve secp224r1; P-256, P-384 or P-521 is needed");
   });
 
+  it("a certificate under another PEM label OpenSSL reads as one (X509 CERTIFICATE, TRUSTED CERTIFICATE) is held to the chain's rules too", () => {
+    // The leaf's block or the intermediate's relabelled: OpenSSL serves both certificates all the same.
+    const relabelled = (which: number, label: string) => {
+      const env = chain([root, { ...intermediate, key: rsa(1024) }, leaf]);
+      const file = env.TESSERA_TLS_CERT_FILE!;
+      const blocks = readFileSync(file, "latin1").split(/(?<=-----END CERTIFICATE-----\n)/);
+      blocks[which] = blocks[which]!.replace(/(BEGIN|END) CERTIFICATE/g, `$1 ${label}`);
+      writeFileSync(file, blocks.join(""));
+      return env;
+    };
+    for (const [which, label] of [[0, "X509 CERTIFICATE"], [0, "TRUSTED CERTIFICATE"], [1, "X509 CERTIFICATE"]] as const) {
+      const env = relabelled(which, label);
+      assert.throws(() => loadCertificate(env.TESSERA_TLS_CERT_FILE!, env.TESSERA_TLS_KEY_FILE!, new Date()), {
+        message: `TESSERA_TLS_CERT_FILE (${env.TESSERA_TLS_CERT_FILE}): certificate 2 in the file (CN=Tessera Test Intermediate): its RSA key has 1024 bits; at least 2048 are needed`,
+      }, `${label} at ${which}`);
+    }
+  });
+
   it("certificates without a subject (named by their subjectAltName alone) are served, and named by their place when refused", () => {
     const load = (env: Record<string, string>) => () => loadCertificate(env.TESSERA_TLS_CERT_FILE!, env.TESSERA_TLS_KEY_FILE!, new Date());
     assert.doesNotThrow(load(chain([root, { ...intermediate, cn: "" }, { ...leaf, cn: "" }])));
