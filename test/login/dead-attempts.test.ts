@@ -31,6 +31,13 @@ function expectBusy(outcome: Outcome<unknown>): void {
   assert.equal(outcome.headers.get("retry-after"), "1");
 }
 
+/** Resolves once `server` is hashing a password (the attempt under way took its slot before). */
+async function hashingOn(server: TestServer): Promise<void> {
+  while (value(await scrape(new URL("/metrics", server.url).href), "tessera_hasher_in_use") < 1) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 for (const store of storesUnderTest()) {
   describe(`login protection: attempts that never end hold their slots on a lease (${store})`, function () {
     this.timeout(120_000);
@@ -113,12 +120,7 @@ for (const store of storesUnderTest()) {
       await server?.close();
     });
 
-    /** Resolves once a password is being hashed (the attempt under way took its slot before). */
-    async function hashing(): Promise<void> {
-      while (value(await scrape(new URL("/metrics", server.url).href), "tessera_hasher_in_use") < 1) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    }
+    const hashing = () => hashingOn(server);
 
     it("the right password, checked for longer than its time: 503 HASHER_BUSY, Retry-After 1, its slot given back", async () => {
       const login = uniqueEmail("slow");
@@ -169,9 +171,7 @@ for (const store of storesUnderTest()) {
       const first = uniqueEmail("slow");
       const second = uniqueEmail("slow");
       const answer = api.signUp(first, password);
-      while (value(await scrape(new URL("/metrics", server.url).href), "tessera_hasher_in_use") < 1) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await hashingOn(server);
       // The first sign-up's slot is no longer counted: a second one takes the window's slot.
       clock.advance(leaseMs);
       const next = api.signUp(second, password);
