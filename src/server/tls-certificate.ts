@@ -174,7 +174,7 @@ function subjectOf(c: X509Certificate): string {
  * in the chain), and TRUSTED CERTIFICATE (served as the leaf, skipped in the chain, held to the
  * rules all the same). Missing one would check the wrong certificate as the leaf's chain.
  */
-const pemCertificate = /-----BEGIN (X509 |TRUSTED )?CERTIFICATE-----[^-]*-----END \1?CERTIFICATE-----/g;
+const pemCertificate = /-----BEGIN (X509 |TRUSTED )?CERTIFICATE-----[^-]*-----END \1CERTIFICATE-----/g;
 
 /**
  * What makes the chain served with the leaf unfit, or undefined: every certificate after the leaf
