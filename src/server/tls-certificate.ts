@@ -355,14 +355,19 @@ export function watchCertificate(
     let next: LoadedCertificate;
     try {
       next = loadCertificate(certFile, keyFile, now());
+      apply(next);
     } catch (e) {
-      if (!(e instanceof CertificateError)) throw e;
+      // A pair loadCertificate refuses is the operator's to fix (warn); anything else, in reading
+      // the files or in serving the pair, is unforeseen (error). Either way the pair served
+      // until now stays: a reload runs on a timer or a signal, and a throw there would end the
+      // process. Neither message quotes the key (OpenSSL's never does).
+      const expected = e instanceof CertificateError;
       if (e instanceof NotYetValidError) retryAt = e.notBefore.getTime() - notBeforeSkewMs;
-      logger.warn("TLS certificate not reloaded", { why, error: e.message, fingerprint: current.fingerprint, notAfter: current.notAfter.toISOString() });
+      const error = e instanceof Error ? e.message : String(e);
+      logger[expected ? "warn" : "error"]("TLS certificate not reloaded", { why, error, fingerprint: current.fingerprint, notAfter: current.notAfter.toISOString() });
       onRefused?.();
       return false;
     }
-    apply(next);
     current = next;
     warnIfKeyExposed(logger, keyFile, next);
     logger.info("TLS certificate reloaded", { why, fingerprint: next.fingerprint, notAfter: next.notAfter.toISOString() });

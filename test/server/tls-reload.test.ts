@@ -223,6 +223,29 @@ describe("server: TLS certificate renewal", function () {
     }
   });
 
+  it("a renewal that fails to be served for any other reason is refused, logged and counted, never thrown", () => {
+    const first = certificate();
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger("info", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    let refused = 0;
+    const loaded = loadCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!);
+    const apply = () => {
+      throw new Error("setSecureContext failed");
+    };
+    const watcher = watchCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!, loaded, apply, logger, { intervalMs: 0, onRefused: () => refused++ });
+    try {
+      renew(first, certificate());
+      assert.equal(watcher.reload("signal"), false);
+      assert.equal(refused, 1);
+      assert.equal(watcher.current.fingerprint, loaded.fingerprint);
+      const line = lines.find((l) => l.msg === "TLS certificate not reloaded");
+      assert.equal(line?.error, "setSecureContext failed");
+      assert.equal(line?.level, "error");
+    } finally {
+      watcher.stop();
+    }
+  });
+
   it("a file that is not PEM is refused", () => {
     const c = certificate();
     writeFileSync(c.env.TESSERA_TLS_CERT_FILE!, "not a certificate\n");
