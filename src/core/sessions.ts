@@ -110,7 +110,10 @@ export class Sessions {
     requireField("email", input.email);
     requireField("password", input.password);
     const user = await this.users.authenticate(input.email, input.password, "email", input.clientAddress);
-    const [pair] = await Promise.all([this.start(user, input.clientId), this.users.noteLogin(user, this.config.lastUsedIntervalSeconds)]);
+    // lastLoginAt first, unsynced: the session's refresh token, stored after it (and waited for),
+    // makes both durable with one fsync on the embedded store.
+    const noted = this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true });
+    const [pair] = await Promise.all([this.start(user, input.clientId), noted]);
     return pair;
   }
 

@@ -203,12 +203,13 @@ export class Users {
 
   /**
    * Records a password login in lastLoginAt, at most once per `minIntervalSeconds` per user:
-   * a login storm must not turn into a storm of writes.
+   * a login storm must not turn into a storm of writes. With `syncedByNextWrite`, the caller's
+   * next write (one that waits to be durable) makes it durable (see the store port).
    */
-  async noteLogin(user: UserRecord, minIntervalSeconds: number): Promise<void> {
+  async noteLogin(user: UserRecord, minIntervalSeconds: number, options: { syncedByNextWrite?: boolean } = {}): Promise<void> {
     const now = this.clock.now().getTime();
     if (user.lastLoginAt && now - user.lastLoginAt.getTime() < minIntervalSeconds * 1000) return;
-    await this.users.setLastLogin(user.id, new Date(now));
+    await this.users.setLastLogin(user.id, new Date(now), options);
   }
 
   private async rehash(user: UserRecord, password: string): Promise<void> {

@@ -505,6 +505,21 @@ describe("sqlite store", () => {
       assert.equal(syncs.length, 1);
     });
 
+    it("the adapters: a login's lastLoginAt, which its refresh token's insert syncs, is answered at once; set alone, after its fsync", async () => {
+      migrate(db);
+      const at = new Date();
+      const user = sqliteUsers(db).create({ id: "u1", login: "ada@example.com", loginKey: "ada@example.com", emails: ["ada@example.com"], passwordHash: "x", createdAt: at });
+      syncs.shift()!.done(null);
+      await user;
+      assert.deepEqual(await sqliteUsers(db).setLastLogin("u1", at, { syncedByNextWrite: true }), at);
+      assert.equal(syncs.length, 0, "no fsync of its own");
+      const alone = sqliteUsers(db).setLastLogin("u1", new Date(at.getTime() + 1));
+      assert.equal(await settled(alone), "pending");
+      assert.equal(syncs.length, 1);
+      syncs.shift()!.done(null);
+      assert.deepEqual(await alone, new Date(at.getTime() + 1));
+    });
+
     it("housekeeping deletes a backlog of every kind a batch per statement, each its own commit of at most 1000 rows: the write lock and the event loop are let go between them", async () => {
       migrate(db);
       const t = 1_700_000_000_000;

@@ -74,8 +74,12 @@ export interface UserStore {
    * kept; version++. Returns whether it was replaced.
    */
   rehashPassword(id: string, expectedHash: string, newHash: string): Promise<boolean>;
-  /** Sets lastLoginAt = at and returns it; null when no such active user. */
-  setLastLogin(id: string, at: Date): Promise<Date | null>;
+  /**
+   * Sets lastLoginAt = at and returns it; null when no such active user. With `syncedByNextWrite`
+   * (a login that stores its credential next, and waits for that write): the embedded store
+   * commits it without an fsync of its own, the caller's next write makes it durable with it.
+   */
+  setLastLogin(id: string, at: Date, options?: { syncedByNextWrite?: boolean }): Promise<Date | null>;
   /** active=false, deactivatedAt=at, version++, credentialEpoch++; false when unknown or already inactive. */
   deactivate(id: string, at: Date): Promise<boolean>;
 }

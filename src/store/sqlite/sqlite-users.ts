@@ -43,7 +43,7 @@ function toRecord(row: UserRow): UserRecord {
 }
 
 export function sqliteUsers(db: Database.Database): UserStore {
-  const { call, spend } = sqliteCalls(db);
+  const { call, cheaply, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO users
     (id, login, login_key, emails, firstname, lastname, password_hash, active, created_at, password_changed_at, version)
     VALUES (@id, @login, @loginKey, @emails, @firstname, @lastname, @passwordHash, 1, @createdAt, @createdAt, 0)
@@ -127,7 +127,12 @@ export function sqliteUsers(db: Database.Database): UserStore {
         return row ? toRecord(row) : null;
       }),
     rehashPassword: (id, expectedHash, newHash) => call(() => rehash.run(newHash, id, expectedHash).changes === 1),
-    setLastLogin: (id, at) => call(() => (lastLogin.run(toMs(at), id).changes === 1 ? fromMs(toMs(at)) : null)),
+    setLastLogin: (id, at, options) =>
+      call(() => {
+        const set = () => lastLogin.run(toMs(at), id).changes === 1;
+        // Unsynced for a login whose next write syncs it (see the port).
+        return (options?.syncedByNextWrite ? cheaply(set) : set()) ? fromMs(toMs(at)) : null;
+      }),
     deactivate: (id, at) => spend(() => deactivate.run(toMs(at), id).changes === 1),
   };
 }
