@@ -134,15 +134,11 @@ export class LoginThrottle {
       resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", { retryAfterSeconds }),
     );
     // A verdict reached after `checkMs` is withheld: its slots may have stopped counting.
-    const late = () => this.late(now);
     return {
-      failed: async () => {
-        await beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule));
-        if (late()) throw hasherBusy(fullRetryAfterSeconds);
-      },
+      failed: () => this.countFailure(held, now),
       succeeded: (remember) =>
         beyondDeadline(async () => {
-          if (late()) {
+          if (this.late(now)) {
             await this.release(held);
             throw hasherBusy(fullRetryAfterSeconds);
           }
@@ -167,11 +163,17 @@ export class LoginThrottle {
     );
     // As a login's verdict: a sign-up whose hash ended after `checkMs` is not made (its slot may
     // have stopped counting, and another sign-up taken it), but it counts.
-    const counted = async () => {
-      await beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule));
-      if (this.late(now)) throw hasherBusy(fullRetryAfterSeconds);
-    };
+    const counted = () => this.countFailure(held, now);
     return { failed: counted, succeeded: counted, abandon: () => this.release(held) };
+  }
+
+  /**
+   * Counts `held` as failed (a login's wrong password, any sign-up); then, when the attempt
+   * whose slots were asked for at `start` has outlasted `checkMs`, withholds its outcome.
+   */
+  private async countFailure(held: readonly HeldSlot[], start: Date): Promise<void> {
+    await beyondDeadline(() => this.attempts.recordFailure(held, this.clock.now(), this.rule));
+    if (this.late(start)) throw hasherBusy(fullRetryAfterSeconds);
   }
 
   /** Whether an attempt whose slots were asked for at `start` has outlasted `checkMs`. */
