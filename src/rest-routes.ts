@@ -18,11 +18,14 @@ import type { PathTemplate, TemplateSegment } from "./transcode/path-template.js
  * that a deployment may mount the JWT API elsewhere (TESSERA_JWT_BASE_PATH, given as
  * `jwtBasePath`; unset: the proto's own base path).
  */
-export function restMount(service: DescService, jwtBasePath?: string): { basePath: string; looseArguments: boolean } {
+export function restMount(
+  service: DescService,
+  jwtBasePath?: string,
+): { basePath: string; looseArguments: boolean; timestampMillis: boolean } {
   const rule = hasOption(service, http_service) ? getOption(service, http_service) : undefined;
   const declared = rule?.basePath || "/";
   const basePath = service.typeName === JwtService.typeName && jwtBasePath !== undefined ? jwtBasePath : declared;
-  return { basePath, looseArguments: rule?.looseArguments ?? false };
+  return { basePath, looseArguments: rule?.looseArguments ?? false, timestampMillis: rule?.timestampMillis ?? false };
 }
 
 /** A method's declared REST success answer (`tessera.options.v1.http_response`), if any. */

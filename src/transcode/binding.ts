@@ -59,6 +59,8 @@ export interface Route {
   /** The declared media type of an HttpBody answer, if any. */
   readonly contentType: string | undefined;
   readonly loose: boolean;
+  /** Timestamps of the JSON answer written with at least millisecond digits (`.000Z`). */
+  readonly timestampMillis: boolean;
   /** Resolves a query (or form) key to its target, or a reason to refuse it. Cached. */
   readonly argumentTarget: (key: string) => FieldTarget | TargetRefusal;
 }
@@ -74,17 +76,23 @@ export interface RouteMount {
   readonly basePath?: string;
   /** Seed-004 style: form bodies and JSON bodies on GET; arguments from query/body/form on every method. */
   readonly looseArguments?: boolean;
+  /**
+   * Timestamps in JSON answers always carry a fraction of at least three digits, as a
+   * JavaScript Date's JSON does (`2014-05-16T09:47:11.000Z`); proto3 JSON writes none on a
+   * whole second (`2014-05-16T09:47:11Z`). Finer fractions are kept as they are.
+   */
+  readonly timestampMillis?: boolean;
   /** The success status of a method's REST answer when it is not 200 (read once, here). */
   readonly successStatus?: (method: DescMethod) => SuccessStatus | undefined;
 }
 
 /** Every route of a service's google.api.http rules, in declaration order. Throws BindingError. */
 export function compileServiceRoutes(service: DescService, mount: RouteMount = {}): Route[] {
-  const { basePath = "/", looseArguments = false, successStatus } = mount;
+  const { basePath = "/", looseArguments = false, timestampMillis = false, successStatus } = mount;
   const routes: Route[] = [];
   for (const method of service.methods) {
     for (const rule of httpRules(method)) {
-      routes.push(compileRoute(rule, method, basePath, looseArguments, successStatus?.(method)));
+      routes.push(compileRoute(rule, method, basePath, looseArguments, successStatus?.(method), timestampMillis));
     }
   }
   return routes;
@@ -116,6 +124,7 @@ export function compileRoute(
   basePath: string,
   loose: boolean,
   success: SuccessStatus = {},
+  timestampMillis = false,
 ): Route {
   const rpcName = `${rpc.parent.typeName}/${rpc.name}`;
   const fail = (reason: string): never => {
@@ -194,6 +203,7 @@ export function compileRoute(
     unsetBodyStatus,
     contentType,
     loose,
+    timestampMillis,
     argumentTarget: argumentResolver(input, pathBindings, body, loose),
   };
 }

@@ -150,14 +150,54 @@ function sendOutput(res: NodeResponse, binding: Binding, output: Message, header
       return sendSuccess(res, status, headers, body?.data ?? new Uint8Array(0), conditional);
     }
     case "field": {
-      const json = toJson(binding.rpc.output as DescMessage, output, jsonOptions) as Record<string, JsonValue>;
+      const json = outputJson(binding, output) as Record<string, JsonValue>;
       headers["content-type"] = jsonContentType;
       return sendSuccess(res, status, headers, JSON.stringify(json[rule.field.jsonName] ?? null), conditional);
     }
     case "message":
       headers["content-type"] = jsonContentType;
-      return sendSuccess(res, status, headers, JSON.stringify(toJson(binding.rpc.output as DescMessage, output, jsonOptions)), conditional);
+      return sendSuccess(res, status, headers, JSON.stringify(outputJson(binding, output)), conditional);
   }
+}
+
+/** The answer message as JSON, its timestamps to the millisecond when the binding says so. */
+function outputJson(binding: Binding, output: Message): JsonValue {
+  const json = toJson(binding.rpc.output as DescMessage, output, jsonOptions);
+  if (binding.timestampMillis) millisTimestamps(binding.rpc.output as DescMessage, json);
+  return json;
+}
+
+const timestampTypeName = "google.protobuf.Timestamp";
+
+/**
+ * Gives every google.protobuf.Timestamp in a message's JSON (nested messages, lists and map
+ * values included) a fraction of at least three digits: proto3 JSON writes a whole second
+ * without one (`...:11Z`), a JavaScript Date's JSON as `...:11.000Z`. In place.
+ */
+function millisTimestamps(desc: DescMessage, json: JsonValue): void {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return;
+  const obj = json as Record<string, JsonValue>;
+  for (const field of desc.fields) {
+    const value = obj[field.jsonName];
+    if (value === undefined || value === null) continue;
+    if (field.fieldKind === "message") {
+      obj[field.jsonName] = millisValue(field.message, value);
+    } else if (field.fieldKind === "list" && field.listKind === "message" && Array.isArray(value)) {
+      obj[field.jsonName] = value.map((item) => millisValue(field.message, item));
+    } else if (field.fieldKind === "map" && field.mapKind === "message" && typeof value === "object" && !Array.isArray(value)) {
+      const map = value as Record<string, JsonValue>;
+      for (const key of Object.keys(map)) map[key] = millisValue(field.message, map[key]!);
+    }
+  }
+}
+
+function millisValue(desc: DescMessage, value: JsonValue): JsonValue {
+  if (desc.typeName === timestampTypeName) {
+    return typeof value === "string" ? value.replace(/(T\d\d:\d\d:\d\d)Z$/, "$1.000Z") : value;
+  }
+  // Other well-known types (Struct, Duration, wrappers, ...) have JSON forms of their own.
+  if (!desc.typeName.startsWith("google.protobuf.")) millisTimestamps(desc, value);
+  return value;
 }
 
 function sendRpcError(

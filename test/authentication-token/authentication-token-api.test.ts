@@ -380,6 +380,34 @@ for (const store of storesUnderTest()) {
       });
     });
 
+    describe("REST only: created_at as the document writes it", () => {
+      // The document's token object: created_at: '2014-05-16T09:47:11.703Z', a JavaScript
+      // Date's JSON, always with its three millisecond digits (proto3 JSON drops them on a
+      // whole second).
+      it("keeps the milliseconds on a whole second: .000Z", async () => {
+        const { token } = await userWithToken();
+        const at = Math.ceil(clock.now().getTime() / 1000) * 1000 + 1000;
+        clock.set(at);
+        const created = await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(token) });
+        assert.equal(created.status, 200, created.text);
+        assert.deepEqual(Object.keys(created.body), ["token", "ttl", "user", "created_at"]);
+        assert.equal(created.body.created_at, new Date(at).toISOString());
+        assert.match(created.text, /"created_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z"/);
+        const read = await rest(server.url, "GET", `/api/authenticationtoken/${created.body.token}`, { headers: bearer(token) });
+        assert.equal(read.status, 200, read.text);
+        assert.equal(read.body.created_at, new Date(at).toISOString());
+      });
+
+      it("writes other milliseconds as they are: .250Z", async () => {
+        const { token } = await userWithToken();
+        const at = Math.ceil(clock.now().getTime() / 1000) * 1000 + 1250;
+        clock.set(at);
+        const created = await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(token) });
+        assert.equal(created.status, 200, created.text);
+        assert.equal(created.body.created_at, new Date(at).toISOString());
+      });
+    });
+
     describe("Connect only: the JSON on the wire", () => {
       it("uses the document's names (created_at, _id); CreateToken wraps the token", async () => {
         const { user, token } = await userWithToken();
