@@ -184,9 +184,9 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
 
 /**
  * User tokens (seed 002): opaque bearer credentials (UUID form, stored only as a SHA-256
- * hash) obtained with a login and password. Times are RFC 3339, written in UTC (`Z`) to the
- * millisecond: an `expirationTime` sent with an offset comes back as the same instant in UTC
- * ("2019-07-29T23:59:59-05:00" is answered "2019-07-30T04:59:59Z"), where the document's
+ * hash) obtained with a login and password. Times are RFC 3339, kept to the millisecond and
+ * written in UTC (`Z`): an `expirationTime` sent with an offset comes back as the same instant
+ * in UTC ("2019-07-29T23:59:59-05:00" is answered "2019-07-30T04:59:59Z"), where the document's
  * example echoes the offset. Answers are JSON whatever the `Accept` header asks: the document
  * lets the Content-Type depend on it and sends `Vary: Accept`; Tessera has one representation,
  * so its answers do not vary and carry no `Vary: Accept`. The login is the user's email,

@@ -594,7 +594,11 @@ export const JwtService: GenService<{
   },
   /**
    * Deactivates the caller (`DELETE /user`, 204): every token of theirs, in every service,
-   * stops working. Errors: 401 / 403 (refresh-derived token).
+   * stops working. The account is deactivated, not erased (the document says "Delete the
+   * user"): its name stays taken, so a sign-up with it (`POST /user` here, or in the Session
+   * API when the name is an email) is ALREADY_EXISTS (409) and nobody else can take over the
+   * name; a login with its right password, in any API, is PERMISSION_DENIED (403).
+   * Errors: 401 / 403 (refresh-derived token).
    *
    * @generated from rpc tessera.jwt.v1.JwtService.DeleteUser
    */
