@@ -288,6 +288,21 @@ for (const store of storesUnderTest()) {
       });
     }
 
+    describe("REST only: where the answer differs from the document's example (documented)", () => {
+      it("serves GET /v1/api/auth (the heading's path), not the request example's GET /v1/auth (404)", async () => {
+        const created = await rest(server.url, "POST", "/v1/frontend/auth", { json: { account_id: "GATEWAY_ACCOUNT_1", description: "Token description" }, headers: admin });
+        assert.equal(created.status, 200, created.text);
+        const headers = { ...bearer(created.body.token), accept: "application/json" };
+        const served = await rest(server.url, "GET", "/v1/api/auth", { headers });
+        assert.equal(served.status, 200, served.text);
+        assert.equal(served.body.account_id, "GATEWAY_ACCOUNT_1");
+        const example = await rest(server.url, "GET", "/v1/auth", { headers });
+        assert.equal(example.status, 404, example.text);
+        assert.equal(example.body.code, "not_found");
+        assert.equal(example.body.message, "no route for GET /v1/auth");
+      });
+    });
+
     describe("Connect only: the JSON on the wire", () => {
       it("uses the document's field names", async () => {
         const created = await rest(server.url, "POST", "/tessera.apitoken.v1.ApiTokenService/CreateToken", {

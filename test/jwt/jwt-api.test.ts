@@ -181,6 +181,8 @@ for (const store of storesUnderTest()) {
           // Only someone who knows the password learns that the user is deactivated.
           expectCode(await api.getToken({ user, pass: password }), "permission_denied", "user is deactivated");
           expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password");
+          // Deactivated, not erased: the name stays taken (nobody can take it over).
+          expectCode(await api.createUser({ user, pass: password }), "already_exists", "a user with this name already exists");
         });
 
         it("a refresh-derived token is refused with 403 where password authentication is required, and accepted elsewhere", async () => {

@@ -395,6 +395,25 @@ for (const store of storesUnderTest()) {
       });
     }
 
+    describe("REST only: where the answer differs from the document's example (documented)", () => {
+      it("answers JSON whatever Accept asks, without Vary: Accept, and an offset expirationTime in UTC", async () => {
+        const user = await signUp(server);
+        const res = await rest(server.url, "POST", "/auth/login", {
+          headers: { ...basic(user.login, password), accept: "text/html" },
+          json: { note: "Client API Access", expirationTime: "2099-07-29T23:59:59-05:00" },
+        });
+        assert.equal(res.status, 200, res.text);
+        assert.equal(res.headers.get("content-type"), "application/json");
+        assert.equal(res.headers.get("vary"), null);
+        assert.deepEqual(Object.keys(res.body), ["token", "note", "expirationTime", "creationTime", "enabled", "version"]);
+        assert.equal(res.body.expirationTime, "2099-07-30T04:59:59Z");
+        const bump = await rest(server.url, "POST", "/auth/bump", { headers: { ...bearer(res.body.token), accept: "application/xml" } });
+        assert.equal(bump.status, 200, bump.text);
+        assert.equal(bump.headers.get("content-type"), "application/json");
+        assert.deepEqual(Object.keys(bump.body), ["lastLoginTime"]);
+      });
+    });
+
     describe("REST only: the JSON body", () => {
       it("an expirationTime not in RFC 3339 form (no zone, or not a time) is 400 naming the field", async () => {
         const user = await signUp(server);
