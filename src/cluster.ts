@@ -81,6 +81,12 @@ const message = {
    * once (`kind`, with its `reason` when it has one), as the worker that made it did.
    */
   news: "tessera:news",
+  /**
+   * follower -> leader: its start failed (`reason`: the line it would have written); it exits 1.
+   * The leader logs it with the worker's exit, so that a start failing in every worker at once
+   * (a data directory that cannot be made) writes the first worker's line alone.
+   */
+  startFailed: "tessera:start-failed",
 } as const;
 
 interface Envelope {
@@ -277,6 +283,12 @@ export interface Leader {
    * starting reads the files as it starts; SIGHUP's default action would end it).
    */
   reloadFollowers(): void;
+  /**
+   * The leader's own start failed and it is about to exit: the followers still starting (handed
+   * no connection yet) are ended at once, so that the leader's line is the start's only one (each
+   * would otherwise write that the first worker is gone).
+   */
+  startFailed(): void;
 }
 
 /** Runs the leader's side: forks the followers (2..n) and shares the port with them. */
@@ -338,6 +350,8 @@ export function lead(config: Config, logger: Logger): Leader {
     const spawnedAt = Date.now();
     followers.set(id, child);
     const unTaken = new Map<number, { socket: Socket; at: number }>();
+    /** Why its start failed, as it said before exiting. */
+    let startFailure: string | undefined;
     /** Serves here the connections numbered before `n` that the follower has not taken: they never reached it. */
     const lostBefore = (n: number) => {
       for (const [k, { socket }] of unTaken) {
@@ -381,6 +395,8 @@ export function lead(config: Config, logger: Logger): Leader {
         heardStoreFailure(m.reason);
       } else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") {
         heardNews(m.kind, m.reason, child);
+      } else if (m?.type === message.startFailed && typeof m.reason === "string") {
+        startFailure = m.reason;
       } else if (m?.type === message.ready) {
         if (port === undefined) waiting.push(child);
         else admit(child);
@@ -420,7 +436,7 @@ export function lead(config: Config, logger: Logger): Leader {
       restartWait.set(id, backoff);
       const wait = Math.max(backoff, lastRespawn + restartMs - now);
       lastRespawn = now + wait;
-      logger.error("worker exited", { worker: id, code, signal, restartInMs: wait });
+      logger.error("worker exited", { worker: id, code, signal, restartInMs: wait, ...(startFailure !== undefined && { error: startFailure }) });
       const restart = setTimeout(() => {
         restarts.delete(restart);
         if (!stopping && requested === undefined) spawn(id);
@@ -491,7 +507,28 @@ export function lead(config: Config, logger: Logger): Leader {
     reloadFollowers() {
       for (const child of ready) child.kill("SIGHUP");
     },
+    startFailed() {
+      stopping = true;
+      for (const restart of restarts) clearTimeout(restart);
+      restarts.clear();
+      // One already handed connections has started: it drains and stops once this one is gone.
+      for (const child of followers.values()) if (!ready.includes(child)) child.kill("SIGKILL");
+    },
   };
+}
+
+/**
+ * A follower whose start failed tells the leader why (the leader logs it with the worker's exit),
+ * then calls `done` with true; with false when the leader cannot be told (it is gone), and the
+ * follower writes the line itself.
+ */
+export function reportStartFailure(reason: string, done: (told: boolean) => void): void {
+  if (role !== "follower" || !process.connected) return done(false);
+  try {
+    process.send!({ type: message.startFailed, reason }, undefined, undefined, (e) => done(e === null || e === undefined));
+  } catch {
+    done(false);
+  }
 }
 
 /** A follower's side: it is handed connections by the leader, once it has said it is ready. */

@@ -2,7 +2,7 @@
 // TESSERA_WORKERS workers on the one port, which starts the others: cluster.ts), stop cleanly on
 // SIGTERM/SIGINT, read the TLS certificate again on SIGHUP. `npm start` runs it from the compiled
 // bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
-import { follow, lead, roleOf, workerId, type Leader, type Role } from "./cluster.js";
+import { follow, lead, reportStartFailure, roleOf, workerId, type Leader, type Role } from "./cluster.js";
 import { ConfigError, loadConfig, variables, type Config } from "./config.js";
 import { oneLine, withoutUrlPasswords } from "./core/text.js";
 import { StoreUnavailableError } from "./store/ports/errors.js";
@@ -96,6 +96,9 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
   if (requested !== undefined) close();
 }
 
+/** The first worker's side of the cluster, once it has forked the others (its start failing ends them). */
+let leading: Leader | undefined;
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -113,6 +116,7 @@ async function main(): Promise<void> {
   if (role !== "follower") announce(config, logger);
   // The followers are forked before this process loads the service, so that they start with it.
   const leader = role === "leader" ? lead(config, logger) : undefined;
+  leading = leader;
   await serve(config, logger, role, leader);
 }
 
@@ -136,7 +140,13 @@ export function failureLine(e: unknown, env: NodeJS.ProcessEnv = process.env): s
 /** Runs Tessera as this process (until a signal stops it). */
 export function run(): void {
   main().catch((e: unknown) => {
-    process.stderr.write(`tessera: failed to start: ${failureLine(e)}\n`);
-    process.exit(1);
+    const line = failureLine(e);
+    // One line for the whole start: a worker forked by the first tells it (the first logs it as
+    // that worker's exit), and the first ends the others still starting before it writes its own.
+    reportStartFailure(line, (told) => {
+      leading?.startFailed();
+      if (!told) process.stderr.write(`tessera: failed to start: ${line}\n`);
+      process.exit(1);
+    });
   });
 }

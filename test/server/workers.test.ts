@@ -350,6 +350,78 @@ for (const entry of ["sources", "compiled"] as Entry[]) {
     });
   });
 
+  describe(`server: TESSERA_WORKERS, a start that fails (${entry})`, function () {
+    this.timeout(60000);
+    /** The whole tree's stderr (it ends once every process of it has exited) and the first worker's exit code. */
+    const failedStart = async (env: Record<string, string>) => {
+      const child = spawn(process.execPath, await entryArgv(entry), {
+        cwd: projectRoot,
+        stdio: ["ignore", "ignore", "pipe"],
+        env: { ...process.env, MONGODB_URI: "", TESSERA_WORKERS: "3", TESSERA_LOG_LEVEL: "info", TESSERA_ADMIN_TOKEN: testAdminToken, TESSERA_CLIENT_IDS: "test-client", ...env },
+      });
+      let err = "";
+      const ended = new Promise<void>((resolve) => child.stderr!.on("data", (d: Buffer) => (err += d.toString())).once("end", resolve));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      try {
+        const code = await exited;
+        await ended;
+        return { code, err };
+      } finally {
+        child.kill("SIGKILL");
+      }
+    };
+
+    it("the port taken: one line naming it, exit 1 (the workers still starting add none)", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const taken = net.createServer();
+      await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+      try {
+        const { code, err } = await failedStart({ PORT: String((taken.address() as net.AddressInfo).port), TESSERA_DATA_DIR: dataDir });
+        assert.equal(code, 1);
+        assert.match(err, /^tessera: failed to start: PORT: listen EADDRINUSE[^\n]*\n$/);
+      } finally {
+        taken.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    it("a data directory that cannot be made: one line naming it, exit 1 (not one per worker)", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const file = join(dir, "a-file");
+      writeFileSync(file, "");
+      try {
+        const { code, err } = await failedStart({ PORT: "0", TESSERA_DATA_DIR: join(file, "data") });
+        assert.equal(code, 1);
+        assert.match(err, /^tessera: failed to start: TESSERA_DATA_DIR: [^\n]*\n$/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe(`server: TESSERA_WORKERS, a worker whose start fails while the first serves (${entry})`, function () {
+    this.timeout(60000);
+    it("is logged as worker exited with its error, and writes nothing on stderr", async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+      const preloadDir = mkdtempSync(join(tmpdir(), "tessera-workers-preload-"));
+      // Every worker but the first is given a data directory it cannot make.
+      const preload = join(preloadDir, "others-no-dir.cjs");
+      writeFileSync(preload, `if (process.env.TESSERA_WORKER_ID) process.env.TESSERA_DATA_DIR = ${JSON.stringify(join(preload, "data"))};\n`);
+      const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 1, nodeArgs: ["--require", preload] });
+      try {
+        await until(() => cluster.lines().some((l) => l.msg === "worker exited"), "worker 2 exited");
+        const exited = cluster.lines().find((l) => l.msg === "worker exited")!;
+        assert.deepEqual([exited.worker, exited.code, exited.restartInMs], [2, 1, 0]);
+        assert.match(exited.error as string, /^TESSERA_DATA_DIR: cannot create the directory .*others-no-dir\.cjs\/data \(ENOTDIR\)$/);
+        assert.equal(cluster.stderr(), "");
+      } finally {
+        await killService(cluster);
+        rmSync(dataDir, { recursive: true, force: true });
+        rmSync(preloadDir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe(`server: TESSERA_WORKERS, the first worker killed (${entry})`, function () {
     this.timeout(60000);
     it("the other workers stop too: none outlives the first", async () => {

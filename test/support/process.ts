@@ -17,6 +17,8 @@ export interface ServiceProcess {
   port: number;
   /** The JSON lines written so far on stdout. */
   lines: () => Array<Record<string, unknown>>;
+  /** What the process tree has written on stderr so far. */
+  stderr: () => string;
   exited: Promise<number | null>;
 }
 
@@ -82,7 +84,7 @@ export async function startService(entry: Entry, env: Record<string, string>, op
       const listening = lines().filter((l) => l.msg === "listening");
       if (listening.length === listeners) {
         clearInterval(timer);
-        resolve({ child, port: Number(/:(\d+)$/.exec(listening[0]!.url as string)![1]), lines, exited });
+        resolve({ child, port: Number(/:(\d+)$/.exec(listening[0]!.url as string)![1]), lines, stderr: () => err, exited });
       }
     }, 20);
     child.once("exit", (code) => {
