@@ -1,17 +1,123 @@
-// The README's configuration table is generated from src/config.ts; keep them equal.
+// The README (and docs/clients.md) against the code, where a claim can be checked mechanically:
+// the configuration table is generated from src/config.ts; every variable, error reason, metric
+// and file the text names exists; the commands say what they claim to do.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { Code } from "@connectrpc/connect";
 import { withTable } from "../../scripts/docs-config.js";
+import { loadConfig, variables } from "../../src/config.js";
+import { Reasons } from "../../src/core/errors.js";
+import { ServerReasons } from "../../src/server/error-details.js";
+import { createMetrics } from "../../src/server/metrics.js";
+import { TranscodeReasons } from "../../src/transcode/http-error.js";
+
+const documents = ["README.md", "docs/clients.md"];
+const read = (file: string) => readFileSync(file, "utf8");
+
+/** The README's section under `heading` (to the next heading of its level or above, outside code blocks). */
+function section(text: string, heading: string): string {
+  const lines = text.split("\n");
+  const start = lines.indexOf(heading);
+  assert.ok(start >= 0, `no section ${heading}`);
+  const level = heading.indexOf(" ");
+  let fenced = false;
+  let end = start + 1;
+  for (; end < lines.length; end++) {
+    const line = lines[end]!;
+    if (line.startsWith("```")) fenced = !fenced;
+    else if (!fenced && new RegExp(`^#{1,${level}} `).test(line)) break;
+  }
+  return lines.slice(start + 1, end).join("\n");
+}
 
 describe("README", () => {
   it("documents every configuration variable exactly as src/config.ts declares it (npm run docs:config)", () => {
-    const readme = readFileSync("README.md", "utf8");
+    const readme = read("README.md");
     assert.equal(readme, withTable(readme));
   });
 
   it("gives the two commands: run and test", () => {
-    const readme = readFileSync("README.md", "utf8");
+    const readme = read("README.md");
     assert.ok(readme.includes("npm ci && npm start"));
     assert.ok(readme.includes("npm test"));
+  });
+
+  it("names no TESSERA_ variable that src/config.ts does not read", () => {
+    const declared = new Set(Object.values(variables).map((v) => v.name));
+    // The Go example's tests take these (docs/clients.md), not the service.
+    const goExample = new Set(["TESSERA_ADDR", "TESSERA_CLIENT_ID", "TESSERA_CA_FILE"]);
+    for (const file of documents) {
+      const named = new Set([...read(file).matchAll(/\bTESSERA_[A-Z0-9_]*[A-Z0-9]\b/g)].map((m) => m[0]));
+      const unknown = [...named].filter((name) => !declared.has(name) && !goExample.has(name));
+      assert.deepEqual(unknown, [], `${file} names variables Tessera does not read`);
+    }
+  });
+
+  it("names as an error reason (`UPPER_SNAKE`) only reasons Tessera sends", () => {
+    const reasons = new Set<string>([...Object.values(Reasons), ...Object.values(ServerReasons), ...Object.values(TranscodeReasons)]);
+    const variableNames = new Set(Object.values(variables).map((v) => v.name));
+    // Other UPPER_SNAKE names the text quotes: gRPC codes, HTTP/2 error codes, health statuses,
+    // and environment variables that are not Tessera's own.
+    const grpcCodes = Object.keys(Code)
+      .filter((k) => Number.isNaN(Number(k)))
+      .map((k) => k.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase());
+    const others = new Set([...grpcCodes, "NO_ERROR", "ENHANCE_YOUR_CALM", "HTTP_1_1_REQUIRED", "INADEQUATE_SECURITY", "NOT_SERVING", "NODE_OPTIONS", "OTEL_SERVICE_NAME", "UV_THREADPOOL_SIZE"]);
+    for (const file of documents) {
+      const quoted = new Set([...read(file).matchAll(/`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)`/g)].map((m) => m[1]!));
+      const unknown = [...quoted].filter((w) => !reasons.has(w) && !variableNames.has(w) && !others.has(w));
+      assert.deepEqual(unknown, [], `${file} quotes names that are no reason Tessera sends`);
+    }
+  });
+
+  it("lists every tessera_ metric the server registers, and no other (Metrics)", () => {
+    const table = section(read("README.md"), "### Metrics");
+    const listed = new Set([...table.matchAll(/^\| (.+?) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`(tessera_[a-z_]+)`/g)].map((n) => n[1]!)));
+    const metrics = createMetrics();
+    // Everything registered, the conditional ones too: the signing key's age (not under HS256)
+    // and the TLS certificate's.
+    metrics.watch({
+      hashPool: { inUse: 0, queued: 0 },
+      audit: { enabled: true, observe() {} },
+      apiTokens: { cacheCounts: () => ({ hits: 0, misses: 0 }) },
+      verifier: { cacheCounts: () => ({ hits: 0, misses: 0 }) },
+      keyRing: { alg: "EdDSA", jwks: async () => [], signingKeyAgeSeconds: async () => 0 },
+    });
+    metrics.certificate(() => new Date());
+    const registered = new Set(
+      metrics.registry
+        .getMetricsAsArray()
+        .map((m) => (m as unknown as { name: string }).name)
+        .filter((name) => name.startsWith("tessera_")),
+    );
+    assert.deepEqual([...listed].sort(), [...registered].sort());
+  });
+
+  it("links and quotes only files and directories that exist", () => {
+    for (const file of documents) {
+      const text = read(file);
+      const links = [...text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)].map((m) => m[1]!).filter((p) => !/^[a-z]+:/.test(p));
+      const paths = [...text.matchAll(/`((?:src|test|scripts|bench|proto|gen|clients|docs|examples|\.ci)\/[A-Za-z0-9_./-]*)`/g)].map((m) => m[1]!);
+      const missing = [...links.map((p) => join(dirname(file), p)), ...paths].filter((p) => !existsSync(p));
+      assert.deepEqual(missing, [], `${file} names files that do not exist`);
+    }
+  });
+
+  it("calls over gRPC the buf curl lines it presents as gRPC (buf curl speaks Connect unless told)", () => {
+    const block = section(read("README.md"), "## Call it");
+    const grpc = block.slice(block.indexOf("# gRPC"), block.indexOf("```", block.indexOf("# gRPC")));
+    const lines = grpc.split("\n").filter((l) => l.includes("buf curl"));
+    assert.ok(lines.length >= 3, grpc);
+    for (const line of lines) assert.ok(line.includes("--protocol grpc"), line);
+  });
+
+  it("an empty variable counts as unset: its default applies (Configuration)", () => {
+    const defaults = loadConfig({});
+    for (const [key, v] of Object.entries(variables)) {
+      const config = loadConfig({ [v.name]: "" });
+      if (key === "clientIds" || key === "adminToken") assert.ok(config.generated[key === "clientIds" ? "clientId" : "adminToken"], v.name);
+      else assert.deepEqual(config[key as keyof typeof config], defaults[key as keyof typeof defaults], v.name);
+    }
+    assert.throws(() => loadConfig({ NODE_ENV: "production", TESSERA_KEY_ENCRYPTION_KEY: "k".repeat(31) + "x", TESSERA_CLIENT_IDS: "web", TESSERA_ADMIN_TOKEN: "" }), /^ConfigError: TESSERA_ADMIN_TOKEN: required/);
   });
 });
