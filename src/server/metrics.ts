@@ -178,13 +178,13 @@ export function createMetrics(): Metrics {
   );
   const logins = new client.Counter({
     name: "tessera_logins_total",
-    help: "Password logins by API and outcome (success, failure, locked, throttled, shed, error).",
+    help: "Password logins by API and outcome (success, failure, locked, throttled, shed, canceled, error).",
     labelNames: ["api", "outcome"],
     registers: [registry],
   });
   const signups = new client.Counter({
     name: "tessera_signups_total",
-    help: "Sign-ups by API and outcome (success, failure, throttled, shed, error).",
+    help: "Sign-ups by API and outcome (success, failure, throttled, shed, canceled, error).",
     labelNames: ["api", "outcome"],
     registers: [registry],
   });

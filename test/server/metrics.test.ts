@@ -179,6 +179,16 @@ describe("metrics: logins refused before any hashing", function () {
   });
 });
 
+describe("metrics: the HELP of the login and sign-up counters", () => {
+  it("names every outcome the counter takes (README Metrics: success, failure, locked, throttled, shed, canceled, error)", async () => {
+    const text = await createMetrics().registry.metrics();
+    const help = (name: string) => text.split("\n").find((l) => l.startsWith(`# HELP ${name} `)) ?? "";
+    for (const outcome of ["success", "failure", "locked", "throttled", "shed", "canceled", "error"]) assert.match(help("tessera_logins_total"), new RegExp(`\\b${outcome}\\b`), outcome);
+    // A sign-up is never "locked" (a sign-up lock is TOO_MANY_SIGNUPS: throttled).
+    for (const outcome of ["success", "failure", "throttled", "shed", "canceled", "error"]) assert.match(help("tessera_signups_total"), new RegExp(`\\b${outcome}\\b`), outcome);
+  });
+});
+
 describe("metrics: store operations that fail", function () {
   it("an unavailable store counts as an error and as unavailable, by operation; a duplicate key as neither", async () => {
     const opened = await openTestStore("sqlite");
