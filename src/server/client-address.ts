@@ -38,12 +38,12 @@ export function proxySubnet(cidr: string): { address: string; prefix: number; fa
   const max = isIPv4(ip) && !mapped ? 32 : 128;
   const bits = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
   if (!(bits >= 0 && bits <= max)) throw new Error(`${quoted(cidr)}: the prefix length must be 0 to ${max}`);
+  if (mapped && bits < 96) throw new Error(`${quoted(cidr)}: the prefix length of an IPv4-mapped address must be 96 to 128`);
+  const subnet = mapped ? { address: ip, prefix: bits - 96, family: "ipv4" as const } : { address: ip, prefix: bits, family: isIPv4(ip) ? ("ipv4" as const) : ("ipv6" as const) };
   // Every hop of every request would be a trusted proxy's: the left-most, which the client
-  // writes itself, would be taken for the client.
-  if (bits === 0) throw new Error(`${quoted(cidr)} trusts every address, so any client could name its own address; list the proxies' addresses or subnets`);
-  if (!mapped) return { address: ip, prefix: bits, family: isIPv4(ip) ? "ipv4" : "ipv6" };
-  if (bits < 96) throw new Error(`${quoted(cidr)}: the prefix length of an IPv4-mapped address must be 96 to 128`);
-  return { address: ip, prefix: bits - 96, family: "ipv4" };
+  // writes itself, would be taken for the client. A mapped /96 is the IPv4 /0.
+  if (subnet.prefix === 0) throw new Error(`${quoted(cidr)} trusts every address, so any client could name its own address; list the proxies' addresses or subnets`);
+  return subnet;
 }
 
 /** The subnets of TESSERA_TRUSTED_PROXIES (proxySubnet). */

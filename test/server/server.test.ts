@@ -163,6 +163,8 @@ describe("server: configuration errors stop the process with one clear line", ()
     // A /0 trusts every address: any client names its own in X-Forwarded-For (and so its login-limit window).
     [{ TESSERA_TRUSTED_PROXIES: "10.0.0.1, 0.0.0.0/0" }, /^tessera: configuration error: TESSERA_TRUSTED_PROXIES: "0\.0\.0\.0\/0" trusts every address, so any client could name its own address; list the proxies' addresses or subnets$/],
     [{ TESSERA_TRUSTED_PROXIES: "::/0" }, /^tessera: configuration error: TESSERA_TRUSTED_PROXIES: "::\/0" trusts every address, so any client could name its own address; list the proxies' addresses or subnets$/],
+    // An IPv4-mapped /96 is the IPv4 /0: every IPv4 client (and every mapped one) trusted alike.
+    [{ TESSERA_TRUSTED_PROXIES: "::ffff:0.0.0.0/96" }, /^tessera: configuration error: TESSERA_TRUSTED_PROXIES: "::ffff:0\.0\.0\.0\/96" trusts every address, so any client could name its own address; list the proxies' addresses or subnets$/],
     [{ TESSERA_REQUEST_TIMEOUT_MS: "3000" }, /TESSERA_HEADERS_TIMEOUT_MS and TESSERA_REQUEST_TIMEOUT_MS: the headers timeout \(10000 ms\) cannot exceed the request timeout \(3000 ms\)/],
     [{ TESSERA_CORS_ORIGINS: "https://app.example.com, app.example.com" }, /^tessera: configuration error: TESSERA_CORS_ORIGINS: "app\.example\.com" is not a web origin \(scheme:\/\/host\[:port\], as a browser sends it\) or \*$/],
     [{ TESSERA_CORS_ORIGINS: "https://app.example.com/login" }, /^tessera: configuration error: TESSERA_CORS_ORIGINS: "https:\/\/app\.example\.com\/login" is not a web origin/],
