@@ -5,6 +5,14 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Code } from "@connectrpc/connect";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
+import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
+import { AuthenticationTokenService } from "../../gen/tessera/authtoken/v1/authentication_token_pb.js";
+import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
+import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
+import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
+import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { withTable } from "../../scripts/docs-config.js";
 import { loadConfig, variables } from "../../src/config.js";
 import { Reasons } from "../../src/core/errors.js";
@@ -109,6 +117,22 @@ describe("README", () => {
     const lines = grpc.split("\n").filter((l) => l.includes("buf curl"));
     assert.ok(lines.length >= 3, grpc);
     for (const line of lines) assert.ok(line.includes("--protocol grpc"), line);
+  });
+
+  it("docs/clients.md lists as served by Connect GET exactly the methods declared NO_SIDE_EFFECTS", () => {
+    const services = [SessionService, UserService, ApiTokenService, UserTokenService, AuthenticationTokenService, JwtService, KeyService, AuditService];
+    const declared = services.flatMap((s) => s.methods.filter((m) => m.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS).map((m) => `${s.name}.${m.name}`));
+    // "(SessionService.GetSession, ..., JwtService.Check, GetPublicKey, GetUser and GetVersion, ...)":
+    // a bare method name belongs to the service named last.
+    const bullet = /\*\*Connect GET\*\* for the methods declared `idempotency_level = NO_SIDE_EFFECTS`\s*\(([^)]*)\)/.exec(read("docs/clients.md"));
+    assert.ok(bullet, "the Connect GET bullet of docs/clients.md");
+    let service = "";
+    const listed = bullet[1]!.split(/,\s*|\s+and\s+/).map((name) => {
+      const dot = name.indexOf(".");
+      if (dot >= 0) service = name.slice(0, dot);
+      return dot >= 0 ? name.trim() : `${service}.${name.trim()}`;
+    });
+    assert.deepEqual(listed.sort(), declared.sort());
   });
 
   it("an empty variable counts as unset: its default applies (Configuration)", () => {
