@@ -15,6 +15,7 @@ import { SessionService, UserService } from "../../gen/tessera/session/v1/sessio
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { withTable } from "../../scripts/docs-config.js";
 import { loadConfig, variables } from "../../src/config.js";
+import { restRoutes, servedServices } from "../../src/rest-routes.js";
 import { Reasons } from "../../src/core/errors.js";
 import { ServerReasons } from "../../src/server/error-details.js";
 import { createMetrics } from "../../src/server/metrics.js";
@@ -49,6 +50,32 @@ describe("README", () => {
     const readme = read("README.md");
     assert.ok(readme.includes("npm ci && npm start"));
     assert.ok(readme.includes("npm test"));
+  });
+
+  it("the table of APIs names each service's REST routes, and every one of them", () => {
+    const rows = read("README.md").split("\n").filter((l) => /^\| .* \| `tessera\.[a-z]+\.v1\.[A-Za-z]+Service`/.test(l));
+    assert.equal(rows.length, 7);
+    const named = new Set<string>();
+    for (const row of rows) {
+      const [, paths, services] = row.split(" | ");
+      const serviceNames = [...services!.matchAll(/`(tessera\.[a-z.0-9]+\.[A-Za-z]+)`/g)].map((m) => m[1]!);
+      const routes = servedServices(true)
+        .filter((s) => serviceNames.includes(s.typeName))
+        .flatMap((s) => restRoutes(s).map((r) => ({ method: r.httpMethod, path: r.pattern })));
+      assert.equal(new Set(routes.map((r) => r.path)).size > 0, true, row);
+      serviceNames.forEach((n) => named.add(n));
+      // `POST/PUT /session` (methods and path) or `/jwt/token` (the path, every method).
+      const listed = [...paths!.matchAll(/`(?:([A-Z]+(?:\/[A-Z]+)*) )?(\/[^`]*)`/g)].map((m) => ({ methods: m[1]?.split("/"), path: m[2]! }));
+      for (const { methods, path } of listed) {
+        for (const method of methods ?? [undefined]) {
+          assert.ok(routes.some((r) => r.path === path && (method === undefined || r.method === method)), `${method ?? ""} ${path} is no route of ${serviceNames.join(", ")}`);
+        }
+      }
+      for (const route of routes) {
+        assert.ok(listed.some((l) => l.path === route.path && (l.methods === undefined || l.methods.includes(route.method))), `${route.method} ${route.path} is not in the row of ${serviceNames.join(", ")}`);
+      }
+    }
+    assert.deepEqual([...named].sort(), servedServices(true).map((s) => s.typeName).sort());
   });
 
   it("names no TESSERA_ variable that src/config.ts does not read", () => {
