@@ -495,6 +495,40 @@ function defaultHashConcurrency(env: NodeJS.ProcessEnv, workers: number): number
   return Math.max(1, Math.min(Math.floor(availableParallelism() / workers), threads - 1));
 }
 
+/** Variables of Tessera's own that are not configuration (set by the first worker for the others: cluster.ts). */
+const internalVariables = new Set(["TESSERA_WORKER_ID"]);
+
+/**
+ * The TESSERA_ variables of `env` that no configuration variable is (a misspelt name, which
+ * would otherwise be ignored without a word), each with the declared name nearest to it when one
+ * is close (at most 2 edits): logged at start. Names only: a value may be a secret.
+ */
+export function unknownVariables(env: NodeJS.ProcessEnv = process.env): Array<{ variable: string; didYouMean?: string }> {
+  const declared = Object.values(variables).map((v) => v.name);
+  return Object.keys(env)
+    .filter((name) => name.startsWith("TESSERA_") && !declared.includes(name) && !internalVariables.has(name))
+    .sort()
+    .map((variable) => {
+      let best: { name: string; distance: number } | undefined;
+      for (const name of declared) {
+        const distance = editDistance(variable, name);
+        if (distance <= 2 && (best === undefined || distance < best.distance)) best = { name, distance };
+      }
+      return best === undefined ? { variable } : { variable, didYouMean: best.name };
+    });
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
 /** The README's configuration table, generated from `variables`. */
 export function configTable(): string {
   const rows = Object.values(variables).map(

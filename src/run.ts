@@ -3,7 +3,7 @@
 // SIGTERM/SIGINT, read the TLS certificate again on SIGHUP. `npm start` runs it from the compiled
 // bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
 import { follow, lead, reportStartFailure, roleOf, workerId, type Leader, type Role } from "./cluster.js";
-import { ConfigError, loadConfig, variables, type Config } from "./config.js";
+import { ConfigError, loadConfig, unknownVariables, variables, type Config } from "./config.js";
 import { oneLine, withoutUrlPasswords } from "./core/text.js";
 import { StoreUnavailableError } from "./store/ports/errors.js";
 import { withoutPassword } from "./store/mongo/mongo-uri.js";
@@ -29,6 +29,8 @@ function announce(config: Config, logger: Logger): void {
   if (config.generated.adminToken) {
     process.stderr.write(`tessera: development admin token (Authorization: Bearer ...): ${config.generated.adminToken}\n`);
   }
+  // A misspelt variable is otherwise ignored without a word (its default applies).
+  for (const unknown of unknownVariables()) logger.warn("unknown configuration variable, not read", unknown);
   logger.info("store", { kind: config.mongodbUri ? "mongodb" : "sqlite", dataDir: config.mongodbUri ? undefined : config.dataDir });
   if (config.keyEncryptionKey === undefined && config.jwtAlg !== "HS256") {
     logger.warn("private signing keys are stored unsealed; set TESSERA_KEY_ENCRYPTION_KEY to seal them");

@@ -8,9 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { promisify } from "node:util";
-import { ConfigError, loadConfig } from "../../src/config.js";
+import { workerIdVariable } from "../../src/cluster.js";
+import { ConfigError, loadConfig, unknownVariables } from "../../src/config.js";
 import { projectRoot } from "../../src/project-files.js";
-import { entryArgv } from "../support/process.js";
+import { entryArgv, killService, startService } from "../support/process.js";
 
 const run = promisify(execFile);
 
@@ -475,5 +476,39 @@ describe("start: a mongodb+srv:// MONGODB_URI whose DNS lookup fails names MONGO
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^tessera: failed to start: MONGODB_URI: the DNS lookup of the mongodb\+srv host cluster0\.example\.invalid failed \(querySrv E[A-Z]+ _mongodb\._tcp\.cluster0\.example\.invalid\)\n$/);
     assert.ok(!(r.stdout + r.stderr).includes(password));
+  });
+});
+
+describe("config: a TESSERA_ variable Tessera does not read (a misspelt name)", () => {
+  it("is named, with the nearest variable it reads when one is close; its internal worker id is none", () => {
+    assert.deepEqual(
+      unknownVariables({ TESSERA_LOGIN_MAX_FAILURE: "3", TESSERA_ADMIN_TOKN: "a-secret-admin-token", TESSERA_SOMETHING_ELSE: "x", TESSERA_PORT: "1", [workerIdVariable]: "2", TESSERA_WORKERS: "2", PORT: "1" }),
+      [
+        { variable: "TESSERA_ADMIN_TOKN", didYouMean: "TESSERA_ADMIN_TOKEN" },
+        { variable: "TESSERA_LOGIN_MAX_FAILURE", didYouMean: "TESSERA_LOGIN_MAX_FAILURES" },
+        { variable: "TESSERA_PORT" },
+        { variable: "TESSERA_SOMETHING_ELSE" },
+      ],
+    );
+  });
+
+  it("is logged at warn as the service starts (the name, never the value), which goes on", async function () {
+    this.timeout(30000);
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-unknown-"));
+    const service = await startService("sources", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, TESSERA_LOGIN_MAX_FAILURE: "3", TESSERA_ADMIN_TOKN: "a-secret-admin-token" });
+    try {
+      const warned = service.lines().filter((l) => l.msg === "unknown configuration variable, not read");
+      assert.deepEqual(
+        warned.map((l) => [l.level, l.variable, l.didYouMean]),
+        [
+          ["warn", "TESSERA_ADMIN_TOKN", "TESSERA_ADMIN_TOKEN"],
+          ["warn", "TESSERA_LOGIN_MAX_FAILURE", "TESSERA_LOGIN_MAX_FAILURES"],
+        ],
+      );
+      assert.ok(!JSON.stringify(service.lines()).includes("a-secret-admin-token"));
+    } finally {
+      await killService(service);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
