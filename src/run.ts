@@ -5,7 +5,7 @@
 import { follow, lead, reportStartFailure, roleOf, workerId, type Leader, type Role } from "./cluster.js";
 import { ConfigError, loadConfig, unknownVariables, variables, type Config } from "./config.js";
 import { oneLine, withoutUrlPasswords } from "./core/text.js";
-import { StoreUnavailableError } from "./store/ports/errors.js";
+import { StoreSettingError, StoreUnavailableError } from "./store/ports/errors.js";
 import { withoutPassword } from "./store/mongo/mongo-uri.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { CodeCacheUse } from "./bundle-loader.cjs";
@@ -143,12 +143,15 @@ export function failureLine(e: unknown, env: NodeJS.ProcessEnv = process.env): s
 export function run(): void {
   main().catch((e: unknown) => {
     const line = failureLine(e);
+    // A store setting found unusable as the store opens (MONGODB_URI) is a configuration error
+    // like those found before: exit 2, as the README says of a bad value.
+    const [what, code] = e instanceof StoreSettingError ? ["configuration error", 2] : ["failed to start", 1];
     // One line for the whole start: a worker forked by the first tells it (the first logs it as
     // that worker's exit), and the first ends the others still starting before it writes its own.
     reportStartFailure(line, (told) => {
       leading?.startFailed();
-      if (!told) process.stderr.write(`tessera: failed to start: ${line}\n`);
-      process.exit(1);
+      if (!told) process.stderr.write(`tessera: ${what}: ${line}\n`);
+      process.exit(code);
     });
   });
 }

@@ -110,11 +110,21 @@ describe("start: MONGODB_URI that cannot be used stops the start naming it, neve
     assert.equal(r.stderr, "tessera: configuration error: MONGODB_URI: the database name is not valid percent-encoding\n");
   });
 
-  it("a connection string the driver cannot parse -> exit 1, MONGODB_URI named with the driver's reason", async function () {
+  // A bad value, found by the driver as the store opens: a configuration error (exit 2) like the
+  // database name's above, not a failure a restart could mend (README, Configuration).
+  it("a connection string the driver cannot parse -> exit 2, MONGODB_URI named with the driver's reason", async function () {
     this.timeout(30000);
     const r = await start({ MONGODB_URI: `mongodb://tessera:${password}@127.0.0.1:notaport/db` });
-    assert.equal(r.code, 1, r.stderr);
-    assert.equal(r.stderr, "tessera: failed to start: MONGODB_URI: not a usable connection string: Unable to parse 127.0.0.1:notaport with URL\n");
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, "tessera: configuration error: MONGODB_URI: not a usable connection string: Unable to parse 127.0.0.1:notaport with URL\n");
+    assert.ok(!(r.stdout + r.stderr).includes(password));
+  });
+
+  it("an option the driver does not know -> exit 2, MONGODB_URI named", async function () {
+    this.timeout(30000);
+    const r = await start({ MONGODB_URI: `mongodb://tessera:${password}@127.0.0.1:1/db?readPreferance=primary` });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, "tessera: configuration error: MONGODB_URI: not a usable connection string: option readpreferance is not supported\n");
     assert.ok(!(r.stdout + r.stderr).includes(password));
   });
 

@@ -1,6 +1,6 @@
 import { loadMongoDriver } from "./mongo-driver.js";
 import { timeLeftMs } from "../../call-scope.js";
-import { DeadlineExceededError, StoreUnavailableError, type Store } from "../ports.js";
+import { DeadlineExceededError, StoreSettingError, StoreUnavailableError, type Store } from "../ports.js";
 import { mongoApiTokens } from "./mongo-api-tokens.js";
 import { mongoAuditEvents } from "./mongo-audit-events.js";
 import { mongoAuthTokens } from "./mongo-auth-tokens.js";
@@ -100,7 +100,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     // The driver's parse errors ("Invalid connection string", "Unable to parse h:x with URL")
     // named neither the variable nor, at times, the part; never the password.
     const why = error instanceof Error ? error.message : String(error);
-    throw new Error(`MONGODB_URI: not a usable connection string: ${withoutPassword(why, uri)}`, { cause: error });
+    throw new StoreSettingError(`MONGODB_URI: not a usable connection string: ${withoutPassword(why, uri)}`, { cause: error });
   }
   const db = client.db(options.dbName ?? databaseInUri(uri) ?? "tessera");
 

@@ -13,6 +13,15 @@ export class StoreUnavailableError extends StoreError {
 }
 
 /**
+ * The store's setting (MONGODB_URI) cannot be used as written: found by the driver as the store
+ * opens, it is a configuration error all the same (the start stops with exit code 2, as for a
+ * value the configuration refuses), not a failure a retry could mend.
+ */
+export class StoreSettingError extends StoreError {
+  override name = "StoreSettingError";
+}
+
+/**
  * A unique constraint refused the write. `key` names the constrained field of the record
  * ("login", "hash", "jti", "kid", "generation", "id", ...) — never its value, which may be secret.
  */
