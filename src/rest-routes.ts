@@ -35,10 +35,21 @@ export function successStatus(method: DescMethod): SuccessStatus | undefined {
   return { status: rule.status, unsetBodyStatus: rule.unsetBodyStatus, contentType: rule.contentType };
 }
 
-/** Every REST route of a service, compiled as the server compiles them. */
-export function restRoutes(service: DescService, jwtBasePath?: string): Route[] {
-  return compileServiceRoutes(service, { ...restMount(service, jwtBasePath), successStatus });
+/**
+ * Every REST route of a service, compiled as the server compiles them (the server's transcoder
+ * serves these). Compiled once per service and base path: a start checks them against each other
+ * (the configuration's jwtRouteClash) and then serves them, and compiling them twice cost the
+ * start a few milliseconds. Routes are read-only, so the two share them.
+ */
+export function restRoutes(service: DescService, jwtBasePath?: string): readonly Route[] {
+  const mount = restMount(service, jwtBasePath);
+  let byBasePath = compiledRoutes.get(service);
+  if (byBasePath === undefined) compiledRoutes.set(service, (byBasePath = new Map()));
+  let routes = byBasePath.get(mount.basePath);
+  if (routes === undefined) byBasePath.set(mount.basePath, (routes = compileServiceRoutes(service, { ...mount, successStatus })));
+  return routes;
 }
+const compiledRoutes = new WeakMap<DescService, Map<string, readonly Route[]>>();
 
 /**
  * The services Tessera serves, as services/index.ts binds them: the Session API's two

@@ -8,7 +8,7 @@ import { errorDomain } from "./server/error-details.js";
 import { startServer, type RestHandlerFactory, type RunningServer } from "./server/index.js";
 import { createServices } from "./services/index.js";
 import { createTranscoder } from "./transcode/index.js";
-import { restMount, successStatus } from "./rest-routes.js";
+import { restRoutes } from "./rest-routes.js";
 import { openStore } from "./store/index.js";
 import { instrumentStore } from "./store/instrumented.js";
 import { createMetrics, type Metrics } from "./server/metrics.js";
@@ -45,7 +45,8 @@ function restFactory(config: Config): RestHandlerFactory {
   return ({ handlers, services, contextValues, adminGate, onError }) => {
     const transcoder = createTranscoder({
       handlers,
-      services: services.map((service) => ({ service, ...restMount(service, config.jwtBasePath), successStatus })),
+      // The routes the configuration checked (rest-routes.ts compiles them once).
+      services: services.map((service) => ({ service, routes: restRoutes(service, config.jwtBasePath) })),
       maxBodyBytes: config.bodyLimitBytes,
       // CORS is applied before routing, for every protocol (server/cors.ts), not here.
       errorDomain,

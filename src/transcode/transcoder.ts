@@ -5,7 +5,7 @@ import { createContextValues, type ConnectError, type ContextValues } from "@con
 import { parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import type { AdminGate } from "../access/admin-gate.js";
-import { compileServiceRoutes, type Binding, type RouteMount } from "./binding.js";
+import { compileServiceRoutes, type Binding, type Route, type RouteMount } from "./binding.js";
 import { Cors } from "./cors.js";
 import { errorDetailsJson } from "./error-details.js";
 import { HttpError, type TranscodeReason } from "./http-error.js";
@@ -35,6 +35,8 @@ export type UnaryOutcome = { message: Message; error?: undefined; header: Header
 
 export interface TranscoderService extends RouteMount {
   service: DescService;
+  /** The service's routes compiled already (compileServiceRoutes with this mount); unset: compiled here. */
+  routes?: readonly Route[];
 }
 
 export interface TranscoderOptions {
@@ -108,8 +110,8 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   /** Each binding's template as text, for reports (onError). */
   const templates = new Map<Binding, string>();
   const routes: Array<{ method: string; path: string; rpc: string }> = [];
-  for (const { service, ...mount } of opts.services) {
-    for (const route of compileServiceRoutes(service, mount)) {
+  for (const { service, routes: compiled, ...mount } of opts.services) {
+    for (const route of compiled ?? compileServiceRoutes(service, mount)) {
       const handler = handlers.get(`/${route.rpcName}`);
       if (!handler) {
         throw new Error(`transcoder: no handler for ${route.rpcName}; register the service on the router`);
