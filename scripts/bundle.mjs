@@ -9,9 +9,13 @@
 //                                neither reads nor keeps it. It has no @opentelemetry/api of its
 //                                own: the service's bundle holds the one copy (prom-client needs
 //                                it at load) and gives it to this one (loadBundle's `shared`).
-// Nothing is transformed but the module format: the code is tsc's. Left out, loaded from
-// node_modules when needed: the native addons (argon2, better-sqlite3) and the MongoDB driver,
-// which only a MongoDB store loads (src/store/mongo/mongo-driver.ts).
+// Nothing is transformed but the module format (the code is tsc's), and three calls in
+// node_modules, each checked to be there as written (the build fails if one is not):
+// protobuf-es's fileDesc decodes its embedded descriptors with Node's Buffer, argon2 and
+// better-sqlite3 look up their native addons in their own packages (below, where each is). Left
+// out, loaded from node_modules when needed: the native addons themselves (argon2's and
+// better-sqlite3's .node files) and the MongoDB driver, which only a MongoDB store loads
+// (src/store/mongo/mongo-driver.ts).
 //
 //   node scripts/bundle.mjs [DIST]      (DIST: tsc's output directory, default dist)
 import { createHash } from "node:crypto";
@@ -45,6 +49,58 @@ const otelBundleLoader = {
   },
 };
 
+// protobuf-es's fileDesc (each generated *_pb.js calls it at load for its file's descriptor)
+// decodes the embedded FileDescriptorProto from base64 with its own JavaScript decoder (Node 20
+// has no Uint8Array.prototype.setFromBase64): about 28 KB of base64 a start, run once, in V8's
+// interpreter. Node's Buffer decodes the same bytes natively. The strings are protoc-gen-es's
+// output, valid standard base64, which both read alike; every other base64 the library
+// decodes (JSON bytes fields, from clients) keeps its own decoder and its errors.
+const embeddedBase64Call = "fromBinary(FileDescriptorProtoSchema, base64Decode(b64))";
+// A plain Uint8Array over the Buffer's bytes, as base64Decode returns (the unknown fields the
+// descriptors keep, custom options among them, are views of it).
+const nativeBase64Call = 'fromBinary(FileDescriptorProtoSchema, ((b) => new Uint8Array(b.buffer, b.byteOffset, b.length))(Buffer.from(b64, "base64")))';
+const nativeFileDescBase64 = {
+  name: "native-file-desc-base64",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]@bufbuild[\\/]protobuf[\\/]dist[\\/]esm[\\/]codegenv2[\\/]file\.js$/ }, (args) => {
+      const text = readFileSync(args.path, "utf8");
+      if (text.split(embeddedBase64Call).length !== 2) throw new Error(`${args.path}: fileDesc no longer reads \`${embeddedBase64Call}\`: update scripts/bundle.mjs`);
+      return { contents: text.replace(embeddedBase64Call, nativeBase64Call), loader: "js" };
+    });
+  },
+};
+
+// argon2 and better-sqlite3 are bundled but for their native addons, which load from their
+// packages in node_modules as before. Loaded from node_modules, each start resolved the two
+// packages and compiled their JavaScript (about 15 files) without the code cache, and
+// better-sqlite3's \`bindings\` found its package by walking a captured stack trace: together
+// several milliseconds. Each addon is looked up as its package looks it up (node-gyp-build for
+// argon2, bindings' list of places for better-sqlite3), from the package's own directory, found
+// at run time from the bundle (require.resolve), so a missing addon fails the start with the
+// package's own message as before.
+const packageDir = (name) => `require("node:path").dirname(require.resolve(${JSON.stringify(`${name}/package.json`)}))`;
+const argon2Addon = "gypBuild(__dirname)";
+const nativeAddons = {
+  name: "native-addons",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]argon2[\\/]argon2\.cjs$/ }, (args) => {
+      const text = readFileSync(args.path, "utf8");
+      if (text.split(argon2Addon).length !== 2) throw new Error(`${args.path}: argon2 no longer loads its addon with \`${argon2Addon}\`: update scripts/bundle.mjs`);
+      return { contents: text.replace(argon2Addon, `gypBuild(${packageDir("argon2")})`), loader: "js" };
+    });
+    b.onResolve({ filter: /^bindings$/ }, (args) =>
+      /[\\/]node_modules[\\/]better-sqlite3[\\/]lib[\\/]/.test(args.importer) ? { path: "better-sqlite3-bindings", namespace: "tessera-addon", pluginData: dirname(args.importer) } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "tessera-addon" }, (args) => ({
+      contents: `const bindings = require("bindings/bindings.js");
+module.exports = (name) => bindings({ bindings: name, module_root: ${packageDir("better-sqlite3")} });
+`,
+      loader: "js",
+      resolveDir: args.pluginData,
+    }));
+  },
+};
+
 /** Bundles `entry` (a file of tsc's output) into `name`; returns its size. */
 async function bundle(name, entry, { external = [], plugins = [] } = {}) {
   const out = join(src, name);
@@ -56,8 +112,8 @@ async function bundle(name, entry, { external = [], plugins = [] } = {}) {
     target: "node20",
     outfile: out,
     write: false,
-    external: ["argon2", "better-sqlite3", "mongodb", ...external],
-    plugins,
+    external: ["mongodb", "argon2/package.json", "better-sqlite3/package.json", ...external],
+    plugins: [nativeFileDescBase64, nativeAddons, ...plugins],
     // import() written as require(): the loader compiles the bundle as a vm.Script, and one
     // compiled from V8's code cache (every start) loses its dynamic import callback in Node 20,
     // so an import() left in it fails ("A dynamic import callback was not specified"): the

@@ -1,8 +1,8 @@
 // `npm start` runs the compiled service: start.cjs lowers the hash threads' priority, loads
 // main.bundle.cjs (tsc's output concatenated by scripts/bundle.mjs) with V8's code cache the build
 // wrote beside it, and runs it. Tested on a build of the current sources (support/process.ts),
-// through real clients: what the bundle leaves to node_modules (argon2, better-sqlite3) works
-// from it, and the embedded store never loads the MongoDB driver; with MONGODB_URI set, the
+// through real clients: the native addons the bundle leaves to node_modules (argon2's,
+// better-sqlite3's) load from it, and the embedded store never loads the MongoDB driver; with MONGODB_URI set, the
 // bundle loads the driver from node_modules (README, "Run it") and serves from MongoDB; with
 // OTEL_EXPORTER_OTLP_ENDPOINT set, it exports spans (README, "Traces").
 import assert from "node:assert/strict";
@@ -25,11 +25,12 @@ describe("server: the compiled start (npm start's entry)", function () {
   let stderr = "";
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "tessera-compiled-"));
-    // Preloaded: at exit, reports whether the MongoDB driver was ever loaded (it touches no pool).
+    // Preloaded: at exit, reports whether the MongoDB driver was ever loaded, and which JavaScript
+    // was loaded from node_modules rather than the bundle (it touches no pool).
     const probe = join(dir, "modules-probe.cjs");
     writeFileSync(
       probe,
-      `process.on("exit", () => process.stderr.write("\\nmodules: " + JSON.stringify({ mongodb: Object.keys(require.cache).some((f) => f.includes("/node_modules/mongodb/")) }) + "\\n"));`,
+      `process.on("exit", () => { const files = Object.keys(require.cache); process.stderr.write("\\nmodules: " + JSON.stringify({ mongodb: files.some((f) => f.includes("/node_modules/mongodb/")) }) + "\\nscripts from node_modules: " + JSON.stringify(files.filter((f) => f.includes("/node_modules/") && /\\.[cm]?js$/.test(f))) + "\\n"); });`,
     );
     service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: join(dir, "data"), TESSERA_HASH_NICE: "" }, { nodeArgs: ["--require", probe] });
     service.child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
@@ -68,10 +69,11 @@ describe("server: the compiled start (npm start's entry)", function () {
     }
   });
 
-  it("stops on SIGTERM with exit 0, never having loaded the MongoDB driver", async () => {
+  it("stops on SIGTERM with exit 0, never having loaded the MongoDB driver, nor any script from node_modules (argon2's and better-sqlite3's are in the bundle, their addons only from node_modules)", async () => {
     service!.child.kill("SIGTERM");
     assert.equal(await service!.exited, 0);
     assert.match(stderr, /modules: \{"mongodb":false\}/);
+    assert.match(stderr, /scripts from node_modules: \[\]\n/);
   });
 });
 
