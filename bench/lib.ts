@@ -52,6 +52,8 @@ export async function startServerProcess(
       TESSERA_ADMIN_TOKEN: benchAdminToken,
       TESSERA_LOGIN_PROTECTION: "false",
       TESSERA_WORKERS: "1",
+      // What package.json's start script sets (test/server/hash-memory.test.ts checks it there).
+      GLIBC_TUNABLES: [npmStartTunables, process.env.GLIBC_TUNABLES].filter(Boolean).join(":"),
       ...env,
     },
     stdio: ["ignore", "ignore", "inherit"],
@@ -84,6 +86,9 @@ export async function startServerProcess(
     },
   };
 }
+
+/** The GLIBC_TUNABLES `npm start` puts before the caller's own (README: a hash's memory in huge pages). */
+export const npmStartTunables = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1";
 
 /** dist/src/start.cjs (the entry `npm start` runs), which `npm run build` writes (bench/run.ts runs it before any benchmark). */
 export function compiledMain(checkout = "."): string {
