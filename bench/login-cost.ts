@@ -2,8 +2,9 @@
 // hash) and libuv's pool (the argon2id verify, the fsyncs). Logs one user in from `argonConcurrency`
 // clients for a while at the production parameters and reads each thread's CPU from /proc, so the
 // figure holds whatever else the machine runs. Prints CPU per login by thread kind.
-// Run: `npm run bench -- login-cost` (BENCH_DURATION_MS to change the 10 s window; BENCH_CHECKOUT
-// to run another build's dist/, e.g. a worktree of an earlier commit; BENCH_CHEAP_HASH=1, lib.ts).
+// Run: `npm run bench -- login-cost` (BENCH_DURATION_MS to change the 10 s window, BENCH_WARMUP_MS
+// the 2 s warm-up; BENCH_CHECKOUT to run another build's dist/, e.g. a worktree of an earlier
+// commit; BENCH_CHEAP_HASH=1, lib.ts).
 import http from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { argonConcurrency, benchClientId, httpCall, loginBenchEnv, startServerProcess } from "./lib.js";
@@ -11,6 +12,10 @@ import { argonConcurrency, benchClientId, httpCall, loginBenchEnv, startServerPr
 const email = "cost@example.com";
 const password = "violet-kettle-harbour-29";
 const durationMs = Number(process.env.BENCH_DURATION_MS ?? 10000);
+// V8 is still optimizing the login path's functions minutes into a run (a few every hundred
+// logins): the shorter the warm-up, the more of that compilation (V8's threads) and of unoptimized
+// code (the event loop) a login is charged with.
+const warmupMs = Number(process.env.BENCH_WARMUP_MS ?? 2000);
 const tick = 1000 / 100; // ms per clock tick (USER_HZ)
 
 interface ThreadStat {
@@ -65,7 +70,7 @@ try {
     );
     return n;
   };
-  await run(2000); // warm-up
+  await run(warmupMs);
   const before = threadCpu(server.pid);
   const t0 = process.hrtime.bigint();
   const n = await run(durationMs);
