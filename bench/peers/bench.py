@@ -306,6 +306,23 @@ def seeded_template():
     return TEMPLATE["dir"]
 
 
+def start_tunables():
+    """The GLIBC_TUNABLES that package.json's start script puts before the caller's own (a hash's
+    memory in huge pages, README): a `node dist/src/start.cjs` here runs as `npm start` does, and
+    the raw argon2id run gets the same, so that the login ratio compares like with like."""
+    script = json.load(open(f"{TS_DIR}/package.json"))["scripts"]["start"]
+    m = re.search(r'GLIBC_TUNABLES="([^"$]*)', script)
+    own = os.environ.get("GLIBC_TUNABLES")
+    return ":".join(x for x in ((m.group(1) if m else ""), own) if x)
+
+
+def with_tunables(env):
+    t = start_tunables()
+    if t:
+        env["GLIBC_TUNABLES"] = t
+    return env
+
+
 def ts_env(port, workers, data_dir, extra=None):
     env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", TESSERA_LOG_LEVEL=os.environ.get("BENCH_TS_LOG_LEVEL", "warn"),
                TESSERA_CLIENT_IDS="web", TESSERA_ADMIN_TOKEN=ADMIN, TESSERA_DATA_DIR=data_dir, MONGODB_URI="",
@@ -313,6 +330,7 @@ def ts_env(port, workers, data_dir, extra=None):
                TESSERA_SIGNUP_MAX_PER_ADDRESS="1000000", NODE_ENV="development")
     if workers is not None:
         env["TESSERA_WORKERS"] = str(workers)
+    with_tunables(env)
     env.update(extra or {})
     return env
 
@@ -564,7 +582,8 @@ def hash_run(alg, par, rnd, tag="hash", secs=int(os.environ.get("BENCH_HASH_SECS
         b0, t0 = stat_ticks()
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         w0 = time.monotonic()
-        out = subprocess.run(argv, capture_output=True, text=True, cwd=TS_DIR).stdout
+        hash_env = with_tunables(dict(os.environ)) if alg != "bcrypt" else None
+        out = subprocess.run(argv, capture_output=True, text=True, cwd=TS_DIR, env=hash_env).stdout
         el = time.monotonic() - w0
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         b1, t1 = stat_ticks()
