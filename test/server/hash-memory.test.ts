@@ -83,6 +83,9 @@ describe("npm start: argon2id's memory in huge pages (GLIBC_TUNABLES)", function
   it("the hashes' memory is in huge pages (where the machine has them: Linux, glibc, transparent huge pages not off)", async function () {
     if (!hugePagesAvailable()) this.skip();
     const r = await start(undefined);
-    assert.ok(r.hugeKib !== null && r.hugeKib >= 16384, `AnonHugePages at most ${r.hugeKib} kB while two hashes at ${variables.argon2MemoryKib.fallback} KiB ran`);
+    // At least one huge page (2048 kB): without the tunables a process gets none (0 kB). How many
+    // of the hashes' 2 x 19 MiB the kernel backs with them depends on its free contiguous memory
+    // at that moment (14 MiB seen while the whole suite ran beside it, 40 MiB on a quiet machine).
+    assert.ok(r.hugeKib !== null && r.hugeKib >= 2048, `AnonHugePages ${r.hugeKib} kB while two hashes at ${variables.argon2MemoryKib.fallback} KiB ran`);
   });
 });
