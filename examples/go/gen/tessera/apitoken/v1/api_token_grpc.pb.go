@@ -43,7 +43,9 @@ const (
 //
 // The `/v1/frontend/*` methods are for trusted internal callers and require the admin
 // credential (`Authorization: Bearer <TESSERA_ADMIN_TOKEN>`); missing or wrong is 401.
-// Dates render as `DD Mon YYYY - HH:mm` in UTC, for example "10 Oct 2015 - 12:12".
+// Dates render as `DD Mon YYYY - HH:mm` in UTC, for example "10 Oct 2015 - 12:12" (the
+// document's list example shows a `revoked` date without its time, "10 Oct 2015", and its
+// DELETE answer date and time: every date is written with its time here).
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_TOKEN (a
@@ -55,7 +57,9 @@ const (
 // UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
 // UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
 type ApiTokenServiceClient interface {
-	// Looks up the account of the bearer API token (`GET /v1/api/auth`).
+	// Looks up the account of the bearer API token (`GET /v1/api/auth`). The document's request
+	// example writes `GET /v1/auth`, its heading `GET /v1/api/auth`: the heading's path is served,
+	// the example's is 404 (ROUTE_NOT_FOUND).
 	// Records `last_used`, coalesced: at most one store write per token per
 	// TESSERA_LAST_USED_INTERVAL_SECONDS (default 60), so a read-heavy token does not turn every
 	// authentication into a write; `last_used` may lag by up to that interval.
@@ -162,7 +166,9 @@ func (c *apiTokenServiceClient) RevokeToken(ctx context.Context, in *RevokeToken
 //
 // The `/v1/frontend/*` methods are for trusted internal callers and require the admin
 // credential (`Authorization: Bearer <TESSERA_ADMIN_TOKEN>`); missing or wrong is 401.
-// Dates render as `DD Mon YYYY - HH:mm` in UTC, for example "10 Oct 2015 - 12:12".
+// Dates render as `DD Mon YYYY - HH:mm` in UTC, for example "10 Oct 2015 - 12:12" (the
+// document's list example shows a `revoked` date without its time, "10 Oct 2015", and its
+// DELETE answer date and time: every date is written with its time here).
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_TOKEN (a
@@ -174,7 +180,9 @@ func (c *apiTokenServiceClient) RevokeToken(ctx context.Context, in *RevokeToken
 // UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
 // UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
 type ApiTokenServiceServer interface {
-	// Looks up the account of the bearer API token (`GET /v1/api/auth`).
+	// Looks up the account of the bearer API token (`GET /v1/api/auth`). The document's request
+	// example writes `GET /v1/auth`, its heading `GET /v1/api/auth`: the heading's path is served,
+	// the example's is 404 (ROUTE_NOT_FOUND).
 	// Records `last_used`, coalesced: at most one store write per token per
 	// TESSERA_LAST_USED_INTERVAL_SECONDS (default 60), so a read-heavy token does not turn every
 	// authentication into a write; `last_used` may lag by up to that interval.

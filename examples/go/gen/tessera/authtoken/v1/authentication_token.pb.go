@@ -254,7 +254,9 @@ type AuthenticationToken struct {
 	Ttl uint32 `protobuf:"varint,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// The id of the user the token stands for.
 	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
-	// When the token was created.
+	// When the token was created. Over REST always to the millisecond, as the document writes it
+	// ("2014-05-16T09:47:11.703Z"; "...:11.000Z" on a whole second, which proto3 JSON, and so
+	// Connect, writes "...:11Z").
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,proto3" json:"created_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -419,15 +421,15 @@ const file_tessera_authtoken_v1_authentication_token_proto_rawDesc = "" +
 	"\x06emails\x18\x04 \x03(\tR\x06emailsB\f\n" +
 	"\n" +
 	"_firstnameB\v\n" +
-	"\t_lastname2\x9a\x04\n" +
+	"\t_lastname2\x9c\x04\n" +
 	"\x1aAuthenticationTokenService\x12\x91\x01\n" +
 	"\vCreateToken\x12(.tessera.authtoken.v1.CreateTokenRequest\x1a).tessera.authtoken.v1.CreateTokenResponse\"-\xc2\xf3\x18\x02\b\a\x82\xd3\xe4\x93\x02!b\x05token\x12\x18/api/authenticationtoken\x12\x9f\x01\n" +
 	"\bGetToken\x12%.tessera.authtoken.v1.GetTokenRequest\x1a&.tessera.authtoken.v1.GetTokenResponse\"D\xc2\xf3\x18\x02\b\a\xda\xf3\x18\v\n" +
 	"\tnot_found\x82\xd3\xe4\x93\x02)b\x05token\x12 /api/authenticationtoken/{token}\x12\xbc\x01\n" +
 	"\rExchangeToken\x12*.tessera.authtoken.v1.ExchangeTokenRequest\x1a+.tessera.authtoken.v1.ExchangeTokenResponse\"R\xc2\xf3\x18\x02\b\x01\xda\xf3\x18\x1b\n" +
 	"\tnot_found\n" +
-	"\x0ealready_exists\x82\xd3\xe4\x93\x02'\x12%/api/authenticationtoken/{token}/user\x1a\a\xca\xf3\x18\x03\n" +
-	"\x01/B\xb0\x01\n" +
+	"\x0ealready_exists\x82\xd3\xe4\x93\x02'\x12%/api/authenticationtoken/{token}/user\x1a\t\xca\xf3\x18\x05\n" +
+	"\x01/\x18\x01B\xb0\x01\n" +
 	"\x14tessera.authtoken.v1B\x18AuthenticationTokenProtoP\x01Z/tessera/gen/go/tessera/authtoken/v1;authtokenv1\xa2\x02\x03TAU\xaa\x02\x14Tessera.Authtoken.V1\xca\x02\x14Tessera\\Authtoken\\V1\xea\x02\x16Tessera::Authtoken::V1b\x06proto3"
 
 var (

@@ -130,7 +130,11 @@ type JwtServiceClient interface {
 	// no valid token is given.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
 	// Deactivates the caller (`DELETE /user`, 204): every token of theirs, in every service,
-	// stops working. Errors: 401 / 403 (refresh-derived token).
+	// stops working. The account is deactivated, not erased (the document says "Delete the
+	// user"): its name stays taken, so a sign-up with it (`POST /user` here, or in the Session
+	// API when the name is an email) is ALREADY_EXISTS (409) and nobody else can take over the
+	// name; a login with its right password, in any API, is PERMISSION_DENIED (403).
+	// Errors: 401 / 403 (refresh-derived token).
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
 	// Returns the API's version (`GET /version`): Tessera's package version.
 	GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error)
@@ -343,7 +347,11 @@ type JwtServiceServer interface {
 	// no valid token is given.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
 	// Deactivates the caller (`DELETE /user`, 204): every token of theirs, in every service,
-	// stops working. Errors: 401 / 403 (refresh-derived token).
+	// stops working. The account is deactivated, not erased (the document says "Delete the
+	// user"): its name stays taken, so a sign-up with it (`POST /user` here, or in the Session
+	// API when the name is an email) is ALREADY_EXISTS (409) and nobody else can take over the
+	// name; a login with its right password, in any API, is PERMISSION_DENIED (403).
+	// Errors: 401 / 403 (refresh-derived token).
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
 	// Returns the API's version (`GET /version`): Tessera's package version.
 	GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error)

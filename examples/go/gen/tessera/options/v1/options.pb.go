@@ -330,8 +330,14 @@ type HttpServiceRule struct {
 	// Seed 004's argument style: besides the bound body and query, arguments may come from a
 	// form-encoded body or a JSON body on any method, GET included.
 	LooseArguments bool `protobuf:"varint,2,opt,name=loose_arguments,json=looseArguments,proto3" json:"loose_arguments,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Timestamps in the service's REST answers always carry a fraction of at least three digits
+	// (milliseconds), as a JavaScript Date's JSON does: seed 003's `created_at`
+	// ("2014-05-16T09:47:11.703Z", and "...:11.000Z" on a whole second). Unset: the proto3 JSON
+	// form, which writes no fraction on a whole second ("...:11Z"). Connect and gRPC answers keep
+	// the proto3 forms.
+	TimestampMillis bool `protobuf:"varint,3,opt,name=timestamp_millis,json=timestampMillis,proto3" json:"timestamp_millis,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *HttpServiceRule) Reset() {
@@ -374,6 +380,13 @@ func (x *HttpServiceRule) GetBasePath() string {
 func (x *HttpServiceRule) GetLooseArguments() bool {
 	if x != nil {
 		return x.LooseArguments
+	}
+	return false
+}
+
+func (x *HttpServiceRule) GetTimestampMillis() bool {
+	if x != nil {
+		return x.TimestampMillis
 	}
 	return false
 }
@@ -571,10 +584,11 @@ const file_tessera_options_v1_options_proto_rawDesc = "" +
 	"\boptional\x18\x02 \x01(\bR\boptional\x12\x1f\n" +
 	"\vtoken_field\x18\x03 \x01(\tR\n" +
 	"tokenField\x12%\n" +
-	"\x0esession_cookie\x18\x04 \x01(\bR\rsessionCookie\"W\n" +
+	"\x0esession_cookie\x18\x04 \x01(\bR\rsessionCookie\"\x82\x01\n" +
 	"\x0fHttpServiceRule\x12\x1b\n" +
 	"\tbase_path\x18\x01 \x01(\tR\bbasePath\x12'\n" +
-	"\x0floose_arguments\x18\x02 \x01(\bR\x0elooseArguments\"y\n" +
+	"\x0floose_arguments\x18\x02 \x01(\bR\x0elooseArguments\x12)\n" +
+	"\x10timestamp_millis\x18\x03 \x01(\bR\x0ftimestampMillis\"y\n" +
 	"\x10HttpResponseRule\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\rR\x06status\x12*\n" +
 	"\x11unset_body_status\x18\x02 \x01(\rR\x0funsetBodyStatus\x12!\n" +

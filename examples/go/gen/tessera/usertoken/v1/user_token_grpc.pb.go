@@ -29,7 +29,12 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // User tokens (seed 002): opaque bearer credentials (UUID form, stored only as a SHA-256
-// hash) obtained with a login and password. Times are RFC 3339. The login is the user's email,
+// hash) obtained with a login and password. Times are RFC 3339, kept to the millisecond and
+// written in UTC (`Z`): an `expirationTime` sent with an offset comes back as the same instant
+// in UTC ("2019-07-29T23:59:59-05:00" is answered "2019-07-30T04:59:59Z"), where the document's
+// example echoes the offset. Answers are JSON whatever the `Accept` header asks: the document
+// lets the Content-Type depend on it and sends `Vary: Accept`; Tessera has one representation,
+// so its answers do not vary and carry no `Vary: Accept`. The login is the user's email,
 // the same users as seed 000 (`POST /user`). A user token works only on the methods that take a
 // user token or any user credential (seed 003); an API token, a session access token or a JWT is
 // refused (401) where a user token is required, and a user token is refused where they are.
@@ -113,7 +118,12 @@ func (c *userTokenServiceClient) Logout(ctx context.Context, in *LogoutRequest, 
 // for forward compatibility.
 //
 // User tokens (seed 002): opaque bearer credentials (UUID form, stored only as a SHA-256
-// hash) obtained with a login and password. Times are RFC 3339. The login is the user's email,
+// hash) obtained with a login and password. Times are RFC 3339, kept to the millisecond and
+// written in UTC (`Z`): an `expirationTime` sent with an offset comes back as the same instant
+// in UTC ("2019-07-29T23:59:59-05:00" is answered "2019-07-30T04:59:59Z"), where the document's
+// example echoes the offset. Answers are JSON whatever the `Accept` header asks: the document
+// lets the Content-Type depend on it and sends `Vary: Accept`; Tessera has one representation,
+// so its answers do not vary and carry no `Vary: Accept`. The login is the user's email,
 // the same users as seed 000 (`POST /user`). A user token works only on the methods that take a
 // user token or any user credential (seed 003); an API token, a session access token or a JWT is
 // refused (401) where a user token is required, and a user token is refused where they are.

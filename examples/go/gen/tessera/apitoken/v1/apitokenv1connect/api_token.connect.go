@@ -52,7 +52,9 @@ const (
 
 // ApiTokenServiceClient is a client for the tessera.apitoken.v1.ApiTokenService service.
 type ApiTokenServiceClient interface {
-	// Looks up the account of the bearer API token (`GET /v1/api/auth`).
+	// Looks up the account of the bearer API token (`GET /v1/api/auth`). The document's request
+	// example writes `GET /v1/auth`, its heading `GET /v1/api/auth`: the heading's path is served,
+	// the example's is 404 (ROUTE_NOT_FOUND).
 	// Records `last_used`, coalesced: at most one store write per token per
 	// TESSERA_LAST_USED_INTERVAL_SECONDS (default 60), so a read-heavy token does not turn every
 	// authentication into a write; `last_used` may lag by up to that interval.
@@ -165,7 +167,9 @@ func (c *apiTokenServiceClient) RevokeToken(ctx context.Context, req *connect.Re
 
 // ApiTokenServiceHandler is an implementation of the tessera.apitoken.v1.ApiTokenService service.
 type ApiTokenServiceHandler interface {
-	// Looks up the account of the bearer API token (`GET /v1/api/auth`).
+	// Looks up the account of the bearer API token (`GET /v1/api/auth`). The document's request
+	// example writes `GET /v1/auth`, its heading `GET /v1/api/auth`: the heading's path is served,
+	// the example's is 404 (ROUTE_NOT_FOUND).
 	// Records `last_used`, coalesced: at most one store write per token per
 	// TESSERA_LAST_USED_INTERVAL_SECONDS (default 60), so a read-heavy token does not turn every
 	// authentication into a write; `last_used` may lag by up to that interval.

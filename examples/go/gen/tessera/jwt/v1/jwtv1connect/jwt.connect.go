@@ -101,7 +101,11 @@ type JwtServiceClient interface {
 	// no valid token is given.
 	GetUser(context.Context, *connect.Request[v1.GetUserRequest]) (*connect.Response[v1.GetUserResponse], error)
 	// Deactivates the caller (`DELETE /user`, 204): every token of theirs, in every service,
-	// stops working. Errors: 401 / 403 (refresh-derived token).
+	// stops working. The account is deactivated, not erased (the document says "Delete the
+	// user"): its name stays taken, so a sign-up with it (`POST /user` here, or in the Session
+	// API when the name is an email) is ALREADY_EXISTS (409) and nobody else can take over the
+	// name; a login with its right password, in any API, is PERMISSION_DENIED (403).
+	// Errors: 401 / 403 (refresh-derived token).
 	DeleteUser(context.Context, *connect.Request[v1.DeleteUserRequest]) (*connect.Response[v1.DeleteUserResponse], error)
 	// Returns the API's version (`GET /version`): Tessera's package version.
 	GetVersion(context.Context, *connect.Request[v1.GetVersionRequest]) (*connect.Response[v1.GetVersionResponse], error)
@@ -292,7 +296,11 @@ type JwtServiceHandler interface {
 	// no valid token is given.
 	GetUser(context.Context, *connect.Request[v1.GetUserRequest]) (*connect.Response[v1.GetUserResponse], error)
 	// Deactivates the caller (`DELETE /user`, 204): every token of theirs, in every service,
-	// stops working. Errors: 401 / 403 (refresh-derived token).
+	// stops working. The account is deactivated, not erased (the document says "Delete the
+	// user"): its name stays taken, so a sign-up with it (`POST /user` here, or in the Session
+	// API when the name is an email) is ALREADY_EXISTS (409) and nobody else can take over the
+	// name; a login with its right password, in any API, is PERMISSION_DENIED (403).
+	// Errors: 401 / 403 (refresh-derived token).
 	DeleteUser(context.Context, *connect.Request[v1.DeleteUserRequest]) (*connect.Response[v1.DeleteUserResponse], error)
 	// Returns the API's version (`GET /version`): Tessera's package version.
 	GetVersion(context.Context, *connect.Request[v1.GetVersionRequest]) (*connect.Response[v1.GetVersionResponse], error)
