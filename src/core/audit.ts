@@ -228,10 +228,15 @@ export class AuditTrail {
     while (this.writes.size > 0) await Promise.all(this.writes);
   }
 
-  /** An `audit.suppressed` event: logged and stored like any other (outcome failure: what it counts was refused). */
+  /**
+   * An `audit.suppressed` event: observed (counted in tessera_audit_events_total), logged and
+   * stored like any other (outcome failure: what it counts was refused).
+   */
   private storeSummary(summary: SuppressedSummary): void {
     const now = this.deps.clock.now();
-    void this.logAndStore({ id: this.ids.next(now.getTime()), time: now, type: "audit.suppressed", outcome: "failure", ...summary });
+    const event: AuditEventRecord = { id: this.ids.next(now.getTime()), time: now, type: "audit.suppressed", outcome: "failure", ...summary };
+    this.observer.recorded?.(event);
+    void this.logAndStore(event);
   }
 
   private async store(event: AuditEventRecord): Promise<void> {

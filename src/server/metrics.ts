@@ -190,7 +190,7 @@ export function createMetrics(): Metrics {
   });
   const auditEvents = new client.Counter({
     name: "tessera_audit_events_total",
-    help: "Audit events recorded, by type and outcome.",
+    help: "Audit events recorded, by type and outcome: those over the audit budget (counted instead of stored) included, and each audit.suppressed summary (outcome failure).",
     labelNames: ["type", "outcome"],
     registers: [registry],
   });

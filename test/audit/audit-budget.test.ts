@@ -139,6 +139,8 @@ for (const store of storesUnderTest()) {
         const metrics = await scrape(`${server.url}/metrics`);
         assert.equal(value(metrics, "tessera_audit_events_suppressed_total", { type: "login", outcome: "failure" }), 10);
         assert.equal(value(metrics, "tessera_audit_events_suppressed_total", { type: "admin.call", outcome: "failure" }), 3);
+        // The summary is an audit event recorded like any other, and counted as one.
+        assert.equal(value(metrics, "tessera_audit_events_total", { type: "audit.suppressed", outcome: "failure" }), 1);
       });
 
       it("a caller with a verified credential has every refusal stored: the admin token with a bad argument, 8 times", async () => {
@@ -181,6 +183,9 @@ for (const store of storesUnderTest()) {
             [undefined, counted(6)],
           ],
         );
+        // Two summaries recorded, two counted (the one per address and the one over the total).
+        const metrics = await scrape(`${server.url}/metrics`);
+        assert.equal(value(metrics, "tessera_audit_events_total", { type: "audit.suppressed", outcome: "failure" }), 2);
       } finally {
         await server.close();
       }
