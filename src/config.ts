@@ -518,6 +518,29 @@ export function unknownVariables(env: NodeJS.ProcessEnv = process.env): Array<{ 
     });
 }
 
+/**
+ * The variables of `env` that are set but have no effect under the configuration chosen (a
+ * MongoDB database name on the embedded store, a key encryption key under HS256, ...), each with
+ * why: logged at start, as unknownVariables are, since each would otherwise be ignored without a
+ * word. Names only: a value may be a secret.
+ */
+export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process.env): Array<{ variable: string; reason: string }> {
+  const set = (name: string) => env[name] !== undefined && env[name] !== "";
+  const tls = config.tlsCertFile !== undefined;
+  const unused: Array<[string, boolean, string]> = [
+    ["TESSERA_MONGODB_DATABASE", config.mongodbUri === undefined, "MONGODB_URI is unset: the embedded store is used, which has no database name"],
+    ["TESSERA_STORE_TIMEOUT_MS", config.mongodbUri === undefined, "MONGODB_URI is unset: it bounds the wait for an unreachable MongoDB, and the embedded store is used"],
+    ["TESSERA_DATA_DIR", config.mongodbUri !== undefined, "MONGODB_URI is set: the store is MongoDB, and the embedded store's directory is not used"],
+    // HS256 signs with TESSERA_JWT_SECRET; the key ring stores no key, so nothing is sealed (core/key-ring.ts).
+    ["TESSERA_KEY_ENCRYPTION_KEY", config.jwtAlg === "HS256", "TESSERA_JWT_ALG is HS256: tokens are signed with TESSERA_JWT_SECRET, and no private signing key is stored to seal"],
+    ["TESSERA_TLS_RELOAD_SECONDS", !tls, "TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are unset: no TLS certificate is served"],
+    ["TESSERA_HSTS_MAX_AGE_SECONDS", !tls, "TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are unset: Strict-Transport-Security is sent only under TLS"],
+    ["TESSERA_AUDIT_REFUSALS_PER_MINUTE", !config.audit, "TESSERA_AUDIT is off: no audit event is recorded"],
+    ["TESSERA_AUDIT_REFUSALS_PER_MINUTE_TOTAL", !config.audit, "TESSERA_AUDIT is off: no audit event is recorded"],
+  ];
+  return unused.filter(([name, notUsed]) => notUsed && set(name)).map(([variable, , reason]) => ({ variable, reason }));
+}
+
 /** Levenshtein distance (insertions, deletions, substitutions). */
 function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);

@@ -3,7 +3,7 @@
 // SIGTERM/SIGINT, read the TLS certificate again on SIGHUP. `npm start` runs it from the compiled
 // bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
 import { follow, lead, reportStartFailure, roleOf, workerId, type Leader, type Role } from "./cluster.js";
-import { ConfigError, loadConfig, unknownVariables, variables, type Config } from "./config.js";
+import { ConfigError, loadConfig, unknownVariables, unusedVariables, variables, type Config } from "./config.js";
 import { oneLine, withoutUrlPasswords } from "./core/text.js";
 import { StoreSettingError, StoreUnavailableError } from "./store/ports/errors.js";
 import { withoutPassword } from "./store/mongo/mongo-uri.js";
@@ -31,6 +31,8 @@ function announce(config: Config, logger: Logger): void {
   }
   // A misspelt variable is otherwise ignored without a word (its default applies).
   for (const unknown of unknownVariables()) logger.warn("unknown configuration variable, not read", unknown);
+  // So is one set that the configuration chosen does not use (TESSERA_MONGODB_DATABASE on the embedded store).
+  for (const unused of unusedVariables(config)) logger.warn("configuration variable not used", unused);
   logger.info("store", { kind: config.mongodbUri ? "mongodb" : "sqlite", dataDir: config.mongodbUri ? undefined : config.dataDir });
   if (config.keyEncryptionKey === undefined && config.jwtAlg !== "HS256") {
     logger.warn("private signing keys are stored unsealed; set TESSERA_KEY_ENCRYPTION_KEY to seal them");

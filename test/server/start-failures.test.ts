@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { promisify } from "node:util";
 import { workerIdVariable } from "../../src/cluster.js";
-import { ConfigError, loadConfig, unknownVariables } from "../../src/config.js";
+import { ConfigError, loadConfig, unknownVariables, unusedVariables } from "../../src/config.js";
 import { projectRoot } from "../../src/project-files.js";
 import { entryArgv, killService, startService } from "../support/process.js";
 
@@ -516,6 +516,71 @@ describe("config: a TESSERA_ variable Tessera does not read (a misspelt name)", 
         ],
       );
       assert.ok(!JSON.stringify(service.lines()).includes("a-secret-admin-token"));
+    } finally {
+      await killService(service);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("config: a variable set that the configuration chosen does not use", () => {
+  const kek = "a-key-encryption-key-0123456789abcdef";
+  const jwtSecret = "an-hs256-secret-0123456789abcdefghij";
+  const unused = (env: Record<string, string>) => unusedVariables(loadConfig(env), env);
+
+  it("is named with why: a MongoDB database, or a store timeout, on the embedded store; a data directory on MongoDB; a key encryption key under HS256; TLS settings without TLS; audit budgets with the trail off", () => {
+    assert.deepEqual(unused({ TESSERA_MONGODB_DATABASE: "tessera_prod" }), [
+      { variable: "TESSERA_MONGODB_DATABASE", reason: "MONGODB_URI is unset: the embedded store is used, which has no database name" },
+    ]);
+    assert.deepEqual(unused({ TESSERA_STORE_TIMEOUT_MS: "500" }), [
+      { variable: "TESSERA_STORE_TIMEOUT_MS", reason: "MONGODB_URI is unset: it bounds the wait for an unreachable MongoDB, and the embedded store is used" },
+    ]);
+    assert.deepEqual(unused({ MONGODB_URI: "mongodb://127.0.0.1:27017/", TESSERA_DATA_DIR: "/var/lib/tessera" }), [
+      { variable: "TESSERA_DATA_DIR", reason: "MONGODB_URI is set: the store is MongoDB, and the embedded store's directory is not used" },
+    ]);
+    assert.deepEqual(unused({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: jwtSecret, TESSERA_KEY_ENCRYPTION_KEY: kek }), [
+      { variable: "TESSERA_KEY_ENCRYPTION_KEY", reason: "TESSERA_JWT_ALG is HS256: tokens are signed with TESSERA_JWT_SECRET, and no private signing key is stored to seal" },
+    ]);
+    assert.deepEqual(unused({ TESSERA_TLS_RELOAD_SECONDS: "30", TESSERA_HSTS_MAX_AGE_SECONDS: "0" }), [
+      { variable: "TESSERA_TLS_RELOAD_SECONDS", reason: "TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are unset: no TLS certificate is served" },
+      { variable: "TESSERA_HSTS_MAX_AGE_SECONDS", reason: "TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are unset: Strict-Transport-Security is sent only under TLS" },
+    ]);
+    assert.deepEqual(unused({ TESSERA_AUDIT: "off", TESSERA_AUDIT_REFUSALS_PER_MINUTE: "5", TESSERA_AUDIT_REFUSALS_PER_MINUTE_TOTAL: "50" }), [
+      { variable: "TESSERA_AUDIT_REFUSALS_PER_MINUTE", reason: "TESSERA_AUDIT is off: no audit event is recorded" },
+      { variable: "TESSERA_AUDIT_REFUSALS_PER_MINUTE_TOTAL", reason: "TESSERA_AUDIT is off: no audit event is recorded" },
+    ]);
+  });
+
+  it("is not named where it is used, nor when set empty (unset)", () => {
+    assert.deepEqual(unused({ MONGODB_URI: "mongodb://127.0.0.1:27017/", TESSERA_MONGODB_DATABASE: "tessera_prod", TESSERA_STORE_TIMEOUT_MS: "500" }), []);
+    assert.deepEqual(unused({ TESSERA_DATA_DIR: "/var/lib/tessera", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_AUDIT_REFUSALS_PER_MINUTE: "5" }), []);
+    assert.deepEqual(unused({ TESSERA_JWT_ALG: "ES256", TESSERA_KEY_ENCRYPTION_KEY: kek }), []);
+    assert.deepEqual(unused({ TESSERA_MONGODB_DATABASE: "", TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: jwtSecret, TESSERA_KEY_ENCRYPTION_KEY: "" }), []);
+  });
+
+  it("is logged at warn as the service starts (the name and why, never the value), which goes on", async function () {
+    this.timeout(30000);
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-unused-"));
+    const service = await startService("sources", {
+      TESSERA_WORKERS: "1",
+      TESSERA_DATA_DIR: dataDir,
+      TESSERA_MONGODB_DATABASE: "tessera_prod",
+      TESSERA_JWT_ALG: "HS256",
+      TESSERA_JWT_SECRET: jwtSecret,
+      TESSERA_KEY_ENCRYPTION_KEY: kek,
+    });
+    try {
+      const warned = service.lines().filter((l) => l.msg === "configuration variable not used");
+      assert.deepEqual(
+        warned.map((l) => [l.level, l.variable, l.reason]),
+        [
+          ["warn", "TESSERA_MONGODB_DATABASE", "MONGODB_URI is unset: the embedded store is used, which has no database name"],
+          ["warn", "TESSERA_KEY_ENCRYPTION_KEY", "TESSERA_JWT_ALG is HS256: tokens are signed with TESSERA_JWT_SECRET, and no private signing key is stored to seal"],
+        ],
+      );
+      assert.ok(service.lines().some((l) => l.msg === "listening"));
+      const output = JSON.stringify(service.lines()) + service.stderr();
+      assert.ok(!output.includes(kek) && !output.includes(jwtSecret) && !output.includes("tessera_prod"));
     } finally {
       await killService(service);
       rmSync(dataDir, { recursive: true, force: true });
