@@ -166,7 +166,7 @@ async function main(): Promise<void> {
   const cores = availableParallelism();
   const rounds = Number(process.env.BENCH_ROUNDS ?? (process.env.BENCH_QUICK ? 1 : 3));
   await scenario(`${cores} hashes, clients honour Retry-After`, {}, "retry-after", rounds);
-  if (cores > 1) await scenario(`${cores - 1} hash(es), clients honour Retry-After`, { TESSERA_HASH_CONCURRENCY: String(cores - 1) }, "retry-after", rounds);
+  if (cores > 1) await scenario(`${cores - 1} hash(es), clients honour Retry-After`, { TESSERA_HASH_CONCURRENCY: String(cores - 1), UV_THREADPOOL_SIZE: String(Math.max(4, cores)) }, "retry-after", rounds);
   await scenario(`${cores} hashes, clients retry at once`, {}, "at once", 1);
 }
 

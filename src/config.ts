@@ -308,7 +308,7 @@ export const variables = {
   argon2MemoryKib: variable("TESSERA_ARGON2_MEMORY_KIB", 19456, integer(1024, 4 * 1024 * 1024), "argon2id memory cost in KiB (OWASP: 19456 with 2 iterations)."),
   argon2Iterations: variable("TESSERA_ARGON2_ITERATIONS", 2, integer(1, 100), "argon2id time cost."),
   argon2Parallelism: variable("TESSERA_ARGON2_PARALLELISM", 1, integer(1, 16), "argon2id parallelism."),
-  hashConcurrency: variable<number>("TESSERA_HASH_CONCURRENCY", undefined, integer(1, 256), "Password hashes (argon2id) each worker process runs at once.", { shownDefault: "(cores / TESSERA_WORKERS, at least 1, at most UV_THREADPOOL_SIZE - 1)" }),
+  hashConcurrency: variable<number>("TESSERA_HASH_CONCURRENCY", undefined, integer(1, 256), "Password hashes (argon2id) each worker process runs at once, on libuv's thread pool; at most UV_THREADPOOL_SIZE - 1 (the pool, 4 threads unless set, is shared with file reads, DNS lookups and the embedded store's fsync): more is refused at start, naming both.", { shownDefault: "(cores / TESSERA_WORKERS, at least 1, at most UV_THREADPOOL_SIZE - 1)" }),
   hashNice: variable("TESSERA_HASH_NICE", 19, integer(0, 19), "Nice value (CPU priority, Linux) of the threads that hash passwords (libuv's pool, set as `npm start` starts): above 0, a flood of logins or sign-ups cannot take the CPU from the event loop, which answers every other call; 0: the process's own priority."),
   hashQueueLimit: variable("TESSERA_HASH_QUEUE_LIMIT", 64, integer(0, 100000), "Password hashes that may wait for a free hasher, per worker process; beyond, logins and sign-ups answer UNAVAILABLE (REST 503) with Retry-After at once."),
   loginProtection: variable("TESSERA_LOGIN_PROTECTION", true, boolean, "Limit login attempts per login and per client address, and sign-ups per client address."),
@@ -481,18 +481,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     generated.adminToken = randomBytes(24).toString("base64url");
     adminToken = generated.adminToken;
   }
-  const hashConcurrency = c.hashConcurrency ?? defaultHashConcurrency(env, c.workers);
+  // Hashes run on libuv's pool, which the embedded store's fsync, file reads and DNS lookups
+  // share: a setting that takes every thread of it would make those wait behind the hashes (and
+  // hashes beyond its threads would wait inside libuv, unseen by TESSERA_HASH_QUEUE_LIMIT). Both
+  // variables are the operator's: refused, naming both, rather than either changed (README
+  // "Login protection").
+  const pool = threadPoolSize(env);
+  const hashCeiling = Math.max(1, pool - 1);
+  if (c.hashConcurrency !== undefined && c.hashConcurrency > hashCeiling) {
+    throw new ConfigError(
+      `TESSERA_HASH_CONCURRENCY and UV_THREADPOOL_SIZE: ${c.hashConcurrency} hashes at once would take every thread of libuv's pool (UV_THREADPOOL_SIZE: ${pool}${env.UV_THREADPOOL_SIZE === undefined ? ", the default" : ""}), which file reads, DNS lookups and the embedded store's fsync share, so they would wait behind the hashes; set UV_THREADPOOL_SIZE to at least ${c.hashConcurrency + 1}, or TESSERA_HASH_CONCURRENCY to at most ${hashCeiling}`,
+    );
+  }
+  const hashConcurrency = c.hashConcurrency ?? Math.max(1, Math.min(Math.floor(availableParallelism() / c.workers), pool - 1));
   return { ...c, clientIds, adminToken, mongodbDatabase, hashConcurrency, generated } as Config;
 }
 
 /**
- * One hash per core, shared out among the worker processes, leaving at least one of each
- * process's libuv threads (UV_THREADPOOL_SIZE, default 4) to file and DNS work, which share
- * them with argon2.
+ * The threads of libuv's pool (UV_THREADPOOL_SIZE, default 4), read as libuv reads it (as
+ * start.cts does): atoi, 0 (or no number, or empty) is 1, above 1024 or negative is 1024.
+ * The default TESSERA_HASH_CONCURRENCY is one hash per core, shared out among the worker
+ * processes, leaving at least one of these threads to file and DNS work and the embedded
+ * store's fsync, which share them with argon2.
  */
-function defaultHashConcurrency(env: NodeJS.ProcessEnv, workers: number): number {
-  const threads = Number.parseInt(env.UV_THREADPOOL_SIZE ?? "", 10) || 4;
-  return Math.max(1, Math.min(Math.floor(availableParallelism() / workers), threads - 1));
+function threadPoolSize(env: NodeJS.ProcessEnv): number {
+  const raw = env.UV_THREADPOOL_SIZE;
+  if (raw === undefined) return 4;
+  const n = Number.parseInt(raw, 10);
+  return Number.isNaN(n) || n === 0 ? 1 : n < 0 || n > 1024 ? 1024 : n;
 }
 
 /** Variables of Tessera's own that are not configuration (set by the first worker for the others: cluster.ts). */

@@ -587,3 +587,35 @@ describe("config: a variable set that the configuration chosen does not use", ()
     }
   });
 });
+
+describe("config: TESSERA_HASH_CONCURRENCY that would take every thread of libuv's pool (UV_THREADPOOL_SIZE)", () => {
+  const refused = (n: number, pool: string, ceiling: number) =>
+    `TESSERA_HASH_CONCURRENCY and UV_THREADPOOL_SIZE: ${n} hashes at once would take every thread of libuv's pool (UV_THREADPOOL_SIZE: ${pool}), which file reads, DNS lookups and the embedded store's fsync share, so they would wait behind the hashes; set UV_THREADPOOL_SIZE to at least ${n + 1}, or TESSERA_HASH_CONCURRENCY to at most ${ceiling}`;
+
+  it("is refused naming both, with what would do: the pool's size or more, set or libuv's default of 4", () => {
+    assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: "4" }), refused(4, "4, the default", 3));
+    assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: "8", UV_THREADPOOL_SIZE: "8" }), refused(8, "8", 7));
+    assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: "16", UV_THREADPOOL_SIZE: "8" }), refused(16, "8", 7));
+    // As libuv reads it: 0 (or no number) is one thread.
+    assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: "2", UV_THREADPOOL_SIZE: "0" }), refused(2, "1", 1));
+  });
+
+  it("one thread left beside the hashes is accepted, and one hash whatever the pool", () => {
+    assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: "3" }), "");
+    assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: "7", UV_THREADPOOL_SIZE: "8" }), "");
+    assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: "1", UV_THREADPOOL_SIZE: "1" }), "");
+    assert.equal(loadConfig({ TESSERA_HASH_CONCURRENCY: "7", UV_THREADPOOL_SIZE: "8" }).hashConcurrency, 7);
+  });
+
+  it("the default leaves a thread too, the pool read as libuv reads it (0: one thread, so one hash)", () => {
+    assert.equal(loadConfig({ UV_THREADPOOL_SIZE: "0", TESSERA_WORKERS: "1" }).hashConcurrency, 1);
+    assert.equal(loadConfig({ UV_THREADPOOL_SIZE: "2", TESSERA_WORKERS: "1" }).hashConcurrency, 1);
+  });
+
+  it("a start with TESSERA_HASH_CONCURRENCY=4 and UV_THREADPOOL_SIZE=4 -> exit 2, one line naming both", async function () {
+    this.timeout(120000);
+    const r = await start({ TESSERA_HASH_CONCURRENCY: "4", UV_THREADPOOL_SIZE: "4" });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, `tessera: configuration error: ${refused(4, "4", 3)}\n`);
+  });
+});
