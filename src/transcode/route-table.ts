@@ -108,14 +108,28 @@ export class RouteTable<T> {
         return { kind: "found", match: { route: leaf.route, template: leaf.template, segments: segs } };
       }
     }
+    const allow = this.collect(candidates);
+    if (allow.length > 0) {
+      return { kind: "method-not-allowed", allow };
+    }
+    return { kind: "not-found" };
+  }
+
+  /** Every method some route takes at a raw path (sorted; empty when none does), as match() finds them. */
+  methods(rawPath: string): string[] {
+    let path = rawPath;
+    if (path.length > 1 && path.endsWith("/")) {
+      path = path.slice(0, -1);
+    }
+    return this.collect(this.verbCandidates(path === "/" ? [] : path.slice(1).split("/")));
+  }
+
+  private collect(candidates: Array<[string[], string]>): string[] {
     const allow = new Set<string>();
     for (const [segs, verb] of candidates) {
       this.collectMethods(this.root, segs, 0, verb, allow);
     }
-    if (allow.size > 0) {
-      return { kind: "method-not-allowed", allow: [...allow].sort() };
-    }
-    return { kind: "not-found" };
+    return [...allow].sort();
   }
 
   /**

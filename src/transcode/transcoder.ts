@@ -4,6 +4,7 @@ import { create, toBinary, type DescService, type JsonValue, type Message } from
 import { createContextValues, type ConnectError, type ContextValues } from "@connectrpc/connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { AdminGate } from "../access/admin-gate.js";
 import { compileServiceRoutes, type Binding, type Route, type RouteMount } from "./binding.js";
 import { Cors } from "./cors.js";
@@ -143,6 +144,17 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     }
   }
 
+  /**
+   * The methods a raw path takes, for `Allow`: its routes' methods, and HEAD when its GET route
+   * answers one (answersHead).
+   */
+  function allowedMethods(rawPath: string): string[] {
+    const methods = table.methods(rawPath);
+    if (!methods.includes("GET")) return methods;
+    const get = matchRoute("GET", rawPath);
+    return get.kind === "found" && answersHead(get.match.route) ? [...methods, "HEAD"].sort() : methods;
+  }
+
   /** `matched.binding`: set once the request's route is known (what a report names). */
   async function serve(req: IncomingMessage | Http2ServerRequest, res: NodeResponse, headers: NodeHeaders, matched: { binding?: Binding }): Promise<void> {
     const method = req.method ?? "GET";
@@ -151,15 +163,17 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     const rawPath = q < 0 ? url : url.slice(0, q);
     const rawQuery = q < 0 ? "" : url.slice(q + 1);
 
-    // HEAD runs the GET route; Node leaves the body out of the answer to a HEAD request.
-    const found = matchRoute(method === "HEAD" ? "GET" : method, rawPath);
+    // HEAD runs the GET route, where that GET has no side effects (answersHead); Node leaves the
+    // body out of the answer to a HEAD request.
+    const head = method === "HEAD";
+    const found = matchRoute(head ? "GET" : method, rawPath);
     if (found.kind === "not-found") {
       throw new HttpError(404, "not_found", "ROUTE_NOT_FOUND", `no route for ${method} ${table.describePath(rawPath)}`);
     }
-    if (found.kind === "method-not-allowed") {
+    if (found.kind === "method-not-allowed" || (head && !answersHead(found.match.route))) {
+      // A HEAD to a GET that spends a token or logs in runs nothing: refused before any reading.
       throw new HttpError(405, "unimplemented", "METHOD_NOT_ALLOWED", `${method} is not allowed on ${table.describePath(rawPath)}`, {
-        // HEAD is answered wherever GET is (RFC 9110 9.3.2).
-        headers: { allow: (found.allow.includes("GET") ? [...found.allow, "HEAD"].sort() : found.allow).join(", ") },
+        headers: { allow: allowedMethods(rawPath).join(", ") },
       });
     }
     const { route: binding, segments } = found.match;
@@ -247,6 +261,16 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   }
 
   return { handle, routes };
+}
+
+/**
+ * Whether a HEAD is answered on this GET route: only when its method is declared
+ * `idempotency_level = NO_SIDE_EFFECTS`. A HEAD must be safe to send (RFC 9110 9.3.2: link
+ * checkers, mail scanners and proxies send one to any URL they see), and a HEAD that ran a GET
+ * which mints or spends a token, or logs in, would do that unseen. Elsewhere HEAD is 405.
+ */
+export function answersHead(route: Route): boolean {
+  return route.httpMethod === "GET" && route.rpc.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
 }
 
 function rpcUrl(req: IncomingMessage | Http2ServerRequest, binding: Binding): string {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
 import type { UserRecord } from "../../src/store/ports.js";
 import { expectCode, expectOk, protocols, restOutcome, rpcProtocols } from "../support/api.js";
+import { errorInfoJson } from "../support/error-details.js";
 import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import {
@@ -377,6 +378,77 @@ for (const store of storesUnderTest()) {
         } finally {
           await secure.close();
         }
+      });
+    });
+
+    describe("REST only: HEAD, which link checkers and mail scanners send to any URL", () => {
+      /** The error body a HEAD's 405 stands for (Node sends HEAD answers without their body). */
+      const headRefusal = (path: string) =>
+        JSON.stringify({ code: "unimplemented", message: `HEAD is not allowed on ${path}`, details: [errorInfoJson("METHOD_NOT_ALLOWED")] });
+
+      it("a HEAD to the exchange URL is 405 with Allow: GET and does not spend the token: the GET then exchanges it", async () => {
+        const { user, token } = await userWithToken();
+        const created = await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(token) });
+        assert.equal(created.status, 200, created.text);
+        const url = `${server.url}/api/authenticationtoken/${created.body.token}/user`;
+        for (let i = 0; i < 2; i++) {
+          const head = await fetch(url, { method: "HEAD" });
+          assert.equal(head.status, 405);
+          assert.equal(head.headers.get("allow"), "GET");
+          assert.equal(head.headers.get("content-type"), "application/json");
+          assert.equal(head.headers.get("content-length"), String(Buffer.byteLength(headRefusal("/api/authenticationtoken/*/user"))));
+          assert.equal(head.headers.get("set-cookie"), null, "no session started");
+          assert.equal(await head.text(), "");
+        }
+        const res = await rest(server.url, "GET", `/api/authenticationtoken/${created.body.token}/user`);
+        assert.equal(res.status, 200, res.text);
+        assert.deepEqual(res.body, { _id: user.id, emails: [user.login] });
+        assert.ok(sessionCookieOf(res.headers), "the exchange starts a session");
+      });
+
+      it("HEAD on the other seed 003 routes (each GET mints a token or records a use) is 405 too; OPTIONS and other 405s list no HEAD", async () => {
+        const { token } = await userWithToken();
+        const created = await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(token) });
+        for (const [path, shown] of [
+          ["/api/authenticationtoken", "/api/authenticationtoken"],
+          [`/api/authenticationtoken/${created.body.token}`, "/api/authenticationtoken/*"],
+        ] as const) {
+          const head = await fetch(server.url + path, { method: "HEAD", headers: bearer(token) });
+          assert.equal(head.status, 405, path);
+          assert.equal(head.headers.get("allow"), "GET");
+          assert.equal(head.headers.get("content-length"), String(Buffer.byteLength(headRefusal(shown))));
+          for (const method of ["OPTIONS", "POST"]) {
+            const other = await rest(server.url, method, path, { headers: bearer(token) });
+            assert.equal(other.status, 405, `${method} ${path}`);
+            assert.equal(other.headers.get("allow"), "GET");
+          }
+        }
+        const options = await rest(server.url, "OPTIONS", `/api/authenticationtoken/${created.body.token}/user`);
+        assert.equal(options.status, 405);
+        assert.equal(options.headers.get("allow"), "GET");
+        assert.deepEqual(options.body, { code: "unimplemented", message: "OPTIONS is not allowed on /api/authenticationtoken/*/user", details: [errorInfoJson("METHOD_NOT_ALLOWED")] });
+        // The token was neither spent nor read by the HEADs: it is still there.
+        const read = await rest(server.url, "GET", `/api/authenticationtoken/${created.body.token}`, { headers: bearer(token) });
+        assert.equal(read.status, 200, read.text);
+      });
+
+      it("a GET route without side effects still answers HEAD: the GET's status and headers, no body", async () => {
+        const user = await signUp(server);
+        const access = (await startSession(server, user.login)).access_token;
+        const headers = { ...bearer(access), ...clientIdHeader };
+        const get = await fetch(`${server.url}/session`, { headers });
+        const getBody = await get.text();
+        assert.equal(get.status, 200, getBody);
+        const head = await fetch(`${server.url}/session`, { method: "HEAD", headers });
+        assert.equal(head.status, 200);
+        assert.equal(head.headers.get("content-type"), get.headers.get("content-type"));
+        assert.equal(head.headers.get("content-length"), String(Buffer.byteLength(getBody)));
+        assert.equal(await head.text(), "");
+        const post = await rest(server.url, "PATCH", "/session", { headers });
+        assert.equal(post.headers.get("allow"), "DELETE, GET, HEAD, POST, PUT");
+        const version = await fetch(`${server.url}/jwt/version`, { method: "HEAD" });
+        assert.equal(version.status, 200);
+        assert.match(version.headers.get("etag") ?? "", /^"/);
       });
     });
 

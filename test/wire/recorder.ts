@@ -213,7 +213,7 @@ export class Recorder {
 
     const bodyText = bodyOf(answer.raw);
     const body = n.text(bodyText);
-    const headers = this.responseHeaders(answer.rawHeaders, req, server, answer.raw, body !== bodyText);
+    const headers = this.responseHeaders(answer.rawHeaders, req, server, answer.status, answer.raw, body !== bodyText);
     this.exchanges.push({ step, server, request, response: { status: answer.status, headers, body } });
     if (req.method === "GET") this.lastGet.set(requestKey(server, req), { raw: answer.raw, hasPlaceholder: body !== bodyText });
     return answer;
@@ -235,7 +235,7 @@ export class Recorder {
     return out;
   }
 
-  private responseHeaders(rawHeaders: string[], req: WireRequest, server: string, raw: Buffer, bodyHasPlaceholder: boolean): Record<string, string | string[]> {
+  private responseHeaders(rawHeaders: string[], req: WireRequest, server: string, status: number, raw: Buffer, bodyHasPlaceholder: boolean): Record<string, string | string[]> {
     const grouped = new Map<string, string[]>();
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!.toLowerCase();
@@ -246,7 +246,7 @@ export class Recorder {
     for (const name of [...grouped.keys()].sort()) {
       const values = grouped.get(name)!;
       if (name === "content-length") {
-        out[name] = this.contentLength(values.join(","), req, server, raw, bodyHasPlaceholder);
+        out[name] = this.contentLength(values.join(","), req, server, status, raw, bodyHasPlaceholder);
         continue;
       }
       if (perRequestHeaders.has(name)) {
@@ -269,14 +269,15 @@ export class Recorder {
 
   /**
    * The Content-Length as is when the body has no placeholder; otherwise whether it is the
-   * body's real length (placeholders change the length of the recorded text). A HEAD is
-   * measured against the body of the last identical GET.
+   * body's real length (placeholders change the length of the recorded text). A HEAD answered
+   * as its GET (a success) is measured against the body of the last identical GET; a HEAD
+   * refused (405 where the GET has side effects) is the length of its own error body, as is.
    */
-  private contentLength(value: string, req: WireRequest, server: string, raw: Buffer, bodyHasPlaceholder: boolean): string {
+  private contentLength(value: string, req: WireRequest, server: string, status: number, raw: Buffer, bodyHasPlaceholder: boolean): string {
     let body = raw;
     let hasPlaceholder = bodyHasPlaceholder;
     let what = "body";
-    if (req.method === "HEAD") {
+    if (req.method === "HEAD" && status < 300) {
       const get = this.lastGet.get(requestKey(server, { ...req, method: "GET" }));
       if (get === undefined) return value;
       body = get.raw;

@@ -195,7 +195,7 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   const auth1 = await x("001 GET /v1/api/auth: the token's account", plain("GET", "/v1/api/auth", bearer(t1)));
   expectStatus(auth1, 200, "GET /v1/api/auth");
   const link1 = auth1.json().token_link as string;
-  await x("001 HEAD /v1/api/auth: headers only", plain("HEAD", "/v1/api/auth", bearer(t1)));
+  await x("001 HEAD /v1/api/auth: 405 (its GET records last_used)", plain("HEAD", "/v1/api/auth", bearer(t1)));
   // last_used is written without being awaited: wait until the list shows it.
   for (let i = 0; i < 500; i++) {
     const list = await rec.unrecorded("main", plain("GET", "/v1/frontend/auth/acct-1", admin));
@@ -290,7 +290,7 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   await x("004 GET /jwt/token: unknown user, 401 (same answer)", json("GET", "/jwt/token", { user: "nobody", pass: password }));
   await x("004 GET /jwt/token: no arguments, 400", plain("GET", "/jwt/token"));
   await x("004 GET /jwt/token: query arguments again", query("GET", "/jwt/token", { user: "linus", pass: password }));
-  await x("004 HEAD /jwt/token: headers only", query("HEAD", "/jwt/token", { user: "linus", pass: password }));
+  await x("004 HEAD /jwt/token: 405 (its GET logs in)", query("HEAD", "/jwt/token", { user: "linus", pass: password }));
 
   await x("004 GET /jwt/check: access_token in the query, the claims", query("GET", "/jwt/check", { access_token: access1 }));
   await x("004 GET /jwt/check: bearer", plain("GET", "/jwt/check", bearer(access1)));
@@ -395,6 +395,7 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   await x("003 GET /api/authenticationtoken/{token}: malformed, 400", plain("GET", "/api/authenticationtoken/not.a.token", bearer(userToken)));
   await x("003 GET /api/authenticationtoken/{token}: no credential, 401", plain("GET", `/api/authenticationtoken/${authToken1}`));
 
+  await x("003 HEAD /api/authenticationtoken/{token}/user: 405 with Allow: GET, the token not spent", plain("HEAD", `/api/authenticationtoken/${authToken1}/user`));
   const e1 = await x("003 GET /api/authenticationtoken/{token}/user: the user and a session cookie", plain("GET", `/api/authenticationtoken/${authToken1}/user`));
   expectStatus(e1, 200, "exchange");
   const setCookie = e1.headers["set-cookie"]?.[0] ?? "";

@@ -123,7 +123,9 @@
 // is minted, spent or revoked, no last-used time recorded), so Connect clients may call them with
 // HTTP GET (`?connect=v1&encoding=json&message=...`), which caches and proxies understand. The
 // request message then travels in the URL: send tokens in `Authorization: Bearer`, never in the
-// message. Every other method takes POST only.
+// message. Every other method takes POST only. Over REST, likewise, HEAD is answered only on these
+// methods' GET routes: a HEAD to another GET route (one that mints or spends a token, or logs in)
+// is 405 (METHOD_NOT_ALLOWED, `Allow` without HEAD) and runs nothing.
 
 import type { GenEnum, GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
