@@ -6,6 +6,7 @@
 // method's credential scheme (challenge.ts).
 import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
+import { decodeJwt } from "jose";
 import { access, Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
 import { AuthError, invalidArgument, permissionDenied, recode, unauthenticated } from "../core/errors.js";
 import { secretMatcher } from "../core/secrets.js";
@@ -46,6 +47,24 @@ export interface AccessOptions {
 
 function isJwtShaped(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
+}
+
+/**
+ * A JWT-shaped token sent without `x-koms-clientid` is verified as a seed 004 access token. A
+ * session access token (seed 000) then fails on its audience (its `aud` is its client id): the
+ * refusal keeps its code and reason (401, WRONG_AUDIENCE) but names the missing header. The
+ * audience is checked after the signature, so the claims read here are the key store's own.
+ */
+function withoutClientId(e: unknown, token: string): unknown {
+  if (!(e instanceof AuthError) || e.reason !== "WRONG_AUDIENCE") return e;
+  let sid: unknown;
+  try {
+    sid = decodeJwt(token).sid;
+  } catch {
+    return e;
+  }
+  if (typeof sid !== "string") return e;
+  return unauthenticated("WRONG_AUDIENCE", `missing ${clientIdHeader} header: a session access token is accepted only with the client id it was issued to`, { cause: e });
 }
 
 /** Reads and checks every method's rule once; throws when a Tessera method has none. */
@@ -196,7 +215,11 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         if (token) {
           if (!isJwtShaped(token)) return verifiers.userToken(token);
           if (header.get(clientIdHeader) !== null) return verifiers.session(token, requireClientId(header), false);
-          return verifiers.jwt(token);
+          try {
+            return await verifiers.jwt(token);
+          } catch (e) {
+            throw withoutClientId(e, token);
+          }
         }
         const cookie = presentedSessionCookie(header);
         if (cookie && (httpMethod === "GET" || httpMethod === "HEAD")) return verifiers.sessionCookie(cookie);

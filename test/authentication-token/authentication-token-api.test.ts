@@ -16,6 +16,7 @@ import {
   createJwtUser,
   createNamedUser,
   jwtLogin,
+  jwtRefreshToken,
   loginUserToken,
   otherPassword,
   sessionCookie,
@@ -31,6 +32,8 @@ const cookieLine = /^tessera_session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=86400; 
 /** The one answer to an unknown, used, expired or other user's token. */
 const notFound = "authentication token not found (unknown, used or expired)";
 const cookie = (value: string) => ({ cookie: `tessera_session=${value}` });
+/** The refusal of a session access token sent without its client id. */
+const missingClientId = "missing x-koms-clientid header: a session access token is accepted only with the client id it was issued to";
 
 for (const store of storesUnderTest()) {
   describe(`Authentication tokens (seed 003) on ${store}`, function () {
@@ -85,6 +88,19 @@ for (const store of storesUnderTest()) {
             const access = (await startSession(server, user.login)).access_token;
             assert.equal((await createToken({ ...bearer(access), ...clientIdHeader })).user, user.id);
             expectCode(await api.createToken(bearer(access)), "unauthenticated");
+          });
+
+          it("refuses a seed 000 session access token without x-koms-clientid as it did (401, WRONG_AUDIENCE), naming the missing header", async () => {
+            const user = await signUp(server);
+            const access = (await startSession(server, user.login)).access_token;
+            const res = await api.createToken(bearer(access));
+            expectCode(res, "unauthenticated", missingClientId, "WRONG_AUDIENCE");
+            if (protocol === "rest") assert.equal(res.headers.get("www-authenticate"), 'Bearer error="invalid_token"');
+            const created = await createToken({ ...bearer(access), ...clientIdHeader });
+            expectCode(await api.getToken(created.token, bearer(access)), "unauthenticated", missingClientId, "WRONG_AUDIENCE");
+            // Another JWT that is no access token of this audience (a seed 004 refresh token) keeps its own refusal.
+            const refresh = await jwtRefreshToken(server, await jwtLogin(server, await createJwtUser(server)));
+            expectCode(await api.createToken(bearer(refresh)), "unauthenticated", "not an access token", "WRONG_TOKEN_TYPE");
           });
 
           it("accepts a seed 004 JWT access token", async () => {

@@ -48,7 +48,8 @@ const (
 type AuthenticationTokenServiceClient interface {
 	// Creates a token for the calling user (`GET /api/authenticationtoken`). The caller
 	// authenticates with any user credential of this service: a session access token (with its
-	// `x-koms-clientid`), a user token, or a JWT access token. A JWT access token issued before the
+	// `x-koms-clientid`; without it UNAUTHENTICATED, WRONG_AUDIENCE, "missing x-koms-clientid
+	// header: ..."), a user token, or a JWT access token. A JWT access token issued before the
 	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
 	// the session cookie carries that session's end: the session its exchange starts ends no
 	// later. Errors: UNAUTHENTICATED (401).
@@ -144,7 +145,8 @@ func (c *authenticationTokenServiceClient) ExchangeToken(ctx context.Context, in
 type AuthenticationTokenServiceServer interface {
 	// Creates a token for the calling user (`GET /api/authenticationtoken`). The caller
 	// authenticates with any user credential of this service: a session access token (with its
-	// `x-koms-clientid`), a user token, or a JWT access token. A JWT access token issued before the
+	// `x-koms-clientid`; without it UNAUTHENTICATED, WRONG_AUDIENCE, "missing x-koms-clientid
+	// header: ..."), a user token, or a JWT access token. A JWT access token issued before the
 	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
 	// the session cookie carries that session's end: the session its exchange starts ends no
 	// later. Errors: UNAUTHENTICATED (401).
