@@ -34,6 +34,7 @@ Every operation is also an RPC, served on the same port over gRPC, gRPC-Web and 
 
 - JSON keys are the fields' JSON names. Answers always carry the fields with implicit presence (plain proto3 scalars, enums, lists, maps), zero values included; optional and message fields appear only when set. 64-bit integers are JSON strings. Request bodies also accept the proto field names and ignore unknown keys.
 - HEAD is answered, without a body, on the GET operations without side effects (their RPC declared \`idempotency_level = NO_SIDE_EFFECTS\`). On the other GET operations (one that mints or spends a token, or logs in) a HEAD is 405 \`METHOD_NOT_ALLOWED\` with \`Allow\` (which does not list HEAD), and nothing runs: a link checker's HEAD spends no token.
+- The query is strict: a parameter that names no field is 400 \`UNKNOWN_QUERY_PARAMETER\`, except \`_\` on a GET or HEAD (jQuery's cache-buster, \`$.ajax({ cache: false })\`), which is ignored.
 - The public answers a cache may keep (the keys, the discovery document, the version) carry a strong \`ETag\`; a GET or HEAD whose \`If-None-Match\` names it is answered 304 Not Modified, without a body.
 - Errors are \`{"code", "message", "details"}\`: \`code\` is the Connect code name, \`details\` the error details in Connect's JSON form. A 401 of a route taking a Bearer or Basic credential carries \`WWW-Authenticate\`; a 429 and a 503 carry \`Retry-After\`.
 - The JWT API is mounted at \`/jwt\` by default (TESSERA_JWT_BASE_PATH); the \`/openapi.json\` a server serves shows its own mount, and only the APIs it serves.`;

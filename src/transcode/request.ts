@@ -59,7 +59,9 @@ export async function buildRequestMessage(
     }
   }
 
+  const fromQuery = args.length;
   parseArguments(rawQuery, args);
+  if (args.length > fromQuery && (req.method === "GET" || req.method === "HEAD")) dropCacheBuster(binding, args, fromQuery);
   if (args.length > 0) {
     applyArguments(binding, r, args);
   }
@@ -178,6 +180,23 @@ function setRawBody(r: ReflectMessage, field: DescField | undefined, contentType
   body.set(fieldByName(desc, "data")!, data);
   r.set(field, body);
 }
+
+/**
+ * jQuery's cache-buster: `$.ajax({ cache: false })` appends `_=<milliseconds>` to the URL of a
+ * GET (and a HEAD), so that no cache answers it. On GET and HEAD a query parameter named exactly
+ * `_` that names no field of the request is ignored; in a body, or on any other method, it is
+ * an unknown parameter like any other (400). `args[from..]` are the query's.
+ */
+function dropCacheBuster(binding: Binding, args: Argument[], from: number): void {
+  for (let i = args.length - 1; i >= from; i--) {
+    if (args[i]!.key !== cacheBuster) continue;
+    const target = binding.argumentTarget(cacheBuster);
+    if (isFieldTarget(target) || !target.unknown) return;
+    args.splice(i, 1);
+  }
+}
+
+const cacheBuster = "_";
 
 function applyArguments(binding: Binding, r: ReflectMessage, args: readonly Argument[]): void {
   // Keyed by field path, so `page_size` and `pageSize` count as the same parameter.

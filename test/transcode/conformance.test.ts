@@ -393,6 +393,28 @@ const cases: Case[] = [
     status: 200,
   },
   {
+    name: "jQuery's cache-buster `_` is ignored on GET",
+    path: "/v1/search?query=a&_=1764720000000",
+    input: { rpc: "Search", message: { query: "a" } },
+    status: 200,
+  },
+  {
+    name: "jQuery's cache-buster `_` is ignored on HEAD",
+    method: "HEAD",
+    path: "/v1/items/abc?_=1764720000000",
+    input: { rpc: "GetItem", message: { id: "abc" } },
+    status: 200,
+    text: "",
+  },
+  {
+    name: "`_` on a POST is an unknown query parameter",
+    method: "POST",
+    path: "/v1/shelves/s1/books?_=1764720000000",
+    noCall: true,
+    status: 400,
+    error: { code: "invalid_argument", message: 'unknown query parameter "_"' },
+  },
+  {
     name: "unknown query parameter is 400",
     path: "/v1/search?colour=1",
     noCall: true,

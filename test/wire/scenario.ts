@@ -264,6 +264,8 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   await x("004 HEAD /jwt/version: headers only", plain("HEAD", "/jwt/version"));
   await x("004 GET /jwt/version/: one trailing slash is ignored", plain("GET", "/jwt/version/"));
   await x("004 GET /jwt/version?x=1: unknown argument, 400", plain("GET", "/jwt/version?x=1"));
+  await x("004 GET /jwt/version?_=<ms>: jQuery's cache-buster is ignored", plain("GET", "/jwt/version?_=1764720000000"));
+  await x("004 POST /jwt/user?_=<ms>: `_` on a POST is unknown, 400", plain("POST", "/jwt/user?_=1764720000000"));
   await x("004 PUT /jwt/version: 405 with Allow", plain("PUT", "/jwt/version"));
   await x("004 GET /jwt/nope: no route, 404", plain("GET", "/jwt/nope"));
   await x("004 POST /jwt/user: JSON arguments, 201", json("POST", "/jwt/user", { user: "linus", pass: password }));

@@ -467,7 +467,8 @@ export const GetVersionResponseSchema: GenMessage<GetVersionResponse> = /*@__PUR
  * refused by every online check (INVALID_TOKEN).
  *
  * Missing required arguments are INVALID_ARGUMENT (400) naming the argument; unknown query or
- * form arguments are 400 too (unknown keys of a JSON body are ignored). Signing is EdDSA by default (TESSERA_JWT_ALG: EdDSA, ES256,
+ * form arguments are 400 too (unknown keys of a JSON body are ignored), but for `_` in the
+ * query of a GET or HEAD (jQuery's cache-buster), which is ignored. Signing is EdDSA by default (TESSERA_JWT_ALG: EdDSA, ES256,
  * or HS256 with TESSERA_JWT_SECRET of at least 32 bytes). Verification pins the algorithm to
  * the configured one and the key to `kid`: `alg: none`, tokens signed with another algorithm,
  * unknown `kid`s and `jku`/`x5u`/`jwk` headers are refused.

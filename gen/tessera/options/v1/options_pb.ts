@@ -104,6 +104,7 @@
 // - INVALID_PATH_VARIABLE: a path variable's value is not valid for its field.
 // - TOO_MANY_QUERY_PARAMETERS: more than 100 query parameters and form fields.
 // - UNKNOWN_QUERY_PARAMETER: a query parameter (or form field) names no field of the request.
+//   Not `_` in the query of a GET or HEAD (jQuery's cache-buster, `_=<milliseconds>`): ignored.
 // - INVALID_QUERY_PARAMETER: a query parameter (or form field) is malformed, given twice, or not
 //   valid for its field.
 // - MALFORMED_BODY: the body is not UTF-8, not JSON, or not a JSON object, or it was cut short.
