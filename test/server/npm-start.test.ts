@@ -3,7 +3,7 @@
 // them (sh -c "node ...") dies of the signal and leaves the service running without a parent.
 // The project's own start script is run by npm, on the build of the current sources.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
@@ -85,6 +85,23 @@ describe("server: npm start passes a supervisor's SIGTERM to the service", funct
           // none left
         }
       }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("npm run in the project reads its .npmrc: the update notifier is off, whatever the user's own configuration", () => {
+    // npm's update notifier, on by default, asks the registry for npm's latest version once a
+    // week (at every start of a fresh container) before the start script runs: the project's
+    // .npmrc turns it off. Asked of npm with an empty user configuration and none of the npm_config_
+    // variables an npm running this test passes down (they would win over the project's file).
+    const dir = mkdtempSync(join(tmpdir(), "tessera-npmrc-"));
+    try {
+      const userconfig = join(dir, "npmrc");
+      writeFileSync(userconfig, "");
+      const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_config_/i.test(name)));
+      const got = execFileSync("npm", ["config", "get", "update-notifier"], { cwd: projectRoot, env: { ...env, NPM_CONFIG_USERCONFIG: userconfig }, encoding: "utf8" });
+      assert.equal(got.trim(), "false");
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
