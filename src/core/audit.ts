@@ -17,7 +17,7 @@
 import { randomBytes } from "node:crypto";
 import { CallEndedError, currentCall, outsideCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
-import type { AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
+import type { AppendOptions, AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
 import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
@@ -102,13 +102,17 @@ export function reasonOf(e: unknown): string | undefined {
 
 type AuditFields = Omit<AuditInput, "type" | "outcome">;
 
-/** Runs `work`, then records `type` with its outcome (and the result's fields on success). */
+/**
+ * Runs `work`, then records `type` with its outcome (and the result's fields on success;
+ * `successOptions`, the store's options for that event: see AuditTrail.record).
+ */
 export async function tracked<T>(
   audit: Pick<AuditTrail, "record">,
   type: AuditEventType,
   fields: AuditFields,
   work: () => Promise<T>,
   onSuccess?: (result: T) => AuditFields,
+  successOptions?: AppendOptions,
 ): Promise<T> {
   let result: T;
   try {
@@ -117,7 +121,7 @@ export async function tracked<T>(
     await audit.record({ type, ...fields, outcome: outcomeOf(e), reason: reasonOf(e) });
     throw e;
   }
-  await audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" });
+  await audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" }, successOptions);
   return result;
 }
 
@@ -177,9 +181,11 @@ export class AuditTrail {
   /**
    * Records one event: the log line, then the store; resolves once the store has it (or refused
    * it). Never rejects. An `error` outcome (most likely the store is down) does not wait for the
-   * store: the call it records has failed already and must not wait a second time.
+   * store: the call it records has failed already and must not wait a second time. `options`
+   * go to the store's append: with syncedByNextWrite, the caller's next write makes the event
+   * durable, or the caller waits for synced() when that write is not made (AppendOptions).
    */
-  async record(input: AuditInput): Promise<void> {
+  async record(input: AuditInput, options?: AppendOptions): Promise<void> {
     const scope = currentCall();
     const now = this.deps.clock.now();
     const event: AuditEventRecord = { id: this.ids.next(now.getTime()), time: now, type: input.type, outcome: input.outcome };
@@ -206,17 +212,31 @@ export class AuditTrail {
       this.observer.suppressed?.(event);
       return;
     }
-    const write = this.logAndStore(event);
+    const write = this.logAndStore(event, options);
     if (input.outcome !== "error") await write;
   }
 
+  /**
+   * Resolves once every event recorded so far is durable in the store: for a call whose event
+   * was recorded syncedByNextWrite and which failed before that write. Never rejects: a store
+   * that cannot sync (it has failed, and says so itself) is logged.
+   */
+  async synced(): Promise<void> {
+    if (!this.deps.enabled) return;
+    try {
+      await this.deps.events.synced();
+    } catch (e) {
+      this.deps.logger.warn("audit events not made durable", { type: "audit", error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
   /** The event's log line, then its store write (tracked for drain()). */
-  private logAndStore(event: AuditEventRecord): Promise<void> {
+  private logAndStore(event: AuditEventRecord, options?: AppendOptions): Promise<void> {
     // The logger adds the call's requestId, trace_id and span_id to every line itself; Dates
     // (a summary's `suppressed.since`) are written as JSON writes them, in ISO 8601.
     const { id, time, type, requestId: _requestId, traceId: _traceId, spanId: _spanId, ...rest } = event;
     this.deps.logger.info("audit", { type: "audit", event: type, auditId: id, eventTime: time.toISOString(), ...rest });
-    const write = this.store(event);
+    const write = this.store(event, options);
     this.writes.add(write);
     void write.finally(() => this.writes.delete(write));
     return write;
@@ -239,10 +259,10 @@ export class AuditTrail {
     void this.logAndStore(event);
   }
 
-  private async store(event: AuditEventRecord): Promise<void> {
+  private async store(event: AuditEventRecord, options?: AppendOptions): Promise<void> {
     const { id, type } = event;
     try {
-      await this.deps.events.append(event);
+      await this.deps.events.append(event, options);
     } catch (e) {
       this.deps.logger.warn("audit event not stored", {
         type: "audit",

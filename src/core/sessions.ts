@@ -73,7 +73,7 @@ const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refr
 export class Sessions {
   private readonly sessions: SessionStore;
   private readonly refreshTokens: RefreshTokenStore;
-  private readonly users: Pick<Users, "authenticate" | "noteLogin" | "credentialState">;
+  private readonly users: Pick<Users, "authenticateThen" | "noteLogin" | "credentialState">;
   private readonly ring: Pick<KeyRing, "sign">;
   private readonly verifier: Pick<TokenVerifier, "verifyKeyed">;
   private readonly clock: Clock;
@@ -83,7 +83,7 @@ export class Sessions {
   constructor(deps: {
     sessions: SessionStore;
     refreshTokens: RefreshTokenStore;
-    users: Pick<Users, "authenticate" | "noteLogin" | "credentialState">;
+    users: Pick<Users, "authenticateThen" | "noteLogin" | "credentialState">;
     ring: Pick<KeyRing, "sign">;
     verifier: Pick<TokenVerifier, "verifyKeyed">;
     clock: Clock;
@@ -109,12 +109,14 @@ export class Sessions {
     if (input.accountType !== "traditional") throw invalidField("account_type", 'account_type must be "traditional"');
     requireField("email", input.email);
     requireField("password", input.password);
-    const user = await this.users.authenticate(input.email, input.password, "email", input.clientAddress);
-    // lastLoginAt first, unsynced: the session's refresh token, stored after it (and waited for),
-    // makes both durable with one fsync on the embedded store.
-    const noted = this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true });
-    const [pair] = await Promise.all([this.start(user, input.clientId), noted]);
-    return pair;
+    // The login's audit event (authenticateThen) and lastLoginAt first, unsynced: the session's
+    // refresh token, stored after them (and waited for), makes all three durable with one fsync
+    // on the embedded store.
+    return this.users.authenticateThen(input.email, input.password, "email", input.clientAddress, async (user) => {
+      const noted = this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true });
+      const [pair] = await Promise.all([this.start(user, input.clientId), noted]);
+      return pair;
+    });
   }
 
   /**

@@ -139,6 +139,15 @@ export class Users {
   }
 
   /**
+   * authenticate(), then `next` with the user: a login that writes a credential next (seed
+   * 000's session). When `next` succeeds it must have made a write that waits to be durable:
+   * the audit trail's login event rides on that write's fsync (AuditedUsers).
+   */
+  async authenticateThen<T>(rawLogin: string, password: string, kind: LoginKind, clientAddress: string, next: (user: UserRecord) => Promise<T>): Promise<T> {
+    return next(await this.authenticate(rawLogin, password, kind, clientAddress));
+  }
+
+  /**
    * At start-up: gives accounts stored before login keys existed their key. Two such accounts
    * whose keys clash are both kept; the younger is found by its exact spelling only (logged).
    */

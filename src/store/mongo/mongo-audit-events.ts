@@ -14,6 +14,9 @@ export function mongoAuditEvents(ctx: MongoContext): AuditEventStore {
       ctx.run(ID, async () => {
         await events.insertOne(toDoc(event, ID));
       }),
+    // An append resolves once the database acknowledged it (the connection's write concern):
+    // syncedByNextWrite changes nothing, and nothing is left to wait for.
+    synced: () => Promise.resolve(),
     list: (q) =>
       ctx.run(ID, async () => {
         const and: Array<Filter<StoredDoc>> = [];

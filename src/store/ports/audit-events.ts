@@ -64,9 +64,24 @@ export interface AuditEventQuery {
   limit: number;
 }
 
+export interface AppendOptions {
+  /**
+   * A success whose call makes a write next that waits to be durable (seed 000's login: its
+   * session's refresh token): the embedded store commits the event without waiting for an fsync
+   * of its own, and that write's fsync, which starts after this commit, makes both durable. A
+   * call that fails before that write calls synced() before it answers.
+   */
+  syncedByNextWrite?: boolean;
+}
+
 export interface AuditEventStore {
-  /** Stores one event. DuplicateError("id") if the id exists. */
-  append(event: AuditEventRecord): Promise<void>;
+  /**
+   * Stores one event, resolving once it is durable (see AppendOptions for the one exception).
+   * DuplicateError("id") if the id exists.
+   */
+  append(event: AuditEventRecord, options?: AppendOptions): Promise<void>;
+  /** Resolves once every event appended so far is durable (at once where each append is, on its own). */
+  synced(): Promise<void>;
   /** Matching events, newest first (time desc, then id desc), at most `limit`. */
   list(query: AuditEventQuery): Promise<AuditEventRecord[]>;
   /** Retention: deletes at most `limit` events older than `before` (one batch, see ports.ts); returns how many. */

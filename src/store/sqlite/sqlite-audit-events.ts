@@ -56,6 +56,8 @@ export function batchNeedsSync(outcomes: readonly string[]): boolean {
 
 interface PendingAppend {
   row: Record<string, unknown>;
+  /** AppendOptions.syncedByNextWrite: resolved once committed; its call's next write syncs it. */
+  carried: boolean;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -76,6 +78,11 @@ interface PendingAppend {
  * password was checked, what a flood is made of) is answered without waiting for an fsync, as
  * the login counters are (see cheaply() in sqlite-durability.ts): a power cut may lose the last
  * of them, never a success or a failure.
+ *
+ * An event appended syncedByNextWrite (seed 000's successful login) is answered once committed:
+ * its call's next write (the session's refresh token) waits for an fsync that starts after that
+ * commit, which makes both durable, and a call that fails before it waits for `synced()`. Nor does
+ * it make its batch wait for an fsync: a batch of such events and refusals is committed alone.
  */
 export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { flush(): void } {
   const insert = db.prepare(`INSERT INTO audit_events (id, time, type, outcome, ${optional.map(([, c]) => c).join(", ")}, suppressed)
@@ -93,7 +100,7 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
     // The connection has failed for good (see sqlite-durability.ts): nothing is written.
     const failed = failure();
     if (failed) return batch.forEach((p) => p.reject(failed));
-    const needsSync = batchNeedsSync(batch.map((p) => p.row.outcome as string));
+    const needsSync = batchNeedsSync(batch.filter((p) => !p.carried).map((p) => p.row.outcome as string));
     const written: PendingAppend[] = [];
     try {
       const rows = batch.map((p) => p.row);
@@ -110,26 +117,32 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
         }
       }
     }
-    if (!needsSync) for (const p of written) p.resolve();
-    else {
+    const waiting = needsSync ? written.filter((p) => !p.carried) : [];
+    for (const p of written) if (!needsSync || p.carried) p.resolve();
+    if (waiting.length > 0) {
       synced().then(
-        () => written.forEach((p) => p.resolve()),
-        (e: unknown) => written.forEach((p) => p.reject(e)),
+        () => waiting.forEach((p) => p.resolve()),
+        (e: unknown) => waiting.forEach((p) => p.reject(e)),
       );
     }
   };
   return {
     flush,
-    append: (event) =>
+    append: (event, options) =>
       callLater(() => {
         const row: Record<string, unknown> = { id: event.id, time: toMs(event.time), type: event.type, outcome: event.outcome };
         for (const [field] of optional) row[field] = event[field] ?? null;
         row.suppressed = event.suppressed ? JSON.stringify({ ...event.suppressed, since: toMs(event.suppressed.since) }) : null;
         if (!db.open) return Promise.reject(new StoreUnavailableError("embedded store is closed"));
         return new Promise<void>((resolve, reject) => {
-          if (pending.push({ row, resolve, reject }) === 1) setImmediate(flush);
+          if (pending.push({ row, carried: options?.syncedByNextWrite === true, resolve, reject }) === 1) setImmediate(flush);
         });
       }),
+    // Not through callLater: a call whose deadline has passed still waits for its events.
+    synced: () => {
+      flush();
+      return synced();
+    },
     list: (q) =>
       call(() => {
         const where: string[] = [];
