@@ -33,13 +33,20 @@ export class AuditedUsers extends Users {
 
   /**
    * `login` as authenticate() records it, but its success is stored syncedByNextWrite: the write
-   * `next` makes durably (a session's refresh token) makes the event durable with it, one fsync
+   * `next` makes durably (a session's refresh token, a user token) makes the event durable with it, one fsync
    * of the embedded store's log instead of two in turn. When `next` fails (the store refused the
    * session, the user's epoch moved, the caller went away), the event is made durable before the
    * error goes on: what the trail says happened is never lost to a power cut.
    */
-  override async authenticateThen<T>(rawLogin: string, password: string, kind: LoginKind, clientAddress: string, next: (user: UserRecord) => Promise<T>): Promise<T> {
-    const user = await tracked(this.audit, "login", { login: rawLogin }, () => super.authenticate(rawLogin, password, kind, clientAddress), (u) => ({ userId: u.id }), { syncedByNextWrite: true });
+  override async authenticateThen<T>(
+    rawLogin: string,
+    password: string,
+    kind: LoginKind,
+    clientAddress: string,
+    source: LoginSource | undefined,
+    next: (user: UserRecord) => Promise<T>,
+  ): Promise<T> {
+    const user = await tracked(this.audit, "login", { login: rawLogin }, () => super.authenticate(rawLogin, password, kind, clientAddress, source), (u) => ({ userId: u.id }), { syncedByNextWrite: true });
     try {
       return await next(user);
     } catch (e) {

@@ -112,7 +112,7 @@ export class Sessions {
     // The login's audit event (authenticateThen) and lastLoginAt first, unsynced: the session's
     // refresh token, stored after them (and waited for), makes all three durable with one fsync
     // on the embedded store.
-    return this.users.authenticateThen(input.email, input.password, "email", input.clientAddress, async (user) => {
+    return this.users.authenticateThen(input.email, input.password, "email", input.clientAddress, undefined, async (user) => {
       const noted = this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true });
       const [pair] = await Promise.all([this.start(user, input.clientId), noted]);
       return pair;

@@ -10,6 +10,7 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { UserTokenRecord, UserTokenStore } from "../store/ports/user-tokens.js";
+import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
@@ -38,7 +39,7 @@ const basicLogin = { field: "authorization", label: "the Basic login" };
 
 export interface UserTokensDeps {
   userTokens: UserTokenStore;
-  users: Pick<Users, "authenticate" | "get" | "bumpLastLogin" | "credentialState">;
+  users: Pick<Users, "authenticateThen" | "get" | "bumpLastLogin" | "credentialState">;
   /** Whether a key a cookie session's source tokens were signed by has been revoked (UserTokenRecord.sourceKids). */
   keys: Pick<KeyRing, "anyRevoked">;
   clock: Clock;
@@ -77,7 +78,13 @@ export class UserTokens {
       if (!Number.isFinite(ms) || ms > LATEST_TIME_MS) throw invalidField("expiration_time", "expirationTime is not a valid RFC 3339 time");
       if (ms <= now.getTime()) throw invalidField("expiration_time", "expirationTime must be in the future");
     }
-    const user = await this.deps.users.authenticate(input.login, input.password, "email", input.clientAddress, basicLogin);
+    // The login's audit event (authenticateThen) first, unsynced: the token's insert, waited for,
+    // makes both durable with one fsync on the embedded store.
+    return this.deps.users.authenticateThen(input.login, input.password, "email", input.clientAddress, basicLogin, (user) => this.issue(user, note, expiresAt));
+  }
+
+  /** The user token of a login whose password was checked (login()). */
+  private async issue(user: UserRecord, note: string | undefined, expiresAt: Date | undefined): Promise<{ secret: string; token: UserTokenRecord }> {
     const secret = randomId();
     const token = await this.deps.userTokens.create({
       id: randomId(),

@@ -140,11 +140,18 @@ export class Users {
 
   /**
    * authenticate(), then `next` with the user: a login that writes a credential next (seed
-   * 000's session). When `next` succeeds it must have made a write that waits to be durable:
-   * the audit trail's login event rides on that write's fsync (AuditedUsers).
+   * 000's session, seed 002's user token). When `next` succeeds it must have made a write that
+   * waits to be durable: the audit trail's login event rides on that write's fsync (AuditedUsers).
    */
-  async authenticateThen<T>(rawLogin: string, password: string, kind: LoginKind, clientAddress: string, next: (user: UserRecord) => Promise<T>): Promise<T> {
-    return next(await this.authenticate(rawLogin, password, kind, clientAddress));
+  async authenticateThen<T>(
+    rawLogin: string,
+    password: string,
+    kind: LoginKind,
+    clientAddress: string,
+    source: LoginSource | undefined,
+    next: (user: UserRecord) => Promise<T>,
+  ): Promise<T> {
+    return next(await this.authenticate(rawLogin, password, kind, clientAddress, source));
   }
 
   /**

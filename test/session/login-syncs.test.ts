@@ -1,5 +1,5 @@
-// Seed 000's password login on the embedded store: the fsyncs of its log that the answer waits
-// for (see src/store/sqlite/sqlite-durability.ts). Every write the login makes is on disk (an
+// Seed 000's password login (and seed 002's) on the embedded store: the fsyncs of its log that
+// the answer waits for (see src/store/sqlite/sqlite-durability.ts). Every write the login makes is on disk (an
 // fsync that started after it returned) before the answer; writes that do not need one of their
 // own share the fsync of a later write of the same login.
 import assert from "node:assert/strict";
@@ -18,11 +18,13 @@ import { startTestServer, testClientId, type TestServer } from "../support/serve
 import { expectOk } from "../support/api.js";
 import { password, uniqueEmail } from "../support/users.js";
 import { sessionApi } from "./api.js";
+import { userTokenApi } from "../user-token/api.js";
+import { basic } from "../support/clients.js";
 
 describe("Seed 000 login on the embedded store: the fsyncs it waits for", () => {
   let server: TestServer;
   let db: Database.Database;
-  /** What the login writes, as committed now: its session, refresh token, lastLoginAt and audit events. */
+  /** What the login writes, as committed now: its session, refresh token, lastLoginAt, user token and audit events. */
   let written: () => string = () => "";
   /** written() as each fsync of the log started, and as the last one to succeed started. */
   let requested: string[] = [];
@@ -44,6 +46,7 @@ describe("Seed 000 login on the embedded store: the fsyncs it waits for", () => 
       JSON.stringify({
         sessions: count("sessions"),
         refreshTokens: count("refresh_tokens"),
+        userTokens: count("user_tokens"),
         auditEvents: count("audit_events"),
         lastLogin: db.prepare("SELECT max(last_login_at) AS t FROM users").pluck().get(),
       });
@@ -121,4 +124,46 @@ describe("Seed 000 login on the embedded store: a session that does not start", 
       assert.equal(durable, 1, "and an fsync that started after it returned before logIn failed");
     });
   }
+});
+
+describe("Seed 002 login on the embedded store: the fsyncs it waits for", () => {
+  let server: TestServer;
+  let db: Database.Database;
+  /** What the login writes, as committed now: its user token and audit events. */
+  let written: () => string = () => "";
+  let requested: string[] = [];
+  let durable = "";
+  before(async () => {
+    server = await startTestServer({
+      fsync: (fd, done) => {
+        const covers = written();
+        requested.push(covers);
+        fsync(fd, (error) => {
+          if (!error) durable = covers;
+          done(error);
+        });
+      },
+    });
+    db = new Database(join(server.config.dataDir, "tessera.db"), { readonly: true });
+    const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    written = () => JSON.stringify({ userTokens: count("user_tokens"), auditEvents: count("audit_events") });
+  });
+  after(async () => {
+    await server?.close();
+    db?.close();
+  });
+
+  it("POST /auth/login: two fsyncs (the login's audit event and the user token; user_token.login), the last returned before the answer, covering every write", async () => {
+    const email = uniqueEmail();
+    expectOk(await sessionApi("rest", server.url).createUser({ email, password }, { clientId: testClientId }), 201);
+    await new Promise((r) => setTimeout(r, 50));
+    requested = [];
+    expectOk(await userTokenApi("rest", server.url).login(undefined, basic(email, password)));
+    const now = JSON.parse(written()) as Record<string, number>;
+    assert.equal(durable, written(), "every write of the login was covered by an fsync that returned before the answer");
+    const covers = requested.map((c) => JSON.parse(c) as Record<string, number>);
+    assert.equal(covers.length, 2, `fsyncs: ${requested.join(" | ")}`);
+    // The first covers the login's event and the user token together: all but user_token.login.
+    assert.deepEqual(covers[0], { ...now, auditEvents: now.auditEvents! - 1 });
+  });
 });
