@@ -33,10 +33,10 @@ export class AuditedUsers extends Users {
 
   /**
    * `login` as authenticate() records it, but its success is stored syncedByNextWrite: the write
-   * `next` makes durably (a session's refresh token, a user token) makes the event durable with it, one fsync
-   * of the embedded store's log instead of two in turn. When `next` fails (the store refused the
-   * session, the user's epoch moved, the caller went away), the event is made durable before the
-   * error goes on: what the trail says happened is never lost to a power cut.
+   * `next` makes durably (a session's refresh token, a user token) makes the event durable with
+   * it, one fsync of the embedded store's log instead of two in turn. When `next` fails (the store
+   * refused the credential, the user's epoch moved, the caller went away), the event is made
+   * durable before the error goes on: the trail keeps what happened, whatever the answer.
    */
   override async authenticateThen<T>(
     rawLogin: string,
