@@ -499,7 +499,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /**
  * The threads of libuv's pool (UV_THREADPOOL_SIZE, default 4), read as libuv reads it (as
- * start.cts does): atoi, 0 (or no number, or empty) is 1, above 1024 or negative is 1024.
+ * start.cts does): C's atoi into an unsigned int. atoi skips the C locale's white space only
+ * (not a no-break space, which JavaScript's parseInt skips), takes a sign and decimal digits,
+ * saturates at a 64-bit long and keeps the low 32 bits; then 0 (or no number, or empty) is 1,
+ * and above 1024 (a negative number too) is 1024. So " 4" and "4abc" are 4, "-1" is 1024, and
+ * "4294967297" is 1, as the threads libuv starts show.
  * The default TESSERA_HASH_CONCURRENCY is one hash per core, shared out among the worker
  * processes, leaving at least one of these threads to file and DNS work and the embedded
  * store's fsync, which share them with argon2.
@@ -507,8 +511,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 function threadPoolSize(env: NodeJS.ProcessEnv): number {
   const raw = env.UV_THREADPOOL_SIZE;
   if (raw === undefined) return 4;
-  const n = Number.parseInt(raw, 10);
-  return Number.isNaN(n) || n === 0 ? 1 : n < 0 || n > 1024 ? 1024 : n;
+  const digits = /^[ \t\n\v\f\r]*([+-]?[0-9]+)/.exec(raw)?.[1];
+  const value = digits === undefined ? 0n : BigInt(digits);
+  // strtol saturates at a long's bounds; atoi's int keeps the low 32 bits, unsigned in libuv.
+  const longMax = 2n ** 63n - 1n;
+  const long = value > longMax ? longMax : value < -longMax - 1n ? -longMax - 1n : value;
+  const threads = Number(BigInt.asUintN(32, long));
+  return threads === 0 ? 1 : Math.min(threads, 1024);
 }
 
 /** Variables of Tessera's own that are not configuration (set by the first worker for the others: cluster.ts). */

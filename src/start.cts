@@ -29,12 +29,19 @@ export interface PoolPriority {
 const priorityKey = Symbol.for("tessera.threadPoolPriority");
 const codeCacheKey = Symbol.for("tessera.codeCache");
 
-/** The number of threads libuv starts its pool with (UV_THREADPOOL_SIZE, read as libuv reads it). */
+/**
+ * The number of threads libuv starts its pool with (UV_THREADPOOL_SIZE, read as libuv reads it:
+ * C's atoi into an unsigned int, 0 is 1, above 1024 is 1024; config.ts threadPoolSize says more).
+ */
 function poolSize(): number {
   const raw = process.env.UV_THREADPOOL_SIZE;
   if (raw === undefined) return 4;
-  const n = Number.parseInt(raw, 10);
-  return Number.isNaN(n) || n === 0 ? 1 : n < 0 || n > 1024 ? 1024 : n;
+  const digits = /^[ \t\n\v\f\r]*([+-]?[0-9]+)/.exec(raw)?.[1];
+  const value = digits === undefined ? 0n : BigInt(digits);
+  const longMax = 2n ** 63n - 1n;
+  const long = value > longMax ? longMax : value < -longMax - 1n ? -longMax - 1n : value;
+  const threads = Number(BigInt.asUintN(32, long));
+  return threads === 0 ? 1 : Math.min(threads, 1024);
 }
 
 function lowerPoolPriority(): PoolPriority {

@@ -71,6 +71,13 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
     assert.equal(niceOf(r, r.pid), 0);
   });
 
+  it("UV_THREADPOOL_SIZE read as libuv's atoi reads it: 2^32 + 1 is its one thread, at nice 19", async () => {
+    const r = await start({ UV_THREADPOOL_SIZE: "4294967297" });
+    assert.deepEqual(r.priority, { nice: 19, applied: true });
+    assert.equal(r.threads.filter((t) => t.nice === 19).length, 1, JSON.stringify(r.threads));
+    assert.equal(niceOf(r, r.pid), 0);
+  });
+
   it("TESSERA_HASH_NICE=7: the pool at 7", async () => {
     const r = await start({ TESSERA_HASH_NICE: "7" });
     assert.deepEqual(r.priority, { nice: 7, applied: true });

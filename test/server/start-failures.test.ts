@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { promisify } from "node:util";
@@ -610,6 +610,39 @@ describe("config: TESSERA_HASH_CONCURRENCY that would take every thread of libuv
   it("the default leaves a thread too, the pool read as libuv reads it (0: one thread, so one hash)", () => {
     assert.equal(loadConfig({ UV_THREADPOOL_SIZE: "0", TESSERA_WORKERS: "1" }).hashConcurrency, 1);
     assert.equal(loadConfig({ UV_THREADPOOL_SIZE: "2", TESSERA_WORKERS: "1" }).hashConcurrency, 1);
+  });
+
+  it("the pool is the threads libuv starts for the value, as its atoi reads it (white space of C only, 32 bits)", () => {
+    // Each value's pool as a node process with it starts the pool: the threads that appear.
+    const threadsStarted = (value: string) =>
+      Number(
+        execFileSync(process.execPath, ["-e", 'const fs = require("node:fs"); const before = new Set(fs.readdirSync("/proc/self/task")); fs.stat(".", () => {}); process.stdout.write(String(fs.readdirSync("/proc/self/task").filter((t) => !before.has(t)).length))'], {
+          env: { ...process.env, UV_THREADPOOL_SIZE: value },
+          encoding: "utf8",
+        }),
+      );
+    for (const [value, threads] of [
+      [" 4", 4],
+      ["4abc", 4],
+      ["+3", 3],
+      ["\t\n2", 2],
+      ["", 1],
+      // A no-break space is no white space to C (JavaScript's parseInt skips it): no number, one thread.
+      ["\u00a04", 1],
+      // Past 32 bits atoi keeps the low ones: 2^32 + 1 is one thread, 2^32 + 3 three.
+      ["4294967297", 1],
+      ["4294967299", 3],
+      ["-4294967294", 2],
+    ] as const) {
+      assert.equal(threadsStarted(value), threads, `libuv with ${JSON.stringify(value)}`);
+      const shown = String(threads);
+      assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: String(threads + 1), UV_THREADPOOL_SIZE: value }), refused(threads + 1, shown, Math.max(1, threads - 1)), JSON.stringify(value));
+      if (threads > 1) assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: String(threads - 1), UV_THREADPOOL_SIZE: value }), "", JSON.stringify(value));
+      assert.equal(loadConfig({ UV_THREADPOOL_SIZE: value, TESSERA_WORKERS: "1" }).hashConcurrency, Math.max(1, Math.min(availableParallelism(), threads - 1)), JSON.stringify(value));
+    }
+    // Negative, or beyond 1024 (not started here: 1024 threads): 1024, so any TESSERA_HASH_CONCURRENCY will do.
+    assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: "256", UV_THREADPOOL_SIZE: "-1" }), "");
+    assert.equal(refusal({ TESSERA_HASH_CONCURRENCY: "256", UV_THREADPOOL_SIZE: "99999999999999999999999" }), "");
   });
 
   it("a start with TESSERA_HASH_CONCURRENCY=4 and UV_THREADPOOL_SIZE=4 -> exit 2, one line naming both", async function () {
