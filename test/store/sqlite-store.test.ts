@@ -490,6 +490,48 @@ describe("sqlite store", () => {
       assert.equal(syncs.length, 2);
     });
 
+    it("deferred(): answered once committed, without an fsync; durable() waits for none more once an fsync that started after the commit returned (whatever was committed since), else for the one under way when it started after the commit, else for the next", async () => {
+      // Before any fsync: durable() makes one.
+      const a = await calls.deferred(insert(1));
+      assert.equal(syncs.length, 0, "committed, no fsync of its own");
+      assert.deepEqual(await calls.call(() => db.prepare("SELECT x FROM t").all()), [{ x: 1 }]);
+      const aDurable = a.durable();
+      assert.equal(syncs.length, 1);
+      // A second deferred write while that fsync runs: the fsync under way started before it.
+      const b = await calls.deferred(insert(2));
+      const bDurable = b.durable();
+      assert.equal(await settled(bDurable), "pending");
+      assert.equal(syncs.length, 1, "the next fsync is asked for, not started");
+      syncs[0]!.done(null);
+      assert.equal(await settled(aDurable), "resolved");
+      assert.equal(await settled(bDurable), "pending", "the fsync that returned started before b's commit");
+      assert.equal(syncs.length, 2, "the next one, started as the first returned");
+      syncs[1]!.done(null);
+      assert.equal(await settled(bDurable), "resolved");
+      // A later write's own fsync, under way: d's durable() shares it; another commit since (a
+      // concurrent login's) does not make d wait for the next.
+      const d = await calls.deferred(insert(4));
+      const e = calls.call(insert(5));
+      assert.equal(syncs.length, 3, "e's own fsync, which started after d's commit");
+      await calls.deferred(insert(6));
+      const dDurable = d.durable();
+      assert.equal(syncs.length, 3, "d waits for e's fsync under way, none of its own");
+      syncs[2]!.done(null);
+      assert.deepEqual([await settled(e), await settled(dDurable)], ["resolved", "resolved"]);
+      assert.equal(await settled(d.durable()), "resolved", "answered at once, although 6 was committed since without an fsync");
+      assert.equal(syncs.length, 3);
+    });
+
+    it("deferred() on a failed connection: refused; durable() of a write not yet synced is refused with the failure", async () => {
+      const a = await calls.deferred(insert(1));
+      const waiting = a.durable();
+      syncs[0]!.done(Object.assign(new Error("i/o error"), { code: "EIO" }));
+      await assert.rejects(waiting, StoreUnavailableError);
+      await assert.rejects(a.durable(), StoreUnavailableError);
+      await assert.rejects(calls.deferred(insert(2)), StoreUnavailableError);
+      assert.equal(syncs.length, 1);
+    });
+
     it("the adapters: a login's counters and its new session are answered at once, a new user after its fsync", async () => {
       migrate(db);
       const at = new Date();

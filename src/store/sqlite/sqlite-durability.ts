@@ -69,6 +69,17 @@ export interface SqliteCalls {
    * last fsync that succeeded (nothing races it), else after the fsync under way or the next.
    */
   spend<T>(fn: () => T): Promise<T>;
+  /**
+   * call() for a write whose caller makes its last writes after it and waits for their fsync
+   * (a login's credential, then its audit event): resolves once committed, with `durable`,
+   * which resolves once an fsync that started after this commit has returned: at once when one
+   * has (the later write's own), else after the one under way when it started after the commit,
+   * else after the next. So a caller whose later write was not made, or not synced (auditing
+   * off, the event refused), still waits for one fsync, and one whose later write was synced
+   * waits for none more, whatever other calls committed meanwhile. Not bounded by the caller's
+   * deadline: the wait only makes a commit durable.
+   */
+  deferred<T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }>;
   /** Inside call(): the rows `write` changes do not hold the answer for an fsync. */
   cheaply<T>(write: () => T): T;
   /** Resolves once every commit made so far is on disk (for writes made outside call()). */
@@ -134,6 +145,21 @@ function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
   return {
     call: <T>(fn: () => T): Promise<T> => run(fn, false),
     spend: <T>(fn: () => T): Promise<T> => run(fn, true),
+    deferred: <T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }> =>
+      callLater(() => {
+        let result: T;
+        try {
+          result = fn();
+        } catch (error) {
+          const mapped = mapSqliteError(error);
+          if (wal.failure !== undefined && mapped instanceof StoreUnavailableError) return Promise.reject(wal.failure);
+          return Promise.reject(mapped);
+        }
+        // This connection's changes are counted in order: a count at least this high as an fsync
+        // starts means that fsync started after this commit.
+        const committed = changes();
+        return Promise.resolve({ result, durable: () => wal.syncedThrough(committed) });
+      }),
     cheaply<T>(write: () => T): T {
       const before = changes();
       try {
@@ -169,6 +195,9 @@ class WalSync {
   private runningCovers: string | undefined;
   /** The commits the last fsync that succeeded covers: on disk. */
   private durableCovers: string | undefined;
+  /** changes() as the fsync under way started, and as the last one that succeeded started. */
+  private runningChanges = -1;
+  private durableChanges = -1;
 
   constructor(
     private readonly db: Database.Database,
@@ -196,6 +225,20 @@ class WalSync {
     const now = this.commitsSoFar();
     if (now === this.durableCovers) return Promise.resolve();
     if (this.running && this.runningCovers === now) return this.running;
+    return this.sync();
+  }
+
+  /**
+   * Resolves once an fsync that started when changes() was at least `committed` has returned
+   * (this connection's commits up to that count, and every commit before them, are on disk): at
+   * once when the last one that succeeded did, after the one under way when it does, else after
+   * the next.
+   */
+  syncedThrough(committed: number): Promise<void> {
+    if (this.db.memory) return Promise.resolve();
+    if (this.durableChanges >= committed) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.running && this.runningChanges >= committed) return this.running;
     return this.sync();
   }
 
@@ -247,11 +290,16 @@ class WalSync {
     }
     // (A sync asked for before the database closed may start after it: it covers nothing known.)
     const covers = this.db.open ? this.commitsSoFar() : undefined;
+    const coversChanges = this.db.open ? this.changes() : -1;
     this.runningCovers = covers;
+    this.runningChanges = coversChanges;
     const running: Promise<void> = new Promise((resolve, reject) => {
       this.fsync(fd, (error) => {
         if (this.running === running) this.running = undefined;
-        if (!error && !this.failure && covers !== undefined) this.durableCovers = covers;
+        if (!error && !this.failure && covers !== undefined) {
+          this.durableCovers = covers;
+          this.durableChanges = coversChanges;
+        }
         const code = error ? (error.code ?? "error") : undefined;
         const first = code !== undefined && this.fail(new StoreUnavailableError(`embedded store could not sync its log (${code}); it refuses writes until restarted`, { cause: error }));
         // Failed meanwhile (told by another process): this fsync acknowledges nothing either.
