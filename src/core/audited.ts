@@ -77,9 +77,22 @@ export class AuditedSessions extends Sessions {
     this.audit = audit;
   }
 
-  /** `session.started` (`subject`: the session id, the access token's `sid`). */
+  /**
+   * `session.started` (`subject`: the session id, the access token's `sid`). Recorded once the
+   * refresh token is stored, before the wait for it to be durable: on the embedded store the
+   * event's fsync, which starts after the token's commit, is the one the login waits for, and
+   * when the event is not stored (auditing off, the store refused it) the wait makes one.
+   */
   override async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {
-    return tracked(this.audit, "session.started", { userId: user.id }, () => super.start(user, clientId), (pair) => ({ subject: decodeJwt(pair.accessToken).sid as string }));
+    const { pair, durable } = await tracked(
+      this.audit,
+      "session.started",
+      { userId: user.id },
+      () => super.begin(user, clientId),
+      ({ pair }) => ({ subject: decodeJwt(pair.accessToken).sid as string }),
+    );
+    await durable();
+    return pair;
   }
 
   /** `session.refreshed`; a reused refresh token also records `session.reuse_detected` (the session it ended is the subject). */

@@ -109,9 +109,9 @@ export class Sessions {
     if (input.accountType !== "traditional") throw invalidField("account_type", 'account_type must be "traditional"');
     requireField("email", input.email);
     requireField("password", input.password);
-    // The login's audit event (authenticateThen) and lastLoginAt first, unsynced: the session's
-    // refresh token, stored after them (and waited for), makes all three durable with one fsync
-    // on the embedded store.
+    // The login's audit event (authenticateThen), the session and lastLoginAt first, then the
+    // refresh token, all unsynced, then session.started (AuditedSessions): on the embedded store
+    // the answer waits for one fsync that started after all of them (start()).
     return this.users.authenticateThen(input.email, input.password, "email", input.clientAddress, undefined, async (user) => {
       const noted = this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true });
       const [pair] = await Promise.all([this.start(user, input.clientId), noted]);
@@ -123,8 +123,20 @@ export class Sessions {
    * Starts a session for an authenticated user (as the login read it), bound to `clientId`. The
    * session records the user's credential epoch; when a password change or a deactivation
    * moved it while the login was in flight, the session is ended again and the login refused.
+   * Resolves once the session and its refresh token are durable (begin()).
    */
   async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {
+    const { pair, durable } = await this.begin(user, clientId);
+    await durable();
+    return pair;
+  }
+
+  /**
+   * start(), answered once the refresh token is stored, with `durable`, which resolves once it
+   * and every write before it are durable (RefreshTokenStore.insertThenSync): a caller's own
+   * write in between (AuditedSessions' session.started event) shares their fsync.
+   */
+  protected async begin(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<{ pair: TokenPair; durable: () => Promise<void> }> {
     const now = this.clock.now();
     const sessionId = randomId();
     const jti = randomId();
@@ -144,8 +156,8 @@ export class Sessions {
       if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
       throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
     }
-    const refreshToken = await this.issueRefreshToken(session, now);
-    return { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) };
+    const { token: refreshToken, durable } = await this.issueRefreshToken(session, now);
+    return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
   }
 
   /**
@@ -321,12 +333,12 @@ export class Sessions {
     return session;
   }
 
-  private async issueRefreshToken(session: SessionRecord, now: Date): Promise<string> {
+  private async issueRefreshToken(session: SessionRecord, now: Date): Promise<{ token: string; durable: () => Promise<void> }> {
     // (The first refresh token of a session; later ones are made by `refresh`.)
     const token = randomToken(32);
     // A session has an absolute lifetime; no refresh token outlives it.
-    await this.refreshTokens.insert({ hash: hashSecret(token), sessionId: session.id, createdAt: now, expiresAt: session.expiresAt });
-    return token;
+    const { durable } = await this.refreshTokens.insertThenSync({ hash: hashSecret(token), sessionId: session.id, createdAt: now, expiresAt: session.expiresAt });
+    return { token, durable };
   }
 
   private signAccess(session: SessionRecord, jti: string): Promise<string> {

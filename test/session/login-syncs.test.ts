@@ -29,14 +29,20 @@ describe("Seed 000 login on the embedded store: the fsyncs it waits for", () => 
   /** written() as each fsync of the log started, and as the last one to succeed started. */
   let requested: string[] = [];
   let durable = "";
+  /** When set, each fsync of the log is made once it resolves. */
+  let hold: (() => Promise<void>) | undefined;
   before(async () => {
     server = await startTestServer({
       fsync: (fd, done) => {
+        // What the store counts as covered: what was committed as it asked for the fsync.
         const covers = written();
         requested.push(covers);
-        fsync(fd, (error) => {
-          if (!error) durable = covers;
-          done(error);
+        const held = hold?.() ?? Promise.resolve();
+        void held.then(() => {
+          fsync(fd, (error) => {
+            if (!error) durable = covers;
+            done(error);
+          });
         });
       },
     });
@@ -56,7 +62,7 @@ describe("Seed 000 login on the embedded store: the fsyncs it waits for", () => 
     db?.close();
   });
 
-  it("POST /session: two fsyncs (the login's audit event, the session, lastLoginAt and refresh token; session.started), the last returned before the answer, covering every write", async () => {
+  it("POST /session: one fsync (the login's audit event, the session, lastLoginAt, the refresh token and session.started), returned before the answer, covering every write", async () => {
     const api = sessionApi("rest", server.url);
     const email = uniqueEmail();
     expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
@@ -68,25 +74,61 @@ describe("Seed 000 login on the embedded store: the fsyncs it waits for", () => 
     assert.ok(now.lastLogin !== null, "lastLoginAt written");
     assert.equal(durable, written(), "every write of the login was covered by an fsync that returned before the answer");
     const covers = requested.map((c) => JSON.parse(c) as Record<string, unknown>);
-    assert.equal(covers.length, 2, `fsyncs: ${requested.join(" | ")}`);
-    // The first covers the login's event, the session, lastLoginAt and the refresh token together:
-    // every write of the login but its last event, session.started.
-    assert.deepEqual(covers[0], { ...now, auditEvents: (now.auditEvents as number) - 1 });
+    assert.equal(covers.length, 1, `fsyncs: ${requested.join(" | ")}`);
+    assert.deepEqual(covers[0], now);
+  });
+
+  it("POST /session, 4 logins at once: their fsyncs are shared (at most 2, the first held until every login's session.started is committed), and the last answer comes after one that covers every write of the four", async () => {
+    const api = sessionApi("rest", server.url);
+    const emails = [uniqueEmail(), uniqueEmail(), uniqueEmail(), uniqueEmail()];
+    for (const email of emails) expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
+    await new Promise((r) => setTimeout(r, 50));
+    const startedEvents = () => db.prepare("SELECT count(*) FROM audit_events WHERE type = 'session.started'").pluck().get() as number;
+    const before = startedEvents();
+    requested = [];
+    // The first fsync of the logins waits (at most 5 s) until all four have committed their
+    // session.started event: every later one asked for meanwhile is one.
+    let held = false;
+    hold = async () => {
+      if (held) return;
+      held = true;
+      for (let i = 0; i < 500 && startedEvents() < before + emails.length; i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    /** What the last fsync to succeed covered, as each answer came. */
+    const coveredAtAnswer: string[] = [];
+    try {
+      await Promise.all(
+        emails.map(async (email) => {
+          expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+          coveredAtAnswer.push(durable);
+        }),
+      );
+    } finally {
+      hold = undefined;
+    }
+    assert.equal(startedEvents(), before + emails.length);
+    assert.ok(requested.length <= 2, `fsyncs: ${requested.join(" | ")}`);
+    // The last answer came after an fsync that covered every write of the four logins.
+    assert.equal(coveredAtAnswer.at(-1), written());
   });
 });
 
-describe("Seed 000 login on the embedded store: a session that does not start", () => {
+describe("Seed 000 login on the embedded store (the core): a session that does not start, or whose session.started event is not stored", () => {
   let dir: string;
   let store: Store;
   let db: Database.Database;
-  /** Successful login events committed, as each fsync of the log started, and as the last one to succeed started. */
-  let durable = -1;
+  /** What a login writes, as committed now. */
+  let written: () => Record<string, unknown> = () => ({});
+  /** written() as each fsync of the log was asked for, and as the last one to succeed was. */
+  let requested: Array<Record<string, unknown>> = [];
+  let durable: Record<string, unknown> = {};
   const loginEvents = () => db.prepare("SELECT count(*) FROM audit_events WHERE type = 'login' AND outcome = 'success'").pluck().get() as number;
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "tessera-login-syncs-"));
     store = await openSqliteStore(dir, {
       fsync: (fd, done) => {
-        const covers = db?.open ? loginEvents() : -1;
+        const covers = db?.open ? written() : {};
+        requested.push(covers);
         fsync(fd, (error) => {
           if (!error) durable = covers;
           done(error);
@@ -94,6 +136,14 @@ describe("Seed 000 login on the embedded store: a session that does not start", 
       },
     });
     db = new Database(join(dir, SQLITE_FILE_NAME), { readonly: true });
+    const count = (table: string) => db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
+    written = () => ({
+      sessions: count("sessions"),
+      refreshTokens: count("refresh_tokens"),
+      auditEvents: count("audit_events"),
+      loginEvents: loginEvents(),
+      lastLogin: db.prepare("SELECT max(last_login_at) FROM users").pluck().get(),
+    });
   });
   afterEach(async () => {
     db.close();
@@ -101,29 +151,70 @@ describe("Seed 000 login on the embedded store: a session that does not start", 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The core on `store`, with the session's insert failing as `refusal` says. */
-  const coreRefusing = (refusal: () => Error) =>
+  /** The core on `store` with `ports` in place of its own, and `env`. */
+  const coreWith = (ports: Partial<Store>, env: Record<string, string> = {}) =>
     createCore({
-      config: loadConfig({ TESSERA_ARGON2_MEMORY_KIB: "1024", TESSERA_ARGON2_ITERATIONS: "1", TESSERA_CLIENT_IDS: testClientId }),
-      store: { ...store, sessions: { ...store.sessions, create: () => Promise.reject(refusal()) } },
+      config: loadConfig({ TESSERA_ARGON2_MEMORY_KIB: "1024", TESSERA_ARGON2_ITERATIONS: "1", TESSERA_CLIENT_IDS: testClientId, ...env }),
+      store: { ...store, ...ports },
       clock: systemClock,
       logger: silentLogger,
     });
 
-  for (const [name, refusal] of [
+  /** A user of `core`, its sign-up's writes on disk. */
+  const signedUp = async (core: Awaited<ReturnType<typeof coreWith>>) => {
+    const email = uniqueEmail();
+    await core.users.create({ login: email, kind: "email", password, clientAddress: "addr" });
+    await new Promise((r) => setTimeout(r, 50));
+    requested = [];
+    return email;
+  };
+  const logIn = (core: Awaited<ReturnType<typeof coreWith>>, email: string) =>
+    core.sessions.logIn({ accountType: "traditional", email, password, clientId: testClientId, clientAddress: "addr" });
+
+  const failures = [
     ["refused by the store", () => new StoreUnavailableError("embedded store unavailable (SQLITE_BUSY)")],
     ["its caller gone", () => new CallEndedError()],
+  ] as const;
+  for (const [step, ports] of [
+    ["the session", (refusal: () => Error): Partial<Store> => ({ sessions: { ...store.sessions, create: () => Promise.reject(refusal()) } })],
+    ["the refresh token", (refusal: () => Error): Partial<Store> => ({ refreshTokens: { ...store.refreshTokens, insertThenSync: () => Promise.reject(refusal()) } })],
   ] as const) {
-    it(`the session ${name}: the login's success event is on disk before the error goes out`, async () => {
-      const core = await coreRefusing(refusal);
-      const email = uniqueEmail();
-      await core.users.create({ login: email, kind: "email", password, clientAddress: "addr" });
-      await new Promise((r) => setTimeout(r, 50));
-      await assert.rejects(core.sessions.logIn({ accountType: "traditional", email, password, clientId: testClientId, clientAddress: "addr" }), refusal().constructor as new () => Error);
-      assert.equal(loginEvents(), 1, "the login's success was recorded");
-      assert.equal(durable, 1, "and an fsync that started after it returned before logIn failed");
-    });
+    for (const [name, refusal] of failures) {
+      it(`${step} ${name}: the login's success event, and every audit event stored, is on disk before the error goes out`, async () => {
+        const core = await coreWith(ports(refusal));
+        const email = await signedUp(core);
+        await assert.rejects(logIn(core, email), refusal().constructor as new () => Error);
+        const now = written();
+        assert.equal(now.loginEvents, 1, "the login's success was recorded");
+        assert.equal(durable.loginEvents, 1, "and an fsync that started after it returned before logIn failed");
+        assert.equal(durable.auditEvents, now.auditEvents, "so did every event recorded before the error");
+      });
+    }
   }
+
+  it("auditing off (TESSERA_AUDIT=off): the login waits for one fsync, which covers the session, lastLoginAt and the refresh token", async () => {
+    const core = await coreWith({}, { TESSERA_AUDIT: "off" });
+    const email = await signedUp(core);
+    await logIn(core, email);
+    const now = written();
+    assert.equal(now.refreshTokens, 1);
+    assert.ok(now.lastLogin !== null, "lastLoginAt written");
+    assert.deepEqual(durable, now, "covered by an fsync that returned before the answer");
+    assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
+  });
+
+  it("session.started refused by the store: the login still waits for one fsync, which covers the login's event, the session, lastLoginAt and the refresh token", async () => {
+    const events = store.auditEvents;
+    const core = await coreWith({
+      auditEvents: { ...events, append: (event, options) => (event.type === "session.started" ? Promise.reject(new StoreUnavailableError("embedded store unavailable (SQLITE_BUSY)")) : events.append(event, options)) },
+    });
+    const email = await signedUp(core);
+    await logIn(core, email);
+    const now = written();
+    assert.deepEqual([now.refreshTokens, now.loginEvents], [1, 1]);
+    assert.deepEqual(durable, now, "covered by an fsync that returned before the answer");
+    assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
+  });
 });
 
 describe("Seed 002 login on the embedded store: the fsyncs it waits for", () => {

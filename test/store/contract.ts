@@ -443,6 +443,17 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await assert.rejects(store.refreshTokens.insert(input), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
 
+    it("insertThenSync: stores as insert does, with durable(), which resolves (again and again); refuses a duplicate hash", async () => {
+      const input = newToken();
+      const { record, durable } = await store.refreshTokens.insertThenSync(input);
+      assert.deepEqual(record, input);
+      await durable();
+      await durable();
+      assert.deepEqual(await twin.refreshTokens.findByHash(input.hash), input);
+      await assert.rejects(store.refreshTokens.insertThenSync(input), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
+      await assert.rejects(store.refreshTokens.insert(input), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
+    });
+
     it("spends once: the winner sees the unspent record, a later caller sees when it was spent and the winner's child", async () => {
       const input = newToken();
       await store.refreshTokens.insert(input);

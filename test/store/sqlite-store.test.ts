@@ -532,6 +532,20 @@ describe("sqlite store", () => {
       assert.equal(syncs.length, 1);
     });
 
+    it("the adapters: a login's refresh token (insertThenSync) is answered once committed, without an fsync; its durable() waits for one", async () => {
+      migrate(db);
+      const at = new Date();
+      const { record, durable } = await sqliteRefreshTokens(db).insertThenSync({ hash: "rt", sessionId: "s1", createdAt: at, expiresAt: at });
+      assert.equal(record.hash, "rt");
+      assert.equal(syncs.length, 0, "no fsync of its own");
+      const waiting = durable();
+      assert.equal(await settled(waiting), "pending");
+      assert.equal(syncs.length, 1);
+      syncs.shift()!.done(null);
+      await waiting;
+      await assert.rejects(sqliteRefreshTokens(db).insertThenSync({ hash: "rt", sessionId: "s1", createdAt: at, expiresAt: at }), DuplicateError);
+    });
+
     it("the adapters: a login's counters and its new session are answered at once, a new user after its fsync", async () => {
       migrate(db);
       const at = new Date();

@@ -44,6 +44,13 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
         await tokens.insertOne({ ...doc });
         return fromDoc<RefreshTokenRecord>(doc, ID);
       }),
+    // Acknowledged as insert() is (the connection's write concern): nothing is left to wait for.
+    insertThenSync: (token: NewRefreshToken) =>
+      ctx.run(ID, async () => {
+        const doc = toDoc(token, ID);
+        await tokens.insertOne({ ...doc });
+        return { record: fromDoc<RefreshTokenRecord>(doc, ID), durable: () => Promise.resolve() };
+      }),
     findByHash: (hash) => ctx.run(ID, () => load(hash)),
     spend: (hash, at, child) =>
       ctx.run(ID, async () => {

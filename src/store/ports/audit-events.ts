@@ -67,9 +67,10 @@ export interface AuditEventQuery {
 export interface AppendOptions {
   /**
    * A success whose call makes a write next that waits to be durable (seed 000's login: its
-   * session's refresh token): the embedded store commits the event without waiting for an fsync
-   * of its own, and that write's fsync, which starts after this commit, makes both durable. A
-   * call that fails before that write calls synced() before it answers.
+   * session's refresh token, RefreshTokenStore.insertThenSync): the embedded store commits the
+   * event without waiting for an fsync of its own, and the fsync that write waits for, which
+   * starts after this commit, makes both durable. A call that fails before that write calls
+   * synced() before it answers.
    */
   syncedByNextWrite?: boolean;
 }

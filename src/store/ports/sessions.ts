@@ -69,6 +69,17 @@ export type NewRefreshToken = Omit<RefreshTokenRecord, "spentAt" | "child">;
 export interface RefreshTokenStore {
   /** DuplicateError("hash") on a clash. */
   insert(token: NewRefreshToken): Promise<RefreshTokenRecord>;
+  /**
+   * insert() for a session's first refresh token (a login), answered once stored, with
+   * `durable`, which resolves once the token, and everything committed before it, is durable.
+   * The caller makes its last write in between (the session.started audit event, which waits
+   * for its own fsync) and then waits for `durable`: on the embedded store the token is
+   * committed without an fsync of its own, and `durable` resolves at once when the later
+   * write's fsync (which started after the token's commit) has returned, else after one that
+   * does. MongoDB: answered once acknowledged, as insert(); `durable` resolves at once.
+   * DuplicateError("hash") on a clash.
+   */
+  insertThenSync(token: NewRefreshToken): Promise<{ record: RefreshTokenRecord; durable: () => Promise<void> }>;
   findByHash(hash: string): Promise<RefreshTokenRecord | null>;
   /**
    * Atomically marks the token spent (only if it is not spent yet), together with `child` (the

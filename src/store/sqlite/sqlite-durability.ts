@@ -21,8 +21,9 @@ import { callLater, mapSqliteError } from "./sqlite-errors.js";
  * once, and the next fsync (anyone's) makes them durable:
  * - a new session, and the lastLoginAt and the login's audit event of a seed 000 login
  *   (setLastLogin's and AuditEventStore.append's syncedByNextWrite, committed before the
- *   session), which the login's next write (its refresh token) makes durable before the
- *   answer, with one fsync; a refresh token's spend and the session's move to the new access token, which the
+ *   session), which the fsync the login waits for makes durable before the answer (its refresh
+ *   token is committed after them, by deferred(), then its session.started event, whose fsync
+ *   covers all of them); a refresh token's spend and the session's move to the new access token, which the
  *   refresh's last write (the child refresh token) makes durable: a power cut loses either all
  *   of a refresh or its end, as if the answer had been lost on its way (the same refresh,
  *   retried, answers the same pair);

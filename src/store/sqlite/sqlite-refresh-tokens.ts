@@ -27,7 +27,7 @@ function toRecord(row: RefreshTokenRow): RefreshTokenRecord {
 }
 
 export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
-  const { call, cheaply, spend: spending } = sqliteCalls(db);
+  const { call, cheaply, deferred, spend: spending } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at)
     VALUES (@hash, @sessionId, @createdAt, @expiresAt) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM refresh_tokens WHERE hash = ?");
@@ -51,6 +51,20 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
           })!,
         ),
       ),
+    // A login's token: committed without an fsync of its own (SqliteCalls.deferred).
+    insertThenSync: async (token: NewRefreshToken) => {
+      const { result, durable } = await deferred(() =>
+        toRecord(
+          returning<RefreshTokenRow>(insert, {
+            hash: token.hash,
+            sessionId: token.sessionId,
+            createdAt: toMs(token.createdAt),
+            expiresAt: toMs(token.expiresAt),
+          })!,
+        ),
+      );
+      return { record: result, durable };
+    },
     findByHash: (hash) =>
       call(() => {
         const row = byHash.get(hash) as RefreshTokenRow | undefined;

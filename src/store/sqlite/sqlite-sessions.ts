@@ -56,7 +56,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   const deleteExpired = batchDelete(db, "sessions", "expires_at < ?");
 
   return {
-    // Unsynced: the login that creates it syncs it with its refresh token's insert (see the port).
+    // Unsynced: the login that creates it syncs it with its refresh token (see the port).
     create: (session: NewSession) =>
       call(() =>
         toRecord(
