@@ -624,6 +624,17 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await assert.rejects(store.userTokens.create({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
 
+    it("createThenSync: stores as create does, with durable(), which resolves (again and again); refuses a duplicate hash", async () => {
+      const input = { ...newToken(), note: "Client API Access", expiresAt: at(86_400_000), credentialEpoch: 1 };
+      const expected = { ...input, enabled: true, version: 0 };
+      const { record, durable } = await store.userTokens.createThenSync(input);
+      assert.deepEqual(record, expected);
+      await durable();
+      await durable();
+      assert.deepEqual(await twin.userTokens.findByHash(input.hash), expected);
+      await assert.rejects(store.userTokens.createThenSync({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
+    });
+
     it("records last use without changing the version", async () => {
       const input = newToken();
       await store.userTokens.create(input);

@@ -26,6 +26,16 @@ export type NewUserToken = Omit<UserTokenRecord, "enabled" | "version" | "lastUs
 export interface UserTokenStore {
   /** enabled=true, version=0. DuplicateError("id" | "hash"). */
   create(token: NewUserToken): Promise<UserTokenRecord>;
+  /**
+   * create() for a seed 002 login's token, answered once stored, with `durable`, which resolves
+   * once the token, and everything committed before it, is durable. The caller makes its last
+   * write in between (the user_token.login audit event, which waits for its own fsync) and then
+   * waits for `durable`: on the embedded store the token is committed without an fsync of its
+   * own, and `durable` resolves at once when the later write's fsync (which started after the
+   * token's commit) has returned, else after one that does (RefreshTokenStore.insertThenSync).
+   * MongoDB: answered once acknowledged, as create(); `durable` resolves at once.
+   */
+  createThenSync(token: NewUserToken): Promise<{ record: UserTokenRecord; durable: () => Promise<void> }>;
   findByHash(hash: string): Promise<UserTokenRecord | null>;
   findById(id: string): Promise<UserTokenRecord | null>;
   /** Coalesced like ApiTokenStore.touchLastUsed; does not change version. */

@@ -44,7 +44,7 @@ function toRecordOrNull(row: unknown): UserTokenRecord | null {
 }
 
 export function sqliteUserTokens(db: Database.Database): UserTokenStore {
-  const { call, spend } = sqliteCalls(db);
+  const { call, deferred, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch, source_kids)
     VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch, @sourceKids) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM user_tokens WHERE hash = ?");
@@ -60,22 +60,27 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   // usage bookkeeping (last_used_at) is a column of the row: it goes with it.
   const deleteEnded = batchDelete(db, "user_tokens", "expires_at < ? OR disabled_at < ?");
 
+  const inserted = (token: NewUserToken): UserTokenRecord =>
+    toRecord(
+      returning<UserTokenRow>(insert, {
+        id: token.id,
+        hash: token.hash,
+        userId: token.userId,
+        note: token.note ?? null,
+        expiresAt: toMsOrNull(token.expiresAt),
+        createdAt: toMs(token.createdAt),
+        credentialEpoch: token.credentialEpoch ?? null,
+        sourceKids: token.sourceKids === undefined ? null : JSON.stringify(token.sourceKids),
+      })!,
+    );
+
   return {
-    create: (token: NewUserToken) =>
-      call(() =>
-        toRecord(
-          returning<UserTokenRow>(insert, {
-            id: token.id,
-            hash: token.hash,
-            userId: token.userId,
-            note: token.note ?? null,
-            expiresAt: toMsOrNull(token.expiresAt),
-            createdAt: toMs(token.createdAt),
-            credentialEpoch: token.credentialEpoch ?? null,
-            sourceKids: token.sourceKids === undefined ? null : JSON.stringify(token.sourceKids),
-          })!,
-        ),
-      ),
+    create: (token: NewUserToken) => call(() => inserted(token)),
+    // A login's token: committed without an fsync of its own (SqliteCalls.deferred).
+    createThenSync: async (token: NewUserToken) => {
+      const { result, durable } = await deferred(() => inserted(token));
+      return { record: result, durable };
+    },
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
     findById: (id) => call(() => toRecordOrNull(byId.get(id))),
     touchLastUsed: (id, at, minIntervalMs = 0) =>
