@@ -119,10 +119,19 @@ export class AuditedUserTokens extends UserTokens {
     this.audit = audit;
   }
 
-  /** The password check is the `login` event; this records the token it created. */
+  /**
+   * The password check is the `login` event; this records the token it created, once the token
+   * is stored, before the wait for it to be durable: on the embedded store the event's fsync,
+   * which starts after the token's commit, is the one the login waits for, and when the event
+   * is not stored (auditing off, the store refused it) the wait makes one.
+   */
   override async login(input: LoginInput): Promise<{ secret: string; token: UserTokenRecord }> {
-    const result = await super.login(input);
-    await this.audit.record({ type: "user_token.login", outcome: "success", userId: result.token.userId, login: input.login, subject: result.token.id });
+    const { result, durable } = await super.begin(input);
+    try {
+      await this.audit.record({ type: "user_token.login", outcome: "success", userId: result.token.userId, login: input.login, subject: result.token.id });
+    } finally {
+      await durable();
+    }
     return result;
   }
 

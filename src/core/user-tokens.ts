@@ -69,6 +69,17 @@ export class UserTokens {
    * counts as a failed login. Returns the secret (shown once) and the stored record.
    */
   async login(input: LoginInput): Promise<{ secret: string; token: UserTokenRecord }> {
+    const { result, durable } = await this.begin(input);
+    await durable();
+    return result;
+  }
+
+  /**
+   * login(), answered once the token is stored, with `durable`, which resolves once it and every
+   * write before it are durable (UserTokenStore.createThenSync): a caller's own write in between
+   * (AuditedUserTokens' user_token.login event) shares their fsync.
+   */
+  protected async begin(input: LoginInput): Promise<{ result: { secret: string; token: UserTokenRecord }; durable: () => Promise<void> }> {
     const now = this.deps.clock.now();
     const note = input.note === undefined || input.note === "" ? undefined : input.note;
     checkFreeText("note", note, MAX_NOTE_LENGTH);
@@ -78,15 +89,20 @@ export class UserTokens {
       if (!Number.isFinite(ms) || ms > LATEST_TIME_MS) throw invalidField("expiration_time", "expirationTime is not a valid RFC 3339 time");
       if (ms <= now.getTime()) throw invalidField("expiration_time", "expirationTime must be in the future");
     }
-    // The login's audit event (authenticateThen) first, unsynced: the token's insert, waited for,
-    // makes both durable with one fsync on the embedded store.
+    // The login's audit event (authenticateThen), then the token, both unsynced, then
+    // user_token.login (AuditedUserTokens): on the embedded store the answer waits for one fsync
+    // that started after all of them (login()).
     return this.deps.users.authenticateThen(input.login, input.password, "email", input.clientAddress, basicLogin, (user) => this.issue(user, note, expiresAt));
   }
 
   /** The user token of a login whose password was checked (login()). */
-  private async issue(user: UserRecord, note: string | undefined, expiresAt: Date | undefined): Promise<{ secret: string; token: UserTokenRecord }> {
+  private async issue(
+    user: UserRecord,
+    note: string | undefined,
+    expiresAt: Date | undefined,
+  ): Promise<{ result: { secret: string; token: UserTokenRecord }; durable: () => Promise<void> }> {
     const secret = randomId();
-    const token = await this.deps.userTokens.create({
+    const { record: token, durable } = await this.deps.userTokens.createThenSync({
       id: randomId(),
       hash: hashSecret(secret),
       userId: user.id,
@@ -95,7 +111,8 @@ export class UserTokens {
       createdAt: this.deps.clock.now(),
       credentialEpoch: user.credentialEpoch,
     });
-    // A password change or deactivation while the login was in flight: withdraw the token.
+    // A password change or deactivation while the login was in flight: withdraw the token (the
+    // withdrawal waits for an fsync that covers the token's commit).
     const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
     if (state !== "current") {
       await this.deps.userTokens.disable(token.id, this.deps.clock.now());
@@ -103,7 +120,7 @@ export class UserTokens {
       throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
     }
     this.deps.logger.info("user token created", { userId: user.id, credentialId: token.id });
-    return { secret, token };
+    return { result: { secret, token }, durable };
   }
 
   /** The `userToken` credential: a live bearer user token, its use recorded. 401 otherwise. */

@@ -101,5 +101,10 @@ export function recordWrites(server: TestServer): Written {
     written.userTokens.push(token.hash);
     return createUserToken.call(userTokens, token);
   };
+  const createUserTokenThenSync = userTokens.createThenSync;
+  userTokens.createThenSync = async (token) => {
+    written.userTokens.push(token.hash);
+    return createUserTokenThenSync.call(userTokens, token);
+  };
   return written;
 }
