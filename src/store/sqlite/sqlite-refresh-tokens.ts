@@ -36,33 +36,23 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
   );
   const deleteBySession = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
   const deleteExpired = batchDelete(db, "refresh_tokens", "expires_at < ?");
+  const inserted = (token: NewRefreshToken) =>
+    toRecord(
+      returning<RefreshTokenRow>(insert, {
+        hash: token.hash,
+        sessionId: token.sessionId,
+        createdAt: toMs(token.createdAt),
+        expiresAt: toMs(token.expiresAt),
+      })!,
+    );
 
   return {
     // A refresh's child token is inserted by its first caller and by every concurrent caller of
     // the same refresh: a duplicate answers once the first caller's insert is on disk.
-    insert: (token: NewRefreshToken) =>
-      spending(() =>
-        toRecord(
-          returning<RefreshTokenRow>(insert, {
-            hash: token.hash,
-            sessionId: token.sessionId,
-            createdAt: toMs(token.createdAt),
-            expiresAt: toMs(token.expiresAt),
-          })!,
-        ),
-      ),
+    insert: (token: NewRefreshToken) => spending(() => inserted(token)),
     // A login's token: committed without an fsync of its own (SqliteCalls.deferred).
     insertThenSync: async (token: NewRefreshToken) => {
-      const { result, durable } = await deferred(() =>
-        toRecord(
-          returning<RefreshTokenRow>(insert, {
-            hash: token.hash,
-            sessionId: token.sessionId,
-            createdAt: toMs(token.createdAt),
-            expiresAt: toMs(token.expiresAt),
-          })!,
-        ),
-      );
+      const { result, durable } = await deferred(() => inserted(token));
       return { record: result, durable };
     },
     findByHash: (hash) =>
