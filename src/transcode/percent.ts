@@ -8,13 +8,22 @@ import { badRequest } from "./http-error.js";
  * path as its errors describe it).
  */
 export function decodeSegment(raw: string): string {
+  const decoded = tryDecodeSegment(raw);
+  if (decoded === undefined) {
+    throw badRequest("MALFORMED_PATH", "malformed percent-encoding in the path");
+  }
+  return decoded;
+}
+
+/** decodeSegment, with undefined for a segment that does not decode. */
+export function tryDecodeSegment(raw: string): string | undefined {
   if (raw.indexOf("%") < 0) {
     return raw;
   }
   try {
     return decodeURIComponent(raw);
   } catch {
-    throw badRequest("MALFORMED_PATH", "malformed percent-encoding in the path");
+    return undefined;
   }
 }
 

@@ -1,4 +1,4 @@
-import { decodeSegment } from "./percent.js";
+import { tryDecodeSegment } from "./percent.js";
 import type { PathTemplate } from "./path-template.js";
 import { credentialShaped } from "../credential-shapes.js";
 
@@ -12,6 +12,9 @@ import { credentialShaped } from "../credential-shapes.js";
  * The verb: when the last segment contains ":" and the text after the last ":" is a verb some
  * route uses, the path is first matched with that verb split off, then again with the colon
  * kept as part of the segment (so `foo:bar` is a plain value where no `:bar` route exists).
+ *
+ * A segment that does not percent-decode matches no literal; the match says so (`malformed`)
+ * and does not throw, so that the caller checks the method before it refuses the path.
  */
 
 export interface RouteMatch<T> {
@@ -21,10 +24,34 @@ export interface RouteMatch<T> {
   readonly segments: readonly string[];
 }
 
-export type MatchResult<T> =
+export type MatchResult<T> = (
   | { readonly kind: "found"; readonly match: RouteMatch<T> }
   | { readonly kind: "method-not-allowed"; readonly allow: readonly string[] }
-  | { readonly kind: "not-found" };
+  | { readonly kind: "not-found" }
+) & {
+  /**
+   * A segment the walk decoded did not percent-decode: one compared with a literal on the way
+   * to the route, or, when no route of the method is found, any segment the walk visited.
+   * Matching took it for no literal; the caller refuses the path (400) once it has checked
+   * the method.
+   */
+  readonly malformed: boolean;
+};
+
+/** What a walk of the trie met on the way (match). */
+interface Walk {
+  malformed: boolean;
+}
+
+/** The literal child a raw segment leads to; a segment that does not decode leads to none. */
+function literalChild<T>(node: TrieNode<T>, seg: string, walk: Walk): TrieNode<T> | undefined {
+  const decoded = tryDecodeSegment(seg);
+  if (decoded === undefined) {
+    walk.malformed = true;
+    return undefined;
+  }
+  return node.literals.get(decoded);
+}
 
 interface Leaf<T> {
   readonly route: T;
@@ -93,7 +120,8 @@ export class RouteTable<T> {
 
   /**
    * Matches a raw path (no query string). One trailing slash is ignored ("/a/b/" is "/a/b").
-   * Throws HttpError 400 on a malformed escape in a segment compared with a literal.
+   * A malformed escape in a segment compared with a literal matches no literal and sets
+   * `malformed` (MatchResult).
    */
   match(method: string, rawPath: string): MatchResult<T> {
     let path = rawPath;
@@ -102,17 +130,18 @@ export class RouteTable<T> {
     }
     const segments = path === "/" ? [] : path.slice(1).split("/");
     const candidates = this.verbCandidates(segments);
+    const walk: Walk = { malformed: false };
     for (const [segs, verb] of candidates) {
-      const leaf = this.find(this.root, segs, 0, verb, method);
+      const leaf = this.find(this.root, segs, 0, verb, method, walk);
       if (leaf) {
-        return { kind: "found", match: { route: leaf.route, template: leaf.template, segments: segs } };
+        return { kind: "found", match: { route: leaf.route, template: leaf.template, segments: segs }, malformed: walk.malformed };
       }
     }
-    const allow = this.collect(candidates);
+    const allow = this.collect(candidates, walk);
     if (allow.length > 0) {
-      return { kind: "method-not-allowed", allow };
+      return { kind: "method-not-allowed", allow, malformed: walk.malformed };
     }
-    return { kind: "not-found" };
+    return { kind: "not-found", malformed: walk.malformed };
   }
 
   /** Every method some route takes at a raw path (sorted; empty when none does), as match() finds them. */
@@ -121,13 +150,13 @@ export class RouteTable<T> {
     if (path.length > 1 && path.endsWith("/")) {
       path = path.slice(0, -1);
     }
-    return this.collect(this.verbCandidates(path === "/" ? [] : path.slice(1).split("/")));
+    return this.collect(this.verbCandidates(path === "/" ? [] : path.slice(1).split("/")), { malformed: false });
   }
 
-  private collect(candidates: Array<[string[], string]>): string[] {
+  private collect(candidates: Array<[string[], string]>, walk: Walk): string[] {
     const allow = new Set<string>();
     for (const [segs, verb] of candidates) {
-      this.collectMethods(this.root, segs, 0, verb, allow);
+      this.collectMethods(this.root, segs, 0, verb, allow, walk);
     }
     return [...allow].sort();
   }
@@ -159,12 +188,7 @@ export class RouteTable<T> {
         out.push("**");
         break;
       }
-      let literal: TrieNode<T> | undefined;
-      try {
-        literal = node.literals.get(decodeSegment(seg));
-      } catch {
-        literal = undefined; // a malformed escape: no literal
-      }
+      const literal: TrieNode<T> | undefined = literalChild(node, seg, { malformed: false });
       if (literal) {
         out.push(seg);
         node = literal;
@@ -197,7 +221,7 @@ export class RouteTable<T> {
     return out;
   }
 
-  private find(node: TrieNode<T>, segs: string[], i: number, verb: string, method: string): Leaf<T> | undefined {
+  private find(node: TrieNode<T>, segs: string[], i: number, verb: string, method: string, walk: Walk): Leaf<T> | undefined {
     if (i === segs.length) {
       const leaf = node.leaves.get(verb)?.get(method);
       if (leaf) {
@@ -206,9 +230,9 @@ export class RouteTable<T> {
     } else {
       const seg = segs[i]!;
       if (node.literals.size > 0) {
-        const next = node.literals.get(decodeSegment(seg));
+        const next = literalChild(node, seg, walk);
         if (next) {
-          const leaf = this.find(next, segs, i + 1, verb, method);
+          const leaf = this.find(next, segs, i + 1, verb, method, walk);
           if (leaf) {
             return leaf;
           }
@@ -216,7 +240,7 @@ export class RouteTable<T> {
       }
       // A variable never matches an empty segment ("/a//b", or "/a/" handled above).
       if (node.wildcard && seg !== "") {
-        const leaf = this.find(node.wildcard, segs, i + 1, verb, method);
+        const leaf = this.find(node.wildcard, segs, i + 1, verb, method, walk);
         if (leaf) {
           return leaf;
         }
@@ -226,17 +250,17 @@ export class RouteTable<T> {
     return node.deep?.leaves.get(verb)?.get(method);
   }
 
-  private collectMethods(node: TrieNode<T>, segs: string[], i: number, verb: string, into: Set<string>): void {
+  private collectMethods(node: TrieNode<T>, segs: string[], i: number, verb: string, into: Set<string>, walk: Walk): void {
     if (i === segs.length) {
       node.leaves.get(verb)?.forEach((_, m) => into.add(m));
     } else {
       const seg = segs[i]!;
-      const next = node.literals.get(decodeSegment(seg));
+      const next = literalChild(node, seg, walk);
       if (next) {
-        this.collectMethods(next, segs, i + 1, verb, into);
+        this.collectMethods(next, segs, i + 1, verb, into, walk);
       }
       if (node.wildcard && seg !== "") {
-        this.collectMethods(node.wildcard, segs, i + 1, verb, into);
+        this.collectMethods(node.wildcard, segs, i + 1, verb, into, walk);
       }
     }
     node.deep?.leaves.get(verb)?.forEach((_, m) => into.add(m));

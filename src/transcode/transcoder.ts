@@ -130,18 +130,12 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     opts.errorDomain === undefined ? [] : errorDetailsJson(opts.errorDomain, reason, field, description);
 
   /**
-   * The route of a raw path. A malformed escape in a segment compared with a literal is a 400
-   * quoting the path as the 404 does: each segment only a variable takes written "*".
+   * The refusal of a path with a malformed escape in a segment compared with a literal (match's
+   * `malformed`): a 400 quoting the path as the 404 does, each segment only a variable takes
+   * written "*".
    */
-  function matchRoute(method: string, rawPath: string) {
-    try {
-      return table.match(method, rawPath);
-    } catch (e) {
-      if (e instanceof HttpError && e.reason === "MALFORMED_PATH") {
-        throw new HttpError(400, "invalid_argument", "MALFORMED_PATH", `malformed percent-encoding in the path ${table.describePath(rawPath)}`);
-      }
-      throw e;
-    }
+  function malformedPath(rawPath: string): HttpError {
+    return new HttpError(400, "invalid_argument", "MALFORMED_PATH", `malformed percent-encoding in the path ${table.describePath(rawPath)}`);
   }
 
   /**
@@ -151,7 +145,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   function allowedMethods(rawPath: string): string[] {
     const methods = table.methods(rawPath);
     if (!methods.includes("GET")) return methods;
-    const get = matchRoute("GET", rawPath);
+    const get = table.match("GET", rawPath);
     return get.kind === "found" && answersHead(get.match.route) ? [...methods, "HEAD"].sort() : methods;
   }
 
@@ -166,16 +160,19 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     // HEAD runs the GET route, where that GET has no side effects (answersHead); Node leaves the
     // body out of the answer to a HEAD request.
     const head = method === "HEAD";
-    const found = matchRoute(head ? "GET" : method, rawPath);
+    const found = table.match(head ? "GET" : method, rawPath);
     if (found.kind === "not-found") {
+      if (found.malformed) throw malformedPath(rawPath);
       throw new HttpError(404, "not_found", "ROUTE_NOT_FOUND", `no route for ${method} ${table.describePath(rawPath)}`);
     }
     if (found.kind === "method-not-allowed" || (head && !answersHead(found.match.route))) {
-      // A HEAD to a GET that spends a token or logs in runs nothing: refused before any reading.
+      // A HEAD to a GET that spends a token or logs in runs nothing: refused before any reading,
+      // and before the path is decoded (a 405 whatever its segments hold).
       throw new HttpError(405, "unimplemented", "METHOD_NOT_ALLOWED", `${method} is not allowed on ${table.describePath(rawPath)}`, {
         headers: { allow: allowedMethods(rawPath).join(", ") },
       });
     }
+    if (found.malformed) throw malformedPath(rawPath);
     const { route: binding, segments } = found.match;
     matched.binding = binding;
     const header = rpcHeaders(req);

@@ -422,6 +422,21 @@ for (const store of storesUnderTest()) {
         assert.ok(sessionCookieOf(res.headers), "the exchange starts a session");
       });
 
+      it("a HEAD to the exchange URL is 405 with Allow: GET whatever its token segment holds, one that does not percent-decode too", async () => {
+        for (const path of ["/api/authenticationtoken/%ZZ/user", "/api/authenticationtoken/%E0%A4/user", "/api/authenticationtoken/%ZZ"]) {
+          const shown = path.endsWith("/user") ? "/api/authenticationtoken/*/user" : "/api/authenticationtoken/*";
+          const head = await fetch(server.url + path, { method: "HEAD" });
+          assert.equal(head.status, 405, path);
+          assert.equal(head.headers.get("allow"), "GET");
+          assert.equal(head.headers.get("content-length"), String(Buffer.byteLength(headRefusal(shown))));
+          assert.equal(await head.text(), "");
+          // Its GET is refused for the segment: 400, naming the variable.
+          const get = await rest(server.url, "GET", path);
+          assert.equal(get.status, 400, path);
+          assert.equal(get.body.message, 'malformed percent-encoding in path variable "token"');
+        }
+      });
+
       it("HEAD on the other seed 003 routes (each GET mints a token or records a use) is 405 too; OPTIONS and other 405s list no HEAD", async () => {
         const { token } = await userWithToken();
         const created = await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(token) });

@@ -31,6 +31,9 @@ interface Case {
 
 const json = { "content-type": "application/json" };
 
+/** The Content-Length of the transcoder's error body (what a HEAD's answer stands for). */
+const errorLength = (code: string, message: string): string => String(Buffer.byteLength(JSON.stringify({ code, message, details: [] })));
+
 const cases: Case[] = [
   // --- path templates ---
   {
@@ -239,6 +242,87 @@ const cases: Case[] = [
     status: 405,
     error: { code: "unimplemented", message: "POST is not allowed on /v1/search" },
     responseHeaders: { allow: "GET" },
+  },
+  // The method is checked before the path is decoded: a HEAD a route does not answer, or a
+  // method no route there takes, is 405 whatever its segments hold.
+  {
+    name: "HEAD to a GET route with side effects is 405 with Allow even when a segment does not decode",
+    method: "HEAD",
+    path: "/v1/found/%zz",
+    noCall: true,
+    status: 405,
+    responseHeaders: { allow: "GET", "content-type": "application/json", "content-length": errorLength("unimplemented", "HEAD is not allowed on /v1/found/*") },
+    text: "",
+  },
+  {
+    name: "HEAD is 405 with Allow where the undecodable segment may be a literal or a variable, no route there answering HEAD",
+    method: "HEAD",
+    path: "/v1/users/SECRET%zz",
+    noCall: true,
+    status: 405,
+    responseHeaders: { allow: "GET", "content-length": errorLength("unimplemented", "HEAD is not allowed on /v1/users/*") },
+    text: "",
+  },
+  {
+    name: "a method no route takes is 405 with Allow even when a segment does not decode",
+    method: "POST",
+    path: "/v1/found/%zz",
+    noCall: true,
+    status: 405,
+    error: { code: "unimplemented", message: "POST is not allowed on /v1/found/*" },
+    responseHeaders: { allow: "GET" },
+  },
+  {
+    name: "a method no route takes is 405 where the undecodable segment may be a literal or a variable",
+    method: "DELETE",
+    path: "/v1/users/SECRET%zz",
+    noCall: true,
+    status: 405,
+    error: { code: "unimplemented", message: "DELETE is not allowed on /v1/users/*" },
+    responseHeaders: { allow: "GET" },
+  },
+  {
+    name: "HEAD to a route without side effects and an undecodable variable answers its GET's 400, without a body",
+    method: "HEAD",
+    path: "/v1/items/a%zz",
+    noCall: true,
+    status: 400,
+    responseHeaders: { "content-type": "application/json", "content-length": errorLength("invalid_argument", 'malformed percent-encoding in path variable "id"') },
+    text: "",
+  },
+  {
+    name: "GET where the undecodable segment may be a literal (with side effects) or a variable (without): 400 quoting the path",
+    path: "/v1/groups/SECRET%zz",
+    noCall: true,
+    status: 400,
+    error: { code: "invalid_argument", message: "malformed percent-encoding in the path /v1/groups/*" },
+  },
+  {
+    name: "HEAD there answers its GET's 400, without a body (the variable route answers HEAD)",
+    method: "HEAD",
+    path: "/v1/groups/SECRET%zz",
+    noCall: true,
+    status: 400,
+    responseHeaders: { "content-type": "application/json", "content-length": errorLength("invalid_argument", "malformed percent-encoding in the path /v1/groups/*") },
+    text: "",
+  },
+  {
+    name: "405 there lists HEAD, which the variable route answers",
+    method: "POST",
+    path: "/v1/groups/SECRET%zz",
+    noCall: true,
+    status: 405,
+    error: { code: "unimplemented", message: "POST is not allowed on /v1/groups/*" },
+    responseHeaders: { allow: "GET, HEAD" },
+  },
+  {
+    name: "no route, an undecodable segment: still 400 quoting the path (no method check to make)",
+    method: "HEAD",
+    path: "/v1/ite%zz/SECRET",
+    noCall: true,
+    status: 400,
+    responseHeaders: { "content-length": errorLength("invalid_argument", "malformed percent-encoding in the path /v1/ite%zz/*") },
+    text: "",
   },
 
   // --- request mapping ---

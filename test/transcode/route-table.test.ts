@@ -75,8 +75,18 @@ describe("route table", () => {
     t2.add("GET", parsePathTemplate("/a/{y}:verb"), "a verb makes another route");
   });
 
-  it("a malformed escape compared with a literal is 400", () => {
-    assert.throws(() => t.match("GET", "/a/%zz/c"), (e: unknown) => e instanceof HttpError && e.status === 400);
+  it("a malformed escape compared with a literal matches no literal and is reported, after the method is known", () => {
+    const get = t.match("GET", "/a/%zz/c");
+    assert.equal(get.kind, "found");
+    assert.equal(get.kind === "found" && get.match.route, "GET /a/{x}/c");
+    assert.equal(get.malformed, true);
+    // No method to check yet: the path alone decides.
+    assert.deepEqual(t.match("POST", "/a/%zz/c"), { kind: "method-not-allowed", allow: ["GET"], malformed: true });
+    assert.deepEqual(t.match("GET", "/a/b/d/%zz"), { kind: "not-found", malformed: true });
+    // A segment only a variable takes is not decoded on the way (its value is decoded later).
+    assert.equal(t.match("GET", "/f/%zz").malformed, false);
+    assert.equal(t.match("GET", "/a/b/%62").malformed, false);
+    assert.deepEqual(t.methods("/a/%zz/c"), ["GET"]);
   });
 
   it("decodes single-segment values fully and keeps %2F in multi-segment values", () => {

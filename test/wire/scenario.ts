@@ -215,6 +215,7 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   await x("001 GET /v1/frontend/auth/{account_id}?limit=5: unknown parameter, 400", plain("GET", "/v1/frontend/auth/acct-1?limit=5", admin));
   await x("001 GET /v1/frontend/auth/{account_id}: an account without tokens", plain("GET", "/v1/frontend/auth/acct%202", admin));
   await x("001 GET /v1/frontend/auth/{account_id}: a malformed escape, 400", plain("GET", "/v1/frontend/auth/%zz", admin));
+  await x("001 HEAD /v1/frontend/auth/{account_id}: a malformed escape, its GET's 400 without a body", plain("HEAD", "/v1/frontend/auth/%zz", admin));
   await x("001 GET /v1/frontend/auth/{account_id}: no credential, 401", plain("GET", "/v1/frontend/auth/acct-1"));
 
   await x("001 PUT /v1/frontend/auth: new description", json("PUT", "/v1/frontend/auth", { token_link: link1, description: "CI deploys (prod)" }, admin));
@@ -398,6 +399,7 @@ async function mainScenario(rec: Recorder, clock: FrozenClock): Promise<void> {
   await x("003 GET /api/authenticationtoken/{token}: no credential, 401", plain("GET", `/api/authenticationtoken/${authToken1}`));
 
   await x("003 HEAD /api/authenticationtoken/{token}/user: 405 with Allow: GET, the token not spent", plain("HEAD", `/api/authenticationtoken/${authToken1}/user`));
+  await x("003 HEAD /api/authenticationtoken/{token}/user: a malformed escape, 405 with Allow: GET all the same", plain("HEAD", "/api/authenticationtoken/%ZZ/user"));
   const e1 = await x("003 GET /api/authenticationtoken/{token}/user: the user and a session cookie", plain("GET", `/api/authenticationtoken/${authToken1}/user`));
   expectStatus(e1, 200, "exchange");
   const setCookie = e1.headers["set-cookie"]?.[0] ?? "";
