@@ -552,6 +552,7 @@ export function unknownVariables(env: NodeJS.ProcessEnv = process.env): Array<{ 
 export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process.env): Array<{ variable: string; reason: string }> {
   const set = (name: string) => env[name] !== undefined && env[name] !== "";
   const tls = config.tlsCertFile !== undefined;
+  const loginProtectionOff = "TESSERA_LOGIN_PROTECTION is off: no login attempt or sign-up is limited";
   const unused: Array<[string, boolean, string]> = [
     ["TESSERA_MONGODB_DATABASE", config.mongodbUri === undefined, "MONGODB_URI is unset: the embedded store is used, which has no database name"],
     ["TESSERA_STORE_TIMEOUT_MS", config.mongodbUri === undefined, "MONGODB_URI is unset: it bounds the wait for an unreachable MongoDB, and the embedded store is used"],
@@ -562,6 +563,13 @@ export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process
     ["TESSERA_HSTS_MAX_AGE_SECONDS", !tls, "TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are unset: Strict-Transport-Security is sent only under TLS"],
     ["TESSERA_AUDIT_REFUSALS_PER_MINUTE", !config.audit, "TESSERA_AUDIT is off: no audit event is recorded"],
     ["TESSERA_AUDIT_REFUSALS_PER_MINUTE_TOTAL", !config.audit, "TESSERA_AUDIT is off: no audit event is recorded"],
+    // Read only by LoginThrottle once it is on (core/login-throttle.ts). TESSERA_LOGIN_WINDOW_SECONDS
+    // is not named: housekeeping deletes the login counters older than it either way (a shared
+    // store's, or ones kept from before). Nor is TESSERA_CLIENT_IDS without the Session API: seed
+    // 003's routes still take a session access token with its client id.
+    ["TESSERA_LOGIN_MAX_FAILURES", !config.loginProtection, loginProtectionOff],
+    ["TESSERA_LOGIN_LOCKOUT_SECONDS", !config.loginProtection, loginProtectionOff],
+    ["TESSERA_SIGNUP_MAX_PER_ADDRESS", !config.loginProtection, loginProtectionOff],
   ];
   return unused.filter(([name, notUsed]) => notUsed && set(name)).map(([variable, , reason]) => ({ variable, reason }));
 }

@@ -551,7 +551,26 @@ describe("config: a variable set that the configuration chosen does not use", ()
     ]);
   });
 
+  it("names the login protection's limits with the protection off: no login attempt or sign-up is limited", () => {
+    const off = "TESSERA_LOGIN_PROTECTION is off: no login attempt or sign-up is limited";
+    assert.deepEqual(
+      unused({ TESSERA_LOGIN_PROTECTION: "false", TESSERA_LOGIN_MAX_FAILURES: "3", TESSERA_LOGIN_LOCKOUT_SECONDS: "30", TESSERA_SIGNUP_MAX_PER_ADDRESS: "5" }),
+      [
+        { variable: "TESSERA_LOGIN_MAX_FAILURES", reason: off },
+        { variable: "TESSERA_LOGIN_LOCKOUT_SECONDS", reason: off },
+        { variable: "TESSERA_SIGNUP_MAX_PER_ADDRESS", reason: off },
+      ],
+    );
+    assert.deepEqual(unused({ TESSERA_LOGIN_MAX_FAILURES: "3", TESSERA_LOGIN_LOCKOUT_SECONDS: "30", TESSERA_SIGNUP_MAX_PER_ADDRESS: "5" }), []);
+  });
+
   it("is not named where it is used, nor when set empty (unset)", () => {
+    // Housekeeping deletes the login counters older than the window (ones a store shared with
+    // instances that count, or kept from before, holds) whether this instance counts or not.
+    assert.deepEqual(unused({ TESSERA_LOGIN_PROTECTION: "false", TESSERA_LOGIN_WINDOW_SECONDS: "600" }), []);
+    // Without the Session API, seed 003's routes still take a session access token (a store
+    // shared with instances that serve it) with its client id, which must be one of these.
+    assert.deepEqual(unused({ TESSERA_SESSION_API: "false", TESSERA_CLIENT_IDS: "web" }), []);
     assert.deepEqual(unused({ MONGODB_URI: "mongodb://127.0.0.1:27017/", TESSERA_MONGODB_DATABASE: "tessera_prod", TESSERA_STORE_TIMEOUT_MS: "500" }), []);
     assert.deepEqual(unused({ TESSERA_DATA_DIR: "/var/lib/tessera", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_AUDIT_REFUSALS_PER_MINUTE: "5" }), []);
     assert.deepEqual(unused({ TESSERA_JWT_ALG: "ES256", TESSERA_KEY_ENCRYPTION_KEY: kek }), []);
