@@ -15,6 +15,7 @@ import { headerCredentialLimitBytes, requestHeaderLimitBytes } from "./server/li
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
 import { oneLine, quoted, withoutUrlPasswords } from "./core/text.js";
+import { threadPoolSize } from "./thread-pool-size.cjs";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -493,31 +494,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `TESSERA_HASH_CONCURRENCY and UV_THREADPOOL_SIZE: ${c.hashConcurrency} hashes at once would take every thread of libuv's pool (UV_THREADPOOL_SIZE: ${pool}${env.UV_THREADPOOL_SIZE === undefined ? ", the default" : ""}), which file reads, DNS lookups and the embedded store's fsync share, so they would wait behind the hashes; set UV_THREADPOOL_SIZE to at least ${c.hashConcurrency + 1}, or TESSERA_HASH_CONCURRENCY to at most ${hashCeiling}`,
     );
   }
+  // The default is one hash per core, shared out among the worker processes, leaving at least
+  // one of the pool's threads to file and DNS work and the embedded store's fsync.
   const hashConcurrency = c.hashConcurrency ?? Math.max(1, Math.min(Math.floor(availableParallelism() / c.workers), pool - 1));
   return { ...c, clientIds, adminToken, mongodbDatabase, hashConcurrency, generated } as Config;
-}
-
-/**
- * The threads of libuv's pool (UV_THREADPOOL_SIZE, default 4), read as libuv reads it (as
- * start.cts does): C's atoi into an unsigned int. atoi skips the C locale's white space only
- * (not a no-break space, which JavaScript's parseInt skips), takes a sign and decimal digits,
- * saturates at a 64-bit long and keeps the low 32 bits; then 0 (or no number, or empty) is 1,
- * and above 1024 (a negative number too) is 1024. So " 4" and "4abc" are 4, "-1" is 1024, and
- * "4294967297" is 1, as the threads libuv starts show.
- * The default TESSERA_HASH_CONCURRENCY is one hash per core, shared out among the worker
- * processes, leaving at least one of these threads to file and DNS work and the embedded
- * store's fsync, which share them with argon2.
- */
-function threadPoolSize(env: NodeJS.ProcessEnv): number {
-  const raw = env.UV_THREADPOOL_SIZE;
-  if (raw === undefined) return 4;
-  const digits = /^[ \t\n\v\f\r]*([+-]?[0-9]+)/.exec(raw)?.[1];
-  const value = digits === undefined ? 0n : BigInt(digits);
-  // strtol saturates at a long's bounds; atoi's int keeps the low 32 bits, unsigned in libuv.
-  const longMax = 2n ** 63n - 1n;
-  const long = value > longMax ? longMax : value < -longMax - 1n ? -longMax - 1n : value;
-  const threads = Number(BigInt.asUintN(32, long));
-  return threads === 0 ? 1 : Math.min(threads, 1024);
 }
 
 /** Variables of Tessera's own that are not configuration (set by the first worker for the others: cluster.ts). */

@@ -18,6 +18,7 @@ import { readdirSync, stat } from "node:fs";
 import { setPriority } from "node:os";
 import { join } from "node:path";
 import { loadBundle, NotABundleError } from "./bundle-loader.cjs";
+import { threadPoolSize } from "./thread-pool-size.cjs";
 
 /** What happened, for run.ts to log: the nice value the pool runs at, or why it was not set. */
 export interface PoolPriority {
@@ -28,21 +29,6 @@ export interface PoolPriority {
 
 const priorityKey = Symbol.for("tessera.threadPoolPriority");
 const codeCacheKey = Symbol.for("tessera.codeCache");
-
-/**
- * The number of threads libuv starts its pool with (UV_THREADPOOL_SIZE, read as libuv reads it:
- * C's atoi into an unsigned int, 0 is 1, above 1024 is 1024; config.ts threadPoolSize says more).
- */
-function poolSize(): number {
-  const raw = process.env.UV_THREADPOOL_SIZE;
-  if (raw === undefined) return 4;
-  const digits = /^[ \t\n\v\f\r]*([+-]?[0-9]+)/.exec(raw)?.[1];
-  const value = digits === undefined ? 0n : BigInt(digits);
-  const longMax = 2n ** 63n - 1n;
-  const long = value > longMax ? longMax : value < -longMax - 1n ? -longMax - 1n : value;
-  const threads = Number(BigInt.asUintN(32, long));
-  return threads === 0 ? 1 : Math.min(threads, 1024);
-}
 
 function lowerPoolPriority(): PoolPriority {
   const raw = process.env.TESSERA_HASH_NICE;
@@ -61,7 +47,8 @@ function lowerPoolPriority(): PoolPriority {
   // The pool is created once: if something used it before this ran (a module loaded with
   // --import or --require), its threads have the process's priority, and nothing was lowered.
   if (pool.length === 0) return { nice: 0, applied: false, reason: "libuv's pool existed before start.cjs ran (loaded with --import or --require?)" };
-  if (pool.length !== poolSize()) return { nice: 0, applied: false, reason: `${pool.length} threads started with the pool, not UV_THREADPOOL_SIZE (${poolSize()})` };
+  const size = threadPoolSize(process.env);
+  if (pool.length !== size) return { nice: 0, applied: false, reason: `${pool.length} threads started with the pool, not UV_THREADPOOL_SIZE (${size})` };
   try {
     for (const tid of pool) setPriority(Number(tid), nice);
   } catch {

@@ -107,8 +107,7 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
   it("without its bundle (dist built by tsc alone): exit 1, naming the file and the build to run", async () => {
     const bare = join(dir, "..", "bare");
     mkdirSync(bare);
-    copyFileSync(join(dir, "start.cjs"), join(bare, "start.cjs"));
-    copyFileSync(join(dir, "bundle-loader.cjs"), join(bare, "bundle-loader.cjs"));
+    for (const f of ["start.cjs", "bundle-loader.cjs", "thread-pool-size.cjs"]) copyFileSync(join(dir, f), join(bare, f));
     const failed = await run(process.execPath, [join(bare, "start.cjs")], { env: { ...process.env, TESSERA_WORKERS: "1" } }).then(
       () => undefined,
       (e: { code?: number; stderr?: string }) => e,
@@ -120,8 +119,7 @@ describe("server: password hashing threads run at a lower CPU priority (start.ct
   it("with a bundle of another build (plain CommonJS, not in the build's wrapper): exit 1, naming the file and the build to run", async () => {
     const stale = join(dir, "..", "stale");
     mkdirSync(stale);
-    copyFileSync(join(dir, "start.cjs"), join(stale, "start.cjs"));
-    copyFileSync(join(dir, "bundle-loader.cjs"), join(stale, "bundle-loader.cjs"));
+    for (const f of ["start.cjs", "bundle-loader.cjs", "thread-pool-size.cjs"]) copyFileSync(join(dir, f), join(stale, f));
     writeFileSync(join(stale, "main.bundle.cjs"), `// tessera bundle 00000000000000000000000000000000\nexports.run = () => process.stdout.write("ran");\n`);
     const failed = await run(process.execPath, [join(stale, "start.cjs")], { env: { ...process.env, TESSERA_WORKERS: "1" } }).then(
       () => undefined,
