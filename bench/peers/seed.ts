@@ -40,7 +40,7 @@ async function seedUser(ports: Ports, i: number, passwordHash: string, now: Date
     const session = await ports.sessions.create({ id: randomId(), userId: user.id, clientId: "web", accessJti: randomId(), createdAt: now, expiresAt: later, credentialEpoch: user.credentialEpoch });
     for (let g = 1; g <= TOKENS_PER_SESSION; g++) {
       const hash = hashSecret(randomToken(32));
-      await ports.refreshTokens.insert({ hash, sessionId: session.id, createdAt: now, expiresAt: later });
+      await ports.refreshTokens.insertThenSync({ hash, sessionId: session.id, createdAt: now, expiresAt: later });
       if (g < TOKENS_PER_SESSION) await ports.refreshTokens.spend(hash, now, ""); // spent long ago: no child pair kept
     }
   }

@@ -13,7 +13,7 @@ import { outcomeOf, reasonOf, tracked, type AuditTrail } from "./audit.js";
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
-import { Sessions, type SessionAccess, type TokenPair } from "./sessions.js";
+import { sessionEnded, Sessions, type PairThenSync, type SessionAccess, type TokenPair } from "./sessions.js";
 import { UserTokens, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
 import { Users, type NewUserInput } from "./users.js";
 import type { UserTokenRecord } from "../store/ports/user-tokens.js";
@@ -95,19 +95,42 @@ export class AuditedSessions extends Sessions {
     return pair;
   }
 
-  /** `session.refreshed`; a reused refresh token also records `session.reuse_detected` (the session it ended is the subject). */
+  /**
+   * `session.refreshed`; a reused refresh token also records `session.reuse_detected` (the
+   * session it ended is the subject). Recorded once the child refresh token is stored, before
+   * the wait for the refresh's writes to be durable, as start() records session.started.
+   */
   override async refresh(access: SessionAccess, refreshToken: string): Promise<TokenPair> {
     const fields = { userId: access.userId, subject: access.sessionId };
+    let rotated: PairThenSync;
     try {
-      return await tracked(this.audit, "session.refreshed", fields, () => super.refresh(access, refreshToken));
+      rotated = await tracked(this.audit, "session.refreshed", fields, () => super.rotate(access, refreshToken));
     } catch (e) {
       if (reasonOf(e) === "REFRESH_TOKEN_REUSED") await this.audit.record({ type: "session.reuse_detected", ...fields, outcome: "success", reason: "REFRESH_TOKEN_REUSED" });
       throw e;
     }
+    await rotated.durable();
+    return rotated.pair;
   }
 
-  override end(sessionId: string, userId?: string, options?: { logout?: boolean }): Promise<void> {
-    return tracked(this.audit, "session.ended", { userId, subject: sessionId }, () => super.end(sessionId, userId, options));
+  /**
+   * `session.ended`, recorded once the session's end and its refresh tokens' delete are
+   * committed, before the wait for them to be durable: on the embedded store the event's fsync,
+   * which starts after them, is the one the logout waits for, and when the event is not stored
+   * (auditing off, the store refused it) the wait makes one. A logout of a session ended by
+   * another call meanwhile is refused (SESSION_ENDED), once its writes are durable too.
+   */
+  override async end(sessionId: string, userId?: string, options: { logout?: boolean } = {}): Promise<void> {
+    let durable = () => Promise.resolve();
+    try {
+      await tracked(this.audit, "session.ended", { userId, subject: sessionId }, async () => {
+        const ending = await super.ending(sessionId);
+        durable = ending.durable;
+        if (!ending.ended && options.logout) throw sessionEnded();
+      });
+    } finally {
+      await durable();
+    }
   }
 }
 

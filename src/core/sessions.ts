@@ -39,6 +39,16 @@ export interface TokenPair {
   accessTokenExpiresIn: number;
 }
 
+/**
+ * A pair answered once its writes are committed, with `durable`, which resolves once they are
+ * durable: a caller's own write in between (the audit event of AuditedSessions) shares their
+ * fsync on the embedded store.
+ */
+export interface PairThenSync {
+  pair: TokenPair;
+  durable: () => Promise<void>;
+}
+
 /** A password login of seed 000 (POST /session), as the request gives it. */
 export interface SessionLogin {
   accountType: string;
@@ -136,7 +146,7 @@ export class Sessions {
    * and every write before it are durable (RefreshTokenStore.insertThenSync): a caller's own
    * write in between (AuditedSessions' session.started event) shares their fsync.
    */
-  protected async begin(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<{ pair: TokenPair; durable: () => Promise<void> }> {
+  protected async begin(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<PairThenSync> {
     const now = this.clock.now();
     const sessionId = randomId();
     const jti = randomId();
@@ -193,8 +203,24 @@ export class Sessions {
     return Math.max(0, Math.ceil((access.expiresAt.getTime() - this.clock.now().getTime()) / 1000));
   }
 
-  /** Rotates the refresh token of the session that `access` belongs to. */
+  /**
+   * Rotates the refresh token of the session that `access` belongs to. Resolves once every
+   * write of the refresh is durable (rotate()).
+   */
   async refresh(access: SessionAccess, refreshToken: string): Promise<TokenPair> {
+    const { pair, durable } = await this.rotate(access, refreshToken);
+    await durable();
+    return pair;
+  }
+
+  /**
+   * refresh(), answered once the child refresh token is stored, with `durable`, which resolves
+   * once it and every write before it (the spend, the session's new jti) are durable
+   * (RefreshTokenStore.insertThenSync): AuditedSessions' session.refreshed event, recorded in
+   * between, shares their fsync. A refusal that ended the session (reuse detection) is thrown
+   * once the end is durable (end()).
+   */
+  protected async rotate(access: SessionAccess, refreshToken: string): Promise<PairThenSync> {
     if (refreshToken === "") throw missingField("refresh_token");
     const hash = hashSecret(refreshToken);
     const record = await this.refreshTokens.findByHash(hash);
@@ -234,20 +260,32 @@ export class Sessions {
    * (a second logout at once, on any instance) is refused as a logout after it is: SESSION_ENDED.
    */
   async end(sessionId: string, _userId?: string, options: { logout?: boolean } = {}): Promise<void> {
-    const ended = await this.sessions.end(sessionId, this.clock.now());
-    await this.refreshTokens.deleteBySession(sessionId);
+    const { ended, durable } = await this.ending(sessionId);
+    await durable();
     if (!ended && options.logout) throw sessionEnded();
+  }
+
+  /**
+   * end()'s writes, answered once committed: `ended`, whether this call ended the session, and
+   * `durable`, which resolves once they are durable (SessionStore.endThenSync,
+   * RefreshTokenStore.deleteBySessionThenSync): AuditedSessions' session.ended event, recorded
+   * in between, shares their fsync.
+   */
+  protected async ending(sessionId: string): Promise<{ ended: boolean; durable: () => Promise<void> }> {
+    const end = await this.sessions.endThenSync(sessionId, this.clock.now());
+    const deleted = await this.refreshTokens.deleteBySessionThenSync(sessionId);
+    return { ended: end.ended, durable: async () => void (await Promise.all([end.durable(), deleted.durable()])) };
   }
 
   /**
    * The refresh's last steps, idempotent: the session's jti moved from the parent's to the
    * child's (or already moved by a concurrent caller of the same refresh), then the child
    * refresh token stored (a duplicate is one that caller stored). The insert comes last: it is
-   * the write the store makes durable with the spend and the move before it (see the store
-   * port's setAccessJti), so it must follow them. Until it is stored, the child refresh token
-   * is known to no client: the answer is sent after it.
+   * the write whose `durable` covers the spend and the move before it (see the store port's
+   * setAccessJti), so it must follow them. Until it is stored, the child refresh token is known
+   * to no client: the answer is sent once it is durable.
    */
-  private async complete(session: SessionRecord, parentJti: string, child: ChildPair): Promise<TokenPair> {
+  private async complete(session: SessionRecord, parentJti: string, child: ChildPair): Promise<PairThenSync> {
     if (!(await this.sessions.setAccessJti(session.id, parentJti, child.jti))) {
       // Another caller of this same refresh moved the jti, or is moving it: on MongoDB the move
       // is claimed (an insert-once mark) and then written, so between the two a re-read still
@@ -262,15 +300,17 @@ export class Sessions {
       // concurrent caller of this refresh answered): the session lives on, this pair is spent.
       if (now.accessJti !== child.jti) throw alreadyUsed();
     }
+    let durable = () => Promise.resolve();
     try {
-      await this.refreshTokens.insert({ hash: hashSecret(child.refreshToken), sessionId: session.id, createdAt: this.clock.now(), expiresAt: session.expiresAt });
+      ({ durable } = await this.refreshTokens.insertThenSync({ hash: hashSecret(child.refreshToken), sessionId: session.id, createdAt: this.clock.now(), expiresAt: session.expiresAt }));
     } catch (e) {
+      // Stored by another caller of this refresh: the store answers a duplicate once it is durable.
       if (!(e instanceof DuplicateError)) throw e;
     }
-    return { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.accessTtl(session) };
+    return { pair: { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
   }
 
-  private async spentTokenPresented(record: RefreshTokenRecord, refreshToken: string, access: SessionAccess): Promise<TokenPair> {
+  private async spentTokenPresented(record: RefreshTokenRecord, refreshToken: string, access: SessionAccess): Promise<PairThenSync> {
     const sinceSpent = this.clock.now().getTime() - record.spentAt!.getTime();
     // The same refresh again (same refresh token, same access token) opens the pair it answered.
     const child = record.child === undefined ? undefined : openChild(record.child, refreshToken, record.hash, access.jti);

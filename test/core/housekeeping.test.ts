@@ -45,8 +45,8 @@ for (const kind of storesUnderTest()) {
       const session = (id: string, expiresAt: Date) => ({ id, userId: "u1", clientId: "c", accessJti: `${id}-jti`, createdAt: created, expiresAt });
       await store.sessions.create(session("s-old", past));
       await store.sessions.create(session("s-live", future));
-      await store.refreshTokens.insert({ hash: "r-old", sessionId: "s1", createdAt: created, expiresAt: past });
-      await store.refreshTokens.insert({ hash: "r-live", sessionId: "s1", createdAt: created, expiresAt: future });
+      await store.refreshTokens.insertThenSync({ hash: "r-old", sessionId: "s1", createdAt: created, expiresAt: past });
+      await store.refreshTokens.insertThenSync({ hash: "r-live", sessionId: "s1", createdAt: created, expiresAt: future });
       await store.authTokens.create({ hash: "a-old", userId: "u1", createdAt: created, expiresAt: past });
       await store.authTokens.create({ hash: "a-live", userId: "u1", createdAt: created, expiresAt: future });
       await store.jwtRefreshTokens.create({ jti: "j-old", userId: "u1", issuedAt: created, expiresAt: past });

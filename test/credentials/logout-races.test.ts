@@ -33,13 +33,13 @@ for (const store of storesUnderTest()) {
       let arrivals = 0;
       const restores = [a, b].map((server) => {
         const sessions = server.tessera.store.sessions;
-        const end = sessions.end;
-        sessions.end = async (...args) => {
+        const end = sessions.endThenSync;
+        sessions.endThenSync = async (...args) => {
           if (++arrivals === 2) together.open();
           await together.pass();
           return end.apply(sessions, args);
         };
-        return () => (sessions.end = end);
+        return () => (sessions.endThenSync = end);
       });
       try {
         const email = uniqueEmail("logout");

@@ -149,14 +149,14 @@ for (const store of storesUnderTest()) {
       const clock = new ManualClock(Date.now());
       let server: TestServer;
       let api: ReturnType<typeof sessionApi>;
-      let insert: TestServer["tessera"]["store"]["refreshTokens"]["insert"];
+      let insert: TestServer["tessera"]["store"]["refreshTokens"]["insertThenSync"];
       before(async () => {
         server = await startTestServer({ store, clock, env: { TESSERA_REFRESH_GRACE_SECONDS: "10" } });
-        insert = server.tessera.store.refreshTokens.insert;
+        insert = server.tessera.store.refreshTokens.insertThenSync;
       });
       beforeEach(() => (api = sessionApi("rest", server.url)));
       afterEach(() => {
-        server.tessera.store.refreshTokens.insert = insert;
+        server.tessera.store.refreshTokens.insertThenSync = insert;
         api.close();
       });
       after(() => server.close());
@@ -171,8 +171,8 @@ for (const store of storesUnderTest()) {
         await signUp(server, email);
         const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
         const refreshTokens = server.tessera.store.refreshTokens;
-        refreshTokens.insert = async () => {
-          refreshTokens.insert = insert;
+        refreshTokens.insertThenSync = async () => {
+          refreshTokens.insertThenSync = insert;
           throw new StoreUnavailableError("store unavailable");
         };
         assertStoreUnavailable(await putSession(first));

@@ -1,13 +1,15 @@
-// Seed 000's password login (and seed 002's) on the embedded store: the fsyncs of its log that
-// the answer waits for (see src/store/sqlite/sqlite-durability.ts). Every write the login makes is on disk (an
-// fsync that started after it returned) before the answer; writes that do not need one of their
-// own share the fsync of a later write of the same login.
+// Seed 000's password login, refresh and logout (and seed 002's login) on the embedded store:
+// the fsyncs of its log that the answer waits for (see src/store/sqlite/sqlite-durability.ts).
+// Every write the call makes is on disk (an fsync that started after it returned) before the
+// answer; writes that do not need one of their own share the fsync of a later write of the same
+// call.
 import assert from "node:assert/strict";
 import { fsync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { CallEndedError } from "../../src/call-scope.js";
+import { AuthError } from "../../src/core/errors.js";
 import { loadConfig } from "../../src/config.js";
 import { systemClock } from "../../src/core/clock.js";
 import { createCore } from "../../src/core/index.js";
@@ -19,9 +21,10 @@ import { expectOk } from "../support/api.js";
 import { password, uniqueEmail } from "../support/users.js";
 import { sessionApi } from "./api.js";
 import { userTokenApi } from "../user-token/api.js";
-import { basic } from "../support/clients.js";
+import { basic, bearer, rest } from "../support/clients.js";
+import { assertStoreUnavailable } from "../support/error-details.js";
 
-describe("Seed 000 login on the embedded store: the fsyncs it waits for", () => {
+describe("Seed 000 login, refresh and logout on the embedded store: the fsyncs they wait for", () => {
   let server: TestServer;
   let db: Database.Database;
   /** What the login writes, as committed now: its session, refresh token, lastLoginAt, user token and audit events. */
@@ -55,6 +58,10 @@ describe("Seed 000 login on the embedded store: the fsyncs it waits for", () => 
         userTokens: count("user_tokens"),
         auditEvents: count("audit_events"),
         lastLogin: db.prepare("SELECT max(last_login_at) AS t FROM users").pluck().get(),
+        // What a refresh and a logout change: spends, access token jtis, ends.
+        spent: db.prepare("SELECT count(*) FROM refresh_tokens WHERE spent_at IS NOT NULL").pluck().get(),
+        accessJtis: db.prepare("SELECT group_concat(access_jti) FROM (SELECT access_jti FROM sessions ORDER BY id)").pluck().get(),
+        ended: db.prepare("SELECT count(*) FROM sessions WHERE ended_at IS NOT NULL").pluck().get(),
       });
   });
   after(async () => {
@@ -111,9 +118,112 @@ describe("Seed 000 login on the embedded store: the fsyncs it waits for", () => 
     // The last answer came after an fsync that covered every write of the four logins.
     assert.equal(coveredAtAnswer.at(-1), written());
   });
+
+  /** A new user's session, every write of its login on disk. */
+  const loggedIn = async (api: ReturnType<typeof sessionApi>) => {
+    const email = uniqueEmail();
+    expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
+    const pair = expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+    await new Promise((r) => setTimeout(r, 50));
+    requested = [];
+    return { refresh_token: pair.refresh_token, creds: { clientId: testClientId, access: pair.access_token } };
+  };
+
+  it("PUT /session (a refresh): one fsync (the spend, the session's new jti, the child refresh token and session.refreshed), returned before the answer, covering every write", async () => {
+    const api = sessionApi("rest", server.url);
+    const { refresh_token, creds } = await loggedIn(api);
+    const before = JSON.parse(written()) as Record<string, number>;
+    expectOk(await api.refreshSession({ refresh_token }, creds));
+    const now = JSON.parse(written()) as Record<string, number>;
+    assert.deepEqual([now.spent, now.refreshTokens, now.auditEvents], [before.spent! + 1, before.refreshTokens! + 1, before.auditEvents! + 1]);
+    assert.notEqual(now.accessJtis, before.accessJtis, "the session's jti moved");
+    assert.equal(durable, written(), "every write of the refresh was covered by an fsync that returned before the answer");
+    assert.equal(requested.length, 1, `fsyncs: ${requested.join(" | ")}`);
+    assert.deepEqual(JSON.parse(requested[0]!), now);
+  });
+
+  it("DELETE /session (a logout): one fsync (the session's end, its refresh tokens' delete and session.ended), returned before the answer, covering every write", async () => {
+    const api = sessionApi("rest", server.url);
+    const { creds } = await loggedIn(api);
+    const before = JSON.parse(written()) as Record<string, number>;
+    expectOk(await api.deleteSession(creds));
+    const now = JSON.parse(written()) as Record<string, number>;
+    assert.deepEqual([now.ended, now.refreshTokens, now.auditEvents], [before.ended! + 1, before.refreshTokens! - 1, before.auditEvents! + 1]);
+    assert.equal(durable, written(), "every write of the logout was covered by an fsync that returned before the answer");
+    assert.equal(requested.length, 1, `fsyncs: ${requested.join(" | ")}`);
+    assert.deepEqual(JSON.parse(requested[0]!), now);
+  });
+
+  it("PUT /session twice at once with the same tokens, the first fsync held: both answer the same pair, each only after an fsync that covers the refresh's child refresh token has returned", async () => {
+    const api = sessionApi("rest", server.url);
+    const { refresh_token, creds } = await loggedIn(api);
+    const before = JSON.parse(written()) as Record<string, number>;
+    // The first fsync waits (at most 5 s) until both callers have spent (or tried to spend) the
+    // token and the child refresh token is committed, and 100 ms more.
+    let held = false;
+    hold = async () => {
+      if (held) return;
+      held = true;
+      for (let i = 0; i < 500 && (JSON.parse(written()) as Record<string, number>).refreshTokens! <= before.refreshTokens!; i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    const coveredAtAnswer: Array<Record<string, number>> = [];
+    let answers: Array<{ access_token: string; refresh_token: string }>;
+    try {
+      answers = await Promise.all(
+        [0, 1].map(async () => {
+          const answer = expectOk(await api.refreshSession({ refresh_token }, creds));
+          coveredAtAnswer.push(JSON.parse(durable) as Record<string, number>);
+          return answer;
+        }),
+      );
+    } finally {
+      hold = undefined;
+    }
+    assert.equal(answers[0]!.refresh_token, answers[1]!.refresh_token, "the same pair");
+    const now = JSON.parse(written()) as Record<string, number>;
+    assert.equal(now.refreshTokens, before.refreshTokens! + 1, "one child refresh token");
+    for (const covered of coveredAtAnswer) {
+      assert.deepEqual([covered.spent, covered.refreshTokens, covered.accessJtis], [now.spent, now.refreshTokens, now.accessJtis], "the refresh's writes were on disk before each answer");
+    }
+  });
 });
 
-describe("Seed 000 and 002 logins on the embedded store (the core): a session or user token that is not stored, or whose last audit event is not", () => {
+describe("Seed 000 refresh and logout on the embedded store: a failed fsync of the log", function () {
+  this.timeout(30_000);
+  const eio = Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO", syscall: "fsync" });
+  let server: TestServer | undefined;
+  let failing = false;
+  beforeEach(async () => {
+    failing = false;
+    server = await startTestServer({ fsync: (fd, done) => (failing ? setImmediate(done, eio) : fsync(fd, done)) });
+  });
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+
+  for (const [call, name] of [
+    ["refresh", "PUT /session"],
+    ["logout", "DELETE /session"],
+  ] as const) {
+    it(`${name}: its fsync fails: 503 STORE_UNAVAILABLE`, async () => {
+      const api = sessionApi("rest", server!.url);
+      const email = uniqueEmail();
+      expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
+      const pair = expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+      failing = true;
+      const headers = { "x-koms-clientid": testClientId, ...bearer(pair.access_token) };
+      assertStoreUnavailable(
+        call === "refresh"
+          ? await rest(server!.url, "PUT", "/session", { json: { refresh_token: pair.refresh_token }, headers })
+          : await rest(server!.url, "DELETE", "/session", { headers }),
+      );
+    });
+  }
+});
+
+describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedded store (the core): a write or an audit event that is not stored, auditing off, concurrent callers", () => {
   let dir: string;
   let store: Store;
   let db: Database.Database;
@@ -122,17 +232,22 @@ describe("Seed 000 and 002 logins on the embedded store (the core): a session or
   /** written() as each fsync of the log was asked for, and as the last one to succeed was. */
   let requested: Array<Record<string, unknown>> = [];
   let durable: Record<string, unknown> = {};
+  /** When set, each fsync of the log is made once it resolves. */
+  let hold: (() => Promise<void>) | undefined;
   const loginEvents = () => db.prepare("SELECT count(*) FROM audit_events WHERE type = 'login' AND outcome = 'success'").pluck().get() as number;
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "tessera-login-syncs-"));
+    hold = undefined;
     store = await openSqliteStore(dir, {
       fsync: (fd, done) => {
         const covers = db?.open ? written() : {};
         requested.push(covers);
-        fsync(fd, (error) => {
-          if (!error) durable = covers;
-          done(error);
-        });
+        void (hold?.() ?? Promise.resolve()).then(() =>
+          fsync(fd, (error) => {
+            if (!error) durable = covers;
+            done(error);
+          }),
+        );
       },
     });
     db = new Database(join(dir, SQLITE_FILE_NAME), { readonly: true });
@@ -144,6 +259,9 @@ describe("Seed 000 and 002 logins on the embedded store (the core): a session or
       auditEvents: count("audit_events"),
       loginEvents: loginEvents(),
       lastLogin: db.prepare("SELECT max(last_login_at) FROM users").pluck().get(),
+      spent: db.prepare("SELECT count(*) FROM refresh_tokens WHERE spent_at IS NOT NULL").pluck().get(),
+      accessJtis: db.prepare("SELECT group_concat(access_jti) FROM (SELECT access_jti FROM sessions ORDER BY id)").pluck().get(),
+      ended: db.prepare("SELECT count(*) FROM sessions WHERE ended_at IS NOT NULL").pluck().get(),
     });
   });
   afterEach(async () => {
@@ -239,6 +357,95 @@ describe("Seed 000 and 002 logins on the embedded store (the core): a session or
     assert.ok(now.lastLogin !== null, "lastLoginAt written");
     assert.deepEqual(durable, now, "covered by an fsync that returned before the answer");
     assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
+  });
+
+  /** A session of a new user of `core`, every write of its login on disk, and its access checked. */
+  const session = async (core: Awaited<ReturnType<typeof coreWith>>) => {
+    const email = await signedUp(core);
+    const pair = await logIn(core, email);
+    const access = await core.sessions.verifyAccess(pair.accessToken, testClientId, false);
+    await new Promise((r) => setTimeout(r, 50));
+    requested = [];
+    return { pair, access };
+  };
+  /** `core` with the store refusing audit events of `type`. */
+  const refusing = (type: string) => {
+    const events = store.auditEvents;
+    return coreWith({
+      auditEvents: { ...events, append: (event, options) => (event.type === type ? Promise.reject(new StoreUnavailableError("embedded store unavailable (SQLITE_BUSY)")) : events.append(event, options)) },
+    });
+  };
+  for (const [name, core] of [
+    ["auditing off (TESSERA_AUDIT=off)", () => coreWith({}, { TESSERA_AUDIT: "off" })],
+    ["session.refreshed refused by the store", () => refusing("session.refreshed")],
+  ] as const) {
+    it(`refresh, ${name}: one fsync, which covers the spend, the session's new jti and the child refresh token`, async () => {
+      const c = await core();
+      const { pair, access } = await session(c);
+      await c.sessions.refresh(access, pair.refreshToken);
+      const now = written();
+      assert.deepEqual([now.spent, now.refreshTokens], [1, 2]);
+      assert.deepEqual(durable, now, "covered by an fsync that returned before the answer");
+      assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
+    });
+  }
+  for (const [name, core] of [
+    ["auditing off (TESSERA_AUDIT=off)", () => coreWith({}, { TESSERA_AUDIT: "off" })],
+    ["session.ended refused by the store", () => refusing("session.ended")],
+  ] as const) {
+    it(`logout, ${name}: one fsync, which covers the session's end and its refresh tokens' delete`, async () => {
+      const c = await core();
+      const { access } = await session(c);
+      await c.sessions.end(access.sessionId, access.userId, { logout: true });
+      const now = written();
+      assert.deepEqual([now.ended, now.refreshTokens], [1, 0]);
+      assert.deepEqual(durable, now, "covered by an fsync that returned before the answer");
+      assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
+    });
+  }
+
+  it("two logouts at once, auditing off: one ends the session, the other is SESSION_ENDED, each once the first logout's writes are on disk", async () => {
+    const c = await coreWith({}, { TESSERA_AUDIT: "off" });
+    const { access } = await session(c);
+    /** What the last fsync to succeed covered, as each call settled. */
+    const coveredAtAnswer: Array<Record<string, unknown>> = [];
+    const outcomes = await Promise.allSettled(
+      [0, 1].map(() => c.sessions.end(access.sessionId, access.userId, { logout: true }).finally(() => coveredAtAnswer.push(durable))),
+    );
+    assert.deepEqual(outcomes.map((o) => o.status), ["fulfilled", "rejected"]);
+    const refused = (outcomes[1] as PromiseRejectedResult).reason as unknown;
+    assert.ok(refused instanceof AuthError && refused.reason === "SESSION_ENDED", String(refused));
+    assert.deepEqual(coveredAtAnswer, [written(), written()], "every write on disk before each answer");
+  });
+
+  it("the same refresh twice at once, auditing off, the first fsync held: both answer the same pair, each only after an fsync that covers the child refresh token has returned", async () => {
+    const c = await coreWith({}, { TESSERA_AUDIT: "off" });
+    const { pair, access } = await session(c);
+    // The first fsync waits (at most 5 s) until the child refresh token is committed, and 100 ms more.
+    let held = false;
+    hold = async () => {
+      if (held) return;
+      held = true;
+      for (let i = 0; i < 500 && written().refreshTokens !== 2; i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    const coveredAtAnswer: Array<Record<string, unknown>> = [];
+    const answers = await Promise.all([0, 1].map(() => c.sessions.refresh(access, pair.refreshToken).finally(() => coveredAtAnswer.push(durable))));
+    assert.equal(answers[0].refreshToken, answers[1].refreshToken, "the same pair");
+    const now = written();
+    assert.deepEqual([now.spent, now.refreshTokens], [1, 2]);
+    assert.deepEqual(coveredAtAnswer, [now, now], "the refresh's writes were on disk before each answer");
+  });
+
+  it("a spent refresh token presented again after TESSERA_REFRESH_GRACE_SECONDS: REFRESH_TOKEN_REUSED, once the session's end is on disk", async () => {
+    const c = await coreWith({}, { TESSERA_REFRESH_GRACE_SECONDS: "0" });
+    const { pair, access } = await session(c);
+    await c.sessions.refresh(access, pair.refreshToken);
+    await new Promise((r) => setTimeout(r, 20));
+    await assert.rejects(c.sessions.refresh(access, pair.refreshToken), (e: unknown) => e instanceof AuthError && e.reason === "REFRESH_TOKEN_REUSED");
+    const now = written();
+    assert.deepEqual([now.ended, now.refreshTokens], [1, 0]);
+    assert.deepEqual(durable, now, "every write on disk before the error");
   });
 
   it("session.started refused by the store: the login still waits for one fsync, which covers the login's event, the session, lastLoginAt and the refresh token", async () => {

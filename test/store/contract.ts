@@ -346,7 +346,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await store.users.deactivate(user.id, at(6));
       assert.deepEqual((await twin.sessions.findWithUser(input.id, user.id))?.user, { ...standing, active: false, credentialEpoch: 2, passwordChangedAt: at(5) });
       // An ended session is found, ended; an unknown user is null; an unknown session is null.
-      await store.sessions.end(input.id, at(7));
+      await store.sessions.endThenSync(input.id, at(7));
       assert.equal((await twin.sessions.findWithUser(input.id, user.id))?.session.endedAt?.getTime(), at(7).getTime());
       assert.deepEqual(await store.sessions.findWithUser(input.id, id("missing")), { session: { ...input, endedAt: at(7) }, user: null });
       assert.equal(await store.sessions.findWithUser(id("missing"), user.id), null);
@@ -376,11 +376,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     it("ends a session once; an ended session refuses jti swaps", async () => {
       const input = newSession();
       await store.sessions.create(input);
-      assert.equal(await store.sessions.end(input.id, at(10)), true);
-      assert.equal(await store.sessions.end(input.id, at(20)), false);
+      assert.equal((await store.sessions.endThenSync(input.id, at(10))).ended, true);
+      assert.equal((await store.sessions.endThenSync(input.id, at(20))).ended, false);
       assert.equal((await store.sessions.findById(input.id))?.endedAt?.getTime(), at(10).getTime());
       assert.equal(await store.sessions.setAccessJti(input.id, input.accessJti, "new"), false);
-      assert.equal(await store.sessions.end(id("missing"), at(10)), false);
+      assert.equal((await store.sessions.endThenSync(id("missing"), at(10))).ended, false);
     });
 
     it("ends every open session of one user, and only those", async () => {
@@ -389,7 +389,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const ended = newSession(userId);
       const other = newSession();
       for (const s of [...open, ended, other]) await store.sessions.create(s);
-      await store.sessions.end(ended.id, at(1));
+      await store.sessions.endThenSync(ended.id, at(1));
       assert.equal(await store.sessions.endAllForUser(userId, at(50)), 2);
       for (const s of open) assert.equal((await store.sessions.findById(s.id))?.endedAt?.getTime(), at(50).getTime());
       assert.equal((await store.sessions.findById(ended.id))?.endedAt?.getTime(), at(1).getTime());
@@ -415,8 +415,8 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const live = { ...newSession(), expiresAt: at(0) };
       const liveEnded = newSession();
       for (const s of [expired, expiredEnded, live, liveEnded]) await own.sessions.create(s);
-      await own.sessions.end(expiredEnded.id, at(-2));
-      await own.sessions.end(liveEnded.id, at(-2));
+      await own.sessions.endThenSync(expiredEnded.id, at(-2));
+      await own.sessions.endThenSync(liveEnded.id, at(-2));
       assert.equal(await own.sessions.deleteExpired(at(0), BATCH), 2);
       assert.equal(await own.sessions.findById(expired.id), null);
       assert.equal(await own.sessions.findById(expiredEnded.id), null);
@@ -435,28 +435,20 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       expiresAt,
     });
 
-    it("inserts and finds by hash; refuses a duplicate hash", async () => {
-      const input = newToken();
-      assert.deepEqual(await store.refreshTokens.insert(input), input);
-      assert.deepEqual(await twin.refreshTokens.findByHash(input.hash), input);
-      assert.equal(await store.refreshTokens.findByHash(id("missing")), null);
-      await assert.rejects(store.refreshTokens.insert(input), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
-    });
-
-    it("insertThenSync: stores as insert does, with durable(), which resolves (again and again); refuses a duplicate hash", async () => {
+    it("insertThenSync: stores and finds by hash, with durable(), which resolves (again and again); refuses a duplicate hash", async () => {
       const input = newToken();
       const { record, durable } = await store.refreshTokens.insertThenSync(input);
       assert.deepEqual(record, input);
       await durable();
       await durable();
       assert.deepEqual(await twin.refreshTokens.findByHash(input.hash), input);
+      assert.equal(await store.refreshTokens.findByHash(id("missing")), null);
       await assert.rejects(store.refreshTokens.insertThenSync(input), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
-      await assert.rejects(store.refreshTokens.insert(input), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
 
     it("spends once: the winner sees the unspent record, a later caller sees when it was spent and the winner's child", async () => {
       const input = newToken();
-      await store.refreshTokens.insert(input);
+      await store.refreshTokens.insertThenSync(input);
       assert.deepEqual(await store.refreshTokens.spend(input.hash, at(100), "child-1"), input);
       const again = await twin.refreshTokens.spend(input.hash, at(200), "child-2");
       assert.equal(again?.spentAt?.getTime(), at(100).getTime());
@@ -469,7 +461,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it(`lets exactly one of ${CONCURRENCY} concurrent spends win`, async () => {
       const input = newToken();
-      await store.refreshTokens.insert(input);
+      await store.refreshTokens.insertThenSync(input);
       const { values, errors } = await settle(
         Array.from({ length: CONCURRENCY }, (_, i) => both(i).refreshTokens.spend(input.hash, at(1000 + i), `child-${i}`)),
       );
@@ -490,8 +482,8 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const mine = [newToken(sessionId), newToken(sessionId)];
       const others = newToken();
       const expired = newToken(id("s"), at(-1));
-      for (const t of [...mine, others, expired]) await own.refreshTokens.insert(t);
-      assert.equal(await own.refreshTokens.deleteBySession(sessionId), 2);
+      for (const t of [...mine, others, expired]) await own.refreshTokens.insertThenSync(t);
+      assert.equal((await own.refreshTokens.deleteBySessionThenSync(sessionId)).deleted, 2);
       assert.equal(await own.refreshTokens.findByHash(mine[0]!.hash), null);
       assert.ok(await own.refreshTokens.findByHash(others.hash));
       assert.equal(await own.refreshTokens.deleteExpired(at(0), BATCH), 1);
@@ -1309,7 +1301,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       },
       {
         name: "refreshTokens.deleteExpired",
-        add: async (s, key, expired) => void (await s.refreshTokens.insert({ hash: key, sessionId: "s", createdAt: at(-10), expiresAt: at(expired ? -1 : 1000) })),
+        add: async (s, key, expired) => void (await s.refreshTokens.insertThenSync({ hash: key, sessionId: "s", createdAt: at(-10), expiresAt: at(expired ? -1 : 1000) })),
         has: async (s, key) => (await s.refreshTokens.findByHash(key)) !== null,
         remove: (s, limit) => s.refreshTokens.deleteExpired(at(0), limit),
       },

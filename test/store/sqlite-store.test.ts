@@ -655,13 +655,6 @@ describe("sqlite store", () => {
       const spends: Array<{ name: string; made: () => void; spend: () => Promise<unknown>; won: unknown; lost: unknown }> = [
         { name: "a user token's logout (POST /auth/logout)", made: userToken, spend: () => sqliteUserTokens(db).disable("t1", at), won: true, lost: false },
         {
-          name: "a session's end (DELETE /session)",
-          made: () => db.prepare("INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at) VALUES ('s1', 'u', 'c', 'j', 0, ?)").run(later.getTime()),
-          spend: () => sqliteSessions(db).end("s1", at),
-          won: true,
-          lost: false,
-        },
-        {
           name: "a hand-off token's consume (seed 003 exchange)",
           made: () => db.prepare("INSERT INTO auth_tokens (hash, user_id, created_at, expires_at) VALUES ('a1', 'u', 0, ?)").run(later.getTime()),
           spend: async () => (await sqliteAuthTokens(db).consume("a1", at)) !== null,
@@ -703,15 +696,43 @@ describe("sqlite store", () => {
         assert.equal(syncs.length, 1);
         syncs.shift()!.done(null);
         assert.equal((await loser)?.child, "child");
-        // The child token, inserted by the winner, then by a concurrent caller of the same refresh: the duplicate waits too.
+        // The child token, inserted by the winner (answered at once, durable() waiting for an
+        // fsync), then by a concurrent caller of the same refresh: the duplicate waits for an
+        // fsync of the first insert before it is refused.
         const child = { hash: "child-rt", sessionId: "s1", createdAt: at, expiresAt: later };
-        const first = refreshTokens.insert(child);
-        const second = refreshTokens.insert(child);
+        const { durable } = await refreshTokens.insertThenSync(child);
+        assert.equal(syncs.length, 0, "the first insert is answered without an fsync");
+        const second = refreshTokens.insertThenSync(child);
         assert.equal(await settled(second), "pending", "a duplicate is not answered before the first insert is on disk");
         assert.equal(syncs.length, 1);
+        const first = durable();
+        assert.equal(await settled(first), "pending");
+        assert.equal(syncs.length, 1, "durable() shares the duplicate's fsync, which started after the insert");
         syncs.shift()!.done(null);
         await first;
         await assert.rejects(second, DuplicateError);
+      });
+
+      it("a session's end (DELETE /session), which its winner commits without an fsync (the logout's audit event syncs it): answered at once, durable() waiting for an fsync; the loser waits for an fsync of it, its durable() resolving at once", async () => {
+        await settle(() => db.prepare("INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at) VALUES ('s1', 'u', 'c', 'j', 0, ?)").run(later.getTime()));
+        const sessions = sqliteSessions(db);
+        const winner = await sessions.endThenSync("s1", at);
+        assert.equal(winner.ended, true);
+        assert.equal(syncs.length, 0, "answered without an fsync");
+        const loser = sessions.endThenSync("s1", at);
+        assert.equal(await settled(loser), "pending", "not answered before the winner's end is on disk");
+        assert.equal(syncs.length, 1);
+        const durable = winner.durable();
+        assert.equal(await settled(durable), "pending");
+        syncs.shift()!.done(null);
+        await durable;
+        const lost = await loser;
+        assert.equal(lost.ended, false);
+        await lost.durable();
+        assert.equal(syncs.length, 0, "the loser's durable() makes no fsync");
+        // Long after (nothing committed since): answered from what is on disk already.
+        assert.equal((await sessions.endThenSync("s1", at)).ended, false);
+        assert.equal(syncs.length, 0);
       });
 
       it("the winner in another process on the file (TESSERA_WORKERS): the loser fsyncs the log itself before it answers", async () => {

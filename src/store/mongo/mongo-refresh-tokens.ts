@@ -38,13 +38,7 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
   };
 
   return {
-    insert: (token: NewRefreshToken) =>
-      ctx.run(ID, async () => {
-        const doc = toDoc(token, ID);
-        await tokens.insertOne({ ...doc });
-        return fromDoc<RefreshTokenRecord>(doc, ID);
-      }),
-    // Acknowledged as insert() is (the connection's write concern): nothing is left to wait for.
+    // Acknowledged (the connection's write concern): nothing is left to wait for.
     insertThenSync: (token: NewRefreshToken) =>
       ctx.run(ID, async () => {
         const doc = toDoc(token, ID);
@@ -67,8 +61,11 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
         }
         return token;
       }),
-    deleteBySession: (sessionId) =>
-      ctx.run(ID, async () => deleteTokens(await tokens.find({ sessionId }, { projection: { _id: 1 } }).toArray())),
+    deleteBySessionThenSync: (sessionId) =>
+      ctx.run(ID, async () => ({
+        deleted: await deleteTokens(await tokens.find({ sessionId }, { projection: { _id: 1 } }).toArray()),
+        durable: () => Promise.resolve(),
+      })),
     // Expired marks of every kind (each carries the expiry of what it describes) go here too,
     // once no expired token is left, in what is left of the batch, MARKS_OUTLIVE_MS after that
     // expiry: an instance whose clock runs behind the one running housekeeping still takes the

@@ -53,10 +53,11 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
         await sessions.updateOne({ _id: id, accessJti: expectedJti }, { $set: { accessJti: newJti } });
         return true;
       }),
-    end: (id, at) =>
+    // Acknowledged (the connection's write concern): nothing is left to wait for.
+    endThenSync: (id, at) =>
       ctx.run(ID, async () => {
         const session = await load(id);
-        return session ? end(session, at) : false;
+        return { ended: session ? await end(session, at) : false, durable: () => Promise.resolve() };
       }),
     endAllForUser: (userId, at, createdBefore) =>
       ctx.run(ID, async () => {

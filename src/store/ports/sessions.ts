@@ -37,11 +37,19 @@ export interface SessionStore {
    * first caller stopped before its write (MongoDB: the move is claimed, then written).
    * Visible to every instance at once, but durable (across a power cut) only with the caller's
    * next write: the embedded store commits it without an fsync (a refresh stores its child
-   * refresh token next, which syncs both).
+   * refresh token next, RefreshTokenStore.insertThenSync, and waits for its `durable`).
    */
   setAccessJti(id: string, expectedJti: string, newJti: string): Promise<boolean>;
-  /** Ends the session (sets endedAt) if it is not ended yet; returns whether this call ended it. */
-  end(id: string, at: Date): Promise<boolean>;
+  /**
+   * Ends the session (sets endedAt) if it is not ended yet: `ended`, whether this call ended it,
+   * answered once committed, with `durable`, which resolves once the end, and everything
+   * committed before it, is durable (see RefreshTokenStore.insertThenSync): a logout deletes the
+   * session's refresh tokens and records its audit event in between, whose fsync covers the end
+   * on the embedded store. A call that ended nothing (another ended it first, maybe in another
+   * process, its write not yet durable) is answered once what it read is durable, and its
+   * `durable` resolves at once. MongoDB: answered once acknowledged; `durable` resolves at once.
+   */
+  endThenSync(id: string, at: Date): Promise<{ ended: boolean; durable: () => Promise<void> }>;
   /** Ends every open session of the user (only those created before `createdBefore` when given); returns how many. */
   endAllForUser(userId: string, at: Date, createdBefore?: Date): Promise<number>;
   /**
@@ -67,17 +75,17 @@ export interface RefreshTokenRecord {
 export type NewRefreshToken = Omit<RefreshTokenRecord, "spentAt" | "child">;
 
 export interface RefreshTokenStore {
-  /** DuplicateError("hash") on a clash. */
-  insert(token: NewRefreshToken): Promise<RefreshTokenRecord>;
   /**
-   * insert() for a session's first refresh token (a login), answered once stored, with
-   * `durable`, which resolves once the token, and everything committed before it, is durable.
-   * The caller makes its last write in between (the session.started audit event, which waits
-   * for its own fsync) and then waits for `durable`: on the embedded store the token is
-   * committed without an fsync of its own, and `durable` resolves at once when the later
-   * write's fsync (which started after the token's commit) has returned, else after one that
-   * does. MongoDB: answered once acknowledged, as insert(); `durable` resolves at once.
-   * DuplicateError("hash") on a clash.
+   * Stores a refresh token (a session's first, at a login; a refresh's child), answered once
+   * stored, with `durable`, which resolves once the token, and everything committed before it,
+   * is durable. The caller makes its last write in between (the session.started or
+   * session.refreshed audit event, which waits for its own fsync) and then waits for `durable`:
+   * on the embedded store the token is committed without an fsync of its own, and `durable`
+   * resolves at once when the later write's fsync (which started after the token's commit) has
+   * returned, else after one that does. DuplicateError("hash") on a clash: on the embedded store
+   * only once every commit the insert may have clashed with is durable (a refresh's child token,
+   * which a concurrent caller of the same refresh stored first, see SqliteCalls.deferredSpend).
+   * MongoDB: answered once acknowledged; `durable` resolves at once.
    */
   insertThenSync(token: NewRefreshToken): Promise<{ record: RefreshTokenRecord; durable: () => Promise<void> }>;
   findByHash(hash: string): Promise<RefreshTokenRecord | null>;
@@ -90,7 +98,11 @@ export interface RefreshTokenStore {
    * only with the caller's next write.
    */
   spend(hash: string, at: Date, child: string): Promise<RefreshTokenRecord | null>;
-  deleteBySession(sessionId: string): Promise<number>;
+  /**
+   * Deletes the session's tokens: `deleted`, how many, answered once committed, with `durable`,
+   * as SessionStore.endThenSync (a logout records its audit event after it).
+   */
+  deleteBySessionThenSync(sessionId: string): Promise<{ deleted: number; durable: () => Promise<void> }>;
   /**
    * Housekeeping: deletes at most `limit` tokens with expiresAt < before (one batch, see
    * ports.ts); returns how many (on MongoDB, expired marks count too: see the adapter).

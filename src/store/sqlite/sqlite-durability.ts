@@ -23,15 +23,20 @@ import { callLater, mapSqliteError } from "./sqlite-errors.js";
  *   (setLastLogin's and AuditEventStore.append's syncedByNextWrite, committed before the
  *   session), which the fsync the login waits for makes durable before the answer (its refresh
  *   token is committed after them, by deferred(), then its session.started event, whose fsync
- *   covers all of them); a refresh token's spend and the session's move to the new access token, which the
- *   refresh's last write (the child refresh token) makes durable: a power cut loses either all
- *   of a refresh or its end, as if the answer had been lost on its way (the same refresh,
- *   retried, answers the same pair);
+ *   covers all of them); a refresh token's spend and the session's move to the new access
+ *   token, committed before the refresh's child refresh token (deferredSpend()), then its
+ *   session.refreshed event, whose fsync covers the three: a power cut loses either all of a
+ *   refresh or its end, as if the answer had been lost on its way (the same refresh, retried,
+ *   answers the same pair);
  * - login-attempt counters and remembered logins, written two or three times by every login and
  *   sign-up, refused ones included, and audit events of refused calls: losing them to a power
  *   cut gives a guesser back at most the attempts of its last moments, once per power cut.
  *
- * `spend(fn)` is call() for single-use spends (a logout, a consume, a revocation): the caller
+ * A logout's end of its session (deferredSpend()) and delete of the session's refresh tokens
+ * (deferred()) are committed without an fsync of their own too: its session.ended event's
+ * fsync covers both, and the logout still makes one when that event is not stored.
+ *
+ * `spend(fn)` is call() for single-use spends (a consume, a revocation): the caller
  * whose conditional write changed no row lost, or found the thing spent already, and its answer
  * rests on a commit that may not be on disk yet (the winner's, still waiting for its fsync,
  * cheap, or another process's). It resolves once every commit made so far is on disk: at once
@@ -61,8 +66,8 @@ export interface SqliteCalls {
   call<T>(fn: () => T): Promise<T>;
   /**
    * call() for a single-use spend, a conditional write of which at most one caller wins (a
-   * logout, a consume, a revocation, an insert that another caller of the same step may have
-   * made). The winner is answered as call() answers it. A call that changed no row (or whose
+   * consume, a revocation, a user token's logout; a logout of a session and a refresh's child
+   * refresh token go through deferredSpend()). The winner is answered as call() answers it. A call that changed no row (or whose
    * insert is a DuplicateError) lost the race, or found the thing spent already: its answer
    * rests on the winner's commit, which may not be on disk yet (the winner still waits for its
    * fsync, made none, cheaply(), or is another process on the file). So it resolves once every
@@ -81,6 +86,14 @@ export interface SqliteCalls {
    * deadline: the wait only makes a commit durable.
    */
   deferred<T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }>;
+  /**
+   * deferred() for a single-use spend (see spend()): the winner is answered as deferred()
+   * answers it; a call that changed no row (or whose insert is a DuplicateError) lost, and is
+   * answered as spend() answers it, once every commit it may have read is on disk, its `durable`
+   * resolving at once. A session's end (a logout, whose audit event's fsync covers it) and a
+   * refresh's child refresh token (which a concurrent caller of the same refresh may have stored).
+   */
+  deferredSpend<T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }>;
   /** Inside call(): the rows `write` changes do not hold the answer for an fsync. */
   cheaply<T>(write: () => T): T;
   /** Resolves once every commit made so far is on disk (for writes made outside call()). */
@@ -120,18 +133,25 @@ export function sqliteCalls(db: Database.Database, options: SqliteCallsOptions =
 function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
   const changes = wal.changes;
   let cheap = 0;
-  const run = <T>(fn: () => T, spend: boolean): Promise<T> =>
+  /**
+   * Runs `fn`. A spend that lost (it changed no row, or its insert is a DuplicateError) settles
+   * once every commit it may have read is on disk, with `lost(result)`; any other call with
+   * `won(result, changed, committed)`: `changed`, the rows it changed beyond cheaply()'s,
+   * `committed`, changes() after it.
+   */
+  const run = <T, R>(fn: () => T, spend: boolean, won: (result: T, changed: number, committed: number) => Promise<R>, lost: (result: T) => R): Promise<R> =>
     callLater(() => {
       let result: T;
       let changed: number;
-      let lost: boolean;
+      let committed: number;
+      let all: number;
       try {
         const before = changes();
         cheap = 0;
         result = fn();
-        const all = changes() - before;
+        committed = changes();
+        all = committed - before;
         changed = all - cheap;
-        lost = spend && all === 0;
       } catch (error) {
         const mapped = mapSqliteError(error);
         // A write on the failed (query-only) connection: refused with the failure's own words.
@@ -140,27 +160,18 @@ function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
         if (spend && mapped instanceof DuplicateError) return wal.durable().then(() => Promise.reject(mapped));
         return Promise.reject(mapped);
       }
-      if (changed > 0) return wal.sync().then(() => result);
-      return lost ? wal.durable().then(() => result) : Promise.resolve(result);
+      return spend && all === 0 ? wal.durable().then(() => lost(result)) : won(result, changed, committed);
     });
+  const synced = <T>(result: T, changed: number): Promise<T> => (changed > 0 ? wal.sync().then(() => result) : Promise.resolve(result));
+  // This connection's changes are counted in order: a count at least `committed` as an fsync
+  // starts means that fsync started after this commit.
+  const deferred = <T>(result: T, _changed: number, committed: number) => Promise.resolve({ result, durable: () => wal.syncedThrough(committed) });
+  const onDisk = <T>(result: T) => ({ result, durable: () => Promise.resolve() });
   return {
-    call: <T>(fn: () => T): Promise<T> => run(fn, false),
-    spend: <T>(fn: () => T): Promise<T> => run(fn, true),
-    deferred: <T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }> =>
-      callLater(() => {
-        let result: T;
-        try {
-          result = fn();
-        } catch (error) {
-          const mapped = mapSqliteError(error);
-          if (wal.failure !== undefined && mapped instanceof StoreUnavailableError) return Promise.reject(wal.failure);
-          return Promise.reject(mapped);
-        }
-        // This connection's changes are counted in order: a count at least this high as an fsync
-        // starts means that fsync started after this commit.
-        const committed = changes();
-        return Promise.resolve({ result, durable: () => wal.syncedThrough(committed) });
-      }),
+    call: <T>(fn: () => T): Promise<T> => run(fn, false, synced, (result) => result),
+    spend: <T>(fn: () => T): Promise<T> => run(fn, true, synced, (result) => result),
+    deferred: <T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }> => run(fn, false, deferred, onDisk),
+    deferredSpend: <T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }> => run(fn, true, deferred, onDisk),
     cheaply<T>(write: () => T): T {
       const before = changes();
       try {

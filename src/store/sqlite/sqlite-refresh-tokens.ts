@@ -27,7 +27,7 @@ function toRecord(row: RefreshTokenRow): RefreshTokenRecord {
 }
 
 export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
-  const { call, cheaply, deferred, spend: spending } = sqliteCalls(db);
+  const { call, cheaply, deferred, deferredSpend, spend: spending } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at)
     VALUES (@hash, @sessionId, @createdAt, @expiresAt) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM refresh_tokens WHERE hash = ?");
@@ -36,23 +36,22 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
   );
   const deleteBySession = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
   const deleteExpired = batchDelete(db, "refresh_tokens", "expires_at < ?");
-  const inserted = (token: NewRefreshToken) =>
-    toRecord(
-      returning<RefreshTokenRow>(insert, {
-        hash: token.hash,
-        sessionId: token.sessionId,
-        createdAt: toMs(token.createdAt),
-        expiresAt: toMs(token.expiresAt),
-      })!,
-    );
 
   return {
-    // A refresh's child token is inserted by its first caller and by every concurrent caller of
-    // the same refresh: a duplicate answers once the first caller's insert is on disk.
-    insert: (token: NewRefreshToken) => spending(() => inserted(token)),
-    // A login's token: committed without an fsync of its own (SqliteCalls.deferred).
+    // Committed without an fsync of its own (SqliteCalls.deferred). A refresh's child token is
+    // inserted by its first caller and by every concurrent caller of the same refresh: a
+    // duplicate answers once the first caller's insert is on disk (deferredSpend).
     insertThenSync: async (token: NewRefreshToken) => {
-      const { result, durable } = await deferred(() => inserted(token));
+      const { result, durable } = await deferredSpend(() =>
+        toRecord(
+          returning<RefreshTokenRow>(insert, {
+            hash: token.hash,
+            sessionId: token.sessionId,
+            createdAt: toMs(token.createdAt),
+            expiresAt: toMs(token.expiresAt),
+          })!,
+        ),
+      );
       return { record: result, durable };
     },
     findByHash: (hash) =>
@@ -76,7 +75,11 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
         const row = byHash.get(hash) as RefreshTokenRow | undefined;
         return row ? toRecord(row) : null;
       }),
-    deleteBySession: (sessionId) => call(() => deleteBySession.run(sessionId).changes),
+    // A logout's: committed without an fsync of its own, its audit event's covers it (see the port).
+    deleteBySessionThenSync: async (sessionId) => {
+      const { result, durable } = await deferred(() => deleteBySession.run(sessionId).changes);
+      return { deleted: result, durable };
+    },
     deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
 }

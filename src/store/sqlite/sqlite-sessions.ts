@@ -38,7 +38,7 @@ function toRecord(row: SessionRow): SessionRecord {
 }
 
 export function sqliteSessions(db: Database.Database): SessionStore {
-  const { call, cheaply, spend } = sqliteCalls(db);
+  const { call, cheaply, deferredSpend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at, credential_epoch)
     VALUES (@id, @userId, @clientId, @accessJti, @createdAt, @expiresAt, @credentialEpoch) RETURNING *`);
   const byId = db.prepare("SELECT * FROM sessions WHERE id = ?");
@@ -91,7 +91,12 @@ export function sqliteSessions(db: Database.Database): SessionStore {
       }),
     // Unsynced: the refresh that moves the jti syncs it with the child token's insert (see the port).
     setAccessJti: (id, expectedJti, newJti) => call(() => cheaply(() => casJti.run(newJti, id, expectedJti).changes === 1)),
-    end: (id, at) => spend(() => end.run(toMs(at), id).changes === 1),
+    // Committed without an fsync of its own: the logout's audit event's covers it (see the port).
+    // A loser (ended already) answers once the winner's end is on disk (deferredSpend).
+    endThenSync: async (id, at) => {
+      const { result, durable } = await deferredSpend(() => end.run(toMs(at), id).changes === 1);
+      return { ended: result, durable };
+    },
     endAllForUser: (userId, at, createdBefore) =>
       call(() =>
         createdBefore === undefined
