@@ -269,11 +269,19 @@ export class Sessions {
    * end()'s writes, answered once committed: `ended`, whether this call ended the session, and
    * `durable`, which resolves once they are durable (SessionStore.endThenSync,
    * RefreshTokenStore.deleteBySessionThenSync): AuditedSessions' session.ended event, recorded
-   * in between, shares their fsync.
+   * in between, shares their fsync. When the delete fails, the end (committed, and refused by
+   * every check from then on) is made durable before the error goes on; a failure to make it
+   * durable leaves the delete's error to answer.
    */
   protected async ending(sessionId: string): Promise<{ ended: boolean; durable: () => Promise<void> }> {
     const end = await this.sessions.endThenSync(sessionId, this.clock.now());
-    const deleted = await this.refreshTokens.deleteBySessionThenSync(sessionId);
+    let deleted: { durable: () => Promise<void> };
+    try {
+      deleted = await this.refreshTokens.deleteBySessionThenSync(sessionId);
+    } catch (e) {
+      await end.durable().catch(() => {});
+      throw e;
+    }
     return { ended: end.ended, durable: async () => void (await Promise.all([end.durable(), deleted.durable()])) };
   }
 

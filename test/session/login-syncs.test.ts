@@ -448,6 +448,36 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
     assert.deepEqual(durable, now, "every write on disk before the error");
   });
 
+  // The session's end is committed, and every instance refuses the session from then on, before
+  // its refresh tokens' delete is tried: when the store refuses that delete, the error goes out
+  // once the end is on disk (as it did when the end waited for its own fsync), so a power cut
+  // after the error cannot bring the session back.
+  const deleteRefused = (): Partial<Store> => ({
+    refreshTokens: { ...store.refreshTokens, deleteBySessionThenSync: () => Promise.reject(new StoreUnavailableError("embedded store unavailable (SQLITE_BUSY)")) },
+  });
+  for (const [name, env] of [
+    ["auditing on", {}],
+    ["auditing off (TESSERA_AUDIT=off)", { TESSERA_AUDIT: "off" }],
+  ] as const) {
+    it(`logout, ${name}, the refresh tokens' delete refused by the store: STORE_UNAVAILABLE once the session's end is on disk`, async () => {
+      const c = await coreWith(deleteRefused(), env);
+      const { access } = await session(c);
+      await assert.rejects(c.sessions.end(access.sessionId, access.userId, { logout: true }), StoreUnavailableError);
+      assert.equal(written().ended, 1, "the session was ended");
+      assert.equal(durable.ended, 1, "by a write on disk before the error");
+    });
+  }
+
+  it("a reuse detection, the refresh tokens' delete refused by the store: STORE_UNAVAILABLE once the session's end is on disk", async () => {
+    const c = await coreWith(deleteRefused(), { TESSERA_REFRESH_GRACE_SECONDS: "0" });
+    const { pair, access } = await session(c);
+    await c.sessions.refresh(access, pair.refreshToken);
+    await new Promise((r) => setTimeout(r, 20));
+    await assert.rejects(c.sessions.refresh(access, pair.refreshToken), StoreUnavailableError);
+    assert.equal(written().ended, 1, "the session was ended");
+    assert.equal(durable.ended, 1, "by a write on disk before the error");
+  });
+
   it("session.started refused by the store: the login still waits for one fsync, which covers the login's event, the session, lastLoginAt and the refresh token", async () => {
     const events = store.auditEvents;
     const core = await coreWith({
