@@ -299,10 +299,29 @@ describe("sqlite store", () => {
     }
   });
 
+  // The write-ahead log grows by one frame (a page and its header) per page a commit writes.
+  const walFrames = (file: string) => Math.floor(Math.max(0, statSync(`${file}-wal`).size - 32) / (4096 + 24));
+
+  it("a successful login gives its slot back by writing the slot count alone: one page of the log (the row's), no index of login_attempts rewritten", async () => {
+    const store = await openStore({ dataDir });
+    try {
+      const file = join(dataDir, "tessera.db");
+      const rule = { windowMs: 60_000, lockMs: 60_000, maxLockMs: 600_000, leaseMs: 60_000 };
+      const reservation = await store.loginAttempts.reserve([{ key: "login:k", limit: 5 }], new Date(), rule);
+      assert.ok(reservation.granted);
+      const before = walFrames(file);
+      await store.loginAttempts.release(reservation.slots);
+      assert.equal(walFrames(file) - before, 1);
+      // The slot is free again: five more attempts take one each, a sixth is refused.
+      for (let i = 0; i < 5; i++) assert.ok((await store.loginAttempts.reserve([{ key: "login:k", limit: 5 }], new Date(), rule)).granted);
+      assert.equal((await store.loginAttempts.reserve([{ key: "login:k", limit: 5 }], new Date(), rule)).granted, false);
+    } finally {
+      await store.close();
+    }
+  });
+
   describe("audit events: group commit", () => {
     const event = (n: number): AuditEventRecord => ({ id: `e${String(n).padStart(4, "0")}`, time: new Date(1_700_000_000_000 + n), type: "user.login", outcome: "shed", login: `flood-${n}@example.com` });
-    // The write-ahead log grows by one frame (a page and its header) per page a commit writes.
-    const walFrames = (file: string) => Math.floor(Math.max(0, statSync(`${file}-wal`).size - 32) / (4096 + 24));
 
     it("the events of one turn are committed together: 200 appends write about one transaction's frames, not 200", async () => {
       const store = await openStore({ dataDir });

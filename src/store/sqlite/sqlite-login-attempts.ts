@@ -51,6 +51,9 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
     ON CONFLICT (key) DO UPDATE SET held = excluded.held, failures = excluded.failures,
       first_failure_at = excluded.first_failure_at, last_failure_at = excluded.last_failure_at,
       locked_until = excluded.locked_until, pending_from = excluded.pending_from, pending_until = excluded.pending_until`);
+  // A slot given back changes the slot count alone (giveBackSlot): the other columns (last_failure_at's index
+  // among them) are left as they are, so its commit rewrites the row's page and no index's.
+  const setHeld = db.prepare("UPDATE login_attempts SET held = ? WHERE key = ?");
   const deleteStale = batchDelete(db, "login_attempts", "last_failure_at < ? AND (locked_until IS NULL OR locked_until <= ?)");
   const remember = db.prepare(`INSERT INTO known_logins (hash, expires_at) VALUES (?, ?)
     ON CONFLICT (hash) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`);
@@ -98,7 +101,7 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
   const release = db.transaction((slots: readonly HeldSlot[]) => {
     for (const slot of slots) {
       const state = giveBackSlot(stateOf(slot.key), slot);
-      if (state) write(slot.key, state);
+      if (state) setHeld.run(state.held, slot.key);
     }
   });
 
