@@ -114,6 +114,24 @@ export async function tracked<T>(
   onSuccess?: (result: T) => AuditFields,
   successOptions?: AppendOptions,
 ): Promise<T> {
+  const { result, recorded } = await trackedThen(audit, type, fields, work, onSuccess, successOptions);
+  await recorded;
+  return result;
+}
+
+/**
+ * tracked(), answered as soon as `work` succeeded, with `recorded`: the record of its success,
+ * under way (AuditTrail.record's answer: whether the store has the event). A failure is recorded
+ * before the error goes on, as tracked() does.
+ */
+export async function trackedThen<T>(
+  audit: Pick<AuditTrail, "record">,
+  type: AuditEventType,
+  fields: AuditFields,
+  work: () => Promise<T>,
+  onSuccess?: (result: T) => AuditFields,
+  successOptions?: AppendOptions,
+): Promise<{ result: T; recorded: Promise<boolean> }> {
   let result: T;
   try {
     result = await work();
@@ -121,8 +139,7 @@ export async function tracked<T>(
     await audit.record({ type, ...fields, outcome: outcomeOf(e), reason: reasonOf(e) });
     throw e;
   }
-  await audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" }, successOptions);
-  return result;
+  return { result, recorded: audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" }, successOptions) };
 }
 
 /**
@@ -156,7 +173,7 @@ export interface AuditTrailDeps {
 export class AuditTrail {
   private observer: AuditObserver = {};
   /** Store writes not yet settled (awaited by drain()). */
-  private readonly writes = new Set<Promise<void>>();
+  private readonly writes = new Set<Promise<boolean>>();
 
   /** Refusals of unverified callers beyond the budget are counted, then stored as summaries. */
   private readonly budget: AuditBudget | undefined;
@@ -179,13 +196,15 @@ export class AuditTrail {
   private readonly ids = new SortableIds();
 
   /**
-   * Records one event: the log line, then the store; resolves once the store has it (or refused
-   * it). Never rejects. An `error` outcome (most likely the store is down) does not wait for the
-   * store: the call it records has failed already and must not wait a second time. `options`
-   * go to the store's append: with syncedByNextWrite, the caller's next write makes the event
-   * durable, or the caller waits for synced() when that write is not made (AppendOptions).
+   * Records one event: the log line, then the store; resolves once the store has it (true) or
+   * refused it (false). Never rejects. An `error` outcome (most likely the store is down) does
+   * not wait for the store (false): the call it records has failed already and must not wait a
+   * second time. False too when nothing is stored (auditing off, a refusal counted by the
+   * budget). `options` go to the store's append: with syncedByNextWrite, the caller's next write
+   * makes the event durable, or the caller waits for synced() when that write is not made
+   * (AppendOptions).
    */
-  async record(input: AuditInput, options?: AppendOptions): Promise<void> {
+  async record(input: AuditInput, options?: AppendOptions): Promise<boolean> {
     const scope = currentCall();
     const now = this.deps.clock.now();
     const event: AuditEventRecord = { id: this.ids.next(now.getTime()), time: now, type: input.type, outcome: input.outcome };
@@ -204,16 +223,16 @@ export class AuditTrail {
     ];
     for (const [k, v] of fields) if (v !== undefined && v !== "") (event as unknown as Record<string, unknown>)[k] = v;
     this.observer.recorded?.(event);
-    if (!this.deps.enabled) return;
+    if (!this.deps.enabled) return false;
     // A refusal of a caller without a verified credential (inside a call: an event outside one
     // has no caller) is within the budget, or counted for its address's summary: neither stored
     // nor logged one by one (the call's own log line still is).
     if (input.outcome !== "success" && scope !== undefined && scope.authenticated !== true && this.budget && !this.budget.admit(event)) {
       this.observer.suppressed?.(event);
-      return;
+      return false;
     }
     const write = this.logAndStore(event, options);
-    if (input.outcome !== "error") await write;
+    return input.outcome !== "error" && (await write);
   }
 
   /**
@@ -230,8 +249,8 @@ export class AuditTrail {
     }
   }
 
-  /** The event's log line, then its store write (tracked for drain()). */
-  private logAndStore(event: AuditEventRecord, options?: AppendOptions): Promise<void> {
+  /** The event's log line, then its store write (tracked for drain()): whether the store has it. */
+  private logAndStore(event: AuditEventRecord, options?: AppendOptions): Promise<boolean> {
     // The logger adds the call's requestId, trace_id and span_id to every line itself; Dates
     // (a summary's `suppressed.since`) are written as JSON writes them, in ISO 8601.
     const { id, time, type, requestId: _requestId, traceId: _traceId, spanId: _spanId, ...rest } = event;
@@ -259,10 +278,11 @@ export class AuditTrail {
     void this.logAndStore(event);
   }
 
-  private async store(event: AuditEventRecord, options?: AppendOptions): Promise<void> {
+  private async store(event: AuditEventRecord, options?: AppendOptions): Promise<boolean> {
     const { id, type } = event;
     try {
       await this.deps.events.append(event, options);
+      return true;
     } catch (e) {
       this.deps.logger.warn("audit event not stored", {
         type: "audit",
@@ -271,6 +291,7 @@ export class AuditTrail {
         error: e instanceof Error ? e.message : String(e),
       });
       this.observer.writeFailed?.(event);
+      return false;
     }
   }
 }

@@ -9,7 +9,7 @@ import { decodeJwt } from "jose";
 import type { ApiTokenRecord } from "../store/ports/api-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import { ApiTokens, type ApiTokensDeps } from "./api-tokens.js";
-import { outcomeOf, reasonOf, tracked, type AuditTrail } from "./audit.js";
+import { outcomeOf, reasonOf, tracked, trackedThen, type AuditTrail } from "./audit.js";
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
@@ -32,11 +32,16 @@ export class AuditedUsers extends Users {
   }
 
   /**
-   * `login` as authenticate() records it, but its success is stored syncedByNextWrite: the write
-   * `next` makes durably (a session's refresh token, a user token) makes the event durable with
-   * it, one fsync of the embedded store's log instead of two in turn. When `next` fails (the store
-   * refused the credential, the user's epoch moved, the caller went away), the event is made
-   * durable before the error goes on: the trail keeps what happened, whatever the answer.
+   * `login` as authenticate() records it, but its success is stored syncedByNextWrite, and `next`
+   * runs without waiting for that: `next` records its own event once its credential is stored (a
+   * session's session.started, a user token's user_token.login), which the embedded store commits
+   * with this one (the events of one turn are one transaction) or after it, and whose fsync makes
+   * both durable: one commit of the audit table and its indexes per login instead of two, and one
+   * fsync. When that event is not stored, `next` waits for synced() (AuditedSessions.start,
+   * AuditedUserTokens.login); when `next` fails (the store refused the credential, the user's
+   * epoch moved, the caller went away), this event is made durable before the error goes on: the
+   * trail keeps what happened, whatever the answer. Either way the answer waits for this event's
+   * record to settle.
    */
   override async authenticateThen<T>(
     rawLogin: string,
@@ -46,12 +51,21 @@ export class AuditedUsers extends Users {
     source: LoginSource | undefined,
     next: (user: UserRecord) => Promise<T>,
   ): Promise<T> {
-    const user = await tracked(this.audit, "login", { login: rawLogin }, () => super.authenticate(rawLogin, password, kind, clientAddress, source), (u) => ({ userId: u.id }), { syncedByNextWrite: true });
+    const { result: user, recorded } = await trackedThen(
+      this.audit,
+      "login",
+      { login: rawLogin },
+      () => super.authenticate(rawLogin, password, kind, clientAddress, source),
+      (u) => ({ userId: u.id }),
+      { syncedByNextWrite: true },
+    );
     try {
       return await next(user);
     } catch (e) {
       await this.audit.synced();
       throw e;
+    } finally {
+      await recorded;
     }
   }
 
@@ -80,17 +94,23 @@ export class AuditedSessions extends Sessions {
   /**
    * `session.started` (`subject`: the session id, the access token's `sid`). Recorded once the
    * refresh token is stored, before the wait for it to be durable: on the embedded store the
-   * event's fsync, which starts after the token's commit, is the one the login waits for, and
-   * when the event is not stored (auditing off, the store refused it) the wait makes one.
+   * event's fsync, which starts after the token's commit, is the one the login waits for (it
+   * also makes the login's own event durable: AuditedUsers.authenticateThen), and when the event
+   * is not stored (auditing off, the store refused it) the wait makes one, after what the trail
+   * still holds is committed (synced()).
    */
   override async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {
-    const { pair, durable } = await tracked(
+    const {
+      result: { pair, durable },
+      recorded,
+    } = await trackedThen(
       this.audit,
       "session.started",
       { userId: user.id },
       () => super.begin(user, clientId),
       ({ pair }) => ({ subject: decodeJwt(pair.accessToken).sid as string }),
     );
+    if (!(await recorded)) await this.audit.synced();
     await durable();
     return pair;
   }
@@ -145,16 +165,16 @@ export class AuditedUserTokens extends UserTokens {
   /**
    * The password check is the `login` event; this records the token it created, once the token
    * is stored, before the wait for it to be durable: on the embedded store the event's fsync,
-   * which starts after the token's commit, is the one the login waits for, and when the event
-   * is not stored (auditing off, the store refused it) the wait makes one.
+   * which starts after the token's commit, is the one the login waits for (it also makes the
+   * login's `login` event durable: AuditedUsers.authenticateThen), and when the event is not
+   * stored (auditing off, the store refused it) the wait makes one, after what the trail still
+   * holds is committed (synced()).
    */
   override async login(input: LoginInput): Promise<{ secret: string; token: UserTokenRecord }> {
     const { result, durable } = await super.begin(input);
-    try {
-      await this.audit.record({ type: "user_token.login", outcome: "success", userId: result.token.userId, login: input.login, subject: result.token.id });
-    } finally {
-      await durable();
-    }
+    const stored = await this.audit.record({ type: "user_token.login", outcome: "success", userId: result.token.userId, login: input.login, subject: result.token.id });
+    if (!stored) await this.audit.synced();
+    await durable();
     return result;
   }
 

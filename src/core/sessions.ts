@@ -119,9 +119,10 @@ export class Sessions {
     if (input.accountType !== "traditional") throw invalidField("account_type", 'account_type must be "traditional"');
     requireField("email", input.email);
     requireField("password", input.password);
-    // The login's audit event (authenticateThen), the session and lastLoginAt first, then the
-    // refresh token, all unsynced, then session.started (AuditedSessions): on the embedded store
-    // the answer waits for one fsync that started after all of them (start()).
+    // lastLoginAt, the session, then the refresh token, all unsynced, then session.started
+    // (AuditedSessions), committed with the login's audit event (authenticateThen, which does
+    // not wait for it): on the embedded store the answer waits for one fsync that started after
+    // all of them (start()).
     return this.users.authenticateThen(input.email, input.password, "email", input.clientAddress, undefined, async (user) => {
       const noted = this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true });
       const [pair] = await Promise.all([this.start(user, input.clientId), noted]);

@@ -85,6 +85,37 @@ describe("Seed 000 login, refresh and logout on the embedded store: the fsyncs t
     assert.deepEqual(covers[0], now);
   });
 
+  it("POST /session commits its two audit events (login, session.started) in one transaction: the audit table and its indexes are written once per login, not twice", async () => {
+    const api = sessionApi("rest", server.url);
+    const email = uniqueEmail();
+    expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
+    await new Promise((r) => setTimeout(r, 50));
+    // The audit events each commit of the server's connection writes (a transaction's, or a
+    // statement's own), read from the statements it runs.
+    const statement = Object.getPrototypeOf(new Database(":memory:").prepare("SELECT 1")) as { run: (...args: unknown[]) => unknown };
+    const run = statement.run;
+    const commits: number[] = [];
+    let open: number | undefined;
+    statement.run = function (this: Database.Statement, ...args: unknown[]) {
+      const sql = this.source.trim();
+      if (/^BEGIN\b/i.test(sql)) open = 0;
+      else if (/^COMMIT\b/i.test(sql)) {
+        if (open) commits.push(open);
+        open = undefined;
+      } else if (/^INSERT INTO audit_events\b/.test(sql)) {
+        if (open === undefined) commits.push(1);
+        else open++;
+      }
+      return run.apply(this, args);
+    };
+    try {
+      expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+    } finally {
+      statement.run = run;
+    }
+    assert.deepEqual(commits, [2]);
+  });
+
   it("POST /session, 4 logins at once: their fsyncs are shared (at most 2, the first held until every login's session.started is committed), and the last answer comes after one that covers every write of the four", async () => {
     const api = sessionApi("rest", server.url);
     const emails = [uniqueEmail(), uniqueEmail(), uniqueEmail(), uniqueEmail()];

@@ -56,7 +56,7 @@ export function batchNeedsSync(outcomes: readonly string[]): boolean {
 
 interface PendingAppend {
   row: Record<string, unknown>;
-  /** AppendOptions.syncedByNextWrite: resolved once committed; its call's next write syncs it. */
+  /** AppendOptions.syncedByNextWrite: resolved once committed; its call's next event syncs it. */
   carried: boolean;
   resolve: () => void;
   reject: (e: unknown) => void;
@@ -80,9 +80,9 @@ interface PendingAppend {
  * of them, never a success or a failure.
  *
  * An event appended syncedByNextWrite (seed 000's successful login) is answered once committed:
- * its call's next write (the session's refresh token, which waits for the fsync of the
- * session.started event appended after it) waits for an fsync that starts after that commit,
- * which makes both durable, and a call that fails before it waits for `synced()`. Nor does
+ * its call's next event (session.started, appended after it: committed in the same batch or a
+ * later one) waits for an fsync that starts after that commit, which makes both durable, and a
+ * call that fails before it, or whose next event is not stored, waits for `synced()`. Nor does
  * it make its batch wait for an fsync: a batch of such events and refusals is committed alone.
  */
 export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { flush(): void } {
