@@ -79,7 +79,12 @@ export class Passwords {
    * one for a hash at them would (see the top of this file).
    */
   async verify(hash: string, password: string): Promise<boolean> {
-    const current = !this.needsRehash(hash);
+    return (await this.check(hash, password)).ok;
+  }
+
+  /** verify() (`ok`), and whether the stored hash needs an upgrade (`rehash`: needsRehash), read once. */
+  async check(hash: string, password: string): Promise<{ ok: boolean; rehash: boolean }> {
+    const rehash = this.needsRehash(hash);
     let took = 0;
     const ok = await this.pool.run(async () => {
       const start = this.timing.now();
@@ -91,9 +96,9 @@ export class Passwords {
         took = this.timing.now() - start;
       }
     });
-    if (current) this.recordTime(took);
+    if (!rehash) this.recordTime(took);
     else if (!ok) await this.padToCurrent(took);
-    return ok;
+    return { ok, rehash };
   }
 
   private recordTime(ms: number): void {

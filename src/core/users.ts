@@ -127,14 +127,15 @@ export class Users {
       await attempt.failed();
       throw invalidLogin();
     }
-    if (!(await abandonOnError(attempt, this.passwords.verify(user.passwordHash, password)))) {
+    const { ok, rehash } = await abandonOnError(attempt, this.passwords.check(user.passwordHash, password));
+    if (!ok) {
       await attempt.failed();
       throw invalidLogin();
     }
     await attempt.succeeded(user.active);
     // Only someone who knows the password learns that the account is deactivated.
     if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
-    if (this.passwords.needsRehash(user.passwordHash)) await this.rehash(user, password);
+    if (rehash) await this.rehash(user, password);
     return user;
   }
 
