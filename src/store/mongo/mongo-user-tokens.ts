@@ -39,21 +39,17 @@ export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
     return true;
   };
 
+  const create = (token: NewUserToken) =>
+    ctx.run(ID, async (): Promise<UserTokenRecord> => {
+      const doc = toDoc(token, ID);
+      await insertNamingDuplicate(tokens, doc, ID, "hash");
+      return { ...fromDoc<UserTokenRecord>(doc, ID), enabled: true, version: 0 };
+    });
+
   return {
-    create: (token: NewUserToken) =>
-      ctx.run(ID, async () => {
-        const doc = toDoc(token, ID);
-        await insertNamingDuplicate(tokens, doc, ID, "hash");
-        return { ...fromDoc<UserTokenRecord>(doc, ID), enabled: true, version: 0 };
-      }),
+    create,
     // Acknowledged as create() is (the connection's write concern): nothing is left to wait for.
-    createThenSync: (token: NewUserToken) =>
-      ctx.run(ID, async () => {
-        const doc = toDoc(token, ID);
-        await insertNamingDuplicate(tokens, doc, ID, "hash");
-        const record: UserTokenRecord = { ...fromDoc<UserTokenRecord>(doc, ID), enabled: true, version: 0 };
-        return { record, durable: () => Promise.resolve() };
-      }),
+    createThenSync: async (token: NewUserToken) => ({ record: await create(token), durable: () => Promise.resolve() }),
     findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
     findById: (id) => ctx.run(ID, async () => load(await tokens.findOne({ _id: id }))),
     touchLastUsed: (id, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(id, at, minIntervalMs)),
