@@ -37,10 +37,13 @@ async function seedUser(ports: Ports, i: number, passwordHash: string, now: Date
   const login = `seed${i}@seed.example.com`;
   const user = await ports.users.create({ id: randomId(), login, loginKey: loginKey(login), emails: [login], passwordHash, createdAt: now });
   for (let s = 0; s < SESSIONS_PER_USER; s++) {
-    const session = await ports.sessions.create({ id: randomId(), userId: user.id, clientId: "web", accessJti: randomId(), createdAt: now, expiresAt: later, credentialEpoch: user.credentialEpoch });
+    const sessionId = randomId();
     for (let g = 1; g <= TOKENS_PER_SESSION; g++) {
       const hash = hashSecret(randomToken(32));
-      await ports.refreshTokens.insertThenSync({ hash, sessionId: session.id, createdAt: now, expiresAt: later });
+      const token = { hash, sessionId, createdAt: now, expiresAt: later };
+      // The first is stored with its session, as a login stores it; the others as refreshes do.
+      if (g === 1) await ports.sessions.createThenSync({ id: sessionId, userId: user.id, clientId: "web", accessJti: randomId(), createdAt: now, expiresAt: later, credentialEpoch: user.credentialEpoch }, token);
+      else await ports.refreshTokens.insertThenSync(token);
       if (g < TOKENS_PER_SESSION) await ports.refreshTokens.spend(hash, now, ""); // spent long ago: no child pair kept
     }
   }

@@ -93,10 +93,10 @@ export class AuditedSessions extends Sessions {
 
   /**
    * `session.started` (`subject`: the session id, the access token's `sid`). Recorded once the
-   * refresh token is stored, before the wait for it to be durable: on the embedded store the
-   * event's fsync, which starts after the token's commit, is the one the login waits for (it
-   * also makes the login's own event durable: AuditedUsers.authenticateThen), and when the event
-   * is not stored (auditing off, the store refused it) the wait makes one, after what the trail
+   * session and its refresh token are stored, before the wait for them to be durable: on the
+   * embedded store the event's fsync, which starts after their commit, is the one the login
+   * waits for (it also makes the login's own event durable: AuditedUsers.authenticateThen), and
+   * when the event is not stored (auditing off, the store refused it) the wait makes one, after what the trail
    * still holds is committed (synced()).
    */
   override async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {

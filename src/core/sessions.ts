@@ -119,7 +119,7 @@ export class Sessions {
     if (input.accountType !== "traditional") throw invalidField("account_type", 'account_type must be "traditional"');
     requireField("email", input.email);
     requireField("password", input.password);
-    // lastLoginAt, the session, then the refresh token, all unsynced, then session.started
+    // lastLoginAt, then the session with its refresh token, all unsynced, then session.started
     // (AuditedSessions), committed with the login's audit event (authenticateThen, which does
     // not wait for it): on the embedded store the answer waits for one fsync that started after
     // all of them (start()).
@@ -143,31 +143,32 @@ export class Sessions {
   }
 
   /**
-   * start(), answered once the refresh token is stored, with `durable`, which resolves once it
-   * and every write before it are durable (RefreshTokenStore.insertThenSync): a caller's own
-   * write in between (AuditedSessions' session.started event) shares their fsync.
+   * start(), answered once the session and its refresh token are stored, with `durable`, which
+   * resolves once they and every write before them are durable (SessionStore.createThenSync): a
+   * caller's own write in between (AuditedSessions' session.started event) shares their fsync.
    */
   protected async begin(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<PairThenSync> {
     const now = this.clock.now();
     const sessionId = randomId();
     const jti = randomId();
     const expiresAt = new Date(now.getTime() + this.config.refreshTokenTtlSeconds * 1000);
-    const session = await this.sessions.create({
-      id: sessionId,
-      userId: user.id,
-      clientId,
-      accessJti: jti,
-      createdAt: now,
-      expiresAt,
-      credentialEpoch: user.credentialEpoch,
-    });
+    // The session and its first refresh token are stored together (one transaction on the
+    // embedded store). A session has an absolute lifetime; no refresh token outlives it.
+    const refreshToken = randomToken(32);
+    const { record: session, durable } = await this.sessions.createThenSync(
+      { id: sessionId, userId: user.id, clientId, accessJti: jti, createdAt: now, expiresAt, credentialEpoch: user.credentialEpoch },
+      { hash: hashSecret(refreshToken), sessionId, createdAt: now, expiresAt },
+    );
+    // Checked once the session is stored: a password change or deactivation that moved the
+    // epoch before this read is seen here, one after it ends this session with the user's others.
+    // A session refused here is ended, its refresh token deleted with it (end()), before any
+    // token of it goes out.
     const state = await this.users.credentialState(user.id, user.credentialEpoch);
     if (state !== "current") {
       await this.end(session.id, user.id);
       if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
       throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
     }
-    const { token: refreshToken, durable } = await this.issueRefreshToken(session, now);
     return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
   }
 
@@ -380,14 +381,6 @@ export class Sessions {
     const session = await this.sessions.findById(access.sessionId);
     if (!session || session.endedAt || session.expiresAt.getTime() <= this.clock.now().getTime()) throw sessionEnded();
     return session;
-  }
-
-  private async issueRefreshToken(session: SessionRecord, now: Date): Promise<{ token: string; durable: () => Promise<void> }> {
-    // (The first refresh token of a session; later ones are made by `refresh`.)
-    const token = randomToken(32);
-    // A session has an absolute lifetime; no refresh token outlives it.
-    const { durable } = await this.refreshTokens.insertThenSync({ hash: hashSecret(token), sessionId: session.id, createdAt: now, expiresAt: session.expiresAt });
-    return { token, durable };
   }
 
   private signAccess(session: SessionRecord, jti: string): Promise<string> {

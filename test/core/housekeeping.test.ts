@@ -43,8 +43,8 @@ for (const kind of storesUnderTest()) {
       const future = new Date(now.getTime() + minute);
       const created = new Date(now.getTime() - 10 * minute);
       const session = (id: string, expiresAt: Date) => ({ id, userId: "u1", clientId: "c", accessJti: `${id}-jti`, createdAt: created, expiresAt });
-      await store.sessions.create(session("s-old", past));
-      await store.sessions.create(session("s-live", future));
+      // Each with its first refresh token, live: the refresh tokens counted are the two below.
+      for (const s of [session("s-old", past), session("s-live", future)]) await store.sessions.createThenSync(s, { hash: `${s.id}-rt`, sessionId: s.id, createdAt: created, expiresAt: future });
       await store.refreshTokens.insertThenSync({ hash: "r-old", sessionId: "s1", createdAt: created, expiresAt: past });
       await store.refreshTokens.insertThenSync({ hash: "r-live", sessionId: "s1", createdAt: created, expiresAt: future });
       await store.authTokens.create({ hash: "a-old", userId: "u1", createdAt: created, expiresAt: past });
@@ -88,7 +88,8 @@ for (const kind of storesUnderTest()) {
       const batch = 10;
       const old = new Date(now.getTime() - 91 * 24 * 60 * minute);
       for (let i = 0; i < 25; i++) {
-        await store.sessions.create({ id: `s${i}`, userId: "u1", clientId: "c", accessJti: "j", createdAt: old, expiresAt: old });
+        // Its first refresh token live: the backlog is the sessions' alone.
+        await store.sessions.createThenSync({ id: `s${i}`, userId: "u1", clientId: "c", accessJti: "j", createdAt: old, expiresAt: old }, { hash: `s${i}-rt`, sessionId: `s${i}`, createdAt: old, expiresAt: new Date(now.getTime() + minute) });
         await store.auditEvents.append({ id: `e${i}`, time: old, type: "login", outcome: "success", userId: "batched" });
       }
       // Every call of a batched delete, with its limit and what it deleted.

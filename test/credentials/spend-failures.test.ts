@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { fsync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Collection, MongoClient, MongoNetworkError } from "mongodb";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import type { UserTokenStore } from "../../src/store/ports/user-tokens.js";
 import { bearer, rest } from "../support/clients.js";
@@ -212,6 +213,47 @@ for (const store of storesUnderTest()) {
         expectOk(await api.getSession({ ...client, access: again.access_token }));
         expectOk(await api.refreshSession({ refresh_token: again.refresh_token }, { ...client, access: again.access_token }));
       });
+    });
+  });
+}
+
+if (storesUnderTest().includes("mongo")) {
+  // MongoDB (no transactions here) stores a login's session and its first refresh token as two
+  // inserts, the session first: a failure of the second leaves the session's document, which
+  // nothing can use (no token of it went out, and it has no refresh token).
+  describe("Seed 000's login (POST /session) on mongo when the store fails between the session and its refresh token", function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    before(async () => (server = await startTestServer({ store: "mongo" })));
+    after(() => server.close());
+
+    it("503 STORE_UNAVAILABLE; the session's document is left without a refresh token; the next login works", async () => {
+      const email = uniqueEmail("spend");
+      const user = await signUp(server, email);
+      const insertOne = Collection.prototype.insertOne;
+      let failures = 1;
+      Collection.prototype.insertOne = function (this: Collection, ...args: Parameters<Collection["insertOne"]>) {
+        if (this.collectionName === "refresh_tokens" && failures-- > 0) return Promise.reject(new MongoNetworkError("connection reset"));
+        return insertOne.apply(this, args);
+      } as Collection["insertOne"];
+      const logIn = () => rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: { "x-koms-clientid": testClientId } });
+      try {
+        assertStoreUnavailable(await logIn());
+      } finally {
+        Collection.prototype.insertOne = insertOne;
+      }
+      assert.equal(failures, 0, "the refresh token's insert was the one refused");
+      const client = new MongoClient(server.config.mongodbUri!);
+      try {
+        const db = client.db(server.config.mongodbDatabase);
+        const sessions = await db.collection<{ _id: string }>("sessions").find({ userId: user.id }).toArray();
+        assert.equal(sessions.length, 1, "the session was inserted first");
+        assert.equal(await db.collection("refresh_tokens").countDocuments({ sessionId: sessions[0]!._id }), 0);
+      } finally {
+        await client.close();
+      }
+      const next = await logIn();
+      assert.equal(next.status, 200, next.text);
     });
   });
 }

@@ -91,10 +91,10 @@ export interface Written {
 export function recordWrites(server: TestServer): Written {
   const written: Written = { sessions: [], userTokens: [] };
   const { sessions, userTokens } = server.tessera.store;
-  const createSession = sessions.create;
-  sessions.create = async (session) => {
+  const createSession = sessions.createThenSync;
+  sessions.createThenSync = async (session, refreshToken) => {
     written.sessions.push(session.id);
-    return createSession.call(sessions, session);
+    return createSession.call(sessions, session, refreshToken);
   };
   const createUserToken = userTokens.create;
   userTokens.create = async (token) => {

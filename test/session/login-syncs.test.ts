@@ -116,6 +116,46 @@ describe("Seed 000 login, refresh and logout on the embedded store: the fsyncs t
     assert.deepEqual(commits, [2]);
   });
 
+  it("POST /session stores its session and its first refresh token in one transaction: one commit, so a crash between them cannot leave a session without its refresh token", async () => {
+    const api = sessionApi("rest", server.url);
+    const email = uniqueEmail();
+    expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
+    await new Promise((r) => setTimeout(r, 50));
+    // The tables each commit of the server's connection inserts into (a transaction's, or a
+    // statement's own), of the two, read from the statements it runs (an INSERT ... RETURNING
+    // runs with all()).
+    const statement = Object.getPrototypeOf(new Database(":memory:").prepare("SELECT 1")) as Record<"run" | "all", (...args: unknown[]) => unknown>;
+    const { run, all } = statement;
+    const commits: string[][] = [];
+    let open: string[] | undefined;
+    const seen = (sql: string) => {
+      if (/^BEGIN\b/i.test(sql)) open = [];
+      else if (/^COMMIT\b/i.test(sql)) {
+        if (open?.length) commits.push(open);
+        open = undefined;
+      } else {
+        const table = /^INSERT INTO (sessions|refresh_tokens)\b/.exec(sql)?.[1];
+        if (table === undefined) return;
+        if (open === undefined) commits.push([table]);
+        else open.push(table);
+      }
+    };
+    statement.run = function (this: Database.Statement, ...args: unknown[]) {
+      seen(this.source.trim());
+      return run.apply(this, args);
+    };
+    statement.all = function (this: Database.Statement, ...args: unknown[]) {
+      seen(this.source.trim());
+      return all.apply(this, args);
+    };
+    try {
+      expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+    } finally {
+      Object.assign(statement, { run, all });
+    }
+    assert.deepEqual(commits, [["sessions", "refresh_tokens"]]);
+  });
+
   it("POST /session, 4 logins at once: their fsyncs are shared (at most 2, the first held until every login's session.started is committed), and the last answer comes after one that covers every write of the four", async () => {
     const api = sessionApi("rest", server.url);
     const emails = [uniqueEmail(), uniqueEmail(), uniqueEmail(), uniqueEmail()];
@@ -328,8 +368,7 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
     ["its caller gone", () => new CallEndedError()],
   ] as const;
   for (const [step, ports] of [
-    ["the session", (refusal: () => Error): Partial<Store> => ({ sessions: { ...store.sessions, create: () => Promise.reject(refusal()) } })],
-    ["the refresh token", (refusal: () => Error): Partial<Store> => ({ refreshTokens: { ...store.refreshTokens, insertThenSync: () => Promise.reject(refusal()) } })],
+    ["the session and its refresh token", (refusal: () => Error): Partial<Store> => ({ sessions: { ...store.sessions, createThenSync: () => Promise.reject(refusal()) } })],
   ] as const) {
     for (const [name, refusal] of failures) {
       it(`${step} ${name}: the login's success event, and every audit event stored, is on disk before the error goes out`, async () => {
@@ -343,6 +382,21 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
       });
     }
   }
+
+  it("the refresh token refused inside the store (a trigger on its table): the login fails and leaves no session row, the session's insert rolled back with it", async () => {
+    const writer = new Database(join(dir, SQLITE_FILE_NAME));
+    try {
+      writer.exec("CREATE TRIGGER refuse_refresh_tokens BEFORE INSERT ON refresh_tokens BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    } finally {
+      writer.close();
+    }
+    const core = await coreWith({});
+    const email = await signedUp(core);
+    await assert.rejects(logIn(core, email), /refused/);
+    const now = written();
+    assert.deepEqual([now.sessions, now.refreshTokens], [0, 0], "neither the session nor its refresh token is stored");
+    assert.equal(durable.loginEvents, 1, "the login's success event is on disk before the error, as for any refusal");
+  });
 
   for (const [name, refusal] of failures) {
     it(`seed 002: the user token ${name}: the login's success event, and every audit event stored, is on disk before the error goes out`, async () => {

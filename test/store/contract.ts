@@ -9,6 +9,7 @@ import {
   DuplicateError,
   StoreUnavailableError,
   type HeldSlot,
+  type NewSession,
   type NewSigningKey,
   type Reservation,
   type Store,
@@ -28,6 +29,14 @@ async function settle<T>(calls: Array<Promise<T>>): Promise<{ values: T[]; error
     values: results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])),
     errors: results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : [])),
   };
+}
+
+/**
+ * Stores `session` with a first refresh token, as a login does (the token expiring at
+ * `tokenExpiresAt`, by default with the session); answers the session's record.
+ */
+async function createSession(s: Store, session: NewSession, tokenExpiresAt = session.expiresAt) {
+  return (await s.sessions.createThenSync(session, { hash: id("rt-hash"), sessionId: session.id, createdAt: session.createdAt, expiresAt: tokenExpiresAt })).record;
 }
 
 function newKey(generation: number, kid = id("kid")): NewSigningKey {
@@ -325,19 +334,26 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       expiresAt: at(3_600_000),
     });
 
-    it("creates and finds a session", async () => {
+    it("createThenSync: stores a session with its first refresh token, both found, with durable(), which resolves (again and again); refuses a duplicate session id or refresh token hash", async () => {
       const input = newSession();
-      assert.deepEqual(await store.sessions.create(input), input);
+      const token = { hash: id("rt-hash"), sessionId: input.id, createdAt: input.createdAt, expiresAt: input.expiresAt };
+      const { record, durable } = await store.sessions.createThenSync(input, token);
+      assert.deepEqual(record, input);
+      await durable();
+      await durable();
       assert.deepEqual(await twin.sessions.findById(input.id), input);
+      assert.deepEqual(await twin.refreshTokens.findByHash(token.hash), token);
       assert.equal(await store.sessions.findById(id("missing")), null);
-      await assert.rejects(store.sessions.create(input), DuplicateError);
+      await assert.rejects(store.sessions.createThenSync(input, { ...token, hash: id("rt-hash") }), (e: unknown) => e instanceof DuplicateError && e.key === "id");
+      const other = newSession();
+      await assert.rejects(store.sessions.createThenSync(other, { ...token, sessionId: other.id }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
 
     it("finds a session with the standing of its user, read together", async () => {
       const login = id("user") + "@example.com";
       const user = await store.users.create({ id: id("u"), login, loginKey: login.toUpperCase(), emails: [], passwordHash: "$argon2id$hash-1", createdAt: at(0) });
       const input = { ...newSession(user.id), credentialEpoch: 0 };
-      await store.sessions.create(input);
+      await createSession(store, input);
       const standing = { id: user.id, active: true, credentialEpoch: 0, passwordChangedAt: at(0) };
       assert.deepEqual(await twin.sessions.findWithUser(input.id, user.id), { session: input, user: standing });
       // A password change moves the epoch; a deactivation too, and the user is no longer active.
@@ -354,7 +370,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("swaps the access jti only from the expected one", async () => {
       const input = newSession();
-      await store.sessions.create(input);
+      await createSession(store, input);
       assert.equal(await store.sessions.setAccessJti(input.id, "wrong", "jti-2"), false);
       assert.equal(await store.sessions.setAccessJti(input.id, input.accessJti, "jti-2"), true);
       assert.equal(await store.sessions.setAccessJti(input.id, input.accessJti, "jti-3"), false);
@@ -364,7 +380,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it(`lets exactly one of ${CONCURRENCY} concurrent jti swaps win`, async () => {
       const input = newSession();
-      await store.sessions.create(input);
+      await createSession(store, input);
       const { values } = await settle(
         Array.from({ length: CONCURRENCY }, (_, i) => both(i).sessions.setAccessJti(input.id, input.accessJti, `jti-${i}`)),
       );
@@ -375,7 +391,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("ends a session once; an ended session refuses jti swaps", async () => {
       const input = newSession();
-      await store.sessions.create(input);
+      await createSession(store, input);
       assert.equal((await store.sessions.endThenSync(input.id, at(10))).ended, true);
       assert.equal((await store.sessions.endThenSync(input.id, at(20))).ended, false);
       assert.equal((await store.sessions.findById(input.id))?.endedAt?.getTime(), at(10).getTime());
@@ -388,7 +404,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const open = [newSession(userId), newSession(userId)];
       const ended = newSession(userId);
       const other = newSession();
-      for (const s of [...open, ended, other]) await store.sessions.create(s);
+      for (const s of [...open, ended, other]) await createSession(store, s);
       await store.sessions.endThenSync(ended.id, at(1));
       assert.equal(await store.sessions.endAllForUser(userId, at(50)), 2);
       for (const s of open) assert.equal((await store.sessions.findById(s.id))?.endedAt?.getTime(), at(50).getTime());
@@ -401,7 +417,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const userId = id("u");
       const old = { ...newSession(userId), createdAt: at(1000) };
       const fresh = { ...newSession(userId), createdAt: at(5000) };
-      for (const s of [old, fresh]) await store.sessions.create(s);
+      for (const s of [old, fresh]) await createSession(store, s);
       assert.equal(await store.sessions.endAllForUser(userId, at(6000), at(5000)), 1);
       assert.equal((await twin.sessions.findById(old.id))?.endedAt?.getTime(), at(6000).getTime());
       assert.equal((await twin.sessions.findById(fresh.id))?.endedAt, undefined);
@@ -414,7 +430,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const expiredEnded = { ...newSession(), expiresAt: at(-1) };
       const live = { ...newSession(), expiresAt: at(0) };
       const liveEnded = newSession();
-      for (const s of [expired, expiredEnded, live, liveEnded]) await own.sessions.create(s);
+      for (const s of [expired, expiredEnded, live, liveEnded]) await createSession(own, s);
       await own.sessions.endThenSync(expiredEnded.id, at(-2));
       await own.sessions.endThenSync(liveEnded.id, at(-2));
       assert.equal(await own.sessions.deleteExpired(at(0), BATCH), 2);
@@ -1295,7 +1311,8 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     const kinds: Kind[] = [
       {
         name: "sessions.deleteExpired",
-        add: async (s, key, expired) => void (await s.sessions.create({ id: key, userId: "u", clientId: "c", accessJti: "j", createdAt: at(-10), expiresAt: at(expired ? -1 : 1000) })),
+        // The first refresh token live: the refresh tokens' backlog below is theirs alone.
+        add: async (s, key, expired) => void (await createSession(s, { id: key, userId: "u", clientId: "c", accessJti: "j", createdAt: at(-10), expiresAt: at(expired ? -1 : 1000) }, at(1000))),
         has: async (s, key) => (await s.sessions.findById(key)) !== null,
         remove: (s, limit) => s.sessions.deleteExpired(at(0), limit),
       },

@@ -551,7 +551,25 @@ describe("sqlite store", () => {
       assert.equal(syncs.length, 1);
     });
 
-    it("the adapters: a login's refresh token (insertThenSync) is answered once committed, without an fsync; its durable() waits for one", async () => {
+    it("the adapters: a login's session and its first refresh token (createThenSync) are answered once committed, in one transaction, without an fsync; its durable() waits for one", async () => {
+      migrate(db);
+      const at = new Date();
+      const session = { id: "s1", userId: "u1", clientId: "c", accessJti: "j", createdAt: at, expiresAt: at };
+      const { record, durable } = await sqliteSessions(db).createThenSync(session, { hash: "rt", sessionId: "s1", createdAt: at, expiresAt: at });
+      assert.deepEqual(record, session);
+      assert.equal(db.prepare("SELECT count(*) FROM refresh_tokens WHERE session_id = 's1'").pluck().get(), 1);
+      assert.equal(syncs.length, 0, "no fsync of its own");
+      const waiting = durable();
+      assert.equal(await settled(waiting), "pending");
+      assert.equal(syncs.length, 1);
+      syncs.shift()!.done(null);
+      await waiting;
+      // A clash of the refresh token rolls the session back with it.
+      await assert.rejects(sqliteSessions(db).createThenSync({ ...session, id: "s2" }, { hash: "rt", sessionId: "s2", createdAt: at, expiresAt: at }), DuplicateError);
+      assert.equal(await sqliteSessions(db).findById("s2"), null);
+    });
+
+    it("the adapters: a refresh's child refresh token (insertThenSync) is answered once committed, without an fsync; its durable() waits for one", async () => {
       migrate(db);
       const at = new Date();
       const { record, durable } = await sqliteRefreshTokens(db).insertThenSync({ hash: "rt", sessionId: "s1", createdAt: at, expiresAt: at });
@@ -576,11 +594,11 @@ describe("sqlite store", () => {
       assert.equal(syncs.length, 1, "only the user waited for an fsync");
       syncs[0]!.done(null);
       await user;
-      await sqliteSessions(db).create({ id: "s1", userId: "u1", clientId: "c", accessJti: "j", createdAt: at, expiresAt: at });
+      await sqliteSessions(db).createThenSync({ id: "s1", userId: "u1", clientId: "c", accessJti: "j", createdAt: at, expiresAt: at }, { hash: "rt", sessionId: "s1", createdAt: at, expiresAt: at });
       assert.equal(syncs.length, 1);
     });
 
-    it("the adapters: a login's lastLoginAt, which its refresh token's insert syncs, is answered at once; set alone, after its fsync", async () => {
+    it("the adapters: a login's lastLoginAt, which its session's insert syncs, is answered at once; set alone, after its fsync", async () => {
       migrate(db);
       const at = new Date();
       const user = sqliteUsers(db).create({ id: "u1", login: "ada@example.com", loginKey: "ada@example.com", emails: ["ada@example.com"], passwordHash: "x", createdAt: at });

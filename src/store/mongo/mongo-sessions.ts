@@ -1,6 +1,7 @@
-import type { NewSession, SessionRecord, SessionStore, UserStore } from "../ports.js";
+import type { NewRefreshToken, NewSession, SessionRecord, SessionStore, UserStore } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
 
 export const SESSIONS = "sessions";
 const ID = "id";
@@ -18,6 +19,7 @@ const jtiMark = (id: string, jti: string) => `session-jti:${id}:${jti}`;
 /** `users`: the store's users, which findWithUser reads beside the session. */
 export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findById">): SessionStore {
   const sessions = ctx.db.collection<StoredDoc>(SESSIONS);
+  const refreshTokens = ctx.db.collection<StoredDoc>(REFRESH_TOKENS);
 
   const load = async (id: string): Promise<SessionRecord | null> => {
     const [doc, endedAt] = await Promise.all([sessions.findOne({ _id: id }), ctx.marks.get(endedMark(id))]);
@@ -31,12 +33,21 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
     ctx.marks.claim(endedMark(session.id), at, session.expiresAt);
 
   return {
-    create: (session: NewSession) =>
-      ctx.run(ID, async () => {
+    // Two inserts, the session first, each acknowledged (the connection's write concern), so
+    // nothing is left to wait for. No transaction (FerretDB 1.x has none, and a standalone
+    // MongoDB neither): when the second fails, the call fails with its error and the session's
+    // document stays, without a refresh token. No token of it went out, so nothing can use it;
+    // housekeeping deletes it at its expiry. A clash is named by the key of the collection it is
+    // in ("id" for the session, "hash" for the refresh token).
+    createThenSync: async (session: NewSession, refreshToken: NewRefreshToken) => {
+      const record = await ctx.run(ID, async () => {
         const doc = toDoc(session, ID);
         await sessions.insertOne({ ...doc });
         return fromDoc<SessionRecord>(doc, ID);
-      }),
+      });
+      await ctx.run("hash", () => refreshTokens.insertOne({ ...toDoc(refreshToken, "hash") }));
+      return { record, durable: () => Promise.resolve() };
+    },
     findById: (id) => ctx.run(ID, () => load(id)),
     findWithUser: (id, userId) =>
       ctx.run(ID, async () => {

@@ -67,8 +67,8 @@ export interface AuditEventQuery {
 export interface AppendOptions {
   /**
    * A success whose call records another event next, once its credential is stored, and waits
-   * for that event to be durable (seed 000's login: session.started after the session's refresh
-   * token, RefreshTokenStore.insertThenSync): the embedded store commits this event without
+   * for that event to be durable (seed 000's login: session.started after the session and its
+   * refresh token, SessionStore.createThenSync): the embedded store commits this event without
    * waiting for an fsync of its own (in the same transaction as that next event when it comes in
    * the same turn of the event loop, else before it), and the fsync that the next event waits for
    * makes both durable. A call whose next event is not stored, or that fails before it, calls

@@ -18,10 +18,19 @@ export type NewSession = Omit<SessionRecord, "endedAt">;
 
 export interface SessionStore {
   /**
-   * DuplicateError("id") on an id clash. Durable, like setAccessJti, only with the caller's next
-   * write (a login stores the session's refresh token next).
+   * Stores a new session together with its first refresh token (a login's), answered once
+   * stored, with `durable`, which resolves once both, and everything committed before them, are
+   * durable. The caller makes its last write in between (the session.started audit event, which
+   * waits for its own fsync) and then waits for `durable`, as after
+   * RefreshTokenStore.insertThenSync: on the embedded store the two are one transaction, committed
+   * without an fsync of its own, so a crash or power cut keeps both or neither. MongoDB (no
+   * transactions here): two inserts, the session first, answered once both are acknowledged;
+   * `durable` resolves at once. A failure of the second leaves the session's document without a
+   * refresh token; the call fails, so no token of that session goes out and nothing can use it
+   * (housekeeping deletes it at its expiry). DuplicateError("id") on a session id clash,
+   * DuplicateError("hash") on a refresh token clash.
    */
-  create(session: NewSession): Promise<SessionRecord>;
+  createThenSync(session: NewSession, refreshToken: NewRefreshToken): Promise<{ record: SessionRecord; durable: () => Promise<void> }>;
   findById(id: string): Promise<SessionRecord | null>;
   /**
    * The session and the standing of the user `userId` (both from the access token being
@@ -76,15 +85,15 @@ export type NewRefreshToken = Omit<RefreshTokenRecord, "spentAt" | "child">;
 
 export interface RefreshTokenStore {
   /**
-   * Stores a refresh token (a session's first, at a login; a refresh's child), answered once
-   * stored, with `durable`, which resolves once the token, and everything committed before it,
-   * is durable. The caller makes its last write in between (the session.started or
-   * session.refreshed audit event, which waits for its own fsync) and then waits for `durable`:
-   * on the embedded store the token is committed without an fsync of its own, and `durable`
-   * resolves at once when the later write's fsync (which started after the token's commit) has
-   * returned, else after one that does. DuplicateError("hash") on a clash: on the embedded store
-   * only once every commit the insert may have clashed with is durable (a refresh's child token,
-   * which a concurrent caller of the same refresh stored first, see SqliteCalls.deferredSpend).
+   * Stores a refresh's child refresh token (a session's first is stored with the session:
+   * SessionStore.createThenSync), answered once stored, with `durable`, which resolves once the
+   * token, and everything committed before it, is durable. The caller makes its last write in
+   * between (the session.refreshed audit event, which waits for its own fsync) and then waits
+   * for `durable`: on the embedded store the token is committed without an fsync of its own, and
+   * `durable` resolves at once when the later write's fsync (which started after the token's
+   * commit) has returned, else after one that does. DuplicateError("hash") on a clash: on the
+   * embedded store only once every commit the insert may have clashed with is durable (the child
+   * token a concurrent caller of the same refresh stored first, see SqliteCalls.deferredSpend).
    * MongoDB: answered once acknowledged; `durable` resolves at once.
    */
   insertThenSync(token: NewRefreshToken): Promise<{ record: RefreshTokenRecord; durable: () => Promise<void> }>;

@@ -32,7 +32,7 @@ export interface UserTokenStore {
    * write in between (the user_token.login audit event, which waits for its own fsync) and then
    * waits for `durable`: on the embedded store the token is committed without an fsync of its
    * own, and `durable` resolves at once when the later write's fsync (which started after the
-   * token's commit) has returned, else after one that does (RefreshTokenStore.insertThenSync).
+   * token's commit) has returned, else after one that does (SessionStore.createThenSync).
    * MongoDB: answered once acknowledged, as create(); `durable` resolves at once.
    */
   createThenSync(token: NewUserToken): Promise<{ record: UserTokenRecord; durable: () => Promise<void> }>;

@@ -26,10 +26,28 @@ function toRecord(row: RefreshTokenRow): RefreshTokenRecord {
   return token;
 }
 
-export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
-  const { call, cheaply, deferred, deferredSpend, spend: spending } = sqliteCalls(db);
+/**
+ * The insert of a refresh token, run where it is called: inside a call of this adapter (a
+ * refresh's child) or inside the transaction that stores a new session with its first one
+ * (sqlite-sessions.ts). One statement for both, so the row is built and mapped in one place.
+ */
+export function refreshTokenInsert(db: Database.Database): (token: NewRefreshToken) => RefreshTokenRecord {
   const insert = db.prepare(`INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at)
     VALUES (@hash, @sessionId, @createdAt, @expiresAt) RETURNING *`);
+  return (token) =>
+    toRecord(
+      returning<RefreshTokenRow>(insert, {
+        hash: token.hash,
+        sessionId: token.sessionId,
+        createdAt: toMs(token.createdAt),
+        expiresAt: toMs(token.expiresAt),
+      })!,
+    );
+}
+
+export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
+  const { call, cheaply, deferred, deferredSpend, spend: spending } = sqliteCalls(db);
+  const insert = refreshTokenInsert(db);
   const byHash = db.prepare("SELECT * FROM refresh_tokens WHERE hash = ?");
   const spend = db.prepare(
     "UPDATE refresh_tokens SET spent_at = ?, child = ? WHERE hash = ? AND spent_at IS NULL RETURNING *",
@@ -42,16 +60,7 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
     // inserted by its first caller and by every concurrent caller of the same refresh: a
     // duplicate answers once the first caller's insert is on disk (deferredSpend).
     insertThenSync: async (token: NewRefreshToken) => {
-      const { result, durable } = await deferredSpend(() =>
-        toRecord(
-          returning<RefreshTokenRow>(insert, {
-            hash: token.hash,
-            sessionId: token.sessionId,
-            createdAt: toMs(token.createdAt),
-            expiresAt: toMs(token.expiresAt),
-          })!,
-        ),
-      );
+      const { result, durable } = await deferredSpend(() => insert(token));
       return { record: result, durable };
     },
     findByHash: (hash) =>

@@ -1,7 +1,8 @@
 import type Database from "better-sqlite3";
-import type { NewSession, SessionRecord, SessionStore, UserStanding } from "../ports.js";
+import type { NewRefreshToken, NewSession, SessionRecord, SessionStore, UserStanding } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
+import { refreshTokenInsert } from "./sqlite-refresh-tokens.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
@@ -38,9 +39,26 @@ function toRecord(row: SessionRow): SessionRecord {
 }
 
 export function sqliteSessions(db: Database.Database): SessionStore {
-  const { call, cheaply, deferredSpend } = sqliteCalls(db);
+  const { call, cheaply, deferred, deferredSpend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at, credential_epoch)
     VALUES (@id, @userId, @clientId, @accessJti, @createdAt, @expiresAt, @credentialEpoch) RETURNING *`);
+  const insertRefreshToken = refreshTokenInsert(db);
+  // One transaction, so one commit: a crash or power cut keeps the session and its first refresh
+  // token or neither, and the login takes the write lock and commits once for both, not twice.
+  // Taken up front (IMMEDIATE), as the store's other write transactions are.
+  const createWithRefreshToken = db.transaction((session: NewSession, refreshToken: NewRefreshToken): SessionRecord => {
+    const row = returning<SessionRow>(insert, {
+      id: session.id,
+      userId: session.userId,
+      clientId: session.clientId,
+      accessJti: session.accessJti,
+      createdAt: toMs(session.createdAt),
+      expiresAt: toMs(session.expiresAt),
+      credentialEpoch: session.credentialEpoch ?? null,
+    })!;
+    insertRefreshToken(refreshToken);
+    return toRecord(row);
+  });
   const byId = db.prepare("SELECT * FROM sessions WHERE id = ?");
   // One statement (one read transaction) instead of two lookups: a token check makes this read
   // on every call, and each statement begins and ends its own WAL read transaction.
@@ -56,24 +74,12 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   const deleteExpired = batchDelete(db, "sessions", "expires_at < ?");
 
   return {
-    // Unsynced: the login that creates it syncs it with its refresh token (see the port).
-    create: (session: NewSession) =>
-      call(() =>
-        toRecord(
-          cheaply(
-            () =>
-              returning<SessionRow>(insert, {
-                id: session.id,
-                userId: session.userId,
-                clientId: session.clientId,
-                accessJti: session.accessJti,
-                createdAt: toMs(session.createdAt),
-                expiresAt: toMs(session.expiresAt),
-                credentialEpoch: session.credentialEpoch ?? null,
-              })!,
-          ),
-        ),
-      ),
+    // Committed without an fsync of its own (SqliteCalls.deferred): the login's session.started
+    // event's fsync covers it (see the port).
+    createThenSync: async (session, refreshToken) => {
+      const { result, durable } = await deferred(() => createWithRefreshToken.immediate(session, refreshToken));
+      return { record: result, durable };
+    },
     findById: (id) =>
       call(() => {
         const row = byId.get(id) as SessionRow | undefined;
