@@ -314,8 +314,11 @@ export class Sessions {
     try {
       ({ durable } = await this.refreshTokens.insertThenSync({ hash: hashSecret(child.refreshToken), sessionId: session.id, createdAt: this.clock.now(), expiresAt: session.expiresAt }));
     } catch (e) {
-      // Stored by another caller of this refresh: the store answers a duplicate once it is durable.
+      // Stored by another caller of this refresh: the answer waits until it is durable. The
+      // embedded store answers the clash at once, with that wait (made after this call's audit
+      // event, whose fsync covers it).
       if (!(e instanceof DuplicateError)) throw e;
+      if (e.durable) durable = e.durable;
     }
     return { pair: { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
   }

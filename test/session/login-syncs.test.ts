@@ -522,6 +522,115 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
     assert.deepEqual(coveredAtAnswer, [now, now], "the refresh's writes were on disk before each answer");
   });
 
+  // The loser of a race on a single-use spend: its answer rests on the winner's commit, which
+  // must be on disk before it goes out, and the loser's own audit event waits for an fsync too.
+  // One fsync that starts after both commits covers both. The winner here is another connection
+  // on the same file (another worker process): its commits are made, its own fsyncs held, so the
+  // loser's fsyncs are the only ones that can make the winner's commits durable.
+  describe("the loser of a spend, its winner another connection on the file whose fsyncs are held", () => {
+    let other: Store;
+    /** The other connection's fsyncs, each made once released; none held once `otherFree`. */
+    let otherHeld: Array<() => void> = [];
+    let otherFree = false;
+    beforeEach(async () => {
+      otherHeld = [];
+      otherFree = false;
+      other = await openSqliteStore(dir, { fsync: (fd, done) => (otherFree ? fsync(fd, done) : void otherHeld.push(() => fsync(fd, done))) });
+    });
+    afterEach(async () => {
+      otherFree = true;
+      for (const go of otherHeld.splice(0)) go();
+      await other.close();
+    });
+    const otherCore = () =>
+      createCore({
+        config: loadConfig({ TESSERA_ARGON2_MEMORY_KIB: "1024", TESSERA_ARGON2_ITERATIONS: "1", TESSERA_CLIENT_IDS: testClientId }),
+        store: other,
+        clock: systemClock,
+        logger: silentLogger,
+      });
+    /** Until `done()` holds (at most 5 s). */
+    const until = async (done: () => boolean, what: string) => {
+      for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(done(), what);
+    };
+    /** Lets the other connection's held fsyncs (and every later one) go on, and waits for `call`. */
+    const release = async (call: Promise<unknown>) => {
+      otherFree = true;
+      for (const go of otherHeld.splice(0)) go();
+      await call.catch(() => {});
+    };
+
+    it("a logout of a session the other connection has just ended (its session.ended committed, not yet on disk): SESSION_ENDED after one fsync, which covers the winner's end and the loser's event", async () => {
+      const c = await coreWith({});
+      const { access } = await session(c);
+      const before = written();
+      const winner = (await otherCore()).sessions.end(access.sessionId, access.userId, { logout: true });
+      await until(() => written().ended === 1 && written().auditEvents === (before.auditEvents as number) + 1, "the winner's writes committed");
+      requested = [];
+      await assert.rejects(c.sessions.end(access.sessionId, access.userId, { logout: true }), (e: unknown) => e instanceof AuthError && e.reason === "SESSION_ENDED");
+      const now = written();
+      assert.deepEqual([now.ended, now.auditEvents], [1, (before.auditEvents as number) + 2], "the winner's end and events, and the loser's event");
+      assert.deepEqual(durable, now, "on disk before the answer");
+      assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
+      await release(winner);
+    });
+
+    it("the same refresh as the other connection's (its writes committed, not yet on disk): the same pair after one fsync, which covers the winner's writes and the loser's event", async () => {
+      const c = await coreWith({});
+      const { pair, access } = await session(c);
+      const before = written();
+      const winner = (await otherCore()).sessions.refresh(access, pair.refreshToken);
+      await until(() => written().refreshTokens === 2 && written().auditEvents === (before.auditEvents as number) + 1, "the winner's writes committed");
+      requested = [];
+      const answer = await c.sessions.refresh(access, pair.refreshToken);
+      const now = written();
+      assert.deepEqual([now.spent, now.refreshTokens, now.auditEvents], [1, 2, (before.auditEvents as number) + 2], "the winner's writes and event, and the loser's event");
+      assert.deepEqual(durable, now, "on disk before the answer");
+      assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
+      await release(winner);
+      assert.equal(answer.refreshToken, (await winner).refreshToken, "the same pair");
+    });
+
+    for (const [name, call] of [
+      ["a logout", (c: Awaited<ReturnType<typeof coreWith>>, s: Awaited<ReturnType<typeof session>>) => c.sessions.end(s.access.sessionId, s.access.userId, { logout: true })],
+      ["a refresh", (c: Awaited<ReturnType<typeof coreWith>>, s: Awaited<ReturnType<typeof session>>) => c.sessions.refresh(s.access, s.pair.refreshToken)],
+    ] as const) {
+      for (const [audit, env] of [
+        ["auditing on", {}],
+        ["auditing off (TESSERA_AUDIT=off)", { TESSERA_AUDIT: "off" }],
+      ] as const) {
+        it(`${name}, ${audit}, losing to the other connection: not answered while the loser's fsync is held, answered once it has returned`, async () => {
+          const c = await coreWith({}, env);
+          const s = await session(c);
+          const before = written();
+          const o = await otherCore();
+          const winner = name === "a logout" ? o.sessions.end(s.access.sessionId, s.access.userId, { logout: true }) : o.sessions.refresh(s.access, s.pair.refreshToken);
+          await until(() => written().auditEvents === (before.auditEvents as number) + 1, "the winner's writes committed");
+          const winnerWrites = written();
+          let go: () => void = () => {};
+          const gate = new Promise<void>((r) => (go = r));
+          hold = () => gate;
+          requested = [];
+          let settled = false;
+          const loser = call(c, s).finally(() => (settled = true));
+          loser.catch(() => {});
+          try {
+            await until(() => requested.length > 0, "the loser asked for an fsync");
+            await new Promise((r) => setTimeout(r, 100));
+            assert.equal(settled, false, "not answered while the fsync that covers the winner's writes is held");
+          } finally {
+            hold = undefined;
+            go();
+          }
+          await loser.catch(() => {});
+          for (const key of ["ended", "spent", "refreshTokens", "accessJtis"]) assert.deepEqual(durable[key], winnerWrites[key], `${key}: the winner's writes on disk before the answer`);
+          await release(winner);
+        });
+      }
+    }
+  });
+
   it("a spent refresh token presented again after TESSERA_REFRESH_GRACE_SECONDS: REFRESH_TOKEN_REUSED, once the session's end is on disk", async () => {
     const c = await coreWith({}, { TESSERA_REFRESH_GRACE_SECONDS: "0" });
     const { pair, access } = await session(c);

@@ -734,41 +734,46 @@ describe("sqlite store", () => {
         syncs.shift()!.done(null);
         assert.equal((await loser)?.child, "child");
         // The child token, inserted by the winner (answered at once, durable() waiting for an
-        // fsync), then by a concurrent caller of the same refresh: the duplicate waits for an
-        // fsync of the first insert before it is refused.
+        // fsync), then by a concurrent caller of the same refresh: the duplicate is refused at
+        // once, its `durable` waiting for an fsync of the first insert (its caller's audit
+        // event's, when it records one first).
         const child = { hash: "child-rt", sessionId: "s1", createdAt: at, expiresAt: later };
         const { durable } = await refreshTokens.insertThenSync(child);
         assert.equal(syncs.length, 0, "the first insert is answered without an fsync");
-        const second = refreshTokens.insertThenSync(child);
-        assert.equal(await settled(second), "pending", "a duplicate is not answered before the first insert is on disk");
+        const refused = (await refreshTokens.insertThenSync(child).catch((e: unknown) => e)) as DuplicateError;
+        assert.ok(refused instanceof DuplicateError, String(refused));
+        assert.equal(syncs.length, 0, "the duplicate is answered without an fsync");
+        const second = refused.durable!();
+        assert.equal(await settled(second), "pending", "its durable() waits until the first insert is on disk");
         assert.equal(syncs.length, 1);
         const first = durable();
         assert.equal(await settled(first), "pending");
         assert.equal(syncs.length, 1, "durable() shares the duplicate's fsync, which started after the insert");
         syncs.shift()!.done(null);
-        await first;
-        await assert.rejects(second, DuplicateError);
+        await Promise.all([first, second]);
       });
 
-      it("a session's end (DELETE /session), which its winner commits without an fsync (the logout's audit event syncs it): answered at once, durable() waiting for an fsync; the loser waits for an fsync of it, its durable() resolving at once", async () => {
+      it("a session's end (DELETE /session), which its winner commits without an fsync (the logout's audit event syncs it): answered at once, durable() waiting for an fsync; the loser too, its durable() waiting for an fsync of the winner's end", async () => {
         await settle(() => db.prepare("INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at) VALUES ('s1', 'u', 'c', 'j', 0, ?)").run(later.getTime()));
         const sessions = sqliteSessions(db);
         const winner = await sessions.endThenSync("s1", at);
         assert.equal(winner.ended, true);
         assert.equal(syncs.length, 0, "answered without an fsync");
-        const loser = sessions.endThenSync("s1", at);
-        assert.equal(await settled(loser), "pending", "not answered before the winner's end is on disk");
+        const lost = await sessions.endThenSync("s1", at);
+        assert.equal(lost.ended, false);
+        assert.equal(syncs.length, 0, "the loser is answered without an fsync");
+        const lostDurable = lost.durable();
+        assert.equal(await settled(lostDurable), "pending", "its durable() waits until the winner's end is on disk");
         assert.equal(syncs.length, 1);
         const durable = winner.durable();
         assert.equal(await settled(durable), "pending");
+        assert.equal(syncs.length, 1, "the winner's durable() shares that fsync");
         syncs.shift()!.done(null);
-        await durable;
-        const lost = await loser;
-        assert.equal(lost.ended, false);
-        await lost.durable();
-        assert.equal(syncs.length, 0, "the loser's durable() makes no fsync");
+        await Promise.all([durable, lostDurable]);
         // Long after (nothing committed since): answered from what is on disk already.
-        assert.equal((await sessions.endThenSync("s1", at)).ended, false);
+        const again = await sessions.endThenSync("s1", at);
+        assert.equal(again.ended, false);
+        await again.durable();
         assert.equal(syncs.length, 0);
       });
 

@@ -28,6 +28,12 @@ export class StoreSettingError extends StoreError {
 export class DuplicateError extends StoreError {
   override name = "DuplicateError";
   readonly key: string;
+  /**
+   * Set when the clash is answered before the write it clashed with is durable (the embedded
+   * store's RefreshTokenStore.insertThenSync, see there): resolves once that write, and every
+   * commit before it, is durable. Unset: durable already.
+   */
+  durable?: () => Promise<void>;
   constructor(key: string, options?: { cause?: unknown }) {
     super(`duplicate ${key}`, options);
     this.key = key;

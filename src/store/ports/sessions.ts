@@ -55,8 +55,9 @@ export interface SessionStore {
    * committed before it, is durable (see RefreshTokenStore.insertThenSync): a logout deletes the
    * session's refresh tokens and records its audit event in between, whose fsync covers the end
    * on the embedded store. A call that ended nothing (another ended it first, maybe in another
-   * process, its write not yet durable) is answered once what it read is durable, and its
-   * `durable` resolves at once. MongoDB: answered once acknowledged; `durable` resolves at once.
+   * process, its write not yet durable) is answered at once too, its `durable` resolving once
+   * what it read is durable: the loser's audit event, recorded in between, shares that fsync.
+   * MongoDB: answered once acknowledged; `durable` resolves at once.
    */
   endThenSync(id: string, at: Date): Promise<{ ended: boolean; durable: () => Promise<void> }>;
   /** Ends every open session of the user (only those created before `createdBefore` when given); returns how many. */
@@ -92,9 +93,10 @@ export interface RefreshTokenStore {
    * for `durable`: on the embedded store the token is committed without an fsync of its own, and
    * `durable` resolves at once when the later write's fsync (which started after the token's
    * commit) has returned, else after one that does. DuplicateError("hash") on a clash: on the
-   * embedded store only once every commit the insert may have clashed with is durable (the child
-   * token a concurrent caller of the same refresh stored first, see SqliteCalls.deferredSpend).
-   * MongoDB: answered once acknowledged; `durable` resolves at once.
+   * embedded store at once, with the error's `durable`, which resolves once every commit the
+   * insert may have clashed with is durable (the child token a concurrent caller of the same
+   * refresh stored first, see SqliteCalls.deferredSpend): the caller waits for it as for its own.
+   * MongoDB: answered once acknowledged; `durable` resolves at once (the error has none).
    */
   insertThenSync(token: NewRefreshToken): Promise<{ record: RefreshTokenRecord; durable: () => Promise<void> }>;
   findByHash(hash: string): Promise<RefreshTokenRecord | null>;

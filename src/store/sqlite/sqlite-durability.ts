@@ -88,10 +88,13 @@ export interface SqliteCalls {
   deferred<T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }>;
   /**
    * deferred() for a single-use spend (see spend()): the winner is answered as deferred()
-   * answers it; a call that changed no row (or whose insert is a DuplicateError) lost, and is
-   * answered as spend() answers it, once every commit it may have read is on disk, its `durable`
-   * resolving at once. A session's end (a logout, whose audit event's fsync covers it) and a
-   * refresh's child refresh token (which a concurrent caller of the same refresh may have stored).
+   * answers it. A call that changed no row lost, and is answered at once too, with `durable`,
+   * which resolves once every commit it may have read is on disk (WalSync.durableLater); one
+   * whose insert is a DuplicateError is refused at once, that wait set as the error's `durable`.
+   * Its caller records its audit event first: that event's fsync starts after the winner's
+   * commit, so the loser waits for one fsync, not for one before its event and one after. A
+   * session's end (a logout, whose audit event's fsync covers it) and a refresh's child refresh
+   * token (which a concurrent caller of the same refresh may have stored).
    */
   deferredSpend<T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }>;
   /** Inside call(): the rows `write` changes do not hold the answer for an fsync. */
@@ -134,12 +137,17 @@ function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
   const changes = wal.changes;
   let cheap = 0;
   /**
-   * Runs `fn`. A spend that lost (it changed no row, or its insert is a DuplicateError) settles
-   * once every commit it may have read is on disk, with `lost(result)`; any other call with
+   * Runs `fn`. A spend (`lost` given) that lost (it changed no row, or its insert is a
+   * DuplicateError) settles with `lost(outcome, durable)`: `durable` resolves once every commit
+   * it may have read is on disk (WalSync.durableLater). Any other call settles with
    * `won(result, changed, committed)`: `changed`, the rows it changed beyond cheaply()'s,
    * `committed`, changes() after it.
    */
-  const run = <T, R>(fn: () => T, spend: boolean, won: (result: T, changed: number, committed: number) => Promise<R>, lost: (result: T) => R): Promise<R> =>
+  const run = <T, R>(
+    fn: () => T,
+    won: (result: T, changed: number, committed: number) => Promise<R>,
+    lost?: (outcome: { result: T } | { duplicate: DuplicateError }, durable: () => Promise<void>) => Promise<R>,
+  ): Promise<R> =>
     callLater(() => {
       let result: T;
       let changed: number;
@@ -157,21 +165,30 @@ function createCalls(db: Database.Database, wal: WalSync): SqliteCalls {
         // A write on the failed (query-only) connection: refused with the failure's own words.
         if (wal.failure !== undefined && mapped instanceof StoreUnavailableError) return Promise.reject(wal.failure);
         // An insert of a spend that another caller made first: lost, like a write that changed no row.
-        if (spend && mapped instanceof DuplicateError) return wal.durable().then(() => Promise.reject(mapped));
+        if (lost && mapped instanceof DuplicateError) return lost({ duplicate: mapped }, wal.durableLater());
         return Promise.reject(mapped);
       }
-      return spend && all === 0 ? wal.durable().then(() => lost(result)) : won(result, changed, committed);
+      return lost && all === 0 ? lost({ result }, wal.durableLater()) : won(result, changed, committed);
     });
   const synced = <T>(result: T, changed: number): Promise<T> => (changed > 0 ? wal.sync().then(() => result) : Promise.resolve(result));
   // This connection's changes are counted in order: a count at least `committed` as an fsync
   // starts means that fsync started after this commit.
   const deferred = <T>(result: T, _changed: number, committed: number) => Promise.resolve({ result, durable: () => wal.syncedThrough(committed) });
-  const onDisk = <T>(result: T) => ({ result, durable: () => Promise.resolve() });
+  // spend()'s loser waits for what it read to be on disk before it answers.
+  const onDisk = <T>(outcome: { result: T } | { duplicate: DuplicateError }, durable: () => Promise<void>) =>
+    durable().then(() => ("duplicate" in outcome ? Promise.reject(outcome.duplicate) : outcome.result));
+  // deferredSpend()'s loser answers at once, with that wait as its `durable` (its caller's later
+  // write, an audit event, makes an fsync that covers what the loser read).
+  const later = <T>(outcome: { result: T } | { duplicate: DuplicateError }, durable: () => Promise<void>) => {
+    if (!("duplicate" in outcome)) return Promise.resolve({ result: outcome.result, durable });
+    outcome.duplicate.durable = durable;
+    return Promise.reject(outcome.duplicate);
+  };
   return {
-    call: <T>(fn: () => T): Promise<T> => run(fn, false, synced, (result) => result),
-    spend: <T>(fn: () => T): Promise<T> => run(fn, true, synced, (result) => result),
-    deferred: <T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }> => run(fn, false, deferred, onDisk),
-    deferredSpend: <T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }> => run(fn, true, deferred, onDisk),
+    call: <T>(fn: () => T): Promise<T> => run(fn, synced),
+    spend: <T>(fn: () => T): Promise<T> => run(fn, synced, onDisk),
+    deferred: <T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }> => run(fn, deferred),
+    deferredSpend: <T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }> => run(fn, deferred, later),
     cheaply<T>(write: () => T): T {
       const before = changes();
       try {
@@ -210,6 +227,9 @@ class WalSync {
   /** changes() as the fsync under way started, and as the last one that succeeded started. */
   private runningChanges = -1;
   private durableChanges = -1;
+  /** fsyncs started so far (the one under way, if any, is the last), and the number of the last that succeeded. */
+  private started = 0;
+  private succeeded = 0;
 
   constructor(
     private readonly db: Database.Database,
@@ -233,10 +253,31 @@ class WalSync {
    * started after them, else after the next one.
    */
   durable(): Promise<void> {
-    if (this.db.memory) return Promise.resolve();
+    return this.durableLater()();
+  }
+
+  /**
+   * durable() as a wait made later: the function returned resolves once every commit made so far
+   * (by any connection) is on disk, whatever is committed between now and its call. It needs an
+   * fsync that started after those commits: none when the last one that succeeded did (nothing
+   * was committed since it started), the one under way when it did, else the next one to start,
+   * which may be the fsync of the caller's own later write: a loser of a spend that records its
+   * audit event before it waits for this waits for that event's fsync only.
+   */
+  durableLater(): () => Promise<void> {
+    if (this.db.memory) return () => Promise.resolve();
     const now = this.commitsSoFar();
-    if (now === this.durableCovers) return Promise.resolve();
-    if (this.running && this.runningCovers === now) return this.running;
+    if (now === this.durableCovers) return () => Promise.resolve();
+    // The fsync under way is number `started`; the next one to start will be `started + 1`.
+    const after = this.running && this.runningCovers === now ? this.started - 1 : this.started;
+    return () => this.syncedAfter(after);
+  }
+
+  /** Resolves once an fsync numbered above `n` has succeeded: the one under way, or the next. */
+  private syncedAfter(n: number): Promise<void> {
+    if (this.succeeded > n) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.running && this.started > n) return this.running;
     return this.sync();
   }
 
@@ -305,12 +346,14 @@ class WalSync {
     const coversChanges = this.db.open ? this.changes() : -1;
     this.runningCovers = covers;
     this.runningChanges = coversChanges;
+    const number = ++this.started;
     const running: Promise<void> = new Promise((resolve, reject) => {
       this.fsync(fd, (error) => {
         if (this.running === running) this.running = undefined;
         if (!error && !this.failure && covers !== undefined) {
           this.durableCovers = covers;
           this.durableChanges = coversChanges;
+          this.succeeded = number;
         }
         const code = error ? (error.code ?? "error") : undefined;
         const first = code !== undefined && this.fail(new StoreUnavailableError(`embedded store could not sync its log (${code}); it refuses writes until restarted`, { cause: error }));
