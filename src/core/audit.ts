@@ -103,18 +103,22 @@ export function reasonOf(e: unknown): string | undefined {
 type AuditFields = Omit<AuditInput, "type" | "outcome">;
 
 /**
- * Runs `work`, then records `type` with its outcome (and the result's fields on success;
- * `successOptions`, the store's options for that event: see AuditTrail.record).
+ * The arguments of tracked() and trackedThen(): the trail, the event's type and fields, the
+ * `work` it records, the result's fields on success (`onSuccess`), and `successOptions`, the
+ * store's options for that event (see AuditTrail.record).
  */
-export async function tracked<T>(
+type Tracked<T> = [
   audit: Pick<AuditTrail, "record">,
   type: AuditEventType,
   fields: AuditFields,
   work: () => Promise<T>,
   onSuccess?: (result: T) => AuditFields,
   successOptions?: AppendOptions,
-): Promise<T> {
-  const { result, recorded } = await trackedThen(audit, type, fields, work, onSuccess, successOptions);
+];
+
+/** Runs `work`, then records `type` with its outcome (and the result's fields on success). */
+export async function tracked<T>(...args: Tracked<T>): Promise<T> {
+  const { result, recorded } = await trackedThen(...args);
   await recorded;
   return result;
 }
@@ -124,14 +128,7 @@ export async function tracked<T>(
  * under way (AuditTrail.record's answer: whether the store has the event). A failure is recorded
  * before the error goes on, as tracked() does.
  */
-export async function trackedThen<T>(
-  audit: Pick<AuditTrail, "record">,
-  type: AuditEventType,
-  fields: AuditFields,
-  work: () => Promise<T>,
-  onSuccess?: (result: T) => AuditFields,
-  successOptions?: AppendOptions,
-): Promise<{ result: T; recorded: Promise<boolean> }> {
+export async function trackedThen<T>(...[audit, type, fields, work, onSuccess, successOptions]: Tracked<T>): Promise<{ result: T; recorded: Promise<boolean> }> {
   let result: T;
   try {
     result = await work();
