@@ -18,6 +18,18 @@ import { UserTokens, type LoginInput, type UserTokensDeps } from "./user-tokens.
 import { Users, type NewUserInput } from "./users.js";
 import type { UserTokenRecord } from "../store/ports/user-tokens.js";
 
+/**
+ * A login's last wait, once its credential is stored and its own event (session.started,
+ * user_token.login) recorded: for the credential's `durable`, which resolves at once when that
+ * event's fsync covered it. When the event is not stored (auditing off, the store refused it),
+ * what the trail holds is committed and synced first (synced(): the login's `login` event,
+ * recorded syncedByNextWrite, counted on that event's fsync), then `durable` makes one if needed.
+ */
+async function durableAfterEvent(audit: AuditTrail, stored: boolean, durable: () => Promise<void>): Promise<void> {
+  if (!stored) await audit.synced();
+  await durable();
+}
+
 export class AuditedUsers extends Users {
   private readonly audit: AuditTrail;
 
@@ -110,8 +122,7 @@ export class AuditedSessions extends Sessions {
       () => super.begin(user, clientId),
       ({ pair }) => ({ subject: decodeJwt(pair.accessToken).sid as string }),
     );
-    if (!(await recorded)) await this.audit.synced();
-    await durable();
+    await durableAfterEvent(this.audit, await recorded, durable);
     return pair;
   }
 
@@ -173,8 +184,7 @@ export class AuditedUserTokens extends UserTokens {
   override async login(input: LoginInput): Promise<{ secret: string; token: UserTokenRecord }> {
     const { result, durable } = await super.begin(input);
     const stored = await this.audit.record({ type: "user_token.login", outcome: "success", userId: result.token.userId, login: input.login, subject: result.token.id });
-    if (!stored) await this.audit.synced();
-    await durable();
+    await durableAfterEvent(this.audit, stored, durable);
     return result;
   }
 
