@@ -4,12 +4,13 @@
 // the caches and the signing keys are measured; under TESSERA_WORKERS=2 a scrape of either
 // worker answers the sum of both.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
@@ -421,5 +422,27 @@ describe("metrics under TESSERA_WORKERS=2: one scrape answers every worker's", f
       assert.equal(value(families, "tessera_rpc_requests_total", { ...noop, protocol: "rest", code: "ok" }), n);
       assert.equal(value(families, "tessera_build_info", { version: packageVersion }), 1);
     }
+  });
+});
+
+// The event loop delay monitor samples every 100 ms, not prom-client's 10 ms: its timer wakes an
+// idle service at every sample. prom-client starts it with perf_hooks.monitorEventLoopDelay as
+// the process's default metrics are first made (once per process, shared by every registry), so
+// it is watched in a process of its own, where nothing made them before.
+describe("metrics: the event loop delay monitor", () => {
+  it("is started with a resolution of 100 ms", async () => {
+    const script = `
+      import perfHooks from "node:perf_hooks";
+      const monitor = perfHooks.monitorEventLoopDelay;
+      const started = [];
+      perfHooks.monitorEventLoopDelay = (options) => (started.push(options), monitor(options));
+      const { createMetrics } = await import(${JSON.stringify(new URL("../../src/server/metrics.ts", import.meta.url).href)});
+      createMetrics();
+      createMetrics();
+      console.log(JSON.stringify(started));
+      process.exit(0);
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "--input-type=module", "--eval", script], { timeout: 15_000 });
+    assert.deepEqual(JSON.parse(stdout) as unknown, [{ resolution: 100 }], "one monitor for the process, at 100 ms");
   });
 });
