@@ -44,7 +44,7 @@ async function seedUser(ports: Ports, i: number, passwordHash: string, now: Date
       // The first is stored with its session, as a login stores it; the others as refreshes do.
       if (g === 1) await ports.sessions.createThenSync({ id: sessionId, userId: user.id, clientId: "web", accessJti: randomId(), createdAt: now, expiresAt: later, credentialEpoch: user.credentialEpoch }, token);
       else await ports.refreshTokens.insertThenSync(token);
-      if (g < TOKENS_PER_SESSION) await ports.refreshTokens.spend(hash, now, ""); // spent long ago: no child pair kept
+      if (g < TOKENS_PER_SESSION) await ports.refreshTokens.spendThenSync(hash, now, ""); // spent long ago: no child pair kept
     }
   }
 }

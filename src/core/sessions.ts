@@ -3,7 +3,7 @@
 // Every check reads the store, so ending a session takes effect on every instance at once.
 //
 // Refresh rotation: the presented refresh token is spent with an atomic compare-and-set
-// (store.refreshTokens.spend), which stores the new pair with the spend, sealed under a key
+// (store.refreshTokens.spendThenSync), which stores the new pair with the spend, sealed under a key
 // derived from the presented refresh token and access token's jti (refresh-sealing.ts): exactly
 // one caller's pair is kept. A refresh is retry-safe: within `refreshGraceSeconds` of the
 // spend, the same refresh token with the same (now superseded) access token answers that same
@@ -246,13 +246,33 @@ export class Sessions {
     // this refresh — this one, a concurrent duplicate, a retry — answers the same pair.
     const jti = randomId();
     const child: ChildPair = { accessToken: await this.signAccess(session, jti), refreshToken: randomToken(32), jti };
-    const before = await this.refreshTokens.spend(hash, now, sealChild(child, refreshToken, hash, access.jti));
+    const { before, durable: read } = await this.refreshTokens.spendThenSync(hash, now, sealChild(child, refreshToken, hash, access.jti));
+    // A loser's answer rests on what it read (the winner's spend, or the token's delete), which
+    // may not be durable yet: no answer goes out before it is.
     if (!before) {
+      await read();
       await this.openSession(access); // deleted meanwhile, as above
       throw unknownRefreshToken();
     }
-    if (before.spentAt) return this.spentTokenPresented(before, refreshToken, access); // a concurrent refresh won
-    return this.complete(session, access.jti, child);
+    if (before.spentAt) return this.afterRead(read, this.spentTokenPresented(before, refreshToken, access)); // a concurrent refresh won
+    return this.afterRead(read, this.complete(session, access.jti, child));
+  }
+
+  /**
+   * `answer`, not before `read` (what the refresh's spend read is durable): an error waits for
+   * it before it goes on, a pair's `durable` waits for it too, so a caller that records its
+   * audit event before it waits for `durable` (AuditedSessions.refresh) waits for one fsync,
+   * the event's, which covers both on the embedded store.
+   */
+  private async afterRead(read: () => Promise<void>, answer: Promise<PairThenSync>): Promise<PairThenSync> {
+    let answered: PairThenSync;
+    try {
+      answered = await answer;
+    } catch (e) {
+      await read();
+      throw e;
+    }
+    return { pair: answered.pair, durable: async () => void (await Promise.all([answered.durable(), read()])) };
   }
 
   /**

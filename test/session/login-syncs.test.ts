@@ -10,6 +10,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { CallEndedError } from "../../src/call-scope.js";
 import { AuthError } from "../../src/core/errors.js";
+import type { TokenPair } from "../../src/core/sessions.js";
 import { loadConfig } from "../../src/config.js";
 import { systemClock } from "../../src/core/clock.js";
 import { createCore } from "../../src/core/index.js";
@@ -590,6 +591,72 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
       assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
       await release(winner);
       assert.equal(answer.refreshToken, (await winner).refreshToken, "the same pair");
+    });
+
+    /**
+     * A session, and `core` (with `env`), whose refresh of it reads the session (and the token,
+     * unspent) before it spends the token: the winner's refresh of the same tokens, on the other
+     * connection, is made just after that read, its writes committed (`winner()`, its answer).
+     */
+    const refreshRace = async (env: Record<string, string> = {}) => {
+      const { pair, access } = await session(await coreWith({}, env));
+      const before = written();
+      const o = await otherCore();
+      let winner: Promise<TokenPair> | undefined;
+      const core = await coreWith(
+        {
+          sessions: {
+            ...store.sessions,
+            findById: async (id) => {
+              const found = await store.sessions.findById(id);
+              if (winner === undefined) {
+                winner = o.sessions.refresh(access, pair.refreshToken);
+                await until(() => written().refreshTokens === 2 && written().auditEvents === (before.auditEvents as number) + 1, "the winner's writes committed");
+                requested = [];
+              }
+              return found;
+            },
+          },
+        },
+        env,
+      );
+      return { core, pair, access, before, winner: () => winner! };
+    };
+
+    it("the same refresh as the other connection's, which spends the token between the loser's read of it and the loser's spend: the same pair after one fsync, which covers the winner's writes and the loser's event", async () => {
+      const { core: c, pair, access, before, ...race } = await refreshRace();
+      const answer = await c.sessions.refresh(access, pair.refreshToken);
+      const winner = race.winner();
+      const now = written();
+      assert.deepEqual([now.spent, now.refreshTokens, now.auditEvents], [1, 2, (before.auditEvents as number) + 2], "the winner's writes and event, and the loser's event");
+      assert.deepEqual(durable, now, "on disk before the answer");
+      assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
+      await release(winner);
+      assert.equal(answer.refreshToken, (await winner).refreshToken, "the same pair");
+    });
+
+    it("the same refresh, auditing off, the other connection spending the token between the loser's read of it and the loser's spend: not answered while the loser's fsync is held, answered once it has returned", async () => {
+      const { core: c, pair, access, ...race } = await refreshRace({ TESSERA_AUDIT: "off" });
+      let go: () => void = () => {};
+      const gate = new Promise<void>((r) => (go = r));
+      hold = () => gate;
+      let settled = false;
+      const loser = c.sessions.refresh(access, pair.refreshToken).finally(() => (settled = true));
+      loser.catch(() => {});
+      let winnerWrites: Record<string, unknown>;
+      try {
+        await until(() => requested.length > 0, "the loser asked for an fsync");
+        winnerWrites = written();
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal(settled, false, "not answered while the fsync that covers the winner's writes is held");
+      } finally {
+        hold = undefined;
+        go();
+      }
+      const answer = await loser;
+      for (const key of ["spent", "refreshTokens", "accessJtis"]) assert.deepEqual(durable[key], winnerWrites[key], `${key}: the winner's writes on disk before the answer`);
+      await release(race.winner());
+      assert.equal(answer.refreshToken, (await race.winner()).refreshToken, "the same pair");
     });
 
     for (const [name, call] of [

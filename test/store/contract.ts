@@ -465,21 +465,29 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     it("spends once: the winner sees the unspent record, a later caller sees when it was spent and the winner's child", async () => {
       const input = newToken();
       await store.refreshTokens.insertThenSync(input);
-      assert.deepEqual(await store.refreshTokens.spend(input.hash, at(100), "child-1"), input);
-      const again = await twin.refreshTokens.spend(input.hash, at(200), "child-2");
+      const won = await store.refreshTokens.spendThenSync(input.hash, at(100), "child-1");
+      assert.deepEqual(won.before, input);
+      await won.durable();
+      const lost = await twin.refreshTokens.spendThenSync(input.hash, at(200), "child-2");
+      await lost.durable();
+      const again = lost.before;
       assert.equal(again?.spentAt?.getTime(), at(100).getTime());
       assert.equal(again?.child, "child-1");
       const found = await store.refreshTokens.findByHash(input.hash);
       assert.equal(found?.spentAt?.getTime(), at(100).getTime());
       assert.equal(found?.child, "child-1");
-      assert.equal(await store.refreshTokens.spend(id("missing"), at(100), "child"), null);
+      assert.equal((await store.refreshTokens.spendThenSync(id("missing"), at(100), "child")).before, null);
     });
 
     it(`lets exactly one of ${CONCURRENCY} concurrent spends win`, async () => {
       const input = newToken();
       await store.refreshTokens.insertThenSync(input);
       const { values, errors } = await settle(
-        Array.from({ length: CONCURRENCY }, (_, i) => both(i).refreshTokens.spend(input.hash, at(1000 + i), `child-${i}`)),
+        Array.from({ length: CONCURRENCY }, async (_, i) => {
+          const { before, durable } = await both(i).refreshTokens.spendThenSync(input.hash, at(1000 + i), `child-${i}`);
+          await durable();
+          return before;
+        }),
       );
       assert.equal(errors.length, 0);
       const winners = values.filter((r) => r !== null && r.spentAt === undefined);

@@ -46,7 +46,7 @@ describe("mongo store: database down", () => {
       const calls: Array<() => Promise<unknown>> = [
         () => store.ping(),
         () => store.users.findById("u"),
-        () => store.refreshTokens.spend("h", new Date(), "child"),
+        () => store.refreshTokens.spendThenSync("h", new Date(), "child"),
         () => store.apiTokens.list("acct", "active"),
         () => store.loginAttempts.reserve([{ key: "login:x", limit: 5 }], new Date(), { windowMs: 60_000, lockMs: 60_000, maxLockMs: 60_000, leaseMs: 60_000 }),
       ];

@@ -723,16 +723,19 @@ describe("sqlite store", () => {
         });
       }
 
-      it("a refresh token's spend, which its winner commits without an fsync (its child token's insert syncs it): the loser waits for an fsync of it", async () => {
+      it("a refresh token's spend, which its winner commits without an fsync (its child token's insert syncs it): the loser is answered at once, its durable() waiting for an fsync of it", async () => {
         await settle(() => db.prepare("INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) VALUES ('rt', 's1', 0, ?)").run(later.getTime()));
         const refreshTokens = sqliteRefreshTokens(db);
-        assert.equal((await refreshTokens.spend("rt", at, "child"))?.spentAt, undefined, "won, answered at once");
+        assert.equal((await refreshTokens.spendThenSync("rt", at, "child")).before?.spentAt, undefined, "won, answered at once");
         assert.equal(syncs.length, 0);
-        const loser = refreshTokens.spend("rt", at, "other");
-        assert.equal(await settled(loser), "pending");
+        const lost = await refreshTokens.spendThenSync("rt", at, "other");
+        assert.equal(lost.before?.child, "child");
+        assert.equal(syncs.length, 0, "the loser is answered without an fsync");
+        const lostDurable = lost.durable();
+        assert.equal(await settled(lostDurable), "pending", "its durable() waits until the winner's spend is on disk");
         assert.equal(syncs.length, 1);
         syncs.shift()!.done(null);
-        assert.equal((await loser)?.child, "child");
+        await lostDurable;
         // The child token, inserted by the winner (answered at once, durable() waiting for an
         // fsync), then by a concurrent caller of the same refresh: the duplicate is refused at
         // once, its `durable` waiting for an fsync of the first insert (its caller's audit

@@ -46,12 +46,14 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
         return { record: fromDoc<RefreshTokenRecord>(doc, ID), durable: () => Promise.resolve() };
       }),
     findByHash: (hash) => ctx.run(ID, () => load(hash)),
-    spend: (hash, at, child) =>
+    // Acknowledged, as insertThenSync: nothing is left to wait for.
+    spendThenSync: (hash, at, child) =>
       ctx.run(ID, async () => {
+        const durable = () => Promise.resolve();
         const doc = await tokens.findOne({ _id: hash });
-        if (!doc) return null;
+        if (!doc) return { before: null, durable };
         const token = fromDoc<RefreshTokenRecord>(doc, ID);
-        if (await ctx.marks.claim(spentMark(hash), at, token.expiresAt, child)) return token;
+        if (await ctx.marks.claim(spentMark(hash), at, token.expiresAt, child)) return { before: token, durable };
         // Lost: the mark, once set, never changes, so every loser learns the same spend time
         // and the winner's child pair.
         const spent = await ctx.marks.read(spentMark(hash));
@@ -59,7 +61,7 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
           token.spentAt = spent.at;
           if (spent.data !== undefined) token.child = spent.data;
         }
-        return token;
+        return { before: token, durable };
       }),
     deleteBySessionThenSync: (sessionId) =>
       ctx.run(ID, async () => ({

@@ -102,13 +102,18 @@ export interface RefreshTokenStore {
   findByHash(hash: string): Promise<RefreshTokenRecord | null>;
   /**
    * Atomically marks the token spent (only if it is not spent yet), together with `child` (the
-   * sealed pair this refresh answers), and returns the record AS IT WAS BEFORE: `spentAt` absent
-   * -> this call won the rotation; `spentAt` present -> it was already spent at that time (reuse
-   * or a concurrent refresh), with the winner's `child`. Null when unknown.
-   * Expiry is not checked here (the caller compares expiresAt). Durable, like setAccessJti,
-   * only with the caller's next write.
+   * sealed pair this refresh answers), and answers the record AS IT WAS BEFORE (`before`):
+   * `spentAt` absent -> this call won the rotation; `spentAt` present -> it was already spent at
+   * that time (reuse or a concurrent refresh), with the winner's `child`. Null when unknown.
+   * Expiry is not checked here (the caller compares expiresAt). Answered once committed, with
+   * `durable`, which resolves once what the call wrote or read is durable: the winner's spend is
+   * durable, like setAccessJti, with the caller's next write (its child token, whose `durable`
+   * the caller waits for); a loser's answer rests on the winner's spend, which on the embedded
+   * store may not be durable yet (its caller records its audit event, whose fsync covers it,
+   * before it waits for this, see SqliteCalls.deferredSpend). MongoDB: answered once
+   * acknowledged; `durable` resolves at once.
    */
-  spend(hash: string, at: Date, child: string): Promise<RefreshTokenRecord | null>;
+  spendThenSync(hash: string, at: Date, child: string): Promise<{ before: RefreshTokenRecord | null; durable: () => Promise<void> }>;
   /**
    * Deletes the session's tokens: `deleted`, how many, answered once committed, with `durable`,
    * as SessionStore.endThenSync (a logout records its audit event after it).

@@ -66,8 +66,8 @@ export interface SqliteCalls {
   call<T>(fn: () => T): Promise<T>;
   /**
    * call() for a single-use spend, a conditional write of which at most one caller wins (a
-   * consume, a revocation, a user token's logout; a logout of a session and a refresh's child
-   * refresh token go through deferredSpend()). The winner is answered as call() answers it. A call that changed no row (or whose
+   * consume, a revocation, a user token's logout; a logout of a session, a refresh's spend and
+   * its child refresh token go through deferredSpend()). The winner is answered as call() answers it. A call that changed no row (or whose
    * insert is a DuplicateError) lost the race, or found the thing spent already: its answer
    * rests on the winner's commit, which may not be on disk yet (the winner still waits for its
    * fsync, made none, cheaply(), or is another process on the file). So it resolves once every
@@ -93,8 +93,9 @@ export interface SqliteCalls {
    * whose insert is a DuplicateError is refused at once, that wait set as the error's `durable`.
    * Its caller records its audit event first: that event's fsync starts after the winner's
    * commit, so the loser waits for one fsync, not for one before its event and one after. A
-   * session's end (a logout, whose audit event's fsync covers it) and a refresh's child refresh
-   * token (which a concurrent caller of the same refresh may have stored).
+   * session's end (a logout, whose audit event's fsync covers it), a refresh's spend of its
+   * refresh token and its child refresh token (which a concurrent caller of the same refresh
+   * may have stored).
    */
   deferredSpend<T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }>;
   /** Inside call(): the rows `write` changes do not hold the answer for an fsync. */

@@ -46,7 +46,7 @@ export function refreshTokenInsert(db: Database.Database): (token: NewRefreshTok
 }
 
 export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
-  const { call, cheaply, deferred, deferredSpend, spend: spending } = sqliteCalls(db);
+  const { call, cheaply, deferred, deferredSpend } = sqliteCalls(db);
   const insert = refreshTokenInsert(db);
   const byHash = db.prepare("SELECT * FROM refresh_tokens WHERE hash = ?");
   const spend = db.prepare(
@@ -68,12 +68,13 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
         const row = byHash.get(hash) as RefreshTokenRow | undefined;
         return row ? toRecord(row) : null;
       }),
-    spend: (hash, at, child) =>
-      spending(() => {
+    spendThenSync: async (hash, at, child) => {
+      const { result, durable } = await deferredSpend(() => {
         // The conditional UPDATE decides the race. The winner gets the record as it was before
         // (unspent); a loser reads the spent record, whose spentAt never changes again.
         // Unsynced: the refresh's next write (its child's insert) syncs it (see the port). A
-        // loser's answer waits until the winner's spend is on disk (SqliteCalls.spend).
+        // loser is answered at once, its `durable` waiting until the winner's spend is on disk
+        // (SqliteCalls.deferredSpend).
         const won = cheaply(() => returning<RefreshTokenRow>(spend, toMs(at), child, hash));
         if (won) {
           const before = toRecord(won);
@@ -83,7 +84,9 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
         }
         const row = byHash.get(hash) as RefreshTokenRow | undefined;
         return row ? toRecord(row) : null;
-      }),
+      });
+      return { before: result, durable };
+    },
     // A logout's: committed without an fsync of its own, its audit event's covers it (see the port).
     deleteBySessionThenSync: async (sessionId) => {
       const { result, durable } = await deferred(() => deleteBySession.run(sessionId).changes);
