@@ -14,8 +14,10 @@
 // protobuf-es's fileDesc decodes its embedded descriptors with Node's Buffer, argon2 and
 // better-sqlite3 look up their native addons in their own packages (below, where each is). Left
 // out, loaded from node_modules when needed: the native addons themselves (argon2's and
-// better-sqlite3's .node files) and the MongoDB driver, which only a MongoDB store loads
-// (src/store/mongo/mongo-driver.ts).
+// better-sqlite3's .node files), the MongoDB driver, which only a MongoDB store loads
+// (src/store/mongo/mongo-driver.ts), and the embedded store's checkpointer thread, tsc's
+// dist/src/store/sqlite/sqlite-checkpointer.cjs, which requires better-sqlite3 from node_modules
+// when the log first needs a checkpoint (src/store/sqlite/sqlite-checkpoints.ts).
 //
 //   node scripts/bundle.mjs [DIST]      (DIST: tsc's output directory, default dist)
 import { createHash } from "node:crypto";

@@ -5,6 +5,7 @@ import { StoreUnavailableError, type Store, type StoreFailures } from "../ports.
 import { sqliteApiTokens } from "./sqlite-api-tokens.js";
 import { sqliteAuditEvents } from "./sqlite-audit-events.js";
 import { sqliteAuthTokens } from "./sqlite-auth-tokens.js";
+import { sqliteCheckpoints, type CheckpointsOptions } from "./sqlite-checkpoints.js";
 import { sqliteCalls, type SqliteCallsOptions } from "./sqlite-durability.js";
 import { mapSqliteError } from "./sqlite-errors.js";
 import { sqliteJwtRefreshTokens } from "./sqlite-jwt-refresh-tokens.js";
@@ -25,6 +26,8 @@ export interface SqliteStoreOptions {
   fsync?: SqliteCallsOptions["fsync"];
   /** Where a failed fsync of the WAL is reported, and another process's heard of. */
   failures?: StoreFailures;
+  /** Starts the thread that checkpoints the log, replaceable (tests). */
+  startCheckpointer?: CheckpointsOptions["startWorker"];
 }
 
 /**
@@ -159,7 +162,10 @@ async function loadSqlite(): Promise<typeof Database> {
  * Durability: WAL with synchronous=NORMAL, and a write answered only once an fsync of the WAL
  * made after its commit has returned, off the event loop and shared by the writes of its moment
  * (see sqlite-durability.ts): an acknowledged write survives a power cut or an OS crash, not
- * only a kill of the process, and no request waits on the disk on the event loop. After a failed
+ * only a kill of the process. Checkpoints of the log run on a worker thread started when the log
+ * first needs one (sqlite-checkpoints.ts), so no request waits on the disk on the event loop but
+ * for the sync of a new log's header, which SQLite makes in the first commit after each
+ * checkpoint. After a failed
  * fsync the store refuses every write until the process restarts (failure() says why; reads
  * still answer), and so does every worker on the file once `failures` has told it. What the log
  * holds as it opens is checkpointed first (checkpointAtStart).
@@ -167,6 +173,7 @@ async function loadSqlite(): Promise<typeof Database> {
 export async function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {}): Promise<Store> {
   const Sqlite = await loadSqlite();
   let db: Database.Database;
+  let checkpoints: ReturnType<typeof sqliteCheckpoints>;
   const file = join(dataDir, SQLITE_FILE_NAME);
   try {
     createPrivately(dataDir, file);
@@ -179,7 +186,12 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     db.pragma("foreign_keys = ON");
     migrate(db);
     checkpointAtStart(db, options.warn ?? (() => {}));
+    const cps = (checkpoints = sqliteCheckpoints(db, {
+      ...(options.warn !== undefined && { warn: options.warn }),
+      ...(options.startCheckpointer !== undefined && { startWorker: options.startCheckpointer }),
+    }));
     sqliteCalls(db, {
+      committed: (changes) => cps.committed(changes),
       ...(options.fsync !== undefined && { fsync: options.fsync }),
       ...(options.failures !== undefined && { failed: (error: StoreUnavailableError) => options.failures!.failed(error) }),
     }).syncNow();
@@ -223,6 +235,9 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
       auditEvents.flush();
       // What was committed is on disk before the connection goes (and the WAL with it).
       await synced().catch(() => {});
+      // The checkpointer's connection closes first (after the checkpoint under way, if any), so
+      // this one is the file's last in this process.
+      await checkpoints.close();
       db.close();
       await close();
     },

@@ -1,0 +1,152 @@
+// The embedded store's checkpoints of its log: run by a worker thread, never by a commit on the
+// event loop.
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import Database from "better-sqlite3";
+import type { AuditEventRecord, Store } from "../../src/store/ports.js";
+import { startCheckpointer } from "../../src/store/sqlite/sqlite-checkpoints.js";
+import { openSqliteStore, type SqliteStoreOptions } from "../../src/store/sqlite/sqlite-store.js";
+
+describe("sqlite store: checkpoints of the log, off the event loop", () => {
+  let dataDir: string;
+  let file: string;
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), "tessera-checkpoints-"));
+    file = join(dataDir, "tessera.db");
+  });
+  afterEach(() => {
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** SQLite's threshold in bytes of the log file: 1000 frames of a 4096-byte page, and the header. */
+  const threshold = 32 + 1000 * (4096 + 24);
+
+  /** Opens the store and finds its connection (the one that set the log's journal mode). */
+  async function open(options: SqliteStoreOptions = {}): Promise<{ store: Store; connection: Database.Database }> {
+    const pragma = Database.prototype.pragma;
+    let connection: Database.Database | undefined;
+    Database.prototype.pragma = function (this: Database.Database, source: string, ...rest: unknown[]) {
+      if (/^journal_mode\s*=\s*WAL$/i.test(source)) connection ??= this;
+      return (pragma as (...args: unknown[]) => unknown).call(this, source, ...rest);
+    } as typeof pragma;
+    try {
+      const store = await openSqliteStore(dataDir, options);
+      return { store, connection: connection! };
+    } finally {
+      Database.prototype.pragma = pragma;
+    }
+  }
+
+  let serial = 0;
+  /** A refused call's event (committed without an fsync) of about 2 KB: half a page. */
+  const event = (): AuditEventRecord => ({ id: `e${++serial}`, time: new Date(), type: "user.login", outcome: "shed", userAgent: "x".repeat(2000) });
+
+  /**
+   * Appends `pages` pages' worth of events through the store, 200 a turn (one transaction of
+   * about 100 pages each), with `pause` milliseconds between turns; returns the log file's size
+   * after each turn. The log starts over only when its writer begins a transaction with every
+   * frame copied: a checkpoint must run between two commits.
+   */
+  async function write(store: Store, pages: number, pause = 5): Promise<number[]> {
+    const sizes: number[] = [];
+    for (let written = 0; written < pages; written += 100) {
+      await Promise.all(Array.from({ length: 200 }, () => store.auditEvents.append(event())));
+      sizes.push(statSync(`${file}-wal`).size);
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+    return sizes;
+  }
+
+  it("the service's connection never checkpoints by itself: its automatic checkpoint is off", async () => {
+    const { store, connection } = await open();
+    try {
+      assert.equal(connection.pragma("wal_autocheckpoint", { simple: true }), 0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a log written well past the threshold is checkpointed by the thread, and starts over: its file stays near the threshold", async () => {
+    let worker: Worker | undefined;
+    const { store } = await open({ startCheckpointer: (f) => (worker = startCheckpointer(f)) });
+    try {
+      // Past the threshold: the thread starts, and is asked for a checkpoint (answered once the
+      // thread is up; meanwhile the log goes on growing, up to the cap).
+      await write(store, 1200);
+      assert.ok(worker, "the checkpointer was started");
+      // Until the thread is up and the log has started over (its file cut back to the threshold).
+      for (const deadline = Date.now() + 1500; statSync(`${file}-wal`).size > threshold; await write(store, 100)) {
+        assert.ok(Date.now() < deadline, "the log never started over");
+      }
+      // Then three times the threshold more (the file would pass 16 MB with checkpoints merely
+      // off), with pauses a checkpoint of a turn's frames fits in.
+      const sizes = await write(store, 3000, 20);
+      assert.ok(Math.max(...sizes) < 3 * threshold, `log file sizes up to ${Math.max(...sizes)} bytes`);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("before any write past the threshold, no thread is started (an idle service runs none)", async () => {
+    let started = 0;
+    const { store } = await open({ startCheckpointer: (f) => (started++, startCheckpointer(f)) });
+    try {
+      await write(store, 200);
+      assert.equal(started, 0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  for (const [name, start] of [
+    ["dies", () => new Worker("throw new Error('checkpointer broke')", { eval: true })],
+    ["cannot start", () => {
+      throw new Error("no threads");
+    }],
+  ] as const) {
+    it(`a checkpointer that ${name}: the connection goes back to SQLite's automatic checkpoint, with one warning, and the log stays bounded`, async () => {
+      const warnings: string[] = [];
+      const { store, connection } = await open({ startCheckpointer: start, warn: (message) => void warnings.push(message) });
+      try {
+        const sizes = await write(store, 3000);
+        assert.equal(warnings.filter((w) => /checkpointer/.test(w)).length, 1, warnings.join("\n"));
+        assert.equal(connection.pragma("wal_autocheckpoint", { simple: true }), 1000);
+        // Once fallen back, SQLite checkpoints the log itself (the file no longer grows).
+        assert.ok(sizes.at(-1)! < 2.5 * threshold, `log file sizes up to ${sizes.at(-1)} bytes`);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
+  it("close() with a checkpoint asked for: the thread finishes it, closes its connection and ends before the store's connection closes", async () => {
+    let worker: Worker | undefined;
+    const answers: unknown[] = [];
+    const { store } = await open({
+      startCheckpointer: (f) => {
+        worker = startCheckpointer(f);
+        worker.on("message", (m) => void answers.push(m));
+        return worker;
+      },
+    });
+    const written = (await write(store, 1200)).length * 200;
+    assert.ok(worker, "the checkpointer was started");
+    let exited = false;
+    worker.once("exit", () => (exited = true));
+    await store.close();
+    assert.ok(exited, "the thread ended before close() resolved");
+    assert.ok(answers.length >= 1, "the checkpoint asked for ran to its end");
+    // The store's connection was the file's last: SQLite checkpointed the log and removed it.
+    assert.equal(existsSync(`${file}-wal`), false);
+    const db = new Database(file, { readonly: true });
+    try {
+      assert.equal(db.pragma("integrity_check", { simple: true }), "ok");
+      assert.equal((db.prepare("SELECT count(*) AS n FROM audit_events").get() as { n: number }).n, written);
+    } finally {
+      db.close();
+    }
+  });
+});
