@@ -98,7 +98,8 @@ export function sqliteSessions(db: Database.Database): SessionStore {
     // Unsynced: the refresh that moves the jti syncs it with the child token's insert (see the port).
     setAccessJti: (id, expectedJti, newJti) => call(() => cheaply(() => casJti.run(newJti, id, expectedJti).changes === 1)),
     // Committed without an fsync of its own: the logout's audit event's covers it (see the port).
-    // A loser (ended already) answers once the winner's end is on disk (deferredSpend).
+    // A loser (ended already) is answered at once, its `durable` waiting until the winner's end
+    // is on disk (deferredSpend).
     endThenSync: async (id, at) => {
       const { result, durable } = await deferredSpend(() => end.run(toMs(at), id).changes === 1);
       return { ended: result, durable };
