@@ -14,6 +14,7 @@ import type { TokenPair } from "../../src/core/sessions.js";
 import { loadConfig } from "../../src/config.js";
 import { systemClock } from "../../src/core/clock.js";
 import { createCore } from "../../src/core/index.js";
+import { hashSecret } from "../../src/core/secrets.js";
 import { silentLogger } from "../../src/logger.js";
 import { StoreUnavailableError, type Store } from "../../src/store/ports.js";
 import { openSqliteStore, SQLITE_FILE_NAME } from "../../src/store/sqlite/sqlite-store.js";
@@ -291,6 +292,140 @@ describe("Seed 000 refresh and logout on the embedded store: a failed fsync of t
           ? await rest(server!.url, "PUT", "/session", { json: { refresh_token: pair.refresh_token }, headers })
           : await rest(server!.url, "DELETE", "/session", { headers }),
       );
+    });
+  }
+});
+
+// The loser of a race on a single-use spend (a second logout, a concurrent caller of the same
+// refresh) is answered by the store at once, with a wait (its `durable`) for the winner's
+// commit to be on disk. When the fsync that would make it so fails, the loser's call fails
+// too (it must not answer from a commit that may be lost), and no wait is left unhandled.
+describe("Seed 000 refresh and logout on the embedded store (the core): the loser of a spend when the fsync of the log fails", function () {
+  this.timeout(30_000);
+  const eio = Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO", syscall: "fsync" });
+  let dir: string;
+  let store: Store;
+  /** Another connection on the same file (another worker process): its fsyncs are held until released. */
+  let other: Store;
+  let otherHeld: Array<() => void> = [];
+  let otherFree = false;
+  let failing = false;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => void unhandled.push(e);
+  beforeEach(async () => {
+    failing = false;
+    otherHeld = [];
+    otherFree = false;
+    unhandled.length = 0;
+    process.on("unhandledRejection", onUnhandled);
+    dir = mkdtempSync(join(tmpdir(), "tessera-loser-fsync-"));
+    store = await openSqliteStore(dir, { fsync: (fd, done) => (failing ? setImmediate(done, eio) : fsync(fd, done)) });
+    other = await openSqliteStore(dir, { fsync: (fd, done) => (otherFree ? fsync(fd, done) : void otherHeld.push(() => fsync(fd, done))) });
+  });
+  afterEach(async () => {
+    // A rejection nobody handles is reported once the microtasks of its turn have run.
+    await new Promise((r) => setTimeout(r, 50));
+    process.off("unhandledRejection", onUnhandled);
+    otherFree = true;
+    for (const go of otherHeld.splice(0)) go();
+    await other.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const coreOn = (s: Store, env: Record<string, string> = {}) =>
+    createCore({
+      config: loadConfig({ TESSERA_ARGON2_MEMORY_KIB: "1024", TESSERA_ARGON2_ITERATIONS: "1", TESSERA_CLIENT_IDS: testClientId, ...env }),
+      store: s,
+      clock: systemClock,
+      logger: silentLogger,
+    });
+  type Core = Awaited<ReturnType<typeof coreOn>>;
+  /** A session of a new user of `core`, its access checked. */
+  const session = async (core: Core) => {
+    const email = uniqueEmail();
+    await core.users.create({ login: email, kind: "email", password, clientAddress: "addr" });
+    const pair = await core.sessions.logIn({ accountType: "traditional", email, password, clientId: testClientId, clientAddress: "addr" });
+    return { pair, access: await core.sessions.verifyAccess(pair.accessToken, testClientId, false) };
+  };
+  type Session = Awaited<ReturnType<typeof session>>;
+  const refusedForTheFailure = (e: unknown) => e instanceof StoreUnavailableError && /could not sync its log/.test(e.message);
+  /** Starts `o`'s refresh of the session's tokens; resolves once it has spent the refresh token (the refresh then waits for its held fsync). */
+  const spentBy = async (o: Core, s: Session) => {
+    const refresh = o.sessions.refresh(s.access, s.pair.refreshToken);
+    refresh.catch(() => {});
+    const hash = hashSecret(s.pair.refreshToken);
+    for (let i = 0; i < 500 && (await store.refreshTokens.findByHash(hash))?.spentAt === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  for (const [audit, env] of [
+    ["auditing on", {}],
+    ["auditing off (TESSERA_AUDIT=off)", { TESSERA_AUDIT: "off" }],
+  ] as const) {
+    it(`a logout, ${audit}, of a session the other connection has just ended (not yet on disk): STORE_UNAVAILABLE, not SESSION_ENDED; nothing left unhandled`, async () => {
+      const c = await coreOn(store, env);
+      const { access } = await session(c);
+      // The other connection's logout: the end and the delete committed, not yet on disk.
+      assert.equal((await other.sessions.endThenSync(access.sessionId, new Date())).ended, true);
+      await other.refreshTokens.deleteBySessionThenSync(access.sessionId);
+      failing = true;
+      await assert.rejects(c.sessions.end(access.sessionId, access.userId, { logout: true }), refusedForTheFailure);
+      assert.deepEqual(unhandled, []);
+    });
+
+    // What the other connection does between this refresh's read of the session (the token read
+    // unspent) and its spend of the token: its writes committed, its fsyncs held.
+    for (const [what, answer, meanwhile] of [
+      ["refreshes the same tokens", "the pair", (o: Core, s: Session) => spentBy(o, s)],
+      ["refreshes the same tokens and ends the session", "SESSION_ENDED", async (o: Core, s: Session) => {
+        await spentBy(o, s);
+        await other.sessions.endThenSync(s.access.sessionId, new Date());
+      }],
+      ["logs the session out (its refresh tokens deleted)", "SESSION_ENDED", async (_o: Core, s: Session) => {
+        await other.sessions.endThenSync(s.access.sessionId, new Date());
+        await other.refreshTokens.deleteBySessionThenSync(s.access.sessionId);
+      }],
+    ] as const) {
+      it(`a refresh, ${audit}, whose spend loses to the other connection, which ${what} (not yet on disk): STORE_UNAVAILABLE, not ${answer}; nothing left unhandled`, async () => {
+        const s = await session(await coreOn(store, env));
+        const o = await coreOn(other);
+        let raced = false;
+        const c = await coreOn(
+          {
+            ...store,
+            sessions: {
+              ...store.sessions,
+              findById: async (id) => {
+                const found = await store.sessions.findById(id);
+                if (!raced) {
+                  raced = true;
+                  await meanwhile(o, s);
+                  failing = true;
+                }
+                return found;
+              },
+            },
+          },
+          env,
+        );
+        await assert.rejects(c.sessions.refresh(s.access, s.pair.refreshToken), refusedForTheFailure);
+        assert.ok(raced);
+        assert.deepEqual(unhandled, []);
+      });
+    }
+  }
+
+  for (const [name, calls] of [
+    ["two logouts at once", (c: Core, s: Session) => [0, 1].map(() => c.sessions.end(s.access.sessionId, s.access.userId, { logout: true }))],
+    ["two refreshes at once", (c: Core, s: Session) => [0, 1].map(() => c.sessions.refresh(s.access, s.pair.refreshToken))],
+    ["a refresh and a logout at once", (c: Core, s: Session) => [c.sessions.refresh(s.access, s.pair.refreshToken), c.sessions.end(s.access.sessionId, s.access.userId, { logout: true })]],
+  ] as const) {
+    it(`${name} on one connection, its fsyncs failing: each call settles, none with a success; nothing left unhandled`, async () => {
+      const c = await coreOn(store, { TESSERA_AUDIT: "off" });
+      const s = await session(c);
+      failing = true;
+      const outcomes = await Promise.allSettled(calls(c, s));
+      assert.ok(outcomes.every((o) => o.status === "rejected"), JSON.stringify(outcomes.map((o) => o.status)));
+      assert.deepEqual(unhandled, []);
     });
   }
 });
