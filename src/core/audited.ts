@@ -13,7 +13,7 @@ import { outcomeOf, reasonOf, tracked, trackedThen, type AuditTrail } from "./au
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
-import { sessionEnded, Sessions, type PairThenSync, type SessionAccess, type TokenPair } from "./sessions.js";
+import { errorDurable, sessionEnded, Sessions, type PairThenSync, type SessionAccess, type TokenPair } from "./sessions.js";
 import { UserTokens, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
 import { Users, type NewUserInput } from "./users.js";
 import type { UserTokenRecord } from "../store/ports/user-tokens.js";
@@ -129,7 +129,9 @@ export class AuditedSessions extends Sessions {
   /**
    * `session.refreshed`; a reused refresh token also records `session.reuse_detected` (the
    * session it ended is the subject). Recorded once the child refresh token is stored, before
-   * the wait for the refresh's writes to be durable, as start() records session.started.
+   * the wait for the refresh's writes to be durable, as start() records session.started; an
+   * error's events are recorded before the wait for what it rests on (errorDurable: a lost
+   * spend's read), whose fsync they share.
    */
   override async refresh(access: SessionAccess, refreshToken: string): Promise<TokenPair> {
     const fields = { userId: access.userId, subject: access.sessionId };
@@ -138,6 +140,7 @@ export class AuditedSessions extends Sessions {
       rotated = await tracked(this.audit, "session.refreshed", fields, () => super.rotate(access, refreshToken));
     } catch (e) {
       if (reasonOf(e) === "REFRESH_TOKEN_REUSED") await this.audit.record({ type: "session.reuse_detected", ...fields, outcome: "success", reason: "REFRESH_TOKEN_REUSED" });
+      await errorDurable(e);
       throw e;
     }
     await rotated.durable();

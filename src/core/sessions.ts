@@ -80,6 +80,23 @@ const notSessionToken = () => unauthenticated("WRONG_TOKEN_TYPE", "not a session
 const alreadyUsed = () => unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");
 const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refresh token");
 
+/**
+ * What an error of a refresh rests on that may not be durable yet: the commits its lost spend
+ * read (another caller's spend of the token, or its delete), which the store answered at once
+ * (RefreshTokenStore.spendThenSync). The refresh waits for them once its audit event is
+ * recorded, whose fsync then covers them on the embedded store (errorDurable).
+ */
+const readBeforeError = new WeakMap<AuthError, () => Promise<void>>();
+
+/**
+ * Resolves once what the refresh error `e` rests on is durable: at once unless it follows a lost
+ * spend (Sessions.rotate). A refresh waits for it before the error goes on.
+ */
+export function errorDurable(e: unknown): Promise<void> {
+  const wait = e instanceof AuthError ? readBeforeError.get(e) : undefined;
+  return wait ? wait() : Promise.resolve();
+}
+
 export class Sessions {
   private readonly sessions: SessionStore;
   private readonly refreshTokens: RefreshTokenStore;
@@ -210,9 +227,15 @@ export class Sessions {
    * write of the refresh is durable (rotate()).
    */
   async refresh(access: SessionAccess, refreshToken: string): Promise<TokenPair> {
-    const { pair, durable } = await this.rotate(access, refreshToken);
-    await durable();
-    return pair;
+    let rotated: PairThenSync;
+    try {
+      rotated = await this.rotate(access, refreshToken);
+    } catch (e) {
+      await errorDurable(e);
+      throw e;
+    }
+    await rotated.durable();
+    return rotated.pair;
   }
 
   /**
@@ -220,7 +243,9 @@ export class Sessions {
    * once it and every write before it (the spend, the session's new jti) are durable
    * (RefreshTokenStore.insertThenSync): AuditedSessions' session.refreshed event, recorded in
    * between, shares their fsync. A refusal that ended the session (reuse detection) is thrown
-   * once the end is durable (end()).
+   * once the end is durable (end()). An error after a lost spend is thrown at once, with a wait
+   * for what the spend read (errorDurable), which the caller makes before the error goes on:
+   * AuditedSessions records its event first, whose fsync covers it.
    */
   protected async rotate(access: SessionAccess, refreshToken: string): Promise<PairThenSync> {
     if (refreshToken === "") throw missingField("refresh_token");
@@ -250,26 +275,32 @@ export class Sessions {
     // A loser's answer rests on what it read (the winner's spend, or the token's delete), which
     // may not be durable yet: no answer goes out before it is.
     if (!before) {
-      await read();
-      await this.openSession(access); // deleted meanwhile, as above
-      throw unknownRefreshToken();
+      // Deleted meanwhile, as above.
+      return this.afterRead(read, this.openSession(access).then(() => Promise.reject(unknownRefreshToken())));
     }
     if (before.spentAt) return this.afterRead(read, this.spentTokenPresented(before, refreshToken, access)); // a concurrent refresh won
     return this.afterRead(read, this.complete(session, access.jti, child));
   }
 
   /**
-   * `answer`, not before `read` (what the refresh's spend read is durable): an error waits for
-   * it before it goes on, a pair's `durable` waits for it too, so a caller that records its
-   * audit event before it waits for `durable` (AuditedSessions.refresh) waits for one fsync,
-   * the event's, which covers both on the embedded store.
+   * `answer`, not before `read` (what the refresh's spend read is durable): an error carries the
+   * wait for it (errorDurable), a pair's `durable` waits for it too, so a caller that records its
+   * audit event before it waits for either (AuditedSessions.refresh) waits for one fsync, the
+   * event's, which covers both on the embedded store.
    */
   private async afterRead(read: () => Promise<void>, answer: Promise<PairThenSync>): Promise<PairThenSync> {
     let answered: PairThenSync;
     try {
       answered = await answer;
     } catch (e) {
-      await read();
+      // A refusal, an error made for this call, carries the wait. Any other error is not marked
+      // (the store's may be one object thrown to many calls, once it has failed for good): it
+      // waits here, before it goes on.
+      if (!(e instanceof AuthError)) {
+        await read();
+        throw e;
+      }
+      readBeforeError.set(e, read);
       throw e;
     }
     return { pair: answered.pair, durable: async () => void (await Promise.all([answered.durable(), read()])) };

@@ -770,6 +770,34 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
       assert.equal(answer.refreshToken, (await winner).refreshToken, "the same pair");
     });
 
+    it("a refresh whose spend finds its refresh token deleted by the other connection's logout (the session's end and the delete committed between the loser's read of the token and its spend, not yet on disk): SESSION_ENDED after one fsync, which covers the logout's writes and the loser's event", async () => {
+      const c = await coreWith({});
+      const { pair, access } = await session(c);
+      const before = written();
+      let raced = false;
+      const loser = await coreWith({
+        sessions: {
+          ...store.sessions,
+          findById: async (id) => {
+            const found = await store.sessions.findById(id);
+            if (!raced) {
+              raced = true;
+              assert.equal((await other.sessions.endThenSync(id, new Date())).ended, true);
+              await other.refreshTokens.deleteBySessionThenSync(id);
+              requested = [];
+            }
+            return found;
+          },
+        },
+      });
+      await assert.rejects(loser.sessions.refresh(access, pair.refreshToken), (e: unknown) => e instanceof AuthError && e.reason === "SESSION_ENDED");
+      assert.ok(raced);
+      const now = written();
+      assert.deepEqual([now.ended, now.refreshTokens, now.auditEvents], [1, 0, (before.auditEvents as number) + 1], "the logout's writes, and the loser's event");
+      assert.deepEqual(durable, now, "on disk before the answer");
+      assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
+    });
+
     it("the same refresh, auditing off, the other connection spending the token between the loser's read of it and the loser's spend: not answered while the loser's fsync is held, answered once it has returned", async () => {
       const { core: c, pair, access, ...race } = await refreshRace({ TESSERA_AUDIT: "off" });
       let go: () => void = () => {};
