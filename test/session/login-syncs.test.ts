@@ -26,6 +26,28 @@ import { userTokenApi } from "../user-token/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { assertStoreUnavailable } from "../support/error-details.js";
 
+/**
+ * `sessions` whose first findById, once it has read, lets `meanwhile` run (another connection's
+ * writes) before it answers: a race between a call's read of its session and its later writes.
+ */
+function racingFirstRead(sessions: Store["sessions"], meanwhile: (id: string) => Promise<void>): { sessions: Store["sessions"]; raced: () => boolean } {
+  let raced = false;
+  return {
+    sessions: {
+      ...sessions,
+      findById: async (id) => {
+        const found = await sessions.findById(id);
+        if (!raced) {
+          raced = true;
+          await meanwhile(id);
+        }
+        return found;
+      },
+    },
+    raced: () => raced,
+  };
+}
+
 describe("Seed 000 login, refresh and logout on the embedded store: the fsyncs they wait for", () => {
   let server: TestServer;
   let db: Database.Database;
@@ -388,27 +410,13 @@ describe("Seed 000 refresh and logout on the embedded store (the core): the lose
       it(`a refresh, ${audit}, whose spend loses to the other connection, which ${what} (not yet on disk): STORE_UNAVAILABLE, not ${answer}; nothing left unhandled`, async () => {
         const s = await session(await coreOn(store, env));
         const o = await coreOn(other);
-        let raced = false;
-        const c = await coreOn(
-          {
-            ...store,
-            sessions: {
-              ...store.sessions,
-              findById: async (id) => {
-                const found = await store.sessions.findById(id);
-                if (!raced) {
-                  raced = true;
-                  await meanwhile(o, s);
-                  failing = true;
-                }
-                return found;
-              },
-            },
-          },
-          env,
-        );
+        const racing = racingFirstRead(store.sessions, async () => {
+          await meanwhile(o, s);
+          failing = true;
+        });
+        const c = await coreOn({ ...store, sessions: racing.sessions }, env);
         await assert.rejects(c.sessions.refresh(s.access, s.pair.refreshToken), refusedForTheFailure);
-        assert.ok(raced);
+        assert.ok(racing.raced());
         assert.deepEqual(unhandled, []);
       });
     }
@@ -774,24 +782,14 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
       const c = await coreWith({});
       const { pair, access } = await session(c);
       const before = written();
-      let raced = false;
-      const loser = await coreWith({
-        sessions: {
-          ...store.sessions,
-          findById: async (id) => {
-            const found = await store.sessions.findById(id);
-            if (!raced) {
-              raced = true;
-              assert.equal((await other.sessions.endThenSync(id, new Date())).ended, true);
-              await other.refreshTokens.deleteBySessionThenSync(id);
-              requested = [];
-            }
-            return found;
-          },
-        },
+      const racing = racingFirstRead(store.sessions, async (id) => {
+        assert.equal((await other.sessions.endThenSync(id, new Date())).ended, true);
+        await other.refreshTokens.deleteBySessionThenSync(id);
+        requested = [];
       });
+      const loser = await coreWith({ sessions: racing.sessions });
       await assert.rejects(loser.sessions.refresh(access, pair.refreshToken), (e: unknown) => e instanceof AuthError && e.reason === "SESSION_ENDED");
-      assert.ok(raced);
+      assert.ok(racing.raced());
       const now = written();
       assert.deepEqual([now.ended, now.refreshTokens, now.auditEvents], [1, 0, (before.auditEvents as number) + 1], "the logout's writes, and the loser's event");
       assert.deepEqual(durable, now, "on disk before the answer");
