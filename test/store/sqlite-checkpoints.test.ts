@@ -122,6 +122,40 @@ describe("sqlite store: checkpoints of the log, off the event loop", () => {
     });
   }
 
+  it("a checkpoint the connection cannot make itself (past the cap): the thread still running is stopped, and ends before close() resolves", async () => {
+    // A thread that answers every request without checkpointing, so the log grows past the cap
+    // and the connection checkpoints itself; that checkpoint fails here.
+    let worker: Worker | undefined;
+    let exited = false;
+    const warnings: string[] = [];
+    const { store, connection } = await open({
+      warn: (message) => void warnings.push(message),
+      startCheckpointer: () =>
+        (worker = new Worker(
+          `const { parentPort } = require("node:worker_threads");
+           parentPort.on("message", (m) => (m === "close" ? parentPort.close() : parentPort.postMessage({ runs: 0, log: 0, checkpointed: 0, busy: false })));`,
+          { eval: true },
+        ).once("exit", () => (exited = true))),
+    });
+    const pragma = connection.pragma.bind(connection);
+    connection.pragma = ((source: string, ...rest: unknown[]) => {
+      if (/^wal_checkpoint\(PASSIVE\)$/.test(source)) throw Object.assign(new Error("disk I/O error"), { code: "SQLITE_IOERR" });
+      return (pragma as (...args: unknown[]) => unknown)(source, ...rest);
+    }) as typeof connection.pragma;
+    let endedInClose = false;
+    try {
+      await write(store, 5000);
+      assert.ok(worker, "the checkpointer was started");
+      assert.equal(warnings.filter((w) => /checkpointer/.test(w)).length, 1, warnings.join("\n"));
+      assert.equal(connection.pragma("wal_autocheckpoint", { simple: true }), 1000);
+    } finally {
+      await store.close();
+      endedInClose = exited;
+      if (!exited) await worker?.terminate();
+    }
+    assert.ok(endedInClose, "the thread ended before close() resolved");
+  });
+
   it("close() with a checkpoint asked for: the thread finishes it, closes its connection and ends before the store's connection closes", async () => {
     let worker: Worker | undefined;
     const answers: unknown[] = [];

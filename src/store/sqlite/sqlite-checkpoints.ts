@@ -96,7 +96,10 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
   db.pragma(`journal_size_limit = ${limit}`);
 
   let fd: number | undefined;
+  /** The thread checkpoints are asked of: none before the first, after a fallback or close(). */
   let worker: Worker | undefined;
+  /** The thread last started, until it has ended (close() stops it and waits for its end). */
+  let alive: Worker | undefined;
   let exited: Promise<void> | undefined;
   let asked = false;
   let fallenBack = false;
@@ -106,6 +109,10 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
   const fallBack = (reason: string, error?: unknown) => {
     if (fallenBack || closed) return;
     fallenBack = true;
+    // A thread still running (what failed was this side: a read of the log's size, a checkpoint
+    // past the cap) is stopped after the checkpoint under way, so that its connection does not
+    // stay open beside this one; close() still waits for its end.
+    worker?.postMessage("close");
     worker = undefined;
     asked = false;
     if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
@@ -123,7 +130,7 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
         fallBack("could not start", error);
         return;
       }
-      worker = started;
+      worker = alive = started;
       started.unref();
       started.on("message", (_done: CheckpointDone) => {
         if (worker === started) asked = false;
@@ -134,6 +141,7 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
       exited = new Promise((resolve) =>
         started.once("exit", (code) => {
           if (worker === started) fallBack(`stopped (exit code ${code})`);
+          if (alive === started) alive = undefined;
           resolve();
         }),
       );
@@ -161,8 +169,8 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
     },
     async close() {
       closed = true;
-      const stopping = worker;
       worker = undefined;
+      const stopping = alive;
       if (stopping) {
         // Kept alive until it has ended: close() is awaited.
         stopping.ref();
