@@ -1,9 +1,11 @@
 // The embedded store's checkpoints of its log: run by a worker thread, never by a commit on the
 // event loop.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import type { AuditEventRecord, Store } from "../../src/store/ports.js";
@@ -99,6 +101,39 @@ describe("sqlite store: checkpoints of the log, off the event loop", () => {
     } finally {
       await store.close();
     }
+  });
+
+  it("a started checkpointer does not keep the process alive: a process that ends its work without closing the store exits", async () => {
+    // The store's modules, from a process of its own that writes past the threshold (the thread
+    // starts and is asked for a checkpoint) and then has nothing left to do.
+    const here = join(process.cwd(), "src", "store", "sqlite");
+    const script = `
+      import { openSqliteStore } from ${JSON.stringify(pathToFileURL(join(here, "sqlite-store.ts")).href)};
+      import { startCheckpointer } from ${JSON.stringify(pathToFileURL(join(here, "sqlite-checkpoints.ts")).href)};
+      let started = 0;
+      const store = await openSqliteStore(${JSON.stringify(dataDir)}, {
+        startCheckpointer: (f) => (started++, startCheckpointer(f)),
+        warn: (message) => console.log(message),
+      });
+      let serial = 0;
+      for (let turn = 0; turn < 12; turn++) {
+        await Promise.all(Array.from({ length: 200 }, () => store.auditEvents.append({ id: "e" + ++serial, time: new Date(), type: "user.login", outcome: "shed", userAgent: "x".repeat(2000) })));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // Time for the thread to start and answer (no warning below: it did).
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      console.log("started " + started);
+    `;
+    const entry = join(dataDir, "write.mjs");
+    writeFileSync(entry, script);
+    const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      execFile(process.execPath, ["--import", "tsx", entry], { timeout: 15000, killSignal: "SIGKILL" }, (error, out) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout: out }),
+      );
+    });
+    assert.match(stdout, /^started 1$/m);
+    assert.doesNotMatch(stdout, /checkpointer thread/);
+    assert.equal(code, 0, "the process was killed: it did not exit by itself");
   });
 
   for (const [name, start] of [

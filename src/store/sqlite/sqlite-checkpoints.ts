@@ -131,7 +131,6 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
         return;
       }
       worker = alive = started;
-      started.unref();
       started.on("message", (_done: CheckpointDone) => {
         if (worker === started) asked = false;
       });
@@ -145,6 +144,9 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
           resolve();
         }),
       );
+      // After the listeners: a thread's first "message" listener refs it again, which would keep
+      // a process that has nothing else to do alive.
+      started.unref();
     }
     asked = true;
     worker.postMessage("checkpoint");
