@@ -725,16 +725,29 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
       const { pair, access } = await session(c);
       const before = written();
       const winner = (await otherCore()).sessions.refresh(access, pair.refreshToken);
+      await untilWinnerCommitted(before);
+      const answer = await c.sessions.refresh(access, pair.refreshToken);
+      await samePairAfterOneFsync(answer, winner, before);
+    });
+
+    /** Until the other connection's refresh has committed its writes (its child token, its event); then fsyncs are counted afresh. */
+    const untilWinnerCommitted = async (before: Record<string, unknown>) => {
       await until(() => written().refreshTokens === 2 && written().auditEvents === (before.auditEvents as number) + 1, "the winner's writes committed");
       requested = [];
-      const answer = await c.sessions.refresh(access, pair.refreshToken);
+    };
+
+    /**
+     * The loser of a refresh answered `answer`: the winner's writes and event and its own event on
+     * disk before it, one fsync for all of them, and the winner's pair.
+     */
+    const samePairAfterOneFsync = async (answer: TokenPair, winner: Promise<TokenPair>, before: Record<string, unknown>) => {
       const now = written();
       assert.deepEqual([now.spent, now.refreshTokens, now.auditEvents], [1, 2, (before.auditEvents as number) + 2], "the winner's writes and event, and the loser's event");
       assert.deepEqual(durable, now, "on disk before the answer");
       assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
       await release(winner);
       assert.equal(answer.refreshToken, (await winner).refreshToken, "the same pair");
-    });
+    };
 
     /**
      * A session, and `core` (with `env`), whose refresh of it reads the session (and the token,
@@ -746,36 +759,18 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
       const before = written();
       const o = await otherCore();
       let winner: Promise<TokenPair> | undefined;
-      const core = await coreWith(
-        {
-          sessions: {
-            ...store.sessions,
-            findById: async (id) => {
-              const found = await store.sessions.findById(id);
-              if (winner === undefined) {
-                winner = o.sessions.refresh(access, pair.refreshToken);
-                await until(() => written().refreshTokens === 2 && written().auditEvents === (before.auditEvents as number) + 1, "the winner's writes committed");
-                requested = [];
-              }
-              return found;
-            },
-          },
-        },
-        env,
-      );
+      const racing = racingFirstRead(store.sessions, async () => {
+        winner = o.sessions.refresh(access, pair.refreshToken);
+        await untilWinnerCommitted(before);
+      });
+      const core = await coreWith({ sessions: racing.sessions }, env);
       return { core, pair, access, before, winner: () => winner! };
     };
 
     it("the same refresh as the other connection's, which spends the token between the loser's read of it and the loser's spend: the same pair after one fsync, which covers the winner's writes and the loser's event", async () => {
       const { core: c, pair, access, before, ...race } = await refreshRace();
       const answer = await c.sessions.refresh(access, pair.refreshToken);
-      const winner = race.winner();
-      const now = written();
-      assert.deepEqual([now.spent, now.refreshTokens, now.auditEvents], [1, 2, (before.auditEvents as number) + 2], "the winner's writes and event, and the loser's event");
-      assert.deepEqual(durable, now, "on disk before the answer");
-      assert.equal(requested.length, 1, `fsyncs: ${JSON.stringify(requested)}`);
-      await release(winner);
-      assert.equal(answer.refreshToken, (await winner).refreshToken, "the same pair");
+      await samePairAfterOneFsync(answer, race.winner(), before);
     });
 
     it("a refresh whose spend finds its refresh token deleted by the other connection's logout (the session's end and the delete committed between the loser's read of the token and its spend, not yet on disk): SESSION_ENDED after one fsync, which covers the logout's writes and the loser's event", async () => {

@@ -415,6 +415,15 @@ describe("sqlite store", () => {
       await new Promise((r) => setImmediate(r));
       return state;
     };
+    /** A write answered without an fsync of its own: its `durable` asks for one, and waits for it. */
+    const waitsForOneFsync = async (durable: () => Promise<void>) => {
+      assert.equal(syncs.length, 0, "no fsync of its own");
+      const waiting = durable();
+      assert.equal(await settled(waiting), "pending");
+      assert.equal(syncs.length, 1);
+      syncs.shift()!.done(null);
+      await waiting;
+    };
     beforeEach(() => {
       mkdirSync(dataDir, { recursive: true });
       db = new Database(join(dataDir, "t.db"));
@@ -558,12 +567,7 @@ describe("sqlite store", () => {
       const { record, durable } = await sqliteSessions(db).createThenSync(session, { hash: "rt", sessionId: "s1", createdAt: at, expiresAt: at });
       assert.deepEqual(record, session);
       assert.equal(db.prepare("SELECT count(*) FROM refresh_tokens WHERE session_id = 's1'").pluck().get(), 1);
-      assert.equal(syncs.length, 0, "no fsync of its own");
-      const waiting = durable();
-      assert.equal(await settled(waiting), "pending");
-      assert.equal(syncs.length, 1);
-      syncs.shift()!.done(null);
-      await waiting;
+      await waitsForOneFsync(durable);
       // A clash of the refresh token rolls the session back with it.
       await assert.rejects(sqliteSessions(db).createThenSync({ ...session, id: "s2" }, { hash: "rt", sessionId: "s2", createdAt: at, expiresAt: at }), DuplicateError);
       assert.equal(await sqliteSessions(db).findById("s2"), null);
@@ -574,12 +578,7 @@ describe("sqlite store", () => {
       const at = new Date();
       const { record, durable } = await sqliteRefreshTokens(db).insertThenSync({ hash: "rt", sessionId: "s1", createdAt: at, expiresAt: at });
       assert.equal(record.hash, "rt");
-      assert.equal(syncs.length, 0, "no fsync of its own");
-      const waiting = durable();
-      assert.equal(await settled(waiting), "pending");
-      assert.equal(syncs.length, 1);
-      syncs.shift()!.done(null);
-      await waiting;
+      await waitsForOneFsync(durable);
       await assert.rejects(sqliteRefreshTokens(db).insertThenSync({ hash: "rt", sessionId: "s1", createdAt: at, expiresAt: at }), DuplicateError);
     });
 
