@@ -217,3 +217,19 @@ export function recode(e: AuthError, code: AuthErrorCode, message = e.message, f
       }),
   );
 }
+
+/**
+ * `next()`, the steps of a call after one of its writes was committed without an fsync of its
+ * own (a login's credential, whose `durable` the call waits for before its answer): an error of
+ * any step goes out once that write is durable too, so a power cut after the error cannot take
+ * back what the call committed. When it cannot be made durable, that failure (the store's)
+ * answers instead.
+ */
+export async function durableBeforeError<T>(durable: () => Promise<void>, next: () => Promise<T>): Promise<T> {
+  try {
+    return await next();
+  } catch (e) {
+    await durable();
+    throw e;
+  }
+}

@@ -19,7 +19,7 @@ import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
 import type { Clock } from "./clock.js";
 import { outdated } from "./credential-lifecycle.js";
-import { AuthError, invalidField, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
+import { AuthError, durableBeforeError, invalidField, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { openChild, sealChild, type ChildPair } from "./refresh-sealing.js";
@@ -179,14 +179,16 @@ export class Sessions {
     // Checked once the session is stored: a password change or deactivation that moved the
     // epoch before this read is seen here, one after it ends this session with the user's others.
     // A session refused here is ended, its refresh token deleted with it (end()), before any
-    // token of it goes out.
-    const state = await this.users.credentialState(user.id, user.credentialEpoch);
-    if (state !== "current") {
-      await this.end(session.id, user.id);
-      if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
-      throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
-    }
-    return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
+    // token of it goes out. An error of any step from here goes out once the session is durable.
+    return durableBeforeError(durable, async () => {
+      const state = await this.users.credentialState(user.id, user.credentialEpoch);
+      if (state !== "current") {
+        await this.end(session.id, user.id);
+        if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+        throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
+      }
+      return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
+    });
   }
 
   /**

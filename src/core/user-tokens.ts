@@ -14,7 +14,7 @@ import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
-import { invalidField, permissionDenied, unauthenticated, type Reason } from "./errors.js";
+import { durableBeforeError, invalidField, permissionDenied, unauthenticated, type Reason } from "./errors.js";
 import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, randomToken, secretEquals } from "./secrets.js";
 import type { Users } from "./users.js";
@@ -112,15 +112,18 @@ export class UserTokens {
       credentialEpoch: user.credentialEpoch,
     });
     // A password change or deactivation while the login was in flight: withdraw the token (the
-    // withdrawal waits for an fsync that covers the token's commit).
-    const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
-    if (state !== "current") {
-      await this.deps.userTokens.disable(token.id, this.deps.clock.now());
-      if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
-      throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
-    }
-    this.deps.logger.info("user token created", { userId: user.id, credentialId: token.id });
-    return { result: { secret, token }, durable };
+    // withdrawal waits for an fsync that covers the token's commit). An error of any step from
+    // here goes out once the token is durable.
+    return durableBeforeError(durable, async () => {
+      const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
+      if (state !== "current") {
+        await this.deps.userTokens.disable(token.id, this.deps.clock.now());
+        if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+        throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
+      }
+      this.deps.logger.info("user token created", { userId: user.id, credentialId: token.id });
+      return { result: { secret, token }, durable };
+    });
   }
 
   /** The `userToken` credential: a live bearer user token, its use recorded. 401 otherwise. */

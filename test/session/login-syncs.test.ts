@@ -422,6 +422,40 @@ describe("Seed 000 refresh and logout on the embedded store (the core): the lose
     }
   }
 
+  // A login whose credential is committed (not yet on disk), then its read of the user's
+  // credential epoch refused: the error waits for the credential's fsync, which fails.
+  for (const [audit, env] of [
+    ["auditing on", {}],
+    ["auditing off (TESSERA_AUDIT=off)", { TESSERA_AUDIT: "off" }],
+  ] as const) {
+    for (const [name, stored, logIn] of [
+      ["a login", (committed: () => void): Partial<Store> => ({ sessions: { ...store.sessions, createThenSync: (session, token) => store.sessions.createThenSync(session, token).finally(committed) } }),
+        (c: Core, email: string) => c.sessions.logIn({ accountType: "traditional", email, password, clientId: testClientId, clientAddress: "addr" })],
+      ["a seed 002 login", (committed: () => void): Partial<Store> => ({ userTokens: { ...store.userTokens, createThenSync: (token) => store.userTokens.createThenSync(token).finally(committed) } }),
+        (c: Core, email: string) => c.userTokens.login({ login: email, password, clientAddress: "addr" })],
+    ] as const) {
+      it(`${name}, ${audit}, its credential stored, then its read of the credential epoch refused: STORE_UNAVAILABLE for the failed fsync; nothing left unhandled`, async () => {
+        let committed = false;
+        const c = await coreOn(
+          {
+            ...store,
+            users: { ...store.users, findById: (id) => (committed ? Promise.reject(new StoreUnavailableError("embedded store unavailable (SQLITE_BUSY)")) : store.users.findById(id)) },
+            ...stored(() => {
+              committed = true;
+              failing = true;
+            }),
+          },
+          env,
+        );
+        const email = uniqueEmail();
+        await c.users.create({ login: email, kind: "email", password, clientAddress: "addr" });
+        await assert.rejects(logIn(c, email), refusedForTheFailure);
+        assert.ok(committed);
+        assert.deepEqual(unhandled, []);
+      });
+    }
+  }
+
   for (const [name, calls] of [
     ["two logouts at once", (c: Core, s: Session) => [0, 1].map(() => c.sessions.end(s.access.sessionId, s.access.userId, { logout: true }))],
     ["two refreshes at once", (c: Core, s: Session) => [0, 1].map(() => c.sessions.refresh(s.access, s.pair.refreshToken))],
@@ -894,6 +928,45 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
     assert.equal(written().ended, 1, "the session was ended");
     assert.equal(durable.ended, 1, "by a write on disk before the error");
   });
+
+  // A login's credential (seed 000's session and its refresh token, seed 002's user token) is
+  // committed without an fsync of its own; when a later step of the login fails (its read of the
+  // user's credential epoch), the error goes out once that commit is on disk.
+  /** The ports of `store` with users.findById refused once `stored` reports the credential committed. */
+  const epochReadRefused = (stored: (committed: () => void) => Partial<Store>): Partial<Store> => {
+    let committed = false;
+    return {
+      users: { ...store.users, findById: (id) => (committed ? Promise.reject(new StoreUnavailableError("embedded store unavailable (SQLITE_BUSY)")) : store.users.findById(id)) },
+      ...stored(() => void (committed = true)),
+    };
+  };
+  const sessionStored = (committed: () => void): Partial<Store> => ({
+    sessions: { ...store.sessions, createThenSync: (session, token) => store.sessions.createThenSync(session, token).finally(committed) },
+  });
+  const userTokenStored = (committed: () => void): Partial<Store> => ({
+    userTokens: { ...store.userTokens, createThenSync: (token) => store.userTokens.createThenSync(token).finally(committed) },
+  });
+  for (const [name, env] of [
+    ["auditing on", {}],
+    ["auditing off (TESSERA_AUDIT=off)", { TESSERA_AUDIT: "off" }],
+  ] as const) {
+    it(`login, ${name}, the credential epoch's read refused by the store once the session is stored: STORE_UNAVAILABLE once the session and its refresh token are on disk`, async () => {
+      const core = await coreWith(epochReadRefused(sessionStored), env);
+      const email = await signedUp(core);
+      await assert.rejects(logIn(core, email), StoreUnavailableError);
+      const now = written();
+      assert.deepEqual([now.sessions, now.refreshTokens], [1, 1], "the session and its refresh token were stored");
+      assert.deepEqual([durable.sessions, durable.refreshTokens], [1, 1], "by a write on disk before the error");
+    });
+
+    it(`seed 002 login, ${name}, the credential epoch's read refused by the store once the user token is stored: STORE_UNAVAILABLE once the user token is on disk`, async () => {
+      const core = await coreWith(epochReadRefused(userTokenStored), env);
+      const email = await signedUp(core);
+      await assert.rejects(logInToken(core, email), StoreUnavailableError);
+      assert.equal(written().userTokens, 1, "the user token was stored");
+      assert.equal(durable.userTokens, 1, "by a write on disk before the error");
+    });
+  }
 
   it("session.started refused by the store: the login still waits for one fsync, which covers the login's event, the session, lastLoginAt and the refresh token", async () => {
     const events = store.auditEvents;
