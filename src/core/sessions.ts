@@ -349,7 +349,8 @@ export class Sessions {
    * to no client: the answer is sent once it is durable.
    */
   private async complete(session: SessionRecord, parentJti: string, child: ChildPair): Promise<PairThenSync> {
-    if (!(await this.sessions.setAccessJti(session.id, parentJti, child.jti))) {
+    const moved = await this.sessions.setAccessJti(session.id, parentJti, child.jti);
+    if (!moved) {
       // Another caller of this same refresh moved the jti, or is moving it: on MongoDB the move
       // is claimed (an insert-once mark) and then written, so between the two a re-read still
       // shows the parent's jti. Wait for that write, briefly, before calling the session ended.
@@ -369,8 +370,12 @@ export class Sessions {
     } catch (e) {
       // Stored by another caller of this refresh: the answer waits until it is durable. The
       // embedded store answers the clash at once, with that wait (made after this call's audit
-      // event, whose fsync covers it).
-      if (!(e instanceof DuplicateError)) throw e;
+      // event, whose fsync covers it). Any other error goes on once this call's move of the jti,
+      // committed without an fsync of its own, is durable.
+      if (!(e instanceof DuplicateError)) {
+        if (moved) await this.sessions.synced();
+        throw e;
+      }
       if (e.durable) durable = e.durable;
     }
     return { pair: { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };

@@ -968,6 +968,34 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
     });
   }
 
+  // The same refresh again after its first call failed between the spend and the session's move
+  // to the new jti: the retry moves the jti (committed without an fsync of its own), then its
+  // child refresh token's insert is refused: the error goes out once the move is on disk.
+  for (const [name, env] of [
+    ["auditing on", {}],
+    ["auditing off (TESSERA_AUDIT=off)", { TESSERA_AUDIT: "off" }],
+  ] as const) {
+    it(`refresh retried, ${name}, the session's jti moved, then the child refresh token's insert refused by the store: STORE_UNAVAILABLE once the move is on disk`, async () => {
+      const refused = () => Promise.reject(new StoreUnavailableError("embedded store unavailable (SQLITE_BUSY)"));
+      let moves = 0;
+      const c = await coreWith(
+        {
+          sessions: { ...store.sessions, setAccessJti: (id, expected, jti) => (moves++ === 0 ? refused() : store.sessions.setAccessJti(id, expected, jti)) },
+          refreshTokens: { ...store.refreshTokens, insertThenSync: refused },
+        },
+        env,
+      );
+      const { pair, access } = await session(c);
+      await assert.rejects(c.sessions.refresh(access, pair.refreshToken), StoreUnavailableError);
+      const before = written();
+      assert.equal(before.spent, 1, "the first call spent the refresh token");
+      await assert.rejects(c.sessions.refresh(access, pair.refreshToken), StoreUnavailableError);
+      const now = written();
+      assert.notEqual(now.accessJtis, before.accessJtis, "the retry moved the session's jti");
+      assert.equal(durable.accessJtis, now.accessJtis, "by a write on disk before the error");
+    });
+  }
+
   it("session.started refused by the store: the login still waits for one fsync, which covers the login's event, the session, lastLoginAt and the refresh token", async () => {
     const events = store.auditEvents;
     const core = await coreWith({

@@ -64,6 +64,8 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
         await sessions.updateOne({ _id: id, accessJti: expectedJti }, { $set: { accessJti: newJti } });
         return true;
       }),
+    // Each write acknowledged (the connection's write concern): nothing is left to wait for.
+    synced: () => Promise.resolve(),
     // Acknowledged (the connection's write concern): nothing is left to wait for.
     endThenSync: (id, at) =>
       ctx.run(ID, async () => {

@@ -46,9 +46,16 @@ export interface SessionStore {
    * first caller stopped before its write (MongoDB: the move is claimed, then written).
    * Visible to every instance at once, but durable (across a power cut) only with the caller's
    * next write: the embedded store commits it without an fsync (a refresh stores its child
-   * refresh token next, RefreshTokenStore.insertThenSync, and waits for its `durable`).
+   * refresh token next, RefreshTokenStore.insertThenSync, and waits for its `durable`, or, when
+   * that insert fails, for synced()).
    */
   setAccessJti(id: string, expectedJti: string, newJti: string): Promise<boolean>;
+  /**
+   * Resolves once every write of this store made so far is durable: for a refresh whose next
+   * write after setAccessJti failed, before its error goes on. The embedded store waits for an
+   * fsync that starts after them; MongoDB resolves at once (each write was acknowledged).
+   */
+  synced(): Promise<void>;
   /**
    * Ends the session (sets endedAt) if it is not ended yet: `ended`, whether this call ended it,
    * answered once committed, with `durable`, which resolves once the end, and everything

@@ -39,7 +39,7 @@ function toRecord(row: SessionRow): SessionRecord {
 }
 
 export function sqliteSessions(db: Database.Database): SessionStore {
-  const { call, cheaply, deferred, deferredSpend } = sqliteCalls(db);
+  const { call, cheaply, deferred, deferredSpend, synced } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO sessions (id, user_id, client_id, access_jti, created_at, expires_at, credential_epoch)
     VALUES (@id, @userId, @clientId, @accessJti, @createdAt, @expiresAt, @credentialEpoch) RETURNING *`);
   const insertRefreshToken = refreshTokenInsert(db);
@@ -97,6 +97,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
       }),
     // Unsynced: the refresh that moves the jti syncs it with the child token's insert (see the port).
     setAccessJti: (id, expectedJti, newJti) => call(() => cheaply(() => casJti.run(newJti, id, expectedJti).changes === 1)),
+    synced: () => synced(),
     // Committed without an fsync of its own: the logout's audit event's covers it (see the port).
     // A loser (ended already) is answered at once, its `durable` waiting until the winner's end
     // is on disk (deferredSpend).
