@@ -13,10 +13,11 @@ import { outcomeOf, reasonOf, tracked, trackedThen, type AuditTrail } from "./au
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
-import { errorDurable, sessionEnded, Sessions, type PairThenSync, type SessionAccess, type TokenPair } from "./sessions.js";
+import { sessionEnded, Sessions, type PairThenSync, type SessionAccess, type TokenPair } from "./sessions.js";
 import { UserTokens, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
 import { Users, type NewUserInput } from "./users.js";
 import type { UserTokenRecord } from "../store/ports/user-tokens.js";
+import { errorDurable } from "../store/ports/errors.js";
 
 /**
  * A login's last wait, once its credential is stored and its own event (session.started,

@@ -24,7 +24,7 @@ import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { openChild, sealChild, type ChildPair } from "./refresh-sealing.js";
 import { hashSecret, randomId, randomToken } from "./secrets.js";
-import { DuplicateError } from "../store/ports/errors.js";
+import { DuplicateError, errorDurable, withDurable } from "../store/ports/errors.js";
 import type { UserRecord, UserStanding } from "../store/ports/users.js";
 import type { Users } from "./users.js";
 import { setTimeout as delay } from "node:timers/promises";
@@ -79,23 +79,6 @@ const notMostRecent = () => unauthenticated("NOT_MOST_RECENT_TOKEN", "not the mo
 const notSessionToken = () => unauthenticated("WRONG_TOKEN_TYPE", "not a session access token");
 const alreadyUsed = () => unauthenticated("REFRESH_TOKEN_ALREADY_USED", "refresh token already used");
 const unknownRefreshToken = () => unauthenticated("INVALID_TOKEN", "unknown refresh token");
-
-/**
- * What an error of a refresh rests on that may not be durable yet: the commits its lost spend
- * read (another caller's spend of the token, or its delete), which the store answered at once
- * (RefreshTokenStore.spendThenSync). The refresh waits for them once its audit event is
- * recorded, whose fsync then covers them on the embedded store (errorDurable).
- */
-const readBeforeError = new WeakMap<AuthError, () => Promise<void>>();
-
-/**
- * Resolves once what the refresh error `e` rests on is durable: at once unless it follows a lost
- * spend (Sessions.rotate). A refresh waits for it before the error goes on.
- */
-export function errorDurable(e: unknown): Promise<void> {
-  const wait = e instanceof AuthError ? readBeforeError.get(e) : undefined;
-  return wait ? wait() : Promise.resolve();
-}
 
 export class Sessions {
   private readonly sessions: SessionStore;
@@ -302,8 +285,7 @@ export class Sessions {
         await read();
         throw e;
       }
-      readBeforeError.set(e, read);
-      throw e;
+      throw withDurable(e, read);
     }
     return { pair: answered.pair, durable: async () => void (await Promise.all([answered.durable(), read()])) };
   }
@@ -376,7 +358,7 @@ export class Sessions {
         if (moved) await this.sessions.synced();
         throw e;
       }
-      if (e.durable) durable = e.durable;
+      durable = () => errorDurable(e);
     }
     return { pair: { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
   }

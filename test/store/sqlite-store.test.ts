@@ -11,7 +11,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
 import { createLogger } from "../../src/logger.js";
 import { openStore } from "../../src/store/index.js";
-import { DuplicateError, StoreUnavailableError, type AuditEventRecord } from "../../src/store/ports.js";
+import { DuplicateError, errorDurable, StoreUnavailableError, type AuditEventRecord } from "../../src/store/ports.js";
 import { batchNeedsSync, sqliteAuditEvents } from "../../src/store/sqlite/sqlite-audit-events.js";
 import { sqliteCalls } from "../../src/store/sqlite/sqlite-durability.js";
 import { sqliteAuthTokens } from "../../src/store/sqlite/sqlite-auth-tokens.js";
@@ -737,15 +737,15 @@ describe("sqlite store", () => {
         await lostDurable;
         // The child token, inserted by the winner (answered at once, durable() waiting for an
         // fsync), then by a concurrent caller of the same refresh: the duplicate is refused at
-        // once, its `durable` waiting for an fsync of the first insert (its caller's audit
-        // event's, when it records one first).
+        // once, the wait on it (errorDurable) resolving after an fsync of the first insert (its
+        // caller's audit event's, when it records one first).
         const child = { hash: "child-rt", sessionId: "s1", createdAt: at, expiresAt: later };
         const { durable } = await refreshTokens.insertThenSync(child);
         assert.equal(syncs.length, 0, "the first insert is answered without an fsync");
         const refused = (await refreshTokens.insertThenSync(child).catch((e: unknown) => e)) as DuplicateError;
         assert.ok(refused instanceof DuplicateError, String(refused));
         assert.equal(syncs.length, 0, "the duplicate is answered without an fsync");
-        const second = refused.durable!();
+        const second = errorDurable(refused);
         assert.equal(await settled(second), "pending", "its durable() waits until the first insert is on disk");
         assert.equal(syncs.length, 1);
         const first = durable();

@@ -28,12 +28,6 @@ export class StoreSettingError extends StoreError {
 export class DuplicateError extends StoreError {
   override name = "DuplicateError";
   readonly key: string;
-  /**
-   * Set when the clash is answered before the write it clashed with is durable (the embedded
-   * store's RefreshTokenStore.insertThenSync, see there): resolves once that write, and every
-   * commit before it, is durable. Unset: durable already.
-   */
-  durable?: () => Promise<void>;
   constructor(key: string, options?: { cause?: unknown }) {
     super(`duplicate ${key}`, options);
     this.key = key;
@@ -49,4 +43,31 @@ export class DeadlineExceededError extends StoreError {
   constructor(message = "the call's deadline passed before the store answered") {
     super(message);
   }
+}
+
+/**
+ * The waits that ride on errors: what an error rests on that may not be durable yet, which its
+ * caller waits for before the error goes on (errorDurable), once it has made its own last write
+ * (an audit event, whose fsync then covers both on the embedded store). Set where the error is
+ * made: by the embedded store on the DuplicateError of a clash answered before the write it
+ * clashed with is durable (RefreshTokenStore.insertThenSync), by the core on a refusal that
+ * follows a lost spend (Sessions.rotate). Kept beside the error, not on it, so that an error of
+ * any class carries one the same way; only an error made for one call is marked (a store's
+ * failure may be one object thrown to many calls: such an error is waited for where it is seen).
+ */
+const durableWaits = new WeakMap<Error, () => Promise<void>>();
+
+/** `error`, marked with `durable`: what it rests on, resolved once durable (see errorDurable). */
+export function withDurable<E extends Error>(error: E, durable: () => Promise<void>): E {
+  durableWaits.set(error, durable);
+  return error;
+}
+
+/**
+ * Resolves once what `error` rests on is durable: at once unless a wait rides on it
+ * (withDurable). Rejects when that cannot be made durable (the store's failure).
+ */
+export function errorDurable(error: unknown): Promise<void> {
+  const wait = error instanceof Error ? durableWaits.get(error) : undefined;
+  return wait ? wait() : Promise.resolve();
 }

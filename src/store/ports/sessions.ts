@@ -100,10 +100,11 @@ export interface RefreshTokenStore {
    * for `durable`: on the embedded store the token is committed without an fsync of its own, and
    * `durable` resolves at once when the later write's fsync (which started after the token's
    * commit) has returned, else after one that does. DuplicateError("hash") on a clash: on the
-   * embedded store at once, with the error's `durable`, which resolves once every commit the
-   * insert may have clashed with is durable (the child token a concurrent caller of the same
-   * refresh stored first, see SqliteCalls.deferredSpend): the caller waits for it as for its own.
-   * MongoDB: answered once acknowledged; `durable` resolves at once (the error has none).
+   * embedded store at once, with a wait on the error (errorDurable, ports/errors.ts), which
+   * resolves once every commit the insert may have clashed with is durable (the child token a
+   * concurrent caller of the same refresh stored first, see SqliteCalls.deferredSpend): the
+   * caller waits for it as for its own. MongoDB: answered once acknowledged; `durable` resolves
+   * at once (the error carries no wait).
    */
   insertThenSync(token: NewRefreshToken): Promise<{ record: RefreshTokenRecord; durable: () => Promise<void> }>;
   findByHash(hash: string): Promise<RefreshTokenRecord | null>;

@@ -1,6 +1,6 @@
 import { closeSync, fsync as fsyncFd, fsyncSync, openSync } from "node:fs";
 import type Database from "better-sqlite3";
-import { DuplicateError, StoreUnavailableError } from "../ports.js";
+import { DuplicateError, StoreUnavailableError, withDurable } from "../ports.js";
 import { callLater, mapSqliteError } from "./sqlite-errors.js";
 
 /**
@@ -94,7 +94,7 @@ export interface SqliteCalls {
    * deferred() for a single-use spend (see spend()): the winner is answered as deferred()
    * answers it. A call that changed no row lost, and is answered at once too, with `durable`,
    * which resolves once every commit it may have read is on disk (WalSync.durableLater); one
-   * whose insert is a DuplicateError is refused at once, that wait set as the error's `durable`.
+   * whose insert is a DuplicateError is refused at once, that wait riding on the error (withDurable).
    * Its caller records its audit event first: that event's fsync starts after the winner's
    * commit, so the loser waits for one fsync, not for one before its event and one after. A
    * session's end (a logout, whose audit event's fsync covers it), a refresh's spend of its
@@ -192,8 +192,7 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
   // write, an audit event, makes an fsync that covers what the loser read).
   const later = <T>(outcome: { result: T } | { duplicate: DuplicateError }, durable: () => Promise<void>) => {
     if (!("duplicate" in outcome)) return Promise.resolve({ result: outcome.result, durable });
-    outcome.duplicate.durable = durable;
-    return Promise.reject(outcome.duplicate);
+    return Promise.reject(withDurable(outcome.duplicate, durable));
   };
   return {
     call: <T>(fn: () => T): Promise<T> => run(fn, synced),

@@ -58,8 +58,8 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
   return {
     // Committed without an fsync of its own (SqliteCalls.deferred). A refresh's child token is
     // inserted by its first caller and by every concurrent caller of the same refresh: a
-    // duplicate is refused at once, the error's `durable` waiting until the first caller's
-    // insert is on disk (deferredSpend).
+    // duplicate is refused at once, the wait on the error (errorDurable) resolving once the first
+    // caller's insert is on disk (deferredSpend).
     insertThenSync: async (token: NewRefreshToken) => {
       const { result, durable } = await deferredSpend(() => insert(token));
       return { record: result, durable };
