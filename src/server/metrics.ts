@@ -14,7 +14,7 @@ import client from "prom-client";
 import { answer, askFollowers, askLeader, currentRole } from "../cluster.js";
 import type { AuditEventRecord } from "../store/ports/audit-events.js";
 import { DuplicateError, StoreUnavailableError, type Store, type StoreKind } from "../store/ports.js";
-import type { StoreCallHook } from "../store/instrumented.js";
+import { watchingWait, type StoreCallHook } from "../store/instrumented.js";
 import { packageVersion } from "../project-files.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
 import { sendErrorBody } from "./error-details.js";
@@ -302,7 +302,8 @@ export function createMetrics(): Metrics {
   });
 
   // Label children, made once per label set.
-  const storeChildren = new Map<string, { duration: HistogramChild; errors: CounterChild; unavailable: CounterChild }>();
+  type StoreChildren = { duration: HistogramChild; errors: CounterChild; unavailable: CounterChild };
+  const storeChildren = new Map<string, StoreChildren>();
 
   const scrapeLocal = async () => ({ contentType: registry.contentType, text: await registry.metrics() });
   // Under TESSERA_WORKERS: the first worker aggregates every worker's registry; the others ask it.
@@ -331,19 +332,25 @@ export function createMetrics(): Metrics {
         }
         return c;
       };
+      const failed = (c: StoreChildren, error: unknown) => {
+        if (!(error instanceof DuplicateError)) c.errors.inc();
+        if (error instanceof StoreUnavailableError) c.unavailable.inc();
+      };
+      // A write's later wait for its fsync (watchingWait) is not timed: a failure seen only
+      // there is counted under the write's operation, as the write's own would be.
       return (operation, call) => {
         const start = performance.now();
         return call().then(
           (value) => {
-            children(operation).duration.observe((performance.now() - start) / 1000);
-            return value;
+            const c = children(operation);
+            c.duration.observe((performance.now() - start) / 1000);
+            return watchingWait(value, (error) => failed(c, error));
           },
           (error: unknown) => {
             const c = children(operation);
             c.duration.observe((performance.now() - start) / 1000);
-            if (!(error instanceof DuplicateError)) c.errors.inc();
-            if (error instanceof StoreUnavailableError) c.unavailable.inc();
-            throw error;
+            failed(c, error);
+            throw watchingWait(error, (later) => failed(c, later));
           },
         );
       };

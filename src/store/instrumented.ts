@@ -2,7 +2,7 @@
 // wrapped, generically, so a new method is observed as soon as it exists. The hook sees the
 // operation's name ("users.findByLogin") and the call; the server layer times it (metrics) and
 // opens a span for it (tracing).
-import type { Store } from "./ports.js";
+import { durableOf, withDurable, type Store } from "./ports.js";
 
 export type StoreCallHook = <T>(operation: string, call: () => Promise<T>) => Promise<T>;
 
@@ -20,4 +20,24 @@ export function instrumentStore(store: Store, hook: StoreCallHook): Store {
     wrapped[portName] = methods;
   }
   return { ...store, ...wrapped } as Store;
+}
+
+/**
+ * The later wait of a store call, outside its timing: a ...ThenSync method's `durable` (its
+ * answer's) or the wait on its error (errorDurable, a duplicate answered before the write it
+ * clashed with is durable). `outcome` (the call's answer, or its error) is given back with that
+ * wait telling `failed` when it rejects, so that a failure seen only there (a failed fsync of
+ * the embedded store) is counted under the operation that made the write. The wait itself still
+ * rejects as before.
+ */
+export function watchingWait<T>(outcome: T, failed: (error: unknown) => void): T {
+  const watched = (wait: () => Promise<void>) => () =>
+    wait().catch((error: unknown) => {
+      failed(error);
+      throw error;
+    });
+  const wait = durableOf(outcome);
+  if (wait) return withDurable(outcome as Error, watched(wait)) as T;
+  if (typeof outcome !== "object" || outcome === null || !("durable" in outcome) || typeof outcome.durable !== "function") return outcome;
+  return { ...outcome, durable: watched(outcome.durable as () => Promise<void>) };
 }

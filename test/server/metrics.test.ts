@@ -5,7 +5,7 @@
 // worker answers the sum of both.
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { fsync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -18,7 +18,8 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { packageVersion } from "../../src/project-files.js";
 import { createMetrics } from "../../src/server/metrics.js";
 import { instrumentStore } from "../../src/store/instrumented.js";
-import { DuplicateError, StoreUnavailableError } from "../../src/store/ports.js";
+import { DuplicateError, errorDurable, StoreUnavailableError, type Store } from "../../src/store/ports.js";
+import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { dribble, slowClient } from "../support/net.js";
 import { openTestStore } from "../support/store.js";
 import { bearer, connectClient, GrpcJsClient, rest } from "../support/clients.js";
@@ -214,6 +215,53 @@ describe("metrics: store operations that fail", function () {
     } finally {
       await opened.close();
     }
+  });
+});
+
+describe("metrics: a write's later wait for its fsync (the embedded store's ...ThenSync methods)", function () {
+  const eio = Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO", syscall: "fsync" });
+  let dir: string;
+  let failing = false;
+  let opened: Store;
+  beforeEach(async () => {
+    failing = false;
+    dir = mkdtempSync(join(tmpdir(), "tessera-metrics-durable-"));
+    opened = await openSqliteStore(dir, { fsync: (fd, done) => (failing ? setImmediate(done, eio) : fsync(fd, done)) });
+  });
+  afterEach(async () => {
+    await opened.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const at = new Date();
+  const later = new Date(at.getTime() + 3_600_000);
+  const session = { id: "s1", userId: "u1", clientId: "c", accessJti: "j", createdAt: at, expiresAt: later };
+
+  it("an fsync failure seen only by durable() counts as an error and as unavailable, under the operation that made the write", async () => {
+    const metrics = createMetrics();
+    const store = instrumentStore(opened, metrics.storeHook("sqlite"));
+    const { durable } = await store.sessions.createThenSync(session, { hash: "rt-1", sessionId: "s1", createdAt: at, expiresAt: later });
+    failing = true;
+    await assert.rejects(durable(), StoreUnavailableError);
+    const families = parsePrometheusTextFormat(await metrics.registry.metrics()) as Families;
+    const op = { operation: "sessions.createThenSync", store: "sqlite" };
+    assert.deepEqual([value(families, "tessera_store_errors_total", op), value(families, "tessera_store_unavailable_total", op)], [1, 1]);
+  });
+
+  it("so does one seen only by the wait on a duplicate's error (errorDurable): the duplicate itself counts as neither", async () => {
+    const metrics = createMetrics();
+    const store = instrumentStore(opened, metrics.storeHook("sqlite"));
+    await store.sessions.createThenSync(session, { hash: "rt-1", sessionId: "s1", createdAt: at, expiresAt: later });
+    const child = { hash: "rt-2", sessionId: "s1", createdAt: at, expiresAt: later };
+    await store.refreshTokens.insertThenSync(child);
+    const refused = await store.refreshTokens.insertThenSync(child).catch((e: unknown) => e);
+    assert.ok(refused instanceof DuplicateError, String(refused));
+    const op = { operation: "refreshTokens.insertThenSync", store: "sqlite" };
+    const before = parsePrometheusTextFormat(await metrics.registry.metrics()) as Families;
+    assert.deepEqual([value(before, "tessera_store_errors_total", op), value(before, "tessera_store_unavailable_total", op)], [0, 0]);
+    failing = true;
+    await assert.rejects(errorDurable(refused), StoreUnavailableError);
+    const families = parsePrometheusTextFormat(await metrics.registry.metrics()) as Families;
+    assert.deepEqual([value(families, "tessera_store_errors_total", op), value(families, "tessera_store_unavailable_total", op)], [1, 1]);
   });
 });
 

@@ -68,6 +68,11 @@ export function withDurable<E extends Error>(error: E, durable: () => Promise<vo
  * (withDurable). Rejects when that cannot be made durable (the store's failure).
  */
 export function errorDurable(error: unknown): Promise<void> {
-  const wait = error instanceof Error ? durableWaits.get(error) : undefined;
+  const wait = durableOf(error);
   return wait ? wait() : Promise.resolve();
+}
+
+/** The wait that rides on `error` (withDurable), if any. */
+export function durableOf(error: unknown): (() => Promise<void>) | undefined {
+  return error instanceof Error ? durableWaits.get(error) : undefined;
 }
