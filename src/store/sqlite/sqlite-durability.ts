@@ -131,6 +131,18 @@ export interface SqliteCallsOptions {
   committed?: (changes: number) => void;
 }
 
+/**
+ * A deferred() or deferredSpend() answer as a ...ThenSync port method gives it: the call's result
+ * under `key` (the port's name for it: "record", "ended", ...), with `durable`.
+ */
+export async function thenSync<K extends string, T>(
+  key: K,
+  answer: Promise<{ result: T; durable: () => Promise<void> }>,
+): Promise<{ [P in K]: T } & { durable: () => Promise<void> }> {
+  const { result, durable } = await answer;
+  return { [key]: result, durable } as { [P in K]: T } & { durable: () => Promise<void> };
+}
+
 const registry = new WeakMap<Database.Database, SqliteCalls>();
 
 /** The calls of `db` (one set per connection: they share its group commit). */

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { NewRefreshToken, RefreshTokenRecord, RefreshTokenStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
-import { sqliteCalls } from "./sqlite-durability.js";
+import { sqliteCalls, thenSync } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
 
@@ -60,39 +60,34 @@ export function sqliteRefreshTokens(db: Database.Database): RefreshTokenStore {
     // inserted by its first caller and by every concurrent caller of the same refresh: a
     // duplicate is refused at once, the wait on the error (errorDurable) resolving once the first
     // caller's insert is on disk (deferredSpend).
-    insertThenSync: async (token: NewRefreshToken) => {
-      const { result, durable } = await deferredSpend(() => insert(token));
-      return { record: result, durable };
-    },
+    insertThenSync: (token: NewRefreshToken) => thenSync("record", deferredSpend(() => insert(token))),
     findByHash: (hash) =>
       call(() => {
         const row = byHash.get(hash) as RefreshTokenRow | undefined;
         return row ? toRecord(row) : null;
       }),
-    spendThenSync: async (hash, at, child) => {
-      const { result, durable } = await deferredSpend(() => {
-        // The conditional UPDATE decides the race. The winner gets the record as it was before
-        // (unspent); a loser reads the spent record, whose spentAt never changes again.
-        // Unsynced: the refresh's next write (its child's insert) syncs it (see the port). A
-        // loser is answered at once, its `durable` waiting until the winner's spend is on disk
-        // (SqliteCalls.deferredSpend).
-        const won = cheaply(() => returning<RefreshTokenRow>(spend, toMs(at), child, hash));
-        if (won) {
-          const before = toRecord(won);
-          delete before.spentAt;
-          delete before.child;
-          return before;
-        }
-        const row = byHash.get(hash) as RefreshTokenRow | undefined;
-        return row ? toRecord(row) : null;
-      });
-      return { before: result, durable };
-    },
+    spendThenSync: (hash, at, child) =>
+      thenSync(
+        "before",
+        deferredSpend(() => {
+          // The conditional UPDATE decides the race. The winner gets the record as it was before
+          // (unspent); a loser reads the spent record, whose spentAt never changes again.
+          // Unsynced: the refresh's next write (its child's insert) syncs it (see the port). A
+          // loser is answered at once, its `durable` waiting until the winner's spend is on disk
+          // (SqliteCalls.deferredSpend).
+          const won = cheaply(() => returning<RefreshTokenRow>(spend, toMs(at), child, hash));
+          if (won) {
+            const before = toRecord(won);
+            delete before.spentAt;
+            delete before.child;
+            return before;
+          }
+          const row = byHash.get(hash) as RefreshTokenRow | undefined;
+          return row ? toRecord(row) : null;
+        }),
+      ),
     // A logout's: committed without an fsync of its own, its audit event's covers it (see the port).
-    deleteBySessionThenSync: async (sessionId) => {
-      const { result, durable } = await deferred(() => deleteBySession.run(sessionId).changes);
-      return { deleted: result, durable };
-    },
+    deleteBySessionThenSync: (sessionId) => thenSync("deleted", deferred(() => deleteBySession.run(sessionId).changes)),
     deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
 }

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { NewRefreshToken, NewSession, SessionRecord, SessionStore, UserStanding } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
-import { sqliteCalls } from "./sqlite-durability.js";
+import { sqliteCalls, thenSync } from "./sqlite-durability.js";
 import { refreshTokenInsert } from "./sqlite-refresh-tokens.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
@@ -76,10 +76,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   return {
     // Committed without an fsync of its own (SqliteCalls.deferred): the login's session.started
     // event's fsync covers it (see the port).
-    createThenSync: async (session, refreshToken) => {
-      const { result, durable } = await deferred(() => createWithRefreshToken.immediate(session, refreshToken));
-      return { record: result, durable };
-    },
+    createThenSync: (session, refreshToken) => thenSync("record", deferred(() => createWithRefreshToken.immediate(session, refreshToken))),
     findById: (id) =>
       call(() => {
         const row = byId.get(id) as SessionRow | undefined;
@@ -101,10 +98,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
     // Committed without an fsync of its own: the logout's audit event's covers it (see the port).
     // A loser (ended already) is answered at once, its `durable` waiting until the winner's end
     // is on disk (deferredSpend).
-    endThenSync: async (id, at) => {
-      const { result, durable } = await deferredSpend(() => end.run(toMs(at), id).changes === 1);
-      return { ended: result, durable };
-    },
+    endThenSync: (id, at) => thenSync("ended", deferredSpend(() => end.run(toMs(at), id).changes === 1)),
     endAllForUser: (userId, at, createdBefore) =>
       call(() =>
         createdBefore === undefined

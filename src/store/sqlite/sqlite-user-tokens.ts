@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import { touchBucket, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
-import { sqliteCalls } from "./sqlite-durability.js";
+import { sqliteCalls, thenSync } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
 
@@ -77,10 +77,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   return {
     create: (token: NewUserToken) => call(() => inserted(token)),
     // A login's token: committed without an fsync of its own (SqliteCalls.deferred).
-    createThenSync: async (token: NewUserToken) => {
-      const { result, durable } = await deferred(() => inserted(token));
-      return { record: result, durable };
-    },
+    createThenSync: (token: NewUserToken) => thenSync("record", deferred(() => inserted(token))),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
     findById: (id) => call(() => toRecordOrNull(byId.get(id))),
     touchLastUsed: (id, at, minIntervalMs = 0) =>
