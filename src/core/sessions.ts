@@ -123,10 +123,14 @@ export class Sessions {
     // (AuditedSessions), committed with the login's audit event (authenticateThen, which does
     // not wait for it): on the embedded store the answer waits for one fsync that started after
     // all of them (start()).
+    // When lastLoginAt is refused, the error waits for the session's start (and so for its
+    // writes to be durable), not only for the first failure of the two.
     return this.users.authenticateThen(input.email, input.password, "email", input.clientAddress, undefined, async (user) => {
       const noted = this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true });
-      const [pair] = await Promise.all([this.start(user, input.clientId), noted]);
-      return pair;
+      const [started, note] = await Promise.allSettled([this.start(user, input.clientId), noted]);
+      if (started.status === "rejected") throw started.reason;
+      if (note.status === "rejected") throw note.reason;
+      return started.value;
     });
   }
 

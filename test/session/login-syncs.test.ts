@@ -959,6 +959,24 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
       assert.deepEqual([durable.sessions, durable.refreshTokens], [1, 1], "by a write on disk before the error");
     });
 
+    it(`login, ${name}, its lastLoginAt refused by the store: the error goes out once the session and its refresh token, stored meanwhile, are on disk`, async () => {
+      const core = await coreWith({ users: { ...store.users, setLastLogin: () => Promise.reject(new StoreUnavailableError("embedded store unavailable (SQLITE_BUSY)")) } }, env);
+      const email = await signedUp(core);
+      /** What the last fsync to succeed covered as the error went out. */
+      let coveredAtError: Record<string, unknown> = {};
+      await assert.rejects(
+        logIn(core, email).catch((e: unknown) => {
+          coveredAtError = durable;
+          throw e;
+        }),
+        StoreUnavailableError,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      const now = written();
+      assert.deepEqual([now.sessions, now.refreshTokens], [1, 1], "the session and its refresh token were stored");
+      assert.deepEqual([coveredAtError.sessions, coveredAtError.refreshTokens], [1, 1], "by a write on disk before the error");
+    });
+
     it(`seed 002 login, ${name}, the credential epoch's read refused by the store once the user token is stored: STORE_UNAVAILABLE once the user token is on disk`, async () => {
       const core = await coreWith(epochReadRefused(userTokenStored), env);
       const email = await signedUp(core);
