@@ -302,7 +302,8 @@ export function createMetrics(): Metrics {
   });
 
   // Label children, made once per label set.
-  type StoreChildren = { duration: HistogramChild; errors: CounterChild; unavailable: CounterChild };
+  // `failed`: counts a failure of the operation (made once, not per call: watchingWait).
+  type StoreChildren = { duration: HistogramChild; errors: CounterChild; unavailable: CounterChild; failed: (error: unknown) => void };
   const storeChildren = new Map<string, StoreChildren>();
 
   const scrapeLocal = async () => ({ contentType: registry.contentType, text: await registry.metrics() });
@@ -323,18 +324,20 @@ export function createMetrics(): Metrics {
       const children = (operation: string) => {
         let c = storeChildren.get(operation);
         if (c === undefined) {
+          const errors = storeErrors.labels(operation, kind);
+          const unavailable = storeUnavailable.labels(operation, kind);
           c = {
             duration: storeDuration.labels(operation, kind),
-            errors: storeErrors.labels(operation, kind),
-            unavailable: storeUnavailable.labels(operation, kind),
+            errors,
+            unavailable,
+            failed: (error) => {
+              if (!(error instanceof DuplicateError)) errors.inc();
+              if (error instanceof StoreUnavailableError) unavailable.inc();
+            },
           };
           storeChildren.set(operation, c);
         }
         return c;
-      };
-      const failed = (c: StoreChildren, error: unknown) => {
-        if (!(error instanceof DuplicateError)) c.errors.inc();
-        if (error instanceof StoreUnavailableError) c.unavailable.inc();
       };
       // A write's later wait for its fsync (watchingWait) is not timed: a failure seen only
       // there is counted under the write's operation, as the write's own would be.
@@ -344,13 +347,13 @@ export function createMetrics(): Metrics {
           (value) => {
             const c = children(operation);
             c.duration.observe((performance.now() - start) / 1000);
-            return watchingWait(value, (error) => failed(c, error));
+            return watchingWait(value, c.failed);
           },
           (error: unknown) => {
             const c = children(operation);
             c.duration.observe((performance.now() - start) / 1000);
-            failed(c, error);
-            throw watchingWait(error, (later) => failed(c, later));
+            c.failed(error);
+            throw watchingWait(error, c.failed);
           },
         );
       };

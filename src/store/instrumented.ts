@@ -31,13 +31,19 @@ export function instrumentStore(store: Store, hook: StoreCallHook): Store {
  * rejects as before.
  */
 export function watchingWait<T>(outcome: T, failed: (error: unknown) => void): T {
-  const watched = (wait: () => Promise<void>) => () =>
+  // Every store call's answer passes here: one without a wait is given back before any function
+  // is made for it (the bundle names each arrow function it makes, a defineProperty per call).
+  const wait = durableOf(outcome);
+  if (wait) return withDurable(outcome as Error, watched(wait, failed)) as T;
+  if (typeof outcome !== "object" || outcome === null || !("durable" in outcome) || typeof outcome.durable !== "function") return outcome;
+  return { ...outcome, durable: watched(outcome.durable as () => Promise<void>, failed) };
+}
+
+/** `wait`, telling `failed` when it rejects (watchingWait). */
+function watched(wait: () => Promise<void>, failed: (error: unknown) => void): () => Promise<void> {
+  return () =>
     wait().catch((error: unknown) => {
       failed(error);
       throw error;
     });
-  const wait = durableOf(outcome);
-  if (wait) return withDurable(outcome as Error, watched(wait)) as T;
-  if (typeof outcome !== "object" || outcome === null || !("durable" in outcome) || typeof outcome.durable !== "function") return outcome;
-  return { ...outcome, durable: watched(outcome.durable as () => Promise<void>) };
 }
