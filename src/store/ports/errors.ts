@@ -51,9 +51,10 @@ export class DeadlineExceededError extends StoreError {
  * (an audit event, whose fsync then covers both on the embedded store). Set where the error is
  * made: by the embedded store on the DuplicateError of a clash answered before the write it
  * clashed with is durable (RefreshTokenStore.insertThenSync), by the core on a refusal that
- * follows a lost spend (Sessions.rotate). Kept beside the error, not on it, so that an error of
- * any class carries one the same way; only an error made for one call is marked (a store's
- * failure may be one object thrown to many calls: such an error is waited for where it is seen).
+ * follows a refresh's spend (Sessions.rotate: the spend's own commit, or what a lost spend
+ * read). Kept beside the error, not on it, so that an error of any class carries one the same
+ * way; only an error made for one call is marked (a store's failure may be one object thrown to
+ * many calls: such an error is waited for where it is seen).
  */
 const durableWaits = new WeakMap<Error, () => Promise<void>>();
 

@@ -104,7 +104,10 @@ export interface SqliteCalls {
   deferredSpend<T>(fn: () => T): Promise<{ result: T; durable: () => Promise<void> }>;
   /** Inside call(): the rows `write` changes do not hold the answer for an fsync. */
   cheaply<T>(write: () => T): T;
-  /** Resolves once every commit made so far is on disk (for writes made outside call()). */
+  /**
+   * Resolves once every commit made so far is on disk: for writes made outside call() (an audit
+   * batch), and for a cheaply() write whose call's next write failed (SessionStore.synced).
+   */
   synced(): Promise<void>;
   /** fsyncs the WAL now, on the event loop: for start-up, after the schema is made. */
   syncNow(): void;
