@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "./logger.js";
 import type { CodeCacheUse } from "./bundle-loader.cjs";
 import type { PoolPriority } from "./start.cjs";
 import type { Tessera } from "./tessera.js";
+import { lowerTierUpBudget } from "./tier-up.js";
 
 /**
  * What start.cts left for this process to log (undefined when main.ts is run directly): the
@@ -89,13 +90,18 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
   const pool = fromStart<PoolPriority>("threadPoolPriority");
   if (pool?.applied) logger.info("password hashing threads", { nice: pool.nice });
   else if (config.hashNice > 0) logger.warn("password hashing threads keep the process's CPU priority", { reason: pool?.reason ?? "not started through start.cjs (npm start)" });
+  // Only in a start through start.cjs: the build's code-cache writer runs the bundle too, and the
+  // cache it writes must be made under the flags a start compiles with (V8 refuses it otherwise).
+  const codeCache = fromStart<CodeCacheUse>("codeCache");
+  const interruptBudget = codeCache === undefined ? undefined : lowerTierUpBudget();
   logger.info("listening", {
     url: tessera.url,
     tls: tessera.server.listener.secure,
     metricsPort: tessera.server.metricsPort,
     housekeeping,
     pid: process.pid,
-    codeCache: fromStart<CodeCacheUse>("codeCache"),
+    codeCache,
+    interruptBudget,
   });
   if (requested !== undefined) close();
 }

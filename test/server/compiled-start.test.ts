@@ -41,10 +41,11 @@ describe("server: the compiled start (npm start's entry)", function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("starts from the bundle with the build's code cache, its hashing threads at nice 19", () => {
+  it("starts from the bundle with the build's code cache, its hashing threads at nice 19, V8's interrupt budget lowered once listening", () => {
     const lines = service!.lines();
     const listening = lines.find((l) => l.msg === "listening");
     assert.equal(listening?.codeCache, "accepted");
+    assert.equal(listening?.interruptBudget, 8192);
     assert.deepEqual(
       lines.filter((l) => l.msg === "password hashing threads").map((l) => l.nice),
       [19],
