@@ -21,14 +21,15 @@ import { setFlagsFromString } from "node:v8";
 export const serviceInterruptBudget = 8192;
 
 /**
- * Sets V8's interrupt budget to serviceInterruptBudget unless `execArgv` (node's own arguments)
- * sets one; returns the budget then in force: the one set, or the command line's as given.
+ * Sets V8's interrupt budget to serviceInterruptBudget (through `setFlags`) unless `execArgv`
+ * (node's own arguments) sets one; returns the budget then in force: the one set, or the command
+ * line's as given.
  */
-export function lowerTierUpBudget(execArgv: readonly string[] = process.execArgv): number | string {
+export function lowerTierUpBudget(execArgv: readonly string[] = process.execArgv, setFlags: (flags: string) => void = setFlagsFromString): number | string {
   for (let i = 0; i < execArgv.length; i++) {
     const m = /^--interrupt[-_]budget(?:=(.*))?$/.exec(execArgv[i]!);
     if (m) return m[1] ?? execArgv[i + 1] ?? "";
   }
-  setFlagsFromString(`--interrupt-budget=${serviceInterruptBudget}`);
+  setFlags(`--interrupt-budget=${serviceInterruptBudget}`);
   return serviceInterruptBudget;
 }

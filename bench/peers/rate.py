@@ -9,9 +9,10 @@ kept), in interleaved rounds (the order alternating); then the medians and the r
 Each round and side: a fresh start (one worker, the embedded store, a fresh data directory), one
 user logged in, then h2load at the fixed rate (4 connections, CALLS_PER_S / 4 each) for 5 s of
 warm-up and S s measured, over REST (`GET /session`, HTTP/1.1) and gRPC (`GetSession`, h2c); CPU
-from /proc/PID/task/*/stat (all threads, and the event loop's alone). At 40 calls a second and
-below, the run is too short to amortize the optimizing compiler's one-time work: the event
-loop's figure is the one that shows the steady state. Build first (`npm run build`).
+of the whole process (/proc/PID/stat, ended threads too) and of the event loop alone. At 40
+calls a second and below, the run is too short to amortize the optimizing compiler's one-time
+work: the event loop's figure is the one that shows the steady state. Build first (`npm run
+build`).
 """
 import os, re, statistics, subprocess, sys, tempfile, time
 
@@ -23,19 +24,12 @@ CONNS = 4
 
 
 def ticks(pid):
-    """(event loop, all threads) CPU ticks of `pid`."""
-    loop = total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            s = open(f"/proc/{pid}/task/{tid}/stat").read()
-        except OSError:
-            continue
-        f = s[s.rindex(")") + 2:].split()
-        t = int(f[11]) + int(f[12])
-        total += t
-        if int(tid) == pid:
-            loop = t
-    return loop, total
+    """(event loop, whole process) CPU ticks of `pid`: the main thread's /proc entry, and the
+    process's, which also counts threads that have ended (a sum over /proc/PID/task would not)."""
+    def utime_stime(path):
+        f = open(path).read().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+    return utime_stime(f"/proc/{pid}/task/{pid}/stat"), utime_stime(f"/proc/{pid}/stat")
 
 
 def h2load_at(url, headers, rate, secs, extra):
