@@ -410,8 +410,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       // 8.1). Otherwise the stream stays half-open, its flow-control window full, until the
       // client gives up: a client waiting to finish its write never sees the stream end.
       // The compatibility layer always ends a response with trailers (sent from its own
-      // "wantTrailers" listener, which runs before this one), so the reset follows them.
+      // "wantTrailers" listener, which runs before this one), so the reset follows them. A
+      // request that has ended (every call read whole) needs none: no immediate is scheduled.
       stream.once("wantTrailers", () => {
+        if (stream.state.remoteClose) return;
         setImmediate(() => {
           if (!stream.closed && !stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_NO_ERROR);
         });
