@@ -39,7 +39,7 @@ const basicLogin = { field: "authorization", label: "the Basic login" };
 
 export interface UserTokensDeps {
   userTokens: UserTokenStore;
-  users: Pick<Users, "authenticateThen" | "get" | "bumpLastLogin" | "credentialState">;
+  users: Pick<Users, "authenticateThen" | "bumpLastLogin" | "credentialState">;
   /** Whether a key a cookie session's source tokens were signed by has been revoked (UserTokenRecord.sourceKids). */
   keys: Pick<KeyRing, "anyRevoked">;
   clock: Clock;
@@ -203,10 +203,15 @@ export class UserTokens {
     const what = kind === "bearer" ? "user token" : "session cookie";
     if (!shape.test(secret)) throw refused("INVALID_TOKEN", `invalid ${what}`);
     const hash = hashSecret(secret);
-    const token = await this.deps.userTokens.findByHash(hash);
+    // The token and its user's standing in one store call (UserTokenStore.findByHashWithUser):
+    // this runs on every call a user token or cookie session authenticates. The user is still
+    // judged only after the token's own expiry, logout and keys, so an expired or logged-out
+    // token is answered as such whatever its user's standing.
+    const found = await this.deps.userTokens.findByHashWithUser(hash);
     // The store matched the hash already; re-check in constant time so a loosely matching
     // store can never authenticate the wrong token.
-    if (token === null || !secretEquals(token.hash, hash)) throw refused("INVALID_TOKEN", `invalid ${what}`);
+    if (found === null || !secretEquals(found.token.hash, hash)) throw refused("INVALID_TOKEN", `invalid ${what}`);
+    const { token, user } = found;
     // Expiry before the logout: an expired token answers TOKEN_EXPIRED whether or not it was
     // logged out (seed 002: expirationTime ends it "regardless of enabled state"). Checked the
     // other way round, the answer changed under housekeeping on MongoDB, where a logout is a mark
@@ -216,7 +221,6 @@ export class UserTokens {
     if (!token.enabled) throw refused("TOKEN_REVOKED", `${what} is disabled`);
     // Descends from a token of a key revoked since: ended with it, answered as a logout.
     if (await this.deps.keys.anyRevoked(token.sourceKids)) throw refused("TOKEN_REVOKED", `${what} is disabled`);
-    const user = await this.deps.users.get(token.userId);
     if (user === null || !user.active) throw refused("USER_DEACTIVATED", `the ${what}'s user does not exist or is deactivated`);
     if (outdated(token, token.createdAt, user)) throw refused("TOKEN_REVOKED", `${what} predates a password change`);
     await this.recordUse(token, now);

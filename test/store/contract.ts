@@ -651,6 +651,35 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await assert.rejects(store.userTokens.createThenSync({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
 
+    it("finds a token by its hash with the standing of its user, read together", async () => {
+      const login = id("user") + "@example.com";
+      const user = await store.users.create({ id: id("u"), login, loginKey: login.toUpperCase(), emails: [], passwordHash: "$argon2id$hash-1", createdAt: at(0) });
+      const input = { ...newToken(user.id), expiresAt: at(86_400_000), credentialEpoch: 0 };
+      await store.userTokens.create(input);
+      const token = { ...input, enabled: true, version: 0 };
+      const standing = { id: user.id, active: true, credentialEpoch: 0, passwordChangedAt: at(0) };
+      assert.deepEqual(await twin.userTokens.findByHashWithUser(input.hash), { token, user: standing });
+      // Its last use and its logout are the token's; a password change moves the user's epoch, a
+      // deactivation too, and the user is no longer active.
+      await store.userTokens.touchLastUsed(input.id, at(1000), 60_000);
+      await store.users.updatePasswordHash(user.id, "$argon2id$hash-2", at(5));
+      assert.deepEqual(await twin.userTokens.findByHashWithUser(input.hash), {
+        token: { ...token, lastUsedAt: at(1000) },
+        user: { ...standing, credentialEpoch: 1, passwordChangedAt: at(5) },
+      });
+      await store.userTokens.disable(input.id, at(2000));
+      await store.users.deactivate(user.id, at(6));
+      assert.deepEqual(await twin.userTokens.findByHashWithUser(input.hash), {
+        token: { ...token, lastUsedAt: at(1000), enabled: false, version: 1 },
+        user: { ...standing, active: false, credentialEpoch: 2, passwordChangedAt: at(5) },
+      });
+      // A token whose user is unknown is found, its user null; an unknown hash is null.
+      const orphan = newToken();
+      await store.userTokens.create(orphan);
+      assert.deepEqual(await store.userTokens.findByHashWithUser(orphan.hash), { token: { ...orphan, enabled: true, version: 0 }, user: null });
+      assert.equal(await store.userTokens.findByHashWithUser(id("missing")), null);
+    });
+
     it("records last use without changing the version", async () => {
       const input = newToken();
       await store.userTokens.create(input);

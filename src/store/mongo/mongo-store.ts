@@ -184,7 +184,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     sessions: mongoSessions(ctx, users),
     refreshTokens: mongoRefreshTokens(ctx),
     apiTokens: mongoApiTokens(ctx),
-    userTokens: mongoUserTokens(ctx),
+    userTokens: mongoUserTokens(ctx, users),
     authTokens: mongoAuthTokens(ctx),
     jwtRefreshTokens: mongoJwtRefreshTokens(ctx),
     keys: mongoSigningKeys(ctx),

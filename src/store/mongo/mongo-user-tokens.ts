@@ -1,4 +1,4 @@
-import type { NewUserToken, UserTokenRecord, UserTokenStore } from "../ports.js";
+import type { NewUserToken, UserStore, UserTokenRecord, UserTokenStore } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate } from "./mongo-inserts.js";
@@ -17,7 +17,8 @@ const ID = "id";
 // retention.
 const disabledMark = (id: string) => `ut-disabled:${id}`;
 
-export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
+/** `users`: the store's users, which findByHashWithUser reads beside the token's mark and last use. */
+export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findById">): UserTokenStore {
   const tokens = ctx.db.collection<StoredDoc>(USER_TOKENS);
   const lastUsed = new LastUsed(ctx.db, USER_TOKEN_USAGE, tokens, ctx.marks, "ut-touch");
 
@@ -51,6 +52,17 @@ export function mongoUserTokens(ctx: MongoContext): UserTokenStore {
     // Acknowledged as create() is (the connection's write concern): nothing is left to wait for.
     createThenSync: async (token: NewUserToken) => ({ record: await create(token), durable: () => Promise.resolve() }),
     findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
+    // The token's document names its user, who is then read at the same time as the token's
+    // logout mark and last use: a check waits for three reads in turn (the token, the user, the
+    // user's password generation and deactivation mark) where reading the token and then its
+    // user made it wait for four.
+    findByHashWithUser: (hash) =>
+      ctx.run(ID, async () => {
+        const doc = await tokens.findOne({ hash });
+        if (!doc) return null;
+        const [token, user] = await Promise.all([load(doc), users.findById(doc.userId as string)]);
+        return { token: token!, user: user && { id: user.id, active: user.active, credentialEpoch: user.credentialEpoch, passwordChangedAt: user.passwordChangedAt } };
+      }),
     findById: (id) => ctx.run(ID, async () => load(await tokens.findOne({ _id: id }))),
     touchLastUsed: (id, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(id, at, minIntervalMs)),
     disable: (id, at) =>

@@ -1,4 +1,6 @@
 // User tokens (seed 002), and the cookie sessions of seed 003 stored alike.
+import type { UserStanding } from "./users.js";
+
 export interface UserTokenRecord {
   id: string;
   /** SHA-256 of the bearer secret. Unique. */
@@ -37,6 +39,14 @@ export interface UserTokenStore {
    */
   createThenSync(token: NewUserToken): Promise<{ record: UserTokenRecord; durable: () => Promise<void> }>;
   findByHash(hash: string): Promise<UserTokenRecord | null>;
+  /**
+   * The token with the SHA-256 `hash` and the standing of its user, read together: every check
+   * of a user token or cookie session needs the two. On the embedded store one statement, so
+   * both come from one snapshot; on MongoDB the user is read beside the token's logout mark and
+   * last use, once the token's document has named it. Null when no token has the hash; `user`
+   * null when no user has the token's userId.
+   */
+  findByHashWithUser(hash: string): Promise<{ token: UserTokenRecord; user: UserStanding | null } | null>;
   findById(id: string): Promise<UserTokenRecord | null>;
   /** Coalesced like ApiTokenStore.touchLastUsed; does not change version. */
   touchLastUsed(id: string, at: Date, minIntervalMs?: number): Promise<boolean>;

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { touchBucket, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
+import { touchBucket, type NewUserToken, type UserStanding, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls, thenSync } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
@@ -20,6 +20,13 @@ interface UserTokenRow {
   disabled_at: number | null;
   /** JSON array of kids (cookie sessions). */
   source_kids: string | null;
+}
+
+/** A token row with its user's standing (null columns when no user has the token's user id). */
+interface UserTokenWithUserRow extends UserTokenRow {
+  user_active: number | null;
+  user_credential_epoch: number | null;
+  user_password_changed_at: number | null;
 }
 
 function toRecord(row: UserTokenRow): UserTokenRecord {
@@ -48,6 +55,12 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch, source_kids)
     VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch, @sourceKids) RETURNING *`);
   const byHash = db.prepare("SELECT * FROM user_tokens WHERE hash = ?");
+  // One statement (one read transaction) instead of the token's lookup and then its user's: a
+  // user token or cookie session check makes this read on every call, and each statement begins
+  // and ends its own WAL read transaction (as SessionStore.findWithUser).
+  const byHashWithUser = db.prepare(`SELECT t.*, u.active AS user_active, u.credential_epoch AS user_credential_epoch,
+    u.password_changed_at AS user_password_changed_at
+    FROM user_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.hash = ?`);
   const byId = db.prepare("SELECT * FROM user_tokens WHERE id = ?");
   const touch = db.prepare(
     "UPDATE user_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
@@ -79,6 +92,16 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
     // A login's token: committed without an fsync of its own (SqliteCalls.deferred).
     createThenSync: (token: NewUserToken) => thenSync("record", deferred(() => inserted(token))),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
+    findByHashWithUser: (hash) =>
+      call(() => {
+        const row = byHashWithUser.get(hash) as UserTokenWithUserRow | undefined;
+        if (!row) return null;
+        const user: UserStanding | null =
+          row.user_active === null
+            ? null
+            : { id: row.user_id, active: row.user_active === 1, credentialEpoch: row.user_credential_epoch!, passwordChangedAt: fromMs(row.user_password_changed_at!) };
+        return { token: toRecord(row), user };
+      }),
     findById: (id) => call(() => toRecordOrNull(byId.get(id))),
     touchLastUsed: (id, at, minIntervalMs = 0) =>
       call(() => touch.run(toMs(at), id, touchBucket(at, minIntervalMs)).changes === 1),
