@@ -423,6 +423,6 @@ async function assertNoLiveCredential(pair: ServerPair, written: Written): Promi
   assert.equal(written.sessions.length + written.userTokens.length, 1, "the held login wrote its credential");
   for (const server of [pair.a, pair.b]) {
     for (const id of written.sessions) assert.ok((await server.tessera.store.sessions.findById(id))?.endedAt, "the session was ended");
-    for (const hash of written.userTokens) assert.equal((await server.tessera.store.userTokens.findByHash(hash))?.enabled, false, "the user token was disabled");
+    for (const hash of written.userTokens) assert.equal((await server.tessera.store.userTokens.findByHashWithUser(hash).then((f) => f?.token ?? null))?.enabled, false, "the user token was disabled");
   }
 }

@@ -135,7 +135,7 @@ for (const store of storesUnderTest()) {
       assert.equal(lost.body.details[0].debug.reason, "TOKEN_NOT_FOUND");
       const cookie = sessionCookieOf(answers.find((r) => r.status === 200)!.headers)!;
       assert.equal(stored.length, 2, "each exchange stored its session before consuming");
-      const records = await Promise.all(stored.map((hash) => pair.a.tessera.store.userTokens.findByHash(hash)));
+      const records = await Promise.all(stored.map((hash) => pair.a.tessera.store.userTokens.findByHashWithUser(hash).then((f) => f?.token ?? null)));
       assert.equal(records.filter((r) => r?.enabled).length, 1, "the loser's session is withdrawn");
       // The audit trail: one session started (the withdrawn one never was).
       const started = [...pair.a.logs.slice(logged[0]), ...pair.b.logs.slice(logged[1])]

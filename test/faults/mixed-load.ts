@@ -315,7 +315,7 @@ export async function verifyLedger(baseUrl: string, store: Store, ledger: Ledger
     });
     await all(ledger.userTokens, async (t) => {
       count("user tokens");
-      const record = await store.userTokens.findByHash(hashSecret(t.token));
+      const record = await store.userTokens.findByHashWithUser(hashSecret(t.token)).then((f) => f?.token ?? null);
       if (!record) return void problems.push(`user token of ${t.email}: acknowledged token missing`);
       if (t.tainted) return;
       if (t.loggedOut) {

@@ -628,15 +628,15 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const input = { ...newToken(), note: "Client API Access", expiresAt: at(86_400_000) };
       const expected = { ...input, enabled: true, version: 0 };
       assert.deepEqual(await store.userTokens.create(input), expected);
-      assert.deepEqual(await twin.userTokens.findByHash(input.hash), expected);
+      assert.deepEqual(await twin.userTokens.findByHashWithUser(input.hash).then((f) => f?.token ?? null), expected);
       const plain = newToken();
       const created = await store.userTokens.create(plain);
       assert.equal("note" in created || "expiresAt" in created || "lastUsedAt" in created || "sourceKids" in created, false);
       // A cookie session records the kids of the keys that signed the tokens it descends from.
       const cookieSession = { ...newToken(), expiresAt: at(86_400_000), credentialEpoch: 1, sourceKids: [id("kid"), id("kid")] };
       assert.deepEqual(await store.userTokens.create(cookieSession), { ...cookieSession, enabled: true, version: 0 });
-      assert.deepEqual(await twin.userTokens.findByHash(cookieSession.hash), { ...cookieSession, enabled: true, version: 0 });
-      assert.equal(await store.userTokens.findByHash(id("missing")), null);
+      assert.deepEqual(await twin.userTokens.findByHashWithUser(cookieSession.hash).then((f) => f?.token ?? null), { ...cookieSession, enabled: true, version: 0 });
+      assert.equal(await store.userTokens.findByHashWithUser(id("missing")).then((f) => f?.token ?? null), null);
       await assert.rejects(store.userTokens.create({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
 
@@ -647,7 +647,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(record, expected);
       await durable();
       await durable();
-      assert.deepEqual(await twin.userTokens.findByHash(input.hash), expected);
+      assert.deepEqual(await twin.userTokens.findByHashWithUser(input.hash).then((f) => f?.token ?? null), expected);
       await assert.rejects(store.userTokens.createThenSync({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
     });
 
@@ -685,7 +685,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await store.userTokens.create(input);
       assert.equal(await store.userTokens.touchLastUsed(input.id, at(1000), 60_000), true);
       assert.equal(await store.userTokens.touchLastUsed(input.id, at(2000), 60_000), false);
-      const found = await store.userTokens.findByHash(input.hash);
+      const found = await store.userTokens.findByHashWithUser(input.hash).then((f) => f?.token ?? null);
       assert.equal(found?.lastUsedAt?.getTime(), at(1000).getTime());
       assert.equal(found?.version, 0);
     });
@@ -695,7 +695,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await store.userTokens.create(input);
       assert.equal(await store.userTokens.disable(input.id, at(1000)), true);
       assert.equal(await store.userTokens.disable(input.id, at(2000)), false);
-      const found = await store.userTokens.findByHash(input.hash);
+      const found = await store.userTokens.findByHashWithUser(input.hash).then((f) => f?.token ?? null);
       assert.deepEqual(found, { ...input, enabled: false, version: 1 }, "when it was disabled is not part of the record");
       assert.equal(await store.userTokens.disable(id("missing"), at(1000)), false);
     });
@@ -717,11 +717,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await store.userTokens.disable(tokens[0]!.id, at(1000));
       assert.equal(await store.userTokens.disableAllForUser(userId, at(2000)), 2);
       for (const t of tokens) {
-        const found = await store.userTokens.findByHash(t.hash);
+        const found = await store.userTokens.findByHashWithUser(t.hash).then((f) => f?.token ?? null);
         assert.equal(found?.enabled, false);
         assert.equal(found?.version, 1);
       }
-      assert.equal((await store.userTokens.findByHash(other.hash))?.enabled, true);
+      assert.equal((await store.userTokens.findByHashWithUser(other.hash).then((f) => f?.token ?? null))?.enabled, true);
     });
 
     it("retention: deletes the tokens that expired or were disabled before the cut-off, with their logout and last use; keeps the rest", async () => {
@@ -749,14 +749,14 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
       assert.equal(await own.userTokens.deleteEndedBefore(cutOff, BATCH), 4);
       const gone = [expiredBefore, disabledBefore, disabledBeforeExpiresLater, disabledByUser];
-      for (const t of gone) assert.equal(await own.userTokens.findByHash(t.hash), null, t.id);
-      for (const t of [expiredAtCutOff, disabledAtCutOff, neverExpires]) assert.ok(await own.userTokens.findByHash(t.hash), t.id);
+      for (const t of gone) assert.equal(await own.userTokens.findByHashWithUser(t.hash).then((f) => f?.token ?? null), null, t.id);
+      for (const t of [expiredAtCutOff, disabledAtCutOff, neverExpires]) assert.ok(await own.userTokens.findByHashWithUser(t.hash).then((f) => f?.token ?? null), t.id);
       assert.equal(await own.userTokens.deleteEndedBefore(cutOff, BATCH), 0);
       // Nothing of a deleted token is left: a token stored again under its id starts enabled, never used.
       for (const t of gone) {
         const again = { ...t, hash: id("again") };
         await own.userTokens.create(again);
-        assert.deepEqual(await own.userTokens.findByHash(again.hash), { ...again, enabled: true, version: 0 }, t.id);
+        assert.deepEqual(await own.userTokens.findByHashWithUser(again.hash).then((f) => f?.token ?? null), { ...again, enabled: true, version: 0 }, t.id);
       }
     });
   });
@@ -1379,7 +1379,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
           await s.userTokens.create({ id: key, hash: key, userId: "u", createdAt: at(-10), ...(!ended && { expiresAt: at(expired ? -1 : 1000) }) });
           if (ended) await s.userTokens.disable(key, at(-1));
         },
-        has: async (s, key) => (await s.userTokens.findByHash(key)) !== null,
+        has: async (s, key) => (await s.userTokens.findByHashWithUser(key).then((f) => f?.token ?? null)) !== null,
         remove: (s, limit) => s.userTokens.deleteEndedBefore(at(0), limit),
       },
       {

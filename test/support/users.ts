@@ -81,7 +81,7 @@ export async function loginUserToken(server: TestServer, login: string, body?: R
 
 /** The stored record of a user token (the API never shows lastUsageTime after login). */
 export async function storedUserToken(server: TestServer, secret: string): Promise<UserTokenRecord> {
-  const record = await server.tessera.store.userTokens.findByHash(hashSecret(secret));
+  const record = await server.tessera.store.userTokens.findByHashWithUser(hashSecret(secret)).then((f) => f?.token ?? null);
   assert.ok(record, "token not stored");
   return record;
 }

@@ -51,7 +51,6 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
     create,
     // Acknowledged as create() is (the connection's write concern): nothing is left to wait for.
     createThenSync: async (token: NewUserToken) => ({ record: await create(token), durable: () => Promise.resolve() }),
-    findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
     // The token's document names its user, who is then read at the same time as the token's
     // logout mark and last use: a check waits for three reads in turn (the token, the user, the
     // user's password generation and deactivation mark) where reading the token and then its

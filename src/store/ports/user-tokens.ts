@@ -38,7 +38,6 @@ export interface UserTokenStore {
    * MongoDB: answered once acknowledged, as create(); `durable` resolves at once.
    */
   createThenSync(token: NewUserToken): Promise<{ record: UserTokenRecord; durable: () => Promise<void> }>;
-  findByHash(hash: string): Promise<UserTokenRecord | null>;
   /**
    * The token with the SHA-256 `hash` and the standing of its user, read together: every check
    * of a user token or cookie session needs the two. On the embedded store one statement, so

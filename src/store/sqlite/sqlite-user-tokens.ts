@@ -54,7 +54,6 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   const { call, deferred, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch, source_kids)
     VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch, @sourceKids) RETURNING *`);
-  const byHash = db.prepare("SELECT * FROM user_tokens WHERE hash = ?");
   // One statement (one read transaction) instead of the token's lookup and then its user's: a
   // user token or cookie session check makes this read on every call, and each statement begins
   // and ends its own WAL read transaction (as SessionStore.findWithUser).
@@ -91,7 +90,6 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
     create: (token: NewUserToken) => call(() => inserted(token)),
     // A login's token: committed without an fsync of its own (SqliteCalls.deferred).
     createThenSync: (token: NewUserToken) => thenSync("record", deferred(() => inserted(token))),
-    findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
     findByHashWithUser: (hash) =>
       call(() => {
         const row = byHashWithUser.get(hash) as UserTokenWithUserRow | undefined;
