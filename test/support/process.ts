@@ -50,11 +50,14 @@ export async function entryArgv(entry: Entry): Promise<string[]> {
 
 /**
  * Starts Tessera on a free port with the test credentials and cheap argon2id, and resolves once
- * `listeners` processes (1, or TESSERA_WORKERS) have logged "listening".
+ * `listeners` processes (1, or TESSERA_WORKERS) have logged "listening". With `detached`, in a
+ * process group of its own, so that a test can signal every process of it at once (as a
+ * terminal's Ctrl-C, or a supervisor that stops a whole control group).
  */
-export async function startService(entry: Entry, env: Record<string, string>, options: { listeners?: number; nodeArgs?: string[] } = {}): Promise<ServiceProcess> {
+export async function startService(entry: Entry, env: Record<string, string>, options: { listeners?: number; nodeArgs?: string[]; detached?: boolean } = {}): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...(await entryArgv(entry))], {
     cwd: projectRoot,
+    detached: options.detached ?? false,
     env: {
       ...process.env,
       MONGODB_URI: "",
