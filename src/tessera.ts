@@ -25,6 +25,12 @@ export interface Tessera {
   readonly url: string;
   /** The Prometheus registry and hooks; undefined with TESSERA_METRICS=off. */
   readonly metrics: Metrics | undefined;
+  /**
+   * The lame-duck period of a stop (TESSERA_SHUTDOWN_DELAY_SECONDS): readiness fails from now on
+   * (GET /readyz, grpc.health.v1), so that a load balancer takes the instance out, while every
+   * other call is served as before and the listener stays open.
+   */
+  failReadiness(): void;
   /** Graceful stop: the server drains, then the store closes. */
   close(): Promise<void>;
 }
@@ -114,12 +120,13 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     verifier: services.core.verifier,
     keyRing: services.core.keyRing,
   });
-  const ready = () => store.ping().then(() => true, () => false);
+  const draining = new AbortController();
+  const ready = () => (draining.signal.aborted ? Promise.resolve(false) : store.ping().then(() => true, () => false));
   // Only a store failed for good fails liveness: a restart is what recovers it.
   const live = () => store.failure() === undefined;
   let server: RunningServer;
   try {
-    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, live, rest: restFactory(config), metrics, audit: services.core.audit, tracing, sharing: options.sharing });
+    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, draining: draining.signal, live, rest: restFactory(config), metrics, audit: services.core.audit, tracing, sharing: options.sharing });
   } catch (e) {
     await services.close();
     await store.close();
@@ -136,6 +143,9 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     store,
     url: server.url,
     metrics,
+    failReadiness() {
+      draining.abort();
+    },
     async close() {
       await server.close();
       await services.close();

@@ -1,4 +1,5 @@
-// grpc.health.v1: SERVING while the store answers, NOT_SERVING while it does not.
+// grpc.health.v1: SERVING while the store answers, NOT_SERVING while it does not, and from the
+// moment a stop begins its lame-duck period (TESSERA_SHUTDOWN_DELAY_SECONDS) on.
 // The overall status ("") and every Tessera service share the store, so share its status.
 import { create, type DescService } from "@bufbuild/protobuf";
 import { Code, type ServiceImpl } from "@connectrpc/connect";
@@ -19,7 +20,11 @@ export type ReadinessProbe = () => Promise<boolean>;
  */
 export type LivenessProbe = () => boolean;
 
-export function createHealthImpl(services: readonly DescService[], ready: ReadinessProbe, watchIntervalMs = 1000): ServiceImpl<typeof Health> {
+/**
+ * `draining` aborts when the process begins to stop (run.ts): `ready` fails from then on, and
+ * every Watch stream is told NOT_SERVING at once rather than at its next probe.
+ */
+export function createHealthImpl(services: readonly DescService[], ready: ReadinessProbe, watchIntervalMs = 1000, draining?: AbortSignal): ServiceImpl<typeof Health> {
   const names = new Set(["", ...services.map((s) => s.typeName)]);
   const status = async () => ((await ready()) ? Status.SERVING : Status.NOT_SERVING);
   // Every Watch stream reads the one status probed per interval: a stream stays open as long as
@@ -27,6 +32,9 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
   // and interval would let one client make the store answer thousands a second.
   let watched: { at: number; status: Promise<Status> } | undefined;
   const watchedStatus = () => {
+    // The status probed before the stop began may be SERVING for up to an interval more: a
+    // balancer watching must hear at once that the instance is leaving.
+    if (draining?.aborted) return Promise.resolve(Status.NOT_SERVING);
     const now = performance.now();
     if (watched === undefined || now - watched.at >= watchIntervalMs) watched = { at: now, status: status() };
     return watched.status;
@@ -48,7 +56,7 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
           last = now;
           yield create(HealthCheckResponseSchema, { status: now });
         }
-        await pause(watchIntervalMs, ctx.signal);
+        await pause(watchIntervalMs, ctx.signal, draining);
       }
       // The stream ends as the call did: DEADLINE_EXCEEDED at the client's deadline, not OK.
       ctx.signal.throwIfAborted();
@@ -60,16 +68,23 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
   };
 }
 
-/** Waits `ms`, or less when `signal` aborts; leaves no timer and no listener behind. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * Waits `ms`, or less when `signal` aborts, or `draining` does during the pause (a Watch's pause
+ * as the stop begins, cut short for its NOT_SERVING; once drained, a Watch pauses whole, as
+ * before); leaves no timer and no listener behind.
+ */
+function pause(ms: number, signal: AbortSignal, draining?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
+    const wake = draining?.aborted === false ? draining : undefined;
     const done = () => {
       clearTimeout(timer);
       signal.removeEventListener("abort", done);
+      wake?.removeEventListener("abort", done);
       resolve();
     };
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
+    wake?.addEventListener("abort", done, { once: true });
   });
 }

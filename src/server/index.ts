@@ -58,6 +58,11 @@ export interface ServerOptions {
   bindings: readonly ServiceBinding[];
   verifiers: CredentialVerifiers;
   ready: ReadinessProbe;
+  /**
+   * Aborts as a stop's lame-duck period begins (TESSERA_SHUTDOWN_DELAY_SECONDS), when `ready`
+   * starts to fail: grpc.health.v1 Watch streams are told at once.
+   */
+  draining?: AbortSignal;
   /** GET /healthz; default: always live. */
   live?: LivenessProbe;
   rest?: RestHandlerFactory;
@@ -217,7 +222,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     logger,
     routes(router) {
       for (const b of o.bindings) b.register(router);
-      router.service(Health, createHealthImpl(services, o.ready));
+      router.service(Health, createHealthImpl(services, o.ready, undefined, o.draining));
       for (const r of reflection) router.service(r.service, r.impl);
     },
   });
