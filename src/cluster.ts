@@ -9,7 +9,9 @@
 //
 // The leader generates the development credentials once (every follower accepts the same); on
 // SIGTERM/SIGINT it stops accepting, forwards the signal to every follower, drains its own
-// requests and exits once every follower has drained; a follower that dies unexpectedly is
+// requests and exits once every follower has drained (with TESSERA_SHUTDOWN_DELAY_SECONDS, it
+// first tells every follower to fail readiness, and they keep serving until it tells them to
+// stop, once its delay has ended); a follower that dies unexpectedly is
 // replaced at once, and one that keeps dying young (within `steadyMs` of its start: one that
 // cannot start) after a second, then twice its last wait each time, up to a minute, so that it
 // neither spins nor floods the log; respawns are a second apart at least. A follower stops on
@@ -87,6 +89,19 @@ const message = {
    * (a data directory that cannot be made) writes the first worker's line alone.
    */
   startFailed: "tessera:start-failed",
+  /**
+   * leader -> follower: the instance is draining (TESSERA_SHUTDOWN_DELAY_SECONDS, on `reason`, the
+   * signal): readiness fails from now on, every call is still served, and the follower waits for
+   * "stop" (or the leader's end) rather than ending the delay itself.
+   */
+  drain: "tessera:drain",
+  /**
+   * leader -> follower, after "drain": the delay has ended (the leader's listener closes); the
+   * graceful stop begins. The signal forwarded with it cannot say so: a follower that is sent
+   * SIGTERM as its whole process group is (a supervisor stopping a control group, a terminal's
+   * Ctrl-C) must go on serving through the delay.
+   */
+  stop: "tessera:stop",
 } as const;
 
 interface Envelope {
@@ -154,6 +169,17 @@ export function onSharedStoreFailure(fail: (reason: string) => void): void {
   if (role === "single") return;
   failStore = fail;
   if (storeFailure !== undefined) fail(storeFailure);
+}
+
+/** Follower: what the leader's "drain" and "stop" do here (onLeaderDrain). */
+let leaderDrain: { drain(signal: string): void; stop(signal: string): void } | undefined;
+
+/**
+ * In a follower: `drain` runs when the leader's stop begins its delay (TESSERA_SHUTDOWN_DELAY_SECONDS),
+ * `stop` when that delay ends, each with the signal the leader was sent.
+ */
+export function onLeaderDrain(handlers: { drain(signal: string): void; stop(signal: string): void }): void {
+  leaderDrain = handlers;
 }
 
 /** What each kind of news does in this worker (onNews). */
@@ -274,8 +300,15 @@ export interface Leader {
    */
   stopRequested(signal: NodeJS.Signals): void;
   /**
-   * Graceful stop: forwards `signal` to every follower and resolves once all have exited, with
-   * false when one of them did not exit 0.
+   * The lame-duck period of a stop (TESSERA_SHUTDOWN_DELAY_SECONDS), on `signal`: every follower
+   * fails readiness and keeps serving until stopFollowers (one that becomes ready meanwhile is
+   * told as it does).
+   */
+  drainFollowers(signal: NodeJS.Signals): void;
+  /**
+   * Graceful stop: forwards `signal` to every follower (after drainFollowers, with a "stop"
+   * message as well) and resolves once all have exited, with false when one of them did not
+   * exit 0.
    */
   stopFollowers(signal: NodeJS.Signals): Promise<boolean>;
   /**
@@ -306,6 +339,8 @@ export function lead(config: Config, logger: Logger): Leader {
   let stopping = false;
   let stopSignal: NodeJS.Signals | undefined;
   let requested: NodeJS.Signals | undefined;
+  /** The signal on which the followers were told to drain (drainFollowers). */
+  let draining: NodeJS.Signals | undefined;
   let failed = false;
   let lastRespawn = 0;
   /** Each worker number's last wait before it was replaced. */
@@ -341,6 +376,8 @@ export function lead(config: Config, logger: Logger): Leader {
     if (!child.connected) return;
     // Before its first connection: a worker started after the store failed refuses writes too.
     if (storeFailure !== undefined) child.send({ type: message.storeFailed, reason: storeFailure }, () => {});
+    // So is one that becomes ready during the delay of a stop: it fails readiness too.
+    if (draining !== undefined) child.send({ type: message.drain, reason: draining }, () => {});
     child.send({ type: message.port, port }, () => {}); // a channel just closed: its exit follows
     ready.push(child);
   };
@@ -488,6 +525,11 @@ export function lead(config: Config, logger: Logger): Leader {
     stopRequested(signal) {
       requested ??= signal;
     },
+    drainFollowers(signal) {
+      if (draining !== undefined) return;
+      draining = signal;
+      for (const child of ready) if (child.connected) child.send({ type: message.drain, reason: signal }, () => {});
+    },
     stopFollowers(signal) {
       stopping = true;
       stopSignal = signal;
@@ -496,7 +538,11 @@ export function lead(config: Config, logger: Logger): Leader {
       restarts.clear();
       if (followers.size === 0) return Promise.resolve(true);
       const exited = new Promise<boolean>((resolve) => (allExited = () => resolve(!failed)));
-      for (const child of followers.values()) child.kill(signal);
+      for (const child of followers.values()) {
+        // A follower told to drain ends its delay on this message, not on the signal (message.stop).
+        if (draining !== undefined && child.connected) child.send({ type: message.stop, reason: signal }, () => {});
+        child.kill(signal);
+      }
       // The grace period is the followers'; this only guards against one that never exits.
       const force = setTimeout(() => {
         for (const child of followers.values()) child.kill("SIGKILL");
@@ -536,6 +582,8 @@ export function follow(): FollowerSharing {
   role = "follower";
   process.on("message", (m: Envelope) => {
     if (m?.type === message.storeFailed && typeof m.reason === "string") heardStoreFailure(m.reason);
+    else if (m?.type === message.drain && typeof m.reason === "string") leaderDrain?.drain(m.reason);
+    else if (m?.type === message.stop && typeof m.reason === "string") leaderDrain?.stop(m.reason);
     else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") heardNews(m.kind, m.reason);
     else if (m) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
   });

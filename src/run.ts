@@ -2,7 +2,7 @@
 // TESSERA_WORKERS workers on the one port, which starts the others: cluster.ts), stop cleanly on
 // SIGTERM/SIGINT, read the TLS certificate again on SIGHUP. `npm start` runs it from the compiled
 // bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
-import { follow, lead, reportStartFailure, roleOf, workerId, type Leader, type Role } from "./cluster.js";
+import { follow, lead, onLeaderDrain, reportStartFailure, roleOf, workerId, type Leader, type Role } from "./cluster.js";
 import { ConfigError, loadConfig, unknownVariables, unusedVariables, variables, type Config } from "./config.js";
 import { oneLine, withoutUrlPasswords } from "./core/text.js";
 import { StoreSettingError, StoreUnavailableError } from "./store/ports/errors.js";
@@ -64,11 +64,53 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
       },
     );
   };
+  // TESSERA_SHUTDOWN_DELAY_SECONDS: the first signal begins a lame-duck period instead. Readiness
+  // fails at once while the listener stays open and every call is served as before, so that a
+  // load balancer, whose probes now fail, takes the instance out before its listener closes
+  // (connections opened meanwhile would otherwise be reset in the listen backlog). Then the stop
+  // above runs unchanged; a second signal ends the delay at once.
+  const delayMs = config.shutdownDelaySeconds * 1000;
+  let draining = false;
+  let delay: NodeJS.Timeout | undefined;
+  // A follower whose leader drains the instance: the leader ends the delay (its "stop", or its
+  // end), as its own listener closes. A timer here could end it first, and a signal here may be
+  // the same SIGTERM the leader got (sent to the whole process group), not a second one.
+  let ledBy: string | undefined;
+  const drain = (signal: string) => {
+    if (draining || closing || tessera === undefined) return;
+    draining = true;
+    tessera.failReadiness();
+    logger.info("draining", { signal, delaySeconds: config.shutdownDelaySeconds });
+    leader?.drainFollowers(signal === "SIGINT" ? "SIGINT" : "SIGTERM");
+  };
   const stop = (signal: "SIGTERM" | "SIGINT" | "disconnect") => {
+    const first = requested === undefined;
     requested ??= signal;
     if (signal !== "disconnect") leader?.stopRequested(signal);
+    // One that comes while the service is still starting stops it once started, without a delay:
+    // no balancer has taken it in yet.
+    if (first && signal !== "disconnect" && delayMs > 0 && tessera !== undefined) {
+      drain(signal);
+      if (ledBy === undefined) delay = setTimeout(close, delayMs);
+      return;
+    }
+    clearTimeout(delay);
     close();
   };
+  if (role === "follower") {
+    onLeaderDrain({
+      drain(signal) {
+        ledBy = signal;
+        clearTimeout(delay);
+        drain(signal);
+      },
+      stop(signal) {
+        requested ??= signal;
+        clearTimeout(delay);
+        close();
+      },
+    });
+  }
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
   // SIGHUP reloads the TLS certificate and key (in every worker), and never ends the process (its
@@ -104,6 +146,8 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
     interruptBudget,
   });
   if (requested !== undefined) close();
+  // Handed connections before its start ended, during the first worker's delay: it drains too.
+  else if (ledBy !== undefined) drain(ledBy);
 }
 
 /** The first worker's side of the cluster, once it has forked the others (its start failing ends them). */
