@@ -6,6 +6,7 @@ import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
 import { errorDomain } from "./server/error-details.js";
 import { startServer, type RestHandlerFactory, type RunningServer } from "./server/index.js";
+import { unlessDraining } from "./server/health.js";
 import { createServices } from "./services/index.js";
 import { createTranscoder } from "./transcode/index.js";
 import { restRoutes } from "./rest-routes.js";
@@ -121,7 +122,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     keyRing: services.core.keyRing,
   });
   const draining = new AbortController();
-  const ready = () => (draining.signal.aborted ? Promise.resolve(false) : store.ping().then(() => true, () => false));
+  const ready = unlessDraining(() => store.ping().then(() => true, () => false), draining.signal);
   // Only a store failed for good fails liveness: a restart is what recovers it.
   const live = () => store.failure() === undefined;
   let server: RunningServer;

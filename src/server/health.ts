@@ -21,6 +21,15 @@ export type ReadinessProbe = () => Promise<boolean>;
 export type LivenessProbe = () => boolean;
 
 /**
+ * `ready`, failing once `draining` has aborted (a stop's lame-duck period): also when the store
+ * check was already under way as it aborted, so that no probe answered after the stop began
+ * says SERVING, however long the store took to answer.
+ */
+export function unlessDraining(ready: ReadinessProbe, draining: AbortSignal): ReadinessProbe {
+  return () => (draining.aborted ? Promise.resolve(false) : ready().then((ok) => ok && !draining.aborted));
+}
+
+/**
  * `draining` aborts when the process begins to stop (run.ts): `ready` fails from then on, and
  * every Watch stream is told NOT_SERVING at once rather than at its next probe.
  */
