@@ -40,6 +40,17 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
   // its client wants (100 a connection, unauthenticated), and a probe of its own per stream
   // and interval would let one client make the store answer thousands a second.
   let watched: { at: number; status: Promise<Status> } | undefined;
+  // The Watch pauses under way as the stop begins, cut short by the one listener on `draining`
+  // (a listener of its own per stream passed Node's limit of 10 on an AbortSignal, and Node then
+  // warned of a leak on stderr with the eleventh Watch stream).
+  const paused = new Set<() => void>();
+  draining?.addEventListener(
+    "abort",
+    () => {
+      for (const wake of [...paused]) wake();
+    },
+    { once: true },
+  );
   const watchedStatus = () => {
     // The status probed before the stop began may be SERVING for up to an interval more: a
     // balancer watching must hear at once that the instance is leaving.
@@ -65,7 +76,7 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
           last = now;
           yield create(HealthCheckResponseSchema, { status: now });
         }
-        await pause(watchIntervalMs, ctx.signal, draining);
+        await pause(watchIntervalMs, ctx.signal, draining?.aborted === false ? paused : undefined);
       }
       // The stream ends as the call did: DEADLINE_EXCEEDED at the client's deadline, not OK.
       ctx.signal.throwIfAborted();
@@ -78,22 +89,22 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
 }
 
 /**
- * Waits `ms`, or less when `signal` aborts, or `draining` does during the pause (a Watch's pause
- * as the stop begins, cut short for its NOT_SERVING; once drained, a Watch pauses whole, as
- * before); leaves no timer and no listener behind.
+ * Waits `ms`, or less when `signal` aborts, or when the stop begins during the pause (`wakers`:
+ * those createHealthImpl's listener on `draining` calls; a Watch's pause as the stop begins, cut
+ * short for its NOT_SERVING; once drained, a Watch pauses whole, as before); leaves no timer, no
+ * listener and no waker behind.
  */
-function pause(ms: number, signal: AbortSignal, draining?: AbortSignal): Promise<void> {
+function pause(ms: number, signal: AbortSignal, wakers?: Set<() => void>): Promise<void> {
   return new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
-    const wake = draining?.aborted === false ? draining : undefined;
     const done = () => {
       clearTimeout(timer);
       signal.removeEventListener("abort", done);
-      wake?.removeEventListener("abort", done);
+      wakers?.delete(done);
       resolve();
     };
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
-    wake?.addEventListener("abort", done, { once: true });
+    wakers?.add(done);
   });
 }
