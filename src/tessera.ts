@@ -29,7 +29,10 @@ export interface Tessera {
   /**
    * The lame-duck period of a stop (TESSERA_SHUTDOWN_DELAY_SECONDS): readiness fails from now on
    * (GET /readyz, grpc.health.v1), so that a load balancer takes the instance out, while every
-   * other call is served as before and the listener stays open.
+   * other call is served as before and the listener stays open. The connections clients keep
+   * are drained (RunningServer.drain): a client that does not follow the probes, or holds a
+   * connection the balancer no longer routes through it, moves to another instance before the
+   * listener closes, rather than meeting a reset when the stop closes its idle connection.
    */
   failReadiness(): void;
   /** Graceful stop: the server drains, then the store closes. */
@@ -146,6 +149,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     metrics,
     failReadiness() {
       draining.abort();
+      server.drain();
     },
     async close() {
       await server.close();

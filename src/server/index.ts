@@ -84,6 +84,8 @@ export interface RunningServer {
   readonly metricsPort?: number;
   /** Under TLS: reads the certificate and key files again (SIGHUP); false when they did not check out. */
   reloadCertificate(): boolean;
+  /** Drains the connections clients keep, on the main port and the metrics port (Listener.drain). */
+  drain(): void;
   close(): Promise<void>;
 }
 
@@ -325,6 +327,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         return false;
       }
       return certificates.reload("signal");
+    },
+    drain: () => {
+      listener.drain();
+      // A scraper keeps its connection too, and the metrics port closes with the main one.
+      metricsListener?.drain();
     },
     close: async () => {
       certificates?.stop();

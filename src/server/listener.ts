@@ -81,6 +81,14 @@ export interface Listener {
   /** Under TLS: new handshakes are made with this certificate and key (open connections keep theirs). */
   setCertificate(pair: { cert: Buffer; key: Buffer }): void;
   /**
+   * Moves the clients off the connections they keep, as a proxy drains (a stop's lame-duck
+   * period, TESSERA_SHUTDOWN_DELAY_SECONDS), while new connections are still accepted and served:
+   * from now on every HTTP/1.1 answer carries Connection: close and its connection closes once
+   * it is answered, and every HTTP/2 session, open now or opened later, is sent GOAWAY(NO_ERROR)
+   * once the streams its client has sent are read (they are served, then the session closes).
+   */
+  drain(): void;
+  /**
    * Graceful stop: refuse new connections, let in-flight requests finish (HTTP/2 sessions get
    * GOAWAY, idle HTTP/1.1 connections close), and after `graceMs` destroy what is left.
    */
@@ -367,6 +375,8 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   const sockets = new Set<Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   let closing = false;
+  // drain(): set for good; every connection from then on is drained as described there.
+  let draining = false;
 
   // Each HTTP/1.1 connection: the requests it has in flight (their answers go out in order, a
   // pipelined one waiting behind those before it), and how far its output has got.
@@ -430,7 +440,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       timer.unref();
       stream.once("close", () => clearTimeout(timer));
     }
-    if (req.httpVersionMajor === 1 && ((closing && !(res as http.ServerResponse).headersSent) || upgradeAsked(req))) {
+    if (req.httpVersionMajor === 1 && (((closing || draining) && !(res as http.ServerResponse).headersSent) || upgradeAsked(req))) {
       (res as http.ServerResponse).setHeader("connection", "close");
     }
     serve(req, res);
@@ -547,6 +557,28 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     hundredContinue.test(String(req.headers.expect)) ? checkContinue(req, res) : counted(req, res, expectationFailed),
   );
 
+  // Draining an HTTP/2 session (drain()): a GOAWAY names the last stream the server has read,
+  // and nghttp2 ignores every stream the client opens after it is sent (Node offers no
+  // shutdown notice, a GOAWAY naming every stream, to send first), so a client that opened one
+  // as the GOAWAY was on its way opens it again on a new connection (RFC 9113 6.8 says it may:
+  // it was not processed). To narrow that race the GOAWAY waits one round trip: a PING first,
+  // and once its ACK has arrived every stream the client sent before reading the PING has been
+  // read too. It is sent after the read that carried the ACK (an immediate): a GOAWAY submitted
+  // while nghttp2 is still reading names the last stream read so far, and would close unserved
+  // the streams later in the same read. A client that never acks keeps its session until the
+  // stop closes it.
+  const established = new WeakSet<http2.ServerHttp2Session>();
+  const drained = new WeakSet<http2.ServerHttp2Session>();
+  const drainSession = (session: http2.ServerHttp2Session) => {
+    if (drained.has(session) || session.closed || session.destroyed) return;
+    drained.add(session);
+    const goAway = () =>
+      setImmediate(() => {
+        if (!session.closed && !session.destroyed) session.close();
+      });
+    if (!session.ping(goAway)) goAway();
+  };
+
   // The peer of the connection being handed to the HTTP/2 server: its "session" event follows
   // synchronously.
   let accepting: Socket | undefined;
@@ -562,6 +594,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     // the session's idle timeout.
     const prefaceDeadline = setTimeout(() => session.destroy(), o.headersTimeoutMs);
     session.once("remoteSettings", () => clearTimeout(prefaceDeadline));
+    // A session is drained once its preface has arrived whole, one opened during a drain too:
+    // before that a GOAWAY would precede the streams its client is sending with the preface.
+    session.once("remoteSettings", () => {
+      established.add(session);
+      if (draining) drainSession(session);
+    });
     session.once("close", () => clearTimeout(prefaceDeadline));
     guardSession(session, {
       socket,
@@ -768,6 +806,18 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       if (!o.tls) throw new Error("not serving TLS");
       // Options not given here are reset to the process's defaults: the policy goes again.
       (front as tls.Server).setSecureContext({ cert: pair.cert, key: pair.key, ...tlsPolicy });
+    },
+    drain() {
+      if (draining || closing) return;
+      draining = true;
+      // The HTTP/1.1 answers under way that have not begun get Connection: close as well (the
+      // later ones get it in counted); an answer that has begun keeps its connection, which the
+      // answer after it closes. An idle connection is not closed here: a request its client
+      // sends as it closes would be lost (the keep-alive race the drain is there to avoid).
+      for (const c of h1Connections.values()) {
+        for (const res of c.answers) if (!res.headersSent) res.setHeader("connection", "close");
+      }
+      for (const s of sessions) if (established.has(s)) drainSession(s);
     },
     async close(graceMs: number) {
       closing = true;

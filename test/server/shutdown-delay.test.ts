@@ -3,8 +3,16 @@
 // every other call is served as before, so that a load balancer takes the instance out before
 // its listener closes; then the graceful stop runs as without it. A second signal cuts the delay
 // short. Under TESSERA_WORKERS every worker fails readiness at once and none stops before the
-// delay ends. Real processes, real clients (HTTP/1.1, @grpc/grpc-js, connect-node over h2c).
+// delay ends. From the signal on, the connections clients keep are drained as a proxy drains
+// them: every HTTP/1.1 answer carries Connection: close and its connection closes, and every
+// HTTP/2 session gets GOAWAY(NO_ERROR) once its streams are read, so that clients move to other
+// instances before the listener closes instead of meeting a reset then. Real processes, real
+// clients (HTTP/1.1, node:http2, @grpc/grpc-js, connect-node over h2c).
 import assert from "node:assert/strict";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { createClient } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
@@ -42,6 +50,126 @@ async function assertDraining(s: ServiceProcess): Promise<void> {
   assert.deepEqual([live.status, live.text], [200, JSON.stringify({ status: "SERVING" })]);
   const version = await request(s.port, "GET", "/jwt/version");
   assert.deepEqual([version.status, version.json], [200, { version: packageVersion }]);
+}
+
+/** An HTTP/1.1 answer read off a raw connection. */
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * One HTTP/1.1 connection, kept alive by its client and never closed by it: what the server does
+ * with it is seen as is (an HTTP client's agent would itself close a connection it was told to).
+ */
+class RawConnection {
+  private buffered = "";
+  private waiting: (() => void) | undefined;
+  /** Resolves once the server has closed its side (FIN), or the connection has gone. */
+  readonly ended: Promise<void>;
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk: string) => {
+      this.buffered += chunk;
+      this.waiting?.();
+    });
+    socket.on("error", () => {});
+    this.ended = new Promise((resolve) => {
+      socket.once("end", resolve);
+      socket.once("close", resolve);
+    });
+    void this.ended.then(() => this.waiting?.());
+  }
+
+  static open(port: number): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, "127.0.0.1", () => resolve(new RawConnection(socket)));
+      socket.once("error", reject);
+    });
+  }
+
+  /** Sends GET `path` and resolves with its answer once it has arrived whole (Content-Length or chunked). */
+  async get(path: string): Promise<RawAnswer> {
+    this.socket.write(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+    for (;;) {
+      const answer = this.take();
+      if (answer) return answer;
+      if (this.socket.readableEnded || this.socket.destroyed) throw new Error(`connection closed before the answer to ${path}`);
+      await new Promise<void>((resolve) => (this.waiting = resolve));
+    }
+  }
+
+  /** The first whole answer buffered, removed from the buffer. */
+  private take(): RawAnswer | undefined {
+    const end = this.buffered.indexOf("\r\n\r\n");
+    if (end < 0) return undefined;
+    const [statusLine, ...fields] = this.buffered.slice(0, end).split("\r\n");
+    const headers = Object.fromEntries(fields.map((f) => [f.slice(0, f.indexOf(":")).toLowerCase(), f.slice(f.indexOf(":") + 1).trim()]));
+    let rest = this.buffered.slice(end + 4);
+    let body = "";
+    if (headers["transfer-encoding"] === "chunked") {
+      for (;;) {
+        const line = rest.indexOf("\r\n");
+        if (line < 0) return undefined;
+        const size = parseInt(rest.slice(0, line), 16);
+        if (rest.length < line + 2 + size + 2) return undefined;
+        body += rest.slice(line + 2, line + 2 + size);
+        rest = rest.slice(line + 2 + size + 2);
+        if (size === 0) break;
+      }
+    } else {
+      const length = Number(headers["content-length"] ?? 0);
+      if (rest.length < length) return undefined;
+      body = rest.slice(0, length);
+      rest = rest.slice(length);
+    }
+    this.buffered = rest;
+    return { status: Number(statusLine!.split(" ")[1]), headers, body };
+  }
+}
+
+/** The answer to a request on an HTTP/2 session: its status and body. */
+function h2Answer(stream: http2.ClientHttp2Stream): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    let text = "";
+    stream.setEncoding("utf8");
+    stream.on("response", (headers) => (status = Number(headers[":status"])));
+    stream.on("data", (chunk: string) => (text += chunk));
+    stream.on("end", () => resolve({ status, text }));
+    stream.on("error", reject);
+  });
+}
+
+/** A TCP proxy to `port` on this host that counts the connections through it, and those closed. */
+async function countingProxy(port: number): Promise<{ port: number; opened(): number; closed(): number; close(): void }> {
+  let opened = 0;
+  let closed = 0;
+  const links = new Set<Socket>();
+  const server = net.createServer((client) => {
+    opened++;
+    const upstream = net.connect(port, "127.0.0.1");
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      links.add(from);
+      from.pipe(to);
+      from.on("error", () => to.destroy());
+    }
+    client.once("close", () => {
+      closed++;
+      upstream.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    opened: () => opened,
+    closed: () => closed,
+    close: () => {
+      server.close();
+      for (const l of links) l.destroy();
+    },
+  };
 }
 
 describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the stop)", function () {
@@ -104,6 +232,101 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
     assert.equal(await s.exited, 0);
     assert.deepEqual(messages(s, "draining").map((l) => [l.signal, l.delaySeconds]), [["SIGINT", 600]]);
     assert.equal(messages(s, "stopping").length, 1);
+  });
+
+  // The longest delay there is in the tests below: whatever closes a connection or sends a
+  // GOAWAY before the second signal is the delay's doing, not the stop's.
+  const untilStopped = { TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_DELAY_SECONDS: "600", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" };
+
+  it("HTTP/1.1 during the delay: a keep-alive connection opened before the signal gets Connection: close on its next answer and the server closes it; a new connection is served alike (main port and TESSERA_METRICS_PORT)", async () => {
+    service = await startService("sources", { ...untilStopped, TESSERA_METRICS_PORT: "0" });
+    const s = service;
+    const metricsPort = Number(messages(s, "listening")[0]!.metricsPort);
+    const ports = [
+      [s.port, "/jwt/version"],
+      [metricsPort, "/metrics"],
+    ] as const;
+    const kept: RawConnection[] = [];
+    for (const [port, path] of ports) {
+      const c = await RawConnection.open(port);
+      const before = await c.get(path);
+      assert.deepEqual([before.status, before.headers.connection], [200, "keep-alive"]);
+      kept.push(c);
+    }
+    s.child.kill("SIGTERM");
+    await readinessFailed(s);
+    for (const [i, [port, path]] of ports.entries()) {
+      for (const c of [kept[i]!, await RawConnection.open(port)]) {
+        const during = await c.get(path);
+        assert.deepEqual([during.status, during.headers.connection], [200, "close"], `${path} on port ${port}`);
+        await c.ended;
+      }
+    }
+    assert.deepEqual(messages(s, "stopping"), []);
+    s.child.kill("SIGTERM");
+    assert.equal(await s.exited, 0);
+  });
+
+  it("HTTP/2 during the delay: a session opened before the signal is sent GOAWAY(NO_ERROR) while its call in flight completes; one opened during the delay is served, then sent GOAWAY(NO_ERROR) too", async () => {
+    service = await startService("sources", untilStopped);
+    const s = service;
+    const url = `http://127.0.0.1:${s.port}`;
+    const session = http2.connect(url);
+    const goaways: number[] = [];
+    session.on("goaway", (code: number) => goaways.push(code));
+    const sessionClosed = new Promise((resolve) => session.once("close", resolve));
+    session.on("error", () => {});
+    // A Connect unary call whose body has not arrived whole; the call after it on the same
+    // session, answered, shows that the server has its headers.
+    const inFlight = session.request({ ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion", "content-type": "application/json" });
+    const inFlightAnswer = h2Answer(inFlight);
+    inFlight.write("{");
+    assert.equal((await h2Answer(session.request({ ":path": "/jwt/version" }))).status, 200);
+
+    s.child.kill("SIGTERM");
+    await readinessFailed(s);
+    await until(() => goaways.length > 0, "a GOAWAY on the session opened before the signal", 5000);
+    assert.deepEqual(goaways, [http2.constants.NGHTTP2_NO_ERROR]);
+    inFlight.end("}");
+    const answer = await inFlightAnswer;
+    assert.deepEqual([answer.status, JSON.parse(answer.text)], [200, { version: packageVersion }]);
+    await sessionClosed;
+
+    const late = http2.connect(url);
+    late.on("error", () => {});
+    const lateGoaway = new Promise<number>((resolve) => late.once("goaway", resolve));
+    const lateAnswer = await h2Answer(late.request({ ":path": "/jwt/version" }));
+    assert.deepEqual([lateAnswer.status, JSON.parse(lateAnswer.text)], [200, { version: packageVersion }]);
+    assert.equal(await lateGoaway, http2.constants.NGHTTP2_NO_ERROR);
+    late.close();
+
+    assert.deepEqual(messages(s, "stopping"), []);
+    s.child.kill("SIGTERM");
+    assert.equal(await s.exited, 0);
+  });
+
+  it("gRPC (grpc-js) across the delay: the channel's connection opened before the signal is closed by a GOAWAY, and the next call succeeds on a new one", async () => {
+    service = await startService("sources", untilStopped);
+    const s = service;
+    const proxy = await countingProxy(s.port);
+    const jwt = new GrpcJsClient(JwtService, `127.0.0.1:${proxy.port}`);
+    try {
+      assert.equal((await jwt.call("GetVersion", {})).message?.version, packageVersion);
+      assert.deepEqual([proxy.opened(), proxy.closed()], [1, 0]);
+      s.child.kill("SIGTERM");
+      await readinessFailed(s);
+      await until(() => proxy.closed() === 1, "the connection opened before the signal closed", 5000);
+      const after = await jwt.call("GetVersion", {});
+      assert.equal(after.error, undefined);
+      assert.equal(after.message?.version, packageVersion);
+      assert.equal(proxy.opened(), 2);
+    } finally {
+      jwt.close();
+      proxy.close();
+    }
+    assert.deepEqual(messages(s, "stopping"), []);
+    s.child.kill("SIGTERM");
+    assert.equal(await s.exited, 0);
   });
 
   it("unset (0, the default): SIGTERM closes the listener at once, without a draining line", async () => {
