@@ -84,8 +84,9 @@ export interface Listener {
    * Moves the clients off the connections they keep, as a proxy drains (a stop's lame-duck
    * period, TESSERA_SHUTDOWN_DELAY_SECONDS), while new connections are still accepted and served:
    * from now on every HTTP/1.1 answer carries Connection: close and its connection closes once
-   * it is answered, and every HTTP/2 session, open now or opened later, is sent GOAWAY(NO_ERROR)
-   * once the streams its client has sent are read (they are served, then the session closes).
+   * it is answered, and every HTTP/2 session open now, or opened later once its first call has
+   * been answered, is sent GOAWAY(NO_ERROR) once the streams its client has sent are read (they
+   * are served, then the session closes).
    */
   drain(): void;
   /**
@@ -594,11 +595,14 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     // the session's idle timeout.
     const prefaceDeadline = setTimeout(() => session.destroy(), o.headersTimeoutMs);
     session.once("remoteSettings", () => clearTimeout(prefaceDeadline));
-    // A session is drained once its preface has arrived whole, one opened during a drain too:
-    // before that a GOAWAY would precede the streams its client is sending with the preface.
+    // A session is drained once its preface has arrived whole (before that a GOAWAY would precede
+    // the streams its client is sending with the preface). One opened during a drain is drained
+    // once its first call has been answered: drained at once, a client that opens its connection
+    // ahead of its first call (a channel, a client still preparing its request) would meet the
+    // GOAWAY before any call and dial again, and again, served by no connection.
     session.once("remoteSettings", () => {
       established.add(session);
-      if (draining) drainSession(session);
+      if (draining) session.once("stream", (stream: http2.ServerHttp2Stream) => stream.once("close", () => drainSession(session)));
     });
     session.once("close", () => clearTimeout(prefaceDeadline));
     guardSession(session, {

@@ -305,6 +305,30 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
     assert.equal(await s.exited, 0);
   });
 
+  it("HTTP/2 during the delay: a session opened then whose first call comes a while after its preface is served before its GOAWAY (no connection is closed before it serves a call)", async () => {
+    service = await startService("sources", untilStopped);
+    const s = service;
+    const url = `http://127.0.0.1:${s.port}`;
+    s.child.kill("SIGTERM");
+    await readinessFailed(s);
+    const late = http2.connect(url);
+    late.on("error", () => {});
+    const goaways: number[] = [];
+    late.on("goaway", (code: number) => goaways.push(code));
+    // Connected, settings exchanged (and a PING answered), no call yet: a channel opened ahead of
+    // its first call, or a client that dials and then prepares its request.
+    await new Promise<void>((resolve) => late.once("remoteSettings", () => resolve()));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(goaways, [], "GOAWAY before the session's first call");
+    const answer = await h2Answer(late.request({ ":path": "/jwt/version" }));
+    assert.deepEqual([answer.status, JSON.parse(answer.text)], [200, { version: packageVersion }]);
+    await until(() => goaways.length > 0, "a GOAWAY once the first call is answered", 5000);
+    assert.deepEqual(goaways, [http2.constants.NGHTTP2_NO_ERROR]);
+    late.close();
+    s.child.kill("SIGTERM");
+    assert.equal(await s.exited, 0);
+  });
+
   it("gRPC (grpc-js) across the delay: the channel's connection opened before the signal is closed by a GOAWAY, and the next call succeeds on a new one", async () => {
     service = await startService("sources", untilStopped);
     const s = service;
