@@ -172,6 +172,13 @@ async function countingProxy(port: number): Promise<{ port: number; opened(): nu
   };
 }
 
+/** The service has not begun its stop (the delay runs on); a second SIGTERM ends it, exit 0. */
+async function stillDrainingThenStopped(s: ServiceProcess): Promise<void> {
+  assert.deepEqual(messages(s, "stopping"), []);
+  s.child.kill("SIGTERM");
+  assert.equal(await s.exited, 0);
+}
+
 describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the stop)", function () {
   this.timeout(60000);
   let service: ServiceProcess | undefined;
@@ -262,9 +269,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
         await c.ended;
       }
     }
-    assert.deepEqual(messages(s, "stopping"), []);
-    s.child.kill("SIGTERM");
-    assert.equal(await s.exited, 0);
+    await stillDrainingThenStopped(s);
   });
 
   it("HTTP/2 during the delay: a session opened before the signal is sent GOAWAY(NO_ERROR) while its call in flight completes; one opened during the delay is served, then sent GOAWAY(NO_ERROR) too", async () => {
@@ -286,7 +291,8 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
     s.child.kill("SIGTERM");
     await readinessFailed(s);
     await until(() => goaways.length > 0, "a GOAWAY on the session opened before the signal", 5000);
-    assert.deepEqual(goaways, [http2.constants.NGHTTP2_NO_ERROR]);
+    // Node may follow the first GOAWAY with another as the session ends: each says NO_ERROR.
+    assert.deepEqual(new Set(goaways), new Set([http2.constants.NGHTTP2_NO_ERROR]));
     inFlight.end("}");
     const answer = await inFlightAnswer;
     assert.deepEqual([answer.status, JSON.parse(answer.text)], [200, { version: packageVersion }]);
@@ -300,9 +306,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
     assert.equal(await lateGoaway, http2.constants.NGHTTP2_NO_ERROR);
     late.close();
 
-    assert.deepEqual(messages(s, "stopping"), []);
-    s.child.kill("SIGTERM");
-    assert.equal(await s.exited, 0);
+    await stillDrainingThenStopped(s);
   });
 
   it("HTTP/2 during the delay: a session opened then whose first call comes a while after its preface is served before its GOAWAY (no connection is closed before it serves a call)", async () => {
@@ -323,10 +327,9 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
     const answer = await h2Answer(late.request({ ":path": "/jwt/version" }));
     assert.deepEqual([answer.status, JSON.parse(answer.text)], [200, { version: packageVersion }]);
     await until(() => goaways.length > 0, "a GOAWAY once the first call is answered", 5000);
-    assert.deepEqual(goaways, [http2.constants.NGHTTP2_NO_ERROR]);
+    assert.deepEqual(new Set(goaways), new Set([http2.constants.NGHTTP2_NO_ERROR]));
     late.close();
-    s.child.kill("SIGTERM");
-    assert.equal(await s.exited, 0);
+    await stillDrainingThenStopped(s);
   });
 
   it("gRPC (grpc-js) across the delay: the channel's connection opened before the signal is closed by a GOAWAY, and the next call succeeds on a new one", async () => {
@@ -348,9 +351,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
       jwt.close();
       proxy.close();
     }
-    assert.deepEqual(messages(s, "stopping"), []);
-    s.child.kill("SIGTERM");
-    assert.equal(await s.exited, 0);
+    await stillDrainingThenStopped(s);
   });
 
   it("unset (0, the default): SIGTERM closes the listener at once, without a draining line", async () => {
