@@ -7,18 +7,20 @@
 // them: every HTTP/1.1 answer carries Connection: close and its connection closes, and every
 // HTTP/2 session gets GOAWAY(NO_ERROR) once its streams are read, so that clients move to other
 // instances before the listener closes instead of meeting a reset then. Real processes, real
-// clients (HTTP/1.1, node:http2, @grpc/grpc-js, connect-node over h2c).
+// clients (HTTP/1.1, node:http2, @grpc/grpc-js, connect-node over h2c; HTTP/1.1 and h2 over TLS).
 import assert from "node:assert/strict";
 import http from "node:http";
 import http2 from "node:http2";
+import https from "node:https";
 import net from "node:net";
+import tls from "node:tls";
 import type { AddressInfo, Socket } from "node:net";
 import { createClient } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { packageVersion } from "../../src/project-files.js";
 import { connectGrpcClient, GrpcJsClient } from "../support/clients.js";
-import { connectionRefused } from "../support/net.js";
+import { connectionRefused, makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { killService, request, startService, type ServiceProcess } from "../support/process.js";
 
 /** Resolves once `ok()` holds (checked every 20 ms); fails after `ms`. */
@@ -31,12 +33,27 @@ async function until(ok: () => boolean, what: string, ms = 15000): Promise<void>
 
 const messages = (s: ServiceProcess, msg: string) => s.lines().filter((l) => l.msg === msg);
 
+/** GET `path` over TLS (ALPN http/1.1) on a new connection, closed once answered, trusting `ca`. */
+function tlsGet(port: number, ca: Buffer, path: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: "127.0.0.1", port, path, ca, agent: false, headers: { connection: "close" } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode!, text }));
+    });
+    req.on("error", reject);
+  });
+}
+
 /**
- * Asks GET /readyz, each time on a new connection, until it no longer answers 200 (the signal
- * handled). A connection refused fails the test: the listener must stay open.
+ * Asks GET /readyz, each time on a new connection (over TLS when `ca` is given), until it no
+ * longer answers 200 (the signal handled). A connection refused fails the test: the listener
+ * must stay open.
  */
-async function readinessFailed(s: ServiceProcess): Promise<void> {
-  for (const end = Date.now() + 15000; (await request(s.port, "GET", "/readyz")).status === 200; ) {
+async function readinessFailed(s: ServiceProcess, ca?: Buffer): Promise<void> {
+  const readyz = () => (ca === undefined ? request(s.port, "GET", "/readyz") : tlsGet(s.port, ca, "/readyz"));
+  for (const end = Date.now() + 15000; (await readyz()).status === 200; ) {
     if (Date.now() > end) throw new Error("readiness still passes");
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -85,6 +102,14 @@ class RawConnection {
   static open(port: number): Promise<RawConnection> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(port, "127.0.0.1", () => resolve(new RawConnection(socket)));
+      socket.once("error", reject);
+    });
+  }
+
+  /** The same over TLS (ALPN http/1.1), trusting `ca`. */
+  static openTls(port: number, ca: Buffer): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ port, host: "127.0.0.1", ca, ALPNProtocols: ["http/1.1"] }, () => resolve(new RawConnection(socket)));
       socket.once("error", reject);
     });
   }
@@ -352,6 +377,55 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
       proxy.close();
     }
     await stillDrainingThenStopped(s);
+  });
+
+  describe("over TLS (TESSERA_TLS_CERT_FILE, TESSERA_TLS_KEY_FILE)", () => {
+    let cert: TestCertificate;
+    before(() => (cert = makeTestCertificate()));
+    after(() => cert?.remove());
+
+    it("HTTP/1.1 over TLS during the delay: /readyz answers 503 NOT_SERVING; a keep-alive connection opened before the signal gets Connection: close on its next answer and the server closes it", async () => {
+      service = await startService("sources", { ...untilStopped, ...cert.env });
+      const s = service;
+      const kept = await RawConnection.openTls(s.port, cert.ca);
+      const before = await kept.get("/jwt/version");
+      assert.deepEqual([before.status, before.headers.connection], [200, "keep-alive"]);
+      s.child.kill("SIGTERM");
+      await readinessFailed(s, cert.ca);
+      const ready = await tlsGet(s.port, cert.ca, "/readyz");
+      assert.deepEqual([ready.status, ready.text], [503, JSON.stringify({ status: "NOT_SERVING" })]);
+      const during = await kept.get("/jwt/version");
+      assert.deepEqual([during.status, during.headers.connection, JSON.parse(during.body)], [200, "close", { version: packageVersion }]);
+      await kept.ended;
+      await stillDrainingThenStopped(s);
+    });
+
+    it("HTTP/2 over TLS (ALPN h2) during the delay: a session opened before the signal is sent GOAWAY(NO_ERROR) while its call in flight completes", async () => {
+      service = await startService("sources", { ...untilStopped, ...cert.env });
+      const s = service;
+      const session = http2.connect(`https://127.0.0.1:${s.port}`, { ca: cert.ca });
+      const goaways: number[] = [];
+      session.on("goaway", (code: number) => goaways.push(code));
+      const sessionClosed = new Promise((resolve) => session.once("close", resolve));
+      session.on("error", () => {});
+      // As over h2c: a call whose body has not arrived whole, and a call after it that shows the
+      // server has its headers.
+      const inFlight = session.request({ ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion", "content-type": "application/json" });
+      const inFlightAnswer = h2Answer(inFlight);
+      inFlight.write("{");
+      assert.equal((await h2Answer(session.request({ ":path": "/jwt/version" }))).status, 200);
+      assert.equal(session.alpnProtocol, "h2");
+
+      s.child.kill("SIGTERM");
+      await readinessFailed(s, cert.ca);
+      await until(() => goaways.length > 0, "a GOAWAY on the session opened before the signal", 5000);
+      assert.deepEqual(new Set(goaways), new Set([http2.constants.NGHTTP2_NO_ERROR]));
+      inFlight.end("}");
+      const answer = await inFlightAnswer;
+      assert.deepEqual([answer.status, JSON.parse(answer.text)], [200, { version: packageVersion }]);
+      await sessionClosed;
+      await stillDrainingThenStopped(s);
+    });
   });
 
   it("unset (0, the default): SIGTERM closes the listener at once, without a draining line", async () => {
