@@ -471,4 +471,28 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
       assert.ok(at("stopped", 1) >= at("stopped", 2), "the first worker stopped last");
     });
   }
+
+  it("TESSERA_WORKERS=2: a worker that dies during the delay is replaced; the replacement fails readiness and serves until the delay ends; exit 0", async () => {
+    // Long enough for a replacement started from the sources to start and serve within it; the
+    // test waits for each step, it does not time them.
+    service = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_SHUTDOWN_DELAY_SECONDS: "6", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" }, { listeners: 2 });
+    const s = service;
+    const listening = () => messages(s, "listening").filter((l) => l.worker === 2);
+    s.child.kill("SIGTERM");
+    await readinessFailed(s);
+    await until(() => messages(s, "draining").length === 2, "both workers draining");
+    process.kill(listening()[0]!.pid as number, "SIGKILL");
+    await until(() => listening().length === 2, "a replacement for worker 2");
+    assert.deepEqual(messages(s, "worker exited").map((l) => [l.worker, l.signal]), [[2, "SIGKILL"]]);
+    // Told to drain as it became ready: it fails readiness like the first worker.
+    await until(() => messages(s, "draining").filter((l) => l.worker === 2).length === 2, "the replacement draining");
+    const seen = s.lines().length;
+    const servedByReplacement = () => s.lines().slice(seen).some((l) => l.msg === "rpc" && l.worker === 2);
+    // Each connection goes to the next worker in turn: a few calls reach the replacement.
+    for (let i = 0; i < 4; i++) await assertDraining(s);
+    await until(servedByReplacement, "a call served by the replacement");
+    assert.deepEqual(messages(s, "stopping"), [], "the calls above were served during the delay");
+    assert.equal(await s.exited, 0);
+    assert.deepEqual(messages(s, "stopped").map((l) => l.worker).sort(), [1, 2], "the replacement stopped gracefully with the first");
+  });
 });
