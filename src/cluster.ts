@@ -11,10 +11,10 @@
 // SIGTERM/SIGINT it stops accepting, forwards the signal to every follower, drains its own
 // requests and exits once every follower has drained (with TESSERA_SHUTDOWN_DELAY_SECONDS, it
 // first tells every follower to fail readiness, and they keep serving until it tells them to
-// stop, once its delay has ended); a follower that dies unexpectedly is
-// replaced at once, and one that keeps dying young (within `steadyMs` of its start: one that
-// cannot start) after a second, then twice its last wait each time, up to a minute, so that it
-// neither spins nor floods the log; respawns are a second apart at least. A follower stops on
+// stop, once its delay has ended); a follower that dies unexpectedly (also during that delay,
+// not once the graceful stop has begun) is replaced at once, and one that keeps dying young
+// (within `steadyMs` of its start: one that cannot start) after a second, then twice its last
+// wait each time, up to a minute, so that it neither spins nor floods the log; respawns are a second apart at least. A follower stops on
 // its own when the leader is gone (its IPC channel closes), so no follower outlives it.
 //
 // What stays per process, as it does across instances on one MongoDB: caches bounded by their
@@ -296,13 +296,13 @@ export interface Leader {
   /**
    * A signal asked this process to stop (it stops the followers once it has started): a
    * follower that dies of it meanwhile, still starting (a terminal's Ctrl-C reaches every
-   * process of the group), is not replaced.
+   * process of the group), is not replaced; one that dies during the delay (drainFollowers) is.
    */
   stopRequested(signal: NodeJS.Signals): void;
   /**
    * The lame-duck period of a stop (TESSERA_SHUTDOWN_DELAY_SECONDS), on `signal`: every follower
    * fails readiness and keeps serving until stopFollowers (one that becomes ready meanwhile is
-   * told as it does).
+   * told as it does); a follower that dies meanwhile is replaced as at any other time.
    */
   drainFollowers(signal: NodeJS.Signals): void;
   /**
@@ -381,6 +381,12 @@ export function lead(config: Config, logger: Logger): Leader {
     child.send({ type: message.port, port }, () => {}); // a channel just closed: its exit follows
     ready.push(child);
   };
+  // Whether a follower that dies is replaced: not once a signal has asked for a stop (one still
+  // starting may die of that same signal, sent to the whole group), unless the stop is in its
+  // delay (drainFollowers): every worker serves until the delay ends, and a worker lost then
+  // would leave the instance serving the rest of it with fewer. Never once the graceful stop
+  // itself has begun (stopFollowers).
+  const replacing = () => !stopping && (requested === undefined || draining !== undefined);
   const spawn = (id: number) => {
     // The same entry, node flags and arguments as this process (compiled or from the sources).
     const child = fork(process.argv[1]!, process.argv.slice(2), { env: { ...process.env, ...shared, [workerIdVariable]: String(id) } });
@@ -456,12 +462,13 @@ export function lead(config: Config, logger: Logger): Leader {
       followers.delete(id);
       // Killed by SIGINT or SIGTERM: a Ctrl-C or a stop sent to the whole process group reaches
       // this process too, and its handler may not have run yet (the exit seen first, or the event
-      // loop busy starting): the replacement is decided once that signal has had its turn.
-      if (!stopping && requested === undefined && (signal === "SIGINT" || signal === "SIGTERM")) setTimeout(decide, groupSignalMs, code, signal);
+      // loop busy starting): the replacement is decided once that signal has had its turn. During
+      // the delay too: the group's second signal, which ends it, may be the one.
+      if (replacing() && (signal === "SIGINT" || signal === "SIGTERM")) setTimeout(decide, groupSignalMs, code, signal);
       else decide(code, signal);
     });
     const decide = (code: number | null, signal: NodeJS.Signals | null) => {
-      if (stopping || requested !== undefined) {
+      if (!replacing()) {
         // One still starting dies of the signal itself (its handler not yet set): it served nothing.
         if (code !== 0 && signal !== (stopSignal ?? requested)) failed = true;
         if (stopping && followers.size === 0) allExited?.();
@@ -476,7 +483,7 @@ export function lead(config: Config, logger: Logger): Leader {
       logger.error("worker exited", { worker: id, code, signal, restartInMs: wait, ...(startFailure !== undefined && { error: startFailure }) });
       const restart = setTimeout(() => {
         restarts.delete(restart);
-        if (!stopping && requested === undefined) spawn(id);
+        if (replacing()) spawn(id);
       }, wait);
       restarts.add(restart);
     };
