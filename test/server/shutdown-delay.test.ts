@@ -197,6 +197,32 @@ async function countingProxy(port: number): Promise<{ port: number; opened(): nu
   };
 }
 
+/**
+ * On `session`, opened before the signal: a Connect unary call whose body has not arrived whole,
+ * and a call after it whose answer shows that the server has the first one's headers; then
+ * SIGTERM and `readiness` (it has failed): the session is sent GOAWAY(NO_ERROR) (Node may follow
+ * the first with another as the session ends: each says NO_ERROR) while the call in flight
+ * completes with its answer, and the session closes.
+ */
+async function drainedWithCallInFlight(s: ServiceProcess, session: http2.ClientHttp2Session, readiness: () => Promise<void>): Promise<void> {
+  const goaways: number[] = [];
+  session.on("goaway", (code: number) => goaways.push(code));
+  const sessionClosed = new Promise((resolve) => session.once("close", resolve));
+  session.on("error", () => {});
+  const inFlight = session.request({ ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion", "content-type": "application/json" });
+  const inFlightAnswer = h2Answer(inFlight);
+  inFlight.write("{");
+  assert.equal((await h2Answer(session.request({ ":path": "/jwt/version" }))).status, 200);
+  s.child.kill("SIGTERM");
+  await readiness();
+  await until(() => goaways.length > 0, "a GOAWAY on the session opened before the signal", 5000);
+  assert.deepEqual(new Set(goaways), new Set([http2.constants.NGHTTP2_NO_ERROR]));
+  inFlight.end("}");
+  const answer = await inFlightAnswer;
+  assert.deepEqual([answer.status, JSON.parse(answer.text)], [200, { version: packageVersion }]);
+  await sessionClosed;
+}
+
 /** The service has not begun its stop (the delay runs on); a second SIGTERM ends it, exit 0. */
 async function stillDrainingThenStopped(s: ServiceProcess): Promise<void> {
   assert.deepEqual(messages(s, "stopping"), []);
@@ -301,27 +327,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
     service = await startService("sources", untilStopped);
     const s = service;
     const url = `http://127.0.0.1:${s.port}`;
-    const session = http2.connect(url);
-    const goaways: number[] = [];
-    session.on("goaway", (code: number) => goaways.push(code));
-    const sessionClosed = new Promise((resolve) => session.once("close", resolve));
-    session.on("error", () => {});
-    // A Connect unary call whose body has not arrived whole; the call after it on the same
-    // session, answered, shows that the server has its headers.
-    const inFlight = session.request({ ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion", "content-type": "application/json" });
-    const inFlightAnswer = h2Answer(inFlight);
-    inFlight.write("{");
-    assert.equal((await h2Answer(session.request({ ":path": "/jwt/version" }))).status, 200);
-
-    s.child.kill("SIGTERM");
-    await readinessFailed(s);
-    await until(() => goaways.length > 0, "a GOAWAY on the session opened before the signal", 5000);
-    // Node may follow the first GOAWAY with another as the session ends: each says NO_ERROR.
-    assert.deepEqual(new Set(goaways), new Set([http2.constants.NGHTTP2_NO_ERROR]));
-    inFlight.end("}");
-    const answer = await inFlightAnswer;
-    assert.deepEqual([answer.status, JSON.parse(answer.text)], [200, { version: packageVersion }]);
-    await sessionClosed;
+    await drainedWithCallInFlight(s, http2.connect(url), () => readinessFailed(s));
 
     const late = http2.connect(url);
     late.on("error", () => {});
@@ -404,26 +410,8 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
       service = await startService("sources", { ...untilStopped, ...cert.env });
       const s = service;
       const session = http2.connect(`https://127.0.0.1:${s.port}`, { ca: cert.ca });
-      const goaways: number[] = [];
-      session.on("goaway", (code: number) => goaways.push(code));
-      const sessionClosed = new Promise((resolve) => session.once("close", resolve));
-      session.on("error", () => {});
-      // As over h2c: a call whose body has not arrived whole, and a call after it that shows the
-      // server has its headers.
-      const inFlight = session.request({ ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion", "content-type": "application/json" });
-      const inFlightAnswer = h2Answer(inFlight);
-      inFlight.write("{");
-      assert.equal((await h2Answer(session.request({ ":path": "/jwt/version" }))).status, 200);
+      await drainedWithCallInFlight(s, session, () => readinessFailed(s, cert.ca));
       assert.equal(session.alpnProtocol, "h2");
-
-      s.child.kill("SIGTERM");
-      await readinessFailed(s, cert.ca);
-      await until(() => goaways.length > 0, "a GOAWAY on the session opened before the signal", 5000);
-      assert.deepEqual(new Set(goaways), new Set([http2.constants.NGHTTP2_NO_ERROR]));
-      inFlight.end("}");
-      const answer = await inFlightAnswer;
-      assert.deepEqual([answer.status, JSON.parse(answer.text)], [200, { version: packageVersion }]);
-      await sessionClosed;
       await stillDrainingThenStopped(s);
     });
   });
