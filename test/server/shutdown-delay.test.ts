@@ -167,7 +167,11 @@ function h2Answer(stream: http2.ClientHttp2Stream): Promise<{ status: number; te
   });
 }
 
-/** A TCP proxy to `port` on this host that counts the connections through it, and those closed. */
+/**
+ * A TCP proxy to `port` on this host that counts the connections through it, and those the
+ * server closed (its side: whether the client then closes its own at once is the client's
+ * choice; grpc-js, given a GOAWAY, may hold its half open a while).
+ */
 async function countingProxy(port: number): Promise<{ port: number; opened(): number; closed(): number; close(): void }> {
   let opened = 0;
   let closed = 0;
@@ -180,10 +184,11 @@ async function countingProxy(port: number): Promise<{ port: number; opened(): nu
       from.pipe(to);
       from.on("error", () => to.destroy());
     }
-    client.once("close", () => {
+    upstream.once("close", () => {
       closed++;
-      upstream.destroy();
+      client.destroy();
     });
+    client.once("close", () => upstream.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
@@ -373,7 +378,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
       assert.deepEqual([proxy.opened(), proxy.closed()], [1, 0]);
       s.child.kill("SIGTERM");
       await readinessFailed(s);
-      await until(() => proxy.closed() === 1, "the connection opened before the signal closed", 5000);
+      await until(() => proxy.closed() === 1, "the server closed the connection opened before the signal", 5000);
       const after = await jwt.call("GetVersion", {});
       assert.equal(after.error, undefined);
       assert.equal(after.message?.version, packageVersion);
