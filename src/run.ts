@@ -79,7 +79,7 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
   const drain = (signal: string) => {
     if (draining || closing || tessera === undefined) return;
     draining = true;
-    tessera.failReadiness();
+    tessera.drain();
     logger.info("draining", { signal, delaySeconds: config.shutdownDelaySeconds });
     leader?.drainFollowers(signal === "SIGINT" ? "SIGINT" : "SIGTERM");
   };

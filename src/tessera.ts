@@ -6,7 +6,6 @@ import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
 import { errorDomain } from "./server/error-details.js";
 import { startServer, type RestHandlerFactory, type RunningServer } from "./server/index.js";
-import { unlessDraining } from "./server/health.js";
 import { createServices } from "./services/index.js";
 import { createTranscoder } from "./transcode/index.js";
 import { restRoutes } from "./rest-routes.js";
@@ -27,14 +26,13 @@ export interface Tessera {
   /** The Prometheus registry and hooks; undefined with TESSERA_METRICS=off. */
   readonly metrics: Metrics | undefined;
   /**
-   * The lame-duck period of a stop (TESSERA_SHUTDOWN_DELAY_SECONDS): readiness fails from now on
-   * (GET /readyz, grpc.health.v1), so that a load balancer takes the instance out, while every
-   * other call is served as before and the listener stays open. The connections clients keep
-   * are drained (RunningServer.drain): a client that does not follow the probes, or holds a
-   * connection the balancer no longer routes through it, moves to another instance before the
-   * listener closes, rather than meeting a reset when the stop closes its idle connection.
+   * The lame-duck period of a stop (TESSERA_SHUTDOWN_DELAY_SECONDS, RunningServer.drain):
+   * readiness fails, so that a load balancer takes the instance out, and the connections clients
+   * keep are drained: a client that does not follow the probes, or holds a connection the
+   * balancer no longer routes through it, moves to another instance before the listener closes,
+   * rather than meeting a reset when the stop closes its idle connection.
    */
-  failReadiness(): void;
+  drain(): void;
   /** Graceful stop: the server drains, then the store closes. */
   close(): Promise<void>;
 }
@@ -124,13 +122,12 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     verifier: services.core.verifier,
     keyRing: services.core.keyRing,
   });
-  const draining = new AbortController();
-  const ready = unlessDraining(() => store.ping().then(() => true, () => false), draining.signal);
+  const ready = () => store.ping().then(() => true, () => false);
   // Only a store failed for good fails liveness: a restart is what recovers it.
   const live = () => store.failure() === undefined;
   let server: RunningServer;
   try {
-    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, draining: draining.signal, live, rest: restFactory(config), metrics, audit: services.core.audit, tracing, sharing: options.sharing });
+    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, live, rest: restFactory(config), metrics, audit: services.core.audit, tracing, sharing: options.sharing });
   } catch (e) {
     await services.close();
     await store.close();
@@ -147,8 +144,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     store,
     url: server.url,
     metrics,
-    failReadiness() {
-      draining.abort();
+    drain() {
       server.drain();
     },
     async close() {

@@ -30,8 +30,9 @@ export function unlessDraining(ready: ReadinessProbe, draining: AbortSignal): Re
 }
 
 /**
- * `draining` aborts when the process begins to stop (run.ts): `ready` fails from then on, and
- * every Watch stream is told NOT_SERVING at once rather than at its next probe.
+ * `draining` aborts when a stop's lame-duck period begins (RunningServer.drain; `ready` is then
+ * unlessDraining's and fails from then on): every Watch stream is told NOT_SERVING at once
+ * rather than at its next probe.
  */
 export function createHealthImpl(services: readonly DescService[], ready: ReadinessProbe, watchIntervalMs = 1000, draining?: AbortSignal): ServiceImpl<typeof Health> {
   const names = new Set(["", ...services.map((s) => s.typeName)]);

@@ -23,7 +23,7 @@ import { sendErrorBody } from "./error-details.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { createTimestampInterceptor } from "./timestamp-interceptor.js";
 import { describeError } from "./error-report.js";
-import { createHealthImpl, type LivenessProbe, type ReadinessProbe } from "./health.js";
+import { createHealthImpl, unlessDraining, type LivenessProbe, type ReadinessProbe } from "./health.js";
 import { continueWithheld, listen, peerAddress, servedMethods, type Listener } from "./listener.js";
 import { requestHeaderLimitBytes } from "./limits.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
@@ -57,12 +57,8 @@ export interface ServerOptions {
   /** Tessera's services and their implementations (missing methods answer UNIMPLEMENTED). */
   bindings: readonly ServiceBinding[];
   verifiers: CredentialVerifiers;
+  /** GET /readyz and grpc.health.v1; fails from drain() on, whatever the probe says. */
   ready: ReadinessProbe;
-  /**
-   * Aborts as a stop's lame-duck period begins (TESSERA_SHUTDOWN_DELAY_SECONDS), when `ready`
-   * starts to fail: grpc.health.v1 Watch streams are told at once.
-   */
-  draining?: AbortSignal;
   /** GET /healthz; default: always live. */
   live?: LivenessProbe;
   rest?: RestHandlerFactory;
@@ -84,7 +80,12 @@ export interface RunningServer {
   readonly metricsPort?: number;
   /** Under TLS: reads the certificate and key files again (SIGHUP); false when they did not check out. */
   reloadCertificate(): boolean;
-  /** Drains the connections clients keep, on the main port and the metrics port (Listener.drain). */
+  /**
+   * The lame-duck period of a stop (TESSERA_SHUTDOWN_DELAY_SECONDS): readiness fails from now on
+   * (GET /readyz, grpc.health.v1, every Watch stream told at once), and the connections clients
+   * keep are drained on the main port and the metrics port (Listener.drain), while every other
+   * call is served as before and the listeners stay open.
+   */
   drain(): void;
   close(): Promise<void>;
 }
@@ -160,6 +161,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const secure = config.tlsCertFile !== undefined;
   const tracing = o.tracing ?? idsOnly;
   const clientAddress = createClientAddressResolver(config.trustedProxies);
+  // drain(): readiness fails from then on, also for a probe of the store already under way.
+  const draining = new AbortController();
+  const ready = unlessDraining(o.ready, draining.signal);
 
   const contextValues = (req: NodeRequest): ContextValues =>
     createContextValues()
@@ -187,7 +191,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       json(res, live ? 200 : 503, { status: live ? "SERVING" : "NOT_SERVING" });
       return true;
     }
-    o.ready().then(
+    ready().then(
       (ok) => json(res, ok ? 200 : 503, { status: ok ? "SERVING" : "NOT_SERVING" }),
       () => json(res, 503, { status: "NOT_SERVING" }),
     );
@@ -224,7 +228,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     logger,
     routes(router) {
       for (const b of o.bindings) b.register(router);
-      router.service(Health, createHealthImpl(services, o.ready, undefined, o.draining));
+      router.service(Health, createHealthImpl(services, ready, undefined, draining.signal));
       for (const r of reflection) router.service(r.service, r.impl);
     },
   });
@@ -329,6 +333,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return certificates.reload("signal");
     },
     drain: () => {
+      draining.abort();
       listener.drain();
       // A scraper keeps its connection too, and the metrics port closes with the main one.
       metricsListener?.drain();

@@ -568,11 +568,11 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // while nghttp2 is still reading names the last stream read so far, and would close unserved
   // the streams later in the same read. A client that never acks keeps its session until the
   // stop closes it.
+  // Each session is drained once: by drain() when its preface had arrived by then, else once
+  // its first call has been answered (the "session" handler).
   const established = new WeakSet<http2.ServerHttp2Session>();
-  const drained = new WeakSet<http2.ServerHttp2Session>();
   const drainSession = (session: http2.ServerHttp2Session) => {
-    if (drained.has(session) || session.closed || session.destroyed) return;
-    drained.add(session);
+    if (session.closed || session.destroyed) return;
     const goAway = () =>
       setImmediate(() => {
         if (!session.closed && !session.destroyed) session.close();

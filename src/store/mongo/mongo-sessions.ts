@@ -2,6 +2,7 @@ import type { NewRefreshToken, NewSession, SessionRecord, SessionStore, UserStor
 import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
+import { standingOf } from "./mongo-users.js";
 
 export const SESSIONS = "sessions";
 const ID = "id";
@@ -53,7 +54,7 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
       ctx.run(ID, async () => {
         const [session, user] = await Promise.all([load(id), users.findById(userId)]);
         if (!session) return null;
-        return { session, user: user && { id: user.id, active: user.active, credentialEpoch: user.credentialEpoch, passwordChangedAt: user.passwordChangedAt } };
+        return { session, user: standingOf(user) };
       }),
     setAccessJti: (id, expectedJti, newJti) =>
       ctx.run(ID, async () => {

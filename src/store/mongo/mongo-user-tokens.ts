@@ -3,6 +3,7 @@ import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate } from "./mongo-inserts.js";
 import { LastUsed } from "./mongo-last-used.js";
+import { standingOf } from "./mongo-users.js";
 
 export const USER_TOKENS = "user_tokens";
 export const USER_TOKEN_USAGE = "user_token_usage";
@@ -60,7 +61,7 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
         const doc = await tokens.findOne({ hash });
         if (!doc) return null;
         const [token, user] = await Promise.all([load(doc), users.findById(doc.userId as string)]);
-        return { token: token!, user: user && { id: user.id, active: user.active, credentialEpoch: user.credentialEpoch, passwordChangedAt: user.passwordChangedAt } };
+        return { token: token!, user: standingOf(user) };
       }),
     findById: (id) => ctx.run(ID, async () => load(await tokens.findOne({ _id: id }))),
     touchLastUsed: (id, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(id, at, minIntervalMs)),

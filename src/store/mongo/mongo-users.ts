@@ -1,4 +1,4 @@
-import type { NewUser, UserRecord, UserStore } from "../ports.js";
+import type { NewUser, UserRecord, UserStanding, UserStore } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate, insertNextVersion, isDuplicateKey } from "./mongo-inserts.js";
 
@@ -40,6 +40,14 @@ interface PasswordDoc extends StoredDoc {
 const epochOf = (password: PasswordDoc | null): number => (password ? (password.epoch ?? password.n) : 0);
 
 const deactivatedMark = (id: string) => `user-deactivated:${id}`;
+
+/**
+ * What a credential check needs of `user` (read beside the credential: SessionStore.findWithUser,
+ * UserTokenStore.findByHashWithUser), and nothing more: the check carries no password hash.
+ */
+export function standingOf(user: UserRecord | null): UserStanding | null {
+  return user && { id: user.id, active: user.active, credentialEpoch: user.credentialEpoch, passwordChangedAt: user.passwordChangedAt };
+}
 
 export function mongoUsers(ctx: MongoContext): UserStore {
   const users = ctx.db.collection<StoredDoc>(USERS);

@@ -1,9 +1,10 @@
 import type Database from "better-sqlite3";
-import type { NewRefreshToken, NewSession, SessionRecord, SessionStore, UserStanding } from "../ports.js";
+import type { NewRefreshToken, NewSession, SessionRecord, SessionStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls, thenSync } from "./sqlite-durability.js";
 import { refreshTokenInsert } from "./sqlite-refresh-tokens.js";
 import { returning } from "./sqlite-returning.js";
+import { userStandingColumns, userStandingOf, type UserStandingColumns } from "./sqlite-users.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
 
 interface SessionRow {
@@ -18,11 +19,7 @@ interface SessionRow {
 }
 
 /** A session row with its user's standing (null columns when no user has the id). */
-interface SessionWithUserRow extends SessionRow {
-  user_active: number | null;
-  user_credential_epoch: number | null;
-  user_password_changed_at: number | null;
-}
+type SessionWithUserRow = SessionRow & UserStandingColumns;
 
 function toRecord(row: SessionRow): SessionRecord {
   const session: SessionRecord = {
@@ -62,8 +59,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   const byId = db.prepare("SELECT * FROM sessions WHERE id = ?");
   // One statement (one read transaction) instead of two lookups: a token check makes this read
   // on every call, and each statement begins and ends its own WAL read transaction.
-  const withUser = db.prepare(`SELECT s.*, u.active AS user_active, u.credential_epoch AS user_credential_epoch,
-    u.password_changed_at AS user_password_changed_at
+  const withUser = db.prepare(`SELECT s.*, ${userStandingColumns}
     FROM sessions s LEFT JOIN users u ON u.id = @userId WHERE s.id = @id`);
   const casJti = db.prepare(
     "UPDATE sessions SET access_jti = ? WHERE id = ? AND access_jti = ? AND ended_at IS NULL",
@@ -86,11 +82,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
       call(() => {
         const row = withUser.get({ id, userId }) as SessionWithUserRow | undefined;
         if (!row) return null;
-        const user: UserStanding | null =
-          row.user_active === null
-            ? null
-            : { id: userId, active: row.user_active === 1, credentialEpoch: row.user_credential_epoch!, passwordChangedAt: fromMs(row.user_password_changed_at!) };
-        return { session: toRecord(row), user };
+        return { session: toRecord(row), user: userStandingOf(row, userId) };
       }),
     // Unsynced: the refresh that moves the jti syncs it with the child token's insert (see the port).
     setAccessJti: (id, expectedJti, newJti) => call(() => cheaply(() => casJti.run(newJti, id, expectedJti).changes === 1)),

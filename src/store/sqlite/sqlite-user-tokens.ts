@@ -1,8 +1,9 @@
 import type Database from "better-sqlite3";
-import { touchBucket, type NewUserToken, type UserStanding, type UserTokenRecord, type UserTokenStore } from "../ports.js";
+import { touchBucket, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls, thenSync } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
+import { userStandingColumns, userStandingOf, type UserStandingColumns } from "./sqlite-users.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
 
 interface UserTokenRow {
@@ -23,11 +24,7 @@ interface UserTokenRow {
 }
 
 /** A token row with its user's standing (null columns when no user has the token's user id). */
-interface UserTokenWithUserRow extends UserTokenRow {
-  user_active: number | null;
-  user_credential_epoch: number | null;
-  user_password_changed_at: number | null;
-}
+type UserTokenWithUserRow = UserTokenRow & UserStandingColumns;
 
 function toRecord(row: UserTokenRow): UserTokenRecord {
   const token: UserTokenRecord = {
@@ -57,8 +54,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   // One statement (one read transaction) instead of the token's lookup and then its user's: a
   // user token or cookie session check makes this read on every call, and each statement begins
   // and ends its own WAL read transaction (as SessionStore.findWithUser).
-  const byHashWithUser = db.prepare(`SELECT t.*, u.active AS user_active, u.credential_epoch AS user_credential_epoch,
-    u.password_changed_at AS user_password_changed_at
+  const byHashWithUser = db.prepare(`SELECT t.*, ${userStandingColumns}
     FROM user_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.hash = ?`);
   const byId = db.prepare("SELECT * FROM user_tokens WHERE id = ?");
   const touch = db.prepare(
@@ -94,11 +90,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
       call(() => {
         const row = byHashWithUser.get(hash) as UserTokenWithUserRow | undefined;
         if (!row) return null;
-        const user: UserStanding | null =
-          row.user_active === null
-            ? null
-            : { id: row.user_id, active: row.user_active === 1, credentialEpoch: row.user_credential_epoch!, passwordChangedAt: fromMs(row.user_password_changed_at!) };
-        return { token: toRecord(row), user };
+        return { token: toRecord(row), user: userStandingOf(row, row.user_id) };
       }),
     findById: (id) => call(() => toRecordOrNull(byId.get(id))),
     touchLastUsed: (id, at, minIntervalMs = 0) =>

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { NewUser, UserRecord, UserStore } from "../ports.js";
+import type { NewUser, UserRecord, UserStanding, UserStore } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { waitingForUpgrades } from "./schema.js";
@@ -20,6 +20,27 @@ interface UserRow {
   deactivated_at: number | null;
   version: number;
   credential_epoch: number;
+}
+
+/**
+ * A user's standing selected beside a credential in one statement (the credential's table
+ * LEFT JOINed with `users u`), so that a credential check is one read transaction:
+ * SessionStore.findWithUser, UserTokenStore.findByHashWithUser.
+ */
+export const userStandingColumns =
+  "u.active AS user_active, u.credential_epoch AS user_credential_epoch, u.password_changed_at AS user_password_changed_at";
+
+/** The columns userStandingColumns selects (all null when no user has the id). */
+export interface UserStandingColumns {
+  user_active: number | null;
+  user_credential_epoch: number | null;
+  user_password_changed_at: number | null;
+}
+
+/** The standing of user `userId` from userStandingColumns' columns; null when there is no such user. */
+export function userStandingOf(row: UserStandingColumns, userId: string): UserStanding | null {
+  if (row.user_active === null) return null;
+  return { id: userId, active: row.user_active === 1, credentialEpoch: row.user_credential_epoch!, passwordChangedAt: fromMs(row.user_password_changed_at!) };
 }
 
 function toRecord(row: UserRow): UserRecord {
