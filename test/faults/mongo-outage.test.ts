@@ -98,6 +98,8 @@ for (const fault of faults) {
         `  ok before the outage ${okBefore}, 503s ${tally.total("unavailable")} (${unavailableDuring} by the outage's end), ok after the last 503 ${okAfter}`,
         `  recovery: last 503 ${recoveryMs} ms after the database listened again`,
         `  server RSS ${mib(warmRss).toFixed(0)} MiB before, peak ${mib(peakRss).toFixed(0)} MiB after; heap ${mib(warmHeap).toFixed(0)} -> peak ${mib(peakHeap).toFixed(0)} MiB`,
+        // An answer that is neither: the server's log line for it names the error's cause.
+        ...server.problems.filter((line) => /"internal error"|INTERNAL/.test(line)).slice(0, 3).map((line) => `  server: ${line}`),
       ].join("\n");
 
       assert.deepEqual(tally.failures, [], `every answer is a success or UNAVAILABLE/503\n${figures}`);
