@@ -566,17 +566,28 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // and once its ACK has arrived every stream the client sent before reading the PING has been
   // read too. It is sent after the read that carried the ACK (an immediate): a GOAWAY submitted
   // while nghttp2 is still reading names the last stream read so far, and would close unserved
-  // the streams later in the same read. A client that never acks keeps its session until the
-  // stop closes it.
+  // the streams later in the same read. A client that does not ack within drainPingAckMs (a
+  // broken or hostile peer, or an ACK stuck behind a stalled connection) is sent the GOAWAY
+  // anyway: left to the stop, its session would meet the hard close the drain is there to
+  // avoid. The bound is fixed, not a setting: a round trip takes milliseconds, a few hundred
+  // over a poor link, so a client that acks is not cut short by it, and it stays well inside a
+  // delay of a few seconds (the headers timeout, 10 s by default, could outlast the delay).
   // Each session is drained once: by drain() when its preface had arrived by then, else once
   // its first call has been answered (the "session" handler).
   const established = new WeakSet<http2.ServerHttp2Session>();
+  const drainPingAckMs = 1000;
   const drainSession = (session: http2.ServerHttp2Session) => {
     if (session.closed || session.destroyed) return;
-    const goAway = () =>
+    // Whichever comes first: the ACK, the bound, the PING not sent, or the session destroyed
+    // (the callback then gets an error); a later one finds the session closed.
+    const goAway = () => {
+      clearTimeout(unacked);
       setImmediate(() => {
         if (!session.closed && !session.destroyed) session.close();
       });
+    };
+    const unacked = setTimeout(goAway, drainPingAckMs).unref();
+    session.once("close", () => clearTimeout(unacked));
     if (!session.ping(goAway)) goAway();
   };
 

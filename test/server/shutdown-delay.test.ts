@@ -20,6 +20,7 @@ import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/h
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { packageVersion } from "../../src/project-files.js";
 import { connectGrpcClient, GrpcJsClient } from "../support/clients.js";
+import { Flag, FrameType, H2Wire } from "../support/h2-wire.js";
 import { connectionRefused, makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { killService, request, startService, type ServiceProcess } from "../support/process.js";
 
@@ -365,6 +366,28 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
     await until(() => goaways.length > 0, "a GOAWAY once the first call is answered", 5000);
     assert.deepEqual(new Set(goaways), new Set([http2.constants.NGHTTP2_NO_ERROR]));
     late.close();
+    await stillDrainingThenStopped(s);
+  });
+
+  it("HTTP/2 during the delay: a session whose client never acks the server's PING is still sent GOAWAY(NO_ERROR) during the delay, naming the stream it sent", async () => {
+    service = await startService("sources", untilStopped);
+    const s = service;
+    // A raw client: preface and SETTINGS (the server's acked), one call answered, and no PING
+    // ever acked (a broken peer, or an ACK lost behind a stalled connection).
+    const w = await H2Wire.open(s.port);
+    try {
+      w.write(w.headers(1, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", "/jwt/version"]], { endStream: true }));
+      assert.ok(await w.until((f) => f.stream === 1 && (f.flags & Flag.END_STREAM) !== 0, 5000), "the call before the signal was not answered");
+      s.child.kill("SIGTERM");
+      await readinessFailed(s);
+      assert.ok(await w.until((f) => f.type === FrameType.PING && !(f.flags & Flag.ACK), 5000), "no PING from the drain");
+      // The delay is 600 s: a GOAWAY that comes now is the drain's, not the stop's.
+      const goaway = await w.until((f) => f.type === FrameType.GOAWAY, 10000);
+      assert.ok(goaway, "no GOAWAY during the delay for a session whose client does not ack the PING");
+      assert.deepEqual(w.goaway(), { code: http2.constants.NGHTTP2_NO_ERROR, lastStream: 1 });
+    } finally {
+      w.destroy();
+    }
     await stillDrainingThenStopped(s);
   });
 
