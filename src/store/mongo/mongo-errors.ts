@@ -19,6 +19,15 @@ const unavailableCodes = new Set([
   13436, // NotPrimaryOrSecondary
 ]);
 
+// FerretDB (PostgreSQL backend) answers any PostgreSQL error as InternalError (code 1), with the
+// PostgreSQL message, SQLSTATE included, in errmsg. These SQLSTATEs mean PostgreSQL cannot serve
+// right now, not that the request or the service is wrong: class 08 (connection exception),
+// class 53 (insufficient resources: 53300 "sorry, too many clients already", out of memory,
+// disk full) and 57P01-57P03 (admin/crash shutdown, "the database system is starting up").
+// Any other InternalError stays an error of its own (INTERNAL).
+const FERRETDB_INTERNAL_ERROR = 1;
+const postgresUnavailable = /\(SQLSTATE (?:08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123])\)/;
+
 // Socket errors the driver sometimes passes through unwrapped (e.g. EPIPE "This socket has been
 // ended by the other party" when the server dies between requests).
 const socketErrorCodes = new Set(["EPIPE", "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "ETIMEDOUT", "ENOTCONN", "EHOSTUNREACH", "ENETUNREACH", "ERR_SOCKET_CLOSED", "ERR_STREAM_DESTROYED"]);
@@ -40,7 +49,8 @@ export function isUnavailable(error: unknown): boolean {
     // not export this class, only its name.
     error.name === "MongoWaitQueueTimeoutError" ||
     error.hasErrorLabel("ResetPool") ||
-    (error instanceof m.MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code))
+    (error instanceof m.MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code)) ||
+    (error instanceof m.MongoServerError && error.code === FERRETDB_INTERNAL_ERROR && postgresUnavailable.test(error.message))
   );
 }
 

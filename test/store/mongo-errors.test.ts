@@ -1,0 +1,59 @@
+// Which driver errors mean "the database cannot answer right now" (StoreUnavailableError, so
+// UNAVAILABLE with Retry-After) and which stay errors of their own (INTERNAL). The server errors
+// are the shapes FerretDB 1.24 (PostgreSQL backend) answered, copied from its replies.
+import assert from "node:assert/strict";
+import { loadMongoDriver } from "../../src/store/mongo/mongo-driver.js";
+import { isUnavailable, mapMongoError } from "../../src/store/mongo/mongo-errors.js";
+import { StoreUnavailableError } from "../../src/store/ports.js";
+
+/** A MongoServerError as the driver makes it from a server's error reply. */
+async function serverError(reply: { errmsg: string; code: number; codeName: string }) {
+  const { MongoServerError } = await loadMongoDriver();
+  return new MongoServerError({ ok: 0, ...reply });
+}
+
+// FerretDB's reply to a find while PostgreSQL refused new connections (max_connections reached:
+// several FerretDB instances, each with a pool of up to 50, on one PostgreSQL). Seen under a
+// kill/restart of FerretDB with the mixed load, where the restarted server opens a new pool.
+const tooManyClients = {
+  errmsg:
+    "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:109 postgresql.(*collection).Query] failed to connect to `user=postgres database=tessera_fdb_abc40eb6d0`:\n" +
+    "\t127.0.0.1:5432 (127.0.0.1): server error: FATAL: sorry, too many clients already (SQLSTATE 53300)\n" +
+    "\t127.0.0.1:5432 (127.0.0.1): server error: FATAL: sorry, too many clients already (SQLSTATE 53300)",
+  code: 1,
+  codeName: "InternalError",
+};
+
+describe("mongo errors: FerretDB's InternalError", () => {
+  it("PostgreSQL refusing connections (SQLSTATE 53300, too many clients) is StoreUnavailableError", async () => {
+    const error = await serverError(tooManyClients);
+    assert.equal(isUnavailable(error), true);
+    const mapped = mapMongoError(error, "id");
+    assert.ok(mapped instanceof StoreUnavailableError, `expected StoreUnavailableError, got ${String(mapped)}`);
+    assert.equal((mapped as StoreUnavailableError).cause, error);
+  });
+
+  it("PostgreSQL starting up (SQLSTATE 57P03) is StoreUnavailableError", async () => {
+    const error = await serverError({
+      ...tooManyClients,
+      errmsg: tooManyClients.errmsg.replaceAll("sorry, too many clients already (SQLSTATE 53300)", "the database system is starting up (SQLSTATE 57P03)"),
+    });
+    assert.ok(mapMongoError(error, "id") instanceof StoreUnavailableError);
+  });
+
+  it("any other InternalError stays itself (a PostgreSQL error of the request, or none)", async () => {
+    for (const errmsg of [
+      "[collection.go:120 postgresql.(*collection).InsertAll] ERROR: syntax error at or near \"x\" (SQLSTATE 42601)",
+      "[msg_find.go:344 handler.handleMaxTimeMSError] unexpected nil document",
+    ]) {
+      const error = await serverError({ errmsg, code: 1, codeName: "InternalError" });
+      assert.equal(isUnavailable(error), false, errmsg);
+      assert.equal(mapMongoError(error, "id"), error, errmsg);
+    }
+  });
+
+  it("a SQLSTATE in another code's message is not read as PostgreSQL's (code 2, BadValue)", async () => {
+    const error = await serverError({ errmsg: "bad value (SQLSTATE 53300)", code: 2, codeName: "BadValue" });
+    assert.equal(isUnavailable(error), false);
+  });
+});
