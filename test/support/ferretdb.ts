@@ -63,7 +63,10 @@ export class PrivateFerretDb {
       this.bin,
       [
         "--handler=postgresql",
-        `--postgresql-url=${base}/${this.pgDatabase}`,
+        // FerretDB's pool defaults to 50 PostgreSQL connections: a few instances of the parallel
+        // suite (and the shared server) used up PostgreSQL's max_connections (100), and a restarted
+        // instance was refused its new ones ("too many clients already"). 10 serve a test's load.
+        `--postgresql-url=${base}/${this.pgDatabase}?pool_max_conns=10`,
         `--listen-addr=127.0.0.1:${this.port}`,
         // no debug/metrics listener: its fixed default port would clash between instances
         "--debug-addr=-",
