@@ -1,4 +1,5 @@
-// Faults 1 and 2: the MongoDB server stops in the middle of a steady mixed load and comes back.
+// Faults 1 and 2: the MongoDB server stops in the middle of a steady mixed load and comes back;
+// fault 3: the database behind it (FerretDB's PostgreSQL) does.
 // Every answer is a success or UNAVAILABLE/503 (nothing else: no 500, no 401 for a good token,
 // no hang, no reset), the server process lives through it, its memory stays bounded, it serves
 // again within seconds of the database's return without a restart, and every write it
@@ -31,6 +32,8 @@ interface Fault {
   end(db: PrivateFerretDb): Promise<void> | void;
   /** Longest a call may take before it counts as a hang (a failure). */
   callTimeoutMs: number;
+  /** FerretDB reaches PostgreSQL through a relay the fault cuts. */
+  backendLink?: boolean;
 }
 
 const faults: Fault[] = [
@@ -39,6 +42,16 @@ const faults: Fault[] = [
   // The server hangs (SIGSTOP): connections stay open and nothing answers, as in a network
   // partition. In-flight operations wait on their sockets; the driver's socket timeout bounds them.
   { name: "the MongoDB server freezes (SIGSTOP) and thaws", begin: (db) => db.pause(), end: (db) => db.unpause(), callTimeoutMs: 15000 },
+  // The server stays up and its own storage goes away: FerretDB's PostgreSQL is cut off (its
+  // connections reset, new ones refused), so FerretDB answers every operation with an error
+  // (InternalError naming the lost connection) until PostgreSQL is reachable again.
+  {
+    name: "the database behind the MongoDB server (FerretDB's PostgreSQL) goes away and returns",
+    begin: (db) => db.cutBackend(),
+    end: (db) => db.restoreBackend(),
+    callTimeoutMs: 10000,
+    backendLink: true,
+  },
 ];
 
 for (const fault of faults) {
@@ -59,7 +72,7 @@ for (const fault of faults) {
     });
 
     it("answers success or UNAVAILABLE throughout, stays up and bounded, recovers by itself, and loses no acknowledged write", async () => {
-      db = await PrivateFerretDb.start();
+      db = await PrivateFerretDb.start({ backendLink: fault.backendLink ?? false });
       const dbName = `tessera_fault_${randomBytes(5).toString("hex")}`;
       server = await startServerProcess({ MONGODB_URI: db.uri, TESSERA_MONGODB_DATABASE: dbName, TESSERA_STORE_TIMEOUT_MS: String(STORE_TIMEOUT_MS) });
       const tally = newTally();

@@ -41,10 +41,38 @@ describe("mongo errors: FerretDB's InternalError", () => {
     assert.ok(mapMongoError(error, "id") instanceof StoreUnavailableError);
   });
 
+  // FerretDB up, its PostgreSQL down or cut off (a relay between them reset and closed).
+  for (const [what, errmsg] of [
+    [
+      "PostgreSQL unreachable (pgx's failed to connect, a dial error)",
+      "[msg_insert.go:168 handler.(*Handler).MsgInsert] failed to connect to `user=postgres database=tessera_fdb_fddbde17ff`:\n" +
+        "\t127.0.0.1:39395 (127.0.0.1): dial error: dial tcp 127.0.0.1:39395: connect: connection refused\n" +
+        "\t127.0.0.1:39395 (127.0.0.1): dial error: dial tcp 127.0.0.1:39395: connect: connection refused",
+    ],
+    [
+      "the connection to PostgreSQL reset under a query",
+      "[msg_find.go:344 handler.handleMaxTimeMSError] [values.go:74 iterator.ConsumeValuesN[...]] [projection_iterator.go:60 common.(*projectionIterator).Next] " +
+        "[filter_iterator.go:52 common.(*filterIterator).Next] [query_iterator.go:92 postgresql.(*queryIterator).Next] read tcp 127.0.0.1:37840->127.0.0.1:39395: read: connection reset by peer",
+    ],
+    ["the connection to PostgreSQL ended under a query", "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:109 postgresql.(*collection).Query] unexpected EOF"],
+    [
+      "a write to PostgreSQL on a reset connection",
+      "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:109 postgresql.(*collection).Query] write failed: write tcp 127.0.0.1:37926->127.0.0.1:39395: write: connection reset by peer",
+    ],
+    ["PostgreSQL ending its connections (SQLSTATE 57P01)", "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:109 postgresql.(*collection).Query] FATAL: terminating connection due to administrator command (SQLSTATE 57P01)"],
+  ]) {
+    it(`${what} is StoreUnavailableError`, async () => {
+      const error = await serverError({ errmsg: errmsg!, code: 1, codeName: "InternalError" });
+      assert.ok(mapMongoError(error, "id") instanceof StoreUnavailableError);
+    });
+  }
+
   it("any other InternalError stays itself (a PostgreSQL error of the request, or none)", async () => {
     for (const errmsg of [
       "[collection.go:120 postgresql.(*collection).InsertAll] ERROR: syntax error at or near \"x\" (SQLSTATE 42601)",
       "[msg_find.go:344 handler.handleMaxTimeMSError] unexpected nil document",
+      // A network word inside a value quoted back, not FerretDB's own error.
+      "[msg_insert.go:168 handler.(*Handler).MsgInsert] invalid key: \"connection reset by peer\"",
     ]) {
       const error = await serverError({ errmsg, code: 1, codeName: "InternalError" });
       assert.equal(isUnavailable(error), false, errmsg);

@@ -3,7 +3,7 @@
 // the shared MONGODB_URI server. Needs the FerretDB binary (FERRETDB_BIN; .ci/run builds it).
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { freePort } from "./net.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,10 @@ import { randomBytes } from "node:crypto";
 export function ferretdbBinary(): string | undefined {
   const bin = process.env.FERRETDB_BIN ?? "/tmp/ferretdb-bin";
   return existsSync(bin) ? bin : undefined;
+}
+
+function postgresUrlBase(): string {
+  return process.env.FERRETDB_POSTGRESQL_URL_BASE ?? "postgres://postgres@127.0.0.1:5432";
 }
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
@@ -28,9 +32,56 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   throw new Error(`FerretDB did not listen on ${port} within ${timeoutMs} ms`);
 }
 
+/**
+ * A TCP relay between FerretDB and PostgreSQL that a test can cut: every relayed connection is
+ * reset and new ones are refused (the port no longer listens), as when PostgreSQL goes down or
+ * the network to it fails while FerretDB itself stays up; `restore()` listens again.
+ */
+class BackendLink {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private constructor(
+    readonly port: number,
+    private readonly target: { host: string; port: number },
+  ) {}
+
+  static async open(target: { host: string; port: number }): Promise<BackendLink> {
+    const link = new BackendLink(await freePort(), target);
+    await link.restore();
+    return link;
+  }
+
+  async restore(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((client) => {
+      const upstream = connect(this.target.port, this.target.host);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.once("close", () => this.sockets.delete(s));
+        s.on("error", () => {});
+      }
+      client.once("close", () => upstream.destroy());
+      upstream.once("close", () => client.destroy());
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve, reject) => server.once("error", reject).listen(this.port, "127.0.0.1", resolve));
+    this.server = server;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of this.sockets) s.resetAndDestroy();
+    await closed;
+  }
+}
+
 export class PrivateFerretDb {
   private child?: ChildProcess;
   private readonly stateDir = mkdtempSync(join(tmpdir(), "tessera-ferretdb-"));
+  private link?: BackendLink;
   private constructor(
     private readonly bin: string,
     readonly port: number,
@@ -46,19 +97,39 @@ export class PrivateFerretDb {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  static async start(): Promise<PrivateFerretDb> {
+  /**
+   * `backendLink`: FerretDB reaches PostgreSQL through a relay the test can cut
+   * (cutBackend/restoreBackend).
+   */
+  static async start(o: { backendLink?: boolean } = {}): Promise<PrivateFerretDb> {
     const bin = ferretdbBinary();
     if (!bin) throw new Error("FerretDB binary not found (set FERRETDB_BIN)");
     const pgDatabase = `tessera_fdb_${randomBytes(5).toString("hex")}`;
     execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-qc", `CREATE DATABASE ${pgDatabase}`]);
     const db = new PrivateFerretDb(bin, await freePort(), pgDatabase);
+    if (o.backendLink) {
+      const pg = new URL(postgresUrlBase());
+      db.link = await BackendLink.open({ host: pg.hostname, port: Number(pg.port || 5432) });
+    }
     await db.resume();
     return db;
   }
 
+  /** PostgreSQL unreachable for FerretDB, which stays up (needs `backendLink`). */
+  async cutBackend(): Promise<void> {
+    if (!this.link) throw new Error("started without backendLink");
+    await this.link.cut();
+  }
+
+  /** PostgreSQL reachable again. */
+  async restoreBackend(): Promise<void> {
+    await this.link?.restore();
+  }
+
   /** (Re)starts the server on the same port and database. */
   async resume(): Promise<void> {
-    const base = process.env.FERRETDB_POSTGRESQL_URL_BASE ?? "postgres://postgres@127.0.0.1:5432";
+    const base = new URL(postgresUrlBase());
+    if (this.link) base.host = `127.0.0.1:${this.link.port}`;
     this.child = spawn(
       this.bin,
       [
@@ -66,7 +137,7 @@ export class PrivateFerretDb {
         // FerretDB's pool defaults to 50 PostgreSQL connections: a few instances of the parallel
         // suite (and the shared server) used up PostgreSQL's max_connections (100), and a restarted
         // instance was refused its new ones ("too many clients already"). 10 serve a test's load.
-        `--postgresql-url=${base}/${this.pgDatabase}?pool_max_conns=10`,
+        `--postgresql-url=${String(base).replace(/\/$/, "")}/${this.pgDatabase}?pool_max_conns=10`,
         `--listen-addr=127.0.0.1:${this.port}`,
         // no debug/metrics listener: its fixed default port would clash between instances
         "--debug-addr=-",
@@ -102,6 +173,7 @@ export class PrivateFerretDb {
 
   async destroy(): Promise<void> {
     await this.stop();
+    await this.link?.cut();
     rmSync(this.stateDir, { recursive: true, force: true });
     try {
       execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-qc", `DROP DATABASE IF EXISTS ${this.pgDatabase} WITH (FORCE)`]);

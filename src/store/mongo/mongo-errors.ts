@@ -19,14 +19,24 @@ const unavailableCodes = new Set([
   13436, // NotPrimaryOrSecondary
 ]);
 
-// FerretDB (PostgreSQL backend) answers any PostgreSQL error as InternalError (code 1), with the
-// PostgreSQL message, SQLSTATE included, in errmsg. These SQLSTATEs mean PostgreSQL cannot serve
-// right now, not that the request or the service is wrong: class 08 (connection exception),
-// class 53 (insufficient resources: 53300 "sorry, too many clients already", out of memory,
-// disk full) and 57P01-57P03 (admin/crash shutdown, "the database system is starting up").
+// FerretDB (PostgreSQL backend) answers any failure of its PostgreSQL as InternalError (code 1),
+// the cause only in errmsg. These mean PostgreSQL cannot serve right now, not that the request or
+// the service is wrong:
+// - a PostgreSQL error whose SQLSTATE is of class 08 (connection exception), class 53
+//   (insufficient resources: 53300 "sorry, too many clients already", out of memory, disk full)
+//   or 57P01-57P03 (admin or crash shutdown, "the database system is starting up");
+// - no connection to PostgreSQL at all: pgx's "failed to connect to `user=... database=...`"
+//   (PostgreSQL down or unreachable), or a connection lost under a query (Go's network errors:
+//   "read: connection reset by peer", "unexpected EOF", ...).
 // Any other InternalError stays an error of its own (INTERNAL).
 const FERRETDB_INTERNAL_ERROR = 1;
-const postgresUnavailable = /\(SQLSTATE (?:08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123])\)/;
+const postgresUnavailable = new RegExp(
+  [
+    String.raw`\(SQLSTATE (?:08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123])\)`,
+    "failed to connect to `",
+    String.raw`(?:\] |: )(?:connection reset by peer|broken pipe|connection refused|i/o timeout|unexpected EOF|conn closed|use of closed network connection|no route to host|network is unreachable)`,
+  ].join("|"),
+);
 
 // Socket errors the driver sometimes passes through unwrapped (e.g. EPIPE "This socket has been
 // ended by the other party" when the server dies between requests).
