@@ -59,6 +59,8 @@ describe("mongo errors: FerretDB's InternalError", () => {
       "a write to PostgreSQL on a reset connection",
       "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:109 postgresql.(*collection).Query] write failed: write tcp 127.0.0.1:37926->127.0.0.1:39395: write: connection reset by peer",
     ],
+    ["PostgreSQL a standby (SQLSTATE 25006, read-only transaction)", "[msg_insert.go:168 handler.(*Handler).MsgInsert] [collection.go:123 postgresql.(*collection).InsertAll] ERROR: cannot execute INSERT in a read-only transaction (SQLSTATE 25006)"],
+    ["a deadlock in PostgreSQL (SQLSTATE 40P01)", "[msg_update.go:130 handler.(*Handler).MsgUpdate] ERROR: deadlock detected (SQLSTATE 40P01)"],
     ["PostgreSQL ending its connections (SQLSTATE 57P01)", "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:109 postgresql.(*collection).Query] FATAL: terminating connection due to administrator command (SQLSTATE 57P01)"],
   ]) {
     it(`${what} is StoreUnavailableError`, async () => {

@@ -23,8 +23,10 @@ const unavailableCodes = new Set([
 // the cause only in errmsg. These mean PostgreSQL cannot serve right now, not that the request or
 // the service is wrong:
 // - a PostgreSQL error whose SQLSTATE is of class 08 (connection exception), class 53
-//   (insufficient resources: 53300 "sorry, too many clients already", out of memory, disk full)
-//   or 57P01-57P03 (admin or crash shutdown, "the database system is starting up");
+//   (insufficient resources: 53300 "sorry, too many clients already", out of memory, disk full),
+//   57P01-57P03 (admin or crash shutdown, "the database system is starting up"), 25006 (a
+//   read-only transaction: FerretDB's PostgreSQL is a standby, as after a failover), or 40001 /
+//   40P01 (a serialization failure or deadlock: the same call succeeds when made again);
 // - no connection to PostgreSQL at all: pgx's "failed to connect to `user=... database=...`"
 //   (PostgreSQL down or unreachable), or a connection lost under a query (Go's network errors:
 //   "read: connection reset by peer", "unexpected EOF", ...).
@@ -32,7 +34,7 @@ const unavailableCodes = new Set([
 const FERRETDB_INTERNAL_ERROR = 1;
 const postgresUnavailable = new RegExp(
   [
-    String.raw`\(SQLSTATE (?:08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123])\)`,
+    String.raw`\(SQLSTATE (?:08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123]|25006|40001|40P01)\)`,
     "failed to connect to `",
     String.raw`(?:\] |: )(?:connection reset by peer|broken pipe|connection refused|i/o timeout|unexpected EOF|conn closed|use of closed network connection|no route to host|network is unreachable)`,
   ].join("|"),
