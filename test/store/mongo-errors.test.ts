@@ -87,3 +87,30 @@ describe("mongo errors: FerretDB's InternalError", () => {
     assert.equal(isUnavailable(error), false);
   });
 });
+
+describe("mongo errors: a server that cannot answer now (replica sets)", () => {
+  it("ReadConcernMajorityNotAvailableYet (134) and WriteConcernFailed (64) are StoreUnavailableError", async () => {
+    for (const [code, codeName] of [
+      [134, "ReadConcernMajorityNotAvailableYet"],
+      [64, "WriteConcernFailed"],
+    ] as const) {
+      const error = await serverError({ errmsg: codeName, code, codeName });
+      assert.ok(mapMongoError(error, "id") instanceof StoreUnavailableError, codeName);
+    }
+  });
+
+  it("a write concern error the server reports for a failover is StoreUnavailableError", async () => {
+    const { MongoWriteConcernError } = await loadMongoDriver();
+    const error = new MongoWriteConcernError({ writeConcernError: { code: 64, errmsg: "waiting for replication timed out", errInfo: { wtimeout: true } }, ok: 1 } as never);
+    assert.ok(mapMongoError(error, "id") instanceof StoreUnavailableError);
+  });
+
+  it("an error labelled SystemOverloadedError or RetryableWriteError is StoreUnavailableError; an unlabelled one of the same code is not", async () => {
+    for (const label of ["SystemOverloadedError", "RetryableWriteError", "RetryableError"]) {
+      const error = await serverError({ errmsg: "overloaded", code: 462, codeName: "IngressRequestRateLimitExceeded" });
+      assert.equal(isUnavailable(error), false, "unlabelled");
+      error.addErrorLabel(label);
+      assert.ok(mapMongoError(error, "id") instanceof StoreUnavailableError, label);
+    }
+  });
+});

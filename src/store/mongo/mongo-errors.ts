@@ -17,7 +17,13 @@ const unavailableCodes = new Set([
   11602, // InterruptedDueToReplStateChange
   13435, // NotPrimaryNoSecondaryOk
   13436, // NotPrimaryOrSecondary
+  134, // ReadConcernMajorityNotAvailableYet
+  64, // WriteConcernFailed: the write concern was not met in time (members down or lagging)
 ]);
+
+// Labels the server or the driver puts on an error that the same operation may succeed when
+// retried (a failover, an overloaded server): the database cannot answer this one right now.
+const unavailableLabels = ["ResetPool", "RetryableWriteError", "RetryableError", "SystemOverloadedError"];
 
 // FerretDB (PostgreSQL backend) answers any failure of its PostgreSQL as InternalError (code 1),
 // the cause only in errmsg. These mean PostgreSQL cannot serve right now, not that the request or
@@ -60,7 +66,7 @@ export function isUnavailable(error: unknown): boolean {
     // No pooled connection free within the store timeout (waitQueueTimeoutMS): the driver does
     // not export this class, only its name.
     error.name === "MongoWaitQueueTimeoutError" ||
-    error.hasErrorLabel("ResetPool") ||
+    unavailableLabels.some((label) => error.hasErrorLabel(label)) ||
     (error instanceof m.MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code)) ||
     (error instanceof m.MongoServerError && error.code === FERRETDB_INTERNAL_ERROR && postgresUnavailable.test(error.message))
   );
