@@ -11,6 +11,7 @@ import { promisify } from "node:util";
 import { workerIdVariable } from "../../src/cluster.js";
 import { ConfigError, loadConfig, unknownVariables, unusedVariables } from "../../src/config.js";
 import { projectRoot } from "../../src/project-files.js";
+import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
 import { entryArgv, killService, startService } from "../support/process.js";
 
 const run = promisify(execFile);
@@ -134,6 +135,26 @@ describe("start: MONGODB_URI that cannot be used stops the start naming it, neve
     assert.equal(r.code, 1, r.stderr);
     assert.equal(r.stderr, "tessera: failed to start: MongoDB unavailable: connect ECONNREFUSED 127.0.0.1:1\n");
     assert.ok(!(r.stdout + r.stderr).includes(password));
+  });
+});
+
+describe("start: a MongoDB server that answers but cannot reach its own storage (FerretDB without its PostgreSQL)", () => {
+  let db: PrivateFerretDb | undefined;
+  before(function () {
+    if (!ferretdbBinary()) {
+      if (process.env.CI === "true") throw new Error("CI=true but the FerretDB binary is missing (FERRETDB_BIN)");
+      this.skip();
+    }
+  });
+  after(async () => db?.destroy());
+
+  it("-> exit 1, one line saying MongoDB is unavailable and why (as for a server that is not there)", async function () {
+    this.timeout(30000);
+    db = await PrivateFerretDb.start({ backendLink: true });
+    await db.cutBackend();
+    const r = await start({ MONGODB_URI: db.uri });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^tessera: failed to start: MongoDB unavailable: .*failed to connect to `user=postgres database=tessera_fdb_[0-9a-f]+`.*connection refused[^\n]*\n$/);
   });
 });
 
