@@ -1,0 +1,204 @@
+// The embedded store when its file system fills up, and when space comes back. The service runs
+// as a child process on a data directory on a small tmpfs (mount needs root), and a filler file
+// takes the last byte. Then every write answers 503 STORE_UNAVAILABLE with Retry-After (no 500,
+// no hang, no exit), what needs no write keeps answering (a session check, an API token check,
+// JWKS, liveness), and readiness says NOT_SERVING (the store answers but takes no write). The log
+// passes its checkpoint threshold meanwhile, so the checkpointer thread runs against the full
+// disk. Once the filler is deleted, readiness and writes come back by themselves, without a
+// restart, the checkpointer thread still in use (no fallback warning), and every write
+// acknowledged before or during is still there: through the API, and in the store reopened after
+// the stop.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loginKey } from "../../src/core/login-name.js";
+import { hashSecret } from "../../src/core/secrets.js";
+import { openStore } from "../../src/store/index.js";
+import { bearer } from "../support/clients.js";
+import { password } from "../support/users.js";
+import { faultAdminToken, faultClientId, httpRequest, sleep, startServerProcess, type HttpAnswer, type ServerProcess } from "./support.js";
+
+/** A bound on each call: no answer within it is a hang. Not a measure of speed. */
+const CALL_MS = 15000;
+
+/** Mounts a tmpfs of `size` on `dir`; false when this process may not (not root, no mount). */
+function mountTmpfs(dir: string, size: string): boolean {
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir], { stdio: "pipe" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes into `file` until the file system has not one byte left (ENOSPC at a one-byte write). */
+function fill(file: string): void {
+  const fd = openSync(file, "a");
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  try {
+    for (let size = chunk.length; size >= 1; ) {
+      try {
+        writeSync(fd, chunk, 0, size);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
+        size = Math.floor(size / 2);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The one answer a write gets while the store cannot write: 503 STORE_UNAVAILABLE, Retry-After 1. */
+function isStoreUnavailable(res: HttpAnswer): boolean {
+  return (
+    res.status === 503 &&
+    res.headers["retry-after"] === "1" &&
+    res.body?.code === "unavailable" &&
+    res.body?.message === "the store is unavailable, try again shortly" &&
+    res.body?.details?.[0]?.debug?.reason === "STORE_UNAVAILABLE"
+  );
+}
+
+const show = (res: HttpAnswer) => `${res.status} retry-after=${res.headers["retry-after"] ?? "-"} ${res.text.slice(0, 200)}`;
+
+describe("faults: the embedded store's file system full, then space back", function () {
+  this.timeout(180000);
+  let mountDir: string | undefined;
+  let mounted = false;
+  let server: ServerProcess | undefined;
+
+  before(function () {
+    mountDir = mkdtempSync(join(tmpdir(), "tessera-disk-full-"));
+    mounted = mountTmpfs(mountDir, "16m");
+    if (mounted) return;
+    if (process.env.CI === "true") throw new Error("CI=true but a tmpfs could not be mounted (mount -t tmpfs needs root): the disk-full test cannot run");
+    this.skip();
+  });
+  after(async () => {
+    if (server && !server.hasExited()) {
+      server.child.kill("SIGKILL");
+      await server.exited;
+    }
+    if (mounted) execFileSync("umount", [mountDir!]);
+    if (mountDir) rmSync(mountDir, { recursive: true, force: true });
+  });
+
+  it("answers writes 503 STORE_UNAVAILABLE while full, serves reads, reports NOT_SERVING, and takes writes again once space is freed, losing nothing", async () => {
+    const dataDir = join(mountDir!, "data");
+    const fillers = [join(mountDir!, "filler-1"), join(mountDir!, "filler-2")];
+    server = await startServerProcess({ TESSERA_DATA_DIR: dataDir });
+    const s = server;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const client = { "x-koms-clientid": faultClientId };
+    const admin = bearer(faultAdminToken);
+    const call = (o: { method?: string; path: string; headers?: Record<string, string>; json?: unknown }) => httpRequest(s.url, { ...o, agent, timeoutMs: CALL_MS });
+
+    const users: string[] = []; // acknowledged sign-ups
+    const tokens: string[] = []; // acknowledged API tokens
+    const signUp = async () => {
+      const email = `full-${randomBytes(5).toString("hex")}@example.com`;
+      const res = await call({ method: "POST", path: "/user", headers: client, json: { email, password } });
+      if (res.status === 201) users.push(email);
+      return res;
+    };
+    const login = (email: string) => call({ method: "POST", path: "/session", headers: client, json: { account_type: "traditional", email, password } });
+    const createToken = async () => {
+      const res = await call({ method: "POST", path: "/v1/frontend/auth", headers: admin, json: { account_id: `acct-${randomBytes(4).toString("hex")}`, description: "disk full" } });
+      if (res.status === 200) tokens.push(res.body.token);
+      return res;
+    };
+    let pair: { access: string; refresh: string };
+    const refresh = () => call({ method: "PUT", path: "/session", headers: { ...client, ...bearer(pair.access) }, json: { refresh_token: pair.refresh } });
+    const userTokenLogin = (email: string) => call({ method: "POST", path: "/auth/login", headers: { authorization: `Basic ${Buffer.from(`${email}:${password}`).toString("base64")}` } });
+    const probe = async (path: string) => {
+      const res = await call({ path });
+      return { status: res.status, body: res.body };
+    };
+
+    // Before: users, a session, and API tokens until the log nears its checkpoint threshold.
+    for (let i = 0; i < 5; i++) assert.equal((await signUp()).status, 201);
+    const started = await login(users[0]!);
+    assert.equal(started.status, 200, started.text);
+    pair = { access: started.body.access_token, refresh: started.body.refresh_token };
+    for (let i = 0; i < 400; i++) assert.equal((await createToken()).status, 200);
+
+    // Full: writes go on until the store meets the full disk (what the log already holds is
+    // reused, so the first may still succeed: those are acknowledged, and checked at the end).
+    fill(fillers[0]!);
+    const wrong: string[] = []; // answers other than a success or 503 STORE_UNAVAILABLE
+    let refused = 0;
+    for (let i = 0; i < 2000 && refused === 0; i++) {
+      const res = await createToken();
+      if (isStoreUnavailable(res)) refused++;
+      else if (res.status !== 200) wrong.push(`token while filling: ${show(res)}`);
+    }
+    assert.equal(refused, 1, "a write met the full disk");
+    // Whatever a checkpoint or a truncated log gave back is taken too.
+    fill(fillers[1]!);
+    const duringFull: Record<string, string[]> = {};
+    const write = async (name: string, res: Promise<HttpAnswer>) => {
+      const answer = await res;
+      (duringFull[name] ??= []).push(isStoreUnavailable(answer) ? "503 STORE_UNAVAILABLE" : show(answer));
+    };
+    for (let i = 0; i < 3; i++) {
+      await write("sign-up", signUp());
+      await write("login", login(users[1]!));
+      await write("refresh", refresh());
+      await write("API token", createToken());
+      await write("user token login", userTokenLogin(users[2]!));
+    }
+    assert.deepEqual(duringFull, Object.fromEntries(["sign-up", "login", "refresh", "API token", "user token login"].map((k) => [k, Array(3).fill("503 STORE_UNAVAILABLE")])));
+    // What needs no write keeps answering (an API token's last-use write fails and is only logged).
+    assert.equal((await call({ path: "/session", headers: { ...client, ...bearer(pair.access) } })).status, 200);
+    const authenticated = await call({ path: "/v1/api/auth", headers: bearer(tokens[0]!) });
+    assert.equal(authenticated.status, 200, authenticated.text);
+    const jwks = await call({ path: "/.well-known/jwks.json" });
+    assert.equal(jwks.status, 200, jwks.text);
+    assert.ok(jwks.body.keys.length > 0);
+    // Liveness: a restart would not help. Readiness: the store takes no write.
+    assert.deepEqual([await probe("/healthz"), await probe("/readyz")], [
+      { status: 200, body: { status: "SERVING" } },
+      { status: 503, body: { status: "NOT_SERVING" } },
+    ]);
+
+    // Space back: readiness and writes return by themselves, without a restart.
+    for (const f of fillers) unlinkSync(f);
+    let ready = await probe("/readyz");
+    for (let i = 0; i < 50 && ready.status !== 200; i++) {
+      await sleep(200);
+      ready = await probe("/readyz");
+    }
+    assert.deepEqual(ready, { status: 200, body: { status: "SERVING" } }, "ready again once space is freed");
+    const after = [await signUp(), await login(users[1]!), await refresh(), await createToken(), await userTokenLogin(users[2]!)];
+    assert.deepEqual(after.map((r) => r.status), [201, 200, 200, 200, 200], after.map(show).join("\n"));
+    pair = { access: after[2]!.body.access_token, refresh: after[2]!.body.refresh_token };
+    // And the log is checkpointed again (by its thread: no fallback) as it grows past the threshold.
+    for (let i = 0; i < 400; i++) assert.equal((await createToken()).status, 200);
+    assert.equal((await refresh()).status, 200);
+
+    assert.deepEqual(wrong, []);
+    assert.equal(s.hasExited(), false, "the process never exits");
+    // Nothing logged at error level, and the checkpointer thread was never given up.
+    assert.deepEqual(s.problems.filter((l) => /"level":"error"|checkpointer/.test(l)), []);
+
+    // Every acknowledged write is there: through the API, then in the store after the stop.
+    const missing: string[] = [];
+    for (const token of tokens) if ((await call({ path: "/v1/api/auth", headers: bearer(token) })).status !== 200) missing.push(`token ${token.slice(0, 8)}`);
+    for (const email of users) if ((await login(email)).status !== 200) missing.push(`user ${email}`);
+    agent.destroy();
+    await s.stop();
+    const store = await openStore({ dataDir });
+    try {
+      for (const token of tokens) if (!(await store.apiTokens.findByHash(hashSecret(token)))) missing.push(`token ${token.slice(0, 8)} not stored`);
+      for (const email of users) if (!(await store.users.findByLogin(email, loginKey(email)))) missing.push(`user ${email} not stored`);
+    } finally {
+      await store.close();
+    }
+    assert.deepEqual(missing, [], `checked ${tokens.length} tokens and ${users.length} users`);
+  });
+});
