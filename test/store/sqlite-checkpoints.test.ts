@@ -5,6 +5,7 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
@@ -156,6 +157,66 @@ describe("sqlite store: checkpoints of the log, off the event loop", () => {
       }
     });
   }
+
+  const checkpointFailed = "a checkpoint of the embedded store's log failed; the log keeps its frames and the checkpoint is tried again as it grows";
+
+  it("a checkpoint that fails for a full disk (SQLITE_FULL): one warning, the thread stays, and the next checkpoints start the log over", async () => {
+    // The real checkpointer thread, whose first three checkpoints fail as on a full disk (the
+    // database file cannot grow).
+    const require = createRequire(import.meta.url);
+    const code = `
+      require(${JSON.stringify(require.resolve("tsx/cjs"))});
+      const Database = require("better-sqlite3");
+      const pragma = Database.prototype.pragma;
+      let failures = 3;
+      Database.prototype.pragma = function (source, ...rest) {
+        if (/^wal_checkpoint\\(PASSIVE\\)$/.test(source) && failures-- > 0) throw new Database.SqliteError("database or disk is full", "SQLITE_FULL");
+        return pragma.call(this, source, ...rest);
+      };
+      require(${JSON.stringify(join(process.cwd(), "src/store/sqlite/sqlite-checkpointer.cts"))});
+    `;
+    const warnings: string[] = [];
+    const { store, connection } = await open({
+      warn: (message) => void warnings.push(message),
+      startCheckpointer: (f) => new Worker(code, { eval: true, workerData: { file: f } }),
+    });
+    try {
+      await write(store, 1200);
+      for (const deadline = Date.now() + 3000; statSync(`${file}-wal`).size > threshold; await write(store, 100)) {
+        assert.ok(Date.now() < deadline, "the log never started over");
+      }
+      assert.deepEqual(warnings, [checkpointFailed]);
+      assert.equal(connection.pragma("wal_autocheckpoint", { simple: true }), 0, "no fallback to SQLite's automatic checkpoint");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a checkpoint the connection makes itself (past the cap) that fails for a full disk: one warning, no fallback", async () => {
+    // A thread that answers every request without checkpointing, so the log grows past the cap.
+    const warnings: string[] = [];
+    const { store, connection } = await open({
+      warn: (message) => void warnings.push(message),
+      startCheckpointer: () =>
+        new Worker(
+          `const { parentPort } = require("node:worker_threads");
+           parentPort.on("message", (m) => (m === "close" ? parentPort.close() : parentPort.postMessage({ runs: 0, log: 0, checkpointed: 0, busy: false })));`,
+          { eval: true },
+        ),
+    });
+    const pragma = connection.pragma.bind(connection);
+    connection.pragma = ((source: string, ...rest: unknown[]) => {
+      if (/^wal_checkpoint\(PASSIVE\)$/.test(source)) throw new Database.SqliteError("database or disk is full", "SQLITE_FULL");
+      return (pragma as (...args: unknown[]) => unknown)(source, ...rest);
+    }) as typeof connection.pragma;
+    try {
+      await write(store, 5000);
+      assert.deepEqual(warnings, [checkpointFailed]);
+      assert.equal(connection.pragma("wal_autocheckpoint", { simple: true }), 0);
+    } finally {
+      await store.close();
+    }
+  });
 
   it("a checkpoint the connection cannot make itself (past the cap): the thread still running is stopped, and ends before close() resolves", async () => {
     // A thread that answers every request without checkpointing, so the log grows past the cap

@@ -25,6 +25,12 @@ export interface CheckpointDone {
   log: number;
   checkpointed: number;
   busy: boolean;
+  /**
+   * The checkpoint failed (SQLITE_FULL: the database file could not grow on a full disk): its
+   * SQLite code and message. The thread stays: the next request tries again, and succeeds once
+   * space is back. What the log holds stays in the log; nothing is lost.
+   */
+  error?: { code: string; message: string };
 }
 
 /** At most this many checkpoints in a row for one request (see below). */
@@ -64,7 +70,14 @@ function checkpoint(): CheckpointDone {
 
 port.on("message", (message: unknown) => {
   if (message === "checkpoint") {
-    port.postMessage(checkpoint());
+    let done: CheckpointDone;
+    try {
+      done = checkpoint();
+    } catch (error) {
+      const code = String((error as { code?: unknown }).code ?? "error");
+      done = { runs: 0, log: 0, checkpointed: 0, busy: false, error: { code, message: (error as Error).message ?? String(error) } };
+    }
+    port.postMessage(done);
   } else if (message === "close") {
     db.close();
     port.close();

@@ -45,8 +45,11 @@ import type { CheckpointDone } from "./sqlite-checkpointer.cjs";
  * checkpoint run at a time (a second finds the checkpoint lock taken and does nothing: busy), so
  * concurrent ones are safe, and whichever runs copies every process's commits.
  *
- * If the thread cannot start or dies (a checkpoint failed), the connection goes back to SQLite's
- * automatic checkpoint (wal_autocheckpoint = 1000), with one warning.
+ * A checkpoint that fails (SQLITE_FULL: the database file cannot grow on a full disk) leaves the
+ * log as it is (nothing is lost) and the thread in place: it is warned of once, until one succeeds
+ * again, and the next check asks again, so checkpoints resume by themselves once space is back.
+ * If the thread cannot start or dies, the connection goes back to SQLite's automatic checkpoint
+ * (wal_autocheckpoint = 1000), with one warning.
  */
 export interface Checkpoints {
   /** After a commit: `changes`, the connection's total_changes() now. */
@@ -105,6 +108,15 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
   let fallenBack = false;
   let closed = false;
   let checkedAt = 0;
+  /** A checkpoint failed and none has succeeded since: warned of once. */
+  let failing = false;
+  const checkpointFailed = (error: { code?: unknown; message?: unknown }) => {
+    if (failing) return;
+    failing = true;
+    warn("a checkpoint of the embedded store's log failed; the log keeps its frames and the checkpoint is tried again as it grows", {
+      error: `${String(error.message ?? error)} (${String(error.code ?? "error")})`,
+    });
+  };
 
   const fallBack = (reason: string, error?: unknown) => {
     if (fallenBack || closed) return;
@@ -117,7 +129,8 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
     asked = false;
     if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
     warn("the embedded store's checkpointer thread " + reason + "; the log is checkpointed on the event loop instead (SQLite's automatic checkpoint)", {
-      ...(error !== undefined && { error: error instanceof Error ? error.message : String(error) }),
+      // A thread's error may arrive as a plain object (its message kept, not its class).
+      ...(error !== undefined && { error: error instanceof Error ? error.message : String((error as { message?: unknown } | null)?.message ?? error) }),
     });
   };
 
@@ -131,8 +144,11 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
         return;
       }
       worker = alive = started;
-      started.on("message", (_done: CheckpointDone) => {
-        if (worker === started) asked = false;
+      started.on("message", (done: CheckpointDone) => {
+        if (worker !== started) return;
+        asked = false;
+        if (done.error) checkpointFailed(done.error);
+        else failing = false;
       });
       started.on("error", (error) => {
         if (worker === started) fallBack("failed", error);
@@ -163,10 +179,14 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
         // One checkpoint at a time: while the thread runs one, a checkpoint here would find the
         // checkpoint lock taken and do nothing.
         if (size <= limit || asked) return;
-        if (size > cap) db.pragma("wal_checkpoint(PASSIVE)");
-        else ask();
+        if (size > cap) {
+          db.pragma("wal_checkpoint(PASSIVE)");
+          failing = false;
+        } else ask();
       } catch (error) {
-        fallBack("could not be asked", error);
+        // A checkpoint here that met a full disk: tried again at the next check, as the thread's.
+        if ((error as { code?: unknown }).code === "SQLITE_FULL") checkpointFailed(error as Error);
+        else fallBack("could not be asked", error);
       }
     },
     async close() {
