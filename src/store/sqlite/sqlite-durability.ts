@@ -116,6 +116,13 @@ export interface SqliteCalls {
   /** Once the connection has failed for good: the error every write is refused with. */
   failure(): StoreUnavailableError | undefined;
   /**
+   * Whether the last write met a full disk (SQLITE_FULL) and no write has committed since: the
+   * store answers reads but takes no write, until space is back (ping() then tries a write).
+   */
+  full(): boolean;
+  /** A write committed (ping()'s probe of a full disk): full() is false again. */
+  notFull(): void;
+  /**
    * Fails the connection for good as a failed fsync does, with `message` (another process on the
    * same database found its log unsynced): not reported to `failed`. The first failure stays.
    */
@@ -161,6 +168,7 @@ export function sqliteCalls(db: Database.Database, options: SqliteCallsOptions =
 function createCalls(db: Database.Database, wal: WalSync, told: (changes: number) => void): SqliteCalls {
   const changes = wal.changes;
   let cheap = 0;
+  let full = false;
   /**
    * Runs `fn`. A spend (`lost` given) that lost (it changed no row, or its insert is a
    * DuplicateError) settles with `lost(outcome, durable)`: `durable` resolves once every commit
@@ -186,6 +194,7 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
         all = committed - before;
         changed = all - cheap;
       } catch (error) {
+        if ((error as { code?: unknown } | null)?.code === "SQLITE_FULL") full = true;
         const mapped = mapSqliteError(error);
         // A write on the failed (query-only) connection: refused with the failure's own words.
         if (wal.failure !== undefined && mapped instanceof StoreUnavailableError) return Promise.reject(wal.failure);
@@ -193,7 +202,10 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
         if (lost && mapped instanceof DuplicateError) return lost({ duplicate: mapped }, wal.durableLater());
         return Promise.reject(mapped);
       }
-      if (all > 0) told(committed);
+      if (all > 0) {
+        full = false;
+        told(committed);
+      }
       return lost && all === 0 ? lost({ result }, wal.durableLater()) : won(result, changed, committed);
     });
   const synced = <T>(result: T, changed: number): Promise<T> => (changed > 0 ? wal.sync().then(() => result) : Promise.resolve(result));
@@ -233,6 +245,8 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
     syncNow: () => wal.syncNow(),
     close: () => wal.close(),
     failure: () => wal.failure,
+    full: () => full,
+    notFull: () => void (full = false),
     fail: (message) => void wal.fail(new StoreUnavailableError(message)),
   };
 }

@@ -206,7 +206,11 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     throw error;
   }
   const ping = db.prepare("SELECT 1");
-  const { call, synced, close, failure, fail } = sqliteCalls(db);
+  // A commit that changes no row: the database header's application id written again with its
+  // own value. It appends a page to the log, so it fails with SQLITE_FULL while the disk is full.
+  const applicationId = db.pragma("application_id", { simple: true }) as number;
+  const probeWrite = db.prepare(`PRAGMA application_id = ${Number(applicationId)}`);
+  const { call, synced, close, failure, fail, full, notFull } = sqliteCalls(db);
   const auditEvents = sqliteAuditEvents(db);
   options.failures?.listen(fail);
 
@@ -226,6 +230,11 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
       const failed = failure();
       if (failed) return Promise.reject(failed);
       return call(() => {
+        // The last write met a full disk: ready again once a write commits (space is back).
+        if (full()) {
+          probeWrite.run();
+          notFull();
+        }
         ping.get();
       });
     },
