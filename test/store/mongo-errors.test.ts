@@ -69,6 +69,22 @@ describe("mongo errors: FerretDB's InternalError", () => {
     });
   }
 
+  // pgx's "failed to connect to" also heads a connection PostgreSQL refused for the service's own
+  // settings: a database that does not exist (FerretDB 1.24.2's reply, copied), a password or role
+  // refused. Those are not an outage that passes by itself: the SQLSTATE decides, not the words.
+  it("a connection PostgreSQL refuses for the settings (SQLSTATE 3D000, 28P01) stays itself", async () => {
+    for (const errmsg of [
+      "[msg_insert.go:168 handler.(*Handler).MsgInsert] [collection.go:123 postgresql.(*collection).InsertAll] [registry.go:466 metadata.(*Registry).CollectionCreate] " +
+        "[registry.go:137 metadata.(*Registry).getPool] [pool.go:129 pool.(*Pool).Get] [opendb.go:95 pool.openDB] [opendb.go:110 pool.checkConnection] " +
+        'failed to connect to `user=postgres database=no_such_db`: 127.0.0.1:5432 (127.0.0.1): server error: FATAL: database "no_such_db" does not exist (SQLSTATE 3D000)',
+      "[msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:109 postgresql.(*collection).Query] failed to connect to `user=tessera database=tessera`:\n" +
+        '\t127.0.0.1:5432 (127.0.0.1): server error: FATAL: password authentication failed for user "tessera" (SQLSTATE 28P01)',
+    ]) {
+      const error = await serverError({ errmsg, code: 1, codeName: "InternalError" });
+      assert.equal(isUnavailable(error), false, errmsg);
+    }
+  });
+
   it("any other InternalError stays itself (a PostgreSQL error of the request, or none)", async () => {
     for (const errmsg of [
       "[collection.go:120 postgresql.(*collection).InsertAll] ERROR: syntax error at or near \"x\" (SQLSTATE 42601)",

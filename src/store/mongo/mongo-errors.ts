@@ -36,15 +36,20 @@ const unavailableLabels = ["ResetPool", "RetryableWriteError", "RetryableError",
 // - no connection to PostgreSQL at all: pgx's "failed to connect to `user=... database=...`"
 //   (PostgreSQL down or unreachable), or a connection lost under a query (Go's network errors:
 //   "read: connection reset by peer", "unexpected EOF", ...).
+// A message that carries a SQLSTATE is decided by it alone: pgx's "failed to connect to" also
+// heads a connection PostgreSQL refused for the service's own settings (3D000, a database that
+// does not exist; 28P01, a password refused), which no retry mends.
 // Any other InternalError stays an error of its own (INTERNAL).
 const FERRETDB_INTERNAL_ERROR = 1;
-const postgresUnavailable = new RegExp(
+const sqlstate = /\(SQLSTATE [0-9A-Z]{5}\)/;
+const postgresUnavailableState = /\(SQLSTATE (?:08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123]|25006|40001|40P01)\)/;
+const postgresUnreachable = new RegExp(
   [
-    String.raw`\(SQLSTATE (?:08[0-9A-Z]{3}|53[0-9A-Z]{3}|57P0[123]|25006|40001|40P01)\)`,
     "failed to connect to `",
     String.raw`(?:\] |: )(?:connection reset by peer|broken pipe|connection refused|i/o timeout|unexpected EOF|conn closed|use of closed network connection|no route to host|network is unreachable)`,
   ].join("|"),
 );
+const postgresUnavailable = (message: string): boolean => (sqlstate.test(message) ? postgresUnavailableState.test(message) : postgresUnreachable.test(message));
 
 // Socket errors the driver sometimes passes through unwrapped (e.g. EPIPE "This socket has been
 // ended by the other party" when the server dies between requests).
@@ -68,7 +73,7 @@ export function isUnavailable(error: unknown): boolean {
     error.name === "MongoWaitQueueTimeoutError" ||
     unavailableLabels.some((label) => error.hasErrorLabel(label)) ||
     (error instanceof m.MongoServerError && typeof error.code === "number" && unavailableCodes.has(error.code)) ||
-    (error instanceof m.MongoServerError && error.code === FERRETDB_INTERNAL_ERROR && postgresUnavailable.test(error.message))
+    (error instanceof m.MongoServerError && error.code === FERRETDB_INTERNAL_ERROR && postgresUnavailable(error.message))
   );
 }
 
