@@ -26,8 +26,9 @@ export interface CheckpointDone {
   checkpointed: number;
   busy: boolean;
   /**
-   * The checkpoint failed (SQLITE_FULL: the database file could not grow on a full disk): its
-   * SQLite code and message. The thread stays: the next request tries again, and succeeds once
+   * The checkpoint failed, for whatever reason (SQLITE_FULL, the database file could not grow on
+   * a full disk, is the one expected; an I/O error is reported the same way): its SQLite code and
+   * message. The thread stays: the next request tries again, and succeeds once
    * space is back. What the log holds stays in the log; nothing is lost.
    */
   error?: { code: string; message: string };

@@ -48,6 +48,8 @@ import type { CheckpointDone } from "./sqlite-checkpointer.cjs";
  * A checkpoint that fails (SQLITE_FULL: the database file cannot grow on a full disk) leaves the
  * log as it is (nothing is lost) and the thread in place: it is warned of once, until one succeeds
  * again, and the next check asks again, so checkpoints resume by themselves once space is back.
+ * The thread treats any failed checkpoint so (an I/O error too); the connection's own past the cap
+ * does so for SQLITE_FULL only, and falls back for any other error.
  * If the thread cannot start or dies, the connection goes back to SQLite's automatic checkpoint
  * (wal_autocheckpoint = 1000), with one warning.
  */
