@@ -45,10 +45,21 @@ class BackendLink {
     private readonly target: { host: string; port: number },
   ) {}
 
+  /**
+   * On a port below the kernel's ephemeral range (32768 and up here): while the link is cut its
+   * port is free, and one handed out for an outgoing connection or by `freePort()` (port 0)
+   * could otherwise take it before `restore()` listens there again.
+   */
   static async open(target: { host: string; port: number }): Promise<BackendLink> {
-    const link = new BackendLink(await freePort(), target);
-    await link.restore();
-    return link;
+    for (let attempt = 0; ; attempt++) {
+      const link = new BackendLink(20000 + Math.floor(Math.random() * 12000), target);
+      try {
+        await link.restore();
+        return link;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 20) throw error;
+      }
+    }
   }
 
   async restore(): Promise<void> {
