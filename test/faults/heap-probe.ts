@@ -1,8 +1,10 @@
 // Preloaded into a Tessera child process by the fault tests (`node --import tsx --import
 // ./test/faults/heap-probe.ts src/main.ts`): every 200 ms it sends the process's memory figures
 // over the IPC channel, so a test can watch heap and RSS of the server it is hurting. It only
-// reads process.memoryUsage(); it changes nothing in the server.
-if (typeof process.send === "function") {
+// reads process.memoryUsage(); it changes nothing in the server. Not in a follower of
+// TESSERA_WORKERS (TESSERA_WORKER_ID set): its channel is the first worker's, not the test's, and
+// unref'ing it would let the follower exit 0 while it waits on that channel for the port.
+if (typeof process.send === "function" && process.env.TESSERA_WORKER_ID === undefined) {
   const timer = setInterval(() => {
     const m = process.memoryUsage();
     try {
