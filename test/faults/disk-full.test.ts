@@ -7,7 +7,9 @@
 // disk. Once the filler is deleted, readiness and writes come back by themselves, without a
 // restart, the checkpointer thread still in use (no fallback warning), and every write
 // acknowledged before or during is still there: through the API, and in the store reopened after
-// the stop.
+// the stop. Under TESSERA_WORKERS=2, one worker's write refused for the full disk makes every
+// worker report NOT_SERVING (probes over fresh connections reach both), and each is ready again
+// by itself once space is freed.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -74,21 +76,26 @@ describe("faults: the embedded store's file system full, then space back", funct
   let server: ServerProcess | undefined;
   let reader: Database.Database | undefined;
 
-  before(function () {
+  // A tmpfs of its own for each case.
+  beforeEach(function () {
     mountDir = mkdtempSync(join(tmpdir(), "tessera-disk-full-"));
     mounted = mountTmpfs(mountDir, "16m");
     if (mounted) return;
     if (process.env.CI === "true") throw new Error("CI=true but a tmpfs could not be mounted (mount -t tmpfs needs root): the disk-full test cannot run");
     this.skip();
   });
-  after(async () => {
+  afterEach(async () => {
     if (reader?.open) reader.close();
+    reader = undefined;
     if (server && !server.hasExited()) {
       server.child.kill("SIGKILL");
       await server.exited;
     }
+    server = undefined;
     if (mounted) execFileSync("umount", [mountDir!]);
+    mounted = false;
     if (mountDir) rmSync(mountDir, { recursive: true, force: true });
+    mountDir = undefined;
   });
 
   it("answers writes 503 STORE_UNAVAILABLE while full, serves reads, reports NOT_SERVING, and takes writes again once space is freed, losing nothing", async () => {
@@ -215,5 +222,72 @@ describe("faults: the embedded store's file system full, then space back", funct
       await store.close();
     }
     assert.deepEqual(missing, [], `checked ${tokens.length} tokens and ${users.length} users`);
+  });
+
+  it("under TESSERA_WORKERS=2, every worker reports NOT_SERVING once one worker's write met the full disk, and every one is ready again once space is freed", async () => {
+    const dataDir = join(mountDir!, "data");
+    const filler = join(mountDir!, "filler");
+    server = await startServerProcess({ TESSERA_DATA_DIR: dataDir, TESSERA_WORKERS: "2" });
+    const s = server;
+    const admin = bearer(faultAdminToken);
+    // Every call on a connection of its own: the connections are handed to the workers in turn.
+    const fresh = (o: { method?: string; path: string; headers?: Record<string, string>; json?: unknown }) => {
+      const agent = new http.Agent({ keepAlive: false });
+      return httpRequest(s.url, { ...o, agent, timeoutMs: CALL_MS }).finally(() => agent.destroy());
+    };
+    const tokenCall = { method: "POST", path: "/v1/frontend/auth", headers: admin, json: { account_id: "acct-workers", description: "disk full" } };
+    const readiness = async (n: number) => {
+      const answers: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const res = await fresh({ path: "/readyz" });
+        answers.push(`${res.status} ${res.body?.status}`);
+      }
+      return answers;
+    };
+
+    // Both workers take connections (the second is handed them once it is ready).
+    const served = [s.logged(/"msg":"rpc","worker":1,/), s.logged(/"msg":"rpc","worker":2,/)];
+    let both = false;
+    void Promise.all(served).then(() => (both = true));
+    for (let i = 0; i < 100 && !both; i++) {
+      assert.equal((await fresh(tokenCall)).status, 200);
+      await sleep(50);
+    }
+    assert.ok(both, "both workers served a call");
+    assert.deepEqual(await readiness(4), Array(4).fill("200 SERVING"));
+
+    // Full: writes over one connection (so one worker) until one is refused; the other worker
+    // writes nothing meanwhile. A reader's snapshot keeps the log from starting over in the space
+    // it already has.
+    reader = new Database(join(dataDir, "tessera.db"), { readonly: true });
+    reader.prepare("BEGIN").run();
+    reader.prepare("SELECT count(*) FROM users").get();
+    fill(filler);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    let refused: HttpAnswer | undefined;
+    for (let i = 0; i < 2000 && refused === undefined; i++) {
+      const res = await httpRequest(s.url, { ...tokenCall, agent, timeoutMs: CALL_MS });
+      if (res.status !== 200) refused = res;
+    }
+    agent.destroy();
+    assert.ok(refused && isStoreUnavailable(refused), `a write met the full disk: ${refused && show(refused)}`);
+    // Every probe, whichever worker answers it: NOT_SERVING.
+    assert.deepEqual(await readiness(20), Array(20).fill("503 NOT_SERVING"));
+
+    // Space back: every worker is ready again by itself, and writes succeed in both.
+    reader.prepare("COMMIT").run();
+    reader.close();
+    unlinkSync(filler);
+    let probes = await readiness(20);
+    for (let i = 0; i < 50 && probes.some((p) => p !== "200 SERVING"); i++) {
+      await sleep(200);
+      probes = await readiness(20);
+    }
+    assert.deepEqual(probes, Array(20).fill("200 SERVING"), "every worker ready again once space is freed");
+    const writes = [];
+    for (let i = 0; i < 4; i++) writes.push((await fresh(tokenCall)).status);
+    assert.deepEqual(writes, [200, 200, 200, 200]);
+    assert.equal(s.hasExited(), false, "the process never exits");
+    assert.deepEqual(s.problems.filter((l) => /"level":"error"/.test(l)), []);
   });
 });
