@@ -194,7 +194,7 @@ function heardNews(kind: string, value: string, from?: ChildProcess): void {
 
 /**
  * Tells every other worker of a change this one made (a signing key rotated or revoked, an API
- * token revoked), so that each acts on it at once instead of when its own caches expire. Nothing
+ * token revoked) or found (the embedded store's disk full), so that each acts on it at once instead of when its own caches expire. Nothing
  * to tell in a single process.
  */
 export function shareNews(kind: string, value = ""): void {

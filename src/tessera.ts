@@ -69,6 +69,7 @@ function restFactory(config: Config): RestHandlerFactory {
 /** News between workers (cluster.ts shareNews): the signing keys changed; an API token (its hash) was revoked. */
 const keysChanged = "keys-changed";
 const apiTokenRevoked = "api-token-revoked";
+const storeFull = "store-full";
 
 export async function startTessera(config: Config, options: StartOptions): Promise<Tessera> {
   const { logger } = options;
@@ -89,6 +90,10 @@ export async function startTessera(config: Config, options: StartOptions): Promi
         shareStoreFailure(error.message);
       },
       listen: onSharedStoreFailure,
+      // A full disk is every worker's (one file system): each then fails readiness and probes it
+      // with a write, and is ready again once its own probe commits.
+      full: () => shareNews(storeFull),
+      listenFull: (fill) => onNews(storeFull, fill),
     },
   });
   // Store calls are timed (metrics) around their span (tracing), each when enabled.

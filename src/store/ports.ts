@@ -90,14 +90,21 @@ export interface StoreConfig {
   warn?: (message: string, fields?: Record<string, unknown>) => void;
   /** The embedded store's fsync of its log (fs.fsync's shape): tests hold and fail it. */
   fsync?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
-  /** How the embedded store reports failing for good, and hears of another worker's (TESSERA_WORKERS). */
+  /** How the embedded store reports failing for good or a full disk, and hears of another worker's (TESSERA_WORKERS). */
   failures?: StoreFailures;
 }
 
-/** The embedded store failing for good (see Store.failure), between the processes on its file. */
+/**
+ * The embedded store failing for good (see Store.failure), or meeting a full disk, between the
+ * processes on its file.
+ */
 export interface StoreFailures {
   /** This store has failed for good: told once, with the error its writes are refused with. */
   failed(error: StoreUnavailableError): void;
   /** Calls `fail` when another process's store on the same file has failed (the message is its error's); this one then fails too. */
   listen(fail: (message: string) => void): void;
+  /** A write of this store met a full disk (SQLITE_FULL) after one had committed: told again each time. */
+  full?(): void;
+  /** Calls `full` when another process's store on the same file met a full disk: this one then takes itself as full too. */
+  listenFull?(full: () => void): void;
 }

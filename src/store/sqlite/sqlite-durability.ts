@@ -123,6 +123,11 @@ export interface SqliteCalls {
   /** A write committed (ping()'s probe of a full disk): full() is false again. */
   notFull(): void;
   /**
+   * Another process's write on the same database met a full disk: full() is true, as if a write
+   * here had (ping() then probes the disk), without telling `full` of SqliteCallsOptions.
+   */
+  fill(): void;
+  /**
    * Fails the connection for good as a failed fsync does, with `message` (another process on the
    * same database found its log unsynced): not reported to `failed`. The first failure stays.
    */
@@ -134,6 +139,8 @@ export interface SqliteCallsOptions {
   fsync?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
   /** Told once when an fsync of the WAL fails, with the error every write is refused with from then on. */
   failed?: (error: StoreUnavailableError) => void;
+  /** Told when a write meets a full disk (SQLITE_FULL) while full() is false. */
+  full?: () => void;
   /**
    * Told after a call (or a cheaply() write outside one) committed rows, with total_changes()
    * then: how the store's checkpoints learn that the log may have grown (sqlite-checkpoints.ts).
@@ -159,13 +166,13 @@ const registry = new WeakMap<Database.Database, SqliteCalls>();
 export function sqliteCalls(db: Database.Database, options: SqliteCallsOptions = {}): SqliteCalls {
   let calls = registry.get(db);
   if (!calls) {
-    calls = createCalls(db, new WalSync(db, options.fsync ?? fsyncFd, options.failed ?? (() => {})), options.committed ?? (() => {}));
+    calls = createCalls(db, new WalSync(db, options.fsync ?? fsyncFd, options.failed ?? (() => {})), options.committed ?? (() => {}), options.full ?? (() => {}));
     registry.set(db, calls);
   }
   return calls;
 }
 
-function createCalls(db: Database.Database, wal: WalSync, told: (changes: number) => void): SqliteCalls {
+function createCalls(db: Database.Database, wal: WalSync, told: (changes: number) => void, tellFull: () => void): SqliteCalls {
   const changes = wal.changes;
   let cheap = 0;
   let full = false;
@@ -194,7 +201,10 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
         all = committed - before;
         changed = all - cheap;
       } catch (error) {
-        if ((error as { code?: unknown } | null)?.code === "SQLITE_FULL") full = true;
+        if ((error as { code?: unknown } | null)?.code === "SQLITE_FULL" && !full) {
+          full = true;
+          tellFull();
+        }
         const mapped = mapSqliteError(error);
         // A write on the failed (query-only) connection: refused with the failure's own words.
         if (wal.failure !== undefined && mapped instanceof StoreUnavailableError) return Promise.reject(wal.failure);
@@ -247,6 +257,7 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
     failure: () => wal.failure,
     full: () => full,
     notFull: () => void (full = false),
+    fill: () => void (full = true),
     fail: (message) => void wal.fail(new StoreUnavailableError(message)),
   };
 }

@@ -24,7 +24,7 @@ export interface SqliteStoreOptions {
   warn?: (message: string, fields?: Record<string, unknown>) => void;
   /** fs.fsync of the WAL, replaceable (tests). */
   fsync?: SqliteCallsOptions["fsync"];
-  /** Where a failed fsync of the WAL is reported, and another process's heard of. */
+  /** Where a failed fsync of the WAL or a full disk is reported, and another process's heard of. */
   failures?: StoreFailures;
   /** Starts the thread that checkpoints the log, replaceable (tests). */
   startCheckpointer?: CheckpointsOptions["startWorker"];
@@ -167,7 +167,8 @@ async function loadSqlite(): Promise<typeof Database> {
  * for the sync of a new log's header, which SQLite makes in the first commit after each
  * checkpoint. After a failed
  * fsync the store refuses every write until the process restarts (failure() says why; reads
- * still answer), and so does every worker on the file once `failures` has told it. What the log
+ * still answer), and so does every worker on the file once `failures` has told it; a full disk
+ * is told the same way, and ends in each worker with its own probe's write. What the log
  * holds as it opens is checkpointed first (checkpointAtStart).
  */
 export async function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {}): Promise<Store> {
@@ -194,6 +195,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
       committed: (changes) => cps.committed(changes),
       ...(options.fsync !== undefined && { fsync: options.fsync }),
       ...(options.failures !== undefined && { failed: (error: StoreUnavailableError) => options.failures!.failed(error) }),
+      ...(options.failures?.full !== undefined && { full: () => options.failures!.full!() }),
     }).syncNow();
     reportWideModes([dataDir, file, `${file}-wal`, `${file}-shm`], options.warn ?? (() => {}));
   } catch (error) {
@@ -210,9 +212,10 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
   // own value. It appends a page to the log, so it fails with SQLITE_FULL while the disk is full.
   const applicationId = db.pragma("application_id", { simple: true }) as number;
   const probeWrite = db.prepare(`PRAGMA application_id = ${Number(applicationId)}`);
-  const { call, synced, close, failure, fail, full, notFull } = sqliteCalls(db);
+  const { call, synced, close, failure, fail, full, notFull, fill } = sqliteCalls(db);
   const auditEvents = sqliteAuditEvents(db);
   options.failures?.listen(fail);
+  options.failures?.listenFull?.(fill);
 
   return {
     kind: "sqlite",
@@ -230,7 +233,8 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
       const failed = failure();
       if (failed) return Promise.reject(failed);
       return call(() => {
-        // The last write met a full disk: ready again once a write commits (space is back).
+        // The last write here, or another process's (`failures` told), met a full disk: ready
+        // again once a write commits (space is back).
         if (full()) {
           probeWrite.run();
           notFull();
