@@ -92,7 +92,15 @@ describe("faults: the embedded store's file system full, then space back", funct
       await server.exited;
     }
     server = undefined;
-    if (mounted) execFileSync("umount", [mountDir!]);
+    if (mounted) {
+      // A file still held open (a process not yet gone) makes the mount busy: detach it then,
+      // so that no test leaves a mount behind (it goes once the last file is closed).
+      try {
+        execFileSync("umount", [mountDir!], { stdio: "pipe" });
+      } catch {
+        execFileSync("umount", ["-l", mountDir!], { stdio: "pipe" });
+      }
+    }
     mounted = false;
     if (mountDir) rmSync(mountDir, { recursive: true, force: true });
     mountDir = undefined;
