@@ -180,6 +180,10 @@ describe("faults: the embedded store's file system full, then space back", funct
       await write("user token login", userTokenLogin(users[2]!));
     }
     assert.deepEqual(duringFull, Object.fromEntries(["sign-up", "login", "refresh", "API token", "user token login"].map((k) => [k, Array(3).fill("503 STORE_UNAVAILABLE")])));
+    // Each refusal is logged as README says: a warning naming SQLite's full-disk error.
+    const refusals = s.problems.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "store unavailable");
+    assert.ok(refusals.length > 0, "the refusals were logged");
+    assert.deepEqual(new Set(refusals.map((l) => `${l.level} ${l.error}`)), new Set(["warn embedded store unavailable (SQLITE_FULL)"]));
     // What needs no write keeps answering (an API token's last-use write fails and is only logged).
     const checked = await call({ path: "/session", headers: { ...client, ...bearer(other.body.access_token) } });
     assert.equal(checked.status, 200, checked.text);
