@@ -605,13 +605,13 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     // and is closed at the headers timeout as an HTTP/1.1 header block would be, not left to
     // the session's idle timeout.
     const prefaceDeadline = setTimeout(() => session.destroy(), o.headersTimeoutMs);
-    session.once("remoteSettings", () => clearTimeout(prefaceDeadline));
     // A session is drained once its preface has arrived whole (before that a GOAWAY would precede
     // the streams its client is sending with the preface). One opened during a drain is drained
     // once its first call has been answered: drained at once, a client that opens its connection
     // ahead of its first call (a channel, a client still preparing its request) would meet the
     // GOAWAY before any call and dial again, and again, served by no connection.
     session.once("remoteSettings", () => {
+      clearTimeout(prefaceDeadline);
       established.add(session);
       if (draining) session.once("stream", (stream: http2.ServerHttp2Stream) => stream.once("close", () => drainSession(session)));
     });
