@@ -1106,6 +1106,19 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(refusal(await store.loginAttempts.reserve([slot(key)], at(20 + LOCK - 1), rule)), at(20 + LOCK).getTime());
     });
 
+    it("a clock stepped back an hour: a lock lasts what was left of it, not the hour more, and its end is never further than the longest lock", async () => {
+      const key = `login:${id("user")}`;
+      for (let i = 0; i < 3; i++) assert.equal(await guess(both(i), key, 3, i * 10), true);
+      const back = -60 * 60_000; // the clock now reads an hour earlier than when the lock was set
+      const lockEnd = refusal(await twin.loginAttempts.reserve([slot(key)], at(back + 1000), rule));
+      assert.equal(typeof lockEnd, "number");
+      assert.ok((lockEnd as number) - at(back + 1000).getTime() <= LOCK, `the lock ends ${(lockEnd as number) - at(back + 1000).getTime()} ms later, past the ${LOCK} ms lock`);
+      // Once the lock has run its course on the clock as it reads now, one attempt is let through
+      // (and locks at once for twice as long), as after any lock.
+      assert.equal((await store.loginAttempts.reserve([slot(key)], at(back + 1000 + LOCK), rule)).granted, true);
+      assert.equal(refusal(await twin.loginAttempts.reserve([slot(key)], at(back + 1001 + LOCK), rule)), at(back + 1000 + 3 * LOCK).getTime());
+    });
+
     it("grants exactly N of 50 concurrent reservations from two instances", async () => {
       const key = `login:${id("user")}`;
       const N = 5;

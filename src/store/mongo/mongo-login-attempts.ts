@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { AttemptRule, AttemptSlot, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
-import { failSlot, heldSlot, StoreUnavailableError, takeSlot } from "../ports.js";
+import { failSlot, heldSlot, steppedBack, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { abandoned, type MongoContext } from "./mongo-context.js";
 import { insertNextVersion, isDuplicateKey } from "./mongo-inserts.js";
@@ -174,12 +174,29 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       const current = await stateOf(latestDoc, limit);
       const step = takeSlot(current?.state ?? null, limit, at, rule);
       refusal = "refused" in step ? step : undefined;
-      if ("refused" in step) return null;
+      taken = undefined;
+      if ("refused" in step) {
+        // Refused: nothing written, but a state the clock was stepped back under (see moveBack).
+        const moved = current && steppedBack(current.state, at);
+        return moved ? fields(key, current, moved) : null;
+      }
       taken = step.state;
       return fields(key, current, step.state);
     });
-    return doc ? { held: heldSlot(key, limit, taken!, at) } : refusal!;
+    return doc && taken ? { held: heldSlot(key, limit, taken, at) } : refusal!;
   };
+
+  /**
+   * Stores the state of `key` moved back with the clock (steppedBack), when the clock was
+   * stepped back since it was written: a refusal writes nothing else, and without this every
+   * later attempt would move it again from its own time (a lock never running down).
+   */
+  const moveBack = (key: string, at: Date) =>
+    append(key, async (latestDoc) => {
+      const current = await stateOf(latestDoc, Infinity);
+      const moved = current && steppedBack(current.state, at);
+      return moved ? fields(key, current, moved) : null;
+    });
 
   // One insertOne per slot (at most two): a bulk write would wrap a dropped connection in a
   // MongoBulkWriteError, which does not read as the database being unavailable.
@@ -189,11 +206,14 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
 
   const reserve = async (slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation> => {
     // A key that refuses does so without a write: a flood against it costs reads only.
-    const current = await Promise.all(
-      slots.map(async (slot) => takeSlot((await stateOf(await latest(slot.key), slot.limit))?.state ?? null, slot.limit, at, rule)),
-    );
+    const states = await Promise.all(slots.map(async (slot) => (await stateOf(await latest(slot.key), slot.limit))?.state ?? null));
+    const current = slots.map((slot, i) => takeSlot(states[i]!, slot.limit, at, rule));
     const refusals = current.flatMap((step) => ("refused" in step ? [step] : []));
-    if (refusals.length > 0) return refusedBy(refusals);
+    if (refusals.length > 0) {
+      // Only a state the clock was stepped back under costs a write (a flood costs reads).
+      await Promise.all(slots.map((slot, i) => (states[i] && steppedBack(states[i], at) ? moveBack(slot.key, at) : undefined)));
+      return refusedBy(refusals);
+    }
     // One key at a time; when one refuses (a concurrent writer locked it meanwhile) or fails,
     // the slots already taken are given back.
     const held: HeldSlot[] = [];
@@ -207,6 +227,9 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       }
       if ("refused" in taken) {
         await giveBack(held);
+        // Nothing to move back but what the look above found moved (a state written since is of
+        // this clock).
+        await Promise.all(slots.map((s, i) => (states[i] && steppedBack(states[i], at) ? moveBack(s.key, at) : undefined)));
         return refusedBy([taken]);
       }
       held.push(taken.held);

@@ -64,6 +64,9 @@ export interface LoginAttemptStore {
    * Takes one slot in each key's window, all or none, each key in one atomic step (in SQLite
    * one transaction for all keys; in MongoDB a versioned insert per key, giving back the slots
    * already taken when a later key refuses). The rule, per key at `at`, is takeSlot's below.
+   * A refusal writes nothing, but the states of its keys that steppedBack moves (the clock was
+   * stepped back since they were written): those are stored moved, so that a lock runs down
+   * from the refusal's time instead of being moved again from every later attempt's.
    */
   reserve(slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation>;
   /**
@@ -124,8 +127,41 @@ function pending(current: AttemptState, slot: HeldSlot): boolean {
 }
 
 /**
+ * How far a key's last attempt may be ahead of the clock of the attempt reading it before the
+ * clock is taken to have been stepped back (an NTP step, an operator setting the time) since
+ * it was written. Instances' clocks are kept well within this of each other (README, "Clocks").
+ */
+export const CLOCK_STEP_TOLERANCE_MS = 5_000;
+
+/**
+ * `current` as of `at` when the clock reading it has been stepped back since it was written (its
+ * last attempt more than CLOCK_STEP_TOLERANCE_MS ahead of `at`): every time in it moved back by
+ * that much, as if the last attempt were now. Its window, lock and lease then have left what they
+ * had at the last attempt, and run down on the clock as it reads now: without this a lock set
+ * before a step back of an hour would last that hour more (its Retry-After too). Null when the
+ * state needs no moving. A slot taken before the step and still being checked is of the window
+ * before the move: its end then counts nothing (a release or failure of a passed window).
+ */
+export function steppedBack(current: AttemptState, at: Date): AttemptState | null {
+  const ahead = current.lastAttemptAt.getTime() - at.getTime();
+  if (ahead <= CLOCK_STEP_TOLERANCE_MS) return null;
+  const back = (d: Date | undefined) => (d === undefined ? undefined : new Date(d.getTime() - ahead));
+  return {
+    held: current.held,
+    failures: current.failures,
+    windowStart: back(current.windowStart)!,
+    lastAttemptAt: at,
+    lockedUntil: back(current.lockedUntil),
+    pendingFrom: back(current.pendingFrom),
+    pendingUntil: back(current.pendingUntil),
+  };
+}
+
+/**
  * `reserve`'s rule for one key at `at`:
- * - locked (lockedUntil > at): refused with the lock, nothing written;
+ * - a state written before the clock was stepped back is first moved back with it
+ *   (steppedBack; a refusal stores the moved state: see reserve);
+ * - locked (lockedUntil > at): refused with the lock, nothing else written;
  * - a window older than `rule.windowMs` counts as empty (a new one opens at `at`);
  * - pending slots whose lease has passed (`pendingUntil` <= at) count no more: the window holds
  *   its failures only, and the slot taken now starts a new group (pendingFrom = at);
@@ -137,12 +173,13 @@ function pending(current: AttemptState, slot: HeldSlot): boolean {
  * - all held by failures and attempts still being checked: refused without a lock.
  */
 export function takeSlot(
-  current: AttemptState | null,
+  stored: AttemptState | null,
   limit: number,
   at: Date,
   rule: AttemptRule,
 ): { state: AttemptState } | { refused: true; lockedUntil?: Date } {
   const now = at.getTime();
+  const current = (stored === null ? null : steppedBack(stored, at)) ?? stored;
   const locked = current?.lockedUntil;
   if (locked && locked.getTime() > now) return { refused: true, lockedUntil: locked };
   const open = current !== null && current.windowStart.getTime() > now - rule.windowMs;

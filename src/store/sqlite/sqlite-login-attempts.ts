@@ -3,6 +3,7 @@ import {
   failSlot,
   giveBackSlot,
   heldSlot,
+  steppedBack,
   takeSlot,
   type AttemptRule,
   type AttemptSlot,
@@ -88,7 +89,16 @@ export function sqliteLoginAttempts(db: Database.Database): LoginAttemptStore {
         next.push({ key, limit, state: step.state });
       }
     }
-    if (refused) return lockedUntil > 0 ? { granted: false, lockedUntil: fromMs(lockedUntil) } : { granted: false };
+    if (refused) {
+      // States the clock was stepped back under, moved with it: stored even though refused, so
+      // that a lock runs down from now (ports/login-attempts.ts).
+      for (const { key } of slots) {
+        const current = stateOf(key);
+        const moved = current && steppedBack(current, at);
+        if (moved) write(key, moved);
+      }
+      return lockedUntil > 0 ? { granted: false, lockedUntil: fromMs(lockedUntil) } : { granted: false };
+    }
     for (const { key, state } of next) write(key, state);
     return { granted: true, slots: next.map(({ key, limit, state }): HeldSlot => heldSlot(key, limit, state, at)) };
   });
