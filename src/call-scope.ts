@@ -13,7 +13,11 @@ import type { DescMessage } from "@bufbuild/protobuf";
 export interface CallScope {
   /** The request's id: the caller's `x-request-id` when it is sane, else generated. */
   readonly requestId: string;
-  /** When the caller stops waiting (epoch ms), from `grpc-timeout` / `connect-timeout-ms`. */
+  /**
+   * When the caller stops waiting, from `grpc-timeout` / `connect-timeout-ms`: on the monotonic
+   * clock (`performance.now()` ms, see callClock), not the wall clock, which an NTP step or an
+   * operator can move by hours while a call is served.
+   */
   deadline?: number;
   /**
    * Aborts when the call ends before its answer: its deadline passed, or its client went away
@@ -49,6 +53,11 @@ export interface CallScope {
 }
 
 const storage = new AsyncLocalStorage<CallScope>();
+
+/** The clock `CallScope.deadline` is kept on: ms that only move forward, at the pace of real time. */
+export function callClock(): number {
+  return performance.now();
+}
 
 /** Runs `fn` (and everything it starts) inside `scope`. */
 export function runInCall<T>(scope: CallScope, fn: () => T): T {
@@ -92,11 +101,11 @@ export class CallEndedError extends Error {
 export function callEnded(): boolean {
   const scope = storage.getStore();
   if (scope === undefined) return false;
-  return scope.signal?.aborted === true || (scope.deadline !== undefined && scope.deadline <= Date.now());
+  return scope.signal?.aborted === true || (scope.deadline !== undefined && scope.deadline <= callClock());
 }
 
 /** Milliseconds left before the current call's deadline (negative once past); undefined without one. */
 export function timeLeftMs(): number | undefined {
   const deadline = storage.getStore()?.deadline;
-  return deadline === undefined ? undefined : deadline - Date.now();
+  return deadline === undefined ? undefined : deadline - callClock();
 }

@@ -12,7 +12,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
-import { currentCall } from "../call-scope.js";
+import { callClock, currentCall } from "../call-scope.js";
 import { protocolOf } from "./logging-interceptor.js";
 
 /**
@@ -30,7 +30,7 @@ const maxTimerMs = 2 ** 31 - 1;
  * store writes, bounded by the far deadline, still went ahead.
  *
  * And rounds a `grpc-timeout` in micro- or nanoseconds down to whole ms, the unit deadlines are
- * kept in (timers, Date.now()): never later than the caller's deadline. One under a millisecond
+ * kept in (timers, performance.now()): never later than the caller's deadline. One under a millisecond
  * ("1n", "999u") has passed on arrival and ends the call with DEADLINE_EXCEEDED, as "0m" does;
  * left as it was, a timer of less than 1 ms runs after 1 ms, and a call that never waits was
  * served. A malformed value is left for connect-es to refuse.
@@ -97,7 +97,7 @@ export function createDeadlineInterceptor(): Interceptor {
   return (next) => async (req) => {
     const timeoutMs = requestedTimeoutMs(req.header);
     const scope = currentCall();
-    if (scope && timeoutMs !== undefined) scope.deadline = Date.now() + timeoutMs;
+    if (scope && timeoutMs !== undefined) scope.deadline = callClock() + timeoutMs;
     // Work that would start after the call ended (a queued password hash) looks here first.
     if (scope) scope.signal = req.signal;
     // A deadline passed on arrival (a timeout of 0): the handler is not started at all, so

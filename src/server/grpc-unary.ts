@@ -288,8 +288,9 @@ function unaryContext(spec: UnarySpec, protocolName: string, call: UnaryCall, co
   let end = () => {};
   let timeoutMs = (): number | undefined => undefined;
   if (call.timeoutMs !== undefined) {
-    const deadline = Date.now() + call.timeoutMs;
-    timeoutMs = () => deadline - Date.now();
+    // On the monotonic clock: a wall clock stepped mid-call must not move the deadline.
+    const deadline = performance.now() + call.timeoutMs;
+    timeoutMs = () => deadline - performance.now();
     const controller = new AbortController();
     const left = () => controller.abort(call.signal.reason);
     const timedOut = () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
