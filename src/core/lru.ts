@@ -4,7 +4,9 @@
 // the least recently used. Bounded size means a flood of distinct keys cannot grow memory.
 //
 // Time is whatever the caller passes (the core's injected clock, in ms): the cache reads no
-// clock of its own.
+// clock of its own. That clock is the wall clock, which an NTP step or an operator can move back:
+// an entry set at a time later than the one asked at is dropped as expired (how long it has been
+// kept can no longer be told), so a step back never keeps an entry for longer than its TTL.
 export interface LruOptions {
   /** Most entries kept; 0 or less: nothing is kept. */
   maxEntries: number;
@@ -16,6 +18,8 @@ interface Entry<V> {
   value: V;
   /** ms since the epoch after which the entry is gone; Infinity: never. */
   expiresAt: number;
+  /** When it was set (ms since the epoch): asked before that, the clock has been stepped back. */
+  setAt: number;
 }
 
 export class Lru<K, V> {
@@ -43,14 +47,14 @@ export class Lru<K, V> {
     return this.entries.size;
   }
 
-  /** The value, unless absent or expired at `nowMs` (an expired entry is dropped). */
+  /** The value, unless absent or expired at `nowMs`, or set after it (an expired entry is dropped). */
   get(key: K, nowMs: number): V | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined) {
       this.misses++;
       return undefined;
     }
-    if (entry.expiresAt <= nowMs) {
+    if (entry.expiresAt <= nowMs || nowMs < entry.setAt) {
       this.misses++;
       this.delete(key);
       return undefined;
@@ -75,7 +79,7 @@ export class Lru<K, V> {
     if (!this.enabled) return;
     const expiresAt = Math.min(expiresAtMs, this.ttlMs === undefined ? Infinity : nowMs + this.ttlMs);
     this.entries.delete(key);
-    this.entries.set(key, { value, expiresAt });
+    this.entries.set(key, { value, expiresAt, setAt: nowMs });
     this.lastKey = key;
     this.hasLastKey = true;
     while (this.entries.size > this.maxEntries) {

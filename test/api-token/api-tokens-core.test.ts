@@ -182,6 +182,17 @@ for (const kind of storesUnderTest()) {
         await rejectsWith(b.authenticate(secret), "unauthenticated", "invalid API token");
       });
 
+      it("is refused on another instance within TESSERA_API_TOKEN_CACHE_SECONDS, the clock stepped back an hour meanwhile", async () => {
+        const a = make();
+        const b = make();
+        const { secret, token } = await a.create({ accountId: "15", description: "d" });
+        await b.authenticate(secret); // b caches the active token
+        await a.revoke("15", token.link);
+        clock.advance(-60 * 60_000); // an NTP step back: the cached lookup's age cannot be told
+        clock.advance(2000);
+        await rejectsWith(b.authenticate(secret), "unauthenticated", "invalid API token");
+      });
+
       it("a lookup that raced the revocation does not refill the cache", async () => {
         const tokens = make();
         const { secret, token } = await tokens.create({ accountId: "15", description: "d" });

@@ -33,6 +33,17 @@ describe("core: Lru", () => {
     assert.deepEqual([lru.get("new", 0), lru.get("other", 0)], [3, 4]);
   });
 
+  it("an entry set later than the time asked at (the clock was stepped back since) is gone: its age cannot be told", () => {
+    const lru = new Lru<string, string>({ maxEntries: 10, ttlMs: 1000 });
+    lru.set("a", "x", 5_000);
+    assert.equal(lru.get("a", 5_000), "x");
+    assert.equal(lru.get("a", 5_000 - 3_600_000), undefined);
+    assert.equal(lru.get("a", 5_500), undefined, "dropped, not kept for when the clock catches up");
+    const untimed = new Lru<string, string>({ maxEntries: 10 });
+    untimed.set("b", "y", 5_000, 9_000);
+    assert.equal(untimed.get("b", 4_000), undefined);
+  });
+
   it("an entry expires ttlMs after it was set, or at its own expiry if sooner; the time is the caller's", () => {
     const lru = new Lru<string, string>({ maxEntries: 10, ttlMs: 1000 });
     lru.set("a", "x", 5_000);
