@@ -88,7 +88,7 @@ export class AuditBudget {
   admit(event: AuditEventRecord): boolean {
     if (!this.limited || this.stopped) return true;
     const now = this.clock.now().getTime();
-    if (this.windowStart !== undefined && now >= this.windowStart + this.options.windowMs) this.close();
+    if (this.windowStart !== undefined && this.ended(this.windowStart, now)) this.close();
     this.windowStart ??= now;
     const address = event.clientAddress ?? "";
     const { perAddress, total } = this.options;
@@ -122,11 +122,22 @@ export class AuditBudget {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (this.windowStart === undefined) return;
-      const left = this.windowStart + this.options.windowMs - this.clock.now().getTime();
-      if (left > 0) this.arm(left);
-      else this.close();
+      const now = this.clock.now().getTime();
+      if (this.ended(this.windowStart, now)) this.close();
+      else this.arm(this.windowStart + this.options.windowMs - now);
     }, ms);
     this.timer.unref();
+  }
+
+  /**
+   * Whether the window that started at `start` has ended at `now`: a window's time has passed,
+   * or the clock was stepped back since it started (an NTP step, an operator setting the time),
+   * which leaves its age unknown: kept, it would hold the budget for as long as the step, and
+   * its timer would wait that long (one further away than a timer holds, 24.8 days, fires at
+   * once: again and again until the clock caught up).
+   */
+  private ended(start: number, now: number): boolean {
+    return now >= start + this.options.windowMs || now < start;
   }
 
   /** Ends the open window: its summaries are emitted, its counts cleared. */

@@ -53,6 +53,30 @@ describe("AuditBudget", () => {
     budget.stop();
   });
 
+  it("a clock stepped back an hour ends the window at the next event: the budget is not held for the hour more", () => {
+    const clock = new ManualClock(10 * 3_600_000);
+    const emitted: SuppressedSummary[][] = [];
+    const budget = new AuditBudget({ perAddress: 1, total: 0, windowMs: 60_000 }, clock, (s) => emitted.push(s));
+    assert.deepEqual([budget.admit(refusal("192.0.2.1")), budget.admit(refusal("192.0.2.1"))], [true, false]);
+    clock.advance(-3_600_000);
+    assert.equal(budget.admit(refusal("192.0.2.1")), true, "a new window, with its own budget");
+    assert.equal(emitted.length, 1);
+    assert.equal(emitted[0]![0]!.suppressed.count, 1);
+    budget.stop();
+  });
+
+  it("a clock stepped back 30 days (beyond what a timer holds) ends the window by its timer, once", async () => {
+    const clock = new ManualClock(100 * 86_400_000);
+    const emitted: SuppressedSummary[][] = [];
+    const budget = new AuditBudget({ perAddress: 1, total: 0, windowMs: 50 }, clock, (s) => emitted.push(s));
+    budget.admit(refusal("192.0.2.1"));
+    budget.admit(refusal("192.0.2.1"));
+    clock.advance(-30 * 86_400_000);
+    await new Promise((r) => setTimeout(r, 120));
+    assert.equal(emitted.length, 1);
+    budget.stop();
+  });
+
   it("0 and 0: no limit, everything is stored", () => {
     const budget = new AuditBudget({ perAddress: 0, total: 0, windowMs: 60_000 }, new ManualClock(0), () => assert.fail("nothing to summarise"));
     for (let i = 0; i < 1000; i++) assert.equal(budget.admit(refusal("192.0.2.1")), true);
