@@ -30,6 +30,10 @@ import type { Socket } from "node:net";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 
+// Every time below (a connection's hand-off, a follower's spawn, the respawns' spacing) is on the
+// monotonic clock (performance.now()): the wall clock, stepped back an hour, made a lost
+// follower's replacement wait that hour.
+
 /** A follower that has not taken a connection handed to it this long ago is handed no more until it has. */
 const unresponsiveMs = 1000;
 
@@ -342,7 +346,7 @@ export function lead(config: Config, logger: Logger): Leader {
   /** The signal on which the followers were told to drain (drainFollowers). */
   let draining: NodeJS.Signals | undefined;
   let failed = false;
-  let lastRespawn = 0;
+  let lastRespawn = -Infinity;
   /** Each worker number's last wait before it was replaced. */
   const restartWait = new Map<number, number>();
   /** Replacements waiting for their turn (cancelled by a stop). */
@@ -390,7 +394,7 @@ export function lead(config: Config, logger: Logger): Leader {
   const spawn = (id: number) => {
     // The same entry, node flags and arguments as this process (compiled or from the sources).
     const child = fork(process.argv[1]!, process.argv.slice(2), { env: { ...process.env, ...shared, [workerIdVariable]: String(id) } });
-    const spawnedAt = Date.now();
+    const spawnedAt = performance.now();
     followers.set(id, child);
     const unTaken = new Map<number, { socket: Socket; at: number }>();
     /** Why its start failed, as it said before exiting. */
@@ -409,7 +413,7 @@ export function lead(config: Config, logger: Logger): Leader {
       watching = undefined;
       const oldest = unTaken.values().next().value;
       if (oldest === undefined || !child.connected) return;
-      if (!syncing && Date.now() - oldest.at >= unresponsiveMs) {
+      if (!syncing && performance.now() - oldest.at >= unresponsiveMs) {
         syncing = true;
         child.send({ type: message.sync, seq: ++seq }, (e) => e && (syncing = false));
       }
@@ -474,7 +478,7 @@ export function lead(config: Config, logger: Logger): Leader {
         if (stopping && followers.size === 0) allExited?.();
         return;
       }
-      const now = Date.now();
+      const now = performance.now();
       const previous = restartWait.get(id);
       const backoff = previous !== undefined && now - spawnedAt < steadyMs ? Math.min(Math.max(previous * 2, restartMs), maxRestartMs) : 0;
       restartWait.set(id, backoff);
@@ -506,7 +510,7 @@ export function lead(config: Config, logger: Logger): Leader {
         // One that has not taken a connection handed to it a while ago is not reading its channel
         // (its event loop is blocked): this worker serves its turns until it has, rather than
         // queue connections behind that one, unanswered and without bound.
-        const now = Date.now();
+        const now = performance.now();
         const oldest = unTaken.values().next().value;
         if (oldest !== undefined && now - oldest.at > unresponsiveMs) return false;
         const n = ++seq;

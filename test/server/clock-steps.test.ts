@@ -1,8 +1,12 @@
 // The server's durations against a wall clock that steps (an NTP step, an operator setting the
 // time): a call's deadline is a duration from its arrival, whatever the calendar says meanwhile.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { callEnded, runInCall, timeLeftMs, type CallScope } from "../../src/call-scope.js";
 import { createDeadlineInterceptor } from "../../src/server/deadline-interceptor.js";
+import { killService, startService } from "../support/process.js";
 
 /** Runs `fn` with Date.now reading `ms` later (or earlier) than it does. */
 function withClockStepped<T>(ms: number, fn: () => T): T {
@@ -44,3 +48,46 @@ describe("clock steps: a call's deadline", () => {
     assert.ok(left !== undefined && left > 0 && left <= 5000, `time left ${left} ms`);
   });
 });
+
+describe("clock steps: TESSERA_WORKERS, a worker lost after the clock stepped back", function () {
+  this.timeout(60_000);
+  it("is replaced after at most a second (the respawn spacing), not the hour the clock went back", async () => {
+    const preloadDir = mkdtempSync(join(tmpdir(), "tessera-clock-preload-"));
+    // The leader's Date.now steps back an hour on SIGUSR2 (the followers' stays as it is).
+    const preload = join(preloadDir, "step-back.cjs");
+    writeFileSync(
+      preload,
+      `if (!process.env.TESSERA_WORKER_ID) {
+  const real = Date.now;
+  let offset = 0;
+  Date.now = () => real() + offset;
+  process.on("SIGUSR2", () => { offset -= ${hour}; process.stdout.write(JSON.stringify({ msg: "stepped back" }) + "\\n"); });
+}
+`,
+    );
+    const cluster = await startService("sources", { TESSERA_WORKERS: "2" }, { listeners: 2, nodeArgs: ["--require", preload] });
+    try {
+      const worker2 = () => cluster.lines().filter((l) => l.msg === "listening" && l.worker === 2);
+      const exits = () => cluster.lines().filter((l) => l.msg === "worker exited");
+      // A first loss sets the respawn spacing's mark; its replacement is lost after the step.
+      process.kill(worker2()[0]!.pid as number, "SIGKILL");
+      await until(() => worker2().length === 2, "worker 2 replaced");
+      cluster.child.kill("SIGUSR2");
+      await until(() => cluster.lines().some((l) => l.msg === "stepped back"), "the leader's clock stepped back");
+      process.kill(worker2()[1]!.pid as number, "SIGKILL");
+      await until(() => exits().length === 2, "worker 2 lost again");
+      const wait = exits()[1]!.restartInMs as number;
+      assert.ok(wait >= 0 && wait <= 1000, `restartInMs ${wait}`);
+      await until(() => worker2().length === 3, "worker 2 replaced again");
+    } finally {
+      await killService(cluster);
+      rmSync(preloadDir, { recursive: true, force: true });
+    }
+  });
+});
+
+async function until(done: () => boolean, what: string, ms = 20_000): Promise<void> {
+  for (const end = performance.now() + ms; !done(); await new Promise((r) => setTimeout(r, 50))) {
+    if (performance.now() > end) assert.fail(`timed out waiting for: ${what}`);
+  }
+}
