@@ -848,8 +848,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         if (sharing?.leads) resolve();
       });
       for (const s of sessions) s.close();
-      const deadline = Date.now() + graceMs;
-      while (active > 0 && Date.now() < deadline) {
+      // On the monotonic clock: a wall clock stepped meanwhile must not cut the grace period
+      // short, nor make the stop wait for the clock to catch up.
+      const deadline = performance.now() + graceMs;
+      while (active > 0 && performance.now() < deadline) {
         h1.closeIdleConnections();
         await new Promise((r) => setTimeout(r, 20));
       }

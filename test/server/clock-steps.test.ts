@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { callEnded, runInCall, timeLeftMs, type CallScope } from "../../src/call-scope.js";
 import { createDeadlineInterceptor } from "../../src/server/deadline-interceptor.js";
+import { callInFlight } from "../support/net.js";
 import { killService, startService } from "../support/process.js";
 
 /** Runs `fn` with Date.now reading `ms` later (or earlier) than it does. */
@@ -82,6 +83,58 @@ describe("clock steps: TESSERA_WORKERS, a worker lost after the clock stepped ba
     } finally {
       await killService(cluster);
       rmSync(preloadDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A preload whose Date.now steps by `stepMs` 300 ms after the process is sent SIGTERM. */
+function steppedOnStop(dir: string, stepMs: number): string {
+  const preload = join(dir, "step-on-stop.cjs");
+  writeFileSync(
+    preload,
+    `const real = Date.now;
+let offset = 0;
+Date.now = () => real() + offset;
+process.on("SIGTERM", () => setTimeout(() => { offset += ${stepMs}; }, 300).unref());
+`,
+  );
+  return preload;
+}
+
+describe("clock steps: the stop's grace period", function () {
+  this.timeout(30_000);
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "tessera-clock-stop-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a clock stepped forward an hour while the stop waits does not cut a call in flight short of TESSERA_SHUTDOWN_GRACE_SECONDS", async () => {
+    const service = await startService("sources", { TESSERA_DATA_DIR: dir, TESSERA_SHUTDOWN_GRACE_SECONDS: "10" }, { nodeArgs: ["--require", steppedOnStop(dir, hour)] });
+    try {
+      const call = callInFlight(service.port, "/grpc.health.v1.Health/Check", JSON.stringify({ service: "" }));
+      await new Promise((r) => setTimeout(r, 200));
+      service.child.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 1000)); // the step has come meanwhile
+      call.finish();
+      const res = await call.answer;
+      assert.equal(res.status, 200);
+      assert.deepEqual(JSON.parse(res.text), { status: "SERVING" });
+      assert.equal(await service.exited, 0);
+    } finally {
+      await killService(service);
+    }
+  });
+
+  it("a clock stepped back an hour while the stop waits: a call that never ends is still cut at the grace period's end, and the process exits 0", async () => {
+    const service = await startService("sources", { TESSERA_DATA_DIR: dir, TESSERA_SHUTDOWN_GRACE_SECONDS: "1" }, { nodeArgs: ["--require", steppedOnStop(dir, -hour)] });
+    try {
+      const call = callInFlight(service.port, "/grpc.health.v1.Health/Check", JSON.stringify({ service: "" }));
+      call.answer.catch(() => {}); // cut by the stop
+      await new Promise((r) => setTimeout(r, 200));
+      service.child.kill("SIGTERM");
+      // The suite's timeout (30 s) is the bound: before, the stop waited for the clock to catch up.
+      assert.equal(await service.exited, 0);
+    } finally {
+      await killService(service);
     }
   });
 });
