@@ -5,6 +5,23 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
+/**
+ * How far apart instances' clocks may be (README, "Clocks": the nbf leeway). A stored time
+ * further ahead of the clock than this was written before the clock was stepped back (an NTP
+ * step, an operator setting the time): how long ago it was can no longer be told.
+ */
+export const CLOCK_SKEW_MS = 5_000;
+
+/**
+ * Whether `sinceMs` (now minus a stored time) lies within a window of `windowMs` from that
+ * time: a negative age counts only within CLOCK_SKEW_MS (another instance's clock a little
+ * ahead); further back, the clock was stepped back, and a grace window must not stretch to
+ * the size of the step.
+ */
+export function withinWindow(sinceMs: number, windowMs: number): boolean {
+  return sinceMs >= -CLOCK_SKEW_MS && sinceMs <= windowMs;
+}
+
 /** A clock for tests: starts at `start` and moves only when told. */
 export class ManualClock implements Clock {
   private t: number;

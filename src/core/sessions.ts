@@ -17,7 +17,7 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
-import type { Clock } from "./clock.js";
+import { withinWindow, type Clock } from "./clock.js";
 import { outdated } from "./credential-lifecycle.js";
 import { AuthError, durableBeforeError, invalidField, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
@@ -371,7 +371,7 @@ export class Sessions {
     const sinceSpent = this.clock.now().getTime() - record.spentAt!.getTime();
     // The same refresh again (same refresh token, same access token) opens the pair it answered.
     const child = record.child === undefined ? undefined : openChild(record.child, refreshToken, record.hash, access.jti);
-    if (sinceSpent <= this.config.refreshGraceSeconds * 1000) {
+    if (withinWindow(sinceSpent, this.config.refreshGraceSeconds * 1000)) {
       // Within the window: the same answer.
       if (child !== undefined) {
         const session = await this.openSession(access);
@@ -388,7 +388,7 @@ export class Sessions {
     // revoked since): the answer carries one signed now, with the same jti.
     if (child !== undefined) {
       const stored = await this.refreshTokens.findByHash(hashSecret(child.refreshToken));
-      const answeredLately = stored !== null && this.clock.now().getTime() - stored.createdAt.getTime() <= this.config.refreshGraceSeconds * 1000;
+      const answeredLately = stored !== null && withinWindow(this.clock.now().getTime() - stored.createdAt.getTime(), this.config.refreshGraceSeconds * 1000);
       if (stored === null || answeredLately) {
         const session = await this.openSession(access);
         if (session.accessJti === access.jti || session.accessJti === child.jti) {

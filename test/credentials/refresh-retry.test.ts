@@ -164,6 +164,21 @@ for (const store of storesUnderTest()) {
           }
         });
       }
+
+      it("a clock stepped back 5 minutes after the spend does not stretch the window to 5 minutes: the same retry then is reuse", async () => {
+        const api = sessionApi("rest", server.url);
+        try {
+          const first = await login(server, api);
+          const creds = { ...client, access: first.access_token };
+          clock.advance(10 * 60_000); // the access token is 10 minutes old: still valid after the step
+          const answered = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+          clock.advance(-5 * 60_000); // the spend now reads 5 minutes ahead of the clock
+          expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, creds), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
+          expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "the session has ended");
+        } finally {
+          api.close();
+        }
+      });
     });
   });
 }
