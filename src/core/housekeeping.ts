@@ -24,12 +24,23 @@ import type { Clock } from "./clock.js";
 /** The longest a key may verify after it stops signing: the longest token lifetime allowed (365 days) + 30 s. */
 const maxKeyVerifiesForMs = 365 * 86_400_000 + 30_000;
 
+/**
+ * A pass on the timer is postponed when the wall clock has run this much further than the
+ * monotonic clock since the previous one (start, or the previous pass): it jumped ahead (an NTP
+ * step, an operator setting the time). A clock set wrongly ahead would have the pass delete for
+ * good what is live once it is set right (sessions, tokens, keys, the audit trail); one set right
+ * is acted on a pass later.
+ */
+export const CLOCK_JUMP_MS = 60_000;
+
 /** Records deleted per store call (a batch); see the top of this file. */
 export const DELETE_BATCH = 1000;
 
 export class Housekeeping {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** The wall clock and the monotonic one (ms) at the previous pass on the timer, or its start. */
+  private lastTick: { wall: number; monotonic: number } | undefined;
 
   constructor(
     private readonly deps: {
@@ -104,13 +115,30 @@ export class Housekeeping {
   /** Runs every `intervalSeconds` (0: never) until stop(); the timer does not keep the process alive. */
   start(intervalSeconds: number): void {
     if (intervalSeconds <= 0 || this.timer) return;
+    this.lastTick = { wall: this.deps.clock.now().getTime(), monotonic: performance.now() };
     this.timer = setInterval(() => {
+      if (this.running === undefined && this.jumpedAhead()) return;
       this.running ??= this.runOnce().then(
         () => { this.running = undefined; },
         () => { this.running = undefined; },
       );
     }, intervalSeconds * 1000);
     this.timer.unref();
+  }
+
+  /**
+   * Whether the wall clock ran more than CLOCK_JUMP_MS further than the monotonic one since the
+   * previous tick (logged as `housekeeping postponed`); each tick is the next one's mark.
+   */
+  private jumpedAhead(): boolean {
+    const now = { wall: this.deps.clock.now().getTime(), monotonic: performance.now() };
+    const last = this.lastTick;
+    this.lastTick = now;
+    if (last === undefined) return false;
+    const aheadMs = now.wall - last.wall - (now.monotonic - last.monotonic);
+    if (aheadMs <= CLOCK_JUMP_MS) return false;
+    this.deps.logger.warn("housekeeping postponed", { reason: "the clock jumped ahead", aheadMs: Math.round(aheadMs) });
+    return true;
   }
 
   /** Stops the timer and waits for a pass in progress (so the store can close under it). */

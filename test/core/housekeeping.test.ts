@@ -193,5 +193,32 @@ for (const kind of storesUnderTest()) {
       assert.equal(removed.refreshTokens, undefined);
       assert.ok(lines.some((l) => JSON.parse(l).msg === "housekeeping failed"));
     });
+
+    it("a pass on its timer right after the clock jumped two days ahead deletes nothing (a clock set wrong, then fixed, would lose live records for good); the next pass, the clock steady, does", async function () {
+      this.timeout(10_000);
+      const wall = new ManualClock(Date.UTC(2026, 0, 1));
+      const now = wall.now();
+      const created = new Date(now.getTime() - minute);
+      const tomorrow = new Date(now.getTime() + 86_400_000);
+      await store.sessions.createThenSync(
+        { id: "s-jump", userId: "u1", clientId: "c", accessJti: "s-jump-jti", createdAt: created, expiresAt: tomorrow },
+        { hash: "s-jump-rt", sessionId: "s-jump", createdAt: created, expiresAt: tomorrow },
+      );
+      const lines: string[] = [];
+      const housekeeping = new Housekeeping({ store, clock: wall, logger: createLogger("info", (l) => lines.push(l)) });
+      housekeeping.start(1);
+      try {
+        wall.advance(2 * 86_400_000);
+        const passes = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.msg).startsWith("housekeeping"));
+        for (const end = performance.now() + 5000; passes().length === 0 && performance.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(await store.sessions.findById("s-jump"), "the session live before the jump is kept");
+        assert.deepEqual(passes().map((l) => [l.level, l.msg]), [["warn", "housekeeping postponed"]]);
+        for (const end = performance.now() + 5000; passes().length < 2 && performance.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+        assert.deepEqual(passes()[1]?.msg, "housekeeping");
+        assert.equal(await store.sessions.findById("s-jump"), null);
+      } finally {
+        await housekeeping.stop();
+      }
+    });
   });
 }
