@@ -6,20 +6,22 @@ export interface Clock {
 export const systemClock: Clock = { now: () => new Date() };
 
 /**
- * How far apart instances' clocks may be (README, "Clocks": the nbf leeway). A stored time
- * further ahead of the clock than this was written before the clock was stepped back (an NTP
- * step, an operator setting the time): how long ago it was can no longer be told.
+ * How far a stored time may be ahead of the clock reading it before the clock is taken to have
+ * been stepped back since it was written (an NTP step, an operator setting the time): how long
+ * ago it was can no longer be told. A minute, far beyond the skew between instances' clocks
+ * (README, "Clocks": within 5 s), so that skew is never read as a step (a retry answered by an
+ * instance whose clock is a few seconds behind the one that stored the spend is a retry).
  */
-export const CLOCK_SKEW_MS = 5_000;
+export const CLOCK_STEP_MS = 60_000;
 
 /**
  * Whether `sinceMs` (now minus a stored time) lies within a window of `windowMs` from that
- * time: a negative age counts only within CLOCK_SKEW_MS (another instance's clock a little
- * ahead); further back, the clock was stepped back, and a grace window must not stretch to
+ * time: a negative age counts only within CLOCK_STEP_MS (another instance's clock ahead of
+ * this one); further back, the clock was stepped back, and a grace window must not stretch to
  * the size of the step.
  */
 export function withinWindow(sinceMs: number, windowMs: number): boolean {
-  return sinceMs >= -CLOCK_SKEW_MS && sinceMs <= windowMs;
+  return sinceMs >= -CLOCK_STEP_MS && sinceMs <= windowMs;
 }
 
 /** A clock for tests: starts at `start` and moves only when told. */

@@ -19,7 +19,7 @@ import { reloadIntervalMs } from "./key-ring.js";
 
 /** The stores housekeeping tidies: those holding records that expire. */
 export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "userTokens" | "keys" | "loginAttempts" | "auditEvents">;
-import type { Clock } from "./clock.js";
+import { CLOCK_STEP_MS, type Clock } from "./clock.js";
 
 /** The longest a key may verify after it stops signing: the longest token lifetime allowed (365 days) + 30 s. */
 const maxKeyVerifiesForMs = 365 * 86_400_000 + 30_000;
@@ -31,7 +31,7 @@ const maxKeyVerifiesForMs = 365 * 86_400_000 + 30_000;
  * good what is live once it is set right (sessions, tokens, keys, the audit trail); one set right
  * is acted on a pass later.
  */
-export const CLOCK_JUMP_MS = 60_000;
+export const CLOCK_JUMP_MS = CLOCK_STEP_MS;
 
 /** Records deleted per store call (a batch); see the top of this file. */
 export const DELETE_BATCH = 1000;

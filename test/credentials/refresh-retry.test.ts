@@ -165,6 +165,21 @@ for (const store of storesUnderTest()) {
         });
       }
 
+      it("a retry read on a clock 10 s behind the one that stored the spend (another instance's) is within the window: the same pair", async () => {
+        const api = sessionApi("rest", server.url);
+        try {
+          const first = await login(server, api);
+          const creds = { ...client, access: first.access_token };
+          clock.advance(60_000); // the access token is a minute old: valid on the clock 10 s behind too
+          const answered = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
+          clock.advance(-10_000); // the spend now reads 10 s ahead of the clock
+          assert.deepEqual(expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds)), answered);
+          expectOk(await api.getSession({ ...client, access: answered.access_token }));
+        } finally {
+          api.close();
+        }
+      });
+
       it("a clock stepped back 5 minutes after the spend does not stretch the window to 5 minutes: the same retry then is reuse", async () => {
         const api = sessionApi("rest", server.url);
         try {

@@ -1119,6 +1119,17 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(refusal(await twin.loginAttempts.reserve([slot(key)], at(back + 1001 + LOCK), rule)), at(back + 1000 + 3 * LOCK).getTime());
     });
 
+    it("instances' clocks 10 s apart are not a step: refusals alternating between them leave the lock where it was", async () => {
+      const key = `login:${id("user")}`;
+      for (let i = 0; i < 3; i++) assert.equal(await guess(both(i), key, 3, i * 10), true);
+      const behind = -10_000; // twin's clock reads 10 s behind the one that set the lock
+      for (let i = 1; i <= 6; i++) {
+        assert.equal(refusal(await twin.loginAttempts.reserve([slot(key)], at(behind + 20 + i * 1000), rule)), at(20 + LOCK).getTime());
+        assert.equal(refusal(await store.loginAttempts.reserve([slot(key)], at(20 + i * 1000), rule)), at(20 + LOCK).getTime());
+      }
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key)], at(20 + LOCK - 1), rule)), at(20 + LOCK).getTime());
+    });
+
     it("grants exactly N of 50 concurrent reservations from two instances", async () => {
       const key = `login:${id("user")}`;
       const N = 5;

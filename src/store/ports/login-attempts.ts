@@ -129,9 +129,12 @@ function pending(current: AttemptState, slot: HeldSlot): boolean {
 /**
  * How far a key's last attempt may be ahead of the clock of the attempt reading it before the
  * clock is taken to have been stepped back (an NTP step, an operator setting the time) since
- * it was written. Instances' clocks are kept well within this of each other (README, "Clocks").
+ * it was written: a minute, far beyond the skew between instances' clocks (README, "Clocks":
+ * within 5 s). Were skew read as a step, attempts alternating between an instance whose clock is
+ * behind and one whose clock is ahead would each move a lock back by the skew, wearing it down.
+ * Core's CLOCK_STEP_MS is the same minute.
  */
-export const CLOCK_STEP_TOLERANCE_MS = 5_000;
+export const CLOCK_STEP_TOLERANCE_MS = 60_000;
 
 /**
  * `current` as of `at` when the clock reading it has been stepped back since it was written (its
