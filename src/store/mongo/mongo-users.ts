@@ -4,6 +4,7 @@ import { insertNamingDuplicate, insertNextVersion, isDuplicateKey } from "./mong
 
 export const USERS = "users";
 export const USER_PASSWORDS = "user_passwords";
+export const USER_LAST_LOGINS = "user_last_logins";
 const ID = "id";
 const MAX_TRIES = 20;
 /**
@@ -17,10 +18,16 @@ const MAX_TRIES = 20;
 export const PASSWORD_GENERATIONS_KEPT = 16;
 
 // Layout (see mongo-marks.ts for why nothing that matters is updated in place):
-// - users: the identity, written once (unique login and loginKey), plus lastLoginAt — the only
-//   field ever updated there, last writer wins, so a lost race can only lose a last-login time —
-//   and the loginKey an account stored before login keys gets once, at start-up (the unique,
-//   sparse loginKey index decides a clash).
+// - users: the identity, written once (unique login and loginKey), plus lastLoginAt — last
+//   writer wins, so a lost race can only lose a last-login time — and the loginKey an account
+//   stored before login keys gets once, at start-up (the unique, sparse loginKey index decides a
+//   clash). FerretDB writes an updated document back whole: a lastLoginAt update that read the
+//   document before the backfill's $set of loginKey and wrote it back after took the key away
+//   again. So lastLoginAt is updated in place only in a document that has its key (the filter
+//   says so: what is written back holds the key); an account without one keeps its last login
+//   in user_last_logins {_id: userId, lastLoginAt}, read only for such an account and carried
+//   into the document by the backfill once the key is set. The backfill is then the only writer
+//   of a keyless document.
 // - user_passwords: password generations {_id: "<userId>:<n>", n >= 1}; generation 0 is the hash
 //   in `users`. Changing the hash inserts generation n+1: the unique _id is the CAS. The latest
 //   PASSWORD_GENERATIONS_KEPT are kept.
@@ -53,7 +60,13 @@ export function mongoUsers(ctx: MongoContext): UserStore {
   const users = ctx.db.collection<StoredDoc>(USERS);
   const passwords = ctx.db.collection<PasswordDoc>(USER_PASSWORDS);
 
+  const lastLogins = ctx.db.collection<StoredDoc>(USER_LAST_LOGINS);
+
   const latestPassword = (userId: string) => passwords.find({ userId }).sort({ n: -1 }).limit(1).next();
+  /** The last login kept apart for an account without a login key (see above). */
+  const lastLoginApart = async (userId: string): Promise<Date | undefined> =>
+    ((await lastLogins.findOne({ _id: userId }))?.lastLoginAt as Date | undefined) ?? undefined;
+  const later = (x: Date | undefined, y: Date | undefined) => (x === undefined || (y !== undefined && y.getTime() > x.getTime()) ? y : x);
 
   const assemble = (base: StoredDoc, password: PasswordDoc | null, deactivatedAt: Date | null): UserRecord => {
     const user = fromDoc<UserRecord>(base, ID);
@@ -77,8 +90,14 @@ export function mongoUsers(ctx: MongoContext): UserStore {
 
   const load = async (base: StoredDoc | null): Promise<UserRecord | null> => {
     if (!base) return null;
-    const [password, deactivatedAt] = await Promise.all([latestPassword(base._id), ctx.marks.get(deactivatedMark(base._id))]);
-    return assemble(base, password, deactivatedAt);
+    const keyless = base.loginKey === undefined || base.loginKey === null;
+    const [password, deactivatedAt, apart] = await Promise.all([
+      latestPassword(base._id),
+      ctx.marks.get(deactivatedMark(base._id)),
+      keyless ? lastLoginApart(base._id) : undefined,
+    ]);
+    const lastLoginAt = later(base.lastLoginAt as Date | undefined, apart);
+    return assemble(lastLoginAt === undefined ? base : { ...base, lastLoginAt }, password, deactivatedAt);
   };
 
   const findById = async (id: string) => load(await users.findOne({ _id: id }));
@@ -161,7 +180,12 @@ export function mongoUsers(ctx: MongoContext): UserStore {
           } catch (error) {
             if (!isDuplicateKey(error)) throw error;
             clashes.push(doc._id);
+            continue;
           }
+          // The last login kept apart while the account had no key goes into the document, now
+          // written in place (with the key in the filter) like any other account's.
+          const apart = await lastLoginApart(doc._id);
+          if (apart !== undefined) await users.updateOne({ _id: doc._id, loginKey: { $exists: true } }, { $max: { lastLoginAt: apart } });
         }
         return { filled, clashes };
       }),
@@ -179,7 +203,17 @@ export function mongoUsers(ctx: MongoContext): UserStore {
       ctx.run(ID, async () => {
         const user = await findById(id);
         if (!user?.active) return null;
-        await users.updateOne({ _id: id }, { $set: { lastLoginAt: at } });
+        // In place only where the document has its key (what FerretDB writes back holds it);
+        // an account without one keeps it apart, so the backfill's $set of the key is never
+        // undone (see above).
+        const { matchedCount } = await users.updateOne({ _id: id, loginKey: { $exists: true } }, { $set: { lastLoginAt: at } });
+        if (matchedCount === 0) {
+          await lastLogins.updateOne({ _id: id }, { $set: { lastLoginAt: at } }, { upsert: true }).catch(async (error: unknown) => {
+            // Two first logins at once: one inserted the document; the other now updates it.
+            if (!isDuplicateKey(error)) throw error;
+            await lastLogins.updateOne({ _id: id }, { $set: { lastLoginAt: at } });
+          });
+        }
         return new Date(at.getTime());
       }),
     deactivate: (id, at) =>
