@@ -7,6 +7,8 @@ export const USER_PASSWORDS = "user_passwords";
 export const USER_LAST_LOGINS = "user_last_logins";
 const ID = "id";
 const MAX_TRIES = 20;
+/** Accounts whose last login kept apart the backfill reads in one query. */
+const CARRY_BATCH = 500;
 /**
  * Password generations kept per user: each change deletes those this many generations older. Only
  * the latest is ever read; an older one matters only to a writer that read it and has not
@@ -166,6 +168,7 @@ export function mongoUsers(ctx: MongoContext): UserStore {
       ctx.run(ID, async () => {
         let filled = 0;
         const clashes: string[] = [];
+        const keyed: string[] = [];
         const keyless = users.find({ loginKey: { $exists: false } }).sort({ createdAt: 1, _id: 1 }).project<{ _id: string; login: string }>({ login: 1 });
         for await (const doc of keyless) {
           const loginKey = keyOf(doc.login);
@@ -177,15 +180,17 @@ export function mongoUsers(ctx: MongoContext): UserStore {
             // Another instance backfilling at the same time writes the same value.
             const r = await users.updateOne({ _id: doc._id, loginKey: { $exists: false } }, { $set: { loginKey } });
             filled += r.modifiedCount;
+            keyed.push(doc._id);
           } catch (error) {
             if (!isDuplicateKey(error)) throw error;
             clashes.push(doc._id);
-            continue;
           }
-          // The last login kept apart while the account had no key goes into the document, now
-          // written in place (with the key in the filter) like any other account's.
-          const apart = await lastLoginApart(doc._id);
-          if (apart !== undefined) await users.updateOne({ _id: doc._id, loginKey: { $exists: true } }, { $max: { lastLoginAt: apart } });
+        }
+        // The last logins kept apart while these accounts had no key go into their documents,
+        // now written in place (with the key in the filter) like any other account's.
+        for (let i = 0; i < keyed.length; i += CARRY_BATCH) {
+          const apart = await lastLogins.find({ _id: { $in: keyed.slice(i, i + CARRY_BATCH) } }).toArray();
+          for (const login of apart) await users.updateOne({ _id: login._id, loginKey: { $exists: true } }, { $max: { lastLoginAt: login.lastLoginAt as Date } });
         }
         return { filled, clashes };
       }),
