@@ -9,52 +9,24 @@
 // acknowledged before or during is still there: through the API, and in the store reopened after
 // the stop. Under TESSERA_WORKERS=2, one worker's write refused for the full disk makes every
 // worker report NOT_SERVING (probes over fresh connections reach both), and each is ready again
-// by itself once space is freed.
+// by itself once space is freed; a worker started while the disk is full (one killed, replaced)
+// reports NOT_SERVING from its first probe, and one started once space is back reports SERVING.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { loginKey } from "../../src/core/login-name.js";
 import { hashSecret } from "../../src/core/secrets.js";
 import { openStore } from "../../src/store/index.js";
 import { bearer } from "../support/clients.js";
+import { fill, mountTmpfs, type Tmpfs } from "../support/tmpfs.js";
 import { password } from "../support/users.js";
 import { faultAdminToken, faultClientId, httpRequest, sleep, startServerProcess, type HttpAnswer, type ServerProcess } from "./support.js";
 
 /** A bound on each call: no answer within it is a hang. Not a measure of speed. */
 const CALL_MS = 15000;
-
-/** Mounts a tmpfs of `size` on `dir`; false when this process may not (not root, no mount). */
-function mountTmpfs(dir: string, size: string): boolean {
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir], { stdio: "pipe" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Writes into `file` until the file system has not one byte left (ENOSPC at a one-byte write). */
-function fill(file: string): void {
-  const fd = openSync(file, "a");
-  const chunk = Buffer.alloc(64 * 1024, 1);
-  try {
-    for (let size = chunk.length; size >= 1; ) {
-      try {
-        writeSync(fd, chunk, 0, size);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
-        size = Math.floor(size / 2);
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** The one answer a write gets while the store cannot write: 503 STORE_UNAVAILABLE, Retry-After 1. */
 function isStoreUnavailable(res: HttpAnswer): boolean {
@@ -67,22 +39,50 @@ function isStoreUnavailable(res: HttpAnswer): boolean {
   );
 }
 
+/** The followers of the leader `pid` numbered `worker` (its other children, esbuild's service of tsx, are not). */
+function followersOf(pid: number, worker: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) !== pid) continue;
+    let environ = "";
+    try {
+      environ = readFileSync(`/proc/${entry}/environ`, "utf8");
+    } catch {
+      continue;
+    }
+    if (environ.split("\0").includes(`TESSERA_WORKER_ID=${worker}`)) children.push(Number(entry));
+  }
+  return children;
+}
+
+/** Resolves with `promise`, or fails after `ms` naming `what`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 const show = (res: HttpAnswer) => `${res.status} retry-after=${res.headers["retry-after"] ?? "-"} ${res.text.slice(0, 200)}`;
 
 describe("faults: the embedded store's file system full, then space back", function () {
   this.timeout(180000);
+  let tmpfs: Tmpfs | undefined;
   let mountDir: string | undefined;
-  let mounted = false;
   let server: ServerProcess | undefined;
   let reader: Database.Database | undefined;
 
   // A tmpfs of its own for each case.
   beforeEach(function () {
-    mountDir = mkdtempSync(join(tmpdir(), "tessera-disk-full-"));
-    mounted = mountTmpfs(mountDir, "16m");
-    if (mounted) return;
-    if (process.env.CI === "true") throw new Error("CI=true but a tmpfs could not be mounted (mount -t tmpfs needs root): the disk-full test cannot run");
-    this.skip();
+    tmpfs = mountTmpfs("16m", this);
+    mountDir = tmpfs?.dir;
   });
   afterEach(async () => {
     if (reader?.open) reader.close();
@@ -92,17 +92,8 @@ describe("faults: the embedded store's file system full, then space back", funct
       await server.exited;
     }
     server = undefined;
-    if (mounted) {
-      // A file still held open (a process not yet gone) makes the mount busy: detach it then,
-      // so that no test leaves a mount behind (it goes once the last file is closed).
-      try {
-        execFileSync("umount", [mountDir!], { stdio: "pipe" });
-      } catch {
-        execFileSync("umount", ["-l", mountDir!], { stdio: "pipe" });
-      }
-    }
-    mounted = false;
-    if (mountDir) rmSync(mountDir, { recursive: true, force: true });
+    tmpfs?.remove();
+    tmpfs = undefined;
     mountDir = undefined;
   });
 
@@ -301,5 +292,98 @@ describe("faults: the embedded store's file system full, then space back", funct
     assert.deepEqual(writes, [200, 200, 200, 200]);
     assert.equal(s.hasExited(), false, "the process never exits");
     assert.deepEqual(s.problems.filter((l) => /"level":"error"/.test(l)), []);
+  });
+
+  it("under TESSERA_WORKERS=2, a worker started while the disk is full reports NOT_SERVING from its first probe, and one started once space is back and a write committed reports SERVING", async () => {
+    const dataDir = join(mountDir!, "data");
+    const filler = join(mountDir!, "filler");
+    server = await startServerProcess({ TESSERA_DATA_DIR: dataDir, TESSERA_WORKERS: "2" });
+    const s = server;
+    const admin = bearer(faultAdminToken);
+    const fresh = (o: { method?: string; path: string; headers?: Record<string, string>; json?: unknown }) => {
+      const agent = new http.Agent({ keepAlive: false });
+      return httpRequest(s.url, { ...o, agent, timeoutMs: CALL_MS }).finally(() => agent.destroy());
+    };
+    const tokenCall = { method: "POST", path: "/v1/frontend/auth", headers: admin, json: { account_id: "acct-restarted", description: "disk full" } };
+    const readiness = async (n: number) => {
+      const answers: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const res = await fresh({ path: "/readyz" });
+        answers.push(`${res.status} ${res.body?.status}`);
+      }
+      return answers;
+    };
+    // Worker 2 killed, and replaced by the leader: resolves once the new one is handed connections
+    // (it logs "listening" once the leader has admitted it), having served a call.
+    const replaceWorker2 = async () => {
+      const [pid, ...others] = followersOf(s.pid, 2);
+      assert.ok(pid !== undefined && others.length === 0, `one follower: ${[pid, ...others].join(", ")}`);
+      const listening = s.logged(/"msg":"listening","worker":2,/);
+      process.kill(pid, "SIGKILL");
+      const line = JSON.parse(await within(listening, 30000, "worker 2 replaced").catch((e: Error) => Promise.reject(new Error(`${e.message}; ${s.problems.slice(-4).join("\n")}`)))) as { pid: number };
+      assert.notEqual(line.pid, pid);
+      // Connections reach it (round-robin): a read that every worker answers, until the new one has.
+      const served = s.logged(/"msg":"rpc","worker":2,/);
+      let reached = false;
+      void served.then(() => (reached = true));
+      for (let i = 0; i < 20 && !reached; i++) {
+        assert.equal((await fresh({ path: "/jwt/version" })).status, 200);
+        await sleep(20);
+      }
+      assert.ok(reached, "the new worker 2 served a call");
+    };
+
+    const served = [s.logged(/"msg":"rpc","worker":1,/), s.logged(/"msg":"rpc","worker":2,/)];
+    let both = false;
+    void Promise.all(served).then(() => (both = true));
+    for (let i = 0; i < 100 && !both; i++) {
+      assert.equal((await fresh(tokenCall)).status, 200);
+      await sleep(50);
+    }
+    assert.ok(both, "both workers served a call");
+    assert.deepEqual(await readiness(4), Array(4).fill("200 SERVING"));
+
+    // Full, as above: one worker's write refused, every worker NOT_SERVING.
+    reader = new Database(join(dataDir, "tessera.db"), { readonly: true });
+    reader.prepare("BEGIN").run();
+    reader.prepare("SELECT count(*) FROM users").get();
+    fill(filler);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    let refused: HttpAnswer | undefined;
+    for (let i = 0; i < 2000 && refused === undefined; i++) {
+      const res = await httpRequest(s.url, { ...tokenCall, agent, timeoutMs: CALL_MS });
+      if (res.status !== 200) refused = res;
+    }
+    agent.destroy();
+    assert.ok(refused && isStoreUnavailable(refused), `a write met the full disk: ${refused && show(refused)}`);
+    assert.deepEqual(await readiness(10), Array(10).fill("503 NOT_SERVING"));
+
+    // A worker started while the disk is full (one that crashed, replaced) has made no write of
+    // its own and heard no news: it reports NOT_SERVING from its first probe, as every other does.
+    await replaceWorker2();
+    assert.deepEqual(await readiness(20), Array(20).fill("503 NOT_SERVING"), "a worker started on the full disk");
+
+    // Space back: every worker ready again, and a write commits.
+    reader.prepare("COMMIT").run();
+    reader.close();
+    unlinkSync(filler);
+    let probes = await readiness(20);
+    for (let i = 0; i < 50 && probes.some((p) => p !== "200 SERVING"); i++) {
+      await sleep(200);
+      probes = await readiness(20);
+    }
+    assert.deepEqual(probes, Array(20).fill("200 SERVING"), "every worker ready again once space is freed");
+    assert.equal((await fresh(tokenCall)).status, 200);
+
+    // A worker started now is not taken for full (no stale news): SERVING from its first probe.
+    await replaceWorker2();
+    assert.deepEqual(await readiness(20), Array(20).fill("200 SERVING"), "a worker started once space is back");
+    const writes = [];
+    for (let i = 0; i < 4; i++) writes.push((await fresh(tokenCall)).status);
+    assert.deepEqual(writes, [200, 200, 200, 200]);
+    assert.equal(s.hasExited(), false, "the first worker never exits");
+    // At error level: only the two workers killed here.
+    const errors = s.problems.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === "error");
+    assert.deepEqual(errors.map((l) => [l.msg, l.worker, l.signal]), [["worker exited", 2, "SIGKILL"], ["worker exited", 2, "SIGKILL"]]);
   });
 });

@@ -270,10 +270,12 @@ describe("sqlite store", () => {
     }
   });
 
-  it("a write whose commit fails (the disk is full) is refused, never acknowledged and lost", async function () {
+  it("a write whose commit fails (the disk is full) is refused, never acknowledged and lost; the store takes itself as full (told once)", async function () {
     this.timeout(30_000);
     // Under a file size limit the write-ahead log soon cannot grow: a commit past it fails as it
-    // would on a full disk (SQLite writes a transaction's pages to the log when it commits).
+    // would on a full disk (SQLite writes a transaction's pages to the log when it commits), with
+    // SQLITE_IOERR_WRITE (EFBIG: SQLite answers SQLITE_FULL for ENOSPC alone), which the store
+    // takes as a full disk as it does a quota's EDQUOT.
     const writer = join(here, "fixtures", "sqlite-full-writer.ts");
     const child = spawn("sh", ["-c", `ulimit -f 2048 && exec "${process.execPath}" --import tsx "${writer}" "${dataDir}"`], {
       stdio: ["ignore", "pipe", "inherit"],
@@ -287,7 +289,10 @@ describe("sqlite store", () => {
     const refused = lines.filter((l) => l.startsWith("refused "));
     assert.ok(acked.includes("user-0"), output.slice(0, 500));
     assert.ok(refused.length > 0, `the log never filled up: ${acked.length} writes acknowledged, none refused`);
-    assert.match(refused[0]!, /StoreUnavailableError/);
+    assert.match(refused[0]!, /StoreUnavailableError: embedded store unavailable \(SQLITE_IOERR_WRITE\)/);
+    // Ready before (its first ping's probe write fitted); the first refusal made it take itself as
+    // full (its ping then tries a write: sqlite-full.test.ts), told once for the five.
+    assert.deepEqual(lines.filter((l) => l.startsWith("ping ") || l.startsWith("told ")), ["ping ok", "told full 1"]);
 
     const store = await openStore({ dataDir });
     try {
