@@ -91,7 +91,9 @@ export async function startTessera(config: Config, options: StartOptions): Promi
       },
       listen: onSharedStoreFailure,
       // A full disk is every worker's (one file system): each then fails readiness and probes it
-      // with a write, and is ready again once its own probe commits.
+      // with a write, and is ready again once its own probe commits. The news is not kept: a
+      // worker started later (a replacement) finds the disk full by its own first probe, which
+      // is a write too (sqlite-store.ts), so it is never told of a disk full no longer.
       full: () => shareNews(storeFull),
       listenFull: (fill) => onNews(storeFull, fill),
     },

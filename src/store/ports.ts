@@ -103,7 +103,11 @@ export interface StoreFailures {
   failed(error: StoreUnavailableError): void;
   /** Calls `fail` when another process's store on the same file has failed (the message is its error's); this one then fails too. */
   listen(fail: (message: string) => void): void;
-  /** A write of this store met a full disk (SQLITE_FULL) after one had committed: told again each time. */
+  /**
+   * A write of this store met a full disk (SQLITE_FULL, or the log's index or a write refused for
+   * room: sqlite-errors.ts meansFull) after one had committed, or before any had (its first
+   * readiness probe's): told again each time.
+   */
   full?(): void;
   /** Calls `full` when another process's store on the same file met a full disk: this one then takes itself as full too. */
   listenFull?(full: () => void): void;

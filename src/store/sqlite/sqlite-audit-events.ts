@@ -92,14 +92,15 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
     for (const row of rows) insert.run(row);
   });
   const prune = batchDelete(db, "audit_events", "time < ?");
-  const { call, cheaply, synced, failure } = sqliteCalls(db);
+  const { call, cheaply, synced, refusal } = sqliteCalls(db);
   let pending: PendingAppend[] = [];
   const flush = () => {
     const batch = pending;
     pending = [];
     if (batch.length === 0) return;
-    // The connection has failed for good (see sqlite-durability.ts): nothing is written.
-    const failed = failure();
+    // The connection has failed for good, or waits for its start-up checkpoint (see
+    // sqlite-durability.ts): nothing is written.
+    const failed = refusal();
     if (failed) return batch.forEach((p) => p.reject(failed));
     const needsSync = batchNeedsSync(batch.filter((p) => !p.carried).map((p) => p.row.outcome as string));
     const written: PendingAppend[] = [];

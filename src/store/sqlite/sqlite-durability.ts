@@ -1,7 +1,7 @@
 import { closeSync, fsync as fsyncFd, fsyncSync, openSync } from "node:fs";
 import type Database from "better-sqlite3";
 import { DuplicateError, StoreUnavailableError, withDurable } from "../ports.js";
-import { callLater, mapSqliteError } from "./sqlite-errors.js";
+import { callLater, mapSqliteError, meansFull } from "./sqlite-errors.js";
 
 /**
  * How the embedded store's writes reach the disk: a group commit of the write-ahead log.
@@ -115,9 +115,18 @@ export interface SqliteCalls {
   close(): Promise<void>;
   /** Once the connection has failed for good: the error every write is refused with. */
   failure(): StoreUnavailableError | undefined;
+  /** The error every write is refused with now: failure(), else hold()'s. */
+  refusal(): StoreUnavailableError | undefined;
   /**
-   * Whether the last write met a full disk (SQLITE_FULL) and no write has committed since: the
-   * store answers reads but takes no write, until space is back (ping() then tries a write).
+   * Refuses every write with `refusal` (the connection made query-only; reads keep answering)
+   * until called without one: the store's start-up checkpoint of its log is owed
+   * (sqlite-store.ts). A connection failed for good stays query-only.
+   */
+  hold(refusal?: StoreUnavailableError): void;
+  /**
+   * Whether the last write met a full disk (meansFull: SQLITE_FULL, SQLITE_IOERR_SHMSIZE,
+   * SQLITE_IOERR_WRITE) and no write has committed since: the store answers reads but takes no
+   * write, until space is back (ping() then tries a write).
    */
   full(): boolean;
   /** A write committed (ping()'s probe of a full disk): full() is false again. */
@@ -139,7 +148,7 @@ export interface SqliteCallsOptions {
   fsync?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
   /** Told once when an fsync of the WAL fails, with the error every write is refused with from then on. */
   failed?: (error: StoreUnavailableError) => void;
-  /** Told when a write meets a full disk (SQLITE_FULL) while full() is false. */
+  /** Told when a write meets a full disk (meansFull) while full() is false. */
   full?: () => void;
   /**
    * Told after a call (or a cheaply() write outside one) committed rows, with total_changes()
@@ -176,6 +185,8 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
   const changes = wal.changes;
   let cheap = 0;
   let full = false;
+  let held: StoreUnavailableError | undefined;
+  const refusal = () => wal.failure ?? held;
   /**
    * Runs `fn`. A spend (`lost` given) that lost (it changed no row, or its insert is a
    * DuplicateError) settles with `lost(outcome, durable)`: `durable` resolves once every commit
@@ -201,13 +212,14 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
         all = committed - before;
         changed = all - cheap;
       } catch (error) {
-        if ((error as { code?: unknown } | null)?.code === "SQLITE_FULL" && !full) {
+        if (meansFull(error) && !full) {
           full = true;
           tellFull();
         }
         const mapped = mapSqliteError(error);
-        // A write on the failed (query-only) connection: refused with the failure's own words.
-        if (wal.failure !== undefined && mapped instanceof StoreUnavailableError) return Promise.reject(wal.failure);
+        // A write on the failed or held (query-only) connection: refused with the failure's own words.
+        const refused = refusal();
+        if (refused !== undefined && mapped instanceof StoreUnavailableError) return Promise.reject(refused);
         // An insert of a spend that another caller made first: lost, like a write that changed no row.
         if (lost && mapped instanceof DuplicateError) return lost({ duplicate: mapped }, wal.durableLater());
         return Promise.reject(mapped);
@@ -255,6 +267,11 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
     syncNow: () => wal.syncNow(),
     close: () => wal.close(),
     failure: () => wal.failure,
+    refusal,
+    hold(refusal) {
+      held = refusal;
+      if (db.open && wal.failure === undefined) db.pragma(`query_only = ${refusal === undefined ? "OFF" : "ON"}`);
+    },
     full: () => full,
     notFull: () => void (full = false),
     fill: () => void (full = true),

@@ -43,6 +43,25 @@ export function mapSqliteError(error: unknown): unknown {
 }
 
 /**
+ * Whether `error` is SQLite's answer to a write that the file system gave no room, which the store
+ * takes as a full disk (sqlite-durability.ts full(): readiness fails until a write commits, and
+ * the other workers are told):
+ * - SQLITE_FULL: the log or the database file could not grow. On Unix SQLite answers every write
+ *   refused with ENOSPC so (os_unix.c unixWrite).
+ * - SQLITE_IOERR_SHMSIZE: the log's index (the -shm file) could not grow: SQLite extends it by
+ *   writing one byte in each new page, and on a full disk that write fails with ENOSPC while the
+ *   log's own frames still fitted.
+ * - SQLITE_IOERR_WRITE: a write of the log or the database file refused with another errno than
+ *   ENOSPC: EDQUOT (a quota), EFBIG (a file size limit), EROFS, EIO. SQLite's error does not say
+ *   which (better-sqlite3 gives no errno); each leaves the store answering reads and taking no
+ *   write, which is what readiness says, and a write that commits is the one sign it is over.
+ */
+export function meansFull(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "SQLITE_FULL" || code === "SQLITE_IOERR_SHMSIZE" || code === "SQLITE_IOERR_WRITE";
+}
+
+/**
  * Runs a store call that may complete later (a group commit, an fsync) as the async port
  * expects. better-sqlite3 runs a statement or a transaction to completion once started, so the
  * caller's deadline is checked only before: once it has passed, the call is not made.

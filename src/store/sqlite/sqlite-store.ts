@@ -7,7 +7,7 @@ import { sqliteAuditEvents } from "./sqlite-audit-events.js";
 import { sqliteAuthTokens } from "./sqlite-auth-tokens.js";
 import { sqliteCheckpoints, type CheckpointsOptions } from "./sqlite-checkpoints.js";
 import { sqliteCalls, type SqliteCallsOptions } from "./sqlite-durability.js";
-import { mapSqliteError } from "./sqlite-errors.js";
+import { mapSqliteError, meansFull } from "./sqlite-errors.js";
 import { sqliteJwtRefreshTokens } from "./sqlite-jwt-refresh-tokens.js";
 import { sqliteLoginAttempts } from "./sqlite-login-attempts.js";
 import { sqliteRefreshTokens } from "./sqlite-refresh-tokens.js";
@@ -126,8 +126,14 @@ function reportWideModes(paths: string[], warn: NonNullable<SqliteStoreOptions["
  * by live processes, and the checkpoint costs next to nothing. It holds the write lock while it
  * waits for other processes' readers to leave the log, so it waits at most CHECKPOINT_WAIT_MS:
  * a checkpoint still busy then (another process reading at length) is reported, not fatal.
+ *
+ * On a full disk the checkpoint cannot copy the log into the database file (meansFull: the file
+ * must grow). That does not stop the start either (a worker replaced, the service restarted on a
+ * full disk, would otherwise exit and be started again until space is back): it answers the
+ * error, and the store takes no write until the checkpoint has run (openSqliteStore: each
+ * readiness probe tries it again), so nothing is still appended after the log it found.
  */
-function checkpointAtStart(db: Database.Database, warn: NonNullable<SqliteStoreOptions["warn"]>): void {
+function checkpointAtStart(db: Database.Database, warn: NonNullable<SqliteStoreOptions["warn"]>): unknown {
   db.pragma(`busy_timeout = ${CHECKPOINT_WAIT_MS}`);
   try {
     const [result] = db.pragma("wal_checkpoint(TRUNCATE)") as Array<{ busy: number; log: number; checkpointed: number }>;
@@ -137,6 +143,10 @@ function checkpointAtStart(db: Database.Database, warn: NonNullable<SqliteStoreO
         framesCheckpointed: result.checkpointed,
       });
     }
+    return undefined;
+  } catch (error) {
+    if (meansFull(error)) return error;
+    throw error;
   } finally {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   }
@@ -168,13 +178,18 @@ async function loadSqlite(): Promise<typeof Database> {
  * checkpoint. After a failed
  * fsync the store refuses every write until the process restarts (failure() says why; reads
  * still answer), and so does every worker on the file once `failures` has told it; a full disk
- * is told the same way, and ends in each worker with its own probe's write. What the log
- * holds as it opens is checkpointed first (checkpointAtStart).
+ * is told the same way, and ends in each worker with its own probe's write. A process's first
+ * probe makes that write too, so one started on a full disk (told nothing) reports it. What the
+ * log holds as it opens is checkpointed first (checkpointAtStart; on a full disk, before the
+ * first write instead).
  */
 export async function openSqliteStore(dataDir: string, options: SqliteStoreOptions = {}): Promise<Store> {
   const Sqlite = await loadSqlite();
   let db: Database.Database;
   let checkpoints: ReturnType<typeof sqliteCheckpoints>;
+  /** The start-up checkpoint's error when it met a full disk: it is owed, and no write is taken until it has run. */
+  let owed: unknown;
+  const warn = options.warn ?? (() => {});
   const file = join(dataDir, SQLITE_FILE_NAME);
   try {
     createPrivately(dataDir, file);
@@ -186,7 +201,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma("foreign_keys = ON");
     migrate(db);
-    checkpointAtStart(db, options.warn ?? (() => {}));
+    owed = checkpointAtStart(db, warn);
     const cps = (checkpoints = sqliteCheckpoints(db, {
       ...(options.warn !== undefined && { warn: options.warn }),
       ...(options.startCheckpointer !== undefined && { startWorker: options.startCheckpointer }),
@@ -197,7 +212,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
       ...(options.failures !== undefined && { failed: (error: StoreUnavailableError) => options.failures!.failed(error) }),
       ...(options.failures?.full !== undefined && { full: () => options.failures!.full!() }),
     }).syncNow();
-    reportWideModes([dataDir, file, `${file}-wal`, `${file}-shm`], options.warn ?? (() => {}));
+    reportWideModes([dataDir, file, `${file}-wal`, `${file}-shm`], warn);
   } catch (error) {
     // A file that is not a database (SQLite said only "file is not a database", naming none).
     if ((error as { code?: unknown }).code === "SQLITE_NOTADB") {
@@ -209,13 +224,27 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
   }
   const ping = db.prepare("SELECT 1");
   // A commit that changes no row: the database header's application id written again with its
-  // own value. It appends a page to the log, so it fails with SQLITE_FULL while the disk is full.
+  // own value. It appends a page to the log, so it fails with SQLITE_FULL while the disk is full
+  // (or SQLITE_IOERR_SHMSIZE when that page needs the log's index to grow).
   const applicationId = db.pragma("application_id", { simple: true }) as number;
   const probeWrite = db.prepare(`PRAGMA application_id = ${Number(applicationId)}`);
-  const { call, synced, close, failure, fail, full, notFull, fill } = sqliteCalls(db);
+  const { call, synced, close, failure, fail, full, notFull, fill, hold } = sqliteCalls(db);
   const auditEvents = sqliteAuditEvents(db);
   options.failures?.listen(fail);
   options.failures?.listenFull?.(fill);
+  if (owed !== undefined) {
+    const refusal = mapSqliteError(owed) as StoreUnavailableError;
+    warn("the embedded store's start-up checkpoint of its log met a full disk; it takes no write until the checkpoint has run (each readiness probe tries it)", {
+      error: refusal.message,
+    });
+    hold(refusal);
+  }
+  // Whether a write of this process has been seen to commit (ping()'s probe). Until then the store
+  // is not known to take writes: a process started on a full disk (a worker replaced, the service
+  // restarted) has met no refusal of its own and heard no other worker's (news is not kept), and
+  // its first write may be long in coming. So its first probe tries a write, as a full store's do,
+  // and tells the other workers if the disk refuses it.
+  let proven = false;
 
   return {
     kind: "sqlite",
@@ -233,11 +262,19 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
       const failed = failure();
       if (failed) return Promise.reject(failed);
       return call(() => {
-        // The last write here, or another process's (`failures` told), met a full disk: ready
-        // again once a write commits (space is back).
-        if (full()) {
+        // The start-up checkpoint is owed (it met a full disk): it runs before any write here.
+        if (owed !== undefined) {
+          const error = checkpointAtStart(db, warn);
+          if (error !== undefined) throw error;
+          owed = undefined;
+          hold();
+        }
+        // Not yet proven, or the last write here, or another process's (`failures` told), met a
+        // full disk: ready again once a write commits (space is back).
+        if (full() || !proven) {
           probeWrite.run();
           notFull();
+          proven = true;
         }
         ping.get();
       });
