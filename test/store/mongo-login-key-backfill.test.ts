@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Collection, MongoClient, type Document, type Filter, type UpdateFilter } from "mongodb";
 import { openStore } from "../../src/store/index.js";
-import { USERS } from "../../src/store/mongo/mongo-users.js";
+import { USER_LAST_LOGINS, USERS } from "../../src/store/mongo/mongo-users.js";
 import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
 import { gate, type Gate } from "../credentials/support.js";
@@ -27,7 +27,8 @@ describe("mongo store: login keys backfilled while another instance records logi
     if (!storesUnderTest().includes("mongo")) this.skip();
     const uri = process.env.MONGODB_URI!;
     client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
-    // The backfill is one store call: a bound past what a shared test server may take for it.
+    // A bound past what a shared test server may take for one store call of the backfill (its
+    // update of an account below waits for the other instance's login of it).
     const open = () => openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 20_000, warn: () => {} });
     a = await open();
     b = await open();
@@ -92,5 +93,66 @@ describe("mongo store: login keys backfilled while another instance records logi
       assert.equal(user?.id, account.id, account.login);
       assert.equal(user?.lastLoginAt?.getTime(), loginAt.getTime(), account.login);
     }
+  });
+});
+
+// Accounts stored before login keys, more than the whole backfill can key under the store's
+// bound (500 ms here), which is still far above what any one of its store operations takes. The
+// backfill was one store call under that bound: it answered StoreUnavailableError ("MongoDB did
+// not answer within 500 ms") after keying only some of them, and so did every start after it.
+describe("mongo store: login keys backfilled for more accounts than one store call's bound allows", function () {
+  this.timeout(120_000);
+  const dbName = `tessera_backfill_${randomUUID().slice(0, 8)}`;
+  const COUNT = 1500;
+  let client: MongoClient;
+  let store: Store;
+
+  before(async function () {
+    if (!storesUnderTest().includes("mongo")) this.skip();
+    const uri = process.env.MONGODB_URI!;
+    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+    store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 500, warn: () => {} });
+  });
+  after(async () => {
+    await store?.close();
+    await client?.db(dbName).dropDatabase().catch(() => {});
+    await client?.close();
+  });
+
+  it("every account gets its key, a clash is reported once, and a last login kept apart is carried", async () => {
+    const t0 = Date.now() - 86_400_000;
+    const tag = randomUUID().slice(0, 6);
+    // Several accounts share each creation time: the backfill's order is (createdAt, _id).
+    const accounts = Array.from({ length: COUNT }, (_, i) => ({
+      _id: `legacy-${String(i).padStart(5, "0")}-${tag}`,
+      login: `Legacy.${i}.${tag}@Example.com`,
+      emails: [],
+      passwordHash: "hash",
+      createdAt: new Date(t0 + Math.floor(i / 3)),
+    }));
+    // A look-alike of the first account, younger than every other: it keeps no key.
+    const younger = { _id: `younger-${tag}`, login: accounts[0]!.login.toUpperCase(), emails: [], passwordHash: "hash", createdAt: new Date(t0 + COUNT) };
+    // As a version without login keys wrote them.
+    const users = client.db(dbName).collection<{ _id: string; login: string; loginKey?: string }>(USERS);
+    await users.insertMany([...accounts, younger]);
+    const loginAt = new Date(t0 + 2 * COUNT);
+    const lastLogins = [accounts[1]!, accounts[COUNT - 1]!];
+    await client
+      .db(dbName)
+      .collection<{ _id: string }>(USER_LAST_LOGINS)
+      .insertMany(lastLogins.map((u) => ({ _id: u._id, lastLoginAt: loginAt })));
+
+    const keyOf = (login: string) => login.toLowerCase();
+    const result = await store.users.backfillLoginKeys(keyOf);
+    assert.deepEqual(result, { filled: COUNT, clashes: [younger._id] });
+
+    const stored = await users.find({}, { projection: { login: 1, loginKey: 1 } }).toArray();
+    const wrong = stored.filter((doc) => (doc._id === younger._id ? "loginKey" in doc : doc.loginKey !== keyOf(doc.login)));
+    assert.deepEqual(wrong.map((doc) => doc._id), []);
+    assert.equal(stored.length, COUNT + 1);
+    for (const account of lastLogins) assert.equal((await store.users.findById(account._id))?.lastLoginAt?.getTime(), loginAt.getTime(), account._id);
+
+    // Run again: nothing left to fill, and the clash is reported once.
+    assert.deepEqual(await store.users.backfillLoginKeys(keyOf), { filled: 0, clashes: [younger._id] });
   });
 });

@@ -7,8 +7,11 @@ export const USER_PASSWORDS = "user_passwords";
 export const USER_LAST_LOGINS = "user_last_logins";
 const ID = "id";
 const MAX_TRIES = 20;
-/** Accounts whose last login kept apart the backfill reads in one query. */
-const CARRY_BATCH = 500;
+/**
+ * Keyless accounts the backfill reads in one query (and whose last logins kept apart it reads in
+ * one more): small enough for either to answer well within the store's bound.
+ */
+const BACKFILL_PAGE = 500;
 /**
  * Password generations kept per user: each change deletes those this many generations older. Only
  * the latest is ever read; an older one matters only to a writer that read it and has not
@@ -44,6 +47,13 @@ interface PasswordDoc extends StoredDoc {
   passwordHash: string;
   passwordChangedAt: Date;
   epoch?: number;
+}
+
+/** What the backfill reads of an account without a login key. */
+interface KeylessDoc {
+  _id: string;
+  login: string;
+  createdAt: Date;
 }
 
 const epochOf = (password: PasswordDoc | null): number => (password ? (password.epoch ?? password.n) : 0);
@@ -164,36 +174,59 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         await Promise.all([latestPassword(absentId), ctx.marks.get(deactivatedMark(absentId))]);
         return null;
       }),
-    backfillLoginKeys: (keyOf) =>
-      ctx.run(ID, async () => {
-        let filled = 0;
-        const clashes: string[] = [];
+    backfillLoginKeys: async (keyOf) => {
+      // Each step is its own store call, under the store's bound (a page read, one account's
+      // key, one page's carry read, one carried last login): the whole backfill of a few thousand
+      // accounts takes longer than that bound, and as one call it failed every start, each
+      // keying only some of them. Pages go on by (createdAt, _id) after the last account read,
+      // not from the first keyless one again: an account whose key clashes stays keyless. A page
+      // read still scans every keyless account (no index orders them), once per page.
+      let filled = 0;
+      const clashes: string[] = [];
+      let after: KeylessDoc | null = null;
+      for (;;) {
+        const from: KeylessDoc | null = after;
+        const page: KeylessDoc[] = await ctx.run(ID, () =>
+          users
+            .find({ loginKey: { $exists: false }, ...(from && { $or: [{ createdAt: { $gt: from.createdAt } }, { createdAt: from.createdAt, _id: { $gt: from._id } }] }) })
+            .sort({ createdAt: 1, _id: 1 })
+            .limit(BACKFILL_PAGE)
+            .project<KeylessDoc>({ login: 1, createdAt: 1 })
+            .toArray(),
+        );
+        if (page.length === 0) break;
+        after = page[page.length - 1]!;
         const keyed: string[] = [];
-        const keyless = users.find({ loginKey: { $exists: false } }).sort({ createdAt: 1, _id: 1 }).project<{ _id: string; login: string }>({ login: 1 });
-        for await (const doc of keyless) {
+        for (const doc of page) {
           const loginKey = keyOf(doc.login);
-          if ((await users.countDocuments({ loginKey }, { limit: 1 })) > 0) {
+          // The number of documents changed, or null on a clash.
+          const modified = await ctx.run(ID, async () => {
+            if ((await users.countDocuments({ loginKey }, { limit: 1 })) > 0) return null;
+            try {
+              // Another instance backfilling at the same time writes the same value.
+              return (await users.updateOne({ _id: doc._id, loginKey: { $exists: false } }, { $set: { loginKey } })).modifiedCount;
+            } catch (error) {
+              if (!isDuplicateKey(error)) throw error;
+              return null;
+            }
+          });
+          if (modified === null) {
             clashes.push(doc._id);
-            continue;
-          }
-          try {
-            // Another instance backfilling at the same time writes the same value.
-            const r = await users.updateOne({ _id: doc._id, loginKey: { $exists: false } }, { $set: { loginKey } });
-            filled += r.modifiedCount;
+          } else {
+            filled += modified;
             keyed.push(doc._id);
-          } catch (error) {
-            if (!isDuplicateKey(error)) throw error;
-            clashes.push(doc._id);
           }
         }
         // The last logins kept apart while these accounts had no key go into their documents,
         // now written in place (with the key in the filter) like any other account's.
-        for (let i = 0; i < keyed.length; i += CARRY_BATCH) {
-          const apart = await lastLogins.find({ _id: { $in: keyed.slice(i, i + CARRY_BATCH) } }).toArray();
-          for (const login of apart) await users.updateOne({ _id: login._id, loginKey: { $exists: true } }, { $max: { lastLoginAt: login.lastLoginAt as Date } });
+        if (keyed.length === 0) continue;
+        const apart = await ctx.run(ID, () => lastLogins.find({ _id: { $in: keyed } }).toArray());
+        for (const login of apart) {
+          await ctx.run(ID, () => users.updateOne({ _id: login._id, loginKey: { $exists: true } }, { $max: { lastLoginAt: login.lastLoginAt as Date } }));
         }
-        return { filled, clashes };
-      }),
+      }
+      return { filled, clashes };
+    },
     updatePasswordHash: (id, passwordHash, at, expectedEpoch) =>
       ctx.run(ID, async () => {
         // A deactivation moves the epoch on too (one more than its generation's).
