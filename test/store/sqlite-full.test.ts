@@ -132,7 +132,7 @@ describe("sqlite store on a full disk (tmpfs)", function () {
     const failures = counting();
     const started = await openStore({ dataDir, failures, warn: (message) => warnings.push(message) });
     open.push(started);
-    assert.deepEqual(warnings, ["the embedded store's start-up checkpoint of its log met a full disk; it takes no write until the checkpoint has run (each readiness probe tries it)"]);
+    assert.deepEqual(warnings, ["the embedded store's start-up checkpoint of its log met a full disk; it takes no write until the checkpoint has run (tried every second, and by each readiness probe)"]);
     assert.equal((await started.users.findById("u39"))?.id, "u39", "reads answer");
     const write = await started.users.create(user("refused")).then(() => undefined, (e: unknown) => e);
     assert.ok(write instanceof StoreUnavailableError, String(write));
@@ -150,5 +150,30 @@ describe("sqlite store on a full disk (tmpfs)", function () {
     assert.ok(await first.users.findById("later"));
     assert.equal(await first.users.findById("refused"), null);
     assert.equal(await first.users.findById("early"), null);
+  });
+
+  it("a store whose start-up checkpoint is owed runs it by itself once space is back, with no readiness probe: writes are taken again", async () => {
+    const dataDir = join(tmpfs!.dir, "data");
+    const first = await openStore({ dataDir });
+    open.push(first);
+    for (let i = 0; i < 40; i++) await first.users.create(user(`u${i}`));
+    const file = join(dataDir, "tessera.db");
+    const databaseSize = statSync(file).size;
+    const filler = join(tmpfs!.dir, "filler");
+    fill(filler);
+    const started = await openStore({ dataDir, failures: counting(), warn: () => {} });
+    open.push(started);
+    await assert.rejects(started.users.create(user("refused")), { name: "StoreUnavailableError", message: "embedded store unavailable (SQLITE_FULL)" });
+
+    // Nothing probes readiness (a deployment without one): space comes back, and writes follow.
+    unlinkSync(filler);
+    let written: unknown = new Error("no write tried");
+    for (const end = performance.now() + 15_000; written !== undefined && performance.now() < end; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      written = await started.users.create(user("later")).then(() => undefined, (e: unknown) => e);
+    }
+    assert.equal(written, undefined, `a write is still refused: ${String(written)}`);
+    assert.ok(statSync(file).size > databaseSize, "the log was copied into the database file first");
+    assert.ok(await first.users.findById("later"));
   });
 });

@@ -130,8 +130,9 @@ function reportWideModes(paths: string[], warn: NonNullable<SqliteStoreOptions["
  * On a full disk the checkpoint cannot copy the log into the database file (meansFull: the file
  * must grow). That does not stop the start either (a worker replaced, the service restarted on a
  * full disk, would otherwise exit and be started again until space is back): it answers the
- * error, and the store takes no write until the checkpoint has run (openSqliteStore: each
- * readiness probe tries it again), so nothing is still appended after the log it found.
+ * error, and the store takes no write until the checkpoint has run (openSqliteStore: it is
+ * tried again every second, and by each readiness probe), so nothing is still appended after
+ * the log it found.
  */
 function checkpointAtStart(db: Database.Database, warn: NonNullable<SqliteStoreOptions["warn"]>): unknown {
   db.pragma(`busy_timeout = ${CHECKPOINT_WAIT_MS}`);
@@ -156,6 +157,11 @@ function checkpointAtStart(db: Database.Database, warn: NonNullable<SqliteStoreO
 const BUSY_TIMEOUT_MS = 5000;
 /** How long the start-up checkpoint may hold the write lock waiting for other processes. */
 const CHECKPOINT_WAIT_MS = 1000;
+/**
+ * How often a start-up checkpoint owed for a full disk is tried again (besides each readiness
+ * probe): a failed try costs what the log could copy before the disk refused.
+ */
+const OWED_CHECKPOINT_RETRY_MS = 1000;
 
 /**
  * better-sqlite3 and its native addon, loaded when an embedded store opens (as the MongoDB driver
@@ -232,12 +238,33 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
   const auditEvents = sqliteAuditEvents(db);
   options.failures?.listen(fail);
   options.failures?.listenFull?.(fill);
+  /** Runs the owed start-up checkpoint (throws while the disk is still full); then takes writes again. */
+  const payOwed = () => {
+    if (owed === undefined) return;
+    const error = checkpointAtStart(db, warn);
+    if (error !== undefined) throw error;
+    owed = undefined;
+    hold();
+  };
+  /** While the checkpoint is owed, it is tried every OWED_CHECKPOINT_RETRY_MS, probes or none. */
+  let retrying: NodeJS.Timeout | undefined;
+  const stopRetrying = () => {
+    if (retrying !== undefined) clearInterval(retrying);
+    retrying = undefined;
+  };
   if (owed !== undefined) {
     const refusal = mapSqliteError(owed) as StoreUnavailableError;
-    warn("the embedded store's start-up checkpoint of its log met a full disk; it takes no write until the checkpoint has run (each readiness probe tries it)", {
+    warn("the embedded store's start-up checkpoint of its log met a full disk; it takes no write until the checkpoint has run (tried every second, and by each readiness probe)", {
       error: refusal.message,
     });
     hold(refusal);
+    // Without it, a process that nothing probes (no readiness checks configured) would refuse
+    // every write for good, space back or not.
+    retrying = setInterval(() => {
+      if (owed === undefined || failure() !== undefined || !db.open) return stopRetrying();
+      call(payOwed).then(stopRetrying, () => {});
+    }, OWED_CHECKPOINT_RETRY_MS);
+    retrying.unref();
   }
   // Whether a write of this process has been seen to commit (ping()'s probe). Until then the store
   // is not known to take writes: a process started on a full disk (a worker replaced, the service
@@ -263,12 +290,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
       if (failed) return Promise.reject(failed);
       return call(() => {
         // The start-up checkpoint is owed (it met a full disk): it runs before any write here.
-        if (owed !== undefined) {
-          const error = checkpointAtStart(db, warn);
-          if (error !== undefined) throw error;
-          owed = undefined;
-          hold();
-        }
+        payOwed();
         // Not yet proven, or the last write here, or another process's (`failures` told), met a
         // full disk: ready again once a write commits (space is back).
         if (full() || !proven) {
@@ -281,6 +303,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     },
     failure,
     close: async () => {
+      stopRetrying();
       if (!db.open) return;
       auditEvents.flush();
       // What was committed is on disk before the connection goes (and the WAL with it).
