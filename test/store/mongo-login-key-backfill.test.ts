@@ -94,6 +94,22 @@ describe("mongo store: login keys backfilled while another instance records logi
       assert.equal(user?.lastLoginAt?.getTime(), loginAt.getTime(), account.login);
     }
   });
+
+  it("a last login kept apart while the account had no key is carried into its document, and its user_last_logins document goes (none left once every account has its key)", async () => {
+    const id = randomUUID();
+    const login = `Apart.${randomUUID().slice(0, 6)}@Example.com`;
+    await client.db(dbName).collection<Document>(USERS).insertOne({ _id: id as never, login, emails: [], passwordHash: "hash", createdAt: new Date(Date.now() - 60_000) });
+    const loginAt = new Date(Date.now() - 1000);
+    await a.users.setLastLogin(id, loginAt);
+    const apart = client.db(dbName).collection<{ _id: string }>(USER_LAST_LOGINS);
+    assert.equal(await apart.countDocuments({ _id: id }), 1, "kept apart while keyless");
+    assert.equal((await a.users.findById(id))?.lastLoginAt?.getTime(), loginAt.getTime());
+    await b.users.backfillLoginKeys((l) => l.toLowerCase());
+    const user = await a.users.findById(id);
+    assert.equal(user?.loginKey, login.toLowerCase());
+    assert.equal(user?.lastLoginAt?.getTime(), loginAt.getTime());
+    assert.equal(await apart.countDocuments({ _id: id }), 0);
+  });
 });
 
 // Accounts stored before login keys, more than the whole backfill can key under the store's

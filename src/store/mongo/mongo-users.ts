@@ -31,8 +31,8 @@ export const PASSWORD_GENERATIONS_KEPT = 16;
 //   again. So lastLoginAt is updated in place only in a document that has its key (the filter
 //   says so: what is written back holds the key); an account without one keeps its last login
 //   in user_last_logins {_id: userId, lastLoginAt}, read only for such an account and carried
-//   into the document by the backfill once the key is set. The backfill is then the only writer
-//   of a keyless document.
+//   into the document by the backfill once the key is set (its user_last_logins document then
+//   deleted). The backfill is then the only writer of a keyless document.
 // - user_passwords: password generations {_id: "<userId>:<n>", n >= 1}; generation 0 is the hash
 //   in `users`. Changing the hash inserts generation n+1: the unique _id is the CAS. The latest
 //   PASSWORD_GENERATIONS_KEPT are kept.
@@ -224,6 +224,8 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         for (const login of apart) {
           await ctx.run(ID, () => users.updateOne({ _id: login._id, loginKey: { $exists: true } }, { $max: { lastLoginAt: login.lastLoginAt as Date } }));
         }
+        // Carried: no longer read (the account has its key), so not kept.
+        if (apart.length > 0) await ctx.run(ID, () => lastLogins.deleteMany({ _id: { $in: apart.map((login) => login._id) } }));
       }
       return { filled, clashes };
     },
