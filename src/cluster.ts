@@ -482,7 +482,8 @@ export function lead(config: Config, logger: Logger): Leader {
       const previous = restartWait.get(id);
       const backoff = previous !== undefined && now - spawnedAt < steadyMs ? Math.min(Math.max(previous * 2, restartMs), maxRestartMs) : 0;
       restartWait.set(id, backoff);
-      const wait = Math.max(backoff, lastRespawn + restartMs - now);
+      // Whole milliseconds (the monotonic clock's are fractional): what is logged is what is waited.
+      const wait = Math.ceil(Math.max(backoff, lastRespawn + restartMs - now));
       lastRespawn = now + wait;
       logger.error("worker exited", { worker: id, code, signal, restartInMs: wait, ...(startFailure !== undefined && { error: startFailure }) });
       const restart = setTimeout(() => {
