@@ -227,18 +227,22 @@ describe("faults: the embedded store's file system full, then space back", funct
     assert.deepEqual(missing, [], `checked ${tokens.length} tokens and ${users.length} users`);
   });
 
-  it("under TESSERA_WORKERS=2, every worker reports NOT_SERVING once one worker's write met the full disk, and every one is ready again once space is freed", async () => {
-    const dataDir = join(mountDir!, "data");
-    const filler = join(mountDir!, "filler");
+  /**
+   * The service under TESSERA_WORKERS=2 on `dataDir`, each call on a connection of its own (the
+   * connections are handed to the workers in turn): `readiness(n)` is n probes' answers,
+   * `bothServing()` waits until both workers have served a write, `fillUntilRefused()` fills the
+   * disk (a reader's snapshot keeping the log from starting over in the space it already has) and
+   * writes over one connection (so one worker) until a write is refused, `spaceBack()` frees it
+   * and waits until every probe answers SERVING.
+   */
+  async function twoWorkers(dataDir: string, filler: string, accountId: string) {
     server = await startServerProcess({ TESSERA_DATA_DIR: dataDir, TESSERA_WORKERS: "2" });
     const s = server;
-    const admin = bearer(faultAdminToken);
-    // Every call on a connection of its own: the connections are handed to the workers in turn.
     const fresh = (o: { method?: string; path: string; headers?: Record<string, string>; json?: unknown }) => {
       const agent = new http.Agent({ keepAlive: false });
       return httpRequest(s.url, { ...o, agent, timeoutMs: CALL_MS }).finally(() => agent.destroy());
     };
-    const tokenCall = { method: "POST", path: "/v1/frontend/auth", headers: admin, json: { account_id: "acct-workers", description: "disk full" } };
+    const tokenCall = { method: "POST", path: "/v1/frontend/auth", headers: bearer(faultAdminToken), json: { account_id: accountId, description: "disk full" } };
     const readiness = async (n: number) => {
       const answers: string[] = [];
       for (let i = 0; i < n; i++) {
@@ -247,46 +251,56 @@ describe("faults: the embedded store's file system full, then space back", funct
       }
       return answers;
     };
+    const bothServing = async () => {
+      const served = [s.logged(/"msg":"rpc","worker":1,/), s.logged(/"msg":"rpc","worker":2,/)];
+      let both = false;
+      void Promise.all(served).then(() => (both = true));
+      for (let i = 0; i < 100 && !both; i++) {
+        assert.equal((await fresh(tokenCall)).status, 200);
+        await sleep(50);
+      }
+      assert.ok(both, "both workers served a call");
+    };
+    const fillUntilRefused = async () => {
+      reader = new Database(join(dataDir, "tessera.db"), { readonly: true });
+      reader.prepare("BEGIN").run();
+      reader.prepare("SELECT count(*) FROM users").get();
+      fill(filler);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      let refused: HttpAnswer | undefined;
+      for (let i = 0; i < 2000 && refused === undefined; i++) {
+        const res = await httpRequest(s.url, { ...tokenCall, agent, timeoutMs: CALL_MS });
+        if (res.status !== 200) refused = res;
+      }
+      agent.destroy();
+      assert.ok(refused && isStoreUnavailable(refused), `a write met the full disk: ${refused && show(refused)}`);
+    };
+    const spaceBack = async () => {
+      reader!.prepare("COMMIT").run();
+      reader!.close();
+      unlinkSync(filler);
+      let probes = await readiness(20);
+      for (let i = 0; i < 50 && probes.some((p) => p !== "200 SERVING"); i++) {
+        await sleep(200);
+        probes = await readiness(20);
+      }
+      assert.deepEqual(probes, Array(20).fill("200 SERVING"), "every worker ready again once space is freed");
+    };
+    return { s, fresh, tokenCall, readiness, bothServing, fillUntilRefused, spaceBack };
+  }
 
-    // Both workers take connections (the second is handed them once it is ready).
-    const served = [s.logged(/"msg":"rpc","worker":1,/), s.logged(/"msg":"rpc","worker":2,/)];
-    let both = false;
-    void Promise.all(served).then(() => (both = true));
-    for (let i = 0; i < 100 && !both; i++) {
-      assert.equal((await fresh(tokenCall)).status, 200);
-      await sleep(50);
-    }
-    assert.ok(both, "both workers served a call");
+  it("under TESSERA_WORKERS=2, every worker reports NOT_SERVING once one worker's write met the full disk, and every one is ready again once space is freed", async () => {
+    const { s, fresh, tokenCall, readiness, bothServing, fillUntilRefused, spaceBack } = await twoWorkers(join(mountDir!, "data"), join(mountDir!, "filler"), "acct-workers");
+    await bothServing();
     assert.deepEqual(await readiness(4), Array(4).fill("200 SERVING"));
 
-    // Full: writes over one connection (so one worker) until one is refused; the other worker
-    // writes nothing meanwhile. A reader's snapshot keeps the log from starting over in the space
-    // it already has.
-    reader = new Database(join(dataDir, "tessera.db"), { readonly: true });
-    reader.prepare("BEGIN").run();
-    reader.prepare("SELECT count(*) FROM users").get();
-    fill(filler);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    let refused: HttpAnswer | undefined;
-    for (let i = 0; i < 2000 && refused === undefined; i++) {
-      const res = await httpRequest(s.url, { ...tokenCall, agent, timeoutMs: CALL_MS });
-      if (res.status !== 200) refused = res;
-    }
-    agent.destroy();
-    assert.ok(refused && isStoreUnavailable(refused), `a write met the full disk: ${refused && show(refused)}`);
+    // Full: one worker's write refused; the other worker wrote nothing meanwhile.
+    await fillUntilRefused();
     // Every probe, whichever worker answers it: NOT_SERVING.
     assert.deepEqual(await readiness(20), Array(20).fill("503 NOT_SERVING"));
 
     // Space back: every worker is ready again by itself, and writes succeed in both.
-    reader.prepare("COMMIT").run();
-    reader.close();
-    unlinkSync(filler);
-    let probes = await readiness(20);
-    for (let i = 0; i < 50 && probes.some((p) => p !== "200 SERVING"); i++) {
-      await sleep(200);
-      probes = await readiness(20);
-    }
-    assert.deepEqual(probes, Array(20).fill("200 SERVING"), "every worker ready again once space is freed");
+    await spaceBack();
     const writes = [];
     for (let i = 0; i < 4; i++) writes.push((await fresh(tokenCall)).status);
     assert.deepEqual(writes, [200, 200, 200, 200]);
@@ -295,24 +309,7 @@ describe("faults: the embedded store's file system full, then space back", funct
   });
 
   it("under TESSERA_WORKERS=2, a worker started while the disk is full reports NOT_SERVING from its first probe, and one started once space is back and a write committed reports SERVING", async () => {
-    const dataDir = join(mountDir!, "data");
-    const filler = join(mountDir!, "filler");
-    server = await startServerProcess({ TESSERA_DATA_DIR: dataDir, TESSERA_WORKERS: "2" });
-    const s = server;
-    const admin = bearer(faultAdminToken);
-    const fresh = (o: { method?: string; path: string; headers?: Record<string, string>; json?: unknown }) => {
-      const agent = new http.Agent({ keepAlive: false });
-      return httpRequest(s.url, { ...o, agent, timeoutMs: CALL_MS }).finally(() => agent.destroy());
-    };
-    const tokenCall = { method: "POST", path: "/v1/frontend/auth", headers: admin, json: { account_id: "acct-restarted", description: "disk full" } };
-    const readiness = async (n: number) => {
-      const answers: string[] = [];
-      for (let i = 0; i < n; i++) {
-        const res = await fresh({ path: "/readyz" });
-        answers.push(`${res.status} ${res.body?.status}`);
-      }
-      return answers;
-    };
+    const { s, fresh, tokenCall, readiness, bothServing, fillUntilRefused, spaceBack } = await twoWorkers(join(mountDir!, "data"), join(mountDir!, "filler"), "acct-restarted");
     // Worker 2 killed, and replaced by the leader: resolves once the new one is handed connections
     // (it logs "listening" once the leader has admitted it), having served a call.
     const replaceWorker2 = async () => {
@@ -333,29 +330,11 @@ describe("faults: the embedded store's file system full, then space back", funct
       assert.ok(reached, "the new worker 2 served a call");
     };
 
-    const served = [s.logged(/"msg":"rpc","worker":1,/), s.logged(/"msg":"rpc","worker":2,/)];
-    let both = false;
-    void Promise.all(served).then(() => (both = true));
-    for (let i = 0; i < 100 && !both; i++) {
-      assert.equal((await fresh(tokenCall)).status, 200);
-      await sleep(50);
-    }
-    assert.ok(both, "both workers served a call");
+    await bothServing();
     assert.deepEqual(await readiness(4), Array(4).fill("200 SERVING"));
 
     // Full, as above: one worker's write refused, every worker NOT_SERVING.
-    reader = new Database(join(dataDir, "tessera.db"), { readonly: true });
-    reader.prepare("BEGIN").run();
-    reader.prepare("SELECT count(*) FROM users").get();
-    fill(filler);
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    let refused: HttpAnswer | undefined;
-    for (let i = 0; i < 2000 && refused === undefined; i++) {
-      const res = await httpRequest(s.url, { ...tokenCall, agent, timeoutMs: CALL_MS });
-      if (res.status !== 200) refused = res;
-    }
-    agent.destroy();
-    assert.ok(refused && isStoreUnavailable(refused), `a write met the full disk: ${refused && show(refused)}`);
+    await fillUntilRefused();
     assert.deepEqual(await readiness(10), Array(10).fill("503 NOT_SERVING"));
 
     // A worker started while the disk is full (one that crashed, replaced) has made no write of
@@ -364,15 +343,7 @@ describe("faults: the embedded store's file system full, then space back", funct
     assert.deepEqual(await readiness(20), Array(20).fill("503 NOT_SERVING"), "a worker started on the full disk");
 
     // Space back: every worker ready again, and a write commits.
-    reader.prepare("COMMIT").run();
-    reader.close();
-    unlinkSync(filler);
-    let probes = await readiness(20);
-    for (let i = 0; i < 50 && probes.some((p) => p !== "200 SERVING"); i++) {
-      await sleep(200);
-      probes = await readiness(20);
-    }
-    assert.deepEqual(probes, Array(20).fill("200 SERVING"), "every worker ready again once space is freed");
+    await spaceBack();
     assert.equal((await fresh(tokenCall)).status, 200);
 
     // A worker started now is not taken for full (no stale news): SERVING from its first probe.
