@@ -45,6 +45,16 @@ describe("sqlite store on a full disk (tmpfs)", function () {
     tmpfs = undefined;
   });
 
+  /** A store whose log holds 40 users not yet in its database file (whose size is given). */
+  async function logNotCheckpointed() {
+    const dataDir = join(tmpfs!.dir, "data");
+    const first = await openStore({ dataDir });
+    open.push(first);
+    for (let i = 0; i < 40; i++) await first.users.create(user(`u${i}`));
+    const file = join(dataDir, "tessera.db");
+    return { dataDir, first, file, databaseSize: statSync(file).size };
+  }
+
   it("a log index (-shm) that cannot grow (SQLITE_IOERR_SHMSIZE) is a full disk: full() from that write until one commits, told once", async () => {
     const file = join(tmpfs!.dir, "index.db");
     const db = new Database(file);
@@ -118,12 +128,7 @@ describe("sqlite store on a full disk (tmpfs)", function () {
   });
 
   it("a store opened on a full disk that its start-up checkpoint cannot copy the log onto starts: reads answer, writes and pings are refused (SQLITE_FULL) until its ping has run the checkpoint, once space is back", async () => {
-    const dataDir = join(tmpfs!.dir, "data");
-    const first = await openStore({ dataDir });
-    open.push(first);
-    for (let i = 0; i < 40; i++) await first.users.create(user(`u${i}`));
-    const file = join(dataDir, "tessera.db");
-    const databaseSize = statSync(file).size;
+    const { dataDir, first, file, databaseSize } = await logNotCheckpointed();
     assert.ok(walFrames(file) > 10, "the log holds the users, not yet in the database file");
     const filler = join(tmpfs!.dir, "filler");
     fill(filler);
@@ -153,12 +158,7 @@ describe("sqlite store on a full disk (tmpfs)", function () {
   });
 
   it("a store whose start-up checkpoint is owed runs it by itself once space is back, with no readiness probe: writes are taken again", async () => {
-    const dataDir = join(tmpfs!.dir, "data");
-    const first = await openStore({ dataDir });
-    open.push(first);
-    for (let i = 0; i < 40; i++) await first.users.create(user(`u${i}`));
-    const file = join(dataDir, "tessera.db");
-    const databaseSize = statSync(file).size;
+    const { dataDir, first, file, databaseSize } = await logNotCheckpointed();
     const filler = join(tmpfs!.dir, "filler");
     fill(filler);
     const started = await openStore({ dataDir, failures: counting(), warn: () => {} });
