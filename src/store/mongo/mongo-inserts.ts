@@ -1,7 +1,7 @@
 // Inserts, the Mongo adapter's only compare-and-set (see mongo-marks.ts for why): an insert into
 // a unique index either wins or fails with a duplicate-key error. Everything here is built on
 // telling that error apart.
-import type { Collection, Document, MongoServerError, OptionalUnlessRequiredId } from "mongodb";
+import type { Collection, Document, Filter, MongoServerError, OptionalUnlessRequiredId, UpdateFilter } from "mongodb";
 import { mongoDriver } from "./mongo-driver.js";
 import { DuplicateError } from "../ports.js";
 import type { StoredDoc } from "./mongo-context.js";
@@ -20,6 +20,19 @@ export async function insertUnlessTaken<D extends Document>(collection: Collecti
   } catch (error) {
     if (isDuplicateKey(error)) return false;
     throw error;
+  }
+}
+
+/**
+ * `updateOne(filter, update)` with an upsert. Two first writes at once may both try to insert the
+ * document: the loser's duplicate-key error is answered by updating the one the winner inserted.
+ */
+export async function upsertOne<D extends Document>(collection: Collection<D>, filter: Filter<D>, update: UpdateFilter<D>): Promise<void> {
+  try {
+    await collection.updateOne(filter, update, { upsert: true });
+  } catch (error) {
+    if (!isDuplicateKey(error)) throw error;
+    await collection.updateOne(filter, update);
   }
 }
 

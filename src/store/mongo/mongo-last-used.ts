@@ -1,7 +1,7 @@
 import type { Collection, Db } from "mongodb";
 import { touchBucket } from "../ports.js";
 import type { StoredDoc } from "./mongo-context.js";
-import { isDuplicateKey } from "./mongo-inserts.js";
+import { upsertOne } from "./mongo-inserts.js";
 import type { Marks } from "./mongo-marks.js";
 
 /**
@@ -43,11 +43,8 @@ export class LastUsed {
     if (last && last.getTime() >= bucket) return false;
     const expiresAt = new Date(bucket + 2 * Math.max(minIntervalMs, 1000));
     if (!(await this.marks.claim(`${this.kind}:${id}:${bucket}`, at, expiresAt))) return false;
-    await this.times.updateOne({ _id: id }, { $set: { lastUsedAt: at } }, { upsert: true }).catch(async (error: unknown) => {
-      // Two first-ever uses in different intervals may race to create the document: update it.
-      if (!isDuplicateKey(error)) throw error;
-      await this.times.updateOne({ _id: id }, { $set: { lastUsedAt: at } });
-    });
+    // Two first-ever uses in different intervals may race to create the document.
+    await upsertOne(this.times, { _id: id }, { $set: { lastUsedAt: at } });
     return true;
   }
 

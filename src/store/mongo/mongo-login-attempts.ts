@@ -3,7 +3,7 @@ import type { AttemptRule, AttemptSlot, AttemptState, HeldSlot, LoginAttemptStor
 import { failSlot, heldSlot, steppedBack, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { abandoned, type MongoContext } from "./mongo-context.js";
-import { insertNextVersion, isDuplicateKey } from "./mongo-inserts.js";
+import { insertNextVersion, upsertOne } from "./mongo-inserts.js";
 
 export const LOGIN_ATTEMPTS = "login_attempts";
 export const LOGIN_ATTEMPT_RELEASES = "login_attempt_releases";
@@ -278,15 +278,8 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       }),
     // Last writer wins by design: writers only ever push `until` forward by about the same amount.
     rememberLogin: (hash, until) =>
-      ctx.run("hash", async () => {
-        try {
-          await known.updateOne({ _id: hash }, { $max: { until } }, { upsert: true });
-        } catch (error) {
-          // Two first remembers at once: one inserted; the other now updates.
-          if (!isDuplicateKey(error)) throw error;
-          await known.updateOne({ _id: hash }, { $max: { until } });
-        }
-      }),
+      // Two first remembers at once: one inserts; the other then updates.
+      ctx.run("hash", () => upsertOne(known, { _id: hash }, { $max: { until } })),
     rememberedUntil: (hash) =>
       ctx.run("hash", async () => {
         const doc = await known.findOne({ _id: hash });

@@ -1,6 +1,6 @@
 import type { NewUser, UserRecord, UserStanding, UserStore } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
-import { insertNamingDuplicate, insertNextVersion, isDuplicateKey } from "./mongo-inserts.js";
+import { insertNamingDuplicate, insertNextVersion, isDuplicateKey, upsertOne } from "./mongo-inserts.js";
 
 export const USERS = "users";
 export const USER_PASSWORDS = "user_passwords";
@@ -248,11 +248,8 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         // undone (see above).
         const { matchedCount } = await users.updateOne({ _id: id, loginKey: { $exists: true } }, { $set: { lastLoginAt: at } });
         if (matchedCount === 0) {
-          await lastLogins.updateOne({ _id: id }, { $set: { lastLoginAt: at } }, { upsert: true }).catch(async (error: unknown) => {
-            // Two first logins at once: one inserted the document; the other now updates it.
-            if (!isDuplicateKey(error)) throw error;
-            await lastLogins.updateOne({ _id: id }, { $set: { lastLoginAt: at } });
-          });
+          // Two first logins at once: one inserts the document; the other then updates it.
+          await upsertOne(lastLogins, { _id: id }, { $set: { lastLoginAt: at } });
         }
         return new Date(at.getTime());
       }),
