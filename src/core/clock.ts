@@ -1,18 +1,14 @@
 // The one source of "now" for the core, injectable so tests can move time.
+import { CLOCK_STEP_MS } from "../store/ports.js";
+
 export interface Clock {
   now(): Date;
 }
 
 export const systemClock: Clock = { now: () => new Date() };
 
-/**
- * How far a stored time may be ahead of the clock reading it before the clock is taken to have
- * been stepped back since it was written (an NTP step, an operator setting the time): how long
- * ago it was can no longer be told. A minute, far beyond the skew between instances' clocks
- * (README, "Clocks": within 5 s), so that skew is never read as a step (a retry answered by an
- * instance whose clock is a few seconds behind the one that stored the spend is a retry).
- */
-export const CLOCK_STEP_MS = 60_000;
+// The clock-step threshold lives with the store's login counters, the lowest layer that uses it.
+export { CLOCK_STEP_MS };
 
 /**
  * Whether `sinceMs` (now minus a stored time) lies within a window of `windowMs` from that

@@ -24,14 +24,6 @@ import { CLOCK_STEP_MS, type Clock } from "./clock.js";
 /** The longest a key may verify after it stops signing: the longest token lifetime allowed (365 days) + 30 s. */
 const maxKeyVerifiesForMs = 365 * 86_400_000 + 30_000;
 
-/**
- * A pass on the timer is postponed when the wall clock has run this much further than the
- * monotonic clock since the previous one (start, or the previous pass): it jumped ahead (an NTP
- * step, an operator setting the time). A clock set wrongly ahead would have the pass delete for
- * good what is live once it is set right (sessions, tokens, keys, the audit trail); one set right
- * is acted on a pass later.
- */
-export const CLOCK_JUMP_MS = CLOCK_STEP_MS;
 
 /** Records deleted per store call (a batch); see the top of this file. */
 export const DELETE_BATCH = 1000;
@@ -127,8 +119,11 @@ export class Housekeeping {
   }
 
   /**
-   * Whether the wall clock ran more than CLOCK_JUMP_MS further than the monotonic one since the
-   * previous tick (logged as `housekeeping postponed`); each tick is the next one's mark.
+   * Whether the wall clock ran more than CLOCK_STEP_MS further than the monotonic one since the
+   * previous tick (logged as `housekeeping postponed`); each tick is the next one's mark. A pass
+   * right after such a jump (an NTP step, an operator setting the time) is postponed: a clock set
+   * wrongly ahead would have it delete for good what is live once it is set right (sessions,
+   * tokens, keys, the audit trail); one set right is acted on a pass later.
    */
   private jumpedAhead(): boolean {
     const now = { wall: this.deps.clock.now().getTime(), monotonic: performance.now() };
@@ -136,7 +131,7 @@ export class Housekeeping {
     this.lastTick = now;
     if (last === undefined) return false;
     const aheadMs = now.wall - last.wall - (now.monotonic - last.monotonic);
-    if (aheadMs <= CLOCK_JUMP_MS) return false;
+    if (aheadMs <= CLOCK_STEP_MS) return false;
     this.deps.logger.warn("housekeeping postponed", { reason: "the clock jumped ahead", aheadMs: Math.round(aheadMs) });
     return true;
   }

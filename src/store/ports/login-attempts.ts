@@ -127,18 +127,20 @@ function pending(current: AttemptState, slot: HeldSlot): boolean {
 }
 
 /**
- * How far a key's last attempt may be ahead of the clock of the attempt reading it before the
- * clock is taken to have been stepped back (an NTP step, an operator setting the time) since
- * it was written: a minute, far beyond the skew between instances' clocks (README, "Clocks":
- * within 5 s). Were skew read as a step, attempts alternating between an instance whose clock is
- * behind and one whose clock is ahead would each move a lock back by the skew, wearing it down.
- * Core's CLOCK_STEP_MS is the same minute.
+ * How far a stored time may be ahead of the clock reading it before the clock is taken to have
+ * been stepped back since it was written (an NTP step, an operator setting the time): how long
+ * ago it was can no longer be told. A minute, far beyond the skew between instances' clocks
+ * (README, "Clocks": within 5 s), so that skew is never read as a step: were it, attempts
+ * alternating between an instance whose clock is behind and one whose clock is ahead would each
+ * move a lock back by the skew, wearing it down (steppedBack), and a refresh retried on an
+ * instance a few seconds behind the one that stored the spend would be reuse (core/clock.ts
+ * withinWindow). Housekeeping takes a forward jump past it as a step too.
  */
-export const CLOCK_STEP_TOLERANCE_MS = 60_000;
+export const CLOCK_STEP_MS = 60_000;
 
 /**
  * `current` as of `at` when the clock reading it has been stepped back since it was written (its
- * last attempt more than CLOCK_STEP_TOLERANCE_MS ahead of `at`): every time in it moved back by
+ * last attempt more than CLOCK_STEP_MS ahead of `at`): every time in it moved back by
  * that much, as if the last attempt were now. Its window, lock and lease then have left what they
  * had at the last attempt, and run down on the clock as it reads now: without this a lock set
  * before a step back of an hour would last that hour more (its Retry-After too). Null when the
@@ -147,7 +149,7 @@ export const CLOCK_STEP_TOLERANCE_MS = 60_000;
  */
 export function steppedBack(current: AttemptState, at: Date): AttemptState | null {
   const ahead = current.lastAttemptAt.getTime() - at.getTime();
-  if (ahead <= CLOCK_STEP_TOLERANCE_MS) return null;
+  if (ahead <= CLOCK_STEP_MS) return null;
   const back = (d: Date | undefined) => (d === undefined ? undefined : new Date(d.getTime() - ahead));
   return {
     held: current.held,
