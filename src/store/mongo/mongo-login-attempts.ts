@@ -209,9 +209,12 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     const states = await Promise.all(slots.map(async (slot) => (await stateOf(await latest(slot.key), slot.limit))?.state ?? null));
     const current = slots.map((slot, i) => takeSlot(states[i]!, slot.limit, at, rule));
     const refusals = current.flatMap((step) => ("refused" in step ? [step] : []));
+    // On a refusal, the states read above that the clock was stepped back under are stored
+    // moved: only those cost a write (a flood costs reads), and a state written since is of this
+    // clock (moveBack looks again).
+    const moveBackStepped = () => Promise.all(slots.map((slot, i) => (states[i] && steppedBack(states[i], at) ? moveBack(slot.key, at) : undefined)));
     if (refusals.length > 0) {
-      // Only a state the clock was stepped back under costs a write (a flood costs reads).
-      await Promise.all(slots.map((slot, i) => (states[i] && steppedBack(states[i], at) ? moveBack(slot.key, at) : undefined)));
+      await moveBackStepped();
       return refusedBy(refusals);
     }
     // One key at a time; when one refuses (a concurrent writer locked it meanwhile) or fails,
@@ -227,9 +230,7 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       }
       if ("refused" in taken) {
         await giveBack(held);
-        // Nothing to move back but what the look above found moved (a state written since is of
-        // this clock).
-        await Promise.all(slots.map((s, i) => (states[i] && steppedBack(states[i], at) ? moveBack(s.key, at) : undefined)));
+        await moveBackStepped();
         return refusedBy([taken]);
       }
       held.push(taken.held);
