@@ -192,31 +192,35 @@ describe("sqlite store: checkpoints of the log, off the event loop", () => {
     }
   });
 
-  it("a checkpoint the connection makes itself (past the cap) that fails for a full disk: one warning, no fallback", async () => {
-    // A thread that answers every request without checkpointing, so the log grows past the cap.
-    const warnings: string[] = [];
-    const { store, connection } = await open({
-      warn: (message) => void warnings.push(message),
-      startCheckpointer: () =>
-        new Worker(
-          `const { parentPort } = require("node:worker_threads");
-           parentPort.on("message", (m) => (m === "close" ? parentPort.close() : parentPort.postMessage({ runs: 0, log: 0, checkpointed: 0, busy: false })));`,
-          { eval: true },
-        ),
+  // The store's full disk (sqlite-errors.ts meansFull): the log's file or the database file
+  // refused room, with ENOSPC (SQLITE_FULL) or another errno (SQLITE_IOERR_WRITE).
+  for (const [code, message] of [["SQLITE_FULL", "database or disk is full"], ["SQLITE_IOERR_WRITE", "disk I/O error"]] as const) {
+    it(`a checkpoint the connection makes itself (past the cap) that fails for a full disk (${code}): one warning, no fallback`, async () => {
+      // A thread that answers every request without checkpointing, so the log grows past the cap.
+      const warnings: string[] = [];
+      const { store, connection } = await open({
+        warn: (message) => void warnings.push(message),
+        startCheckpointer: () =>
+          new Worker(
+            `const { parentPort } = require("node:worker_threads");
+             parentPort.on("message", (m) => (m === "close" ? parentPort.close() : parentPort.postMessage({ runs: 0, log: 0, checkpointed: 0, busy: false })));`,
+            { eval: true },
+          ),
+      });
+      const pragma = connection.pragma.bind(connection);
+      connection.pragma = ((source: string, ...rest: unknown[]) => {
+        if (/^wal_checkpoint\(PASSIVE\)$/.test(source)) throw new Database.SqliteError(message, code);
+        return (pragma as (...args: unknown[]) => unknown)(source, ...rest);
+      }) as typeof connection.pragma;
+      try {
+        await write(store, 5000);
+        assert.deepEqual(warnings, [checkpointFailed]);
+        assert.equal(connection.pragma("wal_autocheckpoint", { simple: true }), 0);
+      } finally {
+        await store.close();
+      }
     });
-    const pragma = connection.pragma.bind(connection);
-    connection.pragma = ((source: string, ...rest: unknown[]) => {
-      if (/^wal_checkpoint\(PASSIVE\)$/.test(source)) throw new Database.SqliteError("database or disk is full", "SQLITE_FULL");
-      return (pragma as (...args: unknown[]) => unknown)(source, ...rest);
-    }) as typeof connection.pragma;
-    try {
-      await write(store, 5000);
-      assert.deepEqual(warnings, [checkpointFailed]);
-      assert.equal(connection.pragma("wal_autocheckpoint", { simple: true }), 0);
-    } finally {
-      await store.close();
-    }
-  });
+  }
 
   it("a checkpoint the connection cannot make itself (past the cap): the thread still running is stopped, and ends before close() resolves", async () => {
     // A thread that answers every request without checkpointing, so the log grows past the cap

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 import type { CheckpointDone } from "./sqlite-checkpointer.cjs";
+import { meansFull } from "./sqlite-errors.js";
 
 /**
  * Checkpoints of the embedded store's write-ahead log, off the event loop.
@@ -45,11 +46,12 @@ import type { CheckpointDone } from "./sqlite-checkpointer.cjs";
  * checkpoint run at a time (a second finds the checkpoint lock taken and does nothing: busy), so
  * concurrent ones are safe, and whichever runs copies every process's commits.
  *
- * A checkpoint that fails (SQLITE_FULL: the database file cannot grow on a full disk) leaves the
- * log as it is (nothing is lost) and the thread in place: it is warned of once, until one succeeds
- * again, and the next check asks again, so checkpoints resume by themselves once space is back.
+ * A checkpoint that fails for a full disk (sqlite-errors.ts meansFull: the database file cannot
+ * grow) leaves the log as it is (nothing is lost) and the thread in place: it is warned of once,
+ * until one succeeds again, and the next check asks again, so checkpoints resume by themselves
+ * once space is back.
  * The thread treats any failed checkpoint so (an I/O error too); the connection's own past the cap
- * does so for SQLITE_FULL only, and falls back for any other error.
+ * does so for a full disk only, and falls back for any other error.
  * If the thread cannot start or dies, the connection goes back to SQLite's automatic checkpoint
  * (wal_autocheckpoint = 1000), with one warning.
  */
@@ -187,7 +189,7 @@ export function sqliteCheckpoints(db: Database.Database, options: CheckpointsOpt
         } else ask();
       } catch (error) {
         // A checkpoint here that met a full disk: tried again at the next check, as the thread's.
-        if ((error as { code?: unknown }).code === "SQLITE_FULL") checkpointFailed(error as Error);
+        if (meansFull(error)) checkpointFailed(error as Error);
         else fallBack("could not be asked", error);
       }
     },
