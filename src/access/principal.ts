@@ -40,6 +40,8 @@ export interface JwtPrincipal {
    * access JWT stays valid until it expires and may carry an older one: it then mints nothing.
    */
   readonly credentialEpoch: number;
+  /** The user's credential epoch as the check read it (other credentials are refused when theirs differs). */
+  readonly userCredentialEpoch: number;
   /**
    * The kids of the signing keys the credential rests on: the access token's own, and those of
    * the tokens it was made from (a refresh token, and the access token that one was minted

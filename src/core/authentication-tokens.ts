@@ -82,18 +82,25 @@ export class AuthenticationTokens {
    * no later than that credential. `sourceKids`: the kids of the keys that signed the calling
    * credential's tokens; the token, and the session its exchange starts, end once one of them is
    * revoked.
+   *
+   * The user is not read again: `userCredentialEpoch` is the user's epoch as the credential check
+   * read it moments before (which refused a deactivated user), and a second read would close no
+   * window (a password change or deactivation may land just after it too). What does close it:
+   * the token records the caller's epoch, and its read and exchange refuse it once that is no
+   * longer the user's or the user is deactivated (`outdated`), as they refuse any token made
+   * before the change.
    */
   async create(caller: {
     userId: string;
     credentialEpoch: number;
+    /** The user's credential epoch as the calling credential's check read it. */
+    userCredentialEpoch: number;
     notAfter?: Date;
     source?: string;
     sourceKids?: readonly string[];
   }): Promise<AuthenticationTokenView> {
-    const user = await this.deps.users.get(caller.userId);
-    if (user === null || !user.active) throw unauthenticated("USER_DEACTIVATED", "the user does not exist or is deactivated");
-    if (user.credentialEpoch !== caller.credentialEpoch) throw credentialOutdated();
-    const userId = user.id;
+    if (caller.userCredentialEpoch !== caller.credentialEpoch) throw credentialOutdated();
+    const userId = caller.userId;
     const token = randomToken(24);
     const createdAt = this.deps.clock.now();
     const record = await this.deps.authTokens.create({

@@ -66,6 +66,8 @@ export interface VerifiedAccessToken {
   readonly authenticationMethod: AuthenticationMethod;
   /** The credential epoch the token was issued under (-1: before the user's last password change, for a token without one). */
   readonly credentialEpoch: number;
+  /** The user's credential epoch as this check read it: the token's is outdated when they differ. */
+  readonly userCredentialEpoch: number;
   /** The token's kid and those it records (`source_kids`): what is made with it ends once one of these keys is revoked. */
   readonly keyIds: readonly string[];
 }
@@ -289,7 +291,14 @@ export class JwtTokens {
     } else {
       throw unauthenticated("INVALID_TOKEN", "invalid token claims");
     }
-    return { userId: user.id, claims, authenticationMethod: method, credentialEpoch, keyIds: keyIdsOf(verified) };
+    return {
+      userId: user.id,
+      claims,
+      authenticationMethod: method,
+      credentialEpoch,
+      userCredentialEpoch: user.credentialEpoch,
+      keyIds: keyIdsOf(verified),
+    };
   }
 
   /**

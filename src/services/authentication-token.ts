@@ -20,6 +20,9 @@ export function authenticationTokenService(authTokens: Pick<AuthenticationTokens
       const token = await authTokens.create({
         userId: caller.userId,
         credentialEpoch: caller.credentialEpoch,
+        // As the credential check read it: a session's, user token's or cookie session's epoch is
+        // the user's (the check refuses one that is not), an access JWT's may be older.
+        userCredentialEpoch: caller.kind === "jwt" ? caller.userCredentialEpoch : caller.credentialEpoch,
         // From a cookie session: the session the exchange starts ends no later than this one.
         ...(caller.kind === "cookie" && { notAfter: caller.expiresAt }),
         // The credential it comes from, which must still be live when the token is exchanged (a

@@ -32,6 +32,7 @@ export function credentialVerifiers(core: {
         claims: v.claims,
         authenticationMethod: v.authenticationMethod,
         credentialEpoch: v.credentialEpoch,
+        userCredentialEpoch: v.userCredentialEpoch,
         keyIds: v.keyIds,
       };
     },

@@ -3,12 +3,14 @@
 // instrumented store). A user token check (seed 002's bearer token) and a cookie session check
 // (seed 003's `tessera_session`) read the token and its user's standing in one store call
 // (UserTokenStore.findByHashWithUser), as a session check does (SessionStore.findWithUser).
+// A hand-off token (seed 003's GET /api/authenticationtoken) is made from the user's standing as
+// that check read it: the user is read once.
 // Counts only, never times.
 import assert from "node:assert/strict";
 import { bearer, rest } from "../support/clients.js";
 import { scrape, type Families } from "../support/metrics.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { loginUserToken, sessionCookie, signUp, uniqueEmail } from "../support/users.js";
+import { clientIdHeader, createJwtUser, jwtLogin, loginUserToken, sessionCookie, signUp, startSession, uniqueEmail } from "../support/users.js";
 
 const cookie = (value: string) => ({ cookie: `tessera_session=${value}` });
 
@@ -65,6 +67,43 @@ for (const store of storesUnderTest()) {
         assert.equal(res.status, 200, res.text);
       });
       assert.deepEqual(made, { "userTokens.findByHashWithUser": 1, "userTokens.disable": 1 });
+    });
+
+    /** The store calls of one GET /api/authenticationtoken with `headers` (made twice: the first use records a last use). */
+    async function handOffCalls(headers: Record<string, string>): Promise<Record<string, number>> {
+      assert.equal((await rest(server.url, "GET", "/api/authenticationtoken", { headers })).status, 200);
+      return callsOf(async () => {
+        const res = await rest(server.url, "GET", "/api/authenticationtoken", { headers });
+        assert.equal(res.status, 200, res.text);
+      });
+    }
+
+    it("a hand-off token from a user token reads the user once, in the credential check (GET /api/authenticationtoken)", async () => {
+      const email = uniqueEmail("calls");
+      await signUp(server, email);
+      const made = await handOffCalls(bearer(await loginUserToken(server, email)));
+      assert.deepEqual(made, { "userTokens.findByHashWithUser": 1, "authTokens.create": 1 });
+    });
+
+    it("a hand-off token from a cookie session reads the user once, in the credential check", async () => {
+      const email = uniqueEmail("calls");
+      await signUp(server, email);
+      const made = await handOffCalls(cookie(await sessionCookie(server, await loginUserToken(server, email))));
+      assert.deepEqual(made, { "userTokens.findByHashWithUser": 1, "authTokens.create": 1 });
+    });
+
+    it("a hand-off token from a seed 000 session reads the user once, in the credential check", async () => {
+      const email = uniqueEmail("calls");
+      await signUp(server, email);
+      const { access_token } = await startSession(server, email);
+      const made = await handOffCalls({ ...bearer(access_token), ...clientIdHeader });
+      assert.deepEqual(made, { "sessions.findWithUser": 1, "authTokens.create": 1 });
+    });
+
+    it("a hand-off token from a seed 004 access JWT reads the user once, in the credential check", async () => {
+      const user = await createJwtUser(server);
+      const made = await handOffCalls(bearer(await jwtLogin(server, user)));
+      assert.deepEqual(made, { "users.findById": 1, "authTokens.create": 1 });
     });
   });
 }
