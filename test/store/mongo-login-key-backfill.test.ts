@@ -112,6 +112,72 @@ describe("mongo store: login keys backfilled while another instance records logi
   });
 });
 
+// Two instances starting at once both backfill the same accounts. One read its page of keyless
+// accounts before the other keyed them; its check of a key then found the key taken by the very
+// account it was about to key (the other instance's write), and it reported that account as a
+// clash: a warning naming an account as having a look-alike it does not have.
+describe("mongo store: login keys backfilled by two instances at once", function () {
+  this.timeout(60_000);
+  const dbName = `tessera_backfill_${randomUUID().slice(0, 8)}`;
+  let client: MongoClient;
+  let a: Store;
+  let b: Store;
+  const countDocuments = Collection.prototype.countDocuments;
+
+  before(async function () {
+    if (!storesUnderTest().includes("mongo")) this.skip();
+    const uri = process.env.MONGODB_URI!;
+    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+    const open = () => openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 20_000, warn: () => {} });
+    a = await open();
+    b = await open();
+  });
+  after(async () => {
+    Collection.prototype.countDocuments = countDocuments;
+    await a?.close();
+    await b?.close();
+    await client?.db(dbName).dropDatabase().catch(() => {});
+    await client?.close();
+  });
+
+  it("an account the other instance keyed meanwhile is no clash; a real look-alike still is, on both", async () => {
+    const tag = randomUUID().slice(0, 6);
+    const t0 = Date.now() - 60_000;
+    const accounts = Array.from({ length: 4 }, (_, i) => ({
+      _id: `legacy-${i}-${tag}`,
+      login: `Legacy.${i}.${tag}@Example.com`,
+      emails: [],
+      passwordHash: "hash",
+      createdAt: new Date(t0 + i),
+    }));
+    // A look-alike of the first account, younger than every other: it keeps no key.
+    const younger = { _id: `younger-${tag}`, login: accounts[0]!.login.toUpperCase(), emails: [], passwordHash: "hash", createdAt: new Date(t0 + 10) };
+    // As a version without login keys wrote them.
+    await client.db(dbName).collection<{ _id: string }>(USERS).insertMany([...accounts, younger]);
+    const keyOf = (login: string) => login.toLowerCase();
+    // Instance b has read its page; at its first check of a key, instance a backfills them all.
+    let first: Promise<{ filled: number; clashes: string[] }> | undefined;
+    const count = countDocuments as (...args: unknown[]) => Promise<number>;
+    Collection.prototype.countDocuments = async function (this: Collection, filter?: Filter<Document>, ...rest: unknown[]) {
+      if (this.collectionName === USERS && filter !== undefined && "loginKey" in filter && first === undefined) {
+        first = a.users.backfillLoginKeys(keyOf);
+        await first;
+      }
+      return count.call(this, filter, ...rest);
+    } as Collection["countDocuments"];
+    let second: { filled: number; clashes: string[] };
+    try {
+      second = await b.users.backfillLoginKeys(keyOf);
+    } finally {
+      Collection.prototype.countDocuments = countDocuments;
+    }
+    assert.deepEqual(await first, { filled: accounts.length, clashes: [younger._id] });
+    assert.deepEqual(second, { filled: 0, clashes: [younger._id] });
+    for (const account of accounts) assert.equal((await b.users.findById(account._id))?.loginKey, keyOf(account.login), account._id);
+    assert.equal((await b.users.findById(younger._id))?.loginKey, undefined);
+  });
+});
+
 // Accounts stored before login keys, more than the whole backfill can key under the store's
 // bound (500 ms here), which is still far above what any one of its store operations takes. The
 // backfill was one store call under that bound: it answered StoreUnavailableError ("MongoDB did

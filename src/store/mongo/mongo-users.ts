@@ -201,14 +201,17 @@ export function mongoUsers(ctx: MongoContext): UserStore {
           const loginKey = keyOf(doc.login);
           // The number of documents changed, or null on a clash.
           const modified = await ctx.run(ID, async () => {
-            if ((await users.countDocuments({ loginKey }, { limit: 1 })) > 0) return null;
-            try {
-              // Another instance backfilling at the same time writes the same value.
-              return (await users.updateOne({ _id: doc._id, loginKey: { $exists: false } }, { $set: { loginKey } })).modifiedCount;
-            } catch (error) {
-              if (!isDuplicateKey(error)) throw error;
-              return null;
+            if ((await users.countDocuments({ loginKey }, { limit: 1 })) === 0) {
+              try {
+                // Another instance backfilling at the same time writes the same value.
+                return (await users.updateOne({ _id: doc._id, loginKey: { $exists: false } }, { $set: { loginKey } })).modifiedCount;
+              } catch (error) {
+                if (!isDuplicateKey(error)) throw error;
+              }
             }
+            // The key is taken: by a look-alike (a clash), or by this very account, keyed by
+            // another instance backfilling at the same time since this page was read (none).
+            return (await users.countDocuments({ _id: doc._id, loginKey }, { limit: 1 })) > 0 ? 0 : null;
           });
           if (modified === null) {
             clashes.push(doc._id);
