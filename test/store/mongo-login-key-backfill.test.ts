@@ -110,6 +110,46 @@ describe("mongo store: login keys backfilled while another instance records logi
     assert.equal(user?.lastLoginAt?.getTime(), loginAt.getTime());
     assert.equal(await apart.countDocuments({ _id: id }), 0);
   });
+
+  it("a login kept apart as the backfill carries the account's earlier one is kept, and no user_last_logins document is left", async () => {
+    const id = randomUUID();
+    const login = `Beside.${randomUUID().slice(0, 6)}@Example.com`;
+    await client.db(dbName).collection<Document>(USERS).insertOne({ _id: id as never, login, emails: [], passwordHash: "hash", createdAt: new Date(Date.now() - 60_000) });
+    const earlier = new Date(Date.now() - 2000);
+    const later = new Date(Date.now() - 1000);
+    await a.users.setLastLogin(id, earlier);
+    // The later login finds the account keyless; the backfill then keys it and carries the
+    // earlier login; the later one is kept apart only then, before the backfill's delete.
+    const carried = gate();
+    const keptApart = gate();
+    const send = updateOne as (...args: unknown[]) => Promise<unknown>;
+    Collection.prototype.updateOne = async function (this: Collection, filter: Filter<Document>, update: UpdateFilter<Document>, ...rest: unknown[]) {
+      const result = await send.call(this, filter, update, ...rest);
+      if ((filter as Document)._id === id) {
+        const set = (update as Document).$set ?? {};
+        if (this.collectionName === USERS && "lastLoginAt" in set && (set as Document).lastLoginAt.getTime() === later.getTime()) {
+          await carried.pass();
+        } else if (this.collectionName === USERS && "lastLoginAt" in ((update as Document).$max ?? {})) {
+          carried.open();
+          await keptApart.pass();
+        } else if (this.collectionName === USER_LAST_LOGINS && (set as Document).lastLoginAt?.getTime() === later.getTime()) {
+          keptApart.open();
+        }
+      }
+      return result;
+    } as Collection["updateOne"];
+    try {
+      const recorded = a.users.setLastLogin(id, later);
+      await carried.reached;
+      await Promise.all([b.users.backfillLoginKeys((l) => l.toLowerCase()), recorded]);
+    } finally {
+      Collection.prototype.updateOne = updateOne;
+    }
+    const user = await a.users.findById(id);
+    assert.equal(user?.loginKey, login.toLowerCase());
+    assert.equal(user?.lastLoginAt?.getTime(), later.getTime());
+    assert.equal(await client.db(dbName).collection<{ _id: string }>(USER_LAST_LOGINS).countDocuments({ _id: id }), 0);
+  });
 });
 
 // Two instances starting at once both backfill the same accounts. One read its page of keyless

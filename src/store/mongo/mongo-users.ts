@@ -32,7 +32,9 @@ export const PASSWORD_GENERATIONS_KEPT = 16;
 //   says so: what is written back holds the key); an account without one keeps its last login
 //   in user_last_logins {_id: userId, lastLoginAt}, read only for such an account and carried
 //   into the document by the backfill once the key is set (its user_last_logins document then
-//   deleted). The backfill is then the only writer of a keyless document.
+//   deleted, if it still holds what was carried). A login that found the account keyless and
+//   kept its time apart only after the backfill's carry read carries itself (it sees the key).
+//   The backfill is then the only writer of a keyless document.
 // - user_passwords: password generations {_id: "<userId>:<n>", n >= 1}; generation 0 is the hash
 //   in `users`. Changing the hash inserts generation n+1: the unique _id is the CAS. The latest
 //   PASSWORD_GENERATIONS_KEPT are kept.
@@ -227,8 +229,11 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         for (const login of apart) {
           await ctx.run(ID, () => users.updateOne({ _id: login._id, loginKey: { $exists: true } }, { $max: { lastLoginAt: login.lastLoginAt as Date } }));
         }
-        // Carried: no longer read (the account has its key), so not kept.
-        if (apart.length > 0) await ctx.run(ID, () => lastLogins.deleteMany({ _id: { $in: apart.map((login) => login._id) } }));
+        // Carried: no longer read (the account has its key), so not kept. Only what was carried:
+        // a login kept apart since then carries itself (setLastLogin).
+        if (apart.length > 0) {
+          await ctx.run(ID, () => lastLogins.deleteMany({ $or: apart.map((login) => ({ _id: login._id, lastLoginAt: login.lastLoginAt as Date })) }));
+        }
       }
       return { filled, clashes };
     },
@@ -253,6 +258,12 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         if (matchedCount === 0) {
           // Two first logins at once: one inserts the document; the other then updates it.
           await upsertOne(lastLogins, { _id: id }, { $set: { lastLoginAt: at } });
+          // The backfill may have keyed the account since the update above found it keyless,
+          // and read what it carries before this was kept apart: this login then carries itself
+          // (no longer read apart once the account has its key), and deletes what it kept apart
+          // unless a later login has replaced it.
+          const { matchedCount: keyed } = await users.updateOne({ _id: id, loginKey: { $exists: true } }, { $max: { lastLoginAt: at } });
+          if (keyed > 0) await lastLogins.deleteOne({ _id: id, lastLoginAt: at });
         }
         return new Date(at.getTime());
       }),
