@@ -127,6 +127,36 @@ describe("sqlite store on a full disk (tmpfs)", function () {
     assert.ok(await first.users.findById("u4"));
   });
 
+  it("a batch of audit events refused for a full disk counts as any refused write: told as a full disk, pings refused (NOT_SERVING) until one commits once space is back", async () => {
+    const dataDir = join(tmpfs!.dir, "data");
+    const first = await openStore({ dataDir });
+    open.push(first);
+    for (const id of ["u1", "u2"]) await first.users.create(user(id));
+    await first.close();
+    const failures = counting();
+    // Its start-up checkpoint empties the log, and its first ping writes its one frame: every
+    // commit below needs new space.
+    const started = await openStore({ dataDir, failures });
+    open.push(started);
+    await started.ping();
+    fill(join(tmpfs!.dir, "filler"));
+
+    const event = (i: number, outcome: string) => ({ id: `e${i}`, time: new Date(1_700_000_000_000 + i), type: "login", outcome, login: "u1@example.com" });
+    // One batch (one turn of the event loop): a success needs its fsync; refusals alone do not.
+    for (const outcomes of [["success", "locked"], ["locked", "throttled"]]) {
+      const answers = await Promise.all(outcomes.map((o, i) => started.auditEvents.append(event(i, o)).then(() => "stored", (e: unknown) => `${(e as Error).name}: ${(e as Error).message}`)));
+      assert.deepEqual(answers, outcomes.map(() => "StoreUnavailableError: embedded store unavailable (SQLITE_FULL)"), outcomes.join(", "));
+    }
+    assert.equal(failures.told, 1, "the other workers are told, once");
+    await assert.rejects(started.ping(), { name: "StoreUnavailableError", message: "embedded store unavailable (SQLITE_FULL)" });
+    assert.equal((await started.users.findById("u2"))?.id, "u2", "reads answer");
+
+    unlinkSync(join(tmpfs!.dir, "filler"));
+    await started.ping();
+    await started.auditEvents.append(event(9, "success"));
+    assert.deepEqual((await started.auditEvents.list({ limit: 10 })).map((e) => e.id), ["e9"]);
+  });
+
   it("a store opened on a full disk that its start-up checkpoint cannot copy the log onto starts: reads answer, writes and pings are refused (SQLITE_FULL) until its ping has run the checkpoint, once space is back", async () => {
     const { dataDir, first, file, databaseSize } = await logNotCheckpointed();
     assert.ok(walFrames(file) > 10, "the log holds the users, not yet in the database file");

@@ -92,7 +92,7 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
     for (const row of rows) insert.run(row);
   });
   const prune = batchDelete(db, "audit_events", "time < ?");
-  const { call, cheaply, synced, refusal } = sqliteCalls(db);
+  const { call, cheaply, synced, refusal, writeFailed } = sqliteCalls(db);
   let pending: PendingAppend[] = [];
   const flush = () => {
     const batch = pending;
@@ -115,6 +115,8 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
           insert.run(p.row);
           written.push(p);
         } catch (e) {
+          // Refused for a full disk: counted as a call's write is (readiness, the other workers).
+          writeFailed(e);
           p.reject(mapSqliteError(e));
         }
       }

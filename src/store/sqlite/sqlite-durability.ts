@@ -132,6 +132,11 @@ export interface SqliteCalls {
   /** A write committed (ping()'s probe of a full disk): full() is false again. */
   notFull(): void;
   /**
+   * A write made outside call() (an audit batch) failed with `error`: a full disk (meansFull)
+   * counts as a call's does, full() true and `full` of SqliteCallsOptions told.
+   */
+  writeFailed(error: unknown): void;
+  /**
    * Another process's write on the same database met a full disk: full() is true, as if a write
    * here had (ping() then probes the disk), without telling `full` of SqliteCallsOptions.
    */
@@ -187,6 +192,12 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
   let full = false;
   let held: StoreUnavailableError | undefined;
   const refusal = () => wal.failure ?? held;
+  const writeFailed = (error: unknown) => {
+    if (meansFull(error) && !full) {
+      full = true;
+      tellFull();
+    }
+  };
   /**
    * Runs `fn`. A spend (`lost` given) that lost (it changed no row, or its insert is a
    * DuplicateError) settles with `lost(outcome, durable)`: `durable` resolves once every commit
@@ -212,10 +223,7 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
         all = committed - before;
         changed = all - cheap;
       } catch (error) {
-        if (meansFull(error) && !full) {
-          full = true;
-          tellFull();
-        }
+        writeFailed(error);
         const mapped = mapSqliteError(error);
         // A write on the failed or held (query-only) connection: refused with the failure's own words.
         const refused = refusal();
@@ -274,6 +282,7 @@ function createCalls(db: Database.Database, wal: WalSync, told: (changes: number
     },
     full: () => full,
     notFull: () => void (full = false),
+    writeFailed,
     fill: () => void (full = true),
     fail: (message) => void wal.fail(new StoreUnavailableError(message)),
   };
