@@ -358,22 +358,27 @@ export type Config = Omit<Values, "clientIds" | "adminToken" | "mongodbDatabase"
   readonly generated: { clientId?: string; adminToken?: string };
 };
 
+/**
+ * One variable read as loadConfig reads it (unset or empty: its default), for a command that
+ * needs only a few of them (`npm run backup`: TESSERA_DATA_DIR, MONGODB_URI); throws ConfigError
+ * naming the variable.
+ */
+export function readVariable<K extends keyof Vars>(key: K, env: NodeJS.ProcessEnv = process.env): Values[K] {
+  const v = variables[key] as Variable<unknown, unknown>;
+  const raw = env[v.name];
+  if (raw === undefined || raw === "") return v.fallback as Values[K];
+  try {
+    return v.parse(raw) as Values[K];
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new ConfigError(`${v.name}: ${v.secret ? why.replaceAll(raw, "<hidden>").replaceAll(JSON.stringify(raw).slice(1, -1), "<hidden>") : why}`);
+  }
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(variables) as [string, Variable<unknown, unknown>][]) {
-    const raw = env[v.name];
-    if (raw === undefined || raw === "") {
-      out[key] = v.fallback;
-      continue;
-    }
-    try {
-      out[key] = v.parse(raw);
-    } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      throw new ConfigError(`${v.name}: ${v.secret ? why.replaceAll(raw, "<hidden>").replaceAll(JSON.stringify(raw).slice(1, -1), "<hidden>") : why}`);
-    }
-  }
+  for (const key of Object.keys(variables) as Array<keyof Vars>) out[key] = readVariable(key, env);
   const c = out as Values;
   if ((c.tlsCertFile === undefined) !== (c.tlsKeyFile === undefined)) {
     throw new ConfigError("TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE: set both or neither");
