@@ -154,7 +154,7 @@ function checkpointAtStart(db: Database.Database, warn: NonNullable<SqliteStoreO
 }
 
 /** How long a statement waits for another process's lock on the file (a second instance, a CLI). */
-const BUSY_TIMEOUT_MS = 5000;
+export const BUSY_TIMEOUT_MS = 5000;
 /** How long the start-up checkpoint may hold the write lock waiting for other processes. */
 const CHECKPOINT_WAIT_MS = 1000;
 /**

@@ -1,0 +1,46 @@
+// `npm run backup -- <destination file>`: a consistent copy of the embedded store's database,
+// taken while the service runs (store/sqlite/sqlite-backup.ts; README, "Backups"). tsc's output,
+// dist/src/backup.js, run with plain node: nothing is compiled at run time.
+//
+// It reads TESSERA_DATA_DIR as the service does (relative: to the directory it runs in, which npm
+// makes the project's, as for `npm start`); a relative destination is taken from where npm was
+// run (INIT_CWD). Exit codes: 0 written; 1 not written (no database, the destination exists or
+// its directory cannot take it, the database stayed locked, the copy did not check out); 2 a
+// usage or configuration error (no destination, MONGODB_URI set, a bad TESSERA_DATA_DIR).
+import { resolve } from "node:path";
+import { ConfigError, readVariable } from "./config.js";
+import { oneLine } from "./core/text.js";
+import { backUpSqliteStore } from "./store/sqlite/sqlite-backup.js";
+
+function backUp(args: string[], env: NodeJS.ProcessEnv): { code: number; out?: string; err?: string } {
+  if (args.length !== 1 || args[0] === "") return { code: 2, err: "usage: npm run backup -- <destination file>" };
+  let dataDir: string;
+  try {
+    if (readVariable("mongodbUri", env) !== undefined) {
+      return {
+        code: 2,
+        err: 'tessera: backup: MONGODB_URI is set: the store is MongoDB, which this command does not copy; back it up with MongoDB\'s own tools (mongodump, or a snapshot of a replica set member: README, "Backups")',
+      };
+    }
+    dataDir = readVariable("dataDir", env);
+  } catch (e) {
+    if (e instanceof ConfigError) return { code: 2, err: `tessera: configuration error: ${e.message}` };
+    throw e;
+  }
+  try {
+    const started = Date.now();
+    const copy = backUpSqliteStore(dataDir, resolve(env.INIT_CWD ?? process.cwd(), args[0]!));
+    return {
+      code: 0,
+      out: `tessera: backup of ${copy.source} (schema version ${copy.schemaVersion}) written to ${copy.destination}: ${copy.bytes} bytes in ${Date.now() - started} ms`,
+    };
+  } catch (e) {
+    // One line, never a stack trace: what went wrong, naming the path.
+    return { code: 1, err: `tessera: backup failed: ${oneLine(e instanceof Error ? e.message : String(e))}` };
+  }
+}
+
+const { code, out, err } = backUp(process.argv.slice(2), process.env);
+if (out !== undefined) process.stdout.write(`${out}\n`);
+if (err !== undefined) process.stderr.write(`${err}\n`);
+process.exitCode = code;

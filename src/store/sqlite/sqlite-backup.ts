@@ -1,0 +1,174 @@
+// An online backup of the embedded store (`npm run backup -- <file>`, src/backup.ts): a
+// consistent copy of tessera.db taken while the service runs and writes, from any number of
+// processes (TESSERA_WORKERS). Copying the file itself is not one: committed pages may still be in
+// the -wal file only, and a copy made during a checkpoint is torn.
+//
+// The copy is SQLite's VACUUM INTO, on a read-only connection of its own (nothing it does writes
+// the live database). It reads in one read transaction, which in WAL mode is a snapshot: the
+// database as of the last commit before it began, whatever part of it is still in the -wal file.
+// Writers of every process go on meanwhile (their commits are not in the copy), and it never
+// starts over. Measured against better-sqlite3's db.backup() (SQLite's online backup API), on a
+// 47 MiB database that another process wrote one row per commit:
+//
+//   VACUUM INTO                                       0.4 to 0.7 s, whatever the writer did
+//   db.backup(), 100 pages a step (its default)       not finished after 20 s: it starts over
+//                                                     after every commit of another connection
+//                                                     (383 times at 20 commits/s, 16310 with
+//                                                     commits back to back)
+//   db.backup(), every page in one step               0.2 to 0.5 s, but it copies pages as they
+//                                                     are, free ones included, which keep what
+//                                                     deleted rows held (secure_delete is off):
+//                                                     password hashes since changed, say
+//
+// VACUUM INTO writes the live rows only, compacted. The copy is written to a temporary file
+// beside the destination (created 0600: it holds password hashes, and private signing keys
+// unless TESSERA_KEY_ENCRYPTION_KEY sealed them), checked (PRAGMA integrity_check, its schema
+// version read), synced, and linked to the destination's name, which fails if a file took that
+// name meanwhile: a backup never replaces a file, and a destination that exists is the whole
+// backup, never part of one.
+import { randomBytes } from "node:crypto";
+import { closeSync, fchmodSync, fsyncSync, linkSync, lstatSync, openSync, rmSync, statSync, type Stats } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { BUSY_TIMEOUT_MS, SQLITE_FILE_NAME } from "./sqlite-store.js";
+
+/** A backup refused or failed, with what to tell the operator. */
+export class BackupError extends Error {
+  override name = "BackupError";
+}
+
+export interface SqliteBackup {
+  /** The database copied (absolute). */
+  readonly source: string;
+  /** The copy (absolute). */
+  readonly destination: string;
+  /** The copy's schema version (schema_version, src/store/sqlite/schema.ts). */
+  readonly schemaVersion: number;
+  readonly bytes: number;
+}
+
+function alreadyExists(target: string, cause?: unknown): BackupError {
+  return new BackupError(`${target} already exists: a backup is never written over a file; name a new one`, { cause });
+}
+
+function errorCode(error: unknown): string {
+  return String((error as { code?: unknown }).code ?? "error");
+}
+
+/** The file's status, undefined when nothing is there (a link to nothing is something). */
+function statusOf(path: string, stat: (path: string) => Stats): Stats | undefined {
+  try {
+    return stat(path);
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return undefined;
+    throw new BackupError(`cannot look at ${path} (${errorCode(error)})`, { cause: error });
+  }
+}
+
+/** What an error of SQLite's while copying or checking means, said of `source` and `directory`. */
+function sqliteFailure(error: unknown, source: string, directory: string): Error {
+  const code = errorCode(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === "SQLITE_BUSY") {
+    return new BackupError(`the database ${source} stayed locked by another process for ${BUSY_TIMEOUT_MS / 1000} s (SQLITE_BUSY): try again`, { cause: error });
+  }
+  if (code === "SQLITE_NOTADB") return new BackupError(`${source} is not a SQLite database (SQLITE_NOTADB)`, { cause: error });
+  if (code === "SQLITE_FULL") return new BackupError(`no space left in ${directory} for the copy (SQLITE_FULL)`, { cause: error });
+  if (code.startsWith("SQLITE_")) return new BackupError(`copying ${source} failed: ${message} (${code})`, { cause: error });
+  return error instanceof Error ? error : new Error(message);
+}
+
+/** fsync of a file or a directory (the directory: so that the name given to the copy survives a power cut). */
+function sync(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The schema version a database records, or why it records none. */
+function checkCopy(copy: string, source: string): number {
+  const db = new Database(copy, { readonly: true, fileMustExist: true });
+  try {
+    const result = db.pragma("integrity_check") as Array<{ integrity_check: string }>;
+    if (result.length !== 1 || result[0]!.integrity_check !== "ok") {
+      throw new BackupError(`the copy of ${source} did not pass PRAGMA integrity_check: ${result.map((r) => r.integrity_check).join("; ")}`);
+    }
+    let version: number | null;
+    try {
+      version = (db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null }).v;
+    } catch (error) {
+      if (!/no such table/.test(String((error as Error).message))) throw error;
+      version = null;
+    }
+    if (version === null) throw new BackupError(`${source} records no schema version: it is not the embedded store's database, or one still being created`);
+    return version;
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Copies `${dataDir}/tessera.db` to `destination` (a new file), online. Throws BackupError with
+ * the reason when there is no database, the destination exists or its directory cannot take it,
+ * the database stays locked past the busy timeout, or the copy does not check out; nothing is
+ * left at the destination then.
+ */
+export function backUpSqliteStore(dataDir: string, destination: string): SqliteBackup {
+  const source = resolve(dataDir, SQLITE_FILE_NAME);
+  const sourceStatus = statusOf(source, statSync);
+  if (sourceStatus === undefined) throw new BackupError(`no database at ${source} (TESSERA_DATA_DIR): nothing to back up`);
+  if (!sourceStatus.isFile()) throw new BackupError(`${source} is not a file`);
+  const target = resolve(destination);
+  const targetStatus = statusOf(target, lstatSync);
+  if (targetStatus?.isDirectory()) throw new BackupError(`${target} is a directory: name the file to write`);
+  if (targetStatus !== undefined) throw alreadyExists(target);
+  const directory = dirname(target);
+  const directoryStatus = statusOf(directory, statSync);
+  if (directoryStatus === undefined) throw new BackupError(`the directory ${directory} does not exist`);
+  if (!directoryStatus.isDirectory()) throw new BackupError(`${directory} is not a directory`);
+
+  // VACUUM INTO writes into an empty file as into a new one, and keeps its mode.
+  const temporary = join(directory, `.${basename(target)}.${randomBytes(4).toString("hex")}.tmp`);
+  try {
+    const fd = openSync(temporary, "wx", 0o600);
+    try {
+      fchmodSync(fd, 0o600); // whatever the umask
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw new BackupError(`cannot write in the directory ${directory} (${errorCode(error)})`, { cause: error });
+  }
+  let schemaVersion: number;
+  try {
+    try {
+      // The busy timeout bounds a wait for a lock: a reader in WAL mode waits only while another
+      // process rebuilds the log's index (its first open after a crash). A migration, which holds
+      // the write lock, is not waited for: the copy is the database as it was before it.
+      const db = new Database(source, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+      try {
+        db.prepare("VACUUM INTO ?").run(temporary);
+      } finally {
+        db.close();
+      }
+      schemaVersion = checkCopy(temporary, source);
+    } catch (error) {
+      throw sqliteFailure(error, source, directory);
+    }
+    sync(temporary);
+    try {
+      linkSync(temporary, target);
+    } catch (error) {
+      if (errorCode(error) === "EEXIST") throw alreadyExists(target, error);
+      throw new BackupError(`cannot name the copy ${target} (${errorCode(error)})`, { cause: error });
+    }
+  } finally {
+    rmSync(temporary, { force: true });
+  }
+  sync(directory);
+  return { source, destination: target, schemaVersion, bytes: statSync(target).size };
+}
