@@ -14,6 +14,7 @@ import { proxySubnet } from "./server/client-address.js";
 import { headerCredentialLimitBytes, requestHeaderLimitBytes } from "./server/limits.js";
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
+import { secretEquals } from "./core/secrets.js";
 import { oneLine, quoted, withoutUrlPasswords } from "./core/text.js";
 import { threadPoolSize } from "./thread-pool-size.cjs";
 
@@ -329,6 +330,7 @@ export const variables = {
   jwtSecret: variable<string>("TESSERA_JWT_SECRET", undefined, secretOfAtLeast(32), "HS256 secret (at least 32 bytes, neither white space only nor one character repeated); required when TESSERA_JWT_ALG=HS256, refused otherwise.", { secret: true }),
   keyPublishSeconds: variable("TESSERA_KEY_PUBLISH_SECONDS", 600, integer(0, 86400), "How long a signing key is published in the JWKS before it may sign: a rotation promotes the next key no earlier than this after it was published. The JWKS (and GET /jwt/pubkey) max-age is at most this, minus the 30 s in which instances learn of new keys."),
   keyEncryptionKey: variable<string>("TESSERA_KEY_ENCRYPTION_KEY", undefined, secretOfAtLeast(32), "Secret (at least 32 bytes, neither white space only nor one character repeated) that seals private signing keys in the store (AES-256-GCM); unset: stored in the clear (refused when NODE_ENV=production).", { secret: true }),
+  keyEncryptionKeyPrevious: variable<string>("TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", undefined, secretOfAtLeast(32), "The secret TESSERA_KEY_ENCRYPTION_KEY was before it changed (same rules; requires TESSERA_KEY_ENCRYPTION_KEY, and must differ from it): it also opens stored keys, and each key that opens only with it is sealed again under TESSERA_KEY_ENCRYPTION_KEY at start (README \"Upgrades\").", { secret: true }),
   publicUrl: variable<string>("TESSERA_PUBLIC_URL", undefined, publicUrl, "The https URL clients reach Tessera at: the `issuer` of /.well-known/openid-configuration and the `iss` of every JWT (http only for localhost)."),
   jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues; TESSERA_PUBLIC_URL when that is set (then leave this unset or equal)."),
   jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 access JWTs; refresh JWTs carry it followed by `/refresh_token`, so that no verifier of access tokens takes one."),
@@ -441,6 +443,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (c.nodeEnv === "production" && c.jwtAlg !== "HS256" && c.keyEncryptionKey === undefined) {
     throw new ConfigError("TESSERA_KEY_ENCRYPTION_KEY: required when NODE_ENV=production (private signing keys would be stored unsealed)");
   }
+  if (c.keyEncryptionKeyPrevious !== undefined && c.keyEncryptionKey === undefined) {
+    throw new ConfigError(
+      "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: set without TESSERA_KEY_ENCRYPTION_KEY; the previous secret only opens keys sealed under it, which are sealed again under TESSERA_KEY_ENCRYPTION_KEY",
+    );
+  }
+  // Refused rather than warned of: the operator meant to change the secret, and nothing would change.
+  if (c.keyEncryptionKeyPrevious !== undefined && c.keyEncryptionKey !== undefined && secretEquals(c.keyEncryptionKeyPrevious, c.keyEncryptionKey)) {
+    throw new ConfigError(
+      "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS and TESSERA_KEY_ENCRYPTION_KEY: the same secret; the previous one is the secret keys were sealed with before TESSERA_KEY_ENCRYPTION_KEY changed (unset it once every key is sealed again)",
+    );
+  }
   // The generated credentials are a development convenience, printed on stderr: in production
   // the admin token would sit in the logs, and every instance would have its own.
   if (c.nodeEnv === "production" && c.adminToken === undefined) {
@@ -458,9 +471,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ["TESSERA_ADMIN_TOKEN", c.adminToken],
     ["TESSERA_JWT_SECRET", c.jwtSecret],
     ["TESSERA_KEY_ENCRYPTION_KEY", c.keyEncryptionKey],
+    ["TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", c.keyEncryptionKeyPrevious],
   ] as const;
   for (const [i, [name, value]] of secrets.entries()) {
-    const same = secrets.slice(i + 1).find(([, other]) => value !== undefined && other === value);
+    const same = secrets.slice(i + 1).find(([, other]) => value !== undefined && other !== undefined && secretEquals(other, value));
     if (same) throw new ConfigError(`${name} and ${same[0]}: the same secret; each must be its own (the admin token is sent with every admin call, the others never leave the service)`);
   }
   if (c.adminToken !== undefined && c.clientIds?.includes(c.adminToken)) {
@@ -539,12 +553,14 @@ export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process
   const set = (name: string) => env[name] !== undefined && env[name] !== "";
   const tls = config.tlsCertFile !== undefined;
   const loginProtectionOff = "TESSERA_LOGIN_PROTECTION is off: no login attempt or sign-up is limited";
+  const noKeysToSeal = "TESSERA_JWT_ALG is HS256: tokens are signed with TESSERA_JWT_SECRET, and no private signing key is stored to seal";
   const unused: Array<[string, boolean, string]> = [
     ["TESSERA_MONGODB_DATABASE", config.mongodbUri === undefined, "MONGODB_URI is unset: the embedded store is used, which has no database name"],
     ["TESSERA_STORE_TIMEOUT_MS", config.mongodbUri === undefined, "MONGODB_URI is unset: it bounds the wait for an unreachable MongoDB, and the embedded store is used"],
     ["TESSERA_DATA_DIR", config.mongodbUri !== undefined, "MONGODB_URI is set: the store is MongoDB, and the embedded store's directory is not used"],
     // HS256 signs with TESSERA_JWT_SECRET; the key ring stores no key, so nothing is sealed (core/key-ring.ts).
-    ["TESSERA_KEY_ENCRYPTION_KEY", config.jwtAlg === "HS256", "TESSERA_JWT_ALG is HS256: tokens are signed with TESSERA_JWT_SECRET, and no private signing key is stored to seal"],
+    ["TESSERA_KEY_ENCRYPTION_KEY", config.jwtAlg === "HS256", noKeysToSeal],
+    ["TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", config.jwtAlg === "HS256", noKeysToSeal],
     ["TESSERA_TLS_RELOAD_SECONDS", !tls, "TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are unset: no TLS certificate is served"],
     ["TESSERA_HSTS_MAX_AGE_SECONDS", !tls, "TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are unset: Strict-Transport-Security is sent only under TLS"],
     ["TESSERA_AUDIT_REFUSALS_PER_MINUTE", !config.audit, "TESSERA_AUDIT is off: no audit event is recorded"],

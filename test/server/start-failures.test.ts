@@ -285,6 +285,7 @@ describe("config: one secret given for two roles is refused, naming both, never 
     ["TESSERA_ADMIN_TOKEN", "TESSERA_KEY_ENCRYPTION_KEY", {}],
     ["TESSERA_ADMIN_TOKEN", "TESSERA_JWT_SECRET", { TESSERA_JWT_ALG: "HS256" }],
     ["TESSERA_JWT_SECRET", "TESSERA_KEY_ENCRYPTION_KEY", { TESSERA_JWT_ALG: "HS256" }],
+    ["TESSERA_ADMIN_TOKEN", "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", { TESSERA_KEY_ENCRYPTION_KEY: "the-current-key-encryption-key-0123" }],
   ] as const) {
     it(`${a} = ${b}`, () => {
       const message = refusal({ [a]: secret, [b]: secret, ...extra });
@@ -434,6 +435,44 @@ describe("config: NODE_ENV spelled like production but not exactly \"production\
   });
 });
 
+describe("config: the previous key encryption key (TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS)", () => {
+  const current = "the-current-key-encryption-key-0123";
+  const previous = "the-previous-key-encryption-key-456";
+  it("is taken beside TESSERA_KEY_ENCRYPTION_KEY", () => {
+    const config = loadConfig({ TESSERA_KEY_ENCRYPTION_KEY: current, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: previous });
+    assert.equal(config.keyEncryptionKey, current);
+    assert.equal(config.keyEncryptionKeyPrevious, previous);
+  });
+  it("without TESSERA_KEY_ENCRYPTION_KEY: refused (keys would be opened with it, and new ones stored in the clear)", () => {
+    assert.equal(
+      refusal({ TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: previous }),
+      "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: set without TESSERA_KEY_ENCRYPTION_KEY; the previous secret only opens keys sealed under it, which are sealed again under TESSERA_KEY_ENCRYPTION_KEY",
+    );
+  });
+  it("equal to TESSERA_KEY_ENCRYPTION_KEY: refused, the value never quoted", () => {
+    const message = refusal({ TESSERA_KEY_ENCRYPTION_KEY: current, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: current });
+    assert.equal(
+      message,
+      "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS and TESSERA_KEY_ENCRYPTION_KEY: the same secret; the previous one is the secret keys were sealed with before TESSERA_KEY_ENCRYPTION_KEY changed (unset it once every key is sealed again)",
+    );
+  });
+  it("held to the rules of TESSERA_KEY_ENCRYPTION_KEY, never quoted", () => {
+    assert.equal(refusal({ TESSERA_KEY_ENCRYPTION_KEY: current, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: "short-secret" }), "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: must be at least 32 bytes long");
+    assert.equal(refusal({ TESSERA_KEY_ENCRYPTION_KEY: current, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: " ".repeat(32) }), "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: must not be white space only");
+    assert.equal(refusal({ TESSERA_KEY_ENCRYPTION_KEY: current, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: "p".repeat(40) }), "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: must not be one character repeated");
+  });
+  it("a refused start names it on one line and exits 2, without either secret", async function () {
+    this.timeout(30000);
+    const r = await start({ TESSERA_KEY_ENCRYPTION_KEY: current, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: current });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      r.stderr,
+      "tessera: configuration error: TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS and TESSERA_KEY_ENCRYPTION_KEY: the same secret; the previous one is the secret keys were sealed with before TESSERA_KEY_ENCRYPTION_KEY changed (unset it once every key is sealed again)\n",
+    );
+    assert.ok(!r.stdout.includes(current));
+  });
+});
+
 describe("config: a secret of white space only, or of one character repeated, is refused, never quoted", () => {
   for (const [name, extra] of [
     ["TESSERA_JWT_SECRET", { TESSERA_JWT_ALG: "HS256" }],
@@ -561,6 +600,10 @@ describe("config: a variable set that the configuration chosen does not use", ()
     ]);
     assert.deepEqual(unused({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: jwtSecret, TESSERA_KEY_ENCRYPTION_KEY: kek }), [
       { variable: "TESSERA_KEY_ENCRYPTION_KEY", reason: "TESSERA_JWT_ALG is HS256: tokens are signed with TESSERA_JWT_SECRET, and no private signing key is stored to seal" },
+    ]);
+    assert.deepEqual(unused({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: jwtSecret, TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: `${kek}-before` }), [
+      { variable: "TESSERA_KEY_ENCRYPTION_KEY", reason: "TESSERA_JWT_ALG is HS256: tokens are signed with TESSERA_JWT_SECRET, and no private signing key is stored to seal" },
+      { variable: "TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", reason: "TESSERA_JWT_ALG is HS256: tokens are signed with TESSERA_JWT_SECRET, and no private signing key is stored to seal" },
     ]);
     assert.deepEqual(unused({ TESSERA_TLS_RELOAD_SECONDS: "30", TESSERA_HSTS_MAX_AGE_SECONDS: "0" }), [
       { variable: "TESSERA_TLS_RELOAD_SECONDS", reason: "TESSERA_TLS_CERT_FILE and TESSERA_TLS_KEY_FILE are unset: no TLS certificate is served" },
