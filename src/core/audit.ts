@@ -49,6 +49,7 @@ export const auditEventTypes = [
   "jwt_refresh_token.revoked",
   "key.rotated",
   "key.revoked",
+  "key.resealed",
   "admin.call",
   "audit.suppressed",
 ] as const;

@@ -69,7 +69,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   });
   const users = new AuditedUsers(audit, { users: store.users, lifecycle, passwords, throttle, clock, logger });
   await users.backfillLoginKeys();
-  const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger });
+  const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger, audit });
   const verifier = new TokenVerifier({ ring: keyRing, clock });
   const sessions = new AuditedSessions(audit, {
     sessions: store.sessions,

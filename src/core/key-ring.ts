@@ -27,6 +27,7 @@ import {
 } from "jose";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
+import type { AuditTrail } from "./audit.js";
 import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/ports/signing-keys.js";
 import type { Clock } from "./clock.js";
 import { failedPrecondition, notFound, requireField } from "./errors.js";
@@ -36,7 +37,7 @@ import { signJwt } from "./token-signer.js";
 export type SigningAlg = "EdDSA" | "ES256" | "HS256";
 
 export type KeysConfig = Pick<Config, "jwtAlg" | "jwtSecret" | "accessTokenTtlSeconds" | "refreshTokenTtlSeconds"> &
-  Partial<Pick<Config, "keyEncryptionKey" | "keyPublishSeconds">>;
+  Partial<Pick<Config, "keyEncryptionKey" | "keyEncryptionKeyPrevious" | "keyPublishSeconds">>;
 
 /** What a verifier needs of one key. */
 export interface VerificationKey {
@@ -92,6 +93,8 @@ export interface KeyRingDeps {
   config: KeysConfig;
   clock: Clock;
   logger: Logger;
+  /** Where the start's re-seals are recorded (`key.resealed`). */
+  audit?: Pick<AuditTrail, "record">;
 }
 
 export class KeyRing {
@@ -103,6 +106,7 @@ export class KeyRing {
   private readonly sealer: KeySealer;
   private readonly clock: Clock;
   private readonly logger: Logger;
+  private readonly audit: Pick<AuditTrail, "record"> | undefined;
   private keys = new Map<string, LoadedKey>();
   private current: LoadedKey | undefined;
   private loadedAt = -Infinity;
@@ -111,15 +115,18 @@ export class KeyRing {
   private changed: (() => void) | undefined;
   /** Set once open() has loaded the keys: from then on a key that does not unseal is logged, not thrown. */
   private opened = false;
+  /** Keys open() loaded whose stored form is to be sealed again under the current secret (KeySealer.unseal). */
+  private stale: Array<{ kid: string; stored: string; privateJwk: string }> = [];
 
   private constructor(deps: KeyRingDeps) {
     this.store = deps.keys;
     this.config = deps.config;
     this.clock = deps.clock;
     this.logger = deps.logger;
+    this.audit = deps.audit;
     this.alg = deps.config.jwtAlg;
     this.algorithms = this.alg === "HS256" ? ["HS256"] : ["EdDSA", "ES256"];
-    this.sealer = new KeySealer(deps.config.keyEncryptionKey);
+    this.sealer = new KeySealer(deps.config.keyEncryptionKey, deps.config.keyEncryptionKeyPrevious);
   }
 
   static async open(deps: KeyRingDeps): Promise<KeyRing> {
@@ -134,7 +141,31 @@ export class KeyRing {
     }
     await ring.ensureCurrent();
     ring.opened = true;
+    await ring.resealStale();
     return ring;
+  }
+
+  /**
+   * At start, once the keys are loaded: each stored key that opened only with
+   * TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS, or (sealing on) was stored in the clear, is sealed under
+   * TESSERA_KEY_ENCRYPTION_KEY and written back if its stored form is still the one read (another
+   * instance starting at once may have done it: then it is neither logged nor recorded here). A
+   * write the store refuses is logged and does not stop the start: the key keeps opening with
+   * the previous secret, and the next start tries again.
+   */
+  private async resealStale(): Promise<void> {
+    const stale = this.stale;
+    this.stale = [];
+    for (const { kid, stored, privateJwk } of stale) {
+      try {
+        if (!(await this.store.reseal(kid, stored, this.sealer.seal(privateJwk, kid), this.clock.now()))) continue;
+      } catch (error) {
+        this.logger.warn("signing key not re-sealed: it is tried again at the next start", { kid, error: error instanceof Error ? error.message : String(error) });
+        continue;
+      }
+      this.logger.info("signing key re-sealed", { kid });
+      await this.audit?.record({ type: "key.resealed", outcome: "success", subject: kid });
+    }
   }
 
   /** Seconds a key is published before it may sign (TESSERA_KEY_PUBLISH_SECONDS). */
@@ -483,7 +514,9 @@ export class KeyRing {
 
   /**
    * A key record loaded. A private part that does not unseal (TESSERA_KEY_ENCRYPTION_KEY unset or
-   * another secret) stops open(), naming the key; after it, such a key was stored by another
+   * another secret, and not TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS either) stops open(), naming the
+   * key (one open() loads that is to be sealed again under the current secret is kept for
+   * resealStale()); after open(), such a key was stored by another
    * instance configured otherwise (sealing being turned on or its secret changed instance by
    * instance): it is logged once and kept to verify with, its public part being in the clear, so
    * this instance goes on verifying tokens and only signing with it is refused.
@@ -501,7 +534,9 @@ export class KeyRing {
     };
     let privateJwk: JWK;
     try {
-      privateJwk = JSON.parse(this.sealer.open(r.privateJwk, r.kid)) as JWK;
+      const opened = this.sealer.unseal(r.privateJwk, r.kid);
+      privateJwk = JSON.parse(opened.privateJwk) as JWK;
+      if (opened.reseal && !this.opened) this.stale.push({ kid: r.kid, stored: r.privateJwk, privateJwk: opened.privateJwk });
     } catch (error) {
       if (!this.opened) throw error;
       const message = error instanceof Error ? error.message : String(error);

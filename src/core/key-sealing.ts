@@ -2,16 +2,35 @@
 // sealed with AES-256-GCM under a key derived from that secret (HKDF-SHA256), bound to the
 // signing key's kid as associated data, so a sealed key cannot be swapped onto another record.
 // Without it, keys are stored as plain JWK JSON (the database is then as sensitive as the keys).
+// TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS, the secret before a change, opens keys too: GCM's tag
+// tells which secret a key was sealed with (the current one is tried first), and the key ring
+// seals those again under the current one (README "Upgrades").
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 
 const prefix = "sealed:v1:";
 
+const derived = (secret: string) => Buffer.from(hkdfSync("sha256", secret, "tessera", "signing-key-sealing-v1", 32));
+
+/** The private JWK JSON in `body` (IV, ciphertext, tag) sealed under `key` for `kid`; undefined when the tag says another key. */
+function openWith(key: Buffer, body: Buffer, kid: string): string | undefined {
+  const decipher = createDecipheriv("aes-256-gcm", key, body.subarray(0, 12));
+  decipher.setAAD(Buffer.from(kid, "utf8"));
+  decipher.setAuthTag(body.subarray(body.length - 16));
+  try {
+    return Buffer.concat([decipher.update(body.subarray(12, body.length - 16)), decipher.final()]).toString("utf8");
+  } catch {
+    return undefined;
+  }
+}
+
 export class KeySealer {
   private readonly key: Buffer | undefined;
+  private readonly previous: Buffer | undefined;
 
-  /** `secret` undefined: keys are stored in the clear. */
-  constructor(secret: string | undefined) {
-    this.key = secret === undefined ? undefined : Buffer.from(hkdfSync("sha256", secret, "tessera", "signing-key-sealing-v1", 32));
+  /** `secret` undefined: keys are stored in the clear. `previous`: the secret before it, which opens keys too. */
+  constructor(secret: string | undefined, previous?: string) {
+    this.key = secret === undefined ? undefined : derived(secret);
+    this.previous = previous === undefined ? undefined : derived(previous);
   }
 
   get sealing(): boolean {
@@ -30,17 +49,27 @@ export class KeySealer {
 
   /** The private JWK JSON from its stored form; throws a message naming the problem, never the key. */
   open(stored: string, kid: string): string {
-    if (!stored.startsWith(prefix)) return stored;
+    return this.unseal(stored, kid).privateJwk;
+  }
+
+  /**
+   * The private JWK JSON from its stored form, and whether that form is to be sealed again under
+   * the current secret: it opened with the previous one only, or it is in the clear while
+   * sealing is on. Throws a message naming the problem, never the key.
+   */
+  unseal(stored: string, kid: string): { privateJwk: string; reseal: boolean } {
+    if (!stored.startsWith(prefix)) return { privateJwk: stored, reseal: this.sealing };
     if (!this.key) throw new Error(`signing key ${kid} is sealed: set TESSERA_KEY_ENCRYPTION_KEY to the secret it was sealed with`);
     const raw = Buffer.from(stored.slice(prefix.length), "base64url");
     if (raw.length < 12 + 16 + 1) throw new Error(`signing key ${kid}: sealed form is truncated`);
-    const decipher = createDecipheriv("aes-256-gcm", this.key, raw.subarray(0, 12));
-    decipher.setAAD(Buffer.from(kid, "utf8"));
-    decipher.setAuthTag(raw.subarray(raw.length - 16));
-    try {
-      return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString("utf8");
-    } catch {
-      throw new Error(`signing key ${kid} cannot be unsealed: TESSERA_KEY_ENCRYPTION_KEY is not the secret it was sealed with`);
-    }
+    const current = openWith(this.key, raw, kid);
+    if (current !== undefined) return { privateJwk: current, reseal: false };
+    const previous = this.previous && openWith(this.previous, raw, kid);
+    if (previous !== undefined) return { privateJwk: previous, reseal: true };
+    throw new Error(
+      this.previous
+        ? `signing key ${kid} cannot be unsealed: neither TESSERA_KEY_ENCRYPTION_KEY nor TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS is the secret it was sealed with`
+        : `signing key ${kid} cannot be unsealed: TESSERA_KEY_ENCRYPTION_KEY is not the secret it was sealed with`,
+    );
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { KeyPromotion, NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertUnlessTaken } from "./mongo-inserts.js";
@@ -7,6 +8,16 @@ const ID = "kid";
 
 // A revocation is the mark "key-revoked:<kid>" (once, whatever races it).
 const revokedMark = (kid: string) => `key-revoked:${kid}`;
+
+// A re-seal of a key's private part (README "Upgrades") is decided by the mark
+// "key-resealed:<kid>:<SHA-256 of the form it replaces>", inserted with the new form: FerretDB's
+// conditional update is no compare-and-set (mongo-marks.ts), and two instances that both matched
+// the old form would each write their own. Every caller that finds the mark writes the form it
+// holds (so the winner's form is stored whoever writes it, and one that stopped between its mark
+// and its write is finished by the next); the winner deletes it once written.
+const resealedMark = (kid: string, from: string) => `key-resealed:${kid}:${createHash("sha256").update(from).digest("base64url")}`;
+/** How long the mark of a re-seal whose winner stopped before deleting it is kept: housekeeping deletes it after. */
+const resealMarkMs = 24 * 3600_000;
 
 // A rotation is one insert: the new next key's document carries what the rotation changes
 // (`rotation`: the key it promotes and from when, the key it retires and until when), and the
@@ -76,6 +87,20 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
             .catch(() => {});
         }
         return true;
+      }),
+    reseal: (kid, from, to, at) =>
+      ctx.run(ID, async () => {
+        const mark = resealedMark(kid, from);
+        const won = await ctx.marks.claim(mark, at, new Date(at.getTime() + resealMarkMs), to);
+        const form = won ? to : (await ctx.marks.read(mark))?.data;
+        // No mark: its winner wrote, then deleted it.
+        if (form === undefined) return false;
+        const { matchedCount } = await keys.updateOne({ _id: kid, privateJwk: from }, { $set: { privateJwk: form } });
+        if (!won) return false;
+        // Another caller may have written this form first; the key may be gone.
+        const stored = matchedCount === 1 || (await keys.countDocuments({ _id: kid, privateJwk: to }, { limit: 1 })) === 1;
+        await ctx.marks.deleteMany([mark]);
+        return stored;
       }),
     revoke: (kid, at) =>
       ctx.run(ID, async () => {

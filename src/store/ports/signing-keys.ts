@@ -53,6 +53,15 @@ export interface SigningKeyStore {
    * that generation. (MongoDB: the insert decides; the updates follow, written by the winner only.)
    */
   rotate(next: NewSigningKey, change: KeyPromotion): Promise<boolean>;
+  /**
+   * Compare-and-set of a key's stored private part (TESSERA_KEY_ENCRYPTION_KEY changed, or
+   * sealing turned on): replaces it with `to` if it is still `from`, the form the caller read,
+   * changing nothing else of the key. True for exactly one of several callers replacing the same
+   * `from`, at once or one after another, and its `to` is then what is stored; false when the
+   * stored form is no longer `from` (another instance replaced it) or the key is gone. `at`: now.
+   * (MongoDB: an insert-once mark decides, see mongo-signing-keys.ts.)
+   */
+  reseal(kid: string, from: string, to: string, at: Date): Promise<boolean>;
   /** Sets revokedAt unless already set; false when unknown or already revoked. */
   revoke(kid: string, at: Date): Promise<boolean>;
   /**

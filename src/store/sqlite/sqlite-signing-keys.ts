@@ -42,6 +42,7 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
   const retire = db.prepare("UPDATE signing_keys SET retired_at = ?, not_after = ? WHERE kid = ? AND retired_at IS NULL");
   const promote = db.prepare("UPDATE signing_keys SET activated_at = ? WHERE kid = ?");
   const revoke = db.prepare("UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL");
+  const reseal = db.prepare("UPDATE signing_keys SET private_jwk = ? WHERE kid = ? AND private_jwk = ?");
   // A revoked one only once past its revocation too (see the port).
   const deleteExpired = db.prepare(
     "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND not_after IS NOT NULL AND not_after < ? AND (revoked_at IS NULL OR revoked_at < ?)",
@@ -86,6 +87,7 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
     insertGeneration: (key) => call(() => tryInsert(key)),
     rotate: (next, change) => call(() => rotate.immediate(next, change)),
     revoke: (kid, at) => spend(() => revoke.run(toMs(at), kid).changes === 1),
+    reseal: (kid, from, to) => call(() => reseal.run(to, kid, from).changes === 1),
     deleteExpired: (before, revokedBefore) => call(() => deleteBoth.immediate(toMs(before), toMs(revokedBefore))),
   };
 }
