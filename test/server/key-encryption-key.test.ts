@@ -3,19 +3,15 @@
 // TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS, that start seals them again under the new one (logged,
 // audited), and from then on the new secret alone opens them while the old one alone is refused.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { MongoClient } from "mongodb";
-import { projectRoot } from "../../src/project-files.js";
 import { bearer } from "../support/clients.js";
-import { entryArgv, killService, request, startService, type ServiceProcess } from "../support/process.js";
+import { killService, request, runUntilExit, startService, type ServiceProcess } from "../support/process.js";
 import { storesUnderTest, testAdminToken } from "../support/server.js";
 
-const run = promisify(execFile);
 const a = "the-old-key-encryption-secret-0123456789";
 const b = "the-new-key-encryption-secret-9876543210";
 
@@ -89,15 +85,7 @@ for (const kind of storesUnderTest()) {
       assert.equal(kidOf(await login(alone.port)), kidOf(before));
       await killService(alone);
 
-      const refused = await run(process.execPath, await entryArgv("compiled"), {
-        cwd: projectRoot,
-        env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_WORKERS: "1", TESSERA_CLIENT_IDS: "web", TESSERA_ADMIN_TOKEN: testAdminToken, ...storeEnv(), TESSERA_KEY_ENCRYPTION_KEY: a },
-        timeout: 30_000,
-        killSignal: "SIGKILL",
-      }).then(
-        () => ({ code: 0 as number | null, stderr: "" }),
-        (e: { code: number | null; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
-      );
+      const refused = await runUntilExit("compiled", { ...storeEnv(), TESSERA_KEY_ENCRYPTION_KEY: a });
       assert.equal(refused.code, 1, refused.stderr);
       assert.match(refused.stderr, /^tessera: failed to start: signing key \S+ cannot be unsealed: TESSERA_KEY_ENCRYPTION_KEY is not the secret it was sealed with\n$/);
       assert.ok(kids.includes(/signing key (\S+) /.exec(refused.stderr)![1]));

@@ -2,19 +2,16 @@
 // not there stops the process with one line on stderr naming the variable (or the cause), a
 // non-zero exit, and never the value of a secret.
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type AddressInfo, type Server } from "node:net";
-import { promisify } from "node:util";
 import { workerIdVariable } from "../../src/cluster.js";
 import { ConfigError, loadConfig, unknownVariables, unusedVariables } from "../../src/config.js";
 import { projectRoot } from "../../src/project-files.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
-import { entryArgv, killService, startService } from "../support/process.js";
-
-const run = promisify(execFile);
+import { entryArgv, killService, runUntilExit, startService } from "../support/process.js";
 
 /** The message loadConfig throws for `env`, or "" when it accepts it. */
 function refusal(env: Record<string, string>): string {
@@ -28,28 +25,7 @@ function refusal(env: Record<string, string>): string {
 }
 
 /** Starts the compiled service with `env` (test credentials, cheap hashing) until it exits. */
-async function start(env: Record<string, string>): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  return run(process.execPath, await entryArgv("compiled"), {
-    cwd: projectRoot,
-    env: {
-      ...process.env,
-      MONGODB_URI: "",
-      PORT: "0",
-      TESSERA_WORKERS: "1",
-      TESSERA_CLIENT_IDS: "web",
-      TESSERA_ADMIN_TOKEN: "admin-token-0123456789",
-      TESSERA_ARGON2_MEMORY_KIB: "1024",
-      TESSERA_ARGON2_ITERATIONS: "1",
-      TESSERA_STORE_TIMEOUT_MS: "500",
-      ...env,
-    },
-    timeout: 20000,
-    killSignal: "SIGKILL",
-  }).then(
-    (r) => ({ code: 0 as number | null, stderr: r.stderr, stdout: r.stdout }),
-    (e: { code: number | null; stderr: string; stdout: string }) => ({ code: e.code, stderr: e.stderr, stdout: e.stdout }),
-  );
-}
+const start = (env: Record<string, string>) => runUntilExit("compiled", env);
 
 describe("config: a value is quoted on one line, whatever it holds", () => {
   it("a line break is escaped, not written", () => {

@@ -97,6 +97,33 @@ export async function startService(entry: Entry, env: Record<string, string>, op
   });
 }
 
+/**
+ * Runs Tessera with `env` over the test credentials and cheap argon2id until it exits (a refused
+ * start), SIGKILLed after 20 s: its exit code and output.
+ */
+export async function runUntilExit(entry: Entry, env: Record<string, string>): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  return run(process.execPath, await entryArgv(entry), {
+    cwd: projectRoot,
+    env: {
+      ...process.env,
+      MONGODB_URI: "",
+      PORT: "0",
+      TESSERA_WORKERS: "1",
+      TESSERA_CLIENT_IDS: "web",
+      TESSERA_ADMIN_TOKEN: "admin-token-0123456789",
+      TESSERA_ARGON2_MEMORY_KIB: "1024",
+      TESSERA_ARGON2_ITERATIONS: "1",
+      TESSERA_STORE_TIMEOUT_MS: "500",
+      ...env,
+    },
+    timeout: 20000,
+    killSignal: "SIGKILL",
+  }).then(
+    (r) => ({ code: 0 as number | null, stderr: r.stderr, stdout: r.stdout }),
+    (e: { code: number | null; stderr: string; stdout: string }) => ({ code: e.code, stderr: e.stderr, stdout: e.stdout }),
+  );
+}
+
 /** Stops the process if it still runs (SIGKILL) and waits for it. */
 export async function killService(service: ServiceProcess | undefined): Promise<void> {
   if (service && service.child.exitCode === null && service.child.signalCode === null) {
