@@ -15,6 +15,7 @@ import type { JwtTokens } from "./jwt-tokens.js";
 import { KeyRing } from "./key-ring.js";
 import { HashPool } from "./hash-pool.js";
 import { LoginThrottle } from "./login-throttle.js";
+import { OwedWrites } from "./owed-writes.js";
 import { Passwords } from "./passwords.js";
 import type { Sessions } from "./sessions.js";
 import { TokenVerifier } from "./token-verifier.js";
@@ -45,6 +46,8 @@ export interface Core {
   apiTokens: ApiTokens;
   /** Periodic removal of expired records. */
   housekeeping: Housekeeping;
+  /** The start's writes the store refused for a full disk, retried until made (close() stops them). */
+  owedWrites: OwedWrites;
 }
 
 export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger; auditWindowMs?: number | undefined }): Promise<Core> {
@@ -68,7 +71,10 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     jwtRefreshTokens: store.jwtRefreshTokens,
   });
   const users = new AuditedUsers(audit, { users: store.users, lifecycle, passwords, throttle, clock, logger });
-  await users.backfillLoginKeys();
+  // Refused for a full disk, the start goes on: accounts without a key are found by their exact
+  // spelling meanwhile, as before the backfill.
+  const owedWrites = new OwedWrites(logger);
+  await owedWrites.run("the login keys of accounts stored without one", () => users.backfillLoginKeys());
   const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger, audit });
   const verifier = new TokenVerifier({ ring: keyRing, clock });
   const sessions = new AuditedSessions(audit, {
@@ -116,5 +122,5 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     derivedCredentialMs: Math.max(config.sessionCookieTtlSeconds, config.authenticationTokenTtlSeconds) * 1000,
   });
   housekeeping.start(config.housekeepingIntervalSeconds);
-  return { users, passwords, hashPool, audit, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping };
+  return { users, passwords, hashPool, audit, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping, owedWrites };
 }

@@ -61,6 +61,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     verifiers: credentialVerifiers(core),
     async close() {
       await core.housekeeping.stop();
+      await core.owedWrites.close();
       // Let fire-and-forget last_used writes settle before the store closes.
       await core.apiTokens.drain();
       await core.audit.drain();

@@ -12,6 +12,7 @@
 // by itself once space is freed; a worker started while the disk is full (one killed, replaced)
 // reports NOT_SERVING from its first probe, and one started once space is back reports SERVING.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import http from "node:http";
@@ -356,5 +357,131 @@ describe("faults: the embedded store's file system full, then space back", funct
     // At error level: only the two workers killed here.
     const errors = s.problems.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === "error");
     assert.deepEqual(errors.map((l) => [l.msg, l.worker, l.signal]), [["worker exited", 2, "SIGKILL"], ["worker exited", 2, "SIGKILL"]]);
+  });
+});
+
+// A start (or a worker's) on a full disk, the database already holding keys that sign. What the
+// start would write (login keys for accounts stored without one) waits for space; meanwhile the
+// service answers reads (a token issued before is checked), reports NOT_SERVING and answers
+// writes 503, and each such write is made once space is back, retried by itself. A first start
+// (no key at all) on a full disk fails, in one line naming the full disk.
+describe("faults: the embedded store's service started while its file system is full", function () {
+  this.timeout(180000);
+  let tmpfs: Tmpfs | undefined;
+  let server: ServerProcess | undefined;
+
+  beforeEach(function () {
+    tmpfs = mountTmpfs("16m", this);
+  });
+  afterEach(async () => {
+    if (server && !server.hasExited()) {
+      server.child.kill("SIGKILL");
+      await server.exited;
+    }
+    server = undefined;
+    tmpfs?.remove();
+    tmpfs = undefined;
+  });
+
+  const client = { "x-koms-clientid": faultClientId };
+  const email = "Full-Start@Example.com";
+  const call = (s: ServerProcess, o: { method?: string; path: string; headers?: Record<string, string>; json?: unknown }) => {
+    const agent = new http.Agent({ keepAlive: false });
+    return httpRequest(s.url, { ...o, agent, timeoutMs: CALL_MS }).finally(() => agent.destroy());
+  };
+  const login = (s: ServerProcess, as: string) => call(s, { method: "POST", path: "/session", headers: client, json: { account_type: "traditional", email: as, password } });
+  const kids = async (s: ServerProcess) => ((await call(s, { path: "/.well-known/jwks.json" })).body.keys as Array<{ kid: string }>).map((k) => k.kid).sort();
+
+  /**
+   * The service run on `dataDir` before the disk filled: a user signed up (`email`) and logged in,
+   * then the process killed (its log not checkpointed). Resolves with the session's access token.
+   */
+  async function ranBefore(dataDir: string): Promise<string> {
+    const s = await startServerProcess({ TESSERA_DATA_DIR: dataDir });
+    try {
+      assert.equal((await call(s, { method: "POST", path: "/user", headers: client, json: { email, password } })).status, 201);
+      const started = await login(s, email);
+      assert.equal(started.status, 200, started.text);
+      return started.body.access_token as string;
+    } finally {
+      s.child.kill("SIGKILL");
+      await s.exited;
+    }
+  }
+
+  /**
+   * `sql` run on the stopped service's database by a process then killed, so that its log is not
+   * checkpointed at its close: the next start's checkpoint must grow the database file (the pages
+   * of a table made and dropped), which a full disk refuses.
+   */
+  function edit(dataDir: string, sql: string): void {
+    const growth = "CREATE TABLE growth (x BLOB); INSERT INTO growth VALUES (zeroblob(262144)); DROP TABLE growth;";
+    const code = 'const db = new (require("better-sqlite3"))(process.argv[1]); db.exec(process.argv[2]); process.kill(process.pid, "SIGKILL");';
+    const run = spawnSync(process.execPath, ["-e", code, join(dataDir, "tessera.db"), growth + sql], { encoding: "utf8" });
+    assert.equal(run.signal, "SIGKILL", run.stderr);
+  }
+  // Accounts from before login keys: a start gives them theirs.
+  const keyless = "UPDATE users SET login_key = NULL;";
+  const checkpointOwed = /start-up checkpoint of its log met a full disk/;
+
+  /** Reads answer, readiness says NOT_SERVING (every probe), writes are refused as on a running full store. */
+  async function degraded(s: ServerProcess, access: string, probes: number): Promise<void> {
+    const checked = await call(s, { path: "/session", headers: { ...client, ...bearer(access) } });
+    assert.equal(checked.status, 200, checked.text);
+    const answers: string[] = [];
+    for (let i = 0; i < probes; i++) answers.push(`${(await call(s, { path: "/readyz" })).status}`);
+    assert.deepEqual(answers, Array(probes).fill("503"));
+    const signUp = await call(s, { method: "POST", path: "/user", headers: client, json: { email: `other-${randomBytes(4).toString("hex")}@example.com`, password } });
+    assert.ok(isStoreUnavailable(signUp), show(signUp));
+  }
+
+  /** Once space is back: ready, and the start's writes made by themselves (the rotation: `keys` published; the login key). */
+  async function caughtUp(s: ServerProcess, probes: number, keys: number): Promise<void> {
+    let done = false;
+    for (let i = 0; i < 100 && !done; i++) {
+      await sleep(200);
+      const ready = [];
+      for (let j = 0; j < probes; j++) ready.push((await call(s, { path: "/readyz" })).status);
+      done = ready.every((r) => r === 200) && (await kids(s)).length === keys && (await login(s, email.toLowerCase())).status === 200;
+    }
+    assert.ok(done, "ready, the next key published and the account's login key given once space is back");
+    const fresh = await login(s, email);
+    assert.equal(fresh.status, 200, fresh.text);
+  }
+
+  for (const [owed, sql, keysBefore, what] of [
+    ["login keys (accounts stored without one)", keyless, 2, "the login keys of accounts stored without one"],
+  ] as const) {
+    it(`a restart on a full disk, its log owed a checkpoint and ${owed} owed too: serves reads, NOT_SERVING, writes 503; all made once space is back`, async () => {
+      const dataDir = join(tmpfs!.dir, "data");
+      const access = await ranBefore(dataDir);
+      edit(dataDir, sql);
+      fill(join(tmpfs!.dir, "filler"));
+
+      server = await startServerProcess({ TESSERA_DATA_DIR: dataDir }, { waitReady: false });
+      const s = server;
+      assert.equal((await kids(s)).length, keysBefore, "the stored keys are published");
+      assert.ok(s.problems.some((l) => checkpointOwed.test(l)), "the start-up checkpoint is owed");
+      await degraded(s, access, 4);
+
+      unlinkSync(join(tmpfs!.dir, "filler"));
+      await caughtUp(s, 4, 2);
+      assert.equal(s.hasExited(), false);
+      assert.deepEqual(s.problems.filter((l) => /"level":"error"/.test(l)), []);
+      // The write owed is logged once, as a warning naming it and the refusal.
+      const owedLines = s.problems.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => typeof l.msg === "string" && l.msg.includes("at start-up; the start goes on"));
+      assert.deepEqual(owedLines.map((l) => [l.level, l.msg, l.error]), [
+        ["warn", `${what} met a full disk at start-up; the start goes on without it, and it is made once space is back (tried every second)`, "embedded store unavailable (SQLITE_FULL)"],
+      ]);
+    });
+  }
+
+  it("a first start on a full disk (no key stored yet) fails, in one line naming the full disk", async () => {
+    fill(join(tmpfs!.dir, "filler"));
+    const failed = await startServerProcess({ TESSERA_DATA_DIR: join(tmpfs!.dir, "data") }).then(
+      () => assert.fail("started"),
+      (e: Error) => e.message,
+    );
+    assert.equal(failed, "the server exited during start-up: tessera: failed to start: embedded store unavailable (SQLITE_FULL): database or disk is full\n");
   });
 });

@@ -7,8 +7,15 @@ export class StoreError extends Error {
 /** The database is down, unreachable or timed out. Maps to UNAVAILABLE (HTTP 503). */
 export class StoreUnavailableError extends StoreError {
   override name = "StoreUnavailableError";
-  constructor(message = "store unavailable", options?: { cause?: unknown }) {
+  /**
+   * The write was refused for want of space (the embedded store on a full disk): reads still
+   * answer, and writes are taken again once space is back. A start owes such a write rather than
+   * failing (core/owed-writes.ts).
+   */
+  readonly diskFull: boolean;
+  constructor(message = "store unavailable", options?: { cause?: unknown; diskFull?: boolean }) {
     super(message, options);
+    this.diskFull = options?.diskFull ?? false;
   }
 }
 

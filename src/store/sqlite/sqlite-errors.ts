@@ -33,7 +33,7 @@ export function mapSqliteError(error: unknown): unknown {
       code === "SQLITE_CANTOPEN" ||
       code === "SQLITE_READONLY")
   ) {
-    return new StoreUnavailableError(`embedded store unavailable (${code})`, { cause: error });
+    return new StoreUnavailableError(`embedded store unavailable (${code})`, { cause: error, diskFull: meansFull(error) });
   }
   // better-sqlite3 throws TypeError("The database connection is not open") after close().
   if (error instanceof TypeError && /database connection is not open/.test(error.message)) {
