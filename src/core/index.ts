@@ -75,7 +75,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   // spelling meanwhile, as before the backfill.
   const owedWrites = new OwedWrites(logger);
   await owedWrites.run("the login keys of accounts stored without one", () => users.backfillLoginKeys());
-  const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger, audit });
+  const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger, audit, owed: owedWrites });
   const verifier = new TokenVerifier({ ring: keyRing, clock });
   const sessions = new AuditedSessions(audit, {
     sessions: store.sessions,

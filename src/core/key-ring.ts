@@ -32,6 +32,7 @@ import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/
 import type { Clock } from "./clock.js";
 import { failedPrecondition, notFound, requireField } from "./errors.js";
 import { KeySealer } from "./key-sealing.js";
+import type { OwedWrites } from "./owed-writes.js";
 import { signJwt } from "./token-signer.js";
 
 export type SigningAlg = "EdDSA" | "ES256" | "HS256";
@@ -95,6 +96,8 @@ export interface KeyRingDeps {
   logger: Logger;
   /** Where the start's re-seals are recorded (`key.resealed`). */
   audit?: Pick<AuditTrail, "record">;
+  /** Where the start's key write goes when the store refuses it for a full disk (retried until made); without it, such a start fails. */
+  owed?: OwedWrites;
 }
 
 export class KeyRing {
@@ -117,6 +120,12 @@ export class KeyRing {
   private opened = false;
   /** Keys open() loaded whose stored form is to be sealed again under the current secret (KeySealer.unseal). */
   private stale: Array<{ kid: string; stored: string; privateJwk: string }> = [];
+  /**
+   * The start's write (a key promoted, the next key published) is owed (refused for a full disk):
+   * until it is made, a stored key of this algorithm that no rotation has made the signer (a
+   * single key from before next keys existed) signs, as it did before.
+   */
+  private owing = false;
 
   private constructor(deps: KeyRingDeps) {
     this.store = deps.keys;
@@ -139,7 +148,18 @@ export class KeyRing {
       ring.keys.set(hs256Kid, ring.current);
       return ring;
     }
-    await ring.ensureCurrent();
+    if (deps.owed) {
+      await deps.owed.run(
+        "the signing keys' start-up write (a key promoted, the next key published)",
+        async () => {
+          await ring.ensureCurrent();
+          // Made later, once space is back: other workers read the keys again.
+          if (ring.owing) ring.changed?.();
+          ring.owing = false;
+        },
+        () => ring.signsMeanwhile(),
+      );
+    } else await ring.ensureCurrent();
     ring.opened = true;
     await ring.resealStale();
     return ring;
@@ -407,8 +427,30 @@ export class KeyRing {
       // instance starting at the same time may promote the key this one stores first.
       await this.advance("now", signing);
     }
-    await this.reload();
+    await this.reload(true);
     if (!this.current) throw new Error("no signing key could be stored");
+  }
+
+  /**
+   * The start's write was refused for a full disk: whether a key already stored can sign
+   * meanwhile (then the start goes on, owing it). None can on a first start, or after a change of
+   * algorithm: that start fails.
+   */
+  private async signsMeanwhile(): Promise<boolean> {
+    this.owing = true;
+    await this.reload(true);
+    if (this.current === undefined) this.owing = false;
+    return this.owing;
+  }
+
+  /**
+   * The key that signs now among `keys` (signerOf, or the promoted key not yet activated); while
+   * the start's write is owed, else the highest key of this algorithm neither revoked nor retired.
+   */
+  private signerNow(keys: readonly LoadedKey[]): LoadedKey | undefined {
+    const signer = this.signerOf(keys, this.clock.now().getTime(), true);
+    if (signer || !this.owing) return signer;
+    return [...keys].sort((a, b) => a.generation - b.generation).filter((k) => k.alg === this.alg && !k.revokedAt && !k.retiredAt).at(-1);
   }
 
   private async newKey(generation: number): Promise<NewSigningKey> {
@@ -440,10 +482,10 @@ export class KeyRing {
   private async signingKey(): Promise<LoadedKey> {
     if (this.alg === "HS256") return this.current!;
     await this.reloadIfStale();
-    let key = this.signerOf([...this.keys.values()], this.clock.now().getTime(), true);
+    let key = this.signerNow([...this.keys.values()]);
     if (!key) {
       await this.reload();
-      key = this.signerOf([...this.keys.values()], this.clock.now().getTime(), true);
+      key = this.signerNow([...this.keys.values()]);
     }
     if (!key) throw new Error("no signing key");
     return key;
@@ -478,7 +520,7 @@ export class KeyRing {
       next.set(r.kid, { ...loaded, ...this.times(r), ...this.supersession(records, r, now) });
     }
     this.keys = next;
-    this.current = this.signerOf([...next.values()], this.clock.now().getTime(), true);
+    this.current = this.signerNow([...next.values()]);
     this.loadedAt = this.clock.now().getTime();
   }
 

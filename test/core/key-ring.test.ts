@@ -10,10 +10,12 @@ import { loadConfig } from "../../src/config.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { AuthError } from "../../src/core/errors.js";
 import { KeyRing } from "../../src/core/key-ring.js";
+import { OwedWrites } from "../../src/core/owed-writes.js";
 import { TokenVerifier } from "../../src/core/token-verifier.js";
 import { silentLogger } from "../../src/logger.js";
 import { openStore } from "../../src/store/index.js";
-import type { SigningKeyStore, Store } from "../../src/store/ports.js";
+import { StoreUnavailableError, type SigningKeyStore, type Store } from "../../src/store/ports.js";
+import Database from "better-sqlite3";
 
 describe("core: key ring across instances, on the injected clock", () => {
   let dir: string;
@@ -114,5 +116,63 @@ describe("core: key ring across instances, on the injected clock", () => {
     const rotated = await b.rotate();
     clock.advance(-1_000);
     assert.equal(kidOf(await a.sign({ sub: "x" }, 60)), rotated);
+  });
+
+  describe("a start whose key write the store refuses", () => {
+    /** The store's keys, their writes refused with `refusal` while it is set (a full disk: diskFull). */
+    let refusal: StoreUnavailableError | undefined;
+    const refusing = (): SigningKeyStore => {
+      const refuse = <A extends unknown[], R>(write: (...args: A) => Promise<R>) => (...args: A) => (refusal ? Promise.reject(refusal) : write(...args));
+      return { ...store.keys, insertGeneration: refuse(store.keys.insertGeneration), rotate: refuse(store.keys.rotate), revoke: refuse(store.keys.revoke) };
+    };
+    const full = new StoreUnavailableError("embedded store unavailable (SQLITE_FULL)", { diskFull: true });
+    let owed: OwedWrites;
+    const openOwing = () => KeyRing.open({ keys: refusing(), config, clock, logger: silentLogger, owed });
+    beforeEach(() => {
+      refusal = undefined;
+      owed = new OwedWrites(silentLogger, 10);
+    });
+    afterEach(() => owed.close());
+
+    it("for a full disk, a single stored key (from before next keys existed) signs until space is back; then it is promoted and the next key published, by itself", async () => {
+      const first = await open();
+      const [signing, next] = (await store.keys.list()).map((r) => r.kid);
+      const db = new Database(join(dir, "tessera.db"));
+      db.prepare("DELETE FROM signing_keys WHERE kid = ?").run(next);
+      db.close();
+      refusal = full;
+      const ring = await openOwing();
+      assert.equal(kidOf(await ring.sign({ sub: "x" }, 60)), signing);
+      assert.equal(kidOf(await first.sign({ sub: "x" }, 60)), signing);
+      assert.deepEqual((await store.keys.list()).map((r) => r.kid), [signing]);
+
+      refusal = undefined;
+      let records = await store.keys.list();
+      for (let i = 0; i < 100 && records.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        records = await store.keys.list();
+      }
+      assert.deepEqual(records.map((r) => r.generation), [1, 2], "the next key published");
+      assert.equal(records[0]!.kid, signing);
+      assert.equal(records[0]!.activatedAt.getTime(), clock.now().getTime(), "the stored key promoted as the start's write does");
+      assert.equal(kidOf(await ring.sign({ sub: "x" }, 60)), signing);
+    });
+
+    it("for a full disk with no key stored (a first start), fails with the store's refusal", async () => {
+      refusal = full;
+      await assert.rejects(openOwing(), full);
+      assert.deepEqual(await store.keys.list(), []);
+    });
+
+    it("for another reason than a full disk, fails as before", async () => {
+      await open();
+      const [, next] = (await store.keys.list()).map((r) => r.kid);
+      const db = new Database(join(dir, "tessera.db"));
+      db.prepare("DELETE FROM signing_keys WHERE kid = ?").run(next);
+      db.close();
+      const down = new StoreUnavailableError("MongoDB unavailable");
+      refusal = down;
+      await assert.rejects(openOwing(), down);
+    });
   });
 });

@@ -361,7 +361,8 @@ describe("faults: the embedded store's file system full, then space back", funct
 });
 
 // A start (or a worker's) on a full disk, the database already holding keys that sign. What the
-// start would write (login keys for accounts stored without one) waits for space; meanwhile the
+// start would write (the key ring's rotation owed to a single key from before next keys existed,
+// its next key; login keys for accounts stored without one) waits for space; meanwhile the
 // service answers reads (a token issued before is checked), reports NOT_SERVING and answers
 // writes 503, and each such write is made once space is back, retried by itself. A first start
 // (no key at all) on a full disk fails, in one line naming the full disk.
@@ -420,7 +421,9 @@ describe("faults: the embedded store's service started while its file system is 
     const run = spawnSync(process.execPath, ["-e", code, join(dataDir, "tessera.db"), growth + sql], { encoding: "utf8" });
     assert.equal(run.signal, "SIGKILL", run.stderr);
   }
-  // Accounts from before login keys: a start gives them theirs.
+  // A database from before next keys existed: its one key signs, and a start promotes it and
+  // publishes the next key. Accounts from before login keys: a start gives them theirs.
+  const singleKey = "DELETE FROM signing_keys WHERE generation = (SELECT MAX(generation) FROM signing_keys);";
   const keyless = "UPDATE users SET login_key = NULL;";
   const checkpointOwed = /start-up checkpoint of its log met a full disk/;
 
@@ -450,6 +453,7 @@ describe("faults: the embedded store's service started while its file system is 
   }
 
   for (const [owed, sql, keysBefore, what] of [
+    ["a key rotation (a single key from before next keys existed)", singleKey, 1, "the signing keys' start-up write (a key promoted, the next key published)"],
     ["login keys (accounts stored without one)", keyless, 2, "the login keys of accounts stored without one"],
   ] as const) {
     it(`a restart on a full disk, its log owed a checkpoint and ${owed} owed too: serves reads, NOT_SERVING, writes 503; all made once space is back`, async () => {
@@ -475,6 +479,43 @@ describe("faults: the embedded store's service started while its file system is 
       ]);
     });
   }
+
+  it("under TESSERA_WORKERS=2, a start on a full disk owing a key rotation and login keys comes up, a worker replaced while full too; each write made once space is back", async () => {
+    const dataDir = join(tmpfs!.dir, "data");
+    const access = await ranBefore(dataDir);
+    edit(dataDir, singleKey + keyless);
+    fill(join(tmpfs!.dir, "filler"));
+
+    server = await startServerProcess({ TESSERA_DATA_DIR: dataDir, TESSERA_WORKERS: "2" }, { waitReady: false });
+    const s = server;
+    assert.ok(s.problems.some((l) => checkpointOwed.test(l)), "the start-up checkpoint is owed");
+    // Worker 2 up too: connections (round-robin) reach it.
+    const served = s.logged(/"msg":"rpc","worker":2,/);
+    let reached = false;
+    void served.then(() => (reached = true));
+    for (let i = 0; i < 100 && !reached; i++) {
+      await call(s, { path: "/jwt/version" });
+      await sleep(100);
+    }
+    assert.ok(reached, "worker 2 serves on the full disk");
+    await degraded(s, access, 10);
+
+    // Worker 2 killed and replaced while the disk is full: it starts too.
+    const [pid] = followersOf(s.pid, 2);
+    assert.ok(pid !== undefined, "worker 2 runs");
+    const listening = s.logged(/"msg":"listening","worker":2,/);
+    process.kill(pid, "SIGKILL");
+    await within(listening, 30000, `worker 2 replaced on the full disk: ${s.problems.slice(-3).join("\n")}`);
+    await degraded(s, access, 10);
+
+    unlinkSync(join(tmpfs!.dir, "filler"));
+    await caughtUp(s, 10, 2);
+    await sleep(2000);
+    assert.equal((await kids(s)).length, 2, "one rotation, not one per worker");
+    assert.equal(s.hasExited(), false);
+    const errors = s.problems.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.level === "error");
+    assert.deepEqual(errors.map((l) => [l.msg, l.worker, l.signal]), [["worker exited", 2, "SIGKILL"]]);
+  });
 
   it("a first start on a full disk (no key stored yet) fails, in one line naming the full disk", async () => {
     fill(join(tmpfs!.dir, "filler"));
