@@ -71,6 +71,13 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
+/** `s` killed (SIGKILL) unless gone already; resolves once it has exited. */
+async function killed(s: ServerProcess | undefined): Promise<void> {
+  if (!s || s.hasExited()) return;
+  s.child.kill("SIGKILL");
+  await s.exited;
+}
+
 const show = (res: HttpAnswer) => `${res.status} retry-after=${res.headers["retry-after"] ?? "-"} ${res.text.slice(0, 200)}`;
 
 describe("faults: the embedded store's file system full, then space back", function () {
@@ -88,10 +95,7 @@ describe("faults: the embedded store's file system full, then space back", funct
   afterEach(async () => {
     if (reader?.open) reader.close();
     reader = undefined;
-    if (server && !server.hasExited()) {
-      server.child.kill("SIGKILL");
-      await server.exited;
-    }
+    await killed(server);
     server = undefined;
     tmpfs?.remove();
     tmpfs = undefined;
@@ -375,10 +379,7 @@ describe("faults: the embedded store's service started while its file system is 
     tmpfs = mountTmpfs("16m", this);
   });
   afterEach(async () => {
-    if (server && !server.hasExited()) {
-      server.child.kill("SIGKILL");
-      await server.exited;
-    }
+    await killed(server);
     server = undefined;
     tmpfs?.remove();
     tmpfs = undefined;
@@ -405,8 +406,7 @@ describe("faults: the embedded store's service started while its file system is 
       assert.equal(started.status, 200, started.text);
       return started.body.access_token as string;
     } finally {
-      s.child.kill("SIGKILL");
-      await s.exited;
+      await killed(s);
     }
   }
 
