@@ -119,7 +119,7 @@ export class KeyRing {
   /** Set once open() has loaded the keys: from then on a key that does not unseal is logged, not thrown. */
   private opened = false;
   /** Keys open() loaded whose stored form is to be sealed again under the current secret (KeySealer.unseal). */
-  private stale: Array<{ kid: string; stored: string; privateJwk: string }> = [];
+  private stale = new Map<string, { stored: string; privateJwk: string }>();
   /**
    * The start's write (a key promoted, the next key published) is owed (refused for a full disk):
    * until it is made, a stored key of this algorithm that no rotation has made the signer (a
@@ -175,8 +175,8 @@ export class KeyRing {
    */
   private async resealStale(): Promise<void> {
     const stale = this.stale;
-    this.stale = [];
-    for (const { kid, stored, privateJwk } of stale) {
+    this.stale = new Map();
+    for (const [kid, { stored, privateJwk }] of stale) {
       try {
         if (!(await this.store.reseal(kid, stored, this.sealer.seal(privateJwk, kid), this.clock.now()))) continue;
       } catch (error) {
@@ -578,7 +578,8 @@ export class KeyRing {
     try {
       const opened = this.sealer.unseal(r.privateJwk, r.kid);
       privateJwk = JSON.parse(opened.privateJwk) as JWK;
-      if (opened.reseal && !this.opened) this.stale.push({ kid: r.kid, stored: r.privateJwk, privateJwk: opened.privateJwk });
+      // By kid: the start reads the list more than once (the last form read is the one replaced).
+      if (opened.reseal && !this.opened) this.stale.set(r.kid, { stored: r.privateJwk, privateJwk: opened.privateJwk });
     } catch (error) {
       if (!this.opened) throw error;
       const message = error instanceof Error ? error.message : String(error);
