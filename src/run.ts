@@ -3,10 +3,9 @@
 // SIGTERM/SIGINT, read the TLS certificate again on SIGHUP. `npm start` runs it from the compiled
 // bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
 import { follow, lead, onLeaderDrain, reportStartFailure, roleOf, workerId, type Leader, type Role } from "./cluster.js";
-import { ConfigError, loadConfig, unknownVariables, unusedVariables, variables, type Config } from "./config.js";
-import { oneLine, withoutUrlPasswords } from "./core/text.js";
-import { StoreSettingError, StoreUnavailableError } from "./store/ports/errors.js";
-import { withoutPassword } from "./store/mongo/mongo-uri.js";
+import { ConfigError, loadConfig, unknownVariables, unusedVariables, type Config } from "./config.js";
+import { failureLine } from "./failure-line.js";
+import { StoreSettingError } from "./store/ports/errors.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { CodeCacheUse } from "./bundle-loader.cjs";
 import type { PoolPriority } from "./start.cjs";
@@ -172,23 +171,6 @@ async function main(): Promise<void> {
   const leader = role === "leader" ? lead(config, logger) : undefined;
   leading = leader;
   await serve(config, logger, role, leader);
-}
-
-/**
- * Why the start failed, on one line, without a secret of the environment: a store that could not
- * be reached says why (its cause: the port that refused, the authentication the server refused),
- * and any secret value, MONGODB_URI's password or a URL's password a message quotes is <hidden>.
- */
-export function failureLine(e: unknown, env: NodeJS.ProcessEnv = process.env): string {
-  let text = e instanceof Error ? e.message : String(e);
-  if (e instanceof StoreUnavailableError && e.cause instanceof Error && e.cause.message !== "") text += `: ${e.cause.message}`;
-  const uri = env[variables.mongodbUri.name];
-  if (uri) text = withoutPassword(text, uri);
-  for (const v of Object.values(variables)) {
-    const value = v.secret ? env[v.name] : undefined;
-    if (value) text = text.replaceAll(value, "<hidden>");
-  }
-  return oneLine(withoutUrlPasswords(text));
 }
 
 /** Runs Tessera as this process (until a signal stops it). */
