@@ -286,6 +286,7 @@ export const variables = {
   mongodbUri: variable<string>("MONGODB_URI", undefined, mongoUri, "MongoDB connection string; unset: the embedded SQLite store.", { secret: true }),
   mongodbDatabase: variable<string>("TESSERA_MONGODB_DATABASE", undefined, mongoDatabaseName, "MongoDB database name when MONGODB_URI names none (default `tessera`); naming another one than the URI is an error.", { shownDefault: "(the URI's, else tessera)" }),
   storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),
+  storeStartWaitSeconds: variable("TESSERA_STORE_START_WAIT_SECONDS", 0, integer(0, 600), "How long a start keeps trying to reach MongoDB that cannot be reached yet (unreachable, timing out, a retryable or network error, a mongodb+srv host's DNS records not found), each try failed logged at warn, 0.5 s after the first and twice as long each time up to 5 s; then the start fails as it would have at once (README \"Configuration\"). Refused credentials or permissions, an index conflict and a bad MONGODB_URI fail at once; 0: no wait."),
   dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store (created 0700, its files 0600; a wider existing mode is warned about)."),
   clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, clientIdList, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed). A session access token's `aud` is its client id, so none may equal TESSERA_JWT_AUDIENCE (nor the refresh tokens' audience, it followed by `/refresh_token`).", { shownDefault: "(dev: generated, printed)" }),
   adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, bearerSecretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); 16 to 15360 bytes (so that it fits in the 16 KiB a request's headers may take) of printable ASCII without spaces, not one character repeated (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
@@ -557,6 +558,7 @@ export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process
   const unused: Array<[string, boolean, string]> = [
     ["TESSERA_MONGODB_DATABASE", config.mongodbUri === undefined, "MONGODB_URI is unset: the embedded store is used, which has no database name"],
     ["TESSERA_STORE_TIMEOUT_MS", config.mongodbUri === undefined, "MONGODB_URI is unset: it bounds the wait for an unreachable MongoDB, and the embedded store is used"],
+    ["TESSERA_STORE_START_WAIT_SECONDS", config.mongodbUri === undefined, "MONGODB_URI is unset: a start waits only for an unreachable MongoDB, and the embedded store is used"],
     ["TESSERA_DATA_DIR", config.mongodbUri !== undefined, "MONGODB_URI is set: the store is MongoDB, and the embedded store's directory is not used"],
     // HS256 signs with TESSERA_JWT_SECRET; the key ring stores no key, so nothing is sealed (core/key-ring.ts).
     ["TESSERA_KEY_ENCRYPTION_KEY", config.jwtAlg === "HS256", noKeysToSeal],

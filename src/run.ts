@@ -5,7 +5,7 @@
 import { follow, lead, onLeaderDrain, reportStartFailure, roleOf, workerId, type Leader, type Role } from "./cluster.js";
 import { ConfigError, loadConfig, unknownVariables, unusedVariables, type Config } from "./config.js";
 import { failureLine } from "./failure-line.js";
-import { StoreSettingError } from "./store/ports/errors.js";
+import { OpenStopped, StoreSettingError } from "./store/ports/errors.js";
 import { createLogger, type Logger } from "./logger.js";
 import type { CodeCacheUse } from "./bundle-loader.cjs";
 import type { PoolPriority } from "./start.cjs";
@@ -46,13 +46,20 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
   let tessera: Tessera | undefined;
   let requested: string | undefined;
   let closing = false;
+  // A stop during the start ends a wait for MongoDB (TESSERA_STORE_START_WAIT_SECONDS) at once;
+  // any other part of the start runs to its end, and the stop follows.
+  const starting = new AbortController();
   const close = () => {
     if (closing || tessera === undefined) return;
     closing = true;
     logger.info("stopping", { signal: requested, inFlight: tessera.server.listener.inFlight() });
+    end(tessera.close());
+  };
+  /** The rest of a stop, once `closed` (this process's service) resolves. */
+  const end = (closed: Promise<void>) => {
     // The leader stops accepting first (its listener closes), then its followers and itself drain.
     const followers = leader && requested !== "disconnect" ? leader.stopFollowers(requested === "SIGINT" ? "SIGINT" : "SIGTERM") : Promise.resolve(true);
-    Promise.all([tessera.close(), followers]).then(
+    Promise.all([closed, followers]).then(
       ([, drained]) => {
         logger.info("stopped");
         process.exit(drained ? 0 : 1);
@@ -85,6 +92,7 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
   const stop = (signal: "SIGTERM" | "SIGINT" | "disconnect") => {
     const first = requested === undefined;
     requested ??= signal;
+    if (tessera === undefined) starting.abort();
     if (signal !== "disconnect") leader?.stopRequested(signal);
     // One that comes while the service is still starting stops it once started, without a delay:
     // no balancer has taken it in yet.
@@ -127,7 +135,19 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
   const housekeeping = role !== "follower" && config.housekeepingIntervalSeconds > 0;
   const sharing = role === "follower" ? follow() : leader?.sharing;
   const { startTessera } = await import("./tessera.js");
-  tessera = await startTessera(housekeeping ? config : { ...config, housekeepingIntervalSeconds: 0 }, { logger, sharing });
+  try {
+    tessera = await startTessera(housekeeping ? config : { ...config, housekeepingIntervalSeconds: 0 }, { logger, sharing, stopped: starting.signal });
+  } catch (e) {
+    if (!(e instanceof OpenStopped)) throw e;
+    // A follower whose first worker is gone cannot serve: its start fails, as one that finds it
+    // gone after its start does (cluster.ts follow).
+    if (requested === "disconnect") throw new Error("the first worker is gone");
+    // Stopped while it waited for MongoDB: nothing was served, so nothing drains.
+    closing = true;
+    logger.info("stopping", { signal: requested });
+    end(Promise.resolve());
+    return;
+  }
   const pool = fromStart<PoolPriority>("threadPoolPriority");
   if (pool?.applied) logger.info("password hashing threads", { nice: pool.nice });
   else if (config.hashNice > 0) logger.warn("password hashing threads keep the process's CPU priority", { reason: pool?.reason ?? "not started through start.cjs (npm start)" });

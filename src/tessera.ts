@@ -9,7 +9,7 @@ import { startServer, type RestHandlerFactory, type RunningServer } from "./serv
 import { createServices } from "./services/index.js";
 import { createTranscoder } from "./transcode/index.js";
 import { restRoutes } from "./rest-routes.js";
-import { openStore } from "./store/index.js";
+import { openStoreWaiting } from "./store-start-wait.js";
 import { instrumentStore } from "./store/instrumented.js";
 import { createMetrics, type Metrics } from "./server/metrics.js";
 import { createTracing } from "./server/tracing.js";
@@ -46,6 +46,8 @@ export interface StartOptions {
   fsync?: StoreConfig["fsync"];
   /** The audit budget's window in ms (default a minute, as TESSERA_AUDIT_REFUSALS_PER_MINUTE says): tests shorten it. */
   auditWindowMs?: number | undefined;
+  /** Aborted by a stop during the start: a wait for MongoDB (TESSERA_STORE_START_WAIT_SECONDS) ends, rejecting with OpenStopped. */
+  stopped?: AbortSignal | undefined;
 }
 
 /** REST routes for every service, each mounted where restMount says. */
@@ -76,7 +78,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   const clock = options.clock ?? systemClock;
   const metrics = config.metrics ? createMetrics() : undefined;
   const tracing = await createTracing(config.otlpEndpoint, packageVersion);
-  const opened = await openStore({
+  const opened = await openStoreWaiting({
     mongodbUri: config.mongodbUri,
     dataDir: config.dataDir,
     mongoDbName: config.mongodbDatabase,
@@ -97,7 +99,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
       full: () => shareNews(storeFull),
       listenFull: (fill) => onNews(storeFull, fill),
     },
-  });
+  }, { waitSeconds: config.storeStartWaitSeconds, logger, stopped: options.stopped });
   // Store calls are timed (metrics) around their span (tracing), each when enabled.
   const timed = metrics?.storeHook(opened.kind);
   const traced = tracing.storeHook;

@@ -1,4 +1,5 @@
 import { openMongoStore } from "./mongo/mongo-store.js";
+import { mayOpenLater } from "./mongo/mongo-errors.js";
 import type { Store, StoreConfig } from "./ports.js";
 import { openSqliteStore } from "./sqlite/sqlite-store.js";
 
@@ -11,6 +12,8 @@ export async function openStore(config: StoreConfig): Promise<Store> {
       ...(config.mongoDbName !== undefined && { dbName: config.mongoDbName }),
       ...(config.serverSelectionTimeoutMs !== undefined && { serverSelectionTimeoutMs: config.serverSelectionTimeoutMs }),
       ...(config.warn !== undefined && { warn: config.warn }),
+      ...(config.failUnreachable !== undefined && { failUnreachable: config.failUnreachable }),
+      ...(config.stopped !== undefined && { stopped: config.stopped }),
     });
   }
   return openSqliteStore(config.dataDir, {
@@ -18,4 +21,13 @@ export async function openStore(config: StoreConfig): Promise<Store> {
     ...(config.fsync !== undefined && { fsync: config.fsync }),
     ...(config.failures !== undefined && { failures: config.failures }),
   });
+}
+
+/**
+ * Whether a store that could not be opened may open when tried again (a start's wait,
+ * TESSERA_STORE_START_WAIT_SECONDS): MongoDB's alone (mongo-errors.ts mayOpenLater); the embedded
+ * store's failures (its directory, its file) are not waited for.
+ */
+export function openMayPass(config: StoreConfig, error: unknown): boolean {
+  return config.mongodbUri !== undefined && mayOpenLater(error);
 }

@@ -92,6 +92,14 @@ export interface StoreConfig {
   fsync?: (fd: number, done: (error: NodeJS.ErrnoException | null) => void) => void;
   /** How the embedded store reports failing for good or a full disk, and hears of another worker's (TESSERA_WORKERS). */
   failures?: StoreFailures;
+  /**
+   * MongoDB that cannot be reached as the store opens fails the open (StoreUnavailableError naming
+   * why), so that a start waiting for it (TESSERA_STORE_START_WAIT_SECONDS) tries again; unset, the
+   * store opens and answers UNAVAILABLE until MongoDB is back.
+   */
+  failUnreachable?: boolean;
+  /** Aborted: an open under way gives up at once (a stop during the start's wait for MongoDB). */
+  stopped?: AbortSignal;
 }
 
 /**

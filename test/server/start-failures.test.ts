@@ -571,6 +571,9 @@ describe("config: a variable set that the configuration chosen does not use", ()
     assert.deepEqual(unused({ TESSERA_STORE_TIMEOUT_MS: "500" }), [
       { variable: "TESSERA_STORE_TIMEOUT_MS", reason: "MONGODB_URI is unset: it bounds the wait for an unreachable MongoDB, and the embedded store is used" },
     ]);
+    assert.deepEqual(unused({ TESSERA_STORE_START_WAIT_SECONDS: "30" }), [
+      { variable: "TESSERA_STORE_START_WAIT_SECONDS", reason: "MONGODB_URI is unset: a start waits only for an unreachable MongoDB, and the embedded store is used" },
+    ]);
     assert.deepEqual(unused({ MONGODB_URI: "mongodb://127.0.0.1:27017/", TESSERA_DATA_DIR: "/var/lib/tessera" }), [
       { variable: "TESSERA_DATA_DIR", reason: "MONGODB_URI is set: the store is MongoDB, and the embedded store's directory is not used" },
     ]);
@@ -611,7 +614,7 @@ describe("config: a variable set that the configuration chosen does not use", ()
     // Without the Session API, seed 003's routes still take a session access token (a store
     // shared with instances that serve it) with its client id, which must be one of these.
     assert.deepEqual(unused({ TESSERA_SESSION_API: "false", TESSERA_CLIENT_IDS: "web" }), []);
-    assert.deepEqual(unused({ MONGODB_URI: "mongodb://127.0.0.1:27017/", TESSERA_MONGODB_DATABASE: "tessera_prod", TESSERA_STORE_TIMEOUT_MS: "500" }), []);
+    assert.deepEqual(unused({ MONGODB_URI: "mongodb://127.0.0.1:27017/", TESSERA_MONGODB_DATABASE: "tessera_prod", TESSERA_STORE_TIMEOUT_MS: "500", TESSERA_STORE_START_WAIT_SECONDS: "30" }), []);
     assert.deepEqual(unused({ TESSERA_DATA_DIR: "/var/lib/tessera", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_AUDIT_REFUSALS_PER_MINUTE: "5" }), []);
     assert.deepEqual(unused({ TESSERA_JWT_ALG: "ES256", TESSERA_KEY_ENCRYPTION_KEY: kek }), []);
     assert.deepEqual(unused({ TESSERA_MONGODB_DATABASE: "", TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: jwtSecret, TESSERA_KEY_ENCRYPTION_KEY: "" }), []);

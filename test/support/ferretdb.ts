@@ -113,6 +113,16 @@ export class PrivateFerretDb {
    * (cutBackend/restoreBackend).
    */
   static async start(o: { backendLink?: boolean } = {}): Promise<PrivateFerretDb> {
+    const db = await PrivateFerretDb.prepare(o);
+    await db.resume();
+    return db;
+  }
+
+  /**
+   * Its port and database, the server not started yet (`resume()` starts it): a database that
+   * comes up after the service that uses it.
+   */
+  static async prepare(o: { backendLink?: boolean } = {}): Promise<PrivateFerretDb> {
     const bin = ferretdbBinary();
     if (!bin) throw new Error("FerretDB binary not found (set FERRETDB_BIN)");
     const pgDatabase = `tessera_fdb_${randomBytes(5).toString("hex")}`;
@@ -122,7 +132,6 @@ export class PrivateFerretDb {
       const pg = new URL(postgresUrlBase());
       db.link = await BackendLink.open({ host: pg.hostname, port: Number(pg.port || 5432) });
     }
-    await db.resume();
     return db;
   }
 

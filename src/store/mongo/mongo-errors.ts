@@ -77,6 +77,38 @@ export function isUnavailable(error: unknown): boolean {
   );
 }
 
+/** A mongodb+srv:// URI's DNS records (SRV, TXT) that could not be looked up: the driver passes the resolver's error on. */
+export function isSrvLookupFailure(error: unknown): boolean {
+  const syscall = (error as { syscall?: unknown } | undefined)?.syscall;
+  return error instanceof Error && (syscall === "querySrv" || syscall === "queryTxt");
+}
+
+/**
+ * The server refused the service's credentials as a connection began (wrong password, unknown
+ * user, a mechanism it does not take): the driver labels that, as it does a lost connection, as a
+ * reason to reset its pool (so isUnavailable takes it for an outage), but no retry mends it.
+ */
+function refusedCredentials(error: unknown): boolean {
+  const m = mongoDriver();
+  if (m === undefined || !(error instanceof m.MongoServerError)) return false;
+  const code = typeof error.code === "number" ? error.code : undefined;
+  return code === AUTHENTICATION_FAILED || (error.hasErrorLabel("HandshakeError") && (code === undefined || !unavailableCodes.has(code)));
+}
+const AUTHENTICATION_FAILED = 18;
+
+/**
+ * Whether a MongoDB store that could not be opened may open when tried again
+ * (TESSERA_STORE_START_WAIT_SECONDS): the server unreachable or not answering in time, a
+ * retryable or network error, FerretDB without its PostgreSQL (each a StoreUnavailableError of an
+ * open with failUnreachable), or the DNS records of a mongodb+srv host not found. Not a refusal
+ * that no retry mends: credentials refused, a permission missing, an index that conflicts, a
+ * connection string the driver cannot parse (StoreSettingError).
+ */
+export function mayOpenLater(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return !refusedCredentials(error.cause);
+  return error instanceof Error && isSrvLookupFailure(error.cause);
+}
+
 /**
  * Turns a driver error into the store's vocabulary. `idKey` names the record field stored as
  * `_id` in that collection, so a clash on `_id` reports e.g. "hash" rather than "_id".

@@ -5,7 +5,7 @@ import { mongoApiTokens } from "./mongo-api-tokens.js";
 import { mongoAuditEvents } from "./mongo-audit-events.js";
 import { mongoAuthTokens } from "./mongo-auth-tokens.js";
 import { abandonable, type MongoContext } from "./mongo-context.js";
-import { isUnavailable, mapMongoError } from "./mongo-errors.js";
+import { isSrvLookupFailure, isUnavailable, mapMongoError } from "./mongo-errors.js";
 import { ensureIndexes, type Warn } from "./mongo-indexes.js";
 import { Marks } from "./mongo-marks.js";
 import { mongoJwtRefreshTokens } from "./mongo-jwt-refresh-tokens.js";
@@ -23,6 +23,10 @@ export interface MongoStoreOptions {
   /** How long an operation waits for a reachable server before StoreUnavailableError. */
   serverSelectionTimeoutMs?: number;
   warn?: Warn;
+  /** A server that cannot be reached fails the open (StoreUnavailableError), the client closed (StoreConfig.failUnreachable). */
+  failUnreachable?: boolean;
+  /** Aborted during the open: the client is closed, and the open fails at once. */
+  stopped?: AbortSignal;
 }
 
 export const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 2000;
@@ -61,8 +65,7 @@ function withDeadline<T>(operation: () => Promise<T>, ms: number): Promise<T> {
  * neither the variable nor what it was looking up for. Undefined for any other error.
  */
 function srvLookupFailure(error: unknown, uri: string): Error | undefined {
-  const syscall = (error as { syscall?: unknown } | undefined)?.syscall;
-  if (!(error instanceof Error) || (syscall !== "querySrv" && syscall !== "queryTxt")) return undefined;
+  if (!(error instanceof Error) || !isSrvLookupFailure(error)) return undefined;
   const host = /^mongodb\+srv:\/\/(?:[^/?]*@)?([^/?@]*)/.exec(uri)?.[1] ?? "";
   return new Error(withoutPassword(`MONGODB_URI: the DNS lookup of the mongodb+srv host ${host} failed (${error.message})`, uri), { cause: error });
 }
@@ -163,6 +166,8 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     },
   };
 
+  const stop = () => void client.close().catch(() => {});
+  options.stopped?.addEventListener("abort", stop, { once: true });
   try {
     await ready();
   } catch (error) {
@@ -170,10 +175,16 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
       await client.close().catch(() => {});
       throw srvLookupFailure(error, uri) ?? error;
     }
+    if (options.failUnreachable) {
+      await client.close().catch(() => {});
+      throw new StoreUnavailableError("MongoDB unavailable", { cause: error });
+    }
     if (error instanceof Error) unreachable = error;
     warn("MongoDB unreachable at start-up; calls answer UNAVAILABLE until it is back", {
       error: error instanceof Error ? error.message : String(error),
     });
+  } finally {
+    options.stopped?.removeEventListener("abort", stop);
   }
 
   let closed = false;

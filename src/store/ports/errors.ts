@@ -29,6 +29,17 @@ export class StoreSettingError extends StoreError {
 }
 
 /**
+ * The store was not opened: the start was stopped (SIGTERM, SIGINT) while it waited for MongoDB to
+ * be reachable (TESSERA_STORE_START_WAIT_SECONDS). Not a failure: the process stops as asked.
+ */
+export class OpenStopped extends StoreError {
+  override name = "OpenStopped";
+  constructor() {
+    super("stopped while waiting for the store");
+  }
+}
+
+/**
  * A unique constraint refused the write. `key` names the constrained field of the record
  * ("login", "hash", "jti", "kid", "generation", "id", ...) — never its value, which may be secret.
  */

@@ -1,0 +1,38 @@
+// TESSERA_STORE_START_WAIT_SECONDS: a start whose MongoDB cannot be reached yet (the service and
+// its database coming up together: docker compose, a rollout, a host reboot) keeps trying to open
+// the store for that long instead of failing at once, each failed try logged at warn with its
+// cause. What no retry mends (refused credentials, a bad MONGODB_URI, the embedded store's
+// directory) fails at once; once the wait has passed, the last try's failure is the start's, as
+// it would have been without the wait. A stop (SIGTERM, SIGINT) during the wait ends it at once.
+import { setTimeout as sleep } from "node:timers/promises";
+import { failureLine } from "./failure-line.js";
+import type { Logger } from "./logger.js";
+import { openMayPass, openStore } from "./store/index.js";
+import { OpenStopped, type Store, type StoreConfig } from "./store/ports.js";
+
+/** The pause after the first failed try; each next one is twice the last, up to maxPauseMs. */
+const firstPauseMs = 500;
+const maxPauseMs = 5000;
+
+/**
+ * Opens the store; with `waitSeconds` > 0, tries again while it fails for a reason that may pass,
+ * until that long after the first try began (no try begins later: the last one's failure is
+ * thrown). Rejects with OpenStopped once `stopped` is aborted during the wait.
+ */
+export async function openStoreWaiting(config: StoreConfig, o: { waitSeconds: number; logger: Logger; stopped?: AbortSignal | undefined }): Promise<Store> {
+  if (o.waitSeconds === 0 || config.mongodbUri === undefined) return openStore(config);
+  const until = performance.now() + o.waitSeconds * 1000;
+  for (let pauseMs = firstPauseMs; ; pauseMs = Math.min(pauseMs * 2, maxPauseMs)) {
+    if (o.stopped?.aborted) throw new OpenStopped();
+    try {
+      return await openStore({ ...config, failUnreachable: true, ...(o.stopped !== undefined && { stopped: o.stopped }) });
+    } catch (e) {
+      if (o.stopped?.aborted) throw new OpenStopped();
+      const leftMs = Math.ceil(until - performance.now());
+      if (!openMayPass(config, e) || leftMs <= 0) throw e;
+      const retryInMs = Math.min(pauseMs, leftMs);
+      o.logger.warn("MongoDB could not be reached; the start tries again (TESSERA_STORE_START_WAIT_SECONDS)", { component: "store", error: failureLine(e), retryInMs });
+      await sleep(retryInMs, undefined, o.stopped && { signal: o.stopped }).catch(() => {});
+    }
+  }
+}

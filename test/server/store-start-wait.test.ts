@@ -1,0 +1,231 @@
+// TESSERA_STORE_START_WAIT_SECONDS (README, "Configuration"): a start whose MongoDB cannot be
+// reached yet (the service and its database coming up together) keeps trying to open the store for
+// that long, logging each failure at warn with its cause, then fails as a start without the wait
+// does (one line, exit 1). A refusal no retry mends (the credentials, the connection string) fails
+// at once; SIGTERM during the wait stops the start at once, as a stop during a start does (exit 0).
+// Through the compiled service and a private FerretDB started after it.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { ConfigError, loadConfig } from "../../src/config.js";
+import { projectRoot } from "../../src/project-files.js";
+import { rest } from "../support/clients.js";
+import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
+import { entryArgv } from "../support/process.js";
+import { testAdminToken } from "../support/server.js";
+
+interface Launched {
+  child: ChildProcess;
+  /** The JSON lines written so far on stdout. */
+  lines: () => Array<Record<string, unknown>>;
+  stderr: () => string;
+  /** The exit code, once every process of the tree has closed its stderr, and when it exited (performance.now()). */
+  ended: Promise<{ code: number | null; at: number }>;
+  startedAt: number;
+}
+
+/** The compiled service started with `env` (test credentials, cheap hashing, a short store timeout); it may fail. */
+async function launch(env: Record<string, string>): Promise<Launched> {
+  const startedAt = performance.now();
+  const child = spawn(process.execPath, await entryArgv("compiled"), {
+    cwd: projectRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      PORT: "0",
+      TESSERA_WORKERS: "1",
+      TESSERA_LOG_LEVEL: "info",
+      TESSERA_CLIENT_IDS: "web",
+      TESSERA_ADMIN_TOKEN: testAdminToken,
+      TESSERA_ARGON2_MEMORY_KIB: "1024",
+      TESSERA_ARGON2_ITERATIONS: "1",
+      TESSERA_STORE_TIMEOUT_MS: "500",
+      ...env,
+    },
+  });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  const stderrEnded = new Promise<void>((resolve) => child.stderr!.on("data", (d: Buffer) => (err += d.toString())).once("end", resolve));
+  const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once("exit", (code) => resolve({ code, at: performance.now() })));
+  return {
+    child,
+    lines: () =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    stderr: () => err,
+    ended: Promise.all([exited, stderrEnded]).then(([e]) => e),
+    startedAt,
+  };
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const waitWarning = "MongoDB could not be reached; the start tries again (TESSERA_STORE_START_WAIT_SECONDS)";
+const warnings = (l: Launched) => l.lines().filter((line) => line.msg === waitWarning);
+const password = "pw-Secret-7f3a9c";
+/** A MongoDB that is not there: nothing listens on port 1. */
+const nowhere = `mongodb://tessera:${password}@127.0.0.1:1/db`;
+const refused = "MongoDB unavailable: connect ECONNREFUSED 127.0.0.1:1";
+
+describe("config: TESSERA_STORE_START_WAIT_SECONDS", () => {
+  it("0 (no wait) unless set; at most 600", () => {
+    assert.equal(loadConfig({}).storeStartWaitSeconds, 0);
+    assert.equal(loadConfig({ TESSERA_STORE_START_WAIT_SECONDS: "600" }).storeStartWaitSeconds, 600);
+    assert.throws(() => loadConfig({ TESSERA_STORE_START_WAIT_SECONDS: "601" }), new ConfigError("TESSERA_STORE_START_WAIT_SECONDS: must be between 0 and 600, got 601"));
+  });
+});
+
+describe("start: TESSERA_STORE_START_WAIT_SECONDS, a MongoDB that comes up after the service", function () {
+  this.timeout(90000);
+  let db: PrivateFerretDb | undefined;
+  let service: Launched | undefined;
+  before(function () {
+    if (!ferretdbBinary()) {
+      if (process.env.CI === "true") throw new Error("CI=true but the FerretDB binary is missing (FERRETDB_BIN)");
+      this.skip();
+    }
+  });
+  after(async () => {
+    service?.child.kill("SIGKILL");
+    await db?.destroy();
+  });
+
+  for (const late of [
+    {
+      what: "FerretDB started after the service",
+      prepare: () => PrivateFerretDb.prepare(),
+      comes: (db: PrivateFerretDb) => db.resume(),
+      cause: (db: PrivateFerretDb) => new RegExp(`^MongoDB unavailable: connect ECONNREFUSED 127\\.0\\.0\\.1:${db.port}$`),
+    },
+    {
+      what: "FerretDB up, its PostgreSQL reachable only after the service started",
+      prepare: async () => {
+        const db = await PrivateFerretDb.start({ backendLink: true });
+        await db.cutBackend();
+        return db;
+      },
+      comes: (db: PrivateFerretDb) => db.restoreBackend(),
+      cause: () => /^MongoDB unavailable: .*failed to connect to `user=postgres database=tessera_fdb_[0-9a-f]+`.*connection refused/,
+    },
+  ]) {
+    it(`${late.what}: the start waits for it, logging each failed try at warn with its cause; then the service serves a sign-up and a login`, async () => {
+      db = await late.prepare();
+      service = await launch({ MONGODB_URI: db.uri, TESSERA_MONGODB_DATABASE: `tessera_wait_${randomBytes(4).toString("hex")}`, TESSERA_STORE_START_WAIT_SECONDS: "60" });
+      const s = service;
+      // Two tries failed: the database comes only now.
+      await until(() => warnings(s).length === 2, "two failed tries");
+      await late.comes(db);
+      await until(() => s.lines().some((l) => l.msg === "listening"), "listening");
+      const warned = warnings(s);
+      for (const w of warned) {
+        assert.deepEqual([w.level, w.component], ["warn", "store"]);
+        assert.match(w.error as string, late.cause(db));
+      }
+      // 0.5 s, then twice the last pause.
+      assert.deepEqual(warned.slice(0, 2).map((w) => w.retryInMs), [500, 1000]);
+      assert.equal(s.stderr(), "");
+      const port = /:(\d+)$/.exec(s.lines().find((l) => l.msg === "listening")!.url as string)![1];
+      const base = `http://127.0.0.1:${port}`;
+      const created = await rest(base, "POST", "/jwt/user", { json: { user: "late-store", pass: "a long enough passphrase" } });
+      assert.equal(created.status, 201, created.text);
+      const token = await rest(base, "GET", `/jwt/token?user=late-store&pass=${encodeURIComponent("a long enough passphrase")}`);
+      assert.equal(token.status, 200, token.text);
+      s.child.kill("SIGTERM");
+      assert.equal((await s.ended).code, 0);
+      await db.destroy();
+      db = undefined;
+    });
+  }
+});
+
+describe("start: TESSERA_STORE_START_WAIT_SECONDS that runs out", function () {
+  this.timeout(60000);
+  for (const workers of ["1", "2"]) {
+    it(`TESSERA_WORKERS=${workers}: the one line of a start that fails, exit 1, once the wait has passed; the password never written`, async () => {
+      const l = await launch({ MONGODB_URI: nowhere, TESSERA_STORE_START_WAIT_SECONDS: "3", TESSERA_WORKERS: workers });
+      const { code, at } = await l.ended;
+      assert.equal(code, 1, l.stderr());
+      assert.equal(l.stderr(), `tessera: failed to start: ${refused}\n`);
+      // The wait, then at most one more try (TESSERA_STORE_TIMEOUT_MS) and the process's own start and exit.
+      assert.ok(at - l.startedAt >= 3000, `${at - l.startedAt} ms`);
+      assert.ok(at - l.startedAt < 3000 + 500 + 5000, `${at - l.startedAt} ms`);
+      assert.ok(warnings(l).length >= 2);
+      for (const w of warnings(l)) assert.equal(w.error, refused);
+      assert.ok(!(JSON.stringify(l.lines()) + l.stderr()).includes(password));
+    });
+  }
+});
+
+describe("start: TESSERA_STORE_START_WAIT_SECONDS does not wait for what no retry mends", function () {
+  this.timeout(60000);
+  let db: PrivateFerretDb | undefined;
+  after(async () => db?.destroy());
+
+  it("credentials the server refuses -> exit 1 at once, as without the wait, no try again", async function () {
+    if (!ferretdbBinary()) {
+      if (process.env.CI === "true") throw new Error("CI=true but the FerretDB binary is missing (FERRETDB_BIN)");
+      this.skip();
+    }
+    db = await PrivateFerretDb.start();
+    const uri = `mongodb://tessera:${password}@127.0.0.1:${db.port}/db`;
+    const without = await launch({ MONGODB_URI: uri });
+    const withWait = await launch({ MONGODB_URI: uri, TESSERA_STORE_START_WAIT_SECONDS: "60" });
+    const [a, b] = await Promise.all([without.ended, withWait.ended]);
+    assert.equal(a.code, 1, without.stderr());
+    assert.match(without.stderr(), /^tessera: failed to start: MongoDB unavailable: Unsupported authentication mechanism[^\n]*\n$/);
+    assert.equal(b.code, 1, withWait.stderr());
+    assert.equal(withWait.stderr(), without.stderr());
+    assert.deepEqual(warnings(withWait), []);
+    assert.ok(b.at - withWait.startedAt < 20000, `${b.at - withWait.startedAt} ms`);
+    assert.ok(!(JSON.stringify(withWait.lines()) + withWait.stderr()).includes(password));
+  });
+
+  it("a connection string the driver cannot parse -> exit 2 at once, MONGODB_URI named", async () => {
+    const l = await launch({ MONGODB_URI: `mongodb://tessera:${password}@127.0.0.1:notaport/db`, TESSERA_STORE_START_WAIT_SECONDS: "60" });
+    const { code } = await l.ended;
+    assert.equal(code, 2, l.stderr());
+    assert.equal(l.stderr(), "tessera: configuration error: MONGODB_URI: not a usable connection string: Unable to parse 127.0.0.1:notaport with URL\n");
+    assert.deepEqual(warnings(l), []);
+  });
+});
+
+describe("start: SIGTERM during TESSERA_STORE_START_WAIT_SECONDS", function () {
+  this.timeout(60000);
+  for (const workers of ["1", "2"]) {
+    it(`TESSERA_WORKERS=${workers}: stops at once, in the middle of a try, as a stop during a start does: exit 0, nothing on stderr`, async () => {
+      // Each try waits 3 s for a server: the stop does not wait for the one under way.
+      const l = await launch({ MONGODB_URI: nowhere, TESSERA_STORE_START_WAIT_SECONDS: "60", TESSERA_STORE_TIMEOUT_MS: "3000", TESSERA_WORKERS: workers });
+      try {
+        await until(() => warnings(l).some((w) => w.worker === undefined || w.worker === 1), "a first failed try");
+        // The second try is under way (begun 500 ms after the first failed).
+        await new Promise((r) => setTimeout(r, 1000));
+        const signalled = performance.now();
+        l.child.kill("SIGTERM");
+        const { code, at } = await l.ended;
+        assert.equal(code, 0, l.stderr());
+        assert.ok(at - signalled < 1500, `${at - signalled} ms`);
+        assert.equal(l.stderr(), "");
+        const first = (line: Record<string, unknown>) => line.worker === undefined || line.worker === 1;
+        assert.deepEqual(
+          l.lines().filter((line) => first(line) && (line.msg === "stopping" || line.msg === "stopped")).map((line) => [line.msg, line.signal]),
+          [
+            ["stopping", "SIGTERM"],
+            ["stopped", undefined],
+          ],
+        );
+        assert.deepEqual(l.lines().filter((line) => line.msg === "listening" || line.msg === "worker exited"), []);
+      } finally {
+        l.child.kill("SIGKILL");
+      }
+    });
+  }
+});
