@@ -165,6 +165,21 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS that runs out", function () {
   }
 });
 
+describe("start: TESSERA_STORE_START_WAIT_SECONDS, a mongodb+srv:// host whose DNS records are not found", function () {
+  this.timeout(60000);
+  it("is tried again, each try logged; once the wait has passed, the one line of a start without the wait, exit 1", async () => {
+    const l = await launch({ MONGODB_URI: `mongodb+srv://tessera:${password}@cluster0.example.invalid/db`, TESSERA_STORE_START_WAIT_SECONDS: "2" });
+    const { code, at } = await l.ended;
+    const line = /^MONGODB_URI: the DNS lookup of the mongodb\+srv host cluster0\.example\.invalid failed \(querySrv E[A-Z]+ _mongodb\._tcp\.cluster0\.example\.invalid\)$/;
+    assert.equal(code, 1, l.stderr());
+    assert.match(l.stderr(), new RegExp(`^tessera: failed to start: ${line.source.slice(1, -1)}\n$`));
+    assert.ok(at - l.startedAt >= 2000, `${at - l.startedAt} ms`);
+    assert.ok(warnings(l).length >= 1);
+    for (const w of warnings(l)) assert.match(w.error as string, line);
+    assert.ok(!(JSON.stringify(l.lines()) + l.stderr()).includes(password));
+  });
+});
+
 describe("start: TESSERA_STORE_START_WAIT_SECONDS does not wait for what no retry mends", function () {
   this.timeout(60000);
   let db: PrivateFerretDb | undefined;
