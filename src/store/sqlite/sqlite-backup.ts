@@ -20,14 +20,16 @@
 //                                                     deleted rows held (secure_delete is off):
 //                                                     password hashes since changed, say
 //
-// VACUUM INTO writes the live rows only, compacted. The copy is written to a temporary file
-// beside the destination (created 0600: it holds password hashes, and private signing keys
-// unless TESSERA_KEY_ENCRYPTION_KEY sealed them), checked (PRAGMA integrity_check, its schema
+// VACUUM INTO writes the live rows only, compacted. The destination's directory, and each one
+// above it, must be one no other user (root aside) may rename or delete files in
+// (requireUnsharedDirectory). The copy is written to a temporary file beside the destination
+// (created 0600: it holds password hashes, and private signing keys unless
+// TESSERA_KEY_ENCRYPTION_KEY sealed them), checked (PRAGMA integrity_check, its schema
 // version read), synced, and linked to the destination's name, which fails if a file took that
 // name meanwhile: a backup never replaces a file, and a destination that exists is the whole
 // backup, never part of one.
 import { randomBytes } from "node:crypto";
-import { closeSync, fchmodSync, fsyncSync, linkSync, lstatSync, openSync, rmSync, statSync, type Stats } from "node:fs";
+import { closeSync, fchmodSync, fsyncSync, linkSync, lstatSync, openSync, realpathSync, rmSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { BUSY_TIMEOUT_MS, SQLITE_FILE_NAME } from "./sqlite-store.js";
@@ -88,6 +90,39 @@ function sync(path: string): void {
   }
 }
 
+/**
+ * Refuses a directory, or one above it, in which a user other than this process's and root may
+ * rename or delete files: owned by another user, or writable by its group or others without the
+ * sticky bit. Such a user could replace the copy's temporary file (or the directory it is in) with
+ * a link between its creation and SQLite's open, and VACUUM INTO writes through a link to an empty
+ * file: the copy (password hashes, token hashes, private signing keys) would be written into a
+ * file of theirs, and then linked to the destination's name. Nothing else here can stop that:
+ * SQLite opens the temporary file by its name.
+ */
+function requireUnsharedDirectory(directory: string): void {
+  const uid = process.geteuid?.();
+  if (uid === undefined) return; // no POSIX owners (Windows)
+  let path: string;
+  try {
+    path = realpathSync(directory);
+  } catch (error) {
+    throw new BackupError(`cannot look at ${directory} (${errorCode(error)})`, { cause: error });
+  }
+  for (;;) {
+    const status = statusOf(path, lstatSync);
+    if (status === undefined) throw new BackupError(`the directory ${path} does not exist`);
+    const othersRename = (status.mode & 0o022) !== 0 && (status.mode & 0o1000) === 0;
+    if ((status.uid !== 0 && status.uid !== uid) || othersRename) {
+      throw new BackupError(
+        `${path} may be changed by users other than this one and root (owner ${status.uid}, mode 0${(status.mode & 0o7777).toString(8)}): another user could put a link where the copy is written; write it to a directory only this user or root can change`,
+      );
+    }
+    const parent = dirname(path);
+    if (parent === path) return;
+    path = parent;
+  }
+}
+
 /** The schema version a database records, or why it records none. */
 function checkCopy(copy: string, source: string): number {
   const db = new Database(copy, { readonly: true, fileMustExist: true });
@@ -129,6 +164,7 @@ export function backUpSqliteStore(dataDir: string, destination: string): SqliteB
   const directoryStatus = statusOf(directory, statSync);
   if (directoryStatus === undefined) throw new BackupError(`the directory ${directory} does not exist`);
   if (!directoryStatus.isDirectory()) throw new BackupError(`${directory} is not a directory`);
+  requireUnsharedDirectory(directory);
 
   // VACUUM INTO writes into an empty file as into a new one, and keeps its mode.
   const temporary = join(directory, `.${basename(target)}.${randomBytes(4).toString("hex")}.tmp`);

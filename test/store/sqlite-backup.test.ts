@@ -1,0 +1,84 @@
+// The embedded store's online copy (store/sqlite/sqlite-backup.ts) where it is written: a
+// directory in which another user may rename or delete files is refused, as such a user could
+// replace the copy's temporary file with a link, and SQLite's VACUUM INTO writes through a link
+// to an empty file (password hashes, token hashes and private signing keys in a file of theirs).
+// The compiled `npm run backup` is test/server/backup.test.ts.
+import assert from "node:assert/strict";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStore } from "../../src/store/index.js";
+import { BackupError, backUpSqliteStore } from "../../src/store/sqlite/sqlite-backup.js";
+
+describe("sqlite backup: the destination's directory", () => {
+  let dir: string;
+  let dataDir: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-sqlite-backup-"));
+    dataDir = join(dir, "data");
+    await (await openStore({ dataDir })).close();
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A new directory under the test's own, of `mode` (and owner `uid`, when given). */
+  function directory(name: string, mode: number, uid?: number): string {
+    const path = join(dir, name);
+    mkdirSync(path);
+    chmodSync(path, mode);
+    if (uid !== undefined) chownSync(path, uid, statSync(path).gid);
+    return path;
+  }
+
+  it("one only its owner may change: the copy is written (0600)", () => {
+    const target = join(directory("private", 0o700), "copy.db");
+    const copy = backUpSqliteStore(dataDir, target);
+    assert.equal(copy.destination, target);
+    assert.equal(statSync(target).mode & 0o777, 0o600);
+  });
+
+  it("one others may write in, with the sticky bit (as /tmp): the copy is written, as others cannot rename or delete its files", () => {
+    const target = join(directory("sticky", 0o1777), "copy.db");
+    assert.equal(backUpSqliteStore(dataDir, target).destination, target);
+  });
+
+  for (const [name, mode] of [
+    ["group-writable", 0o770],
+    ["world-writable", 0o777],
+  ] as const) {
+    it(`one ${name} without the sticky bit: refused, naming it and its mode, nothing written in it`, () => {
+      const shared = directory(name, mode);
+      assert.throws(
+        () => backUpSqliteStore(dataDir, join(shared, "copy.db")),
+        (e: unknown) =>
+          e instanceof BackupError &&
+          e.message ===
+            `${shared} may be changed by users other than this one and root (owner ${process.geteuid!()}, mode 0${mode.toString(8)}): another user could put a link where the copy is written; write it to a directory only this user or root can change`,
+      );
+      assert.deepEqual(readdirSync(shared), []);
+    });
+  }
+
+  it("one below a directory others may write in: refused, naming that directory", () => {
+    const shared = directory("shared-above", 0o777);
+    const below = join(shared, "backups");
+    mkdirSync(below, { mode: 0o700 });
+    assert.throws(
+      () => backUpSqliteStore(dataDir, join(below, "copy.db")),
+      (e: unknown) => e instanceof BackupError && e.message.startsWith(`${shared} may be changed by users other than this one and root (owner `),
+    );
+    assert.deepEqual(readdirSync(below), []);
+  });
+
+  it("one owned by another user: refused, naming it and its owner", function () {
+    if (process.geteuid!() !== 0) this.skip(); // chown needs root
+    const theirs = directory("theirs", 0o755, 4242);
+    assert.throws(
+      () => backUpSqliteStore(dataDir, join(theirs, "copy.db")),
+      (e: unknown) =>
+        e instanceof BackupError &&
+        e.message ===
+          `${theirs} may be changed by users other than this one and root (owner 4242, mode 0755): another user could put a link where the copy is written; write it to a directory only this user or root can change`,
+    );
+    assert.equal(existsSync(join(theirs, "copy.db")), false);
+  });
+});
