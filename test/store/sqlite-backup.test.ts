@@ -1,16 +1,17 @@
 // The embedded store's online copy (store/sqlite/sqlite-backup.ts) where it is written: a
 // directory in which another user may rename or delete files is refused, as such a user could
 // replace the copy's temporary file with a link, and SQLite's VACUUM INTO writes through a link
-// to an empty file (password hashes, token hashes and private signing keys in a file of theirs).
+// to an empty file (password hashes, token hashes and private signing keys in a file of theirs);
+// so is a name SQLite gives a file beside the database, which the service would delete or read.
 // The compiled `npm run backup` is test/server/backup.test.ts.
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore } from "../../src/store/index.js";
 import { BackupError, backUpSqliteStore } from "../../src/store/sqlite/sqlite-backup.js";
 
-describe("sqlite backup: the destination's directory", () => {
+describe("sqlite backup: where the copy may be written", () => {
   let dir: string;
   let dataDir: string;
   before(async () => {
@@ -81,4 +82,23 @@ describe("sqlite backup: the destination's directory", () => {
     );
     assert.equal(existsSync(join(theirs, "copy.db")), false);
   });
+
+  for (const name of ["tessera.db-journal", "tessera.db-wal", "tessera.db-shm"]) {
+    it(`${name} in the data directory, a name SQLite gives a file beside the database: refused, nothing written`, () => {
+      const data = join(dir, `data-${name}`);
+      mkdirSync(data, { mode: 0o700 });
+      const live = join(dataDir, "tessera.db");
+      const copyOf = join(data, "tessera.db");
+      // A database of its own, so that no other case's copy meets its -wal or -shm.
+      writeFileSync(copyOf, readFileSync(live), { mode: 0o600 });
+      const target = join(data, name);
+      assert.throws(
+        () => backUpSqliteStore(data, target),
+        (e: unknown) =>
+          e instanceof BackupError &&
+          e.message === `${target} is a name SQLite gives a file beside the database (its rollback journal, log or shared memory): the service would delete or read it; name another`,
+      );
+      assert.equal(existsSync(target), false);
+    });
+  }
 });

@@ -91,6 +91,21 @@ function sync(path: string): void {
 }
 
 /**
+ * Whether `target` is `<database>-<anything>` in the database's own directory: SQLite's names for
+ * the files it keeps beside it. A copy named tessera.db-journal would be taken for a hot journal
+ * and deleted by the service's next start; tessera.db-wal and tessera.db-shm are created by the
+ * copy's own read (and would be read as the database's log and index).
+ */
+function besideDatabase(source: string, target: string): boolean {
+  if (!basename(target).startsWith(`${basename(source)}-`)) return false;
+  try {
+    return realpathSync(dirname(target)) === realpathSync(dirname(source));
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Refuses a directory, or one above it, in which a user other than this process's and root may
  * rename or delete files: owned by another user, or writable by its group or others without the
  * sticky bit. Such a user could replace the copy's temporary file (or the directory it is in) with
@@ -157,6 +172,11 @@ export function backUpSqliteStore(dataDir: string, destination: string): SqliteB
   if (sourceStatus === undefined) throw new BackupError(`no database at ${source} (TESSERA_DATA_DIR): nothing to back up`);
   if (!sourceStatus.isFile()) throw new BackupError(`${source} is not a file`);
   const target = resolve(destination);
+  if (besideDatabase(source, target)) {
+    throw new BackupError(
+      `${target} is a name SQLite gives a file beside the database (its rollback journal, log or shared memory): the service would delete or read it; name another`,
+    );
+  }
   const targetStatus = statusOf(target, lstatSync);
   if (targetStatus?.isDirectory()) throw new BackupError(`${target} is a directory: name the file to write`);
   if (targetStatus !== undefined) throw alreadyExists(target);
