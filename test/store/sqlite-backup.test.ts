@@ -5,7 +5,8 @@
 // so is a name SQLite gives a file beside the database, which the service would delete or read.
 // The compiled `npm run backup` is test/server/backup.test.ts.
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import fs, { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore } from "../../src/store/index.js";
@@ -101,4 +102,31 @@ describe("sqlite backup: where the copy may be written", () => {
       assert.equal(existsSync(target), false);
     });
   }
+
+  // The path named goes through a link that lies in a directory others may change: its target
+  // passes the check, and another user then points the link elsewhere, before the copy is
+  // written. The copy is written where the check looked, never where the link points later.
+  it("a path through a link another user repoints after the check: the copy is written in the directory checked, nothing where the link points then", () => {
+    const shared = directory("shared-link", 0o777);
+    const safe = directory("safe", 0o700);
+    const theirs = directory("theirs-link", 0o777);
+    const link = join(shared, "backups");
+    symlinkSync(safe, link);
+    const fchmod = fs.fchmodSync;
+    // Right after the temporary file is created (its mode set), the link is pointed elsewhere.
+    fs.fchmodSync = (fd, mode) => {
+      fchmod(fd, mode);
+      unlinkSync(link);
+      symlinkSync(theirs, link);
+    };
+    syncBuiltinESMExports();
+    try {
+      backUpSqliteStore(dataDir, join(link, "copy.db"));
+    } finally {
+      fs.fchmodSync = fchmod;
+      syncBuiltinESMExports();
+    }
+    assert.deepEqual(readdirSync(theirs), []);
+    assert.deepEqual(readdirSync(safe), ["copy.db"]);
+  });
 });

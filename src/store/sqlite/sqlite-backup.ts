@@ -22,7 +22,7 @@
 //
 // VACUUM INTO writes the live rows only, compacted. The destination's directory, and each one
 // above it, must be one no other user (root aside) may rename or delete files in
-// (requireUnsharedDirectory). The copy is written to a temporary file beside the destination
+// (unsharedDirectory), and the copy is written by that directory's real path. The copy is written to a temporary file beside the destination
 // (created 0600: it holds password hashes, and private signing keys unless
 // TESSERA_KEY_ENCRYPTION_KEY sealed them), checked (PRAGMA integrity_check, its schema
 // version read), synced, and linked to the destination's name, which fails if a file took that
@@ -112,17 +112,20 @@ function besideDatabase(source: string, target: string): boolean {
  * a link between its creation and SQLite's open, and VACUUM INTO writes through a link to an empty
  * file: the copy (password hashes, token hashes, private signing keys) would be written into a
  * file of theirs, and then linked to the destination's name. Nothing else here can stop that:
- * SQLite opens the temporary file by its name.
+ * SQLite opens the temporary file by its name. Returns the directory's real path, the one
+ * checked: the copy is written there, not through a link on the path given (which a user who
+ * may change the directory holding the link could point elsewhere after this check).
  */
-function requireUnsharedDirectory(directory: string): void {
-  const uid = process.geteuid?.();
-  if (uid === undefined) return; // no POSIX owners (Windows)
-  let path: string;
+function unsharedDirectory(directory: string): string {
+  let real: string;
   try {
-    path = realpathSync(directory);
+    real = realpathSync(directory);
   } catch (error) {
     throw new BackupError(`cannot look at ${directory} (${errorCode(error)})`, { cause: error });
   }
+  const uid = process.geteuid?.();
+  if (uid === undefined) return real; // no POSIX owners (Windows)
+  let path = real;
   for (;;) {
     const status = statusOf(path, lstatSync);
     if (status === undefined) throw new BackupError(`the directory ${path} does not exist`);
@@ -133,7 +136,7 @@ function requireUnsharedDirectory(directory: string): void {
       );
     }
     const parent = dirname(path);
-    if (parent === path) return;
+    if (parent === path) return real;
     path = parent;
   }
 }
@@ -184,10 +187,12 @@ export function backUpSqliteStore(dataDir: string, destination: string): SqliteB
   const directoryStatus = statusOf(directory, statSync);
   if (directoryStatus === undefined) throw new BackupError(`the directory ${directory} does not exist`);
   if (!directoryStatus.isDirectory()) throw new BackupError(`${directory} is not a directory`);
-  requireUnsharedDirectory(directory);
+  // Every file from here on is named by the real path checked, never through a link.
+  const checked = unsharedDirectory(directory);
+  const final = join(checked, basename(target));
 
   // VACUUM INTO writes into an empty file as into a new one, and keeps its mode.
-  const temporary = join(directory, `.${basename(target)}.${randomBytes(4).toString("hex")}.tmp`);
+  const temporary = join(checked, `.${basename(target)}.${randomBytes(4).toString("hex")}.tmp`);
   try {
     const fd = openSync(temporary, "wx", 0o600);
     try {
@@ -217,7 +222,7 @@ export function backUpSqliteStore(dataDir: string, destination: string): SqliteB
     }
     sync(temporary);
     try {
-      linkSync(temporary, target);
+      linkSync(temporary, final);
     } catch (error) {
       if (errorCode(error) === "EEXIST") throw alreadyExists(target, error);
       throw new BackupError(`cannot name the copy ${target} (${errorCode(error)})`, { cause: error });
@@ -225,6 +230,6 @@ export function backUpSqliteStore(dataDir: string, destination: string): SqliteB
   } finally {
     rmSync(temporary, { force: true });
   }
-  sync(directory);
-  return { source, destination: target, schemaVersion, bytes: statSync(target).size };
+  sync(checked);
+  return { source, destination: target, schemaVersion, bytes: statSync(final).size };
 }
