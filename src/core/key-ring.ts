@@ -418,11 +418,20 @@ export class KeyRing {
     return signing ?? (orBelowTop ? below.filter((k) => k.retiredAt === undefined).at(-1) : undefined);
   }
 
-  /** At start-up: make sure there is a signing key and a published next key (promoting at once when there is no signing key yet). */
+  /**
+   * At start-up: make sure there is a signing key and a published next key (promoting at once
+   * when there is no signing key yet; publishing one above a revoked next key whose replacement
+   * the revocation could not store). Another instance starting at once may publish it first.
+   */
   private async ensureCurrent(): Promise<void> {
     const signing = (records: readonly SigningKeyRecord[]) => this.signerOf(records, this.clock.now().getTime(), false)?.kid;
     for (let attempt = 0; attempt < 5; attempt++) {
-      if (signing(await this.store.list()) !== undefined) break;
+      const records = await this.store.list();
+      if (signing(records) !== undefined) {
+        const top = records.at(-1)!;
+        if (top.revokedAt) await this.store.insertGeneration(await this.newKey(top.generation + 1));
+        break;
+      }
       // No key yet, a single key from before next keys existed, or an algorithm change. Another
       // instance starting at the same time may promote the key this one stores first.
       await this.advance("now", signing);

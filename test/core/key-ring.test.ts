@@ -16,6 +16,11 @@ import { silentLogger } from "../../src/logger.js";
 import { openStore } from "../../src/store/index.js";
 import { StoreUnavailableError, type SigningKeyStore, type Store } from "../../src/store/ports.js";
 import Database from "better-sqlite3";
+import { storesUnderTest } from "../support/server.js";
+import { spyOn } from "../support/spy.js";
+import { storeHarness, type StoreHarness } from "../support/store.js";
+
+const kidOf = (token: string) => decodeProtectedHeader(token).kid;
 
 describe("core: key ring across instances, on the injected clock", () => {
   let dir: string;
@@ -24,7 +29,6 @@ describe("core: key ring across instances, on the injected clock", () => {
   // Rotations promote at once here (the publication lead is covered in test/credentials).
   const config = loadConfig({ TESSERA_CLIENT_IDS: "c", TESSERA_KEY_PUBLISH_SECONDS: "0" });
   const open = () => KeyRing.open({ keys: store.keys, config, clock, logger: silentLogger });
-  const kidOf = (token: string) => decodeProtectedHeader(token).kid;
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), "tessera-ring-"));
@@ -176,3 +180,37 @@ describe("core: key ring across instances, on the injected clock", () => {
     });
   });
 });
+
+for (const kind of storesUnderTest()) {
+  describe(`core: a start publishes a next key whenever none is (${kind})`, () => {
+    let harness: StoreHarness;
+    const config = loadConfig({ TESSERA_CLIENT_IDS: "c" });
+    beforeEach(() => (harness = storeHarness(kind)));
+    afterEach(() => harness.cleanup());
+
+    it("the next key revoked and its replacement refused by the store: the next start publishes one above it, and the key that signed still signs", async () => {
+      const store = await harness.open("nextkey");
+      const clock = new ManualClock(Date.parse("2032-02-02T00:00:00Z"));
+      const open = () => KeyRing.open({ keys: store.keys, config, clock, logger: silentLogger });
+      const ring = await open();
+      const [signing, next] = await store.keys.list();
+      const refused = spyOn(store.keys, "insertGeneration", async () => {
+        throw new StoreUnavailableError("MongoDB unavailable: connection reset");
+      });
+      await assert.rejects(ring.revoke(next!.kid), /connection reset/);
+      refused.restore();
+      const revoked = await store.keys.list();
+      assert.deepEqual(revoked.map((r) => [r.kid, r.revokedAt !== undefined]), [[signing!.kid, false], [next!.kid, true]], "no next key published");
+
+      const started = await open();
+      const records = await store.keys.list();
+      assert.deepEqual(records.slice(0, 2), revoked, "nothing else changes");
+      assert.equal(records.length, 3);
+      assert.deepEqual([records[2]!.generation, records[2]!.revokedAt], [3, undefined]);
+      assert.deepEqual((await started.jwks()).map((k) => k.kid), [records[2]!.kid, signing!.kid], "published");
+      assert.equal(kidOf(await started.sign({ sub: "x" }, 60)), signing!.kid);
+      await open();
+      assert.equal((await store.keys.list()).length, 3, "a start with a next key published adds none");
+    });
+  });
+}
