@@ -120,6 +120,8 @@ export class KeyRing {
   private opened = false;
   /** Keys open() loaded whose stored form is to be sealed again under the current secret (KeySealer.unseal). */
   private stale = new Map<string, { stored: string; privateJwk: string }>();
+  /** Whether a key open() loaded opened only with TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS. */
+  private neededPrevious = false;
   /**
    * The start's write (a key promoted, the next key published) is owed (refused for a full disk):
    * until it is made, a stored key of this algorithm that no rotation has made the signer (a
@@ -161,6 +163,9 @@ export class KeyRing {
       );
     } else await ring.ensureCurrent();
     ring.opened = true;
+    if (ring.sealer.hasPrevious && !ring.neededPrevious) {
+      ring.logger.info('TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS opened no signing key at this start: it may be unset once no instance needs it to start (README "Upgrades", step 4)');
+    }
     await ring.resealStale();
     return ring;
   }
@@ -589,6 +594,7 @@ export class KeyRing {
       privateJwk = JSON.parse(opened.privateJwk) as JWK;
       // By kid: the start reads the list more than once (the last form read is the one replaced).
       if (opened.reseal && !this.opened) this.stale.set(r.kid, { stored: r.privateJwk, privateJwk: opened.privateJwk });
+      if (opened.previous && !this.opened) this.neededPrevious = true;
     } catch (error) {
       if (!this.opened) throw error;
       const message = error instanceof Error ? error.message : String(error);

@@ -52,20 +52,25 @@ export class KeySealer {
     return this.unseal(stored, kid).privateJwk;
   }
 
+  /** Whether a previous secret (TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS) opens keys too. */
+  get hasPrevious(): boolean {
+    return this.previous !== undefined;
+  }
+
   /**
    * The private JWK JSON from its stored form, and whether that form is to be sealed again under
-   * the current secret: it opened with the previous one only, or it is in the clear while
-   * sealing is on. Throws a message naming the problem, never the key.
+   * the current secret: it opened with the previous one only (`previous`), or it is in the clear
+   * while sealing is on. Throws a message naming the problem, never the key.
    */
-  unseal(stored: string, kid: string): { privateJwk: string; reseal: boolean } {
-    if (!stored.startsWith(prefix)) return { privateJwk: stored, reseal: this.sealing };
+  unseal(stored: string, kid: string): { privateJwk: string; reseal: boolean; previous: boolean } {
+    if (!stored.startsWith(prefix)) return { privateJwk: stored, reseal: this.sealing, previous: false };
     if (!this.key) throw new Error(`signing key ${kid} is sealed: set TESSERA_KEY_ENCRYPTION_KEY to the secret it was sealed with`);
     const raw = Buffer.from(stored.slice(prefix.length), "base64url");
     if (raw.length < 12 + 16 + 1) throw new Error(`signing key ${kid}: sealed form is truncated`);
     const current = openWith(this.key, raw, kid);
-    if (current !== undefined) return { privateJwk: current, reseal: false };
+    if (current !== undefined) return { privateJwk: current, reseal: false, previous: false };
     const previous = this.previous && openWith(this.previous, raw, kid);
-    if (previous !== undefined) return { privateJwk: previous, reseal: true };
+    if (previous !== undefined) return { privateJwk: previous, reseal: true, previous: true };
     throw new Error(
       this.previous
         ? `signing key ${kid} cannot be unsealed: neither TESSERA_KEY_ENCRYPTION_KEY nor TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS is the secret it was sealed with`

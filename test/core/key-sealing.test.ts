@@ -18,6 +18,8 @@ import { spyOn } from "../support/spy.js";
 const secret = "a-key-encryption-secret-of-32-bytes-or-more";
 const jwk = JSON.stringify({ kty: "OKP", crv: "Ed25519", x: "pub", d: "private-part" });
 const previousSecret = "the-previous-key-encryption-secret-0123";
+const previousUnneeded =
+  'TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS opened no signing key at this start: it may be unset once no instance needs it to start (README "Upgrades", step 4)';
 
 describe("core: sealing private signing keys", () => {
   it("seals with AES-256-GCM and opens with the same secret and kid", () => {
@@ -39,11 +41,11 @@ describe("core: sealing private signing keys", () => {
   it("opens with the previous secret too (TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS), and tells which keys are to be sealed again under the current one", () => {
     const both = new KeySealer(secret, previousSecret);
     const underPrevious = new KeySealer(previousSecret).seal(jwk, "kid-1");
-    assert.deepEqual(both.unseal(underPrevious, "kid-1"), { privateJwk: jwk, reseal: true });
-    assert.deepEqual(both.unseal(new KeySealer(secret).seal(jwk, "kid-1"), "kid-1"), { privateJwk: jwk, reseal: false });
-    assert.deepEqual(both.unseal(jwk, "kid-1"), { privateJwk: jwk, reseal: true }, "a key in the clear is sealed");
-    assert.deepEqual(new KeySealer(secret).unseal(jwk, "kid-1"), { privateJwk: jwk, reseal: true });
-    assert.deepEqual(new KeySealer(undefined).unseal(jwk, "kid-1"), { privateJwk: jwk, reseal: false }, "sealing off: nothing to seal");
+    assert.deepEqual(both.unseal(underPrevious, "kid-1"), { privateJwk: jwk, reseal: true, previous: true });
+    assert.deepEqual(both.unseal(new KeySealer(secret).seal(jwk, "kid-1"), "kid-1"), { privateJwk: jwk, reseal: false, previous: false });
+    assert.deepEqual(both.unseal(jwk, "kid-1"), { privateJwk: jwk, reseal: true, previous: false }, "a key in the clear is sealed");
+    assert.deepEqual(new KeySealer(secret).unseal(jwk, "kid-1"), { privateJwk: jwk, reseal: true, previous: false });
+    assert.deepEqual(new KeySealer(undefined).unseal(jwk, "kid-1"), { privateJwk: jwk, reseal: false, previous: false }, "sealing off: nothing to seal");
     assert.throws(() => both.unseal(underPrevious, "kid-2"), /^Error: signing key kid-2 cannot be unsealed: neither TESSERA_KEY_ENCRYPTION_KEY nor TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS is the secret it was sealed with$/);
     assert.throws(
       () => both.unseal(new KeySealer("a-third-secret-neither-of-them-knows").seal(jwk, "kid-1"), "kid-1"),
@@ -206,6 +208,26 @@ for (const kind of storesUnderTest()) {
       assert.deepEqual(alone.events, []);
       assert.equal((await new TokenVerifier({ ring: alone.ring, clock }).verify(signed)).sub, "u2");
       await assert.rejects(open(store, { TESSERA_KEY_ENCRYPTION_KEY: a }), /^Error: signing key \S+ cannot be unsealed: TESSERA_KEY_ENCRYPTION_KEY is not the secret it was sealed with$/);
+    });
+
+    it("TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS that opened no stored key at a start is logged once, at info: it may be unset", async () => {
+      const unneeded = (lines: Array<Record<string, unknown>>) =>
+        lines.filter((l) => l.msg === previousUnneeded).map(({ time: _, ...rest }) => rest);
+      const once = [{ level: "info", msg: previousUnneeded }];
+      const store = await harness.open("unneeded");
+      await keysUnder(store, { TESSERA_KEY_ENCRYPTION_KEY: a });
+      assert.deepEqual(unneeded((await open(store, { TESSERA_KEY_ENCRYPTION_KEY: a })).lines), [], "no previous secret");
+      assert.deepEqual(unneeded((await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a })).lines), [], "the keys opened with it");
+      const after = await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
+      assert.deepEqual(unneeded(after.lines), once);
+      await after.ring.rotate();
+      await after.ring.reloadNow();
+      assert.deepEqual(unneeded(after.lines), once, "once, at the start");
+      // Keys in the clear are sealed without it; a first start has none.
+      const clear = await harness.open("unneededclear");
+      await keysUnder(clear, {});
+      assert.deepEqual(unneeded((await open(clear, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a })).lines), once);
+      assert.deepEqual(unneeded((await open(await harness.open("unneededfirst"), { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a })).lines), once);
     });
 
     it("keys stored in the clear are sealed once TESSERA_KEY_ENCRYPTION_KEY is set, at that start", async () => {
