@@ -174,16 +174,30 @@ export class KeyRing {
    * At start, once the keys are loaded: each stored key that opened only with
    * TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS, or (sealing on) was stored in the clear, is sealed under
    * TESSERA_KEY_ENCRYPTION_KEY and written back if its stored form is still the one read (another
-   * instance starting at once may have done it: then it is neither logged nor recorded here). A
-   * write the store refuses is logged and does not stop the start: the key keeps opening with
-   * the previous secret, and the next start tries again.
+   * instance starting at once may have done it: then it is logged and recorded by one of them).
+   * A form another instance began to write (MongoDB) is written only if it opens with this
+   * instance's current secret to the same private key; otherwise the key is left as it is, and
+   * named in an error. A write the store refuses is logged and does not stop the start: the key
+   * keeps opening with the previous secret, and the next start tries again.
    */
   private async resealStale(): Promise<void> {
     const stale = this.stale;
     this.stale = new Map();
     for (const [kid, { stored, privateJwk }] of stale) {
+      const sealedHere = (form: string) => {
+        try {
+          const opened = this.sealer.unseal(form, kid);
+          return !opened.reseal && opened.privateJwk === privateJwk;
+        } catch {
+          return false;
+        }
+      };
       try {
-        if (!(await this.store.reseal(kid, stored, this.sealer.seal(privateJwk, kid), this.clock.now()))) continue;
+        const outcome = await this.store.reseal(kid, stored, this.sealer.seal(privateJwk, kid), this.clock.now(), sealedHere);
+        if (outcome === "refused") {
+          this.logger.error("signing key not re-sealed: another instance began to seal it under a secret that is not this instance's TESSERA_KEY_ENCRYPTION_KEY; it is left as it was", { kid });
+        }
+        if (outcome !== "resealed") continue;
       } catch (error) {
         this.logger.warn("signing key not re-sealed: it is tried again at the next start", { kid, error: error instanceof Error ? error.message : String(error) });
         continue;

@@ -14,6 +14,8 @@ import type { AuditInput } from "../../src/core/audit.js";
 import { storesUnderTest } from "../support/server.js";
 import { storeHarness, type StoreHarness } from "../support/store.js";
 import { spyOn } from "../support/spy.js";
+import { Collection, type Document, type Filter } from "mongodb";
+import { SIGNING_KEYS } from "../../src/store/mongo/mongo-signing-keys.js";
 
 const secret = "a-key-encryption-secret-of-32-bytes-or-more";
 const jwk = JSON.stringify({ kty: "OKP", crv: "Ed25519", x: "pub", d: "private-part" });
@@ -259,6 +261,57 @@ for (const kind of storesUnderTest()) {
       assert.deepEqual(next.resealed(), before.map((r) => r.kid).sort());
       assert.ok((await store.keys.list()).every((r) => opens(new KeySealer(b), r)));
     });
+
+    if (kind === "mongo") {
+      /** Opens a key ring on `store` that stops between each re-seal's mark and its write (the write to the key fails). */
+      async function openStopping(store: Store, extra: Record<string, string>) {
+        const updateOne = Collection.prototype.updateOne;
+        Collection.prototype.updateOne = function (this: Collection, filter: Filter<Document>, update: unknown, ...rest: unknown[]) {
+          if (this.collectionName === SIGNING_KEYS && "privateJwk" in filter) return Promise.reject(new Error("stopped"));
+          return (updateOne as (...args: unknown[]) => Promise<unknown>).call(this, filter, update, ...rest);
+        } as Collection["updateOne"];
+        try {
+          const stopped = await open(store, extra);
+          assert.equal(stopped.lines.filter((l) => l.msg === "signing key not re-sealed: it is tried again at the next start").length, 3);
+        } finally {
+          Collection.prototype.updateOne = updateOne;
+        }
+      }
+
+      it("an instance with another TESSERA_KEY_ENCRYPTION_KEY stopped between its re-seals' marks and their writes: a start with KEY=B does not finish them, names each key in an error and leaves it as it was", async () => {
+        const store = await harness.open("mistyped");
+        const { token, before } = await keysUnder(store, { TESSERA_KEY_ENCRYPTION_KEY: a });
+        const mistyped = "secret-c-a-mistyped-key-encryption-0123";
+        await openStopping(store, { TESSERA_KEY_ENCRYPTION_KEY: mistyped, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
+        assert.deepEqual(await store.keys.list(), before);
+
+        const { ring, lines, events, resealed } = await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
+        const msg = "signing key not re-sealed: another instance began to seal it under a secret that is not this instance's TESSERA_KEY_ENCRYPTION_KEY; it is left as it was";
+        const refused = lines.filter((l) => l.msg === msg).map(({ time: _, ...rest }) => rest);
+        const byKid = (x: Record<string, unknown>, y: Record<string, unknown>) => String(x.kid).localeCompare(String(y.kid));
+        assert.deepEqual(refused.sort(byKid), before.map((r) => ({ level: "error", msg, kid: r.kid })).sort(byKid));
+        assert.deepEqual(resealed(), []);
+        assert.deepEqual(events, []);
+        assert.deepEqual(await store.keys.list(), before, "every key still under A");
+        const output = JSON.stringify(lines);
+        assert.ok(![a, b, mistyped].some((secret) => output.includes(secret)), "no secret in the logs");
+        assert.equal((await new TokenVerifier({ ring, clock }).verify(token)).sub, "u1");
+        assert.equal(kidOf(await ring.sign({ sub: "u2" }, 60)), kidOf(token));
+      });
+
+      it("an instance with KEY=B stopped between its re-seals' marks and their writes: the next start with KEY=B finishes them, logged by kid and audited as key.resealed, once", async () => {
+        const store = await harness.open("finished");
+        const { before } = await keysUnder(store, { TESSERA_KEY_ENCRYPTION_KEY: a });
+        await openStopping(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
+        const kids = before.map((r) => r.kid).sort();
+        const finisher = await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
+        assert.deepEqual(finisher.resealed(), kids);
+        assert.deepEqual(finisher.events.map((e) => [e.type, e.outcome, e.subject]).sort(), kids.map((kid) => ["key.resealed", "success", kid]));
+        assert.ok((await store.keys.list()).every((r) => opens(new KeySealer(b), r) && !opens(new KeySealer(a), r)));
+        const alone = await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b });
+        assert.deepEqual([alone.resealed(), alone.events], [[], []]);
+      });
+    }
 
     it("two instances starting at once with KEY=B and PREVIOUS=A: each key sealed again once, none lost or changed, both sign and verify each other's tokens", async () => {
       const first = await harness.open("race");

@@ -965,22 +965,36 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(list.filter((k) => k.activatedAt.getTime() === at(5).getTime()).length, 1, "one promotion");
     });
 
-    it(`re-seals a key's private part only from the form it was read in: one of ${CONCURRENCY} instances at once, whose form is stored`, async () => {
+    it(`re-seals a key's private part only from the form it was read in: ${CONCURRENCY} instances at once, one reports it, one of their forms stored`, async () => {
       const first = newKey(1);
       await keysA.keys.insertGeneration(first);
       const forms = Array.from({ length: CONCURRENCY }, (_, i) => `sealed:v1:form-${i}`);
-      const { values, errors } = await settle(forms.map((form, i) => (i % 2 ? keysA : keysB).keys.reseal(first.kid, first.privateJwk, form, at(5))));
+      const offered: string[][] = forms.map(() => []);
+      const accepting = (i: number) => (form: string) => (offered[i]!.push(form), true);
+      const { values, errors } = await settle(forms.map((form, i) => (i % 2 ? keysA : keysB).keys.reseal(first.kid, first.privateJwk, form, at(5), accepting(i))));
       assert.equal(errors.length, 0);
-      assert.equal(values.filter(Boolean).length, 1);
-      const stored = forms[values.indexOf(true)]!;
+      assert.deepEqual(values.filter((v) => v !== "unchanged"), ["resealed"]);
+      const [stored] = (await keysB.keys.list()).map((k) => k.privateJwk);
+      assert.ok(forms.includes(stored!));
       assert.deepEqual(await keysB.keys.list(), [{ ...first, privateJwk: stored }]);
+      assert.ok(offered.every((seen, i) => seen.every((form) => form === stored && form !== forms[i])), "only another's form, the one stored, is offered");
       // From a form no longer stored (read before another instance re-sealed it), or of no key: nothing changes.
-      assert.equal(await keysA.keys.reseal(first.kid, first.privateJwk, "sealed:v1:late", at(6)), false);
-      assert.equal(await keysA.keys.reseal("no-such-kid", first.privateJwk, "sealed:v1:late", at(6)), false);
+      assert.equal(await keysA.keys.reseal(first.kid, first.privateJwk, "sealed:v1:late", at(6), () => true), "unchanged");
+      assert.equal(await keysA.keys.reseal("no-such-kid", first.privateJwk, "sealed:v1:late", at(6), () => true), "unchanged");
       assert.deepEqual(await keysA.keys.list(), [{ ...first, privateJwk: stored }]);
       // From its new form, once more (the secret changed again).
-      assert.equal(await keysB.keys.reseal(first.kid, stored, "sealed:v1:again", at(7)), true);
+      assert.equal(await keysB.keys.reseal(first.kid, stored!, "sealed:v1:again", at(7), () => true), "resealed");
       assert.deepEqual(await keysA.keys.list(), [{ ...first, privateJwk: "sealed:v1:again" }]);
+    });
+
+    it(`a re-seal writes no other caller's form that accepts refuses: of ${CONCURRENCY} at once, the one whose form is stored reports it`, async () => {
+      const first = newKey(1);
+      await keysA.keys.insertGeneration(first);
+      const forms = Array.from({ length: CONCURRENCY }, (_, i) => `sealed:v1:form-${i}`);
+      const { values, errors } = await settle(forms.map((form, i) => (i % 2 ? keysA : keysB).keys.reseal(first.kid, first.privateJwk, form, at(5), () => false)));
+      assert.equal(errors.length, 0);
+      assert.deepEqual(values.filter((v) => v === "resealed"), ["resealed"]);
+      assert.deepEqual(await keysB.keys.list(), [{ ...first, privateJwk: forms[values.indexOf("resealed")] }]);
     });
 
     it("re-sealing changes nothing else of a key: a rotation's promotion and retirement, a revocation", async () => {
@@ -991,7 +1005,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       await keysA.keys.insertGeneration(second);
       assert.equal(await keysA.keys.rotate(third, { promote: { kid: second.kid, activatedAt: at(500) }, retire: { kid: first.kid, retiredAt: at(500), notAfter: at(10_000) } }), true);
       assert.equal(await keysA.keys.revoke(first.kid, at(600)), true);
-      for (const key of [first, second, third]) assert.equal(await keysB.keys.reseal(key.kid, key.privateJwk, `sealed:v1:${key.kid}`, at(700)), true);
+      for (const key of [first, second, third]) assert.equal(await keysB.keys.reseal(key.kid, key.privateJwk, `sealed:v1:${key.kid}`, at(700), () => true), "resealed");
       assert.deepEqual(await keysA.keys.list(), [
         { ...first, privateJwk: `sealed:v1:${first.kid}`, retiredAt: at(500), notAfter: at(10_000), revokedAt: at(600) },
         { ...second, privateJwk: `sealed:v1:${second.kid}`, activatedAt: at(500) },

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { KeyPromotion, NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../ports.js";
+import type { KeyPromotion, NewSigningKey, ResealOutcome, SigningKeyRecord, SigningKeyStore } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertUnlessTaken } from "./mongo-inserts.js";
 
@@ -14,8 +14,13 @@ const revokedMark = (kid: string) => `key-revoked:${kid}`;
 // conditional update is no compare-and-set (mongo-marks.ts), and two instances that both matched
 // the old form would each write their own. Every caller that finds the mark writes the form it
 // holds (so the winner's form is stored whoever writes it, and one that stopped between its mark
-// and its write is finished by the next); the winner deletes it once written.
+// and its write is finished by the next), a caller other than the winner only if `accepts` takes
+// it (the winner may have had another secret). Once the key holds the form, each inserts a
+// second mark, ":reported" added; the one whose insert wins reports the re-seal (once, whoever
+// it is) and deletes the first mark. Not the first mark's delete: once deleted, a caller that
+// read the key before the write claims it again, and another's delete would count that one.
 const resealedMark = (kid: string, from: string) => `key-resealed:${kid}:${createHash("sha256").update(from).digest("base64url")}`;
+const reportedMark = (kid: string, from: string) => `${resealedMark(kid, from)}:reported`;
 /** How long the mark of a re-seal whose winner stopped before deleting it is kept: housekeeping deletes it after. */
 const resealMarkMs = 24 * 3600_000;
 
@@ -88,19 +93,24 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
         }
         return true;
       }),
-    reseal: (kid, from, to, at) =>
-      ctx.run(ID, async () => {
+    reseal: (kid, from, to, at, accepts) =>
+      ctx.run(ID, async (): Promise<ResealOutcome> => {
         const mark = resealedMark(kid, from);
         const won = await ctx.marks.claim(mark, at, new Date(at.getTime() + resealMarkMs), to);
         const form = won ? to : (await ctx.marks.read(mark))?.data;
-        // No mark: its winner wrote, then deleted it.
-        if (form === undefined) return false;
+        // No mark: it was written, and deleted.
+        if (form === undefined) return "unchanged";
+        if (!won && !accepts(form)) return "refused";
         const { matchedCount } = await keys.updateOne({ _id: kid, privateJwk: from }, { $set: { privateJwk: form } });
-        if (!won) return false;
-        // Another caller may have written this form first; the key may be gone.
-        const stored = matchedCount === 1 || (await keys.countDocuments({ _id: kid, privateJwk: to }, { limit: 1 })) === 1;
+        // Another caller may have written this form first; the key may be gone (then the winner deletes the mark).
+        const stored = matchedCount === 1 || (await keys.countDocuments({ _id: kid, privateJwk: form }, { limit: 1 })) === 1;
+        if (!stored) {
+          if (won) await ctx.marks.deleteMany([mark]);
+          return "unchanged";
+        }
+        if (!(await ctx.marks.claim(reportedMark(kid, from), at, new Date(at.getTime() + resealMarkMs)))) return "unchanged";
         await ctx.marks.deleteMany([mark]);
-        return stored;
+        return "resealed";
       }),
     revoke: (kid, at) =>
       ctx.run(ID, async () => {

@@ -38,6 +38,14 @@ export interface KeyPromotion {
   retire?: { kid: string; retiredAt: Date; notAfter: Date };
 }
 
+/**
+ * What a re-seal did (SigningKeyStore.reseal): "resealed", the key holds a new form in place of
+ * the one read, and this caller is the one that reports it; "refused", another caller's form was
+ * found waiting to be written and `accepts` refused it (nothing written); "unchanged", nothing
+ * for this caller to report.
+ */
+export type ResealOutcome = "resealed" | "refused" | "unchanged";
+
 export interface SigningKeyStore {
   /** Every stored key, generation ascending. */
   list(): Promise<SigningKeyRecord[]>;
@@ -56,12 +64,15 @@ export interface SigningKeyStore {
   /**
    * Compare-and-set of a key's stored private part (TESSERA_KEY_ENCRYPTION_KEY changed, or
    * sealing turned on): replaces it with `to` if it is still `from`, the form the caller read,
-   * changing nothing else of the key. True for exactly one of several callers replacing the same
-   * `from`, at once or one after another, and its `to` is then what is stored; false when the
-   * stored form is no longer `from` (another instance replaced it) or the key is gone. `at`: now.
-   * (MongoDB: an insert-once mark decides, see mongo-signing-keys.ts.)
+   * changing nothing else of the key. "resealed" for exactly one of several callers replacing
+   * the same `from`, at once or one after another, and the `to` of one of them is then what is
+   * stored; "unchanged" when the stored form is no longer `from` (another instance replaced it)
+   * or the key is gone. `at`: now. MongoDB: an insert-once mark decides whose `to` is stored,
+   * and a caller that finds another's waiting to be written (its maker may have stopped) writes
+   * it only if `accepts` takes it, else returns "refused" (see mongo-signing-keys.ts); SQLite
+   * never writes another's form, nor calls `accepts`.
    */
-  reseal(kid: string, from: string, to: string, at: Date): Promise<boolean>;
+  reseal(kid: string, from: string, to: string, at: Date, accepts: (form: string) => boolean): Promise<ResealOutcome>;
   /** Sets revokedAt unless already set; false when unknown or already revoked. */
   revoke(kid: string, at: Date): Promise<boolean>;
   /**

@@ -87,7 +87,7 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
     insertGeneration: (key) => call(() => tryInsert(key)),
     rotate: (next, change) => call(() => rotate.immediate(next, change)),
     revoke: (kid, at) => spend(() => revoke.run(toMs(at), kid).changes === 1),
-    reseal: (kid, from, to) => call(() => reseal.run(to, kid, from).changes === 1),
+    reseal: (kid, from, to) => call(() => (reseal.run(to, kid, from).changes === 1 ? "resealed" : "unchanged")),
     deleteExpired: (before, revokedBefore) => call(() => deleteBoth.immediate(toMs(before), toMs(revokedBefore))),
   };
 }
