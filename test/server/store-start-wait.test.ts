@@ -1,8 +1,8 @@
 // TESSERA_STORE_START_WAIT_SECONDS (README, "Configuration"): a start whose MongoDB cannot be
 // reached yet (the service and its database coming up together) keeps trying to open the store for
 // that long, logging each failure at warn with its cause, then fails as a start without the wait
-// does (one line, exit 1). A refusal no retry mends (the credentials, the connection string) fails
-// at once; SIGTERM during the wait stops the start at once, as a stop during a start does (exit 0).
+// does (one line, exit 1). A refusal no retry mends (the credentials, the connection string, a TLS
+// certificate the driver refuses) fails at once; SIGTERM during the wait stops the start at once, as a stop during a start does (exit 0).
 // Through the compiled service and a private FerretDB started after it.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -11,6 +11,7 @@ import { ConfigError, loadConfig } from "../../src/config.js";
 import { projectRoot } from "../../src/project-files.js";
 import { rest } from "../support/clients.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
+import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { entryArgv } from "../support/process.js";
 import { testAdminToken } from "../support/server.js";
 
@@ -202,6 +203,79 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS does not wait for what no retr
     assert.deepEqual(warnings(withWait), []);
     assert.ok(b.at - withWait.startedAt < 20000, `${b.at - withWait.startedAt} ms`);
     assert.ok(!(JSON.stringify(withWait.lines()) + withWait.stderr()).includes(password));
+  });
+
+  describe("a FerretDB listening with TLS", () => {
+    const certificates: TestCertificate[] = [];
+    const servers: PrivateFerretDb[] = [];
+    after(async () => {
+      for (const s of servers) await s.destroy();
+      for (const c of certificates) c.remove();
+    });
+    /** A FerretDB presenting `certificate` (self-signed, for 127.0.0.1), and its certificate file. */
+    async function withTls(certificate: TestCertificate): Promise<{ db: PrivateFerretDb; certFile: string }> {
+      certificates.push(certificate);
+      const { TESSERA_TLS_CERT_FILE: certFile, TESSERA_TLS_KEY_FILE: keyFile } = certificate.env;
+      const db = await PrivateFerretDb.start({ tls: { certFile: certFile!, keyFile: keyFile! } });
+      servers.push(db);
+      return { db, certFile: certFile! };
+    }
+    for (const refused of [
+      {
+        what: "a self-signed certificate, no tlsCAFile",
+        certificate: () => makeTestCertificate(),
+        query: () => "tls=true",
+        reason: "self-signed certificate",
+      },
+      {
+        what: "an expired certificate, tlsCAFile naming it",
+        // Valid for a year from two years ago.
+        certificate: () => makeCertificateWith(["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], new Date(Date.now() - 2 * 365 * 86_400_000)),
+        query: (certFile: string) => `tls=true&tlsCAFile=${encodeURIComponent(certFile)}`,
+        reason: "certificate has expired",
+      },
+    ]) {
+      it(`${refused.what}: the driver refuses it -> exit 1 at once, naming it, as without the wait, no try again`, async function () {
+        if (!ferretdbBinary()) {
+          if (process.env.CI === "true") throw new Error("CI=true but the FerretDB binary is missing (FERRETDB_BIN)");
+          this.skip();
+        }
+        const { db, certFile } = await withTls(refused.certificate());
+        const uri = `mongodb://tessera:${password}@127.0.0.1:${db.port}/db?${refused.query(certFile)}`;
+        const without = await launch({ MONGODB_URI: uri });
+        const withWait = await launch({ MONGODB_URI: uri, TESSERA_STORE_START_WAIT_SECONDS: "30" });
+        const [a, b] = await Promise.all([without.ended, withWait.ended]);
+        assert.equal(a.code, 1, without.stderr());
+        assert.equal(without.stderr(), `tessera: failed to start: MongoDB unavailable: ${refused.reason}\n`);
+        assert.equal(b.code, 1, withWait.stderr());
+        assert.equal(withWait.stderr(), without.stderr());
+        assert.deepEqual(warnings(withWait), []);
+        assert.ok(b.at - withWait.startedAt < 15000, `${b.at - withWait.startedAt} ms`);
+        assert.ok(!(JSON.stringify(withWait.lines()) + withWait.stderr()).includes(password));
+      });
+    }
+
+    it("a self-signed certificate, tlsCAFile naming it: the start succeeds, no try failed", async function () {
+      if (!ferretdbBinary()) {
+        if (process.env.CI === "true") throw new Error("CI=true but the FerretDB binary is missing (FERRETDB_BIN)");
+        this.skip();
+      }
+      const { db, certFile } = await withTls(makeTestCertificate());
+      const l = await launch({
+        MONGODB_URI: `mongodb://127.0.0.1:${db.port}/?tls=true&tlsCAFile=${encodeURIComponent(certFile)}`,
+        TESSERA_MONGODB_DATABASE: `tessera_wait_${randomBytes(4).toString("hex")}`,
+        TESSERA_STORE_START_WAIT_SECONDS: "30",
+      });
+      try {
+        await until(() => l.lines().some((line) => line.msg === "listening"), "listening");
+        assert.deepEqual(warnings(l), []);
+        l.child.kill("SIGTERM");
+        assert.equal((await l.ended).code, 0, l.stderr());
+        assert.equal(l.stderr(), "");
+      } finally {
+        l.child.kill("SIGKILL");
+      }
+    });
   });
 
   it("a connection string the driver cannot parse -> exit 2 at once, MONGODB_URI named", async () => {

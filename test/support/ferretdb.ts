@@ -89,6 +89,21 @@ class BackendLink {
   }
 }
 
+/** The certificate and key files a FerretDB listening with TLS presents (PEM). */
+export interface FerretDbTls {
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * `backendLink`: FerretDB reaches PostgreSQL through a relay the test can cut
+ * (cutBackend/restoreBackend). `tls`: it listens with TLS only, presenting that certificate.
+ */
+export interface FerretDbOptions {
+  backendLink?: boolean;
+  tls?: FerretDbTls;
+}
+
 export class PrivateFerretDb {
   private child?: ChildProcess;
   private readonly stateDir = mkdtempSync(join(tmpdir(), "tessera-ferretdb-"));
@@ -97,6 +112,7 @@ export class PrivateFerretDb {
     private readonly bin: string,
     readonly port: number,
     private readonly pgDatabase: string,
+    private readonly tls: FerretDbTls | undefined,
   ) {}
 
   get uri(): string {
@@ -108,11 +124,7 @@ export class PrivateFerretDb {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /**
-   * `backendLink`: FerretDB reaches PostgreSQL through a relay the test can cut
-   * (cutBackend/restoreBackend).
-   */
-  static async start(o: { backendLink?: boolean } = {}): Promise<PrivateFerretDb> {
+  static async start(o: FerretDbOptions = {}): Promise<PrivateFerretDb> {
     const db = await PrivateFerretDb.prepare(o);
     await db.resume();
     return db;
@@ -122,12 +134,12 @@ export class PrivateFerretDb {
    * Its port and database, the server not started yet (`resume()` starts it): a database that
    * comes up after the service that uses it.
    */
-  static async prepare(o: { backendLink?: boolean } = {}): Promise<PrivateFerretDb> {
+  static async prepare(o: FerretDbOptions = {}): Promise<PrivateFerretDb> {
     const bin = ferretdbBinary();
     if (!bin) throw new Error("FerretDB binary not found (set FERRETDB_BIN)");
     const pgDatabase = `tessera_fdb_${randomBytes(5).toString("hex")}`;
     execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-qc", `CREATE DATABASE ${pgDatabase}`]);
-    const db = new PrivateFerretDb(bin, await freePort(), pgDatabase);
+    const db = new PrivateFerretDb(bin, await freePort(), pgDatabase, o.tls);
     if (o.backendLink) {
       const pg = new URL(postgresUrlBase());
       db.link = await BackendLink.open({ host: pg.hostname, port: Number(pg.port || 5432) });
@@ -158,7 +170,9 @@ export class PrivateFerretDb {
         // suite (and the shared server) used up PostgreSQL's max_connections (100), and a restarted
         // instance was refused its new ones ("too many clients already"). 10 serve a test's load.
         `--postgresql-url=${String(base).replace(/\/$/, "")}/${this.pgDatabase}?pool_max_conns=10`,
-        `--listen-addr=127.0.0.1:${this.port}`,
+        ...(this.tls === undefined
+          ? [`--listen-addr=127.0.0.1:${this.port}`]
+          : ["--listen-addr=", `--listen-tls=127.0.0.1:${this.port}`, `--listen-tls-cert-file=${this.tls.certFile}`, `--listen-tls-key-file=${this.tls.keyFile}`]),
         // no debug/metrics listener: its fixed default port would clash between instances
         "--debug-addr=-",
         `--state-dir=${this.stateDir}`,

@@ -96,16 +96,54 @@ function refusedCredentials(error: unknown): boolean {
 }
 const AUTHENTICATION_FAILED = 18;
 
+// The codes Node gives a server's TLS certificate it refuses (OpenSSL's verification results,
+// and a host name the certificate is not for): an unknown CA, a self-signed certificate, an
+// expired or not yet valid one, a name that does not match.
+const refusedCertificateCodes = new Set([
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_DECRYPT_CERT_SIGNATURE",
+  "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_NOT_YET_VALID",
+  "CERT_HAS_EXPIRED",
+  "ERROR_IN_CERT_NOT_BEFORE_FIELD",
+  "ERROR_IN_CERT_NOT_AFTER_FIELD",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "CERT_CHAIN_TOO_LONG",
+  "CERT_REVOKED",
+  "INVALID_CA",
+  "PATH_LENGTH_EXCEEDED",
+  "INVALID_PURPOSE",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "HOSTNAME_MISMATCH",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/**
+ * The driver refused the server's TLS certificate: it passes that on as a network error (so
+ * isUnavailable takes it for an outage), the TLS error its cause, but no retry mends it.
+ */
+function refusedCertificate(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (refusedCertificateCodes.has(String((e as { code?: unknown }).code))) return true;
+  }
+  return false;
+}
+
 /**
  * Whether a MongoDB store that could not be opened may open when tried again
  * (TESSERA_STORE_START_WAIT_SECONDS): the server unreachable or not answering in time, a
  * retryable or network error, FerretDB without its PostgreSQL (each a StoreUnavailableError of an
  * open with failUnreachable), or the DNS records of a mongodb+srv host not found. Not a refusal
  * that no retry mends: credentials refused, a permission missing, an index that conflicts, a
- * connection string the driver cannot parse (StoreSettingError).
+ * connection string the driver cannot parse (StoreSettingError), a TLS certificate refused.
  */
 export function mayOpenLater(error: unknown): boolean {
-  if (error instanceof StoreUnavailableError) return !refusedCredentials(error.cause);
+  if (error instanceof StoreUnavailableError) return !refusedCredentials(error.cause) && !refusedCertificate(error.cause);
   return error instanceof Error && isSrvLookupFailure(error.cause);
 }
 
