@@ -114,6 +114,20 @@ describe("mongo store: login keys backfilled while another instance records logi
     assert.equal(await apart.countDocuments({ _id: id }), 0);
   });
 
+  it("a keyless account's last login kept apart stays the later one when an earlier login is written after it (two logins racing)", async () => {
+    const id = randomUUID();
+    const login = `Racing.${randomUUID().slice(0, 6)}@Example.com`;
+    await client.db(dbName).collection<Document>(USERS).insertOne({ _id: id as never, login, emails: [], passwordHash: "hash", createdAt: new Date(Date.now() - 60_000) });
+    const earlier = new Date(Date.now() - 2000);
+    const later = new Date(Date.now() - 1000);
+    // The first write inserts the user_last_logins document, the second updates it.
+    await a.users.setLastLogin(id, later);
+    await b.users.setLastLogin(id, earlier);
+    const apart = await client.db(dbName).collection<{ _id: string; lastLoginAt?: Date }>(USER_LAST_LOGINS).findOne({ _id: id });
+    assert.equal(apart?.lastLoginAt?.getTime(), later.getTime());
+    assert.equal((await a.users.findById(id))?.lastLoginAt?.getTime(), later.getTime());
+  });
+
   it("a login kept apart as the backfill carries the account's earlier one is kept, and no user_last_logins document is left", async () => {
     const id = randomUUID();
     const login = `Beside.${randomUUID().slice(0, 6)}@Example.com`;
@@ -135,7 +149,7 @@ describe("mongo store: login keys backfilled while another instance records logi
         } else if (this.collectionName === USERS && "lastLoginAt" in ((update as Document).$max ?? {})) {
           carried.open();
           await keptApart.pass();
-        } else if (this.collectionName === USER_LAST_LOGINS && (set as Document).lastLoginAt?.getTime() === later.getTime()) {
+        } else if (this.collectionName === USER_LAST_LOGINS && ((update as Document).$max as Document | undefined)?.lastLoginAt?.getTime() === later.getTime()) {
           keptApart.open();
         }
       }

@@ -256,8 +256,9 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         // undone (see above).
         const { matchedCount } = await users.updateOne({ _id: id, loginKey: { $exists: true } }, { $set: { lastLoginAt: at } });
         if (matchedCount === 0) {
-          // Two first logins at once: one inserts the document; the other then updates it.
-          await upsertOne(lastLogins, { _id: id }, { $set: { lastLoginAt: at } });
+          // Two first logins at once: one inserts the document; the other then updates it. $max
+          // (an insert takes its value): the later time stays whichever of two logins writes last.
+          await upsertOne(lastLogins, { _id: id }, { $max: { lastLoginAt: at } });
           // The backfill may have keyed the account since the update above found it keyless,
           // and read what it carries before this was kept apart: this login then carries itself
           // (no longer read apart once the account has its key), and deletes what it kept apart
