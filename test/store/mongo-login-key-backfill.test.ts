@@ -44,6 +44,14 @@ describe("mongo store: login keys backfilled while another instance records logi
     await client?.close();
   });
 
+  /** An account as a version without login keys wrote it, its login spelt `${prefix}.<random>@Example.com`. */
+  async function keylessAccount(prefix: string): Promise<{ id: string; login: string }> {
+    const id = randomUUID();
+    const login = `${prefix}.${randomUUID().slice(0, 6)}@Example.com`;
+    await client.db(dbName).collection<Document>(USERS).insertOne({ _id: id as never, login, emails: [], passwordHash: "hash", createdAt: new Date(Date.now() - 60_000) });
+    return { id, login };
+  }
+
   it("every account keeps the key the backfill gave it, and is found by a look-alike spelling", async () => {
     const accounts = Array.from({ length: 16 }, (_, i) => ({
       id: randomUUID(),
@@ -99,9 +107,7 @@ describe("mongo store: login keys backfilled while another instance records logi
   });
 
   it("a last login kept apart while the account had no key is carried into its document, and its user_last_logins document goes (none left once every account has its key)", async () => {
-    const id = randomUUID();
-    const login = `Apart.${randomUUID().slice(0, 6)}@Example.com`;
-    await client.db(dbName).collection<Document>(USERS).insertOne({ _id: id as never, login, emails: [], passwordHash: "hash", createdAt: new Date(Date.now() - 60_000) });
+    const { id, login } = await keylessAccount("Apart");
     const loginAt = new Date(Date.now() - 1000);
     await a.users.setLastLogin(id, loginAt);
     const apart = client.db(dbName).collection<{ _id: string }>(USER_LAST_LOGINS);
@@ -115,9 +121,7 @@ describe("mongo store: login keys backfilled while another instance records logi
   });
 
   it("a keyless account's last login kept apart stays the later one when an earlier login is written after it (two logins racing)", async () => {
-    const id = randomUUID();
-    const login = `Racing.${randomUUID().slice(0, 6)}@Example.com`;
-    await client.db(dbName).collection<Document>(USERS).insertOne({ _id: id as never, login, emails: [], passwordHash: "hash", createdAt: new Date(Date.now() - 60_000) });
+    const { id } = await keylessAccount("Racing");
     const earlier = new Date(Date.now() - 2000);
     const later = new Date(Date.now() - 1000);
     // The first write inserts the user_last_logins document, the second updates it.
@@ -129,9 +133,7 @@ describe("mongo store: login keys backfilled while another instance records logi
   });
 
   it("a login kept apart as the backfill carries the account's earlier one is kept, and no user_last_logins document is left", async () => {
-    const id = randomUUID();
-    const login = `Beside.${randomUUID().slice(0, 6)}@Example.com`;
-    await client.db(dbName).collection<Document>(USERS).insertOne({ _id: id as never, login, emails: [], passwordHash: "hash", createdAt: new Date(Date.now() - 60_000) });
+    const { id, login } = await keylessAccount("Beside");
     const earlier = new Date(Date.now() - 2000);
     const later = new Date(Date.now() - 1000);
     await a.users.setLastLogin(id, earlier);
