@@ -75,7 +75,14 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
   // spelling meanwhile, as before the backfill.
   const owedWrites = new OwedWrites(logger);
   await owedWrites.run("the login keys of accounts stored without one", () => users.backfillLoginKeys());
-  const keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger, audit, owed: owedWrites });
+  let keyRing: KeyRing;
+  try {
+    keyRing = await KeyRing.open({ keys: store.keys, config, clock, logger, audit, owed: owedWrites });
+  } catch (error) {
+    // The start fails and its store closes: a write owed so far is not tried again on it.
+    await owedWrites.close();
+    throw error;
+  }
   const verifier = new TokenVerifier({ ring: keyRing, clock });
   const sessions = new AuditedSessions(audit, {
     sessions: store.sessions,
