@@ -61,6 +61,27 @@ describe("mongo store: database down", () => {
   });
 });
 
+describe("mongo store: an open stopped (a start's wait for MongoDB, TESSERA_STORE_START_WAIT_SECONDS)", () => {
+  it("stopped before its client was made, an open of an unreachable server fails at once, not after the store timeout (5 s)", async () => {
+    const port = await freePort();
+    const stopped = new AbortController();
+    stopped.abort();
+    const opened = await elapsed(
+      openStore({
+        mongodbUri: `mongodb://127.0.0.1:${port}`,
+        dataDir: "",
+        mongoDbName: "tessera_unreachable",
+        serverSelectionTimeoutMs: 5000,
+        failUnreachable: true,
+        stopped: stopped.signal,
+        warn: () => {},
+      }),
+    );
+    assert.equal(opened.result.status, "rejected");
+    assert.ok(opened.ms < 1500, `failed after ${Math.round(opened.ms)} ms`);
+  });
+});
+
 describe("mongo store: a server that accepts connections but never answers", () => {
   it("answers StoreUnavailableError instead of hanging", async () => {
     const sockets = new Set<import("node:net").Socket>();

@@ -168,6 +168,8 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
 
   const stop = () => void client.close().catch(() => {});
   options.stopped?.addEventListener("abort", stop, { once: true });
+  // Aborted while the driver loaded or the client was made: the listener above never hears it.
+  if (options.stopped?.aborted) stop();
   try {
     await ready();
   } catch (error) {
