@@ -383,14 +383,17 @@ export class KeyRing {
       }
       const now = this.clock.now().getTime();
       const activatedAt = new Date(when === "now" ? now : Math.max(now, top.createdAt.getTime() + this.publishSeconds * 1000));
-      // The key that signs until then: the latest one below the next key not yet retired.
-      const retiring = records
-        .filter((r) => r.generation < top.generation && !r.revokedAt && (r.retiredAt === undefined || r.retiredAt.getTime() > now))
-        .at(-1);
+      // The key that signs until then: the latest one below the next key not yet retired. After
+      // a change of algorithm that is the previous algorithm's unused next key, and the key that
+      // signed with it is below it, never retired: both stop then.
+      const unretired = records.filter((r) => r.generation < top.generation && !r.revokedAt && (r.retiredAt === undefined || r.retiredAt.getTime() > now));
+      const retiring = unretired.at(-1);
+      const alsoRetire = unretired.slice(0, -1).filter((r) => r.retiredAt === undefined).map((r) => r.kid);
       const next = await this.newKey(top.generation + 1);
       const won = await this.store.rotate(next, {
         promote: { kid: top.kid, activatedAt },
         ...(retiring && { retire: { kid: retiring.kid, retiredAt: activatedAt, notAfter: this.retiredNotAfter(activatedAt) } }),
+        ...(alsoRetire.length > 0 && { alsoRetire }),
       });
       if (won) {
         this.logger.info("signing key rotated", { kid: top.kid, generation: top.generation, activatedAt: activatedAt.toISOString(), nextKid: next.kid });

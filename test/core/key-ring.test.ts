@@ -213,4 +213,48 @@ for (const kind of storesUnderTest()) {
       assert.equal((await store.keys.list()).length, 3, "a start with a next key published adds none");
     });
   });
+
+  describe(`core: a change of TESSERA_JWT_ALG retires the keys of the algorithm before (${kind})`, () => {
+    let harness: StoreHarness;
+    const env = { TESSERA_CLIENT_IDS: "c", TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "120" };
+    beforeEach(() => (harness = storeHarness(kind)));
+    afterEach(() => harness.cleanup());
+
+    it("the key that signed ends as a rotation ends it: it verifies until its notAfter, then leaves the JWKS and is deleted; switching back makes a new key", async () => {
+      const store = await harness.open("algchange");
+      const clock = new ManualClock(Date.parse("2032-02-02T00:00:00Z"));
+      const open = (alg: string) => KeyRing.open({ keys: store.keys, config: loadConfig({ ...env, TESSERA_JWT_ALG: alg }), clock, logger: silentLogger });
+      const es = await open("ES256");
+      const token = await es.sign({ sub: "x" }, 60);
+      const oldKid = kidOf(token)!;
+      const esKids = (await store.keys.list()).map((r) => r.kid);
+      clock.advance(1_000);
+
+      const ed = await open("EdDSA");
+      const changedAt = clock.now().getTime();
+      const verifier = new TokenVerifier({ ring: ed, clock });
+      const old = (await store.keys.list()).find((r) => r.kid === oldKid)!;
+      // 120 s, the longer token lifetime, plus the 30 s in which other instances may still sign with it.
+      assert.deepEqual([old.retiredAt?.getTime(), old.notAfter?.getTime()], [changedAt, changedAt + 150_000], "retired by the change");
+      assert.equal(decodeProtectedHeader(await ed.sign({ sub: "x" }, 60)).alg, "EdDSA");
+      assert.equal((await verifier.verify(token, { allowExpired: true })).sub, "x", "verifies until its notAfter");
+      assert.ok((await ed.jwks()).some((k) => k.kid === oldKid));
+      assert.deepEqual(
+        (await store.keys.list()).filter((r) => r.alg === "ES256" && r.retiredAt === undefined).map((r) => r.kid),
+        [],
+        "no key of the algorithm before is left without an end",
+      );
+
+      clock.advance(150_000);
+      await assert.rejects(verifier.verify(token, { allowExpired: true }), (e: unknown) => e instanceof AuthError && e.reason === "INVALID_TOKEN");
+      assert.ok(!(await ed.jwks()).some((k) => k.kid === oldKid), "gone from the JWKS");
+      clock.advance(1_000);
+      await store.keys.deleteExpired(clock.now(), new Date(0));
+      assert.ok(!(await store.keys.list()).some((r) => r.kid === oldKid), "deleted by housekeeping");
+
+      const back = await open("ES256");
+      const kid = kidOf(await back.sign({ sub: "x" }, 60))!;
+      assert.ok(!esKids.includes(kid), "a new key of that algorithm signs, not one stored before the change");
+    });
+  });
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { KeyPromotion, NewSigningKey, ResealOutcome, SigningKeyRecord, SigningKeyStore } from "../ports.js";
+import { retiredBy, type KeyPromotion, type NewSigningKey, type ResealOutcome, type SigningKeyRecord, type SigningKeyStore } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertUnlessTaken } from "./mongo-inserts.js";
 
@@ -38,6 +38,7 @@ const ROTATION = "rotation";
 interface StoredRotation {
   promote: { kid: string; activatedAt: Date };
   retire?: { kid: string; retiredAt: Date; notAfter: Date };
+  alsoRetire?: string[];
 }
 
 export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
@@ -58,7 +59,7 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
       promoted.set(rotation.promote.kid, rotation.promote.activatedAt);
       // The earliest rotation that retired it counts (a later one's retirement of it changes
       // nothing, as the in-place write's retiredAt: null filter had it).
-      if (rotation.retire && !retired.has(rotation.retire.kid)) retired.set(rotation.retire.kid, rotation.retire);
+      for (const kid of retiredBy(rotation)) if (!retired.has(kid)) retired.set(kid, rotation.retire!);
     }
     return docs.map((doc) => {
       const { [ROTATION]: _rotation, ...fields } = doc;
@@ -86,10 +87,9 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
         if (!(await tryInsert(next, change))) return false;
         // For older versions only (see above): made by the winner, and failing nothing.
         await keys.updateOne({ _id: change.promote.kid }, { $set: { activatedAt: change.promote.activatedAt } }).catch(() => {});
-        if (change.retire) {
-          await keys
-            .updateOne({ _id: change.retire.kid, retiredAt: null }, { $set: { retiredAt: change.retire.retiredAt, notAfter: change.retire.notAfter } })
-            .catch(() => {});
+        for (const kid of retiredBy(change)) {
+          const { retiredAt, notAfter } = change.retire!;
+          await keys.updateOne({ _id: kid, retiredAt: null }, { $set: { retiredAt, notAfter } }).catch(() => {});
         }
         return true;
       }),
@@ -138,7 +138,7 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
         );
         const named = (doc: StoredDoc) => {
           const rotation = doc[ROTATION] as StoredRotation | undefined;
-          return rotation ? [rotation.promote.kid, ...(rotation.retire ? [rotation.retire.kid] : [])] : [];
+          return rotation ? [rotation.promote.kid, ...retiredBy(rotation)] : [];
         };
         const present = new Set(docs.map((doc) => doc._id));
         const gone = docs.filter((doc) => expired.has(doc._id) && named(doc).every((kid) => expired.has(kid) || !present.has(kid)));

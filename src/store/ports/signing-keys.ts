@@ -36,7 +36,17 @@ export interface KeyPromotion {
   promote: { kid: string; activatedAt: Date };
   /** The key that stops signing then (retiredAt = promote.activatedAt), verifying until notAfter. */
   retire?: { kid: string; retiredAt: Date; notAfter: Date };
+  /**
+   * Keys below it that stop then too, with the same retiredAt and notAfter: at a change of
+   * TESSERA_JWT_ALG, `retire` is the previous algorithm's unused next key and these the key that
+   * signed with it.
+   */
+  alsoRetire?: string[];
 }
+
+/** The kids a rotation retires: `retire`'s and `alsoRetire`. */
+export const retiredBy = (change: Pick<KeyPromotion, "retire" | "alsoRetire">): string[] =>
+  change.retire ? [change.retire.kid, ...(change.alsoRetire ?? [])] : [];
 
 /**
  * What a re-seal did (SigningKeyStore.reseal): "resealed", the key holds a new form in place of

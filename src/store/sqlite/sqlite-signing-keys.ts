@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { DuplicateError, type KeyPromotion, type NewSigningKey, type SigningKeyRecord, type SigningKeyStore } from "../ports.js";
+import { DuplicateError, retiredBy, type KeyPromotion, type NewSigningKey, type SigningKeyRecord, type SigningKeyStore } from "../ports.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { mapSqliteError } from "./sqlite-errors.js";
 import { dateIfPresent, fromMs, toMs } from "./sqlite-values.js";
@@ -78,7 +78,7 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
   const rotate = db.transaction((next: NewSigningKey, change: KeyPromotion): boolean => {
     if (!tryInsert(next)) return false;
     promote.run(toMs(change.promote.activatedAt), change.promote.kid);
-    if (change.retire) retire.run(toMs(change.retire.retiredAt), toMs(change.retire.notAfter), change.retire.kid);
+    for (const kid of retiredBy(change)) retire.run(toMs(change.retire!.retiredAt), toMs(change.retire!.notAfter), kid);
     return true;
   });
 
