@@ -256,5 +256,27 @@ for (const kind of storesUnderTest()) {
       const kid = kidOf(await back.sign({ sub: "x" }, 60))!;
       assert.ok(!esKids.includes(kid), "a new key of that algorithm signs, not one stored before the change");
     });
+
+    it("two instances starting at once with the new algorithm retire both keys before it and sign with one key", async () => {
+      const store = await harness.open("algchange2");
+      const clock = new ManualClock(Date.parse("2032-02-02T00:00:00Z"));
+      const open = (alg: string) => KeyRing.open({ keys: store.keys, config: loadConfig({ ...env, TESSERA_JWT_ALG: alg }), clock, logger: silentLogger });
+      await open("ES256");
+      clock.advance(1_000);
+      const [a, b] = await Promise.all([open("EdDSA"), open("EdDSA")]);
+      const at = clock.now().getTime();
+      const records = await store.keys.list();
+      assert.deepEqual(
+        records.map((r) => [r.generation, r.alg, r.retiredAt?.getTime(), r.notAfter?.getTime()]),
+        [
+          [1, "ES256", at, at + 150_000],
+          [2, "ES256", at, at + 150_000],
+          [3, "EdDSA", undefined, undefined],
+          [4, "EdDSA", undefined, undefined],
+        ],
+      );
+      assert.equal(kidOf(await a.sign({ sub: "x" }, 60)), records[2]!.kid);
+      assert.equal(kidOf(await b.sign({ sub: "x" }, 60)), records[2]!.kid);
+    });
   });
 }
