@@ -8,7 +8,10 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { ConfigError, loadConfig } from "../../src/config.js";
+import { silentLogger } from "../../src/logger.js";
 import { projectRoot } from "../../src/project-files.js";
+import { openStoreWaiting } from "../../src/store-start-wait.js";
+import { OpenStopped, type Store } from "../../src/store/ports.js";
 import { rest } from "../support/clients.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
 import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../support/net.js";
@@ -82,6 +85,30 @@ describe("config: TESSERA_STORE_START_WAIT_SECONDS", () => {
     assert.equal(loadConfig({}).storeStartWaitSeconds, 0);
     assert.equal(loadConfig({ TESSERA_STORE_START_WAIT_SECONDS: "600" }).storeStartWaitSeconds, 600);
     assert.throws(() => loadConfig({ TESSERA_STORE_START_WAIT_SECONDS: "601" }), new ConfigError("TESSERA_STORE_START_WAIT_SECONDS: must be between 0 and 600, got 601"));
+  });
+});
+
+describe("openStoreWaiting: a stop as a try succeeds", () => {
+  it("the store opened as the stop came is closed, and the open rejects with OpenStopped", async () => {
+    const stop = new AbortController();
+    let closed = 0;
+    const store = { close: () => Promise.resolve(void closed++) } as unknown as Store;
+    const opened = openStoreWaiting(
+      { mongodbUri: "mongodb://127.0.0.1:1/db", dataDir: "unused" },
+      {
+        waitSeconds: 60,
+        logger: silentLogger,
+        stopped: stop.signal,
+        // The try succeeds, and the stop (which closes the client under it) comes before the open returns.
+        open: (config) => {
+          assert.equal(config.stopped, stop.signal);
+          stop.abort();
+          return Promise.resolve(store);
+        },
+      },
+    );
+    await assert.rejects(opened, OpenStopped);
+    assert.equal(closed, 1);
   });
 });
 
