@@ -1,9 +1,10 @@
 // TESSERA_STORE_START_WAIT_SECONDS: a start whose MongoDB cannot be reached yet (the service and
 // its database coming up together: docker compose, a rollout, a host reboot) keeps trying to open
 // the store for that long instead of failing at once, each failed try logged at warn with its
-// cause. What no retry mends (refused credentials, a refused TLS certificate, a bad MONGODB_URI,
-// the embedded store's directory) fails at once; once the wait has passed, the last try's failure is the start's, as
-// it would have been without the wait. A stop (SIGTERM, SIGINT) during the wait ends it at once,
+// cause. What no retry mends (refused credentials, a refused TLS certificate, a TLS handshake
+// that fails for a mismatch, a bad MONGODB_URI, the embedded store's directory) fails at once;
+// once the wait has passed, the last try's failure is the start's, as it would have been without
+// the wait. A stop (SIGTERM, SIGINT) during the wait ends it at once,
 // even one that came as a try succeeded (the store it opened is closed).
 import { setTimeout as sleep } from "node:timers/promises";
 import { failureLine } from "./failure-line.js";

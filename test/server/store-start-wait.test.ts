@@ -2,11 +2,15 @@
 // reached yet (the service and its database coming up together) keeps trying to open the store for
 // that long, logging each failure at warn with its cause, then fails as a start without the wait
 // does (one line, exit 1). A refusal no retry mends (the credentials, the connection string, a TLS
-// certificate the driver refuses) fails at once; SIGTERM during the wait stops the start at once, as a stop during a start does (exit 0).
+// certificate the driver refuses, a TLS handshake that fails for a mismatch) fails at once; SIGTERM during the wait stops the start at once, as a stop during a start does (exit 0).
 // Through the compiled service and a private FerretDB started after it.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo, Server } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { silentLogger } from "../../src/logger.js";
 import { projectRoot } from "../../src/project-files.js";
@@ -303,6 +307,57 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS does not wait for what no retr
         l.child.kill("SIGKILL");
       }
     });
+  });
+
+  describe("a server whose TLS the driver cannot agree with", () => {
+    const certificates: TestCertificate[] = [];
+    const servers: Server[] = [];
+    after(async () => {
+      for (const s of servers) await new Promise((resolve) => s.close(resolve));
+      for (const c of certificates) c.remove();
+    });
+    async function listening(server: Server): Promise<number> {
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return (server.address() as AddressInfo).port;
+    }
+    for (const mismatch of [
+      {
+        what: "tls=true against a plaintext port (an HTTP server answers the handshake)",
+        listen: async () => `127.0.0.1:${await listening(createHttpServer((_, res) => res.end()))}/db?tls=true`,
+        reason: /^tessera: failed to start: MongoDB unavailable: [0-9A-F]+:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:[^\n]*\n$/,
+      },
+      {
+        what: "a server that offers only TLS 1.0 and 1.1 (the driver takes 1.2 and later)",
+        listen: async () => {
+          const certificate = makeTestCertificate();
+          certificates.push(certificate);
+          const { TESSERA_TLS_CERT_FILE: certFile, TESSERA_TLS_KEY_FILE: keyFile } = certificate.env;
+          const server = createTlsServer(
+            { cert: readFileSync(certFile!), key: readFileSync(keyFile!), minVersion: "TLSv1", maxVersion: "TLSv1.1", ciphers: "DEFAULT@SECLEVEL=0" },
+            (socket) => socket.end(),
+          ).on("tlsClientError", () => {});
+          return `127.0.0.1:${await listening(server)}/db?tls=true&tlsCAFile=${encodeURIComponent(certFile!)}`;
+        },
+        reason: /^tessera: failed to start: MongoDB unavailable: [0-9A-F]+:error:0A00042E:SSL routines:ssl3_read_bytes:tlsv1 alert protocol version:[^\n]*\n$/,
+      },
+    ]) {
+      it(`${mismatch.what}: the handshake fails -> exit 1 at once, naming it, as without the wait, no try again`, async () => {
+        const uri = `mongodb://tessera:${password}@${await mismatch.listen()}`;
+        const without = await launch({ MONGODB_URI: uri });
+        const withWait = await launch({ MONGODB_URI: uri, TESSERA_STORE_START_WAIT_SECONDS: "30" });
+        const [a, b] = await Promise.all([without.ended, withWait.ended]);
+        assert.equal(a.code, 1, without.stderr());
+        assert.match(without.stderr(), mismatch.reason);
+        assert.equal(b.code, 1, withWait.stderr());
+        // OpenSSL's message begins with the id of the thread that failed: each process has its own.
+        const anyThread = (line: string) => line.replace(/: [0-9A-F]+:error:/, ": <thread>:error:");
+        assert.equal(anyThread(withWait.stderr()), anyThread(without.stderr()));
+        assert.deepEqual(warnings(withWait), []);
+        assert.ok(b.at - withWait.startedAt < 15000, `${b.at - withWait.startedAt} ms`);
+        assert.ok(!(JSON.stringify(withWait.lines()) + withWait.stderr()).includes(password));
+      });
+    }
   });
 
   it("a connection string the driver cannot parse -> exit 2 at once, MONGODB_URI named", async () => {

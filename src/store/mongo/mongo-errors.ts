@@ -134,16 +134,40 @@ function refusedCertificate(error: unknown): boolean {
   return false;
 }
 
+// The codes of OpenSSL's errors (ERR_SSL_*) that a retry may mend: a connection cut or corrupted
+// under the handshake, a server's internal error. Any other ERR_SSL_* is a mismatch of the
+// service's TLS and the server's (tls=true against a plaintext port, ERR_SSL_WRONG_VERSION_NUMBER;
+// no protocol version or cipher in common, ...), which the next try meets again.
+const transientTlsCodes = new Set([
+  "ERR_SSL_UNEXPECTED_EOF_WHILE_READING",
+  "ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC",
+  "ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC",
+  "ERR_SSL_TLSV1_ALERT_INTERNAL_ERROR",
+]);
+
+/**
+ * The TLS handshake failed for a mismatch of the service's TLS and the server's (an OpenSSL
+ * ERR_SSL_* code under the network error the driver passes on, as for a refused certificate).
+ */
+function tlsMismatch(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = String((e as { code?: unknown }).code);
+    if (code.startsWith("ERR_SSL_") && !transientTlsCodes.has(code)) return true;
+  }
+  return false;
+}
+
 /**
  * Whether a MongoDB store that could not be opened may open when tried again
  * (TESSERA_STORE_START_WAIT_SECONDS): the server unreachable or not answering in time, a
  * retryable or network error, FerretDB without its PostgreSQL (each a StoreUnavailableError of an
  * open with failUnreachable), or the DNS records of a mongodb+srv host not found. Not a refusal
  * that no retry mends: credentials refused, a permission missing, an index that conflicts, a
- * connection string the driver cannot parse (StoreSettingError), a TLS certificate refused.
+ * connection string the driver cannot parse (StoreSettingError), a TLS certificate refused, a TLS
+ * handshake that failed for a mismatch (a plaintext port, no protocol version or cipher in common).
  */
 export function mayOpenLater(error: unknown): boolean {
-  if (error instanceof StoreUnavailableError) return !refusedCredentials(error.cause) && !refusedCertificate(error.cause);
+  if (error instanceof StoreUnavailableError) return !refusedCredentials(error.cause) && !refusedCertificate(error.cause) && !tlsMismatch(error.cause);
   return error instanceof Error && isSrvLookupFailure(error.cause);
 }
 
