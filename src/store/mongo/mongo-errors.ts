@@ -123,16 +123,19 @@ const refusedCertificateCodes = new Set([
   "ERR_TLS_CERT_ALTNAME_INVALID",
 ]);
 
+/** Whether the error or one of its causes (the TLS error under the driver's) has a code that `means` says so of. */
+function causeCode(error: unknown, means: (code: string) => boolean): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (means(String((e as { code?: unknown }).code))) return true;
+  }
+  return false;
+}
+
 /**
  * The driver refused the server's TLS certificate: it passes that on as a network error (so
  * isUnavailable takes it for an outage), the TLS error its cause, but no retry mends it.
  */
-function refusedCertificate(error: unknown): boolean {
-  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (refusedCertificateCodes.has(String((e as { code?: unknown }).code))) return true;
-  }
-  return false;
-}
+const refusedCertificate = (error: unknown): boolean => causeCode(error, (code) => refusedCertificateCodes.has(code));
 
 // The codes of OpenSSL's errors (ERR_SSL_*) that a retry may mend: a connection cut or corrupted
 // under the handshake, a server's internal error. Any other ERR_SSL_* is a mismatch of the
@@ -149,13 +152,7 @@ const transientTlsCodes = new Set([
  * The TLS handshake failed for a mismatch of the service's TLS and the server's (an OpenSSL
  * ERR_SSL_* code under the network error the driver passes on, as for a refused certificate).
  */
-function tlsMismatch(error: unknown): boolean {
-  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = String((e as { code?: unknown }).code);
-    if (code.startsWith("ERR_SSL_") && !transientTlsCodes.has(code)) return true;
-  }
-  return false;
-}
+const tlsMismatch = (error: unknown): boolean => causeCode(error, (code) => code.startsWith("ERR_SSL_") && !transientTlsCodes.has(code));
 
 /**
  * Whether a MongoDB store that could not be opened may open when tried again
