@@ -231,13 +231,18 @@ export function waitingForUpgrades<T>(db: Database.Database, fn: () => T): T {
   }
 }
 
+/** The schema version the database records (its highest schema_version row); null when it records none. */
+export function recordedSchemaVersion(db: Database.Database): number | null {
+  return (db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null }).v;
+}
+
 /** Brings the schema up to date; returns the resulting schema version. */
 export function migrate(db: Database.Database): number {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY,
     applied_at INTEGER NOT NULL
   ) STRICT`);
-  const versionNow = () => (db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null }).v ?? 0;
+  const versionNow = () => recordedSchemaVersion(db) ?? 0;
   const refuseNewer = (current: number) => {
     if (current > migrations.length) {
       // A newer version wrote it: refused before anything reads or writes its tables.

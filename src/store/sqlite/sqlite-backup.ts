@@ -32,6 +32,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fchmodSync, fsyncSync, linkSync, lstatSync, openSync, realpathSync, rmSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
+import { recordedSchemaVersion } from "./schema.js";
 import { BUSY_TIMEOUT_MS, SQLITE_FILE_NAME } from "./sqlite-store.js";
 
 /** A backup refused or failed, with what to tell the operator. */
@@ -151,7 +152,7 @@ function checkCopy(copy: string, source: string): number {
     }
     let version: number | null;
     try {
-      version = (db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null }).v;
+      version = recordedSchemaVersion(db);
     } catch (error) {
       if (!/no such table/.test(String((error as Error).message))) throw error;
       version = null;
