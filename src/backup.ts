@@ -6,13 +6,18 @@
 // makes the project's, as for `npm start`); a relative destination is taken from where npm was
 // run (INIT_CWD). Exit codes: 0 written; 1 not written (no database, the destination exists or
 // its directory cannot take it, the database stayed locked, the copy did not check out); 2 a
-// usage or configuration error (no destination, MONGODB_URI set, a bad TESSERA_DATA_DIR).
+// usage or configuration error (no destination, MONGODB_URI set, a bad TESSERA_DATA_DIR). Stopped
+// by SIGINT or SIGTERM before the copy is named: the temporary file deleted, ended by the signal.
+import { writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConfigError, readVariable } from "./config.js";
 import { oneLine } from "./core/text.js";
-import { backUpSqliteStore } from "./store/sqlite/sqlite-backup.js";
+import { startSqliteBackup, type RunningBackup } from "./store/sqlite/sqlite-backup.js";
 
-function backUp(args: string[], env: NodeJS.ProcessEnv): { code: number; out?: string; err?: string } {
+/** A signal that stops the backup: a terminal's Ctrl-C, a supervisor's stop. */
+const STOPS = ["SIGINT", "SIGTERM"] as const;
+
+async function backUp(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out?: string; err?: string }> {
   if (args.length !== 1 || args[0] === "") return { code: 2, err: "usage: npm run backup -- <destination file>" };
   let dataDir: string;
   try {
@@ -27,9 +32,23 @@ function backUp(args: string[], env: NodeJS.ProcessEnv): { code: number; out?: s
     if (e instanceof ConfigError) return { code: 2, err: `tessera: configuration error: ${e.message}` };
     throw e;
   }
+  // Stopped (listened for before the temporary file is made, so that no signal ends the process
+  // between its creation and here): the temporary file is deleted, one line says so, and the
+  // signal is raised again without a listener, so that the process ends by it, as the shell or
+  // supervisor that sent it expects (exit status 128 + its number: 130 for SIGINT, 143 for SIGTERM).
+  let running: RunningBackup | undefined;
+  const stop = (signal: NodeJS.Signals) => {
+    if (running?.abandon() === false) return; // named already: the answer follows
+    const removed = running === undefined ? "" : `; its temporary file ${running.temporary} removed`;
+    writeSync(2, `tessera: backup stopped by ${signal}: nothing written${removed}\n`);
+    for (const s of STOPS) process.removeAllListeners(s);
+    process.kill(process.pid, signal);
+  };
+  for (const s of STOPS) process.on(s, stop);
   try {
     const started = Date.now();
-    const copy = backUpSqliteStore(dataDir, resolve(env.INIT_CWD ?? process.cwd(), args[0]!));
+    running = startSqliteBackup(dataDir, resolve(env.INIT_CWD ?? process.cwd(), args[0]!));
+    const copy = await running.done;
     return {
       code: 0,
       out: `tessera: backup of ${copy.source} (schema version ${copy.schemaVersion}) written to ${copy.destination}: ${copy.bytes} bytes in ${Date.now() - started} ms`,
@@ -37,10 +56,12 @@ function backUp(args: string[], env: NodeJS.ProcessEnv): { code: number; out?: s
   } catch (e) {
     // One line, never a stack trace: what went wrong, naming the path.
     return { code: 1, err: `tessera: backup failed: ${oneLine(e instanceof Error ? e.message : String(e))}` };
+  } finally {
+    for (const s of STOPS) process.off(s, stop);
   }
 }
 
-const { code, out, err } = backUp(process.argv.slice(2), process.env);
+const { code, out, err } = await backUp(process.argv.slice(2), process.env);
 if (out !== undefined) process.stdout.write(`${out}\n`);
 if (err !== undefined) process.stderr.write(`${err}\n`);
 process.exitCode = code;

@@ -4,7 +4,7 @@
 // service with two workers committing sign-ups meanwhile; the copy is checked as SQLite reads it,
 // and restored as the README says, under a service started on it.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -237,6 +237,45 @@ describe("server: npm run backup, an online copy of the embedded store", functio
       holder.close();
     }
   });
+
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`stopped by ${signal} while it copies (a terminal's Ctrl-C, a supervisor's stop): removes its temporary file, one line, ended by the signal`, async () => {
+      const dataDir = join(dir, "data");
+      const database = await createDatabase(dataDir);
+      // Another process holds the database alone: the copy waits (up to 5 s) with its temporary file made.
+      const holder = new Database(database);
+      try {
+        holder.pragma("locking_mode = EXCLUSIVE");
+        holder.exec("BEGIN EXCLUSIVE; CREATE TABLE held (x INTEGER)");
+        const destination = join(dir, "copy.db");
+        const child = spawn(process.execPath, [join(dirname(await compiledEntry()), "backup.js"), destination], {
+          env: { ...process.env, MONGODB_URI: "", TESSERA_DATA_DIR: dataDir },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, sig) => resolve({ code, signal: sig })));
+        const temporary = () => readdirSync(dir).find((name) => /^\.copy\.db\.[0-9a-f]{8}\.tmp$/.test(name));
+        const deadline = Date.now() + 4_000;
+        while (temporary() === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        const made = temporary();
+        assert.notEqual(made, undefined, "the temporary file is made before the copy waits");
+        await new Promise((r) => setTimeout(r, 200));
+        child.kill(signal);
+        const end = await ended;
+        assert.deepEqual(
+          { ...end, stdout, stderr },
+          { code: null, signal, stdout: "", stderr: `tessera: backup stopped by ${signal}: nothing written; its temporary file ${join(dir, made!)} removed\n` },
+        );
+        assert.deepEqual(readdirSync(dir), ["data"]);
+      } finally {
+        holder.exec("ROLLBACK");
+        holder.close();
+      }
+    });
+  }
 
   it("a relative destination is taken from where npm runs, a relative TESSERA_DATA_DIR from the project (as npm start reads it)", async () => {
     const database = await createDatabase(join(pkg, "data"));

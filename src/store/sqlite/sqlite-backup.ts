@@ -27,10 +27,13 @@
 // TESSERA_KEY_ENCRYPTION_KEY sealed them), checked (PRAGMA integrity_check, its schema
 // version read), synced, and linked to the destination's name, which fails if a file took that
 // name meanwhile: a backup never replaces a file, and a destination that exists is the whole
-// backup, never part of one.
+// backup, never part of one. `npm run backup` writes the copy on a worker thread (startSqliteBackup),
+// so that a signal meanwhile is answered at once: the temporary file is deleted.
 import { randomBytes } from "node:crypto";
 import { closeSync, fchmodSync, fsyncSync, linkSync, lstatSync, openSync, realpathSync, rmSync, statSync, type Stats } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { recordedSchemaVersion } from "./schema.js";
 import { BUSY_TIMEOUT_MS, SQLITE_FILE_NAME } from "./sqlite-store.js";
@@ -164,13 +167,26 @@ function checkCopy(copy: string, source: string): number {
   }
 }
 
+/** What a backup writes where: the checks passed, its temporary file made. */
+export interface BackupPlan {
+  readonly source: string;
+  /** The destination as given (absolute). */
+  readonly target: string;
+  /** The destination's directory as given, and by its real path (checked). */
+  readonly directory: string;
+  readonly checked: string;
+  /** The destination by the real path of its directory: the name the copy is linked to. */
+  readonly final: string;
+  /** The copy's temporary file, beside it (created empty, 0600). */
+  readonly temporary: string;
+}
+
 /**
- * Copies `${dataDir}/tessera.db` to `destination` (a new file), online. Throws BackupError with
- * the reason when there is no database, the destination exists or its directory cannot take it,
- * the database stays locked past the busy timeout, or the copy does not check out; nothing is
- * left at the destination then.
+ * Checks what `backUpSqliteStore` checks and makes the copy's temporary file. Throws BackupError
+ * with the reason when there is no database, or the destination exists or its directory cannot
+ * take it; nothing is left then.
  */
-export function backUpSqliteStore(dataDir: string, destination: string): SqliteBackup {
+export function planBackup(dataDir: string, destination: string): BackupPlan {
   const source = resolve(dataDir, SQLITE_FILE_NAME);
   const sourceStatus = statusOf(source, statSync);
   if (sourceStatus === undefined) throw new BackupError(`no database at ${source} (TESSERA_DATA_DIR): nothing to back up`);
@@ -205,32 +221,132 @@ export function backUpSqliteStore(dataDir: string, destination: string): SqliteB
     rmSync(temporary, { force: true });
     throw new BackupError(`cannot write in the directory ${directory} (${errorCode(error)})`, { cause: error });
   }
+  return { source, target, directory, checked, final, temporary };
+}
+
+/**
+ * Writes the copy into the plan's temporary file, checks it and syncs it; returns its schema
+ * version. The long part of a backup, and the part sqlite-backup-copier.ts runs off the main
+ * thread.
+ */
+export function copyDatabase(plan: BackupPlan): number {
   let schemaVersion: number;
   try {
+    // The busy timeout bounds a wait for a lock: a reader in WAL mode waits only while another
+    // process rebuilds the log's index (its first open after a crash). A migration, which holds
+    // the write lock, is not waited for: the copy is the database as it was before it.
+    const db = new Database(plan.source, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
     try {
-      // The busy timeout bounds a wait for a lock: a reader in WAL mode waits only while another
-      // process rebuilds the log's index (its first open after a crash). A migration, which holds
-      // the write lock, is not waited for: the copy is the database as it was before it.
-      const db = new Database(source, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
-      try {
-        db.prepare("VACUUM INTO ?").run(temporary);
-      } finally {
-        db.close();
-      }
-      schemaVersion = checkCopy(temporary, source);
-    } catch (error) {
-      throw sqliteFailure(error, source, directory);
+      db.prepare("VACUUM INTO ?").run(plan.temporary);
+    } finally {
+      db.close();
     }
-    sync(temporary);
-    try {
-      linkSync(temporary, final);
-    } catch (error) {
-      if (errorCode(error) === "EEXIST") throw alreadyExists(target, error);
-      throw new BackupError(`cannot name the copy ${target} (${errorCode(error)})`, { cause: error });
-    }
-  } finally {
-    rmSync(temporary, { force: true });
+    schemaVersion = checkCopy(plan.temporary, plan.source);
+  } catch (error) {
+    throw sqliteFailure(error, plan.source, plan.directory);
   }
-  sync(checked);
-  return { source, destination: target, schemaVersion, bytes: statSync(final).size };
+  sync(plan.temporary);
+  return schemaVersion;
 }
+
+/** Deletes the temporary file, and what SQLite may have made beside it while it read the copy. */
+export function removeTemporary(plan: BackupPlan): void {
+  for (const suffix of ["", "-journal", "-wal", "-shm"]) rmSync(`${plan.temporary}${suffix}`, { force: true });
+}
+
+/** Gives the checked copy its name (never over a file), deletes the temporary file, syncs the directory. */
+function nameCopy(plan: BackupPlan, schemaVersion: number): SqliteBackup {
+  try {
+    linkSync(plan.temporary, plan.final);
+  } catch (error) {
+    if (errorCode(error) === "EEXIST") throw alreadyExists(plan.target, error);
+    throw new BackupError(`cannot name the copy ${plan.target} (${errorCode(error)})`, { cause: error });
+  } finally {
+    removeTemporary(plan);
+  }
+  sync(plan.checked);
+  return { source: plan.source, destination: plan.target, schemaVersion, bytes: statSync(plan.final).size };
+}
+
+/**
+ * Copies `${dataDir}/tessera.db` to `destination` (a new file), online. Throws BackupError with
+ * the reason when there is no database, the destination exists or its directory cannot take it,
+ * the database stays locked past the busy timeout, or the copy does not check out; nothing is
+ * left at the destination then.
+ */
+export function backUpSqliteStore(dataDir: string, destination: string): SqliteBackup {
+  const plan = planBackup(dataDir, destination);
+  let schemaVersion: number;
+  try {
+    schemaVersion = copyDatabase(plan);
+  } catch (error) {
+    removeTemporary(plan);
+    throw error;
+  }
+  return nameCopy(plan, schemaVersion);
+}
+
+/** A backup under way whose copy is written off the main thread (`npm run backup`). */
+export interface RunningBackup {
+  /** Its temporary file. */
+  readonly temporary: string;
+  /** The backup written, or why not (as backUpSqliteStore throws). */
+  readonly done: Promise<SqliteBackup>;
+  /**
+   * Gives the backup up (a signal came): deletes the temporary file, and the copy is never named.
+   * Returns false when too late: the copy has already been named (`done` resolves).
+   */
+  abandon(): boolean;
+}
+
+/**
+ * backUpSqliteStore with the copy (VACUUM INTO, the check, the sync: the long part, seconds on a
+ * large database, and code that holds the thread until it returns) on a worker thread, so that
+ * the main thread can answer a signal meanwhile (abandon). Checks and the temporary file are made
+ * before it returns (throws as backUpSqliteStore does); the copy is named on the main thread, in
+ * one turn of its event loop with the worker's answer, so a backup is either abandoned or named.
+ */
+export function startSqliteBackup(dataDir: string, destination: string): RunningBackup {
+  const plan = planBackup(dataDir, destination);
+  const here = fileURLToPath(import.meta.url);
+  // From the sources (tests, tsx) the worker inherits this process's --import of tsx.
+  const copier = new Worker(join(dirname(here), `sqlite-backup-copier${extname(here)}`), { workerData: plan });
+  let state: "copying" | "abandoned" | "named" = "copying";
+  const done = new Promise<SqliteBackup>((resolve, reject) => {
+    copier.once("message", (answer: CopierAnswer) => {
+      if (state === "abandoned") return;
+      if ("failed" in answer) {
+        removeTemporary(plan);
+        state = "abandoned";
+        reject(answer.backup ? new BackupError(answer.failed) : new Error(answer.failed));
+        return;
+      }
+      state = "named";
+      try {
+        resolve(nameCopy(plan, answer.schemaVersion));
+      } catch (error) {
+        reject(error);
+      }
+    });
+    copier.once("error", (error) => {
+      if (state !== "copying") return;
+      removeTemporary(plan);
+      state = "abandoned";
+      reject(error);
+    });
+  });
+  return {
+    temporary: plan.temporary,
+    done,
+    abandon() {
+      if (state === "named") return false;
+      state = "abandoned";
+      removeTemporary(plan);
+      void copier.terminate();
+      return true;
+    },
+  };
+}
+
+/** What sqlite-backup-copier.ts answers: the copy's schema version, or why there is no copy. */
+export type CopierAnswer = { schemaVersion: number } | { failed: string; backup: boolean };
