@@ -300,6 +300,16 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await store.users.setLastLogin(id("missing"), when), null);
     });
 
+    it("never sets an earlier last login time over a later one (two logins racing: the earlier written last)", async () => {
+      const input = newUser();
+      await store.users.create(input);
+      assert.equal((await store.users.setLastLogin(input.id, at(20_000)))?.getTime(), at(20_000).getTime());
+      assert.equal((await twin.users.setLastLogin(input.id, at(19_999)))?.getTime(), at(19_999).getTime());
+      assert.equal((await store.users.findById(input.id))?.lastLoginAt?.getTime(), at(20_000).getTime());
+      assert.equal((await twin.users.setLastLogin(input.id, at(20_001)))?.getTime(), at(20_001).getTime());
+      assert.equal((await store.users.findById(input.id))?.lastLoginAt?.getTime(), at(20_001).getTime());
+    });
+
     it("deactivates once: active=false, version grows, no more last-login updates", async () => {
       const input = newUser();
       await store.users.create(input);

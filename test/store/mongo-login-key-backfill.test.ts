@@ -70,7 +70,7 @@ describe("mongo store: login keys backfilled while another instance records logi
     Collection.prototype.updateOne = async function (this: Collection, filter: Filter<Document>, update: UpdateFilter<Document>, ...rest: unknown[]) {
       const id = (filter as Document)._id as string;
       if (this.collectionName === USERS && sent.has(id)) {
-        if ("lastLoginAt" in ((update as Document).$set ?? {})) {
+        if ("lastLoginAt" in ((update as Document).$max ?? {})) {
           await sent.get(id)!.pass();
         } else if ("loginKey" in ((update as Document).$set ?? {})) {
           // The backfill's write of this account's key: the other instance records a login of
@@ -145,10 +145,10 @@ describe("mongo store: login keys backfilled while another instance records logi
     Collection.prototype.updateOne = async function (this: Collection, filter: Filter<Document>, update: UpdateFilter<Document>, ...rest: unknown[]) {
       const result = await send.call(this, filter, update, ...rest);
       if ((filter as Document)._id === id) {
-        const set = (update as Document).$set ?? {};
-        if (this.collectionName === USERS && "lastLoginAt" in set && (set as Document).lastLoginAt.getTime() === later.getTime()) {
+        const max = ((update as Document).$max ?? {}) as Document;
+        if (this.collectionName === USERS && "lastLoginAt" in max && max.lastLoginAt.getTime() === later.getTime()) {
           await carried.pass();
-        } else if (this.collectionName === USERS && "lastLoginAt" in ((update as Document).$max ?? {})) {
+        } else if (this.collectionName === USERS && "lastLoginAt" in max) {
           carried.open();
           await keptApart.pass();
         } else if (this.collectionName === USER_LAST_LOGINS && ((update as Document).$max as Document | undefined)?.lastLoginAt?.getTime() === later.getTime()) {

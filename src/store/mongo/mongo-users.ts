@@ -23,8 +23,8 @@ const BACKFILL_PAGE = 500;
 export const PASSWORD_GENERATIONS_KEPT = 16;
 
 // Layout (see mongo-marks.ts for why nothing that matters is updated in place):
-// - users: the identity, written once (unique login and loginKey), plus lastLoginAt — last
-//   writer wins, so a lost race can only lose a last-login time — and the loginKey an account
+// - users: the identity, written once (unique login and loginKey), plus lastLoginAt — $max, so
+//   an earlier login written last never replaces a later one — and the loginKey an account
 //   stored before login keys gets once, at start-up (the unique, sparse loginKey index decides a
 //   clash). FerretDB writes an updated document back whole: a lastLoginAt update that read the
 //   document before the backfill's $set of loginKey and wrote it back after took the key away
@@ -254,7 +254,8 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         // In place only where the document has its key (what FerretDB writes back holds it);
         // an account without one keeps it apart, so the backfill's $set of the key is never
         // undone (see above).
-        const { matchedCount } = await users.updateOne({ _id: id, loginKey: { $exists: true } }, { $set: { lastLoginAt: at } });
+        // $max: an earlier time is never written over a later one (two logins racing).
+        const { matchedCount } = await users.updateOne({ _id: id, loginKey: { $exists: true } }, { $max: { lastLoginAt: at } });
         if (matchedCount === 0) {
           // Two first logins at once: one inserts the document; the other then updates it. $max
           // (an insert takes its value): the later time stays whichever of two logins writes last.

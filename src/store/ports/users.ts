@@ -75,7 +75,8 @@ export interface UserStore {
    */
   rehashPassword(id: string, expectedHash: string, newHash: string): Promise<boolean>;
   /**
-   * Sets lastLoginAt = at and returns it; null when no such active user. With `syncedByNextWrite`
+   * Records lastLoginAt = at unless a later time is recorded (an earlier login written last, two
+   * racing, never replaces a later one) and returns `at`; null when no such active user. With `syncedByNextWrite`
    * (a login that stores its credential next, and waits for that write): the embedded store
    * commits it without an fsync of its own, the caller's next write makes it durable with it.
    */

@@ -86,7 +86,8 @@ export function sqliteUsers(db: Database.Database): UserStore {
     WHERE id = ? AND credential_epoch = ? RETURNING *`);
   const rehash = db.prepare(`UPDATE users
     SET password_hash = ?, version = version + 1 WHERE id = ? AND password_hash = ?`);
-  const lastLogin = db.prepare("UPDATE users SET last_login_at = ? WHERE id = ? AND active = 1");
+  // Never an earlier time over a later one (two logins racing: the earlier may commit last).
+  const lastLogin = db.prepare("UPDATE users SET last_login_at = MAX(COALESCE(last_login_at, @at), @at) WHERE id = @id AND active = 1");
   const deactivate = db.prepare(`UPDATE users
     SET active = 0, deactivated_at = ?, version = version + 1, credential_epoch = credential_epoch + 1
     WHERE id = ? AND active = 1`);
@@ -150,7 +151,7 @@ export function sqliteUsers(db: Database.Database): UserStore {
     rehashPassword: (id, expectedHash, newHash) => call(() => rehash.run(newHash, id, expectedHash).changes === 1),
     setLastLogin: (id, at, options) =>
       call(() => {
-        const set = () => lastLogin.run(toMs(at), id).changes === 1;
+        const set = () => lastLogin.run({ at: toMs(at), id }).changes === 1;
         // Unsynced for a login whose next write syncs it (see the port).
         return (options?.syncedByNextWrite ? cheaply(set) : set()) ? fromMs(toMs(at)) : null;
       }),
