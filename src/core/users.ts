@@ -181,7 +181,7 @@ export class Users {
 
   /**
    * Changes the password, in every service at once; the credential lifecycle then ends the
-   * user's credentials issued before it. With `expectedEpoch` (the caller's credential's), the
+   * user's credentials issued before it (a failure of that step is logged, not thrown: see below). With `expectedEpoch` (the caller's credential's), the
    * change is made only while that is still the user's epoch (checked in the store's write):
    * TOKEN_REVOKED when another change or a deactivation moved it on first.
    */
@@ -194,7 +194,21 @@ export class Users {
     if (now && !now.active) throw unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
     if (now) throw unauthenticated("TOKEN_REVOKED", "the credential was issued before the user's last password change");
     if (!user) throw notFound("USER_NOT_FOUND", "user not found");
-    await this.lifecycle.passwordChanged(id, user.passwordChangedAt);
+    // The password and the credential epoch moved in that one write: from it on, every use of a
+    // credential issued before it compares epochs (or, for one written before epochs, its issue
+    // time with passwordChangedAt) and refuses it, ended or not. What follows only marks their
+    // records ended; when it fails (the store went away meanwhile), the change is still made, so
+    // it is answered as made: an error would have the client retry with a credential the change
+    // outdated (refused, TOKEN_REVOKED) and tell the audit trail the change failed. Logged; the
+    // records left unmarked are refused on every use and deleted as they expire.
+    try {
+      await this.lifecycle.passwordChanged(id, user.passwordChangedAt);
+    } catch (e) {
+      this.logger.warn("password changed, but ending the credentials it outdated failed: they are refused on use as outdated", {
+        userId: id,
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
     return user;
   }
 

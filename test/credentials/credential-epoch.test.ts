@@ -6,6 +6,7 @@
 // the user) yields nothing that survives it, with the change made on another instance.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
+import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { storesUnderTest, testClientId } from "../support/server.js";
@@ -358,6 +359,54 @@ for (const store of storesUnderTest()) {
           await assertNoLiveCredential(pair, written);
         });
       }
+
+      it("PATCH /jwt/user whose ending of the old sessions and refresh tokens fails after the password is stored: 200, recorded a success, and no old credential works", async () => {
+        const { a, b } = pair;
+        const email = uniqueEmail("cascade");
+        await signUp(a, email);
+        const jwt = jwtApi("rest", a.url);
+        const userTokens = userTokenApi("rest", a.url);
+        try {
+          const access = expectOk(await jwt.getToken({ user: email, pass: password })).text;
+          const refresh = expectOk(await jwt.getRefreshToken({}, bearer(access))).text;
+          const session = await rest(a.url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });
+          assert.equal(session.status, 200, session.text);
+          const userToken = expectOk(await userTokens.login(undefined, basic(email, password))).token;
+          // The store fails every write of b's cascade: the password is stored, the old
+          // sessions and refresh tokens are not ended.
+          const { sessions, jwtRefreshTokens } = b.tessera.store;
+          const endAll = sessions.endAllForUser;
+          const revokeAll = jwtRefreshTokens.revokeAllForUser;
+          sessions.endAllForUser = () => Promise.reject(new StoreUnavailableError("store unavailable"));
+          jwtRefreshTokens.revokeAllForUser = () => Promise.reject(new StoreUnavailableError("store unavailable"));
+          let changed;
+          try {
+            changed = await rest(b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
+          } finally {
+            sessions.endAllForUser = endAll;
+            jwtRefreshTokens.revokeAllForUser = revokeAll;
+          }
+          // The password changed: that is the answer, and what the trail records.
+          assert.equal(changed.status, 200, changed.text);
+          const events = await rest(a.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ user_id: decodeJwt(access).sub!, type: "password.changed" })}`, { headers: admin });
+          assert.deepEqual((events.body.events as Array<{ outcome: string }>).map((e) => e.outcome), ["success"]);
+          // Nothing from before the change works, ended or not.
+          expectCode(await jwt.getToken({ user: refresh }), "unauthenticated", "refresh token issued before the last password change", "TOKEN_REVOKED");
+          const check = await rest(a.url, "GET", "/session", { headers: { ...clientIdHeader, ...bearer(session.body.access_token as string) } });
+          assert.equal(check.status, 401, check.text);
+          const refreshed = await rest(a.url, "PUT", "/session", {
+            headers: { ...clientIdHeader, ...bearer(session.body.access_token as string) },
+            json: { refresh_token: session.body.refresh_token },
+          });
+          assert.equal(refreshed.status, 401, refreshed.text);
+          expectCode(await userTokens.bump(bearer(userToken)), "unauthenticated", "user token predates a password change");
+          expectCode(await jwt.getToken({ user: email, pass: password }), "unauthenticated");
+          expectOk(await jwt.getToken({ user: email, pass: otherPassword }));
+        } finally {
+          jwt.close();
+          userTokens.close();
+        }
+      });
 
       it("POST /session with the new password while the change is still ending the old sessions: the new session lives on", async () => {
         const { a, b } = pair;
