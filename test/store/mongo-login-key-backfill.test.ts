@@ -273,3 +273,51 @@ describe("mongo store: login keys backfilled for more accounts than one store ca
     assert.deepEqual(await store.users.backfillLoginKeys(keyOf), { filled: 0, clashes: [younger._id] });
   });
 });
+
+// Keyless accounts by the tens of thousands. FerretDB 1.24 sorts in its own process, after reading
+// every document the filter matches (its explain: no filter, sort or limit pushdown), so a read
+// of the next page by (createdAt, _id) read and sorted every keyless account, each page: 40000 of
+// them took seconds, past the store's bound (1 s here), and the backfill (the start) failed
+// before keying one. Read without a sort, a page ends once it has its accounts.
+describe("mongo store: login keys backfilled for tens of thousands of keyless accounts", function () {
+  this.timeout(180_000);
+  const dbName = `tessera_backfill_${randomUUID().slice(0, 8)}`;
+  const COUNT = 40_000;
+  let client: MongoClient;
+  let store: Store;
+
+  before(async function () {
+    if (!storesUnderTest().includes("mongo")) this.skip();
+    const uri = process.env.MONGODB_URI!;
+    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+    store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 1000, warn: () => {} });
+  });
+  after(async () => {
+    await store?.close();
+    await client?.db(dbName).dropDatabase().catch(() => {});
+    await client?.close();
+  });
+
+  it("every page read stays under the store's bound: the backfill reaches the accounts' keys, oldest first", async () => {
+    const t0 = Date.now() - 86_400_000;
+    const accounts = Array.from({ length: COUNT }, (_, i) => ({
+      _id: `legacy-${String(i).padStart(6, "0")}`,
+      login: `Legacy.${i}@Example.com`,
+      emails: [],
+      passwordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+      // Stored youngest first: the oldest is the last document a scan meets.
+      createdAt: new Date(t0 + COUNT - i),
+    }));
+    const users = client.db(dbName).collection<{ _id: string }>(USERS);
+    for (let i = 0; i < COUNT; i += 5000) await users.insertMany(accounts.slice(i, i + 5000));
+    // Stops the backfill at the first account it keys (keying 40000 takes minutes).
+    const keyed: string[] = [];
+    const stop = new Error("stopped at the first key");
+    const keyOf = (login: string) => {
+      keyed.push(login);
+      throw stop;
+    };
+    await assert.rejects(store.users.backfillLoginKeys(keyOf), (e) => e === stop);
+    assert.deepEqual(keyed, [accounts[COUNT - 1]!.login]);
+  });
+});

@@ -177,27 +177,40 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         return null;
       }),
     backfillLoginKeys: async (keyOf) => {
-      // Each step is its own store call, under the store's bound (a page read, one account's
-      // key, one page's carry read, one carried last login): the whole backfill of a few thousand
-      // accounts takes longer than that bound, and as one call it failed every start, each
-      // keying only some of them. Pages go on by (createdAt, _id) after the last account read,
-      // not from the first keyless one again: an account whose key clashes stays keyless. A page
-      // read still scans every keyless account (no index orders them), once per page.
+      // Each step is its own store call, under the store's bound (a batch of the keyless
+      // accounts read, one account's key, one page's carry read, one carried last login): the
+      // whole backfill of a few thousand accounts takes longer than that bound, and as one call
+      // it failed every start, each keying only some of them. The keyless accounts are read
+      // first, all of them, without a sort, BACKFILL_PAGE a call: a sorted read (no index orders
+      // them, and FerretDB sorts none in the database) reads every keyless account before it
+      // answers, each page, which tens of thousands of them took past the bound. Then they are
+      // keyed oldest first, (createdAt, _id), as SQLite keys them: of two look-alikes the older
+      // gets the key.
+      const found = new Map<string, KeylessDoc>();
+      const cursor = users.find({ loginKey: { $exists: false } }).project<KeylessDoc>({ login: 1, createdAt: 1 }).batchSize(BACKFILL_PAGE);
+      try {
+        for (;;) {
+          const batch = await ctx.run(ID, async () => {
+            const docs: KeylessDoc[] = [];
+            while (docs.length < BACKFILL_PAGE) {
+              const doc = await cursor.next();
+              if (doc === null) break;
+              docs.push(doc);
+            }
+            return docs;
+          });
+          for (const doc of batch) found.set(doc._id, doc);
+          if (batch.length < BACKFILL_PAGE) break;
+        }
+      } finally {
+        await cursor.close().catch(() => {});
+      }
+      const order = (x: Date | string, y: Date | string) => (x < y ? -1 : x > y ? 1 : 0);
+      const keyless = [...found.values()].sort((x, y) => order(x.createdAt, y.createdAt) || order(x._id, y._id));
       let filled = 0;
       const clashes: string[] = [];
-      let after: KeylessDoc | null = null;
-      for (;;) {
-        const from: KeylessDoc | null = after;
-        const page: KeylessDoc[] = await ctx.run(ID, () =>
-          users
-            .find({ loginKey: { $exists: false }, ...(from && { $or: [{ createdAt: { $gt: from.createdAt } }, { createdAt: from.createdAt, _id: { $gt: from._id } }] }) })
-            .sort({ createdAt: 1, _id: 1 })
-            .limit(BACKFILL_PAGE)
-            .project<KeylessDoc>({ login: 1, createdAt: 1 })
-            .toArray(),
-        );
-        if (page.length === 0) break;
-        after = page[page.length - 1]!;
+      for (let start = 0; start < keyless.length; start += BACKFILL_PAGE) {
+        const page = keyless.slice(start, start + BACKFILL_PAGE);
         const keyed: string[] = [];
         for (const doc of page) {
           const loginKey = keyOf(doc.login);
