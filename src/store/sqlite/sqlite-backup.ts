@@ -32,7 +32,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fchmodSync, fsyncSync, linkSync, lstatSync, openSync, realpathSync, rmSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { recordedSchemaVersion } from "./schema.js";
@@ -309,8 +309,15 @@ export interface RunningBackup {
 export function startSqliteBackup(dataDir: string, destination: string): RunningBackup {
   const plan = planBackup(dataDir, destination);
   const here = fileURLToPath(import.meta.url);
-  // From the sources (tests, tsx) the worker inherits this process's --import of tsx.
-  const copier = new Worker(join(dirname(here), `sqlite-backup-copier${extname(here)}`), { workerData: plan });
+  const entry = join(dirname(here), `sqlite-backup-copier${extname(here)}`);
+  // From the sources (tsx), the copier's .ts is loaded after registering tsx's ESM hook.
+  const copier =
+    extname(here) === ".ts"
+      ? new Worker(
+          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => tsx.register()).then(() => import(${JSON.stringify(pathToFileURL(entry).href)}));`,
+          { eval: true, workerData: plan },
+        )
+      : new Worker(entry, { workerData: plan });
   let state: "copying" | "abandoned" | "named" = "copying";
   const done = new Promise<SqliteBackup>((resolve, reject) => {
     copier.once("message", (answer: CopierAnswer) => {
