@@ -72,6 +72,19 @@ function readCopy(file: string): { integrity: unknown; version: number; logins: 
   }
 }
 
+/** Runs `body` while another connection holds `database` alone (an exclusive lock and an open write transaction). */
+async function whileHeld(database: string, body: () => Promise<void>): Promise<void> {
+  const holder = new Database(database);
+  try {
+    holder.pragma("locking_mode = EXCLUSIVE");
+    holder.exec("BEGIN EXCLUSIVE; CREATE TABLE held (x INTEGER)");
+    await body();
+  } finally {
+    holder.exec("ROLLBACK");
+    holder.close();
+  }
+}
+
 const mode = (path: string) => `0${(statSync(path).mode & 0o777).toString(8)}`;
 const written = (source: string, destination: string) =>
   new RegExp(`^tessera: backup of ${escape(source)} \\(schema version ${migrations.length}\\) written to ${escape(destination)}: \\d+ bytes in \\d+ ms\\n$`);
@@ -220,10 +233,7 @@ describe("server: npm run backup, an online copy of the embedded store", functio
   it("gives up after the busy timeout (5 s) when another process keeps the database locked, exit 1, nothing written", async () => {
     const dataDir = join(dir, "data");
     const database = await createDatabase(dataDir);
-    const holder = new Database(database);
-    try {
-      holder.pragma("locking_mode = EXCLUSIVE");
-      holder.exec("BEGIN EXCLUSIVE; CREATE TABLE held (x INTEGER)");
+    await whileHeld(database, async () => {
       const destination = join(dir, "copy.db");
       const run = await npmBackup(pkg, [destination], { TESSERA_DATA_DIR: dataDir });
       assert.deepEqual(run, {
@@ -232,10 +242,7 @@ describe("server: npm run backup, an online copy of the embedded store", functio
         stderr: `tessera: backup failed: the database ${database} stayed locked by another process for 5 s (SQLITE_BUSY): try again\n`,
       });
       assert.deepEqual(readdirSync(dir), ["data"]);
-    } finally {
-      holder.exec("ROLLBACK");
-      holder.close();
-    }
+    });
   });
 
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -243,10 +250,7 @@ describe("server: npm run backup, an online copy of the embedded store", functio
       const dataDir = join(dir, "data");
       const database = await createDatabase(dataDir);
       // Another process holds the database alone: the copy waits (up to 5 s) with its temporary file made.
-      const holder = new Database(database);
-      try {
-        holder.pragma("locking_mode = EXCLUSIVE");
-        holder.exec("BEGIN EXCLUSIVE; CREATE TABLE held (x INTEGER)");
+      await whileHeld(database, async () => {
         const destination = join(dir, "copy.db");
         const child = spawn(process.execPath, [join(dirname(await compiledEntry()), "backup.js"), destination], {
           env: { ...process.env, MONGODB_URI: "", TESSERA_DATA_DIR: dataDir },
@@ -270,10 +274,7 @@ describe("server: npm run backup, an online copy of the embedded store", functio
           { code: null, signal, stdout: "", stderr: `tessera: backup stopped by ${signal}: nothing written; its temporary file ${join(dir, made!)} removed\n` },
         );
         assert.deepEqual(readdirSync(dir), ["data"]);
-      } finally {
-        holder.exec("ROLLBACK");
-        holder.close();
-      }
+      });
     });
   }
 

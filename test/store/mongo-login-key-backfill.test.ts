@@ -217,24 +217,40 @@ describe("mongo store: login keys backfilled while another instance records logi
 // bound (500 ms here), which is still far above what any one of its store operations takes. The
 // backfill was one store call under that bound: it answered StoreUnavailableError ("MongoDB did
 // not answer within 500 ms") after keying only some of them, and so did every start after it.
-describe("mongo store: login keys backfilled for more accounts than one store call's bound allows", function () {
-  this.timeout(120_000);
+/**
+ * A database of its own for the describe it is called in (skipped without MongoDB), and a store on
+ * it whose calls are bound to `boundMs`; `client` reaches the database directly.
+ */
+function boundStore(boundMs: number): { readonly client: MongoClient; readonly store: Store; readonly dbName: string } {
   const dbName = `tessera_backfill_${randomUUID().slice(0, 8)}`;
-  const COUNT = 1500;
   let client: MongoClient;
   let store: Store;
-
   before(async function () {
     if (!storesUnderTest().includes("mongo")) this.skip();
     const uri = process.env.MONGODB_URI!;
     client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
-    store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 500, warn: () => {} });
+    store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: boundMs, warn: () => {} });
   });
   after(async () => {
     await store?.close();
     await client?.db(dbName).dropDatabase().catch(() => {});
     await client?.close();
   });
+  return {
+    dbName,
+    get client() {
+      return client;
+    },
+    get store() {
+      return store;
+    },
+  };
+}
+
+describe("mongo store: login keys backfilled for more accounts than one store call's bound allows", function () {
+  this.timeout(120_000);
+  const COUNT = 1500;
+  const db = boundStore(500);
 
   it("every account gets its key, a clash is reported once, and a last login kept apart is carried", async () => {
     const t0 = Date.now() - 86_400_000;
@@ -250,27 +266,27 @@ describe("mongo store: login keys backfilled for more accounts than one store ca
     // A look-alike of the first account, younger than every other: it keeps no key.
     const younger = { _id: `younger-${tag}`, login: accounts[0]!.login.toUpperCase(), emails: [], passwordHash: "hash", createdAt: new Date(t0 + COUNT) };
     // As a version without login keys wrote them.
-    const users = client.db(dbName).collection<{ _id: string; login: string; loginKey?: string }>(USERS);
+    const users = db.client.db(db.dbName).collection<{ _id: string; login: string; loginKey?: string }>(USERS);
     await users.insertMany([...accounts, younger]);
     const loginAt = new Date(t0 + 2 * COUNT);
     const lastLogins = [accounts[1]!, accounts[COUNT - 1]!];
-    await client
-      .db(dbName)
+    await db.client
+      .db(db.dbName)
       .collection<{ _id: string }>(USER_LAST_LOGINS)
       .insertMany(lastLogins.map((u) => ({ _id: u._id, lastLoginAt: loginAt })));
 
     const keyOf = (login: string) => login.toLowerCase();
-    const result = await store.users.backfillLoginKeys(keyOf);
+    const result = await db.store.users.backfillLoginKeys(keyOf);
     assert.deepEqual(result, { filled: COUNT, clashes: [younger._id] });
 
     const stored = await users.find({}, { projection: { login: 1, loginKey: 1 } }).toArray();
     const wrong = stored.filter((doc) => (doc._id === younger._id ? "loginKey" in doc : doc.loginKey !== keyOf(doc.login)));
     assert.deepEqual(wrong.map((doc) => doc._id), []);
     assert.equal(stored.length, COUNT + 1);
-    for (const account of lastLogins) assert.equal((await store.users.findById(account._id))?.lastLoginAt?.getTime(), loginAt.getTime(), account._id);
+    for (const account of lastLogins) assert.equal((await db.store.users.findById(account._id))?.lastLoginAt?.getTime(), loginAt.getTime(), account._id);
 
     // Run again: nothing left to fill, and the clash is reported once.
-    assert.deepEqual(await store.users.backfillLoginKeys(keyOf), { filled: 0, clashes: [younger._id] });
+    assert.deepEqual(await db.store.users.backfillLoginKeys(keyOf), { filled: 0, clashes: [younger._id] });
   });
 });
 
@@ -281,22 +297,8 @@ describe("mongo store: login keys backfilled for more accounts than one store ca
 // before keying one. Read without a sort, a page ends once it has its accounts.
 describe("mongo store: login keys backfilled for tens of thousands of keyless accounts", function () {
   this.timeout(180_000);
-  const dbName = `tessera_backfill_${randomUUID().slice(0, 8)}`;
   const COUNT = 40_000;
-  let client: MongoClient;
-  let store: Store;
-
-  before(async function () {
-    if (!storesUnderTest().includes("mongo")) this.skip();
-    const uri = process.env.MONGODB_URI!;
-    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
-    store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 1000, warn: () => {} });
-  });
-  after(async () => {
-    await store?.close();
-    await client?.db(dbName).dropDatabase().catch(() => {});
-    await client?.close();
-  });
+  const db = boundStore(1000);
 
   it("every page read stays under the store's bound: the backfill reaches the accounts' keys, oldest first", async () => {
     const t0 = Date.now() - 86_400_000;
@@ -308,7 +310,7 @@ describe("mongo store: login keys backfilled for tens of thousands of keyless ac
       // Stored youngest first: the oldest is the last document a scan meets.
       createdAt: new Date(t0 + COUNT - i),
     }));
-    const users = client.db(dbName).collection<{ _id: string }>(USERS);
+    const users = db.client.db(db.dbName).collection<{ _id: string }>(USERS);
     for (let i = 0; i < COUNT; i += 5000) await users.insertMany(accounts.slice(i, i + 5000));
     // Stops the backfill at the first account it keys (keying 40000 takes minutes).
     const keyed: string[] = [];
@@ -317,7 +319,7 @@ describe("mongo store: login keys backfilled for tens of thousands of keyless ac
       keyed.push(login);
       throw stop;
     };
-    await assert.rejects(store.users.backfillLoginKeys(keyOf), (e) => e === stop);
+    await assert.rejects(db.store.users.backfillLoginKeys(keyOf), (e) => e === stop);
     assert.deepEqual(keyed, [accounts[COUNT - 1]!.login]);
   });
 });
