@@ -23,8 +23,8 @@ const BACKFILL_PAGE = 500;
 export const PASSWORD_GENERATIONS_KEPT = 16;
 
 // Layout (see mongo-marks.ts for why nothing that matters is updated in place):
-// - users: the identity, written once (unique login and loginKey), plus lastLoginAt — $max, so
-//   an earlier login written last never replaces a later one — and the loginKey an account
+// - users: the identity, written once (unique login and loginKey), plus lastLoginAt ($max, so
+//   an earlier login written last never replaces a later one), and the loginKey an account
 //   stored before login keys gets once, at start-up (the unique, sparse loginKey index decides a
 //   clash). FerretDB writes an updated document back whole: a lastLoginAt update that read the
 //   document before the backfill's $set of loginKey and wrote it back after took the key away
