@@ -213,7 +213,7 @@ export class KeyRing {
   }
 
   /**
-   * How long verifiers may cache the JWKS (and the PEM): below the publication lead, less the
+   * How long verifiers may cache the JWKS: below the publication lead, less the
    * reload interval in which another instance may not list a new next key yet; at most 300 s.
    */
   get jwksMaxAgeSeconds(): number {

@@ -57,9 +57,10 @@ const errorResponseName: Record<number, string> = {
 };
 
 /**
- * The methods whose answers a cache may keep (their handlers mark them \`public, max-age=N\`:
- * services/key.ts, services/jwt.ts). Their 200 answers to a GET carry a strong ETag, and a GET
- * whose If-None-Match names it is 304 (transcode/conditional.ts); no other answer has an ETag.
+ * The methods whose answers a cache may keep (their handlers mark them \`public, max-age=N\`, or
+ * \`public, no-cache\`: services/key.ts, services/jwt.ts). Their 200 answers to a GET carry a
+ * strong ETag, and a GET whose If-None-Match names it is 304 (transcode/conditional.ts); no
+ * other answer has an ETag.
  * test/openapi/reality.test.ts holds the server to this list both ways.
  */
 const cacheableMethods = new Set([

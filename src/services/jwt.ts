@@ -20,7 +20,7 @@ function text(value: string): HttpBody {
 
 export function jwtService(
   jwt: Pick<JwtTokens, "getToken" | "check" | "issueRefreshToken" | "revokeRefreshToken" | "createUser" | "changePassword" | "deleteUser">,
-  keyRing: Pick<KeyRing, "publicKeyPem" | "jwksMaxAgeSeconds">,
+  keyRing: Pick<KeyRing, "publicKeyPem">,
 ): ServiceBinding {
   return bind(JwtService, {
     async getToken(req, ctx) {
@@ -33,8 +33,10 @@ export function jwtService(
 
     async getPublicKey(_req, ctx) {
       const pem = await keyRing.publicKeyPem();
-      // As cacheable as the JWKS (key.ts); set once there is a key (an error is never cached).
-      cacheable(ctx, `public, max-age=${keyRing.jwksMaxAgeSeconds}`);
+      // The signing key alone, not the published next key (the JWKS has both): a rotation changes
+      // it at once, so a cache keeps it but asks again (If-None-Match: 304 while it is the same)
+      // before each use. Set once there is a key (an error is never cached).
+      cacheable(ctx, "public, no-cache");
       return { body: text(pem) };
     },
 

@@ -7,6 +7,7 @@
 //   signed fails at once on the answering instance and, within the 30 s reload interval, on the
 //   other instance on the same store; revoking the signing key first promotes the next one.
 import assert from "node:assert/strict";
+import { createPublicKey } from "node:crypto";
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
@@ -70,6 +71,32 @@ for (const store of storesUnderTest()) {
           }
         });
       }
+
+      // GET /jwt/pubkey is the signing key alone, not the next one: a rotation changes it at once
+      // (the next key published for the lead signs from the rotation), so no copy of it may be
+      // used without asking again. A cache keeps it and revalidates it with its ETag.
+      it("a GET /jwt/pubkey copy is used only once revalidated: no-cache, 304 while the signing key is the same", async () => {
+                // The next key has been published for the whole lead: the rotation below promotes it at once.
+        clock.advance(server.config.keyPublishSeconds * 1000);
+        const fetched = await rest(server.url, "GET", "/jwt/pubkey");
+        assert.equal(fetched.status, 200);
+        const before = createPublicKey(fetched.text);
+        const [, jwtToken] = await freshTokens();
+        await jwtVerify(jwtToken!, before, { currentDate: clock.now() });
+        const cacheControl = fetched.headers.get("cache-control")!;
+        const etag = fetched.headers.get("etag")!;
+        assert.equal((await rest(server.url, "GET", "/jwt/pubkey", { headers: { "if-none-match": etag } })).status, 304);
+
+        expectOk(await keyApi("rest", server.url).rotateKey(admin));
+        const [, after] = await freshTokens();
+        // A copy a cache may still use as it is (its max-age not yet passed, no no-cache) must verify it.
+        if (!/no-cache|no-store/.test(cacheControl) && maxAgeOf(fetched.headers) > 0) await jwtVerify(after!, before, { currentDate: clock.now() });
+        assert.equal(cacheControl, "public, no-cache");
+        const again = await rest(server.url, "GET", "/jwt/pubkey", { headers: { "if-none-match": etag } });
+        assert.equal(again.status, 200);
+        assert.notEqual(again.text, fetched.text);
+        await jwtVerify(after!, createPublicKey(again.text), { currentDate: clock.now() });
+      });
 
       it("a retired key verifies, and is published, only as long as its tokens can live", async () => {
         const keys = keyApi("rest", server.url);

@@ -28,7 +28,7 @@ const readOnly: Record<string, string> = {
   "tessera.session.v1.UserService/GetUser": "no-store",
   "tessera.apitoken.v1.ApiTokenService/ListTokens": "no-store",
   "tessera.jwt.v1.JwtService/Check": "no-store",
-  "tessera.jwt.v1.JwtService/GetPublicKey": "public, max-age=300",
+  "tessera.jwt.v1.JwtService/GetPublicKey": "public, no-cache",
   "tessera.jwt.v1.JwtService/GetUser": "no-store",
   "tessera.jwt.v1.JwtService/GetVersion": "public, max-age=60",
   "tessera.key.v1.KeyService/GetJwks": "public, max-age=300",
@@ -222,7 +222,7 @@ describe("server: Connect GET for the methods without side effects", () => {
     const check = await rest(server.url, "GET", "/jwt/check", { headers: { authorization: `Bearer ${jwt}` } });
     assert.equal(check.headers.get("cache-control"), "no-store");
     assert.equal((await rest(server.url, "GET", "/.well-known/jwks.json")).headers.get("cache-control"), "public, max-age=300");
-    assert.equal((await rest(server.url, "GET", "/jwt/pubkey")).headers.get("cache-control"), "public, max-age=300");
+    assert.equal((await rest(server.url, "GET", "/jwt/pubkey")).headers.get("cache-control"), "public, no-cache");
     assert.equal((await rest(server.url, "GET", "/jwt/version")).headers.get("cache-control"), "public, max-age=60");
   });
 

@@ -522,7 +522,9 @@ export const JwtService: GenService<{
     output: typeof CheckResponseSchema;
   },
   /**
-   * Returns the current public key as PEM `text/plain` (`GET /pubkey`).
+   * Returns the current public key as PEM `text/plain` (`GET /pubkey`). Served with
+   * `Cache-Control: public, no-cache`: it is the signing key alone, which a rotation replaces at
+   * once, so a cache revalidates its copy (ETag, 304 while it is the same) before each use.
    * Errors: NOT_FOUND (404) when a symmetric algorithm (HS256) is configured.
    *
    * @generated from rpc tessera.jwt.v1.JwtService.GetPublicKey
