@@ -106,7 +106,9 @@ type JwtServiceClient interface {
 	// Errors: a missing, expired, not yet valid, tampered or non-access token, or one whose user
 	// is deactivated, INVALID_ARGUMENT (400) with the reason; two different tokens 400.
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
-	// Returns the current public key as PEM `text/plain` (`GET /pubkey`).
+	// Returns the current public key as PEM `text/plain` (`GET /pubkey`). Served with
+	// `Cache-Control: public, no-cache`: it is the signing key alone, which a rotation replaces at
+	// once, so a cache revalidates its copy (ETag, 304 while it is the same) before each use.
 	// Errors: NOT_FOUND (404) when a symmetric algorithm (HS256) is configured.
 	GetPublicKey(ctx context.Context, in *GetPublicKeyRequest, opts ...grpc.CallOption) (*GetPublicKeyResponse, error)
 	// Returns a new refresh token as `text/plain` (`GET /refresh_token`).
@@ -324,7 +326,9 @@ type JwtServiceServer interface {
 	// Errors: a missing, expired, not yet valid, tampered or non-access token, or one whose user
 	// is deactivated, INVALID_ARGUMENT (400) with the reason; two different tokens 400.
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
-	// Returns the current public key as PEM `text/plain` (`GET /pubkey`).
+	// Returns the current public key as PEM `text/plain` (`GET /pubkey`). Served with
+	// `Cache-Control: public, no-cache`: it is the signing key alone, which a rotation replaces at
+	// once, so a cache revalidates its copy (ETag, 304 while it is the same) before each use.
 	// Errors: NOT_FOUND (404) when a symmetric algorithm (HS256) is configured.
 	GetPublicKey(context.Context, *GetPublicKeyRequest) (*GetPublicKeyResponse, error)
 	// Returns a new refresh token as `text/plain` (`GET /refresh_token`).

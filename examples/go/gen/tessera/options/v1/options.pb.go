@@ -114,9 +114,10 @@
 // - UNSUPPORTED_MEDIA_TYPE: the body's Content-Type or Content-Encoding is not accepted (415).
 //
 // Caching. A successful answer is sent with `Cache-Control: no-store` and `Pragma: no-cache` (it
-// may hold a token or a user's data) unless its method says otherwise: the public keys
-// (KeyService.GetJwks, JwtService.GetPublicKey) are `public, max-age=N` with N =
-// TESSERA_KEY_PUBLISH_SECONDS - 30, at most 300 (300 by default), the discovery document
+// may hold a token or a user's data) unless its method says otherwise: the JWKS
+// (KeyService.GetJwks) is `public, max-age=N` with N = TESSERA_KEY_PUBLISH_SECONDS - 30, at
+// most 300 (300 by default); the signing key's PEM (JwtService.GetPublicKey) `public, no-cache`
+// (a rotation changes it at once: a cache asks again before each use); the discovery document
 // (KeyService.GetOpenIdConfiguration) `public, max-age=300`, JwtService.GetVersion `public,
 // max-age=60`. Those answers, to a GET or HEAD (REST, Connect GET), carry a strong `ETag` of
 // the bytes sent, and `If-None-Match` naming it (weak comparison, a list, or `*`) is answered

@@ -76,7 +76,9 @@ type JwtServiceClient interface {
 	// Errors: a missing, expired, not yet valid, tampered or non-access token, or one whose user
 	// is deactivated, INVALID_ARGUMENT (400) with the reason; two different tokens 400.
 	Check(context.Context, *connect.Request[v1.CheckRequest]) (*connect.Response[v1.CheckResponse], error)
-	// Returns the current public key as PEM `text/plain` (`GET /pubkey`).
+	// Returns the current public key as PEM `text/plain` (`GET /pubkey`). Served with
+	// `Cache-Control: public, no-cache`: it is the signing key alone, which a rotation replaces at
+	// once, so a cache revalidates its copy (ETag, 304 while it is the same) before each use.
 	// Errors: NOT_FOUND (404) when a symmetric algorithm (HS256) is configured.
 	GetPublicKey(context.Context, *connect.Request[v1.GetPublicKeyRequest]) (*connect.Response[v1.GetPublicKeyResponse], error)
 	// Returns a new refresh token as `text/plain` (`GET /refresh_token`).
@@ -271,7 +273,9 @@ type JwtServiceHandler interface {
 	// Errors: a missing, expired, not yet valid, tampered or non-access token, or one whose user
 	// is deactivated, INVALID_ARGUMENT (400) with the reason; two different tokens 400.
 	Check(context.Context, *connect.Request[v1.CheckRequest]) (*connect.Response[v1.CheckResponse], error)
-	// Returns the current public key as PEM `text/plain` (`GET /pubkey`).
+	// Returns the current public key as PEM `text/plain` (`GET /pubkey`). Served with
+	// `Cache-Control: public, no-cache`: it is the signing key alone, which a rotation replaces at
+	// once, so a cache revalidates its copy (ETag, 304 while it is the same) before each use.
 	// Errors: NOT_FOUND (404) when a symmetric algorithm (HS256) is configured.
 	GetPublicKey(context.Context, *connect.Request[v1.GetPublicKeyRequest]) (*connect.Response[v1.GetPublicKeyResponse], error)
 	// Returns a new refresh token as `text/plain` (`GET /refresh_token`).
