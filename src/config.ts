@@ -379,6 +379,25 @@ export function readVariable<K extends keyof Vars>(key: K, env: NodeJS.ProcessEn
 }
 
 /** Reads and validates the configuration; throws ConfigError naming the variable. */
+/** The secrets of the configuration, by variable (undefined: unset). */
+function namedSecrets(c: Pick<Values, "adminToken" | "jwtSecret" | "keyEncryptionKey" | "keyEncryptionKeyPrevious">) {
+  return [
+    ["TESSERA_ADMIN_TOKEN", c.adminToken],
+    ["TESSERA_JWT_SECRET", c.jwtSecret],
+    ["TESSERA_KEY_ENCRYPTION_KEY", c.keyEncryptionKey],
+    ["TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", c.keyEncryptionKeyPrevious],
+  ] as const;
+}
+
+/**
+ * The secrets of the configuration that are set (the admin token, the HS256 secret, the key
+ * encryption keys): text a request gives where it gives a name is never recorded when it is one
+ * of them.
+ */
+export function configuredSecrets(c: Pick<Config, "adminToken" | "jwtSecret" | "keyEncryptionKey" | "keyEncryptionKeyPrevious">): string[] {
+  return namedSecrets(c).flatMap(([, value]) => (value === undefined ? [] : [value]));
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(variables) as Array<keyof Vars>) out[key] = readVariable(key, env);
@@ -468,12 +487,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // One secret in two roles: the admin token travels in a header of every admin call (and may be
   // seen by a proxy or a log on the way); the HS256 secret and the key encryption key never
   // leave the service. Compared, never quoted.
-  const secrets = [
-    ["TESSERA_ADMIN_TOKEN", c.adminToken],
-    ["TESSERA_JWT_SECRET", c.jwtSecret],
-    ["TESSERA_KEY_ENCRYPTION_KEY", c.keyEncryptionKey],
-    ["TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS", c.keyEncryptionKeyPrevious],
-  ] as const;
+  const secrets = namedSecrets(c);
   for (const [i, [name, value]] of secrets.entries()) {
     const same = secrets.slice(i + 1).find(([, other]) => value !== undefined && other !== undefined && secretEquals(other, value));
     if (same) throw new ConfigError(`${name} and ${same[0]}: the same secret; each must be its own (the admin token is sent with every admin call, the others never leave the service)`);

@@ -22,6 +22,7 @@ import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
+import { secretMatcher } from "./secrets.js";
 import { credentialShaped } from "../credential-shapes.js";
 
 /** Every event type, as stored and listed (README "Operate it" lists them). */
@@ -154,7 +155,9 @@ const bounded = (s: string | undefined, max = 256) =>
  * kept in the trail and its log lines would be a live secret there. The shapes of Tessera's own:
  * a JWT, an API token, a UUID (seed 002 user tokens), 32 or 43 base64url characters (hand-off,
  * refresh and other random tokens: credentialShaped). A login with such a name that succeeds is
- * still recorded as given: it is an account's name.
+ * still recorded as given: it is an account's name. A login that is one of the configuration's
+ * secrets (the admin token, of any shape: an admin's tool sending it as the user name) is
+ * recorded so whatever its outcome.
  */
 export const REDACTED_LOGIN = "[redacted]";
 
@@ -166,6 +169,8 @@ export interface AuditTrailDeps {
   enabled: boolean;
   /** The budget of refusals of unverified callers (TESSERA_AUDIT_REFUSALS_PER_MINUTE[_TOTAL]); absent: no limit. */
   budget?: AuditBudgetOptions;
+  /** The configuration's secrets (configuredSecrets): a login that is one is recorded as REDACTED_LOGIN. */
+  secrets?: readonly string[];
 }
 
 export class AuditTrail {
@@ -176,7 +181,11 @@ export class AuditTrail {
   /** Refusals of unverified callers beyond the budget are counted, then stored as summaries. */
   private readonly budget: AuditBudget | undefined;
 
+  /** Whether a login is one of the configuration's secrets (compared in constant time). */
+  private readonly isSecret: (login: string) => boolean;
+
   constructor(private readonly deps: AuditTrailDeps) {
+    this.isSecret = secretMatcher(deps.secrets ?? []);
     if (deps.budget) this.budget = new AuditBudget(deps.budget, deps.clock, (summaries) => outsideCall(() => summaries.forEach((s) => this.storeSummary(s))));
   }
 
@@ -208,7 +217,7 @@ export class AuditTrail {
     const event: AuditEventRecord = { id: this.ids.next(now.getTime()), time: now, type: input.type, outcome: input.outcome };
     const fields: Array<[keyof AuditEventRecord, string | undefined]> = [
       ["userId", input.userId],
-      ["login", input.outcome !== "success" && input.login !== undefined && credentialShaped(input.login) ? REDACTED_LOGIN : bounded(input.login)],
+      ["login", input.login !== undefined && this.redacted(input.login, input.outcome) ? REDACTED_LOGIN : bounded(input.login)],
       ["api", scope?.api],
       ["clientId", scope?.clientId],
       ["clientAddress", scope?.clientAddress],
@@ -231,6 +240,11 @@ export class AuditTrail {
     }
     const write = this.logAndStore(event, options);
     return input.outcome !== "error" && (await write);
+  }
+
+  /** Whether a login is recorded as REDACTED_LOGIN: credential-shaped and refused, or a configured secret. */
+  private redacted(login: string, outcome: AuditOutcome): boolean {
+    return (outcome !== "success" && credentialShaped(login)) || this.isSecret(login);
   }
 
   /**

@@ -131,7 +131,7 @@ for (const store of storesUnderTest()) {
       assert.equal(line?.login, kept);
     });
 
-    it("a refused login whose name is a credential (a token sent as the user name, as git and npm send theirs) records [redacted], in the event and its log line", async () => {
+    it("a refused login whose name is a credential (a token sent as the user name, as git and npm send theirs, or the admin token) records [redacted], in the event and its log line", async () => {
       const email = uniqueEmail("redact");
       await signUp(server, email);
       const userToken = await loginUserToken(server, email);
@@ -145,6 +145,8 @@ for (const store of storesUnderTest()) {
         ["redact-refresh", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(pair.refresh_token, "x"), "x-request-id": "redact-refresh" } })],
         ["redact-access-jwt", () => rest(server.url, "GET", `/jwt/token?user=${encodeURIComponent(pair.access_token)}&pass=x`, { headers: { "x-request-id": "redact-access-jwt" } })],
         ["redact-jwt", () => rest(server.url, "GET", `/jwt/token?user=${encodeURIComponent(jwt)}&pass=x`, { headers: { "x-request-id": "redact-jwt" } })],
+        // The admin token, of no shape Tessera hands out: an admin's tool sending it as the user name.
+        ["redact-admin-token", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(testAdminToken, "x"), "x-request-id": "redact-admin-token" } })],
       ];
       for (const [requestId, call] of tries) {
         assert.equal((await call()).status, 401, requestId);
