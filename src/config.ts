@@ -14,7 +14,7 @@ import { proxySubnet } from "./server/client-address.js";
 import { headerCredentialLimitBytes, requestHeaderLimitBytes } from "./server/limits.js";
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
-import { secretEquals } from "./core/secrets.js";
+import { secretEquals, secretMatcher } from "./core/secrets.js";
 import { oneLine, quoted, withoutUrlPasswords } from "./core/text.js";
 import { threadPoolSize } from "./thread-pool-size.cjs";
 
@@ -390,12 +390,13 @@ function namedSecrets(c: Pick<Values, "adminToken" | "jwtSecret" | "keyEncryptio
 }
 
 /**
- * The secrets of the configuration that are set (the admin token, the HS256 secret, the key
- * encryption keys): text a request gives where it gives a name is never recorded when it is one
- * of them.
+ * Whether text is one of the secrets of the configuration that are set (the admin token, the
+ * HS256 secret, the key encryption keys), compared in constant time: text a request gives where
+ * it gives a name (a login, a path segment, a query parameter's name) is never recorded or
+ * quoted when it is one of them.
  */
-export function configuredSecrets(c: Pick<Config, "adminToken" | "jwtSecret" | "keyEncryptionKey" | "keyEncryptionKeyPrevious">): string[] {
-  return namedSecrets(c).flatMap(([, value]) => (value === undefined ? [] : [value]));
+export function configuredSecret(c: Pick<Config, "adminToken" | "jwtSecret" | "keyEncryptionKey" | "keyEncryptionKeyPrevious">): (text: string) => boolean {
+  return secretMatcher(namedSecrets(c).flatMap(([, value]) => (value === undefined ? [] : [value])));
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -1,7 +1,7 @@
 // Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
 // process; tests and benchmarks start it in-process.
 import { onNews, onSharedStoreFailure, shareNews, shareStoreFailure, type PortSharing } from "./cluster.js";
-import type { Config } from "./config.js";
+import { configuredSecret, type Config } from "./config.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
 import { errorDomain } from "./server/error-details.js";
@@ -52,6 +52,7 @@ export interface StartOptions {
 
 /** REST routes for every service, each mounted where restMount says. */
 function restFactory(config: Config): RestHandlerFactory {
+  const isSecret = configuredSecret(config);
   return ({ handlers, services, contextValues, adminGate, onError }) => {
     const transcoder = createTranscoder({
       handlers,
@@ -60,6 +61,7 @@ function restFactory(config: Config): RestHandlerFactory {
       maxBodyBytes: config.bodyLimitBytes,
       // CORS is applied before routing, for every protocol (server/cors.ts), not here.
       errorDomain,
+      isSecret,
       contextValues,
       adminGate,
       onError,

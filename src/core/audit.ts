@@ -22,7 +22,6 @@ import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
-import { secretMatcher } from "./secrets.js";
 import { credentialShaped } from "../credential-shapes.js";
 
 /** Every event type, as stored and listed (README "Operate it" lists them). */
@@ -169,8 +168,8 @@ export interface AuditTrailDeps {
   enabled: boolean;
   /** The budget of refusals of unverified callers (TESSERA_AUDIT_REFUSALS_PER_MINUTE[_TOTAL]); absent: no limit. */
   budget?: AuditBudgetOptions;
-  /** The configuration's secrets (configuredSecrets): a login that is one is recorded as REDACTED_LOGIN. */
-  secrets?: readonly string[];
+  /** Whether text is a secret of the configuration (config.ts configuredSecret): a login that is one is recorded as REDACTED_LOGIN. */
+  isSecret?: (text: string) => boolean;
 }
 
 export class AuditTrail {
@@ -181,11 +180,7 @@ export class AuditTrail {
   /** Refusals of unverified callers beyond the budget are counted, then stored as summaries. */
   private readonly budget: AuditBudget | undefined;
 
-  /** Whether a login is one of the configuration's secrets (compared in constant time). */
-  private readonly isSecret: (login: string) => boolean;
-
   constructor(private readonly deps: AuditTrailDeps) {
-    this.isSecret = secretMatcher(deps.secrets ?? []);
     if (deps.budget) this.budget = new AuditBudget(deps.budget, deps.clock, (summaries) => outsideCall(() => summaries.forEach((s) => this.storeSummary(s))));
   }
 
@@ -244,7 +239,7 @@ export class AuditTrail {
 
   /** Whether a login is recorded as REDACTED_LOGIN: credential-shaped and refused, or a configured secret. */
   private redacted(login: string, outcome: AuditOutcome): boolean {
-    return (outcome !== "success" && credentialShaped(login)) || this.isSecret(login);
+    return (outcome !== "success" && credentialShaped(login)) || this.deps.isSecret?.(login) === true;
   }
 
   /**

@@ -1,7 +1,7 @@
 // The identity core: one instance per process, shared by every service. Each part is built
 // here with only what it uses: the store ports of its domain, the other parts it calls, the
 // clock and its slice of the configuration. Services in turn receive only the parts they use.
-import { configuredSecrets, type Config } from "../config.js";
+import { configuredSecret, type Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { Store } from "../store/ports.js";
 import type { ApiTokens } from "./api-tokens.js";
@@ -63,7 +63,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     logger,
     enabled: config.audit,
     budget: { perAddress: config.auditRefusalsPerMinute, total: config.auditRefusalsPerMinuteTotal, windowMs: deps.auditWindowMs ?? 60_000 },
-    secrets: configuredSecrets(config),
+    isSecret: configuredSecret(config),
   });
   const throttle = new LoginThrottle({ loginAttempts: store.loginAttempts, config, clock });
   const lifecycle = new CredentialLifecycle({

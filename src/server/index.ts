@@ -10,7 +10,7 @@ import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../acce
 import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
 import { createSessionCookieInterceptor } from "../access/session-cookie.js";
 import { currentCall, runInCall, type CallScope } from "../call-scope.js";
-import type { Config } from "../config.js";
+import { configuredSecret, type Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../services/binding.js";
 import { createCacheControlInterceptor } from "./cache-control.js";
@@ -96,12 +96,13 @@ function pathOf(req: NodeRequest): string {
 }
 
 /**
- * A path no route takes, as an error may quote it: its first segment, each further one "*" (it
+ * A path no route takes, as an error may quote it: its first segment (unless `isSecret` says it
+ * is a secret of the configuration, or it has a credential's shape), each further one "*" (it
  * may hold a credential), as the transcoder's route table describes a path past its routes.
  */
-function unroutedPath(path: string): string {
+function unroutedPath(path: string, isSecret: (text: string) => boolean): string {
   const [first, ...rest] = path.slice(1).split("/");
-  return "/" + [first !== undefined && credentialShaped(first) ? "*" : first, ...rest.map(() => "*")].join("/");
+  return "/" + [first !== undefined && (credentialShaped(first) || isSecret(first)) ? "*" : first, ...rest.map(() => "*")].join("/");
 }
 
 function json(res: NodeResponse, status: number, body: unknown): void {
@@ -156,6 +157,7 @@ function serverOptions(res: NodeResponse, allow: string): void {
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const { config, logger } = o;
+  const isSecret = configuredSecret(config);
   const services = o.bindings.map((b) => b.service);
   const reflection = reflectionServices([...services, Health]);
   const secure = config.tlsCertFile !== undefined;
@@ -254,7 +256,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       });
       return;
     }
-    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${unroutedPath(pathOf(req))}`);
+    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${unroutedPath(pathOf(req), isSecret)}`);
   };
 
   // Every request runs in its own call scope: its id is in every log line written while it is

@@ -28,6 +28,7 @@ export async function buildRequestMessage(
   segments: readonly string[],
   rawQuery: string,
   maxBodyBytes: number,
+  unquotable: (text: string) => boolean = credentialShaped,
 ): Promise<Message> {
   const desc = binding.rpc.input;
   const msg = create(desc);
@@ -63,7 +64,7 @@ export async function buildRequestMessage(
   parseArguments(rawQuery, args);
   if (args.length > fromQuery && (req.method === "GET" || req.method === "HEAD")) dropCacheBuster(binding, args, fromQuery);
   if (args.length > 0) {
-    applyArguments(binding, r, args);
+    applyArguments(binding, r, args, unquotable);
   }
 
   for (const { variable, target } of binding.pathBindings) {
@@ -198,14 +199,14 @@ function dropCacheBuster(binding: Binding, args: Argument[], from: number): void
 
 const cacheBuster = "_";
 
-function applyArguments(binding: Binding, r: ReflectMessage, args: readonly Argument[]): void {
+function applyArguments(binding: Binding, r: ReflectMessage, args: readonly Argument[], unquotable: (text: string) => boolean): void {
   // Keyed by field path, so `page_size` and `pageSize` count as the same parameter.
   const seen = args.length > 1 ? new Set<string>() : undefined;
   for (const { key, value } of args) {
     const target = binding.argumentTarget(key);
     if (!isFieldTarget(target)) {
       throw target.unknown
-        ? credentialShaped(key)
+        ? unquotable(key)
           ? badRequest("UNKNOWN_QUERY_PARAMETER", "unknown query parameter (not quoted: it has the shape of a credential)")
           : badRequest("UNKNOWN_QUERY_PARAMETER", `unknown query parameter "${key}"`, key)
         : badRequest("INVALID_QUERY_PARAMETER", `invalid query parameter "${key}": ${target.reason}`, key);

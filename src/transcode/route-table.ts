@@ -74,9 +74,12 @@ export class RouteTable<T> {
   private readonly root = new TrieNode<T>();
   private readonly verbs = new Set<string>();
   private readonly describe: (route: T) => string;
+  private readonly unquotable: (segment: string) => boolean;
 
-  constructor(describe: (route: T) => string) {
+  /** `unquotable`: a segment describePath never quotes (default: a credential's shape). */
+  constructor(describe: (route: T) => string, unquotable: (segment: string) => boolean = credentialShaped) {
     this.describe = describe;
+    this.unquotable = unquotable;
   }
 
   add(method: string, template: PathTemplate, route: T): void {
@@ -199,7 +202,7 @@ export class RouteTable<T> {
         node = node.wildcard;
       } else {
         // The first segment no route has names the mistake, unless it is a token in the wrong place.
-        out.push(credentialShaped(seg) ? "*" : seg);
+        out.push(this.unquotable(seg) ? "*" : seg);
         node = undefined;
       }
     }

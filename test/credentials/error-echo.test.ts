@@ -181,6 +181,21 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
     assert.equal((JSON.parse(r.text) as { message: string }).message, 'unknown query parameter "tokn"');
   });
 
+  it("REST: the admin token, of no shape Tessera hands out, given as a query parameter's name or a path segment no route has, is not quoted either", async () => {
+    const cases: Array<[path: string, status: number, message: string]> = [
+      [`/jwt/check?${testAdminToken}`, 400, "unknown query parameter (not quoted: it has the shape of a credential)"],
+      [`/${testAdminToken}`, 404, "no route for GET /*"],
+      [`/v1/${testAdminToken}`, 404, "no route for GET /v1/*"],
+      [`/v1/${testAdminToken}/x`, 404, "no route for GET /v1/*/*"],
+    ];
+    for (const [path, status, message] of cases) {
+      const r = await raw(server.url, "GET", path, {});
+      assert.equal(r.status, status, `${path}: ${r.text}`);
+      assert.ok(!r.text.includes(testAdminToken), `${path}: ${r.text}`);
+      assert.equal((JSON.parse(r.text) as { message: string }).message, message, path);
+    }
+  });
+
   const login = "tessera.session.v1.SessionService/CreateSession";
   const loginBody = JSON.stringify({ account_type: "traditional", email: "ada@example.com", password: pin });
   const passwordMessage =
