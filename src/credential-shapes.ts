@@ -15,3 +15,14 @@ const credentialShapes = [
 export function credentialShaped(text: string): boolean {
   return credentialShapes.some((shape) => shape.test(text));
 }
+
+/**
+ * A path no route or RPC takes, as an error may quote it: its first segment (unless it has a
+ * credential's shape, or `isSecret` says it is a secret of the configuration), each further one
+ * "*" (it may hold a credential), as the transcoder's route table describes a path past its
+ * routes.
+ */
+export function unroutedPath(path: string, isSecret: (text: string) => boolean): string {
+  const [first, ...rest] = path.slice(1).split("/");
+  return "/" + [first !== undefined && (credentialShaped(first) || isSecret(first)) ? "*" : first, ...rest.map(() => "*")].join("/");
+}

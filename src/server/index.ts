@@ -38,7 +38,7 @@ import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certificate.js";
 import { asteriskProblem, authorizationProblem, hostProblem, pathProblem, schemeProblem, toOriginForm, transferCodingNotImplemented } from "./request-target.js";
-import { credentialShaped } from "../credential-shapes.js";
+import { unroutedPath } from "../credential-shapes.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -93,16 +93,6 @@ export interface RunningServer {
 /** The request's path, without its query. */
 function pathOf(req: NodeRequest): string {
   return (req.url ?? "").split("?", 1)[0]!;
-}
-
-/**
- * A path no route takes, as an error may quote it: its first segment (unless `isSecret` says it
- * is a secret of the configuration, or it has a credential's shape), each further one "*" (it
- * may hold a credential), as the transcoder's route table describes a path past its routes.
- */
-function unroutedPath(path: string, isSecret: (text: string) => boolean): string {
-  const [first, ...rest] = path.slice(1).split("/");
-  return "/" + [first !== undefined && (credentialShaped(first) || isSecret(first)) ? "*" : first, ...rest.map(() => "*")].join("/");
 }
 
 function json(res: NodeResponse, status: number, body: unknown): void {
@@ -206,6 +196,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const adminGate = createAdminGate({ services, adminToken: config.adminToken, audit: o.audit });
   const rpc = createDispatcher({
     adminGate,
+    isSecret,
     interceptors: [
       createLoggingInterceptor(logger, rpcObserver(o.metrics, tracing.exporting)),
       createDeadlineInterceptor(),

@@ -57,6 +57,35 @@ describe("errors never quote a secret of the request", function () {
     assert.equal(decodeURIComponent(trailer["grpc-message"] ?? ""), notJson);
   });
 
+  it("gRPC-Web and gRPC: a token as an RPC's method or service name, or after its path, is not quoted in grpc-message", async () => {
+    const jwt = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiJhZGEiLCJTRUNSRVQiOjF9.c2lnbmF0dXJlLVNFQ1JFVA";
+    const service = "tessera.jwt.v1.JwtService";
+    const cases: Array<[path: string, message: string]> = [
+      [`/${service}/${jwt}`, `unknown method * for service ${service}`],
+      [`/${service}/${testAdminToken}`, `unknown method * for service ${service}`],
+      [`/${jwt}/Check`, "unknown service *"],
+      [`/${service}/Check/${jwt}`, `no RPC at /${service}/*/*`],
+      [`/${jwt}/x/y`, "no RPC at /*/*/*"],
+      // A name is still quoted: it names the mistake.
+      [`/${service}/Chek`, `unknown method Chek for service ${service}`],
+    ];
+    const session = http2.connect(server.url);
+    try {
+      for (const [path, message] of cases) {
+        const res = await fetch(server.url + path, { method: "POST", headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: grpcFrame(Buffer.alloc(0)) });
+        const answer = Buffer.from(await res.arrayBuffer());
+        for (const secret of [jwt, testAdminToken, "SECRET"]) assert.ok(!answer.includes(secret), `${path}: ${answer.toString("latin1")}`);
+        const trailer = grpcWebTrailer(answer);
+        assert.deepEqual([trailer["grpc-status"], decodeURIComponent(trailer["grpc-message"] ?? "")], ["12", message], path);
+        const a = await h2request(session, { ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" }, grpcFrame(Buffer.alloc(0)));
+        assert.equal(grpcStatus(a), 12, path);
+        assert.equal(decodeURIComponent(String(a.trailers["grpc-message"] ?? a.headers["grpc-message"] ?? "")), message, path);
+      }
+    } finally {
+      session.close();
+    }
+  });
+
   it("gRPC (JSON): grpc-message says \"not valid JSON\", the password not quoted", async () => {
     const session = http2.connect(server.url);
     try {

@@ -450,7 +450,8 @@ for (const store of storesUnderTest()) {
         await raw("POST", `/tessera.jwt.v1.JwtService/${keep("token as an RPC method", canary("rpcmethod"))}`, { headers: json, body: "{}" });
         // (Not probed: a token as the first path segment no route knows, or as an RPC's service
         // name. Those are quoted back, "no route for POST /<it>/*" and "unknown service <it>",
-        // as what names the mistake; a client puts no token there.)
+        // as what names the mistake, unless they have a credential's shape (error-echo.test.ts);
+        // a client puts no token there.)
         await raw("GET", `/tessera.jwt.v1.JwtService/Check/${keep("token after an RPC path", canary("rpctail"))}`);
         // The seed 003 cookie as a credential, right and wrong.
         const cookie = secrets.get("rest seed 003 session cookie");
