@@ -6,7 +6,7 @@
 import type { SigningAlg } from "./key-ring.js";
 
 /** Every claim Tessera's JWTs may carry (session access tokens and seed 004 tokens). */
-export const claimsSupported = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "user", "token_type", "authentication_method", "credential_epoch"] as const;
+export const claimsSupported = ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "user", "token_type", "authentication_method", "credential_epoch", "source_kids"] as const;
 
 export interface OpenIdConfiguration {
   issuer: string;

@@ -21,7 +21,7 @@ function expected(issuer: string, baseUrl: string, alg: string) {
     subject_types_supported: ["public"],
     grant_types_supported: [],
     response_modes_supported: [],
-    claims_supported: ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "user", "token_type", "authentication_method", "credential_epoch"],
+    claims_supported: ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "user", "token_type", "authentication_method", "credential_epoch", "source_kids"],
     request_uri_parameter_supported: false,
   };
 }
@@ -66,6 +66,16 @@ for (const store of storesUnderTest()) {
         assert.equal(typeof b.payload.sid, "string");
         // Another issuer is refused: the document's issuer is what the tokens say.
         await assert.rejects(jwtVerify(jwt, jwks, { issuer: "someone-else" }), /unexpected "iss" claim value/);
+      });
+
+      it("claims_supported names every claim the tokens carry, those made from other tokens (source_kids) too", async () => {
+        const doc = (await rest(server.url, "GET", "/.well-known/openid-configuration")).body as { claims_supported: string[] };
+        const { jwt, session } = await issueTokens(server.url);
+        const refresh = (await rest(server.url, "GET", "/jwt/refresh_token", { headers: { authorization: `Bearer ${jwt}` } })).text;
+        const refreshed = (await rest(server.url, "GET", `/jwt/token?user=${refresh}`)).text;
+        const carried = new Set([jwt, session, refresh, refreshed].flatMap((t) => Object.keys(decodeJwt(t))));
+        assert.ok(carried.has("source_kids"), "a refresh login's access token records the kids it was made from");
+        assert.deepEqual([...carried].filter((c) => !doc.claims_supported.includes(c)), []);
       });
 
       it("over Connect too (GetOpenIdConfiguration), with the same members", async () => {
