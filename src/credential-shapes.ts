@@ -17,12 +17,19 @@ export function credentialShaped(text: string): boolean {
 }
 
 /**
- * A path no route or RPC takes, as an error may quote it: its first segment (unless it has a
- * credential's shape, or `isSecret` says it is a secret of the configuration), each further one
- * "*" (it may hold a credential), as the transcoder's route table describes a path past its
- * routes.
+ * Whether text may not be quoted back: it has a credential's shape, or `isSecret` (config.ts
+ * configuredSecret) says it is a secret of the configuration.
  */
-export function unroutedPath(path: string, isSecret: (text: string) => boolean): string {
+export function unquotable(isSecret?: (text: string) => boolean): (text: string) => boolean {
+  return isSecret === undefined ? credentialShaped : (text) => credentialShaped(text) || isSecret(text);
+}
+
+/**
+ * A path no route or RPC takes, as an error may quote it: its first segment (unless `hidden`,
+ * see unquotable), each further one "*" (it may hold a credential), as the transcoder's route
+ * table describes a path past its routes.
+ */
+export function unroutedPath(path: string, hidden: (text: string) => boolean): string {
   const [first, ...rest] = path.slice(1).split("/");
-  return "/" + [first !== undefined && (credentialShaped(first) || isSecret(first)) ? "*" : first, ...rest.map(() => "*")].join("/");
+  return "/" + [first !== undefined && hidden(first) ? "*" : first, ...rest.map(() => "*")].join("/");
 }

@@ -49,7 +49,7 @@ import type { DirectUnary } from "../transcode/transcoder.js";
 import { answerUnaryConnect, answerUnaryGrpc, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
 import { normalizeTimeouts } from "./deadline-interceptor.js";
-import { credentialShaped, unroutedPath } from "../credential-shapes.js";
+import { unquotable, unroutedPath } from "../credential-shapes.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -90,7 +90,8 @@ export interface Dispatcher {
 }
 
 export function createDispatcher(o: DispatcherOptions): Dispatcher {
-  const { routes, contextValues, logger, cors, adminGate, isSecret = () => false, ...routerOptions } = o;
+  const { routes, contextValues, logger, cors, adminGate, isSecret, ...routerOptions } = o;
+  const hidden = unquotable(isSecret);
   // connect-node's adapter default: requests and answers may be gzip or brotli.
   const acceptCompression = (routerOptions.acceptCompression ?? [compressionGzip, compressionBrotli]).map(cutShortIsInvalid);
   const router = createConnectRouter({ ...routerOptions, acceptCompression });
@@ -170,7 +171,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         const q = url.indexOf("?");
         const path = q < 0 ? url : url.slice(0, q);
         const h = paths.get(path);
-        if (!h) return unknownProcedure(req, res, path, serviceNames, isSecret) || fallback(req, res);
+        if (!h) return unknownProcedure(req, res, path, serviceNames, hidden) || fallback(req, res);
         if (!h.allowedMethods.includes(req.method ?? "")) {
           // connect-es answers a bare 405, without the Allow a 405 must carry (RFC 9110 15.5.6).
           sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: h.allowedMethods.join(", ") });
@@ -425,16 +426,16 @@ function emptyMessage(req: NodeRequest, uReq: UniversalServerRequest): Buffer | 
  * UNIMPLEMENTED "unknown method M for service S" (or "unknown service S"), with its ErrorInfo.
  * The REST fallback's 404 JSON would reach such clients as a transport failure ("Received HTTP
  * status code 404") without the message or details. Returns false for any other request. A name
- * of a credential's shape, or a secret of the configuration, is written "*"; so is every segment
- * of another path after its first (unroutedPath).
+ * `hidden` says not to quote (a credential's shape, a secret of the configuration) is written
+ * "*"; so is every segment of another path after its first (unroutedPath).
  */
-function unknownProcedure(req: NodeRequest, res: NodeResponse, path: string, services: ReadonlySet<string>, isSecret: (text: string) => boolean): boolean {
+function unknownProcedure(req: NodeRequest, res: NodeResponse, path: string, services: ReadonlySet<string>, hidden: (text: string) => boolean): boolean {
   if (req.method !== "POST") return false;
   const type = /^application\/grpc(-web(-text)?)?(?:[+;]|$)/i.exec(req.headers["content-type"] ?? "");
   if (!type || (type[1] === undefined && req.httpVersionMajor !== 2)) return false;
   const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
-  const name = (text: string) => (credentialShaped(text) || isSecret(text) ? "*" : text);
-  const message = !m ? `no RPC at ${unroutedPath(path, isSecret)}` : services.has(m[1]!) ? `unknown method ${name(m[2]!)} for service ${m[1]}` : `unknown service ${name(m[1]!)}`;
+  const name = (text: string) => (hidden(text) ? "*" : text);
+  const message = !m ? `no RPC at ${unroutedPath(path, hidden)}` : services.has(m[1]!) ? `unknown method ${name(m[2]!)} for service ${m[1]}` : `unknown service ${name(m[1]!)}`;
   const trailer = new Headers();
   setGrpcError(trailer, serverError(Code.Unimplemented, "UNIMPLEMENTED", message));
   // The body is not read: let it drain (an HTTP/1.1 connection stays usable).

@@ -38,7 +38,7 @@ import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certificate.js";
 import { asteriskProblem, authorizationProblem, hostProblem, pathProblem, schemeProblem, toOriginForm, transferCodingNotImplemented } from "./request-target.js";
-import { unroutedPath } from "../credential-shapes.js";
+import { unquotable, unroutedPath } from "../credential-shapes.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -148,6 +148,7 @@ function serverOptions(res: NodeResponse, allow: string): void {
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const { config, logger } = o;
   const isSecret = configuredSecret(config);
+  const hidden = unquotable(isSecret);
   const services = o.bindings.map((b) => b.service);
   const reflection = reflectionServices([...services, Health]);
   const secure = config.tlsCertFile !== undefined;
@@ -247,7 +248,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       });
       return;
     }
-    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${unroutedPath(pathOf(req), isSecret)}`);
+    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${unroutedPath(pathOf(req), hidden)}`);
   };
 
   // Every request runs in its own call scope: its id is in every log line written while it is

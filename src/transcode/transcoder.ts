@@ -6,7 +6,7 @@ import { parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { AdminGate } from "../access/admin-gate.js";
-import { credentialShaped } from "../credential-shapes.js";
+import { unquotable } from "../credential-shapes.js";
 import { compileServiceRoutes, type Binding, type Route, type RouteMount } from "./binding.js";
 import { Cors } from "./cors.js";
 import { errorDetailsJson } from "./error-details.js";
@@ -56,7 +56,7 @@ export interface TranscoderOptions {
    */
   errorDomain?: string;
   /**
-   * Text that is a secret of the configuration (config.ts configuredSecrets): an error never
+   * Text that is a secret of the configuration (config.ts configuredSecret): an error never
    * quotes it, as it never quotes text of a credential's shape (a path segment, a query
    * parameter's name).
    */
@@ -114,9 +114,8 @@ const maxTimerMs = 2 ** 31 - 1;
  */
 export function createTranscoder(opts: TranscoderOptions): Transcoder {
   const handlers = new Map(opts.handlers.map((h) => [h.requestPath, h]));
-  const isSecret = opts.isSecret;
-  const unquotable = isSecret === undefined ? credentialShaped : (text: string) => credentialShaped(text) || isSecret(text);
-  const table = new RouteTable<Binding>((b) => b.rpcName, unquotable);
+  const hidden = unquotable(opts.isSecret);
+  const table = new RouteTable<Binding>((b) => b.rpcName, hidden);
   /** Each binding's template as text, for reports (onError). */
   const templates = new Map<Binding, string>();
   const routes: Array<{ method: string; path: string; rpc: string }> = [];
@@ -222,10 +221,10 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
   /** The call's request message; an empty one for an admin call without the admin credential (adminGate). */
   async function requestMessage(binding: Binding, req: IncomingMessage | Http2ServerRequest, header: Headers, segments: readonly string[], rawQuery: string): Promise<Message> {
     const gate = opts.adminGate;
-    if (gate === undefined || !gate.isAdmin(binding.rpcName)) return buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes, unquotable);
+    if (gate === undefined || !gate.isAdmin(binding.rpcName)) return buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes, hidden);
     if (gate.refuses(binding.rpcName, header)) return create(binding.rpc.input);
     try {
-      return await buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes, unquotable);
+      return await buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes, hidden);
     } catch (e) {
       if (e instanceof HttpError) await gate.malformed(binding.rpcName, e.reason);
       throw e;
