@@ -13,6 +13,7 @@ import { variableValue } from "./route-table.js";
 import { ParseFailure } from "./scalar.js";
 import { findImpossibleTimestamp } from "./timestamp.js";
 import { unquotedJsonError } from "./json-error.js";
+import { repeatedKey } from "./json-keys.js";
 import { credentialShaped } from "../credential-shapes.js";
 
 const jsonRead = { ignoreUnknownFields: true } as const;
@@ -49,7 +50,7 @@ export async function buildRequestMessage(
     } else if (bytes.length > 0) {
       const type = mediaType(contentType);
       if (type === "" || isJsonMediaType(type)) {
-        mergeJsonBody(binding, r, msg, parseJson(bytes, contentType));
+        mergeJsonBody(binding, r, msg, ...parseJson(bytes, contentType));
       } else if (binding.loose && type === formMediaType) {
         parseArguments(formText(bytes, contentType), args);
       } else if (binding.loose && type === multipartFormMediaType) {
@@ -90,7 +91,8 @@ export async function buildRequestMessage(
 /** Charsets in which JSON text is never UTF-8 (RFC 4627 named them): UTF-16 and UTF-32. */
 const wideCharset = /^(?:utf-?(?:16|32)|ucs-?[24])/i;
 
-function parseJson(bytes: Uint8Array, contentType: string | undefined): JsonValue {
+/** The body's JSON value, and its text. */
+function parseJson(bytes: Uint8Array, contentType: string | undefined): [JsonValue, string] {
   let text: string;
   try {
     text = decodeUtf8(bytes, "request body");
@@ -98,7 +100,7 @@ function parseJson(bytes: Uint8Array, contentType: string | undefined): JsonValu
     throw otherCharset(contentType, "a JSON body") ?? e;
   }
   try {
-    return JSON.parse(text) as JsonValue;
+    return [JSON.parse(text) as JsonValue, text];
   } catch {
     // UTF-16 text of ASCII characters is valid UTF-8 (with NULs): not JSON because of its charset.
     throw (wideCharset.test(charsetOf(contentType) ?? "") && otherCharset(contentType, "a JSON body")) || badRequest("MALFORMED_BODY", "request body is not valid JSON");
@@ -113,9 +115,10 @@ function formText(bytes: Uint8Array, contentType: string | undefined): string {
   }
 }
 
-function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: JsonValue): void {
+function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: JsonValue, text: string): void {
   const desc = binding.rpc.input;
   const rule = binding.body;
+  refuseRepeatedFields(binding, json, text);
   // A Timestamp naming no real time, which protobuf-es would carry over into another (timestamp.ts).
   const impossible = findImpossibleTimestamp(desc, rule.kind === "field" ? { [rule.field.jsonName]: json } : json);
   if (impossible) {
@@ -138,6 +141,38 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
     const where = key === undefined ? "" : `field "${key}": `;
     const message = `invalid request body: ${where}${withoutTypeNames(unquotedJsonError(e instanceof Error ? e.message : String(e)))}`;
     throw key === undefined ? badRequest("MALFORMED_BODY", message) : badRequest("INVALID_BODY_FIELD", message, fieldPath(desc, key));
+  }
+}
+
+/**
+ * A field the body gives twice is 400 naming it, as a singular query parameter given twice is:
+ * a key twice in one object (JSON.parse would keep the last, json-keys.ts), or a field under its
+ * JSON and its proto name (protobuf-es says "set multiple times" without naming it). A key
+ * repeated in an object inside a field's value is not quoted (it may be a map entry's, data the
+ * client sent): the field is named. Keys that name no field (ignored) may repeat.
+ */
+function refuseRepeatedFields(binding: Binding, json: JsonValue, text: string): void {
+  const desc = binding.rpc.input;
+  const rule = binding.body;
+  const twice = (key: string, field: DescField) => badRequest("INVALID_BODY_FIELD", `invalid request body: field "${key}" is given more than once`, field.name);
+  const inside = (key: string, field: DescField) => badRequest("INVALID_BODY_FIELD", `invalid request body: field "${key}": an object in it names a key more than once`, field.name);
+  if (rule.kind === "field") {
+    if (repeatedKey(text)) throw inside(rule.field.jsonName, rule.field);
+    return;
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return;
+  const fieldOf = (key: string) => desc.fields.find((f) => f.jsonName === key || f.name === key);
+  const repeated = repeatedKey(text, (key) => fieldOf(key) !== undefined);
+  if (repeated) {
+    const key = repeated[0]!;
+    throw repeated.length === 1 ? twice(key, fieldOf(key)!) : inside(key, fieldOf(key)!);
+  }
+  const seen = new Set<DescField>();
+  for (const key of Object.keys(json)) {
+    const field = fieldOf(key);
+    if (field === undefined) continue;
+    if (seen.has(field)) throw twice(key, field);
+    seen.add(field);
   }
 }
 

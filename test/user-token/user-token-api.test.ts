@@ -428,6 +428,22 @@ for (const store of storesUnderTest()) {
           });
         }
       });
+      it("an expirationTime given twice (under one name, or under both its names) is 400 naming the field", async () => {
+        const user = await signUp(server);
+        for (const [body, key] of [
+          ['{"expirationTime":"2099-01-01T00:00:00Z","expirationTime":"2098-01-01T00:00:00Z"}', "expirationTime"],
+          ['{"expirationTime":"2099-01-01T00:00:00Z","expiration_time":"2098-01-01T00:00:00Z"}', "expiration_time"],
+        ] as const) {
+          const res = await rest(server.url, "POST", "/auth/login", { headers: { ...basic(user.login, password), "content-type": "application/json" }, body });
+          assert.equal(res.status, 400, res.text);
+          const message = `invalid request body: field "${key}" is given more than once`;
+          assert.deepEqual(decodedBody(res.body), {
+            code: "invalid_argument",
+            message,
+            details: tesseraDetails("INVALID_BODY_FIELD", { expiration_time: message }),
+          });
+        }
+      });
     });
 
     describe("Connect only: the JSON on the wire", () => {
