@@ -86,7 +86,7 @@ export function parseMultipartArguments(bytes: Buffer, contentType: string, into
     if (end < 0) throw malformed();
     const key = fieldName(decodeUtf8(bytes.subarray(at + 2, headersEnd), "form body"));
     if (into.length >= maxArguments) throw tooManyArguments();
-    into.push({ key, value: decodeUtf8(bytes.subarray(headersEnd + 4, end), "form body") });
+    into.push({ key, value: decodeUtf8(bytes.subarray(headersEnd + 4, end), "form body"), form: true });
     at = end + delimiter.length;
   }
 }

@@ -53,6 +53,6 @@ export function decodeQueryComponent(raw: string, what: string, field: string): 
   try {
     return decodeURIComponent(s);
   } catch {
-    throw badRequest("INVALID_QUERY_PARAMETER", `malformed percent-encoding in query parameter ${what}`, field);
+    throw badRequest("INVALID_QUERY_PARAMETER", `malformed percent-encoding in ${what}`, field);
   }
 }

@@ -5,6 +5,13 @@ import { decodeQueryComponent } from "./percent.js";
 export interface Argument {
   readonly key: string;
   readonly value: string;
+  /** A field of a form body (loose arguments), not a query parameter: errors call it so. */
+  readonly form?: true;
+}
+
+/** What an error calls an argument: `query parameter` or `form field`. */
+export function argumentNoun(arg: { readonly form?: true }): string {
+  return arg.form ? "form field" : "query parameter";
 }
 
 /** Most arguments (query parameters plus form fields) one request may carry. */
@@ -16,11 +23,12 @@ export function tooManyArguments(): HttpError {
 }
 
 /**
- * Splits and decodes `a=1&b.c=x+y&t=1&t=2`. Keys without "=" get an empty value; empty pairs
- * ("&&") are skipped. A malformed escape is a 400 naming the parameter; more than
- * `maxArguments` in all is a 400 naming the limit (checked before any decoding).
+ * Splits and decodes `a=1&b.c=x+y&t=1&t=2` (a query, or with `form` a form body). Keys without
+ * "=" get an empty value; empty pairs ("&&") are skipped. A malformed escape is a 400 naming the
+ * parameter; more than `maxArguments` in all is a 400 naming the limit (checked before any
+ * decoding).
  */
-export function parseArguments(raw: string, into: Argument[] = []): Argument[] {
+export function parseArguments(raw: string, into: Argument[] = [], form = false): Argument[] {
   if (raw === "") {
     return into;
   }
@@ -34,9 +42,10 @@ export function parseArguments(raw: string, into: Argument[] = []): Argument[] {
     }
     const eq = pair.indexOf("=");
     const rawKey = eq < 0 ? pair : pair.slice(0, eq);
-    const key = decodeQueryComponent(rawKey, JSON.stringify(rawKey), rawKey);
-    const value = eq < 0 ? "" : decodeQueryComponent(pair.slice(eq + 1), JSON.stringify(key), key);
-    into.push({ key, value });
+    const noun = form ? "form field" : "query parameter";
+    const key = decodeQueryComponent(rawKey, `${noun} ${JSON.stringify(rawKey)}`, rawKey);
+    const value = eq < 0 ? "" : decodeQueryComponent(pair.slice(eq + 1), `${noun} ${JSON.stringify(key)}`, key);
+    into.push(form ? { key, value, form } : { key, value });
   }
   return into;
 }

@@ -8,7 +8,7 @@ import { badRequest, HttpError } from "./http-error.js";
 import { charsetOf, decodeUtf8, formMediaType, isJsonMediaType, mediaType, otherCharset, readBody } from "./body.js";
 import { multipartFormMediaType, parseMultipartArguments } from "./form-data.js";
 import { decodeSegment, decodeSegmentKeepSlash } from "./percent.js";
-import { parseArguments, type Argument } from "./query.js";
+import { argumentNoun, parseArguments, type Argument } from "./query.js";
 import { variableValue } from "./route-table.js";
 import { ParseFailure } from "./scalar.js";
 import { findImpossibleTimestamp } from "./timestamp.js";
@@ -52,7 +52,7 @@ export async function buildRequestMessage(
       if (type === "" || isJsonMediaType(type)) {
         mergeJsonBody(binding, r, msg, ...parseJson(bytes, contentType));
       } else if (binding.loose && type === formMediaType) {
-        parseArguments(formText(bytes, contentType), args);
+        parseArguments(formText(bytes, contentType), args, true);
       } else if (binding.loose && type === multipartFormMediaType) {
         parseMultipartArguments(bytes, contentType!, args);
       } else {
@@ -236,25 +236,30 @@ const cacheBuster = "_";
 
 function applyArguments(binding: Binding, r: ReflectMessage, args: readonly Argument[], unquotable: (text: string) => boolean): void {
   // Keyed by field path, so `page_size` and `pageSize` count as the same parameter.
-  const seen = args.length > 1 ? new Set<string>() : undefined;
-  for (const { key, value } of args) {
+  const seen = args.length > 1 ? new Map<string, Argument>() : undefined;
+  for (const arg of args) {
+    const { key, value } = arg;
+    const noun = argumentNoun(arg);
     const target = binding.argumentTarget(key);
     if (!isFieldTarget(target)) {
       throw target.unknown
         ? unquotable(key)
-          ? badRequest("UNKNOWN_QUERY_PARAMETER", "unknown query parameter (not quoted: it has the shape of a credential)")
-          : badRequest("UNKNOWN_QUERY_PARAMETER", `unknown query parameter "${key}"`, key)
-        : badRequest("INVALID_QUERY_PARAMETER", `invalid query parameter "${key}": ${target.reason}`, key);
+          ? badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} (not quoted: it has the shape of a credential)`)
+          : badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} "${key}"`, key)
+        : badRequest("INVALID_QUERY_PARAMETER", `invalid ${noun} "${key}": ${target.reason}`, key);
     }
     if (!target.repeated && seen) {
-      if (seen.has(target.path)) {
-        throw badRequest("INVALID_QUERY_PARAMETER", `query parameter "${key}" is given more than once`, target.path);
+      const first = seen.get(target.path);
+      if (first) {
+        const message =
+          argumentNoun(first) === noun ? `${noun} "${key}" is given more than once` : `"${key}" is given both as a ${argumentNoun(first)} and as a ${noun}`;
+        throw badRequest("INVALID_QUERY_PARAMETER", message, target.path);
       }
-      seen.add(target.path);
+      seen.set(target.path, arg);
     }
     const failure: ParseFailure | undefined = applyFieldTarget(r, target, value);
     if (failure) {
-      throw badRequest("INVALID_QUERY_PARAMETER", `invalid query parameter "${key}": not a valid ${failure.expected}`, target.path);
+      throw badRequest("INVALID_QUERY_PARAMETER", `invalid ${noun} "${key}": not a valid ${failure.expected}`, target.path);
     }
   }
 }

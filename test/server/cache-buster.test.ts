@@ -14,8 +14,8 @@ import { clientIdHeader, createApiToken, createJwtUser, jwtLogin, loginUserToken
 const jquery = "_=1764720000000";
 
 /** Asserts the 400 of an unknown query parameter `name`, exactly. */
-function assertUnknownParameter(body: unknown, name: string, what: string): void {
-  const message = `unknown query parameter "${name}"`;
+function assertUnknownParameter(body: unknown, name: string, what: string, noun = "query parameter"): void {
+  const message = `unknown ${noun} "${name}"`;
   assert.deepEqual(decodedBody(body as Parameters<typeof decodedBody>[0]), { code: "invalid_argument", message, details: tesseraDetails("UNKNOWN_QUERY_PARAMETER", { [name]: message }) }, what);
 }
 
@@ -125,6 +125,6 @@ describe("REST: jQuery's cache-buster `_` on GET and HEAD", () => {
       req.end(jquery);
     });
     assert.equal(res.status, 400, res.text);
-    assertUnknownParameter(JSON.parse(res.text), "_", "form body");
+    assertUnknownParameter(JSON.parse(res.text), "_", "form body", "form field");
   });
 });
