@@ -9,10 +9,19 @@ export const multipartFormMediaType = "multipart/form-data";
 
 const malformed = () => badRequest("MALFORMED_BODY", "form body is not valid multipart/form-data");
 
-/** The boundary parameter of a multipart Content-Type (RFC 2046 5.1.1: 1 to 70 characters). */
-function boundaryOf(contentType: string): string | undefined {
-  const m = /;\s*boundary\s*=\s*(?:"([^"]{1,70})"|([^\s;"]{1,70}))\s*(?:;|$)/i.exec(contentType);
-  return m ? (m[1] ?? m[2]) : undefined;
+/**
+ * The boundary parameter of a multipart Content-Type (RFC 2046 5.1.1: 1 to 70 characters); a
+ * 400 naming the problem when there is none, more than one (a reader in front may split the
+ * body by the other) or one of another length.
+ */
+function boundaryOf(contentType: string): string {
+  const count = contentType.match(/;\s*boundary\s*=/gi)?.length ?? 0;
+  if (count > 1) throw badRequest("MALFORMED_BODY", `multipart/form-data with ${count} boundary parameters: it must have one`);
+  const m = /;\s*boundary\s*=\s*(?:"([^"]*)"|([^\s;"]*))\s*(?:;|$)/i.exec(contentType);
+  if (!m) throw badRequest("MALFORMED_BODY", "multipart/form-data without a boundary parameter");
+  const boundary = m[1] ?? m[2]!;
+  if (boundary.length < 1 || boundary.length > 70) throw badRequest("MALFORMED_BODY", "the multipart/form-data boundary parameter must be 1 to 70 characters (RFC 2046 5.1.1)");
+  return boundary;
 }
 
 /** One parameter of a Content-Disposition value, quoted (backslash escapes) or a token. */
@@ -24,7 +33,13 @@ function dispositionParameter(params: string, key: string): string | undefined {
 
 /** The field name of a part from its header block; a part without `form-data; name` is malformed. */
 function fieldName(headers: string): string {
-  for (const line of headers.split("\r\n")) {
+  const lines = headers.split("\r\n");
+  const dispositions = lines.filter((line) => /^content-disposition[ \t]*:/i.test(line)).length;
+  if (dispositions > 1) {
+    // A reader in front that takes the other one would see another field.
+    throw badRequest("MALFORMED_BODY", `a part of the multipart/form-data body has ${dispositions} Content-Disposition headers: it must have one`);
+  }
+  for (const line of lines) {
     const m = /^content-disposition[ \t]*:[ \t]*form-data[ \t]*(;.*)?$/i.exec(line);
     if (!m) continue;
     const params = m[1] ?? "";
@@ -64,7 +79,6 @@ function notEncoded(headers: string, name: string): void {
  */
 export function parseMultipartArguments(bytes: Buffer, contentType: string, into: Argument[] = []): Argument[] {
   const boundary = boundaryOf(contentType);
-  if (boundary === undefined) throw badRequest("MALFORMED_BODY", "multipart/form-data without a boundary parameter");
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   // The first delimiter opens the body, or ends a preamble (which is ignored).
   let at: number;
