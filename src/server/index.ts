@@ -37,7 +37,16 @@ import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certificate.js";
-import { asteriskProblem, authorizationProblem, hostProblem, pathProblem, schemeProblem, toOriginForm, transferCodingNotImplemented } from "./request-target.js";
+import {
+  asteriskProblem,
+  authorizationProblem,
+  fragmentProblem,
+  hostProblem,
+  pathProblem,
+  schemeProblem,
+  toOriginForm,
+  transferCodingNotImplemented,
+} from "./request-target.js";
 import { unquotable, unroutedPath } from "../credential-shapes.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
@@ -107,7 +116,7 @@ function json(res: NodeResponse, status: number, body: unknown): void {
  * main port and the metrics port ask it first.
  */
 function refusedOnArrival(req: NodeRequest, res: NodeResponse): boolean {
-  const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req);
+  const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req) ?? fragmentProblem(req);
   if (badTarget !== undefined) {
     sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
     return true;

@@ -213,6 +213,19 @@ export function pathProblem(req: NodeRequest): string | undefined {
   return "the request's :path holds a byte outside visible ASCII, which no request target has: such bytes are sent percent-encoded";
 }
 
+/**
+ * A "#" in the target (origin form, after toOriginForm), or undefined. No form of RFC 9112 3.2
+ * holds one: a client does not send a URI's fragment, and sends a "#" of a path or a query as
+ * %23. Node's HTTP/1.1 parser and nghttp2 let it through, and readers of the target disagreed:
+ * the transcoder read it as text (GET /jwt/token?user=ann&pass=pw#x took "pw#x" as the
+ * password), a Connect GET as a URL (the fragment dropped), as would a proxy in front that parses
+ * it as one. Refused on every path, without quoting the target (it may hold a credential).
+ */
+export function fragmentProblem(req: NodeRequest): string | undefined {
+  if ((req.url ?? "").indexOf("#") < 0) return undefined;
+  return 'the request target holds a "#", which no request target has: a fragment is not sent, and a "#" in a path or a query is sent percent-encoded (%23)';
+}
+
 function parsesAsUrl(text: string): boolean {
   try {
     return new URL(text).hostname !== "";

@@ -689,6 +689,43 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       assert.equal((JSON.parse(a.body) as { message: string }).message, 'unknown query parameter "\u00e9"');
     });
   });
+  describe("a \"#\" in the target: no request target has one (RFC 9112 3.2), over HTTP/1.1 and HTTP/2", () => {
+    // Node's HTTP/1.1 parser and nghttp2 let it through, and the transcoder read it as text: the
+    // password of GET /jwt/token?user=ann&pass=pw#x was "pw#x", where a proxy in front that parses
+    // the URL (WHATWG) drops "#x" as a fragment. A client sends no fragment, and a "#" in a path
+    // or a query percent-encoded (%23).
+    const message = 'the request target holds a "#", which no request target has: a fragment is not sent, and a "#" in a path or a query is sent percent-encoded (%23)';
+    const targets = [
+      ["REST, a query value", "/jwt/token?user=ann&pass=SECRET#x"],
+      ["REST, a path variable", "/api/authenticationtoken/SECRET#x/user"],
+      ["REST, no route", "/SECRET#"],
+      ["an absolute-form target", "http://localhost/jwt/version#SECRET"],
+      ["an RPC path (Connect GET)", "/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=json&message=%7B%7D#SECRET"],
+    ] as const;
+    for (const [where, target] of targets) {
+      it(`HTTP/1.1, ${where}: 400 MALFORMED_REQUEST naming the problem, the target not quoted`, async () => {
+        const a = await exchange(server.port, `GET ${target} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
+        assert.equal(a.status, 400, a.body);
+        assert.equal(a.headers["content-type"], "application/json");
+        assert.ok(!a.body.includes("SECRET"), a.body);
+        assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
+      });
+      if (target.startsWith("/")) {
+        it(`HTTP/2, ${where}: 400 MALFORMED_REQUEST naming the problem, the target not quoted`, async () => {
+          const a = await h2Request({ ":method": "GET", ":path": target });
+          assert.equal(a.headers[":status"], 400, a.body);
+          assert.ok(!a.body.includes("SECRET"), a.body);
+          assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
+        });
+      }
+    }
+
+    it("a \"#\" percent-encoded (%23) is served as text", async () => {
+      const a = await exchange(server.port, "GET /jwt/version?%23 HTTP/1.1\r\nhost: localhost\r\n\r\n");
+      assert.equal(a.status, 400, a.body);
+      assert.equal((JSON.parse(a.body) as { message: string }).message, 'unknown query parameter "#"');
+    });
+  });
   describe("a transfer coding other than chunked (RFC 9112 6.1: 501)", () => {
     // Node's parser takes "gzip, chunked" (any codings before a final chunked) and hands the
     // body over de-chunked only: the gzip bytes were read as the JSON (or Connect) body.
