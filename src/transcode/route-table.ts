@@ -171,12 +171,14 @@ export class RouteTable<T> {
    * literals first, as matching does. The segment where the path leaves every route is quoted
    * (it names what is wrong); each segment after it is "*" too: a token sent under a wrong
    * prefix (`/v2/api/authenticationtoken/{token}/user`) is not quoted back. One trailing slash
-   * is ignored, as in match().
+   * is passed over, as in match(), and written back: a server may answer paths outside the
+   * table (its /healthz), and "no route for GET /healthz" would deny the one it has.
    */
   describePath(rawPath: string): string {
     let path = rawPath;
-    if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
-    if (path === "/" || !path.startsWith("/")) return path;
+    const slash = path.length > 1 && path.endsWith("/") ? "/" : "";
+    if (slash) path = path.slice(0, -1);
+    if (path === "/" || !path.startsWith("/")) return path + slash;
     const segments = path.slice(1).split("/");
     let node: TrieNode<T> | undefined = this.root;
     const out: string[] = [];
@@ -206,7 +208,7 @@ export class RouteTable<T> {
         node = undefined;
       }
     }
-    return "/" + out.join("/");
+    return "/" + out.join("/") + slash;
   }
 
   private verbCandidates(segments: string[]): Array<[string[], string]> {

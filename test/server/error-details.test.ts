@@ -246,6 +246,13 @@ for (const store of storesUnderTest()) {
         });
       });
 
+      it("a probe, metrics or docs path with a trailing slash (only REST routes ignore one): 404 quoting the path as sent", async () => {
+        for (const path of ["/healthz/", "/readyz/", "/metrics/", "/docs/", "/openapi.json/"]) {
+          const f = await restFailure(server.url, "GET", path, {});
+          assert.deepEqual(f, { status: 404, code: "not_found", message: `no route for GET ${path}`, details: info("ROUTE_NOT_FOUND"), retryAfter: null });
+        }
+      });
+
       it("POST on /healthz: 405 METHOD_NOT_ALLOWED", async () => {
         const f = await restFailure(server.url, "POST", "/healthz", {});
         assert.deepEqual(f, { status: 405, code: "unimplemented", message: "POST is not allowed on /healthz", details: info("METHOD_NOT_ALLOWED"), retryAfter: null });

@@ -112,7 +112,10 @@ describe("route table", () => {
       ["/nope/secret", "/nope/*"],
       ["/v2/a/secret/c", "/v2/*/*/*"],
       ["/a/b/secret/extra/secret", "/a/b/*/extra/*"],
-      ["/a/", "/a"],
+      // One trailing slash is ignored in matching, but quoted: a path outside the table (a
+      // server's own /healthz) may have a route without it.
+      ["/a/", "/a/"],
+      ["/nope/secret/", "/nope/*/"],
       ["/", "/"],
     ];
     for (const [path, described] of cases) assert.equal(t.describePath(path), described, path);
