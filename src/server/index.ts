@@ -40,6 +40,7 @@ import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certi
 import {
   asteriskProblem,
   authorizationProblem,
+  contentTypeProblem,
   fragmentProblem,
   hostProblem,
   pathProblem,
@@ -280,6 +281,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     }
     const badCredential = authorizationProblem(req);
     if (badCredential !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_CREDENTIAL", badCredential);
+    const badContentType = contentTypeProblem(req);
+    if (badContentType !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badContentType);
     const agent = req.headers["user-agent"];
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
     if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;

@@ -136,6 +136,19 @@ export function authorizationProblem(req: NodeRequest): string | undefined {
   return count > 1 ? `the request has ${count} Authorization headers: it must have at most one` : undefined;
 }
 
+/**
+ * What is wrong with the request's Content-Type headers, or undefined: as Authorization, a field
+ * that is no list is sent once (RFC 9110 5.3). Node's parsers keep the first of two and drop the
+ * others, so a body was read by one media type while a proxy or filter in front may have read
+ * it by the other (a form body taken for JSON on seed 004's routes, JSON for protobuf on an RPC
+ * path): two are refused, whatever they say.
+ */
+export function contentTypeProblem(req: NodeRequest): string | undefined {
+  if (req.headers["content-type"] === undefined) return undefined;
+  const { count } = headerLines(req, "content-type");
+  return count > 1 ? `the request has ${count} Content-Type headers: it must have at most one` : undefined;
+}
+
 /** How many lines of the header `name` (lower case) the request has, and the last one's value. */
 function headerLines(req: NodeRequest, name: string): { count: number; value: string } {
   const raw = req.rawHeaders;
