@@ -4,7 +4,7 @@
 // front may have checked the other. Two are refused before routing, on every protocol, with a
 // 400 naming the problem, whichever of them is valid.
 import assert from "node:assert/strict";
-import { grpcFrame, raw } from "../hostile/support.js";
+import { assertBadRequest, grpcFrame, raw } from "../hostile/support.js";
 import { Flag, frame, FrameType, grpcHeaders, H2Wire } from "../support/h2-wire.js";
 import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
 import { createApiToken } from "../support/users.js";
@@ -20,13 +20,7 @@ describe("access: two Authorization headers", () => {
   });
   after(() => server.close());
 
-  function assertRefused(a: { status: number; text: string }): void {
-    assert.equal(a.status, 400, a.text);
-    const body = JSON.parse(a.text) as { code: string; message: string; details: Array<{ debug: { reason: string } }> };
-    assert.equal(body.code, "invalid_argument");
-    assert.equal(body.message, message);
-    assert.equal(body.details[0]?.debug.reason, "MALFORMED_CREDENTIAL");
-  }
+  const assertRefused = (a: { status: number; text: string }) => assertBadRequest(a, message, "MALFORMED_CREDENTIAL");
 
   for (const [name, lines] of [
     ["the admin token first", [admin, "Bearer not-the-admin-token"]],

@@ -238,6 +238,15 @@ export interface RawAnswer {
   text: string;
 }
 
+/** A 400 `invalid_argument` answer with this message, its first detail the ErrorInfo of `reason`. */
+export function assertBadRequest(a: { status: number; text: string }, message: string, reason: string): void {
+  assert.equal(a.status, 400, a.text);
+  const body = JSON.parse(a.text) as { code: string; message: string; details: Array<{ debug: { reason: string } }> };
+  assert.equal(body.code, "invalid_argument");
+  assert.equal(body.message, message);
+  assert.equal(body.details[0]?.debug.reason, reason);
+}
+
 /** One HTTP/1.1 request with exactly these bytes as the path and body (fetch would normalise them); an array value is sent as that many header lines. */
 export function raw(baseUrl: string, method: string, path: string, headers: Record<string, string | string[]>, body?: Buffer | string): Promise<RawAnswer> {
   const u = new URL(baseUrl);
