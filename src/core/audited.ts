@@ -14,7 +14,7 @@ import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResul
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
 import { sessionEnded, Sessions, type PairThenSync, type SessionAccess, type TokenPair } from "./sessions.js";
-import { UserTokens, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
+import { UserTokens, type CookieSessionOrigin, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
 import { Users, type NewUserInput } from "./users.js";
 import type { UserTokenRecord } from "../store/ports/user-tokens.js";
 import { errorDurable } from "../store/ports/errors.js";
@@ -206,13 +206,11 @@ export class AuditedUserTokens extends UserTokens {
 
   override async startCookieSession(
     user: { id: string; credentialEpoch: number },
-    notAfter?: Date,
-    sourceKids?: readonly string[],
-    claim?: () => Promise<boolean>,
+    origin?: CookieSessionOrigin,
   ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
     let started: { secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null;
     try {
-      started = await super.startCookieSession(user, notAfter, sourceKids, claim);
+      started = await super.startCookieSession(user, origin);
     } catch (e) {
       await this.audit.record({ type: "cookie_session.started", userId: user.id, outcome: outcomeOf(e), reason: reasonOf(e) });
       throw e;

@@ -10,10 +10,9 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { AuthTokenRecord, AuthTokenStore } from "../store/ports/auth-tokens.js";
-import type { SessionStore } from "../store/ports/sessions.js";
-import type { UserTokenStore } from "../store/ports/user-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
+import { liveSource, sourcesLive, type CredentialSourceStores } from "./credential-sources.js";
 import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
 import { alreadyExists, invalidField, missingField, notFound, unauthenticated } from "./errors.js";
@@ -48,7 +47,7 @@ export interface AuthenticationTokensDeps {
   logger: Logger;
   config: Pick<Config, "authenticationTokenTtlSeconds">;
   /** Where the credential a token was made from is looked up when it is exchanged (AuthTokenRecord.source). */
-  sources: { sessions: Pick<SessionStore, "findById">; userTokens: Pick<UserTokenStore, "findById"> };
+  sources: CredentialSourceStores;
 }
 
 const credentialOutdated = () =>
@@ -132,7 +131,7 @@ export class AuthenticationTokens {
     if (record.userId !== callerUserId) throw tokenNotFound();
     const user = await this.deps.users.get(record.userId);
     if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
-    await this.sourceEnd(record);
+    await this.liveSources(record);
     if (await this.deps.keys.anyRevoked(record.sourceKids)) throw tokenNotFound();
     return view(token, record);
   }
@@ -164,7 +163,7 @@ export class AuthenticationTokens {
     if (record.consumedAt !== undefined || record.expiresAt.getTime() <= this.deps.clock.now().getTime()) throw tokenNotFound();
     const user = await this.deps.users.get(record.userId);
     if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
-    const sourceEnd = await this.sourceEnd(record);
+    const { end: sourceEnd, sources } = await this.liveSources(record);
     if (await this.deps.keys.anyRevoked(record.sourceKids)) throw tokenNotFound();
     if (current === user.id) {
       if ((await this.deps.authTokens.consume(hash, this.deps.clock.now())) === null) throw tokenNotFound();
@@ -177,9 +176,12 @@ export class AuthenticationTokens {
     // fails leaves the session as the store left it, unused: its secret is never handed out.
     const session = await this.deps.userTokens.startCookieSession(
       { id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch },
-      notAfter,
-      record.sourceKids,
-      async () => (await this.deps.authTokens.consume(hash, this.deps.clock.now())) !== null,
+      {
+        ...(notAfter !== undefined && { notAfter }),
+        ...(record.sourceKids !== undefined && { sourceKids: record.sourceKids }),
+        sources,
+        claim: async () => (await this.deps.authTokens.consume(hash, this.deps.clock.now())) !== null,
+      },
     );
     if (session === null) throw tokenNotFound();
     this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "started" });
@@ -188,26 +190,16 @@ export class AuthenticationTokens {
 
   /**
    * When the credential the token was made from ends (undefined: it has no end, or the token
-   * records none). One that has ended (logged out, ended, expired, deleted) leaves the token
-   * dead: 404 like a used one.
+   * records none), and the credentials the session its exchange starts descends from: that one,
+   * and those it descends from in turn (credential-sources.ts). One of them ended (logged out,
+   * ended, expired, deleted) leaves the token dead: 404 like a used one.
    */
-  private async sourceEnd(record: AuthTokenRecord): Promise<Date | undefined> {
-    if (record.source === undefined) return undefined;
-    const colon = record.source.indexOf(":");
-    const kind = record.source.slice(0, colon);
-    const id = record.source.slice(colon + 1);
-    const now = this.deps.clock.now().getTime();
-    if (kind === "session") {
-      const session = await this.deps.sources.sessions.findById(id);
-      if (session === null || session.endedAt !== undefined || session.expiresAt.getTime() <= now) throw tokenNotFound();
-      return session.expiresAt;
-    }
-    if (kind === "user_token") {
-      const token = await this.deps.sources.userTokens.findById(id);
-      if (token === null || !token.enabled || (token.expiresAt !== undefined && token.expiresAt.getTime() <= now)) throw tokenNotFound();
-      return token.expiresAt;
-    }
-    throw tokenNotFound();
+  private async liveSources(record: AuthTokenRecord): Promise<{ end: Date | undefined; sources: string[] }> {
+    if (record.source === undefined) return { end: undefined, sources: [] };
+    const now = this.deps.clock.now();
+    const live = await liveSource(this.deps.sources, record.source, now);
+    if (live === null || !(await sourcesLive(this.deps.sources, live.sources, now))) throw tokenNotFound();
+    return { end: live.end, sources: [record.source, ...live.sources] };
   }
 
   /** The user of a live cookie session; undefined for a stale, foreign or malformed cookie (replaced). */

@@ -95,7 +95,8 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     config,
     logger,
   });
-  const userTokens = new AuditedUserTokens(audit, { userTokens: store.userTokens, users, keys: keyRing, clock, logger, config });
+  const sources = { sessions: store.sessions, userTokens: store.userTokens };
+  const userTokens = new AuditedUserTokens(audit, { userTokens: store.userTokens, users, keys: keyRing, sources, clock, logger, config });
   const authTokens = new AuditedAuthenticationTokens(audit, {
     authTokens: store.authTokens,
     users,
@@ -104,7 +105,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     clock,
     logger,
     config,
-    sources: { sessions: store.sessions, userTokens: store.userTokens },
+    sources,
   });
   const jwt = new AuditedJwtTokens(audit, {
     ring: keyRing,

@@ -14,6 +14,7 @@ import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
+import { sourcesLive, type CredentialSourceStores } from "./credential-sources.js";
 import { durableBeforeError, invalidField, permissionDenied, unauthenticated, type Reason } from "./errors.js";
 import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, randomToken, secretEquals } from "./secrets.js";
@@ -42,9 +43,19 @@ export interface UserTokensDeps {
   users: Pick<Users, "authenticateThen" | "bumpLastLogin" | "credentialState">;
   /** Whether a key a cookie session's source tokens were signed by has been revoked (UserTokenRecord.sourceKids). */
   keys: Pick<KeyRing, "anyRevoked">;
+  /** Where the credentials a cookie session descends from are looked up (UserTokenRecord.sources). */
+  sources: CredentialSourceStores;
   clock: Clock;
   logger: Logger;
   config: Pick<Config, "lastUsedIntervalSeconds" | "sessionCookieTtlSeconds">;
+}
+
+/** Where a cookie session comes from (UserTokens.startCookieSession). */
+export interface CookieSessionOrigin {
+  notAfter?: Date;
+  sourceKids?: readonly string[];
+  sources?: readonly string[];
+  claim?: () => Promise<boolean>;
 }
 
 export interface LoginInput {
@@ -138,21 +149,21 @@ export class UserTokens {
 
   /**
    * A new cookie session for the user (seed 003's exchange); the secret is the cookie value. It
-   * lasts TESSERA_SESSION_COOKIE_TTL_SECONDS, but never past `notAfter` (the end of the cookie
-   * session the exchanged token was made from). It records `credentialEpoch` (the one the
+   * lasts TESSERA_SESSION_COOKIE_TTL_SECONDS, but never past `notAfter` (the end of the
+   * credential the exchanged token was made from). It records `credentialEpoch` (the one the
    * exchanged token was made under); null when the user's epoch moved meanwhile (the new
    * session is then withdrawn at once) or nothing of the lifetime is left. `sourceKids`: those
-   * the exchanged token records; the session ends once one of those keys is revoked.
-   * `claim`: the exchange's consume of its token, made once the session is stored and checked;
-   * false withdraws the session (null). When it throws, the session is left unused (its secret
-   * never handed out) and the error passed on.
+   * the exchanged token records; the session ends once one of those keys is revoked. `sources`:
+   * the credentials it descends from (UserTokenRecord.sources); it ends once one of them has
+   * ended. `claim`: the exchange's consume of its token, made once the session is stored and
+   * checked; false withdraws the session (null). When it throws, the session is left unused (its
+   * secret never handed out) and the error passed on.
    */
   async startCookieSession(
     user: { id: string; credentialEpoch: number },
-    notAfter?: Date,
-    sourceKids?: readonly string[],
-    claim?: () => Promise<boolean>,
+    origin: CookieSessionOrigin = {},
   ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
+    const { notAfter, sourceKids, sources, claim } = origin;
     const now = this.deps.clock.now();
     let expiresAt = now.getTime() + this.deps.config.sessionCookieTtlSeconds * 1000;
     if (notAfter !== undefined) expiresAt = Math.min(expiresAt, notAfter.getTime());
@@ -168,6 +179,7 @@ export class UserTokens {
       createdAt: now,
       credentialEpoch: user.credentialEpoch,
       ...(sourceKids !== undefined && sourceKids.length > 0 && { sourceKids: [...sourceKids] }),
+      ...(sources !== undefined && sources.length > 0 && { sources: [...sources] }),
     });
     if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current" || (claim !== undefined && !(await claim()))) {
       await this.deps.userTokens.disable(token.id, this.deps.clock.now());
@@ -223,6 +235,10 @@ export class UserTokens {
     if (await this.deps.keys.anyRevoked(token.sourceKids)) throw refused("TOKEN_REVOKED", `${what} is disabled`);
     if (user === null || !user.active) throw refused("USER_DEACTIVATED", `the ${what}'s user does not exist or is deactivated`);
     if (outdated(token, token.createdAt, user)) throw refused("TOKEN_REVOKED", `${what} predates a password change`);
+    // Descends from a credential that has ended since (a logout, DELETE /session): ended with it,
+    // answered as a logout. Asked last: a password change or deactivation, which may have ended
+    // that credential too, is named as such.
+    if (!(await sourcesLive(this.deps.sources, token.sources, now))) throw refused("TOKEN_REVOKED", `${what} is disabled`);
     await this.recordUse(token, now);
     // Checked against the user's epoch just now: the token stands for the current one.
     return { ...token, credentialEpoch: user.credentialEpoch };

@@ -174,8 +174,9 @@ for (const store of storesUnderTest()) {
       let cookie = "";
       for (const c of exchanged.headers.getSetCookie()) cookie = /^tessera_session=([^;]+)/.exec(c)?.[1] ?? cookie;
       secrets.add(cookie);
-      assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: bearer(token) })).status, 200);
+      // The cookie session first: the user token's logout ends it too (it came from that token).
       assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: { cookie: `tessera_session=${cookie}` } })).status, 200);
+      assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: bearer(token) })).status, 200);
       assert.deepEqual(await story(server, user.id), [
         "signup success",
         "login success",
@@ -184,8 +185,8 @@ for (const store of storesUnderTest()) {
         "auth_token.created success",
         "cookie_session.started success",
         "auth_token.exchanged success",
-        "user_token.logout success",
         "cookie_session.ended success",
+        "user_token.logout success",
       ]);
       const started = await one(server, "cookie_session.started", (e) => e.user_id === user.id);
       assert.equal((await one(server, "cookie_session.ended", (e) => e.subject === started.subject)).user_id, user.id);

@@ -2,7 +2,9 @@
 // store metrics (tessera_store_operation_duration_seconds, one sample per call through the
 // instrumented store). A user token check (seed 002's bearer token) and a cookie session check
 // (seed 003's `tessera_session`) read the token and its user's standing in one store call
-// (UserTokenStore.findByHashWithUser), as a session check does (SessionStore.findWithUser).
+// (UserTokenStore.findByHashWithUser), as a session check does (SessionStore.findWithUser); a
+// cookie session then reads the credential it came from (a user token, here), which it must not
+// outlive (README, "Cookie sessions").
 // A hand-off token (seed 003's GET /api/authenticationtoken) is made from the user's standing as
 // that check read it: the user is read once.
 // Counts only, never times.
@@ -56,7 +58,7 @@ for (const store of storesUnderTest()) {
       assert.deepEqual(made, { "userTokens.findByHashWithUser": 1, "users.setLastLogin": 1 });
     });
 
-    it("a cookie session check reads the session and its user in one call (POST /auth/logout with the cookie)", async () => {
+    it("a cookie session check reads the session and its user in one call, and the user token it came from in another (POST /auth/logout with the cookie)", async () => {
       const email = uniqueEmail("calls");
       await signUp(server, email);
       const value = await sessionCookie(server, await loginUserToken(server, email));
@@ -66,7 +68,7 @@ for (const store of storesUnderTest()) {
         const res = await rest(server.url, "POST", "/auth/logout", { headers: cookie(value) });
         assert.equal(res.status, 200, res.text);
       });
-      assert.deepEqual(made, { "userTokens.findByHashWithUser": 1, "userTokens.disable": 1 });
+      assert.deepEqual(made, { "userTokens.findByHashWithUser": 1, "userTokens.findById": 1, "userTokens.disable": 1 });
     });
 
     /** The store calls of one GET /api/authenticationtoken with `headers` (made twice: the first use records a last use). */
@@ -89,7 +91,8 @@ for (const store of storesUnderTest()) {
       const email = uniqueEmail("calls");
       await signUp(server, email);
       const made = await handOffCalls(cookie(await sessionCookie(server, await loginUserToken(server, email))));
-      assert.deepEqual(made, { "userTokens.findByHashWithUser": 1, "authTokens.create": 1 });
+      // And the user token the cookie session came from, which it must not outlive.
+      assert.deepEqual(made, { "userTokens.findByHashWithUser": 1, "userTokens.findById": 1, "authTokens.create": 1 });
     });
 
     it("a hand-off token from a seed 000 session reads the user once, in the credential check", async () => {

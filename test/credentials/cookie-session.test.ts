@@ -11,7 +11,7 @@ import { createLogger } from "../../src/logger.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { loginUserToken, signUp, uniqueEmail } from "../support/users.js";
+import { clientIdHeader, loginUserToken, signUp, startSession, uniqueEmail } from "../support/users.js";
 import { authenticationTokenApi, sessionCookieOf } from "../authentication-token/api.js";
 import { userTokenApi } from "../user-token/api.js";
 
@@ -37,6 +37,54 @@ for (const store of storesUnderTest()) {
     }
 
     const stillLive = async (value: string) => (await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).status;
+
+    /** A new browser's cookie session, exchanged from a token made with `headers` (any user credential). */
+    async function exchangedWith(headers: Record<string, string>): Promise<string> {
+      const made = await rest(server.url, "GET", "/api/authenticationtoken", { headers });
+      assert.equal(made.status, 200, made.text);
+      const exchanged = await rest(server.url, "GET", `/api/authenticationtoken/${made.body.token as string}/user`);
+      assert.equal(exchanged.status, 200, exchanged.text);
+      return sessionCookieOf(exchanged.headers)!.value;
+    }
+
+    /** The answer to a cookie session that has ended with the credential it came from: as after its logout. */
+    const endedWithItsSource = async (value: string) => {
+      const refused = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) });
+      assert.equal(refused.status, 401, refused.text);
+      assert.equal(refused.body.code, "unauthenticated");
+      assert.equal(refused.body.message, "session cookie is disabled");
+      assert.equal(refused.body.details[0].debug.reason, "TOKEN_REVOKED");
+    };
+
+    describe("a cookie session never outlives the credential it came from (README, Cookie sessions)", () => {
+      it("POST /auth/logout of the user token it came from ends it: 401 TOKEN_REVOKED", async () => {
+        const { userToken, value } = await browserSession();
+        assert.equal(await stillLive(value), 200);
+        assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: bearer(userToken) })).status, 200);
+        await endedWithItsSource(value);
+      });
+
+      it("DELETE /session of the seed 000 session it came from ends it: 401 TOKEN_REVOKED", async () => {
+        const email = uniqueEmail("cookie");
+        await signUp(server, email);
+        const { access_token } = await startSession(server, email);
+        const value = await exchangedWith({ ...bearer(access_token), ...clientIdHeader });
+        assert.equal(await stillLive(value), 200);
+        const ended = await rest(server.url, "DELETE", "/session", { headers: { ...bearer(access_token), ...clientIdHeader } });
+        assert.equal(ended.status, 200, ended.text);
+        await endedWithItsSource(value);
+      });
+
+      it("the logout of the cookie session a token was made from ends the session its exchange started, and what that one started", async () => {
+        const { value: first } = await browserSession();
+        const second = await exchangedWith(cookie(first));
+        const third = await exchangedWith(cookie(second));
+        assert.equal(await stillLive(third), 200);
+        assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: cookie(first) })).status, 200);
+        await endedWithItsSource(second);
+        await endedWithItsSource(third);
+      });
+    });
 
     for (const protocol of protocols) {
       it(`POST /auth/logout with the cookie ends the cookie session and clears the cookie (${protocol})`, async () => {

@@ -286,10 +286,12 @@ for (const store of storesUnderTest()) {
         fails(await u.bump(bearer(keep(`${p} seed 002 bad user token`, canary("baduser")))));
         fails(await u.bump({ authorization: `Token ${keep(`${p} seed 002 token under an unknown scheme`, canary("scheme"))}` }));
 
-        // Seed 003: authentication tokens, looked up and exchanged (once, then used), the cookie.
+        // Seed 003: authentication tokens, looked up and exchanged (once, then used), the cookie,
+        // made from a user token of its own (one logged out would end the cookie session with it).
         const t = recorded(`${p} authentication-token`, authenticationTokenApi(protocol, server.url));
-        const handOff = keep(`${p} seed 003 authentication token`, ok(await t.createToken(bearer(userToken))).token);
-        ok(await t.getToken(handOff, bearer(userToken)));
+        const browserToken = keep(`${p} seed 002 user token of the browser`, ok(await u.login({ note: "browser" }, basic(email, pw))).token);
+        const handOff = keep(`${p} seed 003 authentication token`, ok(await t.createToken(bearer(browserToken))).token);
+        ok(await t.getToken(handOff, bearer(browserToken)));
         const exchanged = await t.exchangeToken(handOff);
         ok(exchanged);
         const cookie = sessionCookieOf(exchanged.headers);

@@ -641,9 +641,16 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(await twin.userTokens.findByHashWithUser(input.hash).then((f) => f?.token ?? null), expected);
       const plain = newToken();
       const created = await store.userTokens.create(plain);
-      assert.equal("note" in created || "expiresAt" in created || "lastUsedAt" in created || "sourceKids" in created, false);
-      // A cookie session records the kids of the keys that signed the tokens it descends from.
-      const cookieSession = { ...newToken(), expiresAt: at(86_400_000), credentialEpoch: 1, sourceKids: [id("kid"), id("kid")] };
+      assert.equal("note" in created || "expiresAt" in created || "lastUsedAt" in created || "sourceKids" in created || "sources" in created, false);
+      // A cookie session records the kids of the keys that signed the tokens it descends from,
+      // and the credentials it descends from.
+      const cookieSession = {
+        ...newToken(),
+        expiresAt: at(86_400_000),
+        credentialEpoch: 1,
+        sourceKids: [id("kid"), id("kid")],
+        sources: [`user_token:${id("ut")}`, `session:${id("s")}`],
+      };
       assert.deepEqual(await store.userTokens.create(cookieSession), { ...cookieSession, enabled: true, version: 0 });
       assert.deepEqual(await twin.userTokens.findByHashWithUser(cookieSession.hash).then((f) => f?.token ?? null), { ...cookieSession, enabled: true, version: 0 });
       assert.equal(await store.userTokens.findByHashWithUser(id("missing")).then((f) => f?.token ?? null), null);

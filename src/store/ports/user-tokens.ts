@@ -21,6 +21,14 @@ export interface UserTokenRecord {
    * cookie sessions no signed token took part in, and records from before it was recorded.
    */
   sourceKids?: string[];
+  /**
+   * A cookie session: the credentials it descends from ("session:<id>", "user_token:<id>", as
+   * AuthTokenRecord.source names them): the one the exchanged token was made from, then those
+   * that one descends from (a cookie session's own). It ends once one of them has ended. Absent
+   * on user tokens, cookie sessions made from a seed 004 JWT, and records from before it was
+   * recorded.
+   */
+  sources?: string[];
 }
 
 export type NewUserToken = Omit<UserTokenRecord, "enabled" | "version" | "lastUsedAt">;

@@ -210,6 +210,12 @@ export const migrations: readonly string[] = [
   ALTER TABLE login_attempts ADD COLUMN pending_from INTEGER;
   ALTER TABLE login_attempts ADD COLUMN pending_until INTEGER;
   `,
+  // The credentials a cookie session descends from (JSON array of "session:<id>" and
+  // "user_token:<id>"): it ends once one of them has ended. NULL: a user token, a cookie session
+  // made from a seed 004 JWT, or one made before this version.
+  `
+  ALTER TABLE user_tokens ADD COLUMN sources TEXT;
+  `,
 ];
 
 /**

@@ -21,6 +21,8 @@ interface UserTokenRow {
   disabled_at: number | null;
   /** JSON array of kids (cookie sessions). */
   source_kids: string | null;
+  /** JSON array of the credentials it descends from (cookie sessions). */
+  sources: string | null;
 }
 
 /** A token row with its user's standing (null columns when no user has the token's user id). */
@@ -40,6 +42,7 @@ function toRecord(row: UserTokenRow): UserTokenRecord {
   dateIfPresent(token, "lastUsedAt", row.last_used_at);
   setIfPresent(token, "credentialEpoch", row.credential_epoch);
   if (row.source_kids !== null) token.sourceKids = JSON.parse(row.source_kids) as string[];
+  if (row.sources !== null) token.sources = JSON.parse(row.sources) as string[];
   return token;
 }
 
@@ -49,8 +52,8 @@ function toRecordOrNull(row: unknown): UserTokenRecord | null {
 
 export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   const { call, deferred, spend } = sqliteCalls(db);
-  const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch, source_kids)
-    VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch, @sourceKids) RETURNING *`);
+  const insert = db.prepare(`INSERT INTO user_tokens (id, hash, user_id, note, expires_at, created_at, enabled, version, credential_epoch, source_kids, sources)
+    VALUES (@id, @hash, @userId, @note, @expiresAt, @createdAt, 1, 0, @credentialEpoch, @sourceKids, @sources) RETURNING *`);
   // One statement (one read transaction) instead of the token's lookup and then its user's: a
   // user token or cookie session check makes this read on every call, and each statement begins
   // and ends its own WAL read transaction (as SessionStore.findWithUser).
@@ -79,6 +82,7 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
         createdAt: toMs(token.createdAt),
         credentialEpoch: token.credentialEpoch ?? null,
         sourceKids: token.sourceKids === undefined ? null : JSON.stringify(token.sourceKids),
+        sources: token.sources === undefined ? null : JSON.stringify(token.sources),
       })!,
     );
 
