@@ -212,6 +212,9 @@ export class ApiTokens {
     const pending = this.inflight.get(hash);
     if (pending) return pending;
     const epoch = this.epoch;
+    // The entry's TTL counts from the read, not from its answer: a read that began before a
+    // revocation elsewhere and answered late must not keep the token live a whole TTL longer.
+    const readAt = this.clock.now().getTime();
     const request = this.tokens
       .findByHash(hash)
       .then((record) => {
@@ -226,7 +229,7 @@ export class ApiTokens {
           lastUsedMs: record.lastUsedAt?.getTime(),
         };
         // Revoked tokens are cached too: a client still hammering with one costs no lookups.
-        if (epoch === this.epoch) this.cache.set(hash, token, this.clock.now().getTime());
+        if (epoch === this.epoch) this.cache.set(hash, token, readAt);
         return token;
       })
       .finally(() => {

@@ -543,6 +543,9 @@ export class KeyRing {
   }
 
   private async doReload(): Promise<void> {
+    // The list is as fresh as the read that began now, however late it answers: the reload
+    // interval counts from here, so a revocation elsewhere is seen within it.
+    const readAt = this.clock.now().getTime();
     const records = await this.store.list();
     const now = this.clock.now().getTime();
     const next = new Map<string, LoadedKey>();
@@ -552,7 +555,7 @@ export class KeyRing {
     }
     this.keys = next;
     this.current = this.signerNow([...next.values()]);
-    this.loadedAt = this.clock.now().getTime();
+    this.loadedAt = readAt;
   }
 
   /**

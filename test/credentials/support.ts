@@ -1,6 +1,7 @@
 // Helpers of the credential lifetime suites: two server instances on one store (MongoDB: one
 // database; SQLite: one file), and a gate that holds a password login in flight, after it read
 // the user and before it checks the password, so a test can change the user meanwhile.
+import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -61,6 +62,33 @@ export function gate(): Gate {
     },
     open,
   };
+}
+
+/** A REST answer refused with `status`, `message` and `reason` (its ErrorInfo's). */
+export function assertRefused(res: { status: number; text: string; body: any }, status: number, message: string, reason: string): void {
+  assert.equal(res.status, status, res.text);
+  assert.equal(res.body.message, message);
+  assert.equal(res.body.details[0].debug.reason, reason);
+}
+
+/**
+ * Holds the next call of `target[method]` once it has answered, until `open()`; calls after it
+ * go through. `restore()` puts the method back (also when no call came).
+ */
+export function holdAfter<T extends object>(target: T, method: keyof T & string): Gate & { restore(): void } {
+  const methods = target as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const original = methods[method]!;
+  const held = gate();
+  const restore = () => {
+    methods[method] = original;
+  };
+  methods[method] = async (...args: unknown[]) => {
+    const answer = await original.apply(target, args);
+    restore();
+    await held.pass();
+    return answer;
+  };
+  return { ...held, restore };
 }
 
 /** Holds the next password logins of `server` right after they read the user. */

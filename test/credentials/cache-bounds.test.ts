@@ -1,0 +1,72 @@
+// An instance's caches keep a revocation made on another instance on one store unseen for at
+// most their documented bound (README, "Credential lifetime" and the configuration table): an
+// API token lookup for TESSERA_API_TOKEN_CACHE_SECONDS, the key list for 30 s. The bound counts
+// from the store read a cache entry rests on, not from when that read answered: a read that
+// began before the revocation and answered late (a slow store) still shows the credential live.
+// Each read below is held after it has read, while the other instance revokes and the clock
+// moves on.
+import assert from "node:assert/strict";
+import { ManualClock } from "../../src/core/clock.js";
+import { bearer, rest } from "../support/clients.js";
+import { storesUnderTest } from "../support/server.js";
+import { admin, createJwtUser, jwtLogin } from "../support/users.js";
+import { assertRefused, holdAfter, startServerPair, type ServerPair } from "./support.js";
+
+for (const store of storesUnderTest()) {
+  describe(`Caches of another instance on ${store} keep a revocation unseen no longer than their bound`, function () {
+    this.timeout(60_000);
+    const clock = new ManualClock(Date.now());
+    let pair: ServerPair;
+    before(async () => (pair = await startServerPair(store, { TESSERA_API_TOKEN_CACHE_SECONDS: "2" }, clock)));
+    after(() => pair.close());
+
+    it("an API token whose lookup read it before its revocation and answered 10 s later: refused once TESSERA_API_TOKEN_CACHE_SECONDS (2) have passed since that read", async () => {
+      const { a, b } = pair;
+      const created = await rest(a.url, "POST", "/v1/frontend/auth", { headers: admin, json: { account_id: "acct-cache-bound", description: "cache bound" } });
+      assert.equal(created.status, 200, created.text);
+      const token = bearer(created.body.token as string);
+      const held = holdAfter(b.tessera.store.apiTokens, "findByHash");
+      try {
+        const calling = rest(b.url, "GET", "/v1/api/auth", { headers: token });
+        await held.reached;
+        const link = (await rest(a.url, "GET", "/v1/api/auth", { headers: token })).body.token_link as string;
+        const revoked = await rest(a.url, "DELETE", "/v1/frontend/auth/acct-cache-bound", { headers: admin, json: { token_link: link } });
+        assert.equal(revoked.status, 200, revoked.text);
+        clock.advance(10_000);
+        held.open();
+        // Read before the revocation: answered as it read.
+        assert.equal((await calling).status, 200);
+        assertRefused(await rest(b.url, "GET", "/v1/api/auth", { headers: token }), 401, "invalid API token", "INVALID_TOKEN");
+      } finally {
+        held.restore();
+        held.open();
+      }
+    });
+
+    it("a signing key whose list was read before its revocation and answered 29 s later: its tokens are refused once 30 s have passed since that read", async () => {
+      const { a, b } = pair;
+      const access = await jwtLogin(a, await createJwtUser(a));
+      const check = () => rest(b.url, "GET", "/jwt/check", { headers: bearer(access) });
+      assert.equal((await check()).status, 200);
+      // b's key list is due to be read again at its next use.
+      clock.advance(30_000);
+      const held = holdAfter(b.tessera.store.keys, "list");
+      try {
+        const calling = check();
+        await held.reached;
+        const { kid } = JSON.parse(Buffer.from(access.split(".")[0]!, "base64url").toString()) as { kid: string };
+        const revoked = await rest(a.url, "POST", `/v1/admin/keys/${kid}:revoke`, { headers: admin, json: {} });
+        assert.equal(revoked.status, 200, revoked.text);
+        clock.advance(29_000);
+        held.open();
+        // Read before the revocation: answered as it read.
+        assert.equal((await calling).status, 200);
+        clock.advance(1_000);
+        assertRefused(await check(), 400, "token signed by a revoked key", "INVALID_TOKEN");
+      } finally {
+        held.restore();
+        held.open();
+      }
+    });
+  });
+}
