@@ -147,6 +147,12 @@ export class JwtTokens {
       this.issueAccessToken(user, "password"),
       this.deps.users.noteLogin(user, this.deps.lastLoginIntervalSeconds),
     ]);
+    // Deactivated while the login was in flight (on any instance): refused as a login after it
+    // is, not answered with a token that offline verifiers would take until it expires. (A
+    // password change meanwhile leaves it: an access token from before one mints nothing.)
+    if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) === "deactivated") {
+      throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+    }
     return token;
   }
 
@@ -154,19 +160,31 @@ export class JwtTokens {
   async loginWithRefreshToken(token: string): Promise<string> {
     const verified = await this.verifyRefreshToken(token, "unauthenticated");
     const { claims } = verified;
-    const record = await this.deps.refreshTokens.findByJti(claims.jti);
+    // Minted with an access token of a key revoked since: revoked with it.
+    if (await this.deps.ring.anyRevoked(sourceKidsOf(claims))) throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
+    const user = await this.refreshLogin(claims);
+    const issued = await this.issueAccessToken(user, "refresh_token", keyIdsOf(verified));
+    // Read again once the token is made: a revocation, deactivation or password change while the
+    // login was in flight (on any instance) is answered as a login after it is, with no token.
+    await this.refreshLogin(claims);
+    return issued;
+  }
+
+  /**
+   * The user of a refresh token that may log in (its record and user read together): unrevoked,
+   * its user active, and the user's credential epoch still the token's.
+   */
+  private async refreshLogin(claims: JwtClaims & { jti: string }): Promise<UserRecord> {
+    const [record, user] = await Promise.all([this.deps.refreshTokens.findByJti(claims.jti), this.deps.users.get(claims.sub)]);
     if (!record || record.userId !== claims.sub || record.revokedAt !== undefined) {
       throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
     }
-    // Minted with an access token of a key revoked since: revoked with it.
-    if (await this.deps.ring.anyRevoked(sourceKidsOf(claims))) throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
-    const user = await this.deps.users.get(claims.sub);
     if (!user) throw unauthenticated("TOKEN_REVOKED", "refresh token revoked");
     if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
     if (outdated(record, record.issuedAt, user)) {
       throw unauthenticated("TOKEN_REVOKED", "refresh token issued before the last password change");
     }
-    return this.issueAccessToken(user, "refresh_token", keyIdsOf(verified));
+    return user;
   }
 
   /**

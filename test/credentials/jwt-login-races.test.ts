@@ -1,0 +1,69 @@
+// A seed 004 login (GET /jwt/token) in flight while another instance ends what it rests on
+// mints nothing after that end: a password login held after it read the user while the user is
+// deactivated answers 403 USER_DEACTIVATED as a login after the deactivation does, not an access
+// JWT that offline verifiers would take until it expires; a refresh login held after it read its
+// refresh token while that token is revoked (DELETE /jwt/refresh_token) or its user deactivated
+// answers what a refresh login after it does: 401 TOKEN_REVOKED (a deactivation revokes the
+// user's refresh tokens). (A password login held while the password changes
+// still answers its JWT, which mints nothing: credential-epoch.test.ts.)
+import assert from "node:assert/strict";
+import { bearer, rest } from "../support/clients.js";
+import { storesUnderTest } from "../support/server.js";
+import { createJwtUser, jwtLogin, jwtRefreshToken, otherPassword, password } from "../support/users.js";
+import { assertRefused as refused, holdAfter, holdLogins, startServerPair, type ServerPair } from "./support.js";
+
+for (const store of storesUnderTest()) {
+  describe(`Seed 004 logins in flight while another instance ends what they rest on, on ${store}`, function () {
+    this.timeout(60_000);
+    let pair: ServerPair;
+    before(async () => (pair = await startServerPair(store)));
+    after(() => pair.close());
+
+    it("GET /jwt/token with a password, held after it read the user while DELETE /jwt/user deactivates them: 403 USER_DEACTIVATED", async () => {
+      const { a, b } = pair;
+      const user = await createJwtUser(a);
+      const access = await jwtLogin(b, user);
+      const held = holdLogins(a);
+      const inFlight = rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: password })}`);
+      await held.reached;
+      const deleted = await rest(b.url, "DELETE", "/jwt/user", { headers: bearer(access) });
+      assert.equal(deleted.status, 204, deleted.text);
+      held.release();
+      refused(await inFlight, 403, "user is deactivated", "USER_DEACTIVATED");
+    });
+
+    /** A refresh login on `a` with a new refresh token, held after its first read of `port` (its token's record, or its user). */
+    async function heldRefreshLogin(port: "jwtRefreshTokens" | "users") {
+      const { a, b } = pair;
+      const user = await createJwtUser(a);
+      const access = await jwtLogin(b, user);
+      const refresh = await jwtRefreshToken(b, access);
+      const held = port === "users" ? holdAfter(a.tessera.store.users, "findById") : holdAfter(a.tessera.store.jwtRefreshTokens, "findByJti");
+      const inFlight = rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: refresh })}`);
+      await held.reached;
+      return { access, refresh, inFlight, release: () => held.open() };
+    }
+
+    /** The answer of a refresh login whose token was revoked, held or made after the revocation. */
+    const revokedAnswer = (res: { status: number; text: string; body: any }) => refused(res, 401, "refresh token revoked", "TOKEN_REVOKED");
+
+    /** What ends a refresh token's login on the other instance, and the status that answers it. */
+    const endings = [
+      ["the token", "DELETE /jwt/refresh_token revokes it", "jwtRefreshTokens", 204, (access: string, refresh: string) =>
+        rest(pair.b.url, "DELETE", `/jwt/refresh_token?${new URLSearchParams({ refresh_token: refresh })}`, { headers: bearer(access) })],
+      ["the user", "DELETE /jwt/user deactivates them", "users", 204, (access: string) => rest(pair.b.url, "DELETE", "/jwt/user", { headers: bearer(access) })],
+      ["the user", "PATCH /jwt/user changes the password", "users", 200, (access: string) =>
+        rest(pair.b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } })],
+    ] as const;
+    for (const [read, ending, port, status, end] of endings) {
+      it(`GET /jwt/token with a refresh token, held after it read ${read} while ${ending}: 401 TOKEN_REVOKED`, async () => {
+        const login = await heldRefreshLogin(port);
+        const ended = await end(login.access, login.refresh);
+        assert.equal(ended.status, status, ended.text);
+        login.release();
+        revokedAnswer(await login.inFlight);
+        revokedAnswer(await rest(pair.a.url, "GET", `/jwt/token?${new URLSearchParams({ user: login.refresh })}`));
+      });
+    }
+  });
+}
