@@ -48,7 +48,7 @@ import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
 import { answerUnaryConnect, answerUnaryGrpc, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
-import { normalizeTimeouts } from "./deadline-interceptor.js";
+import { normalizeTimeouts, requestedTimeoutMs } from "./deadline-interceptor.js";
 import { unquotable, unroutedPath } from "../credential-shapes.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -204,6 +204,9 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         }
         const typed = grpcTypeWithParameters.exec(req.headers["content-type"] ?? "");
         if (typed) uReq.header.set("content-type", typed[1]!.toLowerCase());
+        // The caller's deadline holds while its body arrives too (connect-es starts it only once
+        // the message is read): performance.now() at which the body is due, if it has one.
+        const due = bodyDue(req, uReq.header);
         // An admin call without the admin token: an empty message instead of its own, which is
         // not read (access/admin-gate.ts); the access check answers it.
         const empty = adminHandlers.has(h) && adminGate!.refuses(procedureOf(h), uReq.header) ? emptyMessage(req, uReq) : undefined;
@@ -211,7 +214,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         if (grpcWebText.test(req.headers["content-type"] ?? "")) {
           // gRPC-Web's text mode, which connect-es does not serve: its binary framing in base64.
           uReq.header.set("content-type", "application/grpc-web+proto");
-          uReq.body = empty ? bytes([empty]) : base64Decoded(req as AsyncIterable<Buffer>);
+          uReq.body = empty ? bytes([empty]) : base64Decoded(untilDue(req as AsyncIterable<Buffer>, due));
           serve(h, uReq, res, true).catch(failed(h, res));
           return;
         }
@@ -219,7 +222,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         const framing = spec && plainUnaryGrpc(req, uReq.header.get("content-type"));
         const connectType = spec && !framing ? plainUnaryConnect(req) : undefined;
         if (spec && (framing || connectType)) {
-          (empty ? Promise.resolve({ chunks: [empty], size: empty.length, done: true }) : readBody(req, framing ? grpcUnary.readMaxBytes + 5 : grpcUnary.readMaxBytes))
+          (empty ? Promise.resolve({ chunks: [empty], size: empty.length, done: true }) : readBody(req, framing ? grpcUnary.readMaxBytes + 5 : grpcUnary.readMaxBytes, due))
             .then(async (read) => {
               if (read.done) {
                 const body = Buffer.concat(read.chunks, read.size);
@@ -230,14 +233,14 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
                 if (answered) return;
                 uReq.body = bytes([body]);
               } else {
-                uReq.body = bytes(read.chunks, req[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
+                uReq.body = bytes(read.chunks, untilDue(req as AsyncIterable<Buffer>, due)[Symbol.asyncIterator]());
               }
               await serve(h, uReq, res);
             })
             .catch(failed(h, res));
           return;
         }
-        if (empty) uReq.body = bytes([empty]);
+        uReq.body = empty ? bytes([empty]) : untilDue(req as AsyncIterable<Buffer>, due);
         serve(h, uReq, res).catch(failed(h, res));
       };
     },
@@ -373,6 +376,39 @@ function grpcWebTextResponse(r: UniversalServerResponse): UniversalServerRespons
       for await (const chunk of body) yield Buffer.from(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("base64"), "latin1");
     })(),
   };
+}
+
+/**
+ * When the body of a POST with a deadline (`grpc-timeout`, `connect-timeout-ms`, as the
+ * deadline interceptor reads them) is due: performance.now() at the deadline. Undefined without
+ * one, or for a GET (no body).
+ */
+function bodyDue(req: NodeRequest, header: Headers): number | undefined {
+  if (req.method !== "POST") return undefined;
+  const timeoutMs = requestedTimeoutMs(header);
+  return timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+}
+
+/**
+ * `body`, which fails with DEADLINE_EXCEEDED (connect-es's message for a deadline) when it has
+ * not ended by `due`: each protocol's handler answers that error as it answers one it raised
+ * itself. `body` as it is without a deadline.
+ */
+function untilDue(body: AsyncIterable<Buffer>, due: number | undefined): AsyncIterable<Buffer> {
+  if (due === undefined) return body;
+  return (async function* () {
+    let timer: NodeJS.Timeout | undefined;
+    const passed = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ConnectError("the operation timed out", Code.DeadlineExceeded)), Math.max(0, due - performance.now()));
+    });
+    passed.catch(() => {});
+    const it = body[Symbol.asyncIterator]();
+    try {
+      for (let r = await Promise.race([it.next(), passed]); !r.done; r = await Promise.race([it.next(), passed])) yield r.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  })();
 }
 
 /** Chunks already read, then the rest of the body. */

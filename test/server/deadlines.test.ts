@@ -348,4 +348,60 @@ describe("deadlines", function () {
       });
     }
   });
+  // The deadline runs from the request's arrival, reading its body included: a client that
+  // stops sending mid-message is answered at its deadline, not at the request timeout (30 s).
+  describe("a request body still arriving at the deadline (grpc-timeout 300m, connect-timeout-ms 300): DEADLINE_EXCEEDED at the deadline", () => {
+    let server: TestServer;
+    let session: http2.ClientHttp2Session;
+    before(async () => {
+      server = await startTestServer();
+    });
+    after(() => server?.close());
+    beforeEach(() => {
+      session = http2.connect(server.url);
+      session.on("error", () => {});
+    });
+    afterEach(() => session.destroy());
+    const version = "/tessera.jwt.v1.JwtService/GetVersion";
+    /** Log lines of an answer that failed or an unexpected error: none, the client is at fault. */
+    const failures = (s: TestServer) => s.logs.filter((l) => /"msg":"(rpc answer failed|unexpected error)"/.test(l));
+    /** An envelope announcing 10 bytes, 2 of them sent. */
+    const cutShort = Buffer.from([0, 0, 0, 0, 10, 0x0a, 0x01]);
+    const grpcCases: Array<[string, string, http2.OutgoingHttpHeaders, Buffer]> = [
+      ["gRPC", version, { "content-type": "application/grpc" }, cutShort],
+      ["gRPC, grpc-encoding gzip", version, { "content-type": "application/grpc", "grpc-encoding": "gzip" }, cutShort],
+      ["gRPC+JSON", version, { "content-type": "application/grpc+json" }, cutShort],
+      ["gRPC server stream (Health/Watch)", watch, { "content-type": "application/grpc" }, cutShort],
+      ["gRPC-Web", version, { "content-type": "application/grpc-web+proto" }, cutShort],
+      ["gRPC-Web text", version, { "content-type": "application/grpc-web-text" }, Buffer.from(cutShort.subarray(0, 6).toString("base64"))],
+    ];
+    for (const [name, path, headers, body] of grpcCases) {
+      it(`${name}: grpc-status 4 "the operation timed out"`, async () => {
+        const t0 = Date.now();
+        const a = await h2request(session, { ":method": "POST", ":path": path, te: "trailers", "grpc-timeout": "300m", ...headers }, body, { endStream: false, timeoutMs: 5000 });
+        const ms = Date.now() - t0;
+        const data = String(headers["content-type"]).includes("text") ? Buffer.from(a.data.toString("latin1"), "base64") : a.data;
+        const status = String(headers["content-type"]).startsWith("application/grpc-web") ? grpcWebTrailer(data) : { ...a.headers, ...a.trailers };
+        assert.equal(status["grpc-status"], String(grpc.status.DEADLINE_EXCEEDED), JSON.stringify(status));
+        assert.equal(status["grpc-message"], "the operation timed out");
+        assert.ok(ms >= 250 && ms < 2000, `answered after ${ms} ms`);
+        assert.deepEqual(failures(server), []);
+      });
+    }
+    for (const [name, headers, body] of [
+      ["Connect JSON", { "content-type": "application/json" }, Buffer.from('{"a":')],
+      ["Connect JSON, content-encoding gzip", { "content-type": "application/json", "content-encoding": "gzip" }, Buffer.from([0x1f, 0x8b])],
+    ] as const) {
+      it(`${name}: 504 deadline_exceeded "the operation timed out"`, async () => {
+        const t0 = Date.now();
+        const a = await h2request(session, { ":method": "POST", ":path": version, "connect-timeout-ms": "300", ...headers }, body, { endStream: false, timeoutMs: 5000 });
+        const ms = Date.now() - t0;
+        assert.equal(a.headers[":status"], 504, a.data.toString());
+        const error = JSON.parse(a.data.toString()) as { code: string; message: string };
+        assert.deepEqual([error.code, error.message], ["deadline_exceeded", "the operation timed out"]);
+        assert.ok(ms >= 250 && ms < 2000, `answered after ${ms} ms`);
+        assert.deepEqual(failures(server), []);
+      });
+    }
+  });
 });
