@@ -7,7 +7,9 @@
 // path to UniversalHandler, universalRequestFromNodeRequest / universalResponseToNodeResponse)
 // owned here, so the response is corrected between the handler and the wire:
 // protobuf that does not parse is INVALID_ARGUMENT and `grpc-message` is spec-encoded
-// (protocol-errors.ts), and a request whose authority is missing or malformed is a 400 rather
+// (protocol-errors.ts); an enveloped request body that ends inside an envelope is INVALID_ARGUMENT
+// however it is cut (wholeEnvelopes), a body still arriving at the call's deadline is
+// DEADLINE_EXCEEDED (untilDue); and a request whose authority is missing or malformed is a 400 rather
 // than an exception thrown out of the request listener (which would end the process).
 //
 // Why correct the answer rather than raise the right code in the first place: connect-es 2.1.2
@@ -214,7 +216,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         if (grpcWebText.test(req.headers["content-type"] ?? "")) {
           // gRPC-Web's text mode, which connect-es does not serve: its binary framing in base64.
           uReq.header.set("content-type", "application/grpc-web+proto");
-          uReq.body = empty ? bytes([empty]) : base64Decoded(untilDue(req as AsyncIterable<Buffer>, due));
+          uReq.body = empty ? bytes([empty]) : wholeEnvelopes(base64Decoded(untilDue(req as AsyncIterable<Buffer>, due)));
           serve(h, uReq, res, true).catch(failed(h, res));
           return;
         }
@@ -235,12 +237,14 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
               } else {
                 uReq.body = bytes(read.chunks, untilDue(req as AsyncIterable<Buffer>, due)[Symbol.asyncIterator]());
               }
+              if (framing) uReq.body = wholeEnvelopes(uReq.body);
               await serve(h, uReq, res);
             })
             .catch(failed(h, res));
           return;
         }
         uReq.body = empty ? bytes([empty]) : untilDue(req as AsyncIterable<Buffer>, due);
+        if (enveloped.test(uReq.header.get("content-type") ?? "")) uReq.body = wholeEnvelopes(uReq.body);
         serve(h, uReq, res).catch(failed(h, res));
       };
     },
@@ -409,6 +413,42 @@ function untilDue(body: AsyncIterable<Buffer>, due: number | undefined): AsyncIt
       clearTimeout(timer);
     }
   })();
+}
+
+/** The content types whose body is a sequence of envelopes: gRPC, gRPC-Web, Connect streaming. */
+const enveloped = /^application\/(?:grpc|connect\+)/i;
+
+/**
+ * `body` (a sequence of envelopes), failing with connect-es's INVALID_ARGUMENT "protocol error:
+ * incomplete envelope" when it ends inside one. connect-es raises that itself for an envelope
+ * cut short, but not for one whose 5-byte prefix came and none of its data (its decoder counts
+ * the bytes it holds, and holds none then): a unary call was "missing input message"
+ * (UNIMPLEMENTED) and a stream's input ended as if whole. Only the prefixes are read.
+ */
+async function* wholeEnvelopes(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let prefixSeen = 0;
+  let length = 0;
+  let left = 0;
+  for await (const chunk of body) {
+    for (let pos = 0; pos < chunk.length; ) {
+      if (left > 0) {
+        const n = Math.min(left, chunk.length - pos);
+        pos += n;
+        left -= n;
+        continue;
+      }
+      // A prefix byte: the flags, then the length's four bytes (big-endian).
+      if (prefixSeen > 0) length = length * 256 + chunk[pos]!;
+      pos++;
+      if (++prefixSeen === 5) {
+        left = length;
+        prefixSeen = 0;
+        length = 0;
+      }
+    }
+    yield chunk;
+  }
+  if (left > 0 || prefixSeen > 0) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
 }
 
 /** Chunks already read, then the rest of the body. */

@@ -3,7 +3,9 @@
  * its one documented answer within 3 s (no crash, no hung stream), and the next call on the same
  * HTTP/2 session still works. The answers are connect-es's, except where Tessera corrects them
  * (src/server/dispatch.ts): protobuf bytes that do not parse are INVALID_ARGUMENT in every
- * protocol (as in connect-go; connect-es alone says INTERNAL). INTERNAL is the answer only where
+ * protocol (as in connect-go; connect-es alone says INTERNAL), and a body that ends right after
+ * an envelope's prefix is INVALID_ARGUMENT "incomplete envelope", as one cut anywhere later is
+ * (connect-es took it for no message at all). INTERNAL is the answer only where
  * the protocol says so: a compressed flag without a grpc-encoding (grpc-go: "compressed flag set
  * with identity or empty encoding"; connect-go and connect-es agree).
  */
@@ -40,6 +42,15 @@ const grpcCases: GrpcCase[] = [
   { name: "no frame at all (unary needs one message)", body: Buffer.alloc(0), expect: { grpc: UNIMPLEMENTED } },
   { name: "truncated prefix (3 of 5 bytes)", body: Buffer.from([0, 0, 0]), expect: { grpc: INVALID_ARGUMENT } },
   { name: "length prefix 10, 3 bytes follow", body: Buffer.concat([Buffer.from([0, 0, 0, 0, 10]), Buffer.from("abc")]), expect: { grpc: INVALID_ARGUMENT } },
+  // connect-es's envelope reader missed an envelope whose prefix came and none of its bytes:
+  // a unary call was "missing input message" (UNIMPLEMENTED), a stream's input ended cleanly.
+  { name: "length prefix 10, nothing follows", body: Buffer.from([0, 0, 0, 0, 10]), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "a message, then a length prefix 10 and nothing", body: Buffer.concat([grpcFrame(new Uint8Array()), Buffer.from([0, 0, 0, 0, 10])]), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "gzip declared: length prefix 10, nothing follows", headers: { "grpc-encoding": "gzip" }, body: Buffer.from([1, 0, 0, 0, 10]), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "gRPC-Web: length prefix 10, nothing follows", headers: { "content-type": "application/grpc-web+proto" }, body: Buffer.from([0, 0, 0, 0, 10]), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "gRPC-Web text: length prefix 10, nothing follows", headers: { "content-type": "application/grpc-web-text" }, body: Buffer.from(Buffer.from([0, 0, 0, 0, 10]).toString("base64")), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "server stream (Health/Watch): length prefix 10, nothing follows", path: "/grpc.health.v1.Health/Watch", body: Buffer.from([0, 0, 0, 0, 10]), expect: { grpc: INVALID_ARGUMENT } },
+  { name: "reflection stream: length prefix 10, nothing follows", path: reflection, body: Buffer.from([0, 0, 0, 0, 10]), expect: { grpc: INVALID_ARGUMENT } },
   { name: "length prefix 2^31-1, nothing follows", body: Buffer.from([0, 0x7f, 0xff, 0xff, 0xff]), expect: { grpc: RESOURCE_EXHAUSTED } },
   { name: "length prefix 0xffffffff", body: Buffer.from([0, 0xff, 0xff, 0xff, 0xff]), expect: { grpc: RESOURCE_EXHAUSTED } },
   { name: "compressed flag, no grpc-encoding", body: grpcFrame(Buffer.from([1, 2, 3]), 1), expect: { grpc: INTERNAL } },
@@ -115,16 +126,19 @@ const connectCases: ConnectCase[] = [
   { name: "unary GET with a message that is not JSON", path: `${version}?connect=v1&encoding=json&message=%7Bx`, headers: {}, body: "", status: 400, code: "invalid_argument" },
   { name: "streaming envelope sent to a unary method", headers: { "content-type": "application/connect+json" }, body: Buffer.concat([Buffer.from([0, 0, 0, 0, 2]), Buffer.from("{}")]), status: 415 },
   { name: "Connect streaming (reflection): truncated envelope", path: reflection, headers: { "content-type": "application/connect+json" }, body: Buffer.from([0, 0, 0, 0, 40, 0x7b]), status: 200, code: "invalid_argument" },
+  { name: "Connect streaming (reflection): an envelope prefix announcing 40 bytes, none follow", path: reflection, headers: { "content-type": "application/connect+json" }, body: Buffer.from([0, 0, 0, 0, 40]), status: 200, code: "invalid_argument" },
   { name: "Connect streaming (reflection): envelope of invalid JSON", path: reflection, headers: { "content-type": "application/connect+json" }, body: Buffer.concat([Buffer.from([0, 0, 0, 0, 3]), Buffer.from("{x}")]), status: 200, code: "invalid_argument" },
   // connect-es takes a client's end-stream flag as the end of its input: a clean, empty end-stream.
   { name: "Connect streaming (reflection): end-stream flag from the client with junk", path: reflection, headers: { "content-type": "application/connect+json" }, body: Buffer.concat([Buffer.from([2, 0, 0, 0, 3]), Buffer.from("abc")]), status: 200, code: "ok" },
 ];
 
-/** The grpc-status of an answer: its trailers, or gRPC-Web's trailer frame (flag 0x80). */
+/** The grpc-status of an answer: its trailers, or gRPC-Web's trailer frame (flag 0x80, in base64 for the text mode). */
 function statusOf(a: H2Answer): number | undefined {
   const status = grpcStatus(a);
   if (status !== undefined) return status;
-  const trailer = frames(a.data).find(([flags]) => flags & 0x80);
+  // gRPC-Web's text mode: the binary framing in base64.
+  const text = String(a.headers["content-type"]).startsWith("application/grpc-web-text");
+  const trailer = frames(text ? Buffer.from(a.data.toString("latin1"), "base64") : a.data).find(([flags]) => flags & 0x80);
   const line = trailer?.[1].toString("latin1").split("\r\n").find((l) => l.startsWith("grpc-status:"));
   return line === undefined ? undefined : Number(line.slice("grpc-status:".length));
 }
