@@ -340,7 +340,8 @@ function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, 
  * 431 for a header block over the limit, 413 for chunk extensions over Node's, 408 when the
  * request has not arrived by the headers or request timeout (Node's sweep reports those here,
  * and closing the socket is this listener's job). As Node does: nothing is written to a socket
- * that is no longer writable or whose current answer has begun (that would corrupt it), and the
+ * that is no longer writable or whose current answer has begun (that would corrupt it), nor for a
+ * request answered before its body arrived (that would be a second answer to it), and the
  * socket is destroyed either way; a connection the client reset is just destroyed. A client's
  * bytes are no server failure: nothing is logged.
  */
@@ -355,7 +356,12 @@ export function answerClientError(limits: ClientErrorLimits): (e: ClientError, s
       return;
     }
     const current = (socket as { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
-    if (e.code !== "ECONNRESET" && socket.writable && !current?._headerSent) {
+    // A request still arriving while no answer is attached to the socket was answered already
+    // (Node detaches an answer once written): one that need not read the body, such as a call
+    // past its deadline or to an unknown method. Another answer would be read as the next one's.
+    const incoming = (socket as { parser?: { incoming?: { complete?: boolean } | null } | null }).parser?.incoming;
+    const answered = !current && incoming != null && !incoming.complete;
+    if (e.code !== "ECONNRESET" && socket.writable && !current?._headerSent && !answered) {
       const [status, code, reason, message] = clientErrorAnswer(e, limits);
       const body = errorBody(code, reason, message);
       socket.write(

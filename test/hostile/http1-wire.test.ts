@@ -461,6 +461,32 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
         const a = await exchange(timed.port, "POST /jwt/user HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{", 1000);
         refused(a, 408, "deadline_exceeded", "DEADLINE_EXCEEDED", message);
       });
+
+      // An answer that need not wait for the body (a call past its deadline, an unknown method)
+      // is the request's one answer: the request timeout then closes the connection without
+      // writing a 408 after it, which a client would take for the answer to its next request.
+      for (const [name, head, status] of [
+        ["Connect, connect-timeout-ms 300", "POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\ncontent-type: application/json\r\nconnect-timeout-ms: 300", 504],
+        ["gRPC-Web, grpc-timeout 300m", "POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\ncontent-type: application/grpc-web+proto\r\ngrpc-timeout: 300m", 200],
+        ["gRPC-Web, an unknown method", "POST /tessera.jwt.v1.JwtService/Nothing HTTP/1.1\r\ncontent-type: application/grpc-web+proto", 200],
+      ] as const) {
+        it(`a body that never ends, answered before it ends (${name}): that answer alone, then the connection closes at the request timeout`, async () => {
+          const socket = net.connect(timed.port, "127.0.0.1");
+          let data = "";
+          socket.on("data", (d: Buffer) => (data += d.toString("latin1")));
+          socket.write(`${head}\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{`);
+          const closed = await new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), 4000);
+            socket.on("close", () => {
+              clearTimeout(timer);
+              resolve(true);
+            });
+          });
+          socket.destroy();
+          assert.deepEqual(data.match(/HTTP\/1\.1 \d{3}/g), [`HTTP/1.1 ${status}`], data);
+          assert.ok(closed, "the connection was not closed");
+        });
+      }
     });
   });
   describe("a target in absolute form on TESSERA_METRICS_PORT", () => {
