@@ -61,7 +61,7 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
     return watched.status;
   };
   const known = (service: string) => {
-    if (!names.has(service)) throw serverError(Code.NotFound, "SERVICE_NOT_FOUND", `unknown service ${service}`);
+    if (!names.has(service)) throw serverError(Code.NotFound, "SERVICE_NOT_FOUND", `unknown service ${named(service)}`);
   };
   return {
     async check(req) {
@@ -87,6 +87,21 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
       return { statuses: Object.fromEntries([...names].map((n) => [n, create(HealthCheckResponseSchema, { status: s })])) };
     },
   };
+}
+
+/** Longest part of an unknown service's name the error quotes (no service's name is longer). */
+const shownNameMax = 256;
+
+/**
+ * The name as the error names it: whole, or its first 256 characters and its length. The request
+ * may hold a name of any length up to the body limit; quoted whole, it made the trailers (the
+ * message twice: grpc-message, grpc-status-details-bin) larger than a client takes.
+ */
+function named(service: string): string {
+  if (service.length <= shownNameMax) return service;
+  // Not between the two halves of a surrogate pair: a lone one is no text to encode.
+  const end = /[\ud800-\udbff]/.test(service[shownNameMax - 1]!) ? shownNameMax - 1 : shownNameMax;
+  return `${service.slice(0, end)}... (${service.length} characters)`;
 }
 
 /**

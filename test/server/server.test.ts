@@ -64,6 +64,26 @@ describe("server: one port for every protocol", () => {
     });
   });
 
+  // The name is quoted back up to 256 characters: whole, an unknown name of 20000 made trailers
+  // (grpc-message, and grpc-status-details-bin with it) larger than a client takes, and grpc-js
+  // answered INTERNAL "Received RST_STREAM with code 6".
+  it("health answers NOT_FOUND for an unknown service name of 20000 characters, the name cut to 256 in the message", async () => {
+    const service = "\u00e9".repeat(20_000);
+    const message = `unknown service ${"\u00e9".repeat(256)}... (20000 characters)`;
+    const client = new GrpcJsClient(Health, server.url);
+    try {
+      const { error } = await client.call("Check", { service });
+      assert.deepEqual([error?.code, error?.details], [Code.NotFound, message]);
+    } finally {
+      client.close();
+    }
+    await assert.rejects(connectClient(Health, server.url).check({ service }), (e: unknown) => {
+      assert.ok(e instanceof ConnectError);
+      assert.deepEqual([e.code, e.rawMessage], [Code.NotFound, message]);
+      return true;
+    });
+  });
+
   it("enforces the access option before any handler: no client id is UNAUTHENTICATED over gRPC", async () => {
     const client = new GrpcJsClient(SessionService, server.url);
     try {
