@@ -9,6 +9,7 @@ import {
   HealthCheckResponse_ServingStatus as Status,
 } from "../../gen/health/v1/health_pb.js";
 import { serverError } from "./error-details.js";
+import { credentialShaped } from "../credential-shapes.js";
 
 /** Resolves true when the service can serve requests (the store answers and takes writes). */
 export type ReadinessProbe = () => Promise<boolean>;
@@ -32,9 +33,17 @@ export function unlessDraining(ready: ReadinessProbe, draining: AbortSignal): Re
 /**
  * `draining` aborts when a stop's lame-duck period begins (RunningServer.drain; `ready` is then
  * unlessDraining's and fails from then on): every Watch stream is told NOT_SERVING at once
- * rather than at its next probe.
+ * rather than at its next probe. An unknown service's name that `hidden` says not to quote (a
+ * credential's shape, a secret of the configuration: credential-shapes.ts unquotable) is written
+ * "*" in NOT_FOUND, as the answer to an unknown RPC writes it.
  */
-export function createHealthImpl(services: readonly DescService[], ready: ReadinessProbe, watchIntervalMs = 1000, draining?: AbortSignal): ServiceImpl<typeof Health> {
+export function createHealthImpl(
+  services: readonly DescService[],
+  ready: ReadinessProbe,
+  watchIntervalMs = 1000,
+  draining?: AbortSignal,
+  hidden: (text: string) => boolean = credentialShaped,
+): ServiceImpl<typeof Health> {
   const names = new Set(["", ...services.map((s) => s.typeName)]);
   const status = async () => ((await ready()) ? Status.SERVING : Status.NOT_SERVING);
   // Every Watch stream reads the one status probed per interval: a stream stays open as long as
@@ -61,7 +70,7 @@ export function createHealthImpl(services: readonly DescService[], ready: Readin
     return watched.status;
   };
   const known = (service: string) => {
-    if (!names.has(service)) throw serverError(Code.NotFound, "SERVICE_NOT_FOUND", `unknown service ${named(service)}`);
+    if (!names.has(service)) throw serverError(Code.NotFound, "SERVICE_NOT_FOUND", `unknown service ${hidden(service) ? "*" : named(service)}`);
   };
   return {
     async check(req) {

@@ -232,7 +232,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     logger,
     routes(router) {
       for (const b of o.bindings) b.register(router);
-      router.service(Health, createHealthImpl(services, ready, undefined, draining.signal));
+      router.service(Health, createHealthImpl(services, ready, undefined, draining.signal, hidden));
       for (const r of reflection) router.service(r.service, r.impl);
     },
   });

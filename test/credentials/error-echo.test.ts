@@ -5,6 +5,8 @@
 // proxies and their logs keep. Over Connect (POST and GET), gRPC-Web and gRPC, all in JSON.
 import assert from "node:assert/strict";
 import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { HealthCheckRequestSchema } from "../../gen/health/v1/health_pb.js";
 import { grpcFrame, grpcStatus, grpcWebTrailer, h2request, raw } from "../hostile/support.js";
 import { startTestServer, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 
@@ -80,6 +82,34 @@ describe("errors never quote a secret of the request", function () {
         const a = await h2request(session, { ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" }, grpcFrame(Buffer.alloc(0)));
         assert.equal(grpcStatus(a), 12, path);
         assert.equal(decodeURIComponent(String(a.trailers["grpc-message"] ?? a.headers["grpc-message"] ?? "")), message, path);
+      }
+    } finally {
+      session.close();
+    }
+  });
+
+  it("grpc.health.v1 Check: a token or the admin token as the service's name is not quoted in NOT_FOUND (Connect, gRPC)", async () => {
+    const jwt = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiJhZGEiLCJTRUNSRVQiOjF9.c2lnbmF0dXJlLVNFQ1JFVA";
+    const cases: Array<[service: string, message: string]> = [
+      [jwt, "unknown service *"],
+      [testAdminToken, "unknown service *"],
+      // A name is still quoted: it names the mistake.
+      ["no.such.Service", "unknown service no.such.Service"],
+    ];
+    const session = http2.connect(server.url);
+    try {
+      for (const [service, message] of cases) {
+        const r = await raw(server.url, "POST", "/grpc.health.v1.Health/Check", { "content-type": "application/json" }, JSON.stringify({ service }));
+        for (const secret of [jwt, testAdminToken]) assert.ok(!r.text.includes(secret), `${service}: ${r.text}`);
+        assert.equal(r.status, 404, r.text);
+        assert.deepEqual([(JSON.parse(r.text) as { code: string }).code, (JSON.parse(r.text) as { message: string }).message], ["not_found", message]);
+        const a = await h2request(
+          session,
+          { ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" },
+          grpcFrame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service }))),
+        );
+        assert.equal(grpcStatus(a), 5, service);
+        assert.equal(decodeURIComponent(String(a.trailers["grpc-message"] ?? a.headers["grpc-message"] ?? "")), message, service);
       }
     } finally {
       session.close();
