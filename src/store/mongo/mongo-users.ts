@@ -24,7 +24,9 @@ export const PASSWORD_GENERATIONS_KEPT = 16;
 
 // Layout (see mongo-marks.ts for why nothing that matters is updated in place):
 // - users: the identity, written once (unique login and loginKey), plus lastLoginAt ($max, so
-//   an earlier login written last never replaces a later one), and the loginKey an account
+//   an earlier login written last never replaces a later one on MongoDB; FerretDB applies it to
+//   its own unlocked read, so of two at the same moment the earlier may still stay, a loss of
+//   the time between them), and the loginKey an account
 //   stored before login keys gets once, at start-up (the unique, sparse loginKey index decides a
 //   clash). FerretDB writes an updated document back whole: a lastLoginAt update that read the
 //   document before the backfill's $set of loginKey and wrote it back after took the key away
@@ -267,7 +269,8 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         // In place only where the document has its key (what FerretDB writes back holds it);
         // an account without one keeps it apart, so the backfill's $set of the key is never
         // undone (see above).
-        // $max: an earlier time is never written over a later one (two logins racing).
+        // $max: an earlier time is never written over a later one (two logins racing), but on
+        // FerretDB, whose $max is applied to a read it does not lock (see the layout above).
         const { matchedCount } = await users.updateOne({ _id: id, loginKey: { $exists: true } }, { $max: { lastLoginAt: at } });
         if (matchedCount === 0) {
           // Two first logins at once: one inserts the document; the other then updates it. $max

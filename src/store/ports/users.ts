@@ -76,7 +76,8 @@ export interface UserStore {
   rehashPassword(id: string, expectedHash: string, newHash: string): Promise<boolean>;
   /**
    * Records lastLoginAt = at unless a later time is recorded (an earlier login written last, two
-   * racing, never replaces a later one) and returns `at`; null when no such active user. With `syncedByNextWrite`
+   * racing, never replaces a later one; on FerretDB, which applies an update to a read it does
+   * not lock, two at the same moment may still leave the earlier) and returns `at`; null when no such active user. With `syncedByNextWrite`
    * (a login that stores its credential next, and waits for that write): the embedded store
    * commits it without an fsync of its own, the caller's next write makes it durable with it.
    */
