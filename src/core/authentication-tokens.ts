@@ -12,7 +12,7 @@ import type { Logger } from "../logger.js";
 import type { AuthTokenRecord, AuthTokenStore } from "../store/ports/auth-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
-import { liveSource, sourcesLive, type CredentialSourceStores } from "./credential-sources.js";
+import { liveSource, MAX_SOURCES, sourcesLive, type CredentialSourceStores } from "./credential-sources.js";
 import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
 import { alreadyExists, invalidField, missingField, notFound, unauthenticated } from "./errors.js";
@@ -192,13 +192,14 @@ export class AuthenticationTokens {
    * When the credential the token was made from ends (undefined: it has no end, or the token
    * records none), and the credentials the session its exchange starts descends from: that one,
    * and those it descends from in turn (credential-sources.ts). One of them ended (logged out,
-   * ended, expired, deleted) leaves the token dead: 404 like a used one.
+   * ended, expired, deleted), or more of them than MAX_SOURCES, leaves the token dead: 404 like
+   * a used one.
    */
   private async liveSources(record: AuthTokenRecord): Promise<{ end: Date | undefined; sources: string[] }> {
     if (record.source === undefined) return { end: undefined, sources: [] };
     const now = this.deps.clock.now();
     const live = await liveSource(this.deps.sources, record.source, now);
-    if (live === null || !(await sourcesLive(this.deps.sources, live.sources, now))) throw tokenNotFound();
+    if (live === null || live.sources.length >= MAX_SOURCES || !(await sourcesLive(this.deps.sources, live.sources, now))) throw tokenNotFound();
     return { end: live.end, sources: [record.source, ...live.sources] };
   }
 

@@ -8,6 +8,14 @@
 import type { SessionStore } from "../store/ports/sessions.js";
 import type { UserTokenStore } from "../store/ports/user-tokens.js";
 
+/**
+ * Most credentials a cookie session descends from. Every use of one reads each of them, and each
+ * exchange from a cookie session adds one: unbounded, a user's chain of exchanges made each of
+ * their calls cost the store as many reads as they liked. A token whose exchange would start a
+ * session descending from more is not exchanged (dead, as one whose source has ended).
+ */
+export const MAX_SOURCES = 16;
+
 /** Where the credentials sources name are looked up. */
 export interface CredentialSourceStores {
   sessions: Pick<SessionStore, "findById">;

@@ -84,6 +84,25 @@ for (const store of storesUnderTest()) {
         await endedWithItsSource(second);
         await endedWithItsSource(third);
       });
+
+      // Each use of a cookie session reads every credential it descends from, one more with each
+      // exchange from a cookie session: unbounded, one user's chain of exchanges made each of
+      // their calls cost the store as many reads as they liked.
+      it("descends from 16 credentials at most: a token made from a cookie session 16 deep is not exchanged (404, as a dead token)", async () => {
+        let value = (await browserSession()).value;
+        for (let depth = 2; depth <= 16; depth++) value = await exchangedWith(cookie(value));
+        assert.equal(await stillLive(value), 200);
+        const made = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) });
+        assert.equal(made.status, 200, made.text);
+        const refused = await rest(server.url, "GET", `/api/authenticationtoken/${made.body.token as string}/user`);
+        assert.equal(refused.status, 404, refused.text);
+        assert.deepEqual([refused.body.code, refused.body.message, refused.body.details[0].debug.reason], [
+          "not_found",
+          "authentication token not found (unknown, used or expired)",
+          "TOKEN_NOT_FOUND",
+        ]);
+        assert.equal(sessionCookieOf(refused.headers), undefined);
+      });
     });
 
     for (const protocol of protocols) {
