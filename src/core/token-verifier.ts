@@ -3,7 +3,9 @@
 // canonically — base64url is malleable in its last character, so one token would have several
 // spellings — and headers that point at other keys (jku, x5u, jwk, x5c) or demand extensions
 // (crit) are refused), the algorithm, the key the token's kid names in the key ring, the
-// signature, then the claims (exp, nbf, iss, aud, required claims) against the injected clock.
+// signature, then the claims (exp, nbf, iss, aud, required claims) against the injected clock,
+// and last that the payload holds no number no reader can use (unusableNumber: jose asks only
+// that a time claim be a number; `1e400` parses as Infinity, which no JSON answer can hold).
 //
 // The signature is checked with node:crypto, synchronously, on the calling thread, not with
 // WebCrypto (which jose uses, and which runs on libuv's thread pool): argon2 runs there too, so
@@ -130,11 +132,17 @@ export class TokenVerifier {
         ({ payload } = decode(new Date(nbf * 1000)));
       }
     } catch (e) {
+      // A claim jose refused for its value (a time, the issuer, the audience) in a payload that
+      // holds a number no reader can use is refused for that number.
+      const unusable = e instanceof errors.JWTClaimValidationFailed || e instanceof errors.JWTExpired ? unusableNumber(e.payload) : undefined;
+      if (unusable) throw unusable;
       // JWTExpired comes from the claim checks, after the signature verified; exp is the last
       // claim jose checks, so every other claim has passed too.
       if (opts.allowExpired && e instanceof errors.JWTExpired && e.claim === "exp") return { claims: Object.freeze({ ...e.payload }) as VerifiedPayload, kid: kid! };
       throw refusal(e);
     }
+    const unusable = unusableNumber(payload);
+    if (unusable) throw unusable;
     const entry = { claims: Object.freeze(payload) as VerifiedPayload, kid };
     this.verified.set(cacheKeyOf(token, opts.issuer, opts.audience), entry, now.getTime(), entry.claims.exp * 1000);
     return entry;
@@ -203,11 +211,51 @@ function signatureMatches(key: VerificationKey, signingInput: string, signature:
   }
 }
 
+/** The largest time a Date holds, in seconds since the epoch (8.64e15 ms, ECMA-262 21.4.1.1). */
+const latestDateSeconds = 8.64e12;
+
+/**
+ * The refusal of a payload that holds a number no reader can use, which jose's claim checks let
+ * through (they ask only that a time claim be a number): one JSON writes as no number (`1e400`
+ * parses as Infinity, which a JSON answer, such as GET /check's claims, cannot hold), or a time
+ * claim (iat, nbf, exp) outside what a Date holds from the epoch on. Undefined when there is none.
+ */
+function unusableNumber(payload: JWTPayload): AuthError | undefined {
+  for (const claim of ["iat", "nbf", "exp"] as const) {
+    const value = payload[claim];
+    if (typeof value === "number" && Number.isFinite(value) && !(value >= 0 && value <= latestDateSeconds)) {
+      return unauthenticated("INVALID_TOKEN", `malformed token: "${claim}" claim is out of range`);
+    }
+  }
+  for (const [claim, value] of Object.entries(payload)) {
+    if (!holdsOnlyFiniteNumbers(value)) {
+      // The claim is named when its name is a plain word (the payload is one our key signed).
+      const name = /^[\w.-]{1,64}$/.test(claim) ? `"${claim}" claim` : "a claim";
+      return unauthenticated("INVALID_TOKEN", `malformed token: ${name} must be a finite number`);
+    }
+  }
+  return undefined;
+}
+
+/** False when a number in `value` (a JSON value, at any depth: walked without recursion) is not finite. */
+function holdsOnlyFiniteNumbers(value: unknown): boolean {
+  const pending = [value];
+  while (pending.length > 0) {
+    const v = pending.pop();
+    if (typeof v === "number" && !Number.isFinite(v)) return false;
+    if (v !== null && typeof v === "object") pending.push(...Object.values(v));
+  }
+  return true;
+}
+
 /** A jose failure as the AuthError a caller sees; our own and the store's errors pass through. */
 function refusal(e: unknown): unknown {
   if (e instanceof AuthError) return e;
   if (e instanceof errors.JWTExpired) return unauthenticated("TOKEN_EXPIRED", "token expired", { cause: e });
   if (e instanceof errors.JWTClaimValidationFailed) {
+    // jose's reason "invalid": a time claim that is no number (its message names the claim:
+    // `"nbf" claim must be a number`); "missing": a required claim absent; else a value refused.
+    if (e.reason === "invalid") return unauthenticated("INVALID_TOKEN", `malformed token: ${e.message}`, { cause: e });
     switch (e.claim) {
       case "exp":
         return unauthenticated("INVALID_TOKEN", "token has no expiry", { cause: e });

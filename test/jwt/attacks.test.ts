@@ -35,9 +35,9 @@ for (const store of storesUnderTest()) {
       await server?.close();
     });
 
-    /** Signs `payload` with the server's own key and the given header. */
-    function forge(header: Partial<JWTHeaderParameters>, payload: Record<string, unknown> = claims): Promise<string> {
-      return new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    /** Signs `payload` (an object, or the JSON text itself) with the server's own key and the given header. */
+    function forge(header: Partial<JWTHeaderParameters>, payload: Record<string, unknown> | string = claims): Promise<string> {
+      return new CompactSign(new TextEncoder().encode(typeof payload === "string" ? payload : JSON.stringify(payload)))
         .setProtectedHeader({ alg: "EdDSA", kid: realKid, typ: "JWT", ...header } as JWTHeaderParameters)
         .sign(realKey);
     }
@@ -134,6 +134,30 @@ for (const store of storesUnderTest()) {
           await assertRefused(await forge({}, noSub), "invalid token claims");
           const { exp: _exp, ...noExp } = claims;
           await assertRefused(await forge({}, noExp), "token has no expiry");
+        });
+
+        it("a validly signed token with a malformed time claim or a number JSON cannot answer is refused naming the claim", async () => {
+          /** The claims' JSON text with `claim` set to the JSON text `value` (1e400 parses as Infinity). */
+          const withClaim = (claim: string, value: string) => JSON.stringify({ ...claims, [claim]: 0 }).replace(`"${claim}":0`, `"${claim}":${value}`);
+          const cases: Array<[string, string]> = [
+            [withClaim("exp", "1e400"), 'malformed token: "exp" claim must be a finite number'],
+            [withClaim("exp", "-1e400"), 'malformed token: "exp" claim must be a finite number'],
+            [withClaim("nbf", "1e400"), 'malformed token: "nbf" claim must be a finite number'],
+            [withClaim("iat", "1e400"), 'malformed token: "iat" claim must be a finite number'],
+            [withClaim("exp", "1e300"), 'malformed token: "exp" claim is out of range'],
+            [withClaim("iat", "-1"), 'malformed token: "iat" claim is out of range'],
+            [withClaim("note", "[1,{\"a\":1e400}]"), 'malformed token: "note" claim must be a finite number'],
+            [withClaim("nbf", '"yesterday"'), 'malformed token: "nbf" claim must be a number'],
+            [withClaim("iat", "null"), 'malformed token: "iat" claim must be a number'],
+            [withClaim("exp", '"2099"'), 'malformed token: "exp" claim must be a number'],
+          ];
+          for (const [payload, reason] of cases) {
+            const token = await forge({}, payload);
+            await assertRefused(token, reason);
+            // GET /user answers a token refused as no token: no claims (REST 204), never a 500.
+            assert.equal(expectOk(await api.getUser({ access_token: token }), 204), undefined, payload);
+            assert.equal(expectOk(await api.getUser({}, bearer(token)), 204), undefined, payload);
+          }
         });
 
         it("an access token presented as a refresh token, and a forged refresh token, are refused (401)", async () => {

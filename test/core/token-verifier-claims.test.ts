@@ -1,0 +1,55 @@
+// Claims jose's checks let through but no reader can use, in a token signed with the verifier's
+// own HS256 key: each refused INVALID_TOKEN naming the claim, also where an expired token is
+// taken (allowExpired: a session's refresh), never the claims handed on.
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { AuthError } from "../../src/core/errors.js";
+import { TokenVerifier } from "../../src/core/token-verifier.js";
+
+const key = new Uint8Array(32).fill(7);
+const now = new Date("2030-01-01T00:00:00Z");
+const seconds = now.getTime() / 1000;
+const ring = { algorithms: ["HS256" as const], keyFor: async (kid: string) => (kid === "k" ? { alg: "HS256" as const, kid, publicKey: key } : undefined) };
+
+/** An HS256 token of the key above whose payload is `payload`, as JSON text. */
+function token(payload: string): string {
+  const input = `${Buffer.from(JSON.stringify({ alg: "HS256", kid: "k" })).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
+  return `${input}.${createHmac("sha256", key).update(input).digest("base64url")}`;
+}
+
+async function refusal(text: string, allowExpired: boolean): Promise<[string, string]> {
+  const verifier = new TokenVerifier({ ring, clock: { now: () => now } });
+  try {
+    const claims = await verifier.verify(token(text), { allowExpired });
+    return ["accepted", JSON.stringify(claims)];
+  } catch (e) {
+    assert.ok(e instanceof AuthError, String(e));
+    return [e.reason, e.message];
+  }
+}
+
+describe("core: token verifier, claims no reader can use", () => {
+  const valid = `"sub":"u","iat":${seconds},"nbf":${seconds}`;
+  const expired = `"sub":"u","iat":${seconds - 7200},"exp":${seconds - 3600}`;
+  for (const [name, payload, message] of [
+    ["exp 1e400", `{${valid},"exp":1e400}`, 'malformed token: "exp" claim must be a finite number'],
+    ["nbf 1e400", `{"sub":"u","nbf":1e400,"exp":${seconds + 60}}`, 'malformed token: "nbf" claim must be a finite number'],
+    ["exp 1e300", `{${valid},"exp":1e300}`, 'malformed token: "exp" claim is out of range'],
+    ["nbf a string", `{"sub":"u","nbf":"now","exp":${seconds + 60}}`, 'malformed token: "nbf" claim must be a number'],
+    ["iat null", `{"sub":"u","iat":null,"exp":${seconds + 60}}`, 'malformed token: "iat" claim must be a number'],
+    ["an expired token's iat -1e400", `{"sub":"u","iat":-1e400,"exp":${seconds - 3600}}`, 'malformed token: "iat" claim must be a finite number'],
+    ["an expired token with a claim of 1e400 in a list", `{${expired},"x":[1,1e400]}`, 'malformed token: "x" claim must be a finite number'],
+  ] as const) {
+    for (const allowExpired of [false, true]) {
+      it(`${name}${allowExpired ? " (expired tokens taken)" : ""}: INVALID_TOKEN naming the claim`, async () => {
+        assert.deepEqual(await refusal(payload, allowExpired), ["INVALID_TOKEN", message]);
+      });
+    }
+  }
+
+  it("control: a valid token, and an expired one where expired tokens are taken, are accepted", async () => {
+    assert.equal((await refusal(`{${valid},"exp":${seconds + 60}}`, false))[0], "accepted");
+    assert.equal((await refusal(`{${expired}}`, true))[0], "accepted");
+    assert.deepEqual(await refusal(`{${expired}}`, false), ["TOKEN_EXPIRED", "token expired"]);
+  });
+});
