@@ -33,3 +33,16 @@ export function unroutedPath(path: string, hidden: (text: string) => boolean): s
   const [first, ...rest] = path.slice(1).split("/");
   return "/" + [first !== undefined && hidden(first) ? "*" : first, ...rest.map(() => "*")].join("/");
 }
+
+/**
+ * Whether an error may quote `text`, a request's (a header's value, a name): not when `hidden`
+ * (see unquotable) says so of it or of one of its words (split at white space and , ; =), such
+ * as a token sent as a content type's parameter. Only the words that begin in the first
+ * `shownMax` characters, those an error shows, are looked at (a name may be long).
+ */
+export function quotable(text: string, hidden: (text: string) => boolean, shownMax = Infinity): boolean {
+  if (hidden(text)) return false;
+  const words = /[^\s,;=]+/g;
+  for (let m = words.exec(text); m !== null && m.index < shownMax; m = words.exec(text)) if (hidden(m[0])) return false;
+  return true;
+}

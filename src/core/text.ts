@@ -2,6 +2,7 @@
 // characters other than tab and line breaks. NUL in particular is refused: several databases
 // cannot store it (PostgreSQL-backed MongoDB-compatible servers among them), and no client
 // means it.
+import { quotable } from "../credential-shapes.js";
 import { invalidField } from "./errors.js";
 
 // eslint-disable-next-line no-control-regex
@@ -23,13 +24,48 @@ export function checkFreeText(field: string, value: string | undefined, maxLengt
 const quotedMax = 64;
 
 /**
+ * What no message shows as it is: a control character (C0, DEL, C1), a bidirectional formatting
+ * character, half of a surrogate pair alone.
+ */
+// eslint-disable-next-line no-control-regex
+const unprintable = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]/gu;
+
+/** `text` with each character of `unprintable` written as a \uXXXX escape. */
+export function printable(text: string): string {
+  return text.replace(unprintable, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/**
  * A value as an error message quotes it: JSON-escaped, so on one line whatever it holds (a line
- * break is written \n), and cut to its first 64 characters, its length then said.
+ * break is written \n), the characters JSON leaves (DEL, C1 controls, bidirectional formatting)
+ * as \uXXXX escapes too, and cut to its first 64 characters, its length then said.
  */
 export function quoted(value: string): string {
   const shown = withoutUrlPassword(value);
-  if (shown.length <= quotedMax) return JSON.stringify(shown);
-  return `${JSON.stringify(shown.slice(0, quotedMax))}... (${shown.length} characters)`;
+  const cut = shown.length <= quotedMax ? "" : `... (${shown.length} characters)`;
+  return printable(JSON.stringify(cut === "" ? shown : shown.slice(0, quotedMax))) + cut;
+}
+
+/** A request's text (a header's value, a name) as an error quotes it (quoted), or * when quotable says not to. */
+export function quotedRequestText(text: string, hidden: (text: string) => boolean): string {
+  return quotable(text, hidden, quotedMax) ? quoted(text) : "*";
+}
+
+/**
+ * Whether `text` is as quotedRequestText writes a request's text: "*", or a JSON string of at
+ * most 64 characters, printable and quotable, its length perhaps said after it.
+ */
+export function isQuotedRequestText(text: string, hidden: (text: string) => boolean): boolean {
+  if (text === "*") return true;
+  const m = /^("(?:[^"\\]|\\.)*")(?:\.\.\. \(\d+ characters\))?$/.exec(text);
+  if (!m || printable(m[1]!) !== m[1]) return false;
+  let inner: unknown;
+  try {
+    inner = JSON.parse(m[1]!);
+  } catch {
+    return false;
+  }
+  return typeof inner === "string" && inner.length <= quotedMax && quotable(inner, hidden, quotedMax);
 }
 
 /**

@@ -52,6 +52,7 @@ import { answerUnaryConnect, answerUnaryGrpc, envelope, invokeUnary, nodeHeaders
 import { createResponseCorrection } from "./protocol-errors.js";
 import { normalizeTimeouts, requestedTimeoutMs } from "./deadline-interceptor.js";
 import { unquotable, unroutedPath } from "../credential-shapes.js";
+import { quotedRequestText } from "../core/text.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -127,7 +128,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   const procedureOf = (h: (typeof router.handlers)[number]) => `${h.service.typeName}/${h.method.name}`;
   const adminHandlers = new Set(adminGate ? router.handlers.filter((h) => adminGate.isAdmin(procedureOf(h))) : []);
   const serviceNames = new Set(router.handlers.map((h) => h.service.typeName));
-  const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions });
+  const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions, hidden });
   // Each unary handler also offers the call without its Connect framing (the REST transcoder
   // builds the message itself, so it need not be encoded, decoded, and the answer likewise).
   const handlers = router.handlers.map((h): UniversalHandler => {
@@ -156,7 +157,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   /** `text`: a gRPC-Web text call (its answer goes out in base64). */
   const serve = (h: UniversalHandler, uReq: UniversalServerRequest, res: NodeResponse, text = false): Promise<void> =>
     h(uReq).then((uRes) => {
-      if (uRes.status === 415 && uRes.header === undefined) return unsupportedMediaType(res, uReq);
+      if (uRes.status === 415 && uRes.header === undefined) return unsupportedMediaType(res, uReq, hidden);
       if (uRes.status === 505 && !uRes.body) return bidiOverHttp1(res, uReq);
       const out = correct(uRes);
       const send = (r: UniversalServerResponse) => universalResponseToNodeResponse(text ? grpcWebTextResponse(r) : r, res);
@@ -535,17 +536,17 @@ function badAuthority(res: NodeResponse): void {
 
 /**
  * connect-es's 415 (a content type, or a Connect GET's encoding, that no protocol of the method
- * takes) has no body: this one names what was refused.
+ * takes) has no body: this one names what was refused, as quotedRequestText quotes it (`hidden`).
  */
-function unsupportedMediaType(res: NodeResponse, req: UniversalServerRequest): void {
+function unsupportedMediaType(res: NodeResponse, req: UniversalServerRequest, hidden: (text: string) => boolean): void {
   const path = new URL(req.url).pathname;
   let message: string;
   if (req.method === "GET") {
     const encoding = new URL(req.url).searchParams.get("encoding");
-    message = `${encoding === null ? "no encoding query parameter" : `unsupported encoding "${encoding}"`} on ${path}: a Connect GET takes encoding=json or encoding=proto`;
+    message = `${encoding === null ? "no encoding query parameter" : `unsupported encoding ${quotedRequestText(encoding, hidden)}`} on ${path}: a Connect GET takes encoding=json or encoding=proto`;
   } else {
     const type = req.header.get("content-type");
-    message = type === null ? `no content type on ${path}` : `unsupported content type "${type}" on ${path}`;
+    message = type === null ? `no content type on ${path}` : `unsupported content type ${quotedRequestText(type, hidden)} on ${path}`;
   }
   sendErrorBody(res, 415, Code.InvalidArgument, "UNSUPPORTED_MEDIA_TYPE", message);
 }

@@ -8,8 +8,9 @@ import {
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as Status,
 } from "../../gen/health/v1/health_pb.js";
+import { credentialShaped, quotable } from "../credential-shapes.js";
+import { printable } from "../core/text.js";
 import { serverError } from "./error-details.js";
-import { credentialShaped } from "../credential-shapes.js";
 
 /** Resolves true when the service can serve requests (the store answers and takes writes). */
 export type ReadinessProbe = () => Promise<boolean>;
@@ -33,9 +34,9 @@ export function unlessDraining(ready: ReadinessProbe, draining: AbortSignal): Re
 /**
  * `draining` aborts when a stop's lame-duck period begins (RunningServer.drain; `ready` is then
  * unlessDraining's and fails from then on): every Watch stream is told NOT_SERVING at once
- * rather than at its next probe. An unknown service's name that `hidden` says not to quote (a
- * credential's shape, a secret of the configuration: credential-shapes.ts unquotable) is written
- * "*" in NOT_FOUND, as the answer to an unknown RPC writes it.
+ * rather than at its next probe. An unknown service's name is quoted (named) with its control and
+ * bidirectional characters escaped (printable), and not at all ("*") when `hidden` says not to
+ * (quotable: a credential's shape, a secret of the configuration).
  */
 export function createHealthImpl(
   services: readonly DescService[],
@@ -70,7 +71,7 @@ export function createHealthImpl(
     return watched.status;
   };
   const known = (service: string) => {
-    if (!names.has(service)) throw serverError(Code.NotFound, "SERVICE_NOT_FOUND", `unknown service ${hidden(service) ? "*" : named(service)}`);
+    if (!names.has(service)) throw serverError(Code.NotFound, "SERVICE_NOT_FOUND", `unknown service ${quotable(service, hidden, shownNameMax) ? printable(named(service)) : "*"}`);
   };
   return {
     async check(req) {

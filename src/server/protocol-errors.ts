@@ -46,6 +46,8 @@ import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect
 import { rewriteFinalEnvelope } from "./final-envelope.js";
 import { isErrorInfo, withErrorInfo } from "./error-details.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
+import { credentialShaped } from "../credential-shapes.js";
+import { isQuotedRequestText, quotedRequestText } from "../core/text.js";
 import { unquotedJsonError } from "../transcode/json-error.js";
 
 /** connect-es's message for protobuf bytes that do not parse (protocol/serialization.ts). */
@@ -63,14 +65,47 @@ function withoutRequestText(message: string): string | undefined {
   return unquoted === message ? undefined : unquoted;
 }
 
-/** The error Tessera answers instead of `e`, or undefined when `e` is already right. */
-export function correctedError(e: ConnectError): ConnectError | undefined {
+/**
+ * connect-es's messages that quote a request header's value (or a Connect GET's `compression`):
+ * an unknown compression (content-encoding, connect-content-encoding, grpc-encoding; the value
+ * in double quotes), a timeout that does not parse (grpc-timeout, connect-timeout-ms). The text
+ * before the value, the value as written, the text after it.
+ */
+const headerValueMessages = [
+  { form: /^(unknown compression )("[\s\S]*")(: supported encodings are [\w,-]*)$/, inQuotes: true },
+  { form: /^(protocol error: invalid (?:grpc|connect) timeout value: )([\s\S]*)()$/, inQuotes: false },
+];
+
+/**
+ * `message` with the header value it quotes as quotedRequestText quotes it; undefined when it
+ * quotes none. A message corrected already (an error may pass here twice) stays as it is.
+ */
+function withHeaderValueShown(message: string, hidden: (text: string) => boolean): string | undefined {
+  for (const { form, inQuotes } of headerValueMessages) {
+    const m = form.exec(message);
+    if (!m) continue;
+    const written = m[2]!;
+    if (isQuotedRequestText(written, hidden)) return message;
+    return `${m[1]}${quotedRequestText(inQuotes ? written.slice(1, -1) : written, hidden)}${m[3]}`;
+  }
+  return undefined;
+}
+
+/**
+ * The error Tessera answers instead of `e`, or undefined when `e` is already right. `hidden`
+ * says which header values are not to be quoted (unquotable).
+ */
+export function correctedError(e: ConnectError, hidden: (text: string) => boolean = credentialShaped): ConnectError | undefined {
   let recoded: ConnectError | undefined;
   const unquoted = e.code === Code.InvalidArgument ? withoutRequestText(e.rawMessage) : undefined;
+  const shown = unquoted === undefined ? withHeaderValueShown(e.rawMessage, hidden) : undefined;
   if ((e.code === Code.Internal && e.rawMessage.startsWith(parseErrorPrefix)) || unquoted !== undefined) {
     recoded = new ConnectError(unquoted ?? e.rawMessage, Code.InvalidArgument, undefined, undefined, e.cause);
     // An ErrorInfo given for the INTERNAL it was goes with it.
     recoded.details.push(...e.details.filter((d) => !isErrorInfo(d)));
+  } else if (shown !== undefined && shown !== e.rawMessage) {
+    recoded = new ConnectError(shown, e.code, e.metadata, undefined, e.cause);
+    recoded.details.push(...e.details);
   }
   return withErrorInfo(recoded ?? e) ?? recoded;
 }
@@ -79,7 +114,7 @@ export function correctedError(e: ConnectError): ConnectError | undefined {
  * Corrects the gRPC status in `trailer` (gRPC trailers, or a parsed gRPC-Web trailer) in place;
  * true when anything changed. An OK status costs one lookup.
  */
-export function correctGrpcStatus(trailer: Headers): boolean {
+export function correctGrpcStatus(trailer: Headers, hidden?: (text: string) => boolean): boolean {
   const status = trailer.get(headerGrpcStatus);
   if (status === null || status === grpcStatusOk) return false;
   let error: ConnectError | undefined;
@@ -89,7 +124,7 @@ export function correctGrpcStatus(trailer: Headers): boolean {
     return false; // not connect-es's encoding (a malformed message or details): leave it
   }
   if (!error || String(error.code) !== status) return false;
-  const fixed = correctedError(error);
+  const fixed = correctedError(error, hidden);
   if (fixed) {
     // Only the status fields: the trailer already holds the error's metadata.
     const fresh = setTrailerStatus(new Headers(), fixed);
@@ -108,6 +143,8 @@ export interface ProtocolErrorOptions {
   compressions: readonly Compression[];
   /** The router's JSON options (for error details). */
   jsonOptions?: Partial<JsonWriteOptions>;
+  /** Which header values an error may not quote (unquotable); credentialShaped by default. */
+  hidden?: (text: string) => boolean;
 }
 
 /** No bound on reading back what connect-es wrote: it is in memory already. */
@@ -136,7 +173,7 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
       header: res.header,
       body: res.body,
       get trailer() {
-        correctGrpcStatus(trailer);
+        correctGrpcStatus(trailer, o.hidden);
         return trailer;
       },
     };
@@ -150,7 +187,7 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
       ...res,
       body: rewriteFinalEnvelope(res.body, trailerFlag, async (envelope) => {
         const trailer = trailerParse((await decompress(envelope, encoding)).data);
-        return correctGrpcStatus(trailer) ? encodeEnvelope(trailerFlag, trailerSerialize(trailer)) : undefined;
+        return correctGrpcStatus(trailer, o.hidden) ? encodeEnvelope(trailerFlag, trailerSerialize(trailer)) : undefined;
       }),
     };
   }
@@ -163,7 +200,7 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
       ...res,
       body: rewriteFinalEnvelope(res.body, endStreamFlag, async (envelope) => {
         const end = endStream.parse((await decompress(envelope, encoding)).data);
-        const fixed = end.error && correctedError(end.error);
+        const fixed = end.error && correctedError(end.error, o.hidden);
         return fixed ? encodeEnvelope(endStreamFlag, endStream.serialize({ metadata: end.metadata, error: fixed })) : undefined;
       }),
     };
@@ -184,7 +221,7 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
     } catch {
       return unchanged;
     }
-    const fixed = correctedError(error);
+    const fixed = correctedError(error, o.hidden);
     if (!fixed) return unchanged;
     const body = errorToJsonBytes(fixed, o.jsonOptions);
     const fixedHeader = new Headers(header);

@@ -88,6 +88,87 @@ describe("errors never quote a secret of the request", function () {
     }
   });
 
+  // The values of request headers an error quotes (a content type, a compression's name, a
+  // timeout), and a health check's service name: at most 64 characters of a header's value (256
+  // of a name), control and bidirectional characters escaped, a credential's shape or a
+  // configured secret not quoted (*).
+  const jwtShaped = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiJhZGEiLCJTRUNSRVQiOjF9.c2lnbmF0dXJlLVNFQ1JFVA";
+  const long = `x-${"y".repeat(998)}`;
+  const longShown = `"${long.slice(0, 64)}"... (1000 characters)`;
+  // Node's client writes a header's U+0085 in UTF-8 (C2 85), which the server reads as two
+  // characters (latin1): U+00C2, and U+0085, a control character.
+
+  it("Connect: a content type or a GET's encoding refused (415) is quoted bounded and escaped, never a credential or a secret", async () => {
+    const version = "/tessera.jwt.v1.JwtService/GetVersion";
+    const cases: Array<[type: string, shown: string]> = [
+      ["text/plain; a=\x85b", '"text/plain; a=\u00c2\\u0085b"'],
+      [`text/${long}`, `"text/${long.slice(0, 59)}"... (1005 characters)`],
+      [jwtShaped, "*"],
+      [`text/plain; token=${jwtShaped}`, "*"],
+      [testAdminToken, "*"],
+      [`text/plain, ${testAdminToken}`, "*"],
+    ];
+    for (const [type, shown] of cases) {
+      const r = await raw(server.url, "POST", version, { "content-type": type }, "{}");
+      assert.equal(r.status, 415, r.text);
+      assert.equal((JSON.parse(r.text) as { message: string }).message, `unsupported content type ${shown} on ${version}`);
+    }
+    for (const [encoding, shown] of [[jwtShaped, "*"], [testAdminToken, "*"], [long, longShown], ["x\u202ey", '"x\\u202ey"']] as const) {
+      const r = await raw(server.url, "GET", `${version}?connect=v1&message=%7B%7D&encoding=${encodeURIComponent(encoding)}`, {});
+      assert.equal(r.status, 415, r.text);
+      assert.equal((JSON.parse(r.text) as { message: string }).message, `unsupported encoding ${shown} on ${version}: a Connect GET takes encoding=json or encoding=proto`);
+    }
+  });
+
+  it("Connect and gRPC: an unknown compression or a timeout that does not parse is quoted bounded and escaped, never a credential or a secret", async () => {
+    const check = "/tessera.jwt.v1.JwtService/GetVersion";
+    const unknown = (shown: string) => `unknown compression ${shown}: supported encodings are gzip,br`;
+    const cases: Array<[value: string, shown: string]> = [
+      ["lz\x85", '"lz\u00c2\\u0085"'],
+      [long, longShown],
+      [jwtShaped, "*"],
+      [testAdminToken, "*"],
+      [`gzip, ${testAdminToken}`, "*"],
+    ];
+    const session = http2.connect(server.url);
+    try {
+      for (const [value, shown] of cases) {
+        const connect = await raw(server.url, "POST", check, { "content-type": "application/json", "content-encoding": value }, "{}");
+        assert.equal(connect.status, 501, connect.text);
+        assert.equal((JSON.parse(connect.text) as { message: string }).message, unknown(shown), value);
+        if (!value.includes("\x85")) {
+          const get = await raw(server.url, "GET", `${check}?connect=v1&encoding=json&message=%7B%7D&compression=${encodeURIComponent(value)}`, {});
+          assert.equal((JSON.parse(get.text) as { message: string }).message, unknown(shown), value);
+          // HTTP/2 takes no byte above 0x7e in a header's value.
+          const a = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/grpc", te: "trailers", "grpc-encoding": value }, grpcFrame(Buffer.alloc(0)));
+          assert.equal(grpcStatus(a), 12, value);
+          assert.equal(decodeURIComponent(String(a.trailers["grpc-message"] ?? a.headers["grpc-message"] ?? "")), unknown(shown), value);
+          const t = await h2request(session, { ":method": "POST", ":path": check, "content-type": "application/grpc", te: "trailers", "grpc-timeout": value }, grpcFrame(Buffer.alloc(0)));
+          assert.equal(grpcStatus(t), 3, value);
+          assert.equal(decodeURIComponent(String(t.trailers["grpc-message"] ?? t.headers["grpc-message"] ?? "")), `protocol error: invalid grpc timeout value: ${shown}`, value);
+        }
+        const timeout = await raw(server.url, "POST", check, { "content-type": "application/json", "connect-timeout-ms": value }, "{}");
+        assert.equal((JSON.parse(timeout.text) as { message: string }).message, `protocol error: invalid connect timeout value: ${shown}`, value);
+      }
+    } finally {
+      session.close();
+    }
+  });
+
+  it("gRPC: a health check's unknown service name is quoted escaped, never a credential or a secret", async () => {
+    const check = "/grpc.health.v1.Health/Check";
+    for (const [service, shown] of [
+      ["no.such\u202e.Service\u0007", "no.such\\u202e.Service\\u0007"],
+      [jwtShaped, "*"],
+      [testAdminToken, "*"],
+      [`a ${jwtShaped}`, "*"],
+    ] as const) {
+      const r = await raw(server.url, "POST", check, { "content-type": "application/json" }, JSON.stringify({ service }));
+      assert.equal(r.status, 404, r.text);
+      assert.equal((JSON.parse(r.text) as { message: string }).message, `unknown service ${shown}`, service);
+    }
+  });
+
   it("grpc.health.v1 Check: a token or the admin token as the service's name is not quoted in NOT_FOUND (Connect, gRPC)", async () => {
     const jwt = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiJhZGEiLCJTRUNSRVQiOjF9.c2lnbmF0dXJlLVNFQ1JFVA";
     const cases: Array<[service: string, message: string]> = [
@@ -110,11 +191,11 @@ describe("errors never quote a secret of the request", function () {
         );
         assert.equal(grpcStatus(a), 5, service);
         assert.equal(decodeURIComponent(String(a.trailers["grpc-message"] ?? a.headers["grpc-message"] ?? "")), message, service);
+        }
+      } finally {
+        session.close();
       }
-    } finally {
-      session.close();
-    }
-  });
+    });
 
   it("gRPC (JSON): grpc-message says \"not valid JSON\", the password not quoted", async () => {
     const session = http2.connect(server.url);
