@@ -71,7 +71,10 @@ type AuthenticationTokenServiceClient interface {
 	// accepted only as the cookie, only on safe methods (GET, HEAD) that take any user credential
 	// (those of this service); it is not a bearer token, and a user token, access token or JWT is
 	// not accepted as the cookie. It ends when it expires, when the user is deactivated, or when
-	// the user's password changes, or when it is logged out (`POST /auth/logout` with the cookie).
+	// the user's password changes, or when it is logged out (`POST /auth/logout` with the cookie),
+	// or when a credential it descends from ends: the one the exchanged token was made from (a
+	// `DELETE /session`, a user token's or a cookie session's logout) or one that one descends from
+	// (then UNAUTHENTICATED, TOKEN_REVOKED, as after its own logout).
 	// Its use is recorded like a user token's. A token made from a cookie session starts one that
 	// ends no later than that one: exchanging again never extends a session's lifetime.
 	// When the request already carries a valid session cookie of the same user, that session is
@@ -166,7 +169,10 @@ type AuthenticationTokenServiceHandler interface {
 	// accepted only as the cookie, only on safe methods (GET, HEAD) that take any user credential
 	// (those of this service); it is not a bearer token, and a user token, access token or JWT is
 	// not accepted as the cookie. It ends when it expires, when the user is deactivated, or when
-	// the user's password changes, or when it is logged out (`POST /auth/logout` with the cookie).
+	// the user's password changes, or when it is logged out (`POST /auth/logout` with the cookie),
+	// or when a credential it descends from ends: the one the exchanged token was made from (a
+	// `DELETE /session`, a user token's or a cookie session's logout) or one that one descends from
+	// (then UNAUTHENTICATED, TOKEN_REVOKED, as after its own logout).
 	// Its use is recorded like a user token's. A token made from a cookie session starts one that
 	// ends no later than that one: exchanging again never extends a session's lifetime.
 	// When the request already carries a valid session cookie of the same user, that session is
