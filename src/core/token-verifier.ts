@@ -1,11 +1,16 @@
 // Verification of the JWTs Tessera issued, in the order jose's jwtVerify checks them: the
-// header (before anything else, two checks of our own: the signature must be spelled
+// header (before anything else, three checks of our own: the signature must be spelled
 // canonically — base64url is malleable in its last character, so one token would have several
-// spellings — and headers that point at other keys (jku, x5u, jwk, x5c) or demand extensions
-// (crit) are refused), the algorithm, the key the token's kid names in the key ring, the
-// signature, then the claims (exp, nbf, iss, aud, required claims) against the injected clock,
-// and last that the payload holds no number no reader can use (unusableNumber: jose asks only
-// that a time claim be a number; `1e400` parses as Infinity, which no JSON answer can hold).
+// spellings —, the header must name each member once, and headers that point at other keys
+// (jku, x5u, jwk, x5c) or demand extensions (crit) are refused), the algorithm, the key the
+// token's kid names in the key ring, the signature, the payload's member names (each once),
+// then the claims (exp, nbf, iss, aud, required claims) against the injected clock, and last
+// that the payload holds no number no reader can use (unusableNumber: jose asks only that a
+// time claim be a number; `1e400` parses as Infinity, which no JSON answer can hold).
+//
+// A member named twice (`{"kid":"a","kid":"b"}`) is read by jose as JSON.parse reads it, the
+// last one; a proxy or another verifier in front may read the first, and so see another token
+// (RFC 7515 5.2 lets a parser refuse such a header or payload, which this one does).
 //
 // The signature is checked with node:crypto, synchronously, on the calling thread, not with
 // WebCrypto (which jose uses, and which runs on libuv's thread pool): argon2 runs there too, so
@@ -30,6 +35,7 @@ import { AuthError, unauthenticated } from "./errors.js";
 import type { KeyRing, SigningAlg, VerificationKey } from "./key-ring.js";
 import { Lru } from "./lru.js";
 import { hashSecret } from "./secrets.js";
+import { repeatedKey } from "./json-keys.js";
 
 export interface VerifyOptions {
   /** Accept a token past its exp (every other check still applies). */
@@ -112,6 +118,7 @@ export class TokenVerifier {
       kid = parsed.header.kid;
       const key = await this.keyFor(parsed.header);
       if (!signatureMatches(key, parsed.signingInput, parsed.signature)) throw unauthenticated("INVALID_TOKEN", "invalid token signature");
+      refuseRepeatedMember("payload", parsed.payload);
       const decode = (at: Date) =>
         UnsecuredJWT.decode(`${unsecuredHeader}.${parsed.payload}.`, {
           ...(opts.issuer !== undefined && { issuer: opts.issuer }),
@@ -161,6 +168,7 @@ export class TokenVerifier {
     const [encodedHeader, payload, encodedSignature] = segments as [string, string, string];
     const signature = Buffer.from(encodedSignature, "base64url");
     if (signature.toString("base64url") !== encodedSignature) throw malformed();
+    refuseRepeatedMember("header", encodedHeader);
     for (const h of forbiddenHeaders) if (h in header) throw unauthenticated("INVALID_TOKEN", `token header "${h}" is not accepted`);
     if (typeof header.kid !== "string") throw unauthenticated("INVALID_TOKEN", "token has no key id");
     return { header: header as ParsedToken["header"], signingInput: `${encodedHeader}.${payload}`, payload, signature };
@@ -175,6 +183,24 @@ export class TokenVerifier {
     if (header.alg !== key.alg) throw unexpectedAlgorithm();
     return key;
   }
+}
+
+/**
+ * Refuses a header or payload (its base64url segment) that names a member twice in one object,
+ * naming it (its path, outermost first, when each name is a plain word). Text that is no JSON
+ * object is left to the parser that reads it (jose: malformed token).
+ */
+function refuseRepeatedMember(part: "header" | "payload", segment: string): void {
+  const text = Buffer.from(segment, "base64url").toString("utf8");
+  try {
+    JSON.parse(text);
+  } catch {
+    return;
+  }
+  const path = repeatedKey(text);
+  if (path === undefined) return;
+  const name = path.every((key) => /^[\w-]{1,64}$/.test(key)) ? `member "${path.join(".")}"` : "a member";
+  throw unauthenticated("INVALID_TOKEN", `malformed token: ${name} of the ${part} is given more than once`);
 }
 
 // node:crypto's form of each key, made once per key.

@@ -13,7 +13,7 @@ import { variableValue } from "./route-table.js";
 import { ParseFailure } from "./scalar.js";
 import { findImpossibleTimestamp } from "./timestamp.js";
 import { unquotedJsonError } from "./json-error.js";
-import { repeatedKey } from "./json-keys.js";
+import { repeatedKey } from "../core/json-keys.js";
 import { credentialShaped } from "../credential-shapes.js";
 
 const jsonRead = { ignoreUnknownFields: true } as const;
@@ -146,7 +146,7 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
 
 /**
  * A field the body gives twice is 400 naming it, as a singular query parameter given twice is:
- * a key twice in one object (JSON.parse would keep the last, json-keys.ts), or a field under its
+ * a key twice in one object (JSON.parse would keep the last, core/json-keys.ts), or a field under its
  * JSON and its proto name (protobuf-es says "set multiple times" without naming it). A key
  * repeated in an object inside a field's value is not quoted (it may be a map entry's, data the
  * client sent): the field is named. Keys that name no field (ignored) may repeat.

@@ -3,7 +3,7 @@
 // the objects around it.
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
-import { repeatedKey } from "../../src/transcode/json-keys.js";
+import { repeatedKey } from "../../src/core/json-keys.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

@@ -1,8 +1,9 @@
 // JSON.parse keeps the last of two equal keys of an object and says nothing: `{"pass":"a",
 // "pass":"b"}` reads as `{"pass":"b"}`. A proxy or a filter in front that reads the first would
 // see another request than the handler does (RFC 8259 4: the behaviour of software that receives
-// such an object is unpredictable), so a request body that names a key twice is refused. The
-// JSON text is walked once, after JSON.parse has accepted it.
+// such an object is unpredictable), so a request body that names a key twice is refused, and so
+// is a JWT whose header or payload does (token-verifier.ts). The JSON text is walked once, after
+// JSON.parse has accepted it.
 
 interface Frame {
   /** An object's keys so far; undefined for an array. */

@@ -1,0 +1,126 @@
+// Tokens signed with the server's REAL key (read from its store) whose header or payload names a
+// member twice: every path that verifies one of Tessera's tokens refuses them, 401 INVALID_TOKEN
+// naming the member (GET /check: 400), over gRPC, Connect and REST. JSON.parse (and so jose) reads the last of two equal
+// members; a proxy or another verifier in front may read the first and see another token. Each
+// token differs from one the server accepts (the control cases) only in the thing under test.
+import assert from "node:assert/strict";
+import { createPrivateKey, sign, type KeyObject } from "node:crypto";
+import { decodeJwt, decodeProtectedHeader, type JWK } from "jose";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { bearer } from "../support/clients.js";
+import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+import { createJwtUser, jwtLogin, jwtRefreshToken, signUp, startSession, uniqueEmail } from "../support/users.js";
+import { sessionApi, type SessionApi } from "../session/api.js";
+import { jwtApi, type JwtApi } from "./api.js";
+
+const b64url = (text: string) => Buffer.from(text).toString("base64url");
+
+/** The JSON text of `value` with `"name":<first>` written before its own members (the same name again, or a new one). */
+function withFirst(value: Record<string, unknown>, name: string, first: unknown): string {
+  return `{${JSON.stringify(name)}:${JSON.stringify(first)},${JSON.stringify(value).slice(1)}`;
+}
+
+describe("tokens with a member named twice", function () {
+  let server: TestServer;
+  let key: KeyObject;
+  let kid: string;
+  /** A seed 004 access token, its refresh token and a seed 000 session pair, as issued. */
+  let access: string;
+  let refresh: string;
+  let session: { access_token: string; refresh_token: string };
+
+  before(async () => {
+    server = await startTestServer();
+    access = await jwtLogin(server, await createJwtUser(server));
+    refresh = await jwtRefreshToken(server, access);
+    const email = uniqueEmail("members");
+    await signUp(server, email);
+    session = await startSession(server, email);
+    kid = decodeProtectedHeader(access).kid!;
+    const record = (await server.tessera.store.keys.list()).find((k) => k.kid === kid)!;
+    key = createPrivateKey({ key: JSON.parse(record.privateJwk) as JWK, format: "jwk" });
+  });
+  after(async () => {
+    await server?.close();
+  });
+
+  /** `payload` (JSON text) signed with the server's key under `header` (JSON text). */
+  function signed(header: string, payload: string): string {
+    const input = `${b64url(header)}.${b64url(payload)}`;
+    return `${input}.${sign(null, Buffer.from(input), key).toString("base64url")}`;
+  }
+  /** The header every issued token carries, as JSON text. */
+  const header = () => JSON.stringify({ alg: "EdDSA", kid, typ: "JWT" });
+  /** `token`'s claims signed again under `headerText`, or with `payloadText` (default: as they are). */
+  const again = (token: string, headerText = header(), payloadText = JSON.stringify(decodeJwt(token))) => signed(headerText, payloadText);
+
+  /** The variants of `token` under test, each with the exact message it is refused with. */
+  function variants(token: string): Array<[string, string, string]> {
+    const claims = decodeJwt(token) as Record<string, unknown>;
+    const h = { alg: "EdDSA", kid, typ: "JWT" };
+    return [
+      ["a header naming kid twice", again(token, withFirst(h, "kid", "not-a-key-of-ours")), 'malformed token: member "kid" of the header is given more than once'],
+      ["a header naming alg twice", again(token, withFirst(h, "alg", "none")), 'malformed token: member "alg" of the header is given more than once'],
+      ["a payload naming sub twice", again(token, header(), withFirst(claims, "sub", "someone-else")), 'malformed token: member "sub" of the payload is given more than once'],
+      ["a payload naming exp twice", again(token, header(), withFirst(claims, "exp", 1)), 'malformed token: member "exp" of the payload is given more than once'],
+      [
+        "a payload naming a member twice inside a claim",
+        again(token, header(), JSON.stringify({ ...claims, note: 0 }).replace('"note":0', '"note":{"a":1,"a":2}')),
+        'malformed token: member "note.a" of the payload is given more than once',
+      ],
+    ];
+  }
+
+  for (const protocol of protocols) {
+    describe(`over ${protocol}`, () => {
+      let jwt: JwtApi;
+      let sessions: SessionApi;
+      before(() => {
+        jwt = jwtApi(protocol, server.url);
+        sessions = sessionApi(protocol, server.url);
+      });
+      after(() => {
+        jwt.close();
+        sessions.close();
+      });
+
+      it("control: each token signed again as issued is accepted", async () => {
+        for (const token of [again(access)]) {
+          assert.equal(expectOk(await jwt.check({ access_token: token })).sub, decodeJwt(access).sub);
+          expectOk(await jwt.getRefreshToken({}, bearer(token)));
+        }
+        expectOk(await sessions.getSession({ clientId: testClientId, access: again(session.access_token) }));
+        // A refresh login with the refresh token signed again (it stays unrevoked).
+        assert.equal(decodeJwt(expectOk(await jwt.getToken({ user: again(refresh) })).text).authentication_method, "refresh_token");
+      });
+
+      it("seed 004 access token: GET /check 400, GET and DELETE /refresh_token 401, GET /user no token (204)", async () => {
+        for (const [name, token, message] of variants(access)) {
+          expectCode(await jwt.check({ access_token: token }), "invalid_argument", message, "INVALID_TOKEN");
+          expectCode(await jwt.getRefreshToken({}, bearer(token)), "unauthenticated", message, "INVALID_TOKEN");
+          expectCode(await jwt.deleteRefreshToken({ refresh_token: refresh }, bearer(token)), "unauthenticated", message, "INVALID_TOKEN");
+          // GET /user answers a token refused as no token: no claims.
+          assert.equal(expectOk(await jwt.getUser({}, bearer(token)), 204), undefined, name);
+        }
+      });
+
+      it("seed 004 refresh token: GET /token 401, DELETE /refresh_token 400", async () => {
+        for (const [, token, message] of variants(refresh)) {
+          expectCode(await jwt.getToken({ user: token }), "unauthenticated", `invalid refresh token: ${message}`, "INVALID_TOKEN");
+          expectCode(await jwt.deleteRefreshToken({ refresh_token: token }, bearer(access)), "invalid_argument", `invalid refresh token: ${message}`, "INVALID_TOKEN");
+        }
+        // The refresh token was revoked by none of them.
+        expectOk(await jwt.getToken({ user: refresh }));
+      });
+
+      it("seed 000 session access token: GET /session and PUT /session 401", async () => {
+        for (const [, token, message] of variants(session.access_token)) {
+          expectCode(await sessions.getSession({ clientId: testClientId, access: token }), "unauthenticated", message, "INVALID_TOKEN");
+          expectCode(await sessions.refreshSession({ refresh_token: session.refresh_token }, { clientId: testClientId, access: token }), "unauthenticated", message, "INVALID_TOKEN");
+        }
+        // The session goes on.
+        expectOk(await sessions.getSession({ clientId: testClientId, access: session.access_token }));
+      });
+    });
+  }
+});
