@@ -3,14 +3,22 @@
 // canonically — base64url is malleable in its last character, so one token would have several
 // spellings —, the header must name each member once, and headers that point at other keys
 // (jku, x5u, jwk, x5c) or demand extensions (crit) are refused), the algorithm, the key the
-// token's kid names in the key ring, the signature, the payload's member names (each once),
-// then the claims (exp, nbf, iss, aud, required claims) against the injected clock, and last
-// that the payload holds no number no reader can use (unusableNumber: jose asks only that a
-// time claim be a number; `1e400` parses as Infinity, which no JSON answer can hold).
+// token's kid names in the key ring, the signature, the header's `typ` (every token Tessera
+// signs is typed "JWT"), the payload's member names (each once), then the claims (exp, nbf,
+// iss, aud, required claims) against the injected clock, and last that the payload holds no
+// number no reader can use (unusableNumber: jose asks only that a time claim be a number;
+// `1e400` parses as Infinity, which no JSON answer can hold).
 //
 // A member named twice (`{"kid":"a","kid":"b"}`) is read by jose as JSON.parse reads it, the
 // last one; a proxy or another verifier in front may read the first, and so see another token
 // (RFC 7515 5.2 lets a parser refuse such a header or payload, which this one does).
+//
+// `typ` tells nothing apart among Tessera's own tokens (seed 000 session tokens and seed 004
+// access and refresh tokens all carry "JWT", as every token Tessera ever signed did, and offline
+// verifiers of them may expect exactly that): their kinds are told apart by `aud`, which no two
+// kinds share (see TESSERA_CLIENT_IDS), and by their claims (token_type, sid). A token under one
+// of Tessera's kids typed otherwise (`at+jwt`, `JOSE`: with HS256 whoever holds the secret can
+// sign one) is no token Tessera issued, and is refused.
 //
 // The signature is checked with node:crypto, synchronously, on the calling thread, not with
 // WebCrypto (which jose uses, and which runs on libuv's thread pool): argon2 runs there too, so
@@ -35,6 +43,7 @@ import { AuthError, unauthenticated } from "./errors.js";
 import type { KeyRing, SigningAlg, VerificationKey } from "./key-ring.js";
 import { Lru } from "./lru.js";
 import { hashSecret } from "./secrets.js";
+import { quoted } from "./text.js";
 import { repeatedKey } from "./json-keys.js";
 
 export interface VerifyOptions {
@@ -118,6 +127,7 @@ export class TokenVerifier {
       kid = parsed.header.kid;
       const key = await this.keyFor(parsed.header);
       if (!signatureMatches(key, parsed.signingInput, parsed.signature)) throw unauthenticated("INVALID_TOKEN", "invalid token signature");
+      checkType(parsed.header.typ);
       refuseRepeatedMember("payload", parsed.payload);
       const decode = (at: Date) =>
         UnsecuredJWT.decode(`${unsecuredHeader}.${parsed.payload}.`, {
@@ -183,6 +193,21 @@ export class TokenVerifier {
     if (header.alg !== key.alg) throw unexpectedAlgorithm();
     return key;
   }
+}
+
+/** The `typ` of every token Tessera signs (token-signer.ts). */
+const tokenType = "JWT";
+
+/**
+ * Refuses a header whose `typ` is not "JWT" (absent included: every token Tessera signed has
+ * it). Compared as RFC 7515 4.1.9 compares it, a media type: case aside, "application/"
+ * omitted.
+ */
+function checkType(typ: unknown): void {
+  if (typ === undefined) throw unauthenticated("INVALID_TOKEN", `token has no type: header "typ" must be "${tokenType}"`);
+  if (typeof typ === "string" && typ.toLowerCase().replace(/^application\//, "") === tokenType.toLowerCase()) return;
+  const given = typeof typ === "string" ? quoted(typ) : `of JSON type ${typ === null ? "null" : Array.isArray(typ) ? "array" : typeof typ}`;
+  throw unauthenticated("INVALID_TOKEN", `unexpected token type ${given}: header "typ" must be "${tokenType}"`);
 }
 
 /**

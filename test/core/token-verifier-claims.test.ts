@@ -13,7 +13,7 @@ const ring = { algorithms: ["HS256" as const], keyFor: async (kid: string) => (k
 
 /** An HS256 token of the key above whose payload is `payload`, as JSON text. */
 function token(payload: string): string {
-  const input = `${Buffer.from(JSON.stringify({ alg: "HS256", kid: "k" })).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
+  const input = `${Buffer.from(JSON.stringify({ alg: "HS256", kid: "k", typ: "JWT" })).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
   return `${input}.${createHmac("sha256", key).update(input).digest("base64url")}`;
 }
 
@@ -52,4 +52,45 @@ describe("core: token verifier, claims no reader can use", () => {
     assert.equal((await refusal(`{${expired}}`, true))[0], "accepted");
     assert.deepEqual(await refusal(`{${expired}}`, false), ["TOKEN_EXPIRED", "token expired"]);
   });
+});
+
+describe("core: token verifier, the header's typ", () => {
+  const payload = `{"sub":"u","iat":${seconds},"exp":${seconds + 60}}`;
+  /** An HS256 token of the key above whose header is `header`, as JSON text. */
+  function typed(header: string): string {
+    const input = `${Buffer.from(header).toString("base64url")}.${Buffer.from(payload).toString("base64url")}`;
+    return `${input}.${createHmac("sha256", key).update(input).digest("base64url")}`;
+  }
+  async function answer(header: string, allowExpired: boolean): Promise<[string, string]> {
+    try {
+      await new TokenVerifier({ ring, clock: { now: () => now } }).verify(typed(header), { allowExpired });
+      return ["accepted", ""];
+    } catch (e) {
+      assert.ok(e instanceof AuthError, String(e));
+      return [e.reason, e.message];
+    }
+  }
+  for (const allowExpired of [false, true]) {
+    const where = allowExpired ? " (expired tokens taken)" : "";
+    it(`"JWT", compared as a media type, is accepted${where}`, async () => {
+      for (const typ of ["JWT", "jwt", "application/JWT", "Application/jwt"]) {
+        assert.deepEqual(await answer(`{"alg":"HS256","kid":"k","typ":${JSON.stringify(typ)}}`, allowExpired), ["accepted", ""], typ);
+      }
+    });
+    it(`any other typ, or none, is INVALID_TOKEN naming it${where}`, async () => {
+      for (const [typ, message] of [
+        [undefined, 'token has no type: header "typ" must be "JWT"'],
+        ['"at+jwt"', 'unexpected token type "at+jwt": header "typ" must be "JWT"'],
+        ['"JOSE"', 'unexpected token type "JOSE": header "typ" must be "JWT"'],
+        ['"JWT "', 'unexpected token type "JWT ": header "typ" must be "JWT"'],
+        ['"a\\nb"', 'unexpected token type "a\\nb": header "typ" must be "JWT"'],
+        ["1", 'unexpected token type of JSON type number: header "typ" must be "JWT"'],
+        ["null", 'unexpected token type of JSON type null: header "typ" must be "JWT"'],
+        ['["JWT"]', 'unexpected token type of JSON type array: header "typ" must be "JWT"'],
+      ] as const) {
+        const header = typ === undefined ? '{"alg":"HS256","kid":"k"}' : `{"alg":"HS256","kid":"k","typ":${typ}}`;
+        assert.deepEqual(await answer(header, allowExpired), ["INVALID_TOKEN", message], header);
+      }
+    });
+  }
 });

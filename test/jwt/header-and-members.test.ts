@@ -1,6 +1,7 @@
 // Tokens signed with the server's REAL key (read from its store) whose header or payload names a
-// member twice: every path that verifies one of Tessera's tokens refuses them, 401 INVALID_TOKEN
-// naming the member (GET /check: 400), over gRPC, Connect and REST. JSON.parse (and so jose) reads the last of two equal
+// member twice, or whose header is typed other than "JWT": every path that verifies one of
+// Tessera's tokens refuses them, 401 INVALID_TOKEN naming the member or the type (GET /check:
+// 400), over gRPC, Connect and REST. JSON.parse (and so jose) reads the last of two equal
 // members; a proxy or another verifier in front may read the first and see another token. Each
 // token differs from one the server accepts (the control cases) only in the thing under test.
 import assert from "node:assert/strict";
@@ -20,7 +21,7 @@ function withFirst(value: Record<string, unknown>, name: string, first: unknown)
   return `{${JSON.stringify(name)}:${JSON.stringify(first)},${JSON.stringify(value).slice(1)}`;
 }
 
-describe("tokens with a member named twice", function () {
+describe("tokens with a member named twice, or typed other than JWT", function () {
   let server: TestServer;
   let key: KeyObject;
   let kid: string;
@@ -68,6 +69,8 @@ describe("tokens with a member named twice", function () {
         again(token, header(), JSON.stringify({ ...claims, note: 0 }).replace('"note":0', '"note":{"a":1,"a":2}')),
         'malformed token: member "note.a" of the payload is given more than once',
       ],
+      ["a header typed at+jwt", again(token, JSON.stringify({ ...h, typ: "at+jwt" })), 'unexpected token type "at+jwt": header "typ" must be "JWT"'],
+      ["a header with no typ", again(token, JSON.stringify({ alg: "EdDSA", kid })), 'token has no type: header "typ" must be "JWT"'],
     ];
   }
 
@@ -84,8 +87,8 @@ describe("tokens with a member named twice", function () {
         sessions.close();
       });
 
-      it("control: each token signed again as issued is accepted", async () => {
-        for (const token of [again(access)]) {
+      it("control: each token signed again as issued, and typed jwt or application/JWT, is accepted", async () => {
+        for (const token of [again(access), again(access, JSON.stringify({ alg: "EdDSA", kid, typ: "jwt" })), again(access, JSON.stringify({ alg: "EdDSA", kid, typ: "application/JWT" }))]) {
           assert.equal(expectOk(await jwt.check({ access_token: token })).sub, decodeJwt(access).sub);
           expectOk(await jwt.getRefreshToken({}, bearer(token)));
         }
