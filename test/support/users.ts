@@ -107,6 +107,14 @@ export async function jwtRefreshToken(server: TestServer, access: string): Promi
   return res.text;
 }
 
+/** One JWT of each kind Tessera signs, for new users: a seed 004 access token and its refresh token, a seed 000 session pair. */
+export async function jwtsOfEachKind(server: TestServer): Promise<{ access: string; refresh: string; session: { access_token: string; refresh_token: string } }> {
+  const access = await jwtLogin(server, await createJwtUser(server));
+  const email = uniqueEmail("kinds");
+  await signUp(server, email);
+  return { access, refresh: await jwtRefreshToken(server, access), session: await startSession(server, email) };
+}
+
 /** Seed 001 API token of a new account (the admin creates it). */
 export async function createApiToken(server: TestServer, accountId = uniqueName("acct"), description = "test token"): Promise<string> {
   const res = await rest(server.url, "POST", "/v1/frontend/auth", { json: { account_id: accountId, description }, headers: admin });

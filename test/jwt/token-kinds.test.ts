@@ -1,27 +1,36 @@
-// Tokens signed with the server's REAL key (read from its store) whose header or payload names a
-// member twice, or whose header is typed other than "JWT": every path that verifies one of
-// Tessera's tokens refuses them, 401 INVALID_TOKEN naming the member or the type (GET /check:
-// 400), over gRPC, Connect and REST. JSON.parse (and so jose) reads the last of two equal
-// members; a proxy or another verifier in front may read the first and see another token. Each
-// token differs from one the server accepts (the control cases) only in the thing under test.
+// The JWTs Tessera signs, three kinds under one key ring and one header (typ "JWT"): seed 000
+// session access tokens (aud: the client id), seed 004 access tokens (aud: TESSERA_JWT_AUDIENCE,
+// token_type access_token) and seed 004 refresh tokens (aud: that followed by /refresh_token,
+// token_type refresh_token). Each kind is refused wherever another is expected, on the paths
+// that take a token in a field (GET /check, a refresh login, DELETE /refresh_token) as on those
+// that take it as the credential (GET /refresh_token, GET and PUT /session, seed 000 GET /user;
+// test/hostile/tokens.test.ts has the whole credential table). And tokens signed with the
+// server's REAL key (read from its store) whose header or payload names a member twice, or whose
+// header is typed other than "JWT", are refused on every path that verifies one of Tessera's
+// tokens, 401 INVALID_TOKEN naming the member or the type (GET /check: 400): JSON.parse (and so
+// jose) reads the last of two equal members; a proxy or another verifier in front may read the
+// first and see another token. Each such token differs from one the server accepts (the control
+// cases) only in the thing under test. Over gRPC, Connect and REST.
 import assert from "node:assert/strict";
 import { createPrivateKey, sign, type KeyObject } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, type JWK } from "jose";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { bearer } from "../support/clients.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
-import { createJwtUser, jwtLogin, jwtRefreshToken, signUp, startSession, uniqueEmail } from "../support/users.js";
+import { jwtsOfEachKind } from "../support/users.js";
 import { sessionApi, type SessionApi } from "../session/api.js";
 import { jwtApi, type JwtApi } from "./api.js";
 
 const b64url = (text: string) => Buffer.from(text).toString("base64url");
+/** A seed 000 call's credentials: the client id and `token` as the bearer access token. */
+const as000 = (token: string) => ({ clientId: testClientId, access: token });
 
 /** The JSON text of `value` with `"name":<first>` written before its own members (the same name again, or a new one). */
 function withFirst(value: Record<string, unknown>, name: string, first: unknown): string {
   return `{${JSON.stringify(name)}:${JSON.stringify(first)},${JSON.stringify(value).slice(1)}`;
 }
 
-describe("tokens with a member named twice, or typed other than JWT", function () {
+describe("kinds of JWT, and tokens with a member named twice or typed other than JWT", function () {
   let server: TestServer;
   let key: KeyObject;
   let kid: string;
@@ -32,11 +41,7 @@ describe("tokens with a member named twice, or typed other than JWT", function (
 
   before(async () => {
     server = await startTestServer();
-    access = await jwtLogin(server, await createJwtUser(server));
-    refresh = await jwtRefreshToken(server, access);
-    const email = uniqueEmail("members");
-    await signUp(server, email);
-    session = await startSession(server, email);
+    ({ access, refresh, session } = await jwtsOfEachKind(server));
     kid = decodeProtectedHeader(access).kid!;
     const record = (await server.tessera.store.keys.list()).find((k) => k.kid === kid)!;
     key = createPrivateKey({ key: JSON.parse(record.privateJwk) as JWK, format: "jwk" });
@@ -74,6 +79,16 @@ describe("tokens with a member named twice, or typed other than JWT", function (
     ];
   }
 
+  it("the three kinds share the key and the header and differ in aud", () => {
+    const kinds = [session.access_token, access, refresh];
+    assert.equal(new Set(kinds.map((t) => JSON.stringify(decodeProtectedHeader(t)))).size, 1, "one header");
+    assert.equal(decodeProtectedHeader(access).typ, "JWT");
+    assert.deepEqual(
+      kinds.map((t) => decodeJwt(t).aud),
+      [testClientId, server.config.jwtAudience, `${server.config.jwtAudience}/refresh_token`],
+    );
+  });
+
   for (const protocol of protocols) {
     describe(`over ${protocol}`, () => {
       let jwt: JwtApi;
@@ -92,7 +107,7 @@ describe("tokens with a member named twice, or typed other than JWT", function (
           assert.equal(expectOk(await jwt.check({ access_token: token })).sub, decodeJwt(access).sub);
           expectOk(await jwt.getRefreshToken({}, bearer(token)));
         }
-        expectOk(await sessions.getSession({ clientId: testClientId, access: again(session.access_token) }));
+        expectOk(await sessions.getSession(as000(again(session.access_token))));
         // A refresh login with the refresh token signed again (it stays unrevoked).
         assert.equal(decodeJwt(expectOk(await jwt.getToken({ user: again(refresh) })).text).authentication_method, "refresh_token");
       });
@@ -118,11 +133,37 @@ describe("tokens with a member named twice, or typed other than JWT", function (
 
       it("seed 000 session access token: GET /session and PUT /session 401", async () => {
         for (const [, token, message] of variants(session.access_token)) {
-          expectCode(await sessions.getSession({ clientId: testClientId, access: token }), "unauthenticated", message, "INVALID_TOKEN");
-          expectCode(await sessions.refreshSession({ refresh_token: session.refresh_token }, { clientId: testClientId, access: token }), "unauthenticated", message, "INVALID_TOKEN");
+          expectCode(await sessions.getSession(as000(token)), "unauthenticated", message, "INVALID_TOKEN");
+          expectCode(await sessions.refreshSession({ refresh_token: session.refresh_token }, as000(token)), "unauthenticated", message, "INVALID_TOKEN");
         }
         // The session goes on.
-        expectOk(await sessions.getSession({ clientId: testClientId, access: session.access_token }));
+        expectOk(await sessions.getSession(as000(session.access_token)));
+      });
+
+      it("a session access token is no seed 004 access or refresh token", async () => {
+        const t = session.access_token;
+        expectCode(await jwt.check({ access_token: t }), "invalid_argument", "token issued for another audience", "WRONG_AUDIENCE");
+        expectCode(await jwt.getRefreshToken({}, bearer(t)), "unauthenticated", "token issued for another audience", "WRONG_AUDIENCE");
+        expectCode(await jwt.getToken({ user: t }), "unauthenticated", "invalid refresh token: token issued for another audience", "WRONG_AUDIENCE");
+        expectCode(await jwt.deleteRefreshToken({ refresh_token: t }, bearer(access)), "invalid_argument", "invalid refresh token: token issued for another audience", "WRONG_AUDIENCE");
+        assert.equal(expectOk(await jwt.getUser({}, bearer(t)), 204), undefined);
+      });
+
+      it("a seed 004 access token is no refresh token and no session access token", async () => {
+        expectCode(await jwt.getToken({ user: access }), "unauthenticated", "invalid refresh token: not a refresh token", "WRONG_TOKEN_TYPE");
+        expectCode(await jwt.deleteRefreshToken({ refresh_token: access }, bearer(access)), "invalid_argument", "invalid refresh token: not a refresh token", "WRONG_TOKEN_TYPE");
+        expectCode(await sessions.getSession(as000(access)), "unauthenticated", "not a session access token", "WRONG_TOKEN_TYPE");
+        expectCode(await sessions.refreshSession({ refresh_token: session.refresh_token }, as000(access)), "unauthenticated", "not a session access token", "WRONG_TOKEN_TYPE");
+        expectCode(await sessions.getUser(as000(access)), "unauthenticated", "not a session access token", "WRONG_TOKEN_TYPE");
+      });
+
+      it("a seed 004 refresh token is no access token and no session access token", async () => {
+        expectCode(await jwt.check({ access_token: refresh }), "invalid_argument", "not an access token", "WRONG_TOKEN_TYPE");
+        expectCode(await jwt.getRefreshToken({}, bearer(refresh)), "unauthenticated", "not an access token", "WRONG_TOKEN_TYPE");
+        assert.equal(expectOk(await jwt.getUser({}, bearer(refresh)), 204), undefined);
+        expectCode(await sessions.getSession(as000(refresh)), "unauthenticated", "not a session access token", "WRONG_TOKEN_TYPE");
+        expectCode(await sessions.refreshSession({ refresh_token: session.refresh_token }, as000(refresh)), "unauthenticated", "not a session access token", "WRONG_TOKEN_TYPE");
+        expectCode(await sessions.getUser(as000(refresh)), "unauthenticated", "not a session access token", "WRONG_TOKEN_TYPE");
       });
     });
   }
