@@ -147,12 +147,13 @@ export class JwtTokens {
       this.issueAccessToken(user, "password"),
       this.deps.users.noteLogin(user, this.deps.lastLoginIntervalSeconds),
     ]);
-    // Deactivated while the login was in flight (on any instance): refused as a login after it
-    // is, not answered with a token that offline verifiers would take until it expires. (A
-    // password change meanwhile leaves it: an access token from before one mints nothing.)
-    if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) === "deactivated") {
-      throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
-    }
+    // Deactivated, or the password changed, while the login was in flight (on any instance; the
+    // password was checked against the hash the user's first read gave): refused as a login
+    // after it is, not answered with a token that offline verifiers would take until it expires.
+    // After a change, the password this login gave is the old one: answered as that is now.
+    const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
+    if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+    if (state === "changed") throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
     return token;
   }
 

@@ -4,13 +4,14 @@
 // JWT that offline verifiers would take until it expires; a refresh login held after it read its
 // refresh token while that token is revoked (DELETE /jwt/refresh_token) or its user deactivated
 // answers what a refresh login after it does: 401 TOKEN_REVOKED (a deactivation revokes the
-// user's refresh tokens). (A password login held while the password changes
-// still answers its JWT, which mints nothing: credential-epoch.test.ts.)
+// user's refresh tokens). A password login whose password was checked against the hash from
+// before a password change (PATCH /jwt/user) is refused as the old password is after it: 401
+// INVALID_CREDENTIALS, not an access JWT that offline verifiers would take until it expires.
 import assert from "node:assert/strict";
 import { bearer, rest } from "../support/clients.js";
 import { storesUnderTest } from "../support/server.js";
 import { createJwtUser, jwtLogin, jwtRefreshToken, otherPassword, password } from "../support/users.js";
-import { assertRefused as refused, holdAfter, holdLogins, startServerPair, type ServerPair } from "./support.js";
+import { assertRefused as refused, holdAfter, holdLogins, passwordLoginHolds, startServerPair, type ServerPair } from "./support.js";
 
 for (const store of storesUnderTest()) {
   describe(`Seed 004 logins in flight while another instance ends what they rest on, on ${store}`, function () {
@@ -31,6 +32,25 @@ for (const store of storesUnderTest()) {
       held.release();
       refused(await inFlight, 403, "user is deactivated", "USER_DEACTIVATED");
     });
+
+    /** The answer of a password login with the password from before a change, held or made after it. */
+    const oldPasswordAnswer = (res: { status: number; text: string; body: any }) => refused(res, 401, "invalid login or password", "INVALID_CREDENTIALS");
+
+    for (const [where, hold] of passwordLoginHolds) {
+      it(`GET /jwt/token with a password, held ${where} while PATCH /jwt/user changes the password: 401 INVALID_CREDENTIALS`, async () => {
+        const { a, b } = pair;
+        const user = await createJwtUser(a);
+        const access = await jwtLogin(b, user);
+        const held = hold(a);
+        const inFlight = rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: password })}`);
+        await held.reached;
+        const changed = await rest(b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
+        assert.equal(changed.status, 200, changed.text);
+        held.release();
+        oldPasswordAnswer(await inFlight);
+        oldPasswordAnswer(await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: password })}`));
+      });
+    }
 
     /** A refresh login on `a` with a new refresh token, held after its first read of `port` (its token's record, or its user). */
     async function heldRefreshLogin(port: "jwtRefreshTokens" | "users") {

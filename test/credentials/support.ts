@@ -110,6 +110,21 @@ export function holdLogins(server: TestServer): LoginGate {
   };
 }
 
+/**
+ * Holds the next password login of `server` once its password was checked against the hash its
+ * read of the user gave: as the login gives its throttle slots back (a success's first store call).
+ */
+export function holdCheckedLogins(server: TestServer): LoginGate {
+  const held = holdAfter(server.tessera.store.loginAttempts, "release");
+  return { reached: held.reached, release: () => held.open() };
+}
+
+/** The points where a test holds a password login in flight, named. */
+export const passwordLoginHolds = [
+  ["after it read the user", holdLogins],
+  ["once its password was checked", holdCheckedLogins],
+] as const;
+
 /** The ids of the sessions and the hashes of the user tokens `server` writes from now on. */
 export interface Written {
   sessions: string[];
