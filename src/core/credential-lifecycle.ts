@@ -9,8 +9,9 @@
 // - A deactivation ends everything: sessions, user tokens and cookie sessions, refresh tokens.
 //
 // Both cascades are idempotent, so repeating one finishes what an interrupted one left. A
-// password change whose cascade fails is answered as made (Users.changePassword): the epoch,
-// moved in the change's own write, already refuses what the cascade did not end.
+// password change or deactivation whose cascade fails is answered as made (Users.changePassword,
+// Users.deactivate): the change's own write (the epoch moved, the user inactive) already refuses
+// what the cascade did not end.
 //
 // The cascades alone cannot end a credential whose login was in flight during the change (its
 // write lands after the sweep). The credential epoch closes that from both sides: the store

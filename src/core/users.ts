@@ -213,16 +213,30 @@ export class Users {
   }
 
   /**
-   * Deactivates the user; the credential lifecycle then ends everything they hold. Of two
-   * deactivations at once (both past their caller's credential check), the one that did not
-   * make it is refused as a call after it is: USER_DEACTIVATED.
+   * Deactivates the user; the credential lifecycle then ends everything they hold (a failure of
+   * that step is logged, not thrown: see below). Of two deactivations at once (both past their
+   * caller's credential check), the one that did not make it is refused as a call after it is:
+   * USER_DEACTIVATED.
    */
   async deactivate(id: string): Promise<void> {
     const at = this.clock.now();
     const changed = await this.users.deactivate(id, at);
     if (!changed && !(await this.users.findById(id))) throw notFound("USER_NOT_FOUND", "user not found");
-    // Also when already inactive: finishing a cascade an earlier call could not complete.
-    await this.lifecycle.deactivated(id, at);
+    // Also when already inactive: finishing a cascade an earlier call could not complete. As
+    // for a password change, the deactivation (active=false, the epoch moved) is that one write:
+    // from it on, every use of the user's sessions, user tokens, cookie sessions, authentication
+    // tokens and refresh tokens reads the user and refuses an inactive one, ended or not. What
+    // follows only marks their records ended; when it fails, the deactivation is answered as
+    // made (an error would have the client retry with a credential it refuses, and tell the
+    // audit trail it failed). Logged; the records left unmarked stay refused on every use.
+    try {
+      await this.lifecycle.deactivated(id, at);
+    } catch (e) {
+      this.logger.warn("user deactivated, but ending their credentials failed: they are refused on use as the user's", {
+        userId: id,
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
     if (!changed) throw unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
   }
 

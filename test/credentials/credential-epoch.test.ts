@@ -10,12 +10,12 @@ import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { storesUnderTest, testClientId } from "../support/server.js";
-import { admin, clientIdHeader, otherPassword, password, signUp, uniqueEmail } from "../support/users.js";
+import { admin, clientIdHeader, createAuthenticationToken, jwtRefreshToken, loginUserToken, otherPassword, password, sessionCookie, signUp, startSession, uniqueEmail } from "../support/users.js";
 import { authenticationTokenApi, sessionCookieOf } from "../authentication-token/api.js";
 import { jwtApi } from "../jwt/api.js";
 import { sessionApi } from "../session/api.js";
 import { userTokenApi } from "../user-token/api.js";
-import { gate, holdLogins, passwordLoginHolds, recordWrites, startServerPair, type ServerPair, type Written } from "./support.js";
+import { assertRefused as refused, gate, holdLogins, passwordLoginHolds, recordWrites, startServerPair, type ServerPair, type Written } from "./support.js";
 
 const outdatedJwt = "the access token was issued before the user's last password change";
 const outdatedCredential = "the credential was issued before the user's last password change or deactivation";
@@ -407,6 +407,54 @@ for (const store of storesUnderTest()) {
         } finally {
           jwt.close();
           userTokens.close();
+        }
+      });
+
+      it("DELETE /jwt/user whose ending of the user's sessions, user tokens and refresh tokens fails after the deactivation is stored: 204, recorded a success, and no credential of the user works", async () => {
+        const { a, b } = pair;
+        const email = uniqueEmail("cascade");
+        await signUp(a, email);
+        const login = `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`;
+        const access = (await rest(a.url, "GET", login)).text;
+        const refresh = await jwtRefreshToken(a, access);
+        const session = await startSession(a, email);
+        const userToken = await loginUserToken(a, email);
+        const cookie = await sessionCookie(a, userToken);
+        const handOff = await createAuthenticationToken(a, bearer(userToken));
+        // The store fails every write of b's cascade: the deactivation is stored, the user's
+        // sessions, user tokens, cookie sessions and refresh tokens are not ended.
+        const { sessions, userTokens, jwtRefreshTokens } = b.tessera.store;
+        const endAll = sessions.endAllForUser;
+        const disableAll = userTokens.disableAllForUser;
+        const revokeAll = jwtRefreshTokens.revokeAllForUser;
+        const unavailable = () => Promise.reject(new StoreUnavailableError("store unavailable"));
+        sessions.endAllForUser = unavailable;
+        userTokens.disableAllForUser = unavailable;
+        jwtRefreshTokens.revokeAllForUser = unavailable;
+        let deleted;
+        try {
+          deleted = await rest(b.url, "DELETE", "/jwt/user", { headers: bearer(access) });
+        } finally {
+          sessions.endAllForUser = endAll;
+          userTokens.disableAllForUser = disableAll;
+          jwtRefreshTokens.revokeAllForUser = revokeAll;
+        }
+        // The user is deactivated: that is the answer, and what the trail records.
+        assert.equal(deleted.status, 204, deleted.text);
+        const events = await rest(a.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ user_id: decodeJwt(access).sub!, type: "user.deactivated" })}`, { headers: admin });
+        assert.deepEqual((events.body.events as Array<{ outcome: string }>).map((e) => e.outcome), ["success"]);
+        // No credential of the user works, ended or not, on either instance.
+        for (const server of [a, b]) {
+          refused(await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(access) }), 401, "the token's user is deactivated", "USER_DEACTIVATED");
+          refused(await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: refresh })}`), 403, "user is deactivated", "USER_DEACTIVATED");
+          refused(await rest(server.url, "GET", login), 403, "user is deactivated", "USER_DEACTIVATED");
+          const sessionHeaders = { ...clientIdHeader, ...bearer(session.access_token) };
+          refused(await rest(server.url, "GET", "/session", { headers: sessionHeaders }), 401, "the session has ended", "SESSION_ENDED");
+          refused(await rest(server.url, "PUT", "/session", { headers: sessionHeaders, json: { refresh_token: session.refresh_token } }), 401, "the session has ended", "SESSION_ENDED");
+          refused(await rest(server.url, "POST", "/auth/bump", { headers: bearer(userToken) }), 401, "the user token's user does not exist or is deactivated", "USER_DEACTIVATED");
+          refused(await rest(server.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie}` } }), 401, "the session cookie's user does not exist or is deactivated", "USER_DEACTIVATED");
+          const exchanged = await rest(server.url, "GET", `/api/authenticationtoken/${handOff}/user`);
+          assert.equal(exchanged.status, 404, exchanged.text);
         }
       });
 
