@@ -717,9 +717,10 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await store.userTokens.disable(id("missing"), at(1000)), false);
     });
 
-    it("finds a token by its id too (the source of an authentication token), as by its hash", async () => {
-      const input = { ...newToken(), expiresAt: at(86_400_000) };
+    it("finds a token by its id too (the source of an authentication token), as by its hash but without its last use", async () => {
+      const input = { ...newToken(), expiresAt: at(86_400_000), sources: [`session:${id("s")}`] };
       await store.userTokens.create(input);
+      await store.userTokens.touchLastUsed(input.id, at(500), 60_000);
       assert.deepEqual(await twin.userTokens.findById(input.id), { ...input, enabled: true, version: 0 });
       await store.userTokens.disable(input.id, at(1000));
       assert.deepEqual(await twin.userTokens.findById(input.id), { ...input, enabled: false, version: 1 });

@@ -23,13 +23,19 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
   const tokens = ctx.db.collection<StoredDoc>(USER_TOKENS);
   const lastUsed = new LastUsed(ctx.db, USER_TOKEN_USAGE, tokens, ctx.marks, "ut-touch");
 
-  const load = async (doc: StoredDoc | null): Promise<UserTokenRecord | null> => {
-    if (!doc) return null;
-    const [disabledAt, lastUsedAt] = await Promise.all([ctx.marks.get(disabledMark(doc._id)), lastUsed.get(doc._id)]);
+  /** The token of `doc`, enabled unless it has a logout mark (`disabledAt`: the mark's time). */
+  const tokenOf = (doc: StoredDoc, disabledAt: Date | null): UserTokenRecord => {
     const { disabledAt: _housekeepingOnly, ...fields } = doc;
     const token = fromDoc<UserTokenRecord>(fields, ID);
     token.enabled = !disabledAt;
     token.version = disabledAt ? 1 : 0;
+    return token;
+  };
+
+  const load = async (doc: StoredDoc | null): Promise<UserTokenRecord | null> => {
+    if (!doc) return null;
+    const [disabledAt, lastUsedAt] = await Promise.all([ctx.marks.get(disabledMark(doc._id)), lastUsed.get(doc._id)]);
+    const token = tokenOf(doc, disabledAt);
     if (lastUsedAt) token.lastUsedAt = lastUsedAt;
     return token;
   };
@@ -63,7 +69,13 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
         const [token, user] = await Promise.all([load(doc), users.findById(doc.userId as string)]);
         return { token: token!, user: standingOf(user) };
       }),
-    findById: (id) => ctx.run(ID, async () => load(await tokens.findOne({ _id: id }))),
+    // The document and its logout mark, both named by the id, read at once (one round trip, as a
+    // session's load); its last use, which no reader of this needs, is not read.
+    findById: (id) =>
+      ctx.run(ID, async () => {
+        const [doc, disabledAt] = await Promise.all([tokens.findOne({ _id: id }), ctx.marks.get(disabledMark(id))]);
+        return doc ? tokenOf(doc, disabledAt) : null;
+      }),
     touchLastUsed: (id, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(id, at, minIntervalMs)),
     disable: (id, at) =>
       ctx.run(ID, async () => {

@@ -54,7 +54,12 @@ export interface UserTokenStore {
    * null when no user has the token's userId.
    */
   findByHashWithUser(hash: string): Promise<{ token: UserTokenRecord; user: UserStanding | null } | null>;
-  findById(id: string): Promise<UserTokenRecord | null>;
+  /**
+   * The token without its last use (lastUsedAt is never read here): what a check of a
+   * credential a cookie session descends from needs (core/credential-sources.ts), which runs for
+   * each of them on every use of the session.
+   */
+  findById(id: string): Promise<Omit<UserTokenRecord, "lastUsedAt"> | null>;
   /** Coalesced like ApiTokenStore.touchLastUsed; does not change version. */
   touchLastUsed(id: string, at: Date, minIntervalMs?: number): Promise<boolean>;
   /**

@@ -96,7 +96,12 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
         if (!row) return null;
         return { token: toRecord(row), user: userStandingOf(row, row.user_id) };
       }),
-    findById: (id) => call(() => toRecordOrNull(byId.get(id))),
+    findById: (id) =>
+      call(() => {
+        const token = toRecordOrNull(byId.get(id));
+        if (token) delete token.lastUsedAt; // as the port says, on every store
+        return token;
+      }),
     touchLastUsed: (id, at, minIntervalMs = 0) =>
       call(() => touch.run(toMs(at), id, touchBucket(at, minIntervalMs)).changes === 1),
     disable: (id, at) => spend(() => disable.run(toMs(at), id).changes === 1),
