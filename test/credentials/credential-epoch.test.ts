@@ -15,7 +15,7 @@ import { authenticationTokenApi, sessionCookieOf } from "../authentication-token
 import { jwtApi } from "../jwt/api.js";
 import { sessionApi } from "../session/api.js";
 import { userTokenApi } from "../user-token/api.js";
-import { assertRefused as refused, gate, holdLogins, passwordLoginHolds, recordWrites, startServerPair, type ServerPair, type Written } from "./support.js";
+import { assertRefused as refused, gate, passwordLoginHolds, recordWrites, startServerPair, type ServerPair, type Written } from "./support.js";
 
 const outdatedJwt = "the access token was issued before the user's last password change";
 const outdatedCredential = "the credential was issued before the user's last password change or deactivation";
@@ -323,42 +323,31 @@ for (const store of storesUnderTest()) {
       const userTokenLogin = (url: string, email: string) => rest(url, "POST", "/auth/login", { headers: basic(email, password) });
 
       for (const [name, login] of [["POST /session", sessionLogin], ["POST /auth/login", userTokenLogin]] as const) {
-        it(`${name} held while the user is deactivated: 403, and no credential survives`, async () => {
-          const { a, b } = pair;
-          const email = uniqueEmail("race");
-          await signUp(a, email);
-          const access = (await rest(b.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
-          const written = recordWrites(a);
-          const gate = holdLogins(a);
-          const inFlight = login(a.url, email);
-          await gate.reached;
-          const deleted = await rest(b.url, "DELETE", "/jwt/user", { headers: bearer(access) });
-          assert.equal(deleted.status, 204, deleted.text);
-          gate.release();
-          const res = await inFlight;
-          assert.equal(res.status, 403, res.text);
-          assert.equal(res.body.message, "user is deactivated");
-          await assertNoLiveCredential(pair, written);
-        });
-
-        for (const [where, hold] of passwordLoginHolds) {
-          it(`${name} held ${where} while the password changes: 401, and no credential survives`, async () => {
-            const { a, b } = pair;
-            const email = uniqueEmail("race");
-            await signUp(a, email);
-            const access = (await rest(b.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
-            const written = recordWrites(a);
-            const gate = hold(a);
-            const inFlight = login(a.url, email);
-            await gate.reached;
-            const changed = await rest(b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
-            assert.equal(changed.status, 200, changed.text);
-            gate.release();
-            const res = await inFlight;
-            assert.equal(res.status, 401, res.text);
-            assert.equal(res.body.message, "invalid login or password");
-            await assertNoLiveCredential(pair, written);
-          });
+        /** What changes the user on the other instance, its status, and the refusal the login then gets (status, message). */
+        const changes = [
+          ["the user is deactivated", (access: string) => rest(pair.b.url, "DELETE", "/jwt/user", { headers: bearer(access) }), 204, 403, "user is deactivated"],
+          ["the password changes", (access: string) => rest(pair.b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } }), 200, 401, "invalid login or password"],
+        ] as const;
+        for (const [change, make, status, code, message] of changes) {
+          for (const [where, hold] of passwordLoginHolds) {
+            it(`${name} held ${where} while ${change}: ${code}, and no credential survives`, async () => {
+              const { a, b } = pair;
+              const email = uniqueEmail("race");
+              await signUp(a, email);
+              const access = (await rest(b.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+              const written = recordWrites(a);
+              const gate = hold(a);
+              const inFlight = login(a.url, email);
+              await gate.reached;
+              const made = await make(access);
+              assert.equal(made.status, status, made.text);
+              gate.release();
+              const res = await inFlight;
+              assert.equal(res.status, code, res.text);
+              assert.equal(res.body.message, message);
+              await assertNoLiveCredential(pair, written);
+            });
+          }
         }
       }
 

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { bearer, rest } from "../support/clients.js";
 import { storesUnderTest } from "../support/server.js";
 import { createJwtUser, jwtLogin, jwtRefreshToken, otherPassword, password } from "../support/users.js";
-import { assertRefused as refused, holdAfter, holdLogins, passwordLoginHolds, startServerPair, type ServerPair } from "./support.js";
+import { assertRefused as refused, holdAfter, passwordLoginHolds, startServerPair, type ServerPair } from "./support.js";
 
 for (const store of storesUnderTest()) {
   describe(`Seed 004 logins in flight while another instance ends what they rest on, on ${store}`, function () {
@@ -20,36 +20,31 @@ for (const store of storesUnderTest()) {
     before(async () => (pair = await startServerPair(store)));
     after(() => pair.close());
 
-    it("GET /jwt/token with a password, held after it read the user while DELETE /jwt/user deactivates them: 403 USER_DEACTIVATED", async () => {
-      const { a, b } = pair;
-      const user = await createJwtUser(a);
-      const access = await jwtLogin(b, user);
-      const held = holdLogins(a);
-      const inFlight = rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: password })}`);
-      await held.reached;
-      const deleted = await rest(b.url, "DELETE", "/jwt/user", { headers: bearer(access) });
-      assert.equal(deleted.status, 204, deleted.text);
-      held.release();
-      refused(await inFlight, 403, "user is deactivated", "USER_DEACTIVATED");
-    });
-
-    /** The answer of a password login with the password from before a change, held or made after it. */
-    const oldPasswordAnswer = (res: { status: number; text: string; body: any }) => refused(res, 401, "invalid login or password", "INVALID_CREDENTIALS");
-
-    for (const [where, hold] of passwordLoginHolds) {
-      it(`GET /jwt/token with a password, held ${where} while PATCH /jwt/user changes the password: 401 INVALID_CREDENTIALS`, async () => {
-        const { a, b } = pair;
-        const user = await createJwtUser(a);
-        const access = await jwtLogin(b, user);
-        const held = hold(a);
-        const inFlight = rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: password })}`);
-        await held.reached;
-        const changed = await rest(b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
-        assert.equal(changed.status, 200, changed.text);
-        held.release();
-        oldPasswordAnswer(await inFlight);
-        oldPasswordAnswer(await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: password })}`));
-      });
+    /** What ends a password login's standing on the other instance, its status, and the refusal the login then gets (status, message, reason). */
+    const passwordEndings = [
+      ["DELETE /jwt/user deactivates them", 204, (access: string) => rest(pair.b.url, "DELETE", "/jwt/user", { headers: bearer(access) }),
+        [403, "user is deactivated", "USER_DEACTIVATED"]],
+      // The password checked is the old one: answered as it is after the change.
+      ["PATCH /jwt/user changes the password", 200, (access: string) => rest(pair.b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } }),
+        [401, "invalid login or password", "INVALID_CREDENTIALS"]],
+    ] as const;
+    for (const [ending, status, end, [code, message, reason]] of passwordEndings) {
+      for (const [where, hold] of passwordLoginHolds) {
+        it(`GET /jwt/token with a password, held ${where} while ${ending}: ${code} ${reason}`, async () => {
+          const { a, b } = pair;
+          const user = await createJwtUser(a);
+          const access = await jwtLogin(b, user);
+          const held = hold(a);
+          const login = () => rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: password })}`);
+          const inFlight = login();
+          await held.reached;
+          const ended = await end(access);
+          assert.equal(ended.status, status, ended.text);
+          held.release();
+          refused(await inFlight, code, message, reason);
+          refused(await login(), code, message, reason);
+        });
+      }
     }
 
     /** A refresh login on `a` with a new refresh token, held after its first read of `port` (its token's record, or its user). */
