@@ -5,12 +5,26 @@
 // so is a name SQLite gives a file beside the database, which the service would delete or read.
 // The compiled `npm run backup` is test/server/backup.test.ts.
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import fs, { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore } from "../../src/store/index.js";
 import { BackupError, backUpSqliteStore } from "../../src/store/sqlite/sqlite-backup.js";
+
+/** Runs `body` with `name` of `module` replaced by `stand`, then puts it back (ESM bindings included). */
+function withReplaced<M extends object, K extends keyof M>(module: M, name: K, stand: M[K], body: () => void): void {
+  const original = module[name];
+  module[name] = stand;
+  syncBuiltinESMExports();
+  try {
+    body();
+  } finally {
+    module[name] = original;
+    syncBuiltinESMExports();
+  }
+}
 
 describe("sqlite backup: where the copy may be written", () => {
   let dir: string;
@@ -129,4 +143,19 @@ describe("sqlite backup: where the copy may be written", () => {
     assert.deepEqual(readdirSync(theirs), []);
     assert.deepEqual(readdirSync(safe), ["copy.db"]);
   });
+
+  it("a temporary file name already taken (another backup of the same name drew it): refused, that file untouched", () => {
+    const private_ = directory("same-temporary", 0o700);
+    const drawn = Buffer.from("0badcafe", "hex");
+    const theirs = join(private_, ".copy.db.0badcafe.tmp");
+    writeFileSync(theirs, "another backup's copy", { mode: 0o600 });
+    withReplaced(crypto, "randomBytes", (() => Buffer.from(drawn)) as unknown as typeof crypto.randomBytes, () =>
+      assert.throws(
+        () => backUpSqliteStore(dataDir, join(private_, "copy.db")),
+        (e: unknown) => e instanceof BackupError && e.message === `cannot write in the directory ${private_} (EEXIST)`,
+      ),
+    );
+    assert.equal(readFileSync(theirs, "utf8"), "another backup's copy");
+  });
+
 });

@@ -210,16 +210,20 @@ export function planBackup(dataDir: string, destination: string): BackupPlan {
 
   // VACUUM INTO writes into an empty file as into a new one, and keeps its mode.
   const temporary = join(checked, `.${basename(target)}.${randomBytes(4).toString("hex")}.tmp`);
+  let fd: number;
   try {
-    const fd = openSync(temporary, "wx", 0o600);
-    try {
-      fchmodSync(fd, 0o600); // whatever the umask
-    } finally {
-      closeSync(fd);
-    }
+    fd = openSync(temporary, "wx", 0o600);
+  } catch (error) {
+    // Nothing was made: a file already there by that name (another backup's) is not this one's to delete.
+    throw new BackupError(`cannot write in the directory ${directory} (${errorCode(error)})`, { cause: error });
+  }
+  try {
+    fchmodSync(fd, 0o600); // whatever the umask
   } catch (error) {
     rmSync(temporary, { force: true });
     throw new BackupError(`cannot write in the directory ${directory} (${errorCode(error)})`, { cause: error });
+  } finally {
+    closeSync(fd);
   }
   return { source, target, directory, checked, final, temporary };
 }
