@@ -10,6 +10,7 @@ import fs, { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSy
 import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { openStore } from "../../src/store/index.js";
 import { BackupError, backUpSqliteStore } from "../../src/store/sqlite/sqlite-backup.js";
 
@@ -142,6 +143,37 @@ describe("sqlite backup: where the copy may be written", () => {
     }
     assert.deepEqual(readdirSync(theirs), []);
     assert.deepEqual(readdirSync(safe), ["copy.db"]);
+  });
+
+  it("a file system without hard links (link fails EPERM, as on vfat): the copy is still named, 0600, and nothing else is left", () => {
+    const private_ = directory("no-hard-links", 0o700);
+    const target = join(private_, "copy.db");
+    const refuse = (() => {
+      throw Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" });
+    }) as typeof fs.linkSync;
+    withReplaced(fs, "linkSync", refuse, () => assert.equal(backUpSqliteStore(dataDir, target).destination, target));
+    assert.deepEqual(readdirSync(private_), ["copy.db"]);
+    assert.equal(statSync(target).mode & 0o777, 0o600);
+    const copy = new Database(target, { readonly: true });
+    assert.deepEqual(copy.pragma("integrity_check"), [{ integrity_check: "ok" }]);
+    copy.close();
+  });
+
+  it("a file system without hard links, the name taken meanwhile: refused as taken, that file untouched, nothing else left", () => {
+    const private_ = directory("no-hard-links-taken", 0o700);
+    const target = join(private_, "copy.db");
+    const refuse = (() => {
+      writeFileSync(target, "an earlier backup");
+      throw Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" });
+    }) as typeof fs.linkSync;
+    withReplaced(fs, "linkSync", refuse, () =>
+      assert.throws(
+        () => backUpSqliteStore(dataDir, target),
+        (e: unknown) => e instanceof BackupError && e.message === `${target} already exists: a backup is never written over a file; name a new one`,
+      ),
+    );
+    assert.deepEqual(readdirSync(private_), ["copy.db"]);
+    assert.equal(readFileSync(target, "utf8"), "an earlier backup");
   });
 
   it("a temporary file name already taken (another backup of the same name drew it): refused, that file untouched", () => {

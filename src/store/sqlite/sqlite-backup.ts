@@ -25,12 +25,13 @@
 // (unsharedDirectory), and the copy is written by that directory's real path. The copy is written to a temporary file beside the destination
 // (created 0600: it holds password hashes, and private signing keys unless
 // TESSERA_KEY_ENCRYPTION_KEY sealed them), checked (PRAGMA integrity_check, its schema
-// version read), synced, and linked to the destination's name, which fails if a file took that
+// version read), synced, and linked to the destination's name (on a file system without hard
+// links, that name made exclusively and the copy renamed over it), which fails if a file took that
 // name meanwhile: a backup never replaces a file, and a destination that exists is the whole
 // backup, never part of one. `npm run backup` writes the copy on a worker thread (startSqliteBackup),
 // so that a signal meanwhile is answered at once: the temporary file is deleted.
 import { randomBytes } from "node:crypto";
-import { closeSync, fchmodSync, fsyncSync, linkSync, lstatSync, openSync, realpathSync, rmSync, statSync, type Stats } from "node:fs";
+import { closeSync, fchmodSync, fsyncSync, linkSync, lstatSync, openSync, realpathSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -258,13 +259,40 @@ export function removeTemporary(plan: BackupPlan): void {
   for (const suffix of ["", "-journal", "-wal", "-shm"]) rmSync(`${plan.temporary}${suffix}`, { force: true });
 }
 
-/** Gives the checked copy its name (never over a file), deletes the temporary file, syncs the directory. */
-function nameCopy(plan: BackupPlan, schemaVersion: number): SqliteBackup {
+/** What link(2) fails with on a file system that has no hard links (vfat, exFAT, some network and FUSE file systems). */
+const NO_HARD_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXDEV", "EMLINK"]);
+
+/**
+ * Gives the temporary file the plan's final name, never over a file: a hard link, or where the
+ * file system has none, the name taken by an empty file made exclusively (O_EXCL), then the copy
+ * renamed over it (a crash between the two leaves that empty file by the name).
+ */
+function claimName(plan: BackupPlan): void {
   try {
     linkSync(plan.temporary, plan.final);
+    return;
+  } catch (error) {
+    if (errorCode(error) === "EEXIST") throw alreadyExists(plan.target, error);
+    if (!NO_HARD_LINKS.has(errorCode(error))) throw new BackupError(`cannot name the copy ${plan.target} (${errorCode(error)})`, { cause: error });
+  }
+  try {
+    closeSync(openSync(plan.final, "wx", 0o600));
   } catch (error) {
     if (errorCode(error) === "EEXIST") throw alreadyExists(plan.target, error);
     throw new BackupError(`cannot name the copy ${plan.target} (${errorCode(error)})`, { cause: error });
+  }
+  try {
+    renameSync(plan.temporary, plan.final);
+  } catch (error) {
+    rmSync(plan.final, { force: true });
+    throw new BackupError(`cannot name the copy ${plan.target} (${errorCode(error)})`, { cause: error });
+  }
+}
+
+/** Gives the checked copy its name (never over a file), deletes the temporary file, syncs the directory. */
+function nameCopy(plan: BackupPlan, schemaVersion: number): SqliteBackup {
+  try {
+    claimName(plan);
   } finally {
     removeTemporary(plan);
   }
