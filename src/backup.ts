@@ -7,7 +7,8 @@
 // run (INIT_CWD). Exit codes: 0 written; 1 not written (no database, the destination exists or
 // its directory cannot take it, the database stayed locked, the copy did not check out); 2 a
 // usage or configuration error (no destination, MONGODB_URI set, a bad TESSERA_DATA_DIR). Stopped
-// by SIGINT or SIGTERM before the copy is named: the temporary file deleted, ended by the signal.
+// by SIGINT or SIGTERM before the copy is named: once the copy's thread has ended, the temporary
+// file deleted, ended by the signal.
 import { writeSync } from "node:fs";
 import { resolve } from "node:path";
 import { ConfigError, readVariable } from "./config.js";
@@ -36,13 +37,24 @@ async function backUp(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: n
   // between its creation and here): the temporary file is deleted, one line says so, and the
   // signal is raised again without a listener, so that the process ends by it, as the shell or
   // supervisor that sent it expects (exit status 128 + its number: 130 for SIGINT, 143 for SIGTERM).
+  // The copy's thread is told to stop and waited for (it finishes the SQLite call under way)
+  // before the file is removed: removed first, the thread could write it again. A second signal
+  // meanwhile changes nothing.
   let running: RunningBackup | undefined;
-  const stop = (signal: NodeJS.Signals) => {
-    if (running?.abandon() === false) return; // named already: the answer follows
-    const removed = running === undefined ? "" : `; its temporary file ${running.temporary} removed`;
+  let stopping = false;
+  const end = (signal: NodeJS.Signals, removed: string) => {
     writeSync(2, `tessera: backup stopped by ${signal}: nothing written${removed}\n`);
     for (const s of STOPS) process.removeAllListeners(s);
     process.kill(process.pid, signal);
+  };
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    if (running === undefined) return end(signal, "");
+    const { temporary } = running;
+    void running.abandon().then((abandoned) => {
+      if (abandoned) end(signal, `; its temporary file ${temporary} removed`); // else named already: the answer follows
+    });
   };
   for (const s of STOPS) process.on(s, stop);
   try {

@@ -6,13 +6,26 @@
 // The compiled `npm run backup` is test/server/backup.test.ts.
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
-import fs, { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import fs, { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { openStore } from "../../src/store/index.js";
-import { BackupError, backUpSqliteStore } from "../../src/store/sqlite/sqlite-backup.js";
+import { BackupError, backUpSqliteStore, startSqliteBackup } from "../../src/store/sqlite/sqlite-backup.js";
+
+/** How many times this process (its threads included) holds `path` open. */
+function openBy(path: string): number {
+  let held = 0;
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === path) held++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return held;
+}
 
 /** Runs `body` with `name` of `module` replaced by `stand`, then puts it back (ESM bindings included). */
 function withReplaced<M extends object, K extends keyof M>(module: M, name: K, stand: M[K], body: () => void): void {
@@ -190,4 +203,43 @@ describe("sqlite backup: where the copy may be written", () => {
     assert.equal(readFileSync(theirs, "utf8"), "another backup's copy");
   });
 
+  // startSqliteBackup (`npm run backup`) copies on a worker thread. Given up (a signal), the
+  // thread is told to stop and waited for before the temporary file is removed: a thread still
+  // running would write into the file removed, or make it again (VACUUM INTO creates its file).
+  it("a running backup given up while its copy waits on a lock, the lock let go right after: once abandon resolves, nothing is left, and nothing is made after", async function () {
+    this.timeout(20_000);
+    const data = join(dir, "held-data");
+    mkdirSync(data, { mode: 0o700 });
+    const database = join(data, "tessera.db");
+    writeFileSync(database, readFileSync(join(dataDir, "tessera.db")), { mode: 0o600 });
+    const private_ = directory("abandoned", 0o700);
+    const holder = new Database(database);
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      holder.exec("ROLLBACK");
+      holder.close();
+    };
+    try {
+      holder.pragma("locking_mode = EXCLUSIVE");
+      holder.exec("BEGIN EXCLUSIVE; CREATE TABLE held (x INTEGER)");
+      const running = startSqliteBackup(data, join(private_, "copy.db"));
+      running.done.catch(() => {});
+      // The thread has opened the database (the holder's is the other): it waits for the lock.
+      const deadline = Date.now() + 10_000;
+      while (openBy(database) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(openBy(database), 2, "the copy's thread opens the database");
+      await new Promise((r) => setTimeout(r, 200));
+      const abandoning = running.abandon();
+      release(); // the copy the thread was waiting to make goes ahead
+      assert.equal(await abandoning, true);
+      assert.deepEqual(readdirSync(private_), []);
+      // Whatever the thread would still do, it has done by then.
+      await new Promise((r) => setTimeout(r, 1_000));
+      assert.deepEqual(readdirSync(private_), [], "a copy was written after the backup was given up");
+    } finally {
+      release();
+    }
+  });
 });

@@ -29,9 +29,11 @@
 // links, that name made exclusively and the copy renamed over it), which fails if a file took that
 // name meanwhile: a backup never replaces a file, and a destination that exists is the whole
 // backup, never part of one. `npm run backup` writes the copy on a worker thread (startSqliteBackup),
-// so that a signal meanwhile is answered at once: the temporary file is deleted.
+// so that a signal meanwhile is answered: the thread is told to stop, and the temporary file is
+// deleted once it has ended.
 import { randomBytes } from "node:crypto";
 import { closeSync, fchmodSync, fsyncSync, linkSync, lstatSync, openSync, realpathSync, renameSync, rmSync, statSync, type Stats } from "node:fs";
+import { createRequire } from "node:module";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -231,12 +233,14 @@ export function planBackup(dataDir: string, destination: string): BackupPlan {
 
 /**
  * Writes the copy into the plan's temporary file, checks it and syncs it; returns its schema
- * version. The long part of a backup, and the part sqlite-backup-copier.ts runs off the main
- * thread.
+ * version, or undefined once `stopped` says so (asked before the copy, and between it and its
+ * check: SQLite's VACUUM INTO is one call, which nothing interrupts). The long part of a backup,
+ * and the part sqlite-backup-copier.ts runs off the main thread.
  */
-export function copyDatabase(plan: BackupPlan): number {
+export function copyDatabase(plan: BackupPlan, stopped: () => boolean = () => false): number | undefined {
   let schemaVersion: number;
   try {
+    if (stopped()) return undefined;
     // The busy timeout bounds a wait for a lock: a reader in WAL mode waits only while another
     // process rebuilds the log's index (its first open after a crash). A migration, which holds
     // the write lock, is not waited for: the copy is the database as it was before it.
@@ -246,6 +250,7 @@ export function copyDatabase(plan: BackupPlan): number {
     } finally {
       db.close();
     }
+    if (stopped()) return undefined;
     schemaVersion = checkCopy(plan.temporary, plan.source);
   } catch (error) {
     throw sqliteFailure(error, plan.source, plan.directory);
@@ -310,7 +315,7 @@ export function backUpSqliteStore(dataDir: string, destination: string): SqliteB
   const plan = planBackup(dataDir, destination);
   let schemaVersion: number;
   try {
-    schemaVersion = copyDatabase(plan);
+    schemaVersion = copyDatabase(plan)!;
   } catch (error) {
     removeTemporary(plan);
     throw error;
@@ -325,10 +330,12 @@ export interface RunningBackup {
   /** The backup written, or why not (as backUpSqliteStore throws). */
   readonly done: Promise<SqliteBackup>;
   /**
-   * Gives the backup up (a signal came): deletes the temporary file, and the copy is never named.
-   * Returns false when too late: the copy has already been named (`done` resolves).
+   * Gives the backup up (a signal came): the copy is never named; the copy's thread is told to
+   * stop, and once it has ended (it finishes the SQLite call under way: the copy itself, or a
+   * wait for a lock of up to the busy timeout), the temporary file is deleted; then resolves
+   * true. Resolves false when too late: the copy has already been named (`done` resolves).
    */
-  abandon(): boolean;
+  abandon(): Promise<boolean>;
 }
 
 /**
@@ -340,20 +347,27 @@ export interface RunningBackup {
  */
 export function startSqliteBackup(dataDir: string, destination: string): RunningBackup {
   const plan = planBackup(dataDir, destination);
+  // Set to 1 when the backup is given up: the thread asks it between its steps. It is never
+  // terminated: Worker.terminate() cannot stop SQLite's call, and better-sqlite3 then fails on
+  // the dying thread (a fatal error that aborts the process).
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const workerData: CopierData = { plan, stop };
   const here = fileURLToPath(import.meta.url);
   const entry = join(dirname(here), `sqlite-backup-copier${extname(here)}`);
   // From the sources (tsx), the copier's .ts is loaded after registering tsx's ESM hook.
   const copier =
     extname(here) === ".ts"
       ? new Worker(
-          `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))}).then((tsx) => tsx.register()).then(() => import(${JSON.stringify(pathToFileURL(entry).href)}));`,
-          { eval: true, workerData: plan },
+          `import(${JSON.stringify(tsxEsmApi(here))}).then((tsx) => tsx.register()).then(() => import(${JSON.stringify(pathToFileURL(entry).href)}));`,
+          { eval: true, workerData },
         )
-      : new Worker(entry, { workerData: plan });
+      : new Worker(entry, { workerData });
   let state: "copying" | "abandoned" | "named" = "copying";
+  const ended = new Promise<void>((resolve) => copier.once("exit", () => resolve()));
+  let abandoned: Promise<boolean> | undefined;
   const done = new Promise<SqliteBackup>((resolve, reject) => {
     copier.once("message", (answer: CopierAnswer) => {
-      if (state === "abandoned") return;
+      if (state === "abandoned" || "stopped" in answer) return;
       if ("failed" in answer) {
         removeTemporary(plan);
         state = "abandoned";
@@ -369,23 +383,51 @@ export function startSqliteBackup(dataDir: string, destination: string): Running
     });
     copier.once("error", (error) => {
       if (state !== "copying") return;
-      removeTemporary(plan);
       state = "abandoned";
+      void ended.then(() => removeTemporary(plan));
       reject(error);
+    });
+    copier.once("exit", (exitCode) => {
+      if (state !== "copying") return;
+      state = "abandoned";
+      removeTemporary(plan);
+      reject(new BackupError(`the copy's thread ended without an answer (exit code ${exitCode})`));
     });
   });
   return {
     temporary: plan.temporary,
     done,
     abandon() {
-      if (state === "named") return false;
-      state = "abandoned";
-      removeTemporary(plan);
-      void copier.terminate();
-      return true;
+      if (state === "named") return Promise.resolve(false);
+      abandoned ??= (async () => {
+        state = "abandoned";
+        Atomics.store(stop, 0, 1);
+        await ended;
+        removeTemporary(plan);
+        return true;
+      })();
+      return abandoned;
     },
   };
 }
 
-/** What sqlite-backup-copier.ts answers: the copy's schema version, or why there is no copy. */
-export type CopierAnswer = { schemaVersion: number } | { failed: string; backup: boolean };
+/** What the copier thread is given: the plan, and the flag set when the backup is given up. */
+export interface CopierData {
+  plan: BackupPlan;
+  stop: Int32Array;
+}
+
+/** What sqlite-backup-copier.ts answers: the copy's schema version, why there is no copy, or that it stopped as told. */
+export type CopierAnswer = { schemaVersion: number } | { failed: string; backup: boolean } | { stopped: true };
+
+/**
+ * The URL of tsx's ESM API (tsx/esm/api, its "import" export), as resolved from `from`.
+ * import.meta.resolve is not there when tsx runs this module as CommonJS (as under mocha), and
+ * require's resolution finds the CommonJS build, whose register() does not load.
+ */
+function tsxEsmApi(from: string): string {
+  const require = createRequire(from);
+  const manifest = require.resolve("tsx/package.json");
+  const exports = (require(manifest) as { exports: Record<string, { import: { default: string } }> }).exports;
+  return pathToFileURL(join(dirname(manifest), exports["./esm/api"]!.import.default)).href;
+}
