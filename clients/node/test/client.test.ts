@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { decodeProtectedHeader } from "jose";
+import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import {
   ApiTokenService,
   AuthenticationTokenService,
@@ -272,4 +273,17 @@ describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STRE
       }
     });
   }
+});
+
+// What a caller of the package meets when the server (or something in between) answers what
+// Tessera never would, and what a caller's own mistake must not leak.
+describe("@tessera/client against a broken or hostile server", () => {
+  it("retryAfterSeconds: whole seconds rounded up; a negative delay is undefined; a delay of more than a day is a day", () => {
+    const after = (seconds: bigint, nanos = 0) =>
+      retryAfterSeconds(new ConnectError("locked", Code.ResourceExhausted, undefined, [{ desc: RetryInfoSchema, value: { retryDelay: { seconds, nanos } } }]));
+    assert.deepEqual(
+      [after(30n), after(0n, 500_000_000), after(2n, 1), after(-5n), after(0n, -1), after(9_223_372_036_854_775_807n), after(86_401n), after(0n)],
+      [30, 1, 3, undefined, undefined, 86_400, 86_400, 0],
+    );
+  });
 });
