@@ -6,7 +6,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor, type T
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
-import { credentialInterceptor, type CredentialSource } from "./credentials.js";
+import { checkSendable, credentialInterceptor, type CredentialSource } from "./credentials.js";
 import { httpUrl } from "./verify/token-verifier.js";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
@@ -24,12 +24,32 @@ export interface TesseraTransportOptions {
   useBinaryFormat?: boolean;
   /** Connect only: call side-effect-free methods with HTTP GET (cacheable). */
   useHttpGet?: boolean;
-  /** A deadline for calls that set none, in milliseconds. */
+  /** A deadline for calls that set none, in milliseconds (at most 99,999,999, about 28 hours: a larger one is that). */
   defaultTimeoutMs?: number;
+  /** The largest answer a call reads, in bytes (decompressed); a larger one fails RESOURCE_EXHAUSTED. Default 4 MiB. */
+  readMaxBytes?: number;
   /** More interceptors, run after the credentials are set. */
   interceptors?: Interceptor[];
   /** Options for node:http2 or node:https (a CA to trust, a client certificate...). */
   nodeOptions?: http2.SecureClientSessionOptions | https.RequestOptions;
+}
+
+/**
+ * The longest timeout a call is given: 99,999,999 ms (about 28 hours), the most grpc-timeout
+ * holds in milliseconds (8 digits; connect-es writes "<n>m", and a server refuses more digits),
+ * and under what a Node timer holds (2^31 - 1 ms; connect-es's deadline fires at once past it).
+ */
+const maxTimeoutMs = 99_999_999;
+
+/** The largest answer read by default: gRPC's usual limit, far above any of Tessera's. */
+export const defaultReadMaxBytes = 4 * 1024 * 1024;
+
+/** connect-es's own ceiling for readMaxBytes. */
+const maxReadMaxBytes = 0xffffffff;
+
+/** A timeout in milliseconds, at most maxTimeoutMs. */
+function timerMs(timeoutMs: number | undefined): number | undefined {
+  return timeoutMs === undefined ? undefined : Math.min(timeoutMs, maxTimeoutMs);
 }
 
 export function createTesseraTransport(options: TesseraTransportOptions): Transport {
@@ -37,6 +57,11 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
   httpUrl(options.baseUrl, "baseUrl");
   const httpVersion = options.httpVersion ?? "2";
   if (httpVersion !== "2" && httpVersion !== "1.1") throw new TypeError('httpVersion: "1.1" or "2"');
+  const { defaultTimeoutMs, readMaxBytes = defaultReadMaxBytes } = options;
+  if (defaultTimeoutMs !== undefined && !(typeof defaultTimeoutMs === "number" && defaultTimeoutMs > 0)) {
+    throw new TypeError("defaultTimeoutMs: a positive number of milliseconds");
+  }
+  if (!Number.isSafeInteger(readMaxBytes) || readMaxBytes <= 0) throw new TypeError("readMaxBytes: a positive whole number of bytes");
   const interceptors = [
     retryRefusedStream,
     ...(options.credentials !== undefined ? [credentialInterceptor(options.credentials)] : []),
@@ -46,7 +71,8 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
     baseUrl: options.baseUrl,
     interceptors,
     useBinaryFormat: options.useBinaryFormat ?? true,
-    ...(options.defaultTimeoutMs !== undefined && { defaultTimeoutMs: options.defaultTimeoutMs }),
+    readMaxBytes: Math.min(readMaxBytes, maxReadMaxBytes),
+    ...(defaultTimeoutMs !== undefined && { defaultTimeoutMs: timerMs(defaultTimeoutMs) }),
   };
   const node = { httpVersion, ...(options.nodeOptions !== undefined && { nodeOptions: options.nodeOptions }) } as
     | { httpVersion: "2"; nodeOptions?: http2.SecureClientSessionOptions }
@@ -54,14 +80,38 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
   switch (options.protocol) {
     case "grpc":
       if (httpVersion !== "2") throw new TypeError("httpVersion: gRPC needs HTTP/2");
-      return createGrpcTransport({ ...common, ...(node as { httpVersion: "2" }) });
+      return guarded(createGrpcTransport({ ...common, ...(node as { httpVersion: "2" }) }));
     case "connect":
-      return createConnectTransport({ ...common, ...node, ...(options.useHttpGet !== undefined && { useHttpGet: options.useHttpGet }) });
+      return guarded(createConnectTransport({ ...common, ...node, ...(options.useHttpGet !== undefined && { useHttpGet: options.useHttpGet }) }));
     case "grpc-web":
-      return createGrpcWebTransport({ ...common, ...node });
+      return guarded(createGrpcWebTransport({ ...common, ...node }));
     default:
       throw new TypeError(`protocol: "grpc", "connect" or "grpc-web", not ${JSON.stringify(options.protocol)}`);
   }
+}
+
+/** A call's own headers as entries (Headers has checked its own values already). */
+function headerEntries(header: ConstructorParameters<typeof Headers>[0]): Iterable<readonly [string, unknown]> {
+  if (header === undefined || header instanceof Headers) return [];
+  return Array.isArray(header) ? (header as Array<[string, unknown]>) : Object.entries(header);
+}
+
+/**
+ * What a call brings before connect-node reads it: its headers (connect-node's Headers would
+ * refuse a line break with the value, a credential, in its message) and its timeout (at most
+ * maxTimeoutMs: past it, the call failed at once).
+ */
+function guarded(transport: Transport): Transport {
+  return {
+    async unary(method, signal, timeoutMs, header, ...rest) {
+      checkSendable(headerEntries(header), "headers");
+      return transport.unary(method, signal, timerMs(timeoutMs), header, ...rest);
+    },
+    async stream(method, signal, timeoutMs, header, ...rest) {
+      checkSendable(headerEntries(header), "headers");
+      return transport.stream(method, signal, timerMs(timeoutMs), header, ...rest);
+    },
+  };
 }
 
 /**

@@ -44,6 +44,17 @@ export function clientId(id: string): CredentialHeaders {
 }
 
 /**
+ * Throws a TypeError naming the first header whose value Headers would refuse, without the
+ * value: Headers would refuse it with the value, a secret, in its message. `what` says whose
+ * headers they are ("credentials", "headers").
+ */
+export function checkSendable(entries: Iterable<readonly [string, unknown]>, what: string): void {
+  for (const [name, value] of entries) {
+    if (unsendable.test(String(value).replace(edgeWhitespace, ""))) throw new TypeError(`${what}: the "${name}" header's value has a line break or control character`);
+  }
+}
+
+/**
  * A Connect interceptor that adds the credential's headers to every request, except those a
  * call set itself (a per-call credential wins).
  */
@@ -52,8 +63,7 @@ export function credentialInterceptor(source: CredentialSource): Interceptor {
     const headers = typeof source === "function" ? await source() : source;
     for (const [name, value] of Object.entries(headers)) {
       if (req.header.has(name)) continue;
-      // Headers would refuse it with the value, a secret, in its message.
-      if (unsendable.test(String(value).replace(edgeWhitespace, ""))) throw new TypeError(`credentials: the "${name}" header's value has a line break or control character`);
+      checkSendable([[name, value]], "credentials");
       req.header.set(name, value);
     }
     return next(req);

@@ -278,6 +278,41 @@ describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STRE
 // What a caller of the package meets when the server (or something in between) answers what
 // Tessera never would, and what a caller's own mistake must not leak.
 describe("@tessera/client against a broken or hostile server", () => {
+  /** An HTTP/2 server whose ApiTokenService.createToken answers a token of `tokenBytes` characters after `delayMs`. */
+  async function server(tokenBytes: number, delayMs = 0) {
+    const handler = connectNodeAdapter({
+      routes: (router) =>
+        router.service(ApiTokenService, {
+          async createToken() {
+            await new Promise((r) => setTimeout(r, delayMs));
+            return { token: "t".repeat(tokenBytes) };
+          },
+        }),
+    });
+    const h2 = http2.createServer(handler);
+    const sessions = new Set<http2.ServerHttp2Session>();
+    h2.on("session", (s) => sessions.add(s.once("close", () => sessions.delete(s))));
+    await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
+    return {
+      url: `http://127.0.0.1:${(h2.address() as AddressInfo).port}`,
+      close: () =>
+        new Promise<void>((resolve) => {
+          h2.close(() => resolve());
+          for (const s of sessions) s.destroy();
+        }),
+    };
+  }
+
+  it("a call's own headers with a value a header cannot carry: the call fails naming the header, without the value", async () => {
+    const secret = "s3cret\nx-injected: 1";
+    for (const headers of [{ authorization: `Bearer ${secret}` }, [["authorization", `Bearer ${secret}`]] as [string, string][]]) {
+      const keys = createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect" });
+      const err = await rejection(keys.getJwks({}, { headers }));
+      assert.equal(err.rawMessage, 'headers: the "authorization" header\'s value has a line break or control character');
+      assert.ok(!String(err).includes("s3cret") && !err.message.includes("s3cret") && !String(err.cause).includes("s3cret"));
+    }
+  });
+
   it("retryAfterSeconds: whole seconds rounded up; a negative delay is undefined; a delay of more than a day is a day", () => {
     const after = (seconds: bigint, nanos = 0) =>
       retryAfterSeconds(new ConnectError("locked", Code.ResourceExhausted, undefined, [{ desc: RetryInfoSchema, value: { retryDelay: { seconds, nanos } } }]));
@@ -285,5 +320,47 @@ describe("@tessera/client against a broken or hostile server", () => {
       [after(30n), after(0n, 500_000_000), after(2n, 1), after(-5n), after(0n, -1), after(9_223_372_036_854_775_807n), after(86_401n), after(0n)],
       [30, 1, 3, undefined, undefined, 86_400, 86_400, 0],
     );
+  });
+
+  for (const protocol of ["grpc", "connect", "grpc-web"] as const) {
+    it(`over ${protocol}: an answer larger than readMaxBytes (4 MiB unless set) is RESOURCE_EXHAUSTED, not read whole; one under it is taken`, async () => {
+      const big = await server(5 * 1024 * 1024);
+      try {
+        const err = await rejection(createTesseraClient(ApiTokenService, { baseUrl: big.url, protocol }).createToken({ accountId: "a", description: "d" }));
+        assert.equal(err.code, Code.ResourceExhausted);
+        const roomy = createTesseraClient(ApiTokenService, { baseUrl: big.url, protocol, readMaxBytes: 8 * 1024 * 1024 });
+        assert.equal((await roomy.createToken({ accountId: "a", description: "d" })).token.length, 5 * 1024 * 1024);
+      } finally {
+        await big.close();
+      }
+    });
+
+    it(`over ${protocol}: a timeout beyond 99,999,999 ms (what grpc-timeout holds; 2^31 ms and more, beyond a Node timer) is the longest one, not one that fails at once`, async () => {
+      const slow = await server(8, 50);
+      try {
+        for (const client of [
+          createTesseraClient(ApiTokenService, { baseUrl: slow.url, protocol, defaultTimeoutMs: 2 ** 31 }),
+          createTesseraClient(ApiTokenService, { baseUrl: slow.url, protocol, defaultTimeoutMs: 100_000_000 }),
+          createTesseraClient(ApiTokenService, { baseUrl: slow.url, protocol }),
+        ]) {
+          assert.equal((await client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 2 ** 40 })).token, "tttttttt");
+          assert.equal((await client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 172_800_000 })).token, "tttttttt");
+          assert.equal((await client.createToken({ accountId: "a", description: "d" })).token, "tttttttt");
+        }
+      } finally {
+        await slow.close();
+      }
+    });
+  }
+
+  it("a defaultTimeoutMs or readMaxBytes that is not a positive number is a TypeError naming it", () => {
+    for (const [more, message] of [
+      [{ defaultTimeoutMs: -1 }, "defaultTimeoutMs: a positive number of milliseconds"],
+      [{ defaultTimeoutMs: Number.NaN }, "defaultTimeoutMs: a positive number of milliseconds"],
+      [{ readMaxBytes: 0 }, "readMaxBytes: a positive whole number of bytes"],
+      [{ readMaxBytes: 1.5 }, "readMaxBytes: a positive whole number of bytes"],
+    ] as const) {
+      assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "connect", ...more }), { name: "TypeError", message });
+    }
   });
 });
