@@ -170,6 +170,33 @@ describe("@tessera/client key set cache", () => {
     assert.deepEqual(set.ifNoneMatch, [null, '"v1"', '"v2"']);
   });
 
+  // RFC 9111 4.3.4: a 304 updates only the stored response its validator names. One naming
+  // another ETag (a cache in between, a broken server) says nothing of the keys held; taken as a
+  // confirmation, it gave them the new ETag, and every 304 to that after kept them: a key removed
+  // since (revoked) went on verifying.
+  it("a 304 naming another ETag than the keys held: they are not taken as current; the set is fetched again unconditionally", async () => {
+    const a = await signer();
+    const b = await signer();
+    let current: "v1" | "v2" = "v1";
+    const ifNoneMatch: Array<string | null> = [];
+    const fetch: typeof globalThis.fetch = async (_input, init) => {
+      const condition = new Headers(init?.headers).get("if-none-match");
+      ifNoneMatch.push(condition);
+      const headers = { "content-type": "application/json", "cache-control": "max-age=60", etag: `"${current}"` };
+      if (current === "v2" && condition !== null) return new Response(null, { status: 304, headers });
+      return new Response(JSON.stringify({ keys: [current === "v1" ? a.jwk : b.jwk] }), { status: 200, headers });
+    };
+    const clock = new TestClock();
+    const v = verifier({ fetch }, clock);
+    const tokenA = await a.token(clock.ms);
+    await v.verify(tokenA);
+    current = "v2"; // a removed, b added; conditional requests answered 304 "v2" whatever they name
+    clock.advanceSeconds(60);
+    await refused(v.verify(tokenA), "KEY_REMOVED");
+    assert.equal((await v.verify(await b.token(clock.ms))).kind, "jwt");
+    assert.deepEqual(ifNoneMatch, [null, '"v1"', null]);
+  });
+
   it("a set without an ETag is asked for unconditionally, and a 304 to that is KEYS_UNAVAILABLE", async () => {
     const key = await signer();
     const set = keySet({ keys: [key.jwk], headers: { "cache-control": "max-age=60", etag: '"v1"' } });

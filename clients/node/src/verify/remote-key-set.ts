@@ -11,7 +11,8 @@
 //
 // A set fetched with an ETag is asked for again conditionally (If-None-Match, RFC 9110 13.1.2):
 // 304 Not Modified means the keys held are the current ones, fresh again for as long as the 304
-// says (its Cache-Control, else the one the keys came with: RFC 9111 4.3.4), nothing re-read.
+// says (its Cache-Control, else the one the keys came with: RFC 9111 4.3.4), nothing re-read. A
+// 304 naming another ETag than the keys held is not about them: the set is asked for again.
 import { freshnessSeconds } from "./cache-control.js";
 import { refuse, TokenVerificationError } from "./errors.js";
 import { keysOf, type Algorithm, type VerificationKey } from "./jwk.js";
@@ -90,8 +91,15 @@ export class RemoteKeySet {
     this.lastAttempt = started;
     try {
       const url = await this.o.url();
+      const accept = "application/jwk-set+json, application/json";
       const held = this.keys !== undefined && this.validator?.url === url.href ? this.validator : undefined;
-      const answer = await fetchJson(this.o.fetch, url, this.o.timeoutMs, "application/jwk-set+json, application/json", held?.etag);
+      let answer = await fetchJson(this.o.fetch, url, this.o.timeoutMs, accept, held?.etag);
+      const confirmed = answer.headers.get("etag");
+      if (answer.notModified && confirmed !== null && opaqueTag(confirmed) !== opaqueTag(held!.etag)) {
+        // RFC 9111 4.3.4: a 304 naming another ETag says nothing of the keys held (a cache in
+        // between, a broken server): asked for again, unconditionally.
+        answer = await fetchJson(this.o.fetch, url, this.o.timeoutMs, accept);
+      }
       let headers = answer.headers;
       if (answer.notModified) {
         // The keys held are current. A 304 without Cache-Control keeps the one they came with.
@@ -127,6 +135,11 @@ export class RemoteKeySet {
     while (this.removed.size > rememberedRemovedKids) this.removed.delete(this.removed.values().next().value!);
     this.keys = next;
   }
+}
+
+/** An entity tag without its weakness marker (W/): the weak comparison of RFC 9110 8.8.3.2. */
+function opaqueTag(etag: string): string {
+  return etag.trim().replace(/^W\//, "");
 }
 
 /**
