@@ -449,4 +449,26 @@ describe("@tessera/client key set cache", () => {
     assert.equal((await v.verify(await sign({ ...good, aud: ["other", "tessera"] }))).kind, "jwt");
     assert.equal((await v.verify(await sign(session))).kind, "session");
   });
+
+  // What a message quotes of a token's header or of a served document is bounded: a caller's
+  // 6 KB "alg", or a discovery document's 1 MiB "issuer", went whole into every refusal's message
+  // (onRefusal logs; the caller's UNAUTHENTICATED answer), and JSON.stringify leaves C1 controls
+  // and bidirectional formatting characters as they are.
+  it("a message quotes at most 64 characters of a token's alg or a discovery document's issuer, with its length, and escapes controls and bidirectional formatting", async () => {
+    const clock = new TestClock();
+    const set = keySet({ keys: [] });
+    const segment = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const long = `\u202e${"A".repeat(2999)}`;
+    const token = `${segment({ alg: long, kid: "k" })}.${segment({ sub: "u" })}.AAAA`;
+    await refused(verifier(set, clock).verify(token), "UNSUPPORTED_ALGORITHM", `the token's algorithm ("\\u202e${"A".repeat(57)}... (3002 characters)) is not accepted`);
+    const discovery: typeof globalThis.fetch = async () =>
+      new Response(JSON.stringify({ issuer: `\u0085${"x".repeat(100_000)}`, jwks_uri: "https://tessera.test/jwks" }), { headers: { "content-type": "application/json" } });
+    const v = createTokenVerifier({ issuer: "https://tessera.test", audience: "tessera", fetch: discovery, now: clock.now });
+    const key = await signer();
+    await refused(
+      v.verify(await key.token(clock.ms)),
+      "KEYS_UNAVAILABLE",
+      `the discovery document at https://tessera.test/.well-known/openid-configuration names another issuer ("\\u0085${"x".repeat(57)}... (100003 characters), not "https://tessera.test")`,
+    );
+  });
 });

@@ -2,7 +2,7 @@
 // (`<issuer>/.well-known/openid-configuration`, OpenID Connect Discovery 1.0): its `issuer`
 // must be the configured issuer exactly (section 4.3), and its `jwks_uri` is where the keys
 // are. Read once; a failed read is retried by the next fetch of the keys (rate-limited there).
-import { refuse } from "./errors.js";
+import { quoted, refuse } from "./errors.js";
 import { fetchJson } from "./remote-key-set.js";
 
 export function discoveryUrl(issuer: string): URL {
@@ -22,7 +22,7 @@ async function discover(issuer: string, fetchImpl: typeof globalThis.fetch, time
   const { body } = await fetchJson(fetchImpl, url, timeoutMs, "application/json");
   const doc = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
   if (doc.issuer !== issuer) {
-    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${url.href} names another issuer (${JSON.stringify(doc.issuer)}, not ${JSON.stringify(issuer)})`);
+    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${url.href} names another issuer (${quoted(doc.issuer)}, not ${JSON.stringify(issuer)})`);
   }
   let jwks: URL;
   try {

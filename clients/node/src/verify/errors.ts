@@ -45,3 +45,22 @@ export class TokenVerificationError extends Error {
 
 export const refuse = (code: TokenErrorCode, message: string, cause?: unknown) =>
   new TokenVerificationError(code, message, cause === undefined ? undefined : { cause });
+
+/** How many characters of a value a message quotes. */
+const quotedLength = 64;
+
+/** C1 controls and the bidirectional formatting characters, which JSON.stringify leaves as they are. */
+const unquotable = /[\u0080-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+/**
+ * A value from a token or a served document as a message quotes it: JSON, those characters
+ * escaped too, at most 64 characters (never half an escape or a surrogate pair), the length of
+ * its JSON said when cut. A value of any size (a 6 KB header, a 1 MiB document) is a short line.
+ */
+export function quoted(value: unknown): string {
+  const json = JSON.stringify(value) ?? String(value);
+  const text = json.replace(unquotable, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  if (text.length <= quotedLength) return text;
+  const cut = text.slice(0, quotedLength).replace(/\\u[0-9a-fA-F]{0,3}$|(?<!\\)\\$|[\ud800-\udbff]$/, "");
+  return `${cut}... (${json.length} characters)`;
+}

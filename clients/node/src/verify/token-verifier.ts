@@ -7,7 +7,7 @@
 import { checkClaims, type VerifiedToken } from "./claims.js";
 import { decodeJson, parseCompactJws, type HeaderCache } from "./compact-jws.js";
 import { jwksUrlFromDiscovery } from "./discovery.js";
-import { refuse } from "./errors.js";
+import { quoted, refuse } from "./errors.js";
 import { algorithmList, isAlgorithm, type Algorithm } from "./jwk.js";
 import { RemoteKeySet } from "./remote-key-set.js";
 
@@ -108,7 +108,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     async verify(token: string): Promise<VerifiedToken> {
       const jws = parseCompactJws(token, headers);
       const alg = jws.header.alg;
-      if (!isAlgorithm(alg) || !algorithms.has(alg)) throw refuse("UNSUPPORTED_ALGORITHM", `the token's algorithm (${JSON.stringify(alg)}) is not accepted`);
+      if (!isAlgorithm(alg) || !algorithms.has(alg)) throw refuse("UNSUPPORTED_ALGORITHM", `the token's algorithm (${quoted(alg)}) is not accepted`);
       const key = keys.freshKey(jws.header.kid) ?? (await keys.key(jws.header.kid));
       // The key decides how it verifies: a token cannot make an EdDSA key check "ES256".
       if (!key.algorithms.has(alg)) throw refuse("UNSUPPORTED_ALGORITHM", `the token's algorithm (${alg}) is not its key's`);
