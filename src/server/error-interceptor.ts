@@ -65,12 +65,19 @@ async function* mapped<T>(messages: AsyncIterable<T>, map: (e: unknown) => Conne
 
 /**
  * A request stream that closed before its end — the client reset it, or the server cut it at
- * its request timeout — fails the read with ERR_STREAM_PREMATURE_CLOSE (sometimes before the
- * call's signal says so): the end of the call, not a bug, and nobody is there to read the answer.
+ * its request timeout — fails the read with ERR_STREAM_PREMATURE_CLOSE over HTTP/2, and with
+ * Node's ECONNRESET "aborted" over HTTP/1.1 (sometimes before the call's signal says so): the end
+ * of the call, not a bug, and nobody is there to read the answer.
  */
 function streamCut(e: unknown, signal: AbortSignal): ConnectError | undefined {
-  if (e instanceof ConnectError || (e as { code?: unknown } | null)?.code !== "ERR_STREAM_PREMATURE_CLOSE") return undefined;
+  if (e instanceof ConnectError || !requestCut(e)) return undefined;
   return signal.reason instanceof ConnectError ? signal.reason : new ConnectError("the request stream was cut short", Code.Canceled, undefined, undefined, e);
+}
+
+/** The error a request body's read fails with when its client left before it ended. */
+function requestCut(e: unknown): boolean {
+  const { code, message } = (e ?? {}) as { code?: unknown; message?: unknown };
+  return code === "ERR_STREAM_PREMATURE_CLOSE" || (code === "ECONNRESET" && message === "aborted");
 }
 
 /**

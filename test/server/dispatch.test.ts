@@ -379,6 +379,32 @@ describe("dispatch: Tessera's answers", function () {
         await healthy(server.url);
       });
     }
+
+    // Over HTTP/1.1 Node fails the request body's read with ECONNRESET "aborted" (over HTTP/2,
+    // ERR_STREAM_PREMATURE_CLOSE): a stream's handler saw it as an unexpected error, logged at
+    // level error with its stack, as if the server had failed.
+    for (const [name, path, type] of [
+      ["gRPC-Web, Health/Watch", watch, "application/grpc-web+proto"],
+      ["gRPC-Web with a deadline, Health/Watch", watch, "application/grpc-web+proto\r\ngrpc-timeout: 10S"],
+      ["Connect streaming, Health/Watch", watch, "application/connect+proto"],
+      ["gRPC-Web, Health/Check", check, "application/grpc-web+proto"],
+    ] as const) {
+      it(`HTTP/1.1, ${name}: is no error of the server (nothing logged), and the server keeps serving`, async () => {
+        const before = server.logs.length;
+        const socket = net.connect(server.port, "127.0.0.1");
+        socket.on("error", () => {});
+        await new Promise((r) => socket.once("connect", r));
+        // Half an envelope announcing 10 bytes of a body of 100, then the client resets.
+        socket.write(`POST ${path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: ${type}\r\ncontent-length: 100\r\n\r\n`);
+        socket.write(Buffer.from([0, 0, 0, 0, 10, 0x0a]));
+        await new Promise((r) => setTimeout(r, 100));
+        socket.resetAndDestroy();
+        await new Promise((r) => setTimeout(r, 200));
+        const errors = server.logs.slice(before).filter((l) => (JSON.parse(l) as { level: string }).level === "error");
+        assert.deepEqual(errors, []);
+        await healthy(server.url);
+      });
+    }
   });
 
   // PROTOCOL-HTTP2's Content-Type has no parameters, but grpc-go serves "application/grpc;..."
