@@ -6,6 +6,7 @@ import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
 import { errorDomain } from "./server/error-details.js";
 import { startServer, type RestHandlerFactory, type RunningServer } from "./server/index.js";
+import type { NodeRequest, NodeResponse } from "./server/dispatch.js";
 import { createServices } from "./services/index.js";
 import { createTranscoder } from "./transcode/index.js";
 import { restRoutes } from "./rest-routes.js";
@@ -66,7 +67,7 @@ function restFactory(config: Config): RestHandlerFactory {
       adminGate,
       onError,
     });
-    return (req, res) => transcoder.handle(req, res);
+    return Object.assign((req: NodeRequest, res: NodeResponse) => transcoder.handle(req, res), { routes: transcoder.routes });
   };
 }
 

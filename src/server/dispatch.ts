@@ -1,7 +1,7 @@
 // Where a request goes: an RPC path (/pkg.Service/Method) to its connect-es handler (a plain
 // unary gRPC call to grpc-unary.ts, which answers it as that handler would, for a fraction of
-// its cost), any other path to the fallback (the REST transcoder, the probes), except a gRPC or
-// gRPC-Web call to a method no service has, answered UNIMPLEMENTED in its own framing
+// its cost), any other path to the fallback (the REST transcoder, the probes), except a gRPC,
+// gRPC-Web or Connect call to a method no service has, answered UNIMPLEMENTED in its own framing
 // (unknownProcedure). CORS comes first, for every path and protocol alike (cors.ts). This is connect-node's adapter
 // (packages/connect-node/src/connect-node-adapter.ts: createConnectRouter, a map from request
 // path to UniversalHandler, universalRequestFromNodeRequest / universalResponseToNodeResponse)
@@ -37,6 +37,7 @@ import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { AdminGate } from "../access/admin-gate.js";
@@ -88,8 +89,12 @@ export interface Dispatcher {
    * (the REST transcoder calls them).
    */
   readonly handlers: UniversalHandler[];
-  /** The request listener: RPC paths to their handler, every other path to `fallback`. */
-  listener(fallback: NodeHandler): NodeHandler;
+  /**
+   * The request listener: RPC paths to their handler, every other path to `fallback`.
+   * `fallbackOwns`: whether a path's first segment is one of `fallback`'s routes' (the REST
+   * routes'), which a Connect call to an unknown procedure is then never answered in place of.
+   */
+  listener(fallback: NodeHandler, fallbackOwns?: (firstSegment: string) => boolean): NodeHandler;
 }
 
 export function createDispatcher(o: DispatcherOptions): Dispatcher {
@@ -167,14 +172,14 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
 
   return {
     handlers,
-    listener(fallback) {
+    listener(fallback, fallbackOwns = () => false) {
       return (req, res) => {
         if (cors && applyCors(cors, req, res)) return;
         const url = req.url ?? "";
         const q = url.indexOf("?");
         const path = q < 0 ? url : url.slice(0, q);
         const h = paths.get(path);
-        if (!h) return unknownProcedure(req, res, path, serviceNames, hidden) || fallback(req, res);
+        if (!h) return unknownProcedure(req, res, url, path, serviceNames, hidden, fallbackOwns) || fallback(req, res);
         if (!h.allowedMethods.includes(req.method ?? "")) {
           // connect-es answers a bare 405, without the Allow a 405 must carry (RFC 9110 15.5.6).
           sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: h.allowedMethods.join(", ") });
@@ -498,36 +503,102 @@ function emptyMessage(req: NodeRequest, uReq: UniversalServerRequest): Buffer | 
 }
 
 /**
- * A gRPC call (HTTP/2) or gRPC-Web call to a path no RPC has: a client with a newer stub than
- * this server. Answered as grpc-go and connect-go answer it, in the protocol's own framing:
- * UNIMPLEMENTED "unknown method M for service S" (or "unknown service S"), with its ErrorInfo.
- * The REST fallback's 404 JSON would reach such clients as a transport failure ("Received HTTP
- * status code 404") without the message or details. Returns false for any other request. A name
- * `hidden` says not to quote (a credential's shape, a secret of the configuration) is written
- * "*"; so is every segment of another path after its first (unroutedPath).
+ * A call to a path no RPC has, in any RPC protocol: a client with a newer stub than this server.
+ * Answered as grpc-go and connect-go answer it, in the protocol's own framing: UNIMPLEMENTED
+ * "unknown method M for service S" (or "unknown service S"), with its ErrorInfo.
+ * - gRPC: grpc-status 12 in the trailers; over HTTP/1.1 (which connect-es serves for a method it
+ *   has), a trailers-only answer, the status in the headers.
+ * - gRPC-Web, over either HTTP version: the body's one trailer envelope (base64 in text mode).
+ * - Connect unary POST and GET: HTTP 404 with the Connect error JSON, code unimplemented (the
+ *   Connect protocol's status for that code); a Connect stream: HTTP 200 and the end-stream
+ *   message carrying the error.
+ * The REST fallback's 404 JSON (code not_found) reached these clients as NOT_FOUND, or as a
+ * transport failure ("Received HTTP status code 404") without the message or details.
+ * gRPC's and gRPC-Web's content types are no REST route's, so any path of theirs is answered. A
+ * Connect call is told from a REST request by its path, /S/M with S a protobuf full name
+ * (dotted) that is no REST route's first segment (`fallbackOwns`), and by either S being a
+ * service of this server or the request bearing a Connect mark (a Connect-Protocol-Version
+ * header, ?connect=v1 on a GET, a content type only Connect takes): a JSON POST to an unknown
+ * service without one is the REST 404 it always was. Returns false for any other request. A
+ * name `hidden` says not to quote (a credential's shape, a secret of the configuration) is
+ * written "*"; so is every segment of another path after its first (unroutedPath).
  */
-function unknownProcedure(req: NodeRequest, res: NodeResponse, path: string, services: ReadonlySet<string>, hidden: (text: string) => boolean): boolean {
-  if (req.method !== "POST") return false;
-  const type = /^application\/grpc(-web(-text)?)?(?:[+;]|$)/i.exec(req.headers["content-type"] ?? "");
-  if (!type || (type[1] === undefined && req.httpVersionMajor !== 2)) return false;
+function unknownProcedure(
+  req: NodeRequest,
+  res: NodeResponse,
+  url: string,
+  path: string,
+  services: ReadonlySet<string>,
+  hidden: (text: string) => boolean,
+  fallbackOwns: (firstSegment: string) => boolean,
+): boolean {
+  const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
+  const grpcType = req.method === "POST" ? /^application\/grpc(-web(-text)?)?(?:\+|$)/i.exec(contentType) : null;
   const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
+  const connect = !grpcType && m !== null && connectCall(req, url, contentType, m[1]!, services, fallbackOwns);
+  if (!grpcType && !connect) return false;
   const name = (text: string) => (hidden(text) ? "*" : text);
   const message = !m ? `no RPC at ${unroutedPath(path, hidden)}` : services.has(m[1]!) ? `unknown method ${name(m[2]!)} for service ${m[1]}` : `unknown service ${name(m[1]!)}`;
-  const trailer = new Headers();
-  setGrpcError(trailer, serverError(Code.Unimplemented, "UNIMPLEMENTED", message));
+  const error = serverError(Code.Unimplemented, "UNIMPLEMENTED", message);
   // The body is not read: let it drain (an HTTP/1.1 connection stays usable).
   req.resume();
-  const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
-  res.writeHead(200, { "content-type": contentType });
-  if (type[1] === undefined) {
+  if (connect === "unary") {
+    sendErrorBody(res, 404, Code.Unimplemented, "UNIMPLEMENTED", message);
+    return true;
+  }
+  if (connect === "stream") {
+    res.writeHead(200, { "content-type": contentType.toLowerCase() });
+    const end = Buffer.from(JSON.stringify(endStreamToJson(new Headers(), error, undefined)));
+    (res as { end(chunk: Buffer): void }).end(envelope(endStreamFlag, end));
+    return true;
+  }
+  const trailer = new Headers();
+  setGrpcError(trailer, error);
+  if (grpcType![1] === undefined) {
+    if (req.httpVersionMajor !== 2) {
+      // Trailers-only: HTTP/1.1 carries trailers only after a chunked body.
+      res.writeHead(200, { "content-type": contentType, ...nodeHeaders(trailer) });
+      res.end();
+      return true;
+    }
+    res.writeHead(200, { "content-type": contentType });
     res.addTrailers(nodeHeaders(trailer));
     res.end();
     return true;
   }
+  res.writeHead(200, { "content-type": contentType });
   // gRPC-Web: the trailers are the body's one envelope (in base64 for the text mode).
   const frame = envelope(trailerFlag, trailerSerialize(trailer));
-  (res as { end(chunk: Buffer): void }).end(type[2] === undefined ? frame : Buffer.from(frame.toString("base64"), "latin1"));
+  (res as { end(chunk: Buffer): void }).end(grpcType![2] === undefined ? frame : Buffer.from(frame.toString("base64"), "latin1"));
   return true;
+}
+
+/** A protobuf full name with a package: what the first segment of an RPC path holds. */
+const fullName = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$/;
+
+/**
+ * Whether a request to /`service`/M is a Connect call (unknownProcedure says how it is told from
+ * a REST request), and which: "unary" (a POST of JSON or protobuf, or a GET) or "stream".
+ */
+function connectCall(
+  req: NodeRequest,
+  url: string,
+  contentType: string,
+  service: string,
+  services: ReadonlySet<string>,
+  fallbackOwns: (firstSegment: string) => boolean,
+): "unary" | "stream" | false {
+  if (!fullName.test(service) || fallbackOwns(service)) return false;
+  const known = services.has(service);
+  if (req.method === "GET") {
+    const q = url.indexOf("?");
+    return known || (q >= 0 && new URLSearchParams(url.slice(q + 1)).get("connect") === "v1") ? "unary" : false;
+  }
+  if (req.method !== "POST") return false;
+  const type = /^application\/(?:(json|proto)|connect\+(?:json|proto))$/i.exec(contentType);
+  if (!type) return false;
+  if (type[1] === undefined) return "stream";
+  return known || type[1].toLowerCase() === "proto" || req.headers["connect-protocol-version"] !== undefined ? "unary" : false;
 }
 
 function badAuthority(res: NodeResponse): void {

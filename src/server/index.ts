@@ -59,7 +59,10 @@ export type RestHandlerFactory = (args: {
   adminGate: AdminGate;
   /** Logs an unexpected failure of a REST request (the route, the request id, the stack). */
   onError: (error: unknown, route: string) => void;
-}) => (req: NodeRequest, res: NodeResponse) => Promise<void> | void;
+}) => RestHandler;
+
+/** The REST handler, and the path templates of the routes it serves ("/jwt/token", "/v1/frontend/auth/{account_id}"). */
+export type RestHandler = ((req: NodeRequest, res: NodeResponse) => Promise<void> | void) & { readonly routes?: ReadonlyArray<{ path: string }> };
 
 export interface ServerOptions {
   config: Config;
@@ -263,7 +266,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   // Every request runs in its own call scope: its id is in every log line written while it is
   // served, and comes back to the caller as a response header.
-  const dispatch = rpc.listener(fallback);
+  // A Connect call to an unknown procedure is never answered on a REST route's path (dispatch.ts
+  // unknownProcedure): the first segments of the routes' templates, any when one is a variable.
+  const restFirst = new Set((rest?.routes ?? []).map((r) => r.path.split("/")[1] ?? ""));
+  const anyFirst = [...restFirst].some((segment) => segment.includes("{"));
+  const dispatch = rpc.listener(fallback, (segment) => anyFirst || restFirst.has(segment));
   // Under TLS a browser is told to reach the service over HTTPS only (RFC 6797): an auth
   // service's passwords, tokens and cookie never go out over plain HTTP once it has been here.
   const hsts = secure && config.hstsMaxAgeSeconds > 0 ? `max-age=${config.hstsMaxAgeSeconds}` : undefined;

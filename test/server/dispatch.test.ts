@@ -13,9 +13,10 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { connectNodeAdapter, createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
@@ -357,7 +358,85 @@ describe("dispatch: Tessera's answers", function () {
         assert.equal(e.rawMessage, c.message);
         assert.deepEqual(e.findDetails(ErrorInfoSchema).map((i) => [i.reason, i.domain]), [["UNIMPLEMENTED", "tessera"]]);
       });
+
+      // Connect answered the REST fallback's 404 JSON, code not_found "no route for POST
+      // /S/*": a connect-es client read NOT_FOUND. The Connect protocol's answer to an unknown
+      // procedure is unimplemented, HTTP 404 for a unary call (and a GET), an end-stream error
+      // for a stream; and gRPC over HTTP/1.1 (served by connect-es for a method it has) got the
+      // REST 404 too.
+      const transports = [
+        ["gRPC-Web (connect-es, HTTP/2)", () => createGrpcWebTransport({ baseUrl: server.url, httpVersion: "2" })],
+        ["Connect (connect-es, HTTP/1.1)", () => createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" })],
+        ["Connect (connect-es, HTTP/2)", () => createConnectTransport({ baseUrl: server.url, httpVersion: "2" })],
+        ["Connect JSON (connect-es, HTTP/1.1)", () => createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", useBinaryFormat: false })],
+        ["Connect GET (connect-es, HTTP/1.1)", () => createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", useHttpGet: true })],
+        ["Connect GET (connect-es, HTTP/2)", () => createConnectTransport({ baseUrl: server.url, httpVersion: "2", useHttpGet: true })],
+      ] as const;
+      for (const [name, transport] of transports) {
+        it(`${name}: /${c.service}/${c.method}`, async () => {
+          const service = ghost(c.service, c.method);
+          ((service.method as unknown as { ghost: { idempotency: Idempotency } }).ghost).idempotency = Idempotency.NO_SIDE_EFFECTS;
+          const client = createClient(service, transport());
+          const e = await connectError((client as unknown as { ghost(r: object): Promise<unknown> }).ghost({}));
+          assert.equal(e.code, Code.Unimplemented, e.message);
+          assert.equal(e.rawMessage, c.message);
+          assert.deepEqual(e.findDetails(ErrorInfoSchema).map((i) => [i.reason, i.domain]), [["UNIMPLEMENTED", "tessera"]]);
+        });
+      }
+
+      it(`Connect streaming (connect-es, HTTP/1.1), a server stream: /${c.service}/${c.method}`, async () => {
+        const service = { ...Health, typeName: c.service } as Record<string, unknown>;
+        const method = { ...Health.method.watch, name: c.method, localName: "ghost", parent: service };
+        Object.assign(service, { methods: [method], method: { ghost: method } });
+        const client = createClient(service as unknown as typeof Health, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+        const e = await connectError((async () => {
+          for await (const _ of (client as unknown as { ghost(r: object): AsyncIterable<unknown> }).ghost({})) void _;
+        })());
+        assert.equal(e.code, Code.Unimplemented, e.message);
+        assert.equal(e.rawMessage, c.message);
+        assert.deepEqual(e.findDetails(ErrorInfoSchema).map((i) => [i.reason, i.domain]), [["UNIMPLEMENTED", "tessera"]]);
+      });
+
+      it(`gRPC over HTTP/1.1 (no client speaks it: raw): /${c.service}/${c.method} is trailers-only, grpc-status 12 in the headers`, async () => {
+        const a = await h1pieces(server.url, `/${c.service}/${c.method}`, { "content-type": "application/grpc", te: "trailers" }, [grpcFrame(new Uint8Array())]);
+        assert.equal(a.status, 200);
+        assert.equal(a.headers["content-type"], "application/grpc");
+        assert.equal(a.headers["grpc-status"], String(Code.Unimplemented));
+        assert.equal(decodeURIComponent(String(a.headers["grpc-message"])), c.message);
+        assert.equal(String(a.headers["grpc-status-details-bin"]).replace(/=+$/, ""), statusDetailsBin(Code.Unimplemented, c.message, "UNIMPLEMENTED"));
+        assert.equal(a.data.length, 0);
+      });
     }
+
+    it("Connect unary over raw HTTP/1.1, no Connect-Protocol-Version: a known service's unknown method is 404 unimplemented", async () => {
+      const a = await h1pieces(server.url, "/grpc.health.v1.Health/Nope", { "content-type": "application/json" }, [Buffer.from("{}")]);
+      assert.equal(a.status, 404);
+      assert.equal(a.headers["content-type"], "application/json");
+      assert.deepEqual(JSON.parse(a.data.toString()), { code: "unimplemented", message: "unknown method Nope for service grpc.health.v1.Health", details: [errorInfoJson("UNIMPLEMENTED")] });
+    });
+
+    // Nothing tells such a request from a REST one: it keeps the REST 404, byte for byte.
+    it("REST: a POST of JSON to /no.such.Service/Method without a Connect marker keeps the REST 404", async () => {
+      const a = await h1pieces(server.url, "/no.such.Service/Method", { "content-type": "application/json" }, [Buffer.from("{}")]);
+      assert.equal(a.status, 404);
+      assert.equal(a.data.toString(), JSON.stringify({ code: "not_found", message: "no route for POST /no.such.Service/*", details: [errorInfoJson("ROUTE_NOT_FOUND")] }));
+    });
+
+    it("REST: under a JWT API mounted at a dotted path, a request with Connect's marks is REST's (its 400, its 404)", async () => {
+      const dotted = await startTestServer({ env: { TESSERA_JWT_BASE_PATH: "/tessera.jwt" } });
+      try {
+        const u = new URL(dotted.url);
+        const get = await fetch(`${u.origin}/tessera.jwt/version?connect=v1`, { headers: { "connect-protocol-version": "1" } });
+        // REST's own answer: the route takes no "connect" parameter.
+        assert.equal(get.status, 400);
+        assert.equal(((await get.json()) as { message: string }).message, 'unknown query parameter "connect"');
+        const a = await h1pieces(dotted.url, "/tessera.jwt/nothing", { "content-type": "application/proto", "connect-protocol-version": "1" }, [Buffer.alloc(0)]);
+        assert.equal(a.status, 404);
+        assert.equal(a.data.toString(), JSON.stringify({ code: "not_found", message: "no route for POST /tessera.jwt/nothing", details: [errorInfoJson("ROUTE_NOT_FOUND")] }));
+      } finally {
+        await dotted.close();
+      }
+    });
   });
 
   describe("a client that leaves before its request body ends", () => {
