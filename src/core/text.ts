@@ -21,7 +21,7 @@ export function checkFreeText(field: string, value: string | undefined, maxLengt
 }
 
 /** Longest part of a value an error message quotes (configuration values). */
-const quotedMax = 64;
+export const quotedMax = 64;
 
 /**
  * What no message shows as it is: a control character (C0, DEL, C1), a bidirectional formatting

@@ -119,8 +119,8 @@ function json(res: NodeResponse, status: number, body: unknown): void {
  * transfer coding other than chunked (501; its body is not read, so the connection closes). The
  * main port and the metrics port ask it first.
  */
-function refusedOnArrival(req: NodeRequest, res: NodeResponse): boolean {
-  const badTarget = hostProblem(req) ?? schemeProblem(req) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req) ?? fragmentProblem(req);
+function refusedOnArrival(req: NodeRequest, res: NodeResponse, hidden: (text: string) => boolean): boolean {
+  const badTarget = hostProblem(req, hidden) ?? schemeProblem(req, hidden) ?? pathProblem(req) ?? asteriskProblem(req) ?? toOriginForm(req, hidden) ?? fragmentProblem(req);
   if (badTarget !== undefined) {
     sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badTarget);
     return true;
@@ -278,7 +278,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     const requestId = requestIdOf(req.headers[requestIdHeader]);
     res.setHeader(requestIdHeader, requestId);
     if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
-    if (refusedOnArrival(req, res)) return;
+    if (refusedOnArrival(req, res, hidden)) return;
     if (continueWithheld(req)) {
       // Expect: 100-continue with a body over the limit: refused without the 100, the body not
       // read (over HTTP/1.1 the connection then closes: the client may send it all the same).
@@ -375,8 +375,9 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
  * connections counted apart from the main port's (a full main port does not stop a scrape).
  */
 async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger): Promise<Listener> {
+  const hidden = unquotable(configuredSecret(config));
   const handle = (req: NodeRequest, res: NodeResponse): void => {
-    if (refusedOnArrival(req, res)) return;
+    if (refusedOnArrival(req, res, hidden)) return;
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
     if (pathOf(req) === "/metrics") return metrics.serve(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });

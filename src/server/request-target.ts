@@ -14,6 +14,7 @@
 // (hostProblem), and a Host sent with it must name the same authority; its :scheme is held to what the absolute form's is (schemeProblem), and its
 // :path to the bytes an HTTP/1.1 request target may hold (pathProblem).
 import type { Http2ServerRequest } from "node:http2";
+import { quotedMax, quotedRequestText } from "../core/text.js";
 import type { NodeRequest } from "./dispatch.js";
 
 /** scheme "://" authority, then the path, query and fragment as sent. */
@@ -27,9 +28,10 @@ const hostPort = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-F
 
 /**
  * Brings an HTTP/1.1 request whose target is in absolute form to origin form (above). Returns
- * why the target is refused, or undefined (origin form already, or brought to it).
+ * why the target is refused, or undefined (origin form already, or brought to it). The scheme
+ * and authority it quotes are quoted as quotedPart says (`hidden`: see unquotable).
  */
-export function toOriginForm(req: NodeRequest): string | undefined {
+export function toOriginForm(req: NodeRequest, hidden: (text: string) => boolean): string | undefined {
   const url = req.url ?? "";
   if (req.httpVersionMajor !== 1 || url.charCodeAt(0) === 47 /* "/" */ || url === "*") return undefined;
   const m = absoluteForm.exec(url);
@@ -39,9 +41,9 @@ export function toOriginForm(req: NodeRequest): string | undefined {
   if (!m) return "the request target is in no form HTTP/1.1 has: it must be a path (origin form), an absolute URI or, for OPTIONS, \"*\"";
   const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
   const lower = scheme.toLowerCase();
-  if (lower !== "http" && lower !== "https") return `the request target's scheme "${scheme}" is not http or https`;
+  if (lower !== "http" && lower !== "https") return `the request target's scheme ${quotedPart(scheme, hidden)} is not http or https`;
   if (!hostPort.test(authority) || !parsesAsUrl(`${lower}://${authority}/`)) {
-    return userInfoProblem(authority, "the request target's authority") ?? `the request target's authority "${authority}" is not a host with an optional port`;
+    return userInfoProblem(authority, "the request target's authority", hidden) ?? `the request target's authority ${quotedPart(authority, hidden)} is not a host with an optional port`;
   }
   req.url = rest.charCodeAt(0) === 47 /* "/" */ ? rest : `/${rest}`;
   req.headers.host = authority;
@@ -62,21 +64,21 @@ export function toOriginForm(req: NodeRequest): string | undefined {
  * refused as such a Host is, and so is a Host sent along that names another authority
  * (differingHost).
  */
-export function hostProblem(req: NodeRequest): string | undefined {
+export function hostProblem(req: NodeRequest, hidden: (text: string) => boolean): string | undefined {
   if (req.httpVersionMajor === 2) {
     const headers = (req as Http2ServerRequest).headers;
     const authority = headers[":authority"];
     const host = headers.host;
-    if (typeof authority !== "string") return typeof host === "string" ? authorityProblem(host, "the Host header") : undefined;
-    const problem = authorityProblem(authority, "the :authority");
+    if (typeof authority !== "string") return typeof host === "string" ? authorityProblem(host, "the Host header", hidden) : undefined;
+    const problem = authorityProblem(authority, "the :authority", hidden);
     if (problem !== undefined || typeof host !== "string") return problem;
-    return authorityProblem(host, "the Host header") ?? differingHost(authority, host, headers[":scheme"]);
+    return authorityProblem(host, "the Host header", hidden) ?? differingHost(authority, host, headers[":scheme"], hidden);
   }
   if (req.httpVersionMajor !== 1) return undefined;
   const { count, value } = headerLines(req, "host");
   if (count > 1) return `the request has ${count} Host headers: it must have one`;
   if (count === 0) return req.httpVersionMinor >= 1 ? `an HTTP/${req.httpVersion} request must have a Host header` : undefined;
-  return authorityProblem(value, "the Host header");
+  return authorityProblem(value, "the Host header", hidden);
 }
 
 /**
@@ -86,7 +88,7 @@ export function hostProblem(req: NodeRequest): string | undefined {
  * refused: a proxy in front may have routed or checked the request by the one, and this server
  * would read the other. Both are valid authorities here (authorityProblem).
  */
-function differingHost(authority: string, host: string, scheme: string | undefined): string | undefined {
+function differingHost(authority: string, host: string, scheme: string | undefined, hidden: (text: string) => boolean): string | undefined {
   if (host === authority) return undefined;
   const defaultPort = scheme?.toLowerCase() === "https" ? ":443" : scheme?.toLowerCase() === "http" ? ":80" : undefined;
   const normalized = (value: string) => {
@@ -96,23 +98,35 @@ function differingHost(authority: string, host: string, scheme: string | undefin
     return v;
   };
   if (normalized(host) === normalized(authority)) return undefined;
-  return `the Host header ${JSON.stringify(host)} differs from the :authority ${JSON.stringify(authority)}: an HTTP/2 request's Host, if sent, must name the same host and port`;
+  return `the Host header ${quotedPart(host, hidden)} differs from the :authority ${quotedPart(authority, hidden)}: an HTTP/2 request's Host, if sent, must name the same host and port`;
 }
 
 /**
  * An authority with user info ("user:password@host", RFC 3986 3.2.1) is refused without quoting
  * the user info: it may be a credential, and an error body is kept by clients, proxies and logs.
  */
-function userInfoProblem(authority: string, what: string): string | undefined {
+function userInfoProblem(authority: string, what: string, hidden: (text: string) => boolean): string | undefined {
   const at = authority.lastIndexOf("@");
-  return at < 0 ? undefined : `${what} holds user info (${JSON.stringify(`...${authority.slice(at)}`)}): it must be a host with an optional port`;
+  return at < 0 ? undefined : `${what} holds user info (${quotedPart(`...${authority.slice(at)}`, hidden)}): it must be a host with an optional port`;
+}
+
+/**
+ * A scheme, an authority or a part of one, as an error quotes it: as every request value is
+ * (quotedRequestText: at most 64 characters, JSON-escaped, C1 and bidirectional controls too),
+ * and "*" when it, or a part of it between ":" and "@" shown in those 64 characters (a host, a
+ * port), has a credential's shape or is a secret of the configuration (`hidden`).
+ */
+function quotedPart(text: string, hidden: (text: string) => boolean): string {
+  const parts = /[^:@]+/g;
+  for (let m = parts.exec(text); m !== null && m.index < quotedMax; m = parts.exec(text)) if (hidden(m[0])) return "*";
+  return quotedRequestText(text, hidden);
 }
 
 /** What is wrong with `value`, a Host or :authority (`what`), or undefined. */
-function authorityProblem(value: string, what: string): string | undefined {
+function authorityProblem(value: string, what: string, hidden: (text: string) => boolean): string | undefined {
   if (value === "" || validHosts.has(value)) return undefined;
   if (!(hostPort.test(value) && parsesAsUrl(`http://${value}/`))) {
-    return userInfoProblem(value, what) ?? `${what} ${JSON.stringify(value)} is not a host with an optional port`;
+    return userInfoProblem(value, what, hidden) ?? `${what} ${quotedPart(value, hidden)} is not a host with an optional port`;
   }
   // A server sees few Host values (its own names): each is parsed once, not on every request.
   // Only those as long as a host name and port can be are kept: a Host may fill the header
@@ -176,11 +190,11 @@ const maxCachedHostLength = 253 + 1 + 5;
  * this origin server serves only http(s) URIs, and the request is no malformed HTTP/2 (no
  * RST_STREAM): a 400 naming it. http and https alike are served as the connection is.
  */
-export function schemeProblem(req: NodeRequest): string | undefined {
+export function schemeProblem(req: NodeRequest, hidden: (text: string) => boolean): string | undefined {
   if (req.httpVersionMajor !== 2) return undefined;
   const scheme = (req as Http2ServerRequest).scheme ?? "";
   const lower = scheme.toLowerCase();
-  return lower === "http" || lower === "https" ? undefined : `the request's :scheme ${JSON.stringify(scheme)} is not http or https`;
+  return lower === "http" || lower === "https" ? undefined : `the request's :scheme ${quotedPart(scheme, hidden)} is not http or https`;
 }
 
 /**

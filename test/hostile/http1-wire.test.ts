@@ -6,7 +6,7 @@ import { strict as assert } from "node:assert";
 import http2 from "node:http2";
 import net from "node:net";
 import { errorInfoJson } from "../support/error-details.js";
-import { startTestServer, type TestServer } from "../support/server.js";
+import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
 import { uniqueName } from "../support/users.js";
 import { serverCheckedAfterEach } from "./support.js";
 
@@ -116,6 +116,11 @@ export function rawConnection(port: number) {
     destroy: () => socket.destroy(),
   };
 }
+
+/** Text of a JWT's shape (compact JWS), which no error quotes back. */
+const jwtShaped = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+/** Text of a hand-off or refresh token's shape (43 base64url characters), letters only, as Node's parser takes a scheme. */
+const tokenShaped = "QhhbmdlTWVQbGVhcVJdElzQVNlYRldFRvaVuMDEabcd";
 
 describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
   this.timeout(30_000);
@@ -245,6 +250,15 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       ["http:///jwt/version", 'the request target\'s authority "" is not a host with an optional port'],
       ["http://local%zzhost/jwt/version", 'the request target\'s authority "local%zzhost" is not a host with an optional port'],
       ["http://[::1/jwt/version", 'the request target\'s authority "[::1" is not a host with an optional port'],
+      // The scheme and the authority were quoted whole and raw: unbounded, a quote left as it
+      // was, the admin token or a JWT as sent. They are quoted as every request value is: at
+      // most 64 characters, JSON-escaped, "*" for a credential's shape or a configured secret.
+      [`${"s".repeat(100)}://localhost/jwt/version`, `the request target's scheme "${"s".repeat(64)}"... (100 characters) is not http or https`],
+      [`${tokenShaped}://localhost/jwt/version`, "the request target's scheme * is not http or https"],
+      [`http://${"h".repeat(300)}:x/jwt/version`, `the request target's authority "${"h".repeat(64)}"... (302 characters) is not a host with an optional port`],
+      [`http://${testAdminToken}:x/jwt/version`, "the request target's authority * is not a host with an optional port"],
+      [`http://${jwtShaped}:x/jwt/version`, "the request target's authority * is not a host with an optional port"],
+      [`http://user@${jwtShaped}/jwt/version`, "the request target's authority holds user info (*): it must be a host with an optional port"],
     ] as const) {
       it(`${target}: 400 MALFORMED_REQUEST naming the problem`, async () => {
         const a = await exchange(server.port, `GET ${target} HTTP/1.1\r\nhost: localhost\r\n\r\n`);
@@ -296,6 +310,19 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
         refused(await exchange(server.port, `GET /jwt/version HTTP/1.1\r\nhost: ${host}\r\n\r\n`), `the Host header holds user info (${JSON.stringify(shown)}): it must be a host with an optional port`);
       }
     });
+
+    // The Host was quoted whole (a header block holds 16 KiB), its C1 controls as sent, the
+    // admin token as sent: quoted as every request value is now.
+    for (const [host, shown] of [
+      [`${"h".repeat(300)}:x`, `"${"h".repeat(64)}"... (302 characters)`],
+      ["local\x85host", '"local\\u0085host"'],
+      [`${testAdminToken}:x`, "*"],
+      [`${jwtShaped}:8080:1`, "*"],
+    ] as const) {
+      it(`Host ${JSON.stringify(host.slice(0, 40))}: 400 MALFORMED_REQUEST quoting it bounded, escaped, never a secret`, async () => {
+        refused(await exchange(server.port, `GET /jwt/version HTTP/1.1\r\nhost: ${host}\r\n\r\n`), `the Host header ${shown} is not a host with an optional port`);
+      });
+    }
 
     for (const host of ["local host", "localhost/jwt", "[::1", "localhost:99999", "local%zzhost", ":8080"]) {
       it(`Host ${JSON.stringify(host)}: 400 MALFORMED_REQUEST naming it`, async () => {
