@@ -516,10 +516,11 @@ function emptyMessage(req: NodeRequest, uReq: UniversalServerRequest): Buffer | 
  * transport failure ("Received HTTP status code 404") without the message or details.
  * gRPC's and gRPC-Web's content types are no REST route's, so any path of theirs is answered. A
  * Connect call is told from a REST request by its path, /S/M with S a protobuf full name
- * (dotted) that is no REST route's first segment (`fallbackOwns`), and by either S being a
- * service of this server or the request bearing a Connect mark (a Connect-Protocol-Version
- * header, ?connect=v1 on a GET, a content type only Connect takes): a JSON POST to an unknown
- * service without one is the REST 404 it always was. Returns false for any other request. A
+ * (dotted) that is no REST route's first segment (`fallbackOwns`), and by a Connect mark (a
+ * Connect-Protocol-Version header, which connect-es and connect-go send on every call,
+ * ?connect=v1 on a GET, a content type only Connect takes): a JSON POST or a GET without one,
+ * to any service, is the REST 404 it always was, which quotes no path segment after the first
+ * (a token sent as a method name comes back in no answer). Returns false for any other request. A
  * name `hidden` says not to quote (a credential's shape, a secret of the configuration) is
  * written "*"; so is every segment of another path after its first (unroutedPath).
  */
@@ -535,7 +536,7 @@ function unknownProcedure(
   const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
   const grpcType = req.method === "POST" ? /^application\/grpc(-web(-text)?)?(?:\+|$)/i.exec(contentType) : null;
   const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
-  const connect = !grpcType && m !== null && connectCall(req, url, contentType, m[1]!, services, fallbackOwns);
+  const connect = !grpcType && m !== null && connectCall(req, url, contentType, m[1]!, fallbackOwns);
   if (!grpcType && !connect) return false;
   const name = (text: string) => (hidden(text) ? "*" : text);
   const message = !m ? `no RPC at ${unroutedPath(path, hidden)}` : services.has(m[1]!) ? `unknown method ${name(m[2]!)} for service ${m[1]}` : `unknown service ${name(m[1]!)}`;
@@ -580,25 +581,17 @@ const fullName = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$/;
  * Whether a request to /`service`/M is a Connect call (unknownProcedure says how it is told from
  * a REST request), and which: "unary" (a POST of JSON or protobuf, or a GET) or "stream".
  */
-function connectCall(
-  req: NodeRequest,
-  url: string,
-  contentType: string,
-  service: string,
-  services: ReadonlySet<string>,
-  fallbackOwns: (firstSegment: string) => boolean,
-): "unary" | "stream" | false {
+function connectCall(req: NodeRequest, url: string, contentType: string, service: string, fallbackOwns: (firstSegment: string) => boolean): "unary" | "stream" | false {
   if (!fullName.test(service) || fallbackOwns(service)) return false;
-  const known = services.has(service);
   if (req.method === "GET") {
     const q = url.indexOf("?");
-    return known || (q >= 0 && new URLSearchParams(url.slice(q + 1)).get("connect") === "v1") ? "unary" : false;
+    return q >= 0 && new URLSearchParams(url.slice(q + 1)).get("connect") === "v1" ? "unary" : false;
   }
   if (req.method !== "POST") return false;
   const type = /^application\/(?:(json|proto)|connect\+(?:json|proto))$/i.exec(contentType);
   if (!type) return false;
   if (type[1] === undefined) return "stream";
-  return known || type[1].toLowerCase() === "proto" || req.headers["connect-protocol-version"] !== undefined ? "unary" : false;
+  return type[1].toLowerCase() === "proto" || req.headers["connect-protocol-version"] !== undefined ? "unary" : false;
 }
 
 function badAuthority(res: NodeResponse): void {

@@ -408,11 +408,19 @@ describe("dispatch: Tessera's answers", function () {
       });
     }
 
-    it("Connect unary over raw HTTP/1.1, no Connect-Protocol-Version: a known service's unknown method is 404 unimplemented", async () => {
-      const a = await h1pieces(server.url, "/grpc.health.v1.Health/Nope", { "content-type": "application/json" }, [Buffer.from("{}")]);
+    it("Connect unary over raw HTTP/1.1, with Connect-Protocol-Version: a known service's unknown method is 404 unimplemented", async () => {
+      const a = await h1pieces(server.url, "/grpc.health.v1.Health/Nope", { "content-type": "application/json", "connect-protocol-version": "1" }, [Buffer.from("{}")]);
       assert.equal(a.status, 404);
       assert.equal(a.headers["content-type"], "application/json");
       assert.deepEqual(JSON.parse(a.data.toString()), { code: "unimplemented", message: "unknown method Nope for service grpc.health.v1.Health", details: [errorInfoJson("UNIMPLEMENTED")] });
+    });
+
+    // Without a Connect mark nothing tells it from a REST request, even under a known service:
+    // the REST 404, which quotes no segment after the first (a token sent as the method).
+    it("REST: a POST of JSON to a known service's unknown method without a Connect marker keeps the REST 404", async () => {
+      const a = await h1pieces(server.url, "/grpc.health.v1.Health/Nope", { "content-type": "application/json" }, [Buffer.from("{}")]);
+      assert.equal(a.status, 404);
+      assert.equal(a.data.toString(), JSON.stringify({ code: "not_found", message: "no route for POST /grpc.health.v1.Health/*", details: [errorInfoJson("ROUTE_NOT_FOUND")] }));
     });
 
     // Nothing tells such a request from a REST one: it keeps the REST 404, byte for byte.
