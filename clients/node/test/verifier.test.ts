@@ -4,13 +4,15 @@
 // limited), the JWKS max-age (300 s) and its ETag (revalidated: 304, or a rotated set's 200); a
 // key that leaves the JWKS stops verifying.
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
-import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from "jose";
+import { createHmac, createPrivateKey, sign, type KeyObject } from "node:crypto";
+import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT, type JWK } from "jose";
 import { ManualClock } from "../../../src/core/clock.js";
 import { algNone, b64url, withPayload } from "../../../test/jwt/forge.js";
+import { jwtApi, type JwtApi } from "../../../test/jwt/api.js";
+import { expectCode, expectOk } from "../../../test/support/api.js";
 import { rest } from "../../../test/support/clients.js";
 import { freePort } from "../../../test/support/net.js";
-import { createTokenVerifier, type TokenVerifierOptions } from "../src/index.js";
+import { createTokenVerifier, type TokenErrorCode, type TokenVerifierOptions } from "../src/index.js";
 import {
   countingFetch,
   jwtRefreshLogin,
@@ -200,6 +202,70 @@ for (const store of storesUnderTest()) {
           await refused(v.verify(`${b64url("{")}.e30.AAAA`), "MALFORMED_TOKEN", "the token header is not JSON");
           await refused(v.verify(`${b64url({ alg: "EdDSA" })}.e30.AAAA`), "MALFORMED_TOKEN", 'the token header has no "kid"');
           await refused(v.verify("a".repeat(8193)), "MALFORMED_TOKEN", "the token is longer than 8192 characters");
+        });
+      });
+
+      // Tokens signed with Tessera's REAL key (read from its store) that Tessera itself refuses
+      // (src/core/token-verifier.ts): each is refused here too, and Tessera's own answer (GET
+      // /check) is asserted alongside. Each differs from a token both accept (the control) only in
+      // the thing under test.
+      describe("tokens Tessera refuses, signed with its own key", () => {
+        let key: KeyObject;
+        let kid: string;
+        let jwt: JwtApi;
+        before(async () => {
+          const { access } = await jwtTokens(server);
+          kid = decodeProtectedHeader(access).kid!;
+          const record = (await server.tessera.store.keys.list()).find((k) => k.kid === kid)!;
+          key = createPrivateKey({ key: JSON.parse(record.privateJwk) as JWK, format: "jwk" });
+          jwt = jwtApi("rest", server.url);
+        });
+        after(() => jwt.close());
+
+        /** `payload` (JSON text) signed with Tessera's key under `header` (JSON text). */
+        function signed(header: string, payload: string): string {
+          const input = `${b64url(header)}.${b64url(payload)}`;
+          return `${input}.${sign(null, Buffer.from(input), key).toString("base64url")}`;
+        }
+        /** The header Tessera's tokens carry, as JSON text (`more` members added). */
+        const header = (more: Record<string, unknown> = {}) => JSON.stringify({ alg: "EdDSA", kid, typ: "JWT", ...more });
+        /** The claims of a fresh seed 004 access token, as JSON text (`more` members added or replaced). */
+        async function payload(more: Record<string, unknown> = {}): Promise<string> {
+          return JSON.stringify({ ...decodeJwt((await jwtTokens(server)).access), ...more });
+        }
+        /** The JSON text of `value` with `"name":<first>` written before its own members. */
+        const withFirst = (json: string, name: string, first: unknown) => `{${JSON.stringify(name)}:${JSON.stringify(first)},${json.slice(1)}`;
+
+        /** Tessera refuses `token` (GET /check: 400, `serverReason`, `serverMessage`); so does the verifier (`code`, `message`). */
+        async function refusedByBoth(token: string, code: TokenErrorCode, message: string, serverMessage: string, serverReason = "INVALID_TOKEN"): Promise<void> {
+          expectCode(await jwt.check({ access_token: token }), "invalid_argument", serverMessage, serverReason);
+          await refused(verifierFor(server).verify(token), code, message);
+        }
+        /** Tessera accepts `token`, and so does the verifier. */
+        async function acceptedByBoth(token: string): Promise<void> {
+          assert.equal(expectOk(await jwt.check({ access_token: token })).sub, decodeJwt(token).sub);
+          assert.equal((await verifierFor(server).verify(token)).kind, "jwt");
+        }
+
+        it("control: the claims of an issued token signed again under its header verify", async () => {
+          await acceptedByBoth(signed(header(), await payload()));
+        });
+
+        it("a header or payload naming a member twice (MALFORMED_TOKEN): JSON.parse keeps the last, a reader in front may take the first", async () => {
+          const claims = await payload();
+          const cases: Array<[string, string, string]> = [
+            [signed(withFirst(header(), "kid", "not-a-key-of-ours"), claims), 'the token header names member "kid" more than once', 'malformed token: member "kid" of the header is given more than once'],
+            [signed(withFirst(header(), "alg", "none"), claims), 'the token header names member "alg" more than once', 'malformed token: member "alg" of the header is given more than once'],
+            [signed(header(), withFirst(claims, "sub", "someone-else")), 'the token payload names member "sub" more than once', 'malformed token: member "sub" of the payload is given more than once'],
+            [signed(header(), withFirst(claims, "exp", 1)), 'the token payload names member "exp" more than once', 'malformed token: member "exp" of the payload is given more than once'],
+            [
+              signed(header(), `${claims.slice(0, -1)},"note":{"a":1,"\\u0061":2}}`),
+              'the token payload names member "note.a" more than once',
+              'malformed token: member "note.a" of the payload is given more than once',
+            ],
+            [signed(header(), `${claims.slice(0, -1)},"a b":1,"a b":2}`), "the token payload names a member more than once", "malformed token: a member of the payload is given more than once"],
+          ];
+          for (const [token, message, serverMessage] of cases) await refusedByBoth(token, "MALFORMED_TOKEN", message, serverMessage);
         });
       });
 

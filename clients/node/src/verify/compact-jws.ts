@@ -4,8 +4,10 @@
 // Strict where Node is lenient: Buffer.from(s, "base64url") skips characters outside the
 // alphabet and ignores the unused low bits of the last character, so every segment is checked
 // against the alphabet, and the signature must be spelled canonically (one token, one spelling,
-// as Tessera itself requires).
+// as Tessera itself requires). A header or payload naming a member twice is refused, as Tessera
+// refuses it (json-keys.ts): JSON.parse keeps the last, a reader in front may take the first.
 import { refuse } from "./errors.js";
+import { repeatedMember } from "./json-keys.js";
 
 /** The header members a Tessera token may carry and the verifier reads. */
 export interface JwsHeader {
@@ -77,14 +79,21 @@ function header(headerSegment: string, parsedHeaders: HeaderCache): JwsHeader {
   return parsed;
 }
 
-/** A base64url segment holding a JSON object. */
+/** A base64url segment holding a JSON object, each of whose objects names each member once. */
 export function decodeJson(seg: string, what: "header" | "payload"): Record<string, unknown> {
+  const text = Buffer.from(seg, "base64url").toString("utf8");
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(seg, "base64url").toString("utf8"));
+    value = JSON.parse(text);
   } catch {
     throw refuse("MALFORMED_TOKEN", `the token ${what} is not JSON`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw refuse("MALFORMED_TOKEN", `the token ${what} is not a JSON object`);
+  const path = repeatedMember(text);
+  if (path !== undefined) {
+    // Named when each name is a plain word (the text is the caller's, unverified for a header).
+    const name = path.every((n) => /^[\w-]{1,64}$/.test(n)) ? `member "${path.join(".")}"` : "a member";
+    throw refuse("MALFORMED_TOKEN", `the token ${what} names ${name} more than once`);
+  }
   return value as Record<string, unknown>;
 }
