@@ -428,7 +428,7 @@ describe("@tessera/client key set cache", () => {
     const iat = Math.floor(clock.ms / 1000);
     const good = { iss: "tessera", sub: "u-1", aud: "tessera", token_type: "access_token", user: "ada", authentication_method: "password", iat, exp: iat + 60 };
     const session = { iss: "tessera", sub: "u-1", aud: "web", sid: "s-1", jti: "j-1", iat, exp: iat + 60 };
-    const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: "EdDSA", kid: "k" }).sign(privateKey);
+    const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: "EdDSA", kid: "k", typ: "JWT" }).sign(privateKey);
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ ...good, exp: undefined }, 'the token\'s "exp" claim is missing or malformed'],
       [{ ...good, exp: "soon" }, 'the token\'s "exp" claim is missing or malformed'],

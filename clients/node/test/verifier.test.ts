@@ -267,6 +267,16 @@ for (const store of storesUnderTest()) {
           ];
           for (const [token, message, serverMessage] of cases) await refusedByBoth(token, "MALFORMED_TOKEN", message, serverMessage);
         });
+
+        it('a header typed other than "JWT", or not typed (MALFORMED_TOKEN); "jwt" and "application/JWT" verify, compared as a media type', async () => {
+          const claims = await payload();
+          await refusedByBoth(signed(JSON.stringify({ alg: "EdDSA", kid }), claims), "MALFORMED_TOKEN", 'the token header has no "typ" (it must be "JWT")', 'token has no type: header "typ" must be "JWT"');
+          for (const typ of ["at+jwt", "JOSE", 5, null, ["JWT"]]) {
+            const serverType = typeof typ === "string" ? JSON.stringify(typ) : `of JSON type ${typ === null ? "null" : Array.isArray(typ) ? "array" : typeof typ}`;
+            await refusedByBoth(signed(header({ typ }), claims), "MALFORMED_TOKEN", 'the token header "typ" is not "JWT"', `unexpected token type ${serverType}: header "typ" must be "JWT"`);
+          }
+          for (const typ of ["jwt", "application/JWT", "Application/jwt"]) await acceptedByBoth(signed(header({ typ }), claims));
+        });
       });
 
       it("KEYS_UNAVAILABLE when the key set cannot be fetched: nothing verifies", async () => {

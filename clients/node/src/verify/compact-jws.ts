@@ -13,7 +13,8 @@ import { repeatedMember } from "./json-keys.js";
 export interface JwsHeader {
   readonly alg: string;
   readonly kid: string;
-  readonly typ?: string;
+  /** As the header gives it (any JSON value), checked once the signature has verified: checkType. */
+  readonly typ?: unknown;
 }
 
 export interface CompactJws {
@@ -70,13 +71,22 @@ function header(headerSegment: string, parsedHeaders: HeaderCache): JwsHeader {
   const { alg, kid, typ } = value;
   if (typeof alg !== "string" || alg === "") throw refuse("MALFORMED_TOKEN", 'the token header has no "alg"');
   if (typeof kid !== "string" || kid === "") throw refuse("MALFORMED_TOKEN", 'the token header has no "kid"');
-  if (typ !== undefined && (typeof typ !== "string" || typ.toUpperCase() !== "JWT")) {
-    throw refuse("MALFORMED_TOKEN", 'the token header "typ" is not "JWT"');
-  }
   const parsed: JwsHeader = Object.freeze({ alg, kid, ...(typ !== undefined && { typ }) });
   if (parsedHeaders.size >= maxParsedHeaders) parsedHeaders.clear();
   parsedHeaders.set(headerSegment, parsed);
   return parsed;
+}
+
+/**
+ * Refuses a header whose `typ` is not "JWT", or that has none: every token Tessera signs is
+ * typed "JWT", and Tessera refuses any other (RFC 8725 3.11). Compared as RFC 7515 4.1.9 compares
+ * it, a media type: case aside, "application/" omitted. Called after the signature, as Tessera
+ * does: a token of a key not in the set is UNKNOWN_KEY whatever its type.
+ */
+export function checkType(header: JwsHeader): void {
+  const { typ } = header;
+  if (typ === undefined) throw refuse("MALFORMED_TOKEN", 'the token header has no "typ" (it must be "JWT")');
+  if (typeof typ !== "string" || typ.toLowerCase().replace(/^application\//, "") !== "jwt") throw refuse("MALFORMED_TOKEN", 'the token header "typ" is not "JWT"');
 }
 
 /** A base64url segment holding a JSON object, each of whose objects names each member once. */

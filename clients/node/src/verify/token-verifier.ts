@@ -5,7 +5,7 @@
 // asynchronous verify costs more than the check itself (see bench/verifier.ts at the
 // repository root). With a fresh key set, verify() does no I/O.
 import { checkClaims, type VerifiedToken } from "./claims.js";
-import { decodeJson, parseCompactJws, type HeaderCache } from "./compact-jws.js";
+import { checkType, decodeJson, parseCompactJws, type HeaderCache } from "./compact-jws.js";
 import { jwksUrlFromDiscovery } from "./discovery.js";
 import { quoted, refuse } from "./errors.js";
 import { algorithmList, isAlgorithm, type Algorithm } from "./jwk.js";
@@ -113,6 +113,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       // The key decides how it verifies: a token cannot make an EdDSA key check "ES256".
       if (!key.algorithms.has(alg)) throw refuse("UNSUPPORTED_ALGORITHM", `the token's algorithm (${alg}) is not its key's`);
       if (!key.verify(alg, jws.signingInput, jws.signature)) throw refuse("INVALID_SIGNATURE", "the token's signature does not verify");
+      checkType(jws.header);
       const payload = Object.freeze(decodeJson(jws.payloadSegment, "payload"));
       return checkClaims(jws.payloadSegment, payload, rules, new Date(now()));
     },
