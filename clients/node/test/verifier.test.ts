@@ -277,6 +277,33 @@ for (const store of storesUnderTest()) {
           }
           for (const typ of ["jwt", "application/JWT", "Application/jwt"]) await acceptedByBoth(signed(header({ typ }), claims));
         });
+
+        it("a number no reader can use (INVALID_CLAIMS): one JSON writes as no number (1e400 is Infinity), anywhere; a time claim before the epoch or past what a Date holds", async () => {
+          /** The claims of a fresh token with `name` set to `raw` (JSON text, as written). */
+          const withRaw = async (name: string, raw: string) => (await payload({ [name]: "RAW" })).replace('"RAW"', raw);
+          const cases: Array<[string, string, string]> = [
+            ["exp", "1e400", "must be a finite number"],
+            ["exp", "-1e400", "must be a finite number"],
+            ["nbf", "1e400", "must be a finite number"],
+            ["iat", "1e400", "must be a finite number"],
+            ["note", "1e400", "must be a finite number"],
+            ["note", '{"a":[1,-1e400]}', "must be a finite number"],
+            ["exp", "8640000000001", "is out of range"],
+            ["nbf", "-1", "is out of range"],
+            ["iat", "-1", "is out of range"],
+          ];
+          for (const [name, raw, problem] of cases) {
+            await refusedByBoth(signed(header(), await withRaw(name, raw)), "INVALID_CLAIMS", `the token's "${name}" claim ${problem}`, `malformed token: "${name}" claim ${problem}`);
+          }
+          await refusedByBoth(
+            signed(header(), await withRaw("a claim", "1e400")),
+            "INVALID_CLAIMS",
+            "a claim of the token must be a finite number",
+            "malformed token: a claim must be a finite number",
+          );
+          // The bounds themselves are times a Date holds.
+          await acceptedByBoth(signed(header(), await payload({ exp: 8.64e12, iat: 0, nbf: 0 })));
+        });
       });
 
       it("KEYS_UNAVAILABLE when the key set cannot be fetched: nothing verifies", async () => {

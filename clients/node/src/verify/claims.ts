@@ -2,7 +2,8 @@
 // iat) are checked by jose's own claim validation (`UnsecuredJWT.decode` over the verified
 // payload: the signature was checked with node:crypto already, so jose is asked for its claim
 // rules only), in jose's order: issuer, audience, then time — so an expired token of the wrong
-// audience says WRONG_AUDIENCE. Tessera's own claims (the token's kind, `sid`, `jti`, `user`,
+// audience says WRONG_AUDIENCE; before them, as in Tessera, numbers no reader can use
+// (unusableNumber: jose takes an exp of 1e400, Infinity). Tessera's own claims (the token's kind, `sid`, `jti`, `user`,
 // `authentication_method`) are checked here.
 //
 // Tessera issues two kinds of access token, told apart by their claims:
@@ -107,6 +108,8 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
   } else {
     throw refuse("INVALID_CLAIMS", "not a Tessera access token (neither token_type nor sid)");
   }
+  const unusable = unusableNumber(p);
+  if (unusable) throw unusable;
   try {
     UnsecuredJWT.decode(`${verifiedHeader}.${payloadSegment}.`, {
       ...(rules.issuer !== undefined && { issuer: rules.issuer }),
@@ -135,6 +138,45 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
   const audiences = typeof claims.aud === "string" ? [claims.aud] : claims.aud;
   const clientId = rules.clientIds.find((c) => audiences.includes(c))!;
   return { kind: "session", userId: claims.sub, sessionId: claims.sid, clientId, tokenId: claims.jti, expiresAt: new Date(claims.exp * 1000), claims };
+}
+
+/** The largest time a Date holds, in seconds since the epoch (8.64e15 ms, ECMA-262 21.4.1.1). */
+const latestDateSeconds = 8.64e12;
+
+/**
+ * The refusal of a payload holding a number no reader can use, which jose's claim checks let
+ * through (they ask only that a time claim be a number): one JSON writes as no number (`1e400`
+ * parses as Infinity: an exp of 1e400 never expires, and its expiresAt is an Invalid Date), at any
+ * depth of any claim, or a time claim (iat, nbf, exp) before the epoch or past what a Date holds.
+ * Undefined when there is none. Checked before the issuer, audience and times, as Tessera does:
+ * the same rule as Tessera's verifier (src/core/token-verifier.ts unusableNumber), kept here
+ * because this package cannot import the server's sources.
+ */
+function unusableNumber(payload: Record<string, unknown>) {
+  for (const claim of ["iat", "nbf", "exp"] as const) {
+    const value = payload[claim];
+    if (typeof value === "number" && Number.isFinite(value) && !(value >= 0 && value <= latestDateSeconds)) {
+      return refuse("INVALID_CLAIMS", `the token's "${claim}" claim is out of range`);
+    }
+  }
+  for (const [claim, value] of Object.entries(payload)) {
+    if (!holdsOnlyFiniteNumbers(value)) {
+      // Named when the name is a plain word (the payload's signature has verified).
+      return refuse("INVALID_CLAIMS", /^[\w.-]{1,64}$/.test(claim) ? `the token's "${claim}" claim must be a finite number` : "a claim of the token must be a finite number");
+    }
+  }
+  return undefined;
+}
+
+/** False when a number in `value` (a JSON value, at any depth: walked without recursion) is not finite. */
+function holdsOnlyFiniteNumbers(value: unknown): boolean {
+  const pending = [value];
+  while (pending.length > 0) {
+    const v = pending.pop();
+    if (typeof v === "number" && !Number.isFinite(v)) return false;
+    if (v !== null && typeof v === "object") pending.push(...Object.values(v));
+  }
+  return true;
 }
 
 /** jose's claim errors as this package's codes. */
