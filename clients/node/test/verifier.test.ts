@@ -114,16 +114,16 @@ for (const store of storesUnderTest()) {
         await refused(verifierFor(server).verify(t.refresh), "MALFORMED_TOKEN");
       });
 
-      it("refused: an expired token (TOKEN_EXPIRED) once exp is more than the clock tolerance behind", async () => {
+      it("refused: an expired token (TOKEN_EXPIRED) once the clock reaches its exp, whatever the clock tolerance (nbf's alone), as in Tessera", async () => {
         const t = await jwtTokens(server);
         const exp = decodeJwt(t.access).exp!;
-        const clock = new TestClock((exp + 4) * 1000);
+        const clock = new TestClock(exp * 1000 - 1);
         const v = verifierFor(server, { now: clock.now });
-        assert.equal((await v.verify(t.access)).kind, "jwt", "within the default tolerance (5 s)");
-        clock.advanceSeconds(1);
+        assert.equal((await v.verify(t.access)).kind, "jwt", "a millisecond before its exp");
+        clock.advanceSeconds(0.001);
         await refused(v.verify(t.access), "TOKEN_EXPIRED", "the token has expired");
-        const strict = verifierFor(server, { now: new TestClock(exp * 1000).now, clockToleranceSeconds: 0 });
-        await refused(strict.verify(t.access), "TOKEN_EXPIRED");
+        const tolerant = verifierFor(server, { now: new TestClock(exp * 1000).now, clockToleranceSeconds: 60 });
+        await refused(tolerant.verify(t.access), "TOKEN_EXPIRED", "the token has expired");
       });
 
       it("refused: a token whose nbf is ahead of the verifier's clock by more than the tolerance (TOKEN_NOT_YET_VALID)", async () => {
@@ -303,6 +303,15 @@ for (const store of storesUnderTest()) {
           );
           // The bounds themselves are times a Date holds.
           await acceptedByBoth(signed(header(), await payload({ exp: 8.64e12, iat: 0, nbf: 0 })));
+        });
+
+        it("exp has no leeway (TOKEN_EXPIRED once the clock reaches it), nbf the clock tolerance (5 s), as in Tessera", async () => {
+          const now = Math.floor(Date.now() / 1000);
+          for (const exp of [now, now - 2, now - 4]) {
+            await refusedByBoth(signed(header(), await payload({ exp })), "TOKEN_EXPIRED", "the token has expired", "token expired", "TOKEN_EXPIRED");
+          }
+          await acceptedByBoth(signed(header(), await payload({ nbf: now + 3 })));
+          await refusedByBoth(signed(header(), await payload({ nbf: now + 60 })), "TOKEN_NOT_YET_VALID", "the token is not valid yet", "token not yet valid", "TOKEN_NOT_YET_VALID");
         });
       });
 

@@ -83,6 +83,7 @@ export interface ClaimRules {
   readonly audience: string | undefined;
   /** The `aud` values of session tokens (client ids); empty: they are refused. */
   readonly clientIds: readonly string[];
+  /** How far ahead of `now` an nbf may be; exp has no leeway. */
   readonly clockToleranceSeconds: number;
 }
 
@@ -121,6 +122,10 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
   } catch (e) {
     throw claimRefusal(e, p);
   }
+  // jose gives exp the tolerance too; Tessera gives it none (the tolerance is for an nbf ahead of
+  // this clock, a token a Tessera whose clock runs ahead issued a moment ago): a token Tessera
+  // takes as expired is expired here. exp is a number (jose checked it).
+  if ((p.exp as number) <= Math.floor(now.getTime() / 1000)) throw refuse("TOKEN_EXPIRED", "the token has expired");
   if (!isString(p.iss)) throw refuse("INVALID_CLAIMS", 'the token has no "iss"');
   if (!isString(p.sub)) throw refuse("INVALID_CLAIMS", 'the token has no "sub"');
 

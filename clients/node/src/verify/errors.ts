@@ -13,9 +13,9 @@ export const TokenErrorCodes = [
   "KEY_REMOVED",
   /** The signature does not verify with the key the token names. */
   "INVALID_SIGNATURE",
-  /** `exp` has passed (beyond the clock tolerance). */
+  /** `exp` has passed (no leeway, as in Tessera). */
   "TOKEN_EXPIRED",
-  /** `nbf` is still ahead (beyond the clock tolerance). */
+  /** `nbf` is still ahead, by more than the clock tolerance. */
   "TOKEN_NOT_YET_VALID",
   /** `iss` is not the expected issuer. */
   "WRONG_ISSUER",

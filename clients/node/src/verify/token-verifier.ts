@@ -24,7 +24,11 @@ interface CommonOptions {
   clientId?: string | readonly string[];
   /** The signature algorithms accepted (default EdDSA and ES256): asymmetric only. */
   algorithms?: readonly Algorithm[];
-  /** Leeway for `exp` and `nbf` against this machine's clock, in seconds (default 5). */
+  /**
+   * How far ahead of this machine's clock a token's `nbf` may be, in seconds (default 5, as
+   * Tessera's own verifier): a token issued a moment ago by a Tessera whose clock runs ahead.
+   * `exp` has no leeway, as in Tessera: a token is expired once this clock reaches its `exp`.
+   */
   clockToleranceSeconds?: number;
   /** Least time between two fetches of the key set, in seconds (default 10): rate-limits refetches on unknown kids and after failures. */
   cooldownSeconds?: number;
