@@ -445,8 +445,10 @@ describe("@tessera/client key set cache", () => {
     for (const [claims, message] of cases) await refused(v.verify(await sign(claims)), "INVALID_CLAIMS", message);
     // An empty aud names no audience (jose's rule): the token is not for this service.
     await refused(v.verify(await sign({ ...good, aud: [] })), "WRONG_AUDIENCE", "the token was issued for another audience");
-    // aud as an array naming the audience (RFC 7519) is accepted.
-    assert.equal((await v.verify(await sign({ ...good, aud: ["other", "tessera"] }))).kind, "jwt");
+    // aud as an array naming the audience (RFC 7519's form) is refused for a JWT API token, as
+    // Tessera refuses it, and accepted for a session token.
+    await refused(v.verify(await sign({ ...good, aud: ["other", "tessera"] })), "WRONG_AUDIENCE", "the token was issued for another audience");
+    assert.equal((await v.verify(await sign({ ...session, aud: ["other", "web"] }))).kind, "session");
     assert.equal((await v.verify(await sign(session))).kind, "session");
   });
 

@@ -9,6 +9,7 @@ import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT, type JWK } 
 import { ManualClock } from "../../../src/core/clock.js";
 import { algNone, b64url, withPayload } from "../../../test/jwt/forge.js";
 import { jwtApi, type JwtApi } from "../../../test/jwt/api.js";
+import { sessionApi } from "../../../test/session/api.js";
 import { expectCode, expectOk } from "../../../test/support/api.js";
 import { rest } from "../../../test/support/clients.js";
 import { freePort } from "../../../test/support/net.js";
@@ -312,6 +313,17 @@ for (const store of storesUnderTest()) {
           }
           await acceptedByBoth(signed(header(), await payload({ nbf: now + 3 })));
           await refusedByBoth(signed(header(), await payload({ nbf: now + 60 })), "TOKEN_NOT_YET_VALID", "the token is not valid yet", "token not yet valid", "TOKEN_NOT_YET_VALID");
+        });
+
+        it("a seed 004 access token's aud is the audience itself: an array naming it is WRONG_AUDIENCE, as in Tessera", async () => {
+          for (const aud of [["tessera"], ["other", "tessera"]]) {
+            await refusedByBoth(signed(header(), await payload({ aud })), "WRONG_AUDIENCE", "the token was issued for another audience", "token issued for another audience", "WRONG_AUDIENCE");
+          }
+          // A session token's aud may be an array naming the client id, in both (jose's rule).
+          const { access } = await sessionTokens(server);
+          const session = signed(header(), JSON.stringify({ ...decodeJwt(access), aud: ["other", testClientId] }));
+          expectOk(await sessionApi("rest", server.url).getSession({ clientId: testClientId, access: session }));
+          assert.equal((await verifierFor(server).verify(session)).kind, "session");
         });
       });
 

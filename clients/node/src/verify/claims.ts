@@ -126,6 +126,10 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
   // this clock, a token a Tessera whose clock runs ahead issued a moment ago): a token Tessera
   // takes as expired is expired here. exp is a number (jose checked it).
   if ((p.exp as number) <= Math.floor(now.getTime() / 1000)) throw refuse("TOKEN_EXPIRED", "the token has expired");
+  // A JWT API access token's aud is the audience itself, as Tessera requires (jose took an array
+  // naming it, RFC 7519's form, which Tessera never issues and refuses); a session token's may be
+  // an array naming the client id, in both.
+  if (p.token_type !== undefined && p.aud !== audience) throw refuse("WRONG_AUDIENCE", "the token was issued for another audience");
   if (!isString(p.iss)) throw refuse("INVALID_CLAIMS", 'the token has no "iss"');
   if (!isString(p.sub)) throw refuse("INVALID_CLAIMS", 'the token has no "sub"');
 
