@@ -325,6 +325,23 @@ for (const store of storesUnderTest()) {
           expectOk(await sessionApi("rest", server.url).getSession({ clientId: testClientId, access: session }));
           assert.equal((await verifierFor(server).verify(session)).kind, "session");
         });
+
+        it("a seed 004 access token's source_kids that is not a list of kids, or a credential_epoch that is not an integer (INVALID_CLAIMS), as in Tessera", async () => {
+          const cases: Array<[string, unknown]> = [
+            ["source_kids", "kid"],
+            ["source_kids", [kid, 5]],
+            ["source_kids", {}],
+            ["credential_epoch", 1.5],
+            ["credential_epoch", "0"],
+            ["credential_epoch", 2 ** 53],
+            ["credential_epoch", null],
+          ];
+          for (const [name, value] of cases) {
+            await refusedByBoth(signed(header(), await payload({ [name]: value })), "INVALID_CLAIMS", `the token's "${name}" claim is malformed`, "invalid token claims");
+          }
+          // As Tessera issues them: the kids of the tokens it was made from, the user's epoch.
+          await acceptedByBoth(signed(header(), await payload({ source_kids: [kid] })));
+        });
       });
 
       it("KEYS_UNAVAILABLE when the key set cannot be fetched: nothing verifies", async () => {

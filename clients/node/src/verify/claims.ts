@@ -4,7 +4,7 @@
 // rules only), in jose's order: issuer, audience, then time — so an expired token of the wrong
 // audience says WRONG_AUDIENCE; before them, as in Tessera, numbers no reader can use
 // (unusableNumber: jose takes an exp of 1e400, Infinity). Tessera's own claims (the token's kind, `sid`, `jti`, `user`,
-// `authentication_method`) are checked here.
+// `authentication_method`, the shapes of `source_kids` and `credential_epoch`) are checked here.
 //
 // Tessera issues two kinds of access token, told apart by their claims:
 // - seed 000 session access tokens: `aud` is the client id the session is bound to; `sub`
@@ -39,6 +39,10 @@ export interface JwtAccessClaims {
   readonly user: string;
   readonly token_type: "access_token";
   readonly authentication_method: AuthenticationMethod;
+  /** The kids of the keys that signed the tokens this one was made from (a refresh login's). */
+  readonly source_kids?: readonly string[];
+  /** The user's credential epoch when the token was issued (it changes with the password). */
+  readonly credential_epoch?: number;
 }
 
 export type AuthenticationMethod = "password" | "refresh_token";
@@ -138,6 +142,12 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
     if (p.authentication_method !== "password" && p.authentication_method !== "refresh_token") {
       throw refuse("INVALID_CLAIMS", 'the token has no valid "authentication_method"');
     }
+    // Shapes Tessera holds its access tokens to (jwt-tokens.ts), though what they say (a source
+    // key revoked, a password changed since) is for Tessera alone to judge.
+    if (p.source_kids !== undefined && !(Array.isArray(p.source_kids) && p.source_kids.every((k) => typeof k === "string"))) {
+      throw refuse("INVALID_CLAIMS", 'the token\'s "source_kids" claim is malformed');
+    }
+    if (p.credential_epoch !== undefined && !Number.isSafeInteger(p.credential_epoch)) throw refuse("INVALID_CLAIMS", 'the token\'s "credential_epoch" claim is malformed');
     const claims = p as unknown as JwtAccessClaims;
     return { kind: "jwt", userId: claims.sub, user: claims.user, authenticationMethod: claims.authentication_method, expiresAt: new Date(claims.exp * 1000), claims };
   }
