@@ -2,7 +2,9 @@
 // their typed claims; forged, expired, not-yet-valid, wrong-audience, wrong-issuer and refresh
 // tokens refused with their codes; key rotation seen through the unknown-kid refetch (rate
 // limited), the JWKS max-age (300 s) and its ETag (revalidated: 304, or a rotated set's 200); a
-// key that leaves the JWKS stops verifying.
+// key that leaves the JWKS stops verifying. Tokens signed with Tessera's own key that Tessera
+// refuses (a member named twice, no typ, a number no reader can use, past exp, an aud array, a
+// claim of the wrong shape) are refused here too, each asserted against Tessera's own answer.
 import assert from "node:assert/strict";
 import { createHmac, createPrivateKey, sign, type KeyObject } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT, type JWK } from "jose";
