@@ -4,10 +4,13 @@
 // - its spelling: trimmed, Unicode NFC, emails lower-cased. An account keeps the spelling it was
 //   created with; that is what it shows and what `users.login` stores.
 // - its key: the spelling with default-ignorable code points removed, then NFKC and case folding
-//   (Unicode's NFKC_Casefold, approximated with the String methods). Logins are compared by key,
-//   so `ａda@example.com` (full-width a) or `ADA` is the same login as `ada@example.com` or `ada`,
-//   and a look-alike of an existing login is a duplicate, not a second account. Failed-login
-//   counters and remembered logins are kept per key too, so a look-alike buys no extra guesses.
+//   (Unicode's NFKC_Casefold, approximated with the String methods), then whitespace trimmed and
+//   each run of it made one space. Logins are compared by key, so `ａda@example.com` (full-width
+//   a) or `ADA` is the same login as `ada@example.com` or `ada`, and `ada \u200b` (a space kept
+//   from trimming by a zero-width space behind it) or `ada  lovelace` (two spaces, which display
+//   as one) is `ada` or `ada lovelace`: a look-alike of an existing login is a duplicate, not a
+//   second account. Failed-login counters and remembered logins are kept per key too, so a
+//   look-alike buys no extra guesses.
 //
 // A login holding a control character (NUL included), a bidirectional formatting character
 // (U+202E and friends, which make a login display as another) or a lone surrogate (not text at
@@ -20,7 +23,7 @@ export type LoginKind = "email" | "name";
 export interface LoginName {
   /** As the account spells it: trimmed, NFC; emails lower-cased. */
   readonly spelling: string;
-  /** What logins are compared by (NFKC_Casefold of the spelling). */
+  /** What logins are compared by (NFKC_Casefold of the spelling, whitespace trimmed and collapsed). */
   readonly key: string;
 }
 
@@ -40,11 +43,13 @@ const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
 const notText = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\p{Cs}]/u;
 const ignorable = /\p{Default_Ignorable_Code_Point}/gu;
 
-/** The key logins are compared by: NFKC_Casefold of the spelling. */
+/** The key logins are compared by: NFKC_Casefold of the spelling, whitespace trimmed and collapsed. */
 export function loginKey(spelling: string): string {
   // Upper- then lower-casing folds what lower-casing alone does not (ß -> ss, final sigma);
-  // the second NFKC recomposes what case mapping may decompose.
-  return spelling.replace(ignorable, "").normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC");
+  // the second NFKC recomposes what case mapping may decompose. Whitespace is trimmed again
+  // once the ignorables are out (the spelling's trim stops at a zero-width space) and NFKC has
+  // made every space character U+0020.
+  return spelling.replace(ignorable, "").normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC").replace(/\s+/gu, " ").trim();
 }
 
 /** Throws INVALID_ARGUMENT naming the field when `raw` holds anything but text a login may hold. */

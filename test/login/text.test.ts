@@ -2,7 +2,8 @@
 // bidirectional formatting character is a 400 naming its field on every API, before any store
 // call (it answers so even with the store closed), and counts nowhere. Logins are compared by
 // NFKC and case folding: a look-alike of an existing login is that login (a duplicate sign-up is
-// 409, a login succeeds), and the account keeps the spelling it was created with.
+// 409, a login succeeds), and the account keeps the spelling it was created with. Whitespace is
+// compared trimmed and collapsed, after zero-width characters are taken out.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
 import { connectClient } from "../support/clients.js";
@@ -37,9 +38,9 @@ for (const store of storesUnderTest()) {
       let server: TestServer;
       let api: LoginApi;
       before(async () => {
-        // Two failures lock a login, eight an address; six sign-ups per address (what these
+        // Two failures lock a login, eight an address; twelve sign-ups per address (what these
         // tests make): had any refused login counted anywhere, what follows would be locked.
-        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "6" } });
+        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "12" } });
         api = loginApi(transport, server.url);
       });
       after(async () => {
@@ -81,6 +82,23 @@ for (const store of storesUnderTest()) {
         const token = await api.jwtToken(`zoe\u0308${tag}`, password); // e + COMBINING DIAERESIS
         expectOk(token);
         assert.equal(decodeJwt(token.data!.token).user, name);
+      });
+
+      it("compares whitespace trimmed and collapsed, also next to zero-width characters: such look-alikes are the same login and share its lock", async () => {
+        const tag = uniqueName("ws").slice(3);
+        const name = `ada ${tag}`;
+        expectOk(await api.createJwtUser(name, password), 201);
+        // Each displays as the name (a zero-width space shields a space from trimming; two
+        // spaces show as one): a duplicate, not a second account.
+        for (const lookAlike of [`${name} \u200b`, `\u200b ${name}`, `ada  ${tag}`, `ada \u200b ${tag}`, `ada\u2003\u2003${tag}`]) {
+          expectCode(await api.createJwtUser(lookAlike, password), "already_exists", "a user with this name already exists");
+        }
+        const token = await api.jwtToken(`ada \u200b ${tag} \u200b`, password);
+        expectOk(token);
+        assert.equal(decodeJwt(token.data!.token).user, name);
+        // Its failures count in the name's own window (two lock it).
+        for (let i = 0; i < 2; i++) expectCode(await api.jwtToken(`${name} \u200b`, wrongPassword), "unauthenticated", "invalid login or password");
+        expectCode(await api.jwtToken(name, password), "resource_exhausted", "too many failed logins; try again later");
       });
 
       it("answers a login that is not text with 400 before any store call: so even with the store closed", async () => {
