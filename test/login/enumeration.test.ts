@@ -3,7 +3,8 @@
 // longer than the policy allows (for a known login and an unknown one) and a login that is not
 // well-formed get the same answer (code, message, reason, WWW-Authenticate, no Retry-After) and
 // cost the same: one argon2 verification, no hash made. A locked login answers the same 429
-// whether it exists or not, and hashes nothing. (Only the right password of a deactivated user is
+// whether it exists or not, and hashes nothing; so does one that finds every hasher busy (503
+// HASHER_BUSY, counted nowhere). (Only the right password of a deactivated user is
 // told 403 USER_DEACTIVATED; a sign-up of a taken login is 409: both documented.)
 import assert from "node:assert/strict";
 import argon2 from "argon2";
@@ -113,4 +114,58 @@ for (const store of storesUnderTest()) {
       }
     });
   }
+}
+
+for (const store of storesUnderTest()) {
+  describe(`a login that finds the hasher full tells nothing about the account (${store})`, function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    let api: LoginApi;
+    before(async () => {
+      // One hasher, no queue; three failures lock a login.
+      server = await startTestServer({ store, env: { TESSERA_HASH_CONCURRENCY: "1", TESSERA_HASH_QUEUE_LIMIT: "0", TESSERA_LOGIN_MAX_FAILURES: "3" } });
+      api = loginApi("rest-h1", server.url);
+    });
+    after(async () => {
+      api?.close();
+      await server?.close();
+    });
+
+    it("known, unknown and deactivated logins alike answer 503 HASHER_BUSY, verify nothing and count nothing", async () => {
+      const path = loginPaths("busy")[0]!; // POST /session
+      const known = await path.createAccount(api, password);
+      const inactive = await path.createAccount(api, password);
+      const jwt = expectOk(await api.jwtToken(inactive, password)).token;
+      assert.equal((await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(jwt) })).status, 204);
+      expectCode(await path.attempt(api, uniqueEmail("nobody"), wrongPassword), "unauthenticated"); // the dummy hash is made by now
+      // A verification that waits until released holds the only hasher.
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let held = 0;
+      const original = argon2.verify;
+      const verify = spyOn(argon2, "verify", (async (...args: Parameters<typeof argon2.verify>) => {
+        held++;
+        await gate;
+        return original.apply(argon2, args);
+      }) as typeof argon2.verify);
+      try {
+        const holding = path.attempt(api, uniqueEmail("holder"), wrongPassword);
+        while (held === 0) await new Promise((r) => setTimeout(r, 5));
+        for (const [what, login] of [["unknown", uniqueEmail("nobody")], ["known", known], ["deactivated", inactive]] as const) {
+          const o = await path.attempt(api, login, wrongPassword);
+          expectCode(o, "unavailable", "too many password checks in progress; retry shortly", "HASHER_BUSY");
+          assert.match(o.headers.get("retry-after") ?? "", /^[123]$/, what);
+        }
+        assert.equal(verify.calls.length, 1, "only the holder's verification ran");
+        release();
+        expectCode(await holding, "unauthenticated");
+      } finally {
+        release();
+        verify.restore();
+      }
+      // Nothing was counted for the known login: its three failures are still to come.
+      for (let i = 0; i < 3; i++) expectCode(await path.attempt(api, known, wrongPassword), "unauthenticated", "invalid login or password");
+      expectCode(await path.attempt(api, known, password), "resource_exhausted", "too many failed logins; try again later");
+    });
+  });
 }
