@@ -45,11 +45,12 @@ const ignorable = /\p{Default_Ignorable_Code_Point}/gu;
 
 /** The key logins are compared by: NFKC_Casefold of the spelling, whitespace trimmed and collapsed. */
 export function loginKey(spelling: string): string {
-  // Upper- then lower-casing folds what lower-casing alone does not (ß -> ss, final sigma);
-  // the second NFKC recomposes what case mapping may decompose. Whitespace is trimmed again
+  // Lower-, upper-, then lower-casing folds what lower-casing alone does not (ß -> ss, final
+  // sigma), U+1E9E CAPITAL SHARP S included (upper-casing keeps it, lower-casing makes it
+  // U+00DF); the second NFKC recomposes what case mapping may decompose. Whitespace is trimmed again
   // once the ignorables are out (the spelling's trim stops at a zero-width space) and NFKC has
   // made every space character U+0020.
-  return spelling.replace(ignorable, "").normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC").replace(/\s+/gu, " ").trim();
+  return spelling.replace(ignorable, "").normalize("NFKC").toLowerCase().toUpperCase().toLowerCase().normalize("NFKC").replace(/\s+/gu, " ").trim();
 }
 
 /** Throws INVALID_ARGUMENT naming the field when `raw` holds anything but text a login may hold. */

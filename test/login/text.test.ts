@@ -38,9 +38,9 @@ for (const store of storesUnderTest()) {
       let server: TestServer;
       let api: LoginApi;
       before(async () => {
-        // Two failures lock a login, eight an address; twelve sign-ups per address (what these
+        // Two failures lock a login, eight an address; fourteen sign-ups per address (what these
         // tests make): had any refused login counted anywhere, what follows would be locked.
-        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "12" } });
+        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "14" } });
         api = loginApi(transport, server.url);
       });
       after(async () => {
@@ -82,6 +82,14 @@ for (const store of storesUnderTest()) {
         const token = await api.jwtToken(`zoe\u0308${tag}`, password); // e + COMBINING DIAERESIS
         expectOk(token);
         assert.equal(decodeJwt(token.data!.token).user, name);
+
+        // U+1E9E CAPITAL SHARP S folds as U+00DF does: to ss.
+        const street = `stra\u00dfe${tag}`;
+        expectOk(await api.createJwtUser(street, password), 201);
+        expectCode(await api.createJwtUser(`STRA\u1e9eE${tag.toUpperCase()}`, password), "already_exists", "a user with this name already exists");
+        const capital = await api.jwtToken(`STRA\u1e9eE${tag}`, password);
+        expectOk(capital);
+        assert.equal(decodeJwt(capital.data!.token).user, street);
       });
 
       it("compares whitespace trimmed and collapsed, also next to zero-width characters: such look-alikes are the same login and share its lock", async () => {
