@@ -36,7 +36,7 @@ import type http from "node:http";
 import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
-import { compressionBrotli, compressionGzip, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-connect";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -143,8 +143,9 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   });
 
   const failed = (h: UniversalHandler, res: NodeResponse) => (e: unknown) => {
-    // A client that went away is Aborted: nothing to report.
-    if (ConnectError.from(e).code !== Code.Aborted) {
+    // A client that went away (its stream closed under a write: Canceled) is nothing to report.
+    const code = ConnectError.from(e).code;
+    if (code !== Code.Aborted && code !== Code.Canceled) {
       logger.error("rpc answer failed", { procedure: `${h.service.typeName}/${h.method.name}`, ...describeError(e) });
     }
     // The handlers answer every error themselves: this is a write that failed, or a bug. Do not
@@ -165,7 +166,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
       if (uRes.status === 415 && uRes.header === undefined) return unsupportedMediaType(res, uReq, hidden);
       if (uRes.status === 505 && !uRes.body) return bidiOverHttp1(res, uReq);
       const out = correct(uRes);
-      const send = (r: UniversalServerResponse) => universalResponseToNodeResponse(text ? grpcWebTextResponse(r) : r, res);
+      const send = (r: UniversalServerResponse) => toNodeResponse(text ? grpcWebTextResponse(r) : r, res);
       if (uReq.method === "GET") return Promise.resolve(out).then((r) => validated(r, uReq.header.get("if-none-match"))).then(send);
       return out instanceof Promise ? out.then(send) : send(out);
     });
@@ -255,6 +256,84 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
       };
     },
   };
+}
+
+/**
+ * Writes `u` to `res`: connect-node's universalResponseToNodeResponse, but for a write that waits
+ * for room. That one waited for "drain" or "error", and a response whose stream is reset (by its
+ * client, or by h2-guard.ts once it stalled for the idle timeout) or whose connection closes
+ * emits neither, only "close": a call whose answer was held back by a client that read nothing
+ * then never ended (its handler's iterator left suspended, its log line and metrics never
+ * written). Here the wait also ends at "close", the write failing as CANCELED; a write that fails
+ * is passed to the body's iterator (`throw`), which is closed (`return`) whatever happens.
+ */
+async function toNodeResponse(u: UniversalServerResponse, res: NodeResponse): Promise<void> {
+  const it = u.body?.[Symbol.asyncIterator]();
+  let writing = false;
+  try {
+    if (it !== undefined) {
+      // The headers go after the first chunk: the handler may still set some until then.
+      let chunk = await it.next();
+      res.writeHead(u.status, u.header && nodeHeaders(u.header));
+      for (; chunk.done !== true; chunk = await it.next()) {
+        writing = true;
+        await written(res, chunk.value);
+        writing = false;
+      }
+    }
+    if (!res.headersSent) res.writeHead(u.status, u.header && nodeHeaders(u.header));
+    if (u.trailer) res.addTrailers(nodeHeaders(u.trailer));
+    res.end();
+  } catch (e) {
+    const error = writeError(e);
+    if (writing) it?.throw?.(error).catch(() => {});
+    throw error;
+  } finally {
+    it?.return?.().catch(() => {});
+  }
+}
+
+/** Resolves once `chunk` is written or buffered with room to spare; rejects when `res` fails or closes first. */
+function written(res: NodeResponse, chunk: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (res.errored) return reject(res.errored);
+    if (res.destroyed) return reject(closedError());
+    const settle = (error?: unknown) => {
+      res.off("drain", onDrain);
+      res.off("error", onError);
+      res.off("close", onClose);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    const onDrain = () => settle();
+    const onError = (e: unknown) => settle(e);
+    const onClose = () => settle(closedError());
+    res.on("drain", onDrain);
+    res.on("error", onError);
+    res.on("close", onClose);
+    // A write that fails (the stream already closed) calls back with its error; what failed it
+    // is then also emitted as "error", taken by this listener rather than thrown.
+    const flushed = (res as { write(chunk: Uint8Array, cb: (e?: Error | null) => void): boolean }).write(chunk, (e) => {
+      if (e) {
+        res.once("error", () => {});
+        settle(e);
+      }
+    });
+    if (flushed) settle();
+  });
+}
+
+const closedError = (cause?: unknown) => new ConnectError("the stream closed before its answer was written", Code.Canceled, undefined, undefined, cause);
+
+/**
+ * A write's failure as a ConnectError: CANCELED when the stream or connection is gone (the call
+ * is then logged as one its client abandoned, as when it leaves between two messages).
+ */
+function writeError(e: unknown): ConnectError {
+  if (e instanceof ConnectError) return e;
+  const code = (e as { code?: unknown } | null)?.code;
+  const gone = code === "ERR_STREAM_DESTROYED" || code === "ERR_HTTP2_INVALID_STREAM" || code === "ECONNRESET" || code === "ERR_STREAM_WRITE_AFTER_END";
+  return gone ? closedError(e) : ConnectError.from(e, Code.Internal);
 }
 
 /**
