@@ -14,23 +14,13 @@ import net from "node:net";
 import tls from "node:tls";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.js";
-import { grpcFrame } from "./support.js";
+import { eventually, grpcFrame } from "./support.js";
 import { grpcWebClient } from "../support/clients.js";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const timeouts = { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000" };
 const big = "/docs/swagger-ui-bundle.js";
-
-/** Polls `check` every 50 ms until it holds; false if it has not within `limitMs`. */
-async function eventually(check: () => boolean, limitMs: number): Promise<boolean> {
-  const deadline = Date.now() + limitMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
 
 /** A connection (TCP, or TLS with ALPN http/1.1) whose client reads nothing until `readAll()`. */
 async function nonReader(port: number, ca?: Buffer): Promise<{ socket: net.Socket; readAll(limitMs: number): Promise<{ text: string; ended: boolean }> }> {

@@ -14,23 +14,13 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
-import { grpcFrame } from "./support.js";
+import { eventually, grpcFrame } from "./support.js";
 
 const reflectionPath = `/${ServerReflection.typeName}/${ServerReflection.method.serverReflectionInfo.name}`;
 const procedure = reflectionPath.slice(1);
 const request = grpcFrame(
   toBinary(ServerReflectionRequestSchema, create(ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "tessera.jwt.v1.JwtService" } })),
 );
-
-/** Polls `check` every 50 ms until it holds; false if it has not within `limitMs`. */
-async function eventually(check: () => boolean, limitMs: number): Promise<boolean> {
-  const deadline = Date.now() + limitMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
 
 describe("hostile: a stream stalled by flow control, then reset", function () {
   this.timeout(30_000);

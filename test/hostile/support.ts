@@ -386,3 +386,13 @@ export function connectEnvelopes(body: Buffer): Array<[number, string]> {
   assert.equal(pos, body.length, "the body ends on an envelope boundary");
   return out;
 }
+
+/** Polls `check` every 50 ms until it holds; false if it has not within `limitMs`. */
+export async function eventually(check: () => boolean, limitMs: number): Promise<boolean> {
+  const deadline = Date.now() + limitMs;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
