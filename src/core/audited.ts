@@ -82,6 +82,22 @@ export class AuditedUsers extends Users {
     }
   }
 
+  /**
+   * `login` once the whole login has its answer (seed 004's GET /token: the access token signed
+   * and the user read again): a refusal after the password check (the user deactivated or the
+   * password changed meanwhile) is the event's outcome and reason, with the user's id, as the
+   * caller is answered; never a success followed by a refusal no event names.
+   */
+  override authenticateAndIssue<T>(rawLogin: string, password: string, kind: LoginKind, clientAddress: string, issue: (user: UserRecord) => Promise<T>): Promise<T> {
+    // Read when the event is recorded: the user's id once the password was checked.
+    const fields: { login: string; userId?: string } = { login: rawLogin };
+    return tracked(this.audit, "login", fields, async () => {
+      const user = await super.authenticate(rawLogin, password, kind, clientAddress);
+      fields.userId = user.id;
+      return issue(user);
+    });
+  }
+
   /** Every sign-up (seed 000's and seed 004's): `signup`. */
   override create(input: NewUserInput): Promise<UserRecord> {
     return tracked(this.audit, "signup", { login: input.login }, () => super.create(input), (u) => ({ userId: u.id }));

@@ -100,7 +100,7 @@ const credentialOutdated = () =>
 export interface JwtTokensDeps {
   ring: Pick<KeyRing, "sign" | "anyRevoked">;
   verifier: Pick<TokenVerifier, "verifyKeyed">;
-  users: Pick<Users, "authenticate" | "noteLogin" | "get" | "create" | "changePassword" | "deactivate" | "credentialState">;
+  users: Pick<Users, "authenticateAndIssue" | "noteLogin" | "get" | "create" | "changePassword" | "deactivate" | "credentialState">;
   refreshTokens: JwtRefreshTokenStore;
   clock: Clock;
   issuer: string;
@@ -140,21 +140,25 @@ export class JwtTokens {
     await this.deps.users.create({ login: user, kind: "name", password: pass, passwordField: "pass", clientAddress });
   }
 
-  /** Password login (abuse protection and deactivation handled by Users.authenticate). */
-  async loginWithPassword(login: string, password: string, clientAddress: string): Promise<string> {
-    const user = await this.deps.users.authenticate(login, password, "name", clientAddress);
-    const [token] = await Promise.all([
-      this.issueAccessToken(user, "password"),
-      this.deps.users.noteLogin(user, this.deps.lastLoginIntervalSeconds),
-    ]);
-    // Deactivated, or the password changed, while the login was in flight (on any instance; the
-    // password was checked against the hash the user's first read gave): refused as a login
-    // after it is, not answered with a token that offline verifiers would take until it expires.
-    // After a change, the password this login gave is the old one: answered as that is now.
-    const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
-    if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
-    if (state === "changed") throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
-    return token;
+  /**
+   * Password login (abuse protection and deactivation handled by Users.authenticate). Its audit
+   * event records the answer, the refusal below included (Users.authenticateAndIssue).
+   */
+  loginWithPassword(login: string, password: string, clientAddress: string): Promise<string> {
+    return this.deps.users.authenticateAndIssue(login, password, "name", clientAddress, async (user) => {
+      const [token] = await Promise.all([
+        this.issueAccessToken(user, "password"),
+        this.deps.users.noteLogin(user, this.deps.lastLoginIntervalSeconds),
+      ]);
+      // Deactivated, or the password changed, while the login was in flight (on any instance; the
+      // password was checked against the hash the user's first read gave): refused as a login
+      // after it is, not answered with a token that offline verifiers would take until it expires.
+      // After a change, the password this login gave is the old one: answered as that is now.
+      const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
+      if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+      if (state === "changed") throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
+      return token;
+    });
   }
 
   /** Refresh login: a valid, unrevoked refresh token of an active user, newer than their password. */

@@ -156,6 +156,16 @@ export class Users {
   }
 
   /**
+   * authenticate(), then `issue` with the user, as one login: for a login whose answer is made
+   * after the password check and may still be refused there (seed 004's access token, refused
+   * when a change or deactivation moved the user's epoch meanwhile). The login's audit event
+   * records what the caller is answered, `issue`'s refusal included (AuditedUsers).
+   */
+  async authenticateAndIssue<T>(rawLogin: string, password: string, kind: LoginKind, clientAddress: string, issue: (user: UserRecord) => Promise<T>): Promise<T> {
+    return issue(await this.authenticate(rawLogin, password, kind, clientAddress));
+  }
+
+  /**
    * At start-up: gives accounts stored before login keys existed their key. Two such accounts
    * whose keys clash are both kept; the younger is found by its exact spelling only (logged).
    */

@@ -7,10 +7,13 @@
 // user's refresh tokens). A password login whose password was checked against the hash from
 // before a password change (PATCH /jwt/user) is refused as the old password is after it: 401
 // INVALID_CREDENTIALS, not an access JWT that offline verifiers would take until it expires.
+// Its `login` audit event says so: outcome failure with that reason (and the user's id), not a
+// success.
 import assert from "node:assert/strict";
+import { decodeJwt } from "jose";
 import { bearer, rest } from "../support/clients.js";
 import { storesUnderTest } from "../support/server.js";
-import { createJwtUser, jwtLogin, jwtRefreshToken, otherPassword, password } from "../support/users.js";
+import { admin, createJwtUser, jwtLogin, jwtRefreshToken, otherPassword, password } from "../support/users.js";
 import { assertRefused as refused, holdAfter, passwordLoginHolds, startServerPair, type ServerPair } from "./support.js";
 
 for (const store of storesUnderTest()) {
@@ -43,6 +46,18 @@ for (const store of storesUnderTest()) {
           held.release();
           refused(await inFlight, code, message, reason);
           refused(await login(), code, message, reason);
+          // The trail, newest first: the login after the ending, the one in flight, b's login.
+          const listed = await rest(a.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ type: "login" })}`, { headers: admin });
+          assert.equal(listed.status, 200, listed.text);
+          const logins = (listed.body.events as Array<{ login?: string; outcome: string; reason?: string; user_id?: string }>)
+            .filter((e) => e.login === user)
+            .map(({ outcome, reason, user_id }) => ({ outcome, reason, user_id }));
+          const userId = decodeJwt(access).sub;
+          assert.deepEqual(logins, [
+            { outcome: "failure", reason, user_id: undefined },
+            { outcome: "failure", reason, user_id: userId },
+            { outcome: "success", reason: undefined, user_id: userId },
+          ]);
         });
       }
     }
