@@ -208,6 +208,21 @@ export class AuditedUserTokens extends UserTokens {
     return result;
   }
 
+  /**
+   * A token refused once the password was checked (the user deactivated or the password changed
+   * while the login was in flight, the store failed, the caller went away): `user_token.login`
+   * with that outcome and reason, as AuditedSessions.start records a session refused there. The
+   * `login` event before it says only that the password was right.
+   */
+  protected override async issue(...args: Parameters<UserTokens["issue"]>): ReturnType<UserTokens["issue"]> {
+    try {
+      return await super.issue(...args);
+    } catch (e) {
+      await this.audit.record({ type: "user_token.login", userId: args[0].id, outcome: outcomeOf(e), reason: reasonOf(e) });
+      throw e;
+    }
+  }
+
   override logout(tokenId: string, userId?: string): Promise<void> {
     return tracked(this.audit, "user_token.logout", { userId, subject: tokenId }, () => super.logout(tokenId, userId));
   }

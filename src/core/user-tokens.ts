@@ -107,7 +107,7 @@ export class UserTokens {
   }
 
   /** The user token of a login whose password was checked (login()). */
-  private async issue(
+  protected async issue(
     user: UserRecord,
     note: string | undefined,
     expiresAt: Date | undefined,

@@ -322,15 +322,20 @@ for (const store of storesUnderTest()) {
         rest(url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });
       const userTokenLogin = (url: string, email: string) => rest(url, "POST", "/auth/login", { headers: basic(email, password) });
 
-      for (const [name, login] of [["POST /session", sessionLogin], ["POST /auth/login", userTokenLogin]] as const) {
-        /** What changes the user on the other instance, its status, and the refusal the login then gets (status, message). */
+      /** Each login, and the audit event of the credential it writes (which records the refusal). */
+      const logins = [
+        ["POST /session", sessionLogin, "session.started"],
+        ["POST /auth/login", userTokenLogin, "user_token.login"],
+      ] as const;
+      for (const [name, login, event] of logins) {
+        /** What changes the user on the other instance, its status, and the refusal the login then gets (status, message, reason). */
         const changes = [
-          ["the user is deactivated", (access: string) => rest(pair.b.url, "DELETE", "/jwt/user", { headers: bearer(access) }), 204, 403, "user is deactivated"],
-          ["the password changes", (access: string) => rest(pair.b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } }), 200, 401, "invalid login or password"],
+          ["the user is deactivated", (access: string) => rest(pair.b.url, "DELETE", "/jwt/user", { headers: bearer(access) }), 204, 403, "user is deactivated", "USER_DEACTIVATED"],
+          ["the password changes", (access: string) => rest(pair.b.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } }), 200, 401, "invalid login or password", "INVALID_CREDENTIALS"],
         ] as const;
-        for (const [change, make, status, code, message] of changes) {
+        for (const [change, make, status, code, message, reason] of changes) {
           for (const [where, hold] of passwordLoginHolds) {
-            it(`${name} held ${where} while ${change}: ${code}, and no credential survives`, async () => {
+            it(`${name} held ${where} while ${change}: ${code}, ${event} recorded as refused, and no credential survives`, async () => {
               const { a, b } = pair;
               const email = uniqueEmail("race");
               await signUp(a, email);
@@ -345,6 +350,12 @@ for (const store of storesUnderTest()) {
               const res = await inFlight;
               assert.equal(res.status, code, res.text);
               assert.equal(res.body.message, message);
+              const events = await rest(a.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ user_id: decodeJwt(access).sub!, type: event })}`, { headers: admin });
+              assert.equal(events.status, 200, events.text);
+              assert.deepEqual(
+                (events.body.events as Array<{ outcome: string; reason?: string }>).map(({ outcome, reason }) => ({ outcome, reason })),
+                [{ outcome: "failure", reason }],
+              );
               await assertNoLiveCredential(pair, written);
             });
           }
