@@ -128,7 +128,7 @@ export class AuditedSessions extends Sessions {
    * when the event is not stored (auditing off, the store refused it) the wait makes one, after what the trail
    * still holds is committed (synced()).
    */
-  override async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {
+  override async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string, alongside?: Promise<void>): Promise<TokenPair> {
     const {
       result: { pair, durable },
       recorded,
@@ -136,7 +136,7 @@ export class AuditedSessions extends Sessions {
       this.audit,
       "session.started",
       { userId: user.id },
-      () => super.begin(user, clientId),
+      () => super.begin(user, clientId, alongside),
       ({ pair }) => ({ subject: decodeJwt(pair.accessToken).sid as string }),
     );
     await durableAfterEvent(this.audit, await recorded, durable);

@@ -123,25 +123,23 @@ export class Sessions {
     // (AuditedSessions), committed with the login's audit event (authenticateThen, which does
     // not wait for it): on the embedded store the answer waits for one fsync that started after
     // all of them (start()).
-    // When lastLoginAt is refused, the error waits for the session's start (and so for its
-    // writes to be durable), not only for the first failure of the two.
-    return this.users.authenticateThen(input.email, input.password, "email", input.clientAddress, undefined, async (user) => {
-      const noted = this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true });
-      const [started, note] = await Promise.allSettled([this.start(user, input.clientId), noted]);
-      if (started.status === "rejected") throw started.reason;
-      if (note.status === "rejected") throw note.reason;
-      return started.value;
-    });
+    // lastLoginAt is written beside the session and is part of its start: when it is refused,
+    // the session is refused too (its event says so: AuditedSessions.start), once the session's
+    // writes are durable, and a refusal of the session itself goes first.
+    return this.users.authenticateThen(input.email, input.password, "email", input.clientAddress, undefined, (user) =>
+      this.start(user, input.clientId, this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true })),
+    );
   }
 
   /**
    * Starts a session for an authenticated user (as the login read it), bound to `clientId`. The
    * session records the user's credential epoch; when a password change or a deactivation
    * moved it while the login was in flight, the session is ended again and the login refused.
-   * Resolves once the session and its refresh token are durable (begin()).
+   * `alongside`: a write of the login made meanwhile (its lastLoginAt), whose failure refuses
+   * the session too. Resolves once the session and its refresh token are durable (begin()).
    */
-  async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<TokenPair> {
-    const { pair, durable } = await this.begin(user, clientId);
+  async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string, alongside?: Promise<void>): Promise<TokenPair> {
+    const { pair, durable } = await this.begin(user, clientId, alongside);
     await durable();
     return pair;
   }
@@ -151,7 +149,12 @@ export class Sessions {
    * resolves once they and every write before them are durable (SessionStore.createThenSync): a
    * caller's own write in between (AuditedSessions' session.started event) shares their fsync.
    */
-  protected async begin(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string): Promise<PairThenSync> {
+  protected async begin(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string, alongside?: Promise<void>): Promise<PairThenSync> {
+    // Settled whenever it fails: its error is passed on below, or dropped for an earlier one.
+    const alongsideSettled = alongside?.then(
+      () => undefined,
+      (e: unknown) => ({ error: e }),
+    );
     const now = this.clock.now();
     const sessionId = randomId();
     const jti = randomId();
@@ -174,6 +177,8 @@ export class Sessions {
         if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
         throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
       }
+      const failed = await alongsideSettled;
+      if (failed) throw failed.error;
       return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
     });
   }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { decodeJwt } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
+import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
@@ -101,6 +102,26 @@ for (const store of storesUnderTest()) {
       // The session reuse ended, and the one ended by DELETE /session: each naming its user.
       assert.equal((await one(server, "session.ended", (e) => e.subject === sid)).user_id, user.id);
       assert.equal((await one(server, "session.ended", (e) => e.subject === decodeJwt(again.body.access_token).sid)).user_id, user.id);
+    });
+
+    it("POST /session whose lastLoginAt the store refuses: 503, and session.started is recorded as the error the caller got, not a success", async () => {
+      const email = uniqueEmail("audit-note");
+      const user = await signUp(server, email);
+      const users = server.tessera.store.users;
+      const setLastLogin = users.setLastLogin;
+      users.setLastLogin = () => Promise.reject(new StoreUnavailableError("store unavailable (test)"));
+      try {
+        const login = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader });
+        assert.equal(login.status, 503, login.text);
+        assert.equal(login.body.details[0].debug.reason, "STORE_UNAVAILABLE");
+      } finally {
+        users.setLastLogin = setLastLogin;
+      }
+      // An error's event is stored without the call waiting for it.
+      const expected = ["signup success", "login success", "session.started error"];
+      let told: string[] = [];
+      for (let i = 0; i < 50 && (told = await story(server, user.id)).length < expected.length; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(told, expected);
     });
 
     it("logins refused: failure (an unknown login and a wrong password alike), then locked", async () => {
