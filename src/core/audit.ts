@@ -15,7 +15,7 @@
 // Events carry ids, names and addresses, never a secret: no password, no token, no hash. The
 // recorder takes only the fields below, so a caller cannot pass one by accident.
 import { randomBytes } from "node:crypto";
-import { CallEndedError, currentCall, outsideCall } from "../call-scope.js";
+import { beyondDeadline, CallEndedError, currentCall, outsideCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { AppendOptions, AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
 import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
@@ -288,7 +288,10 @@ export class AuditTrail {
   private async store(event: AuditEventRecord, options?: AppendOptions): Promise<boolean> {
     const { id, type } = event;
     try {
-      await this.deps.events.append(event, options);
+      // Not bounded by the recorded call's deadline: an event of a call that went on past it
+      // (a password checked after its caller stopped waiting, a refusal or an error that
+      // followed) is stored all the same, as synced() waits for them.
+      await beyondDeadline(() => this.deps.events.append(event, options));
       return true;
     } catch (e) {
       this.deps.logger.warn("audit event not stored", {

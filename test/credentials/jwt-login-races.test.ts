@@ -14,7 +14,7 @@ import { decodeJwt } from "jose";
 import { bearer, rest } from "../support/clients.js";
 import { storesUnderTest } from "../support/server.js";
 import { admin, createJwtUser, jwtLogin, jwtRefreshToken, otherPassword, password } from "../support/users.js";
-import { assertRefused as refused, holdAfter, passwordLoginHolds, startServerPair, type ServerPair } from "./support.js";
+import { assertRefused as refused, holdAfter, holdCheckedLogins, passwordLoginHolds, startServerPair, type ServerPair } from "./support.js";
 
 for (const store of storesUnderTest()) {
   describe(`Seed 004 logins in flight while another instance ends what they rest on, on ${store}`, function () {
@@ -61,6 +61,28 @@ for (const store of storesUnderTest()) {
         });
       }
     }
+
+    it("GET /jwt/token with a password whose deadline passes once its password was checked: 504 DEADLINE_EXCEEDED, and its login event is stored all the same", async () => {
+      const { a } = pair;
+      const user = await createJwtUser(a);
+      const held = holdCheckedLogins(a);
+      const res = await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: password })}`, { headers: { "connect-timeout-ms": "300" } });
+      assert.equal(res.status, 504, res.text);
+      assert.equal(res.body.code, "deadline_exceeded");
+      await held.reached;
+      // The login goes on past its deadline: its next store call is not made.
+      held.release();
+      let logins: Array<{ outcome: string; reason?: string; user_id?: string }> = [];
+      for (let i = 0; i < 100 && logins.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const listed = await rest(a.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ type: "login" })}`, { headers: admin });
+        logins = (listed.body.events as Array<{ login?: string; outcome: string; reason?: string; user_id?: string }>)
+          .filter((e) => e.login === user)
+          .map(({ outcome, reason, user_id }) => ({ outcome, reason, user_id }));
+      }
+      assert.equal(logins.length, 1, JSON.stringify(logins));
+      assert.equal(logins[0]!.user_id, decodeJwt(await jwtLogin(a, user)).sub);
+    });
 
     /** A refresh login on `a` with a new refresh token, held after its first read of `port` (its token's record, or its user). */
     async function heldRefreshLogin(port: "jwtRefreshTokens" | "users") {
