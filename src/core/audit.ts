@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import { beyondDeadline, CallEndedError, currentCall, outsideCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { AppendOptions, AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
+import { DeadlineExceededError } from "../store/ports/errors.js";
 import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
@@ -60,7 +61,8 @@ export type AuditEventType = (typeof auditEventTypes)[number];
  * success; failure (refused: wrong password, unknown token, bad input); locked (a login lock in
  * force); throttled (every attempt slot busy, too many sign-ups); shed (refused by hash admission,
  * or a login or sign-up check that took longer than its time: HASHER_BUSY); canceled (the call ended, its client gone or its deadline passed, before its
- * work was done: nothing was checked); error (the store or the server failed).
+ * work was done: nothing was checked, or a store call was not made or waited for past the
+ * deadline); error (the store or the server failed).
  */
 export type AuditOutcome = "success" | "failure" | "locked" | "throttled" | "shed" | "canceled" | "error";
 
@@ -87,7 +89,8 @@ export interface AuditObserver {
 
 /** The outcome an error of a recorded call stands for. */
 export function outcomeOf(e: unknown): AuditOutcome {
-  if (e instanceof CallEndedError) return "canceled";
+  // The caller stopped waiting (answered CANCELED or DEADLINE_EXCEEDED): no store or server failed.
+  if (e instanceof CallEndedError || e instanceof DeadlineExceededError) return "canceled";
   if (!(e instanceof AuthError)) return "error";
   if (e.reason === "LOGIN_LOCKED") return isBusyRefusal(e) ? "throttled" : "locked";
   if (e.reason === "TOO_MANY_SIGNUPS") return "throttled";
