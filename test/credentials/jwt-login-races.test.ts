@@ -16,6 +16,15 @@ import { storesUnderTest } from "../support/server.js";
 import { admin, createJwtUser, jwtLogin, jwtRefreshToken, otherPassword, password } from "../support/users.js";
 import { assertRefused as refused, holdAfter, holdCheckedLogins, passwordLoginHolds, startServerPair, type ServerPair } from "./support.js";
 
+/** The `login` audit events naming `user` (as given), newest first: outcome, reason, user id. */
+async function loginEvents(url: string, user: string): Promise<Array<{ outcome: string; reason?: string; user_id?: string }>> {
+  const listed = await rest(url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ type: "login" })}`, { headers: admin });
+  assert.equal(listed.status, 200, listed.text);
+  return (listed.body.events as Array<{ login?: string; outcome: string; reason?: string; user_id?: string }>)
+    .filter((e) => e.login === user)
+    .map(({ outcome, reason, user_id }) => ({ outcome, reason, user_id }));
+}
+
 for (const store of storesUnderTest()) {
   describe(`Seed 004 logins in flight while another instance ends what they rest on, on ${store}`, function () {
     this.timeout(60_000);
@@ -47,11 +56,7 @@ for (const store of storesUnderTest()) {
           refused(await inFlight, code, message, reason);
           refused(await login(), code, message, reason);
           // The trail, newest first: the login after the ending, the one in flight, b's login.
-          const listed = await rest(a.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ type: "login" })}`, { headers: admin });
-          assert.equal(listed.status, 200, listed.text);
-          const logins = (listed.body.events as Array<{ login?: string; outcome: string; reason?: string; user_id?: string }>)
-            .filter((e) => e.login === user)
-            .map(({ outcome, reason, user_id }) => ({ outcome, reason, user_id }));
+          const logins = await loginEvents(a.url, user);
           const userId = decodeJwt(access).sub;
           assert.deepEqual(logins, [
             { outcome: "failure", reason, user_id: undefined },
@@ -72,13 +77,10 @@ for (const store of storesUnderTest()) {
       await held.reached;
       // The login goes on past its deadline: its next store call is not made.
       held.release();
-      let logins: Array<{ outcome: string; reason?: string; user_id?: string }> = [];
+      let logins: Awaited<ReturnType<typeof loginEvents>> = [];
       for (let i = 0; i < 100 && logins.length === 0; i++) {
         await new Promise((r) => setTimeout(r, 20));
-        const listed = await rest(a.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ type: "login" })}`, { headers: admin });
-        logins = (listed.body.events as Array<{ login?: string; outcome: string; reason?: string; user_id?: string }>)
-          .filter((e) => e.login === user)
-          .map(({ outcome, reason, user_id }) => ({ outcome, reason, user_id }));
+        logins = await loginEvents(a.url, user);
       }
       assert.equal(logins.length, 1, JSON.stringify(logins));
       assert.deepEqual(logins[0], { outcome: "canceled", reason: undefined, user_id: decodeJwt(await jwtLogin(a, user)).sub });
