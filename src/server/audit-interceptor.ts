@@ -10,7 +10,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { Credential } from "../../gen/tessera/options/v1/options_pb.js";
 import { principalKey } from "../access/context.js";
 import { accessRules } from "../access/interceptor.js";
-import { currentCall } from "../call-scope.js";
+import { CallEndedError, currentCall } from "../call-scope.js";
 import { tracked, type AuditTrail } from "../core/audit.js";
 
 /** `admin.call` for every call of a method that takes the admin credential. */
@@ -21,7 +21,13 @@ export function createAdminAuditInterceptor(audit: Pick<AuditTrail, "record">, s
   return (next) => (req) => {
     const procedure = `${req.method.parent.typeName}/${req.method.name}`;
     if (!admin.has(procedure)) return next(req);
-    return tracked(audit, "admin.call", { subject: procedure }, () => next(req));
+    return tracked(audit, "admin.call", { subject: procedure }, async () => {
+      const res = await next(req);
+      // The deadline passed or the client left while the method ran: the caller was answered
+      // DEADLINE_EXCEEDED or CANCELED then (deadline-interceptor.ts), not with this answer.
+      if (req.signal.aborted) throw new CallEndedError();
+      return res;
+    });
   };
 }
 

@@ -14,6 +14,7 @@ import { startTestServer, storesUnderTest, testAdminToken, testClientId, type Te
 import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName } from "../support/users.js";
 import { value, scrape } from "../support/metrics.js";
 import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
+import { holdAfter } from "../credentials/support.js";
 
 /** Every event matching `query`, newest first, read page by page over REST. */
 async function allEvents(server: TestServer, query: AuditQuery): Promise<AuditEventJson[]> {
@@ -122,6 +123,30 @@ for (const store of storesUnderTest()) {
       let told: string[] = [];
       for (let i = 0; i < 50 && (told = await story(server, user.id)).length < expected.length; i++) await new Promise((r) => setTimeout(r, 20));
       assert.deepEqual(told, expected);
+    });
+
+    it("an admin call whose deadline passes while its method runs, the method succeeding after it: 504, and admin.call is recorded canceled, not a success", async () => {
+      const requestId = uniqueName("audit-deadline");
+      const held = holdAfter(server.tessera.store.apiTokens, "create");
+      try {
+        const res = await rest(server.url, "POST", "/v1/frontend/auth", {
+          json: { account_id: uniqueName("acct"), description: "late" },
+          headers: { ...admin, "connect-timeout-ms": "300", "x-request-id": requestId },
+        });
+        assert.equal(res.status, 504, res.text);
+        await held.reached;
+      } finally {
+        held.open();
+        held.restore();
+      }
+      // The token was created, and its event says so; the call was answered DEADLINE_EXCEEDED.
+      const outcomes = async () => [
+        ...(await allEvents(server, { type: "api_token.created" })),
+        ...(await allEvents(server, { type: "admin.call" })),
+      ].filter((e) => e.request_id === requestId).map((e) => `${e.type} ${e.outcome}`);
+      let told: string[] = [];
+      for (let i = 0; i < 50 && (told = await outcomes()).length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(told, ["api_token.created success", "admin.call canceled"]);
     });
 
     it("logins refused: failure (an unknown login and a wrong password alike), then locked", async () => {
