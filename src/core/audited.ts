@@ -6,6 +6,7 @@
 // To record an event from anywhere else in the core or the services: `audit.record({type,
 // outcome, userId, login, subject, reason})` on the trail the core was built with (core.audit).
 import { decodeJwt } from "jose";
+import { callEnded, CallEndedError } from "../call-scope.js";
 import type { ApiTokenRecord } from "../store/ports/api-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import { ApiTokens, type ApiTokensDeps } from "./api-tokens.js";
@@ -94,7 +95,11 @@ export class AuditedUsers extends Users {
     return tracked(this.audit, "login", fields, async () => {
       const user = await super.authenticate(rawLogin, password, kind, clientAddress);
       fields.userId = user.id;
-      return issue(user);
+      const issued = await issue(user);
+      // Its deadline passed, or its client left, meanwhile: the caller was answered that (the
+      // server's deadline interceptor), not with what was issued.
+      if (callEnded()) throw new CallEndedError();
+      return issued;
     });
   }
 

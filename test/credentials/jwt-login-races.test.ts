@@ -86,6 +86,27 @@ for (const store of storesUnderTest()) {
       assert.deepEqual(logins[0], { outcome: "canceled", reason: undefined, user_id: decodeJwt(await jwtLogin(a, user)).sub });
     });
 
+    it("GET /jwt/token with a password whose deadline passes after its last store call: 504 DEADLINE_EXCEEDED, and its login event is canceled, not a success", async () => {
+      const { a } = pair;
+      const user = await createJwtUser(a);
+      // Its last read of the user, once the access token is signed.
+      const held = holdAfter(a.tessera.store.users, "findById");
+      try {
+        const res = await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: password })}`, { headers: { "connect-timeout-ms": "300" } });
+        assert.equal(res.status, 504, res.text);
+        await held.reached;
+      } finally {
+        held.open();
+        held.restore();
+      }
+      let logins: Awaited<ReturnType<typeof loginEvents>> = [];
+      for (let i = 0; i < 100 && logins.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        logins = await loginEvents(a.url, user);
+      }
+      assert.deepEqual(logins, [{ outcome: "canceled", reason: undefined, user_id: decodeJwt(await jwtLogin(a, user)).sub }]);
+    });
+
     /** A refresh login on `a` with a new refresh token, held after its first read of `port` (its token's record, or its user). */
     async function heldRefreshLogin(port: "jwtRefreshTokens" | "users") {
       const { a, b } = pair;
