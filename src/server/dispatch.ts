@@ -617,8 +617,14 @@ function unknownProcedure(
   const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
   const connect = !grpcType && m !== null && connectCall(req, url, contentType, m[1]!, fallbackOwns);
   if (!grpcType && !connect) return false;
-  const name = (text: string) => (hidden(text) ? "*" : text);
-  const message = !m ? `no RPC at ${unroutedPath(path, hidden)}` : services.has(m[1]!) ? `unknown method ${name(m[2]!)} for service ${m[1]}` : `unknown service ${name(m[1]!)}`;
+  // A name is quoted only as a client's stub would send it, a protobuf name (a path segment
+  // that is anything else may carry a credential behind a comma or a dot), and not too long.
+  const name = (text: string, shape: RegExp) => (text.length <= maxQuotedName && shape.test(text) && !hidden(text) ? text : "*");
+  const message = !m
+    ? `no RPC at ${unroutedPath(path, hidden)}`
+    : services.has(m[1]!)
+      ? `unknown method ${name(m[2]!, identifier)} for service ${m[1]}`
+      : `unknown service ${name(m[1]!, serviceName)}`;
   const error = serverError(Code.Unimplemented, "UNIMPLEMENTED", message);
   // The body is not read: let it drain (an HTTP/1.1 connection stays usable).
   req.resume();
@@ -655,6 +661,15 @@ function unknownProcedure(
 
 /** A protobuf full name with a package: what the first segment of an RPC path holds. */
 const fullName = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$/;
+
+/** A protobuf identifier: what a method name is. */
+const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A protobuf full name, with a package or without: what a gRPC service name is. */
+const serviceName = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/** The longest service or method name an UNIMPLEMENTED message quotes (a longer one is "*"). */
+const maxQuotedName = 256;
 
 /**
  * Whether a request to /`service`/M is a Connect call (unknownProcedure says how it is told from

@@ -22,7 +22,7 @@ import { Health } from "../../gen/health/v1/health_pb.js";
 import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { connectError, GrpcJsClient } from "../support/clients.js";
 import { errorInfoJson, statusDetailsBin } from "../support/error-details.js";
-import { startTestServer, type TestServer } from "../support/server.js";
+import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
 import { grpcFrame, grpcStatus, h2request, healthy } from "../hostile/support.js";
 
 const check = "/grpc.health.v1.Health/Check";
@@ -414,6 +414,28 @@ describe("dispatch: Tessera's answers", function () {
       assert.equal(a.headers["content-type"], "application/json");
       assert.deepEqual(JSON.parse(a.data.toString()), { code: "unimplemented", message: "unknown method Nope for service grpc.health.v1.Health", details: [errorInfoJson("UNIMPLEMENTED")] });
     });
+
+    // A name is quoted only as a protobuf name (what a client with a newer stub sends), at most
+    // 256 characters: a secret behind a comma, or a name of 5000 characters, was quoted whole.
+    const unquotedNames = [
+      [`/grpc.health.v1.Health/Nope,${testAdminToken}`, "unknown method * for service grpc.health.v1.Health"],
+      [`/grpc.health.v1.Health/${"N".repeat(5000)}`, "unknown method * for service grpc.health.v1.Health"],
+      [`/no.such.${"S".repeat(300)}/Method`, "unknown service *"],
+    ] as const;
+    for (const [path, message] of unquotedNames) {
+      const named = path.replace(testAdminToken, "<admin token>");
+      const shown = named.length > 60 ? `${named.slice(0, 60)}...` : named;
+      it(`Connect unary, ${shown}: ${message}`, async () => {
+        const a = await h1pieces(server.url, path, { "content-type": "application/json", "connect-protocol-version": "1" }, [Buffer.from("{}")]);
+        assert.equal(a.status, 404);
+        assert.equal(a.data.toString(), JSON.stringify({ code: "unimplemented", message, details: [errorInfoJson("UNIMPLEMENTED")] }));
+      });
+      it(`gRPC over HTTP/1.1, ${shown}: ${message}`, async () => {
+        const a = await h1pieces(server.url, path, { "content-type": "application/grpc", te: "trailers" }, [grpcFrame(new Uint8Array())]);
+        assert.equal(a.headers["grpc-status"], String(Code.Unimplemented));
+        assert.equal(decodeURIComponent(String(a.headers["grpc-message"])), message);
+      });
+    }
 
     // Without a Connect mark nothing tells it from a REST request, even under a known service:
     // the REST 404, which quotes no segment after the first (a token sent as the method).
