@@ -473,4 +473,21 @@ describe("@tessera/client key set cache", () => {
       `the discovery document at https://tessera.test/.well-known/openid-configuration names another issuer ("\\u0085${"x".repeat(57)}... (100003 characters), not "https://tessera.test")`,
     );
   });
+
+  // The cut at 64 characters of the JSON text never leaves half an escape: it was told by the
+  // character before a trailing backslash, so an escaped backslash (\\) followed by the first
+  // character of another escape kept that lone backslash, and a backslash's escape followed by a
+  // plain "u1" lost its second backslash.
+  it("a quoted value cut next to an escaped backslash keeps whole escapes only", async () => {
+    const clock = new TestClock();
+    const segment = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const cases: Array<[alg: string, shown: string, length: number]> = [
+      [`${"A".repeat(60)}\\\n${"B".repeat(100)}`, `"${"A".repeat(60)}\\\\`, 166],
+      [`${"A".repeat(59)}\\u12${"B".repeat(100)}`, `"${"A".repeat(59)}\\\\u1`, 166],
+    ];
+    for (const [alg, shown, length] of cases) {
+      const token = `${segment({ alg, kid: "k" })}.${segment({ sub: "u" })}.AAAA`;
+      await refused(verifier(keySet({ keys: [] }), clock).verify(token), "UNSUPPORTED_ALGORITHM", `the token's algorithm (${shown}... (${length} characters)) is not accepted`);
+    }
+  });
 });

@@ -61,6 +61,16 @@ export function quoted(value: unknown): string {
   const json = JSON.stringify(value) ?? String(value);
   const text = json.replace(unquotable, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   if (text.length <= quotedLength) return text;
-  const cut = text.slice(0, quotedLength).replace(/\\u[0-9a-fA-F]{0,3}$|(?<!\\)\\$|[\ud800-\udbff]$/, "");
-  return `${cut}... (${json.length} characters)`;
+  return `${wholeEscapes(text.slice(0, quotedLength))}... (${json.length} characters)`;
+}
+
+/**
+ * `cut`, JSON text cut anywhere, less what the cut left of an escape or a surrogate pair: a
+ * trailing backslash that begins an escape (one of an odd run: an even run is escaped
+ * backslashes), with the "u" and hex digits of a \uXXXX cut short, or a lone high surrogate.
+ */
+function wholeEscapes(cut: string): string {
+  const m = /(\\+)(u[0-9a-fA-F]{0,3})?$/.exec(cut);
+  if (m && m[1]!.length % 2 === 1) return cut.slice(0, m.index + m[1]!.length - 1);
+  return cut.replace(/[\ud800-\udbff]$/, "");
 }
