@@ -43,6 +43,14 @@ const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
 const notText = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\p{Cs}]/u;
 const ignorable = /\p{Default_Ignorable_Code_Point}/gu;
 
+/**
+ * The version of loginKey: raised whenever it gives some spelling another key than before. At the
+ * first start of a version whose number the store has not recorded, every account whose stored
+ * key differs from loginKey(its spelling) is given its current key (Users.backfillLoginKeys).
+ * 1: NFKC and case folding; 2: whitespace trimmed and collapsed, U+1E9E folded to "ss".
+ */
+export const LOGIN_KEY_FUNCTION = 2;
+
 /** The key logins are compared by: NFKC_Casefold of the spelling, whitespace trimmed and collapsed. */
 export function loginKey(spelling: string): string {
   // Lower-, upper-, then lower-casing folds what lower-casing alone does not (ß -> ss, final

@@ -10,7 +10,7 @@ import type { UserRecord, UserStore } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import { credentialStateOf, type CredentialLifecycle, type CredentialState } from "./credential-lifecycle.js";
 import { AuthError, alreadyExists, notFound, permissionDenied, requireField, unauthenticated } from "./errors.js";
-import { checkLoginText, defaultField, loginKey, parseLogin, type LoginKind, type LoginSource } from "./login-name.js";
+import { checkLoginText, defaultField, LOGIN_KEY_FUNCTION, loginKey, parseLogin, type LoginKind, type LoginSource } from "./login-name.js";
 import type { Attempt, LoginThrottle } from "./login-throttle.js";
 import { checkPassword } from "./password-policy.js";
 import type { Passwords } from "./passwords.js";
@@ -166,11 +166,13 @@ export class Users {
   }
 
   /**
-   * At start-up: gives accounts stored before login keys existed their key. Two such accounts
-   * whose keys clash are both kept; the younger is found by its exact spelling only (logged).
+   * At start-up: gives accounts stored before login keys existed their key and, once per
+   * LOGIN_KEY_FUNCTION, accounts keyed by an older key function their current one. Two such
+   * accounts whose keys clash are both kept; the younger (or the one keyed before, whose new key
+   * another account holds) is found by its exact spelling only (logged).
    */
   async backfillLoginKeys(): Promise<void> {
-    const { filled, clashes } = await this.users.backfillLoginKeys(loginKey);
+    const { filled, clashes } = await this.users.backfillLoginKeys(loginKey, LOGIN_KEY_FUNCTION);
     if (filled > 0) this.logger.info("login keys given to existing accounts", { accounts: filled });
     if (clashes.length > 0) {
       this.logger.warn("accounts whose login is a look-alike of an older account's: found by their exact spelling only", { userIds: clashes });

@@ -9,6 +9,7 @@ import { decodeJwt } from "jose";
 import { MongoClient } from "mongodb";
 import { Passwords } from "../../src/core/passwords.js";
 import { SQLITE_FILE_NAME } from "../../src/store/sqlite/sqlite-store.js";
+import { MARKS } from "../../src/store/mongo/mongo-marks.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { expectCode, expectOk } from "../support/api.js";
 import { password, uniqueName } from "../support/users.js";
@@ -18,9 +19,11 @@ interface OldAccount {
   id: string;
   login: string;
   createdAt: Date;
+  /** The key an older key function gave it; none: written before login keys. */
+  loginKey?: string;
 }
 
-/** Writes accounts as the previous version did: no login key. */
+/** Writes accounts as the previous version did: no login key (or the one an older key function gave). */
 async function writeOldAccounts(server: TestServer, accounts: OldAccount[]): Promise<void> {
   const passwordHash = await new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 }).hash(password);
   if (server.config.mongodbUri) {
@@ -29,7 +32,16 @@ async function writeOldAccounts(server: TestServer, accounts: OldAccount[]): Pro
       await client
         .db(server.config.mongodbDatabase)
         .collection<{ _id: string }>("users")
-        .insertMany(accounts.map((a) => ({ _id: a.id, login: a.login, emails: a.login.includes("@") ? [a.login] : [], passwordHash, createdAt: a.createdAt })));
+        .insertMany(
+          accounts.map((a) => ({
+            _id: a.id,
+            login: a.login,
+            ...(a.loginKey !== undefined && { loginKey: a.loginKey }),
+            emails: a.login.includes("@") ? [a.login] : [],
+            passwordHash,
+            createdAt: a.createdAt,
+          })),
+        );
     } finally {
       await client.close();
     }
@@ -37,12 +49,41 @@ async function writeOldAccounts(server: TestServer, accounts: OldAccount[]): Pro
   }
   const db = new Database(join(server.config.dataDir, SQLITE_FILE_NAME));
   try {
-    const insert = db.prepare(`INSERT INTO users (id, login, emails, password_hash, active, created_at, password_changed_at, version)
-      VALUES (?, ?, ?, ?, 1, ?, ?, 0)`);
-    for (const a of accounts) insert.run(a.id, a.login, JSON.stringify(a.login.includes("@") ? [a.login] : []), passwordHash, a.createdAt.getTime(), a.createdAt.getTime());
+    const insert = db.prepare(`INSERT INTO users (id, login, login_key, emails, password_hash, active, created_at, password_changed_at, version)
+      VALUES (?, ?, ?, ?, ?, 1, ?, ?, 0)`);
+    for (const a of accounts) {
+      insert.run(a.id, a.login, a.loginKey ?? null, JSON.stringify(a.login.includes("@") ? [a.login] : []), passwordHash, a.createdAt.getTime(), a.createdAt.getTime());
+    }
   } finally {
     db.close();
   }
+}
+
+/** Takes away the database's record of the key function its accounts were keyed by, as a version before that record left it. */
+async function forgetKeyFunction(server: TestServer): Promise<void> {
+  if (server.config.mongodbUri) {
+    const client = new MongoClient(server.config.mongodbUri);
+    try {
+      await client.db(server.config.mongodbDatabase).collection<{ _id: string }>(MARKS).deleteMany({ _id: { $regex: /^login-key-function:/ } });
+    } finally {
+      await client.close();
+    }
+    return;
+  }
+  const db = new Database(join(server.config.dataDir, SQLITE_FILE_NAME));
+  try {
+    db.exec("DELETE FROM login_key_functions");
+  } finally {
+    db.close();
+  }
+}
+
+/** Whether the server logged the look-alike warning naming exactly `ids`. */
+function loggedClash(server: TestServer, ids: string[]): boolean {
+  return server.logs.some((line) => {
+    const entry = JSON.parse(line) as { msg: string; userIds?: string[] };
+    return entry.msg.includes("look-alike") && JSON.stringify(entry.userIds) === JSON.stringify(ids);
+  });
 }
 
 for (const store of storesUnderTest()) {
@@ -72,13 +113,7 @@ for (const store of storesUnderTest()) {
       const shared: Record<string, string> =
         store === "mongo" ? { TESSERA_MONGODB_DATABASE: first.config.mongodbDatabase } : { TESSERA_DATA_DIR: first.config.dataDir };
       restarted = await startTestServer({ store, env: shared });
-      assert.ok(
-        restarted.logs.some((line) => {
-          const entry = JSON.parse(line) as { msg: string; userIds?: string[] };
-          return entry.msg.includes("look-alike") && JSON.stringify(entry.userIds) === JSON.stringify([younger.id]);
-        }),
-        "the clash is logged",
-      );
+      assert.ok(loggedClash(restarted, [younger.id]), "the clash is logged");
       const grpc = loginApi("grpc", restarted.url);
       try {
         const subject = async (login: string) => {
@@ -98,6 +133,61 @@ for (const store of storesUnderTest()) {
     });
 
     // `restarted` shares the first server's database: it closes first (its own temp dir goes).
+    after(async () => {
+      await restarted?.close();
+      await first?.close();
+    });
+  });
+}
+
+// Accounts whose key an older key function gave them (before whitespace was collapsed and U+1E9E
+// folded in keys): they kept that key, so a look-alike of one could be signed up as a second
+// account. The first start with a newer key function gives each its current key, once.
+for (const store of storesUnderTest()) {
+  describe(`accounts keyed by an older key function (${store})`, function () {
+    this.timeout(60_000);
+    let first: TestServer;
+    let restarted: TestServer;
+    const tag = uniqueName("key").slice(4);
+    const day = 86_400_000;
+    // Keyed when keys kept runs of spaces and U+1E9E.
+    const spaced = { id: `spaced-${tag}`, login: `bob  ${tag}`, loginKey: `bob  ${tag}`, createdAt: new Date(Date.now() - 3 * day) };
+    const sharp = { id: `sharp-${tag}`, login: `stra\u1e9ee-${tag}`, loginKey: `stra\u00dfe-${tag}`, createdAt: new Date(Date.now() - 2 * day) };
+    // Keyed so too, and signed up again as a look-alike under the current key function.
+    const clashing = { id: `clashing-${tag}`, login: `ann  ${tag}`, loginKey: `ann  ${tag}`, createdAt: new Date(Date.now() - day) };
+
+    it("after a restart their look-alikes are them; one whose look-alike was signed up keeps its key, both keep their exact spellings, and the clash is logged", async () => {
+      first = await startTestServer({ store });
+      await writeOldAccounts(first, [spaced, sharp, clashing]);
+      const api = loginApi("rest-h1", first.url);
+      try {
+        expectOk(await api.createJwtUser(`ann ${tag}`, password), 201);
+      } finally {
+        api.close();
+      }
+      await forgetKeyFunction(first);
+      const shared: Record<string, string> =
+        store === "mongo" ? { TESSERA_MONGODB_DATABASE: first.config.mongodbDatabase } : { TESSERA_DATA_DIR: first.config.dataDir };
+      restarted = await startTestServer({ store, env: shared });
+      assert.ok(loggedClash(restarted, [clashing.id]), "the clash is logged");
+      const grpc = loginApi("grpc", restarted.url);
+      try {
+        const subject = async (login: string) => {
+          const token = await grpc.jwtToken(login, password);
+          expectOk(token);
+          return decodeJwt(token.data!.token).sub;
+        };
+        assert.equal(await subject(`BOB ${tag}`), spaced.id);
+        assert.equal(await subject(`strasse-${tag}`), sharp.id);
+        expectCode(await grpc.createJwtUser(`bob ${tag}`, password), "already_exists", "a user with this name already exists");
+        expectCode(await grpc.createJwtUser(`STRASSE-${tag}`, password), "already_exists", "a user with this name already exists");
+        assert.equal(await subject(clashing.login), clashing.id);
+        assert.notEqual(await subject(`ann ${tag}`), clashing.id);
+      } finally {
+        grpc.close();
+      }
+    });
+
     after(async () => {
       await restarted?.close();
       await first?.close();

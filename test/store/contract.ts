@@ -186,6 +186,54 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(again, { filled: 0, clashes: [younger.id] });
     });
 
+    it("re-keys once per key function an account whose key an older one gave it; one whose new key another holds keeps its own and is reported", async () => {
+      const name = id("rekey");
+      const fresh = await harness.open(name);
+      const other = await harness.open(name);
+      const tag = id("k");
+      // The key function of this test folds case and collapses spaces; the older one only folded case.
+      const keyOf = (login: string) => login.toLowerCase().replace(/ +/g, " ");
+      const oldKeyOf = (login: string) => login.toLowerCase();
+      const account = (n: number, login: string, loginKey?: string) => ({ id: `${tag}-${n}`, login, loginKey, emails: [], passwordHash: "$argon2id$legacy", createdAt: at(n) });
+      const keyless = account(1, `Cy  Dee-${tag}`);
+      const stale = account(2, `Ann  Lee-${tag}`, oldKeyOf(`Ann  Lee-${tag}`));
+      const moved = account(3, `Bob  Ray-${tag}`, oldKeyOf(`Bob  Ray-${tag}`));
+      // A look-alike of `moved`, younger: the key `moved` gets is taken when its turn comes.
+      const movedTwin = account(4, `bob   ray-${tag}`, oldKeyOf(`bob   ray-${tag}`));
+      // Signed up under the new key function as a look-alike of `stale`: it holds `stale`'s new key.
+      const lookAlike = account(5, `ann lee-${tag}`, keyOf(`ann lee-${tag}`));
+      const current = account(6, `Dan-${tag}`, keyOf(`Dan-${tag}`));
+      await harness.insertLegacyUsers(name, [current, lookAlike, movedTwin, moved, stale, keyless]);
+      const keyNow = async (user: { id: string }) => (await fresh.users.findById(user.id))?.loginKey;
+
+      assert.deepEqual(await other.users.backfillLoginKeys(keyOf, 2), { filled: 2, clashes: [stale.id, movedTwin.id] });
+      assert.equal(await keyNow(keyless), keyOf(keyless.login));
+      assert.equal(await keyNow(moved), keyOf(moved.login));
+      // Neither of two accounts that now compare equal is changed; both keep their exact spelling.
+      assert.equal(await keyNow(stale), stale.loginKey);
+      assert.equal(await keyNow(lookAlike), lookAlike.loginKey);
+      assert.equal(await keyNow(movedTwin), movedTwin.loginKey);
+      assert.equal(await keyNow(current), current.loginKey);
+      assert.equal((await fresh.users.findByLogin(stale.login, keyOf(stale.login)))?.id, stale.id);
+      assert.equal((await fresh.users.findByLogin(movedTwin.login, keyOf(movedTwin.login)))?.id, movedTwin.id);
+      assert.equal((await fresh.users.findByLogin(`ANN LEE-${tag}`, keyOf(lookAlike.login)))?.id, lookAlike.id);
+      // A look-alike of a re-keyed account is its duplicate, and finds it.
+      assert.equal((await fresh.users.findByLogin(`BOB RAY-${tag}`, keyOf(moved.login)))?.id, moved.id);
+      await assert.rejects(fresh.users.create(newUser(`BOB RAY-${tag}`, keyOf(moved.login))), DuplicateError);
+
+      // Done once per key function: a later start does not read the accounts again (an account
+      // given an outdated key since, as by an older instance, keeps it), and reports no clash.
+      const late = account(7, `Eve  Fox-${tag}`, oldKeyOf(`Eve  Fox-${tag}`));
+      await harness.insertLegacyUsers(name, [late]);
+      assert.deepEqual(await fresh.users.backfillLoginKeys(keyOf, 2), { filled: 0, clashes: [] });
+      assert.equal(await keyNow(late), late.loginKey);
+      // A newer key function re-keys again.
+      assert.deepEqual(await fresh.users.backfillLoginKeys(keyOf, 3), { filled: 1, clashes: [stale.id, movedTwin.id] });
+      assert.equal(await keyNow(late), keyOf(late.login));
+      // Without a key function version: the accounts without a key only, as before.
+      assert.deepEqual(await fresh.users.backfillLoginKeys(keyOf), { filled: 0, clashes: [] });
+    });
+
     it("leaves unset optional fields absent", async () => {
       const input = newUser();
       const found = await store.users.create(input).then(() => store.users.findById(input.id));

@@ -323,3 +323,120 @@ describe("mongo store: login keys backfilled for tens of thousands of keyless ac
     assert.deepEqual(keyed, [accounts[COUNT - 1]!.login]);
   });
 });
+
+// The re-key of accounts whose key an older key function gave them (backfillLoginKeys with a key
+// function version), on one instance while another records logins of the same accounts or
+// re-keys them too. Unlike a keyless account, a keyed one has its lastLoginAt written in place,
+// and FerretDB writes an updated document back whole: a login's write sent beside the re-key's
+// $set of the new key can put the old key back.
+describe("mongo store: login keys re-keyed for a newer key function while another instance records logins or re-keys too", function () {
+  this.timeout(60_000);
+  const dbName = `tessera_rekey_${randomUUID().slice(0, 8)}`;
+  let client: MongoClient;
+  let a: Store;
+  let b: Store;
+  const updateOne = Collection.prototype.updateOne;
+  const countDocuments = Collection.prototype.countDocuments;
+  // The key function now folds case and collapses spaces; the older one only folded case.
+  const keyOf = (login: string) => login.toLowerCase().replace(/ +/g, " ");
+  const oldKeyOf = (login: string) => login.toLowerCase();
+
+  before(async function () {
+    if (!storesUnderTest().includes("mongo")) this.skip();
+    const uri = process.env.MONGODB_URI!;
+    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+    const open = () => openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 20_000, warn: () => {} });
+    a = await open();
+    b = await open();
+  });
+  after(async () => {
+    Collection.prototype.updateOne = updateOne;
+    Collection.prototype.countDocuments = countDocuments;
+    await a?.close();
+    await b?.close();
+    await client?.db(dbName).dropDatabase().catch(() => {});
+    await client?.close();
+  });
+
+  /** Accounts as the older key function keyed them, `Legacy  <i>` with two spaces. */
+  async function staleAccounts(count: number, tag: string) {
+    const t0 = Date.now() - 60_000;
+    const accounts = Array.from({ length: count }, (_, i) => {
+      const login = `Legacy  ${i}.${tag}@Example.com`;
+      return { _id: `stale-${i}-${tag}`, login, loginKey: oldKeyOf(login), emails: [], passwordHash: "hash", createdAt: new Date(t0 + i) };
+    });
+    await client.db(dbName).collection<{ _id: string }>(USERS).insertMany(accounts);
+    return accounts;
+  }
+
+  it("every account keeps the new key the re-key gave it while the other instance records its logins", async () => {
+    const accounts = await staleAccounts(16, randomUUID().slice(0, 6));
+    const loginAt = new Date();
+    const sent = new Map<string, Gate>(accounts.map((u) => [u._id, gate()]));
+    const raced = new Set<string>();
+    const send = updateOne as (...args: unknown[]) => Promise<unknown>;
+    Collection.prototype.updateOne = async function (this: Collection, filter: Filter<Document>, update: UpdateFilter<Document>, ...rest: unknown[]) {
+      const id = (filter as Document)._id as string;
+      if (this.collectionName === USERS && sent.has(id)) {
+        if ("lastLoginAt" in ((update as Document).$max ?? {})) {
+          await sent.get(id)!.pass();
+        } else if ("loginKey" in ((update as Document).$set ?? {}) && !raced.has(id)) {
+          // The re-key's first write of this account's key goes out together with a login's.
+          raced.add(id);
+          const login = a.users.setLastLogin(id, loginAt);
+          await Promise.race([sent.get(id)!.reached, login]);
+          const rekeyed = send.call(this, filter, update, ...rest);
+          sent.get(id)!.open();
+          const [result] = await Promise.all([rekeyed, login]);
+          return result;
+        }
+      }
+      return send.call(this, filter, update, ...rest);
+    } as Collection["updateOne"];
+    let result: { filled: number; clashes: string[] };
+    try {
+      result = await b.users.backfillLoginKeys(keyOf, 2);
+    } finally {
+      Collection.prototype.updateOne = updateOne;
+    }
+    assert.deepEqual(result, { filled: accounts.length, clashes: [] });
+    const lost: string[] = [];
+    for (const account of accounts) if ((await a.users.findById(account._id))?.loginKey !== keyOf(account.login)) lost.push(account.login);
+    assert.deepEqual(lost, [], `${lost.length} of ${accounts.length} accounts lost their new key`);
+    for (const account of accounts) {
+      const user = await a.users.findByLogin(keyOf(account.login).toUpperCase(), keyOf(account.login));
+      assert.equal(user?.id, account._id, account.login);
+    }
+  });
+
+  it("an account the other instance re-keyed meanwhile is no clash; a real look-alike still is, on both", async () => {
+    const tag = randomUUID().slice(0, 6);
+    const accounts = await staleAccounts(4, tag);
+    // Signed up under the new key function as a look-alike of the first account.
+    const lookAlikeLogin = keyOf(accounts[0]!.login);
+    await client
+      .db(dbName)
+      .collection<Document>(USERS)
+      .insertOne({ _id: `look-alike-${tag}` as never, login: lookAlikeLogin, loginKey: keyOf(lookAlikeLogin), emails: [], passwordHash: "hash", createdAt: new Date() });
+    let first: Promise<{ filled: number; clashes: string[] }> | undefined;
+    const count = countDocuments as (...args: unknown[]) => Promise<number>;
+    Collection.prototype.countDocuments = async function (this: Collection, filter?: Filter<Document>, ...rest: unknown[]) {
+      if (this.collectionName === USERS && filter !== undefined && "loginKey" in filter && first === undefined) {
+        first = a.users.backfillLoginKeys(keyOf, 3);
+        await first;
+      }
+      return count.call(this, filter, ...rest);
+    } as Collection["countDocuments"];
+    let second: { filled: number; clashes: string[] };
+    try {
+      second = await b.users.backfillLoginKeys(keyOf, 3);
+    } finally {
+      Collection.prototype.countDocuments = countDocuments;
+    }
+    assert.deepEqual(await first, { filled: accounts.length - 1, clashes: [accounts[0]!._id] });
+    assert.deepEqual(second, { filled: 0, clashes: [accounts[0]!._id] });
+    for (const account of accounts.slice(1)) assert.equal((await b.users.findById(account._id))?.loginKey, keyOf(account.login), account._id);
+    assert.equal((await b.users.findById(accounts[0]!._id))?.loginKey, accounts[0]!.loginKey);
+    assert.equal((await b.users.findById(`look-alike-${tag}`))?.loginKey, keyOf(lookAlikeLogin));
+  });
+});

@@ -11,10 +11,11 @@ import type { Store } from "../../src/store/ports.js";
 import { SQLITE_FILE_NAME } from "../../src/store/sqlite/sqlite-store.js";
 import type { StoreKind } from "./server.js";
 
-/** An account as a version without login keys stored it. */
+/** An account as a version without login keys stored it (or, with `loginKey`, one whose key function gave it that key). */
 export interface LegacyUser {
   id: string;
   login: string;
+  loginKey?: string;
   emails: string[];
   passwordHash: string;
   createdAt: Date;
@@ -46,9 +47,9 @@ export function storeHarness(kind: StoreKind): StoreHarness {
       async insertLegacyUsers(name, users) {
         const db = new Database(join(root, name, SQLITE_FILE_NAME));
         try {
-          const insert = db.prepare(`INSERT INTO users (id, login, emails, password_hash, active, created_at, password_changed_at, version)
-            VALUES (?, ?, ?, ?, 1, ?, ?, 0)`);
-          for (const u of users) insert.run(u.id, u.login, JSON.stringify(u.emails), u.passwordHash, u.createdAt.getTime(), u.createdAt.getTime());
+          const insert = db.prepare(`INSERT INTO users (id, login, login_key, emails, password_hash, active, created_at, password_changed_at, version)
+            VALUES (?, ?, ?, ?, ?, 1, ?, ?, 0)`);
+          for (const u of users) insert.run(u.id, u.login, u.loginKey ?? null, JSON.stringify(u.emails), u.passwordHash, u.createdAt.getTime(), u.createdAt.getTime());
         } finally {
           db.close();
         }
@@ -77,7 +78,9 @@ export function storeHarness(kind: StoreKind): StoreHarness {
     async insertLegacyUsers(name, users) {
       const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
       try {
-        await client.db(dbName(name)).collection<{ _id: string }>("users").insertMany(users.map(({ id, ...rest }) => ({ _id: id, ...rest })));
+        await client.db(dbName(name)).collection<{ _id: string }>("users").insertMany(
+            users.map(({ id, loginKey, ...rest }) => ({ _id: id, ...rest, ...(loginKey !== undefined && { loginKey }) })),
+          );
       } finally {
         await client.close();
       }

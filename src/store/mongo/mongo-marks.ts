@@ -54,6 +54,12 @@ export class Marks {
     return doc ? (doc.at as Date) : null;
   }
 
+  /** The ids of the marks whose id starts with `prefix`. */
+  async idsStartingWith(prefix: string): Promise<string[]> {
+    const docs = await this.marks.find({ _id: { $regex: `^${prefix.replace(/[^\w:-]/g, "\\$&")}` } }, { projection: { _id: 1 } }).toArray();
+    return docs.map((doc) => doc._id);
+  }
+
   async getMany(ids: string[]): Promise<Map<string, Date>> {
     if (ids.length === 0) return new Map();
     const docs = await this.marks.find({ _id: { $in: ids } }).toArray();

@@ -53,12 +53,21 @@ interface PasswordDoc extends StoredDoc {
   epoch?: number;
 }
 
-/** What the backfill reads of an account without a login key. */
+/** What the backfill reads of an account without a login key (or, re-keying, of any account). */
 interface KeylessDoc {
   _id: string;
   login: string;
   createdAt: Date;
+  loginKey?: string;
 }
+
+/**
+ * Marks "login-key-function:<n>": every account was re-keyed for key function n (see the
+ * backfill). A re-key whose new keys a login write on FerretDB may have undone is checked this
+ * many times before it gives up until the next start.
+ */
+const KEY_FUNCTION_MARK = "login-key-function:";
+const REKEY_CHECKS = 3;
 
 const epochOf = (password: PasswordDoc | null): number => (password ? (password.epoch ?? password.n) : 0);
 
@@ -178,7 +187,7 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         await Promise.all([latestPassword(absentId), ctx.marks.get(deactivatedMark(absentId))]);
         return null;
       }),
-    backfillLoginKeys: async (keyOf) => {
+    backfillLoginKeys: async (keyOf, keyFunction) => {
       // Each step is its own store call, under the store's bound (a batch of the keyless
       // accounts read, one account's key, one page's carry read, one carried last login): the
       // whole backfill of a few thousand accounts takes longer than that bound, and as one call
@@ -188,8 +197,16 @@ export function mongoUsers(ctx: MongoContext): UserStore {
       // answers, each page, which tens of thousands of them took past the bound. Then they are
       // keyed oldest first, (createdAt, _id), as SQLite keys them: of two look-alikes the older
       // gets the key.
+      // With a key function not recorded yet (nor a newer one), every account is read so, once,
+      // and those whose key is not keyOf(login) are re-keyed with the keyless ones.
+      const rekey =
+        keyFunction !== undefined &&
+        !(await ctx.run(ID, () => ctx.marks.idsStartingWith(KEY_FUNCTION_MARK))).some((mark) => Number(mark.slice(KEY_FUNCTION_MARK.length)) >= keyFunction);
       const found = new Map<string, KeylessDoc>();
-      const cursor = users.find({ loginKey: { $exists: false } }).project<KeylessDoc>({ login: 1, createdAt: 1 }).batchSize(BACKFILL_PAGE);
+      const cursor = users
+        .find(rekey ? {} : { loginKey: { $exists: false } })
+        .project<KeylessDoc>({ login: 1, createdAt: 1, loginKey: 1 })
+        .batchSize(BACKFILL_PAGE);
       try {
         for (;;) {
           const batch = await ctx.run(ID, async () => {
@@ -201,7 +218,7 @@ export function mongoUsers(ctx: MongoContext): UserStore {
             }
             return docs;
           });
-          for (const doc of batch) found.set(doc._id, doc);
+          for (const doc of batch) if (!rekey || doc.loginKey !== keyOf(doc.login)) found.set(doc._id, doc);
           if (batch.length < BACKFILL_PAGE) break;
         }
       } finally {
@@ -211,30 +228,36 @@ export function mongoUsers(ctx: MongoContext): UserStore {
       const keyless = [...found.values()].sort((x, y) => order(x.createdAt, y.createdAt) || order(x._id, y._id));
       let filled = 0;
       const clashes: string[] = [];
+      /** Gives `doc` its key: the number of documents changed, or null on a clash. */
+      const keyAccount = (doc: KeylessDoc, loginKey: string) =>
+        ctx.run(ID, async () => {
+          if ((await users.countDocuments({ loginKey }, { limit: 1 })) === 0) {
+            try {
+              // Only while the account still has the key read (none: keyless). Another instance
+              // backfilling at the same time writes the same value.
+              const was = doc.loginKey === undefined ? { $exists: false } : doc.loginKey;
+              return (await users.updateOne({ _id: doc._id, loginKey: was }, { $set: { loginKey } })).modifiedCount;
+            } catch (error) {
+              if (!isDuplicateKey(error)) throw error;
+            }
+          }
+          // The key is taken: by a look-alike (a clash), or by this very account, keyed by
+          // another instance backfilling at the same time since this page was read (none).
+          return (await users.countDocuments({ _id: doc._id, loginKey }, { limit: 1 })) > 0 ? 0 : null;
+        });
+      // Accounts that had a key and were given their current one: see below.
+      const rekeyed: KeylessDoc[] = [];
       for (let start = 0; start < keyless.length; start += BACKFILL_PAGE) {
         const page = keyless.slice(start, start + BACKFILL_PAGE);
         const keyed: string[] = [];
         for (const doc of page) {
-          const loginKey = keyOf(doc.login);
-          // The number of documents changed, or null on a clash.
-          const modified = await ctx.run(ID, async () => {
-            if ((await users.countDocuments({ loginKey }, { limit: 1 })) === 0) {
-              try {
-                // Another instance backfilling at the same time writes the same value.
-                return (await users.updateOne({ _id: doc._id, loginKey: { $exists: false } }, { $set: { loginKey } })).modifiedCount;
-              } catch (error) {
-                if (!isDuplicateKey(error)) throw error;
-              }
-            }
-            // The key is taken: by a look-alike (a clash), or by this very account, keyed by
-            // another instance backfilling at the same time since this page was read (none).
-            return (await users.countDocuments({ _id: doc._id, loginKey }, { limit: 1 })) > 0 ? 0 : null;
-          });
+          const modified = await keyAccount(doc, keyOf(doc.login));
           if (modified === null) {
             clashes.push(doc._id);
           } else {
             filled += modified;
-            keyed.push(doc._id);
+            if (doc.loginKey === undefined) keyed.push(doc._id);
+            else rekeyed.push(doc);
           }
         }
         // The last logins kept apart while these accounts had no key go into their documents,
@@ -250,6 +273,30 @@ export function mongoUsers(ctx: MongoContext): UserStore {
           await ctx.run(ID, () => lastLogins.deleteMany({ $or: apart.map((login) => ({ _id: login._id, lastLoginAt: login.lastLoginAt as Date })) }));
         }
       }
+      // A keyed account's lastLoginAt is written in place, and FerretDB writes the document back
+      // whole: a login's write beside the $set of the new key may have put the old key back. The
+      // re-keyed accounts are read again once the pass is done, and one holding its old key is
+      // re-keyed again; the key function is recorded only once none is left so (else the next
+      // start re-keys).
+      let unsettled = rekeyed;
+      for (let check = 0; check < REKEY_CHECKS && unsettled.length > 0; check++) {
+        const reverted: KeylessDoc[] = [];
+        for (let start = 0; start < unsettled.length; start += BACKFILL_PAGE) {
+          const page = unsettled.slice(start, start + BACKFILL_PAGE);
+          const now = await ctx.run(ID, () =>
+            users.find({ _id: { $in: page.map((doc) => doc._id) } }).project<{ _id: string; loginKey?: string }>({ loginKey: 1 }).toArray(),
+          );
+          const keyNow = new Map(now.map((doc) => [doc._id, doc.loginKey]));
+          for (const doc of page) {
+            if (keyNow.get(doc._id) !== doc.loginKey) continue;
+            // A look-alike signed up meanwhile may hold the key now: a clash after all.
+            if ((await keyAccount(doc, keyOf(doc.login))) === null) clashes.push(doc._id);
+            else reverted.push(doc);
+          }
+        }
+        unsettled = reverted;
+      }
+      if (rekey && unsettled.length === 0) await ctx.run(ID, () => ctx.marks.claim(`${KEY_FUNCTION_MARK}${keyFunction}`, new Date()));
       return { filled, clashes };
     },
     updatePasswordHash: (id, passwordHash, at, expectedEpoch) =>

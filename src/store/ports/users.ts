@@ -7,6 +7,8 @@ export interface UserRecord {
    * What logins are compared by (NFKC + case folding of `login`); unique. Absent only on an
    * account stored before login keys existed, until backfillLoginKeys gives it one (or, when
    * an older account already holds that key, for good: it is then found by its exact spelling).
+   * An older key function's key until backfillLoginKeys re-keys the account (or, when another
+   * account holds its current key, for good).
    */
   loginKey?: string;
   emails: string[];
@@ -59,9 +61,13 @@ export interface UserStore {
   /**
    * Gives every account without a key the key `keyOf(login)`, oldest account first (run at
    * start-up; accounts written by an older version have none). An account whose key an older
-   * one already holds keeps none. Returns how many got a key and the ids of those that clash.
+   * one already holds keeps none. With `keyFunction` (keyOf's version), unless the store has
+   * recorded that version or a newer one: every account whose key is not `keyOf(login)` is
+   * re-keyed too, in the same order, and one whose new key another account holds keeps its own;
+   * once all are done the version is recorded, so later calls read the keyless accounts only.
+   * Returns how many got a (new) key and the ids of those that clash.
    */
-  backfillLoginKeys(keyOf: (login: string) => string): Promise<{ filled: number; clashes: string[] }>;
+  backfillLoginKeys(keyOf: (login: string) => string, keyFunction?: number): Promise<{ filled: number; clashes: string[] }>;
   /**
    * A real password change: sets hash and passwordChangedAt, version++, credentialEpoch++. Null
    * when no such user, or, with `expectedEpoch`, when the user's credential epoch is no longer it

@@ -216,6 +216,12 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE user_tokens ADD COLUMN sources TEXT;
   `,
+  // The login key functions (core/login-name.ts LOGIN_KEY_FUNCTION) every account has been
+  // re-keyed for: a start whose function is recorded (or a newer one) reads only the keyless
+  // accounts. Empty in a database from before: its first start re-keys once.
+  `
+  CREATE TABLE login_key_functions (version INTEGER PRIMARY KEY, recorded_at INTEGER NOT NULL);
+  `,
 ];
 
 /**

@@ -74,10 +74,14 @@ export function sqliteUsers(db: Database.Database): UserStore {
   const byLogin = db.prepare(
     "SELECT * FROM users WHERE login = @login OR login_key = @loginKey ORDER BY login = @login DESC LIMIT 1",
   );
-  const keyless = db.prepare("SELECT id, login FROM users WHERE login_key IS NULL ORDER BY created_at, id");
+  const keyless = db.prepare("SELECT id, login, login_key FROM users WHERE login_key IS NULL ORDER BY created_at, id");
+  const everyAccount = db.prepare("SELECT id, login, login_key FROM users ORDER BY created_at, id");
   const anyKeyless = db.prepare("SELECT 1 FROM users WHERE login_key IS NULL LIMIT 1");
+  const keyFunctionRecorded = db.prepare("SELECT 1 FROM login_key_functions WHERE version >= ? LIMIT 1");
+  const recordKeyFunction = db.prepare("INSERT OR IGNORE INTO login_key_functions (version, recorded_at) VALUES (?, ?)");
   const keyTaken = db.prepare("SELECT 1 FROM users WHERE login_key = ?");
-  const setKey = db.prepare("UPDATE users SET login_key = ? WHERE id = ? AND login_key IS NULL");
+  // The key is replaced only while it is still the one read (null: keyless).
+  const setKey = db.prepare("UPDATE users SET login_key = @key WHERE id = @id AND login_key IS @was");
   const updatePassword = db.prepare(`UPDATE users
     SET password_hash = ?, password_changed_at = ?, version = version + 1, credential_epoch = credential_epoch + 1
     WHERE id = ? RETURNING *`);
@@ -119,22 +123,27 @@ export function sqliteUsers(db: Database.Database): UserStore {
         return row ? toRecord(row) : null;
       }),
     // One IMMEDIATE transaction: two processes on one file backfill in turn.
-    // At start-up, once per process: a database without keyless accounts takes no write lock;
-    // otherwise the lock is waited for as a migration's is (another process may be backfilling
-    // the same accounts).
-    backfillLoginKeys: (keyOf) =>
+    // At start-up, once per process: a database without keyless accounts whose key function is
+    // recorded takes no write lock; otherwise the lock is waited for as a migration's is (another
+    // process may be backfilling the same accounts). Re-keying reads every account, once per key
+    // function (recorded in the same transaction).
+    backfillLoginKeys: (keyOf, keyFunction) =>
       call(() => {
-        if (!anyKeyless.get()) return { filled: 0, clashes: [] };
+        const recorded = () => keyFunction === undefined || keyFunctionRecorded.get(keyFunction) !== undefined;
+        if (!anyKeyless.get() && recorded()) return { filled: 0, clashes: [] };
         return waitingForUpgrades(db, () =>
           db
             .transaction(() => {
               let filled = 0;
               const clashes: string[] = [];
-              for (const row of keyless.all() as Array<{ id: string; login: string }>) {
+              const rekey = !recorded();
+              for (const row of (rekey ? everyAccount : keyless).all() as Array<{ id: string; login: string; login_key: string | null }>) {
                 const key = keyOf(row.login);
+                if (row.login_key === key) continue;
                 if (keyTaken.get(key)) clashes.push(row.id);
-                else filled += setKey.run(key, row.id).changes;
+                else filled += setKey.run({ key, id: row.id, was: row.login_key }).changes;
               }
+              if (rekey) recordKeyFunction.run(keyFunction, Date.now());
               return { filled, clashes };
             })
             .immediate(),
