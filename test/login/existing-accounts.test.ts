@@ -10,7 +10,7 @@ import { MongoClient } from "mongodb";
 import { Passwords } from "../../src/core/passwords.js";
 import { SQLITE_FILE_NAME } from "../../src/store/sqlite/sqlite-store.js";
 import { MARKS } from "../../src/store/mongo/mongo-marks.js";
-import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { startTestServer, storesUnderTest, type StoreKind, type TestServer } from "../support/server.js";
 import { expectCode, expectOk } from "../support/api.js";
 import { password, uniqueName } from "../support/users.js";
 import { loginApi } from "./api.js";
@@ -78,6 +78,20 @@ async function forgetKeyFunction(server: TestServer): Promise<void> {
   }
 }
 
+/** Another start of `first`'s deployment: a server on its database. */
+function restart(first: TestServer, store: StoreKind): Promise<TestServer> {
+  const shared: Record<string, string> =
+    store === "mongo" ? { TESSERA_MONGODB_DATABASE: first.config.mongodbDatabase } : { TESSERA_DATA_DIR: first.config.dataDir };
+  return startTestServer({ store, env: shared });
+}
+
+/** The user id of the JWT `api` issues for `login` and the test password. */
+async function subjectOf(api: ReturnType<typeof loginApi>, login: string): Promise<string | undefined> {
+  const token = await api.jwtToken(login, password);
+  expectOk(token);
+  return decodeJwt(token.data!.token).sub;
+}
+
 /** Whether the server logged the look-alike warning naming exactly `ids`. */
 function loggedClash(server: TestServer, ids: string[]): boolean {
   return server.logs.some((line) => {
@@ -110,17 +124,11 @@ for (const store of storesUnderTest()) {
       } finally {
         api.close();
       }
-      const shared: Record<string, string> =
-        store === "mongo" ? { TESSERA_MONGODB_DATABASE: first.config.mongodbDatabase } : { TESSERA_DATA_DIR: first.config.dataDir };
-      restarted = await startTestServer({ store, env: shared });
+      restarted = await restart(first, store);
       assert.ok(loggedClash(restarted, [younger.id]), "the clash is logged");
       const grpc = loginApi("grpc", restarted.url);
       try {
-        const subject = async (login: string) => {
-          const token = await grpc.jwtToken(login, password);
-          expectOk(token);
-          return decodeJwt(token.data!.token).sub;
-        };
+        const subject = (login: string) => subjectOf(grpc, login);
         assert.equal(await subject(older.login), older.id);
         assert.equal(await subject(younger.login), younger.id);
         assert.equal(await subject(`ANN-${tag.toUpperCase()}`), older.id); // the key's holder: the older account
@@ -166,17 +174,11 @@ for (const store of storesUnderTest()) {
         api.close();
       }
       await forgetKeyFunction(first);
-      const shared: Record<string, string> =
-        store === "mongo" ? { TESSERA_MONGODB_DATABASE: first.config.mongodbDatabase } : { TESSERA_DATA_DIR: first.config.dataDir };
-      restarted = await startTestServer({ store, env: shared });
+      restarted = await restart(first, store);
       assert.ok(loggedClash(restarted, [clashing.id]), "the clash is logged");
       const grpc = loginApi("grpc", restarted.url);
       try {
-        const subject = async (login: string) => {
-          const token = await grpc.jwtToken(login, password);
-          expectOk(token);
-          return decodeJwt(token.data!.token).sub;
-        };
+        const subject = (login: string) => subjectOf(grpc, login);
         assert.equal(await subject(`BOB ${tag}`), spaced.id);
         assert.equal(await subject(`strasse-${tag}`), sharp.id);
         expectCode(await grpc.createJwtUser(`bob ${tag}`, password), "already_exists", "a user with this name already exists");

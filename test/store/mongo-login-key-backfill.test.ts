@@ -16,21 +16,59 @@ import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
 import { gate, type Gate } from "../credentials/support.js";
 
-describe("mongo store: login keys backfilled while another instance records logins or backfills too", function () {
-  this.timeout(60_000);
-  const dbName = `tessera_backfill_${randomUUID().slice(0, 8)}`;
+/**
+ * Until the returned function is called: the first update of each of `ids`' loginKey (a $set of
+ * it, by any instance) goes out together with `other`'s write of a login of that account at
+ * `loginAt`, the key's first (or alone, once that login is recorded without an update of the
+ * users document).
+ */
+function loginsBesideKeyWrites(ids: string[], other: () => Store, loginAt: Date): () => void {
+  const updateOne = Collection.prototype.updateOne;
+  // Per account: the gate the other instance's lastLoginAt update waits at, opened once the
+  // update of the account's key is sent.
+  const sent = new Map<string, Gate>(ids.map((id) => [id, gate()]));
+  const raced = new Set<string>();
+  const send = updateOne as (...args: unknown[]) => Promise<unknown>;
+  Collection.prototype.updateOne = async function (this: Collection, filter: Filter<Document>, update: UpdateFilter<Document>, ...rest: unknown[]) {
+    const id = (filter as Document)._id as string;
+    if (this.collectionName === USERS && sent.has(id)) {
+      if ("lastLoginAt" in ((update as Document).$max ?? {})) {
+        await sent.get(id)!.pass();
+      } else if ("loginKey" in ((update as Document).$set ?? {}) && !raced.has(id)) {
+        raced.add(id);
+        const login = other().users.setLastLogin(id, loginAt);
+        await Promise.race([sent.get(id)!.reached, login]);
+        const keyed = send.call(this, filter, update, ...rest);
+        sent.get(id)!.open();
+        const [result] = await Promise.all([keyed, login]);
+        return result;
+      }
+    }
+    return send.call(this, filter, update, ...rest);
+  } as Collection["updateOne"];
+  return () => {
+    Collection.prototype.updateOne = updateOne;
+  };
+}
+
+/**
+ * Two stores on one database of their own for the describe it is called in (skipped without
+ * MongoDB), as two instances; `client` reaches the database directly. Collection methods a test
+ * replaced are restored after it.
+ */
+function twoInstances(prefix: string): { readonly client: MongoClient; readonly a: Store; readonly b: Store; readonly dbName: string } {
+  const dbName = `${prefix}_${randomUUID().slice(0, 8)}`;
   let client: MongoClient;
   let a: Store;
   let b: Store;
   const updateOne = Collection.prototype.updateOne;
   const countDocuments = Collection.prototype.countDocuments;
-
   before(async function () {
     if (!storesUnderTest().includes("mongo")) this.skip();
     const uri = process.env.MONGODB_URI!;
     client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
     // A bound past what a shared test server may take for one store call of the backfill (its
-    // update of an account below waits for the other instance's login of it).
+    // update of an account may wait for the other instance's login of it).
     const open = () => openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 20_000, warn: () => {} });
     a = await open();
     b = await open();
@@ -43,12 +81,31 @@ describe("mongo store: login keys backfilled while another instance records logi
     await client?.db(dbName).dropDatabase().catch(() => {});
     await client?.close();
   });
+  return {
+    dbName,
+    get client() {
+      return client;
+    },
+    get a() {
+      return a;
+    },
+    get b() {
+      return b;
+    },
+  };
+}
+
+describe("mongo store: login keys backfilled while another instance records logins or backfills too", function () {
+  this.timeout(60_000);
+  const db = twoInstances("tessera_backfill");
+  const updateOne = Collection.prototype.updateOne;
+  const countDocuments = Collection.prototype.countDocuments;
 
   /** An account as a version without login keys wrote it, its login spelt `${prefix}.<random>@Example.com`. */
   async function keylessAccount(prefix: string): Promise<{ id: string; login: string }> {
     const id = randomUUID();
     const login = `${prefix}.${randomUUID().slice(0, 6)}@Example.com`;
-    await client.db(dbName).collection<Document>(USERS).insertOne({ _id: id as never, login, emails: [], passwordHash: "hash", createdAt: new Date(Date.now() - 60_000) });
+    await db.client.db(db.dbName).collection<Document>(USERS).insertOne({ _id: id as never, login, emails: [], passwordHash: "hash", createdAt: new Date(Date.now() - 60_000) });
     return { id, login };
   }
 
@@ -61,46 +118,24 @@ describe("mongo store: login keys backfilled while another instance records logi
       createdAt: new Date(Date.now() - 60_000 + i),
     }));
     // As a version without login keys wrote them.
-    await client.db(dbName).collection<{ _id: string }>(USERS).insertMany(accounts.map(({ id, ...account }) => ({ _id: id, ...account })));
+    await db.client.db(db.dbName).collection<{ _id: string }>(USERS).insertMany(accounts.map(({ id, ...account }) => ({ _id: id, ...account })));
     const loginAt = new Date();
-    // Per account: the gate the other instance's lastLoginAt update waits at, opened once the
-    // backfill's update of the account is sent.
-    const sent = new Map<string, Gate>(accounts.map((u) => [u.id, gate()]));
-    const send = updateOne as (...args: unknown[]) => Promise<unknown>;
-    Collection.prototype.updateOne = async function (this: Collection, filter: Filter<Document>, update: UpdateFilter<Document>, ...rest: unknown[]) {
-      const id = (filter as Document)._id as string;
-      if (this.collectionName === USERS && sent.has(id)) {
-        if ("lastLoginAt" in ((update as Document).$max ?? {})) {
-          await sent.get(id)!.pass();
-        } else if ("loginKey" in ((update as Document).$set ?? {})) {
-          // The backfill's write of this account's key: the other instance records a login of
-          // it now, and the two updates go out together, this one first (or this one alone, once
-          // that login is recorded without an update of the users document).
-          const login = a.users.setLastLogin(id, loginAt);
-          await Promise.race([sent.get(id)!.reached, login]);
-          const backfilled = send.call(this, filter, update, ...rest);
-          sent.get(id)!.open();
-          const [result] = await Promise.all([backfilled, login]);
-          return result;
-        }
-      }
-      return send.call(this, filter, update, ...rest);
-    } as Collection["updateOne"];
+    const restore = loginsBesideKeyWrites(accounts.map((u) => u.id), () => db.a, loginAt);
     let filled: { filled: number; clashes: string[] };
     try {
-      filled = await b.users.backfillLoginKeys((login) => login.toLowerCase());
+      filled = await db.b.users.backfillLoginKeys((login) => login.toLowerCase());
     } finally {
-      Collection.prototype.updateOne = updateOne;
+      restore();
     }
     assert.deepEqual(filled, { filled: accounts.length, clashes: [] });
     const lost: string[] = [];
-    for (const account of accounts) if ((await a.users.findById(account.id))?.loginKey !== account.login.toLowerCase()) lost.push(account.login);
+    for (const account of accounts) if ((await db.a.users.findById(account.id))?.loginKey !== account.login.toLowerCase()) lost.push(account.login);
     assert.deepEqual(lost, [], `${lost.length} of ${accounts.length} accounts lost their login key`);
     for (const account of accounts) {
       const key = account.login.toLowerCase();
       // A look-alike spelling finds the account (by its key), and the login recorded beside the
       // backfill is kept.
-      const user = await a.users.findByLogin(key.toUpperCase(), key);
+      const user = await db.a.users.findByLogin(key.toUpperCase(), key);
       assert.equal(user?.id, account.id, account.login);
       assert.equal(user?.lastLoginAt?.getTime(), loginAt.getTime(), account.login);
     }
@@ -109,12 +144,12 @@ describe("mongo store: login keys backfilled while another instance records logi
   it("a last login kept apart while the account had no key is carried into its document, and its user_last_logins document goes (none left once every account has its key)", async () => {
     const { id, login } = await keylessAccount("Apart");
     const loginAt = new Date(Date.now() - 1000);
-    await a.users.setLastLogin(id, loginAt);
-    const apart = client.db(dbName).collection<{ _id: string }>(USER_LAST_LOGINS);
+    await db.a.users.setLastLogin(id, loginAt);
+    const apart = db.client.db(db.dbName).collection<{ _id: string }>(USER_LAST_LOGINS);
     assert.equal(await apart.countDocuments({ _id: id }), 1, "kept apart while keyless");
-    assert.equal((await a.users.findById(id))?.lastLoginAt?.getTime(), loginAt.getTime());
-    await b.users.backfillLoginKeys((l) => l.toLowerCase());
-    const user = await a.users.findById(id);
+    assert.equal((await db.a.users.findById(id))?.lastLoginAt?.getTime(), loginAt.getTime());
+    await db.b.users.backfillLoginKeys((l) => l.toLowerCase());
+    const user = await db.a.users.findById(id);
     assert.equal(user?.loginKey, login.toLowerCase());
     assert.equal(user?.lastLoginAt?.getTime(), loginAt.getTime());
     assert.equal(await apart.countDocuments({ _id: id }), 0);
@@ -125,18 +160,18 @@ describe("mongo store: login keys backfilled while another instance records logi
     const earlier = new Date(Date.now() - 2000);
     const later = new Date(Date.now() - 1000);
     // The first write inserts the user_last_logins document, the second updates it.
-    await a.users.setLastLogin(id, later);
-    await b.users.setLastLogin(id, earlier);
-    const apart = await client.db(dbName).collection<{ _id: string; lastLoginAt?: Date }>(USER_LAST_LOGINS).findOne({ _id: id });
+    await db.a.users.setLastLogin(id, later);
+    await db.b.users.setLastLogin(id, earlier);
+    const apart = await db.client.db(db.dbName).collection<{ _id: string; lastLoginAt?: Date }>(USER_LAST_LOGINS).findOne({ _id: id });
     assert.equal(apart?.lastLoginAt?.getTime(), later.getTime());
-    assert.equal((await a.users.findById(id))?.lastLoginAt?.getTime(), later.getTime());
+    assert.equal((await db.a.users.findById(id))?.lastLoginAt?.getTime(), later.getTime());
   });
 
   it("a login kept apart as the backfill carries the account's earlier one is kept, and no user_last_logins document is left", async () => {
     const { id, login } = await keylessAccount("Beside");
     const earlier = new Date(Date.now() - 2000);
     const later = new Date(Date.now() - 1000);
-    await a.users.setLastLogin(id, earlier);
+    await db.a.users.setLastLogin(id, earlier);
     // The later login finds the account keyless; the backfill then keys it and carries the
     // earlier login; the later one is kept apart only then, before the backfill's delete.
     const carried = gate();
@@ -158,16 +193,16 @@ describe("mongo store: login keys backfilled while another instance records logi
       return result;
     } as Collection["updateOne"];
     try {
-      const recorded = a.users.setLastLogin(id, later);
+      const recorded = db.a.users.setLastLogin(id, later);
       await carried.reached;
-      await Promise.all([b.users.backfillLoginKeys((l) => l.toLowerCase()), recorded]);
+      await Promise.all([db.b.users.backfillLoginKeys((l) => l.toLowerCase()), recorded]);
     } finally {
       Collection.prototype.updateOne = updateOne;
     }
-    const user = await a.users.findById(id);
+    const user = await db.a.users.findById(id);
     assert.equal(user?.loginKey, login.toLowerCase());
     assert.equal(user?.lastLoginAt?.getTime(), later.getTime());
-    assert.equal(await client.db(dbName).collection<{ _id: string }>(USER_LAST_LOGINS).countDocuments({ _id: id }), 0);
+    assert.equal(await db.client.db(db.dbName).collection<{ _id: string }>(USER_LAST_LOGINS).countDocuments({ _id: id }), 0);
   });
 
   // Two instances starting at once both backfill the same accounts. One read its page of keyless
@@ -188,28 +223,28 @@ describe("mongo store: login keys backfilled while another instance records logi
     // A look-alike of the first account, younger than every other: it keeps no key.
     const younger = { _id: `younger-${tag}`, login: accounts[0]!.login.toUpperCase(), emails: [], passwordHash: "hash", createdAt: new Date(t0 + 10) };
     // As a version without login keys wrote them.
-    await client.db(dbName).collection<{ _id: string }>(USERS).insertMany([...accounts, younger]);
+    await db.client.db(db.dbName).collection<{ _id: string }>(USERS).insertMany([...accounts, younger]);
     const keyOf = (login: string) => login.toLowerCase();
     // Instance b has read its page; at its first check of a key, instance a backfills them all.
     let first: Promise<{ filled: number; clashes: string[] }> | undefined;
     const count = countDocuments as (...args: unknown[]) => Promise<number>;
     Collection.prototype.countDocuments = async function (this: Collection, filter?: Filter<Document>, ...rest: unknown[]) {
       if (this.collectionName === USERS && filter !== undefined && "loginKey" in filter && first === undefined) {
-        first = a.users.backfillLoginKeys(keyOf);
+        first = db.a.users.backfillLoginKeys(keyOf);
         await first;
       }
       return count.call(this, filter, ...rest);
     } as Collection["countDocuments"];
     let second: { filled: number; clashes: string[] };
     try {
-      second = await b.users.backfillLoginKeys(keyOf);
+      second = await db.b.users.backfillLoginKeys(keyOf);
     } finally {
       Collection.prototype.countDocuments = countDocuments;
     }
     assert.deepEqual(await first, { filled: accounts.length, clashes: [younger._id] });
     assert.deepEqual(second, { filled: 0, clashes: [younger._id] });
-    for (const account of accounts) assert.equal((await b.users.findById(account._id))?.loginKey, keyOf(account.login), account._id);
-    assert.equal((await b.users.findById(younger._id))?.loginKey, undefined);
+    for (const account of accounts) assert.equal((await db.b.users.findById(account._id))?.loginKey, keyOf(account.login), account._id);
+    assert.equal((await db.b.users.findById(younger._id))?.loginKey, undefined);
   });
 });
 
@@ -331,32 +366,11 @@ describe("mongo store: login keys backfilled for tens of thousands of keyless ac
 // $set of the new key can put the old key back.
 describe("mongo store: login keys re-keyed for a newer key function while another instance records logins or re-keys too", function () {
   this.timeout(60_000);
-  const dbName = `tessera_rekey_${randomUUID().slice(0, 8)}`;
-  let client: MongoClient;
-  let a: Store;
-  let b: Store;
-  const updateOne = Collection.prototype.updateOne;
+  const db = twoInstances("tessera_rekey");
   const countDocuments = Collection.prototype.countDocuments;
   // The key function now folds case and collapses spaces; the older one only folded case.
   const keyOf = (login: string) => login.toLowerCase().replace(/ +/g, " ");
   const oldKeyOf = (login: string) => login.toLowerCase();
-
-  before(async function () {
-    if (!storesUnderTest().includes("mongo")) this.skip();
-    const uri = process.env.MONGODB_URI!;
-    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
-    const open = () => openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 20_000, warn: () => {} });
-    a = await open();
-    b = await open();
-  });
-  after(async () => {
-    Collection.prototype.updateOne = updateOne;
-    Collection.prototype.countDocuments = countDocuments;
-    await a?.close();
-    await b?.close();
-    await client?.db(dbName).dropDatabase().catch(() => {});
-    await client?.close();
-  });
 
   /** Accounts as the older key function keyed them, `Legacy  <i>` with two spaces. */
   async function staleAccounts(count: number, tag: string) {
@@ -365,46 +379,26 @@ describe("mongo store: login keys re-keyed for a newer key function while anothe
       const login = `Legacy  ${i}.${tag}@Example.com`;
       return { _id: `stale-${i}-${tag}`, login, loginKey: oldKeyOf(login), emails: [], passwordHash: "hash", createdAt: new Date(t0 + i) };
     });
-    await client.db(dbName).collection<{ _id: string }>(USERS).insertMany(accounts);
+    await db.client.db(db.dbName).collection<{ _id: string }>(USERS).insertMany(accounts);
     return accounts;
   }
 
   it("every account keeps the new key the re-key gave it while the other instance records its logins", async () => {
     const accounts = await staleAccounts(16, randomUUID().slice(0, 6));
     const loginAt = new Date();
-    const sent = new Map<string, Gate>(accounts.map((u) => [u._id, gate()]));
-    const raced = new Set<string>();
-    const send = updateOne as (...args: unknown[]) => Promise<unknown>;
-    Collection.prototype.updateOne = async function (this: Collection, filter: Filter<Document>, update: UpdateFilter<Document>, ...rest: unknown[]) {
-      const id = (filter as Document)._id as string;
-      if (this.collectionName === USERS && sent.has(id)) {
-        if ("lastLoginAt" in ((update as Document).$max ?? {})) {
-          await sent.get(id)!.pass();
-        } else if ("loginKey" in ((update as Document).$set ?? {}) && !raced.has(id)) {
-          // The re-key's first write of this account's key goes out together with a login's.
-          raced.add(id);
-          const login = a.users.setLastLogin(id, loginAt);
-          await Promise.race([sent.get(id)!.reached, login]);
-          const rekeyed = send.call(this, filter, update, ...rest);
-          sent.get(id)!.open();
-          const [result] = await Promise.all([rekeyed, login]);
-          return result;
-        }
-      }
-      return send.call(this, filter, update, ...rest);
-    } as Collection["updateOne"];
+    const restore = loginsBesideKeyWrites(accounts.map((u) => u._id), () => db.a, loginAt);
     let result: { filled: number; clashes: string[] };
     try {
-      result = await b.users.backfillLoginKeys(keyOf, 2);
+      result = await db.b.users.backfillLoginKeys(keyOf, 2);
     } finally {
-      Collection.prototype.updateOne = updateOne;
+      restore();
     }
     assert.deepEqual(result, { filled: accounts.length, clashes: [] });
     const lost: string[] = [];
-    for (const account of accounts) if ((await a.users.findById(account._id))?.loginKey !== keyOf(account.login)) lost.push(account.login);
+    for (const account of accounts) if ((await db.a.users.findById(account._id))?.loginKey !== keyOf(account.login)) lost.push(account.login);
     assert.deepEqual(lost, [], `${lost.length} of ${accounts.length} accounts lost their new key`);
     for (const account of accounts) {
-      const user = await a.users.findByLogin(keyOf(account.login).toUpperCase(), keyOf(account.login));
+      const user = await db.a.users.findByLogin(keyOf(account.login).toUpperCase(), keyOf(account.login));
       assert.equal(user?.id, account._id, account.login);
     }
   });
@@ -414,29 +408,29 @@ describe("mongo store: login keys re-keyed for a newer key function while anothe
     const accounts = await staleAccounts(4, tag);
     // Signed up under the new key function as a look-alike of the first account.
     const lookAlikeLogin = keyOf(accounts[0]!.login);
-    await client
-      .db(dbName)
+    await db.client
+      .db(db.dbName)
       .collection<Document>(USERS)
       .insertOne({ _id: `look-alike-${tag}` as never, login: lookAlikeLogin, loginKey: keyOf(lookAlikeLogin), emails: [], passwordHash: "hash", createdAt: new Date() });
     let first: Promise<{ filled: number; clashes: string[] }> | undefined;
     const count = countDocuments as (...args: unknown[]) => Promise<number>;
     Collection.prototype.countDocuments = async function (this: Collection, filter?: Filter<Document>, ...rest: unknown[]) {
       if (this.collectionName === USERS && filter !== undefined && "loginKey" in filter && first === undefined) {
-        first = a.users.backfillLoginKeys(keyOf, 3);
+        first = db.a.users.backfillLoginKeys(keyOf, 3);
         await first;
       }
       return count.call(this, filter, ...rest);
     } as Collection["countDocuments"];
     let second: { filled: number; clashes: string[] };
     try {
-      second = await b.users.backfillLoginKeys(keyOf, 3);
+      second = await db.b.users.backfillLoginKeys(keyOf, 3);
     } finally {
       Collection.prototype.countDocuments = countDocuments;
     }
     assert.deepEqual(await first, { filled: accounts.length - 1, clashes: [accounts[0]!._id] });
     assert.deepEqual(second, { filled: 0, clashes: [accounts[0]!._id] });
-    for (const account of accounts.slice(1)) assert.equal((await b.users.findById(account._id))?.loginKey, keyOf(account.login), account._id);
-    assert.equal((await b.users.findById(accounts[0]!._id))?.loginKey, accounts[0]!.loginKey);
-    assert.equal((await b.users.findById(`look-alike-${tag}`))?.loginKey, keyOf(lookAlikeLogin));
+    for (const account of accounts.slice(1)) assert.equal((await db.b.users.findById(account._id))?.loginKey, keyOf(account.login), account._id);
+    assert.equal((await db.b.users.findById(accounts[0]!._id))?.loginKey, accounts[0]!.loginKey);
+    assert.equal((await db.b.users.findById(`look-alike-${tag}`))?.loginKey, keyOf(lookAlikeLogin));
   });
 });
