@@ -31,12 +31,15 @@ export function repeatedKey(text: string, counts: (key: string) => boolean = () 
     if (c === 0x22 /* " */) {
       const start = i;
       let escaped = false;
-      for (i++; text.charCodeAt(i) !== 0x22; i++) {
+      // Bounded by the text's end too: text that is no JSON (an unterminated string) ends the
+      // walk rather than looping past it (charCodeAt there is NaN, never a quote).
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) {
         if (text.charCodeAt(i) === 0x5c /* \ */) {
           escaped = true;
           i++;
         }
       }
+      if (i >= text.length) return undefined;
       if (!expectKey) continue;
       expectKey = false;
       const frame = frames[frames.length - 1]!;

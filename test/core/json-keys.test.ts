@@ -32,6 +32,9 @@ const escapedKey = (key: string, escapes: boolean[]) =>
   `"${[...key].map((ch, i) => (escapes[i % escapes.length] ? [...ch].map((u) => `\\u${u.charCodeAt(0).toString(16).padStart(4, "0")}`).join("") : JSON.stringify(ch).slice(1, -1))).join("")}"`;
 
 describe("transcoder: repeatedKey (a JSON object that names a key twice)", () => {
+  it("ends on text that is no JSON (an unterminated string, a trailing backslash): nothing repeated is found", () => {
+    for (const text of ['{"a', '{"a":"b', '{"a\\', '{"a":1,"a', '["x\\"]']) assert.equal(repeatedKey(text), undefined, text);
+  });
   it("finds none in JSON.stringify's text", () => {
     fc.assert(fc.property(fc.jsonValue(), (v) => assert.equal(repeatedKey(JSON.stringify(v)), undefined)));
   });
