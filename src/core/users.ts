@@ -213,14 +213,7 @@ export class Users {
     // it is answered as made: an error would have the client retry with a credential the change
     // outdated (refused, TOKEN_REVOKED) and tell the audit trail the change failed. Logged; the
     // records left unmarked are refused on every use and deleted as they expire.
-    try {
-      await this.lifecycle.passwordChanged(id, user.passwordChangedAt);
-    } catch (e) {
-      this.logger.warn("password changed, but ending the credentials it outdated failed: they are refused on use as outdated", {
-        userId: id,
-        error: e instanceof Error ? e.message : String(e),
-      });
-    }
+    await this.endLogged(id, this.lifecycle.passwordChanged(id, user.passwordChangedAt), "password changed, but ending the credentials it outdated failed: they are refused on use as outdated");
     return user;
   }
 
@@ -241,15 +234,21 @@ export class Users {
     // follows only marks their records ended; when it fails, the deactivation is answered as
     // made (an error would have the client retry with a credential it refuses, and tell the
     // audit trail it failed). Logged; the records left unmarked stay refused on every use.
-    try {
-      await this.lifecycle.deactivated(id, at);
-    } catch (e) {
-      this.logger.warn("user deactivated, but ending their credentials failed: they are refused on use as the user's", {
-        userId: id,
-        error: e instanceof Error ? e.message : String(e),
-      });
-    }
+    await this.endLogged(id, this.lifecycle.deactivated(id, at), "user deactivated, but ending their credentials failed: they are refused on use as the user's");
     if (!changed) throw unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
+  }
+
+  /**
+   * Waits for a credential lifecycle cascade run after the change's own write (changePassword,
+   * deactivate), which already refuses every credential the cascade would end: a failure is
+   * logged with `message`, not thrown, and the change answered as made.
+   */
+  private async endLogged(id: string, cascade: Promise<void>, message: string): Promise<void> {
+    try {
+      await cascade;
+    } catch (e) {
+      this.logger.warn(message, { userId: id, error: e instanceof Error ? e.message : String(e) });
+    }
   }
 
   async bumpLastLogin(id: string): Promise<Date> {

@@ -612,6 +612,9 @@ function unknownProcedure(
   hidden: (text: string) => boolean,
   fallbackOwns: (firstSegment: string) => boolean,
 ): boolean {
+  // Every REST request not routed to an RPC passes here: a GET without a query (GET /session)
+  // can be no RPC call (a Connect GET carries ?connect=v1) and leaves at once, unparsed.
+  if (req.method === "GET" ? url.indexOf("?") < 0 : req.method !== "POST") return false;
   const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
   const grpcType = req.method === "POST" ? /^application\/grpc(-web(-text)?)?(?:\+|$)/i.exec(contentType) : null;
   const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
