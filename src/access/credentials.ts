@@ -59,16 +59,22 @@ export function basicCredentials(headers: Headers): { login: string; password: s
   return { login, password };
 }
 
-/** The value of one cookie, or undefined. */
+/**
+ * The value of one cookie, or undefined. A cookie named twice is a malformed credential
+ * (INVALID_ARGUMENT): another host of the domain may have set the second (cookie tossing), and
+ * which one a browser sends first is not the site's to choose.
+ */
 export function cookieValue(headers: Headers, name: string): string | undefined {
   const header = headers.get("cookie");
   if (!header) return undefined;
+  let value: string | undefined;
   for (const part of header.split(";")) {
     const eq = part.indexOf("=");
-    if (eq < 0) continue;
-    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+    if (value !== undefined) throw malformed(`the ${name} cookie appears more than once`);
+    value = part.slice(eq + 1).trim();
   }
-  return undefined;
+  return value;
 }
 
 export const clientIdHeader = "x-koms-clientid";

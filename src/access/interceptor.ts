@@ -221,8 +221,10 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
             throw withoutClientId(e, token);
           }
         }
-        const cookie = presentedSessionCookie(header);
-        if (cookie && (httpMethod === "GET" || httpMethod === "HEAD")) return verifiers.sessionCookie(cookie);
+        if (httpMethod === "GET" || httpMethod === "HEAD") {
+          const cookie = presentedSessionCookie(header);
+          if (cookie) return verifiers.sessionCookie(cookie);
+        }
         throw unauthenticated("MISSING_CREDENTIAL", "missing credential");
       }
       case Credential.BASIC: {

@@ -9,6 +9,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
 import { createLogger } from "../../src/logger.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
+import { assertBadRequest, raw } from "../hostile/support.js";
 import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { clientIdHeader, loginUserToken, signUp, startSession, uniqueEmail } from "../support/users.js";
@@ -103,6 +104,51 @@ for (const store of storesUnderTest()) {
         ]);
         assert.equal(sessionCookieOf(refused.headers), undefined);
       });
+    });
+
+    // A subdomain may set a second `tessera_session` (cookie tossing); the browser then sends
+    // both, in an order that is not the site's to choose.
+    describe("a request carrying the tessera_session cookie twice is refused: 400 MALFORMED_CREDENTIAL", () => {
+      const twiceMessage = "the tessera_session cookie appears more than once";
+      const twice = (first: string, second: string) => ({ cookie: `tessera_session=${first}; tessera_session=${second}` });
+      const refusedTwice = (answer: { status: number; text: string }) => assertBadRequest(answer, twiceMessage, "MALFORMED_CREDENTIAL");
+
+      it("GET /api/authenticationtoken, with two sessions' cookies, one cookie twice, or two Cookie lines", async () => {
+        const mine = await browserSession();
+        const other = await browserSession();
+        refusedTwice(await rest(server.url, "GET", "/api/authenticationtoken", { headers: twice(mine.value, other.value) }));
+        refusedTwice(await rest(server.url, "GET", "/api/authenticationtoken", { headers: twice(mine.value, mine.value) }));
+        // Two Cookie header lines make one cookie list (RFC 6265 5.4).
+        const cookieLines = [`tessera_session=${other.value}`, `theme=dark; tessera_session=${mine.value}`];
+        refusedTwice(await raw(server.url, "GET", "/api/authenticationtoken", { cookie: cookieLines }));
+        assert.equal(await stillLive(mine.value), 200);
+      });
+
+      it("GET /api/authenticationtoken/{token}/user with the cookie twice leaves the link unused and sets no cookie", async () => {
+        const mine = await browserSession();
+        const other = await browserSession();
+        const link = (await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(mine.userToken) })).body.token as string;
+        const refused = await rest(server.url, "GET", `/api/authenticationtoken/${link}/user`, { headers: twice(other.value, mine.value) });
+        refusedTwice(refused);
+        assert.equal(sessionCookieOf(refused.headers), undefined, "no Set-Cookie");
+        const exchanged = await rest(server.url, "GET", `/api/authenticationtoken/${link}/user`, { headers: cookie(mine.value) });
+        assert.equal(exchanged.status, 200, exchanged.text);
+      });
+
+      for (const protocol of protocols) {
+        it(`POST /auth/logout with the cookie twice ends neither session (${protocol})`, async () => {
+          const userTokens = userTokenApi(protocol, server.url);
+          try {
+            const mine = await browserSession();
+            const other = await browserSession();
+            expectCode(await userTokens.logout(twice(mine.value, other.value)), "invalid_argument", twiceMessage, "MALFORMED_CREDENTIAL");
+            assert.equal(await stillLive(mine.value), 200);
+            assert.equal(await stillLive(other.value), 200);
+          } finally {
+            userTokens.close();
+          }
+        });
+      }
     });
 
     for (const protocol of protocols) {
