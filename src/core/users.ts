@@ -67,22 +67,26 @@ export class Users {
   }
 
   /**
-   * Policy errors: invalid_argument; too many sign-ups from the address: resource_exhausted; a
-   * login already taken (or a look-alike of one): already_exists, found before any hashing; every
-   * hasher busy: unavailable, before it counts; a hash that ended later than a login's check may
-   * (core/login-throttle.ts): unavailable, not made, counted. Every sign-up that is not refused as
-   * malformed or busy counts.
+   * Policy errors: invalid_argument; every hasher busy: unavailable, before the login is looked
+   * up or anything counts; too many sign-ups from the address: resource_exhausted; a login
+   * already taken (or a look-alike of one): already_exists, found before any hashing; a hash
+   * that ended later than a login's check may (core/login-throttle.ts): unavailable, not made,
+   * counted. Every sign-up that is not refused as malformed or busy counts.
    */
   async create(input: NewUserInput): Promise<UserRecord> {
     const login = parseLogin(input.login, input.kind);
     checkPassword(input.password, input.passwordField);
     const emails = (input.emails ?? (input.kind === "email" ? [login.spelling] : [])).map((e) => parseLogin(e, "email").spelling);
-    // A duplicate needs no hashing: it is answered (and counted) whatever the hasher's load.
+    // A full hasher refuses before the login is looked up, a taken login as a free one: were a
+    // taken login answered 409 whatever the load, a refusal under load would tell that the login
+    // is free. A flood costs no store writes either.
+    this.passwords.admit();
+    // A duplicate needs no hashing: once admitted, it is answered (and counted) at once.
     if (await this.users.findByLogin(login.spelling, login.key)) {
       await (await this.throttle.beginSignUp(input.clientAddress)).failed();
       throw userExists(input.kind);
     }
-    // A full hasher refuses before anything is written: a flood costs no store writes.
+    // Again, for a hasher filled during the lookup: refused before the throttle's write.
     this.passwords.admit();
     const attempt = await this.throttle.beginSignUp(input.clientAddress);
     const passwordHash = await abandonOnError(attempt, this.passwords.hash(input.password));

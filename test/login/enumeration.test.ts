@@ -5,15 +5,16 @@
 // cost the same: one argon2 verification, no hash made. A locked login answers the same 429
 // whether it exists or not, and hashes nothing; so does one that finds every hasher busy (503
 // HASHER_BUSY, counted nowhere). (Only the right password of a deactivated user is
-// told 403 USER_DEACTIVATED; a sign-up of a taken login is 409: both documented.)
+// told 403 USER_DEACTIVATED; a sign-up of a taken login is 409: both documented.) A sign-up that
+// finds every hasher busy answers the same 503 whether its login is taken or free.
 import assert from "node:assert/strict";
 import argon2 from "argon2";
 import { ManualClock } from "../../src/core/clock.js";
 import { expectCode, expectOk, type Outcome } from "../support/api.js";
-import { bearer, rest } from "../support/clients.js";
+import { bearer, rest, type RestResponse } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { spyOn, type Spy } from "../support/spy.js";
-import { password, uniqueEmail, uniqueName } from "../support/users.js";
+import { clientIdHeader, password, uniqueEmail, uniqueName } from "../support/users.js";
 import { loginApi, loginPaths, transports, wrongPassword, type LoginApi, type LoginPath } from "./api.js";
 
 /** What an answer shows a caller, and what it cost in argon2 calls. */
@@ -28,6 +29,30 @@ interface Seen {
 }
 
 const tooLong = "x".repeat(300); // the password policy's limit is 256 characters
+
+/** argon2's `name` (hash or verify), each call held until `release()`: it keeps its hasher meanwhile. */
+function heldArgon2(name: "hash" | "verify") {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const original = argon2[name] as (...args: unknown[]) => Promise<unknown>;
+  const spy = spyOn(argon2, name, (async (...args: unknown[]) => {
+    await gate;
+    return original.apply(argon2, args);
+  }) as never);
+  return {
+    calls: spy.calls,
+    release,
+    /** Resolves once a call is held. */
+    async started() {
+      while (spy.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+    },
+    /** Releases what is held and puts argon2's own back. */
+    restore() {
+      release();
+      spy.restore();
+    },
+  };
+}
 
 for (const store of storesUnderTest()) {
   for (const transport of transports) {
@@ -139,33 +164,72 @@ for (const store of storesUnderTest()) {
       assert.equal((await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(jwt) })).status, 204);
       expectCode(await path.attempt(api, uniqueEmail("nobody"), wrongPassword), "unauthenticated"); // the dummy hash is made by now
       // A verification that waits until released holds the only hasher.
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      let held = 0;
-      const original = argon2.verify;
-      const verify = spyOn(argon2, "verify", (async (...args: Parameters<typeof argon2.verify>) => {
-        held++;
-        await gate;
-        return original.apply(argon2, args);
-      }) as typeof argon2.verify);
+      const verify = heldArgon2("verify");
       try {
         const holding = path.attempt(api, uniqueEmail("holder"), wrongPassword);
-        while (held === 0) await new Promise((r) => setTimeout(r, 5));
+        await verify.started();
         for (const [what, login] of [["unknown", uniqueEmail("nobody")], ["known", known], ["deactivated", inactive]] as const) {
           const o = await path.attempt(api, login, wrongPassword);
           expectCode(o, "unavailable", "too many password checks in progress; retry shortly", "HASHER_BUSY");
           assert.match(o.headers.get("retry-after") ?? "", /^[123]$/, what);
         }
         assert.equal(verify.calls.length, 1, "only the holder's verification ran");
-        release();
+        verify.release();
         expectCode(await holding, "unauthenticated");
       } finally {
-        release();
         verify.restore();
       }
       // Nothing was counted for the known login: its three failures are still to come.
       for (let i = 0; i < 3; i++) expectCode(await path.attempt(api, known, wrongPassword), "unauthenticated", "invalid login or password");
       expectCode(await path.attempt(api, known, password), "resource_exhausted", "too many failed logins; try again later");
+    });
+  });
+
+  describe(`a sign-up that finds the hasher full tells nothing about the login (${store})`, function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    before(async () => (server = await startTestServer({ store, env: { TESSERA_HASH_CONCURRENCY: "1", TESSERA_HASH_QUEUE_LIMIT: "0" } })));
+    after(() => server?.close());
+
+    /** The RetryInfo detail of a JSON error body, its delay 1, 2 or 3 s (base64 of the google.rpc.RetryInfo). */
+    const retryInfo = /\{"type":"google\.rpc\.RetryInfo","debug":\{"retryDelay":"([123])s"\},"value":"CgII(AQ|Ag|Aw)"\}/;
+
+    it("POST /user and POST /jwt/user of a taken login and of a free one answer the same 503 HASHER_BUSY", async () => {
+      const takenEmail = uniqueEmail("taken");
+      const takenName = uniqueName("taken");
+      const signUp = (email: string) => rest(server.url, "POST", "/user", { json: { email, password }, headers: clientIdHeader });
+      const jwtSignUp = (user: string) => rest(server.url, "POST", "/jwt/user", { json: { user, pass: password } });
+      assert.equal((await signUp(takenEmail)).status, 201);
+      assert.equal((await jwtSignUp(takenName)).status, 201);
+      // A hash that waits until released holds the only hasher.
+      const hash = heldArgon2("hash");
+      try {
+        const holding = signUp(uniqueEmail("holder"));
+        await hash.started();
+        for (const [taken, free] of [
+          [await signUp(takenEmail), await signUp(uniqueEmail("free"))],
+          [await jwtSignUp(takenName), await jwtSignUp(uniqueName("free"))],
+        ]) {
+          // The wait a refusal asks for is drawn at random (1, 2 or 3 s), for either login.
+          const seen = (a: RestResponse) => ({ status: a.status, body: a.text.replace(retryInfo, "RetryInfo"), retryAfter: a.headers.get("retry-after")?.replace(/^[123]$/, "n") });
+          assert.deepEqual(seen(taken!), seen(free!), "a taken login answers as a free one");
+          assert.equal(free!.status, 503, free!.text);
+          assert.deepEqual([free!.body.code, free!.body.message, free!.body.details[0].debug.reason], [
+            "unavailable",
+            "too many password checks in progress; retry shortly",
+            "HASHER_BUSY",
+          ]);
+        }
+        assert.equal(hash.calls.length, 1, "only the holder's hash ran");
+        hash.release();
+        assert.equal((await holding).status, 201);
+        // With a hasher free, a taken login is found before any hashing.
+        assert.equal((await signUp(takenEmail)).status, 409);
+        assert.equal((await jwtSignUp(takenName)).status, 409);
+        assert.equal(hash.calls.length, 1, "no hash for a taken login");
+      } finally {
+        hash.restore();
+      }
     });
   });
 }
