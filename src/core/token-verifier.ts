@@ -37,7 +37,7 @@
 // the revoking instance and within that interval on the others. Token revocation and user state
 // are the callers' to check on every use.
 import { createHmac, createSecretKey, KeyObject, timingSafeEqual, verify as verifySignature } from "node:crypto";
-import { decodeProtectedHeader, errors, UnsecuredJWT, type CryptoKey, type JWTPayload, type ProtectedHeaderParameters } from "jose";
+import { base64url, decodeProtectedHeader, errors, UnsecuredJWT, type CryptoKey, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import type { Clock } from "./clock.js";
 import { AuthError, unauthenticated } from "./errors.js";
 import type { KeyRing, SigningAlg, VerificationKey } from "./key-ring.js";
@@ -210,14 +210,20 @@ function checkType(typ: unknown): void {
   throw unauthenticated("INVALID_TOKEN", `unexpected token type ${given}: header "typ" must be "${tokenType}"`);
 }
 
+/** UTF-8 as jose decodes a header or payload: invalid bytes refused, a leading BOM dropped. */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 /**
  * Refuses a header or payload (its base64url segment) that names a member twice in one object,
- * naming it (its path, outermost first, when each name is a plain word). Text that is no JSON
- * object is left to the parser that reads it (jose: malformed token).
+ * naming it (its path, outermost first, when each name is a plain word). The segment is read as
+ * jose reads it (its base64url, then TextDecoder, which drops a leading BOM that JSON.parse
+ * would choke on): the walk sees the text jose parses. Text that is no JSON object is left to
+ * the parser that reads it (jose: malformed token).
  */
 function refuseRepeatedMember(part: "header" | "payload", segment: string): void {
-  const text = Buffer.from(segment, "base64url").toString("utf8");
+  let text: string;
   try {
+    text = utf8.decode(base64url.decode(segment));
     JSON.parse(text);
   } catch {
     return;

@@ -22,6 +22,8 @@ import { sessionApi, type SessionApi } from "../session/api.js";
 import { jwtApi, type JwtApi } from "./api.js";
 
 const b64url = (text: string) => Buffer.from(text).toString("base64url");
+/** U+FEFF, the byte order mark: EF BB BF in UTF-8. */
+const bom = "\uFEFF";
 /** A seed 000 call's credentials: the client id and `token` as the bearer access token. */
 const as000 = (token: string) => ({ clientId: testClientId, access: token });
 
@@ -74,6 +76,9 @@ describe("kinds of JWT, and tokens with a member named twice or typed other than
         again(token, header(), JSON.stringify({ ...claims, note: 0 }).replace('"note":0', '"note":{"a":1,"a":2}')),
         'malformed token: member "note.a" of the payload is given more than once',
       ],
+      // jose reads a segment as TextDecoder does, a leading UTF-8 BOM dropped (RFC 8259 8.1).
+      ["a header after a BOM naming kid twice", again(token, bom + withFirst(h, "kid", "not-a-key-of-ours")), 'malformed token: member "kid" of the header is given more than once'],
+      ["a payload after a BOM naming sub twice", again(token, header(), bom + withFirst(claims, "sub", "someone-else")), 'malformed token: member "sub" of the payload is given more than once'],
       ["a header typed at+jwt", again(token, JSON.stringify({ ...h, typ: "at+jwt" })), 'unexpected token type "at+jwt": header "typ" must be "JWT"'],
       ["a header with no typ", again(token, JSON.stringify({ alg: "EdDSA", kid })), 'token has no type: header "typ" must be "JWT"'],
     ];
@@ -103,7 +108,12 @@ describe("kinds of JWT, and tokens with a member named twice or typed other than
       });
 
       it("control: each token signed again as issued, and typed jwt or application/JWT, is accepted", async () => {
-        for (const token of [again(access), again(access, JSON.stringify({ alg: "EdDSA", kid, typ: "jwt" })), again(access, JSON.stringify({ alg: "EdDSA", kid, typ: "application/JWT" }))]) {
+        for (const token of [
+          again(access),
+          again(access, JSON.stringify({ alg: "EdDSA", kid, typ: "jwt" })),
+          again(access, JSON.stringify({ alg: "EdDSA", kid, typ: "application/JWT" })),
+          again(access, bom + header(), bom + JSON.stringify(decodeJwt(access))),
+        ]) {
           assert.equal(expectOk(await jwt.check({ access_token: token })).sub, decodeJwt(access).sub);
           expectOk(await jwt.getRefreshToken({}, bearer(token)));
         }
