@@ -309,7 +309,10 @@ export class KeyRing {
     this.changed = told;
   }
 
-  /** The key list changed elsewhere: read it again now, not at the next reload interval. */
+  /**
+   * The key list changed elsewhere: read it again now, not at the next reload interval. When the
+   * read fails, the list is stale: its next use reads it again (reload).
+   */
   reloadNow(): Promise<void> {
     return this.reload(true);
   }
@@ -528,13 +531,19 @@ export class KeyRing {
 
   /**
    * Re-reads the key list; concurrent callers share one read. `fresh`: the read must begin after
-   * this call (the caller has just written a change): a read already under way is waited for,
-   * then another made (or shared, when one has begun since).
+   * this call (the caller, or another worker, has just written a change): a read already under
+   * way is waited for, then another made (or shared, when one has begun since). A fresh read that
+   * fails (the store briefly unreachable) leaves the list stale, so that its next use reads it
+   * again: the list held is known to be out of date, and kept as fresh it would serve a key
+   * revoked or rotated away until the reload interval ended.
    */
   private reload(fresh = false): Promise<void> {
-    if (fresh && this.reloading) {
+    if (fresh) {
       const again = () => this.reload();
-      return this.reloading.then(again, again);
+      return (this.reloading ? this.reloading.then(again, again) : again()).catch((e: unknown) => {
+        this.loadedAt = -Infinity;
+        throw e;
+      });
     }
     this.reloading ??= this.doReload().finally(() => {
       this.reloading = undefined;

@@ -115,6 +115,24 @@ describe("core: key ring across instances, on the injected clock", () => {
     assert.ok(!(await ring.jwks()).some((k) => k.kid === kid), "the revoked key left the JWKS");
   });
 
+  it("a reload on news that fails leaves the key list stale: the next use reads it again, and a key revoked elsewhere verifies nothing", async () => {
+    let unreachable = false;
+    const down = new StoreUnavailableError("MongoDB unavailable: connection reset");
+    const keys: SigningKeyStore = { ...store.keys, list: () => (unreachable ? Promise.reject(down) : store.keys.list()) };
+    const told = await KeyRing.open({ keys, config, clock, logger: silentLogger });
+    const verifier = new TokenVerifier({ ring: told, clock });
+    const other = await open();
+    const token = await told.sign({ sub: "x" }, 600);
+    assert.equal((await verifier.verify(token)).sub, "x");
+
+    await other.revoke(kidOf(token)!);
+    unreachable = true;
+    await assert.rejects(told.reloadNow(), (e: unknown) => e === down);
+    unreachable = false;
+    // Not a second of its clock later: only the failed reload can make it read the list again.
+    await assert.rejects(verifier.verify(token), (e: unknown) => e instanceof AuthError && e.reason === "INVALID_TOKEN" && /revoked key/.test(e.message));
+  });
+
   it("a clock moved back counts as time passed: the next signature reloads", async () => {
     const [a, b] = [await open(), await open()];
     const rotated = await b.rotate();
