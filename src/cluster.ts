@@ -47,6 +47,13 @@ const maxRestartMs = 60_000;
 const steadyMs = 10_000;
 /** How long a follower's death by SIGINT or SIGTERM waits for the same signal to reach this process (a group's stop). */
 const groupSignalMs = 250;
+/**
+ * How long the leader waits for each follower's acknowledgement of news, its own or a follower's
+ * it passes on (the followers are told at once, and waited for side by side).
+ */
+const newsAckMs = 1500;
+/** How long a follower that sent news waits for the leader's acknowledgement, which follows every other follower's (newsAckMs). */
+const sentNewsAckMs = 2000;
 
 /** Set in each follower's environment: its number, 2..TESSERA_WORKERS. */
 export const workerIdVariable = "TESSERA_WORKER_ID";
@@ -84,9 +91,15 @@ const message = {
   storeFailed: "tessera:store-failed",
   /**
    * follower -> leader, and leader -> the other followers: a change every worker must act on at
-   * once (`kind`, with its `reason` when it has one), as the worker that made it did.
+   * once (`kind`, with its `reason` when it has one), as the worker that made it did. With an
+   * `id`, the sender waits for its acknowledgement.
    */
   news: "tessera:news",
+  /**
+   * either way: the news numbered `id` is in effect here; from the leader to the follower that
+   * sent it, in every other follower too (or they were given up on: newsAckMs).
+   */
+  newsAck: "tessera:news-ack",
   /**
    * follower -> leader: its start failed (`reason`: the line it would have written); it exits 1.
    * The leader logs it with the worker's exit, so that a start failing in every worker at once
@@ -186,30 +199,86 @@ export function onLeaderDrain(handlers: { drain(signal: string): void; stop(sign
   leaderDrain = handlers;
 }
 
-/** What each kind of news does in this worker (onNews). */
-const newsHandlers = new Map<string, (value: string) => void>();
-/** Leader: passes news on to every follower but the one it came from. */
-let tellNews: ((kind: string, value: string, from?: ChildProcess) => void) | undefined;
+/** What each kind of news does in this worker (onNews): done once what it returns has settled. */
+const newsHandlers = new Map<string, (value: string) => unknown>();
+/**
+ * Leader: passes news on to every follower but the one it came from, and resolves once each
+ * follower taking connections has acknowledged it or has been given up on (newsAckMs).
+ */
+let tellNews: ((kind: string, value: string, from?: ChildProcess) => Promise<void>) | undefined;
+/** Told of every worker that did not acknowledge news in time (onNewsUnacknowledged). */
+let newsLate: ((kind: string, worker: number) => void) | undefined;
+/** The acknowledgements this worker waits for, by the id of the news sent. */
+const newsAcks = new Map<string, () => void>();
+let newsSeq = 0;
 
-function heardNews(kind: string, value: string, from?: ChildProcess): void {
-  newsHandlers.get(kind)?.(value);
-  tellNews?.(kind, value, from);
+/** Puts news in effect here and, in the leader, in every other follower (tellNews). Rejects when a handler failed: then it is not acknowledged. */
+async function heardNews(kind: string, value: string, from?: ChildProcess): Promise<void> {
+  await Promise.all([newsHandlers.get(kind)?.(value), tellNews?.(kind, value, from)]);
+}
+
+/** Puts news that arrived over one channel in effect here, then acknowledges it over `reply` when it asks (`id`). */
+function applyNews(m: Envelope, reply: Send, from?: ChildProcess): void {
+  const { id } = m;
+  heardNews(m.kind!, m.reason!, from).then(
+    () => id !== undefined && reply({ type: message.newsAck, id }, () => {}),
+    () => {}, // not acknowledged: its sender reports it
+  );
+}
+
+/**
+ * Sends news over one channel. With `waitMs`: resolves true once it is acknowledged, false when
+ * `waitMs` have passed first, true too when it could not be sent (the channel closed: the worker
+ * is gone, and serves nothing); without, at once.
+ */
+function sendNews(send: Send, kind: string, value: string, waitMs?: number): Promise<boolean> {
+  if (waitMs === undefined) {
+    send({ type: message.news, kind, reason: value }, () => {});
+    return Promise.resolve(true);
+  }
+  const id = String(++newsSeq);
+  return new Promise<boolean>((resolve) => {
+    const done = (acknowledged: boolean) => {
+      clearTimeout(timer);
+      newsAcks.delete(id);
+      resolve(acknowledged);
+    };
+    const timer = setTimeout(done, waitMs, false);
+    newsAcks.set(id, () => done(true));
+    send({ type: message.news, id, kind, reason: value }, (e) => e && done(true));
+  });
 }
 
 /**
  * Tells every other worker of a change this one made (a signing key rotated or revoked, an API
- * token revoked) or found (the embedded store's disk full), so that each acts on it at once instead of when its own caches expire. Nothing
- * to tell in a single process.
+ * token revoked) or found (the embedded store's disk full), so that each acts on it at once
+ * instead of when its own caches expire, and resolves once every worker taking connections has
+ * put it in effect: the call that made the change answers after. A worker that has not
+ * acknowledged it within newsAckMs (the leader waits for each follower) or sentNewsAckMs (a
+ * follower waits for the leader, which waits for the others) is reported (onNewsUnacknowledged)
+ * and the promise resolves all the same; it never rejects. Nothing to tell in a single process.
  */
-export function shareNews(kind: string, value = ""): void {
-  if (role === "leader") tellNews?.(kind, value);
-  else if (role === "follower" && process.connected) process.send!({ type: message.news, kind, reason: value }, undefined, undefined, () => {});
+export async function shareNews(kind: string, value = ""): Promise<void> {
+  if (role === "leader") await tellNews?.(kind, value);
+  else if (role === "follower" && process.connected) {
+    const acknowledged = await sendNews((m, done) => process.send!(m, undefined, undefined, done), kind, value, sentNewsAckMs);
+    if (!acknowledged) newsLate?.(kind, 1);
+  }
 }
 
-/** `handle` runs in this worker when another worker shares news of `kind`. */
-export function onNews(kind: string, handle: (value: string) => void): void {
+/**
+ * `handle` runs in this worker when another worker shares news of `kind`; the news is in effect
+ * here (and acknowledged) once what it returns has settled.
+ */
+export function onNews(kind: string, handle: (value: string) => unknown): void {
   if (role === "single") return;
   newsHandlers.set(kind, handle);
+}
+
+/** `report` hears of news of `kind` that the worker numbered `worker` did not acknowledge in time (shareNews). */
+export function onNewsUnacknowledged(report: (kind: string, worker: number) => void): void {
+  if (role === "single") return;
+  newsLate = report;
 }
 
 /** Answers `kind` requests from the other side of the cluster (the leader, or a follower). */
@@ -373,8 +442,15 @@ export function lead(config: Config, logger: Logger): Leader {
   tellFollowers = (reason) => {
     for (const child of followers.values()) if (child.connected) child.send({ type: message.storeFailed, reason }, () => {});
   };
-  tellNews = (kind, value, from) => {
-    for (const child of followers.values()) if (child !== from && child.connected) child.send({ type: message.news, kind, reason: value }, () => {});
+  tellNews = async (kind, value, from) => {
+    const told = [...followers].filter(([, child]) => child !== from && child.connected);
+    await Promise.all(
+      told.map(async ([id, child]) => {
+        // One still starting is handed no connection until it is ready: it is told, not waited for.
+        const waitMs = ready.includes(child) ? newsAckMs : undefined;
+        if (!(await sendNews((m, done) => child.send(m, done), kind, value, waitMs))) newsLate?.(kind, id);
+      }),
+    );
   };
   const admit = (child: ChildProcess) => {
     if (!child.connected) return;
@@ -441,7 +517,9 @@ export function lead(config: Config, logger: Logger): Leader {
       } else if (m?.type === message.storeFailed && typeof m.reason === "string") {
         heardStoreFailure(m.reason);
       } else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") {
-        heardNews(m.kind, m.reason, child);
+        applyNews(m, (a, done) => child.send(a, done), child);
+      } else if (m?.type === message.newsAck && m.id !== undefined) {
+        newsAcks.get(m.id)?.();
       } else if (m?.type === message.startFailed && typeof m.reason === "string") {
         startFailure = m.reason;
       } else if (m?.type === message.ready) {
@@ -596,7 +674,8 @@ export function follow(): FollowerSharing {
     if (m?.type === message.storeFailed && typeof m.reason === "string") heardStoreFailure(m.reason);
     else if (m?.type === message.drain && typeof m.reason === "string") leaderDrain?.drain(m.reason);
     else if (m?.type === message.stop && typeof m.reason === "string") leaderDrain?.stop(m.reason);
-    else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") heardNews(m.kind, m.reason);
+    else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") applyNews(m, (a, done) => process.send!(a, undefined, undefined, done));
+    else if (m?.type === message.newsAck && m.id !== undefined) newsAcks.get(m.id)?.();
     else if (m) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
   });
   return {

@@ -1,6 +1,6 @@
 // Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
 // process; tests and benchmarks start it in-process.
-import { onNews, onSharedStoreFailure, shareNews, shareStoreFailure, type PortSharing } from "./cluster.js";
+import { onNews, onNewsUnacknowledged, onSharedStoreFailure, shareNews, shareStoreFailure, type PortSharing } from "./cluster.js";
 import { configuredSecret, type Config } from "./config.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
@@ -117,7 +117,13 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   }
   // Under TESSERA_WORKERS a key rotated or revoked, or an API token revoked, takes effect in every
   // worker at once, as in the one that answered (not when their own key list or cache is next
-  // read); instances on one MongoDB learn of it as before, within the reload interval or cache TTL.
+  // read): the call answers once every other worker has acknowledged the news, or been given up
+  // on (logged and counted); instances on one MongoDB learn of it as before, within the reload
+  // interval or cache TTL.
+  onNewsUnacknowledged((kind, worker) => {
+    logger.warn("worker did not apply news in time", { kind, lateWorker: worker });
+    metrics?.newsUnacknowledged(kind);
+  });
   const { keyRing, apiTokens } = services.core;
   keyRing.onChange(() => shareNews(keysChanged));
   onNews(keysChanged, () => keyRing.reloadNow().catch((e: unknown) => logger.warn("signing keys not reloaded", { error: e instanceof Error ? e.message : String(e) })));

@@ -93,7 +93,7 @@ export class ApiTokens {
   private readonly writes = new Set<Promise<void>>();
   /** Bumped by every revocation here, so a lookup that raced it does not refill the cache. */
   private epoch = 0;
-  private revoked: ((hash: string) => void) | undefined;
+  private revoked: ((hash: string) => unknown) | undefined;
 
   constructor(deps: ApiTokensDeps) {
     this.tokens = deps.apiTokens;
@@ -167,13 +167,16 @@ export class ApiTokens {
     const token = await this.tokens.revoke(accountId, tokenLink.toLowerCase(), this.clock.now());
     if (!token) throw notRevoked();
     this.forget(token.hash);
-    this.revoked?.(token.hash);
+    await this.revoked?.(token.hash);
     this.logger.info("api token revoked", { accountId: token.accountId, tokenLink: token.link });
     return token;
   }
 
-  /** `told` hears the hash of every token revoked here (to tell other workers: forget). */
-  onRevoke(told: (hash: string) => void): void {
+  /**
+   * `told` hears the hash of every token revoked here (to tell other workers: forget); the
+   * revocation ends once what it returns has settled.
+   */
+  onRevoke(told: (hash: string) => unknown): void {
     this.revoked = told;
   }
 

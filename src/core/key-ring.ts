@@ -115,7 +115,7 @@ export class KeyRing {
   private loadedAt = -Infinity;
   private lastUnknownKidReload = -Infinity;
   private reloading: Promise<void> | undefined;
-  private changed: (() => void) | undefined;
+  private changed: (() => unknown) | undefined;
   /** Set once open() has loaded the keys: from then on a key that does not unseal is logged, not thrown. */
   private opened = false;
   /** Keys open() loaded whose stored form is to be sealed again under the current secret (KeySealer.unseal). */
@@ -156,7 +156,7 @@ export class KeyRing {
         async () => {
           await ring.ensureCurrent();
           // Made later, once space is back: other workers read the keys again.
-          if (ring.owing) ring.changed?.();
+          if (ring.owing) await ring.changed?.();
           ring.owing = false;
         },
         () => ring.signsMeanwhile(),
@@ -300,12 +300,15 @@ export class KeyRing {
     // Revoked elsewhere after the look that chose it: promote the next key at once instead.
     if (promotedThenRevoked(await this.store.list(), promoted)) promoted = await this.advance("now");
     await this.reload(true);
-    this.changed?.();
+    await this.changed?.();
     return promoted;
   }
 
-  /** `told` hears of every rotation and revocation made here (to tell other workers: reloadNow). */
-  onChange(told: () => void): void {
+  /**
+   * `told` hears of every rotation and revocation made here (to tell other workers: reloadNow);
+   * the rotation or revocation ends once what it returns has settled.
+   */
+  onChange(told: () => unknown): void {
     this.changed = told;
   }
 
@@ -358,7 +361,7 @@ export class KeyRing {
     // A read of the list made after the revocation was written: one already under way may have
     // read it before, and would leave the revoked key verifying (and signing) here for 30 s.
     await this.reload(true);
-    this.changed?.();
+    await this.changed?.();
     return { kid, signingKid: (await this.signingKey()).kid };
   }
 

@@ -132,6 +132,8 @@ export interface Metrics {
    * counts a renewal refused.
    */
   certificate(notAfter: () => Date): { reloadRefused(): void };
+  /** Under TESSERA_WORKERS: a worker did not acknowledge news of `kind` in time (cluster.ts shareNews). */
+  newsUnacknowledged(kind: string): void;
   /** Starts reading the core's figures. */
   watch(sources: MetricSources): void;
   /** The exposition text: this process's registry, or under a cluster every worker's, aggregated. */
@@ -235,6 +237,12 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
 
+  const newsUnacknowledged = new client.Counter({
+    name: "tessera_worker_news_unacknowledged_total",
+    help: "News one worker told the others (a change every worker acts on at once), by kind (keys-changed, api-token-revoked, store-full), that a worker did not acknowledge in time; the call that made the change answered all the same.",
+    labelNames: ["kind"],
+    registers: [registry],
+  });
   const connectionsRefused = new client.Counter({
     name: "tessera_connections_refused_total",
     help: "Connections closed as they were accepted because the worker serving them had TESSERA_MAX_CONNECTIONS open.",
@@ -360,6 +368,7 @@ export function createMetrics(): Metrics {
     },
     hashWaited: (ms) => hashWait.observe(ms / 1000),
     connectionRefused: () => connectionsRefused.inc(),
+    newsUnacknowledged: (kind) => newsUnacknowledged.inc({ kind }),
     countConnections(open) {
       openConnections = open;
     },

@@ -1,0 +1,154 @@
+// Under TESSERA_WORKERS, a revocation is in effect in every worker before it answers (README,
+// "Run it"): the worker that made it waits for each other worker's acknowledgement of the news
+// (cluster.ts shareNews), at most 1.5 s for each; one that does not acknowledge in time is logged
+// ("worker did not apply news in time") and counted (tessera_worker_news_unacknowledged_total),
+// and the call still answers as made. The second worker here is preloaded with
+// test/support/delayed-news.ts, which applies the news it is sent late, or never. Each request is
+// on a new connection: the first worker hands connections to the two in turn.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { scrape, value } from "../support/metrics.js";
+import { killService, request, startService, type ServiceProcess } from "../support/process.js";
+
+const password = "correct horse battery staple";
+/** Checks after each revocation, each on a new connection: half of them reach the second worker. */
+const checks = 8;
+/** Revocations of each kind, each answered by the first worker. */
+const attempts = 3;
+/** How long the first worker waits for a follower's acknowledgement (cluster.ts newsAckMs). */
+const newsAckMs = 1500;
+const revokeApiToken = "tessera.apitoken.v1.ApiTokenService/RevokeToken";
+const revokeKey = "tessera.key.v1.KeyService/RevokeKey";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A cluster of two workers, the second applying news as `delayMs` says (a number of ms, or "never"). */
+function cluster(delayMs: string) {
+  const state: { service?: ServiceProcess; dataDir?: string } = {};
+  before(async () => {
+    state.dataDir = mkdtempSync(join(tmpdir(), "tessera-news-ack-"));
+    state.service = await startService(
+      "sources",
+      // A long API-token cache: only the news can make a worker refuse a token it has cached.
+      { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: state.dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", NEWS_DELAY_WORKER: "2", NEWS_DELAY_MS: delayMs },
+      { listeners: 2, nodeArgs: ["--import", "tsx", "--import", "./test/support/delayed-news.ts"] },
+    );
+  });
+  after(async () => {
+    await killService(state.service);
+    if (state.dataDir) rmSync(state.dataDir, { recursive: true, force: true });
+  });
+  const port = () => state.service!.port;
+  /** The workers that served `procedure`, in the order their log lines were written. */
+  const servedBy = (procedure: string) => state.service!.lines().filter((l) => l.msg === "rpc" && l.procedure === procedure).map((l) => l.worker);
+  /** The worker whose log line is the `n`th of `procedure` (0-based), once it is written. */
+  const nthServedBy = async (procedure: string, n: number) => {
+    for (let waited = 0; waited < 5000; waited += 10) {
+      const worker = servedBy(procedure)[n];
+      if (worker !== undefined) return worker;
+      await sleep(10);
+    }
+    throw new Error(`no log line of ${procedure} #${n}`);
+  };
+  return {
+    port,
+    lines: () => state.service!.lines(),
+    nthServedBy,
+    /** Makes the first worker the one the next connection is handed to: after one the second served. */
+    async firstWorkerNext() {
+      const procedure = "tessera.jwt.v1.JwtService/GetVersion";
+      for (let n = servedBy(procedure).length; ; n++) {
+        assert.equal((await request(port(), "GET", "/jwt/version")).status, 200);
+        if ((await nthServedBy(procedure, n)) === 2) return;
+      }
+    },
+    /** The statuses of `checks` requests, each on a new connection. */
+    async statuses(path: string, headers: Record<string, string>) {
+      const out: number[] = [];
+      for (let i = 0; i < checks; i++) out.push((await request(port(), "GET", path, undefined, headers)).status);
+      return out;
+    },
+  };
+}
+
+describe("server: TESSERA_WORKERS, a revocation is in effect in every worker when it answers", function () {
+  this.timeout(120000);
+
+  describe("a worker that applies news 1 s late", () => {
+    const c = cluster("1000");
+
+    it("a revoked API token: no worker accepts it once its revocation has answered", async () => {
+      for (let attempt = 0; attempt < attempts; attempt++) {
+        const account = `acct-ack-${attempt}`;
+        const created = await request(c.port(), "POST", "/v1/frontend/auth", { account_id: account, description: "ack" });
+        assert.equal(created.status, 200, created.text);
+        const bearer = { authorization: `Bearer ${created.json.token as string}` };
+        // Both workers have it cached.
+        assert.deepEqual(await c.statuses("/v1/api/auth", bearer), Array(checks).fill(200));
+        const link = (await request(c.port(), "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
+
+        await c.firstWorkerNext();
+        const revoked = await request(c.port(), "DELETE", `/v1/frontend/auth/${account}`, { token_link: link });
+        assert.equal(revoked.status, 200, revoked.text);
+        assert.equal(await c.nthServedBy(revokeApiToken, attempt), 1, "the first worker answered the revocation");
+        assert.deepEqual(await c.statuses("/v1/api/auth", bearer), Array(checks).fill(401), `attempt ${attempt + 1}`);
+      }
+    });
+
+    it("a revoked signing key: no worker accepts a token it signed once its revocation has answered", async () => {
+      assert.equal((await request(c.port(), "POST", "/jwt/user", { user: "ack", pass: password })).status, 201);
+      for (let attempt = 0; attempt < attempts; attempt++) {
+        const issued = await request(c.port(), "GET", `/jwt/token?user=ack&pass=${encodeURIComponent(password)}`);
+        assert.equal(issued.status, 200, issued.text);
+        const bearer = { authorization: `Bearer ${issued.text}` };
+        assert.deepEqual(await c.statuses("/jwt/check", bearer), Array(checks).fill(200));
+
+        const { kid } = JSON.parse(Buffer.from(issued.text.split(".")[0]!, "base64url").toString()) as { kid: string };
+        await c.firstWorkerNext();
+        const revoked = await request(c.port(), "POST", `/v1/admin/keys/${kid}:revoke`, {});
+        assert.equal(revoked.status, 200, revoked.text);
+        assert.equal(await c.nthServedBy(revokeKey, attempt), 1, "the first worker answered the revocation");
+        assert.deepEqual(await c.statuses("/jwt/check", bearer), Array(checks).fill(400), `attempt ${attempt + 1}`);
+      }
+    });
+
+    it("news applied within the bound is neither logged nor counted", async () => {
+      assert.deepEqual(c.lines().filter((l) => l.msg === "worker did not apply news in time"), []);
+      const families = await scrape(`http://127.0.0.1:${c.port()}/metrics`);
+      assert.equal(value(families, "tessera_worker_news_unacknowledged_total"), 0);
+    });
+  });
+
+  describe("a worker that never applies news", () => {
+    const c = cluster("never");
+
+    it("the revocation answers once the bound has passed, and the worker is logged and counted", async () => {
+      const created = await request(c.port(), "POST", "/v1/frontend/auth", { account_id: "acct-silent", description: "silent" });
+      assert.equal(created.status, 200, created.text);
+      const bearer = { authorization: `Bearer ${created.json.token as string}` };
+      const link = (await request(c.port(), "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
+
+      await c.firstWorkerNext();
+      const began = performance.now();
+      const revoked = await request(c.port(), "DELETE", "/v1/frontend/auth/acct-silent", { token_link: link });
+      const tookMs = performance.now() - began;
+      assert.equal(revoked.status, 200, revoked.text);
+      // Answered as made: seed 001's {revoked}, its date as `DD Mon YYYY - HH:mm`.
+      assert.deepEqual(Object.keys(revoked.json), ["revoked"]);
+      assert.match(revoked.json.revoked as string, /^\d{2} [A-Z][a-z]{2} \d{4} - \d{2}:\d{2}$/);
+      assert.equal(await c.nthServedBy(revokeApiToken, 0), 1, "the first worker answered the revocation");
+      assert.ok(tookMs >= newsAckMs - 50 && tookMs < newsAckMs + 1000, `answered after ${Math.round(tookMs)} ms`);
+
+      const warnings = c.lines().filter((l) => l.msg === "worker did not apply news in time");
+      assert.deepEqual(
+        warnings.map((l) => ({ level: l.level, worker: l.worker, kind: l.kind, lateWorker: l.lateWorker })),
+        [{ level: "warn", worker: 1, kind: "api-token-revoked", lateWorker: 2 }],
+      );
+      const families = await scrape(`http://127.0.0.1:${c.port()}/metrics`);
+      assert.equal(value(families, "tessera_worker_news_unacknowledged_total", { kind: "api-token-revoked" }), 1);
+      assert.equal(value(families, "tessera_worker_news_unacknowledged_total"), 1);
+    });
+  });
+});
