@@ -315,11 +315,13 @@ export const variables = {
   hashConcurrency: variable<number>("TESSERA_HASH_CONCURRENCY", undefined, integer(1, 256), "Password hashes (argon2id) each worker process runs at once, on libuv's thread pool; at most UV_THREADPOOL_SIZE - 1 (the pool, 4 threads unless set, is shared with file reads, DNS lookups and the embedded store's fsync): more is refused at start, naming both.", { shownDefault: "(cores / TESSERA_WORKERS, at least 1, at most UV_THREADPOOL_SIZE - 1)" }),
   hashNice: variable("TESSERA_HASH_NICE", 19, integer(0, 19), "Nice value (CPU priority, Linux) of the threads that hash passwords (libuv's pool, set as `npm start` starts): above 0, a flood of logins or sign-ups cannot take the CPU from the event loop, which answers every other call; 0: the process's own priority."),
   hashQueueLimit: variable("TESSERA_HASH_QUEUE_LIMIT", 64, integer(0, 100000), "Password hashes that may wait for a free hasher, per worker process; beyond, logins and sign-ups answer UNAVAILABLE (REST 503) with Retry-After at once."),
-  loginProtection: variable("TESSERA_LOGIN_PROTECTION", true, boolean, "Limit login attempts per login and per client address, and sign-ups per client address."),
+  loginProtection: variable("TESSERA_LOGIN_PROTECTION", true, boolean, "Limit login attempts per login, per client address and per IPv6 /48, and sign-ups per client address and per IPv6 /48."),
   loginMaxFailures: variable("TESSERA_LOGIN_MAX_FAILURES", 5, integer(1, 1000), "Failed logins per login (4x per client address) within the window before a lockout; also how many of its attempts may be checked at once."),
   loginWindowSeconds: variable("TESSERA_LOGIN_WINDOW_SECONDS", 900, integer(1, 86400), "Window over which login attempts and sign-ups are counted."),
   loginLockoutSeconds: variable("TESSERA_LOGIN_LOCKOUT_SECONDS", 60, integer(1, 86400), "First lockout; each attempt let through after a lockout locks for twice as long, up to the window."),
   signupMaxPerAddress: variable("TESSERA_SIGNUP_MAX_PER_ADDRESS", 20, integer(1, 1000000), "Sign-ups (every API that creates users) per client address within the window before a lockout."),
+  loginMaxFailuresPerIpv6_48: variable("TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48", 100, integer(1, 1000000), "Failed logins per IPv6 /48 (every address in it together: one holder may take a fresh /64 of it for each request) within the window before a lockout; also how many of its attempts may be checked at once. A login that succeeded from its /64 within 30 days is not counted, as with the address's window. IPv4 addresses are never grouped (README \"Login protection\")."),
+  signupMaxPerIpv6_48: variable("TESSERA_SIGNUP_MAX_PER_IPV6_48", 100, integer(1, 1000000), "Sign-ups (every API that creates users) per IPv6 /48 (every address in it together) within the window before a lockout."),
   accessTokenTtlSeconds: variable("TESSERA_ACCESS_TOKEN_TTL_SECONDS", 900, integer(5, 86400), "Lifetime of session access tokens (cut to what is left of their session) and JWT access tokens."),
   refreshTokenTtlSeconds: variable("TESSERA_REFRESH_TOKEN_TTL_SECONDS", 2592000, integer(60, 31536000), "Lifetime of refresh tokens (and of a session)."),
   refreshGraceSeconds: variable("TESSERA_REFRESH_GRACE_SECONDS", 10, integer(0, 300), "After a refresh, presenting the old refresh token with the same access token answers the same new pair (a retry), and with another a plain 401, for this long; after it, reuse detection ends the session."),
@@ -589,6 +591,8 @@ export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process
     ["TESSERA_LOGIN_MAX_FAILURES", !config.loginProtection, loginProtectionOff],
     ["TESSERA_LOGIN_LOCKOUT_SECONDS", !config.loginProtection, loginProtectionOff],
     ["TESSERA_SIGNUP_MAX_PER_ADDRESS", !config.loginProtection, loginProtectionOff],
+    ["TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48", !config.loginProtection, loginProtectionOff],
+    ["TESSERA_SIGNUP_MAX_PER_IPV6_48", !config.loginProtection, loginProtectionOff],
   ];
   return unused.filter(([name, notUsed]) => notUsed && set(name)).map(([variable, , reason]) => ({ variable, reason }));
 }

@@ -3,7 +3,10 @@
 //
 // Logins: a password is checked only by an attempt that first took a slot, atomically in the
 // store, in its login's window (TESSERA_LOGIN_MAX_FAILURES slots per TESSERA_LOGIN_WINDOW_SECONDS)
-// and in its client address's window (4x as many: many users may share one address). A window
+// and in its client address's window (4x as many: many users may share one address), and an
+// IPv6 client's also in its /48's (TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48: one holder may take a
+// fresh /64 of its /48 for every request; IPv4 addresses are never grouped, carrier-grade NAT
+// putting many users behind one /24). A window
 // holds at most that many slots: failures, and attempts still being checked. A failed attempt
 // keeps its slot and counts as a failure; a successful one gives its slot back (earlier failures
 // stay counted until the window passes). When a window's failures reach the limit the key locks
@@ -15,10 +18,11 @@
 //
 // Known users: a login that succeeded from an address within the last 30 days is remembered
 // (by a hash of its login key and the address) and does not count in, nor wait for, that
-// address's window — only its own login's. Strangers from a locked address still wait.
+// address's window nor its /48's — only its own login's. Strangers from a locked address still wait.
 //
 // Sign-ups: every attempt to create a user takes a slot in its address's sign-up window
-// (TESSERA_SIGNUP_MAX_PER_ADDRESS per window) and counts like a failure, whatever its outcome:
+// (TESSERA_SIGNUP_MAX_PER_ADDRESS per window), an IPv6 client's also in its /48's
+// (TESSERA_SIGNUP_MAX_PER_IPV6_48), and counts like a failure, whatever its outcome:
 // it is the sign-up that is limited. Its slot is leased as a login's, and a sign-up whose hash
 // ended after `checkMs` is not made (UNAVAILABLE HASHER_BUSY; it still counts).
 //
@@ -39,6 +43,7 @@
 // spare for its failure to be written. Failures count until the window passes, leases or not.
 import { beyondDeadline, timeLeftMs } from "../call-scope.js";
 import type { Config } from "../config.js";
+import { ipv6Prefix48 } from "../server/client-address.js";
 import { DeadlineExceededError } from "../store/ports.js";
 import type { AttemptRule, AttemptSlot, HeldSlot, LoginAttemptStore } from "../store/ports/login-attempts.js";
 import type { Clock } from "./clock.js";
@@ -48,7 +53,14 @@ import { hashSecret } from "./secrets.js";
 
 export type LoginThrottleConfig = Pick<
   Config,
-  "loginProtection" | "loginMaxFailures" | "loginWindowSeconds" | "loginLockoutSeconds" | "signupMaxPerAddress" | "requestTimeoutMs"
+  | "loginProtection"
+  | "loginMaxFailures"
+  | "loginMaxFailuresPerIpv6_48"
+  | "loginWindowSeconds"
+  | "loginLockoutSeconds"
+  | "signupMaxPerAddress"
+  | "signupMaxPerIpv6_48"
+  | "requestTimeoutMs"
 >;
 
 /** An address gets this many times a login's attempts. */
@@ -129,7 +141,7 @@ export class LoginThrottle {
     const known = until !== null && until.getTime() > now.getTime();
     const max = this.config.loginMaxFailures;
     const slots: AttemptSlot[] = [{ key: `login:${hashSecret(loginKey)}`, limit: max }];
-    if (!known) slots.push({ key: `addr:${clientAddress}`, limit: max * addressFactor });
+    if (!known) slots.push(...addressSlots("addr", clientAddress, max * addressFactor, this.config.loginMaxFailuresPerIpv6_48));
     const held = await this.reserve(slots, now, (retryAfterSeconds) =>
       resourceExhausted("LOGIN_LOCKED", "too many failed logins; try again later", { retryAfterSeconds }),
     );
@@ -156,7 +168,7 @@ export class LoginThrottle {
   /** Takes the slot of a sign-up from `clientAddress`, or throws RESOURCE_EXHAUSTED TOO_MANY_SIGNUPS. */
   async beginSignUp(clientAddress: string): Promise<Attempt> {
     if (!this.enabled) return unthrottled;
-    const slots = [{ key: `signup:${clientAddress}`, limit: this.config.signupMaxPerAddress }];
+    const slots = addressSlots("signup", clientAddress, this.config.signupMaxPerAddress, this.config.signupMaxPerIpv6_48);
     const now = this.clock.now();
     const held = await this.reserve(slots, now, (retryAfterSeconds) =>
       resourceExhausted("TOO_MANY_SIGNUPS", "too many sign-ups from this address; try again later", { retryAfterSeconds }),
@@ -203,6 +215,17 @@ export class LoginThrottle {
       // Best effort: the slot then counts as a failure until its window passes.
     }
   }
+}
+
+/**
+ * The windows of `clientAddress` under `kind`: its own (`limit`), and an IPv6 address's /48's too
+ * ("addr:2001:db8:1::/48", `limit48`), which every /64 of it shares.
+ */
+function addressSlots(kind: "addr" | "signup", clientAddress: string, limit: number, limit48: number): AttemptSlot[] {
+  const slots: AttemptSlot[] = [{ key: `${kind}:${clientAddress}`, limit }];
+  const prefix = ipv6Prefix48(clientAddress);
+  if (prefix !== undefined) slots.push({ key: `${kind}:${prefix}`, limit: limit48 });
+  return slots;
 }
 
 /** The remembered form of (login key, address): no login or address is stored in the clear. */

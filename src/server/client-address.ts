@@ -15,8 +15,9 @@
 // quote it never closes) is not even parsed, and cannot change how the proxies' own hops read.
 //
 // IPv4 addresses are counted as they are; an IPv6 address as its /64 (one host usually holds a
-// whole /64, so counting single IPv6 addresses would give it 2^64 tries). IPv4-mapped IPv6
-// addresses (::ffff:192.0.2.1, how a dual-stack socket reports IPv4 peers) are IPv4.
+// whole /64, so counting single IPv6 addresses would give it 2^64 tries), and login protection
+// counts its /48 too (ipv6Prefix48). IPv4-mapped IPv6 addresses (::ffff:192.0.2.1, how a
+// dual-stack socket reports IPv4 peers) are IPv4.
 import type { IncomingHttpHeaders } from "node:http";
 import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { quoted } from "../core/text.js";
@@ -171,6 +172,19 @@ export function counted(ip: string): string {
   if (isIPv4(ip)) return ip;
   const groups = ipv6Groups(ip);
   return `${formatIPv6([...groups.slice(0, 4), 0, 0, 0, 0])}/64`;
+}
+
+/**
+ * The IPv6 /48 that an address `counted` gives (an IPv6 /64, or an IPv6 address) lies in, as
+ * "2001:db8:1::/48"; undefined for IPv4 and anything else. A site is usually given a /48, so one
+ * holder can take a fresh /64 of it for every request. IPv4 addresses are never grouped: carrier-
+ * grade NAT puts many unrelated users behind one /24.
+ */
+export function ipv6Prefix48(address: string): string | undefined {
+  const ip = address.endsWith("/64") ? address.slice(0, -3) : address;
+  if (!isIPv6(ip)) return undefined;
+  const groups = ipv6Groups(ip);
+  return `${formatIPv6([...groups.slice(0, 3), 0, 0, 0, 0, 0])}/48`;
 }
 
 /** The eight 16-bit groups of a valid IPv6 address (a dotted IPv4 tail is two groups). */

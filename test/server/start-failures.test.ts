@@ -57,11 +57,21 @@ describe("config: values no deployment means are refused by name", () => {
     [{ TESSERA_JWT_AUDIENCE: " " }, 'TESSERA_JWT_AUDIENCE: must not be blank, begin or end with white space, or hold control characters, got " "'],
     [{ TESSERA_JWT_ISSUER: "tessera " }, 'TESSERA_JWT_ISSUER: must not be blank, begin or end with white space, or hold control characters, got "tessera "'],
     [{ NODE_ENV: "staging " }, 'NODE_ENV: must not be blank, begin or end with white space, or hold control characters, got "staging "'],
+    [{ TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48: "0" }, "TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48: must be between 1 and 1000000, got 0"],
+    [{ TESSERA_SIGNUP_MAX_PER_IPV6_48: "100 per hour" }, 'TESSERA_SIGNUP_MAX_PER_IPV6_48: must be a whole number, got "100 per hour"'],
   ] as const) {
     it(`${JSON.stringify(env)} -> ${expected}`, () => {
       assert.equal(refusal(env), expected);
     });
   }
+
+  it("the IPv6 /48 limits default to 100 logins (20 x TESSERA_LOGIN_MAX_FAILURES's 5) and 100 sign-ups (5 x TESSERA_SIGNUP_MAX_PER_ADDRESS's 20)", () => {
+    const config = loadConfig({});
+    assert.deepEqual(
+      [config.loginMaxFailures, config.loginMaxFailuresPerIpv6_48, config.signupMaxPerAddress, config.signupMaxPerIpv6_48],
+      [5, 100, 20, 100],
+    );
+  });
 
   it("a directory name with inner spaces and an issuer URL are accepted", () => {
     assert.equal(refusal({ TESSERA_DATA_DIR: "/srv/tessera data", TESSERA_JWT_ISSUER: "https://auth.example.com" }), "");
@@ -596,15 +606,24 @@ describe("config: a variable set that the configuration chosen does not use", ()
 
   it("names the login protection's limits with the protection off: no login attempt or sign-up is limited", () => {
     const off = "TESSERA_LOGIN_PROTECTION is off: no login attempt or sign-up is limited";
+    const limits = {
+      TESSERA_LOGIN_MAX_FAILURES: "3",
+      TESSERA_LOGIN_LOCKOUT_SECONDS: "30",
+      TESSERA_SIGNUP_MAX_PER_ADDRESS: "5",
+      TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48: "60",
+      TESSERA_SIGNUP_MAX_PER_IPV6_48: "25",
+    };
     assert.deepEqual(
-      unused({ TESSERA_LOGIN_PROTECTION: "false", TESSERA_LOGIN_MAX_FAILURES: "3", TESSERA_LOGIN_LOCKOUT_SECONDS: "30", TESSERA_SIGNUP_MAX_PER_ADDRESS: "5" }),
+      unused({ TESSERA_LOGIN_PROTECTION: "false", ...limits }),
       [
         { variable: "TESSERA_LOGIN_MAX_FAILURES", reason: off },
         { variable: "TESSERA_LOGIN_LOCKOUT_SECONDS", reason: off },
         { variable: "TESSERA_SIGNUP_MAX_PER_ADDRESS", reason: off },
+        { variable: "TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48", reason: off },
+        { variable: "TESSERA_SIGNUP_MAX_PER_IPV6_48", reason: off },
       ],
     );
-    assert.deepEqual(unused({ TESSERA_LOGIN_MAX_FAILURES: "3", TESSERA_LOGIN_LOCKOUT_SECONDS: "30", TESSERA_SIGNUP_MAX_PER_ADDRESS: "5" }), []);
+    assert.deepEqual(unused(limits), []);
   });
 
   it("is not named where it is used, nor when set empty (unset)", () => {
