@@ -201,7 +201,10 @@ export class LoginThrottle {
     const reservation = await beyondDeadline(() => this.attempts.reserve(slots, now, this.rule));
     if (!reservation.granted) {
       const until = reservation.lockedUntil;
-      const error = refused(until ? Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000)) : fullRetryAfterSeconds);
+      // What is left of the lock as the refusal is answered, not as the attempt began: the store
+      // may have taken seconds to answer (a busy MongoDB pool).
+      const left = until ? until.getTime() - this.clock.now().getTime() : 0;
+      const error = refused(until ? Math.max(1, Math.ceil(left / 1000)) : fullRetryAfterSeconds);
       if (!until) refusedWithoutLock.add(error);
       throw error;
     }

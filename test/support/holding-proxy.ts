@@ -61,6 +61,16 @@ export class HoldingProxy {
     this.counted = 0;
   }
 
+  /** How many connections have a command held. */
+  get holding(): number {
+    return this.released.length;
+  }
+
+  /** Resolves once a command is held. */
+  async held(): Promise<void> {
+    while (this.holding === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
   /** Passes on everything held, and holds nothing more. */
   release(): void {
     this.hold = undefined;
