@@ -12,7 +12,7 @@ import type { Logger } from "../logger.js";
 import type { ApiTokenRecord, ApiTokenState, ApiTokenStore } from "../store/ports/api-tokens.js";
 import { generateApiTokenSecret, isWellFormedApiToken } from "./api-token-secret.js";
 import type { Clock } from "./clock.js";
-import { invalidArgument, invalidField, notFound, unauthenticated } from "./errors.js";
+import { failedPrecondition, invalidArgument, invalidField, notFound, unauthenticated } from "./errors.js";
 import { Lru } from "./lru.js";
 import { checkFreeText, holdsControlCharacters } from "./text.js";
 import { hashSecret, randomId, secretEquals } from "./secrets.js";
@@ -42,7 +42,7 @@ export interface ApiTokensDeps {
   apiTokens: ApiTokenStore;
   clock: Clock;
   logger: Logger;
-  config: Pick<Config, "lastUsedIntervalSeconds" | "apiTokenCacheSeconds">;
+  config: Pick<Config, "lastUsedIntervalSeconds" | "apiTokenCacheSeconds" | "maxApiTokensPerAccount">;
   /** Cache bound (entries); default DEFAULT_API_TOKEN_CACHE_ENTRIES. */
   cacheEntries?: number;
 }
@@ -51,6 +51,9 @@ export interface ApiTokensDeps {
 const invalidToken = () => unauthenticated("INVALID_TOKEN", "invalid API token");
 const notUpdated = () => notFound("TOKEN_NOT_FOUND", "Could not update token description");
 const notRevoked = () => notFound("TOKEN_NOT_FOUND", "Could not revoke token");
+// A full account is refused, never made room in: each of its tokens is a deployed integration.
+const tooManyTokens = (max: number) =>
+  failedPrecondition("TOO_MANY_TOKENS", `an account holds at most ${max} active API tokens; revoke one first`);
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -84,6 +87,7 @@ export class ApiTokens {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly intervalMs: number;
+  private readonly maxPerAccount: number;
   private readonly cache: Lru<string, CachedToken>;
   /** Links this instance wrote (or asked to write) last_used for, within the interval. */
   private readonly touched: Lru<string, true>;
@@ -100,6 +104,7 @@ export class ApiTokens {
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.intervalMs = deps.config.lastUsedIntervalSeconds * 1000;
+    this.maxPerAccount = deps.config.maxApiTokensPerAccount;
     const entries = deps.cacheEntries ?? DEFAULT_API_TOKEN_CACHE_ENTRIES;
     // Entries live at most the cache TTL, which bounds how long another instance's revocation
     // can go unseen here; the instance that revokes evicts at once.
@@ -107,7 +112,11 @@ export class ApiTokens {
     this.touched = new Lru({ maxEntries: entries, ttlMs: this.intervalMs > 0 ? this.intervalMs + 1 : 0 });
   }
 
-  /** Creates a token; returns its secret (shown once) and the stored record. */
+  /**
+   * Creates a token; returns its secret (shown once) and the stored record. An account holding
+   * TESSERA_MAX_API_TOKENS_PER_ACCOUNT active tokens is refused (FAILED_PRECONDITION,
+   * TOO_MANY_TOKENS) until one is revoked.
+   */
   async create(input: { accountId: string; description: string; createdBy?: string }): Promise<{ secret: string; token: ApiTokenRecord }> {
     requireFields([
       ["account_id", input.accountId],
@@ -125,7 +134,8 @@ export class ApiTokens {
       description: input.description,
       ...(createdBy !== undefined && { createdBy }),
       issuedAt: this.clock.now(),
-    });
+    }, this.maxPerAccount);
+    if (token === null) throw tooManyTokens(this.maxPerAccount);
     this.logger.info("api token created", { accountId: token.accountId, tokenLink: token.link });
     return { secret, token };
   }

@@ -106,6 +106,8 @@ export const Reasons = {
   NO_PUBLIC_KEY: "NO_PUBLIC_KEY",
   /** The operation does not apply to this configuration (HS256 keys are not rotated through the API). */
   UNSUPPORTED_OPERATION: "UNSUPPORTED_OPERATION",
+  /** The account already holds as many active API tokens as it may (TESSERA_MAX_API_TOKENS_PER_ACCOUNT): revoke one first. */
+  TOO_MANY_TOKENS: "TOO_MANY_TOKENS",
 
   // --- the service itself
 

@@ -13,7 +13,7 @@ import { storesUnderTest } from "../support/server.js";
 import { spyOn } from "../support/spy.js";
 import { openTestStore, type OpenedStore } from "../support/store.js";
 
-const config = { lastUsedIntervalSeconds: 60, apiTokenCacheSeconds: 2 };
+const config = { lastUsedIntervalSeconds: 60, apiTokenCacheSeconds: 2, maxApiTokensPerAccount: 1000 };
 
 async function rejectsWith(p: Promise<unknown>, code: string, message: string): Promise<void> {
   await assert.rejects(p, (e: unknown) => {

@@ -575,6 +575,8 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
   });
 
   describe("apiTokens", () => {
+    /** An account's bound on active tokens that the test does not reach. */
+    const ROOM = 1000;
     const newToken = (accountId = id("acct"), issuedAt = at(0)) => ({
       link: randomUUID(),
       hash: id("api-hash"),
@@ -585,16 +587,62 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("creates and finds by hash; refuses duplicates", async () => {
       const input = { ...newToken(), createdBy: "ops@example.com" };
-      assert.deepEqual(await store.apiTokens.create(input), input);
+      assert.deepEqual(await store.apiTokens.create(input, ROOM), input);
       assert.deepEqual(await twin.apiTokens.findByHash(input.hash), input);
       assert.equal(await store.apiTokens.findByHash(id("missing")), null);
-      await assert.rejects(store.apiTokens.create({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
-      await assert.rejects(store.apiTokens.create({ ...newToken(), link: input.link }), (e: unknown) => e instanceof DuplicateError && e.key === "link");
+      await assert.rejects(store.apiTokens.create({ ...newToken(), hash: input.hash }, ROOM), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
+      await assert.rejects(store.apiTokens.create({ ...newToken(), link: input.link }, ROOM), (e: unknown) => e instanceof DuplicateError && e.key === "link");
+    });
+
+    it("refuses a creation past maxActive, storing nothing; a revoked token frees a place, another account has its own", async () => {
+      const accountId = id("acct");
+      const held = [newToken(accountId, at(1)), newToken(accountId, at(2)), newToken(accountId, at(3))];
+      for (const t of held) assert.deepEqual(await store.apiTokens.create(t, 3), t);
+      const refused = newToken(accountId, at(4));
+      assert.equal(await twin.apiTokens.create(refused, 3), null);
+      assert.equal(await store.apiTokens.findByHash(refused.hash), null);
+      assert.deepEqual((await store.apiTokens.list(accountId, "active")).map((t) => t.link), held.map((t) => t.link).reverse());
+      const elsewhere = newToken(id("acct"), at(4));
+      assert.deepEqual(await store.apiTokens.create(elsewhere, 3), elsewhere);
+      await store.apiTokens.revoke(accountId, held[1]!.link, at(5));
+      const next = newToken(accountId, at(6));
+      assert.deepEqual(await twin.apiTokens.create(next, 3), next);
+      assert.equal(await store.apiTokens.create(newToken(accountId, at(7)), 3), null);
+      assert.equal((await store.apiTokens.list(accountId, "active")).length, 3);
+    });
+
+    it("refuses a creation issued before a token already kept, once the account is full", async () => {
+      // Instances' clocks differ, and an insert can arrive after a later-issued one was
+      // answered: the bound holds whatever the order of issue.
+      const accountId = id("acct");
+      const later = newToken(accountId, at(2000));
+      assert.deepEqual(await store.apiTokens.create(later, 1), later);
+      const earlier = newToken(accountId, at(1000));
+      assert.equal(await twin.apiTokens.create(earlier, 1), null);
+      assert.equal(await store.apiTokens.findByHash(earlier.hash), null);
+      assert.deepEqual((await store.apiTokens.list(accountId, "active")).map((t) => t.link), [later.link]);
+    });
+
+    it("keeps at most maxActive of 10 concurrent creations from two instances (SQLite: exactly maxActive); the refused are not stored", async () => {
+      const accountId = id("acct");
+      const tokens = Array.from({ length: 10 }, (_, i) => newToken(accountId, at(i % 3)));
+      const { values, errors } = await settle(tokens.map((t, i) => both(i).apiTokens.create(t, 3)));
+      assert.deepEqual(errors, []);
+      const kept = values.filter((r) => r !== null);
+      if (store.kind === "sqlite") assert.equal(kept.length, 3);
+      else assert.ok(kept.length <= 3, `${kept.length} kept`);
+      const active = await store.apiTokens.list(accountId, "active");
+      assert.deepEqual(new Set(active.map((t) => t.link)), new Set(kept.map((t) => t.link)));
+      for (const [i, t] of tokens.entries()) {
+        const found = await store.apiTokens.findByHash(t.hash);
+        if (values[i] === null) assert.equal(found, null, `refused token ${i} is not stored`);
+        else assert.equal(found?.link, t.link);
+      }
     });
 
     it("updates the description of an active token only", async () => {
       const input = newToken();
-      await store.apiTokens.create(input);
+      await store.apiTokens.create(input, ROOM);
       const updated = await store.apiTokens.updateDescription(input.link, "renamed");
       assert.deepEqual(updated, { ...input, description: "renamed" });
       await store.apiTokens.revoke(input.accountId, input.link, at(5));
@@ -611,7 +659,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       const tieB = { ...newToken(accountId, at(2000)), link: "00000000-0000-4000-8000-00000000000b" + accountId.slice(-4) };
       const revoked = newToken(accountId, at(2500));
       const foreign = newToken(id("acct"), at(4000));
-      for (const t of [tieA, oldest, newest, revoked, tieB, foreign]) await store.apiTokens.create(t);
+      for (const t of [tieA, oldest, newest, revoked, tieB, foreign]) await store.apiTokens.create(t, ROOM);
       await store.apiTokens.revoke(accountId, revoked.link, at(5000));
       const active = await twin.apiTokens.list(accountId, "active");
       assert.deepEqual(active.map((t) => t.link), [newest.link, tieB.link, tieA.link, oldest.link]);
@@ -623,7 +671,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("revokes only an unrevoked token of the same account", async () => {
       const input = newToken();
-      await store.apiTokens.create(input);
+      await store.apiTokens.create(input, ROOM);
       assert.equal(await store.apiTokens.revoke(id("acct"), input.link, at(1)), null, "another account");
       const revoked = await store.apiTokens.revoke(input.accountId, input.link, at(2));
       assert.deepEqual(revoked, { ...input, revokedAt: at(2) });
@@ -633,7 +681,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it(`revokes exactly once under ${CONCURRENCY} concurrent calls`, async () => {
       const input = newToken();
-      await store.apiTokens.create(input);
+      await store.apiTokens.create(input, ROOM);
       const { values } = await settle(
         Array.from({ length: CONCURRENCY }, (_, i) => both(i).apiTokens.revoke(input.accountId, input.link, at(i))),
       );
@@ -642,7 +690,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("records last use, at most once per interval", async () => {
       const input = newToken();
-      await store.apiTokens.create(input);
+      await store.apiTokens.create(input, ROOM);
       assert.equal(await store.apiTokens.touchLastUsed(input.link, at(10_000), 60_000), true);
       assert.equal(await store.apiTokens.touchLastUsed(input.link, at(30_000), 60_000), false);
       assert.equal((await store.apiTokens.findByHash(input.hash))?.lastUsedAt?.getTime(), at(10_000).getTime());
@@ -656,7 +704,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("aligns last-use intervals to multiples of the interval", async () => {
       const input = newToken();
-      await store.apiTokens.create(input);
+      await store.apiTokens.create(input, ROOM);
       const minute = Date.UTC(2026, 0, 2, 3, 4); // a whole minute
       assert.equal(await store.apiTokens.touchLastUsed(input.link, new Date(minute + 1), 60_000), true);
       assert.equal(await store.apiTokens.touchLastUsed(input.link, new Date(minute + 59_999), 60_000), false);
@@ -666,7 +714,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it(`coalesces ${CONCURRENCY} concurrent uses into one write`, async () => {
       const input = newToken();
-      await store.apiTokens.create(input);
+      await store.apiTokens.create(input, ROOM);
       const { values } = await settle(
         Array.from({ length: CONCURRENCY }, (_, i) => both(i).apiTokens.touchLastUsed(input.link, at(100_000 + i), 60_000)),
       );

@@ -45,17 +45,18 @@ describe("sqlite store", () => {
     try {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       const versions = db.prepare("SELECT version FROM schema_version ORDER BY version").all();
-      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }, { version: 7 }, { version: 8 }, { version: 9 }, { version: 10 }, { version: 11 }, { version: 12 }, { version: 13 }, { version: 14 }]);
+      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }, { version: 7 }, { version: 8 }, { version: 9 }, { version: 10 }, { version: 11 }, { version: 12 }, { version: 13 }, { version: 14 }, { version: 15 }]);
     } finally {
       db.close();
     }
   });
 
-  it("every DELETE of the embedded store finds its rows by an index, never by reading the whole table (housekeeping deletes in batches: each must be short)", async () => {
-    const deletes = new Set<string>();
+  /** The SQL of each statement matching `pattern` that the store prepares as it opens. */
+  async function preparedAtOpen(pattern: RegExp): Promise<string[]> {
+    const seen: string[] = [];
     const prepare = Database.prototype.prepare;
     Database.prototype.prepare = function (this: Database.Database, sql: string) {
-      if (/^\s*DELETE\b/i.test(sql)) deletes.add(sql.replace(/\s+/g, " ").trim());
+      if (pattern.test(sql)) seen.push(sql);
       return prepare.call(this, sql);
     } as typeof prepare;
     try {
@@ -63,6 +64,11 @@ describe("sqlite store", () => {
     } finally {
       Database.prototype.prepare = prepare;
     }
+    return seen;
+  }
+
+  it("every DELETE of the embedded store finds its rows by an index, never by reading the whole table (housekeeping deletes in batches: each must be short)", async () => {
+    const deletes = new Set((await preparedAtOpen(/^\s*DELETE\b/i)).map((sql) => sql.replace(/\s+/g, " ").trim()));
     const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
     try {
       const tables = new Set([...deletes].map((sql) => /^DELETE FROM (\w+)/.exec(sql)?.[1]));
@@ -73,6 +79,18 @@ describe("sqlite store", () => {
         return plan.filter((step) => step.startsWith("SCAN ")).map((step) => `${sql}: ${step}`);
       });
       assert.deepEqual(scans, []);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("an API token's creation counts its account's active tokens by an index of those alone (api_tokens_account_active), never reading the revoked ones", async () => {
+    const counts = await preparedAtOpen(/\bcount\(\*\)[\s\S]*\bapi_tokens\b/i);
+    assert.equal(counts.length, 1);
+    const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
+    try {
+      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${counts[0]}`).all("acct", 1000) as Array<{ detail: string }>).map((row) => row.detail);
+      assert.ok(plan.includes("SEARCH api_tokens USING COVERING INDEX api_tokens_account_active (account_id=?)"), plan.join("\n"));
     } finally {
       db.close();
     }

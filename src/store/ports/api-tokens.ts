@@ -17,8 +17,13 @@ export type NewApiToken = Omit<ApiTokenRecord, "lastUsedAt" | "revokedAt">;
 export type ApiTokenState = "active" | "revoked";
 
 export interface ApiTokenStore {
-  /** DuplicateError("link" | "hash"). */
-  create(token: NewApiToken): Promise<ApiTokenRecord>;
+  /**
+   * Stores the token unless its account already holds `maxActive` active (unrevoked) tokens:
+   * then nothing is stored and the answer is null. Concurrent creations never leave an account
+   * holding more than `maxActive` (SQLite: count and insert in one write transaction; MongoDB:
+   * insert, count, withdraw: src/store/README.md). DuplicateError("link" | "hash").
+   */
+  create(token: NewApiToken, maxActive: number): Promise<ApiTokenRecord | null>;
   findByHash(hash: string): Promise<ApiTokenRecord | null>;
   /** Only while not revoked; returns the updated record, null when unknown or revoked. */
   updateDescription(link: string, description: string): Promise<ApiTokenRecord | null>;

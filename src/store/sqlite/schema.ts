@@ -222,6 +222,12 @@ export const migrations: readonly string[] = [
   `
   CREATE TABLE login_key_functions (version INTEGER PRIMARY KEY, recorded_at INTEGER NOT NULL);
   `,
+  // An account's active API tokens, counted by every creation against
+  // TESSERA_MAX_API_TOKENS_PER_ACCOUNT: the count reads these entries only, never its revoked
+  // ones, and no row (revoked_at is in the index so that the query's own test needs none).
+  `
+  CREATE INDEX api_tokens_account_active ON api_tokens (account_id, issued_at, revoked_at) WHERE revoked_at IS NULL;
+  `,
 ];
 
 /**

@@ -37,6 +37,16 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
   const { call, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO api_tokens (link, hash, account_id, description, created_by, issued_at)
     VALUES (@link, @hash, @accountId, @description, @createdBy, @issuedAt) RETURNING *`);
+  // At most `maxActive` index entries are read (api_tokens_account_active), however many the account holds.
+  const countActive = db.prepare(
+    "SELECT count(*) AS n FROM (SELECT 1 FROM api_tokens WHERE account_id = ? AND revoked_at IS NULL LIMIT ?)",
+  );
+  // The count and the insert in one write transaction (taken up front): no other creation
+  // counts between them, in this process or another on the file.
+  const createCapped = db.transaction((row: Record<string, unknown>, accountId: string, maxActive: number): ApiTokenRecord | null => {
+    if ((countActive.get(accountId, maxActive) as { n: number }).n >= maxActive) return null;
+    return toRecord(returning<ApiTokenRow>(insert, row)!);
+  });
   const byHash = db.prepare("SELECT * FROM api_tokens WHERE hash = ?");
   const describe = db.prepare(
     "UPDATE api_tokens SET description = ? WHERE link = ? AND revoked_at IS NULL RETURNING *",
@@ -55,17 +65,19 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
   );
 
   return {
-    create: (token: NewApiToken) =>
+    create: (token: NewApiToken, maxActive: number) =>
       call(() =>
-        toRecord(
-          returning<ApiTokenRow>(insert, {
+        createCapped.immediate(
+          {
             link: token.link,
             hash: token.hash,
             accountId: token.accountId,
             description: token.description,
             createdBy: token.createdBy ?? null,
             issuedAt: toMs(token.issuedAt),
-          })!,
+          },
+          token.accountId,
+          maxActive,
         ),
       ),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),

@@ -80,6 +80,9 @@
 // - NO_PUBLIC_KEY: a symmetric algorithm (HS256) is in use: there is no public key to publish.
 // - UNSUPPORTED_OPERATION: the operation does not apply to this configuration (HS256 keys are
 //   not rotated through the API).
+// - TOO_MANY_TOKENS: the account already holds as many active API tokens as
+//   TESSERA_MAX_API_TOKENS_PER_ACCOUNT allows (FAILED_PRECONDITION, 400): revoke one first; none
+//   is ended to make room.
 //
 // On the call itself, on every protocol:
 // - MALFORMED_REQUEST: the request cannot be read: its message does not parse (binary or JSON),

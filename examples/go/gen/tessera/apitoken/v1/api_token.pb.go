@@ -693,10 +693,11 @@ const file_tessera_apitoken_v1_api_token_proto_rawDesc = "" +
 	"token_link\x18\x02 \x01(\tR\n" +
 	"token_link\"/\n" +
 	"\x13RevokeTokenResponse\x12\x18\n" +
-	"\arevoked\x18\x01 \x01(\tR\arevoked2\xec\x05\n" +
+	"\arevoked\x18\x01 \x01(\tR\arevoked2\x85\x06\n" +
 	"\x0fApiTokenService\x12\x7f\n" +
-	"\fAuthenticate\x12(.tessera.apitoken.v1.AuthenticateRequest\x1a).tessera.apitoken.v1.AuthenticateResponse\"\x1a\xc2\xf3\x18\x02\b\x05\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/api/auth\x12\x84\x01\n" +
-	"\vCreateToken\x12'.tessera.apitoken.v1.CreateTokenRequest\x1a(.tessera.apitoken.v1.CreateTokenResponse\"\"\xc2\xf3\x18\x02\b\v\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/frontend/auth\x12\x93\x01\n" +
+	"\fAuthenticate\x12(.tessera.apitoken.v1.AuthenticateRequest\x1a).tessera.apitoken.v1.AuthenticateResponse\"\x1a\xc2\xf3\x18\x02\b\x05\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/api/auth\x12\x9d\x01\n" +
+	"\vCreateToken\x12'.tessera.apitoken.v1.CreateTokenRequest\x1a(.tessera.apitoken.v1.CreateTokenResponse\";\xc2\xf3\x18\x02\b\v\xda\xf3\x18\x15\n" +
+	"\x13failed_precondition\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/frontend/auth\x12\x93\x01\n" +
 	"\vUpdateToken\x12'.tessera.apitoken.v1.UpdateTokenRequest\x1a(.tessera.apitoken.v1.UpdateTokenResponse\"1\xc2\xf3\x18\x02\b\v\xda\xf3\x18\v\n" +
 	"\tnot_found\x82\xd3\xe4\x93\x02\x16:\x01*\x1a\x11/v1/frontend/auth\x12\x8e\x01\n" +
 	"\n" +

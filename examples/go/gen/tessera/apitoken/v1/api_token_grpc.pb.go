@@ -50,12 +50,12 @@ const (
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_TOKEN (a
 // malformed, unknown or revoked API token, or a wrong admin credential, alike), MISSING_FIELDS,
-// INVALID_FIELD, TOKEN_NOT_FOUND. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
-// UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
-// ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
-// METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
-// UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
-// UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
+// INVALID_FIELD, TOKEN_NOT_FOUND, TOO_MANY_TOKENS. Common to every API: MALFORMED_REQUEST,
+// REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE,
+// STORE_UNAVAILABLE, ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also
+// ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE,
+// TOO_MANY_QUERY_PARAMETERS, UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY,
+// INVALID_BODY_FIELD, UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
 type ApiTokenServiceClient interface {
 	// Looks up the account of the bearer API token (`GET /v1/api/auth`). The document's request
 	// example writes `GET /v1/auth`, its heading `GET /v1/api/auth`: the heading's path is served,
@@ -73,7 +73,11 @@ type ApiTokenServiceClient interface {
 	// (`POST /v1/frontend/auth`).
 	// Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
 	// missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
-	// created_by is longer than 255 characters or description longer than 1024.
+	// created_by is longer than 255 characters or description longer than 1024. An account holds
+	// at most TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more
+	// is FAILED_PRECONDITION (400, TOO_MANY_TOKENS) "an account holds at most 1000 active API
+	// tokens; revoke one first", and none of its tokens is ended to make room. Concurrent
+	// creations never leave it holding more.
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	// Changes the description of an active token (`PUT /v1/frontend/auth`).
 	// Errors: an unknown or revoked token is NOT_FOUND (404) "Could not update token
@@ -173,12 +177,12 @@ func (c *apiTokenServiceClient) RevokeToken(ctx context.Context, in *RevokeToken
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, INVALID_TOKEN (a
 // malformed, unknown or revoked API token, or a wrong admin credential, alike), MISSING_FIELDS,
-// INVALID_FIELD, TOKEN_NOT_FOUND. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
-// UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
-// ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
-// METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
-// UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
-// UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
+// INVALID_FIELD, TOKEN_NOT_FOUND, TOO_MANY_TOKENS. Common to every API: MALFORMED_REQUEST,
+// REQUEST_TOO_LARGE, UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE,
+// STORE_UNAVAILABLE, ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also
+// ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE,
+// TOO_MANY_QUERY_PARAMETERS, UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY,
+// INVALID_BODY_FIELD, UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
 type ApiTokenServiceServer interface {
 	// Looks up the account of the bearer API token (`GET /v1/api/auth`). The document's request
 	// example writes `GET /v1/auth`, its heading `GET /v1/api/auth`: the heading's path is served,
@@ -196,7 +200,11 @@ type ApiTokenServiceServer interface {
 	// (`POST /v1/frontend/auth`).
 	// Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
 	// missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
-	// created_by is longer than 255 characters or description longer than 1024.
+	// created_by is longer than 255 characters or description longer than 1024. An account holds
+	// at most TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more
+	// is FAILED_PRECONDITION (400, TOO_MANY_TOKENS) "an account holds at most 1000 active API
+	// tokens; revoke one first", and none of its tokens is ended to make room. Concurrent
+	// creations never leave it holding more.
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	// Changes the description of an active token (`PUT /v1/frontend/auth`).
 	// Errors: an unknown or revoked token is NOT_FOUND (404) "Could not update token
