@@ -40,6 +40,12 @@ const plan: readonly IndexPlan[] = [
     keys: { accountId: 1, issuedAt: -1, _id: -1 },
     options: { name: "accountId_1_issuedAt_-1__id_-1" },
   },
+  // An account's active tokens, counted by every creation (revokedAt is absent until revoked).
+  {
+    collection: API_TOKENS,
+    keys: { accountId: 1, revokedAt: 1, issuedAt: 1, _id: 1 },
+    options: { name: "accountId_1_revokedAt_1_issuedAt_1__id_1" },
+  },
   { collection: USER_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },
   { collection: USER_TOKENS, keys: { userId: 1 }, options: { name: "userId_1" } },
   // Housekeeping's retention finds ended tokens by these (deleteEndedBefore). Plain, not TTL: a
