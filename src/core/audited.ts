@@ -10,7 +10,7 @@ import { callEnded, CallEndedError } from "../call-scope.js";
 import type { ApiTokenRecord } from "../store/ports/api-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import { ApiTokens, type ApiTokensDeps } from "./api-tokens.js";
-import { outcomeOf, reasonOf, tracked, trackedThen, type AuditTrail } from "./audit.js";
+import { outcomeOf, reasonOf, tracked, trackedThen, type AuditEventType, type AuditTrail } from "./audit.js";
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
@@ -30,6 +30,20 @@ import { errorDurable } from "../store/ports/errors.js";
 async function durableAfterEvent(audit: AuditTrail, stored: boolean, durable: () => Promise<void>): Promise<void> {
   if (!stored) await audit.synced();
   await durable();
+}
+
+/**
+ * The reason of the events of credentials a cap ended (TESSERA_MAX_SESSIONS_PER_USER and the
+ * like): the user's oldest, ended by a new one.
+ */
+export const CAP_REASON = "CAP";
+
+/**
+ * One `type` event per credential a cap ended (`subject`: its id), reason CAP, recorded in one
+ * turn (the embedded store commits them together).
+ */
+async function recordEndedByCap(audit: AuditTrail, type: AuditEventType, userId: string, ids: readonly string[]): Promise<void> {
+  await Promise.all(ids.map((subject) => audit.record({ type, outcome: "success", userId, subject, reason: CAP_REASON })));
 }
 
 export class AuditedUsers extends Users {
@@ -148,6 +162,12 @@ export class AuditedSessions extends Sessions {
     return pair;
   }
 
+  /** `session.ended`, reason CAP, for each session a login ended for the cap. */
+  protected override async endedByCap(userId: string, sessionIds: readonly string[]): Promise<void> {
+    await super.endedByCap(userId, sessionIds);
+    await recordEndedByCap(this.audit, "session.ended", userId, sessionIds);
+  }
+
   /**
    * `session.refreshed`; a reused refresh token also records `session.reuse_detected` (the
    * session it ended is the subject). Recorded once the child refresh token is stored, before
@@ -226,6 +246,12 @@ export class AuditedUserTokens extends UserTokens {
       await this.audit.record({ type: "user_token.login", userId: args[0].id, outcome: outcomeOf(e), reason: reasonOf(e) });
       throw e;
     }
+  }
+
+  /** `user_token.logout`, reason CAP, for each user token or cookie session a new one logged out for the cap. */
+  protected override async loggedOutByCap(userId: string, tokenIds: readonly string[]): Promise<void> {
+    await super.loggedOutByCap(userId, tokenIds);
+    await recordEndedByCap(this.audit, "user_token.logout", userId, tokenIds);
   }
 
   override logout(tokenId: string, userId?: string): Promise<void> {
@@ -313,6 +339,11 @@ export class AuditedJwtTokens extends JwtTokens {
       () => super.issueRefreshToken(userId, credentialEpoch, keyIds),
       (token) => ({ subject: decodeJwt(token).jti }),
     );
+  }
+
+  /** `jwt_refresh_token.revoked`, reason CAP, for each refresh token a new one revoked for the cap. */
+  protected override async revokedByCap(userId: string, jtis: readonly string[]): Promise<void> {
+    await recordEndedByCap(this.audit, "jwt_refresh_token.revoked", userId, jtis);
   }
 
   /** A refresh login (GET /token with a refresh token): `jwt_refresh_token.used`, naming the token's user and jti when it verifies. */

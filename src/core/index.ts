@@ -117,6 +117,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     audience: config.jwtAudience,
     accessTokenTtlSeconds: config.accessTokenTtlSeconds,
     refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
+    maxRefreshTokensPerUser: config.maxJwtRefreshTokensPerUser,
     lastLoginIntervalSeconds: config.lastUsedIntervalSeconds,
   });
   const apiTokens = new AuditedApiTokens(audit, { apiTokens: store.apiTokens, clock, logger, config });

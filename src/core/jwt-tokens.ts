@@ -107,6 +107,8 @@ export interface JwtTokensDeps {
   audience: string;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
+  /** TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER: a new refresh token revokes the user's oldest beyond it. */
+  maxRefreshTokensPerUser: number;
   /** lastLoginAt is written at most once per this interval per user. */
   lastLoginIntervalSeconds: number;
 }
@@ -203,13 +205,11 @@ export class JwtTokens {
     const now = this.deps.clock.now();
     const jti = randomId();
     const ttl = this.deps.refreshTokenTtlSeconds;
-    await this.deps.refreshTokens.create({
-      jti,
-      userId: user.id,
-      issuedAt: now,
-      expiresAt: new Date(now.getTime() + ttl * 1000),
-      credentialEpoch,
-    });
+    const { ended } = await this.deps.refreshTokens.create(
+      { jti, userId: user.id, issuedAt: now, expiresAt: new Date(now.getTime() + ttl * 1000), credentialEpoch },
+      this.deps.maxRefreshTokensPerUser,
+    );
+    await this.revokedByCap(user.id, ended);
     const state = await this.deps.users.credentialState(user.id, credentialEpoch);
     if (state !== "current") {
       await this.deps.refreshTokens.revoke(jti, user.id, now);
@@ -225,6 +225,13 @@ export class JwtTokens {
     };
     return this.deps.ring.sign(claims, ttl);
   }
+
+  /**
+   * The refresh tokens (jtis) of `userId` a new one revoked for
+   * TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER: AuditedJwtTokens records a jwt_refresh_token.revoked
+   * event (reason CAP) for each.
+   */
+  protected async revokedByCap(_userId: string, _jtis: readonly string[]): Promise<void> {}
 
   /**
    * Revokes one of the user's refresh tokens. Not a refresh token, or another user's:

@@ -30,7 +30,7 @@ import type { Users } from "./users.js";
 import { setTimeout as delay } from "node:timers/promises";
 import { decodeJwt } from "jose";
 
-export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer" | "lastUsedIntervalSeconds">;
+export type SessionsConfig = Pick<Config, "accessTokenTtlSeconds" | "refreshTokenTtlSeconds" | "refreshGraceSeconds" | "jwtIssuer" | "lastUsedIntervalSeconds" | "maxSessionsPerUser">;
 
 export interface TokenPair {
   accessToken: string;
@@ -162,10 +162,17 @@ export class Sessions {
     // The session and its first refresh token are stored together (one transaction on the
     // embedded store). A session has an absolute lifetime; no refresh token outlives it.
     const refreshToken = randomToken(32);
-    const { record: session, durable } = await this.sessions.createThenSync(
+    // The user's oldest sessions beyond TESSERA_MAX_SESSIONS_PER_USER are deleted with it.
+    const {
+      record: session,
+      durable,
+      ended,
+    } = await this.sessions.createThenSync(
       { id: sessionId, userId: user.id, clientId, accessJti: jti, createdAt: now, expiresAt, credentialEpoch: user.credentialEpoch },
       { hash: hashSecret(refreshToken), sessionId, createdAt: now, expiresAt },
+      this.config.maxSessionsPerUser,
     );
+    await this.endedByCap(user.id, ended);
     // Checked once the session is stored: a password change or deactivation that moved the
     // epoch before this read is seen here, one after it ends this session with the user's others.
     // A session refused here is ended, its refresh token deleted with it (end()), before any
@@ -181,6 +188,14 @@ export class Sessions {
       if (failed) throw failed.error;
       return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
     });
+  }
+
+  /**
+   * The sessions of `userId` a new one ended (deleted) for TESSERA_MAX_SESSIONS_PER_USER: logged
+   * here; AuditedSessions records a session.ended event (reason CAP) for each.
+   */
+  protected async endedByCap(userId: string, sessionIds: readonly string[]): Promise<void> {
+    if (sessionIds.length > 0) this.logger.info("sessions ended by the cap", { userId, count: sessionIds.length });
   }
 
   /**

@@ -47,7 +47,7 @@ export interface UserTokensDeps {
   sources: CredentialSourceStores;
   clock: Clock;
   logger: Logger;
-  config: Pick<Config, "lastUsedIntervalSeconds" | "sessionCookieTtlSeconds">;
+  config: Pick<Config, "lastUsedIntervalSeconds" | "sessionCookieTtlSeconds" | "maxUserTokensPerUser">;
 }
 
 /** Where a cookie session comes from (UserTokens.startCookieSession). */
@@ -113,15 +113,25 @@ export class UserTokens {
     expiresAt: Date | undefined,
   ): Promise<{ result: { secret: string; token: UserTokenRecord }; durable: () => Promise<void> }> {
     const secret = randomId();
-    const { record: token, durable } = await this.deps.userTokens.createThenSync({
-      id: randomId(),
-      hash: hashSecret(secret),
-      userId: user.id,
-      ...(note !== undefined && { note }),
-      ...(expiresAt !== undefined && { expiresAt }),
-      createdAt: this.deps.clock.now(),
-      credentialEpoch: user.credentialEpoch,
-    });
+    // The user's oldest tokens and cookie sessions beyond TESSERA_MAX_USER_TOKENS_PER_USER are
+    // logged out with it.
+    const {
+      record: token,
+      durable,
+      ended,
+    } = await this.deps.userTokens.createThenSync(
+      {
+        id: randomId(),
+        hash: hashSecret(secret),
+        userId: user.id,
+        ...(note !== undefined && { note }),
+        ...(expiresAt !== undefined && { expiresAt }),
+        createdAt: this.deps.clock.now(),
+        credentialEpoch: user.credentialEpoch,
+      },
+      this.deps.config.maxUserTokensPerUser,
+    );
+    await this.loggedOutByCap(user.id, ended);
     // A password change or deactivation while the login was in flight: withdraw the token (the
     // withdrawal waits for an fsync that covers the token's commit). An error of any step from
     // here goes out once the token is durable.
@@ -170,23 +180,37 @@ export class UserTokens {
     const maxAgeSeconds = Math.floor((expiresAt - now.getTime()) / 1000);
     if (maxAgeSeconds <= 0) return null;
     const secret = randomToken(32);
-    const token = await this.deps.userTokens.create({
-      id: randomId(),
-      hash: hashSecret(secret),
-      userId: user.id,
-      note: COOKIE_SESSION_NOTE,
-      expiresAt: new Date(now.getTime() + maxAgeSeconds * 1000),
-      createdAt: now,
-      credentialEpoch: user.credentialEpoch,
-      ...(sourceKids !== undefined && sourceKids.length > 0 && { sourceKids: [...sourceKids] }),
-      ...(sources !== undefined && sources.length > 0 && { sources: [...sources] }),
-    });
+    // Counted with the user's user tokens (one cap, TESSERA_MAX_USER_TOKENS_PER_USER).
+    const { record: token, ended } = await this.deps.userTokens.create(
+      {
+        id: randomId(),
+        hash: hashSecret(secret),
+        userId: user.id,
+        note: COOKIE_SESSION_NOTE,
+        expiresAt: new Date(now.getTime() + maxAgeSeconds * 1000),
+        createdAt: now,
+        credentialEpoch: user.credentialEpoch,
+        ...(sourceKids !== undefined && sourceKids.length > 0 && { sourceKids: [...sourceKids] }),
+        ...(sources !== undefined && sources.length > 0 && { sources: [...sources] }),
+      },
+      this.deps.config.maxUserTokensPerUser,
+    );
+    await this.loggedOutByCap(user.id, ended);
     if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current" || (claim !== undefined && !(await claim()))) {
       await this.deps.userTokens.disable(token.id, this.deps.clock.now());
       return null;
     }
     this.deps.logger.info("cookie session started", { userId: user.id, credentialId: token.id });
     return { secret, token, maxAgeSeconds };
+  }
+
+  /**
+   * The user tokens and cookie sessions of `userId` a new one logged out for
+   * TESSERA_MAX_USER_TOKENS_PER_USER: logged here; AuditedUserTokens records a user_token.logout
+   * event (reason CAP) for each.
+   */
+  protected async loggedOutByCap(userId: string, tokenIds: readonly string[]): Promise<void> {
+    if (tokenIds.length > 0) this.deps.logger.info("user tokens logged out by the cap", { userId, count: tokenIds.length });
   }
 
   /** POST /auth/bump: the user's new last login time. */

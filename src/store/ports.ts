@@ -38,6 +38,7 @@ import type { StoreUnavailableError } from "./ports/errors.js";
 export * from "./ports/api-tokens.js";
 export * from "./ports/audit-events.js";
 export * from "./ports/auth-tokens.js";
+export * from "./ports/caps.js";
 export * from "./ports/errors.js";
 export * from "./ports/jwt-refresh-tokens.js";
 export * from "./ports/last-used.js";

@@ -429,9 +429,9 @@ describe("Seed 000 refresh and logout on the embedded store (the core): the lose
     ["auditing off (TESSERA_AUDIT=off)", { TESSERA_AUDIT: "off" }],
   ] as const) {
     for (const [name, stored, logIn] of [
-      ["a login", (committed: () => void): Partial<Store> => ({ sessions: { ...store.sessions, createThenSync: (session, token) => store.sessions.createThenSync(session, token).finally(committed) } }),
+      ["a login", (committed: () => void): Partial<Store> => ({ sessions: { ...store.sessions, createThenSync: (session, token, cap) => store.sessions.createThenSync(session, token, cap).finally(committed) } }),
         (c: Core, email: string) => c.sessions.logIn({ accountType: "traditional", email, password, clientId: testClientId, clientAddress: "addr" })],
-      ["a seed 002 login", (committed: () => void): Partial<Store> => ({ userTokens: { ...store.userTokens, createThenSync: (token) => store.userTokens.createThenSync(token).finally(committed) } }),
+      ["a seed 002 login", (committed: () => void): Partial<Store> => ({ userTokens: { ...store.userTokens, createThenSync: (token, cap) => store.userTokens.createThenSync(token, cap).finally(committed) } }),
         (c: Core, email: string) => c.userTokens.login({ login: email, password, clientAddress: "addr" })],
     ] as const) {
       it(`${name}, ${audit}, its credential stored, then its read of the credential epoch refused: STORE_UNAVAILABLE for the failed fsync; nothing left unhandled`, async () => {
@@ -941,10 +941,10 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
     };
   };
   const sessionStored = (committed: () => void): Partial<Store> => ({
-    sessions: { ...store.sessions, createThenSync: (session, token) => store.sessions.createThenSync(session, token).finally(committed) },
+    sessions: { ...store.sessions, createThenSync: (session, token, cap) => store.sessions.createThenSync(session, token, cap).finally(committed) },
   });
   const userTokenStored = (committed: () => void): Partial<Store> => ({
-    userTokens: { ...store.userTokens, createThenSync: (token) => store.userTokens.createThenSync(token).finally(committed) },
+    userTokens: { ...store.userTokens, createThenSync: (token, cap) => store.userTokens.createThenSync(token, cap).finally(committed) },
   });
   for (const [name, env] of [
     ["auditing on", {}],

@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { runInCall } from "../../src/call-scope.js";
 import {
   type AuditEventRecord,
+  CAP_BATCH,
   DeadlineExceededError,
   DuplicateError,
   StoreUnavailableError,
@@ -733,10 +734,10 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     it("creates enabled at version 0 with optional note and expiry, and finds it", async () => {
       const input = { ...newToken(), note: "Client API Access", expiresAt: at(86_400_000) };
       const expected = { ...input, enabled: true, version: 0 };
-      assert.deepEqual(await store.userTokens.create(input), expected);
+      assert.deepEqual(await store.userTokens.create(input), { record: expected, ended: [] });
       assert.deepEqual(await twin.userTokens.findByHashWithUser(input.hash).then((f) => f?.token ?? null), expected);
       const plain = newToken();
-      const created = await store.userTokens.create(plain);
+      const { record: created } = await store.userTokens.create(plain);
       assert.equal("note" in created || "expiresAt" in created || "lastUsedAt" in created || "sourceKids" in created || "sources" in created, false);
       // A cookie session records the kids of the keys that signed the tokens it descends from,
       // and the credentials it descends from.
@@ -747,7 +748,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
         sourceKids: [id("kid"), id("kid")],
         sources: [`user_token:${id("ut")}`, `session:${id("s")}`],
       };
-      assert.deepEqual(await store.userTokens.create(cookieSession), { ...cookieSession, enabled: true, version: 0 });
+      assert.deepEqual(await store.userTokens.create(cookieSession), { record: { ...cookieSession, enabled: true, version: 0 }, ended: [] });
       assert.deepEqual(await twin.userTokens.findByHashWithUser(cookieSession.hash).then((f) => f?.token ?? null), { ...cookieSession, enabled: true, version: 0 });
       assert.equal(await store.userTokens.findByHashWithUser(id("missing")).then((f) => f?.token ?? null), null);
       await assert.rejects(store.userTokens.create({ ...newToken(), hash: input.hash }), (e: unknown) => e instanceof DuplicateError && e.key === "hash");
@@ -933,7 +934,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("creates and finds by jti; refuses a duplicate jti", async () => {
       const input = newToken();
-      assert.deepEqual(await store.jwtRefreshTokens.create(input), input);
+      assert.deepEqual(await store.jwtRefreshTokens.create(input), { record: input, ended: [] });
       assert.deepEqual(await twin.jwtRefreshTokens.findByJti(input.jti), input);
       assert.equal(await store.jwtRefreshTokens.findByJti(id("missing")), null);
       await assert.rejects(store.jwtRefreshTokens.create(input), (e: unknown) => e instanceof DuplicateError && e.key === "jti");
@@ -974,6 +975,145 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await own.jwtRefreshTokens.findByJti(expired.jti), null);
       assert.ok(await own.jwtRefreshTokens.findByJti(live.jti));
     });
+  });
+
+  describe("caps on a user's live credentials", () => {
+    interface CapKind {
+      name: string;
+      /** Stores a credential of `userId` made at `createdAt` (expiring at `expiresAt`), with `cap`. */
+      create(s: Store, userId: string, createdAt: Date, cap?: number, expiresAt?: Date): Promise<{ id: string; ended: string[] }>;
+      /** Whether the credential is still usable as far as the store says (found, not ended). */
+      live(s: Store, id: string): Promise<boolean>;
+      /** Ends it as a logout does. */
+      end(s: Store, userId: string, id: string): Promise<void>;
+      /** Whether an ended (logged-out) one still counts until it expires (sessions: they count until deleted). */
+      endedCount: boolean;
+    }
+    const hour = 3_600_000;
+    const kinds: CapKind[] = [
+      {
+        name: "sessions (ended ones deleted, with their refresh tokens)",
+        create: async (s, userId, createdAt, cap, expiresAt = new Date(createdAt.getTime() + hour)) => {
+          const session = { id: id("s"), userId, clientId: "client-a", accessJti: id("jti"), createdAt, expiresAt };
+          const { ended } = await s.sessions.createThenSync(session, { hash: `rt-${session.id}`, sessionId: session.id, createdAt, expiresAt }, cap);
+          return { id: session.id, ended };
+        },
+        live: async (s, sessionId) => {
+          const session = await s.sessions.findById(sessionId);
+          const token = await s.refreshTokens.findByHash(`rt-${sessionId}`);
+          assert.equal(token === null, session === null, "a session deleted by the cap goes with its refresh token, and only then");
+          return session !== null && session.endedAt === undefined;
+        },
+        end: async (s, _userId, sessionId) => void (await s.sessions.endThenSync(sessionId, t0)),
+        endedCount: true,
+      },
+      {
+        name: "JWT refresh tokens (revoked)",
+        create: async (s, userId, issuedAt, cap, expiresAt = new Date(issuedAt.getTime() + hour)) => {
+          const jti = id("jti");
+          const { record, ended } = await s.jwtRefreshTokens.create({ jti, userId, issuedAt, expiresAt }, cap);
+          assert.equal(record.jti, jti);
+          return { id: jti, ended };
+        },
+        live: async (s, jti) => {
+          const token = await s.jwtRefreshTokens.findByJti(jti);
+          assert.ok(token, "a refresh token revoked by the cap stays stored");
+          return token.revokedAt === undefined;
+        },
+        end: async (s, userId, jti) => void (await s.jwtRefreshTokens.revoke(jti, userId, t0)),
+        endedCount: false,
+      },
+      {
+        name: "user tokens and cookie sessions, one cap (logged out)",
+        // Every other one a login's token (createThenSync), the others as cookie sessions are made (create).
+        create: async (s, userId, createdAt, cap, expiresAt) => {
+          const token = { id: id("ut"), hash: id("ut-hash"), userId, createdAt, ...(expiresAt !== undefined && { expiresAt }) };
+          const { record, ended } = Math.random() < 0.5 ? await s.userTokens.createThenSync(token, cap) : await s.userTokens.create({ ...token, note: "tessera_session cookie" }, cap);
+          assert.equal(record.id, token.id);
+          return { id: token.id, ended };
+        },
+        live: async (s, tokenId) => {
+          const token = await s.userTokens.findById(tokenId);
+          assert.ok(token, "a user token logged out by the cap stays stored");
+          assert.equal(token.version, token.enabled ? 0 : 1);
+          return token.enabled;
+        },
+        end: async (s, _userId, tokenId) => void (await s.userTokens.disable(tokenId, t0)),
+        endedCount: false,
+      },
+    ];
+    const liveOf = async (kind: CapKind, ids: string[]) => (await Promise.all(ids.map(async (x) => ((await kind.live(twin, x)) ? [x] : [])))).flat();
+
+    for (const kind of kinds) {
+      describe(kind.name, () => {
+        it("a creation beyond the cap ends the oldest, never the new one: not one of the same millisecond, nor one made with an older time", async () => {
+          const user = id("u");
+          const a = await kind.create(store, user, at(0), 3);
+          const b = await kind.create(store, user, at(1), 3);
+          const c = await kind.create(store, user, at(2), 3);
+          assert.deepEqual([a.ended, b.ended, c.ended], [[], [], []]);
+          const d = await kind.create(twin, user, at(2), 3);
+          assert.deepEqual(d.ended, [a.id]);
+          // Made with a time older than every other: still the one that stays.
+          const e = await kind.create(store, user, at(-5), 3);
+          assert.deepEqual(e.ended, [b.id]);
+          assert.deepEqual(await liveOf(kind, [a.id, b.id, c.id, d.id, e.id]), [c.id, d.id, e.id]);
+          // Two of the same millisecond under a cap of 1: the older one ends.
+          const other = id("u");
+          const x = await kind.create(store, other, at(7), 1);
+          const y = await kind.create(twin, other, at(7), 1);
+          assert.deepEqual([x.ended, y.ended], [[], [x.id]]);
+          assert.deepEqual(await liveOf(kind, [x.id, y.id]), [y.id]);
+        });
+
+        it("counts only the user's unexpired ones, and ended ones only where they count until deleted", async () => {
+          const user = id("u");
+          const ended = await kind.create(store, user, at(0), 2);
+          await kind.end(store, user, ended.id);
+          const expired = await kind.create(store, user, at(1), 2, at(10));
+          const kept = await kind.create(store, user, at(20), 2);
+          // Another user's do not count.
+          await kind.create(store, id("u"), at(21), 2);
+          const latest = await kind.create(twin, user, at(30), 2);
+          // Sessions: the ended one counts, and is deleted without being reported (it had ended already).
+          assert.deepEqual(latest.ended, []);
+          assert.deepEqual(await liveOf(kind, [kept.id, latest.id]), [kept.id, latest.id]);
+          assert.equal(await kind.live(twin, ended.id), false);
+          if (kind.endedCount) assert.equal(await twin.sessions.findById(ended.id), null);
+          const next = await kind.create(store, user, at(40), 2);
+          assert.deepEqual(next.ended, [kept.id]);
+          // An expired one is left as it is, to housekeeping.
+          assert.equal(await kind.live(twin, expired.id), true);
+        });
+
+        it(`ends at most ${CAP_BATCH} per creation: a user far over a lowered cap is brought down a batch at a time`, async () => {
+          const user = id("u");
+          const old: string[] = [];
+          for (let i = 0; i < CAP_BATCH + 21; i++) old.push((await kind.create(i % 2 ? store : twin, user, at(i))).id);
+          const first = await kind.create(store, user, at(1000), 1);
+          assert.deepEqual([...first.ended].sort(), old.slice(0, CAP_BATCH).sort(), `the ${CAP_BATCH} oldest`);
+          assert.deepEqual(await liveOf(kind, old), old.slice(CAP_BATCH));
+          const second = await kind.create(twin, user, at(1001), 1);
+          assert.deepEqual([...second.ended].sort(), [...old.slice(CAP_BATCH), first.id].sort());
+          assert.deepEqual(await liveOf(kind, [...old, first.id, second.id]), [second.id]);
+        });
+
+        it(`${CONCURRENCY} creations at once, in one millisecond, on two instances: ${"each ended once, never by its own creation; the cap kept (MongoDB: perhaps one fewer)"}`, async () => {
+          const user = id("u");
+          const cap = 5;
+          const before = [await kind.create(store, user, at(0), cap), await kind.create(store, user, at(1), cap)];
+          const made = await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => kind.create(both(i), user, at(2), cap)));
+          const all = [...before, ...made];
+          for (const m of made) assert.ok(!m.ended.includes(m.id), "a creation never ends its own credential");
+          const ended = all.flatMap((m) => m.ended);
+          assert.equal(new Set(ended).size, ended.length, "each credential ended once");
+          const live = await liveOf(kind, all.map((m) => m.id));
+          assert.deepEqual([...live, ...ended].sort(), all.map((m) => m.id).sort(), "every credential live or reported ended");
+          if (store.kind === "sqlite") assert.equal(live.length, cap);
+          else assert.ok(live.length === cap || live.length === cap - 1, `${live.length} live`);
+        });
+      });
+    }
   });
 
   describe("keys", () => {

@@ -96,6 +96,28 @@ describe("sqlite store", () => {
     }
   });
 
+  it("the caps find a user's credentials past the cap by the (user, creation time) indexes of schema version 16, never by reading a table or sorting", async () => {
+    const capped = new Set((await preparedAtOpen(/boundary_at/)).map((sql) => sql.replace(/\s+/g, " ").trim()));
+    const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
+    try {
+      const plans = [...capped].map((sql) => {
+        const table = /FROM (\w+) WHERE user_id/.exec(sql)![1]!;
+        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all({ userId: "u", keep: "k", skip: 0, now: 0 }) as Array<{ detail: string }>).map((row) => row.detail);
+        return { table, plan };
+      });
+      assert.deepEqual(plans.map((p) => p.table).sort(), ["jwt_refresh_tokens", "sessions", "user_tokens"]);
+      const index = { sessions: "sessions_user_created", jwt_refresh_tokens: "jwt_refresh_tokens_user_issued", user_tokens: "user_tokens_user_created" };
+      for (const { table, plan } of plans) {
+        const reads = plan.filter((step) => /^(SCAN|SEARCH) /.test(step) && !step.includes("INTEGER PRIMARY KEY") && !step.startsWith("SCAN (subquery"));
+        assert.ok(reads.length >= 2, `${table}: ${plan.join("; ")}`);
+        for (const step of reads) assert.match(step, new RegExp(`^SEARCH \\w+ USING INDEX ${index[table as keyof typeof index]} \\(user_id=`), `${table}: ${plan.join("; ")}`);
+        assert.ok(!plan.some((step) => step.includes("TEMP B-TREE")), `${table} sorts: ${plan.join("; ")}`);
+      }
+    } finally {
+      db.close();
+    }
+  });
+
   const mode = (path: string) => `0${(statSync(path).mode & 0o777).toString(8)}`;
 
   it("creates its directory 0700 and its files 0600: the database, its -wal and -shm (signing keys live there)", async () => {

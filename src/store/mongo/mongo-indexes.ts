@@ -32,6 +32,10 @@ const plan: readonly IndexPlan[] = [
   { collection: USER_PASSWORDS, keys: { userId: 1, n: -1 }, options: { name: "userId_1_n_-1" } },
   { collection: SESSIONS, keys: { userId: 1 }, options: { name: "userId_1" } },
   { collection: SESSIONS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
+  // The caps (mongo-caps.ts): a creation reads the user's newest credentials by these.
+  { collection: SESSIONS, keys: { userId: 1, createdAt: -1, _id: -1 }, options: { name: "userId_1_createdAt_-1__id_-1" } },
+  { collection: USER_TOKENS, keys: { userId: 1, createdAt: -1, _id: -1 }, options: { name: "userId_1_createdAt_-1__id_-1" } },
+  { collection: JWT_REFRESH_TOKENS, keys: { userId: 1, issuedAt: -1, _id: -1 }, options: { name: "userId_1_issuedAt_-1__id_-1" } },
   { collection: REFRESH_TOKENS, keys: { sessionId: 1 }, options: { name: "sessionId_1" } },
   { collection: REFRESH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: API_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },

@@ -1,31 +1,51 @@
 import type { Document } from "mongodb";
 import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
+import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const JWT_REFRESH_TOKENS = "jwt_refresh_tokens";
 const ID = "jti";
 
-// The token document is never updated; revocation is the mark "jwt-revoked:<jti>".
+// Revocation is the mark "jwt-revoked:<jti>". The token document's one in-place write is
+// `revokedAt`, set after the mark was claimed: only the cap reads it (to count the user's
+// unrevoked tokens by the userId_1_issuedAt_-1__id_-1 index), never an answer, which the mark
+// decides. A token revoked before it was written (by an older version, or a failed write) counts
+// as unrevoked until the cap reaches it: its claim then fails, and the field is written.
 const revokedMark = (jti: string) => `jwt-revoked:${jti}`;
 
 export function mongoJwtRefreshTokens(ctx: MongoContext): JwtRefreshTokenStore {
   const tokens = ctx.db.collection<StoredDoc>(JWT_REFRESH_TOKENS);
 
-  const revoke = (doc: StoredDoc, at: Date) => ctx.marks.claim(revokedMark(doc._id), at, doc.expiresAt as Date);
+  /** Claims the revocation; whoever claimed it or not, the document then says it is revoked (see above). */
+  const revoke = async (doc: StoredDoc, at: Date): Promise<boolean> => {
+    const won = await ctx.marks.claim(revokedMark(doc._id), at, doc.expiresAt as Date);
+    // The revocation is made: a failed write of its time must not report it failed.
+    if (doc.revokedAt === undefined) await tokens.updateOne({ _id: doc._id, revokedAt: { $exists: false } }, { $set: { revokedAt: at } }).catch(() => {});
+    return won;
+  };
+
+  /** The user's unrevoked, unexpired tokens past the cap, once `token` is stored: revoked; answers those this call revoked. */
+  const revokePastCap = async (token: NewJwtRefreshToken, cap: number): Promise<string[]> => {
+    const live = { userId: token.userId, revokedAt: { $exists: false }, expiresAt: { $gt: token.issuedAt } };
+    const docs = await pastCap(tokens, live, token.jti, cap, "issuedAt");
+    const won = await Promise.all(docs.map((doc) => revoke(doc, token.issuedAt)));
+    return docs.filter((_, i) => won[i]).map((doc) => doc._id);
+  };
 
   return {
-    create: (token: NewJwtRefreshToken) =>
+    create: (token: NewJwtRefreshToken, cap?: number) =>
       ctx.run(ID, async () => {
         const doc = toDoc(token, ID);
         await tokens.insertOne({ ...doc });
-        return fromDoc<JwtRefreshTokenRecord>(doc, ID);
+        return { record: fromDoc<JwtRefreshTokenRecord>(doc, ID), ended: cap === undefined ? [] : await revokePastCap(token, cap) };
       }),
     findByJti: (jti) =>
       ctx.run(ID, async () => {
         const [doc, revokedAt] = await Promise.all([tokens.findOne({ _id: jti }), ctx.marks.get(revokedMark(jti))]);
         if (!doc) return null;
-        const token = fromDoc<JwtRefreshTokenRecord>(doc, ID);
+        const { revokedAt: _capOnly, ...fields } = doc;
+        const token = fromDoc<JwtRefreshTokenRecord>(fields, ID);
         if (revokedAt) token.revokedAt = revokedAt;
         return token;
       }),

@@ -1,4 +1,5 @@
 import type { NewRefreshToken, NewSession, SessionRecord, SessionStore, UserStore } from "../ports.js";
+import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
@@ -33,6 +34,20 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
   const end = async (session: { id: string; expiresAt: Date }, at: Date) =>
     ctx.marks.claim(endedMark(session.id), at, session.expiresAt);
 
+  // The user's unexpired sessions past the cap (ended or not), once the new one is stored: their
+  // refresh tokens deleted first, then the sessions (a failure between the two leaves sessions
+  // no refresh can renew, which the next creation deletes). Answers those that had not ended.
+  const deletePastCap = async (session: NewSession, cap: number): Promise<string[]> => {
+    const docs = await pastCap(sessions, { userId: session.userId, expiresAt: { $gt: session.createdAt } }, session.id, cap, "createdAt");
+    if (docs.length === 0) return [];
+    const ids = docs.map((doc) => doc._id);
+    const endedMarks = await ctx.marks.getMany(ids.map(endedMark));
+    await refreshTokens.deleteMany({ sessionId: { $in: ids } });
+    // One delete each: of two creations deleting the same session, one is told it did.
+    const deleted = await Promise.all(ids.map(async (id) => (await sessions.deleteOne({ _id: id })).deletedCount === 1));
+    return ids.filter((id, i) => deleted[i] && !endedMarks.has(endedMark(id)));
+  };
+
   return {
     // Two inserts, the session first, each acknowledged (the connection's write concern), so
     // nothing is left to wait for. No transaction (FerretDB 1.x has none, and a standalone
@@ -40,14 +55,15 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
     // document stays, without a refresh token. No token of it went out, so nothing can use it;
     // housekeeping deletes it at its expiry. A clash is named by the key of the collection it is
     // in ("id" for the session, "hash" for the refresh token).
-    createThenSync: async (session: NewSession, refreshToken: NewRefreshToken) => {
+    createThenSync: async (session: NewSession, refreshToken: NewRefreshToken, cap?: number) => {
       const record = await ctx.run(ID, async () => {
         const doc = toDoc(session, ID);
         await sessions.insertOne({ ...doc });
         return fromDoc<SessionRecord>(doc, ID);
       });
       await ctx.run("hash", () => refreshTokens.insertOne({ ...toDoc(refreshToken, "hash") }));
-      return { record, durable: () => Promise.resolve() };
+      const ended = cap === undefined ? [] : await ctx.run(ID, () => deletePastCap(session, cap));
+      return { record, durable: () => Promise.resolve(), ended };
     },
     findById: (id) => ctx.run(ID, () => load(id)),
     findWithUser: (id, userId) =>

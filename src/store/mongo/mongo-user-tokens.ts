@@ -1,4 +1,5 @@
-import type { NewUserToken, UserStore, UserTokenRecord, UserTokenStore } from "../ports.js";
+import type { Capped, NewUserToken, UserStore, UserTokenRecord, UserTokenStore } from "../ports.js";
+import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate } from "./mongo-inserts.js";
@@ -47,17 +48,33 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
     return true;
   };
 
-  const create = (token: NewUserToken) =>
-    ctx.run(ID, async (): Promise<UserTokenRecord> => {
+  /**
+   * The user's enabled, unexpired tokens past the cap (by `disabledAt`: a token whose logout has
+   * not written it yet counts, and its claim then fails), once `token` is stored: logged out as
+   * disable() does; answers those this call logged out. One whose claim fails (logged out before
+   * `disabledAt` was recorded) gets it now, so that the cap does not count it again.
+   */
+  const disablePastCap = async (token: NewUserToken, cap: number): Promise<string[]> => {
+    const live = { userId: token.userId, disabledAt: { $exists: false }, $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: token.createdAt } }] };
+    const docs = await pastCap(tokens, live, token.id, cap, "createdAt");
+    const won = await Promise.all(docs.map((doc) => disable(doc, token.createdAt)));
+    const lost = docs.filter((_, i) => !won[i]).map((doc) => doc._id);
+    if (lost.length > 0) await tokens.updateMany({ _id: { $in: lost }, disabledAt: { $exists: false } }, { $set: { disabledAt: token.createdAt } }).catch(() => {});
+    return docs.filter((_, i) => won[i]).map((doc) => doc._id);
+  };
+
+  const create = (token: NewUserToken, cap?: number) =>
+    ctx.run(ID, async (): Promise<Capped<UserTokenRecord>> => {
       const doc = toDoc(token, ID);
       await insertNamingDuplicate(tokens, doc, ID, "hash");
-      return { ...fromDoc<UserTokenRecord>(doc, ID), enabled: true, version: 0 };
+      const record = { ...fromDoc<UserTokenRecord>(doc, ID), enabled: true, version: 0 };
+      return { record, ended: cap === undefined ? [] : await disablePastCap(token, cap) };
     });
 
   return {
     create,
     // Acknowledged as create() is (the connection's write concern): nothing is left to wait for.
-    createThenSync: async (token: NewUserToken) => ({ record: await create(token), durable: () => Promise.resolve() }),
+    createThenSync: async (token: NewUserToken, cap?: number) => ({ ...(await create(token, cap)), durable: () => Promise.resolve() }),
     // The token's document names its user, who is then read at the same time as the token's
     // logout mark and last use: a check waits for three reads in turn (the token, the user, the
     // user's password generation and deactivation mark) where reading the token and then its

@@ -1,3 +1,5 @@
+import type { Capped } from "./caps.js";
+
 // JWT refresh tokens (seed 004): the JWT is self-contained; the store keeps revocation state.
 export interface JwtRefreshTokenRecord {
   jti: string;
@@ -12,8 +14,14 @@ export interface JwtRefreshTokenRecord {
 export type NewJwtRefreshToken = Omit<JwtRefreshTokenRecord, "revokedAt">;
 
 export interface JwtRefreshTokenStore {
-  /** DuplicateError("jti"). */
-  create(token: NewJwtRefreshToken): Promise<JwtRefreshTokenRecord>;
+  /**
+   * DuplicateError("jti"). `cap` (TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER): once the token is
+   * stored, the user's oldest unrevoked, unexpired tokens beyond the newest `cap` (this one
+   * counted) are revoked, at `issuedAt`, at most CAP_BATCH of them; never this one, whatever its
+   * time. `ended`: the jtis this call revoked (none without a cap). The embedded store does it in
+   * the insert's transaction; MongoDB after the insert (src/store/README.md, "Caps").
+   */
+  create(token: NewJwtRefreshToken, cap?: number): Promise<Capped<JwtRefreshTokenRecord>>;
   findByJti(jti: string): Promise<JwtRefreshTokenRecord | null>;
   /** Revokes an unrevoked token of that user; false when unknown, another user's or already revoked. */
   revoke(jti: string, userId: string, at: Date): Promise<boolean>;

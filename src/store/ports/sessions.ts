@@ -29,8 +29,15 @@ export interface SessionStore {
    * refresh token; the call fails, so no token of that session goes out and nothing can use it
    * (housekeeping deletes it at its expiry). DuplicateError("id") on a session id clash,
    * DuplicateError("hash") on a refresh token clash.
+   *
+   * `cap` (TESSERA_MAX_SESSIONS_PER_USER): once the session is stored, the user's oldest
+   * unexpired sessions beyond the newest `cap` (this one counted, ended ones too: a session
+   * counts until it is deleted) are deleted with their refresh tokens, at most CAP_BATCH of them;
+   * never this one, whatever its time. `ended`: the ids of those deleted that had not ended (none
+   * without a cap). The embedded store does it in the insert's transaction; MongoDB after both
+   * inserts (src/store/README.md, "Caps").
    */
-  createThenSync(session: NewSession, refreshToken: NewRefreshToken): Promise<{ record: SessionRecord; durable: () => Promise<void> }>;
+  createThenSync(session: NewSession, refreshToken: NewRefreshToken, cap?: number): Promise<{ record: SessionRecord; durable: () => Promise<void>; ended: string[] }>;
   findById(id: string): Promise<SessionRecord | null>;
   /**
    * The session and the standing of the user `userId` (both from the access token being

@@ -1,4 +1,5 @@
 // User tokens (seed 002), and the cookie sessions of seed 003 stored alike.
+import type { Capped } from "./caps.js";
 import type { UserStanding } from "./users.js";
 
 export interface UserTokenRecord {
@@ -34,8 +35,16 @@ export interface UserTokenRecord {
 export type NewUserToken = Omit<UserTokenRecord, "enabled" | "version" | "lastUsedAt">;
 
 export interface UserTokenStore {
-  /** enabled=true, version=0. DuplicateError("id" | "hash"). */
-  create(token: NewUserToken): Promise<UserTokenRecord>;
+  /**
+   * enabled=true, version=0. DuplicateError("id" | "hash"). `cap`
+   * (TESSERA_MAX_USER_TOKENS_PER_USER, one cap for user tokens and cookie sessions together):
+   * once the token is stored, the user's oldest enabled, unexpired tokens beyond the newest `cap`
+   * (this one counted) are disabled as disable() does (logged out, kept for the retention), at
+   * `createdAt`, at most CAP_BATCH of them; never this one, whatever its time. `ended`: the ids
+   * this call disabled (none without a cap). The embedded store does it in the insert's
+   * transaction; MongoDB after the insert (src/store/README.md, "Caps").
+   */
+  create(token: NewUserToken, cap?: number): Promise<Capped<UserTokenRecord>>;
   /**
    * create() for a seed 002 login's token, answered once stored, with `durable`, which resolves
    * once the token, and everything committed before it, is durable. The caller makes its last
@@ -43,9 +52,10 @@ export interface UserTokenStore {
    * waits for `durable`: on the embedded store the token is committed without an fsync of its
    * own, and `durable` resolves at once when the later write's fsync (which started after the
    * token's commit) has returned, else after one that does (SessionStore.createThenSync).
-   * MongoDB: answered once acknowledged, as create(); `durable` resolves at once.
+   * MongoDB: answered once acknowledged, as create(); `durable` resolves at once. `cap` and
+   * `ended`: as create()'s.
    */
-  createThenSync(token: NewUserToken): Promise<{ record: UserTokenRecord; durable: () => Promise<void> }>;
+  createThenSync(token: NewUserToken, cap?: number): Promise<{ record: UserTokenRecord; durable: () => Promise<void>; ended: string[] }>;
   /**
    * The token with the SHA-256 `hash` and the standing of its user, read together: every check
    * of a user token or cookie session needs the two. On the embedded store one statement, so

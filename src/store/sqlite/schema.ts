@@ -228,6 +228,14 @@ export const migrations: readonly string[] = [
   `
   CREATE INDEX api_tokens_account_active ON api_tokens (account_id, issued_at, revoked_at) WHERE revoked_at IS NULL;
   `,
+  // The caps on a user's live credentials (sqlite/sqlite-caps.ts): a creation reads the user's
+  // newest by these, newest first, and ends those past the cap. Partial where only live ones
+  // count (an unrevoked refresh token, an enabled user token), so those ended are not read again.
+  `
+  CREATE INDEX sessions_user_created ON sessions (user_id, created_at);
+  CREATE INDEX jwt_refresh_tokens_user_issued ON jwt_refresh_tokens (user_id, issued_at) WHERE revoked_at IS NULL;
+  CREATE INDEX user_tokens_user_created ON user_tokens (user_id, created_at) WHERE enabled = 1;
+  `,
 ];
 
 /**

@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
-import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
+import type { Capped, JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
+import { capParameters, pastCapRowids } from "./sqlite-caps.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
@@ -30,6 +31,25 @@ export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenSt
   const { call, spend } = sqliteCalls(db);
   const insert = db.prepare(`INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at, credential_epoch)
     VALUES (@jti, @userId, @issuedAt, @expiresAt, @credentialEpoch) RETURNING *`);
+  const revokePastCap = db.prepare(
+    `UPDATE jwt_refresh_tokens SET revoked_at = @now WHERE rowid IN (${pastCapRowids("jwt_refresh_tokens", "jti", "issued_at", "revoked_at IS NULL AND expires_at > @now")}) RETURNING jti`,
+  );
+  const inserted = (token: NewJwtRefreshToken, cap: number | undefined): Capped<JwtRefreshTokenRecord> => {
+    const record = toRecord(
+      returning<JwtRefreshTokenRow>(insert, {
+        jti: token.jti,
+        userId: token.userId,
+        issuedAt: toMs(token.issuedAt),
+        expiresAt: toMs(token.expiresAt),
+        credentialEpoch: token.credentialEpoch ?? null,
+      })!,
+    );
+    if (cap === undefined) return { record, ended: [] };
+    const ended = revokePastCap.all(capParameters(token.userId, token.jti, cap, toMs(token.issuedAt))) as { jti: string }[];
+    return { record, ended: ended.map((r) => r.jti) };
+  };
+  // The token and the revocations of those past the cap: one transaction, taken up front.
+  const create = db.transaction(inserted);
   const byJti = db.prepare("SELECT * FROM jwt_refresh_tokens WHERE jti = ?");
   const revoke = db.prepare(
     "UPDATE jwt_refresh_tokens SET revoked_at = ? WHERE jti = ? AND user_id = ? AND revoked_at IS NULL",
@@ -43,18 +63,7 @@ export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenSt
   const deleteExpired = batchDelete(db, "jwt_refresh_tokens", "expires_at < ?");
 
   return {
-    create: (token: NewJwtRefreshToken) =>
-      call(() =>
-        toRecord(
-          returning<JwtRefreshTokenRow>(insert, {
-            jti: token.jti,
-            userId: token.userId,
-            issuedAt: toMs(token.issuedAt),
-            expiresAt: toMs(token.expiresAt),
-            credentialEpoch: token.credentialEpoch ?? null,
-          })!,
-        ),
-      ),
+    create: (token: NewJwtRefreshToken, cap?: number) => call(() => create.immediate(token, cap)),
     findByJti: (jti) =>
       call(() => {
         const row = byJti.get(jti) as JwtRefreshTokenRow | undefined;

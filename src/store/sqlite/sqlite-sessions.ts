@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type { NewRefreshToken, NewSession, SessionRecord, SessionStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
+import { capParameters, pastCapRowids } from "./sqlite-caps.js";
 import { sqliteCalls, thenSync } from "./sqlite-durability.js";
 import { refreshTokenInsert } from "./sqlite-refresh-tokens.js";
 import { returning } from "./sqlite-returning.js";
@@ -43,7 +44,20 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   // One transaction, so one commit: a crash or power cut keeps the session and its first refresh
   // token or neither, and the login takes the write lock and commits once for both, not twice.
   // Taken up front (IMMEDIATE), as the store's other write transactions are.
-  const createWithRefreshToken = db.transaction((session: NewSession, refreshToken: NewRefreshToken): SessionRecord => {
+  // The user's unexpired sessions past the cap, ended or not: each is deleted with its refresh
+  // tokens (a use of it then answers what an unknown session does, SESSION_ENDED).
+  const pastCap = db.prepare(`SELECT id, ended_at IS NULL AS open FROM sessions WHERE rowid IN (${pastCapRowids("sessions", "id", "created_at", "expires_at > @now")})`);
+  const deleteSession = db.prepare("DELETE FROM sessions WHERE id = ?");
+  const deleteRefreshTokens = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
+  const endPastCap = (session: NewSession, cap: number): string[] => {
+    const rows = pastCap.all(capParameters(session.userId, session.id, cap, toMs(session.createdAt))) as { id: string; open: number }[];
+    for (const { id } of rows) {
+      deleteRefreshTokens.run(id);
+      deleteSession.run(id);
+    }
+    return rows.filter((r) => r.open === 1).map((r) => r.id);
+  };
+  const createWithRefreshToken = db.transaction((session: NewSession, refreshToken: NewRefreshToken, cap: number | undefined): { record: SessionRecord; ended: string[] } => {
     const row = returning<SessionRow>(insert, {
       id: session.id,
       userId: session.userId,
@@ -54,7 +68,7 @@ export function sqliteSessions(db: Database.Database): SessionStore {
       credentialEpoch: session.credentialEpoch ?? null,
     })!;
     insertRefreshToken(refreshToken);
-    return toRecord(row);
+    return { record: toRecord(row), ended: cap === undefined ? [] : endPastCap(session, cap) };
   });
   const byId = db.prepare("SELECT * FROM sessions WHERE id = ?");
   // One statement (one read transaction) instead of two lookups: a token check makes this read
@@ -72,7 +86,12 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   return {
     // Committed without an fsync of its own (SqliteCalls.deferred): the login's session.started
     // event's fsync covers it (see the port).
-    createThenSync: (session, refreshToken) => thenSync("record", deferred(() => createWithRefreshToken.immediate(session, refreshToken))),
+    // The cap is applied in the same transaction: the session, its refresh token and the ends of
+    // those past the cap are committed together.
+    createThenSync: async (session, refreshToken, cap) => {
+      const { result, durable } = await deferred(() => createWithRefreshToken.immediate(session, refreshToken, cap));
+      return { ...result, durable };
+    },
     findById: (id) =>
       call(() => {
         const row = byId.get(id) as SessionRow | undefined;

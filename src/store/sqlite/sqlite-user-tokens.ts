@@ -1,7 +1,8 @@
 import type Database from "better-sqlite3";
-import { touchBucket, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
+import { touchBucket, type Capped, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
-import { sqliteCalls, thenSync } from "./sqlite-durability.js";
+import { capParameters, pastCapRowids } from "./sqlite-caps.js";
+import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { userStandingColumns, userStandingOf, type UserStandingColumns } from "./sqlite-users.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs, toMsOrNull } from "./sqlite-values.js";
@@ -86,10 +87,25 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
       })!,
     );
 
+  // Those past the cap are logged out as disable() does (kept for the retention).
+  const disablePastCap = db.prepare(
+    `UPDATE user_tokens SET enabled = 0, version = version + 1, disabled_at = @now WHERE rowid IN (${pastCapRowids("user_tokens", "id", "created_at", "enabled = 1 AND (expires_at IS NULL OR expires_at > @now)")}) RETURNING id`,
+  );
+  // The token and the logouts of those past the cap: one transaction, taken up front.
+  const create = db.transaction((token: NewUserToken, cap: number | undefined): Capped<UserTokenRecord> => {
+    const record = inserted(token);
+    if (cap === undefined) return { record, ended: [] };
+    const ended = disablePastCap.all(capParameters(token.userId, token.id, cap, toMs(token.createdAt))) as { id: string }[];
+    return { record, ended: ended.map((r) => r.id) };
+  });
+
   return {
-    create: (token: NewUserToken) => call(() => inserted(token)),
+    create: (token: NewUserToken, cap?: number) => call(() => create.immediate(token, cap)),
     // A login's token: committed without an fsync of its own (SqliteCalls.deferred).
-    createThenSync: (token: NewUserToken) => thenSync("record", deferred(() => inserted(token))),
+    createThenSync: async (token: NewUserToken, cap?: number) => {
+      const { result, durable } = await deferred(() => create.immediate(token, cap));
+      return { ...result, durable };
+    },
     findByHashWithUser: (hash) =>
       call(() => {
         const row = byHashWithUser.get(hash) as UserTokenWithUserRow | undefined;

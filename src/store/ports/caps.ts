@@ -1,0 +1,16 @@
+// Caps on the live credentials one user holds (sessions, seed 004 refresh tokens, user tokens
+// with cookie sessions): a creation given a cap ends the user's oldest beyond it, and answers
+// the ids of those it ended (the core records an audit event for each).
+
+/**
+ * At most this many credentials one creation ends: a user far over a cap that was lowered is
+ * brought down by at most this many a login, so that no one login pays for the whole backlog.
+ */
+export const CAP_BATCH = 100;
+
+/** A creation of a capped credential: the record stored, and the ids of the user's credentials it ended. */
+export interface Capped<T> {
+  record: T;
+  /** Ids (session ids, jtis, user token ids) of the live credentials the cap ended: at most CAP_BATCH. */
+  ended: string[];
+}
