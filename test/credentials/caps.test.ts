@@ -1,0 +1,122 @@
+// The caps on a user's live credentials (README "Caps"), through real clients on each store: a
+// login past TESSERA_MAX_SESSIONS_PER_USER, TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER or
+// TESSERA_MAX_USER_TOKENS_PER_USER ends the user's oldest credential, whose use then answers
+// what an ended one answers, and the audit trail records it with reason CAP.
+import assert from "node:assert/strict";
+import { decodeJwt } from "jose";
+import { hashSecret } from "../../src/core/secrets.js";
+import { auditApi, type AuditEventJson } from "../audit/api.js";
+import { jwtApi } from "../jwt/api.js";
+import { sessionApi } from "../session/api.js";
+import { bearer, rest } from "../support/clients.js";
+import { expectCode, expectOk, protocols } from "../support/api.js";
+import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import { admin, createJwtUser, jwtLogin, loginUserToken, password, sessionCookie, signUp, uniqueEmail } from "../support/users.js";
+import { userTokenApi } from "../user-token/api.js";
+
+const CAP = 2;
+const client = { clientId: testClientId };
+
+for (const store of storesUnderTest()) {
+  describe(`caps on a user's live credentials on ${store}`, function () {
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({
+        store,
+        // Without login protection: a burst of logins of one user would wait for attempt slots.
+        env: { TESSERA_LOGIN_PROTECTION: "false", TESSERA_MAX_SESSIONS_PER_USER: `${CAP}`, TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER: `${CAP}`, TESSERA_MAX_USER_TOKENS_PER_USER: `${CAP}` },
+      });
+    });
+    after(async () => {
+      await server?.close();
+    });
+
+    /** The user's events of `type` with reason CAP, as GET /v1/admin/audit-events lists them. */
+    async function capEvents(userId: string, type: string): Promise<Array<Pick<AuditEventJson, "type" | "outcome" | "subject" | "reason" | "user_id">>> {
+      const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: userId, type }, admin));
+      return page.events.filter((e) => e.reason === "CAP").map(({ type, outcome, subject, reason, user_id }) => ({ type, outcome, subject, reason, user_id }));
+    }
+
+    for (const protocol of protocols) {
+      describe(`over ${protocol}`, () => {
+        it(`a login past TESSERA_MAX_SESSIONS_PER_USER ends (deletes) the oldest session: its access and refresh tokens answer 401 SESSION_ENDED; session.ended, reason CAP`, async () => {
+          const api = sessionApi(protocol, server.url);
+          try {
+            const email = uniqueEmail("cap");
+            const user = await signUp(server, email);
+            const login = async () => expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
+            const pairs = [await login(), await login(), await login()];
+            const [first, ...kept] = pairs;
+            expectCode(await api.getSession({ ...client, access: first!.access_token }), "unauthenticated", "the session has ended", "SESSION_ENDED");
+            expectCode(await api.refreshSession({ refresh_token: first!.refresh_token }, { ...client, access: first!.access_token }), "unauthenticated", "the session has ended", "SESSION_ENDED");
+            for (const pair of kept) expectOk(await api.getSession({ ...client, access: pair.access_token }));
+            assert.deepEqual(await capEvents(user.id, "session.ended"), [
+              { type: "session.ended", outcome: "success", subject: decodeJwt(first!.access_token).sid as string, reason: "CAP", user_id: user.id },
+            ]);
+          } finally {
+            api.close();
+          }
+        });
+
+        it("a refresh token past TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER revokes the oldest: a refresh login with it answers 401 TOKEN_REVOKED, DELETE /jwt/refresh_token of it succeeds as of any revoked one; jwt_refresh_token.revoked, reason CAP", async () => {
+          const api = jwtApi(protocol, server.url);
+          try {
+            const access = await jwtLogin(server, await createJwtUser(server));
+            const userId = decodeJwt(access).sub!;
+            const issue = async () => expectOk(await api.getRefreshToken({}, bearer(access))).text;
+            const [first, ...kept] = [await issue(), await issue(), await issue()];
+            expectCode(await api.getToken({ user: first! }), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
+            for (const token of kept) expectOk(await api.getToken({ user: token }));
+            expectOk(await api.deleteRefreshToken({ refresh_token: first! }, bearer(access)), 204);
+            assert.deepEqual(await capEvents(userId, "jwt_refresh_token.revoked"), [
+              { type: "jwt_refresh_token.revoked", outcome: "success", subject: decodeJwt(first!).jti!, reason: "CAP", user_id: userId },
+            ]);
+          } finally {
+            api.close();
+          }
+        });
+
+        it("user tokens and cookie sessions share TESSERA_MAX_USER_TOKENS_PER_USER: one past it logs out the oldest, which answers 401 TOKEN_REVOKED as a logged-out token; user_token.logout, reason CAP", async () => {
+          const api = userTokenApi(protocol, server.url);
+          try {
+            const user = await signUp(server);
+            const login = async () => expectOk(await api.login(undefined, { authorization: `Basic ${Buffer.from(`${user.login}:${password}`).toString("base64")}` })).token;
+            const first = await login();
+            const second = await login();
+            // A cookie session of the second: the first is logged out, and stays so.
+            const cookie = await sessionCookie(server, second);
+            expectCode(await api.bump(bearer(first)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
+            expectOk(await api.bump(bearer(second)));
+            // One more login: the second (older than the cookie session) is logged out.
+            const third = await login();
+            expectCode(await api.logout(bearer(second)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
+            expectOk(await api.bump(bearer(third)));
+            // The cookie session, made from the second, ended with it (as after its logout).
+            const res = await rest(server.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie}` } });
+            assert.equal(res.status, 401, res.text);
+            assert.equal((JSON.parse(res.text) as { message: string }).message, "session cookie is disabled");
+            const ids = await Promise.all([first, second].map(async (secret) => (await server.tessera.store.userTokens.findByHashWithUser(hashSecret(secret)))!.token.id));
+            assert.deepEqual(
+              (await capEvents(user.id, "user_token.logout")).reverse(),
+              ids.map((id) => ({ type: "user_token.logout", outcome: "success", subject: id, reason: "CAP", user_id: user.id })),
+            );
+          } finally {
+            api.close();
+          }
+        });
+      });
+    }
+
+    it(`20 logins at once for one user leave ${store === "sqlite" ? "exactly" : "at most"} ${CAP} live sessions (MongoDB: perhaps one fewer), every other one answering SESSION_ENDED`, async () => {
+      const api = sessionApi("rest", server.url);
+      const email = uniqueEmail("burst");
+      await signUp(server, email);
+      const pairs = await Promise.all(Array.from({ length: 20 }, async () => expectOk(await api.createSession({ account_type: "traditional", email, password }, client))));
+      const answers = await Promise.all(pairs.map((p) => api.getSession({ ...client, access: p.access_token })));
+      const live = answers.filter((a) => a.code === "ok").length;
+      for (const a of answers.filter((x) => x.code !== "ok")) expectCode(a, "unauthenticated", "the session has ended", "SESSION_ENDED");
+      if (store === "sqlite") assert.equal(live, CAP);
+      else assert.ok(live === CAP || live === CAP - 1, `${live} live`);
+    });
+  });
+}
