@@ -29,7 +29,12 @@ export function mongoJwtRefreshTokens(ctx: MongoContext): JwtRefreshTokenStore {
   const revokePastCap = async (token: NewJwtRefreshToken, cap: number): Promise<string[]> => {
     const live = { userId: token.userId, revokedAt: { $exists: false }, expiresAt: { $gt: token.issuedAt } };
     const docs = await pastCap(tokens, live, token.jti, cap, "issuedAt");
-    const won = await Promise.all(docs.map((doc) => revoke(doc, token.issuedAt)));
+    if (docs.length === 0) return [];
+    const at = token.issuedAt;
+    const won = await Promise.all(docs.map((doc) => ctx.marks.claim(revokedMark(doc._id), at, doc.expiresAt as Date)));
+    // Their `revokedAt` by one update (of a whole batch, one write rather than one each), those
+    // found revoked already included.
+    await tokens.updateMany({ _id: { $in: docs.map((doc) => doc._id) }, revokedAt: { $exists: false } }, { $set: { revokedAt: at } }).catch(() => {});
     return docs.filter((_, i) => won[i]).map((doc) => doc._id);
   };
 

@@ -51,15 +51,17 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
   /**
    * The user's enabled, unexpired tokens past the cap (by `disabledAt`: a token whose logout has
    * not written it yet counts, and its claim then fails), once `token` is stored: logged out as
-   * disable() does; answers those this call logged out. One whose claim fails (logged out before
-   * `disabledAt` was recorded) gets it now, so that the cap does not count it again.
+   * disable() does, their `disabledAt` then written by one update (of a whole batch, one write
+   * rather than one each); answers those this call logged out. One whose claim fails (logged out
+   * before `disabledAt` was recorded) gets it too, so that the cap does not count it again.
    */
   const disablePastCap = async (token: NewUserToken, cap: number): Promise<string[]> => {
     const live = { userId: token.userId, disabledAt: { $exists: false }, $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: token.createdAt } }] };
     const docs = await pastCap(tokens, live, token.id, cap, "createdAt");
-    const won = await Promise.all(docs.map((doc) => disable(doc, token.createdAt)));
-    const lost = docs.filter((_, i) => !won[i]).map((doc) => doc._id);
-    if (lost.length > 0) await tokens.updateMany({ _id: { $in: lost }, disabledAt: { $exists: false } }, { $set: { disabledAt: token.createdAt } }).catch(() => {});
+    if (docs.length === 0) return [];
+    const at = token.createdAt;
+    const won = await Promise.all(docs.map((doc) => ctx.marks.claim(disabledMark(doc._id), at, (doc.expiresAt as Date | undefined) ?? undefined)));
+    await tokens.updateMany({ _id: { $in: docs.map((doc) => doc._id) }, disabledAt: { $exists: false } }, { $set: { disabledAt: at } }).catch(() => {});
     return docs.filter((_, i) => won[i]).map((doc) => doc._id);
   };
 
