@@ -19,6 +19,7 @@ import { sqliteJwtRefreshTokens } from "../../src/store/sqlite/sqlite-jwt-refres
 import { sqliteLoginAttempts } from "../../src/store/sqlite/sqlite-login-attempts.js";
 import { sqliteRefreshTokens } from "../../src/store/sqlite/sqlite-refresh-tokens.js";
 import { sqliteSessions } from "../../src/store/sqlite/sqlite-sessions.js";
+import { migrations } from "../../src/store/sqlite/schema.js";
 import { sqliteSigningKeys } from "../../src/store/sqlite/sqlite-signing-keys.js";
 import { sqliteUserTokens } from "../../src/store/sqlite/sqlite-user-tokens.js";
 import { sqliteUsers } from "../../src/store/sqlite/sqlite-users.js";
@@ -45,7 +46,8 @@ describe("sqlite store", () => {
     try {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       const versions = db.prepare("SELECT version FROM schema_version ORDER BY version").all();
-      assert.deepEqual(versions, [{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }, { version: 7 }, { version: 8 }, { version: 9 }, { version: 10 }, { version: 11 }, { version: 12 }, { version: 13 }, { version: 14 }, { version: 15 }]);
+      assert.deepEqual(versions, migrations.map((_, i) => ({ version: i + 1 })));
+      assert.equal(migrations.length, 16);
     } finally {
       db.close();
     }
