@@ -296,17 +296,39 @@ export class KeyRing {
     if (this.alg === "HS256") {
       throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
     }
-    let promoted = await this.advance("scheduled");
-    // Revoked elsewhere after the look that chose it: promote the next key at once instead.
-    if (promotedThenRevoked(await this.store.list(), promoted)) promoted = await this.advance("now");
-    await this.reload(true);
-    await this.changed?.();
-    return promoted;
+    return this.changing(async (wrote) => {
+      let promoted = await this.advance("scheduled");
+      wrote();
+      // Revoked elsewhere after the look that chose it: promote the next key at once instead.
+      if (promotedThenRevoked(await this.store.list(), promoted)) promoted = await this.advance("now");
+      return promoted;
+    });
   }
 
   /**
-   * `told` hears of every rotation and revocation made here (to tell other workers: reloadNow);
-   * the rotation or revocation ends once what it returns has settled.
+   * Runs the steps of a rotation or a revocation, then re-reads the key list here (a read begun
+   * after their writes: one already under way may have read it before, and would leave a revoked
+   * key verifying, and signing, here for 30 s) and tells the other workers (onChange). They are
+   * told once the steps have said that a write was made (`wrote`), whatever follows: a later
+   * step that fails, or this worker's own re-read (its list is then stale: reload), leaves the
+   * change in the store all the same, and the others would go on with the list they hold until
+   * their reload interval ended. A change that fails before it writes anything tells no one.
+   */
+  private async changing<T>(steps: (wrote: () => void) => Promise<T>): Promise<T> {
+    let written = false;
+    try {
+      const result = await steps(() => (written = true));
+      await this.reload(true);
+      return result;
+    } finally {
+      if (written) await this.changed?.();
+    }
+  }
+
+  /**
+   * `told` hears of every rotation and revocation made here (to tell other workers: reloadNow),
+   * also one that failed after its first write (changing); the rotation or revocation ends once
+   * what it returns has settled.
    */
   onChange(told: () => unknown): void {
     this.changed = told;
@@ -336,7 +358,9 @@ export class KeyRing {
     let records = await this.store.list();
     const target = records.find((r) => r.kid === kid);
     if (!target) throw notFound("KEY_NOT_FOUND", "no signing key with this kid");
-    if (!target.revokedAt) {
+    await this.changing(async (wrote) => {
+      // Already revoked: nothing is written, and the other workers are told again all the same.
+      if (target.revokedAt) return wrote();
       // The key signs, or a rotation is about to make it sign: promote the next key at once. Asked
       // again on every look at the store: once another instance's revocation of the same key
       // (decided from the same list) has promoted one, this one promotes nothing more, which would
@@ -346,8 +370,12 @@ export class KeyRing {
         const pending = rs.filter((r) => r.generation < top.generation && !r.revokedAt && r.activatedAt.getTime() > now.getTime());
         return this.signerOf(rs, now.getTime(), false)?.kid === kid || pending.some((r) => r.kid === kid);
       };
-      if (needsPromotion(records)) await this.advance("now", (rs) => (needsPromotion(rs) ? undefined : kid));
+      if (needsPromotion(records)) {
+        await this.advance("now", (rs) => (needsPromotion(rs) ? undefined : kid));
+        wrote();
+      }
       if (await this.store.revoke(kid, now)) this.logger.warn("signing key revoked", { kid, generation: target.generation });
+      wrote();
       records = await this.store.list();
       if (records.at(-1)!.kid === kid) {
         // The next key was revoked: publish another one (unless another instance just did, or
@@ -357,11 +385,7 @@ export class KeyRing {
       }
       // A rotation elsewhere promoted it after the look above: promote the next key at once.
       if (promotedThenRevoked(records, kid)) await this.advance("now");
-    }
-    // A read of the list made after the revocation was written: one already under way may have
-    // read it before, and would leave the revoked key verifying (and signing) here for 30 s.
-    await this.reload(true);
-    await this.changed?.();
+    });
     return { kid, signingKid: (await this.signingKey()).kid };
   }
 

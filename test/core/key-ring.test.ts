@@ -133,6 +133,79 @@ describe("core: key ring across instances, on the injected clock", () => {
     await assert.rejects(verifier.verify(token), (e: unknown) => e instanceof AuthError && e.reason === "INVALID_TOKEN" && /revoked key/.test(e.message));
   });
 
+  describe("a change whose write the store took, then failing here (the store unreachable from then on)", () => {
+    const down = new StoreUnavailableError("MongoDB unavailable: connection reset");
+    /** The store's keys, every read of the list refused once `write` has been made. */
+    const failingAfter = (write: "revoke" | "rotate" | "insertGeneration"): SigningKeyStore => {
+      let unreachable = false;
+      const keys: SigningKeyStore = { ...store.keys, list: () => (unreachable ? Promise.reject(down) : store.keys.list()) };
+      const made = store.keys[write] as (...args: unknown[]) => Promise<unknown>;
+      (keys as unknown as Record<string, unknown>)[write] = async (...args: unknown[]) => {
+        const done = await made.apply(store.keys, args);
+        unreachable = true;
+        return done;
+      };
+      return keys;
+    };
+    /** A ring on `keys`, whose changes another worker's ring (on the store as it is) is told of. */
+    const told = async (keys: SigningKeyStore) => {
+      const other = await open(); // first: the store's keys are made
+      const ring = await KeyRing.open({ keys, config, clock, logger: silentLogger });
+      const news: string[] = [];
+      ring.onChange(() => {
+        news.push("keys changed");
+        return other.reloadNow();
+      });
+      return { ring, other, news };
+    };
+
+    it("a revocation whose re-read of the list fails still tells the other workers: they verify nothing with the key", async () => {
+      const { ring, other, news } = await told(failingAfter("revoke"));
+      const token = await other.sign({ sub: "x" }, 600);
+      const verifier = new TokenVerifier({ ring: other, clock });
+      assert.equal((await verifier.verify(token)).sub, "x");
+
+      await assert.rejects(ring.revoke(kidOf(token)!), (e: unknown) => e === down);
+      assert.deepEqual(news, ["keys changed"]);
+      await assert.rejects(verifier.verify(token), (e: unknown) => e instanceof AuthError && e.reason === "INVALID_TOKEN" && /revoked key/.test(e.message));
+    });
+
+    it("a revocation of the next key whose replacement the store refuses still tells the other workers", async () => {
+      const { ring, other, news } = await told(store.keys);
+      const [, next] = await store.keys.list();
+      const refused = spyOn(store.keys, "insertGeneration", async () => {
+        throw down;
+      });
+      try {
+        await assert.rejects(ring.revoke(next!.kid), (e: unknown) => e === down);
+      } finally {
+        refused.restore();
+      }
+      assert.deepEqual(news, ["keys changed"]);
+      assert.ok(!(await other.jwks()).some((k) => k.kid === next!.kid), "the revoked next key left the other worker's JWKS");
+    });
+
+    it("a rotation whose re-read of the list fails still tells the other workers: they sign with the promoted key", async () => {
+      const { ring, other, news } = await told(failingAfter("rotate"));
+      const before = kidOf(await other.sign({ sub: "x" }, 60));
+
+      await assert.rejects(ring.rotate(), (e: unknown) => e === down);
+      assert.deepEqual(news, ["keys changed"]);
+      const promoted = (await store.keys.list()).at(-2)!.kid;
+      assert.notEqual(promoted, before);
+      assert.equal(kidOf(await other.sign({ sub: "x" }, 60)), promoted);
+    });
+
+    it("a change that fails before anything is written tells no one", async () => {
+      let unreachable = false;
+      const { ring, news } = await told({ ...store.keys, list: () => (unreachable ? Promise.reject(down) : store.keys.list()) });
+      unreachable = true;
+      await assert.rejects(ring.rotate(), (e: unknown) => e === down);
+      await assert.rejects(ring.revoke("some-kid"), (e: unknown) => e === down);
+      assert.deepEqual(news, []);
+    });
+  });
+
   it("a clock moved back counts as time passed: the next signature reloads", async () => {
     const [a, b] = [await open(), await open()];
     const rotated = await b.rotate();
