@@ -212,9 +212,38 @@ let newsLate: ((kind: string, worker: number) => void) | undefined;
 const newsAcks = new Map<string, () => void>();
 let newsSeq = 0;
 
+/**
+ * News that arrived while this worker was starting, before a handler of its kind was set (onNews):
+ * each is applied once one is, or once the start has ended (newsHandled) with none of its kind.
+ * Undefined from then on. So a worker that read the key list (or anything else news makes stale)
+ * before a change made elsewhere does not become ready serving what it read.
+ */
+let heldNews: Array<{ kind: string; apply(): void }> | undefined = [];
+
+/** Runs the held news of `kind` (every kind: undefined), in the order it arrived. */
+function releaseNews(kind?: string): void {
+  if (heldNews === undefined) return;
+  const now = heldNews.filter((n) => kind === undefined || n.kind === kind);
+  heldNews = kind === undefined ? undefined : heldNews.filter((n) => !now.includes(n));
+  for (const n of now) n.apply();
+}
+
+/** This worker has started (it is about to be handed connections): news no handler was set for is held no longer. */
+function newsHandled(): void {
+  releaseNews();
+}
+
+/** Puts news in effect here: now, or once a handler of its kind is set (heldNews). */
+function handleNews(kind: string, value: string): unknown {
+  const handle = newsHandlers.get(kind);
+  const held = heldNews;
+  if (handle !== undefined || held === undefined) return handle?.(value);
+  return new Promise((resolve) => held.push({ kind, apply: () => resolve(newsHandlers.get(kind)?.(value)) }));
+}
+
 /** Puts news in effect here and, in the leader, in every other follower (tellNews). Rejects when a handler failed: then it is not acknowledged. */
 async function heardNews(kind: string, value: string, from?: ChildProcess): Promise<void> {
-  await Promise.all([newsHandlers.get(kind)?.(value), tellNews?.(kind, value, from)]);
+  await Promise.all([handleNews(kind, value), tellNews?.(kind, value, from)]);
 }
 
 /** Puts news that arrived over one channel in effect here, then acknowledges it over `reply` when it asks (`id`). */
@@ -273,6 +302,7 @@ export async function shareNews(kind: string, value = ""): Promise<void> {
 export function onNews(kind: string, handle: (value: string) => unknown): void {
   if (role === "single") return;
   newsHandlers.set(kind, handle);
+  releaseNews(kind);
 }
 
 /** `report` hears of news of `kind` that the worker numbered `worker` did not acknowledge in time (shareNews). */
@@ -609,6 +639,7 @@ export function lead(config: Config, logger: Logger): Leader {
       listening(p, serve) {
         port = p;
         serveHere = serve;
+        newsHandled();
         for (const child of waiting.splice(0)) admit(child);
       },
     },
@@ -700,6 +731,7 @@ export function follow(): FollowerSharing {
             process.send!({ type: message.sync, seq: m.seq }, undefined, undefined, () => {});
           } else if (m?.type === message.port && m.port !== undefined) resolve(m.port);
         });
+        newsHandled();
         process.send!({ type: message.ready }, undefined, undefined, () => {});
       });
     },
