@@ -2,9 +2,10 @@
 // "Run it"): the worker that made it waits for each other worker's acknowledgement of the news
 // (cluster.ts shareNews), at most 1.5 s for each; one that does not acknowledge in time is logged
 // ("worker did not apply news in time") and counted (tessera_worker_news_unacknowledged_total),
-// and the call still answers as made. The second worker here is preloaded with
-// test/support/delayed-news.ts, which applies the news it is sent late, or never. Each request is
-// on a new connection: the first worker hands connections to the two in turn.
+// and the call still answers as made; a follower that made the change waits at most 2 s for the
+// first worker. The workers are preloaded with test/support/delayed-news.ts, which makes one or
+// two of them apply the news they are sent late, or never. Each request is on a new connection:
+// the first worker hands connections to each worker in turn.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,21 +20,25 @@ const checks = 8;
 const attempts = 3;
 /** How long the first worker waits for a follower's acknowledgement (cluster.ts newsAckMs). */
 const newsAckMs = 1500;
+/** How long a follower waits for the first worker's (cluster.ts sentNewsAckMs). */
+const sentNewsAckMs = 2000;
 const revokeApiToken = "tessera.apitoken.v1.ApiTokenService/RevokeToken";
 const revokeKey = "tessera.key.v1.KeyService/RevokeKey";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A cluster of two workers, the second applying news as `delayMs` says (a number of ms, or "never"). */
-function cluster(delayMs: string) {
+/**
+ * A cluster of `workers` workers, applying news as `delays` says ("worker:delay" pairs: test/support/delayed-news.ts).
+ */
+function cluster(delays: string, workers = 2) {
   const state: { service?: ServiceProcess; dataDir?: string } = {};
   before(async () => {
     state.dataDir = mkdtempSync(join(tmpdir(), "tessera-news-ack-"));
     state.service = await startService(
       "sources",
       // A long API-token cache: only the news can make a worker refuse a token it has cached.
-      { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: state.dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", NEWS_DELAY_WORKER: "2", NEWS_DELAY_MS: delayMs },
-      { listeners: 2, nodeArgs: ["--import", "tsx", "--import", "./test/support/delayed-news.ts"] },
+      { TESSERA_WORKERS: String(workers), TESSERA_DATA_DIR: state.dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", NEWS_DELAYS: delays },
+      { listeners: workers, nodeArgs: ["--import", "tsx", "--import", "./test/support/delayed-news.ts"] },
     );
   });
   after(async () => {
@@ -56,13 +61,52 @@ function cluster(delayMs: string) {
     port,
     lines: () => state.service!.lines(),
     nthServedBy,
-    /** Makes the first worker the one the next connection is handed to: after one the second served. */
-    async firstWorkerNext() {
+    /**
+     * Makes `worker` the one the next connection is handed to: the workers take turns, so it is
+     * the one that served the request `workers` requests back.
+     */
+    async workerNext(worker: number) {
       const procedure = "tessera.jwt.v1.JwtService/GetVersion";
-      for (let n = servedBy(procedure).length; ; n++) {
+      const from = servedBy(procedure).length;
+      for (let n = from; ; n++) {
         assert.equal((await request(port(), "GET", "/jwt/version")).status, 200);
-        if ((await nthServedBy(procedure, n)) === 2) return;
+        await nthServedBy(procedure, n);
+        if (n + 1 - workers >= from && servedBy(procedure)[n + 1 - workers] === worker) return;
       }
+    },
+    /**
+     * Revokes a new API token of `account` through `worker` (the one the revocation is handed to),
+     * checks its answer and returns how long it took.
+     */
+    async revokeThrough(worker: number, account: string) {
+      const created = await request(port(), "POST", "/v1/frontend/auth", { account_id: account, description: "late" });
+      assert.equal(created.status, 200, created.text);
+      const bearer = { authorization: `Bearer ${created.json.token as string}` };
+      const link = (await request(port(), "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
+
+      const n = servedBy(revokeApiToken).length;
+      await this.workerNext(worker);
+      const began = performance.now();
+      const revoked = await request(port(), "DELETE", `/v1/frontend/auth/${account}`, { token_link: link });
+      const tookMs = performance.now() - began;
+      assert.equal(revoked.status, 200, revoked.text);
+      // Answered as made: seed 001's {revoked}, its date as `DD Mon YYYY - HH:mm`.
+      assert.deepEqual(Object.keys(revoked.json), ["revoked"]);
+      assert.match(revoked.json.revoked as string, /^\d{2} [A-Z][a-z]{2} \d{4} - \d{2}:\d{2}$/);
+      assert.equal(await nthServedBy(revokeApiToken, n), worker, "the revocation was handed to the worker named");
+      return tookMs;
+    },
+    /** tessera_worker_news_unacknowledged_total, of API-token revocations and in all. */
+    async unacknowledged() {
+      const families = await scrape(`http://127.0.0.1:${port()}/metrics`);
+      return [value(families, "tessera_worker_news_unacknowledged_total", { kind: "api-token-revoked" }), value(families, "tessera_worker_news_unacknowledged_total")];
+    },
+    /** The warnings about late workers, once `count` of them have been written (and none more for half a second). */
+    async lateWarnings(count: number) {
+      const warnings = () => state.service!.lines().filter((l) => l.msg === "worker did not apply news in time");
+      for (let waited = 0; warnings().length < count && waited < 5000; waited += 10) await sleep(10);
+      await sleep(500);
+      return warnings().map((l) => ({ level: l.level, worker: l.worker, kind: l.kind, lateWorker: l.lateWorker }));
     },
     /** The statuses of `checks` requests, each on a new connection. */
     async statuses(path: string, headers: Record<string, string>) {
@@ -77,7 +121,7 @@ describe("server: TESSERA_WORKERS, a revocation is in effect in every worker whe
   this.timeout(120000);
 
   describe("a worker that applies news 1 s late", () => {
-    const c = cluster("1000");
+    const c = cluster("2:1000");
 
     it("a revoked API token: no worker accepts it once its revocation has answered", async () => {
       for (let attempt = 0; attempt < attempts; attempt++) {
@@ -89,7 +133,7 @@ describe("server: TESSERA_WORKERS, a revocation is in effect in every worker whe
         assert.deepEqual(await c.statuses("/v1/api/auth", bearer), Array(checks).fill(200));
         const link = (await request(c.port(), "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
 
-        await c.firstWorkerNext();
+        await c.workerNext(1);
         const revoked = await request(c.port(), "DELETE", `/v1/frontend/auth/${account}`, { token_link: link });
         assert.equal(revoked.status, 200, revoked.text);
         assert.equal(await c.nthServedBy(revokeApiToken, attempt), 1, "the first worker answered the revocation");
@@ -106,7 +150,7 @@ describe("server: TESSERA_WORKERS, a revocation is in effect in every worker whe
         assert.deepEqual(await c.statuses("/jwt/check", bearer), Array(checks).fill(200));
 
         const { kid } = JSON.parse(Buffer.from(issued.text.split(".")[0]!, "base64url").toString()) as { kid: string };
-        await c.firstWorkerNext();
+        await c.workerNext(1);
         const revoked = await request(c.port(), "POST", `/v1/admin/keys/${kid}:revoke`, {});
         assert.equal(revoked.status, 200, revoked.text);
         assert.equal(await c.nthServedBy(revokeKey, attempt), 1, "the first worker answered the revocation");
@@ -122,33 +166,24 @@ describe("server: TESSERA_WORKERS, a revocation is in effect in every worker whe
   });
 
   describe("a worker that never applies news", () => {
-    const c = cluster("never");
+    const c = cluster("2:never");
 
     it("the revocation answers once the bound has passed, and the worker is logged and counted", async () => {
-      const created = await request(c.port(), "POST", "/v1/frontend/auth", { account_id: "acct-silent", description: "silent" });
-      assert.equal(created.status, 200, created.text);
-      const bearer = { authorization: `Bearer ${created.json.token as string}` };
-      const link = (await request(c.port(), "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
-
-      await c.firstWorkerNext();
-      const began = performance.now();
-      const revoked = await request(c.port(), "DELETE", "/v1/frontend/auth/acct-silent", { token_link: link });
-      const tookMs = performance.now() - began;
-      assert.equal(revoked.status, 200, revoked.text);
-      // Answered as made: seed 001's {revoked}, its date as `DD Mon YYYY - HH:mm`.
-      assert.deepEqual(Object.keys(revoked.json), ["revoked"]);
-      assert.match(revoked.json.revoked as string, /^\d{2} [A-Z][a-z]{2} \d{4} - \d{2}:\d{2}$/);
-      assert.equal(await c.nthServedBy(revokeApiToken, 0), 1, "the first worker answered the revocation");
+      const tookMs = await c.revokeThrough(1, "acct-silent");
       assert.ok(tookMs >= newsAckMs - 50 && tookMs < newsAckMs + 1000, `answered after ${Math.round(tookMs)} ms`);
+      assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", worker: 1, kind: "api-token-revoked", lateWorker: 2 }]);
+      assert.deepEqual(await c.unacknowledged(), [1, 1]);
+    });
+  });
 
-      const warnings = c.lines().filter((l) => l.msg === "worker did not apply news in time");
-      assert.deepEqual(
-        warnings.map((l) => ({ level: l.level, worker: l.worker, kind: l.kind, lateWorker: l.lateWorker })),
-        [{ level: "warn", worker: 1, kind: "api-token-revoked", lateWorker: 2 }],
-      );
-      const families = await scrape(`http://127.0.0.1:${c.port()}/metrics`);
-      assert.equal(value(families, "tessera_worker_news_unacknowledged_total", { kind: "api-token-revoked" }), 1);
-      assert.equal(value(families, "tessera_worker_news_unacknowledged_total"), 1);
+  describe("a first worker that never applies a follower's news", () => {
+    const c = cluster("1:never");
+
+    it("the follower's revocation answers once its own bound has passed, and the first worker is logged and counted", async () => {
+      const tookMs = await c.revokeThrough(2, "acct-unheard");
+      assert.ok(tookMs >= sentNewsAckMs - 50 && tookMs < sentNewsAckMs + 1000, `answered after ${Math.round(tookMs)} ms`);
+      assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", worker: 2, kind: "api-token-revoked", lateWorker: 1 }]);
+      assert.deepEqual(await c.unacknowledged(), [1, 1]);
     });
   });
 });
