@@ -101,6 +101,11 @@ const message = {
    */
   newsAck: "tessera:news-ack",
   /**
+   * leader -> the follower that sent the news numbered `id`: it is in effect in the leader, which
+   * is still waiting for the other followers (it reports those late itself: newsAckMs).
+   */
+  newsApplied: "tessera:news-applied",
+  /**
    * follower -> leader: its start failed (`reason`: the line it would have written); it exits 1.
    * The leader logs it with the worker's exit, so that a start failing in every worker at once
    * (a data directory that cannot be made) writes the first worker's line alone.
@@ -208,8 +213,8 @@ const newsHandlers = new Map<string, (value: string) => unknown>();
 let tellNews: ((kind: string, value: string, from?: ChildProcess) => Promise<void>) | undefined;
 /** Told of every worker that did not acknowledge news in time (onNewsUnacknowledged). */
 let newsLate: ((kind: string, worker: number) => void) | undefined;
-/** The acknowledgements this worker waits for, by the id of the news sent. */
-const newsAcks = new Map<string, () => void>();
+/** The acknowledgements this worker waits for, by the id of the news sent: the whole (newsAck), and the leader's own part (newsApplied). */
+const newsAcks = new Map<string, { acknowledged(): void; applied(): void }>();
 let newsSeq = 0;
 
 /**
@@ -241,24 +246,28 @@ function handleNews(kind: string, value: string): unknown {
   return new Promise((resolve) => held.push({ kind, apply: () => resolve(newsHandlers.get(kind)?.(value)) }));
 }
 
-/** Puts news in effect here and, in the leader, in every other follower (tellNews). Rejects when a handler failed: then it is not acknowledged. */
-async function heardNews(kind: string, value: string, from?: ChildProcess): Promise<void> {
-  await Promise.all([handleNews(kind, value), tellNews?.(kind, value, from)]);
-}
-
-/** Puts news that arrived over one channel in effect here, then acknowledges it over `reply` when it asks (`id`). */
+/**
+ * Puts news that arrived over one channel in effect here and, in the leader, in every other
+ * follower (tellNews), then acknowledges it over `reply` when it asks (`id`); not when a handler
+ * failed (its sender reports it). The leader also says, over `reply`, once it is in effect here
+ * (newsApplied): a follower whose wait ends while the leader still waits for the others then
+ * leaves those to the leader's report, and does not report the leader as well.
+ */
 function applyNews(m: Envelope, reply: Send, from?: ChildProcess): void {
   const { id } = m;
-  heardNews(m.kind!, m.reason!, from).then(
+  const here = Promise.resolve(handleNews(m.kind!, m.reason!));
+  if (from !== undefined && id !== undefined) here.then(() => reply({ type: message.newsApplied, id }, () => {}), () => {});
+  Promise.all([here, tellNews?.(m.kind!, m.reason!, from)]).then(
     () => id !== undefined && reply({ type: message.newsAck, id }, () => {}),
-    () => {}, // not acknowledged: its sender reports it
+    () => {},
   );
 }
 
 /**
- * Sends news over one channel. With `waitMs`: resolves true once it is acknowledged, false when
- * `waitMs` have passed first, true too when it could not be sent (the channel closed: the worker
- * is gone, and serves nothing); without, at once.
+ * Sends news over one channel. With `waitMs`: resolves true once it is acknowledged, and once
+ * `waitMs` have passed, false unless the other side has said it is in effect there (the leader,
+ * waiting for the others: newsApplied); true too when it could not be sent (the channel closed:
+ * the worker is gone, and serves nothing). Without `waitMs`, at once.
  */
 function sendNews(send: Send, kind: string, value: string, waitMs?: number): Promise<boolean> {
   if (waitMs === undefined) {
@@ -272,8 +281,9 @@ function sendNews(send: Send, kind: string, value: string, waitMs?: number): Pro
       newsAcks.delete(id);
       resolve(acknowledged);
     };
-    const timer = setTimeout(done, waitMs, false);
-    newsAcks.set(id, () => done(true));
+    let applied = false;
+    const timer = setTimeout(() => done(applied), waitMs);
+    newsAcks.set(id, { acknowledged: () => done(true), applied: () => (applied = true) });
     send({ type: message.news, id, kind, reason: value }, (e) => e && done(true));
   });
 }
@@ -285,7 +295,10 @@ function sendNews(send: Send, kind: string, value: string, waitMs?: number): Pro
  * put it in effect: the call that made the change answers after. A worker that has not
  * acknowledged it within newsAckMs (the leader waits for each follower) or sentNewsAckMs (a
  * follower waits for the leader, which waits for the others) is reported (onNewsUnacknowledged)
- * and the promise resolves all the same; it never rejects. Nothing to tell in a single process.
+ * and the promise resolves all the same; it never rejects. Each late worker is reported once, by
+ * the worker that waited for it: a follower reports the leader only when the leader had not put
+ * the news in effect itself by then, not when it was still waiting for a follower it reports
+ * itself. Nothing to tell in a single process.
  */
 export async function shareNews(kind: string, value = ""): Promise<void> {
   if (role === "leader") await tellNews?.(kind, value);
@@ -549,7 +562,7 @@ export function lead(config: Config, logger: Logger): Leader {
       } else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") {
         applyNews(m, (a, done) => child.send(a, done), child);
       } else if (m?.type === message.newsAck && m.id !== undefined) {
-        newsAcks.get(m.id)?.();
+        newsAcks.get(m.id)?.acknowledged();
       } else if (m?.type === message.startFailed && typeof m.reason === "string") {
         startFailure = m.reason;
       } else if (m?.type === message.ready) {
@@ -706,7 +719,8 @@ export function follow(): FollowerSharing {
     else if (m?.type === message.drain && typeof m.reason === "string") leaderDrain?.drain(m.reason);
     else if (m?.type === message.stop && typeof m.reason === "string") leaderDrain?.stop(m.reason);
     else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") applyNews(m, (a, done) => process.send!(a, undefined, undefined, done));
-    else if (m?.type === message.newsAck && m.id !== undefined) newsAcks.get(m.id)?.();
+    else if (m?.type === message.newsAck && m.id !== undefined) newsAcks.get(m.id)?.acknowledged();
+    else if (m?.type === message.newsApplied && m.id !== undefined) newsAcks.get(m.id)?.applied();
     else if (m) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
   });
   return {

@@ -239,7 +239,7 @@ export function createMetrics(): Metrics {
 
   const newsUnacknowledged = new client.Counter({
     name: "tessera_worker_news_unacknowledged_total",
-    help: "News one worker told the others (a change every worker acts on at once), by kind (keys-changed, api-token-revoked, store-full), that a worker did not acknowledge in time; the call that made the change answered all the same.",
+    help: "News one worker told the others (a change every worker acts on at once), by kind (keys-changed, api-token-revoked, store-full), once for each worker that did not acknowledge it in time; the call that made the change answered all the same.",
     labelNames: ["kind"],
     registers: [registry],
   });

@@ -3,9 +3,11 @@
 // (cluster.ts shareNews), at most 1.5 s for each; one that does not acknowledge in time is logged
 // ("worker did not apply news in time") and counted (tessera_worker_news_unacknowledged_total),
 // and the call still answers as made; a follower that made the change waits at most 2 s for the
-// first worker. The workers are preloaded with test/support/delayed-news.ts, which makes one or
-// two of them apply the news they are sent late, or never. Each request is on a new connection:
-// the first worker hands connections to each worker in turn.
+// first worker, and counts it late only when it had not applied the change itself by then: each
+// late worker is counted once, by the worker that waited for it. The workers are preloaded with
+// test/support/delayed-news.ts, which makes one or two of them apply the news they are sent late,
+// or never. Each request is on a new connection: the first worker hands connections to each
+// worker in turn.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -183,6 +185,19 @@ describe("server: TESSERA_WORKERS, a revocation is in effect in every worker whe
       const tookMs = await c.revokeThrough(2, "acct-unheard");
       assert.ok(tookMs >= sentNewsAckMs - 50 && tookMs < sentNewsAckMs + 1000, `answered after ${Math.round(tookMs)} ms`);
       assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", worker: 2, kind: "api-token-revoked", lateWorker: 1 }]);
+      assert.deepEqual(await c.unacknowledged(), [1, 1]);
+    });
+  });
+
+  describe("a first worker that applies a follower's news in time, then waits in vain for a third worker", () => {
+    // The first worker applies it 1 s after it was sent, then waits 1.5 s for the third: its
+    // acknowledgement comes after the follower's own bound, 2 s.
+    const c = cluster("1:1000,3:never", 3);
+
+    it("the follower's revocation answers once its bound has passed, and the third worker alone is logged and counted, by the first", async () => {
+      const tookMs = await c.revokeThrough(2, "acct-relayed");
+      assert.ok(tookMs >= sentNewsAckMs - 50 && tookMs < sentNewsAckMs + 1000, `answered after ${Math.round(tookMs)} ms`);
+      assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", worker: 1, kind: "api-token-revoked", lateWorker: 3 }]);
       assert.deepEqual(await c.unacknowledged(), [1, 1]);
     });
   });
