@@ -167,38 +167,33 @@ describe("server: TESSERA_WORKERS, a revocation is in effect in every worker whe
     });
   });
 
-  describe("a worker that never applies news", () => {
-    const c = cluster("2:never");
-
-    it("the revocation answers once the bound has passed, and the worker is logged and counted", async () => {
-      const tookMs = await c.revokeThrough(1, "acct-silent");
-      assert.ok(tookMs >= newsAckMs - 50 && tookMs < newsAckMs + 1000, `answered after ${Math.round(tookMs)} ms`);
-      assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", worker: 1, kind: "api-token-revoked", lateWorker: 2 }]);
-      assert.deepEqual(await c.unacknowledged(), [1, 1]);
-    });
-  });
-
-  describe("a first worker that never applies a follower's news", () => {
-    const c = cluster("1:never");
-
-    it("the follower's revocation answers once its own bound has passed, and the first worker is logged and counted", async () => {
-      const tookMs = await c.revokeThrough(2, "acct-unheard");
-      assert.ok(tookMs >= sentNewsAckMs - 50 && tookMs < sentNewsAckMs + 1000, `answered after ${Math.round(tookMs)} ms`);
-      assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", worker: 2, kind: "api-token-revoked", lateWorker: 1 }]);
-      assert.deepEqual(await c.unacknowledged(), [1, 1]);
-    });
-  });
-
-  describe("a first worker that applies a follower's news in time, then waits in vain for a third worker", () => {
+  // Each revocation below is handed to `through`, waits `boundMs` in vain (newsAckMs for each
+  // follower, on the first worker; sentNewsAckMs for the first, on a follower) and answers; the
+  // late worker is logged and counted once, by the worker that waited for it.
+  const late = [
+    { title: "a worker that never applies news", delays: "2:never", workers: 2, through: 1, boundMs: newsAckMs, warning: { worker: 1, lateWorker: 2 } },
+    { title: "a first worker that never applies a follower's news", delays: "1:never", workers: 2, through: 2, boundMs: sentNewsAckMs, warning: { worker: 2, lateWorker: 1 } },
     // The first worker applies it 1 s after it was sent, then waits 1.5 s for the third: its
-    // acknowledgement comes after the follower's own bound, 2 s.
-    const c = cluster("1:1000,3:never", 3);
+    // acknowledgement comes after the follower's bound, and the first worker is not late itself.
+    {
+      title: "a first worker that applies a follower's news in time, then waits in vain for a third worker",
+      delays: "1:1000,3:never",
+      workers: 3,
+      through: 2,
+      boundMs: sentNewsAckMs,
+      warning: { worker: 1, lateWorker: 3 },
+    },
+  ];
+  for (const [i, { title, delays, workers, through, boundMs, warning }] of late.entries()) {
+    describe(title, () => {
+      const c = cluster(delays, workers);
 
-    it("the follower's revocation answers once its bound has passed, and the third worker alone is logged and counted, by the first", async () => {
-      const tookMs = await c.revokeThrough(2, "acct-relayed");
-      assert.ok(tookMs >= sentNewsAckMs - 50 && tookMs < sentNewsAckMs + 1000, `answered after ${Math.round(tookMs)} ms`);
-      assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", worker: 1, kind: "api-token-revoked", lateWorker: 3 }]);
-      assert.deepEqual(await c.unacknowledged(), [1, 1]);
+      it(`the revocation answers once the bound has passed (${boundMs} ms), and worker ${warning.lateWorker} alone is logged and counted, by worker ${warning.worker}`, async () => {
+        const tookMs = await c.revokeThrough(through, `acct-late-${i}`);
+        assert.ok(tookMs >= boundMs - 50 && tookMs < boundMs + 1000, `answered after ${Math.round(tookMs)} ms`);
+        assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", kind: "api-token-revoked", ...warning }]);
+        assert.deepEqual(await c.unacknowledged(), [1, 1]);
+      });
     });
-  });
+  }
 });
