@@ -107,6 +107,26 @@ for (const store of storesUnderTest()) {
       });
     }
 
+    it("a cookie session made from the user's oldest token past TESSERA_MAX_USER_TOKENS_PER_USER logs out the oldest other one, never its own source: the cookie answers 200, the source 200, the other 401 TOKEN_REVOKED", async () => {
+      const api = userTokenApi("rest", server.url);
+      try {
+        const user = await signUp(server);
+        const login = async () => expectOk(await api.login(undefined, { authorization: `Basic ${Buffer.from(`${user.login}:${password}`).toString("base64")}` })).token;
+        const first = await login();
+        const second = await login();
+        // The oldest, first, is the one the cookie session descends from: the cap takes the second.
+        const cookie = await sessionCookie(server, first);
+        const res = await rest(server.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie}` } });
+        assert.equal(res.status, 200, res.text);
+        expectOk(await api.bump(bearer(first)));
+        expectCode(await api.bump(bearer(second)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
+        const secondId = (await server.tessera.store.userTokens.findByHashWithUser(hashSecret(second)))!.token.id;
+        assert.deepEqual(await capEvents(user.id, "user_token.logout"), [{ type: "user_token.logout", outcome: "success", subject: secondId, reason: "CAP", user_id: user.id }]);
+      } finally {
+        api.close();
+      }
+    });
+
     it(`20 logins at once for one user leave ${store === "sqlite" ? "exactly" : "at most"} ${CAP} live sessions (MongoDB: perhaps one fewer), every other one answering SESSION_ENDED`, async () => {
       const api = sessionApi("rest", server.url);
       const email = uniqueEmail("burst");

@@ -1,4 +1,4 @@
-import type { Capped, NewUserToken, UserStore, UserTokenRecord, UserTokenStore } from "../ports.js";
+import { userTokenSources, type Capped, type NewUserToken, type UserStore, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
@@ -56,8 +56,15 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
    * before `disabledAt` was recorded) gets it too, so that the cap does not count it again.
    */
   const disablePastCap = async (token: NewUserToken, cap: number): Promise<string[]> => {
-    const live = { userId: token.userId, disabledAt: { $exists: false }, $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: token.createdAt } }] };
-    const docs = await pastCap(tokens, live, token.id, cap, "createdAt");
+    // Never one a new cookie session descends from: they take places of the cap beside it.
+    const sources = userTokenSources(token.sources);
+    const live = {
+      userId: token.userId,
+      disabledAt: { $exists: false },
+      $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: token.createdAt } }],
+      ...(sources.length > 0 && { _id: { $nin: sources } }),
+    };
+    const docs = await pastCap(tokens, live, token.id, Math.max(1, cap - sources.length), "createdAt");
     if (docs.length === 0) return [];
     const at = token.createdAt;
     const won = await Promise.all(docs.map((doc) => ctx.marks.claim(disabledMark(doc._id), at, (doc.expiresAt as Date | undefined) ?? undefined)));

@@ -14,3 +14,13 @@ export interface Capped<T> {
   /** Ids (session ids, jtis, user token ids) of the live credentials the cap ended: at most CAP_BATCH. */
   ended: string[];
 }
+
+/**
+ * The user tokens and cookie sessions (their ids) a new cookie session descends from, of its
+ * `sources` ("user_token:<id>"; core/credential-sources.ts): the cap on user tokens never ends
+ * them, since the new session would end with them, and they take places of the cap beside it.
+ */
+export function userTokenSources(sources: readonly string[] | undefined): string[] {
+  const prefix = "user_token:";
+  return (sources ?? []).filter((source) => source.startsWith(prefix)).map((source) => source.slice(prefix.length));
+}

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { touchBucket, type Capped, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
+import { touchBucket, userTokenSources, type Capped, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
 import { capParameters, pastCapRowids } from "./sqlite-caps.js";
 import { sqliteCalls } from "./sqlite-durability.js";
@@ -87,15 +87,21 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
       })!,
     );
 
-  // Those past the cap are logged out as disable() does (kept for the retention).
+  // Those past the cap are logged out as disable() does (kept for the retention), never one a
+  // new cookie session descends from (@sources: their ids, each between spaces), which take
+  // places of the cap beside it.
   const disablePastCap = db.prepare(
-    `UPDATE user_tokens SET enabled = 0, version = version + 1, disabled_at = @now WHERE rowid IN (${pastCapRowids("user_tokens", "id", "created_at", "enabled = 1 AND (expires_at IS NULL OR expires_at > @now)")}) RETURNING id`,
+    `UPDATE user_tokens SET enabled = 0, version = version + 1, disabled_at = @now WHERE rowid IN (${pastCapRowids("user_tokens", "id", "created_at", "enabled = 1 AND (expires_at IS NULL OR expires_at > @now) AND instr(@sources, ' ' || id || ' ') = 0")}) RETURNING id`,
   );
   // The token and the logouts of those past the cap: one transaction, taken up front.
   const create = db.transaction((token: NewUserToken, cap: number | undefined): Capped<UserTokenRecord> => {
     const record = inserted(token);
     if (cap === undefined) return { record, ended: [] };
-    const ended = disablePastCap.all(capParameters(token.userId, token.id, cap, toMs(token.createdAt))) as { id: string }[];
+    const sources = userTokenSources(token.sources);
+    const ended = disablePastCap.all({
+      ...capParameters(token.userId, token.id, Math.max(1, cap - sources.length), toMs(token.createdAt)),
+      sources: ` ${sources.join(" ")} `,
+    }) as { id: string }[];
     return { record, ended: ended.map((r) => r.id) };
   });
 
