@@ -17,6 +17,11 @@ import { userTokenApi } from "../user-token/api.js";
 const CAP = 2;
 const client = { clientId: testClientId };
 
+/** A seed 002 login (POST /auth/login with Basic credentials): the new user token. */
+async function userTokenLogin(api: ReturnType<typeof userTokenApi>, login: string): Promise<string> {
+  return expectOk(await api.login(undefined, { authorization: `Basic ${Buffer.from(`${login}:${password}`).toString("base64")}` })).token;
+}
+
 for (const store of storesUnderTest()) {
   describe(`caps on a user's live credentials on ${store}`, function () {
     let server: TestServer;
@@ -80,7 +85,7 @@ for (const store of storesUnderTest()) {
           const api = userTokenApi(protocol, server.url);
           try {
             const user = await signUp(server);
-            const login = async () => expectOk(await api.login(undefined, { authorization: `Basic ${Buffer.from(`${user.login}:${password}`).toString("base64")}` })).token;
+            const login = () => userTokenLogin(api, user.login);
             const first = await login();
             const second = await login();
             // A cookie session of the second: the first is logged out, and stays so.
@@ -111,9 +116,8 @@ for (const store of storesUnderTest()) {
       const api = userTokenApi("rest", server.url);
       try {
         const user = await signUp(server);
-        const login = async () => expectOk(await api.login(undefined, { authorization: `Basic ${Buffer.from(`${user.login}:${password}`).toString("base64")}` })).token;
-        const first = await login();
-        const second = await login();
+        const first = await userTokenLogin(api, user.login);
+        const second = await userTokenLogin(api, user.login);
         // The oldest, first, is the one the cookie session descends from: the cap takes the second.
         const cookie = await sessionCookie(server, first);
         const res = await rest(server.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie}` } });
