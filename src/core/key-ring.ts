@@ -27,7 +27,7 @@ import {
 } from "jose";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { AuditTrail } from "./audit.js";
+import { outcomeOf, reasonOf, type AuditTrail } from "./audit.js";
 import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/ports/signing-keys.js";
 import type { Clock } from "./clock.js";
 import { failedPrecondition, notFound, requireField } from "./errors.js";
@@ -94,7 +94,10 @@ export interface KeyRingDeps {
   config: KeysConfig;
   clock: Clock;
   logger: Logger;
-  /** Where the start's re-seals are recorded (`key.resealed`). */
+  /**
+   * Where the start's re-seals (`key.resealed`), and the rotations and revocations of rotate() and
+   * revoke() (`key.rotated`, `key.revoked`), are recorded.
+   */
   audit?: Pick<AuditTrail, "record">;
   /** Where the start's key write goes when the store refuses it for a full disk (retried until made); without it, such a start fails. */
   owed?: OwedWrites;
@@ -290,19 +293,50 @@ export class KeyRing {
   /**
    * Promotes the published next key (it signs from max(now, its publication +
    * TESSERA_KEY_PUBLISH_SECONDS)) and publishes a new next key; returns the promoted kid. A
-   * concurrent rotation elsewhere wins: the key it promoted is returned.
+   * concurrent rotation elsewhere wins: the key it promoted is returned. Recorded: `key.rotated`
+   * (`subject`: the promoted key) once the store holds each rotation this call made, or, when
+   * another instance's rotation answers it, as answered; or with the refusal or error answered
+   * before any was stored.
    */
   async rotate(): Promise<string> {
-    if (this.alg === "HS256") {
-      throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
-    }
-    return this.changing(async (wrote) => {
-      let promoted = await this.advance("scheduled");
-      wrote();
-      // Revoked elsewhere after the look that chose it: promote the next key at once instead.
-      if (promotedThenRevoked(await this.store.list(), promoted)) promoted = await this.advance("now");
-      return promoted;
+    return this.recording("key.rotated", undefined, async (recorded) => {
+      if (this.alg === "HS256") {
+        throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
+      }
+      return this.changing(async (wrote) => {
+        let stored = false;
+        const rotated = (kid: string) => ((stored = true), recorded(kid));
+        let promoted = await this.advance("scheduled", undefined, rotated);
+        wrote();
+        // Revoked elsewhere after the look that chose it: promote the next key at once instead.
+        if (promotedThenRevoked(await this.store.list(), promoted)) promoted = await this.advance("now", undefined, rotated);
+        // Another instance's rotation answers this call: recorded as answered.
+        if (!stored) await recorded(promoted);
+        return promoted;
+      });
     });
+  }
+
+  /**
+   * Runs a rotation or a revocation, recording `type` as the store holds it: `work` calls
+   * `recorded` (which records `type` with success, naming the key) once its change is stored,
+   * or once an unchanged answer is known (a key already revoked, a rotation another instance
+   * made). A call that fails before `recorded` records `type` with its refusal or error
+   * (naming `subject`), as tracked() records a refused call; one that fails after it records
+   * nothing more (the change it recorded is in the store).
+   */
+  private async recording<T>(type: "key.rotated" | "key.revoked", subject: string | undefined, work: (recorded: (kid: string) => Promise<void>) => Promise<T>): Promise<T> {
+    let done = false;
+    const recorded = async (kid: string) => {
+      done = true;
+      await this.audit?.record({ type, outcome: "success", subject: kid });
+    };
+    try {
+      return await work(recorded);
+    } catch (e) {
+      if (!done) await this.audit?.record({ type, outcome: outcomeOf(e), reason: reasonOf(e), subject });
+      throw e;
+    }
   }
 
   /**
@@ -347,9 +381,15 @@ export class KeyRing {
    * instances within the reload interval; other workers are told at once: onChange). Revoking
    * the signing key (or the one a rotation is about to make it) first promotes the next key, at
    * once; revoking the next key publishes a new one. Revoking an already revoked key changes
-   * nothing.
+   * nothing. Recorded: `key.revoked` once the store holds the revocation (at once when the key
+   * was revoked already), or with the refusal or error answered before it; `key.rotated` for
+   * each key the call promoted, once the store holds the promotion.
    */
-  async revoke(kid: string): Promise<{ kid: string; signingKid: string }> {
+  revoke(kid: string): Promise<{ kid: string; signingKid: string }> {
+    return this.recording("key.revoked", kid, (recorded) => this.revokeRecorded(kid, recorded));
+  }
+
+  private async revokeRecorded(kid: string, recorded: (kid: string) => Promise<void>): Promise<{ kid: string; signingKid: string }> {
     if (this.alg === "HS256") {
       throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are revoked by changing TESSERA_JWT_SECRET");
     }
@@ -360,7 +400,10 @@ export class KeyRing {
     if (!target) throw notFound("KEY_NOT_FOUND", "no signing key with this kid");
     await this.changing(async (wrote) => {
       // Already revoked: nothing is written, and the other workers are told again all the same.
-      if (target.revokedAt) return wrote();
+      if (target.revokedAt) {
+        wrote();
+        return recorded(kid);
+      }
       // The key signs, or a rotation is about to make it sign: promote the next key at once. Asked
       // again on every look at the store: once another instance's revocation of the same key
       // (decided from the same list) has promoted one, this one promotes nothing more, which would
@@ -370,12 +413,14 @@ export class KeyRing {
         const pending = rs.filter((r) => r.generation < top.generation && !r.revokedAt && r.activatedAt.getTime() > now.getTime());
         return this.signerOf(rs, now.getTime(), false)?.kid === kid || pending.some((r) => r.kid === kid);
       };
+      const rotated = (promoted: string) => this.audit?.record({ type: "key.rotated", outcome: "success", subject: promoted });
       if (needsPromotion(records)) {
-        await this.advance("now", (rs) => (needsPromotion(rs) ? undefined : kid));
+        await this.advance("now", (rs) => (needsPromotion(rs) ? undefined : kid), rotated);
         wrote();
       }
       if (await this.store.revoke(kid, now)) this.logger.warn("signing key revoked", { kid, generation: target.generation });
       wrote();
+      await recorded(kid);
       records = await this.store.list();
       if (records.at(-1)!.kid === kid) {
         // The next key was revoked: publish another one (unless another instance just did, or
@@ -384,7 +429,7 @@ export class KeyRing {
         if (!(await this.store.insertGeneration(next))) records = await this.store.list();
       }
       // A rotation elsewhere promoted it after the look above: promote the next key at once.
-      if (promotedThenRevoked(records, kid)) await this.advance("now");
+      if (promotedThenRevoked(records, kid)) await this.advance("now", undefined, rotated);
     });
     return { kid, signingKid: (await this.signingKey()).kid };
   }
@@ -395,8 +440,13 @@ export class KeyRing {
    * the promoted kid (another instance's, when it rotated first). `settled`: the kid of a key
    * that already does what the caller needs, asked on every look at the store; once there is one
    * (another instance promoted the key this one stored first), nothing more is promoted.
+   * `rotated`: told the promoted kid once the store holds a rotation this call made.
    */
-  private async advance(when: "scheduled" | "now", settled?: (records: readonly SigningKeyRecord[]) => string | undefined): Promise<string> {
+  private async advance(
+    when: "scheduled" | "now",
+    settled?: (records: readonly SigningKeyRecord[]) => string | undefined,
+    rotated?: (kid: string) => Promise<unknown> | undefined,
+  ): Promise<string> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const records = await this.store.list();
       const done = settled?.(records);
@@ -427,6 +477,7 @@ export class KeyRing {
       });
       if (won) {
         this.logger.info("signing key rotated", { kid: top.kid, generation: top.generation, activatedAt: activatedAt.toISOString(), nextKid: next.kid });
+        await rotated?.(top.kid);
         return top.kid;
       }
       // Another instance rotated first: the key it promoted is the one below its new next key.

@@ -46,7 +46,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     userTokenService(core.userTokens),
     authenticationTokenService(core.authTokens),
     jwtService(core.jwt, core.keyRing),
-    keyService(core.keyRing, { issuer: deps.config.jwtIssuer, publicUrl: deps.config.publicUrl }, core.audit),
+    keyService(core.keyRing, { issuer: deps.config.jwtIssuer, publicUrl: deps.config.publicUrl }),
     auditService(deps.store.auditEvents),
   ];
   // The configuration checks TESSERA_JWT_BASE_PATH against the routes of servedServices: it

@@ -4,7 +4,6 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import { cacheable, secureKey } from "../access/context.js";
 import { openIdConfiguration } from "../core/discovery.js";
-import type { AuditTrail } from "../core/audit.js";
 import type { KeyRing } from "../core/key-ring.js";
 import { bind, type ServiceBinding } from "./binding.js";
 
@@ -18,7 +17,6 @@ export interface DiscoveryConfig {
 export function keyService(
   keyRing: Pick<KeyRing, "jwks" | "rotate" | "revoke" | "alg" | "jwksMaxAgeSeconds">,
   discovery: DiscoveryConfig,
-  audit?: Pick<AuditTrail, "record">,
 ): ServiceBinding {
   return bind(KeyService, {
     async getJwks(_req, ctx) {
@@ -37,16 +35,11 @@ export function keyService(
       return openIdConfiguration({ issuer: discovery.issuer, baseUrl, alg: keyRing.alg });
     },
 
+    // The ring records key.rotated and key.revoked as the store holds each change.
     async rotateKey() {
-      const kid = await keyRing.rotate();
-      await audit?.record({ type: "key.rotated", outcome: "success", subject: kid });
-      return { kid };
+      return { kid: await keyRing.rotate() };
     },
 
-    async revokeKey(req) {
-      const { kid, signingKid } = await keyRing.revoke(req.kid);
-      await audit?.record({ type: "key.revoked", outcome: "success", subject: kid });
-      return { kid, signingKid };
-    },
+    revokeKey: (req) => keyRing.revoke(req.kid),
   });
 }

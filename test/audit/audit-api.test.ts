@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { decodeJwt } from "jose";
+import { decodeJwt, decodeProtectedHeader } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
@@ -509,6 +509,93 @@ for (const store of storesUnderTest()) {
         assert.ok(!logs.includes(secret), `a log line holds ${secret.slice(0, 8)}...`);
       }
       assert.ok(secrets.size >= 15, `only ${secrets.size} secrets were checked`);
+    });
+  });
+}
+
+/** Reads the events `read` finds until there are `count` (an error's event is stored without the call waiting for it). */
+async function settled<T>(read: () => Promise<T[]>, count: number): Promise<T[]> {
+  let found: T[] = [];
+  for (let i = 0; i < 50 && (found = await read()).length < count; i++) await new Promise((r) => setTimeout(r, 20));
+  return found;
+}
+
+for (const store of storesUnderTest()) {
+  describe(`audit trail on ${store}: signing keys`, function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ store });
+    });
+    after(() => server?.close());
+
+    /** POST /v1/admin/keys/{kid}:revoke, its request named `requestId`. */
+    const revoke = (kid: string, requestId: string) => rest(server.url, "POST", `/v1/admin/keys/${kid}:revoke`, { json: {}, headers: { ...admin, "x-request-id": requestId } });
+    /** The kid of the key that signs now (a seed 004 access token's header names it). */
+    const signingKid = async () => decodeProtectedHeader(await jwtLogin(server, await createJwtUser(server))).kid!;
+    /** The key events of the calls named `requestIds`, oldest first, as [type, outcome, subject]. */
+    const keyEvents = async (...requestIds: string[]) =>
+      [...(await allEvents(server, { type: "key.rotated" })), ...(await allEvents(server, { type: "key.revoked" }))]
+        .filter((e) => requestIds.includes(e.request_id ?? ""))
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+        .map((e) => [e.type, e.outcome, e.subject]);
+    /** Makes the store refuse `method` of the signing keys until the returned function is called. */
+    const refuse = (method: "revoke" | "rotate") => {
+      const keys = server.tessera.store.keys;
+      const kept = keys[method];
+      keys[method] = () => Promise.reject(new StoreUnavailableError("store unavailable (test)"));
+      return () => void (keys[method] = kept as never);
+    };
+
+    it("revoking the signing key records key.rotated for the key it promoted, then key.revoked; revoking it again answers as before and records key.revoked again", async () => {
+      const signing = await signingKid();
+      const first = await revoke(signing, "revoke-signing-1");
+      assert.equal(first.status, 200, first.text);
+      const promoted = first.body.signing_kid as string;
+      assert.equal(first.body.kid, signing);
+      assert.notEqual(promoted, signing);
+      const again = await revoke(signing, "revoke-signing-2");
+      assert.equal(again.status, 200, again.text);
+      assert.deepEqual(again.body, { kid: signing, signing_kid: promoted });
+      assert.deepEqual(await keyEvents("revoke-signing-1", "revoke-signing-2"), [
+        ["key.rotated", "success", promoted],
+        ["key.revoked", "success", signing],
+        ["key.revoked", "success", signing],
+      ]);
+    });
+
+    it("a revocation of the signing key whose revoke write the store refuses: 503, key.rotated for the promotion it stored, key.revoked as the error answered", async () => {
+      const signing = await signingKid();
+      // The published next key: the one a revocation of the signing key promotes.
+      const next = (await server.tessera.store.keys.list()).at(-1)!.kid;
+      const restore = refuse("revoke");
+      let res;
+      try {
+        res = await revoke(signing, "revoke-refused");
+      } finally {
+        restore();
+      }
+      assert.equal(res.status, 503, res.text);
+      assert.equal(res.body.details[0].debug.reason, "STORE_UNAVAILABLE");
+      const stored = await server.tessera.store.keys.list();
+      assert.equal(stored.find((k) => k.kid === signing)?.revokedAt, undefined);
+      assert.ok(stored.find((k) => k.kid === next)!.activatedAt.getTime() <= Date.now(), "the next key was not promoted");
+      assert.deepEqual(await settled(() => keyEvents("revoke-refused"), 2), [["key.rotated", "success", next], ["key.revoked", "error", signing]]);
+    });
+
+    it("a rotation whose write the store refuses: 503, key.rotated recorded as the error answered, never a success", async () => {
+      const signing = await signingKid();
+      const restore = refuse("rotate");
+      let res;
+      try {
+        res = await rest(server.url, "POST", "/v1/admin/keys:rotate", { json: {}, headers: { ...admin, "x-request-id": "rotate-refused" } });
+      } finally {
+        restore();
+      }
+      assert.equal(res.status, 503, res.text);
+      assert.equal(res.body.details[0].debug.reason, "STORE_UNAVAILABLE");
+      assert.equal(await signingKid(), signing);
+      assert.deepEqual(await settled(() => keyEvents("rotate-refused"), 1), [["key.rotated", "error", undefined]]);
     });
   });
 }
