@@ -4,14 +4,17 @@
 // call without the admin credential reaches it whatever its message, and a call with it whose
 // message does not parse is recorded where the message is read: access/admin-gate.ts); and once the access check has passed, the call scope learns the verified
 // client id, which every event recorded during the call then names, and whether the caller
-// holds a verified credential (the audit budget, core/audit-budget.ts, reads it).
-import type { DescService } from "@bufbuild/protobuf";
+// holds a verified credential (the audit budget, core/audit-budget.ts, reads it). A call on the
+// caller's own account refused by the access check (seed 004's password change and
+// deactivation, its token missing or refused) records that account event here, with the refusal.
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
+import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { Credential } from "../../gen/tessera/options/v1/options_pb.js";
 import { principalKey } from "../access/context.js";
 import { accessRules } from "../access/interceptor.js";
 import { CallEndedError, currentCall } from "../call-scope.js";
-import { tracked, type AuditTrail } from "../core/audit.js";
+import { outcomeOf, reasonOf, tracked, type AuditEventType, type AuditTrail } from "../core/audit.js";
 
 /** `admin.call` for every call of a method that takes the admin credential. */
 export function createAdminAuditInterceptor(audit: Pick<AuditTrail, "record">, services: readonly DescService[]): Interceptor {
@@ -28,6 +31,34 @@ export function createAdminAuditInterceptor(audit: Pick<AuditTrail, "record">, s
       if (req.signal.aborted) throw new CallEndedError();
       return res;
     });
+  };
+}
+
+/**
+ * The calls on the caller's own account whose event the core records (audited.ts), by method:
+ * one the access check refuses (its token missing, invalid, expired, its user's) reaches no core
+ * call, so its event is recorded at the server.
+ */
+const ownAccountEvents: ReadonlyMap<DescMethod, AuditEventType> = new Map<DescMethod, AuditEventType>([
+  [JwtService.method.changePassword, "password.changed"],
+  [JwtService.method.deleteUser, "user.deactivated"],
+]);
+
+/**
+ * A call on the caller's own account refused by the access check (placed before it, as the
+ * admin audit is): its event, with the refusal's outcome and reason, as a refused login is
+ * recorded. A call that passed the check (it has a principal) records its event in the core.
+ */
+export function createOwnAccountAuditInterceptor(audit: Pick<AuditTrail, "record">): Interceptor {
+  return (next) => async (req) => {
+    const type = ownAccountEvents.get(req.method);
+    if (type === undefined) return next(req);
+    try {
+      return await next(req);
+    } catch (e) {
+      if (req.contextValues.get(principalKey).kind === "anonymous") await audit.record({ type, outcome: outcomeOf(e), reason: reasonOf(e) });
+      throw e;
+    }
   };
 }
 

@@ -27,7 +27,7 @@ import { createHealthImpl, unlessDraining, type LivenessProbe, type ReadinessPro
 import { continueWithheld, listen, peerAddress, servedMethods, type Listener } from "./listener.js";
 import { requestHeaderLimitBytes } from "./limits.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
-import { createAdminAuditInterceptor, createCallerScopeInterceptor } from "./audit-interceptor.js";
+import { createAdminAuditInterceptor, createCallerScopeInterceptor, createOwnAccountAuditInterceptor } from "./audit-interceptor.js";
 import type { AuditTrail } from "../core/audit.js";
 import type { PortSharing } from "../cluster.js";
 import type { Metrics } from "./metrics.js";
@@ -216,7 +216,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       createDeadlineInterceptor(),
       createErrorInterceptor(logger),
       createTimestampInterceptor(),
-      ...(o.audit ? [createAdminAuditInterceptor(o.audit, services)] : []),
+      ...(o.audit ? [createAdminAuditInterceptor(o.audit, services), createOwnAccountAuditInterceptor(o.audit)] : []),
       createAccessInterceptor({
         verifiers: o.verifiers,
         clientIds: config.clientIds,

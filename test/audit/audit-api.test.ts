@@ -255,6 +255,31 @@ for (const store of storesUnderTest()) {
       assert.deepEqual([...new Set((await allEvents(server, { user_id: userId })).map((e) => e.api))], ["jwt"]);
     });
 
+    it("JWT API: a password change or deactivation refused by the token check (none, a tampered one) records password.changed / user.deactivated with the refusal", async () => {
+      const name = uniqueName("auditjwtrefused");
+      assert.equal((await rest(server.url, "POST", "/jwt/user", { json: { user: name, pass: password } })).status, 201);
+      const access = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: password })}`);
+      secrets.add(access.text);
+      const [header, payload] = access.text.split(".");
+      const tampered = `${header}.${payload}.${Buffer.alloc(64).toString("base64url")}`;
+      secrets.add(tampered);
+      const tries: Array<[string, "PATCH" | "DELETE", Record<string, string>, string]> = [
+        ["patch-no-token", "PATCH", {}, "MISSING_CREDENTIAL"],
+        ["patch-tampered", "PATCH", bearer(tampered), "INVALID_TOKEN"],
+        ["delete-no-token", "DELETE", {}, "MISSING_CREDENTIAL"],
+        ["delete-tampered", "DELETE", bearer(tampered), "INVALID_TOKEN"],
+      ];
+      for (const [requestId, method, headers, reason] of tries) {
+        const res = await rest(server.url, method, "/jwt/user", { ...(method === "PATCH" && { json: { pass: otherPassword } }), headers: { ...headers, "x-request-id": requestId } });
+        assert.equal(res.status, 401, `${requestId}: ${res.text}`);
+        const type = method === "PATCH" ? "password.changed" : "user.deactivated";
+        const event = await one(server, type, (e) => e.request_id === requestId);
+        assert.deepEqual([event.outcome, event.reason, event.user_id, event.api], ["failure", reason, undefined, "jwt"], requestId);
+      }
+      // The account is untouched: its password still logs in.
+      assert.equal((await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: password })}`)).status, 200);
+    });
+
     it("JWT API refresh tokens: issued, used, revoked, and refused once revoked, each naming its user and the token's jti", async () => {
       const name = uniqueName("auditrefresh");
       assert.equal((await rest(server.url, "POST", "/jwt/user", { json: { user: name, pass: password } })).status, 201);
