@@ -17,6 +17,7 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore } from "../store/ports/sessions.js";
+import { outcomeOf } from "./audit.js";
 import { withinWindow, type Clock } from "./clock.js";
 import { outdated } from "./credential-lifecycle.js";
 import { AuthError, durableBeforeError, invalidField, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
@@ -330,20 +331,30 @@ export class Sessions {
    * end()'s writes, answered once committed: `ended`, whether this call ended the session, and
    * `durable`, which resolves once they are durable (SessionStore.endThenSync,
    * RefreshTokenStore.deleteBySessionThenSync): AuditedSessions' session.ended event, recorded
-   * in between, shares their fsync. When the delete fails, the end (committed, and refused by
-   * every check from then on) is made durable before the error goes on; a failure to make it
-   * durable leaves the delete's error to answer.
+   * in between, shares their fsync. The end is the write that ends the session: from it on,
+   * every use of the session's access and refresh tokens reads it and is refused (openSession),
+   * so when the delete then fails the end is answered as made, durable once the end is (an error
+   * would tell a logout it failed, and have its client retry with a token now refused); logged,
+   * the refresh tokens left are deleted by housekeeping once expired. A delete cut short by the
+   * caller's deadline (or its leaving) still goes on as that, once the end is durable.
    */
   protected async ending(sessionId: string): Promise<{ ended: boolean; durable: () => Promise<void> }> {
     const end = await this.sessions.endThenSync(sessionId, this.clock.now());
-    let deleted: { durable: () => Promise<void> };
+    let deleted = () => Promise.resolve();
     try {
-      deleted = await this.refreshTokens.deleteBySessionThenSync(sessionId);
+      deleted = (await this.refreshTokens.deleteBySessionThenSync(sessionId)).durable;
     } catch (e) {
-      await end.durable().catch(() => {});
-      throw e;
+      // Its deadline passed or its client left: answered that already (deadline-interceptor.ts).
+      if (outcomeOf(e) === "canceled") {
+        await end.durable().catch(() => {});
+        throw e;
+      }
+      this.logger.warn("session ended, but deleting its refresh tokens failed: they are refused as the ended session's", {
+        sessionId,
+        error: e instanceof Error ? e.message : String(e),
+      });
     }
-    return { ended: end.ended, durable: async () => void (await Promise.all([end.durable(), deleted.durable()])) };
+    return { ended: end.ended, durable: async () => void (await Promise.all([end.durable(), deleted()])) };
   }
 
   /**

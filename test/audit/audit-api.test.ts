@@ -125,6 +125,27 @@ for (const store of storesUnderTest()) {
       assert.deepEqual(told, expected);
     });
 
+    it("DELETE /session whose refresh tokens' delete the store refuses: the session is ended, 200 as documented, and session.ended is recorded a success, as answered", async () => {
+      const email = uniqueEmail("audit-logout");
+      const user = await signUp(server, email);
+      const pair = await startSession(server, email);
+      secrets.add(pair.access_token).add(pair.refresh_token);
+      const refreshTokens = server.tessera.store.refreshTokens;
+      const deleteBySession = refreshTokens.deleteBySessionThenSync;
+      refreshTokens.deleteBySessionThenSync = () => Promise.reject(new StoreUnavailableError("store unavailable (test)"));
+      let logout;
+      try {
+        logout = await rest(server.url, "DELETE", "/session", { headers: sessionHeaders(pair.access_token) });
+      } finally {
+        refreshTokens.deleteBySessionThenSync = deleteBySession;
+      }
+      assert.equal(logout.status, 200, logout.text);
+      // Ended: its access token and its refresh token are refused from now on (seed 000: 401).
+      assert.equal((await rest(server.url, "GET", "/session", { headers: sessionHeaders(pair.access_token) })).status, 401);
+      assert.equal((await rest(server.url, "PUT", "/session", { json: { refresh_token: pair.refresh_token }, headers: sessionHeaders(pair.access_token) })).status, 401);
+      assert.deepEqual(await story(server, user.id), ["signup success", "login success", "session.started success", "session.ended success"]);
+    });
+
     it("an admin call whose deadline passes while its method runs, the method succeeding after it: 504, and admin.call is recorded canceled, not a success", async () => {
       const requestId = uniqueName("audit-deadline");
       const held = holdAfter(server.tessera.store.apiTokens, "create");
