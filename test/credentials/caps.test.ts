@@ -63,6 +63,25 @@ for (const store of storesUnderTest()) {
           }
         });
 
+        it("a login past TESSERA_MAX_SESSIONS_PER_USER deletes a logged-out session before any live one: the older live session still answers GET /session 200", async () => {
+          const api = sessionApi(protocol, server.url);
+          try {
+            const email = uniqueEmail("cap");
+            const user = await signUp(server, email);
+            const login = async () => expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
+            const a = await login();
+            const b = await login();
+            expectOk(await api.deleteSession({ ...client, access: b.access_token }));
+            const c = await login();
+            for (const pair of [a, c]) expectOk(await api.getSession({ ...client, access: pair.access_token }));
+            expectCode(await api.getSession({ ...client, access: b.access_token }), "unauthenticated", "the session has ended", "SESSION_ENDED");
+            // The logged-out one was not live: its deletion ends nothing, and records nothing.
+            assert.deepEqual(await capEvents(user.id, "session.ended"), []);
+          } finally {
+            api.close();
+          }
+        });
+
         it("a refresh token past TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER revokes the oldest: a refresh login with it answers 401 TOKEN_REVOKED, DELETE /jwt/refresh_token of it succeeds as of any revoked one; jwt_refresh_token.revoked, reason CAP", async () => {
           const api = jwtApi(protocol, server.url);
           try {

@@ -1086,6 +1086,34 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
           assert.equal(await kind.live(twin, expired.id), true);
         });
 
+        if (kind.endedCount) {
+          it("ends (deletes) the user's ended ones past the cap before any live one, however old the live one is", async () => {
+            const user = id("u");
+            const a = await kind.create(store, user, at(0), 2);
+            const b = await kind.create(twin, user, at(1), 2);
+            await kind.end(store, user, b.id);
+            const c = await kind.create(store, user, at(2), 2);
+            assert.deepEqual(c.ended, [], "the ended one deleted is not reported: it had ended");
+            assert.equal(await twin.sessions.findById(b.id), null);
+            assert.deepEqual(await liveOf(kind, [a.id, c.id]), [a.id, c.id]);
+            const d = await kind.create(twin, user, at(3), 2);
+            assert.deepEqual(d.ended, [a.id]);
+            const e = await kind.create(store, user, at(4), 3);
+            await kind.end(twin, user, c.id);
+            await kind.end(store, user, e.id);
+            // Past a cap of 3 with two ended: each creation deletes one of them, every live one stays.
+            const f = await kind.create(twin, user, at(5), 3);
+            const g = await kind.create(store, user, at(6), 3);
+            assert.deepEqual([e.ended, f.ended, g.ended], [[], [], []]);
+            assert.equal(await twin.sessions.findById(c.id), null);
+            assert.equal(await twin.sessions.findById(e.id), null);
+            assert.deepEqual(await liveOf(kind, [d.id, f.id, g.id]), [d.id, f.id, g.id]);
+            // None ended left: the oldest live one goes.
+            const h = await kind.create(twin, user, at(7), 3);
+            assert.deepEqual(h.ended, [d.id]);
+          });
+        }
+
         it(`ends at most ${CAP_BATCH} per creation: a user far over a lowered cap is brought down a batch at a time`, async () => {
           const user = id("u");
           const old: string[] = [];

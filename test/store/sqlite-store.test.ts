@@ -47,7 +47,7 @@ describe("sqlite store", () => {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       const versions = db.prepare("SELECT version FROM schema_version ORDER BY version").all();
       assert.deepEqual(versions, migrations.map((_, i) => ({ version: i + 1 })));
-      assert.equal(migrations.length, 16);
+      assert.equal(migrations.length, 17);
     } finally {
       db.close();
     }
@@ -93,6 +93,18 @@ describe("sqlite store", () => {
     try {
       const plan = (db.prepare(`EXPLAIN QUERY PLAN ${counts[0]}`).all("acct", 1000) as Array<{ detail: string }>).map((row) => row.detail);
       assert.ok(plan.includes("SEARCH api_tokens USING COVERING INDEX api_tokens_account_active (account_id=?)"), plan.join("\n"));
+    } finally {
+      db.close();
+    }
+  });
+
+  it("the session cap reads the user's ended sessions by sessions_user_ended (schema version 17), earliest ended first, never reading a live one or sorting", async () => {
+    const reads = await preparedAtOpen(/ended_at IS NOT NULL[\s\S]*ORDER BY ended_at/);
+    assert.equal(reads.length, 1);
+    const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
+    try {
+      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${reads[0]}`).all({ userId: "u", keep: "k", now: 0, limit: 1 }) as Array<{ detail: string }>).map((row) => row.detail);
+      assert.deepEqual(plan, ["SEARCH sessions USING INDEX sessions_user_ended (user_id=? AND ended_at>?)"]);
     } finally {
       db.close();
     }

@@ -6,7 +6,7 @@ import { AUTH_TOKENS } from "./mongo-auth-tokens.js";
 import { JWT_REFRESH_TOKENS } from "./mongo-jwt-refresh-tokens.js";
 import { KNOWN_LOGINS, LOGIN_ATTEMPT_RELEASES, LOGIN_ATTEMPTS } from "./mongo-login-attempts.js";
 import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
-import { SESSIONS } from "./mongo-sessions.js";
+import { ENDED_INDEX, SESSIONS } from "./mongo-sessions.js";
 import { SIGNING_KEYS } from "./mongo-signing-keys.js";
 import { USER_TOKENS } from "./mongo-user-tokens.js";
 import { USER_PASSWORDS, USERS } from "./mongo-users.js";
@@ -34,6 +34,8 @@ const plan: readonly IndexPlan[] = [
   { collection: SESSIONS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   // The caps (mongo-caps.ts): a creation reads the user's newest credentials by these.
   { collection: SESSIONS, keys: { userId: 1, createdAt: -1, _id: -1 }, options: { name: "userId_1_createdAt_-1__id_-1" } },
+  // The session cap deletes the user's ended sessions (those with an endedAt copy) first.
+  { collection: SESSIONS, keys: { userId: 1, endedAt: 1, _id: 1 }, options: { name: ENDED_INDEX } },
   { collection: USER_TOKENS, keys: { userId: 1, createdAt: -1, _id: -1 }, options: { name: "userId_1_createdAt_-1__id_-1" } },
   { collection: JWT_REFRESH_TOKENS, keys: { userId: 1, issuedAt: -1, _id: -1 }, options: { name: "userId_1_issuedAt_-1__id_-1" } },
   { collection: REFRESH_TOKENS, keys: { sessionId: 1 }, options: { name: "sessionId_1" } },

@@ -1,4 +1,4 @@
-import type { NewRefreshToken, NewSession, SessionRecord, SessionStore, UserStore } from "../ports.js";
+import { endedFirst, type NewRefreshToken, type NewSession, type SessionRecord, type SessionStore, type UserStore } from "../ports.js";
 import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
@@ -6,6 +6,8 @@ import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
 import { standingOf } from "./mongo-users.js";
 
 export const SESSIONS = "sessions";
+/** The index by which the session cap reads the user's ended sessions (mongo-indexes.ts). */
+export const ENDED_INDEX = "userId_1_endedAt_1__id_1";
 const ID = "id";
 
 // The session document is written at creation; afterwards only `accessJti` changes, and only by
@@ -14,7 +16,12 @@ const ID = "id";
 // another. The mark carries the new jti: a caller of that same move (a retry of the same refresh,
 // whose child jti is the same) makes the write too, so one that stopped between the mark and
 // its write (a dropped call, a crash) is finished by the retry instead of leaving the session
-// stuck on a jti nothing can move on. Ending is the mark "session-ended:<id>".
+// stuck on a jti nothing can move on. Ending is the mark "session-ended:<id>", which alone decides
+// that a session has ended; its time is then copied into the document's `endedAt`, which only the
+// cap reads (to delete the user's ended sessions before any live one). A session whose copy is
+// missing (ended by a version before it, or the write lost: FerretDB writes an updated document
+// back whole) counts as live for the cap until the cap reaches it by age, and is deleted then as
+// an ended one (not reported); a later end of it (a repeated logout) writes the copy.
 const endedMark = (id: string) => `session-ended:${id}`;
 const jtiMark = (id: string, jti: string) => `session-jti:${id}:${jti}`;
 
@@ -26,21 +33,50 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
   const load = async (id: string): Promise<SessionRecord | null> => {
     const [doc, endedAt] = await Promise.all([sessions.findOne({ _id: id }), ctx.marks.get(endedMark(id))]);
     if (!doc) return null;
-    const session = fromDoc<SessionRecord>(doc, ID);
+    // The mark decides: the document's endedAt is the cap's copy only (see above).
+    const { endedAt: _capOnly, ...fields } = doc;
+    const session = fromDoc<SessionRecord>(fields, ID);
     if (endedAt) session.endedAt = endedAt;
     return session;
   };
 
-  const end = async (session: { id: string; expiresAt: Date }, at: Date) =>
-    ctx.marks.claim(endedMark(session.id), at, session.expiresAt);
+  const claimEnd = (session: { id: string; expiresAt: Date }, at: Date) => ctx.marks.claim(endedMark(session.id), at, session.expiresAt);
+  /** Writes `endedAt` into those of the sessions `ids` (ended at it) that lack it; never fails the end. */
+  const copyEnd = (ids: string[], endedAt: Date) =>
+    ids.length === 0 ? Promise.resolve() : sessions.updateMany({ _id: { $in: ids }, endedAt: { $exists: false } }, { $set: { endedAt } }).then(() => undefined, () => undefined);
 
-  // The user's unexpired sessions past the cap (ended or not), once the new one is stored: their
-  // refresh tokens deleted first, then the sessions (a failure between the two leaves sessions
-  // no refresh can renew, which the next creation deletes). Answers those that had not ended.
+  /**
+   * Claims the end; once it is made (by this call, or before it: `session.endedAt`, the mark's
+   * time), the document's `endedAt` copy is written where missing. Its failure does not fail the
+   * end (the mark decides it): the session then counts as live for the cap until the cap reaches it.
+   */
+  const end = async (session: { id: string; expiresAt: Date; endedAt?: Date }, at: Date): Promise<boolean> => {
+    const won = await claimEnd(session, at);
+    const endedAt = won ? at : session.endedAt;
+    if (endedAt) await copyEnd([session.id], endedAt);
+    return won;
+  };
+
+  // The user's unexpired sessions past the cap count, ended or not (pastCap, by
+  // userId_1_createdAt_-1__id_-1), once the new one is stored; as many are deleted, the ended
+  // ones first (by their `endedAt` copy, read by userId_1_endedAt_1__id_1: a read only when the
+  // cap is passed), then the oldest live ones: their refresh tokens first, then the sessions (a
+  // failure between the two leaves sessions no refresh can renew, which the next creation
+  // deletes). Answers those that had not ended, as their marks say.
   const deletePastCap = async (session: NewSession, cap: number): Promise<string[]> => {
-    const docs = await pastCap(sessions, { userId: session.userId, expiresAt: { $gt: session.createdAt } }, session.id, cap, "createdAt");
+    const unexpired = { userId: session.userId, expiresAt: { $gt: session.createdAt } };
+    const docs = await pastCap(sessions, unexpired, session.id, cap, "createdAt");
     if (docs.length === 0) return [];
-    const ids = docs.map((doc) => doc._id);
+    const ended = await sessions
+      .find({ ...unexpired, endedAt: { $ne: null }, _id: { $ne: session.id } }, { projection: { _id: 1 } })
+      .sort({ endedAt: 1, _id: 1 })
+      .hint(ENDED_INDEX)
+      .limit(docs.length)
+      .toArray();
+    const ids = endedFirst(
+      docs.map((doc) => doc._id),
+      ended.map((doc) => doc._id),
+    );
     const endedMarks = await ctx.marks.getMany(ids.map(endedMark));
     await refreshTokens.deleteMany({ sessionId: { $in: ids } });
     // One delete each: of two creations deleting the same session, one is told it did.
@@ -92,8 +128,11 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
     endAllForUser: (userId, at, createdBefore) =>
       ctx.run(ID, async () => {
         const docs = await sessions.find(createdBefore === undefined ? { userId } : { userId, createdAt: { $lt: createdBefore } }).toArray();
-        const results = await Promise.all(docs.map((doc) => end(fromDoc<SessionRecord>(doc, ID), at)));
-        return results.filter(Boolean).length;
+        const won = await Promise.all(docs.map((doc) => claimEnd({ id: doc._id, expiresAt: doc.expiresAt as Date }, at)));
+        // The copies of those it ended by one update (one write rather than one each).
+        const ended = docs.filter((_, i) => won[i]).map((doc) => doc._id);
+        await copyEnd(ended, at);
+        return ended.length;
       }),
     // The session's marks carry its expiresAt: housekeeping drops them with the expired refresh
     // tokens' (Marks.deleteExpired).

@@ -24,3 +24,14 @@ export function userTokenSources(sources: readonly string[] | undefined): string
   const prefix = "user_token:";
   return (sources ?? []).filter((source) => source.startsWith(prefix)).map((source) => source.slice(prefix.length));
 }
+
+/**
+ * The sessions a creation deletes, of `pastCap` (the ids of the user's oldest past the cap, as
+ * many as are to go, ended or not) and `ended` (ids of the user's ended ones, at most as many):
+ * every ended one first, then the oldest of the others for the places still wanted. A logged-out
+ * session never keeps its place while a live one loses its own.
+ */
+export function endedFirst(pastCap: readonly string[], ended: readonly string[]): string[] {
+  const first = ended.slice(0, pastCap.length);
+  return [...first, ...pastCap.filter((id) => !first.includes(id)).slice(0, pastCap.length - first.length)];
+}

@@ -236,6 +236,11 @@ export const migrations: readonly string[] = [
   CREATE INDEX jwt_refresh_tokens_user_issued ON jwt_refresh_tokens (user_id, issued_at) WHERE revoked_at IS NULL;
   CREATE INDEX user_tokens_user_created ON user_tokens (user_id, created_at) WHERE enabled = 1;
   `,
+  // The session cap deletes the user's ended sessions before any live one: it reads them by
+  // this, earliest ended first, never going through the live ones.
+  `
+  CREATE INDEX sessions_user_ended ON sessions (user_id, ended_at) WHERE ended_at IS NOT NULL;
+  `,
 ];
 
 /**

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import type { NewRefreshToken, NewSession, SessionRecord, SessionStore } from "../ports.js";
+import { endedFirst, type NewRefreshToken, type NewSession, type SessionRecord, type SessionStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
 import { capParameters, pastCapRowids } from "./sqlite-caps.js";
 import { sqliteCalls, thenSync } from "./sqlite-durability.js";
@@ -44,18 +44,26 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   // One transaction, so one commit: a crash or power cut keeps the session and its first refresh
   // token or neither, and the login takes the write lock and commits once for both, not twice.
   // Taken up front (IMMEDIATE), as the store's other write transactions are.
-  // The user's unexpired sessions past the cap, ended or not: each is deleted with its refresh
-  // tokens (a use of it then answers what an unknown session does, SESSION_ENDED).
+  // The user's unexpired sessions past the cap, ended or not, count; as many are deleted with
+  // their refresh tokens (a use of one then answers what an unknown session does, SESSION_ENDED),
+  // its ended ones first (by sessions_user_ended), then its oldest live ones.
   const pastCap = db.prepare(`SELECT id, ended_at IS NULL AS open FROM sessions WHERE rowid IN (${pastCapRowids("sessions", "id", "created_at", "expires_at > @now")})`);
+  const endedOnes = db.prepare(`SELECT id FROM sessions WHERE user_id = @userId AND ended_at IS NOT NULL AND expires_at > @now AND id != @keep
+    ORDER BY ended_at, rowid LIMIT @limit`);
   const deleteSession = db.prepare("DELETE FROM sessions WHERE id = ?");
   const deleteRefreshTokens = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
   const endPastCap = (session: NewSession, cap: number): string[] => {
-    const rows = pastCap.all(capParameters(session.userId, session.id, cap, toMs(session.createdAt))) as { id: string; open: number }[];
-    for (const { id } of rows) {
+    const parameters = capParameters(session.userId, session.id, cap, toMs(session.createdAt));
+    const rows = pastCap.all(parameters) as { id: string; open: number }[];
+    if (rows.length === 0) return [];
+    const ended = (endedOnes.all({ ...parameters, limit: rows.length }) as { id: string }[]).map((r) => r.id);
+    const ids = endedFirst(rows.map((r) => r.id), ended);
+    for (const id of ids) {
       deleteRefreshTokens.run(id);
       deleteSession.run(id);
     }
-    return rows.filter((r) => r.open === 1).map((r) => r.id);
+    const open = new Set(rows.filter((r) => r.open === 1).map((r) => r.id));
+    return ids.filter((id) => open.has(id));
   };
   const createWithRefreshToken = db.transaction((session: NewSession, refreshToken: NewRefreshToken, cap: number | undefined): { record: SessionRecord; ended: string[] } => {
     const row = returning<SessionRow>(insert, {
