@@ -69,6 +69,16 @@ describe("mongo store: indexes that exist with another definition", function () 
     await (await open()).close();
   });
 
+  it("the caps' indexes are made at start: where only live ones count, the field an ended one has comes right after the user", async () => {
+    await (await open()).close();
+    const keysOf = async (collection: string) => new Map((await db.collection(collection).listIndexes().toArray()).map((index) => [index.name as string, index.key as Record<string, number>]));
+    const [sessions, userTokens, refreshTokens] = await Promise.all(["sessions", "user_tokens", "jwt_refresh_tokens"].map(keysOf));
+    assert.deepEqual(sessions!.get("userId_1_createdAt_-1__id_-1"), { userId: 1, createdAt: -1, _id: -1 });
+    assert.deepEqual(sessions!.get("userId_1_endedAt_1__id_1"), { userId: 1, endedAt: 1, _id: 1 });
+    assert.deepEqual(userTokens!.get("userId_1_disabledAt_1_createdAt_-1__id_-1"), { userId: 1, disabledAt: 1, createdAt: -1, _id: -1 });
+    assert.deepEqual(refreshTokens!.get("userId_1_revokedAt_1_issuedAt_-1__id_-1"), { userId: 1, revokedAt: 1, issuedAt: -1, _id: -1 });
+  });
+
   it("a difference in TTL only is no conflict (the first version made expiresAt_1 of refresh tokens a TTL index; FerretDB makes marks' plain)", () => {
     const plan = { collection: "refresh_tokens", keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } };
     assert.equal(indexConflict({ key: { expiresAt: 1 }, name: "expiresAt_1", expireAfterSeconds: 86_400 }, plan), "ttl");

@@ -3,12 +3,12 @@ import { isUnavailable } from "./mongo-errors.js";
 import { API_TOKENS } from "./mongo-api-tokens.js";
 import { AUDIT_EVENTS } from "./mongo-audit-events.js";
 import { AUTH_TOKENS } from "./mongo-auth-tokens.js";
-import { JWT_REFRESH_TOKENS } from "./mongo-jwt-refresh-tokens.js";
+import { JWT_REFRESH_TOKENS, JWT_REFRESH_TOKENS_CAP_INDEX } from "./mongo-jwt-refresh-tokens.js";
 import { KNOWN_LOGINS, LOGIN_ATTEMPT_RELEASES, LOGIN_ATTEMPTS } from "./mongo-login-attempts.js";
 import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
-import { ENDED_INDEX, SESSIONS } from "./mongo-sessions.js";
+import { CAP_INDEX, ENDED_INDEX, SESSIONS } from "./mongo-sessions.js";
 import { SIGNING_KEYS } from "./mongo-signing-keys.js";
-import { USER_TOKENS } from "./mongo-user-tokens.js";
+import { USER_TOKENS, USER_TOKENS_CAP_INDEX } from "./mongo-user-tokens.js";
 import { USER_PASSWORDS, USERS } from "./mongo-users.js";
 import { MARKS } from "./mongo-marks.js";
 
@@ -32,12 +32,14 @@ const plan: readonly IndexPlan[] = [
   { collection: USER_PASSWORDS, keys: { userId: 1, n: -1 }, options: { name: "userId_1_n_-1" } },
   { collection: SESSIONS, keys: { userId: 1 }, options: { name: "userId_1" } },
   { collection: SESSIONS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
-  // The caps (mongo-caps.ts): a creation reads the user's newest credentials by these.
-  { collection: SESSIONS, keys: { userId: 1, createdAt: -1, _id: -1 }, options: { name: "userId_1_createdAt_-1__id_-1" } },
+  // The caps (mongo-caps.ts): a creation reads the user's newest credentials by these, named by
+  // the reads (hint). Where only live ones count, the field an ended one has (disabledAt,
+  // revokedAt) comes second: the live ones (those without it) are read without the others.
+  { collection: SESSIONS, keys: { userId: 1, createdAt: -1, _id: -1 }, options: { name: CAP_INDEX } },
   // The session cap deletes the user's ended sessions (those with an endedAt copy) first.
   { collection: SESSIONS, keys: { userId: 1, endedAt: 1, _id: 1 }, options: { name: ENDED_INDEX } },
-  { collection: USER_TOKENS, keys: { userId: 1, createdAt: -1, _id: -1 }, options: { name: "userId_1_createdAt_-1__id_-1" } },
-  { collection: JWT_REFRESH_TOKENS, keys: { userId: 1, issuedAt: -1, _id: -1 }, options: { name: "userId_1_issuedAt_-1__id_-1" } },
+  { collection: USER_TOKENS, keys: { userId: 1, disabledAt: 1, createdAt: -1, _id: -1 }, options: { name: USER_TOKENS_CAP_INDEX } },
+  { collection: JWT_REFRESH_TOKENS, keys: { userId: 1, revokedAt: 1, issuedAt: -1, _id: -1 }, options: { name: JWT_REFRESH_TOKENS_CAP_INDEX } },
   { collection: REFRESH_TOKENS, keys: { sessionId: 1 }, options: { name: "sessionId_1" } },
   { collection: REFRESH_TOKENS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } },
   { collection: API_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },

@@ -6,10 +6,12 @@ import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-conte
 
 export const JWT_REFRESH_TOKENS = "jwt_refresh_tokens";
 const ID = "jti";
+/** The index by which the cap reads the user's unrevoked tokens, the revoked ones left out (mongo-indexes.ts). */
+export const JWT_REFRESH_TOKENS_CAP_INDEX = "userId_1_revokedAt_1_issuedAt_-1__id_-1";
 
 // Revocation is the mark "jwt-revoked:<jti>". The token document's one in-place write is
 // `revokedAt`, set after the mark was claimed: only the cap reads it (to count the user's
-// unrevoked tokens by the userId_1_issuedAt_-1__id_-1 index), never an answer, which the mark
+// unrevoked tokens by the userId_1_revokedAt_1_issuedAt_-1__id_-1 index, without its revoked ones), never an answer, which the mark
 // decides. A token revoked before it was written (by an older version, or a failed write) counts
 // as unrevoked until the cap reaches it: its claim then fails, and the field is written.
 const revokedMark = (jti: string) => `jwt-revoked:${jti}`;
@@ -27,8 +29,8 @@ export function mongoJwtRefreshTokens(ctx: MongoContext): JwtRefreshTokenStore {
 
   /** The user's unrevoked, unexpired tokens past the cap, once `token` is stored: revoked; answers those this call revoked. */
   const revokePastCap = async (token: NewJwtRefreshToken, cap: number): Promise<string[]> => {
-    const live = { userId: token.userId, revokedAt: { $exists: false }, expiresAt: { $gt: token.issuedAt } };
-    const docs = await pastCap(tokens, live, token.jti, cap, "issuedAt");
+    const live = { userId: token.userId, revokedAt: null, expiresAt: { $gt: token.issuedAt } };
+    const docs = await pastCap(tokens, live, token.jti, cap, "issuedAt", JWT_REFRESH_TOKENS_CAP_INDEX);
     if (docs.length === 0) return [];
     const at = token.issuedAt;
     const won = await Promise.all(docs.map((doc) => ctx.marks.claim(revokedMark(doc._id), at, doc.expiresAt as Date)));

@@ -6,7 +6,8 @@ import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
 import { standingOf } from "./mongo-users.js";
 
 export const SESSIONS = "sessions";
-/** The index by which the session cap reads the user's ended sessions (mongo-indexes.ts). */
+/** The indexes by which the session cap reads the user's sessions, and its ended ones (mongo-indexes.ts). */
+export const CAP_INDEX = "userId_1_createdAt_-1__id_-1";
 export const ENDED_INDEX = "userId_1_endedAt_1__id_1";
 const ID = "id";
 
@@ -65,7 +66,7 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
   // deletes). Answers those that had not ended, as their marks say.
   const deletePastCap = async (session: NewSession, cap: number): Promise<string[]> => {
     const unexpired = { userId: session.userId, expiresAt: { $gt: session.createdAt } };
-    const docs = await pastCap(sessions, unexpired, session.id, cap, "createdAt");
+    const docs = await pastCap(sessions, unexpired, session.id, cap, "createdAt", CAP_INDEX);
     if (docs.length === 0) return [];
     const ended = await sessions
       .find({ ...unexpired, endedAt: { $ne: null }, _id: { $ne: session.id } }, { projection: { _id: 1 } })

@@ -8,6 +8,8 @@ import { standingOf } from "./mongo-users.js";
 
 export const USER_TOKENS = "user_tokens";
 export const USER_TOKEN_USAGE = "user_token_usage";
+/** The index by which the cap reads the user's enabled tokens, the logged-out ones left out (mongo-indexes.ts). */
+export const USER_TOKENS_CAP_INDEX = "userId_1_disabledAt_1_createdAt_-1__id_-1";
 const ID = "id";
 
 // Disabling is the mark "ut-disabled:<id>" (so version is 0, or 1 once disabled: the only change a
@@ -60,11 +62,11 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
     const sources = userTokenSources(token.sources);
     const live = {
       userId: token.userId,
-      disabledAt: { $exists: false },
+      disabledAt: null,
       $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: token.createdAt } }],
       ...(sources.length > 0 && { _id: { $nin: sources } }),
     };
-    const docs = await pastCap(tokens, live, token.id, Math.max(1, cap - sources.length), "createdAt");
+    const docs = await pastCap(tokens, live, token.id, Math.max(1, cap - sources.length), "createdAt", USER_TOKENS_CAP_INDEX);
     if (docs.length === 0) return [];
     const at = token.createdAt;
     const won = await Promise.all(docs.map((doc) => ctx.marks.claim(disabledMark(doc._id), at, (doc.expiresAt as Date | undefined) ?? undefined)));
