@@ -55,19 +55,20 @@ describe("mongo store: the caps' reads", function () {
   const later = new Date(Date.UTC(2030, 0, 2));
 
   /**
-   * The sorted finds of `collection` that `create` (a capped creation past its cap) sends, each
-   * checked: its hint names an index of the collection whose keys are the read's equality
-   * fields, then its sort (in the index's direction or the reverse). Answers each read's equality fields.
+   * The reads of the user's credentials in `collection` (finds with a sort or a hint) that `create`
+   * (a capped creation past its cap) sends, each checked: its hint names an index of the
+   * collection whose keys begin with the read's equality fields, then its sort (in the index's
+   * direction or the reverse), if any. Answers each read's equality fields.
    */
   async function capReads(collection: string, create: () => Promise<{ ended: string[] }>, ended: number): Promise<string[][]> {
     started.length = 0;
     assert.equal((await create()).ended.length, ended);
-    const finds = started.filter((e) => e.commandName === "find" && e.command.find === collection && e.command.sort !== undefined);
+    const finds = started.filter((e) => e.commandName === "find" && e.command.find === collection && (e.command.sort !== undefined || e.command.hint !== undefined));
     assert.ok(finds.length >= 2, `${collection}: ${finds.length} sorted reads`);
     const indexes = new Map((await client.db(dbName).collection(collection).listIndexes().toArray()).map((index) => [index.name as string, index.key as Document]));
     return finds.map(({ command }) => {
       // The driver sends a sort as a Map (its keys' order is the sort's).
-      const sort = command.sort instanceof Map ? [...(command.sort as Map<string, number>).entries()] : Object.entries(command.sort as Document);
+      const sort = command.sort instanceof Map ? [...(command.sort as Map<string, number>).entries()] : Object.entries((command.sort ?? {}) as Document);
       const shown = JSON.stringify({ filter: command.filter, sort, hint: command.hint });
       assert.equal(typeof command.hint, "string", `${collection} read without a hint: ${shown}`);
       const key = indexes.get(command.hint as string);
@@ -76,7 +77,7 @@ describe("mongo store: the caps' reads", function () {
       const keys = Object.entries(key);
       const prefix = keys.slice(0, equal.length).map(([field]) => field);
       assert.deepEqual([...prefix].sort(), [...new Set(equal)].sort(), `${collection}: the index ${command.hint} begins with the read's equalities: ${shown}`);
-      const rest = keys.slice(equal.length);
+      const rest = keys.slice(equal.length, equal.length + sort.length);
       const reversed = rest.map(([field, dir]) => [field, -dir]);
       assert.ok(JSON.stringify(sort) === JSON.stringify(rest) || JSON.stringify(sort) === JSON.stringify(reversed), `${collection}: ${command.hint} then sorts as the read: ${shown}`);
       return equal;
@@ -112,10 +113,36 @@ describe("mongo store: the caps' reads", function () {
     for (let i = 0; i < 4; i++) await create(i, 10);
     await store.endThenSync("s-3", at(5));
     const reads = await capReads("sessions", () => create(6, 3), 1);
+    // The boundary, the oldest up to it, the ended ones; then, a live one going, those without the copy.
     assert.deepEqual(
-      started.filter((e) => e.commandName === "find" && e.command.find === "sessions" && e.command.sort !== undefined).map((e) => e.command.hint),
-      ["userId_1_createdAt_-1__id_-1", "userId_1_createdAt_-1__id_-1", "userId_1_endedAt_1__id_1"],
+      started.filter((e) => e.commandName === "find" && e.command.find === "sessions").map((e) => e.command.hint),
+      ["userId_1_createdAt_-1__id_-1", "userId_1_createdAt_-1__id_-1", "userId_1_endedAt_1__id_1", "userId_1_endedAt_1__id_1"],
     );
-    for (const equal of reads) assert.deepEqual(equal, ["userId"]);
+    assert.deepEqual(reads, [["userId"], ["userId"], ["userId"], ["userId", "endedAt"]]);
+  });
+
+  it("sessions: one ended without its endedAt copy (an older version's end, or the write lost) still goes before a live one, its copy written again", async () => {
+    const store = mongoSessions(ctx, { findById: async () => null });
+    const create = (id: string, i: number, cap: number) => {
+      const session = { id, userId: "u2", clientId: "c", accessJti: `j-${id}`, createdAt: at(i), expiresAt: later };
+      return store.createThenSync(session, { hash: `rt-${id}`, sessionId: id, createdAt: at(i), expiresAt: later }, cap);
+    };
+    const sessions = client.db(dbName).collection<{ _id: string; endedAt?: Date }>("sessions");
+    await create("old-live", 0, 10);
+    await create("copy-lost", 1, 10);
+    await create("copy-kept", 2, 10);
+    assert.equal((await store.endThenSync("copy-lost", at(3))).ended, true);
+    assert.equal((await store.endThenSync("copy-kept", at(3))).ended, true);
+    assert.deepEqual((await sessions.findOne({ _id: "copy-lost" }))?.endedAt, at(3));
+    await sessions.updateOne({ _id: "copy-lost" }, { $unset: { endedAt: "" } });
+    // A cap of 2: two go, both ended ones; the live one stays.
+    assert.deepEqual((await create("new", 4, 2)).ended, []);
+    assert.deepEqual((await sessions.find({ userId: "u2" }, { projection: { _id: 1 } }).sort({ _id: 1 }).toArray()).map((doc) => doc._id), ["new", "old-live"]);
+    // A repeated logout of a session whose copy is missing writes it.
+    await create("again", 5, 10);
+    assert.equal((await store.endThenSync("again", at(6))).ended, true);
+    await sessions.updateOne({ _id: "again" }, { $unset: { endedAt: "" } });
+    assert.equal((await store.endThenSync("again", at(7))).ended, false);
+    assert.deepEqual((await sessions.findOne({ _id: "again" }))?.endedAt, at(6));
   });
 });

@@ -1,4 +1,5 @@
 import { endedFirst, type NewRefreshToken, type NewSession, type SessionRecord, type SessionStore, type UserStore } from "../ports.js";
+import type { Filter } from "mongodb";
 import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
@@ -21,8 +22,8 @@ const ID = "id";
 // that a session has ended; its time is then copied into the document's `endedAt`, which only the
 // cap reads (to delete the user's ended sessions before any live one). A session whose copy is
 // missing (ended by a version before it, or the write lost: FerretDB writes an updated document
-// back whole) counts as live for the cap until the cap reaches it by age, and is deleted then as
-// an ended one (not reported); a later end of it (a repeated logout) writes the copy.
+// back whole) is found by its mark when the cap would otherwise delete a live one
+// (endedWithoutCopy), and its copy written again; so does a later end of it (a repeated logout).
 const endedMark = (id: string) => `session-ended:${id}`;
 const jtiMark = (id: string, jti: string) => `session-jti:${id}:${jti}`;
 
@@ -49,13 +50,31 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
   /**
    * Claims the end; once it is made (by this call, or before it: `session.endedAt`, the mark's
    * time), the document's `endedAt` copy is written where missing. Its failure does not fail the
-   * end (the mark decides it): the session then counts as live for the cap until the cap reaches it.
+   * end (the mark decides it): the cap then finds the end by the mark (endedWithoutCopy).
    */
   const end = async (session: { id: string; expiresAt: Date; endedAt?: Date }, at: Date): Promise<boolean> => {
     const won = await claimEnd(session, at);
     const endedAt = won ? at : session.endedAt;
     if (endedAt) await copyEnd([session.id], endedAt);
     return won;
+  };
+
+  /**
+   * The user's unexpired sessions other than `keep` that have ended though their document has no
+   * `endedAt` copy (see above), found by their marks, their copies written again: so that none
+   * keeps its place while a live one loses its own. Read only when a live one would go (the user
+   * holds about the cap of sessions, none past it ended as far as the copies say): the user's
+   * sessions without the copy, by userId_1_endedAt_1__id_1, and their marks.
+   */
+  const endedWithoutCopy = async (unexpired: Filter<StoredDoc>, keep: string): Promise<string[]> => {
+    const docs = await sessions
+      .find({ $and: [unexpired, { endedAt: null, _id: { $ne: keep } }] }, { projection: { _id: 1 } })
+      .hint(ENDED_INDEX)
+      .toArray();
+    const marks = await ctx.marks.getMany(docs.map((doc) => endedMark(doc._id)));
+    const found = docs.map((doc) => doc._id).filter((id) => marks.has(endedMark(id)));
+    await Promise.all(found.map((id) => copyEnd([id], marks.get(endedMark(id))!)));
+    return found;
   };
 
   // The user's unexpired sessions past the cap count, ended or not (pastCap, by
@@ -65,7 +84,7 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
   // failure between the two leaves sessions no refresh can renew, which the next creation
   // deletes). Answers those that had not ended, as their marks say.
   const deletePastCap = async (session: NewSession, cap: number): Promise<string[]> => {
-    const unexpired = { userId: session.userId, expiresAt: { $gt: session.createdAt } };
+    const unexpired: Filter<StoredDoc> = { userId: session.userId, expiresAt: { $gt: session.createdAt } };
     const docs = await pastCap(sessions, unexpired, session.id, cap, "createdAt", CAP_INDEX);
     if (docs.length === 0) return [];
     const ended = await sessions
@@ -74,9 +93,11 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
       .hint(ENDED_INDEX)
       .limit(docs.length)
       .toArray();
+    // A live one would go: first the ended ones whose copy is missing are found by their marks.
+    const uncopied = ended.length < docs.length ? await endedWithoutCopy(unexpired, session.id) : [];
     const ids = endedFirst(
       docs.map((doc) => doc._id),
-      ended.map((doc) => doc._id),
+      [...ended.map((doc) => doc._id), ...uncopied],
     );
     const endedMarks = await ctx.marks.getMany(ids.map(endedMark));
     await refreshTokens.deleteMany({ sessionId: { $in: ids } });
