@@ -24,8 +24,11 @@ export interface LegacyUser {
 export interface StoreHarness {
   /** The adapter every store of this harness must be. */
   readonly kind: StoreKind;
-  /** Opens a store on database `name`; the same name reaches the same database (another instance). */
-  open(name: string): Promise<Store>;
+  /**
+   * Opens a store on database `name`; the same name reaches the same database (another instance).
+   * `timeoutMs`: MongoDB's bound on each store call (the store's default otherwise).
+   */
+  open(name: string, options?: { timeoutMs?: number }): Promise<Store>;
   /** Writes accounts into database `name` (opened before) as a version without login keys did: straight to the database. */
   insertLegacyUsers(name: string, users: LegacyUser[]): Promise<void>;
   /** Closes every store opened and deletes their databases. */
@@ -68,10 +71,11 @@ export function storeHarness(kind: StoreKind): StoreHarness {
   const dbName = (name: string) => `tessera_test_${run}_${name.replace(/[^a-z0-9]/gi, "").slice(-12)}`;
   return {
     kind,
-    async open(name) {
+    async open(name, options) {
       const mongoDbName = dbName(name);
       databases.add(mongoDbName);
-      const store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName, warn: () => {} });
+      const timeout = options?.timeoutMs !== undefined && { serverSelectionTimeoutMs: options.timeoutMs };
+      const store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName, warn: () => {}, ...timeout });
       opened.push(store);
       return store;
     },
