@@ -89,6 +89,18 @@ function promotedThenRevoked(records: readonly SigningKeyRecord[], kid: string):
   return records.some((r) => r.generation < key.generation && !r.revokedAt && r.retiredAt?.getTime() === key.activatedAt.getTime());
 }
 
+/**
+ * The key promoted in place of `kid` when `kid` was promoted, then revoked, and the revocation (or
+ * another rotation) has already promoted the key above it: the lowest unrevoked key between it
+ * and the published next key.
+ */
+function promotedInstead(records: readonly SigningKeyRecord[], kid: string): string | undefined {
+  const key = records.find((r) => r.kid === kid);
+  const top = records.at(-1)!;
+  if (!key?.revokedAt) return undefined;
+  return records.find((r) => r.generation > key.generation && r.generation < top.generation && !r.revokedAt)?.kid;
+}
+
 export interface KeyRingDeps {
   keys: SigningKeyStore;
   config: KeysConfig;
@@ -308,8 +320,11 @@ export class KeyRing {
         const rotated = (kid: string) => ((stored = true), recorded(kid));
         let promoted = await this.advance("scheduled", undefined, rotated);
         wrote();
-        // Revoked elsewhere after the look that chose it: promote the next key at once instead.
-        if (promotedThenRevoked(await this.store.list(), promoted)) promoted = await this.advance("now", undefined, rotated);
+        // Revoked elsewhere after the look that chose it: promote the next key at once instead, or
+        // answer the key the revocation promoted in its place when it has already done so.
+        const records = await this.store.list();
+        if (promotedThenRevoked(records, promoted)) promoted = await this.advance("now", undefined, rotated);
+        else promoted = promotedInstead(records, promoted) ?? promoted;
         // Another instance's rotation answers this call: recorded as answered.
         if (!stored) await recorded(promoted);
         return promoted;

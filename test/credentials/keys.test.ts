@@ -280,6 +280,57 @@ for (const store of storesUnderTest()) {
         await signsEverywhere(email, next!.kid);
       });
 
+      it("a rotation whose key is revoked and replaced by the revocation before it looks again answers the key that signs, not the revoked one", async () => {
+        const { a, b } = pair;
+        const email = uniqueEmail("race");
+        await signUp(a, email);
+        const [next] = expectOk(await keyApi("rest", a.url).getJwks()).keys;
+        clock.advance(a.config.keyPublishSeconds * 1000);
+        // b's rotation reads the list, waits to write, and once written looks at the list again
+        // only after a's revocation has answered (a has then promoted another key itself).
+        const rotating = b.tessera.store.keys;
+        const rotate = rotating.rotate;
+        const list = rotating.list;
+        const rotation = gate();
+        let revoked!: ReturnType<ReturnType<typeof keyApi>["revokeKey"]>;
+        let rotationWritten!: Promise<boolean>;
+        rotating.rotate = (...args) => {
+          rotating.rotate = rotate;
+          rotationWritten = rotation.pass().then(async () => {
+            const won = await rotate.apply(rotating, args);
+            rotating.list = async (...listArgs) => {
+              rotating.list = list;
+              await revoked;
+              return list.apply(rotating, listArgs);
+            };
+            return won;
+          });
+          return rotationWritten;
+        };
+        const revoking = a.tessera.store.keys;
+        const insertGeneration = revoking.insertGeneration;
+        revoking.insertGeneration = async (...args) => {
+          revoking.insertGeneration = insertGeneration;
+          rotation.open();
+          await rotationWritten;
+          return insertGeneration.apply(revoking, args);
+        };
+        try {
+          const rotated = keyApi("rest", b.url).rotateKey(admin);
+          await rotation.reached;
+          revoked = keyApi("rest", a.url).revokeKey(next!.kid, admin);
+          const signingKid = expectOk(await revoked).signing_kid;
+          assert.notEqual(signingKid, next!.kid);
+          assert.equal(expectOk(await rotated).kid, signingKid, "the rotation answers the key that signs");
+        } finally {
+          rotating.rotate = rotate;
+          rotating.list = list;
+          revoking.insertGeneration = insertGeneration;
+          rotation.open();
+        }
+        await signsEverywhere(email, next!.kid);
+      });
+
       it("the signing key revoked on both instances at once: the published next key signs, a key published just now does not", async () => {
         const { a, b } = pair;
         const email = uniqueEmail("race");
