@@ -361,14 +361,22 @@ export class KeyRing {
    * told once the steps have said that a write was made (`wrote`), whatever follows: a later
    * step that fails, or this worker's own re-read (its list is then stale: reload), leaves the
    * change in the store all the same, and the others would go on with the list they hold until
-   * their reload interval ended. A change that fails before it writes anything tells no one.
+   * their reload interval ended; this worker reads the list again too. A change that fails before
+   * it writes anything tells no one.
    */
   private async changing<T>(steps: (wrote: () => void) => Promise<T>): Promise<T> {
     let written = false;
+    let stepped = false;
     try {
       const result = await steps(() => (written = true));
+      stepped = true;
       await this.reload(true);
       return result;
+    } catch (e) {
+      // A step failed after a write: the list held here is out of date as well. Read it again
+      // (a read that fails leaves it stale, read again at its next use); the step's error answers.
+      if (written && !stepped) await this.reload(true).catch(() => {});
+      throw e;
     } finally {
       if (written) await this.changed?.();
     }

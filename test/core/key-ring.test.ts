@@ -183,6 +183,7 @@ describe("core: key ring across instances, on the injected clock", () => {
       }
       assert.deepEqual(news, ["keys changed"]);
       assert.ok(!(await other.jwks()).some((k) => k.kid === next!.kid), "the revoked next key left the other worker's JWKS");
+      assert.ok(!(await ring.jwks()).some((k) => k.kid === next!.kid), "and this worker's own JWKS");
     });
 
     it("a rotation whose re-read of the list fails still tells the other workers: they sign with the promoted key", async () => {
