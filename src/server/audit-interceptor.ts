@@ -50,16 +50,19 @@ const ownAccountEvents: ReadonlyMap<DescMethod, AuditEventType> = new Map<DescMe
  * recorded. A call that passed the check (it has a principal) records its event in the core.
  */
 export function createOwnAccountAuditInterceptor(audit: Pick<AuditTrail, "record">): Interceptor {
-  return (next) => async (req) => {
+  // Every other call passes straight through, without an async frame of its own.
+  return (next) => (req) => {
     const type = ownAccountEvents.get(req.method);
-    if (type === undefined) return next(req);
+    return type === undefined ? next(req) : recordRefusal(type, next, req);
+  };
+  async function recordRefusal(type: AuditEventType, next: Parameters<Interceptor>[0], req: Parameters<Parameters<Interceptor>[0]>[0]) {
     try {
       return await next(req);
     } catch (e) {
       if (req.contextValues.get(principalKey).kind === "anonymous") await audit.record({ type, outcome: outcomeOf(e), reason: reasonOf(e) });
       throw e;
     }
-  };
+  }
 }
 
 /** Principals that hold a verified credential (the audit budget leaves their events alone). */
