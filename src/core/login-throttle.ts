@@ -43,7 +43,7 @@
 // spare for its failure to be written. Failures count until the window passes, leases or not.
 import { beyondDeadline, timeLeftMs } from "../call-scope.js";
 import type { Config } from "../config.js";
-import { ipv6Prefix48 } from "../server/client-address.js";
+import { ipv6Prefix48 } from "./ip-prefix.js";
 import { DeadlineExceededError } from "../store/ports.js";
 import type { AttemptRule, AttemptSlot, HeldSlot, LoginAttemptStore } from "../store/ports/login-attempts.js";
 import type { Clock } from "./clock.js";
