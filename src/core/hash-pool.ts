@@ -4,6 +4,15 @@
 // At most `concurrency` hashes run at once; at most `queueLimit` more wait; beyond that a call is
 // refused at once with UNAVAILABLE HASHER_BUSY and a Retry-After, before any hashing.
 //
+// A caller that has other work to do before it hashes (a sign-up looks its login up, a login
+// takes its throttle slots and reads the account) is admitted first (admit()): the ticket it gets
+// holds one of those places, counted as taken, until its job runs in it (ticket.run: never
+// refused HASHER_BUSY) or it is given back (ticket.release, or its call ending). So what is
+// answered after the admission does not depend on how full the pool got meanwhile: a sign-up of
+// a taken login and one of a free login, admitted alike, are never told apart by a refusal. A
+// held place is not a particular hasher: a hasher left free while it is held runs whatever else
+// was admitted, and the ticket's job then waits its turn in the queue, a place it already counts.
+//
 // Why UNAVAILABLE, not RESOURCE_EXHAUSTED: the condition is the server's, transient, and the
 // call did nothing, which is what UNAVAILABLE means ("most likely a transient condition, which
 // can be corrected by retrying with a backoff"); RESOURCE_EXHAUSTED (HTTP 429) tells a caller
@@ -41,9 +50,23 @@ const jitteredRetryAfter = () => 1 + Math.floor(Math.random() * 3);
 export const hasherBusy = (retryAfterSeconds: number): AuthError =>
   unavailable("HASHER_BUSY", "too many password checks in progress; retry shortly", { retryAfterSeconds });
 
+/** A place in the pool, held for one job from admit() on: run that job in it, or give it back. */
+export interface HashTicket {
+  /**
+   * Runs `job` in the place held, at once when a hasher is free, else after the jobs waiting
+   * before it; never refused HASHER_BUSY. Once only. A call that has ended is not hashed for
+   * (CallEndedError, the place given back), as in HashPool.run.
+   */
+  run<T>(job: () => Promise<T>): Promise<T>;
+  /** Gives the place back, unless run() took it; again, nothing. */
+  release(): void;
+}
+
 export class HashPool {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
+  /** Places held by tickets whose job has not been run yet. */
+  private held = 0;
   private observer: HashPoolObserver = {};
 
   constructor(private readonly limits: HashPoolLimits) {
@@ -60,14 +83,48 @@ export class HashPool {
     return this.waiting.length;
   }
 
+  /** Places held now by admitted callers not hashing yet (tickets neither run nor released). */
+  get reserved(): number {
+    return this.held;
+  }
+
   /** Sets who watches the pool (one observer; a later call replaces it). */
   observe(observer: HashPoolObserver): void {
     this.observer = observer;
   }
 
-  /** Throws HASHER_BUSY when a job submitted now would be refused: lets a caller refuse before any other work. */
-  admit(): void {
+  /**
+   * Takes a place for a job to come (HASHER_BUSY at once when none is left): the caller may do
+   * other work first, then run its job in it, or release it. The place is given back as the
+   * current call's signal aborts (its client gone, its deadline passed), as a waiting job leaves
+   * the queue (a deadline without a signal is seen at run()), and by release(), which a caller
+   * must reach on every path (try/finally, Passwords.admitted): until then it counts as taken.
+   */
+  admit(): HashTicket {
     if (this.full()) throw this.refusal();
+    this.held++;
+    let holding = true;
+    const signal = currentCall()?.signal;
+    const giveBack = (): boolean => {
+      if (!holding) return false;
+      holding = false;
+      this.held--;
+      signal?.removeEventListener("abort", giveBack);
+      return true;
+    };
+    signal?.addEventListener("abort", giveBack, { once: true });
+    return {
+      run: async (job) => {
+        if (callEnded()) {
+          giveBack();
+          throw new CallEndedError();
+        }
+        if (!giveBack()) throw new Error("a hash ticket runs one job, and none once released");
+        // The place passes to the job without a turn of the event loop: nothing takes it meanwhile.
+        return this.place(job);
+      },
+      release: () => void giveBack(),
+    };
   }
 
   /**
@@ -78,13 +135,20 @@ export class HashPool {
    * the place it held.
    */
   async run<T>(job: () => Promise<T>): Promise<T> {
+    if (callEnded()) throw new CallEndedError();
+    if (this.full()) throw this.refusal();
+    return this.place(job);
+  }
+
+  /** Runs `job`, admitted: on a free hasher, else in the queue (its place counted by the caller). */
+  private async place<T>(job: () => Promise<T>): Promise<T> {
     const { waited, around } = this.observer;
     if (callEnded()) throw new CallEndedError();
+    // While jobs wait, every hasher is busy: a free one means nothing waits.
     if (this.running < this.limits.concurrency) {
       this.running++;
       waited?.(0);
     } else {
-      if (this.full()) throw this.refusal();
       const start = performance.now();
       // The finishing job hands its place over (see below): `running` stays as it is. A call
       // that ends while it waits leaves the queue at once, its place free for another.
@@ -127,7 +191,8 @@ export class HashPool {
     return hasherBusy((this.limits.retryAfterSeconds ?? jitteredRetryAfter)());
   }
 
+  /** Every place taken: hashers running, jobs waiting and places held, `concurrency + queueLimit` in all. */
   private full(): boolean {
-    return this.running >= this.limits.concurrency && this.waiting.length >= this.limits.queueLimit;
+    return this.running + this.waiting.length + this.held >= this.limits.concurrency + this.limits.queueLimit;
   }
 }

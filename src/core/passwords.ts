@@ -1,7 +1,10 @@
 // Password hashing: argon2id with configurable cost. The dummy hash lets a login for an unknown
 // user cost the same as one for a known user, so timing does not reveal which logins exist.
 // Every hash and verification goes through one HashPool (admission control): when it is full,
-// they throw UNAVAILABLE HASHER_BUSY without hashing.
+// they throw UNAVAILABLE HASHER_BUSY without hashing. A caller with work to do before it hashes
+// (a sign-up's lookup, a login's) is admitted first (admit(): a ticket holding its place) and
+// hashes in that place (the ticket passed to hash, check, verify or verifyDummy), so it is not
+// refused once admitted; see hash-pool.ts.
 //
 // After the cost is raised, a user whose stored hash has the older, cheaper parameters (until
 // their next login upgrades it) would answer a wrong password faster than an unknown login does,
@@ -15,7 +18,7 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import argon2 from "argon2";
-import { HashPool } from "./hash-pool.js";
+import { HashPool, type HashTicket } from "./hash-pool.js";
 import { randomToken } from "./secrets.js";
 
 export interface Argon2Params {
@@ -64,29 +67,44 @@ export class Passwords {
     };
   }
 
-  /** Throws HASHER_BUSY when a hash submitted now would be refused (before a caller does other work). */
-  admit(): void {
-    this.pool.admit();
+  /**
+   * A place for one hash or verification, taken now (HASHER_BUSY when none is left, before the
+   * caller does other work): pass the ticket to the hash it is for, and release() it on every path
+   * (nothing once that hash has used it). See admitted().
+   */
+  admit(): HashTicket {
+    return this.pool.admit();
   }
 
-  hash(password: string): Promise<string> {
-    return this.pool.run(() => argon2.hash(password, this.options));
+  /** `work` with a ticket admitted for it (HASHER_BUSY before it starts), released when it ends, however it ends. */
+  async admitted<T>(work: (ticket: HashTicket) => Promise<T>): Promise<T> {
+    const ticket = this.admit();
+    try {
+      return await work(ticket);
+    } finally {
+      ticket.release();
+    }
+  }
+
+  /** A hash of `password`: in `ticket`'s place when given, else admitted now (HASHER_BUSY when full). */
+  hash(password: string, ticket?: HashTicket): Promise<string> {
+    return (ticket ?? this.pool).run(() => argon2.hash(password, this.options));
   }
 
   /**
    * False for a wrong password and for a malformed stored hash (never throws on bad input;
-   * HASHER_BUSY when full). A false for a hash not at the current parameters comes no sooner than
-   * one for a hash at them would (see the top of this file).
+   * HASHER_BUSY when full, unless run in `ticket`'s place). A false for a hash not at the current
+   * parameters comes no sooner than one for a hash at them would (see the top of this file).
    */
-  async verify(hash: string, password: string): Promise<boolean> {
-    return (await this.check(hash, password)).ok;
+  async verify(hash: string, password: string, ticket?: HashTicket): Promise<boolean> {
+    return (await this.check(hash, password, ticket)).ok;
   }
 
   /** verify() (`ok`), and whether the stored hash needs an upgrade (`rehash`: needsRehash), read once. */
-  async check(hash: string, password: string): Promise<{ ok: boolean; rehash: boolean }> {
+  async check(hash: string, password: string, ticket?: HashTicket): Promise<{ ok: boolean; rehash: boolean }> {
     const rehash = this.needsRehash(hash);
     let took = 0;
-    const ok = await this.pool.run(async () => {
+    const ok = await (ticket ?? this.pool).run(async () => {
       const start = this.timing.now();
       try {
         return await argon2.verify(hash, password);
@@ -134,8 +152,8 @@ export class Passwords {
   }
 
   /** Verifies against a fixed dummy hash at the configured cost: same work as a real verify. */
-  async verifyDummy(password: string): Promise<void> {
-    await this.verify(await this.dummy(), password);
+  async verifyDummy(password: string, ticket?: HashTicket): Promise<void> {
+    await this.verify(await this.dummy(), password, ticket);
   }
 
   /**

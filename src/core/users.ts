@@ -1,8 +1,9 @@
 // Users shared by every service: one login per user (seeds 000/002: an email; seed 004: a user
 // name; compared by key, see login-name.ts), an argon2id password, an active flag. Password
 // logins go through `authenticate`, which answers an unknown login and a wrong password
-// identically, at the same cost. Both it and sign-ups check their input, then take their slot in
-// the login throttle, and only then hash (through the passwords' bounded pool).
+// identically, at the same cost. Both it and sign-ups check their input, are admitted by the
+// passwords' bounded pool (a place held for their hash from then on), take their slot in the
+// login throttle, and only then hash, in the place they hold.
 import { CallEndedError } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import { DuplicateError } from "../store/ports/errors.js";
@@ -68,10 +69,11 @@ export class Users {
 
   /**
    * Policy errors: invalid_argument; every hasher busy: unavailable, before the login is looked
-   * up or anything counts; too many sign-ups from the address: resource_exhausted; a login
-   * already taken (or a look-alike of one): already_exists, found before any hashing; a hash
-   * that ended later than a login's check may (core/login-throttle.ts): unavailable, not made,
-   * counted. Every sign-up that is not refused as malformed or busy counts.
+   * up or anything counts, and never after (the place admitted is held for the hash); too many
+   * sign-ups from the address: resource_exhausted; a login already taken (or a look-alike of
+   * one): already_exists, found before any hashing; a hash that ended later than a login's
+   * check may (core/login-throttle.ts): unavailable, not made, counted. Every sign-up that is not
+   * refused as malformed or busy counts.
    */
   async create(input: NewUserInput): Promise<UserRecord> {
     const login = parseLogin(input.login, input.kind);
@@ -79,17 +81,18 @@ export class Users {
     const emails = (input.emails ?? (input.kind === "email" ? [login.spelling] : [])).map((e) => parseLogin(e, "email").spelling);
     // A full hasher refuses before the login is looked up, a taken login as a free one: were a
     // taken login answered 409 whatever the load, a refusal under load would tell that the login
-    // is free. A flood costs no store writes either.
-    this.passwords.admit();
-    // A duplicate needs no hashing: once admitted, it is answered (and counted) at once.
-    if (await this.users.findByLogin(login.spelling, login.key)) {
-      await (await this.throttle.beginSignUp(input.clientAddress)).failed();
-      throw userExists(input.kind);
-    }
-    // Again, for a hasher filled during the lookup: refused before the throttle's write.
-    this.passwords.admit();
-    const attempt = await this.throttle.beginSignUp(input.clientAddress);
-    const passwordHash = await abandonOnError(attempt, this.passwords.hash(input.password));
+    // is free. A flood costs no store writes either. Once admitted, the sign-up holds its place
+    // in the pool until it hashes (or ends without hashing): a hasher filled during the lookup
+    // cannot refuse a free login then, while a taken one is answered 409.
+    const { attempt, passwordHash } = await this.passwords.admitted(async (ticket) => {
+      // A duplicate needs no hashing: once admitted, it is answered (and counted) at once.
+      if (await this.users.findByLogin(login.spelling, login.key)) {
+        await (await this.throttle.beginSignUp(input.clientAddress)).failed();
+        throw userExists(input.kind);
+      }
+      const attempt = await this.throttle.beginSignUp(input.clientAddress);
+      return { attempt, passwordHash: await abandonOnError(attempt, this.passwords.hash(input.password, ticket)) };
+    });
     await attempt.succeeded(false);
     try {
       return await this.users.create({
@@ -113,7 +116,8 @@ export class Users {
    * naming `source.field` and counts nowhere; a malformed one is counted like an unknown one (same
    * answer, same cost), under the key of its raw form. The attempt takes its throttle slots before
    * anything is hashed (LOGIN_LOCKED otherwise), and a full hasher refuses it (HASHER_BUSY)
-   * without counting it.
+   * without counting it, before it takes them: once admitted, its place in the pool is held for
+   * its verification (known login or not), so it is not refused for a hasher filled meanwhile.
    */
   async authenticate(rawLogin: string, password: string, kind: LoginKind, clientAddress: string, source: LoginSource = { field: defaultField(kind) }): Promise<UserRecord> {
     checkLoginText(rawLogin, source);
@@ -123,15 +127,16 @@ export class Users {
     } catch {
       login = undefined;
     }
-    this.passwords.admit();
-    const attempt = await this.throttle.beginLogin(login?.key ?? loginKey(rawLogin.trim()), clientAddress);
-    const user = await abandonOnError(attempt, login ? this.users.findByLogin(login.spelling, login.key) : Promise.resolve(null));
-    if (!user) {
-      await abandonOnError(attempt, this.passwords.verifyDummy(password));
-      await attempt.failed();
-      throw invalidLogin();
-    }
-    const { ok, rehash } = await abandonOnError(attempt, this.passwords.check(user.passwordHash, password));
+    const { attempt, user, ok, rehash } = await this.passwords.admitted(async (ticket) => {
+      const attempt = await this.throttle.beginLogin(login?.key ?? loginKey(rawLogin.trim()), clientAddress);
+      const user = await abandonOnError(attempt, login ? this.users.findByLogin(login.spelling, login.key) : Promise.resolve(null));
+      if (!user) {
+        await abandonOnError(attempt, this.passwords.verifyDummy(password, ticket));
+        await attempt.failed();
+        throw invalidLogin();
+      }
+      return { attempt, user, ...(await abandonOnError(attempt, this.passwords.check(user.passwordHash, password, ticket))) };
+    });
     if (!ok) {
       await attempt.failed();
       throw invalidLogin();

@@ -21,7 +21,7 @@ import { sendErrorBody } from "./error-details.js";
 
 /** What the metrics read from the core at scrape time. */
 export interface MetricSources {
-  hashPool: { readonly inUse: number; readonly queued: number };
+  hashPool: { readonly inUse: number; readonly queued: number; readonly reserved: number };
   /** `enabled` false (TESSERA_AUDIT=off): events are seen (logins, sign-ups) but not recorded, nor counted as recorded. */
   audit: {
     readonly enabled: boolean;
@@ -272,6 +272,14 @@ export function createMetrics(): Metrics {
     registers: [registry],
     collect() {
       if (sources) this.set(sources.hashPool.queued);
+    },
+  });
+  new client.Gauge({
+    name: "tessera_hasher_reserved",
+    help: "Places in the hasher's bound held for logins and sign-ups admitted but not hashing yet (looking their account up).",
+    registers: [registry],
+    collect() {
+      if (sources) this.set(sources.hashPool.reserved);
     },
   });
   const cacheCounter = (name: string, help: string, pick: (c: { hits: number; misses: number }) => number) => {

@@ -2,7 +2,9 @@
 // - every API that creates users counts its sign-ups per client address (TOO_MANY_SIGNUPS, 429
 //   with Retry-After), duplicates included, malformed requests not;
 // - a duplicate sign-up is found before any hashing (once admitted: a full hasher refuses it as
-//   it refuses a new login, enumeration.test.ts);
+//   it refuses a new login, enumeration.test.ts; once admitted, its place is held for its hash,
+//   so a hasher filled during its lookup refuses neither a taken login nor a free one,
+//   admitted-hash.test.ts);
 // - when every hasher is busy and the wait queue is full, a login or sign-up answers at once
 //   UNAVAILABLE HASHER_BUSY (REST 503) with Retry-After, without hashing or counting.
 import assert from "node:assert/strict";

@@ -101,6 +101,7 @@ for (const store of storesUnderTest()) {
       assert.equal(histogramCount(pair[1], "tessera_hasher_wait_seconds") - histogramCount(pair[0], "tessera_hasher_wait_seconds"), 4);
       assert.equal(value(pair[1], "tessera_hasher_in_use"), 0);
       assert.equal(value(pair[1], "tessera_hasher_queue_depth"), 0);
+      assert.equal(value(pair[1], "tessera_hasher_reserved"), 0, "every place admitted was used or given back");
     });
 
     it("times store operations by operation and store kind", async () => {

@@ -112,7 +112,7 @@ describe("README", () => {
     // Everything registered, the conditional ones too: the signing key's age (not under HS256)
     // and the TLS certificate's.
     metrics.watch({
-      hashPool: { inUse: 0, queued: 0 },
+      hashPool: { inUse: 0, queued: 0, reserved: 0 },
       audit: { enabled: true, observe() {} },
       apiTokens: { cacheCounts: () => ({ hits: 0, misses: 0 }) },
       verifier: { cacheCounts: () => ({ hits: 0, misses: 0 }) },
