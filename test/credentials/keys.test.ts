@@ -244,91 +244,44 @@ for (const store of storesUnderTest()) {
 
       it("a rotation that read the key list before the revocation and writes after it leaves a key that signs, on both instances", async () => {
         const { a, b } = pair;
-        const email = uniqueEmail("race");
-        await signUp(a, email);
-        const [next] = expectOk(await keyApi("rest", a.url).getJwks()).keys;
-        clock.advance(a.config.keyPublishSeconds * 1000);
-        // b's rotation reads the list (the next key not revoked yet), then waits to write...
-        const rotating = b.tessera.store.keys;
-        const rotate = rotating.rotate;
-        const rotation = gate();
-        let rotationWritten!: Promise<boolean>;
-        rotating.rotate = (...args) => {
-          rotating.rotate = rotate;
-          rotationWritten = rotation.pass().then(() => rotate.apply(rotating, args));
-          return rotationWritten;
-        };
-        // ...until a has revoked the key and is about to publish another next key.
-        const revoking = a.tessera.store.keys;
-        const insertGeneration = revoking.insertGeneration;
-        revoking.insertGeneration = async (...args) => {
-          revoking.insertGeneration = insertGeneration;
-          rotation.open();
-          await rotationWritten;
-          return insertGeneration.apply(revoking, args);
-        };
+        const race = await rotationHeldByRevocation();
         try {
           const rotated = keyApi("rest", b.url).rotateKey(admin);
-          await rotation.reached;
-          expectOk(await keyApi("rest", a.url).revokeKey(next!.kid, admin));
-          assert.notEqual(expectOk(await rotated).kid, next!.kid);
+          await race.reached;
+          expectOk(await keyApi("rest", a.url).revokeKey(race.next.kid, admin));
+          assert.notEqual(expectOk(await rotated).kid, race.next.kid);
         } finally {
-          rotating.rotate = rotate;
-          revoking.insertGeneration = insertGeneration;
-          rotation.open();
+          race.restore();
         }
-        await signsEverywhere(email, next!.kid);
+        await signsEverywhere(race.email, race.next.kid);
       });
 
       it("a rotation whose key is revoked and replaced by the revocation before it looks again answers the key that signs, not the revoked one", async () => {
         const { a, b } = pair;
-        const email = uniqueEmail("race");
-        await signUp(a, email);
-        const [next] = expectOk(await keyApi("rest", a.url).getJwks()).keys;
-        clock.advance(a.config.keyPublishSeconds * 1000);
-        // b's rotation reads the list, waits to write, and once written looks at the list again
-        // only after a's revocation has answered (a has then promoted another key itself).
+        // Once written, b's rotation looks at the list again only after a's revocation has
+        // answered (a has then promoted another key itself).
         const rotating = b.tessera.store.keys;
-        const rotate = rotating.rotate;
         const list = rotating.list;
-        const rotation = gate();
         let revoked!: ReturnType<ReturnType<typeof keyApi>["revokeKey"]>;
-        let rotationWritten!: Promise<boolean>;
-        rotating.rotate = (...args) => {
-          rotating.rotate = rotate;
-          rotationWritten = rotation.pass().then(async () => {
-            const won = await rotate.apply(rotating, args);
-            rotating.list = async (...listArgs) => {
-              rotating.list = list;
-              await revoked;
-              return list.apply(rotating, listArgs);
-            };
-            return won;
-          });
-          return rotationWritten;
-        };
-        const revoking = a.tessera.store.keys;
-        const insertGeneration = revoking.insertGeneration;
-        revoking.insertGeneration = async (...args) => {
-          revoking.insertGeneration = insertGeneration;
-          rotation.open();
-          await rotationWritten;
-          return insertGeneration.apply(revoking, args);
-        };
+        const race = await rotationHeldByRevocation(() => {
+          rotating.list = async (...listArgs) => {
+            rotating.list = list;
+            await revoked;
+            return list.apply(rotating, listArgs);
+          };
+        });
         try {
           const rotated = keyApi("rest", b.url).rotateKey(admin);
-          await rotation.reached;
-          revoked = keyApi("rest", a.url).revokeKey(next!.kid, admin);
+          await race.reached;
+          revoked = keyApi("rest", a.url).revokeKey(race.next.kid, admin);
           const signingKid = expectOk(await revoked).signing_kid;
-          assert.notEqual(signingKid, next!.kid);
+          assert.notEqual(signingKid, race.next.kid);
           assert.equal(expectOk(await rotated).kid, signingKid, "the rotation answers the key that signs");
         } finally {
-          rotating.rotate = rotate;
+          race.restore();
           rotating.list = list;
-          revoking.insertGeneration = insertGeneration;
-          rotation.open();
         }
-        await signsEverywhere(email, next!.kid);
+        await signsEverywhere(race.email, race.next.kid);
       });
 
       it("the signing key revoked on both instances at once: the published next key signs, a key published just now does not", async () => {
@@ -363,6 +316,54 @@ for (const store of storesUnderTest()) {
         await signsEverywhere(email, signing!.kid);
         assert.equal(kidOf(await jwtLogin(a, email)), next!.kid);
       });
+
+      /**
+       * The setup of the two races of a rotation on b with a revocation on a of the published
+       * next key (`next`, published long enough that a rotation promotes it at once; `email`, a
+       * user signed up for signsEverywhere): b's next rotation reads the list (the next key not
+       * revoked yet), then waits to write (`reached`) until a has revoked the key and is about to
+       * publish another next key, which waits for the rotation's write; `written` runs once that
+       * write is done, before the rotation goes on. `restore` puts both stores' calls back and
+       * lets a held rotation through.
+       */
+      async function rotationHeldByRevocation(written?: () => void) {
+        const { a, b } = pair;
+        const email = uniqueEmail("race");
+        await signUp(a, email);
+        const [next] = expectOk(await keyApi("rest", a.url).getJwks()).keys;
+        clock.advance(a.config.keyPublishSeconds * 1000);
+        const rotating = b.tessera.store.keys;
+        const rotate = rotating.rotate;
+        const rotation = gate();
+        let rotationWritten!: Promise<boolean>;
+        rotating.rotate = (...args) => {
+          rotating.rotate = rotate;
+          rotationWritten = rotation.pass().then(async () => {
+            const won = await rotate.apply(rotating, args);
+            written?.();
+            return won;
+          });
+          return rotationWritten;
+        };
+        const revoking = a.tessera.store.keys;
+        const insertGeneration = revoking.insertGeneration;
+        revoking.insertGeneration = async (...args) => {
+          revoking.insertGeneration = insertGeneration;
+          rotation.open();
+          await rotationWritten;
+          return insertGeneration.apply(revoking, args);
+        };
+        return {
+          email,
+          next: next!,
+          reached: rotation.reached,
+          restore() {
+            rotating.rotate = rotate;
+            revoking.insertGeneration = insertGeneration;
+            rotation.open();
+          },
+        };
+      }
 
       /** Tokens from either instance are signed by a key other than `revokedKid` and verify on both, once both have reloaded. */
       async function signsEverywhere(email: string, revokedKid: string): Promise<void> {
