@@ -97,12 +97,15 @@ const message = {
   news: "tessera:news",
   /**
    * either way: the news numbered `id` is in effect here; from the leader to the follower that
-   * sent it, in every other follower too (or they were given up on: newsAckMs).
+   * sent it, in every other follower too (or they were given up on: newsAckMs, or failed). With
+   * `failed`: this worker's handler of it threw or rejected (it logged why), from a follower as
+   * soon as it did; from the leader, its own handler (it reports the other followers itself).
    */
   newsAck: "tessera:news-ack",
   /**
    * leader -> the follower that sent the news numbered `id`: it is in effect in the leader, which
-   * is still waiting for the other followers (it reports those late itself: newsAckMs).
+   * is still waiting for the other followers (it reports those late or failed itself:
+   * newsAckMs); with `failed`, the leader's handler of it failed.
    */
   newsApplied: "tessera:news-applied",
   /**
@@ -136,6 +139,7 @@ interface Envelope {
   value?: unknown;
   error?: string;
   reason?: string;
+  failed?: boolean;
 }
 
 /** A process's role, from its environment: a follower is forked by a leader, with an IPC channel. */
@@ -211,11 +215,20 @@ const newsHandlers = new Map<string, (value: string) => unknown>();
  * follower taking connections has acknowledged it or has been given up on (newsAckMs).
  */
 let tellNews: ((kind: string, value: string, from?: ChildProcess) => Promise<void>) | undefined;
-/** Told of every worker that did not acknowledge news in time (onNewsUnacknowledged). */
-let newsLate: ((kind: string, worker: number) => void) | undefined;
-/** The acknowledgements this worker waits for, by the id of the news sent: the whole (newsAck), and the leader's own part (newsApplied). */
-const newsAcks = new Map<string, { acknowledged(): void; applied(): void }>();
+/** Told of news not in effect in a worker (onNewsReports). */
+let newsReports: NewsReports | undefined;
+/**
+ * The acknowledgements this worker waits for, by the id of the news sent: the whole (newsAck),
+ * and the leader's own part (newsApplied); each says whether it failed. `to`: in the leader, the
+ * follower it was sent to, the only one whose acknowledgement counts.
+ */
+const newsAcks = new Map<string, { to?: ChildProcess; acknowledged(failed: boolean): void; applied(failed: boolean): void }>();
 let newsSeq = 0;
+/**
+ * How news sent to one worker fared (sendNews): acknowledged in time (or the worker is gone),
+ * acknowledged as failed (its handler threw or rejected), or not acknowledged in time.
+ */
+type NewsOutcome = "acknowledged" | "failed" | "late";
 
 /**
  * News that arrived while this worker was starting, before a handler of its kind was set (onNews):
@@ -238,54 +251,88 @@ function newsHandled(): void {
   releaseNews();
 }
 
-/** Puts news in effect here: now, or once a handler of its kind is set (heldNews). */
-function handleNews(kind: string, value: string): unknown {
-  const handle = newsHandlers.get(kind);
+/**
+ * Puts news in effect here: now, or once a handler of its kind is set (heldNews). Settles as what
+ * the handler returns does, and rejects when it throws: a handler's error never escapes into the
+ * channel's "message" listener (an uncaught exception: the worker died of it) or into onNews.
+ */
+function handleNews(kind: string, value: string): Promise<unknown> {
   const held = heldNews;
-  if (handle !== undefined || held === undefined) return handle?.(value);
-  return new Promise((resolve) => held.push({ kind, apply: () => resolve(newsHandlers.get(kind)?.(value)) }));
+  if (newsHandlers.has(kind) || held === undefined) return new Promise((resolve) => resolve(newsHandlers.get(kind)?.(value)));
+  return new Promise((resolve) => held.push({ kind, apply: () => resolve(handleNews(kind, value)) }));
 }
 
 /**
  * Puts news that arrived over one channel in effect here and, in the leader, in every other
- * follower (tellNews), then acknowledges it over `reply` when it asks (`id`); not when a handler
- * failed (its sender reports it). The leader also says, over `reply`, once it is in effect here
- * (newsApplied): a follower whose wait ends while the leader still waits for the others then
- * leaves those to the leader's report, and does not report the leader as well.
+ * follower (tellNews), then acknowledges it over `reply` when it asks (`id`). A handler that
+ * throws or rejects is reported here (onNewsReports: failedHere, once) and acknowledged as failed,
+ * at once in a follower: its sender reports the failure rather than wait out its bound for an
+ * acknowledgement that never comes. The leader also says, over `reply`, once its own handler has
+ * settled (newsApplied, failed or not): a follower whose wait ends while the leader still waits
+ * for the others then leaves those to the leader's report, and reports the leader only if it
+ * failed. The leader's whole acknowledgement still follows the others' (or their bounds).
  */
 function applyNews(m: Envelope, reply: Send, from?: ChildProcess): void {
   const { id } = m;
-  const here = Promise.resolve(handleNews(m.kind!, m.reason!));
-  if (from !== undefined && id !== undefined) here.then(() => reply({ type: message.newsApplied, id }, () => {}), () => {});
-  Promise.all([here, tellNews?.(m.kind!, m.reason!, from)]).then(
-    () => id !== undefined && reply({ type: message.newsAck, id }, () => {}),
+  const kind = m.kind!;
+  /** Whether this worker's handler failed, once it has settled. */
+  const failedHere = handleNews(kind, m.reason!).then(
+    () => false,
+    (error: unknown) => {
+      try {
+        newsReports?.failedHere(kind, error);
+      } catch {
+        // A report that fails (an error whose fields throw when read) still answers the sender.
+      }
+      return true;
+    },
+  );
+  const answer = (type: string, failed: boolean) => id !== undefined && reply({ type, id, ...(failed && { failed }) }, () => {});
+  if (from !== undefined) failedHere.then((failed) => answer(message.newsApplied, failed));
+  Promise.all([failedHere, tellNews?.(kind, m.reason!, from)]).then(
+    ([failed]) => answer(message.newsAck, failed),
     () => {},
   );
 }
 
 /**
- * Sends news over one channel. With `waitMs`: resolves true once it is acknowledged, and once
- * `waitMs` have passed, false unless the other side has said it is in effect there (the leader,
- * waiting for the others: newsApplied); true too when it could not be sent (the channel closed:
- * the worker is gone, and serves nothing). Without `waitMs`, at once.
+ * Sends news over one channel (to the follower `to`, in the leader). With `waitMs`: resolves once
+ * it is acknowledged, "failed" when the other side's handler failed (the leader's own, for the
+ * news of a follower: newsApplied or newsAck), "acknowledged" otherwise; once `waitMs` have
+ * passed, "late" unless the other side has said its own handler has settled (the leader, waiting
+ * for the others: newsApplied); "acknowledged" too when it could not be sent (the channel closed:
+ * the worker is gone, and serves nothing). Without `waitMs`, at once. The first answer counts:
+ * an acknowledgement once it has resolved (late, a duplicate) or for an id it did not send is
+ * ignored.
  */
-function sendNews(send: Send, kind: string, value: string, waitMs?: number): Promise<boolean> {
+function sendNews(send: Send, kind: string, value: string, waitMs?: number, to?: ChildProcess): Promise<NewsOutcome> {
   if (waitMs === undefined) {
     send({ type: message.news, kind, reason: value }, () => {});
-    return Promise.resolve(true);
+    return Promise.resolve("acknowledged");
   }
   const id = String(++newsSeq);
-  return new Promise<boolean>((resolve) => {
-    const done = (acknowledged: boolean) => {
+  return new Promise<NewsOutcome>((resolve) => {
+    const done = (outcome: NewsOutcome) => {
       clearTimeout(timer);
       newsAcks.delete(id);
-      resolve(acknowledged);
+      resolve(outcome);
     };
-    let applied = false;
-    const timer = setTimeout(() => done(applied), waitMs);
-    newsAcks.set(id, { acknowledged: () => done(true), applied: () => (applied = true) });
-    send({ type: message.news, id, kind, reason: value }, (e) => e && done(true));
+    /** The leader's own part, once it has said (newsApplied). */
+    let leaderPart: "applied" | "failed" | undefined;
+    const timer = setTimeout(() => done(leaderPart === "failed" ? "failed" : leaderPart === "applied" ? "acknowledged" : "late"), waitMs);
+    newsAcks.set(id, {
+      ...(to !== undefined && { to }),
+      acknowledged: (failed) => done(failed || leaderPart === "failed" ? "failed" : "acknowledged"),
+      applied: (failed) => (leaderPart ??= failed ? "failed" : "applied"),
+    });
+    send({ type: message.news, id, kind, reason: value }, (e) => e && done("acknowledged"));
   });
+}
+
+/** Reports what sendNews found of the worker numbered `worker`. */
+function reportNews(kind: string, worker: number, outcome: NewsOutcome): void {
+  if (outcome === "late") newsReports?.late(kind, worker);
+  else if (outcome === "failed") newsReports?.failed(kind, worker);
 }
 
 /**
@@ -294,23 +341,24 @@ function sendNews(send: Send, kind: string, value: string, waitMs?: number): Pro
  * instead of when its own caches expire, and resolves once every worker taking connections has
  * put it in effect: the call that made the change answers after. A worker that has not
  * acknowledged it within newsAckMs (the leader waits for each follower) or sentNewsAckMs (a
- * follower waits for the leader, which waits for the others) is reported (onNewsUnacknowledged)
- * and the promise resolves all the same; it never rejects. Each late worker is reported once, by
- * the worker that waited for it: a follower reports the leader only when the leader had not put
- * the news in effect itself by then, not when it was still waiting for a follower it reports
+ * follower waits for the leader, which waits for the others) is reported late, one whose handler
+ * threw or rejected as failed, as soon as it says so (onNewsReports), and the promise resolves all
+ * the same; it never rejects. Each late or failed worker is reported once, by the worker that
+ * waited for it: a follower reports the leader only when the leader had not put the news in
+ * effect itself by then, or failed to, not when it was still waiting for a follower it reports
  * itself. Nothing to tell in a single process.
  */
 export async function shareNews(kind: string, value = ""): Promise<void> {
   if (role === "leader") await tellNews?.(kind, value);
   else if (role === "follower" && process.connected) {
-    const acknowledged = await sendNews((m, done) => process.send!(m, undefined, undefined, done), kind, value, sentNewsAckMs);
-    if (!acknowledged) newsLate?.(kind, 1);
+    reportNews(kind, 1, await sendNews((m, done) => process.send!(m, undefined, undefined, done), kind, value, sentNewsAckMs));
   }
 }
 
 /**
  * `handle` runs in this worker when another worker shares news of `kind`; the news is in effect
- * here (and acknowledged) once what it returns has settled.
+ * here (and acknowledged) once what it returns has settled. When it throws or rejects, the error
+ * is reported here (onNewsReports: failedHere) and the sender told that it failed.
  */
 export function onNews(kind: string, handle: (value: string) => unknown): void {
   if (role === "single") return;
@@ -318,10 +366,20 @@ export function onNews(kind: string, handle: (value: string) => unknown): void {
   releaseNews(kind);
 }
 
-/** `report` hears of news of `kind` that the worker numbered `worker` did not acknowledge in time (shareNews). */
-export function onNewsUnacknowledged(report: (kind: string, worker: number) => void): void {
+/** What a worker hears of news not in effect in some worker (onNewsReports), each once. */
+export interface NewsReports {
+  /** The worker numbered `worker` did not acknowledge news of `kind` in time (shareNews). */
+  late(kind: string, worker: number): void;
+  /** The worker numbered `worker` acknowledged news of `kind` as failed: its handler threw or rejected (it reports why: failedHere). */
+  failed(kind: string, worker: number): void;
+  /** This worker's handler of news of `kind` threw or rejected `error` (onNews). */
+  failedHere(kind: string, error: unknown): void;
+}
+
+/** `reports` hears of news this worker sent that another did not put in effect, and of news its own handlers failed to. */
+export function onNewsReports(reports: NewsReports): void {
   if (role === "single") return;
-  newsLate = report;
+  newsReports = reports;
 }
 
 /** Answers `kind` requests from the other side of the cluster (the leader, or a follower). */
@@ -491,7 +549,7 @@ export function lead(config: Config, logger: Logger): Leader {
       told.map(async ([id, child]) => {
         // One still starting is handed no connection until it is ready: it is told, not waited for.
         const waitMs = ready.includes(child) ? newsAckMs : undefined;
-        if (!(await sendNews((m, done) => child.send(m, done), kind, value, waitMs))) newsLate?.(kind, id);
+        reportNews(kind, id, await sendNews((m, done) => child.send(m, done), kind, value, waitMs, child));
       }),
     );
   };
@@ -562,7 +620,8 @@ export function lead(config: Config, logger: Logger): Leader {
       } else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") {
         applyNews(m, (a, done) => child.send(a, done), child);
       } else if (m?.type === message.newsAck && m.id !== undefined) {
-        newsAcks.get(m.id)?.acknowledged();
+        const waiting = newsAcks.get(m.id);
+        if (waiting?.to === child) waiting.acknowledged(m.failed === true);
       } else if (m?.type === message.startFailed && typeof m.reason === "string") {
         startFailure = m.reason;
       } else if (m?.type === message.ready) {
@@ -719,8 +778,8 @@ export function follow(): FollowerSharing {
     else if (m?.type === message.drain && typeof m.reason === "string") leaderDrain?.drain(m.reason);
     else if (m?.type === message.stop && typeof m.reason === "string") leaderDrain?.stop(m.reason);
     else if (m?.type === message.news && typeof m.kind === "string" && typeof m.reason === "string") applyNews(m, (a, done) => process.send!(a, undefined, undefined, done));
-    else if (m?.type === message.newsAck && m.id !== undefined) newsAcks.get(m.id)?.acknowledged();
-    else if (m?.type === message.newsApplied && m.id !== undefined) newsAcks.get(m.id)?.applied();
+    else if (m?.type === message.newsAck && m.id !== undefined) newsAcks.get(m.id)?.acknowledged(m.failed === true);
+    else if (m?.type === message.newsApplied && m.id !== undefined) newsAcks.get(m.id)?.applied(m.failed === true);
     else if (m) onAsksAndAnswers(m, (a, done) => process.send!(a, undefined, undefined, done));
   });
   return {

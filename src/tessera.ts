@@ -1,10 +1,11 @@
 // Tessera assembled: configuration -> store -> services -> one server. `main.ts` runs it as a
 // process; tests and benchmarks start it in-process.
-import { onNews, onNewsUnacknowledged, onSharedStoreFailure, shareNews, shareStoreFailure, type PortSharing } from "./cluster.js";
+import { onNews, onNewsReports, onSharedStoreFailure, shareNews, shareStoreFailure, type PortSharing } from "./cluster.js";
 import { configuredSecret, type Config } from "./config.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import type { Logger } from "./logger.js";
 import { errorDomain } from "./server/error-details.js";
+import { describeError } from "./server/error-report.js";
 import { startServer, type RestHandlerFactory, type RunningServer } from "./server/index.js";
 import type { NodeRequest, NodeResponse } from "./server/dispatch.js";
 import { createServices } from "./services/index.js";
@@ -81,6 +82,27 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   const clock = options.clock ?? systemClock;
   const metrics = config.metrics ? createMetrics() : undefined;
   const tracing = await createTracing(config.otlpEndpoint, packageVersion);
+  // Under TESSERA_WORKERS a key rotated or revoked, or an API token revoked, takes effect in every
+  // worker at once, as in the one that answered (not when their own key list or cache is next
+  // read): the call answers once every other worker has acknowledged the news, or been given up
+  // on, or said that it failed (each logged and counted, by the worker that waited for it);
+  // instances on one MongoDB learn of it as before, within the reload interval or cache TTL. A
+  // worker whose handler of news fails logs its error itself: the error, its message masked
+  // (describeError), and where it was thrown, never the news's value (an API token's hash). Set
+  // before the store opens, whose news (store-full) may be applied while this worker starts.
+  onNewsReports({
+    late(kind, worker) {
+      logger.warn("worker did not apply news in time", { kind, lateWorker: worker });
+      metrics?.newsUnacknowledged(kind);
+    },
+    failed(kind, worker) {
+      logger.warn("worker failed to apply news", { kind, failedWorker: worker });
+      metrics?.newsFailed(kind);
+    },
+    failedHere(kind, error) {
+      logger.error("news handler failed", { kind, ...describeError(error) });
+    },
+  });
   const opened = await openStoreWaiting({
     mongodbUri: config.mongodbUri,
     dataDir: config.dataDir,
@@ -115,15 +137,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     await store.close();
     throw e;
   }
-  // Under TESSERA_WORKERS a key rotated or revoked, or an API token revoked, takes effect in every
-  // worker at once, as in the one that answered (not when their own key list or cache is next
-  // read): the call answers once every other worker has acknowledged the news, or been given up
-  // on (logged and counted); instances on one MongoDB learn of it as before, within the reload
-  // interval or cache TTL.
-  onNewsUnacknowledged((kind, worker) => {
-    logger.warn("worker did not apply news in time", { kind, lateWorker: worker });
-    metrics?.newsUnacknowledged(kind);
-  });
+  // The news each worker acts on (onNewsReports, above).
   const { keyRing, apiTokens } = services.core;
   keyRing.onChange(() => shareNews(keysChanged));
   onNews(keysChanged, () => keyRing.reloadNow().catch((e: unknown) => logger.warn("signing keys not reloaded", { error: e instanceof Error ? e.message : String(e) })));

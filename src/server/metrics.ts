@@ -134,6 +134,8 @@ export interface Metrics {
   certificate(notAfter: () => Date): { reloadRefused(): void };
   /** Under TESSERA_WORKERS: a worker did not acknowledge news of `kind` in time (cluster.ts shareNews). */
   newsUnacknowledged(kind: string): void;
+  /** Under TESSERA_WORKERS: a worker's handler of news of `kind` failed, as it acknowledged (cluster.ts shareNews). */
+  newsFailed(kind: string): void;
   /** Starts reading the core's figures. */
   watch(sources: MetricSources): void;
   /** The exposition text: this process's registry, or under a cluster every worker's, aggregated. */
@@ -240,6 +242,12 @@ export function createMetrics(): Metrics {
   const newsUnacknowledged = new client.Counter({
     name: "tessera_worker_news_unacknowledged_total",
     help: "News one worker told the others (a change every worker acts on at once), by kind (keys-changed, api-token-revoked, store-full), once for each worker that did not acknowledge it in time; the call that made the change answered all the same.",
+    labelNames: ["kind"],
+    registers: [registry],
+  });
+  const newsFailed = new client.Counter({
+    name: "tessera_worker_news_failed_total",
+    help: "News one worker told the others, by kind (keys-changed, api-token-revoked, store-full), once for each worker whose handler of it threw or rejected (that worker logs the error: news handler failed); the call that made the change answered all the same.",
     labelNames: ["kind"],
     registers: [registry],
   });
@@ -377,6 +385,7 @@ export function createMetrics(): Metrics {
     hashWaited: (ms) => hashWait.observe(ms / 1000),
     connectionRefused: () => connectionsRefused.inc(),
     newsUnacknowledged: (kind) => newsUnacknowledged.inc({ kind }),
+    newsFailed: (kind) => newsFailed.inc({ kind }),
     countConnections(open) {
       openConnections = open;
     },

@@ -4,11 +4,15 @@
 // ("worker did not apply news in time") and counted (tessera_worker_news_unacknowledged_total),
 // and the call still answers as made; a follower that made the change waits at most 2 s for the
 // first worker, and counts it late only when it had not applied the change itself by then: each
-// late worker is counted once, by the worker that waited for it. The workers are preloaded with
-// test/support/delayed-news.ts, which makes one or two of them apply the news they are sent late,
-// or never. Each request is on a new connection: the first worker hands connections to each
-// worker in turn.
+// late worker is counted once, by the worker that waited for it. A worker whose handler of the
+// news throws or rejects logs the error itself and says so at once: the worker waiting for it logs
+// ("worker failed to apply news") and counts it (tessera_worker_news_failed_total) without
+// waiting out the bound. The workers are preloaded with test/support/delayed-news.ts, which makes
+// one or two of them apply the news they are sent late, or never, and
+// test/support/failing-news.ts, which makes one's handler fail and send stray acknowledgements.
+// Each request is on a new connection: the first worker hands connections to each worker in turn.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,17 +34,18 @@ const revokeKey = "tessera.key.v1.KeyService/RevokeKey";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * A cluster of `workers` workers, applying news as `delays` says ("worker:delay" pairs: test/support/delayed-news.ts).
+ * A cluster of `workers` workers, applying news as `delays` says ("worker:delay" pairs: test/support/delayed-news.ts),
+ * and failing to as `env` says (NEWS_FAILURES, NEWS_EXTRA_ACKS: test/support/failing-news.ts).
  */
-function cluster(delays: string, workers = 2) {
+function cluster(delays: string, workers = 2, env: Record<string, string> = {}) {
   const state: { service?: ServiceProcess; dataDir?: string } = {};
   before(async () => {
     state.dataDir = mkdtempSync(join(tmpdir(), "tessera-news-ack-"));
     state.service = await startService(
       "sources",
       // A long API-token cache: only the news can make a worker refuse a token it has cached.
-      { TESSERA_WORKERS: String(workers), TESSERA_DATA_DIR: state.dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", NEWS_DELAYS: delays },
-      { listeners: workers, nodeArgs: ["--import", "tsx", "--import", "./test/support/delayed-news.ts"] },
+      { TESSERA_WORKERS: String(workers), TESSERA_DATA_DIR: state.dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", NEWS_DELAYS: delays, ...env },
+      { listeners: workers, nodeArgs: ["--import", "tsx", "--import", "./test/support/delayed-news.ts", "--import", "./test/support/failing-news.ts"] },
     );
   });
   after(async () => {
@@ -62,6 +67,7 @@ function cluster(delays: string, workers = 2) {
   return {
     port,
     lines: () => state.service!.lines(),
+    stderr: () => state.service!.stderr(),
     nthServedBy,
     /**
      * Makes `worker` the one the next connection is handed to: the workers take turns, so it is
@@ -78,7 +84,7 @@ function cluster(delays: string, workers = 2) {
     },
     /**
      * Revokes a new API token of `account` through `worker` (the one the revocation is handed to),
-     * checks its answer and returns how long it took.
+     * checks its answer and returns how long it took, and the token.
      */
     async revokeThrough(worker: number, account: string) {
       const created = await request(port(), "POST", "/v1/frontend/auth", { account_id: account, description: "late" });
@@ -96,12 +102,29 @@ function cluster(delays: string, workers = 2) {
       assert.deepEqual(Object.keys(revoked.json), ["revoked"]);
       assert.match(revoked.json.revoked as string, /^\d{2} [A-Z][a-z]{2} \d{4} - \d{2}:\d{2}$/);
       assert.equal(await nthServedBy(revokeApiToken, n), worker, "the revocation was handed to the worker named");
-      return tookMs;
+      return { tookMs, token: created.json.token as string };
     },
     /** tessera_worker_news_unacknowledged_total, of API-token revocations and in all. */
     async unacknowledged() {
       const families = await scrape(`http://127.0.0.1:${port()}/metrics`);
       return [value(families, "tessera_worker_news_unacknowledged_total", { kind: "api-token-revoked" }), value(families, "tessera_worker_news_unacknowledged_total")];
+    },
+    /** tessera_worker_news_failed_total, of API-token revocations and in all. */
+    async failed() {
+      const families = await scrape(`http://127.0.0.1:${port()}/metrics`);
+      return [value(families, "tessera_worker_news_failed_total", { kind: "api-token-revoked" }), value(families, "tessera_worker_news_failed_total")];
+    },
+    /**
+     * The lines of workers that failed to apply news (their handler threw or rejected) and of the
+     * workers that were told so, once `count` of each have been written (and none more for half a
+     * second).
+     */
+    async failures(count: number) {
+      const failedHere = () => state.service!.lines().filter((l) => l.msg === "news handler failed");
+      const toldOf = () => state.service!.lines().filter((l) => l.msg === "worker failed to apply news");
+      for (let waited = 0; (failedHere().length < count || toldOf().length < count) && waited < 5000; waited += 10) await sleep(10);
+      await sleep(500);
+      return { failedHere: failedHere(), toldOf: toldOf().map((l) => ({ level: l.level, worker: l.worker, kind: l.kind, failedWorker: l.failedWorker })) };
     },
     /** The warnings about late workers, once `count` of them have been written (and none more for half a second). */
     async lateWarnings(count: number) {
@@ -189,10 +212,63 @@ describe("server: TESSERA_WORKERS, a revocation is in effect in every worker whe
       const c = cluster(delays, workers);
 
       it(`the revocation answers once the bound has passed (${boundMs} ms), and worker ${warning.lateWorker} alone is logged and counted, by worker ${warning.worker}`, async () => {
-        const tookMs = await c.revokeThrough(through, `acct-late-${i}`);
+        const { tookMs } = await c.revokeThrough(through, `acct-late-${i}`);
         assert.ok(tookMs >= boundMs - 50 && tookMs < boundMs + 1000, `answered after ${Math.round(tookMs)} ms`);
         assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", kind: "api-token-revoked", ...warning }]);
         assert.deepEqual(await c.unacknowledged(), [1, 1]);
+      });
+    });
+  }
+
+  // A worker whose handler of the news throws or rejects (test/support/failing-news.ts) logs the
+  // error itself, once, and answers the worker waiting for it at once that it failed; that worker
+  // logs and counts the failure (tessera_worker_news_failed_total), not a late worker, and the
+  // revocation answers without waiting out the bound. The failing worker also sends each
+  // acknowledgement twice, one for an id never sent, and the same one late without `failed`:
+  // none of them is counted or logged, and the next news is handled as the first was.
+  const failing = [
+    { title: "a worker whose news handler throws", failures: "2:throw", workers: 2, through: 1, told: { worker: 1, failedWorker: 2 } },
+    { title: "a worker whose news handler rejects", failures: "2:reject", workers: 2, through: 1, told: { worker: 1, failedWorker: 2 } },
+    { title: "a first worker whose handler of a follower's news rejects", failures: "1:reject", workers: 2, through: 2, told: { worker: 2, failedWorker: 1 } },
+    // The first worker passes the second's news on to the third, and reports it failing itself.
+    { title: "a third worker whose handler of news passed on by the first throws", failures: "3:throw", workers: 3, through: 2, told: { worker: 1, failedWorker: 3 } },
+  ];
+  for (const [i, { title, failures, workers, through, told }] of failing.entries()) {
+    describe(title, () => {
+      const failingWorker = told.failedWorker;
+      const c = cluster("", workers, { NEWS_FAILURES: failures, NEWS_EXTRA_ACKS: String(failingWorker) });
+
+      it(`worker ${failingWorker} logs its error, worker ${told.worker} the failure and counts it, and the revocation answers at once`, async () => {
+        const tokens: string[] = [];
+        for (let n = 1; n <= 2; n++) {
+          const { tookMs, token } = await c.revokeThrough(through, `acct-failed-${i}-${n}`);
+          tokens.push(token);
+          assert.ok(tookMs < 1000, `revocation ${n} answered after ${Math.round(tookMs)} ms`);
+          const { failedHere, toldOf } = await c.failures(n);
+          assert.deepEqual(toldOf, Array(n).fill({ level: "warn", kind: "api-token-revoked", ...told }));
+          assert.equal(failedHere.length, n);
+          for (const line of failedHere) {
+            assert.equal(line.level, "error");
+            assert.equal(line.worker, failingWorker);
+            assert.equal(line.kind, "api-token-revoked");
+            // The error's message, its hash masked, and where it was thrown.
+            assert.match(line.error as string, /^Error: cannot forget the token "…" \(…\): NEWS_FAILURES$/);
+            assert.match(line.stack as string, /failing-news\.ts/);
+          }
+          assert.deepEqual(await c.failed(), [n, n]);
+          assert.deepEqual(await c.unacknowledged(), [0, 0]);
+        }
+        assert.deepEqual(await c.lateWarnings(0), []);
+        assert.deepEqual(c.lines().filter((l) => l.msg === "worker exited"), [], "no worker died");
+        // The duplicates, unknown ids and late acknowledgements were sent, and changed nothing.
+        const extras = c.stderr().split("\n").filter((l) => l.startsWith("failing-news:"));
+        assert.deepEqual(extras, Array(2).fill(`failing-news: worker ${failingWorker} acknowledged news as failed with extra acknowledgements`));
+        // Never the token, nor its hash (the news's payload), in the log.
+        const written = JSON.stringify(c.lines()) + c.stderr();
+        for (const token of tokens) {
+          assert.ok(!written.includes(token), "the token is not logged");
+          assert.ok(!written.includes(createHash("sha256").update(token).digest("hex")), "its hash is not logged");
+        }
       });
     });
   }
