@@ -10,39 +10,17 @@
 // sign-up whose hash is held takes the only hasher, and one more sign-up finds every place
 // taken. The places are read on /metrics.
 import assert from "node:assert/strict";
-import argon2 from "argon2";
 import { loginKey } from "../../src/core/login-name.js";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import type { UserStore } from "../../src/store/ports/users.js";
 import { rest, type RestResponse } from "../support/clients.js";
+import { heldArgon2 } from "../support/held-argon2.js";
 import { scrape, value } from "../support/metrics.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { spyOn } from "../support/spy.js";
 import { clientIdHeader, password, uniqueEmail, uniqueName } from "../support/users.js";
 import { wrongPassword } from "./api.js";
 
 const busy = "too many password checks in progress; retry shortly";
-
-/** argon2.hash held until `release()`: the hash keeps its hasher meanwhile. */
-function heldHash() {
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  const original = argon2.hash as (...args: unknown[]) => Promise<unknown>;
-  const spy = spyOn(argon2, "hash", (async (...args: unknown[]) => {
-    await gate;
-    return original.apply(argon2, args);
-  }) as never);
-  return {
-    release,
-    async started() {
-      while (spy.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
-    },
-    restore() {
-      release();
-      spy.restore();
-    },
-  };
-}
 
 /**
  * The store's lookup of `login` (by its key) held until `release()`, once: it reads the user,
@@ -131,7 +109,7 @@ for (const store of storesUnderTest()) {
      */
     async function filledDuringLookup(login: string, call: () => Promise<RestResponse>, status: number): Promise<RestResponse> {
       const lookup = heldLookup(server, login);
-      const hash = heldHash();
+      const hash = heldArgon2("hash");
       try {
         const answer = watched(call());
         await lookup.reached;

@@ -12,6 +12,7 @@ import argon2 from "argon2";
 import { ManualClock } from "../../src/core/clock.js";
 import { expectCode, expectOk, type Outcome } from "../support/api.js";
 import { bearer, rest, type RestResponse } from "../support/clients.js";
+import { heldArgon2 } from "../support/held-argon2.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { spyOn, type Spy } from "../support/spy.js";
 import { clientIdHeader, password, uniqueEmail, uniqueName } from "../support/users.js";
@@ -29,30 +30,6 @@ interface Seen {
 }
 
 const tooLong = "x".repeat(300); // the password policy's limit is 256 characters
-
-/** argon2's `name` (hash or verify), each call held until `release()`: it keeps its hasher meanwhile. */
-function heldArgon2(name: "hash" | "verify") {
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  const original = argon2[name] as (...args: unknown[]) => Promise<unknown>;
-  const spy = spyOn(argon2, name, (async (...args: unknown[]) => {
-    await gate;
-    return original.apply(argon2, args);
-  }) as never);
-  return {
-    calls: spy.calls,
-    release,
-    /** Resolves once a call is held. */
-    async started() {
-      while (spy.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
-    },
-    /** Releases what is held and puts argon2's own back. */
-    restore() {
-      release();
-      spy.restore();
-    },
-  };
-}
 
 for (const store of storesUnderTest()) {
   for (const transport of transports) {
