@@ -29,7 +29,15 @@ for (const store of storesUnderTest()) {
       server = await startTestServer({
         store,
         // Without login protection: a burst of logins of one user would wait for attempt slots.
-        env: { TESSERA_LOGIN_PROTECTION: "false", TESSERA_MAX_SESSIONS_PER_USER: `${CAP}`, TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER: `${CAP}`, TESSERA_MAX_USER_TOKENS_PER_USER: `${CAP}` },
+        env: {
+          TESSERA_LOGIN_PROTECTION: "false",
+          TESSERA_MAX_SESSIONS_PER_USER: `${CAP}`,
+          TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER: `${CAP}`,
+          TESSERA_MAX_USER_TOKENS_PER_USER: `${CAP}`,
+          // MongoDB calls bounded by 10 s rather than 2 s: under load a burst of 20 logins on
+          // FerretDB can outlast 2 s (STORE_UNAVAILABLE), which says nothing of which sessions end.
+          ...(store === "mongo" && { TESSERA_STORE_TIMEOUT_MS: "10000" }),
+        },
       });
     });
     after(async () => {
@@ -150,7 +158,7 @@ for (const store of storesUnderTest()) {
       }
     });
 
-    it(`20 logins at once for one user leave ${store === "sqlite" ? "exactly" : "at most"} ${CAP} live sessions (MongoDB: perhaps one fewer), every other one answering SESSION_ENDED`, async () => {
+    it(`20 logins at once for one user leave ${store === "sqlite" ? "exactly" : "at least"} ${CAP} live sessions (MongoDB: perhaps one more, until the next login), every other one answering SESSION_ENDED`, async () => {
       const api = sessionApi("rest", server.url);
       const email = uniqueEmail("burst");
       await signUp(server, email);
@@ -159,7 +167,12 @@ for (const store of storesUnderTest()) {
       const live = answers.filter((a) => a.code === "ok").length;
       for (const a of answers.filter((x) => x.code !== "ok")) expectCode(a, "unauthenticated", "the session has ended", "SESSION_ENDED");
       if (store === "sqlite") assert.equal(live, CAP);
-      else assert.ok(live === CAP || live === CAP - 1, `${live} live`);
+      else assert.ok(live === CAP || live === CAP + 1, `${live} live`);
+      // The next login leaves exactly the cap: it reads all of them, and ends all but the newest.
+      const next = expectOk(await api.createSession({ account_type: "traditional", email, password }, client));
+      const after = await Promise.all([...pairs, next].map((p) => api.getSession({ ...client, access: p.access_token })));
+      assert.equal(after.filter((a) => a.code === "ok").length, CAP);
+      expectOk(after.at(-1)!);
     });
   });
 }

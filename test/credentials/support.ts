@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { Collection } from "mongodb";
 import type { Clock } from "../../src/core/clock.js";
 import type { UserStore } from "../../src/store/ports/users.js";
 import { startTestServer, type StoreKind, type TestServer } from "../support/server.js";
@@ -150,4 +151,29 @@ export function recordWrites(server: TestServer): Written {
     return createUserTokenThenSync.call(userTokens, token);
   };
   return written;
+}
+
+/**
+ * On MongoDB (every store of this process), holds each of the next `count` inserts into
+ * `collection`, once acknowledged, until all of them are: creations racing then each read what
+ * the others inserted. Answers the release, which also puts the driver back (call it whatever
+ * happened).
+ */
+export function insertsHeldTogether(collection: string, count: number): () => void {
+  const insertOne = Collection.prototype.insertOne;
+  let waiting = count;
+  let release!: () => void;
+  const all = new Promise<void>((resolve) => (release = resolve));
+  Collection.prototype.insertOne = async function (this: Collection, ...args: Parameters<Collection["insertOne"]>) {
+    const result = await insertOne.apply(this, args);
+    if (this.collectionName === collection && waiting > 0) {
+      if (--waiting === 0) release();
+      await all;
+    }
+    return result;
+  } as Collection["insertOne"];
+  return () => {
+    Collection.prototype.insertOne = insertOne;
+    release();
+  };
 }

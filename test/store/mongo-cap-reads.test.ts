@@ -4,12 +4,14 @@
 // disabledAt / revokedAt of a live one), then the read's sort: the server then walks the user's
 // live credentials alone, newest (or oldest) first, and stops at the cap and one batch, however
 // many logged-out or revoked ones are stored. FerretDB ignores hints and its explain shows no
-// index walk, so the commands the driver sends are checked against the indexes made at start.
+// index walk, so the commands the driver sends are checked against the indexes made at start. An
+// API-token creation's counts of the account's active tokens are checked the same way.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { MongoClient, type CommandStartedEvent, type Document } from "mongodb";
 import { loadMongoDriver } from "../../src/store/mongo/mongo-driver.js";
 import { ensureIndexes } from "../../src/store/mongo/mongo-indexes.js";
+import { API_TOKENS_ACTIVE_INDEX, mongoApiTokens } from "../../src/store/mongo/mongo-api-tokens.js";
 import { mongoJwtRefreshTokens } from "../../src/store/mongo/mongo-jwt-refresh-tokens.js";
 import { Marks } from "../../src/store/mongo/mongo-marks.js";
 import { mongoSessions } from "../../src/store/mongo/mongo-sessions.js";
@@ -61,8 +63,13 @@ describe("mongo store: the caps' reads", function () {
    * direction or the reverse), if any. Answers each read's equality fields.
    */
   async function capReads(collection: string, create: () => Promise<{ ended: string[] }>, ended: number): Promise<string[][]> {
+    return readsOf(collection, async () => assert.equal((await create()).ended.length, ended));
+  }
+
+  /** The reads of `collection` (finds with a sort or a hint) that `run` sends, each checked as capReads says. */
+  async function readsOf(collection: string, run: () => Promise<void>): Promise<string[][]> {
     started.length = 0;
-    assert.equal((await create()).ended.length, ended);
+    await run();
     const finds = started.filter((e) => e.commandName === "find" && e.command.find === collection && (e.command.sort !== undefined || e.command.hint !== undefined));
     assert.ok(finds.length >= 2, `${collection}: ${finds.length} sorted reads`);
     const indexes = new Map((await client.db(dbName).collection(collection).listIndexes().toArray()).map((index) => [index.name as string, index.key as Document]));
@@ -144,5 +151,26 @@ describe("mongo store: the caps' reads", function () {
     await sessions.updateOne({ _id: "again" }, { $unset: { endedAt: "" } });
     assert.equal((await store.endThenSync("again", at(7))).ended, false);
     assert.deepEqual((await sessions.findOne({ _id: "again" }))?.endedAt, at(6));
+  });
+
+  it("API tokens: a creation counts by accountId_1_revokedAt_1_issuedAt_1__id_1 those ranked before its own, then those kept after it, at most the bound, the revoked ones never walked", async () => {
+    const store = mongoApiTokens(ctx);
+    const token = (i: number, issuedAt = at(i)) => ({ link: `link-${i}`, hash: `api-${i}`, accountId: "acct", description: "d", issuedAt });
+    for (let i = 0; i < 4; i++) assert.ok(await store.create(token(i), 10));
+    await store.revoke("acct", "link-1", at(5));
+    // Issued between link-2 and link-3: two active before it, one kept after it, a bound of 3.
+    const reads = await readsOf("api_tokens", async () => assert.equal(await store.create(token(6, new Date(at(2).getTime() + 1)), 3), null));
+    assert.deepEqual(
+      started.filter((e) => e.commandName === "find" && e.command.find === "api_tokens").map((e) => [e.command.hint, e.command.limit]),
+      [
+        [API_TOKENS_ACTIVE_INDEX, 3],
+        [API_TOKENS_ACTIVE_INDEX, 1],
+      ],
+    );
+    for (const equal of reads) assert.deepEqual(equal, ["accountId", "revokedAt"], "the active ones read by equality on revokedAt");
+    // One place freed: the same is kept, and no longer pending once answered.
+    await store.revoke("acct", "link-3", at(7));
+    assert.ok(await store.create(token(8, new Date(at(2).getTime() + 1)), 3));
+    assert.equal(await client.db(dbName).collection("api_tokens").countDocuments({ pending: { $exists: true } }), 0);
   });
 });

@@ -1,3 +1,4 @@
+import type { Filter } from "mongodb";
 import type { ApiTokenRecord, ApiTokenStore, NewApiToken } from "../ports.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate } from "./mongo-inserts.js";
@@ -7,17 +8,16 @@ export const API_TOKENS = "api_tokens";
 export const API_TOKEN_USAGE = "api_token_usage";
 const ID = "link";
 
-// The token document changes only through updateDescription (last writer wins between two
-// renames) and its revocation; revocation is the mark "api-revoked:<link>", copied into the
-// document's `revokedAt` once claimed, so that an account's active tokens are found by the
-// index (`accountId_1_revokedAt_1_issuedAt_1__id_1`) without its revoked ones; last use lives in
-// api_token_usage.
+// The token document changes only through its creation's `pending` flag (below), updateDescription
+// (last writer wins between two renames) and its revocation; revocation is the mark
+// "api-revoked:<link>", copied into the document's `revokedAt` once claimed, so that an account's
+// active tokens are found by the index (`accountId_1_revokedAt_1_issuedAt_1__id_1`) without its
+// revoked ones; last use lives in api_token_usage. `pending` (true from the insert until the
+// creation has counted and kept the token) is the store's own: no record carries it.
 const revokedMark = (link: string) => `api-revoked:${link}`;
 
-/** Creations of a full account tried again after a race with other creations (see create). */
-const CREATE_TRIES = 3;
-/** Before trying again: a random wait up to this many ms times the attempt number. */
-const CREATE_BACKOFF_MS = 20;
+/** The index by which a creation counts the account's active tokens ranked before and after its own (mongo-indexes.ts). */
+export const API_TOKENS_ACTIVE_INDEX = "accountId_1_revokedAt_1_issuedAt_1__id_1";
 
 /** The items for which `test` holds, and the others. */
 function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
@@ -25,6 +25,16 @@ function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[
   const no: T[] = [];
   for (const item of items) (test(item) ? yes : no).push(item);
   return [yes, no];
+}
+
+/** Tokens ranked after `doc` by (issuedAt, then _id), and before it. */
+const after = (doc: StoredDoc): Filter<StoredDoc> => ({ $or: [{ issuedAt: { $gt: doc.issuedAt } }, { issuedAt: doc.issuedAt, _id: { $gt: doc._id } }] });
+const before = (doc: StoredDoc): Filter<StoredDoc> => ({ $or: [{ issuedAt: { $lt: doc.issuedAt } }, { issuedAt: doc.issuedAt, _id: { $lt: doc._id } }] });
+
+/** The record of a token's document: without the creation's `pending` flag. */
+function recordOf(doc: StoredDoc): ApiTokenRecord {
+  const { pending: _creationOnly, ...fields } = doc;
+  return fromDoc<ApiTokenRecord>(fields, ID);
 }
 
 export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
@@ -37,49 +47,64 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
   const load = async (doc: StoredDoc | null): Promise<ApiTokenRecord | null> => {
     if (!doc) return null;
     const [revokedAt, lastUsedAt] = await Promise.all([ctx.marks.get(revokedMark(doc._id)), lastUsed.get(doc._id)]);
-    const token = fromDoc<ApiTokenRecord>(doc, ID);
+    const token = recordOf(doc);
     if (lastUsedAt) token.lastUsedAt = lastUsedAt;
     if (revokedAt) token.revokedAt = revokedAt;
     return token;
   };
 
   /**
-   * The links of the account's active tokens, oldest first (issuedAt, then link). The document's
-   * `revokedAt` leaves out the revoked ones by the index; the mark decides those whose copy is
-   * missing (revoked by a version before it, or its write lost), and the copy is written again.
+   * How many of `accountId`'s active tokens match `ranked`, counted up to `limit`: at most `limit`
+   * of them are read, oldest first (issuedAt, then link), by the index, which leaves the revoked
+   * ones out by the document's `revokedAt`. The mark decides those whose copy is missing (revoked
+   * by a version before it, or its write lost): they are not counted, their copies are written
+   * again, and as many more are read after them.
    */
-  const activeLinks = async (accountId: string): Promise<string[]> => {
-    const docs = await counted
-      .find({ accountId, revokedAt: null }, { projection: { _id: 1 } })
-      .sort({ issuedAt: 1, _id: 1 })
-      .toArray();
-    const revoked = await ctx.marks.getMany(docs.map((doc) => revokedMark(doc._id)));
-    const [gone, active] = partition(docs.map((doc) => doc._id), (link) => revoked.has(revokedMark(link)));
-    await Promise.all(gone.map((link) => tokens.updateOne({ _id: link, revokedAt: null }, { $set: { revokedAt: revoked.get(revokedMark(link)) } })));
-    return active;
+  const countActive = async (accountId: string, ranked: Filter<StoredDoc>, limit: number): Promise<number> => {
+    let found = 0;
+    let last: StoredDoc | undefined;
+    while (found < limit) {
+      const wanted = limit - found;
+      const page = await counted
+        .find({ $and: [{ accountId, revokedAt: null }, ranked, ...(last ? [after(last)] : [])] }, { projection: { _id: 1, issuedAt: 1 } })
+        .sort({ issuedAt: 1, _id: 1 })
+        .hint(API_TOKENS_ACTIVE_INDEX)
+        .limit(wanted)
+        .toArray();
+      const revoked = await ctx.marks.getMany(page.map((d) => revokedMark(d._id)));
+      const [gone, active] = partition(page, (d) => revoked.has(revokedMark(d._id)));
+      await Promise.all(gone.map((d) => tokens.updateOne({ _id: d._id, revokedAt: null }, { $set: { revokedAt: revoked.get(revokedMark(d._id)) } })));
+      found += active.length;
+      if (gone.length === 0 || page.length < wanted) break;
+      last = page.at(-1);
+    }
+    return found;
   };
 
   return {
-    // Without transactions the count cannot come before the insert: the token is inserted, then
-    // the account's active tokens counted, its own included, and past `maxActive` it is withdrawn
-    // (deleted: its secret was never handed out) and refused. Of concurrent creations each counts
-    // every one inserted before its count, so the last to count sees every one answered before
-    // it: no more than `maxActive` are kept. A race can refuse a creation for which there was
-    // room (the others were inserted but not yet withdrawn); one that had fewer than `maxActive`
-    // tokens ahead of it (issuedAt, then link) tries again, up to CREATE_TRIES times.
+    // Without transactions the count cannot come before the insert: the token is inserted
+    // (`pending`), then counted are the account's active tokens that rank before it by (issuedAt,
+    // then link), and, while fewer than `maxActive` do, those ranked after it that were kept
+    // already (no longer `pending`: their creations have answered, or are about to). When these
+    // fill `maxActive` places it is withdrawn (deleted: its secret was never handed out) and
+    // refused; else it is kept, its `pending` flag cleared before the answer. Creations racing for
+    // the last places agree on the order: the earliest are kept and the later withdraw
+    // themselves, and one issued earlier (another instance's clock behind) but stored after a
+    // later one was kept is refused. What a race can leave: src/store/README.md ("API tokens per
+    // account").
     create: (token: NewApiToken, maxActive: number) =>
       ctx.run(ID, async () => {
-        const doc = toDoc(token, ID);
-        for (let attempt = 1; ; attempt++) {
-          await insertNamingDuplicate(tokens, doc, ID, "hash");
-          const active = await activeLinks(token.accountId);
-          if (active.length <= maxActive) return fromDoc<ApiTokenRecord>(doc, ID);
+        const record = toDoc(token, ID);
+        const doc: StoredDoc = { ...record, pending: true };
+        await insertNamingDuplicate(tokens, doc, ID, "hash");
+        const ahead = await countActive(token.accountId, before(doc), maxActive);
+        const keptAfter = ahead < maxActive ? await countActive(token.accountId, { $and: [after(doc), { pending: { $exists: false } }] }, maxActive - ahead) : 0;
+        if (ahead + keptAfter >= maxActive) {
           await tokens.deleteOne({ _id: doc._id });
-          // Not among them: revoked already (its link was listed meanwhile); never stored again.
-          const ahead = active.indexOf(doc._id);
-          if (ahead < 0 || ahead >= maxActive || attempt === CREATE_TRIES) return null;
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * CREATE_BACKOFF_MS * attempt));
+          return null;
         }
+        await tokens.updateOne({ _id: doc._id }, { $unset: { pending: "" } });
+        return recordOf(record);
       }),
     findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
     updateDescription: (link, description) =>
@@ -95,7 +120,7 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
         const links = docs.map((doc) => doc._id);
         const [revoked, used] = await Promise.all([ctx.marks.getMany(links.map(revokedMark)), lastUsed.getMany(links)]);
         const records = docs.map((doc) => {
-          const token = fromDoc<ApiTokenRecord>(doc, ID);
+          const token = recordOf(doc);
           const revokedAt = revoked.get(revokedMark(doc._id));
           const lastUsedAt = used.get(doc._id);
           if (lastUsedAt) token.lastUsedAt = lastUsedAt;

@@ -1,6 +1,6 @@
 import type { CreateIndexesOptions, Db, Document, IndexSpecification } from "mongodb";
 import { isUnavailable } from "./mongo-errors.js";
-import { API_TOKENS } from "./mongo-api-tokens.js";
+import { API_TOKENS, API_TOKENS_ACTIVE_INDEX } from "./mongo-api-tokens.js";
 import { AUDIT_EVENTS } from "./mongo-audit-events.js";
 import { AUTH_TOKENS } from "./mongo-auth-tokens.js";
 import { JWT_REFRESH_TOKENS, JWT_REFRESH_TOKENS_CAP_INDEX } from "./mongo-jwt-refresh-tokens.js";
@@ -52,7 +52,7 @@ const plan: readonly IndexPlan[] = [
   {
     collection: API_TOKENS,
     keys: { accountId: 1, revokedAt: 1, issuedAt: 1, _id: 1 },
-    options: { name: "accountId_1_revokedAt_1_issuedAt_1__id_1" },
+    options: { name: API_TOKENS_ACTIVE_INDEX },
   },
   { collection: USER_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },
   { collection: USER_TOKENS, keys: { userId: 1 }, options: { name: "userId_1" } },

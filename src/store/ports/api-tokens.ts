@@ -19,9 +19,10 @@ export type ApiTokenState = "active" | "revoked";
 export interface ApiTokenStore {
   /**
    * Stores the token unless its account already holds `maxActive` active (unrevoked) tokens:
-   * then nothing is stored and the answer is null. Concurrent creations never leave an account
-   * holding more than `maxActive` (SQLite: count and insert in one write transaction; MongoDB:
-   * insert, count, withdraw: src/store/README.md). DuplicateError("link" | "hash").
+   * then nothing is stored and the answer is null. Concurrent creations keep as many as there was
+   * room for (SQLite: count and insert in one write transaction, so exactly; MongoDB: insert,
+   * count those ranked before it by (issuedAt, link) and those kept after it, withdraw: never
+   * fewer, more only where creations overlap; src/store/README.md). DuplicateError("link" | "hash").
    */
   create(token: NewApiToken, maxActive: number): Promise<ApiTokenRecord | null>;
   findByHash(hash: string): Promise<ApiTokenRecord | null>;
