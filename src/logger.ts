@@ -20,12 +20,16 @@ export interface Logger {
 
 const secretKeys = /pass(word)?|secret|token|authorization|cookie|hash|private/i;
 
-/** Drops fields whose name suggests a secret; errors become {name, message} (no stack, no cause). */
+/**
+ * Drops fields whose name suggests a secret, but for numbers (no secret is one: such a field is a
+ * count, as housekeeping's `refreshTokens`); errors become {name, message} (no stack, no cause).
+ */
 export function redact(fields: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k in fields) {
     const v = fields[k];
-    out[k] = secretKeys.test(k) && k !== "tokenLink" ? "[redacted]" : v instanceof Error ? { name: v.name, message: v.message } : v;
+    const secretLike = secretKeys.test(k) && k !== "tokenLink" && typeof v !== "number";
+    out[k] = secretLike ? "[redacted]" : v instanceof Error ? { name: v.name, message: v.message } : v;
   }
   return out;
 }

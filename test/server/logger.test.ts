@@ -46,6 +46,19 @@ describe("logger: the line", () => {
     assert.deepEqual(Object.keys(entry), ["time", "level", "msg", "authorization"]);
     assert.equal(entry.authorization, "[redacted]");
   });
+
+  it("a number under a name like a secret's is kept (a count: housekeeping's refreshTokens), any other value redacted", () => {
+    const lines: string[] = [];
+    createLogger("info", (l) => lines.push(l)).info("housekeeping", { refreshTokens: 3, userTokens: 0, token: "tsr_x", passwordHash: ["$argon2id$"], secret: true });
+    assert.deepEqual(JSON.parse(lines[0]!), {
+      ...JSON.parse(lines[0]!),
+      refreshTokens: 3,
+      userTokens: 0,
+      token: "[redacted]",
+      passwordHash: "[redacted]",
+      secret: "[redacted]",
+    });
+  });
 });
 
 describe("logger: stdout", () => {
