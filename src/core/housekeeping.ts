@@ -1,7 +1,9 @@
 // Removes records that can never be valid again: expired sessions (seed 000), expired refresh
 // tokens (seeds 000 and 004), expired authentication tokens (seed 003), retired or revoked signing
 // keys past their last token, login-attempt counters whose window has passed and that hold no lock,
-// remembered logins past their 30 days, and audit events older than TESSERA_AUDIT_RETENTION_DAYS.
+// remembered logins past their 30 days, audit events older than TESSERA_AUDIT_RETENTION_DAYS, and
+// API tokens whose creation never finished (MongoDB: pending past PENDING_ABANDONED_AFTER_MS,
+// never handed out, listed or counted).
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
 // no TTL indexes); it only keeps the tables small. One deletion changes an answer, by design:
 // user tokens and cookie sessions that expired or were logged out (disabled) more than
@@ -14,11 +16,11 @@
 // a backlog (the first pass after an upgrade, a long outage) never holds SQLite's write lock,
 // which every worker's writers wait on, or a MongoDB call, for longer than one batch takes.
 import type { Logger } from "../logger.js";
-import type { Store } from "../store/ports.js";
+import { PENDING_ABANDONED_AFTER_MS, type Store } from "../store/ports.js";
 import { reloadIntervalMs } from "./key-ring.js";
 
 /** The stores housekeeping tidies: those holding records that expire. */
-export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "userTokens" | "keys" | "loginAttempts" | "auditEvents">;
+export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "userTokens" | "apiTokens" | "keys" | "loginAttempts" | "auditEvents">;
 import { CLOCK_STEP_MS, type Clock } from "./clock.js";
 
 /** The longest a key may verify after it stops signing: the longest token lifetime allowed (365 days) + 30 s. */
@@ -80,6 +82,7 @@ export class Housekeeping {
     const staleBefore = new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000);
     const auditBefore = new Date(now.getTime() - (this.deps.auditRetentionDays ?? 90) * 86_400_000);
     const revokedKeyKeptMs = Math.max(this.deps.keyVerifiesForMs ?? maxKeyVerifiesForMs, (this.deps.derivedCredentialMs ?? 0) + reloadIntervalMs);
+    const abandonedBefore = new Date(now.getTime() - PENDING_ABANDONED_AFTER_MS);
     const userTokensBefore = new Date(now.getTime() - (this.deps.userTokenRetentionDays ?? 30) * 86_400_000);
     const jobs: Array<[string, () => Promise<number>]> = [
       ["sessions", batched((limit) => store.sessions.deleteExpired(now, limit))],
@@ -87,6 +90,7 @@ export class Housekeeping {
       ["authTokens", batched((limit) => store.authTokens.deleteExpired(now, limit))],
       ["jwtRefreshTokens", batched((limit) => store.jwtRefreshTokens.deleteExpired(now, limit))],
       ["userTokens", batched((limit) => store.userTokens.deleteEndedBefore(userTokensBefore, limit))],
+      ["abandonedApiTokens", batched((limit) => store.apiTokens.deleteAbandoned(abandonedBefore, limit))],
       // A handful of rows: one per key rotation or revocation.
       ["keys", () => store.keys.deleteExpired(now, new Date(now.getTime() - revokedKeyKeptMs))],
       ["loginAttempts", batched((limit) => store.loginAttempts.deleteStale(staleBefore, now, limit))],

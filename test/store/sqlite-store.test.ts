@@ -22,6 +22,7 @@ import { sqliteSessions } from "../../src/store/sqlite/sqlite-sessions.js";
 import { migrations } from "../../src/store/sqlite/schema.js";
 import { sqliteSigningKeys } from "../../src/store/sqlite/sqlite-signing-keys.js";
 import { sqliteUserTokens } from "../../src/store/sqlite/sqlite-user-tokens.js";
+import { sqliteApiTokens } from "../../src/store/sqlite/sqlite-api-tokens.js";
 import { sqliteUsers } from "../../src/store/sqlite/sqlite-users.js";
 import { migrate } from "../../src/store/sqlite/schema.js";
 
@@ -703,6 +704,7 @@ describe("sqlite store", () => {
         authTokens: sqliteAuthTokens(db),
         jwtRefreshTokens: sqliteJwtRefreshTokens(db),
         userTokens: sqliteUserTokens(db),
+        apiTokens: sqliteApiTokens(db),
         keys: sqliteSigningKeys(db),
         loginAttempts: sqliteLoginAttempts(db),
         auditEvents: sqliteAuditEvents(db),
@@ -729,7 +731,7 @@ describe("sqlite store", () => {
       const expected = tables.flatMap(([table]): Array<[string, number]> => [[table, batch], [table, batch], [table, batch / 2]]);
       assert.deepEqual(commits, expected, "three commits per table: 1000, 1000 and 500 rows");
       assert.deepEqual(counts(), tables.map(() => 1), "every row that is not due is kept");
-      assert.deepEqual(removed, { sessions: backlog, refreshTokens: backlog, authTokens: backlog, jwtRefreshTokens: backlog, userTokens: backlog, keys: 0, loginAttempts: backlog, knownLogins: backlog, auditEvents: backlog });
+      assert.deepEqual(removed, { sessions: backlog, refreshTokens: backlog, authTokens: backlog, jwtRefreshTokens: backlog, userTokens: backlog, abandonedApiTokens: 0, keys: 0, loginAttempts: backlog, knownLogins: backlog, auditEvents: backlog });
     });
 
     describe("single-use spends: the loser is answered once the winner's write is on disk", () => {

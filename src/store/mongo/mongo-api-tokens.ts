@@ -1,5 +1,6 @@
 import type { Filter } from "mongodb";
-import type { ApiTokenRecord, ApiTokenStore, NewApiToken } from "../ports.js";
+import { PENDING_ABANDONED_AFTER_MS, type ApiTokenRecord, type ApiTokenStore, type NewApiToken } from "../ports.js";
+import { deleteBatch } from "./mongo-batches.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate } from "./mongo-inserts.js";
 import { LastUsed } from "./mongo-last-used.js";
@@ -13,8 +14,14 @@ const ID = "link";
 // "api-revoked:<link>", copied into the document's `revokedAt` once claimed, so that an account's
 // active tokens are found by the index (`accountId_1_revokedAt_1_issuedAt_1__id_1`) without its
 // revoked ones; last use lives in api_token_usage. `pending` (true from the insert until the
-// creation has counted and kept the token) is the store's own: no record carries it.
+// creation has counted and kept the token) is the store's own: no record carries it, and a
+// pending token is neither listed nor found by its hash (its secret has not been handed out, and
+// its creation may yet withdraw it). One pending past PENDING_ABANDONED_AFTER_MS is abandoned:
+// no creation counts it, and housekeeping deletes it (deleteAbandoned).
 const revokedMark = (link: string) => `api-revoked:${link}`;
+
+/** The index by which housekeeping finds abandoned pending tokens (sparse: only pending ones have the field). */
+export const API_TOKENS_PENDING_INDEX = "pending_1_issuedAt_1";
 
 /** The index by which a creation counts the account's active tokens ranked before and after its own (mongo-indexes.ts). */
 export const API_TOKENS_ACTIVE_INDEX = "accountId_1_revokedAt_1_issuedAt_1__id_1";
@@ -30,6 +37,12 @@ function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[
 /** Tokens ranked after `doc` by (issuedAt, then _id), and before it. */
 const after = (doc: StoredDoc): Filter<StoredDoc> => ({ $or: [{ issuedAt: { $gt: doc.issuedAt } }, { issuedAt: doc.issuedAt, _id: { $gt: doc._id } }] });
 const before = (doc: StoredDoc): Filter<StoredDoc> => ({ $or: [{ issuedAt: { $lt: doc.issuedAt } }, { issuedAt: doc.issuedAt, _id: { $lt: doc._id } }] });
+/** Tokens kept, or pending but not abandoned as seen from `now` (PENDING_ABANDONED_AFTER_MS). */
+const notAbandoned = (now: Date): Filter<StoredDoc> => ({
+  $or: [{ pending: { $exists: false } }, { issuedAt: { $gte: new Date(now.getTime() - PENDING_ABANDONED_AFTER_MS) } }],
+});
+/** A token found or listed: kept (a pending one's secret has not been handed out). */
+const kept = (doc: StoredDoc | null): StoredDoc | null => (doc?.pending === undefined ? doc : null);
 
 /** The record of a token's document: without the creation's `pending` flag. */
 function recordOf(doc: StoredDoc): ApiTokenRecord {
@@ -91,22 +104,31 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
     // the last places agree on the order: the earliest are kept and the later withdraw
     // themselves, and one issued earlier (another instance's clock behind) but stored after a
     // later one was kept is refused. What a race can leave: src/store/README.md ("API tokens per
-    // account").
+    // account"). A pending token ranked before it whose creation died (abandoned: pending for
+    // PENDING_ABANDONED_AFTER_MS before this one's issue) does not count; the index walks it
+    // (a residual filter) until housekeeping deletes it. When the clearing of `pending` fails,
+    // the token is withdrawn as well as can be: the clear may have landed despite the error, and
+    // its secret is not handed out; if the withdrawal fails too, it stays pending, abandoned.
     create: (token: NewApiToken, maxActive: number) =>
       ctx.run(ID, async () => {
         const record = toDoc(token, ID);
         const doc: StoredDoc = { ...record, pending: true };
         await insertNamingDuplicate(tokens, doc, ID, "hash");
-        const ahead = await countActive(token.accountId, before(doc), maxActive);
+        const ahead = await countActive(token.accountId, { $and: [before(doc), notAbandoned(token.issuedAt)] }, maxActive);
         const keptAfter = ahead < maxActive ? await countActive(token.accountId, { $and: [after(doc), { pending: { $exists: false } }] }, maxActive - ahead) : 0;
         if (ahead + keptAfter >= maxActive) {
           await tokens.deleteOne({ _id: doc._id });
           return null;
         }
-        await tokens.updateOne({ _id: doc._id }, { $unset: { pending: "" } });
+        try {
+          await tokens.updateOne({ _id: doc._id }, { $unset: { pending: "" } });
+        } catch (error) {
+          await tokens.deleteOne({ _id: doc._id }).catch(() => undefined);
+          throw error;
+        }
         return recordOf(record);
       }),
-    findByHash: (hash) => ctx.run(ID, async () => load(await tokens.findOne({ hash }))),
+    findByHash: (hash) => ctx.run(ID, async () => load(kept(await tokens.findOne({ hash })))),
     updateDescription: (link, description) =>
       ctx.run(ID, async () => {
         const token = await load(await tokens.findOne({ _id: link }));
@@ -116,7 +138,7 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
       }),
     list: (accountId, state) =>
       ctx.run(ID, async () => {
-        const docs = await tokens.find({ accountId }).sort({ issuedAt: -1, _id: -1 }).toArray();
+        const docs = await tokens.find({ accountId, pending: { $exists: false } }).sort({ issuedAt: -1, _id: -1 }).toArray();
         const links = docs.map((doc) => doc._id);
         const [revoked, used] = await Promise.all([ctx.marks.getMany(links.map(revokedMark)), lastUsed.getMany(links)]);
         const records = docs.map((doc) => {
@@ -140,5 +162,13 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
         return { ...token, revokedAt: new Date(at.getTime()) };
       }),
     touchLastUsed: (link, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(link, at, minIntervalMs)),
+    // A pending token was never handed out, so nothing used it; a version that listed pending
+    // tokens may have let one be revoked: its mark goes too.
+    deleteAbandoned: (issuedBefore, limit) =>
+      ctx.run(ID, async () => {
+        const { ids, deleted } = await deleteBatch(tokens, { pending: true, issuedAt: { $lt: issuedBefore } }, limit);
+        if (ids.length > 0) await Promise.all([ctx.marks.deleteMany(ids.map(revokedMark)), lastUsed.delete(ids)]);
+        return deleted;
+      }),
   };
 }

@@ -1,6 +1,6 @@
 import type { CreateIndexesOptions, Db, Document, IndexSpecification } from "mongodb";
 import { isUnavailable } from "./mongo-errors.js";
-import { API_TOKENS, API_TOKENS_ACTIVE_INDEX } from "./mongo-api-tokens.js";
+import { API_TOKENS, API_TOKENS_ACTIVE_INDEX, API_TOKENS_PENDING_INDEX } from "./mongo-api-tokens.js";
 import { AUDIT_EVENTS } from "./mongo-audit-events.js";
 import { AUTH_TOKENS } from "./mongo-auth-tokens.js";
 import { JWT_REFRESH_TOKENS, JWT_REFRESH_TOKENS_CAP_INDEX } from "./mongo-jwt-refresh-tokens.js";
@@ -54,6 +54,9 @@ const plan: readonly IndexPlan[] = [
     keys: { accountId: 1, revokedAt: 1, issuedAt: 1, _id: 1 },
     options: { name: API_TOKENS_ACTIVE_INDEX },
   },
+  // Housekeeping finds abandoned pending tokens by this (deleteAbandoned); sparse: only a token
+  // whose creation has not finished has `pending`.
+  { collection: API_TOKENS, keys: { pending: 1, issuedAt: 1 }, options: { sparse: true, name: API_TOKENS_PENDING_INDEX } },
   { collection: USER_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },
   { collection: USER_TOKENS, keys: { userId: 1 }, options: { name: "userId_1" } },
   // Housekeeping's retention finds ended tokens by these (deleteEndedBefore). Plain, not TTL: a

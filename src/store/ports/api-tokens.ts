@@ -37,4 +37,22 @@ export interface ApiTokenStore {
    * touchBucket(at, minIntervalMs) (default 0: every millisecond). Returns whether this call wrote.
    */
   touchLastUsed(link: string, at: Date, minIntervalMs?: number): Promise<boolean>;
+  /**
+   * Housekeeping: deletes at most `limit` tokens whose creation never finished, issued before
+   * `before` (MongoDB: still `pending` past PENDING_ABANDONED_AFTER_MS; nothing else of theirs
+   * exists, no mark nor last use). Returns how many. SQLite has no such state: always 0.
+   */
+  deleteAbandoned(before: Date, limit: number): Promise<number>;
 }
+
+/**
+ * How long after its issue a MongoDB token still `pending` (its creation has neither kept nor
+ * withdrawn it) is abandoned: its creation died (the process ended between the insert and the
+ * clear, or its withdrawal failed). A creation answers within the store's call bound
+ * (TESSERA_STORE_TIMEOUT_MS, at most 60 s; the caller's deadline only shortens it) or not at
+ * all, its caller answered UNAVAILABLE or DEADLINE_EXCEEDED; so no token pending this long is
+ * ever handed out. Five minutes is well above that bound and leaves room for the clocks of
+ * instances (the issue time is the creating instance's) to differ. An abandoned token no longer
+ * counts towards its account's bound, and housekeeping deletes it.
+ */
+export const PENDING_ABANDONED_AFTER_MS = 5 * 60_000;

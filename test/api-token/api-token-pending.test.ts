@@ -1,0 +1,202 @@
+// Seed 001 on MongoDB: an API token whose creation has not answered (still `pending`: inserted,
+// not yet counted and kept, or its creation died between the insert and the clear, or its
+// withdrawal failed) was never handed out. It is not listed (in either state), does not
+// authenticate (INVALID_TOKEN, as a token never issued), and once abandoned (pending for
+// PENDING_ABANDONED_AFTER_MS) no longer counts towards its account's bound and is deleted by
+// housekeeping. A creation whose clearing of `pending` fails withdraws its token. The embedded
+// store has no pending state: housekeeping deletes none of its tokens. Through REST, on each store
+// (src/store/README.md, "API tokens per account").
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { Collection, MongoClient, MongoNetworkError, type Db } from "mongodb";
+import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
+import { Housekeeping } from "../../src/core/housekeeping.js";
+import { hashSecret } from "../../src/core/secrets.js";
+import { createLogger } from "../../src/logger.js";
+import { PENDING_ABANDONED_AFTER_MS } from "../../src/store/ports.js";
+import { expectCode, expectOk } from "../support/api.js";
+import { bearer } from "../support/clients.js";
+import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { admin } from "../support/users.js";
+import { gate } from "../credentials/support.js";
+import { apiTokenApi, type ApiTokenApi } from "./api.js";
+
+const full = "an account holds at most 2 active API tokens; revoke one first";
+const minute = 60_000;
+const unavailable = "the store is unavailable, try again shortly";
+
+/** The `api_tokens` update of a creation that clears its token's `pending` flag. */
+const clearsPending = (collection: Collection, update: unknown): boolean =>
+  collection.collectionName === "api_tokens" && typeof update === "object" && update !== null && "$unset" in update && "pending" in (update.$unset as object);
+
+/** Runs `test` with the driver's updateOne replaced by `replacement` (given the original); put back after. */
+async function withUpdateOne(replacement: (original: Collection["updateOne"]) => Collection["updateOne"], test: () => Promise<void>): Promise<void> {
+  const updateOne = Collection.prototype.updateOne;
+  Collection.prototype.updateOne = replacement(updateOne);
+  try {
+    await test();
+  } finally {
+    Collection.prototype.updateOne = updateOne;
+  }
+}
+
+for (const store of storesUnderTest()) {
+  describe(`API tokens whose creation has not answered, at most 2 per account, on ${store}`, function () {
+    this.timeout(30_000);
+    // The server's clock: a test moves it past PENDING_ABANDONED_AFTER_MS.
+    let shiftMs = 0;
+    const clock = { now: () => new Date(Date.now() + shiftMs) };
+    let server: TestServer;
+    let api: ApiTokenApi;
+    let client: MongoClient | undefined;
+    let db: Db;
+    beforeEach(async () => {
+      shiftMs = 0;
+      server = await startTestServer({ store, clock, env: { TESSERA_MAX_API_TOKENS_PER_ACCOUNT: "2" } });
+      api = apiTokenApi("rest", server.url);
+      if (store === "mongo") {
+        client = new MongoClient(server.config.mongodbUri!, { serverSelectionTimeoutMS: 5000 });
+        db = client.db(server.config.mongodbDatabase);
+      }
+    });
+    afterEach(async () => {
+      api?.close();
+      await client?.close();
+      await server?.close();
+    });
+
+    const account = () => `PENDING_ACCOUNT_${randomUUID()}`;
+    const create = (account_id: string, description: string) => api.createToken({ account_id, description }, admin);
+    const descriptions = async (account_id: string, state?: string) => expectOk(await api.listTokens(account_id, state, admin)).tokens.map((t) => t.description).sort();
+    /** The account's documents in `api_tokens`: description and whether pending. */
+    const stored = async (accountId: string) =>
+      (await db.collection("api_tokens").find({ accountId }).toArray()).map((d) => `${d.description}${d.pending === true ? " (pending)" : ""}`).sort();
+    /** A token as a creation leaves it between its insert and its clear (one that died there, issued `ageMs` before the server's now): its secret. */
+    async function insertPending(accountId: string, description: string, ageMs: number): Promise<string> {
+      const secret = generateApiTokenSecret();
+      await db.collection("api_tokens").insertOne({ _id: randomUUID() as never, hash: hashSecret(secret), accountId, description, issuedAt: new Date(clock.now().getTime() - ageMs), pending: true });
+      return secret;
+    }
+    /** One housekeeping pass at the server's clock: what it removed, and its log line's fields. */
+    async function housekeeping(): Promise<{ removed: Record<string, number>; logged: Record<string, unknown> | undefined }> {
+      const lines: string[] = [];
+      const removed = await new Housekeeping({ store: server.tessera.store, clock, logger: createLogger("info", (l) => lines.push(l)) }).runOnce();
+      const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "housekeeping");
+      return { removed, logged };
+    }
+
+    if (store === "sqlite") {
+      it("housekeeping deletes no API token (none is ever stored before it is kept): abandonedApiTokens 0", async () => {
+        const accountId = account();
+        const secret = expectOk(await create(accountId, "kept")).token;
+        shiftMs = PENDING_ABANDONED_AFTER_MS + minute;
+        assert.equal((await housekeeping()).removed.abandonedApiTokens, 0);
+        assert.deepEqual(await descriptions(accountId), ["kept"]);
+        assert.equal(expectOk(await api.authenticate(bearer(secret))).account_id, accountId);
+      });
+      return;
+    }
+
+    it("a token whose creation has not cleared `pending` yet is not listed, in either state, until its creation answers", async () => {
+      const accountId = account();
+      expectOk(await create(accountId, "kept"));
+      const held = gate();
+      await withUpdateOne(
+        (updateOne) =>
+          async function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
+            if (clearsPending(this, args[1])) await held.pass();
+            return updateOne.apply(this, args);
+          } as Collection["updateOne"],
+        async () => {
+          const creating = create(accountId, "in flight");
+          await held.reached;
+          try {
+            assert.deepEqual(await stored(accountId), ["in flight (pending)", "kept"]);
+            assert.deepEqual(await descriptions(accountId), ["kept"]);
+            assert.deepEqual(await descriptions(accountId, "revoked"), []);
+          } finally {
+            held.open();
+          }
+          const secret = expectOk(await creating).token;
+          assert.equal(expectOk(await api.authenticate(bearer(secret))).account_id, accountId);
+        },
+      );
+      assert.deepEqual(await descriptions(accountId), ["in flight", "kept"]);
+    });
+
+    it("a pending token does not authenticate (INVALID_TOKEN, as one never issued) and, while its creation may still answer, counts and is kept by housekeeping", async () => {
+      const accountId = account();
+      expectOk(await create(accountId, "kept"));
+      const secret = await insertPending(accountId, "in flight", minute);
+      expectCode(await api.authenticate(bearer(secret)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
+      expectCode(await api.authenticate(bearer(generateApiTokenSecret())), "unauthenticated", "invalid API token", "INVALID_TOKEN");
+      assert.deepEqual(await descriptions(accountId), ["kept"]);
+      expectCode(await create(accountId, "one too many"), "failed_precondition", full, "TOO_MANY_TOKENS");
+      assert.equal((await housekeeping()).removed.abandonedApiTokens, 0);
+      assert.deepEqual(await stored(accountId), ["in flight (pending)", "kept"]);
+    });
+
+    it("a token whose creation died before clearing `pending` is abandoned: not listed, not authenticating, not counted towards the bound, and deleted by housekeeping (counted in its log line)", async () => {
+      const accountId = account();
+      expectOk(await create(accountId, "kept"));
+      const secret = await insertPending(accountId, "died", PENDING_ABANDONED_AFTER_MS + minute);
+      assert.deepEqual(await descriptions(accountId), ["kept"]);
+      assert.deepEqual(await descriptions(accountId, "revoked"), []);
+      expectCode(await api.authenticate(bearer(secret)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
+      const second = expectOk(await create(accountId, "second")).token;
+      assert.equal(expectOk(await api.authenticate(bearer(second))).account_id, accountId);
+      expectCode(await create(accountId, "third"), "failed_precondition", full, "TOO_MANY_TOKENS");
+      const { removed, logged } = await housekeeping();
+      assert.equal(removed.abandonedApiTokens, 1);
+      assert.equal(logged?.abandonedApiTokens, 1);
+      assert.deepEqual(await stored(accountId), ["kept", "second"]);
+      assert.deepEqual(await descriptions(accountId), ["kept", "second"]);
+    });
+
+    it("a creation whose clearing of `pending` fails after the write landed answers UNAVAILABLE and withdraws its token: not listed, not stored, no place taken", async () => {
+      const accountId = account();
+      expectOk(await create(accountId, "kept"));
+      await withUpdateOne(
+        (updateOne) =>
+          async function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
+            const result = await updateOne.apply(this, args);
+            if (clearsPending(this, args[1])) throw new MongoNetworkError("connection reset");
+            return result;
+          } as Collection["updateOne"],
+        async () => expectCode(await create(accountId, "answer lost"), "unavailable", unavailable, "STORE_UNAVAILABLE"),
+      );
+      assert.deepEqual(await stored(accountId), ["kept"]);
+      assert.deepEqual(await descriptions(accountId), ["kept"]);
+      expectOk(await create(accountId, "second"));
+    });
+
+    it("a creation whose clearing of `pending` and withdrawal both fail leaves its token pending: not listed; abandoned past the bound, it no longer counts and housekeeping deletes it", async () => {
+      const accountId = account();
+      expectOk(await create(accountId, "kept"));
+      const deleteOne = Collection.prototype.deleteOne;
+      Collection.prototype.deleteOne = function (this: Collection, ...args: Parameters<Collection["deleteOne"]>) {
+        if (this.collectionName === "api_tokens") return Promise.reject(new MongoNetworkError("connection reset"));
+        return deleteOne.apply(this, args);
+      } as Collection["deleteOne"];
+      try {
+        await withUpdateOne(
+          (updateOne) =>
+            function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
+              if (clearsPending(this, args[1])) return Promise.reject(new MongoNetworkError("connection reset"));
+              return updateOne.apply(this, args);
+            } as Collection["updateOne"],
+          async () => expectCode(await create(accountId, "stuck"), "unavailable", unavailable, "STORE_UNAVAILABLE"),
+        );
+      } finally {
+        Collection.prototype.deleteOne = deleteOne;
+      }
+      assert.deepEqual(await stored(accountId), ["kept", "stuck (pending)"]);
+      assert.deepEqual(await descriptions(accountId), ["kept"]);
+      expectCode(await create(accountId, "while it may answer"), "failed_precondition", full, "TOO_MANY_TOKENS");
+      shiftMs = PENDING_ABANDONED_AFTER_MS + minute;
+      expectOk(await create(accountId, "second"));
+      assert.equal((await housekeeping()).removed.abandonedApiTokens, 1);
+      assert.deepEqual(await stored(accountId), ["kept", "second"]);
+    });
+  });
+}
