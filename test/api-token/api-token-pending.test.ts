@@ -8,7 +8,7 @@
 // (src/store/README.md, "API tokens per account").
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { Collection, MongoClient, MongoNetworkError, type Db } from "mongodb";
+import { Collection, FindCursor, MongoClient, MongoNetworkError, type Db } from "mongodb";
 import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
 import { hashSecret } from "../../src/core/secrets.js";
@@ -168,6 +168,58 @@ for (const store of storesUnderTest()) {
       assert.deepEqual(await stored(accountId), ["kept"]);
       assert.deepEqual(await descriptions(accountId), ["kept"]);
       expectOk(await create(accountId, "second"));
+    });
+
+    it("a creation given up before it kept its token (the store call's bound passed: 503) withdraws it once it goes on: nothing stored, listed or counted", async () => {
+      const accountId = account();
+      expectOk(await create(accountId, "kept"));
+      // A second instance on the same database whose store calls are bounded at 300 ms.
+      const bounded = await startTestServer({
+        store,
+        env: { TESSERA_MAX_API_TOKENS_PER_ACCOUNT: "2", TESSERA_STORE_TIMEOUT_MS: "300", TESSERA_MONGODB_DATABASE: server.config.mongodbDatabase! },
+      });
+      const boundedApi = apiTokenApi("rest", bounded.url);
+      const held = gate();
+      const toArray = FindCursor.prototype.toArray;
+      let holding = true;
+      FindCursor.prototype.toArray = async function (this: FindCursor) {
+        if (holding && this.namespace.collection === "api_tokens") {
+          holding = false;
+          await held.pass();
+        }
+        return toArray.call(this);
+      } as FindCursor["toArray"];
+      try {
+        const creating = boundedApi.createToken({ account_id: accountId, description: "given up" }, admin);
+        await held.reached;
+        expectCode(await creating, "unavailable", unavailable, "STORE_UNAVAILABLE");
+        held.open();
+        // The given-up creation goes on in the background: wait until its token is no longer pending.
+        for (let i = 0; i < 100 && (await stored(accountId)).some((d) => d.endsWith("(pending)")); i++) await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        FindCursor.prototype.toArray = toArray;
+        boundedApi.close();
+        await bounded.tessera.close(); // not bounded.close(): the database is the first instance's, dropped with it
+
+      }
+      assert.deepEqual(await stored(accountId), ["kept"]);
+      assert.deepEqual(await descriptions(accountId), ["kept"]);
+      expectOk(await create(accountId, "second"));
+    });
+
+    it("a creation whose token was deleted as abandoned before its clear (an instance's clock far ahead) answers UNAVAILABLE, not a token that does not exist", async () => {
+      const accountId = account();
+      expectOk(await create(accountId, "kept"));
+      await withUpdateOne(
+        (updateOne) =>
+          async function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
+            if (clearsPending(this, args[1])) await this.deleteOne(args[0]);
+            return updateOne.apply(this, args);
+          } as Collection["updateOne"],
+        async () => expectCode(await create(accountId, "deleted"), "unavailable", unavailable, "STORE_UNAVAILABLE"),
+      );
+      assert.deepEqual(await stored(accountId), ["kept"]);
+      assert.deepEqual(await descriptions(accountId), ["kept"]);
     });
 
     it("a creation whose clearing of `pending` and withdrawal both fail leaves its token pending: not listed; abandoned past the bound, it no longer counts and housekeeping deletes it", async () => {

@@ -1,7 +1,7 @@
 import type { Filter } from "mongodb";
-import { PENDING_ABANDONED_AFTER_MS, type ApiTokenRecord, type ApiTokenStore, type NewApiToken } from "../ports.js";
+import { PENDING_ABANDONED_AFTER_MS, StoreUnavailableError, type ApiTokenRecord, type ApiTokenStore, type NewApiToken } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
-import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { abandoned, fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate } from "./mongo-inserts.js";
 import { LastUsed } from "./mongo-last-used.js";
 
@@ -120,12 +120,22 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
           await tokens.deleteOne({ _id: doc._id });
           return null;
         }
+        // Given up meanwhile (its caller answered UNAVAILABLE or DEADLINE_EXCEEDED): the secret
+        // will never be handed out, so the token is withdrawn rather than kept.
+        if (abandoned()) {
+          await tokens.deleteOne({ _id: doc._id });
+          throw new StoreUnavailableError("the API token's creation was given up before it was kept");
+        }
+        let cleared;
         try {
-          await tokens.updateOne({ _id: doc._id }, { $unset: { pending: "" } });
+          cleared = await tokens.updateOne({ _id: doc._id }, { $unset: { pending: "" } });
         } catch (error) {
           await tokens.deleteOne({ _id: doc._id }).catch(() => undefined);
           throw error;
         }
+        // Deleted as abandoned meanwhile (by an instance whose clock is ahead by more than
+        // PENDING_ABANDONED_AFTER_MS): there is no token to answer.
+        if (cleared.matchedCount === 0) throw new StoreUnavailableError("the API token was deleted before its creation kept it");
         return recordOf(record);
       }),
     findByHash: (hash) => ctx.run(ID, async () => load(kept(await tokens.findOne({ hash })))),
