@@ -10,15 +10,17 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { expectCode, expectOk, type Outcome } from "../support/api.js";
+import { heldArgon2 } from "../support/held-argon2.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { clientIdHeader, password, uniqueEmail } from "../support/users.js";
 import { loginApi, wrongPassword, type LoginApi } from "./api.js";
 
 const N = 2;
-// A password hash that takes far longer than the callers' deadline below; a hasher for each of
-// the N calls at once, so that each deadline passes while its password is hashed (a call whose
-// deadline passes while it waits for a hasher is never hashed: test/login/ended-calls.test.ts).
-const env = { TESSERA_HASH_CONCURRENCY: String(N), TESSERA_LOGIN_MAX_FAILURES: String(N), TESSERA_ARGON2_MEMORY_KIB: "32768", TESSERA_ARGON2_ITERATIONS: "100" };
+// A hasher for each of the N calls at once, each verify held (heldArgon2) until every caller's
+// deadline below has passed, so that each deadline passes while its password is hashed (a call
+// whose deadline passes while it waits for a hasher is never hashed:
+// test/login/ended-calls.test.ts).
+const env = { TESSERA_HASH_CONCURRENCY: String(N), TESSERA_LOGIN_MAX_FAILURES: String(N) };
 const deadlineMs = 1000;
 const locked = "too many failed logins; try again later";
 
@@ -45,6 +47,18 @@ async function loginWithDeadline(server: TestServer, via: Via, email: string, pw
 }
 
 const deadlineExceeded: Record<Via, string> = { rest: "504 deadline_exceeded", grpc: "DeadlineExceeded" };
+
+/** N logins of `email` with `pw`, each with the deadline, their verifies held until every one is answered: the codes answered. */
+async function loginsPastDeadline(server: TestServer, via: Via, email: string, pw: string): Promise<string[]> {
+  const verify = heldArgon2("verify");
+  try {
+    const answers = Promise.all(Array.from({ length: N }, () => loginWithDeadline(server, via, email, pw)));
+    while (verify.calls.length < N) await new Promise((r) => setTimeout(r, 5));
+    return await answers;
+  } finally {
+    verify.restore();
+  }
+}
 
 /** Logs in with the right password until it is not refused as busy (Retry-After 1), honouring Retry-After; the last answer. */
 async function untilNotBusy(api: LoginApi, email: string): Promise<Outcome<unknown>> {
@@ -75,7 +89,7 @@ for (const store of storesUnderTest()) {
       it(`the limit's worth of right passwords whose deadline passes while they are hashed give their slots back: the login is not shut`, async () => {
         const email = uniqueEmail("deadline");
         expectOk(await api.signUp(email, password), 201);
-        const answers = await Promise.all(Array.from({ length: N }, () => loginWithDeadline(server, via, email, password)));
+        const answers = await loginsPastDeadline(server, via, email, password);
         assert.deepEqual(answers, Array(N).fill(deadlineExceeded[via]));
         expectOk(await untilNotBusy(api, email));
       });
@@ -83,7 +97,7 @@ for (const store of storesUnderTest()) {
       it(`the limit's worth of wrong passwords whose deadline passes while they are hashed count as failures: the login locks`, async () => {
         const email = uniqueEmail("deadline");
         expectOk(await api.signUp(email, password), 201);
-        const answers = await Promise.all(Array.from({ length: N }, () => loginWithDeadline(server, via, email, wrongPassword)));
+        const answers = await loginsPastDeadline(server, via, email, wrongPassword);
         assert.deepEqual(answers, Array(N).fill(deadlineExceeded[via]));
         const outcome = await untilNotBusy(api, email);
         expectCode(outcome, "resource_exhausted", locked, "LOGIN_LOCKED");
