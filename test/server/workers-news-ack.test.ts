@@ -206,16 +206,31 @@ describe("server: TESSERA_WORKERS, a revocation is in effect in every worker whe
       boundMs: sentNewsAckMs,
       warning: { worker: 1, lateWorker: 3 },
     },
+    // The first worker numbers its news in turn: the second's and the third's have neighbouring
+    // ids. The third also acknowledges the ids next to its own (test/support/failing-news.ts), so
+    // the second's too: an acknowledgement counts only from the worker the news was sent to.
+    {
+      title: "a worker that never applies news, and another that acknowledges the ids next to its own too",
+      delays: "2:never",
+      workers: 3,
+      through: 1,
+      boundMs: newsAckMs,
+      warning: { worker: 1, lateWorker: 2 },
+      env: { NEWS_NEIGHBOUR_ACKS: "3" },
+      strays: ["failing-news: worker 3 acknowledged news with the ids next to its own too"],
+    },
   ];
-  for (const [i, { title, delays, workers, through, boundMs, warning }] of late.entries()) {
+  for (const [i, { title, delays, workers, through, boundMs, warning, env, strays }] of late.entries()) {
     describe(title, () => {
-      const c = cluster(delays, workers);
+      const c = cluster(delays, workers, env);
 
       it(`the revocation answers once the bound has passed (${boundMs} ms), and worker ${warning.lateWorker} alone is logged and counted, by worker ${warning.worker}`, async () => {
         const { tookMs } = await c.revokeThrough(through, `acct-late-${i}`);
         assert.ok(tookMs >= boundMs - 50 && tookMs < boundMs + 1000, `answered after ${Math.round(tookMs)} ms`);
         assert.deepEqual(await c.lateWarnings(1), [{ level: "warn", kind: "api-token-revoked", ...warning }]);
         assert.deepEqual(await c.unacknowledged(), [1, 1]);
+        // The stray acknowledgements, when there are any, were sent.
+        assert.deepEqual(c.stderr().split("\n").filter((l) => l.startsWith("failing-news:")), strays ?? []);
       });
     });
   }
