@@ -318,6 +318,17 @@ for (const store of storesUnderTest()) {
           await refusedByBoth(signed(header(), await payload({ nbf: now + 60 })), "TOKEN_NOT_YET_VALID", "the token is not valid yet", "token not yet valid", "TOKEN_NOT_YET_VALID");
         });
 
+        // The tolerance is for a Tessera whose clock runs ahead: the time is taken to be at least
+        // the nbf, so an exp at or before the nbf has passed, though this clock has not reached it.
+        it("an nbf within the clock tolerance: the token is checked as at its nbf, so an exp at or before it is TOKEN_EXPIRED, as in Tessera", async () => {
+          const claims = JSON.parse(await payload()) as Record<string, unknown>;
+          const now = Math.floor(Date.now() / 1000);
+          for (const exp of [now + 3, now + 4]) {
+            await refusedByBoth(signed(header(), JSON.stringify({ ...claims, nbf: now + 4, exp })), "TOKEN_EXPIRED", "the token has expired", "token expired", "TOKEN_EXPIRED");
+          }
+          await acceptedByBoth(signed(header(), JSON.stringify({ ...claims, nbf: now + 4, exp: now + 5 })));
+        });
+
         it("a seed 004 access token's aud is the audience itself: an array naming it is WRONG_AUDIENCE, as in Tessera", async () => {
           for (const aud of [["tessera"], ["other", "tessera"]]) {
             await refusedByBoth(signed(header(), await payload({ aud })), "WRONG_AUDIENCE", "the token was issued for another audience", "token issued for another audience", "WRONG_AUDIENCE");

@@ -115,21 +115,29 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
   }
   const unusable = unusableNumber(p);
   if (unusable) throw unusable;
-  try {
+  const decode = (at: Date) =>
     UnsecuredJWT.decode(`${verifiedHeader}.${payloadSegment}.`, {
       ...(rules.issuer !== undefined && { issuer: rules.issuer }),
       audience: audience as string | string[],
-      currentDate: now,
-      clockTolerance: rules.clockToleranceSeconds,
+      currentDate: at,
+      clockTolerance: 0,
       requiredClaims: ["iss", "sub", "aud", "exp"],
     });
+  try {
+    try {
+      decode(now);
+    } catch (e) {
+      // The tolerance is for an nbf ahead of this clock (a token a Tessera whose clock runs ahead
+      // issued a moment ago), as Tessera's: such a token is checked as at its nbf, exp included
+      // (no leeway), so a token Tessera takes as expired is expired here. nbf is a usable number
+      // (unusableNumber, jose's own check).
+      const nbf = e instanceof errors.JWTClaimValidationFailed && e.claim === "nbf" && e.reason === "check_failed" ? (p.nbf as number) : undefined;
+      if (nbf === undefined || nbf > Math.floor(now.getTime() / 1000) + rules.clockToleranceSeconds) throw e;
+      decode(new Date(nbf * 1000));
+    }
   } catch (e) {
     throw claimRefusal(e, p);
   }
-  // jose gives exp the tolerance too; Tessera gives it none (the tolerance is for an nbf ahead of
-  // this clock, a token a Tessera whose clock runs ahead issued a moment ago): a token Tessera
-  // takes as expired is expired here. exp is a number (jose checked it).
-  if ((p.exp as number) <= Math.floor(now.getTime() / 1000)) throw refuse("TOKEN_EXPIRED", "the token has expired");
   // A JWT API access token's aud is the audience itself, as Tessera requires (jose took an array
   // naming it, RFC 7519's form, which Tessera never issues and refuses); a session token's may be
   // an array naming the client id, in both.
