@@ -474,6 +474,30 @@ describe("@tessera/client key set cache", () => {
     );
   });
 
+  // fetch refuses a URL with credentials, naming the URL: a discovery document whose jwks_uri
+  // carried user:password@ failed every verification with the password in its message and cause
+  // (onRefusal's log lines), as a configured jwksUrl would have before it was refused.
+  it("a discovery document naming a jwks_uri with credentials (user:password@): KEYS_UNAVAILABLE saying so, without them", async () => {
+    const clock = new TestClock();
+    const key = await signer();
+    for (const jwksUri of ["https://ops:hunter2@tessera.test/jwks", "https://ops@tessera.test/jwks"]) {
+      const fetch: typeof globalThis.fetch = async (input, init) => {
+        if (String(input).endsWith("/.well-known/openid-configuration")) {
+          return new Response(JSON.stringify({ issuer: "https://tessera.test", jwks_uri: jwksUri }), { headers: { "content-type": "application/json" } });
+        }
+        return globalThis.fetch(input, init);
+      };
+      const v = createTokenVerifier({ issuer: "https://tessera.test", audience: "tessera", fetch, now: clock.now });
+      const e = await refused(
+        v.verify(await key.token(clock.ms)),
+        "KEYS_UNAVAILABLE",
+        'the discovery document at https://tessera.test/.well-known/openid-configuration names a "jwks_uri" with credentials (user:password@), which fetch refuses',
+      );
+      assert.equal(e.cause, undefined);
+      clock.advanceSeconds(10);
+    }
+  });
+
   // The cut at 64 characters of the JSON text never leaves half an escape: it was told by the
   // character before a trailing backslash, so an escaped backslash (\\) followed by the first
   // character of another escape kept that lone backslash, and a backslash's escape followed by a

@@ -33,5 +33,9 @@ async function discover(issuer: string, fetchImpl: typeof globalThis.fetch, time
   if (jwks.protocol !== "https:" && !(jwks.protocol === "http:" && url.protocol === "http:")) {
     throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${url.href} names a "jwks_uri" that is not https`);
   }
+  // fetch refuses such a URL with an error quoting it, password and all: never fetched, never quoted.
+  if (jwks.username !== "" || jwks.password !== "") {
+    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${url.href} names a "jwks_uri" with credentials (user:password@), which fetch refuses`);
+  }
   return jwks;
 }
