@@ -3,6 +3,8 @@
 // bounded by the cooldown and maxCacheSeconds; revalidation with If-None-Match (304); failures; which keys of a set are used; the
 // algorithm list. Tokens are signed here with Tessera's claims.
 import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
 import { createTokenVerifier, type TokenVerifierOptions } from "../src/index.js";
 import { refused, TestClock } from "./support.js";
@@ -495,6 +497,37 @@ describe("@tessera/client key set cache", () => {
       );
       assert.equal(e.cause, undefined);
       clock.advanceSeconds(10);
+    }
+  });
+
+  // The key set is read at its own URL only. The default fetch refuses a redirect (redirect:
+  // "error"); a custom fetch that follows it whatever init says (a proxy's, another library's)
+  // had its answer taken: a redirect to another origin served keys that verified its tokens.
+  it("a key set URL answering a redirect to another origin: KEYS_UNAVAILABLE, whether the fetch refuses it or follows it", async () => {
+    const clock = new TestClock();
+    const ours = await signer();
+    const theirs = await signer();
+    const listen = async (handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> => {
+      const server = createServer(handler);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    };
+    const elsewhere = await listen((_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys: [theirs.jwk] })));
+    const tessera = await listen((_req, res) => res.writeHead(302, { location: `${elsewhere.url}/jwks` }).end());
+    try {
+      const jwksUrl = `${tessera.url}/.well-known/jwks.json`;
+      const following: typeof globalThis.fetch = (input, init) => globalThis.fetch(input, { ...init, redirect: "follow" });
+      const token = await theirs.token(clock.ms);
+      await refused(createTokenVerifier({ jwksUrl, audience: "tessera", now: clock.now }).verify(token), "KEYS_UNAVAILABLE", `GET ${jwksUrl} failed`);
+      await refused(
+        createTokenVerifier({ jwksUrl, audience: "tessera", fetch: following, now: clock.now }).verify(token),
+        "KEYS_UNAVAILABLE",
+        `GET ${jwksUrl} was redirected: the key set and the discovery document are read at their own URL only`,
+      );
+      await refused(createTokenVerifier({ jwksUrl, audience: "tessera", fetch: following, now: clock.now }).verify(await ours.token(clock.ms)), "KEYS_UNAVAILABLE");
+    } finally {
+      tessera.server.close();
+      elsewhere.server.close();
     }
   });
 

@@ -150,9 +150,9 @@ function opaqueTag(etag: string): string {
 export const MAX_DOCUMENT_BYTES = 1024 * 1024;
 
 /**
- * GET `url` as JSON: 200 only, no redirects, at most MAX_DOCUMENT_BYTES, within `timeoutMs`.
- * With `etag` (of a copy held), conditionally: If-None-Match, and 304 is `notModified`, without
- * a body. Failures are KEYS_UNAVAILABLE.
+ * GET `url` as JSON: 200 only, no redirects (refused, or followed by a custom fetch), at most
+ * MAX_DOCUMENT_BYTES, within `timeoutMs`. With `etag` (of a copy held), conditionally:
+ * If-None-Match, and 304 is `notModified`, without a body. Failures are KEYS_UNAVAILABLE.
  */
 export async function fetchJson(
   fetchImpl: typeof globalThis.fetch,
@@ -170,12 +170,11 @@ export async function fetchJson(
     if (signal.aborted) throw timedOut();
     throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} failed`, e);
   }
-  if (res.status === 304 && etag !== undefined) {
+  if (res.redirected || res.status !== 200) {
     await res.body?.cancel().catch(() => {});
-    return { body: undefined, headers: res.headers, notModified: true };
-  }
-  if (res.status !== 200) {
-    await res.body?.cancel().catch(() => {});
+    // A custom fetch may follow a redirect whatever `redirect` says: its answer is another URL's.
+    if (res.redirected) throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} was redirected: the key set and the discovery document are read at their own URL only`);
+    if (res.status === 304 && etag !== undefined) return { body: undefined, headers: res.headers, notModified: true };
     throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} answered HTTP ${res.status}`);
   }
   const text = await boundedText(res, signal).catch((e: unknown) => {
