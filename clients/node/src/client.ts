@@ -24,7 +24,7 @@ export interface TesseraTransportOptions {
   useBinaryFormat?: boolean;
   /** Connect only: call side-effect-free methods with HTTP GET (cacheable). */
   useHttpGet?: boolean;
-  /** A deadline for calls that set none, in milliseconds (at most 99,999,999, about 28 hours: a larger one is that). */
+  /** A deadline for calls that set none, in milliseconds (a fraction rounded up; at most 99,999,999, about 28 hours: a larger one is that). */
   defaultTimeoutMs?: number;
   /** The largest answer a call reads, in bytes (decompressed); a larger one fails RESOURCE_EXHAUSTED. Default 4 MiB. */
   readMaxBytes?: number;
@@ -47,9 +47,13 @@ export const defaultReadMaxBytes = 4 * 1024 * 1024;
 /** connect-es's own ceiling for readMaxBytes. */
 const maxReadMaxBytes = 0xffffffff;
 
-/** A timeout in milliseconds, at most maxTimeoutMs. */
+/**
+ * A timeout in whole milliseconds, at most maxTimeoutMs. grpc-timeout and connect-timeout-ms
+ * carry digits only (connect-es would write "1500.5m", which a server refuses INVALID_ARGUMENT):
+ * a fraction is rounded up, so a deadline is never shorter than asked.
+ */
 function timerMs(timeoutMs: number | undefined): number | undefined {
-  return timeoutMs === undefined ? undefined : Math.min(timeoutMs, maxTimeoutMs);
+  return timeoutMs === undefined ? undefined : Math.min(Math.ceil(timeoutMs), maxTimeoutMs);
 }
 
 export function createTesseraTransport(options: TesseraTransportOptions): Transport {
@@ -98,8 +102,8 @@ function headerEntries(header: ConstructorParameters<typeof Headers>[0]): Iterab
 
 /**
  * What a call brings before connect-node reads it: its headers (connect-node's Headers would
- * refuse a line break with the value, a credential, in its message) and its timeout (at most
- * maxTimeoutMs: past it, the call failed at once).
+ * refuse a line break with the value, a credential, in its message) and its timeout (whole
+ * milliseconds, at most maxTimeoutMs: past it, the call failed at once).
  */
 function guarded(transport: Transport): Transport {
   return {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { decodeProtectedHeader } from "jose";
 import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
@@ -132,6 +132,18 @@ for (const store of storesUnderTest()) {
           const { kid } = await keys.rotateKey({}, { headers: bearer(testAdminToken) });
           // The promoted key follows the newly published next key.
           assert.equal((await keys.getJwks({})).keys[1]?.kid, kid);
+        });
+
+        it("a timeout with a fraction of a millisecond is sent rounded up to whole milliseconds (what grpc-timeout and connect-timeout-ms carry), not refused INVALID_ARGUMENT", async () => {
+          const sent: Array<string | null> = [];
+          const timeoutHeader = variant.protocol === "connect" ? "connect-timeout-ms" : "grpc-timeout";
+          const unit = variant.protocol === "connect" ? "" : "m";
+          const interceptors: Interceptor[] = [(next) => (req) => (sent.push(req.header.get(timeoutHeader)), next(req))];
+          const keys = createTesseraClient(KeyService, options({ defaultTimeoutMs: 5000.25, interceptors }));
+          assert.ok((await keys.getJwks({})).keys.length >= 1);
+          assert.ok((await keys.getJwks({}, { timeoutMs: 7000.5 })).keys.length >= 1);
+          assert.ok((await keys.getJwks({}, { timeoutMs: 2 ** 40 + 0.5 })).keys.length >= 1);
+          assert.deepEqual(sent, [`5001${unit}`, `7001${unit}`, `99999999${unit}`]);
         });
 
         it("credentials as a function: asked on every call (a token that changes)", async () => {
