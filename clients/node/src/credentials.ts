@@ -14,7 +14,8 @@ export type CredentialSource = CredentialHeaders | (() => CredentialHeaders | Pr
 export const clientIdHeaderName = "x-koms-clientid";
 
 const visibleAscii = /^[\x21-\x7e]+$/;
-const control = /[\x00-\x1f\x7f]/;
+/** What Basic credentials must not hold: control characters (RFC 7617), and unpaired surrogates, which UTF-8 cannot carry (Buffer would send U+FFFD). */
+const notBasic = /[\x00-\x1f\x7f]|\p{Cs}/u;
 /** What Headers refuses inside a value, once the whitespace at its ends is dropped (as Headers does). */
 const unsendable = /[\0\r\n]/;
 const edgeWhitespace = /^[\t\n\r ]+|[\t\n\r ]+$/g;
@@ -30,10 +31,12 @@ export function bearer(token: string): CredentialHeaders {
 
 /** `Authorization: Basic base64(login:password)` (RFC 7617, UTF-8): seed 002's login. */
 export function basic(login: string, password: string): CredentialHeaders {
-  if (typeof login !== "string" || login === "" || login.includes(":") || control.test(login)) {
-    throw new TypeError("basic: the login must be non-empty, without ':' or control characters");
+  if (typeof login !== "string" || login === "" || login.includes(":") || notBasic.test(login)) {
+    throw new TypeError("basic: the login must be non-empty, without ':', control characters or unpaired surrogates (not UTF-8)");
   }
-  if (typeof password !== "string" || password === "" || control.test(password)) throw new TypeError("basic: the password must be non-empty, without control characters");
+  if (typeof password !== "string" || password === "" || notBasic.test(password)) {
+    throw new TypeError("basic: the password must be non-empty, without control characters or unpaired surrogates (not UTF-8)");
+  }
   return { authorization: `Basic ${Buffer.from(`${login}:${password}`, "utf8").toString("base64")}` };
 }
 

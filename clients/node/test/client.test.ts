@@ -182,12 +182,24 @@ describe("@tessera/client credential helpers", () => {
     for (const [fn, message] of [
       [() => bearer(secret), "bearer: the token must be non-empty visible ASCII (no spaces or line breaks)"],
       [() => bearer(""), "bearer: the token must be non-empty visible ASCII (no spaces or line breaks)"],
-      [() => basic("a:b", "x"), "basic: the login must be non-empty, without ':' or control characters"],
-      [() => basic("ada", secret), "basic: the password must be non-empty, without control characters"],
+      [() => basic("a:b", "x"), "basic: the login must be non-empty, without ':', control characters or unpaired surrogates (not UTF-8)"],
+      [() => basic("ada", secret), "basic: the password must be non-empty, without control characters or unpaired surrogates (not UTF-8)"],
       [() => clientId("web client"), "clientId: the client id must be non-empty visible ASCII"],
     ] as const) {
       assert.throws(fn, (e: Error) => e instanceof TypeError && e.message === message && !e.message.includes("s3cret"));
     }
+  });
+
+  it("basic: a login or password with an unpaired surrogate (no UTF-8 for it, RFC 7617) is a TypeError without the value, not sent as U+FFFD", () => {
+    for (const [fn, message] of [
+      [() => basic("ada\uD800", "s3cret"), "basic: the login must be non-empty, without ':', control characters or unpaired surrogates (not UTF-8)"],
+      [() => basic("\uDC00ada", "s3cret"), "basic: the login must be non-empty, without ':', control characters or unpaired surrogates (not UTF-8)"],
+      [() => basic("ada", "s3cret\uDBFF"), "basic: the password must be non-empty, without control characters or unpaired surrogates (not UTF-8)"],
+    ] as const) {
+      assert.throws(fn, (e: Error) => e instanceof TypeError && e.message === message && !e.message.includes("s3cret"));
+    }
+    // A pair is one character (U+1F600), sent as its four UTF-8 bytes.
+    assert.deepEqual(basic("ada\uD83D\uDE00", "s3cret"), { authorization: `Basic ${Buffer.from([..."ada", 0xf0, 0x9f, 0x98, 0x80, ...":s3cret"].map((c) => (typeof c === "number" ? c : c.charCodeAt(0)))).toString("base64")}` });
   });
 
   it("a baseUrl that is not an http or https URL is a TypeError naming it, when the transport is made (not an INTERNAL on every call)", () => {
