@@ -21,12 +21,27 @@ const unsendable = /[\0\r\n]/;
 const edgeWhitespace = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 
 /**
+ * The longest header value sent, in bytes: Tessera takes request header blocks of at most 16 KiB
+ * (beyond, 431; HTTP/2: the stream reset) and leaves 1 KiB of them to the request line and the
+ * other headers, as for its admin token. A longer value fails at the caller: over HTTP/2, past
+ * 64 KiB, Node does not send the block at all, and the call failed as if Tessera had refused its
+ * stream (UNAVAILABLE, after sending it again).
+ */
+const maxHeaderValueBytes = 15 * 1024;
+
+/** Credential headers, once checkSendable has passed them. */
+function sendable(what: string, headers: CredentialHeaders): CredentialHeaders {
+  checkSendable(Object.entries(headers), what);
+  return headers;
+}
+
+/**
  * `Authorization: Bearer <token>`: a session access token (with clientId), an API token, a
  * user token, a JWT API access token, or the admin token.
  */
 export function bearer(token: string): CredentialHeaders {
   if (typeof token !== "string" || !visibleAscii.test(token)) throw new TypeError("bearer: the token must be non-empty visible ASCII (no spaces or line breaks)");
-  return { authorization: `Bearer ${token}` };
+  return sendable("bearer", { authorization: `Bearer ${token}` });
 }
 
 /** `Authorization: Basic base64(login:password)` (RFC 7617, UTF-8): seed 002's login. */
@@ -37,23 +52,25 @@ export function basic(login: string, password: string): CredentialHeaders {
   if (typeof password !== "string" || password === "" || notBasic.test(password)) {
     throw new TypeError("basic: the password must be non-empty, without control characters or unpaired surrogates (not UTF-8)");
   }
-  return { authorization: `Basic ${Buffer.from(`${login}:${password}`, "utf8").toString("base64")}` };
+  return sendable("basic", { authorization: `Basic ${Buffer.from(`${login}:${password}`, "utf8").toString("base64")}` });
 }
 
 /** `x-koms-clientid: <id>`: every seed 000 call (Session API, with bearer() once logged in). */
 export function clientId(id: string): CredentialHeaders {
   if (typeof id !== "string" || !visibleAscii.test(id)) throw new TypeError("clientId: the client id must be non-empty visible ASCII");
-  return { [clientIdHeaderName]: id };
+  return sendable("clientId", { [clientIdHeaderName]: id });
 }
 
 /**
- * Throws a TypeError naming the first header whose value Headers would refuse, without the
- * value: Headers would refuse it with the value, a secret, in its message. `what` says whose
- * headers they are ("credentials", "headers").
+ * Throws a TypeError naming the first header whose value Headers would refuse, or that is longer
+ * than maxHeaderValueBytes, without the value: Headers would refuse it with the value, a secret,
+ * in its message. `what` says whose headers they are ("credentials", "headers", "bearer"...).
  */
 export function checkSendable(entries: Iterable<readonly [string, unknown]>, what: string): void {
   for (const [name, value] of entries) {
-    if (unsendable.test(String(value).replace(edgeWhitespace, ""))) throw new TypeError(`${what}: the "${name}" header's value has a line break or control character`);
+    const text = String(value);
+    if (unsendable.test(text.replace(edgeWhitespace, ""))) throw new TypeError(`${what}: the "${name}" header's value has a line break or control character`);
+    if (text.length > maxHeaderValueBytes) throw new TypeError(`${what}: the "${name}" header's value is longer than Tessera takes (at most ${maxHeaderValueBytes} bytes)`);
   }
 }
 

@@ -146,6 +146,26 @@ for (const store of storesUnderTest()) {
           assert.deepEqual(sent, [`5001${unit}`, `7001${unit}`, `99999999${unit}`]);
         });
 
+        it("a header value longer than Tessera takes (15360 bytes of its 16 KiB header block) is refused before the call is sent, naming the header, without the value; one of 15360 bytes reaches Tessera", async () => {
+          const apiTokens = createTesseraClient(ApiTokenService, options());
+          const longest = "t".repeat(15360 - "Bearer ".length);
+          const read = await rejection(apiTokens.authenticate({}, { headers: bearer(longest) }));
+          assert.equal(read.code, Code.Unauthenticated);
+          assert.equal(errorReason(read), "INVALID_TOKEN");
+          const tooLong = (what: string) => `${what}: the "authorization" header's value is longer than Tessera takes (at most 15360 bytes)`;
+          assert.throws(() => bearer(`${longest}t`), { name: "TypeError", message: tooLong("bearer") });
+          // 72 KB: past the 64 KiB header block Node sends over HTTP/2.
+          const secret = "s3cret".repeat(12_000);
+          for (const [call, message] of [
+            [createTesseraClient(ApiTokenService, options({ credentials: { authorization: `Bearer ${secret}` } })).authenticate({}), tooLong("credentials")],
+            [apiTokens.authenticate({}, { headers: { authorization: `Bearer ${secret}` } }), tooLong("headers")],
+          ] as const) {
+            const err = await rejection(call);
+            assert.equal(err.rawMessage, message);
+            assert.ok(!String(err).includes("s3cret") && !String(err.cause).includes("s3cret"));
+          }
+        });
+
         it("credentials as a function: asked on every call (a token that changes)", async () => {
           const jwt = createTesseraClient(JwtService, options());
           const user = uniqueName("jwt");
@@ -200,6 +220,18 @@ describe("@tessera/client credential helpers", () => {
     }
     // A pair is one character (U+1F600), sent as its four UTF-8 bytes.
     assert.deepEqual(basic("ada\uD83D\uDE00", "s3cret"), { authorization: `Basic ${Buffer.from([..."ada", 0xf0, 0x9f, 0x98, 0x80, ...":s3cret"].map((c) => (typeof c === "number" ? c : c.charCodeAt(0)))).toString("base64")}` });
+  });
+
+  it("a credential longer than Tessera takes in a header (15360 bytes) is a TypeError naming the header, without the value", () => {
+    const secret = "s3cret".repeat(3000);
+    for (const [fn, message] of [
+      [() => bearer(secret), 'bearer: the "authorization" header\'s value is longer than Tessera takes (at most 15360 bytes)'],
+      [() => basic("ada", secret), 'basic: the "authorization" header\'s value is longer than Tessera takes (at most 15360 bytes)'],
+      [() => clientId(secret), 'clientId: the "x-koms-clientid" header\'s value is longer than Tessera takes (at most 15360 bytes)'],
+    ] as const) {
+      assert.throws(fn, (e: Error) => e instanceof TypeError && e.message === message && !e.message.includes("s3cret"));
+    }
+    assert.equal(clientId("c".repeat(15360))["x-koms-clientid"].length, 15360);
   });
 
   it("a baseUrl that is not an http or https URL is a TypeError naming it, when the transport is made (not an INTERNAL on every call)", () => {
