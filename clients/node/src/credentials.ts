@@ -19,6 +19,8 @@ const notBasic = /[\x00-\x1f\x7f]|\p{Cs}/u;
 /** What Headers refuses inside a value, once the whitespace at its ends is dropped (as Headers does). */
 const unsendable = /[\0\r\n]/;
 const edgeWhitespace = /^[\t\n\r ]+|[\t\n\r ]+$/g;
+/** What Headers refuses too, naming neither the header nor the value: a header value is bytes (a ByteString). */
+const notByte = /[^\x00-\xff]/;
 
 /**
  * The longest header value sent, in bytes: Tessera takes request header blocks of at most 16 KiB
@@ -70,6 +72,7 @@ export function checkSendable(entries: Iterable<readonly [string, unknown]>, wha
   for (const [name, value] of entries) {
     const text = String(value);
     if (unsendable.test(text.replace(edgeWhitespace, ""))) throw new TypeError(`${what}: the "${name}" header's value has a line break or control character`);
+    if (notByte.test(text)) throw new TypeError(`${what}: the "${name}" header's value has a character past U+00FF, which a header cannot carry`);
     if (text.length > maxHeaderValueBytes) throw new TypeError(`${what}: the "${name}" header's value is longer than Tessera takes (at most ${maxHeaderValueBytes} bytes)`);
   }
 }

@@ -257,6 +257,19 @@ describe("@tessera/client credential helpers", () => {
     }
   });
 
+  it("raw credentials or a call's own headers with a character past U+00FF (a header value is bytes): the call fails naming the header, without the value", async () => {
+    const value = "Bearer s3cret\u4ee4\u724c";
+    const keys = (more: Partial<TesseraTransportOptions> = {}) => createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect", ...more });
+    for (const [call, what] of [
+      [keys({ credentials: { authorization: value } }).getJwks({}), "credentials"],
+      [keys().getJwks({}, { headers: { authorization: value } }), "headers"],
+    ] as const) {
+      const err = await rejection(call);
+      assert.equal(err.rawMessage, `${what}: the "authorization" header's value has a character past U+00FF, which a header cannot carry`);
+      assert.ok(!String(err).includes("s3cret") && !String(err.cause).includes("s3cret"));
+    }
+  });
+
   it("gRPC needs HTTP/2; an unknown protocol is named", () => {
     assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "grpc", httpVersion: "1.1" }), { message: "httpVersion: gRPC needs HTTP/2" });
     assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "rest" as "grpc" }), { message: 'protocol: "grpc", "connect" or "grpc-web", not "rest"' });
