@@ -8,7 +8,7 @@
 // (src/store/README.md, "API tokens per account").
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { Collection, FindCursor, MongoClient, MongoNetworkError, type Db } from "mongodb";
+import { Collection, FindCursor, MongoClient, MongoNetworkError, type Db, type Document, type Filter, type UpdateResult } from "mongodb";
 import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
 import { hashSecret } from "../../src/core/secrets.js";
@@ -29,10 +29,16 @@ const unavailable = "the store is unavailable, try again shortly";
 const clearsPending = (collection: Collection, update: unknown): boolean =>
   collection.collectionName === "api_tokens" && typeof update === "object" && update !== null && "$unset" in update && "pending" in (update.$unset as object);
 
-/** Runs `test` with the driver's updateOne replaced by `replacement` (given the original); put back after. */
-async function withUpdateOne(replacement: (original: Collection["updateOne"]) => Collection["updateOne"], test: () => Promise<void>): Promise<void> {
+/** How a creation's clearing of `pending` is made instead: given the clear itself, its collection and filter. */
+type Clear = (clear: () => Promise<UpdateResult>, collection: Collection, filter: Filter<Document>) => Promise<UpdateResult>;
+
+/** Runs `test` with every clearing of `pending` made by `clear` (other updates as they are); put back after. */
+async function onClear(clear: Clear, test: () => Promise<void>): Promise<void> {
   const updateOne = Collection.prototype.updateOne;
-  Collection.prototype.updateOne = replacement(updateOne);
+  Collection.prototype.updateOne = function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
+    const original = () => updateOne.apply(this, args);
+    return clearsPending(this, args[1]) ? clear(original, this, args[0]) : original();
+  } as Collection["updateOne"];
   try {
     await test();
   } finally {
@@ -101,12 +107,11 @@ for (const store of storesUnderTest()) {
       const accountId = account();
       expectOk(await create(accountId, "kept"));
       const held = gate();
-      await withUpdateOne(
-        (updateOne) =>
-          async function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
-            if (clearsPending(this, args[1])) await held.pass();
-            return updateOne.apply(this, args);
-          } as Collection["updateOne"],
+      await onClear(
+        async (clear) => {
+          await held.pass();
+          return clear();
+        },
         async () => {
           const creating = create(accountId, "in flight");
           await held.reached;
@@ -156,13 +161,11 @@ for (const store of storesUnderTest()) {
     it("a creation whose clearing of `pending` fails after the write landed answers UNAVAILABLE and withdraws its token: not listed, not stored, no place taken", async () => {
       const accountId = account();
       expectOk(await create(accountId, "kept"));
-      await withUpdateOne(
-        (updateOne) =>
-          async function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
-            const result = await updateOne.apply(this, args);
-            if (clearsPending(this, args[1])) throw new MongoNetworkError("connection reset");
-            return result;
-          } as Collection["updateOne"],
+      await onClear(
+        async (clear) => {
+          await clear();
+          throw new MongoNetworkError("connection reset");
+        },
         async () => expectCode(await create(accountId, "answer lost"), "unavailable", unavailable, "STORE_UNAVAILABLE"),
       );
       assert.deepEqual(await stored(accountId), ["kept"]);
@@ -210,12 +213,11 @@ for (const store of storesUnderTest()) {
     it("a creation whose token was deleted as abandoned before its clear (an instance's clock far ahead) answers UNAVAILABLE, not a token that does not exist", async () => {
       const accountId = account();
       expectOk(await create(accountId, "kept"));
-      await withUpdateOne(
-        (updateOne) =>
-          async function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
-            if (clearsPending(this, args[1])) await this.deleteOne(args[0]);
-            return updateOne.apply(this, args);
-          } as Collection["updateOne"],
+      await onClear(
+        async (clear, collection, filter) => {
+          await collection.deleteOne(filter);
+          return clear();
+        },
         async () => expectCode(await create(accountId, "deleted"), "unavailable", unavailable, "STORE_UNAVAILABLE"),
       );
       assert.deepEqual(await stored(accountId), ["kept"]);
@@ -231,12 +233,8 @@ for (const store of storesUnderTest()) {
         return deleteOne.apply(this, args);
       } as Collection["deleteOne"];
       try {
-        await withUpdateOne(
-          (updateOne) =>
-            function (this: Collection, ...args: Parameters<Collection["updateOne"]>) {
-              if (clearsPending(this, args[1])) return Promise.reject(new MongoNetworkError("connection reset"));
-              return updateOne.apply(this, args);
-            } as Collection["updateOne"],
+        await onClear(
+          () => Promise.reject(new MongoNetworkError("connection reset")),
           async () => expectCode(await create(accountId, "stuck"), "unavailable", unavailable, "STORE_UNAVAILABLE"),
         );
       } finally {

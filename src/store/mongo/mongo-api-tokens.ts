@@ -37,9 +37,11 @@ function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[
 /** Tokens ranked after `doc` by (issuedAt, then _id), and before it. */
 const after = (doc: StoredDoc): Filter<StoredDoc> => ({ $or: [{ issuedAt: { $gt: doc.issuedAt } }, { issuedAt: doc.issuedAt, _id: { $gt: doc._id } }] });
 const before = (doc: StoredDoc): Filter<StoredDoc> => ({ $or: [{ issuedAt: { $lt: doc.issuedAt } }, { issuedAt: doc.issuedAt, _id: { $lt: doc._id } }] });
+/** Tokens whose creation has kept them: no longer `pending`. */
+const keptOnly: Filter<StoredDoc> = { pending: { $exists: false } };
 /** Tokens kept, or pending but not abandoned as seen from `now` (PENDING_ABANDONED_AFTER_MS). */
 const notAbandoned = (now: Date): Filter<StoredDoc> => ({
-  $or: [{ pending: { $exists: false } }, { issuedAt: { $gte: new Date(now.getTime() - PENDING_ABANDONED_AFTER_MS) } }],
+  $or: [keptOnly, { issuedAt: { $gte: new Date(now.getTime() - PENDING_ABANDONED_AFTER_MS) } }],
 });
 /** A token found or listed: kept (a pending one's secret has not been handed out). */
 const kept = (doc: StoredDoc | null): StoredDoc | null => (doc?.pending === undefined ? doc : null);
@@ -114,23 +116,24 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
         const record = toDoc(token, ID);
         const doc: StoredDoc = { ...record, pending: true };
         await insertNamingDuplicate(tokens, doc, ID, "hash");
+        const withdraw = () => tokens.deleteOne({ _id: doc._id });
         const ahead = await countActive(token.accountId, { $and: [before(doc), notAbandoned(token.issuedAt)] }, maxActive);
-        const keptAfter = ahead < maxActive ? await countActive(token.accountId, { $and: [after(doc), { pending: { $exists: false } }] }, maxActive - ahead) : 0;
+        const keptAfter = ahead < maxActive ? await countActive(token.accountId, { $and: [after(doc), keptOnly] }, maxActive - ahead) : 0;
         if (ahead + keptAfter >= maxActive) {
-          await tokens.deleteOne({ _id: doc._id });
+          await withdraw();
           return null;
         }
         // Given up meanwhile (its caller answered UNAVAILABLE or DEADLINE_EXCEEDED): the secret
         // will never be handed out, so the token is withdrawn rather than kept.
         if (abandoned()) {
-          await tokens.deleteOne({ _id: doc._id });
+          await withdraw();
           throw new StoreUnavailableError("the API token's creation was given up before it was kept");
         }
         let cleared;
         try {
           cleared = await tokens.updateOne({ _id: doc._id }, { $unset: { pending: "" } });
         } catch (error) {
-          await tokens.deleteOne({ _id: doc._id }).catch(() => undefined);
+          await withdraw().catch(() => undefined);
           throw error;
         }
         // Deleted as abandoned meanwhile (by an instance whose clock is ahead by more than
@@ -148,7 +151,7 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
       }),
     list: (accountId, state) =>
       ctx.run(ID, async () => {
-        const docs = await tokens.find({ accountId, pending: { $exists: false } }).sort({ issuedAt: -1, _id: -1 }).toArray();
+        const docs = await tokens.find({ $and: [{ accountId }, keptOnly] }).sort({ issuedAt: -1, _id: -1 }).toArray();
         const links = docs.map((doc) => doc._id);
         const [revoked, used] = await Promise.all([ctx.marks.getMany(links.map(revokedMark)), lastUsed.getMany(links)]);
         const records = docs.map((doc) => {
@@ -166,7 +169,7 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
         const token = await load(await tokens.findOne({ _id: link, accountId }));
         if (!token || token.revokedAt) return null;
         if (!(await ctx.marks.claim(revokedMark(link), at))) return null;
-        // Only for counting (see activeLinks, which writes it again when it is missing): the
+        // Only for counting (see countActive, which writes it again when it is missing): the
         // mark has revoked the token, whatever becomes of this write.
         await tokens.updateOne({ _id: link }, { $set: { revokedAt: at } }).catch(() => undefined);
         return { ...token, revokedAt: new Date(at.getTime()) };
