@@ -2,7 +2,8 @@
 // header (before anything else, three checks of our own: the signature must be spelled
 // canonically — base64url is malleable in its last character, so one token would have several
 // spellings —, the header must name each member once, and headers that point at other keys
-// (jku, x5u, jwk, x5c) or demand extensions (crit) are refused), the algorithm, the key the
+// (jku, x5u, jwk, x5c, x5t, x5t#S256), demand extensions (crit) or change what the signature
+// covers (b64) are refused), the algorithm, the key the
 // token's kid names in the key ring, the signature, the header's `typ` (every token Tessera
 // signs is typed "JWT"), the payload's member names (each once), then the claims (exp, nbf,
 // iss, aud, required claims) against the injected clock, and last that the payload holds no
@@ -67,7 +68,13 @@ export const NBF_LEEWAY_SECONDS = 5;
 /** How many verified tokens an instance remembers by default. */
 export const DEFAULT_VERIFIED_CACHE_ENTRIES = 10_000;
 
-const forbiddenHeaders = ["jku", "x5u", "jwk", "x5c", "crit"] as const;
+/**
+ * Headers no token Tessera signs carries, refused whatever their value (as @tessera/client
+ * refuses them). `b64` (RFC 7797) says whether the signature covers the payload encoded: jose,
+ * as this verifier, ignores it unless `crit` names it, but a verifier that honours it reads
+ * another payload under the same signature.
+ */
+const forbiddenHeaders = ["jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit", "b64"] as const;
 
 const malformed = () => unauthenticated("INVALID_TOKEN", "malformed token");
 const unexpectedAlgorithm = () => unauthenticated("INVALID_TOKEN", "unexpected token algorithm");

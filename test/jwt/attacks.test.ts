@@ -4,7 +4,7 @@
 // the one thing under test; a control case proves the forging harness itself produces tokens
 // the server accepts.
 import assert from "node:assert/strict";
-import { CompactSign, SignJWT, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type JWTHeaderParameters } from "jose";
+import { CompactSign, FlattenedSign, SignJWT, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK, type JWTHeaderParameters } from "jose";
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet } from "jose";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { bearer } from "../support/clients.js";
@@ -105,6 +105,23 @@ for (const store of storesUnderTest()) {
             .setProtectedHeader({ alg: "EdDSA", kid: realKid, typ: "JWT", jwk: attackerJwk })
             .sign(attacker.privateKey);
           await assertRefused(embedded, 'token header "jwk" is not accepted');
+        });
+
+        it("b64, crit and x5t headers are refused, even on an otherwise valid token", async () => {
+          // b64: false (RFC 7797) says the signature covers the payload unencoded: a verifier that
+          // honours it reads another payload than one that ignores it without crit, as jose does.
+          // Signed here as jose signs it then: over the encoded payload, which Tessera checks.
+          const signedWith = async (header: JWTHeaderParameters) => {
+            const jws = await new FlattenedSign(new TextEncoder().encode(JSON.stringify(claims))).setProtectedHeader(header).sign(realKey);
+            return `${jws.protected}.${jws.payload}.${jws.signature}`;
+          };
+          const header = { alg: "EdDSA", kid: realKid, typ: "JWT" };
+          await assertRefused(await signedWith({ ...header, b64: false }), 'token header "b64" is not accepted');
+          await assertRefused(await signedWith({ ...header, b64: true }), 'token header "b64" is not accepted');
+          await assertRefused(await signedWith({ ...header, b64: true, crit: ["b64"] }), 'token header "crit" is not accepted');
+          // Certificate thumbprints point at other keys, as x5u and x5c do.
+          await assertRefused(await forge({ x5t: "dGh1bWJwcmludA" }), 'token header "x5t" is not accepted');
+          await assertRefused(await forge({ "x5t#S256": "dGh1bWJwcmludC1zaGEyNTY" }), 'token header "x5t#S256" is not accepted');
         });
 
         it("a token signed by another key under our kid is refused", async () => {
