@@ -196,19 +196,27 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           badAuthority(res);
           return;
         }
+        // An admin call without the admin token: an empty message instead of its own, which is
+        // not read (access/admin-gate.ts); the access check answers it.
+        const refused = adminHandlers.has(h) && adminGate!.refuses(procedureOf(h), uReq.header);
         if (req.method === "GET" && q >= 0 && h.allowedMethods.includes("GET")) {
           // connect-es compresses the answer as Accept-Encoding allows, and a GET answer may be
           // cached: the cache must tell the variants apart (after CORS's Vary: Origin).
           const vary = res.getHeader("vary");
           res.setHeader("vary", vary === undefined ? "Accept-Encoding" : `${String(vary)}, Accept-Encoding`);
-          if (notBase64Message(url, q)) {
-            malformedRequest(res, "the message query parameter is not base64 (base64=1)");
-            return;
-          }
-          // Only a percent-escape can carry a byte that is no UTF-8.
-          if (url.includes("%", q)) {
-            const bytes = messageBytesNotText(uReq.url);
-            if (bytes) uReq.url = withBase64Message(uReq.url, bytes);
+          const emptied = refused ? withEmptyMessage(uReq.url) : undefined;
+          if (emptied !== undefined) {
+            uReq.url = emptied;
+          } else {
+            if (notBase64Message(url, q)) {
+              malformedRequest(res, "the message query parameter is not base64 (base64=1)");
+              return;
+            }
+            // Only a percent-escape can carry a byte that is no UTF-8.
+            if (url.includes("%", q)) {
+              const bytes = messageBytesNotText(uReq.url);
+              if (bytes) uReq.url = withBase64Message(uReq.url, bytes);
+            }
           }
         }
         const typed = grpcTypeWithParameters.exec(req.headers["content-type"] ?? "");
@@ -216,9 +224,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         // The caller's deadline holds while its body arrives too (connect-es starts it only once
         // the message is read): performance.now() at which the body is due, if it has one.
         const due = bodyDue(req, uReq.header);
-        // An admin call without the admin token: an empty message instead of its own, which is
-        // not read (access/admin-gate.ts); the access check answers it.
-        const empty = adminHandlers.has(h) && adminGate!.refuses(procedureOf(h), uReq.header) ? emptyMessage(req, uReq) : undefined;
+        const empty = refused ? emptyMessage(req, uReq) : undefined;
         if (empty) req.resume();
         if (grpcWebText.test(req.headers["content-type"] ?? "")) {
           // gRPC-Web's text mode, which connect-es does not serve: its binary framing in base64.
@@ -560,8 +566,8 @@ function webHeaders(headers: http.IncomingHttpHeaders): Headers {
  * An empty request message in the request's own framing (gRPC, gRPC-Web binary or text, with or
  * without compression; Connect unary POST, JSON or binary, with or without content-encoding,
  * which it then goes without), for a call that is refused whatever its message
- * (access/admin-gate.ts). Undefined for any other request (a Connect GET, a content type no
- * protocol takes), which is served as it came.
+ * (access/admin-gate.ts). Undefined for any other request (a Connect GET: withEmptyMessage; a
+ * content type no protocol takes), which is served as it came.
  */
 function emptyMessage(req: NodeRequest, uReq: UniversalServerRequest): Buffer | undefined {
   if (req.method !== "POST") return undefined;
@@ -579,6 +585,26 @@ function emptyMessage(req: NodeRequest, uReq: UniversalServerRequest): Buffer | 
   uReq.header.delete("content-length");
   if (connect) uReq.header.delete("content-encoding");
   return body;
+}
+
+/**
+ * A Connect GET's URL with its message replaced by the empty message of its encoding (`{}`, or
+ * no bytes), for a call that is refused whatever its message (access/admin-gate.ts): without
+ * this the message in the query was parsed before the access check, and a caller without the
+ * admin token got 400 naming the field problem (or the base64 or compression that did not
+ * decode) instead of 401, with no admin.call event. `base64` and `compression` go: they
+ * described the message sent. Undefined for an encoding connect-es does not take (answered 415
+ * before the method runs, as a POST's unknown content type is).
+ */
+function withEmptyMessage(url: string): string | undefined {
+  const parsed = new URL(url);
+  const query = parsed.searchParams;
+  const encoding = query.get("encoding");
+  if (encoding !== "json" && encoding !== "proto") return undefined;
+  query.set("message", encoding === "json" ? "{}" : "");
+  query.delete("base64");
+  query.delete("compression");
+  return parsed.toString();
 }
 
 /**

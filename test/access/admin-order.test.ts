@@ -6,6 +6,7 @@
 // `admin.call` failure with its reason. Before, the message was parsed first: 400 naming the
 // field to anyone, and no event.
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
 import { auditApi } from "../audit/api.js";
 import { expectOk } from "../support/api.js";
@@ -14,6 +15,9 @@ import { admin } from "../support/users.js";
 import { grpcFrame, grpcStatus, grpcWebTrailer, h2request, raw, type RawAnswer } from "../hostile/support.js";
 
 const rotate = "/tessera.key.v1.KeyService/RotateKey";
+// The admin methods a Connect GET may call (idempotency_level NO_SIDE_EFFECTS).
+const listAuditEvents = "/tessera.audit.v1.AuditService/ListAuditEvents";
+const listTokens = "/tessera.apitoken.v1.ApiTokenService/ListTokens";
 const wrong = { authorization: "Bearer not-the-admin-token-0123456789" };
 /** A protobuf message that does not parse: a varint that never ends. */
 const badProto = Buffer.from([0x08, 0xff]);
@@ -75,6 +79,32 @@ describe("access: an admin method checks the admin credential before it reads th
         assert.equal(bad.status, 401, `${type}: ${bad.text}`);
         assert.equal(JSON.parse(bad.text).code, "unauthenticated");
         if (type === "application/json") assert.deepEqual(answer(bad), answer(good));
+      }
+    });
+
+    it(`Connect GET, ${name}: a message that does not parse is 401 ${reason}, as a valid one is, and an admin.call failure event`, async () => {
+      const get = (procedure: string, query: string, requestId?: string) =>
+        raw(server.url, "GET", `${procedure}?connect=v1&${query}`, { ...auth, ...(requestId && { "x-request-id": requestId }) });
+      const jsonMessage = (text: string) => `encoding=json&message=${encodeURIComponent(text)}`;
+      for (const procedure of [listAuditEvents, listTokens]) {
+        const good = await get(procedure, jsonMessage("{}"));
+        assert.equal(good.status, 401, good.text);
+        for (const query of [
+          jsonMessage("{"),
+          // A field's value of the wrong shape: its error would name the field.
+          jsonMessage('{"since":"yesterday","accountId":7}'),
+          `encoding=proto&message=${badProto.toString("base64url")}&base64=1`,
+          `encoding=json&message=${encodeURIComponent("{}")}&compression=gzip`,
+          `encoding=json&message=${encodeURIComponent("not base64!")}&base64=1`,
+        ]) {
+          const requestId = `admin-order-get-${reason}-${randomUUID()}`;
+          const bad = await get(procedure, query, requestId);
+          assert.equal(bad.status, 401, `${procedure}?${query}: ${bad.text}`);
+          assert.equal(JSON.parse(bad.text).details[0].debug.reason, reason, bad.text);
+          assert.deepEqual(answer(bad), answer(good));
+          const e = await event(requestId);
+          assert.deepEqual([e.outcome, e.subject, e.reason], ["failure", procedure.slice(1), reason]);
+        }
       }
     });
 
