@@ -1,9 +1,10 @@
 // Seed 001 on MongoDB: an API token whose creation has not answered (still `pending`: inserted,
 // not yet counted and kept, or its creation died between the insert and the clear, or its
 // withdrawal failed) was never handed out. It is not listed (in either state), does not
-// authenticate (INVALID_TOKEN, as a token never issued), and once abandoned (pending for
-// PENDING_ABANDONED_AFTER_MS) no longer counts towards its account's bound and is deleted by
-// housekeeping. A creation whose clearing of `pending` fails withdraws its token. The embedded
+// authenticate (INVALID_TOKEN, as a token never issued), a rename or revocation of its link is
+// refused as that of an unknown link (404, audited alike, the token unchanged), and once
+// abandoned (pending for PENDING_ABANDONED_AFTER_MS) no longer counts towards its account's
+// bound and is deleted by housekeeping. A creation whose clearing of `pending` fails withdraws its token. The embedded
 // store has no pending state: housekeeping deletes none of its tokens. Through REST, on each store
 // (src/store/README.md, "API tokens per account").
 import assert from "node:assert/strict";
@@ -19,6 +20,7 @@ import { bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { admin } from "../support/users.js";
 import { gate } from "../credentials/support.js";
+import { auditApi } from "../audit/api.js";
 import { apiTokenApi, type ApiTokenApi } from "./api.js";
 
 const full = "an account holds at most 2 active API tokens; revoke one first";
@@ -83,6 +85,38 @@ for (const store of storesUnderTest()) {
       await db.collection("api_tokens").insertOne({ _id: randomUUID() as never, hash: hashSecret(secret), accountId, description, issuedAt: new Date(clock.now().getTime() - ageMs), pending: true });
       return secret;
     }
+    /** Creates a token whose clearing of `pending` waits until `held` (run while it is pending) has settled: the creation's answer. */
+    async function whileClearHeld(accountId: string, description: string, held: () => Promise<void>): Promise<Awaited<ReturnType<typeof create>>> {
+      const gated = gate();
+      let creating!: ReturnType<typeof create>;
+      await onClear(
+        async (clear) => {
+          await gated.pass();
+          return clear();
+        },
+        async () => {
+          creating = create(accountId, description);
+          await gated.reached;
+          try {
+            await held();
+          } finally {
+            gated.open();
+          }
+          await creating;
+        },
+      );
+      return creating;
+    }
+    /** The audit trail's events about the token `link`, oldest first: type, outcome and reason. */
+    async function audited(link: string): Promise<string[]> {
+      const audit = auditApi("rest", server.url);
+      try {
+        const { events } = expectOk(await audit.listAuditEvents({ page_size: 500 }, admin));
+        return events.filter((e) => e.subject === link).reverse().map((e) => [e.type, e.outcome, e.reason].filter(Boolean).join(" "));
+      } finally {
+        audit.close();
+      }
+    }
     /** One housekeeping pass at the server's clock: what it removed, and its log line's fields. */
     async function housekeeping(): Promise<{ removed: Record<string, number>; logged: Record<string, unknown> | undefined }> {
       const lines: string[] = [];
@@ -106,27 +140,35 @@ for (const store of storesUnderTest()) {
     it("a token whose creation has not cleared `pending` yet is not listed, in either state, until its creation answers", async () => {
       const accountId = account();
       expectOk(await create(accountId, "kept"));
-      const held = gate();
-      await onClear(
-        async (clear) => {
-          await held.pass();
-          return clear();
-        },
-        async () => {
-          const creating = create(accountId, "in flight");
-          await held.reached;
-          try {
-            assert.deepEqual(await stored(accountId), ["in flight (pending)", "kept"]);
-            assert.deepEqual(await descriptions(accountId), ["kept"]);
-            assert.deepEqual(await descriptions(accountId, "revoked"), []);
-          } finally {
-            held.open();
-          }
-          const secret = expectOk(await creating).token;
-          assert.equal(expectOk(await api.authenticate(bearer(secret))).account_id, accountId);
-        },
-      );
+      const creation = await whileClearHeld(accountId, "in flight", async () => {
+        assert.deepEqual(await stored(accountId), ["in flight (pending)", "kept"]);
+        assert.deepEqual(await descriptions(accountId), ["kept"]);
+        assert.deepEqual(await descriptions(accountId, "revoked"), []);
+      });
+      assert.equal(expectOk(await api.authenticate(bearer(expectOk(creation).token))).account_id, accountId);
       assert.deepEqual(await descriptions(accountId), ["in flight", "kept"]);
+    });
+
+    it("a pending token's link is refused by a rename and a revocation as an unknown link is (404, audited alike), and neither changes it: its creation keeps it, active, as described", async () => {
+      const accountId = account();
+      const unknown = randomUUID();
+      let link = "";
+      const creation = await whileClearHeld(accountId, "in flight", async () => {
+        link = (await db.collection("api_tokens").findOne({ accountId, pending: true }))!._id as unknown as string;
+        for (const target of [link, unknown]) {
+          expectCode(await api.updateToken({ token_link: target, description: "renamed" }, admin), "not_found", "Could not update token description", "TOKEN_NOT_FOUND");
+          expectCode(await api.revokeToken(accountId, { token_link: target }, admin), "not_found", "Could not revoke token", "TOKEN_NOT_FOUND");
+        }
+        const doc = await db.collection("api_tokens").findOne({ _id: link as never });
+        assert.deepEqual([doc?.description, doc?.pending, doc?.revokedAt], ["in flight", true, undefined]);
+        assert.equal(await db.collection("marks").countDocuments({ _id: `api-revoked:${link}` as never }), 0);
+      });
+      assert.equal(expectOk(await api.authenticate(bearer(expectOk(creation).token))).token_link, link);
+      const refused = ["api_token.described failure TOKEN_NOT_FOUND", "api_token.revoked failure TOKEN_NOT_FOUND"];
+      assert.deepEqual(await audited(unknown), refused);
+      assert.deepEqual(await audited(link), [...refused, "api_token.created success"]);
+      assert.deepEqual(await descriptions(accountId), ["in flight"]);
+      assert.deepEqual(await descriptions(accountId, "revoked"), []);
     });
 
     it("a pending token does not authenticate (INVALID_TOKEN, as one never issued) and, while its creation may still answer, counts and is kept by housekeeping", async () => {

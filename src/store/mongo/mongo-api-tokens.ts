@@ -15,8 +15,8 @@ const ID = "link";
 // active tokens are found by the index (`accountId_1_revokedAt_1_issuedAt_1__id_1`) without its
 // revoked ones; last use lives in api_token_usage. `pending` (true from the insert until the
 // creation has counted and kept the token) is the store's own: no record carries it, and a
-// pending token is neither listed nor found by its hash (its secret has not been handed out, and
-// its creation may yet withdraw it). One pending past PENDING_ABANDONED_AFTER_MS is abandoned:
+// pending token is neither listed nor found by its hash or link (its secret and link have not
+// been handed out, and its creation may yet withdraw it). One pending past PENDING_ABANDONED_AFTER_MS is abandoned:
 // no creation counts it, and housekeeping deletes it (deleteAbandoned).
 const revokedMark = (link: string) => `api-revoked:${link}`;
 
@@ -43,7 +43,10 @@ const keptOnly: Filter<StoredDoc> = { pending: { $exists: false } };
 const notAbandoned = (now: Date): Filter<StoredDoc> => ({
   $or: [keptOnly, { issuedAt: { $gte: new Date(now.getTime() - PENDING_ABANDONED_AFTER_MS) } }],
 });
-/** A token found or listed: kept (a pending one's secret has not been handed out). */
+/**
+ * A token found by its hash or link: kept. A pending one's secret and link have not been handed
+ * out, so it is answered as unknown, and a rename or revocation leaves it as its creation made it.
+ */
 const kept = (doc: StoredDoc | null): StoredDoc | null => (doc?.pending === undefined ? doc : null);
 
 /** The record of a token's document: without the creation's `pending` flag. */
@@ -144,7 +147,7 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
     findByHash: (hash) => ctx.run(ID, async () => load(kept(await tokens.findOne({ hash })))),
     updateDescription: (link, description) =>
       ctx.run(ID, async () => {
-        const token = await load(await tokens.findOne({ _id: link }));
+        const token = await load(kept(await tokens.findOne({ _id: link })));
         if (!token || token.revokedAt) return null;
         await tokens.updateOne({ _id: link }, { $set: { description } });
         return { ...token, description };
@@ -166,7 +169,7 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
       }),
     revoke: (accountId, link, at) =>
       ctx.run(ID, async () => {
-        const token = await load(await tokens.findOne({ _id: link, accountId }));
+        const token = await load(kept(await tokens.findOne({ _id: link, accountId })));
         if (!token || token.revokedAt) return null;
         if (!(await ctx.marks.claim(revokedMark(link), at))) return null;
         // Only for counting (see countActive, which writes it again when it is missing): the
