@@ -19,7 +19,7 @@ import { expectCode, expectOk } from "../support/api.js";
 import { bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { admin } from "../support/users.js";
-import { gate } from "../credentials/support.js";
+import { gate, type Gate } from "../credentials/support.js";
 import { auditApi } from "../audit/api.js";
 import { apiTokenApi, type ApiTokenApi } from "./api.js";
 
@@ -106,6 +106,28 @@ for (const store of storesUnderTest()) {
         },
       );
       return creating;
+    }
+    /**
+     * A creation of a token "given up" through a second instance on the same database whose store
+     * calls are bounded at 300 ms, held at `held` until it has answered 503; then it goes on in
+     * the background, and this waits until the account holds just the one token it held before.
+     */
+    async function givenUp(accountId: string, held: Gate): Promise<void> {
+      const bounded = await startTestServer({
+        store,
+        env: { TESSERA_MAX_API_TOKENS_PER_ACCOUNT: "2", TESSERA_STORE_TIMEOUT_MS: "300", TESSERA_MONGODB_DATABASE: server.config.mongodbDatabase! },
+      });
+      const boundedApi = apiTokenApi("rest", bounded.url);
+      try {
+        const creating = boundedApi.createToken({ account_id: accountId, description: "given up" }, admin);
+        await held.reached;
+        expectCode(await creating, "unavailable", unavailable, "STORE_UNAVAILABLE");
+        held.open();
+        for (let i = 0; i < 100 && (await stored(accountId)).length > 1; i++) await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        boundedApi.close();
+        await bounded.tessera.close(); // not bounded.close(): the database is the first instance's, dropped with it
+      }
     }
     /** The audit trail's events about the token `link`, oldest first: type, outcome and reason. */
     async function audited(link: string): Promise<string[]> {
@@ -218,12 +240,6 @@ for (const store of storesUnderTest()) {
     it("a creation given up before it kept its token (the store call's bound passed: 503) withdraws it once it goes on: nothing stored, listed or counted", async () => {
       const accountId = account();
       expectOk(await create(accountId, "kept"));
-      // A second instance on the same database whose store calls are bounded at 300 ms.
-      const bounded = await startTestServer({
-        store,
-        env: { TESSERA_MAX_API_TOKENS_PER_ACCOUNT: "2", TESSERA_STORE_TIMEOUT_MS: "300", TESSERA_MONGODB_DATABASE: server.config.mongodbDatabase! },
-      });
-      const boundedApi = apiTokenApi("rest", bounded.url);
       const held = gate();
       const toArray = FindCursor.prototype.toArray;
       let holding = true;
@@ -235,18 +251,26 @@ for (const store of storesUnderTest()) {
         return toArray.call(this);
       } as FindCursor["toArray"];
       try {
-        const creating = boundedApi.createToken({ account_id: accountId, description: "given up" }, admin);
-        await held.reached;
-        expectCode(await creating, "unavailable", unavailable, "STORE_UNAVAILABLE");
-        held.open();
-        // The given-up creation goes on in the background: wait until its token is no longer pending.
-        for (let i = 0; i < 100 && (await stored(accountId)).some((d) => d.endsWith("(pending)")); i++) await new Promise((r) => setTimeout(r, 50));
+        await givenUp(accountId, held);
       } finally {
         FindCursor.prototype.toArray = toArray;
-        boundedApi.close();
-        await bounded.tessera.close(); // not bounded.close(): the database is the first instance's, dropped with it
-
       }
+      assert.deepEqual(await stored(accountId), ["kept"]);
+      assert.deepEqual(await descriptions(accountId), ["kept"]);
+      expectOk(await create(accountId, "second"));
+    });
+
+    it("a creation given up while it cleared `pending` (the store call's bound passed during that write: 503) withdraws its token once the write lands: nothing stored, listed or counted", async () => {
+      const accountId = account();
+      expectOk(await create(accountId, "kept"));
+      const held = gate();
+      await onClear(
+        async (clear) => {
+          await held.pass();
+          return clear();
+        },
+        () => givenUp(accountId, held),
+      );
       assert.deepEqual(await stored(accountId), ["kept"]);
       assert.deepEqual(await descriptions(accountId), ["kept"]);
       expectOk(await create(accountId, "second"));

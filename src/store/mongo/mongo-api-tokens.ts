@@ -127,11 +127,13 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
           return null;
         }
         // Given up meanwhile (its caller answered UNAVAILABLE or DEADLINE_EXCEEDED): the secret
-        // will never be handed out, so the token is withdrawn rather than kept.
-        if (abandoned()) {
+        // will never be handed out, so the token is withdrawn rather than kept. Asked again once
+        // the clear has landed: the bound may pass during that write too.
+        const givenUp = async () => {
           await withdraw();
           throw new StoreUnavailableError("the API token's creation was given up before it was kept");
-        }
+        };
+        if (abandoned()) return givenUp();
         let cleared;
         try {
           cleared = await tokens.updateOne({ _id: doc._id }, { $unset: { pending: "" } });
@@ -142,6 +144,7 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
         // Deleted as abandoned meanwhile (by an instance whose clock is ahead by more than
         // PENDING_ABANDONED_AFTER_MS): there is no token to answer.
         if (cleared.matchedCount === 0) throw new StoreUnavailableError("the API token was deleted before its creation kept it");
+        if (abandoned()) return givenUp();
         return recordOf(record);
       }),
     findByHash: (hash) => ctx.run(ID, async () => load(kept(await tokens.findOne({ hash })))),
