@@ -7,6 +7,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
 import { checkSendable, credentialInterceptor, type CredentialSource } from "./credentials.js";
+import { sendWithDeadline, startDeadline } from "./deadline.js";
 import { httpUrl } from "./verify/token-verifier.js";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
@@ -66,10 +67,14 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
     throw new TypeError("defaultTimeoutMs: a positive number of milliseconds");
   }
   if (!Number.isSafeInteger(readMaxBytes) || readMaxBytes <= 0) throw new TypeError("readMaxBytes: a positive whole number of bytes");
+  // Outermost first: the deadline is noted as the call begins, and what is left of it is
+  // written as each attempt leaves, after the credentials and the caller's own interceptors.
   const interceptors = [
+    startDeadline,
     retryRefusedStream,
     ...(options.credentials !== undefined ? [credentialInterceptor(options.credentials)] : []),
     ...(options.interceptors ?? []),
+    sendWithDeadline,
   ];
   const common = {
     baseUrl: options.baseUrl,
@@ -122,8 +127,8 @@ function guarded(transport: Transport): Transport {
  * RFC 9113 8.7: a stream the server reset with REFUSED_STREAM was not processed, and may be sent
  * again, whatever the method. Tessera refuses the streams that race its closing of an idle
  * HTTP/2 connection (TESSERA_IDLE_TIMEOUT_MS), which connect-node fails with INTERNAL: such a
- * call is sent once more, within its own deadline. Unary calls only (all of Tessera's): their
- * message is at hand.
+ * call is sent once more, within its own deadline (sendWithDeadline announces what is left of it,
+ * and sends nothing when nothing is). Unary calls only (all of Tessera's): their message is at hand.
  */
 const retryRefusedStream: Interceptor = (next) => async (req) => {
   if (req.stream) return next(req);

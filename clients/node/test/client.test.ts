@@ -2,8 +2,9 @@
 // and gRPC-Web, with the credential each API takes given by the package's helpers (per call,
 // or for every call of a client), and Tessera's error reasons read with errorReason.
 import assert from "node:assert/strict";
+import http from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { decodeProtectedHeader } from "jose";
@@ -276,48 +277,73 @@ describe("@tessera/client credential helpers", () => {
   });
 });
 
+/**
+ * An HTTP/2 (or HTTP/1.1) server whose ApiTokenService.createToken counts its calls. The first
+ * `refuse` streams are refused (`refuseAfterMs` after they arrive; with `goAway`, the connection
+ * is closed then, as Tessera closes an idle one), the next `reset` reset after the handler ran.
+ * `sent` holds each request's timeout header (grpc-timeout or connect-timeout-ms) and when it
+ * arrived, `refusedAt` when each refusal was sent (performance.now(): the client's clock too).
+ */
+async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway = false, httpVersion = "2" }: { refuse?: number; reset?: number; refuseAfterMs?: number; goAway?: boolean; httpVersion?: "1.1" | "2" } = {}) {
+  const state = { streams: 0, handled: 0 };
+  const sent: Array<{ timeout: string | undefined; at: number }> = [];
+  const refusedAt: number[] = [];
+  const handler = connectNodeAdapter({
+    routes: (router) =>
+      router.service(ApiTokenService, {
+        createToken() {
+          state.handled++;
+          return { token: "t0k3n" };
+        },
+      }),
+  });
+  const serve = (req: http2.Http2ServerRequest | http.IncomingMessage, res: http2.Http2ServerResponse | http.ServerResponse) => {
+    const n = state.streams++;
+    sent.push({ timeout: (req.headers["grpc-timeout"] ?? req.headers["connect-timeout-ms"]) as string | undefined, at: performance.now() });
+    const stream = () => (req as http2.Http2ServerRequest).stream;
+    if (n < refuse) {
+      return void setTimeout(() => {
+        refusedAt.push(performance.now());
+        stream().close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        if (goAway) stream().session?.close();
+      }, refuseAfterMs);
+    }
+    if (n < refuse + reset) {
+      state.handled++;
+      return stream().close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+    handler(req, res);
+  };
+  const h2 = httpVersion === "2" ? http2.createServer(serve) : http.createServer(serve);
+  // Its connections, HTTP/2 sessions and HTTP/1.1 keep-alive alike, are closed with it.
+  const sockets = new Set<Socket>();
+  h2.on("connection", (s: Socket) => sockets.add(s.once("close", () => sockets.delete(s))));
+  await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(h2.address() as AddressInfo).port}`,
+    state,
+    sent,
+    refusedAt,
+    close: () =>
+      new Promise<void>((resolve) => {
+        h2.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+/** A timeout header's milliseconds ("1500m" or "1500"); NaN when there is none. */
+function millis(timeout: string | undefined): number {
+  return Number(/^(\d+)m?$/.exec(timeout ?? "")?.[1]);
+}
+
 // RFC 9113 8.7: a stream reset with REFUSED_STREAM was not processed, and may be sent again,
 // even a call that is not idempotent. Tessera refuses the streams that race its closing of an
 // idle HTTP/2 connection (TESSERA_IDLE_TIMEOUT_MS): a call made then must not fail.
 describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STREAM)", () => {
-  /** An HTTP/2 server whose ApiTokenService.createToken counts its calls; `refuse` streams are refused first, `reset` streams reset after the handler ran. */
-  async function server(refuse: number, reset = 0) {
-    const state = { streams: 0, handled: 0 };
-    const handler = connectNodeAdapter({
-      routes: (router) =>
-        router.service(ApiTokenService, {
-          createToken() {
-            state.handled++;
-            return { token: "t0k3n" };
-          },
-        }),
-    });
-    const h2 = http2.createServer((req, res) => {
-      const n = state.streams++;
-      if (n < refuse) return req.stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-      if (n < refuse + reset) {
-        state.handled++;
-        return req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      }
-      handler(req, res);
-    });
-    const sessions = new Set<http2.ServerHttp2Session>();
-    h2.on("session", (s) => sessions.add(s.once("close", () => sessions.delete(s))));
-    await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
-    return {
-      url: `http://127.0.0.1:${(h2.address() as AddressInfo).port}`,
-      state,
-      close: () =>
-        new Promise<void>((resolve) => {
-          h2.close(() => resolve());
-          for (const s of sessions) s.destroy();
-        }),
-    };
-  }
-
   for (const protocol of ["grpc", "connect", "grpc-web"] as const) {
     it(`over ${protocol}: a refused stream is sent once more (createToken, not idempotent, handled once); refused twice, or reset after processing, it fails`, async () => {
-      const once = await server(1);
+      const once = await refusingServer({ refuse: 1 });
       try {
         const client = createTesseraClient(ApiTokenService, { baseUrl: once.url, protocol });
         assert.equal((await client.createToken({ accountId: "a", description: "d" })).token, "t0k3n");
@@ -325,7 +351,7 @@ describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STRE
       } finally {
         await once.close();
       }
-      const twice = await server(2);
+      const twice = await refusingServer({ refuse: 2 });
       try {
         const err = await rejection(createTesseraClient(ApiTokenService, { baseUrl: twice.url, protocol }).createToken({ accountId: "a", description: "d" }));
         assert.equal(err.code, Code.Unavailable);
@@ -333,12 +359,74 @@ describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STRE
       } finally {
         await twice.close();
       }
-      const reset = await server(0, 1);
+      const reset = await refusingServer({ reset: 1 });
       try {
         await rejection(createTesseraClient(ApiTokenService, { baseUrl: reset.url, protocol }).createToken({ accountId: "a", description: "d" }));
         assert.deepEqual(reset.state, { streams: 1, handled: 1 });
       } finally {
         await reset.close();
+      }
+    });
+
+    it(`over ${protocol}: the second attempt announces what is left of the caller's deadline, not the whole timeout again`, async () => {
+      const late = await refusingServer({ refuse: 1, refuseAfterMs: 300 });
+      try {
+        const client = createTesseraClient(ApiTokenService, { baseUrl: late.url, protocol });
+        assert.equal((await client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 2000 })).token, "t0k3n");
+        assert.deepEqual([late.state, millis(late.sent[0]?.timeout)], [{ streams: 2, handled: 1 }, 2000]);
+        // The call began before its first request arrived; its second left after the refusal.
+        const spent = late.refusedAt[0] - late.sent[0].at;
+        const left = millis(late.sent[1].timeout);
+        assert.ok(left <= Math.ceil(2000 - spent) && left >= 100, `the second attempt announced ${left} ms, ${spent} ms into a 2000 ms deadline`);
+      } finally {
+        await late.close();
+      }
+    });
+
+    it(`over ${protocol}: a refused call with none of its deadline left is not sent again: DEADLINE_EXCEEDED`, async () => {
+      // Refused as Tessera refuses the streams racing its close of an idle connection: the
+      // second attempt needs a new one.
+      const refused = await refusingServer({ refuse: 1, goAway: true });
+      try {
+        let asked = 0;
+        const credentials = () => {
+          // The second attempt's credentials take longer than the call had left, the event
+          // loop held: the deadline has passed, the client's timer not yet fired.
+          if (++asked === 2) for (const until = performance.now() + 300; performance.now() < until; );
+          return {};
+        };
+        const client = createTesseraClient(ApiTokenService, { baseUrl: refused.url, protocol, credentials });
+        const err = await rejection(client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 200 }));
+        assert.deepEqual([err.code, err.rawMessage], [Code.DeadlineExceeded, "the operation timed out"]);
+        assert.deepEqual([asked, refused.state], [2, { streams: 1, handled: 0 }]);
+      } finally {
+        await refused.close();
+      }
+    });
+  }
+});
+
+// What the server is told of a call's deadline, whatever the transport.
+describe("@tessera/client: a call's deadline, as the server sees it", () => {
+  for (const [name, variant] of variants) {
+    const httpVersion = variant.httpVersion ?? "2";
+
+    it(`over ${name}: credentials that take a while are part of the call's time: its timeout header announces what is left when the request leaves`, async () => {
+      const s = await refusingServer({ httpVersion });
+      try {
+        let waited = 0;
+        const credentials = async () => {
+          const start = performance.now();
+          await new Promise((r) => setTimeout(r, 300));
+          waited = performance.now() - start;
+          return {};
+        };
+        const client = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant, credentials });
+        assert.equal((await client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 2000 })).token, "t0k3n");
+        const left = millis(s.sent[0]?.timeout);
+        assert.ok(left <= Math.ceil(2000 - waited) && left >= 100, `announced ${left} ms after ${waited} ms of a 2000 ms deadline`);
+      } finally {
+        await s.close();
       }
     });
   }
