@@ -37,11 +37,15 @@ export const startDeadline: Interceptor = (next) => async (req) => {
 };
 
 /**
- * The last interceptor, run as each attempt is sent. A call past its deadline before it is sent
- * fails without being sent; otherwise the header carries what is left of the deadline, rounded
- * up to whole milliseconds, as the first one was.
+ * The last interceptor, run as each attempt is sent. A call cancelled, or past its deadline,
+ * before it is sent fails without being sent: over HTTP/2 connect-node would still open the
+ * stream, sending its headers (the credentials) before resetting it, and a Connect server may
+ * take the empty body for the request and run it. Otherwise the header carries what is left of the
+ * deadline, rounded up to whole milliseconds, as the first one was.
  */
 export const sendWithDeadline: Interceptor = (next) => async (req) => {
+  // connect-es fails the call with the signal's reason: CANCELED, or its DEADLINE_EXCEEDED.
+  req.signal.throwIfAborted();
   const deadline = deadlines.get(req.signal);
   if (deadline !== undefined) {
     const left = Math.ceil(deadline.at - performance.now());

@@ -406,8 +406,8 @@ describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STRE
   }
 });
 
-// What the server is told of a call's deadline, whatever the transport.
-describe("@tessera/client: a call's deadline, as the server sees it", () => {
+// What the server is told of a call's deadline and cancellation, whatever the transport.
+describe("@tessera/client: a call's deadline and cancellation, as the server sees them", () => {
   for (const [name, variant] of variants) {
     const httpVersion = variant.httpVersion ?? "2";
 
@@ -425,6 +425,23 @@ describe("@tessera/client: a call's deadline, as the server sees it", () => {
         assert.equal((await client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 2000 })).token, "t0k3n");
         const left = millis(s.sent[0]?.timeout);
         assert.ok(left <= Math.ceil(2000 - waited) && left >= 100, `announced ${left} ms after ${waited} ms of a 2000 ms deadline`);
+      } finally {
+        await s.close();
+      }
+    });
+
+    // Over HTTP/1.1, connect-node sends nothing then; over HTTP/2 it opened the stream (its
+    // headers, the credentials, sent) and reset it, and a Connect server could take the empty
+    // body for the request and run it.
+    if (httpVersion !== "2") continue;
+    it(`over ${name}: a call whose signal is already aborted is not sent (no request carrying its credentials, nothing run): CANCELED, with the caller's reason`, async () => {
+      const s = await refusingServer({ httpVersion });
+      try {
+        const client = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant, credentials: bearer("s3cret") });
+        const err = await rejection(client.createToken({ accountId: "a", description: "d" }, { signal: AbortSignal.abort(new Error("the caller gave up")) }));
+        assert.deepEqual([err.code, err.rawMessage], [Code.Canceled, "the caller gave up"]);
+        await new Promise((r) => setTimeout(r, 100));
+        assert.deepEqual(s.state, { streams: 0, handled: 0 });
       } finally {
         await s.close();
       }
