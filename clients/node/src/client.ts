@@ -114,13 +114,24 @@ function guarded(transport: Transport): Transport {
   return {
     async unary(method, signal, timeoutMs, header, ...rest) {
       checkSendable(headerEntries(header), "headers");
-      return transport.unary(method, signal, timerMs(timeoutMs), header, ...rest);
+      return transport.unary(method, signal, callTimerMs(timeoutMs), header, ...rest);
     },
     async stream(method, signal, timeoutMs, header, ...rest) {
       checkSendable(headerEntries(header), "headers");
-      return transport.stream(method, signal, timerMs(timeoutMs), header, ...rest);
+      return transport.stream(method, signal, callTimerMs(timeoutMs), header, ...rest);
     },
   };
+}
+
+/**
+ * A call's timeoutMs as timerMs gives it. NaN (a deadline computed from nothing) would time the
+ * call out at once, DEADLINE_EXCEEDED, its request sent all the same with "NaNm" for a
+ * grpc-timeout; it is the caller's mistake, named as such. Zero or less is connect-es's "no
+ * deadline", kept.
+ */
+function callTimerMs(timeoutMs: number | undefined): number | undefined {
+  if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && !Number.isNaN(timeoutMs))) throw new TypeError("timeoutMs: a number of milliseconds");
+  return timerMs(timeoutMs);
 }
 
 /**

@@ -527,6 +527,22 @@ describe("@tessera/client against a broken or hostile server", () => {
     });
   }
 
+  it("a call's timeoutMs that is not a number (NaN) fails naming it, unsent; not DEADLINE_EXCEEDED at once", async () => {
+    const s = await refusingServer();
+    try {
+      for (const protocol of ["grpc", "connect"] as const) {
+        const client = createTesseraClient(ApiTokenService, { baseUrl: s.url, protocol, defaultTimeoutMs: 5000 });
+        const err = await rejection(client.createToken({ accountId: "a", description: "d" }, { timeoutMs: Number.NaN }));
+        assert.deepEqual([err.code, err.rawMessage], [Code.Unknown, "timeoutMs: a number of milliseconds"]);
+        assert.ok(err.cause instanceof TypeError);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(s.state, { streams: 0, handled: 0 });
+    } finally {
+      await s.close();
+    }
+  });
+
   it("a defaultTimeoutMs or readMaxBytes that is not a positive number is a TypeError naming it", () => {
     for (const [more, message] of [
       [{ defaultTimeoutMs: -1 }, "defaultTimeoutMs: a positive number of milliseconds"],
