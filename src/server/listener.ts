@@ -133,6 +133,27 @@ interface H1Connection {
   /** Its output: bytes sent when last seen moving, and since when it has waited unmoved. */
   sent: number;
   since: number | undefined;
+  /** An answer that closes the connection has been handed over: nothing read after it is served. */
+  closing: boolean;
+  /** The requests read after that answer, not served. */
+  dropped: number;
+}
+
+/** A "close" token in a Connection header value. */
+const closeToken = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
+
+/** Whether an HTTP/1.1 answer closes its connection once sent: Connection: close set on it, or written (Node's _last). */
+function closesConnection(res: http.ServerResponse): boolean {
+  return (res as { _last?: boolean })._last === true || closeToken.test(String(res.getHeader("connection") ?? ""));
+}
+
+/**
+ * An HTTP/1.0 request with Transfer-Encoding: its framing is faulty (RFC 9112 6.1), as an
+ * HTTP/1.0 intermediary, which knows no chunked, may have read its body as the next request. It
+ * is served, and its connection closed after it.
+ */
+function faultyFraming(req: http.IncomingMessage | http2.Http2ServerRequest): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor === 0 && req.headers["transfer-encoding"] !== undefined;
 }
 
 /**
@@ -399,9 +420,20 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       // HTTP/2 lets a connection have (its concurrent streams), the connection is shed; the
       // requests read after that are not served.
       if (req.socket.destroyed) return;
-      if (h1c.answers.size >= o.maxConcurrentStreams) {
+      if (h1c.answers.size + h1c.dropped >= o.maxConcurrentStreams) {
         o.onShed?.("pipelining", req.socket.remoteAddress, "http/1.1");
         req.socket.destroy();
+        return;
+      }
+      // Node's parser reads on past a request whose answer closes the connection (a 501 or 413
+      // whose body is not read, an upgrade, a drain), and the requests after it would be carried
+      // out with no answer ever sent: the connection closes first. They are not served (RFC 9112
+      // 9.6); their bytes are read and dropped (unread, they would make the close a reset, which
+      // may lose the answer) until the connection closes.
+      if (h1c.closing || [...h1c.answers].some(closesConnection)) {
+        h1c.closing = true;
+        h1c.dropped++;
+        req.resume();
         return;
       }
     }
@@ -414,7 +446,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       if (done) return;
       done = true;
       active--;
-      h1c?.answers.delete(res as http.ServerResponse);
+      if (h1c === undefined) return;
+      h1c.answers.delete(res as http.ServerResponse);
+      if (closesConnection(res as http.ServerResponse)) h1c.closing = true;
     };
     res.once("close", finish);
     res.once("finish", finish);
@@ -447,7 +481,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       timer.unref();
       stream.once("close", () => clearTimeout(timer));
     }
-    if (req.httpVersionMajor === 1 && (((closing || draining) && !(res as http.ServerResponse).headersSent) || upgradeAsked(req))) {
+    if (req.httpVersionMajor === 1 && (((closing || draining) && !(res as http.ServerResponse).headersSent) || upgradeAsked(req) || faultyFraming(req))) {
       (res as http.ServerResponse).setHeader("connection", "close");
     }
     serve(req, res);
@@ -507,7 +541,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     noTunnel(req, res, o.allow ?? servedMethods);
   });
   h1.on("connection", (socket: Socket) => {
-    const c: H1Connection = { answers: new Set(), sent: 0, since: undefined };
+    const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0 };
     h1Connections.set(socket, c);
     socket.once("close", () => {
       h1Connections.delete(socket);

@@ -7,7 +7,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { errorInfoJson } from "../support/error-details.js";
 import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
-import { uniqueName } from "../support/users.js";
+import { password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
 import { serverCheckedAfterEach } from "./support.js";
 
 export interface WireAnswer {
@@ -116,6 +116,9 @@ export function rawConnection(port: number) {
     destroy: () => socket.destroy(),
   };
 }
+
+/** `body` as one chunk of a chunked body, then the last chunk. */
+const chunked = (body: string) => `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
 
 /** Text of a JWT's shape (compact JWS), which no error quotes back. */
 const jwtShaped = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
@@ -782,7 +785,6 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
   describe("a transfer coding other than chunked (RFC 9112 6.1: 501)", () => {
     // Node's parser takes "gzip, chunked" (any codings before a final chunked) and hands the
     // body over de-chunked only: the gzip bytes were read as the JSON (or Connect) body.
-    const chunked = (body: string) => `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
     for (const [where, head] of [
       ["REST", "POST /user HTTP/1.1\r\nhost: localhost\r\nx-koms-clientid: web\r\ncontent-type: application/json\r\n"],
       ["an RPC path (Connect)", "POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"],
@@ -809,6 +811,36 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
         assert.equal(a.status, 200, a.body);
       }
     });
+  });
+  describe("an answer that closes the connection: nothing read after it on that connection is served", () => {
+    // Node's parser reads on past a request whose answer closes the connection, and the request
+    // listener was called for each request that followed in the same read: a sign-up pipelined
+    // after a 501 was carried out, its answer never sent (the connection closed first).
+    const signUpRequest = (email: string) => {
+      const body = JSON.stringify({ email, password });
+      return `POST /user HTTP/1.1\r\nhost: localhost\r\nx-koms-clientid: test-client\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    };
+    /** Once the server has nothing in flight, the sign-up pipelined with `email` was never carried out: the email is still free. */
+    const notServed = async (email: string) => {
+      for (let i = 0; i < 100 && server.tessera.server.listener.inFlight() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      await signUp(server, email);
+    };
+    for (const [name, request, status] of [
+      ["Transfer-Encoding: gzip, chunked (501)", `POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ntransfer-encoding: gzip, chunked\r\n\r\n${chunked("{}")}`, 501],
+      ["Expect: 100-continue with a Content-Length over the limit, the body sent all the same (413)", `POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 70000\r\n\r\n${" ".repeat(70000)}`, 413],
+      // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (an HTTP/1.0
+      // intermediary may have read its body as the next request); the connection closes after it.
+      ["HTTP/1.0 with Transfer-Encoding: chunked and keep-alive (served)", `POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.0\r\nhost: localhost\r\nconnection: keep-alive\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${chunked("{}")}`, 200],
+    ] as const) {
+      it(`${name}: Connection: close, the connection closes, and a sign-up pipelined after it is not carried out`, async () => {
+        const email = uniqueEmail("pipelined");
+        const a = await exchange(server.port, request + signUpRequest(email), 1000);
+        assert.equal(a.status, status, a.body);
+        assert.equal(a.headers.connection, "close");
+        assert.equal(a.closed, true);
+        await notServed(email);
+      });
+    }
   });
   describe("Expect other than 100-continue (RFC 9110 10.1.1): 417 with the JSON error naming it", () => {
     // Node answered a bare "417 Expectation Failed": no body naming the expectation, no request id.
