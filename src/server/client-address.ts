@@ -6,8 +6,8 @@
 // (RFC 7239, its `for=` parameters). Both list hops left to right, each proxy appending the
 // address it received the request from, so everything left of the last trusted proxy's entry
 // was written by the client and proves nothing: the answer is the right-most hop that is not a
-// trusted proxy. A hop that is no IP address (`unknown`, an obfuscated name, garbage) stops the
-// walk at the trusted proxy that reported it. A proxy that writes only `Forwarded` must drop an
+// trusted proxy. A hop that is no IP address (`unknown`, an obfuscated name, garbage, a
+// `Forwarded` element without `for=`) stops the walk at the trusted proxy that reported it. A proxy that writes only `Forwarded` must drop an
 // `X-Forwarded-For` sent by clients.
 //
 // The headers are read from the right, one hop at a time, as far as the walk goes and no further
@@ -99,7 +99,10 @@ export function* hopsFromRight(headers: IncomingHttpHeaders): Generator<string |
       const pair = splitOutsideQuotes(element, ";")
         .map((p) => p.trim())
         .find((p) => p.slice(0, 4).toLowerCase() === "for=");
-      if (pair !== undefined) yield hopAddress(pair.slice(4).trim());
+      // An element without for= (a proxy that sends only proto= or host=) names no hop: the walk
+      // stops there, as at one that is no address, rather than reading the element left of it,
+      // which its client wrote.
+      yield pair === undefined ? undefined : hopAddress(pair.slice(4).trim());
     }
   }
 }

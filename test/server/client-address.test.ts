@@ -154,6 +154,8 @@ describe("client address resolution", () => {
     ["Forwarded: quoted IPv6 with a port, as its /64", "192.0.2.1", { forwarded: 'for=198.51.100.2;by=x, for="[2001:db8:1:2::5]:443"' }, "2001:db8:1:2::/64"],
     ["Forwarded: an obfuscated hop stops at the proxy", "192.0.2.1", { forwarded: "for=198.51.100.2, for=_hidden" }, "192.0.2.1"],
     ["Forwarded: FOR in upper case, a trusted IPv6 hop skipped", "10.1.1.1", { forwarded: 'FOR=198.51.100.3, for="[2001:db8:ffff::1]"' }, "198.51.100.3"],
+    // A proxy's element without for= does not say who its client was: what lies left of it is the client's writing.
+    ["Forwarded: the proxy's element names no for=: stops at the proxy", "192.0.2.1", { forwarded: "for=198.51.100.66, proto=https;host=auth.example" }, "192.0.2.1"],
     ["no peer at all", undefined, {}, "unknown"],
     // The client writes what is left of the proxy's hop: a quote it leaves open does not swallow that hop.
     ["Forwarded: a quote the client left open, then the proxy's hop", "10.1.1.1", { forwarded: 'for="198.51.100.1, for=203.0.113.7' }, "203.0.113.7"],
