@@ -363,7 +363,8 @@ function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, 
  * and closing the socket is this listener's job). As Node does: nothing is written to a socket
  * that is no longer writable or whose current answer has begun (that would corrupt it), nor for a
  * request answered before its body arrived (that would be a second answer to it), and the
- * socket is destroyed either way; a connection the client reset is just destroyed. A client's
+ * socket is destroyed either way; a connection the client reset is just destroyed. Bytes after a
+ * request that asked for the connection to close are dropped while its answer is under way. A client's
  * bytes are no server failure: nothing is logged.
  */
 export function answerClientError(limits: ClientErrorLimits): (e: ClientError, socket: Duplex) => void {
@@ -377,6 +378,13 @@ export function answerClientError(limits: ClientErrorLimits): (e: ClientError, s
       return;
     }
     const current = (socket as { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    if (e.code === "HPE_CLOSED_CONNECTION" && current) {
+      // Bytes after a request that asked for the connection to close (Connection: close, or
+      // HTTP/1.0 without keep-alive), whose answer is still to go out: that answer is the
+      // client's, and Node closes the connection once it is sent. What came after is not
+      // processed (RFC 9112 9.6): the parser refuses it, and each read of it comes here, dropped.
+      return;
+    }
     // A request still arriving while no answer is attached to the socket was answered already
     // (Node detaches an answer once written): one that need not read the body, such as a call
     // past its deadline or to an unknown method. Another answer would be read as the next one's.

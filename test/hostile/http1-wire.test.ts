@@ -841,6 +841,19 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
         await notServed(email);
       });
     }
+
+    // RFC 9112 9.6: a request with Connection: close is answered, and nothing after it is
+    // processed. Node's parser refuses the bytes after it (HPE_CLOSED_CONNECTION), and its 400
+    // went out in place of that request's answer, though the request was carried out.
+    it("a request with Connection: close and another after it: the first answered 200, the connection closes, the other not carried out", async () => {
+      const email = uniqueEmail("pipelined");
+      const a = await exchange(server.port, "GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n" + signUpRequest(email), 1000);
+      assert.equal(a.status, 200, a.body);
+      assert.equal(typeof (JSON.parse(a.body) as { version: unknown }).version, "string");
+      assert.equal(a.headers.connection, "close");
+      assert.equal(a.closed, true);
+      await notServed(email);
+    });
   });
   describe("Expect other than 100-continue (RFC 9110 10.1.1): 417 with the JSON error naming it", () => {
     // Node answered a bare "417 Expectation Failed": no body naming the expectation, no request id.
