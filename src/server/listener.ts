@@ -147,6 +147,12 @@ function closesConnection(res: http.ServerResponse): boolean {
   return (res as { _last?: boolean })._last === true || closeToken.test(String(res.getHeader("connection") ?? ""));
 }
 
+/** Whether one of a connection's answers under way closes it (no array built: every request asks). */
+function anyClosesConnection(answers: Set<http.ServerResponse>): boolean {
+  for (const res of answers) if (closesConnection(res)) return true;
+  return false;
+}
+
 /**
  * An HTTP/1.0 request with Transfer-Encoding: its framing is faulty (RFC 9112 6.1), as an
  * HTTP/1.0 intermediary, which knows no chunked, may have read its body as the next request. It
@@ -438,7 +444,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       // out with no answer ever sent: the connection closes first. They are not served (RFC 9112
       // 9.6); their bytes are read and dropped (unread, they would make the close a reset, which
       // may lose the answer) until the connection closes.
-      if (h1c.closing || [...h1c.answers].some(closesConnection)) {
+      if (h1c.closing || (h1c.answers.size > 0 && anyClosesConnection(h1c.answers))) {
         h1c.closing = true;
         h1c.dropped++;
         req.resume();
