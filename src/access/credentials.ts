@@ -34,6 +34,13 @@ export function bearerToken(headers: Headers): string | undefined {
 
 const malformed = (message: string) => invalidArgument("MALFORMED_CREDENTIAL", message);
 
+// Base64 as RFC 7617 takes it (RFC 4648 section 4): whole groups of four characters, the last
+// padded with "=". Node's decoder takes any run of the alphabet and drops what does not fit, so
+// without this check credentials left unpadded, padded where none belongs, or with a character
+// too many logged in as the credentials they hold, where a proxy or filter in front that decodes
+// them (Go's net/http, Python's base64) refuses them.
+const paddedBase64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
 /** HTTP Basic credentials (RFC 7617, UTF-8). Malformed -> INVALID_ARGUMENT naming the problem. */
 export function basicCredentials(headers: Headers): { login: string; password: string } | undefined {
   const value = headers.get("authorization");
@@ -43,6 +50,7 @@ export function basicCredentials(headers: Headers): { login: string; password: s
     if (/^Basic\b/i.test(value)) throw malformed("malformed Basic credentials: expected base64(login:password)");
     throw unauthenticated("UNSUPPORTED_CREDENTIAL", "HTTP Basic credentials required");
   }
+  if (!paddedBase64.test(m[1])) throw malformed("malformed Basic credentials: not padded base64 (RFC 4648)");
   const bytes = Buffer.from(m[1], "base64");
   let decoded: string;
   try {

@@ -133,6 +133,22 @@ for (const store of storesUnderTest()) {
             expectCode(await api.login(undefined, notUtf8), "invalid_argument", "malformed Basic credentials: not valid UTF-8");
           });
 
+          // Node's base64 decoder takes any run of the alphabet and drops what does not fit: each
+          // of these read as the user's right credentials, where Go's net/http or Python's base64
+          // in front refuse them. The login is given with 0, 1 and 2 trailing spaces (trimmed), so
+          // that one of its encodings needs no padding and the others do.
+          it("gives 400 for Basic credentials that are not padded base64 (RFC 4648): padding left out, added where none belongs, or a character too many", async () => {
+            const user = await signUp(server);
+            const encodings = [0, 1, 2].map((spaces) => Buffer.from(`${user.login}${" ".repeat(spaces)}:${password}`).toString("base64"));
+            for (const encoded of encodings) expectOk(await api.login(undefined, { authorization: `Basic ${encoded}` }));
+            const unpadded = encodings.find((e) => !e.endsWith("="))!;
+            const padded = encodings.filter((e) => e.endsWith("="));
+            for (const value of [...padded.map((e) => e.replace(/=+$/, "")), `${unpadded}=`, `${unpadded}==`, `${unpadded}A`]) {
+              const res = await api.login(undefined, { authorization: `Basic ${value}` });
+              expectCode(res, "invalid_argument", "malformed Basic credentials: not padded base64 (RFC 4648)", "MALFORMED_CREDENTIAL");
+            }
+          });
+
           it("decodes Basic credentials as UTF-8 (RFC 7617)", async () => {
             const email = uniqueEmail("utf8");
             const pass = "pässwörd with ünïcode ✓";
