@@ -13,7 +13,7 @@ import { secretMatcher } from "../core/secrets.js";
 import { challenge, type CredentialScheme } from "./challenge.js";
 import { challengeKey, httpMethodKey, presentedTokenKey, principalKey } from "./context.js";
 import { basicCredentials, bearerToken, clientIdHeader, presentsBearerToken, usesBearerScheme } from "./credentials.js";
-import { presentedSessionCookie } from "./session-cookie.js";
+import { presentedSessionCookie, refuseCrossOriginCookie } from "./session-cookie.js";
 import type {
   ApiTokenPrincipal,
   CookiePrincipal,
@@ -43,6 +43,8 @@ export interface AccessOptions {
   services: readonly DescService[];
   /** Infrastructure services that are public (health, reflection). */
   publicServices: readonly DescService[];
+  /** Origins whose pages may make a state-changing call with the session cookie, besides the server's own. */
+  cookieOrigins?: readonly string[];
 }
 
 function isJwtShaped(token: string): boolean {
@@ -126,6 +128,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const knownClientId = secretMatcher(options.clientIds);
   const isAdminToken = secretMatcher([options.adminToken]);
   const { verifiers } = options;
+  const cookieOrigins = new Set((options.cookieOrigins ?? []).map((o) => o.toLowerCase()));
 
   const requireClientId = (header: Headers): string => {
     const id = header.get(clientIdHeader);
@@ -173,6 +176,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     header: Headers,
     message: unknown,
     httpMethod: string,
+    url: string,
   ): Promise<Principal> => {
     switch (rule.credential) {
       case Credential.NONE:
@@ -195,7 +199,10 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         const token = bearerToken(header);
         if (!token && rule.sessionCookie) {
           const cookie = presentedSessionCookie(header);
-          if (cookie) return verifiers.sessionCookie(cookie);
+          if (cookie) {
+            if (httpMethod !== "GET" && httpMethod !== "HEAD") refuseCrossOriginCookie(header, new URL(url).host, cookieOrigins);
+            return verifiers.sessionCookie(cookie);
+          }
         }
         if (!token) throw unauthenticated("MISSING_CREDENTIAL", "missing bearer user token");
         return verifiers.userToken(token);
@@ -252,7 +259,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     try {
       let principal: Principal;
       try {
-        principal = await verify(rule, req.method, req.header, message, httpMethod);
+        principal = await verify(rule, req.method, req.header, message, httpMethod, req.url);
       } catch (e) {
         if (!(rule.optional && e instanceof AuthError && e.code === "unauthenticated")) throw e;
         principal = { kind: "anonymous" };

@@ -3,6 +3,7 @@
 // the call's context values); the interceptor below is the one place that writes `Set-Cookie`,
 // on every HTTP protocol (a browser may call through REST, Connect or gRPC-Web).
 import { createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { permissionDenied } from "../core/errors.js";
 import { secureKey } from "./context.js";
 import { cookieValue } from "./credentials.js";
 
@@ -19,6 +20,38 @@ const setSessionCookieKey = createContextKey<SessionCookie | undefined>(undefine
 /** The session cookie the request carries, if any. */
 export function presentedSessionCookie(headers: Headers): string | undefined {
   return cookieValue(headers, sessionCookieName);
+}
+
+/**
+ * Refuses a state-changing call the session cookie would authenticate when a browser sent it
+ * from a page of another origin (cross-site request forgery). SameSite=Lax keeps the cookie off
+ * a cross-site POST, not off one from another origin of the same site (a sibling subdomain's
+ * page), and a form or text/plain body needs no preflight. Taken: a page of `host` (the
+ * request's own host and port) or of one of `trustedOrigins` (the listed TESSERA_CORS_ORIGINS,
+ * TESSERA_PUBLIC_URL's), and a request from no page at all (neither `Origin` nor
+ * `Sec-Fetch-Site`: a script, curl). `Sec-Fetch-Site`, which a page cannot forge, decides when
+ * the origin is not a trusted one: `same-origin` also behind a proxy that rewrites `Host`.
+ */
+export function refuseCrossOriginCookie(headers: Headers, host: string, trustedOrigins: ReadonlySet<string>): void {
+  const origin = headers.get("origin")?.toLowerCase();
+  if (origin !== undefined && trustedOrigins.has(origin)) return;
+  const site = headers.get("sec-fetch-site")?.toLowerCase();
+  const fromHere = site !== undefined ? site === "same-origin" || site === "none" : origin === undefined || originHost(origin) === host.toLowerCase();
+  if (!fromHere) {
+    throw permissionDenied(
+      "ORIGIN_NOT_ALLOWED",
+      `the ${sessionCookieName} cookie is not accepted on a POST from another origin's page: only from this server's own origin or one TESSERA_CORS_ORIGINS lists`,
+    );
+  }
+}
+
+/** The host and port of a serialized origin (`null`, or no URL: undefined). */
+function originHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Asks for the session cookie to be set on this call's answer (cleared when maxAgeSeconds is 0). */

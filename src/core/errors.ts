@@ -73,6 +73,8 @@ export const Reasons = {
   USER_DEACTIVATED: "USER_DEACTIVATED",
   /** The browser already holds a live session cookie of another user: it is kept; log out first. */
   OTHER_USER_SESSION: "OTHER_USER_SESSION",
+  /** A state-changing call authenticated by the session cookie comes from another origin's page (or a CORS preflight from an origin TESSERA_CORS_ORIGINS does not list). */
+  ORIGIN_NOT_ALLOWED: "ORIGIN_NOT_ALLOWED",
 
   // --- password logins
 

@@ -47,7 +47,7 @@ export const ServerReasons = {
   METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
   /** A content type (or a Connect GET's encoding) that no protocol of the RPC takes. */
   UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
-  /** A CORS preflight from an origin TESSERA_CORS_ORIGINS does not list. */
+  /** A CORS preflight from an origin TESSERA_CORS_ORIGINS does not list (also core's: a cookie logout from another origin). */
   ORIGIN_NOT_ALLOWED: "ORIGIN_NOT_ALLOWED",
   /** An unexpected failure; details are in the server log only. */
   INTERNAL: "INTERNAL",

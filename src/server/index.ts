@@ -223,6 +223,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         adminToken: config.adminToken,
         services,
         publicServices: [Health, ...reflection.map((r) => r.service)],
+        // Listed CORS origins are trusted with credentialed calls; "*" is any origin without credentials.
+        cookieOrigins: [...(config.corsOrigins ?? []).filter((o) => o !== "*"), ...(config.publicUrl !== undefined ? [new URL(config.publicUrl).origin] : [])],
       }),
       createCallerScopeInterceptor(),
       createSessionCookieInterceptor(config.cookieSecure),

@@ -8,22 +8,23 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
 import { createLogger } from "../../src/logger.js";
-import { expectCode, expectOk, protocols } from "../support/api.js";
+import { expectCode, expectOk, protocols, restOutcome } from "../support/api.js";
 import { assertBadRequest, raw } from "../hostile/support.js";
-import { bearer, rest } from "../support/clients.js";
+import { bearer, rest, type RestResponse } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { clientIdHeader, loginUserToken, signUp, startSession, uniqueEmail } from "../support/users.js";
 import { authenticationTokenApi, sessionCookieOf } from "../authentication-token/api.js";
 import { userTokenApi } from "../user-token/api.js";
 
 const cookie = (value: string) => ({ cookie: `tessera_session=${value}` });
+const allowedOrigin = "https://app.example.com";
 
 for (const store of storesUnderTest()) {
   describe(`Cookie sessions end when they should on ${store}`, function () {
     this.timeout(30_000);
     const clock = new ManualClock(Date.now());
     let server: TestServer;
-    before(async () => (server = await startTestServer({ store, clock, env: { TESSERA_SESSION_COOKIE_TTL_SECONDS: "86400" } })));
+    before(async () => (server = await startTestServer({ store, clock, env: { TESSERA_SESSION_COOKIE_TTL_SECONDS: "86400", TESSERA_CORS_ORIGINS: allowedOrigin } })));
     after(() => server.close());
 
     /** A user with a user token, and a browser cookie session of theirs. */
@@ -149,6 +150,60 @@ for (const store of storesUnderTest()) {
           }
         });
       }
+    });
+
+    // SameSite=Lax keeps the cookie off a cross-site POST, not off one from another origin of
+    // the same site (a sibling subdomain's page, a form that needs no preflight): the logout
+    // checks where the page that sent it comes from.
+    describe("a logout with the cookie from another origin's page is refused: 403 ORIGIN_NOT_ALLOWED, the session lives on", () => {
+      const crossOrigin = "the tessera_session cookie is not accepted on a POST from another origin's page: only from this server's own origin or one TESSERA_CORS_ORIGINS lists";
+      const refusedCrossOrigin = (answer: RestResponse) => expectCode(restOutcome(answer), "permission_denied", crossOrigin, "ORIGIN_NOT_ALLOWED");
+
+      for (const protocol of protocols) {
+        it(`from a sibling origin of the same site (${protocol})`, async () => {
+          const userTokens = userTokenApi(protocol, server.url);
+          try {
+            const { value } = await browserSession();
+            const sibling = { ...cookie(value), origin: "https://evil.example.com", "sec-fetch-site": "same-site" };
+            expectCode(await userTokens.logout(sibling), "permission_denied", crossOrigin, "ORIGIN_NOT_ALLOWED");
+            assert.equal(await stillLive(value), 200);
+          } finally {
+            userTokens.close();
+          }
+        });
+      }
+
+      it("REST: a form post or a text/plain one (no preflight), with an Origin alone, a null Origin, or Sec-Fetch-Site alone", async () => {
+        const { value } = await browserSession();
+        const form = { "content-type": "application/x-www-form-urlencoded" };
+        const text = { "content-type": "text/plain" };
+        refusedCrossOrigin(await rest(server.url, "POST", "/auth/logout", { headers: { ...cookie(value), ...form, origin: "https://evil.example.com" }, body: "a=b" }));
+        refusedCrossOrigin(await rest(server.url, "POST", "/auth/logout", { headers: { ...cookie(value), ...text, origin: "http://evil.example.com:8080" }, body: "{}" }));
+        refusedCrossOrigin(await rest(server.url, "POST", "/auth/logout", { headers: { ...cookie(value), ...form, origin: "null" }, body: "a=b" }));
+        refusedCrossOrigin(await rest(server.url, "POST", "/auth/logout", { headers: { ...cookie(value), ...text, "sec-fetch-site": "cross-site" }, body: "{}" }));
+        assert.equal(await stillLive(value), 200);
+        // A bearer token is no cookie a browser adds by itself: a page of any origin may log it out.
+        const { userToken } = await browserSession();
+        const byBearer = await rest(server.url, "POST", "/auth/logout", { headers: { ...bearer(userToken), origin: "https://evil.example.com", "sec-fetch-site": "cross-site" } });
+        assert.equal(byBearer.status, 200, byBearer.text);
+      });
+
+      it("REST: from this server's own origin, or one TESSERA_CORS_ORIGINS lists, the logout ends the session", async () => {
+        const own = await browserSession();
+        const ownOrigin = new URL(server.url).origin;
+        const fromOwn = await rest(server.url, "POST", "/auth/logout", { headers: { ...cookie(own.value), origin: ownOrigin, "sec-fetch-site": "same-origin" } });
+        assert.equal(fromOwn.status, 200, fromOwn.text);
+        assert.equal(await stillLive(own.value), 401);
+        // A browser that sends no Sec-Fetch-Site: its Origin names this server.
+        const older = await browserSession();
+        const fromOlder = await rest(server.url, "POST", "/auth/logout", { headers: { ...cookie(older.value), origin: ownOrigin } });
+        assert.equal(fromOlder.status, 200, fromOlder.text);
+        assert.equal(await stillLive(older.value), 401);
+        const listed = await browserSession();
+        const fromListed = await rest(server.url, "POST", "/auth/logout", { headers: { ...cookie(listed.value), origin: allowedOrigin, "sec-fetch-site": "same-site" } });
+        assert.equal(fromListed.status, 200, fromListed.text);
+        assert.equal(await stillLive(listed.value), 401);
+      });
     });
 
     for (const protocol of protocols) {

@@ -292,7 +292,16 @@ const scenarios: Record<string, Scenario> = {
     ],
   },
   "POST /auth/bump": { args: async () => ({}) },
-  "POST /auth/logout": { args: async () => ({}) },
+  "POST /auth/logout": {
+    args: async () => ({}),
+    errors: [
+      {
+        status: 403,
+        name: "the session cookie from another origin's page",
+        request: async (w) => ({ headers: { cookie: await w.sessionCookie(), origin: "https://evil.example.com", "sec-fetch-site": "same-site" } }),
+      },
+    ],
+  },
 };
 
 /** Declared statuses no call here can bring about, and why. */

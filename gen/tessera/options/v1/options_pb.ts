@@ -95,8 +95,9 @@
 //   request had not arrived by TESSERA_HEADERS_TIMEOUT_MS / TESSERA_REQUEST_TIMEOUT_MS (408).
 // - CANCELED: the caller canceled the call.
 // - SERVICE_NOT_FOUND: grpc.health.v1.Health: no such service.
-// - ORIGIN_NOT_ALLOWED: a CORS preflight from an origin TESSERA_CORS_ORIGINS does not list
-//   (403).
+// - ORIGIN_NOT_ALLOWED: a CORS preflight from an origin TESSERA_CORS_ORIGINS does not list, or
+//   a logout with the session cookie sent from a page of another origin than the server's own
+//   or one TESSERA_CORS_ORIGINS lists (403).
 // - STORE_UNAVAILABLE: the store is down or unreachable; RetryInfo says when to retry.
 // - INTERNAL: an unexpected failure; details are in the server log only.
 //
@@ -179,7 +180,8 @@ export type AccessRule = Message<"tessera.options.v1.AccessRule"> & {
   /**
    * With CREDENTIAL_USER_TOKEN: a request without a bearer token may present the seed 003
    * session cookie instead (`tessera_session`, on any HTTP method; SameSite=Lax keeps it off
-   * cross-site POSTs). The handler gets a cookie principal.
+   * cross-site POSTs, and a POST from a page of another origin of the same site is refused,
+   * PERMISSION_DENIED, ORIGIN_NOT_ALLOWED). The handler gets a cookie principal.
    *
    * @generated from field: bool session_cookie = 4;
    */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/usertoken/v1/user_token.proto.
  */
 export const file_tessera_usertoken_v1_user_token: GenFile = /*@__PURE__*/
-  fileDesc("CiV0ZXNzZXJhL3VzZXJ0b2tlbi92MS91c2VyX3Rva2VuLnByb3RvEhR0ZXNzZXJhLnVzZXJ0b2tlbi52MSJfCgxMb2dpblJlcXVlc3QSEQoEbm90ZRgBIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFX25vdGUi+QEKDUxvZ2luUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEQoEbm90ZRgCIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY3JlYXRpb25fdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZW5hYmxlZBgFIAEoCBIPCgd2ZXJzaW9uGAYgASgNEjMKD2xhc3RfdXNhZ2VfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFX25vdGUiDQoLQnVtcFJlcXVlc3QiQwoMQnVtcFJlc3BvbnNlEjMKD2xhc3RfbG9naW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDwoNTG9nb3V0UmVxdWVzdCIhCg5Mb2dvdXRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIMpMDChBVc2VyVG9rZW5TZXJ2aWNlEpkBCgVMb2dpbhIiLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ2luUmVxdWVzdBojLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ2luUmVzcG9uc2UiR8LzGAIICtrzGCcKEXBlcm1pc3Npb25fZGVuaWVkChJyZXNvdXJjZV9leGhhdXN0ZWSC0+STAhA6ASoiCy9hdXRoL2xvZ2luEmcKBEJ1bXASIS50ZXNzZXJhLnVzZXJ0b2tlbi52MS5CdW1wUmVxdWVzdBoiLnRlc3NlcmEudXNlcnRva2VuLnYxLkJ1bXBSZXNwb25zZSIYwvMYAggGgtPkkwIMIgovYXV0aC9idW1wEnEKBkxvZ291dBIjLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ291dFJlcXVlc3QaJC50ZXNzZXJhLnVzZXJ0b2tlbi52MS5Mb2dvdXRSZXNwb25zZSIcwvMYBAgGIAGC0+STAg4iDC9hdXRoL2xvZ291dBoHyvMYAwoBL0KmAQoUdGVzc2VyYS51c2VydG9rZW4udjFCDlVzZXJUb2tlblByb3RvUAFaL3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEvdXNlcnRva2VuL3YxO3VzZXJ0b2tlbnYxogIDVFVUqgIUVGVzc2VyYS5Vc2VydG9rZW4uVjHKAhRUZXNzZXJhXFVzZXJ0b2tlblxWMeoCFlRlc3NlcmE6OlVzZXJ0b2tlbjo6VjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_options_v1_options]);
+  fileDesc("CiV0ZXNzZXJhL3VzZXJ0b2tlbi92MS91c2VyX3Rva2VuLnByb3RvEhR0ZXNzZXJhLnVzZXJ0b2tlbi52MSJfCgxMb2dpblJlcXVlc3QSEQoEbm90ZRgBIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFX25vdGUi+QEKDUxvZ2luUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEQoEbm90ZRgCIAEoCUgAiAEBEjMKD2V4cGlyYXRpb25fdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY3JlYXRpb25fdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZW5hYmxlZBgFIAEoCBIPCgd2ZXJzaW9uGAYgASgNEjMKD2xhc3RfdXNhZ2VfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFX25vdGUiDQoLQnVtcFJlcXVlc3QiQwoMQnVtcFJlc3BvbnNlEjMKD2xhc3RfbG9naW5fdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDwoNTG9nb3V0UmVxdWVzdCIhCg5Mb2dvdXRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIMqsDChBVc2VyVG9rZW5TZXJ2aWNlEpkBCgVMb2dpbhIiLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ2luUmVxdWVzdBojLnRlc3NlcmEudXNlcnRva2VuLnYxLkxvZ2luUmVzcG9uc2UiR8LzGAIICtrzGCcKEXBlcm1pc3Npb25fZGVuaWVkChJyZXNvdXJjZV9leGhhdXN0ZWSC0+STAhA6ASoiCy9hdXRoL2xvZ2luEmcKBEJ1bXASIS50ZXNzZXJhLnVzZXJ0b2tlbi52MS5CdW1wUmVxdWVzdBoiLnRlc3NlcmEudXNlcnRva2VuLnYxLkJ1bXBSZXNwb25zZSIYwvMYAggGgtPkkwIMIgovYXV0aC9idW1wEogBCgZMb2dvdXQSIy50ZXNzZXJhLnVzZXJ0b2tlbi52MS5Mb2dvdXRSZXF1ZXN0GiQudGVzc2VyYS51c2VydG9rZW4udjEuTG9nb3V0UmVzcG9uc2UiM8LzGAQIBiAB2vMYEwoRcGVybWlzc2lvbl9kZW5pZWSC0+STAg4iDC9hdXRoL2xvZ291dBoHyvMYAwoBL0KmAQoUdGVzc2VyYS51c2VydG9rZW4udjFCDlVzZXJUb2tlblByb3RvUAFaL3Rlc3NlcmEvZ2VuL2dvL3Rlc3NlcmEvdXNlcnRva2VuL3YxO3VzZXJ0b2tlbnYxogIDVFVUqgIUVGVzc2VyYS5Vc2VydG9rZW4uVjHKAhRUZXNzZXJhXFVzZXJ0b2tlblxWMeoCFlRlc3NlcmE6OlVzZXJ0b2tlbjo6VjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_tessera_options_v1_options]);
 
 /**
  * POST /auth/login body (optional).
@@ -202,7 +202,7 @@ export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
  * LOGIN_LOCKED (with RetryInfo), HASHER_BUSY (with RetryInfo), USER_DEACTIVATED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_REVOKED,
  * USER_NOT_FOUND, INVALID_FIELD. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
  * UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
- * ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
+ * ORIGIN_NOT_ALLOWED (CORS preflights, a cookie logout from another origin), INTERNAL; over REST also ROUTE_NOT_FOUND,
  * METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
  * UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
  * UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
@@ -244,7 +244,11 @@ export const UserTokenService: GenService<{
    * Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
    * (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
    * of the user keep working. Without a bearer token, the `tessera_session` cookie of seed 003
-   * is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`).
+   * is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`);
+   * sent by a browser from a page of another origin (its `Origin`, or `Sec-Fetch-Site`
+   * `same-site` or `cross-site`) than the server's own or one TESSERA_CORS_ORIGINS lists, that
+   * logout is refused (cross-site request forgery), PERMISSION_DENIED (403, ORIGIN_NOT_ALLOWED),
+   * and the session lives on.
    * Errors: UNAUTHENTICATED (401) as for Bump, including a second logout with the same token
    * or cookie.
    *
