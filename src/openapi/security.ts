@@ -59,7 +59,7 @@ export const securitySchemes = {
     type: "apiKey",
     in: "cookie",
     name: sessionCookieName,
-    description: "The login session set by seed 003's token exchange (`GET /api/authenticationtoken/{token}/user`); taken on GET and HEAD, and by `POST /auth/logout`, which ends it.",
+    description: "The login session set by seed 003's token exchange (`GET /api/authenticationtoken/{token}/user`); taken on GET and HEAD, and by `POST /auth/logout`, which ends it (sent from a page of this server's origin or one TESSERA_CORS_ORIGINS lists: from another, 403 ORIGIN_NOT_ALLOWED).",
   },
 } as const;
 
