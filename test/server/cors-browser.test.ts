@@ -2,7 +2,8 @@
 // page served from another origin calls Tessera with fetch over REST, Connect (POST and GET)
 // and gRPC-Web, custom headers and all (so the browser sends its preflights), and reads what
 // its scripts may read: the status, WWW-Authenticate, the error details. A page from an origin
-// TESSERA_CORS_ORIGINS does not list cannot read anything.
+// TESSERA_CORS_ORIGINS does not list cannot read anything. A page of another origin of the same
+// site, which the browser sends the session cookie from, cannot log that session out.
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -10,7 +11,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { bearer, rest } from "../support/clients.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
+import { loginUserToken, signUp, uniqueEmail } from "../support/users.js";
 
 const executablePath = "/usr/bin/chromium";
 
@@ -84,6 +87,8 @@ describe("CORS in a browser: every protocol from another origin", function () {
   let other: { origin: string; server: Server };
   let context: BrowserContext;
   let profile: string;
+  /** The other page server, reached by Tessera's host: another origin of Tessera's site (a port is no part of a site). */
+  const sameSite = () => other.origin.replace("//localhost:", `//${new URL(tessera.url).hostname}:`);
 
   before(async function () {
     if (!existsSync(executablePath)) {
@@ -100,7 +105,7 @@ describe("CORS in a browser: every protocol from another origin", function () {
       args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     });
     // Nothing but the two local servers.
-    const local = [allowed.origin, other.origin, new URL(tessera.url).origin];
+    const local = [allowed.origin, other.origin, sameSite(), new URL(tessera.url).origin];
     await context.route("**/*", (route) => (local.some((o) => route.request().url().startsWith(o + "/")) ? route.continue() : route.abort()));
   });
 
@@ -133,5 +138,34 @@ describe("CORS in a browser: every protocol from another origin", function () {
       assert.match(seen[name]!.error ?? "", /TypeError: Failed to fetch/, `${name}: ${JSON.stringify(seen[name])}`);
     }
     await page.close();
+  });
+
+  it("the session cookie: a no-preflight POST /auth/logout from a page of another origin of the same site leaves the session live; one from Tessera's own origin ends it", async () => {
+    const email = uniqueEmail("browser");
+    await signUp(tessera, email);
+    const userToken = await loginUserToken(tessera, email);
+    const exchange = async () => {
+      const link = (await rest(tessera.url, "GET", "/api/authenticationtoken", { headers: bearer(userToken) })).body.token as string;
+      const page = await context.newPage();
+      await page.goto(`${tessera.url}/api/authenticationtoken/${link}/user`);
+      await page.close();
+      const cookie = (await context.cookies(tessera.url)).find((c) => c.name === "tessera_session");
+      assert.ok(cookie, "the exchange set the cookie");
+      return cookie.value;
+    };
+    const live = async (value: string) => (await rest(tessera.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${value}` } })).status;
+    // A text/plain POST needs no preflight, and a no-cors fetch sends the cookie as a form would.
+    const logout = `async (url) => { const res = await fetch(url, { method: "POST", mode: "no-cors", credentials: "include", headers: { "content-type": "text/plain" }, body: "{}" }); return res.type; }`;
+    const value = await exchange();
+    const sibling = await context.newPage();
+    await sibling.goto(`${sameSite()}/app`);
+    assert.equal(await sibling.evaluate(`(${logout})(${JSON.stringify(`${tessera.url}/auth/logout`)})`), "opaque");
+    await sibling.close();
+    assert.equal(await live(value), 200, "the session lives on");
+    const own = await context.newPage();
+    await own.goto(`${tessera.url}/healthz`);
+    assert.equal(await own.evaluate(`(${logout})("/auth/logout")`), "basic");
+    await own.close();
+    assert.equal(await live(value), 401, "the logout from Tessera's own origin ended it");
   });
 });
