@@ -204,6 +204,27 @@ for (const store of storesUnderTest()) {
         assert.equal(fromListed.status, 200, fromListed.text);
         assert.equal(await stillLive(listed.value), 401);
       });
+
+      describe("behind a proxy that rewrites Host: TESSERA_PUBLIC_URL's origin is the server's own", () => {
+        const publicOrigin = "https://auth.example.com";
+        let proxied: TestServer;
+        before(async () => (proxied = await startTestServer({ store, env: { TESSERA_PUBLIC_URL: publicOrigin } })));
+        after(() => proxied.close());
+
+        it("REST: a logout from a page of that origin (a browser that sends no Sec-Fetch-Site) ends the session", async () => {
+          const email = uniqueEmail("cookie");
+          await signUp(proxied, email);
+          const userToken = await loginUserToken(proxied, email);
+          const value = async () => {
+            const link = (await rest(proxied.url, "GET", "/api/authenticationtoken", { headers: bearer(userToken) })).body.token as string;
+            return sessionCookieOf((await rest(proxied.url, "GET", `/api/authenticationtoken/${link}/user`)).headers)!.value;
+          };
+          const first = await value();
+          refusedCrossOrigin(await rest(proxied.url, "POST", "/auth/logout", { headers: { ...cookie(first), origin: "https://evil.example.com" } }));
+          const fromPublic = await rest(proxied.url, "POST", "/auth/logout", { headers: { ...cookie(first), origin: publicOrigin } });
+          assert.equal(fromPublic.status, 200, fromPublic.text);
+        });
+      });
     });
 
     for (const protocol of protocols) {
