@@ -12,7 +12,7 @@ import { expectCode, expectOk, protocols, restOutcome } from "../support/api.js"
 import { assertBadRequest, raw } from "../hostile/support.js";
 import { bearer, rest, type RestResponse } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { clientIdHeader, loginUserToken, signUp, startSession, uniqueEmail } from "../support/users.js";
+import { clientIdHeader, loginUserToken, sessionCookie, signUp, startSession, uniqueEmail } from "../support/users.js";
 import { authenticationTokenApi, sessionCookieOf } from "../authentication-token/api.js";
 import { userTokenApi } from "../user-token/api.js";
 
@@ -214,14 +214,9 @@ for (const store of storesUnderTest()) {
         it("REST: a logout from a page of that origin (a browser that sends no Sec-Fetch-Site) ends the session", async () => {
           const email = uniqueEmail("cookie");
           await signUp(proxied, email);
-          const userToken = await loginUserToken(proxied, email);
-          const value = async () => {
-            const link = (await rest(proxied.url, "GET", "/api/authenticationtoken", { headers: bearer(userToken) })).body.token as string;
-            return sessionCookieOf((await rest(proxied.url, "GET", `/api/authenticationtoken/${link}/user`)).headers)!.value;
-          };
-          const first = await value();
-          refusedCrossOrigin(await rest(proxied.url, "POST", "/auth/logout", { headers: { ...cookie(first), origin: "https://evil.example.com" } }));
-          const fromPublic = await rest(proxied.url, "POST", "/auth/logout", { headers: { ...cookie(first), origin: publicOrigin } });
+          const value = await sessionCookie(proxied, await loginUserToken(proxied, email));
+          refusedCrossOrigin(await rest(proxied.url, "POST", "/auth/logout", { headers: { ...cookie(value), origin: "https://evil.example.com" } }));
+          const fromPublic = await rest(proxied.url, "POST", "/auth/logout", { headers: { ...cookie(value), origin: publicOrigin } });
           assert.equal(fromPublic.status, 200, fromPublic.text);
         });
       });

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { bearer, rest } from "../support/clients.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
-import { loginUserToken, signUp, uniqueEmail } from "../support/users.js";
+import { createAuthenticationToken, loginUserToken, signUp, uniqueEmail } from "../support/users.js";
 
 const executablePath = "/usr/bin/chromium";
 
@@ -145,7 +145,7 @@ describe("CORS in a browser: every protocol from another origin", function () {
     await signUp(tessera, email);
     const userToken = await loginUserToken(tessera, email);
     const exchange = async () => {
-      const link = (await rest(tessera.url, "GET", "/api/authenticationtoken", { headers: bearer(userToken) })).body.token as string;
+      const link = await createAuthenticationToken(tessera, bearer(userToken));
       const page = await context.newPage();
       await page.goto(`${tessera.url}/api/authenticationtoken/${link}/user`);
       await page.close();
