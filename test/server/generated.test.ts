@@ -22,22 +22,29 @@ function files(dir: string): string[] {
 }
 
 describe("generated code", () => {
-  it("gen/ is in sync with proto/ (run `npm run generate` and commit)", async function () {
-    // A hang guard, not a timing: three plugins on a shared machine.
-    this.timeout(180000);
-    const out = mkdtempSync(join(tmpdir(), "tessera-gen-"));
-    try {
-      await run("node_modules/.bin/buf", ["generate", "-o", out]);
-      const fresh = join(out, "gen");
-      assert.deepEqual(files("gen"), files(fresh), "the same generated files");
-      for (const f of files(fresh)) {
-        // Byte for byte: gen/ holds binary descriptors (.binpb) too.
-        assert.ok(readFileSync(join("gen", f)).equals(readFileSync(join(fresh, f))), `gen/${f} is stale`);
+  // Each template and the directory it writes: the service's code, and @tessera/client's.
+  const outputs: [template: string | undefined, dir: string][] = [
+    [undefined, "gen"],
+    ["clients/node/buf.gen.yaml", "clients/node/gen"],
+  ];
+  for (const [template, dir] of outputs) {
+    it(`${dir}/ is in sync with proto/ (run \`npm run generate\` and commit)`, async function () {
+      // A hang guard, not a timing: three plugins on a shared machine.
+      this.timeout(180000);
+      const out = mkdtempSync(join(tmpdir(), "tessera-gen-"));
+      try {
+        await run("node_modules/.bin/buf", ["generate", ...(template ? ["--template", template] : []), "-o", out]);
+        const fresh = join(out, dir);
+        assert.deepEqual(files(dir), files(fresh), "the same generated files");
+        for (const f of files(fresh)) {
+          // Byte for byte: gen/ holds binary descriptors (.binpb) too.
+          assert.ok(readFileSync(join(dir, f)).equals(readFileSync(join(fresh, f))), `${dir}/${f} is stale`);
+        }
+      } finally {
+        rmSync(out, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
-  });
+    });
+  }
 
   it("buf lint passes", async function () {
     this.timeout(60000);
