@@ -380,7 +380,10 @@ export function readVariable<K extends keyof Vars>(key: K, env: NodeJS.ProcessEn
     return v.parse(raw) as Values[K];
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new ConfigError(`${v.name}: ${v.secret ? why.replaceAll(raw, "<hidden>").replaceAll(JSON.stringify(raw).slice(1, -1), "<hidden>") : why}`);
+    // A secret's parser never quotes it; should one, the value as quoted() writes it is hidden.
+    // Not the bare value: a short one ("e", " ") is text of the message itself, which would be
+    // garbled ("must b<hidden> at l<hidden>ast") and spell the refused secret out.
+    throw new ConfigError(`${v.name}: ${v.secret ? why.replaceAll(quoted(raw), "<hidden>") : why}`);
   }
 }
 

@@ -477,6 +477,27 @@ describe("config: a secret of white space only, or of one character repeated, is
   });
 });
 
+describe("config: a secret too short is refused in plain words, which never spell it out", () => {
+  // The value was hidden wherever its text occurred in the message: a short one is text of the
+  // message itself ("must b<hidd<hidden>n> at l<hidd<hidden>n>ast 16 byt<hidd<hidden>n>s long").
+  for (const [env, expected] of [
+    [{ TESSERA_ADMIN_TOKEN: "e" }, "TESSERA_ADMIN_TOKEN: must be at least 16 bytes long"],
+    [{ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: "bytes" }, "TESSERA_JWT_SECRET: must be at least 32 bytes long"],
+    [{ TESSERA_KEY_ENCRYPTION_KEY: " " }, "TESSERA_KEY_ENCRYPTION_KEY: must be at least 32 bytes long"],
+    [{ MONGODB_URI: "o" }, "MONGODB_URI: must be a mongodb:// or mongodb+srv:// connection string"],
+  ] as const) {
+    it(`${JSON.stringify(env)} -> ${expected}`, () => {
+      assert.equal(refusal(env), expected);
+    });
+  }
+  it("a start with TESSERA_ADMIN_TOKEN=t -> exit 2, one line", async function () {
+    this.timeout(30000);
+    const r = await start({ TESSERA_ADMIN_TOKEN: "t" });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, "tessera: configuration error: TESSERA_ADMIN_TOKEN: must be at least 16 bytes long\n");
+  });
+});
+
 describe("config: TESSERA_ADMIN_TOKEN too long for a request's headers", () => {
   // The server refuses a header block over 16 KiB (431): an admin call could never present it.
   const token = (n: number) => "0123456789abcdef".repeat(Math.ceil(n / 16)).slice(0, n);
