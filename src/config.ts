@@ -119,10 +119,21 @@ const list: Parser<string[]> = (raw) => {
   return items;
 };
 
+/**
+ * A mount path: "/", or "/" and segments (a trailing "/" dropped). An empty segment ("/jwt//x",
+ * "//") stopped the start as a route that does not compile, naming no variable; a "." or ".."
+ * segment was served as written, under paths that no URL a client sends reaches (its parser
+ * removes them: "/jwt/../user/token" is sent as "/user/token").
+ */
 const mountPath: Parser<string> = (raw) => {
   const v = raw.trim();
   if (!/^\/[A-Za-z0-9._~\-/]*$/.test(v)) throw new Error(`must be a path starting with "/", got ${quoted(raw)}`);
-  return v.length > 1 ? v.replace(/\/+$/, "") : v;
+  if (v === "/") return v;
+  const path = v.replace(/\/+$/, "");
+  if (path === "" || path.slice(1).split("/").some((segment) => segment === "" || segment === "." || segment === "..")) {
+    throw new Error(`must be "/" or a path of segments, none of them empty, "." or "..", got ${quoted(raw)}`);
+  }
+  return path;
 };
 
 /** A file that can be read as a PEM certificate or key (pemFileProblem: no FIFO, device or huge file). */
@@ -296,7 +307,7 @@ export const variables = {
   tlsReloadSeconds: variable("TESSERA_TLS_RELOAD_SECONDS", 60, integer(0, 86400), "How often the TLS certificate and key files are checked for a renewal, served once both check out (0: only on SIGHUP, which reloads them at once)."),
   bodyLimitBytes: variable("TESSERA_BODY_LIMIT_BYTES", 65536, integer(1024, 64 * 1024 * 1024), "Largest request body accepted (REST 413, RPC RESOURCE_EXHAUSTED)."),
   corsOrigins: variable<string[]>("TESSERA_CORS_ORIGINS", [], originList, "Comma list of web origins allowed by CORS, as browsers send them (`https://app.example.com`, a port if not the default, no path; `*` for any, without credentials), for REST, Connect and gRPC-Web alike.", { shownDefault: "(none)" }),
-  jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004); `/` requires TESSERA_SESSION_API=false. A path under which a JWT API route would take another API's requests (`/v1/frontend/auth`: its `GET .../token` is the API token API's `GET /v1/frontend/auth/{account_id}`) is refused, both routes named."),
+  jwtBasePath: variable("TESSERA_JWT_BASE_PATH", "/jwt", mountPath, "Mount path of the JWT API (seed 004): `/`, or segments none of which is empty, `.` or `..` (a client's URL parser removes those); `/` requires TESSERA_SESSION_API=false. A path under which a JWT API route would take another API's requests (`/v1/frontend/auth`: its `GET .../token` is the API token API's `GET /v1/frontend/auth/{account_id}`) is refused, both routes named."),
   sessionApi: variable("TESSERA_SESSION_API", true, boolean, "Serve the Session API (seed 000: SessionService, UserService); false frees `/user` for the JWT API mounted at `/`."),
   workers: variable("TESSERA_WORKERS", availableParallelism(), integer(1, 256), "Worker processes serving the one port (the process started is the first and hands connections round-robin to the others); 1: a single process.", { shownDefault: "(cores)" }),
   shutdownGraceSeconds: variable("TESSERA_SHUTDOWN_GRACE_SECONDS", 10, integer(0, 600), "On SIGTERM/SIGINT: how long in-flight calls may take to finish."),

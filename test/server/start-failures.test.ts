@@ -545,6 +545,27 @@ describe("config: TESSERA_JWT_BASE_PATH under which a JWT API route meets anothe
   });
 });
 
+describe("config: TESSERA_JWT_BASE_PATH with an empty, \".\" or \"..\" segment", () => {
+  // "/jwt//x" stopped the start as a route that does not compile, naming no variable (exit 1);
+  // "/jwt/../user" was served as written, where no client's URL reaches (it is sent as /user/...).
+  const refused = (base: string) => `TESSERA_JWT_BASE_PATH: must be "/" or a path of segments, none of them empty, "." or "..", got ${JSON.stringify(base)}`;
+  for (const base of ["/jwt//x", "//", "/./jwt", "/jwt/..", "/jwt/../user"]) {
+    it(`${base} -> refused, what it takes named`, () => {
+      assert.equal(refusal({ TESSERA_JWT_BASE_PATH: base, TESSERA_SESSION_API: "false" }), refused(base));
+    });
+  }
+  it("a start with TESSERA_JWT_BASE_PATH=/jwt//x -> exit 2, one line naming it", async function () {
+    this.timeout(30000);
+    const r = await start({ TESSERA_JWT_BASE_PATH: "/jwt//x" });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr, `tessera: configuration error: ${refused("/jwt//x")}\n`);
+  });
+  it("a trailing slash is dropped; dots inside a segment are a name", () => {
+    assert.equal(loadConfig({ TESSERA_JWT_BASE_PATH: "/auth/jwt/" }).jwtBasePath, "/auth/jwt");
+    assert.equal(loadConfig({ TESSERA_JWT_BASE_PATH: "/jwt.v1/..x" }).jwtBasePath, "/jwt.v1/..x");
+  });
+});
+
 describe("start: a mongodb+srv:// MONGODB_URI whose DNS lookup fails names MONGODB_URI, never the password", () => {
   it("a host under .invalid (RFC 6761: never resolves) -> exit 1, MONGODB_URI named", async function () {
     this.timeout(30000);
