@@ -523,6 +523,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // decodeURIComponent's URIError ("URI malformed"), which named neither the variable nor the part.
     throw new ConfigError("MONGODB_URI: the database name is not valid percent-encoding");
   }
+  // Held to TESSERA_MONGODB_DATABASE's rules: the driver or the server refused such a name only as
+  // the store opened ("failed to start: Database names cannot contain the character '.'", exit
+  // 1), naming no variable.
+  if (uriDatabase !== undefined) {
+    try {
+      mongoDatabaseName(uriDatabase);
+    } catch (e) {
+      throw new ConfigError(`MONGODB_URI: the database it names ${(e as Error).message}`);
+    }
+  }
   if (uriDatabase !== undefined && c.mongodbDatabase !== undefined && uriDatabase !== c.mongodbDatabase) {
     throw new ConfigError(`MONGODB_URI and TESSERA_MONGODB_DATABASE: the URI names the database ${quoted(uriDatabase)}, the variable ${quoted(c.mongodbDatabase)}; set one, or the same name in both`);
   }

@@ -97,6 +97,21 @@ describe("start: MONGODB_URI that cannot be used stops the start naming it, neve
     assert.equal(r.stderr, "tessera: configuration error: MONGODB_URI: the database name is not valid percent-encoding\n");
   });
 
+  // Held to TESSERA_MONGODB_DATABASE's rules: the driver refused "a.b" only as the store opened,
+  // as "failed to start: Database names cannot contain the character '.'" (exit 1).
+  it("a database name MongoDB does not take -> exit 2, MONGODB_URI named with what it takes", async function () {
+    this.timeout(30000);
+    const r = await start({ MONGODB_URI: `mongodb://tessera:${password}@127.0.0.1:1/tessera.prod` });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      r.stderr,
+      'tessera: configuration error: MONGODB_URI: the database it names must be a MongoDB database name (1 to 63 bytes, none of / \\ . " $, a space or a control character), got "tessera.prod"\n',
+    );
+    assert.equal(refusal({ MONGODB_URI: "mongodb://127.0.0.1:1/a%20b" }), 'MONGODB_URI: the database it names must be a MongoDB database name (1 to 63 bytes, none of / \\ . " $, a space or a control character), got "a b"');
+    assert.equal(refusal({ MONGODB_URI: `mongodb://127.0.0.1:1/${"x".repeat(64)}` }).startsWith("MONGODB_URI: the database it names must be a MongoDB database name"), true);
+    assert.equal(loadConfig({ MONGODB_URI: `mongodb://127.0.0.1:1/${"x".repeat(63)}` }).mongodbDatabase, "x".repeat(63));
+  });
+
   // A bad value, found by the driver as the store opens: a configuration error (exit 2) like the
   // database name's above, not a failure a restart could mend (README, Configuration).
   it("a connection string the driver cannot parse -> exit 2, MONGODB_URI named with the driver's reason", async function () {
