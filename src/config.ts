@@ -87,7 +87,8 @@ function integer(min: number, max: number): Parser<number> {
   return (raw) => {
     if (!/^-?\d+$/.test(raw.trim())) throw new Error(`must be a whole number, got ${quoted(raw)}`);
     const n = Number(raw.trim());
-    if (n < min || n > max) throw new Error(`must be between ${min} and ${max}, got ${n}`);
+    // A number past 2^53 is not the one written ("1e+22", "Infinity", 2^53 + 1 as 2^53): quoted as written.
+    if (n < min || n > max) throw new Error(`must be between ${min} and ${max}, got ${Number.isSafeInteger(n) ? n : quoted(raw)}`);
     return n;
   };
 }

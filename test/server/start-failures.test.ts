@@ -78,6 +78,19 @@ describe("config: values no deployment means are refused by name", () => {
   });
 });
 
+describe("config: a whole number too large for a double is quoted as written", () => {
+  // It was quoted as the double it reads as: "got 1e+22", "got Infinity", 2^53 + 1 as 2^53.
+  for (const [env, expected] of [
+    [{ PORT: "9".repeat(22) }, `PORT: must be between 0 and 65535, got "${"9".repeat(22)}"`],
+    [{ PORT: "9007199254740993" }, 'PORT: must be between 0 and 65535, got "9007199254740993"'],
+    [{ TESSERA_WORKERS: `-${"9".repeat(400)}` }, `TESSERA_WORKERS: must be between 1 and 256, got "-${"9".repeat(63)}"... (401 characters)`],
+  ] as const) {
+    it(`${JSON.stringify(env).slice(0, 60)} -> ${expected.slice(0, 60)}`, () => {
+      assert.equal(refusal(env), expected);
+    });
+  }
+});
+
 describe("config: variables that contradict each other are refused, both named", () => {
   it("TESSERA_METRICS=off with TESSERA_METRICS_PORT set (no /metrics would be served there)", () => {
     assert.equal(
