@@ -392,14 +392,28 @@ export function readVariable<K extends keyof Vars>(key: K, env: NodeJS.ProcessEn
     return v.parse(raw) as Values[K];
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    // A secret's parser never quotes it; should one, the value as quoted() writes it is hidden.
-    // Not the bare value: a short one ("e", " ") is text of the message itself, which would be
-    // garbled ("must b<hidden> at l<hidden>ast") and spell the refused secret out.
-    throw new ConfigError(`${v.name}: ${v.secret ? why.replaceAll(quoted(raw), "<hidden>") : why}`);
+    throw new ConfigError(`${v.name}: ${withSecretsHidden(why, v, env)}`);
   }
 }
 
-/** Reads and validates the configuration; throws ConfigError naming the variable. */
+/**
+ * A refusal's message with no secret quoted in it. A secret's parser never quotes it; should one,
+ * the value as quoted() writes it is hidden. Not the bare value: a short one ("e", " ") is text
+ * of the message itself, which would be garbled ("must b<hidden> at l<hidden>ast") and spell the
+ * refused secret out. Another variable's refusal may quote a secret too, pasted where it does
+ * not belong (the admin token listed twice in TESSERA_CLIENT_IDS): named by its variable instead.
+ */
+function withSecretsHidden(why: string, refused: Variable<unknown, unknown>, env: NodeJS.ProcessEnv): string {
+  let message = why;
+  for (const v of Object.values(variables) as Variable<unknown, unknown>[]) {
+    const raw = env[v.name];
+    if (!v.secret || raw === undefined || raw === "") continue;
+    const shown = v === refused ? "<hidden>" : `<the value of ${v.name}>`;
+    for (const value of new Set([raw, raw.trim()])) if (value !== "") message = message.replaceAll(quoted(value), shown);
+  }
+  return message;
+}
+
 /** The secrets of the configuration, by variable (undefined: unset). */
 function namedSecrets(c: Pick<Values, "adminToken" | "jwtSecret" | "keyEncryptionKey" | "keyEncryptionKeyPrevious">) {
   return [
@@ -420,6 +434,7 @@ export function configuredSecret(c: Pick<Config, "adminToken" | "jwtSecret" | "k
   return secretMatcher(namedSecrets(c).flatMap(([, value]) => (value === undefined ? [] : [value])));
 }
 
+/** Reads and validates the configuration; throws ConfigError naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(variables) as Array<keyof Vars>) out[key] = readVariable(key, env);

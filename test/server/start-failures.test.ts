@@ -50,6 +50,15 @@ describe("config: a value is quoted on one line, whatever it holds", () => {
 describe("config: values no deployment means are refused by name", () => {
   for (const [env, expected] of [
     [{ TESSERA_CLIENT_IDS: "web, app, web" }, 'TESSERA_CLIENT_IDS: "web" is listed twice'],
+    // A secret pasted into another variable is named, never quoted.
+    [
+      { TESSERA_ADMIN_TOKEN: "admin-token-0123456789", TESSERA_CLIENT_IDS: "web, admin-token-0123456789, admin-token-0123456789" },
+      "TESSERA_CLIENT_IDS: <the value of TESSERA_ADMIN_TOKEN> is listed twice",
+    ],
+    [
+      { TESSERA_JWT_SECRET: " a-jwt-secret-of-32-bytes-0123456789 ", TESSERA_CORS_ORIGINS: "a-jwt-secret-of-32-bytes-0123456789" },
+      "TESSERA_CORS_ORIGINS: <the value of TESSERA_JWT_SECRET> is not a web origin (scheme://host[:port], as a browser sends it) or *",
+    ],
     [{ TESSERA_CORS_ORIGINS: "https://a.example, https://a.example" }, 'TESSERA_CORS_ORIGINS: "https://a.example" is listed twice'],
     [{ TESSERA_TRUSTED_PROXIES: "10.0.0.0/8,10.0.0.0/8" }, 'TESSERA_TRUSTED_PROXIES: "10.0.0.0/8" is listed twice'],
     [{ TESSERA_DATA_DIR: "   " }, 'TESSERA_DATA_DIR: must not be blank, begin or end with white space, or hold control characters, got "   "'],
