@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
 import { expectCode, expectOk, restOutcome } from "../support/api.js";
 import { rest } from "../support/clients.js";
-import { HoldingProxy } from "../support/holding-proxy.js";
-import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { behindHoldingProxy, type HoldingProxy } from "../support/holding-proxy.js";
+import { storesUnderTest, type TestServer } from "../support/server.js";
 import { clientIdHeader, password, uniqueEmail } from "../support/users.js";
 import { expectRetryLater, wrongPassword } from "./api.js";
 
@@ -19,19 +19,10 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
     const clock = new ManualClock(Date.now());
     let proxy: HoldingProxy;
     let server: TestServer;
-    before(async () => {
-      proxy = await HoldingProxy.start(process.env.MONGODB_URI!);
-      server = await startTestServer({
-        store,
-        clock,
-        env: { MONGODB_URI: `mongodb://127.0.0.1:${proxy.port}/`, TESSERA_STORE_TIMEOUT_MS: "15000", TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_LOGIN_LOCKOUT_SECONDS: "60" },
-      });
-    });
-    after(async () => {
-      proxy?.release();
-      await server?.close();
-      await proxy?.close();
-    });
+    behindHoldingProxy(
+      { clock, env: { TESSERA_STORE_TIMEOUT_MS: "15000", TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_LOGIN_LOCKOUT_SECONDS: "60" } },
+      (p, s) => ([proxy, server] = [p, s]),
+    );
 
     const logIn = async (email: string, pass: string) =>
       restOutcome(await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password: pass }, headers: clientIdHeader }));

@@ -10,9 +10,11 @@
 // (support/holding-proxy.ts) that holds the first `ping` sent (GET /readyz pings): it waits on
 // the connection, the next ones for it; the proxy counts the pings that reach the database.
 import assert from "node:assert/strict";
-import { HoldingProxy } from "../support/holding-proxy.js";
+import { ManualClock } from "../../src/core/clock.js";
+import { loginCheckTimes } from "../../src/core/login-throttle.js";
+import { behindHoldingProxy, type HoldingProxy } from "../support/holding-proxy.js";
 import { rest } from "../support/clients.js";
-import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { storesUnderTest, type TestServer } from "../support/server.js";
 import { clientIdHeader, otherPassword, password, signUp, uniqueEmail } from "../support/users.js";
 
 const readyz = async (server: TestServer) => (await fetch(`${server.url}/readyz`)).status;
@@ -22,18 +24,7 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
     this.timeout(60_000);
     let proxy: HoldingProxy;
     let server: TestServer;
-    before(async () => {
-      proxy = await HoldingProxy.start(process.env.MONGODB_URI!);
-      server = await startTestServer({
-        store: "mongo",
-        env: { MONGODB_URI: `mongodb://127.0.0.1:${proxy.port}/?maxPoolSize=1`, TESSERA_STORE_TIMEOUT_MS: "300" },
-      });
-    });
-    after(async () => {
-      proxy?.release();
-      await server?.close();
-      await proxy?.close();
-    });
+    behindHoldingProxy({ query: "?maxPoolSize=1", env: { TESSERA_STORE_TIMEOUT_MS: "300" } }, (p, s) => ([proxy, server] = [p, s]));
 
     it("20 readiness probes while the database holds the one connection: each answers 503, and only the ping on the wire ever reaches the database", async () => {
       assert.equal(await readyz(server), 200);
@@ -64,15 +55,7 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
     this.timeout(60_000);
     let proxy: HoldingProxy;
     let server: TestServer;
-    before(async () => {
-      proxy = await HoldingProxy.start(process.env.MONGODB_URI!);
-      server = await startTestServer({ store: "mongo", env: { MONGODB_URI: `mongodb://127.0.0.1:${proxy.port}/`, TESSERA_STORE_TIMEOUT_MS: "300" } });
-    });
-    after(async () => {
-      proxy?.release();
-      await server?.close();
-      await proxy?.close();
-    });
+    behindHoldingProxy({ env: { TESSERA_STORE_TIMEOUT_MS: "300" } }, (p, s) => ([proxy, server] = [p, s]));
 
     it("8 logins while the database holds the first slot's write: each answers 503, only that write is made, and the right password then logs in", async () => {
       const email = uniqueEmail("slots");
@@ -92,6 +75,64 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
       assert.equal(login.status, 200, login.text);
       // The held write and the successful login's own (one per key: the login and the address).
       assert.equal(proxy.counted, 3, "writes of login slots made after the 503s");
+    });
+  });
+}
+
+// A failure is not a step nobody acts on: its password was checked and its verdict reached. The
+// failures of two wrong passwords for one login wait their turn on the login's key; when the
+// database holds the first one's write past the store timeout, both callers are answered 503, but
+// both failures must still count once the database answers. The second, skipped when its turn
+// came, was lost: its slot then freed itself after the lease, and a third guess was checked where
+// the login should have been locked for TESSERA_LOGIN_LOCKOUT_SECONDS.
+for (const store of storesUnderTest().filter((s) => s === "mongo")) {
+  describe(`store: a login failure whose caller has been answered UNAVAILABLE still counts (${store})`, function () {
+    this.timeout(60_000);
+    const clock = new ManualClock(Date.now());
+    let proxy: HoldingProxy;
+    let server: TestServer;
+    behindHoldingProxy(
+      {
+        clock,
+        env: {
+          TESSERA_STORE_TIMEOUT_MS: "300",
+          TESSERA_LOGIN_MAX_FAILURES: "2",
+          // A lease (twice the check's time, at least 20 s) that ends well inside the first lock (60 s).
+          TESSERA_REQUEST_TIMEOUT_MS: "10000",
+          // Hashes long enough that both attempts have taken their slots before either fails.
+          TESSERA_ARGON2_MEMORY_KIB: "19456",
+          TESSERA_ARGON2_ITERATIONS: "4",
+        },
+      },
+      (p, s) => ([proxy, server] = [p, s]),
+    );
+
+    it("two wrong passwords whose first failure's write the database holds: both 503, both count, and the login is locked", async () => {
+      const email = uniqueEmail("late-failure");
+      await signUp(server, email);
+      const logIn = (pass: string) => rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password: pass }, headers: clientIdHeader });
+      // A failure's write: a login_attempts state counting one failure (the slots' own writes count none).
+      const failureWrite = ["insert\0", "login_attempts", "failures\0\x01\0\0\0"];
+      proxy.hold = failureWrite;
+      const answers = await Promise.all([logIn(otherPassword), logIn(otherPassword)]);
+      assert.deepEqual(
+        answers.map((r) => [r.status, r.body?.code, r.body?.details?.[0]?.debug?.reason]),
+        [
+          [503, "unavailable", "STORE_UNAVAILABLE"],
+          [503, "unavailable", "STORE_UNAVAILABLE"],
+        ],
+      );
+      proxy.count(["insert\0", "login_attempts"]);
+      proxy.release();
+      // The held failures (the login's and the address's) land, then the second attempt's.
+      for (let i = 0; i < 100 && proxy.counted < 4; i++) await new Promise((r) => setTimeout(r, 20));
+      // Past the lease of a slot neither failed nor given back, only failures still count: the
+      // two lock the login, the right password included, for what is left of the first lock.
+      clock.advance(loginCheckTimes(server.config).leaseMs + 1);
+      const next = await logIn(password);
+      assert.equal(next.status, 429, next.text);
+      assert.equal(next.body?.message, "too many failed logins; try again later");
+      assert.equal(next.headers.get("retry-after"), String(server.config.loginLockoutSeconds - loginCheckTimes(server.config).leaseMs / 1000));
     });
   });
 }

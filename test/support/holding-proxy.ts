@@ -2,6 +2,8 @@
 // test picks (and everything sent after it on that connection) until released, and counts the
 // commands it passes on: a database that does not answer one operation while the others flow.
 import net from "node:net";
+import type { Clock } from "../../src/core/clock.js";
+import { startTestServer, type TestServer } from "./server.js";
 
 /** Which commands to hold or count: every chunk a client sends that holds all of these byte strings. */
 export type CommandMatch = readonly string[];
@@ -87,4 +89,31 @@ export class HoldingProxy {
     if (this.countMatch !== undefined && matches(chunk, this.countMatch)) this.counted++;
     upstream.write(chunk);
   }
+}
+
+/**
+ * In the enclosing describe: a HoldingProxy in front of MONGODB_URI, and a Tessera on MongoDB
+ * reaching it through the proxy (`query`: the URI's options, `?maxPoolSize=1`), started before the
+ * suite's tests and handed to `started`; closed after them, whatever the proxy still holds released.
+ */
+export function behindHoldingProxy(
+  options: { env: Record<string, string>; query?: string; clock?: Clock },
+  started: (proxy: HoldingProxy, server: TestServer) => void,
+): void {
+  let proxy: HoldingProxy | undefined;
+  let server: TestServer | undefined;
+  before(async () => {
+    proxy = await HoldingProxy.start(process.env.MONGODB_URI!);
+    server = await startTestServer({
+      store: "mongo",
+      ...(options.clock !== undefined && { clock: options.clock }),
+      env: { MONGODB_URI: `mongodb://127.0.0.1:${proxy.port}/${options.query ?? ""}`, ...options.env },
+    });
+    started(proxy, server);
+  });
+  after(async () => {
+    proxy?.release();
+    await server?.close();
+    await proxy?.close();
+  });
 }

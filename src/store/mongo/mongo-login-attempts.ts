@@ -72,14 +72,16 @@ function refusedBy(refusals: Array<{ lockedUntil?: Date }>): Reservation {
  * operation was given up while it waited (its caller answered UNAVAILABLE: the database was slow)
  * is not run when its turn comes: run then, it would take a login slot that nobody gives back or
  * counts, after the database answers again, and the jobs queued behind it would wait for it.
+ * But a job that is `owed` runs all the same: a failure's (its password was checked, whatever
+ * its caller was told), lost otherwise, its slot freed by the lease and one more guess checked.
  */
 class KeyedTurns {
   private readonly tails = new Map<string, Promise<void>>();
 
-  run<T>(key: string, job: () => Promise<T>): Promise<T> {
+  run<T>(key: string, job: () => Promise<T>, owed = false): Promise<T> {
     const previous = this.tails.get(key) ?? Promise.resolve();
     const result = previous.then(() => {
-      if (abandoned()) throw new StoreUnavailableError("the login attempt was given up while it waited for its turn");
+      if (!owed && abandoned()) throw new StoreUnavailableError("the login attempt was given up while it waited for its turn");
       return job();
     });
     const tail = result.then(
@@ -149,21 +151,28 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
 
   const turns = new KeyedTurns();
 
-  /** Appends `next(latest)` as the key's next state (null: nothing to write); prunes old states. */
-  const append = (key: string, next: (current: AttemptDoc | null) => Promise<Omit<AttemptDoc, "_id" | "n"> | null>) =>
-    turns.run(key, async () => {
-      const doc = await insertNextVersion(attempts, {
-        latest: () => latest(key),
-        next,
-        idOf: (n) => `${key}#${n}`,
-        retry: true,
-        maxTries: MAX_TRIES,
-        backoffMs: BACKOFF_MS,
-        what: "login attempt counter",
-      });
-      if (doc && doc.n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: doc.n - KEEP } });
-      return doc;
-    });
+  /**
+   * Appends `next(latest)` as the key's next state (null: nothing to write); prunes old states.
+   * `owed`: made even once its caller has been answered (KeyedTurns).
+   */
+  const append = (key: string, next: (current: AttemptDoc | null) => Promise<Omit<AttemptDoc, "_id" | "n"> | null>, owed = false) =>
+    turns.run(
+      key,
+      async () => {
+        const doc = await insertNextVersion(attempts, {
+          latest: () => latest(key),
+          next,
+          idOf: (n) => `${key}#${n}`,
+          retry: true,
+          maxTries: MAX_TRIES,
+          backoffMs: BACKOFF_MS,
+          what: "login attempt counter",
+        });
+        if (doc && doc.n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: doc.n - KEEP } });
+        return doc;
+      },
+      owed,
+    );
 
   /** Takes one slot of `key` (one atomic step), or says why not. */
   const take = async (key: string, limit: number, at: Date, rule: AttemptRule): Promise<{ held: HeldSlot } | { refused: true; lockedUntil?: Date }> => {
@@ -253,11 +262,15 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       ctx.run(ID, async () => {
         await Promise.all(
           slots.map((slot) =>
-            append(slot.key, async (latestDoc) => {
-              const current = await stateOf(latestDoc, Infinity);
-              const state = failSlot(current?.state ?? null, slot, at, rule);
-              return state && fields(slot.key, current, state);
-            }),
+            append(
+              slot.key,
+              async (latestDoc) => {
+                const current = await stateOf(latestDoc, Infinity);
+                const state = failSlot(current?.state ?? null, slot, at, rule);
+                return state && fields(slot.key, current, state);
+              },
+              true,
+            ),
           ),
         );
       }),
