@@ -10,6 +10,7 @@ import { isFieldTarget } from "../transcode/field-target.js";
 import type { Route } from "../transcode/binding.js";
 import { RouteTable } from "../transcode/route-table.js";
 import { httpStatusByCode } from "../transcode/status.js";
+import { sessionCookieName } from "../access/session-cookie.js";
 import { exampleBaseUrl } from "./example.js";
 import { openApiPath } from "./paths.js";
 import { alwaysWritten, SchemaSet, type JsonSchema } from "./schemas.js";
@@ -69,6 +70,24 @@ const cacheableMethods = new Set([
   "tessera.key.v1.KeyService/GetJwks",
   "tessera.key.v1.KeyService/GetOpenIdConfiguration",
 ]);
+
+/**
+ * The methods whose handlers set or clear the seed 003 session cookie (`issueSessionCookie`:
+ * services/authentication-token.ts, services/user-token.ts), with what the `Set-Cookie` of
+ * their success answer does: a client generated from the document learns that a call hands it
+ * a cookie, or ends one. test/openapi/reality.test.ts holds the server to this list both ways.
+ */
+const cookieMethods: Record<string, string> = {
+  "tessera.authtoken.v1.AuthenticationTokenService/ExchangeToken":
+    "The login session the exchange starts, as the `tessera_session` cookie: `Max-Age` is the seconds it lives (TESSERA_SESSION_COOKIE_TTL_SECONDS, or less when the token was made from a cookie session that ends sooner), `Secure` under TLS or as TESSERA_COOKIE_SECURE says. Not sent when the request carries a valid session cookie of the same user, which is kept.",
+  "tessera.usertoken.v1.UserTokenService/Logout":
+    "Clears the `tessera_session` cookie (empty value, `Max-Age=0`) when the call ended a cookie session, that is when it was made with the cookie and no bearer token. Not sent on a user token's logout.",
+};
+
+const setCookieSchema = {
+  type: "string",
+  pattern: `^${sessionCookieName}=[A-Za-z0-9_-]*; Path=/; Max-Age=[0-9]+; HttpOnly; SameSite=Lax(; Secure)?$`,
+};
 
 /** Whether the route's success answer is validated (ETag, If-None-Match, 304). */
 function conditional(route: Route): boolean {
@@ -276,11 +295,11 @@ function successResponses(route: Route, schemas: SchemaSet): Record<string, unkn
       content = { [route.contentType ?? "*/*"]: { schema: { type: "string" } } };
       break;
   }
-  out[String(route.status)] = {
-    description,
-    ...(conditional(route) ? { headers: { ETag: { $ref: "#/components/headers/ETag" } } } : {}),
-    content,
+  const headers = {
+    ...(conditional(route) ? { ETag: { $ref: "#/components/headers/ETag" } } : {}),
+    ...(route.rpcName in cookieMethods ? { "Set-Cookie": { description: cookieMethods[route.rpcName], required: false, schema: setCookieSchema } } : {}),
   };
+  out[String(route.status)] = { description, ...(Object.keys(headers).length > 0 ? { headers } : {}), content };
   if (conditional(route)) out["304"] = { $ref: "#/components/responses/NotModified" };
   if (route.unsetBodyStatus !== undefined) {
     const field = rule.kind === "message" ? undefined : rule.field;

@@ -198,4 +198,19 @@ describe("gen/openapi.json", () => {
     assert.deepEqual(doc.components.responses.NotModified.headers, { ETag: { $ref: "#/components/headers/ETag" } });
     assert.equal(doc.components.responses.NotModified.content, undefined);
   });
+
+  it("declares Set-Cookie on the answers that set or clear the session cookie (the token exchange, the logout), and nowhere else", () => {
+    const setting: string[] = [];
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      for (const [method, o] of Object.entries<any>(item)) {
+        for (const [status, r] of Object.entries<any>(o.responses)) {
+          if (r.headers?.["Set-Cookie"] !== undefined) setting.push(`${method.toUpperCase()} ${path} ${status}`);
+        }
+      }
+    }
+    assert.deepEqual(setting.sort(), ["GET /api/authenticationtoken/{token}/user 200", "POST /auth/logout 200"]);
+    const header = op("post", "/auth/logout").responses["200"].headers["Set-Cookie"];
+    assert.equal(header.required, false);
+    assert.match("tessera_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax", new RegExp(header.schema.pattern));
+  });
 });

@@ -3,8 +3,8 @@
 // loose operations also once per argument style: query, JSON body, form body), and in the error
 // cases the document declares for it. Each answer's status must be one the document declares for
 // the operation, its body must validate against the declared schema (ajv, JSON Schema 2020-12)
-// and its declared headers must be there (an ETag only where declared); an operation declaring a
-// 304 is called again with If-None-Match naming the ETag it answered, which must be that 304; and
+// and its declared headers must be there (an ETag or a Set-Cookie only where declared, and a
+// declared Set-Cookie sent by some call); an operation declaring a 304 is called again with If-None-Match naming the ETag it answered, which must be that 304; and
 // each declared status must have been seen, except 500 and 503 (an internal error, the store
 // down) and the exemptions listed below.
 import assert from "node:assert/strict";
@@ -362,8 +362,10 @@ for (const store of storesUnderTest()) {
           const localAddress = `127.0.0.${nextAddress++}`;
           const send = (m: string, p: string, r: Request) => request(server.url, m, p, r, localAddress);
           const seen = new Set<number>();
+          let setsCookie = false;
           const check = (what: string, a: Answer, expected: number) => {
             seen.add(a.status);
+            if (a.headers["set-cookie"] !== undefined) setsCookie = true;
             const problems = conformance(op, a, resolve, validator);
             if (a.status !== expected) problems.unshift(`status ${a.status}, expected ${expected}: ${a.text.slice(0, 200)}`);
             for (const p of problems) failures.push(`${key} (${what}): ${p}`);
@@ -451,6 +453,8 @@ for (const store of storesUnderTest()) {
 
           const unseen = statuses.filter((s) => !seen.has(s) && s !== 500 && s !== 503 && !(notExercised[key] ?? []).includes(s));
           if (unseen.length > 0) failures.push(`${key}: declared ${unseen.join(", ")} but no call answered it`);
+          const cookieDeclared = success.some((s) => Object.keys(resolve(op.responses[String(s)]).headers ?? {}).includes("Set-Cookie"));
+          if (cookieDeclared && !setsCookie) failures.push(`${key}: declared Set-Cookie but no call answered one`);
         }
       }
       assert.deepEqual(failures, []);
@@ -472,11 +476,17 @@ function conformance(op: Json, a: Answer, resolve: (x: Json) => Json, validator:
       continue;
     }
     const v = validator(header.schema);
-    if (!v(value)) problems.push(`header ${name}: ${JSON.stringify(v.errors)}`);
+    // Set-Cookie arrives as its lines: each must match.
+    for (const line of Array.isArray(value) ? value : [value]) {
+      if (!v(line)) problems.push(`header ${name}: ${JSON.stringify(v.errors)}`);
+    }
   }
-  // A validator the document does not mention is one a client cannot know to use.
-  if (a.headers.etag !== undefined && !Object.keys(response.headers ?? {}).some((n) => n.toLowerCase() === "etag")) {
-    problems.push(`an ETag (${a.headers.etag}) the document does not declare`);
+  // A validator the document does not mention is one a client cannot know to use, and a cookie
+  // one it cannot know it is given (or that a call ends it).
+  const declares = (header: string) => Object.keys(response.headers ?? {}).some((n) => n.toLowerCase() === header);
+  if (a.headers.etag !== undefined && !declares("etag")) problems.push(`an ETag (${a.headers.etag}) the document does not declare`);
+  if (a.headers["set-cookie"] !== undefined && !declares("set-cookie")) {
+    problems.push(`a Set-Cookie (${a.headers["set-cookie"].map((c) => c.split("=", 1)[0]).join(", ")}) the document does not declare`);
   }
   if (response.content === undefined) {
     if (a.text !== "") problems.push(`a body where none is declared: ${a.text.slice(0, 100)}`);
