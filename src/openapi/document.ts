@@ -38,6 +38,7 @@ Every operation is also an RPC, served on the same port over gRPC, gRPC-Web and 
 - The query is strict: a parameter that names no field is 400 \`UNKNOWN_QUERY_PARAMETER\`, except \`_\` on a GET or HEAD (jQuery's cache-buster, \`$.ajax({ cache: false })\`), which is ignored.
 - The public answers a cache may keep (the keys, the discovery document, the version) carry a strong \`ETag\`; a GET or HEAD whose \`If-None-Match\` names it is answered 304 Not Modified, without a body.
 - Errors are \`{"code", "message", "details"}\`: \`code\` is the Connect code name, \`details\` the error details in Connect's JSON form. A 401 of a route taking a Bearer or Basic credential carries \`WWW-Authenticate\`; a 429 and a 503 carry \`Retry-After\`.
+- A \`connect-timeout-ms\` header sets the call's deadline, as Connect sends it: a call still unanswered at its deadline is 504 \`deadline_exceeded\`.
 - The JWT API is mounted at \`/jwt\` by default (TESSERA_JWT_BASE_PATH); the \`/openapi.json\` a server serves shows its own mount, and only the APIs it serves.`;
 
 /** Connect code name -> HTTP status: the error responses, by status. */
@@ -144,7 +145,7 @@ export function buildOpenApiDocument(input: DocumentInput): JsonSchema {
     paths,
     components: {
       schemas: { Error: errorSchema, ...sortedKeys(schemas.components) },
-      ...(routes.some(conditional) ? { parameters: { "If-None-Match": ifNoneMatchParameter } } : {}),
+      parameters: { ...(routes.some(conditional) ? { "If-None-Match": ifNoneMatchParameter } : {}), "connect-timeout-ms": timeoutParameter },
       responses,
       headers: {
         ...(routes.some(conditional) ? { ETag: etagHeader } : {}),
@@ -188,6 +189,7 @@ function describeOperation(
       ...pathParameters(route, schemas),
       ...queryParameters(route, schemas),
       ...(conditional(route) ? [{ $ref: "#/components/parameters/If-None-Match" }] : []),
+      { $ref: "#/components/parameters/connect-timeout-ms" },
     ],
     ...(requestBody ? { requestBody } : {}),
     responses: { ...successResponses(route, schemas), ...errorResponses(route, rule, usedStatuses) },
@@ -312,7 +314,8 @@ function successResponses(route: Route, schemas: SchemaSet): Record<string, unkn
 
 /** The errors the route can answer, by status: the transcoder's, the access rule's, the method's own. */
 function errorResponses(route: Route, rule: AccessRule, usedStatuses: Set<number>): Record<string, unknown> {
-  const statuses = new Set<number>([400, 500, 503]);
+  // 504: the caller's deadline (connect-timeout-ms), which holds on every route.
+  const statuses = new Set<number>([400, 500, 503, 504]);
   const readsBody = route.body.kind !== "none" || route.loose;
   if (readsBody) statuses.add(413);
   if (readsBody && route.body.kind !== "raw") statuses.add(415);
@@ -358,6 +361,16 @@ const ifNoneMatchParameter = {
   schema: { type: "string" },
 };
 
+/** The caller's deadline, which the transcoder reads on every route as Connect does. */
+const timeoutParameter = {
+  name: "connect-timeout-ms",
+  in: "header",
+  required: false,
+  description:
+    "The call's deadline, in milliseconds from its arrival (1 to 10 digits, as Connect sends it). A call still unanswered at its deadline is 504 `deadline_exceeded`, and one whose deadline has passed on arrival (`0`) ends before it runs; one further away than 2^31 − 1 ms (24.8 days) is no deadline. Another value is 400.",
+  schema: { type: "string", pattern: "^[0-9]{1,10}$" },
+};
+
 const notModifiedResponse = {
   description:
     "Not Modified: `If-None-Match` names the current `ETag` (or is `*`). No body; the 200's headers but its `Content-Type`, `Cache-Control` included, so a cached copy is fresh again for its `max-age`.",
@@ -376,6 +389,7 @@ function errorResponse(status: number): unknown {
     429: "Too many failed logins (or sign-ups from one address): the caller is locked out until Retry-After has passed",
     500: "An internal error (details only in the server log)",
     503: "The store is unavailable, or (logins and sign-ups) every password hasher is busy: retry after Retry-After",
+    504: "The caller's deadline (`connect-timeout-ms`) passed before the answer was ready",
   };
   const text = byTranscoder[status] ?? "Error";
   const headers = status === 429 || status === 503 ? { headers: { "Retry-After": { $ref: "#/components/headers/Retry-After" } } } : {};

@@ -125,14 +125,16 @@ describe("gen/openapi.json", () => {
   });
 
   it("describes seed 004's loose arguments: query, JSON body (GET included) and form body", () => {
+    // The arguments, without the deadline header every operation takes.
+    const args = (o: any) => o.parameters.filter((p: any) => p.$ref === undefined).map((p: any) => `${p.in}:${p.name}`);
     const o = op("get", "/jwt/token");
-    assert.deepEqual(o.parameters.map((p: any) => `${p.in}:${p.name}`), ["query:user", "query:pass"]);
+    assert.deepEqual(args(o), ["query:user", "query:pass"]);
     assert.deepEqual(Object.keys(o.requestBody.content), ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]);
     // Elsewhere a body: "*" binding takes JSON only, and no query arguments.
     const session = op("post", "/session");
-    assert.deepEqual(session.parameters, []);
+    assert.deepEqual(args(session), []);
     assert.deepEqual(Object.keys(session.requestBody.content), ["application/json"]);
-    assert.deepEqual(op("get", "/v1/frontend/auth/{account_id}").parameters.map((p: any) => `${p.in}:${p.name}`), ["path:account_id", "query:state"]);
+    assert.deepEqual(args(op("get", "/v1/frontend/auth/{account_id}")), ["path:account_id", "query:state"]);
   });
 
   it("declares each route's security from its access credential", () => {
@@ -157,15 +159,15 @@ describe("gen/openapi.json", () => {
 
   it("declares the error answers: 401 with WWW-Authenticate on Bearer and Basic routes, 429 with Retry-After on login routes", () => {
     const errors = (method: string, path: string) => Object.keys(op(method, path).responses).filter((s) => s >= "400");
-    assert.deepEqual(errors("post", "/session"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
-    assert.deepEqual(errors("post", "/auth/login"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
-    assert.deepEqual(errors("get", "/jwt/token"), ["400", "401", "403", "413", "415", "429", "500", "503"]);
-    assert.deepEqual(errors("get", "/session"), ["400", "401", "500", "503"]);
-    assert.deepEqual(errors("post", "/user"), ["400", "401", "409", "413", "415", "429", "500", "503"]);
-    assert.deepEqual(errors("get", "/api/authenticationtoken/{token}"), ["400", "401", "404", "500", "503"]);
-    assert.deepEqual(errors("get", "/jwt/version"), ["400", "413", "415", "500", "503"]);
+    assert.deepEqual(errors("post", "/session"), ["400", "401", "403", "413", "415", "429", "500", "503", "504"]);
+    assert.deepEqual(errors("post", "/auth/login"), ["400", "401", "403", "413", "415", "429", "500", "503", "504"]);
+    assert.deepEqual(errors("get", "/jwt/token"), ["400", "401", "403", "413", "415", "429", "500", "503", "504"]);
+    assert.deepEqual(errors("get", "/session"), ["400", "401", "500", "503", "504"]);
+    assert.deepEqual(errors("post", "/user"), ["400", "401", "409", "413", "415", "429", "500", "503", "504"]);
+    assert.deepEqual(errors("get", "/api/authenticationtoken/{token}"), ["400", "401", "404", "500", "503", "504"]);
+    assert.deepEqual(errors("get", "/jwt/version"), ["400", "413", "415", "500", "503", "504"]);
     // The optional credential of seed 004's GET /user: no 401.
-    assert.deepEqual(errors("get", "/jwt/user"), ["400", "413", "415", "500", "503"]);
+    assert.deepEqual(errors("get", "/jwt/user"), ["400", "413", "415", "500", "503", "504"]);
     assert.deepEqual(op("get", "/session").responses["401"].headers["WWW-Authenticate"], {
       $ref: "#/components/headers/WWW-Authenticate",
       example: 'Bearer error="invalid_token"',
@@ -175,6 +177,14 @@ describe("gen/openapi.json", () => {
     assert.equal(op("get", "/jwt/token").responses["401"].headers, undefined);
     assert.equal(op("post", "/auth/login").responses["401"].headers["WWW-Authenticate"].example, 'Basic realm="tessera", charset="UTF-8"');
     assert.equal(doc.components.responses.TooManyRequests.headers["Retry-After"].$ref, "#/components/headers/Retry-After");
+    // The caller's deadline holds on every route: its header, and the 504 it ends in.
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      for (const [method, o] of Object.entries<any>(item)) {
+        assert.ok(o.parameters.some((p: any) => p.$ref === "#/components/parameters/connect-timeout-ms"), `${method} ${path}: connect-timeout-ms`);
+        assert.equal(o.responses["504"]?.$ref, "#/components/responses/GatewayTimeout", `${method} ${path}: 504`);
+      }
+    }
+    assert.deepEqual(doc.components.parameters["connect-timeout-ms"].schema, { type: "string", pattern: "^[0-9]{1,10}$" });
     assert.deepEqual(doc.components.schemas.Error.required, ["code", "message", "details"]);
     assert.deepEqual(doc.components.schemas.Error.properties.details.items.required, ["type", "value"]);
   });

@@ -408,6 +408,12 @@ for (const store of storesUnderTest()) {
             r.query = { ...r.query, no_such_argument: "1" };
             check("an unknown argument", await send(method.toUpperCase(), path, r), 400);
           }
+          // The caller's deadline (README): one that has passed on arrival ends every call.
+          {
+            const w = new World(send);
+            const r = merge(await w.credentials(op.security[0] ?? {}), await scenario.args(w));
+            check("a deadline passed on arrival", await send(method.toUpperCase(), path, merge(r, { headers: { "connect-timeout-ms": "0" } })), 504);
+          }
           // An admin method checks the admin credential before it reads the request (README "Audit
           // trail"): its body's errors are answered to a caller that presents it.
           const pathArgs = async () => {
