@@ -58,6 +58,15 @@ const tooManyTokens = (max: number) =>
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
+ * A token_link as given, as the audit trail may name it: lower-cased, as links are stored, when
+ * it is a UUID (every link is one); otherwise undefined, as it names no token and may be a secret
+ * sent in the wrong field (the API token itself, to revoke it).
+ */
+export function auditedLink(tokenLink: string): string | undefined {
+  return UUID.test(tokenLink) ? tokenLink.toLowerCase() : undefined;
+}
+
+/**
  * Seed 001's validation message: every missing (empty or blank) field, in the order given
  * (the request message's declaration order): `Missing fields: [account_id, description]`.
  */

@@ -9,7 +9,7 @@ import { decodeJwt } from "jose";
 import { callEnded, CallEndedError } from "../call-scope.js";
 import type { ApiTokenRecord } from "../store/ports/api-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
-import { ApiTokens, type ApiTokensDeps } from "./api-tokens.js";
+import { ApiTokens, auditedLink, type ApiTokensDeps } from "./api-tokens.js";
 import { outcomeOf, reasonOf, tracked, trackedThen, type AuditEventType, type AuditTrail } from "./audit.js";
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
@@ -314,11 +314,11 @@ export class AuditedApiTokens extends ApiTokens {
   }
 
   override updateDescription(tokenLink: string, description: string): Promise<ApiTokenRecord> {
-    return tracked(this.audit, "api_token.described", { subject: tokenLink }, () => super.updateDescription(tokenLink, description));
+    return tracked(this.audit, "api_token.described", { subject: auditedLink(tokenLink) }, () => super.updateDescription(tokenLink, description));
   }
 
   override revoke(accountId: string, tokenLink: string): Promise<ApiTokenRecord> {
-    return tracked(this.audit, "api_token.revoked", { subject: tokenLink }, () => super.revoke(accountId, tokenLink));
+    return tracked(this.audit, "api_token.revoked", { subject: auditedLink(tokenLink) }, () => super.revoke(accountId, tokenLink));
   }
 }
 

@@ -10,7 +10,8 @@ import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, type TestServer } from "../support/server.js";
 import { spyOn } from "../support/spy.js";
 import { admin, UUID } from "../support/users.js";
-import { apiTokenApi, type ApiTokenApi } from "./api.js";
+import { auditApi } from "../audit/api.js";
+import { apiTokenApi, type ApiTokenApi, type Creds } from "./api.js";
 
 const TOKEN_SHAPE = /^tsr_[0-9A-Za-z]{38}$/;
 /** 10 Oct 2015 12:12:05 UTC: the document's example date. */
@@ -267,6 +268,41 @@ for (const store of storesUnderTest()) {
             assert.ok(!line.includes(testAdminToken), `admin token logged: ${line}`);
             assert.ok(!line.includes(token.slice(4, 36)), `secret logged: ${line}`);
             assert.ok(!line.includes(hashSecret(token)), `secret hash logged: ${line}`);
+          }
+        });
+
+        // Revoking a leaked token by pasting the token itself is an easy mistake: the refusal is
+        // audited, but a token_link that is no UUID names no token and is not recorded.
+        it("a secret sent as token_link is refused 404 and audited without it; a UUID link is named, lower-cased", async () => {
+          const accountId = newAccount();
+          const token = await createToken(accountId, "pasted");
+          const link = await linkOf(accountId, "pasted");
+          const audit = auditApi(protocol, server.url);
+          try {
+            const eventOf = async (type: string, requestId: string) => {
+              const { events } = expectOk(await audit.listAuditEvents({ type, page_size: 1000 }, admin));
+              const found = events.filter((e) => e.request_id === requestId);
+              assert.equal(found.length, 1, JSON.stringify(found));
+              return found[0]!;
+            };
+            const calls = [
+              ["api_token.revoked", (headers: Creds) => api.revokeToken(accountId, { token_link: token }, headers), "Could not revoke token"],
+              ["api_token.described", (headers: Creds) => api.updateToken({ token_link: token, description: "d" }, headers), "Could not update token description"],
+            ] as const;
+            for (const [type, call, message] of calls) {
+              const requestId = `pasted-${protocol}-${type}`;
+              expectCode(await call({ ...admin, "x-request-id": requestId }), "not_found", message, "TOKEN_NOT_FOUND");
+              const { subject, outcome, reason } = await eventOf(type, requestId);
+              assert.equal(subject, undefined, `${type} subject`);
+              assert.deepEqual([outcome, reason], ["failure", "TOKEN_NOT_FOUND"]);
+            }
+            for (const line of server.logs) assert.ok(!line.includes(token.slice(4, 36)), `secret logged: ${line}`);
+
+            const requestId = `upper-${protocol}`;
+            expectOk(await api.revokeToken(accountId, { token_link: link.toUpperCase() }, { ...admin, "x-request-id": requestId }));
+            assert.equal((await eventOf("api_token.revoked", requestId)).subject, link);
+          } finally {
+            audit.close();
           }
         });
       });
