@@ -5,7 +5,9 @@
 // API tokens whose creation never finished (MongoDB: pending past PENDING_ABANDONED_AFTER_MS,
 // never handed out, listed or counted).
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
-// no TTL indexes); it only keeps the tables small. One deletion changes an answer, by design:
+// no TTL indexes; what expires is deleted CLOCK_STEP_MS after its expiry, so that an instance
+// whose clock is behind still finds it until it has expired there too); it only keeps the
+// tables small. One deletion changes an answer, by design:
 // user tokens and cookie sessions that expired or were logged out (disabled) more than
 // TESSERA_USER_TOKEN_RETENTION_DAYS ago. Until then such a token answers TOKEN_EXPIRED or
 // TOKEN_REVOKED; once deleted it is unknown, INVALID_TOKEN, as a token never issued. Without the
@@ -79,16 +81,22 @@ export class Housekeeping {
         if (n < batch) return deleted;
       }
     };
+    // Expired by this clock a little while ago, not just now: another instance whose clock is
+    // behind this one (README, Clocks) still takes a session or token for unexpired until its own
+    // clock passes the expiry, and must still find its record. Deleted the moment this clock
+    // passed it, a seed 004 refresh token in its last seconds there was refused as revoked and
+    // its owner's DELETE answered 400, and a session there ended early.
+    const expiredBefore = new Date(now.getTime() - CLOCK_STEP_MS);
     const staleBefore = new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000);
     const auditBefore = new Date(now.getTime() - (this.deps.auditRetentionDays ?? 90) * 86_400_000);
     const revokedKeyKeptMs = Math.max(this.deps.keyVerifiesForMs ?? maxKeyVerifiesForMs, (this.deps.derivedCredentialMs ?? 0) + reloadIntervalMs);
     const abandonedBefore = new Date(now.getTime() - PENDING_ABANDONED_AFTER_MS);
     const userTokensBefore = new Date(now.getTime() - (this.deps.userTokenRetentionDays ?? 30) * 86_400_000);
     const jobs: Array<[string, () => Promise<number>]> = [
-      ["sessions", batched((limit) => store.sessions.deleteExpired(now, limit))],
-      ["refreshTokens", batched((limit) => store.refreshTokens.deleteExpired(now, limit))],
-      ["authTokens", batched((limit) => store.authTokens.deleteExpired(now, limit))],
-      ["jwtRefreshTokens", batched((limit) => store.jwtRefreshTokens.deleteExpired(now, limit))],
+      ["sessions", batched((limit) => store.sessions.deleteExpired(expiredBefore, limit))],
+      ["refreshTokens", batched((limit) => store.refreshTokens.deleteExpired(expiredBefore, limit))],
+      ["authTokens", batched((limit) => store.authTokens.deleteExpired(expiredBefore, limit))],
+      ["jwtRefreshTokens", batched((limit) => store.jwtRefreshTokens.deleteExpired(expiredBefore, limit))],
       ["userTokens", batched((limit) => store.userTokens.deleteEndedBefore(userTokensBefore, limit))],
       ["abandonedApiTokens", batched((limit) => store.apiTokens.deleteAbandoned(abandonedBefore, limit))],
       // A handful of rows: one per key rotation or revocation.

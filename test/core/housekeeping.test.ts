@@ -37,20 +37,24 @@ for (const kind of storesUnderTest()) {
       assert.deepEqual(await ids(), ["a-6d"]);
     });
 
-    it("removes expired sessions, refresh, authentication and JWT refresh tokens, and keeps live ones", async () => {
+    it("removes sessions, refresh, authentication and JWT refresh tokens expired more than a minute ago (CLOCK_STEP_MS: an instance whose clock is behind still takes them for unexpired), and keeps the others", async () => {
       const now = clock.now();
       const past = new Date(now.getTime() - minute);
+      // Expired by this clock, and by one 2 s behind it too; and expired only by this one.
+      const expiredEverywhere = new Date(now.getTime() - minute - 1);
+      const justExpired = new Date(now.getTime() - 2_000);
       const future = new Date(now.getTime() + minute);
       const created = new Date(now.getTime() - 10 * minute);
       const session = (id: string, expiresAt: Date) => ({ id, userId: "u1", clientId: "c", accessJti: `${id}-jti`, createdAt: created, expiresAt });
       // Each with its first refresh token, live: the refresh tokens counted are the two below.
-      for (const s of [session("s-old", past), session("s-live", future)]) await store.sessions.createThenSync(s, { hash: `${s.id}-rt`, sessionId: s.id, createdAt: created, expiresAt: future });
-      await store.refreshTokens.insertThenSync({ hash: "r-old", sessionId: "s1", createdAt: created, expiresAt: past });
-      await store.refreshTokens.insertThenSync({ hash: "r-live", sessionId: "s1", createdAt: created, expiresAt: future });
-      await store.authTokens.create({ hash: "a-old", userId: "u1", createdAt: created, expiresAt: past });
-      await store.authTokens.create({ hash: "a-live", userId: "u1", createdAt: created, expiresAt: future });
-      await store.jwtRefreshTokens.create({ jti: "j-old", userId: "u1", issuedAt: created, expiresAt: past });
-      await store.jwtRefreshTokens.create({ jti: "j-live", userId: "u1", issuedAt: created, expiresAt: future });
+      for (const s of [session("s-old", expiredEverywhere), session("s-lately", justExpired), session("s-live", future)]) {
+        await store.sessions.createThenSync(s, { hash: `${s.id}-rt`, sessionId: s.id, createdAt: created, expiresAt: future });
+      }
+      for (const [name, expiresAt] of [["old", expiredEverywhere], ["lately", justExpired], ["live", future]] as const) {
+        await store.refreshTokens.insertThenSync({ hash: `r-${name}`, sessionId: "s1", createdAt: created, expiresAt });
+        await store.authTokens.create({ hash: `a-${name}`, userId: "u1", createdAt: created, expiresAt });
+        await store.jwtRefreshTokens.create({ jti: `j-${name}`, userId: "u1", issuedAt: created, expiresAt });
+      }
 
       const rule = { windowMs: 15 * minute, lockMs: minute, maxLockMs: 15 * minute, leaseMs: 10 * minute };
       await store.loginAttempts.reserve([{ key: "login:stale", limit: 5 }], new Date(now.getTime() - 30 * minute), rule);
@@ -69,16 +73,18 @@ for (const kind of storesUnderTest()) {
       assert.equal((await store.loginAttempts.rememberedUntil("known-live"))?.getTime(), future.getTime());
       assert.equal(removed.sessions, 1, "an expired session is deleted: every login adds one");
       assert.equal(await store.sessions.findById("s-old"), null);
-      assert.ok(await store.sessions.findById("s-live"));
       assert.equal(removed.refreshTokens, 1);
       assert.equal(removed.authTokens, 1);
       assert.equal(removed.jwtRefreshTokens, 1);
       assert.equal(await store.refreshTokens.findByHash("r-old"), null);
-      assert.ok(await store.refreshTokens.findByHash("r-live"));
       assert.equal(await store.authTokens.findByHash("a-old"), null);
-      assert.ok(await store.authTokens.findByHash("a-live"));
       assert.equal(await store.jwtRefreshTokens.findByJti("j-old"), null);
-      assert.ok(await store.jwtRefreshTokens.findByJti("j-live"));
+      for (const name of ["lately", "live"]) {
+        assert.ok(await store.sessions.findById(`s-${name}`), `session s-${name} kept`);
+        assert.ok(await store.refreshTokens.findByHash(`r-${name}`), `refresh token r-${name} kept`);
+        assert.ok(await store.authTokens.findByHash(`a-${name}`), `authentication token a-${name} kept`);
+        assert.ok(await store.jwtRefreshTokens.findByJti(`j-${name}`), `JWT refresh token j-${name} kept`);
+      }
       assert.equal(lines.length, 1, "one log line for the pass");
       assert.equal(JSON.parse(lines[0]).msg, "housekeeping");
     });
