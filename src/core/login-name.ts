@@ -79,9 +79,15 @@ export function parseLogin(raw: string, kind: LoginKind, source: LoginSource = {
   if (kind === "email") {
     if (trimmed.length === 0) throw invalidField(source.field, "email is required", "MISSING_FIELDS");
     const email = trimmed.toLowerCase();
-    const at = email.lastIndexOf("@");
-    if (!emailPattern.test(email) || at > 64 || email.length > 254) throw invalidField(source.field, "email is not a valid email address");
-    return { spelling: email, key: loginKey(email) };
+    const key = loginKey(email);
+    // Its shape is also that of the form it is compared by: `ada＠example.com` (a full-width at
+    // sign, as a keyboard in full-width mode types it) is the login `ada@example.com`, as
+    // `ａda@example.com` is, on every API (a user name, which has no shape, always was).
+    // The size limits hold for both: the key leaves out what a spelling may hold much of (U+200B).
+    const address = emailPattern.test(email) ? email : key;
+    const at = address.lastIndexOf("@");
+    if (!emailPattern.test(address) || at > 64 || Math.max(email.length, address.length) > 254) throw invalidField(source.field, "email is not a valid email address");
+    return { spelling: email, key };
   }
   if (trimmed.length === 0) throw invalidField(source.field, "user name is required", "MISSING_FIELDS");
   if ([...trimmed].length > maxNameLength) throw invalidField(source.field, `user name too long: at most ${maxNameLength} characters`);

@@ -67,6 +67,11 @@ describe("core: parseLogin", () => {
 
   it("keys a login by NFKC and case folding: look-alikes share one key, the spelling stays", () => {
     assert.deepEqual(parseLogin("\uff41da@example.com", "email"), { spelling: "\uff41da@example.com", key: "ada@example.com" });
+    // A full-width at sign or dot: an email by its key, as it is compared.
+    assert.deepEqual(parseLogin("ada\uff20example\uff0ecom", "email"), { spelling: "ada\uff20example\uff0ecom", key: "ada@example.com" });
+    rejects(() => parseLogin("ada\uff20\uff20example.com", "email"), "invalid_argument", /email/);
+    // Its spelling is held to the size limits as well: zero-width characters are not in its key.
+    rejects(() => parseLogin(`ada${"\u200b".repeat(300)}\uff20example.com`, "email"), "invalid_argument", /email/);
     assert.equal(key("ADA@EXAMPLE.COM", "email"), key("ada@example.com", "email"));
     assert.deepEqual(parseLogin("Stra\u00dfe", "name"), { spelling: "Stra\u00dfe", key: "strasse" });
     assert.equal(key("STRASSE", "name"), "strasse");

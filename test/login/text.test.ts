@@ -38,9 +38,9 @@ for (const store of storesUnderTest()) {
       let server: TestServer;
       let api: LoginApi;
       before(async () => {
-        // Two failures lock a login, eight an address; fourteen sign-ups per address (what these
+        // Two failures lock a login, eight an address; eighteen sign-ups per address (what these
         // tests make): had any refused login counted anywhere, what follows would be locked.
-        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "14" } });
+        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "18" } });
         api = loginApi(transport, server.url);
       });
       after(async () => {
@@ -90,6 +90,28 @@ for (const store of storesUnderTest()) {
         const capital = await api.jwtToken(`STRA\u1e9eE${tag}`, password);
         expectOk(capital);
         assert.equal(decodeJwt(capital.data!.token).user, street);
+      });
+
+      it("checks an email's shape in the form it is compared by: a full-width at sign or dot makes a look-alike, the same login on every API", async () => {
+        const tag = uniqueName("at").slice(3);
+        const email = `ada${tag}@example.com`;
+        expectOk(await api.signUp(email, password), 201);
+        // ＠ (U+FF20) and ． (U+FF0E) are @ and . under NFKC, as ａ is a: what a keyboard in
+        // full-width mode types.
+        const fullWidth = (text: string) => [...text].map((c) => String.fromCodePoint(c.codePointAt(0)! + 0xfee0)).join("");
+        for (const lookAlike of [email.replace("@", "\uff20"), fullWidth(email)]) {
+          expectCode(await api.signUp(lookAlike, password), "already_exists", "a user with this email already exists");
+          expectOk(await api.logIn(lookAlike, password));
+          expectOk(await api.basicLogin(lookAlike, password));
+          expectOk(await api.jwtToken(lookAlike, password));
+        }
+        // A free one is created, and keeps its spelling; its ASCII form is its login.
+        const other = `bob${tag}@example.com`;
+        expectOk(await api.signUp(fullWidth(other), password), 201);
+        const login = await api.logIn(other, password);
+        expectOk(login);
+        const user = await connectClient(UserService, server.url).getUser({}, { headers: { "x-koms-clientid": testClientId, authorization: `Bearer ${login.data!.token}` } });
+        assert.equal(user.email, fullWidth(other));
       });
 
       it("compares whitespace trimmed and collapsed, also next to zero-width characters: such look-alikes are the same login and share its lock", async () => {
