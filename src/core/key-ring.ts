@@ -402,9 +402,10 @@ export class KeyRing {
   /**
    * Emergency revocation: the key leaves the JWKS and verifies nothing from now on (on other
    * instances within the reload interval; other workers are told at once: onChange). Revoking
-   * the signing key (or the one a rotation is about to make it) first promotes the next key, at
-   * once; revoking the next key publishes a new one. Revoking an already revoked key changes
-   * nothing. Recorded: `key.revoked` once the store holds the revocation (at once when the key
+   * the signing key first promotes the next key, at once; revoking the key a rotation is about to
+   * make it, while the key before it signs, promotes the next key as a rotation does (the key
+   * that signs goes on until then); revoking the next key publishes a new one. Revoking an
+   * already revoked key changes nothing. Recorded: `key.revoked` once the store holds the revocation (at once when the key
    * was revoked already), or with the refusal or error answered before it; `key.rotated` for
    * each key the call promoted, once the store holds the promotion.
    */
@@ -437,7 +438,19 @@ export class KeyRing {
         return this.signerOf(rs, now.getTime(), false)?.kid === kid || pending.some((r) => r.kid === kid);
       };
       const rotated = (promoted: string) => this.audit?.record({ type: "key.rotated", outcome: "success", subject: promoted });
-      if (needsPromotion(records)) {
+      // The key a rotation promoted, not signing yet, while the key it takes over from still
+      // signs: the next key, published by that rotation a moment ago perhaps, is promoted as a
+      // rotation promotes it, and the key that signs goes on until then. Promoted at once, it
+      // would sign before verifiers that cached the JWKS could hold it.
+      const signer = this.signerOf(records, now.getTime(), false);
+      const waiting =
+        signer !== undefined && signer.kid !== kid && target.generation < records.at(-1)!.generation && !target.retiredAt && target.activatedAt.getTime() > now.getTime();
+      const promotedAbove = (rs: readonly SigningKeyRecord[]) =>
+        rs.some((r) => r.generation > target.generation && r.generation < rs.at(-1)!.generation && !r.revokedAt) ? kid : undefined;
+      if (waiting) {
+        await this.advance("scheduled", promotedAbove, rotated, kid);
+        wrote();
+      } else if (needsPromotion(records)) {
         await this.advance("now", (rs) => (needsPromotion(rs) ? undefined : kid), rotated);
         wrote();
       }
@@ -464,11 +477,14 @@ export class KeyRing {
    * that already does what the caller needs, asked on every look at the store; once there is one
    * (another instance promoted the key this one stored first), nothing more is promoted.
    * `rotated`: told the promoted kid once the store holds a rotation this call made.
+   * `revoking`: a promoted key about to be revoked before it signs; the key below it is retired
+   * in its place, as of the new promotion (a later time than the one it had).
    */
   private async advance(
     when: "scheduled" | "now",
     settled?: (records: readonly SigningKeyRecord[]) => string | undefined,
     rotated?: (kid: string) => Promise<unknown> | undefined,
+    revoking?: string,
   ): Promise<string> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const records = await this.store.list();
@@ -489,7 +505,10 @@ export class KeyRing {
       // The key that signs until then: the latest one below the next key not yet retired. After
       // a change of algorithm that is the previous algorithm's unused next key, and the key that
       // signed with it is below it, never retired: both stop then.
-      const unretired = records.filter((r) => r.generation < top.generation && !r.revokedAt && (r.retiredAt === undefined || r.retiredAt.getTime() > now));
+      // A key being revoked signs nothing: the one below it goes on (its retirement moved).
+      const unretired = records.filter(
+        (r) => r.generation < top.generation && !r.revokedAt && r.kid !== revoking && (r.retiredAt === undefined || r.retiredAt.getTime() > now),
+      );
       const retiring = unretired.at(-1);
       const alsoRetire = unretired.slice(0, -1).filter((r) => r.retiredAt === undefined).map((r) => r.kid);
       const next = await this.newKey(top.generation + 1);

@@ -1219,6 +1219,22 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.deepEqual(await keysA.keys.list(), [{ ...second, activatedAt: at(500) }, third]);
     });
 
+    it("a rotation retiring a key retired already gives it the new times (the key promoted in between was revoked before it signed)", async () => {
+      const [first, second, third, fourth] = [newKey(1), newKey(2), newKey(3), newKey(4)];
+      await keysA.keys.insertGeneration(first);
+      await keysA.keys.insertGeneration(second);
+      await keysA.keys.rotate(third, { promote: { kid: second.kid, activatedAt: at(500) }, retire: { kid: first.kid, retiredAt: at(500), notAfter: at(10_000) } });
+      await keysA.keys.revoke(second.kid, at(100));
+      const change = { promote: { kid: third.kid, activatedAt: at(700) }, retire: { kid: first.kid, retiredAt: at(700), notAfter: at(10_200) } };
+      assert.equal(await keysB.keys.rotate(fourth, change), true);
+      assert.deepEqual(await keysA.keys.list(), [
+        { ...first, retiredAt: at(700), notAfter: at(10_200) },
+        { ...second, activatedAt: at(500), revokedAt: at(100) },
+        { ...third, activatedAt: at(700) },
+        fourth,
+      ]);
+    });
+
     it("keeps a retired key revoked before its notAfter past it, until revokedBefore is past its revocation (what was made from its tokens must find it revoked)", async () => {
       const first = newKey(1);
       const second = newKey(2);

@@ -57,9 +57,10 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
       const rotation = doc[ROTATION] as StoredRotation | undefined;
       if (!rotation) continue;
       promoted.set(rotation.promote.kid, rotation.promote.activatedAt);
-      // The earliest rotation that retired it counts (a later one's retirement of it changes
-      // nothing, as the in-place write's retiredAt: null filter had it).
-      for (const kid of retiredBy(rotation)) if (!retired.has(kid)) retired.set(kid, rotation.retire!);
+      // The key a rotation retires takes the latest rotation's times (the key promoted to take
+      // over from it was revoked before it signed: see KeyPromotion); for the others of
+      // `alsoRetire` the earliest counts, as the in-place write's retiredAt: null filter had it.
+      for (const kid of retiredBy(rotation)) if (kid === rotation.retire!.kid || !retired.has(kid)) retired.set(kid, rotation.retire!);
     }
     return docs.map((doc) => {
       const { [ROTATION]: _rotation, ...fields } = doc;

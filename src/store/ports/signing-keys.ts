@@ -34,7 +34,11 @@ export type NewSigningKey = Omit<SigningKeyRecord, "retiredAt" | "notAfter" | "r
 export interface KeyPromotion {
   /** The key that starts signing (the published next key) and from when. */
   promote: { kid: string; activatedAt: Date };
-  /** The key that stops signing then (retiredAt = promote.activatedAt), verifying until notAfter. */
+  /**
+   * The key that stops signing then (retiredAt = promote.activatedAt), verifying until notAfter;
+   * a key already retired is retired again at these times (the key promoted to take over from it
+   * was revoked before it signed: it signs until this promotion instead).
+   */
   retire?: { kid: string; retiredAt: Date; notAfter: Date };
   /**
    * Keys below it that stop then too, with the same retiredAt and notAfter: at a change of
@@ -66,8 +70,8 @@ export interface SigningKeyStore {
   insertGeneration(key: NewSigningKey): Promise<boolean>;
   /**
    * Rotation: inserts `next` (generation = the highest + 1 is required) and, if it won, applies
-   * `change` (the promoted key's activatedAt; the retired key's retiredAt and notAfter, unless
-   * already retired). Returns false, changing nothing, when another instance already rotated to
+   * `change` (the promoted key's activatedAt; the retired key's retiredAt and notAfter, replacing
+   * an earlier rotation's; the others' of `alsoRetire`, unless already retired). Returns false, changing nothing, when another instance already rotated to
    * that generation. (MongoDB: the insert decides; the updates follow, written by the winner only.)
    */
   rotate(next: NewSigningKey, change: KeyPromotion): Promise<boolean>;

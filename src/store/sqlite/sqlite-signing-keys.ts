@@ -40,6 +40,8 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
     (kid, generation, alg, private_jwk, public_jwk, created_at, activated_at)
     VALUES (@kid, @generation, @alg, @privateJwk, @publicJwk, @createdAt, @activatedAt)`);
   const retire = db.prepare("UPDATE signing_keys SET retired_at = ?, not_after = ? WHERE kid = ? AND retired_at IS NULL");
+  // The retired key of a rotation: its times replace an earlier rotation's (see KeyPromotion).
+  const retireAgain = db.prepare("UPDATE signing_keys SET retired_at = ?, not_after = ? WHERE kid = ?");
   const promote = db.prepare("UPDATE signing_keys SET activated_at = ? WHERE kid = ?");
   const revoke = db.prepare("UPDATE signing_keys SET revoked_at = ? WHERE kid = ? AND revoked_at IS NULL");
   const reseal = db.prepare("UPDATE signing_keys SET private_jwk = ? WHERE kid = ? AND private_jwk = ?");
@@ -78,7 +80,9 @@ export function sqliteSigningKeys(db: Database.Database): SigningKeyStore {
   const rotate = db.transaction((next: NewSigningKey, change: KeyPromotion): boolean => {
     if (!tryInsert(next)) return false;
     promote.run(toMs(change.promote.activatedAt), change.promote.kid);
-    for (const kid of retiredBy(change)) retire.run(toMs(change.retire!.retiredAt), toMs(change.retire!.notAfter), kid);
+    for (const kid of retiredBy(change)) {
+      (kid === change.retire!.kid ? retireAgain : retire).run(toMs(change.retire!.retiredAt), toMs(change.retire!.notAfter), kid);
+    }
     return true;
   });
 
