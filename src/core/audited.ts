@@ -122,13 +122,6 @@ export class AuditedUsers extends Users {
     return tracked(this.audit, "signup", { login: input.login }, () => super.create(input), (u) => ({ userId: u.id }));
   }
 
-  override changePassword(id: string, newPassword: string, passwordField?: string, expectedEpoch?: number): Promise<UserRecord> {
-    return tracked(this.audit, "password.changed", { userId: id }, () => super.changePassword(id, newPassword, passwordField, expectedEpoch));
-  }
-
-  override deactivate(id: string): Promise<void> {
-    return tracked(this.audit, "user.deactivated", { userId: id }, () => super.deactivate(id));
-  }
 }
 
 export class AuditedSessions extends Sessions {
@@ -350,6 +343,20 @@ export class AuditedJwtTokens extends JwtTokens {
   override async loginWithRefreshToken(token: string): Promise<string> {
     const owner = await this.refreshTokenOwner(token);
     return tracked(this.audit, "jwt_refresh_token.used", { userId: owner.userId, subject: owner.jti }, () => super.loginWithRefreshToken(token));
+  }
+
+  /**
+   * `password.changed` (PATCH /user), recorded here rather than around Users.changePassword: the
+   * call is refused before that too (a token issued before the user's last password change, no
+   * `pass`), and such a refusal, a stolen token's say, is the one an incident needs to see.
+   */
+  override changePassword(userId: string, credentialEpoch: number, newPassword: string): Promise<void> {
+    return tracked(this.audit, "password.changed", { userId }, () => super.changePassword(userId, credentialEpoch, newPassword));
+  }
+
+  /** `user.deactivated` (DELETE /user), refusals before Users.deactivate included, as changePassword(). */
+  override deleteUser(userId: string, credentialEpoch: number): Promise<void> {
+    return tracked(this.audit, "user.deactivated", { userId }, () => super.deleteUser(userId, credentialEpoch));
   }
 
   override async revokeRefreshToken(userId: string, token: string): Promise<void> {

@@ -301,6 +301,40 @@ for (const store of storesUnderTest()) {
       assert.equal((await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: password })}`)).status, 200);
     });
 
+    it("JWT API: a password change or deactivation whose token verifies but is refused after (issued before the last password change, no pass) records password.changed / user.deactivated with the refusal and the user", async () => {
+      const name = uniqueName("auditjwtstale");
+      assert.equal((await rest(server.url, "POST", "/jwt/user", { json: { user: name, pass: password } })).status, 201);
+      const stale = (await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: password })}`)).text;
+      secrets.add(stale);
+      const userId = decodeJwt(stale).sub as string;
+      assert.equal((await rest(server.url, "PATCH", "/jwt/user", { json: { pass: otherPassword }, headers: bearer(stale) })).status, 200);
+      const fresh = (await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: otherPassword })}`)).text;
+      secrets.add(fresh);
+      const tries: Array<[string, "PATCH" | "DELETE", string, Record<string, unknown> | undefined, number, string]> = [
+        // A token stolen before the change, used to take the account back or to close it.
+        ["stale-patch", "PATCH", stale, { pass: password }, 401, "TOKEN_REVOKED"],
+        ["stale-delete", "DELETE", stale, undefined, 401, "TOKEN_REVOKED"],
+        ["fresh-patch-no-pass", "PATCH", fresh, {}, 400, "MISSING_FIELDS"],
+      ];
+      for (const [requestId, method, token, json, status, reason] of tries) {
+        const res = await rest(server.url, method, "/jwt/user", { ...(json && { json }), headers: { ...bearer(token), "x-request-id": requestId } });
+        assert.equal(res.status, status, `${requestId}: ${res.text}`);
+        assert.equal(res.body.details[0].debug.reason, reason, requestId);
+        const type = method === "PATCH" ? "password.changed" : "user.deactivated";
+        const event = await one(server, type, (e) => e.request_id === requestId);
+        assert.deepEqual([event.outcome, event.reason, event.user_id], ["failure", reason, userId], requestId);
+      }
+      assert.deepEqual(await story(server, userId), [
+        "signup success",
+        "login success",
+        "password.changed success",
+        "login success",
+        "password.changed failure",
+        "user.deactivated failure",
+        "password.changed failure",
+      ]);
+    });
+
     it("JWT API refresh tokens: issued, used, revoked, and refused once revoked, each naming its user and the token's jti", async () => {
       const name = uniqueName("auditrefresh");
       assert.equal((await rest(server.url, "POST", "/jwt/user", { json: { user: name, pass: password } })).status, 201);
