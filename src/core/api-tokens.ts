@@ -55,16 +55,8 @@ const notRevoked = () => notFound("TOKEN_NOT_FOUND", "Could not revoke token");
 const tooManyTokens = (max: number) =>
   failedPrecondition("TOO_MANY_TOKENS", `an account holds at most ${max} active API tokens; revoke one first`);
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * A token_link as given, as the audit trail may name it: lower-cased, as links are stored, when
- * it is a UUID (every link is one); otherwise undefined, as it names no token and may be a secret
- * sent in the wrong field (the API token itself, to revoke it).
- */
-export function auditedLink(tokenLink: string): string | undefined {
-  return UUID.test(tokenLink) ? tokenLink.toLowerCase() : undefined;
-}
+/** The shape of every token link (a UUID, either case): text of another shape names no token. */
+export const TOKEN_LINK = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Seed 001's validation message: every missing (empty or blank) field, in the order given
@@ -157,7 +149,7 @@ export class ApiTokens {
     ]);
     limitLength("description", description);
     // A link that is not a UUID cannot exist: same answer as unknown, without a store call.
-    if (!UUID.test(tokenLink)) throw notUpdated();
+    if (!TOKEN_LINK.test(tokenLink)) throw notUpdated();
     const token = await this.tokens.updateDescription(tokenLink.toLowerCase(), description);
     if (!token) throw notUpdated();
     return token;
@@ -182,7 +174,7 @@ export class ApiTokens {
       ["account_id", accountId],
       ["token_link", tokenLink],
     ]);
-    if (!UUID.test(tokenLink) || holdsControlCharacters(accountId)) throw notRevoked();
+    if (!TOKEN_LINK.test(tokenLink) || holdsControlCharacters(accountId)) throw notRevoked();
     const token = await this.tokens.revoke(accountId, tokenLink.toLowerCase(), this.clock.now());
     if (!token) throw notRevoked();
     this.forget(token.hash);

@@ -9,8 +9,8 @@ import { decodeJwt } from "jose";
 import { callEnded, CallEndedError } from "../call-scope.js";
 import type { ApiTokenRecord } from "../store/ports/api-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
-import { ApiTokens, auditedLink, type ApiTokensDeps } from "./api-tokens.js";
-import { outcomeOf, reasonOf, tracked, trackedThen, type AuditEventType, type AuditTrail } from "./audit.js";
+import { ApiTokens, TOKEN_LINK, type ApiTokensDeps } from "./api-tokens.js";
+import { outcomeOf, REDACTED_LOGIN, reasonOf, tracked, trackedThen, type AuditEventType, type AuditTrail } from "./audit.js";
 import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResult } from "./authentication-tokens.js";
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
@@ -292,6 +292,16 @@ export class AuditedAuthenticationTokens extends AuthenticationTokens {
   override exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {
     return tracked(this.audit, "auth_token.exchanged", {}, () => super.exchange(token, currentCookie), (r) => ({ userId: r.user.id }));
   }
+}
+
+/**
+ * A requested token_link as the audit trail names it: lower-cased, as links are stored, when it
+ * has a link's shape; otherwise REDACTED_LOGIN. Text of another shape names no token (the call is
+ * refused) and is most likely the token itself, pasted by an admin revoking a leaked one: a live
+ * secret, kept in the trail and its log lines for as long as they are.
+ */
+function auditedLink(tokenLink: string): string {
+  return TOKEN_LINK.test(tokenLink) ? tokenLink.toLowerCase() : REDACTED_LOGIN;
 }
 
 export class AuditedApiTokens extends ApiTokens {

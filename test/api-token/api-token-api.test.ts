@@ -272,8 +272,8 @@ for (const store of storesUnderTest()) {
         });
 
         // Revoking a leaked token by pasting the token itself is an easy mistake: the refusal is
-        // audited, but a token_link that is no UUID names no token and is not recorded.
-        it("a secret sent as token_link is refused 404 and audited without it; a UUID link is named, lower-cased", async () => {
+        // audited, but a token_link that is no UUID names no token and is recorded [redacted].
+        it("a secret sent as token_link is refused 404 and audited without it ([redacted]); a UUID link is named, lower-cased", async () => {
           const accountId = newAccount();
           const token = await createToken(accountId, "pasted");
           const link = await linkOf(accountId, "pasted");
@@ -293,7 +293,7 @@ for (const store of storesUnderTest()) {
               const requestId = `pasted-${protocol}-${type}`;
               expectCode(await call({ ...admin, "x-request-id": requestId }), "not_found", message, "TOKEN_NOT_FOUND");
               const { subject, outcome, reason } = await eventOf(type, requestId);
-              assert.equal(subject, undefined, `${type} subject`);
+              assert.equal(subject, "[redacted]", `${type} subject`);
               assert.deepEqual([outcome, reason], ["failure", "TOKEN_NOT_FOUND"]);
             }
             for (const line of server.logs) assert.ok(!line.includes(token.slice(4, 36)), `secret logged: ${line}`);

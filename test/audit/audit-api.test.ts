@@ -388,6 +388,33 @@ for (const store of storesUnderTest()) {
       for (const rpc of ["CreateToken", "ListTokens", "UpdateToken", "RevokeToken"]) assert.ok(calls.includes(`tessera.apitoken.v1.ApiTokenService/${rpc}`), rpc);
     });
 
+    it("an API token sent where its token_link goes (to revoke or describe it) is recorded as [redacted], in the event and its log line; a link as given", async () => {
+      const account = uniqueName("acct");
+      const secret = await createApiToken(server, account);
+      secrets.add(secret);
+      const unknownLink = "00000000-0000-4000-8000-000000000000";
+      const tries: Array<[string, string, "PUT" | "DELETE", string, string]> = [
+        ["revoke-by-secret", "api_token.revoked", "DELETE", secret, "[redacted]"],
+        ["describe-by-secret", "api_token.described", "PUT", secret, "[redacted]"],
+        // The admin token pasted in its place: a secret too, whatever its shape.
+        ["revoke-by-admin-token", "api_token.revoked", "DELETE", testAdminToken, "[redacted]"],
+        ["revoke-unknown-link", "api_token.revoked", "DELETE", unknownLink, unknownLink],
+      ];
+      for (const [requestId, type, method, tokenLink, subject] of tries) {
+        const res = await rest(server.url, method, method === "PUT" ? "/v1/frontend/auth" : `/v1/frontend/auth/${account}`, {
+          json: { token_link: tokenLink, ...(method === "PUT" && { description: "renamed" }) },
+          headers: { ...admin, "x-request-id": requestId },
+        });
+        assert.equal(res.status, 404, `${requestId}: ${res.text}`);
+        const event = await one(server, type, (e) => e.request_id === requestId);
+        assert.deepEqual([event.outcome, event.reason, event.subject], ["failure", "TOKEN_NOT_FOUND", subject], requestId);
+        const line = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "audit" && l.auditId === event.id);
+        assert.equal(line?.subject, subject, requestId);
+      }
+      // The token still works: nothing was revoked.
+      assert.equal((await rest(server.url, "GET", "/v1/api/auth", { headers: bearer(secret) })).status, 200);
+    });
+
     for (const protocol of protocols) {
       it(`lists over ${protocol}: newest first, in pages of page_size with next_page_token, filtered by user, type and time`, async () => {
         const email = uniqueEmail("pages");
