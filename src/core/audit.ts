@@ -23,7 +23,7 @@ import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
-import { credentialShaped } from "../credential-shapes.js";
+import { quotable, unquotable } from "../credential-shapes.js";
 
 /** Every event type, as stored and listed (README "Operate it" lists them). */
 export const auditEventTypes = [
@@ -156,7 +156,9 @@ const bounded = (s: string | undefined, max = 256) =>
  * and tools send a token as the user name (git and npm send theirs so, over Basic), and a token
  * kept in the trail and its log lines would be a live secret there. The shapes of Tessera's own:
  * a JWT, an API token, a UUID (seed 002 user tokens), 32 or 43 base64url characters (hand-off,
- * refresh and other random tokens: credentialShaped). A login with such a name that succeeds is
+ * refresh and other random tokens: credentialShaped), or holding one as a word (split as errors
+ * split what they quote: credential-shapes.ts quotable), as a whole Authorization value pasted
+ * as the name does ("Bearer tsr_..."). A login with such a name that succeeds is
  * still recorded as given: it is an account's name. A login that is one of the configuration's
  * secrets (the admin token, of any shape: an admin's tool sending it as the user name) is
  * recorded so whatever its outcome.
@@ -183,7 +185,11 @@ export class AuditTrail {
   /** Refusals of unverified callers beyond the budget are counted, then stored as summaries. */
   private readonly budget: AuditBudget | undefined;
 
+  /** Text a refused login may not be recorded with (a credential's shape, a configured secret). */
+  private readonly hidden: (text: string) => boolean;
+
   constructor(private readonly deps: AuditTrailDeps) {
+    this.hidden = unquotable(deps.isSecret);
     if (deps.budget) this.budget = new AuditBudget(deps.budget, deps.clock, (summaries) => outsideCall(() => summaries.forEach((s) => this.storeSummary(s))));
   }
 
@@ -240,9 +246,9 @@ export class AuditTrail {
     return input.outcome !== "error" && (await write);
   }
 
-  /** Whether a login is recorded as REDACTED_LOGIN: credential-shaped and refused, or a configured secret. */
+  /** Whether a login is recorded as REDACTED_LOGIN: refused and holding a credential or a configured secret (as a word), or a configured secret. */
   private redacted(login: string, outcome: AuditOutcome): boolean {
-    return (outcome !== "success" && credentialShaped(login)) || this.deps.isSecret?.(login) === true;
+    return (outcome !== "success" && !quotable(login, this.hidden)) || this.deps.isSecret?.(login) === true;
   }
 
   /**

@@ -41,6 +41,17 @@ async function one(server: TestServer, type: string, pick: (e: AuditEventJson) =
   return found[0]!;
 }
 
+/** Each call, named by its request id, is a login refused 401 whose event and log line record its login as [redacted]. */
+async function expectRedactedLogins(server: TestServer, tries: Array<[requestId: string, call: () => Promise<{ status: number }>]>): Promise<void> {
+  for (const [requestId, call] of tries) {
+    assert.equal((await call()).status, 401, requestId);
+    const event = await one(server, "login", (e) => e.request_id === requestId);
+    assert.deepEqual([event.outcome, event.login], ["failure", "[redacted]"], requestId);
+    const line = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "audit" && l.auditId === event.id);
+    assert.equal(line?.login, "[redacted]", requestId);
+  }
+}
+
 const sessionHeaders = (access: string) => ({ ...clientIdHeader, ...bearer(access) });
 
 for (const store of storesUnderTest()) {
@@ -206,7 +217,7 @@ for (const store of storesUnderTest()) {
       const apiToken = await createApiToken(server);
       const jwt = await jwtLogin(server, await createJwtUser(server));
       for (const t of [userToken, pair.access_token, pair.refresh_token, apiToken, jwt]) secrets.add(t);
-      const tries: Array<[string, () => Promise<{ status: number }>]> = [
+      await expectRedactedLogins(server, [
         ["redact-user-token", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(userToken, "x-oauth-basic"), "x-request-id": "redact-user-token" } })],
         ["redact-api-token", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(apiToken, "x"), "x-request-id": "redact-api-token" } })],
         ["redact-refresh", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(pair.refresh_token, "x"), "x-request-id": "redact-refresh" } })],
@@ -214,14 +225,7 @@ for (const store of storesUnderTest()) {
         ["redact-jwt", () => rest(server.url, "GET", `/jwt/token?user=${encodeURIComponent(jwt)}&pass=x`, { headers: { "x-request-id": "redact-jwt" } })],
         // The admin token, of no shape Tessera hands out: an admin's tool sending it as the user name.
         ["redact-admin-token", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(testAdminToken, "x"), "x-request-id": "redact-admin-token" } })],
-      ];
-      for (const [requestId, call] of tries) {
-        assert.equal((await call()).status, 401, requestId);
-        const event = await one(server, "login", (e) => e.request_id === requestId);
-        assert.deepEqual([event.outcome, event.login], ["failure", "[redacted]"], requestId);
-        const line = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "audit" && l.auditId === event.id);
-        assert.equal(line?.login, "[redacted]", requestId);
-      }
+      ]);
       // A name that is no credential's shape is still recorded as given, as is a successful login's.
       const other = `not-a-token-${Date.now()}@example.com`;
       assert.equal((await rest(server.url, "POST", "/auth/login", { headers: { ...basic(other, "x"), "x-request-id": "redact-none" } })).status, 401);
@@ -616,6 +620,36 @@ for (const store of storesUnderTest()) {
         assert.ok(!logs.includes(secret), `a log line holds ${secret.slice(0, 8)}...`);
       }
       assert.ok(secrets.size >= 15, `only ${secrets.size} secrets were checked`);
+    });
+  });
+}
+
+for (const store of storesUnderTest()) {
+  describe(`audit trail on ${store}: a credential as a word of a refused login`, function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ store });
+    });
+    after(() => server?.close());
+
+    it("a refused login whose name holds a credential as one of its words (an Authorization value pasted, a token after the name) records [redacted], in the event and its log line", async () => {
+      const email = uniqueEmail("redact-word");
+      await signUp(server, email);
+      const pair = await startSession(server, email);
+      const apiToken = await createApiToken(server);
+      const jwt = await jwtLogin(server, await createJwtUser(server));
+      await expectRedactedLogins(server, [
+        ["word-bearer-api-token", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(`Bearer ${apiToken}`, "x"), "x-request-id": "word-bearer-api-token" } })],
+        ["word-bearer-jwt", () => rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: `Bearer ${jwt}`, pass: "x" })}`, { headers: { "x-request-id": "word-bearer-jwt" } })],
+        ["word-refresh", () => rest(server.url, "POST", "/session", { json: { account_type: "traditional", email: `${email} ${pair.refresh_token}`, password }, headers: { ...clientIdHeader, "x-request-id": "word-refresh" } })],
+      ]);
+      const logs = server.logs.join("\n");
+      for (const secret of [apiToken, jwt, pair.refresh_token]) assert.ok(!logs.includes(secret), `a log line holds ${secret.slice(0, 8)}...`);
+      // Words of no credential's shape: recorded as given.
+      const other = `Bearer not-a-token-${Date.now()}`;
+      assert.equal((await rest(server.url, "POST", "/auth/login", { headers: { ...basic(other, "x"), "x-request-id": "word-none" } })).status, 401);
+      assert.equal((await one(server, "login", (e) => e.request_id === "word-none")).login, other);
     });
   });
 }
