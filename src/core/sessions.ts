@@ -176,12 +176,15 @@ export class Sessions {
     await this.endedByCap(user.id, ended);
     // Checked once the session is stored: a password change or deactivation that moved the
     // epoch before this read is seen here, one after it ends this session with the user's others.
-    // A session refused here is ended, its refresh token deleted with it (end()), before any
+    // A session refused here is ended, its refresh token deleted with it (ending()), before any
     // token of it goes out. An error of any step from here goes out once the session is durable.
     return durableBeforeError(durable, async () => {
       const state = await this.users.credentialState(user.id, user.credentialEpoch);
       if (state !== "current") {
-        await this.end(session.id, user.id);
+        // Withdrawn before any token of it went out: ended by ending() itself, not end(), whose
+        // session.ended event (AuditedSessions) would record the end of a session never started
+        // (its session.started records the refusal).
+        await (await this.ending(session.id)).durable();
         if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
         throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
       }

@@ -136,6 +136,28 @@ for (const store of storesUnderTest()) {
       assert.deepEqual(told, expected);
     });
 
+    it("POST /session whose user is deactivated once its session is stored: 403, session.started recorded as refused, and no session.ended for the session never handed out", async () => {
+      const email = uniqueEmail("audit-withdrawn");
+      const user = await signUp(server, email);
+      const access = (await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
+      secrets.add(access);
+      const held = holdAfter(server.tessera.store.sessions, "createThenSync");
+      let login;
+      try {
+        const inFlight = rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader });
+        await held.reached;
+        assert.equal((await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(access) })).status, 204);
+        held.open();
+        login = await inFlight;
+      } finally {
+        held.open();
+        held.restore();
+      }
+      assert.equal(login.status, 403, login.text);
+      assert.equal(login.body.details[0].debug.reason, "USER_DEACTIVATED");
+      assert.deepEqual(await story(server, user.id), ["signup success", "login success", "login success", "user.deactivated success", "session.started failure"]);
+    });
+
     it("DELETE /session whose refresh tokens' delete the store refuses: the session is ended, 200 as documented, and session.ended is recorded a success, as answered", async () => {
       const email = uniqueEmail("audit-logout");
       const user = await signUp(server, email);
