@@ -34,9 +34,15 @@ export function unlessDraining(ready: ReadinessProbe, draining: AbortSignal): Re
 /**
  * `draining` aborts when a stop's lame-duck period begins (RunningServer.drain; `ready` is then
  * unlessDraining's and fails from then on): every Watch stream is told NOT_SERVING at once
- * rather than at its next probe. An unknown service's name is quoted (named) with its control and
- * bidirectional characters escaped (printable), and not at all ("*") when `hidden` says not to
- * (quotable: a credential's shape, a secret of the configuration).
+ * rather than at its next probe. `stopping` aborts when the graceful stop begins
+ * (RunningServer.close): every Watch stream is then told NOT_SERVING, if it has not been, and
+ * ends (OK, which health.proto tells a client to retry, elsewhere). The stop waits for the calls
+ * under way, and a Watch never ends by itself: otherwise one open stream (a gRPC client's
+ * health checking holds one per connection) held every stop for the whole
+ * TESSERA_SHUTDOWN_GRACE_SECONDS, and was then cut off with its connection, SERVING its last
+ * word. An unknown service's name is quoted (named) with its control and bidirectional
+ * characters escaped (printable), and not at all ("*") when `hidden` says not to (quotable: a
+ * credential's shape, a secret of the configuration).
  */
 export function createHealthImpl(
   services: readonly DescService[],
@@ -44,6 +50,7 @@ export function createHealthImpl(
   watchIntervalMs = 1000,
   draining?: AbortSignal,
   hidden: (text: string) => boolean = credentialShaped,
+  stopping?: AbortSignal,
 ): ServiceImpl<typeof Health> {
   const names = new Set(["", ...services.map((s) => s.typeName)]);
   const status = async () => ((await ready()) ? Status.SERVING : Status.NOT_SERVING);
@@ -52,16 +59,15 @@ export function createHealthImpl(
   // and interval would let one client make the store answer thousands a second.
   let watched: { at: number; status: Promise<Status> } | undefined;
   // The Watch pauses under way as the stop begins, cut short by the one listener on `draining`
-  // (a listener of its own per stream passed Node's limit of 10 on an AbortSignal, and Node then
-  // warned of a leak on stderr with the eleventh Watch stream).
+  // and the one on `stopping` (a listener of its own per stream passed Node's limit of 10 on an
+  // AbortSignal, and Node then warned of a leak on stderr with the eleventh Watch stream).
   const paused = new Set<() => void>();
-  draining?.addEventListener(
-    "abort",
-    () => {
-      for (const wake of [...paused]) wake();
-    },
-    { once: true },
-  );
+  const wakeAll = () => {
+    for (const wake of [...paused]) wake();
+  };
+  draining?.addEventListener("abort", wakeAll, { once: true });
+  stopping?.addEventListener("abort", wakeAll, { once: true });
+  const wakeable = () => draining?.aborted === false || stopping?.aborted === false;
   const watchedStatus = () => {
     // The status probed before the stop began may be SERVING for up to an interval more: a
     // balancer watching must hear at once that the instance is leaving.
@@ -82,12 +88,15 @@ export function createHealthImpl(
       const unknown = !names.has(req.service);
       let last: Status | undefined;
       while (!ctx.signal.aborted) {
-        const now = unknown ? Status.SERVICE_UNKNOWN : await watchedStatus();
+        const stopped = stopping?.aborted === true;
+        const now = stopped ? Status.NOT_SERVING : unknown ? Status.SERVICE_UNKNOWN : await watchedStatus();
         if (now !== last) {
           last = now;
           yield create(HealthCheckResponseSchema, { status: now });
         }
-        await pause(watchIntervalMs, ctx.signal, draining?.aborted === false ? paused : undefined);
+        if (stopped) return;
+        // (A stop that began while the status was read is not waited for.)
+        if (!stopping?.aborted) await pause(watchIntervalMs, ctx.signal, wakeable() ? paused : undefined);
       }
       // The stream ends as the call did: DEADLINE_EXCEEDED at the client's deadline, not OK.
       ctx.signal.throwIfAborted();
@@ -116,9 +125,9 @@ function named(service: string): string {
 
 /**
  * Waits `ms`, or less when `signal` aborts, or when the stop begins during the pause (`wakers`:
- * those createHealthImpl's listener on `draining` calls; a Watch's pause as the stop begins, cut
- * short for its NOT_SERVING; once drained, a Watch pauses whole, as before); leaves no timer, no
- * listener and no waker behind.
+ * those createHealthImpl's listeners on `draining` and `stopping` call; a Watch's pause as the
+ * stop begins, cut short for its NOT_SERVING; once both have aborted, a Watch pauses whole);
+ * leaves no timer, no listener and no waker behind.
  */
 function pause(ms: number, signal: AbortSignal, wakers?: Set<() => void>): Promise<void> {
   return new Promise<void>((resolve) => {

@@ -170,6 +170,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // drain(): readiness fails from then on, also for a probe of the store already under way.
   const draining = new AbortController();
   const ready = unlessDraining(o.ready, draining.signal);
+  // close(): the graceful stop has begun (every Watch stream is told NOT_SERVING and ends).
+  const stopping = new AbortController();
 
   const contextValues = (req: NodeRequest): ContextValues =>
     createContextValues()
@@ -237,7 +239,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     logger,
     routes(router) {
       for (const b of o.bindings) b.register(router);
-      router.service(Health, createHealthImpl(services, ready, undefined, draining.signal, hidden));
+      router.service(Health, createHealthImpl(services, ready, undefined, draining.signal, hidden, stopping.signal));
       for (const r of reflection) router.service(r.service, r.impl);
     },
   });
@@ -354,6 +356,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       metricsListener?.drain();
     },
     close: async () => {
+      stopping.abort();
       certificates?.stop();
       await listener.close(config.shutdownGraceSeconds * 1000);
       // A scrape under way is not waited for.

@@ -5,7 +5,12 @@ import http from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status, type HealthCheckResponse } from "../../gen/health/v1/health_pb.js";
+import { connectClient } from "../support/clients.js";
 import { callInFlight, connectionRefused } from "../support/net.js";
+import { startTestServer } from "../support/server.js";
 
 function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
@@ -73,5 +78,63 @@ describe("server: graceful shutdown", function () {
     child.kill("SIGTERM");
     assert.equal(await exited, 0);
     assert.ok(Date.now() - t0 < 5000, "exited within the grace period (+ margin)");
+  });
+});
+
+describe("server: graceful stop with grpc.health.v1 Watch streams open", function () {
+  this.timeout(60000);
+
+  it("every Watch stream is told NOT_SERVING and ends OK as the stop begins: the stop does not wait out the grace period (20 s)", async () => {
+    const server = await startTestServer({ env: { TESSERA_SHUTDOWN_GRACE_SECONDS: "20" } });
+    const Ctor = grpc.makeGenericClientConstructor(
+      {
+        Watch: {
+          path: `/${Health.typeName}/Watch`,
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: (m: Parameters<typeof toBinary<typeof HealthCheckRequestSchema>>[1]) => Buffer.from(toBinary(HealthCheckRequestSchema, m)),
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => fromBinary(HealthCheckResponseSchema, b),
+        },
+      },
+      "Health",
+    );
+    const client = new Ctor(server.url.replace("http://", ""), grpc.credentials.createInsecure());
+    const abandon = new AbortController();
+    try {
+      // @grpc/grpc-js over h2c, and connect-node's Connect protocol over HTTP/1.1.
+      const grpcSeen: Status[] = [];
+      let grpcFirst!: () => void;
+      const grpcOpen = new Promise<void>((resolve) => (grpcFirst = resolve));
+      const grpcEnd = new Promise<grpc.StatusObject>((resolve) => {
+        const call = (client as unknown as { Watch: Function }).Watch(create(HealthCheckRequestSchema, { service: "" })) as grpc.ClientReadableStream<HealthCheckResponse>;
+        call.on("data", (m: HealthCheckResponse) => {
+          grpcSeen.push(m.status);
+          grpcFirst();
+        });
+        call.on("error", () => {});
+        call.on("status", resolve);
+      });
+      const connectWatch = connectClient(Health, server.url).watch({ service: "" }, { signal: abandon.signal })[Symbol.asyncIterator]();
+      assert.equal((await connectWatch.next()).value?.status, Status.SERVING);
+      await grpcOpen;
+
+      const t0 = performance.now();
+      const closed = server.close();
+      assert.equal((await connectWatch.next()).value?.status, Status.NOT_SERVING);
+      assert.equal((await connectWatch.next()).done, true, "the Connect stream ends, without an error");
+      const end = await grpcEnd;
+      assert.equal(end.code, grpc.status.OK, end.details);
+      assert.deepEqual(grpcSeen, [Status.SERVING, Status.NOT_SERVING]);
+      await closed;
+      const ms = performance.now() - t0;
+      assert.ok(ms < 5000, `the stop took ${Math.round(ms)} ms`);
+      const lines = server.logs.map((l) => JSON.parse(l) as { msg: string; procedure?: string; code?: string }).filter((l) => l.msg === "rpc" && l.procedure === "grpc.health.v1.Health/Watch");
+      assert.deepEqual(lines.map((l) => l.code), ["ok", "ok"]);
+    } finally {
+      abandon.abort();
+      client.close();
+    }
   });
 });
