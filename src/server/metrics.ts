@@ -11,9 +11,10 @@
 // and the key gauges are taken once.
 import { Code } from "@connectrpc/connect";
 import client from "prom-client";
+import { callClock, timeLeftMs } from "../call-scope.js";
 import { answer, askFollowers, askLeader, currentRole } from "../cluster.js";
 import type { AuditEventRecord } from "../store/ports/audit-events.js";
-import { DuplicateError, StoreUnavailableError, type Store, type StoreKind } from "../store/ports.js";
+import { DeadlineExceededError, DuplicateError, StoreUnavailableError, type Store, type StoreKind } from "../store/ports.js";
 import { watchingWait, type StoreCallHook } from "../store/instrumented.js";
 import { packageVersion } from "../project-files.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
@@ -222,7 +223,7 @@ export function createMetrics(): Metrics {
   });
   const storeErrors = new client.Counter({
     name: "tessera_store_errors_total",
-    help: "Store operations that failed (any error but a duplicate key), by operation and store.",
+    help: "Store operations that failed (any error but a duplicate key and the caller's deadline passing), by operation and store.",
     labelNames: ["operation", "store"],
     registers: [registry],
   });
@@ -354,8 +355,12 @@ export function createMetrics(): Metrics {
             duration: storeDuration.labels(operation, kind),
             errors,
             unavailable,
+            // The caller's deadline passing (DeadlineExceededError: a call not made, or one
+            // given up at that deadline) is the caller's limit, not the store failing: a client
+            // with short deadlines would otherwise raise the store's error rate. Those calls
+            // answer DEADLINE_EXCEEDED and a login counts as canceled.
             failed: (error) => {
-              if (!(error instanceof DuplicateError)) errors.inc();
+              if (!(error instanceof DuplicateError) && !(error instanceof DeadlineExceededError)) errors.inc();
               if (error instanceof StoreUnavailableError) unavailable.inc();
             },
           };
@@ -365,17 +370,26 @@ export function createMetrics(): Metrics {
       };
       // A write's later wait for its fsync (watchingWait) is not timed: a failure seen only
       // there is counted under the write's operation, as the write's own would be.
+      // A call asked for once its caller's deadline had passed is not made (the adapters refuse
+      // it, DeadlineExceededError): not timed, or a client's short deadlines would pull the
+      // latency down with calls that took no time because they never happened. Whether it
+      // was made is read only then (the deadline against the start, on the call clock).
+      const notMade = (error: unknown, start: number) => {
+        if (!(error instanceof DeadlineExceededError)) return false;
+        const left = timeLeftMs();
+        return left !== undefined && left + (callClock() - start) <= 0;
+      };
       return (operation, call) => {
-        const start = performance.now();
+        const start = callClock();
         return call().then(
           (value) => {
             const c = children(operation);
-            c.duration.observe((performance.now() - start) / 1000);
+            c.duration.observe((callClock() - start) / 1000);
             return watchingWait(value, c.failed);
           },
           (error: unknown) => {
             const c = children(operation);
-            c.duration.observe((performance.now() - start) / 1000);
+            if (!notMade(error, start)) c.duration.observe((callClock() - start) / 1000);
             c.failed(error);
             throw watchingWait(error, c.failed);
           },

@@ -15,10 +15,11 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { callClock, runInCall } from "../../src/call-scope.js";
 import { packageVersion } from "../../src/project-files.js";
 import { createMetrics } from "../../src/server/metrics.js";
 import { instrumentStore, watchingWait } from "../../src/store/instrumented.js";
-import { DuplicateError, errorDurable, StoreUnavailableError, type Store } from "../../src/store/ports.js";
+import { DeadlineExceededError, DuplicateError, errorDurable, StoreUnavailableError, type Store } from "../../src/store/ports.js";
 import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { dribble, slowClient } from "../support/net.js";
 import { openTestStore } from "../support/store.js";
@@ -217,7 +218,40 @@ describe("metrics: store operations that fail", function () {
       await opened.close();
     }
   });
+  it("a call given up at its caller's deadline while the store had not answered: timed, but neither an error nor unavailable", async () => {
+    const metrics = createMetrics();
+    const hook = metrics.storeHook("mongo");
+    const scope = { requestId: "slow", deadline: callClock() + 50 };
+    // What the MongoDB adapter does when the caller's deadline comes first (mongo-store.ts withDeadline).
+    const givenUp = () => new Promise<never>((_, reject) => setTimeout(() => reject(new DeadlineExceededError()), 60));
+    await assert.rejects(runInCall(scope, () => hook("users.findById", givenUp)), DeadlineExceededError);
+    assert.deepEqual(await storeFigures(metrics, { operation: "users.findById", store: "mongo" }), { errors: 0, unavailable: 0, timed: 1 });
+  });
+
+  it("a call whose deadline passed before it reached the store (not made): neither an error nor unavailable, and not timed", async () => {
+    const opened = await openTestStore("sqlite");
+    try {
+      const metrics = createMetrics();
+      const store = instrumentStore(opened.store, metrics.storeHook("sqlite"));
+      const late = { requestId: "late", deadline: callClock() - 1 };
+      await assert.rejects(runInCall(late, () => store.users.findById("u-none")), DeadlineExceededError);
+      assert.deepEqual(await storeFigures(metrics, { operation: "users.findById", store: "sqlite" }), { errors: 0, unavailable: 0, timed: 0 });
+    } finally {
+      await opened.close();
+    }
+  });
 });
+
+/** One store operation's errors, unavailability and timed calls, as `metrics` exposes them. */
+async function storeFigures(metrics: ReturnType<typeof createMetrics>, op: { operation: string; store: string }) {
+  const text = await metrics.registry.metrics();
+  const families: Families = Object.assign(parsePrometheusTextFormat(text), { text });
+  return {
+    errors: value(families, "tessera_store_errors_total", op),
+    unavailable: value(families, "tessera_store_unavailable_total", op),
+    timed: histogramCount(families, "tessera_store_operation_duration_seconds", op),
+  };
+}
 
 describe("metrics: a write's later wait for its fsync (the embedded store's ...ThenSync methods)", function () {
   const eio = Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO", syscall: "fsync" });
