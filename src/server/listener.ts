@@ -706,7 +706,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         cert: o.tls.cert,
         key: o.tls.key,
         ...tlsPolicy,
-        ALPNProtocols: ["h2", "http/1.1"],
+        // In the server's order of preference. http/1.0 (RFC 7301's registry) is served as it is
+        // in cleartext: a client that offers it alone (curl --http1.0) was refused the handshake
+        // (no_application_protocol).
+        ALPNProtocols: ["h2", "http/1.1", "http/1.0"],
         // Node's default is 120 s: a connection that never sends a ClientHello would hold a
         // socket that long.
         handshakeTimeout: o.headersTimeoutMs,

@@ -175,6 +175,16 @@ describe("hostile: ALPN on the TLS port", function () {
     assert.match(r.received, /\{"status":"SERVING"\}$/);
   });
 
+  it("a client offering only http/1.0 (curl --http1.0) is served HTTP/1.0; one offering http/1.1 too gets http/1.1", async () => {
+    const r = await exchange(["http/1.0"], "GET /healthz HTTP/1.0\r\nhost: localhost\r\n\r\n");
+    assert.equal(r.error, undefined);
+    assert.equal(r.protocol, "http/1.0");
+    assert.match(r.received, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(r.received, /\{"status":"SERVING"\}$/);
+    const both = await exchange(["http/1.0", "http/1.1"], "GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    assert.equal(both.protocol, "http/1.1");
+  });
+
   it("a client offering only an unknown protocol is refused with the no_application_protocol alert", async () => {
     const r = await exchange(["spdy/3"], "GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n");
     assert.equal(r.error, "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL");
