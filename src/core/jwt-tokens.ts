@@ -269,10 +269,10 @@ export class JwtTokens {
    */
   async changePassword(userId: string, credentialEpoch: number, newPassword: string): Promise<void> {
     requireField("pass", newPassword);
-    await this.currentUser(userId, credentialEpoch);
+    const user = await this.currentUser(userId, credentialEpoch);
     try {
       // Checked again in the write: a concurrent change with the same token must not win too.
-      await this.deps.users.changePassword(userId, newPassword, "pass", credentialEpoch);
+      await this.deps.users.changePassword(user, newPassword, "pass", credentialEpoch);
     } catch (e) {
       if (e instanceof AuthError && e.reason === "TOKEN_REVOKED") throw credentialOutdated();
       throw e;

@@ -1,16 +1,28 @@
-// The password policy shared by every service that sets a password: at least 8 and at most
-// 256 characters (NIST SP 800-63B), and not one of the 10,000 most common passwords.
+// The password policy shared by every service that sets a password (sign-ups, password changes;
+// never a login, so an account whose password an older policy accepted still logs in): at least
+// 8 and at most 256 characters (NIST SP 800-63B), not one of the 10,000 most common passwords,
+// and not the account's own login (SP 800-63B 5.1.1.2: context-specific words such as the
+// user name).
+//
+// A password is stored exactly as sent, but it is judged in the form logins are compared by
+// (login-name.ts: NFKC and case folding, white space trimmed and collapsed, invisible characters
+// left out), with control characters left out too. So " password1 ", "password1\0" and the
+// full-width "ｐａｓｓｗｏｒｄ１" are as common as "Password1", a password of nothing but white space
+// or NULs is refused, and "ADA.Lovelace" is the login ada.lovelace@example.com's local part.
 //
 // The list is bundled (common-passwords.txt: SecLists' "10-million-password-list-top-10000",
 // MIT, see common-passwords.LICENSE) rather than taken from an npm package: none of the
 // packages that wrap such a list is actively maintained, and a plain text file is easy to audit
-// or replace. Comparison is case-insensitive, so "Password1" counts as common too.
+// or replace.
 import { readFileSync } from "node:fs";
 import { projectFile } from "../project-files.js";
 import { invalidField } from "./errors.js";
+import { loginKey } from "./login-name.js";
 
 export const minPasswordLength = 8;
 export const maxPasswordLength = 256;
+
+const control = /\p{Cc}/gu;
 
 let common: Set<string> | undefined;
 
@@ -18,25 +30,39 @@ function commonPasswords(): Set<string> {
   common ??= new Set(
     readFileSync(projectFile("src", "core", "common-passwords.txt"), "utf8")
       .split(/\r?\n/)
-      .map((line) => line.trim().toLowerCase())
+      .map(comparedForm)
       .filter((line) => line.length >= minPasswordLength),
   );
   return common;
 }
 
-/** True when the password is on the bundled list of common passwords. */
-export function isCommonPassword(password: string): boolean {
-  return commonPasswords().has(password.toLowerCase());
+/** The form a password is judged in: control characters left out, then compared as a login is. */
+function comparedForm(password: string): string {
+  return loginKey(password.replace(control, ""));
 }
 
 /**
  * Throws AuthError invalid_argument naming the rule the password breaks (WEAK_PASSWORD; a
- * password too long is INVALID_FIELD). `field` is the request field it came in.
+ * password too long is INVALID_FIELD). `login` is the account's (as spelt or as a request gives
+ * it), `field` the request field the password came in.
  */
-export function checkPassword(password: string, field = "password"): void {
+export function checkPassword(password: string, login: string, field = "password"): void {
   // Length in Unicode code points, so an emoji counts as one character.
   const length = [...password].length;
   if (length < minPasswordLength) throw invalidField(field, `password too short: at least ${minPasswordLength} characters required`, "WEAK_PASSWORD");
   if (length > maxPasswordLength) throw invalidField(field, `password too long: at most ${maxPasswordLength} characters allowed`);
-  if (isCommonPassword(password)) throw invalidField(field, "password too common: it is on a list of frequently used passwords", "WEAK_PASSWORD");
+  const form = comparedForm(password);
+  if (form.length === 0) throw invalidField(field, "password must not be only white space, control or invisible characters", "WEAK_PASSWORD");
+  if ([...form].length < minPasswordLength) {
+    throw invalidField(
+      field,
+      `password too short: at least ${minPasswordLength} characters required, not counting white space at either end, repeated white space, control or invisible characters`,
+      "WEAK_PASSWORD",
+    );
+  }
+  if (commonPasswords().has(form)) throw invalidField(field, "password too common: it is on a list of frequently used passwords", "WEAK_PASSWORD");
+  // The login itself, or an email's local part (a user name holding an @ is read alike).
+  const key = loginKey(login);
+  const at = key.lastIndexOf("@");
+  if (form === key || (at >= 0 && form === key.slice(0, at))) throw invalidField(field, "password must not be the login or part of it", "WEAK_PASSWORD");
 }

@@ -77,7 +77,7 @@ export class Users {
    */
   async create(input: NewUserInput): Promise<UserRecord> {
     const login = parseLogin(input.login, input.kind);
-    checkPassword(input.password, input.passwordField);
+    checkPassword(input.password, login.spelling, input.passwordField);
     const emails = (input.emails ?? (input.kind === "email" ? [login.spelling] : [])).map((e) => parseLogin(e, "email").spelling);
     // A full hasher refuses before the login is looked up, a taken login as a free one: were a
     // taken login answered 409 whatever the load, a refusal under load would tell that the login
@@ -204,10 +204,12 @@ export class Users {
    * Changes the password, in every service at once; the credential lifecycle then ends the
    * user's credentials issued before it (a failure of that step is logged, not thrown: see below). With `expectedEpoch` (the caller's credential's), the
    * change is made only while that is still the user's epoch (checked in the store's write):
-   * TOKEN_REVOKED when another change or a deactivation moved it on first.
+   * TOKEN_REVOKED when another change or a deactivation moved it on first. `account` is the
+   * user as the caller read it: the policy refuses its login as the new password.
    */
-  async changePassword(id: string, newPassword: string, passwordField = "password", expectedEpoch?: number): Promise<UserRecord> {
-    checkPassword(newPassword, passwordField);
+  async changePassword(account: Pick<UserRecord, "id" | "login">, newPassword: string, passwordField = "password", expectedEpoch?: number): Promise<UserRecord> {
+    const { id } = account;
+    checkPassword(newPassword, account.login, passwordField);
     const hash = await this.passwords.hash(newPassword);
     const user = await this.users.updatePasswordHash(id, hash, this.clock.now(), expectedEpoch);
     const now = !user && expectedEpoch !== undefined ? await this.users.findById(id) : null;

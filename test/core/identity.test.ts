@@ -40,14 +40,39 @@ async function rejectsAsync(p: Promise<unknown>, code: string, message: RegExp):
 }
 
 describe("core: password policy", () => {
+  const login = "ada.lovelace@example.com";
+
   it("names the rule broken", () => {
-    rejects(() => checkPassword("1234567"), "invalid_argument", /too short/);
-    rejects(() => checkPassword("é".repeat(257)), "invalid_argument", /too long/);
-    rejects(() => checkPassword("iloveyou"), "invalid_argument", /too common/);
-    rejects(() => checkPassword("BASEBALL"), "invalid_argument", /too common/);
-    checkPassword(password);
-    checkPassword("😀😀😀😀😀😀😀😀"); // 8 code points
-    checkPassword("é".repeat(256));
+    rejects(() => checkPassword("1234567", login), "invalid_argument", /too short/);
+    rejects(() => checkPassword("é".repeat(257), login), "invalid_argument", /too long/);
+    rejects(() => checkPassword("iloveyou", login), "invalid_argument", /too common/);
+    rejects(() => checkPassword("BASEBALL", login), "invalid_argument", /too common/);
+    checkPassword(password, login);
+    checkPassword("😀😀😀😀😀😀😀😀", login); // 8 code points
+    checkPassword("é".repeat(256), login);
+  });
+
+  it("judges a password in the form logins are compared by, control characters left out", () => {
+    rejects(() => checkPassword(" ".repeat(8), login), "invalid_argument", /only white space/);
+    rejects(() => checkPassword("\u0000".repeat(8), login), "invalid_argument", /only white space/);
+    rejects(() => checkPassword("\u200b".repeat(8), login), "invalid_argument", /only white space/);
+    rejects(() => checkPassword("x       ", login), "invalid_argument", /too short: .* not counting white space/);
+    rejects(() => checkPassword("ab\u0000\u0000\u0000\u0000cd", login), "invalid_argument", /too short: .* not counting white space/);
+    rejects(() => checkPassword(" password1 ", login), "invalid_argument", /too common/);
+    rejects(() => checkPassword("password1\u0000", login), "invalid_argument", /too common/);
+    rejects(() => checkPassword("pass\u200bword1", login), "invalid_argument", /too common/);
+    rejects(() => checkPassword("\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff11", login), "invalid_argument", /too common/);
+    // Spaces within a passphrase count (one per run).
+    checkPassword("a b c d e", login);
+  });
+
+  it("refuses the login, or an email login's local part", () => {
+    for (const pw of [login, " ADA.Lovelace@Example.com", "ada.lovelace", "\uff41da.lovelace", "ada.lovelace\u0000"]) {
+      rejects(() => checkPassword(pw, login), "invalid_argument", /must not be the login/);
+    }
+    rejects(() => checkPassword("Ada Lovelace", "ada  lovelace"), "invalid_argument", /must not be the login/);
+    checkPassword("example.com", login);
+    checkPassword("ada.lovelace1", login);
   });
 });
 

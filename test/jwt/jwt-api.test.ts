@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
-import { expectCode, expectOk, protocols } from "../support/api.js";
+import { expectCode, expectOk, expectWeakPassword, protocols } from "../support/api.js";
 import { basic, bearer } from "../support/clients.js";
 import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { otherPassword, password, uniqueName } from "../support/users.js";
+import { fullWidthCommon, otherPassword, password, uniqueName, weakPassword } from "../support/users.js";
 import { algNone } from "./forge.js";
 import { argStyles, argumentCall, jwtApi, multipartBody, type JwtApi } from "./api.js";
 import { loginKey } from "../../src/core/login-name.js";
@@ -157,6 +157,22 @@ for (const store of storesUnderTest()) {
           const fresh = await login(user, otherPassword);
           expectOk(await api.getToken({ user: await refreshToken(fresh) }));
           expectCode(await api.changePassword({ pass: "short", access_token: fresh }), "invalid_argument", tooShort);
+        });
+
+        it("PATCH /user holds the new password to the sign-up's policy: not the user's own name, nor a common one padded or in look-alikes, nor white space only", async () => {
+          const user = await createUser();
+          const access = await login(user);
+          const refused: [string, string][] = [
+            [user, weakPassword.isLogin],
+            [` ${user.toUpperCase()}\u0000`, weakPassword.isLogin],
+            [" password1 ", weakPassword.tooCommon],
+            [fullWidthCommon, weakPassword.tooCommon],
+            [" ".repeat(8), weakPassword.onlyBlank],
+          ];
+          for (const [pass, message] of refused) expectWeakPassword(await api.changePassword({ pass, access_token: access }), "pass", message);
+          // Nothing changed: the password and the token still work.
+          expectOk(await api.getToken({ user, pass: password }));
+          assert.deepEqual(expectOk(await api.changePassword({ pass: otherPassword, access_token: access })), {});
         });
 
         it("GET /user answers the claims, or nothing without a valid token (REST: 204, no body)", async () => {

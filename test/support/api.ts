@@ -8,7 +8,7 @@ import { fromJson, toJson, type DescMessage, type DescMethodUnary, type DescServ
 import { Code, ConnectError, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { GrpcJsClient, type RestResponse } from "./clients.js";
-import { connectDetails, grpcStatusDetails, jsonDetails, type DetailFacts } from "./error-details.js";
+import { connectDetails, grpcStatusDetails, jsonDetails, tesseraDetails, type DetailFacts } from "./error-details.js";
 
 export type Protocol = "grpc" | "connect" | "rest";
 export type RpcProtocol = Exclude<Protocol, "rest">;
@@ -67,6 +67,12 @@ export function expectCode(outcome: Outcome<unknown>, code: string, message?: Re
   if (outcome.status !== undefined && code !== "ok") assert.equal(outcome.status, httpStatus[code], `HTTP status of ${code}`);
   if (typeof message === "string") assert.equal(outcome.message, message);
   else if (message) assert.match(outcome.message ?? "", message);
+}
+
+/** A password the policy refuses: 400 WEAK_PASSWORD with `message`, its BadRequest naming `field`. */
+export function expectWeakPassword(outcome: Outcome<unknown>, field: string, message: string): void {
+  expectCode(outcome, "invalid_argument", message, "WEAK_PASSWORD");
+  assert.deepEqual(outcome.details, tesseraDetails("WEAK_PASSWORD", { [field]: message }));
 }
 
 /** Asserts success (over REST with exactly `restStatus`) and returns the answer. */

@@ -15,6 +15,15 @@ export const password = "correct horse battery staple";
 /** Another one, for password changes and wrong-password attempts by a user who has `password`. */
 export const otherPassword = "tr0ubador & a second staple";
 
+/** What the password policy answers a password that breaks one of its rules. */
+export const weakPassword = {
+  onlyBlank: "password must not be only white space, control or invisible characters",
+  tooCommon: "password too common: it is on a list of frequently used passwords",
+  isLogin: "password must not be the login or part of it",
+};
+/** "password1" in full-width letters and digit, as a keyboard in full-width mode types it: a common password. */
+export const fullWidthCommon = "\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff11";
+
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The `x-koms-clientid` header of seed 000 calls. */

@@ -1,0 +1,122 @@
+// The password policy on every sign-up (POST /user, POST /jwt/user), over every transport: a
+// password is judged in the form logins are compared by (NFKC and case folding, white space
+// trimmed and collapsed, invisible and control characters left out), so white space or NULs
+// alone, a common password padded or spelt in full-width look-alikes, and the account's own
+// login (or an email login's local part) are 400 WEAK_PASSWORD naming the rule and the field.
+// The password is stored as sent, and logins never apply the policy: an account whose password
+// the policy now refuses still logs in on every API. (Password changes: test/jwt/jwt-api.test.ts.)
+import { randomBytes } from "node:crypto";
+import { loginKey } from "../../src/core/login-name.js";
+import { Passwords } from "../../src/core/passwords.js";
+import { expectCode, expectOk, expectWeakPassword, type Outcome } from "../support/api.js";
+import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { fullWidthCommon, password, uniqueEmail, uniqueName, weakPassword } from "../support/users.js";
+import { loginApi, loginPaths, transports, type LoginApi } from "./api.js";
+
+const { onlyBlank, tooCommon, isLogin } = weakPassword;
+const shortOnceTrimmed = "password too short: at least 8 characters required, not counting white space at either end, repeated white space, control or invisible characters";
+
+interface SignUpPath {
+  name: string;
+  field: string;
+  /** A login no other test uses, of this path's kind. */
+  newLogin(): string;
+  signUp(api: LoginApi, login: string, pass: string): Promise<Outcome<unknown>>;
+}
+
+const signUps: SignUpPath[] = [
+  { name: "POST /user (seed 000)", field: "password", newLogin: () => uniqueEmail("policy"), signUp: (api, login, pass) => api.signUp(login, pass) },
+  { name: "POST /jwt/user (seed 004)", field: "pass", newLogin: () => uniqueName("policy"), signUp: (api, login, pass) => api.createJwtUser(login, pass) },
+];
+
+for (const store of storesUnderTest()) {
+  for (const transport of transports) {
+    describe(`the password policy (${store}, ${transport})`, function () {
+      this.timeout(60_000);
+      let server: TestServer;
+      let api: LoginApi;
+      before(async () => {
+        server = await startTestServer({ store });
+        api = loginApi(transport, server.url);
+      });
+      after(async () => {
+        api?.close();
+        await server?.close();
+      });
+
+      for (const path of signUps) {
+        describe(path.name, () => {
+          it("refuses a password of white space, control or invisible characters only, or short once they are left out", async () => {
+            for (const pw of [" ".repeat(8), "\t \u3000 \u00a0 \n ", "\u0000".repeat(8), "\u200b".repeat(8)]) {
+              expectWeakPassword(await path.signUp(api, path.newLogin(), pw), path.field, onlyBlank);
+            }
+            expectWeakPassword(await path.signUp(api, path.newLogin(), "x       "), path.field, shortOnceTrimmed);
+            expectWeakPassword(await path.signUp(api, path.newLogin(), "ab\u0000\u0000\u0000\u0000cd"), path.field, shortOnceTrimmed);
+          });
+
+          it("refuses a common password padded with white space or a control character, or spelt in full-width look-alikes", async () => {
+            for (const pw of [" password1 ", "password1\u0000", "\u0000password1", "pass\u200bword1", fullWidthCommon, ` ${fullWidthCommon.toUpperCase()}\u3000`]) {
+              expectWeakPassword(await path.signUp(api, path.newLogin(), pw), path.field, tooCommon);
+            }
+          });
+
+          it("refuses the login as the password, in any spelling that is the same login", async () => {
+            const login = path.newLogin();
+            for (const pw of [login, ` ${login.toUpperCase()} `, `${login}\u0000`, login.replace("p", "\uff50")]) {
+              expectWeakPassword(await path.signUp(api, login, pw), path.field, isLogin);
+            }
+            // Refused ones created nothing: the login is still free.
+            expectOk(await path.signUp(api, login, password), 201);
+          });
+        });
+      }
+
+      it("POST /user refuses an email login's local part as the password", async () => {
+        const local = `ada.lovelace.${randomBytes(4).toString("hex")}`;
+        const email = `${local}@example.com`;
+        for (const pw of [local, local.toUpperCase(), ` ${local}\u0000`]) {
+          expectWeakPassword(await api.signUp(email, pw), "password", isLogin);
+        }
+        // Its domain, or the local part with more to it, is no part the rule looks at.
+        expectOk(await api.signUp(email, `${local}!x`), 201);
+      });
+
+      it("stores the password as sent: padded with spaces, it logs in only so padded", async () => {
+        const email = uniqueEmail("policy");
+        const padded = `  ${password}  `;
+        expectOk(await api.signUp(email, padded), 201);
+        expectOk(await api.logIn(email, padded));
+        expectCode(await api.logIn(email, password), "unauthenticated", "invalid login or password");
+      });
+
+      describe("an account whose password the policy now refuses still logs in", () => {
+        /** An account as an older policy let it be signed up: written to the store with `pass`. */
+        async function oldAccount(login: string, pass: string): Promise<void> {
+          await server.tessera.store.users.create({
+            id: randomBytes(12).toString("hex"),
+            login,
+            loginKey: loginKey(login),
+            emails: login.includes("@") ? [login] : [],
+            passwordHash: await new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 }).hash(pass),
+            createdAt: new Date(),
+          });
+        }
+
+        const refusedNow: [string, (login: string) => string][] = [
+          ["its login", (login) => login],
+          ["a common password padded with spaces", () => " password1 "],
+          ["a common password in full-width look-alikes", () => fullWidthCommon],
+        ];
+        for (const path of loginPaths("old-policy")) {
+          for (const [what, passwordOf] of refusedNow) {
+            it(`${path.name}: ${what}`, async () => {
+              const login = path.name.startsWith("GET /jwt") ? uniqueName("old-policy") : uniqueEmail("old-policy");
+              await oldAccount(login, passwordOf(login));
+              expectOk(await path.attempt(api, login, passwordOf(login)));
+            });
+          }
+        }
+      });
+    });
+  }
+}
