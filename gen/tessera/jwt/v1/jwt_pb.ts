@@ -243,7 +243,9 @@ export type CreateUserRequest = Message<"tessera.jwt.v1.CreateUserRequest"> & {
   user: string;
 
   /**
-   * The new user's password.
+   * The new user's password: at least 8 and at most 256 characters, not a well-known common
+   * password, and not the user name; judged as user names are compared (NFKC, case folding,
+   * white space trimmed, control characters left out), stored as sent.
    *
    * @generated from field: string pass = 2;
    */
@@ -279,7 +281,7 @@ export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PUR
  */
 export type ChangePasswordRequest = Message<"tessera.jwt.v1.ChangePasswordRequest"> & {
   /**
-   * The new password.
+   * The new password, held to CreateUser's password policy (not the user name either).
    *
    * @generated from field: string pass = 1;
    */

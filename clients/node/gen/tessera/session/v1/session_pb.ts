@@ -220,7 +220,9 @@ export type CreateUserRequest = Message<"tessera.session.v1.CreateUserRequest"> 
   email: string;
 
   /**
-   * At least 8 and at most 256 characters, and not a well-known common password.
+   * At least 8 and at most 256 characters, not a well-known common password, and not the email
+   * or its local part; judged as logins are compared (NFKC, case folding, white space trimmed,
+   * control characters left out), stored as sent.
    *
    * @generated from field: string password = 2;
    */
