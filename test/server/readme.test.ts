@@ -138,6 +138,19 @@ describe("README", () => {
     }
   });
 
+  it("names as `METHOD /path` only routes Tessera serves (the JWT API under its base path)", () => {
+    const routes = servedServices(true).flatMap((s) => restRoutes(s).map((r) => `${r.httpMethod} ${r.pattern}`));
+    // Served beside the APIs (src/server/index.ts, src/server/docs.ts).
+    const served = new Set([...routes, "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json", "GET /docs"]);
+    for (const file of documents) {
+      // `GET /jwt/check`, `GET/DELETE /jwt/refresh_token`, `GET /jwt/check?<token>` (the path alone).
+      const named = [...read(file).matchAll(/`((?:GET|HEAD|POST|PUT|PATCH|DELETE)(?:\/[A-Z]+)*) (\/[^`?\s]*)[^`]*`/g)]
+        .flatMap((m) => m[1]!.split("/").map((method) => `${method === "HEAD" ? "GET" : method} ${m[2]!}`));
+      const unknown = [...new Set(named)].filter((route) => !served.has(route));
+      assert.deepEqual(unknown, [], `${file} names routes Tessera does not serve`);
+    }
+  });
+
   it("calls over gRPC the buf curl lines it presents as gRPC (buf curl speaks Connect unless told)", () => {
     const block = section(read("README.md"), "## Call it");
     const grpc = block.slice(block.indexOf("# gRPC"), block.indexOf("```", block.indexOf("# gRPC")));
