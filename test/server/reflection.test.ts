@@ -6,36 +6,21 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import {
   ServerReflection,
   ServerReflectionRequestSchema,
   type ServerReflectionResponse,
 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { grpcMethodDefinition } from "../support/clients.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const run = promisify(execFile);
 
 /** One reflection exchange over gRPC: the request's answer, as grpcurl gets it. */
 async function reflect(url: string, request: MessageInitShape<typeof ServerReflectionRequestSchema>): Promise<ServerReflectionResponse> {
-  const m = ServerReflection.method.serverReflectionInfo;
-  const serialize = <D extends DescMessage>(d: D) => (v: MessageShape<D>) => Buffer.from(toBinary(d, v));
-  const parse = <D extends DescMessage>(d: D) => (b: Buffer) => fromBinary(d, b);
-  const Client = grpc.makeGenericClientConstructor(
-    {
-      ServerReflectionInfo: {
-        path: `/${ServerReflection.typeName}/${m.name}`,
-        requestStream: true,
-        responseStream: true,
-        requestSerialize: serialize(m.input),
-        requestDeserialize: parse(m.input),
-        responseSerialize: serialize(m.output),
-        responseDeserialize: parse(m.output),
-      },
-    },
-    "ServerReflection",
-  );
+  const Client = grpc.makeGenericClientConstructor({ ServerReflectionInfo: grpcMethodDefinition(ServerReflection.method.serverReflectionInfo) }, "ServerReflection");
   const client = new Client(url.replace(/^http:\/\//, ""), grpc.credentials.createInsecure());
   try {
     return await new Promise((resolve, reject) => {

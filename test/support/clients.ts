@@ -1,7 +1,7 @@
 // Real clients for API tests: @grpc/grpc-js (what internal Node services use), Connect
 // (connect-node, over HTTP/1.1 or HTTP/2) and REST (fetch).
 import * as grpc from "@grpc/grpc-js";
-import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -30,6 +30,19 @@ export interface GrpcResult {
   trailer?: grpc.Metadata;
 }
 
+/** A method as @grpc/grpc-js's makeGenericClientConstructor takes it, messages in their binary form. */
+export function grpcMethodDefinition(m: DescMethod): grpc.MethodDefinition<MessageShape<DescMessage>, MessageShape<DescMessage>> {
+  return {
+    path: `/${m.parent.typeName}/${m.name}`,
+    requestStream: m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming",
+    responseStream: m.methodKind === "server_streaming" || m.methodKind === "bidi_streaming",
+    requestSerialize: (value) => Buffer.from(toBinary(m.input, value)),
+    requestDeserialize: (bytes) => fromBinary(m.input, bytes),
+    responseSerialize: (value) => Buffer.from(toBinary(m.output, value)),
+    responseDeserialize: (bytes) => fromBinary(m.output, bytes),
+  };
+}
+
 /**
  * A @grpc/grpc-js client for one service, built from the generated descriptors (no
  * proto-loader): `call("GetSession", {...}, {authorization: "Bearer ..."})` resolves with the
@@ -42,17 +55,7 @@ export class GrpcJsClient<S extends DescService> {
     address: string,
   ) {
     const definition: Record<string, grpc.MethodDefinition<any, any>> = {};
-    for (const m of service.methods) {
-      definition[m.name] = {
-        path: `/${service.typeName}/${m.name}`,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (value: MessageShape<DescMessage>) => Buffer.from(toBinary(m.input, value)),
-        requestDeserialize: (bytes: Buffer) => fromBinary(m.input, bytes),
-        responseSerialize: (value: MessageShape<DescMessage>) => Buffer.from(toBinary(m.output, value)),
-        responseDeserialize: (bytes: Buffer) => fromBinary(m.output, bytes),
-      };
-    }
+    for (const m of service.methods) definition[m.name] = grpcMethodDefinition(m);
     const Ctor = grpc.makeGenericClientConstructor(definition, service.typeName);
     this.client = new Ctor(address.replace(/^https?:\/\//, ""), grpc.credentials.createInsecure());
   }
