@@ -41,6 +41,8 @@ export const ServerReasons = {
   CANCELED: "CANCELED",
   /** grpc.health.v1: no such service. */
   SERVICE_NOT_FOUND: "SERVICE_NOT_FOUND",
+  /** A stream (grpc.health.v1 Watch, server reflection) past TESSERA_MAX_OPEN_STREAMS. */
+  TOO_MANY_STREAMS: "TOO_MANY_STREAMS",
   /** No route for this path (no RPC, no REST binding, no probe). */
   ROUTE_NOT_FOUND: "ROUTE_NOT_FOUND",
   /** The path exists, but not for this HTTP method (`Allow` lists those it takes). */

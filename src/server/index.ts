@@ -21,6 +21,7 @@ import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatc
 import { createDocs } from "./docs.js";
 import { sendErrorBody } from "./error-details.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
+import { createStreamBound } from "./stream-bound.js";
 import { createTimestampInterceptor } from "./timestamp-interceptor.js";
 import { describeError } from "./error-report.js";
 import { createHealthImpl, unlessDraining, type LivenessProbe, type ReadinessProbe } from "./health.js";
@@ -210,6 +211,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // connect-es reads `textDecoder` from these options at run time; its option type omits it.
   const jsonOptions = { alwaysEmitImplicit: true, textDecoder: jsonTextDecoder };
   const adminGate = createAdminGate({ services, adminToken: config.adminToken, audit: o.audit });
+  const streams = createStreamBound(config.maxOpenStreams);
+  o.metrics?.countStreams(streams.open);
   const rpc = createDispatcher({
     adminGate,
     isSecret,
@@ -217,6 +220,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       createLoggingInterceptor(logger, rpcObserver(o.metrics, tracing.exporting)),
       createDeadlineInterceptor(),
       createErrorInterceptor(logger),
+      // After the logging interceptor: a stream refused at TESSERA_MAX_OPEN_STREAMS is logged
+      // and counted (resource_exhausted) as any call is.
+      streams.interceptor,
       createTimestampInterceptor(),
       ...(o.audit ? [createAdminAuditInterceptor(o.audit, services), createOwnAccountAuditInterceptor(o.audit)] : []),
       createAccessInterceptor({

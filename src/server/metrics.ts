@@ -128,6 +128,8 @@ export interface Metrics {
   connectionRefused(): void;
   /** Reads the connections open now from `open` at scrape time. */
   countConnections(open: () => number): void;
+  /** Reads the streams open now (TESSERA_MAX_OPEN_STREAMS counts them) from `open` at scrape time. */
+  countStreams(open: () => number): void;
   /**
    * Under TLS: reads the certificate's notAfter from `notAfter` at scrape time; reloadRefused
    * counts a renewal refused.
@@ -266,6 +268,15 @@ export function createMetrics(): Metrics {
       if (openConnections) this.set(openConnections());
     },
   });
+  let openStreams: (() => number) | undefined;
+  new client.Gauge({
+    name: "tessera_streams_open",
+    help: "Streams (grpc.health.v1 Watch, server reflection) open now, which TESSERA_MAX_OPEN_STREAMS bounds per worker (summed over workers).",
+    registers: [registry],
+    collect() {
+      if (openStreams) this.set(openStreams());
+    },
+  });
   let sources: MetricSources | undefined;
   new client.Gauge({
     name: "tessera_hasher_in_use",
@@ -402,6 +413,9 @@ export function createMetrics(): Metrics {
     newsFailed: (kind) => newsFailed.inc({ kind }),
     countConnections(open) {
       openConnections = open;
+    },
+    countStreams(open) {
+      openStreams = open;
     },
     certificate(notAfter) {
       // Registered only under TLS: a gauge without labels would otherwise read 0 (expired), and

@@ -96,6 +96,8 @@
 //   request had not arrived by TESSERA_HEADERS_TIMEOUT_MS / TESSERA_REQUEST_TIMEOUT_MS (408).
 // - CANCELED: the caller canceled the call.
 // - SERVICE_NOT_FOUND: grpc.health.v1.Health: no such service.
+// - TOO_MANY_STREAMS: grpc.health.v1.Health/Watch or server reflection: the server already
+//   holds TESSERA_MAX_OPEN_STREAMS streams open (RESOURCE_EXHAUSTED): retry once one has ended.
 // - ORIGIN_NOT_ALLOWED: a CORS preflight from an origin TESSERA_CORS_ORIGINS does not list, or
 //   a logout with the session cookie sent from a page of another origin than the server's own
 //   or one TESSERA_CORS_ORIGINS lists (403).
