@@ -441,12 +441,22 @@ export class KeyRing {
       // The key a rotation promoted, not signing yet, while the key it takes over from still
       // signs: the next key, published by that rotation a moment ago perhaps, is promoted as a
       // rotation promotes it, and the key that signs goes on until then. Promoted at once, it
-      // would sign before verifiers that cached the JWKS could hold it.
+      // would sign before verifiers that cached the JWKS could hold it. So too when a later
+      // rotation has promoted a key after it already (it is retired then, as of that key's start).
       const signer = this.signerOf(records, now.getTime(), false);
       const waiting =
-        signer !== undefined && signer.kid !== kid && target.generation < records.at(-1)!.generation && !target.retiredAt && target.activatedAt.getTime() > now.getTime();
-      const promotedAbove = (rs: readonly SigningKeyRecord[]) =>
-        rs.some((r) => r.generation > target.generation && r.generation < rs.at(-1)!.generation && !r.revokedAt) ? kid : undefined;
+        signer !== undefined &&
+        signer.kid !== kid &&
+        target.generation < records.at(-1)!.generation &&
+        target.activatedAt.getTime() > now.getTime() &&
+        (!target.retiredAt || target.retiredAt.getTime() > target.activatedAt.getTime());
+      // Done once a key above it is promoted and the key below it signs until that one starts.
+      const promotedAbove = (rs: readonly SigningKeyRecord[]) => {
+        const above = rs.find((r) => r.generation > target.generation && r.generation < rs.at(-1)!.generation && !r.revokedAt);
+        const below = rs.filter((r) => r.generation < target.generation && !r.revokedAt).at(-1);
+        if (above === undefined) return undefined;
+        return below?.retiredAt === undefined || below.retiredAt.getTime() >= above.activatedAt.getTime() ? kid : undefined;
+      };
       if (waiting) {
         await this.advance("scheduled", promotedAbove, rotated, kid);
         wrote();
@@ -478,7 +488,8 @@ export class KeyRing {
    * (another instance promoted the key this one stored first), nothing more is promoted.
    * `rotated`: told the promoted kid once the store holds a rotation this call made.
    * `revoking`: a promoted key about to be revoked before it signs; the key below it is retired
-   * in its place, as of the new promotion (a later time than the one it had).
+   * in its place, as of the new promotion (a later time than the one it had), and a key a later
+   * rotation promoted above it with it.
    */
   private async advance(
     when: "scheduled" | "now",
@@ -509,8 +520,11 @@ export class KeyRing {
       const unretired = records.filter(
         (r) => r.generation < top.generation && !r.revokedAt && r.kid !== revoking && (r.retiredAt === undefined || r.retiredAt.getTime() > now),
       );
-      const retiring = unretired.at(-1);
-      const alsoRetire = unretired.slice(0, -1).filter((r) => r.retiredAt === undefined).map((r) => r.kid);
+      // Being revoked after a later rotation promoted a key above it: the key below it is retired
+      // again, the one above with it (it signs from its start until then, being the higher).
+      const below = revoking === undefined ? unretired : unretired.filter((r) => r.generation < (records.find((k) => k.kid === revoking)?.generation ?? Infinity));
+      const retiring = below.at(-1);
+      const alsoRetire = unretired.filter((r) => r !== retiring && r.retiredAt === undefined).map((r) => r.kid);
       const next = await this.newKey(top.generation + 1);
       const won = await this.store.rotate(next, {
         promote: { kid: top.kid, activatedAt },

@@ -145,37 +145,44 @@ for (const store of storesUnderTest()) {
 
       // A rotation soon after another promotes a key that signs only once published for the
       // lead. Revoking that key before it signs leaves the key that signs unharmed: it goes on
-      // until the next key, published by that rotation, has been published for the lead too.
-      it("revoking the key a rotation promoted before it signs: the signing key goes on until the next key has been published for the lead", async () => {
-        const keys = keyApi("rest", server.url);
-        clock.advance(server.config.keyPublishSeconds * 1000);
-        // Promoted at once; the rotation publishes a new next key now.
-        expectOk(await keys.rotateKey(admin));
-        const [, signed] = await freshTokens();
-        const signingKid = kidOf(signed!);
-        clock.advance(100_000);
-        const fetched = await keys.getJwks();
-        const copy = expectOk(fetched) as JSONWebKeySet;
-        const promoted = expectOk(await keys.rotateKey(admin)).kid;
-        const [next] = expectOk(await keys.getJwks()).keys;
-        assert.ok(!copy.keys.some((k) => k.kid === next!.kid), "the copy predates the next key");
-        clock.advance(10_000);
-        const revoked = expectOk(await keys.revokeKey(promoted, admin));
-        assert.deepEqual(revoked, { kid: promoted, signing_kid: signingKid });
-        // Until the copy's max-age has passed, every new token verifies with it.
-        for (const token of await freshTokens()) await verifiesWith(copy, token);
-        clock.advance((maxAgeOf(fetched.headers) - 10) * 1000);
-        for (const token of await freshTokens()) await verifiesWith(copy, token);
-        // The next key signs once published for the lead, not before.
-        clock.advance((server.config.keyPublishSeconds - maxAgeOf(fetched.headers)) * 1000 - 1_000);
-        assert.equal(kidOf((await freshTokens())[1]!), signingKid);
-        clock.advance(1_000);
-        const tokens = await freshTokens();
-        assert.deepEqual(tokens.map(kidOf), [next!.kid, next!.kid]);
-        const published = expectOk(await keys.getJwks()) as JSONWebKeySet;
-        assert.ok(!published.keys.some((k) => k.kid === promoted), "the revoked key is not published");
-        for (const token of tokens) await verifiesWith(published, token);
-      });
+      // until the next key, published by that rotation, has been published for the lead too. So
+      // too when another rotation has promoted that next key already (it was to sign after it).
+      for (const rotatedSince of [false, true]) {
+        const title = rotatedSince
+          ? "revoking the key a rotation promoted before it signs, another rotation since: the signing key goes on until the key that rotation published has been published for the lead"
+          : "revoking the key a rotation promoted before it signs: the signing key goes on until the next key has been published for the lead";
+        it(title, async () => {
+          const keys = keyApi("rest", server.url);
+          clock.advance(server.config.keyPublishSeconds * 1000);
+          // Promoted at once; the rotation publishes a new next key now.
+          expectOk(await keys.rotateKey(admin));
+          const [, signed] = await freshTokens();
+          const signingKid = kidOf(signed!);
+          clock.advance(100_000);
+          const fetched = await keys.getJwks();
+          const copy = expectOk(fetched) as JSONWebKeySet;
+          const promoted = expectOk(await keys.rotateKey(admin)).kid;
+          if (rotatedSince) expectOk(await keys.rotateKey(admin));
+          const [next] = expectOk(await keys.getJwks()).keys;
+          assert.ok(!copy.keys.some((k) => k.kid === next!.kid), "the copy predates the next key");
+          clock.advance(10_000);
+          const revoked = expectOk(await keys.revokeKey(promoted, admin));
+          assert.deepEqual(revoked, { kid: promoted, signing_kid: signingKid });
+          // Until the copy's max-age has passed, every new token verifies with it.
+          for (const token of await freshTokens()) await verifiesWith(copy, token);
+          clock.advance((maxAgeOf(fetched.headers) - 10) * 1000);
+          for (const token of await freshTokens()) await verifiesWith(copy, token);
+          // The next key signs once published for the lead, not before.
+          clock.advance((server.config.keyPublishSeconds - maxAgeOf(fetched.headers)) * 1000 - 1_000);
+          assert.equal(kidOf((await freshTokens())[1]!), signingKid);
+          clock.advance(1_000);
+          const tokens = await freshTokens();
+          assert.deepEqual(tokens.map(kidOf), [next!.kid, next!.kid]);
+          const published = expectOk(await keys.getJwks()) as JSONWebKeySet;
+          assert.ok(!published.keys.some((k) => k.kid === promoted), "the revoked key is not published");
+          for (const token of tokens) await verifiesWith(published, token);
+        });
+      }
     });
 
     describe("revocation, two instances on one store", () => {
