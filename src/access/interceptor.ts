@@ -128,7 +128,8 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const knownClientId = secretMatcher(options.clientIds);
   const isAdminToken = secretMatcher([options.adminToken]);
   const { verifiers } = options;
-  const cookieOrigins = new Set((options.cookieOrigins ?? []).map((o) => o.toLowerCase()));
+  // As a browser sends them, as CORS matches them: TESSERA_CORS_ORIGINS takes "https://app.example/".
+  const cookieOrigins = new Set((options.cookieOrigins ?? []).map((o) => o.replace(/\/+$/, "").toLowerCase()));
 
   const requireClientId = (header: Headers): string => {
     const id = header.get(clientIdHeader);

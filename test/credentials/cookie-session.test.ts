@@ -220,6 +220,23 @@ for (const store of storesUnderTest()) {
           assert.equal(fromPublic.status, 200, fromPublic.text);
         });
       });
+
+      // TESSERA_CORS_ORIGINS takes an origin written with a trailing "/", and CORS lets that
+      // origin's pages call: so does the cookie logout.
+      describe("an origin TESSERA_CORS_ORIGINS lists with a trailing slash", () => {
+        let slashed: TestServer;
+        before(async () => (slashed = await startTestServer({ store, env: { TESSERA_CORS_ORIGINS: `${allowedOrigin}/` } })));
+        after(() => slashed.close());
+
+        it("REST: a logout from a page of that origin ends the session", async () => {
+          const email = uniqueEmail("cookie");
+          await signUp(slashed, email);
+          const value = await sessionCookie(slashed, await loginUserToken(slashed, email));
+          const fromListed = await rest(slashed.url, "POST", "/auth/logout", { headers: { ...cookie(value), origin: allowedOrigin, "sec-fetch-site": "same-site" } });
+          assert.equal(fromListed.status, 200, fromListed.text);
+          assert.equal((await rest(slashed.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).status, 401);
+        });
+      });
     });
 
     for (const protocol of protocols) {
