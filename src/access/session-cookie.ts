@@ -36,7 +36,7 @@ export function refuseCrossOriginCookie(headers: Headers, host: string, trustedO
   const origin = headers.get("origin")?.toLowerCase();
   if (origin !== undefined && trustedOrigins.has(origin)) return;
   const site = headers.get("sec-fetch-site")?.toLowerCase();
-  const fromHere = site !== undefined ? site === "same-origin" || site === "none" : origin === undefined || originHost(origin) === host.toLowerCase();
+  const fromHere = site !== undefined ? site === "same-origin" || site === "none" : origin === undefined || namesHost(origin, host.toLowerCase());
   if (!fromHere) {
     throw permissionDenied(
       "ORIGIN_NOT_ALLOWED",
@@ -45,13 +45,21 @@ export function refuseCrossOriginCookie(headers: Headers, host: string, trustedO
   }
 }
 
-/** The host and port of a serialized origin (`null`, or no URL: undefined). */
-function originHost(origin: string): string | undefined {
+/**
+ * Whether a serialized origin (`null`, or no URL: never) has `host` as its host and port, the
+ * default port of its scheme written out or not: a proxy in front that ends TLS may write Host
+ * as "auth.example.com:443", the page's origin https://auth.example.com.
+ */
+function namesHost(origin: string, host: string): boolean {
+  let url: URL;
   try {
-    return new URL(origin).host;
+    url = new URL(origin);
   } catch {
-    return undefined;
+    return false;
   }
+  if (url.host === host) return true;
+  const defaultPort = url.protocol === "https:" ? "443" : url.protocol === "http:" ? "80" : undefined;
+  return url.port === "" && defaultPort !== undefined && `${url.host}:${defaultPort}` === host;
 }
 
 /** Asks for the session cookie to be set on this call's answer (cleared when maxAgeSeconds is 0). */

@@ -205,6 +205,29 @@ for (const store of storesUnderTest()) {
         assert.equal(await stillLive(listed.value), 401);
       });
 
+      // A proxy in front that ends TLS may write the port into Host ("$host:$server_port"):
+      // "auth.example.com:443" is the host and port of the page https://auth.example.com, whose
+      // Origin a browser writes without its default port. Not of http://auth.example.com.
+      it("REST: a Host that writes out the default port of its Origin's scheme is that origin's (a browser that sends no Sec-Fetch-Site)", async () => {
+        // [Origin, Host, whether the logout is taken]
+        const cases: [string, string, boolean][] = [
+          ["https://auth.example.com", "auth.example.com:443", true],
+          ["http://auth.example.com", "auth.example.com:80", true],
+          ["https://[2001:db8::1]", "[2001:db8::1]:443", true],
+          ["http://auth.example.com", "auth.example.com:443", false],
+          ["https://auth.example.com:8443", "auth.example.com:443", false],
+          ["https://auth.example.com", "auth.example.com:8443", false],
+        ];
+        for (const [origin, host, taken] of cases) {
+          const { value } = await browserSession();
+          // node:http, which sends the Host it is given (fetch writes its own).
+          const answer = await raw(server.url, "POST", "/auth/logout", { ...cookie(value), origin, host });
+          assert.equal(answer.status, taken ? 200 : 403, `${origin} with Host ${host}: ${answer.text}`);
+          if (!taken) assert.equal((JSON.parse(answer.text) as { details: [{ debug: { reason: string } }] }).details[0].debug.reason, "ORIGIN_NOT_ALLOWED");
+          assert.equal(await stillLive(value), taken ? 401 : 200);
+        }
+      });
+
       describe("behind a proxy that rewrites Host: TESSERA_PUBLIC_URL's origin is the server's own", () => {
         const publicOrigin = "https://auth.example.com";
         let proxied: TestServer;
