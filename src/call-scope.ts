@@ -32,7 +32,10 @@ export interface CallScope {
   clientAddress?: string;
   /** The caller's User-Agent, as sent (bounded). */
   userAgent?: string;
-  /** The API being called ("session", "jwt", ...: the proto package's name), once routed. */
+  /**
+   * The API being called ("session", "jwt", ...: the proto package's name), once the call reached
+   * the interceptors (the logging interceptor sets it): unset, a call was refused before.
+   */
   api?: string;
   /** The verified client id (`x-koms-clientid`) of the call, once the access check passed. */
   clientId?: string;

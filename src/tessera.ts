@@ -55,7 +55,7 @@ export interface StartOptions {
 /** REST routes for every service, each mounted where restMount says. */
 function restFactory(config: Config): RestHandlerFactory {
   const isSecret = configuredSecret(config);
-  return ({ handlers, services, contextValues, adminGate, onError }) => {
+  return ({ handlers, services, contextValues, adminGate, onError, refused }) => {
     const transcoder = createTranscoder({
       handlers,
       // The routes the configuration checked (rest-routes.ts compiles them once).
@@ -67,6 +67,7 @@ function restFactory(config: Config): RestHandlerFactory {
       contextValues,
       adminGate,
       onError,
+      refused,
     });
     return Object.assign((req: NodeRequest, res: NodeResponse) => transcoder.handle(req, res), { routes: transcoder.routes });
   };

@@ -51,6 +51,7 @@ import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
 import { answerUnaryConnect, answerUnaryGrpc, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
+import { nameOfCode, protocolOf, refusedBeforeInterceptors, type RefusalObserver } from "./logging-interceptor.js";
 import { normalizeTimeouts, requestedTimeoutMs } from "./deadline-interceptor.js";
 import { unquotable, unroutedPath } from "../credential-shapes.js";
 import { quotedRequestText } from "../core/text.js";
@@ -81,6 +82,13 @@ export interface DispatcherOptions extends ConnectRouterOptions {
    * unknown RPC never quotes it, as it never quotes text of a credential's shape.
    */
   isSecret?: (text: string) => boolean;
+  /**
+   * Told of every call to a method of the router refused before it reached the interceptors
+   * (its message, body, content type, timeout header or HTTP method refused, by this dispatcher
+   * or by connect-es), with the code its client got; a call the interceptors saw is theirs to
+   * tell of. A call to a method no service has is not told of (its names are the client's).
+   */
+  refused?: RefusalObserver | undefined;
 }
 
 export interface Dispatcher {
@@ -98,7 +106,7 @@ export interface Dispatcher {
 }
 
 export function createDispatcher(o: DispatcherOptions): Dispatcher {
-  const { routes, contextValues, logger, cors, adminGate, isSecret, ...routerOptions } = o;
+  const { routes, contextValues, logger, cors, adminGate, isSecret, refused: onRefused, ...routerOptions } = o;
   const hidden = unquotable(isSecret);
   // connect-node's adapter default: requests and answers may be gzip or brotli.
   const acceptCompression = (routerOptions.acceptCompression ?? [compressionGzip, compressionBrotli]).map(cutShortIsInvalid);
@@ -125,15 +133,36 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     jsonOptions: routerOptions.jsonOptions,
     compressions: acceptCompression,
     compressMinBytes: routerOptions.compressMinBytes ?? defaultCompressMinBytes,
-    // (malformed() records admin methods' calls only.)
-    malformed: adminGate && ((spec, error) => adminGate.malformed(`${spec.method.parent.typeName}/${spec.method.name}`, error.findDetails(ErrorInfoSchema)[0]?.reason)),
+    // (adminGate.malformed() records admin methods' calls only.) A message that does not parse
+    // is refused before the interceptors.
+    malformed:
+      adminGate || onRefused
+        ? async (spec, error, protocol) => {
+            onRefused?.(spec.method.parent.typeName, spec.method.name, protocol, nameOfCode(error.code));
+            await adminGate?.malformed(`${spec.method.parent.typeName}/${spec.method.name}`, error.findDetails(ErrorInfoSchema)[0]?.reason);
+          }
+        : undefined,
   };
   const paths = new Map(router.handlers.map((h) => [h.requestPath, h]));
   // The admin methods' handlers, found once: every other call passes the gate with one lookup.
   const procedureOf = (h: (typeof router.handlers)[number]) => `${h.service.typeName}/${h.method.name}`;
   const adminHandlers = new Set(adminGate ? router.handlers.filter((h) => adminGate.isAdmin(procedureOf(h))) : []);
   const serviceNames = new Set(router.handlers.map((h) => h.service.typeName));
-  const correct = createResponseCorrection({ compressions: acceptCompression, jsonOptions: routerOptions.jsonOptions, hidden });
+  // An error answered by connect-es to a call the interceptors never saw (scope.api unset) is a
+  // refusal; told only where the dispatcher serves the call itself (the REST transcoder tells of
+  // its own).
+  const correct = createResponseCorrection({
+    compressions: acceptCompression,
+    jsonOptions: routerOptions.jsonOptions,
+    hidden,
+    failed: onRefused && ((call, protocol, code) => {
+      if (refusedBeforeInterceptors()) onRefused(call.service.typeName, call.method.name, protocol, nameOfCode(code));
+    }),
+  });
+  /** A refusal answered here, before connect-es: `code` in the protocol the request's content type names. */
+  const refuse = (h: UniversalHandler, contentType: string | null | undefined, code: Code) => {
+    onRefused?.(h.service.typeName, h.method.name, protocolOf(contentType ?? null, ""), nameOfCode(code));
+  };
   // Each unary handler also offers the call without its Connect framing (the REST transcoder
   // builds the message itself, so it need not be encoded, decoded, and the answer likewise).
   const handlers = router.handlers.map((h): UniversalHandler => {
@@ -163,9 +192,15 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   /** `text`: a gRPC-Web text call (its answer goes out in base64). */
   const serve = (h: UniversalHandler, uReq: UniversalServerRequest, res: NodeResponse, text = false): Promise<void> =>
     h(uReq).then((uRes) => {
-      if (uRes.status === 415 && uRes.header === undefined) return unsupportedMediaType(res, uReq, hidden);
-      if (uRes.status === 505 && !uRes.body) return bidiOverHttp1(res, uReq);
-      const out = correct(uRes);
+      if (uRes.status === 415 && uRes.header === undefined) {
+        refuse(h, uReq.header.get("content-type"), Code.InvalidArgument);
+        return unsupportedMediaType(res, uReq, hidden);
+      }
+      if (uRes.status === 505 && !uRes.body) {
+        refuse(h, uReq.header.get("content-type"), Code.Unimplemented);
+        return bidiOverHttp1(res, uReq);
+      }
+      const out = correct(uRes, h);
       const send = (r: UniversalServerResponse) => toNodeResponse(text ? grpcWebTextResponse(r) : r, res);
       if (uReq.method === "GET") return Promise.resolve(out).then((r) => validated(r, uReq.header.get("if-none-match"))).then(send);
       return out instanceof Promise ? out.then(send) : send(out);
@@ -183,6 +218,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         if (!h) return unknownProcedure(req, res, url, path, serviceNames, hidden, fallbackOwns) || fallback(req, res);
         if (!h.allowedMethods.includes(req.method ?? "")) {
           // connect-es answers a bare 405, without the Allow a 405 must carry (RFC 9110 15.5.6).
+          refuse(h, req.headers["content-type"], Code.Unimplemented);
           sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: h.allowedMethods.join(", ") });
           return;
         }
@@ -193,6 +229,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           uReq = universalRequest(req, res, contextValues(req));
         } catch {
           // No Host (HTTP/1.0) or :authority, or one that is no URL authority.
+          refuse(h, req.headers["content-type"], Code.InvalidArgument);
           badAuthority(res);
           return;
         }
@@ -209,6 +246,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
             uReq.url = emptied;
           } else {
             if (notBase64Message(url, q)) {
+              refuse(h, undefined, Code.InvalidArgument);
               malformedRequest(res, "the message query parameter is not base64 (base64=1)");
               return;
             }
@@ -288,7 +326,9 @@ async function toNodeResponse(u: UniversalServerResponse, res: NodeResponse): Pr
       }
     }
     if (!res.headersSent) res.writeHead(u.status, u.header && nodeHeaders(u.header));
-    if (u.trailer) res.addTrailers(nodeHeaders(u.trailer));
+    // Read once: a gRPC answer's trailer is corrected (and its error told of) as it is read.
+    const trailer = u.trailer;
+    if (trailer) res.addTrailers(nodeHeaders(trailer));
     res.end();
   } catch (e) {
     const error = writeError(e);

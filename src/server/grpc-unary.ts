@@ -50,8 +50,8 @@ export interface GrpcUnaryOptions {
   jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
   compressions: Compression[];
   compressMinBytes: number;
-  /** Told of a call refused because its message does not parse (the error it is answered with). */
-  malformed?: ((spec: UnarySpec, error: ConnectError) => Promise<void>) | undefined;
+  /** Told of a call refused because its message does not parse (the error it is answered with, the protocol). */
+  malformed?: ((spec: UnarySpec, error: ConnectError, protocol: string) => Promise<void>) | undefined;
 }
 
 export type UnaryFraming = "grpc" | "grpc-web";
@@ -255,7 +255,7 @@ export async function invokeUnary(
   call: UnaryCall,
   contentType: string,
   input: () => Message,
-  malformed?: (spec: UnarySpec, error: ConnectError) => Promise<void>,
+  malformed?: (spec: UnarySpec, error: ConnectError, protocol: string) => Promise<void>,
 ): Promise<UnaryOutcome> {
   unaryInvoked.count++;
   const grpc = protocolName !== "connect";
@@ -269,7 +269,7 @@ export async function invokeUnary(
   } catch (e) {
     const raised = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
     const error = correctedError(raised) ?? raised;
-    if (!parsed && malformed) await malformed(spec, error);
+    if (!parsed && malformed) await malformed(spec, error, protocolName);
     if (!grpc) error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
     return { error, header: context.responseHeader, trailer: context.responseTrailer };
   } finally {

@@ -1,7 +1,7 @@
 // The server: one Connect router (gRPC, gRPC-Web, Connect) whose handlers also serve the REST
 // routes through the transcoder, plus health, reflection and the /healthz and /readyz probes.
 // dispatch.ts sends RPC paths to the router and every other path to the fallback below.
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { Health } from "../../gen/health/v1/health_pb.js";
@@ -60,6 +60,8 @@ export type RestHandlerFactory = (args: {
   adminGate: AdminGate;
   /** Logs an unexpected failure of a REST request (the route, the request id, the stack). */
   onError: (error: unknown, route: string) => void;
+  /** Counts a REST request refused before its RPC was called (the RPC, the code name answered). */
+  refused?: ((rpc: DescMethod, code: string) => void) | undefined;
 }) => RestHandler;
 
 /** The REST handler, and the path templates of the routes it serves ("/jwt/token", "/v1/frontend/auth/{account_id}"). */
@@ -216,6 +218,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const rpc = createDispatcher({
     adminGate,
     isSecret,
+    refused: o.metrics && ((service, method, protocol, code) => o.metrics!.refused(service, method, protocol, code)),
     interceptors: [
       createLoggingInterceptor(logger, rpcObserver(o.metrics, tracing.exporting)),
       createDeadlineInterceptor(),
@@ -256,6 +259,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     contextValues: (req) => contextValues(req).set(protocolKey, "rest"),
     adminGate,
     onError: reportRest,
+    refused: o.metrics && ((rpc, code) => o.metrics!.refused(rpc.parent.typeName, rpc.name, "rest", code)),
   });
 
   const fallback = (req: NodeRequest, res: NodeResponse): void => {

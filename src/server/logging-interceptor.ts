@@ -11,6 +11,22 @@ import type { Logger } from "../logger.js";
 /** Told of every finished call: service, method, protocol, code and seconds. */
 export type RpcObserver = (service: string, method: string, protocol: string, code: string, seconds: number) => void;
 
+/**
+ * Told of every call to a method of the server refused before it reached this interceptor
+ * (dispatch.ts, the REST transcoder): service, method, protocol and the code its client got.
+ * Such a call writes no `rpc` line and has no latency of its method.
+ */
+export type RefusalObserver = (service: string, method: string, protocol: string, code: string) => void;
+
+/**
+ * Whether the call of the current call scope was refused before this interceptor saw it (it
+ * names the call's API in the scope as it enters). Without a scope: false.
+ */
+export function refusedBeforeInterceptors(): boolean {
+  const scope = currentCall();
+  return scope !== undefined && scope.api === undefined;
+}
+
 /** The API a service belongs to, as audit events and login metrics name it: "tessera.jwt.v1.JwtService" -> "jwt". */
 function apiOf(serviceTypeName: string): string {
   const parts = serviceTypeName.split(".");
@@ -32,7 +48,12 @@ export function protocolOf(contentType: string | null, fromContext: string): str
 
 /** A Connect code as the log and the Connect protocol spell it: "deadline_exceeded". */
 export function codeName(e: unknown): string {
-  return snake(Code[e instanceof ConnectError ? e.code : Code.Internal]);
+  return nameOfCode(e instanceof ConnectError ? e.code : Code.Internal);
+}
+
+/** A Connect code's name: Code.InvalidArgument -> "invalid_argument". */
+export function nameOfCode(code: Code): string {
+  return snake(Code[code]);
 }
 
 async function* observed<T>(messages: AsyncIterable<T>, end: (code: string) => void): AsyncGenerator<T> {

@@ -65,6 +65,16 @@ class RpcFigures {
   private readonly series = new Map<string, RpcSeries>();
 
   record(service: string, method: string, protocol: string, code: string, seconds: number): void {
+    const s = this.counted(service, method, protocol, code);
+    let i = 0;
+    while (i < rpcBuckets.length && seconds > rpcBuckets[i]!) i++;
+    if (i < rpcBuckets.length) s.buckets[i]! += 1;
+    s.sum += seconds;
+    s.count += 1;
+  }
+
+  /** Counts a call under `code` alone, its latency not observed; returns its series. */
+  counted(service: string, method: string, protocol: string, code: string): RpcSeries {
     const key = `${service}/${method}\n${protocol}`;
     let s = this.series.get(key);
     if (s === undefined) {
@@ -72,11 +82,7 @@ class RpcFigures {
       this.series.set(key, s);
     }
     s.codes.set(code, (s.codes.get(code) ?? 0) + 1);
-    let i = 0;
-    while (i < rpcBuckets.length && seconds > rpcBuckets[i]!) i++;
-    if (i < rpcBuckets.length) s.buckets[i]! += 1;
-    s.sum += seconds;
-    s.count += 1;
+    return s;
   }
 
   /** The requests counter, as a metric the registry can hold. */
@@ -120,6 +126,12 @@ export interface Metrics {
   readonly registry: client.Registry;
   /** One finished RPC. */
   rpc(service: string, method: string, protocol: string, code: string, seconds: number): void;
+  /**
+   * A call to one of the server's methods refused before the method ran (its message, body,
+   * content type or timeout header refused): counted in tessera_rpc_requests_total with the
+   * code its client got, its latency not observed (tessera_rpc_duration_seconds times methods).
+   */
+  refused(service: string, method: string, protocol: string, code: string): void;
   /** The store's call hook: latency by operation, errors, unavailability. */
   storeHook(kind: StoreKind): StoreCallHook;
   /** A password hash waited `ms` for a hasher (the hash pool's observer). */
@@ -182,7 +194,7 @@ export function createMetrics(): Metrics {
 
   const rpcFigures = new RpcFigures();
   registry.registerMetric(
-    rpcFigures.requests("tessera_rpc_requests_total", "RPCs served, by service, method, protocol (grpc, grpc-web, connect, rest) and code (ok or the gRPC code in snake_case)."),
+    rpcFigures.requests("tessera_rpc_requests_total", "RPCs served, by service, method, protocol (grpc, grpc-web, connect, rest) and code (ok or the gRPC code in snake_case); a call refused before its method ran (its message, body, content type or timeout header) counts with the code its client got."),
   );
   registry.registerMetric(
     rpcFigures.duration("tessera_rpc_duration_seconds", "RPC latency, from the call reaching its method to its answer, by service, method and protocol."),
@@ -356,6 +368,7 @@ export function createMetrics(): Metrics {
   const metrics: Metrics = {
     registry,
     rpc: (service, method, protocol, code, seconds) => rpcFigures.record(service, method, protocol, code, seconds),
+    refused: (service, method, protocol, code) => void rpcFigures.counted(service, method, protocol, code),
     storeHook(kind) {
       const children = (operation: string) => {
         let c = storeChildren.get(operation);

@@ -112,11 +112,18 @@ export function correctedError(e: ConnectError, hidden: (text: string) => boolea
 
 /**
  * Corrects the gRPC status in `trailer` (gRPC trailers, or a parsed gRPC-Web trailer) in place;
- * true when anything changed. An OK status costs one lookup.
+ * true when anything changed. An OK status costs one lookup. `failed`, when given, is told the
+ * status of an error once corrected, with `about`.
  */
-export function correctGrpcStatus(trailer: Headers, hidden?: (text: string) => boolean): boolean {
+export function correctGrpcStatus<T>(trailer: Headers, hidden?: (text: string) => boolean, failed?: (status: number, about: T) => void, about?: T): boolean {
   const status = trailer.get(headerGrpcStatus);
   if (status === null || status === grpcStatusOk) return false;
+  const changed = correctError(trailer, status, hidden);
+  failed?.(Number(trailer.get(headerGrpcStatus)), about as T);
+  return changed;
+}
+
+function correctError(trailer: Headers, status: string, hidden: ((text: string) => boolean) | undefined): boolean {
   let error: ConnectError | undefined;
   try {
     error = findTrailerError(trailer);
@@ -145,12 +152,24 @@ export interface ProtocolErrorOptions {
   jsonOptions?: Partial<JsonWriteOptions>;
   /** Which header values an error may not quote (unquotable); credentialShaped by default. */
   hidden?: (text: string) => boolean;
+  /**
+   * Told the code of every error answered to a call whose method is named (the correction's
+   * `call`), as corrected, once it is known (a stream's when it ends), with the protocol its
+   * framing is (grpc, grpc-web, connect).
+   */
+  failed?: (call: AnsweredCall, protocol: string, code: Code) => void;
+}
+
+/** The method a response answers (a router's handler names its service and method). */
+export interface AnsweredCall {
+  readonly service: { readonly typeName: string };
+  readonly method: { readonly name: string };
 }
 
 /** No bound on reading back what connect-es wrote: it is in memory already. */
 const ownBytes = 0xffffffff;
 
-export type ResponseCorrection = (res: UniversalServerResponse) => UniversalServerResponse | Promise<UniversalServerResponse>;
+export type ResponseCorrection = (res: UniversalServerResponse, call?: AnsweredCall) => UniversalServerResponse | Promise<UniversalServerResponse>;
 
 /**
  * Returns the function that turns a connect-es response into the one to send. It reads the
@@ -161,11 +180,14 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
   const endStream = createEndStreamSerialization(o.jsonOptions);
   const compression = (name: string | null | undefined) => (name ? o.compressions.find((c) => c.name === name) ?? null : null);
   const decompress = (e: EnvelopedMessage, name: string | null | undefined) => envelopeDecompress(e, compression(name), ownBytes);
+  const failed = o.failed;
+  const grpcFailed = failed && ((status: number, call: AnsweredCall) => failed(call, "grpc", status));
+  const grpcWebFailed = failed && ((status: number, call: AnsweredCall) => failed(call, "grpc-web", status));
 
   // gRPC: the status travels in HTTP trailers, which the handler fills while its body is read.
   // A writer reads `trailer` once, after the last chunk (universalResponseToNodeResponse does):
   // correcting it at that moment leaves the body untouched and costs a success one lookup.
-  function grpc(res: UniversalServerResponse): UniversalServerResponse {
+  function grpc(res: UniversalServerResponse, call: AnsweredCall | undefined): UniversalServerResponse {
     const trailer = res.trailer;
     if (!trailer) return res;
     return {
@@ -173,27 +195,27 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
       header: res.header,
       body: res.body,
       get trailer() {
-        correctGrpcStatus(trailer, o.hidden);
+        correctGrpcStatus(trailer, o.hidden, call && grpcFailed, call);
         return trailer;
       },
     };
   }
 
   // gRPC-Web: the trailers are the body's final envelope.
-  function grpcWeb(res: UniversalServerResponse): UniversalServerResponse {
+  function grpcWeb(res: UniversalServerResponse, call: AnsweredCall | undefined): UniversalServerResponse {
     if (!res.body) return res;
     const encoding = res.header?.get(headerEncoding);
     return {
       ...res,
       body: rewriteFinalEnvelope(res.body, trailerFlag, async (envelope) => {
         const trailer = trailerParse((await decompress(envelope, encoding)).data);
-        return correctGrpcStatus(trailer, o.hidden) ? encodeEnvelope(trailerFlag, trailerSerialize(trailer)) : undefined;
+        return correctGrpcStatus(trailer, o.hidden, call && grpcWebFailed, call) ? encodeEnvelope(trailerFlag, trailerSerialize(trailer)) : undefined;
       }),
     };
   }
 
   // Connect streaming: the error is in the end-stream message, the body's final envelope.
-  function connectStream(res: UniversalServerResponse): UniversalServerResponse {
+  function connectStream(res: UniversalServerResponse, call: AnsweredCall | undefined): UniversalServerResponse {
     if (!res.body) return res;
     const encoding = res.header?.get(headerStreamEncoding);
     return {
@@ -201,6 +223,7 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
       body: rewriteFinalEnvelope(res.body, endStreamFlag, async (envelope) => {
         const end = endStream.parse((await decompress(envelope, encoding)).data);
         const fixed = end.error && correctedError(end.error, o.hidden);
+        if (end.error && call && failed) failed(call, "connect", (fixed || end.error).code);
         return fixed ? encodeEnvelope(endStreamFlag, endStream.serialize({ metadata: end.metadata, error: fixed })) : undefined;
       }),
     };
@@ -208,7 +231,7 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
 
   // Connect unary: a JSON error body whose HTTP status follows the code (a success is 200); the
   // body is one small, already serialized buffer.
-  async function connectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  async function connectUnary(res: UniversalServerResponse, call: AnsweredCall | undefined): Promise<UniversalServerResponse> {
     const header = res.header!;
     const bytes = await readAllBytes(res.body!, ownBytes, header.get(headerUnaryContentLength));
     const unchanged = { ...res, body: createAsyncIterable([bytes]) };
@@ -222,6 +245,7 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
       return unchanged;
     }
     const fixed = correctedError(error, o.hidden);
+    if (call && failed) failed(call, "connect", (fixed ?? error).code);
     if (!fixed) return unchanged;
     const body = errorToJsonBytes(fixed, o.jsonOptions);
     const fixedHeader = new Headers(header);
@@ -230,13 +254,13 @@ export function createResponseCorrection(o: ProtocolErrorOptions): ResponseCorre
     return { status: codeToHttpStatus(fixed.code), header: fixedHeader, body: createAsyncIterable([body]) };
   }
 
-  return (res) => {
+  return (res, call) => {
     const type = res.header?.get("content-type");
     if (!type) return res; // connect-es's own 404/405/415/505: no body
-    if (type.startsWith("application/grpc-web")) return grpcWeb(res);
-    if (type.startsWith("application/grpc")) return grpc(res);
-    if (type.startsWith("application/connect+")) return connectStream(res);
-    if (res.status !== 200 && type.startsWith("application/json") && res.body) return connectUnary(res);
+    if (type.startsWith("application/grpc-web")) return grpcWeb(res, call);
+    if (type.startsWith("application/grpc")) return grpc(res, call);
+    if (type.startsWith("application/connect+")) return connectStream(res, call);
+    if (res.status !== 200 && type.startsWith("application/json") && res.body) return connectUnary(res, call);
     return res;
   };
 }

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { create, toBinary, type DescService, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { create, toBinary, type DescMethod, type DescService, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { createContextValues, type ConnectError, type ContextValues } from "@connectrpc/connect";
-import { parseTimeout } from "@connectrpc/connect/protocol-connect";
+import { codeToString, parseTimeout } from "@connectrpc/connect/protocol-connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { AdminGate } from "../access/admin-gate.js";
@@ -75,6 +75,13 @@ export interface TranscoderOptions {
    * with it whose request is refused (400, 413, 415) is recorded.
    */
   adminGate?: AdminGate;
+  /**
+   * Told of every request of a route refused before its RPC was called (a body, query or path
+   * value that does not parse, a body over maxBodyBytes, a content type no route takes, a
+   * timeout header that does not parse), with the RPC and the Connect code name it was answered
+   * with ("invalid_argument"). A request of no route is not told of.
+   */
+  refused?: (rpc: DescMethod, code: string) => void;
 }
 
 export interface Transcoder {
@@ -184,7 +191,13 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     const { route: binding, segments } = found.match;
     matched.binding = binding;
     const header = rpcHeaders(req);
-    const message = await requestMessage(binding, req, header, segments, rawQuery);
+    let message: Message;
+    try {
+      message = await requestMessage(binding, req, header, segments, rawQuery);
+    } catch (e) {
+      if (e instanceof HttpError) opts.refused?.(binding.rpc, e.code);
+      throw e;
+    }
 
     const abort = new AbortController();
     // Abort only when the client left before the answer was written: abort() on every finished
@@ -205,6 +218,8 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
       const call = { header, url: rpcUrl(req, binding), signal: abort.signal, contextValues: contextValues?.(req) ?? createContextValues(), timeoutMs: timeout.timeoutMs };
       return sendOutcome(res, binding, await direct(message, call), headers, conditional);
     }
+    // A timeout header that does not parse: the handler refuses the call with its error.
+    if (timeout.error) opts.refused?.(binding.rpc, codeToString(timeout.error.code));
     const uReq: UniversalServerRequest = {
       httpVersion: req.httpVersion,
       url: rpcUrl(req, binding),
