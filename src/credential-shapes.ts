@@ -46,3 +46,20 @@ export function quotable(text: string, hidden: (text: string) => boolean, shownM
   for (let m = words.exec(text); m !== null && m.index < shownMax; m = words.exec(text)) if (hidden(m[0])) return false;
   return true;
 }
+
+/**
+ * Whether `text` holds something `hidden` (see unquotable) says of it, wherever it stands: the
+ * whole text, one of its words as quotable splits them, or one of its pieces split at every
+ * character no credential of Tessera's can hold (each is of base64url characters, a JWT's `.`
+ * and a token's `_` included), such as a token quoted (`"tsr_..."`), in brackets, after a `:`,
+ * a `/` or an `@` (a URL's user part). A piece is looked at as it is, without the `.` it ends or
+ * begins with (a sentence's full stop), and part by part between its dots (`name.tsr_...`).
+ */
+export function holdsCredential(text: string, hidden: (text: string) => boolean): boolean {
+  if (!quotable(text, hidden)) return true;
+  for (const piece of text.match(/[A-Za-z0-9_.-]+/g) ?? []) {
+    if (hidden(piece) || hidden(piece.replace(/^\.+|\.+$/g, ""))) return true;
+    if (piece.includes(".") && piece.split(".").some((part) => part !== "" && hidden(part))) return true;
+  }
+  return false;
+}

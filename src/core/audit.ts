@@ -23,7 +23,7 @@ import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./
 import type { Clock } from "./clock.js";
 import { AuthError } from "./errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
-import { quotable, unquotable } from "../credential-shapes.js";
+import { holdsCredential, unquotable } from "../credential-shapes.js";
 
 /** Every event type, as stored and listed (README "Operate it" lists them). */
 export const auditEventTypes = [
@@ -156,9 +156,10 @@ const bounded = (s: string | undefined, max = 256) =>
  * and tools send a token as the user name (git and npm send theirs so, over Basic), and a token
  * kept in the trail and its log lines would be a live secret there. The shapes of Tessera's own:
  * a JWT, an API token, a UUID (seed 002 user tokens), 32 or 43 base64url characters (hand-off,
- * refresh and other random tokens: credentialShaped), or holding one as a word (split as errors
- * split what they quote: credential-shapes.ts quotable), as a whole Authorization value pasted
- * as the name does ("Bearer tsr_..."). A login with such a name that succeeds is
+ * refresh and other random tokens: credentialShaped), or holding one anywhere (credential-shapes.ts
+ * holdsCredential: as a word, as a whole Authorization value pasted as the name does
+ * ("Bearer tsr_..."), or joined by any character no token holds: `token:tsr_...`, `"tsr_..."`,
+ * `(Bearer eyJ...)`, `x/tsr_...`). A login with such a name that succeeds is
  * still recorded as given: it is an account's name. A login that is one of the configuration's
  * secrets (the admin token, of any shape: an admin's tool sending it as the user name) is
  * recorded so whatever its outcome.
@@ -246,9 +247,9 @@ export class AuditTrail {
     return input.outcome !== "error" && (await write);
   }
 
-  /** Whether a login is recorded as REDACTED_LOGIN: refused and holding a credential or a configured secret (as a word), or a configured secret. */
+  /** Whether a login is recorded as REDACTED_LOGIN: refused and holding a credential or a configured secret (holdsCredential), or a configured secret. */
   private redacted(login: string, outcome: AuditOutcome): boolean {
-    return (outcome !== "success" && !quotable(login, this.hidden)) || this.deps.isSecret?.(login) === true;
+    return (outcome !== "success" && holdsCredential(login, this.hidden)) || this.deps.isSecret?.(login) === true;
   }
 
   /**

@@ -650,28 +650,54 @@ for (const store of storesUnderTest()) {
   describe(`audit trail on ${store}: a credential as a word of a refused login`, function () {
     this.timeout(60_000);
     let server: TestServer;
+    // A user's email, its session's refresh token, an API token and a seed 004 access token.
+    let email: string, refreshToken: string, apiToken: string, jwt: string;
     before(async () => {
       server = await startTestServer({ store });
+      email = uniqueEmail("redact-word");
+      await signUp(server, email);
+      refreshToken = (await startSession(server, email)).refresh_token;
+      apiToken = await createApiToken(server);
+      jwt = await jwtLogin(server, await createJwtUser(server));
     });
     after(() => server?.close());
 
     it("a refused login whose name holds a credential as one of its words (an Authorization value pasted, a token after the name) records [redacted], in the event and its log line", async () => {
-      const email = uniqueEmail("redact-word");
-      await signUp(server, email);
-      const pair = await startSession(server, email);
-      const apiToken = await createApiToken(server);
-      const jwt = await jwtLogin(server, await createJwtUser(server));
       await expectRedactedLogins(server, [
         ["word-bearer-api-token", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(`Bearer ${apiToken}`, "x"), "x-request-id": "word-bearer-api-token" } })],
         ["word-bearer-jwt", () => rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: `Bearer ${jwt}`, pass: "x" })}`, { headers: { "x-request-id": "word-bearer-jwt" } })],
-        ["word-refresh", () => rest(server.url, "POST", "/session", { json: { account_type: "traditional", email: `${email} ${pair.refresh_token}`, password }, headers: { ...clientIdHeader, "x-request-id": "word-refresh" } })],
+        ["word-refresh", () => rest(server.url, "POST", "/session", { json: { account_type: "traditional", email: `${email} ${refreshToken}`, password }, headers: { ...clientIdHeader, "x-request-id": "word-refresh" } })],
       ]);
       const logs = server.logs.join("\n");
-      for (const secret of [apiToken, jwt, pair.refresh_token]) assert.ok(!logs.includes(secret), `a log line holds ${secret.slice(0, 8)}...`);
+      for (const secret of [apiToken, jwt, refreshToken]) assert.ok(!logs.includes(secret), `a log line holds ${secret.slice(0, 8)}...`);
       // Words of no credential's shape: recorded as given.
       const other = `Bearer not-a-token-${Date.now()}`;
       assert.equal((await rest(server.url, "POST", "/auth/login", { headers: { ...basic(other, "x"), "x-request-id": "word-none" } })).status, 401);
       assert.equal((await one(server, "login", (e) => e.request_id === "word-none")).login, other);
+    });
+
+    it("a refused login holding a credential joined by a character no token holds (quoted, in brackets, after a colon, a slash or an @, before a full stop) records [redacted]; an ordinary name as given", async () => {
+      const jwtLogin401 = (user: string, requestId: string) => () => rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user, pass: "x" })}`, { headers: { "x-request-id": requestId } });
+      const joined: Array<[string, string]> = [
+        ["joined-colon", `token:${apiToken}`],
+        ["joined-quoted", `"${apiToken}"`],
+        ["joined-brackets", `(Bearer ${jwt})`],
+        ["joined-slash", `x/${apiToken}`],
+        ["joined-url", `https://${refreshToken}@example.com`],
+        ["joined-full-stop", `${jwt}.`],
+        ["joined-dotted", `${email}.${apiToken}`],
+      ];
+      await expectRedactedLogins(server, joined.map(([requestId, user]) => [requestId, jwtLogin401(user, requestId)]));
+      const logs = server.logs.join("\n");
+      for (const secret of [apiToken, jwt, refreshToken]) assert.ok(!logs.includes(secret), `a log line holds ${secret.slice(0, 8)}...`);
+      // Ordinary names, punctuation and all: recorded as given.
+      for (const [requestId, user] of [
+        ["joined-none-email", `first.last+tag-${Date.now()}@mail.example.com`],
+        ["joined-none-name", `Ann Lee-Smith (${Date.now()})`],
+      ]) {
+        assert.equal((await jwtLogin401(user!, requestId!)()).status, 401, requestId);
+        assert.equal((await one(server, "login", (e) => e.request_id === requestId)).login, user, requestId);
+      }
     });
   });
 }
