@@ -196,6 +196,12 @@ const originList: Parser<string[]> = (raw) =>
 const clientIdList: Parser<string[]> = (raw) =>
   list(raw).map((id) => {
     if (!/^[\x20-\x7e]+$/.test(id)) throw new Error(`${quoted(id)} is not printable ASCII (it is sent as the x-koms-clientid header)`);
+    // Printable ASCII: a character is a byte. Quoted cut short (quoted()), never in full.
+    if (id.length > headerCredentialLimitBytes) {
+      throw new Error(
+        `${quoted(id)} is longer than ${headerCredentialLimitBytes} bytes: it is sent as the x-koms-clientid header, and the server limits a request's headers to ${requestHeaderLimitBytes} bytes (${requestHeaderLimitBytes - headerCredentialLimitBytes} left for the request line and the other headers)`,
+      );
+    }
     return id;
   });
 
@@ -300,7 +306,7 @@ export const variables = {
   storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),
   storeStartWaitSeconds: variable("TESSERA_STORE_START_WAIT_SECONDS", 0, integer(0, 600), "How long a start keeps trying to reach MongoDB that cannot be reached yet (unreachable, timing out, a retryable or network error, a mongodb+srv host's DNS records not found), each try failed logged at warn, 0.5 s after the first and twice as long each time up to 5 s; then the start fails as it would have at once (README \"Configuration\"). Refused credentials or permissions, an index conflict, a bad MONGODB_URI, a TLS certificate the driver refuses (unknown CA, self-signed, expired, another host's) and a TLS handshake that fails for a mismatch (tls=true against a plaintext port, no protocol version or cipher in common) fail at once; 0: no wait."),
   dataDir: variable("TESSERA_DATA_DIR", "./data", text, "Directory of the embedded store (created 0700, its files 0600; a wider existing mode is warned about)."),
-  clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, clientIdList, "Comma list of accepted `x-koms-clientid` values (development: one is generated and printed). A session access token's `aud` is its client id, so none may equal TESSERA_JWT_AUDIENCE (nor the refresh tokens' audience, it followed by `/refresh_token`).", { shownDefault: "(dev: generated, printed)" }),
+  clientIds: variable<string[]>("TESSERA_CLIENT_IDS", undefined, clientIdList, "Comma list of accepted `x-koms-clientid` values, each printable ASCII of at most 15360 bytes (so that it fits in the 16 KiB a request's headers may take; development: one is generated and printed). A session access token's `aud` is its client id, so none may equal TESSERA_JWT_AUDIENCE (nor the refresh tokens' audience, it followed by `/refresh_token`).", { shownDefault: "(dev: generated, printed)" }),
   adminToken: variable<string>("TESSERA_ADMIN_TOKEN", undefined, bearerSecretOfAtLeast(16), "Bearer credential of the admin methods (`/v1/frontend/*`, key rotation, audit events); 16 to 15360 bytes (so that it fits in the 16 KiB a request's headers may take) of printable ASCII without spaces, not one character repeated (development: generated, printed).", { shownDefault: "(dev: generated, printed)", secret: true }),
   logLevel: variable("TESSERA_LOG_LEVEL", "info" as "debug" | "info" | "warn" | "error" | "silent", oneOf("debug", "info", "warn", "error", "silent"), "Log level; at info, one JSON line per call of a method (`rpc`: procedure, protocol, code, durationMs); a request refused before it reaches one (no route, a target, query or body that does not parse) writes none (one to a method the server has is counted in tessera_rpc_requests_total all the same)."),
   tlsCertFile: variable<string>("TESSERA_TLS_CERT_FILE", undefined, readableFile, "PEM certificate chain; with TESSERA_TLS_KEY_FILE, serve TLS (ALPN h2, http/1.1 and http/1.0)."),

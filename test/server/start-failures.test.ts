@@ -337,6 +337,20 @@ describe("config: a client id no client can send is refused", () => {
   });
 });
 
+describe("config: a client id too long for a request's headers", () => {
+  // The server refuses a header block over 16 KiB (431): no client could send it.
+  const id = (n: number) => "0123456789abcdef".repeat(Math.ceil(n / 16)).slice(0, n);
+  it("15361 bytes -> refused, the limit named, the id quoted cut short", () => {
+    assert.equal(
+      refusal({ TESSERA_CLIENT_IDS: `web, ${id(15361)}` }),
+      `TESSERA_CLIENT_IDS: "${id(64)}"... (15361 characters) is longer than 15360 bytes: it is sent as the x-koms-clientid header, and the server limits a request's headers to 16384 bytes (1024 left for the request line and the other headers)`,
+    );
+  });
+  it("15360 bytes -> accepted", () => {
+    assert.deepEqual(loadConfig({ TESSERA_CLIENT_IDS: `web, ${id(15360)}` }).clientIds, ["web", id(15360)]);
+  });
+});
+
 describe("config: a MongoDB database name holding a control character is refused", () => {
   it("a line break", () => {
     assert.equal(
