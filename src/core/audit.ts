@@ -130,14 +130,15 @@ export async function tracked<T>(...args: Tracked<T>): Promise<T> {
 /**
  * tracked(), answered as soon as `work` succeeded, with `recorded`: the record of its success,
  * under way (AuditTrail.record's answer: whether the store has the event). A failure is recorded
- * before the error goes on, as tracked() does.
+ * before the error goes on, as tracked() does, with the user the error names (AuthError.userId:
+ * a login refused once its password checked out) when it names one.
  */
 export async function trackedThen<T>(...[audit, type, fields, work, onSuccess, successOptions]: Tracked<T>): Promise<{ result: T; recorded: Promise<boolean> }> {
   let result: T;
   try {
     result = await work();
   } catch (e) {
-    await audit.record({ type, ...fields, outcome: outcomeOf(e), reason: reasonOf(e) });
+    await audit.record({ type, ...fields, ...(e instanceof AuthError && e.userId !== undefined ? { userId: e.userId } : {}), outcome: outcomeOf(e), reason: reasonOf(e) });
     throw e;
   }
   return { result, recorded: audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" }, successOptions) };

@@ -138,12 +138,15 @@ export interface AuthErrorOptions {
   retryAfterSeconds?: number;
   /** For INVALID_ARGUMENT about request fields: each refused field. */
   fieldViolations?: readonly FieldViolation[];
+  /** The user a refusal is known to be about (a login whose password checked out): its audit event's `user_id`, never sent. */
+  userId?: string;
 }
 
 export class AuthError extends Error {
   override name = "AuthError";
   readonly retryAfterSeconds: number | undefined;
   readonly fieldViolations: readonly FieldViolation[];
+  readonly userId: string | undefined;
 
   constructor(
     readonly code: AuthErrorCode,
@@ -154,6 +157,7 @@ export class AuthError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.fieldViolations = options.fieldViolations ?? [];
+    this.userId = options.userId;
   }
 }
 

@@ -142,8 +142,9 @@ export class Users {
       throw invalidLogin();
     }
     await attempt.succeeded(user.active);
-    // Only someone who knows the password learns that the account is deactivated.
-    if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+    // Only someone who knows the password learns that the account is deactivated; its event
+    // names the account (audit.ts trackedThen).
+    if (!user.active) throw permissionDenied("USER_DEACTIVATED", "user is deactivated", { userId: user.id });
     if (rehash) await this.rehash(user, password);
     return user;
   }

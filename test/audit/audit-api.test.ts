@@ -288,18 +288,38 @@ for (const store of storesUnderTest()) {
       assert.equal((await one(server, "user_token.logout", (e) => e.subject === stored.subject)).user_id, user.id);
     });
 
-    it("JWT API: sign-up, login, password change, deactivation", async () => {
-      const name = uniqueName("auditjwt");
+    /** A JWT API user named `name`, signed up and logged in: its access token and id. */
+    const signedUpJwtUser = async (name: string) => {
       assert.equal((await rest(server.url, "POST", "/jwt/user", { json: { user: name, pass: password } })).status, 201);
       const access = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: password })}`);
       secrets.add(access.text);
-      const userId = decodeJwt(access.text).sub as string;
+      return { access, userId: decodeJwt(access.text).sub as string };
+    };
+
+    it("JWT API: sign-up, login, password change, deactivation", async () => {
+      const name = uniqueName("auditjwt");
+      const { access, userId } = await signedUpJwtUser(name);
       assert.equal((await rest(server.url, "PATCH", "/jwt/user", { json: { pass: otherPassword }, headers: bearer(access.text) })).status, 200);
       const fresh = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: otherPassword })}`);
       secrets.add(fresh.text);
       assert.equal((await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(fresh.text) })).status, 204);
       assert.deepEqual(await story(server, userId), ["signup success", "login success", "password.changed success", "login success", "user.deactivated success"]);
       assert.deepEqual([...new Set((await allEvents(server, { user_id: userId })).map((e) => e.api))], ["jwt"]);
+    });
+
+    it("a login of a deactivated user with its password records its user_id (the account is known once the password checked out); with a wrong one, none", async () => {
+      const name = uniqueName("auditgone");
+      const { access, userId } = await signedUpJwtUser(name);
+      assert.equal((await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(access.text) })).status, 204);
+      const gone = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: password })}`, { headers: { "x-request-id": "deactivated-right-pass" } });
+      assert.equal(gone.status, 403, gone.text);
+      const event = await one(server, "login", (e) => e.request_id === "deactivated-right-pass");
+      assert.deepEqual([event.outcome, event.reason, event.user_id, event.login], ["failure", "USER_DEACTIVATED", userId, name]);
+      assert.deepEqual(await story(server, userId), ["signup success", "login success", "user.deactivated success", "login failure"]);
+      const wrong = await rest(server.url, "GET", `/jwt/token?${new URLSearchParams({ user: name, pass: otherPassword })}`, { headers: { "x-request-id": "deactivated-wrong-pass" } });
+      assert.equal(wrong.status, 401, wrong.text);
+      const refused = await one(server, "login", (e) => e.request_id === "deactivated-wrong-pass");
+      assert.deepEqual([refused.reason, refused.user_id], ["INVALID_CREDENTIALS", undefined]);
     });
 
     it("JWT API: a password change or deactivation refused by the token check (none, a tampered one) records password.changed / user.deactivated with the refusal", async () => {

@@ -55,11 +55,12 @@ for (const store of storesUnderTest()) {
           held.release();
           refused(await inFlight, code, message, reason);
           refused(await login(), code, message, reason);
-          // The trail, newest first: the login after the ending, the one in flight, b's login.
+          // The trail, newest first: the login after the ending (its user known only when its
+          // password checked out: deactivated), the one in flight, b's login.
           const logins = await loginEvents(a.url, user);
           const userId = decodeJwt(access).sub;
           assert.deepEqual(logins, [
-            { outcome: "failure", reason, user_id: undefined },
+            { outcome: "failure", reason, user_id: reason === "USER_DEACTIVATED" ? userId : undefined },
             { outcome: "failure", reason, user_id: userId },
             { outcome: "success", reason: undefined, user_id: userId },
           ]);
