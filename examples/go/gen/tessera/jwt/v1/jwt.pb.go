@@ -490,7 +490,9 @@ type CreateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user name to create.
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	// The new user's password.
+	// The new user's password: at least 8 and at most 256 characters, not a well-known common
+	// password, and not the user name; judged as user names are compared (NFKC, case folding,
+	// white space trimmed, control characters left out), stored as sent.
 	Pass          string `protobuf:"bytes,2,opt,name=pass,proto3" json:"pass,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -580,7 +582,7 @@ func (*CreateUserResponse) Descriptor() ([]byte, []int) {
 // PATCH /user arguments.
 type ChangePasswordRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new password.
+	// The new password, held to CreateUser's password policy (not the user name either).
 	Pass string `protobuf:"bytes,1,opt,name=pass,proto3" json:"pass,omitempty"`
 	// The access token, when not sent as `Authorization: Bearer`.
 	AccessToken   string `protobuf:"bytes,2,opt,name=access_token,proto3" json:"access_token,omitempty"`

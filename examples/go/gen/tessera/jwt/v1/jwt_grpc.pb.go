@@ -75,7 +75,8 @@ const (
 // query of a GET or HEAD (jQuery's cache-buster), which is ignored. Signing is EdDSA by default (TESSERA_JWT_ALG: EdDSA, ES256,
 // or HS256 with TESSERA_JWT_SECRET of at least 32 bytes). Verification pins the algorithm to
 // the configured one and the key to `kid`: `alg: none`, tokens signed with another algorithm,
-// unknown `kid`s and `jku`/`x5u`/`jwk` headers are refused.
+// unknown `kid`s, headers that point at other keys (`jku`, `x5u`, `jwk`, `x5c`, `x5t`,
+// `x5t#S256`), `crit` and `b64` (RFC 7797: a payload signed unencoded) are refused.
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, CONFLICTING_TOKENS,
@@ -295,7 +296,8 @@ func (c *jwtServiceClient) GetVersion(ctx context.Context, in *GetVersionRequest
 // query of a GET or HEAD (jQuery's cache-buster), which is ignored. Signing is EdDSA by default (TESSERA_JWT_ALG: EdDSA, ES256,
 // or HS256 with TESSERA_JWT_SECRET of at least 32 bytes). Verification pins the algorithm to
 // the configured one and the key to `kid`: `alg: none`, tokens signed with another algorithm,
-// unknown `kid`s and `jku`/`x5u`/`jwk` headers are refused.
+// unknown `kid`s, headers that point at other keys (`jku`, `x5u`, `jwk`, `x5c`, `x5t`,
+// `x5t#S256`), `crit` and `b64` (RFC 7797: a payload signed unencoded) are refused.
 //
 // Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
 // codes): MISSING_CREDENTIAL, MALFORMED_CREDENTIAL, UNSUPPORTED_CREDENTIAL, CONFLICTING_TOKENS,

@@ -70,8 +70,9 @@
 // On arguments (a google.rpc.BadRequest names the fields):
 // - MISSING_FIELDS: one or more required fields are missing or empty.
 // - INVALID_FIELD: a field has a value that is not accepted (format, length, characters, range).
-// - WEAK_PASSWORD: the password breaks the password policy (too short, or on a list of common
-//   passwords).
+// - WEAK_PASSWORD: the password breaks the password policy (too short, only white space or
+//   control characters, on a list of common passwords, or the login or part of it; judged in
+//   the form logins are compared by).
 //
 // On resources:
 // - USER_EXISTS: a user with this login already exists.
@@ -97,8 +98,11 @@
 //   request had not arrived by TESSERA_HEADERS_TIMEOUT_MS / TESSERA_REQUEST_TIMEOUT_MS (408).
 // - CANCELED: the caller canceled the call.
 // - SERVICE_NOT_FOUND: grpc.health.v1.Health: no such service.
-// - ORIGIN_NOT_ALLOWED: a CORS preflight from an origin TESSERA_CORS_ORIGINS does not list
-//   (403).
+// - TOO_MANY_STREAMS: grpc.health.v1.Health/Watch or server reflection: the server already
+//   holds TESSERA_MAX_OPEN_STREAMS streams open (RESOURCE_EXHAUSTED): retry once one has ended.
+// - ORIGIN_NOT_ALLOWED: a CORS preflight from an origin TESSERA_CORS_ORIGINS does not list, or
+//   a logout with the session cookie sent from a page of another origin than the server's own
+//   or one TESSERA_CORS_ORIGINS lists (403).
 // - STORE_UNAVAILABLE: the store is down or unreachable; RetryInfo says when to retry.
 // - INTERNAL: an unexpected failure; details are in the server log only.
 //
@@ -265,7 +269,8 @@ type AccessRule struct {
 	TokenField string `protobuf:"bytes,3,opt,name=token_field,json=tokenField,proto3" json:"token_field,omitempty"`
 	// With CREDENTIAL_USER_TOKEN: a request without a bearer token may present the seed 003
 	// session cookie instead (`tessera_session`, on any HTTP method; SameSite=Lax keeps it off
-	// cross-site POSTs). The handler gets a cookie principal.
+	// cross-site POSTs, and a POST from a page of another origin of the same site is refused,
+	// PERMISSION_DENIED, ORIGIN_NOT_ALLOWED). The handler gets a cookie principal.
 	SessionCookie bool `protobuf:"varint,4,opt,name=session_cookie,json=sessionCookie,proto3" json:"session_cookie,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

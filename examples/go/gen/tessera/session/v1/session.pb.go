@@ -423,7 +423,9 @@ type CreateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user's email address: the login. Must be a valid address (RFC 5321 size limits).
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
-	// At least 8 and at most 256 characters, and not a well-known common password.
+	// At least 8 and at most 256 characters, not a well-known common password, and not the email
+	// or its local part; judged as logins are compared (NFKC, case folding, white space trimmed,
+	// control characters left out), stored as sent.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

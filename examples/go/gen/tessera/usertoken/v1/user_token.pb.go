@@ -371,15 +371,16 @@ const file_tessera_usertoken_v1_user_token_proto_rawDesc = "" +
 	"\x0flast_login_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\rlastLoginTime\"\x0f\n" +
 	"\rLogoutRequest\"*\n" +
 	"\x0eLogoutResponse\x12\x18\n" +
-	"\asuccess\x18\x01 \x01(\bR\asuccess2\x93\x03\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess2\xab\x03\n" +
 	"\x10UserTokenService\x12\x99\x01\n" +
 	"\x05Login\x12\".tessera.usertoken.v1.LoginRequest\x1a#.tessera.usertoken.v1.LoginResponse\"G\xc2\xf3\x18\x02\b\n" +
 	"\xda\xf3\x18'\n" +
 	"\x11permission_denied\n" +
 	"\x12resource_exhausted\x82\xd3\xe4\x93\x02\x10:\x01*\"\v/auth/login\x12g\n" +
 	"\x04Bump\x12!.tessera.usertoken.v1.BumpRequest\x1a\".tessera.usertoken.v1.BumpResponse\"\x18\xc2\xf3\x18\x02\b\x06\x82\xd3\xe4\x93\x02\f\"\n" +
-	"/auth/bump\x12q\n" +
-	"\x06Logout\x12#.tessera.usertoken.v1.LogoutRequest\x1a$.tessera.usertoken.v1.LogoutResponse\"\x1c\xc2\xf3\x18\x04\b\x06 \x01\x82\xd3\xe4\x93\x02\x0e\"\f/auth/logout\x1a\a\xca\xf3\x18\x03\n" +
+	"/auth/bump\x12\x88\x01\n" +
+	"\x06Logout\x12#.tessera.usertoken.v1.LogoutRequest\x1a$.tessera.usertoken.v1.LogoutResponse\"3\xc2\xf3\x18\x04\b\x06 \x01\xda\xf3\x18\x13\n" +
+	"\x11permission_denied\x82\xd3\xe4\x93\x02\x0e\"\f/auth/logout\x1a\a\xca\xf3\x18\x03\n" +
 	"\x01/B\xa6\x01\n" +
 	"\x14tessera.usertoken.v1B\x0eUserTokenProtoP\x01Z/tessera/gen/go/tessera/usertoken/v1;usertokenv1\xa2\x02\x03TUT\xaa\x02\x14Tessera.Usertoken.V1\xca\x02\x14Tessera\\Usertoken\\V1\xea\x02\x16Tessera::Usertoken::V1b\x06proto3"
 

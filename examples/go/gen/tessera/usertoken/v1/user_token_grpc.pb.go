@@ -47,7 +47,7 @@ const (
 // LOGIN_LOCKED (with RetryInfo), HASHER_BUSY (with RetryInfo), USER_DEACTIVATED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_REVOKED,
 // USER_NOT_FOUND, INVALID_FIELD. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
 // UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
-// ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
+// ORIGIN_NOT_ALLOWED (CORS preflights, a cookie logout from another origin), INTERNAL; over REST also ROUTE_NOT_FOUND,
 // METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
 // UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
 // UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
@@ -69,7 +69,11 @@ type UserTokenServiceClient interface {
 	// Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
 	// (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
 	// of the user keep working. Without a bearer token, the `tessera_session` cookie of seed 003
-	// is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`).
+	// is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`);
+	// sent by a browser from a page of another origin (its `Origin`, or `Sec-Fetch-Site`
+	// `same-site` or `cross-site`) than the server's own or one TESSERA_CORS_ORIGINS lists, that
+	// logout is refused (cross-site request forgery), PERMISSION_DENIED (403, ORIGIN_NOT_ALLOWED),
+	// and the session lives on.
 	// Errors: UNAUTHENTICATED (401) as for Bump, including a second logout with the same token
 	// or cookie.
 	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
@@ -136,7 +140,7 @@ func (c *userTokenServiceClient) Logout(ctx context.Context, in *LogoutRequest, 
 // LOGIN_LOCKED (with RetryInfo), HASHER_BUSY (with RetryInfo), USER_DEACTIVATED, INVALID_TOKEN, TOKEN_EXPIRED, TOKEN_REVOKED,
 // USER_NOT_FOUND, INVALID_FIELD. Common to every API: MALFORMED_REQUEST, REQUEST_TOO_LARGE,
 // UNIMPLEMENTED, DEADLINE_EXCEEDED, CANCELED, NO_ACCESS_RULE, STORE_UNAVAILABLE,
-// ORIGIN_NOT_ALLOWED (CORS preflights), INTERNAL; over REST also ROUTE_NOT_FOUND,
+// ORIGIN_NOT_ALLOWED (CORS preflights, a cookie logout from another origin), INTERNAL; over REST also ROUTE_NOT_FOUND,
 // METHOD_NOT_ALLOWED, MALFORMED_PATH, INVALID_PATH_VARIABLE, TOO_MANY_QUERY_PARAMETERS,
 // UNKNOWN_QUERY_PARAMETER, INVALID_QUERY_PARAMETER, MALFORMED_BODY, INVALID_BODY_FIELD,
 // UNSUPPORTED_MEDIA_TYPE (tessera/options/v1/options.proto explains each).
@@ -158,7 +162,11 @@ type UserTokenServiceServer interface {
 	// Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
 	// (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
 	// of the user keep working. Without a bearer token, the `tessera_session` cookie of seed 003
-	// is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`).
+	// is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`);
+	// sent by a browser from a page of another origin (its `Origin`, or `Sec-Fetch-Site`
+	// `same-site` or `cross-site`) than the server's own or one TESSERA_CORS_ORIGINS lists, that
+	// logout is refused (cross-site request forgery), PERMISSION_DENIED (403, ORIGIN_NOT_ALLOWED),
+	// and the session lives on.
 	// Errors: UNAUTHENTICATED (401) as for Bump, including a second logout with the same token
 	// or cookie.
 	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
