@@ -2,7 +2,7 @@
 // reconnects). It runs on its own port and its own PostgreSQL database, so it never disturbs
 // the shared MONGODB_URI server. Needs the FerretDB binary (FERRETDB_BIN; .ci/run builds it).
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { freePort } from "./net.js";
 import { tmpdir } from "node:os";
@@ -18,16 +18,59 @@ function postgresUrlBase(): string {
   return process.env.FERRETDB_POSTGRESQL_URL_BASE ?? "postgres://postgres@127.0.0.1:5432";
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+/** The inode of the socket listening on TCP `port` (any address), from /proc/net/tcp{,6}: Linux. */
+function listenerInode(port: number): string | undefined {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = readFileSync(table, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      // sl, local address, remote address, state (0A: LISTEN), ..., inode (the tenth field).
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[1]!.endsWith(hex) && f[3] === "0A") return f[9];
+    }
+  }
+  return undefined;
+}
+
+/** Whether process `pid` holds socket `inode` among its file descriptors. */
+function holdsSocket(pid: number, inode: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+  } catch {
+    return false; // gone
+  }
+}
+
+/** The server could not listen on its port: another process holds it. */
+class PortTakenError extends Error {}
+
+/**
+ * Waits until `child` itself listens on `port`. A port from freePort() may be taken by another
+ * process before the server binds it (two suites running side by side); the server then exits,
+ * while a check that only connects would find the other process's listener there, and a test
+ * would talk to another server (a paused server that still answered, seen under load).
+ */
+async function waitForOwnListener(child: ChildProcess, port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = connect(port, "127.0.0.1");
-      c.once("connect", () => { c.destroy(); resolve(true); });
-      c.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
+    if (child.exitCode !== null || child.signalCode !== null) {
+      if (listenerInode(port) !== undefined) throw new PortTakenError(`FerretDB could not listen on ${port}: another process does`);
+      throw new Error(`FerretDB exited (${child.exitCode ?? child.signalCode}) before it listened on ${port}`);
+    }
+    const inode = listenerInode(port);
+    if (inode !== undefined && child.pid !== undefined && holdsSocket(child.pid, inode)) return;
+    await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`FerretDB did not listen on ${port} within ${timeoutMs} ms`);
 }
@@ -125,9 +168,17 @@ export class PrivateFerretDb {
   }
 
   static async start(o: FerretDbOptions = {}): Promise<PrivateFerretDb> {
-    const db = await PrivateFerretDb.prepare(o);
-    await db.resume();
-    return db;
+    for (let attempt = 0; ; attempt++) {
+      const db = await PrivateFerretDb.prepare(o);
+      try {
+        await db.resume();
+        return db;
+      } catch (error) {
+        await db.destroy();
+        // Its port was taken before it listened: another one (a restart keeps its port, and fails).
+        if (!(error instanceof PortTakenError) || attempt >= 4) throw error;
+      }
+    }
   }
 
   /**
@@ -181,7 +232,7 @@ export class PrivateFerretDb {
       ],
       { stdio: "ignore" },
     );
-    await waitForPort(this.port, 15000);
+    await waitForOwnListener(this.child, this.port, 15000);
   }
 
   /** Stops the server (the outage). */
