@@ -462,7 +462,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       active--;
       if (h1c === undefined) return;
       h1c.answers.delete(res as http.ServerResponse);
-      if (closesConnection(res as http.ServerResponse)) h1c.closing = true;
+      // Its headers are written by now (or its connection is going anyway): Node's _last alone
+      // tells, set by a Connection: close written too, without reading the header again.
+      if ((res as { _last?: boolean })._last === true) h1c.closing = true;
     };
     res.once("close", finish);
     res.once("finish", finish);
