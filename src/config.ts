@@ -358,7 +358,7 @@ export const variables = {
   jwtIssuer: variable("TESSERA_JWT_ISSUER", "tessera", text, "`iss` of the JWTs Tessera issues; TESSERA_PUBLIC_URL when that is set (then leave this unset or equal)."),
   jwtAudience: variable("TESSERA_JWT_AUDIENCE", "tessera", text, "`aud` of seed 004 access JWTs; refresh JWTs carry it followed by `/refresh_token`, so that no verifier of access tokens takes one."),
   hstsMaxAgeSeconds: variable("TESSERA_HSTS_MAX_AGE_SECONDS", 31536000, integer(0, 63072000), "Under TLS every answer carries `Strict-Transport-Security: max-age=` this (a browser then reaches the service over HTTPS only); 0: none. Never sent without TLS (a proxy that terminates TLS sets its own)."),
-  cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS).", { shownDefault: "(on under TLS)" }),
+  cookieSecure: variable<boolean>("TESSERA_COOKIE_SECURE", undefined, boolean, "Mark the session cookie Secure (default: on under TLS). Set it behind a proxy that ends TLS: the server is then reached over https, and a cookie logout from an http:// page of its host is refused as another origin's.", { shownDefault: "(on under TLS)" }),
   // Operations
   metrics: variable("TESSERA_METRICS", true, boolean, "Serve Prometheus metrics at `GET /metrics` (`on` or `off`).", { shownDefault: "on" }),
   metricsPort: variable<number>("TESSERA_METRICS_PORT", undefined, integer(0, 65535), "Serve `/metrics` on this port of HOST instead of the main port (which then answers 404 there); refused with TESSERA_METRICS=off."),

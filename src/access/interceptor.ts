@@ -45,6 +45,8 @@ export interface AccessOptions {
   publicServices: readonly DescService[];
   /** Origins whose pages may make a state-changing call with the session cookie, besides the server's own. */
   cookieOrigins?: readonly string[];
+  /** Whether the server is reached over https: its own origin is then https://<Host> alone (refuseCrossOriginCookie). */
+  overHttps?: boolean;
 }
 
 function isJwtShaped(token: string): boolean {
@@ -130,6 +132,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const { verifiers } = options;
   // As a browser sends them, as CORS matches them: TESSERA_CORS_ORIGINS takes "https://app.example/".
   const cookieOrigins = new Set((options.cookieOrigins ?? []).map((o) => o.replace(/\/+$/, "").toLowerCase()));
+  const overHttps = options.overHttps ?? false;
 
   const requireClientId = (header: Headers): string => {
     const id = header.get(clientIdHeader);
@@ -201,7 +204,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         if (!token && rule.sessionCookie) {
           const cookie = presentedSessionCookie(header);
           if (cookie) {
-            if (httpMethod !== "GET" && httpMethod !== "HEAD") refuseCrossOriginCookie(header, new URL(url).host, cookieOrigins);
+            if (httpMethod !== "GET" && httpMethod !== "HEAD") refuseCrossOriginCookie(header, new URL(url).host, cookieOrigins, overHttps);
             return verifiers.sessionCookie(cookie);
           }
         }

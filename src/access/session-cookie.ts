@@ -31,12 +31,18 @@ export function presentedSessionCookie(headers: Headers): string | undefined {
  * TESSERA_PUBLIC_URL's), and a request from no page at all (neither `Origin` nor
  * `Sec-Fetch-Site`: a script, curl). `Sec-Fetch-Site`, which a page cannot forge, decides when
  * the origin is not a trusted one: `same-origin` also behind a proxy that rewrites `Host`.
+ * `overHttps`: the server is reached over https (TLS here, TESSERA_COOKIE_SECURE=true for a
+ * proxy in front that ends TLS, or an https TESSERA_PUBLIC_URL); its own origin is then
+ * https://<host>, and a page of http://<host> (which a network attacker can write, and whose
+ * POST SameSite=Lax lets carry the cookie where a browser does not tell schemes apart) is
+ * another origin.
  */
-export function refuseCrossOriginCookie(headers: Headers, host: string, trustedOrigins: ReadonlySet<string>): void {
+export function refuseCrossOriginCookie(headers: Headers, host: string, trustedOrigins: ReadonlySet<string>, overHttps: boolean): void {
   const origin = headers.get("origin")?.toLowerCase();
   if (origin !== undefined && trustedOrigins.has(origin)) return;
   const site = headers.get("sec-fetch-site")?.toLowerCase();
-  const fromHere = site !== undefined ? site === "same-origin" || site === "none" : origin === undefined || namesHost(origin, host.toLowerCase());
+  const fromHere =
+    site !== undefined ? site === "same-origin" || site === "none" : origin === undefined || namesHost(origin, host.toLowerCase(), overHttps);
   if (!fromHere) {
     throw permissionDenied(
       "ORIGIN_NOT_ALLOWED",
@@ -48,15 +54,17 @@ export function refuseCrossOriginCookie(headers: Headers, host: string, trustedO
 /**
  * Whether a serialized origin (`null`, or no URL: never) has `host` as its host and port, the
  * default port of its scheme written out or not: a proxy in front that ends TLS may write Host
- * as "auth.example.com:443", the page's origin https://auth.example.com.
+ * as "auth.example.com:443", the page's origin https://auth.example.com. Over https
+ * (`overHttps`), only an https origin is this server's.
  */
-function namesHost(origin: string, host: string): boolean {
+function namesHost(origin: string, host: string, overHttps: boolean): boolean {
   let url: URL;
   try {
     url = new URL(origin);
   } catch {
     return false;
   }
+  if (overHttps && url.protocol !== "https:") return false;
   if (url.host === host) return true;
   const defaultPort = url.protocol === "https:" ? "443" : url.protocol === "http:" ? "80" : undefined;
   return url.port === "" && defaultPort !== undefined && `${url.host}:${defaultPort}` === host;

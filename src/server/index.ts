@@ -236,6 +236,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         publicServices: [Health, ...reflection.map((r) => r.service)],
         // Listed CORS origins are trusted with credentialed calls; "*" is any origin without credentials.
         cookieOrigins: [...(config.corsOrigins ?? []).filter((o) => o !== "*"), ...(config.publicUrl !== undefined ? [new URL(config.publicUrl).origin] : [])],
+        // Reached over https: TLS here, a proxy in front that ends it (the cookie made Secure for
+        // it), or the public URL clients use.
+        overHttps: secure || config.cookieSecure === true || (config.publicUrl !== undefined && new URL(config.publicUrl).protocol === "https:"),
       }),
       createCallerScopeInterceptor(),
       createSessionCookieInterceptor(config.cookieSecure),

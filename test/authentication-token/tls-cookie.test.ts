@@ -69,6 +69,25 @@ describe("session cookie under TLS", function () {
     }
   });
 
+  // The server's origin is https://<Host>: a page of http://<Host> is another origin, whose
+  // POST SameSite=Lax lets carry the cookie in a browser that does not tell schemes apart.
+  it("POST /auth/logout with it from a page of the same host over http is refused 403 ORIGIN_NOT_ALLOWED (a browser that sends no Sec-Fetch-Site)", async () => {
+    const server = await startTestServer({ env: tlsEnv });
+    try {
+      const value = /^tessera_session=([^;]+);/.exec(await exchangeCookie(server, ca))![1];
+      const { host } = new URL(server.url);
+      const fromHttp = await request(server, ca, "POST", "/auth/logout", { cookie: `tessera_session=${value}`, origin: `http://${host}` });
+      assert.equal(fromHttp.status, 403, JSON.stringify(fromHttp.body));
+      assert.equal(fromHttp.body.details[0].debug.reason, "ORIGIN_NOT_ALLOWED");
+      assert.equal((await request(server, ca, "GET", "/api/authenticationtoken", { cookie: `tessera_session=${value}` })).status, 200, "the session lives on");
+      const fromHttps = await request(server, ca, "POST", "/auth/logout", { cookie: `tessera_session=${value}`, origin: `https://${host}` });
+      assert.equal(fromHttps.status, 200, JSON.stringify(fromHttps.body));
+      assert.deepEqual(fromHttps.body, { success: true });
+    } finally {
+      await server.close();
+    }
+  });
+
   it("is not Secure when TESSERA_COOKIE_SECURE=false", async () => {
     const server = await startTestServer({ env: { ...tlsEnv, TESSERA_COOKIE_SECURE: "false" } });
     try {

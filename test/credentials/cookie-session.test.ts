@@ -242,6 +242,49 @@ for (const store of storesUnderTest()) {
           const fromPublic = await rest(proxied.url, "POST", "/auth/logout", { headers: { ...cookie(value), origin: publicOrigin } });
           assert.equal(fromPublic.status, 200, fromPublic.text);
         });
+
+        it("REST: a page of that host over http is another origin, also when the proxy passes that Host on: 403 ORIGIN_NOT_ALLOWED", async () => {
+          const email = uniqueEmail("cookie");
+          await signUp(proxied, email);
+          const value = await sessionCookie(proxied, await loginUserToken(proxied, email));
+          // node:http, which sends the Host it is given (fetch writes its own).
+          const answer = await raw(proxied.url, "POST", "/auth/logout", { ...cookie(value), origin: "http://auth.example.com", host: "auth.example.com" });
+          assert.equal(answer.status, 403, answer.text);
+          assert.equal((JSON.parse(answer.text) as { details: [{ debug: { reason: string } }] }).details[0].debug.reason, "ORIGIN_NOT_ALLOWED");
+          assert.equal((await rest(proxied.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).status, 200);
+        });
+      });
+
+      // Served over https (here TESSERA_COOKIE_SECURE=true: a proxy in front ends TLS), the
+      // server's own origin is https://<Host>: a page of http://<Host> (the same host name over
+      // plain http, which a network attacker can write) is another origin, though SameSite=Lax
+      // lets its POST carry the cookie in a browser that does not tell schemes apart.
+      describe("served over https: a page of the same host over http is another origin (a browser that sends no Sec-Fetch-Site)", () => {
+        let secure: TestServer;
+        before(async () => (secure = await startTestServer({ store, env: { TESSERA_COOKIE_SECURE: "true" } })));
+        after(() => secure.close());
+
+        it("REST: refused 403 ORIGIN_NOT_ALLOWED, the session lives on; the https page of that host logs out", async () => {
+          const email = uniqueEmail("cookie");
+          await signUp(secure, email);
+          const value = await sessionCookie(secure, await loginUserToken(secure, email));
+          const live = async () => (await rest(secure.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).status;
+          for (const [origin, host] of [
+            ["http://auth.example.com", "auth.example.com"],
+            ["http://auth.example.com", "auth.example.com:80"],
+            [`http://${new URL(secure.url).host}`, new URL(secure.url).host],
+          ]) {
+            // node:http, which sends the Host it is given (fetch writes its own).
+            const answer = await raw(secure.url, "POST", "/auth/logout", { ...cookie(value), origin, host });
+            assert.equal(answer.status, 403, `${origin} with Host ${host}: ${answer.text}`);
+            const body = JSON.parse(answer.text) as { code: string; message: string; details: [{ debug: { reason: string } }] };
+            assert.deepEqual([body.code, body.message, body.details[0].debug.reason], ["permission_denied", crossOrigin, "ORIGIN_NOT_ALLOWED"]);
+            assert.equal(await live(), 200, `${origin} with Host ${host}`);
+          }
+          const fromHttps = await raw(secure.url, "POST", "/auth/logout", { ...cookie(value), origin: "https://auth.example.com", host: "auth.example.com" });
+          assert.equal(fromHttps.status, 200, fromHttps.text);
+          assert.equal(await live(), 401);
+        });
       });
 
       // TESSERA_CORS_ORIGINS takes an origin written with a trailing "/", and CORS lets that
