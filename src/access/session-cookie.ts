@@ -81,8 +81,9 @@ export function formatSessionCookie(cookie: SessionCookie, secure: boolean): str
 }
 
 /**
- * Writes the requested `Set-Cookie` on a successful answer. `secure` is TESSERA_COOKIE_SECURE:
- * when set it wins (a TLS-terminating proxy in front); unset, the cookie is Secure under TLS.
+ * Writes the requested `Set-Cookie` on a successful answer. `secure` is TESSERA_COOKIE_SECURE
+ * (true also when unset with an https TESSERA_PUBLIC_URL): when set it wins (a TLS-terminating
+ * proxy in front); unset, the cookie is Secure under TLS.
  */
 export function createSessionCookieInterceptor(secure: boolean | undefined): Interceptor {
   return (next) => async (req) => {

@@ -80,7 +80,7 @@ const cacheableMethods = new Set([
  */
 const cookieMethods: Record<string, string> = {
   "tessera.authtoken.v1.AuthenticationTokenService/ExchangeToken":
-    "The login session the exchange starts, as the `tessera_session` cookie: `Max-Age` is the seconds it lives (TESSERA_SESSION_COOKIE_TTL_SECONDS, or less when the token was made from a cookie session that ends sooner), `Secure` under TLS or as TESSERA_COOKIE_SECURE says. Not sent when the request carries a valid session cookie of the same user, which is kept.",
+    "The login session the exchange starts, as the `tessera_session` cookie: `Max-Age` is the seconds it lives (TESSERA_SESSION_COOKIE_TTL_SECONDS, or less when the token was made from a cookie session that ends sooner), `Secure` under TLS or with an https TESSERA_PUBLIC_URL, or as TESSERA_COOKIE_SECURE says. Not sent when the request carries a valid session cookie of the same user, which is kept.",
   "tessera.usertoken.v1.UserTokenService/Logout":
     "Clears the `tessera_session` cookie (empty value, `Max-Age=0`) when the call ended a cookie session, that is when it was made with the cookie and no bearer token. Not sent on a user token's logout.",
 };

@@ -168,6 +168,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const services = o.bindings.map((b) => b.service);
   const reflection = reflectionServices([...services, Health]);
   const secure = config.tlsCertFile !== undefined;
+  const httpsPublicUrl = config.publicUrl !== undefined && new URL(config.publicUrl).protocol === "https:";
   const tracing = o.tracing ?? idsOnly;
   const clientAddress = createClientAddressResolver(config.trustedProxies);
   // drain(): readiness fails from then on, also for a probe of the store already under way.
@@ -238,10 +239,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         cookieOrigins: [...(config.corsOrigins ?? []).filter((o) => o !== "*"), ...(config.publicUrl !== undefined ? [new URL(config.publicUrl).origin] : [])],
         // Reached over https: TLS here, a proxy in front that ends it (the cookie made Secure for
         // it), or the public URL clients use.
-        overHttps: secure || config.cookieSecure === true || (config.publicUrl !== undefined && new URL(config.publicUrl).protocol === "https:"),
+        overHttps: secure || config.cookieSecure === true || httpsPublicUrl,
       }),
       createCallerScopeInterceptor(),
-      createSessionCookieInterceptor(config.cookieSecure),
+      // Unset, Secure under TLS or when clients reach the server at an https public URL (a proxy in front ends TLS).
+      createSessionCookieInterceptor(config.cookieSecure ?? (httpsPublicUrl ? true : undefined)),
       createCacheControlInterceptor(),
     ],
     jsonOptions,

@@ -395,6 +395,28 @@ for (const store of storesUnderTest()) {
           await secure.close();
         }
       });
+
+      // TESSERA_PUBLIC_URL is the https URL clients reach the server at: a proxy in front ends
+      // TLS. A cookie without Secure would go out in clear text on any http:// request to that
+      // host a network attacker has a browser make.
+      it("is Secure when TESSERA_PUBLIC_URL is an https URL (clients reach the server over https), unless TESSERA_COOKIE_SECURE=false", async () => {
+        for (const [env, secureAttribute] of [
+          [{ TESSERA_PUBLIC_URL: "https://auth.example.com" }, "; Secure"],
+          [{ TESSERA_PUBLIC_URL: "https://auth.example.com", TESSERA_COOKIE_SECURE: "false" }, ""],
+        ] as const) {
+          const proxied = await startTestServer({ store, env });
+          try {
+            const { token } = await userWithToken(proxied);
+            const created = await rest(proxied.url, "GET", "/api/authenticationtoken", { headers: bearer(token) });
+            const res = await rest(proxied.url, "GET", `/api/authenticationtoken/${created.body.token}/user`);
+            assert.equal(res.status, 200, res.text);
+            const { line } = sessionCookieOf(res.headers)!;
+            assert.match(line, new RegExp(`^tessera_session=[A-Za-z0-9_-]{43}; Path=/; Max-Age=86400; HttpOnly; SameSite=Lax${secureAttribute}$`), `${JSON.stringify(env)}: ${line.replace(/=[^;]+;/, "=…;")}`);
+          } finally {
+            await proxied.close();
+          }
+        }
+      });
     });
 
     describe("REST only: HEAD, which link checkers and mail scanners send to any URL", () => {
