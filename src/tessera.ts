@@ -73,7 +73,7 @@ function restFactory(config: Config): RestHandlerFactory {
   };
 }
 
-/** News between workers (cluster.ts shareNews): the signing keys changed; an API token (its hash) was revoked. */
+/** News between workers (cluster.ts shareNews): the signing keys changed; an API token (its hash, or its link when the store answered the revocation with an error) was revoked. */
 const keysChanged = "keys-changed";
 const apiTokenRevoked = "api-token-revoked";
 const storeFull = "store-full";
@@ -142,8 +142,8 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   const { keyRing, apiTokens } = services.core;
   keyRing.onChange(() => shareNews(keysChanged));
   onNews(keysChanged, () => keyRing.reloadNow().catch((e: unknown) => logger.warn("signing keys not reloaded", { error: e instanceof Error ? e.message : String(e) })));
-  apiTokens.onRevoke((hash) => shareNews(apiTokenRevoked, hash));
-  onNews(apiTokenRevoked, (hash) => apiTokens.forget(hash));
+  apiTokens.onRevoke((hashOrLink) => shareNews(apiTokenRevoked, hashOrLink));
+  onNews(apiTokenRevoked, (hashOrLink) => apiTokens.forget(hashOrLink));
   services.core.hashPool.observe({
     ...(metrics && { waited: (ms: number) => metrics.hashWaited(ms) }),
     ...(tracing.aroundHash && { around: tracing.aroundHash }),

@@ -4,7 +4,8 @@
 // - the store keeps only SHA-256(secret) and is queried by that hash: finding a row by an exact
 //   hash is the constant-time comparison (nothing secret-dependent is compared byte by byte);
 // - a small per-instance cache (hash -> record, TTL TESSERA_API_TOKEN_CACHE_SECONDS) absorbs
-//   repeated lookups; revocation here evicts at once, other instances see it within the TTL;
+//   repeated lookups; revocation here evicts at once (also one the store answered with an
+//   error: it may have been made all the same), other instances see it within the TTL;
 // - `last_used` is written at most once per token per TESSERA_LAST_USED_INTERVAL_SECONDS, fire
 //   and forget, guarded in process so a hot token does not even issue the write.
 import type { Config } from "../config.js";
@@ -167,7 +168,8 @@ export class ApiTokens {
 
   /**
    * Revokes one of the account's active tokens; 404 "Could not revoke token" when the link is
-   * unknown, already revoked or another account's. Evicts this instance's cache at once.
+   * unknown, already revoked or another account's. Evicts this instance's cache at once, also
+   * when the store answers with an error (revokedInDoubt).
    */
   async revoke(accountId: string, tokenLink: string): Promise<ApiTokenRecord> {
     requireFields([
@@ -175,7 +177,14 @@ export class ApiTokens {
       ["token_link", tokenLink],
     ]);
     if (!TOKEN_LINK.test(tokenLink) || holdsControlCharacters(accountId)) throw notRevoked();
-    const token = await this.tokens.revoke(accountId, tokenLink.toLowerCase(), this.clock.now());
+    const link = tokenLink.toLowerCase();
+    let token: ApiTokenRecord | null;
+    try {
+      token = await this.tokens.revoke(accountId, link, this.clock.now());
+    } catch (e) {
+      await this.revokedInDoubt(link);
+      throw e;
+    }
     if (!token) throw notRevoked();
     this.forget(token.hash);
     await this.revoked?.(token.hash);
@@ -184,18 +193,44 @@ export class ApiTokens {
   }
 
   /**
-   * `told` hears the hash of every token revoked here (to tell other workers: forget); the
-   * revocation ends once what it returns has settled.
+   * A revocation the store answered with an error may have been made all the same (a write that
+   * landed, its answer lost): the token is let go of here and in the other workers as if it had
+   * been, by its link (its hash is not known without the store's answer). Eviction costs a
+   * lookup at most. A failure to is logged: the store's error answers the call.
    */
-  onRevoke(told: (hash: string) => unknown): void {
+  private async revokedInDoubt(link: string): Promise<void> {
+    try {
+      this.forget(link);
+      await this.revoked?.(link);
+    } catch (e) {
+      this.logger.warn("api token revocation in doubt not applied everywhere", { tokenLink: link, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  /**
+   * `told` hears the hash of every token revoked here, or its link when the store answered the
+   * revocation with an error (revokedInDoubt), to tell other workers: forget; the revocation
+   * ends once what it returns has settled.
+   */
+  onRevoke(told: (hashOrLink: string) => unknown): void {
     this.revoked = told;
   }
 
-  /** A token revoked elsewhere: this instance's cache lets go of it at once. */
-  forget(hash: string): void {
+  /**
+   * A token revoked elsewhere, named by its hash, or by its link (a revocation in doubt): this
+   * instance's cache lets go of it at once, and a lookup under way does not fill it.
+   */
+  forget(hashOrLink: string): void {
     this.epoch++;
-    this.cache.delete(hash);
-    this.inflight.delete(hash);
+    if (TOKEN_LINK.test(hashOrLink)) {
+      const link = hashOrLink.toLowerCase();
+      this.cache.deleteWhere((token) => token.link === link);
+      // Lookups under way are keyed by hash: none of them is shared from now on.
+      this.inflight.clear();
+      return;
+    }
+    this.cache.delete(hashOrLink);
+    this.inflight.delete(hashOrLink);
   }
 
   /**

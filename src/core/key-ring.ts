@@ -423,11 +423,12 @@ export class KeyRing {
     const target = records.find((r) => r.kid === kid);
     if (!target) throw notFound("KEY_NOT_FOUND", "no signing key with this kid");
     await this.changing(async (wrote) => {
-      // Already revoked: nothing is written, and the other workers are told again all the same.
-      if (target.revokedAt) {
-        wrote();
-        return recorded(kid);
-      }
+      // Each step below writes, and a write the store answers with an error may have been made
+      // all the same (its answer lost): from here on the list is read again and the other workers
+      // told, whatever the store answers. Already revoked: nothing is written, and they are told
+      // again all the same.
+      wrote();
+      if (target.revokedAt) return recorded(kid);
       // The key signs, or a rotation is about to make it sign: promote the next key at once. Asked
       // again on every look at the store: once another instance's revocation of the same key
       // (decided from the same list) has promoted one, this one promotes nothing more, which would
@@ -457,15 +458,9 @@ export class KeyRing {
         if (above === undefined) return undefined;
         return below?.retiredAt === undefined || below.retiredAt.getTime() >= above.activatedAt.getTime() ? kid : undefined;
       };
-      if (waiting) {
-        await this.advance("scheduled", promotedAbove, rotated, kid);
-        wrote();
-      } else if (needsPromotion(records)) {
-        await this.advance("now", (rs) => (needsPromotion(rs) ? undefined : kid), rotated);
-        wrote();
-      }
+      if (waiting) await this.advance("scheduled", promotedAbove, rotated, kid);
+      else if (needsPromotion(records)) await this.advance("now", (rs) => (needsPromotion(rs) ? undefined : kid), rotated);
       if (await this.store.revoke(kid, now)) this.logger.warn("signing key revoked", { kid, generation: target.generation });
-      wrote();
       await recorded(kid);
       records = await this.store.list();
       if (records.at(-1)!.kid === kid) {

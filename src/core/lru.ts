@@ -96,6 +96,11 @@ export class Lru<K, V> {
     }
   }
 
+  /** Drops every entry whose value `test` holds for (a walk of all entries: for rare calls). */
+  deleteWhere(test: (value: V) => boolean): void {
+    for (const [key, entry] of this.entries) if (test(entry.value)) this.delete(key);
+  }
+
   clear(): void {
     this.entries.clear();
     this.lastKey = undefined;

@@ -1,8 +1,9 @@
 // Under TESSERA_WORKERS, a signing key revoked or an API token revoked is refused at once by every
 // worker, not only by the one that answered the revocation (README, "Emergency revocation"): the
 // others are told (cluster.ts shareNews) instead of waiting for their key list's reload (30 s) or
-// their API-token cache (TESSERA_API_TOKEN_CACHE_SECONDS). Each connection below is a new one, so
-// the workers take them in turn.
+// their API-token cache (TESSERA_API_TOKEN_CACHE_SECONDS); so too when the store holds the
+// revocation but answers it with an error (503: test/support/landing-failures.ts), which every
+// worker must take for made. Each connection below is a new one, so the workers take them in turn.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -83,5 +84,68 @@ describe("server: TESSERA_WORKERS, revocations reach every worker at once", func
     const revoked = await request(cluster!.port, "DELETE", "/v1/frontend/auth/acct-news", { token_link: link });
     assert.equal(revoked.status, 200, revoked.text);
     assert.deepEqual(await statuses("/v1/api/auth", bearer), Array(connections).fill(401));
+  });
+});
+
+describe("server: TESSERA_WORKERS, revocations the store holds but answers with an error reach every worker at once", function () {
+  this.timeout(60000);
+  let dataDir: string;
+  let cluster: ServiceProcess | undefined;
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "tessera-news-"));
+    // Every worker's revocations are written, then answered 503 (test/support/landing-failures.ts).
+    // A long API-token cache: only the news can explain a refusal within it. Keys sign as soon as
+    // a rotation promotes them: a key that stopped signing (and verifies) is revoked alone, no
+    // promotion written before its revocation.
+    cluster = await startService(
+      "sources",
+      { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", TESSERA_KEY_PUBLISH_SECONDS: "0", LANDING_FAILURES: "1,2" },
+      { listeners: 2, nodeArgs: ["--import", "tsx", "--import", "./test/support/landing-failures.ts"] },
+    );
+  });
+  after(async () => {
+    await killService(cluster);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const statuses = async (path: string, headers: Record<string, string>) => {
+    const out: number[] = [];
+    for (let i = 0; i < connections; i++) out.push((await request(cluster!.port, "GET", path, undefined, headers)).status);
+    return out;
+  };
+  const servedBy = (procedure: string) => new Set(cluster!.lines().filter((l) => l.msg === "rpc" && l.procedure === procedure).map((l) => l.worker));
+  const assertStoreUnavailable = (res: { status: number; json: any; text: string }) => {
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.json.code, "unavailable");
+    assert.equal(res.json.message, "the store is unavailable, try again shortly");
+  };
+
+  it("a revoked API token answered 503: every worker refuses it at once, though each had it cached", async () => {
+    const created = await request(cluster!.port, "POST", "/v1/frontend/auth", { account_id: "acct-doubt", description: "news" });
+    assert.equal(created.status, 200, created.text);
+    const bearer = { authorization: `Bearer ${created.json.token as string}` };
+    assert.deepEqual(await statuses("/v1/api/auth", bearer), Array(connections).fill(200));
+    assert.deepEqual([...servedBy("tessera.apitoken.v1.ApiTokenService/Authenticate")].sort(), [1, 2]);
+
+    const link = (await request(cluster!.port, "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
+    assertStoreUnavailable(await request(cluster!.port, "DELETE", "/v1/frontend/auth/acct-doubt", { token_link: link }));
+    assert.deepEqual(await statuses("/v1/api/auth", bearer), Array(connections).fill(401));
+  });
+
+  it("a revoked signing key answered 503: every worker refuses at once the tokens it signed, though each had verified them", async () => {
+    assert.equal((await request(cluster!.port, "POST", "/jwt/user", { user: "doubt", pass: password })).status, 201);
+    const issued = await request(cluster!.port, "GET", `/jwt/token?user=doubt&pass=${encodeURIComponent(password)}`);
+    assert.equal(issued.status, 200, issued.text);
+    const bearer = { authorization: `Bearer ${issued.text}` };
+    const { kid } = JSON.parse(Buffer.from(issued.text.split(".")[0]!, "base64url").toString()) as { kid: string };
+    const rotated = await request(cluster!.port, "POST", "/v1/admin/keys:rotate", {});
+    assert.equal(rotated.status, 200, rotated.text);
+    assert.notEqual(rotated.json.kid, kid);
+    // Both workers have verified (and cached) it, signed by a key that no longer signs.
+    assert.deepEqual(await statuses("/jwt/check", bearer), Array(connections).fill(200));
+    assert.deepEqual([...servedBy("tessera.jwt.v1.JwtService/Check")].sort(), [1, 2]);
+
+    assertStoreUnavailable(await request(cluster!.port, "POST", `/v1/admin/keys/${kid}:revoke`, {}));
+    assert.deepEqual(await statuses("/jwt/check", bearer), Array(connections).fill(400));
   });
 });
