@@ -11,6 +11,7 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ApiTokenRecord, ApiTokenState, ApiTokenStore } from "../store/ports/api-tokens.js";
+import { settledOf } from "../store/ports/errors.js";
 import { generateApiTokenSecret, isWellFormedApiToken } from "./api-token-secret.js";
 import type { Clock } from "./clock.js";
 import { failedPrecondition, invalidArgument, invalidField, notFound, unauthenticated } from "./errors.js";
@@ -99,6 +100,8 @@ export class ApiTokens {
   private readonly writes = new Set<Promise<void>>();
   /** Bumped by every revocation here, so a lookup that raced it does not refill the cache. */
   private epoch = 0;
+  /** Links of tokens whose revocation failed while its write went on (revokedInDoubt), with how many such writes go on. */
+  private readonly doubted = new Map<string, number>();
   private revoked: ((hash: string) => unknown) | undefined;
 
   constructor(deps: ApiTokensDeps) {
@@ -182,7 +185,7 @@ export class ApiTokens {
     try {
       token = await this.tokens.revoke(accountId, link, this.clock.now());
     } catch (e) {
-      await this.revokedInDoubt(link);
+      await this.revokedInDoubt(link, e);
       throw e;
     }
     if (!token) throw notRevoked();
@@ -194,11 +197,29 @@ export class ApiTokens {
 
   /**
    * A revocation the store answered with an error may have been made all the same (a write that
-   * landed, its answer lost): the token is let go of here and in the other workers as if it had
-   * been, by its link (its hash is not known without the store's answer). Eviction costs a
-   * lookup at most. A failure to is logged: the store's error answers the call.
+   * landed, its answer lost; on MongoDB one still under way when the store's time bound passed):
+   * the token is let go of here and in the other workers as if it had been, by its link (its
+   * hash is not known without the store's answer). Eviction costs a lookup at most. A write that
+   * goes on after the error (settledOf) may land after a lookup here has read the token still
+   * active: until it has ended the token's lookups are not cached, and once it has, the token is
+   * let go of again, here and in the other workers.
    */
-  private async revokedInDoubt(link: string): Promise<void> {
+  private async revokedInDoubt(link: string, error: unknown): Promise<void> {
+    const settled = settledOf(error);
+    if (settled) {
+      this.doubted.set(link, (this.doubted.get(link) ?? 0) + 1);
+      void settled.then(() => {
+        const left = this.doubted.get(link)! - 1;
+        if (left === 0) this.doubted.delete(link);
+        else this.doubted.set(link, left);
+        return this.letGo(link);
+      });
+    }
+    await this.letGo(link);
+  }
+
+  /** A revocation in doubt: the token forgotten here and in the other workers; a failure to is logged (the store's error answers). */
+  private async letGo(link: string): Promise<void> {
     try {
       this.forget(link);
       await this.revoked?.(link);
@@ -277,8 +298,9 @@ export class ApiTokens {
           revoked: record.revokedAt !== undefined,
           lastUsedMs: record.lastUsedAt?.getTime(),
         };
-        // Revoked tokens are cached too: a client still hammering with one costs no lookups.
-        if (epoch === this.epoch) this.cache.set(hash, token, readAt);
+        // Revoked tokens are cached too: a client still hammering with one costs no lookups. An
+        // active one whose revocation is in doubt is not (revokedInDoubt).
+        if (epoch === this.epoch && (token.revoked || !this.doubted.has(token.link))) this.cache.set(hash, token, readAt);
         return token;
       })
       .finally(() => {

@@ -29,6 +29,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import { outcomeOf, reasonOf, type AuditTrail } from "./audit.js";
 import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/ports/signing-keys.js";
+import { settledOf } from "../store/ports/errors.js";
 import type { Clock } from "./clock.js";
 import { failedPrecondition, notFound, requireField } from "./errors.js";
 import { KeySealer } from "./key-sealing.js";
@@ -143,6 +144,8 @@ export class KeyRing {
    * single key from before next keys existed) signs, as it did before.
    */
   private owing = false;
+  /** Writes of a rotation or revocation made here that go on after their error (afterLateWrite). */
+  private lateWrites = 0;
 
   private constructor(deps: KeyRingDeps) {
     this.store = deps.keys;
@@ -375,11 +378,31 @@ export class KeyRing {
     } catch (e) {
       // A step failed after a write: the list held here is out of date as well. Read it again
       // (a read that fails leaves it stale, read again at its next use); the step's error answers.
-      if (written && !stepped) await this.reload(true).catch(() => {});
+      if (written && !stepped) {
+        this.afterLateWrite(e);
+        await this.reload(true).catch(() => {});
+      }
       throw e;
     } finally {
       if (written) await this.changed?.();
     }
+  }
+
+  /**
+   * A step's write that goes on after its error (settledOf: on MongoDB, one still under way when
+   * the store's time bound passed) may land after the list was read again: until it has ended,
+   * every use of a key reads the list (one read at a time, shared), and once it has, the list is
+   * read again and the other workers are told again.
+   */
+  private afterLateWrite(error: unknown): void {
+    const settled = settledOf(error);
+    if (!settled) return;
+    this.lateWrites++;
+    void settled.then(async () => {
+      await this.reload(true).catch(() => {});
+      this.lateWrites--;
+      await this.changed?.();
+    }).catch((e: unknown) => this.logger.warn("signing key change in doubt: telling the other workers failed", { error: e instanceof Error ? e.message : String(e) }));
   }
 
   /**
@@ -424,9 +447,9 @@ export class KeyRing {
     if (!target) throw notFound("KEY_NOT_FOUND", "no signing key with this kid");
     await this.changing(async (wrote) => {
       // Each step below writes, and a write the store answers with an error may have been made
-      // all the same (its answer lost): from here on the list is read again and the other workers
-      // told, whatever the store answers. Already revoked: nothing is written, and they are told
-      // again all the same.
+      // all the same (its answer lost, or on MongoDB still under way when the store's time bound
+      // passed): from here on the list is read again and the other workers told, whatever the
+      // store answers. Already revoked: nothing is written, and they are told again all the same.
       wrote();
       if (target.revokedAt) return recorded(kid);
       // The key signs, or a rotation is about to make it sign: promote the next key at once. Asked
@@ -655,7 +678,7 @@ export class KeyRing {
   }
 
   private async reloadIfStale(): Promise<void> {
-    if (due(this.clock.now().getTime(), this.loadedAt, reloadIntervalMs)) await this.reload();
+    if (this.lateWrites > 0 || due(this.clock.now().getTime(), this.loadedAt, reloadIntervalMs)) await this.reload();
   }
 
   /**

@@ -1,6 +1,6 @@
 import { loadMongoDriver } from "./mongo-driver.js";
 import { timeLeftMs } from "../../call-scope.js";
-import { DeadlineExceededError, StoreSettingError, StoreUnavailableError, type Store } from "../ports.js";
+import { DeadlineExceededError, StoreSettingError, StoreUnavailableError, withLateOperation, type Store } from "../ports.js";
 import { mongoApiTokens } from "./mongo-api-tokens.js";
 import { mongoAuditEvents } from "./mongo-audit-events.js";
 import { mongoAuthTokens } from "./mongo-auth-tokens.js";
@@ -52,7 +52,8 @@ function withDeadline<T>(operation: () => Promise<T>, ms: number): Promise<T> {
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       abandon();
-      reject(callersBound ? new DeadlineExceededError() : new StoreUnavailableError(`MongoDB did not answer within ${ms} ms`));
+      // The operation goes on, and may still write: the error says so (settledOf).
+      reject(withLateOperation(callersBound ? new DeadlineExceededError() : new StoreUnavailableError(`MongoDB did not answer within ${ms} ms`), running));
     }, wait);
   });
   running.catch(() => {}); // a late failure of an abandoned operation is not unhandled

@@ -95,3 +95,30 @@ export function errorDurable(error: unknown): Promise<void> {
 export function durableOf(error: unknown): (() => Promise<void>) | undefined {
   return error instanceof Error ? durableWaits.get(error) : undefined;
 }
+
+/**
+ * The operations that go on after their error was thrown: a store call given up at its time
+ * bound (MongoDB: the store's or the caller's deadline passed) while the operation it started
+ * still runs, and may still write. Set by the adapter on the error it answers the call with;
+ * what it holds settles once that operation has ended, written or not. A caller that ends a
+ * credential evicts what it caches of it again then (core/api-tokens.ts, core/key-ring.ts): a
+ * write that lands after the error must not leave a cache filled from a read before it.
+ */
+const lateOperations = new WeakMap<Error, Promise<void>>();
+
+/** `error`, marked with `operation`, which goes on after it (see settledOf). */
+export function withLateOperation<E extends Error>(error: E, operation: Promise<unknown>): E {
+  lateOperations.set(
+    error,
+    operation.then(
+      () => undefined,
+      () => undefined,
+    ),
+  );
+  return error;
+}
+
+/** Resolves once the operation going on after `error` has ended; undefined when none does (withLateOperation). */
+export function settledOf(error: unknown): Promise<void> | undefined {
+  return error instanceof Error ? lateOperations.get(error) : undefined;
+}
