@@ -14,32 +14,53 @@ const password = "correct horse battery staple";
 /** Enough new connections that each of the two workers serves several. */
 const connections = 6;
 
-describe("server: TESSERA_WORKERS, revocations reach every worker at once", function () {
-  this.timeout(60000);
+/**
+ * A cluster of two workers for the suite that calls it, started with `env` (and `nodeArgs`): a
+ * long API-token cache, so only the news can explain a refusal within it.
+ */
+function newsCluster(env: Record<string, string> = {}, nodeArgs?: string[]) {
   let dataDir: string;
   let cluster: ServiceProcess | undefined;
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "tessera-news-"));
-    // A long API-token cache: only the news can explain a refusal within it.
-    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60" }, { listeners: 2 });
+    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", ...env }, { listeners: 2, ...(nodeArgs && { nodeArgs }) });
   });
   after(async () => {
     await killService(cluster);
     rmSync(dataDir, { recursive: true, force: true });
   });
-
-  /** The statuses of `connections` requests, each on a new connection. */
+  /** The workers that answered `procedure` so far (from their rpc log lines). */
+  const servedBy = (procedure: string) => new Set(cluster!.lines().filter((l) => l.msg === "rpc" && l.procedure === procedure).map((l) => l.worker));
   const statuses = async (path: string, headers: Record<string, string>) => {
     const out: number[] = [];
     for (let i = 0; i < connections; i++) out.push((await request(cluster!.port, "GET", path, undefined, headers)).status);
     return out;
   };
-  /** The workers that answered `procedure` so far (from their rpc log lines). */
-  const servedBy = (procedure: string) => new Set(cluster!.lines().filter((l) => l.msg === "rpc" && l.procedure === procedure).map((l) => l.worker));
+  return {
+    port: () => cluster!.port,
+    /** The statuses of `connections` requests, each on a new connection. */
+    statuses,
+    servedBy,
+    /** A new API token of `account`, checked (and cached) by both workers, with its link. */
+    async cachedApiToken(account: string) {
+      const created = await request(cluster!.port, "POST", "/v1/frontend/auth", { account_id: account, description: "news" });
+      assert.equal(created.status, 200, created.text);
+      const bearer = { authorization: `Bearer ${created.json.token as string}` };
+      assert.deepEqual(await statuses("/v1/api/auth", bearer), Array(connections).fill(200));
+      assert.deepEqual([...servedBy("tessera.apitoken.v1.ApiTokenService/Authenticate")].sort(), [1, 2]);
+      const link = (await request(cluster!.port, "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
+      return { bearer, link };
+    },
+  };
+}
+
+describe("server: TESSERA_WORKERS, revocations reach every worker at once", function () {
+  this.timeout(60000);
+  const { port, statuses, servedBy, cachedApiToken } = newsCluster();
 
   it("a revoked signing key: every worker refuses the tokens it signed at once", async () => {
-    assert.equal((await request(cluster!.port, "POST", "/jwt/user", { user: "news", pass: password })).status, 201);
-    const issued = await request(cluster!.port, "GET", `/jwt/token?user=news&pass=${encodeURIComponent(password)}`);
+    assert.equal((await request(port(), "POST", "/jwt/user", { user: "news", pass: password })).status, 201);
+    const issued = await request(port(), "GET", `/jwt/token?user=news&pass=${encodeURIComponent(password)}`);
     assert.equal(issued.status, 200, issued.text);
     const token = issued.text;
     const bearer = { authorization: `Bearer ${token}` };
@@ -48,18 +69,18 @@ describe("server: TESSERA_WORKERS, revocations reach every worker at once", func
     assert.deepEqual([...servedBy("tessera.jwt.v1.JwtService/Check")].sort(), [1, 2]);
 
     const { kid } = JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()) as { kid: string };
-    const revoked = await request(cluster!.port, "POST", `/v1/admin/keys/${kid}:revoke`, {});
+    const revoked = await request(port(), "POST", `/v1/admin/keys/${kid}:revoke`, {});
     assert.equal(revoked.status, 200, revoked.text);
     assert.deepEqual(await statuses("/jwt/check", bearer), Array(connections).fill(400));
   });
 
   it("a revoked signing key: every worker refuses at once a cookie session started with a token it signed", async () => {
-    assert.equal((await request(cluster!.port, "POST", "/jwt/user", { user: "news-derived", pass: password })).status, 201);
-    const issued = await request(cluster!.port, "GET", `/jwt/token?user=news-derived&pass=${encodeURIComponent(password)}`);
+    assert.equal((await request(port(), "POST", "/jwt/user", { user: "news-derived", pass: password })).status, 201);
+    const issued = await request(port(), "GET", `/jwt/token?user=news-derived&pass=${encodeURIComponent(password)}`);
     assert.equal(issued.status, 200, issued.text);
-    const handOff = await request(cluster!.port, "GET", "/api/authenticationtoken", undefined, { authorization: `Bearer ${issued.text}` });
+    const handOff = await request(port(), "GET", "/api/authenticationtoken", undefined, { authorization: `Bearer ${issued.text}` });
     assert.equal(handOff.status, 200, handOff.text);
-    const exchanged = await request(cluster!.port, "GET", `/api/authenticationtoken/${handOff.json.token as string}/user`, undefined, { authorization: undefined });
+    const exchanged = await request(port(), "GET", `/api/authenticationtoken/${handOff.json.token as string}/user`, undefined, { authorization: undefined });
     assert.equal(exchanged.status, 200, exchanged.text);
     const value = /^tessera_session=([^;]+)/.exec(exchanged.headers["set-cookie"]?.[0] ?? "")?.[1];
     assert.ok(value, "no session cookie");
@@ -68,20 +89,14 @@ describe("server: TESSERA_WORKERS, revocations reach every worker at once", func
     assert.deepEqual([...servedBy("tessera.authtoken.v1.AuthenticationTokenService/CreateToken")].sort(), [1, 2]);
 
     const { kid } = JSON.parse(Buffer.from(issued.text.split(".")[0]!, "base64url").toString()) as { kid: string };
-    const revoked = await request(cluster!.port, "POST", `/v1/admin/keys/${kid}:revoke`, {});
+    const revoked = await request(port(), "POST", `/v1/admin/keys/${kid}:revoke`, {});
     assert.equal(revoked.status, 200, revoked.text);
     assert.deepEqual(await statuses("/api/authenticationtoken", cookie), Array(connections).fill(401));
   });
 
   it("a revoked API token: every worker refuses it at once, though each had it cached", async () => {
-    const created = await request(cluster!.port, "POST", "/v1/frontend/auth", { account_id: "acct-news", description: "news" });
-    assert.equal(created.status, 200, created.text);
-    const bearer = { authorization: `Bearer ${created.json.token as string}` };
-    assert.deepEqual(await statuses("/v1/api/auth", bearer), Array(connections).fill(200));
-    assert.deepEqual([...servedBy("tessera.apitoken.v1.ApiTokenService/Authenticate")].sort(), [1, 2]);
-
-    const link = (await request(cluster!.port, "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
-    const revoked = await request(cluster!.port, "DELETE", "/v1/frontend/auth/acct-news", { token_link: link });
+    const { bearer, link } = await cachedApiToken("acct-news");
+    const revoked = await request(port(), "DELETE", "/v1/frontend/auth/acct-news", { token_link: link });
     assert.equal(revoked.status, 200, revoked.text);
     assert.deepEqual(await statuses("/v1/api/auth", bearer), Array(connections).fill(401));
   });
@@ -89,31 +104,13 @@ describe("server: TESSERA_WORKERS, revocations reach every worker at once", func
 
 describe("server: TESSERA_WORKERS, revocations the store holds but answers with an error reach every worker at once", function () {
   this.timeout(60000);
-  let dataDir: string;
-  let cluster: ServiceProcess | undefined;
-  before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "tessera-news-"));
-    // Every worker's revocations are written, then answered 503 (test/support/landing-failures.ts).
-    // A long API-token cache: only the news can explain a refusal within it. Keys sign as soon as
-    // a rotation promotes them: a key that stopped signing (and verifies) is revoked alone, no
-    // promotion written before its revocation.
-    cluster = await startService(
-      "sources",
-      { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", TESSERA_KEY_PUBLISH_SECONDS: "0", LANDING_FAILURES: "1,2" },
-      { listeners: 2, nodeArgs: ["--import", "tsx", "--import", "./test/support/landing-failures.ts"] },
-    );
-  });
-  after(async () => {
-    await killService(cluster);
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-
-  const statuses = async (path: string, headers: Record<string, string>) => {
-    const out: number[] = [];
-    for (let i = 0; i < connections; i++) out.push((await request(cluster!.port, "GET", path, undefined, headers)).status);
-    return out;
-  };
-  const servedBy = (procedure: string) => new Set(cluster!.lines().filter((l) => l.msg === "rpc" && l.procedure === procedure).map((l) => l.worker));
+  // Every worker's revocations are written, then answered 503 (test/support/landing-failures.ts).
+  // Keys sign as soon as a rotation promotes them: a key that stopped signing (and verifies) is
+  // revoked alone, no promotion written before its revocation.
+  const { port, statuses, servedBy, cachedApiToken } = newsCluster(
+    { TESSERA_KEY_PUBLISH_SECONDS: "0", LANDING_FAILURES: "1,2" },
+    ["--import", "tsx", "--import", "./test/support/landing-failures.ts"],
+  );
   const assertStoreUnavailable = (res: { status: number; json: any; text: string }) => {
     assert.equal(res.status, 503, res.text);
     assert.equal(res.json.code, "unavailable");
@@ -121,31 +118,25 @@ describe("server: TESSERA_WORKERS, revocations the store holds but answers with 
   };
 
   it("a revoked API token answered 503: every worker refuses it at once, though each had it cached", async () => {
-    const created = await request(cluster!.port, "POST", "/v1/frontend/auth", { account_id: "acct-doubt", description: "news" });
-    assert.equal(created.status, 200, created.text);
-    const bearer = { authorization: `Bearer ${created.json.token as string}` };
-    assert.deepEqual(await statuses("/v1/api/auth", bearer), Array(connections).fill(200));
-    assert.deepEqual([...servedBy("tessera.apitoken.v1.ApiTokenService/Authenticate")].sort(), [1, 2]);
-
-    const link = (await request(cluster!.port, "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
-    assertStoreUnavailable(await request(cluster!.port, "DELETE", "/v1/frontend/auth/acct-doubt", { token_link: link }));
+    const { bearer, link } = await cachedApiToken("acct-doubt");
+    assertStoreUnavailable(await request(port(), "DELETE", "/v1/frontend/auth/acct-doubt", { token_link: link }));
     assert.deepEqual(await statuses("/v1/api/auth", bearer), Array(connections).fill(401));
   });
 
   it("a revoked signing key answered 503: every worker refuses at once the tokens it signed, though each had verified them", async () => {
-    assert.equal((await request(cluster!.port, "POST", "/jwt/user", { user: "doubt", pass: password })).status, 201);
-    const issued = await request(cluster!.port, "GET", `/jwt/token?user=doubt&pass=${encodeURIComponent(password)}`);
+    assert.equal((await request(port(), "POST", "/jwt/user", { user: "doubt", pass: password })).status, 201);
+    const issued = await request(port(), "GET", `/jwt/token?user=doubt&pass=${encodeURIComponent(password)}`);
     assert.equal(issued.status, 200, issued.text);
     const bearer = { authorization: `Bearer ${issued.text}` };
     const { kid } = JSON.parse(Buffer.from(issued.text.split(".")[0]!, "base64url").toString()) as { kid: string };
-    const rotated = await request(cluster!.port, "POST", "/v1/admin/keys:rotate", {});
+    const rotated = await request(port(), "POST", "/v1/admin/keys:rotate", {});
     assert.equal(rotated.status, 200, rotated.text);
     assert.notEqual(rotated.json.kid, kid);
     // Both workers have verified (and cached) it, signed by a key that no longer signs.
     assert.deepEqual(await statuses("/jwt/check", bearer), Array(connections).fill(200));
     assert.deepEqual([...servedBy("tessera.jwt.v1.JwtService/Check")].sort(), [1, 2]);
 
-    assertStoreUnavailable(await request(cluster!.port, "POST", `/v1/admin/keys/${kid}:revoke`, {}));
+    assertStoreUnavailable(await request(port(), "POST", `/v1/admin/keys/${kid}:revoke`, {}));
     assert.deepEqual(await statuses("/jwt/check", bearer), Array(connections).fill(400));
   });
 });
