@@ -7,12 +7,14 @@
 // Nothing here depends on how the server learns the client's address: every client of one
 // transport reaches the server the same way, so one test's requests share one address.
 import assert from "node:assert/strict";
+import argon2 from "argon2";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { expectCode, expectOk, restOutcome, RpcClient, type Outcome } from "../support/api.js";
 import { basic, bearer, rest, type RestResponse } from "../support/clients.js";
 import { RestH2c } from "../support/rest-h2c.js";
+import { spyOn } from "../support/spy.js";
 import { clientIdHeader, uniqueEmail, uniqueName } from "../support/users.js";
 
 export type Transport = "rest-h1" | "rest-h2c" | "grpc";
@@ -132,4 +134,43 @@ export function loginPaths(prefix: string): LoginPath[] {
     },
     { name: "POST /auth/login, HTTP Basic (seed 002)", createAccount: emailAccount, attempt: (api, login, pw) => api.basicLogin(login, pw) },
   ];
+}
+
+/** What a refused login shows a caller, and what it cost in argon2 calls. */
+export interface Seen {
+  code: string;
+  message: string | undefined;
+  reason: string | undefined;
+  challenge: string | null;
+  retryAfter: string | null;
+  verifies: number;
+  hashes: number;
+}
+
+/**
+ * Counts argon2's verifications and hashes (of the in-process server) from now until restore():
+ * `seen(call)` answers what the call showed and what it cost.
+ */
+export function argon2Costs(): { seen(call: () => Promise<Outcome<unknown>>): Promise<Seen>; restore(): void } {
+  const verify = spyOn(argon2, "verify");
+  const hash = spyOn(argon2, "hash");
+  return {
+    async seen(call) {
+      const [v, h] = [verify.calls.length, hash.calls.length];
+      const o = await call();
+      return {
+        code: o.code,
+        message: o.message,
+        reason: o.details?.reason,
+        challenge: o.headers.get("www-authenticate"),
+        retryAfter: o.headers.get("retry-after"),
+        verifies: verify.calls.length - v,
+        hashes: hash.calls.length - h,
+      };
+    },
+    restore() {
+      verify.restore();
+      hash.restore();
+    },
+  };
 }

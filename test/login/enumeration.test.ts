@@ -14,20 +14,8 @@ import { expectCode, expectOk, type Outcome } from "../support/api.js";
 import { bearer, rest, type RestResponse } from "../support/clients.js";
 import { heldArgon2 } from "../support/held-argon2.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { spyOn, type Spy } from "../support/spy.js";
 import { clientIdHeader, password, uniqueEmail, uniqueName } from "../support/users.js";
-import { loginApi, loginPaths, transports, wrongPassword, type LoginApi, type LoginPath } from "./api.js";
-
-/** What an answer shows a caller, and what it cost in argon2 calls. */
-interface Seen {
-  code: string;
-  message: string | undefined;
-  reason: string | undefined;
-  challenge: string | null;
-  retryAfter: string | null;
-  verifies: number;
-  hashes: number;
-}
+import { argon2Costs, loginApi, loginPaths, transports, wrongPassword, type LoginApi, type LoginPath, type Seen } from "./api.js";
 
 const tooLong = "x".repeat(300); // the password policy's limit is 256 characters
 
@@ -38,36 +26,21 @@ for (const store of storesUnderTest()) {
       const clock = new ManualClock(Date.now());
       let server: TestServer;
       let api: LoginApi;
-      let verify: Spy<unknown[]>;
-      let hash: Spy<unknown[]>;
+      let costs: ReturnType<typeof argon2Costs>;
       before(async () => {
         // Three failures lock a login, twelve an address.
         server = await startTestServer({ store, clock, env: { TESSERA_LOGIN_MAX_FAILURES: "3" } });
         api = loginApi(transport, server.url);
-        verify = spyOn(argon2, "verify") as Spy<unknown[]>;
-        hash = spyOn(argon2, "hash") as Spy<unknown[]>;
+        costs = argon2Costs();
       });
       afterEach(() => clock.advance(16 * 60 * 1000)); // past every window and lock
       after(async () => {
-        verify?.restore();
-        hash?.restore();
+        costs?.restore();
         api?.close();
         await server?.close();
       });
 
-      const seen = async (call: () => Promise<Outcome<unknown>>): Promise<Seen> => {
-        const [v, h] = [verify.calls.length, hash.calls.length];
-        const o = await call();
-        return {
-          code: o.code,
-          message: o.message,
-          reason: o.details?.reason,
-          challenge: o.headers.get("www-authenticate"),
-          retryAfter: o.headers.get("retry-after"),
-          verifies: verify.calls.length - v,
-          hashes: hash.calls.length - h,
-        };
-      };
+      const seen = (call: () => Promise<Outcome<unknown>>): Promise<Seen> => costs.seen(call);
 
       const deactivated = async (path: LoginPath): Promise<string> => {
         const login = await path.createAccount(api, password);
