@@ -4,7 +4,8 @@
 // and not the account's own login (SP 800-63B 5.1.1.2: context-specific words such as the
 // user name).
 //
-// A password is stored exactly as sent, but it is judged in the form logins are compared by
+// A password is hashed and checked in its RFC 8265 form (passwords.ts: non-ASCII spaces as
+// U+0020, then NFC; nothing trimmed or folded), but it is judged in the form logins are compared by
 // (login-name.ts: NFKC and case folding, white space trimmed and collapsed, invisible characters
 // left out), with control characters left out too. So " password1 ", "password1\0" and the
 // full-width "ｐａｓｓｗｏｒｄ１" are as common as "Password1", a password of nothing but white space

@@ -15,6 +15,17 @@
 // is any). It costs no hashing, which a caller could ask for at will, and holds no hasher while it
 // waits. A stored hash dearer than the current cost (the cost was lowered) cannot be answered
 // faster: such accounts stay slower to refuse until their next login (README, TESSERA_ARGON2_*).
+//
+// A password is hashed and verified in its prepared form (RFC 8265's OpaqueString profile, as
+// NIST SP 800-63B 5.1.1.2 asks: preparePassword), so one typed decomposed ("e" + U+0301, as macOS
+// and some keyboards write it) is the password set precomposed (U+00E9), and a no-break space
+// typed for a space is that space. A hash made before passwords were prepared is of the password
+// as typed then: when the prepared form differs from what was typed and does not verify, what was
+// typed is verified too, in the same place in the pool (one hasher taken, for one login attempt),
+// and a login it lets in has the hash remade of the prepared form (`rehash`). A password already
+// in its prepared form costs one verification, as before; one that is not costs two when it is
+// refused, whether the login exists (the stored hash) or not (the dummy hash): never one more
+// for either.
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import argon2 from "argon2";
@@ -45,6 +56,18 @@ const systemTiming: VerifyTiming = {
 
 /** How many recent verifications at the current parameters a refusal's wait is picked from. */
 const timeSamples = 32;
+
+/** Space separators (Zs): U+0020 and the non-ASCII ones (no-break space, ideographic space, ...). */
+const spaceSeparator = /\p{Zs}/gu;
+
+/**
+ * The form a password is hashed and compared in: RFC 8265's OpaqueString enforcement (section
+ * 4.2.2), non-ASCII spaces mapped to U+0020, then Unicode NFC. No width or case mapping, nothing
+ * trimmed, and nothing refused: a password the policy let in is never refused at a login.
+ */
+export function preparePassword(password: string): string {
+  return password.replace(spaceSeparator, " ").normalize("NFC");
+}
 
 export class Passwords {
   private readonly options: { type: typeof argon2.argon2id; memoryCost: number; timeCost: number; parallelism: number };
@@ -86,9 +109,10 @@ export class Passwords {
     }
   }
 
-  /** A hash of `password`: in `ticket`'s place when given, else admitted now (HASHER_BUSY when full). */
+  /** A hash of `password`'s prepared form: in `ticket`'s place when given, else admitted now (HASHER_BUSY when full). */
   hash(password: string, ticket?: HashTicket): Promise<string> {
-    return (ticket ?? this.pool).run(() => argon2.hash(password, this.options));
+    const prepared = preparePassword(password);
+    return (ticket ?? this.pool).run(() => argon2.hash(prepared, this.options));
   }
 
   /**
@@ -100,23 +124,34 @@ export class Passwords {
     return (await this.check(hash, password, ticket)).ok;
   }
 
-  /** verify() (`ok`), and whether the stored hash needs an upgrade (`rehash`: needsRehash), read once. */
+  /**
+   * verify() (`ok`), and whether the stored hash is to be made again (`rehash`: needsRehash, read
+   * once, or the hash is of the password as typed rather than of its prepared form). The
+   * prepared form is verified first; what was typed only when it differs and the prepared form
+   * failed, in the same job (one place in the pool, one hasher: see the top of this file).
+   */
   async check(hash: string, password: string, ticket?: HashTicket): Promise<{ ok: boolean; rehash: boolean }> {
-    const rehash = this.needsRehash(hash);
-    let took = 0;
-    const ok = await (ticket ?? this.pool).run(async () => {
-      const start = this.timing.now();
-      try {
-        return await argon2.verify(hash, password);
-      } catch {
-        return false;
-      } finally {
-        took = this.timing.now() - start;
+    const stale = this.needsRehash(hash);
+    const prepared = preparePassword(password);
+    const forms = prepared === password ? [prepared] : [prepared, password];
+    const took: number[] = [];
+    const matched = await (ticket ?? this.pool).run(async () => {
+      for (const form of forms) {
+        const start = this.timing.now();
+        try {
+          if (await argon2.verify(hash, form)) return form;
+        } catch {
+          // a malformed stored hash: refused
+        } finally {
+          took.push(this.timing.now() - start);
+        }
       }
+      return undefined;
     });
-    if (!rehash) this.recordTime(took);
+    const ok = matched !== undefined;
+    if (!stale) for (const ms of took) this.recordTime(ms);
     else if (!ok) await this.padToCurrent(took);
-    return { ok, rehash };
+    return { ok, rehash: stale || (ok && matched !== prepared) };
   }
 
   private recordTime(ms: number): void {
@@ -124,8 +159,11 @@ export class Passwords {
     this.nextTime = (this.nextTime + 1) % timeSamples;
   }
 
-  /** Waits (outside the pool) until a verification that took `took` ms has taken as long as a current one. */
-  private async padToCurrent(took: number): Promise<void> {
+  /**
+   * Waits (outside the pool) until verifications that took `took` ms each have taken as long as
+   * as many current ones: one recent time picked at random for each.
+   */
+  private async padToCurrent(took: number[]): Promise<void> {
     if (this.times.length === 0) {
       try {
         await this.dummy(); // records its making time
@@ -133,8 +171,9 @@ export class Passwords {
         return; // no reference to pad to; the login that verifies the dummy tries again
       }
     }
-    const reference = this.times[Math.floor(this.timing.random() * this.times.length)] ?? 0;
-    if (reference > took) await this.timing.sleep(reference - took);
+    let wait = 0;
+    for (const ms of took) wait += (this.times[Math.floor(this.timing.random() * this.times.length)] ?? 0) - ms;
+    if (wait > 0) await this.timing.sleep(wait);
   }
 
   /** True when the stored hash is not argon2id at the configured cost. */
@@ -151,7 +190,10 @@ export class Passwords {
     }
   }
 
-  /** Verifies against a fixed dummy hash at the configured cost: same work as a real verify. */
+  /**
+   * Verifies against a fixed dummy hash at the configured cost: the same work as a refused real
+   * verify (both forms of a password not in its prepared form, see check()).
+   */
   async verifyDummy(password: string, ticket?: HashTicket): Promise<void> {
     await this.verify(await this.dummy(), password, ticket);
   }

@@ -35,6 +35,8 @@ export interface LoginApi {
   logIn(email: string, password: string): Promise<Outcome<Credential>>;
   /** Seed 004 login: `GET /jwt/token?user=&pass=`; JwtService/GetToken. */
   jwtToken(user: string, pass: string): Promise<Outcome<Credential>>;
+  /** Seed 004 password change, with a password login's access token: `PATCH /jwt/user` {pass}; JwtService/ChangePassword. */
+  changeJwtPassword(accessToken: string, pass: string): Promise<Outcome<unknown>>;
   /** Seed 002 login: `POST /auth/login` with `Authorization: Basic`; UserTokenService/Login. */
   basicLogin(login: string, password: string): Promise<Outcome<Credential>>;
   /** Seed 000: `GET /session` with the access token; SessionService/GetSession. */
@@ -66,6 +68,7 @@ function restApi(transport: "rest-h1" | "rest-h2c", baseUrl: string): LoginApi {
     logIn: async (email, password) =>
       credential(await call("POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader }), (d: any) => d.access_token),
     jwtToken: async (user, pass) => credential(await call("GET", `/jwt/token?${new URLSearchParams({ user, pass })}`), (text: string) => text),
+    changeJwtPassword: (accessToken, pass) => call("PATCH", "/jwt/user", { json: { pass }, headers: bearer(accessToken) }),
     basicLogin: async (login, password) => credential(await call("POST", "/auth/login", { headers: basic(login, password) }), (d: any) => d.token),
     getSession: (accessToken) => call("GET", "/session", { headers: { ...clientIdHeader, ...bearer(accessToken) } }),
     jwtCheck: (accessToken) => call("GET", `/jwt/check?${new URLSearchParams({ access_token: accessToken })}`),
@@ -86,6 +89,7 @@ function grpcApi(baseUrl: string): LoginApi {
       const o = await rpc.callJson(JwtService.method.getToken, { user, pass });
       return credential(o, () => utf8.decode(o.response!.body!.data));
     },
+    changeJwtPassword: (accessToken, pass) => rpc.callJson(JwtService.method.changePassword, { pass }, bearer(accessToken)),
     basicLogin: async (login, password) => credential(await rpc.callJson(UserTokenService.method.login, {}, basic(login, password)), (d) => d.token as string),
     getSession: (accessToken) => rpc.callJson(SessionService.method.getSession, {}, { ...clientIdHeader, ...bearer(accessToken) }),
     jwtCheck: async (accessToken) => {

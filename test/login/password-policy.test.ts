@@ -3,7 +3,8 @@
 // trimmed and collapsed, invisible and control characters left out), so white space or NULs
 // alone, a common password padded or spelt in full-width look-alikes, and the account's own
 // login (or an email login's local part) are 400 WEAK_PASSWORD naming the rule and the field.
-// The password is stored as sent, and logins never apply the policy: an account whose password
+// The password is hashed with its white space kept (only its RFC 8265 form is taken:
+// password-forms.test.ts), and logins never apply the policy: an account whose password
 // the policy now refuses still logs in on every API. (Password changes: test/jwt/jwt-api.test.ts.)
 import { randomBytes } from "node:crypto";
 import { loginKey } from "../../src/core/login-name.js";
@@ -81,7 +82,7 @@ for (const store of storesUnderTest()) {
         expectOk(await api.signUp(email, `${local}!x`), 201);
       });
 
-      it("stores the password as sent: padded with spaces, it logs in only so padded", async () => {
+      it("keeps white space at either end of the password: padded with spaces, it logs in only so padded", async () => {
         const email = uniqueEmail("policy");
         const padded = `  ${password}  `;
         expectOk(await api.signUp(email, padded), 201);

@@ -84,6 +84,19 @@ describe("login refusals take as long whatever the stored hash's parameters", fu
     assert.equal(await refused, false);
   });
 
+  it("a wrong password not in its prepared form, verified in both forms, waits as long as two current verifications", async () => {
+    // Current verify 0 -> 50 (a sample of 50 ms); the cheaper hash verified decomposed (NFD), its
+    // prepared form (NFC) 100 -> 110, then as typed 120 -> 130: waits 2 * 50 - 20 = 80 ms.
+    const timing = new ScriptedTiming([0, 50, 100, 110, 120, 130]);
+    const passwords = new Passwords(current, undefined, timing);
+    await passwords.verify(currentHash, wrong);
+    const refused = passwords.verify(cheaperHash, "not the caf\u00e9".normalize("NFD"));
+    await timing.slept();
+    assert.deepEqual(timing.sleeps, [80]);
+    timing.fire();
+    assert.equal(await refused, false);
+  });
+
   it("a stored hash that is no argon2id hash at all is refused after the same wait", async () => {
     const timing = new ScriptedTiming([0, 50, 100, 101]);
     const passwords = new Passwords(current, undefined, timing);
