@@ -31,7 +31,8 @@ export type GetTokenRequest = Message<"tessera.jwt.v1.GetTokenRequest"> & {
   user: string;
 
   /**
-   * The user's password; absent when `user` is a refresh token.
+   * The user's password, compared in its RFC 8265 form (non-ASCII spaces as U+0020, then NFC:
+   * see CreateUserRequest.pass); absent when `user` is a refresh token.
    *
    * @generated from field: string pass = 2;
    */
@@ -245,7 +246,10 @@ export type CreateUserRequest = Message<"tessera.jwt.v1.CreateUserRequest"> & {
   /**
    * The new user's password: at least 8 and at most 256 characters, not a well-known common
    * password, and not the user name; judged as user names are compared (NFKC, case folding,
-   * white space trimmed, control characters left out), stored as sent.
+   * white space trimmed, control characters left out). Hashed, and compared at every login, in
+   * its RFC 8265 OpaqueString form: non-ASCII spaces as U+0020, then NFC (a decomposed
+   * "e" + U+0301 is the precomposed U+00E9); nothing else is changed (case, width, white space
+   * at either end).
    *
    * @generated from field: string pass = 2;
    */
@@ -281,7 +285,8 @@ export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PUR
  */
 export type ChangePasswordRequest = Message<"tessera.jwt.v1.ChangePasswordRequest"> & {
   /**
-   * The new password, held to CreateUser's password policy (not the user name either).
+   * The new password, held to CreateUser's password policy (not the user name either) and
+   * prepared as its password is (RFC 8265: non-ASCII spaces as U+0020, then NFC).
    *
    * @generated from field: string pass = 1;
    */

@@ -35,7 +35,8 @@ export type CreateSessionRequest = Message<"tessera.session.v1.CreateSessionRequ
   email: string;
 
   /**
-   * The user's password.
+   * The user's password, compared in its RFC 8265 form (non-ASCII spaces as U+0020, then NFC:
+   * see CreateUserRequest.password).
    *
    * @generated from field: string password = 3;
    */
@@ -222,7 +223,9 @@ export type CreateUserRequest = Message<"tessera.session.v1.CreateUserRequest"> 
   /**
    * At least 8 and at most 256 characters, not a well-known common password, and not the email
    * or its local part; judged as logins are compared (NFKC, case folding, white space trimmed,
-   * control characters left out), stored as sent.
+   * control characters left out). Hashed, and compared at every login, in its RFC 8265
+   * OpaqueString form: non-ASCII spaces as U+0020, then NFC (a decomposed "e" + U+0301 is the
+   * precomposed U+00E9); nothing else is changed (case, width, white space at either end).
    *
    * @generated from field: string password = 2;
    */

@@ -30,7 +30,8 @@ type GetTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user name to log in as, or an encoded refresh token.
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	// The user's password; absent when `user` is a refresh token.
+	// The user's password, compared in its RFC 8265 form (non-ASCII spaces as U+0020, then NFC:
+	// see CreateUserRequest.pass); absent when `user` is a refresh token.
 	Pass          string `protobuf:"bytes,2,opt,name=pass,proto3" json:"pass,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -492,7 +493,10 @@ type CreateUserRequest struct {
 	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
 	// The new user's password: at least 8 and at most 256 characters, not a well-known common
 	// password, and not the user name; judged as user names are compared (NFKC, case folding,
-	// white space trimmed, control characters left out), stored as sent.
+	// white space trimmed, control characters left out). Hashed, and compared at every login, in
+	// its RFC 8265 OpaqueString form: non-ASCII spaces as U+0020, then NFC (a decomposed
+	// "e" + U+0301 is the precomposed U+00E9); nothing else is changed (case, width, white space
+	// at either end).
 	Pass          string `protobuf:"bytes,2,opt,name=pass,proto3" json:"pass,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -582,7 +586,8 @@ func (*CreateUserResponse) Descriptor() ([]byte, []int) {
 // PATCH /user arguments.
 type ChangePasswordRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new password, held to CreateUser's password policy (not the user name either).
+	// The new password, held to CreateUser's password policy (not the user name either) and
+	// prepared as its password is (RFC 8265: non-ASCII spaces as U+0020, then NFC).
 	Pass string `protobuf:"bytes,1,opt,name=pass,proto3" json:"pass,omitempty"`
 	// The access token, when not sent as `Authorization: Bearer`.
 	AccessToken   string `protobuf:"bytes,2,opt,name=access_token,proto3" json:"access_token,omitempty"`

@@ -30,7 +30,8 @@ type CreateSessionRequest struct {
 	AccountType string `protobuf:"bytes,1,opt,name=account_type,proto3" json:"account_type,omitempty"`
 	// The user's email address (the login). Compared after trimming, by NFKC and case folding.
 	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
-	// The user's password.
+	// The user's password, compared in its RFC 8265 form (non-ASCII spaces as U+0020, then NFC:
+	// see CreateUserRequest.password).
 	Password      string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -425,7 +426,9 @@ type CreateUserRequest struct {
 	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
 	// At least 8 and at most 256 characters, not a well-known common password, and not the email
 	// or its local part; judged as logins are compared (NFKC, case folding, white space trimmed,
-	// control characters left out), stored as sent.
+	// control characters left out). Hashed, and compared at every login, in its RFC 8265
+	// OpaqueString form: non-ASCII spaces as U+0020, then NFC (a decomposed "e" + U+0301 is the
+	// precomposed U+00E9); nothing else is changed (case, width, white space at either end).
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -54,6 +54,8 @@ const (
 type UserTokenServiceClient interface {
 	// Logs in with HTTP Basic credentials (`Authorization: Basic base64(login:password)`,
 	// UTF-8, RFC 7617) and returns a new user token (`POST /auth/login`). The body is optional.
+	// The password is compared in its RFC 8265 form (non-ASCII spaces as U+0020, then NFC), as on
+	// every password login.
 	// Errors: wrong login or password UNAUTHENTICATED (401), with the same message and about the
 	// same time for an unknown login; a malformed Basic header, a login holding a control or
 	// bidirectional formatting character, an empty password, an `expirationTime` in the past or
@@ -147,6 +149,8 @@ func (c *userTokenServiceClient) Logout(ctx context.Context, in *LogoutRequest, 
 type UserTokenServiceServer interface {
 	// Logs in with HTTP Basic credentials (`Authorization: Basic base64(login:password)`,
 	// UTF-8, RFC 7617) and returns a new user token (`POST /auth/login`). The body is optional.
+	// The password is compared in its RFC 8265 form (non-ASCII spaces as U+0020, then NFC), as on
+	// every password login.
 	// Errors: wrong login or password UNAUTHENTICATED (401), with the same message and about the
 	// same time for an unknown login; a malformed Basic header, a login holding a control or
 	// bidirectional formatting character, an empty password, an `expirationTime` in the past or
