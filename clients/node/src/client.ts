@@ -7,7 +7,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
 import { checkSendable, credentialInterceptor, type CredentialSource } from "./credentials.js";
-import { sendWithDeadline, startDeadline } from "./deadline.js";
+import { deadlineInterceptors } from "./deadline.js";
 import { httpUrl } from "./verify/token-verifier.js";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
@@ -69,12 +69,13 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
   if (!Number.isSafeInteger(readMaxBytes) || readMaxBytes <= 0) throw new TypeError("readMaxBytes: a positive whole number of bytes");
   // Outermost first: the deadline is noted as the call begins, and what is left of it is
   // written as each attempt leaves, after the credentials and the caller's own interceptors.
+  const deadline = deadlineInterceptors(options.protocol === "connect" ? "connect-timeout-ms" : "grpc-timeout");
   const interceptors = [
-    startDeadline,
+    deadline.start,
     retryRefusedStream,
     ...(options.credentials !== undefined ? [credentialInterceptor(options.credentials)] : []),
     ...(options.interceptors ?? []),
-    sendWithDeadline,
+    deadline.send,
   ];
   const common = {
     baseUrl: options.baseUrl,

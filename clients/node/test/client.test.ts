@@ -26,7 +26,7 @@ import {
   UserTokenService,
   type TesseraTransportOptions,
 } from "../src/index.js";
-import { password, startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "./support.js";
+import { deadlineHeadersRead, password, startTestServer, storesUnderTest, testAdminToken, testCallHeader, testClientId, type TestServer } from "./support.js";
 import { uniqueEmail, uniqueName } from "../../../test/support/users.js";
 
 type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
@@ -145,6 +145,45 @@ for (const store of storesUnderTest()) {
           assert.ok((await keys.getJwks({}, { timeoutMs: 7000.5 })).keys.length >= 1);
           assert.ok((await keys.getJwks({}, { timeoutMs: 2 ** 40 + 0.5 })).keys.length >= 1);
           assert.deepEqual(sent, [`5001${unit}`, `7001${unit}`, `99999999${unit}`]);
+        });
+
+        // connect-es's documented way to cancel or time out a call from an interceptor:
+        // next({ ...req, signal }), the new signal following the call's.
+        it("an interceptor that replaces the call's signal and takes a while: Tessera is told what is left of the call's deadline when the request leaves, not the whole timeout", async () => {
+          const own = new AbortController();
+          let waited = 0;
+          const interceptors: Interceptor[] = [
+            (next) => async (req) => {
+              const start = performance.now();
+              await new Promise((r) => setTimeout(r, 300));
+              waited = performance.now() - start;
+              return next({ ...req, signal: AbortSignal.any([req.signal, own.signal]) });
+            },
+          ];
+          const jwt = createTesseraClient(JwtService, options({ interceptors }));
+          const read = await deadlineHeadersRead(async () => {
+            await jwt.getVersion({}, { timeoutMs: 2000, headers: { [testCallHeader]: "call" } });
+          });
+          const left = millis(read.get("call"));
+          assert.ok(left <= Math.ceil(2000 - waited) && left >= 100, `Tessera read ${read.get("call")} after ${waited} ms of a 2000 ms deadline`);
+        });
+
+        it("an interceptor's own shorter deadline (its header, with or without a signal of its own) is what Tessera is told; a longer one is not: the call's is", async () => {
+          const timeoutHeader = variant.protocol === "connect" ? "connect-timeout-ms" : "grpc-timeout";
+          const unit = variant.protocol === "connect" ? "" : "m";
+          const own = (ms: number, signal: boolean): Interceptor => (next) => async (req) => {
+            req.header.set(timeoutHeader, `${ms}${unit}`);
+            return next(signal ? { ...req, signal: AbortSignal.any([req.signal, AbortSignal.timeout(ms)]) } : req);
+          };
+          const read = await deadlineHeadersRead(async () => {
+            for (const [id, interceptor] of [["short", own(300, false)], ["short, own signal", own(300, true)], ["long, own signal", own(60_000, true)]] as const) {
+              const jwt = createTesseraClient(JwtService, options({ interceptors: [interceptor] }));
+              await jwt.getVersion({}, { timeoutMs: 5000, headers: { [testCallHeader]: id } });
+            }
+          });
+          const short = [millis(read.get("short")), millis(read.get("short, own signal"))];
+          const long = millis(read.get("long, own signal"));
+          assert.ok(short.every((ms) => ms <= 300 && ms >= 100) && long <= 5000 && long >= 4000, `Tessera read ${JSON.stringify([...read])}`);
         });
 
         it("a header value longer than Tessera takes (15360 bytes of its 16 KiB header block) is refused before the call is sent, naming the header, without the value; one of 15360 bytes reaches Tessera", async () => {

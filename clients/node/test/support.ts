@@ -2,6 +2,9 @@
 // issued through its public REST API, a fetch that counts the key set requests, and a clock a
 // test moves. The package's own code is imported from src/; the server from the repository.
 import assert from "node:assert/strict";
+import diagnostics from "node:diagnostics_channel";
+import http2 from "node:http2";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { loginKey } from "../../../src/core/login-name.js";
 import { rest } from "../../../test/support/clients.js";
 import { admin, createJwtUser, jwtLogin, jwtRefreshToken, password, signUp, startSession, uniqueEmail } from "../../../test/support/users.js";
@@ -102,6 +105,43 @@ export async function refused(p: Promise<unknown>, code: TokenErrorCode, message
     return e;
   }
   assert.fail(`expected ${code}, but the token verified`);
+}
+
+/** The request header a test sets to find its calls among those a server reads. */
+export const testCallHeader = "x-test-call";
+
+/**
+ * Runs `fn` and gives, by their `x-test-call` header, the deadline header (grpc-timeout or
+ * connect-timeout-ms; undefined: none) of every request a server of this process read meanwhile,
+ * as the server read it: HTTP/1.1 requests from node:http's "http.server.request.start"
+ * channel, HTTP/2 ones as the server's handler first reads their headers (Node 20 has no
+ * channel for those).
+ */
+export async function deadlineHeadersRead(fn: () => Promise<void>): Promise<Map<string, string | undefined>> {
+  const read = new Map<string, string | undefined>();
+  const note = (headers: IncomingHttpHeaders) => {
+    const id = headers[testCallHeader];
+    if (typeof id === "string" && !read.has(id)) read.set(id, (headers["grpc-timeout"] ?? headers["connect-timeout-ms"]) as string | undefined);
+  };
+  const onHttp1 = (message: unknown) => note((message as { request: IncomingMessage }).request.headers);
+  const prototype = http2.Http2ServerRequest.prototype;
+  const headers = Object.getOwnPropertyDescriptor(prototype, "headers")!;
+  diagnostics.subscribe("http.server.request.start", onHttp1);
+  Object.defineProperty(prototype, "headers", {
+    ...headers,
+    get(this: http2.Http2ServerRequest) {
+      const value = headers.get!.call(this) as IncomingHttpHeaders;
+      note(value);
+      return value;
+    },
+  });
+  try {
+    await fn();
+  } finally {
+    Object.defineProperty(prototype, "headers", headers);
+    diagnostics.unsubscribe("http.server.request.start", onHttp1);
+  }
+  return read;
 }
 
 export { password };
