@@ -1,11 +1,12 @@
 // Typed clients of Tessera's services over gRPC, Connect or gRPC-Web (connect-node). One
 // transport is one connection pool (one HTTP/2 session): make one with createTesseraTransport
 // and share it between the services' clients.
-import type { DescService } from "@bufbuild/protobuf";
+import { getOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
+import { access } from "../gen/tessera/options/v1/options_pb.js";
 import { checkSendable, credentialInterceptor, type CredentialSource } from "./credentials.js";
 import { deadlineInterceptors } from "./deadline.js";
 import { httpUrl } from "./verify/token-verifier.js";
@@ -91,13 +92,36 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
     case "grpc":
       if (httpVersion !== "2") throw new TypeError("httpVersion: gRPC needs HTTP/2");
       return guarded(createGrpcTransport({ ...common, ...(node as { httpVersion: "2" }) }));
-    case "connect":
-      return guarded(createConnectTransport({ ...common, ...node, ...(options.useHttpGet !== undefined && { useHttpGet: options.useHttpGet }) }));
+    case "connect": {
+      if (options.useHttpGet !== true) return guarded(createConnectTransport({ ...common, ...node }));
+      // One connection for both: GET, and POST for a call whose message carries a token.
+      const shared = httpVersion === "2" ? { sessionManager: new Http2SessionManager(options.baseUrl, undefined, options.nodeOptions as http2.SecureClientSessionOptions | undefined) } : {};
+      const post = createConnectTransport({ ...common, ...node, ...shared });
+      const get = createConnectTransport({ ...common, ...node, ...shared, useHttpGet: true });
+      return guarded({
+        unary: (method, signal, timeoutMs, header, message, ...rest) =>
+          (carriesToken(method, message) ? post : get).unary(method, signal, timeoutMs, header, message, ...rest),
+        stream: (...args) => post.stream(...args),
+      });
+    }
     case "grpc-web":
       return guarded(createGrpcWebTransport({ ...common, ...node }));
     default:
       throw new TypeError(`protocol: "grpc", "connect" or "grpc-web", not ${JSON.stringify(options.protocol)}`);
   }
+}
+
+/**
+ * Whether a call's message carries a token in its method's token field (JwtService's
+ * access_token). Connect GET puts the message in the URL, which proxies, caches and access logs
+ * keep: such a call goes by POST, as Tessera's API reference asks.
+ */
+function carriesToken(method: DescMethod, message: unknown): boolean {
+  const tokenField = getOption(method, access).tokenField;
+  const field = tokenField === "" ? undefined : method.input.fields.find((f) => f.name === tokenField);
+  if (field === undefined || typeof message !== "object" || message === null) return false;
+  const value = (message as Record<string, unknown>)[field.localName];
+  return typeof value === "string" && value !== "";
 }
 
 /** A call's own headers as entries (Headers has checked its own values already). */

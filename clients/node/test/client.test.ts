@@ -26,7 +26,7 @@ import {
   UserTokenService,
   type TesseraTransportOptions,
 } from "../src/index.js";
-import { deadlineHeadersRead, password, startTestServer, storesUnderTest, testAdminToken, testCallHeader, testClientId, type TestServer } from "./support.js";
+import { deadlineHeadersRead, jwtTokens, password, requestsRead, startTestServer, storesUnderTest, testAdminToken, testCallHeader, testClientId, type TestServer } from "./support.js";
 import { uniqueEmail, uniqueName } from "../../../test/support/users.js";
 
 type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
@@ -222,6 +222,36 @@ for (const store of storesUnderTest()) {
           assert.equal((await client.getUser({}, { headers: bearer("not.a.token") })).claims, undefined);
           assert.equal(asked, 2);
         });
+      });
+    }
+
+    // Connect GET puts the request message in the URL, which proxies, caches and access logs
+    // keep: a token given in the message (JwtService's access_token) must not travel there.
+    for (const httpVersion of ["2", "1.1"] as const) {
+      it(`Connect GET (useHttpGet) over HTTP/${httpVersion}: a side-effect-free call is a GET, except one carrying a token in its message (JwtService.check's accessToken): that one is a POST, the token not in the URL`, async () => {
+        const { access, user } = await jwtTokens(server);
+        const jwt = createTesseraClient(JwtService, { baseUrl: server.url, protocol: "connect", httpVersion, useHttpGet: true });
+        const read = await requestsRead(async () => {
+          assert.equal((await jwt.check({ accessToken: access }, { headers: { [testCallHeader]: "token in the message" } })).claims?.user, user);
+          assert.equal((await jwt.getUser({ accessToken: access }, { headers: { [testCallHeader]: "getUser, token in the message" } })).claims?.user, user);
+          assert.equal((await jwt.check({}, { headers: { ...bearer(access), [testCallHeader]: "token in the header" } })).claims?.user, user);
+          await jwt.getVersion({}, { headers: { [testCallHeader]: "no token" } });
+        });
+        // Connect GET's message: `message=` (base64url when `base64=1`), in the query.
+        const tokenInUrl = (url: string) => {
+          const query = new URL(url, server.url).searchParams;
+          const message = query.get("message") ?? "";
+          return (query.get("base64") === "1" ? Buffer.from(message, "base64url").toString("latin1") : message).includes(access);
+        };
+        assert.deepEqual(
+          Object.fromEntries([...read].map(([id, r]) => [id, `${r.method} ${r.url.split("?")[0]}${tokenInUrl(r.url) ? " (the token in the URL)" : ""}`])),
+          {
+            "token in the message": "POST /tessera.jwt.v1.JwtService/Check",
+            "getUser, token in the message": "POST /tessera.jwt.v1.JwtService/GetUser",
+            "token in the header": "GET /tessera.jwt.v1.JwtService/Check",
+            "no token": "GET /tessera.jwt.v1.JwtService/GetVersion",
+          },
+        );
       });
     }
   });

@@ -110,20 +110,29 @@ export async function refused(p: Promise<unknown>, code: TokenErrorCode, message
 /** The request header a test sets to find its calls among those a server reads. */
 export const testCallHeader = "x-test-call";
 
+/** A request as a server read it: its method, its URL (path and query) and headers. */
+export interface RequestRead {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+}
+
 /**
- * Runs `fn` and gives, by their `x-test-call` header, the deadline header (grpc-timeout or
- * connect-timeout-ms; undefined: none) of every request a server of this process read meanwhile,
- * as the server read it: HTTP/1.1 requests from node:http's "http.server.request.start"
- * channel, HTTP/2 ones as the server's handler first reads their headers (Node 20 has no
- * channel for those).
+ * Runs `fn` and gives, by their `x-test-call` header, every request a server of this process
+ * read meanwhile, as the server read it: HTTP/1.1 requests from node:http's
+ * "http.server.request.start" channel, HTTP/2 ones as the server's handler first reads their
+ * headers (Node 20 has no channel for those).
  */
-export async function deadlineHeadersRead(fn: () => Promise<void>): Promise<Map<string, string | undefined>> {
-  const read = new Map<string, string | undefined>();
-  const note = (headers: IncomingHttpHeaders) => {
-    const id = headers[testCallHeader];
-    if (typeof id === "string" && !read.has(id)) read.set(id, (headers["grpc-timeout"] ?? headers["connect-timeout-ms"]) as string | undefined);
+export async function requestsRead(fn: () => Promise<void>): Promise<Map<string, RequestRead>> {
+  const read = new Map<string, RequestRead>();
+  const note = (request: RequestRead) => {
+    const id = request.headers[testCallHeader];
+    if (typeof id === "string" && !read.has(id)) read.set(id, { method: request.method, url: request.url, headers: { ...request.headers } });
   };
-  const onHttp1 = (message: unknown) => note((message as { request: IncomingMessage }).request.headers);
+  const onHttp1 = (message: unknown) => {
+    const { method = "", url = "", headers } = (message as { request: IncomingMessage }).request;
+    note({ method, url, headers });
+  };
   const prototype = http2.Http2ServerRequest.prototype;
   const headers = Object.getOwnPropertyDescriptor(prototype, "headers")!;
   diagnostics.subscribe("http.server.request.start", onHttp1);
@@ -131,7 +140,7 @@ export async function deadlineHeadersRead(fn: () => Promise<void>): Promise<Map<
     ...headers,
     get(this: http2.Http2ServerRequest) {
       const value = headers.get!.call(this) as IncomingHttpHeaders;
-      note(value);
+      note({ method: this.method, url: this.url, headers: value });
       return value;
     },
   });
@@ -142,6 +151,12 @@ export async function deadlineHeadersRead(fn: () => Promise<void>): Promise<Map<
     diagnostics.unsubscribe("http.server.request.start", onHttp1);
   }
   return read;
+}
+
+/** The deadline header (grpc-timeout or connect-timeout-ms) of each request requestsRead gives; undefined: none. */
+export async function deadlineHeadersRead(fn: () => Promise<void>): Promise<Map<string, string | undefined>> {
+  const read = await requestsRead(fn);
+  return new Map([...read].map(([id, { headers }]) => [id, (headers["grpc-timeout"] ?? headers["connect-timeout-ms"]) as string | undefined]));
 }
 
 export { password };
