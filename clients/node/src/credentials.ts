@@ -16,8 +16,12 @@ export const clientIdHeaderName = "x-koms-clientid";
 const visibleAscii = /^[\x21-\x7e]+$/;
 /** What Basic credentials must not hold: control characters (RFC 7617), and unpaired surrogates, which UTF-8 cannot carry (Buffer would send U+FFFD). */
 const notBasic = /[\x00-\x1f\x7f]|\p{Cs}/u;
-/** What Headers refuses inside a value, once the whitespace at its ends is dropped (as Headers does). */
-const unsendable = /[\0\r\n]/;
+/**
+ * What a header value cannot hold, once the whitespace at its ends is dropped (as Headers does):
+ * control characters other than HTAB (RFC 9110 5.5). Headers refuses NUL and line breaks, naming
+ * the value; Node's HTTP/1.1 the others, and its HTTP/2 sends them.
+ */
+const unsendable = /[\0-\x08\x0a-\x1f\x7f]/;
 const edgeWhitespace = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 /** What Headers refuses too, naming neither the header nor the value: a header value is bytes (a ByteString). */
 const notByte = /[^\x00-\xff]/;

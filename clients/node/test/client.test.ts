@@ -327,6 +327,26 @@ describe("@tessera/client credential helpers", () => {
     }
   });
 
+  it("raw credentials or a call's own headers with another control character (RFC 9110 allows only HTAB): the call fails naming the header, without the value, over HTTP/2 as over HTTP/1.1", async () => {
+    const failures: string[] = [];
+    for (const control of ["\u0001", "\u001b", "\u007f"]) {
+      const value = `Bearer s3cret${control}x`;
+      for (const httpVersion of ["2", "1.1"] as const) {
+        const options = { baseUrl: "http://127.0.0.1:1", protocol: "connect", httpVersion } as const;
+        for (const call of [
+          createTesseraClient(KeyService, { ...options, credentials: { authorization: value } }).getJwks({}),
+          createTesseraClient(KeyService, options).getJwks({}, { headers: { authorization: value } }),
+        ]) {
+          const err = await rejection(call);
+          assert.ok(!String(err).includes("s3cret") && !String(err.cause).includes("s3cret"));
+          failures.push(err.rawMessage);
+        }
+      }
+    }
+    const message = (what: string) => `${what}: the "authorization" header's value has a line break or control character`;
+    assert.deepEqual(failures, Array.from({ length: 6 }, () => [message("credentials"), message("headers")]).flat());
+  });
+
   it("raw credentials or a call's own headers with a character past U+00FF (a header value is bytes): the call fails naming the header, without the value", async () => {
     const value = "Bearer s3cret\u4ee4\u724c";
     const keys = (more: Partial<TesseraTransportOptions> = {}) => createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect", ...more });
