@@ -31,7 +31,7 @@ const maxHeaderMs = 99_999_999;
 
 const grpcUnitsMs: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
 
-/** A timeout header's value in milliseconds, in either protocol's spelling; undefined when it is none. */
+/** A timeout header's value in milliseconds ("300m", in any of gRPC's units, or "300"); undefined when it is none. */
 function timeoutMs(value: string | null): number | undefined {
   if (value === null) return undefined;
   const grpc = /^(\d{1,8})([HMSmun])$/.exec(value);
