@@ -124,9 +124,10 @@ function carriesToken(method: DescMethod, message: unknown): boolean {
   return typeof value === "string" && value !== "";
 }
 
-/** A call's own headers as entries (Headers has checked its own values already). */
+/** A call's own headers as entries (a Headers too: it refuses NUL and line breaks, not the other control characters). */
 function headerEntries(header: ConstructorParameters<typeof Headers>[0]): Iterable<readonly [string, unknown]> {
-  if (header === undefined || header instanceof Headers) return [];
+  if (header === undefined) return [];
+  if (header instanceof Headers) return header.entries();
   return Array.isArray(header) ? (header as Array<[string, unknown]>) : Object.entries(header);
 }
 

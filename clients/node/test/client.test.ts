@@ -334,17 +334,19 @@ describe("@tessera/client credential helpers", () => {
       for (const httpVersion of ["2", "1.1"] as const) {
         const options = { baseUrl: "http://127.0.0.1:1", protocol: "connect", httpVersion } as const;
         for (const call of [
-          createTesseraClient(KeyService, { ...options, credentials: { authorization: value } }).getJwks({}),
-          createTesseraClient(KeyService, options).getJwks({}, { headers: { authorization: value } }),
+          () => createTesseraClient(KeyService, { ...options, credentials: { authorization: value } }).getJwks({}),
+          () => createTesseraClient(KeyService, options).getJwks({}, { headers: { authorization: value } }),
+          // Headers takes it (it refuses only NUL and line breaks).
+          () => createTesseraClient(KeyService, options).getJwks({}, { headers: new Headers({ authorization: value }) }),
         ]) {
-          const err = await rejection(call);
+          const err = await rejection(call());
           assert.ok(!String(err).includes("s3cret") && !String(err.cause).includes("s3cret"));
           failures.push(err.rawMessage);
         }
       }
     }
     const message = (what: string) => `${what}: the "authorization" header's value has a line break or control character`;
-    assert.deepEqual(failures, Array.from({ length: 6 }, () => [message("credentials"), message("headers")]).flat());
+    assert.deepEqual(failures, Array.from({ length: 6 }, () => [message("credentials"), message("headers"), message("headers")]).flat());
   });
 
   it("raw credentials or a call's own headers with a character past U+00FF (a header value is bytes): the call fails naming the header, without the value", async () => {
