@@ -83,16 +83,24 @@ export function checkSendable(entries: Iterable<readonly [string, unknown]>, wha
 
 /**
  * A Connect interceptor that adds the credential's headers to every request, except those a
- * call set itself (a per-call credential wins).
+ * call set itself (a per-call credential wins). Once a request is sent they are taken off it
+ * again: another attempt of the call (a refused stream sent again) carries the credentials as the
+ * source gives them then (a token refreshed meanwhile), not as if the call had set them.
  */
 export function credentialInterceptor(source: CredentialSource): Interceptor {
   return (next) => async (req) => {
     const headers = typeof source === "function" ? await source() : source;
+    const added: string[] = [];
     for (const [name, value] of Object.entries(headers)) {
       if (req.header.has(name)) continue;
       checkSendable([[name, value]], "credentials");
       req.header.set(name, value);
+      added.push(name);
     }
-    return next(req);
+    try {
+      return await next(req);
+    } finally {
+      for (const name of added) req.header.delete(name);
+    }
   };
 }

@@ -372,12 +372,13 @@ describe("@tessera/client credential helpers", () => {
  * An HTTP/2 (or HTTP/1.1) server whose ApiTokenService.createToken counts its calls. The first
  * `refuse` streams are refused (`refuseAfterMs` after they arrive; with `goAway`, the connection
  * is closed then, as Tessera closes an idle one), the next `reset` reset after the handler ran.
- * `sent` holds each request's timeout header (grpc-timeout or connect-timeout-ms) and when it
- * arrived, `refusedAt` when each refusal was sent (performance.now(): the client's clock too).
+ * `sent` holds each request's timeout header (grpc-timeout or connect-timeout-ms), its
+ * Authorization header and when it arrived, `refusedAt` when each refusal was sent
+ * (performance.now(): the client's clock too).
  */
 async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway = false, httpVersion = "2" }: { refuse?: number; reset?: number; refuseAfterMs?: number; goAway?: boolean; httpVersion?: "1.1" | "2" } = {}) {
   const state = { streams: 0, handled: 0 };
-  const sent: Array<{ timeout: string | undefined; at: number }> = [];
+  const sent: Array<{ timeout: string | undefined; authorization: string | undefined; at: number }> = [];
   const refusedAt: number[] = [];
   const handler = connectNodeAdapter({
     routes: (router) =>
@@ -390,7 +391,7 @@ async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway
   });
   const serve = (req: http2.Http2ServerRequest | http.IncomingMessage, res: http2.Http2ServerResponse | http.ServerResponse) => {
     const n = state.streams++;
-    sent.push({ timeout: (req.headers["grpc-timeout"] ?? req.headers["connect-timeout-ms"]) as string | undefined, at: performance.now() });
+    sent.push({ timeout: (req.headers["grpc-timeout"] ?? req.headers["connect-timeout-ms"]) as string | undefined, authorization: req.headers.authorization, at: performance.now() });
     const stream = () => (req as http2.Http2ServerRequest).stream;
     if (n < refuse) {
       return void setTimeout(() => {
@@ -471,6 +472,23 @@ describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STRE
         assert.ok(left <= Math.ceil(2000 - spent) && left >= 100, `the second attempt announced ${left} ms, ${spent} ms into a 2000 ms deadline`);
       } finally {
         await late.close();
+      }
+    });
+
+    it(`over ${protocol}: the second attempt carries the credentials as the credentials function gives them then (a token refreshed meanwhile), not the first attempt's`, async () => {
+      const once = await refusingServer({ refuse: 1 });
+      try {
+        let asked = 0;
+        const client = createTesseraClient(ApiTokenService, { baseUrl: once.url, protocol, credentials: () => bearer(`token-${++asked}`) });
+        assert.equal((await client.createToken({ accountId: "a", description: "d" })).token, "t0k3n");
+        assert.deepEqual(once.sent.map((s) => s.authorization), ["Bearer token-1", "Bearer token-2"]);
+        // A call's own credential wins on each attempt.
+        once.sent.length = 0;
+        once.state.streams = 0;
+        assert.equal((await client.createToken({ accountId: "a", description: "d" }, { headers: bearer("mine") })).token, "t0k3n");
+        assert.deepEqual(once.sent.map((s) => s.authorization), ["Bearer mine", "Bearer mine"]);
+      } finally {
+        await once.close();
       }
     });
 
