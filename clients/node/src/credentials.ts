@@ -89,7 +89,7 @@ export function checkSendable(entries: Iterable<readonly [string, unknown]>, wha
  */
 export function credentialInterceptor(source: CredentialSource): Interceptor {
   return (next) => async (req) => {
-    const headers = typeof source === "function" ? await source() : source;
+    const headers = typeof source === "function" ? await beforeAbort(source(), req.signal) : source;
     const added: string[] = [];
     for (const [name, value] of Object.entries(headers)) {
       if (req.header.has(name)) continue;
@@ -103,4 +103,23 @@ export function credentialInterceptor(source: CredentialSource): Interceptor {
       for (const name of added) req.header.delete(name);
     }
   };
+}
+
+/**
+ * What `value` resolves to, unless `signal` aborts first: then its reason (the call's
+ * DEADLINE_EXCEEDED, or the caller's cancellation). A credential source that never answers (a
+ * token service that hangs) does not hold the call past its deadline.
+ */
+async function beforeAbort<T>(value: T | PromiseLike<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([value, aborted]);
+  } finally {
+    signal.removeEventListener("abort", onAbort!);
+  }
 }

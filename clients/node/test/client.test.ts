@@ -539,6 +539,21 @@ describe("@tessera/client: a call's deadline and cancellation, as the server see
       }
     });
 
+    it(`over ${name}: credentials that never come (a token service that hangs) do not hold the call past its deadline or its cancellation: DEADLINE_EXCEEDED, or CANCELED with the caller's reason, and nothing is sent`, async () => {
+      const s = await refusingServer({ httpVersion });
+      try {
+        const client = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant, credentials: () => new Promise<never>(() => {}) });
+        const settled = (call: Promise<unknown>) => Promise.race([rejection(call), new Promise<string>((r) => setTimeout(() => r("still waiting after 3 s"), 3000).unref())]);
+        const late = await settled(client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 200 }));
+        const cancelled = await settled(client.createToken({ accountId: "a", description: "d" }, { signal: AbortSignal.timeout(200) }));
+        const outcome = (e: ConnectError | string) => (typeof e === "string" ? e : [Code[e.code], e.rawMessage]);
+        assert.deepEqual([outcome(late), outcome(cancelled)], [["DeadlineExceeded", "the operation timed out"], ["Canceled", "The operation was aborted due to timeout"]]);
+        assert.deepEqual(s.state, { streams: 0, handled: 0 });
+      } finally {
+        await s.close();
+      }
+    });
+
     // Over HTTP/1.1, connect-node sends nothing then; over HTTP/2 it opened the stream (its
     // headers, the credentials, sent) and reset it, and a Connect server could take the empty
     // body for the request and run it.
