@@ -1,6 +1,8 @@
 // One structured log line per call: procedure, protocol, code and duration (the logger adds the
 // request id). A stream's line is written when it ends, with its final code: a stream that
-// the client abandoned is `canceled`. No arguments, no headers: they may hold credentials.
+// the client abandoned is `canceled`; so is a unary call whose client left before its method
+// returned (its deadline passed then: `deadline_exceeded`), whatever the method answered. No
+// arguments, no headers: they may hold credentials.
 // The same moment feeds the RPC metrics (`observe`), and the call scope learns which API the
 // call is for (audit events name it).
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
@@ -56,6 +58,21 @@ export function nameOfCode(code: Code): string {
   return snake(Code[code]);
 }
 
+/**
+ * The code a unary call is logged and counted with: the one its method ended with (`code`),
+ * unless the call's signal aborted before that, its client gone (CANCELED) or its deadline
+ * passed (DEADLINE_EXCEEDED, the signal's reason): then that, as grpc-go and grpc-java count
+ * such a call, for the answer reaches nobody. A call without a deadline is not cut short when
+ * its client leaves (deadline-interceptor.ts): its method runs to its end, and what it did is
+ * the audit trail's to record. A method that ended with CANCELED or DEADLINE_EXCEEDED itself
+ * keeps its code (a store call refused at the deadline, and the client's own reset at that
+ * deadline arriving first).
+ */
+function delivered(signal: AbortSignal, code: string): string {
+  if (!signal.aborted || code === "canceled" || code === "deadline_exceeded") return code;
+  return signal.reason instanceof ConnectError ? codeName(signal.reason) : "canceled";
+}
+
 async function* observed<T>(messages: AsyncIterable<T>, end: (code: string) => void): AsyncGenerator<T> {
   let code = "canceled"; // unless it completes or fails: the consumer stopped reading
   try {
@@ -91,11 +108,11 @@ export function createLoggingInterceptor(logger: Logger, observe?: RpcObserver):
     try {
       res = await next(req);
     } catch (e) {
-      end(codeName(e));
+      end(delivered(req.signal, codeName(e)));
       throw e;
     }
     if (!res.stream) {
-      end("ok");
+      end(delivered(req.signal, "ok"));
       return res;
     }
     return { ...res, message: observed(res.message, end) };

@@ -1,5 +1,6 @@
 // argon2's calls held in a test, each keeping its hasher until the test releases it.
 import argon2 from "argon2";
+import { currentCall, type CallScope } from "../../src/call-scope.js";
 import { spyOn } from "./spy.js";
 
 /** argon2's `name` (hash or verify), each call held until `release()`: it keeps its hasher meanwhile. */
@@ -7,12 +8,16 @@ export function heldArgon2(name: "hash" | "verify") {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   const original = argon2[name] as (...args: unknown[]) => Promise<unknown>;
+  const scopes: Array<CallScope | undefined> = [];
   const spy = spyOn(argon2, name, (async (...args: unknown[]) => {
+    scopes.push(currentCall());
     await gate;
     return original.apply(argon2, args);
   }) as never);
   return {
     calls: spy.calls,
+    /** The call scope each held call was made in (its request's: the server's deadline, signal, request id). */
+    scopes,
     release,
     /** Resolves once a call is held. */
     async started() {
