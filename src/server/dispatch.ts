@@ -49,7 +49,7 @@ import { applyCors } from "./cors.js";
 import { sendErrorBody, serverError } from "./error-details.js";
 import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
-import { answerUnaryConnect, answerUnaryGrpc, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
+import { answerUnaryConnect, answerUnaryGrpc, BodyCutError, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
 import { nameOfCode, protocolOf, refusedBeforeInterceptors, type RefusalObserver } from "./logging-interceptor.js";
 import { normalizeTimeouts, requestedTimeoutMs } from "./deadline-interceptor.js";
@@ -155,8 +155,11 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     compressions: acceptCompression,
     jsonOptions: routerOptions.jsonOptions,
     hidden,
+    // A request its client left before it arrived whole (its connection closed, its stream
+    // reset: the call's signal aborted) is answered to nobody: canceled, whatever connect-es
+    // made of what it had read.
     failed: onRefused && ((call, protocol, code) => {
-      if (refusedBeforeInterceptors()) onRefused(call.service.typeName, call.method.name, protocol, nameOfCode(code));
+      if (refusedBeforeInterceptors()) onRefused(call.service.typeName, call.method.name, protocol, currentCall()?.signal?.aborted ? "canceled" : nameOfCode(code));
     }),
   });
   /** A refusal answered here, before connect-es: `code` in the protocol the request's content type names. */
@@ -233,6 +236,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           badAuthority(res);
           return;
         }
+        // Until the deadline interceptor sets the call's own (the same, or linked to it).
+        if (scope) scope.signal = uReq.signal;
         // An admin call without the admin token: an empty message instead of its own, which is
         // not read (access/admin-gate.ts); the access check answers it.
         const refused = adminHandlers.has(h) && adminGate!.refuses(procedureOf(h), uReq.header);
@@ -291,7 +296,11 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
               if (framing) uReq.body = wholeEnvelopes(uReq.body);
               await serve(h, uReq, res);
             })
-            .catch(failed(h, res));
+            .catch((e: unknown) => {
+              // Its client left before the request arrived whole: nobody is answered.
+              if (e instanceof BodyCutError) refuse(h, uReq.header.get("content-type"), Code.Canceled);
+              failed(h, res)(e);
+            });
           return;
         }
         uReq.body = empty ? bytes([empty]) : untilDue(req as AsyncIterable<Buffer>, due);

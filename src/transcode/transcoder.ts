@@ -195,7 +195,9 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     try {
       message = await requestMessage(binding, req, header, segments, rawQuery);
     } catch (e) {
-      if (e instanceof HttpError) opts.refused?.(binding.rpc, e.code);
+      // A body its client cut short by leaving (its connection closed, its stream reset) is
+      // answered to nobody: canceled.
+      if (e instanceof HttpError) opts.refused?.(binding.rpc, req.aborted ? "canceled" : e.code);
       throw e;
     }
 

@@ -4,16 +4,20 @@
 // Without a deadline the method is not cut short (deadline-interceptor.ts), so what it did is
 // done, and the audit trail records that: a login whose client left while its password was
 // being checked still started its session, which the trail names and the store holds.
+// A request whose client left before it arrived whole (mid-body, or an HTTP/2 stream reset
+// before its END_STREAM) is not served, and counts once as `canceled` on every protocol and
+// path (the unary fast paths, connect-es's own handlers, the REST transcoder), with no rpc line.
 import assert from "node:assert/strict";
 import { connect as connectHttp2, constants as http2Constants } from "node:http2";
 import { connect as connectTcp } from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { CreateSessionRequestSchema, SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { expectOk } from "../support/api.js";
 import { connectClient, grpcMethodDefinition, grpcWebClient } from "../support/clients.js";
+import { ErrorCode, frame, FrameType, H2Wire } from "../support/h2-wire.js";
 import { heldArgon2 } from "../support/held-argon2.js";
-import { scrape, value } from "../support/metrics.js";
+import { family, scrape, value } from "../support/metrics.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
 import { auditApi } from "../audit/api.js";
@@ -41,6 +45,39 @@ interface Leaving {
   start(server: TestServer, email: string, requestId: string): () => void;
 }
 
+/** REST over HTTP/1.1: the login written on a socket, which is then destroyed. */
+const restSocketDestroyed: Leaving = {
+  name: "REST over HTTP/1.1, the socket destroyed",
+  protocol: "rest",
+  start(server, email, requestId) {
+    const socket = connectTcp(server.port, "127.0.0.1");
+    socket.on("error", () => {});
+    const body = loginBody(email);
+    socket.write(
+      `POST /session HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `x-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\n\r\n${body}`,
+    );
+    return () => socket.destroy();
+  },
+};
+
+/** REST over h2c: the login's stream reset (RST_STREAM CANCEL). */
+const restStreamReset: Leaving = {
+  name: "REST over h2c, the stream reset (RST_STREAM CANCEL)",
+  protocol: "rest",
+  start(server, email, requestId) {
+    const session = connectHttp2(server.url);
+    session.on("error", () => {});
+    const stream = session.request({ ":method": "POST", ":path": "/session", "content-type": "application/json", "x-request-id": requestId, ...clientIdHeader });
+    stream.on("error", () => {});
+    stream.end(loginBody(email));
+    return () => {
+      stream.close(http2Constants.NGHTTP2_CANCEL);
+      session.close();
+    };
+  },
+};
+
 const clients: Leaving[] = [
   {
     name: "REST over HTTP/1.1, the fetch aborted",
@@ -52,35 +89,8 @@ const clients: Leaving[] = [
       return () => abort.abort();
     },
   },
-  {
-    name: "REST over HTTP/1.1, the socket destroyed",
-    protocol: "rest",
-    start(server, email, requestId) {
-      const socket = connectTcp(server.port, "127.0.0.1");
-      socket.on("error", () => {});
-      const body = loginBody(email);
-      socket.write(
-        `POST /session HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-          `x-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\n\r\n${body}`,
-      );
-      return () => socket.destroy();
-    },
-  },
-  {
-    name: "REST over h2c, the stream reset (RST_STREAM CANCEL)",
-    protocol: "rest",
-    start(server, email, requestId) {
-      const session = connectHttp2(server.url);
-      session.on("error", () => {});
-      const stream = session.request({ ":method": "POST", ":path": "/session", "content-type": "application/json", "x-request-id": requestId, ...clientIdHeader });
-      stream.on("error", () => {});
-      stream.end(loginBody(email));
-      return () => {
-        stream.close(http2Constants.NGHTTP2_CANCEL);
-        session.close();
-      };
-    },
-  },
+  restSocketDestroyed,
+  restStreamReset,
   ...[false, true].map(
     (http2): Leaving => ({
       name: `Connect over HTTP/${http2 ? "2 (RST_STREAM)" : "1.1 (the connection closed)"}, the call aborted`,
@@ -128,68 +138,151 @@ const clients: Leaving[] = [
   },
 ];
 
+/** How a client leaves before its request arrived whole. */
+interface CutShort {
+  name: string;
+  protocol: string;
+  /** Sends part of a login (or all of it without its end) with x-request-id `requestId`, then leaves. */
+  send(server: TestServer, email: string, requestId: string): Promise<void>;
+}
+
+const connectPath = `/${service}/CreateSession`;
+
+/** HTTP/1.1: the head with Content-Length 200, `part` of the body, then the socket destroyed. */
+async function http1Cut(server: TestServer, path: string, contentType: string, requestId: string, part: Buffer): Promise<void> {
+  const socket = connectTcp(server.port, "127.0.0.1");
+  socket.on("error", () => {});
+  await new Promise((resolve) => socket.once("connect", resolve));
+  socket.write(`POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: ${contentType}\r\ncontent-length: 200\r\nx-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\n\r\n`);
+  socket.write(part);
+  await new Promise((r) => setTimeout(r, 50));
+  socket.destroy();
+}
+
+/** HTTP/2: HEADERS, one DATA frame of `body` without END_STREAM, then RST_STREAM (CANCEL). */
+async function http2Cut(server: TestServer, path: string, contentType: string, requestId: string, body: Buffer): Promise<void> {
+  const wire = await H2Wire.open(server.port);
+  const head: Array<[string, string]> = [[":method", "POST"], [":scheme", "http"], [":authority", "localhost"], [":path", path], ["content-type", contentType], ["x-koms-clientid", testClientId], ["x-request-id", requestId]];
+  wire.write(wire.headers(1, head));
+  wire.write(frame(FrameType.DATA, 0, 1, body));
+  const cancel = Buffer.alloc(4);
+  cancel.writeUInt32BE(ErrorCode.CANCEL);
+  wire.write(frame(FrameType.RST_STREAM, 0, 1, cancel));
+  await new Promise((r) => setTimeout(r, 50));
+  wire.destroy();
+}
+
+const loginProto = (email: string) => Buffer.from(toBinary(CreateSessionRequestSchema, create(CreateSessionRequestSchema, { accountType: "traditional", email, password })));
+const envelopeOf = (message: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]).fill(message.length, 4, 5);
+
+const cutShort: CutShort[] = [
+  { name: "REST over HTTP/1.1", protocol: "rest", send: (server, email, id) => http1Cut(server, "/session", "application/json", id, Buffer.from(loginBody(email).slice(0, 20))) },
+  { name: "REST over h2c", protocol: "rest", send: (server, email, id) => http2Cut(server, "/session", "application/json", id, Buffer.from(loginBody(email).slice(0, 20))) },
+  { name: "Connect (JSON) over HTTP/1.1", protocol: "connect", send: (server, email, id) => http1Cut(server, connectPath, "application/json", id, Buffer.from(loginBody(email).slice(0, 20))) },
+  // The whole message, its stream reset before END_STREAM: a Connect unary body ends only there.
+  { name: "Connect (binary) over HTTP/2, the whole message sent but not its end", protocol: "connect", send: (server, email, id) => http2Cut(server, connectPath, "application/proto", id, loginProto(email)) },
+  { name: "gRPC over HTTP/2", protocol: "grpc", send: (server, email, id) => http2Cut(server, connectPath, "application/grpc", id, envelopeOf(loginProto(email)).subarray(0, 12)) },
+  { name: "gRPC-Web over HTTP/1.1", protocol: "grpc-web", send: (server, email, id) => http1Cut(server, connectPath, "application/grpc-web+proto", id, envelopeOf(loginProto(email)).subarray(0, 12)) },
+  // Read by connect-es's own handlers.
+  { name: "gRPC-Web (text) over HTTP/1.1", protocol: "grpc-web", send: (server, email, id) => http1Cut(server, connectPath, "application/grpc-web-text", id, Buffer.from(envelopeOf(loginProto(email)).toString("base64").slice(0, 16))) },
+  { name: "gRPC (JSON) over HTTP/2", protocol: "grpc", send: (server, email, id) => http2Cut(server, connectPath, "application/grpc+json", id, envelopeOf(Buffer.from(loginBody(email))).subarray(0, 12)) },
+];
+
+
+/** tessera_rpc_requests_total of SessionService/CreateSession over `protocol`, by code. */
+async function createSessionCodes(server: TestServer, protocol: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const m of family(await scrape(`${server.url}/metrics`), "tessera_rpc_requests_total").metrics) {
+    if (m.labels?.method === "CreateSession" && m.labels.service === service && m.labels.protocol === protocol) counts[m.labels.code!] = Number(m.value);
+  }
+  return counts;
+}
+
+/** The counts that changed from `before` to `after`, by how much. */
+const delta = (before: Record<string, number>, after: Record<string, number>) =>
+  Object.fromEntries(Object.entries(after).flatMap(([code, n]) => (n !== (before[code] ?? 0) ? [[code, n - (before[code] ?? 0)]] : [])));
+
+/**
+ * A login sent by `client`, which leaves while the login's password is checked (the check held
+ * until the server has seen it go): the call's rpc line and count say canceled; the login and
+ * the session it started are in the audit trail, and the session in the store.
+ */
+async function leavesWhileHashing(server: TestServer, client: Leaving): Promise<void> {
+  const email = uniqueEmail("leaves");
+  const user = await signUp(server, email);
+  const requestId = uniqueName("leaves");
+  const before = await createSessionCodes(server, client.protocol);
+  const verify = heldArgon2("verify");
+  try {
+    const leave = client.start(server, email, requestId);
+    await verify.started();
+    const scope = verify.scopes[0];
+    assert.equal(scope?.requestId, requestId, "the held password check is the login's");
+    leave();
+    await until("the server sees its client gone", () => scope?.signal?.aborted);
+  } finally {
+    verify.restore();
+  }
+
+  // The login went on (no deadline cuts it short) and ended: its rpc line says how it was answered.
+  const line = await until("the login's rpc line", () =>
+    server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "rpc" && l.requestId === requestId),
+  );
+  assert.deepEqual([line.procedure, line.protocol, line.code], [`${service}/CreateSession`, client.protocol, "canceled"]);
+  assert.deepEqual(delta(before, await createSessionCodes(server, client.protocol)), { canceled: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
+
+  // What it did is recorded as it happened: the password checked out, the session started.
+  const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
+  const mine = page.events.filter((e) => e.request_id === requestId).reverse();
+  assert.deepEqual(mine.map((e) => `${e.type} ${e.outcome}`), ["login success", "session.started success"]);
+  const sessionId = mine[1]!.subject!;
+  assert.equal((await server.tessera.store.sessions.findById(sessionId))?.userId, user.id, "the session the trail names is stored");
+
+  // Nothing left in flight, nothing failed.
+  const m = await scrape(`${server.url}/metrics`);
+  for (const gauge of ["tessera_hasher_in_use", "tessera_hasher_queue_depth", "tessera_hasher_reserved", "tessera_streams_open"]) {
+    assert.equal(value(m, gauge), 0, gauge);
+  }
+  assert.deepEqual(server.logs.filter((l) => /"level":"error"/.test(l)), []);
+}
+
 for (const store of storesUnderTest()) {
-  describe(`unary calls whose client left before the answer (${store})`, function () {
+  describe(`unary calls whose client left (${store})`, function () {
     this.timeout(60_000);
     let server: TestServer;
     before(async () => (server = await startTestServer({ store })));
     after(() => server?.close());
 
-    const createSessions = async (protocol: string) => {
-      const m = await scrape(`${server.url}/metrics`);
-      const count = (code: string) => value(m, "tessera_rpc_requests_total", { service, method: "CreateSession", protocol, code });
-      return { ok: count("ok"), canceled: count("canceled"), m };
-    };
-
     for (const client of clients) {
-      it(`${client.name}, while its password was checked: logged and counted canceled, not ok; the session it started is in the trail and the store`, async () => {
-        const email = uniqueEmail("leaves");
-        const user = await signUp(server, email);
-        const requestId = uniqueName("leaves");
-        const before = await createSessions(client.protocol);
-        const verify = heldArgon2("verify");
-        try {
-          const leave = client.start(server, email, requestId);
-          await verify.started();
-          const scope = verify.scopes[0];
-          assert.equal(scope?.requestId, requestId, "the held password check is the login's");
-          leave();
-          await until("the server sees its client gone", () => scope?.signal?.aborted);
-        } finally {
-          verify.restore();
-        }
-
-        // The login went on (no deadline cuts it short) and ended: its rpc line says how it was answered.
-        const line = await until("the login's rpc line", () =>
-          server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "rpc" && l.requestId === requestId),
-        );
-        assert.deepEqual([line.procedure, line.protocol, line.code], [`${service}/CreateSession`, client.protocol, "canceled"]);
-        const after = await createSessions(client.protocol);
-        assert.deepEqual({ ok: after.ok - before.ok, canceled: after.canceled - before.canceled }, { ok: 0, canceled: 1 }, "tessera_rpc_requests_total of CreateSession");
-
-        // What it did is recorded as it happened: the password checked out, the session started.
-        const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
-        const mine = page.events.filter((e) => e.request_id === requestId).reverse();
-        assert.deepEqual(mine.map((e) => `${e.type} ${e.outcome}`), ["login success", "session.started success"]);
-        const sessionId = mine[1]!.subject!;
-        assert.equal((await server.tessera.store.sessions.findById(sessionId))?.userId, user.id, "the session the trail names is stored");
-
-        // Nothing left in flight, nothing failed.
-        for (const gauge of ["tessera_hasher_in_use", "tessera_hasher_queue_depth", "tessera_hasher_reserved", "tessera_streams_open"]) {
-          assert.equal(value(after.m, gauge), 0, gauge);
-        }
-        assert.deepEqual(server.logs.filter((l) => /"level":"error"/.test(l)), []);
-      });
+      it(`${client.name}, while its password was checked: logged and counted canceled, not ok; the session it started is in the trail and the store`, () => leavesWhileHashing(server, client));
     }
 
     it("a login answered before its client left is counted ok, not canceled", async () => {
       const email = uniqueEmail("stays");
       await signUp(server, email);
-      const before = await createSessions("connect");
+      const before = await createSessionCodes(server, "connect");
       const answered = await connectClient(SessionService, server.url).createSession({ accountType: "traditional", email, password }, { headers: clientIdHeader });
       assert.ok(answered.accessToken);
-      const after = await createSessions("connect");
-      assert.deepEqual({ ok: after.ok - before.ok, canceled: after.canceled - before.canceled }, { ok: 1, canceled: 0 });
+      assert.deepEqual(delta(before, await createSessionCodes(server, "connect")), { ok: 1 });
     });
+
+    for (const client of cutShort) {
+      it(`${client.name}: not served, counted once as canceled, no rpc line, no audit event`, async () => {
+        const email = uniqueEmail("cut");
+        const user = await signUp(server, email);
+        const requestId = uniqueName("cut");
+        const before = await createSessionCodes(server, client.protocol);
+        await client.send(server, email, requestId);
+        // Counted when the server has seen the client go (or not at all: then after a while).
+        let counted: Record<string, number> = {};
+        const deadline = Date.now() + 3000;
+        while (Object.keys((counted = delta(before, await createSessionCodes(server, client.protocol)))).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        assert.deepEqual(counted, { canceled: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
+        assert.deepEqual(server.logs.filter((l) => l.includes(requestId)), [], "log lines of the request");
+        const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
+        assert.deepEqual(page.events.map((e) => e.type), ["signup"]);
+        assert.equal(value(await scrape(`${server.url}/metrics`), "tessera_hasher_in_use"), 0);
+      });
+    }
   });
 }
