@@ -21,7 +21,9 @@ export interface CallScope {
   deadline?: number;
   /**
    * Aborts when the call ends before its answer: its deadline passed, or its client went away
-   * (cancelled, reset its HTTP/2 stream, closed its connection). Set by the deadline interceptor.
+   * (cancelled, reset its HTTP/2 stream, closed its connection). Set by the deadline interceptor;
+   * before it, for a call of a gRPC, gRPC-Web or Connect path, the request's own (the client
+   * gone), set by the dispatcher.
    */
   signal?: AbortSignal;
   /** W3C trace context of the call: 32 hex digits (the caller's trace, or a new one). */
