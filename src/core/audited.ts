@@ -370,7 +370,7 @@ export class AuditedJwtTokens extends JwtTokens {
   }
 
   override async revokeRefreshToken(userId: string, token: string): Promise<void> {
-    const owner = await this.refreshTokenOwner(token);
+    const owner = await this.refreshTokenOwner(token, true);
     return tracked(this.audit, "jwt_refresh_token.revoked", { userId, subject: owner.jti }, () => super.revokeRefreshToken(userId, token));
   }
 }

@@ -25,7 +25,7 @@ import type { Clock } from "./clock.js";
 import { issuedBeforePasswordChange, outdated } from "./credential-lifecycle.js";
 import { AuthError, invalidArgument, invalidField, permissionDenied, recode, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
-import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
+import type { TokenVerifier, VerifiedPayload, VerifyOptions } from "./token-verifier.js";
 import { randomId } from "./secrets.js";
 import type { Users } from "./users.js";
 
@@ -91,6 +91,16 @@ interface VerifiedJwt<C extends JwtClaims = JwtClaims> {
 function sourceKidsOf(claims: JwtClaims): readonly string[] {
   return (claims[sourceKidsClaim] as readonly string[] | undefined) ?? [];
 }
+
+/** What a verification may let pass (VerifyOptions): for a token being used, nothing. */
+type TokenChecks = Pick<VerifyOptions, "allowExpired" | "endedKeys">;
+
+/**
+ * A refresh token being ended (revoked, or named in the audit trail of its revocation): one
+ * that can no longer be used, expired or signed by a key that verifies no more, is still its
+ * user's, and its revocation idempotent.
+ */
+const endingToken: TokenChecks = { allowExpired: true, endedKeys: true };
 
 /** An access token's user deactivated (or unknown): every answer to it, whenever the call learns it. */
 const userDeactivated = () => unauthenticated("USER_DEACTIVATED", "the token's user is deactivated");
@@ -235,11 +245,13 @@ export class JwtTokens {
 
   /**
    * Revokes one of the user's refresh tokens. Not a refresh token, or another user's:
-   * INVALID_ARGUMENT. An expired or already revoked token of the user is accepted (idempotent).
+   * INVALID_ARGUMENT. A token of the user that can no longer be used is accepted (idempotent):
+   * expired, already revoked, or signed by a key revoked or retired since (while the ring still
+   * holds the key, which tells whose it is).
    */
   async revokeRefreshToken(userId: string, token: string): Promise<void> {
     requireField("refresh_token", token);
-    const { claims } = await this.verifyRefreshToken(token, "invalid_argument", { allowExpired: true });
+    const { claims } = await this.verifyRefreshToken(token, "invalid_argument", endingToken);
     const record = await this.deps.refreshTokens.findByJti(claims.jti);
     // Housekeeping deletes the record of an expired token; the token, signed for this user, still
     // proves it was theirs: the same answer as before the deletion.
@@ -252,11 +264,13 @@ export class JwtTokens {
 
   /**
    * Whom a refresh token names, for the audit trail: its user and jti when its signature,
-   * issuer and audience verify (expired or not), else nothing. Never throws.
+   * issuer and audience verify (expired or not; `ending`, for its revocation, also when its key
+   * verifies no more: only a key still trusted names the user of a login), else nothing. Never
+   * throws.
    */
-  async refreshTokenOwner(token: string): Promise<{ userId?: string; jti?: string }> {
+  async refreshTokenOwner(token: string, ending = false): Promise<{ userId?: string; jti?: string }> {
     try {
-      const { claims } = await this.verifyRefreshToken(token, "unauthenticated", { allowExpired: true });
+      const { claims } = await this.verifyRefreshToken(token, "unauthenticated", ending ? endingToken : { allowExpired: true });
       return { userId: claims.sub, jti: claims.jti };
     } catch {
       return {};
@@ -387,7 +401,7 @@ export class JwtTokens {
   private async verifyRefreshToken(
     token: string,
     failure: "unauthenticated" | "invalid_argument",
-    opts: { allowExpired?: boolean } = {},
+    opts: TokenChecks = {},
   ): Promise<VerifiedJwt<JwtClaims & { jti: string }>> {
     let verified: VerifiedJwt;
     try {
@@ -408,9 +422,9 @@ export class JwtTokens {
    * Signature, algorithm, kid, time, issuer and audience (the verifier: the access tokens' or the
    * refresh tokens'; the callers hold each kind to its own), then the claim shapes.
    */
-  private async verifyToken(token: string, opts: { allowExpired?: boolean }): Promise<VerifiedJwt> {
+  private async verifyToken(token: string, opts: TokenChecks): Promise<VerifiedJwt> {
     const { claims: payload, kid } = await this.deps.verifier.verifyKeyed(token, {
-      ...(opts.allowExpired !== undefined && { allowExpired: opts.allowExpired }),
+      ...opts,
       issuer: this.deps.issuer,
       audience: this.audiences,
     });

@@ -10,7 +10,8 @@
 // (the JWKS max-age is kept below it) knows a key before the first token it signs. A retired
 // key keeps verifying, and stays in the JWKS, until the longest-lived token it may have signed
 // has expired. A revoked key (emergency) verifies nothing, at once on the revoking instance and
-// within the 30 s reload interval on the others; revoking the signing key first promotes the
+// within the 30 s reload interval on the others (but, while it is held, that a token being ended
+// is its caller's: endedKeyFor); revoking the signing key first promotes the
 // next key at once. HS256 uses TESSERA_JWT_SECRET and stores nothing.
 //
 // Instances learn about rotations and revocations by re-reading the key list: at most every
@@ -268,6 +269,19 @@ export class KeyRing {
     if (key?.revokedAt) return undefined;
     if (key?.notAfter && key.notAfter.getTime() <= this.clock.now().getTime()) return undefined;
     return key;
+  }
+
+  /**
+   * The key `kid` names once it verifies no more (revoked, or past its notAfter) while this
+   * instance still holds it (housekeeping has not deleted it); undefined otherwise. Only for a
+   * token being ended (DELETE /refresh_token), which must still be told to be its caller's: never
+   * for one being used. Call after keyFor (which re-reads the key list).
+   */
+  endedKeyFor(kid: string): VerificationKey | undefined {
+    const key = this.keys.get(kid);
+    if (key === undefined) return undefined;
+    const ended = key.revokedAt !== undefined || (key.notAfter !== undefined && key.notAfter.getTime() <= this.clock.now().getTime());
+    return ended ? key : undefined;
   }
 
   /** Whether `kid` names a key this instance knows to be revoked. */

@@ -50,6 +50,12 @@ import { repeatedKey } from "./json-keys.js";
 export interface VerifyOptions {
   /** Accept a token past its exp (every other check still applies). */
   allowExpired?: boolean;
+  /**
+   * Accept a token signed by a key that verifies no more (revoked, or retired past its lifetime)
+   * while the ring still holds it: for a token being ended, which must still be told to be its
+   * caller's, never for one being used. Such a token is not remembered.
+   */
+  endedKeys?: boolean;
   /** The `aud` required: one value, or any of several. */
   audience?: string | readonly string[];
   issuer?: string;
@@ -91,7 +97,7 @@ interface ParsedToken {
 }
 
 export interface TokenVerifierDeps {
-  ring: Pick<KeyRing, "keyFor" | "algorithms"> & Partial<Pick<KeyRing, "isRevoked">>;
+  ring: Pick<KeyRing, "keyFor" | "algorithms"> & Partial<Pick<KeyRing, "isRevoked" | "endedKeyFor">>;
   clock: Clock;
   /** How many verified tokens to remember (0: none); default DEFAULT_VERIFIED_CACHE_ENTRIES. */
   cacheEntries?: number;
@@ -129,10 +135,11 @@ export class TokenVerifier {
 
     let payload: JWTPayload;
     let kid: string;
+    let key: VerificationKey & { ended?: true };
     try {
       const parsed = this.parse(token);
       kid = parsed.header.kid;
-      const key = await this.keyFor(parsed.header);
+      key = await this.keyFor(parsed.header, opts.endedKeys === true);
       if (!signatureMatches(key, parsed.signingInput, parsed.signature)) throw unauthenticated("INVALID_TOKEN", "invalid token signature");
       checkType(parsed.header.typ);
       refuseRepeatedMember("payload", parsed.payload);
@@ -168,6 +175,7 @@ export class TokenVerifier {
     const unusable = unusableNumber(payload);
     if (unusable) throw unusable;
     const entry = { claims: Object.freeze(payload) as VerifiedPayload, kid };
+    if (key.ended) return entry;
     this.verified.set(cacheKeyOf(token, opts.issuer, opts.audience), entry, now.getTime(), entry.claims.exp * 1000);
     return entry;
   }
@@ -191,15 +199,24 @@ export class TokenVerifier {
     return { header: header as ParsedToken["header"], signingInput: `${encodedHeader}.${payload}`, payload, signature };
   }
 
-  /** The ring's key for the kid, of the algorithm the token names (one the ring holds keys of). */
-  private async keyFor(header: ParsedToken["header"]): Promise<VerificationKey> {
+  /**
+   * The ring's key for the kid, of the algorithm the token names (one the ring holds keys of);
+   * `ended`: also one that verifies no more but is still held (marked `ended`).
+   */
+  private async keyFor(header: ParsedToken["header"], ended: boolean): Promise<VerificationKey & { ended?: true }> {
     if (!this.ring.algorithms.includes(header.alg as SigningAlg)) throw unexpectedAlgorithm();
-    const key = await this.ring.keyFor(header.kid);
+    const key: (VerificationKey & { ended?: true }) | undefined =
+      (await this.ring.keyFor(header.kid)) ?? (ended ? withEnded(this.ring.endedKeyFor?.(header.kid)) : undefined);
     if (!key) throw unauthenticated("INVALID_TOKEN", this.ring.isRevoked?.(header.kid) ? "token signed by a revoked key" : "token signed by an unknown key");
     // The algorithm comes from our key record, never from the token: no alg confusion.
     if (header.alg !== key.alg) throw unexpectedAlgorithm();
     return key;
   }
+}
+
+/** `key` marked as one that verifies no more (VerifyOptions.endedKeys). */
+function withEnded(key: VerificationKey | undefined): (VerificationKey & { ended: true }) | undefined {
+  return key && { ...key, ended: true };
 }
 
 /** The `typ` of every token Tessera signs (token-signer.ts). */

@@ -15,6 +15,7 @@ import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, jwtLogin, jwtRefreshToken, signUp, startSession, uniqueEmail } from "../support/users.js";
 import { keyApi } from "../key/api.js";
+import { jwtApi } from "../jwt/api.js";
 import { gate, startServerPair, type ServerPair } from "./support.js";
 
 const kidOf = (token: string) => decodeProtectedHeader(token).kid!;
@@ -114,6 +115,24 @@ for (const store of storesUnderTest()) {
         assert.ok(!expectOk(await keys.getJwks()).keys.some((k) => k.kid === oldKid));
         const check = await rest(server.url, "GET", "/jwt/check", { headers: bearer(old!) });
         assert.equal(check.status, 400, check.text);
+      });
+
+      it("DELETE /jwt/refresh_token of an expired refresh token is 204 also once the retired key that signed it verifies no more", async () => {
+        clock.advance(server.config.keyPublishSeconds * 1000);
+        const email = uniqueEmail("retired-delete");
+        await signUp(server, email);
+        const refresh = await jwtRefreshToken(server, await jwtLogin(server, email));
+        expectOk(await keyApi("rest", server.url).rotateKey(admin));
+        clock.advance(150_000);
+        assert.ok(!expectOk(await keyApi("rest", server.url).getJwks()).keys.some((k) => k.kid === kidOf(refresh)), "the key verifies no more");
+        for (const protocol of protocols) {
+          const api = jwtApi(protocol, server.url);
+          try {
+            expectOk(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(await jwtLogin(server, email))), 204);
+          } finally {
+            api.close();
+          }
+        }
       });
 
       it("a key whose retirement a rotation did not get to write (MongoDB writes it after the promotion) stops verifying all the same", async () => {
@@ -234,6 +253,37 @@ for (const store of storesUnderTest()) {
             assert.equal(expectOk(await keysB.revokeKey(kid, admin)).signing_kid, revoked.signing_kid);
           } finally {
             keysB.close();
+          }
+        });
+      }
+
+      for (const protocol of protocols) {
+        it(`DELETE /jwt/refresh_token of a refresh token its revoked key signed is 204, as for a revoked or expired one, on both instances (${protocol})`, async () => {
+          const { a, b } = pair;
+          const email = uniqueEmail("revoke-delete");
+          await signUp(a, email);
+          const access = await jwtLogin(a, email);
+          const [onA, onB] = [await jwtRefreshToken(a, access), await jwtRefreshToken(a, access)];
+          const kid = kidOf(onA);
+          expectOk(await keyApi("rest", b.url).revokeKey(kid, admin));
+          // Logged in again under the key that signs now: the caller's credential is valid.
+          const fresh = await jwtLogin(b, email);
+          assert.notEqual(kidOf(fresh), kid);
+          const [apiA, apiB] = [jwtApi(protocol, a.url), jwtApi(protocol, b.url)];
+          try {
+            expectCode(await apiB.getToken({ user: onB }), "unauthenticated", "invalid refresh token: token signed by a revoked key");
+            expectOk(await apiB.deleteRefreshToken({ refresh_token: onB }, bearer(fresh)), 204);
+            expectOk(await apiB.deleteRefreshToken({ refresh_token: onB }, bearer(fresh)), 204);
+            clock.advance(30_000);
+            expectOk(await apiA.deleteRefreshToken({ refresh_token: onA }, bearer(fresh)), 204);
+            // Still only its owner's.
+            const other = uniqueEmail("revoke-delete-other");
+            await signUp(a, other);
+            const notHers = "refresh_token is not a refresh token of this user";
+            expectCode(await apiA.deleteRefreshToken({ refresh_token: onA }, bearer(await jwtLogin(a, other))), "invalid_argument", notHers, "TOKEN_NOT_FOUND");
+          } finally {
+            apiA.close();
+            apiB.close();
           }
         });
       }

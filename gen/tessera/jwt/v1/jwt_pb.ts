@@ -555,7 +555,8 @@ export const JwtService: GenService<{
   },
   /**
    * Revokes one of the caller's refresh tokens (`DELETE /refresh_token`, 204): it stops
-   * working at once. Revoking an own token that is already revoked or expired is also 204.
+   * working at once. Revoking an own token that can no longer be used (already revoked,
+   * expired, or signed by a key revoked or retired since) is also 204.
    * Errors: a missing `refresh_token`, or one that is not a refresh token of this user, 400;
    * no valid access token 401.
    *

@@ -116,7 +116,8 @@ type JwtServiceClient interface {
 	// Errors: no valid token 401; a refresh-derived access token 403.
 	GetRefreshToken(ctx context.Context, in *GetRefreshTokenRequest, opts ...grpc.CallOption) (*GetRefreshTokenResponse, error)
 	// Revokes one of the caller's refresh tokens (`DELETE /refresh_token`, 204): it stops
-	// working at once. Revoking an own token that is already revoked or expired is also 204.
+	// working at once. Revoking an own token that can no longer be used (already revoked,
+	// expired, or signed by a key revoked or retired since) is also 204.
 	// Errors: a missing `refresh_token`, or one that is not a refresh token of this user, 400;
 	// no valid access token 401.
 	DeleteRefreshToken(ctx context.Context, in *DeleteRefreshTokenRequest, opts ...grpc.CallOption) (*DeleteRefreshTokenResponse, error)
@@ -337,7 +338,8 @@ type JwtServiceServer interface {
 	// Errors: no valid token 401; a refresh-derived access token 403.
 	GetRefreshToken(context.Context, *GetRefreshTokenRequest) (*GetRefreshTokenResponse, error)
 	// Revokes one of the caller's refresh tokens (`DELETE /refresh_token`, 204): it stops
-	// working at once. Revoking an own token that is already revoked or expired is also 204.
+	// working at once. Revoking an own token that can no longer be used (already revoked,
+	// expired, or signed by a key revoked or retired since) is also 204.
 	// Errors: a missing `refresh_token`, or one that is not a refresh token of this user, 400;
 	// no valid access token 401.
 	DeleteRefreshToken(context.Context, *DeleteRefreshTokenRequest) (*DeleteRefreshTokenResponse, error)
