@@ -258,7 +258,7 @@ function describeRequestBody(route: Route, schemas: SchemaSet): unknown {
     const schema = schemas.message(input, "input");
     return {
       required: false,
-      description: "The arguments, as a JSON object or a form (URL-encoded, or multipart with text fields only); query arguments may be given instead, and override the JSON body's.",
+      description: "The arguments, as a JSON object or a form (URL-encoded, or multipart with text fields only); query arguments may be given instead, or beside it for other fields (one given in both is 400).",
       content: { "application/json": { schema }, "application/x-www-form-urlencoded": { schema }, "multipart/form-data": { schema } },
     };
   }

@@ -9,9 +9,9 @@ export interface Argument {
   readonly form?: true;
 }
 
-/** What an error calls an argument: `query parameter` or `form field`. */
-export function argumentNoun(arg: { readonly form?: true }): string {
-  return arg.form ? "form field" : "query parameter";
+/** What an error calls an argument: `query parameter`, `form field`, or (loose arguments) `JSON body field`. */
+export function argumentNoun(arg: { readonly form?: true; readonly json?: true }): string {
+  return arg.json ? "JSON body field" : arg.form ? "form field" : "query parameter";
 }
 
 /** Most arguments (query parameters plus form fields) one request may carry. */

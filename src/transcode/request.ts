@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
-import { create, fromJson, mergeFromJson, type DescField, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { create, fromJson, mergeFromJson, type DescField, type DescMessage, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { Binding } from "./binding.js";
 import { applyFieldTarget, fieldByName, isFieldTarget } from "./field-target.js";
@@ -21,7 +21,8 @@ const jsonRead = { ignoreUnknownFields: true } as const;
 /**
  * Builds the RPC's request message from an HTTP request: first the body (by the binding's
  * body rule), then query (and, for loose bindings, form) arguments, then path variables, so the
- * path wins over everything.
+ * path wins over everything. A loose binding's argument given twice, in one place or two (a JSON
+ * body or form body and the query), is 400: neither is taken over the other.
  */
 export async function buildRequestMessage(
   binding: Binding,
@@ -35,6 +36,8 @@ export async function buildRequestMessage(
   const msg = create(desc);
   const r = reflect(desc, msg, false);
   const args: Argument[] = [];
+  /** Loose arguments: the fields a JSON body gave, which no query argument may give again. */
+  let jsonFields: readonly string[] = [];
 
   const rule = binding.body;
   if (rule.kind !== "none" || binding.loose) {
@@ -50,7 +53,9 @@ export async function buildRequestMessage(
     } else if (bytes.length > 0) {
       const type = mediaType(contentType);
       if (type === "" || isJsonMediaType(type)) {
-        mergeJsonBody(binding, r, msg, ...parseJson(bytes, contentType));
+        const [json, text] = parseJson(bytes, contentType);
+        mergeJsonBody(binding, r, msg, json, text);
+        if (binding.loose && rule.kind !== "field") jsonFields = givenFields(desc, json);
       } else if (binding.loose && type === formMediaType) {
         parseArguments(formText(bytes, contentType), args, true);
       } else if (binding.loose && type === multipartFormMediaType) {
@@ -65,7 +70,7 @@ export async function buildRequestMessage(
   parseArguments(rawQuery, args);
   if (args.length > fromQuery && (req.method === "GET" || req.method === "HEAD")) dropCacheBuster(binding, args, fromQuery);
   if (args.length > 0) {
-    applyArguments(binding, r, args, unquotable);
+    applyArguments(binding, r, args, unquotable, jsonFields);
   }
 
   for (const { variable, target } of binding.pathBindings) {
@@ -234,9 +239,27 @@ function dropCacheBuster(binding: Binding, args: Argument[], from: number): void
 
 const cacheBuster = "_";
 
-function applyArguments(binding: Binding, r: ReflectMessage, args: readonly Argument[], unquotable: (text: string) => boolean): void {
-  // Keyed by field path, so `page_size` and `pageSize` count as the same parameter.
-  const seen = args.length > 1 ? new Map<string, Argument>() : undefined;
+/** The proto names of the fields a JSON body object gives a value (null gives none), each once. */
+function givenFields(desc: DescMessage, json: JsonValue): string[] {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return [];
+  const names = new Set<string>();
+  for (const [key, value] of Object.entries(json)) {
+    const field = value === null ? undefined : fieldByName(desc, key);
+    if (field) names.add(field.name);
+  }
+  return [...names];
+}
+
+function applyArguments(
+  binding: Binding,
+  r: ReflectMessage,
+  args: readonly Argument[],
+  unquotable: (text: string) => boolean,
+  jsonFields: readonly string[] = [],
+): void {
+  // Keyed by field path, so `page_size` and `pageSize` count as the same parameter; a field the
+  // JSON body gave (loose arguments) counts as given once already.
+  const seen = args.length > 1 || jsonFields.length > 0 ? new Map<string, { form?: true; json?: true }>(jsonFields.map((f) => [f, { json: true }])) : undefined;
   for (const arg of args) {
     const { key, value } = arg;
     const noun = argumentNoun(arg);

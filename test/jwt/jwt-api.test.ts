@@ -353,6 +353,29 @@ for (const store of storesUnderTest()) {
         assert.equal(await call(latin1.contentType, Buffer.from(latin1.body, "latin1")), "form body is not valid UTF-8");
       });
 
+      it("an argument given both in the JSON body and in the query is 400 naming it, as one given in a form body and in the query", async () => {
+        const api = jwtApi("rest", server.url);
+        const [user, otherUser] = [uniqueName(), uniqueName()];
+        for (const name of [user, otherUser]) expectOk(await api.createUser({ user: name, pass: password }), 201);
+        const access = expectOk(await api.getToken({ user, pass: password })).text;
+        const other = expectOk(await api.getToken({ user: otherUser, pass: password })).text;
+        // Two tokens, the same one twice, and a password: no place is taken over the other.
+        const cases: Array<[string, string, Record<string, string>, string]> = [
+          ["GET", `/jwt/check?${new URLSearchParams({ access_token: other })}`, { access_token: access }, "access_token"],
+          ["GET", `/jwt/user?${new URLSearchParams({ access_token: access })}`, { access_token: access }, "access_token"],
+          ["GET", `/jwt/token?${new URLSearchParams({ pass: otherPassword })}`, { user, pass: password }, "pass"],
+        ];
+        for (const [method, path, json, field] of cases) {
+          for (const style of ["json", "form"] as const) {
+            const res = await argumentCall(server.url, method, path, json, { style });
+            const noun = style === "json" ? "JSON body field" : "form field";
+            const message = `"${field}" is given both as a ${noun} and as a query parameter`;
+            assert.equal(res.status, 400, `${style} ${method} ${path.split("?")[0]}: ${res.text}`);
+            assert.deepEqual(decodedBody(res.body), { code: "invalid_argument", message, details: tesseraDetails("INVALID_QUERY_PARAMETER", { [field]: message }) });
+          }
+        }
+      });
+
       it("an unknown argument is 400 naming it", async () => {
         const res = await argumentCall(server.url, "GET", "/jwt/version", { colour: "blue" }, { style: "query" });
         assert.equal(res.status, 400, res.text);
