@@ -28,7 +28,7 @@ import {
 } from "jose";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
-import { outcomeOf, reasonOf, type AuditTrail } from "./audit.js";
+import { outcomeOf, reasonOf, REDACTED_LOGIN, type AuditTrail } from "./audit.js";
 import type { NewSigningKey, SigningKeyRecord, SigningKeyStore } from "../store/ports/signing-keys.js";
 import { settledOf } from "../store/ports/errors.js";
 import type { Clock } from "./clock.js";
@@ -328,7 +328,7 @@ export class KeyRing {
    * before any was stored.
    */
   async rotate(): Promise<string> {
-    return this.recording("key.rotated", undefined, async (recorded) => {
+    return this.recording("key.rotated", () => undefined, async (recorded) => {
       if (this.alg === "HS256") {
         throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are rotated by changing TESSERA_JWT_SECRET");
       }
@@ -354,10 +354,10 @@ export class KeyRing {
    * `recorded` (which records `type` with success, naming the key) once its change is stored,
    * or once an unchanged answer is known (a key already revoked, a rotation another instance
    * made). A call that fails before `recorded` records `type` with its refusal or error
-   * (naming `subject`), as tracked() records a refused call; one that fails after it records
+   * (naming `subject()`), as tracked() records a refused call; one that fails after it records
    * nothing more (the change it recorded is in the store).
    */
-  private async recording<T>(type: "key.rotated" | "key.revoked", subject: string | undefined, work: (recorded: (kid: string) => Promise<void>) => Promise<T>): Promise<T> {
+  private async recording<T>(type: "key.rotated" | "key.revoked", subject: () => string | undefined, work: (recorded: (kid: string) => Promise<void>) => Promise<T>): Promise<T> {
     let done = false;
     const recorded = async (kid: string) => {
       done = true;
@@ -366,7 +366,7 @@ export class KeyRing {
     try {
       return await work(recorded);
     } catch (e) {
-      if (!done) await this.audit?.record({ type, outcome: outcomeOf(e), reason: reasonOf(e), subject });
+      if (!done) await this.audit?.record({ type, outcome: outcomeOf(e), reason: reasonOf(e), subject: subject() });
       throw e;
     }
   }
@@ -444,13 +444,20 @@ export class KeyRing {
    * that signs goes on until then); revoking the next key publishes a new one. Revoking an
    * already revoked key changes nothing. Recorded: `key.revoked` once the store holds the revocation (at once when the key
    * was revoked already), or with the refusal or error answered before it; `key.rotated` for
-   * each key the call promoted, once the store holds the promotion.
+   * each key the call promoted, once the store holds the promotion. A refusal or error before
+   * `kid` was found among the stored keys names it `[redacted]`: it names no key, and may be a
+   * secret sent in its place (the admin token, an API token), which no event may hold.
    */
   revoke(kid: string): Promise<{ kid: string; signingKid: string }> {
-    return this.recording("key.revoked", kid, (recorded) => this.revokeRecorded(kid, recorded));
+    let found = false;
+    return this.recording(
+      "key.revoked",
+      () => (found || kid === "" ? kid : REDACTED_LOGIN),
+      (recorded) => this.revokeRecorded(kid, recorded, () => (found = true)),
+    );
   }
 
-  private async revokeRecorded(kid: string, recorded: (kid: string) => Promise<void>): Promise<{ kid: string; signingKid: string }> {
+  private async revokeRecorded(kid: string, recorded: (kid: string) => Promise<void>, found: () => void): Promise<{ kid: string; signingKid: string }> {
     if (this.alg === "HS256") {
       throw failedPrecondition("UNSUPPORTED_OPERATION", "HS256 keys are revoked by changing TESSERA_JWT_SECRET");
     }
@@ -459,6 +466,7 @@ export class KeyRing {
     let records = await this.store.list();
     const target = records.find((r) => r.kid === kid);
     if (!target) throw notFound("KEY_NOT_FOUND", "no signing key with this kid");
+    found();
     await this.changing(async (wrote) => {
       // Each step below writes, and a write the store answers with an error may have been made
       // all the same (its answer lost, or on MongoDB still under way when the store's time bound

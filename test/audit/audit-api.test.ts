@@ -14,6 +14,7 @@ import { startTestServer, storesUnderTest, testAdminToken, testClientId, type Te
 import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName } from "../support/users.js";
 import { value, scrape } from "../support/metrics.js";
 import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
+import { keyApi } from "../key/api.js";
 import { holdAfter } from "../credentials/support.js";
 
 /** Every event matching `query`, newest first, read page by page over REST. */
@@ -790,6 +791,32 @@ for (const store of storesUnderTest()) {
       assert.equal(stored.find((k) => k.kid === signing)?.revokedAt, undefined);
       assert.ok(stored.find((k) => k.kid === next)!.activatedAt.getTime() <= Date.now(), "the next key was not promoted");
       assert.deepEqual(await settled(() => keyEvents("revoke-refused"), 2), [["key.rotated", "success", next], ["key.revoked", "error", signing]]);
+    });
+
+    it("a revocation of a kid that names no key (a secret sent in its place: the admin token, an API token) records [redacted], in the event and its log line, over every protocol", async () => {
+      const apiToken = await createApiToken(server, uniqueName("acct"));
+      for (const protocol of protocols) {
+        const api = keyApi(protocol, server.url);
+        try {
+          for (const [name, kid] of [
+            ["admin-token", testAdminToken],
+            ["api-token", apiToken],
+            ["unknown-kid", "no-such-kid"],
+          ]) {
+            const requestId = `revoke-${name}-${protocol}`;
+            expectCode(await api.revokeKey(kid!, { ...admin, "x-request-id": requestId }), "not_found", "no signing key with this kid", "KEY_NOT_FOUND");
+            const event = await one(server, "key.revoked", (e) => e.request_id === requestId);
+            assert.deepEqual([event.outcome, event.reason, event.subject], ["failure", "KEY_NOT_FOUND", "[redacted]"], requestId);
+            const line = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "audit" && l.auditId === event.id);
+            assert.equal(line?.subject, "[redacted]", requestId);
+          }
+        } finally {
+          api.close();
+        }
+      }
+      for (const secret of [testAdminToken, apiToken]) {
+        assert.deepEqual(server.logs.filter((l) => l.includes(secret)), [], "a log line holds a secret sent as a kid");
+      }
     });
 
     it("a rotation whose write the store refuses: 503, key.rotated recorded as the error answered, never a success", async () => {
