@@ -294,7 +294,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // service's passwords, tokens and cookie never go out over plain HTTP once it has been here.
   const hsts = secure && config.hstsMaxAgeSeconds > 0 ? `max-age=${config.hstsMaxAgeSeconds}` : undefined;
   const handle = (req: NodeRequest, res: NodeResponse): void => {
-    const requestId = requestIdOf(req.headers[requestIdHeader]);
+    const requestId = requestIdOf(req.headers[requestIdHeader], isSecret);
     res.setHeader(requestIdHeader, requestId);
     if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
     if (refusedOnArrival(req, res, hidden)) return;

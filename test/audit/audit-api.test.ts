@@ -11,7 +11,7 @@ import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
-import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName } from "../support/users.js";
+import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName, UUID } from "../support/users.js";
 import { value, scrape } from "../support/metrics.js";
 import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
 import { keyApi } from "../key/api.js";
@@ -433,6 +433,18 @@ for (const store of storesUnderTest()) {
       assert.deepEqual([failed.outcome, failed.subject, failed.reason, failed.api], ["failure", "tessera.key.v1.KeyService/RotateKey", "INVALID_TOKEN", "key"]);
       const calls = (await allEvents(server, { type: "admin.call" })).filter((e) => e.outcome === "success").map((e) => e.subject);
       for (const rpc of ["CreateToken", "ListTokens", "UpdateToken", "RevokeToken"]) assert.ok(calls.includes(`tessera.apitoken.v1.ApiTokenService/${rpc}`), rpc);
+    });
+
+    it("an x-request-id that is the admin token is replaced by a new UUID: not in the answer, the admin.call event or any log line", async () => {
+      const before = server.logs.length;
+      const res = await rest(server.url, "GET", "/v1/admin/audit-events?page_size=1", { headers: { ...admin, "x-request-id": testAdminToken } });
+      assert.equal(res.status, 200, res.text);
+      const id = res.headers.get("x-request-id") ?? "";
+      assert.match(id, UUID);
+      const event = await one(server, "admin.call", (e) => e.request_id === id);
+      assert.deepEqual([event.outcome, event.subject], ["success", "tessera.audit.v1.AuditService/ListAuditEvents"]);
+      assert.deepEqual(server.logs.slice(before).filter((l) => l.includes(testAdminToken)), [], "a log line holds the admin token");
+      assert.deepEqual((await allEvents(server, {})).filter((e) => e.request_id === testAdminToken), []);
     });
 
     it("an API token sent where its token_link goes (to revoke or describe it) is recorded as [redacted], in the event and its log line; a link as given", async () => {
