@@ -114,3 +114,9 @@ export function timeLeftMs(): number | undefined {
   const deadline = storage.getStore()?.deadline;
   return deadline === undefined ? undefined : deadline - callClock();
 }
+
+/** The API a service belongs to, as audit events and login metrics name it: "tessera.jwt.v1.JwtService" -> "jwt". */
+export function apiOf(serviceTypeName: string): string {
+  const parts = serviceTypeName.split(".");
+  return parts.length >= 3 && parts[0] === "tessera" ? parts[1]! : parts.slice(0, -1).join(".");
+}

@@ -12,7 +12,7 @@
 // part of their documented wire.
 import type { DescService } from "@bufbuild/protobuf";
 import { Credential } from "../../gen/tessera/options/v1/options_pb.js";
-import { currentCall } from "../call-scope.js";
+import { apiOf, currentCall } from "../call-scope.js";
 import type { AuditTrail } from "../core/audit.js";
 import { secretMatcher } from "../core/secrets.js";
 import { bearerToken } from "./credentials.js";
@@ -54,7 +54,9 @@ export function createAdminGate(o: { services: readonly DescService[]; adminToke
       // budget leaves the event alone, as it leaves every event of a verified caller.
       const scope = currentCall();
       if (scope) scope.authenticated = true;
-      await o.audit.record({ type: "admin.call", subject: procedure, outcome: "failure", reason });
+      // Refused before the interceptors that name the call's API in its scope: named here, as
+      // every other admin.call names it.
+      await o.audit.record({ type: "admin.call", subject: procedure, outcome: "failure", reason, api: apiOf(procedure.slice(0, procedure.indexOf("/"))) });
     },
   };
 }

@@ -76,6 +76,8 @@ export interface AuditInput {
   subject?: string | undefined;
   /** The error reason of a refused call. */
   reason?: string | undefined;
+  /** The API called, for a call refused before its interceptors named it in the call scope. */
+  api?: string | undefined;
 }
 
 /** What the server layer watches (metrics). */
@@ -224,7 +226,7 @@ export class AuditTrail {
     const fields: Array<[keyof AuditEventRecord, string | undefined]> = [
       ["userId", input.userId],
       ["login", input.login !== undefined && this.redacted(input.login, input.outcome) ? REDACTED_LOGIN : bounded(input.login)],
-      ["api", scope?.api],
+      ["api", scope?.api ?? input.api],
       ["clientId", scope?.clientId],
       ["clientAddress", scope?.clientAddress],
       ["userAgent", bounded(scope?.userAgent)],

@@ -7,7 +7,7 @@
 // call is for (audit events name it).
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { protocolKey } from "../access/context.js";
-import { currentCall } from "../call-scope.js";
+import { apiOf, currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 
 /** Told of every finished call: service, method, protocol, code and seconds. */
@@ -27,12 +27,6 @@ export type RefusalObserver = (service: string, method: string, protocol: string
 export function refusedBeforeInterceptors(): boolean {
   const scope = currentCall();
   return scope !== undefined && scope.api === undefined;
-}
-
-/** The API a service belongs to, as audit events and login metrics name it: "tessera.jwt.v1.JwtService" -> "jwt". */
-function apiOf(serviceTypeName: string): string {
-  const parts = serviceTypeName.split(".");
-  return parts.length >= 3 && parts[0] === "tessera" ? parts[1]! : parts.slice(0, -1).join(".");
 }
 
 /**

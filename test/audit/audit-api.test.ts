@@ -435,6 +435,24 @@ for (const store of storesUnderTest()) {
       for (const rpc of ["CreateToken", "ListTokens", "UpdateToken", "RevokeToken"]) assert.ok(calls.includes(`tessera.apitoken.v1.ApiTokenService/${rpc}`), rpc);
     });
 
+    it("an admin call with the admin credential whose request does not parse records admin.call naming its API, as every other admin.call does", async () => {
+      const tries: Array<[string, () => Promise<{ status: number }>, string, string]> = [
+        ["malformed-rest-query", () => rest(server.url, "GET", "/v1/admin/audit-events?page_size=x", { headers: { ...admin, "x-request-id": "malformed-rest-query" } }), "audit", "INVALID_QUERY_PARAMETER"],
+        ["malformed-rest-body", () => rest(server.url, "POST", "/v1/admin/keys:rotate", { body: '{"x":', headers: { ...admin, "content-type": "application/json", "x-request-id": "malformed-rest-body" } }), "key", "MALFORMED_BODY"],
+        [
+          "malformed-connect",
+          () => fetch(`${server.url}/tessera.apitoken.v1.ApiTokenService/CreateToken`, { method: "POST", headers: { ...admin, "content-type": "application/json", "x-request-id": "malformed-connect" }, body: "{" }),
+          "apitoken",
+          "MALFORMED_REQUEST",
+        ],
+      ];
+      for (const [requestId, call, api, reason] of tries) {
+        assert.equal((await call()).status, 400, requestId);
+        const event = await one(server, "admin.call", (e) => e.request_id === requestId);
+        assert.deepEqual([event.outcome, event.reason, event.api], ["failure", reason, api], requestId);
+      }
+    });
+
     it("an x-request-id that is the admin token is replaced by a new UUID: not in the answer, the admin.call event or any log line", async () => {
       const before = server.logs.length;
       const res = await rest(server.url, "GET", "/v1/admin/audit-events?page_size=1", { headers: { ...admin, "x-request-id": testAdminToken } });
