@@ -1,6 +1,6 @@
 import { tryDecodeSegment } from "./percent.js";
 import type { PathTemplate } from "./path-template.js";
-import { credentialShaped } from "../credential-shapes.js";
+import { credentialShaped, holdsCredential } from "../credential-shapes.js";
 
 /**
  * A segment trie of path templates, built once at start-up.
@@ -169,7 +169,8 @@ export class RouteTable<T> {
    * route would take (no literal of the routes at that point matches it) is written "*", since a
    * path variable may hold a credential (`/api/authenticationtoken/{token}`); the walk follows
    * literals first, as matching does. The segment where the path leaves every route is quoted
-   * (it names what is wrong); each segment after it is "*" too: a token sent under a wrong
+   * (it names what is wrong), unless it holds a credential (holdsCredential: a token after a
+   * verb's colon too); each segment after it is "*" too: a token sent under a wrong
    * prefix (`/v2/api/authenticationtoken/{token}/user`) is not quoted back. One trailing slash
    * is passed over, as in match(), and written back: a server may answer paths outside the
    * table (its /healthz), and "no route for GET /healthz" would deny the one it has.
@@ -203,8 +204,11 @@ export class RouteTable<T> {
         out.push(colon >= 0 && this.verbs.has(seg.slice(colon + 1)) ? `*${seg.slice(colon)}` : "*");
         node = node.wildcard;
       } else {
-        // The first segment no route has names the mistake, unless it is a token in the wrong place.
-        out.push(this.unquotable(seg) ? "*" : seg);
+        // The first segment no route has names the mistake, unless it holds a token in the wrong
+        // place, as itself or joined to other text (`keys:<token>`), as sent or percent-decoded.
+        const decoded = tryDecodeSegment(seg);
+        const hides = holdsCredential(seg, this.unquotable) || (decoded !== undefined && holdsCredential(decoded, this.unquotable));
+        out.push(hides ? "*" : seg);
         node = undefined;
       }
     }

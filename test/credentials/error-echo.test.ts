@@ -336,6 +336,24 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
     }
   });
 
+  it("REST: a secret joined to a path segment no route has (after a custom verb's colon, say) is not quoted in the 404 either", async () => {
+    const apiToken = `tsr_${"a".repeat(38)}`;
+    const cases: Array<[method: string, path: string, message: string]> = [
+      ["POST", `/v1/admin/keys:${testAdminToken}`, "no route for POST /v1/admin/*"],
+      ["POST", `/v1/admin/keys:${apiToken}`, "no route for POST /v1/admin/*"],
+      ["GET", `/v1/admin/audit-events:${testAdminToken}`, "no route for GET /v1/admin/*"],
+      ["GET", `/token=${apiToken}`, "no route for GET /*"],
+    ];
+    for (const [method, path, message] of cases) {
+      const r = await raw(server.url, method, path, { authorization: `Bearer ${testAdminToken}`, "content-type": "application/json" }, method === "POST" ? "{}" : undefined);
+      assert.equal(r.status, 404, `${path}: ${r.text}`);
+      assert.equal((JSON.parse(r.text) as { message: string }).message, message, path);
+    }
+    // A segment that holds none is still quoted: it names the mistake.
+    const r = await raw(server.url, "POST", "/v1/admin/keys:rotat", { "content-type": "application/json" }, "{}");
+    assert.equal((JSON.parse(r.text) as { message: string }).message, "no route for POST /v1/admin/keys:rotat");
+  });
+
   const login = "tessera.session.v1.SessionService/CreateSession";
   const loginBody = JSON.stringify({ account_type: "traditional", email: "ada@example.com", password: pin });
   const passwordMessage =
