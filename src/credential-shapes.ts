@@ -4,9 +4,10 @@
 // parameter's name, a path segment no route has) is most likely a token sent in the wrong place,
 // and is neither recorded nor quoted back. No dependencies: the transcoder, the server and the
 // core use it alike.
+const apiTokenShape = /^tsr_[0-9A-Za-z]{38}$/; // an API token, its checksum right or not
 const credentialShapes = [
   /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/, // a JWS header is JSON: "{"..., base64url "eyJ"
-  /^tsr_[0-9A-Za-z]{38}$/, // an API token, its checksum right or not
+  apiTokenShape,
   /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
   /^(?:[A-Za-z0-9_-]{32}|[A-Za-z0-9_-]{43})$/,
 ];
@@ -14,6 +15,14 @@ const credentialShapes = [
 /** Whether `text` has the shape of one of Tessera's credentials. */
 export function credentialShaped(text: string): boolean {
   return credentialShapes.some((shape) => shape.test(text));
+}
+
+/**
+ * Whether `text` has the shape of an API token: unlike a UUID or 32 hex digits, which ids of
+ * all kinds have, no caller's own id (an x-request-id) has it.
+ */
+export function apiTokenShaped(text: string): boolean {
+  return apiTokenShape.test(text);
 }
 
 /**

@@ -49,7 +49,7 @@ import {
   toOriginForm,
   transferCodingNotImplemented,
 } from "./request-target.js";
-import { unquotable, unroutedPath } from "../credential-shapes.js";
+import { apiTokenShaped, unquotable, unroutedPath } from "../credential-shapes.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -292,9 +292,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const dispatch = rpc.listener(fallback, (segment) => anyFirst || restFirst.has(segment));
   // Under TLS a browser is told to reach the service over HTTPS only (RFC 6797): an auth
   // service's passwords, tokens and cookie never go out over plain HTTP once it has been here.
+  // A secret of the configuration or an API token sent as the request id is not kept as it.
+  const notAnId = (id: string) => isSecret(id) || apiTokenShaped(id);
   const hsts = secure && config.hstsMaxAgeSeconds > 0 ? `max-age=${config.hstsMaxAgeSeconds}` : undefined;
   const handle = (req: NodeRequest, res: NodeResponse): void => {
-    const requestId = requestIdOf(req.headers[requestIdHeader], isSecret);
+    const requestId = requestIdOf(req.headers[requestIdHeader], notAnId);
     res.setHeader(requestIdHeader, requestId);
     if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
     if (refusedOnArrival(req, res, hidden)) return;

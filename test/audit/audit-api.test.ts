@@ -453,16 +453,25 @@ for (const store of storesUnderTest()) {
       }
     });
 
-    it("an x-request-id that is the admin token is replaced by a new UUID: not in the answer, the admin.call event or any log line", async () => {
-      const before = server.logs.length;
-      const res = await rest(server.url, "GET", "/v1/admin/audit-events?page_size=1", { headers: { ...admin, "x-request-id": testAdminToken } });
-      assert.equal(res.status, 200, res.text);
-      const id = res.headers.get("x-request-id") ?? "";
-      assert.match(id, UUID);
-      const event = await one(server, "admin.call", (e) => e.request_id === id);
-      assert.deepEqual([event.outcome, event.subject], ["success", "tessera.audit.v1.AuditService/ListAuditEvents"]);
-      assert.deepEqual(server.logs.slice(before).filter((l) => l.includes(testAdminToken)), [], "a log line holds the admin token");
-      assert.deepEqual((await allEvents(server, {})).filter((e) => e.request_id === testAdminToken), []);
+    it("an x-request-id that is the admin token or an API token is replaced by a new UUID: not in the answer, the admin.call event or any log line; a UUID is kept", async () => {
+      const apiToken = await createApiToken(server, uniqueName("acct"));
+      secrets.add(apiToken);
+      // (A JWT, over 128 characters, is no sane request id anyway.)
+      for (const [name, sent] of [["the admin token", testAdminToken], ["an API token", apiToken]] as const) {
+        const before = server.logs.length;
+        const res = await rest(server.url, "GET", "/v1/admin/audit-events?page_size=1", { headers: { ...admin, "x-request-id": sent } });
+        assert.equal(res.status, 200, res.text);
+        const id = res.headers.get("x-request-id") ?? "";
+        assert.match(id, UUID, name);
+        const event = await one(server, "admin.call", (e) => e.request_id === id);
+        assert.deepEqual([event.outcome, event.subject], ["success", "tessera.audit.v1.AuditService/ListAuditEvents"], name);
+        assert.deepEqual(server.logs.slice(before).filter((l) => l.includes(sent)), [], `a log line holds ${name}`);
+        assert.deepEqual((await allEvents(server, {})).filter((e) => e.request_id === sent), [], name);
+      }
+      // A UUID is what request ids usually are: kept.
+      const uuid = "5ec7e7aa-0000-4000-8000-00000000cafe";
+      const res = await rest(server.url, "GET", "/v1/admin/audit-events?page_size=1", { headers: { ...admin, "x-request-id": uuid } });
+      assert.equal(res.headers.get("x-request-id"), uuid);
     });
 
     it("an API token sent where its token_link goes (to revoke or describe it) is recorded as [redacted], in the event and its log line; a link as given", async () => {
