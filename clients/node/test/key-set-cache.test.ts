@@ -500,6 +500,26 @@ describe("@tessera/client key set cache", () => {
     }
   });
 
+  // A key set URL may carry a secret in its query (an API gateway's key): an error quotes the
+  // URL, and errors reach logs (onRefusal).
+  it("a key set URL with a query, configured or named by the discovery document: KEYS_UNAVAILABLE messages quote it without its query", async () => {
+    const clock = new TestClock();
+    const key = await signer();
+    const failing: typeof globalThis.fetch = async (input) => {
+      if (String(input).endsWith("/.well-known/openid-configuration")) {
+        return new Response(JSON.stringify({ issuer: "https://tessera.test", jwks_uri: "https://tessera.test/jwks?api_key=s3cret#frag" }), { headers: { "content-type": "application/json" } });
+      }
+      return new Response("unavailable", { status: 503 });
+    };
+    for (const [options, message] of [
+      [{ jwksUrl: "https://tessera.test/jwks?api_key=s3cret" }, "GET https://tessera.test/jwks?<redacted> answered HTTP 503"],
+      [{ issuer: "https://tessera.test" }, "GET https://tessera.test/jwks?<redacted>#<redacted> answered HTTP 503"],
+    ] as const) {
+      const e = await refused(createTokenVerifier({ ...options, audience: "tessera", fetch: failing, now: clock.now }).verify(await key.token(clock.ms)), "KEYS_UNAVAILABLE", message);
+      assert.ok(!e.message.includes("s3cret"));
+    }
+  });
+
   // The key set is read at its own URL only. The default fetch refuses a redirect (redirect:
   // "error"); a custom fetch that follows it whatever init says (a proxy's, another library's)
   // had its answer taken: a redirect to another origin served keys that verified its tokens.

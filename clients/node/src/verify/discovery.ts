@@ -2,7 +2,7 @@
 // (`<issuer>/.well-known/openid-configuration`, OpenID Connect Discovery 1.0): its `issuer`
 // must be the configured issuer exactly (section 4.3), and its `jwks_uri` is where the keys
 // are. Read once; a failed read is retried by the next fetch of the keys (rate-limited there).
-import { quoted, refuse } from "./errors.js";
+import { quoted, redactedUrl, refuse } from "./errors.js";
 import { fetchJson } from "./remote-key-set.js";
 
 export function discoveryUrl(issuer: string): URL {
@@ -22,20 +22,26 @@ async function discover(issuer: string, fetchImpl: typeof globalThis.fetch, time
   const { body } = await fetchJson(fetchImpl, url, timeoutMs, "application/json");
   const doc = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
   if (doc.issuer !== issuer) {
-    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${url.href} names another issuer (${quoted(doc.issuer)}, not ${JSON.stringify(issuer)})`);
+    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${redactedUrl(url)} names another issuer (${quoted(doc.issuer)}, not ${JSON.stringify(quotableIssuer(issuer))})`);
   }
   let jwks: URL;
   try {
     jwks = new URL(String(doc.jwks_uri));
   } catch {
-    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${url.href} has no valid "jwks_uri"`);
+    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${redactedUrl(url)} has no valid "jwks_uri"`);
   }
   if (jwks.protocol !== "https:" && !(jwks.protocol === "http:" && url.protocol === "http:")) {
-    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${url.href} names a "jwks_uri" that is not https`);
+    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${redactedUrl(url)} names a "jwks_uri" that is not https`);
   }
   // fetch refuses such a URL with an error quoting it, password and all: never fetched, never quoted.
   if (jwks.username !== "" || jwks.password !== "") {
-    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${url.href} names a "jwks_uri" with credentials (user:password@), which fetch refuses`);
+    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${redactedUrl(url)} names a "jwks_uri" with credentials (user:password@), which fetch refuses`);
   }
   return jwks;
+}
+
+/** The configured issuer as an error quotes it: as given, unless it has a query or fragment (redacted). */
+function quotableIssuer(issuer: string): string {
+  const url = new URL(issuer);
+  return url.search === "" && url.hash === "" ? issuer : redactedUrl(url);
 }

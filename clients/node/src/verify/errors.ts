@@ -74,3 +74,12 @@ function wholeEscapes(cut: string): string {
   if (m && m[1]!.length % 2 === 1) return cut.slice(0, m.index + m[1]!.length - 1);
   return cut.replace(/[\ud800-\udbff]$/, "");
 }
+
+/**
+ * A URL as an error quotes it: without what may hold a secret (a `user:password@`, a query such
+ * as `?api_key=...`, a fragment), each replaced by a marker saying it was there.
+ */
+export function redactedUrl(url: URL): string {
+  const userInfo = url.username !== "" || url.password !== "" ? "<redacted>@" : "";
+  return `${url.protocol}//${userInfo}${url.host}${url.pathname}${url.search !== "" ? "?<redacted>" : ""}${url.hash !== "" ? "#<redacted>" : ""}`;
+}

@@ -14,7 +14,7 @@
 // says (its Cache-Control, else the one the keys came with: RFC 9111 4.3.4), nothing re-read. A
 // 304 naming another ETag than the keys held is not about them: the set is asked for again.
 import { freshnessSeconds } from "./cache-control.js";
-import { refuse, TokenVerificationError } from "./errors.js";
+import { redactedUrl, refuse, TokenVerificationError } from "./errors.js";
 import { keysOf, type Algorithm, type VerificationKey } from "./jwk.js";
 
 export interface RemoteKeySetOptions {
@@ -109,7 +109,7 @@ export class RemoteKeySet {
         this.validator = { url: url.href, etag: headers.get("etag") ?? held!.etag, cacheControl };
       } else {
         const keys = keysOf(answer.body, this.o.algorithms);
-        if (!keys) throw refuse("KEYS_UNAVAILABLE", `the key set at ${url.href} has no "keys" array`);
+        if (!keys) throw refuse("KEYS_UNAVAILABLE", `the key set at ${redactedUrl(url)} has no "keys" array`);
         this.replace(keys);
         const etag = headers.get("etag");
         this.validator = etag === null ? undefined : { url: url.href, etag, cacheControl: headers.get("cache-control") };
@@ -162,30 +162,30 @@ export async function fetchJson(
   etag?: string,
 ): Promise<{ body: unknown; headers: Headers; notModified: boolean }> {
   const signal = AbortSignal.timeout(timeoutMs);
-  const timedOut = () => refuse("KEYS_UNAVAILABLE", `GET ${url.href} timed out after ${timeoutMs} ms`, signal.reason);
+  const timedOut = () => refuse("KEYS_UNAVAILABLE", `GET ${redactedUrl(url)} timed out after ${timeoutMs} ms`, signal.reason);
   let res: Response;
   try {
     res = await responseBefore(signal, fetchImpl(url, { method: "GET", headers: { accept, ...(etag !== undefined && { "if-none-match": etag }) }, redirect: "error", signal }));
   } catch (e) {
     if (signal.aborted) throw timedOut();
-    throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} failed`, e);
+    throw refuse("KEYS_UNAVAILABLE", `GET ${redactedUrl(url)} failed`, e);
   }
   if (res.redirected || res.status !== 200) {
     await res.body?.cancel().catch(() => {});
     // A custom fetch may follow a redirect whatever `redirect` says: its answer is another URL's.
-    if (res.redirected) throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} was redirected: the key set and the discovery document are read at their own URL only`);
+    if (res.redirected) throw refuse("KEYS_UNAVAILABLE", `GET ${redactedUrl(url)} was redirected: the key set and the discovery document are read at their own URL only`);
     if (res.status === 304 && etag !== undefined) return { body: undefined, headers: res.headers, notModified: true };
-    throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} answered HTTP ${res.status}`);
+    throw refuse("KEYS_UNAVAILABLE", `GET ${redactedUrl(url)} answered HTTP ${res.status}`);
   }
   const text = await boundedText(res, signal).catch((e: unknown) => {
-    if (e === tooLarge) throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} answered more than ${MAX_DOCUMENT_BYTES} bytes`);
+    if (e === tooLarge) throw refuse("KEYS_UNAVAILABLE", `GET ${redactedUrl(url)} answered more than ${MAX_DOCUMENT_BYTES} bytes`);
     if (signal.aborted) throw timedOut();
-    throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} failed`, e);
+    throw refuse("KEYS_UNAVAILABLE", `GET ${redactedUrl(url)} failed`, e);
   });
   try {
     return { body: JSON.parse(text), headers: res.headers, notModified: false };
   } catch (e) {
-    throw refuse("KEYS_UNAVAILABLE", `GET ${url.href} did not answer JSON`, e);
+    throw refuse("KEYS_UNAVAILABLE", `GET ${redactedUrl(url)} did not answer JSON`, e);
   }
 }
 
