@@ -2,13 +2,14 @@
 // transport is one connection pool (one HTTP/2 session): make one with createTesseraTransport
 // and share it between the services' clients.
 import { getOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
 import { access } from "../gen/tessera/options/v1/options_pb.js";
 import { checkSendable, credentialInterceptor, type CredentialSource } from "./credentials.js";
 import { deadlineInterceptors } from "./deadline.js";
+import { transportFailures } from "./transport-failures.js";
 import { httpUrl } from "./verify/token-verifier.js";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
@@ -73,7 +74,7 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
   const deadline = deadlineInterceptors(options.protocol === "connect" ? "connect-timeout-ms" : "grpc-timeout");
   const interceptors = [
     deadline.start,
-    retryRefusedStream,
+    transportFailures,
     ...(options.credentials !== undefined ? [credentialInterceptor(options.credentials)] : []),
     ...(options.interceptors ?? []),
     deadline.send,
@@ -158,39 +159,6 @@ function guarded(transport: Transport): Transport {
 function callTimerMs(timeoutMs: number | undefined): number | undefined {
   if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && !Number.isNaN(timeoutMs))) throw new TypeError("timeoutMs: a number of milliseconds");
   return timerMs(timeoutMs);
-}
-
-/**
- * RFC 9113 8.7: a stream the server reset with REFUSED_STREAM was not processed, and may be sent
- * again, whatever the method. Tessera refuses the streams that race its closing of an idle
- * HTTP/2 connection (TESSERA_IDLE_TIMEOUT_MS), which connect-node fails with INTERNAL: such a
- * call is sent once more, within its own deadline (sendWithDeadline announces what is left of it,
- * and sends nothing when nothing is). Unary calls only (all of Tessera's): their message is at hand.
- */
-const retryRefusedStream: Interceptor = (next) => async (req) => {
-  if (req.stream) return next(req);
-  try {
-    return await next(req);
-  } catch (e) {
-    if (!refusedStream(e) || req.signal.aborted) throw e;
-  }
-  try {
-    return await next(req);
-  } catch (e) {
-    // gRPC's HTTP/2 mapping: REFUSED_STREAM is UNAVAILABLE (nothing was processed; retry later).
-    if (!refusedStream(e) || (e instanceof ConnectError && e.code === Code.Unavailable)) throw e;
-    throw new ConnectError("the server refused the call's stream twice (REFUSED_STREAM): it was not processed", Code.Unavailable, undefined, undefined, e);
-  }
-};
-
-function refusedStream(e: unknown): boolean {
-  // connect-node's error when the reset closes the stream first.
-  if (e instanceof ConnectError && e.code === Code.Unavailable && e.rawMessage.startsWith("http/2 stream closed with error code REFUSED_STREAM ")) return true;
-  // Node's stream error, as the cause of connect-node's INTERNAL.
-  for (let c: unknown = e; c instanceof Error; c = c.cause) {
-    if ((c as NodeJS.ErrnoException).code === "ERR_HTTP2_STREAM_ERROR" && c.message.endsWith(" NGHTTP2_REFUSED_STREAM")) return true;
-  }
-  return false;
 }
 
 /**

@@ -28,6 +28,7 @@ import {
 } from "../src/index.js";
 import { deadlineHeadersRead, jwtTokens, password, requestsRead, startTestServer, storesUnderTest, testAdminToken, testCallHeader, testClientId, type TestServer } from "./support.js";
 import { uniqueEmail, uniqueName } from "../../../test/support/users.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../../gen/health/v1/health_pb.js";
 
 type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
 const variants: Array<[string, Variant]> = [
@@ -369,7 +370,8 @@ describe("@tessera/client credential helpers", () => {
 });
 
 /**
- * An HTTP/2 (or HTTP/1.1) server whose ApiTokenService.createToken counts its calls. The first
+ * An HTTP/2 (or HTTP/1.1) server whose ApiTokenService.createToken and Health.Watch (one
+ * SERVING, then the end) count their calls. The first
  * `refuse` streams are refused (`refuseAfterMs` after they arrive; with `goAway`, the connection
  * is closed then, as Tessera closes an idle one), the next `reset` reset after the handler ran.
  * `sent` holds each request's timeout header (grpc-timeout or connect-timeout-ms), its
@@ -382,12 +384,21 @@ async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway
   const refusedAt: number[] = [];
   const handler = connectNodeAdapter({
     routes: (router) =>
-      router.service(ApiTokenService, {
-        createToken() {
-          state.handled++;
-          return { token: "t0k3n" };
-        },
-      }),
+      router
+        .service(ApiTokenService, {
+          createToken() {
+            state.handled++;
+            return { token: "t0k3n" };
+          },
+        })
+        .service(Health, {
+          check: () => ({ status: HealthCheckResponse_ServingStatus.SERVING }),
+          list: () => ({}),
+          async *watch() {
+            state.handled++;
+            yield { status: HealthCheckResponse_ServingStatus.SERVING };
+          },
+        }),
   });
   const serve = (req: http2.Http2ServerRequest | http.IncomingMessage, res: http2.Http2ServerResponse | http.ServerResponse) => {
     const n = state.streams++;
@@ -457,6 +468,26 @@ describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STRE
         assert.deepEqual(reset.state, { streams: 1, handled: 1 });
       } finally {
         await reset.close();
+      }
+    });
+
+    it(`over ${protocol}: a server-streaming call (Health.Watch) whose stream is refused is sent once more, nothing having been received; refused twice, it fails UNAVAILABLE, not INTERNAL`, async () => {
+      const health = (url: string) => createTesseraClient(Health, { baseUrl: url, protocol });
+      const once = await refusingServer({ refuse: 1 });
+      try {
+        const statuses: HealthCheckResponse_ServingStatus[] = [];
+        for await (const m of health(once.url).watch({})) statuses.push(m.status);
+        assert.deepEqual([statuses, once.state], [[HealthCheckResponse_ServingStatus.SERVING], { streams: 2, handled: 1 }]);
+      } finally {
+        await once.close();
+      }
+      const twice = await refusingServer({ refuse: 2 });
+      try {
+        const err = await rejection((async () => { for await (const _ of health(twice.url).watch({})); })());
+        assert.deepEqual([Code[err.code], err.rawMessage], ["Unavailable", "the server refused the call's stream twice (REFUSED_STREAM): it was not processed"]);
+        assert.deepEqual(twice.state, { streams: 2, handled: 0 });
+      } finally {
+        await twice.close();
       }
     });
 
