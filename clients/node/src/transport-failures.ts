@@ -1,4 +1,5 @@
-// A stream the server refused, as gRPC clients report it, and sent again when it can be.
+// What the transport reports of a connection or stream that failed, as gRPC clients report it,
+// and the one failure a call is sent again for: a stream the server refused.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 /**
@@ -9,7 +10,9 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
  * call (its one message at hand; nothing has been received when its stream is refused) is sent
  * once more, within its own deadline (the deadline interceptor announces what is left of it, and
  * sends nothing when nothing is); refused again, or a call streaming its own messages (they
- * have been read), it fails UNAVAILABLE, as gRPC maps REFUSED_STREAM.
+ * have been read), it fails UNAVAILABLE, as gRPC maps REFUSED_STREAM. A TLS handshake that
+ * failed (the server's certificate refused: unknown CA, wrong host name, expired) is
+ * UNAVAILABLE too, as gRPC clients report it, with the TLS error's message, not INTERNAL.
  */
 export const transportFailures: Interceptor = (next) => async (req) => {
   if (req.stream && req.method.methodKind !== "server_streaming") {
@@ -38,10 +41,12 @@ export const transportFailures: Interceptor = (next) => async (req) => {
   }
 };
 
-/** `e`, or UNAVAILABLE when it is a refused stream (with `refused` for message). */
+/** `e`, or UNAVAILABLE when it is a refused stream (with `refused` for message) or a failed TLS handshake. */
 function unavailable(e: unknown, refused = "the server refused the call's stream (REFUSED_STREAM): it was not processed"): unknown {
   if (e instanceof ConnectError && e.code === Code.Unavailable) return e;
   if (refusedStream(e)) return new ConnectError(refused, Code.Unavailable, undefined, undefined, e);
+  const tls = tlsFailure(e);
+  if (tls !== undefined) return new ConnectError(tls, Code.Unavailable, undefined, undefined, e);
   return e;
 }
 
@@ -53,4 +58,32 @@ function refusedStream(e: unknown): boolean {
     if ((c as NodeJS.ErrnoException).code === "ERR_HTTP2_STREAM_ERROR" && c.message.endsWith(" NGHTTP2_REFUSED_STREAM")) return true;
   }
   return false;
+}
+
+/**
+ * The certificate verification failures Node reports, by OpenSSL's X509_V_ERR names (Node's
+ * crypto_common.cc), and its host name check.
+ */
+const certificateCodes = new Set([
+  "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_GET_CRL", "UNABLE_TO_DECRYPT_CERT_SIGNATURE", "UNABLE_TO_DECRYPT_CRL_SIGNATURE",
+  "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY", "CERT_SIGNATURE_FAILURE", "CRL_SIGNATURE_FAILURE", "CERT_NOT_YET_VALID", "CERT_HAS_EXPIRED",
+  "CRL_NOT_YET_VALID", "CRL_HAS_EXPIRED", "ERROR_IN_CERT_NOT_BEFORE_FIELD", "ERROR_IN_CERT_NOT_AFTER_FIELD",
+  "ERROR_IN_CRL_LAST_UPDATE_FIELD", "ERROR_IN_CRL_NEXT_UPDATE_FIELD", "DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "CERT_CHAIN_TOO_LONG", "CERT_REVOKED", "INVALID_CA",
+  "PATH_LENGTH_EXCEEDED", "INVALID_PURPOSE", "CERT_UNTRUSTED", "CERT_REJECTED", "HOSTNAME_MISMATCH", "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/**
+ * What a failed TLS handshake says: the server's certificate refused (its verification error)
+ * or the handshake failed (OpenSSL's ERR_SSL_*: an alert, a protocol mismatch). Undefined for any
+ * other error. The messages name the problem and the host, never a credential.
+ */
+function tlsFailure(e: unknown): string | undefined {
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    const code = (c as NodeJS.ErrnoException).code;
+    if (typeof code !== "string") continue;
+    if (certificateCodes.has(code)) return `TLS: the server's certificate was refused: ${c.message} (${code})`;
+    if (code.startsWith("ERR_SSL_")) return `TLS: the handshake failed: ${c.message} (${code})`;
+  }
+  return undefined;
 }

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
+import { readFileSync } from "node:fs";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { decodeProtectedHeader } from "jose";
@@ -28,6 +29,7 @@ import {
 } from "../src/index.js";
 import { deadlineHeadersRead, jwtTokens, password, requestsRead, startTestServer, storesUnderTest, testAdminToken, testCallHeader, testClientId, type TestServer } from "./support.js";
 import { uniqueEmail, uniqueName } from "../../../test/support/users.js";
+import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../../../test/support/net.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../../gen/health/v1/health_pb.js";
 
 type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
@@ -542,6 +544,67 @@ describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STRE
       } finally {
         await refused.close();
       }
+    });
+  }
+});
+
+/** An HTTPS server (HTTP/2, and HTTP/1.1 by ALPN) with `certificate`, on every address, answering ApiTokenService.createToken. */
+async function tlsServer(certificate: TestCertificate) {
+  const handler = connectNodeAdapter({ routes: (router) => router.service(ApiTokenService, { createToken: () => ({ token: "t0k3n" }) }) });
+  const key = readFileSync(certificate.env.TESSERA_TLS_KEY_FILE!);
+  const h2 = http2.createSecureServer({ cert: certificate.ca, key, allowHTTP1: true }, handler);
+  const sockets = new Set<Socket>();
+  h2.on("connection", (s: Socket) => sockets.add(s.once("close", () => sockets.delete(s))));
+  await new Promise<void>((resolve) => h2.listen(0, "0.0.0.0", resolve));
+  return {
+    port: (h2.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        h2.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+// A certificate the client refuses fails the call before anything is sent; gRPC clients report
+// it UNAVAILABLE, and the caller must learn what is wrong with the certificate.
+describe("@tessera/client over TLS: a server certificate the client refuses", () => {
+  let fresh: TestCertificate;
+  // Valid for a year, from two years ago.
+  let expired: TestCertificate;
+  let ours: Awaited<ReturnType<typeof tlsServer>>;
+  let old: Awaited<ReturnType<typeof tlsServer>>;
+  before(async () => {
+    fresh = makeTestCertificate();
+    expired = makeCertificateWith(["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], new Date(Date.now() - 2 * 365 * 86_400_000));
+    [ours, old] = [await tlsServer(fresh), await tlsServer(expired)];
+  });
+  after(async () => {
+    await Promise.all([ours.close(), old.close()]);
+    fresh.remove();
+    expired.remove();
+  });
+
+  for (const [name, variant] of [...variants, ["gRPC-Web over HTTP/2", { protocol: "grpc-web" }] as [string, Variant]]) {
+    it(`over ${name}: an unknown CA, a wrong host name or an expired certificate is UNAVAILABLE, the message naming the certificate's problem; trusted, the call goes through`, async () => {
+      const call = (baseUrl: string, ca?: Buffer) =>
+        createTesseraClient(ApiTokenService, { baseUrl, ...variant, credentials: bearer("s3cret"), ...(ca !== undefined && { nodeOptions: { ca } }) }).createToken({ accountId: "a", description: "d" });
+      const outcomes: Array<[string, string]> = [];
+      for (const [baseUrl, ca] of [
+        [`https://127.0.0.1:${ours.port}`, undefined],
+        [`https://127.0.0.2:${ours.port}`, fresh.ca],
+        [`https://127.0.0.1:${old.port}`, expired.ca],
+      ] as const) {
+        const err = await rejection(call(baseUrl, ca));
+        assert.ok(!String(err).includes("s3cret") && !err.rawMessage.includes("s3cret"));
+        outcomes.push([Code[err.code], err.rawMessage]);
+      }
+      assert.deepEqual(outcomes, [
+        ["Unavailable", "TLS: the server's certificate was refused: self-signed certificate (DEPTH_ZERO_SELF_SIGNED_CERT)"],
+        ["Unavailable", "TLS: the server's certificate was refused: Hostname/IP does not match certificate's altnames: IP: 127.0.0.2 is not in the cert's list: 127.0.0.1 (ERR_TLS_CERT_ALTNAME_INVALID)"],
+        ["Unavailable", "TLS: the server's certificate was refused: certificate has expired (CERT_HAS_EXPIRED)"],
+      ]);
+      assert.equal((await call(`https://127.0.0.1:${ours.port}`, fresh.ca)).token, "t0k3n");
     });
   }
 });
