@@ -35,7 +35,23 @@ export interface TesseraTransportOptions {
   interceptors?: Interceptor[];
   /** Options for node:http2 or node:https (a CA to trust, a client certificate...). */
   nodeOptions?: http2.SecureClientSessionOptions | https.RequestOptions;
+  /**
+   * HTTP/2: a PING is sent when a connection with calls open has received nothing for this long,
+   * and before a call on a connection idle for longer. Default 30,000 ms; Infinity sends none.
+   */
+  pingIntervalMs?: number;
+  /** HTTP/2: a PING not answered within this is a dead connection: closed, its calls failed UNAVAILABLE. Default 10,000 ms. */
+  pingTimeoutMs?: number;
+  /** HTTP/2: PING a connection with no call open too (default false: an idle one is checked before its next call). */
+  pingIdleConnection?: boolean;
 }
+
+/** The HTTP/2 keep-alive defaults: a silently dead connection fails its calls within 40 s. */
+const defaultPingIntervalMs = 30_000;
+const defaultPingTimeoutMs = 10_000;
+
+/** The longest a Node timer holds (2^31 - 1 ms): past it, it fires at once. */
+const maxTimerMs = 2 ** 31 - 1;
 
 /**
  * The longest timeout a call is given: 99,999,999 ms (about 28 hours), the most grpc-timeout
@@ -69,6 +85,12 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
     throw new TypeError("defaultTimeoutMs: a positive number of milliseconds");
   }
   if (!Number.isSafeInteger(readMaxBytes) || readMaxBytes <= 0) throw new TypeError("readMaxBytes: a positive whole number of bytes");
+  const { pingIntervalMs = defaultPingIntervalMs, pingTimeoutMs = defaultPingTimeoutMs, pingIdleConnection = false } = options;
+  if (!(typeof pingIntervalMs === "number" && pingIntervalMs > 0)) throw new TypeError("pingIntervalMs: a positive number of milliseconds (Infinity: no PING)");
+  if (!(typeof pingTimeoutMs === "number" && pingTimeoutMs > 0 && pingTimeoutMs <= maxTimerMs)) throw new TypeError(`pingTimeoutMs: a positive number of milliseconds, at most ${maxTimerMs}`);
+  if (typeof pingIdleConnection !== "boolean") throw new TypeError("pingIdleConnection: true or false");
+  // connect-node sets no timer past maxTimerMs: a longer interval (Infinity) sends no PING.
+  const ping = { pingIntervalMs, pingTimeoutMs, pingIdleConnection };
   // Outermost first: the deadline is noted as the call begins, and what is left of it is
   // written as each attempt leaves, after the credentials and the caller's own interceptors.
   const deadline = deadlineInterceptors(options.protocol === "connect" ? "connect-timeout-ms" : "grpc-timeout");
@@ -86,9 +108,13 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
     readMaxBytes: Math.min(readMaxBytes, maxReadMaxBytes),
     ...(defaultTimeoutMs !== undefined && { defaultTimeoutMs: timerMs(defaultTimeoutMs) }),
   };
-  const node = { httpVersion, ...(options.nodeOptions !== undefined && { nodeOptions: options.nodeOptions }) } as
-    | { httpVersion: "2"; nodeOptions?: http2.SecureClientSessionOptions }
-    | { httpVersion: "1.1"; nodeOptions?: https.RequestOptions };
+  // HTTP/2: one connection, kept alive with PINGs, for every call of the transport (Connect GET
+  // and POST alike).
+  const node = (
+    httpVersion === "2"
+      ? { httpVersion, sessionManager: new KeptAliveSessionManager(options.baseUrl, ping, options.nodeOptions as http2.SecureClientSessionOptions | undefined) }
+      : { httpVersion, ...(options.nodeOptions !== undefined && { nodeOptions: options.nodeOptions }) }
+  ) as { httpVersion: "2"; sessionManager: KeptAliveSessionManager } | { httpVersion: "1.1"; nodeOptions?: https.RequestOptions };
   switch (options.protocol) {
     case "grpc":
       if (httpVersion !== "2") throw new TypeError("httpVersion: gRPC needs HTTP/2");
@@ -96,9 +122,8 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
     case "connect": {
       if (options.useHttpGet !== true) return guarded(createConnectTransport({ ...common, ...node }));
       // One connection for both: GET, and POST for a call whose message carries a token.
-      const shared = httpVersion === "2" ? { sessionManager: new Http2SessionManager(options.baseUrl, undefined, options.nodeOptions as http2.SecureClientSessionOptions | undefined) } : {};
-      const post = createConnectTransport({ ...common, ...node, ...shared });
-      const get = createConnectTransport({ ...common, ...node, ...shared, useHttpGet: true });
+      const post = createConnectTransport({ ...common, ...node });
+      const get = createConnectTransport({ ...common, ...node, useHttpGet: true });
       return guarded({
         unary: (method, signal, timeoutMs, header, message, ...rest) =>
           (carriesToken(method, message) ? post : get).unary(method, signal, timeoutMs, header, message, ...rest),
@@ -109,6 +134,29 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
       return guarded(createGrpcWebTransport({ ...common, ...node }));
     default:
       throw new TypeError(`protocol: "grpc", "connect" or "grpc-web", not ${JSON.stringify(options.protocol)}`);
+  }
+}
+
+/** The sessions given an "error" listener of their own. */
+const listened = new WeakSet<http2.Http2Session>();
+
+/**
+ * connect-node's session manager, whose sessions always have an "error" listener. A PING that
+ * times out destroys the session with an error, which Node emits once its socket has closed; a
+ * call made meanwhile replaces the session, and connect-node removes its listener from the old
+ * one: the error, emitted with no listener, would be thrown (an uncaught exception, the process
+ * ended). The calls on the session have failed with it already (UNAVAILABLE, "PING timed out").
+ */
+class KeptAliveSessionManager extends Http2SessionManager {
+  override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
+    return super.request(...args).then((stream) => {
+      const session = stream.session;
+      if (session !== undefined && !listened.has(session)) {
+        listened.add(session);
+        session.on("error", () => {});
+      }
+      return stream;
+    });
   }
 }
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo, Socket } from "node:net";
+import net, { type AddressInfo, type Socket } from "node:net";
 import { readFileSync } from "node:fs";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -607,6 +607,83 @@ describe("@tessera/client over TLS: a server certificate the client refuses", ()
       assert.equal((await call(`https://127.0.0.1:${ours.port}`, fresh.ca)).token, "t0k3n");
     });
   }
+});
+
+/**
+ * A TCP proxy to `port` whose connections can go silent: `stall()` stops forwarding on every
+ * connection open (nothing passes either way, nothing is closed: a NAT or load balancer that
+ * dropped them, a host that vanished); connections made after it forward.
+ */
+async function stallingProxy(port: number) {
+  const open = new Set<{ stalled: boolean; end(): void }>();
+  let connections = 0;
+  const proxy = net.createServer((client) => {
+    connections++;
+    const upstream = net.connect(port, "127.0.0.1");
+    const conn = { stalled: false, end: () => (client.destroy(), upstream.destroy()) };
+    open.add(conn);
+    client.on("data", (d) => void (conn.stalled || upstream.write(d)));
+    upstream.on("data", (d) => void (conn.stalled || client.write(d)));
+    for (const s of [client, upstream]) s.on("close", () => (open.delete(conn), conn.end())).on("error", conn.end);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    get connections() {
+      return connections;
+    },
+    stall: () => open.forEach((c) => (c.stalled = true)),
+    close: () => new Promise<void>((resolve) => (proxy.close(() => resolve()), open.forEach((c) => c.end()))),
+  };
+}
+
+// A connection that dies silently answers nothing, not even a reset: without HTTP/2 PINGs a call
+// on it waits for its deadline, or forever without one.
+describe("@tessera/client over HTTP/2: a connection that stopped answering", () => {
+  for (const [name, variant] of [
+    ["gRPC", { protocol: "grpc" }],
+    ["Connect", { protocol: "connect" }],
+    ["Connect with GET", { protocol: "connect", useHttpGet: true }],
+    ["gRPC-Web", { protocol: "grpc-web" }],
+  ] as Array<[string, Partial<TesseraTransportOptions>]>) {
+    it(`over ${name}: a call on it, without a deadline, fails UNAVAILABLE within pingIntervalMs + pingTimeoutMs; the next call opens a new connection; one made after the connection idled past pingIntervalMs goes through on a new one`, async () => {
+      const s = await refusingServer();
+      const proxy = await stallingProxy(Number(new URL(s.url).port));
+      try {
+        const client = createTesseraClient(ApiTokenService, { baseUrl: proxy.url, protocol: "grpc", ...variant, pingIntervalMs: 300, pingTimeoutMs: 300 });
+        const call = () => client.createToken({ accountId: "a", description: "d" });
+        assert.equal((await call()).token, "t0k3n");
+        proxy.stall();
+        const start = performance.now();
+        const err = await Promise.race([rejection(call()), new Promise<string>((r) => setTimeout(() => r("still waiting after 3 s"), 3000).unref())]);
+        const waited = performance.now() - start;
+        assert.deepEqual(typeof err === "string" ? err : [Code[err.code], err.rawMessage], ["Unavailable", "PING timed out"]);
+        assert.ok(waited < 600 + 300, `failed after ${waited} ms`);
+        assert.equal((await call()).token, "t0k3n");
+        assert.equal(proxy.connections, 2);
+        // Idle past pingIntervalMs: the connection is checked (a PING) before the call is sent.
+        proxy.stall();
+        await new Promise((r) => setTimeout(r, 400));
+        assert.equal((await call()).token, "t0k3n");
+        assert.equal(proxy.connections, 3);
+      } finally {
+        await proxy.close();
+        await s.close();
+      }
+    });
+  }
+
+  it("pingIntervalMs, pingTimeoutMs and pingIdleConnection that are not what they must be: a TypeError naming them", () => {
+    for (const [more, message] of [
+      [{ pingIntervalMs: 0 }, "pingIntervalMs: a positive number of milliseconds (Infinity: no PING)"],
+      [{ pingIntervalMs: Number.NaN }, "pingIntervalMs: a positive number of milliseconds (Infinity: no PING)"],
+      [{ pingTimeoutMs: -1 }, "pingTimeoutMs: a positive number of milliseconds, at most 2147483647"],
+      [{ pingTimeoutMs: Infinity }, "pingTimeoutMs: a positive number of milliseconds, at most 2147483647"],
+      [{ pingIdleConnection: "yes" as unknown as boolean }, "pingIdleConnection: true or false"],
+    ] as const) {
+      assert.throws(() => createTesseraTransport({ baseUrl: "http://127.0.0.1:1", protocol: "grpc", ...more }), { name: "TypeError", message });
+    }
+  });
 });
 
 // What the server is told of a call's deadline and cancellation, whatever the transport.
