@@ -11,6 +11,7 @@ import { checkSendable, credentialInterceptor, type CredentialSource } from "./c
 import { deadlineInterceptors } from "./deadline.js";
 import { transportFailures } from "./transport-failures.js";
 import { httpUrl } from "./verify/token-verifier.js";
+import { keptSafe } from "./kept-safe.js";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
 
@@ -137,24 +138,14 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
   }
 }
 
-/** The sessions given an "error" listener of their own. */
-const listened = new WeakSet<http2.Http2Session>();
-
 /**
- * connect-node's session manager, whose sessions always have an "error" listener. A PING that
- * times out destroys the session with an error, which Node emits once its socket has closed; a
- * call made meanwhile replaces the session, and connect-node removes its listener from the old
- * one: the error, emitted with no listener, would be thrown (an uncaught exception, the process
- * ended). The calls on the session have failed with it already (UNAVAILABLE, "PING timed out").
+ * connect-node's session manager, each of whose sessions is kept safe to ping and to fail
+ * (keptSafe) once a request has used it.
  */
 class KeptAliveSessionManager extends Http2SessionManager {
   override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
     return super.request(...args).then((stream) => {
-      const session = stream.session;
-      if (session !== undefined && !listened.has(session)) {
-        listened.add(session);
-        session.on("error", () => {});
-      }
+      if (stream.session !== undefined) keptSafe(stream.session);
       return stream;
     });
   }

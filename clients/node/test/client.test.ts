@@ -6,6 +6,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
 import { readFileSync } from "node:fs";
+import { createRequire, syncBuiltinESMExports } from "node:module";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { decodeProtectedHeader } from "jose";
@@ -672,6 +673,41 @@ describe("@tessera/client over HTTP/2: a connection that stopped answering", () 
       }
     });
   }
+
+  // connect-node's PING timer can fire after a session was destroyed and before its close
+  // handlers stop it (connect-es issue 1795): Node's ping then throws from the timer, which would
+  // end the process. The session a call used is the one the timer pings.
+  it("a session the client used, once destroyed, answers a PING with ERR_HTTP2_INVALID_SESSION rather than throwing it", async () => {
+    const s = await startTestServer({ store: "sqlite" });
+    const builtin = createRequire(import.meta.url)("node:http2") as typeof http2;
+    const connect = builtin.connect;
+    const sessions: http2.ClientHttp2Session[] = [];
+    builtin.connect = ((...args: Parameters<typeof http2.connect>) => {
+      const session = connect(...args);
+      sessions.push(session);
+      return session;
+    }) as typeof http2.connect;
+    syncBuiltinESMExports();
+    try {
+      const client = createTesseraClient(Health, { baseUrl: s.url, protocol: "grpc", pingIntervalMs: 60_000, pingIdleConnection: true });
+      assert.equal((await client.check({})).status, HealthCheckResponse_ServingStatus.SERVING);
+      assert.equal(sessions.length, 1);
+      const session = sessions[0]!;
+      session.destroy();
+      const answered = await new Promise<unknown>((resolve, reject) => {
+        try {
+          session.ping((err) => resolve(err));
+        } catch (e) {
+          reject(e);
+        }
+      });
+      assert.equal((answered as NodeJS.ErrnoException).code, "ERR_HTTP2_INVALID_SESSION");
+    } finally {
+      builtin.connect = connect;
+      syncBuiltinESMExports();
+      await s.close();
+    }
+  });
 
   it("pingIntervalMs, pingTimeoutMs and pingIdleConnection that are not what they must be: a TypeError naming them", () => {
     for (const [more, message] of [
