@@ -9,7 +9,8 @@
 // - HTTP/1.1: Node's headers, request and keep-alive timeouts (plain and TLS alike), a request
 //   not arrived in time answered 408 with the JSON error (answerClientError), and a connection
 //   whose answer has been waiting to be sent, none of it taken by the client, for the idle
-//   timeout is closed (a client that does not read);
+//   timeout is closed (a client that does not read); pipelined requests are served one at a
+//   time, so a connection holds one answer at once;
 // - HTTP/2, per stream: the request (headers and body) must have arrived within the request
 //   timeout, else 408 (or RST_STREAM(CANCEL) once the answer has begun); per session: see
 //   h2-guard.ts (idle sessions, stalled streams, floods and rapid resets).
@@ -137,6 +138,11 @@ interface H1Connection {
   closing: boolean;
   /** The requests read after that answer, not served. */
   dropped: number;
+  /**
+   * The requests waiting for the answers before theirs to be sent, in order, served one at a
+   * time: each starts its own unless it has closed meanwhile (false).
+   */
+  queued: Array<() => boolean>;
 }
 
 /** A "close" token in a Connection header value. */
@@ -465,6 +471,11 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       // Its headers are written by now (or its connection is going anyway): Node's _last alone
       // tells, set by a Connection: close written too, without reading the header again.
       if ((res as { _last?: boolean })._last === true) h1c.closing = true;
+      // The next request's turn (the first not closed meanwhile), unless the connection is
+      // going: its requests are not served.
+      if (h1c.closing || req.socket.destroyed) return;
+      let start = h1c.queued.shift();
+      while (start !== undefined && !start()) start = h1c.queued.shift();
     };
     res.once("close", finish);
     res.once("finish", finish);
@@ -499,6 +510,20 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     }
     if (req.httpVersionMajor === 1 && (((closing || draining) && !(res as http.ServerResponse).headersSent) || upgradeAsked(req) || faultyFraming(req))) {
       (res as http.ServerResponse).setHeader("connection", "close");
+    }
+    // HTTP/1.1 answers go out in order: one pipelined behind an answer still being made or sent
+    // would wait in memory, whole, however long the one before it takes (a client that does not
+    // read, or a quiet stream such as a Watch: for ever). So a pipelined request is served once
+    // the answers before it have been handed to the kernel, as Go's server serves them: a
+    // connection holds one answer at a time, and its waiting requests hold only what the client
+    // sent. One whose connection closes meanwhile is never served.
+    if (h1c && h1c.answers.size > 1) {
+      h1c.queued.push(() => {
+        if (done) return false;
+        serve(req, res);
+        return true;
+      });
+      return;
     }
     serve(req, res);
   };
@@ -557,7 +582,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     noTunnel(req, res, o.allow ?? servedMethods);
   });
   h1.on("connection", (socket: Socket) => {
-    const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0 };
+    const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0, queued: [] };
     h1Connections.set(socket, c);
     socket.once("close", () => {
       h1Connections.delete(socket);

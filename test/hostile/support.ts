@@ -8,9 +8,10 @@ import { strict as assert } from "node:assert";
 import http from "node:http";
 import http2 from "node:http2";
 import { join } from "node:path";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { create, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import Database from "better-sqlite3";
 import { MongoClient } from "mongodb";
+import { HealthCheckRequestSchema } from "../../gen/health/v1/health_pb.js";
 import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { AuthenticationTokenService } from "../../gen/tessera/authtoken/v1/authentication_token_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
@@ -308,6 +309,16 @@ export function grpcFrame(payload: Uint8Array, flags = 0, length = payload.lengt
   head.writeUInt8(flags, 0);
   head.writeUInt32BE(length >>> 0, 1);
   return Buffer.concat([head, Buffer.from(payload)]);
+}
+
+/** A gRPC-Web Health/Watch request (HTTP/1.1), to pipeline; with `timeout`, its grpc-timeout. */
+export function watchCall(timeout?: string): Buffer {
+  const body = grpcFrame(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" })));
+  const deadline = timeout === undefined ? "" : `grpc-timeout: ${timeout}\r\n`;
+  return Buffer.concat([
+    Buffer.from(`POST /grpc.health.v1.Health/Watch HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n${deadline}content-length: ${body.length}\r\n\r\n`),
+    body,
+  ]);
 }
 
 /** grpc-status of an answer (trailers, or headers for a trailers-only answer). */
