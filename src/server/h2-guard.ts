@@ -16,8 +16,9 @@
 //   past 100 at once, refilled at 10 per second, the session is shed.
 // - A window that never opens (a client that sends no WINDOW_UPDATE, or announces a window of 0)
 //   stalls the answer with its data held in memory, while PINGs keep the connection "active"
-//   for Node's idle timer. A stream whose pending output makes no progress for the idle timeout
-//   is reset (CANCEL). When it is the connection's window that is closed, no stream can move:
+//   for Node's idle timer. A stream whose output has been waiting to be sent, without a break,
+//   for the idle timeout is reset (CANCEL), progress or not: a trickle of WINDOW_UPDATEs would
+//   otherwise keep up to 100 answers per connection for as long as the client likes. When it is the connection's window that is closed, no stream can move:
 //   the session is closed (GOAWAY(NO_ERROR)), rather than each new stream stalling in turn.
 // - A client that does not read its socket at all: the server's writes stop, and with them
 //   every frame, the resets of stalled streams included, so those streams never close and the
