@@ -8,6 +8,7 @@ import type http from "node:http";
 import type http2 from "node:http2";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { Readable, pipeline } from "node:stream";
 import { gzipSync } from "node:zlib";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -155,7 +156,19 @@ function send(req: NodeRequest, res: NodeResponse, a: Asset, isPage: boolean): v
   headers["content-length"] = String(body.length);
   res.writeHead(200, headers);
   if (req.method === "HEAD") res.end();
-  else res.end(body);
+  else if (body.length <= sliceBytes) res.end(body);
+  // The bytes are shared by every answer, but a write is not: under TLS the whole of it is
+  // encrypted at once and held until the client takes it (1.7 MB of Swagger UI's bundle per
+  // connection that does not read, for the idle timeout, or as long as it reads slowly). Written
+  // a slice at a time, each once the one before has gone, a connection holds one slice.
+  else pipeline(Readable.from(slices(body)), res as NodeJS.WritableStream, () => {});
+}
+
+/** What a large asset is written in (see send). */
+const sliceBytes = 64 * 1024;
+
+function* slices(body: Buffer): Generator<Buffer> {
+  for (let at = 0; at < body.length; at += sliceBytes) yield body.subarray(at, at + sliceBytes);
 }
 
 /**

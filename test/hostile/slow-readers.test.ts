@@ -11,9 +11,12 @@
  */
 import { strict as assert } from "node:assert";
 import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import tls from "node:tls";
 import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
@@ -21,6 +24,7 @@ import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus } f
 import { eventually, watchCall } from "./support.js";
 import { grpcWebClient } from "../support/clients.js";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { killService, startService, type ServiceProcess } from "../support/process.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const timeouts = { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000" };
@@ -256,5 +260,57 @@ describe("hostile: answers held for pipelined requests", function () {
     const { held, open } = JSON.parse(stdout) as { held: number; open: number };
     assert.equal(open, 10, "the connections were closed");
     assert.ok(held < 6 * 1024 * 1024, `the server holds ${(held / 1024 / 1024).toFixed(1)} MiB for 10 connections`);
+  });
+});
+
+/** The resident memory of process `pid`, bytes (from /proc). */
+function rssOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+}
+
+describe("hostile: TLS clients that ask for a large answer and do not read", function () {
+  this.timeout(120_000);
+  let cert: TestCertificate;
+  let dataDir: string;
+  let service: ServiceProcess | undefined;
+
+  before(async () => {
+    cert = makeTestCertificate();
+    dataDir = mkdtempSync(join(tmpdir(), "tessera-slow-readers-"));
+    service = await startService("sources", { ...cert.env, TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, TESSERA_IDLE_TIMEOUT_MS: "30000" });
+  });
+  after(async () => {
+    await killService(service);
+    rmSync(dataDir, { recursive: true, force: true });
+    cert?.remove();
+  });
+
+  it("30 connections, each asking for Swagger UI's bundle (1.7 MB) and reading nothing: the server's memory grows by under 15 MiB (each answer encrypted whole held 1.7 MB per connection)", async () => {
+    const { port, child } = service!;
+    const url = `https://localhost:${port}`;
+    // Warm: the bundle served whole a few times, so that what every answer shares is made.
+    for (let i = 0; i < 3; i++) {
+      const c = await nonReader(port, cert.ca);
+      c.socket.write(`GET ${big} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
+      assert.ok((await c.readAll(10_000)).ended);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const before = rssOf(child.pid!);
+    const clients = [];
+    for (let i = 0; i < 30; i++) {
+      const c = await nonReader(port, cert.ca);
+      c.socket.write(`GET ${big} HTTP/1.1\r\nhost: x\r\n\r\n`);
+      clients.push(c);
+    }
+    try {
+      // The answers go out as far as the clients' and the kernel's buffers let them.
+      await new Promise((r) => setTimeout(r, 2000));
+      const grown = rssOf(child.pid!) - before;
+      assert.equal(clients.filter((c) => c.socket.destroyed).length, 0, "a connection was closed");
+      assert.equal(await healthz(url, cert.ca), 200, "a well-behaved client is served meanwhile");
+      assert.ok(grown < 15 * 1024 * 1024, `the server's memory grew by ${(grown / 1024 / 1024).toFixed(1)} MiB for 30 connections`);
+    } finally {
+      for (const c of clients) c.socket.destroy();
+    }
   });
 });
