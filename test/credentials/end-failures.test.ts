@@ -6,56 +6,15 @@
 // tokens it signed stop verifying (also those already verified and remembered). A write that
 // lands only after the 503 leaves nothing cached from a read made before it.
 import assert from "node:assert/strict";
-import { Collection, type Document } from "mongodb";
 import { decodeProtectedHeader } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
-import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import { expectCode, expectOk } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { assertStoreUnavailable } from "../support/error-details.js";
 import { startTestServer, storesUnderTest, type StoreKind, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, createApiToken, jwtLogin, signUp, startSession, uniqueEmail, uniqueName } from "../support/users.js";
 import { apiTokenApi } from "../api-token/api.js";
-import { gate } from "./support.js";
-
-/** Makes the next call of `target[method]` write as it would, then throw StoreUnavailableError. */
-function landsThenFails<T extends object>(target: T, method: keyof T & string): void {
-  const methods = target as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-  const original = methods[method]!;
-  methods[method] = async (...args: unknown[]) => {
-    methods[method] = original;
-    await original.apply(target, args);
-    throw new StoreUnavailableError("MongoDB unavailable");
-  };
-}
-
-/**
- * On MongoDB (every store of this process), holds the next insert of a mark whose id begins with
- * `prefix` until `release()`; `landed` resolves once the database has acknowledged it.
- */
-function holdMarkInsert(prefix: string): { reached: Promise<void>; landed: Promise<void>; release(): void } {
-  const insertOne = Collection.prototype.insertOne;
-  const held = gate();
-  let landed!: () => void;
-  const done = new Promise<void>((resolve) => (landed = resolve));
-  Collection.prototype.insertOne = async function (this: Collection, ...args: Parameters<Collection["insertOne"]>) {
-    const id = (args[0] as Document)._id;
-    if (this.collectionName !== "marks" || typeof id !== "string" || !id.startsWith(prefix)) return insertOne.apply(this, args);
-    Collection.prototype.insertOne = insertOne;
-    await held.pass();
-    const result = await insertOne.apply(this, args);
-    landed();
-    return result;
-  } as Collection["insertOne"];
-  return {
-    reached: held.reached,
-    landed: done,
-    release() {
-      Collection.prototype.insertOne = insertOne;
-      held.open();
-    },
-  };
-}
+import { holdInsert, landsThenFails } from "../support/doubtful-writes.js";
 
 const kidOf = (token: string) => decodeProtectedHeader(token).kid!;
 
@@ -148,7 +107,7 @@ for (const store of mongo) {
     it("DELETE /v1/frontend/auth/{account_id}: a check while the revocation's mark is still on its way reads the token active, and once the mark lands the same instance refuses it (401 INVALID_TOKEN)", async () => {
       const accountId = uniqueName("acct");
       const token = await createApiToken(server, accountId);
-      const mark = holdMarkInsert("api-revoked:");
+      const mark = holdInsert("marks", "api-revoked:");
       try {
         assertStoreUnavailable(await revokeApiToken(server, accountId, token));
         await mark.reached;
@@ -163,7 +122,7 @@ for (const store of mongo) {
 
     it("POST /v1/admin/keys/{kid}:revoke: a check while the revocation's mark is still on its way verifies, and once the mark lands the same instance refuses the key's tokens", async () => {
       const { kid, jwt, sessionAccess } = await retiredKeyTokens(server, clock);
-      const mark = holdMarkInsert("key-revoked:");
+      const mark = holdInsert("marks", "key-revoked:");
       try {
         assertStoreUnavailable(await revokeKey(server, kid));
         await mark.reached;
