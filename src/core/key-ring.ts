@@ -103,6 +103,14 @@ function promotedInstead(records: readonly SigningKeyRecord[], kid: string): str
   return records.find((r) => r.generation > key.generation && r.generation < top.generation && !r.revokedAt)?.kid;
 }
 
+/** KeyRing.advance's options (see there). */
+interface AdvanceOptions {
+  settled?: (records: readonly SigningKeyRecord[]) => string | undefined;
+  rotated?: (kid: string) => Promise<unknown> | undefined;
+  revoking?: string;
+  writing?: () => void;
+}
+
 export interface KeyRingDeps {
   keys: SigningKeyStore;
   config: KeysConfig;
@@ -335,12 +343,16 @@ export class KeyRing {
       return this.changing(async (wrote) => {
         let stored = false;
         const rotated = (kid: string) => ((stored = true), recorded(kid));
-        let promoted = await this.advance("scheduled", undefined, rotated);
+        // Each rotation step's write marks the change written before it is made: one the store
+        // answers with an error may have been made all the same (its answer lost, or on MongoDB
+        // still under way when the store's time bound passed).
+        let promoted = await this.advance("scheduled", { rotated, writing: wrote });
+        // Also when another instance's rotation answers this call: the other workers read it now.
         wrote();
         // Revoked elsewhere after the look that chose it: promote the next key at once instead, or
         // answer the key the revocation promoted in its place when it has already done so.
         const records = await this.store.list();
-        if (promotedThenRevoked(records, promoted)) promoted = await this.advance("now", undefined, rotated);
+        if (promotedThenRevoked(records, promoted)) promoted = await this.advance("now", { rotated, writing: wrote });
         else promoted = promotedInstead(records, promoted) ?? promoted;
         // Another instance's rotation answers this call: recorded as answered.
         if (!stored) await recorded(promoted);
@@ -375,11 +387,12 @@ export class KeyRing {
    * Runs the steps of a rotation or a revocation, then re-reads the key list here (a read begun
    * after their writes: one already under way may have read it before, and would leave a revoked
    * key verifying, and signing, here for 30 s) and tells the other workers (onChange). They are
-   * told once the steps have said that a write was made (`wrote`), whatever follows: a later
-   * step that fails, or this worker's own re-read (its list is then stale: reload), leaves the
-   * change in the store all the same, and the others would go on with the list they hold until
-   * their reload interval ended; this worker reads the list again too. A change that fails before
-   * it writes anything tells no one.
+   * told once the steps have said that a write is made (`wrote`, before it), whatever follows:
+   * that write answered with an error (it may have been made all the same: its answer lost, or
+   * on MongoDB still under way), a later step that fails, or this worker's own re-read (its list
+   * is then stale: reload), leaves the change in the store all the same, and the others would go
+   * on with the list they hold until their reload interval ended; this worker reads the list
+   * again too. A change that fails before it writes anything tells no one.
    */
   private async changing<T>(steps: (wrote: () => void) => Promise<T>): Promise<T> {
     let written = false;
@@ -503,8 +516,8 @@ export class KeyRing {
         if (above === undefined) return undefined;
         return below?.retiredAt === undefined || below.retiredAt.getTime() >= above.activatedAt.getTime() ? kid : undefined;
       };
-      if (waiting) await this.advance("scheduled", promotedAbove, rotated, kid);
-      else if (needsPromotion(records)) await this.advance("now", (rs) => (needsPromotion(rs) ? undefined : kid), rotated);
+      if (waiting) await this.advance("scheduled", { settled: promotedAbove, rotated, revoking: kid });
+      else if (needsPromotion(records)) await this.advance("now", { settled: (rs) => (needsPromotion(rs) ? undefined : kid), rotated });
       if (await this.store.revoke(kid, now)) this.logger.warn("signing key revoked", { kid, generation: target.generation });
       await recorded(kid);
       records = await this.store.list();
@@ -515,7 +528,7 @@ export class KeyRing {
         if (!(await this.store.insertGeneration(next))) records = await this.store.list();
       }
       // A rotation elsewhere promoted it after the look above: promote the next key at once.
-      if (promotedThenRevoked(records, kid)) await this.advance("now", undefined, rotated);
+      if (promotedThenRevoked(records, kid)) await this.advance("now", { rotated });
     });
     return { kid, signingKid: (await this.signingKey()).kid };
   }
@@ -529,25 +542,24 @@ export class KeyRing {
    * `rotated`: told the promoted kid once the store holds a rotation this call made.
    * `revoking`: a promoted key about to be revoked before it signs; the key below it is retired
    * in its place, as of the new promotion (a later time than the one it had), and a key a later
-   * rotation promoted above it with it.
+   * rotation promoted above it with it. `writing`: called before each write (changing's `wrote`):
+   * one the store answers with an error may have been made all the same.
    */
-  private async advance(
-    when: "scheduled" | "now",
-    settled?: (records: readonly SigningKeyRecord[]) => string | undefined,
-    rotated?: (kid: string) => Promise<unknown> | undefined,
-    revoking?: string,
-  ): Promise<string> {
+  private async advance(when: "scheduled" | "now", options: AdvanceOptions = {}): Promise<string> {
+    const { settled, rotated, revoking, writing } = options;
     for (let attempt = 0; attempt < 5; attempt++) {
       const records = await this.store.list();
       const done = settled?.(records);
       if (done !== undefined) return done;
       const top = records.at(-1);
       if (!top) {
+        writing?.();
         await this.store.insertGeneration(await this.newKey(1));
         continue;
       }
       if (top.alg !== this.alg || top.revokedAt) {
         // The next key cannot be promoted (another algorithm, or revoked): publish one that can.
+        writing?.();
         await this.store.insertGeneration(await this.newKey(top.generation + 1));
         continue;
       }
@@ -566,6 +578,7 @@ export class KeyRing {
       const retiring = below.at(-1);
       const alsoRetire = unretired.filter((r) => r !== retiring && r.retiredAt === undefined).map((r) => r.kid);
       const next = await this.newKey(top.generation + 1);
+      writing?.();
       const won = await this.store.rotate(next, {
         promote: { kid: top.kid, activatedAt },
         ...(retiring && { retire: { kid: retiring.kid, retiredAt: activatedAt, notAfter: this.retiredNotAfter(activatedAt) } }),
@@ -633,7 +646,7 @@ export class KeyRing {
       }
       // No key yet, a single key from before next keys existed, or an algorithm change. Another
       // instance starting at the same time may promote the key this one stores first.
-      await this.advance("now", signing);
+      await this.advance("now", { settled: signing });
     }
     await this.reload(true);
     if (!this.current) throw new Error("no signing key could be stored");

@@ -3,7 +3,8 @@
 // others are told (cluster.ts shareNews) instead of waiting for their key list's reload (30 s) or
 // their API-token cache (TESSERA_API_TOKEN_CACHE_SECONDS); so too when the store holds the
 // revocation but answers it with an error (503: test/support/landing-failures.ts), which every
-// worker must take for made. Each connection below is a new one, so the workers take them in turn.
+// worker must take for made; so too a key rotation the store holds but answers with an error. Each
+// connection below is a new one, so the workers take them in turn.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -138,5 +139,49 @@ describe("server: TESSERA_WORKERS, revocations the store holds but answers with 
 
     assertStoreUnavailable(await request(port(), "POST", `/v1/admin/keys/${kid}:revoke`, {}));
     assert.deepEqual(await statuses("/jwt/check", bearer), Array(connections).fill(400));
+  });
+});
+
+describe("server: TESSERA_WORKERS, a rotation the store holds but answers with an error reaches every worker at once", function () {
+  this.timeout(60000);
+  // Every worker's rotations are written, then answered 503 (test/support/landing-failures.ts).
+  // Keys sign as soon as a rotation promotes them.
+  const { port, servedBy } = newsCluster(
+    { TESSERA_KEY_PUBLISH_SECONDS: "0", LANDING_ROTATIONS: "1,2" },
+    ["--import", "tsx", "--import", "./test/support/landing-failures.ts"],
+  );
+  /** The kids of the tokens `connections` logins are issued, then the JWKS each of as many other connections answers. */
+  const signedAndPublished = async () => {
+    const signed: string[] = [];
+    const published: string[][] = [];
+    for (let i = 0; i < connections; i++) {
+      const issued = await request(port(), "GET", `/jwt/token?user=rotated&pass=${encodeURIComponent(password)}`);
+      assert.equal(issued.status, 200, issued.text);
+      signed.push((JSON.parse(Buffer.from(issued.text.split(".")[0]!, "base64url").toString()) as { kid: string }).kid);
+    }
+    for (let i = 0; i < connections; i++) {
+      const jwks = await request(port(), "GET", "/.well-known/jwks.json");
+      assert.equal(jwks.status, 200, jwks.text);
+      published.push((jwks.json.keys as Array<{ kid: string }>).map((k) => k.kid));
+    }
+    return { signed, published };
+  };
+
+  it("a rotation answered 503: every worker signs with the promoted key and publishes the new next key at once", async () => {
+    assert.equal((await request(port(), "POST", "/jwt/user", { user: "rotated", pass: password })).status, 201);
+    const before = await signedAndPublished();
+    assert.deepEqual([...servedBy("tessera.jwt.v1.JwtService/GetToken")].sort(), [1, 2]);
+    assert.deepEqual([...servedBy("tessera.key.v1.KeyService/GetJwks")].sort(), [1, 2]);
+    const [next, signing] = before.published[0]!;
+    assert.deepEqual(before.signed, Array(connections).fill(signing));
+
+    const rotated = await request(port(), "POST", "/v1/admin/keys:rotate", {});
+    assert.equal(rotated.status, 503, rotated.text);
+    assert.equal(rotated.json.message, "the store is unavailable, try again shortly");
+    const after = await signedAndPublished();
+    assert.deepEqual(after.signed, Array(connections).fill(next), "the promoted key signs in every worker");
+    const [newNext] = after.published[0]!;
+    assert.ok(newNext !== next && newNext !== signing, "a new next key is published");
+    assert.deepEqual(after.published, Array(connections).fill([newNext, next, signing]), "every worker publishes the new next key");
   });
 });
