@@ -714,6 +714,40 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal((await store.apiTokens.findByHash(input.hash))?.lastUsedAt?.getTime(), minute + 60_000);
     });
 
+    it("retention: deletes the tokens revoked before the cut-off, with their revocation and last use; keeps those revoked at it and the active ones, however old", async () => {
+      // A database of its own, so the count is this test's alone.
+      const own = await harness.open(id("api-retention"));
+      const accountId = id("acct");
+      const cutOff = at(0);
+      const revokedBefore = [newToken(accountId, at(-5000)), newToken(accountId, at(-4000))];
+      const revokedAtCutOff = newToken(accountId, at(-3000));
+      const activeOld = newToken(accountId, at(-1_000_000_000));
+      for (const t of [...revokedBefore, revokedAtCutOff, activeOld]) {
+        await own.apiTokens.create(t, ROOM);
+        await own.apiTokens.touchLastUsed(t.link, at(-2500), 60_000);
+      }
+      await own.apiTokens.revoke(accountId, revokedBefore[0]!.link, at(-2));
+      await own.apiTokens.revoke(accountId, revokedBefore[1]!.link, at(-1));
+      await own.apiTokens.revoke(accountId, revokedAtCutOff.link, cutOff);
+
+      assert.equal(await own.apiTokens.deleteRevokedBefore(cutOff, BATCH), 2);
+      for (const t of revokedBefore) assert.equal(await own.apiTokens.findByHash(t.hash), null, t.link);
+      assert.deepEqual((await own.apiTokens.list(accountId, "revoked")).map((t) => t.link), [revokedAtCutOff.link]);
+      assert.deepEqual((await own.apiTokens.list(accountId, "active")).map((t) => t.link), [activeOld.link]);
+      assert.equal(await own.apiTokens.revoke(accountId, revokedBefore[0]!.link, at(1)), null, "unknown");
+      assert.equal(await own.apiTokens.updateDescription(revokedBefore[0]!.link, "unknown"), null);
+      assert.equal(await own.apiTokens.deleteRevokedBefore(cutOff, BATCH), 0);
+      assert.equal(await own.apiTokens.deleteRevokedBefore(at(1_000_000_000), BATCH), 1, "the active token is never deleted");
+      assert.equal((await own.apiTokens.findByHash(activeOld.hash))?.revokedAt, undefined);
+      // Nothing of a deleted token is left: a token stored again under its link starts active, never used, and revokes.
+      for (const t of revokedBefore) {
+        const again = { ...t, hash: id("again") };
+        assert.deepEqual(await own.apiTokens.create(again, ROOM), again);
+        assert.deepEqual(await own.apiTokens.findByHash(again.hash), again, t.link);
+        assert.deepEqual(await own.apiTokens.revoke(accountId, again.link, at(2)), { ...again, revokedAt: at(2) }, t.link);
+      }
+    });
+
     it(`coalesces ${CONCURRENCY} concurrent uses into one write`, async () => {
       const input = newToken();
       await store.apiTokens.create(input, ROOM);
@@ -1784,6 +1818,16 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
         },
         has: async (s, key) => (await s.userTokens.findByHashWithUser(key).then((f) => f?.token ?? null)) !== null,
         remove: (s, limit) => s.userTokens.deleteEndedBefore(at(0), limit),
+      },
+      {
+        name: "apiTokens.deleteRevokedBefore",
+        // A live one: active (an active token is never deleted, whatever its age).
+        add: async (s, key, expired) => {
+          await s.apiTokens.create({ link: key, hash: key, accountId: "batched", description: "d", issuedAt: at(-10) }, 1_000_000);
+          if (expired) await s.apiTokens.revoke("batched", key, at(-1));
+        },
+        has: async (s, key) => (await s.apiTokens.findByHash(key)) !== null,
+        remove: (s, limit) => s.apiTokens.deleteRevokedBefore(at(0), limit),
       },
       {
         name: "auditEvents.deleteOlderThan",

@@ -79,6 +79,31 @@ describe("mongo store: indexes that exist with another definition", function () 
     assert.deepEqual(refreshTokens!.get("userId_1_revokedAt_1_issuedAt_-1__id_-1"), { userId: 1, revokedAt: 1, issuedAt: -1, _id: -1 });
   });
 
+  it("a database from before the retention of revoked API tokens gets revokedAt_1 at its next start, and its revoked tokens are deleted by it", async () => {
+    // As an older version left it: its indexes of api_tokens, an active token and one revoked (mark and copy).
+    const tokens = db.collection<{ _id: string } & Record<string, unknown>>("api_tokens");
+    await tokens.createIndex({ hash: 1 }, { unique: true, name: "hash_1" });
+    await tokens.createIndex({ accountId: 1, revokedAt: 1, issuedAt: 1, _id: 1 }, { name: "accountId_1_revokedAt_1_issuedAt_1__id_1" });
+    const issuedAt = new Date(Date.UTC(2020, 0, 1));
+    const revokedAt = new Date(Date.UTC(2020, 0, 2));
+    await tokens.insertMany([
+      { _id: "link-active", hash: "h-active", accountId: "a", description: "d", issuedAt },
+      { _id: "link-revoked", hash: "h-revoked", accountId: "a", description: "d", issuedAt, revokedAt },
+    ]);
+    await db.collection<{ _id: string; at: Date }>("marks").insertOne({ _id: "api-revoked:link-revoked", at: revokedAt });
+    assert.equal((await tokens.listIndexes().toArray()).some((index) => index.name === "revokedAt_1"), false);
+    const store = await open();
+    try {
+      const index = (await tokens.listIndexes().toArray()).find((i) => i.name === "revokedAt_1");
+      assert.deepEqual(index?.key, { revokedAt: 1 });
+      assert.equal(await store.apiTokens.deleteRevokedBefore(new Date(Date.UTC(2021, 0, 1)), 1000), 1);
+      assert.deepEqual((await tokens.find().toArray()).map((doc) => doc._id), ["link-active"]);
+      assert.equal(await db.collection("marks").countDocuments({ _id: "api-revoked:link-revoked" as never }), 0);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("a difference in TTL only is no conflict (the first version made expiresAt_1 of refresh tokens a TTL index; FerretDB makes marks' plain)", () => {
     const plan = { collection: "refresh_tokens", keys: { expiresAt: 1 }, options: { name: "expiresAt_1" } };
     assert.equal(indexConflict({ key: { expiresAt: 1 }, name: "expiresAt_1", expireAfterSeconds: 86_400 }, plan), "ttl");

@@ -48,7 +48,7 @@ describe("sqlite store", () => {
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       const versions = db.prepare("SELECT version FROM schema_version ORDER BY version").all();
       assert.deepEqual(versions, migrations.map((_, i) => ({ version: i + 1 })));
-      assert.equal(migrations.length, 17);
+      assert.equal(migrations.length, 18);
     } finally {
       db.close();
     }
@@ -75,7 +75,7 @@ describe("sqlite store", () => {
     const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
     try {
       const tables = new Set([...deletes].map((sql) => /^DELETE FROM (\w+)/.exec(sql)?.[1]));
-      assert.deepEqual([...tables].sort(), ["audit_events", "auth_tokens", "jwt_refresh_tokens", "known_logins", "login_attempts", "refresh_tokens", "sessions", "signing_keys", "user_tokens"]);
+      assert.deepEqual([...tables].sort(), ["api_tokens", "audit_events", "auth_tokens", "jwt_refresh_tokens", "known_logins", "login_attempts", "refresh_tokens", "sessions", "signing_keys", "user_tokens"]);
       const scans = [...deletes].flatMap((sql) => {
         const params = (sql.match(/\?/g) ?? []).map(() => 0);
         const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((row) => row.detail);

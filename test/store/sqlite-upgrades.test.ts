@@ -155,6 +155,8 @@ describe("sqlite store: a database of every older schema version opens with its 
       try {
         const versions = check.prepare("SELECT version FROM schema_version ORDER BY version").all() as Array<{ version: number }>;
         assert.deepEqual(versions.map((r) => r.version), migrations.map((_, i) => i + 1));
+        // The index housekeeping's retention of revoked API tokens finds them by (schema version 18).
+        assert.ok(check.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'api_tokens_revoked_at'").get(), "api_tokens_revoked_at made on upgrade");
         // Before version 2 every failure counted held its slot: migration 2 says so.
         const attempts = check.prepare("SELECT failures, held FROM login_attempts WHERE key = 'login:x'").get();
         assert.deepEqual(attempts, { failures: 2, held: version === 1 ? 2 : 0 });

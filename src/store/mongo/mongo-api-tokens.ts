@@ -17,11 +17,18 @@ const ID = "link";
 // creation has counted and kept the token) is the store's own: no record carries it, and a
 // pending token is neither listed nor found by its hash or link (its secret and link have not
 // been handed out, and its creation may yet withdraw it). One pending past PENDING_ABANDONED_AFTER_MS is abandoned:
-// no creation counts it, and housekeeping deletes it (deleteAbandoned).
+// no creation counts it, and housekeeping deletes it (deleteAbandoned). A revoked token is deleted
+// TESSERA_API_TOKEN_RETENTION_DAYS after its revocation (deleteRevokedBefore, by `revokedAt`).
 const revokedMark = (link: string) => `api-revoked:${link}`;
 
 /** The index by which housekeeping finds abandoned pending tokens (sparse: only pending ones have the field). */
 export const API_TOKENS_PENDING_INDEX = "pending_1_issuedAt_1";
+
+/**
+ * The index by which housekeeping finds tokens revoked more than the retention ago (sparse: only a
+ * revoked token's document has `revokedAt`, the copy of its mark's time).
+ */
+export const API_TOKENS_REVOKED_INDEX = "revokedAt_1";
 
 /** The index by which a creation counts the account's active tokens ranked before and after its own (mongo-indexes.ts). */
 export const API_TOKENS_ACTIVE_INDEX = "accountId_1_revokedAt_1_issuedAt_1__id_1";
@@ -99,6 +106,18 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
     return found;
   };
 
+  /**
+   * One housekeeping batch: at most `limit` tokens matching `filter`, then their revocation marks
+   * and last-use documents (after the tokens: a failure between them leaves no revoked token
+   * without its mark, which would make it active again). Returns how many tokens went.
+   */
+  const deleteWithTheirs = (filter: Filter<StoredDoc>, limit: number): Promise<number> =>
+    ctx.run(ID, async () => {
+      const { ids, deleted } = await deleteBatch(tokens, filter, limit);
+      if (ids.length > 0) await Promise.all([ctx.marks.deleteMany(ids.map(revokedMark)), lastUsed.delete(ids)]);
+      return deleted;
+    });
+
   return {
     // Without transactions the count cannot come before the insert: the token is inserted
     // (`pending`), then counted are the account's active tokens that rank before it by (issuedAt,
@@ -175,19 +194,18 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
         const token = await load(kept(await tokens.findOne({ _id: link, accountId })));
         if (!token || token.revokedAt) return null;
         if (!(await ctx.marks.claim(revokedMark(link), at))) return null;
-        // Only for counting (see countActive, which writes it again when it is missing): the
-        // mark has revoked the token, whatever becomes of this write.
+        // Only for counting (see countActive, which writes it again when it is missing) and for
+        // housekeeping's retention (deleteRevokedBefore): the mark has revoked the token,
+        // whatever becomes of this write.
         await tokens.updateOne({ _id: link }, { $set: { revokedAt: at } }).catch(() => undefined);
         return { ...token, revokedAt: new Date(at.getTime()) };
       }),
     touchLastUsed: (link, at, minIntervalMs = 0) => ctx.run(ID, () => lastUsed.touch(link, at, minIntervalMs)),
     // A pending token was never handed out, so nothing used it; a version that listed pending
     // tokens may have let one be revoked: its mark goes too.
-    deleteAbandoned: (issuedBefore, limit) =>
-      ctx.run(ID, async () => {
-        const { ids, deleted } = await deleteBatch(tokens, { pending: true, issuedAt: { $lt: issuedBefore } }, limit);
-        if (ids.length > 0) await Promise.all([ctx.marks.deleteMany(ids.map(revokedMark)), lastUsed.delete(ids)]);
-        return deleted;
-      }),
+    deleteAbandoned: (issuedBefore, limit) => deleteWithTheirs({ pending: true, issuedAt: { $lt: issuedBefore } }, limit),
+    // Found by the copy of the revocation time (API_TOKENS_REVOKED_INDEX), written only once the
+    // mark was claimed: a document that has it is revoked. One whose copy is missing is kept.
+    deleteRevokedBefore: (before, limit) => deleteWithTheirs({ revokedAt: { $lt: before } }, limit),
   };
 }

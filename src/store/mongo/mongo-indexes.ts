@@ -1,6 +1,6 @@
 import type { CreateIndexesOptions, Db, Document, IndexSpecification } from "mongodb";
 import { isUnavailable } from "./mongo-errors.js";
-import { API_TOKENS, API_TOKENS_ACTIVE_INDEX, API_TOKENS_PENDING_INDEX } from "./mongo-api-tokens.js";
+import { API_TOKENS, API_TOKENS_ACTIVE_INDEX, API_TOKENS_PENDING_INDEX, API_TOKENS_REVOKED_INDEX } from "./mongo-api-tokens.js";
 import { AUDIT_EVENTS } from "./mongo-audit-events.js";
 import { AUTH_TOKENS } from "./mongo-auth-tokens.js";
 import { JWT_REFRESH_TOKENS, JWT_REFRESH_TOKENS_CAP_INDEX } from "./mongo-jwt-refresh-tokens.js";
@@ -57,6 +57,10 @@ const plan: readonly IndexPlan[] = [
   // Housekeeping finds abandoned pending tokens by this (deleteAbandoned); sparse: only a token
   // whose creation has not finished has `pending`.
   { collection: API_TOKENS, keys: { pending: 1, issuedAt: 1 }, options: { sparse: true, name: API_TOKENS_PENDING_INDEX } },
+  // Housekeeping's retention finds revoked tokens by this (deleteRevokedBefore); sparse: only a
+  // revoked token's document has `revokedAt`. Made at the first start of this version on a store
+  // from before it, as every index of this plan is.
+  { collection: API_TOKENS, keys: { revokedAt: 1 }, options: { sparse: true, name: API_TOKENS_REVOKED_INDEX } },
   { collection: USER_TOKENS, keys: { hash: 1 }, options: { unique: true, name: "hash_1" } },
   { collection: USER_TOKENS, keys: { userId: 1 }, options: { name: "userId_1" } },
   // Housekeeping's retention finds ended tokens by these (deleteEndedBefore). Plain, not TTL: a

@@ -43,6 +43,16 @@ export interface ApiTokenStore {
    * exists, no mark nor last use). Returns how many. SQLite has no such state: always 0.
    */
   deleteAbandoned(before: Date, limit: number): Promise<number>;
+  /**
+   * Housekeeping (retention): deletes at most `limit` tokens revoked before `before`, with their
+   * last use (MongoDB: the document first, then its revocation mark and `api_token_usage`
+   * document, so that a failure between them never leaves a revoked token without its mark), one
+   * batch (see ports.ts). Returns how many. Active tokens are never deleted. MongoDB finds them by
+   * the document's copy of the revocation time: a token whose copy is missing (revoked by a
+   * version before it, or the write lost) is kept, until a creation's count of its account comes
+   * upon it and writes the copy again.
+   */
+  deleteRevokedBefore(before: Date, limit: number): Promise<number>;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3";
 import { touchBucket, type ApiTokenRecord, type ApiTokenStore, type NewApiToken } from "../ports.js";
+import { batchDelete } from "./sqlite-batches.js";
 import { sqliteCalls } from "./sqlite-durability.js";
 import { returning } from "./sqlite-returning.js";
 import { dateIfPresent, fromMs, setIfPresent, toMs } from "./sqlite-values.js";
@@ -60,6 +61,8 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
   const revoke = db.prepare(
     "UPDATE api_tokens SET revoked_at = ? WHERE link = ? AND account_id = ? AND revoked_at IS NULL RETURNING *",
   );
+  // Retention: by api_tokens_revoked_at (partial: the active tokens are not in it).
+  const deleteRevoked = batchDelete(db, "api_tokens", "revoked_at < ?");
   const touch = db.prepare(
     "UPDATE api_tokens SET last_used_at = ? WHERE link = ? AND (last_used_at IS NULL OR last_used_at < ?)",
   );
@@ -89,5 +92,7 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
       call(() => touch.run(toMs(at), link, touchBucket(at, minIntervalMs)).changes === 1),
     // Counted and inserted in one transaction: no token is ever stored before it is kept.
     deleteAbandoned: async () => 0,
+    // The last use is a column of the row: it goes with it.
+    deleteRevokedBefore: (before, limit) => call(() => deleteRevoked.run(toMs(before), limit).changes),
   };
 }
