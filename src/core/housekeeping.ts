@@ -7,11 +7,15 @@
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
 // no TTL indexes; what expires is deleted CLOCK_STEP_MS after its expiry, so that an instance
 // whose clock is behind still finds it until it has expired there too); it only keeps the
-// tables small. One deletion changes an answer, by design:
+// tables small. Two deletions change an answer, by design:
 // user tokens and cookie sessions that expired or were logged out (disabled) more than
 // TESSERA_USER_TOKEN_RETENTION_DAYS ago. Until then such a token answers TOKEN_EXPIRED or
 // TOKEN_REVOKED; once deleted it is unknown, INVALID_TOKEN, as a token never issued. Without the
-// retention they were kept for good, one row per login and per link exchange. Every instance may
+// retention they were kept for good, one row per login and per link exchange. Likewise seed 001
+// API tokens revoked more than TESSERA_API_TOKEN_RETENTION_DAYS ago: until then the revoked
+// listing shows them; once deleted they are unknown (every other answer of a revoked token is
+// already an unknown one's), and without it every creation and revocation added a row for good,
+// which the revoked listing (no paging) read in full. Active tokens are never deleted. Every instance may
 // run it: deletes are idempotent. Each kind is deleted in batches of at most `deleteBatch`
 // records, one store call each (in SQLite one statement, its own commit: see ports.ts), until a
 // batch comes back short:
@@ -47,6 +51,8 @@ export class Housekeeping {
       auditRetentionDays?: number;
       /** Days user tokens and cookie sessions are kept after they expired or were logged out; default 30. */
       userTokenRetentionDays?: number;
+      /** Days revoked API tokens are kept after their revocation; default 30. */
+      apiTokenRetentionDays?: number;
       /** Records per batch; default DELETE_BATCH. */
       deleteBatch?: number;
       /**
@@ -92,6 +98,7 @@ export class Housekeeping {
     const revokedKeyKeptMs = Math.max(this.deps.keyVerifiesForMs ?? maxKeyVerifiesForMs, (this.deps.derivedCredentialMs ?? 0) + reloadIntervalMs);
     const abandonedBefore = new Date(now.getTime() - PENDING_ABANDONED_AFTER_MS);
     const userTokensBefore = new Date(now.getTime() - (this.deps.userTokenRetentionDays ?? 30) * 86_400_000);
+    const revokedApiTokensBefore = new Date(now.getTime() - (this.deps.apiTokenRetentionDays ?? 30) * 86_400_000);
     const jobs: Array<[string, () => Promise<number>]> = [
       ["sessions", batched((limit) => store.sessions.deleteExpired(expiredBefore, limit))],
       ["refreshTokens", batched((limit) => store.refreshTokens.deleteExpired(expiredBefore, limit))],
@@ -99,6 +106,7 @@ export class Housekeeping {
       ["jwtRefreshTokens", batched((limit) => store.jwtRefreshTokens.deleteExpired(expiredBefore, limit))],
       ["userTokens", batched((limit) => store.userTokens.deleteEndedBefore(userTokensBefore, limit))],
       ["abandonedApiTokens", batched((limit) => store.apiTokens.deleteAbandoned(abandonedBefore, limit))],
+      ["revokedApiTokens", batched((limit) => store.apiTokens.deleteRevokedBefore(revokedApiTokensBefore, limit))],
       // A handful of rows: one per key rotation or revocation.
       ["keys", () => store.keys.deleteExpired(now, new Date(now.getTime() - revokedKeyKeptMs))],
       ["loginAttempts", batched((limit) => store.loginAttempts.deleteStale(staleBefore, now, limit))],

@@ -128,6 +128,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     loginWindowSeconds: config.loginWindowSeconds,
     auditRetentionDays: config.auditRetentionDays,
     userTokenRetentionDays: config.userTokenRetentionDays,
+    apiTokenRetentionDays: config.apiTokenRetentionDays,
     keyVerifiesForMs: keyRing.verifiesForMs,
     derivedCredentialMs: Math.max(config.sessionCookieTtlSeconds, config.authenticationTokenTtlSeconds) * 1000,
   });

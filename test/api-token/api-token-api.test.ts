@@ -3,6 +3,8 @@
 // the revocation bound across instances, and secrets kept out of answers and logs.
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
+import { Housekeeping } from "../../src/core/housekeeping.js";
+import { createLogger } from "../../src/logger.js";
 import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
 import { hashSecret } from "../../src/core/secrets.js";
 import { expectCode, expectOk, protocols, rpcProtocols } from "../support/api.js";
@@ -131,6 +133,43 @@ for (const store of storesUnderTest()) {
           assert.equal(tokens[0].token_link, link);
           assert.equal(tokens[0].description, "to revoke");
           assert.equal(tokens[0].revoked, "10 Oct 2015 - 12:12");
+        });
+
+        it("TESSERA_API_TOKEN_RETENTION_DAYS (30) after its revocation, housekeeping deletes a revoked token: unknown everywhere from then on (not listed, 404 on revoke and rename, 401 INVALID_TOKEN); one revoked less long ago is still listed; an active one is never deleted", async () => {
+          const accountId = newAccount();
+          const day = 86_400_000;
+          const start = clock.now().getTime();
+          const live = await createToken(accountId, "live"); // never revoked
+          clock.advance(1_000);
+          const longAgo = await createToken(accountId, "revoked long ago");
+          const longAgoLink = await linkOf(accountId, "revoked long ago");
+          expectOk(await api.revokeToken(accountId, { token_link: longAgoLink }, admin)); // at start + 1 s
+          clock.advance(1_000);
+          await createToken(accountId, "revoked lately");
+          const latelyLink = await linkOf(accountId, "revoked lately");
+          expectOk(await api.revokeToken(accountId, { token_link: latelyLink }, admin)); // at start + 2 s
+          const revokedLinks = async () => expectOk(await api.listTokens(accountId, "revoked", admin)).tokens.map((t) => t.token_link);
+          const housekeeping = new Housekeeping({ store: server.tessera.store, clock, logger: createLogger("silent"), apiTokenRetentionDays: server.config.apiTokenRetentionDays });
+
+          // 30 days after the first revocation: not past it yet.
+          clock.set(start + 1_000 + 30 * day);
+          await housekeeping.runOnce();
+          assert.deepEqual(await revokedLinks(), [latelyLink, longAgoLink], "both revoked tokens kept for the retention");
+          // Past it for the first, not for the second.
+          clock.advance(1);
+          await housekeeping.runOnce();
+          assert.deepEqual(await revokedLinks(), [latelyLink], "the token revoked more than 30 days ago is deleted");
+          expectCode(await api.authenticate(bearer(longAgo)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
+          expectCode(await api.revokeToken(accountId, { token_link: longAgoLink }, admin), "not_found", "Could not revoke token", "TOKEN_NOT_FOUND");
+          expectCode(await api.updateToken({ token_link: longAgoLink, description: "renamed" }, admin), "not_found", "Could not update token description", "TOKEN_NOT_FOUND");
+
+          // An active token is kept however old: ten years on, it still authenticates and is listed.
+          clock.set(start + 3650 * day);
+          await housekeeping.runOnce();
+          assert.deepEqual(await revokedLinks(), []);
+          assert.deepEqual(expectOk(await api.listTokens(accountId, undefined, admin)).tokens.map((t) => t.description), ["live"]);
+          expectOk(await api.authenticate(bearer(live)));
+          assert.equal(server.config.apiTokenRetentionDays, 30, "the default");
         });
 
         // Over gRPC the message reaches a grpc-js caller with its ":" and "," verbatim: the server

@@ -68,6 +68,9 @@ describe("config: values no deployment means are refused by name", () => {
     [{ NODE_ENV: "staging " }, 'NODE_ENV: must not be blank, begin or end with white space, or hold control characters, got "staging "'],
     [{ TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48: "0" }, "TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48: must be between 1 and 1000000, got 0"],
     [{ TESSERA_SIGNUP_MAX_PER_IPV6_48: "100 per hour" }, 'TESSERA_SIGNUP_MAX_PER_IPV6_48: must be a whole number, got "100 per hour"'],
+    [{ TESSERA_API_TOKEN_RETENTION_DAYS: "0" }, "TESSERA_API_TOKEN_RETENTION_DAYS: must be between 1 and 36500, got 0"],
+    [{ TESSERA_API_TOKEN_RETENTION_DAYS: "36501" }, "TESSERA_API_TOKEN_RETENTION_DAYS: must be between 1 and 36500, got 36501"],
+    [{ TESSERA_API_TOKEN_RETENTION_DAYS: "30d" }, 'TESSERA_API_TOKEN_RETENTION_DAYS: must be a whole number, got "30d"'],
   ] as const) {
     it(`${JSON.stringify(env)} -> ${expected}`, () => {
       assert.equal(refusal(env), expected);
@@ -80,6 +83,12 @@ describe("config: values no deployment means are refused by name", () => {
       [config.loginMaxFailures, config.loginMaxFailuresPerIpv6_48, config.signupMaxPerAddress, config.signupMaxPerIpv6_48],
       [5, 100, 20, 100],
     );
+  });
+
+  it("TESSERA_API_TOKEN_RETENTION_DAYS: 30 unset, as TESSERA_USER_TOKEN_RETENTION_DAYS; a whole number of days from 1 to 36500 is taken", () => {
+    assert.equal(loadConfig({}).apiTokenRetentionDays, 30);
+    assert.equal(loadConfig({ TESSERA_API_TOKEN_RETENTION_DAYS: "1" }).apiTokenRetentionDays, 1);
+    assert.equal(loadConfig({ TESSERA_API_TOKEN_RETENTION_DAYS: "36500" }).apiTokenRetentionDays, 36500);
   });
 
   it("a directory name with inner spaces and an issuer URL are accepted", () => {

@@ -687,6 +687,8 @@ describe("sqlite store", () => {
         ["jwt_refresh_tokens", (i, keep) => [`j${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO jwt_refresh_tokens (jti, user_id, issued_at, expires_at) VALUES (?, 'u', 0, ?)"],
         // Past the retention (30 days): half expired, half logged out without an expiry; kept: one that never expires.
         ["user_tokens", (i, keep) => [`ut${i}`, `ut${i}`, keep || i % 2 === 0 ? 1 : 0, keep || i % 2 === 1 ? null : t, keep || i % 2 === 0 ? null : t], "INSERT INTO user_tokens (id, hash, user_id, created_at, version, enabled, expires_at, disabled_at) VALUES (?, ?, 'u', 0, 0, ?, ?, ?)"],
+        // Revoked past the retention (30 days); kept: one never revoked, issued as long ago.
+        ["api_tokens", (i, keep) => [`l${i}`, `l${i}`, keep ? null : t], "INSERT INTO api_tokens (link, hash, account_id, description, issued_at, revoked_at) VALUES (?, ?, 'a', 'd', 0, ?)"],
         ["login_attempts", (i, keep) => [`k${i}`, keep ? now.getTime() : t], "INSERT INTO login_attempts (key, failures, first_failure_at, last_failure_at) VALUES (?, 1, 0, ?)"],
         ["known_logins", (i, keep) => [`h${i}`, keep ? now.getTime() + 1 : t], "INSERT INTO known_logins (hash, expires_at) VALUES (?, ?)"],
         ["audit_events", (i, keep) => [`e${i}`, keep ? now.getTime() : t], "INSERT INTO audit_events (id, time, type, outcome) VALUES (?, ?, 'login', 'success')"],
@@ -731,7 +733,7 @@ describe("sqlite store", () => {
       const expected = tables.flatMap(([table]): Array<[string, number]> => [[table, batch], [table, batch], [table, batch / 2]]);
       assert.deepEqual(commits, expected, "three commits per table: 1000, 1000 and 500 rows");
       assert.deepEqual(counts(), tables.map(() => 1), "every row that is not due is kept");
-      assert.deepEqual(removed, { sessions: backlog, refreshTokens: backlog, authTokens: backlog, jwtRefreshTokens: backlog, userTokens: backlog, abandonedApiTokens: 0, keys: 0, loginAttempts: backlog, knownLogins: backlog, auditEvents: backlog });
+      assert.deepEqual(removed, { sessions: backlog, refreshTokens: backlog, authTokens: backlog, jwtRefreshTokens: backlog, userTokens: backlog, abandonedApiTokens: 0, revokedApiTokens: backlog, keys: 0, loginAttempts: backlog, knownLogins: backlog, auditEvents: backlog });
     });
 
     describe("single-use spends: the loser is answered once the winner's write is on disk", () => {
