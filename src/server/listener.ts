@@ -432,7 +432,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
 
   // `serve`: the request listener, or the answer to an expectation not met (expectationFailed).
   const counted = (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], serve: RequestHandler = handler): void => {
-    const h1c = req.httpVersionMajor === 2 ? undefined : h1Connections.get(req.socket as Socket);
+    // The connection's socket, kept: Node lets go of `req.socket` (null) once the answer has gone.
+    const socket = req.socket as Socket;
+    const h1c = req.httpVersionMajor === 2 ? undefined : h1Connections.get(socket);
     if (h1c) {
       // Node reads every request of what it has read of a connection at once, and calls the
       // handler for each while the answers wait their turn: one read of 64 KiB of small
@@ -473,7 +475,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       if ((res as { _last?: boolean })._last === true) h1c.closing = true;
       // The next request's turn (the first not closed meanwhile), unless the connection is
       // going: its requests are not served.
-      if (h1c.closing || req.socket.destroyed) return;
+      if (h1c.closing || socket.destroyed) return;
       let start = h1c.queued.shift();
       while (start !== undefined && !start()) start = h1c.queued.shift();
     };
