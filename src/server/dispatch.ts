@@ -51,6 +51,7 @@ import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
 import { answerUnaryConnect, answerUnaryGrpc, BodyCutError, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
+import { arrivalTimedOut } from "../request-arrival.js";
 import { nameOfCode, protocolOf, refusedBeforeInterceptors, type RefusalObserver } from "./logging-interceptor.js";
 import { normalizeTimeouts, requestedTimeoutMs } from "./deadline-interceptor.js";
 import { unquotable, unroutedPath } from "../credential-shapes.js";
@@ -157,9 +158,10 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     hidden,
     // A request its client left before it arrived whole (its connection closed, its stream
     // reset: the call's signal aborted) is answered to nobody: canceled, whatever connect-es
-    // made of what it had read.
+    // made of what it had read; one the request timeout cut off (arrived(): DEADLINE_EXCEEDED)
+    // was answered 408, whatever became of its connection after.
     failed: onRefused && ((call, protocol, code) => {
-      if (refusedBeforeInterceptors()) onRefused(call.service.typeName, call.method.name, protocol, currentCall()?.signal?.aborted ? "canceled" : nameOfCode(code));
+      if (refusedBeforeInterceptors()) onRefused(call.service.typeName, call.method.name, protocol, code !== Code.DeadlineExceeded && currentCall()?.signal?.aborted ? "canceled" : nameOfCode(code));
     }),
   });
   /** A refusal answered here, before connect-es: `code` in the protocol the request's content type names. */
@@ -272,7 +274,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         if (grpcWebText.test(req.headers["content-type"] ?? "")) {
           // gRPC-Web's text mode, which connect-es does not serve: its binary framing in base64.
           uReq.header.set("content-type", "application/grpc-web+proto");
-          uReq.body = empty ? bytes([empty]) : wholeEnvelopes(base64Decoded(untilDue(req as AsyncIterable<Buffer>, due)));
+          uReq.body = empty ? bytes([empty]) : wholeEnvelopes(base64Decoded(untilDue(arrived(req), due)));
           serve(h, uReq, res, true).catch(failed(h, res));
           return;
         }
@@ -291,19 +293,20 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
                 if (answered) return;
                 uReq.body = bytes([body]);
               } else {
-                uReq.body = bytes(read.chunks, untilDue(req as AsyncIterable<Buffer>, due)[Symbol.asyncIterator]());
+                uReq.body = bytes(read.chunks, untilDue(arrived(req), due)[Symbol.asyncIterator]());
               }
               if (framing) uReq.body = wholeEnvelopes(uReq.body);
               await serve(h, uReq, res);
             })
             .catch((e: unknown) => {
-              // Its client left before the request arrived whole: nobody is answered.
-              if (e instanceof BodyCutError) refuse(h, uReq.header.get("content-type"), Code.Canceled);
+              // Its client left before the request arrived whole: nobody is answered. Or the
+              // request timeout cut it off: answered 408 DEADLINE_EXCEEDED (request-arrival.ts).
+              if (e instanceof BodyCutError) refuse(h, uReq.header.get("content-type"), arrivalTimedOut(req) ? Code.DeadlineExceeded : Code.Canceled);
               failed(h, res)(e);
             });
           return;
         }
-        uReq.body = empty ? bytes([empty]) : untilDue(req as AsyncIterable<Buffer>, due);
+        uReq.body = empty ? bytes([empty]) : untilDue(arrived(req), due);
         if (enveloped.test(uReq.header.get("content-type") ?? "")) uReq.body = wholeEnvelopes(uReq.body);
         serve(h, uReq, res).catch(failed(h, res));
       };
@@ -538,6 +541,20 @@ function bodyDue(req: NodeRequest, header: Headers): number | undefined {
  * not ended by `due`: each protocol's handler answers that error as it answers one it raised
  * itself. `body` as it is without a deadline.
  */
+/**
+ * The request's body as connect-es reads it, failing DEADLINE_EXCEEDED when the request timeout
+ * cut it off (its 408 sent: request-arrival.ts): over HTTP/2 the body then ends as its stream
+ * closes, and would be read as whole; over HTTP/1.1 its connection closes, as when a client leaves.
+ */
+async function* arrived(req: NodeRequest): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) yield chunk;
+  } catch (e) {
+    if (!arrivalTimedOut(req)) throw e;
+  }
+  if (arrivalTimedOut(req)) throw new ConnectError("the request did not arrive in time", Code.DeadlineExceeded);
+}
+
 function untilDue(body: AsyncIterable<Buffer>, due: number | undefined): AsyncIterable<Buffer> {
   if (due === undefined) return body;
   return (async function* () {

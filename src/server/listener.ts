@@ -26,6 +26,7 @@ import type { PortSharing } from "../cluster.js";
 import { errorBody, sendErrorBody, type ServerReason } from "./error-details.js";
 import { guardSession, resetStream } from "./h2-guard.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
+import { markArrivalTimedOut } from "../request-arrival.js";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -403,6 +404,9 @@ export function answerClientError(limits: ClientErrorLimits): (e: ClientError, s
     const incoming = (socket as { parser?: { incoming?: { complete?: boolean } | null } | null }).parser?.incoming;
     const answered = !current && incoming != null && !incoming.complete;
     if (e.code !== "ECONNRESET" && socket.writable && !current?._headerSent && !answered) {
+      // The request being read, refused by the request timeout: its reader sees the connection
+      // close, as when a client leaves, and is told it was this (request-arrival.ts).
+      if (e.code === "ERR_HTTP_REQUEST_TIMEOUT" && incoming) markArrivalTimedOut(incoming);
       const [status, code, reason, message] = clientErrorAnswer(e, limits);
       const body = errorBody(code, reason, message);
       socket.write(
@@ -504,7 +508,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       const timer = setTimeout(() => {
         if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
         if (h2res.headersSent) return resetStream(stream, http2.constants.NGHTTP2_CANCEL);
-        // The JSON error an HTTP/1.1 request not arrived in time gets (answerClientError).
+        // The JSON error an HTTP/1.1 request not arrived in time gets (answerClientError). Its
+        // body then ends as the stream closes: its reader is told it did not arrive whole.
+        markArrivalTimedOut(req);
         sendErrorBody(h2res, 408, Code.DeadlineExceeded, "DEADLINE_EXCEEDED", `the request did not arrive in time: all of it is due within ${o.requestTimeoutMs} ms`);
       }, o.requestTimeoutMs);
       timer.unref();

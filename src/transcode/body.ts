@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { badRequest, HttpError } from "./http-error.js";
+import { arrivalTimedOut } from "../request-arrival.js";
 
 const empty = Buffer.alloc(0);
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -43,14 +44,19 @@ export function readBody(req: IncomingMessage | Http2ServerRequest, limit: numbe
       }
       chunks.push(chunk);
     });
+    // The client went away, or the server cut the request at its timeout: a request that ended
+    // early, not a failure of the server. Over HTTP/2 the timeout's cut ends the body as its
+    // stream closes after the 408 (request-arrival.ts).
+    const cut = () => new HttpError(400, "invalid_argument", "MALFORMED_BODY", "the request body was cut short");
     req.once("end", () => {
-      if (!failed) {
+      if (failed) return;
+      if (arrivalTimedOut(req)) {
+        failed = true;
+        reject(cut());
+      } else {
         resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
       }
     });
-    // The client went away, or the server cut the request at its timeout: a request that
-    // ended early, not a failure of the server.
-    const cut = () => new HttpError(400, "invalid_argument", "MALFORMED_BODY", "the request body was cut short");
     req.once("error", (e: NodeJS.ErrnoException) => {
       failed = true;
       reject(e.code === "ECONNRESET" ? cut() : e);

@@ -7,6 +7,7 @@ import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/conne
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { AdminGate } from "../access/admin-gate.js";
 import { unquotable } from "../credential-shapes.js";
+import { arrivalTimedOut, unarrivedCode } from "../request-arrival.js";
 import { compileServiceRoutes, type Binding, type Route, type RouteMount } from "./binding.js";
 import { Cors } from "./cors.js";
 import { errorDetailsJson } from "./error-details.js";
@@ -196,8 +197,9 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
       message = await requestMessage(binding, req, header, segments, rawQuery);
     } catch (e) {
       // A body its client cut short by leaving (its connection closed, its stream reset) is
-      // answered to nobody: canceled.
-      if (e instanceof HttpError) opts.refused?.(binding.rpc, req.aborted ? "canceled" : e.code);
+      // answered to nobody: canceled; one the request timeout cut off was answered 408:
+      // deadline_exceeded (request-arrival.ts).
+      if (e instanceof HttpError) opts.refused?.(binding.rpc, req.aborted || arrivalTimedOut(req) ? unarrivedCode(req) : e.code);
       throw e;
     }
 

@@ -138,33 +138,40 @@ const clients: Leaving[] = [
   },
 ];
 
-/** How a client leaves before its request arrived whole. */
-interface CutShort {
+/** A login request sent in part (or whole but without its end): its protocol and how it is framed. */
+interface Partial {
   name: string;
   protocol: string;
-  /** Sends part of a login (or all of it without its end) with x-request-id `requestId`, then leaves. */
-  send(server: TestServer, email: string, requestId: string): Promise<void>;
+  http2: boolean;
+  path: string;
+  contentType: string;
+  /** What is sent of the body of a login of `email`. */
+  part(email: string): Buffer;
 }
 
 const connectPath = `/${service}/CreateSession`;
 
-/** HTTP/1.1: the head with Content-Length 200, `part` of the body, then the socket destroyed. */
-async function http1Cut(server: TestServer, path: string, contentType: string, requestId: string, part: Buffer): Promise<void> {
+/** The HTTP/1.1 head of `request` with Content-Length 200. */
+const http1Head = (request: Partial, requestId: string) =>
+  `POST ${request.path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: ${request.contentType}\r\ncontent-length: 200\r\nx-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\n\r\n`;
+
+/** HTTP/1.1: the head with Content-Length 200, part of the body, then the socket destroyed. */
+async function http1Cut(server: TestServer, request: Partial, email: string, requestId: string): Promise<void> {
   const socket = connectTcp(server.port, "127.0.0.1");
   socket.on("error", () => {});
   await new Promise((resolve) => socket.once("connect", resolve));
-  socket.write(`POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: ${contentType}\r\ncontent-length: 200\r\nx-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\n\r\n`);
-  socket.write(part);
+  socket.write(http1Head(request, requestId));
+  socket.write(request.part(email));
   await new Promise((r) => setTimeout(r, 50));
   socket.destroy();
 }
 
-/** HTTP/2: HEADERS, one DATA frame of `body` without END_STREAM, then RST_STREAM (CANCEL). */
-async function http2Cut(server: TestServer, path: string, contentType: string, requestId: string, body: Buffer): Promise<void> {
+/** HTTP/2: HEADERS, one DATA frame of the body without END_STREAM, then RST_STREAM (CANCEL). */
+async function http2Cut(server: TestServer, request: Partial, email: string, requestId: string): Promise<void> {
   const wire = await H2Wire.open(server.port);
-  const head: Array<[string, string]> = [[":method", "POST"], [":scheme", "http"], [":authority", "localhost"], [":path", path], ["content-type", contentType], ["x-koms-clientid", testClientId], ["x-request-id", requestId]];
+  const head: Array<[string, string]> = [[":method", "POST"], [":scheme", "http"], [":authority", "localhost"], [":path", request.path], ["content-type", request.contentType], ["x-koms-clientid", testClientId], ["x-request-id", requestId]];
   wire.write(wire.headers(1, head));
-  wire.write(frame(FrameType.DATA, 0, 1, body));
+  wire.write(frame(FrameType.DATA, 0, 1, request.part(email)));
   const cancel = Buffer.alloc(4);
   cancel.writeUInt32BE(ErrorCode.CANCEL);
   wire.write(frame(FrameType.RST_STREAM, 0, 1, cancel));
@@ -172,22 +179,51 @@ async function http2Cut(server: TestServer, path: string, contentType: string, r
   wire.destroy();
 }
 
+/** HTTP/1.1: the head with Content-Length 200 and part of the body, then nothing more: the answer's status. */
+async function http1Stalled(server: TestServer, request: Partial, email: string, requestId: string): Promise<number> {
+  const socket = connectTcp(server.port, "127.0.0.1");
+  socket.on("error", () => {});
+  socket.write(http1Head(request, requestId));
+  socket.write(request.part(email));
+  let answer = "";
+  socket.on("data", (d: Buffer) => (answer += d.toString("latin1")));
+  await new Promise((resolve) => socket.once("close", resolve));
+  return Number(/^HTTP\/1\.1 (\d{3}) /.exec(answer)?.[1] ?? 0);
+}
+
+/** HTTP/2: the head and part of the body, the stream left open: the answer's :status. */
+async function http2Stalled(server: TestServer, request: Partial, email: string, requestId: string): Promise<number> {
+  const session = connectHttp2(server.url);
+  session.on("error", () => {});
+  try {
+    const stream = session.request({ ":method": "POST", ":path": request.path, "content-type": request.contentType, "x-request-id": requestId, ...clientIdHeader });
+    stream.on("error", () => {});
+    stream.write(request.part(email));
+    const status = await new Promise<number>((resolve) => stream.once("response", (h) => resolve(Number(h[":status"]))));
+    stream.resume();
+    await new Promise((resolve) => stream.once("close", resolve));
+    return status;
+  } finally {
+    session.close();
+  }
+}
+
 const loginProto = (email: string) => Buffer.from(toBinary(CreateSessionRequestSchema, create(CreateSessionRequestSchema, { accountType: "traditional", email, password })));
 const envelopeOf = (message: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]).fill(message.length, 4, 5);
+const someJson = (email: string) => Buffer.from(loginBody(email).slice(0, 20));
 
-const cutShort: CutShort[] = [
-  { name: "REST over HTTP/1.1", protocol: "rest", send: (server, email, id) => http1Cut(server, "/session", "application/json", id, Buffer.from(loginBody(email).slice(0, 20))) },
-  { name: "REST over h2c", protocol: "rest", send: (server, email, id) => http2Cut(server, "/session", "application/json", id, Buffer.from(loginBody(email).slice(0, 20))) },
-  { name: "Connect (JSON) over HTTP/1.1", protocol: "connect", send: (server, email, id) => http1Cut(server, connectPath, "application/json", id, Buffer.from(loginBody(email).slice(0, 20))) },
-  // The whole message, its stream reset before END_STREAM: a Connect unary body ends only there.
-  { name: "Connect (binary) over HTTP/2, the whole message sent but not its end", protocol: "connect", send: (server, email, id) => http2Cut(server, connectPath, "application/proto", id, loginProto(email)) },
-  { name: "gRPC over HTTP/2", protocol: "grpc", send: (server, email, id) => http2Cut(server, connectPath, "application/grpc", id, envelopeOf(loginProto(email)).subarray(0, 12)) },
-  { name: "gRPC-Web over HTTP/1.1", protocol: "grpc-web", send: (server, email, id) => http1Cut(server, connectPath, "application/grpc-web+proto", id, envelopeOf(loginProto(email)).subarray(0, 12)) },
+const partials: Partial[] = [
+  { name: "REST over HTTP/1.1", protocol: "rest", http2: false, path: "/session", contentType: "application/json", part: someJson },
+  { name: "REST over h2c", protocol: "rest", http2: true, path: "/session", contentType: "application/json", part: someJson },
+  { name: "Connect (JSON) over HTTP/1.1", protocol: "connect", http2: false, path: connectPath, contentType: "application/json", part: someJson },
+  // The whole message without its end: a Connect unary body ends only at END_STREAM.
+  { name: "Connect (binary) over HTTP/2, the whole message sent but not its end", protocol: "connect", http2: true, path: connectPath, contentType: "application/proto", part: loginProto },
+  { name: "gRPC over HTTP/2", protocol: "grpc", http2: true, path: connectPath, contentType: "application/grpc", part: (email) => envelopeOf(loginProto(email)).subarray(0, 12) },
+  { name: "gRPC-Web over HTTP/1.1", protocol: "grpc-web", http2: false, path: connectPath, contentType: "application/grpc-web+proto", part: (email) => envelopeOf(loginProto(email)).subarray(0, 12) },
   // Read by connect-es's own handlers.
-  { name: "gRPC-Web (text) over HTTP/1.1", protocol: "grpc-web", send: (server, email, id) => http1Cut(server, connectPath, "application/grpc-web-text", id, Buffer.from(envelopeOf(loginProto(email)).toString("base64").slice(0, 16))) },
-  { name: "gRPC (JSON) over HTTP/2", protocol: "grpc", send: (server, email, id) => http2Cut(server, connectPath, "application/grpc+json", id, envelopeOf(Buffer.from(loginBody(email))).subarray(0, 12)) },
+  { name: "gRPC-Web (text) over HTTP/1.1", protocol: "grpc-web", http2: false, path: connectPath, contentType: "application/grpc-web-text", part: (email) => Buffer.from(envelopeOf(loginProto(email)).toString("base64").slice(0, 16)) },
+  { name: "gRPC (JSON) over HTTP/2", protocol: "grpc", http2: true, path: connectPath, contentType: "application/grpc+json", part: (email) => envelopeOf(Buffer.from(loginBody(email))).subarray(0, 12) },
 ];
-
 
 /** tessera_rpc_requests_total of SessionService/CreateSession over `protocol`, by code. */
 async function createSessionCodes(server: TestServer, protocol: string): Promise<Record<string, number>> {
@@ -266,13 +302,13 @@ for (const store of storesUnderTest()) {
       assert.deepEqual(delta(before, await createSessionCodes(server, "connect")), { ok: 1 });
     });
 
-    for (const client of cutShort) {
-      it(`${client.name}: not served, counted once as canceled, no rpc line, no audit event`, async () => {
+    for (const client of partials) {
+      it(`${client.name}, cut short: not served, counted once as canceled, no rpc line, no audit event`, async () => {
         const email = uniqueEmail("cut");
         const user = await signUp(server, email);
         const requestId = uniqueName("cut");
         const before = await createSessionCodes(server, client.protocol);
-        await client.send(server, email, requestId);
+        await (client.http2 ? http2Cut : http1Cut)(server, client, email, requestId);
         // Counted when the server has seen the client go (or not at all: then after a while).
         let counted: Record<string, number> = {};
         const deadline = Date.now() + 3000;
@@ -282,6 +318,39 @@ for (const store of storesUnderTest()) {
         const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
         assert.deepEqual(page.events.map((e) => e.type), ["signup"]);
         assert.equal(value(await scrape(`${server.url}/metrics`), "tessera_hasher_in_use"), 0);
+      });
+    }
+  });
+}
+
+// A request that has not arrived whole within TESSERA_REQUEST_TIMEOUT_MS is answered 408
+// DEADLINE_EXCEEDED by the server itself: counted with the code its client got, not as one
+// whose client left.
+for (const store of storesUnderTest()) {
+  describe(`requests the server's request timeout cut off (${store})`, function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    before(async () => (server = await startTestServer({ store, env: { TESSERA_REQUEST_TIMEOUT_MS: "1000", TESSERA_HEADERS_TIMEOUT_MS: "1000" } })));
+    after(() => server?.close());
+
+    for (const client of partials) {
+      it(`${client.name}, its body never finished: answered 408, counted once as deadline_exceeded, no rpc line, no audit event`, async () => {
+        const email = uniqueEmail("slow");
+        const user = await signUp(server, email);
+        const requestId = uniqueName("slow");
+        const before = await createSessionCodes(server, client.protocol);
+        assert.equal(await (client.http2 ? http2Stalled : http1Stalled)(server, client, email, requestId), 408);
+        const counted = await until("the request is counted", async () => {
+          const now = delta(before, await createSessionCodes(server, client.protocol));
+          return Object.keys(now).length > 0 && now;
+        });
+        // Anything counted later (a second count) would show here too.
+        await new Promise((r) => setTimeout(r, 200));
+        assert.deepEqual(delta(before, await createSessionCodes(server, client.protocol)), counted);
+        assert.deepEqual(counted, { deadline_exceeded: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
+        assert.deepEqual(server.logs.filter((l) => l.includes(requestId)), [], "log lines of the request");
+        const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
+        assert.deepEqual(page.events.map((e) => e.type), ["signup"]);
       });
     }
   });
