@@ -7,13 +7,15 @@
 // of an admin method whose request does not present the admin token runs with an empty message
 // instead of its own: the access check refuses it, as it refuses every such call, with the same
 // 401 / UNAUTHENTICATED and `admin.call` event. A call that does present the token and whose
-// message does not parse is answered as before, and recorded as a refused `admin.call`.
+// message does not parse is answered as before, and recorded as a refused `admin.call`; one
+// whose message never arrived whole (its client left, the request timeout cut it off) as a
+// canceled one.
 // The seeds' methods that take another credential are not touched: their order of checks is
 // part of their documented wire.
 import type { DescService } from "@bufbuild/protobuf";
 import { Credential } from "../../gen/tessera/options/v1/options_pb.js";
 import { apiOf, currentCall } from "../call-scope.js";
-import type { AuditTrail } from "../core/audit.js";
+import type { AuditOutcome, AuditTrail } from "../core/audit.js";
 import { secretMatcher } from "../core/secrets.js";
 import { bearerToken } from "./credentials.js";
 import { accessRules } from "./interceptor.js";
@@ -31,6 +33,13 @@ export interface AdminGate {
    * because its request did not parse (`reason`: the error reason of the answer). Never rejects.
    */
   malformed(procedure: string, reason: string | undefined): Promise<void>;
+  /**
+   * Records a call of an admin method that presented the admin credential and whose request
+   * never arrived whole (its client left, or the request timeout cut it off: answered
+   * DEADLINE_EXCEEDED): canceled, as a call whose client left or whose deadline passed while
+   * its method ran. Never rejects.
+   */
+  cut(procedure: string): Promise<void>;
 }
 
 export function createAdminGate(o: { services: readonly DescService[]; adminToken: string; audit?: Pick<AuditTrail, "record"> | undefined }): AdminGate {
@@ -48,15 +57,19 @@ export function createAdminGate(o: { services: readonly DescService[]; adminToke
   return {
     isAdmin: (procedure) => admin.has(procedure),
     refuses: (procedure, header) => admin.has(procedure) && !presentsAdminToken(header),
-    async malformed(procedure, reason) {
-      if (!o.audit || !admin.has(procedure)) return;
-      // The admin credential checked out (refuses() let the message be read): the audit
-      // budget leaves the event alone, as it leaves every event of a verified caller.
-      const scope = currentCall();
-      if (scope) scope.authenticated = true;
-      // Refused before the interceptors that name the call's API in its scope: named here, as
-      // every other admin.call names it.
-      await o.audit.record({ type: "admin.call", subject: procedure, outcome: "failure", reason, api: apiOf(procedure.slice(0, procedure.indexOf("/"))) });
-    },
+    malformed: (procedure, reason) => unread(procedure, "failure", reason),
+    cut: (procedure) => unread(procedure, "canceled", undefined),
   };
+
+  /** The admin.call of a call refused before its message was read whole. */
+  async function unread(procedure: string, outcome: AuditOutcome, reason: string | undefined): Promise<void> {
+    if (!o.audit || !admin.has(procedure)) return;
+    // The admin credential checked out (refuses() let the message be read): the audit
+    // budget leaves the event alone, as it leaves every event of a verified caller.
+    const scope = currentCall();
+    if (scope) scope.authenticated = true;
+    // Refused before the interceptors that name the call's API in its scope: named here, as
+    // every other admin.call names it.
+    await o.audit.record({ type: "admin.call", subject: procedure, outcome, reason, api: apiOf(procedure.slice(0, procedure.indexOf("/"))) });
+  }
 }

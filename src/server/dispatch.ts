@@ -301,7 +301,11 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
             .catch((e: unknown) => {
               // Its client left before the request arrived whole: nobody is answered. Or the
               // request timeout cut it off: answered 408 DEADLINE_EXCEEDED (request-arrival.ts).
-              if (e instanceof BodyCutError) refuse(h, uReq.header.get("content-type"), arrivalTimedOut(req) ? Code.DeadlineExceeded : Code.Canceled);
+              if (e instanceof BodyCutError) {
+                refuse(h, uReq.header.get("content-type"), arrivalTimedOut(req) ? Code.DeadlineExceeded : Code.Canceled);
+                // An admin call whose credential let its message be read: canceled.
+                if (adminHandlers.has(h)) void adminGate!.cut(procedureOf(h));
+              }
               failed(h, res)(e);
             });
           return;

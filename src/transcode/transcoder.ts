@@ -245,7 +245,9 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     try {
       return await buildRequestMessage(binding, req, segments, rawQuery, maxBodyBytes, hidden);
     } catch (e) {
-      if (e instanceof HttpError) await gate.malformed(binding.rpcName, e.reason);
+      // A body that never arrived whole (its client left, the request timeout cut it off) did
+      // not fail to parse: the call ended first.
+      if (e instanceof HttpError) await (req.aborted || arrivalTimedOut(req) ? gate.cut(binding.rpcName) : gate.malformed(binding.rpcName, e.reason));
       throw e;
     }
   }

@@ -145,6 +145,8 @@ interface Partial {
   http2: boolean;
   path: string;
   contentType: string;
+  /** Headers sent besides the client id and request id (an admin call's credential). */
+  headers?: Record<string, string>;
   /** What is sent of the body of a login of `email`. */
   part(email: string): Buffer;
 }
@@ -153,7 +155,9 @@ const connectPath = `/${service}/CreateSession`;
 
 /** The HTTP/1.1 head of `request` with Content-Length 200. */
 const http1Head = (request: Partial, requestId: string) =>
-  `POST ${request.path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: ${request.contentType}\r\ncontent-length: 200\r\nx-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\n\r\n`;
+  `POST ${request.path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: ${request.contentType}\r\ncontent-length: 200\r\nx-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\n` +
+  Object.entries(request.headers ?? {}).map(([name, v]) => `${name}: ${v}\r\n`).join("") +
+  "\r\n";
 
 /** HTTP/1.1: the head with Content-Length 200, part of the body, then the socket destroyed. */
 async function http1Cut(server: TestServer, request: Partial, email: string, requestId: string): Promise<void> {
@@ -169,7 +173,7 @@ async function http1Cut(server: TestServer, request: Partial, email: string, req
 /** HTTP/2: HEADERS, one DATA frame of the body without END_STREAM, then RST_STREAM (CANCEL). */
 async function http2Cut(server: TestServer, request: Partial, email: string, requestId: string): Promise<void> {
   const wire = await H2Wire.open(server.port);
-  const head: Array<[string, string]> = [[":method", "POST"], [":scheme", "http"], [":authority", "localhost"], [":path", request.path], ["content-type", request.contentType], ["x-koms-clientid", testClientId], ["x-request-id", requestId]];
+  const head: Array<[string, string]> = [[":method", "POST"], [":scheme", "http"], [":authority", "localhost"], [":path", request.path], ["content-type", request.contentType], ["x-koms-clientid", testClientId], ["x-request-id", requestId], ...Object.entries(request.headers ?? {})];
   wire.write(wire.headers(1, head));
   wire.write(frame(FrameType.DATA, 0, 1, request.part(email)));
   const cancel = Buffer.alloc(4);
@@ -196,7 +200,7 @@ async function http2Stalled(server: TestServer, request: Partial, email: string,
   const session = connectHttp2(server.url);
   session.on("error", () => {});
   try {
-    const stream = session.request({ ":method": "POST", ":path": request.path, "content-type": request.contentType, "x-request-id": requestId, ...clientIdHeader });
+    const stream = session.request({ ":method": "POST", ":path": request.path, "content-type": request.contentType, "x-request-id": requestId, ...clientIdHeader, ...request.headers });
     stream.on("error", () => {});
     stream.write(request.part(email));
     const status = await new Promise<number>((resolve) => stream.once("response", (h) => resolve(Number(h[":status"]))));
@@ -225,13 +229,42 @@ const partials: Partial[] = [
   { name: "gRPC (JSON) over HTTP/2", protocol: "grpc", http2: true, path: connectPath, contentType: "application/grpc+json", part: (email) => envelopeOf(Buffer.from(loginBody(email))).subarray(0, 12) },
 ];
 
-/** tessera_rpc_requests_total of SessionService/CreateSession over `protocol`, by code. */
-async function createSessionCodes(server: TestServer, protocol: string): Promise<Record<string, number>> {
+const rotateKey = { service: "tessera.key.v1.KeyService", method: "RotateKey" };
+const rotatePath = `/${rotateKey.service}/${rotateKey.method}`;
+/** JSON that never ends (its request is cut before it could be refused). */
+const someAdminJson = () => Buffer.from('{"x":');
+
+/** An admin call (KeyService/RotateKey) with the admin credential, its body sent in part. */
+const adminPartials: Partial[] = [
+  { name: "REST over HTTP/1.1", protocol: "rest", http2: false, path: "/v1/admin/keys:rotate", contentType: "application/json", headers: admin, part: someAdminJson },
+  { name: "REST over h2c", protocol: "rest", http2: true, path: "/v1/admin/keys:rotate", contentType: "application/json", headers: admin, part: someAdminJson },
+  { name: "Connect (JSON) over HTTP/1.1", protocol: "connect", http2: false, path: rotatePath, contentType: "application/json", headers: admin, part: someAdminJson },
+  { name: "gRPC over HTTP/2", protocol: "grpc", http2: true, path: rotatePath, contentType: "application/grpc", headers: admin, part: () => Buffer.from([0, 0, 0, 0, 10, 0x0a]) },
+];
+
+/** tessera_rpc_requests_total of `method` (SessionService/CreateSession unless said) over `protocol`, by code. */
+async function callCodes(server: TestServer, protocol: string, method = { service, method: "CreateSession" }): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (const m of family(await scrape(`${server.url}/metrics`), "tessera_rpc_requests_total").metrics) {
-    if (m.labels?.method === "CreateSession" && m.labels.service === service && m.labels.protocol === protocol) counts[m.labels.code!] = Number(m.value);
+    if (m.labels?.method === method.method && m.labels.service === method.service && m.labels.protocol === protocol) counts[m.labels.code!] = Number(m.value);
   }
   return counts;
+}
+
+/** The admin.call events of the call tagged `requestId`, as `outcome reason`. */
+async function adminCallEvents(server: TestServer, requestId: string): Promise<string[]> {
+  const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ type: "admin.call", page_size: 500 }, admin));
+  return page.events.filter((e) => e.request_id === requestId).map((e) => `${e.subject} ${e.outcome} ${e.reason ?? "-"}`);
+}
+
+/** Polls the counts of `method` over `protocol` until they change from `before` (or 3 s pass), then a little longer: the change. */
+async function countedOnce(server: TestServer, protocol: string, before: Record<string, number>, method?: { service: string; method: string }): Promise<Record<string, number>> {
+  let counted: Record<string, number> = {};
+  const deadline = Date.now() + 3000;
+  while (Object.keys((counted = delta(before, await callCodes(server, protocol, method)))).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  // Anything counted later (a second count) would show here too.
+  await new Promise((r) => setTimeout(r, 200));
+  return delta(before, await callCodes(server, protocol, method));
 }
 
 /** The counts that changed from `before` to `after`, by how much. */
@@ -247,7 +280,7 @@ async function leavesWhileHashing(server: TestServer, client: Leaving): Promise<
   const email = uniqueEmail("leaves");
   const user = await signUp(server, email);
   const requestId = uniqueName("leaves");
-  const before = await createSessionCodes(server, client.protocol);
+  const before = await callCodes(server, client.protocol);
   const verify = heldArgon2("verify");
   try {
     const leave = client.start(server, email, requestId);
@@ -265,7 +298,7 @@ async function leavesWhileHashing(server: TestServer, client: Leaving): Promise<
     server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "rpc" && l.requestId === requestId),
   );
   assert.deepEqual([line.procedure, line.protocol, line.code], [`${service}/CreateSession`, client.protocol, "canceled"]);
-  assert.deepEqual(delta(before, await createSessionCodes(server, client.protocol)), { canceled: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
+  assert.deepEqual(delta(before, await callCodes(server, client.protocol)), { canceled: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
 
   // What it did is recorded as it happened: the password checked out, the session started.
   const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
@@ -296,10 +329,10 @@ for (const store of storesUnderTest()) {
     it("a login answered before its client left is counted ok, not canceled", async () => {
       const email = uniqueEmail("stays");
       await signUp(server, email);
-      const before = await createSessionCodes(server, "connect");
+      const before = await callCodes(server, "connect");
       const answered = await connectClient(SessionService, server.url).createSession({ accountType: "traditional", email, password }, { headers: clientIdHeader });
       assert.ok(answered.accessToken);
-      assert.deepEqual(delta(before, await createSessionCodes(server, "connect")), { ok: 1 });
+      assert.deepEqual(delta(before, await callCodes(server, "connect")), { ok: 1 });
     });
 
     for (const client of partials) {
@@ -307,17 +340,26 @@ for (const store of storesUnderTest()) {
         const email = uniqueEmail("cut");
         const user = await signUp(server, email);
         const requestId = uniqueName("cut");
-        const before = await createSessionCodes(server, client.protocol);
+        const before = await callCodes(server, client.protocol);
         await (client.http2 ? http2Cut : http1Cut)(server, client, email, requestId);
         // Counted when the server has seen the client go (or not at all: then after a while).
-        let counted: Record<string, number> = {};
-        const deadline = Date.now() + 3000;
-        while (Object.keys((counted = delta(before, await createSessionCodes(server, client.protocol)))).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        assert.deepEqual(counted, { canceled: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
+        assert.deepEqual(await countedOnce(server, client.protocol, before), { canceled: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
         assert.deepEqual(server.logs.filter((l) => l.includes(requestId)), [], "log lines of the request");
         const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
         assert.deepEqual(page.events.map((e) => e.type), ["signup"]);
         assert.equal(value(await scrape(`${server.url}/metrics`), "tessera_hasher_in_use"), 0);
+      });
+    }
+
+    for (const client of adminPartials) {
+      it(`an admin call with the admin credential, ${client.name}, cut short: not served, counted once as canceled, admin.call recorded canceled`, async () => {
+        const requestId = uniqueName("admin-cut");
+        const before = await callCodes(server, client.protocol, rotateKey);
+        await (client.http2 ? http2Cut : http1Cut)(server, client, "", requestId);
+        assert.deepEqual(await countedOnce(server, client.protocol, before, rotateKey), { canceled: 1 }, "tessera_rpc_requests_total of RotateKey, by code");
+        assert.deepEqual(await until("the admin.call event", async () => ((await adminCallEvents(server, requestId)).length > 0 ? adminCallEvents(server, requestId) : false)), [
+          `${rotateKey.service}/${rotateKey.method} canceled -`,
+        ]);
       });
     }
   });
@@ -338,19 +380,24 @@ for (const store of storesUnderTest()) {
         const email = uniqueEmail("slow");
         const user = await signUp(server, email);
         const requestId = uniqueName("slow");
-        const before = await createSessionCodes(server, client.protocol);
+        const before = await callCodes(server, client.protocol);
         assert.equal(await (client.http2 ? http2Stalled : http1Stalled)(server, client, email, requestId), 408);
-        const counted = await until("the request is counted", async () => {
-          const now = delta(before, await createSessionCodes(server, client.protocol));
-          return Object.keys(now).length > 0 && now;
-        });
-        // Anything counted later (a second count) would show here too.
-        await new Promise((r) => setTimeout(r, 200));
-        assert.deepEqual(delta(before, await createSessionCodes(server, client.protocol)), counted);
-        assert.deepEqual(counted, { deadline_exceeded: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
+        assert.deepEqual(await countedOnce(server, client.protocol, before), { deadline_exceeded: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
         assert.deepEqual(server.logs.filter((l) => l.includes(requestId)), [], "log lines of the request");
         const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
         assert.deepEqual(page.events.map((e) => e.type), ["signup"]);
+      });
+    }
+
+    for (const client of adminPartials) {
+      it(`an admin call with the admin credential, ${client.name}, its body never finished: answered 408, counted once as deadline_exceeded, admin.call recorded canceled`, async () => {
+        const requestId = uniqueName("admin-slow");
+        const before = await callCodes(server, client.protocol, rotateKey);
+        assert.equal(await (client.http2 ? http2Stalled : http1Stalled)(server, client, "", requestId), 408);
+        assert.deepEqual(await countedOnce(server, client.protocol, before, rotateKey), { deadline_exceeded: 1 }, "tessera_rpc_requests_total of RotateKey, by code");
+        assert.deepEqual(await until("the admin.call event", async () => ((await adminCallEvents(server, requestId)).length > 0 ? adminCallEvents(server, requestId) : false)), [
+          `${rotateKey.service}/${rotateKey.method} canceled -`,
+        ]);
       });
     }
   });
