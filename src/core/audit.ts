@@ -15,13 +15,12 @@
 // Events carry ids, names and addresses, never a secret: no password, no token, no hash. The
 // recorder takes only the fields below, so a caller cannot pass one by accident.
 import { randomBytes } from "node:crypto";
-import { beyondDeadline, CallEndedError, currentCall, outsideCall } from "../call-scope.js";
+import { beyondDeadline, currentCall, outsideCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { AppendOptions, AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
-import { DeadlineExceededError } from "../store/ports/errors.js";
 import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
 import type { Clock } from "./clock.js";
-import { AuthError } from "./errors.js";
+import { AuthError, endedCall } from "./errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
 import { holdsCredential, unquotable } from "../credential-shapes.js";
 
@@ -92,7 +91,7 @@ export interface AuditObserver {
 /** The outcome an error of a recorded call stands for. */
 export function outcomeOf(e: unknown): AuditOutcome {
   // The caller stopped waiting (answered CANCELED or DEADLINE_EXCEEDED): no store or server failed.
-  if (e instanceof CallEndedError || e instanceof DeadlineExceededError) return "canceled";
+  if (endedCall(e)) return "canceled";
   if (!(e instanceof AuthError)) return "error";
   if (e.reason === "LOGIN_LOCKED") return isBusyRefusal(e) ? "throttled" : "locked";
   if (e.reason === "TOO_MANY_SIGNUPS") return "throttled";

@@ -6,6 +6,10 @@
 //
 // The core never decides transport headers: a 401's WWW-Authenticate challenge is chosen outside
 // it (access/challenge.ts) from the method's credential and the reason.
+import { beyondDeadline, CallEndedError } from "../call-scope.js";
+import type { Logger } from "../logger.js";
+import { DeadlineExceededError } from "../store/ports/errors.js";
+
 export type AuthErrorCode =
   | "invalid_argument"
   | "unauthenticated"
@@ -238,6 +242,35 @@ export async function durableBeforeError<T>(durable: () => Promise<void>, next: 
     return await next();
   } catch (e) {
     await durable();
+    throw e;
+  }
+}
+
+/**
+ * Whether `e` says the call ended before its work was done: its deadline passed (a store call
+ * not made, or not waited for, past it) or its client left (CallEndedError). Such a call was
+ * answered DEADLINE_EXCEEDED or CANCELED; no store or server failed.
+ */
+export function endedCall(e: unknown): boolean {
+  return e instanceof CallEndedError || e instanceof DeadlineExceededError;
+}
+
+/**
+ * `next()`, the steps of a login after its credential was stored, before any token of it went
+ * out. When the call ends first (endedCall), the credential is withdrawn (`withdraw`), beyond the
+ * deadline, before the error goes on: its event records the login canceled, and no credential
+ * nobody holds a token of is left live. A withdrawal that fails is logged; the call's own error
+ * goes on.
+ */
+export async function withdrawnIfEnded<T>(withdraw: () => Promise<unknown>, logger: Pick<Logger, "warn">, next: () => Promise<T>): Promise<T> {
+  try {
+    return await next();
+  } catch (e) {
+    if (endedCall(e)) {
+      await beyondDeadline(withdraw).catch((failure: unknown) =>
+        logger.warn("a credential of a login that ended before its answer was not withdrawn", { error: failure instanceof Error ? failure.message : String(failure) }),
+      );
+    }
     throw e;
   }
 }

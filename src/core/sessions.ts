@@ -20,7 +20,7 @@ import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore
 import { outcomeOf } from "./audit.js";
 import { withinWindow, type Clock } from "./clock.js";
 import { outdated } from "./credential-lifecycle.js";
-import { AuthError, durableBeforeError, invalidField, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
+import { AuthError, durableBeforeError, invalidField, withdrawnIfEnded, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { openChild, sealChild, type ChildPair } from "./refresh-sealing.js";
@@ -177,21 +177,24 @@ export class Sessions {
     // Checked once the session is stored: a password change or deactivation that moved the
     // epoch before this read is seen here, one after it ends this session with the user's others.
     // A session refused here is ended, its refresh token deleted with it (ending()), before any
-    // token of it goes out. An error of any step from here goes out once the session is durable.
-    return durableBeforeError(durable, async () => {
+    // token of it goes out; so is one whose call ended first (its deadline passed, a store call
+    // refused at it), beyond the deadline. An error of any step from here goes out once the
+    // session is durable.
+    const withdraw = async () => (await this.ending(session.id)).durable();
+    return durableBeforeError(durable, () => withdrawnIfEnded(withdraw, this.logger, async () => {
       const state = await this.users.credentialState(user.id, user.credentialEpoch);
       if (state !== "current") {
         // Withdrawn before any token of it went out: ended by ending() itself, not end(), whose
         // session.ended event (AuditedSessions) would record the end of a session never started
         // (its session.started records the refusal).
-        await (await this.ending(session.id)).durable();
+        await withdraw();
         if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
         throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
       }
       const failed = await alongsideSettled;
       if (failed) throw failed.error;
       return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
-    });
+    }));
   }
 
   /**

@@ -15,7 +15,7 @@ import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
 import { sourcesLive, type CredentialSourceStores } from "./credential-sources.js";
-import { durableBeforeError, invalidField, permissionDenied, unauthenticated, type Reason } from "./errors.js";
+import { durableBeforeError, invalidField, permissionDenied, unauthenticated, withdrawnIfEnded, type Reason } from "./errors.js";
 import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, randomToken, secretEquals } from "./secrets.js";
 import type { Users } from "./users.js";
@@ -133,18 +133,20 @@ export class UserTokens {
     );
     await this.loggedOutByCap(user.id, ended);
     // A password change or deactivation while the login was in flight: withdraw the token (the
-    // withdrawal waits for an fsync that covers the token's commit). An error of any step from
-    // here goes out once the token is durable.
-    return durableBeforeError(durable, async () => {
+    // withdrawal waits for an fsync that covers the token's commit); so is one whose call ended
+    // first (its deadline passed, a store call refused at it), beyond the deadline. An error of
+    // any step from here goes out once the token is durable.
+    const withdraw = () => this.deps.userTokens.disable(token.id, this.deps.clock.now());
+    return durableBeforeError(durable, () => withdrawnIfEnded(withdraw, this.deps.logger, async () => {
       const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
       if (state !== "current") {
-        await this.deps.userTokens.disable(token.id, this.deps.clock.now());
+        await withdraw();
         if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
         throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
       }
       this.deps.logger.info("user token created", { userId: user.id, credentialId: token.id });
       return { result: { secret, token }, durable };
-    });
+    }));
   }
 
   /** The `userToken` credential: a live bearer user token, its use recorded. 401 otherwise. */
