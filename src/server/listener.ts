@@ -23,6 +23,7 @@ import { constants as crypto, randomBytes } from "node:crypto";
 import tls from "node:tls";
 import { Code } from "@connectrpc/connect";
 import type { PortSharing } from "../cluster.js";
+import { NotStoredOnError, NotStoredOnErrorH2, notStored } from "./cache-control.js";
 import { errorBody, sendErrorBody, type ServerReason } from "./error-details.js";
 import { guardSession, resetStream } from "./h2-guard.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
@@ -301,17 +302,26 @@ const plainRequestLine = /^[A-Z]{3,12} /;
 /** The start of what may still become such a request line (a method dribbled): more is awaited. */
 const plainMethodSoFar = /^[A-Z]{1,12}$/;
 
-/** What a plain HTTP request on the TLS port is answered (sniffTls). */
-function cleartextHttpRefusal(): string {
-  const body = errorBody(Code.InvalidArgument, "MALFORMED_REQUEST", "this port serves HTTPS: the request was sent in plain HTTP; use https://");
+/**
+ * An HTTP/1.1 error answer as bytes, for a connection no ServerResponse answers (its bytes
+ * refused by the parser, or not HTTPS on the TLS port): the JSON error, then the connection closes.
+ */
+function rawErrorAnswer(status: number, code: Code, reason: ServerReason, message: string): string {
+  const body = errorBody(code, reason, message);
   return (
-    "HTTP/1.1 400 Bad Request\r\n" +
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n` +
     `${requestIdHeader}: ${requestIdOf(undefined)}\r\n` +
+    Object.entries(notStored).map(([name, value]) => `${name}: ${value}\r\n`).join("") +
     "content-type: application/json\r\n" +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
     "connection: close\r\n\r\n" +
     body
   );
+}
+
+/** What a plain HTTP request on the TLS port is answered (sniffTls). */
+function cleartextHttpRefusal(): string {
+  return rawErrorAnswer(400, Code.InvalidArgument, "MALFORMED_REQUEST", "this port serves HTTPS: the request was sent in plain HTTP; use https://");
 }
 
 /** An HTTP/2 server preface (an empty SETTINGS frame), then GOAWAY(last stream 0, `code`, `debug`). */
@@ -407,16 +417,7 @@ export function answerClientError(limits: ClientErrorLimits): (e: ClientError, s
       // The request being read, refused by the request timeout: its reader sees the connection
       // close, as when a client leaves, and is told it was this (request-arrival.ts).
       if (e.code === "ERR_HTTP_REQUEST_TIMEOUT" && incoming) markArrivalTimedOut(incoming);
-      const [status, code, reason, message] = clientErrorAnswer(e, limits);
-      const body = errorBody(code, reason, message);
-      socket.write(
-        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n` +
-          `${requestIdHeader}: ${requestIdOf(undefined)}\r\n` +
-          "content-type: application/json\r\n" +
-          `content-length: ${Buffer.byteLength(body)}\r\n` +
-          "connection: close\r\n\r\n" +
-          body,
-      );
+      socket.write(rawErrorAnswer(...clientErrorAnswer(e, limits)));
     }
     socket.destroy();
   };
@@ -545,8 +546,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     counted(req, res);
   };
 
+  // Every answer is made by a class that marks an error answer no-store (cache-control.ts).
   const h1 = http.createServer(
     {
+      ServerResponse: NotStoredOnError,
       requestTimeout: o.requestTimeoutMs,
       headersTimeout: o.headersTimeoutMs,
       keepAliveTimeout: o.idleTimeoutMs,
@@ -576,7 +579,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // What the client sends meanwhile is read and dropped (unread data would make the close a
   // reset, which may lose the answer), for a headers timeout at most.
   h1.on("connect", (req: http.IncomingMessage, socket: Socket) => {
-    const res = new http.ServerResponse(req);
+    const res = new NotStoredOnError(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket);
     res.once("finish", () => {
@@ -636,7 +639,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // entries, a few KiB. A field counts at least 33 bytes, so this many never bind first.
   const maxHeaderListPairs = Math.ceil(o.maxHeaderBytes / 32);
   const h2 = http2.createServer(
-    { settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes }, maxHeaderListPairs, maxSessionMemory: 20 },
+    {
+      settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes },
+      maxHeaderListPairs,
+      maxSessionMemory: 20,
+      Http2ServerResponse: NotStoredOnErrorH2,
+    },
     counted,
   );
   h2.on("connect", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => noTunnel(req, res, o.allow ?? servedMethods));

@@ -11,10 +11,10 @@ export class RestH2c {
     this.session.on("error", () => {}); // a failed request reports its own error
   }
 
-  /** Like `rest()` (clients.ts): `json` is sent as the body with content-type application/json. */
-  request(method: string, path: string, opts: { json?: unknown; headers?: Record<string, string> } = {}): Promise<RestResponse> {
+  /** Like `rest()` (clients.ts): `json` is sent as the body with content-type application/json, `body` as it is. */
+  request(method: string, path: string, opts: { json?: unknown; headers?: Record<string, string>; body?: string } = {}): Promise<RestResponse> {
     const headers: Record<string, string> = { ":method": method, ":path": path, ...opts.headers };
-    let body: string | undefined;
+    let body: string | undefined = opts.body;
     if (opts.json !== undefined) {
       body = JSON.stringify(opts.json);
       headers["content-type"] ??= "application/json";
