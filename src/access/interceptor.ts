@@ -265,7 +265,10 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       try {
         principal = await verify(rule, req.method, req.header, message, httpMethod, req.url);
       } catch (e) {
-        if (!(rule.optional && e instanceof AuthError && e.code === "unauthenticated")) throw e;
+        // An optional credential may be left out, or be a token that is not valid (the method
+        // answers as without one); one given malformed (`Bearer` with no or several tokens) is
+        // refused as it is where the credential is required, not ignored.
+        if (!(rule.optional && e instanceof AuthError && e.code === "unauthenticated" && e.reason !== "MALFORMED_CREDENTIAL")) throw e;
         principal = { kind: "anonymous" };
       }
       req.contextValues.set(principalKey, principal);

@@ -320,7 +320,7 @@ function errorResponses(route: Route, rule: AccessRule, usedStatuses: Set<number
   if (readsBody) statuses.add(413);
   if (readsBody && route.body.kind !== "raw") statuses.add(415);
   const codes: string[] = [];
-  if (rule.credential !== Credential.NONE && !rule.optional) codes.push("unauthenticated");
+  if (rule.credential !== Credential.NONE) codes.push("unauthenticated");
   if (rule.credential === Credential.JWT_PASSWORD) codes.push("permission_denied");
   if (hasOption(route.rpc, errorsOption)) codes.push(...getOption(route.rpc, errorsOption).codes);
   for (const code of codes) {
@@ -334,7 +334,9 @@ function errorResponses(route: Route, rule: AccessRule, usedStatuses: Set<number
     if (status === 401) {
       const example = challengeOf(rule);
       out["401"] = {
-        description: "Unauthenticated: the credential is missing or not valid.",
+        description: rule.optional
+          ? "Unauthenticated: the credential given is malformed (`Bearer` with no or several tokens). The credential is optional: without one, or with a token that is not valid, the route answers as without one."
+          : "Unauthenticated: the credential is missing or not valid.",
         ...(example ? { headers: { "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate", example } } } : {}),
         content: errorContent,
       };

@@ -111,7 +111,8 @@ export function securityOf(rule: AccessRule, httpMethod: string, tokenArgument: 
 export function challengeOf(rule: AccessRule): string | undefined {
   switch (schemeOf(rule.credential)) {
     case "bearer":
-      return 'Bearer error="invalid_token"';
+      // An optional credential is refused only malformed (a token not valid is none given).
+      return rule.optional ? 'Bearer error="invalid_request"' : 'Bearer error="invalid_token"';
     case "basic":
       return 'Basic realm="tessera", charset="UTF-8"';
     case "none":

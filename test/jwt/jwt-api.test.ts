@@ -225,6 +225,17 @@ for (const store of storesUnderTest()) {
           expectCode(await api.getRefreshToken({ access_token: other }, bearer(access)), "invalid_argument", two);
         });
 
+        it("GET /user with a malformed Authorization: Bearer header is 401 MALFORMED_CREDENTIAL, with access_token or without, as GET /refresh_token", async () => {
+          const access = await login(await createUser());
+          const notBearer = 'the Authorization header must be "Bearer <token>"';
+          for (const authorization of ["Bearer", "Bearer two tokens"]) {
+            for (const args of [{}, { access_token: access }]) {
+              expectCode(await api.getUser(args, { authorization }), "unauthenticated", notBearer, "MALFORMED_CREDENTIAL");
+              expectCode(await api.getRefreshToken(args, { authorization }), "unauthenticated", notBearer, "MALFORMED_CREDENTIAL");
+            }
+          }
+        });
+
         it("GET /check (no authentication) with an Authorization header that is not \"Bearer <token>\" is 400 naming it, without a challenge", async () => {
           const access = await login(await createUser());
           const notBearer = 'the Authorization header must be "Bearer <token>"';

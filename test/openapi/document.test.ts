@@ -166,8 +166,9 @@ describe("gen/openapi.json", () => {
     assert.deepEqual(errors("post", "/user"), ["400", "401", "409", "413", "415", "429", "500", "503", "504"]);
     assert.deepEqual(errors("get", "/api/authenticationtoken/{token}"), ["400", "401", "404", "500", "503", "504"]);
     assert.deepEqual(errors("get", "/jwt/version"), ["400", "413", "415", "500", "503", "504"]);
-    // The optional credential of seed 004's GET /user: no 401.
-    assert.deepEqual(errors("get", "/jwt/user"), ["400", "413", "415", "500", "503", "504"]);
+    // The optional credential of seed 004's GET /user: 401 only for one given malformed.
+    assert.deepEqual(errors("get", "/jwt/user"), ["400", "401", "413", "415", "500", "503", "504"]);
+    assert.equal(op("get", "/jwt/user").responses["401"].headers["WWW-Authenticate"].example, 'Bearer error="invalid_request"');
     assert.deepEqual(op("get", "/session").responses["401"].headers["WWW-Authenticate"], {
       $ref: "#/components/headers/WWW-Authenticate",
       example: 'Bearer error="invalid_token"',

@@ -595,7 +595,9 @@ export const JwtService: GenService<{
   },
   /**
    * Returns the claims of the caller's access token (`GET /user`), or 204 with no body when
-   * no valid token is given.
+   * no valid token is given. An Authorization header that is not `Bearer <token>` (`Bearer`
+   * with no or several tokens) is a credential given malformed, refused as where the token is
+   * required, `access_token` given or not: UNAUTHENTICATED (401, MALFORMED_CREDENTIAL).
    *
    * @generated from rpc tessera.jwt.v1.JwtService.GetUser
    */

@@ -164,7 +164,8 @@ export type AccessRule = Message<"tessera.options.v1.AccessRule"> & {
 
   /**
    * When true, a request without a valid credential still reaches the handler, with no
-   * principal (for example seed 004's GET /user answers 204).
+   * principal (for example seed 004's GET /user answers 204). A credential given malformed
+   * (MALFORMED_CREDENTIAL) is refused all the same: optional means it may be left out.
    *
    * @generated from field: bool optional = 2;
    */

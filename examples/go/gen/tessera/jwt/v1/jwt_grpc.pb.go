@@ -132,7 +132,9 @@ type JwtServiceClient interface {
 	// Errors: 401 / 403 (refresh-derived token); a missing or weak password 400.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
 	// Returns the claims of the caller's access token (`GET /user`), or 204 with no body when
-	// no valid token is given.
+	// no valid token is given. An Authorization header that is not `Bearer <token>` (`Bearer`
+	// with no or several tokens) is a credential given malformed, refused as where the token is
+	// required, `access_token` given or not: UNAUTHENTICATED (401, MALFORMED_CREDENTIAL).
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
 	// Deactivates the caller (`DELETE /user`, 204): every token of theirs, in every service,
 	// stops working. The account is deactivated, not erased (the document says "Delete the
@@ -354,7 +356,9 @@ type JwtServiceServer interface {
 	// Errors: 401 / 403 (refresh-derived token); a missing or weak password 400.
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
 	// Returns the claims of the caller's access token (`GET /user`), or 204 with no body when
-	// no valid token is given.
+	// no valid token is given. An Authorization header that is not `Bearer <token>` (`Bearer`
+	// with no or several tokens) is a credential given malformed, refused as where the token is
+	// required, `access_token` given or not: UNAUTHENTICATED (401, MALFORMED_CREDENTIAL).
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
 	// Deactivates the caller (`DELETE /user`, 204): every token of theirs, in every service,
 	// stops working. The account is deactivated, not erased (the document says "Delete the

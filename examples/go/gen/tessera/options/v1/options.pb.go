@@ -260,7 +260,8 @@ type AccessRule struct {
 	// The credential the method takes.
 	Credential Credential `protobuf:"varint,1,opt,name=credential,proto3,enum=tessera.options.v1.Credential" json:"credential,omitempty"`
 	// When true, a request without a valid credential still reaches the handler, with no
-	// principal (for example seed 004's GET /user answers 204).
+	// principal (for example seed 004's GET /user answers 204). A credential given malformed
+	// (MALFORMED_CREDENTIAL) is refused all the same: optional means it may be left out.
 	Optional bool `protobuf:"varint,2,opt,name=optional,proto3" json:"optional,omitempty"`
 	// The name of a request field that may carry the token instead of the Authorization header
 	// (seed 004's `access_token` form or query argument). Two different tokens in one request

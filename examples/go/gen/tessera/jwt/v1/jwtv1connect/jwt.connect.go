@@ -101,7 +101,9 @@ type JwtServiceClient interface {
 	// Errors: 401 / 403 (refresh-derived token); a missing or weak password 400.
 	ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error)
 	// Returns the claims of the caller's access token (`GET /user`), or 204 with no body when
-	// no valid token is given.
+	// no valid token is given. An Authorization header that is not `Bearer <token>` (`Bearer`
+	// with no or several tokens) is a credential given malformed, refused as where the token is
+	// required, `access_token` given or not: UNAUTHENTICATED (401, MALFORMED_CREDENTIAL).
 	GetUser(context.Context, *connect.Request[v1.GetUserRequest]) (*connect.Response[v1.GetUserResponse], error)
 	// Deactivates the caller (`DELETE /user`, 204): every token of theirs, in every service,
 	// stops working. The account is deactivated, not erased (the document says "Delete the
@@ -299,7 +301,9 @@ type JwtServiceHandler interface {
 	// Errors: 401 / 403 (refresh-derived token); a missing or weak password 400.
 	ChangePassword(context.Context, *connect.Request[v1.ChangePasswordRequest]) (*connect.Response[v1.ChangePasswordResponse], error)
 	// Returns the claims of the caller's access token (`GET /user`), or 204 with no body when
-	// no valid token is given.
+	// no valid token is given. An Authorization header that is not `Bearer <token>` (`Bearer`
+	// with no or several tokens) is a credential given malformed, refused as where the token is
+	// required, `access_token` given or not: UNAUTHENTICATED (401, MALFORMED_CREDENTIAL).
 	GetUser(context.Context, *connect.Request[v1.GetUserRequest]) (*connect.Response[v1.GetUserResponse], error)
 	// Deactivates the caller (`DELETE /user`, 204): every token of theirs, in every service,
 	// stops working. The account is deactivated, not erased (the document says "Delete the
