@@ -9,6 +9,14 @@
 // all of them aggregated (prom-client's AggregatorRegistry.aggregate, in the first worker, which
 // asks the others for theirs: cluster.ts): counters and histograms are summed, the build info
 // and the key gauges are taken once.
+//
+// A scrape needs no credential and a rendering costs milliseconds of CPU (a gathering, under
+// TESSERA_WORKERS, some in every worker), so scrapes share them (sharedRuns): one is made at a
+// time, answering every scrape that arrived before it began; one that arrives while it is made
+// waits for the next, which begins renderingSpacingMs after it ended at the earliest. A flood
+// of scrapes costs about one rendering per renderingSpacingMs whatever its size, and still
+// every answer is read after its scrape arrived (no rendering is kept for later scrapes).
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
 import client from "prom-client";
 import { callClock, timeLeftMs } from "../call-scope.js";
@@ -31,6 +39,38 @@ export interface MetricSources {
   apiTokens: { cacheCounts(): { hits: number; misses: number } };
   verifier: { cacheCounts(): { hits: number; misses: number } };
   keyRing: { readonly alg: string; jwks(): Promise<unknown[]>; signingKeyAgeSeconds(): Promise<number | undefined> };
+}
+
+/** The least time between the end of one rendering (or gathering) for scrapes and the start of the next. */
+export const renderingSpacingMs = 100;
+
+/**
+ * `run`, shared by its callers: one run at a time, which answers every call made before it
+ * began; a call made while it runs waits for the next, which begins `spacingMs` after it ended
+ * at the earliest, and on the next turn of the event loop in any case, so that the requests
+ * read in one turn share it. A run that fails fails the calls it answers, and the next call
+ * begins a new one.
+ */
+function sharedRuns<T>(run: () => Promise<T>, spacingMs: number): () => Promise<T> {
+  let next: Promise<T> | undefined;
+  let current: Promise<unknown> = Promise.resolve();
+  let endedAt = -Infinity;
+  return () => {
+    if (next !== undefined) return next;
+    const previous = current;
+    const mine = (async () => {
+      await previous.catch(() => {});
+      await sleep(Math.max(0, endedAt + spacingMs - performance.now()));
+      next = undefined;
+      try {
+        return await run();
+      } finally {
+        endedAt = performance.now();
+      }
+    })();
+    next = current = mine;
+    return mine;
+  };
 }
 
 /** RPC latency: 1 ms to 10 s. */
@@ -153,7 +193,10 @@ export interface Metrics {
   newsFailed(kind: string): void;
   /** Starts reading the core's figures. */
   watch(sources: MetricSources): void;
-  /** The exposition text: this process's registry, or under a cluster every worker's, aggregated. */
+  /**
+   * The exposition text: this process's registry, or under a cluster every worker's, aggregated;
+   * shared with the other scrapes that arrived before its rendering began (sharedRuns).
+   */
   scrape(): Promise<{ contentType: string; text: string }>;
   /** Answers GET/HEAD /metrics. */
   serve(req: NodeRequest, res: NodeResponse): void;
@@ -354,14 +397,18 @@ export function createMetrics(): Metrics {
   type StoreChildren = { duration: HistogramChild; errors: CounterChild; unavailable: CounterChild; failed: (error: unknown) => void };
   const storeChildren = new Map<string, StoreChildren>();
 
-  const scrapeLocal = async () => ({ contentType: registry.contentType, text: await registry.metrics() });
-  // Under TESSERA_WORKERS: the first worker aggregates every worker's registry; the others ask it.
+  // Every scrape of a worker, GET and HEAD alike (one format: the Prometheus text), shares its
+  // rendering with the scrapes that arrived with it (sharedRuns).
+  const scrapeLocal = sharedRuns(async () => ({ contentType: registry.contentType, text: await registry.metrics() }), renderingSpacingMs);
+  // Under TESSERA_WORKERS: the first worker aggregates every worker's registry, one gathering at
+  // a time for its own scrapes and the other workers' asks alike; each of the others has one ask
+  // of it at a time (the first worker spaces them).
   const role = currentRole();
-  const scrapeAll = async () => {
+  const scrapeAll = sharedRuns(async () => {
     const all = [await registry.getMetricsAsJSON(), ...(await askFollowers<Awaited<ReturnType<client.Registry["getMetricsAsJSON"]>>>(metricsOfWorker))];
     return { contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text: await client.AggregatorRegistry.aggregate(all).metrics() };
-  };
-  const scrapeFromLeader = async () => ({ contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text: await askLeader<string>(metricsOfCluster) });
+  }, renderingSpacingMs);
+  const scrapeFromLeader = sharedRuns(async () => ({ contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text: await askLeader<string>(metricsOfCluster) }), 0);
   if (role === "follower") answer(metricsOfWorker, () => registry.getMetricsAsJSON());
   if (role === "leader") answer(metricsOfCluster, async () => (await scrapeAll()).text);
 
