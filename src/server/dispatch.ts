@@ -541,11 +541,6 @@ function bodyDue(req: NodeRequest, header: Headers): number | undefined {
 }
 
 /**
- * `body`, which fails with DEADLINE_EXCEEDED (connect-es's message for a deadline) when it has
- * not ended by `due`: each protocol's handler answers that error as it answers one it raised
- * itself. `body` as it is without a deadline.
- */
-/**
  * The request's body as connect-es reads it, failing DEADLINE_EXCEEDED when the request timeout
  * cut it off (its 408 sent: request-arrival.ts): over HTTP/2 the body then ends as its stream
  * closes, and would be read as whole; over HTTP/1.1 its connection closes, as when a client leaves.
@@ -559,6 +554,11 @@ async function* arrived(req: NodeRequest): AsyncGenerator<Buffer> {
   if (arrivalTimedOut(req)) throw new ConnectError("the request did not arrive in time", Code.DeadlineExceeded);
 }
 
+/**
+ * `body`, which fails with DEADLINE_EXCEEDED (connect-es's message for a deadline) when it has
+ * not ended by `due`: each protocol's handler answers that error as it answers one it raised
+ * itself. `body` as it is without a deadline.
+ */
 function untilDue(body: AsyncIterable<Buffer>, due: number | undefined): AsyncIterable<Buffer> {
   if (due === undefined) return body;
   return (async function* () {
