@@ -373,15 +373,15 @@ describe("@tessera/client credential helpers", () => {
 });
 
 /**
- * An HTTP/2 (or HTTP/1.1) server whose ApiTokenService.createToken and Health.Watch (one
- * SERVING, then the end) count their calls. The first
+ * An HTTP/2 (or HTTP/1.1) server whose ApiTokenService.createToken (answered `answerAfterMs`
+ * after it is called) and Health.Watch (one SERVING, then the end) count their calls. The first
  * `refuse` streams are refused (`refuseAfterMs` after they arrive; with `goAway`, the connection
  * is closed then, as Tessera closes an idle one), the next `reset` reset after the handler ran.
  * `sent` holds each request's timeout header (grpc-timeout or connect-timeout-ms), its
  * Authorization header and when it arrived, `refusedAt` when each refusal was sent
  * (performance.now(): the client's clock too).
  */
-async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway = false, httpVersion = "2" }: { refuse?: number; reset?: number; refuseAfterMs?: number; goAway?: boolean; httpVersion?: "1.1" | "2" } = {}) {
+async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway = false, httpVersion = "2", answerAfterMs = 0 }: { refuse?: number; reset?: number; refuseAfterMs?: number; goAway?: boolean; httpVersion?: "1.1" | "2"; answerAfterMs?: number } = {}) {
   const state = { streams: 0, handled: 0 };
   const sent: Array<{ timeout: string | undefined; authorization: string | undefined; at: number }> = [];
   const refusedAt: number[] = [];
@@ -389,8 +389,9 @@ async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway
     routes: (router) =>
       router
         .service(ApiTokenService, {
-          createToken() {
+          async createToken() {
             state.handled++;
+            if (answerAfterMs > 0) await new Promise((r) => setTimeout(r, answerAfterMs).unref());
             return { token: "t0k3n" };
           },
         })
@@ -756,6 +757,42 @@ describe("@tessera/client: a call's deadline and cancellation, as the server see
         const outcome = (e: ConnectError | string) => (typeof e === "string" ? e : [Code[e.code], e.rawMessage]);
         assert.deepEqual([outcome(late), outcome(cancelled)], [["DeadlineExceeded", "the operation timed out"], ["Canceled", "The operation was aborted due to timeout"]]);
         assert.deepEqual(s.state, { streams: 0, handled: 0 });
+      } finally {
+        await s.close();
+      }
+    });
+
+    // connect-es's deadline is its call's signal, and the timeout header it wrote in the call's
+    // headers: an interceptor that sends the request with headers and a signal of its own (a
+    // copy of the headers; a signal that does not follow the call's) keeps neither.
+    it(`over ${name}: an interceptor that gives the request headers and a signal of its own, or a signal only: the call's deadline is still what the server is told (what is left of it) and still ends the call (DEADLINE_EXCEEDED at it, not when the server answers), and the caller's cancellation still cancels it`, async () => {
+      const s = await refusingServer({ httpVersion, answerAfterMs: 3000 });
+      try {
+        const waited: number[] = [];
+        const own = (headers: boolean): Interceptor[] => [
+          (next) => async (req) => {
+            const start = performance.now();
+            await new Promise((r) => setTimeout(r, 300));
+            waited.push(performance.now() - start);
+            return next({ ...req, ...(headers && { header: new Headers(req.header) }), signal: new AbortController().signal });
+          },
+        ];
+        const client = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant, interceptors: own(true) });
+        const signalOnly = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant, interceptors: own(false) });
+        const settled = (call: Promise<unknown>) => Promise.race([rejection(call), new Promise<string>((r) => setTimeout(() => r("still waiting after 2 s"), 2000).unref())]);
+        const outcome = (e: ConnectError | string) => (typeof e === "string" ? e : [Code[e.code], e.rawMessage]);
+        const start = performance.now();
+        const late = await settled(client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 1000 }));
+        const took = performance.now() - start;
+        const cancelled = await settled(client.createToken({ accountId: "a", description: "d" }, { signal: AbortSignal.timeout(600) }));
+        const lateToo = await settled(signalOnly.createToken({ accountId: "a", description: "d" }, { timeoutMs: 1000 }));
+        assert.deepEqual(
+          [outcome(late), outcome(cancelled), outcome(lateToo)],
+          [["DeadlineExceeded", "the operation timed out"], ["Canceled", "The operation was aborted due to timeout"], ["DeadlineExceeded", "the operation timed out"]],
+        );
+        assert.ok(took < 1300, `the call failed ${took} ms into its 1000 ms deadline`);
+        const left = millis(s.sent[0]?.timeout);
+        assert.ok(left <= Math.ceil(1000 - waited[0]!) && left >= 100, `announced ${s.sent[0]?.timeout} after ${waited[0]} ms of a 1000 ms deadline`);
       } finally {
         await s.close();
       }
