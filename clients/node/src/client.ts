@@ -9,7 +9,7 @@ import type * as https from "node:https";
 import { access } from "../gen/tessera/options/v1/options_pb.js";
 import { checkSendable, credentialInterceptor, type CredentialSource } from "./credentials.js";
 import { deadlineInterceptors } from "./deadline.js";
-import { transportFailures } from "./transport-failures.js";
+import { closedStreamsReported, transportFailures } from "./transport-failures.js";
 import { httpUrl } from "./verify/token-verifier.js";
 import { keptSafe } from "./kept-safe.js";
 
@@ -140,12 +140,14 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
 
 /**
  * connect-node's session manager, each of whose sessions is kept safe to ping and to fail
- * (keptSafe) once a request has used it.
+ * (keptSafe) once a request has used it, and whose streams report how they closed
+ * (closedStreamsReported).
  */
 class KeptAliveSessionManager extends Http2SessionManager {
   override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
     return super.request(...args).then((stream) => {
       if (stream.session !== undefined) keptSafe(stream.session);
+      closedStreamsReported(stream);
       return stream;
     });
   }

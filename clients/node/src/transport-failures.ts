@@ -1,6 +1,19 @@
 // What the transport reports of a connection or stream that failed, as gRPC clients report it,
 // and the one failure a call is sent again for: a stream the server refused.
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { constants as h2, type ClientHttp2Stream } from "node:http2";
+import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+
+/**
+ * What a call fails with when its connection was lost before its answer was complete: a server
+ * that crashed or restarted, a connection reset in between. gRPC clients report it UNAVAILABLE
+ * ("Connection dropped"); connect-node says CANCELED over HTTP/2 (Node closes the session's
+ * streams with CANCEL, as if the caller had cancelled) and ABORTED for a reset (its code for a
+ * server whose client hung up). The request may have been processed: it is not sent again.
+ */
+const connectionLost = "the connection to the server was lost before the call was answered";
+
+/** The Node error codes of a connection that was closed or reset under a call. */
+const lostCodes = new Set(["ECONNRESET", "EPIPE"]);
 
 /**
  * RFC 9113 8.7: a stream the server reset with REFUSED_STREAM was not processed, and may be sent
@@ -17,7 +30,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 export const transportFailures: Interceptor = (next) => async (req) => {
   if (req.stream && req.method.methodKind !== "server_streaming") {
     try {
-      return await next(req);
+      return answerMapped(await next(req));
     } catch (e) {
       throw unavailable(e);
     }
@@ -27,7 +40,7 @@ export const transportFailures: Interceptor = (next) => async (req) => {
     // The one request message, read once, for each attempt.
     const messages: unknown[] = [];
     for await (const m of req.message) messages.push(m);
-    attempt = (r) => next({ ...r, message: (async function* () { yield* messages; })() } as typeof r);
+    attempt = async (r) => answerMapped(await next({ ...r, message: (async function* () { yield* messages; })() } as typeof r));
   }
   try {
     return await attempt(req);
@@ -41,13 +54,61 @@ export const transportFailures: Interceptor = (next) => async (req) => {
   }
 };
 
-/** `e`, or UNAVAILABLE when it is a refused stream (with `refused` for message) or a failed TLS handshake. */
+/** A streaming answer whose messages, read after the call began, fail as the call would have. */
+function answerMapped<R extends UnaryResponse | StreamResponse>(res: R): R {
+  if (!res.stream) return res;
+  const messages = res.message;
+  return {
+    ...res,
+    message: (async function* () {
+      try {
+        yield* messages;
+      } catch (e) {
+        throw unavailable(e);
+      }
+    })(),
+  };
+}
+
+/**
+ * `e`, or UNAVAILABLE when it is a refused stream (with `refused` for message), a failed TLS
+ * handshake or a lost connection.
+ */
 function unavailable(e: unknown, refused = "the server refused the call's stream (REFUSED_STREAM): it was not processed"): unknown {
   if (e instanceof ConnectError && e.code === Code.Unavailable) return e;
   if (refusedStream(e)) return new ConnectError(refused, Code.Unavailable, undefined, undefined, e);
   const tls = tlsFailure(e);
   if (tls !== undefined) return new ConnectError(tls, Code.Unavailable, undefined, undefined, e);
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    if (lostCodes.has((c as NodeJS.ErrnoException).code ?? "")) return new ConnectError(connectionLost, Code.Unavailable, undefined, undefined, e);
+  }
   return e;
+}
+
+/**
+ * Fails the call of an HTTP/2 stream that closed without what connect-node would fail it for,
+ * before connect-node's own "close" listener reads the stream's code (its "error" listener takes
+ * the first failure):
+ * - CANCEL on a session that was destroyed: Node closes a lost connection's streams so (the
+ *   caller's own cancellation closes the stream alone, and has failed the call already):
+ *   UNAVAILABLE, connectionLost;
+ * - NO_ERROR before any answer (RFC 9113 8.1: a server may end a stream so only once its answer
+ *   is complete): connect-node waited on for the answer, until the call's deadline or for ever.
+ *   INTERNAL, as gRPC clients report a call that ended without a status.
+ */
+export function closedStreamsReported(stream: ClientHttp2Stream): void {
+  const session = stream.session;
+  let answered = false;
+  stream.once("response", () => (answered = true));
+  stream.once("close", () => {
+    const failure =
+      stream.rstCode === h2.NGHTTP2_CANCEL && session?.destroyed === true
+        ? new ConnectError(connectionLost, Code.Unavailable)
+        : stream.rstCode === h2.NGHTTP2_NO_ERROR && !answered
+          ? new ConnectError("the server closed the call's stream without answering (RST_STREAM NO_ERROR)", Code.Internal)
+          : undefined;
+    if (failure !== undefined && stream.listenerCount("error") > 0) stream.emit("error", failure);
+  });
 }
 
 function refusedStream(e: unknown): boolean {

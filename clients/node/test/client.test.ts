@@ -377,11 +377,16 @@ describe("@tessera/client credential helpers", () => {
  * after it is called) and Health.Watch (one SERVING, then the end) count their calls. The first
  * `refuse` streams are refused (`refuseAfterMs` after they arrive; with `goAway`, the connection
  * is closed then, as Tessera closes an idle one), the next `reset` reset after the handler ran.
+ * With `lose`, the first request is handled, then, 50 ms later, the server drops its connection
+ * (`close`: the socket closed, as a crash or a restart closes it; `reset`: a TCP reset; `close
+ * mid-answer`: closed after the answer's headers and part of its body) or, over HTTP/2, closes its
+ * stream with RST_STREAM(NO_ERROR) without answering (`end stream`).
  * `sent` holds each request's timeout header (grpc-timeout or connect-timeout-ms), its
  * Authorization header and when it arrived, `refusedAt` when each refusal was sent
  * (performance.now(): the client's clock too).
  */
-async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway = false, httpVersion = "2", answerAfterMs = 0 }: { refuse?: number; reset?: number; refuseAfterMs?: number; goAway?: boolean; httpVersion?: "1.1" | "2"; answerAfterMs?: number } = {}) {
+type Loss = "close" | "reset" | "close mid-answer" | "end stream";
+async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway = false, httpVersion = "2", answerAfterMs = 0, lose }: { refuse?: number; reset?: number; refuseAfterMs?: number; goAway?: boolean; httpVersion?: "1.1" | "2"; answerAfterMs?: number; lose?: Loss } = {}) {
   const state = { streams: 0, handled: 0 };
   const sent: Array<{ timeout: string | undefined; authorization: string | undefined; at: number }> = [];
   const refusedAt: number[] = [];
@@ -418,6 +423,19 @@ async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway
     if (n < refuse + reset) {
       state.handled++;
       return stream().close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+    if (lose !== undefined && n === 0) {
+      state.handled++;
+      if (lose === "close mid-answer") {
+        const answer = res as http.ServerResponse;
+        answer.writeHead(200, { "content-type": req.headers["content-type"] ?? "" });
+        // A gRPC message of 1000 bytes, 13 of them sent.
+        answer.write(Buffer.concat([Buffer.from([0, 0, 0, 0x03, 0xe8, 0x0a, 0xe5, 0x07]), Buffer.from("ttttt")]));
+      }
+      return void setTimeout(() => {
+        if (lose === "end stream") return void stream().close(http2.constants.NGHTTP2_NO_ERROR);
+        for (const socket of sockets) lose === "reset" ? socket.resetAndDestroy() : socket.destroy();
+      }, 50);
     }
     handler(req, res);
   };
@@ -798,10 +816,48 @@ describe("@tessera/client: a call's deadline and cancellation, as the server see
       }
     });
 
+    // A server that crashed or restarted, or a connection cut in between, after the request
+    // reached the server: gRPC clients report UNAVAILABLE ("Connection dropped"); connect-node
+    // said CANCELED (as if the caller had cancelled) over HTTP/2 and ABORTED over HTTP/1.1. The
+    // request may have been processed: the call is not sent again (a login, a refresh).
+    it(`over ${name}: the connection lost after the request reached the server (closed, reset, or closed mid-answer, a unary or a server-streaming call) fails the call UNAVAILABLE at once, and it is not sent again`, async () => {
+      const outcomes: Record<string, unknown> = {};
+      const calls = {
+        createToken: (url: string) => createTesseraClient(ApiTokenService, { baseUrl: url, ...variant }).createToken({ accountId: "a", description: "d" }),
+        "Health.Watch": async (url: string) => {
+          for await (const _ of createTesseraClient(Health, { baseUrl: url, ...variant }).watch({}));
+        },
+      };
+      for (const [lose, call] of [["close", "createToken"], ["reset", "createToken"], ["close mid-answer", "createToken"], ["close mid-answer", "Health.Watch"]] as const) {
+        const s = await refusingServer({ httpVersion, lose });
+        try {
+          const err = await Promise.race([rejection(calls[call](s.url)), new Promise<string>((r) => setTimeout(() => r("still waiting after 3 s"), 3000).unref())]);
+          outcomes[`${call}, ${lose}`] = [typeof err === "string" ? err : [Code[err.code], err.rawMessage], s.state];
+        } finally {
+          await s.close();
+        }
+      }
+      const lost = [["Unavailable", "the connection to the server was lost before the call was answered"], { streams: 1, handled: 1 }];
+      assert.deepEqual(outcomes, { "createToken, close": lost, "createToken, reset": lost, "createToken, close mid-answer": lost, "Health.Watch, close mid-answer": lost });
+    });
+
     // Over HTTP/1.1, connect-node sends nothing then; over HTTP/2 it opened the stream (its
     // headers, the credentials, sent) and reset it, and a Connect server could take the empty
     // body for the request and run it.
     if (httpVersion !== "2") continue;
+    // RFC 9113 8.1: a stream the server closes with NO_ERROR before its answer is complete is not
+    // an answer; connect-node waited on for one (until the deadline, forever without one).
+    it(`over ${name}: a stream the server closes with RST_STREAM(NO_ERROR) without answering fails the call INTERNAL at once, not at its deadline`, async () => {
+      const s = await refusingServer({ httpVersion, lose: "end stream" });
+      try {
+        const client = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant });
+        const err = await Promise.race([rejection(client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 5000 })), new Promise<string>((r) => setTimeout(() => r("still waiting after 3 s"), 3000).unref())]);
+        assert.deepEqual([typeof err === "string" ? err : [Code[err.code], err.rawMessage], s.state], [["Internal", "the server closed the call's stream without answering (RST_STREAM NO_ERROR)"], { streams: 1, handled: 1 }]);
+      } finally {
+        await s.close();
+      }
+    });
+
     it(`over ${name}: a call whose signal is already aborted is not sent (no request carrying its credentials, nothing run): CANCELED, with the caller's reason`, async () => {
       const s = await refusingServer({ httpVersion });
       try {
