@@ -12,8 +12,11 @@ import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryRe
  */
 const connectionLost = "the connection to the server was lost before the call was answered";
 
-/** The Node error codes of a connection that was closed or reset under a call. */
-const lostCodes = new Set(["ECONNRESET", "EPIPE"]);
+/**
+ * The Node error codes of a connection that was closed or reset under a call, or that the server
+ * ended with a GOAWAY naming an error (ERR_HTTP2_SESSION_ERROR: connect-node said INTERNAL).
+ */
+const lostCodes = new Set(["ECONNRESET", "EPIPE", "ERR_HTTP2_SESSION_ERROR"]);
 
 /**
  * RFC 9113 8.7: a stream the server reset with REFUSED_STREAM was not processed, and may be sent

@@ -380,12 +380,13 @@ describe("@tessera/client credential helpers", () => {
  * With `lose`, the first request is handled, then, 50 ms later, the server drops its connection
  * (`close`: the socket closed, as a crash or a restart closes it; `reset`: a TCP reset; `close
  * mid-answer`: closed after the answer's headers and part of its body) or, over HTTP/2, closes its
- * stream with RST_STREAM(NO_ERROR) without answering (`end stream`).
+ * stream with RST_STREAM(NO_ERROR) without answering (`end stream`), or its connection with a
+ * GOAWAY(INTERNAL_ERROR).
  * `sent` holds each request's timeout header (grpc-timeout or connect-timeout-ms), its
  * Authorization header and when it arrived, `refusedAt` when each refusal was sent
  * (performance.now(): the client's clock too).
  */
-type Loss = "close" | "reset" | "close mid-answer" | "end stream";
+type Loss = "close" | "reset" | "close mid-answer" | "end stream" | "GOAWAY with an error";
 async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway = false, httpVersion = "2", answerAfterMs = 0, lose }: { refuse?: number; reset?: number; refuseAfterMs?: number; goAway?: boolean; httpVersion?: "1.1" | "2"; answerAfterMs?: number; lose?: Loss } = {}) {
   const state = { streams: 0, handled: 0 };
   const sent: Array<{ timeout: string | undefined; authorization: string | undefined; at: number }> = [];
@@ -434,6 +435,7 @@ async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway
       }
       return void setTimeout(() => {
         if (lose === "end stream") return void stream().close(http2.constants.NGHTTP2_NO_ERROR);
+        if (lose === "GOAWAY with an error") return void stream().session?.goaway(http2.constants.NGHTTP2_INTERNAL_ERROR);
         for (const socket of sockets) lose === "reset" ? socket.resetAndDestroy() : socket.destroy();
       }, 50);
     }
@@ -820,7 +822,7 @@ describe("@tessera/client: a call's deadline and cancellation, as the server see
     // reached the server: gRPC clients report UNAVAILABLE ("Connection dropped"); connect-node
     // said CANCELED (as if the caller had cancelled) over HTTP/2 and ABORTED over HTTP/1.1. The
     // request may have been processed: the call is not sent again (a login, a refresh).
-    it(`over ${name}: the connection lost after the request reached the server (closed, reset, or closed mid-answer, a unary or a server-streaming call) fails the call UNAVAILABLE at once, and it is not sent again`, async () => {
+    it(`over ${name}: the connection lost after the request reached the server (closed, reset, closed mid-answer, or over HTTP/2 a GOAWAY with an error; a unary or a server-streaming call) fails the call UNAVAILABLE at once, and it is not sent again`, async () => {
       const outcomes: Record<string, unknown> = {};
       const calls = {
         createToken: (url: string) => createTesseraClient(ApiTokenService, { baseUrl: url, ...variant }).createToken({ accountId: "a", description: "d" }),
@@ -828,7 +830,9 @@ describe("@tessera/client: a call's deadline and cancellation, as the server see
           for await (const _ of createTesseraClient(Health, { baseUrl: url, ...variant }).watch({}));
         },
       };
-      for (const [lose, call] of [["close", "createToken"], ["reset", "createToken"], ["close mid-answer", "createToken"], ["close mid-answer", "Health.Watch"]] as const) {
+      const losses = [["close", "createToken"], ["reset", "createToken"], ["close mid-answer", "createToken"], ["close mid-answer", "Health.Watch"]] as Array<[Loss, keyof typeof calls]>;
+      if (httpVersion === "2") losses.push(["GOAWAY with an error", "createToken"]);
+      for (const [lose, call] of losses) {
         const s = await refusingServer({ httpVersion, lose });
         try {
           const err = await Promise.race([rejection(calls[call](s.url)), new Promise<string>((r) => setTimeout(() => r("still waiting after 3 s"), 3000).unref())]);
@@ -838,7 +842,13 @@ describe("@tessera/client: a call's deadline and cancellation, as the server see
         }
       }
       const lost = [["Unavailable", "the connection to the server was lost before the call was answered"], { streams: 1, handled: 1 }];
-      assert.deepEqual(outcomes, { "createToken, close": lost, "createToken, reset": lost, "createToken, close mid-answer": lost, "Health.Watch, close mid-answer": lost });
+      assert.deepEqual(outcomes, {
+        "createToken, close": lost,
+        "createToken, reset": lost,
+        "createToken, close mid-answer": lost,
+        "Health.Watch, close mid-answer": lost,
+        ...(httpVersion === "2" && { "createToken, GOAWAY with an error": lost }),
+      });
     });
 
     // Over HTTP/1.1, connect-node sends nothing then; over HTTP/2 it opened the stream (its
