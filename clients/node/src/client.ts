@@ -2,13 +2,13 @@
 // transport is one connection pool (one HTTP/2 session): make one with createTesseraTransport
 // and share it between the services' clients.
 import { getOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
 import { access } from "../gen/tessera/options/v1/options_pb.js";
 import { checkSendable, credentialInterceptor, type CredentialSource } from "./credentials.js";
-import { deadlineInterceptors } from "./deadline.js";
+import { deadlineInterceptors, either } from "./deadline.js";
 import { closedStreamsReported, transportFailures } from "./transport-failures.js";
 import { httpUrl } from "./verify/token-verifier.js";
 import { keptSafe } from "./kept-safe.js";
@@ -204,9 +204,55 @@ function callTimerMs(timeoutMs: number | undefined): number | undefined {
 
 /**
  * A typed client of one of Tessera's services (SessionService, ApiTokenService, JwtService...):
- * given transport options, or a transport shared with other clients.
+ * given transport options, or a transport shared with other clients. A server-streaming call
+ * ends when the loop reading it is left (loopLeftCancels).
  */
 export function createTesseraClient<S extends DescService>(service: S, options: TesseraTransportOptions | Transport): Client<S> {
   const transport = "protocol" in options ? createTesseraTransport(options) : options;
-  return createClient(service, transport);
+  const client = createClient(service, transport);
+  const methods = client as unknown as Record<string, ServerStreamingCall>;
+  for (const method of service.methods) {
+    if (method.methodKind === "server_streaming") methods[method.localName] = loopLeftCancels(methods[method.localName]!);
+  }
+  return client;
+}
+
+type ServerStreamingCall = (input: unknown, options?: CallOptions) => AsyncIterable<unknown>;
+
+/**
+ * connect-es's server-streaming call, cancelled when the loop reading it is left before its end
+ * (a `break`, a `return` or a throw in a `for await`: the iterator's `return`). connect-es's
+ * iterator has no `return`: the call went on, its stream open and Tessera holding it, the
+ * process kept alive, until its deadline or its end (Health.Watch has none). The call's signal
+ * follows the caller's and is aborted as the call ends, however it ends (nothing is left
+ * listening on a caller's long-lived signal).
+ */
+function loopLeftCancels(call: ServerStreamingCall): ServerStreamingCall {
+  return (input, options = {}) => {
+    const over = new AbortController();
+    const signal = options.signal === undefined ? over.signal : either(options.signal, over.signal);
+    const messages = call(input, { ...options, signal });
+    return {
+      [Symbol.asyncIterator]() {
+        const it = messages[Symbol.asyncIterator]();
+        return {
+          next: () =>
+            it.next().then(
+              (r) => {
+                if (r.done === true) over.abort();
+                return r;
+              },
+              (e: unknown) => {
+                over.abort();
+                throw e;
+              },
+            ),
+          return: (value?: unknown) => {
+            over.abort(new ConnectError("the loop reading the call's answers was left", Code.Canceled));
+            return Promise.resolve({ done: true as const, value });
+          },
+        };
+      },
+    };
+  };
 }

@@ -46,7 +46,7 @@ function deadlineOf(req: { header: Headers; signal: AbortSignal; contextValues: 
  * neither (the call's signal is always aborted as the call ends: nothing is left on a long-lived
  * signal of an interceptor's).
  */
-function either(a: AbortSignal, b: AbortSignal): AbortSignal {
+export function either(a: AbortSignal, b: AbortSignal): AbortSignal {
   if (a.aborted) return a;
   if (b.aborted) return b;
   const controller = new AbortController();

@@ -31,6 +31,7 @@ import {
 import { deadlineHeadersRead, jwtTokens, password, requestsRead, startTestServer, storesUnderTest, testAdminToken, testCallHeader, testClientId, type TestServer } from "./support.js";
 import { uniqueEmail, uniqueName } from "../../../test/support/users.js";
 import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../../../test/support/net.js";
+import { scrape, value } from "../../../test/support/metrics.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../../gen/health/v1/health_pb.js";
 
 type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
@@ -879,6 +880,37 @@ describe("@tessera/client: a call's deadline and cancellation, as the server see
       } finally {
         await s.close();
       }
+    });
+  }
+});
+
+// connect-es's clients give a server-streaming call's loop no way to end the call: a loop left
+// early (a break, a throw) left the stream open, held by Tessera (one of its
+// TESSERA_MAX_OPEN_STREAMS) and keeping the caller's process alive, until its deadline or for
+// ever (Health.Watch runs until the caller ends it).
+describe("@tessera/client: a server-streaming call whose loop is left early", () => {
+  let server: TestServer;
+  before(async () => (server = await startTestServer()));
+  after(() => server.close());
+
+  for (const [name, variant] of variants) {
+    it(`over ${name}: leaving the loop (a break, a throw) cancels the call: Tessera holds no stream for it`, async () => {
+      const streamsOpen = async () => value(await scrape(`${server.url}/metrics`), "tessera_streams_open");
+      const health = createTesseraClient(Health, { baseUrl: server.url, ...variant });
+      for await (const m of health.watch({})) {
+        assert.equal(m.status, HealthCheckResponse_ServingStatus.SERVING);
+        break;
+      }
+      await assert.rejects(
+        (async () => {
+          for await (const _ of health.watch({})) throw new Error("the caller's own failure");
+        })(),
+        { message: "the caller's own failure" },
+      );
+      const started = performance.now();
+      while ((await streamsOpen()) !== 0 && performance.now() - started < 2000) await new Promise((r) => setTimeout(r, 20));
+      const open = await streamsOpen();
+      assert.equal(open, 0, `${open} streams still held by Tessera 2 s after their loops were left`);
     });
   }
 });
