@@ -7,7 +7,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Ht
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
 import { access } from "../gen/tessera/options/v1/options_pb.js";
-import { checkSendable, credentialInterceptor, type CredentialSource } from "./credentials.js";
+import { checkSendable, credentialInterceptor, invalidArgument, type CredentialSource } from "./credentials.js";
 import { deadlineInterceptors, either } from "./deadline.js";
 import { closedStreamsReported, transportFailures } from "./transport-failures.js";
 import { httpUrl } from "./verify/token-verifier.js";
@@ -176,17 +176,27 @@ function headerEntries(header: ConstructorParameters<typeof Headers>[0]): Iterab
 /**
  * What a call brings before connect-node reads it: its headers (connect-node's Headers would
  * refuse a line break with the value, a credential, in its message) and its timeout (whole
- * milliseconds, at most maxTimeoutMs: past it, the call failed at once).
+ * milliseconds, at most maxTimeoutMs: past it, the call failed at once). A mistake there, or
+ * one connect-node's Headers finds in the call's headers (a name no header has) before the call
+ * begins, fails it INVALID_ARGUMENT (invalidArgument), not with a bare TypeError.
  */
 function guarded(transport: Transport): Transport {
   return {
     async unary(method, signal, timeoutMs, header, ...rest) {
-      checkSendable(headerEntries(header), "headers");
-      return transport.unary(method, signal, callTimerMs(timeoutMs), header, ...rest);
+      try {
+        checkSendable(headerEntries(header), "headers");
+        return await transport.unary(method, signal, callTimerMs(timeoutMs), header, ...rest);
+      } catch (e) {
+        throw invalidArgument(e);
+      }
     },
     async stream(method, signal, timeoutMs, header, ...rest) {
-      checkSendable(headerEntries(header), "headers");
-      return transport.stream(method, signal, callTimerMs(timeoutMs), header, ...rest);
+      try {
+        checkSendable(headerEntries(header), "headers");
+        return await transport.stream(method, signal, callTimerMs(timeoutMs), header, ...rest);
+      } catch (e) {
+        throw invalidArgument(e);
+      }
     },
   };
 }

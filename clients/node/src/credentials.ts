@@ -2,7 +2,7 @@
 // or on every call of a client (`credentials`, or credentialInterceptor on a transport).
 // Values are checked here, so a token with a line break or a login with a colon fails at the
 // caller, naming the problem (never echoing the secret).
-import type { Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 
 /** Request headers carrying a credential; spread several into one object to combine them. */
 export type CredentialHeaders = Readonly<Record<string, string>>;
@@ -82,6 +82,15 @@ export function checkSendable(entries: Iterable<readonly [string, unknown]>, wha
 }
 
 /**
+ * A call's own mistake (a header no request can carry, a timeout that is no number: the
+ * TypeError checkSendable or Headers threw) as the call fails with it: a ConnectError like any
+ * other failure, INVALID_ARGUMENT, the TypeError its cause. Anything else is `e`.
+ */
+export function invalidArgument(e: unknown): unknown {
+  return e instanceof TypeError ? new ConnectError(e.message, Code.InvalidArgument, undefined, undefined, e) : e;
+}
+
+/**
  * A Connect interceptor that adds the credential's headers to every request, except those a
  * call set itself (a per-call credential wins). Once a request is sent they are taken off it
  * again: another attempt of the call (a refused stream sent again) carries the credentials as the
@@ -91,11 +100,15 @@ export function credentialInterceptor(source: CredentialSource): Interceptor {
   return (next) => async (req) => {
     const headers = typeof source === "function" ? await beforeAbort(source(), req.signal) : source;
     const added: string[] = [];
-    for (const [name, value] of Object.entries(headers)) {
-      if (req.header.has(name)) continue;
-      checkSendable([[name, value]], "credentials");
-      req.header.set(name, value);
-      added.push(name);
+    try {
+      for (const [name, value] of Object.entries(headers)) {
+        if (req.header.has(name)) continue;
+        checkSendable([[name, value]], "credentials");
+        req.header.set(name, value);
+        added.push(name);
+      }
+    } catch (e) {
+      throw invalidArgument(e);
     }
     try {
       return await next(req);

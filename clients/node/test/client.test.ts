@@ -999,7 +999,7 @@ describe("@tessera/client against a broken or hostile server", () => {
       for (const protocol of ["grpc", "connect"] as const) {
         const client = createTesseraClient(ApiTokenService, { baseUrl: s.url, protocol, defaultTimeoutMs: 5000 });
         const err = await rejection(client.createToken({ accountId: "a", description: "d" }, { timeoutMs: Number.NaN }));
-        assert.deepEqual([err.code, err.rawMessage], [Code.Unknown, "timeoutMs: a number of milliseconds"]);
+        assert.deepEqual([err.code, err.rawMessage], [Code.InvalidArgument, "timeoutMs: a number of milliseconds"]);
         assert.ok(err.cause instanceof TypeError);
       }
       await new Promise((r) => setTimeout(r, 100));
@@ -1007,6 +1007,35 @@ describe("@tessera/client against a broken or hostile server", () => {
     } finally {
       await s.close();
     }
+  });
+
+  // A caller's own mistake fails the call as any other failure does: a ConnectError, whose code
+  // says it is the caller's (connect-es's Headers, and the checks before them, threw a TypeError
+  // for the call's own headers and timeout; credentials failed UNKNOWN).
+  it("a call's own mistake (a header value or name no header can carry, as credentials or as its own headers; a NaN timeoutMs) fails the call with a ConnectError, INVALID_ARGUMENT, naming the problem, the TypeError its cause", async () => {
+    const keys = (more: Partial<TesseraTransportOptions> = {}) => createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect", ...more });
+    const outcomes: unknown[] = [];
+    for (const call of [
+      () => keys({ credentials: { authorization: "Bearer s3cret\nx" } }).getJwks({}),
+      () => keys({ credentials: { "bad name": "x" } }).getJwks({}),
+      () => keys().getJwks({}, { headers: { authorization: "Bearer s3cret\nx" } }),
+      () => keys().getJwks({}, { headers: { "bad name": "x" } }),
+      () => keys().getJwks({}, { timeoutMs: Number.NaN }),
+    ]) {
+      try {
+        await call();
+        outcomes.push("sent");
+      } catch (e) {
+        outcomes.push(e instanceof ConnectError ? [Code[e.code], e.rawMessage, e.cause instanceof TypeError] : `${(e as Error).name}: ${(e as Error).message}`);
+      }
+    }
+    assert.deepEqual(outcomes, [
+      ["InvalidArgument", 'credentials: the "authorization" header\'s value has a line break or control character', true],
+      ["InvalidArgument", 'Headers.has: "bad name" is an invalid header name.', true],
+      ["InvalidArgument", 'headers: the "authorization" header\'s value has a line break or control character', true],
+      ["InvalidArgument", 'Headers.append: "bad name" is an invalid header name.', true],
+      ["InvalidArgument", "timeoutMs: a number of milliseconds", true],
+    ]);
   });
 
   it("a defaultTimeoutMs or readMaxBytes that is not a positive number is a TypeError naming it", () => {
