@@ -185,6 +185,17 @@ function bytesTaken(socket: Socket): number {
   return socket.bytesWritten - socket.writableLength;
 }
 
+/**
+ * An HTTP/2 request's header list size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113
+ * 6.5.2): each field's name and value, pseudo-header fields included, and 32 bytes. Node gives
+ * header values as Latin-1 strings: a character is a byte.
+ */
+function headerListSize(rawHeaders: readonly string[]): number {
+  let size = 0;
+  for (const field of rawHeaders) size += field.length;
+  return size + 16 * rawHeaders.length;
+}
+
 /** The peer address of each HTTP/2 session, as its socket reported it when it was accepted. */
 const sessionPeers = new WeakMap<http2.Http2Session, string | undefined>();
 
@@ -638,6 +649,17 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // fields would reset a stream with ENHANCE_YOUR_CALM for a gRPC call with ~120 metadata
   // entries, a few KiB. A field counts at least 33 bytes, so this many never bind first.
   const maxHeaderListPairs = Math.ceil(o.maxHeaderBytes / 32);
+  // Node holds a stream's header list to the SETTINGS_MAX_HEADER_LIST_SIZE advertised only once
+  // the client has acknowledged that SETTINGS frame; before that, up to 64 KiB. A client with
+  // prior knowledge (h2c) sends its first requests with its preface, before the server's
+  // SETTINGS have even reached it: those are held to the bound here, their streams reset as
+  // nghttp2 resets a later one (ENHANCE_YOUR_CALM), before anything of them is served.
+  const withinHeaderList =
+    <A extends unknown[]>(serve: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ...rest: A) => void) =>
+    (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ...rest: A): void => {
+      if (headerListSize(req.rawHeaders) > o.maxHeaderBytes) resetStream(req.stream, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      else serve(req, res, ...rest);
+    };
   const h2 = http2.createServer(
     {
       settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes },
@@ -645,14 +667,15 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       maxSessionMemory: 20,
       Http2ServerResponse: NotStoredOnErrorH2,
     },
-    counted,
+    withinHeaderList(counted),
   );
-  h2.on("connect", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => noTunnel(req, res, o.allow ?? servedMethods));
-  h2.on("checkContinue", checkContinue);
+  h2.on("connect", withinHeaderList((req, res) => noTunnel(req, res, o.allow ?? servedMethods)));
+  h2.on("checkContinue", withinHeaderList(checkContinue));
   // Node's HTTP/2 server takes only "100-continue" spelled so for the expectation it meets (its
   // HTTP/1.1 server, any case): another spelling of it is met the same.
-  h2.on("checkExpectation", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) =>
-    hundredContinue.test(String(req.headers.expect)) ? checkContinue(req, res) : counted(req, res, expectationFailed),
+  h2.on(
+    "checkExpectation",
+    withinHeaderList((req, res) => (hundredContinue.test(String(req.headers.expect)) ? checkContinue(req, res) : counted(req, res, expectationFailed))),
   );
 
   // Draining an HTTP/2 session (drain()): a GOAWAY names the last stream the server has read,

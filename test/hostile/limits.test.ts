@@ -137,6 +137,25 @@ describe("limits", function () {
       }
     });
 
+    it("HTTP/2: a header list over 16 KiB on a connection's first stream, sent before the client has acknowledged the server's SETTINGS, gets its stream reset too", async () => {
+      // A client speaking h2c with prior knowledge sends its first request with its preface,
+      // before the server's SETTINGS have even arrived (curl --http2-prior-knowledge does): the
+      // advertised bound held for it only once acknowledged, and such a request with up to 64 KiB
+      // of headers was served.
+      const session = http2.connect(server.url);
+      try {
+        const first = h2request(session, { ":path": "/jwt/version", "x-big": "a".repeat(20_000) });
+        assert.equal(session.remoteSettings.maxHeaderListSize, undefined, "the request was sent before the server's SETTINGS arrived");
+        const big = await first;
+        assert.equal(big.rstCode, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, `a 20 KB header list was answered: ${JSON.stringify(big.headers)}`);
+        assert.deepEqual(big.headers, {});
+        const ok = await h2request(session, { ":path": "/jwt/version", "x-fits": "a".repeat(15_000) });
+        assert.equal(ok.headers[":status"], 200);
+      } finally {
+        session.close();
+      }
+    });
+
     it("HTTP/2: the header list's size is the bound, not its count: a gRPC call (grpc-js) with 300 small metadata entries is served", async () => {
       // 300 entries of about 45 bytes each as HTTP/2 counts them (name, value, 32): 13.5 KiB.
       // Node's own default (maxHeaderListPairs, 128 fields) would reset the stream with
