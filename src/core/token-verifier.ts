@@ -65,7 +65,7 @@ export type VerifiedPayload = Readonly<Record<string, unknown>> & { readonly exp
 
 /**
  * How far ahead of this instance's clock a token's nbf may be (RFC 7519 4.1.5 allows a small
- * leeway): Tessera's tokens carry nbf = iat in whole seconds, so a token issued by another
+ * leeway): seed 004's tokens carry nbf = iat in whole seconds, so a token issued by another
  * instance whose clock runs a few milliseconds ahead, across a second's boundary, would otherwise
  * be refused as not yet valid right after it was issued. exp has no leeway.
  */

@@ -78,14 +78,14 @@ for (const store of storesUnderTest()) {
           expectOk(await api.getSession({ ...client, access: pair.access_token }));
         });
 
-        it("POST /session: {access_token, refresh_token, access_token_expires_in}; the JWT carries sub, sid, jti, iat, exp, aud", async () => {
+        it("POST /session: {access_token, refresh_token, access_token_expires_in}; the JWT carries iss, sub, sid, jti, iat, exp, aud and nothing else (session.proto; no nbf)", async () => {
           const email = await signUp();
           const pair = await login(email);
           assert.equal(typeof pair.refresh_token, "string");
           assert.match(pair.refresh_token, /^[A-Za-z0-9_-]{43}$/, "32 random bytes, base64url");
           assert.equal(pair.access_token_expires_in, server.config.accessTokenTtlSeconds);
           const claims = decodeJwt(pair.access_token);
-          for (const c of ["sub", "sid", "jti", "iat", "exp"]) assert.ok(claims[c] !== undefined, `claim ${c}`);
+          assert.deepEqual(Object.keys(claims).sort(), ["aud", "exp", "iat", "iss", "jti", "sid", "sub"]);
           assert.equal(claims.aud, testClientId);
           assert.equal(claims.exp! - claims.iat!, server.config.accessTokenTtlSeconds);
           assert.equal(decodeProtectedHeader(pair.access_token).alg, "EdDSA");
