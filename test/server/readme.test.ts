@@ -20,8 +20,11 @@ import { Reasons } from "../../src/core/errors.js";
 import { ServerReasons } from "../../src/server/error-details.js";
 import { createMetrics } from "../../src/server/metrics.js";
 import { TranscodeReasons } from "../../src/transcode/http-error.js";
+import { refusedHeaders } from "../../clients/node/src/verify/compact-jws.js";
+import { TokenErrorCodes } from "../../clients/node/src/verify/errors.js";
 
-const documents = ["README.md", "docs/clients.md"];
+// The client package's README is held to the same (its routes, variables, files and names).
+const documents = ["README.md", "docs/clients.md", "clients/node/README.md"];
 const read = (file: string) => readFileSync(file, "utf8");
 
 /** The README's section under `heading` (to the next heading of its level or above, outside code blocks). */
@@ -97,12 +100,23 @@ describe("README", () => {
     const grpcCodes = Object.keys(Code)
       .filter((k) => Number.isNaN(Number(k)))
       .map((k) => k.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase());
-    const others = new Set([...grpcCodes, "NO_ERROR", "ENHANCE_YOUR_CALM", "HTTP_1_1_REQUIRED", "INADEQUATE_SECURITY", "NOT_SERVING", "NODE_OPTIONS", "OTEL_SERVICE_NAME", "UV_THREADPOOL_SIZE", "GLIBC_TUNABLES"]);
+    const others = new Set([...grpcCodes, "NO_ERROR", "ENHANCE_YOUR_CALM", "HTTP_1_1_REQUIRED", "INADEQUATE_SECURITY", "REFUSED_STREAM", "NOT_SERVING", "NODE_OPTIONS", "OTEL_SERVICE_NAME", "UV_THREADPOOL_SIZE", "GLIBC_TUNABLES"]);
+    // The client package's README names its verifier's codes too.
+    const clientCodes = new Set<string>(TokenErrorCodes);
     for (const file of documents) {
       const quoted = new Set([...read(file).matchAll(/`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)`/g)].map((m) => m[1]!));
-      const unknown = [...quoted].filter((w) => !reasons.has(w) && !variableNames.has(w) && !others.has(w));
+      const unknown = [...quoted].filter((w) => !reasons.has(w) && !variableNames.has(w) && !others.has(w) && !(file.startsWith("clients/") && clientCodes.has(w)));
       assert.deepEqual(unknown, [], `${file} quotes names that are no reason Tessera sends`);
     }
+  });
+
+  it("clients/node/README.md's MALFORMED_TOKEN names every header member the offline verifier refuses", () => {
+    const row = read("clients/node/README.md")
+      .split("\n")
+      .find((l) => l.startsWith("| `MALFORMED_TOKEN` |"));
+    assert.ok(row, "the MALFORMED_TOKEN row");
+    const named = new Set([...row.matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+    assert.deepEqual(refusedHeaders.filter((h) => !named.has(h)), [], "refused header members the row does not name");
   });
 
   it("lists every tessera_ metric the server registers, and no other (Metrics)", () => {

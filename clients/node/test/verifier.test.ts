@@ -16,6 +16,7 @@ import { expectCode, expectOk } from "../../../test/support/api.js";
 import { rest } from "../../../test/support/clients.js";
 import { freePort } from "../../../test/support/net.js";
 import { createTokenVerifier, type TokenErrorCode, type TokenVerifierOptions } from "../src/index.js";
+import { refusedHeaders } from "../src/verify/compact-jws.js";
 import {
   countingFetch,
   jwtRefreshLogin,
@@ -189,7 +190,7 @@ for (const store of storesUnderTest()) {
           assert.deepEqual(Buffer.from(respelled.split(".")[2]!, "base64url"), Buffer.from(t.access.split(".")[2]!, "base64url"));
           await refused(verifierFor(server).verify(respelled), "MALFORMED_TOKEN", "the token's signature is not canonical base64url");
           const [, p, s] = t.access.split(".");
-          for (const h of ["jku", "jwk", "x5u", "crit"]) {
+          for (const h of refusedHeaders) {
             const forged = `${b64url({ ...decodeProtectedHeader(t.access), [h]: h === "crit" ? ["exp"] : "https://attacker.example/keys" })}.${p}.${s}`;
             await refused(verifierFor(server).verify(forged), "MALFORMED_TOKEN", `the token header "${h}" is not accepted`);
           }

@@ -30,7 +30,7 @@ export const MAX_TOKEN_LENGTH = 8192;
 
 const segment = /^[A-Za-z0-9_-]+$/;
 /** Headers that point at other keys or demand extensions: a Tessera token has none of them. */
-const refusedHeaders = ["crit", "jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "b64"] as const;
+export const refusedHeaders = ["crit", "jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "b64"] as const;
 
 /**
  * Parsed headers by their text: tokens signed by one key share one header, so a verifier keeps
