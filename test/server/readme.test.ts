@@ -16,6 +16,7 @@ import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.j
 import { withTable } from "../../scripts/docs-config.js";
 import { loadConfig, variables } from "../../src/config.js";
 import { restRoutes, servedServices } from "../../src/rest-routes.js";
+import { auditEventTypes } from "../../src/core/audit.js";
 import { Reasons } from "../../src/core/errors.js";
 import { ServerReasons } from "../../src/server/error-details.js";
 import { createMetrics } from "../../src/server/metrics.js";
@@ -140,6 +141,25 @@ describe("README", () => {
         .filter((name) => name.startsWith("tessera_")),
     );
     assert.deepEqual([...listed].sort(), [...registered].sort());
+  });
+
+  it("names each label of a tessera_ metric in its row (Metrics)", () => {
+    const rows = section(read("README.md"), "### Metrics")
+      .split("\n")
+      .filter((l) => l.startsWith("| `tessera_"));
+    for (const m of createMetrics().registry.getMetricsAsArray() as unknown as Array<{ name: string; labelNames?: string[] }>) {
+      if (!m.name.startsWith("tessera_")) continue;
+      const row = rows.find((r) => r.split(" | ")[0]!.includes(`\`${m.name}\``));
+      assert.ok(row, m.name);
+      const labels = row.split(" | ")[2]!;
+      for (const label of m.labelNames ?? []) assert.ok(labels.includes(`\`${label}\``), `${m.name}: label ${label} is not named in its row`);
+    }
+  });
+
+  it("lists every audit event type Tessera records, and no other (Audit trail)", () => {
+    const table = section(read("README.md"), "### Audit trail");
+    const listed = [...table.matchAll(/^\| (`[a-z_.]+`(?:, `[a-z_.]+`)*) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`([a-z_.]+)`/g)].map((t) => t[1]!));
+    assert.deepEqual([...listed].sort(), [...auditEventTypes].sort());
   });
 
   it("links and quotes only files and directories that exist", () => {
