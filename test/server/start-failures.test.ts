@@ -305,6 +305,10 @@ describe("config: NODE_ENV=production generates no credential", () => {
   it("without TESSERA_CLIENT_IDS but with the Session API off (no client presents one): accepted", () => {
     assert.equal(refusal({ NODE_ENV: "production", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_ADMIN_TOKEN: "admin-token-0123456789", TESSERA_SESSION_API: "false" }), "");
   });
+  it("under HS256 (no private signing key is stored, so none to seal): accepted without TESSERA_KEY_ENCRYPTION_KEY", () => {
+    const hs256 = { TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: "hs256-secret-0123456789abcdef0123456789" };
+    assert.equal(refusal({ NODE_ENV: "production", ...hs256, TESSERA_ADMIN_TOKEN: "admin-token-0123456789", TESSERA_CLIENT_IDS: "web" }), "");
+  });
   it("with both (and the key encryption key): accepted, nothing generated", () => {
     const config = loadConfig({ NODE_ENV: "production", TESSERA_KEY_ENCRYPTION_KEY: kek, TESSERA_ADMIN_TOKEN: "admin-token-0123456789", TESSERA_CLIENT_IDS: "web" });
     assert.deepEqual(config.generated, {});
