@@ -4,10 +4,11 @@
 // method, whose successes are cacheable. A shared cache may store a 404, 405, 410, 414 or 501
 // without any freshness given (RFC 9111 4.2.2), and would serve one caller's refusal to all.
 import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
 import { Code } from "@connectrpc/connect";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { raw } from "../hostile/support.js";
-import { connectClient, connectError, grpcWebClient, rest, type RestResponse } from "../support/clients.js";
+import { connectClient, connectError, GrpcJsClient, grpcWebClient, rest, type RestResponse } from "../support/clients.js";
 import { RestH2c } from "../support/rest-h2c.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 
@@ -105,6 +106,22 @@ for (const store of storesUnderTest()) {
         assert.equal(e.code, Code.Unauthenticated);
         assert.equal(e.metadata.get("cache-control"), "no-store", "Cache-Control");
         assert.equal(e.metadata.get("pragma"), "no-cache", "Pragma");
+      });
+    });
+
+    describe("gRPC clients (@grpc/grpc-js, HTTP/2)", () => {
+      it("gRPC: an error carries no Cache-Control (no HTTP cache stores a gRPC answer); a success carries its method's", async () => {
+        const client = new GrpcJsClient(JwtService, server.url);
+        try {
+          const refused = await client.call("GetRefreshToken", {});
+          assert.equal(refused.error?.code, grpc.status.UNAUTHENTICATED);
+          assert.deepEqual([...(refused.header?.get("cache-control") ?? []), ...(refused.trailer?.get("cache-control") ?? [])], [], "Cache-Control of the error");
+          const version = await client.call("GetVersion", {});
+          assert.equal(version.error, undefined);
+          assert.deepEqual(version.header?.get("cache-control"), ["public, max-age=60"]);
+        } finally {
+          client.close();
+        }
       });
     });
   });
