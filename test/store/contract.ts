@@ -1468,6 +1468,14 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
         after = { time: page[0]!.time, id: page[0]!.id };
       }
       assert.deepEqual(paged, mine);
+      // A cursor and until together: whichever is lower bounds the page (a cursor at or above
+      // until, which no listing with that until returns, leaves until the bound).
+      const [, tie1, tie2] = mine; // the two events at 200, the first of them the newer
+      const cursor = { time: tie1!.time, id: tie1!.id };
+      assert.deepEqual(await store.auditEvents.list({ userId, after: cursor, until: at(300), limit: 10 }), mine.slice(2));
+      assert.deepEqual(await store.auditEvents.list({ userId, after: cursor, until: at(200), limit: 10 }), [mine[3]]);
+      assert.deepEqual(await store.auditEvents.list({ userId, after: { time: at(400), id: tie2!.id }, until: at(201), limit: 10 }), mine.slice(1));
+      assert.deepEqual(await store.auditEvents.list({ userId, type: "login", after: cursor, limit: 10 }), mine.slice(2).filter((e) => e.type === "login"));
     });
 
     it("deleteOlderThan removes only events before the cut-off and counts them", async () => {

@@ -149,16 +149,22 @@ export function sqliteAuditEvents(db: Database.Database): AuditEventStore & { fl
     },
     list: (q) =>
       call(() => {
+        // Each listing reads its index from the top of its page down, never the events above it
+        // (this runs on the event loop). So the page's upper bound is one range on the index:
+        // the cursor as a row value (an OR of its two parts is no range: SQLite read every newer
+        // event of the index to reach it), or `until` where that is lower, never both (SQLite
+        // takes one upper bound only). And with user_id and type both given, the user's index:
+        // the events of one user are what that user did, where those of one type can be any
+        // number of refused calls of anyone (`+type` keeps SQLite off the type's index, which it
+        // took, reading every event of the type to find the user's).
         const where: string[] = [];
         const args: unknown[] = [];
         if (q.userId !== undefined) (where.push("user_id = ?"), args.push(q.userId));
-        if (q.type !== undefined) (where.push("type = ?"), args.push(q.type));
+        if (q.type !== undefined) (where.push(q.userId === undefined ? "type = ?" : "+type = ?"), args.push(q.type));
         if (q.since !== undefined) (where.push("time >= ?"), args.push(toMs(q.since)));
-        if (q.until !== undefined) (where.push("time < ?"), args.push(toMs(q.until)));
-        if (q.after !== undefined) {
-          where.push("(time < ? OR (time = ? AND id < ?))");
-          args.push(toMs(q.after.time), toMs(q.after.time), q.after.id);
-        }
+        const cursorBelowUntil = q.after !== undefined && (q.until === undefined || q.after.time.getTime() < q.until.getTime());
+        if (q.after !== undefined && cursorBelowUntil) (where.push("(time, id) < (?, ?)"), args.push(toMs(q.after.time), q.after.id));
+        else if (q.until !== undefined) (where.push("time < ?"), args.push(toMs(q.until)));
         flush(); // a listing sees every event appended before it
         const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY time DESC, id DESC LIMIT ?`;
         return (db.prepare(sql).all(...args, q.limit) as AuditRow[]).map(toRecord);
