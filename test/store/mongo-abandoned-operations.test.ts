@@ -10,12 +10,16 @@
 // (support/holding-proxy.ts) that holds the first `ping` sent (GET /readyz pings): it waits on
 // the connection, the next ones for it; the proxy counts the pings that reach the database.
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { MongoClient } from "mongodb";
 import { ManualClock } from "../../src/core/clock.js";
 import { loginCheckTimes } from "../../src/core/login-throttle.js";
 import { behindHoldingProxy, type HoldingProxy } from "../support/holding-proxy.js";
 import { rest } from "../support/clients.js";
-import { storesUnderTest, type TestServer } from "../support/server.js";
-import { clientIdHeader, otherPassword, password, signUp, uniqueEmail } from "../support/users.js";
+import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { expectCode } from "../support/api.js";
+import { auditApi } from "../audit/api.js";
+import { admin, clientIdHeader, otherPassword, password, signUp, uniqueEmail } from "../support/users.js";
 
 const readyz = async (server: TestServer) => (await fetch(`${server.url}/readyz`)).status;
 
@@ -133,6 +137,52 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
       assert.equal(next.status, 429, next.text);
       assert.equal(next.body?.message, "too many failed logins; try again later");
       assert.equal(next.headers.get("retry-after"), String(server.config.loginLockoutSeconds - loginCheckTimes(server.config).leaseMs / 1000));
+    });
+  });
+}
+
+// The audit listing is the one read whose cost the data decides: a type filter reads MongoDB's
+// time index until it has found a page, and FerretDB (which the suites run on) reads and sorts
+// the whole collection for a listing without user_id or type. One the database did not answer
+// within TESSERA_STORE_TIMEOUT_MS was answered 503 and went on in the database all the same, for
+// as long as it took, holding its pooled connection: an operator (or a dashboard) asking again
+// piled scan upon scan on the database, and held connections every other call waited for. MongoDB
+// now stops it as its caller stops waiting (maxTimeMS).
+for (const store of storesUnderTest().filter((s) => s === "mongo")) {
+  describe(`store: an audit listing answered UNAVAILABLE stops in the database too (${store})`, function () {
+    this.timeout(120_000);
+    let server: TestServer;
+    let client: MongoClient;
+
+    before(async () => {
+      const uri = new URL(process.env.MONGODB_URI!);
+      uri.searchParams.set("maxPoolSize", "1");
+      server = await startTestServer({ store: "mongo", env: { MONGODB_URI: uri.toString(), TESSERA_STORE_TIMEOUT_MS: "500" } });
+      // Enough events that FerretDB takes seconds to list them: 30 000, written directly.
+      client = new MongoClient(process.env.MONGODB_URI!);
+      const events = client.db(server.config.mongodbDatabase).collection<{ _id: string }>("audit_events");
+      const start = Date.now() - 86_400_000;
+      for (let batch = 0; batch < 30; batch++) {
+        await events.insertMany(Array.from({ length: 1000 }, (_, i) => ({ _id: randomUUID(), time: new Date(start + batch * 1000 + i), type: "login", outcome: "failure", login: "nobody" })));
+      }
+    });
+
+    after(async () => {
+      await client?.close();
+      await server?.close();
+    });
+
+    it("a listing longer than the store's bound: 503, and the instance's one pooled connection is free for the next call at once (readiness 200)", async () => {
+      assert.equal(await readyz(server), 200);
+      const api = auditApi("rest", server.url);
+      try {
+        expectCode(await api.listAuditEvents({ page_size: 500 }, admin), "unavailable", "the store is unavailable, try again shortly", "STORE_UNAVAILABLE");
+      } finally {
+        api.close();
+      }
+      // The listing's connection, waited for by the probe's ping (for up to the same 500 ms), is
+      // free as soon as MongoDB has stopped the listing; FerretDB went on with it for seconds.
+      assert.equal(await readyz(server), 200);
     });
   });
 }

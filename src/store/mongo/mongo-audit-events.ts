@@ -1,7 +1,7 @@
 import type { Filter } from "mongodb";
 import type { AuditEventRecord, AuditEventStore } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
-import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { fromDoc, toDoc, waitedForMs, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const AUDIT_EVENTS = "audit_events";
 const ID = "id";
@@ -28,7 +28,12 @@ export function mongoAuditEvents(ctx: MongoContext): AuditEventStore {
           and.push({ $or: [{ time: { $lt: q.after.time } }, { time: q.after.time, _id: { $lt: q.after.id } }] });
         }
         const filter: Filter<StoredDoc> = and.length === 0 ? {} : and.length === 1 ? and[0]! : { $and: and };
-        const docs = await events.find(filter).sort({ time: -1, _id: -1 }).limit(q.limit).toArray();
+        // The only read here whose cost the data decides (a type filter reads the time index
+        // until it has found a page; FerretDB reads and sorts the whole collection): MongoDB
+        // stops it when its caller stops waiting.
+        const cursor = events.find(filter).sort({ time: -1, _id: -1 }).limit(q.limit);
+        const waitMs = waitedForMs();
+        const docs = await (waitMs === undefined ? cursor : cursor.maxTimeMS(waitMs)).toArray();
         return docs.map((doc) => fromDoc<AuditEventRecord>(doc, ID));
       }),
     deleteOlderThan: (before, limit) =>

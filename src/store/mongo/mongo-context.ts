@@ -45,16 +45,31 @@ export function toDoc(record: object, idKey: string): StoredDoc {
 }
 
 
-/** Whether the operation being run (MongoContext.run) has been given up: its caller was answered. */
-const givenUp = new AsyncLocalStorage<{ abandoned: boolean }>();
+/**
+ * Whether the operation being run (MongoContext.run) has been given up (its caller was
+ * answered), and how long its caller waits for it.
+ */
+const givenUp = new AsyncLocalStorage<{ abandoned: boolean; waitMs: number }>();
 
 /**
- * Runs `operation` so that what it starts can ask `abandoned()`; returns the function that marks
- * it given up (its caller was answered UNAVAILABLE or DEADLINE_EXCEEDED meanwhile).
+ * Runs `operation`, whose caller waits `waitMs` for it, so that what it starts can ask
+ * `abandoned()` and `waitedForMs()`; returns the function that marks it given up (its caller was
+ * answered UNAVAILABLE or DEADLINE_EXCEEDED meanwhile).
  */
-export function abandonable<T>(operation: () => Promise<T>): { running: Promise<T>; abandon(): void } {
-  const state = { abandoned: false };
+export function abandonable<T>(operation: () => Promise<T>, waitMs: number): { running: Promise<T>; abandon(): void } {
+  const state = { abandoned: false, waitMs };
   return { running: givenUp.run(state, operation), abandon: () => (state.abandoned = true) };
+}
+
+/**
+ * How long the caller of the operation being run waits for it (the store's time bound, or the
+ * call's deadline when nearer); undefined outside MongoContext.run. A read that may be long (the
+ * audit listing) gives MongoDB this as its maxTimeMS: a caller answered UNAVAILABLE does not
+ * leave the database reading on for no one, holding a pooled connection while it does.
+ */
+export function waitedForMs(): number | undefined {
+  const waitMs = givenUp.getStore()?.waitMs;
+  return waitMs === undefined ? undefined : Math.max(1, Math.ceil(waitMs));
 }
 
 /**

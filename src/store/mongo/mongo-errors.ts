@@ -77,6 +77,14 @@ export function isUnavailable(error: unknown): boolean {
   );
 }
 
+const MAX_TIME_MS_EXPIRED = 50;
+
+/** MongoDB stopped an operation at the maxTimeMS it was given (MaxTimeMSExpired). */
+export function isMaxTimeExpired(error: unknown): boolean {
+  const m = mongoDriver();
+  return m !== undefined && error instanceof m.MongoServerError && error.code === MAX_TIME_MS_EXPIRED;
+}
+
 /** A mongodb+srv:// URI's DNS records (SRV, TXT) that could not be looked up: the driver passes the resolver's error on. */
 export function isSrvLookupFailure(error: unknown): boolean {
   const syscall = (error as { syscall?: unknown } | undefined)?.syscall;

@@ -5,7 +5,7 @@ import { mongoApiTokens } from "./mongo-api-tokens.js";
 import { mongoAuditEvents } from "./mongo-audit-events.js";
 import { mongoAuthTokens } from "./mongo-auth-tokens.js";
 import { abandonable, type MongoContext } from "./mongo-context.js";
-import { isSrvLookupFailure, isUnavailable, mapMongoError } from "./mongo-errors.js";
+import { isMaxTimeExpired, isSrvLookupFailure, isUnavailable, mapMongoError } from "./mongo-errors.js";
 import { ensureIndexes, type Warn } from "./mongo-indexes.js";
 import { Marks } from "./mongo-marks.js";
 import { mongoJwtRefreshTokens } from "./mongo-jwt-refresh-tokens.js";
@@ -48,16 +48,22 @@ function withDeadline<T>(operation: () => Promise<T>, ms: number): Promise<T> {
   const callersBound = left !== undefined && left < ms;
   const wait = callersBound ? left : ms;
   let timer: NodeJS.Timeout | undefined;
-  const { running, abandon } = abandonable(operation);
+  const { running, abandon } = abandonable(operation, wait);
+  const timedOut = () => (callersBound ? new DeadlineExceededError() : new StoreUnavailableError(`MongoDB did not answer within ${ms} ms`));
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       abandon();
       // The operation goes on, and may still write: the error says so (settledOf).
-      reject(withLateOperation(callersBound ? new DeadlineExceededError() : new StoreUnavailableError(`MongoDB did not answer within ${ms} ms`), running));
+      reject(withLateOperation(timedOut(), running));
     }, wait);
   });
   running.catch(() => {}); // a late failure of an abandoned operation is not unhandled
-  return Promise.race([running, deadline]).finally(() => clearTimeout(timer));
+  // A read given this wait as its maxTimeMS (waitedForMs) that MongoDB stopped at it is answered
+  // as the wait's end is, whichever came first: it is over, nothing of it goes on.
+  const answered = running.catch((error: unknown) => {
+    throw isMaxTimeExpired(error) ? timedOut() : error;
+  });
+  return Promise.race([answered, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**
