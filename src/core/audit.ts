@@ -168,6 +168,9 @@ const bounded = (s: string | undefined, max = 256) =>
  */
 export const REDACTED_LOGIN = "[redacted]";
 
+/** The characters of a User-Agent an event keeps. */
+const AGENT_SHOWN = 256;
+
 export interface AuditTrailDeps {
   events: AuditEventStore;
   clock: Clock;
@@ -228,7 +231,7 @@ export class AuditTrail {
       ["api", scope?.api ?? input.api],
       ["clientId", scope?.clientId],
       ["clientAddress", scope?.clientAddress],
-      ["userAgent", bounded(scope?.userAgent)],
+      ["userAgent", this.agent(scope?.userAgent)],
       ["requestId", scope?.requestId],
       ["traceId", scope?.traceId],
       ["spanId", scope?.spanId],
@@ -247,6 +250,19 @@ export class AuditTrail {
     }
     const write = this.logAndStore(event, options);
     return input.outcome !== "error" && (await write);
+  }
+
+  /**
+   * A User-Agent as an event records it: its first 256 characters, without a word the cut would
+   * leave its start of (that start may be a secret's), and REDACTED_LOGIN when what is left holds
+   * a credential or a configured secret (holdsCredential): a token sent in the wrong header, as
+   * `curl -A` for `-H`, or as a tool's configured name, would be a live secret in the trail and its
+   * log lines. No browser's or tool's own name has such a word.
+   */
+  private agent(agent: string | undefined): string | undefined {
+    if (agent === undefined) return undefined;
+    const shown = agent.length > AGENT_SHOWN && /\S/.test(agent[AGENT_SHOWN]!) ? agent.slice(0, AGENT_SHOWN).replace(/\S+$/, "") : agent.slice(0, AGENT_SHOWN);
+    return holdsCredential(shown, this.hidden) ? REDACTED_LOGIN : bounded(shown);
   }
 
   /** Whether a login is recorded as REDACTED_LOGIN: refused and holding a credential or a configured secret (holdsCredential), or a configured secret. */

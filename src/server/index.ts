@@ -313,7 +313,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     if (badContentType !== undefined) return sendErrorBody(res, 400, Code.InvalidArgument, "MALFORMED_REQUEST", badContentType);
     const agent = req.headers["user-agent"];
     const scope: CallScope = { requestId, clientAddress: clientAddress(peerAddress(req), req.headers) };
-    if (typeof agent === "string" && agent !== "") scope.userAgent = agent.length > 256 ? agent.slice(0, 256) : agent;
+    // Whole (the request's headers hold it anyway): an audit event keeps what it may of it.
+    if (typeof agent === "string" && agent !== "") scope.userAgent = agent;
     // A span of its own for every call, in the caller's trace when it sent one.
     // The name only matters to an exporter: ids-only tracing is not handed one to build.
     const span = tracing.startCall(tracing.exporting ? httpSpanName(req.method) : "", parseTraceparent(req.headers.traceparent), parseTracestate(req.headers.tracestate));

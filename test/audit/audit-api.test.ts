@@ -474,6 +474,38 @@ for (const store of storesUnderTest()) {
       assert.equal(res.headers.get("x-request-id"), uuid);
     });
 
+    it("a User-Agent holding the admin token or an API token (the header mistaken for Authorization) is recorded as [redacted], in the event and its log line; another as given", async () => {
+      const apiToken = await createApiToken(server, uniqueName("acct"));
+      secrets.add(apiToken);
+      for (const [name, sent] of [
+        ["the admin token", testAdminToken],
+        ["an API token after a tool's name", `curl/8.5.0 ${apiToken}`],
+        ["an Authorization value", `Bearer ${testAdminToken}`],
+      ] as const) {
+        const before = server.logs.length;
+        const res = await rest(server.url, "GET", "/v1/admin/audit-events?page_size=1", { headers: { ...admin, "user-agent": sent } });
+        assert.equal(res.status, 200, res.text);
+        const id = res.headers.get("x-request-id") ?? "";
+        const event = await one(server, "admin.call", (e) => e.request_id === id);
+        assert.equal(event.user_agent, "[redacted]", name);
+        const line = server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "audit" && l.auditId === event.id);
+        assert.equal(line?.userAgent, "[redacted]", name);
+        assert.deepEqual(server.logs.slice(before).filter((l) => l.includes(apiToken) || l.includes(testAdminToken)), [], `a log line holds ${name}`);
+      }
+      // A browser's, a tool's: kept. One over 256 characters: its first 256, without the word the
+      // cut would leave the start of (here the admin token's first six characters).
+      const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+      const long = `tool/1.0 ${"x".repeat(240)} `;
+      for (const [sent, recorded] of [
+        [firefox, firefox],
+        [`${long}${testAdminToken}`, long],
+      ]) {
+        const res = await rest(server.url, "GET", "/v1/admin/audit-events?page_size=1", { headers: { ...admin, "user-agent": sent } });
+        const event = await one(server, "admin.call", (e) => e.request_id === res.headers.get("x-request-id"));
+        assert.equal(event.user_agent, recorded);
+      }
+    });
+
     it("an API token sent where its token_link goes (to revoke or describe it) is recorded as [redacted], in the event and its log line; a link as given", async () => {
       const account = uniqueName("acct");
       const secret = await createApiToken(server, account);
