@@ -115,6 +115,38 @@ for (const store of storesUnderTest()) {
           }
         });
 
+        it("every date is DD Mon YYYY - HH:mm with a two-digit day, hour and minute (05 Mar 2016 - 03:04)", async () => {
+          clock.set(Date.UTC(2016, 2, 5, 3, 4, 59));
+          const accountId = newAccount();
+          await createToken(accountId, "early");
+          const link = await linkOf(accountId, "early");
+          assert.deepEqual(expectOk(await api.revokeToken(accountId, { token_link: link }, admin)), { revoked: "05 Mar 2016 - 03:04" });
+          assert.deepEqual(expectOk(await api.listTokens(accountId, "revoked", admin)), {
+            tokens: [{ token_link: link, description: "early", issued_date: "05 Mar 2016 - 03:04", revoked: "05 Mar 2016 - 03:04" }],
+          });
+        });
+
+        it("an empty state lists the active tokens, as a missing one does; REVOKED and Revoked the revoked ones", async () => {
+          const accountId = newAccount();
+          await createToken(accountId, "active one");
+          await createToken(accountId, "revoked one");
+          expectOk(await api.revokeToken(accountId, { token_link: await linkOf(accountId, "revoked one") }, admin));
+          const descriptions = async (state: string | undefined) => expectOk(await api.listTokens(accountId, state, admin)).tokens.map((t) => t.description);
+          assert.deepEqual(await descriptions(undefined), ["active one"]);
+          assert.deepEqual(await descriptions(""), ["active one"]);
+          for (const state of ["revoked", "REVOKED", "Revoked"]) assert.deepEqual(await descriptions(state), ["revoked one"], state);
+        });
+
+        it("PUT /v1/frontend/auth with the link in upper case answers the token's own link (lower case)", async () => {
+          const accountId = newAccount();
+          await createToken(accountId, "old");
+          const link = await linkOf(accountId, "old");
+          assert.deepEqual(expectOk(await api.updateToken({ token_link: link.toUpperCase(), description: "New token description" }, admin)), {
+            token_link: link,
+            description: "New token description",
+          });
+        });
+
         it("DELETE /v1/frontend/auth/{account_id} answers {revoked}; the token is refused at once and listed with state=revoked", async () => {
           const accountId = newAccount();
           const token = await createToken(accountId, "to revoke");
