@@ -505,6 +505,32 @@ for (const store of storesUnderTest()) {
       });
     });
 
+    describe("REST only: the document's response headers and user object", () => {
+      /** Content-Type: application/json and Content-Length: the document's size, as each route lists them. */
+      function expectJsonDocument(res: { status: number; headers: Headers; text: string }): void {
+        assert.equal(res.status, 200, res.text);
+        assert.equal(res.headers.get("content-type"), "application/json");
+        assert.equal(res.headers.get("content-length"), String(Buffer.byteLength(res.text)));
+      }
+
+      it("each answer is application/json with its Content-Length", async () => {
+        const { token } = await userWithToken();
+        const created = await rest(server.url, "GET", "/api/authenticationtoken", { headers: { ...bearer(token), accept: "application/json" } });
+        expectJsonDocument(created);
+        expectJsonDocument(await rest(server.url, "GET", `/api/authenticationtoken/${created.body.token}`, { headers: { ...bearer(token), accept: "application/json" } }));
+        expectJsonDocument(await rest(server.url, "GET", `/api/authenticationtoken/${created.body.token}/user`, { headers: { accept: "application/json" } }));
+      });
+
+      it("the user object of a user without an email address has emails: [] (not left out)", async () => {
+        const name = await createJwtUser(server);
+        const created = await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(await jwtLogin(server, name)) });
+        assert.equal(created.status, 200, created.text);
+        const res = await rest(server.url, "GET", `/api/authenticationtoken/${created.body.token}/user`);
+        expectJsonDocument(res);
+        assert.equal(res.text, JSON.stringify({ _id: created.body.user, emails: [] }));
+      });
+    });
+
     describe("REST only: created_at as the document writes it", () => {
       // The document's token object: created_at: '2014-05-16T09:47:11.703Z', a JavaScript
       // Date's JSON, always with its three millisecond digits (proto3 JSON drops them on a
