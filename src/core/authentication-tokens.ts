@@ -147,7 +147,8 @@ export class AuthenticationTokens {
    * All or nothing: the token is checked, the new session stored, and only then the token
    * consumed, the exchange's last write. A store that fails before that leaves the token unused
    * (the call answers UNAVAILABLE and a retry can still exchange it); the session stored first
-   * is known to nobody (its secret is never handed out). Of concurrent exchanges, on one
+   * is known to nobody (its secret is never handed out), and is withdrawn, as it is when the
+   * call ends first (UserTokens.startCookieSession). Of concurrent exchanges, on one
    * instance or several, the consume decides: the one that wins answers its session, every
    * other withdraws its own and answers 404.
    */
@@ -173,7 +174,7 @@ export class AuthenticationTokens {
     const notAfter = record.notAfter === undefined || (sourceEnd !== undefined && sourceEnd < record.notAfter) ? sourceEnd : record.notAfter;
     // The consume is the session's last step: the one that loses it (another exchange consumed
     // the token since it was read, or it expired meanwhile) withdraws its session. One that
-    // fails leaves the session as the store left it, unused: its secret is never handed out.
+    // fails, or whose call ends first, withdraws it too: its secret is never handed out.
     const session = await this.deps.userTokens.startCookieSession(
       { id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch },
       {

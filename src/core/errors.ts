@@ -8,7 +8,7 @@
 // it (access/challenge.ts) from the method's credential and the reason.
 import { beyondDeadline, CallEndedError } from "../call-scope.js";
 import type { Logger } from "../logger.js";
-import { DeadlineExceededError } from "../store/ports/errors.js";
+import { DeadlineExceededError, settledOf } from "../store/ports/errors.js";
 
 export type AuthErrorCode =
   | "invalid_argument"
@@ -256,21 +256,52 @@ export function endedCall(e: unknown): boolean {
 }
 
 /**
- * `next()`, the steps of a login after its credential was stored, before any token of it went
- * out. When the call ends first (endedCall), the credential is withdrawn (`withdraw`), beyond the
- * deadline, before the error goes on: its event records the login canceled, and no credential
- * nobody holds a token of is left live. A withdrawal that fails is logged; the call's own error
- * goes on.
+ * Whether `e` refuses the call (an AuthError other than UNAVAILABLE or INTERNAL: a wrong password,
+ * a user deactivated meanwhile), rather than saying that it ended (endedCall) or that the store or
+ * the server failed.
  */
-export async function withdrawnIfEnded<T>(withdraw: () => Promise<unknown>, logger: Pick<Logger, "warn">, next: () => Promise<T>): Promise<T> {
+function refusal(e: unknown): e is AuthError {
+  return e instanceof AuthError && e.code !== "unavailable" && e.code !== "internal";
+}
+
+/**
+ * `store()`, the write of a login's credential (or of the credential an exchange or a refresh
+ * token's issue makes), then `next()`, the steps after it, before any token of it goes out. When
+ * either fails for anything but a refusal (whose step withdraws the credential itself, before it
+ * is answered), no one holds the credential: it is withdrawn (`withdraw`), beyond the call's
+ * deadline, before the error goes on, so that none is left live that nobody received (counted
+ * against its user's cap, listed, and usable by whoever reads the store). That is when the call
+ * ended (its deadline passed, a store call refused at it) or the store or the server failed, the
+ * credential's own write included: one the store answered with an error may have been made all
+ * the same (its answer lost; on MongoDB, a session inserted before its refresh token's insert
+ * failed, or the deadline refused that second insert), and one that goes on after its error
+ * (settledOf: on MongoDB, under way when its time bound passed) is withdrawn again once it has
+ * ended. A withdrawal that fails is logged; the call's own error goes on.
+ */
+export async function storedOrWithdrawn<S, T>(withdraw: () => Promise<unknown>, logger: Pick<Logger, "warn">, store: () => Promise<S>, next: (stored: S) => Promise<T>): Promise<T> {
+  let stored: S;
   try {
-    return await next();
+    stored = await store();
   } catch (e) {
-    if (endedCall(e)) {
-      await beyondDeadline(withdraw).catch((failure: unknown) =>
-        logger.warn("a credential of a login that ended before its answer was not withdrawn", { error: failure instanceof Error ? failure.message : String(failure) }),
-      );
+    if (!refusal(e)) {
+      await withdrawLogged(withdraw, logger);
+      const settled = settledOf(e);
+      if (settled) void settled.then(() => withdrawLogged(withdraw, logger));
     }
     throw e;
   }
+  try {
+    return await next(stored);
+  } catch (e) {
+    if (!refusal(e)) await withdrawLogged(withdraw, logger);
+    throw e;
+  }
+}
+
+/** `withdraw()`, beyond the call's deadline; a failure is logged (its message only: no secret is in a store's error). */
+function withdrawLogged(withdraw: () => Promise<unknown>, logger: Pick<Logger, "warn">): Promise<void> {
+  return beyondDeadline(withdraw).then(
+    () => undefined,
+    (failure: unknown) => logger.warn("a credential no answer handed out was not withdrawn", { error: failure instanceof Error ? failure.message : String(failure) }),
+  );
 }

@@ -113,6 +113,7 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     users,
     refreshTokens: store.jwtRefreshTokens,
     clock,
+    logger,
     issuer: config.jwtIssuer,
     audience: config.jwtAudience,
     accessTokenTtlSeconds: config.accessTokenTtlSeconds,

@@ -19,11 +19,12 @@
 // key ends them with the tokens it signed: a key that leaked must not have bought a credential
 // signed by the next key. Hand-off tokens and the cookie sessions they start record the same
 // list (authentication-tokens.ts).
+import type { Logger } from "../logger.js";
 import type { JwtRefreshTokenStore } from "../store/ports/jwt-refresh-tokens.js";
 import type { UserRecord } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import { issuedBeforePasswordChange, outdated } from "./credential-lifecycle.js";
-import { AuthError, invalidArgument, invalidField, permissionDenied, recode, requireField, unauthenticated } from "./errors.js";
+import { AuthError, invalidArgument, invalidField, permissionDenied, recode, requireField, storedOrWithdrawn, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload, VerifyOptions } from "./token-verifier.js";
 import { randomId } from "./secrets.js";
@@ -113,6 +114,7 @@ export interface JwtTokensDeps {
   users: Pick<Users, "authenticateAndIssue" | "noteLogin" | "get" | "create" | "changePassword" | "deactivate" | "credentialState">;
   refreshTokens: JwtRefreshTokenStore;
   clock: Clock;
+  logger: Logger;
   issuer: string;
   audience: string;
   accessTokenTtlSeconds: number;
@@ -206,34 +208,45 @@ export class JwtTokens {
 
   /**
    * A new refresh token for the (already authenticated) user, whose access token was issued
-   * under `credentialEpoch`: none when that is no longer the user's. The token is withdrawn at
-   * once when a change moved the epoch while it was being written. `keyIds`: those of the
-   * access token (VerifiedAccessToken.keyIds), recorded in the token (`source_kids`).
+   * under `credentialEpoch`: none when that is no longer the user's. The token is withdrawn
+   * (revoked) at once when a change moved the epoch while it was being written, and, beyond the
+   * deadline, before the error goes on, when the call ended (its deadline passed, a store call
+   * refused at it) or the store or the server failed once it may have been stored
+   * (storedOrWithdrawn): no refresh token is left live that no one received. `keyIds`: those of
+   * the access token (VerifiedAccessToken.keyIds), recorded in the token (`source_kids`).
    */
   async issueRefreshToken(userId: string, credentialEpoch: number, keyIds: readonly string[] = []): Promise<string> {
     const user = await this.currentUser(userId, credentialEpoch);
     const now = this.deps.clock.now();
     const jti = randomId();
     const ttl = this.deps.refreshTokenTtlSeconds;
-    const { ended } = await this.deps.refreshTokens.create(
-      { jti, userId: user.id, issuedAt: now, expiresAt: new Date(now.getTime() + ttl * 1000), credentialEpoch },
-      this.deps.maxRefreshTokensPerUser,
+    const withdraw = () => this.deps.refreshTokens.revoke(jti, user.id, now);
+    return storedOrWithdrawn(
+      withdraw,
+      this.deps.logger,
+      () =>
+        this.deps.refreshTokens.create(
+          { jti, userId: user.id, issuedAt: now, expiresAt: new Date(now.getTime() + ttl * 1000), credentialEpoch },
+          this.deps.maxRefreshTokensPerUser,
+        ),
+      async ({ ended }) => {
+        await this.revokedByCap(user.id, ended);
+        const state = await this.deps.users.credentialState(user.id, credentialEpoch);
+        if (state !== "current") {
+          await withdraw();
+          if (state === "deactivated") throw userDeactivated();
+          throw credentialOutdated();
+        }
+        const claims = {
+          ...this.baseClaims(user, now),
+          aud: refreshTokenAudience(this.deps.audience),
+          token_type: refreshTokenType,
+          jti,
+          ...(keyIds.length > 0 && { [sourceKidsClaim]: [...keyIds] }),
+        };
+        return this.deps.ring.sign(claims, ttl);
+      },
     );
-    await this.revokedByCap(user.id, ended);
-    const state = await this.deps.users.credentialState(user.id, credentialEpoch);
-    if (state !== "current") {
-      await this.deps.refreshTokens.revoke(jti, user.id, now);
-      if (state === "deactivated") throw userDeactivated();
-      throw credentialOutdated();
-    }
-    const claims = {
-      ...this.baseClaims(user, now),
-      aud: refreshTokenAudience(this.deps.audience),
-      token_type: refreshTokenType,
-      jti,
-      ...(keyIds.length > 0 && { [sourceKidsClaim]: [...keyIds] }),
-    };
-    return this.deps.ring.sign(claims, ttl);
   }
 
   /**

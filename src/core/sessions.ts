@@ -20,7 +20,7 @@ import type { RefreshTokenRecord, RefreshTokenStore, SessionRecord, SessionStore
 import { outcomeOf } from "./audit.js";
 import { withinWindow, type Clock } from "./clock.js";
 import { outdated } from "./credential-lifecycle.js";
-import { AuthError, durableBeforeError, invalidField, withdrawnIfEnded, missingField, permissionDenied, requireField, unauthenticated } from "./errors.js";
+import { AuthError, durableBeforeError, invalidField, missingField, permissionDenied, requireField, storedOrWithdrawn, unauthenticated } from "./errors.js";
 import type { KeyRing } from "./key-ring.js";
 import type { TokenVerifier, VerifiedPayload } from "./token-verifier.js";
 import { openChild, sealChild, type ChildPair } from "./refresh-sealing.js";
@@ -125,8 +125,8 @@ export class Sessions {
     // not wait for it): on the embedded store the answer waits for one fsync that started after
     // all of them (start()).
     // lastLoginAt is written beside the session and is part of its start: when it is refused,
-    // the session is refused too (its event says so: AuditedSessions.start), once the session's
-    // writes are durable, and a refusal of the session itself goes first.
+    // the session is refused too (its event says so: AuditedSessions.start) and withdrawn, once
+    // the session's writes are durable, and a refusal of the session itself goes first.
     return this.users.authenticateThen(input.email, input.password, "email", input.clientAddress, undefined, (user) =>
       this.start(user, input.clientId, this.users.noteLogin(user, this.config.lastUsedIntervalSeconds, { syncedByNextWrite: true })),
     );
@@ -163,38 +163,42 @@ export class Sessions {
     // The session and its first refresh token are stored together (one transaction on the
     // embedded store). A session has an absolute lifetime; no refresh token outlives it.
     const refreshToken = randomToken(32);
-    // The user's oldest sessions beyond TESSERA_MAX_SESSIONS_PER_USER are deleted with it.
-    const {
-      record: session,
-      durable,
-      ended,
-    } = await this.sessions.createThenSync(
-      { id: sessionId, userId: user.id, clientId, accessJti: jti, createdAt: now, expiresAt, credentialEpoch: user.credentialEpoch },
-      { hash: hashSecret(refreshToken), sessionId, createdAt: now, expiresAt },
-      this.config.maxSessionsPerUser,
-    );
-    await this.endedByCap(user.id, ended);
     // Checked once the session is stored: a password change or deactivation that moved the
     // epoch before this read is seen here, one after it ends this session with the user's others.
     // A session refused here is ended, its refresh token deleted with it (ending()), before any
     // token of it goes out; so is one whose call ended first (its deadline passed, a store call
-    // refused at it), beyond the deadline. An error of any step from here goes out once the
-    // session is durable.
-    const withdraw = async () => (await this.ending(session.id)).durable();
-    return durableBeforeError(durable, () => withdrawnIfEnded(withdraw, this.logger, async () => {
-      const state = await this.users.credentialState(user.id, user.credentialEpoch);
-      if (state !== "current") {
-        // Withdrawn before any token of it went out: ended by ending() itself, not end(), whose
-        // session.ended event (AuditedSessions) would record the end of a session never started
-        // (its session.started records the refusal).
-        await withdraw();
-        if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
-        throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
-      }
-      const failed = await alongsideSettled;
-      if (failed) throw failed.error;
-      return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
-    }));
+    // refused at it), or whose store or server failed, its own write included (storedOrWithdrawn),
+    // beyond the deadline. An error of any step after the write goes out once the session is
+    // durable.
+    const withdraw = async () => (await this.ending(sessionId)).durable();
+    return storedOrWithdrawn(
+      withdraw,
+      this.logger,
+      // The user's oldest sessions beyond TESSERA_MAX_SESSIONS_PER_USER are deleted with it.
+      () =>
+        this.sessions.createThenSync(
+          { id: sessionId, userId: user.id, clientId, accessJti: jti, createdAt: now, expiresAt, credentialEpoch: user.credentialEpoch },
+          { hash: hashSecret(refreshToken), sessionId, createdAt: now, expiresAt },
+          this.config.maxSessionsPerUser,
+        ),
+      async ({ record: session, durable, ended }) => {
+        await this.endedByCap(user.id, ended);
+        return durableBeforeError(durable, async () => {
+          const state = await this.users.credentialState(user.id, user.credentialEpoch);
+          if (state !== "current") {
+            // Withdrawn before any token of it went out: ended by ending() itself, not end(), whose
+            // session.ended event (AuditedSessions) would record the end of a session never started
+            // (its session.started records the refusal).
+            await withdraw();
+            if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+            throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
+          }
+          const failed = await alongsideSettled;
+          if (failed) throw failed.error;
+          return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
+        });
+      },
+    );
   }
 
   /**

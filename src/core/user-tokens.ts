@@ -15,7 +15,7 @@ import type { Clock } from "./clock.js";
 import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
 import { sourcesLive, type CredentialSourceStores } from "./credential-sources.js";
-import { durableBeforeError, invalidField, permissionDenied, unauthenticated, withdrawnIfEnded, type Reason } from "./errors.js";
+import { durableBeforeError, invalidField, permissionDenied, storedOrWithdrawn, unauthenticated, type Reason } from "./errors.js";
 import { checkFreeText } from "./text.js";
 import { hashSecret, randomId, randomToken, secretEquals } from "./secrets.js";
 import type { Users } from "./users.js";
@@ -113,40 +113,45 @@ export class UserTokens {
     expiresAt: Date | undefined,
   ): Promise<{ result: { secret: string; token: UserTokenRecord }; durable: () => Promise<void> }> {
     const secret = randomId();
-    // The user's oldest tokens and cookie sessions beyond TESSERA_MAX_USER_TOKENS_PER_USER are
-    // logged out with it.
-    const {
-      record: token,
-      durable,
-      ended,
-    } = await this.deps.userTokens.createThenSync(
-      {
-        id: randomId(),
-        hash: hashSecret(secret),
-        userId: user.id,
-        ...(note !== undefined && { note }),
-        ...(expiresAt !== undefined && { expiresAt }),
-        createdAt: this.deps.clock.now(),
-        credentialEpoch: user.credentialEpoch,
-      },
-      this.deps.config.maxUserTokensPerUser,
-    );
-    await this.loggedOutByCap(user.id, ended);
+    const id = randomId();
     // A password change or deactivation while the login was in flight: withdraw the token (the
     // withdrawal waits for an fsync that covers the token's commit); so is one whose call ended
-    // first (its deadline passed, a store call refused at it), beyond the deadline. An error of
-    // any step from here goes out once the token is durable.
-    const withdraw = () => this.deps.userTokens.disable(token.id, this.deps.clock.now());
-    return durableBeforeError(durable, () => withdrawnIfEnded(withdraw, this.deps.logger, async () => {
-      const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
-      if (state !== "current") {
-        await withdraw();
-        if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
-        throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
-      }
-      this.deps.logger.info("user token created", { userId: user.id, credentialId: token.id });
-      return { result: { secret, token }, durable };
-    }));
+    // first (its deadline passed, a store call refused at it), or whose store or server failed,
+    // its own write included (storedOrWithdrawn), beyond the deadline. An error of any step after
+    // the write goes out once the token is durable.
+    const withdraw = () => this.deps.userTokens.disable(id, this.deps.clock.now());
+    return storedOrWithdrawn(
+      withdraw,
+      this.deps.logger,
+      // The user's oldest tokens and cookie sessions beyond TESSERA_MAX_USER_TOKENS_PER_USER are
+      // logged out with it.
+      () =>
+        this.deps.userTokens.createThenSync(
+          {
+            id,
+            hash: hashSecret(secret),
+            userId: user.id,
+            ...(note !== undefined && { note }),
+            ...(expiresAt !== undefined && { expiresAt }),
+            createdAt: this.deps.clock.now(),
+            credentialEpoch: user.credentialEpoch,
+          },
+          this.deps.config.maxUserTokensPerUser,
+        ),
+      async ({ record: token, durable, ended }) => {
+        await this.loggedOutByCap(user.id, ended);
+        return durableBeforeError(durable, async () => {
+          const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
+          if (state !== "current") {
+            await withdraw();
+            if (state === "deactivated") throw permissionDenied("USER_DEACTIVATED", "user is deactivated");
+            throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
+          }
+          this.deps.logger.info("user token created", { userId: user.id, credentialId: token.id });
+          return { result: { secret, token }, durable };
+        });
+      },
+    );
   }
 
   /** The `userToken` credential: a live bearer user token, its use recorded. 401 otherwise. */
@@ -168,7 +173,7 @@ export class UserTokens {
    * the exchanged token records; the session ends once one of those keys is revoked. `sources`:
    * the credentials it descends from (UserTokenRecord.sources); it ends once one of them has
    * ended. `claim`: the exchange's consume of its token, made once the session is stored and
-   * checked; false withdraws the session (null). When it throws, the session is left unused (its
+   * checked; false withdraws the session (null). When it throws, the session is withdrawn (its
    * secret never handed out) and the error passed on.
    */
   async startCookieSession(
@@ -182,28 +187,41 @@ export class UserTokens {
     const maxAgeSeconds = Math.floor((expiresAt - now.getTime()) / 1000);
     if (maxAgeSeconds <= 0) return null;
     const secret = randomToken(32);
-    // Counted with the user's user tokens (one cap, TESSERA_MAX_USER_TOKENS_PER_USER).
-    const { record: token, ended } = await this.deps.userTokens.create(
-      {
-        id: randomId(),
-        hash: hashSecret(secret),
-        userId: user.id,
-        note: COOKIE_SESSION_NOTE,
-        expiresAt: new Date(now.getTime() + maxAgeSeconds * 1000),
-        createdAt: now,
-        credentialEpoch: user.credentialEpoch,
-        ...(sourceKids !== undefined && sourceKids.length > 0 && { sourceKids: [...sourceKids] }),
-        ...(sources !== undefined && sources.length > 0 && { sources: [...sources] }),
+    const id = randomId();
+    // Refused once stored (the user's epoch moved, or the exchange lost its token), the session is
+    // withdrawn (null); so is one whose call ended first (its deadline passed, a store call
+    // refused at it), or whose store or server failed, its own write included, beyond the
+    // deadline, before the error goes on (storedOrWithdrawn).
+    const withdraw = () => this.deps.userTokens.disable(id, this.deps.clock.now());
+    return storedOrWithdrawn(
+      withdraw,
+      this.deps.logger,
+      // Counted with the user's user tokens (one cap, TESSERA_MAX_USER_TOKENS_PER_USER).
+      () =>
+        this.deps.userTokens.create(
+          {
+            id,
+            hash: hashSecret(secret),
+            userId: user.id,
+            note: COOKIE_SESSION_NOTE,
+            expiresAt: new Date(now.getTime() + maxAgeSeconds * 1000),
+            createdAt: now,
+            credentialEpoch: user.credentialEpoch,
+            ...(sourceKids !== undefined && sourceKids.length > 0 && { sourceKids: [...sourceKids] }),
+            ...(sources !== undefined && sources.length > 0 && { sources: [...sources] }),
+          },
+          this.deps.config.maxUserTokensPerUser,
+        ),
+      async ({ record: token, ended }) => {
+        await this.loggedOutByCap(user.id, ended);
+        if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current" || (claim !== undefined && !(await claim()))) {
+          await withdraw();
+          return null;
+        }
+        this.deps.logger.info("cookie session started", { userId: user.id, credentialId: token.id });
+        return { secret, token, maxAgeSeconds };
       },
-      this.deps.config.maxUserTokensPerUser,
     );
-    await this.loggedOutByCap(user.id, ended);
-    if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current" || (claim !== undefined && !(await claim()))) {
-      await this.deps.userTokens.disable(token.id, this.deps.clock.now());
-      return null;
-    }
-    this.deps.logger.info("cookie session started", { userId: user.id, credentialId: token.id });
-    return { secret, token, maxAgeSeconds };
   }
 
   /**

@@ -3,38 +3,20 @@
 // epoch read again) is refused at the deadline. No token of the credential went out, so it is
 // withdrawn, as one refused there is (README "Audit trail"): the session ended, the user token
 // disabled, beyond the call's deadline; the credential's event records the login canceled, and
-// no session.ended or user_token.logout names a credential never handed out.
+// no session.ended or user_token.logout names a credential never handed out. So is the cookie
+// session of a seed 003 exchange (disabled; its hand-off token left unused) and the refresh token
+// of a seed 004 GET /jwt/refresh_token (revoked, no jwt_refresh_token.revoked).
 import assert from "node:assert/strict";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
-import { basic, rest } from "../support/clients.js";
+import { decodeJwt } from "jose";
+import { basic, bearer, rest } from "../support/clients.js";
 import { storesUnderTest, type TestServer, startTestServer } from "../support/server.js";
-import { admin, clientIdHeader, password, signUp, uniqueEmail } from "../support/users.js";
-import { holdAfter, recordWrites } from "./support.js";
+import { clientIdHeader, createAuthenticationToken, createJwtUser, jwtLogin, loginUserToken, password, signUp, uniqueEmail } from "../support/users.js";
+import { holdAfter, recordWrites, story, until, withdrawn } from "./support.js";
 
 const deadlineMs = 1500;
-
-/** The `type outcome reason` of the user's audit events, oldest first, once `count` are listed. */
-async function story(server: TestServer, userId: string, count: number): Promise<string[]> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const page = await rest(server.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ user_id: userId })}`, { headers: admin });
-    assert.equal(page.status, 200, page.text);
-    const told = (page.body.events as Array<{ type: string; outcome: string; reason?: string }>).map((e) => `${e.type} ${e.outcome}${e.reason ? ` ${e.reason}` : ""}`).reverse();
-    if (told.length >= count || Date.now() > deadline) return told;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Waits until `done` holds (the login goes on once its caller was answered). */
-async function until(what: string, done: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await done())) {
-    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** The seed 000 login, over REST or gRPC, with the deadline: the code its caller got. */
 const sessionLogins: Array<[string, (server: TestServer, email: string) => Promise<string>]> = [
@@ -61,7 +43,7 @@ const sessionLogins: Array<[string, (server: TestServer, email: string) => Promi
 const deadlineExceeded: Record<string, string> = { "POST /session": "504 deadline_exceeded", "gRPC SessionService/CreateSession": "DeadlineExceeded" };
 
 for (const store of storesUnderTest()) {
-  describe(`a password login whose deadline passes once its credential is stored (${store})`, function () {
+  describe(`a login, exchange or refresh token issue whose deadline passes once its credential is stored (${store})`, function () {
     this.timeout(60_000);
     let server: TestServer;
     before(async () => (server = await startTestServer({ store })));
@@ -86,7 +68,7 @@ for (const store of storesUnderTest()) {
         assert.equal(answer, deadlineExceeded[name]);
         assert.equal(written.sessions.length, 1, "the login stored its session");
         const [id] = written.sessions;
-        await until("the session is ended", async () => (await server.tessera.store.sessions.findById(id!))?.endedAt !== undefined);
+        await until("the session is ended", () => withdrawn.session(server, id!));
         assert.deepEqual(await story(server, user.id, 3), ["signup success", "login success", "session.started canceled"]);
       });
     }
@@ -107,8 +89,55 @@ for (const store of storesUnderTest()) {
       assert.equal(res.body.code, "deadline_exceeded");
       assert.equal(written.userTokens.length, 1, "the login stored its user token");
       const [hash] = written.userTokens;
-      await until("the user token is disabled", async () => (await server.tessera.store.userTokens.findByHashWithUser(hash!))?.token.enabled === false);
+      await until("the user token is disabled", () => withdrawn.userToken(server, hash!));
       assert.deepEqual(await story(server, user.id, 3), ["signup success", "login success", "user_token.login canceled"]);
+    });
+
+    it("GET /api/authenticationtoken/{token}/user (seed 003): answered DEADLINE_EXCEEDED; the cookie session is withdrawn (disabled) and cookie_session.started recorded canceled; the token is left unused, and exchanges once", async () => {
+      const email = uniqueEmail("late-cookie");
+      const user = await signUp(server, email);
+      const userToken = await loginUserToken(server, email);
+      const token = await createAuthenticationToken(server, bearer(userToken));
+      const written = recordWrites(server);
+      const held = holdAfter(server.tessera.store.userTokens, "create");
+      let res;
+      try {
+        res = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`, { headers: { "connect-timeout-ms": String(deadlineMs) } });
+      } finally {
+        held.open();
+        held.restore();
+      }
+      assert.equal(res.status, 504, res.text);
+      assert.equal(res.body.code, "deadline_exceeded");
+      assert.equal(written.userTokens.length, 1, "the exchange stored its cookie session");
+      const [hash] = written.userTokens;
+      await until("the cookie session is disabled", () => withdrawn.userToken(server, hash!));
+      assert.deepEqual(await story(server, user.id, 1, ["cookie_session.started", "cookie_session.ended"]), ["cookie_session.started canceled"]);
+      const unused = await rest(server.url, "GET", `/api/authenticationtoken/${token}`, { headers: bearer(userToken) });
+      assert.equal(unused.status, 200, unused.text);
+      const retried = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
+      assert.equal(retried.status, 200, retried.text);
+      assert.equal(retried.body._id, user.id);
+    });
+
+    it("GET /jwt/refresh_token (seed 004): answered DEADLINE_EXCEEDED; the refresh token is withdrawn (revoked) and jwt_refresh_token.issued recorded canceled, no jwt_refresh_token.revoked", async () => {
+      const access = await jwtLogin(server, await createJwtUser(server));
+      const userId = decodeJwt(access).sub!;
+      const written = recordWrites(server);
+      const held = holdAfter(server.tessera.store.jwtRefreshTokens, "create");
+      let res;
+      try {
+        res = await rest(server.url, "GET", "/jwt/refresh_token", { headers: { ...bearer(access), "connect-timeout-ms": String(deadlineMs) } });
+      } finally {
+        held.open();
+        held.restore();
+      }
+      assert.equal(res.status, 504, res.text);
+      assert.equal(res.body.code, "deadline_exceeded");
+      assert.equal(written.jwtRefreshTokens.length, 1, "the call stored its refresh token");
+      const [jti] = written.jwtRefreshTokens;
+      await until("the refresh token is revoked", () => withdrawn.jwtRefreshToken(server, jti!));
+      assert.deepEqual(await story(server, userId, 1, ["jwt_refresh_token.issued", "jwt_refresh_token.revoked"]), ["jwt_refresh_token.issued canceled"]);
     });
   });
 }

@@ -219,15 +219,16 @@ for (const store of storesUnderTest()) {
 
 if (storesUnderTest().includes("mongo")) {
   // MongoDB (no transactions here) stores a login's session and its first refresh token as two
-  // inserts, the session first: a failure of the second leaves the session's document, which
-  // nothing can use (no token of it went out, and it has no refresh token).
+  // inserts, the session first: a failure of the second leaves the session's document, which the
+  // login withdraws (ends) before it answers: no token of it went out, and it must not count
+  // against the user's sessions.
   describe("Seed 000's login (POST /session) on mongo when the store fails between the session and its refresh token", function () {
     this.timeout(60_000);
     let server: TestServer;
     before(async () => (server = await startTestServer({ store: "mongo" })));
     after(() => server.close());
 
-    it("503 STORE_UNAVAILABLE; the session's document is left without a refresh token; the next login works", async () => {
+    it("503 STORE_UNAVAILABLE; the session's document is left without a refresh token, ended; the next login works", async () => {
       const email = uniqueEmail("spend");
       const user = await signUp(server, email);
       const insertOne = Collection.prototype.insertOne;
@@ -249,6 +250,7 @@ if (storesUnderTest().includes("mongo")) {
         const sessions = await db.collection<{ _id: string }>("sessions").find({ userId: user.id }).toArray();
         assert.equal(sessions.length, 1, "the session was inserted first");
         assert.equal(await db.collection("refresh_tokens").countDocuments({ sessionId: sessions[0]!._id }), 0);
+        assert.ok((await server.tessera.store.sessions.findById(sessions[0]!._id))?.endedAt, "the session is ended");
       } finally {
         await client.close();
       }

@@ -9,7 +9,9 @@ import { randomBytes } from "node:crypto";
 import { Collection } from "mongodb";
 import type { Clock } from "../../src/core/clock.js";
 import type { UserStore } from "../../src/store/ports/users.js";
+import { rest } from "../support/clients.js";
 import { startTestServer, type StoreKind, type TestServer } from "../support/server.js";
+import { admin } from "../support/users.js";
 
 export interface ServerPair {
   readonly a: TestServer;
@@ -126,29 +128,69 @@ export const passwordLoginHolds = [
   ["once its password was checked", holdCheckedLogins],
 ] as const;
 
-/** The ids of the sessions and the hashes of the user tokens `server` writes from now on. */
+/**
+ * The `type outcome reason` of the user's audit events (those of `types` only, when given), oldest
+ * first, once `count` are listed.
+ */
+export async function story(server: TestServer, userId: string, count: number, types?: readonly string[]): Promise<string[]> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const page = await rest(server.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ user_id: userId })}`, { headers: admin });
+    assert.equal(page.status, 200, page.text);
+    const told = (page.body.events as Array<{ type: string; outcome: string; reason?: string }>)
+      .filter((e) => types === undefined || types.includes(e.type))
+      .map((e) => `${e.type} ${e.outcome}${e.reason ? ` ${e.reason}` : ""}`)
+      .reverse();
+    if (told.length >= count || Date.now() > deadline) return told;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Waits until `done` holds (a call that goes on once its caller was answered). */
+export async function until(what: string, done: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await done())) {
+    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Whether `server`'s store holds the session `id` ended, the user token (or cookie session) of `hash` disabled, the seed 004 refresh token `jti` revoked. */
+export const withdrawn = {
+  session: async (server: TestServer, id: string) => (await server.tessera.store.sessions.findById(id))?.endedAt !== undefined,
+  userToken: async (server: TestServer, hash: string) => (await server.tessera.store.userTokens.findByHashWithUser(hash))?.token.enabled === false,
+  jwtRefreshToken: async (server: TestServer, jti: string) => (await server.tessera.store.jwtRefreshTokens.findByJti(jti))?.revokedAt !== undefined,
+};
+
+/** The ids of the sessions, the hashes of the user tokens and cookie sessions, and the jtis of the seed 004 refresh tokens `server` writes from now on. */
 export interface Written {
   sessions: string[];
   userTokens: string[];
+  jwtRefreshTokens: string[];
 }
 
 export function recordWrites(server: TestServer): Written {
-  const written: Written = { sessions: [], userTokens: [] };
-  const { sessions, userTokens } = server.tessera.store;
+  const written: Written = { sessions: [], userTokens: [], jwtRefreshTokens: [] };
+  const { sessions, userTokens, jwtRefreshTokens } = server.tessera.store;
+  const createRefreshToken = jwtRefreshTokens.create;
+  jwtRefreshTokens.create = async (...args) => {
+    written.jwtRefreshTokens.push(args[0].jti);
+    return createRefreshToken.apply(jwtRefreshTokens, args);
+  };
   const createSession = sessions.createThenSync;
-  sessions.createThenSync = async (session, refreshToken) => {
-    written.sessions.push(session.id);
-    return createSession.call(sessions, session, refreshToken);
+  sessions.createThenSync = async (...args) => {
+    written.sessions.push(args[0].id);
+    return createSession.apply(sessions, args);
   };
   const createUserToken = userTokens.create;
-  userTokens.create = async (token) => {
-    written.userTokens.push(token.hash);
-    return createUserToken.call(userTokens, token);
+  userTokens.create = async (...args) => {
+    written.userTokens.push(args[0].hash);
+    return createUserToken.apply(userTokens, args);
   };
   const createUserTokenThenSync = userTokens.createThenSync;
-  userTokens.createThenSync = async (token) => {
-    written.userTokens.push(token.hash);
-    return createUserTokenThenSync.call(userTokens, token);
+  userTokens.createThenSync = async (...args) => {
+    written.userTokens.push(args[0].hash);
+    return createUserTokenThenSync.apply(userTokens, args);
   };
   return written;
 }

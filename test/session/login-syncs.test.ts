@@ -511,6 +511,7 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
       spent: db.prepare("SELECT count(*) FROM refresh_tokens WHERE spent_at IS NOT NULL").pluck().get(),
       accessJtis: db.prepare("SELECT group_concat(access_jti) FROM (SELECT access_jti FROM sessions ORDER BY id)").pluck().get(),
       ended: db.prepare("SELECT count(*) FROM sessions WHERE ended_at IS NOT NULL").pluck().get(),
+      disabledUserTokens: db.prepare("SELECT count(*) FROM user_tokens WHERE enabled = 0").pluck().get(),
     });
   });
   afterEach(async () => {
@@ -932,7 +933,9 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
 
   // A login's credential (seed 000's session and its refresh token, seed 002's user token) is
   // committed without an fsync of its own; when a later step of the login fails (its read of the
-  // user's credential epoch), the error goes out once that commit is on disk.
+  // user's credential epoch), the error goes out once that commit is on disk, and so is the
+  // credential's withdrawal (the session ended, its refresh token deleted; the user token
+  // disabled): no token of it went out.
   /** The ports of `store` with users.findById refused once `stored` reports the credential committed. */
   const epochReadRefused = (stored: (committed: () => void) => Partial<Store>): Partial<Store> => {
     let committed = false;
@@ -951,16 +954,16 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
     ["auditing on", {}],
     ["auditing off (TESSERA_AUDIT=off)", { TESSERA_AUDIT: "off" }],
   ] as const) {
-    it(`login, ${name}, the credential epoch's read refused by the store once the session is stored: STORE_UNAVAILABLE once the session and its refresh token are on disk`, async () => {
+    it(`login, ${name}, the credential epoch's read refused by the store once the session is stored: STORE_UNAVAILABLE once the session, ended, is on disk`, async () => {
       const core = await coreWith(epochReadRefused(sessionStored), env);
       const email = await signedUp(core);
       await assert.rejects(logIn(core, email), StoreUnavailableError);
       const now = written();
-      assert.deepEqual([now.sessions, now.refreshTokens], [1, 1], "the session and its refresh token were stored");
-      assert.deepEqual([durable.sessions, durable.refreshTokens], [1, 1], "by a write on disk before the error");
+      assert.deepEqual([now.sessions, now.ended, now.refreshTokens], [1, 1, 0], "the session was stored, then withdrawn (ended, its refresh token deleted)");
+      assert.deepEqual([durable.sessions, durable.ended, durable.refreshTokens], [1, 1, 0], "by writes on disk before the error");
     });
 
-    it(`login, ${name}, its lastLoginAt refused by the store: the error goes out once the session and its refresh token, stored meanwhile, are on disk`, async () => {
+    it(`login, ${name}, its lastLoginAt refused by the store: the error goes out once the session, stored meanwhile, and its withdrawal are on disk`, async () => {
       const core = await coreWith({ users: { ...store.users, setLastLogin: () => Promise.reject(new StoreUnavailableError("embedded store unavailable (SQLITE_BUSY)")) } }, env);
       const email = await signedUp(core);
       /** What the last fsync to succeed covered as the error went out. */
@@ -974,16 +977,17 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
       );
       await new Promise((r) => setTimeout(r, 100));
       const now = written();
-      assert.deepEqual([now.sessions, now.refreshTokens], [1, 1], "the session and its refresh token were stored");
-      assert.deepEqual([coveredAtError.sessions, coveredAtError.refreshTokens], [1, 1], "by a write on disk before the error");
+      assert.deepEqual([now.sessions, now.ended, now.refreshTokens], [1, 1, 0], "the session was stored, then withdrawn (ended, its refresh token deleted)");
+      assert.deepEqual([coveredAtError.sessions, coveredAtError.ended, coveredAtError.refreshTokens], [1, 1, 0], "by writes on disk before the error");
     });
 
-    it(`seed 002 login, ${name}, the credential epoch's read refused by the store once the user token is stored: STORE_UNAVAILABLE once the user token is on disk`, async () => {
+    it(`seed 002 login, ${name}, the credential epoch's read refused by the store once the user token is stored: STORE_UNAVAILABLE once the user token, disabled, is on disk`, async () => {
       const core = await coreWith(epochReadRefused(userTokenStored), env);
       const email = await signedUp(core);
       await assert.rejects(logInToken(core, email), StoreUnavailableError);
-      assert.equal(written().userTokens, 1, "the user token was stored");
-      assert.equal(durable.userTokens, 1, "by a write on disk before the error");
+      const now = written();
+      assert.deepEqual([now.userTokens, now.disabledUserTokens], [1, 1], "the user token was stored, then withdrawn (disabled)");
+      assert.deepEqual([durable.userTokens, durable.disabledUserTokens], [1, 1], "by writes on disk before the error");
     });
   }
 

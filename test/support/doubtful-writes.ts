@@ -17,6 +17,22 @@ export function landsThenFails<T extends object>(target: T, method: keyof T & st
 }
 
 /**
+ * Once the next call of `target[method]` has answered (a credential stored, say), makes the next
+ * call of `then[next]` after it write (or read) as it would, then throw StoreUnavailableError
+ * (landsThenFails).
+ */
+export function landsThenFailsAfter<T extends object, U extends object>(target: T, method: keyof T & string, then: U, next: keyof U & string): void {
+  const methods = target as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const original = methods[method]!;
+  methods[method] = async (...args: unknown[]) => {
+    methods[method] = original;
+    const answer = await original.apply(target, args);
+    landsThenFails(then, next);
+    return answer;
+  };
+}
+
+/**
  * On MongoDB (every store of this process), holds the next insert into `collection` whose `_id`
  * is a string beginning with `prefix` until `release()`; `reached` resolves once it is held,
  * `landed` once the database has acknowledged it.

@@ -111,7 +111,8 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
     // nothing is left to wait for. No transaction (FerretDB 1.x has none, and a standalone
     // MongoDB neither): when the second fails, the call fails with its error and the session's
     // document stays, without a refresh token. No token of it went out, so nothing can use it;
-    // housekeeping deletes it at its expiry. A clash is named by the key of the collection it is
+    // the login ends it (core/errors.ts storedOrWithdrawn), so that it takes no place under the
+    // user's cap, and housekeeping deletes it at its expiry. A clash is named by the key of the collection it is
     // in ("id" for the session, "hash" for the refresh token).
     createThenSync: async (session: NewSession, refreshToken: NewRefreshToken, cap?: number) => {
       const record = await ctx.run(ID, async () => {
