@@ -204,8 +204,9 @@ export class KeyRing {
    * instance starting at once may have done it: then it is logged and recorded by one of them).
    * A form another instance began to write (MongoDB) is written only if it opens with this
    * instance's current secret to the same private key; otherwise the key is left as it is, and
-   * named in an error. A write the store refuses is logged and does not stop the start: the key
-   * keeps opening with the previous secret, and the next start tries again.
+   * named in an error. A write the store answers with an error does not stop the start: it is
+   * told apart from one made all the same by reading the key again (resealInDoubt); one not made
+   * leaves the key opening with the previous secret, and the next start tries again.
    */
   private async resealStale(): Promise<void> {
     const stale = this.stale;
@@ -219,19 +220,50 @@ export class KeyRing {
           return false;
         }
       };
+      const form = this.sealer.seal(privateJwk, kid);
       try {
-        const outcome = await this.store.reseal(kid, stored, this.sealer.seal(privateJwk, kid), this.clock.now(), sealedHere);
+        const outcome = await this.store.reseal(kid, stored, form, this.clock.now(), sealedHere);
         if (outcome === "refused") {
           this.logger.error("signing key not re-sealed: another instance began to seal it under a secret that is not this instance's TESSERA_KEY_ENCRYPTION_KEY; it is left as it was", { kid });
         }
-        if (outcome !== "resealed") continue;
+        if (outcome === "resealed") await this.resealed(kid);
       } catch (error) {
-        this.logger.warn("signing key not re-sealed: it is tried again at the next start", { kid, error: error instanceof Error ? error.message : String(error) });
-        continue;
+        // A write still under way (MongoDB, past the store's time bound) is read for once it has
+        // ended, without holding up the start.
+        const settled = settledOf(error);
+        if (settled) void settled.then(() => this.resealInDoubt(kid, form, error));
+        else await this.resealInDoubt(kid, form, error);
       }
-      this.logger.info("signing key re-sealed", { kid });
-      await this.audit?.record({ type: "key.resealed", outcome: "success", subject: kid });
     }
+  }
+
+  /** A re-seal made: logged by kid and recorded as `key.resealed`. */
+  private async resealed(kid: string): Promise<void> {
+    this.logger.info("signing key re-sealed", { kid });
+    await this.audit?.record({ type: "key.resealed", outcome: "success", subject: kid });
+  }
+
+  /**
+   * A re-seal whose write the store answered with an error, which may have been made all the
+   * same (a write that landed, its answer lost; on MongoDB, the key written and the mark that
+   * reports it refused). The key is read again: holding `form`, this re-seal's own (sealed with a
+   * random IV: no other write stores it), the re-seal landed, and is logged and recorded as any
+   * re-seal. Otherwise, or when the read fails too, it is logged as not re-sealed and recorded as
+   * `key.resealed` with outcome `error`: that is all that can be told of it, as a write the
+   * database applies after this read (MongoDB: after the driver gave the operation up, past its
+   * socket timeout) cannot be told from one never made. The next start seals the key
+   * again if it still opens only with the previous secret, and records that. On MongoDB, an
+   * instance starting at the same moment that found this re-seal's mark may have finished and
+   * reported it too: the trail then holds it twice, never not at all.
+   */
+  private async resealInDoubt(kid: string, form: string, error: unknown): Promise<void> {
+    const landed = await this.store.list().then(
+      (records) => records.some((r) => r.kid === kid && r.privateJwk === form),
+      () => false,
+    );
+    if (landed) return this.resealed(kid);
+    this.logger.warn("signing key not re-sealed: it is tried again at the next start", { kid, error: error instanceof Error ? error.message : String(error) });
+    await this.audit?.record({ type: "key.resealed", outcome: "error", subject: kid });
   }
 
   /** Seconds a key is published before it may sign (TESSERA_KEY_PUBLISH_SECONDS). */

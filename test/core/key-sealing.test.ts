@@ -14,7 +14,8 @@ import type { AuditInput } from "../../src/core/audit.js";
 import { storesUnderTest } from "../support/server.js";
 import { storeHarness, type StoreHarness } from "../support/store.js";
 import { spyOn } from "../support/spy.js";
-import { Collection, type Document, type Filter } from "mongodb";
+import { landsThenFails } from "../support/doubtful-writes.js";
+import { Collection, MongoNetworkError, type Document, type Filter } from "mongodb";
 import { SIGNING_KEYS } from "../../src/store/mongo/mongo-signing-keys.js";
 
 const secret = "a-key-encryption-secret-of-32-bytes-or-more";
@@ -244,7 +245,7 @@ for (const kind of storesUnderTest()) {
       await assert.rejects(open(store, {}), /^Error: signing key \S+ is sealed: set TESSERA_KEY_ENCRYPTION_KEY to the secret it was sealed with$/);
     });
 
-    it("a re-seal the store refuses does not stop the start: warned of by kid, the key left as it was, and sealed again at the next start", async () => {
+    it("a re-seal the store refuses does not stop the start: warned of by kid, audited as key.resealed error, the key left as it was, and sealed again at the next start", async () => {
       const store = await harness.open("refused");
       const { before } = await keysUnder(store, { TESSERA_KEY_ENCRYPTION_KEY: a });
       const refused = spyOn(store.keys, "reseal", async () => {
@@ -254,12 +255,27 @@ for (const kind of storesUnderTest()) {
       refused.restore();
       const warned = first.lines.filter((l) => l.msg === "signing key not re-sealed: it is tried again at the next start");
       assert.deepEqual(warned.map((l) => [l.level, l.kid, l.error]).sort(), before.map((r) => ["warn", r.kid, "MongoDB unavailable: connection reset"]).sort());
-      assert.deepEqual(first.events, []);
+      assert.deepEqual(first.events.map((e) => [e.type, e.outcome, e.subject]).sort(), before.map((r) => ["key.resealed", "error", r.kid]).sort());
       assert.deepEqual(await store.keys.list(), before);
       assert.equal(kidOf(await first.ring.sign({ sub: "u1" }, 60)), before[1]!.kid, "it signs all the same");
       const next = await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
       assert.deepEqual(next.resealed(), before.map((r) => r.kid).sort());
+      assert.deepEqual(next.events.map((e) => [e.type, e.outcome, e.subject]).sort(), before.map((r) => ["key.resealed", "success", r.kid]).sort());
       assert.ok((await store.keys.list()).every((r) => opens(new KeySealer(b), r)));
+    });
+
+    it("a re-seal written, then answered with an error (its answer lost): logged and audited as key.resealed, as it landed; the next start has nothing to seal", async () => {
+      const store = await harness.open("landed");
+      const { before } = await keysUnder(store, { TESSERA_KEY_ENCRYPTION_KEY: a });
+      const kids = before.map((r) => r.kid).sort();
+      landsThenFails(store.keys, "reseal");
+      const first = await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
+      assert.deepEqual(first.resealed(), kids);
+      assert.deepEqual(first.events.map((e) => [e.type, e.outcome, e.subject]).sort(), kids.map((kid) => ["key.resealed", "success", kid]));
+      assert.deepEqual(first.lines.filter((l) => l.level === "warn"), [], "no re-seal is said to have failed");
+      assert.ok((await store.keys.list()).every((r) => opens(new KeySealer(b), r) && !opens(new KeySealer(a), r)));
+      const next = await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
+      assert.deepEqual([next.resealed(), next.events], [[], []]);
     });
 
     if (kind === "mongo") {
@@ -277,6 +293,31 @@ for (const kind of storesUnderTest()) {
           Collection.prototype.updateOne = updateOne;
         }
       }
+
+      it("the keys written, each mark that reports its re-seal refused by the store: each logged and audited as key.resealed all the same; the next start has nothing to seal", async () => {
+        const store = await harness.open("unreported");
+        const { before } = await keysUnder(store, { TESSERA_KEY_ENCRYPTION_KEY: a });
+        const kids = before.map((r) => r.kid).sort();
+        const insertOne = Collection.prototype.insertOne;
+        Collection.prototype.insertOne = function (this: Collection, ...args: Parameters<Collection["insertOne"]>) {
+          const id = (args[0] as Document)._id;
+          if (this.collectionName === "marks" && typeof id === "string" && id.startsWith("key-resealed:") && id.endsWith(":reported")) {
+            return Promise.reject(new MongoNetworkError("connection reset"));
+          }
+          return insertOne.apply(this, args);
+        } as Collection["insertOne"];
+        let first;
+        try {
+          first = await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
+        } finally {
+          Collection.prototype.insertOne = insertOne;
+        }
+        assert.deepEqual(first.resealed(), kids);
+        assert.deepEqual(first.events.map((e) => [e.type, e.outcome, e.subject]).sort(), kids.map((kid) => ["key.resealed", "success", kid]));
+        assert.ok((await store.keys.list()).every((r) => opens(new KeySealer(b), r) && !opens(new KeySealer(a), r)));
+        const next = await open(store, { TESSERA_KEY_ENCRYPTION_KEY: b, TESSERA_KEY_ENCRYPTION_KEY_PREVIOUS: a });
+        assert.deepEqual([next.resealed(), next.events], [[], []]);
+      });
 
       it("an instance with another TESSERA_KEY_ENCRYPTION_KEY stopped between its re-seals' marks and their writes: a start with KEY=B does not finish them, names each key in an error and leaves it as it was", async () => {
         const store = await harness.open("mistyped");
