@@ -113,19 +113,15 @@ export class UserTokens {
     expiresAt: Date | undefined,
   ): Promise<{ result: { secret: string; token: UserTokenRecord }; durable: () => Promise<void> }> {
     const secret = randomId();
-    const id = randomId();
     // A password change or deactivation while the login was in flight: withdraw the token (the
     // withdrawal waits for an fsync that covers the token's commit); so is one whose call ended
     // first (its deadline passed, a store call refused at it), or whose store or server failed,
-    // its own write included (storedOrWithdrawn), beyond the deadline. An error of any step after
-    // the write goes out once the token is durable.
-    const withdraw = () => this.deps.userTokens.disable(id, this.deps.clock.now());
-    return storedOrWithdrawn(
-      withdraw,
-      this.deps.logger,
+    // its own write included, beyond the deadline. An error of any step after the write goes out
+    // once the token is durable.
+    return this.withdrawnUnlessHandedOut(
       // The user's oldest tokens and cookie sessions beyond TESSERA_MAX_USER_TOKENS_PER_USER are
       // logged out with it.
-      () =>
+      (id) =>
         this.deps.userTokens.createThenSync(
           {
             id,
@@ -138,7 +134,7 @@ export class UserTokens {
           },
           this.deps.config.maxUserTokensPerUser,
         ),
-      async ({ record: token, durable, ended }) => {
+      async ({ record: token, durable, ended }, withdraw) => {
         await this.loggedOutByCap(user.id, ended);
         return durableBeforeError(durable, async () => {
           const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
@@ -187,17 +183,13 @@ export class UserTokens {
     const maxAgeSeconds = Math.floor((expiresAt - now.getTime()) / 1000);
     if (maxAgeSeconds <= 0) return null;
     const secret = randomToken(32);
-    const id = randomId();
     // Refused once stored (the user's epoch moved, or the exchange lost its token), the session is
     // withdrawn (null); so is one whose call ended first (its deadline passed, a store call
     // refused at it), or whose store or server failed, its own write included, beyond the
-    // deadline, before the error goes on (storedOrWithdrawn).
-    const withdraw = () => this.deps.userTokens.disable(id, this.deps.clock.now());
-    return storedOrWithdrawn(
-      withdraw,
-      this.deps.logger,
+    // deadline, before the error goes on.
+    return this.withdrawnUnlessHandedOut(
       // Counted with the user's user tokens (one cap, TESSERA_MAX_USER_TOKENS_PER_USER).
-      () =>
+      (id) =>
         this.deps.userTokens.create(
           {
             id,
@@ -212,7 +204,7 @@ export class UserTokens {
           },
           this.deps.config.maxUserTokensPerUser,
         ),
-      async ({ record: token, ended }) => {
+      async ({ record: token, ended }, withdraw) => {
         await this.loggedOutByCap(user.id, ended);
         if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current" || (claim !== undefined && !(await claim()))) {
           await withdraw();
@@ -222,6 +214,17 @@ export class UserTokens {
         return { secret, token, maxAgeSeconds };
       },
     );
+  }
+
+  /**
+   * A new user token or cookie session, its id made here: written by `write`, then `next`, given
+   * its withdrawal (disabled); withdrawn when either fails, save for a refusal
+   * (storedOrWithdrawn: no token of it went out).
+   */
+  private withdrawnUnlessHandedOut<S, T>(write: (id: string) => Promise<S>, next: (stored: S, withdraw: () => Promise<boolean>) => Promise<T>): Promise<T> {
+    const id = randomId();
+    const withdraw = () => this.deps.userTokens.disable(id, this.deps.clock.now());
+    return storedOrWithdrawn(withdraw, this.deps.logger, () => write(id), (stored) => next(stored, withdraw));
   }
 
   /**

@@ -40,6 +40,23 @@ const sessionLogins: Array<[string, (server: TestServer, email: string) => Promi
   ],
 ];
 
+/**
+ * A REST call made with the deadline, the next call of `target[method]` (its credential's write)
+ * held once it has answered until the caller was answered: 504 DEADLINE_EXCEEDED.
+ */
+async function answeredPastDeadline<T extends object>(target: T, method: keyof T & string, call: () => ReturnType<typeof rest>): Promise<void> {
+  const held = holdAfter(target, method);
+  let res;
+  try {
+    res = await call();
+  } finally {
+    held.open();
+    held.restore();
+  }
+  assert.equal(res.status, 504, res.text);
+  assert.equal(res.body.code, "deadline_exceeded");
+}
+
 const deadlineExceeded: Record<string, string> = { "POST /session": "504 deadline_exceeded", "gRPC SessionService/CreateSession": "DeadlineExceeded" };
 
 for (const store of storesUnderTest()) {
@@ -77,16 +94,7 @@ for (const store of storesUnderTest()) {
       const email = uniqueEmail("late-token");
       const user = await signUp(server, email);
       const written = recordWrites(server);
-      const held = holdAfter(server.tessera.store.userTokens, "createThenSync");
-      let res;
-      try {
-        res = await rest(server.url, "POST", "/auth/login", { headers: { ...basic(email, password), "connect-timeout-ms": String(deadlineMs) } });
-      } finally {
-        held.open();
-        held.restore();
-      }
-      assert.equal(res.status, 504, res.text);
-      assert.equal(res.body.code, "deadline_exceeded");
+      await answeredPastDeadline(server.tessera.store.userTokens, "createThenSync", () => rest(server.url, "POST", "/auth/login", { headers: { ...basic(email, password), "connect-timeout-ms": String(deadlineMs) } }));
       assert.equal(written.userTokens.length, 1, "the login stored its user token");
       const [hash] = written.userTokens;
       await until("the user token is disabled", () => withdrawn.userToken(server, hash!));
@@ -99,16 +107,7 @@ for (const store of storesUnderTest()) {
       const userToken = await loginUserToken(server, email);
       const token = await createAuthenticationToken(server, bearer(userToken));
       const written = recordWrites(server);
-      const held = holdAfter(server.tessera.store.userTokens, "create");
-      let res;
-      try {
-        res = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`, { headers: { "connect-timeout-ms": String(deadlineMs) } });
-      } finally {
-        held.open();
-        held.restore();
-      }
-      assert.equal(res.status, 504, res.text);
-      assert.equal(res.body.code, "deadline_exceeded");
+      await answeredPastDeadline(server.tessera.store.userTokens, "create", () => rest(server.url, "GET", `/api/authenticationtoken/${token}/user`, { headers: { "connect-timeout-ms": String(deadlineMs) } }));
       assert.equal(written.userTokens.length, 1, "the exchange stored its cookie session");
       const [hash] = written.userTokens;
       await until("the cookie session is disabled", () => withdrawn.userToken(server, hash!));
@@ -124,16 +123,7 @@ for (const store of storesUnderTest()) {
       const access = await jwtLogin(server, await createJwtUser(server));
       const userId = decodeJwt(access).sub!;
       const written = recordWrites(server);
-      const held = holdAfter(server.tessera.store.jwtRefreshTokens, "create");
-      let res;
-      try {
-        res = await rest(server.url, "GET", "/jwt/refresh_token", { headers: { ...bearer(access), "connect-timeout-ms": String(deadlineMs) } });
-      } finally {
-        held.open();
-        held.restore();
-      }
-      assert.equal(res.status, 504, res.text);
-      assert.equal(res.body.code, "deadline_exceeded");
+      await answeredPastDeadline(server.tessera.store.jwtRefreshTokens, "create", () => rest(server.url, "GET", "/jwt/refresh_token", { headers: { ...bearer(access), "connect-timeout-ms": String(deadlineMs) } }));
       assert.equal(written.jwtRefreshTokens.length, 1, "the call stored its refresh token");
       const [jti] = written.jwtRefreshTokens;
       await until("the refresh token is revoked", () => withdrawn.jwtRefreshToken(server, jti!));
