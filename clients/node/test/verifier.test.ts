@@ -7,6 +7,7 @@
 // claim of the wrong shape) are refused here too, each asserted against Tessera's own answer.
 import assert from "node:assert/strict";
 import { createHmac, createPrivateKey, sign, type KeyObject } from "node:crypto";
+import { inspect } from "node:util";
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT, type JWK } from "jose";
 import { ManualClock } from "../../../src/core/clock.js";
 import { algNone, b64url, withPayload } from "../../../test/jwt/forge.js";
@@ -138,6 +139,35 @@ for (const store of storesUnderTest()) {
         await refused(v.verify(t.access), "TOKEN_NOT_YET_VALID", "the token is not valid yet");
         clock.advanceSeconds(1);
         assert.equal((await v.verify(t.access)).kind, "jwt");
+      });
+
+      // Loggers write out an error's enumerable fields, its cause's too (JSON.stringify,
+      // util.inspect, pino's and winston's error serializers): jose's claim errors hold the whole
+      // claims set (payload), the user's id and login among them.
+      it("a refusal by the claim checks holds neither the token nor its claims in any field, its cause included, and says which check failed: jose's code, the claim and the reason", async () => {
+        const j = await jwtTokens(server);
+        const s = await sessionTokens(server);
+        const other = await sessionTokens(server, otherClientId);
+        const jwtTimes = decodeJwt(j.access);
+        const cases: Array<[string, () => Promise<unknown>, TokenErrorCode, Record<string, string>]> = [
+          [j.access, () => verifierFor(server, { now: new TestClock(jwtTimes.exp! * 1000).now }).verify(j.access), "TOKEN_EXPIRED", { code: "ERR_JWT_EXPIRED", claim: "exp", reason: "check_failed" }],
+          [j.access, () => verifierFor(server, { audience: "billing" }).verify(j.access), "WRONG_AUDIENCE", { code: "ERR_JWT_CLAIM_VALIDATION_FAILED", claim: "aud", reason: "check_failed" }],
+          [j.access, () => verifierFor(server, { issuer: "https://elsewhere.example" }).verify(j.access), "WRONG_ISSUER", { code: "ERR_JWT_CLAIM_VALIDATION_FAILED", claim: "iss", reason: "check_failed" }],
+          [j.access, () => verifierFor(server, { now: new TestClock((jwtTimes.nbf! - 6) * 1000).now }).verify(j.access), "TOKEN_NOT_YET_VALID", { code: "ERR_JWT_CLAIM_VALIDATION_FAILED", claim: "nbf", reason: "check_failed" }],
+          [s.access, () => verifierFor(server, { now: new TestClock(decodeJwt(s.access).exp! * 1000).now }).verify(s.access), "TOKEN_EXPIRED", { code: "ERR_JWT_EXPIRED", claim: "exp", reason: "check_failed" }],
+          [other.access, () => verifierFor(server).verify(other.access), "WRONG_AUDIENCE", { code: "ERR_JWT_CLAIM_VALIDATION_FAILED", claim: "aud", reason: "check_failed" }],
+        ];
+        for (const [token, verification, code, cause] of cases) {
+          const err = await refused(verification(), code);
+          const claims = decodeJwt(token);
+          const secrets = [token, token.split(".")[1]!, ...[claims.sub, claims.user, claims.sid, claims.jti].filter((c): c is string => typeof c === "string")];
+          for (const written of [inspect(err, { depth: Infinity }), JSON.stringify(err), JSON.stringify(err.cause)]) {
+            const leaked = secrets.filter((secret) => written.includes(secret));
+            assert.deepEqual(leaked, [], `${code}: the error as a logger writes it holds the token or its claims: ${written}`);
+          }
+          assert.deepEqual(JSON.parse(JSON.stringify(err)), { code, name: "TokenVerificationError" });
+          assert.deepEqual(JSON.parse(JSON.stringify(err.cause)), cause, code);
+        }
       });
 
       describe("forged tokens", () => {

@@ -201,18 +201,36 @@ function holdsOnlyFiniteNumbers(value: unknown): boolean {
   return true;
 }
 
-/** jose's claim errors as this package's codes. */
+/** jose's claim errors as this package's codes, the cause what jose said without the claims (claimCheck). */
 function claimRefusal(e: unknown, p: Record<string, unknown>) {
-  if (e instanceof errors.JWTExpired) return refuse("TOKEN_EXPIRED", "the token has expired", e);
+  const cause = claimCheck(e);
+  if (e instanceof errors.JWTExpired) return refuse("TOKEN_EXPIRED", "the token has expired", cause);
   if (e instanceof errors.JWTClaimValidationFailed) {
     if (e.reason === "check_failed" || e.reason === "unspecified") {
-      if (e.claim === "iss") return refuse("WRONG_ISSUER", "the token was issued by another issuer", e);
+      if (e.claim === "iss") return refuse("WRONG_ISSUER", "the token was issued by another issuer", cause);
       if (e.claim === "aud") {
-        return refuse("WRONG_AUDIENCE", p.token_type !== undefined ? "the token was issued for another audience" : "the token was issued for another client id", e);
+        return refuse("WRONG_AUDIENCE", p.token_type !== undefined ? "the token was issued for another audience" : "the token was issued for another client id", cause);
       }
-      if (e.claim === "nbf") return refuse("TOKEN_NOT_YET_VALID", "the token is not valid yet", e);
+      if (e.claim === "nbf") return refuse("TOKEN_NOT_YET_VALID", "the token is not valid yet", cause);
     }
-    return refuse("INVALID_CLAIMS", `the token's "${e.claim}" claim is missing or malformed`, e);
+    return refuse("INVALID_CLAIMS", `the token's "${e.claim}" claim is missing or malformed`, cause);
   }
-  return refuse("INVALID_CLAIMS", "the token's claims are malformed", e);
+  return refuse("INVALID_CLAIMS", "the token's claims are malformed", cause);
+}
+
+/**
+ * What jose said of the claims, as a refusal's cause: its name, message (claim names only) and
+ * stack, and its `code`, `claim` and `reason` (`ERR_JWT_EXPIRED`, `exp`, `check_failed`). Not
+ * jose's error itself: it holds the whole claims set (`payload`, and again in its own cause),
+ * the user's id and login among them, which a logger writing out an error's fields (and its
+ * cause's) would write.
+ */
+function claimCheck(e: unknown): Error {
+  const jose = e instanceof errors.JOSEError ? e : undefined;
+  const check = new Error(jose?.message ?? "the claims could not be checked");
+  if (jose === undefined) return check;
+  Object.defineProperty(check, "name", { value: jose.name, configurable: true, writable: true });
+  if (jose.stack !== undefined) check.stack = jose.stack;
+  const { claim, reason } = jose as Partial<errors.JWTClaimValidationFailed>;
+  return Object.assign(check, { code: jose.code }, claim !== undefined && { claim }, reason !== undefined && { reason });
 }
