@@ -3,12 +3,13 @@
 // and share it between the services' clients.
 import { getOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
 import { access } from "../gen/tessera/options/v1/options_pb.js";
 import { checkSendable, credentialInterceptor, invalidArgument, type CredentialSource } from "./credentials.js";
 import { deadlineInterceptors, either } from "./deadline.js";
+import { createCheckedGrpcWebTransport } from "./grpc-web.js";
 import { closedStreamsReported, transportFailures } from "./transport-failures.js";
 import { httpUrl } from "./verify/token-verifier.js";
 import { keptSafe } from "./kept-safe.js";
@@ -132,7 +133,7 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
       });
     }
     case "grpc-web":
-      return guarded(createGrpcWebTransport({ ...common, ...node }));
+      return guarded(createCheckedGrpcWebTransport(common, node));
     default:
       throw new TypeError(`protocol: "grpc", "connect" or "grpc-web", not ${JSON.stringify(options.protocol)}`);
   }

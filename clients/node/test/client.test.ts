@@ -915,6 +915,77 @@ describe("@tessera/client: a server-streaming call whose loop is left early", ()
   }
 });
 
+// A proxy, or a web server's single-page-app fallback, in front of Tessera that answers a call
+// with a page: HTTP 200, text/html. gRPC clients (grpc-go; connect-es's gRPC transport) fail
+// such an answer UNKNOWN, naming the content type; the gRPC-Web transport read the page as frames,
+// "!doc" of "<!doctype" a message's length (RESOURCE_EXHAUSTED, "message size 560230243").
+describe("@tessera/client: an answer that is not the protocol's (HTTP 200, text/html)", () => {
+  let tessera: TestServer;
+  let page: { type: string; body: Buffer };
+  let servers: Array<{ url: string; close: () => Promise<void> }>;
+  before(async () => {
+    tessera = await startTestServer();
+    // Tessera's own page: GET /docs, its API reference.
+    const res = await fetch(`${tessera.url}/docs`);
+    assert.equal(res.status, 200);
+    page = { type: res.headers.get("content-type")!, body: Buffer.from(await res.arrayBuffer()) };
+    assert.equal(page.type, "text/html; charset=utf-8");
+    servers = await Promise.all((["1.1", "2"] as const).map((v) => pageServer(v)));
+  });
+  after(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    await tessera.close();
+  });
+
+  /** A server (h2c, or HTTP/1.1) answering every request with Tessera's page. */
+  async function pageServer(httpVersion: "1.1" | "2") {
+    const serve = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+      req.resume();
+      (res as http.ServerResponse).writeHead(200, { "content-type": page.type, "content-length": page.body.length }).end(page.body);
+    };
+    const server = httpVersion === "2" ? http2.createServer(serve) : http.createServer(serve);
+    const sockets = new Set<Socket>();
+    server.on("connection", (s: Socket) => sockets.add(s.once("close", () => sockets.delete(s))));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          for (const s of sockets) s.destroy();
+        }),
+    };
+  }
+
+  const cases: Array<[string, Variant]> = [
+    ...variants,
+    ["gRPC-Web over HTTP/2", { protocol: "grpc-web" }],
+    ["gRPC-Web JSON over HTTP/1.1", { protocol: "grpc-web", httpVersion: "1.1", useBinaryFormat: false }],
+  ];
+  for (const [name, variant] of cases) {
+    it(`over ${name}: a unary and a server-streaming call fail UNKNOWN, naming the content type received, not the page; Tessera itself answers`, async () => {
+      const direct = createTesseraClient(KeyService, { baseUrl: tessera.url, ...variant });
+      assert.ok((await direct.getJwks({})).keys.length > 0, "Tessera answers the call");
+      const baseUrl = servers[variant.httpVersion === "1.1" ? 0 : 1]!.url;
+      const failures = [
+        await rejection(createTesseraClient(KeyService, { baseUrl, ...variant }).getJwks({})),
+        await rejection(
+          (async () => {
+            for await (const _ of createTesseraClient(Health, { baseUrl, ...variant }).watch({ service: "" })) assert.fail("no message is read from the page");
+          })(),
+        ),
+      ];
+      assert.deepEqual(
+        failures.map((e) => [Code[e.code], e.rawMessage]),
+        [
+          ["Unknown", "unsupported content type text/html; charset=utf-8"],
+          ["Unknown", "unsupported content type text/html; charset=utf-8"],
+        ],
+      );
+    });
+  }
+});
+
 // What a caller of the package meets when the server (or something in between) answers what
 // Tessera never would, and what a caller's own mistake must not leak.
 describe("@tessera/client against a broken or hostile server", () => {

@@ -42,7 +42,7 @@ describe("@tessera/client as a package", () => {
   });
 
   it("its code imports only its own files, node: built-ins, jose and its peer dependencies (grpc-js only in the grpc-js entry)", () => {
-    const allowed = ["jose", "@connectrpc/connect", "@connectrpc/connect-node", "@bufbuild/protobuf", "@bufbuild/protobuf/codegenv2", "@bufbuild/protobuf/wkt"];
+    const allowed = ["jose", "@connectrpc/connect", "@connectrpc/connect/protocol", "@connectrpc/connect/protocol-grpc-web", "@connectrpc/connect-node", "@bufbuild/protobuf", "@bufbuild/protobuf/codegenv2", "@bufbuild/protobuf/wkt"];
     for (const dir of ["src", "gen"]) {
       for (const f of files(join(pkg, dir)).filter((f) => f.endsWith(".ts"))) {
         const path = join(pkg, dir, f);
