@@ -442,19 +442,22 @@ async function refusingServer({ refuse = 0, reset = 0, refuseAfterMs = 0, goAway
     }
     handler(req, res);
   };
-  const h2 = httpVersion === "2" ? http2.createServer(serve) : http.createServer(serve);
-  // Its connections, HTTP/2 sessions and HTTP/1.1 keep-alive alike, are closed with it.
   const sockets = new Set<Socket>();
-  h2.on("connection", (s: Socket) => sockets.add(s.once("close", () => sockets.delete(s))));
-  await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
+  return { ...(await listening(httpVersion === "2" ? http2.createServer(serve) : http.createServer(serve), sockets)), state, sent, refusedAt };
+}
+
+/**
+ * `server` listening on a free port of 127.0.0.1: its URL, and `close`, which closes its
+ * connections with it (HTTP/2 sessions and HTTP/1.1 keep-alive alike). `sockets` holds them.
+ */
+async function listening(server: http.Server | http2.Http2Server, sockets = new Set<Socket>()) {
+  server.on("connection", (s: Socket) => sockets.add(s.once("close", () => sockets.delete(s))));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
-    url: `http://127.0.0.1:${(h2.address() as AddressInfo).port}`,
-    state,
-    sent,
-    refusedAt,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     close: () =>
       new Promise<void>((resolve) => {
-        h2.close(() => resolve());
+        server.close(() => resolve());
         for (const s of sockets) s.destroy();
       }),
   };
@@ -943,18 +946,7 @@ describe("@tessera/client: an answer that is not the protocol's (HTTP 200, text/
       req.resume();
       (res as http.ServerResponse).writeHead(200, { "content-type": page.type, "content-length": page.body.length }).end(page.body);
     };
-    const server = httpVersion === "2" ? http2.createServer(serve) : http.createServer(serve);
-    const sockets = new Set<Socket>();
-    server.on("connection", (s: Socket) => sockets.add(s.once("close", () => sockets.delete(s))));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      close: () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          for (const s of sockets) s.destroy();
-        }),
-    };
+    return listening(httpVersion === "2" ? http2.createServer(serve) : http.createServer(serve));
   }
 
   const cases: Array<[string, Variant]> = [
