@@ -77,6 +77,19 @@ function limitLength(name: keyof typeof API_TOKEN_LIMITS, value: string | undefi
   checkFreeText(name, value, API_TOKEN_LIMITS[name]);
 }
 
+/**
+ * An account id that GET and DELETE /v1/frontend/auth/{account_id} can name: not "." or "..",
+ * which URL parsers (WHATWG URL, curl, Go's net/url) remove from a path, percent-encoded too
+ * ("%2E", "%2e%2E"), so the request would reach another path. Any other id is one segment once
+ * percent-encoded (the path variable decodes "%2F" too). Only creation refuses them: tokens
+ * stored for them before are listed and revoked over gRPC and Connect, the id in the body.
+ */
+function checkAccountIdInPath(accountId: string): void {
+  if (accountId === "." || accountId === "..") {
+    throw invalidField("account_id", 'account_id must not be "." or "..": URLs drop such path segments, so its tokens could not be listed or revoked over REST');
+  }
+}
+
 /** "active" (also for empty) or "revoked", case-insensitive; anything else 400. */
 export function parseApiTokenState(raw: string | undefined): ApiTokenState {
   const v = (raw ?? "").trim().toLowerCase();
@@ -128,6 +141,7 @@ export class ApiTokens {
       ["description", input.description],
     ]);
     limitLength("account_id", input.accountId);
+    checkAccountIdInPath(input.accountId);
     limitLength("description", input.description);
     limitLength("created_by", input.createdBy);
     const secret = generateApiTokenSecret();

@@ -6,11 +6,12 @@ import { ManualClock } from "../../src/core/clock.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
 import { createLogger } from "../../src/logger.js";
 import { generateApiTokenSecret } from "../../src/core/api-token-secret.js";
-import { hashSecret } from "../../src/core/secrets.js";
+import { hashSecret, randomId } from "../../src/core/secrets.js";
 import { expectCode, expectOk, protocols, rpcProtocols } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, type TestServer } from "../support/server.js";
 import { spyOn } from "../support/spy.js";
+import { tesseraDetails } from "../support/error-details.js";
 import { admin, UUID } from "../support/users.js";
 import { auditApi } from "../audit/api.js";
 import { apiTokenApi, type ApiTokenApi, type Creds } from "./api.js";
@@ -19,6 +20,7 @@ const TOKEN_SHAPE = /^tsr_[0-9A-Za-z]{38}$/;
 /** 10 Oct 2015 12:12:05 UTC: the document's example date. */
 const exampleTime = Date.UTC(2015, 9, 10, 12, 12, 5);
 const unknownLink = "550e8400-e29b-41d4-a716-446655440000";
+const dotAccountMessage = 'account_id must not be "." or "..": URLs drop such path segments, so its tokens could not be listed or revoked over REST';
 
 for (const store of storesUnderTest()) {
   describe(`API tokens (seed 001) on ${store}`, function () {
@@ -243,6 +245,23 @@ for (const store of storesUnderTest()) {
           expectCode(await api.revokeToken(accountId, { token_link: link }, admin), "not_found", "Could not revoke token");
         });
 
+        // fetch, curl and Go's net/url remove a path's "." and ".." segments, percent-encoded ones
+        // too: GET and DELETE /v1/frontend/auth/{account_id} could never reach such an account.
+        // Any other id is reachable, percent-encoded as one segment ("%2F" is decoded in it).
+        it('400 INVALID_FIELD naming account_id when it is "." or ".."; other ids of dots are created, listed and revoked', async () => {
+          for (const account_id of [".", ".."]) {
+            const refused = await api.createToken({ account_id, description: "Token description" }, admin);
+            expectCode(refused, "invalid_argument", dotAccountMessage, "INVALID_FIELD");
+            assert.deepEqual(refused.details, tesseraDetails("INVALID_FIELD", { account_id: dotAccountMessage }));
+          }
+          for (const accountId of ["...", ". ", " ..", "./..", "%2e", ".a"]) {
+            const description = `dots over ${protocol}`;
+            await createToken(accountId, description);
+            const link = await linkOf(accountId, description);
+            expectOk(await api.revokeToken(accountId, { token_link: link }, admin));
+          }
+        });
+
         it("400 on an unknown state", async () => {
           expectCode(await api.listTokens("15", "all", admin), "invalid_argument", 'state must be "active" or "revoked"');
         });
@@ -380,7 +399,7 @@ for (const store of storesUnderTest()) {
     }
 
     for (const protocol of rpcProtocols) {
-      describe(`over ${protocol} only (REST puts account_id in the path, so it cannot be empty there)`, () => {
+      describe(`over ${protocol} only (REST puts account_id in the path, where it cannot be empty, "." or "..")`, () => {
         let api: ApiTokenApi;
         before(() => {
           api = apiTokenApi(protocol, server.url);
@@ -392,8 +411,38 @@ for (const store of storesUnderTest()) {
           expectCode(await api.revokeToken("", { token_link: unknownLink }, admin), "invalid_argument", "Missing fields: [account_id]");
           expectCode(await api.listTokens("", undefined, admin), "invalid_argument", "Missing fields: [account_id]");
         });
+
+        // Tokens stored for "." or ".." before creation refused them: no REST path reaches them,
+        // the RPCs with the id in the body do.
+        it('a token stored for account "." or ".." is listed and revoked with the id in the request', async () => {
+          for (const accountId of [".", ".."]) {
+            const secret = generateApiTokenSecret();
+            const description = `stored before, ${protocol}`;
+            const stored = await server.tessera.store.apiTokens.create({ link: randomId(), hash: hashSecret(secret), accountId, description, issuedAt: clock.now() }, 1000);
+            assert.ok(stored);
+            assert.deepEqual(expectOk(await api.authenticate(bearer(secret))), { account_id: accountId, token_link: stored.link });
+            assert.deepEqual(expectOk(await api.listTokens(accountId, undefined, admin)).tokens.filter((t) => t.description === description).map((t) => t.token_link), [stored.link]);
+            expectOk(await api.revokeToken(accountId, { token_link: stored.link }, admin));
+            expectCode(await api.authenticate(bearer(secret)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
+            assert.deepEqual(expectOk(await api.listTokens(accountId, "revoked", admin)).tokens.filter((t) => t.description === description).map((t) => t.token_link), [stored.link]);
+          }
+        });
       });
     }
+
+    describe("REST only: an account id of \".\" or \"..\" in the path", () => {
+      it("fetch removes the segment, percent-encoded too: the request reaches another path", async () => {
+        const reached = [
+          ["/v1/frontend/auth/%2E", 405, "GET is not allowed on /v1/frontend/auth/"],
+          ["/v1/frontend/auth/%2e%2E", 404, "no route for GET /v1/frontend/"],
+        ] as const;
+        for (const [path, status, message] of reached) {
+          const res = await rest(server.url, "GET", path, { headers: admin });
+          assert.equal(res.status, status, res.text);
+          assert.equal(res.body.message, message);
+        }
+      });
+    });
 
     describe("REST only: where the answer differs from the document's example (documented)", () => {
       it("serves GET /v1/api/auth (the heading's path), not the request example's GET /v1/auth (404)", async () => {

@@ -64,7 +64,8 @@ export const AuthenticateResponseSchema: GenMessage<AuthenticateResponse> = /*@_
  */
 export type CreateTokenRequest = Message<"tessera.apitoken.v1.CreateTokenRequest"> & {
   /**
-   * The gateway account to create the token for. Required.
+   * The gateway account to create the token for. Required; at most 255 characters, not "." or
+   * "..".
    *
    * @generated from field: string account_id = 1 [json_name = "account_id"];
    */
@@ -379,11 +380,14 @@ export const ApiTokenService: GenService<{
    * (`POST /v1/frontend/auth`).
    * Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
    * missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
-   * created_by is longer than 255 characters or description longer than 1024. An account holds
-   * at most TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more
-   * is FAILED_PRECONDITION (400, TOO_MANY_TOKENS) "an account holds at most 1000 active API
-   * tokens; revoke one first", and none of its tokens is ended to make room. Concurrent
-   * creations never leave it holding more.
+   * created_by is longer than 255 characters or description longer than 1024, or when
+   * account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
+   * request could list or revoke its tokens; a token stored for one before is listed and revoked
+   * over gRPC or Connect, the id in the request). An account holds at most
+   * TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more is
+   * FAILED_PRECONDITION (400, TOO_MANY_TOKENS) "an account holds at most 1000 active API tokens;
+   * revoke one first", and none of its tokens is ended to make room. Concurrent creations never
+   * leave it holding more.
    *
    * @generated from rpc tessera.apitoken.v1.ApiTokenService.CreateToken
    */

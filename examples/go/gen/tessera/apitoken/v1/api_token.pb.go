@@ -118,7 +118,8 @@ func (x *AuthenticateResponse) GetTokenLink() string {
 // POST /v1/frontend/auth body.
 type CreateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The gateway account to create the token for. Required.
+	// The gateway account to create the token for. Required; at most 255 characters, not "." or
+	// "..".
 	AccountId string `protobuf:"bytes,1,opt,name=account_id,proto3" json:"account_id,omitempty"`
 	// What the token is for. Required.
 	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`

@@ -73,11 +73,14 @@ type ApiTokenServiceClient interface {
 	// (`POST /v1/frontend/auth`).
 	// Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
 	// missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
-	// created_by is longer than 255 characters or description longer than 1024. An account holds
-	// at most TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more
-	// is FAILED_PRECONDITION (400, TOO_MANY_TOKENS) "an account holds at most 1000 active API
-	// tokens; revoke one first", and none of its tokens is ended to make room. Concurrent
-	// creations never leave it holding more.
+	// created_by is longer than 255 characters or description longer than 1024, or when
+	// account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
+	// request could list or revoke its tokens; a token stored for one before is listed and revoked
+	// over gRPC or Connect, the id in the request). An account holds at most
+	// TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more is
+	// FAILED_PRECONDITION (400, TOO_MANY_TOKENS) "an account holds at most 1000 active API tokens;
+	// revoke one first", and none of its tokens is ended to make room. Concurrent creations never
+	// leave it holding more.
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	// Changes the description of an active token (`PUT /v1/frontend/auth`).
 	// Errors: an unknown or revoked token is NOT_FOUND (404) "Could not update token
@@ -200,11 +203,14 @@ type ApiTokenServiceServer interface {
 	// (`POST /v1/frontend/auth`).
 	// Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
 	// missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
-	// created_by is longer than 255 characters or description longer than 1024. An account holds
-	// at most TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more
-	// is FAILED_PRECONDITION (400, TOO_MANY_TOKENS) "an account holds at most 1000 active API
-	// tokens; revoke one first", and none of its tokens is ended to make room. Concurrent
-	// creations never leave it holding more.
+	// created_by is longer than 255 characters or description longer than 1024, or when
+	// account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
+	// request could list or revoke its tokens; a token stored for one before is listed and revoked
+	// over gRPC or Connect, the id in the request). An account holds at most
+	// TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more is
+	// FAILED_PRECONDITION (400, TOO_MANY_TOKENS) "an account holds at most 1000 active API tokens;
+	// revoke one first", and none of its tokens is ended to make room. Concurrent creations never
+	// leave it holding more.
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	// Changes the description of an active token (`PUT /v1/frontend/auth`).
 	// Errors: an unknown or revoked token is NOT_FOUND (404) "Could not update token
