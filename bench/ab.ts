@@ -4,9 +4,11 @@
 // and the ratio B/A per round.
 // Each side is a checkout that `npm run build` has built; for an earlier commit:
 //   git worktree add /tmp/base REV && ln -s "$PWD/node_modules" /tmp/base/node_modules && (cd /tmp/base && npm run build)
-// Run: npm run bench -- ab DIR_A DIR_B   (AB_CASE=grpc|rest, default grpc: GetSession over 16
-// h2c connections, or GET /session over HTTP/1.1; AB_WORKERS: TESSERA_WORKERS of both, default 1;
-// BENCH_ROUNDS, default 5; BENCH_DUR seconds). CPU per call counts every worker's process.
+// Run: npm run bench -- ab DIR_A DIR_B   (AB_CASE, default grpc: grpc for GetSession over 16 h2c
+// connections, grpc-noop for GetVersion over the same, rest for GET /session over HTTP/1.1; a
+// comma-separated list measures each in every round, on the same servers; AB_WORKERS:
+// TESSERA_WORKERS of both, default 1; BENCH_ROUNDS, default 5; BENCH_DUR seconds). CPU per call
+// counts every worker's process.
 import { readdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { benchClientId, median, signUpAndLogIn, startServerProcess, type BenchServer } from "./lib.js";
@@ -14,8 +16,9 @@ import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, procStat, requireH2l
 
 interface Side {
   dir: string;
-  rps: number[];
-  cpu: number[];
+  /** Per case: each round's figure. */
+  rps: Record<string, number[]>;
+  cpu: Record<string, number[]>;
 }
 
 const dirs = process.argv.slice(2).map((d) => resolve(d));
@@ -24,10 +27,14 @@ if (dirs.length !== 2) {
   process.exit(2);
 }
 requireH2load();
-const kind = process.env.AB_CASE ?? "grpc";
-if (kind !== "grpc" && kind !== "rest") {
-  console.error(`AB_CASE must be grpc or rest, not ${kind}`);
-  process.exit(2);
+const caseNames = { grpc: "gRPC GetSession (h2c)", "grpc-noop": "gRPC GetVersion (h2c)", rest: "REST GET /session" } as const;
+type Kind = keyof typeof caseNames;
+const kinds = (process.env.AB_CASE ?? "grpc").split(",").map((k) => k.trim()) as Kind[];
+for (const kind of kinds) {
+  if (!(kind in caseNames)) {
+    console.error(`AB_CASE must be one or more of ${Object.keys(caseNames).join(", ")} (comma-separated), not ${kind}`);
+    process.exit(2);
+  }
 }
 
 const workers = process.env.AB_WORKERS ?? "1";
@@ -58,11 +65,16 @@ async function start(dir: string): Promise<{ server: BenchServer; token: string 
   }
 }
 
-const call = (server: BenchServer, token: string): H2loadCase => {
+const call = (kind: Kind, server: BenchServer, token: string): H2loadCase => {
   const auth = [`authorization: Bearer ${token}`, `x-koms-clientid: ${benchClientId}`];
-  return kind === "grpc"
-    ? { url: `${server.url}/tessera.session.v1.SessionService/GetSession`, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame }
-    : { url: `${server.url}/session`, h1: true, headers: auth };
+  switch (kind) {
+    case "grpc":
+      return { url: `${server.url}/tessera.session.v1.SessionService/GetSession`, headers: [...grpcHeaders, ...auth], body: emptyGrpcFrame };
+    case "grpc-noop":
+      return { url: `${server.url}/tessera.jwt.v1.JwtService/GetVersion`, headers: grpcHeaders, body: emptyGrpcFrame };
+    case "rest":
+      return { url: `${server.url}/session`, h1: true, headers: auth };
+  }
 };
 
 // Both servers are started afresh for every round, the first to start alternating with the
@@ -70,27 +82,33 @@ const call = (server: BenchServer, token: string): H2loadCase => {
 // whichever build it ran (an A/A run of one build: B/A 0.867 over 7 rounds, REST), so a result
 // kept each server's start order and its bias; started in turn, each build is the first one up
 // in half the rounds, as it is the first loaded.
-const sides: Side[] = dirs.map((dir) => ({ dir, rps: [], cpu: [] }));
-console.log(`${kind === "grpc" ? "gRPC GetSession (h2c)" : "REST GET /session"}, ${workers} worker(s), ${rounds} interleaved rounds of ${benchSeconds} s`);
+const sides: Side[] = dirs.map((dir) => ({ dir, rps: Object.fromEntries(kinds.map((k) => [k, []])), cpu: Object.fromEntries(kinds.map((k) => [k, []])) }));
+console.log(`${kinds.map((k) => caseNames[k]).join("; ")}, ${workers} worker(s), ${rounds} interleaved rounds of ${benchSeconds} s`);
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 === 0 ? sides : [...sides].reverse();
   const up: Array<{ side: Side; server: BenchServer; token: string }> = [];
   try {
     for (const side of order) up.push({ side, ...(await start(side.dir)) });
-    for (const { side, server, token } of up) {
-      const res = h2load(call(server, token), benchSeconds, processTree(server.pid));
-      if (res.errors > 0) throw new Error(`${side.dir}: ${res.errors} calls failed`);
-      side.rps.push(res.rps);
-      side.cpu.push(res.cpuMsPerCall!);
-      console.log(`  round ${r + 1}  ${side.dir}: ${res.rps.toFixed(0)}/s, ${res.cpuMsPerCall!.toFixed(3)} ms CPU per call`);
+    for (const kind of kinds) {
+      for (const { side, server, token } of up) {
+        const res = h2load(call(kind, server, token), benchSeconds, processTree(server.pid));
+        if (res.errors > 0) throw new Error(`${side.dir}: ${res.errors} calls failed`);
+        side.rps[kind]!.push(res.rps);
+        side.cpu[kind]!.push(res.cpuMsPerCall!);
+        console.log(`  round ${r + 1}  ${kind}  ${side.dir}: ${res.rps.toFixed(0)}/s, ${res.cpuMsPerCall!.toFixed(3)} ms CPU per call`);
+      }
     }
   } finally {
     for (const { server } of up) await server.stop();
   }
 }
 const [a, b] = sides;
-for (const s of sides) console.log(`${s.dir}: median ${median(s.rps).toFixed(0)}/s, ${median(s.cpu).toFixed(3)} ms CPU per call`);
-console.log(
-  `B/A: calls/s ${(median(b.rps) / median(a.rps)).toFixed(3)}, CPU per call ${(median(b.cpu) / median(a.cpu)).toFixed(3)}; ` +
-    `per round ${a.rps.map((x, i) => (b.rps[i] / x).toFixed(2)).join(", ")}`,
-);
+for (const kind of kinds) {
+  console.log(caseNames[kind]);
+  for (const s of sides) console.log(`  ${s.dir}: median ${median(s.rps[kind]!).toFixed(0)}/s, ${median(s.cpu[kind]!).toFixed(3)} ms CPU per call`);
+  const [ar, br, ac, bc] = [a.rps[kind]!, b.rps[kind]!, a.cpu[kind]!, b.cpu[kind]!];
+  console.log(
+    `  B/A: calls/s ${(median(br) / median(ar)).toFixed(3)}, CPU per call ${(median(bc) / median(ac)).toFixed(3)}; ` +
+      `per round calls/s ${ar.map((x, i) => (br[i]! / x).toFixed(2)).join(", ")}, CPU per call ${ac.map((x, i) => (bc[i]! / x).toFixed(2)).join(", ")}`,
+  );
+}
