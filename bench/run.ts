@@ -1,7 +1,7 @@
 // `npm run bench`: every benchmark in turn, each starting its own server, each printing its
 // figures and its ratios against baselines measured in the same run. `npm run bench -- NAME...`
 // runs only those (floor, profile, baseline, transcode, session, login-timing, login-cost, api-token, jwt, load, verify,
-// flood, burst, verifier, metrics, audit; `peers PHASE` for bench/peers; `ab DIR_A DIR_B` for two
+// flood, burst, verifier, metrics, audit, h2-compat; `peers PHASE` for bench/peers; `ab DIR_A DIR_B` for two
 // builds side by side). BENCH_QUICK=1 shortens every run.
 // Benchmarks never fail on a time: they print.
 import { spawnSync } from "node:child_process";
@@ -21,7 +21,7 @@ if (process.argv[2] === "ab") {
   process.exit(r.status ?? 1);
 }
 
-const all = ["floor", "profile", "baseline", "transcode", "session", "login-timing", "login-cost", "api-token", "jwt", "load", "verify", "flood", "burst", "verifier", "metrics", "audit"];
+const all = ["floor", "profile", "baseline", "transcode", "session", "login-timing", "login-cost", "api-token", "jwt", "load", "verify", "flood", "burst", "verifier", "metrics", "audit", "h2-compat"];
 const chosen = process.argv.slice(2).length > 0 ? process.argv.slice(2) : all;
 for (const name of chosen) {
   if (!all.includes(name)) {
