@@ -50,3 +50,25 @@ export const httpMethodKey = createContextKey<string>("", { description: "http m
  * token when the field is empty; two different ones are refused): unverified, for the handler.
  */
 export const presentedTokenKey = createContextKey<string | undefined>(undefined, { description: "presented token" });
+
+/**
+ * Headers the call's answer carries whatever its outcome, success or error, in the HTTP response
+ * headers of every protocol (never in a gRPC trailer or a gRPC-Web trailer envelope, which no
+ * browser reads as headers): the session cookie's `Set-Cookie` (session-cookie.ts). Interceptors
+ * add them (answerHeaders); the dispatcher writes them with the answer (addAnswerHeaders).
+ */
+const answerHeadersKey = createContextKey<Headers | undefined>(undefined, { description: "answer headers" });
+
+/** The call's answer headers, to add to. */
+export function answerHeaders(values: ContextValues): Headers {
+  let headers = values.get(answerHeadersKey);
+  if (headers === undefined) values.set(answerHeadersKey, (headers = new Headers()));
+  return headers;
+}
+
+/** Adds the call's answer headers to `header`, the answer's HTTP headers (each value appended: a Set-Cookie per line). */
+export function addAnswerHeaders(values: ContextValues | undefined, header: Headers | undefined): void {
+  const extra = values?.get(answerHeadersKey);
+  if (extra === undefined || header === undefined) return;
+  extra.forEach((value, name) => header.append(name, value));
+}

@@ -5,7 +5,7 @@
 // handler, so that every 401 of the call, the handler's own included, gets the challenge of the
 // method's credential scheme (challenge.ts).
 import { getOption, hasOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import type { Interceptor } from "@connectrpc/connect";
+import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import { decodeJwt } from "jose";
 import { access, Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
 import { AuthError, invalidArgument, permissionDenied, recode, unauthenticated } from "../core/errors.js";
@@ -13,7 +13,7 @@ import { secretMatcher } from "../core/secrets.js";
 import { challenge, type CredentialScheme } from "./challenge.js";
 import { challengeKey, httpMethodKey, presentedTokenKey, principalKey } from "./context.js";
 import { basicCredentials, bearerToken, clientIdHeader, presentsBearerToken, usesBearerScheme } from "./credentials.js";
-import { presentedSessionCookie, refuseCrossOriginCookie } from "./session-cookie.js";
+import { cookieTaken, presentedSessionCookie, refuseCrossOriginCookie } from "./session-cookie.js";
 import type {
   ApiTokenPrincipal,
   CookiePrincipal,
@@ -181,6 +181,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     message: unknown,
     httpMethod: string,
     url: string,
+    values: ContextValues,
   ): Promise<Principal> => {
     switch (rule.credential) {
       case Credential.NONE:
@@ -205,6 +206,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
           const cookie = presentedSessionCookie(header);
           if (cookie) {
             if (httpMethod !== "GET" && httpMethod !== "HEAD") refuseCrossOriginCookie(header, new URL(url).host, cookieOrigins, overHttps);
+            cookieTaken(values);
             return verifiers.sessionCookie(cookie);
           }
         }
@@ -263,7 +265,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     try {
       let principal: Principal;
       try {
-        principal = await verify(rule, req.method, req.header, message, httpMethod, req.url);
+        principal = await verify(rule, req.method, req.header, message, httpMethod, req.url, req.contextValues);
       } catch (e) {
         // An optional credential may be left out, or be a token that is not valid (the method
         // answers as without one); one given malformed (`Bearer` with no or several tokens) is

@@ -1,10 +1,12 @@
 // The seed 003 session cookie, both ways: reading the one a browser presents, and setting or
 // clearing it on an answer. Services say what should happen to the cookie (a typed request in
-// the call's context values); the interceptor below is the one place that writes `Set-Cookie`,
-// on every HTTP protocol (a browser may call through REST, Connect or gRPC-Web).
+// the call's context values); the interceptor below is the one place that decides `Set-Cookie`,
+// and the dispatcher writes it in the answer's headers on every HTTP protocol (a browser may
+// call through REST, Connect or gRPC-Web), on an error too (answerHeaders).
+import type { DescMethod } from "@bufbuild/protobuf";
 import { createContextKey, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { permissionDenied } from "../core/errors.js";
-import { secureKey } from "./context.js";
+import { answerHeaders, secureKey } from "./context.js";
 import { cookieValue } from "./credentials.js";
 
 export const sessionCookieName = "tessera_session";
@@ -16,6 +18,11 @@ export interface SessionCookie {
 }
 
 const setSessionCookieKey = createContextKey<SessionCookie | undefined>(undefined, { description: "session cookie to set" });
+
+/** The session cookie is the call's credential, let through by the origin check (cookieTaken). */
+const cookieTakenKey = createContextKey<boolean>(false, { description: "session cookie taken as the credential" });
+
+const cleared: SessionCookie = { value: "", maxAgeSeconds: 0 };
 
 /** The session cookie the request carries, if any. */
 export function presentedSessionCookie(headers: Headers): string | undefined {
@@ -70,6 +77,15 @@ function namesHost(origin: string, host: string, overHttps: boolean): boolean {
   return url.port === "" && defaultPort !== undefined && `${url.host}:${defaultPort}` === host;
 }
 
+/**
+ * Records that the request's session cookie is the call's credential: it is about to be verified,
+ * and a state-changing call's origin check (refuseCrossOriginCookie) has let it through. A method
+ * that ends the cookie session then clears the cookie whatever its answer.
+ */
+export function cookieTaken(values: ContextValues): void {
+  values.set(cookieTakenKey, true);
+}
+
 /** Asks for the session cookie to be set on this call's answer (cleared when maxAgeSeconds is 0). */
 export function issueSessionCookie(values: ContextValues, cookie: SessionCookie): void {
   values.set(setSessionCookieKey, cookie);
@@ -81,17 +97,30 @@ export function formatSessionCookie(cookie: SessionCookie, secure: boolean): str
 }
 
 /**
- * Writes the requested `Set-Cookie` on a successful answer. `secure` is TESSERA_COOKIE_SECURE
+ * Decides the answer's `Set-Cookie`: on a success, the one the handler asked for
+ * (issueSessionCookie); on any answer of a method of `ending` (POST /auth/logout) whose
+ * credential was the cookie (cookieTaken), the cookie cleared, whatever the status: a logout is
+ * the call whose purpose is to end the browser's session, and one refused because that session
+ * has already ended (expired, logged out elsewhere, revoked), or with a value that is no session,
+ * must not leave the browser holding a dead cookie. A logout the origin check refused never took
+ * the cookie, and leaves it: a page of another origin cannot log the user out. Placed first in
+ * the chain, so that it sees every error of the call, the deadline's included; the line goes out
+ * in the answer's headers in every protocol (answerHeaders). `secure` is TESSERA_COOKIE_SECURE
  * (true also when unset with an https TESSERA_PUBLIC_URL): when set it wins (a TLS-terminating
  * proxy in front); unset, the cookie is Secure under TLS.
  */
-export function createSessionCookieInterceptor(secure: boolean | undefined): Interceptor {
+export function createSessionCookieInterceptor(secure: boolean | undefined, ending: readonly DescMethod[]): Interceptor {
+  const ends = new Set(ending);
   return (next) => async (req) => {
-    const res = await next(req);
-    const cookie = req.contextValues.get(setSessionCookieKey);
-    if (cookie !== undefined) {
-      res.header.append("set-cookie", formatSessionCookie(cookie, secure ?? req.contextValues.get(secureKey)));
-    }
+    const values = req.contextValues;
+    const write = (cookie: SessionCookie) => answerHeaders(values).append("set-cookie", formatSessionCookie(cookie, secure ?? values.get(secureKey)));
+    const endsCookie = () => ends.has(req.method) && values.get(cookieTakenKey);
+    const res = await next(req).catch((e: unknown) => {
+      if (endsCookie()) write(cleared);
+      throw e;
+    });
+    const cookie = endsCookie() ? cleared : values.get(setSessionCookieKey);
+    if (cookie !== undefined) write(cookie);
     return res;
   };
 }

@@ -73,10 +73,11 @@ const cacheableMethods = new Set([
 ]);
 
 /**
- * The methods whose handlers set or clear the seed 003 session cookie (`issueSessionCookie`:
- * services/authentication-token.ts, services/user-token.ts), with what the `Set-Cookie` of
- * their success answer does: a client generated from the document learns that a call hands it
- * a cookie, or ends one. test/openapi/reality.test.ts holds the server to this list both ways.
+ * The methods whose answers set or clear the seed 003 session cookie (access/session-cookie.ts:
+ * the exchange's handler asks for it, issueSessionCookie; a cookie logout's answer clears it),
+ * with what the `Set-Cookie` of their success answer does: a client generated from the document
+ * learns that a call hands it a cookie, or ends one. test/openapi/reality.test.ts holds the
+ * server to this list both ways.
  */
 const cookieMethods: Record<string, string> = {
   "tessera.authtoken.v1.AuthenticationTokenService/ExchangeToken":
@@ -84,6 +85,17 @@ const cookieMethods: Record<string, string> = {
   "tessera.usertoken.v1.UserTokenService/Logout":
     "Clears the `tessera_session` cookie (empty value, `Max-Age=0`) when the call ended a cookie session, that is when it was made with the cookie and no bearer token. Not sent on a user token's logout.",
 };
+
+/**
+ * The methods whose error answers clear the session cookie too (a cookie logout's, whatever its
+ * status: session-cookie.ts), with what their `Set-Cookie` does; on the statuses an answer may
+ * have once the credential check has begun.
+ */
+const cookieClearingErrors: Record<string, string> = {
+  "tessera.usertoken.v1.UserTokenService/Logout":
+    "Clears the `tessera_session` cookie (empty value, `Max-Age=0`) when the call was made with the cookie and no bearer token from a page the origin check lets through: a logout refused because the cookie session has already ended (expired, logged out, ended with the credential it came from) or is no session leaves no dead cookie in the browser. Not sent on a logout the origin check refuses (403), nor on a user token's logout.",
+};
+const cookieClearingStatuses = new Set([401, 500, 503, 504]);
 
 const setCookieSchema = {
   type: "string",
@@ -328,18 +340,25 @@ function errorResponses(route: Route, rule: AccessRule, usedStatuses: Set<number
     if (status === undefined) throw new Error(`${route.rpcName}: unknown error code "${code}" in (tessera.options.v1.errors)`);
     statuses.add(status);
   }
+  const clearing = cookieClearingErrors[route.rpcName];
+  const setCookie = (status: number) =>
+    clearing !== undefined && cookieClearingStatuses.has(status) ? { "Set-Cookie": { description: clearing, required: false, schema: setCookieSchema } } : {};
   const out: Record<string, unknown> = {};
   for (const status of [...statuses].sort((a, b) => a - b)) {
     usedStatuses.add(status);
     if (status === 401) {
       const example = challengeOf(rule);
+      const headers = { ...(example ? { "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate", example } } : {}), ...setCookie(status) };
       out["401"] = {
         description: rule.optional
           ? "Unauthenticated: the credential given is malformed (`Bearer` with no or several tokens). The credential is optional: without one, or with a token that is not valid, the route answers as without one."
           : "Unauthenticated: the credential is missing or not valid.",
-        ...(example ? { headers: { "WWW-Authenticate": { $ref: "#/components/headers/WWW-Authenticate", example } } } : {}),
+        ...(Object.keys(headers).length > 0 ? { headers } : {}),
         content: errorContent,
       };
+    } else if (Object.keys(setCookie(status)).length > 0) {
+      const { headers, content, ...shared } = errorResponse(status) as { headers?: Record<string, unknown>; content: unknown };
+      out[String(status)] = { ...shared, headers: { ...headers, ...setCookie(status) }, content };
     } else {
       out[String(status)] = { $ref: `#/components/responses/${errorResponseName[status]}` };
     }

@@ -41,6 +41,7 @@ import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-con
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { AdminGate } from "../access/admin-gate.js";
+import { addAnswerHeaders } from "../access/context.js";
 import { currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { Cors } from "../transcode/cors.js";
@@ -173,7 +174,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   const handlers = router.handlers.map((h): UniversalHandler => {
     const spec = unary.get(h.requestPath);
     const direct: DirectUnary | undefined = spec && ((input, call) => invokeUnary(spec, grpcUnary.interceptors, "connect", call, "application/proto", () => input));
-    return Object.assign((req: UniversalServerRequest) => h(req).then(correct), h, direct && { invokeUnary: direct });
+    return Object.assign((req: UniversalServerRequest) => h(req).then((res) => correct(withAnswerHeaders(req, res))), h, direct && { invokeUnary: direct });
   });
 
   const failed = (h: UniversalHandler, res: NodeResponse) => (e: unknown) => {
@@ -205,7 +206,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         refuse(h, uReq.header.get("content-type"), Code.Unimplemented);
         return bidiOverHttp1(res, uReq);
       }
-      const out = correct(uRes, h);
+      const out = correct(withAnswerHeaders(uReq, uRes), h);
       const send = (r: UniversalServerResponse) => toNodeResponse(text ? grpcWebTextResponse(r) : r, res);
       if (uReq.method === "GET") return Promise.resolve(out).then((r) => validated(r, uReq.header.get("if-none-match"))).then(send);
       return out instanceof Promise ? out.then(send) : send(out);
@@ -396,6 +397,16 @@ function writeError(e: unknown): ConnectError {
   const code = (e as { code?: unknown } | null)?.code;
   const gone = code === "ERR_STREAM_DESTROYED" || code === "ERR_HTTP2_INVALID_STREAM" || code === "ECONNRESET" || code === "ERR_STREAM_WRITE_AFTER_END";
   return gone ? closedError(e) : ConnectError.from(e, Code.Internal);
+}
+
+/**
+ * `res`, the answer connect-es made, with the call's answer headers (answerHeaders) in its
+ * headers: in every framing, an error's too (connect-es puts an error's metadata in a gRPC
+ * trailer or the gRPC-Web trailer envelope). A unary call's interceptors have all run by then.
+ */
+function withAnswerHeaders(req: UniversalServerRequest, res: UniversalServerResponse): UniversalServerResponse {
+  addAnswerHeaders(req.contextValues, res.header);
+  return res;
 }
 
 /**

@@ -36,6 +36,7 @@ import { compressedFlag, compressionNegotiate, createMethodSerializationLookup, 
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { headerAcceptEncoding, headerEncoding, headerGrpcMessage, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { addAnswerHeaders } from "../access/context.js";
 import type { UnaryCall, UnaryOutcome } from "../transcode/transcoder.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
@@ -256,7 +257,8 @@ export async function answerUnaryGrpc(
  * (protocol-errors.ts). `input` may throw a ConnectError (a message that does not parse): it
  * is that call's error. The response header starts with `contentType`; the trailer with
  * grpc-status 0 for the gRPC framings. On an error, its metadata joins the trailer (gRPC) or
- * the header (Connect), as connect-es's handlers place it. `malformed` is told when `input` threw
+ * the header (Connect), as connect-es's handlers place it. The call's answer headers
+ * (answerHeaders) join the header, whatever the outcome and the framing. `malformed` is told when `input` threw
  * (with the error answered), before the answer is made.
  */
 export async function invokeUnary(
@@ -276,12 +278,14 @@ export async function invokeUnary(
     const request = input();
     parsed = true;
     const message = await invokeUnaryImplementation(spec, context, request, interceptors);
+    addAnswerHeaders(call.contextValues, context.responseHeader);
     return { message, header: context.responseHeader, trailer: context.responseTrailer };
   } catch (e) {
     const raised = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
     const error = correctedError(raised) ?? raised;
     if (!parsed && malformed) await malformed(spec, error, protocolName);
     if (!grpc) error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
+    addAnswerHeaders(call.contextValues, context.responseHeader);
     return { error, header: context.responseHeader, trailer: context.responseTrailer };
   } finally {
     context.end();

@@ -5,6 +5,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { Health } from "../../gen/health/v1/health_pb.js";
+import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { createAdminGate, type AdminGate } from "../access/admin-gate.js";
 import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../access/context.js";
 import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
@@ -221,6 +222,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     isSecret,
     refused: o.metrics && ((service, method, protocol, code) => o.metrics!.refused(service, method, protocol, code)),
     interceptors: [
+      // First: it sees every answer of the call, an error of any interceptor below included (a
+      // cookie logout clears the cookie whatever its status). Unset, Secure under TLS or when
+      // clients reach the server at an https public URL (a proxy in front ends TLS).
+      createSessionCookieInterceptor(config.cookieSecure ?? (httpsPublicUrl ? true : undefined), [UserTokenService.method.logout]),
       createLoggingInterceptor(logger, rpcObserver(o.metrics, tracing.exporting)),
       createDeadlineInterceptor(),
       createErrorInterceptor(logger),
@@ -242,8 +247,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         overHttps: secure || config.cookieSecure === true || httpsPublicUrl,
       }),
       createCallerScopeInterceptor(),
-      // Unset, Secure under TLS or when clients reach the server at an https public URL (a proxy in front ends TLS).
-      createSessionCookieInterceptor(config.cookieSecure ?? (httpsPublicUrl ? true : undefined)),
       createCacheControlInterceptor(),
     ],
     jsonOptions,

@@ -4,7 +4,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { clientAddressKey, requirePrincipal } from "../access/context.js";
-import { issueSessionCookie } from "../access/session-cookie.js";
 import type { UserTokens } from "../core/user-tokens.js";
 import { bind, type ServiceBinding } from "./binding.js";
 import { timestampDateDown } from "./timestamps.js";
@@ -38,9 +37,9 @@ export function userTokenService(userTokens: Pick<UserTokens, "login" | "bump" |
 
     async logout(_req, ctx) {
       const caller = requirePrincipal(ctx, "user_token", "cookie");
+      // The answer clears the cookie, whatever it is (access/session-cookie.ts).
       if (caller.kind === "cookie") {
         await userTokens.endCookieSession(caller.sessionId, caller.userId);
-        issueSessionCookie(ctx.values, { value: "", maxAgeSeconds: 0 });
       } else {
         await userTokens.logout(caller.tokenId, caller.userId);
       }

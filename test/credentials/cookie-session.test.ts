@@ -1,15 +1,17 @@
 // Cookie sessions (seed 003's `tessera_session`) end when they should: the user can end one
 // (POST /auth/logout with the cookie and no bearer token, answered as for a user token, the
-// cookie cleared with Max-Age=0); its lifetime is bounded by the login it descends from
+// cookie cleared with Max-Age=0, also when the session had already ended: the browser is never
+// left holding a dead cookie); its lifetime is bounded by the login it descends from
 // (exchanging again from the cookie never extends it); and a link exchanged in a browser that
 // holds another user's live session is refused (409) with the cookie kept, not silently
 // logging the browser in as someone else.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { ManualClock } from "../../src/core/clock.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
 import { createLogger } from "../../src/logger.js";
 import { expectCode, expectOk, protocols, restOutcome } from "../support/api.js";
-import { assertBadRequest, raw } from "../hostile/support.js";
+import { assertBadRequest, grpcFrame, grpcWebTrailer, raw } from "../hostile/support.js";
 import { bearer, rest, type RestResponse } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { clientIdHeader, loginUserToken, sessionCookie, signUp, startSession, uniqueEmail } from "../support/users.js";
@@ -18,6 +20,8 @@ import { userTokenApi } from "../user-token/api.js";
 
 const cookie = (value: string) => ({ cookie: `tessera_session=${value}` });
 const allowedOrigin = "https://app.example.com";
+/** The Set-Cookie that clears the session cookie, with the attributes it was set with. */
+const clearedLine = "tessera_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
 
 for (const store of storesUnderTest()) {
   describe(`Cookie sessions end when they should on ${store}`, function () {
@@ -142,7 +146,9 @@ for (const store of storesUnderTest()) {
           try {
             const mine = await browserSession();
             const other = await browserSession();
-            expectCode(await userTokens.logout(twice(mine.value, other.value)), "invalid_argument", twiceMessage, "MALFORMED_CREDENTIAL");
+            const refused = await userTokens.logout(twice(mine.value, other.value));
+            expectCode(refused, "invalid_argument", twiceMessage, "MALFORMED_CREDENTIAL");
+            assert.deepEqual(refused.headers.getSetCookie(), [], "neither cookie is taken: none is cleared");
             assert.equal(await stillLive(mine.value), 200);
             assert.equal(await stillLive(other.value), 200);
           } finally {
@@ -157,7 +163,12 @@ for (const store of storesUnderTest()) {
     // checks where the page that sent it comes from.
     describe("a logout with the cookie from another origin's page is refused: 403 ORIGIN_NOT_ALLOWED, the session lives on", () => {
       const crossOrigin = "the tessera_session cookie is not accepted on a POST from another origin's page: only from this server's own origin or one TESSERA_CORS_ORIGINS lists";
-      const refusedCrossOrigin = (answer: RestResponse) => expectCode(restOutcome(answer), "permission_denied", crossOrigin, "ORIGIN_NOT_ALLOWED");
+      // The cookie is left as it is: a page of another origin cannot log the user out, and
+      // clearing the cookie would.
+      const refusedCrossOrigin = (answer: RestResponse) => {
+        expectCode(restOutcome(answer), "permission_denied", crossOrigin, "ORIGIN_NOT_ALLOWED");
+        assert.deepEqual(answer.headers.getSetCookie(), [], "no Set-Cookie");
+      };
 
       for (const protocol of protocols) {
         it(`from a sibling origin of the same site (${protocol})`, async () => {
@@ -165,8 +176,15 @@ for (const store of storesUnderTest()) {
           try {
             const { value } = await browserSession();
             const sibling = { ...cookie(value), origin: "https://evil.example.com", "sec-fetch-site": "same-site" };
-            expectCode(await userTokens.logout(sibling), "permission_denied", crossOrigin, "ORIGIN_NOT_ALLOWED");
+            const refused = await userTokens.logout(sibling);
+            expectCode(refused, "permission_denied", crossOrigin, "ORIGIN_NOT_ALLOWED");
+            assert.deepEqual(refused.headers.getSetCookie(), [], "the cookie is kept: no Set-Cookie");
             assert.equal(await stillLive(value), 200);
+            // Nor is a dead session's cookie cleared by another origin's page.
+            expectOk(await userTokens.logout(cookie(value)));
+            const dead = await userTokens.logout(sibling);
+            expectCode(dead, "permission_denied", crossOrigin, "ORIGIN_NOT_ALLOWED");
+            assert.deepEqual(dead.headers.getSetCookie(), [], "a dead session's cookie is kept too: no Set-Cookie");
           } finally {
             userTokens.close();
           }
@@ -283,7 +301,13 @@ for (const store of storesUnderTest()) {
           }
           const fromHttps = await raw(secure.url, "POST", "/auth/logout", { ...cookie(value), origin: "https://auth.example.com", host: "auth.example.com" });
           assert.equal(fromHttps.status, 200, fromHttps.text);
+          assert.deepEqual(fromHttps.headers["set-cookie"], [`${clearedLine}; Secure`]);
           assert.equal(await live(), 401);
+          // Logged out already: 401, and the cookie cleared with the attributes it was set with.
+          const again = await raw(secure.url, "POST", "/auth/logout", { ...cookie(value), origin: "https://auth.example.com", host: "auth.example.com" });
+          assert.equal(again.status, 401, again.text);
+          assert.equal((JSON.parse(again.text) as { details: [{ debug: { reason: string } }] }).details[0].debug.reason, "TOKEN_REVOKED");
+          assert.deepEqual(again.headers["set-cookie"], [`${clearedLine}; Secure`]);
         });
       });
 
@@ -303,6 +327,74 @@ for (const store of storesUnderTest()) {
           assert.equal((await rest(slashed.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).status, 401);
         });
       });
+    });
+
+    // A logout is the call whose purpose is to end the browser's session: one refused because the
+    // session has already ended (expired, logged out, ended with the credential it came from), or
+    // whose cookie is no session at all, answers as documented and clears the cookie all the same.
+    describe("a cookie logout of a session that has ended clears the cookie: the documented 401, and Set-Cookie with Max-Age=0", () => {
+      for (const protocol of protocols) {
+        it(`a malformed value, an unknown session, a logged-out one, one ended with its source, an expired one (${protocol})`, async () => {
+          const userTokens = userTokenApi(protocol, server.url);
+          try {
+            const refusedAndCleared = async (value: string, message: string, reason: string) => {
+              const out = await userTokens.logout(cookie(value));
+              expectCode(out, "unauthenticated", message, reason);
+              assert.deepEqual(out.headers.getSetCookie(), [clearedLine], `${reason}: the cookie is cleared`);
+            };
+            await refusedAndCleared("nope", "invalid session cookie", "INVALID_TOKEN");
+            await refusedAndCleared(randomBytes(32).toString("base64url"), "invalid session cookie", "INVALID_TOKEN");
+            const loggedOut = await browserSession();
+            expectOk(await userTokens.logout(cookie(loggedOut.value)));
+            await refusedAndCleared(loggedOut.value, "session cookie is disabled", "TOKEN_REVOKED");
+            const endedWithSource = await browserSession();
+            expectOk(await userTokens.logout(bearer(endedWithSource.userToken)));
+            await refusedAndCleared(endedWithSource.value, "session cookie is disabled", "TOKEN_REVOKED");
+            const expired = await browserSession();
+            clock.advance(86_400_000);
+            await refusedAndCleared(expired.value, "session cookie has expired", "TOKEN_EXPIRED");
+            // A user token's logout, refused or not, leaves the cookie alone.
+            const bearerLogout = await userTokens.logout(bearer(loggedOut.userToken));
+            expectOk(bearerLogout);
+            assert.deepEqual(bearerLogout.headers.getSetCookie(), []);
+            const bearerRefused = await userTokens.logout(bearer(loggedOut.userToken));
+            expectCode(bearerRefused, "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
+            assert.deepEqual(bearerRefused.headers.getSetCookie(), []);
+          } finally {
+            userTokens.close();
+          }
+        });
+      }
+
+      // gRPC-Web: the status is in the body's trailer envelope, which a browser does not read as
+      // headers: the Set-Cookie is in the answer's HTTP headers, in binary mode (answered by
+      // Tessera's unary path) and in text mode (by connect-es's gRPC-Web handler) alike.
+      for (const [mode, contentType, body] of [
+        ["binary", "application/grpc-web+proto", grpcFrame(new Uint8Array())],
+        ["text", "application/grpc-web-text", grpcFrame(new Uint8Array()).toString("base64")],
+      ] as const) {
+        it(`gRPC-Web (${mode}): the Set-Cookie is an HTTP header of the answer, grpc-status 16 in its trailer`, async () => {
+          const { value } = await browserSession();
+          const logout = () =>
+            fetch(`${server.url}/tessera.usertoken.v1.UserTokenService/Logout`, {
+              method: "POST",
+              headers: { ...cookie(value), "content-type": contentType, "x-grpc-web": "1" },
+              body,
+            });
+          const first = await logout();
+          assert.equal(first.status, 200);
+          await first.arrayBuffer();
+          assert.deepEqual(first.headers.getSetCookie(), [clearedLine]);
+          const again = await logout();
+          assert.equal(again.status, 200);
+          const text = Buffer.from(await again.arrayBuffer());
+          // Text mode: base64 segments, each padded.
+          const segments = (text.toString("latin1").match(/[^=]*=*/g) ?? []).filter((segment) => segment !== "");
+          const trailer = grpcWebTrailer(mode === "text" ? Buffer.concat(segments.map((segment) => Buffer.from(segment, "base64"))) : text);
+          assert.deepEqual([trailer["grpc-status"], decodeURIComponent(trailer["grpc-message"] ?? ""), trailer["set-cookie"]], ["16", "session cookie is disabled", undefined]);
+          assert.deepEqual(again.headers.getSetCookie(), [clearedLine]);
+        });
+      }
     });
 
     for (const protocol of protocols) {

@@ -300,6 +300,11 @@ const scenarios: Record<string, Scenario> = {
         name: "the session cookie from another origin's page",
         request: async (w) => ({ headers: { cookie: await w.sessionCookie(), origin: "https://evil.example.com", "sec-fetch-site": "same-site" } }),
       },
+      {
+        status: 401,
+        name: "a session cookie that is no session (its answer clears the cookie)",
+        request: async () => ({ headers: { cookie: "tessera_session=nope" } }),
+      },
     ],
   },
 };

@@ -3,7 +3,8 @@
 // and gRPC-Web, custom headers and all (so the browser sends its preflights), and reads what
 // its scripts may read: the status, WWW-Authenticate, the error details. A page from an origin
 // TESSERA_CORS_ORIGINS does not list cannot read anything. A page of another origin of the same
-// site, which the browser sends the session cookie from, cannot log that session out.
+// site, which the browser sends the session cookie from, cannot log that session out; a logout
+// from Tessera's own origin of a session that has already ended leaves the browser without the cookie.
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -167,5 +168,34 @@ describe("CORS in a browser: every protocol from another origin", function () {
     assert.equal(await own.evaluate(`(${logout})("/auth/logout")`), "basic");
     await own.close();
     assert.equal(await live(value), 401, "the logout from Tessera's own origin ended it");
+  });
+
+  // A logout is the call whose purpose is to end the browser's session: one refused because the
+  // session had already ended elsewhere must not leave the browser holding its dead cookie.
+  it("the session cookie: a logout from Tessera's own origin of a session that has already ended (401) removes the cookie from the browser, over REST and gRPC-Web", async () => {
+    const email = uniqueEmail("browser");
+    await signUp(tessera, email);
+    const held = async () => (await context.cookies(tessera.url)).find((c) => c.name === "tessera_session");
+    // The page's scripts: the logout's status (REST), or the grpc-status of its trailer envelope (gRPC-Web).
+    const logouts: [string, string, number | string][] = [
+      ["rest", `async () => (await fetch("/auth/logout", { method: "POST" })).status`, 401],
+      [
+        "grpc-web",
+        `async () => { const res = await fetch("/tessera.usertoken.v1.UserTokenService/Logout", { method: "POST", headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, body: new Uint8Array(5) }); return /grpc-status: ?(\\d+)/.exec(new TextDecoder().decode(await res.arrayBuffer()))[1]; }`,
+        "16",
+      ],
+    ];
+    for (const [protocol, logout, refused] of logouts) {
+      const userToken = await loginUserToken(tessera, email);
+      const page = await context.newPage();
+      await page.goto(`${tessera.url}/api/authenticationtoken/${await createAuthenticationToken(tessera, bearer(userToken))}/user`);
+      assert.ok(await held(), `${protocol}: the exchange set the cookie`);
+      // Ended elsewhere: the user token it came from is logged out.
+      assert.equal((await rest(tessera.url, "POST", "/auth/logout", { headers: bearer(userToken) })).status, 200);
+      await page.goto(`${tessera.url}/healthz`);
+      assert.equal(await page.evaluate(`(${logout})()`), refused, protocol);
+      await page.close();
+      assert.equal(await held(), undefined, `${protocol}: the browser no longer holds the cookie`);
+    }
   });
 });

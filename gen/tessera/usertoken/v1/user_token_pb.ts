@@ -246,11 +246,14 @@ export const UserTokenService: GenService<{
    * Removes the bearer token from the valid tokens (`POST /auth/logout`): it is disabled
    * (`enabled` false, `version` + 1) and stops working at once, on every instance. Other tokens
    * of the user keep working. Without a bearer token, the `tessera_session` cookie of seed 003
-   * is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`);
+   * is ended the same way, and the answer clears it (`Set-Cookie: tessera_session=; Max-Age=0`,
+   * in the answer's headers in every protocol), whatever its status: a logout refused because
+   * that session has already ended (expired, logged out, ended with the credential it came
+   * from), or with a value that is no session, leaves the browser no dead cookie;
    * sent by a browser from a page of another origin (its `Origin`, or `Sec-Fetch-Site`
    * `same-site` or `cross-site`) than the server's own or one TESSERA_CORS_ORIGINS lists, that
    * logout is refused (cross-site request forgery), PERMISSION_DENIED (403, ORIGIN_NOT_ALLOWED),
-   * and the session lives on.
+   * and the session lives on, its cookie kept.
    * Errors: UNAUTHENTICATED (401) as for Bump, including a second logout with the same token
    * or cookie.
    *
