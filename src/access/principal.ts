@@ -8,6 +8,8 @@ export interface SessionPrincipal {
   readonly jti: string;
   /** When the presented access token expires (may be past for RefreshSession). */
   readonly expiresAt: Date;
+  /** When the session ends: nothing made from it outlives it. */
+  readonly sessionExpiresAt: Date;
   /** The user's credential epoch (see JwtPrincipal). */
   readonly credentialEpoch: number;
   /** The kid of the presented access token (see JwtPrincipal.keyIds). */
@@ -26,6 +28,8 @@ export interface UserTokenPrincipal {
   readonly tokenId: string;
   /** The user's credential epoch (see JwtPrincipal). */
   readonly credentialEpoch: number;
+  /** When the token expires (none: never): nothing made from it outlives it. */
+  readonly expiresAt?: Date;
 }
 
 export interface JwtPrincipal {

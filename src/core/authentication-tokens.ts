@@ -53,6 +53,9 @@ export interface AuthenticationTokensDeps {
 const credentialOutdated = () =>
   unauthenticated("TOKEN_REVOKED", "the credential was issued before the user's last password change or deactivation");
 const tokenNotFound = () => notFound("TOKEN_NOT_FOUND", "authentication token not found (unknown, used or expired)");
+/** A calling credential with less than a second left: refused as one that has ended (see create). */
+const sourceEnding = () =>
+  unauthenticated("TOKEN_EXPIRED", "the credential expires in less than a second: an authentication token made from it would have no whole second to live");
 
 function checkShape(token: string): void {
   if (token === "") throw missingField("token");
@@ -82,6 +85,14 @@ export class AuthenticationTokens {
    * credential's tokens; the token, and the session its exchange starts, end once one of them is
    * revoked.
    *
+   * The token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS, or less when the calling credential
+   * ends sooner (`sourceEnd`: a seed 000 session's, a user token's or a cookie session's end),
+   * in whole seconds, rounded down: it never outlives what it came from (whose end would leave it
+   * dead, 404, before the `ttl` it advertises had passed), and its `ttl` is its true lifetime
+   * (valid while now < created_at + ttl). A credential with less than a second left gets none:
+   * the token would be dead as it is made, a `ttl` of 0, so the call is refused as the
+   * credential's own use will be a moment later, 401 TOKEN_EXPIRED.
+   *
    * The user is not read again: `userCredentialEpoch` is the user's epoch as the credential check
    * read it moments before (which refused a deactivated user), and a second read would close no
    * window (a password change or deactivation may land just after it too). What does close it:
@@ -96,17 +107,23 @@ export class AuthenticationTokens {
     userCredentialEpoch: number;
     notAfter?: Date;
     source?: string;
+    /** When the calling credential ends (undefined: never, or it has no record to end with, a JWT). */
+    sourceEnd?: Date;
     sourceKids?: readonly string[];
   }): Promise<AuthenticationTokenView> {
     if (caller.userCredentialEpoch !== caller.credentialEpoch) throw credentialOutdated();
     const userId = caller.userId;
-    const token = randomToken(24);
     const createdAt = this.deps.clock.now();
+    const configuredMs = this.deps.config.authenticationTokenTtlSeconds * 1000;
+    const lifetimeMs = caller.sourceEnd === undefined ? configuredMs : Math.min(configuredMs, caller.sourceEnd.getTime() - createdAt.getTime());
+    const ttlSeconds = Math.floor(lifetimeMs / 1000);
+    if (ttlSeconds < 1) throw sourceEnding();
+    const token = randomToken(24);
     const record = await this.deps.authTokens.create({
       hash: hashSecret(token),
       userId,
       createdAt,
-      expiresAt: new Date(createdAt.getTime() + this.deps.config.authenticationTokenTtlSeconds * 1000),
+      expiresAt: new Date(createdAt.getTime() + ttlSeconds * 1000),
       credentialEpoch: caller.credentialEpoch,
       ...(caller.notAfter !== undefined && { notAfter: caller.notAfter }),
       ...(caller.source !== undefined && { source: caller.source }),

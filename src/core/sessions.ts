@@ -68,6 +68,8 @@ export interface SessionAccess {
   clientId: string;
   jti: string;
   expiresAt: Date;
+  /** When the session itself ends (its refresh tokens' lifetime): what is made from it ends no later. */
+  sessionExpiresAt: Date;
   /** The user's credential epoch, which the session was checked against. */
   credentialEpoch: number;
   /** The kid of the access token (what is made with it ends once that key is revoked). */
@@ -234,7 +236,16 @@ export class Sessions {
     const { session, user } = await this.liveSession(sid, sub);
     if (session.clientId !== clientId || session.userId !== sub) throw unauthenticated("WRONG_CLIENT", "token issued for another client");
     if (!allowExpired && session.accessJti !== jti) throw notMostRecent();
-    return { userId: sub, sessionId: sid, clientId, jti, expiresAt: new Date(exp * 1000), credentialEpoch: user.credentialEpoch, keyIds: [kid] };
+    return {
+      userId: sub,
+      sessionId: sid,
+      clientId,
+      jti,
+      expiresAt: new Date(exp * 1000),
+      sessionExpiresAt: session.expiresAt,
+      credentialEpoch: user.credentialEpoch,
+      keyIds: [kid],
+    };
   }
 
   /** Seconds left on the verified access token (0 when expired). */

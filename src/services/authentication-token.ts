@@ -30,6 +30,10 @@ export function authenticationTokenService(authTokens: Pick<AuthenticationTokens
         ...(caller.kind === "session" && { source: `session:${caller.sessionId}` }),
         ...(caller.kind === "cookie" && { source: `user_token:${caller.sessionId}` }),
         ...(caller.kind === "user_token" && { source: `user_token:${caller.tokenId}` }),
+        // When it ends: the token lives no longer, and its ttl says so.
+        ...(caller.kind === "session" && { sourceEnd: caller.sessionExpiresAt }),
+        ...(caller.kind === "cookie" && { sourceEnd: caller.expiresAt }),
+        ...(caller.kind === "user_token" && caller.expiresAt !== undefined && { sourceEnd: caller.expiresAt }),
         // The signing keys of the tokens it comes from: it, and the session its exchange starts,
         // end once one of them is revoked.
         ...(caller.kind !== "user_token" && caller.keyIds.length > 0 && { sourceKids: [...caller.keyIds] }),

@@ -22,7 +22,13 @@ export function credentialVerifiers(core: {
     },
     async userToken(secret) {
       const token = await core.userTokens.verify(secret);
-      return { kind: "user_token", userId: token.userId, tokenId: token.id, credentialEpoch: token.credentialEpoch ?? -1 };
+      return {
+        kind: "user_token",
+        userId: token.userId,
+        tokenId: token.id,
+        credentialEpoch: token.credentialEpoch ?? -1,
+        ...(token.expiresAt !== undefined && { expiresAt: token.expiresAt }),
+      };
     },
     async jwt(token) {
       const v = await core.jwt.verifyAccessToken(token);

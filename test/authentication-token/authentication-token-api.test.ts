@@ -13,6 +13,7 @@ import { startTestServer, storesUnderTest, type TestServer } from "../support/se
 import {
   clientIdHeader,
   createApiToken,
+  createAuthenticationToken,
   createJwtUser,
   createNamedUser,
   jwtLogin,
@@ -25,6 +26,7 @@ import {
 } from "../support/users.js";
 import { authenticationTokenApi, sessionCookieOf, type AuthenticationToken, type AuthenticationTokenApi } from "./api.js";
 import { loginKey } from "../../src/core/login-name.js";
+import { hashSecret } from "../../src/core/secrets.js";
 
 const iso8601 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 const tokenShape = /^[A-Za-z0-9_-]{32}$/;
@@ -41,13 +43,17 @@ for (const store of storesUnderTest()) {
     let server: TestServer;
     /** A server with TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS=5 on the same clock. */
     let short: TestServer;
+    /** A server whose seed 000 sessions live 90 s, on the same clock. */
+    let bounded: TestServer;
     before(async () => {
       server = await startTestServer({ store, clock });
       short = await startTestServer({ store, clock, env: { TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS: "5" } });
+      bounded = await startTestServer({ store, clock, env: { TESSERA_REFRESH_TOKEN_TTL_SECONDS: "90" } });
     });
     after(async () => {
       await server?.close();
       await short?.close();
+      await bounded?.close();
     });
 
     /** A seed 000 user with a seed 002 user token. */
@@ -55,6 +61,26 @@ for (const store of storesUnderTest()) {
       const user = await signUp(on);
       return { user, token: await loginUserToken(on, user.login) };
     }
+
+    /**
+     * A token made on `on` with `headers`, a credential that ends 30.5 s from now: ttl 30, stored
+     * so, 404 from created_at + 30 s on (read with `reader`, another credential of the user).
+     */
+    async function livesThirtySeconds(api: AuthenticationTokenApi, on: TestServer, headers: Record<string, string>, reader: Record<string, string>): Promise<void> {
+      const created = expectOk(await api.createToken(headers));
+      assert.equal(created.ttl, 30);
+      const record = await on.tessera.store.authTokens.findByHash(hashSecret(created.token));
+      assert.ok(record, "stored");
+      assert.deepEqual([record.createdAt.getTime(), record.expiresAt.getTime() - record.createdAt.getTime()], [Date.parse(created.created_at), 30_000]);
+      clock.advance(29_999);
+      assert.deepEqual(expectOk(await api.getToken(created.token, reader)), created);
+      clock.advance(1);
+      expectCode(await api.getToken(created.token, reader), "not_found", notFound);
+      expectCode(await api.exchangeToken(created.token), "not_found", notFound);
+    }
+
+    /** The refusal of a token from a credential with less than a second left. */
+    const tooLate = "the credential expires in less than a second: an authentication token made from it would have no whole second to live";
 
     for (const protocol of protocols) {
       describe(`over ${protocol}`, () => {
@@ -135,6 +161,50 @@ for (const store of storesUnderTest()) {
             } finally {
               onShort.close();
             }
+          });
+        });
+
+        // A token is dead once the credential it was made from has ended (README "Cookie
+        // sessions"): it never outlives it, and its ttl (its lifetime from created_at, seed 003)
+        // says how long it lives: the configured 60 s cut to what the credential has left, in
+        // whole seconds rounded down.
+        describe("GET /api/authenticationtoken from a credential that ends within 60 s: ttl is what it has left, stored so (the cookie session: REST only, below)", () => {
+          let onBounded: AuthenticationTokenApi;
+          before(() => (onBounded = authenticationTokenApi(protocol, bounded.url)));
+          after(() => onBounded.close());
+
+          /** A user of `bounded`, with a user token that does not expire (to read tokens with). */
+          async function boundedUser(): Promise<{ login: string; reader: Record<string, string> }> {
+            const user = await signUp(bounded);
+            return { login: user.login, reader: bearer(await loginUserToken(bounded, user.login)) };
+          }
+
+          it("a seed 002 user token with an expirationTime", async () => {
+            const { login, reader } = await boundedUser();
+            const expiring = await loginUserToken(bounded, login, { expirationTime: new Date(clock.now().getTime() + 30_500).toISOString() });
+            await livesThirtySeconds(onBounded, bounded, bearer(expiring), reader);
+          });
+
+          it("a seed 000 session (TESSERA_REFRESH_TOKEN_TTL_SECONDS=90), 59.5 s old", async () => {
+            const { login, reader } = await boundedUser();
+            const { access_token } = await startSession(bounded, login);
+            clock.advance(59_500);
+            await livesThirtySeconds(onBounded, bounded, { ...bearer(access_token), ...clientIdHeader }, reader);
+          });
+
+          it("one second left: ttl 1; less than a second: none, 401 TOKEN_EXPIRED as for the credential's end", async () => {
+            const { login, reader } = await boundedUser();
+            const oneSecond = await loginUserToken(bounded, login, { expirationTime: new Date(clock.now().getTime() + 1_000).toISOString() });
+            const created = expectOk(await onBounded.createToken(bearer(oneSecond)));
+            assert.equal(created.ttl, 1);
+            const lessThanOne = await loginUserToken(bounded, login, { expirationTime: new Date(clock.now().getTime() + 999).toISOString() });
+            const refused = await onBounded.createToken(bearer(lessThanOne));
+            expectCode(refused, "unauthenticated", tooLate, "TOKEN_EXPIRED");
+            if (protocol === "rest") assert.equal(refused.headers.get("www-authenticate"), 'Bearer error="invalid_token"');
+            clock.advance(999);
+            expectOk(await onBounded.getToken(created.token, reader));
+            clock.advance(1);
+            expectCode(await onBounded.getToken(created.token, reader), "not_found", notFound);
           });
         });
 
@@ -362,12 +432,23 @@ for (const store of storesUnderTest()) {
         expectCode(restOutcome(await get("/api/authenticationtoken", cookie("x".repeat(43)))), "unauthenticated");
       });
 
-      it("expires after its Max-Age", async () => {
-        const { value } = await exchange();
+      it("expires after its Max-Age (with less than a second left, it makes no token: 401 TOKEN_EXPIRED)", async () => {
+        const { user, value } = await exchange();
         clock.advance(86_400_000 - 1);
-        assert.equal((await get("/api/authenticationtoken", cookie(value))).status, 200);
+        // Read with the cookie, a token the user made with another credential.
+        const link = await createAuthenticationToken(server, bearer(await loginUserToken(server, user.login)));
+        assert.equal((await get(`/api/authenticationtoken/${link}`, cookie(value))).status, 200);
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(value))), "unauthenticated", tooLate, "TOKEN_EXPIRED");
         clock.advance(1);
-        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(value))), "unauthenticated", "session cookie has expired");
+        expectCode(restOutcome(await get(`/api/authenticationtoken/${link}`, cookie(value))), "unauthenticated", "session cookie has expired", "TOKEN_EXPIRED");
+      });
+
+      it("a token made from it lives no longer than it: with 30.5 s left, ttl 30, stored so", async () => {
+        const { user, value } = await exchange();
+        const reader = bearer(await loginUserToken(server, user.login));
+        clock.advance(86_400_000 - 30_500);
+        const api = authenticationTokenApi("rest", server.url);
+        await livesThirtySeconds(api, server, cookie(value), reader);
       });
 
       it("ends when the user is deactivated", async () => {

@@ -129,7 +129,8 @@ export type AuthenticationToken = Message<"tessera.authtoken.v1.AuthenticationTo
   token: string;
 
   /**
-   * Lifetime in seconds from `created_at`.
+   * Lifetime in seconds from `created_at`: TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS, or what the
+   * credential the token was made from had left, in whole seconds, when that is less.
    *
    * @generated from field: uint32 ttl = 2;
    */
@@ -203,9 +204,12 @@ export const ExchangeTokenResponseSchema: GenMessage<ExchangeTokenResponse> = /*
 
 /**
  * Short-lived authentication tokens (seed 003) that hand a logged-in user's identity to
- * another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60) and can
- * be exchanged once. Expiry is checked on every read, exact to the second (a token created at
- * T is valid while now < T + ttl); it does not depend on a store's background cleanup.
+ * another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60), or less
+ * when the credential it was made from ends sooner (a seed 000 session, a user token with an
+ * expiry, a cookie session): never longer than that credential, in whole seconds rounded down,
+ * and its `ttl` says so. It can be exchanged once. Expiry is checked on every read, exact to the
+ * second (a token created at T is valid while now < T + ttl); it does not depend on a store's
+ * background cleanup.
  * Responses that carry a token or set a cookie are sent with `Cache-Control: no-store` and
  * `Pragma: no-cache`.
  *
@@ -230,7 +234,9 @@ export const AuthenticationTokenService: GenService<{
    * header: ..."), a user token, or a JWT access token. A JWT access token issued before the
    * user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
    * the session cookie carries that session's end: the session its exchange starts ends no
-   * later. Errors: UNAUTHENTICATED (401).
+   * later. A credential with less than a second left makes none: UNAUTHENTICATED (401,
+   * TOKEN_EXPIRED), as once it has ended (the token would have no whole second to live).
+   * Errors: UNAUTHENTICATED (401).
    *
    * @generated from rpc tessera.authtoken.v1.AuthenticationTokenService.CreateToken
    */

@@ -250,7 +250,8 @@ type AuthenticationToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The token id (random, URL-safe; 32 characters of base64url).
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	// Lifetime in seconds from `created_at`.
+	// Lifetime in seconds from `created_at`: TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS, or what the
+	// credential the token was made from had left, in whole seconds, when that is less.
 	Ttl uint32 `protobuf:"varint,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// The id of the user the token stands for.
 	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`

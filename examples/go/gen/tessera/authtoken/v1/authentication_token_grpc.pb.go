@@ -29,9 +29,12 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // Short-lived authentication tokens (seed 003) that hand a logged-in user's identity to
-// another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60) and can
-// be exchanged once. Expiry is checked on every read, exact to the second (a token created at
-// T is valid while now < T + ttl); it does not depend on a store's background cleanup.
+// another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60), or less
+// when the credential it was made from ends sooner (a seed 000 session, a user token with an
+// expiry, a cookie session): never longer than that credential, in whole seconds rounded down,
+// and its `ttl` says so. It can be exchanged once. Expiry is checked on every read, exact to the
+// second (a token created at T is valid while now < T + ttl); it does not depend on a store's
+// background cleanup.
 // Responses that carry a token or set a cookie are sent with `Cache-Control: no-store` and
 // `Pragma: no-cache`.
 //
@@ -52,7 +55,9 @@ type AuthenticationTokenServiceClient interface {
 	// header: ..."), a user token, or a JWT access token. A JWT access token issued before the
 	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
 	// the session cookie carries that session's end: the session its exchange starts ends no
-	// later. Errors: UNAUTHENTICATED (401).
+	// later. A credential with less than a second left makes none: UNAUTHENTICATED (401,
+	// TOKEN_EXPIRED), as once it has ended (the token would have no whole second to live).
+	// Errors: UNAUTHENTICATED (401).
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
 	// to the user it stands for: another user's token is NOT_FOUND like an unknown one.
@@ -129,9 +134,12 @@ func (c *authenticationTokenServiceClient) ExchangeToken(ctx context.Context, in
 // for forward compatibility.
 //
 // Short-lived authentication tokens (seed 003) that hand a logged-in user's identity to
-// another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60) and can
-// be exchanged once. Expiry is checked on every read, exact to the second (a token created at
-// T is valid while now < T + ttl); it does not depend on a store's background cleanup.
+// another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60), or less
+// when the credential it was made from ends sooner (a seed 000 session, a user token with an
+// expiry, a cookie session): never longer than that credential, in whole seconds rounded down,
+// and its `ttl` says so. It can be exchanged once. Expiry is checked on every read, exact to the
+// second (a token created at T is valid while now < T + ttl); it does not depend on a store's
+// background cleanup.
 // Responses that carry a token or set a cookie are sent with `Cache-Control: no-store` and
 // `Pragma: no-cache`.
 //
@@ -152,7 +160,9 @@ type AuthenticationTokenServiceServer interface {
 	// header: ..."), a user token, or a JWT access token. A JWT access token issued before the
 	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
 	// the session cookie carries that session's end: the session its exchange starts ends no
-	// later. Errors: UNAUTHENTICATED (401).
+	// later. A credential with less than a second left makes none: UNAUTHENTICATED (401,
+	// TOKEN_EXPIRED), as once it has ended (the token would have no whole second to live).
+	// Errors: UNAUTHENTICATED (401).
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
 	// to the user it stands for: another user's token is NOT_FOUND like an unknown one.

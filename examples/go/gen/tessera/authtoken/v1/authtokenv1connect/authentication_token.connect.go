@@ -54,7 +54,9 @@ type AuthenticationTokenServiceClient interface {
 	// header: ..."), a user token, or a JWT access token. A JWT access token issued before the
 	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
 	// the session cookie carries that session's end: the session its exchange starts ends no
-	// later. Errors: UNAUTHENTICATED (401).
+	// later. A credential with less than a second left makes none: UNAUTHENTICATED (401,
+	// TOKEN_EXPIRED), as once it has ended (the token would have no whole second to live).
+	// Errors: UNAUTHENTICATED (401).
 	CreateToken(context.Context, *connect.Request[v1.CreateTokenRequest]) (*connect.Response[v1.CreateTokenResponse], error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
 	// to the user it stands for: another user's token is NOT_FOUND like an unknown one.
@@ -152,7 +154,9 @@ type AuthenticationTokenServiceHandler interface {
 	// header: ..."), a user token, or a JWT access token. A JWT access token issued before the
 	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
 	// the session cookie carries that session's end: the session its exchange starts ends no
-	// later. Errors: UNAUTHENTICATED (401).
+	// later. A credential with less than a second left makes none: UNAUTHENTICATED (401,
+	// TOKEN_EXPIRED), as once it has ended (the token would have no whole second to live).
+	// Errors: UNAUTHENTICATED (401).
 	CreateToken(context.Context, *connect.Request[v1.CreateTokenRequest]) (*connect.Response[v1.CreateTokenResponse], error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
 	// to the user it stands for: another user's token is NOT_FOUND like an unknown one.
