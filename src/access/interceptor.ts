@@ -49,6 +49,9 @@ export interface AccessOptions {
   overHttps?: boolean;
 }
 
+/** The refusal of an `x-koms-clientid` that names more than one client. */
+const clientIdList = `the ${clientIdHeader} header names more than one client (it was sent more than once, or holds a comma list): it must name one`;
+
 function isJwtShaped(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
 }
@@ -137,6 +140,11 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const requireClientId = (header: Headers): string => {
     const id = header.get(clientIdHeader);
     if (id === null || id === "") throw unauthenticated("MISSING_CLIENT_ID", `missing ${clientIdHeader} header`);
+    // A field that is no list is sent once (RFC 9110 5.3): Node joins two lines with ", ", and a
+    // client id has no comma (TESSERA_CLIENT_IDS is a comma list). Which client is meant is not
+    // Tessera's to choose, nor a proxy's in front, which may have read another one: refused as
+    // a malformed request, not as an unknown client.
+    if (id.includes(",")) throw invalidArgument("MALFORMED_CREDENTIAL", clientIdList);
     // Client ids are not secrets, but compare in constant time anyway: it costs nothing.
     if (!knownClientId(id)) throw unauthenticated("UNKNOWN_CLIENT_ID", `unknown ${clientIdHeader}`);
     return id;

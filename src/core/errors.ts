@@ -32,7 +32,7 @@ export const Reasons = {
 
   /** The method needs a credential and the request carries none. */
   MISSING_CREDENTIAL: "MISSING_CREDENTIAL",
-  /** The Authorization header does not have the form its scheme requires (`Bearer` without a token, undecodable Basic), or the session cookie appears twice. */
+  /** The Authorization header does not have the form its scheme requires (`Bearer` without a token, undecodable Basic), the session cookie appears twice, or `x-koms-clientid` names more than one client. */
   MALFORMED_CREDENTIAL: "MALFORMED_CREDENTIAL",
   /** The request carries a credential of a kind (an Authorization scheme) the method does not take. */
   UNSUPPORTED_CREDENTIAL: "UNSUPPORTED_CREDENTIAL",

@@ -13,7 +13,7 @@ export const securitySchemes = {
     type: "apiKey",
     in: "header",
     name: clientIdHeader,
-    description: "A configured client id (TESSERA_CLIENT_IDS). Seed 000 sessions are bound to the client that created them.",
+    description: "A configured client id (TESSERA_CLIENT_IDS), sent once: two, or a comma list, are 400 `MALFORMED_CREDENTIAL`. Seed 000 sessions are bound to the client that created them.",
   },
   sessionAccessToken: {
     type: "http",

@@ -2,14 +2,18 @@
 // each store: every documented path with its documented fields, and every error row of
 // API.md's seed 000 table.
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import { otherClientId, startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
-import { expectCode, expectOk, protocols } from "../support/api.js";
+import { expectCode, expectOk, protocols, type Outcome } from "../support/api.js";
 import { password as goodPassword, uniqueEmail } from "../support/users.js";
+import { assertBadRequest, h2request, raw } from "../hostile/support.js";
 import { sessionApi, type SessionApi, type TokenPair } from "./api.js";
 
 const client = { clientId: testClientId };
+/** The refusal of an x-koms-clientid that names more than one client. */
+const clientIdList = "the x-koms-clientid header names more than one client (it was sent more than once, or holds a comma list): it must name one";
 
 for (const store of storesUnderTest()) {
   describe(`Session API (seed 000) on ${store}`, function () {
@@ -73,6 +77,26 @@ for (const store of storesUnderTest()) {
             expectCode(await api.getUser({ ...creds, access: pair.access_token }), "unauthenticated");
             expectCode(await api.refreshSession({ refresh_token: pair.refresh_token }, { ...creds, access: pair.access_token }), "unauthenticated");
             expectCode(await api.deleteSession({ ...creds, access: pair.access_token }), "unauthenticated");
+          }
+          // Nothing above touched the session.
+          expectOk(await api.getSession({ ...client, access: pair.access_token }));
+        });
+
+        // A header that is no list is sent once (RFC 9110 5.3). Node joins two x-koms-clientid
+        // lines with ", " (gRPC metadata, two HTTP/2 fields, alike), and no client id has a
+        // comma: such a value names no one client, whichever of its ids is configured.
+        it("every method: an x-koms-clientid naming two clients (a comma list, as two lines are joined) 400 MALFORMED_CREDENTIAL", async () => {
+          const email = await signUp();
+          const pair = await login(email);
+          for (const clientId of [`${testClientId}, ${otherClientId}`, `${testClientId}, ${testClientId}`, `${testClientId},nope`]) {
+            const creds = { clientId };
+            const refused = (outcome: Outcome<unknown>) => expectCode(outcome, "invalid_argument", clientIdList, "MALFORMED_CREDENTIAL");
+            refused(await api.createUser({ email: uniqueEmail(), password: goodPassword }, creds));
+            refused(await api.createSession({ account_type: "traditional", email, password: goodPassword }, creds));
+            refused(await api.getSession({ ...creds, access: pair.access_token }));
+            refused(await api.getUser({ ...creds, access: pair.access_token }));
+            refused(await api.refreshSession({ refresh_token: pair.refresh_token }, { ...creds, access: pair.access_token }));
+            refused(await api.deleteSession({ ...creds, access: pair.access_token }));
           }
           // Nothing above touched the session.
           expectOk(await api.getSession({ ...client, access: pair.access_token }));
@@ -198,6 +222,27 @@ for (const store of storesUnderTest()) {
         });
       });
     }
+
+    it("REST: two x-koms-clientid header lines, over HTTP/1.1 and HTTP/2, the same client's or not: 400 MALFORMED_CREDENTIAL", async () => {
+      const body = JSON.stringify({ email: uniqueEmail(), password: goodPassword });
+      for (const lines of [[testClientId, testClientId], [testClientId, otherClientId], ["nope", testClientId]]) {
+        assertBadRequest(await raw(server.url, "POST", "/user", { "content-type": "application/json", "x-koms-clientid": lines }, body), clientIdList, "MALFORMED_CREDENTIAL");
+        const session = http2.connect(server.url);
+        try {
+          const h2 = await h2request(
+            session,
+            { ":method": "POST", ":path": "/user", "content-type": "application/json", "x-koms-clientid": lines },
+            Buffer.from(body),
+          );
+          assertBadRequest({ status: Number(h2.headers[":status"]), text: h2.data.toString("utf8") }, clientIdList, "MALFORMED_CREDENTIAL");
+        } finally {
+          session.close();
+        }
+      }
+      // The same sign-up with the client id once is made.
+      const made = await raw(server.url, "POST", "/user", { "content-type": "application/json", "x-koms-clientid": testClientId }, body);
+      assert.equal(made.status, 201, made.text);
+    });
 
     it("REST: 401 answers carry WWW-Authenticate when a bearer token is missing", async () => {
       const api = sessionApi("rest", server.url);

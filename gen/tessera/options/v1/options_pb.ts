@@ -21,7 +21,8 @@
 // - MISSING_CREDENTIAL: the method needs a credential and the request carries none.
 // - MALFORMED_CREDENTIAL: the Authorization header does not have the form its scheme requires
 //   (`Bearer` without a token, undecodable Basic), or the request has two (400, on every path);
-//   or the `tessera_session` cookie appears more than once where it would be read (400).
+//   or the `tessera_session` cookie appears more than once where it would be read (400); or the
+//   `x-koms-clientid` header names more than one client, sent twice or as a comma list (400).
 // - UNSUPPORTED_CREDENTIAL: a credential of a kind (an Authorization scheme) the method does not
 //   take.
 // - CONFLICTING_TOKENS: two different access tokens in one request (the Authorization header and

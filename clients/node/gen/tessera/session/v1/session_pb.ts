@@ -305,8 +305,10 @@ export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
 
 /**
  * The Session API (seed 000). Every method requires the `x-koms-clientid` header naming a
- * configured client; an unknown or missing client id is UNAUTHENTICATED (401). A session is
- * bound to the client id that created it: presenting its tokens with another client id is 401.
+ * configured client; an unknown or missing client id is UNAUTHENTICATED (401); one naming more
+ * than one client (the header sent twice, or a comma list) is INVALID_ARGUMENT (400,
+ * MALFORMED_CREDENTIAL). A session is bound to the client id that created it: presenting its
+ * tokens with another client id is 401.
  *
  * Access tokens are JWTs signed by the key store (claims `iss` = TESSERA_JWT_ISSUER, `sub`, `sid`,
  * `jti`, `iat`, `exp`, and `aud` = the client id). Only the most recent access token of a session
@@ -393,7 +395,8 @@ export const SessionService: GenService<{
   serviceDesc(file_tessera_session_v1_session, 0);
 
 /**
- * Users of the Session API (seed 000). Every method requires `x-koms-clientid`.
+ * Users of the Session API (seed 000). Every method requires `x-koms-clientid`, naming one
+ * client (as for SessionService).
  *
  * Error reasons (`google.rpc.ErrorInfo.reason`, domain "tessera"; the method comments give the
  * codes): MISSING_CLIENT_ID, UNKNOWN_CLIENT_ID, MISSING_CREDENTIAL, MALFORMED_CREDENTIAL,
