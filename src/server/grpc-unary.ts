@@ -278,16 +278,16 @@ export async function invokeUnary(
     const request = input();
     parsed = true;
     const message = await invokeUnaryImplementation(spec, context, request, interceptors);
-    addAnswerHeaders(call.contextValues, context.responseHeader);
     return { message, header: context.responseHeader, trailer: context.responseTrailer };
   } catch (e) {
     const raised = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
     const error = correctedError(raised) ?? raised;
     if (!parsed && malformed) await malformed(spec, error, protocolName);
     if (!grpc) error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
-    addAnswerHeaders(call.contextValues, context.responseHeader);
     return { error, header: context.responseHeader, trailer: context.responseTrailer };
   } finally {
+    // Into the header either outcome returned (the same Headers), after an error's metadata.
+    addAnswerHeaders(call.contextValues, context.responseHeader);
     context.end();
   }
 }
