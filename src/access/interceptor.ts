@@ -212,7 +212,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         const token = bearerToken(header);
         if (!token && rule.sessionCookie) {
           const cookie = presentedSessionCookie(header);
-          if (cookie) {
+          if (cookie !== undefined) {
             if (httpMethod !== "GET" && httpMethod !== "HEAD") refuseCrossOriginCookie(header, new URL(url).host, cookieOrigins, overHttps);
             cookieTaken(values);
             return verifiers.sessionCookie(cookie);
@@ -244,7 +244,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         }
         if (httpMethod === "GET" || httpMethod === "HEAD") {
           const cookie = presentedSessionCookie(header);
-          if (cookie) return verifiers.sessionCookie(cookie);
+          if (cookie !== undefined) return verifiers.sessionCookie(cookie);
         }
         throw unauthenticated("MISSING_CREDENTIAL", "missing credential");
       }

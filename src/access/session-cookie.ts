@@ -24,7 +24,11 @@ const cookieTakenKey = createContextKey<boolean>(false, { description: "session 
 
 const cleared: SessionCookie = { value: "", maxAgeSeconds: 0 };
 
-/** The session cookie the request carries, if any. */
+/**
+ * The session cookie the request carries, if any: `tessera_session=` carries one, empty, which is
+ * taken as any other value that is no session (401 INVALID_TOKEN; a cookie logout clears it),
+ * never as a request without the cookie.
+ */
 export function presentedSessionCookie(headers: Headers): string | undefined {
   return cookieValue(headers, sessionCookieName);
 }

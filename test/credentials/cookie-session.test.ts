@@ -111,6 +111,20 @@ for (const store of storesUnderTest()) {
       });
     });
 
+    // `tessera_session=` (the cookie with an empty value: another host of the domain can set
+    // it) is presented, and no session: answered as any value that is none, never as a request
+    // without the cookie.
+    it("an empty tessera_session is answered as a malformed one: 401 INVALID_TOKEN on GET /api/authenticationtoken, with no bearer token", async () => {
+      for (const value of ["", "nope"]) {
+        const refused = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) });
+        assert.equal(refused.status, 401, refused.text);
+        assert.deepEqual([refused.body.code, refused.body.message, refused.body.details[0].debug.reason], ["unauthenticated", "invalid session cookie", "INVALID_TOKEN"], JSON.stringify(value));
+      }
+      // A bearer token goes before the cookie, empty or not.
+      const { userToken } = await browserSession();
+      assert.equal((await rest(server.url, "GET", "/api/authenticationtoken", { headers: { ...cookie(""), ...bearer(userToken) } })).status, 200);
+    });
+
     // A subdomain may set a second `tessera_session` (cookie tossing); the browser then sends
     // both, in an order that is not the site's to choose.
     describe("a request carrying the tessera_session cookie twice is refused: 400 MALFORMED_CREDENTIAL", () => {
@@ -343,6 +357,8 @@ for (const store of storesUnderTest()) {
               assert.deepEqual(out.headers.getSetCookie(), [clearedLine], `${reason}: the cookie is cleared`);
             };
             await refusedAndCleared("nope", "invalid session cookie", "INVALID_TOKEN");
+            // An empty value is no session either (a value that is none at all).
+            await refusedAndCleared("", "invalid session cookie", "INVALID_TOKEN");
             await refusedAndCleared(randomBytes(32).toString("base64url"), "invalid session cookie", "INVALID_TOKEN");
             const loggedOut = await browserSession();
             expectOk(await userTokens.logout(cookie(loggedOut.value)));
