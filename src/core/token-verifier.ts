@@ -6,7 +6,7 @@
 // covers (b64) are refused), the algorithm, the key the
 // token's kid names in the key ring, the signature, the header's `typ` (every token Tessera
 // signs is typed "JWT"), the payload's member names (each once), then the claims (exp, nbf,
-// iss, aud, required claims) against the injected clock, and last that the payload holds no
+// iat, iss, aud, required claims) against the injected clock, and last that the payload holds no
 // number no reader can use (unusableNumber: jose asks only that a time claim be a number;
 // `1e400` parses as Infinity, which no JSON answer can hold).
 //
@@ -31,7 +31,7 @@
 // Tokens that verified are remembered (by a SHA-256 of their exact text, with the issuer and
 // audience they verified for: never the text itself, which would stay in memory, revoked or
 // not, until its exp), so a token presented again skips the signature work, which is most of a
-// check's cost. An entry lives until the token's exp; a hit whose nbf is ahead of the clock
+// check's cost. An entry lives until the token's exp; a hit whose nbf or iat is ahead of the clock
 // (it can move back) is treated as a miss, so jose decides every time failure. Besides expiry,
 // a token becomes invalid when its key is revoked: a hit asks the ring for the key again (a map
 // lookup; the ring re-reads the key list every 30 s), so a revoked key's tokens fail at once on
@@ -64,12 +64,20 @@ export interface VerifyOptions {
 export type VerifiedPayload = Readonly<Record<string, unknown>> & { readonly exp: number; readonly iat?: number; readonly nbf?: number };
 
 /**
- * How far ahead of this instance's clock a token's nbf may be (RFC 7519 4.1.5 allows a small
- * leeway): seed 004's tokens carry nbf = iat in whole seconds, so a token issued by another
- * instance whose clock runs a few milliseconds ahead, across a second's boundary, would otherwise
- * be refused as not yet valid right after it was issued. exp has no leeway.
+ * How far ahead of this instance's clock a token's nbf, or its iat, may be (RFC 7519 4.1.5 allows
+ * a small leeway): seed 004's tokens carry nbf = iat in whole seconds, and every token carries
+ * iat, so a token issued by another instance whose clock runs a few milliseconds ahead, across a
+ * second's boundary, would otherwise be refused as not yet valid right after it was issued. A
+ * token issued further ahead than that (iat) is refused as one not yet valid (nbf) is. exp has no
+ * leeway.
  */
 export const NBF_LEEWAY_SECONDS = 5;
+
+/**
+ * jose's maxTokenAge, which is what has jose check iat (required, and not ahead of the clock):
+ * no age limit of its own (exp bounds a token's life), the latest time a Date holds.
+ */
+const noMaxTokenAge = 8.64e12;
 
 /** How many verified tokens an instance remembers by default. */
 export const DEFAULT_VERIFIED_CACHE_ENTRIES = 10_000;
@@ -83,6 +91,7 @@ export const DEFAULT_VERIFIED_CACHE_ENTRIES = 10_000;
 const forbiddenHeaders = ["jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit", "b64"] as const;
 
 const malformed = () => unauthenticated("INVALID_TOKEN", "malformed token");
+const issuedInTheFuture = (cause: unknown) => unauthenticated("TOKEN_NOT_YET_VALID", "token issued in the future", { cause });
 const unexpectedAlgorithm = () => unauthenticated("INVALID_TOKEN", "unexpected token algorithm");
 
 /** base64url of {"alg":"none"}: the header under which jose checks the claims alone. */
@@ -129,7 +138,7 @@ export class TokenVerifier {
     const now = this.clock.now();
     const audiences = opts.audience === undefined ? undefined : typeof opts.audience === "string" ? [opts.audience] : opts.audience;
     const hit = this.verified.get(cacheKeyOf(token, opts.issuer, opts.audience), now.getTime());
-    if (hit !== undefined && !(typeof hit.claims.nbf === "number" && hit.claims.nbf > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS)) {
+    if (hit !== undefined && !(validFrom(hit.claims) > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS)) {
       if ((await this.ring.keyFor(hit.kid)) !== undefined) return hit;
     }
 
@@ -148,19 +157,22 @@ export class TokenVerifier {
           ...(opts.issuer !== undefined && { issuer: opts.issuer }),
           ...(audiences !== undefined && { audience: [...audiences] }),
           requiredClaims: ["exp"],
+          // iat required, and refused when ahead of `at` (its "too far in the past" never applies).
+          maxTokenAge: noMaxTokenAge,
           currentDate: at,
           clockTolerance: 0,
         });
       try {
         ({ payload } = decode(now));
       } catch (e) {
-        // An nbf at most NBF_LEEWAY_SECONDS ahead (a token another instance, its clock a little
-        // ahead, issued a moment ago): the claims are checked as at its nbf. Every other check
-        // gives the same answer then: a token valid at its nbf whose exp is after it is valid
-        // now too, now being before its nbf.
-        const nbf = e instanceof errors.JWTClaimValidationFailed && e.claim === "nbf" ? e.payload.nbf : undefined;
-        if (typeof nbf !== "number" || nbf > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS) throw e;
-        ({ payload } = decode(new Date(nbf * 1000)));
+        // An nbf or iat ahead, the later of them at most NBF_LEEWAY_SECONDS (a token another
+        // instance, its clock a little ahead, issued a moment ago): the claims are checked as at
+        // that time. Every other check gives the same answer then: a token valid then whose exp
+        // is after it is valid now too, now being before it.
+        const ahead = e instanceof errors.JWTClaimValidationFailed && (e.claim === "nbf" || e.claim === "iat") && e.reason === "check_failed";
+        const from = ahead ? validFrom(e.payload) : Infinity;
+        if (from > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS) throw e;
+        ({ payload } = decode(new Date(from * 1000)));
       }
     } catch (e) {
       // A claim jose refused for its value (a time, the issuer, the audience) in a payload that
@@ -169,7 +181,11 @@ export class TokenVerifier {
       if (unusable) throw unusable;
       // JWTExpired comes from the claim checks, after the signature verified; exp is the last
       // claim jose checks, so every other claim has passed too.
-      if (opts.allowExpired && e instanceof errors.JWTExpired && e.claim === "exp") return { claims: Object.freeze({ ...e.payload }) as VerifiedPayload, kid: kid! };
+      if (opts.allowExpired && e instanceof errors.JWTExpired && e.claim === "exp") {
+        // jose checks iat after exp: an expired token issued in the future is refused as one that is not expired.
+        if ((e.payload.iat as number) > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS) throw issuedInTheFuture(e);
+        return { claims: Object.freeze({ ...e.payload }) as VerifiedPayload, kid: kid! };
+      }
       throw refusal(e);
     }
     const unusable = unusableNumber(payload);
@@ -212,6 +228,11 @@ export class TokenVerifier {
     if (header.alg !== key.alg) throw unexpectedAlgorithm();
     return key;
   }
+}
+
+/** The later of a token's nbf and iat (seconds; those that are numbers), or -Infinity. */
+function validFrom(claims: Readonly<JWTPayload>): number {
+  return Math.max(typeof claims.nbf === "number" ? claims.nbf : -Infinity, typeof claims.iat === "number" ? claims.iat : -Infinity);
 }
 
 /** `key` marked as one that verifies no more (VerifyOptions.endedKeys). */
@@ -342,6 +363,10 @@ function refusal(e: unknown): unknown {
         return unauthenticated("INVALID_TOKEN", "token has no expiry", { cause: e });
       case "nbf":
         return unauthenticated("TOKEN_NOT_YET_VALID", "token not yet valid", { cause: e });
+      case "iat":
+        // Issued after now (beyond the leeway): not yet valid, as a token whose nbf is ahead.
+        if (e.reason === "missing") return unauthenticated("INVALID_TOKEN", "token has no issue time", { cause: e });
+        return issuedInTheFuture(e);
       case "aud":
         return unauthenticated("WRONG_AUDIENCE", "token issued for another audience", { cause: e });
       case "iss":

@@ -33,9 +33,9 @@ describe("core: token verifier, claims no reader can use", () => {
   const expired = `"sub":"u","iat":${seconds - 7200},"exp":${seconds - 3600}`;
   for (const [name, payload, message] of [
     ["exp 1e400", `{${valid},"exp":1e400}`, 'malformed token: "exp" claim must be a finite number'],
-    ["nbf 1e400", `{"sub":"u","nbf":1e400,"exp":${seconds + 60}}`, 'malformed token: "nbf" claim must be a finite number'],
+    ["nbf 1e400", `{"sub":"u","iat":${seconds},"nbf":1e400,"exp":${seconds + 60}}`, 'malformed token: "nbf" claim must be a finite number'],
     ["exp 1e300", `{${valid},"exp":1e300}`, 'malformed token: "exp" claim is out of range'],
-    ["nbf a string", `{"sub":"u","nbf":"now","exp":${seconds + 60}}`, 'malformed token: "nbf" claim must be a number'],
+    ["nbf a string", `{"sub":"u","iat":${seconds},"nbf":"now","exp":${seconds + 60}}`, 'malformed token: "nbf" claim must be a number'],
     ["iat null", `{"sub":"u","iat":null,"exp":${seconds + 60}}`, 'malformed token: "iat" claim must be a number'],
     ["an expired token's iat -1e400", `{"sub":"u","iat":-1e400,"exp":${seconds - 3600}}`, 'malformed token: "iat" claim must be a finite number'],
     ["an expired token with a claim of 1e400 in a list", `{${expired},"x":[1,1e400]}`, 'malformed token: "x" claim must be a finite number'],
@@ -51,6 +51,44 @@ describe("core: token verifier, claims no reader can use", () => {
     assert.equal((await refusal(`{${valid},"exp":${seconds + 60}}`, false))[0], "accepted");
     assert.equal((await refusal(`{${expired}}`, true))[0], "accepted");
     assert.deepEqual(await refusal(`{${expired}}`, false), ["TOKEN_EXPIRED", "token expired"]);
+  });
+});
+
+// iat is when the token was issued: one issued after the verifier's now is not yet valid, as one
+// whose nbf is ahead, with the same leeway (NBF_LEEWAY_SECONDS: another instance's clock a little
+// ahead); exp has none. Every token Tessera signs carries iat: one without it is no such token.
+describe("core: token verifier, iat", () => {
+  const exp = seconds + 3600;
+  for (const [name, payload, answer] of [
+    ["iat 6 s ahead, no nbf", `{"sub":"u","iat":${seconds + 6},"exp":${exp}}`, ["TOKEN_NOT_YET_VALID", "token issued in the future"]],
+    ["iat an hour ahead, nbf now", `{"sub":"u","iat":${seconds + 3600},"nbf":${seconds},"exp":${exp + 3600}}`, ["TOKEN_NOT_YET_VALID", "token issued in the future"]],
+    ["iat 5 s ahead, no nbf", `{"sub":"u","iat":${seconds + 5},"exp":${exp}}`, ["accepted"]],
+    ["iat 5 s ahead, nbf 3 s ahead", `{"sub":"u","iat":${seconds + 5},"nbf":${seconds + 3},"exp":${exp}}`, ["accepted"]],
+    ["iat 3 s ahead, nbf 5 s ahead", `{"sub":"u","iat":${seconds + 3},"nbf":${seconds + 5},"exp":${exp}}`, ["accepted"]],
+    ["iat 3 s ahead, nbf 6 s ahead", `{"sub":"u","iat":${seconds + 3},"nbf":${seconds + 6},"exp":${exp}}`, ["TOKEN_NOT_YET_VALID", "token not yet valid"]],
+    ["iat now", `{"sub":"u","iat":${seconds},"exp":${exp}}`, ["accepted"]],
+    ["no iat", `{"sub":"u","exp":${exp}}`, ["INVALID_TOKEN", "token has no issue time"]],
+  ] as const) {
+    it(`${name}: ${answer.join(" ")}`, async () => {
+      const [reason, message] = await refusal(payload, false);
+      assert.deepEqual(reason === "accepted" ? [reason] : [reason, message], answer);
+    });
+  }
+
+  it("where expired tokens are taken, an expired one issued in the future (beyond the leeway) is refused all the same", async () => {
+    assert.deepEqual(await refusal(`{"sub":"u","iat":${seconds + 6},"exp":${seconds - 1}}`, true), ["TOKEN_NOT_YET_VALID", "token issued in the future"]);
+    assert.equal((await refusal(`{"sub":"u","iat":${seconds + 5},"exp":${seconds - 1}}`, true))[0], "accepted");
+  });
+
+  it("a token verified once is refused again once the clock is more than 5 s before its iat", async () => {
+    let at = now;
+    const verifier = new TokenVerifier({ ring, clock: { now: () => at } });
+    const issued = token(`{"sub":"u","iat":${seconds},"exp":${exp}}`);
+    assert.equal((await verifier.verify(issued)).sub, "u");
+    at = new Date(now.getTime() - 6_000);
+    await assert.rejects(verifier.verify(issued), (e) => e instanceof AuthError && e.reason === "TOKEN_NOT_YET_VALID" && e.message === "token issued in the future");
+    at = new Date(now.getTime() - 5_000);
+    assert.equal((await verifier.verify(issued)).sub, "u");
   });
 });
 

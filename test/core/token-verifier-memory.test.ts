@@ -19,7 +19,7 @@ const ring = { algorithms: ["HS256"], keyFor: async (kid) => (kid === "k" ? { al
 const verifier = new TokenVerifier({ ring, clock: { now: () => new Date() } });
 async function verifyOne() {
   const part = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
-  const input = part({ alg: "HS256", kid: "k", typ: "JWT" }) + "." + part({ sub: "x", exp: Math.floor(Date.now() / 1000) + 3600 });
+  const input = part({ alg: "HS256", kid: "k", typ: "JWT" }) + "." + part({ sub: "x", iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 });
   const signature = createHmac("sha256", key).update(input).digest("base64url");
   await verifier.verify(input + "." + signature);
   await verifier.verify(input + "." + signature); // a cache hit

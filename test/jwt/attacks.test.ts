@@ -177,6 +177,20 @@ for (const store of storesUnderTest()) {
           }
         });
 
+        it("a token signed with the real key but issued in the future (iat more than 5 s ahead) is not yet valid, whatever its nbf", async () => {
+          const now = Math.floor(Date.now() / 1000);
+          const { nbf: _nbf, ...noNbf } = claims;
+          for (const payload of [
+            { ...claims, iat: now + 3600, nbf: now, exp: now + 7200 },
+            { ...noNbf, iat: now + 3600, exp: now + 7200 },
+          ]) {
+            await assertRefused(await forge({}, payload), "token issued in the future");
+            assert.equal(expectOk(await api.getUser({}, bearer(await forge({}, payload))), 204), undefined);
+          }
+          // Control: the same claims issued now are accepted.
+          expectOk(await api.check({ access_token: await forge({}, { ...claims, iat: now, nbf: now, exp: now + 7200 }) }));
+        });
+
         it("an access token presented as a refresh token, and a forged refresh token, are refused (401)", async () => {
           expectCode(await api.getToken({ user: good }), "unauthenticated", "invalid refresh token: not a refresh token");
           // Correctly signed, but its jti was never issued: revocation state is the store's.
