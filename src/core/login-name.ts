@@ -16,6 +16,15 @@
 // (U+202E and friends, which make a login display as another) or a lone surrogate (not text at
 // all) is refused with INVALID_ARGUMENT naming the field, before any store call: no account can
 // have one, and several databases cannot even store NUL.
+//
+// A new login (a sign-up: parseNewLogin) is also refused, INVALID_ARGUMENT naming the field, when
+// it holds a default-ignorable code point (U+200B and the other zero-width characters, U+00AD,
+// the variation selectors, U+3164 and the other Hangul fillers, the tag characters...) or an
+// unassigned one (noncharacters included), as RFC 8265 (PRECIS) refuses both in a user name:
+// the first display as nothing (a name of nothing but U+3164 would have an empty key), the second
+// as anything a later Unicode version assigns them. A login with them still finds the account
+// its key names (they are left out of the key), so an account created before keeps logging in,
+// however it is typed.
 import { invalidField, type AuthError } from "./errors.js";
 
 export type LoginKind = "email" | "name";
@@ -42,6 +51,8 @@ const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
 // and lone surrogates.
 const notText = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\p{Cs}]/u;
 const ignorable = /\p{Default_Ignorable_Code_Point}/gu;
+// What a new login may not hold besides (parseNewLogin): default-ignorable and unassigned code points.
+const notNewLoginText = /[\p{Default_Ignorable_Code_Point}\p{Cn}]/u;
 
 /**
  * The version of loginKey: raised whenever it gives some spelling another key than before. At the
@@ -92,6 +103,16 @@ export function parseLogin(raw: string, kind: LoginKind, source: LoginSource = {
   if (trimmed.length === 0) throw invalidField(source.field, "user name is required", "MISSING_FIELDS");
   if ([...trimmed].length > maxNameLength) throw invalidField(source.field, `user name too long: at most ${maxNameLength} characters`);
   return { spelling: trimmed, key: loginKey(trimmed) };
+}
+
+/**
+ * A login a sign-up gives -> its spelling and key: parseLogin, then a spelling holding a
+ * default-ignorable or unassigned code point is refused (INVALID_ARGUMENT naming the field).
+ */
+export function parseNewLogin(raw: string, kind: LoginKind, source: LoginSource = { field: defaultField(kind) }): LoginName {
+  const login = parseLogin(raw, kind, source);
+  if (notNewLoginText.test(login.spelling)) throw refused(source, "must not contain invisible (zero-width, default-ignorable) characters or unassigned code points");
+  return login;
 }
 
 /** The request field a login of this kind comes in by default. */

@@ -10,6 +10,10 @@
 // left out), with control characters left out too. So " password1 ", "password1\0" and the
 // full-width "ｐａｓｓｗｏｒｄ１" are as common as "Password1", a password of nothing but white space
 // or NULs is refused, and "ADA.Lovelace" is the login ada.lovelace@example.com's local part.
+// A password those rules let through is still refused (INVALID_FIELD) when it holds a control
+// character (C0, DEL, C1: tab and line breaks too), which RFC 8265's OpaqueString profile
+// refuses: no keyboard types one into a password field, and what reads it may cut it off there
+// (NUL). Only where a password is set: one set before still logs in.
 //
 // The list is bundled (common-passwords.txt: SecLists' "10-million-password-list-top-10000",
 // MIT, see common-passwords.LICENSE) rather than taken from an npm package: none of the
@@ -24,6 +28,8 @@ export const minPasswordLength = 8;
 export const maxPasswordLength = 256;
 
 const control = /\p{Cc}/gu;
+// Not global: test() of a global pattern goes on from where its last match ended.
+const anyControl = /\p{Cc}/u;
 
 let common: Set<string> | undefined;
 
@@ -44,7 +50,7 @@ function comparedForm(password: string): string {
 
 /**
  * Throws AuthError invalid_argument naming the rule the password breaks (WEAK_PASSWORD; a
- * password too long is INVALID_FIELD). `login` is the account's (as spelt or as a request gives
+ * password too long, or one holding a control character, is INVALID_FIELD). `login` is the account's (as spelt or as a request gives
  * it), `field` the request field the password came in.
  */
 export function checkPassword(password: string, login: string, field = "password"): void {
@@ -66,4 +72,6 @@ export function checkPassword(password: string, login: string, field = "password
   const key = loginKey(login);
   const at = key.lastIndexOf("@");
   if (form === key || (at >= 0 && form === key.slice(0, at))) throw invalidField(field, "password must not be the login or part of it", "WEAK_PASSWORD");
+  // Last, so a password those rules refuse keeps its answer ("password1" and a NUL: too common).
+  if (anyControl.test(password)) throw invalidField(field, "password must not contain control characters");
 }

@@ -11,7 +11,7 @@ import type { UserRecord, UserStore } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import { credentialStateOf, type CredentialLifecycle, type CredentialState } from "./credential-lifecycle.js";
 import { AuthError, alreadyExists, notFound, permissionDenied, requireField, unauthenticated } from "./errors.js";
-import { checkLoginText, defaultField, LOGIN_KEY_FUNCTION, loginKey, parseLogin, type LoginKind, type LoginSource } from "./login-name.js";
+import { checkLoginText, defaultField, LOGIN_KEY_FUNCTION, loginKey, parseLogin, parseNewLogin, type LoginKind, type LoginSource } from "./login-name.js";
 import type { Attempt, LoginThrottle } from "./login-throttle.js";
 import { checkPassword } from "./password-policy.js";
 import type { Passwords } from "./passwords.js";
@@ -76,9 +76,9 @@ export class Users {
    * refused as malformed or busy counts.
    */
   async create(input: NewUserInput): Promise<UserRecord> {
-    const login = parseLogin(input.login, input.kind);
+    const login = parseNewLogin(input.login, input.kind);
     checkPassword(input.password, login.spelling, input.passwordField);
-    const emails = (input.emails ?? (input.kind === "email" ? [login.spelling] : [])).map((e) => parseLogin(e, "email").spelling);
+    const emails = (input.emails ?? (input.kind === "email" ? [login.spelling] : [])).map((e) => parseNewLogin(e, "email").spelling);
     // A full hasher refuses before the login is looked up, a taken login as a free one: were a
     // taken login answered 409 whatever the load, a refusal under load would tell that the login
     // is free. A flood costs no store writes either. Once admitted, the sign-up holds its place

@@ -3,18 +3,21 @@
 // trimmed and collapsed, invisible and control characters left out), so white space or NULs
 // alone, a common password padded or spelt in full-width look-alikes, and the account's own
 // login (or an email login's local part) are 400 WEAK_PASSWORD naming the rule and the field.
+// A new password that breaks none of those rules but holds a control character is 400
+// INVALID_FIELD (RFC 8265's OpaqueString refuses them), on a sign-up and a change alike.
 // The password is hashed with its white space kept (only its RFC 8265 form is taken:
 // password-forms.test.ts), and logins never apply the policy: an account whose password
 // the policy now refuses still logs in on every API. (Password changes: test/jwt/jwt-api.test.ts.)
 import { randomBytes } from "node:crypto";
 import { loginKey } from "../../src/core/login-name.js";
 import { Passwords } from "../../src/core/passwords.js";
-import { expectCode, expectOk, expectWeakPassword, type Outcome } from "../support/api.js";
+import { expectCode, expectFieldRefused, expectOk, expectWeakPassword, type Outcome } from "../support/api.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { fullWidthCommon, password, uniqueEmail, uniqueName, weakPassword } from "../support/users.js";
 import { loginApi, loginPaths, transports, type LoginApi } from "./api.js";
 
 const { onlyBlank, tooCommon, isLogin } = weakPassword;
+const noControls = "password must not contain control characters";
 const shortOnceTrimmed = "password too short: at least 8 characters required, not counting white space at either end, repeated white space, control or invisible characters";
 
 interface SignUpPath {
@@ -61,6 +64,18 @@ for (const store of storesUnderTest()) {
             }
           });
 
+          // RFC 8265's OpaqueString refuses control characters in a password: a new one holding
+          // any (C0, DEL, C1) that the rules above let through is refused for it.
+          it("refuses a password holding a control character: 400 INVALID_FIELD naming the field", async () => {
+            for (const c of ["\u0000", "\t", "\n", "\u001b", "\u007f", "\u0085"]) {
+              expectFieldRefused(await path.signUp(api, path.newLogin(), `${password}${c}x`), path.field, noControls);
+            }
+            // Those the rules above refuse keep their answer.
+            expectWeakPassword(await path.signUp(api, path.newLogin(), "password1\u0000"), path.field, tooCommon);
+            // Invisible characters and other white space are no control characters.
+            expectOk(await path.signUp(api, path.newLogin(), `${password}\u200b\u3000\u00a0x`), 201);
+          });
+
           it("refuses the login as the password, in any spelling that is the same login", async () => {
             const login = path.newLogin();
             for (const pw of [login, ` ${login.toUpperCase()} `, `${login}\u0000`, login.replace("p", "\uff50")]) {
@@ -80,6 +95,14 @@ for (const store of storesUnderTest()) {
         }
         // Its domain, or the local part with more to it, is no part the rule looks at.
         expectOk(await api.signUp(email, `${local}!x`), 201);
+      });
+
+      it("PATCH /jwt/user refuses a new password holding a control character: 400 INVALID_FIELD naming pass, the password unchanged", async () => {
+        const user = uniqueName("policy");
+        expectOk(await api.createJwtUser(user, password), 201);
+        const access = expectOk(await api.jwtToken(user, password)).token;
+        expectFieldRefused(await api.changeJwtPassword(access, `new ${password}\u0000`), "pass", noControls);
+        expectOk(await api.jwtToken(user, password));
       });
 
       it("keeps white space at either end of the password: padded with spaces, it logs in only so padded", async () => {
@@ -107,6 +130,7 @@ for (const store of storesUnderTest()) {
           ["its login", (login) => login],
           ["a common password padded with spaces", () => " password1 "],
           ["a common password in full-width look-alikes", () => fullWidthCommon],
+          ["a password holding control characters", () => `${password}\u0000\t\u0085`],
         ];
         for (const path of loginPaths("old-policy")) {
           for (const [what, passwordOf] of refusedNow) {

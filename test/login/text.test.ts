@@ -3,7 +3,9 @@
 // call (it answers so even with the store closed), and counts nowhere. Logins are compared by
 // NFKC and case folding: a look-alike of an existing login is that login (a duplicate sign-up is
 // 409, a login succeeds), and the account keeps the spelling it was created with. Whitespace is
-// compared trimmed and collapsed, after zero-width characters are taken out.
+// compared trimmed and collapsed, after zero-width characters are taken out. A new login (a
+// sign-up) holding an invisible (default-ignorable) or unassigned code point is refused, 400
+// INVALID_FIELD naming its field (RFC 8265); an account whose login has one still logs in.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
 import { connectClient } from "../support/clients.js";
@@ -14,6 +16,7 @@ import { password, uniqueEmail, uniqueName } from "../support/users.js";
 import { loginApi, transports, wrongPassword, type LoginApi } from "./api.js";
 
 const notText = (field: string) => `${field} must not contain control characters or bidirectional formatting characters`;
+const notNewText = (field: string) => `${field} must not contain invisible (zero-width, default-ignorable) characters or unassigned code points`;
 /** NUL, C0, DEL, C1 (NEL), and the bidi controls RLO, LRI, RLM and ALM. */
 const hostile = ["\u0000", "\u0007", "\u007f", "\u0085", "\u202e", "\u2066", "\u200f", "\u061c"];
 
@@ -38,9 +41,9 @@ for (const store of storesUnderTest()) {
       let server: TestServer;
       let api: LoginApi;
       before(async () => {
-        // Two failures lock a login, eight an address; eighteen sign-ups per address (what these
+        // Two failures lock a login, eight an address; twenty-two sign-ups per address (what these
         // tests make): had any refused login counted anywhere, what follows would be locked.
-        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "18" } });
+        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "22" } });
         api = loginApi(transport, server.url);
       });
       after(async () => {
@@ -118,10 +121,13 @@ for (const store of storesUnderTest()) {
         const tag = uniqueName("ws").slice(3);
         const name = `ada ${tag}`;
         expectOk(await api.createJwtUser(name, password), 201);
-        // Each displays as the name (a zero-width space shields a space from trimming; two
-        // spaces show as one): a duplicate, not a second account.
-        for (const lookAlike of [`${name} \u200b`, `\u200b ${name}`, `ada  ${tag}`, `ada \u200b ${tag}`, `ada\u2003\u2003${tag}`]) {
+        // Each displays as the name (two spaces show as one): a duplicate, not a second account;
+        // one with a zero-width space (which shields a space from trimming) is no new login at all.
+        for (const lookAlike of [`ada  ${tag}`, `ada\u2003\u2003${tag}`]) {
           expectCode(await api.createJwtUser(lookAlike, password), "already_exists", "a user with this name already exists");
+        }
+        for (const lookAlike of [`${name} \u200b`, `\u200b ${name}`, `ada \u200b ${tag}`]) {
+          expectCode(await api.createJwtUser(lookAlike, password), "invalid_argument", notNewText("user"), "INVALID_FIELD");
         }
         const token = await api.jwtToken(`ada \u200b ${tag} \u200b`, password);
         expectOk(token);
@@ -129,6 +135,49 @@ for (const store of storesUnderTest()) {
         // Its failures count in the name's own window (two lock it).
         for (let i = 0; i < 2; i++) expectCode(await api.jwtToken(`${name} \u200b`, wrongPassword), "unauthenticated", "invalid login or password");
         expectCode(await api.jwtToken(name, password), "resource_exhausted", "too many failed logins; try again later");
+      });
+
+      it("refuses a new login holding an invisible (default-ignorable) or unassigned code point with 400 INVALID_FIELD naming the field, on both sign-ups", async () => {
+        const invisible = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\ufe0f", "\u3164", "\u{e0041}"];
+        const unassigned = ["\u0378", "\ufdd0", "\uffff", "\u{10ffff}"];
+        for (const c of [...invisible, ...unassigned]) {
+          const tag = uniqueName("new").slice(4);
+          expectCode(await api.signUp(`a${c}${tag}@example.com`, password), "invalid_argument", notNewText("email"), "INVALID_FIELD");
+          expectCode(await api.createJwtUser(`a${c}${tag}`, password), "invalid_argument", notNewText("user"), "INVALID_FIELD");
+        }
+        // A name of nothing but a Hangul filler (its key would be empty) or a zero-width space.
+        for (const name of ["\u3164", "\u3164\u3164", "\u200b"]) expectCode(await api.createJwtUser(name, password), "invalid_argument", notNewText("user"), "INVALID_FIELD");
+        // A byte order mark at either end is trimmed, as white space is.
+        const tag = uniqueName("bom").slice(4);
+        expectOk(await api.createJwtUser(`\ufeffbom${tag}`, password), 201);
+        expectOk(await api.jwtToken(`bom${tag}`, password));
+        // Letters of every script, emoji, private use: still new logins.
+        for (const name of [`Zo\u00eb ${tag}`, `\u674e\u5c0f\u9f8d${tag}`, `\u0645\u0631\u064a\u0645${tag}`, `\u{1f600}${tag}`, `\ue000${tag}`]) {
+          expectOk(await api.createJwtUser(name, password), 201);
+        }
+      });
+
+      it("an account whose login holds an invisible character (created before they were refused) still logs in, by its spelling or without the character", async () => {
+        const tag = uniqueName("old").slice(4);
+        const spelling = `ada\u200b${tag}@example.com`;
+        const { Passwords } = await import("../../src/core/passwords.js");
+        const { loginKey } = await import("../../src/core/login-name.js");
+        await server.tessera.store.users.create({
+          id: `old-${tag}`,
+          login: spelling,
+          loginKey: loginKey(spelling),
+          emails: [spelling],
+          passwordHash: await new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 }).hash(password),
+          createdAt: new Date(),
+        });
+        for (const login of [spelling, `ada${tag}@example.com`]) {
+          expectOk(await api.logIn(login, password));
+          expectOk(await api.basicLogin(login, password));
+          expectOk(await api.jwtToken(login, password));
+        }
+        // Its look-alikes are refused as new logins, before the duplicate is looked for.
+        expectCode(await api.signUp(spelling, password), "invalid_argument", notNewText("email"), "INVALID_FIELD");
+        expectCode(await api.signUp(`ada${tag}@example.com`, password), "already_exists", "a user with this email already exists");
       });
 
       it("answers a login that is not text with 400 before any store call: so even with the store closed", async () => {

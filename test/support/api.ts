@@ -71,8 +71,13 @@ export function expectCode(outcome: Outcome<unknown>, code: string, message?: Re
 
 /** A password the policy refuses: 400 WEAK_PASSWORD with `message`, its BadRequest naming `field`. */
 export function expectWeakPassword(outcome: Outcome<unknown>, field: string, message: string): void {
-  expectCode(outcome, "invalid_argument", message, "WEAK_PASSWORD");
-  assert.deepEqual(outcome.details, tesseraDetails("WEAK_PASSWORD", { [field]: message }));
+  expectFieldRefused(outcome, field, message, "WEAK_PASSWORD");
+}
+
+/** A field's value refused: 400 with `message` and `reason` (INVALID_FIELD unless told), its BadRequest naming `field`. */
+export function expectFieldRefused(outcome: Outcome<unknown>, field: string, message: string, reason = "INVALID_FIELD"): void {
+  expectCode(outcome, "invalid_argument", message, reason);
+  assert.deepEqual(outcome.details, tesseraDetails(reason, { [field]: message }));
 }
 
 /** Asserts success (over REST with exactly `restStatus`) and returns the answer. */

@@ -223,7 +223,8 @@ export type CreateUserRequest = Message<"tessera.session.v1.CreateUserRequest"> 
   /**
    * At least 8 and at most 256 characters, not a well-known common password, and not the email
    * or its local part; judged as logins are compared (NFKC, case folding, white space trimmed,
-   * control characters left out). Hashed, and compared at every login, in its RFC 8265
+   * control characters left out); one that passes holding a control character is refused all
+   * the same (INVALID_FIELD). Hashed, and compared at every login, in its RFC 8265
    * OpaqueString form: non-ASCII spaces as U+0020, then NFC (a decomposed "e" + U+0301 is the
    * precomposed U+00E9); nothing else is changed (case, width, white space at either end).
    *
@@ -415,7 +416,8 @@ export const SessionService: GenService<{
 export const UserService: GenService<{
   /**
    * Creates a "traditional" (email and password) user (`POST /user`, 201).
-   * Errors: an invalid email (control or bidirectional formatting characters included) or a
+   * Errors: an invalid email (control or bidirectional formatting characters included; invisible
+   * (zero-width, default-ignorable) characters and unassigned code points in a new one) or a
    * password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
    * registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
    * many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every

@@ -246,7 +246,8 @@ export type CreateUserRequest = Message<"tessera.jwt.v1.CreateUserRequest"> & {
   /**
    * The new user's password: at least 8 and at most 256 characters, not a well-known common
    * password, and not the user name; judged as user names are compared (NFKC, case folding,
-   * white space trimmed, control characters left out). Hashed, and compared at every login, in
+   * white space trimmed, control characters left out); one that passes holding a control
+   * character is refused all the same (INVALID_FIELD). Hashed, and compared at every login, in
    * its RFC 8265 OpaqueString form: non-ASCII spaces as U+0020, then NFC (a decomposed
    * "e" + U+0301 is the precomposed U+00E9); nothing else is changed (case, width, white space
    * at either end).
@@ -570,7 +571,8 @@ export const JwtService: GenService<{
   /**
    * Creates a user (`POST /user`, 201). User names are compared by NFKC and case folding.
    * Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
-   * breaks the policy, or a name holding a control or bidirectional formatting character, 400;
+   * breaks the policy, or a name holding a control or bidirectional formatting character, an
+   * invisible (zero-width, default-ignorable) character or an unassigned code point, 400;
    * too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
    * password hasher busy UNAVAILABLE (503, with Retry-After).
    *

@@ -123,7 +123,8 @@ type JwtServiceClient interface {
 	DeleteRefreshToken(ctx context.Context, in *DeleteRefreshTokenRequest, opts ...grpc.CallOption) (*DeleteRefreshTokenResponse, error)
 	// Creates a user (`POST /user`, 201). User names are compared by NFKC and case folding.
 	// Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
-	// breaks the policy, or a name holding a control or bidirectional formatting character, 400;
+	// breaks the policy, or a name holding a control or bidirectional formatting character, an
+	// invisible (zero-width, default-ignorable) character or an unassigned code point, 400;
 	// too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
 	// password hasher busy UNAVAILABLE (503, with Retry-After).
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
@@ -347,7 +348,8 @@ type JwtServiceServer interface {
 	DeleteRefreshToken(context.Context, *DeleteRefreshTokenRequest) (*DeleteRefreshTokenResponse, error)
 	// Creates a user (`POST /user`, 201). User names are compared by NFKC and case folding.
 	// Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
-	// breaks the policy, or a name holding a control or bidirectional formatting character, 400;
+	// breaks the policy, or a name holding a control or bidirectional formatting character, an
+	// invisible (zero-width, default-ignorable) character or an unassigned code point, 400;
 	// too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
 	// password hasher busy UNAVAILABLE (503, with Retry-After).
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)

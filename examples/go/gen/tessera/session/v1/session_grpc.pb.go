@@ -355,7 +355,8 @@ const (
 // UNSUPPORTED_MEDIA_TYPE, ORIGIN_NOT_ALLOWED (tessera/options/v1/options.proto explains each).
 type UserServiceClient interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
-	// Errors: an invalid email (control or bidirectional formatting characters included) or a
+	// Errors: an invalid email (control or bidirectional formatting characters included; invisible
+	// (zero-width, default-ignorable) characters and unassigned code points in a new one) or a
 	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
 	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
 	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
@@ -414,7 +415,8 @@ func (c *userServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opt
 // UNSUPPORTED_MEDIA_TYPE, ORIGIN_NOT_ALLOWED (tessera/options/v1/options.proto explains each).
 type UserServiceServer interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
-	// Errors: an invalid email (control or bidirectional formatting characters included) or a
+	// Errors: an invalid email (control or bidirectional formatting characters included; invisible
+	// (zero-width, default-ignorable) characters and unassigned code points in a new one) or a
 	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
 	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
 	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
