@@ -349,6 +349,18 @@ for (const store of storesUnderTest()) {
           await refusedByBoth(signed(header(), await payload({ nbf: now + 60 })), "TOKEN_NOT_YET_VALID", "the token is not valid yet", "token not yet valid", "TOKEN_NOT_YET_VALID");
         });
 
+        it("iat has the clock tolerance too: a token issued further ahead is TOKEN_NOT_YET_VALID, whatever its nbf, as in Tessera", async () => {
+          const claims = JSON.parse(await payload()) as Record<string, unknown>;
+          const now = Math.floor(Date.now() / 1000);
+          const { nbf: _nbf, ...noNbf } = claims;
+          for (const ahead of [JSON.stringify({ ...claims, iat: now + 60, nbf: now }), JSON.stringify({ ...noNbf, iat: now + 60 })]) {
+            await refusedByBoth(signed(header(), ahead), "TOKEN_NOT_YET_VALID", "the token was issued in the future", "token issued in the future", "TOKEN_NOT_YET_VALID");
+          }
+          await acceptedByBoth(signed(header(), JSON.stringify({ ...noNbf, iat: now + 3 })));
+          const { iat: _iat, ...noIat } = claims;
+          await refusedByBoth(signed(header(), JSON.stringify(noIat)), "INVALID_CLAIMS", 'the token\'s "iat" claim is missing or malformed', "token has no issue time");
+        });
+
         // The tolerance is for a Tessera whose clock runs ahead: the time is taken to be at least
         // the nbf, so an exp at or before the nbf has passed, though this clock has not reached it.
         it("an nbf within the clock tolerance: the token is checked as at its nbf, so an exp at or before it is TOKEN_EXPIRED, as in Tessera", async () => {

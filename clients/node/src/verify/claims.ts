@@ -115,13 +115,13 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
   }
   const unusable = unusableNumber(p);
   if (unusable) throw unusable;
-  // The tolerance is for an nbf ahead of this clock (a token a Tessera whose clock runs ahead
-  // issued a moment ago), as Tessera's: such a token is checked as at its nbf, exp included (no
-  // leeway), so a token Tessera takes as expired is expired here. One further ahead fails jose's
-  // nbf check, as does an nbf that is not a number.
+  // The tolerance is for an nbf or iat ahead of this clock (a token a Tessera whose clock runs
+  // ahead issued a moment ago), as Tessera's: such a token is checked as at the later of them,
+  // exp included (no leeway), so a token Tessera takes as expired is expired here. One further
+  // ahead fails jose's nbf or iat check, as does one that is not a number.
   const nowSeconds = Math.floor(now.getTime() / 1000);
-  const nbf = typeof p.nbf === "number" ? p.nbf : undefined;
-  const at = nbf !== undefined && nbf > nowSeconds && nbf <= nowSeconds + rules.clockToleranceSeconds ? new Date(nbf * 1000) : now;
+  const from = Math.max(typeof p.nbf === "number" ? p.nbf : -Infinity, typeof p.iat === "number" ? p.iat : -Infinity);
+  const at = from > nowSeconds && from <= nowSeconds + rules.clockToleranceSeconds ? new Date(from * 1000) : now;
   try {
     UnsecuredJWT.decode(`${verifiedHeader}.${payloadSegment}.`, {
       ...(rules.issuer !== undefined && { issuer: rules.issuer }),
@@ -129,6 +129,9 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
       currentDate: at,
       clockTolerance: 0,
       requiredClaims: ["iss", "sub", "aud", "exp"],
+      // iat required, and refused when ahead of `at`; no age limit of its own (exp bounds a
+      // token's life): the latest time a Date holds.
+      maxTokenAge: 8.64e12,
     });
   } catch (e) {
     throw claimRefusal(e, p);
@@ -212,6 +215,7 @@ function claimRefusal(e: unknown, p: Record<string, unknown>) {
         return refuse("WRONG_AUDIENCE", p.token_type !== undefined ? "the token was issued for another audience" : "the token was issued for another client id", cause);
       }
       if (e.claim === "nbf") return refuse("TOKEN_NOT_YET_VALID", "the token is not valid yet", cause);
+      if (e.claim === "iat") return refuse("TOKEN_NOT_YET_VALID", "the token was issued in the future", cause);
     }
     return refuse("INVALID_CLAIMS", `the token's "${e.claim}" claim is missing or malformed`, cause);
   }

@@ -15,7 +15,7 @@ export const TokenErrorCodes = [
   "INVALID_SIGNATURE",
   /** `exp` has passed (no leeway, as in Tessera). */
   "TOKEN_EXPIRED",
-  /** `nbf` is still ahead, by more than the clock tolerance. */
+  /** `nbf`, or `iat` (issued in the future), is still ahead, by more than the clock tolerance. */
   "TOKEN_NOT_YET_VALID",
   /** `iss` is not the expected issuer. */
   "WRONG_ISSUER",
