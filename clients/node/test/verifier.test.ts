@@ -16,7 +16,7 @@ import { sessionApi } from "../../../test/session/api.js";
 import { expectCode, expectOk } from "../../../test/support/api.js";
 import { rest } from "../../../test/support/clients.js";
 import { freePort } from "../../../test/support/net.js";
-import { createTokenVerifier, type TokenErrorCode, type TokenVerifierOptions } from "../src/index.js";
+import { createTokenVerifier, TokenVerificationError, type TokenErrorCode, type TokenVerifierOptions } from "../src/index.js";
 import { refusedHeaders } from "../src/verify/compact-jws.js";
 import {
   countingFetch,
@@ -129,6 +129,22 @@ for (const store of storesUnderTest()) {
         await refused(v.verify(t.access), "TOKEN_EXPIRED", "the token has expired");
         const tolerant = verifierFor(server, { now: new TestClock(exp * 1000).now, clockToleranceSeconds: 60 });
         await refused(tolerant.verify(t.access), "TOKEN_EXPIRED", "the token has expired");
+      });
+
+      // A clock that gives NaN (a date parsed from nothing) is the caller's mistake, not
+      // Tessera's keys being unavailable: named, as the verifier names its other options.
+      it("a clock (`now`) that gives NaN, or no number, fails verify with a TypeError naming `now`, not KEYS_UNAVAILABLE; a `now` that is not a function is refused when the verifier is made", async () => {
+        const t = await jwtTokens(server);
+        const outcome = async (now: () => number) => {
+          try {
+            return await verifierFor(server, { now }).verify(t.access);
+          } catch (e) {
+            return e instanceof TokenVerificationError ? `${e.code}: ${e.message}` : `${(e as Error).name}: ${(e as Error).message}`;
+          }
+        };
+        const message = "TypeError: now: must return a finite number of milliseconds since the epoch";
+        assert.deepEqual([await outcome(() => NaN), await outcome(() => Infinity), await outcome((() => "1") as unknown as () => number)], [message, message, message]);
+        assert.throws(() => verifierFor(server, { now: 5 as unknown as () => number }), { name: "TypeError", message: "now: must be a function giving the time in milliseconds since the epoch" });
       });
 
       it("refused: a token whose nbf is ahead of the verifier's clock by more than the tolerance (TOKEN_NOT_YET_VALID)", async () => {

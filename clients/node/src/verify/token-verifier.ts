@@ -84,7 +84,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   // A Node timer holds at most 2^31 - 1 ms; a longer one fires at once (and every fetch would time out).
   const timeoutMs = Math.min(seconds(o.timeoutMs, 5000, "timeoutMs"), maxTimerMs);
   const fetchImpl = o.fetch ?? globalThis.fetch;
-  const now = o.now ?? Date.now;
+  const now = clock(o.now);
 
   let url: () => Promise<URL>;
   if (o.jwksUrl !== undefined) {
@@ -123,6 +123,21 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       const payload = Object.freeze(decodeJson(jws.payloadSegment, "payload"));
       return checkClaims(jws.payloadSegment, payload, rules, new Date(now()));
     },
+  };
+}
+
+/**
+ * The verifier's clock: `now`, or Date.now. A time that is not a finite number (NaN: a date
+ * parsed from nothing) is the caller's mistake, a TypeError naming `now`, as the verifier names
+ * its other options: compared with it, every expiry and cooldown failed (KEYS_UNAVAILABLE).
+ */
+function clock(now: (() => number) | undefined): () => number {
+  if (now === undefined) return Date.now;
+  if (typeof now !== "function") throw new TypeError("now: must be a function giving the time in milliseconds since the epoch");
+  return () => {
+    const ms = now();
+    if (typeof ms !== "number" || !Number.isFinite(ms)) throw new TypeError("now: must return a finite number of milliseconds since the epoch");
+    return ms;
   };
 }
 
