@@ -3,16 +3,15 @@
 // and share it between the services' clients.
 import { getOption, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type * as http2 from "node:http2";
 import type * as https from "node:https";
 import { access } from "../gen/tessera/options/v1/options_pb.js";
 import { checkSendable, credentialInterceptor, invalidArgument, type CredentialSource } from "./credentials.js";
 import { deadlineInterceptors, either } from "./deadline.js";
-import { createCheckedGrpcWebTransport } from "./grpc-web.js";
-import { closedStreamsReported, transportFailures } from "./transport-failures.js";
+import { Connections } from "./connections.js";
+import { createNodeTransport } from "./node-transport.js";
+import { transportFailures } from "./transport-failures.js";
 import { httpUrl } from "./verify/token-verifier.js";
-import { keptSafe } from "./kept-safe.js";
 
 export type Protocol = "grpc" | "connect" | "grpc-web";
 
@@ -34,7 +33,7 @@ export interface TesseraTransportOptions {
   /** The largest answer a call reads, in bytes (decompressed); a larger one fails RESOURCE_EXHAUSTED. Default 4 MiB. */
   readMaxBytes?: number;
   /** More interceptors, run after the credentials are set. */
-  interceptors?: Interceptor[];
+  interceptors?: readonly Interceptor[];
   /** Options for node:http2 or node:https (a CA to trust, a client certificate...). */
   nodeOptions?: http2.SecureClientSessionOptions | https.RequestOptions;
   /**
@@ -77,7 +76,21 @@ function timerMs(timeoutMs: number | undefined): number | undefined {
   return timeoutMs === undefined ? undefined : Math.min(Math.ceil(timeoutMs), maxTimeoutMs);
 }
 
-export function createTesseraTransport(options: TesseraTransportOptions): Transport {
+/**
+ * A Transport of Tessera's calls, over connections of its own: close() ends them. Calls under
+ * way when it is called finish (as grpc-js's channel.close() and grpc-go's ClientConn.Close()
+ * let them); a call made after it fails CANCELED, unsent (transportClosed).
+ */
+export interface TesseraTransport extends Transport {
+  /**
+   * Refuses new calls (CANCELED), lets those under way finish, then closes the transport's
+   * connections. Resolves once they are closed (a call that never ends, a Watch, holds it: end
+   * such a call with its signal, or by leaving its loop). Calling it again gives the same promise.
+   */
+  close(): Promise<void>;
+}
+
+export function createTesseraTransport(options: TesseraTransportOptions): TesseraTransport {
   // connect-node parses it only when a call is made (INTERNAL "Invalid URL" on every call).
   httpUrl(options.baseUrl, "baseUrl");
   const httpVersion = options.httpVersion ?? "2";
@@ -110,48 +123,33 @@ export function createTesseraTransport(options: TesseraTransportOptions): Transp
     readMaxBytes: Math.min(readMaxBytes, maxReadMaxBytes),
     ...(defaultTimeoutMs !== undefined && { defaultTimeoutMs: timerMs(defaultTimeoutMs) }),
   };
+  if (options.protocol === "grpc" && httpVersion !== "2") throw new TypeError("httpVersion: gRPC needs HTTP/2");
+  if (!(["grpc", "connect", "grpc-web"] as unknown[]).includes(options.protocol)) {
+    throw new TypeError(`protocol: "grpc", "connect" or "grpc-web", not ${JSON.stringify(options.protocol)}`);
+  }
   // HTTP/2: one connection, kept alive with PINGs, for every call of the transport (Connect GET
-  // and POST alike).
-  const node = (
+  // and POST alike); HTTP/1.1: the transport's own agent.
+  const connections = new Connections(
+    options.baseUrl,
     httpVersion === "2"
-      ? { httpVersion, sessionManager: new KeptAliveSessionManager(options.baseUrl, ping, options.nodeOptions as http2.SecureClientSessionOptions | undefined) }
-      : { httpVersion, ...(options.nodeOptions !== undefined && { nodeOptions: options.nodeOptions }) }
-  ) as { httpVersion: "2"; sessionManager: KeptAliveSessionManager } | { httpVersion: "1.1"; nodeOptions?: https.RequestOptions };
-  switch (options.protocol) {
-    case "grpc":
-      if (httpVersion !== "2") throw new TypeError("httpVersion: gRPC needs HTTP/2");
-      return guarded(createGrpcTransport({ ...common, ...(node as { httpVersion: "2" }) }));
-    case "connect": {
-      if (options.useHttpGet !== true) return guarded(createConnectTransport({ ...common, ...node }));
-      // One connection for both: GET, and POST for a call whose message carries a token.
-      const post = createConnectTransport({ ...common, ...node });
-      const get = createConnectTransport({ ...common, ...node, useHttpGet: true });
-      return guarded({
-        unary: (method, signal, timeoutMs, header, message, ...rest) =>
-          (carriesToken(method, message) ? post : get).unary(method, signal, timeoutMs, header, message, ...rest),
-        stream: (...args) => post.stream(...args),
-      });
-    }
-    case "grpc-web":
-      return guarded(createCheckedGrpcWebTransport(common, node));
-    default:
-      throw new TypeError(`protocol: "grpc", "connect" or "grpc-web", not ${JSON.stringify(options.protocol)}`);
+      ? { httpVersion, ping, nodeOptions: options.nodeOptions as http2.SecureClientSessionOptions | undefined }
+      : { httpVersion, nodeOptions: options.nodeOptions as https.RequestOptions | undefined },
+  );
+  const transport = (useHttpGet: boolean) => createNodeTransport(options.protocol, { ...common, useHttpGet }, connections.httpClient);
+  let calls: Transport;
+  if (options.protocol === "connect" && options.useHttpGet === true) {
+    // One connection for both: GET, and POST for a call whose message carries a token.
+    const post = transport(false);
+    const get = transport(true);
+    calls = {
+      unary: (method, signal, timeoutMs, header, message, ...rest) =>
+        (carriesToken(method, message) ? post : get).unary(method, signal, timeoutMs, header, message, ...rest),
+      stream: (...args) => post.stream(...args),
+    };
+  } else {
+    calls = transport(false);
   }
-}
-
-/**
- * connect-node's session manager, each of whose sessions is kept safe to ping and to fail
- * (keptSafe) once a request has used it, and whose streams report how they closed
- * (closedStreamsReported).
- */
-class KeptAliveSessionManager extends Http2SessionManager {
-  override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
-    return super.request(...args).then((stream) => {
-      if (stream.session !== undefined) keptSafe(stream.session);
-      closedStreamsReported(stream);
-      return stream;
-    });
-  }
+  return { ...guarded(calls), close: () => connections.close() };
 }
 
 /**

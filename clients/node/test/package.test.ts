@@ -42,7 +42,7 @@ describe("@tessera/client as a package", () => {
   });
 
   it("its code imports only its own files, node: built-ins, jose and its peer dependencies (grpc-js only in the grpc-js entry)", () => {
-    const allowed = ["jose", "@connectrpc/connect", "@connectrpc/connect/protocol", "@connectrpc/connect/protocol-grpc-web", "@connectrpc/connect-node", "@bufbuild/protobuf", "@bufbuild/protobuf/codegenv2", "@bufbuild/protobuf/wkt"];
+    const allowed = ["jose", "@connectrpc/connect", "@connectrpc/connect/protocol", "@connectrpc/connect/protocol-connect", "@connectrpc/connect/protocol-grpc", "@connectrpc/connect/protocol-grpc-web", "@connectrpc/connect-node", "@bufbuild/protobuf", "@bufbuild/protobuf/codegenv2", "@bufbuild/protobuf/wkt"];
     for (const dir of ["src", "gen"]) {
       for (const f of files(join(pkg, dir)).filter((f) => f.endsWith(".ts"))) {
         const path = join(pkg, dir, f);
@@ -167,7 +167,8 @@ console.log(JSON.stringify({
       this.timeout(60000);
       writeFileSync(
         join(app, "consumer.ts"),
-        `import { bearer, clientId, createTesseraClient, createTokenVerifier, SessionService, type VerifiedToken } from "@tessera/client";
+        `import type { Interceptor } from "@connectrpc/connect";
+import { bearer, clientId, createTesseraClient, createTesseraTransport, createTokenVerifier, SessionService, type VerifiedToken } from "@tessera/client";
 import { createGrpcJsAuthInterceptor } from "@tessera/client/grpc-js";
 import type { GetSessionResponse } from "@tessera/client/gen/tessera/session/v1/session_pb.js";
 const sessions = createTesseraClient(SessionService, { baseUrl: "http://127.0.0.1:8080", protocol: "connect", credentials: clientId("web") });
@@ -177,13 +178,19 @@ export function describe(t: VerifiedToken): string {
   return t.kind === "session" ? t.sessionId : t.user;
 }
 export const interceptor = createGrpcJsAuthInterceptor(verifier);
+// A readonly list of interceptors (\`as const\`), and the transport closed.
+const logged: Interceptor = (next) => (req) => next(req);
+const interceptors = [logged] as const;
+const transport = createTesseraTransport({ baseUrl: "http://127.0.0.1:8080", protocol: "grpc", interceptors });
+export const closed: Promise<void> = transport.close();
 `,
       );
       writeFileSync(
         join(app, "tsconfig.json"),
         JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, types: ["node"] }, files: ["consumer.ts"] }),
       );
-      await run(bin("tsc"), ["-p", app], { cwd: app });
+      // tsc's own report, not only "Command failed".
+      await run(bin("tsc"), ["-p", app], { cwd: app }).catch((e: { stdout: string }) => assert.fail(e.stdout));
     });
   });
 });

@@ -1,0 +1,133 @@
+// A transport's connections: one HTTP/2 session manager (connect-node's), or one HTTP/1.1
+// agent, that close() ends once the calls under way have finished.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createNodeHttpClient, Http2SessionManager, type Http2SessionOptions } from "@connectrpc/connect-node";
+import type { UniversalClientFn } from "@connectrpc/connect/protocol";
+import http from "node:http";
+import type * as http2 from "node:http2";
+import https from "node:https";
+import type { Socket } from "node:net";
+import { keptSafe } from "./kept-safe.js";
+import { closedStreamsReported } from "./transport-failures.js";
+
+/**
+ * What a call made after close() fails with: CANCELED, as grpc-go fails a call on a closed
+ * ClientConn ("grpc: the client connection is closing"). The caller ended the transport, the
+ * server is not unavailable: a policy that retries UNAVAILABLE must not retry it.
+ */
+export function transportClosed(): ConnectError {
+  return new ConnectError("the transport was closed (close()): it makes no more calls", Code.Canceled);
+}
+
+/**
+ * Failures of a call's HTTP request that came before any byte of its answer (its status and
+ * headers): the connection refused, reset or lost, a GOAWAY, a refused stream. The error itself
+ * or one of its causes is here.
+ */
+const unanswered = new WeakSet<object>();
+
+/** Whether `e` (or one of its causes) failed its request before any byte of the answer came. */
+export function failedUnanswered(e: unknown): boolean {
+  for (let c: unknown = e; c instanceof Error; c = c.cause) if (unanswered.has(c)) return true;
+  return false;
+}
+
+export type NodeConnection =
+  | { httpVersion: "2"; ping: Http2SessionOptions; nodeOptions?: http2.SecureClientSessionOptions | undefined }
+  | { httpVersion: "1.1"; nodeOptions?: https.RequestOptions | undefined };
+
+/**
+ * The connections of one transport, and the HTTP client its calls go through. After close(), a
+ * request is refused (transportClosed) before anything is sent; requests under way finish.
+ */
+export class Connections {
+  readonly httpClient: UniversalClientFn;
+  private closed: Promise<void> | undefined;
+  private readonly sessions: ClosingSessionManager | undefined;
+  private readonly agent: http.Agent | undefined;
+
+  constructor(baseUrl: string, node: NodeConnection) {
+    let client: UniversalClientFn;
+    if (node.httpVersion === "2") {
+      const sessions = (this.sessions = new ClosingSessionManager(baseUrl, node.ping, node.nodeOptions));
+      client = createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessions });
+    } else {
+      // An agent of the transport's own (as Node's global one: keep-alive, 5 s idle), unless the
+      // caller gave one: that one is its owner's to close.
+      const given = (node.nodeOptions as { agent?: unknown } | undefined)?.agent;
+      if (given === undefined) this.agent = new (baseUrl.startsWith("https:") ? https.Agent : http.Agent)({ keepAlive: true, scheduling: "lifo", timeout: 5000 });
+      const nodeOptions = { ...node.nodeOptions, ...(this.agent !== undefined && { agent: this.agent }) };
+      client = createNodeHttpClient({ httpVersion: "1.1", nodeOptions });
+    }
+    this.httpClient = async (req) => {
+      if (this.closed !== undefined) throw transportClosed();
+      try {
+        return await client(req);
+      } catch (e) {
+        if (typeof e === "object" && e !== null) unanswered.add(e);
+        throw e;
+      }
+    };
+  }
+
+  /**
+   * Refuses new calls, lets those under way finish, then ends the connections (HTTP/2: each
+   * session closed once its streams have; HTTP/1.1: each socket once its request is done, idle
+   * ones at once). Resolves when they are closed; calling it again gives the same promise.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.sessions !== undefined ? this.sessions.close() : closeAgent(this.agent);
+    return this.closed;
+  }
+}
+
+/** Ends `agent`'s idle sockets now and the others once their request is done; resolves when all are closed. */
+async function closeAgent(agent: http.Agent | undefined): Promise<void> {
+  if (agent === undefined) return;
+  // Node's agent destroys a socket freed while keepAlive is off, rather than keeping it.
+  (agent as unknown as { keepAlive: boolean }).keepAlive = false;
+  const all = (pool: NodeJS.ReadOnlyDict<Socket[]>) => Object.values(pool).flatMap((sockets) => sockets ?? []);
+  for (const socket of all(agent.freeSockets)) socket.destroy();
+  await Promise.all(all(agent.sockets).map((socket) => (socket.destroyed ? undefined : new Promise((r) => socket.once("close", r)))));
+}
+
+/**
+ * connect-node's session manager, each of whose sessions is kept safe to ping and to fail
+ * (keptSafe) once a request has used it, and whose streams report how they closed
+ * (closedStreamsReported). close() closes its sessions gracefully (node:http2's close(): the
+ * streams open finish, none is opened); connect-node's own abort() would cut them.
+ */
+class ClosingSessionManager extends Http2SessionManager {
+  private readonly open = new Set<http2.Http2Session>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private closing = false;
+
+  override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
+    if (this.closing) return Promise.reject(transportClosed());
+    const requested = super.request(...args).then((stream) => {
+      const session = stream.session;
+      if (session !== undefined) {
+        keptSafe(session);
+        if (!this.open.has(session)) this.open.add(session.once("close", () => this.open.delete(session)));
+        // A request begun before close() goes on; its session closes after it.
+        if (this.closing) session.close();
+      }
+      closedStreamsReported(stream);
+      return stream;
+    });
+    this.pending.add(requested);
+    void requested.then(
+      () => this.pending.delete(requested),
+      () => this.pending.delete(requested),
+    );
+    return requested;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.allSettled([...this.pending]);
+    await Promise.all(
+      [...this.open].map((session) => (session.destroyed ? undefined : new Promise<void>((r) => (session.once("close", () => r()), session.close())))),
+    );
+  }
+}

@@ -1,0 +1,149 @@
+// A transport's connections to a real Tessera: closed by its close() (calls in flight finish,
+// later calls fail unsent, no connection left), and a side-effect-free call sent once more on a
+// fresh connection when its connection failed before any byte of the answer came.
+import assert from "node:assert/strict";
+import net, { type AddressInfo } from "node:net";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ApiTokenService, bearer, clientId, createTesseraClient, createTesseraTransport, KeyService, SessionService, type TesseraTransport, type TesseraTransportOptions } from "../src/index.js";
+import { password, requestsRead, startTestServer, testAdminToken, testCallHeader, testClientId, type TestServer } from "./support.js";
+import { signUp, uniqueEmail } from "../../../test/support/users.js";
+import { heldArgon2 } from "../../../test/support/held-argon2.js";
+import { freePort } from "../../../test/support/net.js";
+
+type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
+const variants: Array<[string, Variant]> = [
+  ["gRPC", { protocol: "grpc" }],
+  ["Connect over HTTP/2", { protocol: "connect" }],
+  ["gRPC-Web over HTTP/2", { protocol: "grpc-web" }],
+  ["Connect JSON over HTTP/1.1", { protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }],
+  ["gRPC-Web over HTTP/1.1", { protocol: "grpc-web", httpVersion: "1.1" }],
+];
+
+async function rejection(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+  assert.fail("expected the call to fail");
+}
+
+/** How a connection is cut once its client has sent a request, nothing of it passed on. */
+type Cut = "reset" | "GOAWAY(INTERNAL_ERROR, last stream 0)";
+
+const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * A TCP proxy in front of Tessera that counts the connections it has open, and cuts the next
+ * `cuts` connections as soon as their client sends a request (HTTP/1.1: its first bytes; HTTP/2:
+ * a HEADERS frame after the preface), before any byte of an answer: the request is not passed on.
+ */
+async function cuttingProxy(target: string) {
+  const { hostname, port } = new URL(target);
+  const state = { accepted: 0, open: 0, cuts: [] as Cut[] };
+  const server = net.createServer((client) => {
+    state.accepted++;
+    state.open++;
+    client.once("close", () => state.open--);
+    const upstream = net.connect(Number(port), hostname);
+    const cut = state.cuts.shift();
+    let serverSpoke: () => void;
+    const spoke = new Promise<void>((r) => (serverSpoke = r));
+    let seen = Buffer.alloc(0);
+    let cutting = false;
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.on("data", (chunk: Buffer) => {
+      client.write(chunk);
+      serverSpoke();
+    });
+    client.on("data", (chunk: Buffer) => {
+      if (cutting) return;
+      if (cut === undefined) return void upstream.write(chunk);
+      const forwarded = seen.length;
+      seen = Buffer.concat([seen, chunk]);
+      const at = requestAt(seen);
+      if (at === undefined) return void upstream.write(chunk);
+      // What came before the request (the preface, SETTINGS) goes on: the server answers it.
+      if (at > forwarded) upstream.write(seen.subarray(forwarded, at));
+      cutting = true;
+      if (cut === "reset") return void (client.resetAndDestroy(), upstream.destroy());
+      void spoke.then(() => {
+        const goaway = Buffer.alloc(17);
+        goaway.writeUIntBE(8, 0, 3);
+        goaway[3] = 0x7;
+        goaway.writeUInt32BE(0, 9);
+        goaway.writeUInt32BE(0x2, 13);
+        upstream.destroy();
+        client.end(goaway);
+      });
+    });
+    client.on("error", end);
+    upstream.on("error", end).on("close", () => client.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    state,
+    /** Resolves once the proxy has no connection open (at most 2 s). */
+    async drained(): Promise<number> {
+      for (const started = performance.now(); state.open > 0 && performance.now() - started < 2000; ) await new Promise((r) => setTimeout(r, 10));
+      return state.open;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Where the first request begins in what a client sent: 0 for HTTP/1.1, the first HEADERS frame for HTTP/2; undefined: not yet. */
+function requestAt(sent: Buffer): number | undefined {
+  if (sent.length < h2Preface.length) return h2Preface.subarray(0, sent.length).equals(sent) ? undefined : 0;
+  if (!sent.subarray(0, h2Preface.length).equals(h2Preface)) return 0;
+  for (let at = h2Preface.length; at + 9 <= sent.length; at += 9 + sent.readUIntBE(at, 3)) {
+    if (sent[at + 3] === 0x1) return at;
+  }
+  return undefined;
+}
+
+describe("@tessera/client: a transport's connections", () => {
+  let server: TestServer;
+  before(async () => (server = await startTestServer()));
+  after(() => server.close());
+
+  for (const [name, variant] of variants) {
+    // A service that shuts down must be able to end its connections; grpc-js's channel.close()
+    // and grpc-go's ClientConn.Close() let the calls under way finish, and refuse new ones
+    // (grpc-go: CANCELED, "the client connection is closing").
+    it(`over ${name}: close() lets a call in flight finish, then ends the transport's connections; a call made after it fails CANCELED, unsent`, async () => {
+      const proxy = await cuttingProxy(server.url);
+      const held = heldArgon2("verify");
+      try {
+        const email = uniqueEmail();
+        await signUp(server, email);
+        const transport = createTesseraTransport({ baseUrl: proxy.url, ...variant, credentials: clientId(testClientId) });
+        const keys = createTesseraClient(KeyService, transport);
+        assert.ok((await keys.getJwks({})).keys.length > 0);
+        const login = createTesseraClient(SessionService, transport).createSession({ accountType: "traditional", email, password });
+        await held.started();
+        const closed = transport.close();
+        let after: ConnectError | undefined;
+        const read = await requestsRead(async () => {
+          after = await rejection(keys.getJwks({}, { headers: { [testCallHeader]: "after close()" } }));
+        });
+        held.release();
+        assert.equal((await login).accessTokenExpiresIn, 900, "the call in flight at close() is answered");
+        await closed;
+        assert.deepEqual(
+          [Code[after!.code], after!.rawMessage, [...read.keys()], await proxy.drained()],
+          ["Canceled", "the transport was closed (close()): it makes no more calls", [], 0],
+        );
+        // Closing again does nothing more.
+        await transport.close();
+      } finally {
+        held.restore();
+        await proxy.close();
+      }
+    });
+  }
+});
