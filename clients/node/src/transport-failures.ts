@@ -1,7 +1,9 @@
 // What the transport reports of a connection or stream that failed, as gRPC clients report it,
 // and the one failure a call is sent again for: a stream the server refused.
 import { constants as h2, type ClientHttp2Stream } from "node:http2";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { failedUnanswered } from "./connections.js";
 
 /**
  * What a call fails with when its connection was lost before its answer was complete: a server
@@ -48,7 +50,8 @@ export const transportFailures: Interceptor = (next) => async (req) => {
   try {
     return await attempt(req);
   } catch (e) {
-    if (!refusedStream(e) || req.signal.aborted) throw unavailable(e);
+    const again = refusedStream(e) || (req.method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS && connectionFailedUnanswered(e));
+    if (!again || req.signal.aborted) throw unavailable(e);
   }
   try {
     return await attempt(req);
@@ -56,6 +59,24 @@ export const transportFailures: Interceptor = (next) => async (req) => {
     throw unavailable(e, "the server refused the call's stream twice (REFUSED_STREAM): it was not processed");
   }
 };
+
+/**
+ * RFC 9110 9.2.2: a request whose method has no side effects may be sent again after its
+ * connection failed. A call of a method declared `idempotency_level = NO_SIDE_EFFECTS` whose
+ * connection was refused, reset, closed or ended by a GOAWAY (over HTTP/2 connect-node opens a
+ * new connection after any of them) before any byte of its answer came is sent once more on a
+ * fresh connection; any other call may have been processed (a login, a token created), and fails
+ * UNAVAILABLE (connectionLost), unsent again.
+ */
+function connectionFailedUnanswered(e: unknown): boolean {
+  if (!failedUnanswered(e)) return false;
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    if (c instanceof ConnectError && c.rawMessage === connectionLost) return true;
+    const code = (c as NodeJS.ErrnoException).code ?? "";
+    if (lostCodes.has(code) || code === "ECONNREFUSED") return true;
+  }
+  return false;
+}
 
 /** A streaming answer whose messages, read after the call began, fail as the call would have. */
 function answerMapped<R extends UnaryResponse | StreamResponse>(res: R): R {

@@ -145,5 +145,60 @@ describe("@tessera/client: a transport's connections", () => {
         await proxy.close();
       }
     });
+
+    // RFC 9110 9.2.2: a request whose method has no side effects may be sent again after a
+    // connection failure; one that has side effects (a login, a token created) may have been
+    // processed, and is not.
+    it(`over ${name}: a side-effect-free call (KeyService.GetJwks) whose connection is reset before any byte of the answer is sent once more on a fresh connection and answered; ApiTokenService.CreateToken fails UNAVAILABLE, sent once`, async () => {
+      const proxy = await cuttingProxy(server.url);
+      try {
+        let attempts = 0;
+        const counted: Interceptor = (next) => (req) => (attempts++, next(req));
+        // A transport of its own for each call: the next connection is cut.
+        const transports: TesseraTransport[] = [];
+        const transport = () => transports[transports.push(createTesseraTransport({ baseUrl: proxy.url, ...variant, interceptors: [counted] })) - 1]!;
+        proxy.state.cuts.push("reset");
+        assert.ok((await createTesseraClient(KeyService, transport()).getJwks({})).keys.length > 0);
+        const idempotent = [attempts, proxy.state.accepted];
+        attempts = 0;
+        proxy.state.cuts.push("reset");
+        const err = await rejection(createTesseraClient(ApiTokenService, transport()).createToken({ accountId: "a", description: "d" }, { headers: bearer(testAdminToken) }));
+        assert.deepEqual(
+          [idempotent, [Code[err.code], err.rawMessage, attempts, proxy.state.accepted]],
+          [[2, 2], ["Unavailable", "the connection to the server was lost before the call was answered", 1, 3]],
+        );
+        await Promise.all(transports.map((t) => t.close()));
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it(`over ${name}: a side-effect-free call whose connection is refused is tried once more, then fails UNAVAILABLE; CreateToken is tried once`, async () => {
+      const baseUrl = `http://127.0.0.1:${await freePort()}`;
+      let attempts = 0;
+      const counted: Interceptor = (next) => (req) => (attempts++, next(req));
+      const transport = createTesseraTransport({ baseUrl, ...variant, interceptors: [counted] });
+      const refused = await rejection(createTesseraClient(KeyService, transport).getJwks({}));
+      const idempotent = [Code[refused.code], attempts];
+      attempts = 0;
+      const err = await rejection(createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" }));
+      assert.deepEqual([idempotent, [Code[err.code], attempts]], [["Unavailable", 2], ["Unavailable", 1]]);
+    });
+
+    if (variant.httpVersion === "1.1") continue;
+    it(`over ${name}: a side-effect-free call whose connection ends with a GOAWAY naming an error, its stream above the last stream processed, is sent once more on a fresh connection and answered`, async () => {
+      const proxy = await cuttingProxy(server.url);
+      try {
+        let attempts = 0;
+        const counted: Interceptor = (next) => (req) => (attempts++, next(req));
+        const transport = createTesseraTransport({ baseUrl: proxy.url, ...variant, interceptors: [counted] });
+        proxy.state.cuts.push("GOAWAY(INTERNAL_ERROR, last stream 0)");
+        assert.ok((await createTesseraClient(KeyService, transport).getJwks({})).keys.length > 0);
+        assert.deepEqual([attempts, proxy.state.accepted], [2, 2]);
+        await transport.close();
+      } finally {
+        await proxy.close();
+      }
+    });
   }
 });
