@@ -46,10 +46,13 @@ export function createNodeTransport(protocol: "grpc" | "connect" | "grpc-web", o
 }
 
 /**
- * A gRPC-Web content type: application/grpc-web or application/grpc-web-text, with or without a
- * codec (+proto, +json) and parameters. Which codec is connect-es's to check.
+ * A binary gRPC-Web content type: application/grpc-web, with or without a codec (+proto, +json)
+ * and parameters. Which codec is connect-es's to check. The text form
+ * (application/grpc-web-text: the frames in base64) is not one: the client never asks for it,
+ * and connect-es would read the base64 as frames (RESOURCE_EXHAUSTED, "message size 1094795585",
+ * the "AAAA" of a frame's first bytes); it is refused as any other content type.
  */
-const grpcWebType = /^application\/grpc-web(?:-text)?(?:\+[^;\s]+)?(?:\s*;.*)?$/i;
+const grpcWebType = /^application\/grpc-web(?:\+[^;\s]+)?(?:\s*;.*)?$/i;
 
 /** `client`, failing a 2xx answer that is not gRPC-Web before its body is read (the call's end closes it). */
 function gRPCWebAnswersOnly(client: UniversalClientFn): UniversalClientFn {

@@ -978,6 +978,55 @@ describe("@tessera/client: an answer that is not the protocol's (HTTP 200, text/
   }
 });
 
+// gRPC-Web's text form (application/grpc-web-text: the frames in base64), which a browser's
+// client may ask for and a proxy (Envoy's grpc_web filter) may answer with: connect-es reads
+// only binary frames, and read the base64 as frames. The client never asks for it; such an
+// answer is refused as other content types are.
+describe("@tessera/client: a gRPC-Web answer in the text form (application/grpc-web-text)", () => {
+  let tessera: TestServer;
+  let textServer: { url: string; close: () => Promise<void> };
+  before(async () => {
+    tessera = await startTestServer();
+    // Tessera's own gRPC-Web answer to GetJwks, its frames sent in base64.
+    const res = await fetch(`${tessera.url}/tessera.key.v1.KeyService/GetJwks`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto" },
+      body: new Uint8Array([0, 0, 0, 0, 0]),
+    });
+    assert.equal(res.headers.get("content-type"), "application/grpc-web+proto");
+    const text = Buffer.from(await res.arrayBuffer()).toString("base64");
+    const serve = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/grpc-web-text+proto" }).end(text);
+    };
+    textServer = await listening(http.createServer(serve));
+  });
+  after(async () => {
+    await textServer.close();
+    await tessera.close();
+  });
+
+  it("over gRPC-Web over HTTP/1.1: a unary and a server-streaming call fail UNKNOWN, naming the content type received, as other content types do", async () => {
+    const variant = { protocol: "grpc-web", httpVersion: "1.1" } as const;
+    assert.ok((await createTesseraClient(KeyService, { baseUrl: tessera.url, ...variant }).getJwks({})).keys.length > 0, "Tessera answers the call");
+    const failures = [
+      await rejection(createTesseraClient(KeyService, { baseUrl: textServer.url, ...variant }).getJwks({})),
+      await rejection(
+        (async () => {
+          for await (const _ of createTesseraClient(Health, { baseUrl: textServer.url, ...variant }).watch({ service: "" })) assert.fail("no message is read");
+        })(),
+      ),
+    ];
+    assert.deepEqual(
+      failures.map((e) => [Code[e.code], e.rawMessage]),
+      [
+        ["Unknown", "unsupported content type application/grpc-web-text+proto"],
+        ["Unknown", "unsupported content type application/grpc-web-text+proto"],
+      ],
+    );
+  });
+});
+
 // What a caller of the package meets when the server (or something in between) answers what
 // Tessera never would, and what a caller's own mistake must not leak.
 describe("@tessera/client against a broken or hostile server", () => {
