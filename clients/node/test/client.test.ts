@@ -28,28 +28,12 @@ import {
   UserTokenService,
   type TesseraTransportOptions,
 } from "../src/index.js";
-import { deadlineHeadersRead, jwtTokens, password, requestsRead, startTestServer, storesUnderTest, testAdminToken, testCallHeader, testClientId, type TestServer } from "./support.js";
+import { deadlineHeadersRead, jwtTokens, password, rejection, requestsRead, startTestServer, storesUnderTest, testAdminToken, testCallHeader, testClientId, variants, type TestServer, type Variant } from "./support.js";
 import { uniqueEmail, uniqueName } from "../../../test/support/users.js";
 import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../../../test/support/net.js";
 import { scrape, value } from "../../../test/support/metrics.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../../gen/health/v1/health_pb.js";
 
-type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
-const variants: Array<[string, Variant]> = [
-  ["gRPC", { protocol: "grpc" }],
-  ["Connect over HTTP/2", { protocol: "connect" }],
-  ["Connect JSON over HTTP/1.1", { protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }],
-  ["gRPC-Web over HTTP/1.1", { protocol: "grpc-web", httpVersion: "1.1" }],
-];
-
-async function rejection(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
-}
 
 for (const store of storesUnderTest()) {
   describe(`@tessera/client createTesseraClient (${store})`, () => {

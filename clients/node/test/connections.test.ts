@@ -4,29 +4,13 @@
 import assert from "node:assert/strict";
 import net, { type AddressInfo } from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { ApiTokenService, bearer, clientId, createTesseraClient, createTesseraTransport, KeyService, SessionService, type TesseraTransport, type TesseraTransportOptions } from "../src/index.js";
-import { password, requestsRead, startTestServer, testAdminToken, testCallHeader, testClientId, type TestServer } from "./support.js";
+import { ApiTokenService, bearer, clientId, createTesseraClient, createTesseraTransport, KeyService, SessionService, type TesseraTransport } from "../src/index.js";
+import { password, rejection, requestsRead, startTestServer, testAdminToken, testCallHeader, testClientId, variants as httpVariants, type TestServer, type Variant } from "./support.js";
 import { signUp, uniqueEmail } from "../../../test/support/users.js";
 import { heldArgon2 } from "../../../test/support/held-argon2.js";
 import { freePort } from "../../../test/support/net.js";
 
-type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
-const variants: Array<[string, Variant]> = [
-  ["gRPC", { protocol: "grpc" }],
-  ["Connect over HTTP/2", { protocol: "connect" }],
-  ["gRPC-Web over HTTP/2", { protocol: "grpc-web" }],
-  ["Connect JSON over HTTP/1.1", { protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }],
-  ["gRPC-Web over HTTP/1.1", { protocol: "grpc-web", httpVersion: "1.1" }],
-];
-
-async function rejection(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
-}
+const variants: Array<[string, Variant]> = [...httpVariants, ["gRPC-Web over HTTP/2", { protocol: "grpc-web" }]];
 
 /** How a connection is cut once its client has sent a request, nothing of it passed on. */
 type Cut = "reset" | "GOAWAY(INTERNAL_ERROR, last stream 0)";

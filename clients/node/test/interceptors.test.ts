@@ -29,7 +29,7 @@ import {
   type VerifiedToken,
 } from "../src/index.js";
 import { createGrpcJsAuthInterceptor, principalOf } from "../src/grpc-js.js";
-import { jwtTokens, sessionTokens, startTestServer, storesUnderTest, TestClock, testClientId, type TestServer } from "./support.js";
+import { jwtTokens, rejection, sessionTokens, startTestServer, storesUnderTest, TestClock, testClientId, type TestServer } from "./support.js";
 
 const ping = `/${WhoAmIService.typeName}/Ping`;
 const missing = 'missing credential: send "Authorization: Bearer <Tessera access token>"';
@@ -113,15 +113,6 @@ async function grpcJsService(verifier: Pick<TokenVerifier, "verify">, options: A
     },
     close: () => new Promise((resolve) => server.tryShutdown(() => resolve())),
   };
-}
-
-async function rejection(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (e) {
-    return ConnectError.from(e);
-  }
-  assert.fail("expected the call to fail");
 }
 
 const servers: Array<[string, typeof connectService, Protocol[]]> = [

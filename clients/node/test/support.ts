@@ -9,7 +9,8 @@ import { loginKey } from "../../../src/core/login-name.js";
 import { rest } from "../../../test/support/clients.js";
 import { admin, createJwtUser, jwtLogin, jwtRefreshToken, password, signUp, startSession, uniqueEmail } from "../../../test/support/users.js";
 import type { TestServer } from "../../../test/support/server.js";
-import { TokenVerificationError, type TokenErrorCode } from "../src/index.js";
+import { ConnectError } from "@connectrpc/connect";
+import { TokenVerificationError, type TesseraTransportOptions, type TokenErrorCode } from "../src/index.js";
 
 export { startTestServer, storesUnderTest, testClientId, otherClientId, testAdminToken, type TestServer } from "../../../test/support/server.js";
 
@@ -160,3 +161,22 @@ export async function deadlineHeadersRead(fn: () => Promise<void>): Promise<Map<
 }
 
 export { password };
+
+/** How a suite reaches Tessera: a protocol, its HTTP version and its encoding. */
+export type Variant = Pick<TesseraTransportOptions, "protocol" | "httpVersion" | "useBinaryFormat">;
+export const variants: Array<[string, Variant]> = [
+  ["gRPC", { protocol: "grpc" }],
+  ["Connect over HTTP/2", { protocol: "connect" }],
+  ["Connect JSON over HTTP/1.1", { protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }],
+  ["gRPC-Web over HTTP/1.1", { protocol: "grpc-web", httpVersion: "1.1" }],
+];
+
+/** The ConnectError `call` fails with; an assertion error when it succeeds. */
+export async function rejection(call: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await call;
+  } catch (e) {
+    return ConnectError.from(e);
+  }
+  assert.fail("expected the call to fail");
+}
