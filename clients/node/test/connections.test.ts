@@ -25,11 +25,13 @@ const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 async function cuttingProxy(target: string) {
   const { hostname, port } = new URL(target);
   const state = { accepted: 0, open: 0, cuts: [] as Cut[] };
+  const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     state.accepted++;
     state.open++;
     client.once("close", () => state.open--);
     const upstream = net.connect(Number(port), hostname);
+    for (const socket of [client, upstream]) sockets.add(socket.once("close", () => sockets.delete(socket)));
     const cut = state.cuts.shift();
     let serverSpoke: () => void;
     const spoke = new Promise<void>((r) => (serverSpoke = r));
@@ -76,7 +78,12 @@ async function cuttingProxy(target: string) {
       for (const started = performance.now(); state.open > 0 && performance.now() - started < 2000; ) await new Promise((r) => setTimeout(r, 10));
       return state.open;
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    /** Stops listening and cuts what is still open. */
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
   };
 }
 
