@@ -535,6 +535,22 @@ describe("@tessera/client over HTTP/2: a stream the server refused (REFUSED_STRE
       }
     });
 
+    it(`over ${protocol}: a call whose stream is refused after its transport's close() is not sent again (no new connection): CANCELED, and close() resolves`, async () => {
+      // Refused well after the test has seen the request arrive and closed the transport.
+      const late = await refusingServer({ refuse: 1, refuseAfterMs: 500 });
+      try {
+        const transport = createTesseraTransport({ baseUrl: late.url, protocol });
+        const call = rejection(createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" }));
+        for (const started = performance.now(); late.sent.length === 0 && performance.now() - started < 2000; ) await new Promise((r) => setTimeout(r, 5));
+        const closed = transport.close();
+        const err = await call;
+        await closed;
+        assert.deepEqual([Code[err.code], err.rawMessage, late.state], ["Canceled", "the transport was closed (close()): it makes no more calls", { streams: 1, handled: 0 }]);
+      } finally {
+        await late.close();
+      }
+    });
+
     it(`over ${protocol}: a refused call with none of its deadline left is not sent again: DEADLINE_EXCEEDED`, async () => {
       // Refused as Tessera refuses the streams racing its close of an idle connection: the
       // second attempt needs a new one.
