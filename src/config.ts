@@ -5,13 +5,13 @@
 // `npm run docs:config` into the README. A bad value stops the service with one line naming the
 // variable and what is wrong with it.
 import { randomBytes } from "node:crypto";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
 import { refreshTokenAudience } from "./core/jwt-tokens.js";
 import { jwtRouteClash } from "./rest-routes.js";
 import { proxySubnet } from "./server/client-address.js";
-import { headerCredentialLimitBytes, requestHeaderLimitBytes } from "./server/limits.js";
+import { defaultMaxConnections, headerCredentialLimitBytes, openFileLimit, requestHeaderLimitBytes } from "./server/limits.js";
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
 import { secretEquals, secretMatcher } from "./core/secrets.js";
@@ -323,7 +323,7 @@ export const variables = {
   headersTimeoutMs: variable("TESSERA_HEADERS_TIMEOUT_MS", 10000, integer(1000, 600000), "Request headers, and under TLS the handshake, must arrive within this time."),
   idleTimeoutMs: variable("TESSERA_IDLE_TIMEOUT_MS", 65000, integer(1000, 3600000), "Idle connections (HTTP/1.1 keep-alive, HTTP/2 without open streams) are closed after this time; so is an HTTP/1.1 connection whose client has taken none of its waiting answers for this long, and an HTTP/2 answer that cannot be sent for this long is reset."),
   tcpKeepaliveSeconds: variable("TESSERA_TCP_KEEPALIVE_SECONDS", 60, integer(0, 7200), "TCP keepalive on every accepted connection: after this many seconds without a packet the kernel probes the client, then every second, and closes the connection after 10 probes unanswered, so a client that vanished (its host gone, a NAT that forgot it) during a quiet stream is noticed; 0: off."),
-  maxConnections: variable("TESSERA_MAX_CONNECTIONS", 0, integer(0, 1000000), "Connections each worker process serves at once; beyond, a new one is closed as it is accepted, before a byte of it is read (under TESSERA_WORKERS, one handed to a worker that has no room is served by the first worker if it has, else closed) and counted in tessera_connections_refused_total; TESSERA_METRICS_PORT has the same limit, its connections counted apart; 0: no limit.", { shownDefault: "0 (no limit)" }),
+  maxConnections: variable<number>("TESSERA_MAX_CONNECTIONS", undefined, integer(0, 1000000), "Connections each worker process serves at once; beyond, a new one is closed as it is accepted, before a byte of it is read (under TESSERA_WORKERS, one handed to a worker that has no room is served by the first worker if it has, else closed), counted in tessera_connections_refused_total and logged at warn at most once a minute; TESSERA_METRICS_PORT has the same limit, its connections counted apart. The default leaves half the process's open-file limit (`ulimit -n`, which Node raises to its hard limit) to the store, files and logs; 0: no limit (each connection holds a file descriptor and some 5 to 40 KiB of memory).", { shownDefault: "(a quarter of the open-file limit, 1024 assumed where it cannot be read, at most 10000)" }),
   maxOpenStreams: variable("TESSERA_MAX_OPEN_STREAMS", 1000, integer(1, 1000000), "Streams each worker process holds open at once (grpc.health.v1.Health/Watch and server reflection, served without a credential; a gRPC client checking health holds one per connection); beyond, a new one is refused at once with RESOURCE_EXHAUSTED `TOO_MANY_STREAMS`, and a stream's place is given back as it ends, however it ends."),
   trustedProxies: variable("TESSERA_TRUSTED_PROXIES", [] as string[], cidrList, "Comma list of proxy addresses or CIDRs whose `X-Forwarded-For` (else `Forwarded`) names the client: the right-most hop that is not one of them. A /0 (every address; so is the IPv4-mapped `::ffff:0.0.0.0/96`, every IPv4 address) is refused: clients would name their own address.", { shownDefault: "(none)" }),
   nodeEnv: variable("NODE_ENV", "development", nodeEnv, "`production` (exactly: `Production` or ` production` is refused, not taken for development) refuses to start without TESSERA_KEY_ENCRYPTION_KEY (private signing keys would be stored in the clear; not under TESSERA_JWT_ALG=HS256, which stores none), TESSERA_ADMIN_TOKEN, and TESSERA_CLIENT_IDS unless TESSERA_SESSION_API=false (generated and printed in development only)."),
@@ -377,12 +377,14 @@ export const variables = {
 
 type Vars = typeof variables;
 type Values = { -readonly [K in keyof Vars]: Vars[K] extends Variable<infer T, infer D> ? (undefined extends D ? T | undefined : T) : never };
-export type Config = Omit<Values, "clientIds" | "adminToken" | "mongodbDatabase" | "hashConcurrency"> & {
+export type Config = Omit<Values, "clientIds" | "adminToken" | "mongodbDatabase" | "hashConcurrency" | "maxConnections"> & {
   readonly clientIds: string[];
   readonly adminToken: string;
   /** The MongoDB database: MONGODB_URI's, else TESSERA_MONGODB_DATABASE, else "tessera". */
   readonly mongodbDatabase: string;
   readonly hashConcurrency: number;
+  /** TESSERA_MAX_CONNECTIONS, else its default (defaultMaxConnections); 0: no limit. */
+  readonly maxConnections: number;
   /** True when client ids or the admin token were generated for development. */
   readonly generated: { clientId?: string; adminToken?: string };
 };
@@ -587,7 +589,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // The default is one hash per core, shared out among the worker processes, leaving at least
   // one of the pool's threads to file and DNS work and the embedded store's fsync.
   const hashConcurrency = c.hashConcurrency ?? Math.max(1, Math.min(Math.floor(availableParallelism() / c.workers), pool - 1));
-  return { ...c, clientIds, adminToken, mongodbDatabase, hashConcurrency, generated } as Config;
+  const maxConnections = c.maxConnections ?? defaultMaxConnections(openFileLimit(() => readFileSync("/proc/self/limits", "latin1")));
+  return { ...c, clientIds, adminToken, mongodbDatabase, hashConcurrency, maxConnections, generated } as Config;
 }
 
 /** Variables of Tessera's own that are not configuration (set by the first worker for the others: cluster.ts). */

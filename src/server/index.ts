@@ -339,7 +339,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     idleTimeoutMs: config.idleTimeoutMs,
     keepAliveMs: config.tcpKeepaliveSeconds * 1000,
     maxConnections: config.maxConnections,
-    onRefused: o.metrics && (() => o.metrics!.connectionRefused()),
+    onRefused: refusalLog(logger, "main", config.maxConnections, o.metrics && (() => o.metrics!.connectionRefused())),
     maxHeaderBytes: requestHeaderLimitBytes,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
@@ -417,11 +417,37 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     idleTimeoutMs: config.idleTimeoutMs,
     keepAliveMs: config.tcpKeepaliveSeconds * 1000,
     maxConnections: config.maxConnections,
+    onRefused: refusalLog(logger, "metrics", config.maxConnections),
     maxHeaderBytes: requestHeaderLimitBytes,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),
     allow: "GET, HEAD",
   }));
+}
+
+/**
+ * What a port does with a connection refused at TESSERA_MAX_CONNECTIONS: `count` it (the main
+ * port's, in the metrics), and log it at warn at most once a minute, not once a connection (a
+ * flood of them would be a flood of lines): the first at once, then, each minute that saw more,
+ * how many (`refused`).
+ */
+function refusalLog(logger: Logger, port: "main" | "metrics", maxConnections: number, count?: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let unlogged = 0;
+  const flush = () => {
+    if (unlogged === 0) {
+      timer = undefined;
+      return;
+    }
+    logger.warn("connections refused: TESSERA_MAX_CONNECTIONS reached", { port, refused: unlogged, maxConnections });
+    unlogged = 0;
+    timer = setTimeout(flush, 60_000).unref();
+  };
+  return () => {
+    count?.();
+    unlogged++;
+    if (timer === undefined) flush();
+  };
 }
 
 /**

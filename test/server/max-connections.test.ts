@@ -40,6 +40,37 @@ async function refused(port: number): Promise<string> {
 describe("server: TESSERA_MAX_CONNECTIONS", function () {
   this.timeout(60_000);
 
+  // Unset, it was no limit: idle connections from one client took every file descriptor, and
+  // the connections after them were reset unanswered (libuv's EMFILE fallback), uncounted and
+  // unlogged, while the store could open none.
+  it("unset: a quarter of the open-file limit (ulimit -n 256: 64); beyond, closed, counted and logged once; the clients served keep being served", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-max-connections-"));
+    const service = await startService("sources", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, TESSERA_METRICS_PORT: "0" }, { openFiles: 256 });
+    const metricsPort = service.lines().find((l) => l.msg === "listening")!.metricsPort as number;
+    const sockets: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 64; i++) sockets.push(await held(service.port, `held-${i}`));
+      const answers = await Promise.all(Array.from({ length: 200 }, () => refused(service.port)));
+      assert.deepEqual(new Set(answers), new Set([""]));
+      const m = await scrape(`http://127.0.0.1:${metricsPort}/metrics`);
+      assert.equal(value(m, "tessera_connections_refused_total"), 200);
+      assert.equal(value(m, "tessera_connections_open"), 64);
+      const logged = service.lines().filter((l) => l.msg === "connections refused: TESSERA_MAX_CONNECTIONS reached");
+      assert.deepEqual(
+        logged.map(({ level, port, refused, maxConnections }) => ({ level, port, refused, maxConnections })),
+        [{ level: "warn", port: "main", refused: 1, maxConnections: 64 }],
+      );
+      // A client already served is served on.
+      const last = sockets.at(-1)!;
+      last.write("GET /jwt/version HTTP/1.1\r\nhost: x\r\n\r\n");
+      assert.match(await new Promise<string>((resolve) => last.once("data", (d: Buffer) => resolve(d.toString("latin1")))), /^HTTP\/1\.1 200 /);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await killService(service);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("one process, at most 2: a third connection is closed unanswered and counted; once one closes, a new one is served", async () => {
     const server = await startTestServer({ env: { TESSERA_MAX_CONNECTIONS: "2", TESSERA_METRICS_PORT: "0" } });
     const metricsUrl = `http://127.0.0.1:${server.tessera.server.metricsPort}/metrics`;

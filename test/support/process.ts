@@ -52,10 +52,17 @@ export async function entryArgv(entry: Entry): Promise<string[]> {
  * Starts Tessera on a free port with the test credentials and cheap argon2id, and resolves once
  * `listeners` processes (1, or TESSERA_WORKERS) have logged "listening". With `detached`, in a
  * process group of its own, so that a test can signal every process of it at once (as a
- * terminal's Ctrl-C, or a supervisor that stops a whole control group).
+ * terminal's Ctrl-C, or a supervisor that stops a whole control group). With `openFiles`, under
+ * that open-file limit (soft and hard, `ulimit -n`; prlimit(1) runs the process with it).
  */
-export async function startService(entry: Entry, env: Record<string, string>, options: { listeners?: number; nodeArgs?: string[]; detached?: boolean } = {}): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...(await entryArgv(entry))], {
+export async function startService(
+  entry: Entry,
+  env: Record<string, string>,
+  options: { listeners?: number; nodeArgs?: string[]; detached?: boolean; openFiles?: number } = {},
+): Promise<ServiceProcess> {
+  const argv = [process.execPath, ...(options.nodeArgs ?? []), ...(await entryArgv(entry))];
+  if (options.openFiles !== undefined) argv.unshift("prlimit", `--nofile=${options.openFiles}:${options.openFiles}`);
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd: projectRoot,
     detached: options.detached ?? false,
     env: {
