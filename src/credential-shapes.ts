@@ -5,10 +5,11 @@
 // and is neither recorded nor quoted back. No dependencies: the transcoder, the server and the
 // core use it alike.
 const apiTokenShape = /^tsr_[0-9A-Za-z]{38}$/; // an API token, its checksum right or not
+const uuidShape = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const credentialShapes = [
   /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/, // a JWS header is JSON: "{"..., base64url "eyJ"
   apiTokenShape,
-  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+  uuidShape,
   /^(?:[A-Za-z0-9_-]{32}|[A-Za-z0-9_-]{43})$/,
 ];
 
@@ -17,12 +18,18 @@ export function credentialShaped(text: string): boolean {
   return credentialShapes.some((shape) => shape.test(text));
 }
 
+/** 32 hexadecimal digits: a W3C trace id, or 16 random bytes, as ids of all kinds are written. */
+const hexId = /^[0-9a-f]{32}$/i;
+
 /**
- * Whether `text` has the shape of an API token: unlike a UUID or 32 hex digits, which ids of
- * all kinds have, no caller's own id (an x-request-id) has it.
+ * Whether `text`, a caller's own id (an x-request-id), has the shape of one of Tessera's
+ * credentials: a JWT, an API token, or base64url characters as many as a random token's (43: a
+ * refresh token, a cookie session; 32: an authentication token), unless those are 32 hex digits.
+ * Not a UUID, which a seed 002 user token is but ids of all kinds are too (request ids most of
+ * all), nor 32 hex digits: no caller's own id would be kept.
  */
-export function apiTokenShaped(text: string): boolean {
-  return apiTokenShape.test(text);
+export function credentialShapedId(text: string): boolean {
+  return credentialShaped(text) && !uuidShape.test(text) && !hexId.test(text);
 }
 
 /**

@@ -50,7 +50,7 @@ import {
   toOriginForm,
   transferCodingNotImplemented,
 } from "./request-target.js";
-import { apiTokenShaped, unquotable, unroutedPath } from "../credential-shapes.js";
+import { unquotable, unroutedPath } from "../credential-shapes.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -296,10 +296,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Under TLS a browser is told to reach the service over HTTPS only (RFC 6797): an auth
   // service's passwords, tokens and cookie never go out over plain HTTP once it has been here.
   // A secret of the configuration or an API token sent as the request id is not kept as it.
-  const notAnId = (id: string) => isSecret(id) || apiTokenShaped(id);
   const hsts = secure && config.hstsMaxAgeSeconds > 0 ? `max-age=${config.hstsMaxAgeSeconds}` : undefined;
   const handle = (req: NodeRequest, res: NodeResponse): void => {
-    const requestId = requestIdOf(req.headers[requestIdHeader], notAnId);
+    const requestId = requestIdOf(req.headers[requestIdHeader], isSecret);
     res.setHeader(requestIdHeader, requestId);
     if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
     if (refusedOnArrival(req, res, hidden)) return;
@@ -344,6 +343,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
     refusesBody: (req) => declaredOver(req, config.bodyLimitBytes),
+    isSecret,
     sharing: o.sharing,
   }));
   o.metrics?.countConnections(() => listener.connections());
@@ -401,7 +401,8 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
  * connections counted apart from the main port's (a full main port does not stop a scrape).
  */
 async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger): Promise<Listener> {
-  const hidden = unquotable(configuredSecret(config));
+  const isSecret = configuredSecret(config);
+  const hidden = unquotable(isSecret);
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     if (refusedOnArrival(req, res, hidden)) return;
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
@@ -422,6 +423,7 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),
     allow: "GET, HEAD",
+    isSecret,
   }));
 }
 

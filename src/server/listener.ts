@@ -58,6 +58,11 @@ export interface ListenerOptions {
   maxConcurrentStreams: number;
   /** Told when a connection is shed for abuse (for the log). */
   onShed?(reason: string, peer: string | undefined, protocol: "h2" | "http/1.1"): void;
+  /**
+   * Whether a request's x-request-id is a secret of the configuration (the admin token), so that
+   * the answers made here (405 to CONNECT, 417, 505) do not quote it back, as the handler does not.
+   */
+  isSecret?(text: string): boolean;
   /** What a 405 to CONNECT lists in Allow: the methods the handler takes (default servedMethods). */
   allow?: string;
   /**
@@ -221,7 +226,7 @@ export function peerAddress(req: http.IncomingMessage | http2.Http2ServerRequest
  * (its stream, its :authority): such a request threw in the request listener and ended the
  * process. 505 (RFC 9110 15.6.6), and the connection closes.
  */
-function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse): void {
+function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): void {
   res.shouldKeepAlive = false;
   sendErrorBody(
     res,
@@ -229,7 +234,7 @@ function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse): 
     Code.Unimplemented,
     "UNIMPLEMENTED",
     `HTTP/${req.httpVersion} is not served in HTTP/1.1 syntax: this port speaks HTTP/1.0, HTTP/1.1 and HTTP/2 (which starts with its connection preface)`,
-    { [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]), connection: "close" },
+    { [requestIdHeader]: requestId, connection: "close" },
   );
 }
 
@@ -259,10 +264,10 @@ export const servedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE";
  * without a "connect" listener the HTTP/1.1 server destroyed the socket without a byte, and the
  * HTTP/2 one answered 405 with neither Allow (which a 405 must carry) nor a body.
  */
-function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, allow: string): void {
+function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, allow: string, requestId: string): void {
   sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", "CONNECT is not allowed: this server opens no tunnels", {
     allow,
-    [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]),
+    [requestIdHeader]: requestId,
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
 }
@@ -273,10 +278,10 @@ function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: htt
  * naming the expectation or a request id. HTTP/1.1: the connection closes (the body the client
  * may still send is not read).
  */
-function expectationFailed(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void {
+function expectationFailed(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, requestId: string): void {
   const expect = String(req.headers.expect ?? "").replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
   sendErrorBody(res, 417, Code.InvalidArgument, "MALFORMED_REQUEST", `the expectation ${JSON.stringify(expect)} cannot be met: this server meets only Expect: 100-continue`, {
-    [requestIdHeader]: requestIdOf(req.headers[requestIdHeader]),
+    [requestIdHeader]: requestId,
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
 }
@@ -442,6 +447,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // drain(): set for good; every connection from then on is drained as described there.
   let draining = false;
 
+  // The id of a request answered here (requestIdOf, as the handler gives it).
+  const idOf = (req: Parameters<RequestHandler>[0]) => requestIdOf(req.headers[requestIdHeader], o.isSecret);
+  const unmet: RequestHandler = (req, res) => expectationFailed(req, res, idOf(req));
+
   // Each HTTP/1.1 connection: the requests it has in flight (their answers go out in order, a
   // pipelined one waiting behind those before it), and how far its output has got.
   const h1Connections = new Map<Socket, H1Connection>();
@@ -573,7 +582,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       // socket for up to 30 s more than configured. Sweep at a quarter of the shorter timeout.
       connectionsCheckingInterval: Math.max(250, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs) / 4)),
     },
-    (req, res) => (req.httpVersionMajor === 1 ? counted(req, res) : versionNotServed(req, res)),
+    (req, res) => (req.httpVersionMajor === 1 ? counted(req, res) : versionNotServed(req, res, idOf(req))),
   );
   // Node keeps the first 2000 header lines of a request and drops the rest unseen (a second Host,
   // a proxy's X-Forwarded-For appended last): the header block's size is the one bound, as it
@@ -581,7 +590,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   h1.maxHeadersCount = 0;
   h1.on("clientError", answerClientError(o));
   h1.on("checkContinue", checkContinue);
-  h1.on("checkExpectation", (req: http.IncomingMessage, res: http.ServerResponse) => counted(req, res, expectationFailed));
+  h1.on("checkExpectation", (req: http.IncomingMessage, res: http.ServerResponse) => counted(req, res, unmet));
   // This server never listens itself (the front server hands it connections), and Node starts
   // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
   // client dribbling its headers or never finishing its body holds its socket forever.
@@ -601,7 +610,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       linger.unref();
       socket.once("close", () => clearTimeout(linger));
     });
-    noTunnel(req, res, o.allow ?? servedMethods);
+    noTunnel(req, res, o.allow ?? servedMethods, idOf(req));
   });
   h1.on("connection", (socket: Socket) => {
     const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0, queued: [] };
@@ -669,13 +678,13 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     },
     withinHeaderList(counted),
   );
-  h2.on("connect", withinHeaderList((req, res) => noTunnel(req, res, o.allow ?? servedMethods)));
+  h2.on("connect", withinHeaderList((req, res) => noTunnel(req, res, o.allow ?? servedMethods, idOf(req))));
   h2.on("checkContinue", withinHeaderList(checkContinue));
   // Node's HTTP/2 server takes only "100-continue" spelled so for the expectation it meets (its
   // HTTP/1.1 server, any case): another spelling of it is met the same.
   h2.on(
     "checkExpectation",
-    withinHeaderList((req, res) => (hundredContinue.test(String(req.headers.expect)) ? checkContinue(req, res) : counted(req, res, expectationFailed))),
+    withinHeaderList((req, res) => (hundredContinue.test(String(req.headers.expect)) ? checkContinue(req, res) : counted(req, res, unmet))),
   );
 
   // Draining an HTTP/2 session (drain()): a GOAWAY names the last stream the server has read,

@@ -3,6 +3,8 @@
 // while the request is served. An unexpected error is logged once, with the RPC, that id and the
 // stack — never what the error's message quoted — and the caller sees a bare INTERNAL.
 import { strict as assert } from "node:assert";
+import http2 from "node:http2";
+import net from "node:net";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -12,8 +14,9 @@ import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { connectClient, GrpcJsClient, rest } from "../support/clients.js";
 import { decodedBody, tesseraDetails } from "../support/error-details.js";
-import { startTestServer, type TestServer } from "../support/server.js";
-import { clientIdHeader, password, signUp, uniqueEmail, UUID } from "../support/users.js";
+import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
+import { bearer } from "../support/clients.js";
+import { clientIdHeader, createApiToken, createAuthenticationToken, loginUserToken, password, signUp, startSession, uniqueEmail, UUID } from "../support/users.js";
 
 
 interface LogLine {
@@ -85,6 +88,79 @@ describe("request ids", function () {
     }
     const twice = await fetch(`${server.url}/jwt/version`, { headers: [["x-request-id", "one"], ["x-request-id", "two"]] });
     assert.match(twice.headers.get("x-request-id") ?? "", UUID);
+  });
+
+  // A refresh token (43 base64url characters) or an authentication token (32) sent in the wrong
+  // header was kept: quoted back, in every log line of the call, in its audit events.
+  it("an x-request-id of a credential's shape (a refresh token, an authentication token, a JWT, an API token) is replaced by a new UUID, in the answer and the log; a UUID and 32 hex digits are kept", async () => {
+    const email = uniqueEmail("request-id");
+    await signUp(server, email);
+    const credentials: Array<[string, string]> = [
+      ["a refresh token", (await startSession(server, email)).refresh_token],
+      ["an authentication token", await createAuthenticationToken(server, bearer(await loginUserToken(server, email)))],
+      ["a JWT", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLW9mLWEtand0LXNlbnQtYXMtYW4taWQ"],
+      ["an API token", await createApiToken(server)],
+    ];
+    for (const [name, sent] of credentials) {
+      const before = server.logs.length;
+      const r = await rest(server.url, "GET", "/jwt/version", { headers: { "x-request-id": sent } });
+      assert.equal(r.status, 200, name);
+      const id = r.headers.get("x-request-id") ?? "";
+      assert.match(id, UUID, name);
+      assert.deepEqual(rpcLine(id).map((l) => l.procedure), ["tessera.jwt.v1.JwtService/GetVersion"], name);
+      assert.deepEqual(server.logs.slice(before).filter((l) => l.includes(sent)), [], `a log line holds ${name}`);
+    }
+    const client = new GrpcJsClient(JwtService, server.url);
+    try {
+      const [name, sent] = credentials[0]!;
+      const before = server.logs.length;
+      const r = await client.call("GetVersion", {}, { "x-request-id": sent });
+      assert.equal(r.error, undefined);
+      assert.match(String(r.header?.get("x-request-id")), UUID, `gRPC, ${name}`);
+      assert.deepEqual(server.logs.slice(before).filter((l) => l.includes(sent)), [], `a log line holds ${name} (gRPC)`);
+    } finally {
+      client.close();
+    }
+    for (const kept of ["5ec7e7aa-0000-4000-8000-00000000cafe", "0af7651916cd43dd8448eb211c80319c"]) {
+      const r = await rest(server.url, "GET", "/jwt/version", { headers: { "x-request-id": kept } });
+      assert.equal(r.headers.get("x-request-id"), kept);
+    }
+  });
+
+  // Answered by the listener before the handler (CONNECT, an Expect not met, HTTP/2.0 in
+  // HTTP/1.1 syntax), the request's x-request-id was quoted back as sent, the admin token too.
+  it("the listener's own answers (405 to CONNECT over HTTP/1.1 and HTTP/2, 417, 505) carry a new UUID for the admin token or a refresh token's shape", async () => {
+    const refreshShaped = "Vd3dJ2nHc0uQ8b0aT1kqzYwR5xLmP7sE4fG6hJ9kL2M";
+    for (const sent of [testAdminToken, refreshShaped]) {
+      for (const [status, head] of [
+        [405, `CONNECT localhost:443 HTTP/1.1\r\nhost: localhost:443\r\nx-request-id: ${sent}\r\n\r\n`],
+        [417, `GET /jwt/version HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\nx-request-id: ${sent}\r\n\r\n`],
+        [505, `GET /jwt/version HTTP/2.0\r\nhost: x\r\nx-request-id: ${sent}\r\n\r\n`],
+      ] as const) {
+        const answer = await new Promise<string>((resolve, reject) => {
+          const socket = net.connect(server.port, "127.0.0.1", () => socket.write(head));
+          let data = "";
+          socket.on("data", (b: Buffer) => (data += b.toString("latin1")));
+          socket.on("close", () => resolve(data));
+          socket.on("error", reject);
+        });
+        assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `));
+        assert.match(/\r\nx-request-id: ([^\r]*)\r\n/i.exec(answer)?.[1] ?? "", UUID, `${status} to ${head.split(" ")[0]}`);
+      }
+      const session = http2.connect(server.url);
+      try {
+        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+          const stream = session.request({ ":method": "CONNECT", ":authority": "localhost:443", "x-request-id": sent });
+          stream.on("response", resolve);
+          stream.on("error", reject);
+          stream.resume();
+        });
+        assert.equal(headers[":status"], 405);
+        assert.match(String(headers["x-request-id"]), UUID);
+      } finally {
+        session.close();
+      }
+    }
   });
 
   it("the probes and unknown routes answer with an id too", async () => {
