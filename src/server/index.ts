@@ -406,9 +406,10 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     if (refusedOnArrival(req, res, hidden)) return;
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
-    if (pathOf(req) === "/metrics") return metrics.serve(req, res);
-    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
-    res.end("not found\n");
+    const path = pathOf(req);
+    if (path === "/metrics") return metrics.serve(req, res);
+    // The main port's 404, the JSON error its own 405 here answers too (was "not found" in plain text).
+    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${unroutedPath(path, hidden)}: this port serves GET /metrics alone`);
   };
   return naming("TESSERA_METRICS_PORT", listen(handle, {
     host: config.host,

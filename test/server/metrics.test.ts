@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { fsync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
+import http2 from "node:http2";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +23,7 @@ import { instrumentStore, watchingWait } from "../../src/store/instrumented.js";
 import { DeadlineExceededError, DuplicateError, errorDurable, StoreUnavailableError, type Store } from "../../src/store/ports.js";
 import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { dribble, slowClient } from "../support/net.js";
+import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { openTestStore } from "../support/store.js";
 import { bearer, connectClient, GrpcJsClient, rest } from "../support/clients.js";
 import { family, histogramCount, scrape, value, type Families } from "../support/metrics.js";
@@ -340,6 +342,39 @@ describe("metrics: where they are served", function () {
       const families = await scrape(`http://127.0.0.1:${port}/metrics`);
       assert.equal(value(families, "tessera_build_info", { version: packageVersion }), 1);
     } finally {
+      await server.close();
+    }
+  });
+
+  // It answered "not found" in plain text, where its own 405 and the main port's 404 are the JSON error.
+  it("TESSERA_METRICS_PORT: another path is 404 ROUTE_NOT_FOUND, the JSON error, over HTTP/1.1 and h2c; no segment after the first quoted", async () => {
+    const server = await startTestServer({ env: { TESSERA_METRICS_PORT: "0" } });
+    const port = server.tessera.server.metricsPort!;
+    const expected = {
+      code: "not_found",
+      message: "no route for GET /no/*/*: this port serves GET /metrics alone",
+      details: tesseraDetails("ROUTE_NOT_FOUND"),
+    };
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const h1 = await fetch(`http://127.0.0.1:${port}/no/such/${"tsr_" + "a".repeat(38)}`);
+      assert.equal(h1.status, 404);
+      assert.equal(h1.headers.get("content-type"), "application/json");
+      assert.equal(h1.headers.get("cache-control"), "no-store");
+      assert.deepEqual(decodedBody((await h1.json()) as Parameters<typeof decodedBody>[0]), expected);
+      const [status, type, body] = await new Promise<[unknown, unknown, string]>((resolve, reject) => {
+        const stream = session.request({ ":method": "GET", ":path": "/no/such/route" });
+        let head: http2.IncomingHttpHeaders = {};
+        let text = "";
+        stream.on("response", (h) => (head = h));
+        stream.on("data", (d: Buffer) => (text += d.toString()));
+        stream.on("end", () => resolve([head[":status"], head["content-type"], text]));
+        stream.on("error", reject);
+      });
+      assert.deepEqual([status, type], [404, "application/json"]);
+      assert.deepEqual(decodedBody(JSON.parse(body)), expected);
+    } finally {
+      session.close();
       await server.close();
     }
   });
