@@ -454,6 +454,12 @@ describe("metrics: TESSERA_METRICS_PORT has the main port's timeouts and connect
       await held(metricsPort, "/metrics");
       const refused = await slowClient(metricsPort, (s) => s.write("GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n"));
       assert.equal(refused.received, "");
+      // Not counted, but logged as the main port's are, naming the port.
+      const logged = capped.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "connections refused: TESSERA_MAX_CONNECTIONS reached");
+      assert.deepEqual(
+        logged.map(({ level, port, refused, maxConnections }) => ({ level, port, refused, maxConnections })),
+        [{ level: "warn", port: "metrics", refused: 1, maxConnections: 2 }],
+      );
       // The main port's two are its own.
       await held(capped.port, "/healthz");
       await held(capped.port, "/healthz");
