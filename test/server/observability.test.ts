@@ -92,7 +92,7 @@ describe("request ids", function () {
 
   // A refresh token (43 base64url characters) or an authentication token (32) sent in the wrong
   // header was kept: quoted back, in every log line of the call, in its audit events.
-  it("an x-request-id of a credential's shape (a refresh token, an authentication token, a JWT, an API token) is replaced by a new UUID, in the answer and the log; a UUID and 32 hex digits are kept", async () => {
+  it("an x-request-id of a credential's shape (a refresh token, an authentication token, a JWT, an API token), or holding one or the admin token, is replaced by a new UUID, in the answer and the log; a UUID and 32 hex digits are kept", async () => {
     const email = uniqueEmail("request-id");
     await signUp(server, email);
     const credentials: Array<[string, string]> = [
@@ -101,6 +101,7 @@ describe("request ids", function () {
       ["a JWT", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLW9mLWEtand0LXNlbnQtYXMtYW4taWQ"],
       ["an API token", await createApiToken(server)],
     ];
+    credentials.push(["a refresh token after a prefix", `rt:${credentials[0]![1]}`], ["the admin token after a prefix", `lb-1/${testAdminToken}`]);
     for (const [name, sent] of credentials) {
       const before = server.logs.length;
       const r = await rest(server.url, "GET", "/jwt/version", { headers: { "x-request-id": sent } });
@@ -121,7 +122,7 @@ describe("request ids", function () {
     } finally {
       client.close();
     }
-    for (const kept of ["5ec7e7aa-0000-4000-8000-00000000cafe", "0af7651916cd43dd8448eb211c80319c"]) {
+    for (const kept of ["5ec7e7aa-0000-4000-8000-00000000cafe", "0af7651916cd43dd8448eb211c80319c", "lb-7f3a.42:req/1", "edge/5ec7e7aa-0000-4000-8000-00000000cafe"]) {
       const r = await rest(server.url, "GET", "/jwt/version", { headers: { "x-request-id": kept } });
       assert.equal(r.headers.get("x-request-id"), kept);
     }
