@@ -12,9 +12,13 @@ export const requestIdHeader = "x-request-id";
 
 /** Printable, no spaces or separators a log reader could trip on; at most 128 characters. */
 const sane = /^[A-Za-z0-9._:+/=@-]{1,128}$/;
+/** Characters holdsCredential never splits a piece at, but for "." (a JWT's, or a sentence's). */
+const oneWord = /^[A-Za-z0-9_-]+$/;
 
 /** The request's id: `incoming` when it is sane and holds nothing of a credential's shape nor `secret`, else a new UUID. */
 export function requestIdOf(incoming: string | string[] | undefined, secret?: (text: string) => boolean): string {
   if (typeof incoming !== "string" || !sane.test(incoming)) return randomUUID();
-  return holdsCredential(incoming, (text) => credentialShapedId(text) || secret?.(text) === true) ? randomUUID() : incoming;
+  const hidden = (text: string) => credentialShapedId(text) || secret?.(text) === true;
+  // An id of base64url characters alone (a UUID) is one piece: looked at whole, without the split.
+  return (oneWord.test(incoming) ? hidden(incoming) : holdsCredential(incoming, hidden)) ? randomUUID() : incoming;
 }
