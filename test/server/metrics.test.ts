@@ -467,7 +467,9 @@ describe("metrics: TESSERA_METRICS_PORT has the main port's timeouts and connect
       sockets.shift()!.destroy();
       let families: Families | undefined;
       for (let i = 0; i < 100 && !families; i++) {
-        families = await scrape(`http://127.0.0.1:${metricsPort}/metrics`).catch(() => undefined);
+        // Bounded: a connection accepted before the server saw the closed one is closed unanswered,
+        // and undici's fetch can wait on it rather than fail.
+        families = await scrape(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
         if (!families) await new Promise((resolve) => setTimeout(resolve, 20));
       }
       // The refusal above is not one of the main port's.

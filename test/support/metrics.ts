@@ -5,8 +5,8 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 export type Families = ReturnType<typeof parsePrometheusTextFormat> & { text?: string };
 
 /** GET `url` (a /metrics URL), checked and parsed. */
-export async function scrape(url: string): Promise<Families> {
-  const res = await fetch(url);
+export async function scrape(url: string, init?: RequestInit): Promise<Families> {
+  const res = await fetch(url, init);
   const text = await res.text();
   assert.equal(res.status, 200, text);
   assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
