@@ -19,12 +19,18 @@
 //
 // A new login (a sign-up: parseNewLogin) is also refused, INVALID_ARGUMENT naming the field, when
 // it holds a default-ignorable code point (U+200B and the other zero-width characters, U+00AD,
-// the variation selectors, U+3164 and the other Hangul fillers, the tag characters...) or an
-// unassigned one (noncharacters included), as RFC 8265 (PRECIS) refuses both in a user name:
-// the first display as nothing (a name of nothing but U+3164 would have an empty key), the second
-// as anything a later Unicode version assigns them. A login with them still finds the account
-// its key names (they are left out of the key), so an account created before keeps logging in,
-// however it is typed.
+// the variation selectors, U+3164 and the other Hangul fillers, the tag characters...), an
+// unassigned one (noncharacters included) or a private-use one, as RFC 8265 (PRECIS) refuses
+// them in a user name: the first display as nothing (a name of nothing but U+3164 would have an
+// empty key), the second as anything a later Unicode version assigns them, the third as whatever
+// a font makes of them. Two default-ignorables are taken where a script needs them, as RFC
+// 8265 takes them (RFC 5892's CONTEXTJ rules, contextj.ts): U+200D ZERO WIDTH JOINER after a
+// virama, U+200C ZERO WIDTH NON-JOINER there or between joining letters (Persian writes words
+// with it). A login with any of them still finds the account its key names (default-ignorables,
+// those two included, are left out of the key, as NFKC_Casefold leaves them out: with or without
+// a joiner is one login, as with or without U+200B), so an account created before keeps logging
+// in, however it is typed.
+import { joinersInContext } from "./contextj.js";
 import { invalidField, type AuthError } from "./errors.js";
 
 export type LoginKind = "email" | "name";
@@ -51,8 +57,10 @@ const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
 // and lone surrogates.
 const notText = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\p{Cs}]/u;
 const ignorable = /\p{Default_Ignorable_Code_Point}/gu;
-// What a new login may not hold besides (parseNewLogin): default-ignorable and unassigned code points.
-const notNewLoginText = /[\p{Default_Ignorable_Code_Point}\p{Cn}]/u;
+// What a new login may not hold besides (parseNewLogin): default-ignorable code points (but the
+// two joiners, which joinersInContext judges) and unassigned ones; private-use ones.
+const notNewLoginText = /(?![\u200c\u200d])[\p{Default_Ignorable_Code_Point}\p{Cn}]/u;
+const privateUse = /\p{Co}/u;
 
 /**
  * The version of loginKey: raised whenever it gives some spelling another key than before. At the
@@ -107,11 +115,15 @@ export function parseLogin(raw: string, kind: LoginKind, source: LoginSource = {
 
 /**
  * A login a sign-up gives -> its spelling and key: parseLogin, then a spelling holding a
- * default-ignorable or unassigned code point is refused (INVALID_ARGUMENT naming the field).
+ * default-ignorable (a joiner where its script needs it aside), unassigned or private-use code
+ * point is refused (INVALID_ARGUMENT naming the field).
  */
 export function parseNewLogin(raw: string, kind: LoginKind, source: LoginSource = { field: defaultField(kind) }): LoginName {
   const login = parseLogin(raw, kind, source);
-  if (notNewLoginText.test(login.spelling)) throw refused(source, "must not contain invisible (zero-width, default-ignorable) characters or unassigned code points");
+  if (notNewLoginText.test(login.spelling) || !joinersInContext(login.spelling)) {
+    throw refused(source, "must not contain invisible (zero-width, default-ignorable) characters or unassigned code points");
+  }
+  if (privateUse.test(login.spelling)) throw refused(source, "must not contain private-use characters");
   return login;
 }
 

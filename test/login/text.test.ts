@@ -11,12 +11,14 @@ import { decodeJwt } from "jose";
 import { connectClient } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
-import { expectCode, expectOk, type Outcome } from "../support/api.js";
+import { expectCode, expectFieldRefused, expectOk, type Outcome } from "../support/api.js";
 import { password, uniqueEmail, uniqueName } from "../support/users.js";
 import { loginApi, transports, wrongPassword, type LoginApi } from "./api.js";
 
 const notText = (field: string) => `${field} must not contain control characters or bidirectional formatting characters`;
 const notNewText = (field: string) => `${field} must not contain invisible (zero-width, default-ignorable) characters or unassigned code points`;
+const notPrivate = (field: string) => `${field} must not contain private-use characters`;
+const notUtf8 = (field: string) => `invalid request body: field "${field}": expected string: invalid UTF8`;
 /** NUL, C0, DEL, C1 (NEL), and the bidi controls RLO, LRI, RLM and ALM. */
 const hostile = ["\u0000", "\u0007", "\u007f", "\u0085", "\u202e", "\u2066", "\u200f", "\u061c"];
 
@@ -41,9 +43,9 @@ for (const store of storesUnderTest()) {
       let server: TestServer;
       let api: LoginApi;
       before(async () => {
-        // Two failures lock a login, eight an address; twenty-two sign-ups per address (what these
+        // Two failures lock a login, eight an address; thirty-four sign-ups per address (what these
         // tests make): had any refused login counted anywhere, what follows would be locked.
-        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "22" } });
+        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "34" } });
         api = loginApi(transport, server.url);
       });
       after(async () => {
@@ -151,11 +153,87 @@ for (const store of storesUnderTest()) {
         const tag = uniqueName("bom").slice(4);
         expectOk(await api.createJwtUser(`\ufeffbom${tag}`, password), 201);
         expectOk(await api.jwtToken(`bom${tag}`, password));
-        // Letters of every script, emoji, private use: still new logins.
-        for (const name of [`Zo\u00eb ${tag}`, `\u674e\u5c0f\u9f8d${tag}`, `\u0645\u0631\u064a\u0645${tag}`, `\u{1f600}${tag}`, `\ue000${tag}`]) {
+        // Letters of every script, emoji: still new logins.
+        for (const name of [`Zo\u00eb ${tag}`, `\u674e\u5c0f\u9f8d${tag}`, `\u0645\u0631\u064a\u0645${tag}`, `\u{1f600}${tag}`]) {
           expectOk(await api.createJwtUser(name, password), 201);
         }
       });
+
+      it("refuses a new login holding a private-use code point with 400 INVALID_FIELD naming the field, on both sign-ups", async () => {
+        // The BMP's private use area and both supplementary ones (RFC 8265 disallows them: their
+        // look is whatever a font makes of them).
+        for (const c of ["\ue000", "\uf8ff", "\u{f0000}", "\u{10fffd}"]) {
+          const tag = uniqueName("pua").slice(4);
+          expectFieldRefused(await api.signUp(`a${c}${tag}@example.com`, password), "email", notPrivate("email"));
+          expectFieldRefused(await api.createJwtUser(`a${c}${tag}`, password), "user", notPrivate("user"));
+        }
+      });
+
+      // RFC 5892 Appendix A.1 and A.2 (CONTEXTJ), which RFC 8265's IdentifierClass applies: a
+      // joiner right after a virama (a Devanagari half form), a non-joiner there too or between
+      // letters that join (Persian writes words with it), combining marks between them skipped.
+      // Anywhere else they are invisible characters, refused as U+200B is. Logins are compared
+      // without them, as without every invisible character: with or without is one login.
+      it("takes a zero-width joiner or non-joiner in a new login where its script needs it (RFC 5892 CONTEXTJ), nowhere else; with or without it is the same login", async () => {
+        const tag = uniqueName("cj").slice(3);
+        const persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"; // می‌خواهم
+        const needed = [
+          "\u0915\u094d\u200d\u0937", // क्‍ष: a half form, the joiner after the virama
+          "\u0915\u094d\u200c\u0937", // क्‌ष: the non-joiner after the virama
+          "\u0d28\u0d4d\u200d", // ന്‍: a Malayalam chillu in its older spelling
+          "\u0628\u064e\u200c\u064e\u0628", // Arabic letters with a fatha on either side
+          "\u0721\u200c\u0722", // Syriac
+          "\u1820\u200c\u1821", // Mongolian
+        ];
+        expectOk(await api.signUp(`${persian}${tag}@example.com`, password), 201);
+        expectOk(await api.createJwtUser(`${persian}${tag}`, password), 201);
+        for (const [i, name] of needed.entries()) expectOk(await api.createJwtUser(`${name}${tag}${i}`, password), 201);
+        // Without the non-joiner it is the same login: a duplicate, and it logs in to the account.
+        const without = persian.replace("\u200c", "");
+        expectCode(await api.signUp(`${without}${tag}@example.com`, password), "already_exists", "a user with this email already exists");
+        expectCode(await api.createJwtUser(`${without}${tag}`, password), "already_exists", "a user with this name already exists");
+        expectOk(await api.logIn(`${without}${tag}@example.com`, password));
+        const token = expectOk(await api.jwtToken(`${without}${tag}`, password));
+        assert.equal(decodeJwt(token.token).user, `${persian}${tag}`);
+        // So is the conjunct क्ष, or its half form with a non-joiner for the joiner.
+        for (const lookAlike of ["\u0915\u094d\u0937", "\u0915\u094d\u200c\u0937"]) {
+          expectCode(await api.createJwtUser(`${lookAlike}${tag}0`, password), "already_exists", "a user with this name already exists");
+        }
+
+        const out = [
+          "a\u200cb", // Latin letters do not join
+          "a\u200db",
+          "\u0915\u200d\u0937", // a consonant, no virama
+          "\u0628\u200db", // a joiner after a joining letter: only a virama takes one
+          "\u0628\u200c", // nothing after it
+          "\u0628\u200cb", // a letter that does not join after it
+          "b\u200c\u0628", // nor before it
+          "\u200c\u0628", // nothing before it
+          "\u{1f468}\u200d\u{1f469}", // an emoji ZWJ sequence
+        ];
+        for (const name of out) {
+          expectFieldRefused(await api.signUp(`${tag}${name}@example.com`, password), "email", notNewText("email"));
+          expectFieldRefused(await api.createJwtUser(`${tag}${name}`, password), "user", notNewText("user"));
+        }
+        // An existing login with a joiner where none is taken is refused as a new one (400, not 409),
+        // and logs in to the account without it.
+        const latin = `ab${tag}`;
+        expectOk(await api.createJwtUser(latin, password), 201);
+        expectFieldRefused(await api.createJwtUser(`a\u200cb${tag}`, password), "user", notNewText("user"));
+        expectOk(await api.jwtToken(`a\u200cb${tag}`, password));
+      });
+
+      // A lone surrogate is no text: JSON's "\ud800" is not read as a login at all, the body is
+      // refused naming the field. (gRPC's binary messages are UTF-8, in which it has no form.)
+      if (transport !== "grpc") {
+        it("refuses a new login holding a lone surrogate with 400 INVALID_BODY_FIELD naming the field, on both sign-ups", async () => {
+          for (const c of ["\ud800", "\udfff"]) {
+            const tag = uniqueName("sur").slice(4);
+            expectFieldRefused(await api.signUp(`a${c}${tag}@example.com`, password), "email", notUtf8("email"), "INVALID_BODY_FIELD");
+            expectFieldRefused(await api.createJwtUser(`a${c}${tag}`, password), "user", notUtf8("user"), "INVALID_BODY_FIELD");
+          }
+        });
+      }
 
       it("an account whose login holds an invisible character (created before they were refused) still logs in, by its spelling or without the character", async () => {
         const tag = uniqueName("old").slice(4);
