@@ -18,6 +18,7 @@ import { loginApi, loginPaths, transports, type LoginApi } from "./api.js";
 
 const { onlyBlank, tooCommon, isLogin } = weakPassword;
 const noControls = "password must not contain control characters";
+const notUtf8 = (field: string) => `invalid request body: field "${field}": expected string: invalid UTF8`;
 const shortOnceTrimmed = "password too short: at least 8 characters required, not counting white space at either end, repeated white space, control or invisible characters";
 
 interface SignUpPath {
@@ -76,6 +77,21 @@ for (const store of storesUnderTest()) {
             expectOk(await path.signUp(api, path.newLogin(), `${password}\u200b\u3000\u00a0x`), 201);
           });
 
+          // A lone surrogate is no text: JSON's "\ud800" is not read as a password at all (were it
+          // hashed, it would be hashed as U+FFFD: "x\ud800" and "x\ufffd" one password); the body
+          // is refused naming the field, not quoting it. (gRPC's binary messages are UTF-8, in
+          // which it has no form; its JSON ones are refused alike.)
+          if (transport !== "grpc") {
+            it("refuses a password holding a lone surrogate: 400 INVALID_BODY_FIELD naming the field", async () => {
+              for (const pw of [`${password}\ud800`, `\udfff${password}`, `${password}\udc00\ud800`]) {
+                expectFieldRefused(await path.signUp(api, path.newLogin(), pw), path.field, notUtf8(path.field), "INVALID_BODY_FIELD");
+              }
+              // U+FFFD itself and a surrogate pair (an emoji) are text.
+              expectOk(await path.signUp(api, path.newLogin(), `${password}\ufffd`), 201);
+              expectOk(await path.signUp(api, path.newLogin(), `${password}\ud83d\ude00`), 201);
+            });
+          }
+
           it("refuses the login as the password, in any spelling that is the same login", async () => {
             const login = path.newLogin();
             for (const pw of [login, ` ${login.toUpperCase()} `, `${login}\u0000`, login.replace("p", "\uff50")]) {
@@ -104,6 +120,17 @@ for (const store of storesUnderTest()) {
         expectFieldRefused(await api.changeJwtPassword(access, `new ${password}\u0000`), "pass", noControls);
         expectOk(await api.jwtToken(user, password));
       });
+
+      if (transport !== "grpc") {
+        it("PATCH /jwt/user refuses a new password holding a lone surrogate: 400 INVALID_BODY_FIELD naming pass, the password unchanged", async () => {
+          const user = uniqueName("policy");
+          expectOk(await api.createJwtUser(user, password), 201);
+          const access = expectOk(await api.jwtToken(user, password)).token;
+          expectFieldRefused(await api.changeJwtPassword(access, `new ${password}\ud800`), "pass", notUtf8("pass"), "INVALID_BODY_FIELD");
+          expectOk(await api.jwtToken(user, password));
+          expectCode(await api.jwtToken(user, `new ${password}\ufffd`), "unauthenticated", "invalid login or password");
+        });
+      }
 
       it("keeps white space at either end of the password: padded with spaces, it logs in only so padded", async () => {
         const email = uniqueEmail("policy");
