@@ -572,7 +572,8 @@ export const JwtService: GenService<{
    * Creates a user (`POST /user`, 201). User names are compared by NFKC and case folding.
    * Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
    * breaks the policy, or a name holding a control or bidirectional formatting character, an
-   * invisible (zero-width, default-ignorable) character or an unassigned code point, 400;
+   * invisible (zero-width, default-ignorable) character (but a joiner its script needs, RFC
+   * 5892's CONTEXTJ), an unassigned or a private-use code point, 400;
    * too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
    * password hasher busy UNAVAILABLE (503, with Retry-After).
    *

@@ -257,7 +257,8 @@ func (UnimplementedSessionServiceHandler) DeleteSession(context.Context, *connec
 type UserServiceClient interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
 	// Errors: an invalid email (control or bidirectional formatting characters included; invisible
-	// (zero-width, default-ignorable) characters and unassigned code points in a new one) or a
+	// (zero-width, default-ignorable) characters but a joiner its script needs (RFC 5892's
+	// CONTEXTJ), unassigned and private-use code points in a new one) or a
 	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
 	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
 	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
@@ -315,7 +316,8 @@ func (c *userServiceClient) GetUser(ctx context.Context, req *connect.Request[v1
 type UserServiceHandler interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
 	// Errors: an invalid email (control or bidirectional formatting characters included; invisible
-	// (zero-width, default-ignorable) characters and unassigned code points in a new one) or a
+	// (zero-width, default-ignorable) characters but a joiner its script needs (RFC 5892's
+	// CONTEXTJ), unassigned and private-use code points in a new one) or a
 	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
 	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
 	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
