@@ -91,7 +91,7 @@ for (let r = 0; r < rounds; r++) {
     for (const side of order) up.push({ side, ...(await start(side.dir)) });
     for (const kind of kinds) {
       for (const { side, server, token } of up) {
-        const res = h2load(call(kind, server, token), benchSeconds, processTree(server.pid));
+        const res = await h2load(call(kind, server, token), benchSeconds, processTree(server.pid));
         if (res.errors > 0) throw new Error(`${side.dir}: ${res.errors} calls failed`);
         side.rps[kind]!.push(res.rps);
         side.cpu[kind]!.push(res.cpuMsPerCall!);

@@ -68,9 +68,9 @@ try {
       const oursPid = p.oursInFloor ? floor.pid! : tessera.pid;
       const [a, b] = r % 2 === 0 ? [p.ours, p.floor] : [p.floor, p.ours];
       const [pa, pb] = r % 2 === 0 ? [oursPid, floor.pid!] : [floor.pid!, oursPid];
-      const ra = h2load(a, undefined, [pa]);
+      const ra = await h2load(a, undefined, [pa]);
       await waitQuiet();
-      const rb = h2load(b, undefined, [pb]);
+      const rb = await h2load(b, undefined, [pb]);
       const [ours, fl] = r % 2 === 0 ? [ra, rb] : [rb, ra];
       const res = results[i];
       res.ours.push(ours.rps);

@@ -85,7 +85,7 @@ async function main(): Promise<void> {
     for (const mode of order) {
       const { child, url } = await start(mode);
       try {
-        const res = h2load({ url, headers: grpcHeaders, body: emptyGrpcFrame }, benchSeconds, [child.pid!]);
+        const res = await h2load({ url, headers: grpcHeaders, body: emptyGrpcFrame }, benchSeconds, [child.pid!]);
         if (res.errors > 0) throw new Error(`${mode}: ${res.errors} calls failed`);
         cpu[mode].push(res.cpuMsPerCall! * 1000);
         rps[mode].push(res.rps);

@@ -1,7 +1,7 @@
 // h2load (nghttp2's load client, C: it costs the machine far less per request than a Node
 // client would) run against a URL, its figures parsed; and the helpers the figure benchmarks
 // share: interleaved rounds, medians, a quiet-machine check, one checked call per case.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { writeFileSync, mkdtempSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
@@ -50,12 +50,13 @@ export function cpuMs(pid: number): number {
 const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
 /**
- * One h2load run (warm-up, then BENCH_DUR seconds). With `pids`, the CPU those processes
- * spent over the whole run (warm-up included) divided by the calls answered in it: a figure
- * that a busy machine disturbs far less than a rate.
+ * One h2load run (warm-up, then BENCH_DUR seconds). With `pids`, the CPU those processes spent
+ * over the measured seconds only (as bench/peers' Sampler takes it: from the end of the warm-up
+ * to its end plus `seconds`, scaled to `seconds` when the timers ran late) divided by the calls
+ * answered in them, which are all h2load counts: a figure that a busy machine disturbs far less
+ * than a rate.
  */
-export function h2load(c: H2loadCase, seconds = benchSeconds, pids: number[] = []): H2loadResult {
-  const cpu0 = pids.reduce((s, p) => s + cpuMs(p), 0);
+export async function h2load(c: H2loadCase, seconds = benchSeconds, pids: number[] = []): Promise<H2loadResult> {
   const argv = ["-c", String(c.connections ?? inFlight), "-m", String(c.streams ?? 1), "-t", "1", "-D", String(seconds), "--warm-up-time", String(warmSeconds)];
   if (c.h1) argv.push("--h1");
   for (const h of c.headers ?? []) argv.push("-H", h);
@@ -65,15 +66,35 @@ export function h2load(c: H2loadCase, seconds = benchSeconds, pids: number[] = [
     argv.push("-d", file);
   }
   argv.push(c.url);
-  const r = spawnSync("h2load", argv, { encoding: "utf8", timeout: (seconds + warmSeconds + 30) * 1000 });
-  const out = r.stdout ?? "";
+  const child = spawn("h2load", argv, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d));
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  const kill = setTimeout(() => child.kill(), (seconds + warmSeconds + 30) * 1000);
+  const sleep = (ms: number) => Promise.race([new Promise((r) => setTimeout(r, ms)), exited]);
+  const cpuOf = () => pids.reduce((s, p) => s + cpuMs(p), 0);
+  let window: { cpu: number; ms: number } | undefined;
+  try {
+    if (pids.length > 0) {
+      await sleep(warmSeconds * 1000);
+      const cpu0 = cpuOf();
+      const t0 = performance.now();
+      await sleep(seconds * 1000);
+      window = { cpu: cpuOf() - cpu0, ms: performance.now() - t0 };
+    }
+    await exited;
+  } finally {
+    clearTimeout(kill);
+  }
   const rq = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
   const sc = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
-  if (!rq || !sc) throw new Error(`h2load output not understood (${c.url}):\n${out}${r.stderr ?? ""}`);
+  if (!rq || !sc) throw new Error(`h2load output not understood (${c.url}):\n${out}${err}`);
   const ok = Number(rq[4]);
   const errors = Number(rq[5]) + Number(rq[6]) + Number(rq[7]) + Number(sc[3]) + Number(sc[4]);
   const total = Number(rq[3]);
-  const cpuMsPerCall = pids.length > 0 && total > 0 ? (pids.reduce((s, p) => s + cpuMs(p), 0) - cpu0) / total : undefined;
+  const cpuMsPerCall = window && total > 0 ? ((window.cpu / total) * seconds * 1000) / window.ms : undefined;
   return { rps: ok / seconds, ok, errors, cpuMsPerCall };
 }
 

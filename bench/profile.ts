@@ -107,7 +107,7 @@ for (const c of cases.filter((c) => !process.env.BENCH_ONLY || c.name.includes(p
   try {
     const access_token = await signUpAndLogIn(server.url, "prof@example.com");
     const start = performance.timeOrigin + performance.now();
-    const r = h2load(c.load(server.url, access_token));
+    const r = await h2load(c.load(server.url, access_token));
     window = [start, performance.timeOrigin + performance.now()];
     console.log(`\n${c.name}: ${r.rps.toFixed(0)}/s over ${benchSeconds} s (${r.errors} errors)`);
   } finally {
