@@ -14,12 +14,12 @@
 //
 // Events carry ids, names and addresses, never a secret: no password, no token, no hash. The
 // recorder takes only the fields below, so a caller cannot pass one by accident.
-import { randomBytes } from "node:crypto";
 import { beyondDeadline, currentCall, outsideCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { AppendOptions, AuditEventRecord, AuditEventStore } from "../store/ports/audit-events.js";
 import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
 import type { Clock } from "./clock.js";
+import { fillRandom } from "./random-pool.js";
 import { AuthError, endedCall } from "./errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
 import { holdsCredential, unquotable } from "../credential-shapes.js";
@@ -369,7 +369,9 @@ export class SortableIds {
       this.seq = 0;
     }
     this.lastMs = ms;
-    const b = randomBytes(16);
+    // Bytes 8 to 15 random (from the pool: random-pool.ts), the others written below.
+    const b = Buffer.allocUnsafe(16);
+    fillRandom(b, 8, 8);
     b.writeUIntBE(ms, 0, 6);
     b[6] = 0x70 | (this.seq >> 8);
     b[7] = this.seq & 0xff;

@@ -3,7 +3,7 @@
 // recommendation says: a header that does not parse is ignored and the call starts a new trace.
 // Each call gets a span id of its own; the answer carries `traceparent` with the call's trace id
 // and that span id, so a caller can find the server's side of its call.
-import { randomFillSync } from "node:crypto";
+import { randomHex } from "../core/random-pool.js";
 
 export interface TraceParent {
   traceId: string;
@@ -40,20 +40,6 @@ export function parseTracestate(value: string | string[] | undefined): string | 
 
 export function formatTraceparent(traceId: string, spanId: string, flags: string): string {
   return `00-${traceId}-${spanId}-${flags}`;
-}
-
-// Random ids from a pool, refilled 4 KiB at a time: one system call per ~170 calls.
-const pool = Buffer.alloc(4096);
-let offset = pool.length;
-
-function randomHex(bytes: number): string {
-  if (offset + bytes > pool.length) {
-    randomFillSync(pool);
-    offset = 0;
-  }
-  const hex = pool.toString("hex", offset, offset + bytes);
-  offset += bytes;
-  return hex;
 }
 
 /** A new span id: 16 hex digits, never all zero. */
