@@ -149,7 +149,7 @@ export class AuditedSessions extends Sessions {
       "session.started",
       { userId: user.id },
       () => super.begin(user, clientId, alongside),
-      ({ pair }) => ({ subject: decodeJwt(pair.accessToken).sid as string }),
+      ({ sessionId }) => ({ subject: sessionId }),
     );
     await durableAfterEvent(this.audit, await recorded, durable);
     return pair;

@@ -151,8 +151,9 @@ export class Sessions {
    * start(), answered once the session and its refresh token are stored, with `durable`, which
    * resolves once they and every write before them are durable (SessionStore.createThenSync): a
    * caller's own write in between (AuditedSessions' session.started event) shares their fsync.
+   * `sessionId` is the access token's `sid` (the event's subject, not read back from the token).
    */
-  protected async begin(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string, alongside?: Promise<void>): Promise<PairThenSync> {
+  protected async begin(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string, alongside?: Promise<void>): Promise<PairThenSync & { sessionId: string }> {
     // Settled whenever it fails: its error is passed on below, or dropped for an earlier one.
     const alongsideSettled = alongside?.then(
       () => undefined,
@@ -197,7 +198,7 @@ export class Sessions {
           }
           const failed = await alongsideSettled;
           if (failed) throw failed.error;
-          return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
+          return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable, sessionId };
         });
       },
     );
