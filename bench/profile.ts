@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { argonConcurrency, benchClientId, loginBenchEnv, signUpAndLogIn, startServerProcess } from "./lib.js";
-import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, requireH2load, type H2loadCase } from "./h2load.js";
+import { benchSeconds, emptyGrpcFrame, grpcHeaders, h2load, requireH2load, warmSeconds, type H2loadCase } from "./h2load.js";
 
 requireH2load();
 interface ProfileNode {
@@ -121,6 +121,7 @@ for (const c of cases.filter((c) => !process.env.BENCH_ONLY || c.name.includes(p
   const endUs = profile.startTime + profile.timeDeltas.reduce((s, x) => s + x, 0);
   const stopMs = performance.timeOrigin + performance.now() - window[1];
   const toUs = endUs - stopMs * 1000;
-  const fromUs = toUs - (window[1] - window[0]) * 1000 + 2_500_000; // skip the warm-up
+  // Skip h2load's warm-up (BENCH_WARM seconds, which its figures leave out too) and half a second more.
+  const fromUs = toUs - (window[1] - window[0]) * 1000 + (warmSeconds + 0.5) * 1_000_000;
   console.log(top(profile, fromUs, toUs));
 }
