@@ -17,6 +17,7 @@ import type { LoginKind, LoginSource } from "./login-name.js";
 import { sessionEnded, Sessions, type PairThenSync, type SessionAccess, type TokenPair } from "./sessions.js";
 import { UserTokens, type CookieSessionOrigin, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
 import { Users, type NewUserInput } from "./users.js";
+import type { AppendOptions } from "../store/ports/audit-events.js";
 import type { UserTokenRecord } from "../store/ports/user-tokens.js";
 import { errorDurable } from "../store/ports/errors.js";
 
@@ -40,10 +41,11 @@ export const CAP_REASON = "CAP";
 
 /**
  * One `type` event per credential a cap ended (`subject`: its id), reason CAP, recorded in one
- * turn (the embedded store commits them together).
+ * turn (the embedded store commits them together). `options`: the store's append's (a login
+ * whose own event, recorded next, makes them durable: AuditedSessions.endedByCap).
  */
-async function recordEndedByCap(audit: AuditTrail, type: AuditEventType, userId: string, ids: readonly string[]): Promise<void> {
-  await Promise.all(ids.map((subject) => audit.record({ type, outcome: "success", userId, subject, reason: CAP_REASON })));
+async function recordEndedByCap(audit: AuditTrail, type: AuditEventType, userId: string, ids: readonly string[], options?: AppendOptions): Promise<void> {
+  await Promise.all(ids.map((subject) => audit.record({ type, outcome: "success", userId, subject, reason: CAP_REASON }, options)));
 }
 
 export class AuditedUsers extends Users {
@@ -155,10 +157,16 @@ export class AuditedSessions extends Sessions {
     return pair;
   }
 
-  /** `session.ended`, reason CAP, for each session a login ended for the cap. */
+  /**
+   * `session.ended`, reason CAP, for each session a login ended for the cap. Recorded
+   * syncedByNextWrite, as the login's `login` event is: the login waits for the fsync of its
+   * session.started event, recorded after them (start()), or for synced() when that event is not
+   * stored or the login fails (start(), AuditedUsers.authenticateThen), either of which makes them
+   * durable before the answer: one fsync per login at the cap, not one more for these events.
+   */
   protected override async endedByCap(userId: string, sessionIds: readonly string[]): Promise<void> {
     await super.endedByCap(userId, sessionIds);
-    await recordEndedByCap(this.audit, "session.ended", userId, sessionIds);
+    await recordEndedByCap(this.audit, "session.ended", userId, sessionIds, { syncedByNextWrite: true });
   }
 
   /**

@@ -8,6 +8,7 @@ import { fsync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { decodeJwt } from "jose";
 import { CallEndedError } from "../../src/call-scope.js";
 import { AuthError } from "../../src/core/errors.js";
 import type { TokenPair } from "../../src/core/sessions.js";
@@ -1069,6 +1070,55 @@ describe("Seed 002 login on the embedded store: the fsyncs it waits for", () => 
     const now = JSON.parse(written()) as Record<string, number>;
     assert.equal(durable, written(), "every write of the login was covered by an fsync that returned before the answer");
     const covers = requested.map((c) => JSON.parse(c) as Record<string, number>);
+    assert.equal(covers.length, 1, `fsyncs: ${requested.join(" | ")}`);
+    assert.deepEqual(covers[0], now);
+  });
+});
+
+describe("Seed 000 login at TESSERA_MAX_SESSIONS_PER_USER on the embedded store: the fsyncs it waits for", () => {
+  let server: TestServer;
+  let db: Database.Database;
+  /** What the login writes, as committed now: its session (the one past the cap deleted), audit events. */
+  let written: () => string = () => "";
+  let requested: string[] = [];
+  let durable = "";
+  before(async () => {
+    server = await startTestServer({
+      env: { TESSERA_MAX_SESSIONS_PER_USER: "1" },
+      fsync: (fd, done) => {
+        const covers = written();
+        requested.push(covers);
+        fsync(fd, (error) => {
+          if (!error) durable = covers;
+          done(error);
+        });
+      },
+    });
+    db = new Database(join(server.config.dataDir, "tessera.db"), { readonly: true });
+    written = () =>
+      JSON.stringify({
+        sessions: db.prepare("SELECT group_concat(id) FROM sessions").pluck().get(),
+        auditEvents: db.prepare("SELECT count(*) FROM audit_events").pluck().get(),
+        endedByCap: db.prepare("SELECT group_concat(subject) FROM audit_events WHERE type = 'session.ended' AND reason = 'CAP'").pluck().get(),
+      });
+  });
+  after(async () => {
+    await server?.close();
+    db?.close();
+  });
+
+  it("POST /session ending the user's oldest session: one fsync (the login's events, the session, its session.ended CAP event), returned before the answer, covering every write", async () => {
+    const api = sessionApi("rest", server.url);
+    const email = uniqueEmail();
+    expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
+    const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+    await new Promise((r) => setTimeout(r, 50));
+    requested = [];
+    expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+    const now = JSON.parse(written()) as Record<string, unknown>;
+    assert.equal(now.endedByCap, decodeJwt(first.access_token).sid, "the first session ended for the cap, and its event stored");
+    assert.equal(durable, written(), "every write of the login was covered by an fsync that returned before the answer");
+    const covers = requested.map((c) => JSON.parse(c) as Record<string, unknown>);
     assert.equal(covers.length, 1, `fsyncs: ${requested.join(" | ")}`);
     assert.deepEqual(covers[0], now);
   });

@@ -23,11 +23,12 @@ import { callLater, mapSqliteError, meansFull } from "./sqlite-errors.js";
  *
  * `cheaply(write)` marks writes whose loss on a power cut costs little: their call resolves at
  * once, and the next fsync (anyone's) makes them durable:
- * - the lastLoginAt and the login's audit event of a seed 000 login (setLastLogin's and
- *   AuditEventStore.append's syncedByNextWrite), which the fsync the login waits for makes
+ * - the lastLoginAt and the login's audit event of a seed 000 login, and the session.ended
+ *   events of the sessions it ended for the cap (setLastLogin's and AuditEventStore.append's
+ *   syncedByNextWrite), which the fsync the login waits for makes
  *   durable before the answer (its session and first refresh token are committed after them, in
  *   one transaction, by deferred(), then its session.started event, with or after the login's
- *   event, whose fsync covers all of them); a refresh token's spend and the session's move to the new access
+ *   event and the cap's, whose fsync covers all of them); a refresh token's spend and the session's move to the new access
  *   token, committed before the refresh's child refresh token (deferredSpend()), then its
  *   session.refreshed event, whose fsync covers the three: a power cut loses either all of a
  *   refresh or its end, as if the answer had been lost on its way (the same refresh, retried,
