@@ -1034,92 +1034,81 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
   });
 });
 
-describe("Seed 002 login on the embedded store: the fsyncs it waits for", () => {
-  let server: TestServer;
-  let db: Database.Database;
-  /** What the login writes, as committed now: its user token and audit events. */
-  let written: () => string = () => "";
-  let requested: string[] = [];
-  let durable = "";
+/**
+ * A server of the tests (with `env`) whose fsyncs of the log are recorded: `requested` holds
+ * what `written` (of its database, opened read-only) said as each was asked for, `durable` what
+ * it said as the last one to succeed was.
+ */
+function fsyncsRecorded(written: (db: Database.Database) => string, env: Record<string, string> = {}) {
+  const state = { server: undefined as unknown as TestServer, db: undefined as Database.Database | undefined, written: () => "", requested: [] as string[], durable: "" };
   before(async () => {
-    server = await startTestServer({
+    state.server = await startTestServer({
+      env,
       fsync: (fd, done) => {
-        const covers = written();
-        requested.push(covers);
+        const covers = state.written();
+        state.requested.push(covers);
         fsync(fd, (error) => {
-          if (!error) durable = covers;
+          if (!error) state.durable = covers;
           done(error);
         });
       },
     });
-    db = new Database(join(server.config.dataDir, "tessera.db"), { readonly: true });
-    const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
-    written = () => JSON.stringify({ userTokens: count("user_tokens"), auditEvents: count("audit_events") });
+    const db = (state.db = new Database(join(state.server.config.dataDir, "tessera.db"), { readonly: true }));
+    state.written = () => written(db);
   });
   after(async () => {
-    await server?.close();
-    db?.close();
+    await state.server?.close();
+    state.db?.close();
+  });
+  return state;
+}
+
+/** One fsync was asked for since `requested` was emptied, covering every write made so far, and returned (before the answer just read). */
+function assertOneFsyncCoveringAll(state: ReturnType<typeof fsyncsRecorded>): void {
+  const now = state.written();
+  assert.equal(state.durable, now, "every write of the login was covered by an fsync that returned before the answer");
+  assert.equal(state.requested.length, 1, `fsyncs: ${state.requested.join(" | ")}`);
+  assert.deepEqual(JSON.parse(state.requested[0]!), JSON.parse(now));
+}
+
+describe("Seed 002 login on the embedded store: the fsyncs it waits for", () => {
+  /** What the login writes, as committed now: its user token and audit events. */
+  const recorded = fsyncsRecorded((db) => {
+    const count = (table: string) => (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    return JSON.stringify({ userTokens: count("user_tokens"), auditEvents: count("audit_events") });
   });
 
   it("POST /auth/login: one fsync (the login's audit event, the user token and user_token.login), returned before the answer, covering every write", async () => {
     const email = uniqueEmail();
-    expectOk(await sessionApi("rest", server.url).createUser({ email, password }, { clientId: testClientId }), 201);
+    expectOk(await sessionApi("rest", recorded.server.url).createUser({ email, password }, { clientId: testClientId }), 201);
     await new Promise((r) => setTimeout(r, 50));
-    requested = [];
-    expectOk(await userTokenApi("rest", server.url).login(undefined, basic(email, password)));
-    const now = JSON.parse(written()) as Record<string, number>;
-    assert.equal(durable, written(), "every write of the login was covered by an fsync that returned before the answer");
-    const covers = requested.map((c) => JSON.parse(c) as Record<string, number>);
-    assert.equal(covers.length, 1, `fsyncs: ${requested.join(" | ")}`);
-    assert.deepEqual(covers[0], now);
+    recorded.requested = [];
+    expectOk(await userTokenApi("rest", recorded.server.url).login(undefined, basic(email, password)));
+    assertOneFsyncCoveringAll(recorded);
   });
 });
 
 describe("Seed 000 login at TESSERA_MAX_SESSIONS_PER_USER on the embedded store: the fsyncs it waits for", () => {
-  let server: TestServer;
-  let db: Database.Database;
   /** What the login writes, as committed now: its session (the one past the cap deleted), audit events. */
-  let written: () => string = () => "";
-  let requested: string[] = [];
-  let durable = "";
-  before(async () => {
-    server = await startTestServer({
-      env: { TESSERA_MAX_SESSIONS_PER_USER: "1" },
-      fsync: (fd, done) => {
-        const covers = written();
-        requested.push(covers);
-        fsync(fd, (error) => {
-          if (!error) durable = covers;
-          done(error);
-        });
-      },
-    });
-    db = new Database(join(server.config.dataDir, "tessera.db"), { readonly: true });
-    written = () =>
+  const recorded = fsyncsRecorded(
+    (db) =>
       JSON.stringify({
         sessions: db.prepare("SELECT group_concat(id) FROM sessions").pluck().get(),
         auditEvents: db.prepare("SELECT count(*) FROM audit_events").pluck().get(),
         endedByCap: db.prepare("SELECT group_concat(subject) FROM audit_events WHERE type = 'session.ended' AND reason = 'CAP'").pluck().get(),
-      });
-  });
-  after(async () => {
-    await server?.close();
-    db?.close();
-  });
+      }),
+    { TESSERA_MAX_SESSIONS_PER_USER: "1" },
+  );
 
   it("POST /session ending the user's oldest session: one fsync (the login's events, the session, its session.ended CAP event), returned before the answer, covering every write", async () => {
-    const api = sessionApi("rest", server.url);
+    const api = sessionApi("rest", recorded.server.url);
     const email = uniqueEmail();
     expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
     const first = expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
     await new Promise((r) => setTimeout(r, 50));
-    requested = [];
+    recorded.requested = [];
     expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
-    const now = JSON.parse(written()) as Record<string, unknown>;
-    assert.equal(now.endedByCap, decodeJwt(first.access_token).sid, "the first session ended for the cap, and its event stored");
-    assert.equal(durable, written(), "every write of the login was covered by an fsync that returned before the answer");
-    const covers = requested.map((c) => JSON.parse(c) as Record<string, unknown>);
-    assert.equal(covers.length, 1, `fsyncs: ${requested.join(" | ")}`);
-    assert.deepEqual(covers[0], now);
+    assert.equal((JSON.parse(recorded.written()) as { endedByCap: unknown }).endedByCap, decodeJwt(first.access_token).sid, "the first session ended for the cap, and its event stored");
+    assertOneFsyncCoveringAll(recorded);
   });
 });
