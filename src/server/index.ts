@@ -343,7 +343,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
     refusesBody: (req) => declaredOver(req, config.bodyLimitBytes),
-    isSecret,
+    requestIds: { isSecret },
     sharing: o.sharing,
   }));
   o.metrics?.countConnections(() => listener.connections());
@@ -401,8 +401,7 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
  * connections counted apart from the main port's (a full main port does not stop a scrape).
  */
 async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger): Promise<Listener> {
-  const isSecret = configuredSecret(config);
-  const hidden = unquotable(isSecret);
+  const hidden = unquotable(configuredSecret(config));
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     if (refusedOnArrival(req, res, hidden)) return;
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
@@ -424,7 +423,7 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),
     allow: "GET, HEAD",
-    isSecret,
+    // No x-request-id, on the listener's own answers either: this port logs no request.
   }));
 }
 

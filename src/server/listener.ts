@@ -59,10 +59,12 @@ export interface ListenerOptions {
   /** Told when a connection is shed for abuse (for the log). */
   onShed?(reason: string, peer: string | undefined, protocol: "h2" | "http/1.1"): void;
   /**
-   * Whether a request's x-request-id is a secret of the configuration (the admin token), so that
-   * the answers made here (405 to CONNECT, 417, 505) do not quote it back, as the handler does not.
+   * Whether the answers made here carry an x-request-id, as the handler's do: the request's own
+   * (requestIdOf) on a 405 to CONNECT, a 417 or a 505, where `isSecret` tells the configuration's
+   * secrets (the admin token) not to quote back, as the handler does not; a new one on the JSON
+   * errors to bytes that are no request. Unset: none (TESSERA_METRICS_PORT, whose handler sets none).
    */
-  isSecret?(text: string): boolean;
+  requestIds?: { isSecret(text: string): boolean };
   /** What a 405 to CONNECT lists in Allow: the methods the handler takes (default servedMethods). */
   allow?: string;
   /**
@@ -226,7 +228,7 @@ export function peerAddress(req: http.IncomingMessage | http2.Http2ServerRequest
  * (its stream, its :authority): such a request threw in the request listener and ended the
  * process. 505 (RFC 9110 15.6.6), and the connection closes.
  */
-function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse, requestId: string): void {
+function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse, requestId: RequestIdHeader): void {
   res.shouldKeepAlive = false;
   sendErrorBody(
     res,
@@ -234,7 +236,7 @@ function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse, r
     Code.Unimplemented,
     "UNIMPLEMENTED",
     `HTTP/${req.httpVersion} is not served in HTTP/1.1 syntax: this port speaks HTTP/1.0, HTTP/1.1 and HTTP/2 (which starts with its connection preface)`,
-    { [requestIdHeader]: requestId, connection: "close" },
+    { ...requestId, connection: "close" },
   );
 }
 
@@ -264,10 +266,15 @@ export const servedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE";
  * without a "connect" listener the HTTP/1.1 server destroyed the socket without a byte, and the
  * HTTP/2 one answered 405 with neither Allow (which a 405 must carry) nor a body.
  */
-function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, allow: string, requestId: string): void {
+function noTunnel(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  allow: string,
+  requestId: RequestIdHeader,
+): void {
   sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", "CONNECT is not allowed: this server opens no tunnels", {
     allow,
-    [requestIdHeader]: requestId,
+    ...requestId,
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
 }
@@ -278,10 +285,10 @@ function noTunnel(req: http.IncomingMessage | http2.Http2ServerRequest, res: htt
  * naming the expectation or a request id. HTTP/1.1: the connection closes (the body the client
  * may still send is not read).
  */
-function expectationFailed(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, requestId: string): void {
+function expectationFailed(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, requestId: RequestIdHeader): void {
   const expect = String(req.headers.expect ?? "").replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
   sendErrorBody(res, 417, Code.InvalidArgument, "MALFORMED_REQUEST", `the expectation ${JSON.stringify(expect)} cannot be met: this server meets only Expect: 100-continue`, {
-    [requestIdHeader]: requestId,
+    ...requestId,
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
 }
@@ -296,6 +303,9 @@ const withheld = new WeakSet<http.IncomingMessage | http2.Http2ServerRequest>();
 export function continueWithheld(req: http.IncomingMessage | http2.Http2ServerRequest): boolean {
   return withheld.has(req);
 }
+
+/** The x-request-id header of an answer made here (listen's idOf): none where the port sets none. */
+type RequestIdHeader = { [requestIdHeader]?: string };
 
 /** An Expect that is 100-continue, in any case (RFC 9110 10.1.1: the value is case-insensitive). */
 const hundredContinue = /^[ \t]*100-continue[ \t]*$/i;
@@ -322,11 +332,11 @@ const plainMethodSoFar = /^[A-Z]{1,12}$/;
  * An HTTP/1.1 error answer as bytes, for a connection no ServerResponse answers (its bytes
  * refused by the parser, or not HTTPS on the TLS port): the JSON error, then the connection closes.
  */
-function rawErrorAnswer(status: number, code: Code, reason: ServerReason, message: string): string {
+function rawErrorAnswer(status: number, code: Code, reason: ServerReason, message: string, requestId = true): string {
   const body = errorBody(code, reason, message);
   return (
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n` +
-    `${requestIdHeader}: ${requestIdOf(undefined)}\r\n` +
+    (requestId ? `${requestIdHeader}: ${requestIdOf(undefined)}\r\n` : "") +
     Object.entries(notStored).map(([name, value]) => `${name}: ${value}\r\n`).join("") +
     "content-type: application/json\r\n" +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
@@ -406,7 +416,7 @@ function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, 
  * request that asked for the connection to close are dropped while its answer is under way. A client's
  * bytes are no server failure: nothing is logged.
  */
-export function answerClientError(limits: ClientErrorLimits): (e: ClientError, socket: Duplex) => void {
+export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptions, "requestIds">): (e: ClientError, socket: Duplex) => void {
   return (e, socket) => {
     if (e.code === "HPE_PAUSED_H2_UPGRADE" && (socket as tls.TLSSocket).encrypted && (socket as Socket).bytesWritten === 0) {
       // The HTTP/2 preface as a connection's first bytes, on a TLS connection that did not
@@ -433,7 +443,7 @@ export function answerClientError(limits: ClientErrorLimits): (e: ClientError, s
       // The request being read, refused by the request timeout: its reader sees the connection
       // close, as when a client leaves, and is told it was this (request-arrival.ts).
       if (e.code === "ERR_HTTP_REQUEST_TIMEOUT" && incoming) markArrivalTimedOut(incoming);
-      socket.write(rawErrorAnswer(...clientErrorAnswer(e, limits)));
+      socket.write(rawErrorAnswer(...clientErrorAnswer(e, limits), limits.requestIds !== undefined));
     }
     socket.destroy();
   };
@@ -447,8 +457,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // drain(): set for good; every connection from then on is drained as described there.
   let draining = false;
 
-  // The id of a request answered here (requestIdOf, as the handler gives it).
-  const idOf = (req: Parameters<RequestHandler>[0]) => requestIdOf(req.headers[requestIdHeader], o.isSecret);
+  // The id of a request answered here (requestIdOf, as the handler gives it), if any.
+  const idOf = (req: Parameters<RequestHandler>[0]): RequestIdHeader =>
+    o.requestIds === undefined ? {} : { [requestIdHeader]: requestIdOf(req.headers[requestIdHeader], o.requestIds.isSecret) };
   const unmet: RequestHandler = (req, res) => expectationFailed(req, res, idOf(req));
 
   // Each HTTP/1.1 connection: the requests it has in flight (their answers go out in order, a

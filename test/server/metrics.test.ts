@@ -397,6 +397,53 @@ describe("metrics: where they are served", function () {
       await server.close();
     }
   });
+  // The listener's own answers there (405 to CONNECT, 417, 505, and the JSON errors to bytes that
+  // are no request) carried an x-request-id, the port's other answers none.
+  it("TESSERA_METRICS_PORT: no answer carries an x-request-id, the listener's own (405, 417, 505, 400, 431) neither, over HTTP/1.1 and h2c", async () => {
+    const server = await startTestServer({ env: { TESSERA_METRICS_PORT: "0" } });
+    const port = server.tessera.server.metricsPort!;
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      for (const [status, head] of [
+        [200, "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-request-id: scrape-1\r\n\r\n"],
+        [404, "GET /no/such HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-request-id: scrape-1\r\n\r\n"],
+        [405, "CONNECT localhost:443 HTTP/1.1\r\nhost: localhost:443\r\nx-request-id: scrape-1\r\n\r\n"],
+        [417, "GET /metrics HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\nx-request-id: scrape-1\r\n\r\n"],
+        [505, "GET /metrics HTTP/2.0\r\nhost: x\r\nx-request-id: scrape-1\r\n\r\n"],
+        [400, "GET /metrics HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n"],
+        [431, `GET /metrics HTTP/1.1\r\nhost: x\r\nx-big: ${"a".repeat(17 * 1024)}\r\n\r\n`],
+      ] as const) {
+        const answer = await new Promise<string>((resolve, reject) => {
+          const socket = net.connect(port, "127.0.0.1", () => socket.write(head));
+          let data = "";
+          socket.on("data", (b: Buffer) => (data += b.toString("latin1")));
+          socket.on("close", () => resolve(data));
+          socket.on("error", reject);
+        });
+        const [statusLine, ...fields] = answer.slice(0, answer.indexOf("\r\n\r\n")).split("\r\n");
+        assert.equal(statusLine!.split(" ")[1], String(status), head.slice(0, 40));
+        assert.deepEqual(fields.filter((f) => /^x-request-id:/i.test(f)), [], `${status}`);
+      }
+      for (const [status, headers] of [
+        [200, { ":method": "GET", ":path": "/metrics" }],
+        [404, { ":method": "GET", ":path": "/no/such" }],
+        [405, { ":method": "CONNECT", ":authority": "localhost:443" }],
+        [417, { ":method": "GET", ":path": "/metrics", expect: "200-ok" }],
+      ] as const) {
+        const head = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+          const stream = session.request({ ...headers, "x-request-id": "scrape-1" });
+          stream.on("response", resolve);
+          stream.on("error", reject);
+          stream.resume();
+        });
+        assert.equal(head[":status"], status);
+        assert.equal(head["x-request-id"], undefined, `h2c ${status}`);
+      }
+    } finally {
+      session.close();
+      await server.close();
+    }
+  });
 });
 
 describe("metrics: TESSERA_METRICS_PORT has the main port's timeouts and connection cap", function () {
