@@ -5,13 +5,13 @@
 // `npm run docs:config` into the README. A bad value stops the service with one line naming the
 // variable and what is wrong with it.
 import { randomBytes } from "node:crypto";
-import { accessSync, constants, readFileSync } from "node:fs";
+import { accessSync, constants } from "node:fs";
 import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
 import { refreshTokenAudience } from "./core/jwt-tokens.js";
 import { jwtRouteClash } from "./rest-routes.js";
 import { proxySubnet } from "./server/client-address.js";
-import { defaultMaxConnections, headerCredentialLimitBytes, openFileLimit, requestHeaderLimitBytes } from "./server/limits.js";
+import { defaultMaxConnections, headerCredentialLimitBytes, processOpenFileLimit, requestHeaderLimitBytes } from "./server/limits.js";
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
 import { secretEquals, secretMatcher } from "./core/secrets.js";
@@ -323,7 +323,7 @@ export const variables = {
   headersTimeoutMs: variable("TESSERA_HEADERS_TIMEOUT_MS", 10000, integer(1000, 600000), "Request headers, and under TLS the handshake, must arrive within this time."),
   idleTimeoutMs: variable("TESSERA_IDLE_TIMEOUT_MS", 65000, integer(1000, 3600000), "Idle connections (HTTP/1.1 keep-alive, HTTP/2 without open streams) are closed after this time; so is an HTTP/1.1 connection whose client has taken none of its waiting answers for this long, and an HTTP/2 answer that cannot be sent for this long is reset."),
   tcpKeepaliveSeconds: variable("TESSERA_TCP_KEEPALIVE_SECONDS", 60, integer(0, 7200), "TCP keepalive on every accepted connection: after this many seconds without a packet the kernel probes the client, then every second, and closes the connection after 10 probes unanswered, so a client that vanished (its host gone, a NAT that forgot it) during a quiet stream is noticed; 0: off."),
-  maxConnections: variable<number>("TESSERA_MAX_CONNECTIONS", undefined, integer(0, 1000000), "Connections each worker process serves at once; beyond, a new one is closed as it is accepted, before a byte of it is read (under TESSERA_WORKERS, one handed to a worker that has no room is served by the first worker if it has, else closed), counted in tessera_connections_refused_total and logged at warn at most once a minute; TESSERA_METRICS_PORT has the same limit, its connections counted apart. The default leaves half the process's open-file limit (`ulimit -n`, which Node raises to its hard limit) to the store, files and logs; 0: no limit (each connection holds a file descriptor and some 5 to 40 KiB of memory).", { shownDefault: "(a quarter of the open-file limit, 1024 assumed where it cannot be read, at most 10000)" }),
+  maxConnections: variable<number>("TESSERA_MAX_CONNECTIONS", undefined, integer(0, 1000000), "Connections each worker process serves at once; beyond, a new one is closed as it is accepted, before a byte of it is read (under TESSERA_WORKERS, one handed to a worker that has no room is served by the first worker if it has, else closed), counted in tessera_connections_refused_total and logged at warn at most once a minute; TESSERA_METRICS_PORT has the same limit, its connections counted apart. The default leaves half the process's open-file limit (`ulimit -n`, which Node raises to its hard limit) to the store, files and logs; 0: no limit (each connection holds a file descriptor and some 5 to 40 KiB of memory). Set (or 0) to as many as the open-file limit or more (twice it with TESSERA_METRICS_PORT): a warning at start.", { shownDefault: "(a quarter of the open-file limit, 1024 assumed where it cannot be read, at most 10000)" }),
   maxOpenStreams: variable("TESSERA_MAX_OPEN_STREAMS", 1000, integer(1, 1000000), "Streams each worker process holds open at once (grpc.health.v1.Health/Watch and server reflection, served without a credential; a gRPC client checking health holds one per connection); beyond, a new one is refused at once with RESOURCE_EXHAUSTED `TOO_MANY_STREAMS`, and a stream's place is given back as it ends, however it ends."),
   trustedProxies: variable("TESSERA_TRUSTED_PROXIES", [] as string[], cidrList, "Comma list of proxy addresses or CIDRs whose `X-Forwarded-For` (else `Forwarded`) names the client: the right-most hop that is not one of them. A /0 (every address; so is the IPv4-mapped `::ffff:0.0.0.0/96`, every IPv4 address) is refused: clients would name their own address.", { shownDefault: "(none)" }),
   nodeEnv: variable("NODE_ENV", "development", nodeEnv, "`production` (exactly: `Production` or ` production` is refused, not taken for development) refuses to start without TESSERA_KEY_ENCRYPTION_KEY (private signing keys would be stored in the clear; not under TESSERA_JWT_ALG=HS256, which stores none), TESSERA_ADMIN_TOKEN, and TESSERA_CLIENT_IDS unless TESSERA_SESSION_API=false (generated and printed in development only)."),
@@ -589,7 +589,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // The default is one hash per core, shared out among the worker processes, leaving at least
   // one of the pool's threads to file and DNS work and the embedded store's fsync.
   const hashConcurrency = c.hashConcurrency ?? Math.max(1, Math.min(Math.floor(availableParallelism() / c.workers), pool - 1));
-  const maxConnections = c.maxConnections ?? defaultMaxConnections(openFileLimit(() => readFileSync("/proc/self/limits", "latin1")));
+  const maxConnections = c.maxConnections ?? defaultMaxConnections(processOpenFileLimit());
   return { ...c, clientIds, adminToken, mongodbDatabase, hashConcurrency, maxConnections, generated } as Config;
 }
 
@@ -650,6 +650,34 @@ export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process
     ["TESSERA_SIGNUP_MAX_PER_IPV6_48", !config.loginProtection, loginProtectionOff],
   ];
   return unused.filter(([name, notUsed]) => notUsed && set(name)).map(([variable, , reason]) => ({ variable, reason }));
+}
+
+/**
+ * TESSERA_MAX_CONNECTIONS set (0, no limit, included) to more connections than the open-file
+ * limit `openFiles` can hold: as many descriptors as the limit or more for the connections a
+ * worker may hold (twice the value with TESSERA_METRICS_PORT, whose connections are counted
+ * apart), where the process already holds some. Logged at start as a warning, the start not
+ * refused (the limit may be raised for the service, or another process's be meant): past the
+ * limit, connections are reset unanswered, neither counted nor logged, and the store can open no
+ * file. Undefined where the value fits, it is not set (its default, a quarter of the limit,
+ * fits), or the limit cannot be read.
+ */
+export function connectionsBeyondOpenFiles(
+  config: Config,
+  openFiles: number | undefined = processOpenFileLimit(),
+  env: NodeJS.ProcessEnv = process.env,
+): { variable: string; value: number; openFileLimit: number; reason: string } | undefined {
+  const variable = "TESSERA_MAX_CONNECTIONS";
+  if (openFiles === undefined || env[variable] === undefined || env[variable] === "") return undefined;
+  const value = config.maxConnections;
+  const ports = config.metricsPort === undefined ? 1 : 2;
+  if (value !== 0 && value * ports < openFiles) return undefined;
+  const held = value === 0 ? "0 is no limit" : ports === 2 ? `${value} connections, and as many on TESSERA_METRICS_PORT,` : `${value} connections`;
+  const reason =
+    `${held} can take every file descriptor of the open-file limit (ulimit -n) of ${openFiles}: each connection holds one, and the ` +
+    "connections past the limit are reset unanswered, neither counted nor logged, while the store can open no file; " +
+    `lower ${variable} (unset: a quarter of the limit) or raise the limit`;
+  return { variable, value, openFileLimit: openFiles, reason };
 }
 
 /** Levenshtein distance (insertions, deletions, substitutions). */

@@ -3,7 +3,7 @@
 // SIGTERM/SIGINT, read the TLS certificate again on SIGHUP. `npm start` runs it from the compiled
 // bundle (start.cts calls run()); `tsx src/main.ts` from the sources.
 import { follow, lead, onLeaderDrain, reportStartFailure, roleOf, workerId, type Leader, type Role } from "./cluster.js";
-import { ConfigError, loadConfig, unknownVariables, unusedVariables, type Config } from "./config.js";
+import { ConfigError, connectionsBeyondOpenFiles, loadConfig, unknownVariables, unusedVariables, type Config } from "./config.js";
 import { failureLine } from "./failure-line.js";
 import { OpenStopped, StoreSettingError } from "./store/ports/errors.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -33,6 +33,9 @@ function announce(config: Config, logger: Logger): void {
   for (const unknown of unknownVariables()) logger.warn("unknown configuration variable, not read", unknown);
   // So is one set that the configuration chosen does not use (TESSERA_MONGODB_DATABASE on the embedded store).
   for (const unused of unusedVariables(config)) logger.warn("configuration variable not used", unused);
+  // A connection cap the process's open files cannot hold is no cap (the start goes on).
+  const beyond = connectionsBeyondOpenFiles(config);
+  if (beyond !== undefined) logger.warn("TESSERA_MAX_CONNECTIONS beyond the open-file limit", beyond);
   logger.info("store", { kind: config.mongodbUri ? "mongodb" : "sqlite", dataDir: config.mongodbUri ? undefined : config.dataDir });
   if (config.keyEncryptionKey === undefined && config.jwtAlg !== "HS256") {
     logger.warn("private signing keys are stored unsealed; set TESSERA_KEY_ENCRYPTION_KEY to seal them");

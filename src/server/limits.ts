@@ -1,4 +1,5 @@
 // The server's fixed limits that configuration values are held to.
+import { readFileSync } from "node:fs";
 
 /**
  * Largest request header block, in bytes: an HTTP/1.1 request's header section (Node's
@@ -28,6 +29,11 @@ export function openFileLimit(limits: () => string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** This process's open-file limit (openFileLimit of /proc/self/limits). */
+export function processOpenFileLimit(): number | undefined {
+  return openFileLimit(() => readFileSync("/proc/self/limits", "latin1"));
 }
 
 /**

@@ -71,6 +71,39 @@ describe("server: TESSERA_MAX_CONNECTIONS", function () {
     }
   });
 
+  // Set past what the open-file limit holds (or 0, no limit), nothing said so: the connections
+  // past the limit were reset unanswered, uncounted and unlogged, as with no limit at all.
+  it("set past the open-file limit (ulimit -n 256), or 0: one warning at start naming the variable, its value and the limit; the start goes on", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-max-connections-"));
+    const warning = "TESSERA_MAX_CONNECTIONS beyond the open-file limit";
+    try {
+      for (const [env, expected] of [
+        [{ TESSERA_MAX_CONNECTIONS: "300" }, [{ level: "warn", variable: "TESSERA_MAX_CONNECTIONS", value: 300, openFileLimit: 256 }]],
+        [{ TESSERA_MAX_CONNECTIONS: "0" }, [{ level: "warn", variable: "TESSERA_MAX_CONNECTIONS", value: 0, openFileLimit: 256 }]],
+        // Twice 200 with TESSERA_METRICS_PORT, whose connections are counted apart.
+        [{ TESSERA_MAX_CONNECTIONS: "200", TESSERA_METRICS_PORT: "0" }, [{ level: "warn", variable: "TESSERA_MAX_CONNECTIONS", value: 200, openFileLimit: 256 }]],
+        [{ TESSERA_MAX_CONNECTIONS: "200" }, []],
+        [{}, []],
+      ] as const) {
+        const service = await startService("sources", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, ...env }, { openFiles: 256 });
+        try {
+          const logged = service.lines().filter((l) => l.msg === warning);
+          assert.deepEqual(
+            logged.map(({ level, variable, value, openFileLimit }) => ({ level, variable, value, openFileLimit })),
+            expected,
+            JSON.stringify(env),
+          );
+          const s = await held(service.port, "after-start");
+          s.destroy();
+        } finally {
+          await killService(service);
+        }
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("one process, at most 2: a third connection is closed unanswered and counted; once one closes, a new one is served", async () => {
     const server = await startTestServer({ env: { TESSERA_MAX_CONNECTIONS: "2", TESSERA_METRICS_PORT: "0" } });
     const metricsUrl = `http://127.0.0.1:${server.tessera.server.metricsPort}/metrics`;
