@@ -212,13 +212,33 @@ function callTimerMs(timeoutMs: number | undefined): number | undefined {
 }
 
 /**
- * A typed client of one of Tessera's services (SessionService, ApiTokenService, JwtService...):
- * given transport options, or a transport shared with other clients. A server-streaming call
- * ends when the loop reading it is left (loopLeftCancels).
+ * A client made by createTesseraClient from transport options, over a transport of its own:
+ * close() is that transport's (TesseraTransport.close). It is no RPC (no Tessera method is named
+ * Close: createTesseraClient refuses a service that has one) and not enumerable, so that
+ * Object.keys of the client are its service's methods alone, as connect-es's client's are.
  */
+export type TesseraClient<S extends DescService> = Client<S> & {
+  /** Closes the client's own transport (TesseraTransport.close): calls under way finish, later ones fail CANCELED. */
+  close(): Promise<void>;
+};
+
+/**
+ * A typed client of one of Tessera's services (SessionService, ApiTokenService, JwtService...):
+ * given transport options, over a transport of its own that its close() ends; or given a
+ * transport shared with other clients, which the transport's owner closes (no close()). A
+ * server-streaming call ends when the loop reading it is left (loopLeftCancels).
+ */
+export function createTesseraClient<S extends DescService>(service: S, options: TesseraTransportOptions): TesseraClient<S>;
+export function createTesseraClient<S extends DescService>(service: S, transport: Transport): Client<S>;
+export function createTesseraClient<S extends DescService>(service: S, options: TesseraTransportOptions | Transport): Client<S>;
 export function createTesseraClient<S extends DescService>(service: S, options: TesseraTransportOptions | Transport): Client<S> {
-  const transport = "protocol" in options ? createTesseraTransport(options) : options;
+  const own = "protocol" in options;
+  if (own && service.methods.some((m) => m.localName === "close")) {
+    throw new TypeError(`${service.typeName} has a method named close: make its transport with createTesseraTransport, and close that`);
+  }
+  const transport = own ? createTesseraTransport(options) : options;
   const client = createClient(service, transport);
+  if (own) Object.defineProperty(client, "close", { value: () => (transport as TesseraTransport).close(), enumerable: false });
   const methods = client as unknown as Record<string, ServerStreamingCall>;
   for (const method of service.methods) {
     if (method.methodKind === "server_streaming") methods[method.localName] = loopLeftCancels(methods[method.localName]!);

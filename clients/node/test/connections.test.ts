@@ -137,6 +137,30 @@ describe("@tessera/client: a transport's connections", () => {
       }
     });
 
+    // Made from options, a client had a transport of its own that nothing could close: the
+    // process was kept alive by it, its connection held until the server's idle timeout.
+    it(`over ${name}: a client made from transport options closes its own transport with close(); a call made after it fails CANCELED, unsent`, async () => {
+      const proxy = await cuttingProxy(server.url);
+      try {
+        const keys = createTesseraClient(KeyService, { baseUrl: proxy.url, ...variant, credentials: clientId(testClientId) });
+        assert.ok((await keys.getJwks({})).keys.length > 0);
+        assert.equal(proxy.state.open, 1);
+        await keys.close();
+        let after: ConnectError | undefined;
+        const read = await requestsRead(async () => {
+          after = await rejection(keys.getJwks({}, { headers: { [testCallHeader]: "after close()" } }));
+        });
+        assert.deepEqual(
+          [Code[after!.code], after!.rawMessage, [...read.keys()], await proxy.drained()],
+          ["Canceled", "the transport was closed (close()): it makes no more calls", [], 0],
+        );
+        // close() is no RPC: the client's keys are its service's methods, as connect-es's are.
+        assert.deepEqual(Object.keys(keys), KeyService.methods.map((m) => m.localName));
+      } finally {
+        await proxy.close();
+      }
+    });
+
     // RFC 9110 9.2.2: a request whose method has no side effects may be sent again after a
     // connection failure; one that has side effects (a login, a token created) may have been
     // processed, and is not.
@@ -192,4 +216,23 @@ describe("@tessera/client: a transport's connections", () => {
       }
     });
   }
+
+  it("a client over a transport it was given has no close(): the transport's owner closes it", async () => {
+    const transport = createTesseraTransport({ baseUrl: server.url, protocol: "grpc" });
+    try {
+      const keys = createTesseraClient(KeyService, transport);
+      // @ts-expect-error: no close() on a client whose transport is shared.
+      assert.equal(keys.close, undefined);
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it("a service with a method named close is refused a transport of its own (close() would hide the RPC)", () => {
+    const withClose = { ...KeyService, methods: [...KeyService.methods, { ...KeyService.methods[0]!, localName: "close" }] } as typeof KeyService;
+    assert.throws(() => createTesseraClient(withClose, { baseUrl: server.url, protocol: "grpc" }), {
+      name: "TypeError",
+      message: "tessera.key.v1.KeyService has a method named close: make its transport with createTesseraTransport, and close that",
+    });
+  });
 });
