@@ -64,14 +64,22 @@ export interface VerifyOptions {
 export type VerifiedPayload = Readonly<Record<string, unknown>> & { readonly exp: number; readonly iat?: number; readonly nbf?: number };
 
 /**
- * How far ahead of this instance's clock a token's nbf, or its iat, may be (RFC 7519 4.1.5 allows
- * a small leeway): seed 004's tokens carry nbf = iat in whole seconds, and every token carries
- * iat, so a token issued by another instance whose clock runs a few milliseconds ahead, across a
- * second's boundary, would otherwise be refused as not yet valid right after it was issued. A
- * token issued further ahead than that (iat) is refused as one not yet valid (nbf) is. exp has no
- * leeway.
+ * How far ahead of this instance's clock a token's nbf may be (RFC 7519 4.1.5 allows a small
+ * leeway): seed 004's tokens carry nbf = iat in whole seconds, so a token issued by another
+ * instance whose clock runs a few milliseconds ahead, across a second's boundary, would otherwise
+ * be refused as not yet valid right after it was issued. exp has no leeway.
  */
 export const NBF_LEEWAY_SECONDS = 5;
+
+/**
+ * How far ahead of this instance's clock a token's iat may be. Every token Tessera signs carries
+ * iat; one issued further ahead comes from a clock far off (its exp as far ahead, so it would live
+ * that much longer on every other clock) and is refused as not yet valid. Wider than nbf's
+ * leeway: seed 000's session tokens carry no nbf, and instances whose clocks differ by seconds
+ * take each other's tokens (a refresh retried on another instance, its clock 10 s behind, is
+ * answered the same pair, which works there).
+ */
+export const IAT_LEEWAY_SECONDS = 60;
 
 /**
  * jose's maxTokenAge, which is what has jose check iat (required, and not ahead of the clock):
@@ -138,7 +146,7 @@ export class TokenVerifier {
     const now = this.clock.now();
     const audiences = opts.audience === undefined ? undefined : typeof opts.audience === "string" ? [opts.audience] : opts.audience;
     const hit = this.verified.get(cacheKeyOf(token, opts.issuer, opts.audience), now.getTime());
-    if (hit !== undefined && !(validFrom(hit.claims) > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS)) {
+    if (hit !== undefined && beyondLeeway(hit.claims, now) === undefined) {
       if ((await this.ring.keyFor(hit.kid)) !== undefined) return hit;
     }
 
@@ -165,25 +173,25 @@ export class TokenVerifier {
       try {
         ({ payload } = decode(now));
       } catch (e) {
-        // An nbf or iat ahead, the later of them at most NBF_LEEWAY_SECONDS (a token another
-        // instance, its clock a little ahead, issued a moment ago): the claims are checked as at
-        // that time. Every other check gives the same answer then: a token valid then whose exp
-        // is after it is valid now too, now being before it.
-        const ahead = e instanceof errors.JWTClaimValidationFailed && (e.claim === "nbf" || e.claim === "iat") && e.reason === "check_failed";
-        const from = ahead ? validFrom(e.payload) : Infinity;
-        if (from > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS) throw e;
-        ({ payload } = decode(new Date(from * 1000)));
+        // An nbf or iat ahead, within its leeway (a token another instance, its clock a little
+        // ahead, issued a moment ago): the claims are checked as at the later of them. Every
+        // other check gives the same answer then: a token valid then whose exp is after it is
+        // valid now too, now being before it.
+        if (!isAhead(e) || beyondLeeway(e.payload, now) !== undefined) throw e;
+        ({ payload } = decode(new Date(validFrom(e.payload) * 1000)));
       }
     } catch (e) {
       // A claim jose refused for its value (a time, the issuer, the audience) in a payload that
       // holds a number no reader can use is refused for that number.
       const unusable = e instanceof errors.JWTClaimValidationFailed || e instanceof errors.JWTExpired ? unusableNumber(e.payload) : undefined;
       if (unusable) throw unusable;
+      // An iat beyond its leeway is the refusal, whichever of nbf and iat jose looked at first.
+      if (isAhead(e) && beyondLeeway(e.payload, now) === "iat") throw issuedInTheFuture(e);
       // JWTExpired comes from the claim checks, after the signature verified; exp is the last
       // claim jose checks, so every other claim has passed too.
       if (opts.allowExpired && e instanceof errors.JWTExpired && e.claim === "exp") {
         // jose checks iat after exp: an expired token issued in the future is refused as one that is not expired.
-        if ((e.payload.iat as number) > Math.floor(now.getTime() / 1000) + NBF_LEEWAY_SECONDS) throw issuedInTheFuture(e);
+        if (beyondLeeway(e.payload, now) === "iat") throw issuedInTheFuture(e);
         return { claims: Object.freeze({ ...e.payload }) as VerifiedPayload, kid: kid! };
       }
       throw refusal(e);
@@ -228,6 +236,19 @@ export class TokenVerifier {
     if (header.alg !== key.alg) throw unexpectedAlgorithm();
     return key;
   }
+}
+
+/** jose's refusal of an nbf or an iat (a number) ahead of the time it checked at. */
+function isAhead(e: unknown): e is errors.JWTClaimValidationFailed {
+  return e instanceof errors.JWTClaimValidationFailed && (e.claim === "nbf" || e.claim === "iat") && e.reason === "check_failed";
+}
+
+/** The claim, nbf or iat, ahead of `now` by more than its leeway, if either is. */
+function beyondLeeway(claims: Readonly<JWTPayload>, now: Date): "nbf" | "iat" | undefined {
+  const seconds = Math.floor(now.getTime() / 1000);
+  if (typeof claims.nbf === "number" && claims.nbf > seconds + NBF_LEEWAY_SECONDS) return "nbf";
+  if (typeof claims.iat === "number" && claims.iat > seconds + IAT_LEEWAY_SECONDS) return "iat";
+  return undefined;
 }
 
 /** The later of a token's nbf and iat (seconds; those that are numbers), or -Infinity. */

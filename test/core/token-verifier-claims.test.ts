@@ -54,16 +54,19 @@ describe("core: token verifier, claims no reader can use", () => {
   });
 });
 
-// iat is when the token was issued: one issued after the verifier's now is not yet valid, as one
-// whose nbf is ahead, with the same leeway (NBF_LEEWAY_SECONDS: another instance's clock a little
-// ahead); exp has none. Every token Tessera signs carries iat: one without it is no such token.
+// iat is when the token was issued: one issued after the verifier's now by more than
+// IAT_LEEWAY_SECONDS (a minute: another instance's clock some seconds ahead is taken) is not yet
+// valid, as one whose nbf is ahead by more than NBF_LEEWAY_SECONDS (5 s); exp has none. Every
+// token Tessera signs carries iat: one without it is no such token.
 describe("core: token verifier, iat", () => {
   const exp = seconds + 3600;
   for (const [name, payload, answer] of [
-    ["iat 6 s ahead, no nbf", `{"sub":"u","iat":${seconds + 6},"exp":${exp}}`, ["TOKEN_NOT_YET_VALID", "token issued in the future"]],
+    ["iat 61 s ahead, no nbf", `{"sub":"u","iat":${seconds + 61},"exp":${exp}}`, ["TOKEN_NOT_YET_VALID", "token issued in the future"]],
     ["iat an hour ahead, nbf now", `{"sub":"u","iat":${seconds + 3600},"nbf":${seconds},"exp":${exp + 3600}}`, ["TOKEN_NOT_YET_VALID", "token issued in the future"]],
-    ["iat 5 s ahead, no nbf", `{"sub":"u","iat":${seconds + 5},"exp":${exp}}`, ["accepted"]],
-    ["iat 5 s ahead, nbf 3 s ahead", `{"sub":"u","iat":${seconds + 5},"nbf":${seconds + 3},"exp":${exp}}`, ["accepted"]],
+    ["iat 61 s ahead, nbf 5 s ahead", `{"sub":"u","iat":${seconds + 61},"nbf":${seconds + 5},"exp":${exp}}`, ["TOKEN_NOT_YET_VALID", "token issued in the future"]],
+    ["iat 60 s ahead, no nbf", `{"sub":"u","iat":${seconds + 60},"exp":${exp}}`, ["accepted"]],
+    ["iat 10 s ahead, no nbf (seed 000's session tokens carry none)", `{"sub":"u","iat":${seconds + 10},"exp":${exp}}`, ["accepted"]],
+    ["iat 60 s ahead, nbf 5 s ahead", `{"sub":"u","iat":${seconds + 60},"nbf":${seconds + 5},"exp":${exp}}`, ["accepted"]],
     ["iat 3 s ahead, nbf 5 s ahead", `{"sub":"u","iat":${seconds + 3},"nbf":${seconds + 5},"exp":${exp}}`, ["accepted"]],
     ["iat 3 s ahead, nbf 6 s ahead", `{"sub":"u","iat":${seconds + 3},"nbf":${seconds + 6},"exp":${exp}}`, ["TOKEN_NOT_YET_VALID", "token not yet valid"]],
     ["iat now", `{"sub":"u","iat":${seconds},"exp":${exp}}`, ["accepted"]],
@@ -76,18 +79,18 @@ describe("core: token verifier, iat", () => {
   }
 
   it("where expired tokens are taken, an expired one issued in the future (beyond the leeway) is refused all the same", async () => {
-    assert.deepEqual(await refusal(`{"sub":"u","iat":${seconds + 6},"exp":${seconds - 1}}`, true), ["TOKEN_NOT_YET_VALID", "token issued in the future"]);
-    assert.equal((await refusal(`{"sub":"u","iat":${seconds + 5},"exp":${seconds - 1}}`, true))[0], "accepted");
+    assert.deepEqual(await refusal(`{"sub":"u","iat":${seconds + 61},"exp":${seconds - 1}}`, true), ["TOKEN_NOT_YET_VALID", "token issued in the future"]);
+    assert.equal((await refusal(`{"sub":"u","iat":${seconds + 60},"exp":${seconds - 1}}`, true))[0], "accepted");
   });
 
-  it("a token verified once is refused again once the clock is more than 5 s before its iat", async () => {
+  it("a token verified once is refused again once the clock is more than 60 s before its iat", async () => {
     let at = now;
     const verifier = new TokenVerifier({ ring, clock: { now: () => at } });
     const issued = token(`{"sub":"u","iat":${seconds},"exp":${exp}}`);
     assert.equal((await verifier.verify(issued)).sub, "u");
-    at = new Date(now.getTime() - 6_000);
+    at = new Date(now.getTime() - 61_000);
     await assert.rejects(verifier.verify(issued), (e) => e instanceof AuthError && e.reason === "TOKEN_NOT_YET_VALID" && e.message === "token issued in the future");
-    at = new Date(now.getTime() - 5_000);
+    at = new Date(now.getTime() - 60_000);
     assert.equal((await verifier.verify(issued)).sub, "u");
   });
 });

@@ -189,6 +189,11 @@ for (const store of storesUnderTest()) {
           const answered = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
           clock.advance(-5 * 60_000); // the spend now reads 5 minutes ahead of the clock
           expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, creds), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
+          expectCode(await api.getSession(creds), "unauthenticated", "the session has ended");
+          // The pair answered before the step (issued 5 minutes ahead of this clock, beyond iat's
+          // leeway until the clock is back) is ended with its session.
+          expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "token issued in the future");
+          clock.advance(5 * 60_000);
           expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "the session has ended");
         } finally {
           api.close();

@@ -97,6 +97,13 @@ const isString = (v: unknown): v is string => typeof v === "string" && v !== "";
 const verifiedHeader = Buffer.from(JSON.stringify({ alg: "none" })).toString("base64url");
 
 /**
+ * How far ahead of this machine's clock a token's iat may be, in seconds (or clockToleranceSeconds
+ * when more), as Tessera's own verifier: a token issued by a Tessera whose clock runs some seconds
+ * ahead is taken; one issued further ahead comes from a clock far off.
+ */
+export const IAT_TOLERANCE_SECONDS = 60;
+
+/**
  * `payloadSegment` is the verified token's payload, as sent (base64url); `payload` its parsed
  * JSON. Throws TokenVerificationError with the reason.
  */
@@ -115,13 +122,17 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
   }
   const unusable = unusableNumber(p);
   if (unusable) throw unusable;
-  // The tolerance is for an nbf or iat ahead of this clock (a token a Tessera whose clock runs
-  // ahead issued a moment ago), as Tessera's: such a token is checked as at the later of them,
-  // exp included (no leeway), so a token Tessera takes as expired is expired here. One further
-  // ahead fails jose's nbf or iat check, as does one that is not a number.
+  // The tolerance is for an nbf ahead of this clock (a token a Tessera whose clock runs ahead
+  // issued a moment ago), as Tessera's; an iat may be ahead by a minute (IAT_TOLERANCE_SECONDS)
+  // or the tolerance if more. Such a token is checked as at the later of them, exp included (no
+  // leeway), so a token Tessera takes as expired is expired here. One further ahead fails jose's
+  // nbf or iat check, as does one that is not a number.
   const nowSeconds = Math.floor(now.getTime() / 1000);
-  const from = Math.max(typeof p.nbf === "number" ? p.nbf : -Infinity, typeof p.iat === "number" ? p.iat : -Infinity);
-  const at = from > nowSeconds && from <= nowSeconds + rules.clockToleranceSeconds ? new Date(from * 1000) : now;
+  const nbf = typeof p.nbf === "number" ? p.nbf : -Infinity;
+  const iat = typeof p.iat === "number" ? p.iat : -Infinity;
+  const iatBeyond = iat > nowSeconds + Math.max(rules.clockToleranceSeconds, IAT_TOLERANCE_SECONDS);
+  const from = Math.max(nbf, iat);
+  const at = from > nowSeconds && nbf <= nowSeconds + rules.clockToleranceSeconds && !iatBeyond ? new Date(from * 1000) : now;
   try {
     UnsecuredJWT.decode(`${verifiedHeader}.${payloadSegment}.`, {
       ...(rules.issuer !== undefined && { issuer: rules.issuer }),
@@ -134,6 +145,10 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
       maxTokenAge: 8.64e12,
     });
   } catch (e) {
+    // An iat beyond its tolerance is the refusal, whichever of nbf and iat jose looked at first.
+    if (iatBeyond && e instanceof errors.JWTClaimValidationFailed && (e.claim === "nbf" || e.claim === "iat") && e.reason === "check_failed") {
+      throw refuse("TOKEN_NOT_YET_VALID", "the token was issued in the future", claimCheck(e));
+    }
     throw claimRefusal(e, p);
   }
   // A JWT API access token's aud is the audience itself, as Tessera requires (jose took an array

@@ -25,11 +25,12 @@ interface CommonOptions {
   /** The signature algorithms accepted (default EdDSA and ES256): asymmetric only. */
   algorithms?: readonly Algorithm[];
   /**
-   * How far ahead of this machine's clock a token's `nbf` or `iat` may be, in seconds (default
-   * 5, as Tessera's own verifier): a token issued a moment ago by a Tessera whose clock runs
-   * ahead. `exp` has no leeway, as in Tessera: a token is expired once this clock reaches its
-   * `exp`; one whose `nbf` or `iat` is ahead within the tolerance is checked as at the later of
-   * them, as Tessera checks it, so an `exp` at or before that time has passed.
+   * How far ahead of this machine's clock a token's `nbf` may be, in seconds (default 5, as
+   * Tessera's own verifier): a token issued a moment ago by a Tessera whose clock runs ahead. Its
+   * `iat` may be ahead by 60 s, or by this tolerance when more (as in Tessera: its session tokens
+   * carry no `nbf`). `exp` has no leeway, as in Tessera: a token is expired once this clock
+   * reaches its `exp`; one whose `nbf` or `iat` is ahead within its tolerance is checked as at the
+   * later of them, as Tessera checks it, so an `exp` at or before that time has passed.
    */
   clockToleranceSeconds?: number;
   /** Least time between two fetches of the key set, in seconds (default 10): rate-limits refetches on unknown kids and after failures. */

@@ -39,8 +39,8 @@
 // - WRONG_TOKEN_TYPE: a valid token of another kind (a refresh token where an access token is
 //   expected, and so on).
 // - TOKEN_EXPIRED: the token (or session cookie, or refresh token) has expired.
-// - TOKEN_NOT_YET_VALID: the token's `nbf`, or its `iat` (issued in the future), is still ahead
-//   of the server's clock, by more than 5 s.
+// - TOKEN_NOT_YET_VALID: the token's `nbf` is still ahead of the server's clock by more than
+//   5 s, or its `iat` (issued in the future) by more than 60 s.
 // - WRONG_AUDIENCE: the token was issued for another audience.
 // - WRONG_ISSUER: the token was issued by another issuer.
 // - TOKEN_REVOKED: the token was revoked: logged out, disabled, or issued before the user's last
