@@ -11,7 +11,7 @@ import { ManualClock } from "../../src/core/clock.js";
 import { LoginThrottle, loginCheckTimes } from "../../src/core/login-throttle.js";
 import { loginKey } from "../../src/core/login-name.js";
 import { expectCode, expectOk, type Outcome } from "../support/api.js";
-import { scrape, value } from "../support/metrics.js";
+import { heldArgon2 } from "../support/held-argon2.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { password, uniqueEmail } from "../support/users.js";
 import { loginApi, loginPaths, wrongPassword, type LoginApi } from "./api.js";
@@ -31,12 +31,6 @@ function expectBusy(outcome: Outcome<unknown>): void {
   assert.equal(outcome.headers.get("retry-after"), "1");
 }
 
-/** Resolves once `server` is hashing a password (the attempt under way took its slot before). */
-async function hashingOn(server: TestServer): Promise<void> {
-  while (value(await scrape(new URL("/metrics", server.url).href), "tessera_hasher_in_use") < 1) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 for (const store of storesUnderTest()) {
   describe(`login protection: attempts that never end hold their slots on a lease (${store})`, function () {
@@ -109,8 +103,8 @@ for (const store of storesUnderTest()) {
     let api: LoginApi;
     let checkMs: number;
     before(async () => {
-      // One slot per login, and a hash that takes seconds: the clock moves while it runs.
-      const env = { TESSERA_LOGIN_MAX_FAILURES: "1", TESSERA_ARGON2_MEMORY_KIB: "32768", TESSERA_ARGON2_ITERATIONS: "20" };
+      // One slot per login; the password check is held (heldArgon2) while the clock moves.
+      const env = { TESSERA_LOGIN_MAX_FAILURES: "1" };
       server = await startTestServer({ store, clock, env });
       api = loginApi("rest-h1", server.url);
       ({ checkMs } = loginCheckTimes(server.config));
@@ -120,15 +114,24 @@ for (const store of storesUnderTest()) {
       await server?.close();
     });
 
-    const hashing = () => hashingOn(server);
+    /** The answer to `attempt`, its password check held until `checkMs` has passed on the clock. */
+    async function checkedTooLong<T>(attempt: () => Promise<T>): Promise<T> {
+      const held = heldArgon2("verify");
+      try {
+        const answer = attempt();
+        await held.started();
+        clock.advance(checkMs);
+        held.release();
+        return await answer;
+      } finally {
+        held.restore();
+      }
+    }
 
     it("the right password, checked for longer than its time: 503 HASHER_BUSY, Retry-After 1, its slot given back", async () => {
       const login = uniqueEmail("slow");
       expectOk(await api.signUp(login, password), 201);
-      const answer = api.logIn(login, password);
-      await hashing();
-      clock.advance(checkMs);
-      const outcome = await answer;
+      const outcome = await checkedTooLong(() => api.logIn(login, password));
       expectCode(outcome, "unavailable", hasherBusy, "HASHER_BUSY");
       assert.equal(outcome.headers.get("retry-after"), "1");
       expectOk(await api.logIn(login, password));
@@ -137,10 +140,7 @@ for (const store of storesUnderTest()) {
     it("a wrong password, checked for longer than its time: 503 HASHER_BUSY, and it counts as a failure", async () => {
       const login = uniqueEmail("slow");
       expectOk(await api.signUp(login, password), 201);
-      const answer = api.logIn(login, wrongPassword);
-      await hashing();
-      clock.advance(checkMs);
-      expectCode(await answer, "unavailable", hasherBusy, "HASHER_BUSY");
+      expectCode(await checkedTooLong(() => api.logIn(login, wrongPassword)), "unavailable", hasherBusy, "HASHER_BUSY");
       const outcome = await api.logIn(login, password);
       expectCode(outcome, "resource_exhausted", locked, "LOGIN_LOCKED");
       assert.equal(outcome.headers.get("retry-after"), String(server.config.loginLockoutSeconds));
@@ -156,8 +156,9 @@ for (const store of storesUnderTest()) {
     let api: LoginApi;
     let leaseMs: number;
     before(async () => {
-      // One sign-up per address and window, and a hash that takes seconds: the clock moves while it runs.
-      const env = { TESSERA_SIGNUP_MAX_PER_ADDRESS: "1", TESSERA_ARGON2_MEMORY_KIB: "32768", TESSERA_ARGON2_ITERATIONS: "20" };
+      // One sign-up per address and window; the hash is held (heldArgon2) while the clock moves,
+      // and a second hasher hashes the next sign-up meanwhile.
+      const env = { TESSERA_SIGNUP_MAX_PER_ADDRESS: "1", TESSERA_HASH_CONCURRENCY: "2" };
       server = await startTestServer({ store, clock, env });
       api = loginApi("rest-h1", server.url);
       ({ leaseMs } = loginCheckTimes(server.config));
@@ -170,12 +171,22 @@ for (const store of storesUnderTest()) {
     it("a sign-up hashed past its lease is answered 503 HASHER_BUSY and counts; the one let in after the lease is the window's only account", async () => {
       const first = uniqueEmail("slow");
       const second = uniqueEmail("slow");
-      const answer = api.signUp(first, password);
-      await hashingOn(server);
-      // The first sign-up's slot is no longer counted: a second one takes the window's slot.
-      clock.advance(leaseMs);
-      const next = api.signUp(second, password);
-      const outcome = await answer;
+      const held = heldArgon2("hash");
+      let outcome: Outcome<unknown>;
+      let next: Promise<Outcome<unknown>>;
+      try {
+        const answer = api.signUp(first, password);
+        await held.started();
+        // The first sign-up's slot is no longer counted: a second one takes the window's slot,
+        // and reaches its hash while the first is still hashing.
+        clock.advance(leaseMs);
+        next = api.signUp(second, password);
+        for (const deadline = Date.now() + 10_000; held.calls.length < 2 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
+        held.release();
+        outcome = await answer;
+      } finally {
+        held.restore();
+      }
       expectCode(outcome, "unavailable", hasherBusy, "HASHER_BUSY");
       assert.equal(outcome.headers.get("retry-after"), "1");
       expectOk(await next, 201);

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { expectCode, expectOk, type Outcome } from "../support/api.js";
-import { heldArgon2 } from "../support/held-argon2.js";
+import { answeredWhileHashing } from "../support/held-argon2.js";
 import { password, uniqueEmail, uniqueName } from "../support/users.js";
 import { expectRetryLater, loginApi, transports, type LoginApi } from "./api.js";
 
@@ -54,8 +54,8 @@ for (const store of storesUnderTest()) {
         server = await startTestServer({
           store,
           env: {
-            // One hash at a time, one waiting: a burst sent while the first hash is held (see
-            // whileHashing) finds the hasher busy.
+            // One hash at a time, one waiting: a burst sent while the first hash is held finds
+            // the hasher busy (all but those two are answered meanwhile: answeredWhileHashing).
             TESSERA_HASH_CONCURRENCY: "1",
             TESSERA_HASH_QUEUE_LIMIT: "1",
             // Three failures per login, twelve per address.
@@ -71,7 +71,7 @@ for (const store of storesUnderTest()) {
 
       it("a burst of sign-ups: what finds the hasher and its queue full answers 503 HASHER_BUSY with Retry-After", async () => {
         const emails = Array.from({ length: 12 }, () => uniqueEmail("flood"));
-        const outcomes = await whileHashing("hash", () => emails.map((e) => api.signUp(e, password)));
+        const outcomes = await answeredWhileHashing("hash", emails.length - 2, () => emails.map((e) => api.signUp(e, password)));
         const refused = checkBusyOr(outcomes, "ok");
         assert.ok(refused.length > 0, "some sign-ups found the hasher busy");
         // A refused sign-up created nothing and counted nothing: the same one succeeds later.
@@ -81,32 +81,13 @@ for (const store of storesUnderTest()) {
       });
 
       it("a burst of logins for made-up accounts: those that find the hasher full answer 503 HASHER_BUSY and count as no failure", async () => {
-        const outcomes = await whileHashing("verify", () => Array.from({ length: 12 }, () => api.logIn(uniqueEmail("made-up"), password)));
+        const outcomes = await answeredWhileHashing("verify", 10, () => Array.from({ length: 12 }, () => api.logIn(uniqueEmail("made-up"), password)));
         const refused = checkBusyOr(outcomes, "unauthenticated");
         assert.ok(refused.length > 0, "some logins found the hasher busy");
         // Had all 12 counted, the address would be locked now (12 failures per address).
         expectCode(await api.logIn(uniqueEmail("made-up"), password), "unauthenticated", "invalid login or password");
       });
     });
-  }
-}
-
-/**
- * The outcomes of the calls `burst` sends while argon2's `name` is held (heldArgon2): the first
- * call admitted keeps the one hasher, the next waits in the one place in the queue, and the others
- * are answered meanwhile (or 10 s pass); then the hash is let go and the two are answered too.
- */
-async function whileHashing(name: "hash" | "verify", burst: () => Promise<Outcome<unknown>>[]): Promise<Outcome<unknown>[]> {
-  const held = heldArgon2(name);
-  try {
-    const calls = burst();
-    let answered = 0;
-    for (const call of calls) call.then(() => answered++, () => answered++);
-    for (const deadline = Date.now() + 10_000; answered < calls.length - 2 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
-    held.release();
-    return await Promise.all(calls);
-  } finally {
-    held.restore();
   }
 }
 

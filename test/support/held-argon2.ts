@@ -30,3 +30,22 @@ export function heldArgon2(name: "hash" | "verify") {
     },
   };
 }
+
+/**
+ * The outcomes of the calls `burst` sends while argon2's `name` is held (heldArgon2): those that
+ * reach it keep their hashers until `answered` of the calls have been answered (or 10 s pass),
+ * then they are let go and answered too.
+ */
+export async function answeredWhileHashing<T>(name: "hash" | "verify", answered: number, burst: () => Promise<T>[]): Promise<T[]> {
+  const held = heldArgon2(name);
+  try {
+    const calls = burst();
+    let done = 0;
+    for (const call of calls) call.then(() => done++, () => done++);
+    for (const deadline = Date.now() + 10_000; done < answered && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+    held.release();
+    return await Promise.all(calls);
+  } finally {
+    held.restore();
+  }
+}
