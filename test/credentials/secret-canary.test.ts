@@ -551,6 +551,9 @@ describe("secret canaries in the process's own output: start to graceful stop (S
         OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9",
         OTEL_EXPORTER_OTLP_HEADERS: `authorization=Bearer ${otlpHeader}`,
         OTEL_BSP_SCHEDULE_DELAY: "100",
+        // An export to it gives up after 1 s rather than the exporter's default 10 s, which the
+        // graceful stop's last flush waited out.
+        OTEL_EXPORTER_OTLP_TIMEOUT: "1000",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
