@@ -189,7 +189,8 @@ export class PrivateFerretDb {
     const bin = ferretdbBinary();
     if (!bin) throw new Error("FerretDB binary not found (set FERRETDB_BIN)");
     const pgDatabase = `tessera_fdb_${randomBytes(5).toString("hex")}`;
-    execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-qc", `CREATE DATABASE ${pgDatabase}`]);
+    // Test data only: commits do not wait for their WAL to reach the disk (as .ci/run's database).
+    execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-q", "-c", `CREATE DATABASE ${pgDatabase}`, "-c", `ALTER DATABASE ${pgDatabase} SET synchronous_commit = off`]);
     const db = new PrivateFerretDb(bin, await freePort(), pgDatabase, o.tls);
     if (o.backendLink) {
       const pg = new URL(postgresUrlBase());
