@@ -245,7 +245,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
   });
 
   it("SIGTERM: readiness fails at once on every protocol while new connections are still served; after the delay the graceful stop runs and the process exits 0", async () => {
-    service = await startService("sources", { TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_DELAY_SECONDS: "2", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" });
+    service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_DELAY_SECONDS: "2", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" });
     const s = service;
     const url = `http://127.0.0.1:${s.port}`;
     // A Watch stream opened before the signal: SERVING first, then told NOT_SERVING.
@@ -287,7 +287,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
 
   it("a second signal during the delay starts the graceful stop at once", async () => {
     // The longest delay there is: only the second signal can end it within the test's time.
-    service = await startService("sources", { TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_DELAY_SECONDS: "600", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" });
+    service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_DELAY_SECONDS: "600", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" });
     const s = service;
     s.child.kill("SIGINT");
     await readinessFailed(s);
@@ -303,7 +303,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
   const untilStopped = { TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_DELAY_SECONDS: "600", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" };
 
   it("HTTP/1.1 during the delay: a keep-alive connection opened before the signal gets Connection: close on its next answer and the server closes it; a new connection is served alike (main port and TESSERA_METRICS_PORT)", async () => {
-    service = await startService("sources", { ...untilStopped, TESSERA_METRICS_PORT: "0" });
+    service = await startService("compiled", { ...untilStopped, TESSERA_METRICS_PORT: "0" });
     const s = service;
     const metricsPort = Number(messages(s, "listening")[0]!.metricsPort);
     const ports = [
@@ -330,7 +330,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
   });
 
   it("HTTP/2 during the delay: a session opened before the signal is sent GOAWAY(NO_ERROR) while its call in flight completes; one opened during the delay is served, then sent GOAWAY(NO_ERROR) too", async () => {
-    service = await startService("sources", untilStopped);
+    service = await startService("compiled", untilStopped);
     const s = service;
     const url = `http://127.0.0.1:${s.port}`;
     await drainedWithCallInFlight(s, http2.connect(url), () => readinessFailed(s));
@@ -347,7 +347,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
   });
 
   it("HTTP/2 during the delay: a session opened then whose first call comes a while after its preface is served before its GOAWAY (no connection is closed before it serves a call)", async () => {
-    service = await startService("sources", untilStopped);
+    service = await startService("compiled", untilStopped);
     const s = service;
     const url = `http://127.0.0.1:${s.port}`;
     s.child.kill("SIGTERM");
@@ -370,7 +370,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
   });
 
   it("HTTP/2 during the delay: a session whose client never acks the server's PING is still sent GOAWAY(NO_ERROR) during the delay, naming the stream it sent", async () => {
-    service = await startService("sources", untilStopped);
+    service = await startService("compiled", untilStopped);
     const s = service;
     // A raw client: preface and SETTINGS (the server's acked), one call answered, and no PING
     // ever acked (a broken peer, or an ACK lost behind a stalled connection).
@@ -392,7 +392,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
   });
 
   it("gRPC (grpc-js) across the delay: the channel's connection opened before the signal is closed by a GOAWAY, and the next call succeeds on a new one", async () => {
-    service = await startService("sources", untilStopped);
+    service = await startService("compiled", untilStopped);
     const s = service;
     const proxy = await countingProxy(s.port);
     const jwt = new GrpcJsClient(JwtService, `127.0.0.1:${proxy.port}`);
@@ -419,7 +419,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
     after(() => cert?.remove());
 
     it("HTTP/1.1 over TLS during the delay: /readyz answers 503 NOT_SERVING; a keep-alive connection opened before the signal gets Connection: close on its next answer and the server closes it", async () => {
-      service = await startService("sources", { ...untilStopped, ...cert.env });
+      service = await startService("compiled", { ...untilStopped, ...cert.env });
       const s = service;
       const kept = await RawConnection.openTls(s.port, cert.ca);
       const before = await kept.get("/jwt/version");
@@ -435,7 +435,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
     });
 
     it("HTTP/2 over TLS (ALPN h2) during the delay: a session opened before the signal is sent GOAWAY(NO_ERROR) while its call in flight completes", async () => {
-      service = await startService("sources", { ...untilStopped, ...cert.env });
+      service = await startService("compiled", { ...untilStopped, ...cert.env });
       const s = service;
       const session = http2.connect(`https://127.0.0.1:${s.port}`, { ca: cert.ca });
       await drainedWithCallInFlight(s, session, () => readinessFailed(s, cert.ca));
@@ -445,7 +445,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
   });
 
   it("unset (0, the default): SIGTERM closes the listener at once, without a draining line", async () => {
-    service = await startService("sources", { TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" });
+    service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" });
     const s = service;
     s.child.kill("SIGTERM");
     assert.equal(await s.exited, 0);
@@ -457,7 +457,7 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
   for (const to of ["the first worker", "the process group"] as const) {
     it(`TESSERA_WORKERS=2, SIGTERM to ${to}: every worker fails readiness at once and serves until the delay ends; the second stops after the first`, async () => {
       service = await startService(
-        "sources",
+        "compiled",
         { TESSERA_WORKERS: "2", TESSERA_SHUTDOWN_DELAY_SECONDS: "2", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" },
         { listeners: 2, detached: to === "the process group" },
       );
@@ -489,9 +489,9 @@ describe("server: TESSERA_SHUTDOWN_DELAY_SECONDS (a lame-duck period before the 
   }
 
   it("TESSERA_WORKERS=2: a worker that dies during the delay is replaced; the replacement fails readiness and serves until the delay ends; exit 0", async () => {
-    // Long enough for a replacement started from the sources to start and serve within it; the
-    // test waits for each step, it does not time them.
-    service = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_SHUTDOWN_DELAY_SECONDS: "6", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" }, { listeners: 2 });
+    // Long enough for a replacement to start and serve within it; the test waits for each step,
+    // it does not time them.
+    service = await startService("compiled", { TESSERA_WORKERS: "2", TESSERA_SHUTDOWN_DELAY_SECONDS: "6", TESSERA_SHUTDOWN_GRACE_SECONDS: "2" }, { listeners: 2 });
     const s = service;
     const listening = () => messages(s, "listening").filter((l) => l.worker === 2);
     s.child.kill("SIGTERM");
