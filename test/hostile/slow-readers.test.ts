@@ -277,7 +277,7 @@ describe("hostile: TLS clients that ask for a large answer and do not read", fun
   before(async () => {
     cert = makeTestCertificate();
     dataDir = mkdtempSync(join(tmpdir(), "tessera-slow-readers-"));
-    service = await startService("sources", { ...cert.env, TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, TESSERA_IDLE_TIMEOUT_MS: "30000" });
+    service = await startService("compiled", { ...cert.env, TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, TESSERA_IDLE_TIMEOUT_MS: "30000" });
   });
   after(async () => {
     await killService(service);

@@ -128,7 +128,7 @@ describe("server: TESSERA_MAX_CONNECTIONS", function () {
 
   it("TESSERA_WORKERS=2, at most 1 each: a connection handed to the full worker is served by the first when it has room, closed when it has none; counted where served", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "tessera-max-connections-"));
-    const cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_MAX_CONNECTIONS: "1", TESSERA_METRICS_PORT: "0" }, { listeners: 2 });
+    const cluster = await startService("compiled", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_MAX_CONNECTIONS: "1", TESSERA_METRICS_PORT: "0" }, { listeners: 2 });
     const metricsPort = cluster.lines().find((l) => l.msg === "listening" && l.worker === 1)!.metricsPort as number;
     const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     const workerOf = async (requestId: string) => {

@@ -97,7 +97,7 @@ describe("metrics under a flood of scrapes, TESSERA_WORKERS=2", function () {
   let cluster: ServiceProcess | undefined;
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "tessera-metrics-flood-"));
-    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 2 });
+    cluster = await startService("compiled", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 2 });
   });
   after(async () => {
     await killService(cluster);

@@ -657,7 +657,7 @@ describe("config: a TESSERA_ variable Tessera does not read (a misspelt name)", 
   it("is logged at warn as the service starts (the name, never the value), which goes on", async function () {
     this.timeout(30000);
     const dataDir = mkdtempSync(join(tmpdir(), "tessera-unknown-"));
-    const service = await startService("sources", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, TESSERA_LOGIN_MAX_FAILURE: "3", TESSERA_ADMIN_TOKN: "a-secret-admin-token" });
+    const service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, TESSERA_LOGIN_MAX_FAILURE: "3", TESSERA_ADMIN_TOKN: "a-secret-admin-token" });
     try {
       const warned = service.lines().filter((l) => l.msg === "unknown configuration variable, not read");
       assert.deepEqual(
@@ -748,7 +748,7 @@ describe("config: a variable set that the configuration chosen does not use", ()
   it("is logged at warn as the service starts (the name and why, never the value), which goes on", async function () {
     this.timeout(30000);
     const dataDir = mkdtempSync(join(tmpdir(), "tessera-unused-"));
-    const service = await startService("sources", {
+    const service = await startService("compiled", {
       TESSERA_WORKERS: "1",
       TESSERA_DATA_DIR: dataDir,
       TESSERA_MONGODB_DATABASE: "tessera_prod",

@@ -114,7 +114,7 @@ describe("server: TCP keepalive on accepted connections", function () {
 
   it("TESSERA_WORKERS=2: on every connection, those handed to the second worker too", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "tessera-keepalive-"));
-    const cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_TCP_KEEPALIVE_SECONDS: "30" }, { listeners: 2 });
+    const cluster = await startService("compiled", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_TCP_KEEPALIVE_SECONDS: "30" }, { listeners: 2 });
     const sockets: net.Socket[] = [];
     try {
       // Handed round-robin: one at a time, each answered before the next.

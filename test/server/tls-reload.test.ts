@@ -267,7 +267,7 @@ describe("server: TLS certificate renewal", function () {
 
   it("SIGHUP reloads the certificate in every worker and does not end the process", async () => {
     const first = certificate();
-    const cluster = await startService("sources", { ...first.env, TESSERA_WORKERS: "2", TESSERA_TLS_RELOAD_SECONDS: "0" }, { listeners: 2 });
+    const cluster = await startService("compiled", { ...first.env, TESSERA_WORKERS: "2", TESSERA_TLS_RELOAD_SECONDS: "0" }, { listeners: 2 });
     try {
       const next = certificate();
       renew(first, next);

@@ -87,7 +87,7 @@ describe("server: TLS session tickets", function () {
   });
 
   it("under TESSERA_WORKERS a ticket shown to another worker gets a full handshake", async () => {
-    const cluster = await startService("sources", { ...cert.env, TESSERA_WORKERS: "2" }, { listeners: 2 });
+    const cluster = await startService("compiled", { ...cert.env, TESSERA_WORKERS: "2" }, { listeners: 2 });
     try {
       const first = await visit(cluster.port, cert.ca, "TLSv1.2");
       // Connections go to both workers in turn: half of these are the other worker's.
