@@ -5,6 +5,7 @@
 // worker answers the sum of both.
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
+import { entryArgv } from "../support/process.js";
 import { fsync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
@@ -553,7 +554,7 @@ describe("metrics under TESSERA_WORKERS=2: one scrape answers every worker's", f
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "tessera-metrics-workers-"));
-    child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    child = spawn(process.execPath, await entryArgv("compiled"), {
       env: {
         ...process.env,
         MONGODB_URI: "",

@@ -2,6 +2,7 @@
 // and plain HTTP; health and reflection; logs.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { entryArgv } from "../support/process.js";
 import { promisify } from "node:util";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
@@ -145,7 +146,7 @@ describe("server: a data directory that cannot be made stops the start with one 
   it("TESSERA_DATA_DIR under /proc (mkdir answers ENOENT with the parent there) -> exit 1 naming it, no spin", async function () {
     this.timeout(30000);
     // Node 20's recursive mkdir retries such a path forever on the event loop (100% CPU, deaf to SIGTERM).
-    const r = await run(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    const r = await run(process.execPath, await entryArgv("compiled"), {
       env: { ...process.env, MONGODB_URI: "", TESSERA_WORKERS: "1", TESSERA_CLIENT_IDS: "web", TESSERA_ADMIN_TOKEN: "change-me-0123456789", TESSERA_DATA_DIR: "/proc/tessera-data" },
       timeout: 20000,
       killSignal: "SIGKILL",
@@ -159,8 +160,8 @@ describe("server: a data directory that cannot be made stops the start with one 
 });
 
 describe("server: configuration errors stop the process with one clear line", () => {
-  const start = (env: Record<string, string>) =>
-    run(process.execPath, ["--import", "tsx", "src/main.ts"], { env: { ...process.env, MONGODB_URI: "", ...env }, timeout: 20000 }).then(
+  const start = async (env: Record<string, string>) =>
+    run(process.execPath, await entryArgv("compiled"), { env: { ...process.env, MONGODB_URI: "", ...env }, timeout: 20000 }).then(
       () => ({ code: 0, stderr: "" }),
       (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
     );

@@ -1,6 +1,7 @@
 // SIGTERM: stop accepting, let in-flight calls finish, close the store, exit 0.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { entryArgv } from "../support/process.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,8 +12,8 @@ import { connectClient } from "../support/clients.js";
 import { callInFlight, connectionRefused } from "../support/net.js";
 import { startTestServer } from "../support/server.js";
 
-function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+async function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, await entryArgv("compiled"), {
     env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -5,6 +5,7 @@
 // one, with the same message logged. A key file other users may read is warned about.
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
+import { entryArgv } from "../support/process.js";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -48,8 +49,8 @@ describe("server: TLS certificate and key files", function () {
   const leaf: ChainLink = { cn: "localhost", key: p256, sign: ["-sha256"] };
   const p224Args = ["-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-224"];
 
-  const start = (env: Record<string, string>) =>
-    run(process.execPath, ["--import", "tsx", "src/main.ts"], { env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_WORKERS: "1", ...env }, timeout: 20000 }).then(
+  const start = async (env: Record<string, string>) =>
+    run(process.execPath, await entryArgv("compiled"), { env: { ...process.env, MONGODB_URI: "", PORT: "0", TESSERA_WORKERS: "1", ...env }, timeout: 20000 }).then(
       () => ({ code: 0, stderr: "" }),
       (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
     );
