@@ -66,7 +66,7 @@ describe("clock steps: TESSERA_WORKERS, a worker lost after the clock stepped ba
 }
 `,
     );
-    const cluster = await startService("sources", { TESSERA_WORKERS: "2" }, { listeners: 2, nodeArgs: ["--require", preload] });
+    const cluster = await startService("compiled", { TESSERA_WORKERS: "2" }, { listeners: 2, nodeArgs: ["--require", preload] });
     try {
       const worker2 = () => cluster.lines().filter((l) => l.msg === "listening" && l.worker === 2);
       const exits = () => cluster.lines().filter((l) => l.msg === "worker exited");
@@ -108,7 +108,7 @@ describe("clock steps: the stop's grace period", function () {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it("a clock stepped forward an hour while the stop waits does not cut a call in flight short of TESSERA_SHUTDOWN_GRACE_SECONDS", async () => {
-    const service = await startService("sources", { TESSERA_DATA_DIR: dir, TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_GRACE_SECONDS: "10" }, { nodeArgs: ["--require", steppedOnStop(dir, hour)] });
+    const service = await startService("compiled", { TESSERA_DATA_DIR: dir, TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_GRACE_SECONDS: "10" }, { nodeArgs: ["--require", steppedOnStop(dir, hour)] });
     try {
       const call = callInFlight(service.port, "/grpc.health.v1.Health/Check", JSON.stringify({ service: "" }));
       await new Promise((r) => setTimeout(r, 200));
@@ -125,7 +125,7 @@ describe("clock steps: the stop's grace period", function () {
   });
 
   it("a clock stepped back an hour while the stop waits: a call that never ends is still cut at the grace period's end, and the process exits 0", async () => {
-    const service = await startService("sources", { TESSERA_DATA_DIR: dir, TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_GRACE_SECONDS: "1" }, { nodeArgs: ["--require", steppedOnStop(dir, -hour)] });
+    const service = await startService("compiled", { TESSERA_DATA_DIR: dir, TESSERA_WORKERS: "1", TESSERA_SHUTDOWN_GRACE_SECONDS: "1" }, { nodeArgs: ["--require", steppedOnStop(dir, -hour)] });
     try {
       const call = callInFlight(service.port, "/grpc.health.v1.Health/Check", JSON.stringify({ service: "" }));
       call.answer.catch(() => {}); // cut by the stop
