@@ -40,7 +40,7 @@ function isStoreUnavailable(res: HttpAnswer): boolean {
   );
 }
 
-/** The followers of the leader `pid` numbered `worker` (its other children, esbuild's service of tsx, are not). */
+/** The followers of the leader `pid` numbered `worker` (not its other children, if any). */
 function followersOf(pid: number, worker: number): number[] {
   const children: number[] = [];
   for (const entry of readdirSync("/proc")) {

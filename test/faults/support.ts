@@ -1,11 +1,12 @@
-// Shared pieces of the fault suites: Tessera as a real child process (`node --import tsx
-// src/main.ts`, so a crash is a crash and RSS/heap are the server's own), a keep-alive HTTP
+// Shared pieces of the fault suites: Tessera as a real child process (the compiled entry, as
+// `npm start` runs it, so a crash is a crash and RSS/heap are the server's own), a keep-alive HTTP
 // client with a per-call deadline, and a tally that sorts every answer into "ok",
 // "unavailable" (503 / UNAVAILABLE) or a failure.
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import { ferretdbBinary } from "../support/ferretdb.js";
+import { compiledEntry } from "../support/process.js";
 import { freePort } from "../support/net.js";
 
 export const faultClientId = "fault-client";
@@ -32,7 +33,7 @@ export interface ServerProcess {
   logged(re: RegExp): Promise<string>;
   /** Everything written on stderr. */
   stderr(): string;
-  /** Memory figures sent every 200 ms by heap-probe.ts. */
+  /** Memory figures sent every 200 ms by heap-probe.cjs. */
   readonly memory: MemorySample[];
   /** RSS from /proc, MiB (works without the probe). */
   rssMiB(): number;
@@ -41,7 +42,7 @@ export interface ServerProcess {
 }
 
 /**
- * Starts Tessera as `node --import tsx src/main.ts` with cheap argon2 parameters (override with
+ * Starts Tessera from its compiled entry (compiledEntry) with cheap argon2 parameters (override with
  * `env`), on a free port, and resolves once /readyz answers 200 (or, with `waitReady: false`,
  * once /healthz does).
  */
@@ -49,7 +50,7 @@ export async function startServerProcess(env: Record<string, string>, opts: { wa
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    [...(opts.nodeArgs ?? []), "--import", "tsx", "--import", "./test/faults/heap-probe.ts", "src/main.ts"],
+    [...(opts.nodeArgs ?? []), "--require", "./test/faults/heap-probe.cjs", await compiledEntry()],
     {
       env: {
         ...process.env,
@@ -65,6 +66,9 @@ export async function startServerProcess(env: Record<string, string>, opts: { wa
         TESSERA_WORKERS: "1",
         // The load signs many users up from 127.0.0.1: sign-up limits are not under test here.
         TESSERA_SIGNUP_MAX_PER_ADDRESS: "1000000",
+        // Hashes at the process's own CPU priority, not lowered: a test's in-flight logins are
+        // not left behind other work on a busy machine.
+        TESSERA_HASH_NICE: "0",
         ...env,
       },
       stdio: ["ignore", "pipe", "pipe", "ipc"],
