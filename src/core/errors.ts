@@ -55,7 +55,7 @@ export const Reasons = {
   WRONG_TOKEN_TYPE: "WRONG_TOKEN_TYPE",
   /** The token (or session cookie, or refresh token) has expired. */
   TOKEN_EXPIRED: "TOKEN_EXPIRED",
-  /** The token's `nbf`, or its `iat` (issued in the future), is still ahead of the server's clock (beyond the 5 s leeway). */
+  /** The token's `nbf` is still ahead of the server's clock by more than 5 s, or its `iat` (issued in the future) by more than 60 s. */
   TOKEN_NOT_YET_VALID: "TOKEN_NOT_YET_VALID",
   /** The token was issued for another audience. */
   WRONG_AUDIENCE: "WRONG_AUDIENCE",

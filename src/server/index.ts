@@ -295,7 +295,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const dispatch = rpc.listener(fallback, (segment) => anyFirst || restFirst.has(segment));
   // Under TLS a browser is told to reach the service over HTTPS only (RFC 6797): an auth
   // service's passwords, tokens and cookie never go out over plain HTTP once it has been here.
-  // A secret of the configuration or an API token sent as the request id is not kept as it.
+  // A secret of the configuration, or anything of a credential's shape, sent as the request id is
+  // not kept as it (requestIdOf).
   const hsts = secure && config.hstsMaxAgeSeconds > 0 ? `max-age=${config.hstsMaxAgeSeconds}` : undefined;
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     const requestId = requestIdOf(req.headers[requestIdHeader], isSecret);

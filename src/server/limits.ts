@@ -18,22 +18,17 @@ export const headerCredentialLimitBytes = requestHeaderLimitBytes - 1024;
 export const defaultMaxConnectionsCeiling = 10_000;
 
 /**
- * The process's open-file limit (RLIMIT_NOFILE, its soft limit, which Node raises to the hard
+ * This process's open-file limit (RLIMIT_NOFILE, its soft limit, which Node raises to the hard
  * limit as it starts), as /proc/self/limits reads it; undefined where that cannot be read (not
  * Linux) or says "unlimited".
  */
-export function openFileLimit(limits: () => string): number | undefined {
+export function processOpenFileLimit(): number | undefined {
   try {
-    const m = /^Max open files\s+(\d+)\s/m.exec(limits());
+    const m = /^Max open files\s+(\d+)\s/m.exec(readFileSync("/proc/self/limits", "latin1"));
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
   }
-}
-
-/** This process's open-file limit (openFileLimit of /proc/self/limits). */
-export function processOpenFileLimit(): number | undefined {
-  return openFileLimit(() => readFileSync("/proc/self/limits", "latin1"));
 }
 
 /**
