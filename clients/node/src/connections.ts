@@ -7,6 +7,7 @@ import http from "node:http";
 import type * as http2 from "node:http2";
 import https from "node:https";
 import type { Socket } from "node:net";
+import { causeChain } from "./causes.js";
 import { keptSafe } from "./kept-safe.js";
 import { closedStreamsReported } from "./transport-failures.js";
 
@@ -28,7 +29,7 @@ const unanswered = new WeakSet<object>();
 
 /** Whether `e` (or one of its causes) failed its request before any byte of the answer came. */
 export function failedUnanswered(e: unknown): boolean {
-  for (let c: unknown = e; c instanceof Error; c = c.cause) if (unanswered.has(c)) return true;
+  for (const c of causeChain(e)) if (unanswered.has(c)) return true;
   return false;
 }
 

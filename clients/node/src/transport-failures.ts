@@ -3,6 +3,7 @@
 import { constants as h2, type ClientHttp2Stream } from "node:http2";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { causeChain } from "./causes.js";
 import { failedUnanswered } from "./connections.js";
 
 /**
@@ -70,7 +71,7 @@ export const transportFailures: Interceptor = (next) => async (req) => {
  */
 function connectionFailedUnanswered(e: unknown): boolean {
   if (!failedUnanswered(e)) return false;
-  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+  for (const c of causeChain(e)) {
     if (c instanceof ConnectError && c.rawMessage === connectionLost) return true;
     const code = (c as NodeJS.ErrnoException).code ?? "";
     if (lostCodes.has(code) || code === "ECONNREFUSED") return true;
@@ -103,7 +104,7 @@ function unavailable(e: unknown, refused = "the server refused the call's stream
   if (refusedStream(e)) return new ConnectError(refused, Code.Unavailable, undefined, undefined, e);
   const tls = tlsFailure(e);
   if (tls !== undefined) return new ConnectError(tls, Code.Unavailable, undefined, undefined, e);
-  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+  for (const c of causeChain(e)) {
     if (lostCodes.has((c as NodeJS.ErrnoException).code ?? "")) return new ConnectError(connectionLost, Code.Unavailable, undefined, undefined, e);
   }
   return e;
@@ -139,7 +140,7 @@ function refusedStream(e: unknown): boolean {
   // connect-node's error when the reset closes the stream first.
   if (e instanceof ConnectError && e.code === Code.Unavailable && e.rawMessage.startsWith("http/2 stream closed with error code REFUSED_STREAM ")) return true;
   // Node's stream error, as the cause of connect-node's INTERNAL.
-  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+  for (const c of causeChain(e)) {
     if ((c as NodeJS.ErrnoException).code === "ERR_HTTP2_STREAM_ERROR" && c.message.endsWith(" NGHTTP2_REFUSED_STREAM")) return true;
   }
   return false;
@@ -164,7 +165,7 @@ const certificateCodes = new Set([
  * other error. The messages name the problem and the host, never a credential.
  */
 function tlsFailure(e: unknown): string | undefined {
-  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+  for (const c of causeChain(e)) {
     const code = (c as NodeJS.ErrnoException).code;
     if (typeof code !== "string") continue;
     if (certificateCodes.has(code)) return `TLS: the server's certificate was refused: ${c.message} (${code})`;

@@ -188,16 +188,55 @@ describe("@tessera/client: a transport's connections", () => {
       }
     });
 
-    it(`over ${name}: a side-effect-free call whose connection is refused is tried once more, then fails UNAVAILABLE; CreateToken is tried once`, async () => {
+    // Node and libraries give errors causes, and an interceptor may too: a chain that loops back
+    // to the error a call failed with is read once through, the call answered as it would be
+    // without the loop, not held for ever with the process spinning.
+    it(`over ${name}: a side-effect-free call whose connection is refused is tried once more, then fails UNAVAILABLE; CreateToken is tried once; so too when the refusal's causes loop back to it`, async () => {
       const baseUrl = `http://127.0.0.1:${await freePort()}`;
-      let attempts = 0;
-      const counted: Interceptor = (next) => (req) => (attempts++, next(req));
-      const transport = createTesseraTransport({ baseUrl, ...variant, interceptors: [counted] });
-      const refused = await rejection(createTesseraClient(KeyService, transport).getJwks({}));
-      const idempotent = [Code[refused.code], attempts];
-      attempts = 0;
-      const err = await rejection(createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" }));
-      assert.deepEqual([idempotent, [Code[err.code], attempts]], [["Unavailable", 2], ["Unavailable", 1]]);
+      for (const looped of [false, true]) {
+        let attempts = 0;
+        const counted: Interceptor = (next) => async (req) => {
+          attempts++;
+          try {
+            return await next(req);
+          } catch (e) {
+            if (looped) {
+              // The innermost cause made to point back at the error the call failed with.
+              let last = e as Error;
+              while (last.cause instanceof Error) last = last.cause;
+              last.cause = e;
+            }
+            throw e;
+          }
+        };
+        const transport = createTesseraTransport({ baseUrl, ...variant, interceptors: [counted] });
+        const refused = await rejection(createTesseraClient(KeyService, transport).getJwks({}));
+        const idempotent = [Code[refused.code], attempts];
+        attempts = 0;
+        const err = await rejection(createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" }));
+        assert.deepEqual([looped, idempotent, [Code[err.code], attempts]], [looped, ["Unavailable", 2], ["Unavailable", 1]]);
+        await transport.close();
+      }
+    });
+
+    // A chain of causes that loops (an error its own cause, a → b → a) or never ends (a cause
+    // made anew each time it is read) is read so far only.
+    it(`over ${name}: an interceptor's error whose causes loop (itself; a → b → a) or never end fails the call UNKNOWN, its message and the error kept, as any error an interceptor throws`, async () => {
+      const baseUrl = `http://127.0.0.1:${await freePort()}`;
+      const self = new Error("the interceptor's own failure");
+      self.cause = self;
+      const a = new Error("a, caused by b");
+      a.cause = new Error("b, caused by a", { cause: a });
+      const endless = (n: number): Error => Object.defineProperty(new Error(`cause ${n}`), "cause", { get: () => endless(n + 1) });
+      for (const thrown of [self, a, endless(0)]) {
+        const throwing: Interceptor = () => () => Promise.reject(thrown);
+        const transport = createTesseraTransport({ baseUrl, ...variant, interceptors: [throwing] });
+        const calls = [createTesseraClient(KeyService, transport).getJwks({}), createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" })];
+        for (const err of await Promise.all(calls.map(rejection))) {
+          assert.deepEqual([Code[err.code], err.rawMessage, err.cause === thrown], ["Unknown", thrown.message, true]);
+        }
+        await transport.close();
+      }
     });
 
     if (variant.httpVersion === "1.1") continue;
