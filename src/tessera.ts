@@ -48,6 +48,8 @@ export interface StartOptions {
   fsync?: StoreConfig["fsync"];
   /** The audit budget's window in ms (default a minute, as TESSERA_AUDIT_REFUSALS_PER_MINUTE says): tests shorten it. */
   auditWindowMs?: number | undefined;
+  /** How often connections refused at TESSERA_MAX_CONNECTIONS are logged, in ms (default a minute): tests shorten it. */
+  refusalLogIntervalMs?: number | undefined;
   /** Aborted by a stop during the start: a wait for MongoDB (TESSERA_STORE_START_WAIT_SECONDS) ends, rejecting with OpenStopped. */
   stopped?: AbortSignal | undefined;
 }
@@ -160,7 +162,7 @@ export async function startTessera(config: Config, options: StartOptions): Promi
   const live = () => store.failure() === undefined;
   let server: RunningServer;
   try {
-    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, live, rest: restFactory(config), metrics, audit: services.core.audit, tracing, sharing: options.sharing });
+    server = await startServer({ config, logger, bindings: services.bindings, verifiers: services.verifiers, ready, live, rest: restFactory(config), metrics, audit: services.core.audit, tracing, sharing: options.sharing, refusalLogIntervalMs: options.refusalLogIntervalMs });
   } catch (e) {
     await services.close();
     await store.close();

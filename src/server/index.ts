@@ -37,6 +37,7 @@ import { formatTraceparent, parseTraceparent, parseTracestate } from "./trace-co
 import { enterSpan, httpSpanName, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
+import { refusalLog } from "./refusal-log.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certificate.js";
 import {
@@ -87,6 +88,8 @@ export interface ServerOptions {
   metrics?: Metrics | undefined;
   /** Under TESSERA_WORKERS: how this worker shares the one port (cluster.ts). */
   sharing?: PortSharing | undefined;
+  /** How often connections refused at TESSERA_MAX_CONNECTIONS are logged, in ms (default a minute): tests shorten it. */
+  refusalLogIntervalMs?: number | undefined;
 }
 
 export interface RunningServer {
@@ -339,7 +342,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     idleTimeoutMs: config.idleTimeoutMs,
     keepAliveMs: config.tcpKeepaliveSeconds * 1000,
     maxConnections: config.maxConnections,
-    onRefused: refusalLog(logger, "main", config.maxConnections, o.metrics && (() => o.metrics!.connectionRefused())),
+    onRefused: refusalLog(logger, "main", config.maxConnections, { count: o.metrics && (() => o.metrics!.connectionRefused()), intervalMs: o.refusalLogIntervalMs }),
     maxHeaderBytes: requestHeaderLimitBytes,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
@@ -357,7 +360,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     });
   if (certificates) certificateMetrics = o.metrics?.certificate(() => certificates.current.notAfter);
   // TESSERA_METRICS_PORT is the first worker's alone (its scrape answers every worker's metrics).
-  const metricsListener = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config, logger) : undefined;
+  const metricsListener = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config, logger, o.refusalLogIntervalMs) : undefined;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
   return {
     url: `${secure ? "https" : "http"}://${hostForUrl}:${listener.port}`,
@@ -401,7 +404,7 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
  * port), with the main port's timeouts, per-connection limits and TESSERA_MAX_CONNECTIONS, the
  * connections counted apart from the main port's (a full main port does not stop a scrape).
  */
-async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger): Promise<Listener> {
+async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger, refusalLogIntervalMs: number | undefined): Promise<Listener> {
   const hidden = unquotable(configuredSecret(config));
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     if (refusedOnArrival(req, res, hidden)) return;
@@ -419,38 +422,13 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     idleTimeoutMs: config.idleTimeoutMs,
     keepAliveMs: config.tcpKeepaliveSeconds * 1000,
     maxConnections: config.maxConnections,
-    onRefused: refusalLog(logger, "metrics", config.maxConnections),
+    onRefused: refusalLog(logger, "metrics", config.maxConnections, { intervalMs: refusalLogIntervalMs }),
     maxHeaderBytes: requestHeaderLimitBytes,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),
     allow: "GET, HEAD",
     // No x-request-id, on the listener's own answers either: this port logs no request.
   }));
-}
-
-/**
- * What a port does with a connection refused at TESSERA_MAX_CONNECTIONS: `count` it (the main
- * port's, in the metrics), and log it at warn at most once a minute, not once a connection (a
- * flood of them would be a flood of lines): the first at once, then, each minute that saw more,
- * how many (`refused`).
- */
-function refusalLog(logger: Logger, port: "main" | "metrics", maxConnections: number, count?: () => void): () => void {
-  let timer: NodeJS.Timeout | undefined;
-  let unlogged = 0;
-  const flush = () => {
-    if (unlogged === 0) {
-      timer = undefined;
-      return;
-    }
-    logger.warn("connections refused: TESSERA_MAX_CONNECTIONS reached", { port, refused: unlogged, maxConnections });
-    unlogged = 0;
-    timer = setTimeout(flush, 60_000).unref();
-  };
-  return () => {
-    count?.();
-    unlogged++;
-    if (timer === undefined) flush();
-  };
 }
 
 /**

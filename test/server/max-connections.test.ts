@@ -126,6 +126,43 @@ describe("server: TESSERA_MAX_CONNECTIONS", function () {
     }
   });
 
+  // A flood of refusals is a line an interval (a minute; shortened here), not one a connection:
+  // the first at once, then how many the interval saw; an interval that saw none ends that, and
+  // the next refusal is logged at once again.
+  it("200 refused: one warn line at once (refused 1), one after the interval (refused 199), none in the next, quiet interval; a refusal after it is logged at once", async () => {
+    const intervalMs = 3000;
+    const server = await startTestServer({ env: { TESSERA_MAX_CONNECTIONS: "2" }, refusalLogIntervalMs: intervalMs });
+    const msg = "connections refused: TESSERA_MAX_CONNECTIONS reached";
+    const lines = () => server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
+    const logged = () => lines().map(({ level, msg, port, refused, maxConnections }) => ({ level, msg, port, refused, maxConnections }));
+    const line = (refused: number) => ({ level: "warn", msg, port: "main", refused, maxConnections: 2 });
+    const sockets: net.Socket[] = [];
+    try {
+      sockets.push(await held(server.port, "a"), await held(server.port, "b"));
+      const started = performance.now();
+      assert.equal(await refused(server.port), "");
+      assert.deepEqual(logged(), [line(1)]);
+      const answers = await Promise.all(Array.from({ length: 199 }, () => refused(server.port)));
+      assert.deepEqual(new Set(answers), new Set([""]));
+      const flood = performance.now() - started;
+      assert.ok(flood < intervalMs, `the 200 refusals took ${flood} ms, more than the ${intervalMs} ms interval`);
+      assert.deepEqual(logged(), [line(1)]);
+      for (let i = 0; i < 200 && lines().length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(logged(), [line(1), line(199)]);
+      const [first, summary] = lines().map((l) => Date.parse(l.time as string));
+      // The timer's clock and the log's may round a millisecond apart.
+      assert.ok(summary! - first! >= intervalMs - 1 && summary! - first! < 2 * intervalMs, `the summary came ${summary! - first!} ms after the first line`);
+      // The next interval, nothing refused in it.
+      await new Promise((r) => setTimeout(r, intervalMs + 500));
+      assert.deepEqual(logged(), [line(1), line(199)]);
+      assert.equal(await refused(server.port), "");
+      assert.deepEqual(logged(), [line(1), line(199), line(1)]);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await server.close();
+    }
+  });
+
   it("TESSERA_WORKERS=2, at most 1 each: a connection handed to the full worker is served by the first when it has room, closed when it has none; counted where served", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "tessera-max-connections-"));
     const cluster = await startService("compiled", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_MAX_CONNECTIONS: "1", TESSERA_METRICS_PORT: "0" }, { listeners: 2 });

@@ -35,6 +35,8 @@ export interface TestServerOptions {
   fsync?: StartOptions["fsync"];
   /** The audit budget's window in ms (default a minute). */
   auditWindowMs?: number;
+  /** How often connections refused at TESSERA_MAX_CONNECTIONS are logged, in ms (default a minute). */
+  refusalLogIntervalMs?: number;
 }
 
 /**
@@ -74,6 +76,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     clock: options.clock,
     ...(options.fsync !== undefined && { fsync: options.fsync }),
     ...(options.auditWindowMs !== undefined && { auditWindowMs: options.auditWindowMs }),
+    ...(options.refusalLogIntervalMs !== undefined && { refusalLogIntervalMs: options.refusalLogIntervalMs }),
   });
   return {
     url: tessera.url,
