@@ -14,6 +14,7 @@ import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, password, signUp, uniqueEmail } from "../support/users.js";
 import { scrape, value } from "../support/metrics.js";
+import { pollLast } from "../support/poll.js";
 import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
 
 const windowMs = 1000;
@@ -45,15 +46,13 @@ async function wrongAdmin(server: TestServer, address: string): Promise<void> {
   assert.equal(r.status, 401, r.text);
 }
 
-/** The `audit.suppressed` events, polled until `count` are listed (the window's timer stores them) or 5 s passed. */
-async function summaries(server: TestServer, count: number): Promise<AuditEventJson[]> {
-  const until = Date.now() + 5000;
-  for (;;) {
-    const found = await allEvents(server, { type: "audit.suppressed" });
-    if (found.length >= count || Date.now() > until) return found;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/**
+ * The `audit.suppressed` events, polled until `count` are listed (the window's timer stores them)
+ * or 20 s passed. A listing is answered only once its own admin.call event is on disk, so it may
+ * answer seconds after it read (pollLast then lists once more).
+ */
+const summaries = (server: TestServer, count: number): Promise<AuditEventJson[]> =>
+  pollLast(() => allEvents(server, { type: "audit.suppressed" }), (found) => found.length >= count, { limitMs: 20_000, intervalMs: 50 });
 
 for (const store of storesUnderTest()) {
   describe(`audit budget on ${store}`, function () {
