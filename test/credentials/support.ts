@@ -10,6 +10,7 @@ import { Collection } from "mongodb";
 import type { Clock } from "../../src/core/clock.js";
 import type { UserStore } from "../../src/store/ports/users.js";
 import { rest } from "../support/clients.js";
+import { pollLast, pollUntil } from "../support/poll.js";
 import { startTestServer, type StoreKind, type TestServer } from "../support/server.js";
 import { admin } from "../support/users.js";
 
@@ -128,31 +129,28 @@ export const passwordLoginHolds = [
   ["once its password was checked", holdCheckedLogins],
 ] as const;
 
+/** How long story() and until() poll (generous: the machine is shared), and how often. */
+const pace = { limitMs: 20_000, intervalMs: 20 };
+
 /**
  * The `type outcome reason` of the user's audit events (those of `types` only, when given), oldest
  * first, once `count` are listed.
  */
 export async function story(server: TestServer, userId: string, count: number, types?: readonly string[]): Promise<string[]> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
+  const told = async () => {
     const page = await rest(server.url, "GET", `/v1/admin/audit-events?${new URLSearchParams({ user_id: userId })}`, { headers: admin });
     assert.equal(page.status, 200, page.text);
-    const told = (page.body.events as Array<{ type: string; outcome: string; reason?: string }>)
+    return (page.body.events as Array<{ type: string; outcome: string; reason?: string }>)
       .filter((e) => types === undefined || types.includes(e.type))
       .map((e) => `${e.type} ${e.outcome}${e.reason ? ` ${e.reason}` : ""}`)
       .reverse();
-    if (told.length >= count || Date.now() > deadline) return told;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  };
+  return pollLast(told, (events) => events.length >= count, pace);
 }
 
 /** Waits until `done` holds (a call that goes on once its caller was answered). */
 export async function until(what: string, done: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await done())) {
-    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await pollUntil(what, done, pace);
 }
 
 /** Whether `server`'s store holds the session `id` ended, the user token (or cookie session) of `hash` disabled, the seed 004 refresh token `jti` revoked. */

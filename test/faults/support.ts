@@ -8,6 +8,7 @@ import http from "node:http";
 import { ferretdbBinary } from "../support/ferretdb.js";
 import { compiledEntry } from "../support/process.js";
 import { freePort } from "../support/net.js";
+import { pollLast } from "../support/poll.js";
 
 export const faultClientId = "fault-client";
 export const faultAdminToken = "fault-admin-token-0123456789abcdef";
@@ -103,16 +104,11 @@ export async function startServerProcess(env: Record<string, string>, opts: { wa
   });
   const url = `http://127.0.0.1:${port}`;
   const probe = opts.waitReady === false ? "/healthz" : "/readyz";
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    if (exitedNow) throw new Error(`the server exited during start-up: ${err}`);
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`the server did not start within 30 s: ${err}`);
-    }
-    const up = await fetch(url + probe).then((r) => r.ok, () => false);
-    if (up) break;
-    await new Promise((r) => setTimeout(r, 100));
+  const up = await pollLast(() => fetch(url + probe).then((r) => r.ok, () => false), (ok) => ok || exitedNow, { limitMs: 30000, intervalMs: 100 });
+  if (!up && exitedNow) throw new Error(`the server exited during start-up: ${err}`);
+  if (!up) {
+    child.kill("SIGKILL");
+    throw new Error(`the server did not start within 30 s: ${err}`);
   }
   const pid = child.pid!;
   return {

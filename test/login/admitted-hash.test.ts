@@ -16,6 +16,7 @@ import type { UserStore } from "../../src/store/ports/users.js";
 import { rest, type RestResponse } from "../support/clients.js";
 import { heldArgon2 } from "../support/held-argon2.js";
 import { scrape, value } from "../support/metrics.js";
+import { pollUntil } from "../support/poll.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { clientIdHeader, password, uniqueEmail, uniqueName } from "../support/users.js";
 import { wrongPassword } from "./api.js";
@@ -65,11 +66,7 @@ async function places(server: TestServer) {
 
 /** Polls until `done` holds (generous: the machine is shared). */
 async function until(what: string, done: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await done())) {
-    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await pollUntil(what, done, { limitMs: 60_000, intervalMs: 10 });
 }
 
 const expectBusy = (r: RestResponse, what: string) => {

@@ -11,6 +11,7 @@ import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { ManualClock } from "../../src/core/clock.js";
 import { expectCode, expectOk, type Outcome } from "../support/api.js";
 import { heldArgon2 } from "../support/held-argon2.js";
+import { pollLast } from "../support/poll.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { clientIdHeader, password, uniqueEmail } from "../support/users.js";
 import { loginApi, wrongPassword, type LoginApi } from "./api.js";
@@ -62,12 +63,8 @@ async function loginsPastDeadline(server: TestServer, via: Via, email: string, p
 
 /** Logs in with the right password until it is not refused as busy (Retry-After 1), honouring Retry-After; the last answer. */
 async function untilNotBusy(api: LoginApi, email: string): Promise<Outcome<unknown>> {
-  const giveUp = Date.now() + 90_000;
-  for (;;) {
-    const outcome = await api.logIn(email, password);
-    if (outcome.code !== "resource_exhausted" || outcome.headers.get("retry-after") !== "1" || Date.now() > giveUp) return outcome;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
+  const busy = (outcome: Outcome<unknown>) => outcome.code === "resource_exhausted" && outcome.headers.get("retry-after") === "1";
+  return pollLast(() => api.logIn(email, password), (outcome) => !busy(outcome), { limitMs: 90_000, intervalMs: 1000 });
 }
 
 for (const store of storesUnderTest()) {

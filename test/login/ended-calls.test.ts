@@ -11,6 +11,7 @@ import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import { connectClient, connectError, connectGrpcClient, rest } from "../support/clients.js";
 import { heldArgon2 } from "../support/held-argon2.js";
 import { histogramCount, scrape, value } from "../support/metrics.js";
+import { pollUntil } from "../support/poll.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { password, uniqueEmail } from "../support/users.js";
 
@@ -19,13 +20,7 @@ const login = (email: string) => ({ accountType: "traditional", email, password 
 
 /** Polls /metrics until `done` holds (generous: the machine is shared). */
 async function until(server: TestServer, what: string, done: (m: Awaited<ReturnType<typeof scrape>>) => boolean): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const m = await scrape(`${server.url}/metrics`);
-    if (done(m)) return;
-    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await pollUntil(what, async () => done(await scrape(`${server.url}/metrics`)), { limitMs: 60_000, intervalMs: 20 });
 }
 
 for (const store of storesUnderTest()) {

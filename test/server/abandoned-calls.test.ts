@@ -18,20 +18,13 @@ import { connectClient, grpcMethodDefinition, grpcWebClient } from "../support/c
 import { ErrorCode, frame, FrameType, H2Wire } from "../support/h2-wire.js";
 import { heldArgon2 } from "../support/held-argon2.js";
 import { family, scrape, value } from "../support/metrics.js";
+import { pollLast, pollUntil } from "../support/poll.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
 import { auditApi } from "../audit/api.js";
 
 /** Polls until `done` holds (generous: the machine is shared). */
-async function until<T>(what: string, done: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const got = await done();
-    if (got !== undefined && got !== false) return got;
-    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = <T>(what: string, done: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> => pollUntil(what, done, { limitMs: 20_000, intervalMs: 10 });
 
 const service = SessionService.typeName;
 const loginBody = (email: string) => JSON.stringify({ account_type: "traditional", email, password });
@@ -259,9 +252,7 @@ async function adminCallEvents(server: TestServer, requestId: string): Promise<s
 
 /** Polls the counts of `method` over `protocol` until they change from `before` (or 3 s pass), then a little longer: the change. */
 async function countedOnce(server: TestServer, protocol: string, before: Record<string, number>, method?: { service: string; method: string }): Promise<Record<string, number>> {
-  let counted: Record<string, number> = {};
-  const deadline = Date.now() + 3000;
-  while (Object.keys((counted = delta(before, await callCodes(server, protocol, method)))).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await pollLast(async () => delta(before, await callCodes(server, protocol, method)), (counted) => Object.keys(counted).length > 0, { limitMs: 3000, intervalMs: 20 });
   // Anything counted later (a second count) would show here too.
   await new Promise((r) => setTimeout(r, 200));
   return delta(before, await callCodes(server, protocol, method));

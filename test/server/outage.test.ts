@@ -8,15 +8,11 @@ import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { connectClient, connectError, GrpcJsClient, rest } from "../support/clients.js";
 import { assertStoreUnavailable, connectDetails, tesseraDetails } from "../support/error-details.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
+import { pollUntil } from "../support/poll.js";
 import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
 
-async function eventually(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`condition not met within ${timeoutMs} ms`);
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  await pollUntil(what, check, { limitMs: timeoutMs, intervalMs: 200 });
 }
 
 describe("server: MongoDB outage", function () {
@@ -37,7 +33,7 @@ describe("server: MongoDB outage", function () {
   beforeEach(async () => {
     // A running database and a server that has seen it answer.
     if (!db.running) await db.resume();
-    await eventually(async () => (await status()) === Status.SERVING && (await readyz()) === 200, 20000);
+    await eventually("SERVING and /readyz 200", async () => (await status()) === Status.SERVING && (await readyz()) === 200, 20000);
   });
   after(async () => {
     grpc?.close();
@@ -55,14 +51,14 @@ describe("server: MongoDB outage", function () {
 
   it("reports NOT_SERVING (gRPC) and 503 (/readyz) while the store is down, and /healthz stays 200", async () => {
     await db.stop();
-    await eventually(async () => (await status()) === Status.NOT_SERVING, 10000);
+    await eventually("NOT_SERVING", async () => (await status()) === Status.NOT_SERVING, 10000);
     assert.equal(await readyz(), 503);
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   });
 
   it("a call that needs the store: UNAVAILABLE with STORE_UNAVAILABLE and a RetryInfo of the Retry-After second (REST, Connect)", async () => {
     await db.stop();
-    await eventually(async () => (await status()) === Status.NOT_SERVING, 10000);
+    await eventually("NOT_SERVING", async () => (await status()) === Status.NOT_SERVING, 10000);
     const res = await rest(server.url, "GET", "/v1/frontend/auth/acct-1", { headers: { authorization: `Bearer ${testAdminToken}` } });
     assertStoreUnavailable(res);
     const e = await connectError(connectClient(ApiTokenService, server.url).listTokens({ accountId: "acct-1" }, { headers: { authorization: `Bearer ${testAdminToken}` } }));
@@ -72,8 +68,8 @@ describe("server: MongoDB outage", function () {
 
   it("recovers without a restart when the store returns", async () => {
     await db.stop();
-    await eventually(async () => (await status()) === Status.NOT_SERVING, 10000);
+    await eventually("NOT_SERVING", async () => (await status()) === Status.NOT_SERVING, 10000);
     await db.resume();
-    await eventually(async () => (await status()) === Status.SERVING && (await readyz()) === 200, 20000);
+    await eventually("SERVING and /readyz 200", async () => (await status()) === Status.SERVING && (await readyz()) === 200, 20000);
   });
 });

@@ -22,14 +22,12 @@ import { packageVersion } from "../../src/project-files.js";
 import { connectGrpcClient, GrpcJsClient } from "../support/clients.js";
 import { Flag, FrameType, H2Wire } from "../support/h2-wire.js";
 import { connectionRefused, makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { pollUntil } from "../support/poll.js";
 import { killService, request, startService, type ServiceProcess } from "../support/process.js";
 
 /** Resolves once `ok()` holds (checked every 20 ms); fails after `ms`. */
-async function until(ok: () => boolean, what: string, ms = 15000): Promise<void> {
-  for (const end = Date.now() + ms; !ok(); ) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+async function until(ok: () => boolean | Promise<boolean>, what: string, ms = 15000): Promise<void> {
+  await pollUntil(what, ok, { limitMs: ms, intervalMs: 20 });
 }
 
 const messages = (s: ServiceProcess, msg: string) => s.lines().filter((l) => l.msg === msg);
@@ -54,10 +52,7 @@ function tlsGet(port: number, ca: Buffer, path: string): Promise<{ status: numbe
  */
 async function readinessFailed(s: ServiceProcess, ca?: Buffer): Promise<void> {
   const readyz = () => (ca === undefined ? request(s.port, "GET", "/readyz") : tlsGet(s.port, ca, "/readyz"));
-  for (const end = Date.now() + 15000; (await readyz()).status === 200; ) {
-    if (Date.now() > end) throw new Error("readiness still passes");
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(async () => (await readyz()).status !== 200, "readiness to fail");
 }
 
 /** What a worker that is draining answers on new connections: readiness fails, the rest is served. */

@@ -10,6 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status, type HealthCheckResponse } from "../../gen/health/v1/health_pb.js";
 import { connectClient } from "../support/clients.js";
 import { callInFlight, connectionRefused } from "../support/net.js";
+import { pollLast } from "../support/poll.js";
 import { startTestServer } from "../support/server.js";
 
 async function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null> }> {
@@ -45,11 +46,7 @@ describe("server: graceful shutdown", function () {
     child.kill("SIGTERM");
     // The listener closes once the signal is handled (at once on an idle machine; later on a
     // loaded one): new connections are refused from then on, while the call is still held open.
-    let refused = false;
-    for (const until = Date.now() + 8000; !refused && Date.now() < until; ) {
-      await new Promise((r) => setTimeout(r, 100));
-      refused = await connectionRefused(port);
-    }
+    const refused = await pollLast(() => connectionRefused(port), (r) => r, { limitMs: 8000, intervalMs: 100 });
     assert.equal(refused, true, "new connections are refused while draining");
     call.finish();
     const res = await call.answer;

@@ -14,6 +14,7 @@ import { loadCertificate, CertificateError, watchCertificate, type TlsPair } fro
 import { createLogger } from "../../src/logger.js";
 import { family, scrape } from "../support/metrics.js";
 import { freePort, makeCertificateWith, makeChain, makeTestCertificate, type ChainLink, type TestCertificate } from "../support/net.js";
+import { pollUntil } from "../support/poll.js";
 import { startService } from "../support/process.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
@@ -37,11 +38,7 @@ function renew(into: TestCertificate, next: TestCertificate): void {
 }
 
 async function until(check: () => Promise<boolean> | boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await pollUntil(what, check, { limitMs: ms, intervalMs: 50 });
 }
 
 const logged = (server: TestServer, msg: string) => server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "../../src/project-files.js";
 import { callInFlight, connectionRefused } from "../support/net.js";
+import { pollUntil } from "../support/poll.js";
 import { entryArgv, killService, request, startService, type Entry, type ServiceProcess } from "../support/process.js";
 import { testAdminToken } from "../support/server.js";
 
@@ -474,9 +475,7 @@ require("node:module").syncBuiltinESMExports();
           writeFileSync(trigger, String(second));
           // Every other connection is worker 2's: its write fails, and the other worker hears of it.
           for (let i = 0; (await create()) !== 503; i++) assert.ok(i < 4, "no write refused");
-          for (const deadline = Date.now() + 10000; (await each(2, status("/readyz"))).join() !== "503,503"; ) {
-            assert.ok(Date.now() < deadline, "both workers unready");
-          }
+          await pollUntil("both workers unready", async () => (await each(2, status("/readyz"))).join() === "503,503", { limitMs: 10000, intervalMs: 0 });
           const seen = cluster.lines().length;
           assert.deepEqual(await each(4, create), [503, 503, 503, 503]);
           assert.deepEqual(await each(4, status("/readyz")), [503, 503, 503, 503]);
@@ -615,7 +614,5 @@ function alive(pid: number): boolean {
 }
 
 async function until(done: () => boolean, what: string, ms = 20000): Promise<void> {
-  for (const deadline = Date.now() + ms; !done(); await new Promise((r) => setTimeout(r, 50))) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-  }
+  await pollUntil(what, done, { limitMs: ms, intervalMs: 50 });
 }

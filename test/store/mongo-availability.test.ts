@@ -10,6 +10,7 @@ import { openStore } from "../../src/store/index.js";
 import { DeadlineExceededError, StoreUnavailableError, type Store } from "../../src/store/ports.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
 import { freePort } from "../support/net.js";
+import { pollUntil } from "../support/poll.js";
 
 async function elapsed<T>(promise: Promise<T>): Promise<{ ms: number; result: PromiseSettledResult<T> }> {
   const start = performance.now();
@@ -180,11 +181,7 @@ describe("mongo store: a login slot reserved after its caller was told the store
 
 /** Polls `check` every 100 ms for up to 20 s. */
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
-  const giveUp = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > giveUp) assert.fail(`not within 20 s: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await pollUntil(what, check, { limitMs: 20_000, intervalMs: 100 });
 }
 
 describe("mongo store: reconnects when the database returns", function () {
@@ -231,18 +228,15 @@ describe("mongo store: reconnects when the database returns", function () {
       assertUnavailable((await elapsed(store.ping())).result);
 
       await db!.resume();
-      const deadline = Date.now() + 20_000;
-      let found = null;
-      for (;;) {
+      const read = async () => {
         try {
-          found = await store.users.findById(user.id);
-          break;
+          return { found: await store.users.findById(user.id) };
         } catch (error) {
           assert.ok(error instanceof StoreUnavailableError, String(error));
-          if (Date.now() > deadline) throw new Error("store did not reconnect within 20 s");
-          await new Promise((r) => setTimeout(r, 200));
+          return undefined;
         }
-      }
+      };
+      const { found } = await pollUntil("the store reconnects", read, { limitMs: 20_000, intervalMs: 200 });
       assert.equal(found?.login, user.login);
       await store.ping();
       await store.users.setLastLogin(user.id, new Date());

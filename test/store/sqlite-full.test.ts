@@ -9,6 +9,7 @@ import Database from "better-sqlite3";
 import { openStore } from "../../src/store/index.js";
 import { StoreUnavailableError, type Store, type StoreFailures } from "../../src/store/ports.js";
 import { sqliteCalls } from "../../src/store/sqlite/sqlite-durability.js";
+import { pollLast } from "../support/poll.js";
 import { fill, mountTmpfs, type Tmpfs } from "../support/tmpfs.js";
 
 const user = (id: string) => ({ id, login: `${id}@example.com`, loginKey: `${id}@example.com`, emails: [`${id}@example.com`], passwordHash: `$argon2id$${"h".repeat(600)}`, createdAt: new Date(1_700_000_000_000) });
@@ -197,11 +198,8 @@ describe("sqlite store on a full disk (tmpfs)", function () {
 
     // Nothing probes readiness (a deployment without one): space comes back, and writes follow.
     unlinkSync(filler);
-    let written: unknown = new Error("no write tried");
-    for (const end = performance.now() + 15_000; written !== undefined && performance.now() < end; ) {
-      await new Promise((r) => setTimeout(r, 100));
-      written = await started.users.create(user("later")).then(() => undefined, (e: unknown) => e);
-    }
+    const write = () => started.users.create(user("later")).then(() => undefined, (e: unknown) => e);
+    const written = await pollLast(write, (refusal) => refusal === undefined, { limitMs: 15_000, intervalMs: 100 });
     assert.equal(written, undefined, `a write is still refused: ${String(written)}`);
     assert.ok(statSync(file).size > databaseSize, "the log was copied into the database file first");
     assert.ok(await first.users.findById("later"));
