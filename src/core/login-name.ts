@@ -25,11 +25,12 @@
 // empty key), the second as anything a later Unicode version assigns them, the third as whatever
 // a font makes of them. Two default-ignorables are taken where a script needs them, as RFC
 // 8265 takes them (RFC 5892's CONTEXTJ rules, contextj.ts): U+200D ZERO WIDTH JOINER after a
-// virama, U+200C ZERO WIDTH NON-JOINER there or between joining letters (Persian writes words
-// with it). A login with any of them still finds the account its key names (default-ignorables,
-// those two included, are left out of the key, as NFKC_Casefold leaves them out: with or without
-// a joiner is one login, as with or without U+200B), so an account created before keeps logging
-// in, however it is typed.
+// virama, U+200C ZERO WIDTH NON-JOINER there or between letters that would join across it
+// (Persian writes words with it; after a letter that joins nothing that follows it, such as
+// Arabic alef or dal, it changes nothing shown and is refused). A login with any of them still
+// finds the account its key names (default-ignorables, those two included, are left out of the
+// key, as NFKC_Casefold leaves them out: with or without a joiner is one login, as with or
+// without U+200B), so an account created before keeps logging in, however it is typed.
 import { joinersInContext } from "./contextj.js";
 import { invalidField, type AuthError } from "./errors.js";
 

@@ -52,8 +52,31 @@ export async function signUp(server: TestServer, email = uniqueEmail(), pass = p
 }
 
 /**
- * A user with first and last name, which no public sign-up sets: written to the store directly
- * (with a real argon2id hash, cheap parameters), as an admin tool would.
+ * An account written to the store directly, as an admin tool or an older version would (with a
+ * login or password today's sign-ups refuse, say): a real argon2id hash of `pass`, cheap
+ * parameters; an email login is its own email too.
+ */
+export async function storedAccount(
+  server: TestServer,
+  login: string,
+  pass = password,
+  more: { firstname?: string; lastname?: string; createdAt?: Date } = {},
+): Promise<UserRecord> {
+  const passwords = new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 });
+  return server.tessera.store.users.create({
+    id: randomBytes(12).toString("hex"),
+    login,
+    loginKey: loginKey(login),
+    emails: login.includes("@") ? [login] : [],
+    passwordHash: await passwords.hash(pass),
+    createdAt: new Date(),
+    ...more,
+  });
+}
+
+/**
+ * A user with first and last name, which no public sign-up sets: written to the store directly,
+ * as an admin tool would.
  */
 export async function createNamedUser(
   server: TestServer,
@@ -61,17 +84,7 @@ export async function createNamedUser(
   /** The server's "now" (its clock may be a ManualClock). */
   createdAt: Date,
 ): Promise<UserRecord> {
-  const passwords = new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 });
-  const email = uniqueEmail("named");
-  return server.tessera.store.users.create({
-    id: randomBytes(12).toString("hex"),
-    login: email,
-    loginKey: loginKey(email),
-    emails: [email],
-    ...names,
-    passwordHash: await passwords.hash(password),
-    createdAt,
-  });
+  return storedAccount(server, uniqueEmail("named"), password, { ...names, createdAt });
 }
 
 /** Seed 000 session (`POST /session`). */
