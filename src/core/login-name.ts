@@ -30,7 +30,8 @@
 // Arabic alef or dal, it changes nothing shown and is refused). A login with any of them still
 // finds the account its key names (default-ignorables, those two included, are left out of the
 // key, as NFKC_Casefold leaves them out: with or without a joiner is one login, as with or
-// without U+200B), so an account created before keeps logging in, however it is typed.
+// without U+200B), so an account created before keeps logging in, however it is typed. A new
+// password is refused the same code points (password-policy.ts).
 import { joinersInContext } from "./contextj.js";
 import { invalidField, type AuthError } from "./errors.js";
 
@@ -58,10 +59,30 @@ const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
 // and lone surrogates.
 const notText = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\p{Cs}]/u;
 const ignorable = /\p{Default_Ignorable_Code_Point}/gu;
-// What a new login may not hold besides (parseNewLogin): default-ignorable code points (but the
-// two joiners, which joinersInContext judges) and unassigned ones; private-use ones.
-const notNewLoginText = /(?![\u200c\u200d])[\p{Default_Ignorable_Code_Point}\p{Cn}]/u;
+// What new text may not hold besides (newTextRefusal): default-ignorable code points (but the
+// two joiners, which joinersInContext judges) and unassigned ones, noncharacters included;
+// private-use ones.
+const invisibleOrUnassigned = /(?![\u200c\u200d])[\p{Default_Ignorable_Code_Point}\p{Cn}]/u;
 const privateUse = /\p{Co}/u;
+
+/** What newTextRefusal finds, as the message refusing it says it (after the field's name). */
+export const newTextRefusals = {
+  invisible: "must not contain invisible (zero-width, default-ignorable) characters or unassigned code points",
+  privateUse: "must not contain private-use characters",
+} as const;
+
+/**
+ * What RFC 8265 refuses in new text besides control characters, in a user name (IdentifierClass)
+ * and a password (FreeformClass) alike (RFC 8264 sections 7 and 8, categories of section 9): a
+ * default-ignorable code point or a noncharacter (PrecisIgnorableProperties), ZWNJ and ZWJ aside
+ * where RFC 5892's CONTEXTJ rules take them (JoinControl), or an unassigned one: "invisible"; a
+ * private-use one: "privateUse". Undefined when `text` holds none.
+ */
+export function newTextRefusal(text: string): keyof typeof newTextRefusals | undefined {
+  if (invisibleOrUnassigned.test(text) || !joinersInContext(text)) return "invisible";
+  if (privateUse.test(text)) return "privateUse";
+  return undefined;
+}
 
 /**
  * The version of loginKey: raised whenever it gives some spelling another key than before. At the
@@ -121,10 +142,8 @@ export function parseLogin(raw: string, kind: LoginKind, source: LoginSource = {
  */
 export function parseNewLogin(raw: string, kind: LoginKind, source: LoginSource = { field: defaultField(kind) }): LoginName {
   const login = parseLogin(raw, kind, source);
-  if (notNewLoginText.test(login.spelling) || !joinersInContext(login.spelling)) {
-    throw refused(source, "must not contain invisible (zero-width, default-ignorable) characters or unassigned code points");
-  }
-  if (privateUse.test(login.spelling)) throw refused(source, "must not contain private-use characters");
+  const refusal = newTextRefusal(login.spelling);
+  if (refusal) throw refused(source, newTextRefusals[refusal]);
   return login;
 }
 

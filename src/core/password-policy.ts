@@ -10,10 +10,14 @@
 // left out), with control characters left out too. So " password1 ", "password1\0" and the
 // full-width "ｐａｓｓｗｏｒｄ１" are as common as "Password1", a password of nothing but white space
 // or NULs is refused, and "ADA.Lovelace" is the login ada.lovelace@example.com's local part.
-// A password those rules let through is still refused (INVALID_FIELD) when it holds a control
-// character (C0, DEL, C1: tab and line breaks too), which RFC 8265's OpaqueString profile
-// refuses: no keyboard types one into a password field, and what reads it may cut it off there
-// (NUL). Only where a password is set: one set before still logs in.
+// A password those rules let through is still refused (INVALID_FIELD) when it holds what RFC
+// 8265's OpaqueString profile (FreeformClass) refuses: a control character (C0, DEL, C1: tab and
+// line breaks too), which no keyboard types into a password field and what reads it may cut it
+// off at (NUL); then, as a new login is refused for them (login-name.ts), an invisible
+// (default-ignorable) code point (ZWNJ and ZWJ aside where their script needs them), which no
+// one can see to type it again (and which the form above leaves out: U+200B counts for nothing),
+// an unassigned one or a private-use one, which show as whatever a later Unicode version or a
+// font makes of them. Only where a password is set: one set before still logs in.
 //
 // The list is bundled (common-passwords.txt: SecLists' "10-million-password-list-top-10000",
 // MIT, see common-passwords.LICENSE) rather than taken from an npm package: none of the
@@ -22,14 +26,14 @@
 import { readFileSync } from "node:fs";
 import { projectFile } from "../project-files.js";
 import { invalidField } from "./errors.js";
-import { loginKey } from "./login-name.js";
+import { loginKey, newTextRefusal, newTextRefusals } from "./login-name.js";
 
 export const minPasswordLength = 8;
 export const maxPasswordLength = 256;
 
+// Global, to leave every one out (comparedForm); search() finds one from the start whatever the
+// pattern's lastIndex, where test() of a global pattern would go on from its last match.
 const control = /\p{Cc}/gu;
-// Not global: test() of a global pattern goes on from where its last match ended.
-const anyControl = /\p{Cc}/u;
 
 let common: Set<string> | undefined;
 
@@ -50,8 +54,9 @@ function comparedForm(password: string): string {
 
 /**
  * Throws AuthError invalid_argument naming the rule the password breaks (WEAK_PASSWORD; a
- * password too long, or one holding a control character, is INVALID_FIELD). `login` is the account's (as spelt or as a request gives
- * it), `field` the request field the password came in.
+ * password too long, or one holding a control, invisible, unassigned or private-use character, is
+ * INVALID_FIELD). `login` is the account's (as spelt or as a request gives it), `field` the
+ * request field the password came in.
  */
 export function checkPassword(password: string, login: string, field = "password"): void {
   // Length in Unicode code points, so an emoji counts as one character.
@@ -73,5 +78,7 @@ export function checkPassword(password: string, login: string, field = "password
   const at = key.lastIndexOf("@");
   if (form === key || (at >= 0 && form === key.slice(0, at))) throw invalidField(field, "password must not be the login or part of it", "WEAK_PASSWORD");
   // Last, so a password those rules refuse keeps its answer ("password1" and a NUL: too common).
-  if (anyControl.test(password)) throw invalidField(field, "password must not contain control characters");
+  if (password.search(control) !== -1) throw invalidField(field, "password must not contain control characters");
+  const refusal = newTextRefusal(password);
+  if (refusal) throw invalidField(field, `password ${newTextRefusals[refusal]}`);
 }

@@ -66,6 +66,16 @@ describe("core: password policy", () => {
     checkPassword("a b c d e", login);
   });
 
+  it("refuses a password holding a control, invisible (default-ignorable), unassigned or private-use code point, once the rules above let it through (RFC 8265 OpaqueString)", () => {
+    rejects(() => checkPassword(`${password}\u0000`, login), "invalid_argument", /^password must not contain control characters$/);
+    for (const c of ["\u200b", "\u00ad", "\ufe0f", "\u200d", "\u0378", "\ufdd0", "\u{10ffff}"]) {
+      rejects(() => checkPassword(`${password}${c}`, login), "invalid_argument", /^password must not contain invisible \(zero-width, default-ignorable\) characters or unassigned code points$/);
+    }
+    for (const c of ["\ue000", "\u{f0000}"]) rejects(() => checkPassword(`${password}${c}`, login), "invalid_argument", /^password must not contain private-use characters$/);
+    rejects(() => checkPassword("pass\u200bword1", login), "invalid_argument", /too common/);
+    checkPassword(`${password} \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645`, login); // Persian می‌خواهم: a ZWNJ its script needs
+  });
+
   it("refuses the login, or an email login's local part", () => {
     for (const pw of [login, " ADA.Lovelace@Example.com", "ada.lovelace", "\uff41da.lovelace", "ada.lovelace\u0000"]) {
       rejects(() => checkPassword(pw, login), "invalid_argument", /must not be the login/);

@@ -3,21 +3,22 @@
 // trimmed and collapsed, invisible and control characters left out), so white space or NULs
 // alone, a common password padded or spelt in full-width look-alikes, and the account's own
 // login (or an email login's local part) are 400 WEAK_PASSWORD naming the rule and the field.
-// A new password that breaks none of those rules but holds a control character is 400
-// INVALID_FIELD (RFC 8265's OpaqueString refuses them), on a sign-up and a change alike.
+// A new password that breaks none of those rules but holds a control character, or an invisible
+// (default-ignorable), unassigned or private-use code point, is 400 INVALID_FIELD (RFC 8265's
+// OpaqueString refuses them), on a sign-up and a change alike.
 // The password is hashed with its white space kept (only its RFC 8265 form is taken:
 // password-forms.test.ts), and logins never apply the policy: an account whose password
 // the policy now refuses still logs in on every API. (Password changes: test/jwt/jwt-api.test.ts.)
 import { randomBytes } from "node:crypto";
-import { loginKey } from "../../src/core/login-name.js";
-import { Passwords } from "../../src/core/passwords.js";
 import { expectCode, expectFieldRefused, expectOk, expectWeakPassword, type Outcome } from "../support/api.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { fullWidthCommon, password, uniqueEmail, uniqueName, weakPassword } from "../support/users.js";
+import { fullWidthCommon, password, storedAccount, uniqueEmail, uniqueName, weakPassword } from "../support/users.js";
 import { loginApi, loginPaths, transports, type LoginApi } from "./api.js";
 
 const { onlyBlank, tooCommon, isLogin } = weakPassword;
 const noControls = "password must not contain control characters";
+const noInvisible = "password must not contain invisible (zero-width, default-ignorable) characters or unassigned code points";
+const noPrivate = "password must not contain private-use characters";
 const notUtf8 = (field: string) => `invalid request body: field "${field}": expected string: invalid UTF8`;
 const shortOnceTrimmed = "password too short: at least 8 characters required, not counting white space at either end, repeated white space, control or invisible characters";
 
@@ -73,8 +74,29 @@ for (const store of storesUnderTest()) {
             }
             // Those the rules above refuse keep their answer.
             expectWeakPassword(await path.signUp(api, path.newLogin(), "password1\u0000"), path.field, tooCommon);
-            // Invisible characters and other white space are no control characters.
-            expectOk(await path.signUp(api, path.newLogin(), `${password}\u200b\u3000\u00a0x`), 201);
+            // White space other than tab and line breaks is no control character.
+            expectOk(await path.signUp(api, path.newLogin(), `${password}\u3000\u00a0x`), 201);
+          });
+
+          // RFC 8265's OpaqueString (FreeformClass) refuses default-ignorable code points and
+          // noncharacters (PrecisIgnorableProperties), unassigned and private-use ones: as a new
+          // login is refused for them, so is a new password that the rules above let through.
+          it("refuses a password holding an invisible (default-ignorable), unassigned or private-use code point: 400 INVALID_FIELD naming the field", async () => {
+            const invisible = ["\u200b", "\u2060", "\ufeff", "\u00ad", "\ufe0f", "\u3164", "\u{e0041}", "\u200d", "\u200c"];
+            const unassigned = ["\u0378", "\ufdd0", "\uffff", "\u{10ffff}"];
+            for (const c of [...invisible, ...unassigned]) {
+              expectFieldRefused(await path.signUp(api, path.newLogin(), `${password}${c}x`), path.field, noInvisible);
+            }
+            for (const c of ["\ue000", "\uf8ff", "\u{f0000}", "\u{10fffd}"]) {
+              expectFieldRefused(await path.signUp(api, path.newLogin(), `${password}${c}x`), path.field, noPrivate);
+            }
+            // Those the rules above refuse keep their answer; a control character is named first.
+            expectWeakPassword(await path.signUp(api, path.newLogin(), "pass\u200bword1"), path.field, tooCommon);
+            expectFieldRefused(await path.signUp(api, path.newLogin(), `${password}\u200b\u0000x`), path.field, noControls);
+            // A joiner where its script needs it (RFC 5892 CONTEXTJ, as in a login): Persian می‌خواهم,
+            // a Devanagari half form क्‍ष.
+            expectOk(await path.signUp(api, path.newLogin(), `${password} \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645`), 201);
+            expectOk(await path.signUp(api, path.newLogin(), `${password} \u0915\u094d\u200d\u0937`), 201);
           });
 
           // A lone surrogate is no text: JSON's "\ud800" is not read as a password at all (were it
@@ -113,11 +135,13 @@ for (const store of storesUnderTest()) {
         expectOk(await api.signUp(email, `${local}!x`), 201);
       });
 
-      it("PATCH /jwt/user refuses a new password holding a control character: 400 INVALID_FIELD naming pass, the password unchanged", async () => {
+      it("PATCH /jwt/user refuses a new password holding a control, invisible or private-use character: 400 INVALID_FIELD naming pass, the password unchanged", async () => {
         const user = uniqueName("policy");
         expectOk(await api.createJwtUser(user, password), 201);
         const access = expectOk(await api.jwtToken(user, password)).token;
-        expectFieldRefused(await api.changeJwtPassword(access, `new ${password}\u0000`), "pass", noControls);
+        for (const [c, message] of [["\u0000", noControls], ["\u200b", noInvisible], ["\ufdd0", noInvisible], ["\ue000", noPrivate]] as const) {
+          expectFieldRefused(await api.changeJwtPassword(access, `new ${password}${c}`), "pass", message);
+        }
         expectOk(await api.jwtToken(user, password));
       });
 
@@ -141,29 +165,19 @@ for (const store of storesUnderTest()) {
       });
 
       describe("an account whose password the policy now refuses still logs in", () => {
-        /** An account as an older policy let it be signed up: written to the store with `pass`. */
-        async function oldAccount(login: string, pass: string): Promise<void> {
-          await server.tessera.store.users.create({
-            id: randomBytes(12).toString("hex"),
-            login,
-            loginKey: loginKey(login),
-            emails: login.includes("@") ? [login] : [],
-            passwordHash: await new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 }).hash(pass),
-            createdAt: new Date(),
-          });
-        }
-
         const refusedNow: [string, (login: string) => string][] = [
           ["its login", (login) => login],
           ["a common password padded with spaces", () => " password1 "],
           ["a common password in full-width look-alikes", () => fullWidthCommon],
           ["a password holding control characters", () => `${password}\u0000\t\u0085`],
+          ["a password holding invisible, unassigned and private-use characters", () => `${password}\u200b\ufdd0\ue000`],
         ];
         for (const path of loginPaths("old-policy")) {
           for (const [what, passwordOf] of refusedNow) {
             it(`${path.name}: ${what}`, async () => {
               const login = path.name.startsWith("GET /jwt") ? uniqueName("old-policy") : uniqueEmail("old-policy");
-              await oldAccount(login, passwordOf(login));
+              // As an older policy let it be signed up: written to the store.
+              await storedAccount(server, login, passwordOf(login));
               expectOk(await path.attempt(api, login, passwordOf(login)));
             });
           }

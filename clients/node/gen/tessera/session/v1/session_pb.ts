@@ -223,8 +223,10 @@ export type CreateUserRequest = Message<"tessera.session.v1.CreateUserRequest"> 
   /**
    * At least 8 and at most 256 characters, not a well-known common password, and not the email
    * or its local part; judged as logins are compared (NFKC, case folding, white space trimmed,
-   * control characters left out); one that passes holding a control character is refused all
-   * the same (INVALID_FIELD). Hashed, and compared at every login, in its RFC 8265
+   * control characters left out); one that passes holding a control character, an invisible
+   * (zero-width, default-ignorable) one (but a joiner its script needs, RFC 5892's CONTEXTJ), an
+   * unassigned or a private-use code point is refused all the same (INVALID_FIELD: RFC 8265's
+   * OpaqueString refuses them). Hashed, and compared at every login, in its RFC 8265
    * OpaqueString form: non-ASCII spaces as U+0020, then NFC (a decomposed "e" + U+0301 is the
    * precomposed U+00E9); nothing else is changed (case, width, white space at either end).
    *
