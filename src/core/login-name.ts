@@ -30,9 +30,28 @@
 // Arabic alef or dal, it changes nothing shown and is refused). A login with any of them still
 // finds the account its key names (default-ignorables, those two included, are left out of the
 // key, as NFKC_Casefold leaves them out: with or without a joiner is one login, as with or
-// without U+200B), so an account created before keeps logging in, however it is typed. A new
-// password is refused the same code points (password-policy.ts).
+// without U+200B), so an account created before keeps logging in, however it is typed.
+//
+// What else RFC 8264's derivation (section 8) disallows in both string classes is refused too,
+// with one message: RFC 5892's Exceptions that are DISALLOWED (U+0640 ARABIC TATWEEL, which only
+// stretches a joined letter, U+07FA NKO LAJANYALAN, alike for NKo, U+302E and U+302F Hangul tone
+// marks, U+3031 to U+3035 vertical kana repeat marks, U+303B VERTICAL IDEOGRAPHIC ITERATION
+// MARK), OldHangulJamo (Hangul_Syllable_Type L, V or T: conjoining jamo; NFC composes those
+// that spell a modern syllable into it, and what is left, Old Korean or a lone jamo, shows as one
+// block or as loose letters as the font has it), line and paragraph separators (Zl, Zp) and the format
+// characters (Cf) that are not default-ignorable (U+0600 ARABIC NUMBER SIGN, U+06DD, U+FFF9 to
+// U+FFFB interlinear annotation, the Egyptian hieroglyph format controls...), which change how
+// text around them is laid out; and RFC 5892's CONTEXTO code points out of their context
+// (contexto.ts: a middle dot only between two "l"...). The derivation's other DISALLOWED
+// categories are those above (controls, default-ignorables and noncharacters, unassigned,
+// private-use and surrogate code points); the rest of what IdentifierClass disallows (symbols,
+// punctuation, spaces, compatibility forms) a user name may still hold. These rules are applied
+// as RFC 8265's UsernameCaseMapped profile applies them: to the spelling with its full- and
+// half-width forms mapped to their decompositions, lower-cased, NFC (so "COL·LEGI" is
+// "col·legi", and U+FF65 HALFWIDTH KATAKANA MIDDLE DOT is U+30FB). A new password is refused
+// the same code points, in its OpaqueString form (password-policy.ts).
 import { joinersInContext } from "./contextj.js";
+import { othersInContext } from "./contexto.js";
 import { invalidField, type AuthError } from "./errors.js";
 
 export type LoginKind = "email" | "name";
@@ -64,11 +83,18 @@ const ignorable = /\p{Default_Ignorable_Code_Point}/gu;
 // private-use ones.
 const invisibleOrUnassigned = /(?![\u200c\u200d])[\p{Default_Ignorable_Code_Point}\p{Cn}]/u;
 const privateUse = /\p{Co}/u;
+// RFC 5892's DISALLOWED Exceptions; OldHangulJamo (HangulSyllableType.txt's L, V and T ranges,
+// unchanged since Unicode 5.2); Zl, Zp; Cf but the default-ignorables (refused as invisible).
+const disallowed = /[\u0640\u07fa\u302e\u302f\u3031-\u3035\u303b\u1100-\u11ff\ua960-\ua97c\ud7b0-\ud7c6\ud7cb-\ud7fb\p{Zl}\p{Zp}]|(?!\p{Default_Ignorable_Code_Point})\p{Cf}/u;
+// Full- and half-width forms, which UsernameCaseMapped maps to their decompositions (NFKC of each).
+const widthForms = /[\uff01-\uffee]/gu;
 
 /** What newTextRefusal finds, as the message refusing it says it (after the field's name). */
 export const newTextRefusals = {
   invisible: "must not contain invisible (zero-width, default-ignorable) characters or unassigned code points",
   privateUse: "must not contain private-use characters",
+  disallowed:
+    "must not contain characters that RFC 8265 disallows (tatweel, conjoining Hangul jamo, format characters, line separators, ...), nor a middle dot, keraia, geresh or Arabic-Indic digit out of its context",
 } as const;
 
 /**
@@ -76,12 +102,20 @@ export const newTextRefusals = {
  * and a password (FreeformClass) alike (RFC 8264 sections 7 and 8, categories of section 9): a
  * default-ignorable code point or a noncharacter (PrecisIgnorableProperties), ZWNJ and ZWJ aside
  * where RFC 5892's CONTEXTJ rules take them (JoinControl), or an unassigned one: "invisible"; a
- * private-use one: "privateUse". Undefined when `text` holds none.
+ * private-use one: "privateUse"; a DISALLOWED Exception, an OldHangulJamo, a Zl, Zp or Cf one, or
+ * a CONTEXTO one out of its context: "disallowed". Undefined when `text` holds none. `text` is
+ * the form its profile checks (usernameForm; a password's OpaqueString form).
  */
 export function newTextRefusal(text: string): keyof typeof newTextRefusals | undefined {
   if (invisibleOrUnassigned.test(text) || !joinersInContext(text)) return "invisible";
   if (privateUse.test(text)) return "privateUse";
+  if (disallowed.test(text) || !othersInContext(text)) return "disallowed";
   return undefined;
+}
+
+/** A spelling as RFC 8265's UsernameCaseMapped checks it: width forms mapped, lower-cased, NFC. */
+function usernameForm(spelling: string): string {
+  return spelling.replace(widthForms, (c) => c.normalize("NFKC")).toLowerCase().normalize("NFC");
 }
 
 /**
@@ -137,12 +171,12 @@ export function parseLogin(raw: string, kind: LoginKind, source: LoginSource = {
 
 /**
  * A login a sign-up gives -> its spelling and key: parseLogin, then a spelling holding a
- * default-ignorable (a joiner where its script needs it aside), unassigned or private-use code
- * point is refused (INVALID_ARGUMENT naming the field).
+ * default-ignorable (a joiner where its script needs it aside), unassigned, private-use or
+ * otherwise disallowed code point (newTextRefusal) is refused (INVALID_ARGUMENT naming the field).
  */
 export function parseNewLogin(raw: string, kind: LoginKind, source: LoginSource = { field: defaultField(kind) }): LoginName {
   const login = parseLogin(raw, kind, source);
-  const refusal = newTextRefusal(login.spelling);
+  const refusal = newTextRefusal(usernameForm(login.spelling));
   if (refusal) throw refused(source, newTextRefusals[refusal]);
   return login;
 }

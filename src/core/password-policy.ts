@@ -17,7 +17,12 @@
 // (default-ignorable) code point (ZWNJ and ZWJ aside where their script needs them), which no
 // one can see to type it again (and which the form above leaves out: U+200B counts for nothing),
 // an unassigned one or a private-use one, which show as whatever a later Unicode version or a
-// font makes of them. Only where a password is set: one set before still logs in.
+// font makes of them; then what else RFC 8264 disallows in both classes (tatweel, conjoining
+// Hangul jamo, format characters, line separators; a middle dot, keraia, geresh or Arabic-Indic
+// digit out of its RFC 5892 context: login-name.ts), judged in the password's OpaqueString form
+// (passwords.ts: a Korean password typed as decomposed jamo is its syllables). Symbols,
+// punctuation, spaces and letters of every script stay, as FreeformClass takes them. Only where a
+// password is set: one set before still logs in.
 //
 // The list is bundled (common-passwords.txt: SecLists' "10-million-password-list-top-10000",
 // MIT, see common-passwords.LICENSE) rather than taken from an npm package: none of the
@@ -27,6 +32,7 @@ import { readFileSync } from "node:fs";
 import { projectFile } from "../project-files.js";
 import { invalidField } from "./errors.js";
 import { loginKey, newTextRefusal, newTextRefusals } from "./login-name.js";
+import { preparePassword } from "./passwords.js";
 
 export const minPasswordLength = 8;
 export const maxPasswordLength = 256;
@@ -54,8 +60,8 @@ function comparedForm(password: string): string {
 
 /**
  * Throws AuthError invalid_argument naming the rule the password breaks (WEAK_PASSWORD; a
- * password too long, or one holding a control, invisible, unassigned or private-use character, is
- * INVALID_FIELD). `login` is the account's (as spelt or as a request gives it), `field` the
+ * password too long, or one holding a control, invisible, unassigned, private-use or otherwise
+ * disallowed character, is INVALID_FIELD). `login` is the account's (as spelt or as a request gives it), `field` the
  * request field the password came in.
  */
 export function checkPassword(password: string, login: string, field = "password"): void {
@@ -79,6 +85,6 @@ export function checkPassword(password: string, login: string, field = "password
   if (form === key || (at >= 0 && form === key.slice(0, at))) throw invalidField(field, "password must not be the login or part of it", "WEAK_PASSWORD");
   // Last, so a password those rules refuse keeps its answer ("password1" and a NUL: too common).
   if (password.search(control) !== -1) throw invalidField(field, "password must not contain control characters");
-  const refusal = newTextRefusal(password);
+  const refusal = newTextRefusal(preparePassword(password));
   if (refusal) throw invalidField(field, `password ${newTextRefusals[refusal]}`);
 }

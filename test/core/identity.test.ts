@@ -10,7 +10,7 @@ import { KeyRing, type KeysConfig } from "../../src/core/key-ring.js";
 import { TokenVerifier } from "../../src/core/token-verifier.js";
 import { checkPassword } from "../../src/core/password-policy.js";
 import { Passwords } from "../../src/core/passwords.js";
-import { parseLogin } from "../../src/core/login-name.js";
+import { parseLogin, parseNewLogin } from "../../src/core/login-name.js";
 import { silentLogger } from "../../src/logger.js";
 import type { Store } from "../../src/store/ports.js";
 import { openTestStore, type OpenedStore } from "../support/store.js";
@@ -76,6 +76,20 @@ describe("core: password policy", () => {
     checkPassword(`${password} \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645`, login); // Persian می‌خواهم: a ZWNJ its script needs
   });
 
+  it("refuses a password holding what else RFC 8264 disallows in FreeformClass: DISALLOWED Exceptions, old Hangul jamo, Zl, Zp, non-ignorable Cf, CONTEXTO out of context", () => {
+    const refused = /^password must not contain characters that RFC 8265 disallows \(tatweel, conjoining Hangul jamo, format characters, line separators, \.\.\.\), nor a middle dot, keraia, geresh or Arabic-Indic digit out of its context$/;
+    const disallowed = ["\u0640", "\u07fa", "\u302e", "\u302f", "\u3031", "\u3032", "\u3033", "\u3034", "\u3035", "\u303b", "\u1100", "\u115e", "\u1161", "\u11a7", "\u11a8", "\u11ff", "\ua960", "\ua97c", "\ud7b0", "\ud7c6", "\ud7cb", "\ud7fb", "\u2028", "\u2029"];
+    const format = ["\u0600", "\u0601", "\u0602", "\u0603", "\u0604", "\u0605", "\u06dd", "\u070f", "\u0890", "\u0891", "\u08e2", "\ufff9", "\ufffa", "\ufffb", "\u{110bd}", "\u{110cd}", "\u{13430}", "\u{1343f}"];
+    for (const c of [...disallowed, ...format]) rejects(() => checkPassword(`${password} a${c}`, login), "invalid_argument", refused);
+    const outOfContext = ["a\u00b7b", "l\u00b7", "\u00b7l", "L\u00b7L", "l\u0301\u00b7l", "a\u0375", "\u0375a", "\u0375\u0301", "a\u05f3", "\u05f3", "a\u05f4", "a\u30fbb", "\u30fb\u30fc", "\u0661\u06f1", "\u06f1x\u0669"];
+    for (const text of outOfContext) rejects(() => checkPassword(`${password} ${text}`, login), "invalid_argument", refused);
+    const inContext = ["col\u00b7legi", "\u0375\u03b1", "\u0375\u0391", "\u05d2\u05f3", "\u05e6\u05d4\u05f4\u05dc", "\u30c8\u30e0\u30fb\u30bd", "\u3072\u30fb", "\u30fb\u5c71", "\u0661\u0662 0", "\u06f1\u06f2 0"];
+    for (const text of inContext) checkPassword(`${password} ${text}`, login);
+    // The form checked is NFC (decomposed modern Hangul is its syllables); what FreeformClass takes stays.
+    checkPassword(`${password} \u1112\u1161\u11ab`, login);
+    checkPassword(`${password} !"#$%&'()*+,-./:;<=>?@[\\]^_\`{|}~ \u00a7\u00b6\u20ac\u2022\u2219\u3001\u060c\uff65\u00a0\u3000\u{1f600}`, login);
+  });
+
   it("refuses the login, or an email login's local part", () => {
     for (const pw of [login, " ADA.Lovelace@Example.com", "ada.lovelace", "\uff41da.lovelace", "ada.lovelace\u0000"]) {
       rejects(() => checkPassword(pw, login), "invalid_argument", /must not be the login/);
@@ -126,6 +140,19 @@ describe("core: parseLogin", () => {
       () => parseLogin("a\u0000b", "email", { field: "authorization", label: "the Basic login" }),
       (e: unknown) => e instanceof AuthError && e.message.startsWith("the Basic login must not") && e.fieldViolations[0]?.field === "authorization",
     );
+  });
+
+  // The rules a new password is held to besides (core: password policy), applied as RFC 8265's
+  // UsernameCaseMapped applies them: width forms mapped, lower-cased, NFC.
+  it("a new login: refuses what RFC 8264 disallows besides, judged width-mapped and lower-cased, over the whole login", () => {
+    const refused = (raw: string, kind: "email" | "name") =>
+      rejects(() => parseNewLogin(raw, kind), "invalid_argument", /^(user|email) must not contain characters that RFC 8265 disallows \(tatweel, .*out of its context$/);
+    for (const name of ["a\u0640b", "\u1140\u1161", "a\u2028b", "a\u0600b", "a\u00b7b", "a\uff65b", "\u30fb\uff70", "\u0661\u06f1"]) refused(name, "name");
+    for (const email of ["a\u00b7b@example.com", "\u0661@\u06f1.example", "a\u0375@example.com"]) refused(email, "email");
+    // COL·LEGI is col·legi; a full-width ｌ is l; U+FF65 is U+30FB, taken beside katakana.
+    for (const name of ["COL\u00b7LEGI", "\uff4c\u00b7\uff4c", "\u30a2\uff65\u30a4", "\u1112\u1161\u11ab", "a+b!", "\u00a7\u20ac"]) parseNewLogin(name, "name");
+    // Katakana or Han anywhere in an email counts, its domain too.
+    for (const email of ["col\u00b7legi@example.cat", "\u30fb@\u4f8b\u3048.example", "\u0661@\u0662.example"]) parseNewLogin(email, "email");
   });
 });
 

@@ -4,8 +4,10 @@
 // alone, a common password padded or spelt in full-width look-alikes, and the account's own
 // login (or an email login's local part) are 400 WEAK_PASSWORD naming the rule and the field.
 // A new password that breaks none of those rules but holds a control character, or an invisible
-// (default-ignorable), unassigned or private-use code point, is 400 INVALID_FIELD (RFC 8265's
-// OpaqueString refuses them), on a sign-up and a change alike.
+// (default-ignorable), unassigned or private-use code point, or another one RFC 8264 disallows
+// in FreeformClass (a tatweel, a conjoining Hangul jamo, a line separator, a format character, a
+// middle dot out of its context...), is 400 INVALID_FIELD (RFC 8265's OpaqueString refuses them),
+// on a sign-up and a change alike.
 // The password is hashed with its white space kept (only its RFC 8265 form is taken:
 // password-forms.test.ts), and logins never apply the policy: an account whose password
 // the policy now refuses still logs in on every API. (Password changes: test/jwt/jwt-api.test.ts.)
@@ -19,6 +21,8 @@ const { onlyBlank, tooCommon, isLogin } = weakPassword;
 const noControls = "password must not contain control characters";
 const noInvisible = "password must not contain invisible (zero-width, default-ignorable) characters or unassigned code points";
 const noPrivate = "password must not contain private-use characters";
+const noDisallowed =
+  "password must not contain characters that RFC 8265 disallows (tatweel, conjoining Hangul jamo, format characters, line separators, ...), nor a middle dot, keraia, geresh or Arabic-Indic digit out of its context";
 const notUtf8 = (field: string) => `invalid request body: field "${field}": expected string: invalid UTF8`;
 const shortOnceTrimmed = "password too short: at least 8 characters required, not counting white space at either end, repeated white space, control or invisible characters";
 
@@ -99,6 +103,28 @@ for (const store of storesUnderTest()) {
             expectOk(await path.signUp(api, path.newLogin(), `${password} \u0915\u094d\u200d\u0937`), 201);
           });
 
+          // RFC 8264's derivation disallows these in FreeformClass too: RFC 5892's DISALLOWED
+          // Exceptions, OldHangulJamo, Zl and Zp, Cf but the default-ignorables, and RFC 5892's
+          // CONTEXTO code points out of their context, judged in the OpaqueString form (NFC; no
+          // case mapping: L·L is out of context in a password). Symbols, punctuation and spaces stay.
+          it("refuses a password holding a tatweel, a conjoining Hangul jamo, a line separator, a format character or a CONTEXTO code point out of its context: 400 INVALID_FIELD naming the field", async () => {
+            const disallowed = ["\u0640", "\u07fa", "\u302e", "\u3031", "\u303b", "\u1100", "\u11a8", "\ud7b0", "\u2028", "\u2029", "\u0600", "\u06dd", "\u070f", "\u08e2", "\ufff9", "\u{110bd}", "\u{13430}"];
+            const outOfContext = ["a\u00b7b", "L\u00b7L", "a\u0375", "a\u05f3", "a\u30fbb", "\u0661\u06f1"];
+            for (const c of [...disallowed, ...outOfContext]) {
+              expectFieldRefused(await path.signUp(api, path.newLogin(), `${password} ${c}x`), path.field, noDisallowed);
+            }
+            // Those the rules above refuse keep their answer (a line separator is white space to
+            // them); an invisible character is named first.
+            expectWeakPassword(await path.signUp(api, path.newLogin(), "password1\u2028"), path.field, tooCommon);
+            expectFieldRefused(await path.signUp(api, path.newLogin(), `${password}\u200b\u0640x`), path.field, noInvisible);
+            const inContext = [
+              "col\u00b7legi \u0375\u03b1 \u05d2\u05f3 \u30c8\u30e0\u30fb\u30bd\u30fc\u30e4 \u0661\u0662",
+              "\u1112\u1161\u11ab\u1100\u116e\u11a8", // 한국 typed as jamo: its syllables once NFC
+              "!#$%&'*+/=?^_`{|}~ \u00a7\u20ac\u2022\u00bf\u060c\uff65\u3000\u00a0\u{1f600}",
+            ];
+            for (const text of inContext) expectOk(await path.signUp(api, path.newLogin(), `${password} ${text}`), 201);
+          });
+
           // A lone surrogate is no text: JSON's "\ud800" is not read as a password at all (were it
           // hashed, it would be hashed as U+FFFD: "x\ud800" and "x\ufffd" one password); the body
           // is refused naming the field, not quoting it. (gRPC's binary messages are UTF-8, in
@@ -135,11 +161,12 @@ for (const store of storesUnderTest()) {
         expectOk(await api.signUp(email, `${local}!x`), 201);
       });
 
-      it("PATCH /jwt/user refuses a new password holding a control, invisible or private-use character: 400 INVALID_FIELD naming pass, the password unchanged", async () => {
+      it("PATCH /jwt/user refuses a new password holding a control, invisible, private-use or otherwise disallowed character: 400 INVALID_FIELD naming pass, the password unchanged", async () => {
         const user = uniqueName("policy");
         expectOk(await api.createJwtUser(user, password), 201);
         const access = expectOk(await api.jwtToken(user, password)).token;
-        for (const [c, message] of [["\u0000", noControls], ["\u200b", noInvisible], ["\ufdd0", noInvisible], ["\ue000", noPrivate]] as const) {
+        const refused = [["\u0000", noControls], ["\u200b", noInvisible], ["\ufdd0", noInvisible], ["\ue000", noPrivate], ["\u0640", noDisallowed], ["\u2029", noDisallowed], ["\u0600", noDisallowed], ["\u1100", noDisallowed], ["a\u00b7b", noDisallowed]] as const;
+        for (const [c, message] of refused) {
           expectFieldRefused(await api.changeJwtPassword(access, `new ${password}${c}`), "pass", message);
         }
         expectOk(await api.jwtToken(user, password));
@@ -171,6 +198,7 @@ for (const store of storesUnderTest()) {
           ["a common password in full-width look-alikes", () => fullWidthCommon],
           ["a password holding control characters", () => `${password}\u0000\t\u0085`],
           ["a password holding invisible, unassigned and private-use characters", () => `${password}\u200b\ufdd0\ue000`],
+          ["a password holding a tatweel, a jamo, a line separator, a format character and a middle dot out of context", () => `${password}\u0640\u1100\u2028\u0600 a\u00b7b`],
         ];
         for (const path of loginPaths("old-policy")) {
           for (const [what, passwordOf] of refusedNow) {

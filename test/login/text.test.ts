@@ -4,8 +4,10 @@
 // NFKC and case folding: a look-alike of an existing login is that login (a duplicate sign-up is
 // 409, a login succeeds), and the account keeps the spelling it was created with. Whitespace is
 // compared trimmed and collapsed, after zero-width characters are taken out. A new login (a
-// sign-up) holding an invisible (default-ignorable) or unassigned code point is refused, 400
-// INVALID_FIELD naming its field (RFC 8265); an account whose login has one still logs in.
+// sign-up) holding an invisible (default-ignorable), unassigned, private-use or otherwise
+// disallowed code point (tatweel, conjoining Hangul jamo, format characters, a middle dot out of
+// its context...) is refused, 400 INVALID_FIELD naming its field (RFC 8265); an account whose
+// login has one still logs in.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
 import { connectClient } from "../support/clients.js";
@@ -18,6 +20,8 @@ import { loginApi, transports, wrongPassword, type LoginApi } from "./api.js";
 const notText = (field: string) => `${field} must not contain control characters or bidirectional formatting characters`;
 const notNewText = (field: string) => `${field} must not contain invisible (zero-width, default-ignorable) characters or unassigned code points`;
 const notPrivate = (field: string) => `${field} must not contain private-use characters`;
+const notAllowed = (field: string) =>
+  `${field} must not contain characters that RFC 8265 disallows (tatweel, conjoining Hangul jamo, format characters, line separators, ...), nor a middle dot, keraia, geresh or Arabic-Indic digit out of its context`;
 const notUtf8 = (field: string) => `invalid request body: field "${field}": expected string: invalid UTF8`;
 /** NUL, C0, DEL, C1 (NEL), and the bidi controls RLO, LRI, RLM and ALM. */
 const hostile = ["\u0000", "\u0007", "\u007f", "\u0085", "\u202e", "\u2066", "\u200f", "\u061c"];
@@ -43,9 +47,9 @@ for (const store of storesUnderTest()) {
       let server: TestServer;
       let api: LoginApi;
       before(async () => {
-        // Two failures lock a login, eight an address; thirty-five sign-ups per address (what these
+        // Two failures lock a login, eight an address; fifty-three sign-ups per address (what these
         // tests make): had any refused login counted anywhere, what follows would be locked.
-        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "35" } });
+        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "53" } });
         api = loginApi(transport, server.url);
       });
       after(async () => {
@@ -169,6 +173,75 @@ for (const store of storesUnderTest()) {
         }
       });
 
+      // What else RFC 8264's derivation disallows in IdentifierClass as in FreeformClass: RFC 5892's
+      // DISALLOWED Exceptions, OldHangulJamo, line and paragraph separators, and the format
+      // characters that are not default-ignorable.
+      it("refuses a new login holding a tatweel, a conjoining Hangul jamo, a line separator or a format character with 400 INVALID_FIELD naming the field, on both sign-ups", async () => {
+        const exceptions = ["\u0640", "\u07fa", "\u302e", "\u302f", "\u3031", "\u3035", "\u303b"];
+        const oldJamo = ["\u1100", "\u1140", "\u11a8", "\u11ff", "\ua960", "\ud7b0", "\ud7fb"];
+        const format = ["\u0600", "\u0605", "\u06dd", "\u070f", "\u0890", "\u08e2", "\ufff9", "\ufffb", "\u{110bd}", "\u{110cd}", "\u{13430}", "\u{1343f}"];
+        for (const c of [...exceptions, ...oldJamo, ...format]) {
+          const tag = uniqueName("dis").slice(4);
+          expectFieldRefused(await api.signUp(`a${c}${tag}@example.com`, password), "email", notAllowed("email"));
+          expectFieldRefused(await api.createJwtUser(`a${c}${tag}`, password), "user", notAllowed("user"));
+        }
+        // A line or paragraph separator is white space to an email's shape (it has none).
+        for (const c of ["\u2028", "\u2029"]) {
+          const tag = uniqueName("dis").slice(4);
+          expectFieldRefused(await api.signUp(`a${c}${tag}@example.com`, password), "email", "email is not a valid email address");
+          expectFieldRefused(await api.createJwtUser(`a${c}${tag}`, password), "user", notAllowed("user"));
+        }
+        // Modern Hangul typed as jamo is its syllables once NFC (한국); symbols, punctuation and
+        // spaces stay as user names have them.
+        const tag = uniqueName("ok").slice(3);
+        expectOk(await api.createJwtUser(`\u1112\u1161\u11ab\u1100\u116e\u11a8${tag}`, password), 201);
+        expectCode(await api.createJwtUser(`\ud55c\uad6d${tag}`, password), "already_exists", "a user with this name already exists");
+        expectOk(await api.signUp(`\u1112\u1161\u11ab${tag}@example.com`, password), 201);
+        for (const name of [`o'brien+${tag}!`, `\u00a7\u20ac\u2022${tag}`, `\u060c\u0645\u0631\u064a\u0645${tag}`, `ada\u3000${tag}`]) {
+          expectOk(await api.createJwtUser(name, password), 201);
+        }
+      });
+
+      // RFC 5892 Appendix A.3 to A.9 (CONTEXTO), in both PRECIS classes: punctuation and digits
+      // taken only where their script has them, judged as UsernameCaseMapped does, lower-cased
+      // (COL·LEGI is col·legi), and over the whole login (an email's local part and domain alike).
+      it("takes a middle dot, keraia, geresh, katakana middle dot or Arabic-Indic digit in a new login only in its RFC 5892 context (CONTEXTO)", async () => {
+        const tag = uniqueName("co").slice(3);
+        const inContext = [
+          "col\u00b7legi", // Catalan
+          "COL\u00b7LEGI",
+          "\u0375\u03b1", // ͵α: Greek 1000
+          "\u05e6\u05d4\u05f4\u05dc", // צה״ל
+          "\u05d2\u05f3", // ג׳
+          "\u30c8\u30e0\u30fb\u30bd\u30fc\u30e4", // トム・ソーヤ
+          "\u674e\u30fbx", // Han anywhere in the login
+          "\u0661\u0662", // Arabic-Indic digits
+          "\u06f1\u06f2", // extended ones
+        ];
+        for (const [i, name] of inContext.entries()) expectOk(await api.createJwtUser(`${name}${tag}${i}`, password), 201);
+        expectOk(await api.signUp(`col\u00b7legi${tag}@example.cat`, password), 201);
+        expectOk(await api.signUp(`\u0661${tag}@\u0645\u062b\u0627\u0644.example`, password), 201);
+
+        const out = [
+          "a\u00b7b",
+          "l\u00b7",
+          "\u00b7l",
+          "a\u0375", // nothing Greek after it
+          "\u0375a",
+          "a\u05f3", // nothing Hebrew before it
+          "\u05f4\u05d2",
+          "a\u30fbb", // no Hiragana, Katakana or Han
+          "a\uff65b", // HALFWIDTH KATAKANA MIDDLE DOT: U+30FB once width-mapped
+          "\u0661\u06f1", // both kinds of Arabic digit
+        ];
+        for (const name of out) {
+          expectFieldRefused(await api.signUp(`${tag}${name}@example.com`, password), "email", notAllowed("email"));
+          expectFieldRefused(await api.createJwtUser(`${tag}${name}`, password), "user", notAllowed("user"));
+        }
+        // An email's digits mixed across the @ are still one login.
+        expectFieldRefused(await api.signUp(`\u0661${tag}@\u06f1.example`, password), "email", notAllowed("email"));
+      });
+
       // RFC 5892 Appendix A.1 and A.2 (CONTEXTJ), which RFC 8265's IdentifierClass applies: a
       // joiner right after a virama (a Devanagari half form), a non-joiner there too or between
       // letters that would join across it (Persian writes words with it: Joining_Type L or D
@@ -263,6 +336,21 @@ for (const store of storesUnderTest()) {
         await storedAccount(server, name);
         for (const login of [name, name.replace("\u200c", "")]) expectOk(await api.jwtToken(login, password));
         expectFieldRefused(await api.createJwtUser(name, password), "user", notNewText("user"));
+      });
+
+      it("an account whose login holds a code point RFC 8265 disallows (created before it was refused) still logs in, by its spelling", async () => {
+        const tag = uniqueName("old").slice(4);
+        const email = `a\u0640\u00b7b${tag}@example.com`; // a tatweel, a middle dot out of context
+        const name = `a\u2028\u0600\u1100${tag}`; // a line separator, a format character, a jamo
+        await storedAccount(server, email);
+        await storedAccount(server, name);
+        expectOk(await api.logIn(email, password));
+        expectOk(await api.basicLogin(email, password));
+        expectOk(await api.jwtToken(email, password));
+        const token = expectOk(await api.jwtToken(name, password));
+        assert.equal(decodeJwt(token.token).user, name);
+        expectFieldRefused(await api.signUp(email, password), "email", notAllowed("email"));
+        expectFieldRefused(await api.createJwtUser(name, password), "user", notAllowed("user"));
       });
 
       it("answers a login that is not text with 400 before any store call: so even with the store closed", async () => {

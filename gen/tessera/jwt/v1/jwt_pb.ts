@@ -248,7 +248,9 @@ export type CreateUserRequest = Message<"tessera.jwt.v1.CreateUserRequest"> & {
    * password, and not the user name; judged as user names are compared (NFKC, case folding,
    * white space trimmed, control characters left out); one that passes holding a control
    * character, an invisible (zero-width, default-ignorable) one (but a joiner its script needs,
-   * RFC 5892's CONTEXTJ), an unassigned or a private-use code point is refused all the same
+   * RFC 5892's CONTEXTJ), an unassigned, a private-use or another code point RFC 8264 disallows
+   * (tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot, keraia,
+   * geresh or Arabic-Indic digit out of its RFC 5892 context) is refused all the same
    * (INVALID_FIELD: RFC 8265's OpaqueString refuses them). Hashed, and compared at every login, in
    * its RFC 8265 OpaqueString form: non-ASCII spaces as U+0020, then NFC (a decomposed
    * "e" + U+0301 is the precomposed U+00E9); nothing else is changed (case, width, white space
@@ -575,7 +577,9 @@ export const JwtService: GenService<{
    * Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
    * breaks the policy, or a name holding a control or bidirectional formatting character, an
    * invisible (zero-width, default-ignorable) character (but a joiner its script needs, RFC
-   * 5892's CONTEXTJ), an unassigned or a private-use code point, 400;
+   * 5892's CONTEXTJ), an unassigned or a private-use code point, or another one RFC 8264
+   * disallows (tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot,
+   * keraia, geresh or Arabic-Indic digit out of its RFC 5892 context), 400;
    * too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
    * password hasher busy UNAVAILABLE (503, with Retry-After).
    *

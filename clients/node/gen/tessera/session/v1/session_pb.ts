@@ -225,7 +225,9 @@ export type CreateUserRequest = Message<"tessera.session.v1.CreateUserRequest"> 
    * or its local part; judged as logins are compared (NFKC, case folding, white space trimmed,
    * control characters left out); one that passes holding a control character, an invisible
    * (zero-width, default-ignorable) one (but a joiner its script needs, RFC 5892's CONTEXTJ), an
-   * unassigned or a private-use code point is refused all the same (INVALID_FIELD: RFC 8265's
+   * unassigned, a private-use or another code point RFC 8264 disallows (tatweel, conjoining
+   * Hangul jamo, format characters, line separators; a middle dot, keraia, geresh or Arabic-Indic
+   * digit out of its RFC 5892 context) is refused all the same (INVALID_FIELD: RFC 8265's
    * OpaqueString refuses them). Hashed, and compared at every login, in its RFC 8265
    * OpaqueString form: non-ASCII spaces as U+0020, then NFC (a decomposed "e" + U+0301 is the
    * precomposed U+00E9); nothing else is changed (case, width, white space at either end).
@@ -420,7 +422,9 @@ export const UserService: GenService<{
    * Creates a "traditional" (email and password) user (`POST /user`, 201).
    * Errors: an invalid email (control or bidirectional formatting characters included; invisible
    * (zero-width, default-ignorable) characters but a joiner its script needs (RFC 5892's
-   * CONTEXTJ), unassigned and private-use code points in a new one) or a
+   * CONTEXTJ), unassigned, private-use and other code points RFC 8264 disallows in a new one:
+   * tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot, keraia,
+   * geresh or Arabic-Indic digit out of its RFC 5892 context) or a
    * password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
    * registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
    * many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every

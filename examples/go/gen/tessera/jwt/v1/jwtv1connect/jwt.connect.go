@@ -94,7 +94,9 @@ type JwtServiceClient interface {
 	// Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
 	// breaks the policy, or a name holding a control or bidirectional formatting character, an
 	// invisible (zero-width, default-ignorable) character (but a joiner its script needs, RFC
-	// 5892's CONTEXTJ), an unassigned or a private-use code point, 400;
+	// 5892's CONTEXTJ), an unassigned or a private-use code point, or another one RFC 8264
+	// disallows (tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot,
+	// keraia, geresh or Arabic-Indic digit out of its RFC 5892 context), 400;
 	// too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
 	// password hasher busy UNAVAILABLE (503, with Retry-After).
 	CreateUser(context.Context, *connect.Request[v1.CreateUserRequest]) (*connect.Response[v1.CreateUserResponse], error)
@@ -296,7 +298,9 @@ type JwtServiceHandler interface {
 	// Errors: the user (or a look-alike of it) exists ALREADY_EXISTS (409); a password that
 	// breaks the policy, or a name holding a control or bidirectional formatting character, an
 	// invisible (zero-width, default-ignorable) character (but a joiner its script needs, RFC
-	// 5892's CONTEXTJ), an unassigned or a private-use code point, 400;
+	// 5892's CONTEXTJ), an unassigned or a private-use code point, or another one RFC 8264
+	// disallows (tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot,
+	// keraia, geresh or Arabic-Indic digit out of its RFC 5892 context), 400;
 	// too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
 	// password hasher busy UNAVAILABLE (503, with Retry-After).
 	CreateUser(context.Context, *connect.Request[v1.CreateUserRequest]) (*connect.Response[v1.CreateUserResponse], error)

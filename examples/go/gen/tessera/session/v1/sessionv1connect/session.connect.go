@@ -258,7 +258,9 @@ type UserServiceClient interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
 	// Errors: an invalid email (control or bidirectional formatting characters included; invisible
 	// (zero-width, default-ignorable) characters but a joiner its script needs (RFC 5892's
-	// CONTEXTJ), unassigned and private-use code points in a new one) or a
+	// CONTEXTJ), unassigned, private-use and other code points RFC 8264 disallows in a new one:
+	// tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot, keraia,
+	// geresh or Arabic-Indic digit out of its RFC 5892 context) or a
 	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
 	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
 	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
@@ -317,7 +319,9 @@ type UserServiceHandler interface {
 	// Creates a "traditional" (email and password) user (`POST /user`, 201).
 	// Errors: an invalid email (control or bidirectional formatting characters included; invisible
 	// (zero-width, default-ignorable) characters but a joiner its script needs (RFC 5892's
-	// CONTEXTJ), unassigned and private-use code points in a new one) or a
+	// CONTEXTJ), unassigned, private-use and other code points RFC 8264 disallows in a new one:
+	// tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot, keraia,
+	// geresh or Arabic-Indic digit out of its RFC 5892 context) or a
 	// password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
 	// registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
 	// many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
