@@ -95,7 +95,7 @@ export const Reasons = {
   MISSING_FIELDS: "MISSING_FIELDS",
   /** A field has a value that is not accepted (format, length, characters, range); the field violation names it. */
   INVALID_FIELD: "INVALID_FIELD",
-  /** The password breaks the password policy (core/password-policy.ts: too short, only white space or control characters, common, or the login). */
+  /** The password breaks the password policy (core/password-policy.ts: too short, only white space, control or invisible characters, common, or the login). */
   WEAK_PASSWORD: "WEAK_PASSWORD",
 
   // --- resources

@@ -72,8 +72,8 @@
 // On arguments (a google.rpc.BadRequest names the fields):
 // - MISSING_FIELDS: one or more required fields are missing or empty.
 // - INVALID_FIELD: a field has a value that is not accepted (format, length, characters, range).
-// - WEAK_PASSWORD: the password breaks the password policy (too short, only white space or
-//   control characters, on a list of common passwords, or the login or part of it; judged in
+// - WEAK_PASSWORD: the password breaks the password policy (too short, only white space,
+//   control or invisible characters, on a list of common passwords, or the login or part of it; judged in
 //   the form logins are compared by).
 //
 // On resources:
