@@ -33,8 +33,8 @@ const plugin: Plugin = {
   run(request) {
     const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
     const services = request.fileToGenerate.flatMap((name) => registry.getFile(name)?.services ?? []).filter(isTesseraService);
-    // buf runs the plugin once per input of buf.gen.yaml: only the one holding Tessera's
-    // services (proto/) writes the document.
+    // The request holds the whole workspace (buf.gen.yaml), the health, reflection and test
+    // services too: only Tessera's are described; a request without them writes no document.
     const file = services.length === 0 ? [] : [{ name: "openapi.json", content: JSON.stringify(buildOpenApiDocument({ services, version, describe }), null, 2) + "\n" }];
     return create(CodeGeneratorResponseSchema, {
       supportedFeatures: protoInt64.parse(CodeGeneratorResponse_Feature.PROTO3_OPTIONAL),
