@@ -175,6 +175,11 @@ class World {
 interface Scenario {
   /** Valid arguments (path, query, body); for seed 004's loose operations, sent in each style. */
   args: (w: World) => Promise<Request>;
+  /**
+   * Changes what other operations' answers rest on (the signing keys: their tokens, their
+   * ETags): called alone, in its place in the document, where the others are called side by side.
+   */
+  alone?: true;
   /** The operation's own error cases: the status the document declares for each. */
   errors?: Array<{
     status: number;
@@ -257,12 +262,13 @@ const scenarios: Record<string, Scenario> = {
   "GET /jwt/version": { args: async () => ({}) },
   "GET /.well-known/jwks.json": { args: async () => ({}) },
   "GET /.well-known/openid-configuration": { args: async () => ({}) },
-  "POST /v1/admin/keys:rotate": { args: async () => ({}) },
+  "POST /v1/admin/keys:rotate": { alone: true, args: async () => ({}) },
   "GET /v1/admin/audit-events": {
     args: async () => ({ query: { page_size: "2", type: "login" } }),
     errors: [{ status: 400, name: "bad page token", request: async () => ({ headers: bearer(testAdminToken), query: { page_token: "bm90IGEgdG9rZW4" } }) }],
   },
   "POST /v1/admin/keys/{kid}:revoke": {
+    alone: true,
     args: async (w) => ({ path: { kid: await w.nextKid() } }),
     errors: [{ status: 404, name: "unknown kid", request: async () => ({ headers: bearer(testAdminToken), path: { kid: "no-such-kid" } }) }],
   },
@@ -355,127 +361,143 @@ for (const store of storesUnderTest()) {
     };
 
     it("every operation answers as the document says", async () => {
-      const failures: string[] = [];
-      for (const [path, item] of Object.entries<Json>(doc.paths)) {
-        for (const [method, op] of Object.entries<Json>(item)) {
-          const key = `${method.toUpperCase()} ${path}`;
-          const scenario = scenarios[key];
-          if (!scenario) {
-            failures.push(`${key}: no scenario in reality.test.ts`);
-            continue;
-          }
-          const localAddress = `127.0.0.${nextAddress++}`;
-          const send = (m: string, p: string, r: Request) => request(server.url, m, p, r, localAddress);
-          const seen = new Set<number>();
-          let setsCookie = false;
-          const check = (what: string, a: Answer, expected: number) => {
-            seen.add(a.status);
-            if (a.headers["set-cookie"] !== undefined) setsCookie = true;
-            const problems = conformance(op, a, resolve, validator);
-            if (a.status !== expected) problems.unshift(`status ${a.status}, expected ${expected}: ${a.text.slice(0, 200)}`);
-            for (const p of problems) failures.push(`${key} (${what}): ${p}`);
-          };
-          const statuses = Object.keys(op.responses).map(Number);
-          const success = statuses.filter((s) => s < 300);
-          const loose = op.requestBody?.content?.["application/x-www-form-urlencoded"] !== undefined;
+      const operations = Object.entries<Json>(doc.paths).flatMap(([path, item]) => Object.entries<Json>(item).map(([method, op]) => ({ path, method, op: op as Json })));
+      // Each operation's calls one after another, the operations side by side (each calls from
+      // its own address with users of its own), but for those that must be called alone.
+      const failures = operations.map(() => [] as string[]);
+      let batch: Promise<void>[] = [];
+      const settle = async () => {
+        const settled = await Promise.allSettled(batch);
+        batch = [];
+        for (const r of settled) if (r.status === "rejected") throw r.reason;
+      };
+      for (const [i, { path, method, op }] of operations.entries()) {
+        if (scenarios[`${method.toUpperCase()} ${path}`]?.alone) {
+          await settle();
+          await exercise(path, method, op, failures[i]!);
+        } else batch.push(exercise(path, method, op, failures[i]!));
+      }
+      await settle();
+      assert.deepEqual(failures.flat(), []);
+    });
 
-          // Valid calls: one per security alternative, and per argument style where loose.
-          for (const requirement of op.security.length > 0 ? op.security : [{}]) {
-            for (const style of loose ? (["query", "json", "form"] as const) : ([undefined] as const)) {
-              const w = new World(send);
-              const creds = await w.credentials(requirement);
-              const args = await scenario.args(w);
-              const r = merge(creds, args);
-              if (style !== undefined) restyle(r, style);
-              const anonymous = Object.keys(requirement).length === 0 && op.security.length > 0;
-              // The optional credential: without one, seed 004's GET /user answers its unset-body status.
-              const expected = anonymous ? success[success.length - 1]! : success[0]!;
-              check(`valid, ${Object.keys(requirement).join("+") || "no credential"}${style ? `, ${style}` : ""}`, await send(method.toUpperCase(), path, r), expected);
-            }
-          }
+    /** Every call of one operation; what departs from the document is added to `failures`. */
+    const exercise = async (path: string, method: string, op: Json, failures: string[]): Promise<void> => {
+      const key = `${method.toUpperCase()} ${path}`;
+      const scenario = scenarios[key];
+      if (!scenario) {
+        failures.push(`${key}: no scenario in reality.test.ts`);
+        return;
+      }
+      const localAddress = `127.0.0.${nextAddress++}`;
+      const send = (m: string, p: string, r: Request) => request(server.url, m, p, r, localAddress);
+      const seen = new Set<number>();
+      let setsCookie = false;
+      const check = (what: string, a: Answer, expected: number) => {
+        seen.add(a.status);
+        if (a.headers["set-cookie"] !== undefined) setsCookie = true;
+        const problems = conformance(op, a, resolve, validator);
+        if (a.status !== expected) problems.unshift(`status ${a.status}, expected ${expected}: ${a.text.slice(0, 200)}`);
+        for (const p of problems) failures.push(`${key} (${what}): ${p}`);
+      };
+      const statuses = Object.keys(op.responses).map(Number);
+      const success = statuses.filter((s) => s < 300);
+      const loose = op.requestBody?.content?.["application/x-www-form-urlencoded"] !== undefined;
 
-          // Conditional GET: a cacheable answer's ETag, sent back in If-None-Match, is 304.
-          if (statuses.includes(304)) {
-            const w = new World(send);
-            const r = merge(await w.credentials(op.security[0] ?? {}), await scenario.args(w));
-            const first = await send(method.toUpperCase(), path, r);
-            check("valid, for its ETag", first, success[0]!);
-            const etag = first.headers.etag;
-            const again = await send(method.toUpperCase(), path, merge(r, { headers: { "if-none-match": String(etag) } }));
-            check("If-None-Match naming its ETag", again, 304);
-            if (again.headers.etag !== etag) failures.push(`${key} (If-None-Match naming its ETag): ETag ${again.headers.etag}, expected ${etag}`);
-          }
-
-          // The transcoder's errors.
-          {
-            const w = new World(send);
-            const r = merge(await w.credentials(op.security[0] ?? {}), await scenario.args(w));
-            r.query = { ...r.query, no_such_argument: "1" };
-            check("an unknown argument", await send(method.toUpperCase(), path, r), 400);
-          }
-          // The caller's deadline (README): one that has passed on arrival ends every call.
-          {
-            const w = new World(send);
-            const r = merge(await w.credentials(op.security[0] ?? {}), await scenario.args(w));
-            check("a deadline passed on arrival", await send(method.toUpperCase(), path, merge(r, { headers: { "connect-timeout-ms": "0" } })), 504);
-          }
-          // An admin method checks the admin credential before it reads the request (README "Audit
-          // trail"): its body's errors are answered to a caller that presents it.
-          const pathArgs = async () => {
-            const w = new World(send);
-            const admin = op.security.some((s: Json) => "adminToken" in s);
-            return merge(admin ? await w.credentials(op.security[0]!) : {}, { path: (await scenario.args(w)).path });
-          };
-          if (statuses.includes(413)) {
-            const r = { ...(await pathArgs()), body: { type: "application/json", data: `{"x":"${"a".repeat(70000)}"}` } };
-            check("a body over the limit", await send(method.toUpperCase(), path, r), 413);
-          }
-          if (statuses.includes(415)) {
-            const r = { ...(await pathArgs()), body: { type: "text/xml", data: "<x/>" } };
-            check("a body of another media type", await send(method.toUpperCase(), path, r), 415);
-          }
-          // The access rule's.
-          if (statuses.includes(401) && op.security.length > 0 && !op.security.some((s: Json) => Object.keys(s).length === 0)) {
-            const w = new World(send);
-            const r = await scenario.args(w);
-            check("no credential", await send(method.toUpperCase(), path, r), 401);
-          }
-          // An optional credential (one security requirement is empty) is refused only malformed.
-          if (statuses.includes(401) && op.security.some((s: Json) => Object.keys(s).length === 0) && op.security.some((s: Json) => "jwtAccessToken" in s)) {
-            const w = new World(send);
-            const r = merge({ headers: { authorization: "Bearer" } }, await scenario.args(w));
-            check("a malformed Bearer credential", await send(method.toUpperCase(), path, r), 401);
-          }
-          if (statuses.includes(403) && op.security.some((s: Json) => "jwtAccessToken" in s)) {
-            const w = new World(send);
-            const r = merge({ headers: bearer(await w.refreshDerivedJwt()) }, await scenario.args(w));
-            check("a refresh-derived access token", await send(method.toUpperCase(), path, r), 403);
-          }
-          // The method's own.
-          for (const e of scenario.errors ?? []) {
-            const address = e.ownAddress ? `127.0.0.${nextAddress++}` : localAddress;
-            const sendFrom = (m: string, p: string, r: Request) => request(server.url, m, p, r, address);
-            const w = new World(sendFrom);
-            const r = await e.request(w);
-            if (e.before) {
-              for (let i = 0; i < e.before.times; i++) check(`${e.name}: call ${i + 1}`, await sendFrom(method.toUpperCase(), path, await e.before.request(w)), e.before.status);
-            } else if (e.status === 429) {
-              for (let i = 0; i < maxFailures; i++) {
-                const a = await sendFrom(method.toUpperCase(), path, r);
-                check(`${e.name}: failure ${i + 1}`, a, 401);
-              }
-            }
-            check(e.name, await sendFrom(method.toUpperCase(), path, r), e.status);
-          }
-
-          const unseen = statuses.filter((s) => !seen.has(s) && s !== 500 && s !== 503 && !(notExercised[key] ?? []).includes(s));
-          if (unseen.length > 0) failures.push(`${key}: declared ${unseen.join(", ")} but no call answered it`);
-          const cookieDeclared = success.some((s) => Object.keys(resolve(op.responses[String(s)]).headers ?? {}).includes("Set-Cookie"));
-          if (cookieDeclared && !setsCookie) failures.push(`${key}: declared Set-Cookie but no call answered one`);
+      // Valid calls: one per security alternative, and per argument style where loose.
+      for (const requirement of op.security.length > 0 ? op.security : [{}]) {
+        for (const style of loose ? (["query", "json", "form"] as const) : ([undefined] as const)) {
+          const w = new World(send);
+          const creds = await w.credentials(requirement);
+          const args = await scenario.args(w);
+          const r = merge(creds, args);
+          if (style !== undefined) restyle(r, style);
+          const anonymous = Object.keys(requirement).length === 0 && op.security.length > 0;
+          // The optional credential: without one, seed 004's GET /user answers its unset-body status.
+          const expected = anonymous ? success[success.length - 1]! : success[0]!;
+          check(`valid, ${Object.keys(requirement).join("+") || "no credential"}${style ? `, ${style}` : ""}`, await send(method.toUpperCase(), path, r), expected);
         }
       }
-      assert.deepEqual(failures, []);
-    });
+
+      // Conditional GET: a cacheable answer's ETag, sent back in If-None-Match, is 304.
+      if (statuses.includes(304)) {
+        const w = new World(send);
+        const r = merge(await w.credentials(op.security[0] ?? {}), await scenario.args(w));
+        const first = await send(method.toUpperCase(), path, r);
+        check("valid, for its ETag", first, success[0]!);
+        const etag = first.headers.etag;
+        const again = await send(method.toUpperCase(), path, merge(r, { headers: { "if-none-match": String(etag) } }));
+        check("If-None-Match naming its ETag", again, 304);
+        if (again.headers.etag !== etag) failures.push(`${key} (If-None-Match naming its ETag): ETag ${again.headers.etag}, expected ${etag}`);
+      }
+
+      // The transcoder's errors.
+      {
+        const w = new World(send);
+        const r = merge(await w.credentials(op.security[0] ?? {}), await scenario.args(w));
+        r.query = { ...r.query, no_such_argument: "1" };
+        check("an unknown argument", await send(method.toUpperCase(), path, r), 400);
+      }
+      // The caller's deadline (README): one that has passed on arrival ends every call.
+      {
+        const w = new World(send);
+        const r = merge(await w.credentials(op.security[0] ?? {}), await scenario.args(w));
+        check("a deadline passed on arrival", await send(method.toUpperCase(), path, merge(r, { headers: { "connect-timeout-ms": "0" } })), 504);
+      }
+      // An admin method checks the admin credential before it reads the request (README "Audit
+      // trail"): its body's errors are answered to a caller that presents it.
+      const pathArgs = async () => {
+        const w = new World(send);
+        const admin = op.security.some((s: Json) => "adminToken" in s);
+        return merge(admin ? await w.credentials(op.security[0]!) : {}, { path: (await scenario.args(w)).path });
+      };
+      if (statuses.includes(413)) {
+        const r = { ...(await pathArgs()), body: { type: "application/json", data: `{"x":"${"a".repeat(70000)}"}` } };
+        check("a body over the limit", await send(method.toUpperCase(), path, r), 413);
+      }
+      if (statuses.includes(415)) {
+        const r = { ...(await pathArgs()), body: { type: "text/xml", data: "<x/>" } };
+        check("a body of another media type", await send(method.toUpperCase(), path, r), 415);
+      }
+      // The access rule's.
+      if (statuses.includes(401) && op.security.length > 0 && !op.security.some((s: Json) => Object.keys(s).length === 0)) {
+        const w = new World(send);
+        const r = await scenario.args(w);
+        check("no credential", await send(method.toUpperCase(), path, r), 401);
+      }
+      // An optional credential (one security requirement is empty) is refused only malformed.
+      if (statuses.includes(401) && op.security.some((s: Json) => Object.keys(s).length === 0) && op.security.some((s: Json) => "jwtAccessToken" in s)) {
+        const w = new World(send);
+        const r = merge({ headers: { authorization: "Bearer" } }, await scenario.args(w));
+        check("a malformed Bearer credential", await send(method.toUpperCase(), path, r), 401);
+      }
+      if (statuses.includes(403) && op.security.some((s: Json) => "jwtAccessToken" in s)) {
+        const w = new World(send);
+        const r = merge({ headers: bearer(await w.refreshDerivedJwt()) }, await scenario.args(w));
+        check("a refresh-derived access token", await send(method.toUpperCase(), path, r), 403);
+      }
+      // The method's own.
+      for (const e of scenario.errors ?? []) {
+        const address = e.ownAddress ? `127.0.0.${nextAddress++}` : localAddress;
+        const sendFrom = (m: string, p: string, r: Request) => request(server.url, m, p, r, address);
+        const w = new World(sendFrom);
+        const r = await e.request(w);
+        if (e.before) {
+          for (let i = 0; i < e.before.times; i++) check(`${e.name}: call ${i + 1}`, await sendFrom(method.toUpperCase(), path, await e.before.request(w)), e.before.status);
+        } else if (e.status === 429) {
+          for (let i = 0; i < maxFailures; i++) {
+            const a = await sendFrom(method.toUpperCase(), path, r);
+            check(`${e.name}: failure ${i + 1}`, a, 401);
+          }
+        }
+        check(e.name, await sendFrom(method.toUpperCase(), path, r), e.status);
+      }
+
+      const unseen = statuses.filter((s) => !seen.has(s) && s !== 500 && s !== 503 && !(notExercised[key] ?? []).includes(s));
+      if (unseen.length > 0) failures.push(`${key}: declared ${unseen.join(", ")} but no call answered it`);
+      const cookieDeclared = success.some((s) => Object.keys(resolve(op.responses[String(s)]).headers ?? {}).includes("Set-Cookie"));
+      if (cookieDeclared && !setsCookie) failures.push(`${key}: declared Set-Cookie but no call answered one`);
+    };
   });
 }
 
