@@ -654,7 +654,7 @@ export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process
 
 /**
  * TESSERA_MAX_CONNECTIONS set (0, no limit, included) to more connections than the open-file
- * limit `openFiles` can hold: as many descriptors as the limit or more for the connections a
+ * limit (processOpenFileLimit) can hold: as many descriptors as the limit or more for the connections a
  * worker may hold (twice the value with TESSERA_METRICS_PORT, whose connections are counted
  * apart), where the process already holds some. Logged at start as a warning, the start not
  * refused (the limit may be raised for the service, or another process's be meant): past the
@@ -662,13 +662,12 @@ export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process
  * file. Undefined where the value fits, it is not set (its default, a quarter of the limit,
  * fits), or the limit cannot be read.
  */
-export function connectionsBeyondOpenFiles(
-  config: Config,
-  openFiles: number | undefined = processOpenFileLimit(),
-  env: NodeJS.ProcessEnv = process.env,
-): { variable: string; value: number; openFileLimit: number; reason: string } | undefined {
+export function connectionsBeyondOpenFiles(config: Config, env: NodeJS.ProcessEnv = process.env): { variable: string; value: number; openFileLimit: number; reason: string } | undefined {
   const variable = "TESSERA_MAX_CONNECTIONS";
-  if (openFiles === undefined || env[variable] === undefined || env[variable] === "") return undefined;
+  if (env[variable] === undefined || env[variable] === "") return undefined;
+  // Read only here, where the variable is set: unset, loadConfig read the limit for the default.
+  const openFiles = processOpenFileLimit();
+  if (openFiles === undefined) return undefined;
   const value = config.maxConnections;
   const ports = config.metricsPort === undefined ? 1 : 2;
   if (value !== 0 && value * ports < openFiles) return undefined;

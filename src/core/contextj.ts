@@ -64,14 +64,23 @@ const joiningRanges: readonly (readonly [number, number, JoiningType])[] = [
   [0x10fc4, 0x10fc4, D], [0x10fc9, 0x10fc9, R], [0x10fca, 0x10fca, D], [0x10fcb, 0x10fcb, L], [0x1e900, 0x1e943, D],
 ];
 
-const joiningTypes = new Map<number, JoiningType>();
-for (const [first, last, type] of joiningRanges) for (let cp = first; cp <= last; cp++) joiningTypes.set(cp, type);
 
 /** Joining_Type T: Mn, Me and Cf, less those ArabicShaping.txt gives another type (U, or C for ZWJ), plus U+1E94B. */
 const transparent = /^(?![\u0600-\u0605\u06dd\u0890\u0891\u08e2\u180e\u200c\u200d\u2066-\u2069\u{110bd}\u{110cd}])[\p{Mn}\p{Me}\p{Cf}\u{1e94b}]$/u;
 
+/** The joining type of `char` (a binary search of joiningRanges, which are in order and apart), if L, D or R. */
 function joiningType(char: string): JoiningType | undefined {
-  return joiningTypes.get(char.codePointAt(0)!);
+  const cp = char.codePointAt(0)!;
+  let low = 0;
+  let high = joiningRanges.length - 1;
+  while (low <= high) {
+    const mid = (low + high) >> 1;
+    const [first, last, type] = joiningRanges[mid]!;
+    if (cp < first) high = mid - 1;
+    else if (cp > last) low = mid + 1;
+    else return type;
+  }
+  return undefined;
 }
 
 /** True when every ZWNJ and ZWJ of `text` stands where RFC 5892's CONTEXTJ rules take it. */
