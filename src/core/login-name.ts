@@ -53,6 +53,7 @@
 import { joinersInContext } from "./contextj.js";
 import { othersInContext } from "./contexto.js";
 import { invalidField, type AuthError } from "./errors.js";
+import { beyondNormalLength } from "./normal-length.js";
 
 export type LoginKind = "email" | "name";
 
@@ -72,6 +73,8 @@ export interface LoginSource {
 }
 
 const maxNameLength = 256;
+/** RFC 5321's limit on a path, less its angle brackets: an email's longest, in UTF-16 code units. */
+const maxEmailLength = 254;
 // Deliberately simple: one @, no whitespace, a dot in the domain. RFC 5321 size limits.
 const emailPattern = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/u;
 // Cc (C0, DEL, C1), the bidirectional formatting characters (ALM, LRM, RLM, LRE..RLO, LRI..PDI)
@@ -146,11 +149,14 @@ export function checkLoginText(raw: string, source: LoginSource): void {
 /**
  * A login as a request gives it -> its spelling and key. Refuses (INVALID_ARGUMENT naming the
  * field) an empty login, one that is not text (checkLoginText), a malformed email and an
- * over-long user name.
+ * over-long user name. A login whose NFC would be over-long is refused so before it is
+ * normalized (normal-length.ts: normalizing it would take time quadratic in its length).
  */
 export function parseLogin(raw: string, kind: LoginKind, source: LoginSource = { field: defaultField(kind) }): LoginName {
   checkLoginText(raw, source);
-  const trimmed = raw.trim().normalize("NFC");
+  const spaced = raw.trim();
+  if (beyondNormalLength(spaced, kind === "email" ? maxEmailLength : maxNameLength)) throw kind === "email" ? notAnEmail(source) : nameTooLong(source);
+  const trimmed = spaced.normalize("NFC");
   if (kind === "email") {
     if (trimmed.length === 0) throw invalidField(source.field, "email is required", "MISSING_FIELDS");
     const email = trimmed.toLowerCase();
@@ -161,12 +167,25 @@ export function parseLogin(raw: string, kind: LoginKind, source: LoginSource = {
     // The size limits hold for both: the key leaves out what a spelling may hold much of (U+200B).
     const address = emailPattern.test(email) ? email : key;
     const at = address.lastIndexOf("@");
-    if (!emailPattern.test(address) || at > 64 || Math.max(email.length, address.length) > 254) throw invalidField(source.field, "email is not a valid email address");
+    if (!emailPattern.test(address) || at > 64 || Math.max(email.length, address.length) > maxEmailLength) throw notAnEmail(source);
     return { spelling: email, key };
   }
   if (trimmed.length === 0) throw invalidField(source.field, "user name is required", "MISSING_FIELDS");
-  if ([...trimmed].length > maxNameLength) throw invalidField(source.field, `user name too long: at most ${maxNameLength} characters`);
+  if ([...trimmed].length > maxNameLength) throw nameTooLong(source);
   return { spelling: trimmed, key: loginKey(trimmed) };
+}
+
+const notAnEmail = (source: LoginSource) => invalidField(source.field, "email is not a valid email address");
+const nameTooLong = (source: LoginSource) => invalidField(source.field, `user name too long: at most ${maxNameLength} characters`);
+
+/**
+ * The key a login that parseLogin refused is counted under (Users.authenticate): loginKey of it
+ * trimmed, or, when it is longer than any account's login can be, its trimmed text as it is
+ * (not normalized: normal-length.ts).
+ */
+export function refusedLoginKey(raw: string): string {
+  const trimmed = raw.trim();
+  return beyondNormalLength(trimmed, maxNameLength) ? trimmed : loginKey(trimmed);
 }
 
 /**

@@ -32,10 +32,10 @@ import { readFileSync } from "node:fs";
 import { projectFile } from "../project-files.js";
 import { invalidField } from "./errors.js";
 import { loginKey, newTextRefusal, newTextRefusals } from "./login-name.js";
-import { preparePassword } from "./passwords.js";
+import { maxPasswordLength, preparePassword } from "./passwords.js";
 
+export { maxPasswordLength };
 export const minPasswordLength = 8;
-export const maxPasswordLength = 256;
 
 // Global, to leave every one out (comparedForm); search() finds one from the start whatever the
 // pattern's lastIndex, where test() of a global pattern would go on from its last match.

@@ -30,7 +30,11 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import argon2 from "argon2";
 import { HashPool, type HashTicket } from "./hash-pool.js";
+import { beyondNormalLength } from "./normal-length.js";
 import { randomToken } from "./secrets.js";
+
+/** The longest password that can be set, in code points (the policy's limit: password-policy.ts). */
+export const maxPasswordLength = 256;
 
 export interface Argon2Params {
   memoryKib: number;
@@ -63,9 +67,13 @@ const spaceSeparator = /\p{Zs}/gu;
 /**
  * The form a password is hashed and compared in: RFC 8265's OpaqueString enforcement (section
  * 4.2.2), non-ASCII spaces mapped to U+0020, then Unicode NFC. No width or case mapping, nothing
- * trimmed, and nothing refused: a password the policy let in is never refused at a login.
+ * trimmed, and nothing refused: a password the policy let in is never refused at a login. One
+ * of more than 4 × maxPasswordLength code points (typed at a login: the policy refuses it
+ * anywhere else) is canonically equivalent to no password that can be set (normal-length.ts): it
+ * matches no hash, and is compared as it is, not normalized in time quadratic in its length.
  */
 export function preparePassword(password: string): string {
+  if (beyondNormalLength(password, maxPasswordLength)) return password;
   return password.replace(spaceSeparator, " ").normalize("NFC");
 }
 

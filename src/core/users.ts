@@ -11,7 +11,7 @@ import type { UserRecord, UserStore } from "../store/ports/users.js";
 import type { Clock } from "./clock.js";
 import { credentialStateOf, type CredentialLifecycle, type CredentialState } from "./credential-lifecycle.js";
 import { AuthError, alreadyExists, notFound, permissionDenied, requireField, unauthenticated } from "./errors.js";
-import { checkLoginText, defaultField, LOGIN_KEY_FUNCTION, loginKey, parseLogin, parseNewLogin, type LoginKind, type LoginSource } from "./login-name.js";
+import { checkLoginText, defaultField, LOGIN_KEY_FUNCTION, loginKey, parseLogin, parseNewLogin, refusedLoginKey, type LoginKind, type LoginSource } from "./login-name.js";
 import type { Attempt, LoginThrottle } from "./login-throttle.js";
 import { checkPassword } from "./password-policy.js";
 import type { Passwords } from "./passwords.js";
@@ -128,7 +128,7 @@ export class Users {
       login = undefined;
     }
     const { attempt, user, ok, rehash } = await this.passwords.admitted(async (ticket) => {
-      const attempt = await this.throttle.beginLogin(login?.key ?? loginKey(rawLogin.trim()), clientAddress);
+      const attempt = await this.throttle.beginLogin(login?.key ?? refusedLoginKey(rawLogin), clientAddress);
       const user = await abandonOnError(attempt, login ? this.users.findByLogin(login.spelling, login.key) : Promise.resolve(null));
       if (!user) {
         await abandonOnError(attempt, this.passwords.verifyDummy(password, ticket));

@@ -154,6 +154,20 @@ describe("core: parseLogin", () => {
     // Katakana or Han anywhere in an email counts, its domain too.
     for (const email of ["col\u00b7legi@example.cat", "\u30fb@\u4f8b\u3048.example", "\u0661@\u0662.example"]) parseNewLogin(email, "email");
   });
+
+  // Text too long to be a login is refused before it is normalized (normal-length.ts): what is
+  // taken at the limits, typed as long as it can be (each character decomposed into 4 code
+  // points, U+1F82 GREEK SMALL LETTER ALPHA WITH PSILI AND VARIA AND YPOGEGRAMMENI), still is.
+  it("the longest login typed decomposed: taken; one character more: too long, as before", () => {
+    const alpha = "\u1f82".normalize("NFD");
+    assert.equal([...alpha].length, 4);
+    assert.equal(parseNewLogin(alpha.repeat(256), "name").spelling, "\u1f82".repeat(256));
+    rejects(() => parseNewLogin(alpha.repeat(257), "name"), "invalid_argument", /^user name too long: at most 256 characters$/);
+    const email = (local: number, domain: number) => `${alpha.repeat(local)}@${alpha.repeat(domain)}.example`;
+    // 254 characters once NFC: the most an email may have.
+    assert.equal(parseNewLogin(email(64, 181), "email").spelling, email(64, 181).normalize("NFC"));
+    rejects(() => parseNewLogin(email(64, 182), "email"), "invalid_argument", /^email is not a valid email address$/);
+  });
 });
 
 describe("core: passwords", () => {
@@ -167,6 +181,17 @@ describe("core: passwords", () => {
     assert.equal(p.needsRehash(h), false);
     assert.equal(new Passwords({ memoryKib: 2048, iterations: 1, parallelism: 1 }).needsRehash(h), true);
     await p.verifyDummy("anything");
+  });
+
+  // A password is compared in its prepared form, however it is typed: the longest one that can
+  // be set, typed with each character decomposed (4 code points each: 1024), still logs in.
+  it("the longest password typed decomposed verifies against its hash", async () => {
+    const p = new Passwords({ memoryKib: 1024, iterations: 1, parallelism: 1 });
+    const longest = "\u1f82".repeat(256);
+    checkPassword(longest, "ada@example.com");
+    const h = await p.hash(longest);
+    assert.deepEqual(await p.check(h, longest.normalize("NFD")), { ok: true, rehash: false });
+    assert.equal(await p.verify(h, `${longest.normalize("NFD")}\u0345`), false);
   });
 });
 
