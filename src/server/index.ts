@@ -37,7 +37,7 @@ import { formatTraceparent, parseTraceparent, parseTracestate } from "./trace-co
 import { enterSpan, httpSpanName, idsOnly, type CallSpan, type Tracing } from "./tracing.js";
 import { jsonTextDecoder } from "./json-text.js";
 import { reflectionServices } from "./reflection.js";
-import { refusalLog } from "./refusal-log.js";
+import { refusalLog, type RefusalLog } from "./refusal-log.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { loadCertificate, warnIfKeyExposed, watchCertificate } from "./tls-certificate.js";
 import {
@@ -333,6 +333,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Checked by loadConfig already (an expired certificate too): read again, as served.
   const certificate = secure ? loadCertificate(config.tlsCertFile!, config.tlsKeyFile!, new Date()) : undefined;
   if (certificate) warnIfKeyExposed(logger, config.tlsKeyFile!, certificate);
+  const refusals = refusalLog(logger, "main", config.maxConnections, { count: o.metrics && (() => o.metrics!.connectionRefused()), intervalMs: o.refusalLogIntervalMs });
   const listener = await naming("PORT", listen(handle, {
     host: config.host,
     port: config.port,
@@ -342,7 +343,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     idleTimeoutMs: config.idleTimeoutMs,
     keepAliveMs: config.tcpKeepaliveSeconds * 1000,
     maxConnections: config.maxConnections,
-    onRefused: refusalLog(logger, "main", config.maxConnections, { count: o.metrics && (() => o.metrics!.connectionRefused()), intervalMs: o.refusalLogIntervalMs }),
+    onRefused: refusals.refused,
     maxHeaderBytes: requestHeaderLimitBytes,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
@@ -360,7 +361,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     });
   if (certificates) certificateMetrics = o.metrics?.certificate(() => certificates.current.notAfter);
   // TESSERA_METRICS_PORT is the first worker's alone (its scrape answers every worker's metrics).
-  const metricsListener = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config, logger, o.refusalLogIntervalMs) : undefined;
+  const metricsRefusals = refusalLog(logger, "metrics", config.maxConnections, { intervalMs: o.refusalLogIntervalMs });
+  const metricsListener = o.metrics && config.metricsPort !== undefined && o.sharing?.leads !== false ? await serveMetricsPort(o.metrics, config, logger, metricsRefusals) : undefined;
   const hostForUrl = config.host.includes(":") ? `[${config.host}]` : config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
   return {
     url: `${secure ? "https" : "http"}://${hostForUrl}:${listener.port}`,
@@ -384,8 +386,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       stopping.abort();
       certificates?.stop();
       await listener.close(config.shutdownGraceSeconds * 1000);
+      refusals.stop();
       // A scrape under way is not waited for.
       await metricsListener?.close(0);
+      metricsRefusals.stop();
     },
   };
 }
@@ -404,7 +408,7 @@ function rpcObserver(metrics: Metrics | undefined, exporting: boolean): RpcObser
  * port), with the main port's timeouts, per-connection limits and TESSERA_MAX_CONNECTIONS, the
  * connections counted apart from the main port's (a full main port does not stop a scrape).
  */
-async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger, refusalLogIntervalMs: number | undefined): Promise<Listener> {
+async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger, refusals: RefusalLog): Promise<Listener> {
   const hidden = unquotable(configuredSecret(config));
   const handle = (req: NodeRequest, res: NodeResponse): void => {
     if (refusedOnArrival(req, res, hidden)) return;
@@ -422,7 +426,7 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     idleTimeoutMs: config.idleTimeoutMs,
     keepAliveMs: config.tcpKeepaliveSeconds * 1000,
     maxConnections: config.maxConnections,
-    onRefused: refusalLog(logger, "metrics", config.maxConnections, { intervalMs: refusalLogIntervalMs }),
+    onRefused: refusals.refused,
     maxHeaderBytes: requestHeaderLimitBytes,
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),

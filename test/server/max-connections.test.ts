@@ -14,12 +14,12 @@ import { slowClient } from "../support/net.js";
 import { killService, startService } from "../support/process.js";
 import { startTestServer } from "../support/server.js";
 
-/** A connection answered once (GET /jwt/version, `requestId`), left open. */
-async function held(port: number, requestId: string): Promise<net.Socket> {
+/** A connection answered once (GET `path`, /jwt/version by default, `requestId`), left open. */
+async function held(port: number, requestId: string, path = "/jwt/version"): Promise<net.Socket> {
   const s = net.connect(port, "127.0.0.1");
   s.on("error", () => {});
   await new Promise<void>((resolve) => s.once("connect", () => resolve()));
-  s.write(`GET /jwt/version HTTP/1.1\r\nhost: x\r\nx-request-id: ${requestId}\r\n\r\n`);
+  s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nx-request-id: ${requestId}\r\n\r\n`);
   const head = await new Promise<string>((resolve) => s.once("data", (d: Buffer) => resolve(d.toString("latin1"))));
   assert.match(head, /^HTTP\/1\.1 200 /);
   return s;
@@ -162,6 +162,36 @@ describe("server: TESSERA_MAX_CONNECTIONS", function () {
     } finally {
       for (const s of sockets) s.destroy();
       await server.close();
+    }
+  });
+
+  // The refusals after the first line of an interval were logged only when the interval ended:
+  // a stop within it (a minute) lost them from the log, and those of TESSERA_METRICS_PORT,
+  // which no metric counts, from everywhere.
+  it("a stop logs, for each port, how many it refused since its last line, as the interval's end would", async () => {
+    const server = await startTestServer({ env: { TESSERA_MAX_CONNECTIONS: "2", TESSERA_METRICS_PORT: "0" } });
+    const metricsPort = server.tessera.server.metricsPort!;
+    const msg = "connections refused: TESSERA_MAX_CONNECTIONS reached";
+    const logged = () =>
+      server.logs
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.msg === msg)
+        .map(({ level, port, refused, maxConnections }) => ({ level, port, refused, maxConnections }));
+    const line = (port: string, refused: number) => ({ level: "warn", port, refused, maxConnections: 2 });
+    const sockets: net.Socket[] = [];
+    let closed = false;
+    try {
+      sockets.push(await held(server.port, "a"), await held(server.port, "b"));
+      sockets.push(await held(metricsPort, "c", "/metrics"), await held(metricsPort, "d", "/metrics"));
+      for (let i = 0; i < 3; i++) assert.equal(await refused(server.port), "");
+      for (let i = 0; i < 4; i++) assert.equal(await refused(metricsPort), "");
+      assert.deepEqual(logged(), [line("main", 1), line("metrics", 1)]);
+      await server.close();
+      closed = true;
+      assert.deepEqual(logged(), [line("main", 1), line("metrics", 1), line("main", 2), line("metrics", 3)]);
+    } finally {
+      for (const s of sockets) s.destroy();
+      if (!closed) await server.close();
     }
   });
 
