@@ -14,7 +14,7 @@ import { proxySubnet } from "./server/client-address.js";
 import { defaultMaxConnections, headerCredentialLimitBytes, processOpenFileLimit, requestHeaderLimitBytes } from "./server/limits.js";
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
-import { secretEquals, secretMatcher } from "./core/secrets.js";
+import { secretEquals, secretMatcher, secretWithin } from "./core/secrets.js";
 import { oneLine, quoted, withoutUrlPasswords } from "./core/text.js";
 import { threadPoolSize } from "./thread-pool-size.cjs";
 
@@ -442,6 +442,14 @@ function namedSecrets(c: Pick<Values, "adminToken" | "jwtSecret" | "keyEncryptio
  */
 export function configuredSecret(c: Pick<Config, "adminToken" | "jwtSecret" | "keyEncryptionKey" | "keyEncryptionKeyPrevious">): (text: string) => boolean {
   return secretMatcher(namedSecrets(c).flatMap(([, value]) => (value === undefined ? [] : [value])));
+}
+
+/**
+ * Whether text holds one of the secrets of the configuration anywhere in it (secretWithin:
+ * constant time but for the secrets' lengths): a request id that does is not kept (request-id.ts).
+ */
+export function holdsConfiguredSecret(c: Pick<Config, "adminToken" | "jwtSecret" | "keyEncryptionKey" | "keyEncryptionKeyPrevious">): (text: string) => boolean {
+  return secretWithin(namedSecrets(c).flatMap(([, value]) => (value === undefined ? [] : [value])));
 }
 
 /** Reads and validates the configuration; throws ConfigError naming the variable. */

@@ -11,7 +11,7 @@ import { clientAddressKey, httpMethodKey, protocolKey, secureKey } from "../acce
 import { createAccessInterceptor, type CredentialVerifiers } from "../access/interceptor.js";
 import { createSessionCookieInterceptor } from "../access/session-cookie.js";
 import { currentCall, runInCall, type CallScope } from "../call-scope.js";
-import { configuredSecret, type Config } from "../config.js";
+import { configuredSecret, holdsConfiguredSecret, type Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../services/binding.js";
 import { createCacheControlInterceptor } from "./cache-control.js";
@@ -168,6 +168,7 @@ function serverOptions(res: NodeResponse, allow: string): void {
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const { config, logger } = o;
   const isSecret = configuredSecret(config);
+  const holdsSecret = holdsConfiguredSecret(config);
   const hidden = unquotable(isSecret);
   const services = o.bindings.map((b) => b.service);
   const reflection = reflectionServices([...services, Health]);
@@ -298,11 +299,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const dispatch = rpc.listener(fallback, (segment) => anyFirst || restFirst.has(segment));
   // Under TLS a browser is told to reach the service over HTTPS only (RFC 6797): an auth
   // service's passwords, tokens and cookie never go out over plain HTTP once it has been here.
-  // A secret of the configuration, or anything of a credential's shape, sent as the request id is
+  // A request id holding a secret of the configuration, or anything of a credential's shape, is
   // not kept as it (requestIdOf).
   const hsts = secure && config.hstsMaxAgeSeconds > 0 ? `max-age=${config.hstsMaxAgeSeconds}` : undefined;
   const handle = (req: NodeRequest, res: NodeResponse): void => {
-    const requestId = requestIdOf(req.headers[requestIdHeader], isSecret);
+    const requestId = requestIdOf(req.headers[requestIdHeader], holdsSecret);
     res.setHeader(requestIdHeader, requestId);
     if (hsts !== undefined) res.setHeader("strict-transport-security", hsts);
     if (refusedOnArrival(req, res, hidden)) return;
@@ -348,7 +349,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
     refusesBody: (req) => declaredOver(req, config.bodyLimitBytes),
-    requestIds: { isSecret },
+    requestIds: { holdsSecret },
     sharing: o.sharing,
   }));
   o.metrics?.countConnections(() => listener.connections());

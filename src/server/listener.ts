@@ -60,11 +60,12 @@ export interface ListenerOptions {
   onShed?(reason: string, peer: string | undefined, protocol: "h2" | "http/1.1"): void;
   /**
    * Whether the answers made here carry an x-request-id, as the handler's do: the request's own
-   * (requestIdOf) on a 405 to CONNECT, a 417 or a 505, where `isSecret` tells the configuration's
-   * secrets (the admin token) not to quote back, as the handler does not; a new one on the JSON
-   * errors to bytes that are no request. Unset: none (TESSERA_METRICS_PORT, whose handler sets none).
+   * (requestIdOf) on a 405 to CONNECT, a 417 or a 505, where `holdsSecret` finds the
+   * configuration's secrets (the admin token) not to quote back, as the handler does not; a new
+   * one on the JSON errors to bytes that are no request. Unset: none (TESSERA_METRICS_PORT, whose
+   * handler sets none).
    */
-  requestIds?: { isSecret(text: string): boolean };
+  requestIds?: { holdsSecret(text: string): boolean };
   /** What a 405 to CONNECT lists in Allow: the methods the handler takes (default servedMethods). */
   allow?: string;
   /**
@@ -459,7 +460,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
 
   // The id of a request answered here (requestIdOf, as the handler gives it), if any.
   const idOf = (req: Parameters<RequestHandler>[0]): RequestIdHeader =>
-    o.requestIds === undefined ? {} : { [requestIdHeader]: requestIdOf(req.headers[requestIdHeader], o.requestIds.isSecret) };
+    o.requestIds === undefined ? {} : { [requestIdHeader]: requestIdOf(req.headers[requestIdHeader], o.requestIds.holdsSecret) };
   const unmet: RequestHandler = (req, res) => expectationFailed(req, res, idOf(req));
 
   // Each HTTP/1.1 connection: the requests it has in flight (their answers go out in order, a

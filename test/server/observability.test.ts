@@ -164,6 +164,44 @@ describe("request ids", function () {
     }
   });
 
+  // The admin token was looked for as the whole id or as one of its pieces split at characters
+  // no token of Tessera's holds: one joined to a prefix or suffix by "-" or "_", or an admin token
+  // holding "+", "/", "=" or ":" (as \`openssl rand -base64\` makes them) after any prefix, was
+  // kept: in the answer, in every log line of the call, in its audit events.
+  it("an x-request-id holding the admin token anywhere is replaced by a new UUID, in the answer, the listener's own answers and the log", async () => {
+    const base64Token = "q7Lw+9xZ/2mKpV1e4Rt8yHs3nB0cJd6fGa5u==";
+    const other = await startTestServer({ env: { TESSERA_ADMIN_TOKEN: base64Token } });
+    try {
+      for (const [token, url, port] of [
+        [testAdminToken, server.url, server.port],
+        [base64Token, other.url, other.port],
+      ] as const) {
+        const logs = token === testAdminToken ? server.logs : other.logs;
+        for (const sent of [`rq-${token}`, `${token}_1`, `${token}1`, `rt:${token}`, `lb-1/${token}/2`, `x${token}.y`]) {
+          const r = await rest(url, "GET", "/jwt/version", { headers: { "x-request-id": sent } });
+          assert.equal(r.status, 200, sent);
+          assert.match(r.headers.get("x-request-id") ?? "", UUID, sent);
+          const answer = await new Promise<string>((resolve, reject) => {
+            const socket = net.connect(port, "127.0.0.1", () => socket.write(`GET /jwt/version HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\nx-request-id: ${sent}\r\n\r\n`));
+            let data = "";
+            socket.on("data", (b: Buffer) => (data += b.toString("latin1")));
+            socket.on("close", () => resolve(data));
+            socket.on("error", reject);
+          });
+          assert.match(/\r\nx-request-id: ([^\r]*)\r\n/i.exec(answer)?.[1] ?? "", UUID, `417, ${sent}`);
+          assert.deepEqual(logs.filter((l) => l.includes(token)), [], `a log line holds ${sent}`);
+        }
+      }
+      // Ids that merely share characters with it are kept.
+      for (const kept of [base64Token.slice(0, -1), `a:${base64Token.slice(1)}`, "q7Lw+9xZ/2mKpV1e"]) {
+        const r = await rest(other.url, "GET", "/jwt/version", { headers: { "x-request-id": kept } });
+        assert.equal(r.headers.get("x-request-id"), kept);
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   it("the probes and unknown routes answer with an id too", async () => {
     for (const path of ["/healthz", "/readyz", "/no/such/route"]) {
       const r = await rest(server.url, "GET", path);
