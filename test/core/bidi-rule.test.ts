@@ -1,0 +1,84 @@
+// RFC 5893's Bidi Rule (src/core/bidi-rule.ts), which RFC 8265 applies to a new user name holding
+// right-to-left characters: the Bidi_Class table it reads (Unicode 17.0), each of the rule's six
+// conditions refused and met, and the refusal of a new login that breaks it (a login that is not
+// new is never judged by it).
+import assert from "node:assert/strict";
+import { bidiClass, bidiConditionBroken, bidiRuleBroken } from "../../src/core/bidi-rule.js";
+
+const show = (text: string) => [...text].map((c) => `U+${c.codePointAt(0)!.toString(16).padStart(4, "0")}`).join(" ");
+
+describe("core: the Bidi Rule (RFC 5893)", () => {
+  it("reads each code point's Bidi_Class from the Unicode 17.0 table, L for those it does not list", () => {
+    const classes: Record<string, string[]> = {
+      L: ["a", "Z", "\u00e9", "\u0915", "\u0966", "\u4e2d", "\u{10000}", "\u{20000}"],
+      R: ["\u05d0", "\u05ea", "\u07c0", "\u0800", "\u{10800}", "\u{1e900}", "\u05eb" /* unassigned in the Hebrew block: R by default */],
+      AL: ["\u0627", "\u0628", "\u06cc", "\u0710", "\u0780", "\ufb50", "\ufefc", "\u{1ee00}"],
+      AN: ["\u0660", "\u0669", "\u066b", "\u0600", "\u{10e60}"],
+      EN: ["0", "9", "\u00b2", "\u06f0", "\u06f9", "\u2070", "\uff10", "\u{1d7ce}"],
+      ES: ["+", "-", "\u207a", "\uff0b"],
+      CS: [",", ".", "/", ":", "\u00a0", "\u060c"],
+      ET: ["#", "$", "%", "\u00a2", "\u20ac", "\u066a"],
+      ON: ["!", "@", "\u00a7", "~", "\u2022", "\u{1f600}"],
+      BN: ["\u0000", "\u00ad", "\u200b", "\ufeff", "\u{e0001}", "\ufdd0", "\u{10ffff}"],
+      NSM: ["\u0300", "\u05b7", "\u064e", "\u0670", "\u094d", "\u{e0100}"],
+      X: [" ", "\t", "\n", "\u2028", "\u2029", "\u3000", "\u202e", "\u2066", "\u2069"],
+    };
+    for (const [name, chars] of Object.entries(classes)) {
+      for (const char of chars) assert.equal(bidiClass(char), name, show(char));
+    }
+  });
+
+  // Each condition broken and met, the label judged as one of a bidi domain name.
+  it("refuses and meets each of its six conditions (RFC 5893 section 2)", () => {
+    const cases: Array<[string, 1 | 2 | 3 | 4 | 5 | 6 | undefined]> = [
+      // 1. The first character is L, R or AL.
+      ["1\u05d0", 1], // a digit first
+      ["\u0661\u0628", 1], // an Arabic-Indic digit first
+      ["!\u05d0", 1], // a neutral first
+      ["\u05b7\u05d0", 1], // a mark first
+      ["\u05d0\u05d1", undefined], // אב
+      ["\u0627\u0644\u0639\u0631\u0628\u064a\u0629", undefined], // العربية
+      ["abc", undefined],
+      // 2. An RTL label holds only R, AL, AN, EN, ES, CS, ET, ON, BN, NSM.
+      ["\u05d0a\u05d1", 2], // a Latin letter inside
+      ["\u05d0 \u05d1", 2], // a space
+      ["\u05d0\u0915\u05d1", 2], // a Devanagari letter
+      ["\u05d0-\u05d1.\u05d2,\u05d3$\u05d4!\u05d5\u00ad\u05d6", undefined], // ES, CS, ET, ON, BN between letters
+      ["\u05d0\u0628\u0661", undefined], // R, AL, AN together
+      // 3. An RTL label ends with R, AL, EN or AN, then marks only.
+      ["\u05d0!", 3], // a neutral last
+      ["\u05d0-", 3],
+      ["\u05d0!\u05b7", 3], // a mark after a neutral
+      ["\u05d0\u05d11", undefined], // a digit last
+      ["\u0628\u0661", undefined], // an Arabic-Indic digit last
+      ["\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd", undefined], // שָׁלוֹם: Hebrew with points (NSM), one last
+      ["\u05d0\u05b7\u05b8", undefined],
+      // 4. An RTL label holds EN or AN, not both.
+      ["\u05d01\u0661", 4],
+      ["\u0628\u0661\u06f1", 4], // Extended Arabic-Indic digits are EN
+      ["\u05d012", undefined],
+      ["\u0628\u0661\u0662", undefined],
+      ["\u0628\u06f1\u06f2", undefined],
+      // 5. An LTR label holds only L, EN, ES, CS, ET, ON, BN, NSM.
+      ["abc\u05d0", 5], // a Hebrew letter after Latin ones
+      ["a\u0661", 5], // an Arabic-Indic digit
+      ["a b", 5], // a space
+      ["a1-b.c,d$e!f\u00ad\u0301g", undefined],
+      // 6. An LTR label ends with L or EN, then marks only.
+      ["abc!", 6],
+      ["abc-", 6],
+      ["abc1", undefined],
+      ["abc\u0301", undefined], // a mark after a letter
+    ];
+    for (const [label, broken] of cases) assert.equal(bidiConditionBroken(label), broken, show(label));
+  });
+
+  it("judges only text holding a right-to-left character (R, AL or AN), as one label", () => {
+    // No R, AL or AN: no bidi domain name, the rule does not apply.
+    for (const text of ["abc!", "1abc", "a b", "!", "\u06f1\u06f2", "ada@example.com", ""]) assert.equal(bidiRuleBroken(text), undefined, show(text));
+    assert.equal(bidiRuleBroken("abc\u05d0"), 5); // starts with L, holds R: never a valid LTR label
+    assert.equal(bidiRuleBroken("\u0661"), 1); // AN alone
+    assert.equal(bidiRuleBroken("\u05d0!"), 3);
+    assert.equal(bidiRuleBroken("\u05d0\u05d1"), undefined);
+  });
+});
