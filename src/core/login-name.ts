@@ -50,6 +50,16 @@
 // half-width forms mapped to their decompositions, lower-cased, NFC (so "COL·LEGI" is
 // "col·legi", and U+FF65 HALFWIDTH KATAKANA MIDDLE DOT is U+30FB). A new password is refused
 // the same code points, in its OpaqueString form (password-policy.ts).
+//
+// Last, a new login holding a right-to-left character (Bidi_Class R, AL or AN: Hebrew, Arabic,
+// Syriac, Thaana, NKo... letters, Arabic-Indic digits) must follow RFC 5893's Bidi Rule, as
+// UsernameCaseMapped's rule 6 asks (bidi-rule.ts), judged as one label in the same form: start
+// with a right-to-left letter, hold no left-to-right character nor white space, end with a
+// right-to-left letter or a digit (marks after it aside), and not mix Arabic-Indic digits with
+// European ones. Otherwise the bidirectional algorithm shows it as another login ("abc" followed
+// by a Hebrew letter, one ending in "!"). Passwords are no such text (OpaqueString has no
+// direction rule), and a login that is not new is never judged by it.
+import { bidiRuleBroken } from "./bidi-rule.js";
 import { joinersInContext } from "./contextj.js";
 import { othersInContext } from "./contexto.js";
 import { invalidField, type AuthError } from "./errors.js";
@@ -99,6 +109,10 @@ export const newTextRefusals = {
   disallowed:
     "must not contain characters that RFC 8265 disallows (tatweel, conjoining Hangul jamo, format characters, line separators, ...), nor a middle dot, keraia, geresh or Arabic-Indic digit out of its context",
 } as const;
+
+/** What refuses a new login that breaks RFC 5893's Bidi Rule (bidiRuleBroken), after the field's name. */
+export const bidiRefusal =
+  "must follow the Bidi Rule of RFC 5893 when it holds right-to-left characters: start with a right-to-left letter, end with one or a digit, hold no left-to-right characters nor spaces, and not both Arabic-Indic and European digits";
 
 /**
  * What RFC 8265 refuses in new text besides control characters, in a user name (IdentifierClass)
@@ -191,12 +205,15 @@ export function refusedLoginKey(raw: string): string {
 /**
  * A login a sign-up gives -> its spelling and key: parseLogin, then a spelling holding a
  * default-ignorable (a joiner where its script needs it aside), unassigned, private-use or
- * otherwise disallowed code point (newTextRefusal) is refused (INVALID_ARGUMENT naming the field).
+ * otherwise disallowed code point (newTextRefusal), or one holding right-to-left text that breaks
+ * RFC 5893's Bidi Rule (bidiRuleBroken), is refused (INVALID_ARGUMENT naming the field).
  */
 export function parseNewLogin(raw: string, kind: LoginKind, source: LoginSource = { field: defaultField(kind) }): LoginName {
   const login = parseLogin(raw, kind, source);
-  const refusal = newTextRefusal(usernameForm(login.spelling));
+  const form = usernameForm(login.spelling);
+  const refusal = newTextRefusal(form);
   if (refusal) throw refused(source, newTextRefusals[refusal]);
+  if (bidiRuleBroken(form) !== undefined) throw refused(source, bidiRefusal);
   return login;
 }
 

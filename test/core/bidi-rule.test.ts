@@ -4,6 +4,11 @@
 // new is never judged by it).
 import assert from "node:assert/strict";
 import { bidiClass, bidiConditionBroken, bidiRuleBroken } from "../../src/core/bidi-rule.js";
+import { AuthError } from "../../src/core/errors.js";
+import { parseLogin, parseNewLogin } from "../../src/core/login-name.js";
+
+const bidiRefusal = (field: string) =>
+  `${field} must follow the Bidi Rule of RFC 5893 when it holds right-to-left characters: start with a right-to-left letter, end with one or a digit, hold no left-to-right characters nor spaces, and not both Arabic-Indic and European digits`;
 
 const show = (text: string) => [...text].map((c) => `U+${c.codePointAt(0)!.toString(16).padStart(4, "0")}`).join(" ");
 
@@ -80,5 +85,32 @@ describe("core: the Bidi Rule (RFC 5893)", () => {
     assert.equal(bidiRuleBroken("\u0661"), 1); // AN alone
     assert.equal(bidiRuleBroken("\u05d0!"), 3);
     assert.equal(bidiRuleBroken("\u05d0\u05d1"), undefined);
+  });
+
+  it("a new login holding right-to-left text must follow it: 400 INVALID_FIELD naming the field; any other login is not judged by it", () => {
+    const refused = (raw: string, kind: "email" | "name") => {
+      const field = kind === "email" ? "email" : "user";
+      assert.throws(
+        () => parseNewLogin(raw, kind),
+        (e: unknown) =>
+          e instanceof AuthError &&
+          e.code === "invalid_argument" &&
+          e.reason === "INVALID_FIELD" &&
+          e.message === bidiRefusal(field) &&
+          e.fieldViolations.length === 1 &&
+          e.fieldViolations[0]?.field === field &&
+          e.fieldViolations[0]?.description === bidiRefusal(field),
+        show(raw),
+      );
+      // Not new: the same text is a login (an account created with it before logs in).
+      parseLogin(raw, kind);
+    };
+    for (const name of ["abc\u05d0", "\u05d0abc", "1\u05d0", "\u05d0!", "\u05d01\u0661", "\u05d0 \u05d1", "\u0661\u0662"]) refused(name, "name");
+    // An email is one label too: Hebrew or Arabic beside a Latin domain.
+    for (const email of ["\u05d0@example.com", "ada@\u05d0.example", "\u0661@\u0662.example"]) refused(email, "email");
+    // Judged in the form RFC 8265 judges: FULLWIDTH LATIN SMALL LETTER A is "a".
+    refused("\u05d0\uff41", "name");
+    for (const name of ["\u05d0\u05d1", "\u05d0\u05d11", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629", "\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd", "\u0628\u0661\u0662", "abc!", "1abc", "\u06f1\u06f2"]) parseNewLogin(name, "name");
+    for (const email of ["ada.lovelace+1@example.com", "\u05d0@\u05d1.\u05d2", "\u0628\u0661@\u0645\u062b\u0627\u0644.\u0625\u062e\u062a\u0628\u0627\u0631"]) parseNewLogin(email, "email");
   });
 });

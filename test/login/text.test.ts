@@ -10,10 +10,11 @@
 // login has one still logs in.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
-import { connectClient } from "../support/clients.js";
+import { connectClient, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { expectCode, expectFieldRefused, expectOk, type Outcome } from "../support/api.js";
+import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { password, storedAccount, uniqueEmail, uniqueName } from "../support/users.js";
 import { loginApi, transports, wrongPassword, type LoginApi } from "./api.js";
 
@@ -22,7 +23,18 @@ const notNewText = (field: string) => `${field} must not contain invisible (zero
 const notPrivate = (field: string) => `${field} must not contain private-use characters`;
 const notAllowed = (field: string) =>
   `${field} must not contain characters that RFC 8265 disallows (tatweel, conjoining Hangul jamo, format characters, line separators, ...), nor a middle dot, keraia, geresh or Arabic-Indic digit out of its context`;
+const notBidi = (field: string) =>
+  `${field} must follow the Bidi Rule of RFC 5893 when it holds right-to-left characters: start with a right-to-left letter, end with one or a digit, hold no left-to-right characters nor spaces, and not both Arabic-Indic and European digits`;
 const notUtf8 = (field: string) => `invalid request body: field "${field}": expected string: invalid UTF8`;
+/**
+ * A unique tag's digits: right-to-left letters followed by European digits keep a new login within
+ * RFC 5893's Bidi Rule, where the tag's Latin letters would break it.
+ */
+const digitsOf = (hexTag: string) => String(parseInt(hexTag, 16));
+/** European digits as Arabic-Indic ones (AN), for a login whose other digits are Arabic-Indic (the rule keeps them apart). */
+const arabicIndic = (digits: string) => digits.replace(/[0-9]/gu, (d) => String.fromCodePoint(0x0660 + Number(d)));
+/** An all-Arabic mail domain (مثال.ایران): an email holding right-to-left text is one label to the Bidi Rule, its domain too. */
+const arabicDomain = "\u0645\u062b\u0627\u0644.\u0627\u06cc\u0631\u0627\u0646";
 /** NUL, C0, DEL, C1 (NEL), and the bidi controls RLO, LRI, RLM and ALM. */
 const hostile = ["\u0000", "\u0007", "\u007f", "\u0085", "\u202e", "\u2066", "\u200f", "\u061c"];
 
@@ -47,9 +59,9 @@ for (const store of storesUnderTest()) {
       let server: TestServer;
       let api: LoginApi;
       before(async () => {
-        // Two failures lock a login, eight an address; fifty-three sign-ups per address (what these
+        // Two failures lock a login, eight an address; fifty-nine sign-ups per address (what these
         // tests make): had any refused login counted anywhere, what follows would be locked.
-        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "53" } });
+        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: "2", TESSERA_SIGNUP_MAX_PER_ADDRESS: "59" } });
         api = loginApi(transport, server.url);
       });
       after(async () => {
@@ -158,7 +170,7 @@ for (const store of storesUnderTest()) {
         expectOk(await api.createJwtUser(`\ufeffbom${tag}`, password), 201);
         expectOk(await api.jwtToken(`bom${tag}`, password));
         // Letters of every script, emoji: still new logins.
-        for (const name of [`Zo\u00eb ${tag}`, `\u674e\u5c0f\u9f8d${tag}`, `\u0645\u0631\u064a\u0645${tag}`, `\u{1f600}${tag}`]) {
+        for (const name of [`Zo\u00eb ${tag}`, `\u674e\u5c0f\u9f8d${tag}`, `\u0645\u0631\u064a\u0645${digitsOf(tag)}`, `\u{1f600}${tag}`]) {
           expectOk(await api.createJwtUser(name, password), 201);
         }
       });
@@ -197,7 +209,7 @@ for (const store of storesUnderTest()) {
         expectOk(await api.createJwtUser(`\u1112\u1161\u11ab\u1100\u116e\u11a8${tag}`, password), 201);
         expectCode(await api.createJwtUser(`\ud55c\uad6d${tag}`, password), "already_exists", "a user with this name already exists");
         expectOk(await api.signUp(`\u1112\u1161\u11ab${tag}@example.com`, password), 201);
-        for (const name of [`o'brien+${tag}!`, `\u00a7\u20ac\u2022${tag}`, `\u060c\u0645\u0631\u064a\u0645${tag}`, `ada\u3000${tag}`]) {
+        for (const name of [`o'brien+${tag}!`, `\u00a7\u20ac\u2022${tag}`, `\u0645\u0631\u064a\u0645\u060c${digitsOf(tag)}`, `ada\u3000${tag}`]) {
           expectOk(await api.createJwtUser(name, password), 201);
         }
       });
@@ -215,12 +227,18 @@ for (const store of storesUnderTest()) {
           "\u05d2\u05f3", // ג׳
           "\u30c8\u30e0\u30fb\u30bd\u30fc\u30e4", // トム・ソーヤ
           "\u674e\u30fbx", // Han anywhere in the login
-          "\u0661\u0662", // Arabic-Indic digits
+          "\u0628\u0661\u0662", // Arabic-Indic digits
           "\u06f1\u06f2", // extended ones
         ];
-        for (const [i, name] of inContext.entries()) expectOk(await api.createJwtUser(`${name}${tag}${i}`, password), 201);
+        // Digits for a tag (Arabic-Indic ones after Arabic-Indic digits): the Bidi Rule takes no
+        // Latin letter after a Hebrew or Arabic one.
+        const suffix = (name: string, i: number) => {
+          const digits = `${digitsOf(tag)}${i}`;
+          return /[\u0660-\u0669]/u.test(name) ? arabicIndic(digits) : digits;
+        };
+        for (const [i, name] of inContext.entries()) expectOk(await api.createJwtUser(`${name}${suffix(name, i)}`, password), 201);
         expectOk(await api.signUp(`col\u00b7legi${tag}@example.cat`, password), 201);
-        expectOk(await api.signUp(`\u0661${tag}@\u0645\u062b\u0627\u0644.example`, password), 201);
+        expectOk(await api.signUp(`\u0628\u0661${arabicIndic(digitsOf(tag))}@${arabicDomain}`, password), 201);
 
         const out = [
           "a\u00b7b",
@@ -260,19 +278,22 @@ for (const store of storesUnderTest()) {
           "\u1820\u200c\u1821", // Mongolian
           "\u0628\u200c\u0627", // beh (D) joins alef (R) that follows it
         ];
-        expectOk(await api.signUp(`${persian}${tag}@example.com`, password), 201);
-        expectOk(await api.createJwtUser(`${persian}${tag}`, password), 201);
-        for (const [i, name] of needed.entries()) expectOk(await api.createJwtUser(`${name}${tag}${i}`, password), 201);
+        // Digits for a tag, and an Arabic domain: the Bidi Rule takes no Latin letter in a login
+        // holding Persian.
+        const digits = digitsOf(tag);
+        expectOk(await api.signUp(`${persian}${digits}@${arabicDomain}`, password), 201);
+        expectOk(await api.createJwtUser(`${persian}${digits}`, password), 201);
+        for (const [i, name] of needed.entries()) expectOk(await api.createJwtUser(`${name}${digits}${i}`, password), 201);
         // Without the non-joiner it is the same login: a duplicate, and it logs in to the account.
         const without = persian.replace("\u200c", "");
-        expectCode(await api.signUp(`${without}${tag}@example.com`, password), "already_exists", "a user with this email already exists");
-        expectCode(await api.createJwtUser(`${without}${tag}`, password), "already_exists", "a user with this name already exists");
-        expectOk(await api.logIn(`${without}${tag}@example.com`, password));
-        const token = expectOk(await api.jwtToken(`${without}${tag}`, password));
-        assert.equal(decodeJwt(token.token).user, `${persian}${tag}`);
+        expectCode(await api.signUp(`${without}${digits}@${arabicDomain}`, password), "already_exists", "a user with this email already exists");
+        expectCode(await api.createJwtUser(`${without}${digits}`, password), "already_exists", "a user with this name already exists");
+        expectOk(await api.logIn(`${without}${digits}@${arabicDomain}`, password));
+        const token = expectOk(await api.jwtToken(`${without}${digits}`, password));
+        assert.equal(decodeJwt(token.token).user, `${persian}${digits}`);
         // So is the conjunct क्ष, or its half form with a non-joiner for the joiner.
         for (const lookAlike of ["\u0915\u094d\u0937", "\u0915\u094d\u200c\u0937"]) {
-          expectCode(await api.createJwtUser(`${lookAlike}${tag}0`, password), "already_exists", "a user with this name already exists");
+          expectCode(await api.createJwtUser(`${lookAlike}${digits}0`, password), "already_exists", "a user with this name already exists");
         }
 
         const out = [
@@ -305,6 +326,56 @@ for (const store of storesUnderTest()) {
         expectFieldRefused(await api.createJwtUser(`a\u200cb${tag}`, password), "user", notNewText("user"));
         expectOk(await api.jwtToken(`a\u200cb${tag}`, password));
       });
+
+      // RFC 8265's rule 6 (RFC 5893's Bidi Rule), judged over the whole login as one label: a new
+      // login holding a right-to-left character (Bidi_Class R, AL or AN) starts with a
+      // right-to-left letter, holds no left-to-right character nor space, ends with a
+      // right-to-left letter or a digit, and does not mix European and Arabic-Indic digits.
+      // Otherwise the bidirectional algorithm shows it as another login.
+      it("refuses a new login whose right-to-left text breaks RFC 5893's Bidi Rule with 400 INVALID_FIELD naming the field, on both sign-ups", async () => {
+        const tag = uniqueName("bidi").slice(5);
+        const digits = digitsOf(tag);
+        const out = [
+          `abc${tag}\u05d0`, // Latin, then Hebrew
+          `\u05d0abc${tag}`, // Hebrew, then Latin
+          `${digits}\u05d0\u05d1`, // a digit first
+          `\u05d0\u05d1${digits}!`, // a neutral last
+          `\u05d0${digits}\u0661`, // European and Arabic-Indic digits
+          `\u05d0 \u05d1${digits}`, // a space
+        ];
+        for (const name of out) expectFieldRefused(await api.createJwtUser(name, password), "user", notBidi("user"));
+        for (const email of [`\u05d0${digits}@example.com`, `ada${tag}@\u05d0\u05d1.example`]) {
+          expectFieldRefused(await api.signUp(email, password), "email", notBidi("email"));
+        }
+        // Right-to-left logins that follow it; Latin ones, which it does not judge (even ending
+        // with "!", which it would refuse beside a right-to-left label).
+        const names = [
+          `\u05d0\u05d1${digits}`, // אב
+          `\u0627\u0644\u0639\u0631\u0628\u064a\u0629${digits}`, // العربية
+          `\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd${digits}`, // שָׁלוֹם: points (NSM) kept
+          `ada${tag}!`,
+        ];
+        for (const name of names) expectOk(await api.createJwtUser(name, password), 201);
+        for (const email of [`\u05d0${digits}@${arabicDomain}`, `ada.lovelace+${tag}@example.com`]) expectOk(await api.signUp(email, password), 201);
+        expectOk(await api.jwtToken(names[0]!, password));
+      });
+
+      if (transport === "rest-h1") {
+        it("answers a new login breaking the Bidi Rule over REST with the documented JSON error", async () => {
+          const message = notBidi("user");
+          const res = await rest(server.url, "POST", "/jwt/user", { json: { user: `abc${uniqueName("bidi").slice(5)}\u05d0`, pass: password } });
+          assert.equal(res.status, 400, `HTTP ${res.status}: ${res.text}`);
+          assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+          assert.deepEqual(decodedBody(res.body), { code: "invalid_argument", message, details: tesseraDetails("INVALID_FIELD", { user: message }) });
+          assert.deepEqual(
+            res.body.details.map(({ type, debug }: { type: string; debug: unknown }) => ({ type, debug })),
+            [
+              { type: "google.rpc.ErrorInfo", debug: { reason: "INVALID_FIELD", domain: "tessera", metadata: {} } },
+              { type: "google.rpc.BadRequest", debug: { fieldViolations: [{ field: "user", description: message, reason: "" }] } },
+            ],
+          );
+        });
+      }
 
       // A lone surrogate is no text: JSON's "\ud800" is not read as a login at all, the body is
       // refused naming the field. (gRPC's binary messages are UTF-8, in which it has no form.)
@@ -351,6 +422,22 @@ for (const store of storesUnderTest()) {
         assert.equal(decodeJwt(token.token).user, name);
         expectFieldRefused(await api.signUp(email, password), "email", notAllowed("email"));
         expectFieldRefused(await api.createJwtUser(name, password), "user", notAllowed("user"));
+      });
+
+      it("an account whose login breaks the Bidi Rule (created before it was judged) still logs in, by its spelling", async () => {
+        const tag = uniqueName("old").slice(4);
+        const email = `\u05d0${digitsOf(tag)}@example.com`; // Hebrew beside a Latin domain
+        const name = `abc${tag}\u05d0!`; // Latin, then Hebrew and a neutral last
+        await storedAccount(server, email);
+        await storedAccount(server, name);
+        expectOk(await api.logIn(email, password));
+        expectOk(await api.basicLogin(email, password));
+        expectOk(await api.jwtToken(email, password));
+        const token = expectOk(await api.jwtToken(name, password));
+        assert.equal(decodeJwt(token.token).user, name);
+        // As a new login it is refused, before the duplicate is looked for.
+        expectFieldRefused(await api.signUp(email, password), "email", notBidi("email"));
+        expectFieldRefused(await api.createJwtUser(name, password), "user", notBidi("user"));
       });
 
       it("answers a login that is not text with 400 before any store call: so even with the store closed", async () => {
