@@ -424,7 +424,8 @@ export const UserService: GenService<{
    * (zero-width, default-ignorable) characters but a joiner its script needs (RFC 5892's
    * CONTEXTJ), unassigned, private-use and other code points RFC 8264 disallows in a new one:
    * tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot, keraia,
-   * geresh or Arabic-Indic digit out of its RFC 5892 context) or a
+   * geresh or Arabic-Indic digit out of its RFC 5892 context; right-to-left text that breaks
+   * RFC 5893's Bidi Rule: Latin letters or spaces beside it, a digit first, a neutral last) or a
    * password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
    * registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
    * many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
