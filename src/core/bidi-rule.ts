@@ -14,12 +14,18 @@
 // 5. In an LTR label only L, EN, ES, CS, ET, ON, BN and NSM are allowed.
 // 6. An LTR label must end with L or EN, followed by zero or more NSM.
 //
-// RFC 8265 applies the rule to the string, not to DNS labels: a login is one label here, an email
-// too (its local part and domain together, as the other PRECIS rules judge it, contexto.ts). So a
-// login holding an R, AL or AN character must be an RTL label through and through: one that
-// starts with a left-to-right letter fails condition 5 by the right-to-left character it holds,
-// and conditions 5 and 6 bind only a label judged on its own (bidiConditionBroken). A login with
-// no R, AL or AN character is no bidi domain name: the rule does not apply ("ab!" stays a login).
+// Which labels. RFC 5893 judges a domain name label by label, and once one label is an RTL label
+// (section 1.4: one holding an R, AL or AN character, which makes the name a "bidi domain name")
+// every label of the name must meet the six conditions (section 2), its LTR labels too: "example"
+// meets them, "123" does not (condition 1). RFC 8265 applies the rule to a username, and a username
+// that allows spaces is a sequence of userparts separated by U+0020 SPACE, the profile applied to
+// each userpart separately (section 3.5; the note of section 3.3.1). So a login is split into
+// parts, its labels here: at U+0020 (its userparts), at "@" and at "." (an email's local part and
+// the labels of its domain, which RFC 5893 judges apart; a user name is split the same way, so one
+// rule reads both kinds of login). When any character of the login is R, AL or AN, every part that
+// is not empty must meet the six conditions: "א ב", "א@example.com" and "abc.א" are taken, "abcא"
+// (one part, starting with L and holding R: condition 5) and "א 123" are not. A login with no R,
+// AL or AN character is no bidi domain name: the rule does not apply ("ab!" stays a login).
 //
 // JavaScript's regular expressions do not know Bidi_Class, so it comes from a static table of
 // Unicode 17.0, the version of the ICU in the Node this project runs on (process.versions.unicode
@@ -230,14 +236,20 @@ export function bidiConditionBroken(label: string): 1 | 2 | 3 | 4 | 5 | 6 | unde
   return undefined;
 }
 
+/** Where a login is split into the parts the Bidi Rule judges: spaces (RFC 8265's userparts), "@" and "." (an email's local part, its domain's labels). */
+const partSeparators = /[ @.]/u;
+
 /**
- * The condition of RFC 5893's Bidi Rule that `text` breaks (1 to 6), judged as one label, when it
- * holds a right-to-left character (Bidi_Class R, AL or AN); undefined when it holds none, or
- * meets all six.
+ * The condition of RFC 5893's Bidi Rule (1 to 6) that the first part of `text` to break one
+ * breaks, when `text` holds a right-to-left character (Bidi_Class R, AL or AN): each part between
+ * spaces, "@" and "." that is not empty is judged as one label of a bidi domain name. Undefined
+ * when `text` holds no right-to-left character, or when every part meets all six.
  */
 export function bidiRuleBroken(text: string): 1 | 2 | 3 | 4 | 5 | 6 | undefined {
-  for (const char of text) {
-    if (classOf(char.codePointAt(0)!) & rightToLeft) return bidiConditionBroken(text);
+  if (!Array.from(text).some((char) => classOf(char.codePointAt(0)!) & rightToLeft)) return undefined;
+  for (const part of text.split(partSeparators)) {
+    const broken = bidiConditionBroken(part);
+    if (broken !== undefined) return broken;
   }
   return undefined;
 }

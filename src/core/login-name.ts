@@ -53,12 +53,15 @@
 //
 // Last, a new login holding a right-to-left character (Bidi_Class R, AL or AN: Hebrew, Arabic,
 // Syriac, Thaana, NKo... letters, Arabic-Indic digits) must follow RFC 5893's Bidi Rule, as
-// UsernameCaseMapped's rule 6 asks (bidi-rule.ts), judged as one label in the same form: start
-// with a right-to-left letter, hold no left-to-right character nor white space, end with a
-// right-to-left letter or a digit (marks after it aside), and not mix Arabic-Indic digits with
-// European ones. Otherwise the bidirectional algorithm shows it as another login ("abc" followed
-// by a Hebrew letter, one ending in "!"). Passwords are no such text (OpaqueString has no
-// direction rule), and a login that is not new is never judged by it.
+// UsernameCaseMapped's rule 6 asks (bidi-rule.ts), in the same form and in each of its parts
+// between spaces, "@" and "." (RFC 8265's userparts, section 3.5; an email's local part and the
+// labels of its domain, which RFC 5893 judges one by one): a part holding right-to-left text
+// starts with a right-to-left letter, holds no left-to-right character, ends with a right-to-left
+// letter or a digit (marks after it aside), and does not mix Arabic-Indic digits with European
+// ones; any other part starts with a letter and ends with a letter or a digit. Otherwise the
+// bidirectional algorithm shows it as another login ("abc" followed by a Hebrew letter, one ending
+// in "!"). So "א ב" and "א@example.com" are taken, "abcא" and "א 123" are not. Passwords are no
+// such text (OpaqueString has no direction rule), and a login that is not new is never judged by it.
 import { bidiRuleBroken } from "./bidi-rule.js";
 import { joinersInContext } from "./contextj.js";
 import { othersInContext } from "./contexto.js";
@@ -112,7 +115,7 @@ export const newTextRefusals = {
 
 /** What refuses a new login that breaks RFC 5893's Bidi Rule (bidiRuleBroken), after the field's name. */
 export const bidiRefusal =
-  "must follow the Bidi Rule of RFC 5893 when it holds right-to-left characters: start with a right-to-left letter, end with one or a digit, hold no left-to-right characters nor spaces, and not both Arabic-Indic and European digits";
+  "must follow the Bidi Rule of RFC 5893 in each part (between spaces, @ and dots) when it holds right-to-left characters: a part holding them starts with a right-to-left letter, ends with one or a digit, and holds neither left-to-right characters nor both Arabic-Indic and European digits; any other part starts with a letter and ends with a letter or digit; no part holds other white space";
 
 /**
  * What RFC 8265 refuses in new text besides control characters, in a user name (IdentifierClass)
@@ -205,8 +208,9 @@ export function refusedLoginKey(raw: string): string {
 /**
  * A login a sign-up gives -> its spelling and key: parseLogin, then a spelling holding a
  * default-ignorable (a joiner where its script needs it aside), unassigned, private-use or
- * otherwise disallowed code point (newTextRefusal), or one holding right-to-left text that breaks
- * RFC 5893's Bidi Rule (bidiRuleBroken), is refused (INVALID_ARGUMENT naming the field).
+ * otherwise disallowed code point (newTextRefusal), or one holding right-to-left text with a part
+ * (between spaces, "@" and ".") that breaks RFC 5893's Bidi Rule (bidiRuleBroken), is refused
+ * (INVALID_ARGUMENT naming the field).
  */
 export function parseNewLogin(raw: string, kind: LoginKind, source: LoginSource = { field: defaultField(kind) }): LoginName {
   const login = parseLogin(raw, kind, source);

@@ -1,14 +1,14 @@
 // RFC 5893's Bidi Rule (src/core/bidi-rule.ts), which RFC 8265 applies to a new user name holding
 // right-to-left characters: the Bidi_Class table it reads (Unicode 17.0), each of the rule's six
-// conditions refused and met, and the refusal of a new login that breaks it (a login that is not
-// new is never judged by it).
+// conditions refused and met, the parts a login is judged in (between spaces, "@" and "."), and
+// the refusal of a new login that breaks it (a login that is not new is never judged by it).
 import assert from "node:assert/strict";
 import { bidiClass, bidiConditionBroken, bidiRuleBroken } from "../../src/core/bidi-rule.js";
 import { AuthError } from "../../src/core/errors.js";
 import { parseLogin, parseNewLogin } from "../../src/core/login-name.js";
 
 const bidiRefusal = (field: string) =>
-  `${field} must follow the Bidi Rule of RFC 5893 when it holds right-to-left characters: start with a right-to-left letter, end with one or a digit, hold no left-to-right characters nor spaces, and not both Arabic-Indic and European digits`;
+  `${field} must follow the Bidi Rule of RFC 5893 in each part (between spaces, @ and dots) when it holds right-to-left characters: a part holding them starts with a right-to-left letter, ends with one or a digit, and holds neither left-to-right characters nor both Arabic-Indic and European digits; any other part starts with a letter and ends with a letter or digit; no part holds other white space`;
 
 const show = (text: string) => [...text].map((c) => `U+${c.codePointAt(0)!.toString(16).padStart(4, "0")}`).join(" ");
 
@@ -78,13 +78,43 @@ describe("core: the Bidi Rule (RFC 5893)", () => {
     for (const [label, broken] of cases) assert.equal(bidiConditionBroken(label), broken, show(label));
   });
 
-  it("judges only text holding a right-to-left character (R, AL or AN), as one label", () => {
+  // RFC 8265 section 3.5: a username with spaces is userparts, each judged on its own; RFC 5893
+  // section 2: in a domain name with an RTL label, every label is judged, its LTR ones too.
+  it("judges text holding a right-to-left character (R, AL or AN) in parts between spaces, @ and dots, every part; other text not at all", () => {
     // No R, AL or AN: no bidi domain name, the rule does not apply.
-    for (const text of ["abc!", "1abc", "a b", "!", "\u06f1\u06f2", "ada@example.com", ""]) assert.equal(bidiRuleBroken(text), undefined, show(text));
-    assert.equal(bidiRuleBroken("abc\u05d0"), 5); // starts with L, holds R: never a valid LTR label
-    assert.equal(bidiRuleBroken("\u0661"), 1); // AN alone
-    assert.equal(bidiRuleBroken("\u05d0!"), 3);
-    assert.equal(bidiRuleBroken("\u05d0\u05d1"), undefined);
+    for (const text of ["abc!", "1abc", "a b", "!", "1 !", "\u06f1\u06f2", "ada@example.com", ""]) assert.equal(bidiRuleBroken(text), undefined, show(text));
+    const cases: Array<[string, 1 | 2 | 3 | 4 | 5 | 6 | undefined]> = [
+      ["\u05d0\u05d1", undefined], // אב
+      ["\u05d0 \u05d1", undefined], // א ב: two userparts
+      ["\u05d0  \u05d1", undefined], // two spaces: the empty part between is not judged
+      ["\u05d0@example.com", undefined], // an RTL local part, LTR domain labels
+      ["\u05de\u05e8\u05d9\u05dd@example.co.il", undefined], // מרים@example.co.il
+      ["abc.\u05d0", undefined],
+      ["ada lovelace \u05d0\u05d1\u05d2", undefined],
+      ["\u0645\u0631\u064a\u0645@\u0645\u062b\u0627\u0644.\u0627\u06cc\u0631\u0627\u0646", undefined], // مريم@مثال.ایران
+      ["\u05d0\u05d112 \u0628\u0661", undefined], // EN in one part, AN in another
+      // One part breaking a condition, whatever the others.
+      ["abc\u05d0", 5], // Latin, then Hebrew: one part
+      ["\u05d0abc", 2], // Hebrew, then Latin
+      ["1\u05d0\u05d1", 1], // a digit first
+      ["\u05d0\u05d1!", 3], // a neutral last
+      ["\u05d01\u0661", 4], // European and Arabic-Indic digits in one part
+      ["\u05d0 123", 1], // the LTR part 123 starts with EN
+      ["\u05d0 abc!", 6], // the LTR part abc! ends with ON
+      ["\u05d0@example-.com", 6], // a domain label ending with ES
+      ["\u0661@\u0662.example", 1], // an RTL part starting with AN
+      ["\u05d0 \u05d1!", 3],
+      // Only U+0020, "@" and "." split: a hyphen, a comma, an ideographic space do not.
+      ["\u05d0-abc", 2],
+      ["\u05d0,abc", 2],
+      ["\u05d0\u3000\u05d1", 2], // U+3000 is white space (WS) inside the part
+      ["abc\u3000d \u05d0", 5],
+    ];
+    // Every case at once: a failure lists each text judged otherwise.
+    assert.deepEqual(
+      cases.map(([text]) => [text, bidiRuleBroken(text)]),
+      cases,
+    );
   });
 
   it("a new login holding right-to-left text must follow it: 400 INVALID_FIELD naming the field; any other login is not judged by it", () => {
@@ -105,12 +135,12 @@ describe("core: the Bidi Rule (RFC 5893)", () => {
       // Not new: the same text is a login (an account created with it before logs in).
       parseLogin(raw, kind);
     };
-    for (const name of ["abc\u05d0", "\u05d0abc", "1\u05d0", "\u05d0!", "\u05d01\u0661", "\u05d0 \u05d1", "\u0661\u0662"]) refused(name, "name");
-    // An email is one label too: Hebrew or Arabic beside a Latin domain.
-    for (const email of ["\u05d0@example.com", "ada@\u05d0.example", "\u0661@\u0662.example"]) refused(email, "email");
+    for (const name of ["abc\u05d0", "\u05d0abc", "1\u05d0\u05d1", "\u05d0\u05d1!", "\u05d01\u0661", "\u05d0 123", "\u05d0 abc!", "\u0661\u0662"]) refused(name, "name");
+    // An email's local part and domain labels are parts too, each judged.
+    for (const email of ["abc\u05d0@example.com", "\u05d0@example-.com", "\u0661@\u0662.example"]) refused(email, "email");
     // Judged in the form RFC 8265 judges: FULLWIDTH LATIN SMALL LETTER A is "a".
     refused("\u05d0\uff41", "name");
-    for (const name of ["\u05d0\u05d1", "\u05d0\u05d11", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629", "\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd", "\u0628\u0661\u0662", "abc!", "1abc", "\u06f1\u06f2"]) parseNewLogin(name, "name");
-    for (const email of ["ada.lovelace+1@example.com", "\u05d0@\u05d1.\u05d2", "\u0628\u0661@\u0645\u062b\u0627\u0644.\u0625\u062e\u062a\u0628\u0627\u0631"]) parseNewLogin(email, "email");
+    for (const name of ["\u05d0 \u05d1", "abc.\u05d0", "\u05d0\u05d1", "\u05d0\u05d11", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629", "\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd", "\u0628\u0661\u0662", "abc!", "1abc", "\u06f1\u06f2"]) parseNewLogin(name, "name");
+    for (const email of ["\u05d0@example.com", "\u05de\u05e8\u05d9\u05dd@example.co.il", "ada@\u05d0.example", "ada.lovelace+1@example.com", "\u05d0@\u05d1.\u05d2", "\u0628\u0661@\u0645\u062b\u0627\u0644.\u0625\u062e\u062a\u0628\u0627\u0631"]) parseNewLogin(email, "email");
   });
 });
