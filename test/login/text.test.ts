@@ -232,14 +232,14 @@ for (const store of storesUnderTest()) {
           "\u06f1\u06f2", // extended ones
         ];
         // Digits for a tag (Arabic-Indic ones after Arabic-Indic digits): the Bidi Rule takes no
-        // Latin letter after a Hebrew or Arabic one.
+        // Latin letter after a Hebrew or Arabic one in the same part.
         const suffix = (name: string, i: number) => {
           const digits = `${digitsOf(tag)}${i}`;
           return /[\u0660-\u0669]/u.test(name) ? arabicIndic(digits) : digits;
         };
         for (const [i, name] of inContext.entries()) expectOk(await api.createJwtUser(`${name}${suffix(name, i)}`, password), 201);
         expectOk(await api.signUp(`col\u00b7legi${tag}@example.cat`, password), 201);
-        expectOk(await api.signUp(`\u0628\u0661${arabicIndic(digitsOf(tag))}@${arabicDomain}`, password), 201);
+        expectOk(await api.signUp(`\u0628\u0661${arabicIndic(digitsOf(tag))}@\u0645\u062b\u0627\u0644.example`, password), 201);
 
         const out = [
           "a\u00b7b",
@@ -279,17 +279,16 @@ for (const store of storesUnderTest()) {
           "\u1820\u200c\u1821", // Mongolian
           "\u0628\u200c\u0627", // beh (D) joins alef (R) that follows it
         ];
-        // Digits for a tag, and an Arabic domain: the Bidi Rule takes no Latin letter in a login
-        // holding Persian.
+        // Digits for a tag: the Bidi Rule takes no Latin letter in a part holding Persian.
         const digits = digitsOf(tag);
-        expectOk(await api.signUp(`${persian}${digits}@${arabicDomain}`, password), 201);
+        expectOk(await api.signUp(`${persian}${digits}@example.com`, password), 201);
         expectOk(await api.createJwtUser(`${persian}${digits}`, password), 201);
         for (const [i, name] of needed.entries()) expectOk(await api.createJwtUser(`${name}${digits}${i}`, password), 201);
         // Without the non-joiner it is the same login: a duplicate, and it logs in to the account.
         const without = persian.replace("\u200c", "");
-        expectCode(await api.signUp(`${without}${digits}@${arabicDomain}`, password), "already_exists", "a user with this email already exists");
+        expectCode(await api.signUp(`${without}${digits}@example.com`, password), "already_exists", "a user with this email already exists");
         expectCode(await api.createJwtUser(`${without}${digits}`, password), "already_exists", "a user with this name already exists");
-        expectOk(await api.logIn(`${without}${digits}@${arabicDomain}`, password));
+        expectOk(await api.logIn(`${without}${digits}@example.com`, password));
         const token = expectOk(await api.jwtToken(`${without}${digits}`, password));
         assert.equal(decodeJwt(token.token).user, `${persian}${digits}`);
         // So is the conjunct क्ष, or its half form with a non-joiner for the joiner.
