@@ -580,8 +580,8 @@ export const JwtService: GenService<{
    * 5892's CONTEXTJ), an unassigned or a private-use code point, or another one RFC 8264
    * disallows (tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot,
    * keraia, geresh or Arabic-Indic digit out of its RFC 5892 context), or right-to-left text
-   * that breaks RFC 5893's Bidi Rule (Latin letters or spaces beside it, a digit first, a
-   * neutral last), 400;
+   * that breaks RFC 5893's Bidi Rule in a part between spaces, @ and dots (Latin letters beside
+   * it in one part, a part starting with a digit or ending with a neutral), 400;
    * too many sign-ups from the client address RESOURCE_EXHAUSTED (429, with Retry-After); every
    * password hasher busy UNAVAILABLE (503, with Retry-After).
    *

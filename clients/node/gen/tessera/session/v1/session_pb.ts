@@ -425,7 +425,8 @@ export const UserService: GenService<{
    * CONTEXTJ), unassigned, private-use and other code points RFC 8264 disallows in a new one:
    * tatweel, conjoining Hangul jamo, format characters, line separators; a middle dot, keraia,
    * geresh or Arabic-Indic digit out of its RFC 5892 context; right-to-left text that breaks
-   * RFC 5893's Bidi Rule: Latin letters or spaces beside it, a digit first, a neutral last) or a
+   * RFC 5893's Bidi Rule in a part between @ and dots: Latin letters beside it in one part, a
+   * part starting with a digit or ending with a neutral) or a
    * password that breaks the policy is INVALID_ARGUMENT (400) naming the rule; an email already
    * registered, or a look-alike of one (NFKC and case folding), is ALREADY_EXISTS (409); too
    * many sign-ups from the client address RESOURCE_EXHAUSTED (429) with `Retry-After`; every
