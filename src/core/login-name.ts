@@ -102,8 +102,9 @@ const privateUse = /\p{Co}/u;
 // RFC 5892's DISALLOWED Exceptions; OldHangulJamo (HangulSyllableType.txt's L, V and T ranges,
 // unchanged since Unicode 5.2); Zl, Zp; Cf but the default-ignorables (refused as invisible).
 const disallowed = /[\u0640\u07fa\u302e\u302f\u3031-\u3035\u303b\u1100-\u11ff\ua960-\ua97c\ud7b0-\ud7c6\ud7cb-\ud7fb\p{Zl}\p{Zp}]|(?!\p{Default_Ignorable_Code_Point})\p{Cf}/u;
-// Full- and half-width forms, which UsernameCaseMapped maps to their decompositions (NFKC of each).
-const widthForms = /[\uff01-\uffee]/gu;
+// Full- and half-width forms, which UsernameCaseMapped maps to their decompositions (NFKC of each):
+// U+3000 IDEOGRAPHIC SPACE (<wide> U+0020) and the Halfwidth and Fullwidth Forms block.
+const widthForms = /[\u3000\uff01-\uffee]/gu;
 
 /** What newTextRefusal finds, as the message refusing it says it (after the field's name). */
 export const newTextRefusals = {

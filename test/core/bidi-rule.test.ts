@@ -140,6 +140,8 @@ describe("core: the Bidi Rule (RFC 5893)", () => {
     for (const email of ["abc\u05d0@example.com", "\u05d0@example-.com", "\u0661@\u0662.example"]) refused(email, "email");
     // Judged in the form RFC 8265 judges: FULLWIDTH LATIN SMALL LETTER A is "a".
     refused("\u05d0\uff41", "name");
+    // ... and IDEOGRAPHIC SPACE a space between two parts, as U+0020 is.
+    parseNewLogin("\u05d0\u3000\u05d1", "name");
     for (const name of ["\u05d0 \u05d1", "abc.\u05d0", "\u05d0\u05d1", "\u05d0\u05d11", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629", "\u05e9\u05b8\u05c1\u05dc\u05d5\u05b9\u05dd", "\u0628\u0661\u0662", "abc!", "1abc", "\u06f1\u06f2"]) parseNewLogin(name, "name");
     for (const email of ["\u05d0@example.com", "\u05de\u05e8\u05d9\u05dd@example.co.il", "ada@\u05d0.example", "ada.lovelace+1@example.com", "\u05d0@\u05d1.\u05d2", "\u0628\u0661@\u0645\u062b\u0627\u0644.\u0625\u062e\u062a\u0628\u0627\u0631"]) parseNewLogin(email, "email");
   });
