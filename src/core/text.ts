@@ -75,11 +75,14 @@ export function isQuotedRequestText(text: string, hidden: (text: string) => bool
  * and line breaks anywhere; the authority follows "scheme:" and its slashes (or backslashes) and
  * ends at "/", "?" or "#"; its user info ends at the authority's last "@"; the password follows
  * the user info's first ":". Read wider than that (a path taken for user info), the text hidden
- * is longer, never shorter.
+ * is longer, never shorter. Linear in the value's length: the user name begins with the first
+ * character after the slashes that is none of theirs, so that a tab or backslash, which both may
+ * hold, is read one way only (read either way, a run of them, as a request's text may hold, was
+ * tried at every split between the two: 16 KiB of tabs after "a:" took 0.4 s).
  */
 export function withoutUrlPassword(value: string): string {
   // eslint-disable-next-line no-control-regex
-  return value.replace(/^([\u0000-\u0020]*[A-Za-z][A-Za-z0-9+.\-\t\n\r]*:[/\\\t\n\r]*[^/?#:]*):[^/?#]*@/, "$1:<hidden>@");
+  return value.replace(/^([\u0000-\u0020]*[A-Za-z][A-Za-z0-9+.\-\t\n\r]*:[/\\\t\n\r]*(?:[^/?#:\\\t\n\r][^/?#:]*)?):[^/?#]*@/, "$1:<hidden>@");
 }
 
 /** `text` with every control character escaped as JSON escapes it: one line, whatever it holds. */
