@@ -507,7 +507,8 @@ const base64Segment = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]
 /**
  * The bytes of a gRPC-Web text body, however its base64 is cut into chunks. A client may send
  * several padded segments (one per write); anything else (a character outside base64, a body
- * that ends inside a group) is INVALID_ARGUMENT.
+ * that ends inside a group) is INVALID_ARGUMENT. The segments of a chunk are handed on together,
+ * in one chunk: one segment a byte made as many chunks as bytes.
  */
 async function* base64Decoded(body: AsyncIterable<Buffer>): AsyncGenerator<Uint8Array> {
   const invalid = () => new ConnectError("the gRPC-Web text body is not base64", Code.InvalidArgument);
@@ -516,11 +517,17 @@ async function* base64Decoded(body: AsyncIterable<Buffer>): AsyncGenerator<Uint8
     const text = carry + chunk.toString("latin1");
     const whole = text.length - (text.length % 4);
     carry = text.slice(whole);
+    const decoded: Buffer[] = [];
     // Each padded segment ends at its "=" (a group of 4 with it).
     for (const segment of text.slice(0, whole).split(/(?<==)(?=[^=])/)) {
-      if (!base64Segment.test(segment)) throw invalid();
-      if (segment.length > 0) yield Buffer.from(segment, "base64");
+      if (!base64Segment.test(segment)) {
+        // What came before it still goes on first, as it did segment by segment.
+        if (decoded.length > 0) yield Buffer.concat(decoded);
+        throw invalid();
+      }
+      if (segment.length > 0) decoded.push(Buffer.from(segment, "base64"));
     }
+    if (decoded.length > 0) yield decoded.length === 1 ? decoded[0]! : Buffer.concat(decoded);
   }
   if (carry.length > 0) throw invalid();
 }
@@ -596,17 +603,30 @@ const enveloped = /^application\/(?:grpc|connect\+)/i;
  * cut short, but not for one whose 5-byte prefix came and none of its data (its decoder counts
  * the bytes it holds, and holds none then): a unary call was "missing input message"
  * (UNIMPLEMENTED) and a stream's input ended as if whole. Only the prefixes are read.
+ *
+ * The bytes of a message are handed on once it is whole, in one chunk; all else (a prefix, its
+ * bytes before a message, the end of one) as it arrives. connect-es's decoder adds up the sizes
+ * of the chunks it holds for each chunk it is given, time quadratic in the chunks a message
+ * arrives in: a 60 KB message in 1-byte HTTP/2 DATA frames or HTTP/1.1 chunks (gRPC, Connect
+ * streaming, gRPC-Web text: Health/Watch, no credential) held the event loop for a minute. The
+ * decoder reads a message only once it is whole, and its prefix (its size checked against the
+ * limit) still reaches it at once.
  */
-async function* wholeEnvelopes(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+export async function* wholeEnvelopes(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   let prefixSeen = 0;
   let length = 0;
   let left = 0;
+  /** The bytes of the message under way that came in chunks before this one. */
+  let held: Uint8Array[] = [];
   for await (const chunk of body) {
+    /** The chunk's bytes before `whole` go on now: up to the end of a prefix or of a message. */
+    let whole = 0;
     for (let pos = 0; pos < chunk.length; ) {
       if (left > 0) {
         const n = Math.min(left, chunk.length - pos);
         pos += n;
         left -= n;
+        if (left === 0) whole = pos;
         continue;
       }
       // A prefix byte: the flags, then the length's four bytes (big-endian).
@@ -616,10 +636,19 @@ async function* wholeEnvelopes(body: AsyncIterable<Uint8Array>): AsyncGenerator<
         left = length;
         prefixSeen = 0;
         length = 0;
+        whole = pos;
       }
     }
-    yield chunk;
+    // Between messages, or inside a prefix: nothing of a message waits.
+    if (left === 0) whole = chunk.length;
+    if (whole > 0) {
+      const ready = whole === chunk.length ? chunk : chunk.subarray(0, whole);
+      yield held.length === 0 ? ready : Buffer.concat([...held, ready]);
+      held = [];
+    }
+    if (whole < chunk.length) held.push(chunk.subarray(whole));
   }
+  if (held.length > 0) yield Buffer.concat(held);
   if (left > 0 || prefixSeen > 0) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
 }
 

@@ -4,9 +4,13 @@
  * without any credential. Each is answered as before, within a second.
  */
 import { strict as assert } from "node:assert";
+import net from "node:net";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus as Status } from "../../gen/health/v1/health_pb.js";
+import { GetVersionResponseSchema } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
-import { raw, type RawAnswer } from "./support.js";
+import { grpcFrame, grpcWebTrailer, raw, type RawAnswer } from "./support.js";
 
 /** Some ten times what the slowest of these requests takes now, a third of what the quickest took. */
 const limitMs = 1000;
@@ -46,5 +50,52 @@ describe("requests that cost more CPU than their size", function () {
     const body = JSON.stringify({ account_type: "traditional", email: `a${".".repeat(80 * 1024)}a`, password: "not the password" });
     const answer = await timed("the login", () => raw(server.url, "POST", "/session", { host: "localhost", "x-koms-clientid": testClientId, "content-type": "application/json" }, body));
     assertError(answer, 401, "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+  });
+
+  it("gRPC-Web text, GetVersion: a 30 000-byte message in as many base64 segments of one byte each (connect-es's decoder: over 10 s): answered", async () => {
+    // Unknown fields (15, varint 1), which the call ignores.
+    const message = Buffer.from(Array.from({ length: 15_000 }, () => [0x78, 0x01]).flat());
+    const text = [...grpcFrame(message)].map((byte) => Buffer.from([byte]).toString("base64")).join("");
+    const answer = await timed("the call", () =>
+      raw(server.url, "POST", "/tessera.jwt.v1.JwtService/GetVersion", { host: "localhost", "content-type": "application/grpc-web-text", "x-grpc-web": "1" }, text),
+    );
+    assert.equal(answer.status, 200, answer.text);
+    const body = Buffer.from(answer.text, "base64");
+    assert.equal(grpcWebTrailer(body)["grpc-status"], "0");
+    assert.match(fromBinary(GetVersionResponseSchema, body.subarray(5, 5 + body.readUInt32BE(1))).version, /^\d+\.\d+\.\d+/);
+  });
+
+  it("Connect streaming, Health/Watch: a 30 000-byte request in one-byte HTTP/1.1 chunks (connect-es's decoder: 5 s): SERVICE_UNKNOWN at once", async () => {
+    const request = toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "s".repeat(30_000 - 3) }));
+    const enveloped = grpcFrame(request);
+    const chunks = [...enveloped].map((byte) => `1\r\n${String.fromCharCode(byte)}\r\n`).join("");
+    const head = `POST /${Health.typeName}/Watch HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/connect+proto\r\ntransfer-encoding: chunked\r\n\r\n`;
+    const started = performance.now();
+    const socket = net.connect(server.port, "127.0.0.1");
+    try {
+      // The answer's first message, out of its chunked body.
+      const first = await new Promise<Buffer>((resolve, reject) => {
+        let got = Buffer.alloc(0);
+        socket.on("error", reject);
+        socket.on("close", () => reject(new Error(`closed before a message: ${got.toString("latin1")}`)));
+        socket.on("data", (d: Buffer) => {
+          got = Buffer.concat([got, d]);
+          const text = got.toString("latin1");
+          const body = text.indexOf("\r\n\r\n");
+          if (body < 0) return;
+          assert.match(text, /^HTTP\/1\.1 200 /);
+          const size = /^([0-9a-f]+)\r\n/.exec(text.slice(body + 4));
+          if (size === null || got.length < body + 4 + size[0].length + parseInt(size[1]!, 16)) return;
+          resolve(got.subarray(body + 4 + size[0].length, body + 4 + size[0].length + parseInt(size[1]!, 16)));
+        });
+        socket.write(Buffer.from(head + chunks + "0\r\n\r\n", "latin1"));
+      });
+      const ms = Math.round(performance.now() - started);
+      assert.ok(ms < limitMs, `the first message took ${ms} ms`);
+      assert.equal(first[0], 0, "a message envelope");
+      assert.equal(fromBinary(Health.method.watch.output, first.subarray(5, 5 + first.readUInt32BE(1))).status, Status.SERVICE_UNKNOWN);
+    } finally {
+      socket.destroy();
+    }
   });
 });
