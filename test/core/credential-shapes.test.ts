@@ -6,19 +6,12 @@
 import { strict as assert } from "node:assert";
 import { configuredSecret } from "../../src/config.js";
 import { credentialShaped, holdsCredential, unquotable } from "../../src/credential-shapes.js";
+import { within } from "../support/within.js";
 
 /** Far above what each takes now (some 20 ms at most), below what each took (2 s or more). */
 const limitMs = 1000;
 
-function timed<T>(what: string, run: () => T): T {
-  const started = performance.now();
-  try {
-    return run();
-  } finally {
-    const ms = Math.round(performance.now() - started);
-    assert.ok(ms < limitMs, `${what} took ${ms} ms`);
-  }
-}
+const timed = <T>(what: string, run: () => T): T => within(limitMs, what, run);
 
 const adminToken = "test-admin-token-0123456789abcdef";
 const secrets = { adminToken, jwtSecret: undefined, keyEncryptionKey: undefined, keyEncryptionKeyPrevious: undefined };

@@ -6,19 +6,12 @@
 import { strict as assert } from "node:assert";
 import { parseMultipartArguments } from "../../src/transcode/form-data.js";
 import { HttpError } from "../../src/transcode/http-error.js";
+import { within } from "../support/within.js";
 
 /** Far above what each takes now (well under 10 ms), far below what each took (4 s or more). */
 const limitMs = 1000;
 
-function timed<T>(what: string, run: () => T): T {
-  const started = performance.now();
-  try {
-    return run();
-  } finally {
-    const ms = Math.round(performance.now() - started);
-    assert.ok(ms < limitMs, `${what} took ${ms} ms`);
-  }
-}
+const timed = <T>(what: string, run: () => T): T => within(limitMs, what, run);
 
 function refusal(run: () => unknown): HttpError {
   try {
