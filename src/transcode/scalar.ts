@@ -70,7 +70,10 @@ function parseInt64(text: string, min: bigint, max: bigint, name: string): bigin
   return n >= min && n <= max ? n : new ParseFailure(name);
 }
 
-const floatRe = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+// The digits after a dot only after one: `\d+\.?\d*` read a run of digits that did not parse
+// (`1111...1x`) at every split between its two runs, time quadratic in its length (16 Ki digits
+// in a query: 0.5 s).
+const floatRe = /^-?(\d+(?:\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
 
 function parseFloat(text: string, name: string): number | ParseFailure {
   // The proto3 JSON spellings of the special values are accepted too.
