@@ -14,6 +14,11 @@ import { grpcFrame, grpcWebTrailer, raw, type RawAnswer } from "./support.js";
 
 /** Some ten times what the slowest of these requests takes now, a third of what the quickest took. */
 const limitMs = 1000;
+/**
+ * For a request in 30 000 pieces: Node's own cost of a chunk (some 10 us, 0.2 to 0.5 s in all on
+ * a loaded machine) is left, a third of what the quickest of them took.
+ */
+const piecesLimitMs = 2000;
 
 describe("requests that cost more CPU than their size", function () {
   this.timeout(120_000);
@@ -26,11 +31,11 @@ describe("requests that cost more CPU than their size", function () {
   after(() => server?.close());
 
   /** The answer, failing the test when it took `limitMs` or more. */
-  async function timed(what: string, request: () => Promise<RawAnswer>): Promise<RawAnswer> {
+  async function timed(what: string, request: () => Promise<RawAnswer>, limit = limitMs): Promise<RawAnswer> {
     const started = performance.now();
     const answer = await request();
     const ms = Math.round(performance.now() - started);
-    assert.ok(ms < limitMs, `${what} took ${ms} ms`);
+    assert.ok(ms < limit, `${what} took ${ms} ms`);
     return answer;
   }
 
@@ -58,6 +63,7 @@ describe("requests that cost more CPU than their size", function () {
     const text = [...grpcFrame(message)].map((byte) => Buffer.from([byte]).toString("base64")).join("");
     const answer = await timed("the call", () =>
       raw(server.url, "POST", "/tessera.jwt.v1.JwtService/GetVersion", { host: "localhost", "content-type": "application/grpc-web-text", "x-grpc-web": "1" }, text),
+      piecesLimitMs,
     );
     assert.equal(answer.status, 200, answer.text);
     const body = Buffer.from(answer.text, "base64");
@@ -91,7 +97,7 @@ describe("requests that cost more CPU than their size", function () {
         socket.write(Buffer.from(head + chunks + "0\r\n\r\n", "latin1"));
       });
       const ms = Math.round(performance.now() - started);
-      assert.ok(ms < limitMs, `the first message took ${ms} ms`);
+      assert.ok(ms < piecesLimitMs, `the first message took ${ms} ms`);
       assert.equal(first[0], 0, "a message envelope");
       assert.equal(fromBinary(Health.method.watch.output, first.subarray(5, 5 + first.readUInt32BE(1))).status, Status.SERVICE_UNKNOWN);
     } finally {
