@@ -2,6 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { badRequest, HttpError } from "./http-error.js";
 import { arrivalTimedOut } from "../request-arrival.js";
+import { quotedRequestText } from "../core/text.js";
 
 const empty = Buffer.alloc(0);
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -101,12 +102,13 @@ export function charsetOf(contentType: string | undefined): string | undefined {
  * declares a charset other than UTF-8 (`application/json; charset=utf-16`): the charset is the
  * problem to name, not the bytes. Undefined when no such charset is declared. A body that does
  * read is served whatever its charset parameter says (RFC 8259 8.1: JSON is UTF-8, and the
- * parameter has no effect); `what` is the body as the message names it ("a JSON body").
+ * parameter has no effect); `what` is the body as the message names it ("a JSON body"). The
+ * charset and the content type are quoted as quotedRequestText quotes them (`hidden`: see unquotable).
  */
-export function otherCharset(contentType: string | undefined, what: string): HttpError | undefined {
+export function otherCharset(contentType: string | undefined, what: string, hidden: (text: string) => boolean): HttpError | undefined {
   const charset = charsetOf(contentType);
   if (charset === undefined || /^utf-?8$/i.test(charset)) return undefined;
-  return new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported charset ${JSON.stringify(charset)} (content type ${JSON.stringify(contentType)}): ${what} is read as UTF-8`);
+  return new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported charset ${quotedRequestText(charset, hidden)} (content type ${quotedRequestText(contentType!, hidden)}): ${what} is read as UTF-8`);
 }
 
 /** Body bytes as text; bytes that are not UTF-8 are a 400 naming `what` ("form body"). */

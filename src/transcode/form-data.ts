@@ -2,8 +2,10 @@
 // the one `curl -F` and an HTML form with enctype="multipart/form-data" send, which Flask reads
 // into `request.values` as it reads a URL-encoded body. Text fields only: a file part is refused.
 import { charsetOf, decodeUtf8 } from "./body.js";
-import { badRequest, HttpError } from "./http-error.js";
+import { badRequest, HttpError, violatedName } from "./http-error.js";
 import { maxArguments, tooManyArguments, type Argument } from "./query.js";
+import { quotedRequestText } from "../core/text.js";
+import { credentialShaped } from "../credential-shapes.js";
 
 export const multipartFormMediaType = "multipart/form-data";
 
@@ -41,8 +43,12 @@ function dispositionParameter(params: string, key: string): string | undefined {
   return m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2];
 }
 
-/** The field name of a part from its header block; a part without `form-data; name` is malformed. */
-function fieldName(headers: string): string {
+/**
+ * The field name of a part from its header block; a part without `form-data; name` is malformed.
+ * Its errors quote the name and the header values they refuse as quotedRequestText does
+ * (`hidden`: see unquotable).
+ */
+function fieldName(headers: string, hidden: (text: string) => boolean): string {
   const lines = headers.split("\r\n");
   const dispositions = lines.filter((line) => /^content-disposition[ \t]*:/i.test(line)).length;
   if (dispositions > 1) {
@@ -56,9 +62,9 @@ function fieldName(headers: string): string {
     const name = dispositionParameter(params, "name");
     if (name === undefined || name === "") throw malformed();
     if (dispositionParameter(params, "filename") !== undefined || dispositionParameter(params, "filename\\*") !== undefined) {
-      throw badRequest("MALFORMED_BODY", `form field "${name}" is a file: only text fields are accepted`, name);
+      throw badRequest("MALFORMED_BODY", `form field ${quotedRequestText(name, hidden)} is a file: only text fields are accepted`, violatedName(name, hidden));
     }
-    notEncoded(headers, name);
+    notEncoded(headers, name, hidden);
     return name;
   }
   throw malformed();
@@ -93,25 +99,28 @@ function transferEncoding(line: string): string | undefined {
  * such as base64, deprecated by RFC 7578 4.7, or a charset other than UTF-8 in its Content-Type)
  * is 415 naming it, rather than read as its encoded text.
  */
-function notEncoded(headers: string, name: string): void {
-  const refused = (what: string) => new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `form field "${name}" is in the ${what}`, { field: name });
+function notEncoded(headers: string, name: string, hidden: (text: string) => boolean): void {
+  const field = violatedName(name, hidden);
+  const refused = (what: string) =>
+    new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `form field ${quotedRequestText(name, hidden)} is in the ${what}`, field === undefined ? {} : { field });
   for (const line of headers.split("\r\n")) {
     const transfer = transferEncoding(line);
     if (transfer !== undefined && !/^(?:7bit|8bit|binary)$/i.test(transfer)) {
-      throw refused(`Content-Transfer-Encoding ${JSON.stringify(transfer)}: a field is read as sent (RFC 7578 4.7)`);
+      throw refused(`Content-Transfer-Encoding ${quotedRequestText(transfer, hidden)}: a field is read as sent (RFC 7578 4.7)`);
     }
     const type = /^content-type[ \t]*:(.*)$/i.exec(line);
     const charset = type && charsetOf(type[1]);
-    if (charset && !/^(?:utf-?8|us-ascii)$/i.test(charset)) throw refused(`charset ${JSON.stringify(charset)}: a field is read as UTF-8`);
+    if (charset && !/^(?:utf-?8|us-ascii)$/i.test(charset)) throw refused(`charset ${quotedRequestText(charset, hidden)}: a field is read as UTF-8`);
   }
 }
 
 /**
  * Splits a multipart/form-data body into its fields, in order, after `into` (the same list as
  * the query's arguments, under the same limit). A missing boundary, broken framing, a part
- * without a field name, a file part or text that is not UTF-8 is a 400 naming the problem.
+ * without a field name, a file part or text that is not UTF-8 is a 400 naming the problem; what
+ * an error quotes of the request is quoted as quotedRequestText says (`hidden`: see unquotable).
  */
-export function parseMultipartArguments(bytes: Buffer, contentType: string, into: Argument[] = []): Argument[] {
+export function parseMultipartArguments(bytes: Buffer, contentType: string, into: Argument[] = [], hidden: (text: string) => boolean = credentialShaped): Argument[] {
   const boundary = boundaryOf(contentType);
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   // The first delimiter opens the body, or ends a preamble (which is ignored).
@@ -132,7 +141,7 @@ export function parseMultipartArguments(bytes: Buffer, contentType: string, into
     if (headersEnd < 0) throw malformed();
     const end = bytes.indexOf(delimiter, headersEnd + 4);
     if (end < 0) throw malformed();
-    const key = fieldName(decodeUtf8(bytes.subarray(at + 2, headersEnd), "form body"));
+    const key = fieldName(decodeUtf8(bytes.subarray(at + 2, headersEnd), "form body"), hidden);
     if (into.length >= maxArguments) throw tooManyArguments();
     into.push({ key, value: decodeUtf8(bytes.subarray(headersEnd + 4, end), "form body"), form: true });
     at = end + delimiter.length;

@@ -1,3 +1,5 @@
+import { quotedMax, quotedRequestText } from "../core/text.js";
+
 /**
  * Why the transcoder refused a request itself, before or instead of calling the RPC. Stable,
  * UPPER_SNAKE: with `errorDomain` set, each travels as the `reason` of a google.rpc.ErrorInfo in
@@ -58,4 +60,14 @@ export class HttpError extends Error {
 
 export function badRequest(reason: TranscodeReason, message: string, field?: string): HttpError {
   return new HttpError(400, "invalid_argument", reason, message, field === undefined ? {} : { field });
+}
+
+/**
+ * `name`, a request's text (a query parameter's or form field's name), as an error's field
+ * violation names it: as sent when the error's message quotes it whole and unchanged
+ * (quotedRequestText: at most 64 characters, nothing escaped or hidden), else undefined, so the
+ * details never hold more of the request than the message does.
+ */
+export function violatedName(name: string, hidden: (text: string) => boolean): string | undefined {
+  return name.length <= quotedMax && quotedRequestText(name, hidden) === JSON.stringify(name) ? name : undefined;
 }

@@ -43,9 +43,11 @@ export function decodeSegmentKeepSlash(raw: string): string {
 }
 
 /**
- * Decodes a query-string key or value: `+` is a space (form encoding), then percent escapes.
+ * Decodes a query-string key or value: `+` is a space (form encoding), then percent escapes. A
+ * malformed escape is a 400 naming `what`, and the field violation `field` (`named`, called only
+ * then: what the error says and the field it names, if any).
  */
-export function decodeQueryComponent(raw: string, what: string, field: string): string {
+export function decodeQueryComponent(raw: string, named: () => [what: string, field: string | undefined]): string {
   const s = raw.indexOf("+") < 0 ? raw : raw.replace(/\+/g, " ");
   if (s.indexOf("%") < 0) {
     return s;
@@ -53,6 +55,7 @@ export function decodeQueryComponent(raw: string, what: string, field: string): 
   try {
     return decodeURIComponent(s);
   } catch {
+    const [what, field] = named();
     throw badRequest("INVALID_QUERY_PARAMETER", `malformed percent-encoding in ${what}`, field);
   }
 }

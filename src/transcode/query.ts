@@ -1,5 +1,7 @@
-import { badRequest, type HttpError } from "./http-error.js";
+import { badRequest, violatedName, type HttpError } from "./http-error.js";
 import { decodeQueryComponent } from "./percent.js";
+import { quotedRequestText } from "../core/text.js";
+import { credentialShaped } from "../credential-shapes.js";
 
 /** One decoded `key=value` pair of a query string or a form-encoded body. */
 export interface Argument {
@@ -25,10 +27,10 @@ export function tooManyArguments(): HttpError {
 /**
  * Splits and decodes `a=1&b.c=x+y&t=1&t=2` (a query, or with `form` a form body). Keys without
  * "=" get an empty value; empty pairs ("&&") are skipped. A malformed escape is a 400 naming the
- * parameter; more than `maxArguments` in all is a 400 naming the limit (checked before any
- * decoding).
+ * parameter (quoted as quotedRequestText quotes it, `hidden`: see unquotable); more than
+ * `maxArguments` in all is a 400 naming the limit (checked before any decoding).
  */
-export function parseArguments(raw: string, into: Argument[] = [], form = false): Argument[] {
+export function parseArguments(raw: string, into: Argument[] = [], form = false, hidden: (text: string) => boolean = credentialShaped): Argument[] {
   if (raw === "") {
     return into;
   }
@@ -43,8 +45,8 @@ export function parseArguments(raw: string, into: Argument[] = [], form = false)
     const eq = pair.indexOf("=");
     const rawKey = eq < 0 ? pair : pair.slice(0, eq);
     const noun = form ? "form field" : "query parameter";
-    const key = decodeQueryComponent(rawKey, `${noun} ${JSON.stringify(rawKey)}`, rawKey);
-    const value = eq < 0 ? "" : decodeQueryComponent(pair.slice(eq + 1), `${noun} ${JSON.stringify(key)}`, key);
+    const key = decodeQueryComponent(rawKey, () => [`${noun} ${quotedRequestText(rawKey, hidden)}`, violatedName(rawKey, hidden)]);
+    const value = eq < 0 ? "" : decodeQueryComponent(pair.slice(eq + 1), () => [`${noun} ${quotedRequestText(key, hidden)}`, violatedName(key, hidden)]);
     into.push(form ? { key, value, form } : { key, value });
   }
   return into;

@@ -4,7 +4,7 @@ import { create, fromJson, mergeFromJson, type DescField, type DescMessage, type
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { Binding } from "./binding.js";
 import { applyFieldTarget, fieldByName, isFieldTarget } from "./field-target.js";
-import { badRequest, HttpError } from "./http-error.js";
+import { badRequest, HttpError, violatedName } from "./http-error.js";
 import { charsetOf, decodeUtf8, formMediaType, isJsonMediaType, mediaType, otherCharset, readBody } from "./body.js";
 import { multipartFormMediaType, parseMultipartArguments } from "./form-data.js";
 import { decodeSegment, decodeSegmentKeepSlash } from "./percent.js";
@@ -15,6 +15,7 @@ import { findImpossibleTimestamp } from "./timestamp.js";
 import { unquotedJsonError } from "./json-error.js";
 import { repeatedKey } from "../core/json-keys.js";
 import { credentialShaped } from "../credential-shapes.js";
+import { quotedRequestText } from "../core/text.js";
 
 const jsonRead = { ignoreUnknownFields: true } as const;
 
@@ -22,7 +23,9 @@ const jsonRead = { ignoreUnknownFields: true } as const;
  * Builds the RPC's request message from an HTTP request: first the body (by the binding's
  * body rule), then query (and, for loose bindings, form) arguments, then path variables, so the
  * path wins over everything. A loose binding's argument given twice, in one place or two (a JSON
- * body or form body and the query), is 400: neither is taken over the other.
+ * body or form body and the query), is 400: neither is taken over the other. An error quotes
+ * the request's text (a header's value, an argument's name) as quotedRequestText does: at most
+ * 64 characters, escaped, `*` for one `unquotable` says holds a credential.
  */
 export async function buildRequestMessage(
   binding: Binding,
@@ -44,7 +47,7 @@ export async function buildRequestMessage(
     const encoding = req.headers["content-encoding"];
     if (encoding !== undefined && encoding.toLowerCase() !== "identity") {
       // RFC 9110 15.5.16: Accept-Encoding names the codings that would have been taken.
-      throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content encoding "${encoding}"`, { headers: { "accept-encoding": "identity" } });
+      throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content encoding ${quotedRequestText(encoding, unquotable)}`, { headers: { "accept-encoding": "identity" } });
     }
     const bytes = await readBody(req, maxBodyBytes);
     const contentType = req.headers["content-type"];
@@ -53,21 +56,21 @@ export async function buildRequestMessage(
     } else if (bytes.length > 0) {
       const type = mediaType(contentType);
       if (type === "" || isJsonMediaType(type)) {
-        const [json, text] = parseJson(bytes, contentType);
+        const [json, text] = parseJson(bytes, contentType, unquotable);
         mergeJsonBody(binding, r, msg, json, text);
         if (binding.loose && rule.kind !== "field") jsonFields = givenFields(desc, json);
       } else if (binding.loose && type === formMediaType) {
-        parseArguments(formText(bytes, contentType), args, true);
+        parseArguments(formText(bytes, contentType, unquotable), args, true, unquotable);
       } else if (binding.loose && type === multipartFormMediaType) {
-        parseMultipartArguments(bytes, contentType!, args);
+        parseMultipartArguments(bytes, contentType!, args, unquotable);
       } else {
-        throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content type "${contentType}"`);
+        throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content type ${quotedRequestText(contentType!, unquotable)}`);
       }
     }
   }
 
   const fromQuery = args.length;
-  parseArguments(rawQuery, args);
+  parseArguments(rawQuery, args, false, unquotable);
   if (args.length > fromQuery && (req.method === "GET" || req.method === "HEAD")) dropCacheBuster(binding, args, fromQuery);
   if (args.length > 0) {
     applyArguments(binding, r, args, unquotable, jsonFields);
@@ -97,26 +100,26 @@ export async function buildRequestMessage(
 const wideCharset = /^(?:utf-?(?:16|32)|ucs-?[24])/i;
 
 /** The body's JSON value, and its text. */
-function parseJson(bytes: Uint8Array, contentType: string | undefined): [JsonValue, string] {
+function parseJson(bytes: Uint8Array, contentType: string | undefined, hidden: (text: string) => boolean): [JsonValue, string] {
   let text: string;
   try {
     text = decodeUtf8(bytes, "request body");
   } catch (e) {
-    throw otherCharset(contentType, "a JSON body") ?? e;
+    throw otherCharset(contentType, "a JSON body", hidden) ?? e;
   }
   try {
     return [JSON.parse(text) as JsonValue, text];
   } catch {
     // UTF-16 text of ASCII characters is valid UTF-8 (with NULs): not JSON because of its charset.
-    throw (wideCharset.test(charsetOf(contentType) ?? "") && otherCharset(contentType, "a JSON body")) || badRequest("MALFORMED_BODY", "request body is not valid JSON");
+    throw (wideCharset.test(charsetOf(contentType) ?? "") && otherCharset(contentType, "a JSON body", hidden)) || badRequest("MALFORMED_BODY", "request body is not valid JSON");
   }
 }
 
-function formText(bytes: Uint8Array, contentType: string | undefined): string {
+function formText(bytes: Uint8Array, contentType: string | undefined, hidden: (text: string) => boolean): string {
   try {
     return decodeUtf8(bytes, "form body");
   } catch (e) {
-    throw otherCharset(contentType, "a form body") ?? e;
+    throw otherCharset(contentType, "a form body", hidden) ?? e;
   }
 }
 
@@ -265,11 +268,12 @@ function applyArguments(
     const noun = argumentNoun(arg);
     const target = binding.argumentTarget(key);
     if (!isFieldTarget(target)) {
+      const shown = quotedRequestText(key, unquotable);
       throw target.unknown
-        ? unquotable(key)
+        ? shown === "*"
           ? badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} (not quoted: it has the shape of a credential)`)
-          : badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} "${key}"`, key)
-        : badRequest("INVALID_QUERY_PARAMETER", `invalid ${noun} "${key}": ${target.reason}`, key);
+          : badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} ${shown}`, violatedName(key, unquotable))
+        : badRequest("INVALID_QUERY_PARAMETER", `invalid ${noun} ${shown}: ${target.reason}`, violatedName(key, unquotable));
     }
     if (!target.repeated && seen) {
       const first = seen.get(target.path);

@@ -33,11 +33,11 @@ describe("multipart/form-data header lines of long white space", () => {
     assert.deepEqual(args, [{ key: "user", value: "ada", form: true }]);
   });
 
-  it("a Content-Transfer-Encoding of two words 128 Ki spaces apart is 415 naming it, white space at either end left out", () => {
+  it("a Content-Transfer-Encoding of two words 128 Ki spaces apart is 415 quoting its first 64 characters, white space at either end left out", () => {
     const value = `a${" ".repeat(128 * 1024)}b`;
     const e = timed("the part", () => refusal(() => parseMultipartArguments(part(`Content-Transfer-Encoding: \t${value} \t`), "multipart/form-data; boundary=x")));
     assert.equal(e.status, 415);
-    assert.equal(e.message, `form field "user" is in the Content-Transfer-Encoding ${JSON.stringify(value)}: a field is read as sent (RFC 7578 4.7)`);
+    assert.equal(e.message, `form field "user" is in the Content-Transfer-Encoding "a${" ".repeat(63)}"... (131074 characters): a field is read as sent (RFC 7578 4.7)`);
   });
 
   it("a Content-Type whose boundary= is followed by 64 Ki tabs and an open quote has no boundary parameter: 400", () => {
