@@ -30,4 +30,25 @@ describe("quoting a request's text", () => {
     ];
     for (const [value, shown] of cases) assert.equal(withoutUrlPassword(value), shown, JSON.stringify(value));
   });
+
+  it("a URL's password is hidden wherever the URL stands in the text, each URL's", () => {
+    const cases: Array<[string, string]> = [
+      ["text/plain; x=https://user:pw@host/", "text/plain; x=https://user:<hidden>@host/"],
+      ["gzip, https://a:b@h1/ ftp://c:d@h2", "gzip, https://a:<hidden>@h1/ ftp://c:<hidden>@h2"],
+      ["x=1 https://user@host/a:b@c", "x=1 https://user@host/a:b@c"],
+      ["1:2:3@4", "1:2:3@4"],
+      ["text/plain", "text/plain"],
+    ];
+    for (const [value, shown] of cases) assert.equal(withoutUrlPassword(value), shown, JSON.stringify(value));
+    assert.equal(quoted("text/plain; x=https://user:pw@host/"), '"text/plain; x=https://user:<hidden>@host/"');
+  });
+
+  it("text of 64 Ki colons, each after a letter, and an @ at the end is quoted at once", () => {
+    const cases: Array<[string, string]> = [
+      [`${"a:".repeat(64 * 1024)}@`, '"a:a:<hidden>@"'],
+      [`${"a:b".repeat(48 * 1024)}@`, '"a:ba:<hidden>@"'],
+      [`${"a:\t".repeat(48 * 1024)}@`, '"a:\\ta:<hidden>@"'],
+    ];
+    for (const [text, shown] of cases) assert.equal(within(limitMs, "the quote", () => quoted(text)), shown);
+  });
 });

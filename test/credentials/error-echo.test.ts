@@ -107,6 +107,7 @@ describe("errors never quote a secret of the request", function () {
       [`text/plain; token=${jwtShaped}`, "*"],
       [testAdminToken, "*"],
       [`text/plain, ${testAdminToken}`, "*"],
+      ["text/plain; x=https://ada:hunter2@example.com/", '"text/plain; x=https://ada:<hidden>@example.com/"'],
     ];
     for (const [type, shown] of cases) {
       const r = await raw(server.url, "POST", version, { "content-type": type }, "{}");
