@@ -41,16 +41,6 @@ export function unquotable(isSecret?: (text: string) => boolean): (text: string)
 }
 
 /**
- * A path no route or RPC takes, as an error may quote it: its first segment (unless `hidden`,
- * see unquotable), each further one "*" (it may hold a credential), as the transcoder's route
- * table describes a path past its routes.
- */
-export function unroutedPath(path: string, hidden: (text: string) => boolean): string {
-  const [first, ...rest] = path.slice(1).split("/");
-  return "/" + [first !== undefined && hidden(first) ? "*" : first, ...rest.map(() => "*")].join("/");
-}
-
-/**
  * Whether an error may quote `text`, a request's (a header's value, a name): not when `hidden`
  * (see unquotable) says so of it or of one of its words (split at white space and , ; =), such
  * as a token sent as a content type's parameter. Only the words that begin in the first

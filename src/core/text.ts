@@ -52,6 +52,27 @@ export function quotedRequestText(text: string, hidden: (text: string) => boolea
 }
 
 /**
+ * A request's text where a message shows it bare (an origin, a path's segment): as it is when
+ * quotedRequestText quotes it whole and unchanged (nothing cut, escaped or hidden), else as
+ * quotedRequestText writes it (cut, escaped, a URL's password hidden, or *), so that no message
+ * grows with the request or shows what it hides.
+ */
+export function shownRequestText(text: string, hidden: (text: string) => boolean): string {
+  const shown = quotedRequestText(text, hidden);
+  return shown === `"${text}"` ? text : shown;
+}
+
+/**
+ * A path no route or RPC takes, as an error may quote it: its first segment as
+ * shownRequestText shows it (`hidden`: see unquotable), each further one "*" (it may hold a
+ * credential), as the transcoder's route table describes a path past its routes.
+ */
+export function unroutedPath(path: string, hidden: (text: string) => boolean): string {
+  const [first, ...rest] = path.slice(1).split("/");
+  return "/" + [shownRequestText(first!, hidden), ...rest.map(() => "*")].join("/");
+}
+
+/**
  * Whether `text` is as quotedRequestText writes a request's text: "*", or a JSON string of at
  * most 64 characters, printable and quotable, its length perhaps said after it.
  */

@@ -8,6 +8,7 @@ import { Cors } from "../transcode/cors.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
 import { sendErrorBody } from "./error-details.js";
 import { requestIdHeader } from "./request-id.js";
+import { shownRequestText } from "../core/text.js";
 
 /** Request headers a browser may send: the protocols' own, the credentials, a request id, trace context. */
 export const corsAllowedHeaders = [
@@ -39,14 +40,15 @@ export function createCors(origins: readonly string[]): Cors {
 
 /**
  * Applies CORS to one request: answers a preflight (true: nothing more to do), otherwise sets
- * `Vary` on the response and, for an allowed origin, the CORS headers.
+ * `Vary` on the response and, for an allowed origin, the CORS headers. A refused preflight's
+ * error shows the origin as shownRequestText does (`hidden`: see unquotable).
  */
-export function applyCors(cors: Cors, req: NodeRequest, res: NodeResponse): boolean {
+export function applyCors(cors: Cors, req: NodeRequest, res: NodeResponse, hidden: (text: string) => boolean): boolean {
   if (!cors.enabled) return false;
   const origin = req.headers.origin;
   if (origin !== undefined && Cors.isPreflight(req.method, req.headers)) {
     if (!cors.allows(origin)) {
-      sendErrorBody(res, 403, Code.PermissionDenied, "ORIGIN_NOT_ALLOWED", `origin ${origin} is not allowed`, { vary: cors.vary });
+      sendErrorBody(res, 403, Code.PermissionDenied, "ORIGIN_NOT_ALLOWED", `origin ${shownRequestText(origin, hidden)} is not allowed`, { vary: cors.vary });
       return true;
     }
     res.writeHead(204, cors.preflightHeaders(origin, undefined));

@@ -55,8 +55,8 @@ import { createResponseCorrection } from "./protocol-errors.js";
 import { arrivalTimedOut } from "../request-arrival.js";
 import { nameOfCode, protocolOf, refusedBeforeInterceptors, type RefusalObserver } from "./logging-interceptor.js";
 import { normalizeTimeouts, requestedTimeoutMs } from "./deadline-interceptor.js";
-import { unquotable, unroutedPath } from "../credential-shapes.js";
-import { quotedRequestText } from "../core/text.js";
+import { unquotable } from "../credential-shapes.js";
+import { quotedRequestText, unroutedPath } from "../core/text.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -216,7 +216,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     handlers,
     listener(fallback, fallbackOwns = () => false) {
       return (req, res) => {
-        if (cors && applyCors(cors, req, res)) return;
+        if (cors && applyCors(cors, req, res, hidden)) return;
         const url = req.url ?? "";
         const q = url.indexOf("?");
         const path = q < 0 ? url : url.slice(0, q);

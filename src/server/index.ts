@@ -51,7 +51,8 @@ import {
   toOriginForm,
   transferCodingNotImplemented,
 } from "./request-target.js";
-import { unquotable, unroutedPath } from "../credential-shapes.js";
+import { unquotable } from "../credential-shapes.js";
+import { unroutedPath } from "../core/text.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {

@@ -1,6 +1,7 @@
 import { tryDecodeSegment } from "./percent.js";
 import type { PathTemplate } from "./path-template.js";
 import { credentialShaped, holdsCredential } from "../credential-shapes.js";
+import { shownRequestText } from "../core/text.js";
 
 /**
  * A segment trie of path templates, built once at start-up.
@@ -208,7 +209,7 @@ export class RouteTable<T> {
         // place, as itself or joined to other text (`keys:<token>`), as sent or percent-decoded.
         const decoded = tryDecodeSegment(seg);
         const hides = holdsCredential(seg, this.unquotable) || (decoded !== undefined && holdsCredential(decoded, this.unquotable));
-        out.push(hides ? "*" : seg);
+        out.push(hides ? "*" : shownRequestText(seg, this.unquotable));
         node = undefined;
       }
     }

@@ -7,6 +7,7 @@ import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/conne
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import type { AdminGate } from "../access/admin-gate.js";
 import { unquotable } from "../credential-shapes.js";
+import { shownRequestText } from "../core/text.js";
 import { arrivalTimedOut, unarrivedCode } from "../request-arrival.js";
 import { compileServiceRoutes, type Binding, type Route, type RouteMount } from "./binding.js";
 import { Cors } from "./cors.js";
@@ -260,7 +261,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
       headers.vary = cors.vary;
       if (origin !== undefined && Cors.isPreflight(req.method, req.headers)) {
         if (!cors.allows(origin)) {
-          return sendError(res, 403, "permission_denied", `origin ${origin} is not allowed`, details("ORIGIN_NOT_ALLOWED"), headers);
+          return sendError(res, 403, "permission_denied", `origin ${shownRequestText(origin, hidden)} is not allowed`, details("ORIGIN_NOT_ALLOWED"), headers);
         }
         return send(res, 204, cors.preflightHeaders(origin, req.headers["access-control-request-headers"]), undefined);
       }

@@ -4,7 +4,7 @@
 // did not match: time quadratic in the run (16 KiB of tabs in a header: 0.4 s a quote; 48 Ki:
 // 3 s). It is read one way now; what is hidden is unchanged.
 import { strict as assert } from "node:assert";
-import { quoted, withoutUrlPassword } from "../../src/core/text.js";
+import { quoted, unroutedPath, withoutUrlPassword } from "../../src/core/text.js";
 import { within } from "../support/within.js";
 
 /** Far above what a quote takes now (well under 10 ms), a third of what the one below took. */
@@ -50,5 +50,13 @@ describe("quoting a request's text", () => {
       [`${"a:\t".repeat(48 * 1024)}@`, '"a:\\ta:<hidden>@"'],
     ];
     for (const [text, shown] of cases) assert.equal(within(limitMs, "the quote", () => quoted(text)), shown);
+  });
+
+  it("an unrouted path's first segment is shown as sent when short and plain, else quoted as a request's text", () => {
+    const hidden = () => false;
+    assert.equal(unroutedPath("/nope/x", hidden), "/nope/*");
+    assert.equal(unroutedPath(`/${"n".repeat(100)}/x`, hidden), `/"${"n".repeat(64)}"... (100 characters)/*`);
+    assert.equal(unroutedPath("/a\u0007b", hidden), '/"a\\u0007b"');
+    assert.equal(unroutedPath("/secret", (t) => t === "secret"), "/*");
   });
 });

@@ -37,6 +37,20 @@ describe("transcoder CORS", () => {
     assert.equal(res.headers.get("vary"), "Origin, Access-Control-Request-Headers");
   });
 
+  it("refuses a preflight from an Origin of 2000 characters or holding a URL's password, quoting it as a request's text is quoted", async () => {
+    const cases: Array<[string, string]> = [
+      [`https://${"a".repeat(1984)}.example`, `origin "https://${"a".repeat(56)}"... (2000 characters) is not allowed`],
+      ["https://ada:hunter2@evil.example", 'origin "https://ada:<hidden>@evil.example" is not allowed'],
+      ["https://evil.example", "origin https://evil.example is not allowed"],
+    ];
+    for (const [origin, message] of cases) {
+      const res = await fetch(`${server.url}/v1/items`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST" } });
+      assert.equal(res.status, 403);
+      const body = (await res.json()) as { code: string; message: string };
+      assert.deepEqual([body.code, body.message], ["permission_denied", message]);
+    }
+  });
+
   it("marks answers to an allowed origin, errors included", async () => {
     const ok = await fetch(`${server.url}/v1/items/1`, { headers: { origin: "https://app.example" } });
     assert.equal(ok.status, 200);

@@ -16,7 +16,7 @@ const multipart = (transferEncoding: string) =>
 const longName = "f".repeat(60_000);
 const longType = `text/${"a".repeat(2000)}`;
 
-type Send = (path: string, opts: { headers: Record<string, string>; body: string }) => Promise<RestResponse>;
+type Send = (path: string, opts: { headers: Record<string, string>; body?: string }, method?: string) => Promise<RestResponse>;
 
 /** The whole answer: status, the JSON error's fields (nothing else), its details decoded. */
 function assertError(res: RestResponse, status: number, code: string, message: string, details: ReturnType<typeof tesseraDetails>): void {
@@ -29,7 +29,7 @@ describe("REST errors quote the request's text bounded, escaped, credentials hid
   let server: TestServer;
   let h2c: RestH2c;
   before(async () => {
-    server = await startTestServer({ env: { TESSERA_BODY_LIMIT_BYTES: String(128 * 1024) } });
+    server = await startTestServer({ env: { TESSERA_BODY_LIMIT_BYTES: String(128 * 1024), TESSERA_CORS_ORIGINS: "https://app.example" } });
     h2c = new RestH2c(server.url);
   });
   after(async () => {
@@ -38,8 +38,8 @@ describe("REST errors quote the request's text bounded, escaped, credentials hid
   });
 
   const transports: Array<[string, () => Send]> = [
-    ["HTTP/1.1", () => (path, opts) => rest(server.url, "POST", path, opts)],
-    ["h2c", () => (path, opts) => h2c.request("POST", path, opts)],
+    ["HTTP/1.1", () => (path, opts, method = "POST") => rest(server.url, method, path, opts)],
+    ["h2c", () => (path, opts, method = "POST") => h2c.request(method, path, opts)],
   ];
   for (const [transport, sender] of transports) {
     describe(`over ${transport}`, () => {
@@ -68,6 +68,39 @@ describe("REST errors quote the request's text bounded, escaped, credentials hid
       it("a Content-Type that is a URL with a password: 415 quoting it with the password hidden", async () => {
         const res = await sender()("/jwt/user", { headers: { "content-type": "https://ada:hunter2-secret@example.com/x" }, body: "x" });
         assertError(res, 415, "invalid_argument", 'unsupported content type "https://ada:<hidden>@example.com/x"', tesseraDetails("UNSUPPORTED_MEDIA_TYPE"));
+      });
+
+      it("a Content-Type with a URL's password in a parameter: 415 quoting it with the password hidden", async () => {
+        const res = await sender()("/jwt/user", { headers: { "content-type": "text/plain; x=https://ada:hunter2-secret@example.com/" }, body: "x" });
+        assertError(res, 415, "invalid_argument", 'unsupported content type "text/plain; x=https://ada:<hidden>@example.com/"', tesseraDetails("UNSUPPORTED_MEDIA_TYPE"));
+      });
+
+      const preflight = (origin: string) => sender()("/jwt/user", { headers: { origin, "access-control-request-method": "POST" } }, "OPTIONS");
+      it("a CORS preflight from an Origin of 2000 characters: 403 quoting its first 64 and its length", async () => {
+        const origin = `https://${"a".repeat(1984)}.example`;
+        const res = await preflight(origin);
+        assertError(res, 403, "permission_denied", `origin "https://${"a".repeat(56)}"... (2000 characters) is not allowed`, tesseraDetails("ORIGIN_NOT_ALLOWED"));
+      });
+
+      it("a CORS preflight from an Origin holding the admin token or a URL's password: 403, the token written *, the password hidden", async () => {
+        const token = await preflight(`https://evil.example ${testAdminToken}`);
+        assertError(token, 403, "permission_denied", "origin * is not allowed", tesseraDetails("ORIGIN_NOT_ALLOWED"));
+        const password = await preflight("https://ada:hunter2-secret@evil.example");
+        assertError(password, 403, "permission_denied", 'origin "https://ada:<hidden>@evil.example" is not allowed', tesseraDetails("ORIGIN_NOT_ALLOWED"));
+      });
+
+      it("a path whose first unknown segment has 2000 characters: 404 quoting its first 64 and its length", async () => {
+        const res = await sender()(`/${"n".repeat(2000)}/x`, { headers: {} }, "GET");
+        assertError(res, 404, "not_found", `no route for GET /"${"n".repeat(64)}"... (2000 characters)/*`, tesseraDetails("ROUTE_NOT_FOUND"));
+        const deeper = await sender()(`/jwt/${"n".repeat(2000)}`, { headers: {} }, "GET");
+        assertError(deeper, 404, "not_found", `no route for GET /jwt/"${"n".repeat(64)}"... (2000 characters)`, tesseraDetails("ROUTE_NOT_FOUND"));
+      });
+
+      it("a short unknown path and a refused short Origin are shown as before, unquoted", async () => {
+        const path = await sender()("/nope/x", { headers: {} }, "GET");
+        assertError(path, 404, "not_found", "no route for GET /nope/*", tesseraDetails("ROUTE_NOT_FOUND"));
+        const origin = await preflight("https://evil.example");
+        assertError(origin, 403, "permission_denied", "origin https://evil.example is not allowed", tesseraDetails("ORIGIN_NOT_ALLOWED"));
       });
 
       it("a short unknown form field and Content-Type are quoted as before, the field named", async () => {

@@ -117,6 +117,10 @@ describe("route table", () => {
       ["/a/", "/a/"],
       ["/nope/secret/", "/nope/*/"],
       ["/", "/"],
+      // The segment quoted is quoted as a request's text: cut to 64 characters, escaped.
+      [`/${"n".repeat(100)}/x`, `/"${"n".repeat(64)}"... (100 characters)/*`],
+      [`/a/b/secret/${"n".repeat(100)}`, `/a/b/*/"${"n".repeat(64)}"... (100 characters)`],
+      ['/a"b', '/"a\\"b"'],
     ];
     for (const [path, described] of cases) assert.equal(t.describePath(path), described, path);
   });
