@@ -52,7 +52,7 @@ import {
   transferCodingNotImplemented,
 } from "./request-target.js";
 import { unquotable } from "../credential-shapes.js";
-import { unroutedPath } from "../core/text.js";
+import { quotedRequestText, unroutedPath } from "../core/text.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -135,7 +135,7 @@ function refusedOnArrival(req: NodeRequest, res: NodeResponse, hidden: (text: st
   }
   const coding = transferCodingNotImplemented(req);
   if (coding !== undefined) {
-    sendErrorBody(res, 501, Code.Unimplemented, "UNIMPLEMENTED", `the transfer coding ${JSON.stringify(coding)} is not implemented: a request body is framed by chunked alone, or by Content-Length`, {
+    sendErrorBody(res, 501, Code.Unimplemented, "UNIMPLEMENTED", `the transfer coding ${quotedRequestText(coding, hidden)} is not implemented: a request body is framed by chunked alone, or by Content-Length`, {
       connection: "close",
     });
     return true;
@@ -351,6 +351,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
     refusesBody: (req) => declaredOver(req, config.bodyLimitBytes),
     requestIds: { holdsSecret },
+    hidden,
     sharing: o.sharing,
   }));
   o.metrics?.countConnections(() => listener.connections());
@@ -433,6 +434,7 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer, port: "metrics" }),
     allow: "GET, HEAD",
+    hidden,
     // No x-request-id, on the listener's own answers either: this port logs no request.
   }));
 }

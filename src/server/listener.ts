@@ -28,6 +28,8 @@ import { errorBody, sendErrorBody, type ServerReason } from "./error-details.js"
 import { guardSession, resetStream } from "./h2-guard.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { markArrivalTimedOut } from "../request-arrival.js";
+import { quotedRequestText } from "../core/text.js";
+import { credentialShaped } from "../credential-shapes.js";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -66,6 +68,11 @@ export interface ListenerOptions {
    * handler sets none).
    */
   requestIds?: { holdsSecret(text: string): boolean };
+  /**
+   * What the answers made here do not quote of a request (an Expect a 417 names: see
+   * unquotable, quotedRequestText); default a credential's shape.
+   */
+  hidden?: (text: string) => boolean;
   /** What a 405 to CONNECT lists in Allow: the methods the handler takes (default servedMethods). */
   allow?: string;
   /**
@@ -283,12 +290,17 @@ function noTunnel(
 /**
  * An Expect other than 100-continue (RFC 9110 10.1.1): 417. Node's servers call this instead of
  * the request listener; without it they answered a bare "417 Expectation Failed", without a body
- * naming the expectation or a request id. HTTP/1.1: the connection closes (the body the client
- * may still send is not read).
+ * naming the expectation or a request id. The expectation is quoted as quotedRequestText quotes
+ * it (`hidden`). HTTP/1.1: the connection closes (the body the client may still send is not read).
  */
-function expectationFailed(req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse, requestId: RequestIdHeader): void {
-  const expect = String(req.headers.expect ?? "").replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
-  sendErrorBody(res, 417, Code.InvalidArgument, "MALFORMED_REQUEST", `the expectation ${JSON.stringify(expect)} cannot be met: this server meets only Expect: 100-continue`, {
+function expectationFailed(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  requestId: RequestIdHeader,
+  hidden: (text: string) => boolean,
+): void {
+  const expect = quotedRequestText(String(req.headers.expect ?? ""), hidden);
+  sendErrorBody(res, 417, Code.InvalidArgument, "MALFORMED_REQUEST", `the expectation ${expect} cannot be met: this server meets only Expect: 100-continue`, {
     ...requestId,
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
@@ -461,7 +473,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // The id of a request answered here (requestIdOf, as the handler gives it), if any.
   const idOf = (req: Parameters<RequestHandler>[0]): RequestIdHeader =>
     o.requestIds === undefined ? {} : { [requestIdHeader]: requestIdOf(req.headers[requestIdHeader], o.requestIds.holdsSecret) };
-  const unmet: RequestHandler = (req, res) => expectationFailed(req, res, idOf(req));
+  const unmet: RequestHandler = (req, res) => expectationFailed(req, res, idOf(req), o.hidden ?? credentialShaped);
 
   // Each HTTP/1.1 connection: the requests it has in flight (their answers go out in order, a
   // pipelined one waiting behind those before it), and how far its output has got.

@@ -211,14 +211,15 @@ export function asteriskProblem(req: NodeRequest): string | undefined {
  * 6.1: a server SHOULD answer 501 to a coding it does not understand). Node's parser takes any
  * codings before a final chunked ("gzip, chunked") and hands the body over de-chunked only, so
  * the still-coded bytes were read as the body, on every path. chunked alone, in any case, is
- * served; a list that does not end in chunked never comes here (the parser refuses it).
+ * served; a list that does not end in chunked never comes here (the parser refuses it). The
+ * coding as sent: the 501 quotes it as quotedRequestText does.
  */
 export function transferCodingNotImplemented(req: NodeRequest): string | undefined {
   const te = req.httpVersionMajor === 1 ? req.headers["transfer-encoding"] : undefined;
   if (te === undefined || /^[ \t]*chunked[ \t]*$/i.test(te)) return undefined;
   for (const coding of te.split(",")) {
     const name = coding.trim();
-    if (name !== "" && name.toLowerCase() !== "chunked") return name.replace(/[^\x20-\x7e]/g, "?").slice(0, 100);
+    if (name !== "" && name.toLowerCase() !== "chunked") return name;
   }
   return undefined;
 }

@@ -805,6 +805,21 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       }
     }
 
+    for (const [what, coding, shown] of [
+      ["the admin token", testAdminToken, "*"],
+      ["300 characters", `x-${"z".repeat(298)}`, `"x-${"z".repeat(62)}"... (300 characters)`],
+    ] as const) {
+      it(`Transfer-Encoding of a coding of ${what}, then chunked: 501 quoting it as a request's text is quoted`, async () => {
+        const a = await exchange(server.port, `POST /user HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ntransfer-encoding: ${coding}, chunked\r\n\r\n${chunked("{}")}`, 1000);
+        assert.equal(a.status, 501, a.body);
+        assert.deepEqual(JSON.parse(a.body), {
+          code: "unimplemented",
+          message: `the transfer coding ${shown} is not implemented: a request body is framed by chunked alone, or by Content-Length`,
+          details: [errorInfoJson("UNIMPLEMENTED")],
+        });
+      });
+    }
+
     it("Transfer-Encoding: chunked (any case) is served", async () => {
       for (const codings of ["chunked", "Chunked"]) {
         const a = await exchange(server.port, `POST /tessera.jwt.v1.JwtService/GetVersion HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ntransfer-encoding: ${codings}\r\n\r\n${chunked("{}")}`);
@@ -874,6 +889,25 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       assert.match(String(a.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
       assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
     });
+  });
+  describe("Expect other than 100-continue: the expectation quoted as a request's text is quoted", () => {
+    for (const [what, expect, shown] of [
+      ["the admin token", `x-handshake; token=${testAdminToken}`, "*"],
+      ["300 characters", `x-${"e".repeat(298)}`, `"x-${"e".repeat(62)}"... (300 characters)`],
+    ] as const) {
+      const message = `the expectation ${shown} cannot be met: this server meets only Expect: 100-continue`;
+      it(`HTTP/1.1, an expectation of ${what}: 417`, async () => {
+        const a = await exchange(server.port, `POST /user HTTP/1.1\r\nhost: localhost\r\nexpect: ${expect}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`, 1000);
+        assert.equal(a.status, 417, a.body);
+        assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
+      });
+
+      it(`HTTP/2, an expectation of ${what}: 417`, async () => {
+        const a = await h2Request({ ":method": "POST", ":path": "/user", expect, "content-type": "application/json" }, "{}");
+        assert.equal(a.headers[":status"], 417, a.body);
+        assert.deepEqual(JSON.parse(a.body), { code: "invalid_argument", message, details: [errorInfoJson("MALFORMED_REQUEST")] });
+      });
+    }
   });
   describe("Expect: 100-continue (RFC 9110 10.1.1): the 100 only for a body that will be read", () => {
     // Node sent "100 Continue" to every such request before the handler saw it: a client waiting
