@@ -140,11 +140,12 @@ export class AuditedSessions extends Sessions {
    * embedded store the event's fsync, which starts after their commit, is the one the login
    * waits for (it also makes the login's own event durable: AuditedUsers.authenticateThen), and
    * when the event is not stored (auditing off, the store refused it) the wait makes one, after what the trail
-   * still holds is committed (synced()).
+   * still holds is committed (synced()). The session.ended events of the sessions the login ended
+   * for the cap (endedByCap()) are recorded before it, in the same turn, and waited for with it.
    */
   override async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string, alongside?: Promise<void>): Promise<TokenPair> {
     const {
-      result: { pair, durable },
+      result: { pair, durable, endedByCap },
       recorded,
     } = await trackedThen(
       this.audit,
@@ -153,7 +154,9 @@ export class AuditedSessions extends Sessions {
       () => super.begin(user, clientId, alongside),
       ({ sessionId }) => ({ subject: sessionId }),
     );
-    await durableAfterEvent(this.audit, await recorded, durable);
+    const stored = await recorded;
+    await endedByCap;
+    await durableAfterEvent(this.audit, stored, durable);
     return pair;
   }
 
@@ -163,10 +166,13 @@ export class AuditedSessions extends Sessions {
    * session.started event, recorded after them (start()), or for synced() when that event is not
    * stored or the login fails (start(), AuditedUsers.authenticateThen), either of which makes them
    * durable before the answer: one fsync per login at the cap, not one more for these events.
+   * Logged and appended to the store before this returns: begin() goes on without waiting for
+   * their commit, so that session.started is appended in the same turn and the embedded store
+   * commits the login's events together (on the audit table and its indexes, one commit per login
+   * at the cap, not two).
    */
-  protected override async endedByCap(userId: string, sessionIds: readonly string[]): Promise<void> {
-    await super.endedByCap(userId, sessionIds);
-    await recordEndedByCap(this.audit, "session.ended", userId, sessionIds, { syncedByNextWrite: true });
+  protected override endedByCap(userId: string, sessionIds: readonly string[]): Promise<void> {
+    return Promise.all([super.endedByCap(userId, sessionIds), recordEndedByCap(this.audit, "session.ended", userId, sessionIds, { syncedByNextWrite: true })]).then(() => undefined);
   }
 
   /**

@@ -142,7 +142,8 @@ export class Sessions {
    * the session too. Resolves once the session and its refresh token are durable (begin()).
    */
   async start(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string, alongside?: Promise<void>): Promise<TokenPair> {
-    const { pair, durable } = await this.begin(user, clientId, alongside);
+    const { pair, durable, endedByCap } = await this.begin(user, clientId, alongside);
+    await endedByCap;
     await durable();
     return pair;
   }
@@ -152,8 +153,17 @@ export class Sessions {
    * resolves once they and every write before them are durable (SessionStore.createThenSync): a
    * caller's own write in between (AuditedSessions' session.started event) shares their fsync.
    * `sessionId` is the access token's `sid` (the event's subject, not read back from the token).
+   * `endedByCap`: endedByCap() for the sessions the cap ended, under way (it never rejects), for
+   * the caller to wait for before its answer: not waited for here, so that the caller's own event
+   * is recorded in the same turn as theirs (AuditedSessions.start: one commit of the audit table
+   * for the login's events, not one for the cap's and one more for session.started). An error
+   * goes out once it has settled.
    */
-  protected async begin(user: Pick<UserRecord, "id" | "credentialEpoch">, clientId: string, alongside?: Promise<void>): Promise<PairThenSync & { sessionId: string }> {
+  protected async begin(
+    user: Pick<UserRecord, "id" | "credentialEpoch">,
+    clientId: string,
+    alongside?: Promise<void>,
+  ): Promise<PairThenSync & { sessionId: string; endedByCap: Promise<void> }> {
     // Settled whenever it fails: its error is passed on below, or dropped for an earlier one.
     const alongsideSettled = alongside?.then(
       () => undefined,
@@ -185,8 +195,8 @@ export class Sessions {
           this.config.maxSessionsPerUser,
         ),
       async ({ record: session, durable, ended }) => {
-        await this.endedByCap(user.id, ended);
-        return durableBeforeError(durable, async () => {
+        const endedByCap = this.endedByCap(user.id, ended);
+        const answer = durableBeforeError(durable, async () => {
           const state = await this.users.credentialState(user.id, user.credentialEpoch);
           if (state !== "current") {
             // Withdrawn before any token of it went out: ended by ending() itself, not end(), whose
@@ -198,7 +208,11 @@ export class Sessions {
           }
           const failed = await alongsideSettled;
           if (failed) throw failed.error;
-          return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable, sessionId };
+          return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable, sessionId, endedByCap };
+        });
+        return answer.catch(async (e: unknown) => {
+          await endedByCap;
+          throw e;
         });
       },
     );

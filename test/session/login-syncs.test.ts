@@ -115,29 +115,9 @@ describe("Seed 000 login, refresh and logout on the embedded store: the fsyncs t
     const email = uniqueEmail();
     expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
     await new Promise((r) => setTimeout(r, 50));
-    // The audit events each commit of the server's connection writes (a transaction's, or a
-    // statement's own), read from the statements it runs.
-    const statement = Object.getPrototypeOf(new Database(":memory:").prepare("SELECT 1")) as { run: (...args: unknown[]) => unknown };
-    const run = statement.run;
-    const commits: number[] = [];
-    let open: number | undefined;
-    statement.run = function (this: Database.Statement, ...args: unknown[]) {
-      const sql = this.source.trim();
-      if (/^BEGIN\b/i.test(sql)) open = 0;
-      else if (/^COMMIT\b/i.test(sql)) {
-        if (open) commits.push(open);
-        open = undefined;
-      } else if (/^INSERT INTO audit_events\b/.test(sql)) {
-        if (open === undefined) commits.push(1);
-        else open++;
-      }
-      return run.apply(this, args);
-    };
-    try {
+    const commits = await auditCommits(async () => {
       expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
-    } finally {
-      statement.run = run;
-    }
+    });
     assert.deepEqual(commits, [2]);
   });
 
@@ -1039,6 +1019,35 @@ describe("Seed 000 and 002 logins, seed 000 refreshes and logouts on the embedde
  * what `written` (of its database, opened read-only) said as each was asked for, `durable` what
  * it said as the last one to succeed was.
  */
+/**
+ * The audit events each commit of the server's connection writes while `work` runs (a
+ * transaction's, or a statement's own), read from the statements it runs.
+ */
+async function auditCommits(work: () => Promise<void>): Promise<number[]> {
+  const statement = Object.getPrototypeOf(new Database(":memory:").prepare("SELECT 1")) as { run: (...args: unknown[]) => unknown };
+  const run = statement.run;
+  const commits: number[] = [];
+  let open: number | undefined;
+  statement.run = function (this: Database.Statement, ...args: unknown[]) {
+    const sql = this.source.trim();
+    if (/^BEGIN\b/i.test(sql)) open = 0;
+    else if (/^COMMIT\b/i.test(sql)) {
+      if (open) commits.push(open);
+      open = undefined;
+    } else if (/^INSERT INTO audit_events\b/.test(sql)) {
+      if (open === undefined) commits.push(1);
+      else open++;
+    }
+    return run.apply(this, args);
+  };
+  try {
+    await work();
+  } finally {
+    statement.run = run;
+  }
+  return commits;
+}
+
 function fsyncsRecorded(written: (db: Database.Database) => string, env: Record<string, string> = {}) {
   const state = { server: undefined as unknown as TestServer, db: undefined as Database.Database | undefined, written: () => "", requested: [] as string[], durable: "" };
   before(async () => {
@@ -1110,5 +1119,17 @@ describe("Seed 000 login at TESSERA_MAX_SESSIONS_PER_USER on the embedded store:
     expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
     assert.equal((JSON.parse(recorded.written()) as { endedByCap: unknown }).endedByCap, decodeJwt(first.access_token).sid, "the first session ended for the cap, and its event stored");
     assertOneFsyncCoveringAll(recorded);
+  });
+
+  it("POST /session ending the user's oldest session commits its three audit events (login, session.ended CAP, session.started) in one transaction: the audit table and its indexes are written once per login, not twice", async () => {
+    const api = sessionApi("rest", recorded.server.url);
+    const email = uniqueEmail();
+    expectOk(await api.createUser({ email, password }, { clientId: testClientId }), 201);
+    expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+    await new Promise((r) => setTimeout(r, 50));
+    const commits = await auditCommits(async () => {
+      expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+    });
+    assert.deepEqual(commits, [3]);
   });
 });
