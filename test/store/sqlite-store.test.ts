@@ -111,6 +111,12 @@ describe("sqlite store", () => {
     }
   });
 
+  it("the session cap's reads, made in the login's write transaction, bind no LIMIT to a bare parameter (SQLite re-prepares such a statement at every run)", async () => {
+    const reads = await preparedAtOpen(/^\s*SELECT\b[\s\S]*\bFROM sessions WHERE (rowid IN|user_id = @userId AND ended_at IS NOT NULL)/);
+    assert.equal(reads.length, 2, reads.join("\n"));
+    for (const sql of reads) assert.doesNotMatch(sql, /\bLIMIT\s+[?@:$]/, sql);
+  });
+
   it("the caps find a user's credentials past the cap by the (user, creation time) indexes of schema version 16, never by reading a table or sorting", async () => {
     const capped = new Set((await preparedAtOpen(/boundary_at/)).map((sql) => sql.replace(/\s+/g, " ").trim()));
     const db = new Database(join(dataDir, "tessera.db"), { readonly: true });

@@ -47,9 +47,11 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   // The user's unexpired sessions past the cap, ended or not, count; as many are deleted with
   // their refresh tokens (a use of one then answers what an unknown session does, SESSION_ENDED),
   // its ended ones first (by sessions_user_ended), then its oldest live ones.
+  // `+@limit`, not `@limit`: SQLite re-prepares a statement whose LIMIT is a bare parameter at
+  // every run (its value may change the plan), parsing it again inside the login's transaction.
   const pastCap = db.prepare(`SELECT id, ended_at IS NULL AS open FROM sessions WHERE rowid IN (${pastCapRowids("sessions", "id", "created_at", "expires_at > @now")})`);
   const endedOnes = db.prepare(`SELECT id FROM sessions WHERE user_id = @userId AND ended_at IS NOT NULL AND expires_at > @now AND id != @keep
-    ORDER BY ended_at, rowid LIMIT @limit`);
+    ORDER BY ended_at, rowid LIMIT +@limit`);
   const deleteSession = db.prepare("DELETE FROM sessions WHERE id = ?");
   const deleteRefreshTokens = db.prepare("DELETE FROM refresh_tokens WHERE session_id = ?");
   const endPastCap = (session: NewSession, cap: number): string[] => {
