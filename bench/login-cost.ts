@@ -4,12 +4,15 @@
 // figure holds whatever else the machine runs. Prints CPU per login by thread kind.
 // Run: `npm run bench -- login-cost` (BENCH_DURATION_MS to change the 10 s window, BENCH_WARMUP_MS
 // the 2 s warm-up; BENCH_CHECKOUT to run another build's dist/, e.g. a worktree of an earlier
-// commit; BENCH_CHEAP_HASH=1, lib.ts).
+// commit; BENCH_CHEAP_HASH=1, lib.ts; BENCH_LOGIN=jwt-token for seed 004's GET /jwt/token instead of
+// seed 000's POST /session).
 import http from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { argonConcurrency, benchClientId, httpCall, loginBenchEnv, startServerProcess } from "./lib.js";
 
 const email = "cost@example.com";
+const endpoint = process.env.BENCH_LOGIN ?? "session";
+if (endpoint !== "session" && endpoint !== "jwt-token") throw new Error(`BENCH_LOGIN must be session or jwt-token, not ${endpoint}`);
 const password = "violet-kettle-harbour-29";
 const durationMs = Number(process.env.BENCH_DURATION_MS ?? 10000);
 // V8 is still optimizing the login path's functions minutes into a run (a few every hundred
@@ -51,12 +54,25 @@ function threadCpu(pid: number): Map<number, ThreadStat> {
   return out;
 }
 
+/** The context switches of the event loop (the process's first thread) so far. */
+function loopSwitches(pid: number): { voluntary: number; involuntary: number } {
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8");
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? NaN);
+  return { voluntary: field("voluntary_ctxt_switches"), involuntary: field("nonvoluntary_ctxt_switches") };
+}
+
 const server = await startServerProcess(loginBenchEnv, { checkout: process.env.BENCH_CHECKOUT });
 const agent = new http.Agent({ keepAlive: true, maxSockets: argonConcurrency });
 try {
   const headers = { "content-type": "application/json", "x-koms-clientid": benchClientId };
-  await httpCall(server.url, { method: "POST", path: "/user", headers, body: JSON.stringify({ email, password }), expect: 201 })();
-  const login = httpCall(server.url, { method: "POST", path: "/session", headers, body: JSON.stringify({ account_type: "traditional", email, password }), expect: 200 }, agent);
+  let login: () => Promise<string>;
+  if (endpoint === "session") {
+    await httpCall(server.url, { method: "POST", path: "/user", headers, body: JSON.stringify({ email, password }), expect: 201 })();
+    login = httpCall(server.url, { method: "POST", path: "/session", headers, body: JSON.stringify({ account_type: "traditional", email, password }), expect: 200 }, agent);
+  } else {
+    await httpCall(server.url, { method: "POST", path: "/jwt/user", headers: { "content-type": "application/json" }, body: JSON.stringify({ user: email, pass: password }) })();
+    login = httpCall(server.url, { path: `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`, expect: 200 }, agent);
+  }
   const run = async (ms: number) => {
     let n = 0;
     const end = Date.now() + ms;
@@ -72,10 +88,12 @@ try {
   };
   await run(warmupMs);
   const before = threadCpu(server.pid);
+  const switchesBefore = loopSwitches(server.pid);
   const t0 = process.hrtime.bigint();
   const n = await run(durationMs);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const after = threadCpu(server.pid);
+  const switchesAfter = loopSwitches(server.pid);
   // By thread kind: the event loop (the process's first thread); libuv's pool (named
   // "libuv-worker" by some builds of Node; else told by its nice value, which start.cjs raised,
   // TESSERA_HASH_NICE); the other threads (V8's platform threads: GC, compilers).
@@ -90,11 +108,16 @@ try {
   }
   const told = named || [...after.values()].some((a) => a.nice > 0);
   const f = (k: { ms: number; sysMs: number; minflt: number }) => `${(k.ms / n).toFixed(2)} ms (sys ${(k.sysMs / n).toFixed(2)}, ${(k.minflt / n).toFixed(0)} faults)`;
-  console.log(`${n} logins in ${seconds.toFixed(1)} s: ${(n / seconds).toFixed(1)}/s`);
+  console.log(`${endpoint}: ${n} logins in ${seconds.toFixed(1)} s: ${(n / seconds).toFixed(1)}/s`);
   console.log(
     told
       ? `CPU per login: event loop ${f(kinds.loop)}, pool ${f(kinds.pool)}, other threads ${f(kinds.other)}`
       : `CPU per login: event loop ${f(kinds.loop)}, other threads (libuv's pool, unnamed in this Node and at the process's priority, and V8's) ${f({ ms: kinds.pool.ms + kinds.other.ms, sysMs: kinds.pool.sysMs + kinds.other.sysMs, minflt: kinds.pool.minflt + kinds.other.minflt })}`,
+  );
+  // How often the event loop went to sleep (voluntary: it waited, for the next request, a hash, an
+  // fsync) and was preempted: each sleep and wake costs it CPU too, the more for cold caches.
+  console.log(
+    `event loop switches per login: voluntary ${((switchesAfter.voluntary - switchesBefore.voluntary) / n).toFixed(2)}, involuntary ${((switchesAfter.involuntary - switchesBefore.involuntary) / n).toFixed(2)}`,
   );
 } finally {
   agent.destroy();
