@@ -45,7 +45,7 @@ describe("server: TESSERA_MAX_CONNECTIONS", function () {
   // unlogged, while the store could open none.
   it("unset: a quarter of the open-file limit (ulimit -n 256: 64); beyond, closed, counted and logged once; the clients served keep being served", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "tessera-max-connections-"));
-    const service = await startService("sources", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, TESSERA_METRICS_PORT: "0" }, { openFiles: 256 });
+    const service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, TESSERA_METRICS_PORT: "0" }, { openFiles: 256 });
     const metricsPort = service.lines().find((l) => l.msg === "listening")!.metricsPort as number;
     const sockets: net.Socket[] = [];
     try {
@@ -85,7 +85,7 @@ describe("server: TESSERA_MAX_CONNECTIONS", function () {
         [{ TESSERA_MAX_CONNECTIONS: "200" }, []],
         [{}, []],
       ] as const) {
-        const service = await startService("sources", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, ...env }, { openFiles: 256 });
+        const service = await startService("compiled", { TESSERA_WORKERS: "1", TESSERA_DATA_DIR: dataDir, ...env }, { openFiles: 256 });
         try {
           const logged = service.lines().filter((l) => l.msg === warning);
           assert.deepEqual(
