@@ -88,6 +88,33 @@ export function makeTestCertificate(keyType: "ec" | "rsa" = "ec"): TestCertifica
 }
 
 /**
+ * RSA and RSA-PSS keys made by `openssl genpkey`, by its arguments, in the order they were made.
+ * Making one costs openssl 0.1-0.5 s of CPU (the search for its primes), an EC or Ed25519 key a
+ * few ms, and a TLS suite makes dozens: each is made once per test process and used again in
+ * the certificates that follow. What those tests check is the certificate each key is in (its
+ * size, its curve, its chain, its signatures), not that the key is new; a chain's links never
+ * share one (the n-th link with these arguments gets the n-th key), and makeTestCertificate, whose
+ * certificates serve as "another key", makes a new key every time.
+ */
+const rsaKeys = new Map<string, string[]>();
+
+/** Writes to `file` (as openssl does, mode 0600) the `nth` RSA key of `keyArgs`, or a new key of another kind. */
+function genpkey(keyArgs: string[], file: string, nth: number, run: (args: string[]) => void): void {
+  const algorithm = keyArgs[keyArgs.indexOf("-algorithm") + 1]?.toLowerCase();
+  if (algorithm !== "rsa" && algorithm !== "rsa-pss") {
+    run(["genpkey", ...keyArgs, "-out", file]);
+    return;
+  }
+  const made = rsaKeys.get(keyArgs.join(" ")) ?? [];
+  rsaKeys.set(keyArgs.join(" "), made);
+  while (made.length <= nth) {
+    run(["genpkey", ...keyArgs, "-out", file]);
+    made.push(readFileSync(file, "latin1"));
+  }
+  writeFileSync(file, made[nth]!, { encoding: "latin1", mode: 0o600 });
+}
+
+/**
  * A self-signed certificate for localhost and 127.0.0.1 with a key of the given kind (`openssl
  * genpkey` arguments: ["-algorithm", "ed25519"], ["-algorithm", "rsa", "-pkeyopt",
  * "rsa_keygen_bits:1024"], ...), valid one day from now, or from `notBefore` to a year later.
@@ -97,7 +124,7 @@ export function makeCertificateWith(keyArgs: string[], notBefore?: Date): TestCe
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
   const run = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "ignore" });
-  run(["genpkey", ...keyArgs, "-out", key]);
+  genpkey(keyArgs, key, 0, run);
   const names = ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"];
   if (notBefore === undefined) {
     run(["req", "-x509", "-new", "-key", key, "-days", "1", ...names, "-out", cert]);
@@ -142,7 +169,8 @@ export function makeChain(links: ChainLink[], withRoot = true): TestCertificate 
   writeFileSync(join(dir, "ca.ext"), "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n");
   writeFileSync(join(dir, "leaf.ext"), "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n");
   links.forEach((link, i) => {
-    run(["genpkey", ...link.key, "-out", `${i}.key`]);
+    const sameKeyArgs = links.slice(0, i).filter((l) => l.key.join(" ") === link.key.join(" ")).length;
+    genpkey(link.key, join(dir, `${i}.key`), sameKeyArgs, run);
     run(["req", "-new", "-key", `${i}.key`, "-subj", link.cn === "" ? "/" : `/CN=${link.cn}`, "-out", `${i}.csr`]);
     const issuer = i === 0 ? ["-signkey", "0.key"] : ["-CA", `${i - 1}.pem`, "-CAkey", `${i - 1}.key`, "-set_serial", String(1000 + i)];
     const ext = i === links.length - 1 ? "leaf.ext" : "ca.ext";
