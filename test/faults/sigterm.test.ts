@@ -16,6 +16,7 @@ import { hashSecret } from "../../src/core/secrets.js";
 import { openStore } from "../../src/store/index.js";
 import { bearer, GrpcJsClient } from "../support/clients.js";
 import { callInFlight, connectionRefused } from "../support/net.js";
+import { pollUntil } from "../support/poll.js";
 import { password } from "../support/users.js";
 import { faultAdminToken, faultClientId, httpRequest, sleep, startServerProcess, type ServerProcess } from "./support.js";
 
@@ -123,7 +124,10 @@ describe("faults: SIGTERM under load", function () {
     ];
     const running = Promise.all(workers.map((w) => w()));
 
+    // The load runs until more than 100 calls were answered (at least 1.5 s): a fixed 1.5 s left
+    // too few answered on a loaded machine for the assertion below that the load ran.
     await sleep(1500);
+    await pollUntil("more than 100 calls answered before the signal", () => calls.filter((c) => c.outcome === "ok").length > 100, { limitMs: 30_000, intervalMs: 50 });
     // A request whose body is still arriving when the signal comes: in flight, must be answered.
     const slowBody = JSON.stringify({ account_id: "acct-slow", description: "slow body" });
     const slow = callInFlight(port, "/v1/frontend/auth", slowBody, admin, 10);
