@@ -47,7 +47,7 @@ import type { Logger } from "../logger.js";
 import type { Cors } from "../transcode/cors.js";
 import { entityTag, noneMatch, storable } from "../transcode/conditional.js";
 import { applyCors } from "./cors.js";
-import { sendErrorBody, serverError } from "./error-details.js";
+import { sendErrorBody, sendMethodNotAllowed, serverError } from "./error-details.js";
 import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
 import { answerUnaryConnect, answerUnaryGrpc, BodyCutError, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
@@ -225,7 +225,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         if (!h.allowedMethods.includes(req.method ?? "")) {
           // connect-es answers a bare 405, without the Allow a 405 must carry (RFC 9110 15.5.6).
           refuse(h, req.headers["content-type"], Code.Unimplemented);
-          sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: h.allowedMethods.join(", ") });
+          sendMethodNotAllowed(res, req.method, path, h.allowedMethods.join(", "), hidden);
           return;
         }
         const scope = currentCall();

@@ -16,7 +16,7 @@ import { exampleBaseUrl } from "../openapi/example.js";
 import { projectFile } from "../project-files.js";
 import { restMount } from "../rest-routes.js";
 import { entityTag, noneMatch } from "../transcode/conditional.js";
-import { sendErrorBody } from "./error-details.js";
+import { sendMethodNotAllowed } from "./error-details.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -26,6 +26,8 @@ export interface DocsOptions {
   readonly services: readonly DescService[];
   /** TESSERA_JWT_BASE_PATH. */
   readonly jwtBasePath: string;
+  /** What a 405 does not quote of the method (see unquotable). */
+  readonly hidden: (text: string) => boolean;
   /** The committed document; default gen/openapi.json. */
   readonly documentFile?: string;
 }
@@ -109,7 +111,7 @@ export function createDocs(options: DocsOptions): (req: NodeRequest, res: NodeRe
     let found = assets.get(path);
     if (found === undefined) return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
-      sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: "GET, HEAD" });
+      sendMethodNotAllowed(res, req.method, path, "GET, HEAD", options.hidden);
       return true;
     }
     if (typeof found === "function") {

@@ -13,6 +13,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { FieldViolation } from "../core/errors.js";
+import { shownRequestText } from "../core/text.js";
 
 /** A detail as ConnectError takes it. */
 export type OutgoingDetail = NonNullable<ConstructorParameters<typeof ConnectError>[3]>[number];
@@ -155,6 +156,16 @@ export function sendErrorBody(
   const body = errorBody(code, reason, message);
   res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
+}
+
+/**
+ * 405 METHOD_NOT_ALLOWED, "<method> is not allowed on <where>", Allow listing `allow`: the
+ * method as shownRequestText shows it (`hidden`: see unquotable). HTTP/2's :method is any token
+ * the header list holds (HTTP/1.1's parser takes the few dozen methods it knows), and a 405
+ * quoted it whole: 15 000 characters back for as many sent.
+ */
+export function sendMethodNotAllowed(res: http.ServerResponse | http2.Http2ServerResponse, method: string | undefined, where: string, allow: string, hidden: (text: string) => boolean): void {
+  sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${shownRequestText(method ?? "", hidden)} is not allowed on ${where}`, { allow });
 }
 
 /** The router's JSON options, so `debug` reads as it does in the RPC errors. */

@@ -20,7 +20,7 @@ import { createCors } from "./cors.js";
 import { createDeadlineInterceptor } from "./deadline-interceptor.js";
 import { createDispatcher, type NodeRequest, type NodeResponse } from "./dispatch.js";
 import { createDocs } from "./docs.js";
-import { sendErrorBody } from "./error-details.js";
+import { sendErrorBody, sendMethodNotAllowed } from "./error-details.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { createStreamBound } from "./stream-bound.js";
 import { createTimestampInterceptor } from "./timestamp-interceptor.js";
@@ -52,7 +52,7 @@ import {
   transferCodingNotImplemented,
 } from "./request-target.js";
 import { unquotable } from "../credential-shapes.js";
-import { quotedRequestText, unroutedPath } from "../core/text.js";
+import { quotedRequestText, shownRequestText, unroutedPath } from "../core/text.js";
 
 /** Serves everything that is not a gRPC/Connect path (the REST routes). */
 export type RestHandlerFactory = (args: {
@@ -190,18 +190,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       .set(secureKey, secure);
 
   // GET /openapi.json and /docs, answered before the REST routes like the probes.
-  const docs = createDocs({ services, jwtBasePath: config.jwtBasePath });
+  const docs = createDocs({ services, jwtBasePath: config.jwtBasePath, hidden });
 
   const metricsHere = o.metrics !== undefined && config.metricsPort === undefined;
   const ops = (req: NodeRequest, res: NodeResponse): boolean => {
     const path = pathOf(req);
     if (metricsHere && path === "/metrics") {
-      o.metrics!.serve(req, res);
+      o.metrics!.serve(req, res, hidden);
       return true;
     }
     if (path !== "/healthz" && path !== "/readyz") return false;
     if (req.method !== "GET" && req.method !== "HEAD") {
-      sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}`, { allow: "GET, HEAD" });
+      sendMethodNotAllowed(res, req.method, path, "GET, HEAD", hidden);
       return true;
     }
     if (path === "/healthz") {
@@ -282,13 +282,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       Promise.resolve(rest(req, res)).catch((e: unknown) => {
         // Never the path: it may hold a credential (seed 003's /api/authenticationtoken/{token}).
         // The transcoder reports the matched template itself; here no template is known.
-        reportRest(e, `${req.method ?? "GET"} (REST)`);
+        reportRest(e, `${shownRequestText(req.method ?? "GET", hidden)} (REST)`);
         if (!res.headersSent) sendErrorBody(res, 500, Code.Internal, "INTERNAL", "internal error");
         else res.end();
       });
       return;
     }
-    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${unroutedPath(pathOf(req), hidden)}`);
+    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${shownRequestText(req.method ?? "", hidden)} ${unroutedPath(pathOf(req), hidden)}`);
   };
 
   // Every request runs in its own call scope: its id is in every log line written while it is
@@ -417,9 +417,9 @@ async function serveMetricsPort(metrics: Metrics, config: Config, logger: Logger
     if (refusedOnArrival(req, res, hidden)) return;
     if (req.url === "*") return serverOptions(res, "GET, HEAD, OPTIONS");
     const path = pathOf(req);
-    if (path === "/metrics") return metrics.serve(req, res);
+    if (path === "/metrics") return metrics.serve(req, res, hidden);
     // The main port's 404, the JSON error its own 405 here answers too (was "not found" in plain text).
-    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${req.method} ${unroutedPath(path, hidden)}: this port serves GET /metrics alone`);
+    sendErrorBody(res, 404, Code.NotFound, "ROUTE_NOT_FOUND", `no route for ${shownRequestText(req.method ?? "", hidden)} ${unroutedPath(path, hidden)}: this port serves GET /metrics alone`);
   };
   return naming("TESSERA_METRICS_PORT", listen(handle, {
     host: config.host,

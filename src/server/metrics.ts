@@ -26,7 +26,7 @@ import { DeadlineExceededError, DuplicateError, StoreUnavailableError, type Stor
 import { watchingWait, type StoreCallHook } from "../store/instrumented.js";
 import { packageVersion } from "../project-files.js";
 import type { NodeRequest, NodeResponse } from "./dispatch.js";
-import { sendErrorBody } from "./error-details.js";
+import { sendMethodNotAllowed } from "./error-details.js";
 
 /** What the metrics read from the core at scrape time. */
 export interface MetricSources {
@@ -198,8 +198,8 @@ export interface Metrics {
    * shared with the other scrapes that arrived before its rendering began (sharedRuns).
    */
   scrape(): Promise<{ contentType: string; text: string }>;
-  /** Answers GET/HEAD /metrics. */
-  serve(req: NodeRequest, res: NodeResponse): void;
+  /** Answers GET/HEAD /metrics (`hidden`: what a 405 does not quote, see unquotable). */
+  serve(req: NodeRequest, res: NodeResponse, hidden: (text: string) => boolean): void;
 }
 
 /**
@@ -523,9 +523,9 @@ export function createMetrics(): Metrics {
       });
     },
     scrape: role === "follower" ? scrapeFromLeader : role === "leader" ? scrapeAll : scrapeLocal,
-    serve(req, res) {
+    serve(req, res, hidden) {
       if (req.method !== "GET" && req.method !== "HEAD") {
-        sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", `${req.method} is not allowed on /metrics`, { allow: "GET, HEAD" });
+        sendMethodNotAllowed(res, req.method, "/metrics", "GET, HEAD", hidden);
         return;
       }
       metrics.scrape().then(

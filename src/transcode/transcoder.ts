@@ -180,12 +180,12 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     const found = table.match(head ? "GET" : method, rawPath);
     if (found.kind === "not-found") {
       if (found.malformed) throw malformedPath(rawPath);
-      throw new HttpError(404, "not_found", "ROUTE_NOT_FOUND", `no route for ${method} ${table.describePath(rawPath)}`);
+      throw new HttpError(404, "not_found", "ROUTE_NOT_FOUND", `no route for ${shownRequestText(method, hidden)} ${table.describePath(rawPath)}`);
     }
     if (found.kind === "method-not-allowed" || (head && !answersHead(found.match.route))) {
       // A HEAD to a GET that spends a token or logs in runs nothing: refused before any reading,
       // and before the path is decoded (a 405 whatever its segments hold).
-      throw new HttpError(405, "unimplemented", "METHOD_NOT_ALLOWED", `${method} is not allowed on ${table.describePath(rawPath)}`, {
+      throw new HttpError(405, "unimplemented", "METHOD_NOT_ALLOWED", `${shownRequestText(method, hidden)} is not allowed on ${table.describePath(rawPath)}`, {
         headers: { allow: allowedMethods(rawPath).join(", ") },
       });
     }
@@ -273,7 +273,7 @@ export function createTranscoder(opts: TranscoderOptions): Transcoder {
     try {
       await serve(req, res, headers, matched);
     } catch (e) {
-      if (!(e instanceof HttpError)) opts.onError?.(e, `${req.method ?? "GET"} ${matched.binding ? templates.get(matched.binding) : "(no route)"}`);
+      if (!(e instanceof HttpError)) opts.onError?.(e, `${shownRequestText(req.method ?? "GET", hidden)} ${matched.binding ? templates.get(matched.binding) : "(no route)"}`);
       if (res.headersSent) {
         res.destroy();
         return;

@@ -198,6 +198,53 @@ describe("errors never quote a secret of the request", function () {
       }
     });
 
+  it("HTTP/2: a method no route takes, 15 000 characters long or a credential, is quoted bounded in the 405 or 404, never whole (main port and TESSERA_METRICS_PORT)", async () => {
+    // HTTP/2's :method is any token, as long as the header list allows (HTTP/1.1's parser knows
+    // a few dozen methods alone).
+    const long = "A".repeat(15_000);
+    const methods: Array<[method: string, shown: string]> = [
+      [long, `"${"A".repeat(64)}"... (15000 characters)`],
+      [jwtShaped, "*"],
+      [testAdminToken, "*"],
+      ["PATCH", "PATCH"],
+    ];
+    const paths: Array<[path: string, message: (shown: string) => string]> = [
+      ["/healthz", (m) => `${m} is not allowed on /healthz`],
+      ["/metrics", (m) => `${m} is not allowed on /metrics`],
+      ["/docs", (m) => `${m} is not allowed on /docs`],
+      ["/tessera.jwt.v1.JwtService/GetVersion", (m) => `${m} is not allowed on /tessera.jwt.v1.JwtService/GetVersion`],
+      ["/session", (m) => `${m} is not allowed on /session`],
+      ["/api/authenticationtoken/Tk0123456789abcdefSECRET", (m) => `${m} is not allowed on /api/authenticationtoken/*`],
+      ["/api/authenticationtoken/x/users", (m) => `no route for ${m} /api/authenticationtoken/*/users`],
+    ];
+    const metricsServer = await startTestServer({ env: { TESSERA_METRICS_PORT: "0" } });
+    const ports: Array<[url: string, paths: typeof paths]> = [
+      [server.url, paths],
+      [`http://127.0.0.1:${metricsServer.tessera.server.metricsPort!}`, [
+        ["/metrics", (m) => `${m} is not allowed on /metrics`],
+        ["/healthz", (m) => `no route for ${m} /healthz: this port serves GET /metrics alone`],
+      ]],
+    ];
+    try {
+      for (const [url, cases] of ports) {
+        const session = http2.connect(url);
+        try {
+          for (const [method, shown] of methods) {
+            for (const [path, message] of cases) {
+              const a = await h2request(session, { ":method": method, ":path": path });
+              assert.equal(Number(a.headers[":status"]), message("").startsWith("no route") ? 404 : 405, path);
+              assert.equal((JSON.parse(a.data.toString()) as { message: string }).message, message(shown), `${method.slice(0, 20)} ${url}${path}`);
+            }
+          }
+        } finally {
+          session.close();
+        }
+      }
+    } finally {
+      await metricsServer.close();
+    }
+  });
+
   it("gRPC (JSON): grpc-message says \"not valid JSON\", the password not quoted", async () => {
     const session = http2.connect(server.url);
     try {
