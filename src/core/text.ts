@@ -148,8 +148,21 @@ export function oneLine(text: string): string {
 
 /**
  * `text` with the password of every URL it quotes ("scheme://user:password@host") replaced by
- * <hidden>: a refused OTLP endpoint, public URL or origin may carry one.
+ * <hidden>: a refused OTLP endpoint, public URL or origin may carry one. Within a word (a run of
+ * characters other than white space and '"'), the first "//" whose user name (up to the first
+ * "/", ":" or "@") ends at a ":" before the word's last "@": from that ":" to the last "@" is the
+ * password. Linear in the text's length: each "//" is looked at once, and the user names read
+ * from two of them do not overlap (an expression that tried each "//" with the rest of its word
+ * when no "@" followed took time quadratic in a run of "//:").
  */
 export function withoutUrlPasswords(text: string): string {
-  return text.replace(/(\/\/[^\s"/:@]*):[^\s"]*@/g, "$1:<hidden>@");
+  return text.replace(/[^\s"]+/g, (word) => {
+    const at = word.lastIndexOf("@");
+    for (let p = word.indexOf("//"); p >= 0 && p < at; p = word.indexOf("//", p + 1)) {
+      let j = p + 2;
+      while (j < at && word[j] !== "/" && word[j] !== ":" && word[j] !== "@") j++;
+      if (j < at && word[j] === ":") return `${word.slice(0, j)}:<hidden>${word.slice(at)}`;
+    }
+    return word;
+  });
 }
