@@ -5,8 +5,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { AuthError, missingField, resourceExhausted, unauthenticated } from "../../src/core/errors.js";
 import { createLogger } from "../../src/logger.js";
 import { toConnectError } from "../../src/server/error-interceptor.js";
+import { scrubMessage } from "../../src/server/error-report.js";
 import { StoreUnavailableError } from "../../src/store/ports.js";
 import { connectDetails } from "../support/error-details.js";
+import { within } from "../support/within.js";
 
 describe("server: error interceptor mapping", () => {
   const lines: string[] = [];
@@ -71,5 +73,29 @@ describe("server: error interceptor mapping", () => {
     assert.equal((e.cause as AuthError).reason, "INTERNAL");
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /unexpected error/);
+  });
+
+  // The log masks each quoted part of an unexpected error's message (a driver's, V8's, quoting
+  // their input). The expression that found them read, from each quote left open, the rest of
+  // the message: time quadratic in a run of escaped quotes (64 Ki characters: 2.8 s).
+  it("logs an unexpected error whose message is 64 Ki characters of escaped quotes at once, its first 500 characters", () => {
+    const message = `${'"\\'.repeat(32 * 1024)}x`;
+    const e = within(1000, "the log line", () => toConnectError(new Error(message), logger, "/x"));
+    assert.equal(e.code, Code.Internal);
+    assert.equal(lines.length, 1);
+    assert.equal((JSON.parse(lines[0]!) as { error: string }).error, `Error: ${message.slice(0, 500)}…`);
+  });
+
+  it("masks each quoted part as before: closed by its own quote, a backslash escaping the next character but a line break", () => {
+    const cases: Array<[string, string]> = [
+      ['duplicate key { email: "ada@example.com" }', 'duplicate key { email: "…" }'],
+      [`Unexpected token 'x', "{'a':1}" is not valid JSON`, `Unexpected token '…', "…" is not valid JSON`],
+      ['a "b\\"c" d', 'a "…" d'],
+      ['"open \\\n" then "closed"', '"open \\\n"…"closed"'],
+      ["`x` 'y' \"z\"", "`…` '…' \"…\""],
+      [`"unclosed 'q' \`r\``, `"unclosed '…' \`…\``],
+      ['"\\', '"\\'],
+    ];
+    for (const [message, masked] of cases) assert.equal(scrubMessage(message), masked, JSON.stringify(message));
   });
 });
