@@ -65,11 +65,26 @@ export function shownRequestText(text: string, hidden: (text: string) => boolean
 /**
  * A path no route or RPC takes, as an error may quote it: its first segment as
  * shownRequestText shows it (`hidden`: see unquotable), each further one "*" (it may hold a
- * credential), as the transcoder's route table describes a path past its routes.
+ * credential), as the transcoder's route table describes a path past its routes; at most
+ * describedSegmentsMax of them (describedPath).
  */
 export function unroutedPath(path: string, hidden: (text: string) => boolean): string {
-  const [first, ...rest] = path.slice(1).split("/");
-  return "/" + [shownRequestText(first!, hidden), ...rest.map(() => "*")].join("/");
+  const segments = path.slice(1).split("/");
+  const shown = segments.slice(0, describedSegmentsMax).map((s, i) => (i === 0 ? shownRequestText(s, hidden) : "*"));
+  return describedPath(shown, segments.length);
+}
+/** Most segments a path's description names: a route has at most 5. */
+export const describedSegmentsMax = 16;
+
+/**
+ * A path as a message describes it, from the descriptions of its segments (`total` of them in
+ * the path): "/" before each, at most describedSegmentsMax of them, then "/... (N segments)",
+ * so that no description grows with the path (a path of 15 000 slashes was described as "/*"
+ * 15 000 times: 30 000 bytes back for a 15 000-byte request line).
+ */
+export function describedPath(segments: readonly string[], total: number): string {
+  const shown = segments.length > describedSegmentsMax ? segments.slice(0, describedSegmentsMax) : segments;
+  return `/${shown.join("/")}${total > shown.length ? `/... (${total} segments)` : ""}`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { tryDecodeSegment } from "./percent.js";
 import type { PathTemplate } from "./path-template.js";
 import { credentialShaped, holdsCredential } from "../credential-shapes.js";
-import { shownRequestText } from "../core/text.js";
+import { describedPath, describedSegmentsMax, shownRequestText } from "../core/text.js";
 
 /**
  * A segment trie of path templates, built once at start-up.
@@ -174,7 +174,8 @@ export class RouteTable<T> {
    * verb's colon too); each segment after it is "*" too: a token sent under a wrong
    * prefix (`/v2/api/authenticationtoken/{token}/user`) is not quoted back. One trailing slash
    * is passed over, as in match(), and written back: a server may answer paths outside the
-   * table (its /healthz), and "no route for GET /healthz" would deny the one it has.
+   * table (its /healthz), and "no route for GET /healthz" would deny the one it has. At most
+   * describedSegmentsMax segments are written, then their count (describedPath).
    */
   describePath(rawPath: string): string {
     let path = rawPath;
@@ -213,7 +214,8 @@ export class RouteTable<T> {
         node = undefined;
       }
     }
-    return "/" + out.join("/") + slash;
+    // At most describedSegmentsMax of them, then their count (the trailing slash, past them, left out).
+    return out.length > describedSegmentsMax ? describedPath(out, segments.length) : describedPath(out, out.length) + slash;
   }
 
   private verbCandidates(segments: string[]): Array<[string[], string]> {

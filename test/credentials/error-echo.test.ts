@@ -245,6 +245,27 @@ describe("errors never quote a secret of the request", function () {
     }
   });
 
+  it("a path of 5 001 segments is described by its first 16 and their count, not a \"*\" for each (REST 404, gRPC, TESSERA_METRICS_PORT)", async () => {
+    const path = `/${"x/".repeat(5000)}x`;
+    const described = `/x${"/*".repeat(15)}/... (5001 segments)`;
+    const r = await raw(server.url, "GET", path, {});
+    assert.equal(r.status, 404, r.text.slice(0, 300));
+    assert.equal((JSON.parse(r.text) as { message: string }).message, `no route for GET ${described}`);
+    const metricsServer = await startTestServer({ env: { TESSERA_METRICS_PORT: "0" } });
+    const session = http2.connect(server.url);
+    try {
+      const m = await raw(`http://127.0.0.1:${metricsServer.tessera.server.metricsPort!}`, "GET", path, {});
+      assert.equal(m.status, 404, m.text.slice(0, 300));
+      assert.equal((JSON.parse(m.text) as { message: string }).message, `no route for GET ${described}: this port serves GET /metrics alone`);
+      const g = await h2request(session, { ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" }, grpcFrame(Buffer.alloc(0)));
+      assert.equal(grpcStatus(g), 12);
+      assert.equal(decodeURIComponent(String(g.trailers["grpc-message"] ?? g.headers["grpc-message"] ?? "")), `no RPC at ${described}`);
+    } finally {
+      session.close();
+      await metricsServer.close();
+    }
+  });
+
   it("gRPC (JSON): grpc-message says \"not valid JSON\", the password not quoted", async () => {
     const session = http2.connect(server.url);
     try {
