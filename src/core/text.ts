@@ -73,6 +73,7 @@ export function unroutedPath(path: string, hidden: (text: string) => boolean): s
   const shown = segments.slice(0, describedSegmentsMax).map((s, i) => (i === 0 ? shownRequestText(s, hidden) : "*"));
   return describedPath(shown, segments.length);
 }
+
 /** Most segments a path's description names: a route has at most 5. */
 export const describedSegmentsMax = 16;
 

@@ -11,7 +11,6 @@ import { dirname, join } from "node:path";
 import { Readable, pipeline } from "node:stream";
 import { gzipSync } from "node:zlib";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code } from "@connectrpc/connect";
 import { exampleBaseUrl } from "../openapi/example.js";
 import { projectFile } from "../project-files.js";
 import { restMount } from "../rest-routes.js";

@@ -17,7 +17,6 @@
 // of scrapes costs about one rendering per renderingSpacingMs whatever its size, and still
 // every answer is read after its scrape arrived (no rendering is kept for later scrapes).
 import { setTimeout as sleep } from "node:timers/promises";
-import { Code } from "@connectrpc/connect";
 import client from "prom-client";
 import { callClock, timeLeftMs } from "../call-scope.js";
 import { answer, askFollowers, askLeader, currentRole } from "../cluster.js";
