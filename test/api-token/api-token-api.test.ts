@@ -139,6 +139,18 @@ for (const store of storesUnderTest()) {
           for (const state of ["revoked", "REVOKED", "Revoked"]) assert.deepEqual(await descriptions(state), ["revoked one"], state);
         });
 
+        it("white space around state is ignored: \" active\" the active tokens, \"REVOKED \" and \"\\trevoked\\n\" the revoked ones; \"re voked\" is 400", async () => {
+          const accountId = newAccount();
+          await createToken(accountId, "active one");
+          await createToken(accountId, "revoked one");
+          expectOk(await api.revokeToken(accountId, { token_link: await linkOf(accountId, "revoked one") }, admin));
+          const descriptions = async (state: string) => expectOk(await api.listTokens(accountId, state, admin)).tokens.map((t) => t.description);
+          assert.deepEqual(await descriptions(" active"), ["active one"]);
+          assert.deepEqual(await descriptions("  "), ["active one"]);
+          for (const state of ["REVOKED ", "\trevoked\n"]) assert.deepEqual(await descriptions(state), ["revoked one"], JSON.stringify(state));
+          expectCode(await api.listTokens(accountId, "re voked", admin), "invalid_argument", 'state must be "active" or "revoked"', "INVALID_FIELD");
+        });
+
         it("PUT /v1/frontend/auth with the link in upper case answers the token's own link (lower case)", async () => {
           const accountId = newAccount();
           await createToken(accountId, "old");

@@ -6,7 +6,7 @@ import { apiTokenApi, type ApiTokenApi } from "../api-token/api.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { basic } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { admin, password, signUp, uniqueEmail } from "../support/users.js";
+import { admin, password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
 import { userTokenApi, type UserTokenApi } from "../user-token/api.js";
 
 for (const store of storesUnderTest()) {
@@ -39,6 +39,19 @@ for (const store of storesUnderTest()) {
 
           it(`POST /v1/frontend/auth description ${JSON.stringify(bad)}: 400 naming description`, async () => {
             expectCode(await apiTokens.createToken({ account_id: "acct", description: bad + "x" }, admin), "invalid_argument", "description must not contain control characters");
+          });
+
+          it(`POST /v1/frontend/auth account_id and created_by ${JSON.stringify(bad)}: 400 naming the field`, async () => {
+            expectCode(await apiTokens.createToken({ account_id: bad + "x", description: "d" }, admin), "invalid_argument", "account_id must not contain control characters", "INVALID_FIELD");
+            expectCode(await apiTokens.createToken({ account_id: "acct", description: "d", created_by: bad + "x" }, admin), "invalid_argument", "created_by must not contain control characters", "INVALID_FIELD");
+          });
+
+          it(`PUT /v1/frontend/auth description ${JSON.stringify(bad)}: 400 naming description, the description unchanged`, async () => {
+            const accountId = uniqueName("acct");
+            expectOk(await apiTokens.createToken({ account_id: accountId, description: "before" }, admin));
+            const [listed] = expectOk(await apiTokens.listTokens(accountId, undefined, admin)).tokens;
+            expectCode(await apiTokens.updateToken({ token_link: listed!.token_link, description: bad + "x" }, admin), "invalid_argument", "description must not contain control characters", "INVALID_FIELD");
+            assert.equal(expectOk(await apiTokens.listTokens(accountId, undefined, admin)).tokens[0]!.description, "before");
           });
         }
 

@@ -218,7 +218,8 @@ export const UserTokenService: GenService<{
    * Errors: wrong login or password UNAUTHENTICATED (401), with the same message and about the
    * same time for an unknown login; a malformed Basic header, a login holding a control or
    * bidirectional formatting character, an empty password, an `expirationTime` in the past or
-   * not in RFC 3339 form, or a `note` longer than 1024 characters INVALID_ARGUMENT (400, the
+   * not in RFC 3339 form, or a `note` longer than 1024 characters or holding a control
+   * character other than tab, line feed and carriage return INVALID_ARGUMENT (400, the
    * message names the problem); repeated failures RESOURCE_EXHAUSTED (429) with `Retry-After`;
    * every password hasher busy UNAVAILABLE (503) with `Retry-After`; a deactivated user, after
    * a correct password, PERMISSION_DENIED (403).

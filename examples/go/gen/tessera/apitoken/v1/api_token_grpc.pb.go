@@ -73,8 +73,9 @@ type ApiTokenServiceClient interface {
 	// (`POST /v1/frontend/auth`).
 	// Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
 	// missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
-	// created_by is longer than 255 characters or description longer than 1024, or when
-	// account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
+	// created_by is longer than 255 characters or description longer than 1024, when one of
+	// them holds a control character other than tab, line feed and carriage return ("description
+	// must not contain control characters"), or when account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
 	// request could list or revoke its tokens; a token stored for one before is listed and revoked
 	// over gRPC or Connect, the id in the request). An account holds at most
 	// TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more is
@@ -84,16 +85,19 @@ type ApiTokenServiceClient interface {
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	// Changes the description of an active token (`PUT /v1/frontend/auth`).
 	// Errors: an unknown or revoked token is NOT_FOUND (404) "Could not update token
-	// description" (a token_link that is not a UUID is unknown); missing fields are 400 as for
-	// CreateToken.
+	// description" (a token_link that is not a UUID is unknown); missing fields, and a
+	// description too long or holding a control character, are 400 as for CreateToken.
 	UpdateToken(ctx context.Context, in *UpdateTokenRequest, opts ...grpc.CallOption) (*UpdateTokenResponse, error)
 	// Lists an account's tokens, newest first (`GET /v1/frontend/auth/{account_id}`).
-	// `state` is "active" (the default) or "revoked", case-insensitive; anything else is
-	// INVALID_ARGUMENT (400) `state must be "active" or "revoked"`.
+	// `state` is "active" (the default) or "revoked", case-insensitive, white space around it
+	// ignored; anything else is INVALID_ARGUMENT (400) `state must be "active" or "revoked"`. An
+	// account_id holding a control character names no account (creation refuses one): the list
+	// is empty.
 	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
 	// Revokes one of an account's tokens (`DELETE /v1/frontend/auth/{account_id}`).
 	// Errors: NOT_FOUND (404) "Could not revoke token" when the link is unknown (or not a
-	// UUID), already revoked, or belongs to another account; INVALID_ARGUMENT (400)
+	// UUID), already revoked, or belongs to another account (an account_id holding a control
+	// character names none); INVALID_ARGUMENT (400)
 	// "Missing fields: [token_link]" without a token_link.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
 }
@@ -203,8 +207,9 @@ type ApiTokenServiceServer interface {
 	// (`POST /v1/frontend/auth`).
 	// Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
 	// missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
-	// created_by is longer than 255 characters or description longer than 1024, or when
-	// account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
+	// created_by is longer than 255 characters or description longer than 1024, when one of
+	// them holds a control character other than tab, line feed and carriage return ("description
+	// must not contain control characters"), or when account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
 	// request could list or revoke its tokens; a token stored for one before is listed and revoked
 	// over gRPC or Connect, the id in the request). An account holds at most
 	// TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more is
@@ -214,16 +219,19 @@ type ApiTokenServiceServer interface {
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	// Changes the description of an active token (`PUT /v1/frontend/auth`).
 	// Errors: an unknown or revoked token is NOT_FOUND (404) "Could not update token
-	// description" (a token_link that is not a UUID is unknown); missing fields are 400 as for
-	// CreateToken.
+	// description" (a token_link that is not a UUID is unknown); missing fields, and a
+	// description too long or holding a control character, are 400 as for CreateToken.
 	UpdateToken(context.Context, *UpdateTokenRequest) (*UpdateTokenResponse, error)
 	// Lists an account's tokens, newest first (`GET /v1/frontend/auth/{account_id}`).
-	// `state` is "active" (the default) or "revoked", case-insensitive; anything else is
-	// INVALID_ARGUMENT (400) `state must be "active" or "revoked"`.
+	// `state` is "active" (the default) or "revoked", case-insensitive, white space around it
+	// ignored; anything else is INVALID_ARGUMENT (400) `state must be "active" or "revoked"`. An
+	// account_id holding a control character names no account (creation refuses one): the list
+	// is empty.
 	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
 	// Revokes one of an account's tokens (`DELETE /v1/frontend/auth/{account_id}`).
 	// Errors: NOT_FOUND (404) "Could not revoke token" when the link is unknown (or not a
-	// UUID), already revoked, or belongs to another account; INVALID_ARGUMENT (400)
+	// UUID), already revoked, or belongs to another account (an account_id holding a control
+	// character names none); INVALID_ARGUMENT (400)
 	// "Missing fields: [token_link]" without a token_link.
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
 	mustEmbedUnimplementedApiTokenServiceServer()

@@ -68,8 +68,9 @@ type ApiTokenServiceClient interface {
 	// (`POST /v1/frontend/auth`).
 	// Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
 	// missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
-	// created_by is longer than 255 characters or description longer than 1024, or when
-	// account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
+	// created_by is longer than 255 characters or description longer than 1024, when one of
+	// them holds a control character other than tab, line feed and carriage return ("description
+	// must not contain control characters"), or when account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
 	// request could list or revoke its tokens; a token stored for one before is listed and revoked
 	// over gRPC or Connect, the id in the request). An account holds at most
 	// TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more is
@@ -79,16 +80,19 @@ type ApiTokenServiceClient interface {
 	CreateToken(context.Context, *connect.Request[v1.CreateTokenRequest]) (*connect.Response[v1.CreateTokenResponse], error)
 	// Changes the description of an active token (`PUT /v1/frontend/auth`).
 	// Errors: an unknown or revoked token is NOT_FOUND (404) "Could not update token
-	// description" (a token_link that is not a UUID is unknown); missing fields are 400 as for
-	// CreateToken.
+	// description" (a token_link that is not a UUID is unknown); missing fields, and a
+	// description too long or holding a control character, are 400 as for CreateToken.
 	UpdateToken(context.Context, *connect.Request[v1.UpdateTokenRequest]) (*connect.Response[v1.UpdateTokenResponse], error)
 	// Lists an account's tokens, newest first (`GET /v1/frontend/auth/{account_id}`).
-	// `state` is "active" (the default) or "revoked", case-insensitive; anything else is
-	// INVALID_ARGUMENT (400) `state must be "active" or "revoked"`.
+	// `state` is "active" (the default) or "revoked", case-insensitive, white space around it
+	// ignored; anything else is INVALID_ARGUMENT (400) `state must be "active" or "revoked"`. An
+	// account_id holding a control character names no account (creation refuses one): the list
+	// is empty.
 	ListTokens(context.Context, *connect.Request[v1.ListTokensRequest]) (*connect.Response[v1.ListTokensResponse], error)
 	// Revokes one of an account's tokens (`DELETE /v1/frontend/auth/{account_id}`).
 	// Errors: NOT_FOUND (404) "Could not revoke token" when the link is unknown (or not a
-	// UUID), already revoked, or belongs to another account; INVALID_ARGUMENT (400)
+	// UUID), already revoked, or belongs to another account (an account_id holding a control
+	// character names none); INVALID_ARGUMENT (400)
 	// "Missing fields: [token_link]" without a token_link.
 	RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error)
 }
@@ -190,8 +194,9 @@ type ApiTokenServiceHandler interface {
 	// (`POST /v1/frontend/auth`).
 	// Errors: INVALID_ARGUMENT (400) "Missing fields: [account_id, description]" listing every
 	// missing (empty or blank) field; INVALID_ARGUMENT naming the field when account_id or
-	// created_by is longer than 255 characters or description longer than 1024, or when
-	// account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
+	// created_by is longer than 255 characters or description longer than 1024, when one of
+	// them holds a control character other than tab, line feed and carriage return ("description
+	// must not contain control characters"), or when account_id is "." or ".." (URLs drop such path segments, percent-encoded too, so no REST
 	// request could list or revoke its tokens; a token stored for one before is listed and revoked
 	// over gRPC or Connect, the id in the request). An account holds at most
 	// TESSERA_MAX_API_TOKENS_PER_ACCOUNT (default 1000) active (unrevoked) tokens: one more is
@@ -201,16 +206,19 @@ type ApiTokenServiceHandler interface {
 	CreateToken(context.Context, *connect.Request[v1.CreateTokenRequest]) (*connect.Response[v1.CreateTokenResponse], error)
 	// Changes the description of an active token (`PUT /v1/frontend/auth`).
 	// Errors: an unknown or revoked token is NOT_FOUND (404) "Could not update token
-	// description" (a token_link that is not a UUID is unknown); missing fields are 400 as for
-	// CreateToken.
+	// description" (a token_link that is not a UUID is unknown); missing fields, and a
+	// description too long or holding a control character, are 400 as for CreateToken.
 	UpdateToken(context.Context, *connect.Request[v1.UpdateTokenRequest]) (*connect.Response[v1.UpdateTokenResponse], error)
 	// Lists an account's tokens, newest first (`GET /v1/frontend/auth/{account_id}`).
-	// `state` is "active" (the default) or "revoked", case-insensitive; anything else is
-	// INVALID_ARGUMENT (400) `state must be "active" or "revoked"`.
+	// `state` is "active" (the default) or "revoked", case-insensitive, white space around it
+	// ignored; anything else is INVALID_ARGUMENT (400) `state must be "active" or "revoked"`. An
+	// account_id holding a control character names no account (creation refuses one): the list
+	// is empty.
 	ListTokens(context.Context, *connect.Request[v1.ListTokensRequest]) (*connect.Response[v1.ListTokensResponse], error)
 	// Revokes one of an account's tokens (`DELETE /v1/frontend/auth/{account_id}`).
 	// Errors: NOT_FOUND (404) "Could not revoke token" when the link is unknown (or not a
-	// UUID), already revoked, or belongs to another account; INVALID_ARGUMENT (400)
+	// UUID), already revoked, or belongs to another account (an account_id holding a control
+	// character names none); INVALID_ARGUMENT (400)
 	// "Missing fields: [token_link]" without a token_link.
 	RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error)
 }
