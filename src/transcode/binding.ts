@@ -274,16 +274,21 @@ function resolveArgument(
     // Seed-004 style: any field may come from anywhere; the path still wins.
     return target;
   }
-  if (body.kind === "all" || (body.kind === "raw" && body.field === undefined)) {
-    return { reason: `${input.typeName} takes every field from the body`, unknown: true };
-  }
-  if ((body.kind === "field" || body.kind === "raw") && target.fields[0] === body.field) {
-    return { reason: `"${body.field!.name}" comes from the body`, unknown: false };
-  }
   for (const p of pathFields) {
     if (p === target.path || p.startsWith(target.path + ".") || target.path.startsWith(p + ".")) {
       return { reason: `"${p}" comes from the path`, unknown: false };
     }
+  }
+  if (body.kind === "raw" && body.field === undefined) {
+    return { reason: `${input.typeName} takes every field from the body`, unknown: true };
+  }
+  // A field of the request in the query of a `body: "*"` route is known, in the wrong place
+  // (seed 000 calls its body fields "Request Parameters"): said so, not called unknown.
+  if (body.kind === "all") {
+    return { reason: "every field comes from the JSON body", unknown: false };
+  }
+  if ((body.kind === "field" || body.kind === "raw") && target.fields[0] === body.field) {
+    return { reason: `"${body.field!.name}" comes from the body`, unknown: false };
   }
   return target;
 }

@@ -244,6 +244,22 @@ for (const store of storesUnderTest()) {
       assert.equal(made.status, 201, made.text);
     });
 
+    // Seed 000 calls the fields "Request Parameters"; they are JSON body fields. Sent in the
+    // query they are known fields in the wrong place, not unknown ones (INVALID_QUERY_PARAMETER,
+    // as a path-bound field in the query is), and the password is not echoed.
+    it("REST: seed 000's request parameters sent in the query are 400 INVALID_QUERY_PARAMETER saying they come from the JSON body", async () => {
+      const email = uniqueEmail();
+      const cases = [
+        ["/session", { account_type: "traditional", email, password: goodPassword }, "account_type"],
+        ["/user", { email, password: goodPassword }, "email"],
+      ] as const;
+      for (const [path, query, first] of cases) {
+        const res = await raw(server.url, "POST", `${path}?${new URLSearchParams(query)}`, { "content-type": "application/json", "x-koms-clientid": testClientId }, "{}");
+        assertBadRequest(res, `invalid query parameter "${first}": every field comes from the JSON body`, "INVALID_QUERY_PARAMETER");
+        assert.ok(!res.text.includes(goodPassword), res.text);
+      }
+    });
+
     it("REST: 401 answers carry WWW-Authenticate when a bearer token is missing", async () => {
       const api = sessionApi("rest", server.url);
       const res = await api.getSession(client);

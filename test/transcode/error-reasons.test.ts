@@ -121,6 +121,16 @@ const cases: Case[] = [
     details: field("INVALID_QUERY_PARAMETER", "user", '"user" is given both as a form field and as a query parameter'),
   },
   {
+    name: 'a field of the request in the query of a body "*" route: INVALID_QUERY_PARAMETER naming it (it names a field, in the wrong place)',
+    method: "POST",
+    path: "/v1/items?requestId=r",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+    status: 400,
+    code: "invalid_argument",
+    details: field("INVALID_QUERY_PARAMETER", "requestId", 'invalid query parameter "requestId": every field comes from the JSON body'),
+  },
+  {
     name: "a body that is not JSON: MALFORMED_BODY",
     method: "POST",
     path: "/v1/items",

@@ -115,8 +115,8 @@
 // - TOO_MANY_QUERY_PARAMETERS: more than 100 query parameters and form fields.
 // - UNKNOWN_QUERY_PARAMETER: a query parameter (or form field) names no field of the request.
 //   Not `_` in the query of a GET or HEAD (jQuery's cache-buster, `_=<milliseconds>`): ignored.
-// - INVALID_QUERY_PARAMETER: a query parameter (or form field) is malformed, given twice, or not
-//   valid for its field.
+// - INVALID_QUERY_PARAMETER: a query parameter (or form field) is malformed, given twice, not
+//   valid for its field, or names a field the path or the JSON body carries.
 // - MALFORMED_BODY: the body is not UTF-8, not JSON, or not a JSON object, or it was cut short.
 // - INVALID_BODY_FIELD: a field of the JSON body has a value of the wrong type.
 // - UNSUPPORTED_MEDIA_TYPE: the body's Content-Type or Content-Encoding is not accepted (415).
