@@ -22,6 +22,10 @@ const fixedReasons = [
   // timestamp.ts's own reasons for a date that does not exist: digits of a date, not a value.
   /^invalid RFC 3339 string: \d{4}-\d{2}-\d{2} is no date \(\w+ \d{4} has \d{2} days\)$/,
   /^invalid RFC 3339 string: 24:00:00 is no time of day \(00:00:00 to 23:59:59\)$/,
+  // Its reasons for an RFC 3339 date-time a Timestamp does not take: fixed words, no value.
+  /^invalid RFC 3339 string: a leap second \(:60\) is not supported: google\.protobuf\.Timestamp has none$/,
+  /^invalid RFC 3339 string: at most 9 fraction digits \(nanoseconds\) are supported$/,
+  /^invalid RFC 3339 string: "T" and "Z" are taken in upper case only$/,
   /^must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z inclusive$/,
   /^path names must be lowerCamelCase$/,
   /^maximum recursion depth of \d+ reached$/,

@@ -28,12 +28,14 @@ function daysIn(year: number, month: number): number {
 
 /**
  * Why `text`, which protobuf-es would read as a Timestamp, names no real time (a day its month
- * does not have, 24:00:00); undefined when it names one, or when protobuf-es refuses the text
- * itself (another shape, a month 13, a day 32, a minute 60: Date.parse refuses those).
+ * does not have, 24:00:00) or one it cannot hold (a leap second), or is an RFC 3339 date-time
+ * protobuf-es does not read (unreadRfc3339); undefined when it names one, or when protobuf-es
+ * refuses the text itself (another shape, a month 13, a day 32, a minute 60: Date.parse refuses
+ * those).
  */
 export function impossibleTimestamp(text: string): string | undefined {
   const m = rfc3339.exec(text);
-  if (!m) return undefined;
+  if (!m) return unreadRfc3339(text);
   const [, y, mo, d, h, mi, s] = m as unknown as [string, string, string, string, string, string, string];
   const year = Number(y);
   const month = Number(mo);
@@ -43,6 +45,22 @@ export function impossibleTimestamp(text: string): string | undefined {
   const last = daysIn(year, month);
   if (day > last) return `invalid RFC 3339 string: ${y}-${mo}-${d} is no date (${monthNames[month - 1]} ${y} has ${last} days)`;
   if (h === "24" && mi === "00" && s === "00") return "invalid RFC 3339 string: 24:00:00 is no time of day (00:00:00 to 23:59:59)";
+  if (s === "60" && Number(h) <= 23 && Number(mi) <= 59) return "invalid RFC 3339 string: a leap second (:60) is not supported: google.protobuf.Timestamp has none";
+  return undefined;
+}
+
+/**
+ * RFC 3339's date-time (5.6) in the forms it allows and protobuf-es does not read: "t" and "z"
+ * in lower case, any number of fraction digits. protobuf-es would call them no RFC 3339 string.
+ */
+const rfc3339Unread = /^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt])[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})$/;
+
+/** Why `text`, an RFC 3339 date-time protobuf-es refuses, is not read; undefined for other text. */
+function unreadRfc3339(text: string): string | undefined {
+  const m = rfc3339Unread.exec(text);
+  if (!m) return undefined;
+  if (m[1] === "t" || m[3] === "z") return 'invalid RFC 3339 string: "T" and "Z" are taken in upper case only';
+  if (m[2] !== undefined && m[2].length > 9) return "invalid RFC 3339 string: at most 9 fraction digits (nanoseconds) are supported";
   return undefined;
 }
 
@@ -104,6 +122,10 @@ const refusedPrefix = `cannot decode message ${timestampType} from JSON: `;
 
 const unreadableValue: TimestampCheck = (value) => {
   if (value === null) return undefined; // the field is unset
+  // First Tessera's own reasons: protobuf-es calls a leap second, or an RFC 3339 form it does
+  // not read, no RFC 3339 string, and REST (findImpossibleTimestamp) says why.
+  const own = impossibleValue(value);
+  if (own !== undefined) return own;
   try {
     fromJson(TimestampSchema, value);
   } catch (e) {
@@ -111,7 +133,7 @@ const unreadableValue: TimestampCheck = (value) => {
     const message = unquotedJsonError(e instanceof Error ? e.message : String(e));
     return message.startsWith(refusedPrefix) ? message.slice(refusedPrefix.length) : message;
   }
-  return impossibleValue(value);
+  return undefined;
 };
 
 function findTimestamp(desc: DescMessage, json: JsonValue, check: TimestampCheck): ImpossibleTimestamp | undefined {

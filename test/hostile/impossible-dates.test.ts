@@ -1,5 +1,6 @@
 // Times a client writes that name no real time: a day its month does not have (2030-02-30,
-// 2030-04-31, 2100-02-29) or 24:00:00. protobuf-es reads a google.protobuf.Timestamp's JSON
+// 2030-04-31, 2100-02-29) or 24:00:00; and RFC 3339 date-times a Timestamp cannot take (a leap
+// second, more than 9 fraction digits, "t" and "z" in lower case), refused saying why. protobuf-es reads a google.protobuf.Timestamp's JSON
 // form with Date.parse, which carries them over (2030-02-30 became 2030-03-02), so a login's
 // expirationTime or an audit query's since/until silently meant another time. Every place a
 // client's Timestamp arrives as text refuses them as it refuses a time that does not parse,
@@ -33,6 +34,11 @@ const impossible: ReadonlyArray<[string, string]> = [
   ["2100-02-29T00:00:00Z", "invalid RFC 3339 string: 2100-02-29 is no date (February 2100 has 28 days)"],
   ["2030-04-31T08:30:00.250Z", "invalid RFC 3339 string: 2030-04-31 is no date (April 2030 has 30 days)"],
   ["2030-01-01T24:00:00Z", "invalid RFC 3339 string: 24:00:00 is no time of day (00:00:00 to 23:59:59)"],
+  // RFC 3339 date-times google.protobuf.Timestamp's JSON form does not take: said why, not
+  // called no RFC 3339 string.
+  ["2030-12-31T23:59:60Z", "invalid RFC 3339 string: a leap second (:60) is not supported: google.protobuf.Timestamp has none"],
+  ["2030-01-01T00:00:00.1234567891Z", "invalid RFC 3339 string: at most 9 fraction digits (nanoseconds) are supported"],
+  ["2030-01-01t00:00:00z", 'invalid RFC 3339 string: "T" and "Z" are taken in upper case only'],
 ];
 
 describe("hostile: impossible dates in Timestamp fields", function () {

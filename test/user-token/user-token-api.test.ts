@@ -444,6 +444,26 @@ for (const store of storesUnderTest()) {
           });
         }
       });
+      // RFC 3339 (5.6, 5.7) allows these; google.protobuf.Timestamp's JSON form does not. The
+      // answer says what is not taken rather than calling the text no RFC 3339 string.
+      it("an expirationTime RFC 3339 allows but Tessera does not read (a leap second, over 9 fraction digits, t or z in lower case) is 400 saying why", async () => {
+        const user = await signUp(server);
+        const leap = "invalid RFC 3339 string: a leap second (:60) is not supported: google.protobuf.Timestamp has none";
+        const digits = "invalid RFC 3339 string: at most 9 fraction digits (nanoseconds) are supported";
+        const lower = 'invalid RFC 3339 string: "T" and "Z" are taken in upper case only';
+        for (const [expirationTime, why] of [
+          ["2098-12-31T23:59:60Z", leap],
+          ["2098-12-31T18:59:60-05:00", leap],
+          ["2098-12-31T23:59:59.1234567891Z", digits],
+          ["2098-12-31t23:59:59Z", lower],
+          ["2098-12-31T23:59:59z", lower],
+        ] as const) {
+          const res = await rest(server.url, "POST", "/auth/login", { headers: basic(user.login, password), json: { expirationTime } });
+          const message = `invalid request body: field "expirationTime": cannot decode message google.protobuf.Timestamp from JSON: ${why}`;
+          assert.equal(res.status, 400, res.text);
+          assert.deepEqual(decodedBody(res.body), { code: "invalid_argument", message, details: tesseraDetails("INVALID_BODY_FIELD", { expiration_time: message }) }, expirationTime);
+        }
+      });
       it("an expirationTime given twice (under one name, or under both its names) is 400 naming the field", async () => {
         const user = await signUp(server);
         for (const [body, key] of [
