@@ -284,8 +284,8 @@ export class AuditedUserTokens extends UserTokens {
       await this.audit.record({ type: "cookie_session.started", userId: user.id, outcome: outcomeOf(e), reason: reasonOf(e) });
       throw e;
     }
-    // Null: the session was withdrawn before its secret went out (the exchange lost its token
-    // to another, or the user's epoch moved): none started, and the caller's own event says why.
+    // Null: the session was withdrawn before its secret went out (the user's epoch moved, or
+    // nothing of its lifetime was left): none started, and the caller's own event says why.
     if (started) await this.audit.record({ type: "cookie_session.started", userId: user.id, subject: started.token.id, outcome: "success" });
     return started;
   }

@@ -5,8 +5,10 @@
 // The token id is a random secret; the store keeps only its SHA-256. Expiry is decided here,
 // on every read, against the injected clock (valid while now < expiresAt), never by a store's
 // background cleanup. Single use is the store's atomic `consume`, so two concurrent exchanges
-// (on one instance or several) cannot both win; it is the exchange's last write, so a store
-// failure before it leaves the token unused (see exchange).
+// (on one instance or several) cannot both win; it comes before the exchange's only other
+// write, and is undone (`release`) when that one fails, so a store failure leaves the token
+// unused (see exchange).
+import { beyondDeadline } from "../call-scope.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { AuthTokenRecord, AuthTokenStore } from "../store/ports/auth-tokens.js";
@@ -161,13 +163,14 @@ export class AuthenticationTokens {
    * browser in as someone else. A deactivated user, or a token made under an outdated credential
    * epoch, gets 404 like a dead token: no session for them.
    *
-   * All or nothing: the token is checked, the new session stored, and only then the token
-   * consumed, the exchange's last write. A store that fails before that leaves the token unused
-   * (the call answers UNAVAILABLE and a retry can still exchange it); the session stored first
-   * is known to nobody (its secret is never handed out), and is withdrawn, as it is when the
-   * call ends first (UserTokens.startCookieSession). Of concurrent exchanges, on one
-   * instance or several, the consume decides: the one that wins answers its session, every
-   * other withdraws its own and answers 404.
+   * All or nothing: the token is checked, consumed, and only then the new session stored. Of
+   * concurrent exchanges, on one instance or several, the consume decides: the one that wins
+   * stores its session and answers it, every other answers 404 having stored nothing. (Stored
+   * first, each session took its place under TESSERA_MAX_USER_TOKENS_PER_USER, ending the
+   * user's oldest credentials, the winner's own among them, before the losers withdrew theirs.)
+   * A session that is not handed out (the store failed as it stored it, the call ended first,
+   * the user's epoch moved: UserTokens.startCookieSession withdraws it) gives the token back
+   * (`release`): the call answers its error, and a retry can still exchange the token.
    */
   async exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {
     checkShape(token);
@@ -189,21 +192,47 @@ export class AuthenticationTokens {
       return { user };
     }
     const notAfter = record.notAfter === undefined || (sourceEnd !== undefined && sourceEnd < record.notAfter) ? sourceEnd : record.notAfter;
-    // The consume is the session's last step: the one that loses it (another exchange consumed
-    // the token since it was read, or it expired meanwhile) withdraws its session. One that
-    // fails, or whose call ends first, withdraws it too: its secret is never handed out.
-    const session = await this.deps.userTokens.startCookieSession(
-      { id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch },
-      {
-        ...(notAfter !== undefined && { notAfter }),
-        ...(record.sourceKids !== undefined && { sourceKids: record.sourceKids }),
-        sources,
-        claim: async () => (await this.deps.authTokens.consume(hash, this.deps.clock.now())) !== null,
-      },
-    );
-    if (session === null) throw tokenNotFound();
+    // The consume comes first: the one that loses it (another exchange consumed the token since
+    // it was read, or it expired meanwhile) stores no session, so ends none of the user's others.
+    const consumedAt = this.deps.clock.now();
+    if ((await this.deps.authTokens.consume(hash, consumedAt)) === null) throw tokenNotFound();
+    let session: Awaited<ReturnType<UserTokens["startCookieSession"]>>;
+    try {
+      session = await this.deps.userTokens.startCookieSession(
+        { id: user.id, credentialEpoch: record.credentialEpoch ?? user.credentialEpoch },
+        {
+          ...(notAfter !== undefined && { notAfter }),
+          ...(record.sourceKids !== undefined && { sourceKids: record.sourceKids }),
+          sources,
+        },
+      );
+    } catch (e) {
+      await this.release(hash, consumedAt, user.id);
+      throw e;
+    }
+    if (session === null) {
+      await this.release(hash, consumedAt, user.id);
+      throw tokenNotFound();
+    }
     this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "started" });
     return { user, cookie: { value: session.secret, maxAgeSeconds: session.maxAgeSeconds } };
+  }
+
+  /**
+   * Gives back a token this exchange consumed but started no session with: unused again, for a
+   * retry. Beyond the call's deadline (one that passed is what may have ended the exchange). A
+   * failure to is logged (the token then stays used: 404 to a retry); the exchange's own error
+   * answers.
+   */
+  private async release(hash: string, consumedAt: Date, userId: string): Promise<void> {
+    try {
+      await beyondDeadline(() => this.deps.authTokens.release(hash, consumedAt));
+    } catch (e) {
+      this.deps.logger.warn("authentication token consumed by an exchange that started no session, and not given back", {
+        userId,
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
   }
 
   /**

@@ -55,7 +55,6 @@ export interface CookieSessionOrigin {
   notAfter?: Date;
   sourceKids?: readonly string[];
   sources?: readonly string[];
-  claim?: () => Promise<boolean>;
 }
 
 export interface LoginInput {
@@ -168,25 +167,23 @@ export class UserTokens {
    * session is then withdrawn at once) or nothing of the lifetime is left. `sourceKids`: those
    * the exchanged token records; the session ends once one of those keys is revoked. `sources`:
    * the credentials it descends from (UserTokenRecord.sources); it ends once one of them has
-   * ended. `claim`: the exchange's consume of its token, made once the session is stored and
-   * checked; false withdraws the session (null). When it throws, the session is withdrawn (its
-   * secret never handed out) and the error passed on.
+   * ended. When a step after its write throws, the session is withdrawn (its secret never
+   * handed out) and the error passed on.
    */
   async startCookieSession(
     user: { id: string; credentialEpoch: number },
     origin: CookieSessionOrigin = {},
   ): Promise<{ secret: string; token: UserTokenRecord; maxAgeSeconds: number } | null> {
-    const { notAfter, sourceKids, sources, claim } = origin;
+    const { notAfter, sourceKids, sources } = origin;
     const now = this.deps.clock.now();
     let expiresAt = now.getTime() + this.deps.config.sessionCookieTtlSeconds * 1000;
     if (notAfter !== undefined) expiresAt = Math.min(expiresAt, notAfter.getTime());
     const maxAgeSeconds = Math.floor((expiresAt - now.getTime()) / 1000);
     if (maxAgeSeconds <= 0) return null;
     const secret = randomToken(32);
-    // Refused once stored (the user's epoch moved, or the exchange lost its token), the session is
-    // withdrawn (null); so is one whose call ended first (its deadline passed, a store call
-    // refused at it), or whose store or server failed, its own write included, beyond the
-    // deadline, before the error goes on.
+    // Refused once stored (the user's epoch moved), the session is withdrawn (null); so is one
+    // whose call ended first (its deadline passed, a store call refused at it), or whose store or
+    // server failed, its own write included, beyond the deadline, before the error goes on.
     return this.withdrawnUnlessHandedOut(
       // Counted with the user's user tokens (one cap, TESSERA_MAX_USER_TOKENS_PER_USER).
       (id) =>
@@ -206,7 +203,7 @@ export class UserTokens {
         ),
       async ({ record: token, ended }, withdraw) => {
         await this.loggedOutByCap(user.id, ended);
-        if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current" || (claim !== undefined && !(await claim()))) {
+        if ((await this.deps.users.credentialState(user.id, user.credentialEpoch)) !== "current") {
           await withdraw();
           return null;
         }

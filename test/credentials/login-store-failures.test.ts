@@ -93,22 +93,30 @@ for (const store of storesUnderTest()) {
       });
     }
 
-    for (const [name, fail] of [
-      ["its cookie session's write made, then answered 503", (s) => landsThenFails(s.tessera.store.userTokens, "create")],
-      ["its consume of the token made, then answered 503", (s) => landsThenFails(s.tessera.store.authTokens, "consume")],
-    ] satisfies Failure[]) {
-      it(`GET /api/authenticationtoken/{token}/user (seed 003), ${name}: 503 STORE_UNAVAILABLE; the cookie session is withdrawn (disabled) and cookie_session.started recorded error, no cookie_session.ended`, async () => {
-        const email = uniqueEmail("failed-cookie");
-        const user = await signUp(server, email);
-        const token = await createAuthenticationToken(server, bearer(await loginUserToken(server, email)));
-        const written = recordWrites(server);
-        fail(server);
-        assertStoreUnavailable(await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`));
-        assert.equal(written.userTokens.length, 1, "the exchange stored its cookie session");
-        assert.equal(await withdrawn.userToken(server, written.userTokens[0]!), true, "the cookie session is disabled");
-        assert.deepEqual(await story(server, user.id, 1, ["cookie_session.started", "cookie_session.ended"]), ["cookie_session.started error"]);
-      });
-    }
+    it("GET /api/authenticationtoken/{token}/user (seed 003), its cookie session's write made, then answered 503: 503 STORE_UNAVAILABLE; the cookie session is withdrawn (disabled) and cookie_session.started recorded error, no cookie_session.ended; the token is unused", async () => {
+      const email = uniqueEmail("failed-cookie");
+      const user = await signUp(server, email);
+      const userToken = await loginUserToken(server, email);
+      const token = await createAuthenticationToken(server, bearer(userToken));
+      const written = recordWrites(server);
+      landsThenFails(server.tessera.store.userTokens, "create");
+      assertStoreUnavailable(await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`));
+      assert.equal(written.userTokens.length, 1, "the exchange stored its cookie session");
+      assert.equal(await withdrawn.userToken(server, written.userTokens[0]!), true, "the cookie session is disabled");
+      assert.deepEqual(await story(server, user.id, 1, ["cookie_session.started", "cookie_session.ended"]), ["cookie_session.started error"]);
+      const unused = await rest(server.url, "GET", `/api/authenticationtoken/${token}`, { headers: bearer(userToken) });
+      assert.equal(unused.status, 200, unused.text);
+    });
+
+    it("GET /api/authenticationtoken/{token}/user (seed 003), its consume of the token made, then answered 503: 503 STORE_UNAVAILABLE, and no cookie session stored", async () => {
+      const email = uniqueEmail("failed-cookie");
+      await signUp(server, email);
+      const token = await createAuthenticationToken(server, bearer(await loginUserToken(server, email)));
+      const written = recordWrites(server);
+      landsThenFails(server.tessera.store.authTokens, "consume");
+      assertStoreUnavailable(await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`));
+      assert.equal(written.userTokens.length, 0, "the exchange stored no cookie session");
+    });
 
     for (const [name, fail] of [
       ["its write made, then answered 503", (s) => landsThenFails(s.tessera.store.jwtRefreshTokens, "create")],

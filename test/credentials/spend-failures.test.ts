@@ -1,8 +1,9 @@
 // A single-use credential is not burnt by a store that fails half-way through its spend: seed
-// 003's exchange stores the new cookie session before it consumes the hand-off token, so a
-// failure before the consume answers 503 STORE_UNAVAILABLE with the token still unused, and the
-// retry once the store answers again exchanges it, once. Two exchanges at once, on two instances
-// sharing the store, still start one session between them. Seed 000's refresh spends its refresh
+// 003's exchange consumes the hand-off token, then stores the new cookie session, and gives the
+// token back when that write fails, so such a failure answers 503 STORE_UNAVAILABLE with the
+// token still unused, and the retry once the store answers again exchanges it, once. Two
+// exchanges at once, on two instances sharing the store, start one session between them, and
+// the one that lost the consume stores none. Seed 000's refresh spends its refresh
 // token first and stores the new one last: the same refresh after a failure between the two
 // finishes it, even past TESSERA_REFRESH_GRACE_SECONDS (no client holds that pair: no reuse).
 import assert from "node:assert/strict";
@@ -35,7 +36,7 @@ describe("Seed 003's exchange when the embedded store's fsync fails under it", f
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it("the exchange's first write fails its fsync: 503 STORE_UNAVAILABLE; after the restart the token is unused and exchanges once", async () => {
+  it("the exchange's consume fails its fsync: 503 STORE_UNAVAILABLE, no session handed out; the store refuses every write until restarted, so after the restart the token is used: 404 TOKEN_NOT_FOUND", async () => {
     let failing = false;
     server = await startTestServer({ env: { TESSERA_DATA_DIR: dataDir }, fsync: (fd, done) => (failing ? setImmediate(done, eio) : fsync(fd, done)) });
     const email = uniqueEmail("spend");
@@ -45,15 +46,14 @@ describe("Seed 003's exchange when the embedded store's fsync fails under it", f
     assert.equal(made.status, 200, made.text);
     const token = made.body.token as string;
     failing = true;
-    assertStoreUnavailable(await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`));
+    const failed = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
+    assertStoreUnavailable(failed);
+    assert.equal(sessionCookieOf(failed.headers), undefined, "no session cookie");
     await server.close();
     server = await startTestServer({ env: { TESSERA_DATA_DIR: dataDir } });
     const retried = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
-    assert.equal(retried.status, 200, retried.text);
-    assert.ok(sessionCookieOf(retried.headers), "the retry answers a session cookie");
-    const again = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
-    assert.equal(again.status, 404, again.text);
-    assert.equal(again.body.details[0].debug.reason, "TOKEN_NOT_FOUND");
+    assert.equal(retried.status, 404, retried.text);
+    assert.equal(retried.body.details[0].debug.reason, "TOKEN_NOT_FOUND");
   });
 });
 
@@ -102,7 +102,7 @@ for (const store of storesUnderTest()) {
       assert.equal(again.body.details[0].debug.reason, "TOKEN_NOT_FOUND");
     });
 
-    it("two exchanges at once, one on each instance, both past their session's write before either consumes: one 200 with a session, the other 404 TOKEN_NOT_FOUND, its own session withdrawn", async () => {
+    it("two exchanges at once, one on each instance, both past their checks before either consumes: one 200 with a session, the other 404 TOKEN_NOT_FOUND, having stored none", async () => {
       const { token } = await handOff();
       const together = gate();
       let arrivals = 0;
@@ -134,10 +134,10 @@ for (const store of storesUnderTest()) {
       const lost = answers.find((r) => r.status === 404)!;
       assert.equal(lost.body.details[0].debug.reason, "TOKEN_NOT_FOUND");
       const cookie = sessionCookieOf(answers.find((r) => r.status === 200)!.headers)!;
-      assert.equal(stored.length, 2, "each exchange stored its session before consuming");
+      assert.equal(stored.length, 1, "only the exchange that consumed the token stored a session");
       const records = await Promise.all(stored.map((hash) => pair.a.tessera.store.userTokens.findByHashWithUser(hash).then((f) => f?.token ?? null)));
-      assert.equal(records.filter((r) => r?.enabled).length, 1, "the loser's session is withdrawn");
-      // The audit trail: one session started (the withdrawn one never was).
+      assert.equal(records.filter((r) => r?.enabled).length, 1, "the winner's session is live");
+      // The audit trail: one session started.
       const started = [...pair.a.logs.slice(logged[0]), ...pair.b.logs.slice(logged[1])]
         .map((line) => JSON.parse(line) as { event?: string; outcome?: string })
         .filter((e) => e.event === "cookie_session.started");

@@ -936,6 +936,21 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal((await store.authTokens.findByHash(input.hash))?.consumedAt?.getTime(), at(59_999).getTime());
     });
 
+    it("a consume given back (release, at its own time only) leaves the token unused, to be consumed once again", async () => {
+      const input = newToken(at(60_000));
+      await store.authTokens.create(input);
+      assert.equal(await store.authTokens.release(input.hash, at(10)), false, "not consumed");
+      assert.notEqual(await store.authTokens.consume(input.hash, at(10)), null);
+      assert.equal(await twin.authTokens.release(input.hash, at(11)), false, "consumed at another time");
+      assert.equal((await store.authTokens.findByHash(input.hash))?.consumedAt?.getTime(), at(10).getTime());
+      assert.equal(await twin.authTokens.release(input.hash, at(10)), true);
+      assert.deepEqual(await store.authTokens.findByHash(input.hash), input);
+      assert.equal(await store.authTokens.release(input.hash, at(10)), false, "given back already");
+      assert.deepEqual(await twin.authTokens.consume(input.hash, at(20)), { ...input, consumedAt: at(20) });
+      assert.equal(await store.authTokens.consume(input.hash, at(21)), null, "used");
+      assert.equal(await store.authTokens.release(id("missing"), at(10)), false, "unknown");
+    });
+
     it(`lets exactly one of ${CONCURRENCY} concurrent exchanges consume`, async () => {
       const input = newToken();
       await store.authTokens.create(input);

@@ -34,6 +34,7 @@ export function mongoAuthTokens(ctx: MongoContext): AuthTokenStore {
         if (!(await ctx.marks.claim(consumedMark(hash), now, token.expiresAt))) return null;
         return { ...token, consumedAt: new Date(now.getTime()) };
       }),
+    release: (hash, consumedAt) => ctx.run(ID, () => ctx.marks.release(consumedMark(hash), consumedAt)),
     deleteExpired: (before, limit) =>
       ctx.run(ID, async () => {
         const { ids, deleted } = await deleteBatch(tokens, { expiresAt: { $lt: before } }, limit);

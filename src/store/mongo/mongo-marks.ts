@@ -66,6 +66,11 @@ export class Marks {
     return new Map(docs.map((doc) => [doc._id, doc.at as Date]));
   }
 
+  /** Deletes the mark set at `at` (a delete is atomic): whoever claims it next wins it. True when this call deleted it. */
+  async release(id: string, at: Date): Promise<boolean> {
+    return (await this.marks.deleteOne({ _id: id, at })).deletedCount === 1;
+  }
+
   async deleteMany(ids: string[]): Promise<void> {
     if (ids.length > 0) await this.marks.deleteMany({ _id: { $in: ids } });
   }

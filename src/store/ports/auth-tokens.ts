@@ -36,6 +36,13 @@ export interface AuthTokenStore {
    * returns the consumed record. Null when unknown, already consumed or expired.
    */
   consume(hash: string, now: Date): Promise<AuthTokenRecord | null>;
+  /**
+   * Undoes a consume() that answered the record, made at `consumedAt`, by an exchange that then
+   * handed out no session (the store failed as it stored it, its call ended, ...): the token is
+   * unused again, so that a retry can exchange it. False when the token is not consumed at that
+   * time. Never called after a consume() in doubt (its error may hide another caller's win).
+   */
+  release(hash: string, consumedAt: Date): Promise<boolean>;
   /** Housekeeping: deletes at most `limit` tokens with expiresAt < before (one batch, see ports.ts); returns how many. */
   deleteExpired(before: Date, limit: number): Promise<number>;
 }

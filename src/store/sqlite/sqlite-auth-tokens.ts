@@ -44,6 +44,7 @@ export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
   const byHash = db.prepare("SELECT * FROM auth_tokens WHERE hash = ?");
   const consume = db.prepare(`UPDATE auth_tokens SET consumed_at = @now
     WHERE hash = @hash AND consumed_at IS NULL AND expires_at > @now RETURNING *`);
+  const release = db.prepare("UPDATE auth_tokens SET consumed_at = NULL WHERE hash = ? AND consumed_at = ?");
   const deleteExpired = batchDelete(db, "auth_tokens", "expires_at < ?");
 
   return {
@@ -64,6 +65,7 @@ export function sqliteAuthTokens(db: Database.Database): AuthTokenStore {
       ),
     findByHash: (hash) => call(() => toRecordOrNull(byHash.get(hash))),
     consume: (hash, now) => spend(() => toRecordOrNull(returning(consume, { hash, now: toMs(now) }))),
+    release: (hash, consumedAt) => call(() => release.run(hash, toMs(consumedAt)).changes === 1),
     deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
 }
