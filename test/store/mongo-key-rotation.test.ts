@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Collection, type Document, type Filter } from "mongodb";
+import { Marks } from "../../src/store/mongo/mongo-marks.js";
 import { SIGNING_KEYS } from "../../src/store/mongo/mongo-signing-keys.js";
 import type { NewSigningKey, Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
@@ -145,5 +146,61 @@ describe("mongo store: two rotations in a row from two instances", function () {
     // Its revocation mark went with it: a key stored under that kid again is not revoked.
     assert.equal(await a.keys.insertGeneration({ ...g[1]!, generation: 205 }), true);
     assert.equal((await mine()).find((k) => k.kid === g[1]!.kid)?.revokedAt, undefined);
+  });
+});
+
+// A revoked signing key deleted by housekeeping on one instance while another instance lists the
+// keys: MongoDB reads the key documents, then their revocation marks, and housekeeping deletes
+// a key's document, then its mark. A list that read the documents before the delete and the
+// marks after it held the revoked key without its revocation, which that instance's key ring
+// then took for a live key until its next read of the list (up to 30 s).
+describe("mongo store: a revoked key deleted by housekeeping while another instance lists the keys", function () {
+  this.timeout(30_000);
+  let harness: StoreHarness;
+  let a: Store;
+  let b: Store;
+  const getMany = Marks.prototype.getMany;
+
+  before(async function () {
+    if (!storesUnderTest().includes("mongo")) this.skip();
+    harness = storeHarness("mongo");
+    const name = `kdel${randomUUID().slice(0, 8)}`;
+    a = await harness.open(name);
+    b = await harness.open(name);
+  });
+  afterEach(() => {
+    Marks.prototype.getMany = getMany;
+  });
+  after(async () => {
+    await harness?.cleanup();
+  });
+
+  it("the list held between its read of the keys and of their marks, the revoked next key deleted meanwhile: it is not listed (as after the delete), never listed unrevoked", async () => {
+    const [signing, revoked, next] = [newKey(1), newKey(2), newKey(3)];
+    await a.keys.insertGeneration(signing);
+    await a.keys.insertGeneration(revoked);
+    // The next key revoked; another published above it.
+    assert.equal(await a.keys.revoke(revoked.kid, at(100)), true);
+    await a.keys.insertGeneration(next);
+    const held = gate();
+    Marks.prototype.getMany = async function (this: Marks, ids: string[]) {
+      Marks.prototype.getMany = getMany;
+      await held.pass();
+      return getMany.call(this, ids);
+    };
+    const listing = b.keys.list();
+    await held.reached;
+    // Past every cut-off: the revoked key goes (document, then mark); the others stay.
+    assert.equal(await a.keys.deleteExpired(at(1_000_000), at(1_000_000)), 1);
+    held.open();
+    const listed = await listing;
+    assert.deepEqual(
+      listed.map((k) => `${k.kid} ${k.revokedAt === undefined ? "live" : "revoked"}`),
+      [signing.kid, next.kid].map((kid) => `${kid} live`),
+    );
+    assert.deepEqual(
+      (await b.keys.list()).map((k) => k.kid),
+      [signing.kid, next.kid],
+    );
   });
 });

@@ -78,7 +78,18 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
     });
   };
 
-  const list = async () => records(await keys.find({}).sort({ generation: 1 }).toArray());
+  // Housekeeping deletes a key's document, then its revocation mark (deleteExpired): a list that
+  // read the documents before that delete and the marks after it held the revoked key without its
+  // revocation, which its instance's key ring took for a live key until its next read. So the
+  // keys read without a mark are looked for again once the marks are read: one gone by then is
+  // left out, as a list made after the delete leaves it.
+  const list = async () => {
+    const listed = await records(await keys.find({}).sort({ generation: 1 }).toArray());
+    const unrevoked = listed.filter((key) => key.revokedAt === undefined).map((key) => key.kid);
+    if (unrevoked.length === 0) return listed;
+    const still = new Set((await keys.find({ _id: { $in: unrevoked } }, { projection: { _id: 1 } }).toArray()).map((doc) => doc._id));
+    return listed.filter((key) => key.revokedAt !== undefined || still.has(key.kid));
+  };
 
   return {
     list: () => ctx.run(ID, list),
