@@ -14,11 +14,13 @@ const ID = "id";
 
 // Disabling is the mark "ut-disabled:<id>" (so version is 0, or 1 once disabled: the only change a
 // user token has); last use lives in user_token_usage. The token document's one in-place write is
-// `disabledAt`, set by the winner of that mark after it won: only housekeeping reads it (to find
-// tokens disabled more than the retention ago by the disabledAt_1 index), never an answer, which
-// the mark decides. A crash or a failed write between the two leaves a disabled token without
-// it, kept (as one disabled before it was recorded) until its expiry, if any, is past the
-// retention.
+// `disabledAt`, set by the winner of that mark after it won: housekeeping finds by it the tokens
+// disabled more than the retention ago (the disabledAt_1 index), and deletes each, then its
+// mark. The mark decides every answer, but a document that has `disabledAt` is disabled too: a
+// read of the token on another instance that read the document before that delete and the mark
+// after it found no mark, and took a token logged out a retention ago for enabled. A crash or a
+// failed write between the two leaves a disabled token without it, kept (as one disabled before
+// it was recorded) until its expiry, if any, is past the retention.
 const disabledMark = (id: string) => `ut-disabled:${id}`;
 
 /** `users`: the store's users, which findByHashWithUser reads beside the token's mark and last use. */
@@ -26,12 +28,16 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
   const tokens = ctx.db.collection<StoredDoc>(USER_TOKENS);
   const lastUsed = new LastUsed(ctx.db, USER_TOKEN_USAGE, tokens, ctx.marks, "ut-touch");
 
-  /** The token of `doc`, enabled unless it has a logout mark (`disabledAt`: the mark's time). */
+  /**
+   * The token of `doc`, enabled unless it has a logout mark (`disabledAt`: the mark's time) or its
+   * document records a logout (the mark read after housekeeping deleted it: see above).
+   */
   const tokenOf = (doc: StoredDoc, disabledAt: Date | null): UserTokenRecord => {
-    const { disabledAt: _housekeepingOnly, ...fields } = doc;
+    const { disabledAt: recorded, ...fields } = doc;
     const token = fromDoc<UserTokenRecord>(fields, ID);
-    token.enabled = !disabledAt;
-    token.version = disabledAt ? 1 : 0;
+    const disabled = disabledAt !== null || (recorded !== undefined && recorded !== null);
+    token.enabled = !disabled;
+    token.version = disabled ? 1 : 0;
     return token;
   };
 
