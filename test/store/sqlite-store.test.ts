@@ -117,6 +117,15 @@ describe("sqlite store", () => {
     for (const sql of reads) assert.doesNotMatch(sql, /\bLIMIT\s+[?@:$]/, sql);
   });
 
+  it("no statement the embedded store prepares as it opens binds its LIMIT to a bare parameter (SQLite re-prepares such a statement every time it is bound again): the API-token cap's count, in a creation's write transaction, and housekeeping's batch deletes bind it as +?", async () => {
+    const limited = (await preparedAtOpen(/\bLIMIT\b/)).map((sql) => sql.replace(/\s+/g, " ").trim());
+    assert.deepEqual(
+      limited.filter((sql) => /\bLIMIT \+[?@:$]/.test(sql)).map((sql) => /\bFROM (\w+)/.exec(sql)?.[1] ?? sql).sort(),
+      ["api_tokens", "api_tokens", "audit_events", "auth_tokens", "jwt_refresh_tokens", "known_logins", "login_attempts", "refresh_tokens", "sessions", "sessions", "user_tokens"],
+    );
+    assert.deepEqual(limited.filter((sql) => /\bLIMIT [?@:$]/.test(sql)), []);
+  });
+
   it("the caps find a user's credentials past the cap by the (user, creation time) indexes of schema version 16, never by reading a table or sorting", async () => {
     const capped = new Set((await preparedAtOpen(/boundary_at/)).map((sql) => sql.replace(/\s+/g, " ").trim()));
     const db = new Database(join(dataDir, "tessera.db"), { readonly: true });

@@ -39,8 +39,10 @@ export function sqliteApiTokens(db: Database.Database): ApiTokenStore {
   const insert = db.prepare(`INSERT INTO api_tokens (link, hash, account_id, description, created_by, issued_at)
     VALUES (@link, @hash, @accountId, @description, @createdBy, @issuedAt) RETURNING *`);
   // At most `maxActive` index entries are read (api_tokens_account_active), however many the account holds.
+  // `LIMIT +?`, not `LIMIT ?`: SQLite re-prepares a statement whose LIMIT is a bare parameter at
+  // every run (its value may change the plan), parsing it again inside the creation's transaction.
   const countActive = db.prepare(
-    "SELECT count(*) AS n FROM (SELECT 1 FROM api_tokens WHERE account_id = ? AND revoked_at IS NULL LIMIT ?)",
+    "SELECT count(*) AS n FROM (SELECT 1 FROM api_tokens WHERE account_id = ? AND revoked_at IS NULL LIMIT +?)",
   );
   // The count and the insert in one write transaction (taken up front): no other creation
   // counts between them, in this process or another on the file.
