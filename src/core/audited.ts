@@ -15,7 +15,7 @@ import { AuthenticationTokens, type AuthenticationTokensDeps, type ExchangeResul
 import { JwtTokens, type JwtTokensDeps } from "./jwt-tokens.js";
 import type { LoginKind, LoginSource } from "./login-name.js";
 import { sessionEnded, Sessions, type PairThenSync, type SessionAccess, type TokenPair } from "./sessions.js";
-import { UserTokens, type CookieSessionOrigin, type LoginInput, type UserTokensDeps } from "./user-tokens.js";
+import { UserTokens, type CookieSessionOrigin, type IssuedToken, type UserTokensDeps } from "./user-tokens.js";
 import { Users, type NewUserInput } from "./users.js";
 import type { AppendOptions } from "../store/ports/audit-events.js";
 import type { UserTokenRecord } from "../store/ports/user-tokens.js";
@@ -226,39 +226,43 @@ export class AuditedUserTokens extends UserTokens {
   }
 
   /**
-   * The password check is the `login` event; this records the token it created, once the token
-   * is stored, before the wait for it to be durable: on the embedded store the event's fsync,
-   * which starts after the token's commit, is the one the login waits for (it also makes the
-   * login's `login` event durable: AuditedUsers.authenticateThen), and when the event is not
-   * stored (auditing off, the store refused it) the wait makes one, after what the trail still
-   * holds is committed (synced()).
+   * The password check is the `login` event; `user_token.login` records the token it created,
+   * once the token is stored and checked, in the same turn as the user_token.logout events of the
+   * tokens it logged out for the cap (loggedOutByCap()) and before authenticateThen waits for the
+   * `login` event's commit: the embedded store commits the login's events together, once per
+   * login. The login then waits (its `durable`) for this event's fsync, which starts after the
+   * token's commit and makes the others durable too (AuditedUsers.authenticateThen), or, when the
+   * event is not stored (auditing off, the store refused it), for one made after what the trail
+   * still holds is committed (synced()). A token refused once the password was checked (the user
+   * deactivated or the password changed while the login was in flight, the store failed, the
+   * caller went away): `user_token.login` with that outcome and reason, as AuditedSessions.start
+   * records a session refused there. The `login` event before it says only that the password was
+   * right.
    */
-  override async login(input: LoginInput): Promise<{ secret: string; token: UserTokenRecord }> {
-    const { result, durable } = await super.begin(input);
-    const stored = await this.audit.record({ type: "user_token.login", outcome: "success", userId: result.token.userId, login: input.login, subject: result.token.id });
-    await durableAfterEvent(this.audit, stored, durable);
-    return result;
-  }
-
-  /**
-   * A token refused once the password was checked (the user deactivated or the password changed
-   * while the login was in flight, the store failed, the caller went away): `user_token.login`
-   * with that outcome and reason, as AuditedSessions.start records a session refused there. The
-   * `login` event before it says only that the password was right.
-   */
-  protected override async issue(...args: Parameters<UserTokens["issue"]>): ReturnType<UserTokens["issue"]> {
+  protected override async issue(...args: Parameters<UserTokens["issue"]>): Promise<IssuedToken> {
+    let issued: IssuedToken;
     try {
-      return await super.issue(...args);
+      issued = await super.issue(...args);
     } catch (e) {
       await this.audit.record({ type: "user_token.login", userId: args[0].id, outcome: outcomeOf(e), reason: reasonOf(e) });
       throw e;
     }
+    const { token } = issued.result;
+    const recorded = this.audit.record({ type: "user_token.login", outcome: "success", userId: token.userId, login: args[3], subject: token.id });
+    return { ...issued, durable: async () => durableAfterEvent(this.audit, await recorded, issued.durable) };
   }
 
-  /** `user_token.logout`, reason CAP, for each user token or cookie session a new one logged out for the cap. */
-  protected override async loggedOutByCap(userId: string, tokenIds: readonly string[]): Promise<void> {
-    await super.loggedOutByCap(userId, tokenIds);
-    await recordEndedByCap(this.audit, "user_token.logout", userId, tokenIds);
+  /**
+   * `user_token.logout`, reason CAP, for each user token or cookie session a new one logged out for
+   * the cap. Followed by the login's user_token.login (`eventFollows`): recorded
+   * syncedByNextWrite, as AuditedSessions.endedByCap records a login's: committed with the login's
+   * events, made durable by the fsync the login waits for, one per login at the cap, not two.
+   */
+  protected override async loggedOutByCap(userId: string, tokenIds: readonly string[], options: { eventFollows?: boolean } = {}): Promise<void> {
+    await Promise.all([
+      super.loggedOutByCap(userId, tokenIds, options),
+      recordEndedByCap(this.audit, "user_token.logout", userId, tokenIds, options.eventFollows ? { syncedByNextWrite: true } : undefined),
+    ]);
   }
 
   override logout(tokenId: string, userId?: string): Promise<void> {

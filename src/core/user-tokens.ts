@@ -66,6 +66,13 @@ export interface LoginInput {
   clientAddress: string;
 }
 
+/** A login's user token, stored (UserTokens.begin). */
+export interface IssuedToken {
+  result: { secret: string; token: UserTokenRecord };
+  durable: () => Promise<void>;
+  loggedOutByCap: Promise<void>;
+}
+
 export class UserTokens {
   private readonly intervalMs: number;
 
@@ -79,7 +86,8 @@ export class UserTokens {
    * counts as a failed login. Returns the secret (shown once) and the stored record.
    */
   async login(input: LoginInput): Promise<{ secret: string; token: UserTokenRecord }> {
-    const { result, durable } = await this.begin(input);
+    const { result, durable, loggedOutByCap } = await this.begin(input);
+    await loggedOutByCap;
     await durable();
     return result;
   }
@@ -87,9 +95,14 @@ export class UserTokens {
   /**
    * login(), answered once the token is stored, with `durable`, which resolves once it and every
    * write before it are durable (UserTokenStore.createThenSync): a caller's own write in between
-   * (AuditedUserTokens' user_token.login event) shares their fsync.
+   * (AuditedUserTokens' user_token.login event) shares their fsync. `loggedOutByCap`:
+   * loggedOutByCap() for the tokens the cap logged out, under way (it never rejects), for the
+   * caller to wait for before its answer: not waited for by issue(), so that its own event is
+   * recorded in the same turn as theirs (AuditedUserTokens.issue: one commit of the audit table
+   * for the login's events and one fsync, not one of each for the cap's and more for
+   * user_token.login). An error goes out once it has settled.
    */
-  protected async begin(input: LoginInput): Promise<{ result: { secret: string; token: UserTokenRecord }; durable: () => Promise<void> }> {
+  protected async begin(input: LoginInput): Promise<IssuedToken> {
     const now = this.deps.clock.now();
     const note = input.note === undefined || input.note === "" ? undefined : input.note;
     checkFreeText("note", note, MAX_NOTE_LENGTH);
@@ -100,17 +113,21 @@ export class UserTokens {
       if (ms <= now.getTime()) throw invalidField("expiration_time", "expirationTime must be in the future");
     }
     // The login's audit event (authenticateThen), then the token, both unsynced, then
-    // user_token.login (AuditedUserTokens): on the embedded store the answer waits for one fsync
-    // that started after all of them (login()).
-    return this.deps.users.authenticateThen(input.login, input.password, "email", input.clientAddress, basicLogin, (user) => this.issue(user, note, expiresAt));
+    // user_token.login (AuditedUserTokens.issue, in the same turn): on the embedded store the
+    // answer waits for one fsync that started after all of them (login()).
+    return this.deps.users.authenticateThen(input.login, input.password, "email", input.clientAddress, basicLogin, (user) => this.issue(user, note, expiresAt, input.login));
   }
 
-  /** The user token of a login whose password was checked (login()). */
+  /**
+   * The user token of a login whose password was checked (login()). `_login`: the login as the
+   * caller gave it (AuditedUserTokens' user_token.login event names it).
+   */
   protected async issue(
     user: UserRecord,
     note: string | undefined,
     expiresAt: Date | undefined,
-  ): Promise<{ result: { secret: string; token: UserTokenRecord }; durable: () => Promise<void> }> {
+    _login: string,
+  ): Promise<IssuedToken> {
     const secret = randomId();
     // A password change or deactivation while the login was in flight: withdraw the token (the
     // withdrawal waits for an fsync that covers the token's commit); so is one whose call ended
@@ -134,8 +151,8 @@ export class UserTokens {
           this.deps.config.maxUserTokensPerUser,
         ),
       async ({ record: token, durable, ended }, withdraw) => {
-        await this.loggedOutByCap(user.id, ended);
-        return durableBeforeError(durable, async () => {
+        const loggedOutByCap = this.loggedOutByCap(user.id, ended, { eventFollows: true });
+        const answer = durableBeforeError(durable, async () => {
           const state = await this.deps.users.credentialState(user.id, user.credentialEpoch);
           if (state !== "current") {
             await withdraw();
@@ -143,7 +160,11 @@ export class UserTokens {
             throw unauthenticated("INVALID_CREDENTIALS", "invalid login or password");
           }
           this.deps.logger.info("user token created", { userId: user.id, credentialId: token.id });
-          return { result: { secret, token }, durable };
+          return { result: { secret, token }, durable, loggedOutByCap };
+        });
+        return answer.catch(async (e: unknown) => {
+          await loggedOutByCap;
+          throw e;
         });
       },
     );
@@ -227,9 +248,11 @@ export class UserTokens {
   /**
    * The user tokens and cookie sessions of `userId` a new one logged out for
    * TESSERA_MAX_USER_TOKENS_PER_USER: logged here; AuditedUserTokens records a user_token.logout
-   * event (reason CAP) for each.
+   * event (reason CAP) for each. `eventFollows`: the caller records its own event next, in the
+   * same turn, and waits for that event to be durable (login()), so these are made durable with
+   * it (AppendOptions.syncedByNextWrite). Never rejects.
    */
-  protected async loggedOutByCap(userId: string, tokenIds: readonly string[]): Promise<void> {
+  protected async loggedOutByCap(userId: string, tokenIds: readonly string[], _options: { eventFollows?: boolean } = {}): Promise<void> {
     if (tokenIds.length > 0) this.deps.logger.info("user tokens logged out by the cap", { userId, count: tokenIds.length });
   }
 

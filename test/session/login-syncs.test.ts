@@ -1095,6 +1095,16 @@ describe("Seed 002 login on the embedded store: the fsyncs it waits for", () => 
     expectOk(await userTokenApi("rest", recorded.server.url).login(undefined, basic(email, password)));
     assertOneFsyncCoveringAll(recorded);
   });
+
+  it("POST /auth/login commits its two audit events (login, user_token.login) in one transaction: the audit table and its indexes are written once per login, not twice", async () => {
+    const email = uniqueEmail();
+    expectOk(await sessionApi("rest", recorded.server.url).createUser({ email, password }, { clientId: testClientId }), 201);
+    await new Promise((r) => setTimeout(r, 50));
+    const commits = await auditCommits(async () => {
+      expectOk(await userTokenApi("rest", recorded.server.url).login(undefined, basic(email, password)));
+    });
+    assert.deepEqual(commits, [2]);
+  });
 });
 
 describe("Seed 000 login at TESSERA_MAX_SESSIONS_PER_USER on the embedded store: the fsyncs it waits for", () => {
@@ -1129,6 +1139,46 @@ describe("Seed 000 login at TESSERA_MAX_SESSIONS_PER_USER on the embedded store:
     await new Promise((r) => setTimeout(r, 50));
     const commits = await auditCommits(async () => {
       expectOk(await api.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+    });
+    assert.deepEqual(commits, [3]);
+  });
+});
+
+describe("Seed 002 login at TESSERA_MAX_USER_TOKENS_PER_USER on the embedded store: the fsyncs it waits for", () => {
+  /** What the login writes, as committed now: its user token (the one past the cap logged out), audit events. */
+  const recorded = fsyncsRecorded(
+    (db) =>
+      JSON.stringify({
+        userTokens: db.prepare("SELECT count(*) FROM user_tokens").pluck().get(),
+        disabled: db.prepare("SELECT group_concat(id) FROM user_tokens WHERE disabled_at IS NOT NULL").pluck().get(),
+        auditEvents: db.prepare("SELECT count(*) FROM audit_events").pluck().get(),
+        loggedOutByCap: db.prepare("SELECT group_concat(subject) FROM audit_events WHERE type = 'user_token.logout' AND reason = 'CAP'").pluck().get(),
+      }),
+    { TESSERA_MAX_USER_TOKENS_PER_USER: "1" },
+  );
+
+  it("POST /auth/login logging out the user's oldest user token: one fsync (the login's events, the user token, its user_token.logout CAP event), returned before the answer, covering every write", async () => {
+    const email = uniqueEmail();
+    expectOk(await sessionApi("rest", recorded.server.url).createUser({ email, password }, { clientId: testClientId }), 201);
+    const api = userTokenApi("rest", recorded.server.url);
+    expectOk(await api.login(undefined, basic(email, password)));
+    await new Promise((r) => setTimeout(r, 50));
+    recorded.requested = [];
+    expectOk(await api.login(undefined, basic(email, password)));
+    const { disabled, loggedOutByCap } = JSON.parse(recorded.written()) as { disabled: unknown; loggedOutByCap: unknown };
+    assert.ok(typeof disabled === "string" && !disabled.includes(","), `one user token logged out: ${String(disabled)}`);
+    assert.equal(loggedOutByCap, disabled, "the first user token logged out for the cap, and its event stored");
+    assertOneFsyncCoveringAll(recorded);
+  });
+
+  it("POST /auth/login logging out the user's oldest user token commits its three audit events (login, user_token.logout CAP, user_token.login) in one transaction: the audit table and its indexes are written once per login, not twice", async () => {
+    const email = uniqueEmail();
+    expectOk(await sessionApi("rest", recorded.server.url).createUser({ email, password }, { clientId: testClientId }), 201);
+    const api = userTokenApi("rest", recorded.server.url);
+    expectOk(await api.login(undefined, basic(email, password)));
+    await new Promise((r) => setTimeout(r, 50));
+    const commits = await auditCommits(async () => {
+      expectOk(await api.login(undefined, basic(email, password)));
     });
     assert.deepEqual(commits, [3]);
   });
