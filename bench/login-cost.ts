@@ -4,15 +4,17 @@
 // figure holds whatever else the machine runs. Prints CPU per login by thread kind.
 // Run: `npm run bench -- login-cost` (BENCH_DURATION_MS to change the 10 s window, BENCH_WARMUP_MS
 // the 2 s warm-up; BENCH_CHECKOUT to run another build's dist/, e.g. a worktree of an earlier
-// commit; BENCH_CHEAP_HASH=1, lib.ts; BENCH_LOGIN=jwt-token for seed 004's GET /jwt/token instead of
-// seed 000's POST /session).
+// commit; BENCH_CHEAP_HASH=1, lib.ts; BENCH_LOGIN=jwt-token for seed 004's GET /jwt/token,
+// BENCH_LOGIN=user-token for seed 002's POST /auth/login (HTTP Basic), instead of seed 000's
+// POST /session). One user logs in throughout: past its first 500 logins, each seed 000 or 002
+// login is at TESSERA_MAX_SESSIONS_PER_USER (TESSERA_MAX_USER_TOKENS_PER_USER) and ends its oldest.
 import http from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { argonConcurrency, benchClientId, httpCall, loginBenchEnv, startServerProcess } from "./lib.js";
 
 const email = "cost@example.com";
 const endpoint = process.env.BENCH_LOGIN ?? "session";
-if (endpoint !== "session" && endpoint !== "jwt-token") throw new Error(`BENCH_LOGIN must be session or jwt-token, not ${endpoint}`);
+if (endpoint !== "session" && endpoint !== "jwt-token" && endpoint !== "user-token") throw new Error(`BENCH_LOGIN must be session, jwt-token or user-token, not ${endpoint}`);
 const password = "violet-kettle-harbour-29";
 const durationMs = Number(process.env.BENCH_DURATION_MS ?? 10000);
 // V8 is still optimizing the login path's functions minutes into a run (a few every hundred
@@ -69,6 +71,10 @@ try {
   if (endpoint === "session") {
     await httpCall(server.url, { method: "POST", path: "/user", headers, body: JSON.stringify({ email, password }), expect: 201 })();
     login = httpCall(server.url, { method: "POST", path: "/session", headers, body: JSON.stringify({ account_type: "traditional", email, password }), expect: 200 }, agent);
+  } else if (endpoint === "user-token") {
+    await httpCall(server.url, { method: "POST", path: "/user", headers, body: JSON.stringify({ email, password }), expect: 201 })();
+    const basic = `Basic ${Buffer.from(`${email}:${password}`).toString("base64")}`;
+    login = httpCall(server.url, { method: "POST", path: "/auth/login", headers: { authorization: basic }, expect: 200 }, agent);
   } else {
     await httpCall(server.url, { method: "POST", path: "/jwt/user", headers: { "content-type": "application/json" }, body: JSON.stringify({ user: email, pass: password }) })();
     login = httpCall(server.url, { path: `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`, expect: 200 }, agent);
