@@ -15,7 +15,7 @@ import { defaultMaxConnections, headerCredentialLimitBytes, processOpenFileLimit
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
 import { secretEquals, secretMatcher, secretWithin } from "./core/secrets.js";
-import { oneLine, quoted, withoutUrlPasswords } from "./core/text.js";
+import { oneLine, quoted, withoutTrailingSlashes, withoutUrlPasswords } from "./core/text.js";
 import { threadPoolSize } from "./thread-pool-size.cjs";
 
 export class ConfigError extends Error {
@@ -130,7 +130,7 @@ const mountPath: Parser<string> = (raw) => {
   const v = raw.trim();
   if (!/^\/[A-Za-z0-9._~\-/]*$/.test(v)) throw new Error(`must be a path starting with "/", got ${quoted(raw)}`);
   if (v === "/") return v;
-  const path = v.replace(/\/+$/, "");
+  const path = withoutTrailingSlashes(v);
   if (path === "" || path.slice(1).split("/").some((segment) => segment === "" || segment === "." || segment === "..")) {
     throw new Error(`must be "/" or a path of segments, none of them empty, "." or "..", got ${quoted(raw)}`);
   }
@@ -261,7 +261,7 @@ const publicUrl: Parser<string> = (raw) => {
   if (url.search || url.hash || url.username || url.password) {
     throw new Error(`must have no query, fragment or credentials, got ${quoted(raw)}`);
   }
-  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+  return `${url.origin}${withoutTrailingSlashes(url.pathname)}`;
 };
 
 /**

@@ -10,6 +10,7 @@ import { decodeJwt } from "jose";
 import { access, Credential, type AccessRule } from "../../gen/tessera/options/v1/options_pb.js";
 import { AuthError, invalidArgument, permissionDenied, recode, unauthenticated } from "../core/errors.js";
 import { secretMatcher } from "../core/secrets.js";
+import { withoutTrailingSlashes } from "../core/text.js";
 import { challenge, type CredentialScheme } from "./challenge.js";
 import { challengeKey, httpMethodKey, presentedTokenKey, principalKey } from "./context.js";
 import { basicCredentials, bearerToken, clientIdHeader, presentsBearerToken, usesBearerScheme } from "./credentials.js";
@@ -134,7 +135,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
   const isAdminToken = secretMatcher([options.adminToken]);
   const { verifiers } = options;
   // As a browser sends them, as CORS matches them: TESSERA_CORS_ORIGINS takes "https://app.example/".
-  const cookieOrigins = new Set((options.cookieOrigins ?? []).map((o) => o.replace(/\/+$/, "").toLowerCase()));
+  const cookieOrigins = new Set((options.cookieOrigins ?? []).map((o) => withoutTrailingSlashes(o).toLowerCase()));
   const overHttps = options.overHttps ?? false;
 
   const requireClientId = (header: Headers): string => {

@@ -156,6 +156,18 @@ export function withoutUrlPassword(value: string): string {
   return copied === 0 ? value : out + value.slice(copied);
 }
 
+/**
+ * `value` without the "/" it ends with, however many ("https://idp.example//" ->
+ * "https://idp.example"). Read back from the end, linear in its length: /\/+$/ tried each "/"
+ * with the rest of the run, time quadratic in a run of "/" that something else ends (64 Ki of
+ * them then a NUL in a configured URL or path: seconds of a start).
+ */
+export function withoutTrailingSlashes(value: string): string {
+  let end = value.length;
+  while (end > 0 && value.charCodeAt(end - 1) === 0x2f) end--;
+  return end === value.length ? value : value.slice(0, end);
+}
+
 /** `text` with every control character escaped as JSON escapes it: one line, whatever it holds. */
 export function oneLine(text: string): string {
   // eslint-disable-next-line no-control-regex

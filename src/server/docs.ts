@@ -12,6 +12,7 @@ import { Readable, pipeline } from "node:stream";
 import { gzipSync } from "node:zlib";
 import type { DescService } from "@bufbuild/protobuf";
 import { exampleBaseUrl } from "../openapi/example.js";
+import { withoutTrailingSlashes } from "../core/text.js";
 import { projectFile } from "../project-files.js";
 import { restMount } from "../rest-routes.js";
 import { entityTag, noneMatch } from "../transcode/conditional.js";
@@ -202,8 +203,8 @@ export function servedDocument(doc: OpenApi, options: Pick<DocsOptions, "service
     for (const [method, op] of Object.entries(item)) {
       const service = byName.get(String(op["x-rpc"] ?? "").split("/", 1)[0]!);
       if (service === undefined) continue;
-      const declared = restMount(service).basePath.replace(/\/+$/, "");
-      const served = restMount(service, options.jwtBasePath).basePath.replace(/\/+$/, "");
+      const declared = withoutTrailingSlashes(restMount(service).basePath);
+      const served = withoutTrailingSlashes(restMount(service, options.jwtBasePath).basePath);
       const servedPath = declared !== served && path.startsWith(declared + "/") ? served + path.slice(declared.length) : path;
       (paths[servedPath] ??= {})[method] = op;
     }

@@ -8,6 +8,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import type { CallSpan, Tracing } from "./tracing.js";
+import { withoutTrailingSlashes } from "../core/text.js";
 
 /** The SDK span behind a CallSpan. */
 const sdkSpans = new WeakMap<object, Span>();
@@ -32,7 +33,7 @@ async function within<T>(span: Span | undefined, work: () => Promise<T>): Promis
 
 /** `currentSpan`: the current call's span (its CallSpan), read from the call scope by the caller's module. */
 export function createOtelTracing(endpoint: string, serviceVersion: string, currentSpan: () => unknown): Tracing {
-  const exporter = new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, "")}/v1/traces` });
+  const exporter = new OTLPTraceExporter({ url: `${withoutTrailingSlashes(endpoint)}/v1/traces` });
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ "service.name": process.env.OTEL_SERVICE_NAME || "tessera", "service.version": serviceVersion }),
     spanProcessors: [new BatchSpanProcessor({ exporter })],

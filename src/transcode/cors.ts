@@ -1,3 +1,5 @@
+import { withoutTrailingSlashes } from "../core/text.js";
+
 export interface CorsOptions {
   /** Methods a preflight allows; default GET, POST, PUT, PATCH, DELETE. */
   allowedMethods?: readonly string[];
@@ -37,7 +39,7 @@ export class Cors {
 
   constructor(origins: readonly string[], options: CorsOptions = {}) {
     this.any = origins.includes("*");
-    this.origins = new Set(origins.map((o) => o.replace(/\/+$/, "").toLowerCase()));
+    this.origins = new Set(origins.map((o) => withoutTrailingSlashes(o).toLowerCase()));
     this.methods = (options.allowedMethods ?? defaultMethods).join(", ");
     this.allowedHeaders = options.allowedHeaders && headerList(options.allowedHeaders);
     this.exposed = headerList(options.exposedHeaders ?? defaultExposed);

@@ -1,3 +1,5 @@
+import { withoutTrailingSlashes } from "../core/text.js";
+
 /**
  * The google.api.http path template grammar:
  *
@@ -142,7 +144,7 @@ export function parsePathTemplate(template: string): PathTemplate {
 
 /** Joins a base path ("/", "/jwt", "/api/") and a template ("/token") into one template. */
 export function joinBasePath(basePath: string, template: string): string {
-  const base = basePath.replace(/\/+$/, "");
+  const base = withoutTrailingSlashes(basePath);
   if (base !== "" && !base.startsWith("/")) {
     throw new TemplateError(basePath, 'a base path must start with "/"');
   }

@@ -1,0 +1,70 @@
+/**
+ * Values an operator gives (environment variables) that cost a start far more CPU than their
+ * size: an expression that took time quadratic in a run of "/" (a URL or path's trailing
+ * slashes, 64 Ki of them then a NUL: 4.6 s) held a start that long before it said anything. Each
+ * is read as before, within a second.
+ */
+import { strict as assert } from "node:assert";
+import { ConfigError, loadConfig } from "../../src/config.js";
+import { withoutTrailingSlashes } from "../../src/core/text.js";
+import { createTracing } from "../../src/server/tracing.js";
+import { joinBasePath } from "../../src/transcode/path-template.js";
+import { within } from "../support/within.js";
+
+/** Far above what each takes now (a few ms), a quarter of what the quickest of them took. */
+const limitMs = 1000;
+const run = 64 * 1024;
+
+/** The message loadConfig throws for `env`, read within `limitMs`, or "" when it accepts it. */
+function refusal(env: Record<string, string>): string {
+  try {
+    within(limitMs, "reading the configuration", () => loadConfig(env));
+    return "";
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    return e.message;
+  }
+}
+
+describe("values an operator gives, read in time linear in their length", () => {
+  it("trailing slashes are dropped as before, 64 Ki of them before a NUL at once", () => {
+    const cases: Array<[string, string]> = [
+      ["", ""],
+      ["/", ""],
+      ["///", ""],
+      ["/jwt/", "/jwt"],
+      ["https://app.example//", "https://app.example"],
+      ["/a//b", "/a//b"],
+      ["a/\u0000", "a/\u0000"],
+    ];
+    for (const [value, result] of cases) assert.equal(withoutTrailingSlashes(value), result, JSON.stringify(value));
+    const value = `${"/".repeat(run)}\u0000`;
+    assert.equal(within(limitMs, "dropping the trailing slashes", () => withoutTrailingSlashes(value)), value);
+    assert.equal(within(limitMs, "joining the base path", () => joinBasePath(`/api${"/".repeat(run)}`, "/token")), "/api/token");
+  });
+
+  it("TESSERA_JWT_BASE_PATH of 64 Ki slashes and a letter: refused at once, the empty segment said", () => {
+    assert.equal(
+      refusal({ TESSERA_JWT_BASE_PATH: `${"/".repeat(run)}a` }),
+      `TESSERA_JWT_BASE_PATH: must be "/" or a path of segments, none of them empty, "." or "..", got "${"/".repeat(64)}"... (${run + 1} characters)`,
+    );
+  });
+
+  it("TESSERA_PUBLIC_URL with 64 Ki slashes before its last segment: taken at once, as written", () => {
+    const url = `https://idp.example${"/".repeat(run)}a`;
+    assert.equal(refusal({ TESSERA_PUBLIC_URL: url }), "");
+    assert.equal(within(limitMs, "reading the configuration", () => loadConfig({ TESSERA_PUBLIC_URL: url })).jwtIssuer, url);
+  });
+
+  it("OTEL_EXPORTER_OTLP_ENDPOINT of 64 Ki slashes then a NUL: the exporter set up at once", async () => {
+    // The SDK loaded first (0.1 to 1.5 s, whatever the endpoint).
+    await (await createTracing("http://127.0.0.1:4318/", "0.0.0")).shutdown();
+    const endpoint = `http://127.0.0.1:4318${"/".repeat(run)}\u0000`;
+    const started = performance.now();
+    const tracing = await createTracing(endpoint, "0.0.0");
+    const ms = Math.round(performance.now() - started);
+    await tracing.shutdown();
+    assert.equal(tracing.exporting, true);
+    assert.ok(ms < limitMs, `setting up the exporter took ${ms} ms`);
+  });
+});
