@@ -1,13 +1,17 @@
 /**
  * Values an operator gives (environment variables) that cost a start far more CPU than their
- * size: an expression that took time quadratic in a run of "/" (a URL or path's trailing
- * slashes, 64 Ki of them then a NUL: 4.6 s) held a start that long before it said anything. Each
- * is read as before, within a second.
+ * size: expressions that took time quadratic in a run of "/" (a URL or path's trailing slashes,
+ * 64 Ki of them then a NUL: 4.6 s) or of ":" (MONGODB_URI's password, 64 Ki: 5.8 s) held a start
+ * that long before it said anything. Each is read as before, within a second.
  */
 import { strict as assert } from "node:assert";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { withoutTrailingSlashes } from "../../src/core/text.js";
+import { failureLine } from "../../src/failure-line.js";
 import { createTracing } from "../../src/server/tracing.js";
+import { openMongoStore } from "../../src/store/mongo/mongo-store.js";
+import { passwordsInUri } from "../../src/store/mongo/mongo-uri.js";
+import { StoreSettingError } from "../../src/store/ports/errors.js";
 import { joinBasePath } from "../../src/transcode/path-template.js";
 import { within } from "../support/within.js";
 
@@ -66,5 +70,41 @@ describe("values an operator gives, read in time linear in their length", () => 
     await tracing.shutdown();
     assert.equal(tracing.exporting, true);
     assert.ok(ms < limitMs, `setting up the exporter took ${ms} ms`);
+  });
+
+  it("MONGODB_URI's password is found as before; 64 Ki colons and no @: none, at once", () => {
+    const cases: Array<[string, string[]]> = [
+      ["mongodb://u:pw@h/db", ["pw"]],
+      ["mongodb+srv://u:p%40w@h", ["p%40w", "p@w"]],
+      ["mongodb://u:p:w@x@h?a=b@c", ["p:w@x"]],
+      ["mongodb://u@h:1/db", []],
+      ["mongodb://u:@h", []],
+      ["mongodb://u:%zz@h", ["%zz"]],
+      ["mongodb://h/u:pw@x", []],
+      ["mongodb:/u:pw@h", []],
+    ];
+    for (const [uri, passwords] of cases) assert.deepEqual(passwordsInUri(uri), passwords, uri);
+    const uri = `mongodb://${":".repeat(run)}`;
+    assert.deepEqual(within(limitMs, "finding the password", () => passwordsInUri(uri)), []);
+    assert.deepEqual(within(limitMs, "finding the password", () => passwordsInUri(`${uri}@h`)), [":".repeat(run - 1)]);
+  });
+
+  it("a start with MONGODB_URI of 64 Ki colons: the store refused at once, the driver's reason said", async () => {
+    // The driver's first parse (up to 1.5 s, whatever the URI).
+    await assert.rejects(openMongoStore("mongodb://h:x"), StoreSettingError);
+    const started = performance.now();
+    await assert.rejects(openMongoStore(`mongodb://${":".repeat(run)}`), (e) => {
+      assert.ok(e instanceof StoreSettingError, String(e));
+      assert.equal(e.message, "MONGODB_URI: not a usable connection string: Invalid connection string");
+      return true;
+    });
+    const ms = Math.round(performance.now() - started);
+    assert.ok(ms < limitMs, `opening the store took ${ms} ms`);
+  });
+
+  it("a start's failure line with MONGODB_URI of 64 Ki colons: written at once", () => {
+    const uri = `mongodb://${":".repeat(run)}`;
+    const line = within(limitMs, "the failure line", () => failureLine(new Error("MONGODB_URI: not a usable connection string: why"), { MONGODB_URI: uri }));
+    assert.equal(line, "MONGODB_URI: not a usable connection string: why");
   });
 });
