@@ -453,7 +453,12 @@ function bufCurl(route: Route, rule: AccessRule): string {
 
 /** The first sentence of a comment, on one line, as plain text (summaries are not Markdown). */
 export function summaryOf(text: string): string {
-  const paragraph = text.split(/\n\s*\n/, 1)[0]!.replace(/\s*\n\s*/g, " ").replaceAll("`", "");
+  // Each run of white space holding a line break is one space: /\s*\n\s*/g, which says the same,
+  // tried each white space character with the rest of its run, time quadratic in a run of tabs.
+  const paragraph = text
+    .split(/\n\s*\n/, 1)[0]!
+    .replace(/\s+/g, (run) => (run.includes("\n") ? " " : run))
+    .replaceAll("`", "");
   const m = /^(.+?[.!?])(\s|$)/.exec(paragraph);
   return m ? m[1]! : paragraph;
 }

@@ -1,13 +1,16 @@
 /**
- * Values an operator gives (environment variables) that cost a start far more CPU than their
- * size: expressions that took time quadratic in a run of "/" (a URL or path's trailing slashes,
- * 64 Ki of them then a NUL: 4.6 s) or of ":" (MONGODB_URI's password, 64 Ki: 5.8 s) held a start
- * that long before it said anything. Each is read as before, within a second.
+ * Values an operator or a contributor gives (environment variables, the protos' comments) that
+ * cost far more CPU than their size: expressions that took time quadratic in a run of "/" (a URL
+ * or path's trailing slashes, 64 Ki of them then a NUL: 4.6 s) or of ":" (MONGODB_URI's password,
+ * 64 Ki: 5.8 s) held a start that long before it said anything, one in a run of tabs (a comment's
+ * summary in the OpenAPI document, 64 Ki: 6.8 s) `npm run generate`. Each is read as before,
+ * within a second.
  */
 import { strict as assert } from "node:assert";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { withoutTrailingSlashes } from "../../src/core/text.js";
 import { failureLine } from "../../src/failure-line.js";
+import { summaryOf } from "../../src/openapi/document.js";
 import { createTracing } from "../../src/server/tracing.js";
 import { openMongoStore } from "../../src/store/mongo/mongo-store.js";
 import { passwordsInUri } from "../../src/store/mongo/mongo-uri.js";
@@ -106,5 +109,12 @@ describe("values an operator gives, read in time linear in their length", () => 
     const uri = `mongodb://${":".repeat(run)}`;
     const line = within(limitMs, "the failure line", () => failureLine(new Error("MONGODB_URI: not a usable connection string: why"), { MONGODB_URI: uri }));
     assert.equal(line, "MONGODB_URI: not a usable connection string: why");
+  });
+
+  it("a comment's summary joins its lines as before; a line of 64 Ki tabs between two words at once", () => {
+    assert.equal(summaryOf("Creates a token\n  for `account`.  More.\n\nDetails."), "Creates a token for account.");
+    assert.equal(summaryOf("No\t\tbreak \r\n here"), "No\t\tbreak here");
+    const text = `a${"\t".repeat(run)}b`;
+    assert.equal(within(limitMs, "the summary", () => summaryOf(text)), text);
   });
 });
