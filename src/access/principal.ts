@@ -38,6 +38,8 @@ export interface JwtPrincipal {
   /** The verified claims of the access token. */
   readonly claims: Readonly<Record<string, unknown>>;
   readonly authenticationMethod: "password" | "refresh_token";
+  /** When the access token expires (its `exp`): nothing made from it outlives it. */
+  readonly expiresAt: Date;
   /**
    * The user's credential epoch the credential was issued under. Sessions, user tokens and
    * cookie sessions are refused once it is outdated, so theirs is the user's current one; an

@@ -80,7 +80,8 @@ export class AuthenticationTokens {
    * GET /api/authenticationtoken: a new token for the (already verified) calling credential. A
    * credential issued under an outdated credential epoch (an access JWT from before a password
    * change) gets none. The token records the epoch, `notAfter` when the caller is a cookie
-   * session (the session its exchange starts ends no later than that one), and `source`, the
+   * session or an access JWT (the session its exchange starts ends no later than that one, or
+   * than the JWT's `exp`: a JWT has no record to look up then), and `source`, the
    * calling credential (see AuthTokenRecord): a token is dead once the credential it came from
    * has ended (a logout, DELETE /session, an expiry), and the session its exchange starts ends
    * no later than that credential. `sourceKids`: the kids of the keys that signed the calling
@@ -88,12 +89,12 @@ export class AuthenticationTokens {
    * revoked.
    *
    * The token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS, or less when the calling credential
-   * ends sooner (`sourceEnd`: a seed 000 session's, a user token's or a cookie session's end),
-   * in whole seconds, rounded down: it never outlives what it came from (whose end would leave it
-   * dead, 404, before the `ttl` it advertises had passed), and its `ttl` is its true lifetime
-   * (valid while now < created_at + ttl). A credential with less than a second left gets none:
-   * the token would be dead as it is made, a `ttl` of 0, so the call is refused as the
-   * credential's own use will be a moment later, 401 TOKEN_EXPIRED.
+   * ends sooner (`sourceEnd`: a seed 000 session's, a user token's or a cookie session's end, an
+   * access JWT's `exp`), in whole seconds, rounded down: it never outlives what it came from
+   * (whose end would leave it dead, 404, before the `ttl` it advertises had passed), and its
+   * `ttl` is its true lifetime (valid while now < created_at + ttl). A credential with less than
+   * a second left gets none: the token would be dead as it is made, a `ttl` of 0, so the call is
+   * refused as the credential's own use will be a moment later, 401 TOKEN_EXPIRED.
    *
    * The user is not read again: `userCredentialEpoch` is the user's epoch as the credential check
    * read it moments before (which refused a deactivated user), and a second read would close no
@@ -109,7 +110,7 @@ export class AuthenticationTokens {
     userCredentialEpoch: number;
     notAfter?: Date;
     source?: string;
-    /** When the calling credential ends (undefined: never, or it has no record to end with, a JWT). */
+    /** When the calling credential ends (undefined: never). */
     sourceEnd?: Date;
     sourceKids?: readonly string[];
   }): Promise<AuthenticationTokenView> {

@@ -23,16 +23,16 @@ export function authenticationTokenService(authTokens: Pick<AuthenticationTokens
         // As the credential check read it: a session's, user token's or cookie session's epoch is
         // the user's (the check refuses one that is not), an access JWT's may be older.
         userCredentialEpoch: caller.kind === "jwt" ? caller.userCredentialEpoch : caller.credentialEpoch,
-        // From a cookie session: the session the exchange starts ends no later than this one.
-        ...(caller.kind === "cookie" && { notAfter: caller.expiresAt }),
-        // The credential it comes from, which must still be live when the token is exchanged (a
-        // JWT has no record to look at).
+        // From a cookie session or an access JWT: the session the exchange starts ends no later
+        // than it (a JWT has no record for the exchange to look up: its exp is recorded here).
+        ...((caller.kind === "cookie" || caller.kind === "jwt") && { notAfter: caller.expiresAt }),
+        // The credential it comes from, which must still be live when the token is exchanged.
         ...(caller.kind === "session" && { source: `session:${caller.sessionId}` }),
         ...(caller.kind === "cookie" && { source: `user_token:${caller.sessionId}` }),
         ...(caller.kind === "user_token" && { source: `user_token:${caller.tokenId}` }),
         // When it ends: the token lives no longer, and its ttl says so.
         ...(caller.kind === "session" && { sourceEnd: caller.sessionExpiresAt }),
-        ...(caller.kind === "cookie" && { sourceEnd: caller.expiresAt }),
+        ...((caller.kind === "cookie" || caller.kind === "jwt") && { sourceEnd: caller.expiresAt }),
         ...(caller.kind === "user_token" && caller.expiresAt !== undefined && { sourceEnd: caller.expiresAt }),
         // The signing keys of the tokens it comes from: it, and the session its exchange starts,
         // end once one of them is revoked.

@@ -37,6 +37,7 @@ export function credentialVerifiers(core: {
         userId: v.userId,
         claims: v.claims,
         authenticationMethod: v.authenticationMethod,
+        expiresAt: new Date(v.claims.exp * 1000),
         credentialEpoch: v.credentialEpoch,
         userCredentialEpoch: v.userCredentialEpoch,
         keyIds: v.keyIds,

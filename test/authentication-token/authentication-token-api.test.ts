@@ -4,9 +4,10 @@
 // seed 004 JWT, the session cookie), expiry exact to the millisecond with an injected clock,
 // single use under concurrency, and the session cookie the exchange starts.
 import assert from "node:assert/strict";
+import { decodeJwt } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import type { UserRecord } from "../../src/store/ports.js";
-import { expectCode, expectOk, protocols, restOutcome, rpcProtocols } from "../support/api.js";
+import { expectCode, expectOk, protocols, restOutcome, rpcProtocols, type Outcome } from "../support/api.js";
 import { errorInfoJson } from "../support/error-details.js";
 import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
@@ -205,6 +206,40 @@ for (const store of storesUnderTest()) {
             expectOk(await onBounded.getToken(created.token, reader));
             clock.advance(1);
             expectCode(await onBounded.getToken(created.token, reader), "not_found", notFound);
+          });
+
+          it("a seed 004 JWT access token whose exp is 59.5 s away: ttl 59, and the cookie session its exchange starts ends by exp (Max-Age 59), then refused", async () => {
+            const name = await createJwtUser(server);
+            const access = await jwtLogin(server, name);
+            const expMs = decodeJwt(access).exp! * 1000;
+            clock.set(expMs - 59_500);
+            const created = await createToken(bearer(access));
+            assert.equal(created.ttl, Math.floor((expMs - clock.now().getTime()) / 1000));
+            assert.equal(created.ttl, 59);
+            const record = await server.tessera.store.authTokens.findByHash(hashSecret(created.token));
+            assert.deepEqual([record?.expiresAt.getTime(), record?.notAfter?.getTime()], [clock.now().getTime() + 59_000, expMs]);
+            const exchanged = await api.exchangeToken(created.token);
+            expectOk(exchanged);
+            const session = sessionCookieOf(exchanged.headers);
+            assert.equal(session?.attributes.get("max-age"), "59");
+            // Read with the cookie (REST: the cookie is a credential on GET only), a token the user made with another credential.
+            const link = await createAuthenticationToken(server, bearer(await jwtLogin(server, name)));
+            const read = (): Promise<Outcome> => rest(server.url, "GET", `/api/authenticationtoken/${link}`, { headers: cookie(session!.value) }).then(restOutcome);
+            clock.advance(58_999);
+            expectOk(await read());
+            clock.advance(1);
+            expectCode(await read(), "unauthenticated", "session cookie has expired", "TOKEN_EXPIRED");
+          });
+
+          it("a seed 004 JWT access token with one second left: ttl 1; less than a second: none, 401 TOKEN_EXPIRED", async () => {
+            const access = await jwtLogin(server, await createJwtUser(server));
+            const expMs = decodeJwt(access).exp! * 1000;
+            clock.set(expMs - 1_000);
+            assert.equal(expectOk(await api.createToken(bearer(access))).ttl, 1);
+            clock.advance(1);
+            const refused = await api.createToken(bearer(access));
+            expectCode(refused, "unauthenticated", tooLate, "TOKEN_EXPIRED");
+            if (protocol === "rest") assert.equal(refused.headers.get("www-authenticate"), 'Bearer error="invalid_token"');
           });
         });
 
