@@ -206,10 +206,10 @@ export const ExchangeTokenResponseSchema: GenMessage<ExchangeTokenResponse> = /*
  * Short-lived authentication tokens (seed 003) that hand a logged-in user's identity to
  * another client. A token lives TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS (default 60), or less
  * when the credential it was made from ends sooner (a seed 000 session, a user token with an
- * expiry, a cookie session): never longer than that credential, in whole seconds rounded down,
- * and its `ttl` says so. It can be exchanged once. Expiry is checked on every read, exact to the
- * second (a token created at T is valid while now < T + ttl); it does not depend on a store's
- * background cleanup.
+ * expiry, a cookie session, a JWT access token at its `exp`): never longer than that credential,
+ * in whole seconds rounded down, and its `ttl` says so. It can be exchanged once. Expiry is
+ * checked on every read, exact to the second (a token created at T is valid while
+ * now < T + ttl); it does not depend on a store's background cleanup.
  * Responses that carry a token or set a cookie are sent with `Cache-Control: no-store` and
  * `Pragma: no-cache`.
  *
@@ -233,9 +233,10 @@ export const AuthenticationTokenService: GenService<{
    * `x-koms-clientid`; without it UNAUTHENTICATED, WRONG_AUDIENCE, "missing x-koms-clientid
    * header: ..."), a user token, or a JWT access token. A JWT access token issued before the
    * user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
-   * the session cookie carries that session's end: the session its exchange starts ends no
-   * later. A credential with less than a second left makes none: UNAUTHENTICATED (401,
-   * TOKEN_EXPIRED), as once it has ended (the token would have no whole second to live).
+   * the session cookie or a JWT access token carries that session's end or the JWT's `exp`: the
+   * session its exchange starts ends no later. A credential with less than a second left makes
+   * none: UNAUTHENTICATED (401, TOKEN_EXPIRED), as once it has ended (the token would have no
+   * whole second to live).
    * Errors: UNAUTHENTICATED (401).
    *
    * @generated from rpc tessera.authtoken.v1.AuthenticationTokenService.CreateToken
@@ -274,7 +275,9 @@ export const AuthenticationTokenService: GenService<{
    * `DELETE /session`, a user token's or a cookie session's logout) or one that one descends from
    * (then UNAUTHENTICATED, TOKEN_REVOKED, as after its own logout).
    * Its use is recorded like a user token's. A token made from a cookie session starts one that
-   * ends no later than that one: exchanging again never extends a session's lifetime.
+   * ends no later than that one: exchanging again never extends a session's lifetime. One made
+   * from a JWT access token starts one that ends no later than the JWT's `exp` (its Max-Age is
+   * what the JWT has left, in whole seconds).
    * When the request already carries a valid session cookie of the same user, that session is
    * kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
    * exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused

@@ -53,9 +53,10 @@ type AuthenticationTokenServiceClient interface {
 	// `x-koms-clientid`; without it UNAUTHENTICATED, WRONG_AUDIENCE, "missing x-koms-clientid
 	// header: ..."), a user token, or a JWT access token. A JWT access token issued before the
 	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
-	// the session cookie carries that session's end: the session its exchange starts ends no
-	// later. A credential with less than a second left makes none: UNAUTHENTICATED (401,
-	// TOKEN_EXPIRED), as once it has ended (the token would have no whole second to live).
+	// the session cookie or a JWT access token carries that session's end or the JWT's `exp`: the
+	// session its exchange starts ends no later. A credential with less than a second left makes
+	// none: UNAUTHENTICATED (401, TOKEN_EXPIRED), as once it has ended (the token would have no
+	// whole second to live).
 	// Errors: UNAUTHENTICATED (401).
 	CreateToken(context.Context, *connect.Request[v1.CreateTokenRequest]) (*connect.Response[v1.CreateTokenResponse], error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
@@ -78,7 +79,9 @@ type AuthenticationTokenServiceClient interface {
 	// `DELETE /session`, a user token's or a cookie session's logout) or one that one descends from
 	// (then UNAUTHENTICATED, TOKEN_REVOKED, as after its own logout).
 	// Its use is recorded like a user token's. A token made from a cookie session starts one that
-	// ends no later than that one: exchanging again never extends a session's lifetime.
+	// ends no later than that one: exchanging again never extends a session's lifetime. One made
+	// from a JWT access token starts one that ends no later than the JWT's `exp` (its Max-Age is
+	// what the JWT has left, in whole seconds).
 	// When the request already carries a valid session cookie of the same user, that session is
 	// kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
 	// exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused
@@ -153,9 +156,10 @@ type AuthenticationTokenServiceHandler interface {
 	// `x-koms-clientid`; without it UNAUTHENTICATED, WRONG_AUDIENCE, "missing x-koms-clientid
 	// header: ..."), a user token, or a JWT access token. A JWT access token issued before the
 	// user's last password change is refused (UNAUTHENTICATED, TOKEN_REVOKED). A token made from
-	// the session cookie carries that session's end: the session its exchange starts ends no
-	// later. A credential with less than a second left makes none: UNAUTHENTICATED (401,
-	// TOKEN_EXPIRED), as once it has ended (the token would have no whole second to live).
+	// the session cookie or a JWT access token carries that session's end or the JWT's `exp`: the
+	// session its exchange starts ends no later. A credential with less than a second left makes
+	// none: UNAUTHENTICATED (401, TOKEN_EXPIRED), as once it has ended (the token would have no
+	// whole second to live).
 	// Errors: UNAUTHENTICATED (401).
 	CreateToken(context.Context, *connect.Request[v1.CreateTokenRequest]) (*connect.Response[v1.CreateTokenResponse], error)
 	// Returns a token while it is unexpired and unused (`GET /api/authenticationtoken/{token}`),
@@ -178,7 +182,9 @@ type AuthenticationTokenServiceHandler interface {
 	// `DELETE /session`, a user token's or a cookie session's logout) or one that one descends from
 	// (then UNAUTHENTICATED, TOKEN_REVOKED, as after its own logout).
 	// Its use is recorded like a user token's. A token made from a cookie session starts one that
-	// ends no later than that one: exchanging again never extends a session's lifetime.
+	// ends no later than that one: exchanging again never extends a session's lifetime. One made
+	// from a JWT access token starts one that ends no later than the JWT's `exp` (its Max-Age is
+	// what the JWT has left, in whole seconds).
 	// When the request already carries a valid session cookie of the same user, that session is
 	// kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
 	// exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused
