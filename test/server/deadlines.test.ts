@@ -14,6 +14,8 @@ import { Health, HealthCheckRequestSchema, HealthCheckResponse_ServingStatus as 
 import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { createHealthImpl } from "../../src/server/health.js";
 import { connectEnvelopes, grpcFrame, grpcStatus, grpcWebTrailer, h2request } from "../hostile/support.js";
+import { scrape, value } from "../support/metrics.js";
+import { pollUntil } from "../support/poll.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { clientIdHeader, password, signUp, uniqueEmail } from "../support/users.js";
 
@@ -27,6 +29,21 @@ interface RpcLine {
   code: string;
   durationMs: number;
   requestId?: string;
+}
+
+/**
+ * Until no password hash runs, waits or holds a place (/metrics): a call past its deadline has
+ * finished its hash by then, and made the insert that would follow it, were it made.
+ */
+async function hashesDone(server: TestServer): Promise<void> {
+  await pollUntil(
+    "no password hash running, queued or reserved",
+    async () => {
+      const families = await scrape(`${server.url}/metrics`);
+      return ["tessera_hasher_in_use", "tessera_hasher_queue_depth", "tessera_hasher_reserved"].every((gauge) => value(families, gauge) === 0);
+    },
+    { limitMs: 10_000, intervalMs: 20 },
+  );
 }
 
 function rpcLines(server: TestServer, procedure: string): RpcLine[] {
@@ -272,7 +289,7 @@ describe("deadlines", function () {
       const line = rpcLines(server, "tessera.session.v1.UserService/CreateUser").at(-1);
       assert.equal(line?.code, "deadline_exceeded");
       // The hash finishes after the deadline; the insert that follows is not made.
-      await new Promise((r) => setTimeout(r, 1500));
+      await hashesDone(server);
       await signUp(server, email); // 201: the account was not created
     });
 
@@ -284,7 +301,7 @@ describe("deadlines", function () {
       assert.equal(grpcStatus(a), grpc.status.DEADLINE_EXCEEDED, JSON.stringify({ ...a.headers, ...a.trailers }));
       const line = rpcLines(server, "tessera.session.v1.UserService/CreateUser").at(-1);
       assert.deepEqual([line?.protocol, line?.code], ["grpc", "deadline_exceeded"]);
-      await new Promise((r) => setTimeout(r, 1500));
+      await hashesDone(server);
       await signUp(server, email); // 201: the account was not created
     });
 
@@ -298,7 +315,7 @@ describe("deadlines", function () {
       const body = (await res.json()) as { code: string };
       assert.equal(body.code, "deadline_exceeded");
       assert.equal(res.status, 504);
-      await new Promise((r) => setTimeout(r, 1500));
+      await hashesDone(server);
       await signUp(server, email); // 201: the account was not created
     });
   });
