@@ -109,21 +109,34 @@ export interface Credentials {
 /** One fresh credential of every kind; `tag` keeps the logins apart between calls. */
 export async function makeCredentials(server: TestServer, tag: string): Promise<Credentials> {
   const email = `hostile-${tag}@example.com`;
-  await signUp(server, email);
-  const session = await startSession(server, email);
-  const userToken = await loginUserToken(server, email);
-  const jwtUser = await createJwtUser(server, `hostile-jwt-${tag}`);
-  const jwtAccess = await jwtLogin(server, jwtUser);
+  // Three independent chains, made side by side: a fuzzer re-makes its credentials after every
+  // accepted write, hundreds of times a run.
+  const [[session, userToken, authToken], [jwtUser, jwtAccess, jwtRefresh], apiToken] = await Promise.all([
+    (async () => {
+      await signUp(server, email);
+      const [session, [userToken, authToken]] = await Promise.all([
+        startSession(server, email),
+        loginUserToken(server, email).then(async (token) => [token, await createAuthenticationToken(server, bearer(token))] as const),
+      ]);
+      return [session, userToken, authToken] as const;
+    })(),
+    (async () => {
+      const jwtUser = await createJwtUser(server, `hostile-jwt-${tag}`);
+      const jwtAccess = await jwtLogin(server, jwtUser);
+      return [jwtUser, jwtAccess, await jwtRefreshToken(server, jwtAccess)] as const;
+    })(),
+    createApiToken(server, `acct-${tag}`, "hostile"),
+  ]);
   return {
     email,
     jwtUser,
     sessionAccess: session.access_token,
     sessionRefresh: session.refresh_token,
-    apiToken: await createApiToken(server, `acct-${tag}`, "hostile"),
+    apiToken,
     userToken,
-    authToken: await createAuthenticationToken(server, bearer(userToken)),
+    authToken,
     jwtAccess,
-    jwtRefresh: await jwtRefreshToken(server, jwtAccess),
+    jwtRefresh,
     basic: basic(email, password).authorization,
   };
 }
