@@ -41,7 +41,11 @@ export interface TesseraTransportOptions {
    * and before a call on a connection idle for longer. Default 30,000 ms; Infinity sends none.
    */
   pingIntervalMs?: number;
-  /** HTTP/2: a PING not answered within this is a dead connection: closed, its calls failed UNAVAILABLE. Default 10,000 ms. */
+  /**
+   * HTTP/2: a PING not answered within this is a dead connection: closed, its calls failed
+   * UNAVAILABLE; so is a new connection not established within it (TCP, and TLS's handshake).
+   * Default 10,000 ms.
+   */
   pingTimeoutMs?: number;
   /** HTTP/2: PING a connection with no call open too (default false: an idle one is checked before its next call). */
   pingIdleConnection?: boolean;

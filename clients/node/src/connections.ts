@@ -92,16 +92,54 @@ async function closeAgent(agent: http.Agent | undefined): Promise<void> {
   await Promise.all(all(agent.sockets).map((socket) => (socket.destroyed ? undefined : new Promise((r) => socket.once("close", r)))));
 }
 
+/** connect-node's session manager's state (internal): a connection attempt is "connecting", with its abort(). */
+interface ManagerState {
+  t: string;
+  conn?: Promise<unknown>;
+  abort?(reason: unknown): void;
+}
+
+/**
+ * Gives up the connection attempt `state` once it has not connected (TCP, and the TLS handshake
+ * for https) within `timeoutMs`: the server took the connection and answers nothing (a Tessera
+ * whose event loop hung, a proxy holding it), or never accepts it. Node bounds neither, and
+ * connect-node's manager awaited the attempt for every call of the transport (each failing at its
+ * deadline, or never, though a new connection would be answered) and close() for ever. The calls
+ * waiting for it fail UNAVAILABLE, unsent; the next call opens a new connection. As a PING not
+ * answered within pingTimeoutMs closes a connection, a handshake not answered within it does.
+ */
+function attemptBounded(state: ManagerState, timeoutMs: number): void {
+  const giveUp = () => state.abort?.(new ConnectError(`the connection to the server was not established within pingTimeoutMs (${timeoutMs} ms)`, Code.Unavailable));
+  const timer = setTimeout(giveUp, timeoutMs).unref();
+  const done = () => clearTimeout(timer);
+  void state.conn?.then(done, done);
+}
+
 /**
  * connect-node's session manager, each of whose sessions is kept safe to ping and to fail
  * (keptSafe) once a request has used it, and whose streams report how they closed
- * (closedStreamsReported). close() closes its sessions gracefully (node:http2's close(): the
- * streams open finish, none is opened); connect-node's own abort() would cut them.
+ * (closedStreamsReported), and whose connection attempts are given up after pingTimeoutMs
+ * (attemptBounded). close() closes its sessions gracefully (node:http2's close(): the streams
+ * open finish, none is opened); connect-node's own abort() would cut them.
  */
 class ClosingSessionManager extends Http2SessionManager {
   private readonly open = new Set<http2.Http2Session>();
   private readonly pending = new Set<Promise<unknown>>();
   private closing = false;
+
+  constructor(url: string, ping: Http2SessionOptions, nodeOptions: http2.SecureClientSessionOptions | undefined) {
+    super(url, ping, nodeOptions);
+    // Each connection attempt connect-node begins (a first call, a reconnection after a
+    // failure, a PING that found the connection dead) enters its "connecting" state here.
+    const manager = this as unknown as { setState(state: ManagerState): void };
+    const setState = manager.setState;
+    if (typeof setState !== "function") return;
+    const connectTimeoutMs = ping.pingTimeoutMs!;
+    manager.setState = function (this: unknown, state: ManagerState) {
+      setState.call(this, state);
+      if (state.t === "connecting") attemptBounded(state, connectTimeoutMs);
+    };
+  }
 
   override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
     if (this.closing) return Promise.reject(transportClosed());

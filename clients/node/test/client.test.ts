@@ -747,6 +747,61 @@ describe("@tessera/client over HTTP/2: a connection that stopped answering", () 
   });
 });
 
+// A server that takes the TCP connection and then answers nothing (a Tessera whose event loop
+// hung, a proxy holding its upstream) never completes the TLS handshake, and Node sets no limit
+// on it: connect-node's manager awaited that connection for every call of the transport (each
+// failing DEADLINE_EXCEEDED, though Tessera answered on a new connection), and close() waited
+// on it for ever.
+describe("@tessera/client over HTTP/2 with TLS: a connection whose handshake never completes", () => {
+  let certificate: TestCertificate;
+  let tls: Awaited<ReturnType<typeof tlsServer>>;
+  before(async () => {
+    certificate = makeTestCertificate();
+    tls = await tlsServer(certificate);
+  });
+  after(async () => {
+    await tls.close();
+    certificate.remove();
+  });
+
+  for (const [name, variant] of [
+    ["gRPC", { protocol: "grpc" }],
+    ["Connect", { protocol: "connect" }],
+    ["gRPC-Web", { protocol: "grpc-web" }],
+  ] as Array<[string, Partial<TesseraTransportOptions>]>) {
+    it(`over ${name}: is given up after pingTimeoutMs, its call failing UNAVAILABLE; the next call opens a new connection and is answered; close() resolves`, async () => {
+      // The first connection is read and never answered; the next ones reach the server.
+      const sockets = new Set<Socket>();
+      let accepted = 0;
+      const proxy = net.createServer((client) => {
+        sockets.add(client.on("error", () => {}));
+        if (accepted++ === 0) return void client.resume();
+        const upstream = net.connect(tls.port, "127.0.0.1");
+        sockets.add(upstream.on("error", () => {}));
+        client.pipe(upstream).pipe(client);
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+      try {
+        const baseUrl = `https://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+        const client = createTesseraClient(ApiTokenService, { baseUrl, protocol: "grpc", ...variant, nodeOptions: { ca: certificate.ca }, pingTimeoutMs: 300 });
+        const call = () => client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 });
+        const start = performance.now();
+        const err = await rejection(call());
+        const waited = performance.now() - start;
+        assert.deepEqual([Code[err.code], err.rawMessage], ["Unavailable", "the connection to the server was not established within pingTimeoutMs (300 ms)"]);
+        assert.ok(waited < 300 + 500, `failed after ${waited} ms`);
+        assert.equal((await call()).token, "t0k3n");
+        assert.equal(accepted, 2);
+        const closed = await Promise.race([client.close().then(() => "closed"), new Promise<string>((r) => setTimeout(() => r("close() still waiting after 2 s"), 2000).unref())]);
+        assert.equal(closed, "closed");
+      } finally {
+        proxy.close();
+        for (const s of sockets) s.destroy();
+      }
+    });
+  }
+});
+
 // What the server is told of a call's deadline and cancellation, whatever the transport.
 describe("@tessera/client: a call's deadline and cancellation, as the server sees them", () => {
   for (const [name, variant] of variants) {
