@@ -123,18 +123,22 @@ function attemptBounded(state: ManagerState, timeoutMs: number): void {
  * open finish, none is opened); connect-node's own abort() would cut them.
  */
 class ClosingSessionManager extends Http2SessionManager {
-  private readonly open = new Set<http2.Http2Session>();
+  /** The sessions not closed yet, with their streams open and how to cut their socket. */
+  private readonly open = new Map<http2.Http2Session, OpenSession>();
   private readonly pending = new Set<Promise<unknown>>();
   private closing = false;
+  /** pingTimeoutMs: how long the server is given to connect, and to close its side at close(). */
+  private readonly answerWithinMs: number;
 
   constructor(url: string, ping: Http2SessionOptions, nodeOptions: http2.SecureClientSessionOptions | undefined) {
     super(url, ping, nodeOptions);
+    this.answerWithinMs = ping.pingTimeoutMs!;
     // Each connection attempt connect-node begins (a first call, a reconnection after a
     // failure, a PING that found the connection dead) enters its "connecting" state here.
     const manager = this as unknown as { setState(state: ManagerState): void };
     const setState = manager.setState;
     if (typeof setState !== "function") return;
-    const connectTimeoutMs = ping.pingTimeoutMs!;
+    const connectTimeoutMs = this.answerWithinMs;
     manager.setState = function (this: unknown, state: ManagerState) {
       setState.call(this, state);
       if (state.t === "connecting") attemptBounded(state, connectTimeoutMs);
@@ -147,7 +151,13 @@ class ClosingSessionManager extends Http2SessionManager {
       const session = stream.session;
       if (session !== undefined) {
         keptSafe(session);
-        if (!this.open.has(session)) this.open.add(session.once("close", () => this.open.delete(session)));
+        let open = this.open.get(session);
+        if (open === undefined) {
+          this.open.set(session.once("close", () => this.open.delete(session)), (open = { streams: 0, cut: socketCut(session) }));
+        }
+        const counted = open;
+        counted.streams++;
+        stream.once("close", () => --counted.streams === 0 && counted.idle?.());
         // A request begun before close() goes on; its session closes after it.
         if (this.closing) session.close();
       }
@@ -162,11 +172,50 @@ class ClosingSessionManager extends Http2SessionManager {
     return requested;
   }
 
+  /**
+   * Closes each session once its streams have (node:http2's close(): GOAWAY, then its socket
+   * ended). Node then waits for the server to end its side of the connection: a server that
+   * does not within pingTimeoutMs (its process hung, or the connection died silently while idle)
+   * has the socket cut, rather than close() waiting for ever, or until TCP gives up.
+   */
   async close(): Promise<void> {
     this.closing = true;
     await Promise.allSettled([...this.pending]);
     await Promise.all(
-      [...this.open].map((session) => (session.destroyed ? undefined : new Promise<void>((r) => (session.once("close", () => r()), session.close())))),
+      [...this.open].map(
+        ([session, open]) =>
+          new Promise<void>((resolve) => {
+            session.once("close", () => resolve());
+            session.close();
+            open.idle = () => {
+              const timer = setTimeout(open.cut, this.answerWithinMs).unref();
+              session.once("close", () => clearTimeout(timer));
+            };
+            if (open.streams === 0) open.idle();
+          }),
+      ),
     );
   }
+}
+
+/** A session of the manager: its streams open; once at close() they are done, `idle` runs. */
+interface OpenSession {
+  streams: number;
+  cut: () => void;
+  idle?: () => void;
+}
+
+/**
+ * Ends and destroys `session`'s socket (node:http2 gives a proxy of it that refuses destroy()
+ * and end(), and lets destroySoon() through, bound to the socket: taken while the session has
+ * it). Nothing, should a Node refuse it too.
+ */
+function socketCut(session: http2.Http2Session): () => void {
+  try {
+    const destroySoon = (session.socket as Socket).destroySoon;
+    if (typeof destroySoon === "function") return () => destroySoon();
+  } catch {
+    // The session has no socket already.
+  }
+  return () => {};
 }
