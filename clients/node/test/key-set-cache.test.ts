@@ -101,6 +101,47 @@ describe("@tessera/client key set cache", () => {
     assert.deepEqual(await fetchesOver({ headers: { "cache-control": "max-age=31536000" } }, [0, 599, 600], { maxCacheSeconds: 600 }), [1, 1, 2]);
   });
 
+  it("cooldownSeconds is the least time between fetches: of a set sent no-store, and of a flood of unknown kids (one fetch a cooldown, shared)", async () => {
+    assert.deepEqual(await fetchesOver({ headers: { "cache-control": "no-store" } }, [0, 29, 30], { cooldownSeconds: 30 }), [1, 1, 2]);
+    const key = await signer();
+    const set = keySet({ keys: [key.jwk], headers: { "cache-control": "max-age=300" } });
+    const clock = new TestClock();
+    const v = verifier(set, clock, { cooldownSeconds: 30 });
+    await v.verify(await key.token(clock.ms));
+    const strangers = await Promise.all(Array.from({ length: 20 }, () => signer()));
+    const flood = async () => Promise.all(strangers.map(async (s) => refused(v.verify(await s.token(clock.ms)), "UNKNOWN_KEY")));
+    const seen: number[] = [];
+    for (const t of [10, 19, 10]) {
+      clock.advanceSeconds(t);
+      await flood();
+      seen.push(set.requests);
+    }
+    assert.deepEqual(seen, [1, 1, 2], "at 10 s, 29 s and 39 s");
+  });
+
+  it("clockToleranceSeconds is how far ahead an nbf may be, and an iat when more than 60 s", async () => {
+    const key = await signer();
+    const clock = new TestClock();
+    const set = keySet({ keys: [key.jwk] });
+    const outcome = async (aheadSeconds: number, more: Partial<TokenVerifierOptions>) => {
+      try {
+        return (await verifier(set, clock, more).verify(await key.token(clock.ms + aheadSeconds * 1000))).kind;
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+    };
+    assert.deepEqual(
+      [await outcome(20, {}), await outcome(20, { clockToleranceSeconds: 30 }), await outcome(31, { clockToleranceSeconds: 30 })],
+      ["TOKEN_NOT_YET_VALID", "jwt", "TOKEN_NOT_YET_VALID"],
+      "nbf (and iat) 20 s ahead; 31 s",
+    );
+    assert.deepEqual(
+      [await outcome(90, { clockToleranceSeconds: 120 }), await outcome(121, { clockToleranceSeconds: 120 })],
+      ["jwt", "TOKEN_NOT_YET_VALID"],
+      "nbf and iat 90 s ahead; 121 s",
+    );
+  });
+
   it("a clock moved back makes the set stale", async () => {
     assert.deepEqual(await fetchesOver({ headers: { "cache-control": "max-age=600" } }, [100, 200, 50]), [1, 1, 2]);
   });
