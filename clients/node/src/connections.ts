@@ -6,7 +6,9 @@ import type { UniversalClientFn } from "@connectrpc/connect/protocol";
 import http from "node:http";
 import type * as http2 from "node:http2";
 import https from "node:https";
-import type { Socket } from "node:net";
+import net, { type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import tls from "node:tls";
 import { causeChain } from "./causes.js";
 import { keptSafe } from "./kept-safe.js";
 import { closedStreamsReported } from "./transport-failures.js";
@@ -92,34 +94,44 @@ async function closeAgent(agent: http.Agent | undefined): Promise<void> {
   await Promise.all(all(agent.sockets).map((socket) => (socket.destroyed ? undefined : new Promise((r) => socket.once("close", r)))));
 }
 
-/** connect-node's session manager's state (internal): a connection attempt is "connecting", with its abort(). */
-interface ManagerState {
-  t: string;
-  conn?: Promise<unknown>;
-  abort?(reason: unknown): void;
-}
-
 /**
- * Gives up the connection attempt `state` once it has not connected (TCP, and the TLS handshake
- * for https) within `timeoutMs`: the server took the connection and answers nothing (a Tessera
- * whose event loop hung, a proxy holding it), or never accepts it. Node bounds neither, and
- * connect-node's manager awaited the attempt for every call of the transport (each failing at its
- * deadline, or never, though a new connection would be answered) and close() for ever. The calls
- * waiting for it fail UNAVAILABLE, unsent; the next call opens a new connection. As a PING not
- * answered within pingTimeoutMs closes a connection, a handshake not answered within it does.
+ * node:http2's `createConnection` for `authority`: the TCP connection (and for https the TLS
+ * one, ALPN h2, the server name unless the host is an IP address), as http2.connect() opens it
+ * with the same options; or the caller's own createConnection, left as it is. A socket of ours
+ * not connected (TCP, and TLS's handshake for https) within `timeoutMs` is given up: the server
+ * took the connection and answers nothing (a Tessera whose event loop hung, a proxy holding it),
+ * or never accepts it. Node bounds neither, and connect-node's manager awaited the attempt for
+ * every call of the transport (each failing at its deadline, or never, though a new connection
+ * would be answered) and close() for ever. The socket is destroyed with a ConnectError, which the
+ * session emits: the calls waiting for it fail UNAVAILABLE, unsent, and the next call opens a new
+ * connection. As a PING not answered within pingTimeoutMs closes a connection, a handshake not
+ * answered within it does.
  */
-function attemptBounded(state: ManagerState, timeoutMs: number): void {
-  const giveUp = () => state.abort?.(new ConnectError(`the connection to the server was not established within pingTimeoutMs (${timeoutMs} ms)`, Code.Unavailable));
-  const timer = setTimeout(giveUp, timeoutMs).unref();
-  const done = () => clearTimeout(timer);
-  void state.conn?.then(done, done);
+function boundedConnection(
+  given: http2.SecureClientSessionOptions["createConnection"],
+  timeoutMs: number,
+): (authority: URL, options: http2.SecureClientSessionOptions) => Duplex {
+  return (authority, options) => {
+    if (given !== undefined) return given(authority, options);
+    const host = authority.hostname.startsWith("[") ? authority.hostname.slice(1, -1) : authority.hostname || "localhost";
+    const port = Number(authority.port || (authority.protocol === "http:" ? 80 : 443));
+    const secure = authority.protocol !== "http:";
+    const socket = secure
+      ? tls.connect({ host, port, ...options, ALPNProtocols: ["h2"], servername: options.servername || (net.isIP(host) ? undefined : host) })
+      : net.connect({ host, port, ...(options as net.NetConnectOpts) });
+    const giveUp = () => socket.destroy(new ConnectError(`the connection to the server was not established within pingTimeoutMs (${timeoutMs} ms)`, Code.Unavailable));
+    const timer = setTimeout(giveUp, timeoutMs).unref();
+    const done = () => clearTimeout(timer);
+    socket.once(secure ? "secureConnect" : "connect", done).once("close", done);
+    return socket;
+  };
 }
 
 /**
  * connect-node's session manager, each of whose sessions is kept safe to ping and to fail
  * (keptSafe) once a request has used it, and whose streams report how they closed
  * (closedStreamsReported), and whose connection attempts are given up after pingTimeoutMs
- * (attemptBounded). close() closes its sessions gracefully (node:http2's close(): the streams
+ * (boundedConnection). close() closes its sessions gracefully (node:http2's close(): the streams
  * open finish, none is opened); connect-node's own abort() would cut them.
  */
 class ClosingSessionManager extends Http2SessionManager {
@@ -131,18 +143,8 @@ class ClosingSessionManager extends Http2SessionManager {
   private readonly answerWithinMs: number;
 
   constructor(url: string, ping: Http2SessionOptions, nodeOptions: http2.SecureClientSessionOptions | undefined) {
-    super(url, ping, nodeOptions);
+    super(url, ping, { ...nodeOptions, createConnection: boundedConnection(nodeOptions?.createConnection, ping.pingTimeoutMs!) });
     this.answerWithinMs = ping.pingTimeoutMs!;
-    // Each connection attempt connect-node begins (a first call, a reconnection after a
-    // failure, a PING that found the connection dead) enters its "connecting" state here.
-    const manager = this as unknown as { setState(state: ManagerState): void };
-    const setState = manager.setState;
-    if (typeof setState !== "function") return;
-    const connectTimeoutMs = this.answerWithinMs;
-    manager.setState = function (this: unknown, state: ManagerState) {
-      setState.call(this, state);
-      if (state.t === "connecting") attemptBounded(state, connectTimeoutMs);
-    };
   }
 
   override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
