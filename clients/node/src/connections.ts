@@ -105,11 +105,12 @@ async function closeAgent(agent: http.Agent | undefined): Promise<void> {
  * would be answered) and close() for ever. The socket is destroyed with a ConnectError, which the
  * session emits: the calls waiting for it fail UNAVAILABLE, unsent, and the next call opens a new
  * connection. As a PING not answered within pingTimeoutMs closes a connection, a handshake not
- * answered within it does.
+ * answered within it does. Each socket of ours is kept in `sockets` until it closes.
  */
 function boundedConnection(
   given: http2.SecureClientSessionOptions["createConnection"],
   timeoutMs: number,
+  sockets: Set<Socket>,
 ): (authority: URL, options: http2.SecureClientSessionOptions) => Duplex {
   return (authority, options) => {
     if (given !== undefined) return given(authority, options);
@@ -119,6 +120,7 @@ function boundedConnection(
     const socket = secure
       ? tls.connect({ host, port, ...options, ALPNProtocols: ["h2"], servername: options.servername || (net.isIP(host) ? undefined : host) })
       : net.connect({ host, port, ...(options as net.NetConnectOpts) });
+    sockets.add(socket.once("close", () => sockets.delete(socket)));
     const giveUp = () => socket.destroy(new ConnectError(`the connection to the server was not established within pingTimeoutMs (${timeoutMs} ms)`, Code.Unavailable));
     const timer = setTimeout(giveUp, timeoutMs).unref();
     const done = () => clearTimeout(timer);
@@ -141,9 +143,13 @@ class ClosingSessionManager extends Http2SessionManager {
   private closing = false;
   /** pingTimeoutMs: how long the server is given to connect, and to close its side at close(). */
   private readonly answerWithinMs: number;
+  /** The sockets opened for its sessions (boundedConnection), until each closes. */
+  private readonly sockets: Set<Socket>;
 
   constructor(url: string, ping: Http2SessionOptions, nodeOptions: http2.SecureClientSessionOptions | undefined) {
-    super(url, ping, { ...nodeOptions, createConnection: boundedConnection(nodeOptions?.createConnection, ping.pingTimeoutMs!) });
+    const sockets = new Set<Socket>();
+    super(url, ping, { ...nodeOptions, createConnection: boundedConnection(nodeOptions?.createConnection, ping.pingTimeoutMs!, sockets) });
+    this.sockets = sockets;
     this.answerWithinMs = ping.pingTimeoutMs!;
   }
 
@@ -155,7 +161,7 @@ class ClosingSessionManager extends Http2SessionManager {
         keptSafe(session);
         let open = this.open.get(session);
         if (open === undefined) {
-          this.open.set(session.once("close", () => this.open.delete(session)), (open = { streams: 0, cut: socketCut(session) }));
+          this.open.set(session.once("close", () => this.open.delete(session)), (open = { streams: 0, cut: socketCut(session, this.sockets) }));
         }
         const counted = open;
         counted.streams++;
@@ -208,16 +214,19 @@ interface OpenSession {
 }
 
 /**
- * Ends and destroys `session`'s socket (node:http2 gives a proxy of it that refuses destroy()
- * and end(), and lets destroySoon() through, bound to the socket: taken while the session has
- * it). Nothing, should a Node refuse it too.
+ * Destroys `session`'s socket, one of `sockets` (boundedConnection's). node:http2 gives the
+ * session's socket as a proxy that refuses destroy() and routes the other interactions to the
+ * socket: its addresses and ports find it among ours (taken while the session has it). Nothing
+ * for a socket the caller's createConnection opened.
  */
-function socketCut(session: http2.Http2Session): () => void {
+function socketCut(session: http2.Http2Session, sockets: ReadonlySet<Socket>): () => void {
+  const ends = (s: Socket) => [s.localAddress, s.localPort, s.remoteAddress, s.remotePort].join(" ");
+  let socket: Socket | undefined;
   try {
-    const destroySoon = (session.socket as Socket).destroySoon;
-    if (typeof destroySoon === "function") return () => destroySoon();
+    const proxied = ends(session.socket);
+    socket = [...sockets].find((s) => ends(s) === proxied);
   } catch {
     // The session has no socket already.
   }
-  return () => {};
+  return () => socket?.destroy();
 }
