@@ -307,8 +307,19 @@ export class AuditedAuthenticationTokens extends AuthenticationTokens {
     return tracked(this.audit, "auth_token.created", { userId: caller.userId }, () => super.create(caller));
   }
 
+  /**
+   * `auth_token.exchanged`, naming the token's user once the token is found: a refusal after that
+   * (a replay of a used token, an exchange that lost the consume to another, a dead source) or a
+   * failure (the store's) names whose token it was, as a success does; an unknown token names none.
+   */
   override exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {
-    return tracked(this.audit, "auth_token.exchanged", {}, () => super.exchange(token, currentCookie), (r) => ({ userId: r.user.id }));
+    // Read when the event is recorded.
+    const fields: { userId?: string } = {};
+    return tracked(this.audit, "auth_token.exchanged", fields, () =>
+      super.exchange(token, currentCookie, (userId) => {
+        fields.userId = userId;
+      }),
+    );
   }
 }
 

@@ -172,13 +172,17 @@ export class AuthenticationTokens {
    * A session that is not handed out (the store failed as it stored it, the call ended first,
    * the user's epoch moved: UserTokens.startCookieSession withdraws it) gives the token back
    * (`release`): the call answers its error, and a retry can still exchange the token.
+   *
+   * `found`: told the token's user once the token is found, before anything may refuse it (the
+   * audit trail names that user whatever the answer: audited.ts).
    */
-  async exchange(token: string, currentCookie?: string): Promise<ExchangeResult> {
+  async exchange(token: string, currentCookie?: string, found?: (userId: string) => void): Promise<ExchangeResult> {
     checkShape(token);
     const hash = hashSecret(token);
     const current = currentCookie !== undefined ? await this.liveSessionUser(currentCookie) : undefined;
     const record = await this.deps.authTokens.findByHash(hash);
     if (record === null || !secretEquals(record.hash, hash)) throw tokenNotFound();
+    found?.(record.userId);
     if (current !== undefined && record.userId !== current) {
       throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
     }

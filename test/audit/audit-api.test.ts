@@ -289,6 +289,43 @@ for (const store of storesUnderTest()) {
       assert.equal((await one(server, "user_token.logout", (e) => e.subject === stored.subject)).user_id, user.id);
     });
 
+    it("a hand-off token's exchange refused or failed once its token was found (the store failing, a replay of the used token) names the token's user, as its success does; an unknown token names none", async () => {
+      const email = uniqueEmail("handoff-replay");
+      const user = await signUp(server, email);
+      const token = await loginUserToken(server, email);
+      secrets.add(token);
+      const handOff = (await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(token) })).body.token as string;
+      secrets.add(handOff);
+      const exchange = (requestId: string, link = handOff) => rest(server.url, "GET", `/api/authenticationtoken/${link}/user`, { headers: { "x-request-id": requestId } });
+      const userTokens = server.tessera.store.userTokens;
+      const create = userTokens.create;
+      userTokens.create = () => Promise.reject(new StoreUnavailableError("store unavailable (test)"));
+      try {
+        assert.equal((await exchange("handoff-failed")).status, 503);
+      } finally {
+        userTokens.create = create;
+      }
+      const exchanged = await exchange("handoff-retried");
+      assert.equal(exchanged.status, 200, exchanged.text);
+      for (const c of exchanged.headers.getSetCookie()) secrets.add(/^tessera_session=([^;]+)/.exec(c)?.[1] ?? "");
+      assert.equal((await exchange("handoff-replayed")).status, 404);
+      assert.equal((await exchange("handoff-unknown", "n0-such-hand-off-token")).status, 404);
+      const events = async () =>
+        (await allEvents(server, { type: "auth_token.exchanged" }))
+          .filter((e) => e.request_id?.startsWith("handoff-"))
+          .reverse()
+          .map((e) => [e.request_id, e.outcome, e.reason, e.user_id]);
+      let told: unknown[] = [];
+      // An error's event is stored without the call waiting for it.
+      for (let i = 0; i < 50 && (told = await events()).length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(told, [
+        ["handoff-failed", "error", undefined, user.id],
+        ["handoff-retried", "success", undefined, user.id],
+        ["handoff-replayed", "failure", "TOKEN_NOT_FOUND", user.id],
+        ["handoff-unknown", "failure", "TOKEN_NOT_FOUND", undefined],
+      ]);
+    });
+
     /** A JWT API user named `name`, signed up and logged in: its access token and id. */
     const signedUpJwtUser = async (name: string) => {
       assert.equal((await rest(server.url, "POST", "/jwt/user", { json: { user: name, pass: password } })).status, 201);
