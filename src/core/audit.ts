@@ -110,7 +110,8 @@ type AuditFields = Omit<AuditInput, "type" | "outcome">;
 /**
  * The arguments of tracked() and trackedThen(): the trail, the event's type and fields, the
  * `work` it records, the result's fields on success (`onSuccess`), and `successOptions`, the
- * store's options for that event (see AuditTrail.record).
+ * store's options for that event (see AuditTrail.record), and whether a success changed anything
+ * (`changed`).
  */
 type Tracked<T> = [
   audit: Pick<AuditTrail, "record">,
@@ -119,6 +120,8 @@ type Tracked<T> = [
   work: () => Promise<T>,
   onSuccess?: (result: T) => AuditFields,
   successOptions?: AppendOptions,
+  /** Whether a success is an event (default yes): false for work that changed nothing, another call having made the change. */
+  changed?: (result: T) => boolean,
 ];
 
 /** Runs `work`, then records `type` with its outcome (and the result's fields on success). */
@@ -134,7 +137,7 @@ export async function tracked<T>(...args: Tracked<T>): Promise<T> {
  * before the error goes on, as tracked() does, with the user the error names (AuthError.userId:
  * a login refused once its password checked out) when it names one.
  */
-export async function trackedThen<T>(...[audit, type, fields, work, onSuccess, successOptions]: Tracked<T>): Promise<{ result: T; recorded: Promise<boolean> }> {
+export async function trackedThen<T>(...[audit, type, fields, work, onSuccess, successOptions, changed]: Tracked<T>): Promise<{ result: T; recorded: Promise<boolean> }> {
   let result: T;
   try {
     result = await work();
@@ -142,6 +145,7 @@ export async function trackedThen<T>(...[audit, type, fields, work, onSuccess, s
     await audit.record({ type, ...fields, ...(e instanceof AuthError && e.userId !== undefined ? { userId: e.userId } : {}), outcome: outcomeOf(e), reason: reasonOf(e) });
     throw e;
   }
+  if (changed !== undefined && !changed(result)) return { result, recorded: Promise.resolve(false) };
   return { result, recorded: audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" }, successOptions) };
 }
 

@@ -201,7 +201,9 @@ export class AuditedSessions extends Sessions {
    * committed, before the wait for them to be durable: on the embedded store the event's fsync,
    * which starts after them, is the one the logout waits for, and when the event is not stored
    * (auditing off, the store refused it) the wait makes one. A logout of a session ended by
-   * another call meanwhile is refused (SESSION_ENDED), once its writes are durable too.
+   * another call meanwhile is refused (SESSION_ENDED), once its writes are durable too. Any other
+   * end (a reuse detection's) of a session ended meanwhile records nothing: the call that ended
+   * it recorded that, and the session ended once.
    */
   override async end(sessionId: string, userId?: string, options: { logout?: boolean } = {}): Promise<void> {
     let durable = () => Promise.resolve();
@@ -210,7 +212,8 @@ export class AuditedSessions extends Sessions {
         const ending = await super.ending(sessionId);
         durable = ending.durable;
         if (!ending.ended && options.logout) throw sessionEnded();
-      });
+        return ending.ended;
+      }, undefined, undefined, (ended) => ended);
     } finally {
       await durable();
     }

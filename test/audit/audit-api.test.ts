@@ -15,7 +15,7 @@ import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, loginUs
 import { value, scrape } from "../support/metrics.js";
 import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
 import { keyApi } from "../key/api.js";
-import { holdAfter } from "../credentials/support.js";
+import { gate, holdAfter } from "../credentials/support.js";
 
 /** Every event matching `query`, newest first, read page by page over REST. */
 async function allEvents(server: TestServer, query: AuditQuery): Promise<AuditEventJson[]> {
@@ -115,6 +115,40 @@ for (const store of storesUnderTest()) {
       // The session reuse ended, and the one ended by DELETE /session: each naming its user.
       assert.equal((await one(server, "session.ended", (e) => e.subject === sid)).user_id, user.id);
       assert.equal((await one(server, "session.ended", (e) => e.subject === decodeJwt(again.body.access_token).sid)).user_id, user.id);
+    });
+
+    it("a refresh token reused while its session is logged out: session.ended once, for the logout; the reuse records session.refreshed and session.reuse_detected, not an end it did not make", async () => {
+      const email = uniqueEmail("audit-reuse-race");
+      const user = await signUp(server, email);
+      const first = await startSession(server, email);
+      secrets.add(first.access_token).add(first.refresh_token);
+      const refreshed = await rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: sessionHeaders(first.access_token) });
+      assert.equal(refreshed.status, 200, refreshed.text);
+      secrets.add(refreshed.body.access_token).add(refreshed.body.refresh_token);
+      // The reuse's end of the session is held before it is made; the logout ends it meanwhile.
+      const sessions = server.tessera.store.sessions;
+      const endThenSync = sessions.endThenSync;
+      const held = gate();
+      sessions.endThenSync = async (...args) => {
+        sessions.endThenSync = endThenSync;
+        await held.pass();
+        return endThenSync.apply(sessions, args);
+      };
+      let reused;
+      try {
+        const inFlight = rest(server.url, "PUT", "/session", { json: { refresh_token: first.refresh_token }, headers: sessionHeaders(first.access_token) });
+        await held.reached;
+        assert.equal((await rest(server.url, "DELETE", "/session", { headers: sessionHeaders(refreshed.body.access_token) })).status, 200);
+        held.open();
+        reused = await inFlight;
+      } finally {
+        held.open();
+        sessions.endThenSync = endThenSync;
+      }
+      assert.equal(reused.status, 401, reused.text);
+      assert.equal(reused.body.details[0].debug.reason, "REFRESH_TOKEN_REUSED");
+      // After sign-up, login and session.started:
+      assert.deepEqual((await story(server, user.id)).slice(3), ["session.refreshed success", "session.ended success", "session.refreshed failure", "session.reuse_detected success"]);
     });
 
     it("POST /session whose lastLoginAt the store refuses: 503, and session.started is recorded as the error the caller got, not a success", async () => {
