@@ -137,11 +137,17 @@ for (const store of storesUnderTest()) {
       assert.equal(stored.length, 1, "only the exchange that consumed the token stored a session");
       const records = await Promise.all(stored.map((hash) => pair.a.tessera.store.userTokens.findByHashWithUser(hash).then((f) => f?.token ?? null)));
       assert.equal(records.filter((r) => r?.enabled).length, 1, "the winner's session is live");
-      // The audit trail: one session started.
-      const started = [...pair.a.logs.slice(logged[0]), ...pair.b.logs.slice(logged[1])]
-        .map((line) => JSON.parse(line) as { event?: string; outcome?: string })
-        .filter((e) => e.event === "cookie_session.started");
-      assert.deepEqual(started.map((e) => e.outcome), ["success"]);
+      // The audit trail: one session started; both exchanges name the token's user, the one that
+      // lost the consume too (a token presented twice is what a stolen link looks like).
+      const events = [...pair.a.logs.slice(logged[0]), ...pair.b.logs.slice(logged[1])].map(
+        (line) => JSON.parse(line) as { event?: string; outcome?: string; reason?: string; userId?: string },
+      );
+      assert.deepEqual(events.filter((e) => e.event === "cookie_session.started").map((e) => e.outcome), ["success"]);
+      const userId = (answers.find((r) => r.status === 200)!.body as { _id: string })._id;
+      assert.deepEqual(
+        events.filter((e) => e.event === "auth_token.exchanged").map((e) => [e.outcome, e.reason, e.userId]).sort(),
+        [["failure", "TOKEN_NOT_FOUND", userId], ["success", undefined, userId]],
+      );
       const live = await rest(pair.b.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie.value}` } });
       assert.equal(live.status, 200, live.text);
     });
