@@ -10,6 +10,10 @@
 // waiting out the bound. The workers are preloaded with test/support/delayed-news.ts, which makes
 // one or two of them apply the news they are sent late, or never, and
 // test/support/failing-news.ts, which makes one's handler fail and send stray acknowledgements.
+// Compiled (`npm start`), as they hook into Node's own modules (the channels' ChildProcess and
+// process), loaded with tsx for themselves only; but where a handler fails (NEWS_FAILURES), from
+// the sources: failing-news.ts replaces the handler in src/core/api-tokens.ts, of which the
+// compiled bundle holds a copy of its own.
 // Each request is on a new connection: the first worker hands connections to each worker in turn.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -17,7 +21,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { scrape, value } from "../support/metrics.js";
-import { killService, request, startService, type ServiceProcess } from "../support/process.js";
+import { killService, request, startService, type Entry, type ServiceProcess } from "../support/process.js";
 
 const password = "correct horse battery staple";
 /** Checks after each revocation, each on a new connection: half of them reach the second worker. */
@@ -39,10 +43,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 function cluster(delays: string, workers = 2, env: Record<string, string> = {}) {
   const state: { service?: ServiceProcess; dataDir?: string } = {};
+  const entry: Entry = env.NEWS_FAILURES === undefined ? "compiled" : "sources";
   before(async () => {
     state.dataDir = mkdtempSync(join(tmpdir(), "tessera-news-ack-"));
     state.service = await startService(
-      "sources",
+      entry,
       // A long API-token cache: only the news can make a worker refuse a token it has cached.
       { TESSERA_WORKERS: String(workers), TESSERA_DATA_DIR: state.dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", NEWS_DELAYS: delays, ...env },
       { listeners: workers, nodeArgs: ["--import", "tsx", "--import", "./test/support/delayed-news.ts", "--import", "./test/support/failing-news.ts"] },
