@@ -20,7 +20,8 @@ import type { AppendOptions, AuditEventRecord, AuditEventStore } from "../store/
 import { AuditBudget, type AuditBudgetOptions, type SuppressedSummary } from "./audit-budget.js";
 import type { Clock } from "./clock.js";
 import { fillRandom } from "./random-pool.js";
-import { AuthError, endedCall } from "./errors.js";
+import { AuthError, endedCall, Reasons } from "./errors.js";
+import { StoreUnavailableError } from "../store/ports/errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
 import { holdsCredential, unquotable } from "../credential-shapes.js";
 
@@ -100,9 +101,14 @@ export function outcomeOf(e: unknown): AuditOutcome {
   return "failure";
 }
 
-/** The reason of an error, as events carry it. */
+/**
+ * The reason of an error, as events carry it: the one its answer carries. A store outage is
+ * answered STORE_UNAVAILABLE (server/error-interceptor.ts) though it is no AuthError, and its
+ * `error` event says so too.
+ */
 export function reasonOf(e: unknown): string | undefined {
-  return e instanceof AuthError ? e.reason : undefined;
+  if (e instanceof AuthError) return e.reason;
+  return e instanceof StoreUnavailableError ? Reasons.STORE_UNAVAILABLE : undefined;
 }
 
 type AuditFields = Omit<AuditInput, "type" | "outcome">;

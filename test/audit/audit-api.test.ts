@@ -353,11 +353,14 @@ for (const store of storesUnderTest()) {
       // An error's event is stored without the call waiting for it.
       for (let i = 0; i < 50 && (told = await events()).length < 4; i++) await new Promise((r) => setTimeout(r, 20));
       assert.deepEqual(told, [
-        ["handoff-failed", "error", undefined, user.id],
+        ["handoff-failed", "error", "STORE_UNAVAILABLE", user.id],
         ["handoff-retried", "success", undefined, user.id],
         ["handoff-replayed", "failure", "TOKEN_NOT_FOUND", user.id],
         ["handoff-unknown", "failure", "TOKEN_NOT_FOUND", undefined],
       ]);
+      // The cookie session the failed exchange did not start: the error with the reason its answer carried.
+      const started = await one(server, "cookie_session.started", (e) => e.request_id === "handoff-failed");
+      assert.deepEqual([started.outcome, started.reason, started.user_id], ["error", "STORE_UNAVAILABLE", user.id]);
     });
 
     /** A JWT API user named `name`, signed up and logged in: its access token and id. */
@@ -933,6 +936,8 @@ for (const store of storesUnderTest()) {
       assert.equal(stored.find((k) => k.kid === signing)?.revokedAt, undefined);
       assert.ok(stored.find((k) => k.kid === next)!.activatedAt.getTime() <= Date.now(), "the next key was not promoted");
       assert.deepEqual(await settled(() => keyEvents("revoke-refused"), 2), [["key.rotated", "success", next], ["key.revoked", "error", signing]]);
+      const revoked = await one(server, "key.revoked", (e) => e.request_id === "revoke-refused");
+      assert.equal(revoked.reason, "STORE_UNAVAILABLE");
     });
 
     it("a revocation of a kid that names no key (a secret sent in its place: the admin token, an API token) records [redacted], in the event and its log line, over every protocol", async () => {
@@ -974,6 +979,8 @@ for (const store of storesUnderTest()) {
       assert.equal(res.body.details[0].debug.reason, "STORE_UNAVAILABLE");
       assert.equal(await signingKid(), signing);
       assert.deepEqual(await settled(() => keyEvents("rotate-refused"), 1), [["key.rotated", "error", undefined]]);
+      const rotated = await one(server, "key.rotated", (e) => e.request_id === "rotate-refused");
+      assert.equal(rotated.reason, "STORE_UNAVAILABLE");
     });
   });
 }
