@@ -55,6 +55,12 @@ export interface CallScope {
    * (server/json-text.ts).
    */
   requestType?: DescMessage;
+  /**
+   * The types of the audit events recorded during the call (AuditTrail.record): a login or
+   * sign-up refused before its core call recorded one is recorded at the server
+   * (server/audit-interceptor.ts).
+   */
+  recordedEvents?: Set<string>;
 }
 
 const storage = new AsyncLocalStorage<CallScope>();

@@ -256,6 +256,7 @@ export class AuditTrail {
       ["reason", input.reason],
     ];
     for (const [k, v] of fields) if (v !== undefined && v !== "") (event as unknown as Record<string, unknown>)[k] = v;
+    if (scope) (scope.recordedEvents ??= new Set()).add(input.type);
     this.observer.recorded?.(event);
     if (!this.deps.enabled) return false;
     // A refusal of a caller without a verified credential (inside a call: an event outside one

@@ -10,6 +10,8 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
+import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
+import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { Credential } from "../../gen/tessera/options/v1/options_pb.js";
 import { principalKey } from "../access/context.js";
 import { accessRules } from "../access/interceptor.js";
@@ -60,6 +62,40 @@ export function createOwnAccountAuditInterceptor(audit: Pick<AuditTrail, "record
       return await next(req);
     } catch (e) {
       if (req.contextValues.get(principalKey).kind === "anonymous") await audit.record({ type, outcome: outcomeOf(e), reason: reasonOf(e) });
+      throw e;
+    }
+  }
+}
+
+/**
+ * The login and sign-up methods, by method: the event each records in the core (audited.ts), and
+ * the events of the core that stand for it (a seed 004 refresh login records
+ * jwt_refresh_token.used). One refused before its core call recorded any of them (a required
+ * field missing, its Basic credentials malformed or missing, its client id refused) records it
+ * here, with the answer's outcome and reason, as one refused by the core is (a malformed email:
+ * `login` failure INVALID_FIELD), and is counted with them (tessera_logins_total,
+ * tessera_signups_total). Without a `login`: what was sent may be a password, or undecodable.
+ */
+const entryEvents: ReadonlyMap<DescMethod, readonly [AuditEventType, ...AuditEventType[]]> = new Map<DescMethod, readonly [AuditEventType, ...AuditEventType[]]>([
+  [SessionService.method.createSession, ["login"]],
+  [UserTokenService.method.login, ["login"]],
+  [JwtService.method.getToken, ["login", "jwt_refresh_token.used"]],
+  [UserService.method.createUser, ["signup"]],
+  [JwtService.method.createUser, ["signup"]],
+]);
+
+/** A login or sign-up refused before its core call recorded its event (entryEvents): that event, at the server. Placed before the access check. */
+export function createEntryAuditInterceptor(audit: Pick<AuditTrail, "record">): Interceptor {
+  return (next) => (req) => {
+    const types = entryEvents.get(req.method);
+    return types === undefined ? next(req) : recordUnrecorded(types, next, req);
+  };
+  async function recordUnrecorded(types: readonly [AuditEventType, ...AuditEventType[]], next: Parameters<Interceptor>[0], req: Parameters<Parameters<Interceptor>[0]>[0]) {
+    try {
+      return await next(req);
+    } catch (e) {
+      const recorded = currentCall()?.recordedEvents;
+      if (!types.some((t) => recorded?.has(t))) await audit.record({ type: types[0], outcome: outcomeOf(e), reason: reasonOf(e) });
       throw e;
     }
   }

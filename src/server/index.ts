@@ -29,7 +29,7 @@ import { createHealthImpl, unlessDraining, type LivenessProbe, type ReadinessPro
 import { continueWithheld, listen, peerAddress, servedMethods, type Listener } from "./listener.js";
 import { requestHeaderLimitBytes } from "./limits.js";
 import { createLoggingInterceptor, type RpcObserver } from "./logging-interceptor.js";
-import { createAdminAuditInterceptor, createCallerScopeInterceptor, createOwnAccountAuditInterceptor } from "./audit-interceptor.js";
+import { createAdminAuditInterceptor, createCallerScopeInterceptor, createOwnAccountAuditInterceptor, createEntryAuditInterceptor } from "./audit-interceptor.js";
 import type { AuditTrail } from "../core/audit.js";
 import type { PortSharing } from "../cluster.js";
 import type { Metrics } from "./metrics.js";
@@ -238,7 +238,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       // and counted (resource_exhausted) as any call is.
       streams.interceptor,
       createTimestampInterceptor(),
-      ...(o.audit ? [createAdminAuditInterceptor(o.audit, services), createOwnAccountAuditInterceptor(o.audit)] : []),
+      ...(o.audit ? [createAdminAuditInterceptor(o.audit, services), createOwnAccountAuditInterceptor(o.audit), createEntryAuditInterceptor(o.audit)] : []),
       createAccessInterceptor({
         verifiers: o.verifiers,
         clientIds: config.clientIds,

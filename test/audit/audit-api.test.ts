@@ -8,7 +8,10 @@ import Database from "better-sqlite3";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
-import { expectCode, expectOk, protocols } from "../support/api.js";
+import { expectCode, expectOk, protocols, type Outcome } from "../support/api.js";
+import { sessionApi } from "../session/api.js";
+import { userTokenApi } from "../user-token/api.js";
+import { jwtApi } from "../jwt/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName, UUID } from "../support/users.js";
@@ -1017,6 +1020,85 @@ describe("audit trail: when the store refuses an event", function () {
     assert.equal(value(after, "tessera_store_unavailable_total", append), 0);
   });
 });
+
+for (const store of storesUnderTest()) {
+  describe(`audit trail on ${store}: logins and sign-ups refused before the core checks a password`, function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ store });
+    });
+    after(() => server?.close());
+
+    /** The events of `type`, newest first. */
+    const ofType = (type: string) => allEvents(server, { type });
+
+    /** `call` is refused with `code` and `reason`, and records one more `type` event: [type, outcome, reason, user_id, login] of it. */
+    async function refusedOnce(type: string, call: () => Promise<Outcome<unknown>>, code: string, reason: string): Promise<unknown[]> {
+      const before = (await ofType(type)).length;
+      const outcome = await call();
+      assert.deepEqual([outcome.code, outcome.details?.reason], [code, reason]);
+      const after = await ofType(type);
+      assert.equal(after.length, before + 1, JSON.stringify(after.slice(0, 2)));
+      const e = after[0]!;
+      return [e.type, e.outcome, e.reason, e.user_id, e.login];
+    }
+
+    it("each records one login or signup failure with the answer's reason, no login, and counts it as a malformed email is counted, over every protocol", async () => {
+      const basicOf = (bytes: Buffer) => ({ authorization: `Basic ${bytes.toString("base64")}` });
+      for (const protocol of protocols) {
+        const sessions = sessionApi(protocol, server.url);
+        const userTokens = userTokenApi(protocol, server.url);
+        const jwt = jwtApi(protocol, server.url);
+        try {
+          const email = uniqueEmail(`refused-${protocol}`);
+          const creds = { clientId: testClientId };
+          const failure = (type: string, reason: string) => [type, "failure", reason, undefined, undefined];
+          for (const body of [
+            { account_type: "", email, password },
+            { account_type: "traditional", email: "", password },
+            { account_type: "traditional", email, password: "" },
+          ]) {
+            assert.deepEqual(await refusedOnce("login", () => sessions.createSession(body, creds), "invalid_argument", "MISSING_FIELDS"), failure("login", "MISSING_FIELDS"), JSON.stringify(body));
+          }
+          assert.deepEqual(
+            await refusedOnce("login", () => sessions.createSession({ account_type: "traditional", email: "spoof\u202egro.elpmaxe@x", password }, creds), "invalid_argument", "INVALID_FIELD"),
+            ["login", "failure", "INVALID_FIELD", undefined, "spoof\ufffdgro.elpmaxe@x"],
+          );
+          assert.deepEqual(
+            await refusedOnce("login", () => sessions.createSession({ account_type: "traditional", email, password }, {}), "unauthenticated", "MISSING_CLIENT_ID"),
+            failure("login", "MISSING_CLIENT_ID"),
+          );
+          assert.deepEqual(await refusedOnce("login", () => userTokens.login(undefined, {}), "unauthenticated", "MISSING_CREDENTIAL"), failure("login", "MISSING_CREDENTIAL"));
+          // A password in a header that does not decode: neither it nor what precedes it is recorded.
+          for (const header of [basicOf(Buffer.from(`${email}${password}`)), basicOf(Buffer.concat([Buffer.from(email), Buffer.from([0xff]), Buffer.from(`:${password}`)]))]) {
+            assert.deepEqual(await refusedOnce("login", () => userTokens.login(undefined, header), "invalid_argument", "MALFORMED_CREDENTIAL"), failure("login", "MALFORMED_CREDENTIAL"));
+          }
+          assert.deepEqual(await refusedOnce("login", () => jwt.getToken({ pass: password }), "invalid_argument", "MISSING_FIELDS"), failure("login", "MISSING_FIELDS"));
+          assert.deepEqual(await refusedOnce("login", () => jwt.getToken({ user: "no-refresh-token" }), "invalid_argument", "MISSING_FIELDS"), failure("login", "MISSING_FIELDS"));
+          assert.deepEqual(await refusedOnce("signup", () => sessions.createUser({ email: "", password }, creds), "invalid_argument", "MISSING_FIELDS"), failure("signup", "MISSING_FIELDS"));
+          assert.deepEqual(await refusedOnce("signup", () => jwt.createUser({ pass: password }), "invalid_argument", "MISSING_FIELDS"), failure("signup", "MISSING_FIELDS"));
+        } finally {
+          sessions.close();
+          userTokens.close();
+          jwt.close();
+        }
+      }
+      const scraped = await scrape(`${server.url}/metrics`);
+      assert.deepEqual(
+        [
+          value(scraped, "tessera_logins_total", { api: "session", outcome: "failure" }),
+          value(scraped, "tessera_logins_total", { api: "usertoken", outcome: "failure" }),
+          value(scraped, "tessera_logins_total", { api: "jwt", outcome: "failure" }),
+          value(scraped, "tessera_signups_total", { api: "session", outcome: "failure" }),
+          value(scraped, "tessera_signups_total", { api: "jwt", outcome: "failure" }),
+        ],
+        [5 * protocols.length, 3 * protocols.length, 2 * protocols.length, protocols.length, protocols.length],
+      );
+      assert.deepEqual(server.logs.filter((l) => l.includes(password)), [], "a log line holds the password");
+    });
+  });
+}
 
 describe("audit trail: TESSERA_AUDIT=off", function () {
   this.timeout(30_000);
