@@ -5,8 +5,8 @@
 // answer, as one whose deadline passed there is (login-deadline.test.ts): the session ended, the
 // user token or cookie session disabled, the refresh token revoked. None is left live that nobody
 // received, to count against its user's cap, be listed, or be used by whoever reads the store. Its
-// event records the `error`, and no end event names a credential never handed out. A withdrawal
-// that fails too is logged, without secrets, and the store's error still answers.
+// event records the `error` (reason STORE_UNAVAILABLE, as its answer), and no end event names a
+// credential never handed out. A withdrawal that fails too is logged, without secrets, and the store's error still answers.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
 import { basic, bearer, rest } from "../support/clients.js";
@@ -49,7 +49,7 @@ for (const store of storesUnderTest()) {
         assertStoreUnavailable(await logIn(server, email));
         assert.equal(written.sessions.length, 1, "the login stored its session");
         assert.equal(await withdrawn.session(server, written.sessions[0]!), true, "the session is ended");
-        assert.deepEqual(await story(server, user.id, 3), ["signup success", "login success", "session.started error"]);
+        assert.deepEqual(await story(server, user.id, 3), ["signup success", "login success", "session.started error STORE_UNAVAILABLE"]);
       });
     }
 
@@ -89,7 +89,7 @@ for (const store of storesUnderTest()) {
         assertStoreUnavailable(await rest(server.url, "POST", "/auth/login", { headers: basic(email, password) }));
         assert.equal(written.userTokens.length, 1, "the login stored its user token");
         assert.equal(await withdrawn.userToken(server, written.userTokens[0]!), true, "the user token is disabled");
-        assert.deepEqual(await story(server, user.id, 3), ["signup success", "login success", "user_token.login error"]);
+        assert.deepEqual(await story(server, user.id, 3), ["signup success", "login success", "user_token.login error STORE_UNAVAILABLE"]);
       });
     }
 
@@ -103,7 +103,7 @@ for (const store of storesUnderTest()) {
       assertStoreUnavailable(await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`));
       assert.equal(written.userTokens.length, 1, "the exchange stored its cookie session");
       assert.equal(await withdrawn.userToken(server, written.userTokens[0]!), true, "the cookie session is disabled");
-      assert.deepEqual(await story(server, user.id, 1, ["cookie_session.started", "cookie_session.ended"]), ["cookie_session.started error"]);
+      assert.deepEqual(await story(server, user.id, 1, ["cookie_session.started", "cookie_session.ended"]), ["cookie_session.started error STORE_UNAVAILABLE"]);
       const unused = await rest(server.url, "GET", `/api/authenticationtoken/${token}`, { headers: bearer(userToken) });
       assert.equal(unused.status, 200, unused.text);
     });
@@ -130,7 +130,7 @@ for (const store of storesUnderTest()) {
         assert.equal(written.jwtRefreshTokens.length, 1, "the call stored its refresh token");
         assert.equal(await withdrawn.jwtRefreshToken(server, written.jwtRefreshTokens[0]!), true, "the refresh token is revoked");
         const types = ["jwt_refresh_token.issued", "jwt_refresh_token.revoked"];
-        assert.deepEqual(await story(server, decodeJwt(access).sub!, 1, types), ["jwt_refresh_token.issued error"]);
+        assert.deepEqual(await story(server, decodeJwt(access).sub!, 1, types), ["jwt_refresh_token.issued error STORE_UNAVAILABLE"]);
       });
     }
   });
