@@ -6,7 +6,8 @@
 // user token or cookie session disabled, the refresh token revoked. None is left live that nobody
 // received, to count against its user's cap, be listed, or be used by whoever reads the store. Its
 // event records the `error` (reason STORE_UNAVAILABLE, as its answer), and no end event names a
-// credential never handed out. A withdrawal that fails too is logged, without secrets, and the store's error still answers.
+// credential never handed out. A withdrawal that fails too is logged, without secrets, and the
+// store's error still answers.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
 import { basic, bearer, rest } from "../support/clients.js";
