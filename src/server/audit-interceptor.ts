@@ -76,7 +76,10 @@ export function createOwnAccountAuditInterceptor(audit: Pick<AuditTrail, "record
  * `login` failure INVALID_FIELD), and is counted with them (tessera_logins_total,
  * tessera_signups_total). Without a `login`: what was sent may be a password, or undecodable.
  */
-const entryEvents: ReadonlyMap<DescMethod, readonly [AuditEventType, ...AuditEventType[]]> = new Map<DescMethod, readonly [AuditEventType, ...AuditEventType[]]>([
+/** A method's own event first, then the core's events that stand for it. */
+type EntryEvents = readonly [AuditEventType, ...AuditEventType[]];
+
+const entryEvents: ReadonlyMap<DescMethod, EntryEvents> = new Map<DescMethod, EntryEvents>([
   [SessionService.method.createSession, ["login"]],
   [UserTokenService.method.login, ["login"]],
   [JwtService.method.getToken, ["login", "jwt_refresh_token.used"]],
@@ -90,7 +93,7 @@ export function createEntryAuditInterceptor(audit: Pick<AuditTrail, "record">): 
     const types = entryEvents.get(req.method);
     return types === undefined ? next(req) : recordUnrecorded(types, next, req);
   };
-  async function recordUnrecorded(types: readonly [AuditEventType, ...AuditEventType[]], next: Parameters<Interceptor>[0], req: Parameters<Parameters<Interceptor>[0]>[0]) {
+  async function recordUnrecorded(types: EntryEvents, next: Parameters<Interceptor>[0], req: Parameters<Parameters<Interceptor>[0]>[0]) {
     try {
       return await next(req);
     } catch (e) {
