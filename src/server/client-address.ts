@@ -48,19 +48,24 @@ export function proxySubnet(cidr: string): { address: string; prefix: number; fa
   return subnet;
 }
 
-/** The subnets of TESSERA_TRUSTED_PROXIES (proxySubnet). */
-export function trustedProxyList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
+/**
+ * Whether an address (canonical: IPv4, or IPv6 that is not IPv4-mapped) is in one of the subnets
+ * of TESSERA_TRUSTED_PROXIES (proxySubnet). An IPv4 address is checked against the IPv4 subnets
+ * alone, an IPv6 one against the IPv6 subnets: node:net's BlockList also finds an IPv4 address in
+ * an IPv6 subnet that holds its IPv4-mapped form, so `::1/64` or `::/80` (which hold all of
+ * ::ffff:0:0/96) would trust every IPv4 client, each of which could then name its own address.
+ */
+export function trustedProxyList(cidrs: readonly string[]): (ip: string) => boolean {
+  const lists = { ipv4: new BlockList(), ipv6: new BlockList() };
   for (const cidr of cidrs) {
     const { address, prefix, family } = proxySubnet(cidr);
-    list.addSubnet(address, prefix, family);
+    lists[family].addSubnet(address, prefix, family);
   }
-  return list;
+  return (ip) => (isIPv4(ip) ? lists.ipv4.check(ip, "ipv4") : lists.ipv6.check(ip, "ipv6"));
 }
 
 export function createClientAddressResolver(trustedProxies: readonly string[]): ClientAddressResolver {
-  const trusted = trustedProxyList(trustedProxies);
-  const isTrusted = (ip: string) => trusted.check(ip, isIPv4(ip) ? "ipv4" : "ipv6");
+  const isTrusted = trustedProxyList(trustedProxies);
   const none = trustedProxies.length === 0;
   return (peer, headers) => {
     const direct = peer === undefined ? undefined : canonical(peer);

@@ -137,6 +137,26 @@ describe("client address", function () {
       assert.equal(await via.login("127.0.0.9", ghost(), { forwarded: 'for="[2001:db8:1:2:ffff::9]"' }), "resource_exhausted", "the same /64");
     });
   });
+
+  // ::1/64 is ::/64, which holds every IPv4-mapped address (::ffff:0:0/96): an IPv6 entry trusts
+  // IPv6 peers only, else every IPv4 client could name a fresh address of its own each time.
+  describe("an IPv6 entry whose subnet holds the IPv4-mapped addresses (::1/64)", () => {
+    let v6only: TestServer;
+    before(async () => (v6only = await startTestServer({ env: { TESSERA_LOGIN_MAX_FAILURES: "1", TESSERA_TRUSTED_PROXIES: "::1/64" } })));
+    after(() => v6only?.close());
+
+    it("trusts no IPv4 peer: one naming a fresh address in X-Forwarded-For at each attempt is counted itself, over HTTP/1.1 and gRPC", async () => {
+      const vias: Array<[Via, string]> = [
+        [restVia("HTTP/1.1", v6only.url), "127.0.0.12"],
+        [grpcVia("h2c (gRPC)", v6only.url), "127.0.0.13"],
+      ];
+      for (const [via, from] of vias) {
+        const naming = (i: number) => ({ "x-forwarded-for": `198.51.100.${100 + i}` });
+        for (let i = 0; i < 4; i++) assert.equal(await via.login(from, ghost(), naming(i)), "unauthenticated", `${via.name}: failure ${i + 1}`);
+        assert.equal(await via.login(from, ghost(), naming(4)), "resource_exhausted", `${via.name}: ${from} is locked after 4 failures, whatever address it names`);
+      }
+    });
+  });
 });
 
 describe("client address resolution", () => {
@@ -179,6 +199,15 @@ describe("client address resolution", () => {
     assert.equal(mapped("11.0.0.1", hop), "11.0.0.1");
     assert.equal(mapped("192.0.2.2", hop), "192.0.2.2");
     assert.throws(() => createClientAddressResolver(["::ffff:10.0.0.0/80"]), /^Error: "::ffff:10\.0\.0\.0\/80": the prefix length of an IPv4-mapped address must be 96 to 128$/);
+  });
+
+  it("checks an IPv4 address against the IPv4 entries alone: an IPv6 subnet holding ::ffff:0:0/96 (::1/64, ::/80) trusts IPv6 addresses only", () => {
+    const v6 = createClientAddressResolver(["::1/64", "::/80"]);
+    const hop = { "x-forwarded-for": "198.51.100.1" };
+    assert.equal(v6("203.0.113.5", hop), "203.0.113.5");
+    assert.equal(v6("::ffff:203.0.113.5", hop), "203.0.113.5");
+    assert.equal(v6("::1", hop), "198.51.100.1");
+    assert.equal(v6("::2", { "x-forwarded-for": "203.0.113.5, ::3" }), "203.0.113.5");
   });
 
   it("refuses a list entry that is no address or CIDR, naming it", () => {
