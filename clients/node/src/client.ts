@@ -43,7 +43,8 @@ export interface TesseraTransportOptions {
   pingIntervalMs?: number;
   /**
    * HTTP/2: a PING not answered within this is a dead connection: closed, its calls failed
-   * UNAVAILABLE; so is a new connection not established within it (TCP, and TLS's handshake).
+   * UNAVAILABLE; so is a new connection not established within it (TCP, TLS's handshake, and
+   * the server's HTTP/2 SETTINGS).
    * Default 10,000 ms.
    */
   pingTimeoutMs?: number;

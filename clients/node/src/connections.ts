@@ -95,38 +95,84 @@ async function closeAgent(agent: http.Agent | undefined): Promise<void> {
 }
 
 /**
+ * A connection boundedConnection watches until the server's HTTP/2 SETTINGS arrive: its socket,
+ * and `established`, which ends the watch. It is kept on the socket (attemptKey), where the
+ * session's `socket` (node:http2's proxy, which routes the reads of other properties to the
+ * socket) finds it.
+ */
+interface Attempt {
+  readonly socket: Socket;
+  readonly established: () => void;
+  /** The session over the socket, once a call has used it (ClosingSessionManager.request). */
+  session?: http2.Http2Session;
+}
+
+const attemptKey = Symbol("tessera.connectionAttempt");
+
+/**
  * node:http2's `createConnection` for `authority`: the TCP connection (and for https the TLS
  * one, ALPN h2, the server name unless the host is an IP address), as http2.connect() opens it
- * with the same options; or the caller's own createConnection, left as it is. A socket of ours
- * not connected (TCP, and TLS's handshake for https) within `timeoutMs` is given up: the server
- * took the connection and answers nothing (a Tessera whose event loop hung, a proxy holding it),
- * or never accepts it. Node bounds neither, and connect-node's manager awaited the attempt for
- * every call of the transport (each failing at its deadline, or never, though a new connection
- * would be answered) and close() for ever. The socket is destroyed with a ConnectError, which the
- * session emits: the calls waiting for it fail UNAVAILABLE, unsent, and the next call opens a new
- * connection. As a PING not answered within pingTimeoutMs closes a connection, a handshake not
- * answered within it does. Each socket of ours is kept in `sockets` until it closes.
+ * with the same options; or the caller's own createConnection. A connection not established
+ * within `timeoutMs` is given up: established is when the server's SETTINGS (the first frame an
+ * HTTP/2 server sends, RFC 9113 3.4) arrive, or its acknowledgement of the client's. A server
+ * that takes the TCP connection and answers nothing (a Tessera whose event loop hung, a proxy
+ * holding it, another service on the port; over TLS, before or after the handshake) is bounded
+ * so: Node bounds none of it, and the session counts as connected once TCP (or TLS) has. Calls
+ * then waited for their deadlines (or for ever, as close() did), and connect-node's manager
+ * awaited a connection that never finished for every call of the transport, though a new one
+ * would be answered. The socket is destroyed with a ConnectError, which the session emits: the
+ * calls waiting for it fail UNAVAILABLE, and the next call opens a new connection. As a PING not
+ * answered within pingTimeoutMs closes a connection, a connection not answered within it does.
+ * The caller's own connection is bounded as ours when it is a net.Socket (TCP or TLS, a tunnel's
+ * too); any other stream Node wraps in a socket of its own, from which its session cannot be
+ * found: it is left as given.
  */
 function boundedConnection(
   given: http2.SecureClientSessionOptions["createConnection"],
   timeoutMs: number,
-  sockets: Set<Socket>,
 ): (authority: URL, options: http2.SecureClientSessionOptions) => Duplex {
   return (authority, options) => {
-    if (given !== undefined) return given(authority, options);
-    const host = authority.hostname.startsWith("[") ? authority.hostname.slice(1, -1) : authority.hostname || "localhost";
-    const port = Number(authority.port || (authority.protocol === "http:" ? 80 : 443));
-    const secure = authority.protocol !== "http:";
-    const socket = secure
-      ? tls.connect({ host, port, ...options, ALPNProtocols: ["h2"], servername: options.servername || (net.isIP(host) ? undefined : host) })
-      : net.connect({ host, port, ...(options as net.NetConnectOpts) });
-    sockets.add(socket.once("close", () => sockets.delete(socket)));
-    const giveUp = () => socket.destroy(new ConnectError(`the connection to the server was not established within pingTimeoutMs (${timeoutMs} ms)`, Code.Unavailable));
+    const socket = given !== undefined ? given(authority, options) : connection(authority, options);
+    if (!(socket instanceof net.Socket)) return socket;
+    const giveUp = () => {
+      // The acknowledgement of the client's SETTINGS follows the server's own.
+      if (attempt.session?.pendingSettingsAck === false) return;
+      socket.destroy(new ConnectError(`the connection to the server was not established within pingTimeoutMs (${timeoutMs} ms)`, Code.Unavailable));
+    };
     const timer = setTimeout(giveUp, timeoutMs).unref();
-    const done = () => clearTimeout(timer);
-    socket.once(secure ? "secureConnect" : "connect", done).once("close", done);
+    const attempt: Attempt = { socket, established: () => clearTimeout(timer) };
+    Object.defineProperty(socket, attemptKey, { value: attempt });
+    socket.once("close", attempt.established);
     return socket;
   };
+}
+
+/** The TCP connection to `authority` (and for https the TLS one), as http2.connect() opens it. */
+function connection(authority: URL, options: http2.SecureClientSessionOptions): Socket {
+  const host = authority.hostname.startsWith("[") ? authority.hostname.slice(1, -1) : authority.hostname || "localhost";
+  const port = Number(authority.port || (authority.protocol === "http:" ? 80 : 443));
+  if (authority.protocol === "http:") return net.connect({ host, port, ...(options as net.NetConnectOpts) });
+  return tls.connect({ host, port, ...options, ALPNProtocols: ["h2"], servername: options.servername || (net.isIP(host) ? undefined : host) });
+}
+
+/**
+ * The attempt of `session`'s socket (boundedConnection's), now linked to the session: its watch
+ * ends when the server's SETTINGS arrive. Called when a call first uses the session, in the
+ * same turn of the event loop as its "connect" (nothing has been read from the server since).
+ * Undefined for a socket it does not watch, or a session that has lost its socket.
+ */
+function linkedAttempt(session: http2.Http2Session): Attempt | undefined {
+  let attempt: Attempt | undefined;
+  try {
+    attempt = (session.socket as unknown as { [attemptKey]?: Attempt })[attemptKey];
+  } catch {
+    // The session has no socket already.
+  }
+  if (attempt === undefined || attempt.session !== undefined) return attempt;
+  attempt.session = session;
+  if (!session.pendingSettingsAck) attempt.established();
+  else session.once("remoteSettings", attempt.established);
+  return attempt;
 }
 
 /**
@@ -143,13 +189,9 @@ class ClosingSessionManager extends Http2SessionManager {
   private closing = false;
   /** pingTimeoutMs: how long the server is given to connect, and to close its side at close(). */
   private readonly answerWithinMs: number;
-  /** The sockets opened for its sessions (boundedConnection), until each closes. */
-  private readonly sockets: Set<Socket>;
 
   constructor(url: string, ping: Http2SessionOptions, nodeOptions: http2.SecureClientSessionOptions | undefined) {
-    const sockets = new Set<Socket>();
-    super(url, ping, { ...nodeOptions, createConnection: boundedConnection(nodeOptions?.createConnection, ping.pingTimeoutMs!, sockets) });
-    this.sockets = sockets;
+    super(url, ping, { ...nodeOptions, createConnection: boundedConnection(nodeOptions?.createConnection, ping.pingTimeoutMs!) });
     this.answerWithinMs = ping.pingTimeoutMs!;
   }
 
@@ -161,7 +203,7 @@ class ClosingSessionManager extends Http2SessionManager {
         keptSafe(session);
         let open = this.open.get(session);
         if (open === undefined) {
-          this.open.set(session.once("close", () => this.open.delete(session)), (open = { streams: 0, cut: socketCut(session, this.sockets) }));
+          this.open.set(session.once("close", () => this.open.delete(session)), (open = { streams: 0, cut: socketCut(linkedAttempt(session)) }));
         }
         const counted = open;
         counted.streams++;
@@ -214,19 +256,10 @@ interface OpenSession {
 }
 
 /**
- * Destroys `session`'s socket, one of `sockets` (boundedConnection's). node:http2 gives the
- * session's socket as a proxy that refuses destroy() and routes the other interactions to the
- * socket: its addresses and ports find it among ours (taken while the session has it). Nothing
- * for a socket the caller's createConnection opened.
+ * Destroys the socket of `attempt` (boundedConnection's), the session's. node:http2 gives the
+ * session's socket as a proxy that refuses destroy(). Nothing for a socket boundedConnection does
+ * not watch.
  */
-function socketCut(session: http2.Http2Session, sockets: ReadonlySet<Socket>): () => void {
-  const ends = (s: Socket) => [s.localAddress, s.localPort, s.remoteAddress, s.remotePort].join(" ");
-  let socket: Socket | undefined;
-  try {
-    const proxied = ends(session.socket);
-    socket = [...sockets].find((s) => ends(s) === proxied);
-  } catch {
-    // The session has no socket already.
-  }
-  return () => socket?.destroy();
+function socketCut(attempt: Attempt | undefined): () => void {
+  return () => attempt?.socket.destroy();
 }

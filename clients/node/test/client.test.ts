@@ -6,6 +6,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
 import { readFileSync } from "node:fs";
+import { createServer as createTlsServer } from "node:tls";
 import { createRequire, syncBuiltinESMExports } from "node:module";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -800,6 +801,120 @@ describe("@tessera/client over HTTP/2 with TLS: a connection whose handshake nev
       }
     });
   }
+});
+
+/**
+ * An HTTP/2 server of ApiTokenService.createToken (answered `answerAfterMs` after it is called,
+ * counted in `handled`) behind a listener that takes each connection (with `certificate`, over
+ * TLS: the handshake completed, ALPN h2) and hands it to the server after the delay `delays`
+ * gives it in turn, past the list at once; "never": read and never answered, no SETTINGS sent
+ * (a black-holed proxy, another service on the port). `accepted` counts the connections.
+ */
+async function settingsDelayingServer({ delays, certificate, answerAfterMs = 0 }: { delays: Array<number | "never">; certificate?: TestCertificate; answerAfterMs?: number }) {
+  const state = { accepted: 0, handled: 0 };
+  const handler = connectNodeAdapter({
+    routes: (router) =>
+      router.service(ApiTokenService, {
+        async createToken() {
+          state.handled++;
+          if (answerAfterMs > 0) await new Promise((r) => setTimeout(r, answerAfterMs).unref());
+          return { token: "t0k3n" };
+        },
+      }),
+  });
+  const h2 = http2.createServer(handler);
+  const sockets = new Set<Socket>();
+  const take = (socket: Socket) => {
+    sockets.add(socket.on("error", () => {}).once("close", () => sockets.delete(socket)));
+    const delay = delays[state.accepted++] ?? 0;
+    if (delay === "never") return void socket.resume();
+    setTimeout(() => h2.emit("connection", socket), delay).unref();
+  };
+  const server =
+    certificate === undefined
+      ? net.createServer(take)
+      : createTlsServer({ cert: certificate.ca, key: readFileSync(certificate.env.TESSERA_TLS_KEY_FILE!), ALPNProtocols: ["h2"] }, take);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `${certificate === undefined ? "http" : "https"}://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    state,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+/** Whether `closing` resolves within 2 s: "closed", or what it still does. */
+function closedWithin2s(closing: Promise<void>): Promise<string> {
+  return Promise.race([closing.then(() => "closed"), new Promise<string>((r) => setTimeout(() => r("close() still waiting after 2 s"), 2000).unref())]);
+}
+
+// Node's session counts as connected once TCP (or TLS) has: a peer that takes the connection
+// and never sends its SETTINGS (a black-holed proxy, another service on the port) had the calls
+// sent on it wait for their deadlines, and only a PING (pingIntervalMs later) found it dead.
+describe("@tessera/client over HTTP/2: a server that takes the connection and never sends its SETTINGS", () => {
+  let certificate: TestCertificate;
+  before(() => void (certificate = makeTestCertificate()));
+  after(() => certificate.remove());
+
+  for (const [name, variant] of [
+    ["gRPC", { protocol: "grpc" }],
+    ["Connect", { protocol: "connect" }],
+    ["gRPC-Web", { protocol: "grpc-web" }],
+  ] as Array<[string, Partial<TesseraTransportOptions>]>) {
+    for (const secure of [false, true]) {
+      const over = `${name} over ${secure ? "TLS" : "h2c"}`;
+      const options = (url: string) => ({ baseUrl: url, protocol: "grpc" as const, ...variant, ...(secure && { nodeOptions: { ca: certificate.ca } }), pingTimeoutMs: 300 });
+
+      it(`${over}: the connection is given up after pingTimeoutMs, its call failing UNAVAILABLE before its deadline, unhandled; the next call opens a new connection and is answered; close() resolves`, async () => {
+        const server = await settingsDelayingServer({ delays: ["never"], ...(secure && { certificate }) });
+        try {
+          const client = createTesseraClient(ApiTokenService, options(server.url));
+          const call = () => client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 });
+          const err = await rejection(call());
+          assert.deepEqual([Code[err.code], err.rawMessage, server.state.handled], ["Unavailable", "the connection to the server was not established within pingTimeoutMs (300 ms)", 0]);
+          assert.equal((await call()).token, "t0k3n");
+          assert.deepEqual(server.state, { accepted: 2, handled: 1 });
+          assert.equal(await closedWithin2s(client.close()), "closed");
+        } finally {
+          await server.close();
+        }
+      });
+
+      it(`${over}: SETTINGS that come late but within pingTimeoutMs: the connection is kept, its call answered after pingTimeoutMs has passed`, async () => {
+        const server = await settingsDelayingServer({ delays: [150], answerAfterMs: 400, ...(secure && { certificate }) });
+        try {
+          const client = createTesseraClient(ApiTokenService, options(server.url));
+          assert.equal((await client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 })).token, "t0k3n");
+          assert.deepEqual(server.state, { accepted: 1, handled: 1 });
+          assert.equal(await closedWithin2s(client.close()), "closed");
+        } finally {
+          await server.close();
+        }
+      });
+    }
+  }
+
+  // The caller's own createConnection (a proxy's tunnel, a socket option Node lacks) opens the
+  // connections: they are bounded as the transport's own, and cut by close() alike.
+  it("a createConnection of the caller's own (nodeOptions) that opens a net.Socket is bounded too: given up after pingTimeoutMs, UNAVAILABLE; the next call is answered on a new one", async () => {
+    const server = await settingsDelayingServer({ delays: ["never"] });
+    try {
+      let opened = 0;
+      const createConnection = (authority: URL) => (opened++, net.connect(Number(authority.port), authority.hostname));
+      const client = createTesseraClient(ApiTokenService, { baseUrl: server.url, protocol: "grpc", nodeOptions: { createConnection }, pingTimeoutMs: 300 });
+      const call = () => client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 });
+      const err = await rejection(call());
+      assert.deepEqual([Code[err.code], err.rawMessage], ["Unavailable", "the connection to the server was not established within pingTimeoutMs (300 ms)"]);
+      assert.equal((await call()).token, "t0k3n");
+      assert.deepEqual([opened, server.state], [2, { accepted: 2, handled: 1 }]);
+      assert.equal(await closedWithin2s(client.close()), "closed");
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 // What the server is told of a call's deadline and cancellation, whatever the transport.

@@ -259,30 +259,34 @@ describe("@tessera/client: a transport's connections", () => {
     // and waits for the server to end its own. A server that never does (its process hung, or the
     // connection died silently while idle) held close(), and a service's shutdown, for ever (or
     // until TCP gave up, minutes later).
-    it(`over ${name}: close() of a transport whose server no longer reads its connection resolves within pingTimeoutMs of its last call's end (its socket cut), not waiting for the server to close it`, async () => {
-      const sockets = new Set<net.Socket>();
-      const { hostname, port } = new URL(server.url);
-      const proxy = net.createServer((client) => {
-        const upstream = net.connect(Number(port), hostname);
-        for (const socket of [client, upstream]) sockets.add(socket.on("error", () => {}));
-        client.pipe(upstream).pipe(client);
+    // A createConnection of the caller's own (HTTP/2's nodeOptions) that opens a net.Socket has it cut alike.
+    for (const given of [false, true]) {
+      it(`over ${name}${given ? ", the connection opened by the caller's own createConnection" : ""}: close() of a transport whose server no longer reads its connection resolves within pingTimeoutMs of its last call's end (its socket cut), not waiting for the server to close it`, async () => {
+        const sockets = new Set<net.Socket>();
+        const { hostname, port } = new URL(server.url);
+        const proxy = net.createServer((client) => {
+          const upstream = net.connect(Number(port), hostname);
+          for (const socket of [client, upstream]) sockets.add(socket.on("error", () => {}));
+          client.pipe(upstream).pipe(client);
+        });
+        await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+        try {
+          const createConnection = (authority: URL) => net.connect(Number(authority.port), authority.hostname);
+          const transport = createTesseraTransport({ baseUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, ...variant, ...(given && { nodeOptions: { createConnection } }), pingTimeoutMs: 300 });
+          assert.ok((await createTesseraClient(KeyService, transport).getJwks({})).keys.length > 0);
+          // The server hangs: nothing it is sent is read, nothing is answered or closed.
+          for (const socket of sockets) socket.unpipe().pause();
+          const start = performance.now();
+          const closed = await Promise.race([transport.close().then(() => "closed"), new Promise<string>((r) => setTimeout(() => r("close() still waiting after 2 s"), 2000).unref())]);
+          const waited = performance.now() - start;
+          assert.equal(closed, "closed");
+          assert.ok(waited < 300 + 500, `closed after ${waited} ms`);
+        } finally {
+          proxy.close();
+          for (const socket of sockets) socket.destroy();
+        }
       });
-      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-      try {
-        const transport = createTesseraTransport({ baseUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, ...variant, pingTimeoutMs: 300 });
-        assert.ok((await createTesseraClient(KeyService, transport).getJwks({})).keys.length > 0);
-        // The server hangs: nothing it is sent is read, nothing is answered or closed.
-        for (const socket of sockets) socket.unpipe().pause();
-        const start = performance.now();
-        const closed = await Promise.race([transport.close().then(() => "closed"), new Promise<string>((r) => setTimeout(() => r("close() still waiting after 2 s"), 2000).unref())]);
-        const waited = performance.now() - start;
-        assert.equal(closed, "closed");
-        assert.ok(waited < 300 + 500, `closed after ${waited} ms`);
-      } finally {
-        proxy.close();
-        for (const socket of sockets) socket.destroy();
-      }
-    });
+    }
   }
 
   it("a client over a transport it was given has no close(): the transport's owner closes it", async () => {
