@@ -14,7 +14,7 @@
 //   `token_type: "refresh_token"` (and an audience of their own, TESSERA_JWT_AUDIENCE followed by
 //   `/refresh_token`; older ones the access tokens'): refused here.
 import { errors, UnsecuredJWT } from "jose";
-import { refuse } from "./errors.js";
+import { quoted, refuse } from "./errors.js";
 
 /** The claims of a seed 000 session access token. */
 export interface SessionAccessClaims {
@@ -111,7 +111,7 @@ export function checkClaims(payloadSegment: string, p: Record<string, unknown>, 
   // The kind decides the audience: a JWT API token's, or one of the configured client ids.
   let audience: string | readonly string[];
   if (p.token_type !== undefined) {
-    if (p.token_type !== "access_token") throw refuse("WRONG_TOKEN_TYPE", `not an access token (token_type ${JSON.stringify(p.token_type)})`);
+    if (p.token_type !== "access_token") throw refuse("WRONG_TOKEN_TYPE", `not an access token (token_type ${quoted(p.token_type)})`);
     if (rules.audience === undefined) throw refuse("WRONG_AUDIENCE", "JWT API tokens are not accepted (no audience configured)");
     audience = rules.audience;
   } else if (p.sid !== undefined) {
