@@ -133,7 +133,8 @@ function boundedConnection(
 ): (authority: URL, options: http2.SecureClientSessionOptions) => Duplex {
   return (authority, options) => {
     const socket = given !== undefined ? given(authority, options) : connection(authority, options);
-    if (!(socket instanceof net.Socket)) return socket;
+    // A socket given twice is Node's to refuse (ERR_HTTP2_SOCKET_BOUND).
+    if (!(socket instanceof net.Socket) || Object.hasOwn(socket, attemptKey)) return socket;
     const giveUp = () => {
       // The acknowledgement of the client's SETTINGS follows the server's own.
       if (attempt.session?.pendingSettingsAck === false) return;
