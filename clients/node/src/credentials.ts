@@ -97,10 +97,12 @@ export function invalidArgument(e: unknown): unknown {
  * source gives them then (a token refreshed meanwhile), not as if the call had set them.
  */
 export function credentialInterceptor(source: CredentialSource): Interceptor {
+  if (typeof source !== "function" && !isHeaderObject(source)) throw new TypeError("credentials: headers (an object of header names and values) or a function giving them");
   return (next) => async (req) => {
     const headers = typeof source === "function" ? await beforeAbort(source(), req.signal) : source;
     const added: string[] = [];
     try {
+      if (!isHeaderObject(headers)) throw new TypeError("credentials: the function gave no headers (an object of header names and values)");
       for (const [name, value] of Object.entries(headers)) {
         if (req.header.has(name)) continue;
         checkSendable([[name, value]], "credentials");
@@ -116,6 +118,14 @@ export function credentialInterceptor(source: CredentialSource): Interceptor {
       for (const name of added) req.header.delete(name);
     }
   };
+}
+
+/**
+ * Whether `value` is credential headers: an object of names and values. Anything else (nothing;
+ * a string, whose characters Object.entries would give as headers "0", "1"...) is a mistake.
+ */
+function isHeaderObject(value: unknown): value is CredentialHeaders {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**

@@ -1303,6 +1303,8 @@ describe("@tessera/client against a broken or hostile server", () => {
       () => keys().getJwks({}, { headers: { authorization: "Bearer s3cret\nx" } }),
       () => keys().getJwks({}, { headers: { "bad name": "x" } }),
       () => keys().getJwks({}, { timeoutMs: Number.NaN }),
+      () => keys({ credentials: () => undefined as never }).getJwks({}),
+      () => keys({ credentials: async () => "Bearer s3cret" as never }).getJwks({}),
     ]) {
       try {
         await call();
@@ -1317,11 +1319,15 @@ describe("@tessera/client against a broken or hostile server", () => {
       ["InvalidArgument", 'headers: the "authorization" header\'s value has a line break or control character', true],
       ["InvalidArgument", 'Headers.append: "bad name" is an invalid header name.', true],
       ["InvalidArgument", "timeoutMs: a number of milliseconds", true],
+      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values)", true],
+      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values)", true],
     ]);
   });
 
-  it("a defaultTimeoutMs or readMaxBytes that is not a positive number is a TypeError naming it", () => {
+  it("a defaultTimeoutMs or readMaxBytes that is not a positive number, or credentials that are neither headers nor a function, is a TypeError naming it", () => {
     for (const [more, message] of [
+      [{ credentials: "Bearer s3cret" as never }, "credentials: headers (an object of header names and values) or a function giving them"],
+      [{ credentials: null as never }, "credentials: headers (an object of header names and values) or a function giving them"],
       [{ defaultTimeoutMs: -1 }, "defaultTimeoutMs: a positive number of milliseconds"],
       [{ defaultTimeoutMs: Number.NaN }, "defaultTimeoutMs: a positive number of milliseconds"],
       [{ readMaxBytes: 0 }, "readMaxBytes: a positive whole number of bytes"],
