@@ -159,7 +159,10 @@ function connection(authority: URL, options: http2.SecureClientSessionOptions): 
 /**
  * The attempt of `session`'s socket (boundedConnection's), now linked to the session: its watch
  * ends when the server's SETTINGS arrive. Called when a call first uses the session, in the
- * same turn of the event loop as its "connect" (nothing has been read from the server since).
+ * same turn of the event loop as its "connect": nothing has been read from the server since,
+ * unless the socket came connected with the server's bytes already buffered (a caller's tunnel),
+ * which Node reads then; for those, the server's acknowledgement of the client's SETTINGS, which
+ * follows its own, ends the watch (pendingSettingsAck, looked at when the time is up).
  * Undefined for a socket it does not watch, or a session that has lost its socket.
  */
 function linkedAttempt(session: http2.Http2Session): Attempt | undefined {
