@@ -884,7 +884,7 @@ describe("@tessera/client over HTTP/2: a server that takes the connection and ne
       });
 
       it(`${over}: SETTINGS that come late but within pingTimeoutMs: the connection is kept, its call answered after pingTimeoutMs has passed`, async () => {
-        const server = await settingsDelayingServer({ delays: [150], answerAfterMs: 400, ...(secure && { certificate }) });
+        const server = await settingsDelayingServer({ delays: [100], answerAfterMs: 400, ...(secure && { certificate }) });
         try {
           const client = createTesseraClient(ApiTokenService, options(server.url));
           assert.equal((await client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 })).token, "t0k3n");
