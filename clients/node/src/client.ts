@@ -98,6 +98,9 @@ export interface TesseraTransport extends Transport {
 export function createTesseraTransport(options: TesseraTransportOptions): TesseraTransport {
   // connect-node parses it only when a call is made (INTERNAL "Invalid URL" on every call).
   httpUrl(options.baseUrl, "baseUrl");
+  // connect-es adds each call's path to the URL's text: after a query (or an empty "?") it went
+  // into the query, after a fragment nowhere, and every call failed UNIMPLEMENTED, HTTP 404.
+  if (/[?#]/.test(String(options.baseUrl))) throw new TypeError("baseUrl: must have no query or fragment (each call's path is added to its path)");
   const httpVersion = options.httpVersion ?? "2";
   if (httpVersion !== "2" && httpVersion !== "1.1") throw new TypeError('httpVersion: "1.1" or "2"');
   const { defaultTimeoutMs, readMaxBytes = defaultReadMaxBytes } = options;

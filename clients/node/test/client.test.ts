@@ -294,12 +294,16 @@ describe("@tessera/client credential helpers", () => {
     assert.equal(clientId("c".repeat(15360))["x-koms-clientid"].length, 15360);
   });
 
-  it("a baseUrl that is not an http or https URL is a TypeError naming it, when the transport is made (not an INTERNAL on every call)", () => {
+  it("a baseUrl that is not an http or https URL, or that has a query or fragment, is a TypeError naming it, when the transport is made (not an INTERNAL or UNIMPLEMENTED on every call)", () => {
+    const queryOrFragment = "baseUrl: must have no query or fragment (each call's path is added to its path)";
     for (const [baseUrl, message] of [
       ["127.0.0.1:8080", "baseUrl: not a URL"],
       ["", "baseUrl: not a URL"],
       ["localhost:8080", "baseUrl: must be an http or https URL"],
       ["grpc://127.0.0.1:8080", "baseUrl: must be an http or https URL"],
+      ["http://127.0.0.1:8080/?api_key=s3cret", queryOrFragment],
+      ["http://127.0.0.1:8080?", queryOrFragment],
+      ["https://tessera.internal/#main", queryOrFragment],
     ]) {
       for (const protocol of ["grpc", "connect", "grpc-web"] as const) {
         assert.throws(() => createTesseraTransport({ baseUrl: baseUrl!, protocol }), { name: "TypeError", message });
