@@ -495,17 +495,30 @@ describe("@tessera/client key set cache", () => {
     assert.equal((await v.verify(await sign(session))).kind, "session");
   });
 
-  // What a message quotes of a token's header or of a served document is bounded: a caller's
-  // 6 KB "alg", or a discovery document's 1 MiB "issuer", went whole into every refusal's message
-  // (onRefusal logs; the caller's UNAUTHENTICATED answer), and JSON.stringify leaves C1 controls
-  // and bidirectional formatting characters as they are.
-  it("a message quotes at most 64 characters of a token's alg or a discovery document's issuer, with its length, and escapes controls and bidirectional formatting", async () => {
+  // What a message quotes of a token's header or claims or of a served document is bounded: a
+  // caller's 6 KB "alg", a 5 KB "token_type", or a discovery document's 1 MiB "issuer", went whole
+  // into every refusal's message (onRefusal logs; the caller's UNAUTHENTICATED answer), and
+  // JSON.stringify leaves C1 controls and bidirectional formatting characters as they are.
+  it("a message quotes at most 64 characters of a token's alg or token_type or a discovery document's issuer, with its length, and escapes controls and bidirectional formatting", async () => {
     const clock = new TestClock();
     const set = keySet({ keys: [] });
     const segment = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
     const long = `\u202e${"A".repeat(2999)}`;
     const token = `${segment({ alg: long, kid: "k" })}.${segment({ sub: "u" })}.AAAA`;
     await refused(verifier(set, clock).verify(token), "UNSUPPORTED_ALGORITHM", `the token's algorithm ("\\u202e${"A".repeat(57)}... (3002 characters)) is not accepted`);
+    // A token_type other than access_token, in a token whose signature verifies.
+    const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+    const typed = verifier(keySet({ keys: [{ ...(await exportJWK(publicKey)), kid: "k", alg: "EdDSA" }] }), clock);
+    const iat = Math.floor(clock.ms / 1000);
+    for (const [tokenType, quoted] of [
+      ["\u202eid_token\u0085", '"\\u202eid_token\\u0085"'],
+      [`\u009b${"x".repeat(5000)}`, `"\\u009b${"x".repeat(57)}... (5003 characters)`],
+      [{ nested: ["x".repeat(100)] }, `{"nested":["${"x".repeat(52)}... (115 characters)`],
+    ] as Array<[unknown, string]>) {
+      const claims = { iss: "tessera", sub: "u-1", aud: "tessera", token_type: tokenType, iat, exp: iat + 60 };
+      const signed = await new SignJWT(claims).setProtectedHeader({ alg: "EdDSA", kid: "k", typ: "JWT" }).sign(privateKey);
+      await refused(typed.verify(signed), "WRONG_TOKEN_TYPE", `not an access token (token_type ${quoted})`);
+    }
     const discovery: typeof globalThis.fetch = async () =>
       new Response(JSON.stringify({ issuer: `\u0085${"x".repeat(100_000)}`, jwks_uri: "https://tessera.test/jwks" }), { headers: { "content-type": "application/json" } });
     const v = createTokenVerifier({ issuer: "https://tessera.test", audience: "tessera", fetch: discovery, now: clock.now });
