@@ -450,6 +450,11 @@ describe("@tessera/client key set cache", () => {
       message: "createTokenVerifier: give an audience (JWT API tokens), a clientId (session tokens), or both",
     });
     assert.throws(() => createTokenVerifier({ issuer: "tessera", audience: "tessera" }), { name: "TypeError", message: "issuer: not a URL" });
+    // The discovery document's path is added to the issuer's: after a query or a fragment, the
+    // document was asked for at the issuer's root (GET https://tessera.test/?tenant=a/.well-known/...).
+    for (const issuer of ["https://tessera.test/?tenant=a", "https://tessera.test?", "https://tessera.test/#a"]) {
+      assert.throws(() => createTokenVerifier({ issuer, audience: "tessera" }), { name: "TypeError", message: "issuer: must have no query or fragment (an OpenID Connect issuer has none)" });
+    }
     assert.throws(() => createTokenVerifier({ jwksUrl: "ftp://tessera.test/jwks", audience: "tessera" }), { message: "jwksUrl: must be an http or https URL" });
     // fetch refuses such a URL: it would fail every verification, with the password in its message.
     for (const url of ["https://ops:hunter2@tessera.test/jwks", "https://ops@tessera.test/jwks"]) {

@@ -22,7 +22,7 @@ async function discover(issuer: string, fetchImpl: typeof globalThis.fetch, time
   const { body } = await fetchJson(fetchImpl, url, timeoutMs, "application/json");
   const doc = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
   if (doc.issuer !== issuer) {
-    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${redactedUrl(url)} names another issuer (${quoted(doc.issuer)}, not ${JSON.stringify(quotableIssuer(issuer))})`);
+    throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${redactedUrl(url)} names another issuer (${quoted(doc.issuer)}, not ${JSON.stringify(issuer)})`);
   }
   let jwks: URL;
   try {
@@ -38,10 +38,4 @@ async function discover(issuer: string, fetchImpl: typeof globalThis.fetch, time
     throw refuse("KEYS_UNAVAILABLE", `the discovery document at ${redactedUrl(url)} names a "jwks_uri" with credentials (user:password@), which fetch refuses`);
   }
   return jwks;
-}
-
-/** The configured issuer as an error quotes it: as given, unless it has a query or fragment (redacted). */
-function quotableIssuer(issuer: string): string {
-  const url = new URL(issuer);
-  return url.search === "" && url.hash === "" ? issuer : redactedUrl(url);
 }

@@ -93,6 +93,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     url = async () => jwks;
   } else if (o.issuer !== undefined) {
     httpUrl(o.issuer, "issuer");
+    // OpenID Connect Discovery 1.0, 2: the document's path is added to the issuer's, which an
+    // issuer's query or fragment would swallow (the document asked for at the issuer's root).
+    if (/[?#]/.test(o.issuer)) throw new TypeError("issuer: must have no query or fragment (an OpenID Connect issuer has none)");
     url = jwksUrlFromDiscovery(o.issuer, fetchImpl, timeoutMs);
   } else {
     throw new TypeError("createTokenVerifier: give an issuer (discovery) or a jwksUrl");
