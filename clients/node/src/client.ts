@@ -34,7 +34,12 @@ export interface TesseraTransportOptions {
   readMaxBytes?: number;
   /** More interceptors, run after the credentials are set. */
   interceptors?: readonly Interceptor[];
-  /** Options for node:http2 or node:https (a CA to trust, a client certificate...). */
+  /**
+   * Options for node:http2 or node:https (a CA to trust, a client certificate...). Over HTTP/2, a
+   * `createConnection` of your own that returns a net.Socket (TCP or TLS) is bounded by
+   * pingTimeoutMs and cut by close() as the transport's own connections are; any other stream
+   * is neither.
+   */
   nodeOptions?: http2.SecureClientSessionOptions | https.RequestOptions;
   /**
    * HTTP/2: a PING is sent when a connection with calls open has received nothing for this long,
