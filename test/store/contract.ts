@@ -1687,6 +1687,38 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(refusal(await store.loginAttempts.reserve([slot(key, limit)], at(100), rule)), "full");
     });
 
+    it("successful logins one after another from two instances, each group of them ending: the window still holds exactly `limit` slots", async () => {
+      const key = `login:${id("user")}`;
+      for (let i = 0; i < 30; i++) await both(i + 1).loginAttempts.release(held(await both(i).loginAttempts.reserve([slot(key, 3)], at(i), rule)));
+      const { values, errors } = await settle(Array.from({ length: 8 }, (_, i) => both(i).loginAttempts.reserve([slot(key, 3)], at(30 + i), rule)));
+      assert.deepEqual(errors, []);
+      assert.equal(values.filter((r) => r.granted).length, 3);
+      assert.equal(refusal(await twin.loginAttempts.reserve([slot(key, 3)], at(40), rule)), "full");
+    });
+
+    it(`releases racing grants from two instances never let one more through: ${CONCURRENCY} reservations while the ${4} slots held are given back`, async () => {
+      const key = `addr:${id("ip")}`;
+      const limit = 4;
+      let holding: HeldSlot[] = [];
+      for (let i = 0; i < limit; i++) holding.push(...held(await both(i).loginAttempts.reserve([slot(key, limit)], at(i), rule)));
+      for (let round = 1; round <= 3; round++) {
+        const start = round * 100;
+        const [, reservations] = await Promise.all([
+          Promise.all(holding.map((s, i) => both(i).loginAttempts.release([s]))),
+          settle(Array.from({ length: CONCURRENCY }, (_, i) => both(i + 1).loginAttempts.reserve([slot(key, limit)], at(start + i), rule))),
+        ]);
+        assert.deepEqual(reservations.errors, []);
+        holding = reservations.values.flatMap((r) => (r.granted ? r.slots : []));
+        // A release the racing grants did not see refused one of them, never granted one more:
+        // the window's free slots, taken now, fill it to exactly `limit`.
+        const more = await settle(Array.from({ length: limit }, (_, i) => both(i).loginAttempts.reserve([slot(key, limit)], at(start + 50 + i), rule)));
+        assert.deepEqual(more.errors, []);
+        holding.push(...more.values.flatMap((r) => (r.granted ? r.slots : [])));
+        assert.equal(holding.length, limit, `round ${round}`);
+      }
+      assert.equal(refusal(await store.loginAttempts.reserve([slot(key, limit)], at(500), rule)), "full");
+    });
+
     it("a window passes: counting starts over; a slot of the old window neither fails nor is given back in the new", async () => {
       const key = `login:${id("user")}`;
       const old = held(await store.loginAttempts.reserve([slot(key, 3)], at(0), rule));

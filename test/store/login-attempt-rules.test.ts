@@ -103,6 +103,50 @@ describe("login attempt rules: slots still being checked are held on a lease", (
     assert.equal(c.state!.held, 1);
   });
 
+  it("once every slot of a group has ended, the next slot starts a new group: successful logins one after another each hold a group of their own", () => {
+    const c = new Counter(3);
+    for (let i = 0; i < 100; i++) c.release(taken(c.take(i)));
+    const last = taken(c.take(100));
+    assert.deepEqual(c.state, {
+      held: 1,
+      failures: 0,
+      windowStart: at(0),
+      lastAttemptAt: at(100),
+      lockedUntil: undefined,
+      pendingFrom: at(100),
+      pendingUntil: at(100 + LEASE),
+    });
+    assert.deepEqual(last.takenAt, at(100));
+  });
+
+  it("a slot still pending keeps its group going; a failure ends its slot as a release does", () => {
+    const c = new Counter(3);
+    const a = taken(c.take(0));
+    const b = taken(c.take(1));
+    c.release(a);
+    const d = taken(c.take(2));
+    assert.deepEqual([c.state!.pendingFrom, d.takenAt], [at(0), at(2)]);
+    c.release(d);
+    c.fail(b, 3);
+    // All three ended (b a failure): the next slot starts a group, the failure still counted.
+    const e = taken(c.take(4));
+    assert.deepEqual([c.state!.held, c.state!.failures, c.state!.pendingFrom, e.takenAt], [2, 1, at(4), at(4)]);
+  });
+
+  it("the group after one whose slots all ended starts after every slot that group took, even one taken by an instance whose clock is ahead", () => {
+    const c = new Counter(3);
+    const ahead = taken(c.take(5_000));
+    c.release(ahead);
+    const next = taken(c.take(1_000));
+    assert.deepEqual(next.takenAt, at(5_001));
+    assert.deepEqual(c.state!.pendingFrom, at(5_001));
+    // A release of the ended group's slot (its duplicate, or MongoDB's count of the releases
+    // taken since the group started) is not of the new group.
+    assert.equal(giveBackSlot(c.state, ahead), null);
+    c.release(next);
+    assert.equal(c.state!.held, 0);
+  });
+
   // Any interleaving of reservations, failures, releases (each attempt ends at most once, or
   // never: its process died) and time passing, leases included.
   type Op = { kind: "take"; dt: number } | { kind: "fail" | "release"; which: number; dt: number };
@@ -146,6 +190,56 @@ describe("login attempt rules: slots still being checked are held on a lease", (
         }
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  // MongoDB counts a window's releases by when their slots were taken (those at or after the
+  // group's start: mongo-login-attempts.ts). Instances' clocks up to 5 s apart (README,
+  // "Clocks"), any interleaving: a release counted is always of a slot of the current group.
+  it("for any interleaving across clocks 5 s apart: the releases a group counts by takenAt are its own slots' only", () => {
+    const skew = fc.integer({ min: -5_000, max: 5_000 });
+    const step: fc.Arbitrary<{ kind: "take" | "fail" | "release"; which: number; dt: number; skew: number }> = fc.record({
+      kind: fc.constantFrom("take" as const, "take" as const, "fail" as const, "release" as const),
+      which: fc.nat(),
+      dt: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 3_000 }), fc.integer({ min: LEASE - 10, max: LEASE + 10 })),
+      skew,
+    });
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.array(step, { maxLength: 60 }), (limit, ops) => {
+        // The stored state, `held` being the slots granted (MongoDB's `grants`), and the releases.
+        let stored: AttemptState | null = null;
+        const released: Array<{ slot: HeldSlot; group: string }> = [];
+        const open: Array<{ slot: HeldSlot; group: string }> = [];
+        const groupOf = (s: AttemptState) => `${s.windowStart.getTime()}/${s.pendingFrom?.getTime()}`;
+        const counted = (s: AttemptState) =>
+          released.filter(({ slot }) => slot.windowStart.getTime() === s.windowStart.getTime() && slot.takenAt.getTime() >= s.pendingFrom!.getTime());
+        /** The state as a reservation reads it, and what it writes back for `next`. */
+        const read = (s: AttemptState) => ({ ...s, held: s.held - counted(s).length });
+        const write = (before: AttemptState, next: AttemptState): AttemptState =>
+          groupOf(before) === groupOf(next) ? { ...next, held: next.held + counted(before).length } : next;
+        let now = 0;
+        for (const o of ops) {
+          now += o.dt;
+          const when = at(now + o.skew);
+          if (o.kind === "take") {
+            const current = stored && read(stored);
+            const taken = takeSlot(current, limit, when, rule);
+            if ("refused" in taken) continue;
+            stored = stored ? write(stored, taken.state) : taken.state;
+            open.push({ slot: heldSlot(KEY, limit, taken.state, when), group: groupOf(taken.state) });
+          } else if (open.length > 0) {
+            const [ended] = open.splice(o.which % open.length, 1);
+            if (o.kind === "release") {
+              released.push(ended!);
+            } else {
+              const next = failSlot(read(stored!), ended!.slot, when, rule);
+              if (next) stored = write(stored!, next);
+            }
+          }
+          if (stored) for (const r of counted(stored)) assert.equal(r.group, groupOf(stored), "a release counted is of the current group");
+        }
+      }),
+      { numRuns: 3000 },
     );
   });
 });

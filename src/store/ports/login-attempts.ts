@@ -163,6 +163,24 @@ export function steppedBack(current: AttemptState, at: Date): AttemptState | nul
 }
 
 /**
+ * Where a new group starts when the group before it (`current`'s) ended with its lease still
+ * running (all its slots given back or failed): at `now`, but never at or before a slot that
+ * group took. A slot's takenAt (heldSlot) is its grant's time or the group's start, whichever
+ * is later, and every grant pushes the group's `pendingUntil` (`leaseEnd`) to at least its own
+ * time plus the lease: no slot of the group was taken after the later of `leaseEnd - leaseMs`
+ * and `pendingFrom`. One taken by an instance whose clock is ahead may be after `now`: the new
+ * group then starts just after it (by at most that skew, or a millisecond when it was taken
+ * at `now`), so that slot's release, which MongoDB counts against the group its takenAt falls
+ * in, is of the ended group, never of the new one (where it would free a slot nobody gave
+ * back). The new group's lease still runs from `now`. This holds while instances share the
+ * lease (`TESSERA_REQUEST_TIMEOUT_MS`, core/login-throttle.ts).
+ */
+function firstAfter(current: AttemptState, leaseEnd: number, now: number, rule: AttemptRule): number {
+  const lastTaken = Math.max(leaseEnd - rule.leaseMs, current.pendingFrom?.getTime() ?? -Infinity);
+  return Math.max(now, lastTaken + 1);
+}
+
+/**
  * `reserve`'s rule for one key at `at`:
  * - a state written before the clock was stepped back is first moved back with it
  *   (steppedBack; a refusal stores the moved state: see reserve);
@@ -170,6 +188,11 @@ export function steppedBack(current: AttemptState, at: Date): AttemptState | nul
  * - a window older than `rule.windowMs` counts as empty (a new one opens at `at`);
  * - pending slots whose lease has passed (`pendingUntil` <= at) count no more: the window holds
  *   its failures only, and the slot taken now starts a new group (pendingFrom = at);
+ * - no slot of the group pending (every one taken given back or failed: held = failures): the
+ *   slot taken now starts a new group too, from just after the latest slot the group can have
+ *   taken (firstAfter), so that a slot of the ended group is never of the new one. What a
+ *   group's end writes then stays bounded by the slots of one group, not by every success of
+ *   the window (MongoDB counts a group's releases: mongo-login-attempts.ts);
  * - fewer than `limit` slots held: the slot is taken, and the group's lease runs until at least
  *   `at + rule.leaseMs`;
  * - all held, and failures have reached the limit (the lock they caused has passed): one more
@@ -190,15 +213,18 @@ export function takeSlot(
   const open = current !== null && current.windowStart.getTime() > now - rule.windowMs;
   const failures = open ? current.failures : 0;
   const leaseEnd = open ? (current.pendingUntil ?? new Date(current.lastAttemptAt.getTime() + rule.leaseMs)).getTime() : now;
-  const sameGroup = open && leaseEnd > now;
+  const leased = open && leaseEnd > now;
+  // A group whose lease runs on but whose slots have all ended holds nothing: a new one starts.
+  const sameGroup = leased && current.held > current.failures;
   const held = sameGroup ? current.held : failures;
+  const from = sameGroup ? undefined : leased ? firstAfter(current, leaseEnd, now, rule) : now;
   const state: AttemptState = {
     held: held + 1,
     failures,
     windowStart: open ? current.windowStart : at,
     lastAttemptAt: at,
     lockedUntil: locked,
-    pendingFrom: sameGroup ? current.pendingFrom : at,
+    pendingFrom: from === undefined ? current!.pendingFrom : new Date(from),
     pendingUntil: new Date(Math.max(sameGroup ? leaseEnd : 0, now + rule.leaseMs)),
   };
   if (held < limit) return { state };
