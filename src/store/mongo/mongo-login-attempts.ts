@@ -24,14 +24,28 @@ const KEEP = 64;
 //   lower a lock another has set. `grants` counts the slots taken in the window, `failures` the
 //   failures (a document of the first layout has no `grants`: each of its failures held a slot).
 //   `pendingFrom` and `pendingUntil` are the pending slots' group and lease (ports/login-attempts.ts;
-//   absent in documents from before leases): when a lease passes, the next grant starts a new
-//   group, with `grants` its failures plus itself.
+//   absent in documents from before leases): when a lease passes, or when every slot of the
+//   group has ended (given back or failed), the next grant starts a new group, with `grants` its
+//   failures plus itself.
 // - releases: a slot given back is an insert of its own {key, windowStart, takenAt} into
 //   login_attempt_releases, which races with nothing. A window holds its grants minus the
 //   releases of its current group (giveBackSlot's rule: taken at or after `pendingFrom`; all of
 //   the window's in a document without one, and those of releases from before leases, which
 //   have no `takenAt`). A release landing while a grant is being decided is not seen by it: that
-//   grant then sees one slot too many taken, which can only refuse it, never let one more through.
+//   grant then sees one slot too many taken, which can only refuse it, never let one more through;
+//   and a grant that sees every slot of the group ended has seen each one's release (or
+//   failure), so no slot of the group is pending when it starts the next. That group starts
+//   after every slot the ended one took (firstAfter in ports/login-attempts.ts, whatever the
+//   clock of the instance that took it), so no release of the ended group is ever counted in
+//   it. Releases are counted only once a group's grants reach the limit, so a count reads the
+//   releases of one group, at most its grants: successful logins one after another end a
+//   group every `limit` of them, however many the window has seen (releases counted by
+//   `key_1_windowStart_1_takenAt_1`). The grant that starts a group deletes the releases of
+//   the one it ended (forgetEnded), which nothing counts again: FerretDB 1.x, which uses no
+//   index for the count (it reads every release of the key's window), then reads those of one
+//   group too. A group whose slots never all end at once (logins on the key overlapping
+//   without a pause, until its lease passes) counts all of its releases: there the count
+//   grows with the logins of that stretch.
 // - Within one process the writes to one key take turns (KeyedTurns): correctness comes from the
 //   versioned inserts alone, but N writers racing on one key cost O(N^2) inserts, turns O(N), and
 //   only instances race each other.
@@ -174,16 +188,35 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       owed,
     );
 
+  /**
+   * Deletes the releases that no state from `state` on counts: those of the group (or window)
+   * `before` held, once `state` has started a new one. Only tidying (the count never reads
+   * them: stateOf), but on FerretDB, which reads every release of the key's window to count
+   * (mongo-indexes.ts), it is what keeps a count to the releases of one group. A reader of an
+   * older state that finds some of its releases gone counts too many slots taken: it can
+   * only refuse, and a grant from it loses to `state` (insertNextVersion). A delete that fails
+   * is left to housekeeping (deleteStale): the slot is taken all the same.
+   */
+  const forgetEnded = async (key: string, before: AttemptState, state: AttemptState) => {
+    const from = state.pendingFrom;
+    const sameWindow = before.windowStart.getTime() === state.windowStart.getTime();
+    if (sameWindow && (from === undefined || before.pendingFrom?.getTime() === from.getTime())) return;
+    const ended = sameWindow ? { $or: [{ takenAt: { $lt: from } }, { takenAt: { $exists: false } }] } : {};
+    await releases.deleteMany({ key, windowStart: before.windowStart, ...ended }).catch(() => {});
+  };
+
   /** Takes one slot of `key` (one atomic step), or says why not. */
   const take = async (key: string, limit: number, at: Date, rule: AttemptRule): Promise<{ held: HeldSlot } | { refused: true; lockedUntil?: Date }> => {
-    // Set by the last `next` that ran: why it refused, if it did.
+    // Set by the last `next` that ran: why it refused, if it did, and the state it read.
     let refusal = undefined as { refused: true; lockedUntil?: Date } | undefined;
     let taken = undefined as AttemptState | undefined;
+    let before = undefined as AttemptState | undefined;
     const doc = await append(key, async (latestDoc) => {
       const current = await stateOf(latestDoc, limit);
       const step = takeSlot(current?.state ?? null, limit, at, rule);
       refusal = "refused" in step ? step : undefined;
       taken = undefined;
+      before = current?.state;
       if ("refused" in step) {
         // Refused: nothing written, but a state the clock was stepped back under (see moveBack).
         const moved = current && steppedBack(current.state, at);
@@ -192,7 +225,9 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       taken = step.state;
       return fields(key, current, step.state);
     });
-    return doc && taken ? { held: heldSlot(key, limit, taken, at) } : refusal!;
+    if (!doc || !taken) return refusal!;
+    if (before) await forgetEnded(key, before, taken);
+    return { held: heldSlot(key, limit, taken, at) };
   };
 
   /**
