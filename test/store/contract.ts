@@ -1696,7 +1696,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(refusal(await twin.loginAttempts.reserve([slot(key, 3)], at(40), rule)), "full");
     });
 
-    it(`releases racing grants from two instances never let one more through: ${CONCURRENCY} reservations while the ${4} slots held are given back`, async () => {
+    it(`releases racing grants from two instances never let one more through: ${CONCURRENCY} reservations while the 4 slots held are given back`, async () => {
       const key = `addr:${id("ip")}`;
       const limit = 4;
       let holding: HeldSlot[] = [];
