@@ -2,6 +2,7 @@ import type { Document } from "mongodb";
 import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
 import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
+import { updateByIds } from "./mongo-by-id.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const JWT_REFRESH_TOKENS = "jwt_refresh_tokens";
@@ -36,7 +37,7 @@ export function mongoJwtRefreshTokens(ctx: MongoContext): JwtRefreshTokenStore {
     const won = await Promise.all(docs.map((doc) => ctx.marks.claim(revokedMark(doc._id), at, doc.expiresAt as Date)));
     // Their `revokedAt` by one update (of a whole batch, one write rather than one each), those
     // found revoked already included.
-    await tokens.updateMany({ _id: { $in: docs.map((doc) => doc._id) }, revokedAt: { $exists: false } }, { $set: { revokedAt: at } }).catch(() => {});
+    await updateByIds(tokens, docs.map((doc) => doc._id), { revokedAt: { $exists: false } }, { $set: { revokedAt: at } }).catch(() => {});
     return docs.filter((_, i) => won[i]).map((doc) => doc._id);
   };
 

@@ -1,6 +1,7 @@
 import type { Collection, Db } from "mongodb";
 import { touchBucket } from "../ports.js";
 import type { StoredDoc } from "./mongo-context.js";
+import { deleteByIds, findByIds } from "./mongo-by-id.js";
 import { upsertOne } from "./mongo-inserts.js";
 import type { Marks } from "./mongo-marks.js";
 
@@ -27,8 +28,7 @@ export class LastUsed {
   }
 
   async getMany(ids: string[]): Promise<Map<string, Date>> {
-    if (ids.length === 0) return new Map();
-    const docs = await this.times.find({ _id: { $in: ids } }).toArray();
+    const docs = await findByIds(this.times, ids);
     return new Map(docs.map((doc) => [doc._id, doc.lastUsedAt as Date]));
   }
 
@@ -49,6 +49,6 @@ export class LastUsed {
   }
 
   async delete(ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.times.deleteMany({ _id: { $in: ids } });
+    await deleteByIds(this.times, ids);
   }
 }

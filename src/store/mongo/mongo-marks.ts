@@ -1,5 +1,6 @@
 import type { Collection, Db } from "mongodb";
 import { deleteBatch } from "./mongo-batches.js";
+import { deleteByIds, findByIds } from "./mongo-by-id.js";
 import type { StoredDoc } from "./mongo-context.js";
 import { insertUnlessTaken } from "./mongo-inserts.js";
 
@@ -60,9 +61,9 @@ export class Marks {
     return docs.map((doc) => doc._id);
   }
 
+  /** The marks of `ids` that are set: one read by `_id` each, each started after the call (mongo-by-id.ts). */
   async getMany(ids: string[]): Promise<Map<string, Date>> {
-    if (ids.length === 0) return new Map();
-    const docs = await this.marks.find({ _id: { $in: ids } }).toArray();
+    const docs = await findByIds(this.marks, ids);
     return new Map(docs.map((doc) => [doc._id, doc.at as Date]));
   }
 
@@ -72,7 +73,7 @@ export class Marks {
   }
 
   async deleteMany(ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.marks.deleteMany({ _id: { $in: ids } });
+    await deleteByIds(this.marks, ids);
   }
 
   /** Housekeeping: deletes at most `limit` marks with expiresAt < before (one batch); returns how many. */

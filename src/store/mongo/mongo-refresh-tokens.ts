@@ -1,5 +1,6 @@
 import type { NewRefreshToken, RefreshTokenRecord, RefreshTokenStore } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
+import { deleteByIds } from "./mongo-by-id.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const REFRESH_TOKENS = "refresh_tokens";
@@ -32,9 +33,9 @@ export function mongoRefreshTokens(ctx: MongoContext): RefreshTokenStore {
   const deleteTokens = async (docs: StoredDoc[]) => {
     const hashes = docs.map((doc) => doc._id);
     if (hashes.length === 0) return 0;
-    const { deletedCount } = await tokens.deleteMany({ _id: { $in: hashes } });
+    const deleted = await deleteByIds(tokens, hashes);
     await ctx.marks.deleteMany(hashes.map(spentMark));
-    return deletedCount;
+    return deleted;
   };
 
   return {

@@ -2,6 +2,7 @@ import { endedFirst, type NewRefreshToken, type NewSession, type SessionRecord, 
 import type { Filter } from "mongodb";
 import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
+import { updateByIds } from "./mongo-by-id.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
 import { standingOf } from "./mongo-users.js";
@@ -45,7 +46,7 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
   const claimEnd = (session: { id: string; expiresAt: Date }, at: Date) => ctx.marks.claim(endedMark(session.id), at, session.expiresAt);
   /** Writes `endedAt` into those of the sessions `ids` (ended at it) that lack it; never fails the end. */
   const copyEnd = (ids: string[], endedAt: Date) =>
-    ids.length === 0 ? Promise.resolve() : sessions.updateMany({ _id: { $in: ids }, endedAt: { $exists: false } }, { $set: { endedAt } }).then(() => undefined, () => undefined);
+    ids.length === 0 ? Promise.resolve() : updateByIds(sessions, ids, { endedAt: { $exists: false } }, { $set: { endedAt } }).then(() => undefined, () => undefined);
 
   /**
    * Claims the end; once it is made (by this call, or before it: `session.endedAt`, the mark's

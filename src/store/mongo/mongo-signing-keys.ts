@@ -82,7 +82,11 @@ export function mongoSigningKeys(ctx: MongoContext): SigningKeyStore {
   // read the documents before that delete and the marks after it held the revoked key without its
   // revocation, which its instance's key ring took for a live key until its next read. So the
   // keys read without a mark are looked for again once the marks are read: one gone by then is
-  // left out, as a list made after the delete leaves it.
+  // left out, as a list made after the delete leaves it. The marks are read one key at a time
+  // (Marks.getMany): not one read of them all, but each starts after the documents were read, so
+  // every mark set before a document the list holds is read (a revocation's rotation publishes
+  // its new key after its mark: mongo-key-list-order.test.ts), and each key's own look again
+  // starts after its own mark was read.
   const list = async () => {
     const listed = await records(await keys.find({}).sort({ generation: 1 }).toArray());
     const unrevoked = listed.filter((key) => key.revokedAt === undefined).map((key) => key.kid);

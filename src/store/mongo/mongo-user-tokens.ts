@@ -1,6 +1,7 @@
 import { userTokenSources, type Capped, type NewUserToken, type UserStore, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
+import { updateByIds } from "./mongo-by-id.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate } from "./mongo-inserts.js";
 import { LastUsed } from "./mongo-last-used.js";
@@ -76,7 +77,7 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
     if (docs.length === 0) return [];
     const at = token.createdAt;
     const won = await Promise.all(docs.map((doc) => ctx.marks.claim(disabledMark(doc._id), at, (doc.expiresAt as Date | undefined) ?? undefined)));
-    await tokens.updateMany({ _id: { $in: docs.map((doc) => doc._id) }, disabledAt: { $exists: false } }, { $set: { disabledAt: at } }).catch(() => {});
+    await updateByIds(tokens, docs.map((doc) => doc._id), { disabledAt: { $exists: false } }, { $set: { disabledAt: at } }).catch(() => {});
     return docs.filter((_, i) => won[i]).map((doc) => doc._id);
   };
 
