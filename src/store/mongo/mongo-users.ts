@@ -1,5 +1,4 @@
 import type { NewUser, UserRecord, UserStanding, UserStore } from "../ports.js";
-import { eachById, findByIds } from "./mongo-by-id.js";
 import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { insertNamingDuplicate, insertNextVersion, isDuplicateKey, upsertOne } from "./mongo-inserts.js";
 
@@ -264,14 +263,14 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         // The last logins kept apart while these accounts had no key go into their documents,
         // now written in place (with the key in the filter) like any other account's.
         if (keyed.length === 0) continue;
-        const apart = await ctx.run(ID, () => findByIds(lastLogins, keyed));
+        const apart = await ctx.run(ID, () => lastLogins.find({ _id: { $in: keyed } }).toArray());
         for (const login of apart) {
           await ctx.run(ID, () => users.updateOne({ _id: login._id, loginKey: { $exists: true } }, { $max: { lastLoginAt: login.lastLoginAt as Date } }));
         }
         // Carried: no longer read (the account has its key), so not kept. Only what was carried:
         // a login kept apart since then carries itself (setLastLogin).
         if (apart.length > 0) {
-          await ctx.run(ID, () => eachById(apart, (login) => lastLogins.deleteOne({ _id: login._id, lastLoginAt: login.lastLoginAt as Date })));
+          await ctx.run(ID, () => lastLogins.deleteMany({ $or: apart.map((login) => ({ _id: login._id, lastLoginAt: login.lastLoginAt as Date })) }));
         }
       }
       // A keyed account's lastLoginAt is written in place, and FerretDB writes the document back
@@ -285,7 +284,7 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         for (let start = 0; start < unsettled.length; start += BACKFILL_PAGE) {
           const page = unsettled.slice(start, start + BACKFILL_PAGE);
           const now = await ctx.run(ID, () =>
-            findByIds(users, page.map((doc) => doc._id), {}, { projection: { loginKey: 1 } }) as Promise<{ _id: string; loginKey?: string }[]>,
+            users.find({ _id: { $in: page.map((doc) => doc._id) } }).project<{ _id: string; loginKey?: string }>({ loginKey: 1 }).toArray(),
           );
           const keyNow = new Map(now.map((doc) => [doc._id, doc.loginKey]));
           for (const doc of page) {
