@@ -10,26 +10,15 @@ import { randomUUID } from "node:crypto";
 import { Collection, type Document, type Filter } from "mongodb";
 import { Marks } from "../../src/store/mongo/mongo-marks.js";
 import { SIGNING_KEYS } from "../../src/store/mongo/mongo-signing-keys.js";
-import type { NewSigningKey, Store } from "../../src/store/ports.js";
+import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
-import { storeHarness, type StoreHarness } from "../support/store.js";
+import { newSigningKey, storeHarness, type StoreHarness } from "../support/store.js";
 import { gate } from "../credentials/support.js";
 
 const t0 = new Date("2026-01-02T03:04:05.678Z");
 const at = (offsetMs: number): Date => new Date(t0.getTime() + offsetMs);
 
-function newKey(generation: number): NewSigningKey {
-  const kid = `kid-${randomUUID()}`;
-  return {
-    kid,
-    alg: "EdDSA",
-    privateJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", d: "private", x: kid }),
-    publicJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", x: kid }),
-    generation,
-    createdAt: at(generation),
-    activatedAt: at(generation),
-  };
-}
+const newKey = (generation: number) => newSigningKey(generation, at(generation));
 
 describe("mongo store: two rotations in a row from two instances", function () {
   this.timeout(30_000);

@@ -10,24 +10,14 @@ import { Collection, MongoClient, type Db, type Document, type Filter } from "mo
 import { openStore } from "../../src/store/index.js";
 import { API_TOKEN_USAGE } from "../../src/store/mongo/mongo-api-tokens.js";
 import { MARKS } from "../../src/store/mongo/mongo-marks.js";
-import type { NewSigningKey, Store } from "../../src/store/ports.js";
+import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
+import { newSigningKey } from "../support/store.js";
 
 const t0 = new Date("2032-01-02T03:04:05.678Z");
 const at = (offsetMs: number): Date => new Date(t0.getTime() + offsetMs);
 
-function newKey(generation: number): NewSigningKey {
-  const kid = `kid-${randomUUID()}`;
-  return {
-    kid,
-    alg: "EdDSA",
-    privateJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", d: "private", x: kid }),
-    publicJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", x: kid }),
-    generation,
-    createdAt: at(generation),
-    activatedAt: at(generation),
-  };
-}
+const newKey = (generation: number) => newSigningKey(generation, at(generation));
 
 const newToken = (accountId: string) => ({ link: randomUUID(), hash: `api-hash-${randomUUID()}`, accountId, description: "payments backend", issuedAt: at(0) });
 

@@ -3,11 +3,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import Database from "better-sqlite3";
 import { MongoClient } from "mongodb";
 import { openStore } from "../../src/store/index.js";
-import type { Store } from "../../src/store/ports.js";
+import type { NewSigningKey, Store } from "../../src/store/ports.js";
 import { SQLITE_FILE_NAME } from "../../src/store/sqlite/sqlite-store.js";
 import type { StoreKind } from "./server.js";
 
@@ -111,4 +111,18 @@ export async function openTestStore(kind: StoreKind): Promise<OpenedStore> {
   const harness = storeHarness(kind);
   const store = await harness.open("store");
   return { store, close: () => harness.cleanup() };
+}
+
+/** A signing key of `generation` under a random kid, created and active at `createdAt`. */
+export function newSigningKey(generation: number, createdAt: Date): NewSigningKey {
+  const kid = `kid-${randomUUID()}`;
+  return {
+    kid,
+    alg: "EdDSA",
+    privateJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", d: "private", x: kid }),
+    publicJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", x: kid }),
+    generation,
+    createdAt,
+    activatedAt: createdAt,
+  };
 }
