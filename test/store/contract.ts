@@ -15,7 +15,7 @@ import {
   type Reservation,
   type Store,
 } from "../../src/store/ports.js";
-import type { StoreHarness } from "../support/store.js";
+import { newSigningKey, type StoreHarness } from "../support/store.js";
 
 const CONCURRENCY = 20;
 /** A housekeeping batch larger than anything one test deletes. */
@@ -40,17 +40,7 @@ async function createSession(s: Store, session: NewSession, tokenExpiresAt = ses
   return (await s.sessions.createThenSync(session, { hash: id("rt-hash"), sessionId: session.id, createdAt: session.createdAt, expiresAt: tokenExpiresAt })).record;
 }
 
-function newKey(generation: number, kid = id("kid")): NewSigningKey {
-  return {
-    kid,
-    alg: "EdDSA",
-    privateJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", d: "private", x: kid }),
-    publicJwk: JSON.stringify({ kty: "OKP", crv: "Ed25519", x: kid }),
-    generation,
-    createdAt: at(generation),
-    activatedAt: at(generation),
-  };
-}
+const newKey = (generation: number, kid = id("kid")): NewSigningKey => newSigningKey(generation, at(generation), kid);
 
 export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
   let harness: StoreHarness;

@@ -113,9 +113,8 @@ export async function openTestStore(kind: StoreKind): Promise<OpenedStore> {
   return { store, close: () => harness.cleanup() };
 }
 
-/** A signing key of `generation` under a random kid, created and active at `createdAt`. */
-export function newSigningKey(generation: number, createdAt: Date): NewSigningKey {
-  const kid = `kid-${randomUUID()}`;
+/** A signing key of `generation` (a random kid unless given), created and active at `createdAt`. */
+export function newSigningKey(generation: number, createdAt: Date, kid = `kid-${randomUUID()}`): NewSigningKey {
   return {
     kid,
     alg: "EdDSA",
