@@ -579,6 +579,27 @@ describe("@tessera/client key set cache", () => {
     }
   });
 
+  // A discovery document's jwks_uri may have a path of up to 1 MiB (the document's bound): every
+  // KEYS_UNAVAILABLE message quoted it whole. A URL is cut as a quoted value is, its length said.
+  it("a key set URL with a long path, configured or named by the discovery document: KEYS_UNAVAILABLE messages quote at most 256 characters of it, saying its length, still without its query", async () => {
+    const clock = new TestClock();
+    const key = await signer();
+    const path = `/${"x".repeat(1_000_000)}`;
+    const failing: typeof globalThis.fetch = async (input) => {
+      if (String(input).endsWith("/.well-known/openid-configuration")) {
+        return new Response(JSON.stringify({ issuer: "https://tessera.test", jwks_uri: `https://tessera.test${path}?api_key=s3cret#frag` }), { headers: { "content-type": "application/json" } });
+      }
+      return new Response("unavailable", { status: 503 });
+    };
+    const shown = `https://tessera.test/${"x".repeat(256 - "https://tessera.test/".length)}... (${"https://tessera.test".length + path.length} characters)`;
+    for (const [options, message] of [
+      [{ jwksUrl: `https://tessera.test${path}?api_key=s3cret` }, `GET ${shown}?<redacted> answered HTTP 503`],
+      [{ issuer: "https://tessera.test" }, `GET ${shown}?<redacted>#<redacted> answered HTTP 503`],
+    ] as const) {
+      await refused(createTokenVerifier({ ...options, audience: "tessera", fetch: failing, now: clock.now }).verify(await key.token(clock.ms)), "KEYS_UNAVAILABLE", message);
+    }
+  });
+
   // The key set is read at its own URL only. The default fetch refuses a redirect (redirect:
   // "error"); a custom fetch that follows it whatever init says (a proxy's, another library's)
   // had its answer taken: a redirect to another origin served keys that verified its tokens.

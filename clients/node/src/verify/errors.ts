@@ -75,11 +75,19 @@ function wholeEscapes(cut: string): string {
   return cut.replace(/[\ud800-\udbff]$/, "");
 }
 
+/** How many characters of a URL (before its redacted query and fragment) a message quotes. */
+const quotedUrlLength = 256;
+
 /**
  * A URL as an error quotes it: without what may hold a secret (a `user:password@`, a query such
- * as `?api_key=...`, a fragment), each replaced by a marker saying it was there.
+ * as `?api_key=...`, a fragment), each replaced by a marker saying it was there; what is left
+ * (a served document's `jwks_uri` may have a path of up to 1 MiB) at most 256 characters, its
+ * length said when cut, as `quoted` says it. A URL is ASCII (its path percent-encoded): the cut
+ * only drops a percent-escape it would leave half written.
  */
 export function redactedUrl(url: URL): string {
   const userInfo = url.username !== "" || url.password !== "" ? "<redacted>@" : "";
-  return `${url.protocol}//${userInfo}${url.host}${url.pathname}${url.search !== "" ? "?<redacted>" : ""}${url.hash !== "" ? "#<redacted>" : ""}`;
+  const shown = `${url.protocol}//${userInfo}${url.host}${url.pathname}`;
+  const bounded = shown.length <= quotedUrlLength ? shown : `${shown.slice(0, quotedUrlLength).replace(/%[0-9a-fA-F]?$/, "")}... (${shown.length} characters)`;
+  return `${bounded}${url.search !== "" ? "?<redacted>" : ""}${url.hash !== "" ? "#<redacted>" : ""}`;
 }
