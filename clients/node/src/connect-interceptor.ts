@@ -12,6 +12,8 @@ import type { TokenVerifier } from "./verify/token-verifier.js";
 /** The verified token of the call (undefined for an anonymous call): `ctx.values.get(principalKey)`. */
 export const principalKey = createContextKey<VerifiedToken | undefined>(undefined, { description: "the verified Tessera access token" });
 
+const codes = { unauthenticated: Code.Unauthenticated, unavailable: Code.Unavailable, internal: Code.Internal } as const;
+
 export function createAuthInterceptor(verifier: Pick<TokenVerifier, "verify">, options: AuthOptions = {}): Interceptor {
   return (next) => async (req) => {
     const procedure = `/${req.service.typeName}/${req.method.name}`;
@@ -20,9 +22,9 @@ export function createAuthInterceptor(verifier: Pick<TokenVerifier, "verify">, o
       const principal = await authenticate(verifier, authorization === null ? [] : [authorization], procedure, options);
       if (principal) req.contextValues.set(principalKey, principal);
     } catch (e) {
-      if (!(e instanceof AuthRefusal)) throw e;
+      if (!(e instanceof AuthRefusal)) throw new ConnectError("internal error", Code.Internal);
       const metadata = e.challenge === undefined ? undefined : { "www-authenticate": e.challenge };
-      throw new ConnectError(e.message, e.status === "unavailable" ? Code.Unavailable : Code.Unauthenticated, metadata);
+      throw new ConnectError(e.message, codes[e.status], metadata);
     }
     return next(req);
   };

@@ -18,6 +18,8 @@ import type { TokenVerifier } from "./verify/token-verifier.js";
 // The metadata object the interceptor passes on is the one the handler's call holds.
 const principals = new WeakMap<Metadata, VerifiedToken>();
 
+const codes = { unauthenticated: status.UNAUTHENTICATED, unavailable: status.UNAVAILABLE, internal: status.INTERNAL } as const;
+
 export function createGrpcJsAuthInterceptor(verifier: Pick<TokenVerifier, "verify">, options: AuthOptions = {}): ServerInterceptor {
   return (method, call) =>
     new ServerInterceptingCall(call, {
@@ -34,7 +36,7 @@ export function createGrpcJsAuthInterceptor(verifier: Pick<TokenVerifier, "verif
                 if (e instanceof AuthRefusal) {
                   const trailers = new Metadata();
                   if (e.challenge !== undefined) trailers.set("www-authenticate", e.challenge);
-                  call.sendStatus({ code: e.status === "unavailable" ? status.UNAVAILABLE : status.UNAUTHENTICATED, details: e.message, metadata: trailers });
+                  call.sendStatus({ code: codes[e.status], details: e.message, metadata: trailers });
                 } else {
                   call.sendStatus({ code: status.INTERNAL, details: "internal error" });
                 }

@@ -223,3 +223,69 @@ for (const store of storesUnderTest()) {
     }
   });
 }
+
+// allowAnonymous, onRefusal and the verifier are the application's code: one that threw failed
+// the call with what it threw (a refused token answered INTERNAL; Connect sent a ConnectError,
+// one from a call the callback made to another service, to the caller, code and message) and no
+// one saw the throw. The caller gets the answer it would have had, or a bare INTERNAL; the
+// application gets what was thrown, as a process warning.
+describe("@tessera/client server interceptors: an allowAnonymous, onRefusal or verifier that throws", () => {
+  const thrown = new ConnectError("audit-log.internal:8443 refused the service account svc-orders", Code.PermissionDenied);
+  const refusing: Pick<TokenVerifier, "verify"> = {
+    verify: async () => {
+      throw new TokenVerificationError("INVALID_SIGNATURE", "the token's signature does not verify");
+    },
+  };
+  const throwing = () => {
+    throw thrown;
+  };
+  const cases: Array<[what: string, verifier: Pick<TokenVerifier, "verify">, options: AuthOptions, token: string | undefined, code: Code, message: string, challenge: string | null, warning: string]> = [
+    [
+      "onRefusal throws: the caller gets the refusal it would have had (UNAUTHENTICATED, the reason, the challenge)",
+      refusing,
+      { onRefusal: throwing },
+      "a.b.c",
+      Code.Unauthenticated,
+      "invalid Tessera access token: the token's signature does not verify (INVALID_SIGNATURE)",
+      'Bearer error="invalid_token"',
+      `onRefusal threw on ${ping}: ${thrown.message}`,
+    ],
+    ["allowAnonymous throws: INTERNAL, \"internal error\", the handler not reached", refusing, { allowAnonymous: throwing }, undefined, Code.Internal, "internal error", null, `allowAnonymous threw on ${ping}: ${thrown.message}`],
+    ["the verifier throws what is no TokenVerificationError: INTERNAL, \"internal error\"", { verify: throwing }, {}, "a.b.c", Code.Internal, "internal error", null, `verify threw on ${ping}: ${thrown.message}`],
+  ];
+  let warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  beforeEach(() => {
+    warnings = [];
+    process.on("warning", onWarning);
+  });
+  afterEach(() => {
+    process.off("warning", onWarning);
+  });
+
+  for (const [serverName, start, protocols] of servers) {
+    describe(serverName, () => {
+      for (const protocol of protocols) {
+        for (const [what, verifier, options, token, code, message, challenge, warning] of cases) {
+          it(`over ${protocol}: ${what}; the throw is a process warning, never sent to the caller`, async () => {
+            const service = await start(verifier, options);
+            const client = createTesseraClient(WhoAmIService, { baseUrl: service.url, protocol, ...(token !== undefined && { credentials: bearer(token) }) });
+            try {
+              const err = await rejection(client.ping({}));
+              assert.deepEqual([Code[err.code], err.rawMessage, err.metadata.get("www-authenticate")], [Code[code], message, challenge]);
+              assert.equal(service.handled, 0);
+              await new Promise((resolve) => setImmediate(resolve));
+              assert.deepEqual(
+                warnings.map((w) => [w.name, (w as Error & { code?: string }).code, w.message, w.cause]),
+                [["TesseraAuthWarning", "TESSERA_AUTH_CALLBACK_THREW", warning, thrown]],
+              );
+            } finally {
+              await client.close();
+              await service.close();
+            }
+          });
+        }
+      }
+    });
+  }
+});
