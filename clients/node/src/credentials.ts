@@ -7,8 +7,8 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 /** Request headers carrying a credential; spread several into one object to combine them. */
 export type CredentialHeaders = Readonly<Record<string, string>>;
 
-/** Fixed headers, or a function giving the current ones (a token that is refreshed). */
-export type CredentialSource = CredentialHeaders | (() => CredentialHeaders | Promise<CredentialHeaders>);
+/** Fixed headers (an object of them, or a Headers), or a function giving the current ones (a token that is refreshed). */
+export type CredentialSource = CredentialHeaders | Headers | (() => CredentialHeaders | Headers | Promise<CredentialHeaders | Headers>);
 
 /** The header of seed 000's client id. */
 export const clientIdHeaderName = "x-koms-clientid";
@@ -97,13 +97,13 @@ export function invalidArgument(e: unknown): unknown {
  * source gives them then (a token refreshed meanwhile), not as if the call had set them.
  */
 export function credentialInterceptor(source: CredentialSource): Interceptor {
-  if (typeof source !== "function" && !isHeaderObject(source)) throw new TypeError("credentials: headers (an object of header names and values) or a function giving them");
+  if (typeof source !== "function" && !isHeaders(source)) throw new TypeError("credentials: headers (an object of header names and values, or a Headers) or a function giving them");
   return (next) => async (req) => {
     const headers = typeof source === "function" ? await beforeAbort(source(), req.signal) : source;
     const added: string[] = [];
     try {
-      if (!isHeaderObject(headers)) throw new TypeError("credentials: the function gave no headers (an object of header names and values)");
-      for (const [name, value] of Object.entries(headers)) {
+      if (!isHeaders(headers)) throw new TypeError("credentials: the function gave no headers (an object of header names and values, or a Headers)");
+      for (const [name, value] of headers instanceof Headers ? headers.entries() : Object.entries(headers)) {
         if (req.header.has(name)) continue;
         checkSendable([[name, value]], "credentials");
         req.header.set(name, value);
@@ -121,11 +121,16 @@ export function credentialInterceptor(source: CredentialSource): Interceptor {
 }
 
 /**
- * Whether `value` is credential headers: an object of names and values. Anything else (nothing;
- * a string, whose characters Object.entries would give as headers "0", "1"...) is a mistake.
+ * Whether `value` is credential headers: a plain object of names and values, or a Headers (its
+ * entries). Anything else is a mistake: nothing; a string, whose characters Object.entries would
+ * give as headers "0", "1"...; a Map or another class's object, whose entries Object.entries does
+ * not see (the call would go without its credential).
  */
-function isHeaderObject(value: unknown): value is CredentialHeaders {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+function isHeaders(value: unknown): value is CredentialHeaders | Headers {
+  if (value instanceof Headers) return true;
+  if (typeof value !== "object" || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }
 
 /**

@@ -321,6 +321,29 @@ describe("@tessera/client credential helpers", () => {
     }
   });
 
+  // Object.entries of a Headers (or a Map) is []: given as credentials, it was sent as no headers
+  // at all, and every call went out without its credential.
+  it("credentials given as a Headers, or by a function giving one, are its headers (a call's own header still wins); a Map or another object that is not plain headers is a TypeError, or fails the call INVALID_ARGUMENT", async () => {
+    const sent: Array<Record<string, string>> = [];
+    const stop: Interceptor = () => async (req) => {
+      sent.push(Object.fromEntries(req.header));
+      throw new ConnectError("stopped before sending", Code.Aborted);
+    };
+    const keys = (credentials: TesseraTransportOptions["credentials"]) =>
+      createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect", credentials, interceptors: [stop] });
+    const given = () => new Headers({ ...clientId("web"), ...bearer("s3cret") });
+    for (const credentials of [given(), () => given(), async () => given()]) {
+      await rejection(keys(credentials).getJwks({}));
+      await rejection(keys(credentials).getJwks({}, { headers: { authorization: "Bearer mine" } }));
+    }
+    const picked = sent.map((h) => [h["x-koms-clientid"], h.authorization]);
+    assert.deepEqual(picked, Array.from({ length: 3 }, () => [["web", "Bearer s3cret"], ["web", "Bearer mine"]]).flat());
+    const refusal = "credentials: headers (an object of header names and values, or a Headers) or a function giving them";
+    assert.throws(() => keys(new Map([["authorization", "Bearer s3cret"]]) as never), { name: "TypeError", message: refusal });
+    const err = await rejection(keys(() => new Map([["authorization", "Bearer s3cret"]]) as never).getJwks({}));
+    assert.deepEqual([Code[err.code], err.rawMessage], ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, or a Headers)"]);
+  });
+
   it("raw credentials or a call's own headers with another control character (RFC 9110 allows only HTAB): the call fails naming the header, without the value, over HTTP/2 as over HTTP/1.1", async () => {
     const failures: string[] = [];
     for (const control of ["\u0001", "\u001b", "\u007f"]) {
@@ -1323,15 +1346,15 @@ describe("@tessera/client against a broken or hostile server", () => {
       ["InvalidArgument", 'headers: the "authorization" header\'s value has a line break or control character', true],
       ["InvalidArgument", 'Headers.append: "bad name" is an invalid header name.', true],
       ["InvalidArgument", "timeoutMs: a number of milliseconds", true],
-      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values)", true],
-      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values)", true],
+      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, or a Headers)", true],
+      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, or a Headers)", true],
     ]);
   });
 
   it("a defaultTimeoutMs or readMaxBytes that is not a positive number, or credentials that are neither headers nor a function, is a TypeError naming it", () => {
     for (const [more, message] of [
-      [{ credentials: "Bearer s3cret" as never }, "credentials: headers (an object of header names and values) or a function giving them"],
-      [{ credentials: null as never }, "credentials: headers (an object of header names and values) or a function giving them"],
+      [{ credentials: "Bearer s3cret" as never }, "credentials: headers (an object of header names and values, or a Headers) or a function giving them"],
+      [{ credentials: null as never }, "credentials: headers (an object of header names and values, or a Headers) or a function giving them"],
       [{ defaultTimeoutMs: -1 }, "defaultTimeoutMs: a positive number of milliseconds"],
       [{ defaultTimeoutMs: Number.NaN }, "defaultTimeoutMs: a positive number of milliseconds"],
       [{ readMaxBytes: 0 }, "readMaxBytes: a positive whole number of bytes"],
