@@ -128,7 +128,7 @@ describe("mongo store: the caller's deadline", function () {
     const store = await openStore({ mongodbUri: db!.uri, dataDir: "", mongoDbName: "tessera_deadline", serverSelectionTimeoutMs: 5000, warn: () => {} });
     try {
       await store.ping();
-      db!.pause();
+      await db!.pause();
       const { ms, result } = await elapsed(runInCall({ requestId: "r", deadline: performance.now() + 300 }, () => store.users.findByLogin("x@example.com", "x@example.com")));
       assert.equal(result.status, "rejected");
       const reason = (result as PromiseRejectedResult).reason;
@@ -166,7 +166,7 @@ describe("mongo store: a login slot reserved after its caller was told the store
     const rule = { windowMs: 900_000, lockMs: 60_000, maxLockMs: 900_000, leaseMs: 60_000 };
     try {
       await store.ping();
-      db!.pause();
+      await db!.pause();
       const { result } = await elapsed(store.loginAttempts.reserve([{ key, limit: 1 }], new Date(), rule));
       assertUnavailable(result);
       db!.unpause();

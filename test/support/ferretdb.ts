@@ -5,6 +5,7 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { freePort } from "./net.js";
+import { pollUntil } from "./poll.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -50,6 +51,23 @@ function holdsSocket(pid: number, inode: string): boolean {
   } catch {
     return false; // gone
   }
+}
+
+/**
+ * Whether every thread of process `pid` is stopped (state T in /proc/<pid>/task/<tid>/stat; a
+ * thread gone meanwhile is left out). Throws when the process itself is gone.
+ */
+function allThreadsStopped(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/task`).every((tid) => {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      return true; // exited meanwhile
+    }
+    // tid (comm) state ...: the name may hold spaces and parentheses, the state follows the last ")".
+    return stat.charAt(stat.lastIndexOf(")") + 2) === "T";
+  });
 }
 
 /** The server could not listen on its port: another process holds it. */
@@ -248,9 +266,18 @@ export class PrivateFerretDb {
     this.child = undefined;
   }
 
-  /** Freezes the server (SIGSTOP): connections stay open but nothing answers — a hung database. */
-  pause(): void {
-    this.child?.kill("SIGSTOP");
+  /**
+   * Freezes the server (SIGSTOP): connections stay open but nothing answers — a hung database.
+   * Resolves once every thread of it is stopped. kill() returns with the signal only pending: the
+   * stop begins when one thread of the process takes it, and until then its other threads run on.
+   * Under load that took more than 100 ms, and requests sent after kill() returned were answered (a
+   * login slot reserved while the server was "paused").
+   */
+  async pause(): Promise<void> {
+    const child = this.child;
+    if (!child?.pid || !this.running) throw new Error("FerretDB is not running: nothing to pause");
+    child.kill("SIGSTOP");
+    await pollUntil("every thread of FerretDB stopped (SIGSTOP)", () => allThreadsStopped(child.pid!), { limitMs: 10_000, intervalMs: 5 });
   }
 
   /** Thaws a paused server (SIGCONT). */
