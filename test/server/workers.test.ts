@@ -17,7 +17,7 @@ import { join, resolve as resolvePath } from "node:path";
 import { projectRoot } from "../../src/project-files.js";
 import { callInFlight, connectionRefused } from "../support/net.js";
 import { pollUntil } from "../support/poll.js";
-import { entryArgv, killService, request, startService, type Entry, type ServiceProcess } from "../support/process.js";
+import { entryArgv, killService, request, startService, stopProcess, type Entry, type ServiceProcess } from "../support/process.js";
 import { testAdminToken } from "../support/server.js";
 
 for (const entry of ["sources", "compiled"] as Entry[]) {
@@ -183,7 +183,7 @@ describe(`server: TESSERA_WORKERS, a worker that stops taking connections (${ent
     try {
       const get = "GET /jwt/version HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
       // Worker 2's event loop is blocked (here: stopped) with the first connection handed to it.
-      process.kill(second, "SIGSTOP");
+      await stopProcess(second, "worker 2");
       const first = rawCall(cluster.port, get, 20000);
       await new Promise((r) => setTimeout(r, 1500));
       const seen = cluster.lines().length;
@@ -220,7 +220,7 @@ describe(`server: TESSERA_WORKERS, a worker that dies with connections handed to
       const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
       // Worker 2 stops reading its channel (a blocked event loop), so the connections handed
       // to it wait there: the first on the channel, the next ones behind it.
-      process.kill(second, "SIGSTOP");
+      await stopProcess(second, "worker 2");
       const calls: Array<Promise<string>> = [];
       for (let i = 0; i < 6; i++) {
         calls.push(rawCall(cluster.port, "GET /jwt/version HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", 10000));
@@ -277,7 +277,7 @@ describe(`server: TESSERA_WORKERS, SIGTERM with a worker that does not stop (${e
     try {
       const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
       // Worker 2 stops running (a blocked event loop) with the first connection handed to it.
-      process.kill(second, "SIGSTOP");
+      await stopProcess(second, "worker 2");
       const handed = rawCall(cluster.port, "", 15000);
       await new Promise((r) => setTimeout(r, 300));
       const t0 = Date.now();

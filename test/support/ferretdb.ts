@@ -5,7 +5,7 @@ import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { freePort } from "./net.js";
-import { pollUntil } from "./poll.js";
+import { stopProcess } from "./process.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -51,23 +51,6 @@ function holdsSocket(pid: number, inode: string): boolean {
   } catch {
     return false; // gone
   }
-}
-
-/**
- * Whether every thread of process `pid` is stopped (state T in /proc/<pid>/task/<tid>/stat; a
- * thread gone meanwhile is left out). Throws when the process itself is gone.
- */
-function allThreadsStopped(pid: number): boolean {
-  return readdirSync(`/proc/${pid}/task`).every((tid) => {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-    } catch {
-      return true; // exited meanwhile
-    }
-    // tid (comm) state ...: the name may hold spaces and parentheses, the state follows the last ")".
-    return stat.charAt(stat.lastIndexOf(")") + 2) === "T";
-  });
 }
 
 /** The server could not listen on its port: another process holds it. */
@@ -276,8 +259,7 @@ export class PrivateFerretDb {
   async pause(): Promise<void> {
     const child = this.child;
     if (!child?.pid || !this.running) throw new Error("FerretDB is not running: nothing to pause");
-    child.kill("SIGSTOP");
-    await pollUntil("every thread of FerretDB stopped (SIGSTOP)", () => allThreadsStopped(child.pid!), { limitMs: 10_000, intervalMs: 5 });
+    await stopProcess(child.pid, "FerretDB");
   }
 
   /** Thaws a paused server (SIGCONT). */

@@ -2,12 +2,13 @@
 // `npm run dev`) and compiled (`node dist/src/start.cjs`, as `npm start`, from a build of the
 // current sources made once per test run: `npm run build`'s two steps into a scratch directory).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { projectRoot } from "../../src/project-files.js";
 import { bearer } from "./clients.js";
+import { pollUntil } from "./poll.js";
 import { testAdminToken } from "./server.js";
 
 const run = promisify(execFile);
@@ -179,4 +180,31 @@ export function request(
     req.on("error", reject);
     req.end(data);
   });
+}
+
+/**
+ * Whether every thread of process `pid` is stopped (state T in /proc/<pid>/task/<tid>/stat; a
+ * thread gone meanwhile is left out). Throws when the process itself is gone.
+ */
+function allThreadsStopped(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/task`).every((tid) => {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      return true; // exited meanwhile
+    }
+    // tid (comm) state ...: the name may hold spaces and parentheses, the state follows the last ")".
+    return stat.charAt(stat.lastIndexOf(")") + 2) === "T";
+  });
+}
+
+/**
+ * Stops process `pid` (SIGSTOP) and waits until every thread of it is stopped: kill() returns
+ * while the stop is pending, and until a thread of a multi-threaded process takes it up the
+ * others run on (under load, up to some 250 ms), answering what was meant to find it stopped.
+ */
+export async function stopProcess(pid: number, what: string): Promise<void> {
+  process.kill(pid, "SIGSTOP");
+  await pollUntil(`every thread of ${what} stopped (SIGSTOP)`, () => allThreadsStopped(pid), { limitMs: 10_000, intervalMs: 5 });
 }
