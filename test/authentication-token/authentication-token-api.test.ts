@@ -47,9 +47,12 @@ for (const store of storesUnderTest()) {
     /** A server whose seed 000 sessions live 90 s, on the same clock. */
     let bounded: TestServer;
     before(async () => {
-      server = await startTestServer({ store, clock });
-      short = await startTestServer({ store, clock, env: { TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS: "5" } });
-      bounded = await startTestServer({ store, clock, env: { TESSERA_REFRESH_TOKEN_TTL_SECONDS: "90" } });
+      // Started side by side (each has its own data directory or database); each one that started is closed after.
+      await Promise.all([
+        startTestServer({ store, clock }).then((s) => (server = s)),
+        startTestServer({ store, clock, env: { TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS: "5" } }).then((s) => (short = s)),
+        startTestServer({ store, clock, env: { TESSERA_REFRESH_TOKEN_TTL_SECONDS: "90" } }).then((s) => (bounded = s)),
+      ]);
     });
     after(async () => {
       await server?.close();
