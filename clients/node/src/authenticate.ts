@@ -34,6 +34,9 @@ export class AuthRefusal {
 
 const bearerPattern = /^Bearer +([^\s]+)\s*$/i;
 
+/** The `code` of the process warning that reports what allowAnonymous, onRefusal or the verifier threw. */
+export const authCallbackWarningCode = "TESSERA_AUTH_CALLBACK_THREW";
+
 /** The answer to a call whose allowAnonymous or verifier threw: nothing of what was thrown. */
 const internalError = new AuthRefusal("internal", "internal error", undefined);
 
@@ -51,7 +54,7 @@ function reportThrow(callback: "allowAnonymous" | "onRefusal" | "verify", proced
   }
   const warning = new Error(`${callback} threw on ${procedure}: ${said}`, { cause: thrown });
   warning.name = "TesseraAuthWarning";
-  process.emitWarning(Object.assign(warning, { code: "TESSERA_AUTH_CALLBACK_THREW" }));
+  process.emitWarning(Object.assign(warning, { code: authCallbackWarningCode }));
 }
 
 /** Whether allowAnonymous lets `procedure` be called without a token; throws AuthRefusal (internal) if it threw. */
