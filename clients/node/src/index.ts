@@ -18,4 +18,4 @@ export type {
 } from "./verify/claims.js";
 
 export { createAuthInterceptor, principalKey, requirePrincipal } from "./connect-interceptor.js";
-export { authCallbackWarningCode, type AuthOptions } from "./authenticate.js";
+export type { AuthOptions } from "./authenticate.js";
