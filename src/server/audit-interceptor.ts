@@ -52,20 +52,35 @@ const ownAccountEvents: ReadonlyMap<DescMethod, AuditEventType> = new Map<DescMe
  * recorded. A call that passed the check (it has a principal) records its event in the core.
  */
 export function createOwnAccountAuditInterceptor(audit: Pick<AuditTrail, "record">): Interceptor {
-  // Every other call passes straight through, without an async frame of its own.
+  return refusalRecorder(ownAccountEvents, (type, e, req) => {
+    if (req.contextValues.get(principalKey).kind === "anonymous") return audit.record({ type, outcome: outcomeOf(e), reason: reasonOf(e) });
+  });
+}
+
+type Next = Parameters<Interceptor>[0];
+
+/**
+ * An interceptor for the methods of `events`: a call of one that fails is given to `record` (its
+ * method's entry, the error, the request) before its error goes on. Every other call passes
+ * straight through, without an async frame of its own.
+ */
+function refusalRecorder<T>(events: ReadonlyMap<DescMethod, T>, record: (entry: T, e: unknown, req: Parameters<Next>[0]) => Promise<unknown> | undefined): Interceptor {
   return (next) => (req) => {
-    const type = ownAccountEvents.get(req.method);
-    return type === undefined ? next(req) : recordRefusal(type, next, req);
+    const entry = events.get(req.method);
+    return entry === undefined ? next(req) : recorded(entry, next, req);
   };
-  async function recordRefusal(type: AuditEventType, next: Parameters<Interceptor>[0], req: Parameters<Parameters<Interceptor>[0]>[0]) {
+  async function recorded(entry: T, next: Next, req: Parameters<Next>[0]) {
     try {
       return await next(req);
     } catch (e) {
-      if (req.contextValues.get(principalKey).kind === "anonymous") await audit.record({ type, outcome: outcomeOf(e), reason: reasonOf(e) });
+      await record(entry, e, req);
       throw e;
     }
   }
 }
+
+/** A method's own event first, then the core's events that stand for it. */
+type EntryEvents = readonly [AuditEventType, ...AuditEventType[]];
 
 /**
  * The login and sign-up methods, by method: the event each records in the core (audited.ts), and
@@ -76,9 +91,6 @@ export function createOwnAccountAuditInterceptor(audit: Pick<AuditTrail, "record
  * `login` failure INVALID_FIELD), and is counted with them (tessera_logins_total,
  * tessera_signups_total). Without a `login`: what was sent may be a password, or undecodable.
  */
-/** A method's own event first, then the core's events that stand for it. */
-type EntryEvents = readonly [AuditEventType, ...AuditEventType[]];
-
 const entryEvents: ReadonlyMap<DescMethod, EntryEvents> = new Map<DescMethod, EntryEvents>([
   [SessionService.method.createSession, ["login"]],
   [UserTokenService.method.login, ["login"]],
@@ -89,19 +101,10 @@ const entryEvents: ReadonlyMap<DescMethod, EntryEvents> = new Map<DescMethod, En
 
 /** A login or sign-up refused before its core call recorded its event (entryEvents): that event, at the server. Placed before the access check. */
 export function createEntryAuditInterceptor(audit: Pick<AuditTrail, "record">): Interceptor {
-  return (next) => (req) => {
-    const types = entryEvents.get(req.method);
-    return types === undefined ? next(req) : recordUnrecorded(types, next, req);
-  };
-  async function recordUnrecorded(types: EntryEvents, next: Parameters<Interceptor>[0], req: Parameters<Parameters<Interceptor>[0]>[0]) {
-    try {
-      return await next(req);
-    } catch (e) {
-      const recorded = currentCall()?.recordedEvents;
-      if (!types.some((t) => recorded?.has(t))) await audit.record({ type: types[0], outcome: outcomeOf(e), reason: reasonOf(e) });
-      throw e;
-    }
-  }
+  return refusalRecorder(entryEvents, (types, e) => {
+    const recorded = currentCall()?.recordedEvents;
+    if (!types.some((t) => recorded?.has(t))) return audit.record({ type: types[0], outcome: outcomeOf(e), reason: reasonOf(e) });
+  });
 }
 
 /** Principals that hold a verified credential (the audit budget leaves their events alone). */
