@@ -253,14 +253,20 @@ describe("@tessera/client server interceptors: an allowAnonymous, onRefusal or v
     ["allowAnonymous throws: INTERNAL, \"internal error\", the handler not reached", refusing, { allowAnonymous: throwing }, undefined, Code.Internal, "internal error", null, `allowAnonymous threw on ${ping}: ${thrown.message}`],
     ["the verifier throws what is no TokenVerificationError: INTERNAL, \"internal error\"", { verify: throwing }, {}, "a.b.c", Code.Internal, "internal error", null, `verify threw on ${ping}: ${thrown.message}`],
   ];
+  // The warnings are the tests' to read: Node's own listener, which writes each to stderr, is
+  // taken off meanwhile (its output would be the test run's), and every warning is asserted.
   let warnings: Error[] = [];
+  let others: Array<(...args: unknown[]) => void> = [];
   const onWarning = (w: Error) => warnings.push(w);
   beforeEach(() => {
     warnings = [];
+    others = process.listeners("warning") as typeof others;
+    process.removeAllListeners("warning");
     process.on("warning", onWarning);
   });
   afterEach(() => {
     process.off("warning", onWarning);
+    for (const listener of others) process.on("warning", listener);
   });
 
   for (const [serverName, start, protocols] of servers) {
