@@ -22,7 +22,7 @@ export interface TesseraTransportOptions {
   protocol: Protocol;
   /** HTTP/2 (default; h2c for http URLs) or HTTP/1.1 (Connect and gRPC-Web only). */
   httpVersion?: "1.1" | "2";
-  /** Headers sent on every call: e.g. `{ ...clientId("web"), ...bearer(token) }` (or a Headers), or a function giving them. */
+  /** Headers sent on every call: e.g. `{ ...clientId("web"), ...bearer(token) }` (or [name, value] pairs, or a Headers), or a function giving them. */
   credentials?: CredentialSource;
   /** Protobuf binary (default) or JSON (Connect and gRPC-Web). */
   useBinaryFormat?: boolean;

@@ -7,8 +7,14 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 /** Request headers carrying a credential; spread several into one object to combine them. */
 export type CredentialHeaders = Readonly<Record<string, string>>;
 
-/** Fixed headers (an object of them, or a Headers), or a function giving the current ones (a token that is refreshed). */
-export type CredentialSource = CredentialHeaders | Headers | (() => CredentialHeaders | Headers | Promise<CredentialHeaders | Headers>);
+/** Headers as [name, value] pairs, as `new Headers(pairs)` takes them. */
+export type CredentialPairs = ReadonlyArray<ReadonlyArray<string>>;
+
+/** Credential headers as they may be given: an object of them, [name, value] pairs, or a Headers. */
+type GivenHeaders = CredentialHeaders | CredentialPairs | Headers;
+
+/** Fixed headers (an object of them, [name, value] pairs, or a Headers), or a function giving the current ones (a token that is refreshed). */
+export type CredentialSource = GivenHeaders | (() => GivenHeaders | Promise<GivenHeaders>);
 
 /** The header of seed 000's client id. */
 export const clientIdHeaderName = "x-koms-clientid";
@@ -97,13 +103,13 @@ export function invalidArgument(e: unknown): unknown {
  * source gives them then (a token refreshed meanwhile), not as if the call had set them.
  */
 export function credentialInterceptor(source: CredentialSource): Interceptor {
-  if (typeof source !== "function" && !isHeaders(source)) throw new TypeError("credentials: headers (an object of header names and values, or a Headers) or a function giving them");
+  if (typeof source !== "function" && !isHeaders(source)) throw new TypeError(`credentials: headers (${headerForms}) or a function giving them`);
   return (next) => async (req) => {
     const headers = typeof source === "function" ? await beforeAbort(source(), req.signal) : source;
     const added: string[] = [];
     try {
-      if (!isHeaders(headers)) throw new TypeError("credentials: the function gave no headers (an object of header names and values, or a Headers)");
-      for (const [name, value] of headers instanceof Headers ? headers.entries() : Object.entries(headers)) {
+      if (!isHeaders(headers)) throw new TypeError(`credentials: the function gave no headers (${headerForms})`);
+      for (const [name, value] of entriesOf(headers)) {
         if (req.header.has(name)) continue;
         checkSendable([[name, value]], "credentials");
         req.header.set(name, value);
@@ -120,17 +126,38 @@ export function credentialInterceptor(source: CredentialSource): Interceptor {
   };
 }
 
+/** What credential headers may be, as the errors refusing anything else say. */
+const headerForms = "an object of header names and values, an array of [name, value] pairs, or a Headers";
+
 /**
- * Whether `value` is credential headers: a plain object of names and values, or a Headers (its
- * entries). Anything else is a mistake: nothing; a string, whose characters Object.entries would
- * give as headers "0", "1"...; a Map or another class's object, whose entries Object.entries does
- * not see (the call would go without its credential).
+ * Whether `value` is credential headers: a plain object of names and values, an array of [name,
+ * value] pairs (its entries checked as they are read: entriesOf), or a Headers (its entries).
+ * Anything else is a mistake: nothing; a string, whose characters Object.entries would give as
+ * headers "0", "1"...; a Map or another class's object, whose entries Object.entries does not
+ * see (the call would go without its credential).
  */
-function isHeaders(value: unknown): value is CredentialHeaders | Headers {
-  if (value instanceof Headers) return true;
+function isHeaders(value: unknown): value is GivenHeaders {
+  if (value instanceof Headers || Array.isArray(value)) return true;
   if (typeof value !== "object" || value === null) return false;
   const prototype = Object.getPrototypeOf(value);
   return prototype === Object.prototype || prototype === null;
+}
+
+/**
+ * The headers of credentials given as isHeaders takes them. [name, value] pairs are read as
+ * `new Headers(pairs)` reads them (a name no header has refused, names in any case, a name given
+ * twice sent once with its values joined by ", "), their values checked first: Headers would
+ * refuse a line break quoting the value, a secret.
+ */
+function entriesOf(headers: GivenHeaders): Iterable<readonly [string, string]> {
+  if (headers instanceof Headers) return headers.entries();
+  if (!Array.isArray(headers)) return Object.entries(headers);
+  const pairs = headers as CredentialPairs;
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError("credentials: each entry of an array of headers must be a [name, value] pair");
+  }
+  checkSendable(pairs as ReadonlyArray<readonly [string, string]>, "credentials");
+  return new Headers(pairs as Array<[string, string]>).entries();
 }
 
 /**

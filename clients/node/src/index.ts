@@ -1,7 +1,7 @@
 // @tessera/client: call Tessera, and accept its access tokens in Node services.
 // The @grpc/grpc-js server interceptor is in "@tessera/client/grpc-js" (grpc-js is optional).
 export { createTesseraClient, createTesseraTransport, type Protocol, type TesseraClient, type TesseraTransport, type TesseraTransportOptions } from "./client.js";
-export { basic, bearer, clientId, clientIdHeaderName, credentialInterceptor, type CredentialHeaders, type CredentialSource } from "./credentials.js";
+export { basic, bearer, clientId, clientIdHeaderName, credentialInterceptor, type CredentialHeaders, type CredentialPairs, type CredentialSource } from "./credentials.js";
 export { errorReason, retryAfterSeconds } from "./error-reason.js";
 export * from "./services.js";
 

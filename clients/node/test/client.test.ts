@@ -338,10 +338,53 @@ describe("@tessera/client credential helpers", () => {
     }
     const picked = sent.map((h) => [h["x-koms-clientid"], h.authorization]);
     assert.deepEqual(picked, Array.from({ length: 3 }, () => [["web", "Bearer s3cret"], ["web", "Bearer mine"]]).flat());
-    const refusal = "credentials: headers (an object of header names and values, or a Headers) or a function giving them";
+    const refusal = "credentials: headers (an object of header names and values, an array of [name, value] pairs, or a Headers) or a function giving them";
     assert.throws(() => keys(new Map([["authorization", "Bearer s3cret"]]) as never), { name: "TypeError", message: refusal });
     const err = await rejection(keys(() => new Map([["authorization", "Bearer s3cret"]]) as never).getJwks({}));
-    assert.deepEqual([Code[err.code], err.rawMessage], ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, or a Headers)"]);
+    assert.deepEqual([Code[err.code], err.rawMessage], ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, an array of [name, value] pairs, or a Headers)"]);
+  });
+
+  // An array of [name, value] pairs is a HeadersInit (new Headers(pairs)): given as credentials,
+  // it was refused (TypeError), or from a function failed every call INVALID_ARGUMENT.
+  it("credentials given as an array of [name, value] pairs, or by a function giving one, are the headers new Headers(pairs) holds: names any case, a name given twice sent once with its values joined; a name or value no header takes fails the call INVALID_ARGUMENT naming it, never quoting the value", async () => {
+    const sent: Array<Record<string, string>> = [];
+    const stop: Interceptor = () => async (req) => {
+      sent.push(Object.fromEntries(req.header));
+      throw new ConnectError("stopped before sending", Code.Aborted);
+    };
+    const keys = (credentials: TesseraTransportOptions["credentials"]) =>
+      createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect", credentials, interceptors: [stop] });
+    const pairs = [["X-Koms-ClientId", "web"], ["authorization", "Bearer s3cret"], ["x-trace", "a"], ["X-Trace", "b"]];
+    for (const credentials of [pairs, () => pairs, async () => pairs]) {
+      await rejection(keys(credentials).getJwks({}));
+      await rejection(keys(credentials).getJwks({}, { headers: { authorization: "Bearer mine" } }));
+    }
+    const expected = [
+      { "x-koms-clientid": "web", authorization: "Bearer s3cret", "x-trace": "a, b" },
+      { "x-koms-clientid": "web", authorization: "Bearer mine", "x-trace": "a, b" },
+    ];
+    const picked = sent.map((h) => ({ "x-koms-clientid": h["x-koms-clientid"], authorization: h.authorization, "x-trace": h["x-trace"] }));
+    const headersGive = Object.fromEntries(new Headers(pairs as Array<[string, string]>));
+    assert.deepEqual([picked, headersGive], [Array.from({ length: 3 }, () => expected).flat(), expected[0]]);
+    const outcomes: unknown[] = [];
+    for (const given of [[["bad name", "x"]], [["authorization", "Bearer s3cret\nx"]], [["authorization"]], [["authorization", "Bearer s3cret", "x"]], ["authorization"]]) {
+      for (const credentials of [given, () => given]) {
+        const err = await rejection(keys(credentials as never).getJwks({}));
+        assert.ok(!String(err).includes("s3cret") && !String(err.cause).includes("s3cret"));
+        outcomes.push([Code[err.code], err.rawMessage]);
+      }
+    }
+    const notPair = "credentials: each entry of an array of headers must be a [name, value] pair";
+    assert.deepEqual(
+      outcomes,
+      [
+        'Headers.append: "bad name" is an invalid header name.',
+        'credentials: the "authorization" header\'s value has a line break or control character',
+        notPair,
+        notPair,
+        notPair,
+      ].flatMap((message) => [["InvalidArgument", message], ["InvalidArgument", message]]),
+    );
   });
 
   it("raw credentials or a call's own headers with another control character (RFC 9110 allows only HTAB): the call fails naming the header, without the value, over HTTP/2 as over HTTP/1.1", async () => {
@@ -1346,15 +1389,15 @@ describe("@tessera/client against a broken or hostile server", () => {
       ["InvalidArgument", 'headers: the "authorization" header\'s value has a line break or control character', true],
       ["InvalidArgument", 'Headers.append: "bad name" is an invalid header name.', true],
       ["InvalidArgument", "timeoutMs: a number of milliseconds", true],
-      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, or a Headers)", true],
-      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, or a Headers)", true],
+      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, an array of [name, value] pairs, or a Headers)", true],
+      ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, an array of [name, value] pairs, or a Headers)", true],
     ]);
   });
 
   it("a defaultTimeoutMs or readMaxBytes that is not a positive number, or credentials that are neither headers nor a function, is a TypeError naming it", () => {
     for (const [more, message] of [
-      [{ credentials: "Bearer s3cret" as never }, "credentials: headers (an object of header names and values, or a Headers) or a function giving them"],
-      [{ credentials: null as never }, "credentials: headers (an object of header names and values, or a Headers) or a function giving them"],
+      [{ credentials: "Bearer s3cret" as never }, "credentials: headers (an object of header names and values, an array of [name, value] pairs, or a Headers) or a function giving them"],
+      [{ credentials: null as never }, "credentials: headers (an object of header names and values, an array of [name, value] pairs, or a Headers) or a function giving them"],
       [{ defaultTimeoutMs: -1 }, "defaultTimeoutMs: a positive number of milliseconds"],
       [{ defaultTimeoutMs: Number.NaN }, "defaultTimeoutMs: a positive number of milliseconds"],
       [{ readMaxBytes: 0 }, "readMaxBytes: a positive whole number of bytes"],
