@@ -247,6 +247,21 @@ for (const store of storesUnderTest()) {
   });
 }
 
+/**
+ * KeyService clients over the credentials given (`keys`), each call stopped (ABORTED) as it would
+ * leave, its headers then in `sent`.
+ */
+function stoppedBeforeSending() {
+  const sent: Array<Record<string, string>> = [];
+  const stop: Interceptor = () => async (req) => {
+    sent.push(Object.fromEntries(req.header));
+    throw new ConnectError("stopped before sending", Code.Aborted);
+  };
+  const keys = (credentials: TesseraTransportOptions["credentials"]) =>
+    createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect", credentials, interceptors: [stop] });
+  return { sent, keys };
+}
+
 describe("@tessera/client credential helpers", () => {
   it("bearer, basic and clientId are the headers Tessera reads", () => {
     assert.deepEqual(bearer("abc.def-_~+/="), { authorization: "Bearer abc.def-_~+/=" });
@@ -324,13 +339,7 @@ describe("@tessera/client credential helpers", () => {
   // Object.entries of a Headers (or a Map) is []: given as credentials, it was sent as no headers
   // at all, and every call went out without its credential.
   it("credentials given as a Headers, or by a function giving one, are its headers (a call's own header still wins); a Map or another object that is not plain headers is a TypeError, or fails the call INVALID_ARGUMENT", async () => {
-    const sent: Array<Record<string, string>> = [];
-    const stop: Interceptor = () => async (req) => {
-      sent.push(Object.fromEntries(req.header));
-      throw new ConnectError("stopped before sending", Code.Aborted);
-    };
-    const keys = (credentials: TesseraTransportOptions["credentials"]) =>
-      createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect", credentials, interceptors: [stop] });
+    const { sent, keys } = stoppedBeforeSending();
     const given = () => new Headers({ ...clientId("web"), ...bearer("s3cret") });
     for (const credentials of [given(), () => given(), async () => given()]) {
       await rejection(keys(credentials).getJwks({}));
@@ -347,13 +356,7 @@ describe("@tessera/client credential helpers", () => {
   // An array of [name, value] pairs is a HeadersInit (new Headers(pairs)): given as credentials,
   // it was refused (TypeError), or from a function failed every call INVALID_ARGUMENT.
   it("credentials given as an array of [name, value] pairs, or by a function giving one, are the headers new Headers(pairs) holds: names any case, a name given twice sent once with its values joined; a name or value no header takes fails the call INVALID_ARGUMENT naming it, never quoting the value", async () => {
-    const sent: Array<Record<string, string>> = [];
-    const stop: Interceptor = () => async (req) => {
-      sent.push(Object.fromEntries(req.header));
-      throw new ConnectError("stopped before sending", Code.Aborted);
-    };
-    const keys = (credentials: TesseraTransportOptions["credentials"]) =>
-      createTesseraClient(KeyService, { baseUrl: "http://127.0.0.1:1", protocol: "connect", credentials, interceptors: [stop] });
+    const { sent, keys } = stoppedBeforeSending();
     const pairs = [["X-Koms-ClientId", "web"], ["authorization", "Bearer s3cret"], ["x-trace", "a"], ["X-Trace", "b"]];
     for (const credentials of [pairs, () => pairs, async () => pairs]) {
       await rejection(keys(credentials).getJwks({}));
