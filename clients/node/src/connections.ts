@@ -35,6 +35,45 @@ export function failedUnanswered(e: unknown): boolean {
   return false;
 }
 
+/** The errors of boundedConnection's bound: a connection not established within pingTimeoutMs. */
+const notEstablished = new WeakSet<object>();
+
+/** Whether `e` (or one of its causes) is a connection not established within pingTimeoutMs (boundedConnection). */
+export function connectionNotEstablished(e: unknown): boolean {
+  for (const c of causeChain(e)) if (notEstablished.has(c)) return true;
+  return false;
+}
+
+/**
+ * The failures of requests given up with their connection (connectionNotEstablished) before
+ * their stream was opened: nothing of them was written to it. connect-node opens a request's
+ * stream once the connection is made (TCP, and for https TLS's handshake), and from then on
+ * node:http2 writes the request at once, before the server's SETTINGS have come: a request whose
+ * stream was opened has reached the server's socket, and a server that reads it late processes
+ * it.
+ */
+const unsent = new WeakSet<object>();
+
+/**
+ * `e`, the connection's failure, as this request's own (the connection's error is every waiting
+ * request's), marked as never sent.
+ */
+function unsentFailure(e: unknown): unknown {
+  const own = e instanceof ConnectError ? new ConnectError(e.rawMessage, e.code, e.metadata, undefined, e) : e;
+  if (typeof own === "object" && own !== null) unsent.add(own);
+  return own;
+}
+
+/**
+ * Whether `e` (or one of its causes) is the failure of a request that never left: given up with
+ * a connection not established within pingTimeoutMs (its TCP connection or TLS handshake never
+ * completed) before its stream was opened. It may be sent once more, whatever its method.
+ */
+export function neverSent(e: unknown): boolean {
+  for (const c of causeChain(e)) if (unsent.has(c)) return true;
+  return false;
+}
+
 export type NodeConnection =
   | { httpVersion: "2"; ping: Http2SessionOptions; nodeOptions?: http2.SecureClientSessionOptions | undefined }
   | { httpVersion: "1.1"; nodeOptions?: https.RequestOptions | undefined };
@@ -138,7 +177,9 @@ function boundedConnection(
     const giveUp = () => {
       // The acknowledgement of the client's SETTINGS follows the server's own.
       if (attempt.session?.pendingSettingsAck === false) return;
-      socket.destroy(new ConnectError(`the connection to the server was not established within pingTimeoutMs (${timeoutMs} ms)`, Code.Unavailable));
+      const error = new ConnectError(`the connection to the server was not established within pingTimeoutMs (${timeoutMs} ms)`, Code.Unavailable);
+      notEstablished.add(error);
+      socket.destroy(error);
     };
     const timer = setTimeout(giveUp, timeoutMs).unref();
     const attempt: Attempt = { socket, established: () => clearTimeout(timer) };
@@ -201,7 +242,9 @@ class ClosingSessionManager extends Http2SessionManager {
 
   override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
     if (this.closing) return Promise.reject(transportClosed());
-    const requested = super.request(...args).then((stream) => {
+    const requested = super.request(...args).catch((e: unknown) => {
+      throw connectionNotEstablished(e) ? unsentFailure(e) : e;
+    }).then((stream) => {
       const session = stream.session;
       if (session !== undefined) {
         keptSafe(session);

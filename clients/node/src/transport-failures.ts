@@ -1,10 +1,11 @@
 // What the transport reports of a connection or stream that failed, as gRPC clients report it,
-// and the one failure a call is sent again for: a stream the server refused.
+// and the failures a call is sent again for: a stream the server refused, a call that never
+// left, and a side-effect-free call's connection failing before its answer.
 import { constants as h2, type ClientHttp2Stream } from "node:http2";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { causeChain } from "./causes.js";
-import { failedUnanswered } from "./connections.js";
+import { connectionNotEstablished, failedUnanswered, neverSent } from "./connections.js";
 
 /**
  * What a call fails with when its connection was lost before its answer was complete: a server
@@ -29,7 +30,9 @@ const lostCodes = new Set(["ECONNRESET", "EPIPE", "ERR_HTTP2_SESSION_ERROR"]);
  * call (its one message at hand; nothing has been received when its stream is refused) is sent
  * once more, within its own deadline (the deadline interceptor announces what is left of it, and
  * sends nothing when nothing is); refused again, or a call streaming its own messages (they
- * have been read), it fails UNAVAILABLE, as gRPC maps REFUSED_STREAM. A TLS handshake that
+ * have been read), it fails UNAVAILABLE, as gRPC maps REFUSED_STREAM. So is a unary or
+ * server-streaming call that never left (neverSent: its connection not established within
+ * pingTimeoutMs before its stream was opened), whatever its method. A TLS handshake that
  * failed (the server's certificate refused: unknown CA, wrong host name, expired) is
  * UNAVAILABLE too, as gRPC clients report it, with the TLS error's message, not INTERNAL.
  */
@@ -51,7 +54,7 @@ export const transportFailures: Interceptor = (next) => async (req) => {
   try {
     return await attempt(req);
   } catch (e) {
-    const again = refusedStream(e) || (req.method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS && connectionFailedUnanswered(e));
+    const again = refusedStream(e) || neverSent(e) || (req.method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS && connectionFailedUnanswered(e));
     if (!again || req.signal.aborted) throw unavailable(e);
   }
   try {
@@ -66,11 +69,14 @@ export const transportFailures: Interceptor = (next) => async (req) => {
  * connection failed. A call of a method declared `idempotency_level = NO_SIDE_EFFECTS` whose
  * connection was refused, reset, closed or ended by a GOAWAY (over HTTP/2 connect-node opens a
  * new connection after any of them) before any byte of its answer came is sent once more on a
- * fresh connection; any other call may have been processed (a login, a token created), and fails
- * UNAVAILABLE (connectionLost), unsent again.
+ * fresh connection; so is one whose connection was not established within pingTimeoutMs after
+ * its stream was opened (its request written before the server's SETTINGS came). Any other call
+ * may have been processed (a login, a token created), and fails UNAVAILABLE (connectionLost, or
+ * the connection not established), unsent again.
  */
 function connectionFailedUnanswered(e: unknown): boolean {
   if (!failedUnanswered(e)) return false;
+  if (connectionNotEstablished(e)) return true;
   for (const c of causeChain(e)) {
     if (c instanceof ConnectError && c.rawMessage === connectionLost) return true;
     const code = (c as NodeJS.ErrnoException).code ?? "";

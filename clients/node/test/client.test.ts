@@ -821,11 +821,37 @@ describe("@tessera/client over HTTP/2: a connection that stopped answering", () 
   });
 });
 
+/**
+ * A TCP proxy to `port` whose first `unanswered` connections are taken, read and never answered
+ * (a black-holed proxy, a Tessera whose event loop hung); `accepted` counts the connections.
+ */
+async function unansweredFirst(port: number, unanswered: number) {
+  const sockets = new Set<Socket>();
+  const state = { accepted: 0 };
+  const proxy = net.createServer((client) => {
+    sockets.add(client.on("error", () => {}));
+    if (state.accepted++ < unanswered) return void client.resume();
+    const upstream = net.connect(port, "127.0.0.1");
+    sockets.add(upstream.on("error", () => {}));
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (proxy.address() as AddressInfo).port,
+    state,
+    close: () => {
+      proxy.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
 // A server that takes the TCP connection and then answers nothing (a Tessera whose event loop
 // hung, a proxy holding its upstream) never completes the TLS handshake, and Node sets no limit
 // on it: connect-node's manager awaited that connection for every call of the transport (each
 // failing DEADLINE_EXCEEDED, though Tessera answered on a new connection), and close() waited
-// on it for ever.
+// on it for ever. No HTTP/2 byte goes out before the handshake: a call given up so was never
+// sent, and goes once more, on a new connection, whatever its method (it failed UNAVAILABLE).
 describe("@tessera/client over HTTP/2 with TLS: a connection whose handshake never completes", () => {
   let certificate: TestCertificate;
   let tls: Awaited<ReturnType<typeof tlsServer>>;
@@ -843,42 +869,39 @@ describe("@tessera/client over HTTP/2 with TLS: a connection whose handshake nev
     ["Connect", { protocol: "connect" }],
     ["gRPC-Web", { protocol: "grpc-web" }],
   ] as Array<[string, Partial<TesseraTransportOptions>]>) {
-    it(`over ${name}: is given up after pingTimeoutMs, its call failing UNAVAILABLE; the next call opens a new connection and is answered; close() resolves`, async () => {
-      // The first connection is read and never answered; the next ones reach the server.
-      const sockets = new Set<Socket>();
-      let accepted = 0;
-      const proxy = net.createServer((client) => {
-        sockets.add(client.on("error", () => {}));
-        if (accepted++ === 0) return void client.resume();
-        const upstream = net.connect(tls.port, "127.0.0.1");
-        sockets.add(upstream.on("error", () => {}));
-        client.pipe(upstream).pipe(client);
-      });
-      await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    it(`over ${name}: is given up after pingTimeoutMs; its call (CreateToken, which has side effects), never sent, is sent once more on a new connection and answered; close() resolves`, async () => {
+      const proxy = await unansweredFirst(tls.port, 1);
       try {
-        const baseUrl = `https://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+        const baseUrl = `https://127.0.0.1:${proxy.port}`;
         const client = createTesseraClient(ApiTokenService, { baseUrl, protocol: "grpc", ...variant, nodeOptions: { ca: certificate.ca }, pingTimeoutMs: 300 });
-        const call = () => client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 });
-        const start = performance.now();
-        const err = await rejection(call());
-        const waited = performance.now() - start;
-        assert.deepEqual([Code[err.code], err.rawMessage], ["Unavailable", "the connection to the server was not established within pingTimeoutMs (300 ms)"]);
-        assert.ok(waited < 300 + 500, `failed after ${waited} ms`);
-        assert.equal((await call()).token, "t0k3n");
-        assert.equal(accepted, 2);
-        const closed = await Promise.race([client.close().then(() => "closed"), new Promise<string>((r) => setTimeout(() => r("close() still waiting after 2 s"), 2000).unref())]);
-        assert.equal(closed, "closed");
+        const answer = await client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 });
+        assert.deepEqual([answer.token, proxy.state.accepted], ["t0k3n", 2]);
+        assert.equal(await closedWithin2s(client.close()), "closed");
       } finally {
         proxy.close();
-        for (const s of sockets) s.destroy();
+      }
+    });
+
+    it(`over ${name}: given up twice, the call fails UNAVAILABLE, sent once more only; the next call opens a new connection and is answered`, async () => {
+      const proxy = await unansweredFirst(tls.port, 2);
+      try {
+        const baseUrl = `https://127.0.0.1:${proxy.port}`;
+        const client = createTesseraClient(ApiTokenService, { baseUrl, protocol: "grpc", ...variant, nodeOptions: { ca: certificate.ca }, pingTimeoutMs: 300 });
+        const call = () => client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 });
+        const err = await rejection(call());
+        assert.deepEqual([Code[err.code], err.rawMessage, proxy.state.accepted], ["Unavailable", "the connection to the server was not established within pingTimeoutMs (300 ms)", 2]);
+        assert.deepEqual([(await call()).token, proxy.state.accepted], ["t0k3n", 3]);
+        assert.equal(await closedWithin2s(client.close()), "closed");
+      } finally {
+        proxy.close();
       }
     });
   }
 });
 
 /**
- * An HTTP/2 server of ApiTokenService.createToken (answered `answerAfterMs` after it is called,
- * counted in `handled`) behind a listener that takes each connection (with `certificate`, over
+ * An HTTP/2 server of ApiTokenService.createToken (answered `answerAfterMs` after it is called)
+ * and listTokens (answered at once), each call counted in `handled`, behind a listener that takes each connection (with `certificate`, over
  * TLS: the handshake completed, ALPN h2) and hands it to the server after the delay `delays`
  * gives it in turn, past the list at once; "never": read and never answered, no SETTINGS sent
  * (a black-holed proxy, another service on the port). `accepted` counts the connections.
@@ -892,6 +915,10 @@ async function settingsDelayingServer({ delays, certificate, answerAfterMs = 0 }
           state.handled++;
           if (answerAfterMs > 0) await new Promise((r) => setTimeout(r, answerAfterMs).unref());
           return { token: "t0k3n" };
+        },
+        listTokens() {
+          state.handled++;
+          return { tokens: [{ description: "listed" }] };
         },
       }),
   });
@@ -941,15 +968,43 @@ describe("@tessera/client over HTTP/2: a server that takes the connection and ne
       const over = `${name} over ${secure ? "TLS" : "h2c"}`;
       const options = (url: string) => ({ baseUrl: url, protocol: "grpc" as const, ...variant, ...(secure && { nodeOptions: { ca: certificate.ca } }), pingTimeoutMs: 300 });
 
-      it(`${over}: the connection is given up after pingTimeoutMs, its call failing UNAVAILABLE before its deadline, unhandled; the next call opens a new connection and is answered; close() resolves`, async () => {
+      it(`${over}: the connection is given up after pingTimeoutMs, its call (CreateToken, which has side effects; its request written to the connection) failing UNAVAILABLE before its deadline, not sent again; the next call opens a new connection and is answered; close() resolves`, async () => {
         const server = await settingsDelayingServer({ delays: ["never"], ...(secure && { certificate }) });
         try {
           const client = createTesseraClient(ApiTokenService, options(server.url));
           const call = () => client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 });
           const err = await rejection(call());
-          assert.deepEqual([Code[err.code], err.rawMessage, server.state.handled], ["Unavailable", "the connection to the server was not established within pingTimeoutMs (300 ms)", 0]);
+          assert.deepEqual([Code[err.code], err.rawMessage, server.state], ["Unavailable", "the connection to the server was not established within pingTimeoutMs (300 ms)", { accepted: 1, handled: 0 }]);
           assert.equal((await call()).token, "t0k3n");
           assert.deepEqual(server.state, { accepted: 2, handled: 1 });
+          assert.equal(await closedWithin2s(client.close()), "closed");
+        } finally {
+          await server.close();
+        }
+      });
+
+      it(`${over}: a side-effect-free call (ListTokens) whose connection is given up so is sent once more on a new connection and answered`, async () => {
+        const server = await settingsDelayingServer({ delays: ["never"], ...(secure && { certificate }) });
+        try {
+          const client = createTesseraClient(ApiTokenService, options(server.url));
+          const listed = await client.listTokens({ accountId: "a" }, { timeoutMs: 3000 });
+          assert.deepEqual([listed.tokens.map((t) => t.description), server.state], [["listed"], { accepted: 2, handled: 1 }]);
+          assert.equal(await closedWithin2s(client.close()), "closed");
+        } finally {
+          await server.close();
+        }
+      });
+
+      // The request left with the client's preface, before the server's SETTINGS: a server that
+      // reads the connection after the client gave up on it (its event loop back) processes it.
+      it(`${over}: SETTINGS that come after pingTimeoutMs: the call given up (UNAVAILABLE) is processed all the same once the server reads its connection, and is not sent again`, async () => {
+        const server = await settingsDelayingServer({ delays: [600], ...(secure && { certificate }) });
+        try {
+          const client = createTesseraClient(ApiTokenService, options(server.url));
+          const err = await rejection(client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 3000 }));
+          assert.deepEqual([Code[err.code], err.rawMessage], ["Unavailable", "the connection to the server was not established within pingTimeoutMs (300 ms)"]);
+          for (let i = 0; i < 40 && server.state.handled === 0; i++) await new Promise((r) => setTimeout(r, 50));
+          assert.deepEqual(server.state, { accepted: 1, handled: 1 });
           assert.equal(await closedWithin2s(client.close()), "closed");
         } finally {
           await server.close();
@@ -988,6 +1043,52 @@ describe("@tessera/client over HTTP/2: a server that takes the connection and ne
       await server.close();
     }
   });
+});
+
+// The same against Tessera: a call whose first connection was taken and never answered, before
+// TLS's handshake (nothing sent) or after TCP alone (h2c: the request written to it).
+describe("@tessera/client against Tessera, its first connection taken and never answered", () => {
+  let certificate: TestCertificate;
+  let tessera: TestServer;
+  let tesseraTls: TestServer;
+  before(async () => {
+    certificate = makeTestCertificate();
+    [tessera, tesseraTls] = await Promise.all([startTestServer(), startTestServer({ env: certificate.env })]);
+  });
+  after(async () => {
+    await Promise.all([tessera.close(), tesseraTls.close()]);
+    certificate.remove();
+  });
+
+  for (const protocol of ["grpc", "connect", "grpc-web"] as const) {
+    for (const secure of [true, false]) {
+      const sent = secure
+        ? "over TLS, the handshake never answered: CreateToken, never sent, is sent once more on a new connection and answered; one token is made"
+        : "over h2c, SETTINGS never sent: CreateToken, written to the connection, fails UNAVAILABLE and is not sent again; no token is made";
+      it(`over ${protocol} ${sent}`, async () => {
+        const server = secure ? tesseraTls : tessera;
+        const proxy = await unansweredFirst(Number(new URL(server.url).port), 1);
+        try {
+          const baseUrl = `${secure ? "https" : "http"}://127.0.0.1:${proxy.port}`;
+          const admin = createTesseraClient(ApiTokenService, { baseUrl, protocol, credentials: bearer(testAdminToken), pingTimeoutMs: 300, ...(secure && { nodeOptions: { ca: certificate.ca } }) });
+          const accountId = uniqueName("acct");
+          const outcome = await admin.createToken({ accountId, description: "d" }, { timeoutMs: 5000 }).then(
+            (r) => (r.token !== "" ? "answered" : "no token"),
+            (e: unknown) => [Code[ConnectError.from(e).code], ConnectError.from(e).rawMessage],
+          );
+          const accepted = proxy.state.accepted;
+          const listed = (await admin.listTokens({ accountId }, { timeoutMs: 5000 })).tokens.length;
+          assert.deepEqual(
+            [outcome, accepted, listed],
+            secure ? ["answered", 2, 1] : [["Unavailable", "the connection to the server was not established within pingTimeoutMs (300 ms)"], 1, 0],
+          );
+          assert.equal(await closedWithin2s(admin.close()), "closed");
+        } finally {
+          proxy.close();
+        }
+      });
+    }
+  }
 });
 
 // What the server is told of a call's deadline and cancellation, whatever the transport.
