@@ -401,8 +401,13 @@ export class AuditedJwtTokens extends JwtTokens {
     return tracked(this.audit, "user.deactivated", { userId }, () => super.deleteUser(userId, credentialEpoch));
   }
 
-  override async revokeRefreshToken(userId: string, token: string): Promise<void> {
+  /**
+   * `jwt_refresh_token.revoked` (DELETE /refresh_token), once per token: a revocation of a token
+   * revoked already (answered 204 all the same) records nothing, the call that revoked it (or the
+   * cap's CAP event) having recorded that, as a session's end is recorded once.
+   */
+  override async revokeRefreshToken(userId: string, token: string): Promise<boolean> {
     const owner = await this.refreshTokenOwner(token, true);
-    return tracked(this.audit, "jwt_refresh_token.revoked", { userId, subject: owner.jti }, () => super.revokeRefreshToken(userId, token));
+    return tracked(this.audit, "jwt_refresh_token.revoked", { userId, subject: owner.jti }, () => super.revokeRefreshToken(userId, token), undefined, undefined, (revoked) => revoked);
   }
 }

@@ -260,19 +260,20 @@ export class JwtTokens {
    * Revokes one of the user's refresh tokens. Not a refresh token, or another user's:
    * INVALID_ARGUMENT. A token of the user that can no longer be used is accepted (idempotent):
    * expired, already revoked, or signed by a key revoked or retired since (while the ring still
-   * holds the key, which tells whose it is).
+   * holds the key, which tells whose it is). Resolves with whether this call revoked it (false:
+   * revoked already, by an earlier call, a cap or a password change, or its record deleted).
    */
-  async revokeRefreshToken(userId: string, token: string): Promise<void> {
+  async revokeRefreshToken(userId: string, token: string): Promise<boolean> {
     requireField("refresh_token", token);
     const { claims } = await this.verifyRefreshToken(token, "invalid_argument", endingToken);
     const record = await this.deps.refreshTokens.findByJti(claims.jti);
     // Housekeeping deletes the record of an expired token; the token, signed for this user, still
     // proves it was theirs: the same answer as before the deletion.
-    if (!record && claims.sub === userId && claims.exp * 1000 <= this.deps.clock.now().getTime()) return;
+    if (!record && claims.sub === userId && claims.exp * 1000 <= this.deps.clock.now().getTime()) return false;
     if (!record || record.userId !== userId || claims.sub !== userId) {
       throw invalidField("refresh_token", "refresh_token is not a refresh token of this user", "TOKEN_NOT_FOUND");
     }
-    await this.deps.refreshTokens.revoke(claims.jti, userId, this.deps.clock.now());
+    return this.deps.refreshTokens.revoke(claims.jti, userId, this.deps.clock.now());
   }
 
   /**

@@ -14,7 +14,7 @@ import { userTokenApi } from "../user-token/api.js";
 import { jwtApi } from "../jwt/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
-import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName, UUID } from "../support/users.js";
+import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, jwtRefreshToken, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName, UUID } from "../support/users.js";
 import { value, scrape } from "../support/metrics.js";
 import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
 import { keyApi } from "../key/api.js";
@@ -486,6 +486,28 @@ for (const store of storesUnderTest()) {
       assert.deepEqual([...new Set(events.map((e) => `${e.api} ${e.subject}`))], [`jwt ${jti}`]);
       assert.equal(events[0]!.reason, "TOKEN_REVOKED");
     });
+
+    for (const protocol of ["rest", "grpc"] as const) {
+      it(`JWT API over ${protocol}: a refresh token revoked again (answered as before) records its revocation once: one jwt_refresh_token.revoked, the first call's`, async () => {
+        const api = jwtApi(protocol, server.url);
+        try {
+          const user = await createJwtUser(server);
+          const access = await jwtLogin(server, user);
+          const refresh = expectOk(await api.getRefreshToken({}, bearer(access))).text;
+          secrets.add(access).add(refresh);
+          const jti = decodeJwt(refresh).jti as string;
+          const ids = [`revoke-again-${protocol}-1`, `revoke-again-${protocol}-2`];
+          for (const id of ids) assert.deepEqual(expectOk(await api.deleteRefreshToken({ refresh_token: refresh }, { ...bearer(access), "x-request-id": id }), 204), {});
+          const revoked = (await allEvents(server, { type: "jwt_refresh_token.revoked" })).filter((e) => e.subject === jti);
+          assert.deepEqual(
+            revoked.map((e) => [e.outcome, e.request_id, e.user_id, e.reason]),
+            [["success", ids[0], decodeJwt(access).sub, undefined]],
+          );
+        } finally {
+          api.close();
+        }
+      });
+    }
 
     it("API tokens and keys: created, described, revoked; key rotated, revoked; every admin call, refused ones included", async () => {
       const account = uniqueName("acct");
@@ -984,6 +1006,28 @@ for (const store of storesUnderTest()) {
       assert.deepEqual(await settled(() => keyEvents("rotate-refused"), 1), [["key.rotated", "error", undefined]]);
       const rotated = await one(server, "key.rotated", (e) => e.request_id === "rotate-refused");
       assert.equal(rotated.reason, "STORE_UNAVAILABLE");
+    });
+  });
+}
+
+for (const store of storesUnderTest()) {
+  describe(`audit trail on ${store}: credentials a cap ended`, function () {
+    this.timeout(60_000);
+    let server: TestServer;
+    before(async () => {
+      server = await startTestServer({ store, env: { TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER: "1" } });
+    });
+    after(() => server?.close());
+
+    it("a refresh token the cap revoked, then revoked by DELETE /jwt/refresh_token (204): its revocation is recorded once, the cap's", async () => {
+      const access = await jwtLogin(server, await createJwtUser(server));
+      const userId = decodeJwt(access).sub as string;
+      const first = await jwtRefreshToken(server, access);
+      await jwtRefreshToken(server, access);
+      const deleted = await rest(server.url, "DELETE", "/jwt/refresh_token", { json: { refresh_token: first }, headers: bearer(access) });
+      assert.equal(deleted.status, 204, deleted.text);
+      const revoked = (await allEvents(server, { user_id: userId, type: "jwt_refresh_token.revoked" })).map((e) => [e.outcome, e.subject, e.reason]);
+      assert.deepEqual(revoked, [["success", decodeJwt(first).jti, "CAP"]]);
     });
   });
 }
