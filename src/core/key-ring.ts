@@ -117,8 +117,9 @@ export interface KeyRingDeps {
   clock: Clock;
   logger: Logger;
   /**
-   * Where the start's re-seals (`key.resealed`), and the rotations and revocations of rotate() and
-   * revoke() (`key.rotated`, `key.revoked`), are recorded.
+   * Where the start's re-seals (`key.resealed`) and promotions (`key.rotated`: no key could sign),
+   * and the rotations and revocations of rotate() and revoke() (`key.rotated`, `key.revoked`), are
+   * recorded.
    */
   audit?: Pick<AuditTrail, "record">;
   /** Where the start's key write goes when the store refuses it for a full disk (retried until made); without it, such a start fails. */
@@ -528,7 +529,7 @@ export class KeyRing {
         const pending = rs.filter((r) => r.generation < top.generation && !r.revokedAt && r.activatedAt.getTime() > now.getTime());
         return this.signerOf(rs, now.getTime(), false)?.kid === kid || pending.some((r) => r.kid === kid);
       };
-      const rotated = (promoted: string) => this.audit?.record({ type: "key.rotated", outcome: "success", subject: promoted });
+      const rotated = this.promotedRecorded;
       // The key a rotation promoted, not signing yet, while the key it takes over from still
       // signs: the next key, published by that rotation a moment ago perhaps, is promoted as a
       // rotation promotes it, and the key that signs goes on until then. Promoted at once, it
@@ -677,12 +678,17 @@ export class KeyRing {
         break;
       }
       // No key yet, a single key from before next keys existed, or an algorithm change. Another
-      // instance starting at the same time may promote the key this one stores first.
-      await this.advance("now", { settled: signing });
+      // instance starting at the same time may promote the key this one stores first: the start
+      // whose promotion the store took records it (`key.rotated`, as a rotation does), once
+      // between all the workers and instances starting on the store.
+      await this.advance("now", { settled: signing, rotated: this.promotedRecorded });
     }
     await this.reload(true);
     if (!this.current) throw new Error("no signing key could be stored");
   }
+
+  /** A promotion this instance stored outside rotate() (a start's, a revocation's): `key.rotated`. */
+  private readonly promotedRecorded = (kid: string) => this.audit?.record({ type: "key.rotated", outcome: "success", subject: kid });
 
   /**
    * The start's write was refused for a full disk: whether a key already stored can sign
