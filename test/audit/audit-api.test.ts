@@ -509,6 +509,16 @@ for (const store of storesUnderTest()) {
       });
     }
 
+    it("JWT API: two revocations of one refresh token at once, both answered 204, record one jwt_refresh_token.revoked", async () => {
+      const access = await jwtLogin(server, await createJwtUser(server));
+      const refresh = await jwtRefreshToken(server, access);
+      secrets.add(access).add(refresh);
+      const both = await Promise.all([1, 2].map(() => rest(server.url, "DELETE", "/jwt/refresh_token", { json: { refresh_token: refresh }, headers: bearer(access) })));
+      assert.deepEqual(both.map((r) => r.status), [204, 204]);
+      const revoked = (await allEvents(server, { type: "jwt_refresh_token.revoked" })).filter((e) => e.subject === decodeJwt(refresh).jti);
+      assert.deepEqual(revoked.map((e) => e.outcome), ["success"]);
+    });
+
     it("API tokens and keys: created, described, revoked; key rotated, revoked; every admin call, refused ones included", async () => {
       const account = uniqueName("acct");
       const secret = await createApiToken(server, account);
