@@ -172,7 +172,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const holdsSecret = holdsConfiguredSecret(config);
   const hidden = unquotable(isSecret);
   const services = o.bindings.map((b) => b.service);
-  const reflection = reflectionServices([...services, Health]);
+  const reflection = reflectionServices([...services, Health], hidden);
   const secure = config.tlsCertFile !== undefined;
   const httpsPublicUrl = config.publicUrl !== undefined && new URL(config.publicUrl).protocol === "https:";
   const tracing = o.tracing ?? idsOnly;

@@ -16,6 +16,8 @@ import { file_google_rpc_error_details } from "../../gen/google/rpc/error_detail
 import { file_google_rpc_status } from "../../gen/google/rpc/status_pb.js";
 import * as v1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { projectFile } from "../project-files.js";
+import { shownRequestText } from "../core/text.js";
+import { credentialShaped } from "../credential-shapes.js";
 import * as v1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
 type Reflection = typeof v1.ServerReflection;
@@ -55,7 +57,7 @@ export function documentedDescriptor(file: DescFile, dir: URL = generated): Uint
   return toBinary(FileDescriptorProtoSchema, proto);
 }
 
-function createReflectionImpl(services: readonly DescService[], extra: readonly DescFile[]) {
+function createReflectionImpl(services: readonly DescService[], extra: readonly DescFile[], hidden: (text: string) => boolean) {
   const files = filesOf(services, extra);
   const registry = createRegistry(...files);
   // By file name as reflection clients give it (`tessera/key/v1/key.proto`; DescFile.name has
@@ -84,6 +86,10 @@ function createReflectionImpl(services: readonly DescService[], extra: readonly 
   };
   const serviceNames = services.map((s) => s.typeName);
 
+  // A name the request gives, as a "not found" error shows it (shownRequestText): as sent when
+  // quoting would leave it unchanged, else cut to 64 characters and escaped, or * when it has a
+  // credential's shape; a symbol of 10 000 characters was named whole.
+  const shown = (name: string) => shownRequestText(name, hidden);
   const answer = (req: v1.ServerReflectionRequest): v1.ServerReflectionResponse["messageResponse"] => {
     const notFound = (what: string) => ({
       case: "errorResponse" as const,
@@ -101,7 +107,7 @@ function createReflectionImpl(services: readonly DescService[], extra: readonly 
           value: create(v1.ListServiceResponseSchema, { service: serviceNames.map((name) => ({ name })) }),
         };
       case "fileByFilename":
-        return fileResponse(byName.get(m.value), `file ${m.value}`);
+        return fileResponse(byName.get(m.value), `file ${shown(m.value)}`);
       case "fileContainingSymbol": {
         const name = m.value.replace(/^\./, "");
         let d = registry.get(name);
@@ -112,16 +118,16 @@ function createReflectionImpl(services: readonly DescService[], extra: readonly 
           if (svc?.methods.some((x) => x.name === name.slice(dot + 1))) d = svc;
         }
         const file = d ? ("file" in d ? d.file : undefined) : undefined;
-        return fileResponse(file, `symbol ${m.value}`);
+        return fileResponse(file, `symbol ${shown(m.value)}`);
       }
       case "fileContainingExtension": {
         const target = registry.getMessage(m.value.containingType);
         const ext = target ? registry.getExtensionFor(target, m.value.extensionNumber) : undefined;
-        return fileResponse(ext?.file, `extension ${m.value.extensionNumber} of ${m.value.containingType}`);
+        return fileResponse(ext?.file, `extension ${m.value.extensionNumber} of ${shown(m.value.containingType)}`);
       }
       case "allExtensionNumbersOfType": {
         const msg = registry.getMessage(m.value);
-        if (!msg) return notFound(`type ${m.value}`);
+        if (!msg) return notFound(`type ${shown(m.value)}`);
         const numbers: number[] = [];
         for (const t of registry) if (t.kind === "extension" && t.extendee.typeName === msg.typeName) numbers.push(t.number);
         return {
@@ -155,10 +161,11 @@ function createReflectionImpl(services: readonly DescService[], extra: readonly 
  * Both reflection services, describing `services` (and themselves), and the types errors carry
  * in their details (google.rpc.Status, ErrorInfo, RetryInfo, BadRequest): no service imports
  * them, but a client such as grpcurl resolves a detail's type by asking reflection for it.
+ * `hidden`: the names a "not found" error does not show (see unquotable).
  */
-export function reflectionServices(services: readonly DescService[]): { service: DescService; impl: object }[] {
+export function reflectionServices(services: readonly DescService[], hidden: (text: string) => boolean = credentialShaped): { service: DescService; impl: object }[] {
   const all = [...services, v1.ServerReflection, v1alpha.ServerReflection];
-  const impl = createReflectionImpl(all, [file_google_rpc_status, file_google_rpc_error_details]);
+  const impl = createReflectionImpl(all, [file_google_rpc_status, file_google_rpc_error_details], hidden);
   // v1alpha messages are wire-identical to v1: the same implementation serves both, with the
   // messages converted through their binary form.
   return [

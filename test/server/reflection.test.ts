@@ -13,14 +13,23 @@ import {
   ServerReflectionRequestSchema,
   type ServerReflectionResponse,
 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { grpcMethodDefinition } from "../support/clients.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const run = promisify(execFile);
 
-/** One reflection exchange over gRPC: the request's answer, as grpcurl gets it. */
-async function reflect(url: string, request: MessageInitShape<typeof ServerReflectionRequestSchema>): Promise<ServerReflectionResponse> {
-  const Client = grpc.makeGenericClientConstructor({ ServerReflectionInfo: grpcMethodDefinition(ServerReflection.method.serverReflectionInfo) }, "ServerReflection");
+/**
+ * One reflection exchange over gRPC: the request's answer, as grpcurl gets it, from v1 or
+ * v1alpha (whose messages are v1's under another package: the answer is read as v1's).
+ */
+async function reflect(
+  url: string,
+  request: MessageInitShape<typeof ServerReflectionRequestSchema>,
+  service: typeof ServerReflection | typeof ServerReflectionV1alpha = ServerReflection,
+): Promise<ServerReflectionResponse> {
+  const method = service.method.serverReflectionInfo;
+  const Client = grpc.makeGenericClientConstructor({ ServerReflectionInfo: grpcMethodDefinition(method) }, "ServerReflection");
   const client = new Client(url.replace(/^http:\/\//, ""), grpc.credentials.createInsecure());
   try {
     return await new Promise((resolve, reject) => {
@@ -30,7 +39,7 @@ async function reflect(url: string, request: MessageInitShape<typeof ServerRefle
         call.end();
       });
       call.once("error", reject);
-      call.write(create(ServerReflectionRequestSchema, request));
+      call.write(create(method.input, request as MessageInitShape<typeof method.input>));
     });
   } finally {
     client.close();
@@ -113,5 +122,27 @@ describe("server: reflection serves the proto comments", () => {
     assert.equal(file!.name, "google/rpc/error_details.proto");
     const [status] = files(await reflect(server.url, { messageRequest: { case: "fileContainingSymbol", value: "google.rpc.Status" } }));
     assert.equal(status!.name, "google/rpc/status.proto");
+  });
+
+  it("a name it does not have is named in its error as the project quotes a request's text, over v1 and v1alpha", async () => {
+    // 10 000 characters, with a C0 control, a bidirectional override and a C1 control near the start.
+    const long = `tessera.\u0007\u202e\u0085.${"x".repeat(10_000 - 12)}`;
+    const longShown = `"tessera.\\u0007\\u202e\\u0085.${"x".repeat(52)}"... (10000 characters)`;
+    const uuid = "0b6e3f4c-9a7d-4c1e-8f2b-5d6a7c8e9f01";
+    const cases: Array<[NonNullable<MessageInitShape<typeof ServerReflectionRequestSchema>["messageRequest"]>, string]> = [
+      [{ case: "fileContainingSymbol", value: long }, `symbol ${longShown} not found`],
+      [{ case: "fileContainingSymbol", value: "no.such.Symbol" }, "symbol no.such.Symbol not found"],
+      [{ case: "fileContainingSymbol", value: uuid }, "symbol * not found"],
+      [{ case: "fileByFilename", value: long }, `file ${longShown} not found`],
+      [{ case: "allExtensionNumbersOfType", value: long }, `type ${longShown} not found`],
+      [{ case: "fileContainingExtension", value: { containingType: long, extensionNumber: 7 } }, `extension 7 of ${longShown} not found`],
+    ];
+    for (const service of [ServerReflection, ServerReflectionV1alpha]) {
+      for (const [messageRequest, message] of cases) {
+        const res = await reflect(server.url, { messageRequest }, service);
+        assert.equal(res.messageResponse.case, "errorResponse", service.typeName);
+        assert.deepEqual([res.messageResponse.value.errorCode, res.messageResponse.value.errorMessage], [5, message], `${service.typeName} ${messageRequest.case}`);
+      }
+    }
   });
 });
