@@ -5,7 +5,9 @@ export interface CorsOptions {
   allowedMethods?: readonly string[];
   /**
    * Request headers a preflight allows. Unset: the headers the preflight asks for are allowed
-   * as asked (Access-Control-Request-Headers echoed, and Vary names it).
+   * as asked, when Access-Control-Request-Headers is a list a browser sends (askedHeaders: at
+   * most 32 header names, each a token of at most 64 characters), answered lower-cased, each
+   * once; Vary names Access-Control-Request-Headers. Any other list is allowed none.
    */
   allowedHeaders?: readonly string[];
   /** Response headers scripts may read (Access-Control-Expose-Headers); default WWW-Authenticate and Retry-After. */
@@ -20,6 +22,45 @@ const defaultExposed = ["www-authenticate", "retry-after"];
 /** Names as one comma list: lower-cased, each once, in the order given. */
 function headerList(names: readonly string[]): string {
   return [...new Set(names.map((n) => n.toLowerCase()))].join(", ");
+}
+
+/** Most header names, and longest name, a preflight's Access-Control-Request-Headers is answered for. */
+export const askedHeadersMax = 32;
+export const askedHeaderNameMax = 64;
+
+/** A field name (RFC 9110 5.1: a token), at most askedHeaderNameMax characters. */
+const headerName = new RegExp(`^[!#$%&'*+.^_\`|~0-9A-Za-z-]{1,${askedHeaderNameMax}}$`);
+
+/** `text` without the spaces and tabs around it (read from each end: no expression backtracks over a run of them). */
+function withoutWhiteSpace(text: string): string {
+  const blank = (i: number) => text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x09;
+  let start = 0;
+  let end = text.length;
+  while (start < end && blank(start)) start++;
+  while (end > start && blank(end - 1)) end--;
+  return text.slice(start, end);
+}
+
+/**
+ * The headers a preflight's Access-Control-Request-Headers asks for, as one comma list
+ * (headerList), when it is a list a browser sends (Fetch: the request's header names, lower-cased,
+ * joined with ","): field names separated by commas, optional white space around each, empty
+ * elements skipped (RFC 9110 5.6.1), at most askedHeadersMax of them. Undefined for any other
+ * value (a name that is no token, such as one holding a control character, a space, a quote or
+ * a byte past ASCII; a "*", which an answer would read as every header; too many or too long
+ * names), which is then allowed no header: no answer repeats what no browser sends, nor grows
+ * with the request.
+ */
+export function askedHeaders(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const names: string[] = [];
+  for (const element of value.split(",")) {
+    const name = withoutWhiteSpace(element);
+    if (name === "") continue;
+    if (name === "*" || !headerName.test(name) || names.length === askedHeadersMax) return undefined;
+    names.push(name);
+  }
+  return names.length === 0 ? undefined : headerList(names);
 }
 
 /**
@@ -72,7 +113,7 @@ export class Cors {
       "access-control-max-age": this.maxAge,
       vary: this.vary,
     };
-    const allowed = this.allowedHeaders ?? requestHeaders;
+    const allowed = this.allowedHeaders ?? askedHeaders(requestHeaders);
     if (allowed) {
       h["access-control-allow-headers"] = allowed;
     }

@@ -1,10 +1,12 @@
 import { strict as assert } from "node:assert";
+import { createServer as createHttp1Server, type Server } from "node:http";
 import { connect, createServer, type Http2Server } from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { createConnectRouter } from "@connectrpc/connect";
 import { PrecedenceService } from "../../gen/transcodetest/v1/library_pb.js";
 import { createTranscoder } from "../../src/transcode/index.js";
 import { startLibraryServer, type LibraryServer } from "./support/library-server.js";
+import { RestH2c } from "../support/rest-h2c.js";
 
 describe("transcoder CORS", () => {
   let server: LibraryServer;
@@ -20,7 +22,7 @@ describe("transcoder CORS", () => {
     });
     assert.equal(res.status, 204);
     assert.equal(res.headers.get("access-control-allow-origin"), "https://app.example");
-    assert.equal(res.headers.get("access-control-allow-headers"), "authorization,content-type");
+    assert.equal(res.headers.get("access-control-allow-headers"), "authorization, content-type");
     assert.equal(res.headers.get("access-control-allow-credentials"), "true");
     assert.match(res.headers.get("access-control-allow-methods")!, /POST/);
     // The allowed headers are the ones asked for, so the answer varies with them too.
@@ -68,6 +70,92 @@ describe("transcoder CORS", () => {
       assert.equal(res.headers.get("access-control-expose-headers"), null);
     }
   });
+});
+
+/**
+ * One preflight's answer over HTTP/1.1, its request written byte for byte (latin1: a byte past
+ * ASCII as sent, which fetch would refuse to send): the status and the headers.
+ */
+function preflightHttp1(port: number, requestHeaders: string): Promise<{ status: number; headers: Map<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1");
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", reject);
+    socket.on("end", () => {
+      const [head = ""] = Buffer.concat(chunks).toString("latin1").split("\r\n\r\n");
+      const [statusLine = "", ...lines] = head.split("\r\n");
+      const headers = new Map<string, string>();
+      for (const line of lines) {
+        const colon = line.indexOf(":");
+        headers.set(line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim());
+      }
+      resolve({ status: Number(statusLine.split(" ")[1]), headers });
+    });
+    socket.end(
+      Buffer.from(
+        "OPTIONS /v1/users/u1 HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n" +
+          `Access-Control-Request-Headers: ${requestHeaders}\r\nConnection: close\r\n\r\n`,
+        "latin1",
+      ),
+    );
+  });
+}
+
+describe("transcoder CORS: a preflight's Access-Control-Request-Headers, without configured allowed headers", () => {
+  let h1: Server;
+  let h2: Http2Server;
+  let h2c: RestH2c;
+  before(async () => {
+    const router = createConnectRouter();
+    router.service(PrecedenceService, { getUser: (req) => ({ id: req.id, displayName: "cors" }) });
+    const t = createTranscoder({ services: [{ service: PrecedenceService }], handlers: router.handlers, corsOrigins: ["https://app.example"] });
+    h1 = createHttp1Server((req, res) => void t.handle(req, res));
+    h2 = createServer((req, res) => void t.handle(req, res));
+    await Promise.all([h1, h2].map((s) => new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve))));
+    h2c = new RestH2c(`http://127.0.0.1:${(h2.address() as AddressInfo).port}`);
+  });
+  after(async () => {
+    h2c.close();
+    await Promise.all([h1, h2].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  });
+
+  const names = (n: number) => Array.from({ length: n }, (_, i) => `x-h${i}`);
+  // What is asked, and the one Access-Control-Allow-Headers answered (none: undefined).
+  const cases: Array<[string, string, string | undefined]> = [
+    ["as a browser sends it", "authorization,content-type", "authorization, content-type"],
+    ["white space around names, names in any case, one twice", "X-Trace-Id ,\tAuthorization, x-trace-id", "x-trace-id, authorization"],
+    ["32 names", names(32).join(","), names(32).join(", ")],
+    ["a name of 64 characters", `x-${"a".repeat(62)}`, `x-${"a".repeat(62)}`],
+    ["33 names", names(33).join(","), undefined],
+    ["a name of 65 characters", `x-${"a".repeat(63)}`, undefined],
+    ["a name of 10 000 characters", `x-${"a".repeat(9998)}`, undefined],
+    ["a tab within a name", "x-a\tx-b", undefined],
+    ["quotes and angle brackets", 'x-a"<script>', undefined],
+    ["a byte past ASCII", "x-caf\u00e9", undefined],
+    ["a space within a name", "x-a x-b", undefined],
+    ["a star", "*", undefined],
+    ["a star among names", "authorization,*", undefined],
+  ];
+
+  for (const [what, asked, allowed] of cases) {
+    it(`${what}: over HTTP/1.1 and h2c alike`, async () => {
+      const one = await preflightHttp1((h1.address() as AddressInfo).port, asked);
+      const two = await h2c.request("OPTIONS", "/v1/users/u1", {
+        headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": asked },
+      });
+      for (const [protocol, status, header] of [
+        ["HTTP/1.1", one.status, (name: string) => one.headers.get(name)],
+        ["h2c", two.status, (name: string) => two.headers.get(name) ?? undefined],
+      ] as const) {
+        assert.deepEqual(
+          [status, header("access-control-allow-origin"), header("access-control-allow-headers"), header("vary")],
+          [204, "https://app.example", allowed, "Origin, Access-Control-Request-Headers"],
+          protocol,
+        );
+      }
+    });
+  }
 });
 
 describe("transcoder over HTTP/2", () => {
