@@ -29,9 +29,12 @@ export function keyService(
     },
 
     getOpenIdConfiguration(_req, ctx) {
-      // Without a public URL, the origin the caller used (the Host is part of any cache's key).
+      // Without a public URL, the origin the caller used (its Host, :authority or absolute
+      // target; no forwarding header), which only the caller's own cache may keep: a shared
+      // cache whose key holds less than that Host (a proxy keying on its upstream's name while
+      // passing the client's Host on) would serve one caller's `jwks_uri`, another's keys, to all.
       const baseUrl = discovery.publicUrl ?? `${ctx.values.get(secureKey) ? "https" : "http"}://${new URL(ctx.url).host}`;
-      cacheable(ctx, "public, max-age=300");
+      cacheable(ctx, `${discovery.publicUrl === undefined ? "private" : "public"}, max-age=300`);
       return openIdConfiguration({ issuer: discovery.issuer, baseUrl, alg: keyRing.alg });
     },
 

@@ -6,6 +6,8 @@ import { createRemoteJWKSet, decodeJwt, jwtVerify } from "jose";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import { connectClient, rest } from "../support/clients.js";
+import { raw } from "../hostile/support.js";
+import { RestH2c } from "../support/rest-h2c.js";
 import { freePort } from "../support/net.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 
@@ -47,12 +49,36 @@ for (const store of storesUnderTest()) {
       });
       after(async () => server.close());
 
-      it("GET /.well-known/openid-configuration: issuer TESSERA_JWT_ISSUER, jwks_uri on the origin asked, cacheable", async () => {
+      it("GET /.well-known/openid-configuration: issuer TESSERA_JWT_ISSUER, jwks_uri on the origin asked, cacheable by the caller alone", async () => {
         const res = await rest(server.url, "GET", "/.well-known/openid-configuration");
         assert.equal(res.status, 200);
         assert.equal(res.headers.get("content-type"), "application/json");
-        assert.equal(res.headers.get("cache-control"), "public, max-age=300");
+        assert.equal(res.headers.get("cache-control"), "private, max-age=300");
         assert.deepEqual(res.body, expected("tessera", server.url, "EdDSA"));
+      });
+
+      it("jwks_uri follows the Host (HTTP/1.1) or :authority (h2c) alone, and the answer is private: no shared cache keeps one caller's", async () => {
+        const path = "/.well-known/openid-configuration";
+        const jwksUri = (text: string) => (JSON.parse(text) as { jwks_uri: string }).jwks_uri;
+        const other = await raw(server.url, "GET", path, { host: "other.example:8443" });
+        assert.deepEqual([other.status, jwksUri(other.text), other.headers["cache-control"]], [200, "http://other.example:8443/.well-known/jwks.json", "private, max-age=300"]);
+        // A proxy's forwarding headers, which a client may send itself, name no origin here.
+        const forwarded = await raw(server.url, "GET", path, { "x-forwarded-host": "evil.example", "x-forwarded-proto": "https", forwarded: "host=evil.example;proto=https" });
+        assert.deepEqual([forwarded.status, jwksUri(forwarded.text), forwarded.headers["cache-control"]], [200, `${server.url}/.well-known/jwks.json`, "private, max-age=300"]);
+        const h2c = new RestH2c(server.url);
+        try {
+          const authority = await h2c.request("GET", path, { headers: { ":authority": "other.example:8443", "x-forwarded-host": "evil.example" } });
+          assert.deepEqual([authority.status, jwksUri(authority.text), authority.headers.get("cache-control")], [200, "http://other.example:8443/.well-known/jwks.json", "private, max-age=300"]);
+          // A Host that names another authority than :authority is refused, not read.
+          const host = new URL(server.url).host;
+          const differing = await h2c.request("GET", path, { headers: { ":authority": host, host: "evil.example" } });
+          assert.deepEqual([differing.status, (differing.body as { message: string }).message], [
+            400,
+            `the Host header "evil.example" differs from the :authority "${host}": an HTTP/2 request's Host, if sent, must name the same host and port`,
+          ]);
+        } finally {
+          h2c.close();
+        }
       });
 
       it("jose: createRemoteJWKSet from the jwks_uri it names verifies both kinds of access token, with its issuer", async () => {
@@ -98,9 +124,10 @@ for (const store of storesUnderTest()) {
       });
       after(async () => server.close());
 
-      it("issuer is the public URL (no trailing slash), jwks_uri under it, whatever Host the request names", async () => {
+      it("issuer is the public URL (no trailing slash), jwks_uri under it, whatever Host the request names; public", async () => {
         const res = await rest(server.url.replace("127.0.0.1", "localhost"), "GET", "/.well-known/openid-configuration");
         assert.equal(res.status, 200);
+        assert.equal(res.headers.get("cache-control"), "public, max-age=300");
         assert.deepEqual(res.body, expected(publicUrl, publicUrl, "EdDSA"));
       });
 

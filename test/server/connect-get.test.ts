@@ -32,7 +32,8 @@ const readOnly: Record<string, string> = {
   "tessera.jwt.v1.JwtService/GetUser": "no-store",
   "tessera.jwt.v1.JwtService/GetVersion": "public, max-age=60",
   "tessera.key.v1.KeyService/GetJwks": "public, max-age=300",
-  "tessera.key.v1.KeyService/GetOpenIdConfiguration": "public, max-age=300",
+  // Without TESSERA_PUBLIC_URL its jwks_uri follows the request's Host: the caller's cache alone.
+  "tessera.key.v1.KeyService/GetOpenIdConfiguration": "private, max-age=300",
 };
 
 /** A Connect GET URL: the request message as JSON in the query. */

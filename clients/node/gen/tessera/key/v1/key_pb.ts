@@ -273,7 +273,9 @@ export const KeyService: GenService<{
    * authorization server, so the document says only what is true: no authorization or token
    * endpoint, no response types, grant types or response modes (empty lists, so that the
    * defaults of an absent member are not implied), subject identifiers that are the same for
-   * every client (`public`). Served with `Cache-Control: public, max-age=300`.
+   * every client (`public`). Served with `Cache-Control: public, max-age=300`; without
+   * TESSERA_PUBLIC_URL, `private, max-age=300`: built from the request's Host, it is for the
+   * caller's own cache, not a shared one.
    *
    * @generated from rpc tessera.key.v1.KeyService.GetOpenIdConfiguration
    */

@@ -65,7 +65,9 @@ type KeyServiceClient interface {
 	// authorization server, so the document says only what is true: no authorization or token
 	// endpoint, no response types, grant types or response modes (empty lists, so that the
 	// defaults of an absent member are not implied), subject identifiers that are the same for
-	// every client (`public`). Served with `Cache-Control: public, max-age=300`.
+	// every client (`public`). Served with `Cache-Control: public, max-age=300`; without
+	// TESSERA_PUBLIC_URL, `private, max-age=300`: built from the request's Host, it is for the
+	// caller's own cache, not a shared one.
 	GetOpenIdConfiguration(context.Context, *connect.Request[v1.GetOpenIdConfigurationRequest]) (*connect.Response[v1.GetOpenIdConfigurationResponse], error)
 	// Promotes the published next key to signing key (`POST /v1/admin/keys:rotate`) and publishes
 	// a new next key. The promoted key signs from the time it has been published for
@@ -172,7 +174,9 @@ type KeyServiceHandler interface {
 	// authorization server, so the document says only what is true: no authorization or token
 	// endpoint, no response types, grant types or response modes (empty lists, so that the
 	// defaults of an absent member are not implied), subject identifiers that are the same for
-	// every client (`public`). Served with `Cache-Control: public, max-age=300`.
+	// every client (`public`). Served with `Cache-Control: public, max-age=300`; without
+	// TESSERA_PUBLIC_URL, `private, max-age=300`: built from the request's Host, it is for the
+	// caller's own cache, not a shared one.
 	GetOpenIdConfiguration(context.Context, *connect.Request[v1.GetOpenIdConfigurationRequest]) (*connect.Response[v1.GetOpenIdConfigurationResponse], error)
 	// Promotes the published next key to signing key (`POST /v1/admin/keys:rotate`) and publishes
 	// a new next key. The promoted key signs from the time it has been published for
