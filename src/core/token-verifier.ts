@@ -44,7 +44,8 @@ import { AuthError, unauthenticated } from "./errors.js";
 import type { KeyRing, SigningAlg, VerificationKey } from "./key-ring.js";
 import { Lru } from "./lru.js";
 import { hashSecret } from "./secrets.js";
-import { quoted } from "./text.js";
+import { quoted, quotedMax } from "./text.js";
+import { credentialShaped } from "../credential-shapes.js";
 import { repeatedKey } from "./json-keys.js";
 
 export interface VerifyOptions {
@@ -281,7 +282,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Refuses a header or payload (its base64url segment) that names a member twice in one object,
- * naming it (its path, outermost first, when each name is a plain word). The segment is read as
+ * naming it (its path, outermost first, when each name is a plain word, none of a credential's
+ * shape, and the path at most 64 characters). The segment is read as
  * jose reads it (its base64url, then TextDecoder, which drops a leading BOM that JSON.parse
  * would choke on): the walk sees the text jose parses. Text that is no JSON object is left to
  * the parser that reads it (jose: malformed token).
@@ -296,7 +298,11 @@ function refuseRepeatedMember(part: "header" | "payload", segment: string): void
   }
   const path = repeatedKey(text);
   if (path === undefined) return;
-  const name = path.every((key) => /^[\w-]{1,64}$/.test(key)) ? `member "${path.join(".")}"` : "a member";
+  // Named only when the name is short and plain: the header is read before its signature is
+  // checked, so anyone writes it, and a path of any length was named whole.
+  const dotted = path.join(".");
+  const plain = dotted.length <= quotedMax && path.every((key) => /^[\w-]+$/.test(key) && !credentialShaped(key));
+  const name = plain ? `member "${dotted}"` : "a member";
   throw unauthenticated("INVALID_TOKEN", `malformed token: ${name} of the ${part} is given more than once`);
 }
 

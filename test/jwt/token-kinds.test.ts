@@ -76,6 +76,18 @@ describe("kinds of JWT, and tokens with a member named twice or typed other than
         again(token, header(), JSON.stringify({ ...claims, note: 0 }).replace('"note":0', '"note":{"a":1,"a":2}')),
         'malformed token: member "note.a" of the payload is given more than once',
       ],
+      // A path longer than 64 characters, or a name of a credential's shape, is not named: the
+      // header is read before its signature is checked, and anyone writes it.
+      [
+        "a header naming a member twice 40 objects deep",
+        again(token, JSON.stringify({ ...h, x: 0 }).replace('"x":0', `${'"x":{'.repeat(40)}"a":1,"a":2${"}".repeat(40)}`)),
+        "malformed token: a member of the header is given more than once",
+      ],
+      [
+        "a header naming a member of 43 base64url characters twice",
+        again(token, withFirst(h, "Q".repeat(43), 1).replace("{", `{${JSON.stringify("Q".repeat(43))}:0,`)),
+        "malformed token: a member of the header is given more than once",
+      ],
       // jose reads a segment as TextDecoder does, a leading UTF-8 BOM dropped (RFC 8259 8.1).
       ["a header after a BOM naming kid twice", again(token, bom + withFirst(h, "kid", "not-a-key-of-ours")), 'malformed token: member "kid" of the header is given more than once'],
       ["a payload after a BOM naming sub twice", again(token, header(), bom + withFirst(claims, "sub", "someone-else")), 'malformed token: member "sub" of the payload is given more than once'],
