@@ -232,7 +232,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         if (scope) scope.requestType = h.method.input;
         let uReq: ReturnType<typeof universalRequest>;
         try {
-          uReq = universalRequest(req, res, contextValues(req));
+          // Without a query, the target is the method's path as the router has it.
+          uReq = universalRequest(req, res, contextValues(req), q < 0);
         } catch {
           // No Host (HTTP/1.0) or :authority, or one that is no URL authority.
           refuse(h, req.headers["content-type"], Code.InvalidArgument);
@@ -416,9 +417,11 @@ function withAnswerHeaders(req: UniversalServerRequest, res: UniversalServerResp
  * response closes, and an abort without a reason builds a DOMException, stack trace and all:
  * 3-5 % of a no-op call's CPU, bench/profile.ts); and the body is the Node request itself (an
  * async iterable of Buffers) rather than a generator around it. Throws when the request has
- * no usable authority.
+ * no usable authority. `routerPath`: the request target is exactly one of the router's paths
+ * (`/package.Service/Method`, no query), which the URL parser leaves as it is: its URL is then
+ * the origin (urlOrigin) and the path.
  */
-export function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues): UniversalServerRequest & { contextValues: ContextValues } {
+export function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues, routerPath = false): UniversalServerRequest & { contextValues: ContextValues } {
   const authority = req.httpVersionMajor === 2 ? (req as http2.Http2ServerRequest).authority : req.headers.host;
   if (!authority) throw new Error("no authority");
   let encrypted = false;
@@ -427,7 +430,8 @@ export function universalRequest(req: NodeRequest, res: NodeResponse, contextVal
   } catch {
     // an HTTP/2 stream whose session is gone: its socket proxy throws
   }
-  const url = new URL(req.url ?? "", `${encrypted ? "https" : "http"}://${authority}`).toString();
+  const base = `${encrypted ? "https" : "http"}://${authority}`;
+  const url = routerPath ? urlOrigin(base) + req.url : new URL(req.url ?? "", base).toString();
   const abort = new AbortController();
   res.once("close", () => {
     if (!res.writableEnded) abort.abort(new ConnectError("the client closed the request", Code.Canceled));
@@ -443,6 +447,26 @@ export function universalRequest(req: NodeRequest, res: NodeResponse, contextVal
     signal: abort.signal,
     contextValues,
   };
+}
+
+/** urlOrigin's answers by base; a client may name any authority, so it holds a few at most. */
+const origins = new Map<string, string>();
+
+/**
+ * What precedes the path in the URL of an absolute path (`/...`) against `base` (scheme and
+ * authority): the URL parser's scheme, credentials, host and port, as it writes them (a
+ * lower-case host, no default port). Parsed once per base: a URL parse (two, the base's and
+ * the target's) was about 3 % of a gRPC token check's CPU (bench/profile.ts). Throws as the
+ * parser does when `base` has no valid authority.
+ */
+function urlOrigin(base: string): string {
+  let origin = origins.get(base);
+  if (origin === undefined) {
+    origin = new URL("/", base).href.slice(0, -1);
+    if (origins.size >= 32) origins.clear();
+    origins.set(base, origin);
+  }
+  return origin;
 }
 
 /**

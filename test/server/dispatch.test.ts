@@ -9,13 +9,14 @@
 //   authority): connect-node's adapter throws out of the request listener, which ends the
 //   process; Tessera answers 400.
 import { strict as assert } from "node:assert";
+import { EventEmitter } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { Health } from "../../gen/health/v1/health_pb.js";
@@ -24,6 +25,7 @@ import { connectError, GrpcJsClient } from "../support/clients.js";
 import { errorInfoJson, statusDetailsBin } from "../support/error-details.js";
 import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
 import { grpcFrame, grpcStatus, h2request, healthy } from "../hostile/support.js";
+import { universalRequest } from "../../src/server/dispatch.js";
 
 const check = "/grpc.health.v1.Health/Check";
 const watch = "/grpc.health.v1.Health/Watch";
@@ -630,5 +632,34 @@ describe("dispatch: Tessera's answers", function () {
       const other = await h2request(session, { ":method": "GET", ":path": "/jwt/version", ":authority": "localhost", host: "localhost:443" });
       assert.equal(other.headers[":status"], 400);
     });
+  });
+});
+
+describe("dispatch: a call's URL", () => {
+  /** An HTTP/2 request for `target` to `authority`, over TLS or not, as universalRequest reads one. */
+  const request = (authority: string, target: string, encrypted: boolean) =>
+    ({ httpVersionMajor: 2, httpVersion: "2.0", method: "POST", authority, url: target, headers: {}, socket: { encrypted } }) as unknown as http2.Http2ServerRequest;
+  const urlOf = (authority: string, target: string, encrypted = false, routerPath = true) =>
+    universalRequest(request(authority, target, encrypted), new EventEmitter() as unknown as http2.Http2ServerResponse, createContextValues(), routerPath).url;
+
+  it("is the URL parser's for a router path, whatever the authority's form (host case, port, IPv4 shorthand, IPv6)", () => {
+    for (const [authority, encrypted, url] of [
+      ["localhost:8080", false, `http://localhost:8080${check}`],
+      ["LocalHost:80", false, `http://localhost${check}`],
+      ["Example.COM:443", true, `https://example.com${check}`],
+      ["example.com:443", false, `http://example.com:443${check}`],
+      ["127.1:08080", false, `http://127.0.0.1:8080${check}`],
+      ["[0:0::1]:443", true, `https://[::1]${check}`],
+    ] as const) {
+      // Twice: the second from what the first learnt of the authority.
+      assert.equal(urlOf(authority, check, encrypted), url, authority);
+      assert.equal(urlOf(authority, check, encrypted), url, authority);
+      assert.equal(urlOf(authority, check, encrypted, false), url, `${authority}, parsed whole`);
+    }
+  });
+
+  it("throws for an authority the URL parser refuses, as the whole parse throws", () => {
+    assert.throws(() => urlOf("[::1", check), TypeError);
+    assert.throws(() => urlOf("[::1", check, false, false), TypeError);
   });
 });
