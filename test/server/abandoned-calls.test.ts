@@ -27,6 +27,12 @@ import { auditApi } from "../audit/api.js";
 const until = <T>(what: string, done: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> => pollUntil(what, done, { limitMs: 20_000, intervalMs: 10 });
 
 const service = SessionService.typeName;
+/** A method, as tessera_rpc_requests_total labels it. */
+interface Method {
+  service: string;
+  method: string;
+}
+const createSession: Method = { service, method: "CreateSession" };
 const loginBody = (email: string) => JSON.stringify({ account_type: "traditional", email, password });
 
 /** A login (SessionService/CreateSession) sent by a real client, and how that client leaves. */
@@ -222,7 +228,7 @@ const partials: Partial[] = [
   { name: "gRPC (JSON) over HTTP/2", protocol: "grpc", http2: true, path: connectPath, contentType: "application/grpc+json", part: (email) => envelopeOf(Buffer.from(loginBody(email))).subarray(0, 12) },
 ];
 
-const rotateKey = { service: "tessera.key.v1.KeyService", method: "RotateKey" };
+const rotateKey: Method = { service: "tessera.key.v1.KeyService", method: "RotateKey" };
 const rotatePath = `/${rotateKey.service}/${rotateKey.method}`;
 /** JSON that never ends (its request is cut before it could be refused). */
 const someAdminJson = () => Buffer.from('{"x":');
@@ -236,7 +242,7 @@ const adminPartials: Partial[] = [
 ];
 
 /** tessera_rpc_requests_total of `method` (SessionService/CreateSession unless said) over `protocol`, by code. */
-async function callCodes(server: TestServer, protocol: string, method = { service, method: "CreateSession" }): Promise<Record<string, number>> {
+async function callCodes(server: TestServer, protocol: string, method = createSession): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (const m of family(await scrape(`${server.url}/metrics`), "tessera_rpc_requests_total").metrics) {
     if (m.labels?.method === method.method && m.labels.service === method.service && m.labels.protocol === protocol) counts[m.labels.code!] = Number(m.value);
@@ -251,7 +257,7 @@ async function adminCallEvents(server: TestServer, requestId: string): Promise<s
 }
 
 /** Polls the counts of `method` over `protocol` until they change from `before` (or 3 s pass), then a little longer: the change. */
-async function countedOnce(server: TestServer, protocol: string, before: Record<string, number>, method?: { service: string; method: string }): Promise<Record<string, number>> {
+async function countedOnce(server: TestServer, protocol: string, before: Record<string, number>, method?: Method): Promise<Record<string, number>> {
   await pollLast(async () => delta(before, await callCodes(server, protocol, method)), (counted) => Object.keys(counted).length > 0, { limitMs: 3000, intervalMs: 20 });
   // Anything counted later (a second count) would show here too.
   await new Promise((r) => setTimeout(r, 200));
@@ -261,6 +267,84 @@ async function countedOnce(server: TestServer, protocol: string, before: Record<
 /** The counts that changed from `before` to `after`, by how much. */
 const delta = (before: Record<string, number>, after: Record<string, number>) =>
   Object.fromEntries(Object.entries(after).flatMap(([code, n]) => (n !== (before[code] ?? 0) ? [[code, n - (before[code] ?? 0)]] : [])));
+
+/** A login or admin call sent by a test: the user it was sent for (none for an admin call), its x-request-id, and what sending it came to. */
+interface Tagged<R> {
+  user?: { id: string };
+  requestId: string;
+  outcome: R;
+}
+
+/** A request of a test, sent with others side by side: what it is counted under, and how it is sent. */
+interface Sending<T> {
+  protocol: string;
+  method: Method;
+  /** Sets up what the request needs and sends it; resolves once it has ended. */
+  send(server: TestServer): Promise<T>;
+}
+
+/** What a request sent side by side came to: `send`'s value, and its change of tessera_rpc_requests_total (countedOnce). */
+interface Sent<T> {
+  sent: T;
+  counted: Record<string, number>;
+}
+
+/**
+ * Sends `requests` side by side, in rounds in which no two are counted under the same protocol and
+ * method, so that each request's change of tessera_rpc_requests_total is its own alone. The i-th
+ * function answers the i-th request's outcome (its failure, if it failed); the first call of any
+ * request of a round sends the whole round.
+ */
+function inRounds<T>(server: () => TestServer, requests: Array<Sending<T>>): Array<() => Promise<Sent<T>>> {
+  const counter = (r: Sending<T>) => `${r.protocol} ${r.method.service}/${r.method.method}`;
+  const rounds: number[][] = [];
+  requests.forEach((request, i) => {
+    const round = rounds.find((members) => members.every((j) => counter(requests[j]!) !== counter(request)));
+    if (round) round.push(i);
+    else rounds.push([i]);
+  });
+  const outcomes = new Map<number[], Promise<Array<PromiseSettledResult<Sent<T>>>>>();
+  const sendOne = async ({ protocol, method, send }: Sending<T>): Promise<Sent<T>> => {
+    const before = await callCodes(server(), protocol, method);
+    const sent = await send(server());
+    return { sent, counted: await countedOnce(server(), protocol, before, method) };
+  };
+  return requests.map((_, i) => async () => {
+    const round = rounds.find((members) => members.includes(i))!;
+    let settled = outcomes.get(round);
+    if (!settled) outcomes.set(round, (settled = Promise.allSettled(round.map((j) => sendOne(requests[j]!)))));
+    const outcome = (await settled)[round.indexOf(i)]!;
+    if (outcome.status === "rejected") throw outcome.reason;
+    return outcome.value;
+  });
+}
+
+/**
+ * The logins of `partials` (each for a user signed up for it) and the admin calls of
+ * `adminPartials`, each sent by `act` with an x-request-id named after `tag`.
+ */
+function partialRequests<R>(tag: string, act: (server: TestServer, request: Partial, email: string, requestId: string) => Promise<R>): Array<Sending<Tagged<R>>> {
+  return [
+    ...partials.map((client) => ({
+      protocol: client.protocol,
+      method: createSession,
+      async send(server: TestServer) {
+        const email = uniqueEmail(tag);
+        const user = await signUp(server, email);
+        const requestId = uniqueName(tag);
+        return { user, requestId, outcome: await act(server, client, email, requestId) };
+      },
+    })),
+    ...adminPartials.map((client) => ({
+      protocol: client.protocol,
+      method: rotateKey,
+      async send(server: TestServer) {
+        const requestId = uniqueName(`admin-${tag}`);
+        return { requestId, outcome: await act(server, client, "", requestId) };
+      },
+    })),
+  ];
+}
 
 /**
  * A login sent by `client`, which leaves while the login's password is checked (the check held
@@ -326,33 +410,32 @@ for (const store of storesUnderTest()) {
       assert.deepEqual(delta(before, await callCodes(server, "connect")), { ok: 1 });
     });
 
-    for (const client of partials) {
+    // Each request cut short is sent side by side with others of other counts.
+    const cut = inRounds(() => server, partialRequests("cut", (server, client, email, requestId) => (client.http2 ? http2Cut : http1Cut)(server, client, email, requestId)));
+
+    partials.forEach((client, i) => {
       it(`${client.name}, cut short: not served, counted once as canceled, no rpc line, no audit event`, async () => {
-        const email = uniqueEmail("cut");
-        const user = await signUp(server, email);
-        const requestId = uniqueName("cut");
-        const before = await callCodes(server, client.protocol);
-        await (client.http2 ? http2Cut : http1Cut)(server, client, email, requestId);
+        const { sent, counted } = await cut[i]!();
+        const { user, requestId } = sent;
         // Counted when the server has seen the client go (or not at all: then after a while).
-        assert.deepEqual(await countedOnce(server, client.protocol, before), { canceled: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
+        assert.deepEqual(counted, { canceled: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
         assert.deepEqual(server.logs.filter((l) => l.includes(requestId)), [], "log lines of the request");
-        const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
+        const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user!.id }, admin));
         assert.deepEqual(page.events.map((e) => e.type), ["signup"]);
         assert.equal(value(await scrape(`${server.url}/metrics`), "tessera_hasher_in_use"), 0);
       });
-    }
+    });
 
-    for (const client of adminPartials) {
+    adminPartials.forEach((client, i) => {
       it(`an admin call with the admin credential, ${client.name}, cut short: not served, counted once as canceled, admin.call recorded canceled`, async () => {
-        const requestId = uniqueName("admin-cut");
-        const before = await callCodes(server, client.protocol, rotateKey);
-        await (client.http2 ? http2Cut : http1Cut)(server, client, "", requestId);
-        assert.deepEqual(await countedOnce(server, client.protocol, before, rotateKey), { canceled: 1 }, "tessera_rpc_requests_total of RotateKey, by code");
+        const { sent, counted } = await cut[partials.length + i]!();
+        const { requestId } = sent;
+        assert.deepEqual(counted, { canceled: 1 }, "tessera_rpc_requests_total of RotateKey, by code");
         assert.deepEqual(await until("the admin.call event", async () => ((await adminCallEvents(server, requestId)).length > 0 ? adminCallEvents(server, requestId) : false)), [
           `${rotateKey.service}/${rotateKey.method} canceled -`,
         ]);
       });
-    }
+    });
   });
 }
 
@@ -366,30 +449,31 @@ for (const store of storesUnderTest()) {
     before(async () => (server = await startTestServer({ store, env: { TESSERA_REQUEST_TIMEOUT_MS: "1000", TESSERA_HEADERS_TIMEOUT_MS: "1000" } })));
     after(() => server?.close());
 
-    for (const client of partials) {
+    // Each stalled request waits out the request timeout side by side with others of other counts.
+    const stalled = inRounds(() => server, partialRequests("slow", (server, client, email, requestId) => (client.http2 ? http2Stalled : http1Stalled)(server, client, email, requestId)));
+
+    partials.forEach((client, i) => {
       it(`${client.name}, its body never finished: answered 408, counted once as deadline_exceeded, no rpc line, no audit event`, async () => {
-        const email = uniqueEmail("slow");
-        const user = await signUp(server, email);
-        const requestId = uniqueName("slow");
-        const before = await callCodes(server, client.protocol);
-        assert.equal(await (client.http2 ? http2Stalled : http1Stalled)(server, client, email, requestId), 408);
-        assert.deepEqual(await countedOnce(server, client.protocol, before), { deadline_exceeded: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
+        const { sent, counted } = await stalled[i]!();
+        const { user, requestId, outcome: status } = sent;
+        assert.equal(status, 408);
+        assert.deepEqual(counted, { deadline_exceeded: 1 }, "tessera_rpc_requests_total of CreateSession, by code");
         assert.deepEqual(server.logs.filter((l) => l.includes(requestId)), [], "log lines of the request");
-        const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user.id }, admin));
+        const page = expectOk(await auditApi("rest", server.url).listAuditEvents({ user_id: user!.id }, admin));
         assert.deepEqual(page.events.map((e) => e.type), ["signup"]);
       });
-    }
+    });
 
-    for (const client of adminPartials) {
+    adminPartials.forEach((client, i) => {
       it(`an admin call with the admin credential, ${client.name}, its body never finished: answered 408, counted once as deadline_exceeded, admin.call recorded canceled`, async () => {
-        const requestId = uniqueName("admin-slow");
-        const before = await callCodes(server, client.protocol, rotateKey);
-        assert.equal(await (client.http2 ? http2Stalled : http1Stalled)(server, client, "", requestId), 408);
-        assert.deepEqual(await countedOnce(server, client.protocol, before, rotateKey), { deadline_exceeded: 1 }, "tessera_rpc_requests_total of RotateKey, by code");
+        const { sent, counted } = await stalled[partials.length + i]!();
+        const { requestId, outcome: status } = sent;
+        assert.equal(status, 408);
+        assert.deepEqual(counted, { deadline_exceeded: 1 }, "tessera_rpc_requests_total of RotateKey, by code");
         assert.deepEqual(await until("the admin.call event", async () => ((await adminCallEvents(server, requestId)).length > 0 ? adminCallEvents(server, requestId) : false)), [
           `${rotateKey.service}/${rotateKey.method} canceled -`,
         ]);
       });
-    }
+    });
   });
 }
