@@ -20,6 +20,7 @@ import { rest } from "../support/clients.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
 import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { entryArgv } from "../support/process.js";
+import { sideBySide } from "../support/side-by-side.js";
 import { testAdminToken } from "../support/server.js";
 
 interface Launched {
@@ -181,8 +182,10 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS, a MongoDB that comes up after
 
 describe("start: TESSERA_STORE_START_WAIT_SECONDS that runs out", function () {
   this.timeout(60000);
-  for (const workers of ["1", "2"]) {
-    it(`TESSERA_WORKERS=${workers}: the one line of a start that fails, exit 1, once the wait has passed; the password never written`, async () => {
+  const counts = ["1", "2"];
+  // Each start is its own process: their waits pass side by side.
+  const ranOut = sideBySide(
+    counts.map((workers) => async () => {
       const l = await launch({ MONGODB_URI: nowhere, TESSERA_STORE_START_WAIT_SECONDS: "3", TESSERA_WORKERS: workers });
       const { code, at } = await l.ended;
       assert.equal(code, 1, l.stderr());
@@ -193,8 +196,11 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS that runs out", function () {
       assert.ok(warnings(l).length >= 2);
       for (const w of warnings(l)) assert.equal(w.error, refused);
       assert.ok(!(JSON.stringify(l.lines()) + l.stderr()).includes(password));
-    });
-  }
+    }),
+  );
+  counts.forEach((workers, i) => {
+    it(`TESSERA_WORKERS=${workers}: the one line of a start that fails, exit 1, once the wait has passed; the password never written`, () => ranOut[i]!());
+  });
 });
 
 describe("start: TESSERA_STORE_START_WAIT_SECONDS, a mongodb+srv:// host whose DNS records are not found", function () {

@@ -1,0 +1,18 @@
+// Tests whose time is mostly waiting (a start that tries again until its wait has passed) and that
+// share nothing (each its own process, database and files) run side by side: the first of them
+// that mocha runs starts every one's body, and each test awaits its own body, whose failure is its
+// own alone.
+
+/** The i-th function runs (the first call of any starts all of them) and awaits `bodies[i]`. */
+export function sideBySide(bodies: Array<() => Promise<void>>): Array<() => Promise<void>> {
+  let running: Array<Promise<void>> | undefined;
+  return bodies.map((_, i) => () => {
+    running ??= bodies.map((body) => {
+      const run = Promise.resolve().then(body);
+      // Awaited by its own test, however long the others take: not an unhandled rejection meanwhile.
+      run.catch(() => {});
+      return run;
+    });
+    return running[i]!;
+  });
+}
