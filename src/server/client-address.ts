@@ -17,7 +17,10 @@
 // IPv4 addresses are counted as they are; an IPv6 address as its /64 (one host usually holds a
 // whole /64, so counting single IPv6 addresses would give it 2^64 tries), and login protection
 // counts its /48 too (ipv6Prefix48, core/ip-prefix.ts). IPv4-mapped IPv6 addresses (::ffff:192.0.2.1, how a
-// dual-stack socket reports IPv4 peers) are IPv4.
+// dual-stack socket reports IPv4 peers) are IPv4, and so are, once the proxies are judged (on the
+// address as seen), those of the NAT64 well-known prefix (64:ff9b::192.0.2.1, RFC 6052; see
+// counted). The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215) is not: where its operator's
+// prefix ends, and so where the IPv4 address lies, no address tells.
 import type { IncomingHttpHeaders } from "node:http";
 import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { formatIPv6, ipv6Groups } from "../core/ip-prefix.js";
@@ -171,14 +174,28 @@ export function canonical(address: string): string | undefined {
   if (!isIPv6(a)) return undefined;
   const groups = ipv6Groups(a);
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
+    return dottedQuad(groups[6]!, groups[7]!);
   }
   return formatIPv6(groups);
 }
 
-/** What the address is counted as: IPv4 itself, IPv6 its /64. */
+/**
+ * What the address is counted as: IPv4 itself, IPv6 its /64; but an address of the NAT64
+ * well-known prefix 64:ff9b::/96 (RFC 6052), how a translator or proxy presents an IPv4 client
+ * to an IPv6 server, is the IPv4 address it embeds: as a /64 it would be one client with every
+ * IPv4 client of the internet, and one /48 with them too.
+ */
 export function counted(ip: string): string {
   if (isIPv4(ip)) return ip;
   const groups = ipv6Groups(ip);
+  if (nat64WellKnown.every((g, i) => groups[i] === g)) return dottedQuad(groups[6]!, groups[7]!);
   return `${formatIPv6([...groups.slice(0, 4), 0, 0, 0, 0])}/64`;
+}
+
+/** The first six groups of 64:ff9b::/96. */
+const nat64WellKnown = [0x64, 0xff9b, 0, 0, 0, 0];
+
+/** The IPv4 address held by two 16-bit groups. */
+function dottedQuad(high: number, low: number): string {
+  return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
 }

@@ -165,6 +165,14 @@ describe("client address resolution", () => {
     ["untrusted peer: itself, the header ignored", "203.0.113.9", { "x-forwarded-for": "198.51.100.1" }, "203.0.113.9"],
     ["IPv4-mapped IPv6 peer: its IPv4 address", "::ffff:203.0.113.9", {}, "203.0.113.9"],
     ["IPv6 peer: its /64", "2001:DB8:AA:BB:1:2:3:4", {}, "2001:db8:aa:bb::/64"],
+    // RFC 6052's well-known prefix: a translator's or proxy's way to present an IPv4 client.
+    ["NAT64 peer (64:ff9b::/96): the IPv4 address it embeds", "64:ff9b::c000:201", {}, "192.0.2.1"],
+    ["NAT64 hop, dotted: the IPv4 address it embeds", "10.1.1.1", { "x-forwarded-for": "64:FF9B::198.51.100.1" }, "198.51.100.1"],
+    ["NAT64 hop in Forwarded, with a port", "10.1.1.1", { forwarded: 'for="[64:ff9b::cb00:7107]:443"' }, "203.0.113.7"],
+    ["64:ff9b::/96's neighbour 64:ff9b:0:0:1::/80: its /64", "64:ff9b::1:0:c000:201", {}, "64:ff9b::/64"],
+    // Trust is judged on the address as seen: the IPv4 entry 192.0.2.1 does not list 64:ff9b::c000:201.
+    ["NAT64 peer whose embedded address is a listed proxy: counted itself, the header ignored", "64:ff9b::c000:201", { "x-forwarded-for": "198.51.100.1" }, "192.0.2.1"],
+    ["the local-use 64:ff9b:1::/48 (RFC 8215; its prefix length is the operator's): its /64", "64:ff9b:1::c000:201", {}, "64:ff9b:1::/64"],
     ["trusted peer, no header: the proxy", "10.1.1.1", {}, "10.1.1.1"],
     ["trusted peer: the right-most untrusted hop", "10.1.1.1", { "x-forwarded-for": "198.51.100.1, 203.0.113.7, 10.2.2.2" }, "203.0.113.7"],
     ["every hop trusted: the left-most", "10.1.1.1", { "x-forwarded-for": "10.3.3.3, 10.2.2.2" }, "10.3.3.3"],
