@@ -10,7 +10,7 @@ import { availableParallelism } from "node:os";
 import { isIP } from "node:net";
 import { refreshTokenAudience } from "./core/jwt-tokens.js";
 import { jwtRouteClash } from "./rest-routes.js";
-import { proxySubnet } from "./server/client-address.js";
+import { nat64Prefix, proxySubnet } from "./server/client-address.js";
 import { defaultMaxConnections, headerCredentialLimitBytes, processOpenFileLimit, requestHeaderLimitBytes } from "./server/limits.js";
 import { CertificateError, loadCertificate, pemFileProblem } from "./server/tls-certificate.js";
 import { databaseInUri } from "./store/mongo/mongo-uri.js";
@@ -213,6 +213,12 @@ const cidrList: Parser<string[]> = (raw) =>
     return cidr;
   });
 
+const nat64List: Parser<string[]> = (raw) =>
+  list(raw).map((cidr) => {
+    nat64Prefix(cidr);
+    return cidr;
+  });
+
 /** A listen address: an IP address, or a host name (RFC 1123 labels) the resolver looks up. */
 const hostLabel = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const listenHost: Parser<string> = (raw) => {
@@ -326,6 +332,7 @@ export const variables = {
   maxConnections: variable<number>("TESSERA_MAX_CONNECTIONS", undefined, integer(0, 1000000), "Connections each worker process serves at once; beyond, a new one is closed as it is accepted, before a byte of it is read (under TESSERA_WORKERS, one handed to a worker that has no room is served by the first worker if it has, else closed), counted in tessera_connections_refused_total and logged at warn at most once a minute (and at a stop, those refused since); TESSERA_METRICS_PORT has the same limit, its connections counted apart. The default leaves half the process's open-file limit (`ulimit -n`, which Node raises to its hard limit) to the store, files and logs; 0: no limit (each connection holds a file descriptor and some 5 to 40 KiB of memory). Set (or 0) to as many as the open-file limit or more (twice it with TESSERA_METRICS_PORT): a warning at start.", { shownDefault: "(a quarter of the open-file limit, 1024 assumed where it cannot be read, at most 10000)" }),
   maxOpenStreams: variable("TESSERA_MAX_OPEN_STREAMS", 1000, integer(1, 1000000), "Streams each worker process holds open at once (grpc.health.v1.Health/Watch and server reflection, served without a credential; a gRPC client checking health holds one per connection); beyond, a new one is refused at once with RESOURCE_EXHAUSTED `TOO_MANY_STREAMS`, and a stream's place is given back as it ends, however it ends."),
   trustedProxies: variable("TESSERA_TRUSTED_PROXIES", [] as string[], cidrList, "Comma list of proxy addresses or CIDRs whose `X-Forwarded-For` (else `Forwarded`) names the client: the right-most hop that is not one of them. A /0 (every address; so is the IPv4-mapped `::ffff:0.0.0.0/96`, every IPv4 address) is refused: clients would name their own address. An IPv4 client is checked against the IPv4 entries (IPv4-mapped ones included) alone, an IPv6 one against the IPv6 entries: `::1/64` trusts no IPv4 address.", { shownDefault: "(none)" }),
+  nat64Prefixes: variable("TESSERA_NAT64_PREFIXES", [] as string[], nat64List, "Comma list of the IPv6 prefixes (length 32, 40, 48, 56, 64 or 96, RFC 6052) by which your NAT64 translators or proxies present IPv4 clients, such as a local-use `64:ff9b:1:ab::/64` (RFC 8215) or one of your own network: a client address in one counts, for login protection, as the IPv4 address it embeds, not as an IPv6 /64 and /48 (the well-known `64:ff9b::/96` always does). List only prefixes that route to your translators: a native IPv6 client in one would count as 32 bits of its address.", { shownDefault: "(none)" }),
   nodeEnv: variable("NODE_ENV", "development", nodeEnv, "`production` (exactly: `Production` or ` production` is refused, not taken for development) refuses to start without TESSERA_KEY_ENCRYPTION_KEY (private signing keys would be stored in the clear; not under TESSERA_JWT_ALG=HS256, which stores none), TESSERA_ADMIN_TOKEN, and TESSERA_CLIENT_IDS unless TESSERA_SESSION_API=false (generated and printed in development only)."),
   // Identity core
   argon2MemoryKib: variable("TESSERA_ARGON2_MEMORY_KIB", 19456, integer(1024, 4 * 1024 * 1024), "argon2id memory cost in KiB (OWASP: 19456 with 2 iterations)."),

@@ -18,9 +18,10 @@
 // whole /64, so counting single IPv6 addresses would give it 2^64 tries), and login protection
 // counts its /48 too (ipv6Prefix48, core/ip-prefix.ts). IPv4-mapped IPv6 addresses (::ffff:192.0.2.1, how a
 // dual-stack socket reports IPv4 peers) are IPv4, and so are, once the proxies are judged (on the
-// address as seen), those of the NAT64 well-known prefix (64:ff9b::192.0.2.1, RFC 6052; see
-// counted). The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215) is not: where its operator's
-// prefix ends, and so where the IPv4 address lies, no address tells.
+// address as seen), those of the NAT64 well-known prefix (64:ff9b::192.0.2.1, RFC 6052) and of
+// the prefixes of TESSERA_NAT64_PREFIXES (see counted). A local-use NAT64 prefix in
+// 64:ff9b:1::/48 (RFC 8215) is only counted so when listed there: where its operator's prefix
+// ends, and so where the IPv4 address lies, no address tells.
 import type { IncomingHttpHeaders } from "node:http";
 import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { formatIPv6, ipv6Groups } from "../core/ip-prefix.js";
@@ -67,13 +68,49 @@ export function trustedProxyList(cidrs: readonly string[]): (ip: string) => bool
   return (ip) => (isIPv4(ip) ? lists.ipv4.check(ip, "ipv4") : lists.ipv6.check(ip, "ipv6"));
 }
 
-export function createClientAddressResolver(trustedProxies: readonly string[]): ClientAddressResolver {
+/**
+ * One entry of TESSERA_NAT64_PREFIXES ("64:ff9b:1:ab::/64"): an IPv6 prefix of one of the lengths
+ * RFC 6052 defines for IPv4-embedded addresses, as its 16 bytes and length; an Error naming what
+ * is wrong.
+ */
+export function nat64Prefix(cidr: string): Nat64Prefix {
+  const [address, prefix, extra] = cidr.split("/") as [string, string | undefined, string | undefined];
+  if (extra !== undefined || prefix === undefined || !isIPv6(address) || isIPv4(canonical(address) ?? "")) {
+    throw new Error(`${quoted(cidr)} is not an IPv6 prefix (address/length)`);
+  }
+  const length = /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+  if (!nat64Lengths.includes(length)) throw new Error(`${quoted(cidr)}: the prefix length must be 32, 40, 48, 56, 64 or 96 (RFC 6052)`);
+  const bytes = ipv6Bytes(address);
+  if (bytes.slice(length / 8).some((b) => b !== 0)) throw new Error(`${quoted(cidr)} has bits set beyond its /${length}`);
+  return { bytes, length };
+}
+
+/** An IPv4-embedding IPv6 prefix: its address's 16 bytes and its length in bits. */
+export interface Nat64Prefix {
+  bytes: number[];
+  length: number;
+}
+
+/** The prefix lengths of RFC 6052's IPv4-embedded IPv6 addresses. */
+const nat64Lengths = [32, 40, 48, 56, 64, 96];
+
+/** The NAT64 well-known prefix, 64:ff9b::/96 (RFC 6052). */
+const nat64WellKnown = nat64Prefix("64:ff9b::/96");
+
+function ipv6Bytes(address: string): number[] {
+  return ipv6Groups(address).flatMap((g) => [g >> 8, g & 0xff]);
+}
+
+export function createClientAddressResolver(trustedProxies: readonly string[], nat64Prefixes: readonly string[] = []): ClientAddressResolver {
   const isTrusted = trustedProxyList(trustedProxies);
+  // The longest prefix holding an address says where its IPv4 address lies.
+  const nat64 = [nat64WellKnown, ...nat64Prefixes.map(nat64Prefix)].sort((a, b) => b.length - a.length);
+  const count = (ip: string) => counted(ip, nat64);
   const none = trustedProxies.length === 0;
   return (peer, headers) => {
     const direct = peer === undefined ? undefined : canonical(peer);
     if (direct === undefined) return "unknown";
-    if (none || !isTrusted(direct)) return counted(direct);
+    if (none || !isTrusted(direct)) return count(direct);
     let client = direct;
     let read = 0;
     for (const hop of hopsFromRight(headers)) {
@@ -82,7 +119,7 @@ export function createClientAddressResolver(trustedProxies: readonly string[]): 
       client = hop;
       if (!isTrusted(hop)) break;
     }
-    return counted(client);
+    return count(client);
   };
 }
 
@@ -174,28 +211,25 @@ export function canonical(address: string): string | undefined {
   if (!isIPv6(a)) return undefined;
   const groups = ipv6Groups(a);
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return dottedQuad(groups[6]!, groups[7]!);
+    return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
   }
   return formatIPv6(groups);
 }
 
 /**
- * What the address is counted as: IPv4 itself, IPv6 its /64; but an address of the NAT64
- * well-known prefix 64:ff9b::/96 (RFC 6052), how a translator or proxy presents an IPv4 client
- * to an IPv6 server, is the IPv4 address it embeds: as a /64 it would be one client with every
- * IPv4 client of the internet, and one /48 with them too.
+ * What the address is counted as: IPv4 itself, IPv6 its /64; but an address of a NAT64 prefix
+ * (`nat64`: the well-known 64:ff9b::/96 of RFC 6052 and those the operator lists), how a
+ * translator or proxy presents an IPv4 client to an IPv6 server, is the IPv4 address it embeds
+ * where RFC 6052 puts it (after the prefix, skipping bits 64 to 71): as a /64 it would be one
+ * client with every IPv4 client behind that translator, and one /48 with them too.
  */
-export function counted(ip: string): string {
+export function counted(ip: string, nat64: readonly Nat64Prefix[]): string {
   if (isIPv4(ip)) return ip;
-  const groups = ipv6Groups(ip);
-  if (nat64WellKnown.every((g, i) => groups[i] === g)) return dottedQuad(groups[6]!, groups[7]!);
-  return `${formatIPv6([...groups.slice(0, 4), 0, 0, 0, 0])}/64`;
-}
-
-/** The first six groups of 64:ff9b::/96. */
-const nat64WellKnown = [0x64, 0xff9b, 0, 0, 0, 0];
-
-/** The IPv4 address held by two 16-bit groups. */
-function dottedQuad(high: number, low: number): string {
-  return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+  const bytes = ipv6Bytes(ip);
+  const prefix = nat64.find((p) => p.bytes.slice(0, p.length / 8).every((b, i) => bytes[i] === b));
+  if (prefix !== undefined) {
+    const suffix = prefix.length === 96 ? bytes.slice(12) : [...bytes.slice(0, 8), ...bytes.slice(9)].slice(prefix.length / 8, prefix.length / 8 + 4);
+    return suffix.join(".");
+  }
+  return `${formatIPv6(ipv6Groups(ip).slice(0, 4).concat(0, 0, 0, 0))}/64`;
 }

@@ -176,7 +176,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const secure = config.tlsCertFile !== undefined;
   const httpsPublicUrl = config.publicUrl !== undefined && new URL(config.publicUrl).protocol === "https:";
   const tracing = o.tracing ?? idsOnly;
-  const clientAddress = createClientAddressResolver(config.trustedProxies);
+  const clientAddress = createClientAddressResolver(config.trustedProxies, config.nat64Prefixes);
   // drain(): readiness fails from then on, also for a probe of the store already under way.
   const draining = new AbortController();
   const ready = unlessDraining(o.ready, draining.signal);

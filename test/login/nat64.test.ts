@@ -2,8 +2,10 @@
 // well-known prefix 64:ff9b::/96 (RFC 6052): 64:ff9b::c000:201 is 192.0.2.1. Such an address
 // counts as the IPv4 address it embeds, as an IPv4-mapped one (::ffff:192.0.2.1) does: as an
 // IPv6 /64 every IPv4 client would share one address's window and one /48's, so one client's
-// failures would lock out all the others. Shown over REST (HTTP/1.1) and gRPC, the client
-// addresses named by X-Forwarded-For, the test client's peer (127.0.0.1) being a trusted proxy.
+// failures would lock out all the others. So does an address of a prefix the operator lists in
+// TESSERA_NAT64_PREFIXES (a local-use one of 64:ff9b:1::/48, RFC 8215). Shown over REST
+// (HTTP/1.1) and gRPC, the client addresses named by X-Forwarded-For, the test client's peer
+// (127.0.0.1) being a trusted proxy.
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
@@ -34,6 +36,7 @@ for (const store of storesUnderTest()) {
           TESSERA_TRUSTED_PROXIES: "127.0.0.1",
           TESSERA_LOGIN_MAX_FAILURES: String(perLogin),
           TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48: String(per48),
+          TESSERA_NAT64_PREFIXES: "64:ff9b:1:ab::/64",
         },
       });
     });
@@ -69,6 +72,13 @@ for (const store of storesUnderTest()) {
           for (const spelling of ["64:ff9b::192.0.2.1", "192.0.2.1", "::ffff:192.0.2.1"]) {
             expectRetryLater(await guess(spelling), "resource_exhausted", locked);
           }
+        });
+
+        it("with TESSERA_NAT64_PREFIXES=64:ff9b:1:ab::/64 (local use, RFC 8215): failures from 64:ff9b:1:ab:c0:2:100:0 (192.0.2.1) lock 192.0.2.1, not 64:ff9b:1:ab:c6:3364:100:0 (198.51.100.1)", async () => {
+          for (let i = 0; i < perAddress; i++) expectCode(await guess("64:ff9b:1:ab:c0:2:100:0"), "unauthenticated", invalid, "INVALID_CREDENTIALS");
+          expectRetryLater(await guess("64:ff9b:1:ab:c0:2:100:0"), "resource_exhausted", locked);
+          expectCode(await guess("64:ff9b:1:ab:c6:3364:100:0"), "unauthenticated", invalid, "INVALID_CREDENTIALS");
+          expectRetryLater(await guess("192.0.2.1"), "resource_exhausted", locked);
         });
 
         it(`${3 * 3} failures from three IPv4 clients behind 64:ff9b::/96 are not one /48's (${per48}): none is locked`, async () => {

@@ -172,7 +172,7 @@ describe("client address resolution", () => {
     ["64:ff9b::/96's neighbour 64:ff9b:0:0:1::/80: its /64", "64:ff9b::1:0:c000:201", {}, "64:ff9b::/64"],
     // Trust is judged on the address as seen: the IPv4 entry 192.0.2.1 does not list 64:ff9b::c000:201.
     ["NAT64 peer whose embedded address is a listed proxy: counted itself, the header ignored", "64:ff9b::c000:201", { "x-forwarded-for": "198.51.100.1" }, "192.0.2.1"],
-    ["the local-use 64:ff9b:1::/48 (RFC 8215; its prefix length is the operator's): its /64", "64:ff9b:1::c000:201", {}, "64:ff9b:1::/64"],
+    ["the local-use 64:ff9b:1::/48 (RFC 8215; its prefix length is the operator's), unlisted: its /64", "64:ff9b:1::c000:201", {}, "64:ff9b:1::/64"],
     ["trusted peer, no header: the proxy", "10.1.1.1", {}, "10.1.1.1"],
     ["trusted peer: the right-most untrusted hop", "10.1.1.1", { "x-forwarded-for": "198.51.100.1, 203.0.113.7, 10.2.2.2" }, "203.0.113.7"],
     ["every hop trusted: the left-most", "10.1.1.1", { "x-forwarded-for": "10.3.3.3, 10.2.2.2" }, "10.3.3.3"],
@@ -216,6 +216,28 @@ describe("client address resolution", () => {
     assert.equal(v6("::ffff:203.0.113.5", hop), "203.0.113.5");
     assert.equal(v6("::1", hop), "198.51.100.1");
     assert.equal(v6("::2", { "x-forwarded-for": "203.0.113.5, ::3" }), "203.0.113.5");
+  });
+
+  it("counts an address of a listed NAT64 prefix as the IPv4 address it embeds where RFC 6052 puts it, for every length (RFC 6052's examples of 192.0.2.33), the longest prefix first", () => {
+    const listed = ["2001:db8::/32", "2001:db8:100::/40", "2001:db8:122::/48", "2001:db8:122:300::/56", "2001:db8:122:344::/64", "2001:db8:122:344::/96"];
+    const nat64 = createClientAddressResolver(["10.0.0.0/8"], listed);
+    for (const address of ["2001:db8:c000:221::", "2001:db8:1c0:2:21::", "2001:db8:122:c000:2:2100::", "2001:db8:122:3c0:0:221::", "2001:db8:122:344:c0:2:2100:0", "2001:db8:122:344::192.0.2.33"]) {
+      assert.equal(nat64(address, {}), "192.0.2.33", address);
+      assert.equal(nat64("10.1.1.1", { "x-forwarded-for": address }), "192.0.2.33", `${address} as a hop`);
+    }
+    assert.equal(nat64("64:ff9b::c000:221", {}), "192.0.2.33", "the well-known prefix still");
+    assert.equal(nat64("2001:db9::1", {}), "2001:db9::/64", "outside every prefix");
+    const localUse = createClientAddressResolver([], ["64:ff9b:1:ab::/64"]);
+    assert.equal(localUse("64:ff9b:1:ab:c6:3364:100:0", {}), "198.51.100.1");
+    assert.equal(localUse("64:ff9b:1:ac:c6:3364:100:0", {}), "64:ff9b:1:ac::/64", "another /64 of 64:ff9b:1::/48");
+  });
+
+  it("refuses a NAT64 prefix that is no IPv6 prefix of RFC 6052's lengths, naming it", () => {
+    assert.throws(() => createClientAddressResolver([], ["64:ff9b:1::/50"]), /^Error: "64:ff9b:1::\/50": the prefix length must be 32, 40, 48, 56, 64 or 96 \(RFC 6052\)$/);
+    assert.throws(() => createClientAddressResolver([], ["64:ff9b:1::"]), /^Error: "64:ff9b:1::" is not an IPv6 prefix \(address\/length\)$/);
+    assert.throws(() => createClientAddressResolver([], ["10.0.0.0/8"]), /^Error: "10\.0\.0\.0\/8" is not an IPv6 prefix \(address\/length\)$/);
+    assert.throws(() => createClientAddressResolver([], ["::ffff:0:0/96"]), /^Error: "::ffff:0:0\/96" is not an IPv6 prefix \(address\/length\)$/);
+    assert.throws(() => createClientAddressResolver([], ["64:ff9b:1::1/96"]), /^Error: "64:ff9b:1::1\/96" has bits set beyond its \/96$/);
   });
 
   it("refuses a list entry that is no address or CIDR, naming it", () => {

@@ -32,6 +32,8 @@ describe("config: a value is quoted on one line, whatever it holds", () => {
     assert.equal(refusal({ PORT: "80\n81" }), 'PORT: must be a whole number, got "80\\n81"');
     assert.equal(refusal({ TESSERA_LOG_LEVEL: "info\r\nerror" }), 'TESSERA_LOG_LEVEL: must be one of debug, info, warn, error, silent, got "info\\r\\nerror"');
     assert.equal(refusal({ TESSERA_TRUSTED_PROXIES: "10.0.0.0/8\n192.0.2.1" }), 'TESSERA_TRUSTED_PROXIES: "10.0.0.0/8\\n192.0.2.1": the prefix length must be 0 to 32');
+    assert.equal(refusal({ TESSERA_NAT64_PREFIXES: "64:ff9b:1::/64\n2001:db8::/32" }), 'TESSERA_NAT64_PREFIXES: "64:ff9b:1::/64\\n2001:db8::/32" is not an IPv6 prefix (address/length)');
+    assert.equal(refusal({ TESSERA_NAT64_PREFIXES: "64:ff9b:1::/50" }), 'TESSERA_NAT64_PREFIXES: "64:ff9b:1::/50": the prefix length must be 32, 40, 48, 56, 64 or 96 (RFC 6052)');
   });
 
   it("a huge value is cut, its length said", () => {
