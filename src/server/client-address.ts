@@ -75,7 +75,7 @@ export function trustedProxyList(cidrs: readonly string[]): (ip: string) => bool
  */
 export function nat64Prefix(cidr: string): Nat64Prefix {
   const [address, prefix, extra] = cidr.split("/") as [string, string | undefined, string | undefined];
-  if (extra !== undefined || prefix === undefined || !isIPv6(address) || isIPv4(canonical(address) ?? "")) {
+  if (extra !== undefined || prefix === undefined || address.includes("%") || !isIPv6(address) || isIPv4(canonical(address) ?? "")) {
     throw new Error(`${quoted(cidr)} is not an IPv6 prefix (address/length)`);
   }
   const length = /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;

@@ -235,6 +235,7 @@ describe("client address resolution", () => {
   it("refuses a NAT64 prefix that is no IPv6 prefix of RFC 6052's lengths, naming it", () => {
     assert.throws(() => createClientAddressResolver([], ["64:ff9b:1::/50"]), /^Error: "64:ff9b:1::\/50": the prefix length must be 32, 40, 48, 56, 64 or 96 \(RFC 6052\)$/);
     assert.throws(() => createClientAddressResolver([], ["64:ff9b:1::"]), /^Error: "64:ff9b:1::" is not an IPv6 prefix \(address\/length\)$/);
+    assert.throws(() => createClientAddressResolver([], ["64:ff9b:1::%eth0/96"]), /^Error: "64:ff9b:1::%eth0\/96" is not an IPv6 prefix \(address\/length\)$/);
     assert.throws(() => createClientAddressResolver([], ["10.0.0.0/8"]), /^Error: "10\.0\.0\.0\/8" is not an IPv6 prefix \(address\/length\)$/);
     assert.throws(() => createClientAddressResolver([], ["::ffff:0:0/96"]), /^Error: "::ffff:0:0\/96" is not an IPv6 prefix \(address\/length\)$/);
     assert.throws(() => createClientAddressResolver([], ["64:ff9b:1::1/96"]), /^Error: "64:ff9b:1::1\/96" has bits set beyond its \/96$/);
