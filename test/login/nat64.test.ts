@@ -21,6 +21,12 @@ const invalid = "invalid login or password";
 const perLogin = 1;
 const perAddress = 4 * perLogin;
 const per48 = 6;
+const env = {
+  TESSERA_TRUSTED_PROXIES: "127.0.0.1",
+  TESSERA_LOGIN_MAX_FAILURES: String(perLogin),
+  TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48: String(per48),
+  TESSERA_NAT64_PREFIXES: "64:ff9b:1:ab::/64",
+};
 
 for (const store of storesUnderTest()) {
   describe(`login protection: a NAT64 address (64:ff9b::/96) counts as the IPv4 address it embeds (${store})`, function () {
@@ -28,18 +34,7 @@ for (const store of storesUnderTest()) {
     const clock = new ManualClock(Date.now());
     let server: TestServer;
 
-    before(async () => {
-      server = await startTestServer({
-        store,
-        clock,
-        env: {
-          TESSERA_TRUSTED_PROXIES: "127.0.0.1",
-          TESSERA_LOGIN_MAX_FAILURES: String(perLogin),
-          TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48: String(per48),
-          TESSERA_NAT64_PREFIXES: "64:ff9b:1:ab::/64",
-        },
-      });
-    });
+    before(async () => (server = await startTestServer({ store, clock, env })));
     afterEach(() => clock.advance(16 * 60 * 1000)); // past every window and lock
     after(() => server?.close());
 
