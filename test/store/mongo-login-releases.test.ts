@@ -7,10 +7,10 @@
 // deleted too).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { Collection, MongoClient, type Db } from "mongodb";
+import { Collection, MongoClient, type Db, type FindCursor } from "mongodb";
 import { openMongoStore } from "../../src/store/mongo/mongo-store.js";
 import { LOGIN_ATTEMPT_RELEASES } from "../../src/store/mongo/mongo-login-attempts.js";
-import type { Reservation, Store } from "../../src/store/ports.js";
+import type { HeldSlot, Reservation, Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
 
 describe("mongo store: a login counter's releases after a stream of successful logins", function () {
@@ -43,20 +43,48 @@ describe("mongo store: a login counter's releases after a stream of successful l
     await client?.close();
   });
 
-  /** What each count of `collection`'s documents made by `call` answered. */
-  async function countsOf(collection: string, call: () => Promise<void>): Promise<number[]> {
-    const proto = Collection.prototype as unknown as { countDocuments: (...args: unknown[]) => Promise<number> };
-    const original = proto.countDocuments;
+  /**
+   * How many of a group's releases each count or read of them made by `call` came to, in order;
+   * once the deletes of releases it started (after it answered) have ended.
+   */
+  async function countsOf(call: () => Promise<void>): Promise<number[]> {
+    const proto = Collection.prototype as unknown as Record<"countDocuments" | "find" | "deleteOne" | "deleteMany", (...args: unknown[]) => unknown>;
+    const originals = { countDocuments: proto.countDocuments, find: proto.find, deleteOne: proto.deleteOne, deleteMany: proto.deleteMany };
+    const deletes: unknown[] = [];
+    for (const name of ["deleteOne", "deleteMany"] as const) {
+      proto[name] = function (this: Collection, ...args: unknown[]) {
+        const deleted = originals[name].apply(this, args);
+        if (this.collectionName === LOGIN_ATTEMPT_RELEASES) deletes.push(deleted);
+        return deleted;
+      };
+    }
     const counts: number[] = [];
+    const ofGroup = (collection: Collection, filter: unknown) =>
+      collection.collectionName === LOGIN_ATTEMPT_RELEASES && (filter as { takenAt?: { $gte?: Date } }).takenAt?.$gte !== undefined;
     proto.countDocuments = async function (this: Collection, ...args: unknown[]) {
-      const n = await original.apply(this, args);
-      if (this.collectionName === collection) counts.push(n);
+      const n = (await originals.countDocuments.apply(this, args)) as number;
+      if (ofGroup(this, args[0])) counts.push(n);
       return n;
+    };
+    proto.find = function (this: Collection, ...args: unknown[]) {
+      const cursor = originals.find.apply(this, args) as FindCursor;
+      if (!ofGroup(this, args[0])) return cursor;
+      const toArray = cursor.toArray.bind(cursor);
+      cursor.toArray = async () => {
+        const docs = await toArray();
+        counts.push(docs.length);
+        return docs;
+      };
+      return cursor;
     };
     try {
       await call();
+      for (let ended = -1; ended < deletes.length; ) {
+        ended = deletes.length;
+        await Promise.all(deletes);
+      }
     } finally {
-      proto.countDocuments = original;
+      Object.assign(proto, originals);
     }
     return counts;
   }
@@ -71,7 +99,7 @@ describe("mongo store: a login counter's releases after a stream of successful l
     }
     // Logins 57 to 59 are the open group (every third login finds the group before it ended):
     // the next reservation's read and its grant each count those 3, and its grant ends the group.
-    const counts = await countsOf(LOGIN_ATTEMPT_RELEASES, async () => {
+    const counts = await countsOf(async () => {
       held(await store.loginAttempts.reserve([slot], at(60), rule));
     });
     assert.deepEqual(counts, [3, 3]);
@@ -79,5 +107,38 @@ describe("mongo store: a login counter's releases after a stream of successful l
     // The slot of login 60 is still held: two more, then the window is full.
     for (let i = 0; i < 2; i++) held(await twin.loginAttempts.reserve([slot], at(61 + i), rule));
     assert.deepEqual(await store.loginAttempts.reserve([slot], at(63), rule), { granted: false });
+  });
+
+  it("after 150 successful logins from two instances that overlap without a pause, a reservation counts the 2 releases given back since the count before, and the limit holds across both", async () => {
+    const key = `login:${randomBytes(6).toString("hex")}`;
+    const limit = 3;
+    const slot = { key, limit };
+    const on = (i: number) => (i % 2 === 0 ? store : twin);
+    // One slot always pending: each login takes its slot before the one before it gives its back,
+    // so the group of slots never ends within its lease.
+    let pending = held(await store.loginAttempts.reserve([slot], at(0), rule));
+    for (let i = 1; i <= 150; i++) {
+      const next = held(await on(i).loginAttempts.reserve([slot], at(i), rule));
+      await on(i - 1).loginAttempts.release(pending);
+      pending = next;
+    }
+    // Releases are counted once a group's grants (less those counted) reach the limit, and the
+    // state a grant stores holds those it counted as given back (they are then deleted): with
+    // one slot pending, every other reservation counts the 2 releases given back since the
+    // count before, not every release of the stretch.
+    let last: readonly HeldSlot[] = [];
+    const counts = await countsOf(async () => {
+      last = held(await twin.loginAttempts.reserve([slot], at(151), rule));
+    });
+    assert.deepEqual(counts, [2, 2]);
+    assert.equal(await db.collection(LOGIN_ATTEMPT_RELEASES).countDocuments({ key }), 0);
+    // Logins 150 and 151 still hold their slots: of six reservations at once across both
+    // instances, exactly one is granted.
+    const burst = await Promise.all(Array.from({ length: 6 }, (_, i) => on(i).loginAttempts.reserve([slot], at(152), rule)));
+    assert.equal(burst.filter((r) => r.granted).length, 1);
+    // Each given back, the three slots are free again.
+    for (const [i, slots] of [pending, last, ...burst.filter((r) => r.granted).map(held)].entries()) await on(i).loginAttempts.release(slots);
+    for (let i = 0; i < limit; i++) held(await on(i).loginAttempts.reserve([slot], at(153 + i), rule));
+    assert.deepEqual(await store.loginAttempts.reserve([slot], at(156), rule), { granted: false });
   });
 });

@@ -78,8 +78,8 @@ const plan: readonly IndexPlan[] = [
   // since the group started (mongo-login-attempts.ts). This version's index; the one before,
   // key_1_windowStart_1, is left in place on a store that has it (unused: it may be dropped).
   // FerretDB 1.x uses neither (it reads the key's releases of the window, matched by
-  // PostgreSQL on the whole collection): there a count stays short because the releases of
-  // ended groups are deleted.
+  // PostgreSQL on the whole collection): there a count stays short because the releases
+  // counted once, and those of ended groups, are deleted.
   { collection: LOGIN_ATTEMPT_RELEASES, keys: { key: 1, windowStart: 1, takenAt: 1 }, options: { name: "key_1_windowStart_1_takenAt_1" } },
   { collection: LOGIN_ATTEMPT_RELEASES, keys: { windowStart: 1 }, options: { name: "windowStart_1" } },
   { collection: KNOWN_LOGINS, keys: { until: 1 }, options: { name: "until_1" } },

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { AttemptRule, AttemptSlot, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
 import { failSlot, heldSlot, steppedBack, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
+import { deleteByIds } from "./mongo-by-id.js";
 import { abandoned, type MongoContext } from "./mongo-context.js";
 import { insertNextVersion, upsertOne } from "./mongo-inserts.js";
 
@@ -13,6 +14,9 @@ const ID = "key";
 // writes. This bounds a writer that keeps losing to a stream of others on one key.
 const MAX_TRIES = 256;
 const BACKOFF_MS = 2;
+// How many times a refusal of a full window reads the latest state again (latestDecision): each
+// costs a refusal one read more.
+const RECHECKS = 1;
 // Old states are pruned, keeping this many: a writer would have to stall while this many others
 // wrote to the same key to be confused by a pruned state. See below.
 const KEEP = 64;
@@ -21,12 +25,13 @@ const KEEP = 64;
 // - slots taken and failures: each state of a key is a versioned insert {_id: "<key>#<n>", n}
 //   computed from the latest (insertNextVersion), so of two writers who read the same state one
 //   wins and the other reads again: no slot is granted twice, no failure is lost, and no write can
-//   lower a lock another has set. `grants` counts the slots taken in the window, `failures` the
-//   failures (a document of the first layout has no `grants`: each of its failures held a slot).
-//   `pendingFrom` and `pendingUntil` are the pending slots' group and lease (ports/login-attempts.ts;
-//   absent in documents from before leases): when a lease passes, or when every slot of the
-//   group has ended (given back or failed), the next grant starts a new group, with `grants` its
-//   failures plus itself.
+//   lower a lock another has set. `grants` counts the slots held in the window plus the
+//   releases of its group still stored when it was written, `failures` the failures (a
+//   document of the first layout has no `grants`: each of its failures held a slot).
+//   `pendingFrom` and `pendingUntil` are the pending slots' group and lease
+//   (ports/login-attempts.ts; absent in documents from before leases): when a lease passes, or
+//   when every slot of the group has ended (given back or failed), the next grant starts a new
+//   group, with `grants` its failures plus itself.
 // - releases: a slot given back is an insert of its own {key, windowStart, takenAt} into
 //   login_attempt_releases, which races with nothing. A window holds its grants minus the
 //   releases of its current group (giveBackSlot's rule: taken at or after `pendingFrom`; all of
@@ -37,15 +42,20 @@ const KEEP = 64;
 //   failure), so no slot of the group is pending when it starts the next. That group starts
 //   after every slot the ended one took (firstAfter in ports/login-attempts.ts, whatever the
 //   clock of the instance that took it), so no release of the ended group is ever counted in
-//   it. Releases are counted only once a group's grants reach the limit, so a count reads the
-//   releases of one group, at most its grants: successful logins one after another end a
-//   group every `limit` of them, however many the window has seen (releases counted by
-//   `key_1_windowStart_1_takenAt_1`). The grant that starts a group deletes the releases of
-//   the one it ended (forgetEnded), which nothing counts again: FerretDB 1.x, which uses no
-//   index for the count (it reads every release of the key's window), then reads those of one
-//   group too. A group whose slots never all end at once (logins on the key overlapping
-//   without a pause, until its lease passes) counts all of its releases: there the count
-//   grows with the logins of that stretch.
+//   it. Releases are counted only once a group's grants (less those `counted`) reach the limit.
+//   The state a count leads to lists the releases it counted (`counted`, their ids), and once
+//   it is stored they are deleted: a later count subtracts them all and reads again only those
+//   still stored, so it reads the releases given back since the count before (and any whose
+//   delete failed), not every release of a group that never ends (logins on the key
+//   overlapping without a pause keep one going until its lease passes: each reservation
+//   counted every release of that stretch before). The grant that starts a group deletes the
+//   releases of the one it ended (forgetEnded), which nothing counts again. The counted ones
+//   are deleted after the grant has answered. A reader of the state before finds those releases gone and
+//   counts their slots taken: a refusal of a full window (no lock) reads the latest state again
+//   and decides from it when it is newer (latestDecision). An instance of the layout before
+//   reads a document's `grants` less the releases stored, never fewer slots taken than there
+//   are: it can only refuse more (FerretDB 1.x, which uses no index, reads every release of
+//   the collection to count a key's: the deletes keep that short).
 // - Within one process the writes to one key take turns (KeyedTurns): correctness comes from the
 //   versioned inserts alone, but N writers racing on one key cost O(N^2) inserts, turns O(N), and
 //   only instances race each other.
@@ -60,6 +70,8 @@ interface AttemptDoc {
   lockedUntil?: Date;
   pendingFrom?: Date;
   pendingUntil?: Date;
+  /** The ids of the group's releases `grants` holds as given back (absent: none). */
+  counted?: string[];
 }
 
 interface ReleaseDoc {
@@ -119,17 +131,26 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
   const grantsOf = (doc: AttemptDoc) => doc.grants ?? doc.failures;
 
   /**
-   * The key's state from its latest document, and the releases it counted. Releases are counted
-   * only when they can matter: while fewer than `limit` slots were granted, a slot is free
-   * whatever was given back (one read fewer on the way to the limit). Without a limit
-   * (Infinity), `held` is the grants: more than the slots pending when some were given back,
-   * which failSlot's rule allows for (a slot of the group is pending until it ends).
+   * The key's state from its latest document, and the releases its group has counted (their
+   * ids, still stored when read). Releases are counted only when they can matter: while fewer
+   * than `limit` slots are held at most, a slot is free whatever was given back (one read fewer
+   * on the way to the limit), and those counted before are the document's. Without a limit
+   * (Infinity), `held` is the slots held but for the releases not yet counted: more than the
+   * slots pending when some were given back, which failSlot's rule allows for (a slot of the
+   * group is pending until it ends).
    */
-  const stateOf = async (doc: AttemptDoc | null, limit: number): Promise<{ state: AttemptState; released: number } | null> => {
+  const stateOf = async (doc: AttemptDoc | null, limit: number): Promise<{ state: AttemptState; counted: string[]; read: boolean } | null> => {
     if (!doc) return null;
     const grants = grantsOf(doc);
-    const group = doc.pendingFrom === undefined ? {} : { takenAt: { $gte: doc.pendingFrom } };
-    const released = grants < limit ? 0 : await releases.countDocuments({ key: doc.key, windowStart: doc.firstFailureAt, ...group });
+    let counted = doc.counted ?? [];
+    let released = counted.length;
+    const read = grants - released >= limit;
+    if (read) {
+      const group = doc.pendingFrom === undefined ? {} : { takenAt: { $gte: doc.pendingFrom } };
+      const before = new Set(counted);
+      counted = (await releases.find({ key: doc.key, windowStart: doc.firstFailureAt, ...group }, { projection: { _id: 1 } }).toArray()).map((r) => r._id);
+      released += counted.filter((id) => !before.has(id)).length;
+    }
     const state: AttemptState = {
       held: grants - released,
       failures: doc.failures,
@@ -139,28 +160,46 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       pendingFrom: doc.pendingFrom,
       pendingUntil: doc.pendingUntil,
     };
-    return { state, released };
+    return { state, counted, read };
   };
 
   /**
-   * The document of `state`, computed from `current` (counted with `released`): its grants are
-   * the slots it holds plus the releases still counted against it, those of the same group.
+   * The document of `state`, computed from `current`: its grants are the slots it holds plus
+   * the releases of the same group counted against it (listed in `counted`).
    */
-  const fields = (key: string, current: { state: AttemptState; released: number } | null, state: AttemptState): Omit<AttemptDoc, "_id" | "n"> => {
+  const fields = (key: string, current: { state: AttemptState; counted: string[] } | null, state: AttemptState): Omit<AttemptDoc, "_id" | "n"> => {
     const sameGroup =
       current !== null &&
       current.state.windowStart.getTime() === state.windowStart.getTime() &&
       current.state.pendingFrom?.getTime() === state.pendingFrom?.getTime();
+    const counted = sameGroup ? current.counted : [];
     return {
       key,
-      grants: state.held + (sameGroup ? current.released : 0),
+      grants: state.held + counted.length,
       failures: state.failures,
       firstFailureAt: state.windowStart,
       lastFailureAt: state.lastAttemptAt,
       ...(state.lockedUntil !== undefined && { lockedUntil: state.lockedUntil }),
       ...(state.pendingFrom !== undefined && { pendingFrom: state.pendingFrom }),
       ...(state.pendingUntil !== undefined && { pendingUntil: state.pendingUntil }),
+      ...(counted.length > 0 && { counted }),
     };
+  };
+
+  /**
+   * takeSlot's step for `key` from `doc` (its latest document): when it refuses a full window
+   * (no lock), from the latest document read again if a newer one was stored meanwhile (RECHECKS). The releases a newer state counted are deleted once it is stored: a count
+   * from the one before, missing them, would see their slots taken (stateOf).
+   */
+  const latestDecision = async (key: string, doc: AttemptDoc | null, limit: number, at: Date, rule: AttemptRule) => {
+    for (let tries = 0; ; tries++) {
+      const current = await stateOf(doc, limit);
+      const step = takeSlot(current?.state ?? null, limit, at, rule);
+      if (!("refused" in step) || step.lockedUntil !== undefined || tries === RECHECKS) return { doc, current, step };
+      const again = await latest(key);
+      if (again?._id === doc?._id) return { doc, current, step };
+      doc = again;
+    }
   };
 
   const turns = new KeyedTurns();
@@ -191,11 +230,11 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
   /**
    * Deletes the releases that no state from `state` on counts: those of the group (or window)
    * `before` held, once `state` has started a new one. Only tidying (the count never reads
-   * them: stateOf), but on FerretDB, which reads every release of the key's window to count
-   * (mongo-indexes.ts), it is what keeps a count to the releases of one group. A reader of an
-   * older state that finds some of its releases gone counts too many slots taken: it can
-   * only refuse, and a grant from it loses to `state` (insertNextVersion). A delete that fails
-   * is left to housekeeping (deleteStale): the slot is taken all the same.
+   * them: stateOf), but on FerretDB, which reads every release of the collection to count a
+   * key's (mongo-indexes.ts), it keeps a count from reading them. A reader of an older state
+   * that finds some of its releases gone counts too many slots taken: it can only refuse (and
+   * reads again: latestDecision), and a grant from it loses to `state` (insertNextVersion).
+   * A delete that fails is left to housekeeping (deleteStale): the slot is taken all the same.
    */
   const forgetEnded = async (key: string, before: AttemptState, state: AttemptState) => {
     const from = state.pendingFrom;
@@ -210,13 +249,12 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     // Set by the last `next` that ran: why it refused, if it did, and the state it read.
     let refusal = undefined as { refused: true; lockedUntil?: Date } | undefined;
     let taken = undefined as AttemptState | undefined;
-    let before = undefined as AttemptState | undefined;
+    let before = undefined as { state: AttemptState; read: boolean } | null | undefined;
     const doc = await append(key, async (latestDoc) => {
-      const current = await stateOf(latestDoc, limit);
-      const step = takeSlot(current?.state ?? null, limit, at, rule);
+      const { current, step } = await latestDecision(key, latestDoc, limit, at, rule);
       refusal = "refused" in step ? step : undefined;
       taken = undefined;
-      before = current?.state;
+      before = current;
       if ("refused" in step) {
         // Refused: nothing written, but a state the clock was stepped back under (see moveBack).
         const moved = current && steppedBack(current.state, at);
@@ -226,7 +264,10 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       return fields(key, current, step.state);
     });
     if (!doc || !taken) return refusal!;
-    if (before) await forgetEnded(key, before, taken);
+    // Tidying, once the grant has answered: nothing counts these releases again (the state
+    // stored holds the counted ones as given back), and a delete that fails is done later.
+    if (before?.read && doc.counted) void deleteByIds(releases, doc.counted).catch(() => {});
+    if (before) await forgetEnded(key, before.state, taken);
     return { held: heldSlot(key, limit, taken, at) };
   };
 
@@ -250,8 +291,9 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
 
   const reserve = async (slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation> => {
     // A key that refuses does so without a write: a flood against it costs reads only.
-    const states = await Promise.all(slots.map(async (slot) => (await stateOf(await latest(slot.key), slot.limit))?.state ?? null));
-    const current = slots.map((slot, i) => takeSlot(states[i]!, slot.limit, at, rule));
+    const decisions = await Promise.all(slots.map(async (slot) => latestDecision(slot.key, await latest(slot.key), slot.limit, at, rule)));
+    const states = decisions.map((d) => d.current?.state ?? null);
+    const current = decisions.map((d) => d.step);
     const refusals = current.flatMap((step) => ("refused" in step ? [step] : []));
     // On a refusal, the states read above that the clock was stepped back under are stored
     // moved: only those cost a write (a flood costs reads), and a state written since is of this
