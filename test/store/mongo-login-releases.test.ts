@@ -141,4 +141,36 @@ describe("mongo store: a login counter's releases after a stream of successful l
     for (let i = 0; i < limit; i++) held(await on(i).loginAttempts.reserve([slot], at(153 + i), rule));
     assert.deepEqual(await store.loginAttempts.reserve([slot], at(156), rule), { granted: false });
   });
+
+  it("a grant that starts a group after a lease passed is answered while the ended group's releases are still being deleted, and they are deleted", async () => {
+    const key = `login:${randomBytes(6).toString("hex")}`;
+    const slot = { key, limit: 3 };
+    const first = held(await store.loginAttempts.reserve([slot], at(0), rule));
+    held(await store.loginAttempts.reserve([slot], at(1), rule));
+    await store.loginAttempts.release(first);
+    // The deletes of ended groups' releases wait until let go.
+    const proto = Collection.prototype as unknown as { deleteMany: (...args: unknown[]) => Promise<unknown> };
+    const original = proto.deleteMany;
+    let letGo!: () => void;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const deletes: Array<Promise<unknown>> = [];
+    proto.deleteMany = function (this: Collection, ...args: unknown[]) {
+      const ofGroup = (args[0] as { takenAt?: { $gte?: Date } }).takenAt?.$gte !== undefined;
+      if (this.collectionName !== LOGIN_ATTEMPT_RELEASES || ofGroup) return original.apply(this, args);
+      const deleted = gate.then(() => original.apply(this, args));
+      deletes.push(deleted);
+      return deleted;
+    };
+    try {
+      // The lease of the pending slot has passed: this grant starts a new group.
+      held(await twin.loginAttempts.reserve([slot], at(2 + rule.leaseMs), rule));
+      assert.equal(deletes.length, 1);
+      assert.equal(await db.collection(LOGIN_ATTEMPT_RELEASES).countDocuments({ key }), 1);
+    } finally {
+      letGo();
+      proto.deleteMany = original;
+    }
+    await Promise.all(deletes);
+    assert.equal(await db.collection(LOGIN_ATTEMPT_RELEASES).countDocuments({ key }), 0);
+  });
 });

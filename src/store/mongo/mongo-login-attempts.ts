@@ -49,8 +49,8 @@ const KEEP = 64;
 //   delete failed), not every release of a group that never ends (logins on the key
 //   overlapping without a pause keep one going until its lease passes: each reservation
 //   counted every release of that stretch before). The grant that starts a group deletes the
-//   releases of the one it ended (forgetEnded), which nothing counts again. The counted ones
-//   are deleted after the grant has answered. A reader of the state before finds those releases gone and
+//   releases of the one it ended (forgetEnded), which nothing counts again. Both deletes run
+//   after the grant has answered. A reader of the state before finds those releases gone and
 //   counts their slots taken: a refusal of a full window (no lock) reads the latest state again
 //   and decides from it when it is newer (latestDecision). An instance of the layout before
 //   reads a document's `grants` less the releases stored, never fewer slots taken than there
@@ -234,7 +234,8 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
    * key's (mongo-indexes.ts), it keeps a count from reading them. A reader of an older state
    * that finds some of its releases gone counts too many slots taken: it can only refuse (and
    * reads again: latestDecision), and a grant from it loses to `state` (insertNextVersion).
-   * A delete that fails is left to housekeeping (deleteStale): the slot is taken all the same.
+   * Run once the grant has answered: a delete that fails is left to the next group's end in the
+   * window, or to housekeeping (deleteStale).
    */
   const forgetEnded = async (key: string, before: AttemptState, state: AttemptState) => {
     const from = state.pendingFrom;
@@ -267,7 +268,7 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     // Tidying, once the grant has answered: nothing counts these releases again (the state
     // stored holds the counted ones as given back), and a delete that fails is done later.
     if (before?.read && doc.counted) void deleteByIds(releases, doc.counted).catch(() => {});
-    if (before) await forgetEnded(key, before.state, taken);
+    if (before) void forgetEnded(key, before.state, taken);
     return { held: heldSlot(key, limit, taken, at) };
   };
 
