@@ -1,7 +1,9 @@
 // Audit trail client (AuditService) with three transports: @grpc/grpc-js, Connect and REST.
 import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
 import { rest } from "../support/clients.js";
-import { restOutcome, RpcClient, type Outcome, type Protocol } from "../support/api.js";
+import { expectOk, restOutcome, RpcClient, type Outcome, type Protocol } from "../support/api.js";
+import type { TestServer } from "../support/server.js";
+import { admin } from "../support/users.js";
 
 /** One event as the API writes it (JSON names). */
 export interface AuditEventJson {
@@ -61,4 +63,17 @@ export function auditApi(protocol: Protocol, baseUrl: string): AuditApi {
     listAuditEvents: (query, headers) => rpc.callJson(AuditService.method.listAuditEvents, { ...query }, headers) as Promise<Outcome<any>>,
     close: () => rpc.close(),
   };
+}
+
+/** Every event matching `query`, newest first, read page by page over REST. */
+export async function allEvents(server: TestServer, query: AuditQuery): Promise<AuditEventJson[]> {
+  const api = auditApi("rest", server.url);
+  const events: AuditEventJson[] = [];
+  let token = "";
+  for (;;) {
+    const page = expectOk(await api.listAuditEvents({ ...query, page_size: 500, ...(token && { page_token: token }) }, admin));
+    events.push(...page.events);
+    if (!page.next_page_token) return events;
+    token = page.next_page_token;
+  }
 }

@@ -16,22 +16,9 @@ import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, jwtRefreshToken, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName, UUID } from "../support/users.js";
 import { value, scrape } from "../support/metrics.js";
-import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
+import { allEvents, auditApi, type AuditEventJson } from "./api.js";
 import { keyApi } from "../key/api.js";
 import { gate, holdAfter } from "../credentials/support.js";
-
-/** Every event matching `query`, newest first, read page by page over REST. */
-async function allEvents(server: TestServer, query: AuditQuery): Promise<AuditEventJson[]> {
-  const api = auditApi("rest", server.url);
-  const events: AuditEventJson[] = [];
-  let token = "";
-  for (;;) {
-    const page = expectOk(await api.listAuditEvents({ ...query, page_size: 500, ...(token && { page_token: token }) }, admin));
-    events.push(...page.events);
-    if (!page.next_page_token) return events;
-    token = page.next_page_token;
-  }
-}
 
 /** The events of a user, oldest first, as [type, outcome] pairs. */
 async function story(server: TestServer, userId: string): Promise<string[]> {

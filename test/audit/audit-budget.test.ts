@@ -15,22 +15,9 @@ import { startTestServer, storesUnderTest, type TestServer } from "../support/se
 import { admin, clientIdHeader, password, signUp, uniqueEmail } from "../support/users.js";
 import { scrape, value } from "../support/metrics.js";
 import { pollLast } from "../support/poll.js";
-import { auditApi, type AuditEventJson, type AuditQuery } from "./api.js";
+import { allEvents, auditApi, type AuditEventJson } from "./api.js";
 
 const windowMs = 1000;
-
-/** Every event matching `query`, newest first, over REST. */
-async function allEvents(server: TestServer, query: AuditQuery): Promise<AuditEventJson[]> {
-  const api = auditApi("rest", server.url);
-  const events: AuditEventJson[] = [];
-  let token = "";
-  for (;;) {
-    const page = expectOk(await api.listAuditEvents({ ...query, page_size: 500, ...(token && { page_token: token }) }, admin));
-    events.push(...page.events);
-    if (!page.next_page_token) return events;
-    token = page.next_page_token;
-  }
-}
 
 const from = (address: string) => ({ "x-forwarded-for": address });
 
