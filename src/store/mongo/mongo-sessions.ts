@@ -83,7 +83,8 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
   // ones first (by their `endedAt` copy, read by userId_1_endedAt_1__id_1: a read only when the
   // cap is passed), then the oldest live ones: their refresh tokens first, then the sessions (a
   // failure between the two leaves sessions no refresh can renew, which the next creation
-  // deletes). Answers those that had not ended, as their marks say.
+  // deletes). Each end is claimed first (its `session-ended` mark); answers those whose claim this
+  // call won.
   const deletePastCap = async (session: NewSession, cap: number): Promise<string[]> => {
     const unexpired: Filter<StoredDoc> = { userId: session.userId, expiresAt: { $gt: session.createdAt } };
     const docs = await pastCap(sessions, unexpired, session.id, cap, "createdAt", CAP_INDEX);
@@ -100,11 +101,19 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
       docs.map((doc) => doc._id),
       [...ended.map((doc) => doc._id), ...uncopied],
     );
-    const endedMarks = await ctx.marks.getMany(ids.map(endedMark));
-    await refreshTokens.deleteMany({ sessionId: { $in: ids } });
-    // One delete each: of two creations deleting the same session, one is told it did.
-    const deleted = await Promise.all(ids.map(async (id) => (await sessions.deleteOne({ _id: id })).deletedCount === 1));
-    return ids.filter((id, i) => deleted[i] && !endedMarks.has(endedMark(id)));
+    // Each end claimed before its delete, as a logout claims it: of a logout and this cap (or two
+    // creations) ending the same session, the one whose claim wins ended it and alone reports it.
+    // (Read marks, then a delete: a logout claiming between the two was told it ended the session,
+    // and the cap reported it too.) An ended one's claim fails: it is deleted, not reported.
+    const expiry = new Map(docs.map((doc) => [doc._id, doc.expiresAt as Date]));
+    const won = await Promise.all(ids.map((id) => claimEnd({ id, expiresAt: expiry.get(id) ?? session.expiresAt }, session.createdAt)));
+    // The ends are made: a failed delete leaves ended sessions, which the next creation deletes
+    // first (found by their marks, endedWithoutCopy), and fails no end this call reports.
+    await refreshTokens
+      .deleteMany({ sessionId: { $in: ids } })
+      .then(() => Promise.all(ids.map((id) => sessions.deleteOne({ _id: id }))))
+      .catch(() => undefined);
+    return ids.filter((_, i) => won[i]);
   };
 
   return {

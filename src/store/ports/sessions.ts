@@ -33,8 +33,9 @@ export interface SessionStore {
    * `cap` (TESSERA_MAX_SESSIONS_PER_USER): once the session is stored, the user's oldest
    * unexpired sessions beyond the newest `cap` (this one counted, ended ones too: a session
    * counts until it is deleted) are deleted with their refresh tokens, at most CAP_BATCH of them;
-   * never this one, whatever its time. `ended`: the ids of those deleted that had not ended (none
-   * without a cap). The embedded store does it in the insert's transaction; MongoDB after both
+   * never this one, whatever its time. `ended`: the ids of those this call ended, which had not
+   * ended before (none without a cap): of a logout or another creation ending one at the same
+   * time, only the call whose end the store took names it. The embedded store does it in the insert's transaction; MongoDB after both
    * inserts (src/store/README.md, "Caps").
    */
   createThenSync(session: NewSession, refreshToken: NewRefreshToken, cap?: number): Promise<{ record: SessionRecord; durable: () => Promise<void>; ended: string[] }>;
