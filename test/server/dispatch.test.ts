@@ -14,6 +14,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError, createClient, createContextValues } from "@connectrpc/connect";
@@ -24,7 +25,7 @@ import { ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/refl
 import { connectError, GrpcJsClient } from "../support/clients.js";
 import { errorInfoJson, statusDetailsBin } from "../support/error-details.js";
 import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
-import { grpcFrame, grpcStatus, h2request, healthy } from "../hostile/support.js";
+import { fcParams, grpcFrame, grpcStatus, h2request, healthy } from "../hostile/support.js";
 import { universalRequest } from "../../src/server/dispatch.js";
 
 const check = "/grpc.health.v1.Health/Check";
@@ -656,6 +657,44 @@ describe("dispatch: a call's URL", () => {
       assert.equal(urlOf(authority, check, encrypted), url, authority);
       assert.equal(urlOf(authority, check, encrypted, false), url, `${authority}, parsed whole`);
     }
+  });
+
+  it("is the URL parser's for any authority a client may send (userinfo, IPv6 zone, percent-encoding, case, trailing dot, port 0, a path, a query)", () => {
+    // Pieces of hostile authorities, joined in any order: each one's URL, from the origin cache
+    // (asked twice, the second from what the first learnt), is new URL(path, base)'s, or both throw.
+    const piece = fc.oneof(
+      fc.constantFrom("example.com", "EXAMPLE.com", "example.com.", "127.1", "0x7f.0.0.1", "[::1]", "[fe80::1%25eth0]", "[fe80::1%eth0]", "[::ffff:127.0.0.1]", "xn--bcher-kva.ch", "b\u00fccher.ch", "\u212a.com"),
+      fc.constantFrom(":0", ":80", ":443", ":08080", ":65535", ":65536", ":", ":-1", ":+1", ":1e3"),
+      fc.constantFrom("user@", "user:pass@", "a@b@", "%40@", "@", ":@"),
+      fc.constantFrom("/", "/x/..", "\\", "?", "#", "?q=1", "#f", "%2F", "%41", "%", "%zz", "%2e", "..", ".", " ", "\t", "\n", "\u0000", "[", "]", "|", "^", "<", ">"),
+      fc.string({ maxLength: 6 }),
+    );
+    const authority = fc.array(piece, { minLength: 1, maxLength: 5 }).map((pieces) => pieces.join(""));
+    const parsed = (target: string, base: string): string | TypeError => {
+      try {
+        return new URL(target, base).href;
+      } catch (e) {
+        return e as TypeError;
+      }
+    };
+    const cached = (a: string, target: string, encrypted: boolean): string | Error => {
+      try {
+        return urlOf(a, target, encrypted);
+      } catch (e) {
+        return e as TypeError;
+      }
+    };
+    fc.assert(
+      fc.property(authority, fc.boolean(), fc.constantFrom(check, watch, "/tessera.jwt.v1.JwtService/Check"), (a, encrypted, target) => {
+        const expected = parsed(target, `${encrypted ? "https" : "http"}://${a}`);
+        for (let i = 0; i < 2; i++) {
+          const url = cached(a, target, encrypted);
+          if (typeof expected === "string") assert.equal(url, expected, JSON.stringify(a));
+          else assert.ok(url instanceof Error, `${JSON.stringify(a)}: ${String(url)} where the parser throws`);
+        }
+      }),
+      fcParams(3000),
+    );
   });
 
   it("throws for an authority the URL parser refuses, as the whole parse throws", () => {
