@@ -28,6 +28,8 @@ const notBasic = /[\x00-\x1f\x7f]|\p{Cs}/u;
  * the value; Node's HTTP/1.1 the others, and its HTTP/2 sends them.
  */
 const unsendable = /[\0-\x08\x0a-\x1f\x7f]/;
+/** A header name (RFC 9110 5.1: a token). */
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const edgeWhitespace = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 /** What Headers refuses too, naming neither the header nor the value: a header value is bytes (a ByteString). */
 const notByte = /[^\x00-\xff]/;
@@ -147,15 +149,18 @@ function isHeaders(value: unknown): value is GivenHeaders {
  * The headers of credentials given as isHeaders takes them. [name, value] pairs are read as
  * `new Headers(pairs)` reads them (a name no header has refused, names in any case, a name given
  * twice sent once with its values joined by ", "), their values checked first: Headers would
- * refuse a line break quoting the value, a secret.
+ * refuse a line break quoting the value, a secret; and a name that is no token (a pair given
+ * as [value, name]) is refused without being quoted.
  */
 function entriesOf(headers: GivenHeaders): Iterable<readonly [string, string]> {
   if (headers instanceof Headers) return headers.entries();
   if (!Array.isArray(headers)) return Object.entries(headers);
   const pairs = headers as CredentialPairs;
-  for (const pair of pairs) {
+  pairs.forEach((pair, i) => {
     if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError("credentials: each entry of an array of headers must be a [name, value] pair");
-  }
+    // Headers would refuse it quoting it: a pair given as [value, name] would show the value.
+    if (!headerName.test(String(pair[0]))) throw new TypeError(`credentials: entry ${i} of the array of headers does not begin with a header name (a token, RFC 9110 5.1); it is not shown, as it may be a value`);
+  });
   checkSendable(pairs as ReadonlyArray<readonly [string, string]>, "credentials");
   return new Headers(pairs as Array<[string, string]>).entries();
 }
