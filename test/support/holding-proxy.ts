@@ -15,6 +15,11 @@ export class HoldingProxy {
   hold: CommandMatch | undefined;
   /** How many commands matching `count` were passed on since it was set. */
   counted = 0;
+  /**
+   * How long each command waits before it is passed on: a database this much further away. (A
+   * connection sends its next command once its last is answered, so none overtakes another.)
+   */
+  delayMs = 0;
   private countMatch: CommandMatch | undefined;
   private readonly released: Array<() => void> = [];
   private readonly sockets = new Set<net.Socket>();
@@ -87,7 +92,8 @@ export class HoldingProxy {
 
   private pass(upstream: net.Socket, chunk: Buffer): void {
     if (this.countMatch !== undefined && matches(chunk, this.countMatch)) this.counted++;
-    upstream.write(chunk);
+    if (this.delayMs > 0) setTimeout(() => upstream.write(chunk), this.delayMs);
+    else upstream.write(chunk);
   }
 }
 

@@ -79,3 +79,12 @@ export function waitedForMs(): number | undefined {
 export function abandoned(): boolean {
   return givenUp.getStore()?.abandoned === true;
 }
+
+/**
+ * abandoned() of the operation being run here, to ask later from a job run for several callers
+ * (the takes of one login-attempt key decided together in one turn).
+ */
+export function abandonedCheck(): () => boolean {
+  const state = givenUp.getStore();
+  return () => state?.abandoned === true;
+}

@@ -3,7 +3,7 @@ import type { AttemptRule, AttemptSlot, AttemptState, HeldSlot, LoginAttemptStor
 import { failSlot, heldSlot, steppedBack, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { deleteByIds } from "./mongo-by-id.js";
-import { abandoned, type MongoContext } from "./mongo-context.js";
+import { abandoned, abandonedCheck, type MongoContext } from "./mongo-context.js";
 import { insertNextVersion, upsertOne } from "./mongo-inserts.js";
 
 export const LOGIN_ATTEMPTS = "login_attempts";
@@ -52,13 +52,17 @@ const KEEP = 64;
 //   releases of the one it ended (forgetEnded), which nothing counts again. Both deletes run
 //   after the grant has answered. A reader of the state before finds those releases gone and
 //   counts their slots taken: a refusal of a full window (no lock) reads the latest state again
-//   and decides from it when it is newer (latestDecision). An instance of the layout before
-//   reads a document's `grants` less the releases stored, never fewer slots taken than there
-//   are: it can only refuse more (FerretDB 1.x, which uses no index, reads every release of
-//   the collection to count a key's: the deletes keep that short).
+//   and decides from it when it is newer (latestDecision; once for the steps of one turn). An
+//   instance of the layout before reads a document's `grants` less the releases stored, never
+//   fewer slots taken than there are: it can only refuse more (FerretDB 1.x, which uses no index,
+//   reads every release of the collection to count a key's: the deletes keep that short).
 // - Within one process the writes to one key take turns (KeyedTurns): correctness comes from the
 //   versioned inserts alone, but N writers racing on one key cost O(N^2) inserts, turns O(N), and
-//   only instances race each other.
+//   only instances race each other. The takes and failures that wait for a key's turn are made
+//   together in it (`stepped`: one read, one more when a take of them is refused a full window
+//   (latestDecision, once for them all), at most one insert; the deletes above once they are
+//   answered), so a burst of N on one key costs a few turns, not N in a row; and the reads a
+//   burst's reservations make first are shared (`readState`; a recheck is each one's own).
 interface AttemptDoc {
   _id: string;
   key: string;
@@ -85,6 +89,53 @@ interface ReleaseDoc {
 interface KnownLoginDoc {
   _id: string;
   until: Date;
+}
+
+/** What a take of one slot got: the slot, or its refusal (the key's lock, if locked). */
+type Taken = { held: HeldSlot } | { refused: true; lockedUntil?: Date };
+
+/** Whether a take refuses a slot of a full window (no lock): latestDecision reads again. */
+function refusesFull(step: { state: AttemptState } | { refused: true; lockedUntil?: Date }): boolean {
+  return "refused" in step && step.lockedUntil === undefined;
+}
+
+/** A key's state (stateOf), the ids of the releases its group has counted, and whether they were read. */
+interface Counted {
+  state: AttemptState;
+  counted: string[];
+  read: boolean;
+}
+
+/** A key's latest document and its state. */
+interface Read {
+  doc: AttemptDoc | null;
+  current: Counted | null;
+}
+
+/**
+ * A step of one key's state made from the state before it: the state after it (null:
+ * unchanged), what its caller is answered, whether it took a slot, and whether it refused one
+ * of a full window (refusesFull).
+ */
+interface Applied<T> {
+  next: AttemptState | null;
+  answer: T;
+  took?: boolean;
+  full?: boolean;
+}
+
+/**
+ * A step of one key's state (a take of a slot, a failure) waiting for the key's turn, with its
+ * caller's answer.
+ */
+interface Step {
+  /** The limit its take needs the releases counted under (stateOf); Infinity: none. */
+  limit: number;
+  apply(state: AttemptState | null): Applied<unknown>;
+  /** Whether it is not to be made: its caller was answered before its turn (a failure's never is). */
+  givenUp(): boolean;
+  resolve(answer: unknown): void;
+  reject(error: unknown): void;
 }
 
 /** The refusal of a reservation: the latest lock among the keys that refused, if any is locked. */
@@ -139,7 +190,7 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
    * slots pending when some were given back, which failSlot's rule allows for (a slot of the
    * group is pending until it ends).
    */
-  const stateOf = async (doc: AttemptDoc | null, limit: number): Promise<{ state: AttemptState; counted: string[]; read: boolean } | null> => {
+  const stateOf = async (doc: AttemptDoc | null, limit: number): Promise<Counted | null> => {
     if (!doc) return null;
     const grants = grantsOf(doc);
     let counted = doc.counted ?? [];
@@ -187,45 +238,44 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
   };
 
   /**
-   * takeSlot's step for `key` from `doc` (its latest document): when it refuses a full window
-   * (no lock), from the latest document read again if a newer one was stored meanwhile (RECHECKS). The releases a newer state counted are deleted once it is stored: a count
-   * from the one before, missing them, would see their slots taken (stateOf).
+   * `decide` made from `read` (the key's latest document, its state counted under `limit`), or,
+   * when the decision refuses a full window (`refusesFull`: no lock), from the latest document
+   * read again if a newer one was stored meanwhile (RECHECKS). The releases a newer state
+   * counted are deleted once it is stored: a count from the one before, missing them, would see
+   * their slots taken (stateOf).
    */
-  const latestDecision = async (key: string, doc: AttemptDoc | null, limit: number, at: Date, rule: AttemptRule) => {
+  const latestDecision = async <T>(key: string, read: Read, limit: number, decide: (state: AttemptState | null) => T, refusesFull: (decision: T) => boolean) => {
+    let { doc, current } = read;
     for (let tries = 0; ; tries++) {
-      const current = await stateOf(doc, limit);
-      const step = takeSlot(current?.state ?? null, limit, at, rule);
-      if (!("refused" in step) || step.lockedUntil !== undefined || tries === RECHECKS) return { doc, current, step };
+      const decision = decide(current?.state ?? null);
+      if (!refusesFull(decision) || tries === RECHECKS) return { current, decision };
       const again = await latest(key);
-      if (again?._id === doc?._id) return { doc, current, step };
+      if (again?._id === doc?._id) return { current, decision };
       doc = again;
+      current = await stateOf(doc, limit);
     }
   };
 
   const turns = new KeyedTurns();
 
-  /**
-   * Appends `next(latest)` as the key's next state (null: nothing to write); prunes old states.
-   * `owed`: made even once its caller has been answered (KeyedTurns).
-   */
+  /** Appends `next(latest)` as the key's next state (null: nothing to write); prunes old states. Run in the key's turn. */
+  const appendNow = async (key: string, next: (current: AttemptDoc | null) => Promise<Omit<AttemptDoc, "_id" | "n"> | null>) => {
+    const doc = await insertNextVersion(attempts, {
+      latest: () => latest(key),
+      next,
+      idOf: (n) => `${key}#${n}`,
+      retry: true,
+      maxTries: MAX_TRIES,
+      backoffMs: BACKOFF_MS,
+      what: "login attempt counter",
+    });
+    if (doc && doc.n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: doc.n - KEEP } });
+    return doc;
+  };
+
+  /** appendNow in the key's turn. `owed`: made even once its caller has been answered (KeyedTurns). */
   const append = (key: string, next: (current: AttemptDoc | null) => Promise<Omit<AttemptDoc, "_id" | "n"> | null>, owed = false) =>
-    turns.run(
-      key,
-      async () => {
-        const doc = await insertNextVersion(attempts, {
-          latest: () => latest(key),
-          next,
-          idOf: (n) => `${key}#${n}`,
-          retry: true,
-          maxTries: MAX_TRIES,
-          backoffMs: BACKOFF_MS,
-          what: "login attempt counter",
-        });
-        if (doc && doc.n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: doc.n - KEEP } });
-        return doc;
-      },
-      owed,
-    );
+    turns.run(key, () => appendNow(key, next), owed);
 
   /**
    * Deletes the releases that no state from `state` on counts: those of the group (or window)
@@ -245,31 +295,116 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     await releases.deleteMany({ key, windowStart: before.windowStart, ...ended }).catch(() => {});
   };
 
-  /** Takes one slot of `key` (one atomic step), or says why not. */
-  const take = async (key: string, limit: number, at: Date, rule: AttemptRule): Promise<{ held: HeldSlot } | { refused: true; lockedUntil?: Date }> => {
-    // Set by the last `next` that ran: why it refused, if it did, and the state it read.
-    let refusal = undefined as { refused: true; lockedUntil?: Date } | undefined;
-    let taken = undefined as AttemptState | undefined;
-    let before = undefined as { state: AttemptState; read: boolean } | null | undefined;
-    const doc = await append(key, async (latestDoc) => {
-      const { current, step } = await latestDecision(key, latestDoc, limit, at, rule);
-      refusal = "refused" in step ? step : undefined;
-      taken = undefined;
-      before = current;
-      if ("refused" in step) {
-        // Refused: nothing written, but a state the clock was stepped back under (see moveBack).
-        const moved = current && steppedBack(current.state, at);
-        return moved ? fields(key, current, moved) : null;
+  /**
+   * The steps of each key waiting for its next turn. A step joins the batch of its key not yet
+   * begun, or starts one and queues it (KeyedTurns): a burst on one key costs a few turns of one
+   * read and at most one insert each, not a turn per attempt (each a read and an insert, the
+   * last of 30 attempts then waiting for 29 turns and more past the store's time bound). An
+   * entry is gone once its turn begins: the map holds no more keys than steps are waiting.
+   */
+  const waiting = new Map<string, Step[]>();
+
+  /** `apply` made to the state of `key` in its turn, with the other steps of its batch. */
+  const stepped = <T>(key: string, limit: number, owed: boolean, apply: (state: AttemptState | null) => Applied<T>) =>
+    new Promise<T>((resolve, reject) => {
+      const step: Step = { limit, apply, givenUp: owed ? () => false : abandonedCheck(), resolve: resolve as (answer: unknown) => void, reject };
+      const batch = waiting.get(key);
+      if (batch) {
+        batch.push(step);
+        return;
       }
-      taken = step.state;
-      return fields(key, current, step.state);
+      const steps = [step];
+      waiting.set(key, steps);
+      // Owed: a step given up is left out by applyAll, not its batch with it.
+      void turns.run(key, () => applyAll(key, steps), true).catch((error: unknown) => {
+        for (const s of steps) s.reject(error);
+      });
     });
-    if (!doc || !taken) return refusal!;
-    // Tidying, once the grant has answered: nothing counts these releases again (the state
+
+  /**
+   * Makes `steps` in their key's turn, in their order, from one read of its state, and stores
+   * the state after the last as one next state (insertNextVersion: on a lost race, all of them
+   * are made again from the state that won). When a take of them is refused a full window, they
+   * are all made again from the latest state if a newer one was stored meanwhile
+   * (latestDecision, once for the batch). A step given up before the turn begins is left out.
+   * The releases the stored state counted, and those of the group it ended, are deleted once
+   * the steps are answered.
+   */
+  const applyAll = async (key: string, steps: Step[]) => {
+    if (waiting.get(key) === steps) waiting.delete(key);
+    let answers: Array<{ answer: unknown } | undefined> = [];
+    // Set by the last `next` that ran: the state it decided from, and the one its last take led to.
+    let before = undefined as Counted | null | undefined;
+    let taken = undefined as AttemptState | undefined;
+    // The steps still wanted as the turn begins (as KeyedTurns decides for a job of its own);
+    // none: not even a read.
+    const live = steps.filter((s) => !s.givenUp());
+    // Releases are counted when the last step could be a take that finds every slot taken.
+    const limit = Math.min(...live.map((s) => s.limit)) - live.length + 1;
+    const made = (state: AttemptState | null) => {
+      let changed = false;
+      let took = undefined as AttemptState | undefined;
+      let full = false;
+      const answered = steps.map((s) => {
+        if (!live.includes(s)) return undefined;
+        const step = s.apply(state);
+        if (step.next) [state, changed] = [step.next, true];
+        if (step.took) took = step.next!;
+        full ||= step.full === true;
+        return { answer: step.answer };
+      });
+      return { answered, state: changed ? state : null, took, full };
+    };
+    const doc =
+      live.length === 0
+        ? null
+        : await appendNow(key, async (latestDoc) => {
+            const { current, decision } = await latestDecision(key, { doc: latestDoc, current: await stateOf(latestDoc, limit) }, limit, made, (d) => d.full);
+            [answers, before, taken] = [decision.answered, current, decision.took];
+            return decision.state && fields(key, current, decision.state);
+          });
+    steps.forEach((s, i) => {
+      const answer = answers[i];
+      if (answer) s.resolve(answer.answer);
+      else s.reject(new StoreUnavailableError("the login attempt was given up while it waited for its turn"));
+    });
+    if (!doc || !taken || !before) return;
+    // Tidying, once the steps have answered: nothing counts these releases again (the state
     // stored holds the counted ones as given back), and a delete that fails is done later.
-    if (before?.read && doc.counted) void deleteByIds(releases, doc.counted).catch(() => {});
-    if (before) void forgetEnded(key, before.state, taken);
-    return { held: heldSlot(key, limit, taken, at) };
+    if (before.read && doc.counted) void deleteByIds(releases, doc.counted).catch(() => {});
+    void forgetEnded(key, before.state, taken);
+  };
+
+  /** Takes one slot of `key` (one atomic step, with the others of its batch), or says why not. */
+  const take = (key: string, limit: number, at: Date, rule: AttemptRule) =>
+    stepped<Taken>(key, limit, false, (state) => {
+      const step = takeSlot(state, limit, at, rule);
+      // Refused: nothing written, but a state the clock was stepped back under (see moveBack).
+      if ("refused" in step) return { next: state && steppedBack(state, at), answer: step, full: refusesFull(step) };
+      return { next: step.state, answer: { held: heldSlot(key, limit, step.state, at) }, took: true };
+    });
+
+  /**
+   * The latest documents of `key` and their states read by the reservations under way (stateOf
+   * under `limit`), one read shared by those that ask while it runs: a burst's reservations,
+   * which all read before they take, cost one read of each key, not one each (a recheck,
+   * latestDecision, is each one's own). An entry is gone once its read ends.
+   */
+  const reading = new Map<string, Promise<Read>>();
+  const readState = (key: string, limit: number) => {
+    const id = `${limit}\n${key}`;
+    const shared = reading.get(id);
+    if (shared) return shared;
+    const read = (async () => {
+      const doc = await latest(key);
+      return { doc, current: await stateOf(doc, limit) };
+    })();
+    reading.set(id, read);
+    void read.then(
+      () => reading.delete(id),
+      () => reading.delete(id),
+    );
+    return read;
   };
 
   /**
@@ -292,9 +427,11 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
 
   const reserve = async (slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation> => {
     // A key that refuses does so without a write: a flood against it costs reads only.
-    const decisions = await Promise.all(slots.map(async (slot) => latestDecision(slot.key, await latest(slot.key), slot.limit, at, rule)));
+    const decisions = await Promise.all(
+      slots.map(async (slot) => latestDecision(slot.key, await readState(slot.key, slot.limit), slot.limit, (state) => takeSlot(state, slot.limit, at, rule), refusesFull)),
+    );
     const states = decisions.map((d) => d.current?.state ?? null);
-    const current = decisions.map((d) => d.step);
+    const current = decisions.map((d) => d.decision);
     const refusals = current.flatMap((step) => ("refused" in step ? [step] : []));
     // On a refusal, the states read above that the clock was stepped back under are stored
     // moved: only those cost a write (a flood costs reads), and a state written since is of this
@@ -308,7 +445,7 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     // the slots already taken are given back.
     const held: HeldSlot[] = [];
     for (const slot of slots) {
-      let taken: Awaited<ReturnType<typeof take>>;
+      let taken: Taken;
       try {
         taken = await take(slot.key, slot.limit, at, rule);
       } catch (error) {
@@ -338,19 +475,7 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     },
     recordFailure: (slots, at, rule) =>
       ctx.run(ID, async () => {
-        await Promise.all(
-          slots.map((slot) =>
-            append(
-              slot.key,
-              async (latestDoc) => {
-                const current = await stateOf(latestDoc, Infinity);
-                const state = failSlot(current?.state ?? null, slot, at, rule);
-                return state && fields(slot.key, current, state);
-              },
-              true,
-            ),
-          ),
-        );
+        await Promise.all(slots.map((slot) => stepped(slot.key, Infinity, true, (state) => ({ next: failSlot(state, slot, at, rule), answer: undefined }))));
       }),
     release: (slots) => ctx.run(ID, () => giveBack(slots)),
     // Per document: superseded states of a live key go too (the latest state carries the lock
