@@ -20,3 +20,9 @@ export function* causeChain(e: unknown): Generator<Error, void, undefined> {
     yield c;
   }
 }
+
+/** Whether `e` or one of its causes (causeChain) is among `marked`: the errors a module marked as failures of one kind. */
+export function causedBy(e: unknown, marked: WeakSet<object>): boolean {
+  for (const c of causeChain(e)) if (marked.has(c)) return true;
+  return false;
+}

@@ -9,7 +9,7 @@ import https from "node:https";
 import net, { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
-import { causeChain } from "./causes.js";
+import { causedBy } from "./causes.js";
 import { keptSafe } from "./kept-safe.js";
 import { closedStreamsReported } from "./transport-failures.js";
 
@@ -31,8 +31,7 @@ const unanswered = new WeakSet<object>();
 
 /** Whether `e` (or one of its causes) failed its request before any byte of the answer came. */
 export function failedUnanswered(e: unknown): boolean {
-  for (const c of causeChain(e)) if (unanswered.has(c)) return true;
-  return false;
+  return causedBy(e, unanswered);
 }
 
 /** The errors of boundedConnection's bound: a connection not established within pingTimeoutMs. */
@@ -40,8 +39,7 @@ const notEstablished = new WeakSet<object>();
 
 /** Whether `e` (or one of its causes) is a connection not established within pingTimeoutMs (boundedConnection). */
 export function connectionNotEstablished(e: unknown): boolean {
-  for (const c of causeChain(e)) if (notEstablished.has(c)) return true;
-  return false;
+  return causedBy(e, notEstablished);
 }
 
 /**
@@ -70,8 +68,7 @@ function unsentFailure(e: unknown): unknown {
  * completed) before its stream was opened. It may be sent once more, whatever its method.
  */
 export function neverSent(e: unknown): boolean {
-  for (const c of causeChain(e)) if (unsent.has(c)) return true;
-  return false;
+  return causedBy(e, unsent);
 }
 
 export type NodeConnection =
