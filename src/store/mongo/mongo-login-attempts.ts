@@ -338,15 +338,18 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     let taken = undefined as AttemptState | undefined;
     // The steps still wanted as the turn begins (as KeyedTurns decides for a job of its own);
     // none: not even a read.
-    const live = steps.filter((s) => !s.givenUp());
+    // (A set: a batch is as long as a burst on one key, and each made() asks it of every step.)
+    const live = new Set(steps.filter((s) => !s.givenUp()));
     // Releases are counted when the last step could be a take that finds every slot taken.
-    const limit = Math.min(...live.map((s) => s.limit)) - live.length + 1;
+    let least = Infinity;
+    for (const s of live) least = Math.min(least, s.limit);
+    const limit = least - live.size + 1;
     const made = (state: AttemptState | null) => {
       let changed = false;
       let took = undefined as AttemptState | undefined;
       let full = false;
       const answered = steps.map((s) => {
-        if (!live.includes(s)) return undefined;
+        if (!live.has(s)) return undefined;
         const step = s.apply(state);
         if (step.next) [state, changed] = [step.next, true];
         if (step.took) took = step.next!;
@@ -356,7 +359,7 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       return { answered, state: changed ? state : null, took, full };
     };
     const doc =
-      live.length === 0
+      live.size === 0
         ? null
         : await appendNow(key, async (latestDoc) => {
             const { current, decision } = await latestDecision(key, { doc: latestDoc, current: await stateOf(latestDoc, limit) }, limit, made, (d) => d.full);
