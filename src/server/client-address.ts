@@ -21,7 +21,10 @@
 // address as seen), those of the NAT64 well-known prefix (64:ff9b::192.0.2.1, RFC 6052) and of
 // the prefixes of TESSERA_NAT64_PREFIXES (see counted). A local-use NAT64 prefix in
 // 64:ff9b:1::/48 (RFC 8215) is only counted so when listed there: where its operator's prefix
-// ends, and so where the IPv4 address lies, no address tells.
+// ends, and so where the IPv4 address lies, no address tells. A Teredo address (2001::/32, RFC
+// 4380) is its client's IPv4 address too: its /64 is its Teredo server's, shared by every client
+// of that server. A 6to4 address (2002::/16) is IPv6: its /48, 2002:<IPv4>::/48, is already one
+// IPv4 address's.
 import type { IncomingHttpHeaders } from "node:http";
 import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { formatIPv6, ipv6Groups } from "../core/ip-prefix.js";
@@ -96,6 +99,14 @@ const nat64Lengths = [32, 40, 48, 56, 64, 96];
 
 /** The NAT64 well-known prefix, 64:ff9b::/96 (RFC 6052). */
 const nat64WellKnown = nat64Prefix("64:ff9b::/96");
+
+/** The Teredo prefix, 2001::/32 (RFC 4380): 2001:0:<server IPv4>:<flags>:<port>:<client IPv4>, the last two with every bit inverted. */
+const teredo: Nat64Prefix = { bytes: [0x20, 0x01, 0, 0], length: 32 };
+
+/** Whether an address's 16 bytes lie in `prefix`. */
+function within(bytes: readonly number[], prefix: Nat64Prefix): boolean {
+  return prefix.bytes.slice(0, prefix.length / 8).every((b, i) => bytes[i] === b);
+}
 
 function ipv6Bytes(address: string): number[] {
   return ipv6Groups(address).flatMap((g) => [g >> 8, g & 0xff]);
@@ -221,15 +232,19 @@ export function canonical(address: string): string | undefined {
  * (`nat64`: the well-known 64:ff9b::/96 of RFC 6052 and those the operator lists), how a
  * translator or proxy presents an IPv4 client to an IPv6 server, is the IPv4 address it embeds
  * where RFC 6052 puts it (after the prefix, skipping bits 64 to 71): as a /64 it would be one
- * client with every IPv4 client behind that translator, and one /48 with them too.
+ * client with every IPv4 client behind that translator, and one /48 with them too. So is a
+ * Teredo address (2001::/32, RFC 4380, unless a listed NAT64 prefix holds it) the IPv4 address
+ * of its client, its last 32 bits inverted, whatever that address is (private, loopback): its
+ * /64 and /48 are its Teredo server's, one client with every other client of that server.
  */
 export function counted(ip: string, nat64: readonly Nat64Prefix[]): string {
   if (isIPv4(ip)) return ip;
   const bytes = ipv6Bytes(ip);
-  const prefix = nat64.find((p) => p.bytes.slice(0, p.length / 8).every((b, i) => bytes[i] === b));
+  const prefix = nat64.find((p) => within(bytes, p));
   if (prefix !== undefined) {
     const suffix = prefix.length === 96 ? bytes.slice(12) : [...bytes.slice(0, 8), ...bytes.slice(9)].slice(prefix.length / 8, prefix.length / 8 + 4);
     return suffix.join(".");
   }
+  if (within(bytes, teredo)) return bytes.slice(12).map((b) => b ^ 0xff).join(".");
   return `${formatIPv6(ipv6Groups(ip).slice(0, 4).concat(0, 0, 0, 0))}/64`;
 }

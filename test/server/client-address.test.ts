@@ -13,7 +13,9 @@ import tls from "node:tls";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
-import { createClientAddressResolver } from "../../src/server/client-address.js";
+import fc from "fast-check";
+import { formatIPv6 } from "../../src/core/ip-prefix.js";
+import { counted, createClientAddressResolver } from "../../src/server/client-address.js";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { clientIdHeader, otherPassword, uniqueEmail } from "../support/users.js";
@@ -173,6 +175,16 @@ describe("client address resolution", () => {
     // Trust is judged on the address as seen: the IPv4 entry 192.0.2.1 does not list 64:ff9b::c000:201.
     ["NAT64 peer whose embedded address is a listed proxy: counted itself, the header ignored", "64:ff9b::c000:201", { "x-forwarded-for": "198.51.100.1" }, "192.0.2.1"],
     ["the local-use 64:ff9b:1::/48 (RFC 8215; its prefix length is the operator's), unlisted: its /64", "64:ff9b:1::c000:201", {}, "64:ff9b:1::/64"],
+    // RFC 4380: 2001:0:<server IPv4>:<flags>:<port>:<client IPv4>, the last two with every bit inverted.
+    ["Teredo peer (2001::/32): the client's IPv4 address, not its server's /64", "2001:0:4136:e378:8000:63bf:3fff:fdd2", {}, "192.0.2.45"],
+    ["Teredo hop in Forwarded, with a port", "10.1.1.1", { forwarded: 'for="[2001:0:4136:E378:8000:63BF:3FFF:FDD2]:443"' }, "192.0.2.45"],
+    // Trust is judged on the address as seen: the entry 10.0.0.0/8 does not list a Teredo peer whose client is 10.0.0.1.
+    ["Teredo peer whose client is a private address, a listed proxy's: that address, the header ignored", "2001:0:4136:e378:8000:63bf:f5ff:fffe", { "x-forwarded-for": "198.51.100.1" }, "10.0.0.1"],
+    ["Teredo peer whose client is the loopback address: that address", "2001:0:4136:e378:8000:63bf:80ff:fffe", {}, "127.0.0.1"],
+    ["2001:db8::/32, Teredo's neighbour: its /64", "2001:db8:4136:e378:8000:63bf:3fff:fdd2", {}, "2001:db8:4136:e378::/64"],
+    ["2001:1::/32, Teredo's neighbour: its /64", "2001:1:4136:e378:8000:63bf:3fff:fdd2", {}, "2001:1:4136:e378::/64"],
+    // A 6to4 address (2002::/16) counts as an IPv6 one: its /48 (in its windows too) is its site's one IPv4 address.
+    ["6to4 peer: its /64", "2002:c000:22d:1::1", {}, "2002:c000:22d:1::/64"],
     ["trusted peer, no header: the proxy", "10.1.1.1", {}, "10.1.1.1"],
     ["trusted peer: the right-most untrusted hop", "10.1.1.1", { "x-forwarded-for": "198.51.100.1, 203.0.113.7, 10.2.2.2" }, "203.0.113.7"],
     ["every hop trusted: the left-most", "10.1.1.1", { "x-forwarded-for": "10.3.3.3, 10.2.2.2" }, "10.3.3.3"],
@@ -230,6 +242,23 @@ describe("client address resolution", () => {
     const localUse = createClientAddressResolver([], ["64:ff9b:1:ab::/64"]);
     assert.equal(localUse("64:ff9b:1:ab:c6:3364:100:0", {}), "198.51.100.1");
     assert.equal(localUse("64:ff9b:1:ac:c6:3364:100:0", {}), "64:ff9b:1:ac::/64", "another /64 of 64:ff9b:1::/48");
+  });
+
+  it("counts every Teredo address (2001::/32) as its client's IPv4 address, its last 32 bits inverted, whatever its server, flags and port; an address of 2001:x::/32 other than 2001::/32 as its /64", () => {
+    const quad = fc.integer({ min: 0, max: 0xffff });
+    const ipv4 = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }));
+    fc.assert(
+      fc.property(quad, quad, quad, quad, ipv4, (s1, s2, flags, port, client) => {
+        const inverted = [((client[0] << 8) | client[1]) ^ 0xffff, ((client[2] << 8) | client[3]) ^ 0xffff];
+        assert.equal(counted(formatIPv6([0x2001, 0, s1, s2, flags, port, ...inverted]), []), client.join("."));
+      }),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 0xffff }), fc.array(quad, { minLength: 6, maxLength: 6 }), (second, rest) => {
+        const groups = [0x2001, second, ...rest];
+        assert.equal(counted(formatIPv6(groups), []), `${formatIPv6([...groups.slice(0, 4), 0, 0, 0, 0])}/64`);
+      }),
+    );
   });
 
   it("refuses a NAT64 prefix that is no IPv6 prefix of RFC 6052's lengths, naming it", () => {
