@@ -71,6 +71,14 @@ export function trustedProxyList(cidrs: readonly string[]): (ip: string) => bool
   return (ip) => (isIPv4(ip) ? lists.ipv4.check(ip, "ipv4") : lists.ipv6.check(ip, "ipv6"));
 }
 
+/** The Teredo prefix, 2001::/32 (RFC 4380): 2001:0:<server IPv4>:<flags>:<port>:<client IPv4>, the last two with every bit inverted. */
+const teredo: Nat64Prefix = { bytes: [0x20, 0x01, 0, 0], length: 32 };
+
+/** Whether an address's 16 bytes lie in `prefix`. */
+function within(bytes: readonly number[], prefix: Nat64Prefix): boolean {
+  return prefix.bytes.slice(0, prefix.length / 8).every((b, i) => bytes[i] === b);
+}
+
 /**
  * One entry of TESSERA_NAT64_PREFIXES ("64:ff9b:1:ab::/64"): an IPv6 prefix of one of the lengths
  * RFC 6052 defines for IPv4-embedded addresses, as its 16 bytes and length; an Error naming what
@@ -85,6 +93,7 @@ export function nat64Prefix(cidr: string): Nat64Prefix {
   if (!nat64Lengths.includes(length)) throw new Error(`${quoted(cidr)}: the prefix length must be 32, 40, 48, 56, 64 or 96 (RFC 6052)`);
   const bytes = ipv6Bytes(address);
   if (bytes.slice(length / 8).some((b) => b !== 0)) throw new Error(`${quoted(cidr)} has bits set beyond its /${length}`);
+  if (within(bytes, teredo)) throw new Error(`${quoted(cidr)} lies in Teredo's 2001::/32 (RFC 4380), whose addresses are counted as their clients' IPv4 addresses`);
   return { bytes, length };
 }
 
@@ -99,14 +108,6 @@ const nat64Lengths = [32, 40, 48, 56, 64, 96];
 
 /** The NAT64 well-known prefix, 64:ff9b::/96 (RFC 6052). */
 const nat64WellKnown = nat64Prefix("64:ff9b::/96");
-
-/** The Teredo prefix, 2001::/32 (RFC 4380): 2001:0:<server IPv4>:<flags>:<port>:<client IPv4>, the last two with every bit inverted. */
-const teredo: Nat64Prefix = { bytes: [0x20, 0x01, 0, 0], length: 32 };
-
-/** Whether an address's 16 bytes lie in `prefix`. */
-function within(bytes: readonly number[], prefix: Nat64Prefix): boolean {
-  return prefix.bytes.slice(0, prefix.length / 8).every((b, i) => bytes[i] === b);
-}
 
 function ipv6Bytes(address: string): number[] {
   return ipv6Groups(address).flatMap((g) => [g >> 8, g & 0xff]);
@@ -233,7 +234,7 @@ export function canonical(address: string): string | undefined {
  * translator or proxy presents an IPv4 client to an IPv6 server, is the IPv4 address it embeds
  * where RFC 6052 puts it (after the prefix, skipping bits 64 to 71): as a /64 it would be one
  * client with every IPv4 client behind that translator, and one /48 with them too. So is a
- * Teredo address (2001::/32, RFC 4380, unless a listed NAT64 prefix holds it) the IPv4 address
+ * Teredo address (2001::/32, RFC 4380; no NAT64 prefix may lie in it) the IPv4 address
  * of its client, its last 32 bits inverted, whatever that address is (private, loopback): its
  * /64 and /48 are its Teredo server's, one client with every other client of that server.
  */

@@ -270,6 +270,17 @@ describe("client address resolution", () => {
     assert.throws(() => createClientAddressResolver([], ["64:ff9b:1::1/96"]), /^Error: "64:ff9b:1::1\/96" has bits set beyond its \/96$/);
   });
 
+  it("refuses a NAT64 prefix in Teredo's 2001::/32, whose addresses count as their clients' IPv4 addresses", () => {
+    for (const cidr of ["2001::/32", "2001:0:4136::/48", "2001:0:4136:e378::/64", "2001:0:4136:e378:8000:63bf::/96"]) {
+      assert.throws(
+        () => createClientAddressResolver([], [cidr]),
+        (e: Error) => e.message === `"${cidr}" lies in Teredo's 2001::/32 (RFC 4380), whose addresses are counted as their clients' IPv4 addresses`,
+      );
+    }
+    // Beside it, 2001:1::/32 and 2001:db8::/32 are not Teredo's.
+    assert.doesNotThrow(() => createClientAddressResolver([], ["2001:1::/32", "2001:db8:64::/96"]));
+  });
+
   it("refuses a list entry that is no address or CIDR, naming it", () => {
     assert.throws(() => createClientAddressResolver(["10.0.0.0/33"]), /"10\.0\.0\.0\/33": the prefix length must be 0 to 32/);
     assert.throws(() => createClientAddressResolver(["proxy.internal"]), /"proxy\.internal" is not an IP address or CIDR/);
