@@ -78,10 +78,13 @@ export function clientId(id: string): CredentialHeaders {
 /**
  * Throws a TypeError naming the first header whose value Headers would refuse, or that is longer
  * than maxHeaderValueBytes, without the value: Headers would refuse it with the value, a secret,
- * in its message. `what` says whose headers they are ("credentials", "headers", "bearer"...).
+ * in its message. A name that is no token is refused first, and not quoted: Headers would quote
+ * it, and a pair given the wrong way round ({ [token]: "authorization" }) has the value, a
+ * secret, for its name. `what` says whose headers they are ("credentials", "headers", "bearer"...).
  */
 export function checkSendable(entries: Iterable<readonly [string, unknown]>, what: string): void {
   for (const [name, value] of entries) {
+    if (!headerName.test(String(name))) throw new TypeError(`${what}: a header name is not a token (RFC 9110 5.1); it is not shown, as it may be a value`);
     const text = String(value);
     if (unsendable.test(text.replace(edgeWhitespace, ""))) throw new TypeError(`${what}: the "${name}" header's value has a line break or control character`);
     if (notByte.test(text)) throw new TypeError(`${what}: the "${name}" header's value has a character past U+00FF, which a header cannot carry`);
@@ -112,8 +115,9 @@ export function credentialInterceptor(source: CredentialSource): Interceptor {
     try {
       if (!isHeaders(headers)) throw new TypeError(`credentials: the function gave no headers (${headerForms})`);
       for (const [name, value] of entriesOf(headers)) {
-        if (req.header.has(name)) continue;
+        // Checked before Headers reads the name: it would quote one that is no token.
         checkSendable([[name, value]], "credentials");
+        if (req.header.has(name)) continue;
         req.header.set(name, value);
         added.push(name);
       }

@@ -392,6 +392,33 @@ describe("@tessera/client credential helpers", () => {
     );
   });
 
+  // A pair swapped in an object of headers ({ [token]: "authorization" }) made the token a header
+  // name: Headers refused it quoting it ('Headers.has: "Bearer …" is an invalid header name.'),
+  // and the secret went into the call's error, its cause and their stacks, and so into logs.
+  it("credentials given as an object, or a call's own headers, with a name that is no token (a pair swapped: { [token]: \"authorization\" }): the call fails INVALID_ARGUMENT naming the problem, unsent; the secret in no message or stack of the error or its causes", async () => {
+    const secret = "Bearer s3cret.tok3n";
+    const { sent, keys } = stoppedBeforeSending();
+    const swapped = { ...clientId("web"), [secret]: "authorization" };
+    const calls: Array<() => Promise<unknown>> = [
+      () => keys(swapped).getJwks({}),
+      () => keys(() => swapped).getJwks({}),
+      () => keys(async () => swapped).getJwks({}),
+      () => keys(undefined).getJwks({}, { headers: { [secret]: "authorization" } }),
+      () => keys(undefined).getJwks({}, { headers: [[secret, "authorization"]] }),
+    ];
+    const outcomes: unknown[] = [];
+    for (const call of calls) {
+      const err = await rejection(call());
+      const chain: Error[] = [];
+      for (let c: unknown = err; c instanceof Error && chain.length < 10; c = c.cause) chain.push(c);
+      const quoting = chain.flatMap((c) => [c.message, c.stack ?? ""]).filter((text) => text.includes("s3cret"));
+      assert.deepEqual(quoting, [], "the messages and stacks of the error and its causes that quote the secret");
+      outcomes.push([Code[err.code], err.rawMessage, err.cause instanceof TypeError]);
+    }
+    const refusal = (what: string) => ["InvalidArgument", `${what}: a header name is not a token (RFC 9110 5.1); it is not shown, as it may be a value`, true];
+    assert.deepEqual([outcomes, sent.length], [[refusal("credentials"), refusal("credentials"), refusal("credentials"), refusal("headers"), refusal("headers")], 0]);
+  });
+
   it("raw credentials or a call's own headers with another control character (RFC 9110 allows only HTAB): the call fails naming the header, without the value, over HTTP/2 as over HTTP/1.1", async () => {
     const failures: string[] = [];
     for (const control of ["\u0001", "\u001b", "\u007f"]) {
@@ -1491,9 +1518,9 @@ describe("@tessera/client against a broken or hostile server", () => {
     }
     assert.deepEqual(outcomes, [
       ["InvalidArgument", 'credentials: the "authorization" header\'s value has a line break or control character', true],
-      ["InvalidArgument", 'Headers.has: "bad name" is an invalid header name.', true],
+      ["InvalidArgument", "credentials: a header name is not a token (RFC 9110 5.1); it is not shown, as it may be a value", true],
       ["InvalidArgument", 'headers: the "authorization" header\'s value has a line break or control character', true],
-      ["InvalidArgument", 'Headers.append: "bad name" is an invalid header name.', true],
+      ["InvalidArgument", "headers: a header name is not a token (RFC 9110 5.1); it is not shown, as it may be a value", true],
       ["InvalidArgument", "timeoutMs: a number of milliseconds", true],
       ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, an array of [name, value] pairs, or a Headers)", true],
       ["InvalidArgument", "credentials: the function gave no headers (an object of header names and values, an array of [name, value] pairs, or a Headers)", true],
