@@ -9,7 +9,7 @@ import https from "node:https";
 import net, { type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
-import { causedBy } from "./causes.js";
+import { causeChain, causedBy } from "./causes.js";
 import { keptSafe } from "./kept-safe.js";
 import { closedStreamsReported } from "./transport-failures.js";
 
@@ -43,8 +43,9 @@ export function connectionNotEstablished(e: unknown): boolean {
 }
 
 /**
- * The failures of requests given up with their connection (connectionNotEstablished) before
- * their stream was opened: nothing of them was written to it. connect-node opens a request's
+ * The failures of requests whose connection was refused (connectionRefused), or that were given
+ * up with their connection (connectionNotEstablished) before their stream was opened: nothing of
+ * them was written to it. connect-node opens a request's
  * stream once the connection is made (TCP, and for https TLS's handshake), and from then on
  * node:http2 writes the request at once, before the server's SETTINGS have come: a request whose
  * stream was opened has reached the server's socket, and a server that reads it late processes
@@ -65,10 +66,32 @@ function unsentFailure(e: unknown): unknown {
 /**
  * Whether `e` (or one of its causes) is the failure of a request that never left: given up with
  * a connection not established within pingTimeoutMs (its TCP connection or TLS handshake never
- * completed) before its stream was opened. It may be sent once more, whatever its method.
+ * completed) before its stream was opened, or whose connection was refused (connectionRefused).
+ * It may be sent once more, whatever its method.
  */
 export function neverSent(e: unknown): boolean {
   return causedBy(e, unsent);
+}
+
+/**
+ * Whether `e` (or one of its causes) is a TCP connection refused: ECONNREFUSED from Node's
+ * connect (syscall "connect"; with autoSelectFamily, an AggregateError of connect failures, one
+ * an address tried). The kernel reports it only for a connection still being made (Linux
+ * tcp_reset: a RST answering the SYN, SYN_SENT; or an ICMP error then); an established one
+ * reset is ECONNRESET, and an ICMP error on one that later times out gives ECONNREFUSED from a
+ * read or write, not from connect. So nothing of the request went out: node:http2's session
+ * emits "connect", and connect-node opens the request's stream, only once TCP is through; over
+ * HTTP/1.1 what the request writes waits in its new socket (net.Socket holds writes until
+ * "connect"), which Node's agent gives no other request.
+ */
+function connectionRefused(e: unknown): boolean {
+  for (const c of causeChain(e)) {
+    const { code, syscall } = c as NodeJS.ErrnoException;
+    if (code !== "ECONNREFUSED") continue;
+    if (syscall === "connect") return true;
+    if (c instanceof AggregateError && c.errors.length > 0 && c.errors.every((a) => (a as NodeJS.ErrnoException | undefined)?.syscall === "connect")) return true;
+  }
+  return false;
 }
 
 export type NodeConnection =
@@ -96,7 +119,10 @@ export class Connections {
       const given = (node.nodeOptions as { agent?: unknown } | undefined)?.agent;
       if (given === undefined) this.agent = new (baseUrl.startsWith("https:") ? https.Agent : http.Agent)({ keepAlive: true, scheduling: "lifo", timeout: 5000 });
       const nodeOptions = { ...node.nodeOptions, ...(this.agent !== undefined && { agent: this.agent }) };
-      client = createNodeHttpClient({ httpVersion: "1.1", nodeOptions });
+      const http1 = createNodeHttpClient({ httpVersion: "1.1", nodeOptions });
+      client = (req) => http1(req).catch((e: unknown) => {
+        throw connectionRefused(e) ? unsentFailure(e) : e;
+      });
     }
     this.httpClient = async (req) => {
       if (this.closed !== undefined) throw transportClosed();
@@ -240,7 +266,7 @@ class ClosingSessionManager extends Http2SessionManager {
   override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
     if (this.closing) return Promise.reject(transportClosed());
     const requested = super.request(...args).catch((e: unknown) => {
-      throw connectionNotEstablished(e) ? unsentFailure(e) : e;
+      throw connectionNotEstablished(e) || connectionRefused(e) ? unsentFailure(e) : e;
     }).then((stream) => {
       const session = stream.session;
       if (session !== undefined) {

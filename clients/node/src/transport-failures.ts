@@ -31,8 +31,8 @@ const lostCodes = new Set(["ECONNRESET", "EPIPE", "ERR_HTTP2_SESSION_ERROR"]);
  * once more, within its own deadline (the deadline interceptor announces what is left of it, and
  * sends nothing when nothing is); refused again, or a call streaming its own messages (they
  * have been read), it fails UNAVAILABLE, as gRPC maps REFUSED_STREAM. So is a unary or
- * server-streaming call that never left (neverSent: its connection not established within
- * pingTimeoutMs before its stream was opened), whatever its method. A TLS handshake that
+ * server-streaming call that never left (neverSent: its connection refused, or not established
+ * within pingTimeoutMs before its stream was opened), whatever its method. A TLS handshake that
  * failed (the server's certificate refused: unknown CA, wrong host name, expired) is
  * UNAVAILABLE too, as gRPC clients report it, with the TLS error's message, not INTERNAL.
  */

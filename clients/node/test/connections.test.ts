@@ -6,7 +6,7 @@ import net, { type AddressInfo } from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ApiTokenService, bearer, clientId, createTesseraClient, createTesseraTransport, KeyService, SessionService, type TesseraTransport } from "../src/index.js";
 import { password, rejection, requestsRead, startTestServer, testAdminToken, testCallHeader, testClientId, variants as httpVariants, type TestServer, type Variant } from "./support.js";
-import { signUp, uniqueEmail } from "../../../test/support/users.js";
+import { signUp, uniqueEmail, uniqueName } from "../../../test/support/users.js";
 import { heldArgon2 } from "../../../test/support/held-argon2.js";
 import { freePort } from "../../../test/support/net.js";
 
@@ -18,19 +18,20 @@ type Cut = "reset" | "GOAWAY(INTERNAL_ERROR, last stream 0)";
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
- * A TCP proxy in front of Tessera that counts the connections it has open, and cuts the next
- * `cuts` connections as soon as their client sends a request (HTTP/1.1: its first bytes; HTTP/2:
- * a HEADERS frame after the preface), before any byte of an answer: the request is not passed on.
+ * A TCP proxy in front of Tessera (listening on 127.0.0.1:`port`, any port by default) that counts
+ * the connections it has open, and cuts the next `cuts` connections as soon as their client sends
+ * a request (HTTP/1.1: its first bytes; HTTP/2: a HEADERS frame after the preface), before any
+ * byte of an answer: the request is not passed on.
  */
-async function cuttingProxy(target: string) {
-  const { hostname, port } = new URL(target);
+async function cuttingProxy(target: string, port = 0) {
+  const { hostname, port: targetPort } = new URL(target);
   const state = { accepted: 0, open: 0, cuts: [] as Cut[] };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     state.accepted++;
     state.open++;
     client.once("close", () => state.open--);
-    const upstream = net.connect(Number(port), hostname);
+    const upstream = net.connect(Number(targetPort), hostname);
     for (const socket of [client, upstream]) sockets.add(socket.once("close", () => sockets.delete(socket)));
     const cut = state.cuts.shift();
     let serverSpoke: () => void;
@@ -69,7 +70,7 @@ async function cuttingProxy(target: string) {
     client.on("error", end);
     upstream.on("error", end).on("close", () => client.end());
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     state,
@@ -188,11 +189,14 @@ describe("@tessera/client: a transport's connections", () => {
       }
     });
 
-    // Node and libraries give errors causes, and an interceptor may too: a chain that loops back
-    // to the error a call failed with is read once through, the call answered as it would be
-    // without the loop, not held for ever with the process spinning.
-    it(`over ${name}: a side-effect-free call whose connection is refused is tried once more, then fails UNAVAILABLE; CreateToken is tried once; so too when the refusal's causes loop back to it`, async () => {
-      const baseUrl = `http://127.0.0.1:${await freePort()}`;
+    // A connection refused carried nothing of the call (connectionRefused): it is tried once
+    // more whatever its method, as a call that never left. Node and libraries give errors causes,
+    // and an interceptor may too: a chain that loops back to the error a call failed with is read
+    // once through, the call answered as it would be without the loop, not held for ever with the
+    // process spinning.
+    it(`over ${name}: a call whose connection is refused is tried once more, whatever its method (GetJwks, side-effect-free, as CreateToken), then fails UNAVAILABLE; so too when the refusal's causes loop back to it`, async () => {
+      const port = await freePort();
+      const baseUrl = `http://127.0.0.1:${port}`;
       for (const looped of [false, true]) {
         let attempts = 0;
         const counted: Interceptor = (next) => async (req) => {
@@ -211,13 +215,59 @@ describe("@tessera/client: a transport's connections", () => {
         };
         const transport = createTesseraTransport({ baseUrl, ...variant, interceptors: [counted] });
         const refused = await rejection(createTesseraClient(KeyService, transport).getJwks({}));
-        const idempotent = [Code[refused.code], attempts];
+        const idempotent = [Code[refused.code], refused.rawMessage, attempts];
         attempts = 0;
         const err = await rejection(createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" }));
-        assert.deepEqual([looped, idempotent, [Code[err.code], attempts]], [looped, ["Unavailable", 2], ["Unavailable", 1]]);
+        const refusal = `connect ECONNREFUSED 127.0.0.1:${port}`;
+        assert.deepEqual([looped, idempotent, [Code[err.code], err.rawMessage, attempts]], [looped, ["Unavailable", refusal, 2], ["Unavailable", refusal, 2]]);
         await transport.close();
       }
     });
+
+    // gRPC's transparent retry (proposal A6): a call that never left the client may be sent again,
+    // whatever its method. A connection refused (ECONNREFUSED, from connect) carried nothing of
+    // the call; a call with side effects failed UNAVAILABLE, unsent again, all the same. Here
+    // Tessera's port comes up as the first attempt fails: the call, sent once more, is processed
+    // once. By name, the host has two addresses (Node tries each: an AggregateError of refusals).
+    for (const byName of [false, true]) {
+      it(`over ${name}: a call whose connection was refused${byName ? " at every address of its host" : ""} never left, and is sent once more on a fresh connection whatever its method: CreateToken, then answered, makes one token`, async () => {
+        const port = await freePort();
+        let proxy: Awaited<ReturnType<typeof cuttingProxy>> | undefined;
+        const failures: unknown[] = [];
+        const comesUp: Interceptor = (next) => async (req) => {
+          try {
+            return await next(req);
+          } catch (e) {
+            failures.push([Code[ConnectError.from(e).code], nodeCode(e)]);
+            proxy ??= await cuttingProxy(server.url, port);
+            throw e;
+          }
+        };
+        const lookup = (_host: string, options: { all?: boolean }, answer: (...args: unknown[]) => void) =>
+          options.all === true ? answer(null, [{ address: "127.0.0.1", family: 4 }, { address: "127.0.0.2", family: 4 }]) : answer(null, "127.0.0.1", 4);
+        const transport = createTesseraTransport({
+          baseUrl: `http://${byName ? "tessera.test" : "127.0.0.1"}:${port}`,
+          ...variant,
+          ...(byName && { nodeOptions: { lookup: lookup as never } }),
+          credentials: bearer(testAdminToken),
+          interceptors: [comesUp],
+        });
+        try {
+          const tokens = createTesseraClient(ApiTokenService, transport);
+          const accountId = uniqueName("acct");
+          const outcome = await tokens.createToken({ accountId, description: "d" }, { timeoutMs: 10_000 }).then(
+            (r) => (r.token !== "" ? "answered" : "no token"),
+            (e: unknown) => [Code[ConnectError.from(e).code], ConnectError.from(e).rawMessage],
+          );
+          const accepted = proxy?.state.accepted;
+          const listed = (await tokens.listTokens({ accountId }, { timeoutMs: 10_000 })).tokens.length;
+          assert.deepEqual([outcome, failures, accepted, listed], ["answered", [["Unavailable", "ECONNREFUSED"]], 1, 1]);
+        } finally {
+          await transport.close();
+          await proxy?.close();
+        }
+      });
+    }
 
     // A chain of causes that loops (an error its own cause, a → b → a) or never ends (a cause
     // made anew each time it is read) is read so far only.
@@ -308,3 +358,12 @@ describe("@tessera/client: a transport's connections", () => {
     });
   });
 });
+
+/** The Node error code (ECONNREFUSED...) of the first error in `e`'s chain of causes that has one. */
+function nodeCode(e: unknown): string | undefined {
+  for (let c: unknown = e, n = 0; c instanceof Error && n < 10; c = c.cause, n++) {
+    const code = (c as NodeJS.ErrnoException).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
+}
