@@ -64,6 +64,36 @@ function unsentFailure(e: unknown): unknown {
 }
 
 /**
+ * `e`, a connection's failure as connect-node gives it, as this request's own: said in words when
+ * it was silent (described), and marked as never sent when nothing of the request was written
+ * (its connection refused, or not established within pingTimeoutMs before its stream was opened).
+ */
+function connectionFailure(e: unknown): unknown {
+  const failure = described(e);
+  return connectionNotEstablished(failure) || connectionRefused(failure) ? unsentFailure(failure) : failure;
+}
+
+/**
+ * `e`, or when it says nothing (a ConnectError with an empty message, connect-node's copy of
+ * Node's), the same failure saying what its cause's members said. A host name with several
+ * addresses is connected to by trying each (autoSelectFamily, Node's default): when every one
+ * fails, Node's error is an AggregateError with no message, its members the failures of each
+ * address (`connect ECONNREFUSED ::1:8080`, ETIMEDOUT, EHOSTUNREACH...), and the call failed
+ * UNAVAILABLE with the message "". Its message is theirs, joined by "; ", as a single address's
+ * failure's is its own; its code, metadata and cause (the AggregateError) are kept. (A transport
+ * failure has no details.)
+ */
+function described(e: unknown): unknown {
+  if (!(e instanceof ConnectError) || e.rawMessage !== "") return e;
+  for (const c of causeChain(e)) {
+    if (!(c instanceof AggregateError)) continue;
+    const said = (c.errors as unknown[]).map((m) => (m instanceof Error ? m.message : "")).filter((m) => m !== "");
+    if (said.length > 0) return new ConnectError(said.join("; "), e.code, e.metadata, undefined, e.cause);
+  }
+  return e;
+}
+
+/**
  * Whether `e` (or one of its causes) is the failure of a request that never left: given up with
  * a connection not established within pingTimeoutMs (its TCP connection or TLS handshake never
  * completed) before its stream was opened, or whose connection was refused (connectionRefused).
@@ -121,7 +151,7 @@ export class Connections {
       const nodeOptions = { ...node.nodeOptions, ...(this.agent !== undefined && { agent: this.agent }) };
       const http1 = createNodeHttpClient({ httpVersion: "1.1", nodeOptions });
       client = (req) => http1(req).catch((e: unknown) => {
-        throw connectionRefused(e) ? unsentFailure(e) : e;
+        throw connectionFailure(e);
       });
     }
     this.httpClient = async (req) => {
@@ -266,7 +296,7 @@ class ClosingSessionManager extends Http2SessionManager {
   override request(...args: Parameters<Http2SessionManager["request"]>): Promise<http2.ClientHttp2Stream> {
     if (this.closing) return Promise.reject(transportClosed());
     const requested = super.request(...args).catch((e: unknown) => {
-      throw connectionNotEstablished(e) || connectionRefused(e) ? unsentFailure(e) : e;
+      throw connectionFailure(e);
     }).then((stream) => {
       const session = stream.session;
       if (session !== undefined) {

@@ -193,36 +193,40 @@ describe("@tessera/client: a transport's connections", () => {
     // more whatever its method, as a call that never left. Node and libraries give errors causes,
     // and an interceptor may too: a chain that loops back to the error a call failed with is read
     // once through, the call answered as it would be without the loop, not held for ever with the
-    // process spinning.
-    it(`over ${name}: a call whose connection is refused is tried once more, whatever its method (GetJwks, side-effect-free, as CreateToken), then fails UNAVAILABLE; so too when the refusal's causes loop back to it`, async () => {
-      const port = await freePort();
-      const baseUrl = `http://127.0.0.1:${port}`;
-      for (const looped of [false, true]) {
-        let attempts = 0;
-        const counted: Interceptor = (next) => async (req) => {
-          attempts++;
-          try {
-            return await next(req);
-          } catch (e) {
-            if (looped) {
-              // The innermost cause made to point back at the error the call failed with.
-              let last = e as Error;
-              while (last.cause instanceof Error) last = last.cause;
-              last.cause = e;
+    // process spinning. By name, the host has two addresses, each refusing: Node's error is an
+    // AggregateError without a message, and the call failed UNAVAILABLE saying nothing ("").
+    for (const byName of [false, true]) {
+      it(`over ${name}: a call whose connection is refused${byName ? " at every address of its host" : ""} is tried once more, whatever its method (GetJwks, side-effect-free, as CreateToken), then fails UNAVAILABLE saying so; so too when the refusal's causes loop back to it`, async () => {
+        const port = await freePort();
+        const baseUrl = `http://${byName ? "tessera.test" : "127.0.0.1"}:${port}`;
+        for (const looped of [false, true]) {
+          let attempts = 0;
+          const counted: Interceptor = (next) => async (req) => {
+            attempts++;
+            try {
+              return await next(req);
+            } catch (e) {
+              if (looped) {
+                // The innermost cause made to point back at the error the call failed with.
+                let last = e as Error;
+                while (last.cause instanceof Error) last = last.cause;
+                last.cause = e;
+              }
+              throw e;
             }
-            throw e;
-          }
-        };
-        const transport = createTesseraTransport({ baseUrl, ...variant, interceptors: [counted] });
-        const refused = await rejection(createTesseraClient(KeyService, transport).getJwks({}));
-        const idempotent = [Code[refused.code], refused.rawMessage, attempts];
-        attempts = 0;
-        const err = await rejection(createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" }));
-        const refusal = `connect ECONNREFUSED 127.0.0.1:${port}`;
-        assert.deepEqual([looped, idempotent, [Code[err.code], err.rawMessage, attempts]], [looped, ["Unavailable", refusal, 2], ["Unavailable", refusal, 2]]);
-        await transport.close();
-      }
-    });
+          };
+          const transport = createTesseraTransport({ baseUrl, ...variant, ...(byName && { nodeOptions: { lookup: twoAddresses as never } }), interceptors: [counted] });
+          const refused = await rejection(createTesseraClient(KeyService, transport).getJwks({}));
+          const idempotent = [Code[refused.code], refused.rawMessage, attempts];
+          attempts = 0;
+          const err = await rejection(createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" }));
+          const refusal = byName ? `connect ECONNREFUSED 127.0.0.1:${port}; connect ECONNREFUSED 127.0.0.2:${port}` : `connect ECONNREFUSED 127.0.0.1:${port}`;
+          // Node's error is still a cause (by name, the AggregateError, its code its first member's).
+          assert.deepEqual([looped, idempotent, [Code[err.code], err.rawMessage, attempts, nodeCode(err)]], [looped, ["Unavailable", refusal, 2], ["Unavailable", refusal, 2, "ECONNREFUSED"]]);
+          await transport.close();
+        }
+      });
+    }
 
     // gRPC's transparent retry (proposal A6): a call that never left the client may be sent again,
     // whatever its method. A connection refused (ECONNREFUSED, from connect) carried nothing of
@@ -243,12 +247,10 @@ describe("@tessera/client: a transport's connections", () => {
             throw e;
           }
         };
-        const lookup = (_host: string, options: { all?: boolean }, answer: (...args: unknown[]) => void) =>
-          options.all === true ? answer(null, [{ address: "127.0.0.1", family: 4 }, { address: "127.0.0.2", family: 4 }]) : answer(null, "127.0.0.1", 4);
         const transport = createTesseraTransport({
           baseUrl: `http://${byName ? "tessera.test" : "127.0.0.1"}:${port}`,
           ...variant,
-          ...(byName && { nodeOptions: { lookup: lookup as never } }),
+          ...(byName && { nodeOptions: { lookup: twoAddresses as never } }),
           credentials: bearer(testAdminToken),
           interceptors: [comesUp],
         });
@@ -358,6 +360,12 @@ describe("@tessera/client: a transport's connections", () => {
     });
   });
 });
+
+/** A `lookup` (node:net's) by which any host name has two addresses, 127.0.0.1 then 127.0.0.2: Node tries each. */
+function twoAddresses(_host: string, options: { all?: boolean }, answer: (...args: unknown[]) => void): void {
+  if (options.all === true) answer(null, [{ address: "127.0.0.1", family: 4 }, { address: "127.0.0.2", family: 4 }]);
+  else answer(null, "127.0.0.1", 4);
+}
 
 /** The Node error code (ECONNREFUSED...) of the first error in `e`'s chain of causes that has one. */
 function nodeCode(e: unknown): string | undefined {
