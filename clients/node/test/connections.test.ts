@@ -228,6 +228,25 @@ describe("@tessera/client: a transport's connections", () => {
       });
     }
 
+    // A host name not resolved: nothing of the call left, but the resolver, asked again at once,
+    // mostly fails again (EAI_AGAIN comes after its own timeouts and retries; ENOTFOUND is for good).
+    it(`over ${name}: a call whose host name is not resolved (EAI_AGAIN, ENOTFOUND) fails UNAVAILABLE with the resolver's message, whatever its method, not sent again`, async () => {
+      for (const code of ["EAI_AGAIN", "ENOTFOUND"]) {
+        let lookups = 0;
+        const lookup = (host: string, _options: unknown, answer: (e: NodeJS.ErrnoException) => void) => {
+          lookups++;
+          answer(Object.assign(new Error(`getaddrinfo ${code} ${host}`), { code, syscall: "getaddrinfo", hostname: host }));
+        };
+        const transport = createTesseraTransport({ baseUrl: `http://tessera.test:${await freePort()}`, ...variant, nodeOptions: { lookup: lookup as never } });
+        for (const call of [() => createTesseraClient(KeyService, transport).getJwks({}), () => createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" })]) {
+          lookups = 0;
+          const err = await rejection(call());
+          assert.deepEqual([code, Code[err.code], err.rawMessage, lookups], [code, "Unavailable", `getaddrinfo ${code} tessera.test`, 1]);
+        }
+        await transport.close();
+      }
+    });
+
     // gRPC's transparent retry (proposal A6): a call that never left the client may be sent again,
     // whatever its method. A connection refused (ECONNREFUSED, from connect) carried nothing of
     // the call; a call with side effects failed UNAVAILABLE, unsent again, all the same. Here
