@@ -69,8 +69,30 @@ function unsentFailure(e: unknown): unknown {
  * (its connection refused, or not established within pingTimeoutMs before its stream was opened).
  */
 function connectionFailure(e: unknown): unknown {
-  const failure = described(e);
+  const failure = unavailableUnmade(described(e));
   return connectionNotEstablished(failure) || connectionRefused(failure) ? unsentFailure(failure) : failure;
+}
+
+/**
+ * `e`, a connection that was never made (Node's socket failed to bind its local address or to
+ * connect: EHOSTUNREACH, ENETUNREACH, EADDRNOTAVAIL...; with autoSelectFamily, an AggregateError
+ * of such failures), as UNAVAILABLE, as gRPC clients report any connection failure: connect-node
+ * makes only ECONNREFUSED, ETIMEDOUT and the resolver's codes so, and the rest INTERNAL, as a
+ * fault of the server's. Its message, metadata and cause are kept.
+ */
+function unavailableUnmade(e: unknown): unknown {
+  if (!(e instanceof ConnectError) || e.code === Code.Unavailable || !unmade(e)) return e;
+  return new ConnectError(e.rawMessage, Code.Unavailable, e.metadata, undefined, e.cause);
+}
+
+/** Whether `e` (or one of its causes) is a socket's failure to bind or connect (see unavailableUnmade). */
+function unmade(e: unknown): boolean {
+  const socketSetUp = (c: unknown) => ["bind", "connect"].includes((c as NodeJS.ErrnoException | undefined)?.syscall ?? "");
+  for (const c of causeChain(e)) {
+    if (socketSetUp(c)) return true;
+    if (c instanceof AggregateError && c.errors.length > 0 && c.errors.every(socketSetUp)) return true;
+  }
+  return false;
 }
 
 /**

@@ -247,6 +247,24 @@ describe("@tessera/client: a transport's connections", () => {
       }
     });
 
+    // A connection that failed otherwise before it was made (no route to the host, a local address
+    // that cannot be bound) carried nothing of the call either: gRPC clients report any connection
+    // failure UNAVAILABLE; connect-node maps only ECONNREFUSED, ETIMEDOUT and the resolver's codes
+    // so, the rest INTERNAL, as it would a fault of the server's.
+    it(`over ${name}: a call whose connection could not be made (its local address not this host's: bind EADDRNOTAVAIL) fails UNAVAILABLE with Node's message, whatever its method`, async () => {
+      const transport = createTesseraTransport({ baseUrl: `http://127.0.0.1:${await freePort()}`, ...variant, nodeOptions: { localAddress: "203.0.113.77" } as never });
+      const failed: unknown[] = [];
+      for (const call of [() => createTesseraClient(KeyService, transport).getJwks({}), () => createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" })]) {
+        const err = await rejection(call());
+        failed.push([Code[err.code], err.rawMessage, nodeCode(err)]);
+      }
+      assert.deepEqual(failed, [
+        ["Unavailable", "bind EADDRNOTAVAIL 203.0.113.77", "EADDRNOTAVAIL"],
+        ["Unavailable", "bind EADDRNOTAVAIL 203.0.113.77", "EADDRNOTAVAIL"],
+      ]);
+      await transport.close();
+    });
+
     // gRPC's transparent retry (proposal A6): a call that never left the client may be sent again,
     // whatever its method. A connection refused (ECONNREFUSED, from connect) carried nothing of
     // the call; a call with side effects failed UNAVAILABLE, unsent again, all the same. Here
