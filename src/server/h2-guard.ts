@@ -5,6 +5,13 @@
 // than the client reads their ACKs overflow nghttp2's queue of outbound ACKs (1000) and end the
 // connection; a SETTINGS frame with more than 32 entries, more invalid frames than
 // maxSessionInvalidFrames (1000) or refused streams than maxSessionRejectedStreams (100) do too.
+// Most of the frames MadeYouReset (CVE-2025-8671) sends to make the server reset a stream that
+// has reached its handler are connection errors here, not stream errors, so one stream per
+// connection at most is served: Node destroys the session on a WINDOW_UPDATE of 0 or one that
+// takes a stream's window past 2^31-1, and on HEADERS after the request's END_STREAM (an
+// invalid frame that nghttp2 reports as a protocol, flow-control or closed-stream error);
+// nghttp2 sends GOAWAY and reads nothing more after DATA past END_STREAM or a PRIORITY naming
+// its own stream or not 5 bytes long (test/hostile/h2-abuse.test.ts, "MadeYouReset by ...").
 // What it does not do, and is done here:
 // - Rapid reset (CVE-2023-44487): nghttp2 only rate-limits incoming RST_STREAM at 1000 at once
 //   then 33/s, and every one of those streams still reaches the request handler. A client may

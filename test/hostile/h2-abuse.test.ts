@@ -1,11 +1,14 @@
 /**
  * HTTP/2 abuse, each from a hand-made client on a raw socket (test/support/h2-wire.ts): rapid
- * reset (CVE-2023-44487), a CONTINUATION flood, PING and SETTINGS floods from a client that reads
- * every ACK, a window that never opens (a stream's, or the connection's), and a client that never
- * reads its socket. Each time the abusive connection is shed (a stalled one is closed without a
- * log line: its client may just be stuck) while a normal client on its own connection keeps being
- * served: every one of its requests is answered 200 (its latency is measured for the failure
- * message, not asserted). Tessera sheds with GOAWAY (ENHANCE_YOUR_CALM) and logs why; the GOAWAY
+ * reset (CVE-2023-44487), its variant MadeYouReset (CVE-2025-8671: frames that make the server
+ * reset streams that have reached their method), a CONTINUATION flood, PING and SETTINGS floods
+ * from a client that reads every ACK, a window that never opens (a stream's, or the
+ * connection's), and a client that never reads its socket. Each time the abusive connection is
+ * shed (a stalled one is closed without a log line: its client may just be stuck) while a normal
+ * client on its own connection keeps being served: every one of its requests is answered 200 (its
+ * latency is measured for the failure message, not asserted). The MadeYouReset frames that Node
+ * takes as connection errors end their connection at the first, without a log line either.
+ * Tessera sheds with GOAWAY (ENHANCE_YOUR_CALM) and logs why; the GOAWAY
  * itself can be lost on the way (the server closes a socket that still has flood bytes unread, and
  * the kernel answers them with a TCP reset), so the tests read the reason from the log and see the
  * socket close.
@@ -14,11 +17,27 @@
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { pollLast } from "../support/poll.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { ErrorCode, Flag, frame, FrameType, grpcHeaders, H2Wire, hpack, Setting, settingsPayload } from "../support/h2-wire.js";
 
 const version = "/tessera.jwt.v1.JwtService/GetVersion";
 const rstCancel = Buffer.from([0, 0, 0, ErrorCode.CANCEL]);
+
+/** The same method over REST (`GET /jwt/version`): served from the request's headers alone. */
+const restVersion = (method: "GET" | "HEAD", extra: Array<[string, string]> = []): Array<[string, string]> => [
+  [":method", method],
+  [":scheme", "http"],
+  [":authority", "localhost"],
+  [":path", "/jwt/version"],
+  ...extra,
+];
+
+function uint32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
 
 /** A well-behaved client polling /healthz on its own connection while `attack` runs. */
 async function whileServing(url: string, ca: Buffer | undefined, attack: () => Promise<unknown>): Promise<{ statuses: number[]; latenciesMs: number[] }> {
@@ -101,6 +120,12 @@ describe("HTTP/2 abuse", function () {
         return lines.filter((l) => l.msg === "http2 connection shed").map((l) => l.reason);
       };
       beforeEach(() => shedReasons());
+      /** How many GetVersion calls were logged from log line `from` on: streams that reached the method. */
+      const versionCalls = (from: number) =>
+        server.logs
+          .slice(from)
+          .map((l) => JSON.parse(l) as { msg: string; procedure?: string })
+          .filter((l) => l.msg === "rpc" && l.procedure === "tessera.jwt.v1.JwtService/GetVersion").length;
 
       before(async () => {
         cert = transport === "h2c" ? undefined : makeTestCertificate();
@@ -134,6 +159,44 @@ describe("HTTP/2 abuse", function () {
         assert.deepEqual(shedReasons(), []);
         w.destroy();
       });
+
+      // The stream errors MadeYouReset names otherwise are connection errors for Node 20 (nghttp2
+      // 1.61), so no more than one stream per connection reaches a method. Node destroys the
+      // session on an invalid frame nghttp2 reports as a protocol, flow-control or closed-stream
+      // error (its GOAWAY, INTERNAL_ERROR, is lost over TLS: the socket goes first); nghttp2
+      // itself ends the session on DATA after END_STREAM or a bad PRIORITY (GOAWAY with the
+      // error, ignoring all that follows; the connection is then closed as idle, h2-guard.ts).
+      const connectionErrors: Array<{ what: string; frame: (stream: number) => Buffer; goaway?: keyof typeof ErrorCode }> = [
+        { what: "a WINDOW_UPDATE of 0", frame: (id) => frame(FrameType.WINDOW_UPDATE, 0, id, uint32(0)) },
+        { what: "a WINDOW_UPDATE taking the stream's window past 2^31-1", frame: (id) => frame(FrameType.WINDOW_UPDATE, 0, id, uint32(0x7fffffff)) },
+        { what: "HEADERS after the request's END_STREAM", frame: (id) => frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, hpack([["x-after", "1"]])) },
+        { what: "DATA after the request's END_STREAM", frame: (id) => frame(FrameType.DATA, 0, id, Buffer.from("x")), goaway: "STREAM_CLOSED" },
+        { what: "PRIORITY on the stream itself", frame: (id) => frame(FrameType.PRIORITY, 0, id, Buffer.concat([uint32(id), Buffer.from([15])])), goaway: "PROTOCOL_ERROR" },
+        { what: "a PRIORITY of 4 bytes", frame: (id) => frame(FrameType.PRIORITY, 0, id, Buffer.alloc(4)), goaway: "FRAME_SIZE_ERROR" },
+      ];
+      for (const c of connectionErrors) {
+        const outcome = c.goaway === undefined ? "the connection closed at once (Node)" : `GOAWAY ${c.goaway} (nghttp2), a stream opened after it not served`;
+        it(`MadeYouReset by ${c.what} on a served stream: a connection error — ${outcome}`, async () => {
+          const from = server.logs.length;
+          const w = await open();
+          try {
+            w.write(Buffer.concat([w.headers(1, restVersion("GET"), { endStream: true }), c.frame(1)]));
+            if (c.goaway === undefined) {
+              assert.ok(await w.closedWithin(5000), "the connection is still open");
+            } else {
+              await w.until((f) => f.type === FrameType.GOAWAY, 5000);
+              assert.deepEqual(w.goaway(), { lastStream: 1, code: ErrorCode[c.goaway] });
+              w.write(w.headers(3, restVersion("GET"), { endStream: true }));
+              assert.ok(await w.closedWithin(10_000), "the connection is still open");
+            }
+            const calls = await pollLast(() => versionCalls(from), (n) => n >= 1, { limitMs: 3000, intervalMs: 20 });
+            assert.equal(calls, 1, "streams that reached the method");
+            assert.deepEqual(shedReasons(), []);
+          } finally {
+            w.destroy();
+          }
+        });
+      }
 
       it("CONTINUATION flood: a header block that never ends — shed (nghttp2's own limit)", async () => {
         const w = await open();

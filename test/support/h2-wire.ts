@@ -1,14 +1,16 @@
 // A hand-made HTTP/2 client on a raw socket (node:net, or node:tls with ALPN h2), for the tests
 // that must send what no real client sends: streams reset as soon as they open, CONTINUATION
-// frames without end, SETTINGS and PING floods, a flow-control window that never opens.
+// frames without end, SETTINGS and PING floods, a flow-control window that never opens, frames
+// that are stream errors for the server (a request body past its content-length, a
+// WINDOW_UPDATE of 0).
 // It writes frames as given and records what the server sends back; it decodes no header
 // block (HPACK) — assertions read frame types, stream ids and error codes.
 import net from "node:net";
 import tls from "node:tls";
 
-export const FrameType = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
+export const FrameType = { DATA: 0, HEADERS: 1, PRIORITY: 2, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
 export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
-export const ErrorCode = { NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FLOW_CONTROL_ERROR: 3, CANCEL: 8, ENHANCE_YOUR_CALM: 11 } as const;
+export const ErrorCode = { NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5, FRAME_SIZE_ERROR: 6, CANCEL: 8, ENHANCE_YOUR_CALM: 11 } as const;
 export const Setting = { HEADER_TABLE_SIZE: 1, ENABLE_PUSH: 2, MAX_CONCURRENT_STREAMS: 3, INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5 } as const;
 
 export function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
