@@ -18,6 +18,16 @@
 //   abandon streams before their answer as a real client does (a deadline, a navigation), but
 //   not by the hundreds: past `2 x maxConcurrentStreams` at once, refilled at a tenth of that
 //   per second, the session is shed.
+//   The same budget takes the streams the server resets because of the client's frames, the
+//   stream errors MadeYouReset still has: a request body past its content-length or short of
+//   it, trailers without END_STREAM or with a pseudo-header (PROTOCOL_ERROR), DATA past the
+//   stream's window while its handler has not read what came before (FLOW_CONTROL_ERROR).
+//   nghttp2 resets those, counting them nowhere (not as invalid frames), after the request has
+//   reached its handler: its slot is free at once, whatever the handler still has to do. So a
+//   stream counts when it closes other than whole: reset (by either side, with any code but
+//   NO_ERROR), closed before its answer was ended (Node's `aborted`), or before any answer at
+//   all (a HEAD stream: Node ends its writable side as it opens, so it is never `aborted`).
+//   Streams reset here (resetStream: a stall, a header list too large) do not count.
 // - PING and SETTINGS floods from a client that does read the ACKs: each costs the server a
 //   frame to write, without end. A client needs a few (keepalive, one SETTINGS per change):
 //   past 100 at once, refilled at 10 per second, the session is shed.
@@ -40,7 +50,7 @@
 // go with it: the client misbehaved on that connection.
 import http2 from "node:http2";
 
-const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = http2.constants;
 
 export interface SessionGuardOptions {
   idleTimeoutMs: number;
@@ -83,6 +93,15 @@ export function resetStream(stream: http2.Http2Stream, code: number): void {
   if (stream.closed || stream.destroyed) return;
   resetHere.set(stream, performance.now());
   stream.close(code);
+}
+
+/**
+ * Whether a closed stream ended as a request served ends: its answer ended, sent (its headers
+ * at least: HEAD) and not cut by a reset. Otherwise it was reset by its client, or by the server
+ * for its client's frames (or by this server's own code: see resetHere).
+ */
+function endedWhole(stream: http2.ServerHttp2Stream): boolean {
+  return !stream.aborted && stream.rstCode === NGHTTP2_NO_ERROR && stream.headersSent;
 }
 
 export function guardSession(session: http2.ServerHttp2Session, o: SessionGuardOptions): void {
@@ -167,15 +186,10 @@ export function guardSession(session: http2.ServerHttp2Session, o: SessionGuardO
       sweep = setInterval(sweepStalled, Math.max(100, Math.floor(o.idleTimeoutMs / 4)));
       sweep.unref();
     }
-    const clientReset = () => {
-      if (!resetHere.has(stream) && !session.destroyed && !resets.take()) shed("rapid reset");
-    };
-    // A stream whose RST_STREAM came in the same read as its HEADERS is already aborted here.
-    if (stream.aborted) clientReset();
-    else stream.once("aborted", clientReset);
     stream.once("close", () => {
       streams.delete(stream);
       pendingSince.delete(stream);
+      if (!endedWhole(stream) && !resetHere.has(stream) && !session.destroyed && !resets.take()) shed("rapid reset");
       if (streams.size > 0 || session.destroyed) return;
       clearInterval(sweep);
       sweep = undefined;

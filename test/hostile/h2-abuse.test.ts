@@ -99,6 +99,24 @@ async function pump(w: H2Wire, chunks: Iterable<Buffer>, batch: number, pauseMs:
   return n;
 }
 
+/**
+ * Opens `count` streams (1, 3, 5, ...), each written by `make`, `batch` at a time: after each
+ * batch, waits (up to 5 s) for the server to end the batch's last stream (RST_STREAM, or
+ * END_STREAM), so that no more than `batch` are open at once (past the concurrent stream limit,
+ * nghttp2 would end the connection itself). Stops once the server sends GOAWAY or closes the
+ * connection; resolves with how many were opened.
+ */
+async function openInTurns(w: H2Wire, count: number, batch: number, make: (stream: number) => Buffer): Promise<number> {
+  let n = 0;
+  while (n < count && !w.closed && w.goaway() === undefined) {
+    const end = Math.min(count, n + batch);
+    const last = 1 + 2 * (end - 1);
+    for (; n < end; n++) w.write(make(1 + 2 * n));
+    await w.until((f) => f.stream === last && (f.type === FrameType.RST_STREAM || ((f.type === FrameType.HEADERS || f.type === FrameType.DATA) && (f.flags & Flag.END_STREAM) !== 0)), 5000);
+  }
+  return n;
+}
+
 function* repeat(times: number, make: (i: number) => Buffer): Iterable<Buffer> {
   for (let i = 0; i < times; i++) yield make(i);
 }
@@ -158,6 +176,37 @@ describe("HTTP/2 abuse", function () {
         assert.equal(w.goaway(), undefined);
         assert.deepEqual(shedReasons(), []);
         w.destroy();
+      });
+
+      it("rapid reset with HEAD requests (Node ends a HEAD stream's writable side as it opens: its reset emits no 'aborted'): 1000 opened and cancelled at once — shed long before the last", async () => {
+        const from = server.logs.length;
+        const w = await open();
+        let sent = 0;
+        const r = await whileServing(server.url, ca, async () => {
+          sent = await pump(w, repeat(1000, (i) => Buffer.concat([w.headers(1 + 2 * i, restVersion("HEAD"), { endStream: true }), frame(FrameType.RST_STREAM, 0, 1 + 2 * i, rstCancel)])), 50, 5);
+        });
+        assert.ok(sent < 1000, `all 1000 streams were opened and cancelled (${versionCalls(from)} reached the method): the connection was never shed`);
+        assert.ok(await w.closedWithin(3000), "the connection is still open");
+        assert.deepEqual(shedReasons(), ["rapid reset"]);
+        assertServed(r);
+      });
+
+      // MadeYouReset: the client sends no RST_STREAM; each stream's request reaches its method,
+      // then a byte past its content-length (0) makes it malformed, a stream error: nghttp2 resets
+      // it (PROTOCOL_ERROR) and counts it nowhere (not as an invalid frame either). Its slot is
+      // free again at once, whatever its method still has to do.
+      it("MadeYouReset (CVE-2025-8671): 1000 GETs, each sent a byte past its content-length of 0, which the server resets (PROTOCOL_ERROR) — shed long before the last", async () => {
+        const from = server.logs.length;
+        const w = await open();
+        let opened = 0;
+        const r = await whileServing(server.url, ca, async () => {
+          opened = await openInTurns(w, 1000, 50, (id) => Buffer.concat([w.headers(id, restVersion("GET", [["content-length", "0"]])), frame(FrameType.DATA, Flag.END_STREAM, id, Buffer.from("x"))]));
+        });
+        assert.deepEqual(w.resets()[0], { stream: 1, code: ErrorCode.PROTOCOL_ERROR }, "the server did not reset the first stream");
+        assert.ok(opened < 1000, `all 1000 streams were opened and reset by the server (${versionCalls(from)} reached the method): the connection was never shed`);
+        assert.ok(await w.closedWithin(3000), "the connection is still open");
+        assert.deepEqual(shedReasons(), ["rapid reset"]);
+        assertServed(r);
       });
 
       // The stream errors MadeYouReset names otherwise are connection errors for Node 20 (nghttp2
