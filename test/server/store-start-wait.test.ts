@@ -119,8 +119,8 @@ describe("openStoreWaiting: a stop as a try succeeds", () => {
 
 describe("start: TESSERA_STORE_START_WAIT_SECONDS, a MongoDB that comes up after the service", function () {
   this.timeout(90000);
-  let db: PrivateFerretDb | undefined;
-  let service: Launched | undefined;
+  const dbs: PrivateFerretDb[] = [];
+  const services: Launched[] = [];
   before(function () {
     if (!ferretdbBinary()) {
       if (process.env.CI === "true") throw new Error("CI=true but the FerretDB binary is missing (FERRETDB_BIN)");
@@ -128,11 +128,11 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS, a MongoDB that comes up after
     }
   });
   after(async () => {
-    service?.child.kill("SIGKILL");
-    await db?.destroy();
+    for (const s of services) s.child.kill("SIGKILL");
+    for (const db of dbs) await db.destroy();
   });
 
-  for (const late of [
+  const lates = [
     {
       what: "FerretDB started after the service",
       prepare: () => PrivateFerretDb.prepare(),
@@ -149,11 +149,14 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS, a MongoDB that comes up after
       comes: (db: PrivateFerretDb) => db.restoreBackend(),
       cause: () => /^MongoDB unavailable: .*failed to connect to `user=postgres database=tessera_fdb_[0-9a-f]+`.*connection refused/,
     },
-  ]) {
-    it(`${late.what}: the start waits for it, logging each failed try at warn with its cause; then the service serves a sign-up and a login`, async () => {
-      db = await late.prepare();
-      service = await launch({ MONGODB_URI: db.uri, TESSERA_MONGODB_DATABASE: `tessera_wait_${randomBytes(4).toString("hex")}`, TESSERA_STORE_START_WAIT_SECONDS: "60" });
-      const s = service;
+  ];
+  // Each its own FerretDB, database and process: their waits pass side by side.
+  const cameLate = sideBySide(
+    lates.map((late) => async () => {
+      const db = await late.prepare();
+      dbs.push(db);
+      const s = await launch({ MONGODB_URI: db.uri, TESSERA_MONGODB_DATABASE: `tessera_wait_${randomBytes(4).toString("hex")}`, TESSERA_STORE_START_WAIT_SECONDS: "60" });
+      services.push(s);
       // Two tries failed: the database comes only now.
       await until(() => warnings(s).length === 2, "two failed tries");
       await late.comes(db);
@@ -174,10 +177,11 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS, a MongoDB that comes up after
       assert.equal(token.status, 200, token.text);
       s.child.kill("SIGTERM");
       assert.equal((await s.ended).code, 0);
-      await db.destroy();
-      db = undefined;
-    });
-  }
+    }),
+  );
+  lates.forEach((late, i) => {
+    it(`${late.what}: the start waits for it, logging each failed try at warn with its cause; then the service serves a sign-up and a login`, () => cameLate[i]!());
+  });
 });
 
 describe("start: TESSERA_STORE_START_WAIT_SECONDS that runs out", function () {
@@ -377,8 +381,10 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS does not wait for what no retr
 
 describe("start: SIGTERM during TESSERA_STORE_START_WAIT_SECONDS", function () {
   this.timeout(60000);
-  for (const workers of ["1", "2"]) {
-    it(`TESSERA_WORKERS=${workers}: stops at once, in the middle of a try, as a stop during a start does: exit 0, nothing on stderr`, async () => {
+  const counts = ["1", "2"];
+  // Each start is its own process: their waits pass side by side.
+  const stopped = sideBySide(
+    counts.map((workers) => async () => {
       // Each try waits 3 s for a server: the stop does not wait for the one under way.
       const l = await launch({ MONGODB_URI: nowhere, TESSERA_STORE_START_WAIT_SECONDS: "60", TESSERA_STORE_TIMEOUT_MS: "3000", TESSERA_WORKERS: workers });
       try {
@@ -403,6 +409,9 @@ describe("start: SIGTERM during TESSERA_STORE_START_WAIT_SECONDS", function () {
       } finally {
         l.child.kill("SIGKILL");
       }
-    });
-  }
+    }),
+  );
+  counts.forEach((workers, i) => {
+    it(`TESSERA_WORKERS=${workers}: stops at once, in the middle of a try, as a stop during a start does: exit 0, nothing on stderr`, () => stopped[i]!());
+  });
 });
