@@ -19,6 +19,7 @@ import { callInFlight, connectionRefused } from "../support/net.js";
 import { pollUntil } from "../support/poll.js";
 import { entryArgv, killService, request, startService, stopProcess, type Entry, type ServiceProcess } from "../support/process.js";
 import { testAdminToken } from "../support/server.js";
+import { sideBySide } from "../support/side-by-side.js";
 
 for (const entry of ["sources", "compiled"] as Entry[]) {
   describe(`server: TESSERA_WORKERS worker processes on one port (${entry})`, function () {
@@ -269,9 +270,11 @@ describe(`server: TESSERA_WORKERS, a worker that cannot receive a connection han
   });
 });
 
-describe(`server: TESSERA_WORKERS, SIGTERM with a worker that does not stop (${entry})`, function () {
-  this.timeout(60000);
-  it("a worker stuck with a connection handed to it is killed after the grace period (and 5 s); the first logs stopped and exits 1", async () => {
+// Three clusters whose tests mostly wait (a grace period and the kill after it, the other workers
+// seeing the first gone, a replacement's pauses of 1, 2 and 4 s), each with its own processes and
+// data directory: they run side by side.
+const [stuckWorker, firstKilled, cannotStart] = sideBySide([
+  async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
     const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "1" }, { listeners: 2 });
     try {
@@ -295,7 +298,64 @@ describe(`server: TESSERA_WORKERS, SIGTERM with a worker that does not stop (${e
       } catch {}
       rmSync(dataDir, { recursive: true, force: true });
     }
-  });
+  },
+  async () => {
+    await withCluster(entry, { TESSERA_WORKERS: "3" }, { listeners: 3 }, async (cluster) => {
+      const others = cluster.lines().filter((l) => l.msg === "listening" && l.worker !== 1).map((l) => l.pid as number);
+      assert.equal(others.length, 2);
+      cluster.child.kill("SIGKILL");
+      await cluster.exited;
+      await until(() => others.every((pid) => !alive(pid)), "workers 2 and 3 gone");
+    });
+  },
+  async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+    const preloadDir = mkdtempSync(join(tmpdir(), "tessera-workers-preload-"));
+    // Loaded before the entry by every process of the tree (fork passes node's flags on):
+    // every worker but the first exits as it starts.
+    const preload = join(preloadDir, "others-fail.cjs");
+    writeFileSync(preload, "if (process.env.TESSERA_WORKER_ID) process.exit(3);\n");
+    const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 1, nodeArgs: ["--require", preload] });
+    try {
+      const exits = () => cluster.lines().filter((l) => l.msg === "worker exited");
+      await until(() => exits().length === 4, "worker 2 exited four times");
+      assert.deepEqual(
+        exits().map((l) => [l.worker, l.code, l.restartInMs]),
+        [
+          [2, 3, 0],
+          [2, 3, 1000],
+          [2, 3, 2000],
+          [2, 3, 4000],
+        ],
+      );
+      assert.equal((await request(cluster.port, "GET", "/jwt/version")).status, 200, "the first worker serves meanwhile");
+      const t0 = Date.now();
+      cluster.child.kill("SIGTERM");
+      assert.equal(await cluster.exited, 0);
+      assert.ok(Date.now() - t0 < 3000, `stopped after ${Date.now() - t0} ms, not after the 4 s wait`);
+      assert.equal(exits().length, 4);
+      assert.equal(cluster.lines().filter((l) => l.msg === "listening").length, 1, "no worker 2 was started by the stop");
+    } finally {
+      await killService(cluster);
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(preloadDir, { recursive: true, force: true });
+    }
+  },
+]);
+
+describe(`server: TESSERA_WORKERS, SIGTERM with a worker that does not stop (${entry})`, function () {
+  this.timeout(60000);
+  it("a worker stuck with a connection handed to it is killed after the grace period (and 5 s); the first logs stopped and exits 1", () => stuckWorker!());
+});
+
+describe(`server: TESSERA_WORKERS, the first worker killed (${entry})`, function () {
+  this.timeout(60000);
+  it("the other workers stop too: none outlives the first", () => firstKilled!());
+});
+
+describe(`server: TESSERA_WORKERS, a worker that cannot start (${entry})`, function () {
+  this.timeout(60000);
+  it("is replaced at once, then after 1, 2, 4 s (twice its last wait while it dies young): no spin, no flood of the log; a stop meanwhile replaces it no more, exit 0", () => cannotStart!());
 });
 
 describe(`server: TESSERA_WORKERS, Ctrl-C while the workers start (${entry})`, function () {
@@ -438,19 +498,6 @@ describe(`server: TESSERA_WORKERS, a worker whose start fails while the first se
   });
 });
 
-describe(`server: TESSERA_WORKERS, the first worker killed (${entry})`, function () {
-  this.timeout(60000);
-  it("the other workers stop too: none outlives the first", async () => {
-    await withCluster(entry, { TESSERA_WORKERS: "3" }, { listeners: 3 }, async (cluster) => {
-      const others = cluster.lines().filter((l) => l.msg === "listening" && l.worker !== 1).map((l) => l.pid as number);
-      assert.equal(others.length, 2);
-      cluster.child.kill("SIGKILL");
-      await cluster.exited;
-      await until(() => others.every((pid) => !alive(pid)), "workers 2 and 3 gone");
-    });
-  });
-});
-
 describe(`server: TESSERA_WORKERS, the embedded store after a failed fsync (${entry})`, function () {
   this.timeout(60000);
   it("one worker's failed fsync fails every worker's store: writes 503 and /readyz and /healthz 503 on every worker, on a replacement too; reads answer; logged once", async () => {
@@ -510,43 +557,6 @@ require("node:module").syncBuiltinESMExports();
         );
       });
     } finally {
-      rmSync(preloadDir, { recursive: true, force: true });
-    }
-  });
-});
-
-describe(`server: TESSERA_WORKERS, a worker that cannot start (${entry})`, function () {
-  this.timeout(60000);
-  it("is replaced at once, then after 1, 2, 4 s (twice its last wait while it dies young): no spin, no flood of the log; a stop meanwhile replaces it no more, exit 0", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
-    const preloadDir = mkdtempSync(join(tmpdir(), "tessera-workers-preload-"));
-    // Loaded before the entry by every process of the tree (fork passes node's flags on):
-    // every worker but the first exits as it starts.
-    const preload = join(preloadDir, "others-fail.cjs");
-    writeFileSync(preload, "if (process.env.TESSERA_WORKER_ID) process.exit(3);\n");
-    const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 1, nodeArgs: ["--require", preload] });
-    try {
-      const exits = () => cluster.lines().filter((l) => l.msg === "worker exited");
-      await until(() => exits().length === 4, "worker 2 exited four times");
-      assert.deepEqual(
-        exits().map((l) => [l.worker, l.code, l.restartInMs]),
-        [
-          [2, 3, 0],
-          [2, 3, 1000],
-          [2, 3, 2000],
-          [2, 3, 4000],
-        ],
-      );
-      assert.equal((await request(cluster.port, "GET", "/jwt/version")).status, 200, "the first worker serves meanwhile");
-      const t0 = Date.now();
-      cluster.child.kill("SIGTERM");
-      assert.equal(await cluster.exited, 0);
-      assert.ok(Date.now() - t0 < 3000, `stopped after ${Date.now() - t0} ms, not after the 4 s wait`);
-      assert.equal(exits().length, 4);
-      assert.equal(cluster.lines().filter((l) => l.msg === "listening").length, 1, "no worker 2 was started by the stop");
-    } finally {
-      await killService(cluster);
-      rmSync(dataDir, { recursive: true, force: true });
       rmSync(preloadDir, { recursive: true, force: true });
     }
   });
