@@ -31,6 +31,7 @@ import {
 } from "../src/index.js";
 import { deadlineHeadersRead, jwtTokens, password, rejection, requestsRead, startTestServer, storesUnderTest, testAdminToken, testCallHeader, testClientId, variants, type TestServer, type Variant } from "./support.js";
 import { uniqueEmail, uniqueName } from "../../../test/support/users.js";
+import { sideBySide } from "../../../test/support/side-by-side.js";
 import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../../../test/support/net.js";
 import { scrape, value } from "../../../test/support/metrics.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../../gen/health/v1/health_pb.js";
@@ -1122,7 +1123,44 @@ describe("@tessera/client against Tessera, its first connection taken and never 
 
 // What the server is told of a call's deadline and cancellation, whatever the transport.
 describe("@tessera/client: a call's deadline and cancellation, as the server sees them", () => {
-  for (const [name, variant] of variants) {
+  // Each its own server, waiting on its calls' timers (a 300 ms interceptor, then a deadline of 1 s
+  // and a cancellation at 600 ms): the four transports' runs of that test pass side by side.
+  const ownSignals = sideBySide(
+    variants.map(([, variant]) => async () => {
+      const httpVersion = variant.httpVersion ?? "2";
+      const s = await refusingServer({ httpVersion, answerAfterMs: 3000 });
+      try {
+        const waited: number[] = [];
+        const own = (headers: boolean): Interceptor[] => [
+          (next) => async (req) => {
+            const start = performance.now();
+            await new Promise((r) => setTimeout(r, 300));
+            waited.push(performance.now() - start);
+            return next({ ...req, ...(headers && { header: new Headers(req.header) }), signal: new AbortController().signal });
+          },
+        ];
+        const client = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant, interceptors: own(true) });
+        const signalOnly = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant, interceptors: own(false) });
+        const settled = (call: Promise<unknown>) => Promise.race([rejection(call), new Promise<string>((r) => setTimeout(() => r("still waiting after 2 s"), 2000).unref())]);
+        const outcome = (e: ConnectError | string) => (typeof e === "string" ? e : [Code[e.code], e.rawMessage]);
+        const start = performance.now();
+        const late = await settled(client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 1000 }));
+        const took = performance.now() - start;
+        const cancelled = await settled(client.createToken({ accountId: "a", description: "d" }, { signal: AbortSignal.timeout(600) }));
+        const lateToo = await settled(signalOnly.createToken({ accountId: "a", description: "d" }, { timeoutMs: 1000 }));
+        assert.deepEqual(
+          [outcome(late), outcome(cancelled), outcome(lateToo)],
+          [["DeadlineExceeded", "the operation timed out"], ["Canceled", "The operation was aborted due to timeout"], ["DeadlineExceeded", "the operation timed out"]],
+        );
+        assert.ok(took < 1300, `the call failed ${took} ms into its 1000 ms deadline`);
+        const left = millis(s.sent[0]?.timeout);
+        assert.ok(left <= Math.ceil(1000 - waited[0]!) && left >= 100, `announced ${s.sent[0]?.timeout} after ${waited[0]} ms of a 1000 ms deadline`);
+      } finally {
+        await s.close();
+      }
+    }),
+  );
+  for (const [i, [name, variant]] of variants.entries()) {
     const httpVersion = variant.httpVersion ?? "2";
 
     it(`over ${name}: credentials that take a while are part of the call's time: its timeout header announces what is left when the request leaves`, async () => {
@@ -1162,38 +1200,7 @@ describe("@tessera/client: a call's deadline and cancellation, as the server see
     // connect-es's deadline is its call's signal, and the timeout header it wrote in the call's
     // headers: an interceptor that sends the request with headers and a signal of its own (a
     // copy of the headers; a signal that does not follow the call's) keeps neither.
-    it(`over ${name}: an interceptor that gives the request headers and a signal of its own, or a signal only: the call's deadline is still what the server is told (what is left of it) and still ends the call (DEADLINE_EXCEEDED at it, not when the server answers), and the caller's cancellation still cancels it`, async () => {
-      const s = await refusingServer({ httpVersion, answerAfterMs: 3000 });
-      try {
-        const waited: number[] = [];
-        const own = (headers: boolean): Interceptor[] => [
-          (next) => async (req) => {
-            const start = performance.now();
-            await new Promise((r) => setTimeout(r, 300));
-            waited.push(performance.now() - start);
-            return next({ ...req, ...(headers && { header: new Headers(req.header) }), signal: new AbortController().signal });
-          },
-        ];
-        const client = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant, interceptors: own(true) });
-        const signalOnly = createTesseraClient(ApiTokenService, { baseUrl: s.url, ...variant, interceptors: own(false) });
-        const settled = (call: Promise<unknown>) => Promise.race([rejection(call), new Promise<string>((r) => setTimeout(() => r("still waiting after 2 s"), 2000).unref())]);
-        const outcome = (e: ConnectError | string) => (typeof e === "string" ? e : [Code[e.code], e.rawMessage]);
-        const start = performance.now();
-        const late = await settled(client.createToken({ accountId: "a", description: "d" }, { timeoutMs: 1000 }));
-        const took = performance.now() - start;
-        const cancelled = await settled(client.createToken({ accountId: "a", description: "d" }, { signal: AbortSignal.timeout(600) }));
-        const lateToo = await settled(signalOnly.createToken({ accountId: "a", description: "d" }, { timeoutMs: 1000 }));
-        assert.deepEqual(
-          [outcome(late), outcome(cancelled), outcome(lateToo)],
-          [["DeadlineExceeded", "the operation timed out"], ["Canceled", "The operation was aborted due to timeout"], ["DeadlineExceeded", "the operation timed out"]],
-        );
-        assert.ok(took < 1300, `the call failed ${took} ms into its 1000 ms deadline`);
-        const left = millis(s.sent[0]?.timeout);
-        assert.ok(left <= Math.ceil(1000 - waited[0]!) && left >= 100, `announced ${s.sent[0]?.timeout} after ${waited[0]} ms of a 1000 ms deadline`);
-      } finally {
-        await s.close();
-      }
-    });
+    it(`over ${name}: an interceptor that gives the request headers and a signal of its own, or a signal only: the call's deadline is still what the server is told (what is left of it) and still ends the call (DEADLINE_EXCEEDED at it, not when the server answers), and the caller's cancellation still cancels it`, () => ownSignals[i]!());
 
     // A server that crashed or restarted, or a connection cut in between, after the request
     // reached the server: gRPC clients report UNAVAILABLE ("Connection dropped"); connect-node
