@@ -1,7 +1,8 @@
-// Tests whose time is mostly waiting (a start that tries again until its wait has passed) and that
-// share nothing (each its own process, database and files) run side by side: the first of them
-// that mocha runs starts every one's body, and each test awaits its own body, whose failure is its
-// own alone.
+// Tests whose time is mostly waiting (a start that tries again until its wait has passed, a
+// server's timeout on a connection, a process's grace period) and that share nothing they assert on
+// (each its own process, database, files or connection) run side by side: the first of them that
+// mocha runs starts every one's body, and each test awaits its own body, whose failure is its own
+// alone.
 
 /** The i-th function runs (the first call of any starts all of them) and awaits `bodies[i]`. */
 export function sideBySide(bodies: Array<() => Promise<void>>): Array<() => Promise<void>> {
