@@ -17,7 +17,7 @@ import { connectClient, GrpcJsClient } from "../support/clients.js";
 import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { dribble, slowClient } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
-import { sideBySide } from "../support/side-by-side.js";
+import { itSideBySide } from "../support/side-by-side.js";
 import { grpcFrame, grpcStatus, h2request, healthy, raw } from "./support.js";
 
 const cid = { "x-koms-clientid": testClientId };
@@ -190,57 +190,40 @@ describe("limits", function () {
     });
 
     // Each on its own connection, waiting for a timeout of the server's (1 s or 1.5 s): side by side.
-    const waits: Array<[string, () => Promise<void>]> = [
-      [
-        "headers dribbled byte by byte are cut off at the headers timeout (1 s)",
-        async () => {
-          const r = await slowClient(server.port, (s) => dribble(s, "GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: " + "a".repeat(500), 20));
-          assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
-          assert.doesNotMatch(r.received, /200 OK/);
-        },
-      ],
-      [
-        "a connection that never sends a byte is closed after the headers timeout",
-        async () => {
-          const r = await slowClient(server.port, () => {});
-          assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
-        },
-      ],
-      [
-        "a body that never finishes is cut off at the request timeout (1.5 s)",
-        async () => {
-          const r = await slowClient(server.port, (s) => {
-            s.write(`POST /user HTTP/1.1\r\nhost: x\r\nx-koms-clientid: ${testClientId}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"email":`);
-            dribble(s, "x".repeat(500), 50);
-          });
-          assert.ok(r.closedAfterMs >= 1400 && r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
-          assert.doesNotMatch(r.received, /HTTP\/1\.1 [25]\d\d/, r.received);
-          await healthy(server.url);
-        },
-      ],
-      [
-        "an idle keep-alive HTTP/1.1 connection is closed after the idle timeout (1 s)",
-        async () => {
-          const r = await slowClient(server.port, (s) => s.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"));
-          assert.match(r.received, /^HTTP\/1\.1 200 /);
-          assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
-        },
-      ],
-      [
-        "an idle HTTP/2 session is closed after the idle timeout (1 s)",
-        async () => {
-          const t0 = Date.now();
-          const session = http2.connect(server.url);
-          const ok = await h2request(session, { ":path": "/healthz" });
-          assert.equal(ok.headers[":status"], 200);
-          await new Promise<void>((resolve) => session.once("close", () => resolve()));
-          const ms = Date.now() - t0;
-          assert.ok(ms >= 900 && ms < 4000, `closed after ${ms} ms`);
-        },
-      ],
-    ];
-    const waited = sideBySide(waits.map(([, body]) => body));
-    waits.forEach(([title], i) => it(title, () => waited[i]!()));
+    itSideBySide({
+      "headers dribbled byte by byte are cut off at the headers timeout (1 s)": async () => {
+        const r = await slowClient(server.port, (s) => dribble(s, "GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: " + "a".repeat(500), 20));
+        assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+        assert.doesNotMatch(r.received, /200 OK/);
+      },
+      "a connection that never sends a byte is closed after the headers timeout": async () => {
+        const r = await slowClient(server.port, () => {});
+        assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+      },
+      "a body that never finishes is cut off at the request timeout (1.5 s)": async () => {
+        const r = await slowClient(server.port, (s) => {
+          s.write(`POST /user HTTP/1.1\r\nhost: x\r\nx-koms-clientid: ${testClientId}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"email":`);
+          dribble(s, "x".repeat(500), 50);
+        });
+        assert.ok(r.closedAfterMs >= 1400 && r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
+        assert.doesNotMatch(r.received, /HTTP\/1\.1 [25]\d\d/, r.received);
+        await healthy(server.url);
+      },
+      "an idle keep-alive HTTP/1.1 connection is closed after the idle timeout (1 s)": async () => {
+        const r = await slowClient(server.port, (s) => s.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"));
+        assert.match(r.received, /^HTTP\/1\.1 200 /);
+        assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+      },
+      "an idle HTTP/2 session is closed after the idle timeout (1 s)": async () => {
+        const t0 = Date.now();
+        const session = http2.connect(server.url);
+        const ok = await h2request(session, { ":path": "/healthz" });
+        assert.equal(ok.headers[":status"], 200);
+        await new Promise<void>((resolve) => session.once("close", () => resolve()));
+        const ms = Date.now() - t0;
+        assert.ok(ms >= 900 && ms < 4000, `closed after ${ms} ms`);
+      },
+    });
   });
 
   describe("HTTP/1.1 pipelining (at most 100 requests in flight per connection)", () => {

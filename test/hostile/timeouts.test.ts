@@ -12,7 +12,7 @@ import { grpcFrame, h2request } from "./support.js";
 import { errorInfoJson } from "../support/error-details.js";
 import { dribble, makeTestCertificate, slowClient, type TestCertificate } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
-import { sideBySide } from "../support/side-by-side.js";
+import { itSideBySide } from "../support/side-by-side.js";
 import { clientIdHeader } from "../support/users.js";
 
 const timeouts = { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000" };
@@ -41,71 +41,48 @@ describe("timeouts on every transport", function () {
     const tlsOpts = () => ({ tls: { ca: cert.ca } });
 
     // Each on its own connection, waiting for a timeout of the server's (1 s or 1.5 s): side by side.
-    const cases: Array<[string, () => Promise<void>]> = [
-      [
-        "a TCP connection that never sends a ClientHello is closed after the headers timeout (1 s)",
-        async () => {
-          const r = await slowClient(tlsServer.port, () => {});
-          assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
-        },
-      ],
-      [
-        "a ClientHello cut short is closed after the headers timeout (1 s)",
-        async () => {
-          // A TLS record header announcing a 512-byte handshake message, and 3 bytes of it.
-          const r = await slowClient(tlsServer.port, (s) => s.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01])));
-          assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
-        },
-      ],
-      [
-        "a cleartext request's method cut short (\"GE\", then nothing) is closed after the headers timeout (1 s)",
-        async () => {
-          const r = await slowClient(tlsServer.port, (s) => s.write("GE"));
-          assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
-          assert.equal(r.received, "");
-        },
-      ],
-      [
-        "HTTP/1.1: a handshake and then nothing is closed after the headers timeout",
-        async () => {
-          const r = await slowClient(tlsServer.port, () => {}, tlsOpts());
-          assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
-        },
-      ],
-      [
-        "HTTP/1.1: headers dribbled byte by byte are cut off at the headers timeout (1 s)",
-        async () => {
-          const r = await slowClient(tlsServer.port, (s) => dribble(s, "GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: " + "a".repeat(500), 20), tlsOpts());
-          assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
-          assert.doesNotMatch(r.received, /200 OK/);
-        },
-      ],
-      [
-        "HTTP/1.1: a body that never finishes is answered 408 at the request timeout (1.5 s)",
-        async () => {
-          const r = await slowClient(
-            tlsServer.port,
-            (s) => {
-              s.write(`POST /user HTTP/1.1\r\nhost: x\r\nx-koms-clientid: ${testClientId}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"email":`);
-              dribble(s, "x".repeat(500), 50);
-            },
-            tlsOpts(),
-          );
-          assert.ok(r.closedAfterMs >= 1400 && r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
-          assert.match(r.received, /^HTTP\/1\.1 408 /, r.received);
-        },
-      ],
-      [
-        "HTTP/1.1: an idle keep-alive connection is closed after the idle timeout (1 s)",
-        async () => {
-          const r = await slowClient(tlsServer.port, (s) => s.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"), tlsOpts());
-          assert.match(r.received, /^HTTP\/1\.1 200 /);
-          assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
-        },
-      ],
-    ];
-    const bodies = sideBySide(cases.map(([, body]) => body));
-    cases.forEach(([title], i) => it(title, () => bodies[i]!()));
+    itSideBySide({
+      "a TCP connection that never sends a ClientHello is closed after the headers timeout (1 s)": async () => {
+        const r = await slowClient(tlsServer.port, () => {});
+        assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+      },
+      "a ClientHello cut short is closed after the headers timeout (1 s)": async () => {
+        // A TLS record header announcing a 512-byte handshake message, and 3 bytes of it.
+        const r = await slowClient(tlsServer.port, (s) => s.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01])));
+        assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+      },
+      "a cleartext request's method cut short (\"GE\", then nothing) is closed after the headers timeout (1 s)": async () => {
+        const r = await slowClient(tlsServer.port, (s) => s.write("GE"));
+        assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+        assert.equal(r.received, "");
+      },
+      "HTTP/1.1: a handshake and then nothing is closed after the headers timeout": async () => {
+        const r = await slowClient(tlsServer.port, () => {}, tlsOpts());
+        assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+      },
+      "HTTP/1.1: headers dribbled byte by byte are cut off at the headers timeout (1 s)": async () => {
+        const r = await slowClient(tlsServer.port, (s) => dribble(s, "GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: " + "a".repeat(500), 20), tlsOpts());
+        assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+        assert.doesNotMatch(r.received, /200 OK/);
+      },
+      "HTTP/1.1: a body that never finishes is answered 408 at the request timeout (1.5 s)": async () => {
+        const r = await slowClient(
+          tlsServer.port,
+          (s) => {
+            s.write(`POST /user HTTP/1.1\r\nhost: x\r\nx-koms-clientid: ${testClientId}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"email":`);
+            dribble(s, "x".repeat(500), 50);
+          },
+          tlsOpts(),
+        );
+        assert.ok(r.closedAfterMs >= 1400 && r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
+        assert.match(r.received, /^HTTP\/1\.1 408 /, r.received);
+      },
+      "HTTP/1.1: an idle keep-alive connection is closed after the idle timeout (1 s)": async () => {
+        const r = await slowClient(tlsServer.port, (s) => s.write("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"), tlsOpts());
+        assert.match(r.received, /^HTTP\/1\.1 200 /);
+        assert.ok(r.closedAfterMs >= 900 && r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
+      },
+    });
   });
 
   for (const transport of ["h2c", "h2 over TLS"] as const) {

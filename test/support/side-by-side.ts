@@ -17,3 +17,9 @@ export function sideBySide(bodies: Array<() => Promise<void>>): Array<() => Prom
     return running[i]!;
   });
 }
+
+/** One test per entry (its title, then its body), in order, their bodies run side by side (sideBySide). */
+export function itSideBySide(tests: Record<string, () => Promise<void>>): void {
+  const bodies = sideBySide(Object.values(tests));
+  Object.keys(tests).forEach((title, i) => it(title, () => bodies[i]!()));
+}
