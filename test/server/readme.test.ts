@@ -99,11 +99,11 @@ describe("README", () => {
     const reasons = new Set<string>([...Object.values(Reasons), ...Object.values(ServerReasons), ...Object.values(TranscodeReasons)]);
     const variableNames = new Set(Object.values(variables).map((v) => v.name));
     // Other UPPER_SNAKE names the text quotes: gRPC codes, HTTP/2 error codes, health statuses,
-    // and environment variables that are not Tessera's own.
+    // environment variables that are not Tessera's own, and Node's system error codes.
     const grpcCodes = Object.keys(Code)
       .filter((k) => Number.isNaN(Number(k)))
       .map((k) => k.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase());
-    const others = new Set([...grpcCodes, "NO_ERROR", "ENHANCE_YOUR_CALM", "HTTP_1_1_REQUIRED", "INADEQUATE_SECURITY", "REFUSED_STREAM", "NOT_SERVING", "NODE_OPTIONS", "OTEL_SERVICE_NAME", "UV_THREADPOOL_SIZE", "GLIBC_TUNABLES"]);
+    const others = new Set([...grpcCodes, "NO_ERROR", "ENHANCE_YOUR_CALM", "HTTP_1_1_REQUIRED", "INADEQUATE_SECURITY", "REFUSED_STREAM", "NOT_SERVING", "NODE_OPTIONS", "OTEL_SERVICE_NAME", "UV_THREADPOOL_SIZE", "GLIBC_TUNABLES", "EAI_AGAIN"]);
     // The client package's README names its verifier's codes too.
     const clientCodes = new Set<string>([...TokenErrorCodes, authCallbackWarningCode]);
     for (const file of documents) {
