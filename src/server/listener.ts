@@ -114,6 +114,22 @@ export interface Listener {
   close(graceMs: number): Promise<void>;
 }
 
+/** What to do once an HTTP/2 answer has been ended (AnswerH2). */
+const answered = new WeakMap<http2.Http2ServerResponse, () => void>();
+
+/**
+ * The HTTP/2 server's answers: NotStoredOnErrorH2, telling `answered` when each is ended. The
+ * compatibility layer hands an answer without a body to nghttp2 in end(), and emits nothing then
+ * ("finish" follows only when the stream closes, and a HEAD stream's own "finish" comes as it opens).
+ */
+class AnswerH2 extends NotStoredOnErrorH2 {
+  override end(...args: unknown[]): this {
+    super.end(...(args as Parameters<NotStoredOnErrorH2["end"]>));
+    answered.get(this)?.();
+    return this;
+  }
+}
+
 const preface = Buffer.from("PRI * HTTP/2.0");
 /** The whole HTTP/2 client connection preface (RFC 9113 3.4), of which `preface` is the start. */
 const wholePreface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -534,17 +550,31 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     if (req.httpVersionMajor === 2) {
       const h2res = res as http2.Http2ServerResponse;
       const stream = h2res.stream;
-      // An answer sent before the request body is read (a body over the limit, a bad frame): ask
-      // the client to stop sending with RST_STREAM(NO_ERROR) once the answer is out (RFC 9113
-      // 8.1). Otherwise the stream stays half-open, its flow-control window full, until the
-      // client gives up: a client waiting to finish its write never sees the stream end.
-      // The compatibility layer always ends a response with trailers (sent from its own
-      // "wantTrailers" listener, which runs before this one), so the reset follows them. A
-      // request that has ended (every call read whole) needs none: no immediate is scheduled.
+      // An answer sent before the request has ended (a body over the limit, a bad frame, an
+      // OPTIONS * or a 204 whose client has not sent END_STREAM): ask the client to stop sending
+      // with RST_STREAM(NO_ERROR) once the answer is out (RFC 9113 8.1). Otherwise the stream
+      // stays half-open, its flow-control window full, and the request counted in flight (a
+      // graceful stop waiting for it), until the client gives up: a client waiting to finish
+      // its write never sees the stream end. A request that has ended (every call read whole)
+      // needs none: no immediate is scheduled.
+      const resetIfUnended = () => {
+        if (!stream.closed && !stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      };
+      // An answer with a body: the compatibility layer always ends it with trailers (sent from
+      // its own "wantTrailers" listener, which runs before this one), so the reset follows them.
       stream.once("wantTrailers", () => {
         if (stream.state.remoteClose) return;
+        setImmediate(resetIfUnended);
+      });
+      // An answer without one (OPTIONS *, a CORS preflight, a HEAD answer, a 204 or 304, an
+      // answer ended with no body) ends the stream with its HEADERS frame: no trailers are asked
+      // for, and nothing tells when it is sent. Once that frame has gone (the stream closed on
+      // this side) the answer is out whole. An answer whose body is still waiting to be sent has
+      // not closed its side, and is left to the listener above.
+      answered.set(h2res, () => {
+        if (stream.state.remoteClose) return;
         setImmediate(() => {
-          if (!stream.closed && !stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+          if (stream.state.localClose === 1) resetIfUnended();
         });
       });
       // The request timeout, per stream: what HTTP/1.1 gets from Node. A stream whose request
@@ -698,7 +728,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes },
       maxHeaderListPairs,
       maxSessionMemory: 20,
-      Http2ServerResponse: NotStoredOnErrorH2,
+      Http2ServerResponse: AnswerH2,
     },
     withinHeaderList(counted),
   );
