@@ -1,11 +1,15 @@
 // TESSERA_WORKERS: that many worker processes on the one port. The process started is worker
 // 1, the leader: it serves like any worker, and it also listens on the port, forks the others
-// (the followers, 2..n) as soon as its configuration is read, so that they start while it
-// does, and hands each connection it accepts to the next worker in turn (itself included)
-// before reading a byte of it, so every worker serves whole connections, round-robin, as
-// Node's cluster module distributes them. There is no separate supervising process: the first
-// healthy answer waits for one worker's start, not a supervisor's and then a worker's, and the
-// process tree has one node process per worker.
+// (the followers, 2..n) once it listens, and hands each connection it accepts to the next
+// worker in turn (itself included) before reading a byte of it, so every worker serves whole
+// connections, round-robin, as Node's cluster module distributes them. There is no separate
+// supervising process: the first healthy answer waits for one worker's start, not a
+// supervisor's and then a worker's, and the process tree has one node process per worker.
+// Forked as soon as the leader's configuration was read, the followers' starts took cores from
+// its own and delayed its first healthy answer; forked once it listens, they start on a store
+// it has made (schema, signing key), and the last of them serves about as soon as it did
+// (README, "Start-up and memory"). A stop asked for before the leader listens (a signal during
+// its start) forks none.
 //
 // The leader generates the development credentials once (every follower accepts the same); on
 // SIGTERM/SIGINT it stops accepting, forwards the signal to every follower, drains its own
@@ -447,8 +451,9 @@ export interface LeaderSharing {
   /** An accepted connection, paused (nothing read yet); true when another worker takes it. */
   handOff(socket: Socket): boolean;
   /**
-   * It listens on `port` now; `serve` serves a connection here after all (one handed to a
-   * follower that did not take it: it died first, or was stopping).
+   * It listens on `port` now (the followers are forked, unless a stop was asked for); `serve`
+   * serves a connection here after all (one handed to a follower that did not take it: it died
+   * first, or was stopping).
    */
   listening(port: number, serve: (socket: Socket) => void): void;
 }
@@ -468,9 +473,10 @@ export interface FollowerSharing {
 export interface Leader {
   sharing: LeaderSharing;
   /**
-   * A signal asked this process to stop (it stops the followers once it has started): a
-   * follower that dies of it meanwhile, still starting (a terminal's Ctrl-C reaches every
-   * process of the group), is not replaced; one that dies during the delay (drainFollowers) is.
+   * A signal asked this process to stop (it stops the followers once it has started): none is
+   * forked if it has not listened yet; a follower that dies of it meanwhile, still starting (a
+   * terminal's Ctrl-C reaches every process of the group), is not replaced; one that dies during
+   * the delay (drainFollowers) is.
    */
   stopRequested(signal: NodeJS.Signals): void;
   /**
@@ -498,7 +504,7 @@ export interface Leader {
   startFailed(): void;
 }
 
-/** Runs the leader's side: forks the followers (2..n) and shares the port with them. */
+/** Runs the leader's side: forks the followers (2..n) once it listens, and shares the port with them. */
 export function lead(config: Config, logger: Logger): Leader {
   role = "leader";
   // The same development credentials for every worker (each would otherwise generate its own).
@@ -507,9 +513,8 @@ export function lead(config: Config, logger: Logger): Leader {
   if (config.generated.adminToken) shared.TESSERA_ADMIN_TOKEN = config.adminToken;
 
   const followers = new Map<number, ChildProcess>();
+  /** The port the leader listens on: set before the first follower is forked (listening). */
   let port: number | undefined;
-  /** Followers that said "ready" before the leader listened. */
-  const waiting: ChildProcess[] = [];
   let stopping = false;
   let stopSignal: NodeJS.Signals | undefined;
   let requested: NodeJS.Signals | undefined;
@@ -625,8 +630,7 @@ export function lead(config: Config, logger: Logger): Leader {
       } else if (m?.type === message.startFailed && typeof m.reason === "string") {
         startFailure = m.reason;
       } else if (m?.type === message.ready) {
-        if (port === undefined) waiting.push(child);
-        else admit(child);
+        admit(child);
       } else if (m) onAsksAndAnswers(m, (a, done) => child.send(a, done));
     });
     // A send to a follower that has just died: its exit is handled below.
@@ -673,7 +677,6 @@ export function lead(config: Config, logger: Logger): Leader {
       restarts.add(restart);
     };
   };
-  for (let id = 2; id <= config.workers; id++) spawn(id);
 
   let turn = 0;
   return {
@@ -712,7 +715,9 @@ export function lead(config: Config, logger: Logger): Leader {
         port = p;
         serveHere = serve;
         newsHandled();
-        for (const child of waiting.splice(0)) admit(child);
+        // The followers start now, not once a stop was asked for: the leader stops as soon as
+        // its start ends (run.ts), and nothing is forked after a stop began.
+        if (requested === undefined && !stopping) for (let id = 2; id <= config.workers; id++) spawn(id);
       },
     },
     stopRequested(signal) {

@@ -172,7 +172,7 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
   else if (ledBy !== undefined) drain(ledBy);
 }
 
-/** The first worker's side of the cluster, once it has forked the others (its start failing ends them). */
+/** The first worker's side of the cluster (its start failing ends the others it forked, still starting). */
 let leading: Leader | undefined;
 
 async function main(): Promise<void> {
@@ -190,7 +190,7 @@ async function main(): Promise<void> {
   const id = workerId(role);
   const logger = createLogger(config.logLevel, undefined, id === undefined ? undefined : { worker: id });
   if (role !== "follower") announce(config, logger);
-  // The followers are forked before this process loads the service, so that they start with it.
+  // The followers are forked once this process listens (cluster.ts), not while it starts.
   const leader = role === "leader" ? lead(config, logger) : undefined;
   leading = leader;
   await serve(config, logger, role, leader);

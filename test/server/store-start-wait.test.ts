@@ -3,11 +3,13 @@
 // that long, logging each failure at warn with its cause, then fails as a start without the wait
 // does (one line, exit 1). A refusal no retry mends (the credentials, the connection string, a TLS
 // certificate the driver refuses, a TLS handshake that fails for a mismatch) fails at once; SIGTERM during the wait stops the start at once, as a stop during a start does (exit 0).
+// Under TESSERA_WORKERS the first worker waits alone: the others are forked once it listens, and
+// none once a stop has begun.
 // Through the compiled service and a private FerretDB started after it.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import type { AddressInfo, Server } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
@@ -68,6 +70,21 @@ async function launch(env: Record<string, string>): Promise<Launched> {
     ended: Promise.all([exited, stderrEnded]).then(([e]) => e),
     startedAt,
   };
+}
+
+/** The processes whose parent is `pid` (Linux: /proc/<pid>/stat, after the command's closing parenthesis). */
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false; // exited meanwhile
+      }
+    })
+    .map(Number);
 }
 
 async function until(condition: () => boolean, what: string, timeoutMs = 20000): Promise<void> {
@@ -389,6 +406,8 @@ describe("start: SIGTERM during TESSERA_STORE_START_WAIT_SECONDS", function () {
       const l = await launch({ MONGODB_URI: nowhere, TESSERA_STORE_START_WAIT_SECONDS: "60", TESSERA_STORE_TIMEOUT_MS: "3000", TESSERA_WORKERS: workers });
       try {
         await until(() => warnings(l).some((w) => w.worker === undefined || w.worker === 1), "a first failed try");
+        // The others are forked once the first listens: none while it waits.
+        assert.deepEqual(childrenOf(l.child.pid!), []);
         // The second try is under way (begun 500 ms after the first failed).
         await new Promise((r) => setTimeout(r, 1000));
         const signalled = performance.now();
@@ -406,6 +425,8 @@ describe("start: SIGTERM during TESSERA_STORE_START_WAIT_SECONDS", function () {
           ],
         );
         assert.deepEqual(l.lines().filter((line) => line.msg === "listening" || line.msg === "worker exited"), []);
+        // Nor once the stop began: no other worker wrote a line.
+        assert.deepEqual(l.lines().filter((line) => !first(line)), []);
       } finally {
         l.child.kill("SIGKILL");
       }

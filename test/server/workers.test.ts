@@ -373,9 +373,9 @@ describe(`server: TESSERA_WORKERS, Ctrl-C while the workers start (${entry})`, f
     let signalled = false;
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
-      // The first worker logs "store", then forks the others and sets its signal handlers at
-      // once: the others are still loading.
-      if (!signalled && out.includes('"msg":"store"')) {
+      // The first worker forks the others as it listens, then logs "listening": the others are
+      // still loading.
+      if (!signalled && out.includes('"msg":"listening"')) {
         signalled = true;
         process.kill(-child.pid!, "SIGINT");
       }
@@ -411,8 +411,8 @@ describe(`server: TESSERA_WORKERS, the first worker killed as it forks the other
     let err = "";
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
-      // Logged as it forks the others: they are still loading.
-      if (out.includes('"msg":"store"')) child.kill("SIGKILL");
+      // Logged once it has forked the others: they are still loading.
+      if (out.includes('"msg":"listening"')) child.kill("SIGKILL");
     });
     // Written by every process of the tree: it ends once the others have exited too.
     const ended = new Promise<void>((resolve) => child.stderr!.on("data", (d: Buffer) => (err += d.toString())).once("end", resolve));
