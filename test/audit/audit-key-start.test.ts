@@ -88,7 +88,7 @@ for (const store of storesUnderTest()) {
     let cluster: ServiceProcess | undefined;
     before(async () => {
       shared = sharedStore(store);
-      cluster = await startService("sources", { TESSERA_WORKERS: "2", ...shared.env }, { listeners: 2 });
+      cluster = await startService("compiled", { TESSERA_WORKERS: "2", ...shared.env }, { listeners: 2 });
     });
     after(async () => {
       await killService(cluster);

@@ -1,5 +1,5 @@
 // Login protection under TESSERA_WORKERS: the windows live in the store, so one client's attempts
-// count the same whichever worker process serves each of them. Two workers, from the sources,
+// count the same whichever worker process serves each of them. Two workers, compiled (`npm start`),
 // behind a trusted proxy (127.0.0.9, the clients' bound address): each login is a new connection,
 // handed round-robin, so consecutive attempts alternate between the workers. With
 // TESSERA_LOGIN_MAX_FAILURES=1 an address is locked after 4 failures (429), whichever worker
@@ -51,7 +51,7 @@ for (const store of storesUnderTest()) {
       dataDir = mkdtempSync(join(tmpdir(), "tessera-login-workers-"));
       database = store === "mongo" ? `tessera_test_${randomBytes(6).toString("hex")}` : undefined;
       cluster = await startService(
-        "sources",
+        "compiled",
         {
           TESSERA_WORKERS: "2",
           TESSERA_DATA_DIR: dataDir,

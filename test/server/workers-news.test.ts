@@ -17,14 +17,15 @@ const connections = 6;
 
 /**
  * A cluster of two workers for the suite that calls it, started with `env` (and `nodeArgs`): a
- * long API-token cache, so only the news can explain a refusal within it.
+ * long API-token cache, so only the news can explain a refusal within it. Compiled (`npm start`),
+ * unless `nodeArgs` preload a module that patches the store's modules as the sources load them.
  */
 function newsCluster(env: Record<string, string> = {}, nodeArgs?: string[]) {
   let dataDir: string;
   let cluster: ServiceProcess | undefined;
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "tessera-news-"));
-    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", ...env }, { listeners: 2, ...(nodeArgs && { nodeArgs }) });
+    cluster = await startService(nodeArgs ? "sources" : "compiled", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_API_TOKEN_CACHE_SECONDS: "60", ...env }, { listeners: 2, ...(nodeArgs && { nodeArgs }) });
   });
   after(async () => {
     await killService(cluster);
