@@ -114,18 +114,17 @@ export interface Listener {
   close(graceMs: number): Promise<void>;
 }
 
-/** What to do once an HTTP/2 answer has been ended (AnswerH2). */
-const answered = new WeakMap<http2.Http2ServerResponse, () => void>();
-
 /**
- * The HTTP/2 server's answers: NotStoredOnErrorH2, telling `answered` when each is ended. The
- * compatibility layer hands an answer without a body to nghttp2 in end(), and emits nothing then
- * ("finish" follows only when the stream closes, and a HEAD stream's own "finish" comes as it opens).
+ * The HTTP/2 server's answers: NotStoredOnErrorH2, calling `onEnded` (set by the listener) once
+ * each is ended. The compatibility layer hands an answer without a body to nghttp2 in end(), and
+ * emits nothing then ("finish" follows only when the stream closes, and a HEAD stream's own
+ * "finish" comes as it opens).
  */
 class AnswerH2 extends NotStoredOnErrorH2 {
+  onEnded: (() => void) | undefined;
   override end(...args: unknown[]): this {
     super.end(...(args as Parameters<NotStoredOnErrorH2["end"]>));
-    answered.get(this)?.();
+    this.onEnded?.();
     return this;
   }
 }
@@ -562,8 +561,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       };
       // An answer with a body: the compatibility layer always ends it with trailers (sent from
       // its own "wantTrailers" listener, which runs before this one), so the reset follows them.
+      // A request read whole (every call's) has ended: told by the request's own state, before
+      // asking nghttp2 for the stream's (a native call and an object each time).
       stream.once("wantTrailers", () => {
-        if (stream.state.remoteClose) return;
+        if (req.readableEnded || stream.state.remoteClose) return;
         setImmediate(resetIfUnended);
       });
       // An answer without one (OPTIONS *, a CORS preflight, a HEAD answer, a 204 or 304, an
@@ -571,12 +572,12 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       // for, and nothing tells when it is sent. Once that frame has gone (the stream closed on
       // this side) the answer is out whole. An answer whose body is still waiting to be sent has
       // not closed its side, and is left to the listener above.
-      answered.set(h2res, () => {
-        if (stream.state.remoteClose) return;
+      (h2res as AnswerH2).onEnded = () => {
+        if (req.readableEnded || stream.state.remoteClose) return;
         setImmediate(() => {
           if (stream.state.localClose === 1) resetIfUnended();
         });
-      });
+      };
       // The request timeout, per stream: what HTTP/1.1 gets from Node. A stream whose request
       // has not fully arrived by then gets 408 (then the reset above), or a reset if its answer
       // has begun (a bidirectional stream).
