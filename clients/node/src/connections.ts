@@ -127,21 +127,22 @@ export function neverSent(e: unknown): boolean {
 
 /**
  * Whether `e` (or one of its causes) is a TCP connection refused: ECONNREFUSED from Node's
- * connect (syscall "connect"; with autoSelectFamily, an AggregateError of connect failures, one
- * an address tried). The kernel reports it only for a connection still being made (Linux
- * tcp_reset: a RST answering the SYN, SYN_SENT; or an ICMP error then); an established one
- * reset is ECONNRESET, and an ICMP error on one that later times out gives ECONNREFUSED from a
- * read or write, not from connect. So nothing of the request went out: node:http2's session
+ * connect (syscall "connect"; with autoSelectFamily, an AggregateError of such, every address
+ * tried refusing: the AggregateError's own code is its first member's alone, and a host one of
+ * whose addresses refused and another was unreachable is not refusing, whichever came first).
+ * The kernel reports it only for a connection still being made (Linux tcp_reset: a RST
+ * answering the SYN, SYN_SENT; or an ICMP error then); an established one reset is ECONNRESET,
+ * and an ICMP error on one that later times out gives ECONNREFUSED from a read or write, not
+ * from connect. So nothing of the request went out: node:http2's session
  * emits "connect", and connect-node opens the request's stream, only once TCP is through; over
  * HTTP/1.1 what the request writes waits in its new socket (net.Socket holds writes until
  * "connect"), which Node's agent gives no other request.
  */
 function connectionRefused(e: unknown): boolean {
+  const refused = (c: unknown) => (c as NodeJS.ErrnoException | undefined)?.code === "ECONNREFUSED" && (c as NodeJS.ErrnoException).syscall === "connect";
   for (const c of causeChain(e)) {
-    const { code, syscall } = c as NodeJS.ErrnoException;
-    if (code !== "ECONNREFUSED") continue;
-    if (syscall === "connect") return true;
-    if (c instanceof AggregateError && c.errors.length > 0 && c.errors.every((a) => (a as NodeJS.ErrnoException | undefined)?.syscall === "connect")) return true;
+    if (refused(c)) return true;
+    if (c instanceof AggregateError && c.errors.length > 0 && c.errors.every(refused)) return true;
   }
   return false;
 }

@@ -228,6 +228,30 @@ describe("@tessera/client: a transport's connections", () => {
       });
     }
 
+    // A host one of whose addresses refused and another could not be reached (a multicast
+    // address, which Linux's TCP connect refuses with ENETUNREACH) is no host refusing, whichever
+    // address Node tried first: its AggregateError's own code is only its first member's.
+    it(`over ${name}: a call whose host has an address refusing and one unreachable, in either order, is not sent again for the refusal (CreateToken): UNAVAILABLE, one attempt`, async () => {
+      const port = await freePort();
+      const outcomes: unknown[] = [];
+      for (const addresses of [["127.0.0.1", "224.0.0.1"], ["224.0.0.1", "127.0.0.1"]]) {
+        let attempts = 0;
+        const counted: Interceptor = (next) => (req) => (attempts++, next(req));
+        const lookup = (_host: string, options: { all?: boolean }, answer: (...args: unknown[]) => void) => {
+          if (options.all === true) answer(null, addresses.map((address) => ({ address, family: 4 })));
+          else answer(null, addresses[0], 4);
+        };
+        const transport = createTesseraTransport({ baseUrl: `http://tessera.test:${port}`, ...variant, nodeOptions: { lookup: lookup as never }, interceptors: [counted] });
+        const err = await rejection(createTesseraClient(ApiTokenService, transport).createToken({ accountId: "a", description: "d" }));
+        outcomes.push([Code[err.code], attempts, memberCodes(err)]);
+        await transport.close();
+      }
+      assert.deepEqual(outcomes, [
+        ["Unavailable", 1, ["ECONNREFUSED", "ENETUNREACH"]],
+        ["Unavailable", 1, ["ENETUNREACH", "ECONNREFUSED"]],
+      ]);
+    });
+
     // A host name not resolved: nothing of the call left, but the resolver, asked again at once,
     // mostly fails again (EAI_AGAIN comes after its own timeouts and retries; ENOTFOUND is for good).
     it(`over ${name}: a call whose host name is not resolved (EAI_AGAIN, ENOTFOUND) fails UNAVAILABLE with the resolver's message, whatever its method, not sent again`, async () => {
@@ -409,6 +433,14 @@ function nodeCode(e: unknown): string | undefined {
   for (let c: unknown = e, n = 0; c instanceof Error && n < 10; c = c.cause, n++) {
     const code = (c as NodeJS.ErrnoException).code;
     if (typeof code === "string") return code;
+  }
+  return undefined;
+}
+
+/** The Node error codes of the members of the first AggregateError in `e`'s chain of causes (Node's failure at every address of a host). */
+function memberCodes(e: unknown): unknown[] | undefined {
+  for (let c: unknown = e, n = 0; c instanceof Error && n < 10; c = c.cause, n++) {
+    if (c instanceof AggregateError) return (c.errors as unknown[]).map((m) => (m as NodeJS.ErrnoException).code);
   }
   return undefined;
 }
