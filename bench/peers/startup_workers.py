@@ -11,8 +11,9 @@ the medians of the first healthy answer and of "every worker serves" (the last "
 
 Defaults: 9 rounds, 2 workers. A dist elsewhere than dist/ is built as for startup_ab.py (`npx tsc
 -p tsconfig.build.json --outDir DIR/dist && node scripts/bundle.mjs DIR/dist`, DIR inside the
-project). Before each round the CPU others use is sampled (1 s); above BENCH_QUIET % (default 15)
-the round waits for a quieter moment, up to a minute, and goes on anyway. Each round's line gives
+project). Before each round the CPU others use is sampled (bench.py's wait_quiet, 2 s); above
+BENCH_QUIET % (default 15) the round waits for a quieter moment, up to a minute, and goes on
+anyway (its top snapshots in a log under TMPDIR). Each round's line gives
 that share and the load average: only ratios between builds of the same rounds are figures.
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, threading, time
@@ -77,17 +78,6 @@ def start_once(dist, extra, workers):
         subprocess.run(["rm", "-rf", d], check=False)
 
 
-def quiet_share():
-    """% of the machine others use (1 s samples), waiting up to a minute for BENCH_QUIET."""
-    limit = float(os.environ.get("BENCH_QUIET", "15"))
-    t0 = time.time()
-    while True:
-        other, _ = B.other_busy([], secs=1.0)
-        if other <= limit or time.time() - t0 > 60:
-            return other
-        time.sleep(2)
-
-
 def main():
     args = sys.argv[1:]
     opts = {"--rounds": 9, "--workers": 2}
@@ -107,12 +97,14 @@ def main():
         B.need(f"{dist}/src/start.cjs", "build it first")
         specs.append((a, dist, dict(kv.split("=", 1) for kv in pairs)))
     os.makedirs(f"{B.ROOT}/data", exist_ok=True)
+    B.RES = tempfile.mkdtemp(prefix="startup-workers-", dir=os.environ.get("TMPDIR", "/tmp"))
+    B.LOG = open(f"{B.RES}/log.txt", "a")  # B.wait_quiet's top snapshots
     got = {i: [] for i in range(len(specs))}
     try:
         for _, dist, extra in specs:  # a first start of each: the file cache warm for all
             start_once(dist, extra, workers)
         for rnd in range(1, rounds + 1):
-            other = quiet_share()
+            other, _ = B.wait_quiet([], f"round {rnd}", max_wait=60)
             n = len(specs)
             for side in [(rnd - 1 + k) % n for k in range(n)]:
                 name, dist, extra = specs[side]

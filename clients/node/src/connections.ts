@@ -87,10 +87,18 @@ function unavailableUnmade(e: unknown): unknown {
 
 /** Whether `e` (or one of its causes) is a socket's failure to bind or connect (see unavailableUnmade). */
 function unmade(e: unknown): boolean {
-  const socketSetUp = (c: unknown) => ["bind", "connect"].includes((c as NodeJS.ErrnoException | undefined)?.syscall ?? "");
+  return failedSo(e, (c) => ["bind", "connect"].includes((c as NodeJS.ErrnoException | undefined)?.syscall ?? ""));
+}
+
+/**
+ * Whether `e` or one of its causes is a failure `so` says it is, or an AggregateError (Node's
+ * autoSelectFamily trying each address of a host) every member of which is: its own code is
+ * its first member's alone.
+ */
+function failedSo(e: unknown, so: (c: unknown) => boolean): boolean {
   for (const c of causeChain(e)) {
-    if (socketSetUp(c)) return true;
-    if (c instanceof AggregateError && c.errors.length > 0 && c.errors.every(socketSetUp)) return true;
+    if (so(c)) return true;
+    if (c instanceof AggregateError && c.errors.length > 0 && c.errors.every(so)) return true;
   }
   return false;
 }
@@ -139,12 +147,7 @@ export function neverSent(e: unknown): boolean {
  * "connect"), which Node's agent gives no other request.
  */
 function connectionRefused(e: unknown): boolean {
-  const refused = (c: unknown) => (c as NodeJS.ErrnoException | undefined)?.code === "ECONNREFUSED" && (c as NodeJS.ErrnoException).syscall === "connect";
-  for (const c of causeChain(e)) {
-    if (refused(c)) return true;
-    if (c instanceof AggregateError && c.errors.length > 0 && c.errors.every(refused)) return true;
-  }
-  return false;
+  return failedSo(e, (c) => (c as NodeJS.ErrnoException | undefined)?.code === "ECONNREFUSED" && (c as NodeJS.ErrnoException).syscall === "connect");
 }
 
 export type NodeConnection =
