@@ -268,6 +268,10 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         }
         const typed = grpcTypeWithParameters.exec(req.headers["content-type"] ?? "");
         if (typed) uReq.header.set("content-type", typed[1]!.toLowerCase());
+        else {
+          const json = utf8JsonType(req.headers["content-type"] ?? "");
+          if (json) uReq.header.set("content-type", json);
+        }
         // The caller's deadline holds while its body arrives too (connect-es starts it only once
         // the message is read): performance.now() at which the body is due, if it has one.
         const due = bodyDue(req, uReq.header);
@@ -518,9 +522,45 @@ function cutShortIsInvalid(c: Compression): Compression {
  * answers 415; grpc-go serves such a type as protobuf (grpcutil.ContentSubtype reads what follows
  * ';' as a codec name, finds none, and falls back to proto) and grpc-js serves any type that
  * starts with "application/grpc". So it is served as its type, the parameters left out.
- * gRPC+JSON keeps connect-es's rule (charset=utf-8 only).
+ * gRPC+JSON takes a UTF-8 charset alone (utf8JsonType).
  */
 const grpcTypeWithParameters = /^(application\/grpc(?:-web)?(?:\+proto)?)[ \t]*;/i;
+
+/** The JSON content types of the RPC protocols: Connect's unary and streaming ones, gRPC's, gRPC-Web's. */
+const rpcJsonTypes = new Set(["application/json", "application/connect+json", "application/grpc+json", "application/grpc-web+json"]);
+
+/**
+ * One parameter of a media type, after the previous one (RFC 9110 8.3.1: `OWS ";" OWS [
+ * parameter ]`, a parameter `token "=" ( token / quoted-string )`), read from `lastIndex` on: its
+ * name in group 1 and value in group 2, both absent for an empty parameter.
+ */
+const mediaTypeParameter = /[ \t]*;[ \t]*(?:([!#$%&'*+.^_`|~0-9A-Za-z-]+)=([!#$%&'*+.^_`|~0-9A-Za-z-]+|"(?:[\t !#-[\]-~]|\\[\t -~])*"))?/y;
+
+/**
+ * The bare type of an RPC JSON content type whose parameters say no more than that it is UTF-8,
+ * in a spelling connect-es's rule (`; charset=utf-8`, one optional space) does not take: RFC 9110
+ * 8.3.1 lets white space surround the ";" and a parameter be empty, and 8.3.2 makes a quoted
+ * value the same as the token (`charset="utf-8"` is `charset=utf-8`). connect-go reads such a
+ * type as its own (mime.ParseMediaType); connect-es answered 415. Undefined for any other type: a
+ * charset other than UTF-8, one given twice, or another parameter keeps its 415.
+ */
+function utf8JsonType(contentType: string): string | undefined {
+  const semicolon = contentType.indexOf(";");
+  if (semicolon < 0) return undefined;
+  const type = contentType.slice(0, semicolon).replace(/[ \t]+$/, "").toLowerCase();
+  if (!rpcJsonTypes.has(type)) return undefined;
+  let charsets = 0;
+  mediaTypeParameter.lastIndex = semicolon;
+  for (;;) {
+    const at = mediaTypeParameter.lastIndex;
+    const p = mediaTypeParameter.exec(contentType);
+    if (!p) return /^[ \t]*$/.test(contentType.slice(at)) && charsets <= 1 ? type : undefined;
+    if (p[1] === undefined) continue;
+    const value = p[2]!.startsWith('"') ? p[2]!.slice(1, -1).replace(/\\(.)/g, "$1") : p[2]!;
+    if (p[1].toLowerCase() !== "charset" || !/^utf-?8$/i.test(value)) return undefined;
+    charsets++;
+  }
+}
 
 /** gRPC-Web's text mode (the grpc-web library's default): base64 of its binary framing, both ways. */
 const grpcWebText = /^application\/grpc-web-text(?:\+proto)?[ \t]*(?:;|$)/i;

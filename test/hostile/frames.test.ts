@@ -78,6 +78,9 @@ const grpcCases: GrpcCase[] = [
   { name: "reflection stream, gRPC+JSON: a lone surrogate escape", path: reflection, headers: { "content-type": "application/grpc+json" }, body: grpcFrame(Buffer.from('"\\ud800"')), expect: { grpc: INVALID_ARGUMENT } },
   // A surrogate pair is one character, and an escaped backslash before "ud800" is no escape.
   { name: "gRPC+JSON: a surrogate pair escape and an escaped backslash (control)", headers: { "content-type": "application/grpc+json" }, body: grpcFrame(Buffer.from('{"x":"\\ud83e\\udd84","y":"\\\\ud800"}')), expect: { grpc: OK } },
+  // RFC 9110 8.3.2: a parameter value may be a quoted string, `charset="utf-8"` being `charset=utf-8`.
+  { name: "gRPC+JSON, charset=\"utf-8\" quoted (RFC 9110 8.3.2)", headers: { "content-type": 'application/grpc+json; charset="utf-8"' }, body: grpcFrame(Buffer.from("{}")), expect: { grpc: OK } },
+  { name: "gRPC+JSON, charset latin1", headers: { "content-type": "application/grpc+json; charset=latin1" }, body: grpcFrame(Buffer.from("{}")), expect: { http: 415 } },
   { name: "content-type application/grpc+xml", headers: { "content-type": "application/grpc+xml" }, body: grpcFrame(new Uint8Array()), expect: { http: 415 } },
   { name: "content-type text/plain on a gRPC path", headers: { "content-type": "text/plain" }, body: grpcFrame(new Uint8Array()), expect: { http: 415 } },
   { name: "gRPC-Web: truncated frame", headers: { "content-type": "application/grpc-web+proto" }, body: Buffer.from([0, 0, 0, 0, 9, 1]), expect: { grpc: INVALID_ARGUMENT } },
@@ -117,6 +120,14 @@ const connectCases: ConnectCase[] = [
   { name: "unary JSON, a lone surrogate escape", headers: json, body: '{"x":"\\ud800"}', status: 400, code: "invalid_argument" },
   { name: "unary JSON, a surrogate pair escape (control)", headers: json, body: '{"x":"\\ud83e\\udd84"}', status: 200 },
   { name: "Connect streaming (reflection): a lone surrogate escape", path: reflection, headers: { "content-type": "application/connect+json" }, body: Buffer.concat([Buffer.from([0, 0, 0, 0, 8]), Buffer.from('"\\ud800"')]), status: 200, code: "invalid_argument" },
+  // RFC 9110 8.3.1 and 8.3.2: white space around ";", empty parameters and a quoted value spell
+  // the same media type; connect-go reads them so (mime.ParseMediaType), connect-es answered 415.
+  { name: "unary JSON, charset=\"utf-8\" quoted (RFC 9110 8.3.2)", headers: { ...json, "content-type": 'application/json; charset="utf-8"' }, body: "{}", status: 200 },
+  { name: "unary JSON, white space before \";\", an empty parameter, charset=UTF-8", headers: { "content-type": "application/json ; ; charset=UTF-8" }, body: "{}", status: 200 },
+  { name: "Connect streaming (reflection): application/connect+json; charset=\"utf-8\"", path: reflection, headers: { "content-type": 'application/connect+json; charset="utf-8"' }, body: Buffer.concat([Buffer.from([2, 0, 0, 0, 2]), Buffer.from("{}")]), status: 200, code: "ok" },
+  { name: "unary JSON, charset latin1", headers: { "content-type": "application/json; charset=latin1" }, body: "{}", status: 415 },
+  { name: "unary JSON, charset given twice", headers: { "content-type": "application/json; charset=utf-8; charset=utf-8" }, body: "{}", status: 415 },
+  { name: "unary JSON, another parameter", headers: { "content-type": "application/json; charset=utf-8; v=1" }, body: "{}", status: 415 },
   { name: "unary, content-type application/xml", headers: { "content-type": "application/xml" }, body: "<a/>", status: 415 },
   { name: "unary, no content-type", headers: {}, body: "{}", status: 415 },
   // GetToken mints a token, so it is not declared free of side effects: no GET in Connect.
