@@ -489,6 +489,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   const idOf = (req: Parameters<RequestHandler>[0]): RequestIdHeader =>
     o.requestIds === undefined ? {} : { [requestIdHeader]: requestIdOf(req.headers[requestIdHeader], o.requestIds.holdsSecret) };
   const unmet: RequestHandler = (req, res) => expectationFailed(req, res, idOf(req), o.hidden ?? credentialShaped);
+  const tunnelRefused: RequestHandler = (req, res) => noTunnel(req, res, o.allow ?? servedMethods, idOf(req));
 
   // Each HTTP/1.1 connection: the requests it has in flight (their answers go out in order, a
   // pipelined one waiting behind those before it), and how far its output has got.
@@ -652,20 +653,36 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   h1.emit("listening");
   // HTTP/1.1 CONNECT: the socket is handed over, off the parser; answered here, then closed.
   // What the client sends meanwhile is read and dropped (unread data would make the close a
-  // reset, which may lose the answer), for a headers timeout at most.
+  // reset, which may lose the answer), for a headers timeout at most. Node hands the socket over
+  // as soon as the CONNECT is parsed, while the requests pipelined before it may still be
+  // answered: the 405 then waits its turn, as a pipelined request does (never answered if one of
+  // those answers closes the connection). The answer under way holds the socket until it has
+  // gone: assigning it the 405 threw, uncaught.
   h1.on("connect", (req: http.IncomingMessage, socket: Socket) => {
-    const res = new NotStoredOnError(req);
-    res.shouldKeepAlive = false;
-    res.assignSocket(socket);
-    res.once("finish", () => {
-      res.detachSocket(socket);
-      socket.end();
-      socket.resume();
-      const linger = setTimeout(() => socket.destroy(), o.headersTimeoutMs);
-      linger.unref();
-      socket.once("close", () => clearTimeout(linger));
+    const answer = () => {
+      const res = new NotStoredOnError(req);
+      res.shouldKeepAlive = false;
+      res.assignSocket(socket);
+      res.once("finish", () => {
+        res.detachSocket(socket);
+        socket.end();
+        socket.resume();
+        const linger = setTimeout(() => socket.destroy(), o.headersTimeoutMs);
+        linger.unref();
+        socket.once("close", () => clearTimeout(linger));
+      });
+      tunnelRefused(req, res);
+      return true;
+    };
+    const c = h1Connections.get(socket);
+    if (c === undefined || c.answers.size === 0) return void answer();
+    // Node no longer tells the answer that holds the socket when the socket drains (it has let go
+    // of the socket): told here, or an answer larger than the socket's buffer would wait for ever.
+    socket.on("drain", () => {
+      const current = (socket as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+      if (current?.writableNeedDrain) current.emit("drain");
     });
-    noTunnel(req, res, o.allow ?? servedMethods, idOf(req));
+    c.queued.push(answer);
   });
   h1.on("connection", (socket: Socket) => {
     const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0, queued: [] };
