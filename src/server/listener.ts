@@ -495,7 +495,8 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // pipelined one waiting behind those before it), and how far its output has got.
   const h1Connections = new Map<Socket, H1Connection>();
 
-  // `serve`: the request listener, or the answer to an expectation not met (expectationFailed).
+  // `serve`: the request listener, or the answer to an expectation not met (expectationFailed) or
+  // to an HTTP/2 CONNECT (noTunnel).
   const counted = (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], serve: RequestHandler = handler): void => {
     // The connection's socket, kept: Node lets go of `req.socket` (null) once the answer has gone.
     const socket = req.socket as Socket;
@@ -750,7 +751,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     },
     withinHeaderList(counted),
   );
-  h2.on("connect", withinHeaderList((req, res) => noTunnel(req, res, o.allow ?? servedMethods, idOf(req))));
+  // CONNECT comes to the "connect" listener, not the request listener: its 405 is counted in flight
+  // all the same (a graceful stop waits for it to go out), and is timed and reset once it is out
+  // as any answer to a request not ended (a CONNECT request never ends: its stream is the tunnel).
+  h2.on("connect", withinHeaderList((req, res) => counted(req, res, tunnelRefused)));
   h2.on("checkContinue", withinHeaderList(checkContinue));
   // Node's HTTP/2 server takes only "100-continue" spelled so for the expectation it meets (its
   // HTTP/1.1 server, any case): another spelling of it is met the same.

@@ -3,10 +3,12 @@
 // the server resets the stream with RST_STREAM(NO_ERROR) so that the client stops sending (RFC
 // 9113 8.1), as it does after an answer with a body: the request is no longer in flight (a
 // graceful stop would wait for it) once the answer is out, whatever the client does next.
+// A CONNECT, answered 405 by the listener, is in flight as any other request.
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { pollUntil } from "../support/poll.js";
+import { errorInfoJson } from "../support/error-details.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 
 const app = "https://app.example";
@@ -133,6 +135,48 @@ for (const transport of ["h2c", "TLS (ALPN h2)"] as const) {
       const a = await unendedRequest(session, { ":method": "PATCH", ":path": "/jwt/version" });
       assert.equal(a.headers[":status"], 405);
       await resetAndNotInFlight(a);
+    });
+  });
+}
+
+// CONNECT (RFC 9110 9.3.6) is answered 405 by the listener itself (Node hands it to the "connect"
+// listener, not to the request listener). That answer is a request in flight as any other: a
+// graceful stop waits for it to go out whole. Here the client has given its streams a window of 0
+// (SETTINGS_INITIAL_WINDOW_SIZE), so the 405's headers come but its body cannot, as the stop
+// begins; the window opens 300 ms later, well within the grace period (2 s).
+for (const transport of ["h2c", "TLS (ALPN h2)"] as const) {
+  describe(`server: HTTP/2 (${transport}) CONNECT during a graceful stop`, () => {
+    it("the 405 is counted in flight, and a graceful stop waits for it to go out whole", async () => {
+      const cert = transport === "h2c" ? undefined : makeTestCertificate();
+      const server = await startTestServer({ env: { ...cert?.env } });
+      const session = http2.connect(server.url, { settings: { initialWindowSize: 0 }, ...(cert && { ca: cert.ca }) });
+      session.on("error", () => {});
+      try {
+        const stream = session.request({ ":method": "CONNECT", ":authority": "localhost:443" });
+        let body = "";
+        stream.setEncoding("utf8");
+        stream.on("data", (c: string) => (body += c));
+        const closed = new Promise<void>((resolve) => stream.on("close", resolve));
+        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+          stream.once("response", resolve);
+          stream.once("error", reject);
+        });
+        const inFlight = server.tessera.server.listener.inFlight();
+        const stopped = server.close();
+        setTimeout(() => session.destroyed || session.settings({ initialWindowSize: 65535 }), 300);
+        await closed;
+        await stopped;
+        assert.equal(headers[":status"], 405);
+        assert.equal(headers.allow, "GET, HEAD, POST, PUT, PATCH, DELETE");
+        // The body, or what came of it (an answer cut short is no JSON).
+        const got: unknown = /^\{.*\}$/s.test(body) ? JSON.parse(body) : `${body.length} bytes: ${JSON.stringify(body)}`;
+        assert.deepEqual(got, { code: "unimplemented", message: "CONNECT is not allowed: this server opens no tunnels", details: [errorInfoJson("METHOD_NOT_ALLOWED")] });
+        assert.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR, "the stream's close");
+        assert.equal(inFlight, 1, "requests in flight as the stop began");
+      } finally {
+        session.destroy();
+        cert?.remove();
+      }
     });
   });
 }
