@@ -27,7 +27,13 @@
 //   stream counts when it closes other than whole: reset (by either side, with any code but
 //   NO_ERROR), closed before its answer was ended (Node's `aborted`), or before any answer at
 //   all (a HEAD stream: Node ends its writable side as it opens, so it is never `aborted`).
-//   Streams reset here (resetStream: a stall, a header list too large) do not count.
+//   Streams reset here (resetStream: a stall, a header list too large) do not count. Nor does a
+//   client's reset once its answer has come whole, as RFC 9113 8.1 lets a client still sending
+//   a request the answer made moot (a 413 to an upload) reset it: the server has closed such a
+//   stream itself by then, RST_STREAM(NO_ERROR), in the turn of the event loop that submits the
+//   answer's END_STREAM (listener.ts, resetIfUnended; Node does too for a request never read),
+//   before any later frame of the client's is read, and its rstCode is NO_ERROR. A reset read
+//   before that, the answer not yet whole, counts.
 // - PING and SETTINGS floods from a client that does read the ACKs: each costs the server a
 //   frame to write, without end. A client needs a few (keepalive, one SETTINGS per change):
 //   past 100 at once, refilled at 10 per second, the session is shed.

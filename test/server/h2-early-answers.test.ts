@@ -3,13 +3,15 @@
 // the server resets the stream with RST_STREAM(NO_ERROR) so that the client stops sending (RFC
 // 9113 8.1), as it does after an answer with a body: the request is no longer in flight (a
 // graceful stop would wait for it) once the answer is out, whatever the client does next.
-// A CONNECT, answered 405 by the listener, is in flight as any other request.
+// A client that resets such a stream itself once its answer has come whole (RST_STREAM(CANCEL))
+// is not taken for a rapid reset. A CONNECT, answered 405 by the listener, is in flight as any
+// other request.
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { pollUntil } from "../support/poll.js";
 import { errorInfoJson } from "../support/error-details.js";
-import { startTestServer, type TestServer } from "../support/server.js";
+import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 
 const app = "https://app.example";
 const allow = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -44,6 +46,28 @@ function unendedRequest(session: http2.ClientHttp2Session, headers: http2.Outgoi
     stream.on("data", (c: string) => (body += c));
     stream.on("close", () => done(stream.rstCode));
     stream.on("error", reject);
+  });
+}
+
+/**
+ * Sends `headers` on a new stream without END_STREAM, then the start of a body (a client still
+ * uploading), reads the answer, and once it has come whole (END_STREAM) resets the stream with
+ * RST_STREAM(CANCEL) unless the server has closed it already.
+ */
+function cancelledOnceAnswered(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders): Promise<{ headers: http2.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: false });
+    let answer: http2.IncomingHttpHeaders | undefined;
+    let body = "";
+    stream.on("response", (h) => (answer = h));
+    stream.setEncoding("utf8");
+    stream.on("data", (c: string) => (body += c));
+    stream.on("end", () => {
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    stream.on("close", () => (answer === undefined ? reject(new Error(`the stream closed (${stream.rstCode}) with no answer`)) : resolve({ headers: answer, body })));
+    stream.on("error", reject);
+    stream.write(Buffer.alloc(1024));
   });
 }
 
@@ -128,6 +152,39 @@ for (const transport of ["h2c", "TLS (ALPN h2)"] as const) {
       assert.equal(session.closed || session.destroyed, false, "the connection was closed");
       const shed = server.logs.slice(from).filter((l) => (JSON.parse(l) as { msg: string }).msg === "http2 connection shed");
       assert.deepEqual(shed, []);
+      await pollUntil("no request in flight", () => server.tessera.server.listener.inFlight() === 0, { limitMs: 5000, intervalMs: 20 });
+    });
+
+    // A client still sending a request whose complete answer has come (END_STREAM) stops sending
+    // and resets the stream, RST_STREAM(CANCEL), as RFC 9113 8.1 lets it. The server has closed its
+    // side whole by then: such a reset does not count as a stream cut short (h2-guard.ts,
+    // endedWhole). 1000 on one connection, five times the rapid-reset budget's burst, half with
+    // a body and trailers (POST, 413 with the JSON error), half ending with the HEADERS frame
+    // (HEAD /jwt/version, 413): none counts, and the connection serves the next call.
+    it("1000 uploads announcing a body over the limit, each answered 413 whole and then cancelled by its client: none counts against the rapid-reset budget", async () => {
+      const from = server.logs.length;
+      const tooLarge = { code: "resource_exhausted", message: "request body is larger than 65536 bytes", details: [errorInfoJson("REQUEST_TOO_LARGE")] };
+      for (let batch = 0; batch < 20; batch++) {
+        const answers = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            cancelledOnceAnswered(
+              session,
+              i % 2 === 0
+                ? { ":method": "POST", ":path": "/user", "content-type": "application/json", "content-length": "99999999", "x-koms-clientid": testClientId }
+                : { ":method": "HEAD", ":path": "/jwt/version", "content-length": "99999999" },
+            ),
+          ),
+        );
+        answers.forEach((a, i) => {
+          assert.equal(a.headers[":status"], 413, `batch ${batch}, stream ${i}: ${a.body}`);
+          if (i % 2 === 0) assert.deepEqual(JSON.parse(a.body), tooLarge);
+          else assert.equal(a.body, "");
+        });
+      }
+      const shed = server.logs.slice(from).filter((l) => (JSON.parse(l) as { msg: string }).msg === "http2 connection shed");
+      assert.deepEqual(shed, []);
+      const next = await unendedRequest(session, { ":method": "OPTIONS", ":path": "*" });
+      assert.equal(next.headers[":status"], 204);
       await pollUntil("no request in flight", () => server.tessera.server.listener.inFlight() === 0, { limitMs: 5000, intervalMs: 20 });
     });
 
