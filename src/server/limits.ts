@@ -45,3 +45,25 @@ export function processOpenFileLimit(): number | undefined {
 export function defaultMaxConnections(openFiles: number | undefined): number {
   return Math.max(1, Math.min(defaultMaxConnectionsCeiling, Math.floor((openFiles ?? 1024) / 4)));
 }
+
+/**
+ * An HTTP/1.1 request answered before its body was read (a 413 for a Content-Length over the
+ * body limit, a refusal before the body is looked at): at most this much of that body still due
+ * is read and dropped after the answer, so that the connection serves the next request, as Go's
+ * net/http does (its maxPostHandlerReadBytes, 256 KiB: a few milliseconds of reading). Beyond
+ * that, or of unknown length (chunked, not all arrived), the answer carries Connection: close
+ * and the connection closes after it (unreadBodyLinger): unbounded, the server read the whole
+ * of what the request announced (a gigabyte) for nothing, within the request timeout only.
+ */
+export const unreadBodyDrainBytes = 256 * 1024;
+
+/**
+ * Closing such a connection (a lingering close, as nginx's lingering_close): its side is shut
+ * after the answer, then what the client still sends is read and dropped, never parsed, until
+ * the client closes its side, at most `bytes` of it, for at most `ms` (after `bytes`, it is no
+ * longer read: the kernel's buffers take what follows), then the socket is destroyed. Closed at
+ * once with bytes unread, the connection would be reset, and a reset may reach the client before
+ * the answer it was sent after, which it then never reads (RFC 9112 9.6). Half a second is Go's
+ * delay for the same reset; a second leaves the answer time to cross a slow path.
+ */
+export const unreadBodyLinger = { bytes: 256 * 1024, ms: 1000 } as const;

@@ -10,7 +10,9 @@
 //   not arrived in time answered 408 with the JSON error (answerClientError), and a connection
 //   whose answer has been waiting to be sent, none of it taken by the client, for the idle
 //   timeout is closed (a client that does not read); pipelined requests are served one at a
-//   time, so a connection holds one answer at once;
+//   time, so a connection holds one answer at once; an answer sent before its request's body was
+//   read keeps the connection only when at most unreadBodyDrainBytes of that body are still due
+//   (else Connection: close, then lingeringClose);
 // - HTTP/2, per stream: the request (headers and body) must have arrived within the request
 //   timeout, else 408 (or RST_STREAM(CANCEL) once the answer has begun); per session: see
 //   h2-guard.ts (idle sessions, stalled streams, floods and rapid resets).
@@ -27,6 +29,7 @@ import { NotStoredOnError, NotStoredOnErrorH2, notStored } from "./cache-control
 import { errorBody, sendErrorBody, type ServerReason } from "./error-details.js";
 import { guardSession, resetStream } from "./h2-guard.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
+import { unreadBodyDrainBytes, unreadBodyLinger } from "./limits.js";
 import { markArrivalTimedOut } from "../request-arrival.js";
 import { quotedRequestText } from "../core/text.js";
 import { credentialShaped } from "../credential-shapes.js";
@@ -127,6 +130,62 @@ class AnswerH2 extends NotStoredOnErrorH2 {
     this.onEnded?.();
     return this;
   }
+}
+
+/**
+ * The HTTP/1.1 server's answers: NotStoredOnError, asking `closes` (set by the listener) as the
+ * head is written whether the answer must close its connection (a request body left unread:
+ * unreadBeyondDrain); if so Connection: close is added after the headers given (Node then writes
+ * no Connection: keep-alive nor Keep-Alive of its own).
+ */
+class AnswerH1 extends NotStoredOnError {
+  closes: (() => boolean) | undefined;
+  override writeHead(status: number, ...args: unknown[]): this {
+    const headArgs = this.closes?.() ? withConnectionClose(args) : args;
+    return super.writeHead.apply(this, [status, ...headArgs] as Parameters<NotStoredOnError["writeHead"]>);
+  }
+}
+
+/** writeHead's arguments after the status ([reason phrase,] headers), with Connection: close last among the headers. */
+function withConnectionClose(args: unknown[]): unknown[] {
+  const phrase = typeof args[0] === "string" ? [args[0]] : [];
+  const given = args[phrase.length] as http.OutgoingHttpHeaders | http.OutgoingHttpHeader[] | undefined;
+  if (given === undefined) return [...phrase, { connection: "close" }];
+  if (Array.isArray(given)) return [...phrase, [...given, "connection", "close"]];
+  return [...phrase, { ...given, connection: "close" }];
+}
+
+/**
+ * Whether more of an HTTP/1.1 request's body may still be due than its connection drains after
+ * an answer written before that body was read (unreadBodyDrainBytes): not all of it has arrived,
+ * and its Content-Length is over that, or its length is unknown (chunked).
+ */
+function unreadBeyondDrain(req: http.IncomingMessage): boolean {
+  if (req.complete) return false;
+  if (req.headers["transfer-encoding"] !== undefined) return true;
+  return Number(req.headers["content-length"] ?? 0) > unreadBodyDrainBytes;
+}
+
+/**
+ * An HTTP/1.1 connection whose last answer has gone while its request's body was still due:
+ * closed as unreadBodyLinger says. Its parser is fed no more (`parserFeed`, Node's "data"
+ * listener: a listener of our own, added first, also takes the socket's reads off the parser
+ * where Node had it read the handle itself): the bytes are counted and dropped, never parsed.
+ * The client's own close ends it at once (Node's parser, told the connection ended mid-body,
+ * reports it to answerClientError, which destroys the socket: the request was answered).
+ */
+function lingeringClose(socket: Socket, parserFeed: Array<(...args: unknown[]) => void>): void {
+  let dropped = 0;
+  socket.on("data", (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped >= unreadBodyLinger.bytes) socket.pause();
+  });
+  for (const feed of parserFeed) socket.removeListener("data", feed);
+  socket.end();
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), unreadBodyLinger.ms);
+  timer.unref();
+  socket.once("close", () => clearTimeout(timer));
 }
 
 const preface = Buffer.from("PRI * HTTP/2.0");
@@ -547,7 +606,10 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     };
     res.once("close", finish);
     res.once("finish", finish);
-    h1c?.answers.add(res as http.ServerResponse);
+    if (h1c) {
+      h1c.answers.add(res as http.ServerResponse);
+      (res as AnswerH1).closes = () => unreadBeyondDrain(req as http.IncomingMessage);
+    }
     if (req.httpVersionMajor === 2) {
       const h2res = res as http2.Http2ServerResponse;
       const stream = h2res.stream;
@@ -626,7 +688,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // Every answer is made by a class that marks an error answer no-store (cache-control.ts).
   const h1 = http.createServer(
     {
-      ServerResponse: NotStoredOnError,
+      ServerResponse: AnswerH1,
       requestTimeout: o.requestTimeoutMs,
       headersTimeout: o.headersTimeoutMs,
       keepAliveTimeout: o.idleTimeoutMs,
@@ -688,6 +750,18 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   h1.on("connection", (socket: Socket) => {
     const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0, queued: [] };
     h1Connections.set(socket, c);
+    // Node closes a connection after an answer that closes it with destroySoon (its FIN, then the
+    // socket destroyed): with the request's body still arriving, that would be a reset, and the
+    // rest of the body would be parsed meanwhile. Such a connection lingers (lingeringClose).
+    // Node's own "data" listener, the one the socket has as Node hands it over, feeds its parser.
+    const parserFeed = socket.listeners("data") as Array<(...args: unknown[]) => void>;
+    const closable = socket as Socket & { destroySoon(): void; parser?: { incoming?: http.IncomingMessage | null } | null };
+    const destroySoon = closable.destroySoon;
+    closable.destroySoon = () => {
+      const incoming = closable.parser?.incoming;
+      if (incoming != null && !incoming.complete) lingeringClose(socket, parserFeed);
+      else destroySoon.call(socket);
+    };
     socket.once("close", () => {
       h1Connections.delete(socket);
       // Node 20 closes the answer being sent when its connection goes, but not those queued

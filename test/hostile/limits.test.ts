@@ -7,15 +7,17 @@
  * 100 pipelined requests in flight (a client that pipelines more loses its connection).
  */
 import { strict as assert } from "node:assert";
+import diagnosticsChannel from "node:diagnostics_channel";
 import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { connectClient, GrpcJsClient } from "../support/clients.js";
-import { decodedBody, tesseraDetails } from "../support/error-details.js";
-import { dribble, slowClient } from "../support/net.js";
+import { decodedBody, errorInfoJson, tesseraDetails } from "../support/error-details.js";
+import { dribble, makeTestCertificate, slowClient, type TestCertificate } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { itSideBySide } from "../support/side-by-side.js";
 import { grpcFrame, grpcStatus, h2request, healthy, raw } from "./support.js";
@@ -102,6 +104,171 @@ describe("limits", function () {
       }
       await healthy(server.url);
     });
+  });
+
+  describe("HTTP/1.1 bodies refused unread (TESSERA_BODY_LIMIT_BYTES=2048), plain and TLS", () => {
+    // An answer sent before its request's body was read (a 413) keeps the connection only when
+    // at most 256 KiB of that body is still due, drained then; otherwise it carries Connection:
+    // close, and the connection is half-closed after it, at most 256 KiB more read and dropped
+    // (never parsed) within a second, then closed. Before, the server read a Content-Length of
+    // 1 GB whole, bounded only by the request timeout.
+    const limit = 2048;
+    const tooLarge = { code: "resource_exhausted", message: `request body is larger than ${limit} bytes`, details: [errorInfoJson("REQUEST_TOO_LARGE")] };
+    const head = (framing: string) => `POST /user HTTP/1.1\r\nhost: localhost\r\nx-koms-clientid: ${testClientId}\r\ncontent-type: application/json\r\n${framing}\r\n`;
+    // What the server may read after the answer (256 KiB), and slack for what it had read of the
+    // body when the answer was written and for a read's size (64 KiB at a time).
+    const boundBytes = 256 * 1024 + 1024 * 1024;
+    let cert: TestCertificate;
+    const servers: Record<"plain" | "TLS", TestServer> = {} as never;
+    // The server's side of each TCP connection, by the client's port: what it read.
+    const accepted = new Map<number, net.Socket>();
+    const onAccept = (message: unknown) => {
+      const socket = (message as { socket: net.Socket }).socket;
+      if (socket.remotePort !== undefined) accepted.set(socket.remotePort, socket);
+    };
+    before(async () => {
+      cert = makeTestCertificate();
+      diagnosticsChannel.subscribe("net.server.socket", onAccept);
+      servers.plain = await startTestServer({ env: { TESSERA_BODY_LIMIT_BYTES: String(limit) } });
+      servers.TLS = await startTestServer({ env: { TESSERA_BODY_LIMIT_BYTES: String(limit), ...cert.env } });
+    });
+    after(async () => {
+      diagnosticsChannel.unsubscribe("net.server.socket", onAccept);
+      await servers.plain?.close();
+      await servers.TLS?.close();
+      cert?.remove();
+    });
+
+    /** A new connection to the server of `kind` (TLS: ALPN http/1.1). */
+    const connect = (kind: "plain" | "TLS"): net.Socket => {
+      const port = servers[kind].port;
+      return kind === "TLS" ? tls.connect({ port, host: "127.0.0.1", ca: cert.ca, servername: "localhost", ALPNProtocols: ["http/1.1"] }) : net.connect(port, "127.0.0.1");
+    };
+
+    interface Blasted {
+      /** What the server wrote, latin1. */
+      received: string;
+      /** Bytes of body the client managed to hand to its kernel before the close. */
+      written: number;
+      /** Bytes the server read on the connection (TLS: its records). */
+      serverRead: number;
+      /** From the first byte of the answer to the connection's close, in ms. */
+      closedAfterMs: number;
+    }
+
+    /**
+     * Writes `text`, then body bytes as fast as the connection takes them (at most `cap`, or
+     * `chunk` framed as a chunk each when chunked), until the server closes the connection.
+     */
+    const blast = (kind: "plain" | "TLS", text: string, o: { chunked?: boolean; cap: number }): Promise<Blasted> =>
+      new Promise((resolve, reject) => {
+        const socket = connect(kind);
+        const piece = Buffer.alloc(64 * 1024, 0x20);
+        const framed = o.chunked ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from("\r\n")]) : piece;
+        let received = "";
+        let written = 0;
+        let firstAnswerAt: number | undefined;
+        let stopped = false;
+        const giveUp = setTimeout(() => socket.destroy(new Error(`the connection was still open 15 s later; the client had written ${written} bytes`)), 15_000);
+        let queued = 0;
+        const pump = () => {
+          while (!stopped && queued < o.cap) {
+            const next = framed.subarray(0, Math.min(framed.length, o.cap - queued));
+            queued += next.length;
+            if (!socket.write(next, () => (written += next.length))) return void socket.once("drain", pump);
+          }
+        };
+        let localPort: number | undefined;
+        socket.once(kind === "TLS" ? "secureConnect" : "connect", () => {
+          localPort = socket.localPort;
+          socket.write(Buffer.from(text, "latin1"));
+          pump();
+        });
+        socket.on("data", (d: Buffer) => {
+          firstAnswerAt ??= Date.now();
+          received += d.toString("latin1");
+        });
+        socket.on("error", () => {}); // the close below tells
+        socket.once("close", () => {
+          stopped = true;
+          clearTimeout(giveUp);
+          const server = localPort === undefined ? undefined : accepted.get(localPort);
+          if (firstAnswerAt === undefined || server === undefined) return reject(new Error(`no answer before the close (client wrote ${written} bytes, ${server === undefined ? "its server side unseen" : "nothing read"})`));
+          resolve({ received, written, serverRead: server.bytesRead, closedAfterMs: Date.now() - firstAnswerAt });
+        });
+      });
+
+    /** The first answer in `received`: status line, header block, body (Content-Length framed). */
+    const firstAnswer = (received: string) => {
+      const end = received.indexOf("\r\n\r\n");
+      const block = received.slice(0, end + 4);
+      const length = Number(/\r\ncontent-length: (\d+)\r\n/i.exec(block)?.[1]);
+      return { block, body: received.slice(end + 4, end + 4 + length), rest: received.slice(end + 4 + length) };
+    };
+
+    for (const kind of ["plain", "TLS"] as const) {
+      for (const [what, framing, chunked] of [
+        ["Content-Length 1000000000", "content-length: 1000000000\r\n", false],
+        ["a chunked body growing past the limit", "transfer-encoding: chunked\r\n", true],
+      ] as const) {
+        it(`${kind}: ${what}, the body sent as fast as it goes: 413 with Connection: close, then the connection closes, at most ~256 KiB more read`, async () => {
+          const r = await blast(kind, head(framing), { chunked, cap: 1_000_000_000 });
+          const a = firstAnswer(r.received);
+          assert.match(a.block, /^HTTP\/1\.1 413 Payload Too Large\r\n/, a.block);
+          assert.deepEqual(JSON.parse(a.body), tooLarge);
+          assert.equal(a.rest, "");
+          assert.ok(r.serverRead <= boundBytes, `the server read ${r.serverRead} bytes of the connection (at most ${boundBytes} expected); the client wrote ${r.written}`);
+          assert.ok(r.closedAfterMs < 3000, `closed ${r.closedAfterMs} ms after the answer`);
+          assert.match(a.block, /\r\nconnection: close\r\n/i, a.block);
+          assert.doesNotMatch(a.block, /\r\nkeep-alive:/i, a.block);
+          if (kind === "plain") await healthy(servers.plain.url);
+        });
+      }
+
+      it(`${kind}: a Content-Length over the limit by at most 256 KiB: 413, its body drained, and the connection serves the next request`, async () => {
+        const socket = connect(kind);
+        let received = "";
+        let closed = false;
+        const waiting: Array<() => void> = [];
+        socket.on("data", (d: Buffer) => {
+          received += d.toString("latin1");
+          for (const w of waiting.splice(0)) w();
+        });
+        socket.on("close", () => {
+          closed = true;
+          for (const w of waiting.splice(0)) w();
+        });
+        socket.on("error", () => {});
+        const answers = (n: number) =>
+          new Promise<void>((resolve, reject) => {
+            const check = () => {
+              if ((received.match(/\r\n\r\n\{/g) ?? []).length >= n) return resolve();
+              if (closed) return reject(new Error(`the connection closed; the server wrote ${JSON.stringify(received)}`));
+              waiting.push(check);
+            };
+            check();
+          });
+        try {
+          await new Promise((resolve) => socket.once(kind === "TLS" ? "secureConnect" : "connect", resolve));
+          const size = 256 * 1024;
+          socket.write(head(`content-length: ${size}\r\n`));
+          // Its body in pieces, the first after the answer has come.
+          await answers(1);
+          const a = firstAnswer(received);
+          assert.match(a.block, /^HTTP\/1\.1 413 Payload Too Large\r\n/, a.block);
+          assert.match(a.block, /\r\nconnection: keep-alive\r\n/i, a.block);
+          assert.deepEqual(JSON.parse(a.body), tooLarge);
+          for (let sent = 0; sent < size; sent += 16 * 1024) socket.write(Buffer.alloc(16 * 1024, 0x20));
+          socket.write("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n");
+          await answers(2);
+          const next = firstAnswer(firstAnswer(received).rest);
+          assert.match(next.block, /^HTTP\/1\.1 200 OK\r\n/, next.block);
+          assert.deepEqual(JSON.parse(next.body), { status: "SERVING" });
+        } finally {
+          socket.destroy();
+        }
+      });
+    }
   });
 
   describe("headers, query parameters, slow and idle clients (timeouts 1 s)", () => {
