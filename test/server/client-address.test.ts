@@ -15,7 +15,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { SessionService } from "../../gen/tessera/session/v1/session_pb.js";
 import fc from "fast-check";
 import { formatIPv6 } from "../../src/core/ip-prefix.js";
-import { counted, createClientAddressResolver } from "../../src/server/client-address.js";
+import { counted, createClientAddressResolver, nat64Prefix, nat64WellKnown } from "../../src/server/client-address.js";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { clientIdHeader, otherPassword, uniqueEmail } from "../support/users.js";
@@ -162,6 +162,10 @@ describe("client address", function () {
 });
 
 describe("client address resolution", () => {
+  it("the NAT64 well-known prefix, written out, is 64:ff9b::/96 as parsed", () => {
+    assert.deepEqual(nat64WellKnown, nat64Prefix("64:ff9b::/96"));
+  });
+
   const resolve = createClientAddressResolver(["10.0.0.0/8", "2001:db8:ffff::/48", "192.0.2.1"]);
   const cases: Array<[string, string | undefined, Record<string, string>, string]> = [
     ["untrusted peer: itself, the header ignored", "203.0.113.9", { "x-forwarded-for": "198.51.100.1" }, "203.0.113.9"],
