@@ -12,7 +12,7 @@
 // read for the bundle it was made from: V8 itself checks only the source's length, the V8
 // version and the flags. A cache V8 refuses (another Node version, other V8 flags) is ignored:
 // the bundle compiles as it would without one.
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { Script } from "node:vm";
@@ -47,15 +47,19 @@ export class NotABundleError extends Error {
  * the code cache's file, named by the bundle's build id.
  */
 function compile(file: string, useCache: boolean): { script: Script; cacheFile: string; cached: boolean } {
+  const bytes = readWhole(file);
   // ASCII only (scripts/bundle.mjs checks), so Latin-1 reads it exactly, as a plain copy.
-  const source = readFileSync(file, "latin1");
+  const source = bytes.toString("latin1");
   const idLine = buildIdLine.exec(source);
   if (idLine === null || !source.startsWith(bundleWrapperStart, idLine[0].length)) throw new NotABundleError(file);
   const cacheFile = `${file}.${idLine[1]}.v8cache`;
   let cachedData: Buffer | undefined;
   if (useCache) {
     try {
-      cachedData = readFileSync(cacheFile);
+      // Into the bundle's bytes, which the string above copied: V8 reads the cache only while
+      // the Script is made. Fresh memory is slow to touch on some machines (README, "Start-up
+      // and memory"), and the cache's ~1 MiB of it was a few ms of each start.
+      cachedData = readWhole(cacheFile, bytes);
     } catch {
       // none written (a build without it): compile without
     }
@@ -64,6 +68,20 @@ function compile(file: string, useCache: boolean): { script: Script; cacheFile: 
   // bundle has no import() (scripts/bundle.mjs writes each as require()).
   const script = new Script(source, { filename: file, ...(cachedData !== undefined && { cachedData }) });
   return { script, cacheFile, cached: cachedData !== undefined };
+}
+
+/** A file's bytes, read into `reuse` when they fit (a view of it), else into a buffer of their own. */
+function readWhole(file: string, reuse?: Buffer): Buffer {
+  const fd = openSync(file, "r");
+  try {
+    const size = fstatSync(fd).size;
+    const into = reuse !== undefined && size <= reuse.length ? reuse : Buffer.allocUnsafe(size);
+    let read = 0;
+    for (let n; read < size && (n = readSync(fd, into, read, size - read, read)) > 0; ) read += n;
+    return into.subarray(0, read);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
