@@ -247,6 +247,24 @@ describe("sqlite store", () => {
     };
     const walSize = (dir: string) => statSync(join(dir, "tessera.db-wal")).size;
 
+    it("a new database (no log as it opens): no checkpoint; its migrations stay in the log, which a copy of the files as they are then recovers", async () => {
+      const store = await openStore({ dataDir });
+      const left = join(dirname(dataDir), "left");
+      try {
+        assert.ok(walSize(dataDir) > 0, "the migrations are in the log");
+        mkdirSync(left);
+        for (const name of ["tessera.db", "tessera.db-wal"]) copyFileSync(join(dataDir, name), join(left, name));
+      } finally {
+        await store.close();
+      }
+      const db = new Database(join(left, "tessera.db"));
+      try {
+        assert.equal((db.prepare("SELECT max(version) AS v FROM schema_version").get() as { v: number }).v, migrations.length);
+      } finally {
+        db.close();
+      }
+    });
+
     it("after a crash (its log left behind, recovered as the store opens): the log is copied into the database file and emptied", async () => {
       // A process that wrote and died before a checkpoint: its files as it left them.
       const crashed = await openStore({ dataDir });

@@ -122,7 +122,8 @@ function reportWideModes(paths: string[], warn: NonNullable<SqliteStoreOptions["
  * the page cache (marked clean): recovery keeps them, new commits are appended after them and
  * their own fsyncs succeed, and a power cut then loses those acknowledged commits with the bad
  * frames (recovery stops at the first frame that does not read back whole). Every process on
- * the file runs it as it opens; after the first, the log is empty or holds only frames synced
+ * the file runs it as it opens, unless the log is empty or absent then (leftInLog); after the
+ * first, the log is empty or holds only frames synced
  * by live processes, and the checkpoint costs next to nothing. It holds the write lock while it
  * waits for other processes' readers to leave the log, so it waits at most CHECKPOINT_WAIT_MS:
  * a checkpoint still busy then (another process reading at length) is reported, not fatal.
@@ -150,6 +151,19 @@ function checkpointAtStart(db: Database.Database, warn: NonNullable<SqliteStoreO
     throw error;
   } finally {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  }
+}
+
+/**
+ * Whether the database's log holds anything as the store opens (checkpointAtStart's concern): a
+ * log left by an earlier process, or written by a live one. A new database (the first start) has
+ * none, nor has one whose last process closed cleanly (SQLite removes the log then).
+ */
+function leftInLog(file: string): boolean {
+  try {
+    return statSync(`${file}-wal`).size > 0;
+  } catch {
+    return false; // not there
   }
 }
 
@@ -200,6 +214,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
   try {
     createPrivately(dataDir, file);
     requireWritable(file);
+    const logLeft = leftInLog(file);
     db = new Sqlite(file);
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
@@ -207,7 +222,9 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma("foreign_keys = ON");
     migrate(db);
-    owed = checkpointAtStart(db, warn);
+    // A log empty or absent as the file opened holds only what this process has just written
+    // (the migrations of a new database), which the sync below makes durable: nothing to copy.
+    if (logLeft) owed = checkpointAtStart(db, warn);
     const cps = (checkpoints = sqliteCheckpoints(db, {
       ...(options.warn !== undefined && { warn: options.warn }),
       ...(options.startCheckpointer !== undefined && { startWorker: options.startCheckpointer }),
