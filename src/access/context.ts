@@ -1,6 +1,7 @@
 // Per-call values the server hands down: who is calling, from where, over which protocol.
 import { createContextKey, type ContextValues } from "@connectrpc/connect";
 import { unauthenticated } from "../core/errors.js";
+import { signalAborted } from "../call-scope.js";
 import type { Principal, PrincipalOf } from "./principal.js";
 
 /** The verified caller; set by the access interceptor before the handler runs. */
@@ -39,7 +40,7 @@ export const challengeKey = createContextKey<string | undefined>(undefined, { de
  * `connect-timeout-ms: 0` to everyone).
  */
 export function cacheable(ctx: { responseHeader: Headers; signal: AbortSignal }, value: string): void {
-  if (!ctx.signal.aborted) ctx.responseHeader.set("cache-control", value);
+  if (!signalAborted(ctx)) ctx.responseHeader.set("cache-control", value);
 }
 
 /** The HTTP method of the original request (REST calls reach the router as POST). */

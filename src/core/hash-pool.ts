@@ -18,7 +18,7 @@
 // can be corrected by retrying with a backoff"); RESOURCE_EXHAUSTED (HTTP 429) tells a caller
 // that it, in particular, has used up something (a quota, its login attempts: LOGIN_LOCKED).
 // One code, so every protocol agrees: gRPC UNAVAILABLE, REST and Connect 503, with Retry-After.
-import { callEnded, CallEndedError, currentCall } from "../call-scope.js";
+import { callEnded, CallEndedError, callSignal } from "../call-scope.js";
 import { unavailable, type AuthError } from "./errors.js";
 
 export interface HashPoolLimits {
@@ -104,7 +104,7 @@ export class HashPool {
     if (this.full()) throw this.refusal();
     this.held++;
     let holding = true;
-    const signal = currentCall()?.signal;
+    const signal = callSignal();
     const giveBack = (): boolean => {
       if (!holding) return false;
       holding = false;
@@ -152,7 +152,7 @@ export class HashPool {
       const start = performance.now();
       // The finishing job hands its place over (see below): `running` stays as it is. A call
       // that ends while it waits leaves the queue at once, its place free for another.
-      const signal = currentCall()?.signal;
+      const signal = callSignal();
       await new Promise<void>((resolve, reject) => {
         const turn = () => {
           signal?.removeEventListener("abort", ended);

@@ -15,7 +15,7 @@ import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.j
 import { Credential } from "../../gen/tessera/options/v1/options_pb.js";
 import { principalKey } from "../access/context.js";
 import { accessRules } from "../access/interceptor.js";
-import { CallEndedError, currentCall } from "../call-scope.js";
+import { CallEndedError, currentCall, signalAborted } from "../call-scope.js";
 import { outcomeOf, reasonOf, tracked, type AuditEventType, type AuditTrail } from "../core/audit.js";
 
 /** `admin.call` for every call of a method that takes the admin credential. */
@@ -30,7 +30,7 @@ export function createAdminAuditInterceptor(audit: Pick<AuditTrail, "record">, s
       const res = await next(req);
       // The deadline passed or the client left while the method ran: the caller was answered
       // DEADLINE_EXCEEDED or CANCELED then (deadline-interceptor.ts), not with this answer.
-      if (req.signal.aborted) throw new CallEndedError();
+      if (signalAborted(req)) throw new CallEndedError();
       return res;
     });
   };

@@ -12,7 +12,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
-import { callClock, currentCall } from "../call-scope.js";
+import { callClock, callEndOf, currentCall, signalAborted } from "../call-scope.js";
 import { protocolOf } from "./logging-interceptor.js";
 
 /**
@@ -99,10 +99,10 @@ export function createDeadlineInterceptor(): Interceptor {
     const scope = currentCall();
     if (scope && timeoutMs !== undefined) scope.deadline = callClock() + timeoutMs;
     // Work that would start after the call ended (a queued password hash) looks here first.
-    if (scope) scope.signal = req.signal;
+    if (scope) scope.signal = callEndOf(req) ?? req.signal;
     // A deadline passed on arrival (a timeout of 0): the handler is not started at all, so
     // nothing it would do (a store call, a Cache-Control on the answer) follows the error.
-    if (req.signal.aborted) throw abortError(req.signal);
+    if (signalAborted(req)) throw abortError(req.signal);
     // A unary call without a deadline is not raced against the signal: the only abort left is
     // a client that went away, and an answer to nobody needs no early end (this saves every
     // such call a listener and two promises).

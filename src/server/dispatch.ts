@@ -42,7 +42,7 @@ import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { AdminGate } from "../access/admin-gate.js";
 import { addAnswerHeaders } from "../access/context.js";
-import { currentCall } from "../call-scope.js";
+import { CallEnd, callEndKey, currentCall } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 import type { Cors } from "../transcode/cors.js";
 import { entityTag, noneMatch, storable } from "../transcode/conditional.js";
@@ -241,7 +241,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           return;
         }
         // Until the deadline interceptor sets the call's own (the same, or linked to it).
-        if (scope) scope.signal = uReq.signal;
+        if (scope) scope.signal = uReq[callEndKey];
         // An admin call without the admin token: an empty message instead of its own, which is
         // not read (access/admin-gate.ts); the access check answers it.
         const refused = adminHandlers.has(h) && adminGate!.refuses(procedureOf(h), uReq.header);
@@ -292,7 +292,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
             .then(async (read) => {
               if (read.done) {
                 const body = Buffer.concat(read.chunks, read.size);
-                const request = { header: uReq.header, url: uReq.url, signal: uReq.signal, contextValues: uReq.contextValues };
+                // The request itself (header, url, signal, contextValues), its signal not yet made.
+                const request = uReq;
                 const answered = framing
                   ? await answerUnaryGrpc(spec, grpcUnary, framing, res, body, request)
                   : await answerUnaryConnect(spec, grpcUnary, connectType!, res, body, request);
@@ -425,7 +426,7 @@ function withAnswerHeaders(req: UniversalServerRequest, res: UniversalServerResp
  * (`/package.Service/Method`, no query), which the URL parser leaves as it is: its URL is then
  * the origin (urlOrigin) and the path.
  */
-export function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues, routerPath = false): UniversalServerRequest & { contextValues: ContextValues } {
+export function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues, routerPath = false): RoutedRequest {
   const authority = req.httpVersionMajor === 2 ? (req as http2.Http2ServerRequest).authority : req.headers.host;
   if (!authority) throw new Error("no authority");
   let encrypted = false;
@@ -436,21 +437,39 @@ export function universalRequest(req: NodeRequest, res: NodeResponse, contextVal
   }
   const base = `${encrypted ? "https" : "http"}://${authority}`;
   const url = routerPath ? urlOrigin(base) + req.url : new URL(req.url ?? "", base).toString();
-  const abort = new AbortController();
+  const end = new CallEnd();
   res.once("close", () => {
-    if (!res.writableEnded) abort.abort(new ConnectError("the client closed the request", Code.Canceled));
+    if (!res.writableEnded) end.abort(new ConnectError("the client closed the request", Code.Canceled));
   });
   const header = webHeaders(req.headers);
   if (req.headers["grpc-timeout"] !== undefined || req.headers["connect-timeout-ms"] !== undefined) normalizeTimeouts(header);
-  return {
-    httpVersion: req.httpVersion,
-    method: req.method ?? "",
-    url,
-    header,
-    body: req as AsyncIterable<Uint8Array>,
-    signal: abort.signal,
-    contextValues,
-  };
+  return new RoutedRequest(req.httpVersion, req.method ?? "", url, header, req as AsyncIterable<Uint8Array>, end, contextValues);
+}
+
+/**
+ * A request as connect-es's handlers take it, its signal made when something asks for it
+ * (call-scope.ts CallEnd): connect-es's handlers do at once, the unary paths of grpc-unary.ts
+ * only for a call that needs it. A class, for its getter: an object literal with one costs V8
+ * a map of its own, several µs a call (about what the signal costs).
+ */
+class RoutedRequest implements UniversalServerRequest {
+  readonly [callEndKey]: CallEnd;
+
+  constructor(
+    readonly httpVersion: string,
+    readonly method: string,
+    public url: string,
+    readonly header: Headers,
+    public body: AsyncIterable<Uint8Array>,
+    end: CallEnd,
+    readonly contextValues: ContextValues,
+  ) {
+    this[callEndKey] = end;
+  }
+
+  get signal(): AbortSignal {
+    return this[callEndKey].signal;
+  }
 }
 
 /** urlOrigin's answers by base; a client may name any authority, so it holds a few at most. */

@@ -15,7 +15,8 @@
 // uncompressed envelope within the size limit, a timeout header that parses) is answered here,
 // with connect-es's own parts (a handler context built as its createHandlerContext builds one,
 // less its extra abort signals: unaryContext below), the implementation and the router's
-// interceptors (invokeUnaryImplementation), the trailer status (setTrailerStatus), and the corrections the
+// interceptors (invokeUnaryImplementation, connect-es's own less its signal made for every
+// call), the trailer status (setTrailerStatus), and the corrections the
 // dispatcher applies to every gRPC answer (protocol-errors.ts: INVALID_ARGUMENT for protobuf
 // that does not parse, ErrorInfo on every error, `grpc-message` encoded as the spec says). The
 // answer is what connect-es's gRPC handler sends for the call, header for header, compressed as
@@ -31,8 +32,9 @@
 // message itself, so the Connect framing in between (encode, the Connect handler reading and
 // decoding it, and the same for the answer) is skipped; test/wire pins its answers byte for byte.
 import { fromBinary, toBinary, type DescMethodUnary, type JsonReadOptions, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
-import { compressedFlag, compressionNegotiate, createMethodSerializationLookup, invokeUnaryImplementation, type Compression } from "@connectrpc/connect/protocol";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
+import { compressedFlag, compressionNegotiate, createMethodSerializationLookup, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { headerAcceptEncoding, headerEncoding, headerGrpcMessage, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
@@ -42,6 +44,7 @@ import type { NodeRequest, NodeResponse } from "./dispatch.js";
 import { encodeGrpcMessage } from "./grpc-message.js";
 import { correctedError } from "./protocol-errors.js";
 import { arrivalTimedOut } from "../request-arrival.js";
+import { callEndKey, callEndOf, type CallEnd } from "../call-scope.js";
 
 export type UnarySpec = MethodImplSpec & { kind: "unary"; method: DescMethodUnary };
 
@@ -105,7 +108,8 @@ export async function answerUnaryConnect(
   }
   const binary = type === "proto";
   const compression = compressionNegotiate(o.compressions, null, header.get("accept-encoding"), "accept-encoding");
-  const call: UnaryCall = { ...request, timeoutMs: timeout.timeoutMs };
+  // Set on the caller's object, made for this call: a copy would read its signal (a CallEnd's, call-scope.ts).
+  const call: UnaryCall = Object.assign(request, { timeoutMs: timeout.timeoutMs });
   const outcome = await invokeUnary(spec, o.interceptors, "connect", call, binary ? "application/proto" : "application/json", () => serialization.getI(binary).parse(body), o.malformed);
   let status = 200;
   let out: Uint8Array;
@@ -216,7 +220,8 @@ export async function answerUnaryGrpc(
   if (length !== body.length - 5 || length > o.readMaxBytes) return false;
   const timeout = parseTimeout(header.get("grpc-timeout"), Number.MAX_SAFE_INTEGER);
   if (timeout.error) return false;
-  const call: UnaryCall = { ...request, timeoutMs: timeout.timeoutMs };
+  // Set on the caller's object, made for this call: a copy would read its signal (a CallEnd's, call-scope.ts).
+  const call: UnaryCall = Object.assign(request, { timeoutMs: timeout.timeoutMs });
   const outcome = await invokeUnary(spec, o.interceptors, framing, call, contentTypes[framing], () => {
     try {
       return fromBinary(spec.method.input, body.subarray(5));
@@ -293,17 +298,126 @@ export async function invokeUnary(
 }
 
 /**
+ * What a unary call is invoked with (unaryContext): connect-es's handler context, but for its
+ * signal, made only when something asks for it (`signalOf()`; a CallEnd's, call-scope.ts).
+ */
+interface UnaryContext extends Omit<HandlerContext, "signal"> {
+  signalOf(): AbortSignal;
+  readonly [callEndKey]: CallEnd | undefined;
+  end(): void;
+}
+
+/**
+ * The request the router's interceptors get (connect-es's UnaryRequest, the same fields), its
+ * signal the context's, read when asked for. A class, for its getter: an object literal with
+ * one costs V8 a map of its own, several µs a call. A copy made by spreading it has no signal
+ * (a getter of the prototype): an interceptor that passes another request on to a unary call
+ * builds it with the signal.
+ */
+class UnaryCallRequest implements UnaryRequest {
+  readonly stream = false;
+  readonly requestMethod: string;
+  readonly url: string;
+  readonly header: Headers;
+  readonly service: UnaryRequest["service"];
+  readonly contextValues: UnaryRequest["contextValues"];
+  readonly [callEndKey]: CallEnd | undefined;
+  readonly #context: UnaryContext;
+
+  constructor(
+    readonly message: Message,
+    readonly method: DescMethodUnary,
+    context: UnaryContext,
+  ) {
+    this.requestMethod = context.requestMethod;
+    this.url = context.url;
+    this.header = context.requestHeader;
+    this.service = method.parent;
+    this.contextValues = context.values;
+    this[callEndKey] = context[callEndKey];
+    this.#context = context;
+  }
+
+  get signal(): AbortSignal {
+    return this.#context.signalOf();
+  }
+}
+
+/** The implementation's context, as connect-es merges it from the handler's and the request the interceptors passed on. */
+class ImplementationContext implements HandlerContext {
+  readonly service: HandlerContext["service"];
+  readonly method: HandlerContext["method"];
+  readonly protocolName: string;
+  readonly requestMethod: string;
+  readonly url: string;
+  readonly timeoutMs: HandlerContext["timeoutMs"];
+  readonly requestHeader: Headers;
+  readonly responseHeader: Headers;
+  readonly responseTrailer: Headers;
+  readonly values: HandlerContext["values"];
+  readonly [callEndKey]: CallEnd | undefined;
+  readonly #req: UnaryRequest;
+
+  constructor(context: UnaryContext, req: UnaryRequest) {
+    this.service = req.service;
+    this.method = context.method;
+    this.protocolName = context.protocolName;
+    this.requestMethod = context.requestMethod;
+    this.url = context.url;
+    this.timeoutMs = context.timeoutMs;
+    this.requestHeader = req.header;
+    this.responseHeader = context.responseHeader;
+    this.responseTrailer = context.responseTrailer;
+    this.values = req.contextValues;
+    this[callEndKey] = callEndOf(req);
+    this.#req = req;
+  }
+
+  get signal(): AbortSignal {
+    return this.#req.signal;
+  }
+}
+
+/**
+ * connect-es's invokeUnaryImplementation (protocol/invoke-implementation.ts, 2.1.2: the router's
+ * interceptors around the implementation, its output normalized, the header and trailer the
+ * interceptors answer copied into the context's), but for the signal: the interceptors' request
+ * and the implementation's context read the context's when asked for, where connect-es copies
+ * it into both at once, which made a CallEnd's signal for every call (call-scope.ts).
+ */
+async function invokeUnaryImplementation(spec: UnarySpec, context: UnaryContext, input: Message, interceptors: Interceptor[]): Promise<Message> {
+  const anyFn = async (req: UnaryRequest): Promise<UnaryResponse> => {
+    const message = create(spec.method.output, await spec.impl(req.message, new ImplementationContext(context, req)));
+    return { message, stream: false, method: spec.method, service: spec.method.parent, header: context.responseHeader, trailer: context.responseTrailer };
+  };
+  let next = anyFn as (req: UnaryRequest) => Promise<UnaryResponse>;
+  for (const i of interceptors.concat().reverse()) next = i(next as Parameters<Interceptor>[0]) as typeof next;
+  const { message, header, trailer } = await next(new UnaryCallRequest(input, spec.method, context));
+  copyHeaders(header, context.responseHeader);
+  copyHeaders(trailer, context.responseTrailer);
+  return message;
+}
+
+/** connect-es's copyHeaders: `to` made the same as `from`. */
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  to.forEach((_, key) => to.delete(key));
+  from.forEach((value, key) => to.set(key, value));
+}
+
+/**
  * The handler context of one unary call: what connect-es's createHandlerContext builds, less two
  * of its per-call costs. It makes two AbortControllers (a deadline's, even with no deadline, and
  * one linked to it and to the request's signal) beside the request's own, and copies the
  * request's Headers; creating, linking and finally aborting those signals was about 8 % of a gRPC
  * token check's process (bench/profile.ts). Here the call's signal is the request's own (which
- * aborts when the client leaves before its answer), linked to a deadline only when the call has
- * one; the request's Headers, built for this call alone, are used as they are. `end()`, once the
+ * aborts when the client leaves before its answer; made only when something asks for it,
+ * signalOf), linked to a deadline only when the call has one; the request's Headers, built for this call alone, are used as they are. `end()`, once the
  * answer is made, stops the deadline.
  */
-function unaryContext(spec: UnarySpec, protocolName: string, call: UnaryCall, contentType: string, grpc: boolean): HandlerContext & { end(): void } {
-  let signal = call.signal;
+function unaryContext(spec: UnarySpec, protocolName: string, call: UnaryCall, contentType: string, grpc: boolean): UnaryContext {
+  // Without a deadline the call's own signal, read when asked for (a CallEnd's is made then).
+  let signal: AbortSignal | undefined;
   let end = () => {};
   let timeoutMs = (): number | undefined => undefined;
   if (call.timeoutMs !== undefined) {
@@ -338,7 +452,8 @@ function unaryContext(spec: UnarySpec, protocolName: string, call: UnaryCall, co
     protocolName,
     requestMethod: "POST",
     url: call.url,
-    signal,
+    signalOf: signal === undefined ? () => call.signal : () => signal,
+    [callEndKey]: signal === undefined ? callEndOf(call) : undefined,
     timeoutMs,
     requestHeader: call.header,
     responseHeader,

@@ -7,7 +7,7 @@
 // call is for (audit events name it).
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { protocolKey } from "../access/context.js";
-import { apiOf, currentCall } from "../call-scope.js";
+import { apiOf, currentCall, signalAborted } from "../call-scope.js";
 import type { Logger } from "../logger.js";
 
 /** Told of every finished call: service, method, protocol, code and seconds. */
@@ -62,9 +62,10 @@ export function nameOfCode(code: Code): string {
  * keeps its code (a store call refused at the deadline, and the client's own reset at that
  * deadline arriving first).
  */
-function delivered(signal: AbortSignal, code: string): string {
-  if (!signal.aborted || code === "canceled" || code === "deadline_exceeded") return code;
-  return signal.reason instanceof ConnectError ? codeName(signal.reason) : "canceled";
+function delivered(req: { readonly signal: AbortSignal }, code: string): string {
+  if (!signalAborted(req) || code === "canceled" || code === "deadline_exceeded") return code;
+  const reason: unknown = req.signal.reason;
+  return reason instanceof ConnectError ? codeName(reason) : "canceled";
 }
 
 async function* observed<T>(messages: AsyncIterable<T>, end: (code: string) => void): AsyncGenerator<T> {
@@ -102,11 +103,11 @@ export function createLoggingInterceptor(logger: Logger, observe?: RpcObserver):
     try {
       res = await next(req);
     } catch (e) {
-      end(delivered(req.signal, codeName(e)));
+      end(delivered(req, codeName(e)));
       throw e;
     }
     if (!res.stream) {
-      end(delivered(req.signal, "ok"));
+      end(delivered(req, "ok"));
       return res;
     }
     return { ...res, message: observed(res.message, end) };
