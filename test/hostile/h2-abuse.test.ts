@@ -19,6 +19,7 @@ import http2 from "node:http2";
 import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { pollLast } from "../support/poll.js";
 import { startTestServer, type TestServer } from "../support/server.js";
+import { itSideBySide } from "../support/side-by-side.js";
 import { ErrorCode, Flag, frame, FrameType, grpcHeaders, H2Wire, hpack, Setting, settingsPayload } from "../support/h2-wire.js";
 
 const version = "/tessera.jwt.v1.JwtService/GetVersion";
@@ -121,6 +122,41 @@ function* repeat(times: number, make: (i: number) => Buffer): Iterable<Buffer> {
   for (let i = 0; i < times; i++) yield make(i);
 }
 
+/** A server under abuse, the abusive client's connections to it and what it logged. */
+interface Target {
+  server: TestServer;
+  ca: Buffer | undefined;
+  open(settings?: Array<[number, number]>): Promise<H2Wire>;
+  /** The reasons of the sheddings logged since the last call. */
+  shedReasons(): Array<string | undefined>;
+  /** How many GetVersion calls were logged from log line `from` on: streams that reached the method. */
+  versionCalls(from: number): number;
+}
+
+/** The server every test of a transport's block abuses: its timeouts short (idle 1.5 s). */
+function startTarget(cert: TestCertificate | undefined): Promise<TestServer> {
+  return startTestServer({ env: { TESSERA_IDLE_TIMEOUT_MS: "1500", TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "3000", ...cert?.env } });
+}
+
+function target(server: TestServer, ca: Buffer | undefined): Target {
+  let logsSeen = server.logs.length;
+  return {
+    server,
+    ca,
+    open: (settings) => H2Wire.open(server.port, { settings, tlsCa: ca }),
+    shedReasons() {
+      const lines = server.logs.slice(logsSeen).map((l) => JSON.parse(l) as { msg: string; reason?: string });
+      logsSeen = server.logs.length;
+      return lines.filter((l) => l.msg === "http2 connection shed").map((l) => l.reason);
+    },
+    versionCalls: (from) =>
+      server.logs
+        .slice(from)
+        .map((l) => JSON.parse(l) as { msg: string; procedure?: string })
+        .filter((l) => l.msg === "rpc" && l.procedure === "tessera.jwt.v1.JwtService/GetVersion").length,
+  };
+}
+
 describe("HTTP/2 abuse", function () {
   this.timeout(60_000);
 
@@ -129,31 +165,36 @@ describe("HTTP/2 abuse", function () {
       let server: TestServer;
       let cert: TestCertificate | undefined;
       let ca: Buffer | undefined;
-      const open = (settings?: Array<[number, number]>) => H2Wire.open(server.port, { settings, tlsCa: ca });
-      let logsSeen = 0;
-      /** The reasons of the sheddings logged since the last call. */
-      const shedReasons = () => {
-        const lines = server.logs.slice(logsSeen).map((l) => JSON.parse(l) as { msg: string; reason?: string });
-        logsSeen = server.logs.length;
-        return lines.filter((l) => l.msg === "http2 connection shed").map((l) => l.reason);
-      };
+      let shared: Target;
+      const open = (settings?: Array<[number, number]>) => shared.open(settings);
+      const shedReasons = () => shared.shedReasons();
       beforeEach(() => shedReasons());
-      /** How many GetVersion calls were logged from log line `from` on: streams that reached the method. */
-      const versionCalls = (from: number) =>
-        server.logs
-          .slice(from)
-          .map((l) => JSON.parse(l) as { msg: string; procedure?: string })
-          .filter((l) => l.msg === "rpc" && l.procedure === "tessera.jwt.v1.JwtService/GetVersion").length;
+      const versionCalls = (from: number) => shared.versionCalls(from);
 
       before(async () => {
         cert = transport === "h2c" ? undefined : makeTestCertificate();
         ca = cert?.ca;
-        server = await startTestServer({ env: { TESSERA_IDLE_TIMEOUT_MS: "1500", TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "3000", ...cert?.env } });
+        server = await startTarget(cert);
+        shared = target(server, ca);
       });
       after(async () => {
         await server?.close();
         cert?.remove();
       });
+
+      /**
+       * A test that mostly waits out the server's timeouts, on a server of its own (the same
+       * settings): such tests run side by side (itSideBySide), and what each asserts on (the log's
+       * sheddings and method calls, the streams in flight) is its own server's alone.
+       */
+      const onOwnServer = (body: (t: Target) => Promise<void>) => async () => {
+        const own = await startTarget(cert);
+        try {
+          await body(target(own, ca));
+        } finally {
+          await own.close();
+        }
+      };
 
       it("rapid reset: 1000 streams opened and cancelled at once — shed long before the last", async () => {
         const w = await open();
@@ -223,29 +264,31 @@ describe("HTTP/2 abuse", function () {
         { what: "PRIORITY on the stream itself", frame: (id) => frame(FrameType.PRIORITY, 0, id, Buffer.concat([uint32(id), Buffer.from([15])])), goaway: "PROTOCOL_ERROR" },
         { what: "a PRIORITY of 4 bytes", frame: (id) => frame(FrameType.PRIORITY, 0, id, Buffer.alloc(4)), goaway: "FRAME_SIZE_ERROR" },
       ];
-      for (const c of connectionErrors) {
-        const outcome = c.goaway === undefined ? "the connection closed at once (Node)" : `GOAWAY ${c.goaway} (nghttp2), a stream opened after it not served`;
-        it(`MadeYouReset by ${c.what} on a served stream: a connection error — ${outcome}`, async () => {
-          const from = server.logs.length;
-          const w = await open();
-          try {
-            w.write(Buffer.concat([w.headers(1, restVersion("GET"), { endStream: true }), c.frame(1)]));
-            if (c.goaway === undefined) {
-              assert.ok(await w.closedWithin(5000), "the connection is still open");
-            } else {
-              await w.until((f) => f.type === FrameType.GOAWAY, 5000);
-              assert.deepEqual(w.goaway(), { lastStream: 1, code: ErrorCode[c.goaway] });
-              w.write(w.headers(3, restVersion("GET"), { endStream: true }));
-              assert.ok(await w.closedWithin(10_000), "the connection is still open");
-            }
-            const calls = await pollLast(() => versionCalls(from), (n) => n >= 1, { limitMs: 3000, intervalMs: 20 });
-            assert.equal(calls, 1, "streams that reached the method");
-            assert.deepEqual(shedReasons(), []);
-          } finally {
-            w.destroy();
+      const connectionError = (c: (typeof connectionErrors)[number]) => async (t: Target) => {
+        const from = t.server.logs.length;
+        const w = await t.open();
+        try {
+          w.write(Buffer.concat([w.headers(1, restVersion("GET"), { endStream: true }), c.frame(1)]));
+          if (c.goaway === undefined) {
+            assert.ok(await w.closedWithin(5000), "the connection is still open");
+          } else {
+            await w.until((f) => f.type === FrameType.GOAWAY, 5000);
+            assert.deepEqual(w.goaway(), { lastStream: 1, code: ErrorCode[c.goaway] });
+            w.write(w.headers(3, restVersion("GET"), { endStream: true }));
+            assert.ok(await w.closedWithin(10_000), "the connection is still open");
           }
-        });
-      }
+          const calls = await pollLast(() => t.versionCalls(from), (n) => n >= 1, { limitMs: 3000, intervalMs: 20 });
+          assert.equal(calls, 1, "streams that reached the method");
+          assert.deepEqual(t.shedReasons(), []);
+        } finally {
+          w.destroy();
+        }
+      };
+      const title = (c: (typeof connectionErrors)[number]) =>
+        `MadeYouReset by ${c.what} on a served stream: a connection error — ${c.goaway === undefined ? "the connection closed at once (Node)" : `GOAWAY ${c.goaway} (nghttp2), a stream opened after it not served`}`;
+      // Closed at once: on the block's server. Those nghttp2 answers with GOAWAY wait for the
+      // connection's idle close: side by side with the block's other waits, below.
+      for (const c of connectionErrors.filter((c) => c.goaway === undefined)) it(title(c), () => connectionError(c)(shared));
 
       it("CONTINUATION flood: a header block that never ends — shed (nghttp2's own limit)", async () => {
         const w = await open();
@@ -285,79 +328,83 @@ describe("HTTP/2 abuse", function () {
         assertServed(r);
       });
 
-      it("a window that never opens (INITIAL_WINDOW_SIZE 0, PINGs to look alive): the stalled stream is reset (CANCEL) after the idle timeout (1.5 s), then the connection closed", async () => {
-        const w = await open([[Setting.INITIAL_WINDOW_SIZE, 0]]);
-        const pings = setInterval(() => w.write(frame(FrameType.PING, 0, 0, Buffer.alloc(8))), 200);
-        try {
-          const r = await whileServing(server.url, ca, async () => {
-            w.write(w.headers(1, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", "/.well-known/jwks.json"]], { endStream: true }));
-            await w.until((f) => f.type === FrameType.RST_STREAM && f.stream === 1, 8000);
-          });
-          assert.ok(w.count(FrameType.HEADERS) >= 1, "the answer's headers were not sent");
-          assert.equal(w.count(FrameType.DATA), 0, "data was sent into a closed window");
-          assert.deepEqual(w.resets(), [{ stream: 1, code: ErrorCode.CANCEL }]);
-          assert.ok(await w.closedWithin(8000), "the connection is still open");
-          assert.equal(w.goaway()?.code, ErrorCode.NO_ERROR, "closed as idle once its stream was gone");
-          assertServed(r);
-        } finally {
-          clearInterval(pings);
-          w.destroy();
-        }
-      });
+      itSideBySide({
+        ...Object.fromEntries(connectionErrors.filter((c) => c.goaway !== undefined).map((c) => [title(c), onOwnServer(connectionError(c))])),
 
-      it("a connection window that never opens (streams' windows wide, no WINDOW_UPDATE for the connection, a new stream every 500 ms): the session is closed (GOAWAY NO_ERROR) once an answer has waited the idle timeout (1.5 s)", async () => {
-        const w = await open([[Setting.INITIAL_WINDOW_SIZE, 0x7fffffff]]);
-        const request = (id: number, path: string) => w.write(w.headers(id, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", path]], { endStream: true }));
-        let next = 3;
-        // The OpenAPI document (about 97 KB) takes the connection's whole window (64 KiB).
-        request(1, "/openapi.json");
-        const more = setInterval(() => {
-          if (next < 200) request(next, "/jwt/version");
-          next += 2;
-        }, 500);
-        try {
-          const r = await whileServing(server.url, ca, async () => {
-            assert.ok(await w.closedWithin(20_000), "the connection is still open");
-          });
-          assert.equal(w.goaway()?.code, ErrorCode.NO_ERROR);
-          // Its streams, every one of them stalled behind the connection's window, were reset.
-          assert.equal(w.resets().find((x) => x.stream === 1)?.code, ErrorCode.CANCEL);
-          assert.deepEqual(w.resets().filter((x) => x.code !== ErrorCode.CANCEL), []);
-          assertServed(r);
-          assert.deepEqual(shedReasons(), []);
-        } finally {
-          clearInterval(more);
-          w.destroy();
-        }
-      });
-
-      it("a client that never reads its socket (windows opened wide, 30 answers of 1.4 MB asked for): its streams end and the connection is closed", async () => {
-        const w = await open([[Setting.INITIAL_WINDOW_SIZE, 0x7fffffff]]);
-        const increment = Buffer.alloc(4);
-        increment.writeUInt32BE(0x7fffffff - 65535);
-        w.write(frame(FrameType.WINDOW_UPDATE, 0, 0, increment));
-        await w.until((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) !== 0, 5000);
-        w.socket.pause();
-        const inFlight = () => server.tessera.server.listener.inFlight();
-        try {
-          for (let i = 0; i < 30; i++) {
-            w.write(w.headers(1 + 2 * i, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", "/docs/swagger-ui-bundle.js"]], { endStream: true }));
+        "a window that never opens (INITIAL_WINDOW_SIZE 0, PINGs to look alive): the stalled stream is reset (CANCEL) after the idle timeout (1.5 s), then the connection closed": onOwnServer(async ({ server, ca, open }) => {
+          const w = await open([[Setting.INITIAL_WINDOW_SIZE, 0]]);
+          const pings = setInterval(() => w.write(frame(FrameType.PING, 0, 0, Buffer.alloc(8))), 200);
+          try {
+            const r = await whileServing(server.url, ca, async () => {
+              w.write(w.headers(1, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", "/.well-known/jwks.json"]], { endStream: true }));
+              await w.until((f) => f.type === FrameType.RST_STREAM && f.stream === 1, 8000);
+            });
+            assert.ok(w.count(FrameType.HEADERS) >= 1, "the answer's headers were not sent");
+            assert.equal(w.count(FrameType.DATA), 0, "data was sent into a closed window");
+            assert.deepEqual(w.resets(), [{ stream: 1, code: ErrorCode.CANCEL }]);
+            assert.ok(await w.closedWithin(8000), "the connection is still open");
+            assert.equal(w.goaway()?.code, ErrorCode.NO_ERROR, "closed as idle once its stream was gone");
+            assertServed(r);
+          } finally {
+            clearInterval(pings);
+            w.destroy();
           }
-          const deadline = Date.now() + 30_000;
-          while (inFlight() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-          assert.ok(inFlight() > 0, "the requests were not taken");
-          // Its answers back up; the server lets go of them (the normal client's come and go).
-          const r = await whileServing(server.url, ca, async () => {
-            while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-          });
-          assert.equal(inFlight(), 0, "its streams are still open");
-          w.socket.resume();
-          assert.ok(await w.closedWithin(20_000), "the connection is still open");
-          assertServed(r);
-          assert.deepEqual(shedReasons(), []);
-        } finally {
-          w.destroy();
-        }
+        }),
+
+        "a connection window that never opens (streams' windows wide, no WINDOW_UPDATE for the connection, a new stream every 500 ms): the session is closed (GOAWAY NO_ERROR) once an answer has waited the idle timeout (1.5 s)": onOwnServer(async ({ server, ca, open, shedReasons }) => {
+          const w = await open([[Setting.INITIAL_WINDOW_SIZE, 0x7fffffff]]);
+          const request = (id: number, path: string) => w.write(w.headers(id, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", path]], { endStream: true }));
+          let next = 3;
+          // The OpenAPI document (about 97 KB) takes the connection's whole window (64 KiB).
+          request(1, "/openapi.json");
+          const more = setInterval(() => {
+            if (next < 200) request(next, "/jwt/version");
+            next += 2;
+          }, 500);
+          try {
+            const r = await whileServing(server.url, ca, async () => {
+              assert.ok(await w.closedWithin(20_000), "the connection is still open");
+            });
+            assert.equal(w.goaway()?.code, ErrorCode.NO_ERROR);
+            // Its streams, every one of them stalled behind the connection's window, were reset.
+            assert.equal(w.resets().find((x) => x.stream === 1)?.code, ErrorCode.CANCEL);
+            assert.deepEqual(w.resets().filter((x) => x.code !== ErrorCode.CANCEL), []);
+            assertServed(r);
+            assert.deepEqual(shedReasons(), []);
+          } finally {
+            clearInterval(more);
+            w.destroy();
+          }
+        }),
+
+        "a client that never reads its socket (windows opened wide, 30 answers of 1.4 MB asked for): its streams end and the connection is closed": onOwnServer(async ({ server, ca, open, shedReasons }) => {
+          const w = await open([[Setting.INITIAL_WINDOW_SIZE, 0x7fffffff]]);
+          const increment = Buffer.alloc(4);
+          increment.writeUInt32BE(0x7fffffff - 65535);
+          w.write(frame(FrameType.WINDOW_UPDATE, 0, 0, increment));
+          await w.until((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) !== 0, 5000);
+          w.socket.pause();
+          const inFlight = () => server.tessera.server.listener.inFlight();
+          try {
+            for (let i = 0; i < 30; i++) {
+              w.write(w.headers(1 + 2 * i, [[":method", "GET"], [":scheme", "http"], [":authority", "localhost"], [":path", "/docs/swagger-ui-bundle.js"]], { endStream: true }));
+            }
+            const deadline = Date.now() + 30_000;
+            while (inFlight() === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+            assert.ok(inFlight() > 0, "the requests were not taken");
+            // Its answers back up; the server lets go of them (the normal client's come and go).
+            const r = await whileServing(server.url, ca, async () => {
+              while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+            });
+            assert.equal(inFlight(), 0, "its streams are still open");
+            w.socket.resume();
+            assert.ok(await w.closedWithin(20_000), "the connection is still open");
+            assertServed(r);
+            assert.deepEqual(shedReasons(), []);
+          } finally {
+            w.destroy();
+          }
+        }),
       });
     });
   }
