@@ -11,7 +11,7 @@ import { createLogger } from "../../src/logger.js";
 import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
 import { spyOn } from "../support/spy.js";
-import { openTestStore, type OpenedStore } from "../support/store.js";
+import { freshStores, type OpenedStore } from "../support/store.js";
 
 const config = { lastUsedIntervalSeconds: 60, apiTokenCacheSeconds: 2, maxApiTokensPerAccount: 1000 };
 
@@ -31,6 +31,7 @@ function unissuedSecret(): string {
 
 for (const kind of storesUnderTest()) {
   describe(`ApiTokens core (${kind})`, () => {
+    const stores = freshStores(kind);
     let opened: OpenedStore;
     let store: Store;
     let clock: ManualClock;
@@ -39,7 +40,7 @@ for (const kind of storesUnderTest()) {
       new ApiTokens({ apiTokens: store.apiTokens, clock, logger: createLogger("debug", (l) => logs.push(l)), config, ...over });
 
     beforeEach(async () => {
-      opened = await openTestStore(kind);
+      opened = await stores.open();
       store = opened.store;
       clock = new ManualClock(Date.UTC(2015, 9, 10, 12, 12, 30));
       logs = [];

@@ -8,18 +8,19 @@ import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
-import { openTestStore, type OpenedStore } from "../support/store.js";
+import { freshStores, type OpenedStore } from "../support/store.js";
 
 const minute = 60_000;
 
 for (const kind of storesUnderTest()) {
   describe(`core: housekeeping (${kind})`, () => {
+    const stores = freshStores(kind);
     let opened: OpenedStore;
     let store: Store;
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
 
     beforeEach(async () => {
-      opened = await openTestStore(kind);
+      opened = await stores.open();
       store = opened.store;
     });
     afterEach(() => opened?.close());

@@ -113,6 +113,57 @@ export async function openTestStore(kind: StoreKind): Promise<OpenedStore> {
   return { store, close: () => harness.cleanup() };
 }
 
+/**
+ * Fresh, empty stores of `kind`, one per test, for the describe block this is called in (it
+ * registers an `after` hook there that removes them). On MongoDB a new database costs its
+ * collections and some forty createIndex calls, a second or more on FerretDB: so a store closed
+ * here is emptied (every document of every collection deleted) and its database is the next
+ * test's, opened again as a restart opens it (its indexes found made). Each test still starts on
+ * a store that holds nothing, through a Store of its own. SQLite stores are new every time.
+ */
+export function freshStores(kind: StoreKind): { open(): Promise<OpenedStore> } {
+  if (kind === "sqlite") return { open: () => openTestStore(kind) };
+  const uri = process.env.MONGODB_URI;
+  if (!uri) throw new Error("MONGODB_URI is not set");
+  const run = randomBytes(4).toString("hex");
+  let made = 0;
+  const used: string[] = [];
+  const spare: string[] = [];
+  const admin = () => new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+  after(async () => {
+    const client = admin();
+    try {
+      for (const name of used) await client.db(name).dropDatabase();
+    } finally {
+      await client.close();
+    }
+  });
+  return {
+    async open() {
+      let name = spare.pop();
+      if (name === undefined) used.push((name = `tessera_test_${run}_fresh${made++}`));
+      const dbName = name;
+      const store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, warn: () => {} });
+      return {
+        store,
+        async close() {
+          await store.close();
+          const client = admin();
+          try {
+            const db = client.db(dbName);
+            for (const { name: collection } of await db.listCollections({}, { nameOnly: true }).toArray()) {
+              if (!collection.startsWith("system.")) await db.collection(collection).deleteMany({});
+            }
+          } finally {
+            await client.close();
+          }
+          spare.push(dbName);
+        },
+      };
+    },
+  };
+}
+
 /** A signing key of `generation` (a random kid unless given), created and active at `createdAt`. */
 export function newSigningKey(generation: number, createdAt: Date, kid = `kid-${randomUUID()}`): NewSigningKey {
   return {
