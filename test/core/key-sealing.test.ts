@@ -12,7 +12,7 @@ import { createLogger, silentLogger } from "../../src/logger.js";
 import { openStore, StoreUnavailableError, type SigningKeyRecord, type Store } from "../../src/store/index.js";
 import type { AuditInput } from "../../src/core/audit.js";
 import { storesUnderTest } from "../support/server.js";
-import { storeHarness, type StoreHarness } from "../support/store.js";
+import { freshStores, type StoreHarness } from "../support/store.js";
 import { spyOn } from "../support/spy.js";
 import { landsThenFails } from "../support/doubtful-writes.js";
 import { Collection, MongoNetworkError, type Document, type Filter } from "mongodb";
@@ -154,10 +154,11 @@ for (const kind of storesUnderTest()) {
     const b = "secret-b-of-the-key-encryption-0123456789";
     const env = { TESSERA_CLIENT_IDS: "c", TESSERA_ADMIN_TOKEN: "0123456789abcdef0123" };
     const configOf = (extra: Record<string, string>) => loadConfig({ ...env, ...extra });
+    const stores = freshStores(kind);
     let harness: StoreHarness;
     let clock: ManualClock;
     beforeEach(() => {
-      harness = storeHarness(kind);
+      harness = stores.harness();
       clock = new ManualClock(new Date());
     });
     afterEach(() => harness.cleanup());

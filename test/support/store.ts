@@ -35,8 +35,19 @@ export interface StoreHarness {
   cleanup(): Promise<void>;
 }
 
-/** A harness of `kind`: every database it opens lives until cleanup(). */
-export function storeHarness(kind: StoreKind): StoreHarness {
+/** Where a MongoDB harness takes its databases from, and gives them back to at cleanup (see freshStores). */
+interface DatabasePool {
+  /** An empty database's name, for a harness's database `name`. */
+  take(): string;
+  /** Gives back `names`, the harness's stores closed: emptied for the next harness. */
+  give(names: string[]): Promise<void>;
+}
+
+/**
+ * A harness of `kind`: every database it opens lives until cleanup(). With `pool` (MongoDB), its
+ * databases are the pool's, given back at cleanup instead of dropped.
+ */
+export function storeHarness(kind: StoreKind, pool?: DatabasePool): StoreHarness {
   const opened: Store[] = [];
   if (kind === "sqlite") {
     const root = mkdtempSync(join(tmpdir(), "tessera-store-"));
@@ -67,8 +78,14 @@ export function storeHarness(kind: StoreKind): StoreHarness {
   if (!uri) throw new Error("MONGODB_URI is not set");
   const run = randomBytes(4).toString("hex");
   const databases = new Set<string>();
+  const taken = new Map<string, string>();
   // Names stay short: FerretDB on PostgreSQL limits database name length.
-  const dbName = (name: string) => `tessera_test_${run}_${name.replace(/[^a-z0-9]/gi, "").slice(-12)}`;
+  const dbName = (name: string) => {
+    if (pool === undefined) return `tessera_test_${run}_${name.replace(/[^a-z0-9]/gi, "").slice(-12)}`;
+    let db = taken.get(name);
+    if (db === undefined) taken.set(name, (db = pool.take()));
+    return db;
+  };
   return {
     kind,
     async open(name, options) {
@@ -91,6 +108,7 @@ export function storeHarness(kind: StoreKind): StoreHarness {
     },
     async cleanup() {
       for (const store of opened) await store.close();
+      if (pool !== undefined) return pool.give([...taken.values()]);
       const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
       try {
         for (const name of databases) await client.db(name).dropDatabase();
@@ -114,53 +132,58 @@ export async function openTestStore(kind: StoreKind): Promise<OpenedStore> {
 }
 
 /**
- * Fresh, empty stores of `kind`, one per test, for the describe block this is called in (it
- * registers an `after` hook there that removes them). On MongoDB a new database costs its
- * collections and some forty createIndex calls, a second or more on FerretDB: so a store closed
- * here is emptied (every document of every collection deleted) and its database is the next
- * test's, opened again as a restart opens it (its indexes found made). Each test still starts on
- * a store that holds nothing, through a Store of its own. SQLite stores are new every time.
+ * Fresh, empty stores of `kind`, for the describe block this is called in (it registers an
+ * `after` hook there that removes them): `open()` one store, `harness()` a harness whose
+ * databases are fresh too. On MongoDB a new database costs its collections and some forty
+ * createIndex calls, a second or more on FerretDB: so a database whose stores are closed is
+ * emptied (every document of every collection deleted) and is a later test's, opened again as
+ * a restart opens it (its indexes found made). Each test still starts on a store that holds
+ * nothing, through a Store of its own. SQLite stores are new every time.
  */
-export function freshStores(kind: StoreKind): { open(): Promise<OpenedStore> } {
-  if (kind === "sqlite") return { open: () => openTestStore(kind) };
+export function freshStores(kind: StoreKind): { open(): Promise<OpenedStore>; harness(): StoreHarness } {
+  if (kind === "sqlite") return { open: () => openTestStore(kind), harness: () => storeHarness(kind) };
   const uri = process.env.MONGODB_URI;
   if (!uri) throw new Error("MONGODB_URI is not set");
   const run = randomBytes(4).toString("hex");
-  let made = 0;
-  const used: string[] = [];
+  const made: string[] = [];
   const spare: string[] = [];
   const admin = () => new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+  const pool: DatabasePool = {
+    take() {
+      let name = spare.pop();
+      if (name === undefined) made.push((name = `tessera_test_${run}_fresh${made.length}`));
+      return name;
+    },
+    async give(names) {
+      const client = admin();
+      try {
+        for (const name of names) {
+          const db = client.db(name);
+          for (const { name: collection } of await db.listCollections({}, { nameOnly: true }).toArray()) {
+            if (!collection.startsWith("system.")) await db.collection(collection).deleteMany({});
+          }
+        }
+      } finally {
+        await client.close();
+      }
+      spare.push(...names);
+    },
+  };
   after(async () => {
     const client = admin();
     try {
-      for (const name of used) await client.db(name).dropDatabase();
+      for (const name of made) await client.db(name).dropDatabase();
     } finally {
       await client.close();
     }
   });
   return {
     async open() {
-      let name = spare.pop();
-      if (name === undefined) used.push((name = `tessera_test_${run}_fresh${made++}`));
-      const dbName = name;
-      const store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, warn: () => {} });
-      return {
-        store,
-        async close() {
-          await store.close();
-          const client = admin();
-          try {
-            const db = client.db(dbName);
-            for (const { name: collection } of await db.listCollections({}, { nameOnly: true }).toArray()) {
-              if (!collection.startsWith("system.")) await db.collection(collection).deleteMany({});
-            }
-          } finally {
-            await client.close();
-          }
-          spare.push(dbName);
-        },
-      };
+      const harness = storeHarness(kind, pool);
+      const store = await harness.open("store");
+      return { store, close: () => harness.cleanup() };
     },
+    harness: () => storeHarness(kind, pool),
   };
 }
 
