@@ -18,6 +18,7 @@ import { PENDING_ABANDONED_AFTER_MS } from "../../src/store/ports.js";
 import { expectCode, expectOk } from "../support/api.js";
 import { bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { freshStores } from "../support/store.js";
 import { admin } from "../support/users.js";
 import { gate, type Gate } from "../credentials/support.js";
 import { auditApi } from "../audit/api.js";
@@ -54,13 +55,14 @@ for (const store of storesUnderTest()) {
     // The server's clock: a test moves it past PENDING_ABANDONED_AFTER_MS.
     let shiftMs = 0;
     const clock = { now: () => new Date(Date.now() + shiftMs) };
+    const { databases } = freshStores(store);
     let server: TestServer;
     let api: ApiTokenApi;
     let client: MongoClient | undefined;
     let db: Db;
     beforeEach(async () => {
       shiftMs = 0;
-      server = await startTestServer({ store, clock, env: { TESSERA_MAX_API_TOKENS_PER_ACCOUNT: "2" } });
+      server = await startTestServer({ store, clock, databases, env: { TESSERA_MAX_API_TOKENS_PER_ACCOUNT: "2" } });
       api = apiTokenApi("rest", server.url);
       if (store === "mongo") {
         client = new MongoClient(server.config.mongodbUri!, { serverSelectionTimeoutMS: 5000 });

@@ -9,6 +9,7 @@ import { loadConfig, type Config } from "../../src/config.js";
 import type { Clock } from "../../src/core/clock.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import { startTessera, type StartOptions, type Tessera } from "../../src/tessera.js";
+import type { DatabasePool } from "./store.js";
 
 export type StoreKind = "sqlite" | "mongo";
 
@@ -37,6 +38,11 @@ export interface TestServerOptions {
   auditWindowMs?: number;
   /** How often connections refused at TESSERA_MAX_CONNECTIONS are logged, in ms (default a minute). */
   refusalLogIntervalMs?: number;
+  /**
+   * On MongoDB, the database comes from these (freshStores' `databases`: emptied, its indexes
+   * made) and goes back to them at close(), instead of a new one dropped at close().
+   */
+  databases?: DatabasePool;
 }
 
 /**
@@ -52,7 +58,8 @@ export function storesUnderTest(): StoreKind[] {
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const kind = options.store ?? "sqlite";
   const dataDir = mkdtempSync(join(tmpdir(), "tessera-test-"));
-  const dbName = `tessera_test_${randomBytes(6).toString("hex")}`;
+  const pooled = kind === "mongo" && options.databases !== undefined && options.env?.TESSERA_MONGODB_DATABASE === undefined && options.env?.MONGODB_URI === undefined;
+  const dbName = pooled ? options.databases!.take() : `tessera_test_${randomBytes(6).toString("hex")}`;
   const env: Record<string, string> = {
     PORT: "0",
     HOST: "127.0.0.1",
@@ -87,7 +94,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     async close() {
       await tessera.close();
       rmSync(dataDir, { recursive: true, force: true });
-      if (config.mongodbUri) {
+      if (pooled) {
+        await options.databases!.give([dbName]);
+      } else if (config.mongodbUri) {
         // Best effort: a test may have stopped the database on purpose.
         const client = new MongoClient(config.mongodbUri, { serverSelectionTimeoutMS: 1000 });
         try {

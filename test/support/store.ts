@@ -35,8 +35,8 @@ export interface StoreHarness {
   cleanup(): Promise<void>;
 }
 
-/** Where a MongoDB harness takes its databases from, and gives them back to at cleanup (see freshStores). */
-interface DatabasePool {
+/** Where a MongoDB harness or test server takes its databases from, and gives them back to (see freshStores). */
+export interface DatabasePool {
   /** An empty database's name, for a harness's database `name`. */
   take(): string;
   /** Gives back `names`, the harness's stores closed: emptied for the next harness. */
@@ -134,13 +134,13 @@ export async function openTestStore(kind: StoreKind): Promise<OpenedStore> {
 /**
  * Fresh, empty stores of `kind`, for the describe block this is called in (it registers an
  * `after` hook there that removes them): `open()` one store, `harness()` a harness whose
- * databases are fresh too. On MongoDB a new database costs its collections and some forty
+ * databases are fresh too, `databases` (MongoDB) for startTestServer's own. On MongoDB a new database costs its collections and some forty
  * createIndex calls, a second or more on FerretDB: so a database whose stores are closed is
  * emptied (every document of every collection deleted) and is a later test's, opened again as
  * a restart opens it (its indexes found made). Each test still starts on a store that holds
  * nothing, through a Store of its own. SQLite stores are new every time.
  */
-export function freshStores(kind: StoreKind): { open(): Promise<OpenedStore>; harness(): StoreHarness } {
+export function freshStores(kind: StoreKind): { open(): Promise<OpenedStore>; harness(): StoreHarness; databases?: DatabasePool } {
   if (kind === "sqlite") return { open: () => openTestStore(kind), harness: () => storeHarness(kind) };
   const uri = process.env.MONGODB_URI;
   if (!uri) throw new Error("MONGODB_URI is not set");
@@ -184,6 +184,7 @@ export function freshStores(kind: StoreKind): { open(): Promise<OpenedStore>; ha
       return { store, close: () => harness.cleanup() };
     },
     harness: () => storeHarness(kind, pool),
+    databases: pool,
   };
 }
 
