@@ -14,11 +14,15 @@ import { userTokenApi } from "../user-token/api.js";
 import { jwtApi } from "../jwt/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
+import { freshStores } from "../support/store.js";
 import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, jwtRefreshToken, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName, UUID } from "../support/users.js";
 import { value, scrape } from "../support/metrics.js";
 import { allEvents, auditApi, type AuditEventJson } from "./api.js";
 import { keyApi } from "../key/api.js";
 import { gate, holdAfter } from "../credentials/support.js";
+
+/** Each store's databases for the file's servers: one made, emptied between them (freshStores). */
+const databases = Object.fromEntries(storesUnderTest().map((kind) => [kind, freshStores(kind).databases]));
 
 /** The events of a user, oldest first, as [type, outcome] pairs. */
 async function story(server: TestServer, userId: string): Promise<string[]> {
@@ -52,7 +56,7 @@ for (const store of storesUnderTest()) {
     /** Every password and token the calls below carried: none may reach an event or a log line. */
     const secrets = new Set<string>([password, otherPassword, testAdminToken, "wrong password 1"]);
     before(async () => {
-      server = await startTestServer({ store, env: { TESSERA_REFRESH_GRACE_SECONDS: "0", TESSERA_LOGIN_MAX_FAILURES: "3" } });
+      server = await startTestServer({ store, databases: databases[store], env: { TESSERA_REFRESH_GRACE_SECONDS: "0", TESSERA_LOGIN_MAX_FAILURES: "3" } });
     });
     after(() => server?.close());
 
@@ -841,7 +845,7 @@ for (const store of storesUnderTest()) {
     // A user's email, its session's refresh token, an API token and a seed 004 access token.
     let email: string, refreshToken: string, apiToken: string, jwt: string;
     before(async () => {
-      server = await startTestServer({ store });
+      server = await startTestServer({ store, databases: databases[store] });
       email = uniqueEmail("redact-word");
       await signUp(server, email);
       refreshToken = (await startSession(server, email)).refresh_token;
@@ -902,7 +906,7 @@ for (const store of storesUnderTest()) {
     this.timeout(60_000);
     let server: TestServer;
     before(async () => {
-      server = await startTestServer({ store });
+      server = await startTestServer({ store, databases: databases[store] });
     });
     after(() => server?.close());
 
@@ -1012,7 +1016,7 @@ for (const store of storesUnderTest()) {
     this.timeout(60_000);
     let server: TestServer;
     before(async () => {
-      server = await startTestServer({ store, env: { TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER: "1" } });
+      server = await startTestServer({ store, databases: databases[store], env: { TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER: "1" } });
     });
     after(() => server?.close());
 
@@ -1067,7 +1071,7 @@ for (const store of storesUnderTest()) {
     this.timeout(60_000);
     let server: TestServer;
     before(async () => {
-      server = await startTestServer({ store });
+      server = await startTestServer({ store, databases: databases[store] });
     });
     after(() => server?.close());
 
@@ -1167,7 +1171,7 @@ for (const store of storesUnderTest()) {
     it("no event is skipped or repeated when events of the same millisecond are written between page reads", async () => {
       // A clock that stands still: every event has the same time, ordered by its id alone.
       const clock = new ManualClock(Date.parse("2026-06-01T12:00:00Z"));
-      const server = await startTestServer({ store, clock });
+      const server = await startTestServer({ store, databases: databases[store], clock });
       try {
         const api = auditApi("rest", server.url);
         // Each listing is an admin.call event: 12 at one ms, then 3 at the next.
