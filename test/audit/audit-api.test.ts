@@ -14,15 +14,15 @@ import { userTokenApi } from "../user-token/api.js";
 import { jwtApi } from "../jwt/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, testAdminToken, testClientId, type TestServer } from "../support/server.js";
-import { freshStores } from "../support/store.js";
+import { freshDatabases } from "../support/store.js";
 import { admin, clientIdHeader, createApiToken, createJwtUser, jwtLogin, jwtRefreshToken, loginUserToken, otherPassword, password, signUp, startSession, uniqueEmail, uniqueName, UUID } from "../support/users.js";
 import { value, scrape } from "../support/metrics.js";
 import { allEvents, auditApi, type AuditEventJson } from "./api.js";
 import { keyApi } from "../key/api.js";
 import { gate, holdAfter } from "../credentials/support.js";
 
-/** Each store's databases for the file's servers: one made, emptied between them (freshStores). */
-const databases = Object.fromEntries(storesUnderTest().map((kind) => [kind, freshStores(kind).databases]));
+/** Each store's databases for the file's servers, one after another: emptied between them. */
+const databases = freshDatabases();
 
 /** The events of a user, oldest first, as [type, outcome] pairs. */
 async function story(server: TestServer, userId: string): Promise<string[]> {

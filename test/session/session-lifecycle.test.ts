@@ -7,10 +7,14 @@ import argon2 from "argon2";
 import { decodeJwt } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
+import { freshDatabases } from "../support/store.js";
 import { spyOn } from "../support/spy.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { password as goodPassword, uniqueEmail } from "../support/users.js";
 import { sessionApi, type SessionApi, type TokenPair } from "./api.js";
+
+/** Each store's databases for the file's servers, one after another: emptied between them. */
+const databases = freshDatabases();
 
 const client = { clientId: testClientId };
 
@@ -29,6 +33,7 @@ for (const store of storesUnderTest()) {
     before(async () => {
       server = await startTestServer({
         store,
+        databases: databases[store],
         clock,
         env: { TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_GRACE_SECONDS: "10", TESSERA_LOGIN_MAX_FAILURES: "3", TESSERA_LOGIN_LOCKOUT_SECONDS: "30" },
       });
@@ -40,7 +45,7 @@ for (const store of storesUnderTest()) {
     for (const protocol of protocols) {
       it(`an access token never outlives its session: access_token_expires_in counts down to the session's end (${protocol})`, async () => {
         // The session (TESSERA_REFRESH_TOKEN_TTL_SECONDS) lives 120 s; an access token would live 900.
-        const short = await startTestServer({ store, clock, env: { TESSERA_REFRESH_TOKEN_TTL_SECONDS: "120" } });
+        const short = await startTestServer({ store, databases: databases[store], clock, env: { TESSERA_REFRESH_TOKEN_TTL_SECONDS: "120" } });
         const api = sessionApi(protocol, short.url);
         try {
           const { pair } = await signUpAndLogin(api);
@@ -201,7 +206,7 @@ for (const store of storesUnderTest()) {
     const clock = new ManualClock(Date.parse("2030-01-01T00:00:00.400Z"));
     let server: TestServer;
     before(async () => {
-      server = await startTestServer({ store, clock, env: { TESSERA_ACCESS_TOKEN_TTL_SECONDS: "900", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "600" } });
+      server = await startTestServer({ store, databases: databases[store], clock, env: { TESSERA_ACCESS_TOKEN_TTL_SECONDS: "900", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "600" } });
     });
     after(async () => {
       await server?.close();
@@ -231,7 +236,7 @@ for (const store of storesUnderTest()) {
   describe(`Login cost on ${store}`, function () {
     let server: TestServer;
     before(async () => {
-      server = await startTestServer({ store });
+      server = await startTestServer({ store, databases: databases[store] });
     });
     after(async () => {
       await server?.close();

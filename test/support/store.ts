@@ -9,7 +9,7 @@ import { MongoClient } from "mongodb";
 import { openStore } from "../../src/store/index.js";
 import type { NewSigningKey, Store } from "../../src/store/ports.js";
 import { SQLITE_FILE_NAME } from "../../src/store/sqlite/sqlite-store.js";
-import type { StoreKind } from "./server.js";
+import { storesUnderTest, type StoreKind } from "./server.js";
 
 /** An account as a version without login keys stored it (or, with `loginKey`, one whose key function gave it that key). */
 export interface LegacyUser {
@@ -186,6 +186,14 @@ export function freshStores(kind: StoreKind): { open(): Promise<OpenedStore>; ha
     harness: () => storeHarness(kind, pool),
     databases: pool,
   };
+}
+
+/**
+ * For a file whose servers (startTestServer's `databases`) follow one another: each store's
+ * pool of freshStores, called at the file's top level (its databases dropped after the file).
+ */
+export function freshDatabases(): Partial<Record<StoreKind, DatabasePool>> {
+  return Object.fromEntries(storesUnderTest().map((kind) => [kind, freshStores(kind).databases]));
 }
 
 /** A signing key of `generation` (a random kid unless given), created and active at `createdAt`. */
