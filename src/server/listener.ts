@@ -10,9 +10,10 @@
 //   not arrived in time answered 408 with the JSON error (answerClientError), and a connection
 //   whose answer has been waiting to be sent, none of it taken by the client, for the idle
 //   timeout is closed (a client that does not read); pipelined requests are served one at a
-//   time, so a connection holds one answer at once; an answer sent before its request's body was
-//   read keeps the connection only when at most unreadBodyDrainBytes of that body are still due
-//   (else Connection: close, then lingeringClose);
+//   time, so a connection holds one answer at once, and bytes the parser refuses after them
+//   are answered after theirs; an answer sent before its request's body was read keeps the
+//   connection only when at most unreadBodyDrainBytes of that body are still due (else
+//   Connection: close, then lingeringClose);
 // - HTTP/2, per stream: the request (headers and body) must have arrived within the request
 //   timeout, else 408 (or RST_STREAM(CANCEL) once the answer has begun); per session: see
 //   h2-guard.ts (idle sessions, stalled streams, floods and rapid resets).
@@ -234,6 +235,11 @@ interface H1Connection {
    * time: each starts its own unless it has closed meanwhile (false).
    */
   queued: Array<() => boolean>;
+  /**
+   * The answer to bytes the parser refused after requests still being answered (answerClientError's),
+   * sent once their answers have gone, then the connection closed.
+   */
+  refused: (() => void) | undefined;
 }
 
 /** A "close" token in a Connection header value. */
@@ -603,6 +609,11 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       if (h1c.closing || socket.destroyed) return;
       let start = h1c.queued.shift();
       while (start !== undefined && !start()) start = h1c.queued.shift();
+      if (h1c.answers.size === 0 && h1c.refused !== undefined) {
+        const refused = h1c.refused;
+        h1c.refused = undefined;
+        refused();
+      }
     };
     res.once("close", finish);
     res.once("finish", finish);
@@ -707,7 +718,23 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // a proxy's X-Forwarded-For appended last): the header block's size is the one bound, as it
   // is for HTTP/2 (0: no count).
   h1.maxHeadersCount = 0;
-  h1.on("clientError", answerClientError(o));
+  // Bytes the parser refuses after requests it has read whose answers are still to go (pipelined
+  // ahead of them in the same read): those requests are being carried out, and their answers go
+  // out first, in order; the JSON error follows them, then the connection closes (Node wrote it
+  // at once, in place of the answer due, or cut the answer being sent). Whatever arrives
+  // meanwhile is refused again by the parser, and dropped. Bytes refused within a request's body
+  // (its chunked framing), or a request that has not arrived in time, are refused at once, as
+  // before: that request's reader is told it did not arrive whole as its connection closes.
+  const answerRefused = answerClientError(o);
+  h1.on("clientError", (e: ClientError, socket: Duplex) => {
+    const c = h1Connections.get(socket as Socket);
+    const reading = (socket as { parser?: { incoming?: { complete?: boolean } | null } | null }).parser?.incoming?.complete === false;
+    if (c !== undefined && e.code !== "ECONNRESET" && !socket.destroyed && (c.refused !== undefined || (c.answers.size > 0 && !reading && e.code !== "ERR_HTTP_REQUEST_TIMEOUT"))) {
+      c.refused ??= () => answerRefused(e, socket);
+      return;
+    }
+    answerRefused(e, socket);
+  });
   h1.on("checkContinue", checkContinue);
   h1.on("checkExpectation", (req: http.IncomingMessage, res: http.ServerResponse) => counted(req, res, unmet));
   // This server never listens itself (the front server hands it connections), and Node starts
@@ -748,7 +775,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     c.queued.push(answer);
   });
   h1.on("connection", (socket: Socket) => {
-    const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0, queued: [] };
+    const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0, queued: [], refused: undefined };
     h1Connections.set(socket, c);
     // Node closes a connection after an answer that closes it with destroySoon (its FIN, then the
     // socket destroyed): with the request's body still arriving, that would be a reset, and the
