@@ -722,14 +722,17 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // ahead of them in the same read): those requests are being carried out, and their answers go
   // out first, in order; the JSON error follows them, then the connection closes (Node wrote it
   // at once, in place of the answer due, or cut the answer being sent). Whatever arrives
-  // meanwhile is refused again by the parser, and dropped. Bytes refused within a request's body
-  // (its chunked framing), or a request that has not arrived in time, are refused at once, as
-  // before: that request's reader is told it did not arrive whole as its connection closes.
+  // meanwhile (refused again by the parser, or timed out) is dropped. Bytes refused within a
+  // request's body (its chunked framing) and a request that has not arrived in time end the
+  // connection at once, as before (a request still being read is told it did not arrive whole
+  // as its connection closes); so does a failing connection (a reset, a TLS error), always.
   const answerRefused = answerClientError(o);
   h1.on("clientError", (e: ClientError, socket: Duplex) => {
     const c = h1Connections.get(socket as Socket);
     const reading = (socket as { parser?: { incoming?: { complete?: boolean } | null } | null }).parser?.incoming?.complete === false;
-    if (c !== undefined && e.code !== "ECONNRESET" && !socket.destroyed && (c.refused !== undefined || (c.answers.size > 0 && !reading && e.code !== "ERR_HTTP_REQUEST_TIMEOUT"))) {
+    const parser = e.code?.startsWith("HPE_") === true;
+    const failing = !parser && e.code !== "ERR_HTTP_REQUEST_TIMEOUT";
+    if (c !== undefined && !failing && !socket.destroyed && (c.refused !== undefined || (parser && c.answers.size > 0 && !reading))) {
       c.refused ??= () => answerRefused(e, socket);
       return;
     }
