@@ -51,22 +51,71 @@ export interface VerificationKey {
   verify(alg: Algorithm, data: Buffer, signature: Buffer): boolean;
 }
 
-/**
- * The usable keys of a JWKS document, by kid. A key is skipped (not an error: a set may hold
- * keys for other uses) when it has no kid, is not for signatures, holds private members, or is
- * of no allowed algorithm. A kid given twice keeps its first key.
- */
-export function keysOf(document: unknown, allowed: ReadonlySet<Algorithm>): Map<string, VerificationKey> | undefined {
-  if (typeof document !== "object" || document === null || !Array.isArray((document as { keys?: unknown }).keys)) return undefined;
-  const out = new Map<string, VerificationKey>();
-  for (const jwk of (document as { keys: unknown[] }).keys) {
-    const key = verificationKey(jwk, allowed);
-    if (key && !out.has(key.kid)) out.set(key.kid, key);
-  }
-  return out;
+/** A key of the set that passed the checks that need no cryptography, not yet imported. */
+interface Candidate {
+  readonly jwk: Record<string, unknown>;
+  readonly kid: string;
+  readonly algorithms: ReadonlySet<Algorithm>;
 }
 
-function verificationKey(jwk: unknown, allowed: ReadonlySet<Algorithm>): VerificationKey | undefined {
+/**
+ * The usable keys of a JWKS document, by kid, each imported (node:crypto's createPublicKey)
+ * when a token first names it. Importing a P-256 key costs tens of microseconds on the calling
+ * thread: a set of thousands (a key rotated often, kept for its refresh tokens' lifetime; or a
+ * hostile endpoint's 1 MiB of keys) imported whole on every fetch would hold the event loop for
+ * hundreds of milliseconds, once per cooldown when tokens name unknown kids.
+ */
+export class KeySet {
+  private readonly imported = new Map<string, VerificationKey | null>();
+
+  constructor(private readonly candidates: ReadonlyMap<string, readonly Candidate[]>) {}
+
+  /** Whether the set names `kid` with a key of an accepted algorithm (not imported). */
+  names(kid: string): boolean {
+    return this.candidates.has(kid);
+  }
+
+  kids(): IterableIterator<string> {
+    return this.candidates.keys();
+  }
+
+  /** The key for `kid`: of the keys the set gives it, the first that imports. */
+  get(kid: string): VerificationKey | undefined {
+    const candidates = this.candidates.get(kid);
+    if (candidates === undefined) return undefined;
+    let key = this.imported.get(kid);
+    if (key === undefined) {
+      key = null;
+      for (const candidate of candidates) {
+        key = imported(candidate) ?? null;
+        if (key !== null) break;
+      }
+      this.imported.set(kid, key);
+    }
+    return key ?? undefined;
+  }
+}
+
+/**
+ * The usable keys of a JWKS document, by kid. A key is skipped (not an error: a set may hold
+ * keys for other uses) when it has no kid, is not for signatures, holds private members, is of
+ * no allowed algorithm, or does not import. A kid given twice keeps its first such key.
+ */
+export function keysOf(document: unknown, allowed: ReadonlySet<Algorithm>): KeySet | undefined {
+  if (typeof document !== "object" || document === null || !Array.isArray((document as { keys?: unknown }).keys)) return undefined;
+  const out = new Map<string, Candidate[]>();
+  for (const jwk of (document as { keys: unknown[] }).keys) {
+    const candidate = candidateKey(jwk, allowed);
+    if (candidate) {
+      const same = out.get(candidate.kid);
+      if (same) same.push(candidate);
+      else out.set(candidate.kid, [candidate]);
+    }
+  }
+  return new KeySet(out);
+}
+
+function candidateKey(jwk: unknown, allowed: ReadonlySet<Algorithm>): Candidate | undefined {
   if (typeof jwk !== "object" || jwk === null) return undefined;
   const k = jwk as Record<string, unknown>;
   if (typeof k.kid !== "string" || k.kid === "") return undefined;
@@ -76,6 +125,10 @@ function verificationKey(jwk: unknown, allowed: ReadonlySet<Algorithm>): Verific
   const candidates: Algorithm[] = k.alg !== undefined ? (isAlgorithm(k.alg) ? [k.alg] : []) : impliedAlgorithms(k);
   const algorithms = new Set(candidates.filter((a) => allowed.has(a) && curves[a].kty === k.kty && curves[a].crv === k.crv));
   if (algorithms.size === 0) return undefined;
+  return { jwk: k, kid: k.kid, algorithms };
+}
+
+function imported({ jwk: k, kid, algorithms }: Candidate): VerificationKey | undefined {
   let keyObject: KeyObject;
   try {
     const publicMembers = k.kty === "OKP" ? { kty: k.kty, crv: k.crv, x: k.x } : { kty: k.kty, crv: k.crv, x: k.x, y: k.y };
@@ -84,7 +137,7 @@ function verificationKey(jwk: unknown, allowed: ReadonlySet<Algorithm>): Verific
     return undefined;
   }
   return {
-    kid: k.kid,
+    kid,
     algorithms,
     verify(alg, data, signature) {
       const curve = curves[alg];

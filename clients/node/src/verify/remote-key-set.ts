@@ -15,7 +15,7 @@
 // 304 naming another ETag than the keys held is not about them: the set is asked for again.
 import { freshnessSeconds } from "./cache-control.js";
 import { redactedUrl, refuse, TokenVerificationError } from "./errors.js";
-import { keysOf, type Algorithm, type VerificationKey } from "./jwk.js";
+import { keysOf, type Algorithm, type KeySet, type VerificationKey } from "./jwk.js";
 
 export interface RemoteKeySetOptions {
   /** Where the set is: a fixed URL, or one found through the discovery document. */
@@ -40,7 +40,7 @@ interface Validator {
 }
 
 export class RemoteKeySet {
-  private keys: Map<string, VerificationKey> | undefined;
+  private keys: KeySet | undefined;
   private expiresAt = -Infinity;
   private lastAttempt = -Infinity;
   private lastFailure: TokenVerificationError | undefined;
@@ -61,7 +61,7 @@ export class RemoteKeySet {
     const now = this.o.now();
     // A clock that went back makes the set stale, and lets a fetch happen.
     const fresh = this.keys !== undefined && now < this.expiresAt && now >= this.lastAttempt;
-    if (!fresh || !this.keys!.has(kid)) {
+    if (!fresh || this.keys!.get(kid) === undefined) {
       if (this.fetching || this.mayFetch(now)) {
         await this.refresh();
       } else if (!fresh) {
@@ -124,14 +124,14 @@ export class RemoteKeySet {
     }
   }
 
-  private replace(next: Map<string, VerificationKey>): void {
-    for (const kid of this.keys?.keys() ?? []) {
-      if (!next.has(kid)) {
+  private replace(next: KeySet): void {
+    for (const kid of this.keys?.kids() ?? []) {
+      if (!next.names(kid)) {
         this.removed.delete(kid);
         this.removed.add(kid);
       }
     }
-    for (const kid of next.keys()) this.removed.delete(kid);
+    for (const kid of next.kids()) this.removed.delete(kid);
     while (this.removed.size > rememberedRemovedKids) this.removed.delete(this.removed.values().next().value!);
     this.keys = next;
   }
