@@ -458,6 +458,17 @@ describe("@tessera/client key set cache", () => {
     }
   });
 
+  it("a kid given twice: its first usable key verifies (a key that does not import, or is not for signatures, is passed over)", async () => {
+    const key = await signer("ES256");
+    const other = await signer("ES256", key.kid);
+    const clock = new TestClock();
+    const token = await key.token(clock.ms);
+    const broken = { ...key.jwk, x: "AAAA" };
+    const enc = { ...other.jwk, use: "enc" };
+    assert.equal((await verifier(keySet({ keys: [broken, enc, key.jwk, other.jwk] }), clock).verify(token)).kind, "jwt");
+    await refused(verifier(keySet({ keys: [other.jwk, key.jwk] }), clock).verify(token), "INVALID_SIGNATURE");
+  });
+
   it("algorithms: only what is configured verifies; none, HS* and unknown names cannot be configured", async () => {
     const ed = await signer("EdDSA");
     const es = await signer("ES256");
