@@ -581,6 +581,27 @@ describe("@tessera/client key set cache", () => {
   // fetch refuses a URL with credentials, naming the URL: a discovery document whose jwks_uri
   // carried user:password@ failed every verification with the password in its message and cause
   // (onRefusal's log lines), as a configured jwksUrl would have before it was refused.
+  // JSON.parse's message quotes some characters of the text it refused as they are: a served page
+  // beginning with a line break or a bidirectional override put them in the refusal's cause,
+  // which a logger writes out (a forged log line, text shown reversed).
+  it("an answer that is not JSON: KEYS_UNAVAILABLE, its cause quoting the answer with controls and bidirectional formatting escaped", async () => {
+    const clock = new TestClock();
+    const key = await signer();
+    for (const [body, escaped] of [
+      ["<html>\nINFO all keys rotated", '"<html>\\u000aINF"'],
+      ["<\u202etxt.exe", '"<\\u202etxt.exe"'],
+      ["x\u0085\u2066y\u007f", '"x\\u0085\\u2066y\\u007f"'],
+    ]) {
+      const e = await refused(verifier(keySet({ body, headers: {} }), clock).verify(await key.token(clock.ms)), "KEYS_UNAVAILABLE", "GET https://tessera.test/.well-known/jwks.json did not answer JSON");
+      const cause = e.cause as Error;
+      assert.equal(cause.name, "SyntaxError");
+      assert.ok(!/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/.test(cause.message), JSON.stringify(cause.message));
+      assert.ok(cause.message.includes(escaped), `${JSON.stringify(cause.message)} quotes ${JSON.stringify(escaped)}`);
+      // The stack, which loggers write too, begins with that message.
+      assert.ok(cause.stack?.startsWith(`SyntaxError: ${cause.message}\n`), JSON.stringify(cause.stack));
+    }
+  });
+
   it("a discovery document naming a jwks_uri with credentials (user:password@): KEYS_UNAVAILABLE saying so, without them", async () => {
     const clock = new TestClock();
     const key = await signer();

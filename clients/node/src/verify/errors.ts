@@ -52,6 +52,19 @@ const quotedLength = 64;
 /** C1 controls and the bidirectional formatting characters, which JSON.stringify leaves as they are. */
 const unquotable = /[\u0080-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
 
+/** C0 controls and DEL besides: what a text quoted as it is (not JSON) escapes. */
+const unprintable = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+const escaped = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
+/**
+ * `text` with its controls and bidirectional formatting characters escaped as `quoted` escapes
+ * them: a message of another's (JSON.parse's) that quotes a served document as it is.
+ */
+export function printable(text: string): string {
+  return text.replace(unprintable, escaped);
+}
+
 /**
  * A value from a token or a served document as a message quotes it: JSON, those characters
  * escaped too, at most 64 characters (never half an escape or a surrogate pair), the length of
@@ -59,7 +72,7 @@ const unquotable = /[\u0080-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u
  */
 export function quoted(value: unknown): string {
   const json = JSON.stringify(value) ?? String(value);
-  const text = json.replace(unquotable, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const text = json.replace(unquotable, escaped);
   if (text.length <= quotedLength) return text;
   return `${wholeEscapes(text.slice(0, quotedLength))}... (${json.length} characters)`;
 }

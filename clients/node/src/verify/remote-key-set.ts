@@ -14,7 +14,7 @@
 // says (its Cache-Control, else the one the keys came with: RFC 9111 4.3.4), nothing re-read. A
 // 304 naming another ETag than the keys held is not about them: the set is asked for again.
 import { freshnessSeconds } from "./cache-control.js";
-import { redactedUrl, refuse, TokenVerificationError } from "./errors.js";
+import { printable, redactedUrl, refuse, TokenVerificationError } from "./errors.js";
 import { keysOf, type Algorithm, type KeySet, type VerificationKey } from "./jwk.js";
 
 export interface RemoteKeySetOptions {
@@ -185,7 +185,9 @@ export async function fetchJson(
   try {
     return { body: JSON.parse(text), headers: res.headers, notModified: false };
   } catch (e) {
-    throw refuse("KEYS_UNAVAILABLE", `GET ${redactedUrl(url)} did not answer JSON`, e);
+    // JSON.parse's message quotes a few characters of the answer as they are (a line break, a
+    // bidirectional override: a forged log line): the cause says it with those escaped.
+    throw refuse("KEYS_UNAVAILABLE", `GET ${redactedUrl(url)} did not answer JSON`, new SyntaxError(printable(e instanceof Error ? e.message : String(e))));
   }
 }
 
