@@ -134,16 +134,17 @@ class AnswerH2 extends NotStoredOnErrorH2 {
 }
 
 /**
- * The HTTP/1.1 server's answers: NotStoredOnError, asking `closes` (set by the listener) as the
- * head is written whether the answer must close its connection (a request body left unread:
+ * The HTTP/1.1 server's answers: NotStoredOnError, asking (for an answer the listener counts,
+ * `watched`; no closure a request) as the head is written whether the answer must close its connection (a request body left unread:
  * unreadBeyondDrain); if so Connection: close is added after the headers given (Node then writes
  * no Connection: keep-alive nor Keep-Alive of its own).
  */
 class AnswerH1 extends NotStoredOnError {
-  closes: (() => boolean) | undefined;
+  /** Whether the listener counts this answer's request (its `req`), and so asks unreadBeyondDrain. */
+  watched = false;
   override writeHead(status: number, ...args: unknown[]): this {
-    const headArgs = this.closes?.() ? withConnectionClose(args) : args;
-    return super.writeHead.apply(this, [status, ...headArgs] as Parameters<NotStoredOnError["writeHead"]>);
+    const closes = this.watched && unreadBeyondDrain(this.req);
+    return super.writeHead(status, ...((closes ? withConnectionClose(args) : args) as [string, http.OutgoingHttpHeaders]));
   }
 }
 
@@ -619,7 +620,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     res.once("finish", finish);
     if (h1c) {
       h1c.answers.add(res as http.ServerResponse);
-      (res as AnswerH1).closes = () => unreadBeyondDrain(req as http.IncomingMessage);
+      (res as AnswerH1).watched = true;
     }
     if (req.httpVersionMajor === 2) {
       const h2res = res as http2.Http2ServerResponse;
