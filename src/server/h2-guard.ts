@@ -11,7 +11,8 @@
 // takes a stream's window past 2^31-1, and on HEADERS after the request's END_STREAM (an
 // invalid frame that nghttp2 reports as a protocol, flow-control or closed-stream error);
 // nghttp2 sends GOAWAY and reads nothing more after DATA past END_STREAM or a PRIORITY naming
-// its own stream or not 5 bytes long (test/hostile/h2-abuse.test.ts, "MadeYouReset by ...").
+// its own stream or not 5 bytes long (test/hostile/h2-abuse.test.ts, "MadeYouReset by ..."),
+// and the connection is then closed here (a session nghttp2 has ended, below).
 // What it does not do, and is done here:
 // - Rapid reset (CVE-2023-44487): nghttp2 only rate-limits incoming RST_STREAM at 1000 at once
 //   then 33/s, and every one of those streams still reaches the request handler. A client may
@@ -52,6 +53,13 @@
 //   connection (one that ignores GOAWAY never does). Here a session is idle when it has no open
 //   stream: after the idle timeout it gets GOAWAY(NO_ERROR), and its connection is closed one
 //   idle timeout later if the client has not closed it.
+// - A session nghttp2 has ended by itself: on some connection errors (a bad HPACK dynamic
+//   table size update: COMPRESSION_ERROR; DATA on stream 0, DATA past END_STREAM, a bad
+//   PRIORITY) nghttp2 sends GOAWAY with the error and wants to read and write nothing more, but
+//   Node neither destroys the session nor tells JS: it stops reading the socket, so it never
+//   sees the client's close either, and the connection would stay open (and counted toward
+//   TESSERA_MAX_CONNECTIONS) until the idle timeout. It is closed once the GOAWAY has been
+//   written (watchEnded).
 // Shedding sends GOAWAY(ENHANCE_YOUR_CALM) and closes the socket. The session's other streams
 // go with it: the client misbehaved on that connection.
 import http2 from "node:http2";
@@ -108,6 +116,43 @@ export function resetStream(stream: http2.Http2Stream, code: number): void {
  */
 function endedWhole(stream: http2.ServerHttp2Stream): boolean {
   return !stream.aborted && stream.rstCode === NGHTTP2_NO_ERROR && stream.headersSent;
+}
+
+/** What Node 20's native HTTP/2 session (`session[kHandle]`) has that is used here. */
+interface NativeSession {
+  setGracefulClose?: () => void;
+  hasPendingData?: () => boolean;
+  ongracefulclosecomplete?: () => void;
+}
+
+function nativeSession(session: http2.Http2Session): NativeSession | undefined {
+  const key = Object.getOwnPropertySymbols(session).find((s) => s.description === "kHandle");
+  const handle = key === undefined ? undefined : (session as unknown as Record<symbol, unknown>)[key];
+  return typeof handle === "object" && handle !== null ? (handle as NativeSession) : undefined;
+}
+
+/**
+ * Calls `ended` once nghttp2 has ended `session` by itself (a connection error it answered with
+ * GOAWAY) and that GOAWAY has been written: nghttp2 then wants neither to read nor to write.
+ * Node 20 asks nghttp2 exactly that after each write of a session being closed gracefully, and
+ * calls the handle's `ongracefulclosecomplete` when both are no (session.close() sets that mode,
+ * and the callback destroys a closed session with no stream left). The mode is set here from the
+ * start, so that the question is asked after every write (two flag reads in nghttp2, no frame,
+ * nothing per request); the callback, kept, still does nothing to a session not closed. A session
+ * not closed that nghttp2 no longer wants to read or write is one it ended (nghttp2 wants to read
+ * as long as it has sent no GOAWAY; one the client sends has Node close the session first).
+ * Without those internals (another Node), nothing is watched: the idle timeout closes it.
+ */
+function watchEnded(session: http2.ServerHttp2Session, ended: () => void): void {
+  const handle = nativeSession(session);
+  if (typeof handle?.setGracefulClose !== "function" || typeof handle.hasPendingData !== "function") return;
+  const complete = handle.ongracefulclosecomplete;
+  handle.ongracefulclosecomplete = () => {
+    complete?.call(handle);
+    // Closed on the next turn of the event loop, not inside the native write's callback.
+    if (!session.closed && !session.destroyed && handle.hasPendingData?.() === false) setImmediate(ended);
+  };
+  handle.setGracefulClose();
 }
 
 export function guardSession(session: http2.ServerHttp2Session, o: SessionGuardOptions): void {
@@ -202,6 +247,8 @@ export function guardSession(session: http2.ServerHttp2Session, o: SessionGuardO
       armIdle();
     });
   });
+  // Ended by nghttp2, its GOAWAY written: nothing more will be read or sent on the connection.
+  watchEnded(session, () => close(true));
   session.once("close", () => {
     clearTimeout(idle);
     clearInterval(sweep);

@@ -10,7 +10,7 @@ import tls from "node:tls";
 
 export const FrameType = { DATA: 0, HEADERS: 1, PRIORITY: 2, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
 export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
-export const ErrorCode = { NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5, FRAME_SIZE_ERROR: 6, CANCEL: 8, ENHANCE_YOUR_CALM: 11 } as const;
+export const ErrorCode = { NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FLOW_CONTROL_ERROR: 3, STREAM_CLOSED: 5, FRAME_SIZE_ERROR: 6, CANCEL: 8, COMPRESSION_ERROR: 9, ENHANCE_YOUR_CALM: 11 } as const;
 export const Setting = { HEADER_TABLE_SIZE: 1, ENABLE_PUSH: 2, MAX_CONCURRENT_STREAMS: 3, INITIAL_WINDOW_SIZE: 4, MAX_FRAME_SIZE: 5 } as const;
 
 export function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
@@ -43,6 +43,11 @@ export function hpack(headers: Array<[string, string]>): Buffer {
     return Buffer.concat([hpackInt(b.length, 7, 0x00), b]);
   };
   return Buffer.concat(headers.flatMap(([k, v]) => [Buffer.from([0x00]), str(k), str(v)]));
+}
+
+/** An HPACK dynamic table size update to `size` (RFC 7541 6.3), as a header block of its own. */
+export function hpackTableSizeUpdate(size: number): Buffer {
+  return hpackInt(size, 5, 0x20);
 }
 
 export function settingsPayload(entries: Array<[number, number]>): Buffer {
