@@ -309,10 +309,12 @@ interface UnaryContext extends Omit<HandlerContext, "signal"> {
 
 /**
  * The request the router's interceptors get (connect-es's UnaryRequest, the same fields), its
- * signal the context's, read when asked for. A class, for its getter: an object literal with
- * one costs V8 a map of its own, several µs a call. A copy made by spreading it has no signal
- * (a getter of the prototype): an interceptor that passes another request on to a unary call
- * builds it with the signal.
+ * signal the context's, read when asked for. A class: an object literal with a getter costs V8
+ * a map of its own, several µs a call. The signal is an own, enumerable accessor (one shared
+ * descriptor, about 0.2 µs a call), so that a copy an interceptor passes on spread
+ * (`next({ ...req, message })`, as connect-es's Interceptor allows) carries the signal itself:
+ * a getter of the prototype is not copied, and the copy had none (undefined in the
+ * implementation's context; a TypeError in an interceptor asking signalAborted).
  */
 class UnaryCallRequest implements UnaryRequest {
   readonly stream = false;
@@ -322,7 +324,15 @@ class UnaryCallRequest implements UnaryRequest {
   readonly service: UnaryRequest["service"];
   readonly contextValues: UnaryRequest["contextValues"];
   readonly [callEndKey]: CallEnd | undefined;
+  declare readonly signal: AbortSignal;
   readonly #context: UnaryContext;
+
+  static readonly #signal: PropertyDescriptor = {
+    get(this: UnaryCallRequest): AbortSignal {
+      return this.#context.signalOf();
+    },
+    enumerable: true,
+  };
 
   constructor(
     readonly message: Message,
@@ -336,10 +346,7 @@ class UnaryCallRequest implements UnaryRequest {
     this.contextValues = context.values;
     this[callEndKey] = context[callEndKey];
     this.#context = context;
-  }
-
-  get signal(): AbortSignal {
-    return this.#context.signalOf();
+    Object.defineProperty(this, "signal", UnaryCallRequest.#signal);
   }
 }
 
