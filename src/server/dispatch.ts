@@ -264,6 +264,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
               const bytes = messageBytesNotText(uReq.url);
               if (bytes) uReq.url = withBase64Message(uReq.url, bytes);
             }
+            const identity = withoutEmptyCompression(uReq.url);
+            if (identity !== undefined) uReq.url = identity;
           }
         }
         const typed = grpcTypeWithParameters.exec(req.headers["content-type"] ?? "");
@@ -992,6 +994,29 @@ function withBase64Message(url: string, bytes: Buffer): string {
   parsed.searchParams.set("message", bytes.toString("base64url"));
   parsed.searchParams.set("base64", "1");
   return parsed.toString();
+}
+
+/**
+ * A Connect GET's URL without its `compression` parameters when the first is empty
+ * (`compression=`, or `compression` alone), which connect-es refused as the unknown compression
+ * "" (501 unimplemented). The Connect protocol takes an omitted compression as identity, and
+ * connect-go an empty one as well (it reads the parameter's first value, "" either way): so
+ * here. Undefined for any other URL, which goes on as it came. The other parameters are kept as
+ * written (not re-encoded: a percent-escape of a byte that is no UTF-8 stays one).
+ */
+function withoutEmptyCompression(url: string): string | undefined {
+  const q = url.indexOf("?");
+  // Without a percent-escape in the query, the name can only be written as it is.
+  if (q < 0 || (!url.includes("compression", q) && !url.includes("%", q))) return undefined;
+  const pairs = url.slice(q + 1).split("&");
+  const named = (pair: string) => {
+    const eq = pair.indexOf("=");
+    return percentDecode(eq < 0 ? pair : pair.slice(0, eq)).toString() === "compression";
+  };
+  // The first pair named `compression` (URLSearchParams.get's), empty once decoded.
+  const first = pairs.find(named);
+  if (first === undefined || percentDecode(first.slice(first.indexOf("=") + 1 || first.length)).length > 0) return undefined;
+  return `${url.slice(0, q + 1)}${pairs.filter((p) => !named(p)).join("&")}`;
 }
 
 const hex = /^[0-9A-Fa-f]{2}$/;

@@ -16,6 +16,7 @@ import { SessionService, UserService } from "../../gen/tessera/session/v1/sessio
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
 import { raw } from "../hostile/support.js";
 import { rest } from "../support/clients.js";
+import { RestH2c } from "../support/rest-h2c.js";
 import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 
@@ -197,6 +198,50 @@ describe("server: Connect GET for the methods without side effects", () => {
     const res = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=proto&message=%0A%01%FF`);
     assert.equal(res.status, 200, await res.clone().text());
     assert.equal(res.headers.get("content-type"), "application/proto");
+  });
+
+  // The Connect protocol takes an omitted compression as identity, and connect-go an empty one as
+  // well (it reads the first value, "" either way); connect-es answered 501 (unknown compression "").
+  for (const [name, query] of [
+    ["compression=", "connect=v1&encoding=json&message=%7B%7D&compression="],
+    ["compression with no =", "connect=v1&encoding=json&message=%7B%7D&compression"],
+    ["compression= first, then compression=gzip", "connect=v1&encoding=json&compression=&compression=gzip&message=%7B%7D"],
+    ["compression= with a base64 message", "connect=v1&encoding=json&base64=1&compression=&message=e30"],
+    ["compression= with a binary message", "connect=v1&encoding=proto&base64=1&compression=&message="],
+  ] as const) {
+    it(`an empty compression is identity (${name}): 200 over HTTP/1.1 and h2c`, async () => {
+      const path = `/tessera.jwt.v1.JwtService/GetVersion?${query}`;
+      const expectedType = query.includes("encoding=proto") ? "application/proto" : "application/json";
+      const h1 = await fetch(server.url + path);
+      assert.equal(h1.status, 200, await h1.clone().text());
+      assert.equal(h1.headers.get("content-type"), expectedType);
+      const h2c = new RestH2c(server.url);
+      try {
+        const h2 = await h2c.request("GET", path);
+        assert.equal(h2.status, 200, h2.text);
+        assert.equal(h2.headers.get("content-type"), expectedType);
+        if (expectedType === "application/json") {
+          const version = (await h1.json()) as { version: string };
+          assert.equal(typeof version.version, "string");
+          assert.deepEqual(h2.body, version);
+        }
+      } finally {
+        h2c.close();
+      }
+    });
+  }
+
+  it("an empty compression on JwtService/Check: the token in the message is read (200 with its claims)", async () => {
+    const h2c = new RestH2c(server.url);
+    try {
+      const path = `/tessera.jwt.v1.JwtService/Check?connect=v1&encoding=json&compression=&message=${encodeURIComponent(JSON.stringify({ access_token: jwt }))}`;
+      for (const res of [await rest(server.url, "GET", path), await h2c.request("GET", path)]) {
+        assert.equal(res.status, 200, res.text);
+        assert.equal((res.body as { claims: { user: string } }).claims.user, "getter");
+      }
+    } finally {
+      h2c.close();
+    }
   });
 
   it("base64=1 with a message that is not base64, on a method that writes: 405 as before (the method is checked first)", async () => {
