@@ -13,6 +13,7 @@ import { fromJson, type DescMessage, type JsonValue, type Message } from "@bufbu
 import { unquotedJsonError } from "./json-error.js";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
+import { findRefusedValue, holder, type JsonValueCheck, type RefusedJsonValue } from "./json-fields.js";
 
 const timestampType = "google.protobuf.Timestamp";
 
@@ -65,32 +66,10 @@ function unreadRfc3339(text: string): string | undefined {
 }
 
 /** Whether a message type holds a Timestamp field at any depth (computed once per type). */
-const holdsTimestamp = new WeakMap<DescMessage, boolean>();
-
-export function hasTimestamp(desc: DescMessage, seen = new Set<DescMessage>()): boolean {
-  const known = holdsTimestamp.get(desc);
-  if (known !== undefined) return known;
-  if (seen.has(desc)) return false;
-  seen.add(desc);
-  let found = false;
-  for (const f of desc.fields) {
-    const inner = f.fieldKind === "message" ? f.message : f.fieldKind === "list" && f.listKind === "message" ? f.message : f.fieldKind === "map" && f.mapKind === "message" ? f.message : undefined;
-    if (inner && (inner.typeName === timestampType || (!inner.typeName.startsWith("google.protobuf.") && hasTimestamp(inner, seen)))) found = true;
-  }
-  seen.delete(desc);
-  if (seen.size === 0) holdsTimestamp.set(desc, found);
-  return found;
-}
+export const hasTimestamp = holder((t) => typeof t === "object" && t.typeName === timestampType);
 
 /** A Timestamp in a JSON message that names no real time: where it is, and why. */
-export interface ImpossibleTimestamp {
-  /** The top-level key of the JSON object it is under, as the client wrote it. */
-  key: string;
-  /** Its field path in proto names ("expiration_time", "filter.since", "times[1]"). */
-  field: string;
-  /** Why: impossibleTimestamp's reason (or protobuf-es's, findUnreadableTimestamp). */
-  reason: string;
-}
+export type ImpossibleTimestamp = RefusedJsonValue;
 
 /**
  * The first Timestamp field of `json`, read as a `desc` message, whose text names no real time
@@ -99,7 +78,7 @@ export interface ImpossibleTimestamp {
  * to protobuf-es.
  */
 export function findImpossibleTimestamp(desc: DescMessage, json: JsonValue): ImpossibleTimestamp | undefined {
-  return findTimestamp(desc, json, impossibleValue);
+  return findRefusedValue(desc, json, impossibleCheck);
 }
 
 /**
@@ -109,11 +88,16 @@ export function findImpossibleTimestamp(desc: DescMessage, json: JsonValue): Imp
  * (server/json-text.ts).
  */
 export function findUnreadableTimestamp(desc: DescMessage, json: JsonValue): ImpossibleTimestamp | undefined {
-  return findTimestamp(desc, json, unreadableValue);
+  return findRefusedValue(desc, json, unreadableCheck);
 }
 
 /** Why a Timestamp's JSON value is refused, or undefined. */
 type TimestampCheck = (value: JsonValue) => string | undefined;
+
+/** The walk's check of the Timestamps of a message (json-fields.ts). */
+function timestampCheck(check: TimestampCheck): JsonValueCheck {
+  return { holds: hasTimestamp, refuse: (t, value) => (typeof t === "object" && t.typeName === timestampType ? check(value) : undefined) };
+}
 
 const impossibleValue: TimestampCheck = (value) => (typeof value === "string" ? impossibleTimestamp(value) : undefined);
 
@@ -136,52 +120,8 @@ const unreadableValue: TimestampCheck = (value) => {
   return undefined;
 };
 
-function findTimestamp(desc: DescMessage, json: JsonValue, check: TimestampCheck): ImpossibleTimestamp | undefined {
-  if (!hasTimestamp(desc) || json === null || typeof json !== "object" || Array.isArray(json)) return undefined;
-  for (const [key, value] of Object.entries(json)) {
-    const found = inField(desc, key, value, check);
-    if (found) return { key, ...found };
-  }
-  return undefined;
-}
-
-function inField(desc: DescMessage, key: string, value: JsonValue, check: TimestampCheck): Omit<ImpossibleTimestamp, "key"> | undefined {
-  // By proto name or JSON name, as protobuf-es reads a key (only types holding a Timestamp get here).
-  const f = desc.fields.find((x) => x.jsonName === key || x.name === key);
-  if (!f) return undefined;
-  const at = (suffix: string, inner?: Omit<ImpossibleTimestamp, "key">) => inner && { field: `${f.name}${suffix}${inner.field === "" ? "" : `.${inner.field}`}`, reason: inner.reason };
-  switch (f.fieldKind) {
-    case "message":
-      return at("", inMessage(f.message, value, check));
-    case "list":
-      if (f.listKind !== "message" || !Array.isArray(value)) return undefined;
-      for (let i = 0; i < value.length; i++) {
-        const found = at(`[${i}]`, inMessage(f.message, value[i]!, check));
-        if (found) return found;
-      }
-      return undefined;
-    case "map":
-      if (f.mapKind !== "message" || value === null || typeof value !== "object" || Array.isArray(value)) return undefined;
-      for (const [k, v] of Object.entries(value)) {
-        const found = at(`[${JSON.stringify(k)}]`, inMessage(f.message, v, check));
-        if (found) return found;
-      }
-      return undefined;
-    default:
-      return undefined;
-  }
-}
-
-/** A message value: a Timestamp's value, or a message of Tessera's to walk ("" for the value itself). */
-function inMessage(desc: DescMessage, value: JsonValue, check: TimestampCheck): Omit<ImpossibleTimestamp, "key"> | undefined {
-  if (desc.typeName === timestampType) {
-    const reason = check(value);
-    return reason === undefined ? undefined : { field: "", reason };
-  }
-  if (desc.typeName.startsWith("google.protobuf.")) return undefined;
-  const found = findTimestamp(desc, value, check);
-  return found && { field: found.field, reason: found.reason };
-}
+const impossibleCheck = timestampCheck(impossibleValue);
+const unreadableCheck = timestampCheck(unreadableValue);
 
 /**
  * A Timestamp a binary (protobuf) message carries is two numbers, which protobuf-es takes as they
