@@ -7,13 +7,14 @@
 // in its error where another type was expected, and connect-es's gRPC and gRPC-Web handlers
 // percent-encode that message with encodeURIComponent, which throws on a lone surrogate: HTTP
 // 500, no grpc-status, a client's mistake logged as a failed answer.
-// And the Timestamps of the call's request message are read, and name real times, or the error
-// names the field (checkTimestamps below).
+// And the Timestamps of the call's request message are read, and name real times, and its number
+// fields given as strings hold a number's text, or the error names the field (checkFields below).
 
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { currentCall } from "../call-scope.js";
-import { findUnreadableTimestamp } from "../transcode/timestamp.js";
+import { findNonDecimalNumber, hasNumberField } from "../transcode/json-numbers.js";
+import { findUnreadableTimestamp, hasTimestamp } from "../transcode/timestamp.js";
 import { errorDetails } from "./error-details.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -45,20 +46,22 @@ function pairedSurrogateEscapes(text: string): boolean {
  * A Timestamp field of the call's request message (when the dispatcher has routed the call and
  * that type holds one) whose text names no real time: protobuf-es would carry 2030-02-30 over
  * into March (transcode/timestamp.ts); or one protobuf-es refuses itself (no RFC 3339 text, out
- * of range, a number), whose error names the Timestamp type but not the field. INVALID_ARGUMENT
- * naming the field, in protobuf-es's words for a field it cannot decode, with a BadRequest for
- * it: the request cannot be read.
+ * of range, a number), whose error names the Timestamp type but not the field. Or a number field
+ * given a string that is no number's text, which protobuf-es would read with Number() ("0x10" as
+ * 16, transcode/json-numbers.ts). INVALID_ARGUMENT naming the field, in protobuf-es's words for a
+ * field it cannot decode, with a BadRequest for it: the request cannot be read. The text is
+ * parsed here only for a type that holds such a field (known once per type).
  */
-function checkTimestamps(text: string): void {
+function checkFields(text: string): void {
   const type = currentCall()?.requestType;
-  if (type === undefined) return;
+  if (type === undefined || !(hasTimestamp(type) || hasNumberField(type))) return;
   let json: JsonValue;
   try {
     json = JSON.parse(text) as JsonValue;
   } catch {
     return; // protobuf-es says what is wrong with it
   }
-  const found = findUnreadableTimestamp(type, json);
+  const found = findUnreadableTimestamp(type, json) ?? findNonDecimalNumber(type, json);
   if (!found) return;
   const message = `cannot decode field ${type.typeName}.${found.field} from JSON: ${found.reason}`;
   throw new ConnectError(message, Code.InvalidArgument, undefined, errorDetails({ reason: "MALFORMED_REQUEST", fieldViolations: [{ field: found.field, description: found.reason }] }));
@@ -69,7 +72,7 @@ export const jsonTextDecoder = {
   decode(data: Uint8Array): string {
     const text = utf8.decode(data);
     if (!pairedSurrogateEscapes(text)) throw new TypeError("a JSON string holds an unpaired surrogate escape: not Unicode text");
-    checkTimestamps(text);
+    checkFields(text);
     return text;
   },
 };
