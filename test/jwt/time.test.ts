@@ -11,6 +11,7 @@ import { bearer } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { createJwtUser, password } from "../support/users.js";
 import { jwtApi, type JwtApi } from "./api.js";
+import { withPayload } from "./forge.js";
 
 const start = Date.parse("2030-01-01T00:00:00Z");
 
@@ -47,6 +48,18 @@ for (const store of storesUnderTest()) {
           expectCode(await api.check({ access_token: token }), "invalid_argument", "token expired");
           expectOk(await api.getUser({}, bearer(token)), 204);
           expectCode(await api.getRefreshToken({}, bearer(token)), "unauthenticated", "token expired");
+        });
+
+        // The signature is checked before any claim (jose's order): an expired token whose
+        // signature or payload was changed is answered as tampered, never as expired.
+        it("an expired token with a changed signature or payload is an invalid token (400 INVALID_TOKEN), not an expired one", async () => {
+          const token = await login();
+          clock.set(start + 60_000);
+          const [h, p, s] = token.split(".");
+          const flipped = `${h}.${p}.${s!.slice(0, 10)}${s![10] === "A" ? "B" : "A"}${s!.slice(11)}`;
+          expectCode(await api.check({ access_token: flipped }), "invalid_argument", "invalid token signature", "INVALID_TOKEN");
+          expectCode(await api.check({ access_token: withPayload(token, (c) => ({ ...c, user: "admin" })) }), "invalid_argument", "invalid token signature", "INVALID_TOKEN");
+          expectCode(await api.check({ access_token: token }), "invalid_argument", "token expired", "TOKEN_EXPIRED");
         });
 
         it("a token whose nbf is more than 5 s ahead of the clock is not yet valid (400), also once it was verified", async () => {
