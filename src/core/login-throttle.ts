@@ -38,14 +38,23 @@
 // given (UNAVAILABLE HASHER_BUSY, Retry-After 1: a wrong password still counts as a failure, a
 // right one's slots are given back). Its slots, until failed or given back, count for twice that
 // (`leaseMs`, the store's rule in ports/login-attempts.ts): so a slot whose attempt never ended
-// (its process killed mid-check, its release lost while the store was down) frees itself after
+// (its process killed mid-check) frees itself after
 // the lease, and a verdict given always came while its slot still counted, with `checkMs` to
 // spare for its failure to be written. Failures count until the window passes, leases or not.
+//
+// Releases the store fails (it is down: the login is answered 503, nothing having been checked,
+// or its right password's give-back failing) are owed, not lost (store/ports/owed-releases.ts):
+// tried again before this throttle's next reservation and every second, until made or their
+// window has passed. The lease frees a lost one only once no attempt on its key has been granted
+// for a lease's time: under steady traffic on a key (one address's clients) never, within the
+// window, and the logins answered 503 during an outage would have refused a right password 429
+// afterwards. An outage is not a guess.
 import { beyondDeadline, timeLeftMs } from "../call-scope.js";
 import type { Config } from "../config.js";
 import { ipv6Prefix48 } from "./ip-prefix.js";
 import { DeadlineExceededError } from "../store/ports.js";
 import type { AttemptRule, AttemptSlot, HeldSlot, LoginAttemptStore } from "../store/ports/login-attempts.js";
+import { OwedReleases } from "../store/ports/owed-releases.js";
 import type { Clock } from "./clock.js";
 import { resourceExhausted, type AuthError } from "./errors.js";
 import { hasherBusy } from "./hash-pool.js";
@@ -113,6 +122,8 @@ export class LoginThrottle {
   private readonly clock: Clock;
   private readonly rule: AttemptRule;
   private readonly checkMs: number;
+  /** Releases the store failed, made once it answers again (see the top of this file). */
+  private readonly owed: OwedReleases;
 
   constructor(deps: { loginAttempts: LoginAttemptStore; config: LoginThrottleConfig; clock: Clock }) {
     this.attempts = deps.loginAttempts;
@@ -123,6 +134,10 @@ export class LoginThrottle {
     const { checkMs, leaseMs } = loginCheckTimes(deps.config);
     this.checkMs = checkMs;
     this.rule = { windowMs, lockMs, maxLockMs: Math.max(lockMs, windowMs), leaseMs };
+    this.owed = new OwedReleases(
+      (held) => beyondDeadline(() => this.attempts.release(held)),
+      () => this.clock.now().getTime(),
+    );
   }
 
   get enabled(): boolean {
@@ -137,7 +152,8 @@ export class LoginThrottle {
     if (!this.enabled) return unthrottled;
     const now = this.clock.now();
     const remembered = knownLoginHash(loginKey, clientAddress);
-    const until = await this.attempts.rememberedUntil(remembered);
+    // Releases owed to the store are made before this attempt's slots are asked for.
+    const [until] = await Promise.all([this.attempts.rememberedUntil(remembered), this.owed.settle()]);
     const known = until !== null && until.getTime() > now.getTime();
     const max = this.config.loginMaxFailures;
     const slots: AttemptSlot[] = [{ key: `login:${hashSecret(loginKey)}`, limit: max }];
@@ -157,7 +173,10 @@ export class LoginThrottle {
           const at = this.clock.now().getTime();
           const rememberAgain = remember && (!known || until!.getTime() - at < REMEMBER_LOGIN_MS - rememberAgainAfterMs);
           await Promise.all([
-            this.attempts.release(held),
+            this.attempts.release(held).catch((error: unknown) => {
+              this.owed.owe(held, this.rule.windowMs);
+              throw error;
+            }),
             rememberAgain ? this.attempts.rememberLogin(remembered, new Date(at + REMEMBER_LOGIN_MS)) : undefined,
           ]);
         }),
@@ -169,6 +188,7 @@ export class LoginThrottle {
   async beginSignUp(clientAddress: string): Promise<Attempt> {
     if (!this.enabled) return unthrottled;
     const slots = addressSlots("signup", clientAddress, this.config.signupMaxPerAddress, this.config.signupMaxPerIpv6_48);
+    await this.owed.settle();
     const now = this.clock.now();
     const held = await this.reserve(slots, now, (retryAfterSeconds) =>
       resourceExhausted("TOO_MANY_SIGNUPS", "too many sign-ups from this address; try again later", { retryAfterSeconds }),
@@ -215,7 +235,8 @@ export class LoginThrottle {
     try {
       await beyondDeadline(() => this.attempts.release(held));
     } catch {
-      // Best effort: the slot then counts as a failure until its window passes.
+      // Owed: made once the store answers again (see the top of this file).
+      this.owed.owe(held, this.rule.windowMs);
     }
   }
 }

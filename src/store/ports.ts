@@ -43,6 +43,7 @@ export * from "./ports/errors.js";
 export * from "./ports/jwt-refresh-tokens.js";
 export * from "./ports/last-used.js";
 export * from "./ports/login-attempts.js";
+export * from "./ports/owed-releases.js";
 export * from "./ports/sessions.js";
 export * from "./ports/signing-keys.js";
 export * from "./ports/user-tokens.js";

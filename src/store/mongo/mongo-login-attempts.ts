@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { AttemptRule, AttemptSlot, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
-import { failSlot, heldSlot, steppedBack, StoreUnavailableError, takeSlot } from "../ports.js";
+import { failSlot, heldSlot, OwedReleases, steppedBack, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { deleteByIds } from "./mongo-by-id.js";
 import { abandoned, abandonedCheck, type MongoContext } from "./mongo-context.js";
-import { insertNextVersion, upsertOne } from "./mongo-inserts.js";
+import { insertNextVersion, insertUnlessTaken, upsertOne } from "./mongo-inserts.js";
 
 export const LOGIN_ATTEMPTS = "login_attempts";
 export const LOGIN_ATTEMPT_RELEASES = "login_attempt_releases";
@@ -423,10 +423,28 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     });
 
   // One insertOne per slot (at most two): a bulk write would wrap a dropped connection in a
-  // MongoBulkWriteError, which does not read as the database being unavailable.
-  const giveBack = async (slots: readonly HeldSlot[]) => {
-    await Promise.all(slots.map((slot) => releases.insertOne({ _id: randomUUID(), key: slot.key, windowStart: slot.windowStart, takenAt: slot.takenAt })));
+  // MongoBulkWriteError, which does not read as the database being unavailable. A slot's release
+  // is the document named by the slot's id: a release tried again after a failure (owed, see
+  // owed-releases.ts) waits for the one before it still under way (its caller answered at the
+  // store's time bound), is made only when that one failed, and finds the document there (a
+  // duplicate key) when it had landed after all: a slot is given back once.
+  const givingBack = new WeakMap<HeldSlot, Promise<void>>();
+  const giveBackSlot = (slot: HeldSlot): Promise<void> => {
+    const insert = async () => {
+      await insertUnlessTaken(releases, { _id: slot.id ?? randomUUID(), key: slot.key, windowStart: slot.windowStart, takenAt: slot.takenAt });
+    };
+    const before = givingBack.get(slot);
+    const giving = before ? before.catch(insert) : insert();
+    givingBack.set(slot, giving);
+    return giving;
   };
+  const giveBack = async (slots: readonly HeldSlot[]) => {
+    await Promise.all(slots.map(giveBackSlot));
+  };
+  // The slots a reservation took and could not give back itself (a later key failed, or its
+  // caller was answered at the store's time bound and the store failed before they could be).
+  const owedGiveBacks = new OwedReleases(giveBack, () => Date.now());
+  const giveBackOrOwe = (slots: readonly HeldSlot[], rule: AttemptRule) => giveBack(slots).catch(() => owedGiveBacks.owe(slots, rule.windowMs));
 
   const reserve = async (slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation> => {
     // A key that refuses does so without a write: a flood against it costs reads only.
@@ -445,18 +463,18 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
       return refusedBy(refusals);
     }
     // One key at a time; when one refuses (a concurrent writer locked it meanwhile) or fails,
-    // the slots already taken are given back.
+    // the slots already taken are given back (owed when the store fails that too).
     const held: HeldSlot[] = [];
     for (const slot of slots) {
       let taken: Taken;
       try {
         taken = await take(slot.key, slot.limit, at, rule);
       } catch (error) {
-        await giveBack(held).catch(() => {});
+        await giveBackOrOwe(held, rule);
         throw error;
       }
       if ("refused" in taken) {
-        await giveBack(held);
+        await giveBackOrOwe(held, rule);
         await moveBackStepped();
         return refusedBy([taken]);
       }
@@ -472,7 +490,7 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
         // The caller was told the store did not answer, and never learns of the slots this
         // reservation may still take: once it lands, they are given back (else they would stay
         // held, a login refused as busy, until its window passed).
-        void reserving?.then((r) => (r.granted ? giveBack(r.slots) : undefined)).catch(() => {});
+        void reserving?.then((r) => (r.granted ? giveBackOrOwe(r.slots, rule) : undefined)).catch(() => {});
         throw error;
       });
     },

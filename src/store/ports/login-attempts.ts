@@ -18,6 +18,8 @@
 // drive the counters wrong: its release gives nothing back, its failure still counts (taking a
 // slot again), and neither touches a new window.
 
+import { randomUUID } from "node:crypto";
+
 /** One window an attempt counts in. */
 export interface AttemptSlot {
   /** e.g. "login:<hash of the login key>", "addr:<address>", "signup:<address>". */
@@ -49,6 +51,12 @@ export interface HeldSlot {
   windowStart: Date;
   /** When the slot was taken (heldSlot below): it counts in the group of pending slots that started by then. */
   takenAt: Date;
+  /**
+   * The slot's own name (heldSlot below): MongoDB's release of it is a document of this `_id`, so
+   * a release tried again after a failure (owed-releases.ts) that had landed after all is not
+   * counted twice.
+   */
+  id?: string;
 }
 
 export type Reservation =
@@ -77,8 +85,9 @@ export interface LoginAttemptStore {
   recordFailure(slots: readonly HeldSlot[], at: Date, rule: AttemptRule): Promise<void>;
   /**
    * Gives slots back (a successful attempt, or one that checked nothing): giveBackSlot's rule
-   * (in MongoDB each release is a document of its own, counted by the same rule). Once per
-   * reservation.
+   * (in MongoDB each release is a document of its own, named by the slot's id, counted by the
+   * same rule). Once per reservation, and again only after a failure (owed-releases.ts): a
+   * release of slots already given back gives nothing more back.
    */
   release(slots: readonly HeldSlot[]): Promise<void>;
   /**
@@ -240,7 +249,7 @@ export function takeSlot(
  */
 export function heldSlot(key: string, limit: number, state: AttemptState, at: Date): HeldSlot {
   const from = state.pendingFrom?.getTime() ?? 0;
-  return { key, limit, windowStart: state.windowStart, takenAt: new Date(Math.max(at.getTime(), from)) };
+  return { key, limit, windowStart: state.windowStart, takenAt: new Date(Math.max(at.getTime(), from)), id: randomUUID() };
 }
 
 /**

@@ -1,0 +1,79 @@
+// Slots whose give-back the store refused (it was down, or past its time bound), kept and given
+// back once it answers again, rather than lost. A lost release is a slot nobody checks any more
+// that its window still counts as being checked: the lease frees it only once no attempt on its
+// key has been granted for a lease's time, so under steady traffic (every client of one address,
+// one popular login) it stays held for the rest of the window, and a handful of logins answered
+// 503 during an outage would refuse a right password 429 LOGIN_LOCKED afterwards.
+//
+// A give-back made late counts nothing wrong (ports/login-attempts.ts: giveBackSlot gives nothing
+// back for a slot that no longer counts, and touches no new window), so one is tried again until
+// it is made or its window has passed: before the next reservation that waits for it (settle())
+// and every `retryMs` meanwhile, by itself.
+import type { HeldSlot } from "./login-attempts.js";
+
+/** How often owed give-backs are tried again by themselves. */
+export const OWED_RELEASE_RETRY_MS = 1000;
+/** At most this many reservations' give-backs are kept owed (the oldest dropped first: the lease is their backstop). */
+const MAX_OWED = 10_000;
+
+export class OwedReleases {
+  /** Each owed reservation's slots, and when the last of their windows has passed (ms). */
+  private readonly owed = new Map<readonly HeldSlot[], number>();
+  private timer: NodeJS.Timeout | undefined;
+  private settling: Promise<void> | undefined;
+
+  constructor(
+    private readonly giveBack: (slots: readonly HeldSlot[]) => Promise<void>,
+    private readonly nowMs: () => number,
+    private readonly retryMs = OWED_RELEASE_RETRY_MS,
+  ) {}
+
+  /** How many reservations' give-backs are owed now. */
+  get size(): number {
+    return this.owed.size;
+  }
+
+  /** `slots`' give-back failed: it is owed until made, or until its windows (`windowMs` long) have passed. */
+  owe(slots: readonly HeldSlot[], windowMs: number): void {
+    if (slots.length === 0) return;
+    let until = 0;
+    for (const slot of slots) until = Math.max(until, slot.windowStart.getTime() + windowMs);
+    if (this.owed.size >= MAX_OWED) this.owed.delete(this.owed.keys().next().value!);
+    this.owed.set(slots, until);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => void this.settle(), this.retryMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Tries every owed give-back again (one round at a time, shared by its callers). Never throws. */
+  settle(): Promise<void> {
+    if (this.owed.size === 0) return Promise.resolve();
+    this.settling ??= this.round().finally(() => {
+      this.settling = undefined;
+      if (this.owed.size === 0 && this.timer !== undefined) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+      }
+    });
+    return this.settling;
+  }
+
+  private async round(): Promise<void> {
+    const now = this.nowMs();
+    await Promise.all(
+      [...this.owed].map(async ([slots, until]) => {
+        if (until <= now) {
+          this.owed.delete(slots); // its windows have passed: nothing left to give back
+          return;
+        }
+        try {
+          await this.giveBack(slots);
+          this.owed.delete(slots);
+        } catch {
+          // Still owed: the next round tries again.
+        }
+      }),
+    );
+  }
+}
