@@ -1,0 +1,97 @@
+// A login answered 503 because the store failed (STORE_UNAVAILABLE: nothing was checked, or a
+// right password's slot could not be given back) is no guess: once the store answers again, it
+// holds no slot of its login's window nor of its address's, and the right password logs in.
+// Its slot's give-back, refused by the store, is owed and made before the next attempt is counted
+// (README, "Login protection"). Were it left to the lease, every later attempt on the key (all the
+// clients behind one address, under steady load) would renew it, and a handful of logins during
+// an outage would refuse a right password 429 LOGIN_LOCKED afterwards.
+//
+// The store fails exactly the steps that left slots held: the account's lookup after the slots
+// were taken (then the attempt's release), and a right password's release.
+import { loginKey } from "../../src/core/login-name.js";
+import { StoreUnavailableError } from "../../src/store/ports/errors.js";
+import type { HeldSlot, LoginAttemptStore } from "../../src/store/ports/login-attempts.js";
+import type { UserStore } from "../../src/store/ports/users.js";
+import { expectCode, expectOk, type Outcome } from "../support/api.js";
+import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
+import { password, uniqueEmail } from "../support/users.js";
+import { loginApi, type LoginApi, type Transport } from "./api.js";
+
+/** Slots per login (TESSERA_LOGIN_MAX_FAILURES); an address has four times as many. */
+const N = 2;
+const unavailable = "the store is unavailable, try again shortly";
+
+function expectStoreUnavailable(outcome: Outcome<unknown>): void {
+  expectCode(outcome, "unavailable", unavailable, "STORE_UNAVAILABLE");
+}
+
+for (const store of storesUnderTest()) {
+  for (const transport of ["rest-h1", "grpc"] as Transport[]) {
+    describe(`login protection: logins answered 503 while the store failed hold no slot afterwards (${store}, ${transport})`, function () {
+      this.timeout(120_000);
+      let server: TestServer;
+      let api: LoginApi;
+      /** Whose lookups fail (login keys), and whether every release fails. */
+      const failingLookups = new Set<string>();
+      let releasesFail = false;
+
+      // A server each: one case's slots, were they held, are not the next one's.
+      beforeEach(async () => {
+        server = await startTestServer({ store, env: { TESSERA_LOGIN_MAX_FAILURES: String(N) } });
+        api = loginApi(transport, server.url);
+        const users = server.tessera.store.users as UserStore;
+        const findByLogin = users.findByLogin;
+        users.findByLogin = (spelling, key) =>
+          failingLookups.has(key) ? Promise.reject(new StoreUnavailableError("the store went away")) : findByLogin.call(users, spelling, key);
+        const attempts = server.tessera.store.loginAttempts as LoginAttemptStore;
+        const release = attempts.release;
+        attempts.release = (slots: readonly HeldSlot[]) =>
+          releasesFail ? Promise.reject(new StoreUnavailableError("the store went away")) : release.call(attempts, slots);
+      });
+      afterEach(async () => {
+        failingLookups.clear();
+        releasesFail = false;
+        api?.close();
+        await server?.close();
+      });
+
+      const account = async () => {
+        const email = uniqueEmail("outage");
+        expectOk(await api.signUp(email, password), 201);
+        return email;
+      };
+
+      it("the account's lookup fails after the slots were taken, and so does their release: the right password then logs in", async () => {
+        const login = await account();
+        failingLookups.add(loginKey(login));
+        releasesFail = true;
+        for (let i = 0; i < N; i++) expectStoreUnavailable(await api.logIn(login, password));
+        failingLookups.clear();
+        releasesFail = false;
+        expectOk(await api.logIn(login, password));
+      });
+
+      it("the right password's release fails: 503, and the right password then logs in", async () => {
+        const login = await account();
+        releasesFail = true;
+        for (let i = 0; i < N; i++) expectStoreUnavailable(await api.logIn(login, password));
+        releasesFail = false;
+        expectOk(await api.logIn(login, password));
+      });
+
+      it("an address's logins answered 503 (each account's lookup and release failing) do not refuse a stranger's right password from it", async () => {
+        const logins: string[] = [];
+        for (let i = 0; i < 4 * N; i++) logins.push(await account());
+        const stranger = await account();
+        releasesFail = true;
+        for (const login of logins) {
+          failingLookups.add(loginKey(login));
+          expectStoreUnavailable(await api.logIn(login, password));
+        }
+        failingLookups.clear();
+        releasesFail = false;
+        expectOk(await api.logIn(stranger, password));
+      });
+    });
+  }
+}
