@@ -427,7 +427,10 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
   // is the document named by the slot's id: a release tried again after a failure (owed, see
   // owed-releases.ts) waits for the one before it still under way (its caller answered at the
   // store's time bound), is made only when that one failed, and finds the document there (a
-  // duplicate key) when it had landed after all: a slot is given back once.
+  // duplicate key) when it had landed after all; one counted and deleted meanwhile is inserted
+  // again, and not counted again while the latest state lists its id (`counted`). A slot is given
+  // back once, but for a release that landed unseen and was tried again only after two counts on
+  // its key: one slot more for that group (the retry comes within a second).
   const givingBack = new WeakMap<HeldSlot, Promise<void>>();
   const giveBackSlot = (slot: HeldSlot): Promise<void> => {
     const insert = async () => {
