@@ -62,13 +62,15 @@ export class CredentialLifecycle {
   constructor(private readonly deps: CredentialLifecycleDeps) {}
 
   /**
-   * The user's password changed at `changedAt`: ends the sessions and refresh tokens issued
-   * before it (not those of a login with the new password made meanwhile).
+   * The user's password changed at `changedAt`, moving their credential epoch to `epoch`: ends
+   * the sessions and refresh tokens it outdated (not those of a login with the new password made
+   * meanwhile, on any instance: told apart by epoch, not by time, see PasswordChange).
    */
-  async passwordChanged(userId: string, changedAt: Date): Promise<void> {
+  async passwordChanged(userId: string, changedAt: Date, epoch: number): Promise<void> {
+    const change = { epoch, changedAt };
     await Promise.all([
-      this.deps.sessions.endAllForUser(userId, changedAt, changedAt),
-      this.deps.jwtRefreshTokens.revokeAllForUser(userId, changedAt, changedAt),
+      this.deps.sessions.endAllForUser(userId, changedAt, change),
+      this.deps.jwtRefreshTokens.revokeAllForUser(userId, changedAt, change),
     ]);
   }
 

@@ -225,7 +225,7 @@ export class Users {
     // it is answered as made: an error would have the client retry with a credential the change
     // outdated (refused, TOKEN_REVOKED) and tell the audit trail the change failed. Logged; the
     // records left unmarked are refused on every use and deleted as they expire.
-    await this.endLogged(id, this.lifecycle.passwordChanged(id, user.passwordChangedAt), "password changed, but ending the credentials it outdated failed: they are refused on use as outdated");
+    await this.endLogged(id, this.lifecycle.passwordChanged(id, user.passwordChangedAt, user.credentialEpoch), "password changed, but ending the credentials it outdated failed: they are refused on use as outdated");
     return user;
   }
 

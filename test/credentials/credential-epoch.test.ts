@@ -6,6 +6,7 @@
 // the user) yields nothing that survives it, with the change made on another instance.
 import assert from "node:assert/strict";
 import { decodeJwt } from "jose";
+import { ManualClock } from "../../src/core/clock.js";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { basic, bearer, rest } from "../support/clients.js";
@@ -491,6 +492,63 @@ for (const store of storesUnderTest()) {
           cascade.open();
         }
       });
+    });
+
+    describe("instances whose clocks are 2 s apart (within what README, Clocks, allows)", () => {
+      const behind = new ManualClock(Date.now());
+      const ahead = new ManualClock(behind.now().getTime() + 2_000);
+      let skewed: ServerPair;
+      before(async () => (skewed = await startServerPair(store, {}, [ahead, behind])));
+      after(() => skewed.close());
+
+      for (const protocol of ["rest", "grpc"] as const) {
+        it(`logins with the new password on the instance behind, while the change on the instance ahead is still ending the old credentials, live on: the session and the refresh token (${protocol})`, async () => {
+          const { a, b } = skewed;
+          const jwtOnA = jwtApi(protocol, a.url);
+          const jwtOnB = jwtApi(protocol, b.url);
+          const sessionsOnB = sessionApi(protocol, b.url);
+          // Hold the change's cascade on a: the password is changed (its epoch moved), the old
+          // sessions and refresh tokens not yet ended.
+          const { sessions, jwtRefreshTokens } = a.tessera.store;
+          const endAll = sessions.endAllForUser;
+          const revokeAll = jwtRefreshTokens.revokeAllForUser;
+          const cascade = gate();
+          sessions.endAllForUser = async (...args) => {
+            await cascade.pass();
+            return endAll.apply(sessions, args);
+          };
+          jwtRefreshTokens.revokeAllForUser = async (...args) => {
+            await cascade.pass();
+            return revokeAll.apply(jwtRefreshTokens, args);
+          };
+          try {
+            const email = uniqueEmail("skew");
+            await signUp(b, email);
+            const access = expectOk(await jwtOnA.getToken({ user: email, pass: password })).text;
+            const oldRefresh = expectOk(await jwtOnA.getRefreshToken({}, bearer(access))).text;
+            const old = expectOk(await sessionsOnB.createSession({ account_type: "traditional", email, password }, { clientId: testClientId }));
+            const changing = jwtOnA.changePassword({ pass: otherPassword }, bearer(access));
+            await cascade.reached;
+            // Made with the new password, under the new epoch, on b's clock: 2 s before the change by a's.
+            const session = expectOk(await sessionsOnB.createSession({ account_type: "traditional", email, password: otherPassword }, { clientId: testClientId }));
+            const fresh = expectOk(await jwtOnB.getToken({ user: email, pass: otherPassword })).text;
+            assert.equal(decodeJwt(fresh).credential_epoch, 1);
+            const refresh = expectOk(await jwtOnB.getRefreshToken({}, bearer(fresh))).text;
+            cascade.open();
+            expectOk(await changing);
+            expectOk(await sessionsOnB.getSession({ clientId: testClientId, access: session.access_token }));
+            expectOk(await jwtOnB.getToken({ user: refresh }));
+            // What the change outdated is ended all the same.
+            expectCode(await sessionsOnB.getSession({ clientId: testClientId, access: old.access_token }), "unauthenticated", "the session has ended", "SESSION_ENDED");
+            expectCode(await jwtOnB.getToken({ user: oldRefresh }), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
+          } finally {
+            sessions.endAllForUser = endAll;
+            jwtRefreshTokens.revokeAllForUser = revokeAll;
+            cascade.open();
+            for (const api of [jwtOnA, jwtOnB, sessionsOnB]) api.close();
+          }
+        });
+      }
     });
   });
 }

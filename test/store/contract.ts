@@ -464,14 +464,18 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await store.sessions.endAllForUser(userId, at(60)), 0);
     });
 
-    it("ends only the open sessions of one user created before a time, when given one", async () => {
+    it("ends only the open sessions of one user a password change outdated, when given one: of an earlier epoch, or without one created before it", async () => {
       const userId = id("u");
       const old = { ...newSession(userId), createdAt: at(1000) };
       const fresh = { ...newSession(userId), createdAt: at(5000) };
-      for (const s of [old, fresh]) await createSession(store, s);
-      assert.equal(await store.sessions.endAllForUser(userId, at(6000), at(5000)), 1);
-      assert.equal((await twin.sessions.findById(old.id))?.endedAt?.getTime(), at(6000).getTime());
-      assert.equal((await twin.sessions.findById(fresh.id))?.endedAt, undefined);
+      // Of the epoch before the change, created after it by this clock (another instance's ahead).
+      const outdated = { ...newSession(userId), createdAt: at(9000), credentialEpoch: 2 };
+      // Of the change's epoch, created before it by this clock (another instance's behind).
+      const current = { ...newSession(userId), createdAt: at(1000), credentialEpoch: 3 };
+      for (const s of [old, fresh, outdated, current]) await createSession(store, s);
+      assert.equal(await store.sessions.endAllForUser(userId, at(6000), { epoch: 3, changedAt: at(5000) }), 2);
+      for (const s of [old, outdated]) assert.equal((await twin.sessions.findById(s.id))?.endedAt?.getTime(), at(6000).getTime());
+      for (const s of [fresh, current]) assert.equal((await twin.sessions.findById(s.id))?.endedAt, undefined);
     });
 
     it("deletes expired sessions, ended or not, and keeps live ones", async () => {
@@ -992,17 +996,21 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       assert.equal(await store.jwtRefreshTokens.revoke(id("missing"), input.userId, at(2)), false);
     });
 
-    it("revokes all of a user's tokens, or only those issued before a time", async () => {
+    it("revokes all of a user's tokens, or only those a password change outdated: of an earlier epoch, or without one issued before it", async () => {
       const userId = id("u");
       const old = newToken(userId, at(1000));
       const fresh = newToken(userId, at(5000));
+      // Of the epoch before the change, issued after it by this clock (another instance's ahead).
+      const outdated = { ...newToken(userId, at(9000)), credentialEpoch: 2 };
+      // Of the change's epoch, issued before it by this clock (another instance's behind).
+      const current = { ...newToken(userId, at(1000)), credentialEpoch: 3 };
       const other = newToken();
-      for (const t of [old, fresh, other]) await store.jwtRefreshTokens.create(t);
-      assert.equal(await store.jwtRefreshTokens.revokeAllForUser(userId, at(6000), at(5000)), 1);
-      assert.equal((await store.jwtRefreshTokens.findByJti(old.jti))?.revokedAt?.getTime(), at(6000).getTime());
-      assert.equal((await store.jwtRefreshTokens.findByJti(fresh.jti))?.revokedAt, undefined);
-      assert.equal(await store.jwtRefreshTokens.revokeAllForUser(userId, at(7000)), 1);
-      assert.equal((await store.jwtRefreshTokens.findByJti(fresh.jti))?.revokedAt?.getTime(), at(7000).getTime());
+      for (const t of [old, fresh, outdated, current, other]) await store.jwtRefreshTokens.create(t);
+      assert.equal(await store.jwtRefreshTokens.revokeAllForUser(userId, at(6000), { epoch: 3, changedAt: at(5000) }), 2);
+      for (const t of [old, outdated]) assert.equal((await store.jwtRefreshTokens.findByJti(t.jti))?.revokedAt?.getTime(), at(6000).getTime());
+      for (const t of [fresh, current]) assert.equal((await store.jwtRefreshTokens.findByJti(t.jti))?.revokedAt, undefined);
+      assert.equal(await store.jwtRefreshTokens.revokeAllForUser(userId, at(7000)), 2);
+      for (const t of [fresh, current]) assert.equal((await store.jwtRefreshTokens.findByJti(t.jti))?.revokedAt?.getTime(), at(7000).getTime());
       assert.equal((await store.jwtRefreshTokens.findByJti(other.jti))?.revokedAt, undefined);
     });
 

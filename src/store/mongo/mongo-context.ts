@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Db, Document } from "mongodb";
+import type { PasswordChange } from "../ports/users.js";
 import type { Marks } from "./mongo-marks.js";
 
 /** Every collection keeps the record's natural key (id, hash, link, jti, kid, key) in `_id`. */
@@ -32,6 +33,15 @@ export function fromDoc<R>(doc: Document, idKey: string): R {
 
 export function fromDocOrNull<R>(doc: Document | null, idKey: string): R | null {
   return doc ? fromDoc<R>(doc, idKey) : null;
+}
+
+/**
+ * The filter of the credentials a password change outdated (PasswordChange): those of an earlier
+ * credential epoch, and those stored without one (null matches an absent field too) whose
+ * `timeField` is before the change.
+ */
+export function outdatedFilter(change: PasswordChange, timeField: string): Document {
+  return { $or: [{ credentialEpoch: { $lt: change.epoch } }, { credentialEpoch: null, [timeField]: { $lt: change.changedAt } }] };
 }
 
 /** A record -> a document to insert: `idKey` becomes `_id`; undefined fields are left out. */

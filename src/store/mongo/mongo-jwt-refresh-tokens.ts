@@ -1,9 +1,8 @@
-import type { Document } from "mongodb";
 import type { JwtRefreshTokenRecord, JwtRefreshTokenStore, NewJwtRefreshToken } from "../ports.js";
 import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { updateByIds } from "./mongo-by-id.js";
-import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { fromDoc, outdatedFilter, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 
 export const JWT_REFRESH_TOKENS = "jwt_refresh_tokens";
 const ID = "jti";
@@ -62,11 +61,9 @@ export function mongoJwtRefreshTokens(ctx: MongoContext): JwtRefreshTokenStore {
         const doc = await tokens.findOne({ _id: jti, userId });
         return doc ? revoke(doc, at) : false;
       }),
-    revokeAllForUser: (userId, at, issuedBefore) =>
+    revokeAllForUser: (userId, at, outdatedBy) =>
       ctx.run(ID, async () => {
-        const filter: Document = { userId };
-        if (issuedBefore !== undefined) filter.issuedAt = { $lt: issuedBefore };
-        const docs = await tokens.find(filter).toArray();
+        const docs = await tokens.find(outdatedBy === undefined ? { userId } : { userId, ...outdatedFilter(outdatedBy, "issuedAt") }).toArray();
         return (await Promise.all(docs.map((doc) => revoke(doc, at)))).filter(Boolean).length;
       }),
     deleteExpired: (before, limit) =>

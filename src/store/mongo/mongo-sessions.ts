@@ -3,7 +3,7 @@ import type { Filter } from "mongodb";
 import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { updateByIds } from "./mongo-by-id.js";
-import { fromDoc, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
+import { fromDoc, outdatedFilter, toDoc, type MongoContext, type StoredDoc } from "./mongo-context.js";
 import { REFRESH_TOKENS } from "./mongo-refresh-tokens.js";
 import { standingOf } from "./mongo-users.js";
 
@@ -158,9 +158,9 @@ export function mongoSessions(ctx: MongoContext, users: Pick<UserStore, "findByI
         const session = await load(id);
         return { ended: session ? await end(session, at) : false, durable: () => Promise.resolve() };
       }),
-    endAllForUser: (userId, at, createdBefore) =>
+    endAllForUser: (userId, at, outdatedBy) =>
       ctx.run(ID, async () => {
-        const docs = await sessions.find(createdBefore === undefined ? { userId } : { userId, createdAt: { $lt: createdBefore } }).toArray();
+        const docs = await sessions.find(outdatedBy === undefined ? { userId } : { userId, ...outdatedFilter(outdatedBy, "createdAt") }).toArray();
         const won = await Promise.all(docs.map((doc) => claimEnd({ id: doc._id, expiresAt: doc.expiresAt as Date }, at)));
         // The copies of those it ended by one update (one write rather than one each).
         const ended = docs.filter((_, i) => won[i]).map((doc) => doc._id);

@@ -1,4 +1,5 @@
 import type { Capped } from "./caps.js";
+import type { PasswordChange } from "./users.js";
 
 // JWT refresh tokens (seed 004): the JWT is self-contained; the store keeps revocation state.
 export interface JwtRefreshTokenRecord {
@@ -25,8 +26,8 @@ export interface JwtRefreshTokenStore {
   findByJti(jti: string): Promise<JwtRefreshTokenRecord | null>;
   /** Revokes an unrevoked token of that user; false when unknown, another user's or already revoked. */
   revoke(jti: string, userId: string, at: Date): Promise<boolean>;
-  /** Revokes every unrevoked token of the user (only those issued before `issuedBefore` when given). */
-  revokeAllForUser(userId: string, at: Date, issuedBefore?: Date): Promise<number>;
+  /** Revokes every unrevoked token of the user (only those `outdatedBy` outdated when given). */
+  revokeAllForUser(userId: string, at: Date, outdatedBy?: PasswordChange): Promise<number>;
   /** Housekeeping: deletes at most `limit` tokens with expiresAt < before (one batch, see ports.ts); returns how many. */
   deleteExpired(before: Date, limit: number): Promise<number>;
 }

@@ -1,5 +1,5 @@
 // Sessions of seed 000 and their opaque refresh tokens.
-import type { UserStanding } from "./users.js";
+import type { PasswordChange, UserStanding } from "./users.js";
 
 export interface SessionRecord {
   id: string;
@@ -75,8 +75,8 @@ export interface SessionStore {
    * MongoDB: answered once acknowledged; `durable` resolves at once.
    */
   endThenSync(id: string, at: Date): Promise<{ ended: boolean; durable: () => Promise<void> }>;
-  /** Ends every open session of the user (only those created before `createdBefore` when given); returns how many. */
-  endAllForUser(userId: string, at: Date, createdBefore?: Date): Promise<number>;
+  /** Ends every open session of the user (only those `outdatedBy` outdated when given); returns how many. */
+  endAllForUser(userId: string, at: Date, outdatedBy?: PasswordChange): Promise<number>;
   /**
    * Housekeeping: deletes at most `limit` sessions with expiresAt < before (one batch, see
    * ports.ts), ended or not (none can be live again, and a check refuses an unknown session as it

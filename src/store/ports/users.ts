@@ -31,6 +31,18 @@ export interface UserRecord {
   credentialEpoch: number;
 }
 
+/**
+ * A password change, as the credentials it outdated are told apart from those issued after it:
+ * issued under an earlier credential epoch than `epoch` (the one it moved the user to), or, for a
+ * record written before epochs, created before `changedAt`. Not by issue time alone: another
+ * instance's clock may be behind (README, Clocks), so a login there with the new password, made
+ * while the change was still ending the old credentials, has an earlier time than the change.
+ */
+export interface PasswordChange {
+  epoch: number;
+  changedAt: Date;
+}
+
 /** What checking a credential needs of its user: whether it is active, and its credential epoch (and, for records from before epochs, its last password change). */
 export type UserStanding = Pick<UserRecord, "id" | "active" | "credentialEpoch" | "passwordChangedAt">;
 

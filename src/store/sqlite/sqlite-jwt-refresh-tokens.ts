@@ -57,8 +57,9 @@ export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenSt
   const revokeAll = db.prepare(
     "UPDATE jwt_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
   );
-  const revokeAllBefore = db.prepare(
-    "UPDATE jwt_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND issued_at < ?",
+  // Those a password change outdated (PasswordChange): of an earlier epoch, or issued before it without one.
+  const revokeAllOutdated = db.prepare(
+    "UPDATE jwt_refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (credential_epoch < ? OR (credential_epoch IS NULL AND issued_at < ?))",
   );
   const deleteExpired = batchDelete(db, "jwt_refresh_tokens", "expires_at < ?");
 
@@ -70,11 +71,11 @@ export function sqliteJwtRefreshTokens(db: Database.Database): JwtRefreshTokenSt
         return row ? toRecord(row) : null;
       }),
     revoke: (jti, userId, at) => spend(() => revoke.run(toMs(at), jti, userId).changes === 1),
-    revokeAllForUser: (userId, at, issuedBefore) =>
+    revokeAllForUser: (userId, at, outdatedBy) =>
       call(() =>
-        issuedBefore === undefined
+        outdatedBy === undefined
           ? revokeAll.run(toMs(at), userId).changes
-          : revokeAllBefore.run(toMs(at), userId, toMs(issuedBefore)).changes,
+          : revokeAllOutdated.run(toMs(at), userId, outdatedBy.epoch, toMs(outdatedBy.changedAt)).changes,
       ),
     deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };

@@ -90,7 +90,10 @@ export function sqliteSessions(db: Database.Database): SessionStore {
   );
   const end = db.prepare("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL");
   const endAll = db.prepare("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL");
-  const endAllBefore = db.prepare("UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL AND created_at < ?");
+  // Those a password change outdated (PasswordChange): of an earlier epoch, or created before it without one.
+  const endAllOutdated = db.prepare(
+    "UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL AND (credential_epoch < ? OR (credential_epoch IS NULL AND created_at < ?))",
+  );
   const deleteExpired = batchDelete(db, "sessions", "expires_at < ?");
 
   return {
@@ -120,11 +123,11 @@ export function sqliteSessions(db: Database.Database): SessionStore {
     // A loser (ended already) is answered at once, its `durable` waiting until the winner's end
     // is on disk (deferredSpend).
     endThenSync: (id, at) => thenSync("ended", deferredSpend(() => end.run(toMs(at), id).changes === 1)),
-    endAllForUser: (userId, at, createdBefore) =>
+    endAllForUser: (userId, at, outdatedBy) =>
       call(() =>
-        createdBefore === undefined
+        outdatedBy === undefined
           ? endAll.run(toMs(at), userId).changes
-          : endAllBefore.run(toMs(at), userId, toMs(createdBefore)).changes,
+          : endAllOutdated.run(toMs(at), userId, outdatedBy.epoch, toMs(outdatedBy.changedAt)).changes,
       ),
     deleteExpired: (before, limit) => call(() => deleteExpired.run(toMs(before), limit).changes),
   };
