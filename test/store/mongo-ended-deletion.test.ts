@@ -5,7 +5,9 @@
 // enabled again for that check (a user token without an expiry is refused by nothing else).
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { Collection } from "mongodb";
 import { Marks } from "../../src/store/mongo/mongo-marks.js";
+import { USER_TOKENS } from "../../src/store/mongo/mongo-user-tokens.js";
 import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
 import { storeHarness, type StoreHarness } from "../support/store.js";
@@ -17,6 +19,7 @@ describe("mongo store: a logged-out user token deleted by housekeeping while ano
   let a: Store;
   let b: Store;
   const get = Marks.prototype.get;
+  const findOne = Collection.prototype.findOne;
 
   before(async function () {
     if (!storesUnderTest().includes("mongo")) this.skip();
@@ -27,6 +30,7 @@ describe("mongo store: a logged-out user token deleted by housekeeping while ano
   });
   afterEach(() => {
     Marks.prototype.get = get;
+    Collection.prototype.findOne = findOne;
   });
   after(async () => {
     await harness?.cleanup();
@@ -47,8 +51,18 @@ describe("mongo store: a logged-out user token deleted by housekeeping while ano
         await held.pass();
         return get.call(this, id);
       };
+      // findById reads the document and the mark at once: the delete waits for the document's
+      // read to have answered, as it would have before it.
+      const docReads: Array<Promise<unknown>> = [];
+      Collection.prototype.findOne = function (this: Collection, ...args: unknown[]) {
+        const found = (findOne as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+        if (this.collectionName === USER_TOKENS) docReads.push(found);
+        return found;
+      } as typeof findOne;
       const reading = read(b, token);
       await held.reached;
+      Collection.prototype.findOne = findOne;
+      await Promise.all(docReads);
       // Its retention passed: housekeeping deletes the token, then its mark.
       assert.equal(await a.userTokens.deleteEndedBefore(new Date(Date.UTC(2026, 1, 1)), 1000), 1);
       held.open();
