@@ -48,6 +48,8 @@ export interface Core {
   housekeeping: Housekeeping;
   /** The start's writes the store refused for a full disk, retried until made (close() stops them). */
   owedWrites: OwedWrites;
+  /** Login protection: its releases the store failed are retried until made (close() stops them). */
+  throttle: LoginThrottle;
 }
 
 export async function createCore(deps: { config: Config; store: Store; clock: Clock; logger: Logger; auditWindowMs?: number | undefined }): Promise<Core> {
@@ -134,5 +136,5 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     derivedCredentialMs: Math.max(config.sessionCookieTtlSeconds, config.authenticationTokenTtlSeconds) * 1000,
   });
   housekeeping.start(config.housekeepingIntervalSeconds);
-  return { users, passwords, hashPool, audit, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping, owedWrites };
+  return { users, passwords, hashPool, audit, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping, owedWrites, throttle };
 }

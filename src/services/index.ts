@@ -62,6 +62,7 @@ export async function createServices(deps: ServiceDeps): Promise<Services> {
     async close() {
       await core.housekeeping.stop();
       await core.owedWrites.close();
+      await core.throttle.close();
       // Let fire-and-forget last_used writes settle before the store closes.
       await core.apiTokens.drain();
       await core.audit.drain();

@@ -8,6 +8,7 @@
 //
 // The store fails exactly the steps that left slots held: the account's lookup after the slots
 // were taken (then the attempt's release), and a right password's release.
+import assert from "node:assert/strict";
 import { loginKey } from "../../src/core/login-name.js";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import type { HeldSlot, LoginAttemptStore } from "../../src/store/ports/login-attempts.js";
@@ -34,6 +35,9 @@ for (const store of storesUnderTest()) {
       /** Whose lookups fail (login keys), and whether every release fails. */
       const failingLookups = new Set<string>();
       let releasesFail = false;
+      /** The releases asked of the store, each with whether the server had stopped by then. */
+      const releases: Array<{ afterStop: boolean }> = [];
+      let stopped = false;
 
       // A server each: one case's slots, were they held, are not the next one's.
       beforeEach(async () => {
@@ -45,15 +49,27 @@ for (const store of storesUnderTest()) {
           failingLookups.has(key) ? Promise.reject(new StoreUnavailableError("the store went away")) : findByLogin.call(users, spelling, key);
         const attempts = server.tessera.store.loginAttempts as LoginAttemptStore;
         const release = attempts.release;
-        attempts.release = (slots: readonly HeldSlot[]) =>
-          releasesFail ? Promise.reject(new StoreUnavailableError("the store went away")) : release.call(attempts, slots);
+        attempts.release = (slots: readonly HeldSlot[]) => {
+          releases.push({ afterStop: stopped });
+          return releasesFail ? Promise.reject(new StoreUnavailableError("the store went away")) : release.call(attempts, slots);
+        };
       });
       afterEach(async () => {
         failingLookups.clear();
         releasesFail = false;
+        releases.length = 0;
         api?.close();
-        await server?.close();
+        if (!stopped) await server?.close();
+        stopped = false;
       });
+
+      /** Stops the server, then waits longer than the owed give-backs' retry (a second). */
+      const stop = async () => {
+        api.close();
+        await server.close();
+        stopped = true;
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+      };
 
       const account = async () => {
         const email = uniqueEmail("outage");
@@ -91,6 +107,24 @@ for (const store of storesUnderTest()) {
         failingLookups.clear();
         releasesFail = false;
         expectOk(await api.logIn(stranger, password));
+      });
+
+      it("a stop while the store still fails the release it owes asks nothing of the store once stopped", async () => {
+        const login = await account();
+        releasesFail = true;
+        expectStoreUnavailable(await api.logIn(login, password));
+        await stop();
+        assert.deepEqual(releases.filter((r) => r.afterStop), []);
+      });
+
+      it("a stop once the store answers again gives the release it owes back before the store closes", async () => {
+        const login = await account();
+        releasesFail = true;
+        expectStoreUnavailable(await api.logIn(login, password));
+        releasesFail = false;
+        releases.length = 0;
+        await stop();
+        assert.deepEqual(releases, [{ afterStop: false }]);
       });
     });
   }

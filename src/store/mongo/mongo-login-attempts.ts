@@ -173,7 +173,8 @@ class KeyedTurns {
   }
 }
 
-export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
+/** The login counters of `ctx`'s database, and the stop of their owed give-backs (before the client closes). */
+export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptStore; close(): Promise<void> } {
   const attempts = ctx.db.collection<AttemptDoc>(LOGIN_ATTEMPTS);
   const releases = ctx.db.collection<ReleaseDoc>(LOGIN_ATTEMPT_RELEASES);
   const known = ctx.db.collection<KnownLoginDoc>(KNOWN_LOGINS);
@@ -446,7 +447,8 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
   };
   // The slots a reservation took and could not give back itself (a later key failed, or its
   // caller was answered at the store's time bound and the store failed before they could be).
-  const owedGiveBacks = new OwedReleases(giveBack, () => Date.now());
+  // Each retry waits no longer than the store's time bound, a stop's last one included.
+  const owedGiveBacks = new OwedReleases((slots) => ctx.run(ID, () => giveBack(slots)), () => Date.now());
   const giveBackOrOwe = (slots: readonly HeldSlot[], rule: AttemptRule) => giveBack(slots).catch(() => owedGiveBacks.owe(slots, rule.windowMs));
 
   const reserve = async (slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation> => {
@@ -486,7 +488,7 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     return { granted: true, slots: held };
   };
 
-  return {
+  const port: LoginAttemptStore = {
     reserve: (slots, at, rule) => {
       let reserving: Promise<Reservation> | undefined;
       return ctx.run(ID, () => (reserving = reserve(slots, at, rule))).catch((error: unknown) => {
@@ -529,4 +531,5 @@ export function mongoLoginAttempts(ctx: MongoContext): LoginAttemptStore {
     forgetExpiredLogins: (now, limit) =>
       ctx.run("hash", async () => (await deleteBatch(known, { until: { $lt: now } }, limit)).deleted),
   };
+  return { attempts: port, close: () => owedGiveBacks.close() };
 }

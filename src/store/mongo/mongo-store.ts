@@ -198,6 +198,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
 
   let closed = false;
   const users = mongoUsers(ctx);
+  const loginAttempts = mongoLoginAttempts(ctx);
   return {
     kind: "mongo",
     users,
@@ -208,7 +209,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     authTokens: mongoAuthTokens(ctx),
     jwtRefreshTokens: mongoJwtRefreshTokens(ctx),
     keys: mongoSigningKeys(ctx),
-    loginAttempts: mongoLoginAttempts(ctx),
+    loginAttempts: loginAttempts.attempts,
     auditEvents: mongoAuditEvents(ctx),
     ping: async () => {
       if (closed) throw new StoreUnavailableError("store is closed");
@@ -219,6 +220,8 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     close: async () => {
       if (closed) return;
       closed = true;
+      // Its slots owed to the store are given back once more while the client still can.
+      await loginAttempts.close();
       await client.close();
     },
   };

@@ -8,7 +8,8 @@
 // A give-back made late counts nothing wrong (ports/login-attempts.ts: giveBackSlot gives nothing
 // back for a slot that no longer counts, and touches no new window), so one is tried again until
 // it is made or its window has passed: before the next reservation that waits for it (settle())
-// and every `retryMs` meanwhile, by itself.
+// and every `retryMs` meanwhile, by itself. A stop (close()) tries them once more, before the
+// store closes, and then no more: those still owed are left to the lease.
 import type { HeldSlot } from "./login-attempts.js";
 
 /** How often owed give-backs are tried again by themselves. */
@@ -21,6 +22,7 @@ export class OwedReleases {
   private readonly owed = new Map<readonly HeldSlot[], number>();
   private timer: NodeJS.Timeout | undefined;
   private settling: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     private readonly giveBack: (slots: readonly HeldSlot[]) => Promise<void>,
@@ -35,7 +37,7 @@ export class OwedReleases {
 
   /** `slots`' give-back failed: it is owed until made, or until its windows (`windowMs` long) have passed. */
   owe(slots: readonly HeldSlot[], windowMs: number): void {
-    if (slots.length === 0) return;
+    if (slots.length === 0 || this.closed) return;
     let until = 0;
     for (const slot of slots) until = Math.max(until, slot.windowStart.getTime() + windowMs);
     if (this.owed.size >= MAX_OWED) this.owed.delete(this.owed.keys().next().value!);
@@ -57,6 +59,19 @@ export class OwedReleases {
       }
     });
     return this.settling;
+  }
+
+  /**
+   * Stops the retries: the owed give-backs are tried once more (or the round under way is waited
+   * for), then none is kept. Before the store closes: a retry after it would fail every second
+   * until the windows passed, holding on to the closed store.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.settle();
+    this.owed.clear();
   }
 
   private async round(): Promise<void> {
