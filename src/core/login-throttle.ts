@@ -45,7 +45,9 @@
 // Releases the store fails (it is down: the login is answered 503, nothing having been checked,
 // or its right password's give-back failing) are owed, not lost (store/ports/owed-releases.ts):
 // tried again before this throttle's next reservation and every second, until made or their
-// window has passed. The lease frees a lost one only once no attempt on its key has been granted
+// window has passed, and once more by a stop (close()). A failure the store did not write (a
+// wrong password answered 503) is not owed: its slot stays held, under the lease, as a guess
+// checked. The lease frees a lost one only once no attempt on its key has been granted
 // for a lease's time: under steady traffic on a key (one address's clients) never, within the
 // window, and the logins answered 503 during an outage would have refused a right password 429
 // afterwards. An outage is not a guess.

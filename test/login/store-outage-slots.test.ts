@@ -7,7 +7,9 @@
 // an outage would refuse a right password 429 LOGIN_LOCKED afterwards.
 //
 // The store fails exactly the steps that left slots held: the account's lookup after the slots
-// were taken (then the attempt's release), and a right password's release.
+// were taken (then the attempt's release), and a right password's release. A wrong password
+// whose failure the store did not write was a guess: its slot is not given back, and stays held
+// under the lease. A stop tries what is owed once more, before the store closes, then no more.
 import assert from "node:assert/strict";
 import { loginKey } from "../../src/core/login-name.js";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
@@ -35,6 +37,8 @@ for (const store of storesUnderTest()) {
       /** Whose lookups fail (login keys), and whether every release fails. */
       const failingLookups = new Set<string>();
       let releasesFail = false;
+      /** Whether every failure's write fails. */
+      let failuresFail = false;
       /** The releases asked of the store, each with whether the server had stopped by then. */
       const releases: Array<{ afterStop: boolean }> = [];
       let stopped = false;
@@ -49,6 +53,9 @@ for (const store of storesUnderTest()) {
           failingLookups.has(key) ? Promise.reject(new StoreUnavailableError("the store went away")) : findByLogin.call(users, spelling, key);
         const attempts = server.tessera.store.loginAttempts as LoginAttemptStore;
         const release = attempts.release;
+        const recordFailure = attempts.recordFailure;
+        attempts.recordFailure = (slots, at, rule) =>
+          failuresFail ? Promise.reject(new StoreUnavailableError("the store went away")) : recordFailure.call(attempts, slots, at, rule);
         attempts.release = (slots: readonly HeldSlot[]) => {
           releases.push({ afterStop: stopped });
           return releasesFail ? Promise.reject(new StoreUnavailableError("the store went away")) : release.call(attempts, slots);
@@ -57,6 +64,7 @@ for (const store of storesUnderTest()) {
       afterEach(async () => {
         failingLookups.clear();
         releasesFail = false;
+        failuresFail = false;
         releases.length = 0;
         api?.close();
         if (!stopped) await server?.close();
@@ -107,6 +115,16 @@ for (const store of storesUnderTest()) {
         failingLookups.clear();
         releasesFail = false;
         expectOk(await api.logIn(stranger, password));
+      });
+
+      it("a wrong password whose failure the store did not write (503) was a guess: its slot stays held, and the right password is refused while its lease runs", async () => {
+        const login = await account();
+        failuresFail = true;
+        for (let i = 0; i < N; i++) expectStoreUnavailable(await api.logIn(login, "wrong-" + password));
+        failuresFail = false;
+        const outcome = await api.logIn(login, password);
+        expectCode(outcome, "resource_exhausted", "too many failed logins; try again later", "LOGIN_LOCKED");
+        assert.equal(outcome.headers.get("retry-after"), "1");
       });
 
       it("a stop while the store still fails the release it owes asks nothing of the store once stopped", async () => {

@@ -431,7 +431,8 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
   // duplicate key) when it had landed after all; one counted and deleted meanwhile is inserted
   // again, and not counted again while the latest state lists its id (`counted`). A slot is given
   // back once, but for a release that landed unseen and was tried again only after two counts on
-  // its key: one slot more for that group (the retry comes within a second).
+  // its key: one slot more for that group (the retry comes within a second of the store
+  // answering again).
   const givingBack = new WeakMap<HeldSlot, Promise<void>>();
   const giveBackSlot = (slot: HeldSlot): Promise<void> => {
     const insert = async () => {

@@ -11,7 +11,7 @@
 // A slot still being checked is held on a lease (`AttemptRule.leaseMs`, surely longer than a
 // check may take: the core gives a login's check half of it, and withholds a later verdict,
 // core/login-throttle.ts): an attempt
-// that never ends (its process killed mid-check, or its release lost while the store was down)
+// that never ends (its process killed mid-check, or its release given up: owed-releases.ts)
 // stops holding its slot once the lease of the newest attempt pending in its window has passed,
 // instead of refusing its login as busy until the window passes. Failures are not leased: they
 // count until the window passes. A late end of an attempt whose slot no longer counts cannot
@@ -86,8 +86,10 @@ export interface LoginAttemptStore {
   /**
    * Gives slots back (a successful attempt, or one that checked nothing): giveBackSlot's rule
    * (in MongoDB each release is a document of its own, named by the slot's id, counted by the
-   * same rule). Once per reservation, and again only after a failure (owed-releases.ts): a
-   * release of slots already given back gives nothing more back.
+   * same rule). Once per reservation, and again only after a failure (owed-releases.ts): in
+   * SQLite a release that failed committed nothing (one made twice would give back twice); in
+   * MongoDB one that landed unseen is found by its id, and the one made again gives nothing
+   * more back (but for the case mongo-login-attempts.ts tells).
    */
   release(slots: readonly HeldSlot[]): Promise<void>;
   /**
