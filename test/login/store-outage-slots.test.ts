@@ -11,6 +11,7 @@
 // whose failure the store did not write was a guess: its slot is not given back, and stays held
 // under the lease. A stop tries what is owed once more, before the store closes, then no more.
 import assert from "node:assert/strict";
+import { currentCall } from "../../src/call-scope.js";
 import { loginKey } from "../../src/core/login-name.js";
 import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import type { HeldSlot, LoginAttemptStore } from "../../src/store/ports/login-attempts.js";
@@ -41,6 +42,8 @@ for (const store of storesUnderTest()) {
       let failuresFail = false;
       /** The releases asked of the store, each with whether the server had stopped by then. */
       const releases: Array<{ afterStop: boolean }> = [];
+      /** For each release asked of the store, whether it was asked within a call's scope. */
+      const releasesInCall: boolean[] = [];
       let stopped = false;
 
       // A server each: one case's slots, were they held, are not the next one's.
@@ -58,6 +61,7 @@ for (const store of storesUnderTest()) {
           failuresFail ? Promise.reject(new StoreUnavailableError("the store went away")) : recordFailure.call(attempts, slots, at, rule);
         attempts.release = (slots: readonly HeldSlot[]) => {
           releases.push({ afterStop: stopped });
+          releasesInCall.push(currentCall() !== undefined);
           return releasesFail ? Promise.reject(new StoreUnavailableError("the store went away")) : release.call(attempts, slots);
         };
       });
@@ -66,6 +70,7 @@ for (const store of storesUnderTest()) {
         releasesFail = false;
         failuresFail = false;
         releases.length = 0;
+        releasesInCall.length = 0;
         api?.close();
         if (!stopped) await server?.close();
         stopped = false;
@@ -115,6 +120,18 @@ for (const store of storesUnderTest()) {
         failingLookups.clear();
         releasesFail = false;
         expectOk(await api.logIn(stranger, password));
+      });
+
+      it("the give-back a login answered 503 owes, made by itself a second later, is no part of that login's call", async () => {
+        const login = await account();
+        releasesFail = true;
+        expectStoreUnavailable(await api.logIn(login, password));
+        releasesFail = false;
+        releasesInCall.length = 0;
+        // Longer than the owed give-backs' retry (a second).
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        assert.deepEqual(releasesInCall, [false]);
+        expectOk(await api.logIn(login, password));
       });
 
       it("a wrong password whose failure the store did not write (503) was a guess: its slot stays held, and the right password is refused while its lease runs", async () => {

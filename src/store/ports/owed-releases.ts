@@ -10,6 +10,7 @@
 // it is made or its window has passed: before the next reservation that waits for it (settle())
 // and every `retryMs` meanwhile, by itself. A stop (close()) tries them once more, before the
 // store closes, and then no more: those still owed are left to the lease.
+import { outsideCall } from "../../call-scope.js";
 import type { HeldSlot } from "./login-attempts.js";
 
 /** How often owed give-backs are tried again by themselves. */
@@ -43,7 +44,9 @@ export class OwedReleases {
     if (this.owed.size >= MAX_OWED) this.owed.delete(this.owed.keys().next().value!);
     this.owed.set(slots, until);
     if (this.timer === undefined) {
-      this.timer = setInterval(() => void this.settle(), this.retryMs);
+      // Outside the call that owed it: its retries are no part of that call (its trace, its
+      // request id), which has long been answered.
+      this.timer = outsideCall(() => setInterval(() => void this.settle(), this.retryMs));
       this.timer.unref();
     }
   }
