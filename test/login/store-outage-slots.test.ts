@@ -76,18 +76,36 @@ for (const store of storesUnderTest()) {
         stopped = false;
       });
 
-      /** Stops the server, then waits longer than the owed give-backs' retry (a second). */
+      /** Waits longer than the owed give-backs' retry (a second). */
+      const pastRetry = () => new Promise((resolve) => setTimeout(resolve, 1500));
+
+      /** Stops the server, then waits past a retry. */
       const stop = async () => {
         api.close();
         await server.close();
         stopped = true;
-        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await pastRetry();
       };
 
       const account = async () => {
         const email = uniqueEmail("outage");
         expectOk(await api.signUp(email, password), 201);
         return email;
+      };
+
+      /**
+       * An account whose right password was answered 503, its release failed (owed); then the
+       * store fails releases still (`storeBack` false) or no more, and the releases asked of it
+       * so far are forgotten.
+       */
+      const owing = async (storeBack: boolean) => {
+        const login = await account();
+        releasesFail = true;
+        expectStoreUnavailable(await api.logIn(login, password));
+        releasesFail = !storeBack;
+        releases.length = 0;
+        releasesInCall.length = 0;
+        return login;
       };
 
       it("the account's lookup fails after the slots were taken, and so does their release: the right password then logs in", async () => {
@@ -123,13 +141,8 @@ for (const store of storesUnderTest()) {
       });
 
       it("the give-back a login answered 503 owes, made by itself a second later, is no part of that login's call", async () => {
-        const login = await account();
-        releasesFail = true;
-        expectStoreUnavailable(await api.logIn(login, password));
-        releasesFail = false;
-        releasesInCall.length = 0;
-        // Longer than the owed give-backs' retry (a second).
-        await new Promise((resolve) => setTimeout(resolve, 1500));
+        const login = await owing(true);
+        await pastRetry();
         assert.deepEqual(releasesInCall, [false]);
         expectOk(await api.logIn(login, password));
       });
@@ -145,19 +158,13 @@ for (const store of storesUnderTest()) {
       });
 
       it("a stop while the store still fails the release it owes asks nothing of the store once stopped", async () => {
-        const login = await account();
-        releasesFail = true;
-        expectStoreUnavailable(await api.logIn(login, password));
+        await owing(false);
         await stop();
         assert.deepEqual(releases.filter((r) => r.afterStop), []);
       });
 
       it("a stop once the store answers again gives the release it owes back before the store closes", async () => {
-        const login = await account();
-        releasesFail = true;
-        expectStoreUnavailable(await api.logIn(login, password));
-        releasesFail = false;
-        releases.length = 0;
+        await owing(true);
         await stop();
         assert.deepEqual(releases, [{ afterStop: false }]);
       });
