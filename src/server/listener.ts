@@ -506,9 +506,10 @@ function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, 
  * and closing the socket is this listener's job). As Node does: nothing is written to a socket
  * that is no longer writable or whose current answer has begun (that would corrupt it), nor for a
  * request answered before its body arrived (that would be a second answer to it), and the
- * socket is destroyed either way; a connection the client reset is just destroyed. Bytes after a
- * request that asked for the connection to close are dropped while its answer is under way. A client's
- * bytes are no server failure: nothing is logged.
+ * socket is destroyed either way (once the answer written has been handed over); a connection
+ * the client reset is just destroyed. Bytes after a request that asked for the connection to
+ * close are dropped while its answer is under way. A client's bytes are no server failure:
+ * nothing is logged.
  */
 export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptions, "requestIds">): (e: ClientError, socket: Duplex) => void {
   return (e, socket) => {
@@ -537,8 +538,16 @@ export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptio
       // The request being read, refused by the request timeout: its reader sees the connection
       // close, as when a client leaves, and is told it was this (request-arrival.ts).
       if (e.code === "ERR_HTTP_REQUEST_TIMEOUT" && incoming) markArrivalTimedOut(incoming);
-      socket.write(rawErrorAnswer(...clientErrorAnswer(e, limits), limits.requestIds !== undefined));
+      // The socket goes once the answer has been handed over, not at once: under TLS, an answer
+      // written while the TLS layer is still handing over the read that brought the refused
+      // bytes is encrypted and sent after that read, and a socket destroyed meanwhile never sent
+      // it (the client saw the connection close unanswered).
+      socket.end(rawErrorAnswer(...clientErrorAnswer(e, limits), limits.requestIds !== undefined), () => socket.destroy());
+      return;
     }
+    // That answer still on its way: what the client sends meanwhile (refused by the parser
+    // again) is dropped.
+    if (e.code !== "ECONNRESET" && socket.writableEnded && !socket.writableFinished && !socket.destroyed) return;
     socket.destroy();
   };
 }

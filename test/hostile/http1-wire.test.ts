@@ -5,7 +5,9 @@
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 import { errorInfoJson } from "../support/error-details.js";
+import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
 import { password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
 import { serverCheckedAfterEach } from "./support.js";
@@ -19,13 +21,27 @@ export interface WireAnswer {
   closed: boolean;
 }
 
+/** A new connection to 127.0.0.1:`port`, `onConnect` called once it can be written to. */
+export type Connector = (port: number, onConnect: () => void) => net.Socket;
+const plainConnection: Connector = (port, onConnect) => net.connect(port, "127.0.0.1", onConnect);
+
 /**
  * Writes `text` (latin1) on a new connection and reads the first answer (Content-Length framed,
  * or up to the close), then waits up to `closeWithinMs` to see whether the server closes it.
+ * Text given in pieces is written a piece at a time, 30 ms apart: each comes to the server in a
+ * read of its own.
  */
-export function exchange(port: number, text: string, closeWithinMs = 0): Promise<WireAnswer> {
+export function exchange(port: number, text: string | readonly string[], closeWithinMs = 0, connect: Connector = plainConnection): Promise<WireAnswer> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1", () => socket.write(Buffer.from(text, "latin1")));
+    const pieces = typeof text === "string" ? [text] : text;
+    const socket = connect(port, () => {
+      const next = (i: number) => {
+        if (i === pieces.length || socket.destroyed) return;
+        socket.write(Buffer.from(pieces[i]!, "latin1"));
+        setTimeout(() => next(i + 1), 30);
+      };
+      next(0);
+    });
     let data = "";
     let answer: Omit<WireAnswer, "closed"> | undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -505,9 +521,35 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
       });
     }
 
+    const bigHeader = (length: number) => `GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nx-big: ${"a".repeat(length)}\r\n\r\n`;
+    const tooLarge = (a: WireAnswer) => refused(a, 431, "resource_exhausted", "REQUEST_TOO_LARGE", "the request's header block is larger than 16384 bytes");
+
     it("a header block over 16 KiB: 431 REQUEST_TOO_LARGE naming the limit", async () => {
-      const a = await exchange(server.port, `GET /jwt/version HTTP/1.1\r\nhost: localhost\r\nx-big: ${"a".repeat(20_000)}\r\n\r\n`, 1000);
-      refused(a, 431, "resource_exhausted", "REQUEST_TOO_LARGE", "the request's header block is larger than 16384 bytes");
+      tooLarge(await exchange(server.port, bigHeader(20_000), 1000));
+    });
+
+    // Over TLS the answer is written while the TLS layer is still handing over the read that
+    // brought the refused bytes: the socket destroyed at once never sent it, and the client saw
+    // the connection close unanswered.
+    describe("over TLS (records of at most 16 KiB): the same answers", () => {
+      let cert: TestCertificate;
+      let secure: TestServer;
+      before(async () => {
+        cert = makeTestCertificate();
+        secure = await startTestServer({ env: cert.env });
+      });
+      after(async () => {
+        await secure?.close();
+        cert?.remove();
+      });
+      const overTls: Connector = (port, onConnect) => tls.connect({ port, host: "127.0.0.1", ca: cert.ca, servername: "localhost", ALPNProtocols: ["http/1.1"] }, onConnect);
+      for (const [name, text, check] of [
+        ["a method that is no token: 400", "G@T /jwt/version HTTP/1.1\r\nhost: localhost\r\n\r\n", (a: WireAnswer) => refused(a, 400, "invalid_argument", "MALFORMED_REQUEST", "the request is not valid HTTP/1.1: Invalid method encountered (HPE_INVALID_METHOD)")],
+        ["a 20 KB header field in one write: 431", bigHeader(20_000), tooLarge],
+        ["a 40 KB header field in one write: 431", bigHeader(40_000), tooLarge],
+      ] as const) {
+        it(name, async () => check(await exchange(secure.port, text, 1000, overTls)));
+      }
     });
 
     it("a client that resets its connection mid-request gets nothing, and nothing is logged", async () => {
