@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 /**
  * Largest request header block, in bytes: an HTTP/1.1 request's header section (Node's
  * maxHeaderSize, the request line included) and an HTTP/2 request's header list
- * (SETTINGS_MAX_HEADER_LIST_SIZE) alike; beyond, 431 (HTTP/2: the stream reset).
+ * (SETTINGS_MAX_HEADER_LIST_SIZE) alike; beyond, 431 (414 for an HTTP/1.1 request target longer
+ * than that alone; HTTP/2: the stream reset).
  */
 export const requestHeaderLimitBytes = 16 * 1024;
 
