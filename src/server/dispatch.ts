@@ -242,6 +242,11 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         }
         // Until the deadline interceptor sets the call's own (the same, or linked to it).
         if (scope) scope.signal = uReq[callEndKey];
+        // An empty coding header names no coding: identity, as connect-go (its compression pools
+        // take "" for identity) and grpc-go (`rc != "" && rc != identity`) take it, and as a Connect
+        // GET's empty `compression` is (withoutEmptyCompression). connect-es refused it as the
+        // unknown compression "" (501 unimplemented; gRPC 12).
+        for (const name of codingHeaders) if (req.headers[name] === "") uReq.header.delete(name);
         // An admin call without the admin token: an empty message instead of its own, which is
         // not read (access/admin-gate.ts); the access check answers it.
         const refused = adminHandlers.has(h) && adminGate!.refuses(procedureOf(h), uReq.header);
@@ -1018,6 +1023,9 @@ function withoutEmptyCompression(url: string): string | undefined {
   if (first === undefined || percentDecode(first.slice(first.indexOf("=") + 1 || first.length)).length > 0) return undefined;
   return `${url.slice(0, q + 1)}${pairs.filter((p) => !named(p)).join("&")}`;
 }
+
+/** The request headers that name the coding of a call's body: Connect unary, Connect streams, gRPC and gRPC-Web. */
+const codingHeaders = ["content-encoding", "connect-content-encoding", "grpc-encoding"] as const;
 
 const hex = /^[0-9A-Fa-f]{2}$/;
 

@@ -69,16 +69,18 @@ export type UnaryFraming = "grpc" | "grpc-web";
 export function plainUnaryGrpc(req: NodeRequest, ct: string | null): UnaryFraming | undefined {
   if (req.method !== "POST") return undefined;
   const enc = req.headers["grpc-encoding"];
-  if (enc !== undefined && enc !== "identity") return undefined;
+  // Empty: no coding (the dispatcher's codingHeaders).
+  if (enc !== undefined && enc !== "" && enc !== "identity") return undefined;
   if (ct === "application/grpc" || ct === "application/grpc+proto") return req.httpVersionMajor === 2 ? "grpc" : undefined;
   if (ct === "application/grpc-web" || ct === "application/grpc-web+proto") return "grpc-web";
   return undefined;
 }
 
-/** The body format of a plain unary Connect call (POST, no request compression), or undefined. */
+/** The body format of a plain unary Connect call (POST, no request compression: no content-encoding, or an empty one), or undefined. */
 export function plainUnaryConnect(req: NodeRequest): "json" | "proto" | undefined {
   if (req.method !== "POST") return undefined;
-  if (req.headers["content-encoding"] !== undefined) return undefined;
+  const enc = req.headers["content-encoding"];
+  if (enc !== undefined && enc !== "") return undefined;
   const ct = req.headers["content-type"];
   return ct === "application/json" ? "json" : ct === "application/proto" ? "proto" : undefined;
 }

@@ -45,7 +45,8 @@ export async function buildRequestMessage(
   const rule = binding.body;
   if (rule.kind !== "none" || binding.loose) {
     const encoding = req.headers["content-encoding"];
-    if (encoding !== undefined && encoding.toLowerCase() !== "identity") {
+    // An empty Content-Encoding lists no coding (RFC 9110 8.4: a list of them, which may be empty).
+    if (encoding !== undefined && encoding !== "" && encoding.toLowerCase() !== "identity") {
       // RFC 9110 15.5.16: Accept-Encoding names the codings that would have been taken.
       throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `unsupported content encoding ${quotedRequestText(encoding, unquotable)}`, { headers: { "accept-encoding": "identity" } });
     }
