@@ -140,6 +140,31 @@ describe("client address", function () {
     });
   });
 
+  // A dual-stack listener (::) reports an IPv4 peer as ::ffff:a.b.c.d, one listening on 127.0.0.1
+  // as a.b.c.d: two instances sharing one database, one of each, count one IPv4 client (and one
+  // trusted proxy's hop) in one window, however each reports it.
+  describe("an IPv4 listener and a dual-stack one (::) sharing one database", () => {
+    let dual: TestServer;
+    before(async () => (dual = await startTestServer({ env: { ...env, HOST: "::", TESSERA_DATA_DIR: plain.config.dataDir } })));
+    after(() => dual?.close());
+
+    it("count an IPv4 client as one address: failures through either lock it on both, over HTTP/1.1 and gRPC; a trusted proxy's hop too", async () => {
+      const dualUrl = `http://127.0.0.1:${dual.port}`;
+      const pairs: Array<[Via, Via, string, Record<string, string>]> = [
+        [restVia("HTTP/1.1", plain.url), restVia("HTTP/1.1, dual-stack", dualUrl), "127.0.0.14", {}],
+        [grpcVia("h2c (gRPC)", plain.url), grpcVia("h2c (gRPC), dual-stack", dualUrl), "127.0.0.15", {}],
+        [restVia("HTTP/1.1", plain.url), restVia("HTTP/1.1, dual-stack", dualUrl), "127.0.0.9", { "x-forwarded-for": "198.51.100.77" }],
+      ];
+      for (const [v4, v6, from, headers] of pairs) {
+        for (let i = 0; i < 4; i++) {
+          const via = i % 2 === 0 ? v4 : v6;
+          assert.equal(await via.login(from, ghost(), headers), "unauthenticated", `${via.name} from ${from}: failure ${i + 1}`);
+        }
+        for (const via of [v4, v6]) assert.equal(await via.login(from, ghost(), headers), "resource_exhausted", `${via.name} from ${from}: locked after 4 failures over both listeners`);
+      }
+    });
+  });
+
   // ::1/64 is ::/64, which holds every IPv4-mapped address (::ffff:0:0/96): an IPv6 entry trusts
   // IPv6 peers only, else every IPv4 client could name a fresh address of its own each time.
   describe("an IPv6 entry whose subnet holds the IPv4-mapped addresses (::1/64)", () => {
@@ -213,6 +238,80 @@ describe("client address resolution", () => {
   for (const [name, peer, headers, expected] of cases) {
     it(`${name}: ${expected}`, () => assert.equal(resolve(peer, headers), expected));
   }
+
+  // Every way one client's address may be written (as a peer or a proxy's hop) is one address to
+  // count: an attacker who could write it another way would get a fresh window each time.
+  const octet = fc.integer({ min: 0, max: 255 });
+  const group = fc.integer({ min: 0, max: 0xffff });
+  const zone = fc.constantFrom("", "%eth0", "%1", "%lo");
+  /** One group written in either case, with or without leading zeros. */
+  const spelled = (g: number, upper: boolean, padded: boolean) => {
+    const hex = padded ? g.toString(16).padStart(4, "0") : g.toString(16);
+    return upper ? hex.toUpperCase() : hex;
+  };
+
+  it("counts every spelling of an IPv4 client as its address: plain, IPv4-mapped (dotted or hex, either case, written out), with a zone id; as a peer and as a hop, with a port", () => {
+    const withProxy = createClientAddressResolver(["10.0.0.0/8"]);
+    const withoutProxy = createClientAddressResolver([]);
+    fc.assert(
+      fc.property(fc.tuple(octet, octet, octet, octet), fc.boolean(), fc.boolean(), zone, (q, upper, padded, z) => {
+        const ipv4 = q.join(".");
+        const [hi, lo] = [(q[0] << 8) | q[1], (q[2] << 8) | q[3]];
+        const ffff = upper ? "FFFF" : "ffff";
+        const spellings = [
+          ipv4,
+          `::${ffff}:${ipv4}`,
+          `::${ffff}:${spelled(hi, upper, padded)}:${spelled(lo, upper, padded)}`,
+          `0:0:0:0:0:${ffff}:${ipv4}`,
+          `${padded ? "0000:0000:0000:0000:0000" : "0:0:0:0:0"}:${ffff}:${spelled(hi, upper, padded)}:${spelled(lo, upper, padded)}`,
+        ];
+        for (const spelling of spellings) {
+          const peer = spelling.includes(":") ? `${spelling}${z}` : spelling;
+          // 10.x addresses are the proxy's: as a peer with the header, they name the hop.
+          if (q[0] !== 10) assert.equal(withProxy(peer, { "x-forwarded-for": "198.51.100.1" }), ipv4, `peer ${peer}`);
+          assert.equal(withoutProxy(peer, { "x-forwarded-for": "198.51.100.1" }), ipv4, `peer ${peer}, no proxy`);
+          const hop = spelling.includes(":") ? `[${peer}]:4711` : `${spelling}:4711`;
+          assert.equal(withProxy("10.1.1.1", { "x-forwarded-for": hop }), ipv4, `hop ${hop}`);
+          assert.equal(withProxy("10.1.1.1", { forwarded: `for="${hop}"` }), ipv4, `Forwarded hop ${hop}`);
+        }
+      }),
+    );
+  });
+
+  it("counts every address of an IPv6 client's /64 as that /64, in either case, with or without leading zeros or a zone id; as a peer and as a hop, with a port", () => {
+    const withProxy = createClientAddressResolver(["10.0.0.0/8"]);
+    fc.assert(
+      fc.property(
+        // A global unicast /64 (2000::/3, not Teredo's 2001::/32), any interface id.
+        fc.tuple(fc.integer({ min: 0x2002, max: 0x3fff }), group, group, group),
+        fc.tuple(group, group, group, group),
+        fc.boolean(),
+        fc.boolean(),
+        zone,
+        (prefix, iid, upper, padded, z) => {
+          const expected = `${formatIPv6([...prefix, 0, 0, 0, 0])}/64`;
+          const address = [...prefix, ...iid].map((g) => spelled(g, upper, padded)).join(":");
+          assert.equal(withProxy(`${address}${z}`, {}), expected, `peer ${address}${z}`);
+          assert.equal(withProxy(formatIPv6([...prefix, ...iid]), {}), expected);
+          assert.equal(withProxy("10.1.1.1", { "x-forwarded-for": `[${address}${z}]:443` }), expected, `hop ${address}${z}`);
+          assert.equal(withProxy("10.1.1.1", { forwarded: `for="[${address}${z}]:443"` }), expected);
+        },
+      ),
+    );
+  });
+
+  it("with no trusted proxy, counts the peer whatever X-Forwarded-For and Forwarded say", () => {
+    const resolve = createClientAddressResolver([]);
+    // As node:http types them: X-Forwarded-For a field or several, Forwarded one string.
+    const xffFields = fc.oneof(fc.string(), fc.array(fc.string(), { minLength: 1, maxLength: 3 }));
+    fc.assert(
+      fc.property(xffFields, fc.string(), (xff, forwarded) => {
+        assert.equal(resolve("203.0.113.9", { "x-forwarded-for": xff, forwarded }), "203.0.113.9");
+        assert.equal(resolve("::ffff:203.0.113.9", { "x-forwarded-for": xff, forwarded }), "203.0.113.9");
+        assert.equal(resolve("2001:db8:aa:bb::1", { "x-forwarded-for": xff, forwarded }), "2001:db8:aa:bb::/64");
+      }),
+    );
+  });
 
   it("takes a proxy written as an IPv4-mapped IPv6 address or CIDR as the IPv4 one (how a dual-stack socket reports its peer)", () => {
     const mapped = createClientAddressResolver(["::ffff:10.0.0.0/104", "::ffff:192.0.2.1"]);
