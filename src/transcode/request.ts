@@ -269,6 +269,10 @@ function applyArguments(
     const noun = argumentNoun(arg);
     const target = binding.argumentTarget(key);
     if (!isFieldTarget(target)) {
+      // A name holding "=" is most likely a name=value pair encoded as one name (`pass%3Dhunter2`,
+      // a client that percent-encoded the whole pair): what follows the "=" is a value, a
+      // password maybe, and is not quoted back. No field's path holds one.
+      if (key.includes("=")) throw badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} (not quoted: it holds "=", so a value may follow in it)`);
       const shown = quotedRequestText(key, unquotable);
       throw target.unknown
         ? shown === "*"

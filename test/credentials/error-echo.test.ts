@@ -390,6 +390,39 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
     assert.equal((JSON.parse(r.text) as { message: string }).message, 'unknown query parameter "tokn"');
   });
 
+  it("REST: a password sent as a name=value pair encoded as one name (its \"=\" percent-encoded) is not quoted in the 400, nor logged", async () => {
+    const password = "Tr0ub4dor&3-SECRET";
+    const pair = encodeURIComponent(`pass=${password}`);
+    const query = 'unknown query parameter (not quoted: it holds "=", so a value may follow in it)';
+    const form = 'unknown form field (not quoted: it holds "=", so a value may follow in it)';
+    const cases: Array<[what: string, method: string, path: string, headers: Record<string, string>, body: string | undefined, message: string]> = [
+      ["a query", "GET", `/jwt/token?user=ann&${pair}`, {}, undefined, query],
+      ["a query of a JSON body's method", "POST", `/jwt/user?${pair}`, { "content-type": "application/json" }, '{"user":"ann"}', query],
+      ["a form body", "POST", "/jwt/user", { "content-type": "application/x-www-form-urlencoded" }, `user=ann&${pair}`, form],
+      [
+        "a multipart form body",
+        "POST",
+        "/jwt/user",
+        { "content-type": "multipart/form-data; boundary=b" },
+        `--b\r\ncontent-disposition: form-data; name="user"\r\n\r\nann\r\n--b\r\ncontent-disposition: form-data; name="pass=${password}"\r\n\r\nx\r\n--b--\r\n`,
+        form,
+      ],
+    ];
+    for (const [what, method, path, headers, body, message] of cases) {
+      const r = await raw(server.url, method, path, headers, body);
+      assert.equal(r.status, 400, `${what}: ${r.text}`);
+      assert.ok(!r.text.includes("SECRET"), `${what}: ${r.text}`);
+      const error = JSON.parse(r.text) as { code: string; message: string; details: Array<{ debug: { reason?: string } }> };
+      assert.equal(error.code, "invalid_argument", what);
+      assert.equal(error.message, message, what);
+      assert.equal(error.details[0]?.debug.reason, "UNKNOWN_QUERY_PARAMETER", what);
+    }
+    assert.deepEqual(server.logs.filter((l) => l.includes("SECRET")), []);
+    // A name without "=" is still quoted: it names the mistake.
+    const r = await raw(server.url, "GET", "/jwt/token?user=ann&password=x", {});
+    assert.equal((JSON.parse(r.text) as { message: string }).message, 'unknown query parameter "password"');
+  });
+
   it("REST: the admin token, of no shape Tessera hands out, given as a query parameter's name or a path segment no route has, is not quoted either", async () => {
     const cases: Array<[path: string, status: number, message: string]> = [
       [`/jwt/check?${testAdminToken}`, 400, "unknown query parameter (not quoted: it has the shape of a credential)"],
