@@ -289,8 +289,9 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
       return await next(req);
     } catch (e) {
       if (e instanceof AuthError && e.code === "unauthenticated") {
-        // A malformed Authorization header counts as no token presented (its reason says so).
-        const presented = presentsBearerToken(req.header) || tokenField(rule, req.method, message) !== undefined;
+        // A malformed Authorization header presents no token, but is no request without one.
+        const presented =
+          presentsBearerToken(req.header) || tokenField(rule, req.method, message) !== undefined ? "token" : usesBearerScheme(req.header) ? "malformed" : "none";
         const value = challenge(schemeOf(rule.credential), presented, e.reason);
         if (value !== undefined) req.contextValues.set(challengeKey, value);
       }

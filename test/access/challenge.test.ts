@@ -64,6 +64,19 @@ const rows: Row[] = [
     expect: invalidRequest,
   },
   {
+    // Refused for the client id, checked first; the header is still a malformed bearer credential.
+    name: "session method, a malformed bearer header and no client id",
+    rest: { method: "GET", path: () => "/session", headers: () => ({ authorization: "Bearer two tokens" }) },
+    grpc: { service: SessionService, rpc: "GetSession", headers: () => ({ authorization: "Bearer two tokens" }) },
+    expect: invalidRequest,
+  },
+  {
+    name: "session method, a malformed bearer header and an unknown client id",
+    rest: { method: "GET", path: () => "/session", headers: () => ({ "x-koms-clientid": "no-such-client", authorization: "Bearer two tokens" }) },
+    grpc: { service: SessionService, rpc: "GetSession", headers: () => ({ "x-koms-clientid": "no-such-client", authorization: "Bearer two tokens" }) },
+    expect: invalidRequest,
+  },
+  {
     name: "session method, Basic credentials (a scheme it does not take)",
     rest: { method: "GET", path: () => "/session", headers: (c) => ({ ...clientId, ...basic(c.email, password) }) },
     grpc: { service: SessionService, rpc: "GetSession", headers: (c) => ({ ...clientId, ...basic(c.email, password) }) },
