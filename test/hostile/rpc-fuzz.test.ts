@@ -15,9 +15,9 @@ import fc from "fast-check";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { hostileBody, hostileString } from "./arbitraries.js";
 import {
+  assertProperty,
   credentialHeaders,
   diff,
-  fcParams,
   grpcFrame,
   grpcStatus,
   h2request,
@@ -113,13 +113,7 @@ for (const store of storesUnderTest()) {
 
 
     async function run(arb: fc.Arbitrary<unknown>, property: (input: any) => Promise<void>): Promise<void> {
-      const params = fcParams(runsPerRpc);
-      try {
-        await fc.assert(fc.asyncProperty(arb, property), params);
-      } catch (e) {
-        const cause = e instanceof Error && e.cause instanceof Error ? `\n${e.cause.message}` : "";
-        throw new Error(`seed ${params.seed} (replay: HOSTILE_SEED=${params.seed}): ${e instanceof Error ? e.message : String(e)}${cause}`);
-      }
+      await assertProperty(arb, property, runsPerRpc);
       await healthy(server.url);
     }
 

@@ -10,6 +10,7 @@ import http2 from "node:http2";
 import { join } from "node:path";
 import { create, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import Database from "better-sqlite3";
+import fc from "fast-check";
 import { MongoClient } from "mongodb";
 import { HealthCheckRequestSchema } from "../../gen/health/v1/health_pb.js";
 import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
@@ -377,6 +378,17 @@ export function fcParams(numRuns: number): { numRuns: number; seed: number; verb
       ? 20261127
       : (Date.now() ^ (Math.random() * 0x7fffffff)) | 0;
   return { numRuns: Number(process.env.HOSTILE_RUNS ?? numRuns), seed, verbose: 1 };
+}
+
+/** Asserts an async property over `numRuns` inputs (fcParams), naming the seed to replay on failure. */
+export async function assertProperty<T>(arb: fc.Arbitrary<T>, property: (input: T) => Promise<void>, numRuns: number): Promise<void> {
+  const params = fcParams(numRuns);
+  try {
+    await fc.assert(fc.asyncProperty(arb, property), params);
+  } catch (e) {
+    const cause = e instanceof Error && e.cause instanceof Error ? `\n${e.cause.message}` : "";
+    throw new Error(`seed ${params.seed} (replay: HOSTILE_SEED=${params.seed}): ${e instanceof Error ? e.message : String(e)}${cause}`);
+  }
 }
 
 /** The gRPC-Web trailer frame (flag 0x80) at the end of a body, as header lines. */
