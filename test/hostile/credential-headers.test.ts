@@ -6,8 +6,8 @@
  * tessera_session cookie among others, with or without "=", spaces around, once or twice, on one
  * line or two). Each answer is the one documented for how the header was built: the status, the
  * code, the message, the ErrorInfo reason and the WWW-Authenticate challenge (RFC 6750), or the
- * method's answer for a valid credential; no error quotes the credential; and the server still
- * serves a valid request afterwards.
+ * method's answer for a valid credential; neither an error nor the log quotes the credential; and
+ * the server still serves a valid request afterwards.
  *
  * Replay a failure with HOSTILE_SEED=<printed seed>; scale with HOSTILE_RUNS=<n>.
  */
@@ -247,6 +247,10 @@ for (const store of storesUnderTest()) {
       cookie = await sessionCookie(server, await loginUserToken(server, email));
     });
     after(() => server?.close());
+    afterEach(() => {
+      // Nor does the log, whatever the header held.
+      for (const secret of [apiToken, access, cookie]) assert.deepEqual(server.logs.filter((l) => l.includes(secret)), [], "a credential in the log");
+    });
 
     it("GET /v1/api/auth (seed 001): any Authorization header gets its documented answer", async () => {
       const unknown = ["x", "a.b.c", `tsr_${"a".repeat(38)}`, `"${apiToken}"`, `${apiToken},`, `${apiToken}x`, testAdminToken];

@@ -14,6 +14,7 @@ import fc from "fast-check";
 import { MongoClient } from "mongodb";
 import { HealthCheckRequestSchema } from "../../gen/health/v1/health_pb.js";
 import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
+import { AuditService } from "../../gen/tessera/audit/v1/audit_pb.js";
 import { AuthenticationTokenService } from "../../gen/tessera/authtoken/v1/authentication_token_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
@@ -43,6 +44,7 @@ export const services: readonly DescService[] = [
   AuthenticationTokenService,
   JwtService,
   KeyService,
+  AuditService,
 ];
 
 export interface Route {
