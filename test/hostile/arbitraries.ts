@@ -1,8 +1,9 @@
 // fast-check generators of hostile input, derived from a request message's descriptor: for each
 // field, values of the wrong JSON type, MongoDB operator objects, prototype-pollution keys, huge
-// numbers, deep nesting, NUL bytes, lone surrogates and very long strings; and bodies that are
-// not JSON at all (truncated, invalid UTF-8). Each generated body says whether it MUST be
-// refused (`mustReject`): a well-typed body with odd strings may legitimately be accepted.
+// numbers, deep nesting, NUL bytes, lone surrogates and very long strings, a field named twice,
+// a byte order mark; and bodies that are not JSON at all (truncated, invalid UTF-8). Each
+// generated body says whether it MUST be refused (`mustReject`): a well-typed body with odd
+// strings may legitimately be accepted.
 import { ScalarType, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import fc from "fast-check";
 
@@ -178,9 +179,26 @@ export function hostileBody(desc: DescMessage): fc.Arbitrary<HostileBody> {
     mustReject: !t.startsWith("application/json"),
   }));
 
+  // A UTF-8 byte order mark before the JSON (RFC 8259 8.1 lets a parser ignore it): read as
+  // the JSON after it.
+  const bom = oddStrings.map((b) => ({ ...b, kind: "bom", bytes: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), b.bytes]) }));
+
+  // A field named twice, as written, under its proto and JSON names, or with its name escaped:
+  // JSON.parse would take the last, a reader in front may take the first.
+  const duplicateKey =
+    scalarStringFields.length === 0
+      ? bom
+      : fc
+          .tuple(fc.constantFrom(...scalarStringFields), fc.constantFrom<"same" | "names" | "escaped">("same", "names", "escaped"))
+          .filter(([f, how]) => how !== "names" || f.name !== f.jsonName)
+          .map(([f, how]) => {
+            const second = how === "same" ? f.jsonName : how === "names" ? f.name : [...f.jsonName].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("");
+            return json("duplicate-key", `{"${f.jsonName}":"a","${second}":"b"}`, true);
+          });
+
   const tooLarge = fc.integer({ min: 70_000, max: 200_000 }).map((n) => json("too-large", JSON.stringify({ [fields[0]?.jsonName ?? "x"]: "a".repeat(n) }), true));
 
-  return fc.oneof(malformed, notObject, invalidUtf8, deep, wrongType, operators, pollution, { arbitrary: oddStrings, weight: 4 }, otherTypes, tooLarge);
+  return fc.oneof(malformed, notObject, invalidUtf8, deep, wrongType, operators, pollution, { arbitrary: oddStrings, weight: 4 }, otherTypes, tooLarge, bom, duplicateKey);
 }
 
 /** Hostile text for a path segment (already percent-encoded where needed). */
