@@ -254,6 +254,10 @@ function givenFields(desc: DescMessage, json: JsonValue): string[] {
   return [...names];
 }
 
+/** Characters of a value sent as a name (see applyArguments), which no field's path holds. */
+const valueInName = /[=:"'{}]/;
+const valueInNameNote = `(not quoted: it holds "=", ":", a quote or a brace, as a value sent as a name does)`;
+
 function applyArguments(
   binding: Binding,
   r: ReflectMessage,
@@ -269,10 +273,12 @@ function applyArguments(
     const noun = argumentNoun(arg);
     const target = binding.argumentTarget(key);
     if (!isFieldTarget(target)) {
-      // A name holding "=" is most likely a name=value pair encoded as one name (`pass%3Dhunter2`,
-      // a client that percent-encoded the whole pair): what follows the "=" is a value, a
-      // password maybe, and is not quoted back. No field's path holds one.
-      if (key.includes("=")) throw badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} (not quoted: it holds "=", so a value may follow in it)`);
+      // A name holding a character no field's path has, that a value sent as a name does, is not
+      // quoted back: a name=value pair encoded as one name (`pass%3Dhunter2`, a client that
+      // percent-encoded the whole pair, or `pass:hunter2`), or a JSON text sent as a form
+      // (`curl -d '{"user":"ann","pass":"hunter2"}'` sends that content type), whose "names" are
+      // pieces of the JSON, split at each "&" of its values: the password among them.
+      if (valueInName.test(key)) throw badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} ${valueInNameNote}`);
       const shown = quotedRequestText(key, unquotable);
       throw target.unknown
         ? shown === "*"

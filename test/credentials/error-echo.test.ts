@@ -390,15 +390,22 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
     assert.equal((JSON.parse(r.text) as { message: string }).message, 'unknown query parameter "tokn"');
   });
 
-  it("REST: a password sent as a name=value pair encoded as one name (its \"=\" percent-encoded) is not quoted in the 400, nor logged", async () => {
+  it("REST: a password sent in a name (a name=value pair encoded as one name, a JSON text sent as a form) is not quoted in the 400, nor logged", async () => {
     const password = "Tr0ub4dor&3-SECRET";
     const pair = encodeURIComponent(`pass=${password}`);
-    const query = 'unknown query parameter (not quoted: it holds "=", so a value may follow in it)';
-    const form = 'unknown form field (not quoted: it holds "=", so a value may follow in it)';
+    const note = '(not quoted: it holds "=", ":", a quote or a brace, as a value sent as a name does)';
+    const query = `unknown query parameter ${note}`;
+    const form = `unknown form field ${note}`;
+    const formType = { "content-type": "application/x-www-form-urlencoded" };
     const cases: Array<[what: string, method: string, path: string, headers: Record<string, string>, body: string | undefined, message: string]> = [
       ["a query", "GET", `/jwt/token?user=ann&${pair}`, {}, undefined, query],
       ["a query of a JSON body's method", "POST", `/jwt/user?${pair}`, { "content-type": "application/json" }, '{"user":"ann"}', query],
-      ["a form body", "POST", "/jwt/user", { "content-type": "application/x-www-form-urlencoded" }, `user=ann&${pair}`, form],
+      ["a form body", "POST", "/jwt/user", formType, `user=ann&${pair}`, form],
+      ["a form body, pass:<password>", "POST", "/jwt/user", formType, `user=ann&pass:${encodeURIComponent(password)}`, form],
+      // curl -d '{...}' sends this content type: the "&" in the password splits the JSON in two names.
+      ["a JSON text sent as a form", "POST", "/jwt/user", formType, JSON.stringify({ user: "ann", pass: password }), form],
+      ["a JSON text sent as a form, single-quoted", "GET", "/jwt/token", formType, `{'user':'ann','pass':'${password.replace("&", "")}'}`, form],
+      ["a JSON text sent as the query", "GET", `/jwt/token?${encodeURIComponent(JSON.stringify({ user: "ann", pass: password }))}`, {}, undefined, query],
       [
         "a multipart form body",
         "POST",
