@@ -2,7 +2,7 @@
 // the one `curl -F` and an HTML form with enctype="multipart/form-data" send, which Flask reads
 // into `request.values` as it reads a URL-encoded body. Text fields only: a file part is refused.
 import { charsetOf, decodeUtf8 } from "./body.js";
-import { badRequest, HttpError, violatedName } from "./http-error.js";
+import { badRequest, HttpError, quotedName, violatedName } from "./http-error.js";
 import { maxArguments, tooManyArguments, type Argument } from "./query.js";
 import { quotedRequestText } from "../core/text.js";
 import { credentialShaped } from "../credential-shapes.js";
@@ -45,7 +45,8 @@ function dispositionParameter(params: string, key: string): string | undefined {
 
 /**
  * The field name of a part from its header block; a part without `form-data; name` is malformed.
- * Its errors quote the name and the header values they refuse as quotedRequestText does
+ * Its errors quote the name as quotedName does, and the header values they refuse as
+ * quotedRequestText does
  * (`hidden`: see unquotable).
  */
 function fieldName(headers: string, hidden: (text: string) => boolean): string {
@@ -62,7 +63,7 @@ function fieldName(headers: string, hidden: (text: string) => boolean): string {
     const name = dispositionParameter(params, "name");
     if (name === undefined || name === "") throw malformed();
     if (dispositionParameter(params, "filename") !== undefined || dispositionParameter(params, "filename\\*") !== undefined) {
-      throw badRequest("MALFORMED_BODY", `form field ${quotedRequestText(name, hidden)} is a file: only text fields are accepted`, violatedName(name, hidden));
+      throw badRequest("MALFORMED_BODY", `form field ${quotedName(name, hidden)} is a file: only text fields are accepted`, violatedName(name, hidden));
     }
     notEncoded(headers, name, hidden);
     return name;
@@ -102,7 +103,7 @@ function transferEncoding(line: string): string | undefined {
 function notEncoded(headers: string, name: string, hidden: (text: string) => boolean): void {
   const field = violatedName(name, hidden);
   const refused = (what: string) =>
-    new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `form field ${quotedRequestText(name, hidden)} is in the ${what}`, field === undefined ? {} : { field });
+    new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", `form field ${quotedName(name, hidden)} is in the ${what}`, field === undefined ? {} : { field });
   for (const line of headers.split("\r\n")) {
     const transfer = transferEncoding(line);
     if (transfer !== undefined && !/^(?:7bit|8bit|binary)$/i.test(transfer)) {

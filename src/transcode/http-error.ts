@@ -63,11 +63,29 @@ export function badRequest(reason: TranscodeReason, message: string, field?: str
 }
 
 /**
+ * Characters no field's path holds, and a value sent as a name does: a name=value pair encoded
+ * as one name (`pass%3Dhunter2`, a client that percent-encoded the whole pair, or
+ * `pass:hunter2`), or a JSON text sent as a form (`curl -d '{"user":"ann","pass":"hunter2"}'`
+ * sends that content type), whose "names" are pieces of the JSON, split at each "&" of its
+ * values, the password among them. Percent-escaped too, for a name that did not decode.
+ */
+const valueInName = /[=:"'{}]|%(?:3[ad]|2[27]|7[bd])/i;
+
+/**
+ * `name`, a query parameter's or form field's name, as an error quotes it: as quotedRequestText
+ * does (`hidden`: see unquotable), or, when it holds a character of a value sent as a name
+ * (valueInName), not at all, saying why.
+ */
+export function quotedName(name: string, hidden: (text: string) => boolean): string {
+  return valueInName.test(name) ? `(not quoted: it holds "=", ":", a quote or a brace, as a value sent as a name does)` : quotedRequestText(name, hidden);
+}
+
+/**
  * `name`, a request's text (a query parameter's or form field's name), as an error's field
  * violation names it: as sent when the error's message quotes it whole and unchanged
- * (quotedRequestText: at most 64 characters, nothing escaped or hidden), else undefined, so the
+ * (quotedName: at most 64 characters, nothing escaped or hidden), else undefined, so the
  * details never hold more of the request than the message does.
  */
 export function violatedName(name: string, hidden: (text: string) => boolean): string | undefined {
-  return name.length <= quotedMax && quotedRequestText(name, hidden) === JSON.stringify(name) ? name : undefined;
+  return name.length <= quotedMax && quotedName(name, hidden) === JSON.stringify(name) ? name : undefined;
 }

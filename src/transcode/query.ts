@@ -1,6 +1,5 @@
-import { badRequest, violatedName, type HttpError } from "./http-error.js";
+import { badRequest, quotedName, violatedName, type HttpError } from "./http-error.js";
 import { decodeQueryComponent } from "./percent.js";
-import { quotedRequestText } from "../core/text.js";
 import { credentialShaped } from "../credential-shapes.js";
 
 /** One decoded `key=value` pair of a query string or a form-encoded body. */
@@ -27,7 +26,7 @@ export function tooManyArguments(): HttpError {
 /**
  * Splits and decodes `a=1&b.c=x+y&t=1&t=2` (a query, or with `form` a form body). Keys without
  * "=" get an empty value; empty pairs ("&&") are skipped. A malformed escape is a 400 naming the
- * parameter (quoted as quotedRequestText quotes it, `hidden`: see unquotable); more than
+ * parameter (quoted as quotedName quotes it, `hidden`: see unquotable); more than
  * `maxArguments` in all is a 400 naming the limit (checked before any decoding).
  */
 export function parseArguments(raw: string, into: Argument[] = [], form = false, hidden: (text: string) => boolean = credentialShaped): Argument[] {
@@ -45,8 +44,8 @@ export function parseArguments(raw: string, into: Argument[] = [], form = false,
     const eq = pair.indexOf("=");
     const rawKey = eq < 0 ? pair : pair.slice(0, eq);
     const noun = form ? "form field" : "query parameter";
-    const key = decodeQueryComponent(rawKey, () => [`${noun} ${quotedRequestText(rawKey, hidden)}`, violatedName(rawKey, hidden)]);
-    const value = eq < 0 ? "" : decodeQueryComponent(pair.slice(eq + 1), () => [`${noun} ${quotedRequestText(key, hidden)}`, violatedName(key, hidden)]);
+    const key = decodeQueryComponent(rawKey, () => [`${noun} ${quotedName(rawKey, hidden)}`, violatedName(rawKey, hidden)]);
+    const value = eq < 0 ? "" : decodeQueryComponent(pair.slice(eq + 1), () => [`${noun} ${quotedName(key, hidden)}`, violatedName(key, hidden)]);
     into.push(form ? { key, value, form } : { key, value });
   }
   return into;

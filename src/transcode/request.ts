@@ -4,7 +4,7 @@ import { create, fromJson, mergeFromJson, type DescField, type DescMessage, type
 import { reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import type { Binding } from "./binding.js";
 import { applyFieldTarget, fieldByName, isFieldTarget } from "./field-target.js";
-import { badRequest, HttpError, violatedName } from "./http-error.js";
+import { badRequest, HttpError, quotedName, violatedName } from "./http-error.js";
 import { charsetOf, decodeUtf8, formMediaType, isJsonMediaType, mediaType, otherCharset, readBody } from "./body.js";
 import { multipartFormMediaType, parseMultipartArguments } from "./form-data.js";
 import { decodeSegment, decodeSegmentKeepSlash } from "./percent.js";
@@ -61,7 +61,12 @@ export async function buildRequestMessage(
         mergeJsonBody(binding, r, msg, json, text);
         if (binding.loose && rule.kind !== "field") jsonFields = givenFields(desc, json);
       } else if (binding.loose && type === formMediaType) {
-        parseArguments(formText(bytes, contentType, unquotable), args, true, unquotable);
+        const text = formText(bytes, contentType, unquotable);
+        // JSON sent as a form (`curl -d '{"user":"ann","pass":"hunter2"}'` sends that content
+        // type): read as one, its "names" would be pieces of the JSON split at each "&" and "="
+        // of its values, a password's among them, for an error to quote. No field's name begins so.
+        if (/^\s*[{[]/.test(text)) throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", jsonAsForm);
+        parseArguments(text, args, true, unquotable);
       } else if (binding.loose && type === multipartFormMediaType) {
         parseMultipartArguments(bytes, contentType!, args, unquotable);
       } else {
@@ -96,6 +101,8 @@ export async function buildRequestMessage(
   }
   return msg;
 }
+
+const jsonAsForm = `a form body (${formMediaType}) that begins as JSON does, with "{" or "[": JSON is sent as application/json`;
 
 /** Charsets in which JSON text is never UTF-8 (RFC 4627 named them): UTF-16 and UTF-32. */
 const wideCharset = /^(?:utf-?(?:16|32)|ucs-?[24])/i;
@@ -254,10 +261,6 @@ function givenFields(desc: DescMessage, json: JsonValue): string[] {
   return [...names];
 }
 
-/** Characters of a value sent as a name (see applyArguments), which no field's path holds. */
-const valueInName = /[=:"'{}]/;
-const valueInNameNote = `(not quoted: it holds "=", ":", a quote or a brace, as a value sent as a name does)`;
-
 function applyArguments(
   binding: Binding,
   r: ReflectMessage,
@@ -273,13 +276,7 @@ function applyArguments(
     const noun = argumentNoun(arg);
     const target = binding.argumentTarget(key);
     if (!isFieldTarget(target)) {
-      // A name holding a character no field's path has, that a value sent as a name does, is not
-      // quoted back: a name=value pair encoded as one name (`pass%3Dhunter2`, a client that
-      // percent-encoded the whole pair, or `pass:hunter2`), or a JSON text sent as a form
-      // (`curl -d '{"user":"ann","pass":"hunter2"}'` sends that content type), whose "names" are
-      // pieces of the JSON, split at each "&" of its values: the password among them.
-      if (valueInName.test(key)) throw badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} ${valueInNameNote}`);
-      const shown = quotedRequestText(key, unquotable);
+      const shown = quotedName(key, unquotable);
       throw target.unknown
         ? shown === "*"
           ? badRequest("UNKNOWN_QUERY_PARAMETER", `unknown ${noun} (not quoted: it has the shape of a credential)`)

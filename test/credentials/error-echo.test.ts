@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { HealthCheckRequestSchema } from "../../gen/health/v1/health_pb.js";
-import { grpcFrame, grpcStatus, grpcWebTrailer, h2request, raw } from "../hostile/support.js";
+import fc from "fast-check";
+import { assertProperty, grpcFrame, grpcStatus, grpcWebTrailer, h2request, raw } from "../hostile/support.js";
 import { startTestServer, testAdminToken, testClientId, type TestServer } from "../support/server.js";
 
 const secret = "hunter2-not-json";
@@ -288,6 +289,9 @@ describe("errors never quote a secret of the request", function () {
 // expected, would otherwise come back in the error (protobuf-es quotes it: "expected string,
 // got 12345678901"). Over REST (each API's JSON bodies), Connect (POST and GET), gRPC-Web and
 // gRPC in JSON; the log keeps none of it either.
+/** A refusal: status, message, ErrorInfo reason. */
+type Refusal = [status: number, message: string, reason: string];
+
 describe("a mistyped value is refused naming the field and its JSON type, never quoting the value", function () {
   this.timeout(20_000);
   const pin = 12345678901;
@@ -390,21 +394,25 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
     assert.equal((JSON.parse(r.text) as { message: string }).message, 'unknown query parameter "tokn"');
   });
 
-  it("REST: a password sent in a name (a name=value pair encoded as one name, a JSON text sent as a form) is not quoted in the 400, nor logged", async () => {
+  it("REST: a password sent in a name (a name=value pair encoded as one name) or as a form that is JSON is not quoted in the 400 or 415, nor logged", async () => {
     const password = "Tr0ub4dor&3-SECRET";
     const pair = encodeURIComponent(`pass=${password}`);
     const note = '(not quoted: it holds "=", ":", a quote or a brace, as a value sent as a name does)';
-    const query = `unknown query parameter ${note}`;
-    const form = `unknown form field ${note}`;
+    const query: Refusal = [400, `unknown query parameter ${note}`, "UNKNOWN_QUERY_PARAMETER"];
+    const form: Refusal = [400, `unknown form field ${note}`, "UNKNOWN_QUERY_PARAMETER"];
+    // curl -d '{...}' sends this content type: read as a form, the "&" in the password would split
+    // the JSON in two names.
+    const jsonAsForm: Refusal = [
+      415,
+      'a form body (application/x-www-form-urlencoded) that begins as JSON does, with "{" or "[": JSON is sent as application/json',
+      "UNSUPPORTED_MEDIA_TYPE",
+    ];
     const formType = { "content-type": "application/x-www-form-urlencoded" };
-    const cases: Array<[what: string, method: string, path: string, headers: Record<string, string>, body: string | undefined, message: string]> = [
+    const cases: Array<[what: string, method: string, path: string, headers: Record<string, string>, body: string | undefined, refusal: Refusal]> = [
       ["a query", "GET", `/jwt/token?user=ann&${pair}`, {}, undefined, query],
       ["a query of a JSON body's method", "POST", `/jwt/user?${pair}`, { "content-type": "application/json" }, '{"user":"ann"}', query],
       ["a form body", "POST", "/jwt/user", formType, `user=ann&${pair}`, form],
       ["a form body, pass:<password>", "POST", "/jwt/user", formType, `user=ann&pass:${encodeURIComponent(password)}`, form],
-      // curl -d '{...}' sends this content type: the "&" in the password splits the JSON in two names.
-      ["a JSON text sent as a form", "POST", "/jwt/user", formType, JSON.stringify({ user: "ann", pass: password }), form],
-      ["a JSON text sent as a form, single-quoted", "GET", "/jwt/token", formType, `{'user':'ann','pass':'${password.replace("&", "")}'}`, form],
       ["a JSON text sent as the query", "GET", `/jwt/token?${encodeURIComponent(JSON.stringify({ user: "ann", pass: password }))}`, {}, undefined, query],
       [
         "a multipart form body",
@@ -414,20 +422,61 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
         `--b\r\ncontent-disposition: form-data; name="user"\r\n\r\nann\r\n--b\r\ncontent-disposition: form-data; name="pass=${password}"\r\n\r\nx\r\n--b--\r\n`,
         form,
       ],
+      ["a JSON text sent as a form", "POST", "/jwt/user", formType, JSON.stringify({ user: "ann", pass: password }), jsonAsForm],
+      ["a JSON text sent as a form, single-quoted", "GET", "/jwt/token", formType, ` {'user':'ann','pass':'${password}'}`, jsonAsForm],
+      ["a JSON array sent as a form", "POST", "/jwt/user", formType, JSON.stringify([{ user: "ann", pass: password }]), jsonAsForm],
     ];
-    for (const [what, method, path, headers, body, message] of cases) {
+    for (const [what, method, path, headers, body, [status, message, reason]] of cases) {
       const r = await raw(server.url, method, path, headers, body);
-      assert.equal(r.status, 400, `${what}: ${r.text}`);
+      assert.equal(r.status, status, `${what}: ${r.text}`);
       assert.ok(!r.text.includes("SECRET"), `${what}: ${r.text}`);
       const error = JSON.parse(r.text) as { code: string; message: string; details: Array<{ debug: { reason?: string } }> };
       assert.equal(error.code, "invalid_argument", what);
       assert.equal(error.message, message, what);
-      assert.equal(error.details[0]?.debug.reason, "UNKNOWN_QUERY_PARAMETER", what);
+      assert.equal(error.details[0]?.debug.reason, reason, what);
     }
     assert.deepEqual(server.logs.filter((l) => l.includes("SECRET")), []);
     // A name without "=" is still quoted: it names the mistake.
     const r = await raw(server.url, "GET", "/jwt/token?user=ann&password=x", {});
     assert.equal((JSON.parse(r.text) as { message: string }).message, 'unknown query parameter "password"');
+  });
+
+  it("REST, property-based: any password sent in a name, as a pair encoded whole or in a JSON text sent as a form or as the query, is not quoted", async () => {
+    const note = '(not quoted: it holds "=", ":", a quote or a brace, as a value sent as a name does)';
+    // Printable ASCII, the characters that split a form ("&", "=", "+", "%") most of all.
+    const password = fc
+      .array(fc.oneof(fc.constantFrom("&", "=", "+", "%", ";", ":", "'", '"', " ", "#"), fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 4 })), {
+        minLength: 4,
+        maxLength: 12,
+      })
+      .map((parts) => `Pw${parts.join("")}`);
+    const carrier = fc.constantFrom<[string, (pw: string) => [method: string, path: string, headers: Record<string, string>, body: string | undefined, message: string]]>(
+      ["query pair", (pw) => ["GET", `/jwt/token?user=ann&${encodeURIComponent(`pass=${pw}`)}`, {}, undefined, `unknown query parameter ${note}`]],
+      ["form pair", (pw) => ["POST", "/jwt/user", { "content-type": "application/x-www-form-urlencoded" }, `user=ann&${encodeURIComponent(`pass=${pw}`)}`, `unknown form field ${note}`]],
+      [
+        "JSON as a form",
+        (pw) => [
+          "POST",
+          "/jwt/user",
+          { "content-type": "application/x-www-form-urlencoded" },
+          JSON.stringify({ user: "ann", pass: pw }),
+          'a form body (application/x-www-form-urlencoded) that begins as JSON does, with "{" or "[": JSON is sent as application/json',
+        ],
+      ],
+      ["JSON as the query", (pw) => ["GET", `/jwt/token?${encodeURIComponent(JSON.stringify({ user: "ann", pass: pw }))}`, {}, undefined, `unknown query parameter ${note}`]],
+    );
+    await assertProperty(
+      fc.tuple(password, carrier),
+      async ([pw, [how, request]]) => {
+        const [method, path, headers, body, message] = request(pw);
+        const r = await raw(server.url, method, path, headers, body);
+        const at = `${how} of ${JSON.stringify(pw)}: ${r.status} ${r.text}`;
+        assert.equal(r.status, how === "JSON as a form" ? 415 : 400, at);
+        assert.equal((JSON.parse(r.text) as { message: string }).message, message, at);
+        for (const form of [pw, JSON.stringify(pw).slice(1, -1), encodeURIComponent(pw)]) assert.ok(!r.text.includes(form), at);
+      },
+      100,
+    );
   });
 
   it("REST: the admin token, of no shape Tessera hands out, given as a query parameter's name or a path segment no route has, is not quoted either", async () => {
