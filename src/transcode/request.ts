@@ -76,6 +76,9 @@ export async function buildRequestMessage(
   }
 
   const fromQuery = args.length;
+  // A query that is JSON, as a form body may be (jsonAsForm): split at each "&" and "=" of its
+  // values, its pieces would be names for an error to quote.
+  if (/^(?:[{[]|%7B|%5B)/i.test(rawQuery)) throw badRequest("INVALID_QUERY_PARAMETER", jsonAsQuery);
   parseArguments(rawQuery, args, false, unquotable);
   if (args.length > fromQuery && (req.method === "GET" || req.method === "HEAD")) dropCacheBuster(binding, args, fromQuery);
   if (args.length > 0) {
@@ -103,6 +106,7 @@ export async function buildRequestMessage(
 }
 
 const jsonAsForm = `a form body (${formMediaType}) that begins as JSON does, with "{" or "[": JSON is sent as application/json`;
+const jsonAsQuery = 'a query that begins as JSON does, with "{" or "[": its arguments are name=value pairs, and JSON is sent as a body of type application/json';
 
 /** Charsets in which JSON text is never UTF-8 (RFC 4627 named them): UTF-16 and UTF-32. */
 const wideCharset = /^(?:utf-?(?:16|32)|ucs-?[24])/i;
