@@ -37,8 +37,6 @@ import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { endStreamFlag, endStreamToJson } from "@connectrpc/connect/protocol-connect";
-import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { AdminGate } from "../access/admin-gate.js";
 import { addAnswerHeaders } from "../access/context.js";
@@ -50,7 +48,21 @@ import { applyCors } from "./cors.js";
 import { sendErrorBody, sendMethodNotAllowed, serverError } from "./error-details.js";
 import { describeError } from "./error-report.js";
 import type { DirectUnary } from "../transcode/transcoder.js";
-import { answerUnaryConnect, answerUnaryGrpc, BodyCutError, envelope, invokeUnary, nodeHeaders, plainUnaryConnect, plainUnaryGrpc, readBody, setGrpcError, type GrpcUnaryOptions, type UnarySpec } from "./grpc-unary.js";
+import {
+  answerUnaryConnect,
+  answerUnaryGrpc,
+  BodyCutError,
+  envelope,
+  errorFramingOf,
+  invokeUnary,
+  nodeHeaders,
+  plainUnaryConnect,
+  plainUnaryGrpc,
+  readBody,
+  sendFramedError,
+  type GrpcUnaryOptions,
+  type UnarySpec,
+} from "./grpc-unary.js";
 import { createResponseCorrection } from "./protocol-errors.js";
 import { arrivalTimedOut } from "../request-arrival.js";
 import { nameOfCode, protocolOf, refusedBeforeInterceptors, type RefusalObserver } from "./logging-interceptor.js";
@@ -842,7 +854,8 @@ function unknownProcedure(
   // can be no RPC call (a Connect GET carries ?connect=v1) and leaves at once, unparsed.
   if (req.method === "GET" ? url.indexOf("?") < 0 : req.method !== "POST") return false;
   const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim();
-  const grpcType = req.method === "POST" ? /^application\/grpc(-web(-text)?)?(?:\+|$)/i.exec(contentType) : null;
+  const framing = errorFramingOf(req, contentType);
+  const grpcType = framing !== undefined && framing !== "connect-stream";
   const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
   const connect = !grpcType && m !== null && connectCall(req, url, contentType, m[1]!, fallbackOwns);
   if (!grpcType && !connect) return false;
@@ -861,30 +874,7 @@ function unknownProcedure(
     sendErrorBody(res, 404, Code.Unimplemented, "UNIMPLEMENTED", message);
     return true;
   }
-  if (connect === "stream") {
-    res.writeHead(200, { "content-type": contentType.toLowerCase() });
-    const end = Buffer.from(JSON.stringify(endStreamToJson(new Headers(), error, undefined)));
-    (res as { end(chunk: Buffer): void }).end(envelope(endStreamFlag, end));
-    return true;
-  }
-  const trailer = new Headers();
-  setGrpcError(trailer, error);
-  if (grpcType![1] === undefined) {
-    if (req.httpVersionMajor !== 2) {
-      // Trailers-only: HTTP/1.1 carries trailers only after a chunked body.
-      res.writeHead(200, { "content-type": contentType, ...nodeHeaders(trailer) });
-      res.end();
-      return true;
-    }
-    res.writeHead(200, { "content-type": contentType });
-    res.addTrailers(nodeHeaders(trailer));
-    res.end();
-    return true;
-  }
-  res.writeHead(200, { "content-type": contentType });
-  // gRPC-Web: the trailers are the body's one envelope (in base64 for the text mode).
-  const frame = envelope(trailerFlag, trailerSerialize(trailer));
-  (res as { end(chunk: Buffer): void }).end(grpcType![2] === undefined ? frame : Buffer.from(frame.toString("base64"), "latin1"));
+  sendFramedError(req, res, connect === "stream" ? "connect-stream" : framing!, contentType, error);
   return true;
 }
 

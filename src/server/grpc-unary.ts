@@ -35,7 +35,7 @@ import { fromBinary, toBinary, type DescMethodUnary, type JsonReadOptions, type 
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { compressedFlag, compressionNegotiate, createMethodSerializationLookup, type Compression } from "@connectrpc/connect/protocol";
-import { codeToHttpStatus, errorToJsonBytes, parseTimeout as parseConnectTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
+import { codeToHttpStatus, endStreamFlag, endStreamToJson, errorToJsonBytes, parseTimeout as parseConnectTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { headerAcceptEncoding, headerEncoding, headerGrpcMessage, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { addAnswerHeaders } from "../access/context.js";
@@ -477,6 +477,54 @@ export function setGrpcError(trailer: Headers, error: ConnectError): void {
   setTrailerStatus(trailer, error);
   // connect-es percent-encodes every character outside its safe set; gRPC's spec, fewer.
   trailer.set(headerGrpcMessage, encodeGrpcMessage(error.rawMessage));
+}
+
+/**
+ * The framing of a call's error answer that is no JSON body: gRPC (the status in the trailers),
+ * gRPC-Web (the body's one trailer envelope; -text: in base64), a Connect stream (HTTP 200 and
+ * the end-stream message carrying the error).
+ */
+export type FramedError = "grpc" | "grpc-web" | "grpc-web-text" | "connect-stream";
+
+/**
+ * The framing a POST of content type `contentType` (its media type, parameters left out) takes
+ * for an error, told from that type alone (a gRPC or gRPC-Web type, a Connect streaming type);
+ * undefined for any other request, answered with a JSON error body (a Connect unary call's is its
+ * error JSON).
+ */
+export function errorFramingOf(req: NodeRequest, contentType: string): FramedError | undefined {
+  if (req.method !== "POST") return undefined;
+  const grpc = /^application\/grpc(-web(-text)?)?(?:\+|$)/i.exec(contentType);
+  if (grpc) return grpc[1] === undefined ? "grpc" : grpc[2] === undefined ? "grpc-web" : "grpc-web-text";
+  return /^application\/connect\+/i.test(contentType) ? "connect-stream" : undefined;
+}
+
+/** Answers `error` in `framing`, the answer's content type `contentType` (the request's). */
+export function sendFramedError(req: NodeRequest, res: NodeResponse, framing: FramedError, contentType: string, error: ConnectError): void {
+  if (framing === "connect-stream") {
+    res.writeHead(200, { "content-type": contentType.toLowerCase() });
+    const end = Buffer.from(JSON.stringify(endStreamToJson(new Headers(), error, undefined)));
+    (res as { end(chunk: Buffer): void }).end(envelope(endStreamFlag, end));
+    return;
+  }
+  const trailer = new Headers();
+  setGrpcError(trailer, error);
+  if (framing === "grpc") {
+    if (req.httpVersionMajor !== 2) {
+      // Trailers-only: HTTP/1.1 carries trailers only after a chunked body.
+      res.writeHead(200, { "content-type": contentType, ...nodeHeaders(trailer) });
+      res.end();
+      return;
+    }
+    res.writeHead(200, { "content-type": contentType });
+    res.addTrailers(nodeHeaders(trailer));
+    res.end();
+    return;
+  }
+  res.writeHead(200, { "content-type": contentType });
+  // gRPC-Web: the trailers are the body's one envelope (in base64 for the text mode).
+  const frame = envelope(trailerFlag, trailerSerialize(trailer));
+  (res as { end(chunk: Buffer): void }).end(framing === "grpc-web" ? frame : Buffer.from(frame.toString("base64"), "latin1"));
 }
 
 /** One gRPC envelope: its flags, its length, the data. */
