@@ -27,7 +27,8 @@ import tls from "node:tls";
 import { Code } from "@connectrpc/connect";
 import type { PortSharing } from "../cluster.js";
 import { NotStoredOnError, NotStoredOnErrorH2, notStored } from "./cache-control.js";
-import { errorBody, sendErrorBody, type ServerReason } from "./error-details.js";
+import { errorBody, sendErrorBody, serverError, type ServerReason } from "./error-details.js";
+import { errorFramingOf, sendFramedError, type FramedError } from "./grpc-unary.js";
 import { guardSession, resetStream } from "./h2-guard.js";
 import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { unreadBodyDrainBytes, unreadBodyLinger } from "./limits.js";
@@ -400,6 +401,14 @@ const withheld = new WeakSet<http.IncomingMessage | http2.Http2ServerRequest>();
 export function continueWithheld(req: http.IncomingMessage | http2.Http2ServerRequest): boolean {
   return withheld.has(req);
 }
+
+/** The content type of an error answer in each framing (a request's own, when it is long). */
+const framedTypes: Record<FramedError, string> = {
+  grpc: "application/grpc",
+  "grpc-web": "application/grpc-web",
+  "grpc-web-text": "application/grpc-web-text",
+  "connect-stream": "application/connect+json",
+};
 
 /** The x-request-id header of an answer made here (listen's idOf): none where the port sets none. */
 type RequestIdHeader = { [requestIdHeader]?: string };
@@ -855,21 +864,48 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // and 32 bytes) is the one bound, as the header block's is for HTTP/1.1: Node's default of 128
   // fields would reset a stream with ENHANCE_YOUR_CALM for a gRPC call with ~120 metadata
   // entries, a few KiB. A field counts at least 33 bytes, so this many never bind first.
-  const maxHeaderListPairs = Math.ceil(o.maxHeaderBytes / 32);
+  // nghttp2 (Node) reads a header list up to twice the bound (advertised so), and a request over
+  // the bound but within that is answered, on its own stream, as an HTTP/1.1 header block over it
+  // is: 431 REQUEST_TOO_LARGE, 414 for a :path over the bound alone (gRPC, gRPC-Web and Connect
+  // streams: RESOURCE_EXHAUSTED in their framing). Held to the bound itself, nghttp2 reset such a
+  // stream (ENHANCE_YOUR_CALM) before any answer, and the client was told nothing of why (grpc-js:
+  // RESOURCE_EXHAUSTED "Bandwidth exhausted or memory limit exceeded"; grpc-go's server, too,
+  // resets it, FRAME_SIZE_ERROR, where Go's net/http answers 431). Beyond twice the bound nghttp2
+  // still resets the stream, the list not read whole: such a request holds at most that much,
+  // as many at once as normal ones (SETTINGS_MAX_CONCURRENT_STREAMS), and is answered and closed
+  // at once. (One field whose encoding is over 64 KiB is a connection error to nghttp2's HPACK
+  // decoder, GOAWAY(COMPRESSION_ERROR): the session ends, as Go's ends for a list far over its
+  // bound.) The size is summed for every request anyway: a normal one costs nothing more.
+  const headerListCap = 2 * o.maxHeaderBytes;
+  const maxHeaderListPairs = Math.ceil(headerListCap / 32);
+  const headerListRefused: RequestHandler = (req, res) => {
+    for (const [name, value] of Object.entries(idOf(req))) res.setHeader(name, value);
+    // A :path over the bound alone is 414, as an HTTP/1.1 request target is (RFC 9110 15.5.15).
+    const targetTooLong = (req.url ?? "").length > o.maxHeaderBytes;
+    const message = targetTooLong ? `the request target is longer than ${o.maxHeaderBytes} bytes` : `the request's header list is larger than ${o.maxHeaderBytes} bytes`;
+    const contentType = String(req.headers["content-type"] ?? "").split(";")[0]!.trim();
+    const framing = errorFramingOf(req, contentType);
+    if (framing === undefined) return sendErrorBody(res, targetTooLong ? 414 : 431, Code.ResourceExhausted, "REQUEST_TOO_LARGE", message);
+    // The request's own content type, unless it is long: the field may be what made the list too large.
+    sendFramedError(req, res, framing, contentType.length <= 64 ? contentType : framedTypes[framing], serverError(Code.ResourceExhausted, "REQUEST_TOO_LARGE", message));
+  };
   // Node holds a stream's header list to the SETTINGS_MAX_HEADER_LIST_SIZE advertised only once
   // the client has acknowledged that SETTINGS frame; before that, up to 64 KiB. A client with
   // prior knowledge (h2c) sends its first requests with its preface, before the server's
-  // SETTINGS have even reached it: those are held to the bound here, their streams reset as
-  // nghttp2 resets a later one (ENHANCE_YOUR_CALM), before anything of them is served.
+  // SETTINGS have even reached it: those are held to the same bounds here, a list over twice
+  // the bound reset as nghttp2 resets a later one (ENHANCE_YOUR_CALM), before anything of it is
+  // served.
   const withinHeaderList =
     <A extends unknown[]>(serve: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ...rest: A) => void) =>
     (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, ...rest: A): void => {
-      if (headerListSize(req.rawHeaders) > o.maxHeaderBytes) resetStream(req.stream, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      else serve(req, res, ...rest);
+      const size = headerListSize(req.rawHeaders);
+      if (size <= o.maxHeaderBytes) serve(req, res, ...rest);
+      else if (size <= headerListCap) counted(req, res, headerListRefused);
+      else resetStream(req.stream, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     };
   const h2 = http2.createServer(
     {
-      settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: o.maxHeaderBytes },
+      settings: { maxConcurrentStreams: o.maxConcurrentStreams, maxHeaderListSize: headerListCap },
       maxHeaderListPairs,
       maxSessionMemory: 20,
       Http2ServerResponse: AnswerH2,

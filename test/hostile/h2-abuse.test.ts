@@ -20,6 +20,7 @@ import { makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { pollLast } from "../support/poll.js";
 import { startTestServer, type TestServer } from "../support/server.js";
 import { itSideBySide } from "../support/side-by-side.js";
+import { eventually } from "./support.js";
 import { ErrorCode, Flag, frame, FrameType, grpcHeaders, H2Wire, hpack, hpackTableSizeUpdate, Setting, settingsPayload } from "../support/h2-wire.js";
 
 const version = "/tessera.jwt.v1.JwtService/GetVersion";
@@ -217,6 +218,39 @@ describe("HTTP/2 abuse", function () {
         assert.equal(w.goaway(), undefined);
         assert.deepEqual(shedReasons(), []);
         w.destroy();
+      });
+
+      // A header list over the bound (16 KiB) but within twice it is read and answered 431 on its
+      // stream (limits.test.ts): such requests cost what normal ones do, and are held to the same
+      // limits. Each fits one HEADERS frame (16,300 bytes of value), its list over 16 KiB.
+      const oversize = restVersion("GET", [["x-pad", "a".repeat(16_300)]]);
+
+      it("header lists over the bound, each answered 431 as it opens: 1000 on one connection, 100 at a time — every one answered, the connection neither shed nor closed, its next request served", async () => {
+        const w = await open();
+        // Room for the 1000 answers' bodies on the connection (the client's window).
+        w.write(frame(FrameType.WINDOW_UPDATE, 0, 0, uint32(1 << 30)));
+        const opened = await openInTurns(w, 1000, 100, (stream) => w.headers(stream, oversize, { endStream: true }));
+        assert.equal(opened, 1000, `GOAWAY ${JSON.stringify(w.goaway())}`);
+        assert.ok(await eventually(() => w.count(FrameType.DATA, Flag.END_STREAM) === 1000, 5000), `${w.count(FrameType.DATA, Flag.END_STREAM)} of 1000 answers ended`);
+        assert.deepEqual(w.resets(), []);
+        w.write(w.headers(2001, restVersion("GET"), { endStream: true }));
+        const answer = await w.until((f) => f.type === FrameType.HEADERS && f.stream === 2001, 3000);
+        assert.ok(answer, `no answer on stream 2001; GOAWAY ${JSON.stringify(w.goaway())}`);
+        assert.equal(w.goaway(), undefined);
+        assert.deepEqual(shedReasons(), []);
+        w.destroy();
+      });
+
+      it("rapid reset with header lists over the bound (each answered 431 as it opens, then cancelled): 1000 at once — shed long before the last", async () => {
+        const w = await open();
+        let sent = 0;
+        const r = await whileServing(server.url, ca, async () => {
+          sent = await pump(w, repeat(1000, (i) => Buffer.concat([w.headers(1 + 2 * i, oversize, { endStream: true }), frame(FrameType.RST_STREAM, 0, 1 + 2 * i, rstCancel)])), 50, 5);
+        });
+        assert.ok(sent < 1000, "all 1000 streams were opened and cancelled: the connection was never shed");
+        assert.ok(await w.closedWithin(3000), "the connection is still open");
+        assert.deepEqual(shedReasons(), ["rapid reset"]);
+        assertServed(r);
       });
 
       it("rapid reset with HEAD requests (Node ends a HEAD stream's writable side as it opens: its reset emits no 'aborted'): 1000 opened and cancelled at once — shed long before the last", async () => {

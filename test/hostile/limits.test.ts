@@ -1,7 +1,7 @@
 /**
  * Limits, each tested against a started server: body size (REST 413, Connect/gRPC
- * RESOURCE_EXHAUSTED, TESSERA_BODY_LIMIT_BYTES), header size (HTTP/1.1 431, HTTP/2 max header
- * list), number of query parameters (100), slow clients (headers dribbled byte by byte, a body that
+ * RESOURCE_EXHAUSTED, TESSERA_BODY_LIMIT_BYTES), header size (HTTP/1.1 431; HTTP/2 431 or
+ * RESOURCE_EXHAUSTED on the stream, a list over twice the bound reset), number of query parameters (100), slow clients (headers dribbled byte by byte, a body that
  * never finishes, a connection that sends nothing), idle keep-alive, the HTTP/2 concurrent
  * stream limit (stream 101 refused, the connection survives), and its HTTP/1.1 counterpart:
  * 100 pipelined requests in flight (a client that pipelines more loses its connection).
@@ -16,11 +16,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { connectClient, GrpcJsClient } from "../support/clients.js";
-import { decodedBody, errorInfoJson, tesseraDetails } from "../support/error-details.js";
+import { connectDetails, decodedBody, errorInfoJson, grpcStatusDetails, tesseraDetails } from "../support/error-details.js";
 import { dribble, makeTestCertificate, slowClient, type TestCertificate } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { itSideBySide } from "../support/side-by-side.js";
-import { grpcFrame, grpcStatus, h2request, healthy, raw } from "./support.js";
+import { grpcFrame, grpcStatus, grpcWebTrailer, h2request, healthy, raw } from "./support.js";
 
 const cid = { "x-koms-clientid": testClientId };
 
@@ -103,6 +103,153 @@ describe("limits", function () {
         session.close();
       }
       await healthy(server.url);
+    });
+  });
+
+  describe("HTTP/2 header lists over the 16 KiB bound: answered on their own stream, the session serving on (h2c and TLS)", () => {
+    // Held to the bound by nghttp2 itself, such a stream was reset (ENHANCE_YOUR_CALM) before any
+    // answer: the client was told nothing of why (grpc-js: RESOURCE_EXHAUSTED "Bandwidth exhausted
+    // or memory limit exceeded"), where HTTP/1.1 answers 431 REQUEST_TOO_LARGE. A list up to twice
+    // the bound is now read and answered so; beyond that its stream is still reset.
+    const bound = 16 * 1024;
+    const refusal = (message: string) => ({ code: "resource_exhausted", message, details: [errorInfoJson("REQUEST_TOO_LARGE")] });
+    const listTooLarge = `the request's header list is larger than ${bound} bytes`;
+    const targetTooLong = `the request target is longer than ${bound} bytes`;
+    let cert: TestCertificate;
+    const servers: Record<"h2c" | "TLS", TestServer> = {} as never;
+    before(async () => {
+      cert = makeTestCertificate();
+      [servers.h2c, servers.TLS] = await Promise.all([startTestServer(), startTestServer({ env: cert.env })]);
+    });
+    after(async () => {
+      await Promise.all([servers.h2c?.close(), servers.TLS?.close()]);
+      cert?.remove();
+    });
+    const connect = (kind: "h2c" | "TLS") =>
+      kind === "h2c" ? http2.connect(servers.h2c.url) : http2.connect(`https://localhost:${servers.TLS.port}`, { ca: cert.ca });
+    /** A test on a session of its own, once the server's SETTINGS have arrived. */
+    const onSession = (kind: "h2c" | "TLS", body: (session: http2.ClientHttp2Session) => Promise<void>) => async () => {
+      const session = connect(kind);
+      try {
+        await new Promise<void>((resolve) => session.once("remoteSettings", () => resolve()));
+        await body(session);
+      } finally {
+        session.close();
+      }
+    };
+    /** A JSON refusal with `status`, and a request on the same session served after it. */
+    const assertRefused = async (session: http2.ClientHttp2Session, a: Awaited<ReturnType<typeof h2request>>, status: number, message: string) => {
+      assert.equal(a.headers[":status"], status, `rstCode ${a.rstCode}: ${a.data.toString()}`);
+      assert.equal(a.headers["content-type"], "application/json");
+      assert.match(String(a.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
+      assert.deepEqual(JSON.parse(a.data.toString()), refusal(message));
+      const ok = await h2request(session, { ":path": "/jwt/version" });
+      assert.equal(ok.headers[":status"], 200, "the session's next stream");
+      assert.equal(session.closed || session.destroyed, false);
+    };
+
+    for (const kind of ["h2c", "TLS"] as const) {
+      describe(kind, () => {
+        it(
+          "REST: a 20 KB header field is 431 REQUEST_TOO_LARGE, the JSON error naming the bound; the session's next stream is served",
+          onSession(kind, async (session) => {
+            // Twice the bound is advertised: the list is read that far, to be answered.
+            assert.equal(session.remoteSettings.maxHeaderListSize, 2 * bound);
+            const a = await h2request(session, { ":path": "/jwt/version", "x-big": "a".repeat(20_000) });
+            await assertRefused(session, a, 431, listTooLarge);
+          }),
+        );
+
+        it(
+          "REST: a :path longer than 16 KiB alone is 414, as an HTTP/1.1 request target is",
+          onSession(kind, async (session) => {
+            const a = await h2request(session, { ":path": `/jwt/version?pad=${"a".repeat(20_000)}` });
+            await assertRefused(session, a, 414, targetTooLong);
+          }),
+        );
+
+        it(
+          "a header list over twice the bound (40 KB) is not read whole: its stream is reset (ENHANCE_YOUR_CALM), the session's next stream is served",
+          onSession(kind, async (session) => {
+            const big = await h2request(session, { ":path": "/jwt/version", "x-big": "a".repeat(40_000) });
+            assert.equal(big.rstCode, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, `a 40 KB header list was answered: ${JSON.stringify(big.headers)}`);
+            assert.deepEqual(big.headers, {});
+            const ok = await h2request(session, { ":path": "/jwt/version" });
+            assert.equal(ok.headers[":status"], 200);
+          }),
+        );
+
+        it(
+          "gRPC-Web: RESOURCE_EXHAUSTED in the trailer envelope",
+          onSession(kind, async (session) => {
+            const a = await h2request(
+              session,
+              { ":method": "POST", ":path": "/tessera.jwt.v1.JwtService/GetVersion", "content-type": "application/grpc-web+proto", "x-big": "a".repeat(20_000) },
+              grpcFrame(new Uint8Array(0)),
+            );
+            assert.equal(a.headers[":status"], 200);
+            assert.equal(a.headers["content-type"], "application/grpc-web+proto");
+            const trailer = grpcWebTrailer(a.data);
+            assert.equal(trailer["grpc-status"], String(grpc.status.RESOURCE_EXHAUSTED));
+            assert.equal(decodeURIComponent(trailer["grpc-message"]!), listTooLarge);
+            assert.deepEqual(grpcStatusDetails(trailer["grpc-status-details-bin"]!), { code: grpc.status.RESOURCE_EXHAUSTED, message: listTooLarge, ...tesseraDetails("REQUEST_TOO_LARGE") });
+          }),
+        );
+      });
+    }
+
+    it("h2c: before the client has acknowledged the server's SETTINGS, a connection's first streams are held to the same bounds: 20 KB answered 431, 40 KB reset", async () => {
+      // A client speaking h2c with prior knowledge sends its first requests with its preface,
+      // before the server's SETTINGS have even arrived (curl --http2-prior-knowledge does): Node
+      // reads up to 64 KiB of such a request's header list.
+      for (const [size, expected] of [
+        [20_000, 431],
+        [40_000, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM],
+      ] as const) {
+        const session = connect("h2c");
+        try {
+          const first = h2request(session, { ":path": "/jwt/version", "x-big": "a".repeat(size) });
+          assert.equal(session.remoteSettings.maxHeaderListSize, undefined, "the request was sent before the server's SETTINGS arrived");
+          const a = await first;
+          if (expected === 431) await assertRefused(session, a, 431, listTooLarge);
+          else {
+            assert.equal(a.rstCode, expected, `a ${size}-byte header list was answered: ${JSON.stringify(a.headers)}`);
+            const ok = await h2request(session, { ":path": "/jwt/version", "x-fits": "a".repeat(15_000) });
+            assert.equal(ok.headers[":status"], 200);
+          }
+        } finally {
+          session.close();
+        }
+      }
+    });
+
+    it("gRPC (grpc-js): 20 KB of metadata is RESOURCE_EXHAUSTED naming the bound, with its ErrorInfo; the channel's next call is served", async () => {
+      const client = new GrpcJsClient(JwtService, servers.h2c.url);
+      try {
+        const r = await client.call("GetVersion", {}, { "x-big": "a".repeat(20_000) });
+        assert.equal(r.error?.code, grpc.status.RESOURCE_EXHAUSTED, `${r.error?.code} ${r.error?.details}`);
+        assert.equal(r.error?.details, listTooLarge);
+        const bin = r.trailer?.get("grpc-status-details-bin")[0];
+        assert.ok(bin instanceof Uint8Array, "no grpc-status-details-bin");
+        assert.deepEqual(grpcStatusDetails(bin), { code: grpc.status.RESOURCE_EXHAUSTED, message: listTooLarge, ...tesseraDetails("REQUEST_TOO_LARGE") });
+        const ok = await client.call("GetVersion", {});
+        assert.equal(ok.error, undefined, `${ok.error?.code} ${ok.error?.details}`);
+      } finally {
+        client.close();
+      }
+    });
+
+    it("Connect (connect-es over HTTP/2): 20 KB of headers is resource_exhausted naming the bound", async () => {
+      const client = connectClient(JwtService, servers.h2c.url, { http2: true });
+      await assert.rejects(client.getVersion({}, { headers: { "x-big": "a".repeat(20_000) } }), (e: unknown) => {
+        assert.ok(e instanceof ConnectError);
+        assert.equal(e.code, Code.ResourceExhausted, e.message);
+        assert.equal(e.rawMessage, listTooLarge);
+        assert.deepEqual(connectDetails(e), tesseraDetails("REQUEST_TOO_LARGE"));
+        return true;
+      });
+      const ok = await client.getVersion({});
+      assert.ok(ok.version !== undefined);
     });
   });
 
@@ -286,42 +433,6 @@ describe("limits", function () {
       const many = await slowClient(server.port, (s) => s.write(`GET /jwt/version HTTP/1.1\r\nhost: x\r\n${Array.from({ length: 2000 }, (_, i) => `x-header-${i}: value-value`).join("\r\n")}\r\n\r\n`));
       assert.match(many.received, /^HTTP\/1\.1 431 /, "2000 headers of 25 bytes each");
       await healthy(server.url);
-    });
-
-    it("HTTP/2: a header list over the advertised 16 KiB gets its stream reset (ENHANCE_YOUR_CALM); the session survives", async () => {
-      const session = http2.connect(server.url);
-      try {
-        await new Promise<void>((resolve) => session.once("remoteSettings", () => resolve()));
-        assert.equal(session.remoteSettings.maxHeaderListSize, 16 * 1024);
-        const big = await h2request(session, { ":path": "/jwt/version", "x-big": "a".repeat(20_000) });
-        // nghttp2 refuses a header list over the SETTINGS_MAX_HEADER_LIST_SIZE it advertised by
-        // resetting the stream with ENHANCE_YOUR_CALM (0xb), before any answer.
-        assert.equal(big.rstCode, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, `a 20 KB header list was answered: ${JSON.stringify(big.headers)}`);
-        assert.deepEqual(big.headers, {});
-        const ok = await h2request(session, { ":path": "/jwt/version" });
-        assert.equal(ok.headers[":status"], 200);
-      } finally {
-        session.close();
-      }
-    });
-
-    it("HTTP/2: a header list over 16 KiB on a connection's first stream, sent before the client has acknowledged the server's SETTINGS, gets its stream reset too", async () => {
-      // A client speaking h2c with prior knowledge sends its first request with its preface,
-      // before the server's SETTINGS have even arrived (curl --http2-prior-knowledge does): the
-      // advertised bound held for it only once acknowledged, and such a request with up to 64 KiB
-      // of headers was served.
-      const session = http2.connect(server.url);
-      try {
-        const first = h2request(session, { ":path": "/jwt/version", "x-big": "a".repeat(20_000) });
-        assert.equal(session.remoteSettings.maxHeaderListSize, undefined, "the request was sent before the server's SETTINGS arrived");
-        const big = await first;
-        assert.equal(big.rstCode, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, `a 20 KB header list was answered: ${JSON.stringify(big.headers)}`);
-        assert.deepEqual(big.headers, {});
-        const ok = await h2request(session, { ":path": "/jwt/version", "x-fits": "a".repeat(15_000) });
-        assert.equal(ok.headers[":status"], 200);
-      } finally {
-        session.close();
-      }
     });
 
     it("HTTP/2: the header list's size is the bound, not its count: a gRPC call (grpc-js) with 300 small metadata entries is served", async () => {
