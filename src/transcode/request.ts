@@ -65,7 +65,7 @@ export async function buildRequestMessage(
         // JSON sent as a form (`curl -d '{"user":"ann","pass":"hunter2"}'` sends that content
         // type): read as one, its "names" would be pieces of the JSON split at each "&" and "="
         // of its values, a password's among them, for an error to quote. No field's name begins so.
-        if (/^\s*[{[]/.test(text)) throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", jsonAsForm);
+        if (beginsAsJson.test(text)) throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", jsonAsForm);
         parseArguments(text, args, true, unquotable);
       } else if (binding.loose && type === multipartFormMediaType) {
         parseMultipartArguments(bytes, contentType!, args, unquotable);
@@ -78,7 +78,7 @@ export async function buildRequestMessage(
   const fromQuery = args.length;
   // A query that is JSON, as a form body may be (jsonAsForm): split at each "&" and "=" of its
   // values, its pieces would be names for an error to quote.
-  if (/^(?:[{[]|%7B|%5B)/i.test(rawQuery)) throw badRequest("INVALID_QUERY_PARAMETER", jsonAsQuery);
+  if (beginsAsJson.test(rawQuery)) throw badRequest("INVALID_QUERY_PARAMETER", jsonAsQuery);
   parseArguments(rawQuery, args, false, unquotable);
   if (args.length > fromQuery && (req.method === "GET" || req.method === "HEAD")) dropCacheBuster(binding, args, fromQuery);
   if (args.length > 0) {
@@ -104,6 +104,12 @@ export async function buildRequestMessage(
   }
   return msg;
 }
+
+/**
+ * A query or form body that begins as JSON does: "{" or "[", escaped or not (`curl
+ * --data-urlencode '{...}'` escapes the whole text), after white space.
+ */
+const beginsAsJson = /^\s*(?:[{[]|%7B|%5B)/i;
 
 const jsonAsForm = `a form body (${formMediaType}) that begins as JSON does, with "{" or "[": JSON is sent as application/json`;
 const jsonAsQuery = 'a query that begins as JSON does, with "{" or "[": its arguments are name=value pairs, and JSON is sent as a body of type application/json';

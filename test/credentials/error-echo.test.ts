@@ -432,6 +432,8 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
       ["a JSON text sent as a form", "POST", "/jwt/user", formType, JSON.stringify({ user: "ann", pass: password }), jsonAsForm],
       ["a JSON text sent as a form, single-quoted", "GET", "/jwt/token", formType, ` {'user':'ann','pass':'${password}'}`, jsonAsForm],
       ["a JSON array sent as a form", "POST", "/jwt/user", formType, JSON.stringify([{ user: "ann", pass: password }]), jsonAsForm],
+      // curl --data-urlencode '{...}' escapes the whole text: the same JSON, escaped.
+      ["a JSON text sent as a form, escaped", "POST", "/jwt/user", formType, encodeURIComponent(JSON.stringify({ user: "ann", pass: password })), jsonAsForm],
     ];
     for (const [what, method, path, headers, body, [status, message, reason]] of cases) {
       const r = await raw(server.url, method, path, headers, body);
