@@ -7,7 +7,7 @@
 // deleted too).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { Collection, MongoClient, type Db, type FindCursor } from "mongodb";
+import { Collection, MongoClient, MongoNetworkError, type Db, type FindCursor } from "mongodb";
 import { openMongoStore } from "../../src/store/mongo/mongo-store.js";
 import { LOGIN_ATTEMPT_RELEASES } from "../../src/store/mongo/mongo-login-attempts.js";
 import type { HeldSlot, Reservation, Store } from "../../src/store/ports.js";
@@ -200,5 +200,37 @@ describe("mongo store: a login counter's releases after a stream of successful l
     assert.equal(await db.collection(LOGIN_ATTEMPT_RELEASES).countDocuments({ key }), 0);
     await twin.loginAttempts.release(a);
     assert.deepEqual(await store.loginAttempts.reserve([slot], at(3), rule), { granted: false });
+  });
+
+  // A reservation whose later key's take failed gives back the slots it took of the earlier
+  // keys; when the store fails that too, they are owed (store/ports/owed-releases.ts), and given
+  // back before the next reservation is counted, not only by the retry a second later: else that
+  // reservation, the store answering again, found the slot still held (its login refused 429).
+  it("a slot a failed reservation could not give back is given back before the next reservation once the store answers", async () => {
+    const first = `login:${randomBytes(6).toString("hex")}`;
+    const second = `addr:${randomBytes(6).toString("hex")}`;
+    const now = Date.now();
+    const proto = Collection.prototype as unknown as { insertOne: (...args: unknown[]) => Promise<unknown> };
+    const insertOne = proto.insertOne;
+    proto.insertOne = function (this: Collection, ...args: unknown[]) {
+      const doc = args[0] as { key?: string };
+      if (this.collectionName === LOGIN_ATTEMPT_RELEASES || doc.key === second) return Promise.reject(new MongoNetworkError("the store went away"));
+      return insertOne.apply(this, args);
+    };
+    try {
+      await assert.rejects(
+        store.loginAttempts.reserve(
+          [
+            { key: first, limit: 1 },
+            { key: second, limit: 1 },
+          ],
+          new Date(now),
+          rule,
+        ),
+      );
+    } finally {
+      proto.insertOne = insertOne;
+    }
+    held(await store.loginAttempts.reserve([{ key: first, limit: 1 }], new Date(now + 1), rule));
   });
 });

@@ -453,6 +453,9 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
   const giveBackOrOwe = (slots: readonly HeldSlot[], rule: AttemptRule) => giveBack(slots).catch(() => owedGiveBacks.owe(slots, rule.windowMs));
 
   const reserve = async (slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation> => {
+    // The slots owed (owedGiveBacks) are given back before these are counted, not only by the
+    // retry every second: the store answering again, they no longer hold a login's slot.
+    await owedGiveBacks.settle();
     // A key that refuses does so without a write: a flood against it costs reads only.
     const decisions = await Promise.all(
       slots.map(async (slot) => latestDecision(slot.key, await readState(slot.key, slot.limit), slot.limit, (state) => takeSlot(state, slot.limit, at, rule), refusesFull)),
