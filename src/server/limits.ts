@@ -5,7 +5,8 @@ import { readFileSync } from "node:fs";
  * Largest request header block, in bytes: an HTTP/1.1 request's header section (Node's
  * maxHeaderSize, the request line included) and an HTTP/2 request's header list
  * alike; beyond, 431 (414 for a request target, HTTP/1.1's or HTTP/2's :path, longer than that
- * alone; a gRPC, gRPC-Web or Connect streaming call: RESOURCE_EXHAUSTED in its framing). HTTP/2
+ * alone; over HTTP/2, a gRPC, gRPC-Web or Connect streaming call: RESOURCE_EXHAUSTED in its
+ * framing, where HTTP/1.1's parser error is answered before the call's framing is known). HTTP/2
  * advertises twice this (SETTINGS_MAX_HEADER_LIST_SIZE), read to be answered so: a list over that
  * has its stream reset (listener.ts).
  */
