@@ -118,10 +118,15 @@ describe("metrics under a flood of scrapes, TESSERA_WORKERS=2", function () {
       assert.deepEqual(workers.sort(), [1, 2]);
       for (const s of sessions) assert.equal((await s.request("GET", "/metrics")).status, 200);
       const n = 20;
+      const start = performance.now();
       const answers = await Promise.all(sessions.flatMap((s) => Array.from({ length: n }, () => s.request("GET", "/metrics"))));
+      // At most one gathering begins in each renderingSpacingMs, the first at once: one, unless
+      // the machine was so slow that the burst outlasted that (another begins no sooner).
+      const bound = 1 + Math.floor((performance.now() - start) / renderingSpacingMs);
       assert.deepEqual(answers.map((a) => a.status), Array(2 * n).fill(200));
       // Every rendering differs from the one before (process_cpu_*, nodejs_heap_*): one text, one gathering.
-      assert.equal(new Set(answers.map((a) => a.text)).size, 1, `gatherings for a burst of ${2 * n} scrapes on two workers`);
+      const gatherings = new Set(answers.map((a) => a.text)).size;
+      assert.ok(gatherings <= bound, `${gatherings} gatherings for a burst of ${2 * n} scrapes on two workers, ${bound} at most`);
       assert.match(answers[0]!.text, /^tessera_rpc_requests_total\{service="tessera\.jwt\.v1\.JwtService",method="GetVersion",protocol="rest",code="ok"\} 2$/m);
     } finally {
       for (const s of sessions) s.close();
