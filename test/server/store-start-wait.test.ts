@@ -207,13 +207,15 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS that runs out", function () {
   // Each start is its own process: their waits pass side by side.
   const ranOut = sideBySide(
     counts.map((workers) => async () => {
-      const l = await launch({ MONGODB_URI: nowhere, TESSERA_STORE_START_WAIT_SECONDS: "3", TESSERA_WORKERS: workers });
+      // Long enough for two tries and the pause between them on a loaded machine too, where a
+      // try took longer than its pause: with 3 s, the second try's failure came after the wait.
+      const l = await launch({ MONGODB_URI: nowhere, TESSERA_STORE_START_WAIT_SECONDS: "6", TESSERA_WORKERS: workers });
       const { code, at } = await l.ended;
       assert.equal(code, 1, l.stderr());
       assert.equal(l.stderr(), `tessera: failed to start: ${refused}\n`);
       // The wait, then at most one more try (TESSERA_STORE_TIMEOUT_MS) and the process's own start and exit.
-      assert.ok(at - l.startedAt >= 3000, `${at - l.startedAt} ms`);
-      assert.ok(at - l.startedAt < 3000 + 500 + 5000, `${at - l.startedAt} ms`);
+      assert.ok(at - l.startedAt >= 6000, `${at - l.startedAt} ms`);
+      assert.ok(at - l.startedAt < 6000 + 500 + 5000, `${at - l.startedAt} ms`);
       assert.ok(warnings(l).length >= 2);
       for (const w of warnings(l)) assert.equal(w.error, refused);
       assert.ok(!(JSON.stringify(l.lines()) + l.stderr()).includes(password));
@@ -227,12 +229,14 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS that runs out", function () {
 describe("start: TESSERA_STORE_START_WAIT_SECONDS, a mongodb+srv:// host whose DNS records are not found", function () {
   this.timeout(60000);
   it("is tried again, each try logged; once the wait has passed, the one line of a start without the wait, exit 1", async () => {
-    const l = await launch({ MONGODB_URI: `mongodb+srv://tessera:${password}@cluster0.example.invalid/db`, TESSERA_STORE_START_WAIT_SECONDS: "2" });
+    // Long enough for a try to fail and be logged within it on a loaded machine too (with 2 s,
+    // the first one's failure came after the wait).
+    const l = await launch({ MONGODB_URI: `mongodb+srv://tessera:${password}@cluster0.example.invalid/db`, TESSERA_STORE_START_WAIT_SECONDS: "4" });
     const { code, at } = await l.ended;
     const line = /^MONGODB_URI: the DNS lookup of the mongodb\+srv host cluster0\.example\.invalid failed \(querySrv E[A-Z]+ _mongodb\._tcp\.cluster0\.example\.invalid\)$/;
     assert.equal(code, 1, l.stderr());
     assert.match(l.stderr(), new RegExp(`^tessera: failed to start: ${line.source.slice(1, -1)}\n$`));
-    assert.ok(at - l.startedAt >= 2000, `${at - l.startedAt} ms`);
+    assert.ok(at - l.startedAt >= 4000, `${at - l.startedAt} ms`);
     assert.ok(warnings(l).length >= 1);
     for (const w of warnings(l)) assert.match(w.error as string, line);
     assert.ok(!(JSON.stringify(l.lines()) + l.stderr()).includes(password));
