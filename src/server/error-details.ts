@@ -32,7 +32,7 @@ export const ServerReasons = {
   MALFORMED_REQUEST: "MALFORMED_REQUEST",
   /** The request has two Authorization headers (the core's reason for a credential of the wrong form). */
   MALFORMED_CREDENTIAL: "MALFORMED_CREDENTIAL",
-  /** The request message is larger than TESSERA_BODY_LIMIT_BYTES, or its header block (HTTP/1.1) or header list (HTTP/2) larger than 16 KiB (or its request target, or :path, alone). */
+  /** The request message is larger than TESSERA_BODY_LIMIT_BYTES, or its header block (HTTP/1.1) or header list (HTTP/2) larger than 16 KiB (or its :path alone). */
   REQUEST_TOO_LARGE: "REQUEST_TOO_LARGE",
   /** The method, or the request's compression, is not implemented. */
   UNIMPLEMENTED: "UNIMPLEMENTED",

@@ -4,11 +4,11 @@ import { readFileSync } from "node:fs";
 /**
  * Largest request header block, in bytes: an HTTP/1.1 request's header section (Node's
  * maxHeaderSize, the request line included) and an HTTP/2 request's header list
- * alike; beyond, 431 (414 for a request target, HTTP/1.1's or HTTP/2's :path, longer than that
- * alone; over HTTP/2, a gRPC, gRPC-Web or Connect streaming call: RESOURCE_EXHAUSTED in its
- * framing, where HTTP/1.1's parser error is answered before the call's framing is known). HTTP/2
- * advertises twice this (SETTINGS_MAX_HEADER_LIST_SIZE), read to be answered so: a list over that
- * has its stream reset (listener.ts).
+ * alike; beyond, 431 (HTTP/2: 414 for a :path longer than that alone, and a gRPC, gRPC-Web or
+ * Connect streaming call: RESOURCE_EXHAUSTED in its framing, where HTTP/1.1's parser error is
+ * answered before the call's framing is known). HTTP/2 advertises twice this
+ * (SETTINGS_MAX_HEADER_LIST_SIZE), read to be answered so: a list over that has its stream reset
+ * (listener.ts).
  */
 export const requestHeaderLimitBytes = 16 * 1024;
 

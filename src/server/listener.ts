@@ -34,7 +34,6 @@ import { requestIdHeader, requestIdOf } from "./request-id.js";
 import { unreadBodyDrainBytes, unreadBodyLinger } from "./limits.js";
 import { markArrivalTimedOut } from "../request-arrival.js";
 import { quotedRequestText } from "../core/text.js";
-import { watchRequestLines, type RequestLineWatch } from "./request-line-watch.js";
 import { credentialShaped } from "../credential-shapes.js";
 
 export type RequestHandler = (
@@ -243,8 +242,6 @@ interface H1Connection {
    * sent once their answers have gone, then the connection closed.
    */
   refused: (() => void) | undefined;
-  /** Tells a request target over the header bound from a header block over it (undefined: every overflow is 431). */
-  lines: RequestLineWatch | undefined;
 }
 
 /** A "close" token in a Connection header value. */
@@ -417,10 +414,7 @@ type RequestIdHeader = { [requestIdHeader]?: string };
 const hundredContinue = /^[ \t]*100-continue[ \t]*$/i;
 
 /** What an HTTP/1.1 server's "clientError" listener is told about the bytes it could not take. */
-type ClientError = Error & { code?: string; reason?: string; rawPacket?: unknown; bytesParsed?: unknown };
-
-/** The header overflows that were a request target over the bound (RequestLineWatch): 414, not 431. */
-const overlongTargets = new WeakSet<ClientError>();
+type ClientError = Error & { code?: string; reason?: string };
 
 /**
  * What an HTTP/2 client that did not negotiate h2 over TLS is sent (RFC 9113 3.2: HTTP/2 over
@@ -490,7 +484,6 @@ export interface ClientErrorLimits {
 function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, Code, ServerReason, string] {
   switch (e.code) {
     case "HPE_HEADER_OVERFLOW":
-      if (overlongTargets.has(e)) return [414, Code.ResourceExhausted, "REQUEST_TOO_LARGE", `the request target is longer than ${limits.maxHeaderBytes} bytes`];
       return [431, Code.ResourceExhausted, "REQUEST_TOO_LARGE", `the request's header block is larger than ${limits.maxHeaderBytes} bytes`];
     case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
       return [413, Code.ResourceExhausted, "REQUEST_TOO_LARGE", "the chunk extensions in the request body are too large"];
@@ -517,7 +510,6 @@ function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, 
  * The "clientError" listener of an HTTP/1.1 server: what Node does without one (its
  * socketOnError), but the answer carries the JSON error naming the problem, where Node's is a
  * bare status line: 400 for bytes its parser refuses (request line, headers, chunked framing),
- * 414 for a request target over the header limit (Node reports it as a header overflow: 431),
  * 431 for a header block over the limit, 413 for chunk extensions over Node's, 408 when the
  * request has not arrived by the headers or request timeout (Node's sweep reports those here,
  * and closing the socket is this listener's job). As Node does: nothing is written to a socket
@@ -756,9 +748,6 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   const answerRefused = answerClientError(o);
   h1.on("clientError", (e: ClientError, socket: Duplex) => {
     const c = h1Connections.get(socket as Socket);
-    // Told apart as the parser refuses the bytes (the answer may wait for those of requests
-    // pipelined ahead).
-    if (e.code === "HPE_HEADER_OVERFLOW" && !overlongTargets.has(e) && c?.lines?.targetTooLong(e)) overlongTargets.add(e);
     const reading = (socket as { parser?: { incoming?: { complete?: boolean } | null } | null }).parser?.incoming?.complete === false;
     const parser = e.code?.startsWith("HPE_") === true;
     const failing = !parser && e.code !== "ERR_HTTP_REQUEST_TIMEOUT";
@@ -808,7 +797,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     c.queued.push(answer);
   });
   h1.on("connection", (socket: Socket) => {
-    const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0, queued: [], refused: undefined, lines: watchRequestLines(socket, sniffedHead) };
+    const c: H1Connection = { answers: new Set(), sent: 0, since: undefined, closing: false, dropped: 0, queued: [], refused: undefined };
     h1Connections.set(socket, c);
     // Node closes a connection after an answer that closes it with destroySoon (its FIN, then the
     // socket destroyed): with the request's body still arriving, that would be a reset, and the
@@ -989,9 +978,6 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       onShed: (reason) => o.onShed?.(reason, peer, "h2"),
     });
   });
-  // The bytes of the connection being handed to the HTTP/1.1 server that were read to tell its
-  // protocol (put back into the socket): its "connection" event follows synchronously.
-  let sniffedHead: Buffer | undefined;
   const toH2 = (socket: Socket, stream: Socket) => {
     accepting = socket;
     try {
@@ -1076,12 +1062,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
         } else {
           socket.pause();
           socket.unshift(head);
-          sniffedHead = head;
-          try {
-            h1.emit("connection", socket);
-          } finally {
-            sniffedHead = undefined;
-          }
+          h1.emit("connection", socket);
           socket.resume();
         }
       };
