@@ -9,8 +9,8 @@
 //                                neither reads nor keeps it. It has no @opentelemetry/api of its
 //                                own: the service's bundle holds the one copy (prom-client needs
 //                                it at load) and gives it to this one (loadBundle's `shared`).
-// Nothing is transformed but the module format (the code is tsc's), keepNames' statements that
-// give a function the name it has (withoutSameNames, below), and three calls in node_modules, each checked to be there as written (the build fails if one is not):
+// Nothing is transformed but the module format (the code is tsc's), and three calls in
+// node_modules, each checked to be there as written (the build fails if one is not):
 // protobuf-es's fileDesc decodes its embedded descriptors with Node's Buffer, argon2 and
 // better-sqlite3 look up their native addons in their own packages (below, where each is). Left
 // out, loaded from node_modules when needed: the native addons themselves (argon2's and
@@ -103,19 +103,6 @@ module.exports = (name) => bindings({ bindings: name, module_root: ${packageDir(
   },
 };
 
-// keepNames (below) names each function and class as written, also where esbuild renamed its
-// identifier to keep two modules' apart in the bundle's one scope (compileMessage2): after each
-// function declaration a statement `__name(fn, "fn")` redefines the function's name. Where the
-// identifier was kept, that name is the one the function has anyway, and the call only costs the
-// start: about 1,200 of them, each giving the function a name property of its own (a map of its
-// own in V8), and enough calls to make V8 optimize __name as the modules load. Those statements are
-// left out; the renamed ones' (`__name(compileMessage2, "compileMessage")`) and every other form
-// (a class's static block, a function expression's wrapper) stay as esbuild writes them.
-const sameNameStatement = /^[ \t]*__name\(([\w$]+), "([\w$]+)"\);\n/gm;
-function withoutSameNames(code) {
-  return code.replace(sameNameStatement, (statement, id, name) => (id === name ? "" : statement));
-}
-
 /** Bundles `entry` (a file of tsc's output) into `name`; returns its size. */
 async function bundle(name, entry, { external = [], plugins = [] } = {}) {
   const out = join(src, name);
@@ -151,7 +138,7 @@ async function bundle(name, entry, { external = [], plugins = [] } = {}) {
     charset: "ascii",
     logLevel: "warning",
   });
-  const code = withoutSameNames(result.outputFiles[0].text);
+  const code = result.outputFiles[0].text;
   const nonAscii = /[^\x00-\x7f]/.exec(code);
   if (nonAscii) throw new Error(`${name}: non-ASCII character at offset ${nonAscii.index}; the loader reads the bundle as Latin-1`);
   // The build id names the code cache made for exactly this text (bundle-loader.cts). The file
