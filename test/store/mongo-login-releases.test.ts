@@ -179,23 +179,25 @@ describe("mongo store: a login counter's releases after a stream of successful l
   // that cannot know it landed: it is the document named by the slot's id, so the slot is given
   // back once, whether the first is still stored or was counted and deleted meanwhile (the state
   // lists the ids it counted).
-  it("a release made again after its first landed unseen gives back one slot, not two", async () => {
+  /** A key of limit 2 whose two slots were taken, the first (`a`) then given back. */
+  async function bothHeldOneReleased() {
     const key = `login:${randomBytes(6).toString("hex")}`;
     const slot = { key, limit: 2 };
     const a = held(await store.loginAttempts.reserve([slot], at(0), rule));
     held(await store.loginAttempts.reserve([slot], at(1), rule));
     await store.loginAttempts.release(a);
+    return { key, slot, a };
+  }
+
+  it("a release made again after its first landed unseen gives back one slot, not two", async () => {
+    const { slot, a } = await bothHeldOneReleased();
     await twin.loginAttempts.release(a);
     held(await twin.loginAttempts.reserve([slot], at(2), rule));
     assert.deepEqual(await store.loginAttempts.reserve([slot], at(3), rule), { granted: false });
   });
 
   it("a release made again after its first was counted and deleted gives back nothing more", async () => {
-    const key = `login:${randomBytes(6).toString("hex")}`;
-    const slot = { key, limit: 2 };
-    const a = held(await store.loginAttempts.reserve([slot], at(0), rule));
-    held(await store.loginAttempts.reserve([slot], at(1), rule));
-    await store.loginAttempts.release(a);
+    const { key, slot, a } = await bothHeldOneReleased();
     await countsOf(async () => void held(await store.loginAttempts.reserve([slot], at(2), rule)));
     assert.equal(await db.collection(LOGIN_ATTEMPT_RELEASES).countDocuments({ key }), 0);
     await twin.loginAttempts.release(a);
