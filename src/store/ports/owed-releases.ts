@@ -8,13 +8,13 @@
 // A give-back made late counts nothing wrong (ports/login-attempts.ts: giveBackSlot gives nothing
 // back for a slot that no longer counts, and touches no new window), so one is tried again until
 // it is made or its window has passed: before the next reservation that waits for it (settle())
-// and every `retryMs` meanwhile, by itself. A stop (close()) tries them once more, before the
-// store closes, and then no more: those still owed are left to the lease.
+// and every OWED_RELEASE_RETRY_MS meanwhile, by itself. A stop (close()) tries them once more,
+// before the store closes, and then no more: those still owed are left to the lease.
 import { outsideCall } from "../../call-scope.js";
 import type { HeldSlot } from "./login-attempts.js";
 
 /** How often owed give-backs are tried again by themselves. */
-export const OWED_RELEASE_RETRY_MS = 1000;
+const OWED_RELEASE_RETRY_MS = 1000;
 /** At most this many reservations' give-backs are kept owed (the oldest dropped first: the lease is their backstop). */
 const MAX_OWED = 10_000;
 
@@ -28,13 +28,7 @@ export class OwedReleases {
   constructor(
     private readonly giveBack: (slots: readonly HeldSlot[]) => Promise<void>,
     private readonly nowMs: () => number,
-    private readonly retryMs = OWED_RELEASE_RETRY_MS,
   ) {}
-
-  /** How many reservations' give-backs are owed now. */
-  get size(): number {
-    return this.owed.size;
-  }
 
   /** `slots`' give-back failed: it is owed until made, or until its windows (`windowMs` long) have passed. */
   owe(slots: readonly HeldSlot[], windowMs: number): void {
@@ -46,7 +40,7 @@ export class OwedReleases {
     if (this.timer === undefined) {
       // Outside the call that owed it: its retries are no part of that call (its trace, its
       // request id), which has long been answered.
-      this.timer = outsideCall(() => setInterval(() => void this.settle(), this.retryMs));
+      this.timer = outsideCall(() => setInterval(() => void this.settle(), OWED_RELEASE_RETRY_MS));
       this.timer.unref();
     }
   }
