@@ -17,6 +17,7 @@ import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import type { HeldSlot, LoginAttemptStore } from "../../src/store/ports/login-attempts.js";
 import type { UserStore } from "../../src/store/ports/users.js";
 import { expectCode, expectOk, type Outcome } from "../support/api.js";
+import { gate, type Gate } from "../credentials/support.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
 import { password, uniqueEmail } from "../support/users.js";
 import { loginApi, type LoginApi, type Transport } from "./api.js";
@@ -40,6 +41,10 @@ for (const store of storesUnderTest()) {
       let releasesFail = false;
       /** Whether every failure's write fails. */
       let failuresFail = false;
+      /** While set, every release waits for it to open, then fails (sent while the store was away). */
+      let releasesHeld: Gate | undefined;
+      /** Told as a login asks whether it is remembered from its address, beside its wait for what is owed. */
+      let rememberedAsked: (() => void) | undefined;
       /** The releases asked of the store, each with whether the server had stopped by then. */
       const releases: Array<{ afterStop: boolean }> = [];
       /** For each release asked of the store, whether it was asked within a call's scope. */
@@ -59,9 +64,16 @@ for (const store of storesUnderTest()) {
         const recordFailure = attempts.recordFailure;
         attempts.recordFailure = (slots, at, rule) =>
           failuresFail ? Promise.reject(new StoreUnavailableError("the store went away")) : recordFailure.call(attempts, slots, at, rule);
+        const rememberedUntil = attempts.rememberedUntil;
+        attempts.rememberedUntil = (hash) => {
+          rememberedAsked?.();
+          return rememberedUntil.call(attempts, hash);
+        };
         attempts.release = (slots: readonly HeldSlot[]) => {
           releases.push({ afterStop: stopped });
           releasesInCall.push(currentCall() !== undefined);
+          const held = releasesHeld;
+          if (held) return held.pass().then(() => Promise.reject(new StoreUnavailableError("the store went away")));
           return releasesFail ? Promise.reject(new StoreUnavailableError("the store went away")) : release.call(attempts, slots);
         };
       });
@@ -69,6 +81,9 @@ for (const store of storesUnderTest()) {
         failingLookups.clear();
         releasesFail = false;
         failuresFail = false;
+        releasesHeld?.open();
+        releasesHeld = undefined;
+        rememberedAsked = undefined;
         releases.length = 0;
         releasesInCall.length = 0;
         api?.close();
@@ -138,6 +153,25 @@ for (const store of storesUnderTest()) {
         failingLookups.clear();
         releasesFail = false;
         expectOk(await api.logIn(stranger, password));
+      });
+
+      it("a login that comes while a retry sent before the store answered again is under way waits for one more after it: the right password logs in", async () => {
+        const login = await account();
+        releasesFail = true;
+        for (let i = 0; i < N; i++) expectStoreUnavailable(await api.logIn(login, password));
+        // The next retry (by itself, within a second) is sent while the store is still away, and
+        // held there, as a MongoDB call is until the store's time bound.
+        const retry = gate();
+        releasesHeld = retry;
+        await retry.reached;
+        releasesHeld = undefined;
+        releasesFail = false;
+        // The store answers again; a login comes while that retry is under way, which then fails.
+        const asked = new Promise<void>((resolve) => (rememberedAsked = resolve));
+        const logging = api.logIn(login, password);
+        await asked;
+        retry.open();
+        expectOk(await logging);
       });
 
       it("the give-back a login answered 503 owes, made by itself a second later, is no part of that login's call", async () => {

@@ -23,6 +23,8 @@ export class OwedReleases {
   private readonly owed = new Map<readonly HeldSlot[], number>();
   private timer: NodeJS.Timeout | undefined;
   private settling: Promise<void> | undefined;
+  /** The round after the one under way, shared by the callers that came while it ran. */
+  private nextRound: Promise<void> | undefined;
   private closed = false;
 
   constructor(
@@ -39,16 +41,33 @@ export class OwedReleases {
     this.owed.set(slots, until);
     if (this.timer === undefined) {
       // Outside the call that owed it: its retries are no part of that call (its trace, its
-      // request id), which has long been answered.
-      this.timer = outsideCall(() => setInterval(() => void this.settle(), OWED_RELEASE_RETRY_MS));
+      // request id), which has long been answered. A round still under way when it fires is
+      // left to end: no other is queued behind it (as settle() queues one for a caller).
+      this.timer = outsideCall(() => setInterval(() => void (this.settling ?? this.settle()), OWED_RELEASE_RETRY_MS));
       this.timer.unref();
     }
   }
 
-  /** Tries every owed give-back again (one round at a time, shared by its callers). Never throws. */
+  /**
+   * Tries every owed give-back again (one round at a time, shared by its callers). A caller that
+   * comes while a round is under way waits for it and then, when any give-back is still owed, for
+   * the next round: the one under way may have been sent before the store answered again, and
+   * fail after it has (MongoDB: at its time bound). Never throws.
+   */
   settle(): Promise<void> {
     if (this.owed.size === 0) return Promise.resolve();
-    this.settling ??= this.round().finally(() => {
+    if (this.settling === undefined) return this.begin();
+    this.nextRound ??= this.settling.then(() => {
+      this.nextRound = undefined;
+      // One round at a time: one begun meanwhile is this one.
+      return this.owed.size === 0 ? undefined : (this.settling ?? this.begin());
+    });
+    return this.nextRound;
+  }
+
+  /** Begins a round (none is under way). */
+  private begin(): Promise<void> {
+    this.settling = this.round().finally(() => {
       this.settling = undefined;
       if (this.owed.size === 0 && this.timer !== undefined) {
         clearInterval(this.timer);
@@ -59,8 +78,8 @@ export class OwedReleases {
   }
 
   /**
-   * Stops the retries: the owed give-backs are tried once more (or the round under way is waited
-   * for), then none is kept. Before the store closes: a retry after it would fail every second
+   * Stops the retries: the owed give-backs are tried once more (after the round under way, if
+   * any), then none is kept. Before the store closes: a retry after it would fail every second
    * until the windows passed, holding on to the closed store.
    */
   async close(): Promise<void> {
