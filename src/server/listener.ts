@@ -525,9 +525,11 @@ export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptio
     if (e.code === "HPE_PAUSED_H2_UPGRADE" && (socket as tls.TLSSocket).encrypted && (socket as Socket).bytesWritten === 0) {
       // The HTTP/2 preface as a connection's first bytes, on a TLS connection that did not
       // negotiate h2 (no ALPN, or http/1.1): an HTTP/2 client (a gRPC client whose TLS layer
-      // sends no ALPN), which would not read an HTTP/1.1 answer. It is told in its own framing.
-      if (socket.writable) socket.write(noH2WithoutAlpn);
-      socket.destroy();
+      // sends no ALPN), which would not read an HTTP/1.1 answer. It is told in its own framing,
+      // and the socket goes once that has been handed over (as below: under TLS, written during
+      // the read that brought the preface, it is sent after that read).
+      if (socket.writable) socket.end(noH2WithoutAlpn, () => socket.destroy());
+      else socket.destroy();
       return;
     }
     const current = (socket as { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;

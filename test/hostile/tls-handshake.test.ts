@@ -209,6 +209,24 @@ describe("hostile: ALPN on the TLS port", function () {
     assert.equal(code, http2.constants.NGHTTP2_HTTP_1_1_REQUIRED);
     assert.equal(debug, "HTTP/2 over TLS is negotiated with ALPN h2: this connection did not negotiate it, and is served HTTP/1.1");
   });
+
+  it("an HTTP/2 client that did not negotiate h2 and sends 20 KB with its preface (a call's message) gets that GOAWAY too", async () => {
+    // Under TLS the GOAWAY is written while the TLS layer is still handing over the read that
+    // brought the preface (more than one record): a socket destroyed at once never sends it.
+    const frame = (type: number, streamId: number, payload: string) => {
+      const header = Buffer.alloc(9);
+      header.writeUIntBE(payload.length, 0, 3);
+      header[3] = type;
+      header.writeUInt32BE(streamId, 5);
+      return header.toString("latin1") + payload;
+    };
+    const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const r = await exchange(undefined, preface + frame(0x4, 0, "") + frame(0x0, 1, "a".repeat(20_000)));
+    const debug = "HTTP/2 over TLS is negotiated with ALPN h2: this connection did not negotiate it, and is served HTTP/1.1";
+    const code = String.fromCharCode(0, 0, 0, http2.constants.NGHTTP2_HTTP_1_1_REQUIRED);
+    // The server preface (an empty SETTINGS frame), then GOAWAY(last stream 0, HTTP_1_1_REQUIRED) saying why.
+    assert.equal(r.received, frame(0x4, 0, "") + frame(0x7, 0, "\0\0\0\0" + code + debug));
+  });
 });
 
 describe("hostile: plain HTTP on the TLS port", function () {
