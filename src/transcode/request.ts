@@ -107,9 +107,10 @@ export async function buildRequestMessage(
 
 /**
  * A query or form body that begins as JSON does: "{" or "[", escaped or not (`curl
- * --data-urlencode '{...}'` escapes the whole text), after white space.
+ * --data-urlencode '{...}'` escapes the whole text), after white space, escaped or not ("+" and
+ * "%20" among it: a form's spaces).
  */
-const beginsAsJson = /^\s*(?:[{[]|%7B|%5B)/i;
+const beginsAsJson = /^(?:\s|\+|%(?:20|09|0A|0D))*(?:[{[]|%7B|%5B)/i;
 
 const jsonAsForm = `a form body (${formMediaType}) that begins as JSON does, with "{" or "[": JSON is sent as application/json`;
 const jsonAsQuery = 'a query that begins as JSON does, with "{" or "[": its arguments are name=value pairs, and JSON is sent as a body of type application/json';

@@ -434,6 +434,10 @@ describe("a mistyped value is refused naming the field and its JSON type, never 
       ["a JSON array sent as a form", "POST", "/jwt/user", formType, JSON.stringify([{ user: "ann", pass: password }]), jsonAsForm],
       // curl --data-urlencode '{...}' escapes the whole text: the same JSON, escaped.
       ["a JSON text sent as a form, escaped", "POST", "/jwt/user", formType, encodeURIComponent(JSON.stringify({ user: "ann", pass: password })), jsonAsForm],
+      // White space before it, escaped as a form's is ("+", "%20") or as any byte ("%0A").
+      ["a JSON text after a space, escaped", "POST", "/jwt/user", formType, encodeURIComponent(` ${JSON.stringify({ user: "ann", pass: password })}`), jsonAsForm],
+      ["a JSON text after a line break and a space, escaped", "POST", "/jwt/user", formType, `%0A+${encodeURIComponent(JSON.stringify({ user: "ann", pass: password }))}`, jsonAsForm],
+      ["a JSON query after a space, escaped", "GET", `/jwt/token?%20${encodeURIComponent(JSON.stringify({ user: "ann", pass: password }))}`, {}, undefined, jsonAsQuery],
     ];
     for (const [what, method, path, headers, body, [status, message, reason]] of cases) {
       const r = await raw(server.url, method, path, headers, body);
