@@ -10,6 +10,11 @@
 // it is made or its window has passed: before the next reservation that waits for it (settle())
 // and every OWED_RELEASE_RETRY_MS meanwhile, by itself. A stop (close()) tries them once more,
 // before the store closes, and then no more: those still owed are left to the lease.
+//
+// A round tries every owed give-back, at most ROUND_CONCURRENCY at a time: after a long or
+// flapping outage thousands may be owed, and sent at once they would flood the store just as it
+// answers again (MongoDB: the driver's pool of 100 connections, whose wait queue gives up at the
+// store's time bound, and behind FerretDB its PostgreSQL), refusing the logins of that moment.
 import { outsideCall } from "../../call-scope.js";
 import type { HeldSlot } from "./login-attempts.js";
 
@@ -17,6 +22,12 @@ import type { HeldSlot } from "./login-attempts.js";
 const OWED_RELEASE_RETRY_MS = 1000;
 /** At most this many reservations' give-backs are kept owed (the oldest dropped first: the lease is their backstop). */
 const MAX_OWED = 10_000;
+/**
+ * At most this many give-backs of a round are in flight at once: a sixth of MongoDB's default
+ * pool, leaving the rest to the calls being served, and still quick to make up a backlog (at a
+ * millisecond a give-back, the 10,000 owed at most within a second).
+ */
+export const ROUND_CONCURRENCY = 16;
 
 export class OwedReleases {
   /** Each owed reservation's slots, and when the last of their windows has passed (ms). */
@@ -90,13 +101,18 @@ export class OwedReleases {
     this.owed.clear();
   }
 
+  /** Tries each give-back owed as it begins, ROUND_CONCURRENCY at a time. */
   private async round(): Promise<void> {
     const now = this.nowMs();
-    await Promise.all(
-      [...this.owed].map(async ([slots, until]) => {
+    const entries = [...this.owed];
+    let next = 0;
+    const tryInTurn = async () => {
+      while (next < entries.length) {
+        const [slots, until] = entries[next++]!;
+        if (!this.owed.has(slots)) continue; // dropped meanwhile (MAX_OWED): left to the lease
         if (until <= now) {
           this.owed.delete(slots); // its windows have passed: nothing left to give back
-          return;
+          continue;
         }
         try {
           await this.giveBack(slots);
@@ -104,7 +120,8 @@ export class OwedReleases {
         } catch {
           // Still owed: the next round tries again.
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(ROUND_CONCURRENCY, entries.length) }, tryInTurn));
   }
 }

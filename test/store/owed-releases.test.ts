@@ -1,0 +1,56 @@
+// The give-backs a store failed, tried again in rounds (store/ports/owed-releases.ts). A round
+// sends at most ROUND_CONCURRENCY of them at a time: after a long outage thousands may be owed,
+// and sent at once they would flood the store just as it answers again. Every owed give-back is
+// still tried in each round, and given back once the store answers.
+import assert from "node:assert/strict";
+import { OwedReleases, ROUND_CONCURRENCY } from "../../src/store/ports/owed-releases.js";
+import type { HeldSlot } from "../../src/store/ports/login-attempts.js";
+
+const WINDOW_MS = 15 * 60_000;
+const now = Date.now();
+const slotsOf = (i: number): readonly HeldSlot[] => [{ key: `login:${i}`, limit: 5, windowStart: new Date(now), takenAt: new Date(now), id: `slot-${i}` }];
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe("owed releases", () => {
+  const owedReleases: OwedReleases[] = [];
+  afterEach(async () => {
+    for (const owed of owedReleases.splice(0)) await owed.close();
+  });
+  const owedTo = (giveBack: (slots: readonly HeldSlot[]) => Promise<void>) => {
+    const owed = new OwedReleases(giveBack, () => now);
+    owedReleases.push(owed);
+    return owed;
+  };
+
+  it(`a round of 100 give-backs owed has at most ${ROUND_CONCURRENCY} in flight, fails each while the store is away, and gives back all once it answers`, async () => {
+    let away = true;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    let tried = 0;
+    const given = new Set<string>();
+    const owed = owedTo(async (slots) => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      tried++;
+      try {
+        await turn();
+        if (away) throw new Error("the store went away");
+        given.add(slots[0]!.id!);
+      } finally {
+        inFlight--;
+      }
+    });
+    for (let i = 0; i < 100; i++) owed.owe(slotsOf(i), WINDOW_MS);
+
+    await owed.settle();
+    assert.deepEqual({ maxInFlight, tried, given: given.size }, { maxInFlight: ROUND_CONCURRENCY, tried: 100, given: 0 });
+
+    away = false;
+    maxInFlight = 0;
+    await owed.settle();
+    assert.deepEqual({ maxInFlight, tried, given: given.size }, { maxInFlight: ROUND_CONCURRENCY, tried: 200, given: 100 });
+    // Nothing is owed any more: the next settle asks nothing of the store.
+    await owed.settle();
+    assert.equal(tried, 200);
+  });
+});
