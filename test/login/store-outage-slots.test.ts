@@ -181,6 +181,13 @@ for (const store of storesUnderTest()) {
         expectOk(await api.logIn(login, password));
       });
 
+      it("the give-back a login answered 503 owes, made before the next login is counted, is no part of that next login's call", async () => {
+        const login = await owing(true);
+        expectOk(await api.logIn(login, password));
+        // The owed give-back, then the next login's own (in its call).
+        assert.deepEqual(releasesInCall, [false, true]);
+      });
+
       it("a wrong password whose failure the store did not write (503) was a guess: its slot stays held, and the right password is refused while its lease runs", async () => {
         const login = await account();
         failuresFail = true;

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Collection, MongoClient, MongoNetworkError, type Db, type FindCursor } from "mongodb";
+import { currentCall, runInCall, type CallScope } from "../../src/call-scope.js";
 import { openMongoStore } from "../../src/store/mongo/mongo-store.js";
 import { LOGIN_ATTEMPT_RELEASES } from "../../src/store/mongo/mongo-login-attempts.js";
 import type { HeldSlot, Reservation, Store } from "../../src/store/ports.js";
@@ -208,7 +209,8 @@ describe("mongo store: a login counter's releases after a stream of successful l
   // keys; when the store fails that too, they are owed (store/ports/owed-releases.ts), and given
   // back before the next reservation is counted, not only by the retry a second later: else that
   // reservation, the store answering again, found the slot still held (its login refused 429).
-  it("a slot a failed reservation could not give back is given back before the next reservation once the store answers", async () => {
+  // That give-back is no part of the next reservation's call (its request id, its trace).
+  it("a slot a failed reservation could not give back is given back before the next reservation once the store answers, outside that reservation's call", async () => {
     const first = `login:${randomBytes(6).toString("hex")}`;
     const second = `addr:${randomBytes(6).toString("hex")}`;
     const now = Date.now();
@@ -233,6 +235,16 @@ describe("mongo store: a login counter's releases after a stream of successful l
     } finally {
       proto.insertOne = insertOne;
     }
-    held(await store.loginAttempts.reserve([{ key: first, limit: 1 }], new Date(now + 1), rule));
+    const releaseScopes: Array<CallScope | undefined> = [];
+    proto.insertOne = function (this: Collection, ...args: unknown[]) {
+      if (this.collectionName === LOGIN_ATTEMPT_RELEASES) releaseScopes.push(currentCall());
+      return insertOne.apply(this, args);
+    };
+    try {
+      held(await runInCall({ requestId: "next-login" }, () => store.loginAttempts.reserve([{ key: first, limit: 1 }], new Date(now + 1), rule)));
+    } finally {
+      proto.insertOne = insertOne;
+    }
+    assert.deepEqual(releaseScopes, [undefined]);
   });
 });

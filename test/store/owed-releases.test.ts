@@ -1,10 +1,14 @@
 // The give-backs a store failed, tried again in rounds (store/ports/owed-releases.ts). A round
 // sends at most ROUND_CONCURRENCY of them at a time: after a long outage thousands may be owed,
 // and sent at once they would flood the store just as it answers again. Every owed give-back is
-// still tried in each round, and given back once the store answers.
+// still tried in each round, and given back once the store answers. A round runs outside the
+// scope of any call, also one begun for a login that waits for it (settle()): its store calls
+// are no part of that login (its request id, its trace).
 import assert from "node:assert/strict";
+import { currentCall, runInCall, type CallScope } from "../../src/call-scope.js";
 import { OwedReleases, ROUND_CONCURRENCY } from "../../src/store/ports/owed-releases.js";
 import type { HeldSlot } from "../../src/store/ports/login-attempts.js";
+import { gate } from "../credentials/support.js";
 
 const WINDOW_MS = 15 * 60_000;
 const now = Date.now();
@@ -52,5 +56,34 @@ describe("owed releases", () => {
     // Nothing is owed any more: the next settle asks nothing of the store.
     await owed.settle();
     assert.equal(tried, 200);
+  });
+
+  it("a round begun by a login's settle() asks the store outside that login's call", async () => {
+    const scopes: Array<CallScope | undefined> = [];
+    const owed = owedTo(async () => void scopes.push(currentCall()));
+    owed.owe(slotsOf(0), WINDOW_MS);
+    await runInCall({ requestId: "later-login" }, () => owed.settle());
+    assert.deepEqual(scopes, [undefined]);
+  });
+
+  it("the round a login waits for after the one under way asks the store outside that login's call", async () => {
+    const scopes: Array<CallScope | undefined> = [];
+    const held = gate();
+    let first = true;
+    const owed = owedTo(async () => {
+      scopes.push(currentCall());
+      if (!first) return;
+      first = false;
+      // The round under way was sent while the store was away: it fails once the login came.
+      await held.pass();
+      throw new Error("the store went away");
+    });
+    owed.owe(slotsOf(0), WINDOW_MS);
+    const underWay = owed.settle();
+    await held.reached;
+    const waiting = runInCall({ requestId: "later-login" }, () => owed.settle());
+    held.open();
+    await Promise.all([underWay, waiting]);
+    assert.deepEqual(scopes, [undefined, undefined]);
   });
 });

@@ -15,6 +15,8 @@
 // flapping outage thousands may be owed, and sent at once they would flood the store just as it
 // answers again (MongoDB: the driver's pool of 100 connections, whose wait queue gives up at the
 // store's time bound, and behind FerretDB its PostgreSQL), refusing the logins of that moment.
+// A round runs outside any call's scope, whoever began it: its store calls are no part of the
+// login that waited for it (its request id, its trace, its deadline), which it may outlast.
 import { outsideCall } from "../../call-scope.js";
 import type { HeldSlot } from "./login-attempts.js";
 
@@ -76,9 +78,9 @@ export class OwedReleases {
     return this.nextRound;
   }
 
-  /** Begins a round (none is under way). */
+  /** Begins a round (none is under way), outside the scope of the call that asked for it. */
   private begin(): Promise<void> {
-    this.settling = this.round().finally(() => {
+    this.settling = outsideCall(() => this.round()).finally(() => {
       this.settling = undefined;
       if (this.owed.size === 0 && this.timer !== undefined) {
         clearInterval(this.timer);
