@@ -58,6 +58,37 @@ describe("owed releases", () => {
     assert.equal(tried, 200);
   });
 
+  it("a stop sends what the round under way has not tried in one last round, all at once, so that a store that hangs holds it up one time bound, not one for each sixteen", async () => {
+    const held: Array<() => void> = [];
+    let inFlight = 0;
+    const batches: number[] = [];
+    // A store that hangs: each give-back waits to be failed by the test (its time bound).
+    const owed = owedTo(async () => {
+      inFlight++;
+      await new Promise<void>((resolve) => held.push(resolve));
+      inFlight--;
+      throw new Error("the store's time bound passed");
+    });
+    const failHeld = async () => {
+      batches.push(held.length);
+      for (const fail of held.splice(0)) fail();
+      for (let i = 0; i < 3; i++) await turn();
+    };
+    for (let i = 0; i < 100; i++) owed.owe(slotsOf(i), WINDOW_MS);
+    void owed.settle();
+    await turn();
+    assert.equal(inFlight, ROUND_CONCURRENCY);
+    let stopped = false;
+    const stopping = owed.close().then(() => (stopped = true));
+    // The round under way: its sixteen fail, and it sends none of the other 84; then the stop's
+    // last round: all 100, at once.
+    while (!stopped && batches.length < 20) await failHeld();
+    assert.deepEqual({ batches, stopped, inFlight, left: held.length }, { batches: [ROUND_CONCURRENCY, 100], stopped: true, inFlight: 0, left: 0 });
+    // Nothing is kept after the stop: no round asks the store again.
+    await owed.settle();
+    assert.equal(held.length, 0);
+  });
+
   it("a round begun by a login's settle() asks the store outside that login's call", async () => {
     const scopes: Array<CallScope | undefined> = [];
     const owed = owedTo(async () => void scopes.push(currentCall()));

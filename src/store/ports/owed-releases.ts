@@ -15,6 +15,9 @@
 // flapping outage thousands may be owed, and sent at once they would flood the store just as it
 // answers again (MongoDB: the driver's pool of 100 connections, whose wait queue gives up at the
 // store's time bound, and behind FerretDB its PostgreSQL), refusing the logins of that moment.
+// A stop's last round sends all at once instead (nothing is served any more, and it must not wait
+// out the store's time bound once for every ROUND_CONCURRENCY of them while the store hangs), and
+// the round under way at a stop sends no more: what it has not tried goes in that last round.
 // A round runs outside any call's scope, whoever began it: its store calls are no part of the
 // login that waited for it (its request id, its trace, its deadline), which it may outlast.
 import { outsideCall } from "../../call-scope.js";
@@ -79,8 +82,8 @@ export class OwedReleases {
   }
 
   /** Begins a round (none is under way), outside the scope of the call that asked for it. */
-  private begin(): Promise<void> {
-    this.settling = outsideCall(() => this.round()).finally(() => {
+  private begin(last = false): Promise<void> {
+    this.settling = outsideCall(() => this.round(last)).finally(() => {
       this.settling = undefined;
       if (this.owed.size === 0 && this.timer !== undefined) {
         clearInterval(this.timer);
@@ -91,25 +94,27 @@ export class OwedReleases {
   }
 
   /**
-   * Stops the retries: the owed give-backs are tried once more (after the round under way, if
-   * any), then none is kept. Before the store closes: a retry after it would fail every second
-   * until the windows passed, holding on to the closed store.
+   * Stops the retries: the owed give-backs are tried once more, all at once (after the round
+   * under way, which sends no more), then none is kept. Before the store closes: a retry after it
+   * would fail every second until the windows passed, holding on to the closed store.
    */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.settle();
+    while (this.settling !== undefined) await this.settling;
+    if (this.owed.size > 0) await this.begin(true);
     this.owed.clear();
   }
 
-  /** Tries each give-back owed as it begins, ROUND_CONCURRENCY at a time. */
-  private async round(): Promise<void> {
+  /** Tries each give-back owed as it begins, ROUND_CONCURRENCY at a time (a stop's `last` round: all at once). */
+  private async round(last: boolean): Promise<void> {
     const now = this.nowMs();
     const entries = [...this.owed];
     let next = 0;
     const tryInTurn = async () => {
       while (next < entries.length) {
+        if (this.closed && !last) return; // a stop: the rest goes in its last round
         const [slots, until] = entries[next++]!;
         if (!this.owed.has(slots)) continue; // dropped meanwhile (MAX_OWED): left to the lease
         if (until <= now) {
@@ -124,6 +129,6 @@ export class OwedReleases {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(ROUND_CONCURRENCY, entries.length) }, tryInTurn));
+    await Promise.all(Array.from({ length: last ? entries.length : Math.min(ROUND_CONCURRENCY, entries.length) }, tryInTurn));
   }
 }
