@@ -44,13 +44,21 @@ async function createSession(s: Store, session: NewSession, tokenExpiresAt = ses
 
 const newKey = (generation: number, kid = id("kid")): NewSigningKey => newSigningKey(generation, at(generation), kid);
 
-export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
+/**
+ * `makeHarness` gives the harness of the suite's shared databases; `makeOwnHarness` one for each
+ * test that opens databases of its own (`ownDatabases()`), cleaned up once that test has run (a
+ * harness of freshStores: a MongoDB database emptied for a later test, not a new one each time).
+ */
+export function storeContract(makeHarness: () => Promise<StoreHarness>, makeOwnHarness: () => Promise<StoreHarness> = makeHarness): void {
   let harness: StoreHarness;
   let store: Store;
   // A second store on the same database: another service instance racing the first.
   let twin: Store;
   let sharedName: string;
   const both = (i: number): Store => (i % 2 === 0 ? store : twin);
+  let ownHarness: Promise<StoreHarness> | undefined;
+  /** The harness of the running test's own databases (the same name reaches the same database within the test). */
+  const ownDatabases = (): Promise<StoreHarness> => (ownHarness ??= makeOwnHarness());
 
   before(async () => {
     harness = await makeHarness();
@@ -58,6 +66,11 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     sharedName = name;
     store = await harness.open(name);
     twin = await harness.open(name);
+  });
+  afterEach(async () => {
+    const done = ownHarness;
+    ownHarness = undefined;
+    await (await done)?.cleanup();
   });
   after(async () => {
     await harness?.cleanup();
@@ -89,7 +102,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     });
 
     it("after close, answers StoreUnavailableError and close is idempotent", async () => {
-      const s = await harness.open(id("closing"));
+      const s = await (await ownDatabases()).open(id("closing"));
       await s.close();
       await s.close();
       await assert.rejects(s.ping(), StoreUnavailableError);
@@ -181,8 +194,9 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("re-keys once per key function an account whose key an older one gave it; one whose new key another holds keeps its own and is reported", async () => {
       const name = id("rekey");
-      const fresh = await harness.open(name);
-      const other = await harness.open(name);
+      const rekeyed = await ownDatabases();
+      const fresh = await rekeyed.open(name);
+      const other = await rekeyed.open(name);
       const tag = id("k");
       // The key function of this test folds case and collapses spaces; the older one only folded case.
       const keyOf = (login: string) => login.toLowerCase().replace(/ +/g, " ");
@@ -196,7 +210,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       // Signed up under the new key function as a look-alike of `stale`: it holds `stale`'s new key.
       const lookAlike = account(5, `ann lee-${tag}`, keyOf(`ann lee-${tag}`));
       const current = account(6, `Dan-${tag}`, keyOf(`Dan-${tag}`));
-      await harness.insertLegacyUsers(name, [current, lookAlike, movedTwin, moved, stale, keyless]);
+      await rekeyed.insertLegacyUsers(name, [current, lookAlike, movedTwin, moved, stale, keyless]);
       const keyNow = async (user: { id: string }) => (await fresh.users.findById(user.id))?.loginKey;
 
       assert.deepEqual(await other.users.backfillLoginKeys(keyOf, 2), { filled: 2, clashes: [stale.id, movedTwin.id] });
@@ -217,7 +231,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
       // Done once per key function: a later start does not read the accounts again (an account
       // given an outdated key since, as by an older instance, keeps it), and reports no clash.
       const late = account(7, `Eve  Fox-${tag}`, oldKeyOf(`Eve  Fox-${tag}`));
-      await harness.insertLegacyUsers(name, [late]);
+      await rekeyed.insertLegacyUsers(name, [late]);
       assert.deepEqual(await fresh.users.backfillLoginKeys(keyOf, 2), { filled: 0, clashes: [] });
       assert.equal(await keyNow(late), late.loginKey);
       // A newer key function re-keys again.
@@ -480,7 +494,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("deletes expired sessions, ended or not, and keeps live ones", async () => {
       // A database of its own, so the counts are this test's alone.
-      const own = await harness.open(id("sessions-expiry"));
+      const own = await (await ownDatabases()).open(id("sessions-expiry"));
       const expired = { ...newSession(), expiresAt: at(-1) };
       const expiredEnded = { ...newSession(), expiresAt: at(-1) };
       const live = { ...newSession(), expiresAt: at(0) };
@@ -556,7 +570,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("deletes a session's tokens and expired tokens", async () => {
       // A database of its own, so the counts are this test's alone.
-      const own = await harness.open(id("expiry"));
+      const own = await (await ownDatabases()).open(id("expiry"));
       const sessionId = id("s");
       const mine = [newToken(sessionId), newToken(sessionId)];
       const others = newToken();
@@ -712,7 +726,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("retention: deletes the tokens revoked before the cut-off, with their revocation and last use; keeps those revoked at it and the active ones, however old", async () => {
       // A database of its own, so the count is this test's alone.
-      const own = await harness.open(id("api-retention"));
+      const own = await (await ownDatabases()).open(id("api-retention"));
       const accountId = id("acct");
       const cutOff = at(0);
       const revokedBefore = [newToken(accountId, at(-5000)), newToken(accountId, at(-4000))];
@@ -872,7 +886,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("retention: deletes the tokens that expired or were disabled before the cut-off, with their logout and last use; keeps the rest", async () => {
       // A database of its own, so the count is this test's alone.
-      const own = await harness.open(id("retention"));
+      const own = await (await ownDatabases()).open(id("retention"));
       const cutOff = at(0);
       const token = (name: string, expiresAt?: Date) => ({ ...newToken(), id: id(name), ...(expiresAt !== undefined && { expiresAt }) });
       const expiredBefore = token("expired-before", at(-1));
@@ -959,7 +973,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("deletes expired tokens", async () => {
       // A database of its own, so the count is this test's alone.
-      const own = await harness.open(id("expiry"));
+      const own = await (await ownDatabases()).open(id("expiry"));
       const expired = newToken(at(-1));
       const live = newToken(at(1_000));
       await own.authTokens.create(expired);
@@ -1016,7 +1030,7 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("deletes expired tokens", async () => {
       // A database of its own, so the count is this test's alone.
-      const own = await harness.open(id("expiry"));
+      const own = await (await ownDatabases()).open(id("expiry"));
       const expired = { ...newToken(), expiresAt: at(-1) };
       const live = newToken();
       await own.jwtRefreshTokens.create(expired);
@@ -1204,7 +1218,8 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
           // 2 s: on a loaded machine a burst of capped creations on FerretDB can outlast 2 s, and
           // the case is about which credentials end, not how fast.
           const name = id("burst");
-          const [one, two] = [await harness.open(name, { timeoutMs: 10_000 }), await harness.open(name, { timeoutMs: 10_000 })];
+          const burst = await ownDatabases();
+          const [one, two] = [await burst.open(name, { timeoutMs: 10_000 }), await burst.open(name, { timeoutMs: 10_000 })];
           const before = [await kind.create(one, user, at(0), cap), await kind.create(one, user, at(1), cap)];
           const made = await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => kind.create(i % 2 === 0 ? one : two, user, at(2), cap)));
           const all = [...before, ...made];
@@ -1232,8 +1247,9 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     let keysB: Store;
     beforeEach(async () => {
       const name = id("keys");
-      keysA = await harness.open(name);
-      keysB = await harness.open(name);
+      const keys = await ownDatabases();
+      keysA = await keys.open(name);
+      keysB = await keys.open(name);
     });
 
     it("starts empty", async () => {
@@ -1791,7 +1807,8 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
     it("deletes stale counters, and keeps recent and still-locked ones", async () => {
       // A database of its own: what is deleted is counted.
       const name = id("stale");
-      const [store, twin] = [await harness.open(name), await harness.open(name)];
+      const fresh = await ownDatabases();
+      const [store, twin] = [await fresh.open(name), await fresh.open(name)];
       const grantsLeft = async (key: string, limit: number, atMs: number) => {
         let granted = 0;
         while ((await store.loginAttempts.reserve([slot(key, limit)], at(atMs), rule)).granted) granted++;
@@ -1816,7 +1833,8 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>): void {
 
     it("remembers a login until a time that only moves forward, and forgets it after", async () => {
       const name = id("known");
-      const [store, twin] = [await harness.open(name), await harness.open(name)];
+      const fresh = await ownDatabases();
+      const [store, twin] = [await fresh.open(name), await fresh.open(name)];
       const both = (i: number): Store => (i % 2 === 0 ? store : twin);
       const hash = id("known");
       assert.equal(await store.loginAttempts.rememberedUntil(hash), null);
