@@ -20,6 +20,11 @@ export interface ServiceProcess {
   lines: () => Array<Record<string, unknown>>;
   /** What the process tree has written on stderr so far. */
   stderr: () => string;
+  /**
+   * The first worker's exit code, once it has exited and its stdout and stderr have ended: every
+   * process of the tree has exited (the others share both pipes), and `lines()` and `stderr()`
+   * hold all they wrote.
+   */
   exited: Promise<number | null>;
 }
 
@@ -42,6 +47,15 @@ export function compiledEntry(): Promise<string> {
     return join(dist, "src", "start.cjs");
   })();
   return built;
+}
+
+/**
+ * A mocha `before` hook that builds the compiled entry under a time limit of its own: on a loaded
+ * machine the build alone took over a minute, past the limit of the first test to start Tessera.
+ */
+export async function buildCompiledEntry(this: Mocha.Context): Promise<void> {
+  this.timeout(300_000);
+  await compiledEntry();
 }
 
 /** How to start Tessera: from the sources, or compiled (see compiledEntry). */
@@ -90,7 +104,10 @@ export async function startService(
       .split("\n")
       .filter((l) => l.startsWith("{"))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  // "close", not "exit": at "exit" the pipes may still hold what the process wrote last, unread
+  // (Node's child_process: "the stdio streams might still be open"), and the other workers,
+  // which write on the same pipes, may still be writing (as they stop once the first is gone).
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code: number | null) => resolve(code)));
   const listeners = options.listeners ?? 1;
   return new Promise((resolve, reject) => {
     const timer = setInterval(() => {
@@ -100,7 +117,7 @@ export async function startService(
         resolve({ child, port: Number(/:(\d+)$/.exec(listening[0]!.url as string)![1]), lines, stderr: () => err, exited });
       }
     }, 20);
-    child.once("exit", (code) => {
+    child.once("close", (code: number | null) => {
       clearInterval(timer);
       reject(new Error(`exited early with ${code}: ${out}${err}`));
     });
