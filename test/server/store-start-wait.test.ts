@@ -21,7 +21,7 @@ import { OpenStopped, type Store } from "../../src/store/ports.js";
 import { rest } from "../support/clients.js";
 import { ferretdbBinary, PrivateFerretDb } from "../support/ferretdb.js";
 import { makeCertificateWith, makeTestCertificate, type TestCertificate } from "../support/net.js";
-import { entryArgv } from "../support/process.js";
+import { buildCompiledEntry, entryArgv } from "../support/process.js";
 import { sideBySide } from "../support/side-by-side.js";
 import { testAdminToken } from "../support/server.js";
 
@@ -30,12 +30,22 @@ interface Launched {
   /** The JSON lines written so far on stdout. */
   lines: () => Array<Record<string, unknown>>;
   stderr: () => string;
-  /** The exit code, once every process of the tree has closed its stderr, and when it exited (performance.now()). */
+  /** The exit code, once every process of the tree has closed its stdout and stderr (all read), and when it exited (performance.now()). */
   ended: Promise<{ code: number | null; at: number }>;
   startedAt: number;
 }
 
-/** The compiled service started with `env` (test credentials, cheap hashing, a short store timeout); it may fail. */
+/**
+ * The store's bound on each try (TESSERA_STORE_TIMEOUT_MS): the cause a try is failed with is the
+ * server's answer (a refused connection, password or certificate) only when that answer is read
+ * within it, and on a loaded machine the process can stall for longer than 500 ms between a try's
+ * start and reading the answer: with 500 ms, the cause logged and written was "Server selection
+ * timed out after 500 ms". A try against a port that refuses lasts this long whole (server
+ * selection waits out its bound).
+ */
+const storeTimeoutMs = 5000;
+
+/** The compiled service started with `env` (test credentials, cheap hashing, storeTimeoutMs); it may fail. */
 async function launch(env: Record<string, string>): Promise<Launched> {
   const startedAt = performance.now();
   const child = spawn(process.execPath, await entryArgv("compiled"), {
@@ -50,15 +60,18 @@ async function launch(env: Record<string, string>): Promise<Launched> {
       TESSERA_ADMIN_TOKEN: testAdminToken,
       TESSERA_ARGON2_MEMORY_KIB: "1024",
       TESSERA_ARGON2_ITERATIONS: "1",
-      TESSERA_STORE_TIMEOUT_MS: "500",
+      TESSERA_STORE_TIMEOUT_MS: String(storeTimeoutMs),
       ...env,
     },
   });
   let out = "";
   let err = "";
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  const stderrEnded = new Promise<void>((resolve) => child.stderr!.on("data", (d: Buffer) => (err += d.toString())).once("end", resolve));
-  const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once("exit", (code) => resolve({ code, at: performance.now() })));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  const exitedAt = new Promise<number>((resolve) => child.once("exit", () => resolve(performance.now())));
+  // "close": the process has exited and both pipes have ended, so that lines() and stderr() hold
+  // all they will (at "exit", Node may not have read the last of them yet).
+  const closed = new Promise<number | null>((resolve) => child.once("close", (code: number | null) => resolve(code)));
   return {
     child,
     lines: () =>
@@ -67,7 +80,7 @@ async function launch(env: Record<string, string>): Promise<Launched> {
         .filter((l) => l.startsWith("{"))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
     stderr: () => err,
-    ended: Promise.all([exited, stderrEnded]).then(([e]) => e),
+    ended: Promise.all([closed, exitedAt]).then(([code, at]) => ({ code, at })),
     startedAt,
   };
 }
@@ -87,13 +100,16 @@ function childrenOf(pid: number): number[] {
     .map(Number);
 }
 
-async function until(condition: () => boolean, what: string, timeoutMs = 20000): Promise<void> {
+/** Resolves once `condition()` holds; fails after `timeoutMs` (a start on a loaded machine took over 10 s). */
+async function until(condition: () => boolean, what: string, timeoutMs = 45000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+before(buildCompiledEntry);
 
 const waitWarning = "MongoDB could not be reached; the start tries again (TESSERA_STORE_START_WAIT_SECONDS)";
 const warnings = (l: Launched) => l.lines().filter((line) => line.msg === waitWarning);
@@ -135,7 +151,7 @@ describe("openStoreWaiting: a stop as a try succeeds", () => {
 });
 
 describe("start: TESSERA_STORE_START_WAIT_SECONDS, a MongoDB that comes up after the service", function () {
-  this.timeout(90000);
+  this.timeout(120000);
   const dbs: PrivateFerretDb[] = [];
   const services: Launched[] = [];
   before(function () {
@@ -174,8 +190,8 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS, a MongoDB that comes up after
       dbs.push(db);
       const s = await launch({ MONGODB_URI: db.uri, TESSERA_MONGODB_DATABASE: `tessera_wait_${randomBytes(4).toString("hex")}`, TESSERA_STORE_START_WAIT_SECONDS: "60" });
       services.push(s);
-      // Two tries failed: the database comes only now.
-      await until(() => warnings(s).length === 2, "two failed tries");
+      // Two tries failed: the database comes only now (a refused try lasts storeTimeoutMs).
+      await until(() => warnings(s).length === 2, "two failed tries", 4 * storeTimeoutMs + 20000);
       await late.comes(db);
       await until(() => s.lines().some((l) => l.msg === "listening"), "listening");
       const warned = warnings(s);
@@ -207,15 +223,17 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS that runs out", function () {
   // Each start is its own process: their waits pass side by side.
   const ranOut = sideBySide(
     counts.map((workers) => async () => {
-      // Long enough for two tries and the pause between them on a loaded machine too, where a
-      // try took longer than its pause: with 3 s, the second try's failure came after the wait.
-      const l = await launch({ MONGODB_URI: nowhere, TESSERA_STORE_START_WAIT_SECONDS: "6", TESSERA_WORKERS: workers });
+      // Long enough for two tries (storeTimeoutMs each, the first also loading the MongoDB driver)
+      // and the pause between them, with 9.5 s to spare for what they take beyond their bounds on
+      // a loaded machine.
+      const waitMs = 4 * storeTimeoutMs;
+      const l = await launch({ MONGODB_URI: nowhere, TESSERA_STORE_START_WAIT_SECONDS: String(waitMs / 1000), TESSERA_WORKERS: workers });
       const { code, at } = await l.ended;
       assert.equal(code, 1, l.stderr());
       assert.equal(l.stderr(), `tessera: failed to start: ${refused}\n`);
-      // The wait, then at most one more try (TESSERA_STORE_TIMEOUT_MS) and the process's own start and exit.
-      assert.ok(at - l.startedAt >= 6000, `${at - l.startedAt} ms`);
-      assert.ok(at - l.startedAt < 6000 + 500 + 5000, `${at - l.startedAt} ms`);
+      // The wait has passed (how long the process took beyond it to start, try once more and
+      // exit is the machine's speed: under load, over 12 s for a wait of 6 s).
+      assert.ok(at - l.startedAt >= waitMs, `${at - l.startedAt} ms`);
       assert.ok(warnings(l).length >= 2);
       for (const w of warnings(l)) assert.equal(w.error, refused);
       assert.ok(!(JSON.stringify(l.lines()) + l.stderr()).includes(password));
@@ -229,14 +247,14 @@ describe("start: TESSERA_STORE_START_WAIT_SECONDS that runs out", function () {
 describe("start: TESSERA_STORE_START_WAIT_SECONDS, a mongodb+srv:// host whose DNS records are not found", function () {
   this.timeout(60000);
   it("is tried again, each try logged; once the wait has passed, the one line of a start without the wait, exit 1", async () => {
-    // Long enough for a try to fail and be logged within it on a loaded machine too (with 2 s,
-    // the first one's failure came after the wait).
-    const l = await launch({ MONGODB_URI: `mongodb+srv://tessera:${password}@cluster0.example.invalid/db`, TESSERA_STORE_START_WAIT_SECONDS: "4" });
+    // Long enough for a try to fail and be logged within it on a loaded machine too: the first
+    // try loads the MongoDB driver (with 4 s, under load, its failure came after the wait).
+    const l = await launch({ MONGODB_URI: `mongodb+srv://tessera:${password}@cluster0.example.invalid/db`, TESSERA_STORE_START_WAIT_SECONDS: "15" });
     const { code, at } = await l.ended;
     const line = /^MONGODB_URI: the DNS lookup of the mongodb\+srv host cluster0\.example\.invalid failed \(querySrv E[A-Z]+ _mongodb\._tcp\.cluster0\.example\.invalid\)$/;
     assert.equal(code, 1, l.stderr());
     assert.match(l.stderr(), new RegExp(`^tessera: failed to start: ${line.source.slice(1, -1)}\n$`));
-    assert.ok(at - l.startedAt >= 4000, `${at - l.startedAt} ms`);
+    assert.ok(at - l.startedAt >= 15000, `${at - l.startedAt} ms`);
     assert.ok(warnings(l).length >= 1);
     for (const w of warnings(l)) assert.match(w.error as string, line);
     assert.ok(!(JSON.stringify(l.lines()) + l.stderr()).includes(password));
