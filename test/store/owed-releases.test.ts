@@ -89,6 +89,45 @@ describe("owed releases", () => {
     assert.equal(held.length, 0);
   });
 
+  it("a login that comes while a round is under way waits for one more after it, also when that round began as the one before it ended", async () => {
+    // Each give-back waits for the test to fail it (the store away) or to make it.
+    const asked: Array<{ make(): void; fail(): void }> = [];
+    let ended = false;
+    const owed = owedTo(
+      () =>
+        new Promise<void>((make, fail) => {
+          if (ended) return make();
+          asked.push({ make, fail: () => fail(new Error("the store went away")) });
+        }),
+    );
+    try {
+      owed.owe(slotsOf(0), WINDOW_MS);
+      void owed.settle();
+      const afterFirst = owed.settle();
+      asked[0]!.fail();
+      // Logins that call settle() as the first round ends, turn after turn, until a second round
+      // is under way (begun by one of them, or for the caller waiting for one after the first).
+      for (let i = 0; i < 50 && asked.length < 2; i++) {
+        void owed.settle();
+        await Promise.resolve();
+      }
+      assert.equal(asked.length, 2);
+      // A login that comes while that round is under way, which then fails (sent while the store
+      // was away): it waits for a third round, which gives the slot back.
+      let done = false;
+      const waiting = owed.settle().then(() => (done = true));
+      asked[1]!.fail();
+      await turn();
+      assert.deepEqual({ done, asked: asked.length }, { done: false, asked: 3 });
+      asked[2]!.make();
+      await Promise.all([waiting, afterFirst]);
+      assert.equal(done, true);
+    } finally {
+      ended = true;
+      for (const give of asked) give.make();
+    }
+  });
+
   it("a round begun by a login's settle() asks the store outside that login's call", async () => {
     const scopes: Array<CallScope | undefined> = [];
     const owed = owedTo(async () => void scopes.push(currentCall()));

@@ -39,8 +39,13 @@ export class OwedReleases {
   private readonly owed = new Map<readonly HeldSlot[], number>();
   private timer: NodeJS.Timeout | undefined;
   private settling: Promise<void> | undefined;
-  /** The round after the one under way, shared by the callers that came while it ran. */
-  private nextRound: Promise<void> | undefined;
+  /**
+   * The round after the one under way (`after`), shared by the callers that came while it ran.
+   * Tied to that round, not cleared when it ends: a caller that comes once another round has
+   * begun (also one begun before those waiting for `after` have been resumed) waits for one more
+   * after that one.
+   */
+  private nextRound: { after: Promise<void>; round: Promise<void> } | undefined;
   private closed = false;
 
   constructor(
@@ -72,13 +77,14 @@ export class OwedReleases {
    */
   settle(): Promise<void> {
     if (this.owed.size === 0) return Promise.resolve();
-    if (this.settling === undefined) return this.begin();
-    this.nextRound ??= this.settling.then(() => {
-      this.nextRound = undefined;
+    const underWay = this.settling;
+    if (underWay === undefined) return this.begin();
+    if (this.nextRound?.after !== underWay) {
       // One round at a time: one begun meanwhile is this one.
-      return this.owed.size === 0 ? undefined : (this.settling ?? this.begin());
-    });
-    return this.nextRound;
+      const round = underWay.then(() => (this.owed.size === 0 ? undefined : (this.settling ?? this.begin())));
+      this.nextRound = { after: underWay, round };
+    }
+    return this.nextRound.round;
   }
 
   /** Begins a round (none is under way), outside the scope of the call that asked for it. */
