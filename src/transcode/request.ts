@@ -65,7 +65,7 @@ export async function buildRequestMessage(
         // JSON sent as a form (`curl -d '{"user":"ann","pass":"hunter2"}'` sends that content
         // type): read as one, its "names" would be pieces of the JSON split at each "&" and "="
         // of its values, a password's among them, for an error to quote. No field's name begins so.
-        if (beginsAsJson.test(text)) throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", jsonAsForm);
+        if (beginsAsJson(text)) throw new HttpError(415, "invalid_argument", "UNSUPPORTED_MEDIA_TYPE", jsonAsForm);
         parseArguments(text, args, true, unquotable);
       } else if (binding.loose && type === multipartFormMediaType) {
         parseMultipartArguments(bytes, contentType!, args, unquotable);
@@ -78,7 +78,7 @@ export async function buildRequestMessage(
   const fromQuery = args.length;
   // A query that is JSON, as a form body may be (jsonAsForm): split at each "&" and "=" of its
   // values, its pieces would be names for an error to quote.
-  if (beginsAsJson.test(rawQuery)) throw badRequest("INVALID_QUERY_PARAMETER", jsonAsQuery);
+  if (beginsAsJson(rawQuery)) throw badRequest("INVALID_QUERY_PARAMETER", jsonAsQuery);
   parseArguments(rawQuery, args, false, unquotable);
   if (args.length > fromQuery && (req.method === "GET" || req.method === "HEAD")) dropCacheBuster(binding, args, fromQuery);
   if (args.length > 0) {
@@ -106,11 +106,32 @@ export async function buildRequestMessage(
 }
 
 /**
- * A query or form body that begins as JSON does: "{" or "[", escaped or not (`curl
- * --data-urlencode '{...}'` escapes the whole text), after white space, escaped or not ("+" and
- * "%20" among it: a form's spaces).
+ * Whether a query or form body begins as JSON does: "{" or "[", escaped or not (`curl
+ * --data-urlencode '{...}'` escapes the whole text), after white space (`\s`), escaped or not
+ * ("+", "%20", "%09", "%0A", "%0D": a form's spaces among them). A scan rather than a regular
+ * expression: a repeated group of alternatives of different lengths backtracks through a stack
+ * of its own, which a body of 8 MiB of "+" or spaces (a raised TESSERA_BODY_LIMIT_BYTES) overflowed
+ * (RangeError: 500).
  */
-const beginsAsJson = /^(?:\s|\+|%(?:20|09|0A|0D))*(?:[{[]|%7B|%5B)/i;
+function beginsAsJson(text: string): boolean {
+  for (let i = 0; i < text.length; ) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) return true; // "{", "["
+    if (c === 0x2b || c === 0x20 || (c >= 0x09 && c <= 0x0d) || (c > 0x7f && whiteSpace.test(text[i]!))) {
+      i++;
+      continue;
+    }
+    if (c !== 0x25) return false; // "%"
+    const escaped = text.slice(i + 1, i + 3).toUpperCase();
+    if (escaped === "7B" || escaped === "5B") return true;
+    if (escaped !== "20" && escaped !== "09" && escaped !== "0A" && escaped !== "0D") return false;
+    i += 3;
+  }
+  return false;
+}
+
+/** One character of white space (`\s`: ASCII's and Unicode's). */
+const whiteSpace = /^\s$/;
 
 const jsonAsForm = `a form body (${formMediaType}) that begins as JSON does, with "{" or "[": JSON is sent as application/json`;
 const jsonAsQuery = 'a query that begins as JSON does, with "{" or "[": its arguments are name=value pairs, and JSON is sent as a body of type application/json';
