@@ -46,16 +46,40 @@ describe("owed releases", () => {
     });
     for (let i = 0; i < 100; i++) owed.owe(slotsOf(i), WINDOW_MS);
 
+    // The store away, a round ends with its first failures: the rest wait for the next round.
     await owed.settle();
-    assert.deepEqual({ maxInFlight, tried, given: given.size }, { maxInFlight: ROUND_CONCURRENCY, tried: 100, given: 0 });
+    assert.deepEqual({ maxInFlight, tried, given: given.size }, { maxInFlight: ROUND_CONCURRENCY, tried: ROUND_CONCURRENCY, given: 0 });
 
     away = false;
     maxInFlight = 0;
     await owed.settle();
-    assert.deepEqual({ maxInFlight, tried, given: given.size }, { maxInFlight: ROUND_CONCURRENCY, tried: 200, given: 100 });
+    assert.deepEqual({ maxInFlight, tried, given: given.size }, { maxInFlight: ROUND_CONCURRENCY, tried: ROUND_CONCURRENCY + 100, given: 100 });
     // Nothing is owed any more: the next settle asks nothing of the store.
     await owed.settle();
-    assert.equal(tried, 200);
+    assert.equal(tried, ROUND_CONCURRENCY + 100);
+  });
+
+  it("a login waiting for a round while the store hangs waits one time bound, not one for each sixteen owed: the round ends at its first failures", async () => {
+    const held: Array<() => void> = [];
+    let hanging = true;
+    // A store that hangs: each give-back waits to be failed by the test (its time bound); then
+    // fails at once (the stop after the test).
+    const owed = owedTo(async () => {
+      if (hanging) await new Promise<void>((resolve) => held.push(resolve));
+      throw new Error("the store's time bound passed");
+    });
+    for (let i = 0; i < 100; i++) owed.owe(slotsOf(i), WINDOW_MS);
+    let done = false;
+    const waiting = owed.settle().then(() => (done = true));
+    await turn();
+    const sent = held.length;
+    for (const fail of held.splice(0)) fail();
+    for (let i = 0; i < 3; i++) await turn();
+    const [sentAfter, doneThen] = [held.length, done];
+    hanging = false;
+    for (const fail of held.splice(0)) fail();
+    await waiting;
+    assert.deepEqual({ sent, done: doneThen, sentAfter }, { sent: ROUND_CONCURRENCY, done: true, sentAfter: 0 });
   });
 
   it("a stop sends what the round under way has not tried in one last round, all at once, so that a store that hangs holds it up one time bound, not one for each sixteen", async () => {

@@ -15,6 +15,11 @@
 // flapping outage thousands may be owed, and sent at once they would flood the store just as it
 // answers again (MongoDB: the driver's pool of 100 connections, whose wait queue gives up at the
 // store's time bound, and behind FerretDB its PostgreSQL), refusing the logins of that moment.
+// A round ends at its first give-back the store fails (those in flight still waited for): the
+// store is down or hangs, and sending the rest would only make a caller that waits for the round
+// (a login, a sign-up) wait out the store's time bound once for every ROUND_CONCURRENCY owed;
+// they wait for the next round. So a caller waits at most about two time bounds (the round under
+// way and one more), however many are owed.
 // A stop's last round sends all at once instead (nothing is served any more, and it must not wait
 // out the store's time bound once for every ROUND_CONCURRENCY of them while the store hangs), and
 // the round under way at a stop sends no more: what it has not tried goes in that last round.
@@ -118,8 +123,10 @@ export class OwedReleases {
     const now = this.nowMs();
     const entries = [...this.owed];
     let next = 0;
+    let failed = false;
     const tryInTurn = async () => {
       while (next < entries.length) {
+        if (failed) return; // the store failed one: the rest wait for the next round
         if (this.closed && !last) return; // a stop: the rest goes in its last round
         const [slots, until] = entries[next++]!;
         if (!this.owed.has(slots)) continue; // dropped meanwhile (MAX_OWED): left to the lease
@@ -132,6 +139,7 @@ export class OwedReleases {
           this.owed.delete(slots);
         } catch {
           // Still owed: the next round tries again.
+          failed = true;
         }
       }
     };
