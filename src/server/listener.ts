@@ -525,10 +525,8 @@ export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptio
     if (e.code === "HPE_PAUSED_H2_UPGRADE" && (socket as tls.TLSSocket).encrypted && (socket as Socket).bytesWritten === 0) {
       // The HTTP/2 preface as a connection's first bytes, on a TLS connection that did not
       // negotiate h2 (no ALPN, or http/1.1): an HTTP/2 client (a gRPC client whose TLS layer
-      // sends no ALPN), which would not read an HTTP/1.1 answer. It is told in its own framing,
-      // and the socket goes once that has been handed over (as below: under TLS, written during
-      // the read that brought the preface, it is sent after that read).
-      if (socket.writable) socket.end(noH2WithoutAlpn, () => socket.destroy());
+      // sends no ALPN), which would not read an HTTP/1.1 answer. It is told in its own framing.
+      if (socket.writable) answerAndClose(socket, noH2WithoutAlpn);
       else socket.destroy();
       return;
     }
@@ -549,11 +547,7 @@ export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptio
       // The request being read, refused by the request timeout: its reader sees the connection
       // close, as when a client leaves, and is told it was this (request-arrival.ts).
       if (e.code === "ERR_HTTP_REQUEST_TIMEOUT" && incoming) markArrivalTimedOut(incoming);
-      // The socket goes once the answer has been handed over, not at once: under TLS, an answer
-      // written while the TLS layer is still handing over the read that brought the refused
-      // bytes is encrypted and sent after that read, and a socket destroyed meanwhile never sent
-      // it (the client saw the connection close unanswered).
-      socket.end(rawErrorAnswer(...clientErrorAnswer(e, limits), limits.requestIds !== undefined), () => socket.destroy());
+      answerAndClose(socket, rawErrorAnswer(...clientErrorAnswer(e, limits), limits.requestIds !== undefined));
       return;
     }
     // That answer still on its way: what the client sends meanwhile (refused by the parser
@@ -561,6 +555,16 @@ export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptio
     if (e.code !== "ECONNRESET" && socket.writableEnded && !socket.writableFinished && !socket.destroyed) return;
     socket.destroy();
   };
+}
+
+/**
+ * Writes `answer` to a connection whose bytes were refused, and destroys the socket once it has
+ * been handed over, not at once: under TLS, an answer written while the TLS layer is still
+ * handing over the read that brought the refused bytes is encrypted and sent after that read,
+ * and a socket destroyed meanwhile never sent it (the client saw the connection close unanswered).
+ */
+function answerAndClose(socket: Duplex, answer: string | Uint8Array): void {
+  socket.end(answer, () => socket.destroy());
 }
 
 export async function listen(handler: RequestHandler, o: ListenerOptions): Promise<Listener> {
