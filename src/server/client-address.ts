@@ -157,9 +157,7 @@ export function* hopsFromRight(headers: IncomingHttpHeaders): Generator<string |
   const forwarded = headerValues(headers["forwarded"]);
   for (let v = forwarded.length - 1; v >= 0; v--) {
     for (const element of splitFromRight(forwarded[v]!, ",", true)) {
-      const pair = splitOutsideQuotes(element, ";")
-        .map((p) => p.trim())
-        .find((p) => p.slice(0, 4).toLowerCase() === "for=");
+      const pair = [...splitFromRight(element, ";", true)].map((p) => p.trim()).find((p) => p.slice(0, 4).toLowerCase() === "for=");
       // An element without for= (a proxy that sends only proto= or host=) names no hop: the walk
       // stops there, as at one that is no address, rather than reading the element left of it,
       // which its client wrote.
@@ -176,14 +174,22 @@ function headerValues(v: string | string[] | undefined): string[] {
  * The parts of `s` between `sep`s, right to left; with `quotes`, a `sep` inside a quoted string
  * does not split. Read from the right, the proxies' own well-formed parts come first, so a quote
  * left open further left (by the client) cannot take them in.
+ *
+ * A quoted string's backslash begins a quoted-pair (RFC 9110 5.6.4): `\"` is a quote within it,
+ * `\\` a backslash. Met from the right, a quote outside a string closes one, whatever stands
+ * before it (`host="x\\"`, a Host that ends in a backslash, escaped: the backslash before the
+ * quote is the pair's second); one inside opens it unless an odd run of backslashes stands
+ * before it, the last of which escapes it. Taken for escaped, the closing quote of `"x\\"` left
+ * the string open to the left, over the proxy's own comma, and a for= its client wrote was read.
  */
 function* splitFromRight(s: string, sep: string, quotes: boolean): Generator<string, void, undefined> {
   let quoted = false;
   let end = s.length;
   for (let i = s.length - 1; i >= 0; i--) {
     const c = s[i];
-    if (quotes && c === '"' && s[i - 1] !== "\\") quoted = !quoted;
-    else if (c === sep && !quoted) {
+    if (quotes && c === '"') {
+      if (!quoted || backslashesBefore(s, i) % 2 === 0) quoted = !quoted;
+    } else if (c === sep && !quoted) {
       yield s.slice(i + 1, end);
       end = i;
     }
@@ -191,20 +197,14 @@ function* splitFromRight(s: string, sep: string, quotes: boolean): Generator<str
   yield s.slice(0, end);
 }
 
-function splitOutsideQuotes(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let quoted = false;
-  let start = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === '"' && s[i - 1] !== "\\") quoted = !quoted;
-    else if (c === sep && !quoted) {
-      out.push(s.slice(start, i));
-      start = i + 1;
-    }
-  }
-  out.push(s.slice(start));
-  return out;
+/**
+ * How many backslashes stand right before `s[i]`. Each run is counted once, for the quote it
+ * ends at: the time is linear in `s`.
+ */
+function backslashesBefore(s: string, i: number): number {
+  let n = 0;
+  while (i - n - 1 >= 0 && s[i - n - 1] === "\\") n++;
+  return n;
 }
 
 /** One hop as a header writes it: a bare or quoted address, IPv6 in brackets, maybe a port. */

@@ -138,6 +138,19 @@ describe("client address", function () {
       );
       assert.equal(await via.login("127.0.0.9", ghost(), { forwarded: 'for="[2001:db8:1:2:ffff::9]"' }), "resource_exhausted", "the same /64");
     });
+
+    // RFC 7239's host= is the Host its client sent, written as a quoted-string: a Host that ends
+    // in a backslash is `host="x\\"` (RFC 9110 5.6.4's quoted-pair). The quote after that pair
+    // closes the string; taken for an escaped one, the string ran on to the left, over the comma
+    // before the proxy's element, and a for= the client wrote there was counted.
+    it("Forwarded: the proxy's element quoting a value that ends in an escaped backslash (host=\"x\\\\\"): its hop is counted, not a for= the client wrote", async () => {
+      const via = restVia("HTTP/1.1", plain.url);
+      const proxied = (written: string) => ({ forwarded: `${written}, for=198.51.100.41;host="x\\\\"` });
+      for (let i = 0; i < 4; i++) {
+        assert.equal(await via.login("127.0.0.9", ghost(), proxied(`for=192.0.2.${i + 1};by=_p`)), "unauthenticated", `failure ${i + 1}`);
+      }
+      assert.equal(await via.login("127.0.0.9", ghost(), proxied("for=192.0.2.99;by=_p")), "resource_exhausted", "198.51.100.41 is locked after 4 failures, whatever for= its client wrote");
+    });
   });
 
   // A dual-stack listener (::) reports an IPv4 peer as ::ffff:a.b.c.d, one listening on 127.0.0.1
@@ -229,6 +242,12 @@ describe("client address resolution", () => {
     // The client writes what is left of the proxy's hop: a quote it leaves open does not swallow that hop.
     ["Forwarded: a quote the client left open, then the proxy's hop", "10.1.1.1", { forwarded: 'for="198.51.100.1, for=203.0.113.7' }, "203.0.113.7"],
     ["Forwarded: a quote the client left open, then the proxy's quoted IPv6 hop", "10.1.1.1", { forwarded: 'for="x, for="[2001:db8:1:2::1]:443"' }, "2001:db8:1:2::/64"],
+    // A quoted-string's quoted-pairs (RFC 9110 5.6.4): `\\` is a backslash, `\"` a quote in it.
+    ["Forwarded: the proxy's quoted value ends in an escaped backslash: its hop, not the client's for=", "10.1.1.1", { forwarded: 'for=198.51.100.1;by=_p, for=203.0.113.7;host="x\\\\"' }, "203.0.113.7"],
+    ["Forwarded: the proxy's quoted value ends in a backslash it did not escape: its hop", "10.1.1.1", { forwarded: 'for=198.51.100.1;by=_p, for=203.0.113.7;host="x\\"' }, "203.0.113.7"],
+    ["Forwarded: for= after a quoted value that ends in an escaped backslash", "10.1.1.1", { forwarded: 'for=198.51.100.1, host="x\\\\";for=203.0.113.7' }, "203.0.113.7"],
+    ["Forwarded: two escaped backslashes, then the quoted IPv6 hop", "10.1.1.1", { forwarded: 'for=198.51.100.1, for="[2001:db8:1:2::1]";host="\\\\\\\\"' }, "2001:db8:1:2::/64"],
+    ["Forwarded: an escaped quote and a comma in the proxy's quoted value", "10.1.1.1", { forwarded: 'for=198.51.100.1, for=203.0.113.7;host="a\\",b"' }, "203.0.113.7"],
     // At most 32 hops are read, from the right: a longer chain of trusted hops counts as its 32nd.
     ["a chain of 40 trusted hops: the 32nd from the right", "10.1.1.1", { "x-forwarded-for": Array.from({ length: 40 }, (_, i) => `10.0.0.${40 - i}`).join(", ") }, "10.0.0.32"],
     ["Forwarded: a chain of 40 trusted hops: the 32nd from the right", "10.1.1.1", { forwarded: Array.from({ length: 40 }, (_, i) => `for=10.0.0.${40 - i}`).join(", ") }, "10.0.0.32"],
@@ -238,6 +257,17 @@ describe("client address resolution", () => {
   for (const [name, peer, headers, expected] of cases) {
     it(`${name}: ${expected}`, () => assert.equal(resolve(peer, headers), expected));
   }
+
+  it("Forwarded: whatever the client wrote, and whatever a quoted value of the proxy's element holds (escaped), the proxy's hop is counted", () => {
+    const quotedString = (text: string) => `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), fc.string({ maxLength: 20 }), fc.boolean(), (written, host, hostFirst) => {
+        const element = hostFirst ? `host=${quotedString(host)};for=203.0.113.7` : `for=203.0.113.7;host=${quotedString(host)}`;
+        assert.equal(resolve("10.1.1.1", { forwarded: `${written}, ${element}` }), "203.0.113.7");
+      }),
+      { numRuns: 2000 },
+    );
+  });
 
   // Every way one client's address may be written (as a peer or a proxy's hop) is one address to
   // count: an attacker who could write it another way would get a fresh window each time.
