@@ -159,10 +159,11 @@ export class AuthenticationTokens {
   /**
    * GET /api/authenticationtoken/{token}/user: consumes the token (atomically, once) and starts
    * a cookie session for its user, unless `currentCookie` is already a valid session of that
-   * user (kept). When it is a live session of ANOTHER user, the exchange is refused
-   * (ALREADY_EXISTS, the token left unused, the cookie kept): a link must not silently log a
-   * browser in as someone else. A deactivated user, or a token made under an outdated credential
-   * epoch, gets 404 like a dead token: no session for them.
+   * user (kept). When it is a live session of ANOTHER user, the exchange of a live token is
+   * refused (ALREADY_EXISTS, the token left unused, the cookie kept): a link must not silently
+   * log a browser in as someone else. A deactivated user, or a token made under an outdated
+   * credential epoch, gets 404 like a dead token: no session for them. A dead token (unknown,
+   * used, expired, its user's, its source's or its key's end) is 404 whatever the cookie.
    *
    * All or nothing: the token is checked, consumed, and only then the new session stored. Of
    * concurrent exchanges, on one instance or several, the consume decides: the one that wins
@@ -183,14 +184,17 @@ export class AuthenticationTokens {
     const record = await this.deps.authTokens.findByHash(hash);
     if (record === null || !secretEquals(record.hash, hash)) throw tokenNotFound();
     found?.(record.userId);
-    if (current !== undefined && record.userId !== current) {
-      throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
-    }
     if (record.consumedAt !== undefined || record.expiresAt.getTime() <= this.deps.clock.now().getTime()) throw tokenNotFound();
     const user = await this.deps.users.get(record.userId);
     if (user === null || !user.active || outdated(record, record.createdAt, user)) throw tokenNotFound();
     const { end: sourceEnd, sources } = await this.liveSources(record);
     if (await this.deps.keys.anyRevoked(record.sourceKids)) throw tokenNotFound();
+    // Only a token that would log the browser in is refused for the session it holds: a dead one
+    // is 404 whatever the cookie, so that the answer does not tell another user's used or expired
+    // token from an unknown one.
+    if (current !== undefined && current !== user.id) {
+      throw alreadyExists("OTHER_USER_SESSION", "the browser holds a session of another user: log out first");
+    }
     if (current === user.id) {
       if ((await this.deps.authTokens.consume(hash, this.deps.clock.now())) === null) throw tokenNotFound();
       this.deps.logger.info("authentication token exchanged", { userId: user.id, session: "kept" });

@@ -400,6 +400,29 @@ for (const store of storesUnderTest()) {
             const clean = await api.exchangeToken(othersToken);
             assert.equal(expectOk(clean)._id, other.user.id);
           });
+
+          it("gives another user's used, expired or deactivated user's token 404 in a browser holding a live session, as without it (not 409)", async () => {
+            const { user, token } = await userWithToken();
+            const value = sessionCookieOf((await api.exchangeToken((await createToken(bearer(token))).token)).headers)!.value;
+            const other = await userWithToken();
+            const used = (await createToken(bearer(other.token))).token;
+            expectOk(await api.exchangeToken(used));
+            const expired = (await createToken(bearer(other.token))).token;
+            const deactivated = await userWithToken();
+            const ofDeactivated = (await createToken(bearer(deactivated.token))).token;
+            await server.tessera.store.users.deactivate(deactivated.user.id, clock.now());
+            clock.advance(60_000);
+            for (const dead of [used, expired, ofDeactivated]) {
+              for (const headers of [cookie(value), {}]) {
+                const res = await api.exchangeToken(dead, headers);
+                expectCode(res, "not_found", notFound, "TOKEN_NOT_FOUND");
+                assert.equal(sessionCookieOf(res.headers), undefined);
+              }
+            }
+            // The browser's session is still its user's.
+            const mine = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) });
+            assert.equal(mine.body.user, user.id);
+          });
         });
       });
     }
