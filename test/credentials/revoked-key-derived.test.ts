@@ -17,13 +17,10 @@ import { expectCode, expectOk, restOutcome } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { storesUnderTest, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, createAuthenticationToken, jwtLogin, jwtRefreshToken, loginUserToken, signUp, startSession, uniqueEmail } from "../support/users.js";
-import { sessionCookieOf } from "../authentication-token/api.js";
 import { keyApi } from "../key/api.js";
-import { startServerPair, type ServerPair } from "./support.js";
+import { exchangeHandOff, expectDeadHandOff, expectEndedCookie, handOffNotFound, sessionCookieHeader, startServerPair, type ServerPair } from "./support.js";
 
 const kidOf = (token: string) => decodeProtectedHeader(token).kid!;
-const cookie = (value: string) => ({ cookie: `tessera_session=${value}` });
-const tokenNotFound = "authentication token not found (unknown, used or expired)";
 
 for (const store of storesUnderTest()) {
   describe(`Revoking a signing key ends what its tokens made on ${store}`, function () {
@@ -43,24 +40,6 @@ for (const store of storesUnderTest()) {
       }
     }
 
-    /** Exchanges a seed 003 token on `server`; the cookie value it set. */
-    async function exchange(server: TestServer, token: string): Promise<string> {
-      const res = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
-      assert.equal(res.status, 200, res.text);
-      return sessionCookieOf(res.headers)!.value;
-    }
-
-    async function expectDeadToken(server: TestServer, token: string): Promise<void> {
-      const res = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
-      expectCode(restOutcome(res), "not_found", tokenNotFound, "TOKEN_NOT_FOUND");
-      assert.equal(sessionCookieOf(res.headers), undefined, "no session started");
-    }
-
-    async function expectEndedCookie(server: TestServer, value: string): Promise<void> {
-      const res = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) });
-      expectCode(restOutcome(res), "unauthenticated", "session cookie is disabled", "TOKEN_REVOKED");
-    }
-
     it("an authentication token made with a JWT or a session access token the key signed is dead: 404, as a used one", async () => {
       const { a, b } = pair;
       const email = uniqueEmail("revoked-handoff");
@@ -78,14 +57,14 @@ for (const store of storesUnderTest()) {
       await revoke(b, kid);
       // At once on the revoking instance.
       const read = await rest(b.url, "GET", `/api/authenticationtoken/${fromSession}`, { headers: bearer(userToken) });
-      expectCode(restOutcome(read), "not_found", tokenNotFound, "TOKEN_NOT_FOUND");
-      await expectDeadToken(b, fromJwt);
+      expectCode(restOutcome(read), "not_found", handOffNotFound, "TOKEN_NOT_FOUND");
+      await expectDeadHandOff(b, fromJwt);
       // Within the reload interval on the other.
       clock.advance(30_000);
-      await expectDeadToken(a, fromSession);
-      await expectDeadToken(a, fromJwtOnA);
+      await expectDeadHandOff(a, fromSession);
+      await expectDeadHandOff(a, fromJwtOnA);
       // A token made with a credential the key did not sign lives on.
-      await exchange(a, fromUserToken);
+      await exchangeHandOff(a, fromUserToken);
     });
 
     it("a cookie session started with such a token ends: 401 TOKEN_REVOKED, as after a logout, and so does what it made", async () => {
@@ -95,14 +74,14 @@ for (const store of storesUnderTest()) {
       const access = await jwtLogin(a, email);
       const session = await startSession(a, email);
       const kid = kidOf(access);
-      const fromJwt = await exchange(a, await createAuthenticationToken(a, bearer(access)));
-      const fromSession = await exchange(a, await createAuthenticationToken(a, { ...clientIdHeader, ...bearer(session.access_token) }));
+      const fromJwt = await exchangeHandOff(a, await createAuthenticationToken(a, bearer(access)));
+      const fromSession = await exchangeHandOff(a, await createAuthenticationToken(a, { ...clientIdHeader, ...bearer(session.access_token) }));
       // A cookie session made from that cookie session, and a hand-off token made from it.
-      const again = await exchange(a, await createAuthenticationToken(a, cookie(fromJwt)));
-      const handOff = await createAuthenticationToken(a, cookie(fromSession));
-      const unrelated = await exchange(a, await createAuthenticationToken(a, bearer(await loginUserToken(a, email))));
+      const again = await exchangeHandOff(a, await createAuthenticationToken(a, sessionCookieHeader(fromJwt)));
+      const handOff = await createAuthenticationToken(a, sessionCookieHeader(fromSession));
+      const unrelated = await exchangeHandOff(a, await createAuthenticationToken(a, bearer(await loginUserToken(a, email))));
       for (const value of [fromJwt, fromSession, again]) {
-        assert.equal((await rest(a.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).status, 200);
+        assert.equal((await rest(a.url, "GET", "/api/authenticationtoken", { headers: sessionCookieHeader(value) })).status, 200);
       }
 
       await revoke(b, kid);
@@ -110,8 +89,8 @@ for (const store of storesUnderTest()) {
       await expectEndedCookie(b, again);
       clock.advance(30_000);
       await expectEndedCookie(a, fromSession);
-      await expectDeadToken(a, handOff);
-      assert.equal((await rest(a.url, "GET", "/api/authenticationtoken", { headers: cookie(unrelated) })).status, 200);
+      await expectDeadHandOff(a, handOff);
+      assert.equal((await rest(a.url, "GET", "/api/authenticationtoken", { headers: sessionCookieHeader(unrelated) })).status, 200);
     });
 
     it("a refresh token minted with an access token of a retired key ends when that key is revoked, with the access tokens it gave and what they made", async () => {
@@ -139,7 +118,7 @@ for (const store of storesUnderTest()) {
       assert.equal(derived.status, 200, derived.text);
       const derivedAccess = derived.text;
       const handOff = await createAuthenticationToken(a, bearer(derivedAccess));
-      const derivedCookie = await exchange(a, await createAuthenticationToken(a, bearer(derivedAccess)));
+      const derivedCookie = await exchangeHandOff(a, await createAuthenticationToken(a, bearer(derivedAccess)));
 
       await revoke(b, retired);
       const refused = await refreshLogin(b, refresh);
@@ -148,7 +127,7 @@ for (const store of storesUnderTest()) {
       expectCode(restOutcome(await refreshLogin(a, refresh)), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
       const check = await rest(a.url, "GET", "/jwt/check", { headers: bearer(derivedAccess) });
       expectCode(restOutcome(check), "invalid_argument", "token derived from a token signed by a revoked key", "INVALID_TOKEN");
-      await expectDeadToken(a, handOff);
+      await expectDeadHandOff(a, handOff);
       await expectEndedCookie(a, derivedCookie);
       // What the retired key did not take part in lives on.
       assert.equal((await refreshLogin(a, unrelated)).status, 200);

@@ -10,6 +10,8 @@ import { Collection } from "mongodb";
 import type { Clock } from "../../src/core/clock.js";
 import type { UserStore } from "../../src/store/ports/users.js";
 import { rest } from "../support/clients.js";
+import { expectCode, restOutcome } from "../support/api.js";
+import { sessionCookieOf } from "../authentication-token/api.js";
 import { pollLast, pollUntil } from "../support/poll.js";
 import { startTestServer, type StoreKind, type TestServer } from "../support/server.js";
 import { admin } from "../support/users.js";
@@ -216,4 +218,30 @@ export function insertsHeldTogether(collection: string, count: number): () => vo
     Collection.prototype.insertOne = insertOne;
     release();
   };
+}
+
+/** The headers of a request carrying the `tessera_session` cookie `value`. */
+export const sessionCookieHeader = (value: string) => ({ cookie: `tessera_session=${value}` });
+
+/** The message of a seed 003 token that is unknown, used, expired or dead. */
+export const handOffNotFound = "authentication token not found (unknown, used or expired)";
+
+/** Exchanges a seed 003 token on `server`; the cookie value it set. */
+export async function exchangeHandOff(server: TestServer, token: string): Promise<string> {
+  const res = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
+  assert.equal(res.status, 200, res.text);
+  return sessionCookieOf(res.headers)!.value;
+}
+
+/** A seed 003 token `server` refuses to exchange as a dead one (404), starting no session. */
+export async function expectDeadHandOff(server: TestServer, token: string): Promise<void> {
+  const res = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
+  expectCode(restOutcome(res), "not_found", handOffNotFound, "TOKEN_NOT_FOUND");
+  assert.equal(sessionCookieOf(res.headers), undefined, "no session started");
+}
+
+/** A cookie session `server` refuses as ended (401 TOKEN_REVOKED, as after a logout). */
+export async function expectEndedCookie(server: TestServer, value: string): Promise<void> {
+  const res = await rest(server.url, "GET", "/api/authenticationtoken", { headers: sessionCookieHeader(value) });
+  expectCode(restOutcome(res), "unauthenticated", "session cookie is disabled", "TOKEN_REVOKED");
 }
