@@ -12,11 +12,16 @@
 // has expired. A revoked key (emergency) verifies nothing, at once on the revoking instance and
 // within the 30 s reload interval on the others (but, while it is held, that a token being ended
 // is its caller's: endedKeyFor); revoking the signing key first promotes the
-// next key at once. HS256 uses TESSERA_JWT_SECRET and stores nothing.
+// next key at once. HS256 uses TESSERA_JWT_SECRET and stores nothing: its tokens' header names
+// the kid "hs256", whatever the secret, and changing the secret is how its key is revoked. A
+// verification names the key by an id of the secret (hs256KeyId), which is what a credential
+// made from the token records (source kids): once the secret has changed, that id is no longer
+// the key's, and anyRevoked ends such a credential as one made from a revoked key's token.
 //
 // Instances learn about rotations and revocations by re-reading the key list: at most every
 // `reloadIntervalMs` before signing or verifying, and at once (rate-limited) when a token names
 // an unknown kid. Every time read here is the injected clock's.
+import { createHmac } from "node:crypto";
 import {
   calculateJwkThumbprint,
   exportJWK,
@@ -67,6 +72,17 @@ interface LoadedKey extends VerificationKey {
 }
 
 const hs256Kid = "hs256";
+/** The prefix of the ids of HS256 secrets (hs256KeyId). */
+const hs256KeyIdPrefix = "hs256:";
+
+/**
+ * The id of an HS256 secret: what a verification names the key by, and what a credential made
+ * from one of its tokens records. It names no other secret; 16 characters of an HMAC under the
+ * secret, so it tells nothing of it that any token it signs does not.
+ */
+function hs256KeyId(secret: Uint8Array): string {
+  return hs256KeyIdPrefix + createHmac("sha256", secret).update("tessera HS256 key id").digest("base64url").slice(0, 16);
+}
 /** A key that is current when another instance rotates may sign for up to this long; a revoked key may verify on another instance for up to this long. */
 export const reloadIntervalMs = 30_000;
 /** The JWKS max-age ceiling (seconds). */
@@ -138,6 +154,8 @@ export class KeyRing {
   private readonly audit: Pick<AuditTrail, "record"> | undefined;
   private keys = new Map<string, LoadedKey>();
   private current: LoadedKey | undefined;
+  /** Under HS256, the id of TESSERA_JWT_SECRET (hs256KeyId). */
+  private hs256Id: string | undefined;
   private loadedAt = -Infinity;
   private lastUnknownKidReload = -Infinity;
   private reloading: Promise<void> | undefined;
@@ -174,8 +192,11 @@ export class KeyRing {
       const secret = deps.config.jwtSecret;
       if (!secret) throw new Error("TESSERA_JWT_SECRET is required for HS256");
       const key = new TextEncoder().encode(secret);
-      ring.current = { kid: hs256Kid, alg: "HS256", generation: 0, publicKey: key, privateKey: key };
+      // Named "hs256" in its tokens' header, and by the secret's id once a token verified.
+      ring.hs256Id = hs256KeyId(key);
+      ring.current = { kid: ring.hs256Id, alg: "HS256", generation: 0, publicKey: key, privateKey: key };
       ring.keys.set(hs256Kid, ring.current);
+      ring.keys.set(ring.current.kid, ring.current);
       return ring;
     }
     if (deps.owed) {
@@ -288,7 +309,8 @@ export class KeyRing {
     const key = await this.signingKey();
     if (key.privateKey === undefined) throw new Error(key.unsealable);
     const iat = typeof payload.iat === "number" ? payload.iat : Math.floor(this.clock.now().getTime() / 1000);
-    return signJwt({ kid: key.kid, alg: key.alg, privateKey: key.privateKey }, { ...payload, iat, exp: iat + expiresInSeconds });
+    const kid = this.alg === "HS256" ? hs256Kid : key.kid;
+    return signJwt({ kid, alg: key.alg, privateKey: key.privateKey }, { ...payload, iat, exp: iat + expiresInSeconds });
   }
 
   /**
@@ -337,7 +359,12 @@ export class KeyRing {
    * this one are told at once).
    */
   async anyRevoked(kids: readonly string[] | undefined): Promise<boolean> {
-    if (kids === undefined || kids.length === 0 || this.alg === "HS256") return false;
+    if (kids === undefined || kids.length === 0) return false;
+    // An HS256 secret other than the one configured now (changed since, or HS256 left): its
+    // tokens verify no more, as a revoked key's. "hs256" alone (recorded before secrets had ids)
+    // names no secret in particular, and ends nothing.
+    if (kids.some((kid) => kid.startsWith(hs256KeyIdPrefix) && kid !== this.hs256Id)) return true;
+    if (this.alg === "HS256") return false;
     await this.reloadIfStale();
     return kids.some((kid) => this.isRevoked(kid));
   }

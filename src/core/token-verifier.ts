@@ -142,7 +142,10 @@ export class TokenVerifier {
     return (await this.verifyKeyed(token, opts)).claims;
   }
 
-  /** As verify, with the kid of the key that signed the token (no second parse of its header). */
+  /**
+   * As verify, with the kid of the key that signed the token (no second parse of its header): the
+   * key ring's name of it, the header's kid but under HS256, where it is the secret's id.
+   */
   async verifyKeyed(token: string, opts: VerifyOptions = {}): Promise<{ claims: VerifiedPayload; kid: string }> {
     const now = this.clock.now();
     const audiences = opts.audience === undefined ? undefined : typeof opts.audience === "string" ? [opts.audience] : opts.audience;
@@ -156,8 +159,9 @@ export class TokenVerifier {
     let key: VerificationKey & { ended?: true };
     try {
       const parsed = this.parse(token);
-      kid = parsed.header.kid;
       key = await this.keyFor(parsed.header, opts.endedKeys === true);
+      // The ring's name of the key, which is the header's but under HS256 (KeyRing: the secret's id).
+      kid = key.kid;
       if (!signatureMatches(key, parsed.signingInput, parsed.signature)) throw unauthenticated("INVALID_TOKEN", "invalid token signature");
       checkType(parsed.header.typ);
       refuseRepeatedMember("payload", parsed.payload);
