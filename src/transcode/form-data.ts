@@ -36,11 +36,63 @@ function boundaryOf(contentType: string): string {
   return boundary;
 }
 
-/** One parameter of a Content-Disposition value, quoted (backslash escapes) or a token. */
-function dispositionParameter(params: string, key: string): string | undefined {
-  const m = new RegExp(`;\\s*${key}\\s*=\\s*(?:"((?:[^"\\\\]|\\\\.)*)"|([^\\s;"]+))`, "i").exec(params);
-  if (!m) return undefined;
-  return m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2];
+/** A parameter's name (RFC 9110 5.6.2's token). */
+const parameterName = /[!#$%&'*+.^_`|~0-9A-Za-z-]+/y;
+/** A value that is not quoted: up to white space, ";" or a quote. */
+const bareValue = /[^\s;"]+/y;
+
+/**
+ * The parameters of a Content-Disposition value after its type (`; name="user"; filename=a`),
+ * read left to right (RFC 6266 4.1, `*( OWS ";" OWS disposition-parm )`, each a name, "=" and a
+ * token or a quoted-string): names lower case, each quoted value read whole and its quoted-pairs
+ * (RFC 9110 5.6.4) undone, so that a ";" or a `name=` inside one is that value's. `"twice"` when
+ * a parameter is named more than once (RFC 6266 4.1 makes such a value invalid, and a reader
+ * in front that takes the other would see another field); undefined when the text is no such
+ * list (a value left open, a parameter without "=").
+ */
+function dispositionParameters(params: string): Map<string, string> | "twice" | undefined {
+  const out = new Map<string, string>();
+  let twice = false;
+  let i = 0;
+  const blank = () => {
+    while (params[i] === " " || params[i] === "\t") i++;
+  };
+  for (;;) {
+    blank();
+    if (i === params.length) return twice ? "twice" : out;
+    if (params[i] !== ";") return undefined;
+    i++;
+    blank();
+    // An empty parameter (`;;`, a trailing ";").
+    if (i === params.length || params[i] === ";") continue;
+    parameterName.lastIndex = i;
+    const name = parameterName.exec(params)?.[0];
+    if (name === undefined) return undefined;
+    i += name.length;
+    blank();
+    if (params[i] !== "=") return undefined;
+    i++;
+    blank();
+    let value: string;
+    if (params[i] === '"') {
+      value = "";
+      for (i++; i < params.length && params[i] !== '"'; i++) {
+        if (params[i] === "\\" && i + 1 < params.length) i++;
+        value += params[i];
+      }
+      if (i === params.length) return undefined;
+      i++;
+    } else {
+      bareValue.lastIndex = i;
+      const token = bareValue.exec(params)?.[0];
+      if (token === undefined) return undefined;
+      value = token;
+      i += token.length;
+    }
+    const key = name.toLowerCase();
+    if (out.has(key)) twice = true;
+    out.set(key, value);
+  }
 }
 
 /**
@@ -59,10 +111,13 @@ function fieldName(headers: string, hidden: (text: string) => boolean): string {
   for (const line of lines) {
     const m = /^content-disposition[ \t]*:[ \t]*form-data[ \t]*(;.*)?$/i.exec(line);
     if (!m) continue;
-    const params = m[1] ?? "";
-    const name = dispositionParameter(params, "name");
+    const params = dispositionParameters(m[1] ?? "");
+    if (params === "twice") {
+      throw badRequest("MALFORMED_BODY", "a part of the multipart/form-data body names a Content-Disposition parameter more than once: each must be named once (RFC 6266 4.1)");
+    }
+    const name = params?.get("name");
     if (name === undefined || name === "") throw malformed();
-    if (dispositionParameter(params, "filename") !== undefined || dispositionParameter(params, "filename\\*") !== undefined) {
+    if (params!.has("filename") || params!.has("filename*")) {
       throw badRequest("MALFORMED_BODY", `form field ${quotedName(name, hidden)} is a file: only text fields are accepted`, violatedName(name, hidden));
     }
     notEncoded(headers, name, hidden);

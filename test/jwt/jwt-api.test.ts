@@ -364,6 +364,32 @@ for (const store of storesUnderTest()) {
         assert.equal(await call(latin1.contentType, Buffer.from(latin1.body, "latin1")), "form body is not valid UTF-8");
       });
 
+      // RFC 6266 4.1 (as RFC 7578 4.2 takes it): a part's Content-Disposition parameters are read
+      // left to right, a quoted-string value whole, `;` and quoted-pairs (RFC 9110 5.6.4) in it
+      // included, as Flask (whose `request.values` the document names) reads them. A `; name=`
+      // inside another parameter's quoted value was taken for the part's name: the password below
+      // was read as a second `user`. A parameter named twice makes the value invalid (RFC 6266
+      // 4.1): which one is the field's name is not Tessera's to choose (Flask takes the last).
+      it("a multipart/form-data part's Content-Disposition is read a parameter at a time: a quoted value holding \"; name=\" names no field; a parameter named twice is 400", async () => {
+        const boundary = "b0undary";
+        const part = (parameters: string, value: string) => `--${boundary}\r\nContent-Disposition: form-data; ${parameters}\r\n\r\n${value}\r\n`;
+        const post = (...parts: string[]) =>
+          fetch(`${server.url}/jwt/user`, { method: "POST", headers: { "content-type": `multipart/form-data; boundary=${boundary}` }, body: `${parts.join("")}--${boundary}--\r\n` });
+        for (const note of ['note="; name=user"', 'note="\\"; name=user"', 'note="a\\\\"; x="; name=user"']) {
+          const user = uniqueName();
+          const res = await post(part(`name="user"`, user), part(`${note}; name="pass"`, password));
+          assert.equal(res.status, 201, `${note}: ${await res.text()}`);
+          assert.equal(decodeJwt(expectOk(await jwtApi("rest", server.url).getToken({ user, pass: password })).text).user, user, `${note}: the user logs in with the password its second part holds`);
+        }
+        for (const parameters of ['name="user"; name="pass"', 'name="user"; NAME="user"', 'name="pass"; filename="a.txt"; filename="b.txt"']) {
+          const res = await post(part(parameters, uniqueName()), part(`name="pass"`, password));
+          const text = await res.text();
+          assert.equal(res.status, 400, `${parameters}: ${text}`);
+          const message = "a part of the multipart/form-data body names a Content-Disposition parameter more than once: each must be named once (RFC 6266 4.1)";
+          assert.deepEqual(decodedBody(JSON.parse(text)), { code: "invalid_argument", message, details: tesseraDetails("MALFORMED_BODY") }, parameters);
+        }
+      });
+
       it("an argument given both in the JSON body and in the query is 400 naming it, as one given in a form body and in the query", async () => {
         const api = jwtApi("rest", server.url);
         const [user, otherUser] = [uniqueName(), uniqueName()];

@@ -4,6 +4,7 @@
 // (a part's header line) or quadratic (the boundary) in its length, on a request no credential
 // guards. Each is read as before, in time linear in its length.
 import { strict as assert } from "node:assert";
+import fc from "fast-check";
 import { parseMultipartArguments } from "../../src/transcode/form-data.js";
 import { HttpError } from "../../src/transcode/http-error.js";
 import { within } from "../support/within.js";
@@ -49,5 +50,33 @@ describe("multipart/form-data header lines of long white space", () => {
   it("a boundary after white space, quoted or not, is read as before", () => {
     assert.deepEqual(parseMultipartArguments(part(), "multipart/form-data; boundary= \t x \t; charset=utf-8"), [{ key: "user", value: "ada", form: true }]);
     assert.deepEqual(parseMultipartArguments(part(), 'multipart/form-data;boundary=\t"x"'), [{ key: "user", value: "ada", form: true }]);
+  });
+});
+
+// RFC 6266 4.1: a part's Content-Disposition parameters, each a name, "=" and a token or a
+// quoted-string (RFC 9110 5.6.4: `\` escapes the character after it), are read left to right; a
+// quoted value is one value, whatever it holds (";", "name=", quotes, backslashes).
+describe("multipart/form-data Content-Disposition parameters", () => {
+  const quotedString = (text: string) => `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  const text = fc.string({ unit: fc.constantFrom("a", "\\", '"', ";", " ", "=", "name", "name=", "filename=", "é"), maxLength: 12 });
+  const body = (parameters: string) => Buffer.from(`--x\r\nContent-Disposition: form-data${parameters}\r\n\r\nada\r\n--x--\r\n`);
+
+  it("the field is the name parameter's value, whatever other parameters before or after it quote", () => {
+    const other = fc.tuple(fc.constantFrom("note", "x", "size", "creation-date"), text).map(([name, value]) => `; ${name}=${quotedString(value)}`);
+    fc.assert(
+      fc.property(fc.array(other, { maxLength: 2 }), text.filter((t) => t !== ""), fc.array(other, { maxLength: 2 }), (before, name, after) => {
+        const names = [...before, ...after].map((p) => p.slice(2, p.indexOf("=")));
+        fc.pre(new Set(names).size === names.length);
+        const args = parseMultipartArguments(body(`${before.join("")}; name=${quotedString(name)}${after.join("")}`), "multipart/form-data; boundary=x");
+        assert.deepEqual(args, [{ key: name, value: "ada", form: true }]);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("a value of 256 Ki backslashes and quotes is read in time linear in its length", () => {
+    const name = '\\"'.repeat(128 * 1024);
+    const args = timed("the part", () => parseMultipartArguments(body(`; name=${quotedString(name)}`), "multipart/form-data; boundary=x"));
+    assert.equal(args[0]!.key, name);
   });
 });
