@@ -12,54 +12,45 @@ export const multipartFormMediaType = "multipart/form-data";
 const malformed = () => badRequest("MALFORMED_BODY", "form body is not valid multipart/form-data");
 
 /**
- * `; boundary=` and its value, quoted or a token (perhaps empty), white space around it. The white
- * space after "=" is taken whole, once (the lookahead and its backreference: what
- * JavaScript has of an atomic group): an empty token leaves two runs of white space side by side,
- * and a value that then failed (`boundary=` and 16 KiB of tabs, then a quote) was tried at every
- * way of sharing the run between them, time quadratic in its length. Taking the run whole finds
- * the same match, since a token holds no white space.
- */
-const boundaryParameter = /;\s*boundary\s*=(?=(\s*))\1(?:"([^"]*)"|([^\s;"]*))\s*(?:;|$)/i;
-
-/**
  * The boundary parameter of a multipart Content-Type (RFC 2046 5.1.1: 1 to 70 characters); a
  * 400 naming the problem when there is none, more than one (a reader in front may split the
- * body by the other) or one of another length.
+ * body by the other) or one of another length. The parameters are read as parameterList reads
+ * them: a `boundary=` inside another parameter's quoted value is none (a reader in front finds no
+ * boundary there, and may pass on a body it cannot read).
  */
 function boundaryOf(contentType: string): string {
-  const count = contentType.match(/;\s*boundary\s*=/gi)?.length ?? 0;
-  if (count > 1) throw badRequest("MALFORMED_BODY", `multipart/form-data with ${count} boundary parameters: it must have one`);
-  const m = boundaryParameter.exec(contentType);
-  if (!m) throw badRequest("MALFORMED_BODY", "multipart/form-data without a boundary parameter");
-  const boundary = m[2] ?? m[3]!;
+  const semicolon = contentType.indexOf(";");
+  const parameters = semicolon < 0 ? [] : parameterList(contentType.slice(semicolon));
+  const boundaries = (parameters ?? []).filter(([name]) => name === "boundary");
+  if (boundaries.length > 1) throw badRequest("MALFORMED_BODY", `multipart/form-data with ${boundaries.length} boundary parameters: it must have one`);
+  if (boundaries.length === 0) throw badRequest("MALFORMED_BODY", "multipart/form-data without a boundary parameter");
+  const boundary = boundaries[0]![1];
   if (boundary.length < 1 || boundary.length > 70) throw badRequest("MALFORMED_BODY", "the multipart/form-data boundary parameter must be 1 to 70 characters (RFC 2046 5.1.1)");
   return boundary;
 }
 
 /** A parameter's name (RFC 9110 5.6.2's token). */
 const parameterName = /[!#$%&'*+.^_`|~0-9A-Za-z-]+/y;
-/** A value that is not quoted: up to white space, ";" or a quote. */
-const bareValue = /[^\s;"]+/y;
+/** A value that is not quoted: up to white space, ";" or a quote (perhaps empty). */
+const bareValue = /[^\s;"]*/y;
 
 /**
- * The parameters of a Content-Disposition value after its type (`; name="user"; filename=a`),
- * read left to right (RFC 6266 4.1, `*( OWS ";" OWS disposition-parm )`, each a name, "=" and a
- * token or a quoted-string): names lower case, each quoted value read whole and its quoted-pairs
- * (RFC 9110 5.6.4) undone, so that a ";" or a `name=` inside one is that value's. `"twice"` when
- * a parameter is named more than once (RFC 6266 4.1 makes such a value invalid, and a reader
- * in front that takes the other would see another field); undefined when the text is no such
- * list (a value left open, a parameter without "=").
+ * The parameters of a Content-Type or Content-Disposition value after its type (`; name="user";
+ * filename=a`), read left to right (RFC 9110 5.6.6 and 8.3.1, RFC 6266 4.1: `*( OWS ";" OWS [
+ * parameter ] )`, each a name, "=" and a token or a quoted-string; white space around the "="
+ * taken too): names lower case, each quoted value read whole and its quoted-pairs (RFC 9110
+ * 5.6.4) undone, so that a ";" or a `name=` inside one is that value's. Undefined when the text
+ * is no such list (a value left open, a parameter without "="). Linear in the text's length.
  */
-function dispositionParameters(params: string): Map<string, string> | "twice" | undefined {
-  const out = new Map<string, string>();
-  let twice = false;
+function parameterList(params: string): Array<[name: string, value: string]> | undefined {
+  const out: Array<[string, string]> = [];
   let i = 0;
   const blank = () => {
     while (params[i] === " " || params[i] === "\t") i++;
   };
   for (;;) {
     blank();
-    if (i === params.length) return twice ? "twice" : out;
+    if (i === params.length) return out;
     if (params[i] !== ";") return undefined;
     i++;
     blank();
@@ -73,25 +64,23 @@ function dispositionParameters(params: string): Map<string, string> | "twice" | 
     if (params[i] !== "=") return undefined;
     i++;
     blank();
-    let value: string;
+    let value = "";
     if (params[i] === '"') {
-      value = "";
-      for (i++; i < params.length && params[i] !== '"'; i++) {
-        if (params[i] === "\\" && i + 1 < params.length) i++;
-        value += params[i];
+      let from = ++i;
+      for (; i < params.length && params[i] !== '"'; i++) {
+        if (params[i] === "\\" && i + 1 < params.length) {
+          value += params.slice(from, i);
+          from = ++i;
+        }
       }
       if (i === params.length) return undefined;
-      i++;
+      value += params.slice(from, i++);
     } else {
       bareValue.lastIndex = i;
-      const token = bareValue.exec(params)?.[0];
-      if (token === undefined) return undefined;
-      value = token;
-      i += token.length;
+      value = bareValue.exec(params)![0];
+      i += value.length;
     }
-    const key = name.toLowerCase();
-    if (out.has(key)) twice = true;
-    out.set(key, value);
+    out.push([name.toLowerCase(), value]);
   }
 }
 
@@ -111,13 +100,17 @@ function fieldName(headers: string, hidden: (text: string) => boolean): string {
   for (const line of lines) {
     const m = /^content-disposition[ \t]*:[ \t]*form-data[ \t]*(;.*)?$/i.exec(line);
     if (!m) continue;
-    const params = dispositionParameters(m[1] ?? "");
-    if (params === "twice") {
+    const list = parameterList(m[1] ?? "");
+    if (list === undefined) throw malformed();
+    const params = new Map(list);
+    // RFC 6266 4.1: a parameter named twice makes the value invalid; a reader in front that
+    // takes the other one (Flask takes the last) would see another field.
+    if (params.size < list.length) {
       throw badRequest("MALFORMED_BODY", "a part of the multipart/form-data body names a Content-Disposition parameter more than once: each must be named once (RFC 6266 4.1)");
     }
-    const name = params?.get("name");
+    const name = params.get("name");
     if (name === undefined || name === "") throw malformed();
-    if (params!.has("filename") || params!.has("filename*")) {
+    if (params.has("filename") || params.has("filename*")) {
       throw badRequest("MALFORMED_BODY", `form field ${quotedName(name, hidden)} is a file: only text fields are accepted`, violatedName(name, hidden));
     }
     notEncoded(headers, name, hidden);

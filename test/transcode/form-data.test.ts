@@ -74,6 +74,18 @@ describe("multipart/form-data Content-Disposition parameters", () => {
     );
   });
 
+  it("the Content-Type's boundary is its boundary parameter's value, whatever other parameters quote", () => {
+    const content = fc.string({ unit: fc.constantFrom("a", "\\", '"', ";", " ", "=", "boundary=", "boundary=y;"), maxLength: 12 });
+    const other = fc.tuple(fc.constantFrom("charset", "x"), content).map(([name, value]) => `; ${name}=${quotedString(value)}`);
+    fc.assert(
+      fc.property(fc.array(other, { maxLength: 1 }), fc.array(other, { maxLength: 1 }), (before, after) => {
+        const args = parseMultipartArguments(body('; name="user"'), `multipart/form-data${before.join("")}; boundary=x${after.join("")}`);
+        assert.deepEqual(args, [{ key: "user", value: "ada", form: true }]);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("a value of 256 Ki backslashes and quotes is read in time linear in its length", () => {
     const name = '\\"'.repeat(128 * 1024);
     const args = timed("the part", () => parseMultipartArguments(body(`; name=${quotedString(name)}`), "multipart/form-data; boundary=x"));
