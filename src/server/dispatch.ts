@@ -32,6 +32,8 @@
 // so that only the final envelope (trailers, end-stream) is decoded. test/server/dispatch.test.ts
 // pins connect-es's behaviour, so an upgrade that changes it is noticed.
 import { isUtf8 } from "node:buffer";
+import { promisify } from "node:util";
+import zlib from "node:zlib";
 import type http from "node:http";
 import type http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
@@ -122,8 +124,9 @@ export interface Dispatcher {
 export function createDispatcher(o: DispatcherOptions): Dispatcher {
   const { routes, contextValues, logger, cors, adminGate, isSecret, refused: onRefused, ...routerOptions } = o;
   const hidden = unquotable(isSecret);
-  // connect-node's adapter default: requests and answers may be gzip or brotli.
-  const acceptCompression = (routerOptions.acceptCompression ?? [compressionGzip, compressionBrotli]).map(cutShortIsInvalid);
+  // connect-node's adapter default: requests and answers may be gzip or brotli (answers in
+  // brotli at answerBrotliQuality).
+  const acceptCompression = (routerOptions.acceptCompression ?? [compressionGzip, answerBrotli]).map(cutShortIsInvalid);
   const router = createConnectRouter({ ...routerOptions, acceptCompression });
   // The unary methods' implementations, for the unary gRPC path (grpc-unary.ts); a service
   // registered with options of its own (interceptors, limits) is left to connect-es alone.
@@ -532,6 +535,30 @@ async function validated(r: UniversalServerResponse, ifNoneMatch: string | null)
   }
   return { ...r, header, body: bytes([body]) };
 }
+
+const brotliCompress = promisify(zlib.brotliCompress);
+
+/**
+ * The brotli quality answers are compressed at: about gzip's cost at its default level (some
+ * 3 ms of CPU for reflection's 70 KB answer describing JwtService's file and its imports, a fifth
+ * larger than at quality 11), as CDNs compress answers made for one request. connect-node's
+ * compressionBrotli compresses at zlib's default, quality 11, made for files compressed once
+ * and served many times: some 0.1 s of CPU for that answer, thirty times gzip's, in libuv's
+ * threads (argon2's too). A client without any credential asking for it in br
+ * (`grpc-accept-encoding: br`, `connect-accept-encoding`, `accept-encoding`) 30 times in one
+ * reflection stream, 1 KB sent, cost the server over 3 s of CPU.
+ */
+const answerBrotliQuality = 4;
+
+/** connect-node's brotli, its compression at answerBrotliQuality (decompression its own). */
+const answerBrotli: Compression = {
+  name: compressionBrotli.name,
+  compress: (bytes) =>
+    brotliCompress(bytes, {
+      params: { [zlib.constants.BROTLI_PARAM_QUALITY]: answerBrotliQuality, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bytes.byteLength },
+    }).then((b) => (b.buffer instanceof ArrayBuffer ? (b as Uint8Array<ArrayBuffer>) : new Uint8Array(b))),
+  decompress: (bytes, readMaxBytes) => compressionBrotli.decompress(bytes, readMaxBytes),
+};
 
 /**
  * `c`, but compressed request data that ends early (zlib's Z_BUF_ERROR, "unexpected end of
