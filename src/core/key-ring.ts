@@ -16,7 +16,8 @@
 // the kid "hs256", whatever the secret, and changing the secret is how its key is revoked. A
 // verification names the key by an id of the secret (hs256KeyId), which is what a credential
 // made from the token records (source kids): once the secret has changed, that id is no longer
-// the key's, and anyRevoked ends such a credential as one made from a revoked key's token.
+// the key's, and anyRevoked ends such a credential as one made from a revoked key's token; so,
+// under HS256, one made from an EdDSA or ES256 key's token, whose tokens verify no more there.
 //
 // Instances learn about rotations and revocations by re-reading the key list: at most every
 // `reloadIntervalMs` before signing or verifying, and at once (rate-limited) when a token names
@@ -360,11 +361,14 @@ export class KeyRing {
    */
   async anyRevoked(kids: readonly string[] | undefined): Promise<boolean> {
     if (kids === undefined || kids.length === 0) return false;
-    // An HS256 secret other than the one configured now (changed since, or HS256 left): its
-    // tokens verify no more, as a revoked key's. "hs256" alone (recorded before secrets had ids)
-    // names no secret in particular, and ends nothing.
-    if (kids.some((kid) => kid.startsWith(hs256KeyIdPrefix) && kid !== this.hs256Id)) return true;
-    if (this.alg === "HS256") return false;
+    // Under HS256 the configured secret alone verifies: a kid of another secret (changed since)
+    // or of an EdDSA or ES256 key (the algorithm changed since; the stored keys, and so their
+    // revocations, are not read under HS256) names a key whose tokens verify no more here, as a
+    // revoked key's. "hs256" alone (recorded before secrets had ids) names no secret in
+    // particular, and ends nothing.
+    if (this.alg === "HS256") return kids.some((kid) => kid !== hs256Kid && kid !== this.hs256Id);
+    // An HS256 secret's (HS256 left since): its tokens verify no more.
+    if (kids.some((kid) => kid.startsWith(hs256KeyIdPrefix))) return true;
     await this.reloadIfStale();
     return kids.some((kid) => this.isRevoked(kid));
   }

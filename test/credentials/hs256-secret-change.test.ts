@@ -10,9 +10,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { decodeProtectedHeader } from "jose";
+import { expectOk } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
+import { keyApi } from "../key/api.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { clientIdHeader, createAuthenticationToken, jwtLogin, loginUserToken, signUp, startSession, uniqueEmail } from "../support/users.js";
+import { admin, clientIdHeader, createAuthenticationToken, jwtLogin, loginUserToken, signUp, startSession, uniqueEmail } from "../support/users.js";
 import { exchangeHandOff, expectDeadHandOff, expectEndedCookie, sessionCookieHeader } from "./support.js";
 
 const firstSecret = "the first HS256 secret, long enough: 0123456789";
@@ -109,6 +112,28 @@ for (const store of storesUnderTest()) {
         await expectEndedCookie(after, cookieOfSession);
         await expectDeadHandOff(after, fromJwt);
         await expectDeadHandOff(after, fromSession);
+        await expectLiveCookie(after, cookieOfUserToken);
+      }));
+
+    // The other way: under HS256 no EdDSA or ES256 key verifies, a revoked one included. What
+    // their tokens made ends as what an earlier secret's tokens made; taken for live, what a
+    // revoked key's tokens made (ended under EdDSA) was live again under HS256.
+    it("entering HS256 from EdDSA ends what the EdDSA keys' tokens made, a revoked key's included; what a user token made lives on", () =>
+      withInstances(async (open) => {
+        const email = uniqueEmail("hs256-entered");
+        const before = await open();
+        const presented = await credentialsOf(before, email);
+        const [cookieOfJwt, cookieOfSession, cookieOfUserToken] = await cookiesOf(before, await handOffs(before, presented));
+        const keys = keyApi("rest", before.url);
+        expectOk(await keys.revokeKey(decodeProtectedHeader(presented.jwt.authorization!.slice("Bearer ".length)).kid!, admin));
+        await expectEndedCookie(before, cookieOfJwt);
+        // The next key signs: what its tokens make is live under EdDSA.
+        const [fromNextKey] = await handOffs(before, await credentialsOf(before, uniqueEmail("hs256-entered")));
+
+        const after = await open(firstSecret);
+        await expectEndedCookie(after, cookieOfJwt);
+        await expectEndedCookie(after, cookieOfSession);
+        await expectDeadHandOff(after, fromNextKey!);
         await expectLiveCookie(after, cookieOfUserToken);
       }));
   });
