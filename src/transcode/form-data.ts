@@ -84,6 +84,11 @@ function parameterList(params: string): Array<[name: string, value: string]> | u
   }
 }
 
+/** A parameter's name without RFC 2231's marks (`filename*`, `filename*0`, `filename*1*`: `filename`). */
+function rfc2231Base(parameter: string): string {
+  return parameter.replace(/\*(?:\d+\*?)?$/, "");
+}
+
 /**
  * The field name of a part from its header block; a part without `form-data; name` is malformed.
  * Its errors quote the name as quotedName does, and the header values they refuse as
@@ -104,13 +109,15 @@ function fieldName(headers: string, hidden: (text: string) => boolean): string {
     if (list === undefined) throw malformed();
     const params = new Map(list);
     // RFC 6266 4.1: a parameter named twice makes the value invalid; a reader in front that
-    // takes the other one (Flask takes the last) would see another field.
-    if (params.size < list.length) {
+    // takes the other one (Flask takes the last) would see another field. So is `name` given in
+    // RFC 2231's forms too (`name*`, `name*0`), which Flask reads as the name, joined.
+    const names = list.filter(([parameter]) => rfc2231Base(parameter) === "name").length;
+    if (params.size < list.length || names > 1) {
       throw badRequest("MALFORMED_BODY", "a part of the multipart/form-data body names a Content-Disposition parameter more than once: each must be named once (RFC 6266 4.1)");
     }
     const name = params.get("name");
     if (name === undefined || name === "") throw malformed();
-    if (params.has("filename") || params.has("filename*")) {
+    if (list.some(([parameter]) => rfc2231Base(parameter) === "filename")) {
       throw badRequest("MALFORMED_BODY", `form field ${quotedName(name, hidden)} is a file: only text fields are accepted`, violatedName(name, hidden));
     }
     notEncoded(headers, name, hidden);

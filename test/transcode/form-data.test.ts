@@ -92,3 +92,30 @@ describe("multipart/form-data Content-Disposition parameters", () => {
     assert.equal(args[0]!.key, name);
   });
 });
+
+// RFC 2231's forms of a parameter (`name*`, `name*0`, `name*1*`: extended, continued) name that
+// parameter: Flask reads `name*=UTF-8''pass` as the name `pass`, joins `name*0` and `name*1`,
+// and takes `filename*0` for a filename. Read as other parameters, a part Flask sees as `pass`
+// (or as a file) was read as the field `user`.
+describe("multipart/form-data Content-Disposition parameters in RFC 2231's forms", () => {
+  const body = (parameters: string) => Buffer.from(`--x\r\nContent-Disposition: form-data; ${parameters}\r\n\r\nada\r\n--x--\r\n`);
+  const read = (parameters: string) => refusal(() => parseMultipartArguments(body(parameters), "multipart/form-data; boundary=x"));
+
+  it("name given again as name*, name*0 or name*1* is 400 MALFORMED_BODY, a parameter named more than once", () => {
+    for (const parameters of [`name="user"; name*=UTF-8''pass`, `name*=UTF-8''pass; name="user"`, 'name="user"; name*0="pass"', `name="user"; NAME*1*=UTF-8''pass`]) {
+      const e = read(parameters);
+      assert.deepEqual(
+        [e.status, e.reason, e.message],
+        [400, "MALFORMED_BODY", "a part of the multipart/form-data body names a Content-Disposition parameter more than once: each must be named once (RFC 6266 4.1)"],
+        parameters,
+      );
+    }
+  });
+
+  it("a filename in RFC 2231's forms (filename*0, filename*0*) makes the part a file: 400 MALFORMED_BODY", () => {
+    for (const parameters of ['name="user"; filename*0="a.txt"', `name="user"; filename*0*=UTF-8''a.txt`]) {
+      const e = read(parameters);
+      assert.deepEqual([e.status, e.reason, e.message], [400, "MALFORMED_BODY", 'form field "user" is a file: only text fields are accepted'], parameters);
+    }
+  });
+});
