@@ -119,3 +119,17 @@ describe("multipart/form-data Content-Disposition parameters in RFC 2231's forms
     }
   });
 });
+
+// Parameters that are no list of name=value (RFC 9110 5.6.6) are refused, not passed over (README).
+describe("multipart/form-data parameters that are no such list", () => {
+  it("a part's is 400 MALFORMED_BODY, not valid multipart/form-data; a Content-Type's has no boundary parameter", () => {
+    for (const parameters of ['name="user"; x', 'name="user" x', 'name="user"; filename="a\\"']) {
+      const e = refusal(() => parseMultipartArguments(Buffer.from(`--x\r\nContent-Disposition: form-data; ${parameters}\r\n\r\nada\r\n--x--\r\n`), "multipart/form-data; boundary=x"));
+      assert.deepEqual([e.status, e.reason, e.message], [400, "MALFORMED_BODY", "form body is not valid multipart/form-data"], parameters);
+    }
+    for (const contentType of ["multipart/form-data; boundary=x; charset", 'multipart/form-data; boundary=x; a="b']) {
+      const e = refusal(() => parseMultipartArguments(part(), contentType));
+      assert.deepEqual([e.status, e.reason, e.message], [400, "MALFORMED_BODY", "multipart/form-data without a boundary parameter"], contentType);
+    }
+  });
+});
