@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { decodeProtectedHeader } from "jose";
-import { expectOk } from "../support/api.js";
+import { expectCode, expectOk } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { keyApi } from "../key/api.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
@@ -73,6 +73,15 @@ for (const store of storesUnderTest()) {
         for (const server of servers.reverse()) await server.close();
       }
     }
+
+    it("the admin revocation answers 400 UNSUPPORTED_OPERATION, naming the secret's change, for the header's kid and the secret's id alike", () =>
+      withInstances(async (open) => {
+        const server = await open(firstSecret);
+        const keys = keyApi("rest", server.url);
+        for (const kid of ["hs256", "hs256:0123456789abcdef"]) {
+          expectCode(await keys.revokeKey(kid, admin), "failed_precondition", "HS256 keys are revoked by changing TESSERA_JWT_SECRET", "UNSUPPORTED_OPERATION");
+        }
+      }));
 
     it("hand-off tokens made with a JWT or a session access token it signed are dead (404); the cookie sessions they started end (401 TOKEN_REVOKED)", () =>
       withInstances(async (open) => {
