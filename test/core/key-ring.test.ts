@@ -372,3 +372,46 @@ for (const kind of storesUnderTest()) {
     });
   });
 }
+
+// Under HS256 the tokens' header names "hs256" whatever the secret; a verification names the key
+// by the secret's id ("hs256:" and 16 characters), which what is made from a token records.
+// That id ends with its secret (another secret, another algorithm); "hs256" alone (recorded before
+// secrets had ids) names no secret; and an EdDSA or ES256 key, none of which verifies under
+// HS256, a revoked one included, is as ended there (README, Emergency revocation).
+describe("core: key ring, the ids of HS256 secrets", () => {
+  let dir: string;
+  let store: Store;
+  const clock = new ManualClock(Date.parse("2032-02-02T00:00:00Z"));
+  const ring = (env: Record<string, string>) => KeyRing.open({ keys: store.keys, config: loadConfig({ TESSERA_CLIENT_IDS: "c", ...env }), clock, logger: silentLogger });
+  const hs256 = (secret: string) => ring({ TESSERA_JWT_ALG: "HS256", TESSERA_JWT_SECRET: secret });
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tessera-ring-"));
+    store = await openStore({ dataDir: dir });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a token's kid is the secret's id once verified; it ends with the secret, and under EdDSA; an EdDSA kid is ended under HS256", async () => {
+    const first = await hs256("the first HS256 secret, long enough: 0123456789");
+    const token = await first.sign({ sub: "x" }, 60);
+    assert.equal(kidOf(token), "hs256");
+    const { kid } = await new TokenVerifier({ ring: first, clock }).verifyKeyed(token);
+    assert.match(kid, /^hs256:[\w-]{16}$/);
+    assert.equal(await first.anyRevoked([kid]), false);
+    assert.equal(await first.anyRevoked(["hs256"]), false);
+
+    const second = await hs256("the second HS256 secret, long enough: 9876543210");
+    assert.equal(await second.anyRevoked([kid]), true, "another secret");
+    assert.equal(await second.anyRevoked(["hs256"]), false, "no secret in particular");
+
+    const eddsa = await ring({ TESSERA_JWT_ALG: "EdDSA" });
+    assert.equal(await eddsa.anyRevoked([kid]), true, "another algorithm");
+    assert.equal(await eddsa.anyRevoked(["hs256"]), false, "no secret in particular");
+    const edKid = kidOf(await eddsa.sign({ sub: "x" }, 60))!;
+    assert.equal(await eddsa.anyRevoked([edKid]), false);
+    assert.equal(await first.anyRevoked([edKid]), true, "an EdDSA key verifies nothing under HS256");
+  });
+});
