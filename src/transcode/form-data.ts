@@ -39,7 +39,8 @@ const bareValue = /[^\s;"]*/y;
  * filename=a`), read left to right (RFC 9110 5.6.6 and 8.3.1, RFC 6266 4.1: `*( OWS ";" OWS [
  * parameter ] )`, each a name, "=" and a token or a quoted-string; white space around the "="
  * taken too): names lower case, each quoted value read whole and its quoted-pairs (RFC 9110
- * 5.6.4) undone, so that a ";" or a `name=` inside one is that value's. Undefined when the text
+ * 5.6.4) undone, so that a ";" or a `name=` inside one is that value's. A quoted-pair is `\\` or
+ * `\"`: the others are read otherwise by Flask and by browsers, and refused. Undefined when the text
  * is no such list (a value left open, a parameter without "="). Linear in the text's length.
  */
 function parameterList(params: string): Array<[name: string, value: string]> | undefined {
@@ -69,6 +70,9 @@ function parameterList(params: string): Array<[name: string, value: string]> | u
       let from = ++i;
       for (; i < params.length && params[i] !== '"'; i++) {
         if (params[i] === "\\" && i + 1 < params.length) {
+          // Only \\ and \": RFC 9110 reads "\a" as "a", Flask as "\a", and a browser, which
+          // escapes no backslash (the HTML Standard), means "\a" too: refused, it names no field.
+          if (params[i + 1] !== "\\" && params[i + 1] !== '"') return undefined;
           value += params.slice(from, i);
           from = ++i;
         }
