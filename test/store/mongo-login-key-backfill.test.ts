@@ -15,6 +15,21 @@ import { USER_LAST_LOGINS, USERS } from "../../src/store/mongo/mongo-users.js";
 import type { Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
 import { gate, type Gate } from "../credentials/support.js";
+import { settlesWithin } from "../support/within.js";
+
+/**
+ * How long a call held at a gate waits for what opens it, and a test for a call it holds to
+ * arrive: below the bound of the two instances' store calls (20 s), so that a gate that never
+ * opens fails the store call held at it, and the test, naming what did not happen (not mocha's
+ * timeout, past which the test's finally never runs and its interceptors stayed in place).
+ */
+const GATE_MS = 15_000;
+/**
+ * The bound on each answer to the tests' own client (the stores bound their calls themselves):
+ * without one, a database that stopped answering held a hook or a test until mocha's timeout
+ * (1 to 3 minutes here, and in a parallel run nothing is printed until the whole file ends).
+ */
+const CLIENT_SOCKET_TIMEOUT_MS = 30_000;
 
 /**
  * Until the returned function is called: the first update of each of `ids`' loginKey (a $set of
@@ -33,7 +48,7 @@ function loginsBesideKeyWrites(ids: string[], other: () => Store, loginAt: Date)
     const id = (filter as Document)._id as string;
     if (this.collectionName === USERS && sent.has(id)) {
       if ("lastLoginAt" in ((update as Document).$max ?? {})) {
-        await sent.get(id)!.pass();
+        await settlesWithin(GATE_MS, `the lastLoginAt write of account ${id}, held for the backfill's $set of its loginKey`, sent.get(id)!.pass());
       } else if ("loginKey" in ((update as Document).$set ?? {}) && !raced.has(id)) {
         raced.add(id);
         const login = other().users.setLastLogin(id, loginAt);
@@ -66,16 +81,19 @@ function twoInstances(prefix: string): { readonly client: MongoClient; readonly 
   before(async function () {
     if (!storesUnderTest().includes("mongo")) this.skip();
     const uri = process.env.MONGODB_URI!;
-    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000, socketTimeoutMS: CLIENT_SOCKET_TIMEOUT_MS });
     // A bound past what a shared test server may take for one store call of the backfill (its
     // update of an account may wait for the other instance's login of it).
     const open = () => openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: 20_000, warn: () => {} });
     a = await open();
     b = await open();
   });
-  after(async () => {
+  // Also after a test that failed by mocha's timeout (its finally never ran).
+  afterEach(() => {
     Collection.prototype.updateOne = updateOne;
     Collection.prototype.countDocuments = countDocuments;
+  });
+  after(async () => {
     await a?.close();
     await b?.close();
     await client?.db(dbName).dropDatabase().catch(() => {});
@@ -182,10 +200,10 @@ describe("mongo store: login keys backfilled while another instance records logi
       if ((filter as Document)._id === id) {
         const max = ((update as Document).$max ?? {}) as Document;
         if (this.collectionName === USERS && "lastLoginAt" in max && max.lastLoginAt.getTime() === later.getTime()) {
-          await carried.pass();
+          await settlesWithin(GATE_MS, "the later login, held once it found the account keyless, waiting for the backfill's carry of the earlier one", carried.pass());
         } else if (this.collectionName === USERS && "lastLoginAt" in max) {
           carried.open();
-          await keptApart.pass();
+          await settlesWithin(GATE_MS, "the backfill's carry, held for the later login's write to user_last_logins", keptApart.pass());
         } else if (this.collectionName === USER_LAST_LOGINS && ((update as Document).$max as Document | undefined)?.lastLoginAt?.getTime() === later.getTime()) {
           keptApart.open();
         }
@@ -194,7 +212,9 @@ describe("mongo store: login keys backfilled while another instance records logi
     } as Collection["updateOne"];
     try {
       const recorded = db.a.users.setLastLogin(id, later);
-      await carried.reached;
+      // The login answered (or failed) before it was held fails the test at once.
+      const unheld = recorded.then(() => Promise.reject(new Error("the later login was answered without being held")));
+      await settlesWithin(GATE_MS, "the later login's lastLoginAt write of the keyless account", Promise.race([carried.reached, unheld]));
       await Promise.all([db.b.users.backfillLoginKeys((l) => l.toLowerCase()), recorded]);
     } finally {
       Collection.prototype.updateOne = updateOne;
@@ -264,7 +284,7 @@ function boundStore(boundMs: number): { readonly client: MongoClient; readonly s
   before(async function () {
     if (!storesUnderTest().includes("mongo")) this.skip();
     const uri = process.env.MONGODB_URI!;
-    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
+    client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000, socketTimeoutMS: CLIENT_SOCKET_TIMEOUT_MS });
     store = await openStore({ mongodbUri: uri, dataDir: "", mongoDbName: dbName, serverSelectionTimeoutMs: boundMs, warn: () => {} });
   });
   after(async () => {
