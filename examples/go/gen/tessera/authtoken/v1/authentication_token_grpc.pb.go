@@ -85,8 +85,10 @@ type AuthenticationTokenServiceClient interface {
 	// what the JWT has left, in whole seconds).
 	// When the request already carries a valid session cookie of the same user, that session is
 	// kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
-	// exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused
-	// and the cookie is kept (a link must not silently log a browser in as someone else).
+	// exchange of a live token is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token
+	// stays unused and the cookie is kept (a link must not silently log a browser in as someone
+	// else). A dead token is NOT_FOUND whatever cookie the browser holds, as without one: the
+	// answer does not tell another user's used or expired token from an unknown one.
 	// Errors: unknown, already used or expired token, a deactivated user, or a token made before
 	// the user's last password change, NOT_FOUND (404);
 	// a malformed token INVALID_ARGUMENT (400) as for GetToken. Of two concurrent exchanges of
@@ -193,8 +195,10 @@ type AuthenticationTokenServiceServer interface {
 	// what the JWT has left, in whole seconds).
 	// When the request already carries a valid session cookie of the same user, that session is
 	// kept and no new cookie is set. When it carries a valid session cookie of ANOTHER user, the
-	// exchange is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token stays unused
-	// and the cookie is kept (a link must not silently log a browser in as someone else).
+	// exchange of a live token is refused with ALREADY_EXISTS (409, OTHER_USER_SESSION): the token
+	// stays unused and the cookie is kept (a link must not silently log a browser in as someone
+	// else). A dead token is NOT_FOUND whatever cookie the browser holds, as without one: the
+	// answer does not tell another user's used or expired token from an unknown one.
 	// Errors: unknown, already used or expired token, a deactivated user, or a token made before
 	// the user's last password change, NOT_FOUND (404);
 	// a malformed token INVALID_ARGUMENT (400) as for GetToken. Of two concurrent exchanges of
