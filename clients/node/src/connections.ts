@@ -171,9 +171,11 @@ export class Connections {
       client = createNodeHttpClient({ httpVersion: "2", sessionProvider: () => sessions });
     } else {
       // An agent of the transport's own (as Node's global one: keep-alive, 5 s idle), unless the
-      // caller gave one: that one is its owner's to close.
+      // caller gave one: that one is its owner's to close. Of the URL's scheme as parsed, which
+      // connect-node goes by ("HTTPS://" is https: an http.Agent would fail every call).
       const given = (node.nodeOptions as { agent?: unknown } | undefined)?.agent;
-      if (given === undefined) this.agent = new (baseUrl.startsWith("https:") ? https.Agent : http.Agent)({ keepAlive: true, scheduling: "lifo", timeout: 5000 });
+      const secure = new URL(baseUrl).protocol === "https:";
+      if (given === undefined) this.agent = new (secure ? https.Agent : http.Agent)({ keepAlive: true, scheduling: "lifo", timeout: 5000 });
       const nodeOptions = { ...node.nodeOptions, ...(this.agent !== undefined && { agent: this.agent }) };
       const http1 = createNodeHttpClient({ httpVersion: "1.1", nodeOptions });
       client = (req) => http1(req).catch((e: unknown) => {

@@ -736,6 +736,15 @@ describe("@tessera/client over TLS: a server certificate the client refuses", ()
       ]);
       assert.equal((await call(`https://127.0.0.1:${ours.port}`, fresh.ca)).token, "t0k3n");
     });
+
+    it(`over ${name}: a baseUrl whose scheme is written in capitals (HTTPS://) is an https URL, as the URL parser reads it: the call goes through over TLS`, async () => {
+      const client = createTesseraClient(ApiTokenService, { baseUrl: `HTTPS://127.0.0.1:${ours.port}`, ...variant, nodeOptions: { ca: fresh.ca } });
+      try {
+        assert.equal((await client.createToken({ accountId: "a", description: "d" })).token, "t0k3n");
+      } finally {
+        await client.close();
+      }
+    });
   }
 });
 
