@@ -70,8 +70,16 @@ function createReflectionImpl(services: readonly DescService[], extra: readonly 
     if (d === undefined) encoded.set(f.name, (d = documentedDescriptor(f)));
     return d;
   };
-  // The file first, then everything it imports, as grpc-go does.
-  const withDeps = (f: DescFile): Uint8Array[] => closure(f).map(descriptor);
+  // The file first, then everything it imports, as grpc-go does; and as grpc-go does
+  // (reflection/internal/internal.go, FileDescWithDependencies), an import already sent on this
+  // stream is left out (the client has it): a file asked for again is answered with itself alone,
+  // not the 70 KB of JwtService's imports rebuilt and compressed each time. `sent` is the stream's
+  // (at most every file served: a few dozen names).
+  const withDeps = (f: DescFile, sent: Set<string>): Uint8Array[] => {
+    const files = closure(f).filter((x, i) => i === 0 || !sent.has(x.name));
+    for (const x of files) sent.add(x.name);
+    return files.map(descriptor);
+  };
   const closure = (f: DescFile): DescFile[] => {
     const seen = new Set<string>();
     const out: DescFile[] = [];
@@ -90,14 +98,14 @@ function createReflectionImpl(services: readonly DescService[], extra: readonly 
   // quoting would leave it unchanged, else cut to 64 characters and escaped, or * when it has a
   // credential's shape; a symbol of 10 000 characters was named whole.
   const shown = (name: string) => shownRequestText(name, hidden);
-  const answer = (req: v1.ServerReflectionRequest): v1.ServerReflectionResponse["messageResponse"] => {
+  const answer = (req: v1.ServerReflectionRequest, sent: Set<string>): v1.ServerReflectionResponse["messageResponse"] => {
     const notFound = (what: string) => ({
       case: "errorResponse" as const,
       value: create(v1.ErrorResponseSchema, { errorCode: 5, errorMessage: `${what} not found` }),
     });
     const fileResponse = (f: DescFile | undefined, what: string) =>
       f
-        ? { case: "fileDescriptorResponse" as const, value: create(v1.FileDescriptorResponseSchema, { fileDescriptorProto: withDeps(f) }) }
+        ? { case: "fileDescriptorResponse" as const, value: create(v1.FileDescriptorResponseSchema, { fileDescriptorProto: withDeps(f, sent) }) }
         : notFound(what);
     const m = req.messageRequest;
     switch (m.case) {
@@ -145,11 +153,13 @@ function createReflectionImpl(services: readonly DescService[], extra: readonly 
 
   const impl: ServiceImpl<Reflection> = {
     async *serverReflectionInfo(requests) {
+      // The files this stream has sent (by DescFile.name).
+      const sent = new Set<string>();
       for await (const req of requests) {
         yield create(v1.ServerReflectionResponseSchema, {
           validHost: req.host,
           originalRequest: req,
-          messageResponse: answer(req),
+          messageResponse: answer(req, sent),
         });
       }
     },

@@ -28,18 +28,29 @@ async function reflect(
   request: MessageInitShape<typeof ServerReflectionRequestSchema>,
   service: typeof ServerReflection | typeof ServerReflectionV1alpha = ServerReflection,
 ): Promise<ServerReflectionResponse> {
+  const [answer] = await reflectOnOneStream(url, [request], service);
+  assert.ok(answer, "an answer");
+  return answer;
+}
+
+/** Several exchanges on one reflection stream, as grpcurl and buf curl ask: the answers, in order. */
+async function reflectOnOneStream(
+  url: string,
+  requests: MessageInitShape<typeof ServerReflectionRequestSchema>[],
+  service: typeof ServerReflection | typeof ServerReflectionV1alpha = ServerReflection,
+): Promise<ServerReflectionResponse[]> {
   const method = service.method.serverReflectionInfo;
   const Client = grpc.makeGenericClientConstructor({ ServerReflectionInfo: grpcMethodDefinition(method) }, "ServerReflection");
   const client = new Client(url.replace(/^http:\/\//, ""), grpc.credentials.createInsecure());
   try {
     return await new Promise((resolve, reject) => {
       const call = (client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, ServerReflectionResponse> }).ServerReflectionInfo();
-      call.once("data", (res: ServerReflectionResponse) => {
-        resolve(res);
-        call.end();
-      });
+      const answers: ServerReflectionResponse[] = [];
+      call.on("data", (res: ServerReflectionResponse) => answers.push(res));
       call.once("error", reject);
-      call.write(create(method.input, request as MessageInitShape<typeof method.input>));
+      call.once("end", () => resolve(answers));
+      for (const request of requests) call.write(create(method.input, request as MessageInitShape<typeof method.input>));
+      call.end();
     });
   } finally {
     client.close();
@@ -112,9 +123,12 @@ describe("server: reflection serves the proto comments", () => {
     assert.equal(missing.messageResponse.value?.errorCode, 5);
   });
 
-  it("buf curl lists Tessera's methods from the documented descriptors", async () => {
+  it("buf curl lists Tessera's methods from the documented descriptors, and calls GetVersion", async () => {
     const methods = await run("node_modules/.bin/buf", ["curl", "--http2-prior-knowledge", "--list-methods", server.url]);
     assert.match(methods.stdout, /^tessera\.key\.v1\.KeyService\/GetJwks$/m);
+    // And calls one, its schema from reflection (one stream: the services' files, then the types').
+    const version = await run("node_modules/.bin/buf", ["curl", "--http2-prior-knowledge", "--protocol", "grpc", `${server.url}/tessera.jwt.v1.JwtService/GetVersion`, "-d", "{}"]);
+    assert.match(JSON.parse(version.stdout).version, /^\d+\.\d+\.\d+/);
   });
 
   it("serves the error detail types, so a client decodes an error's details by reflection (grpcurl asks for google.rpc.ErrorInfo)", async () => {
@@ -144,5 +158,65 @@ describe("server: reflection serves the proto comments", () => {
         assert.deepEqual([res.messageResponse.value.errorCode, res.messageResponse.value.errorMessage], [5, message], `${service.typeName} ${messageRequest.case}`);
       }
     }
+  });
+
+  it("a file already sent on the stream is not sent again, as grpc-go answers: the file asked for alone, or with the imports the stream has not had", async () => {
+    const symbol = (value: string) => ({ messageRequest: { case: "fileContainingSymbol" as const, value } });
+    const names = (res: ServerReflectionResponse) => files(res).map((f) => f.name);
+    const jwtAndImports = [
+      "tessera/jwt/v1/jwt.proto",
+      "google/api/annotations.proto",
+      "google/api/http.proto",
+      "google/protobuf/descriptor.proto",
+      "google/api/httpbody.proto",
+      "google/protobuf/any.proto",
+      "google/protobuf/struct.proto",
+      "tessera/options/v1/options.proto",
+    ];
+    const first = await reflectOnOneStream(server.url, [
+      { messageRequest: { case: "listServices", value: "" } },
+      symbol("tessera.jwt.v1.JwtService"),
+      symbol("tessera.jwt.v1.JwtService"),
+      symbol("tessera.jwt.v1.JwtService.GetVersion"),
+      { messageRequest: { case: "fileByFilename", value: "google/protobuf/struct.proto" } },
+      // google.api.http, in google/api/annotations.proto.
+      { messageRequest: { case: "fileContainingExtension", value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 72295728 } } },
+      symbol("no.such.Symbol"),
+      symbol("google.rpc.ErrorInfo"),
+    ]);
+    assert.equal(first.length, 8);
+    assert.equal(first[0]!.messageResponse.case, "listServicesResponse");
+    assert.deepEqual(names(first[1]!), jwtAndImports);
+    assert.deepEqual(names(first[2]!), ["tessera/jwt/v1/jwt.proto"]);
+    assert.deepEqual(names(first[3]!), ["tessera/jwt/v1/jwt.proto"]);
+    assert.deepEqual(names(first[4]!), ["google/protobuf/struct.proto"]);
+    assert.deepEqual(names(first[5]!), ["google/api/annotations.proto"]);
+    assert.equal(first[6]!.messageResponse.case, "errorResponse");
+    assert.equal(first[6]!.messageResponse.value.errorCode, 5);
+    assert.deepEqual(names(first[7]!), ["google/rpc/error_details.proto", "google/protobuf/duration.proto"]);
+    // The file asked for again is the same descriptor, comments included.
+    assert.ok(first[1]!.messageResponse.case === "fileDescriptorResponse" && first[2]!.messageResponse.case === "fileDescriptorResponse");
+    assert.deepEqual(first[2]!.messageResponse.value.fileDescriptorProto[0], first[1]!.messageResponse.value.fileDescriptorProto[0]);
+
+    // Another stream has sent nothing: the file and all its imports again, the same bytes; only
+    // the imports that stream has not had when some were sent (KeyService's file imports
+    // annotations, struct and options).
+    const second = await reflectOnOneStream(server.url, [symbol("tessera.key.v1.KeyService"), symbol("tessera.jwt.v1.JwtService")]);
+    assert.deepEqual(names(second[0]!), [
+      "tessera/key/v1/key.proto",
+      "google/api/annotations.proto",
+      "google/api/http.proto",
+      "google/protobuf/descriptor.proto",
+      "google/protobuf/struct.proto",
+      "tessera/options/v1/options.proto",
+    ]);
+    assert.deepEqual(names(second[1]!), ["tessera/jwt/v1/jwt.proto", "google/api/httpbody.proto", "google/protobuf/any.proto"]);
+    const third = await reflectOnOneStream(server.url, [symbol("tessera.jwt.v1.JwtService")]);
+    assert.deepEqual(third[0]!.messageResponse.value, first[1]!.messageResponse.value);
+
+    // v1alpha alike.
+    const alpha = await reflectOnOneStream(server.url, [symbol("tessera.jwt.v1.JwtService"), symbol("tessera.jwt.v1.JwtService")], ServerReflectionV1alpha);
+    assert.deepEqual(names(alpha[0]!), jwtAndImports);
+    assert.deepEqual(names(alpha[1]!), ["tessera/jwt/v1/jwt.proto"]);
   });
 });
