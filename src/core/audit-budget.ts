@@ -5,7 +5,8 @@
 // together `total`; beyond, an event is counted instead (by type, outcome and reason), and when
 // the minute ends the counts are stored as one `audit.suppressed` event per address that went
 // over its budget, and one without an address for what went over the total. No count is lost;
-// successes and the events of a verified caller never reach this (core/audit.ts decides).
+// successes, the events of a verified caller and those that name a user never reach this
+// (core/audit.ts decides).
 //
 // Per worker process: under TESSERA_WORKERS each keeps its own minute and counts. Memory is
 // bounded: an address is tracked only once one of its events was stored (at most `total` in a

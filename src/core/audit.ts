@@ -261,8 +261,13 @@ export class AuditTrail {
     if (!this.deps.enabled) return false;
     // A refusal of a caller without a verified credential (inside a call: an event outside one
     // has no caller) is within the budget, or counted for its address's summary: neither stored
-    // nor logged one by one (the call's own log line still is).
-    if (input.outcome !== "success" && scope !== undefined && scope.authenticated !== true && this.budget && !this.budget.admit(event)) {
+    // nor logged one by one (the call's own log line still is). Not one that names a user: the
+    // caller presented something of that user's that checked out (a used hand-off token, a
+    // revoked refresh token, a deactivated user's password), which only a holder of one of that
+    // user's credentials can send, as only a verified caller's refusals are stored in full; a
+    // summary, counted by type, outcome and reason, would lose it from that user's trail: a thief
+    // spending the address's budget on wrong admin tokens first would replay a stolen token unseen.
+    if (input.outcome !== "success" && event.userId === undefined && scope !== undefined && scope.authenticated !== true && this.budget && !this.budget.admit(event)) {
       this.observer.suppressed?.(event);
       return false;
     }

@@ -6,13 +6,14 @@
 // the clock is a ManualClock, so every call of a test falls in one window.
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
+import { decodeJwt } from "jose";
 import { MongoClient } from "mongodb";
 import { ManualClock } from "../../src/core/clock.js";
 import { openStore } from "../../src/store/index.js";
 import { expectOk, protocols } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { admin, clientIdHeader, password, signUp, uniqueEmail } from "../support/users.js";
+import { admin, clientIdHeader, createJwtUser, jwtLogin, jwtRefreshToken, loginUserToken, password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
 import { scrape, value } from "../support/metrics.js";
 import { pollLast } from "../support/poll.js";
 import { allEvents, auditApi, type AuditEventJson } from "./api.js";
@@ -127,6 +128,40 @@ for (const store of storesUnderTest()) {
         assert.equal(value(metrics, "tessera_audit_events_suppressed_total", { type: "admin.call", outcome: "failure" }), 3);
         // The summary is an audit event recorded like any other, and counted as one.
         assert.equal(value(metrics, "tessera_audit_events_total", { type: "audit.suppressed", outcome: "failure" }), 1);
+      });
+
+      it("a refusal that names a user (a replayed hand-off token, a revoked refresh token, a deactivated user's right password) is stored whatever the budget: the user's trail keeps it", async () => {
+        const attacker = "198.51.100.9";
+        // The victim's credentials, spent or revoked, as a thief would replay them.
+        const email = uniqueEmail("budget-victim");
+        const victim = await signUp(server, email);
+        const token = await loginUserToken(server, email);
+        const handOff = (await rest(server.url, "GET", "/api/authenticationtoken", { headers: bearer(token) })).body.token as string;
+        assert.equal((await rest(server.url, "GET", `/api/authenticationtoken/${handOff}/user`)).status, 200);
+        const name = await createJwtUser(server, uniqueName("budget-victim"));
+        const access = await jwtLogin(server, name);
+        const jwtUserId = decodeJwt(access).sub as string;
+        const refresh = await jwtRefreshToken(server, access);
+        assert.equal((await rest(server.url, "DELETE", "/jwt/refresh_token", { json: { refresh_token: refresh }, headers: bearer(access) })).status, 204);
+        const goneName = await createJwtUser(server, uniqueName("budget-gone"));
+        const goneAccess = await jwtLogin(server, goneName);
+        const goneUserId = decodeJwt(goneAccess).sub as string;
+        assert.equal((await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(goneAccess) })).status, 204);
+        // The attacker spends its address's budget on cheap refusals first, then replays them.
+        for (let i = 0; i < 5; i++) await wrongAdmin(server, attacker);
+        const replay = (path: string, requestId: string) => rest(server.url, "GET", path, { headers: { ...from(attacker), "x-request-id": requestId } });
+        assert.equal((await replay(`/api/authenticationtoken/${handOff}/user`, "budget-handoff")).status, 404);
+        assert.equal((await replay(`/jwt/token?${new URLSearchParams({ user: refresh })}`, "budget-refresh")).status, 401);
+        assert.equal((await replay(`/jwt/token?${new URLSearchParams({ user: goneName, pass: password })}`, "budget-gone")).status, 403);
+        const replayed = (await allEvents(server, {}))
+          .filter((e) => e.client_address === attacker && e.request_id?.startsWith("budget-"))
+          .reverse()
+          .map((e) => [e.request_id, e.type, e.outcome, e.reason, e.user_id]);
+        assert.deepEqual(replayed, [
+          ["budget-handoff", "auth_token.exchanged", "failure", "TOKEN_NOT_FOUND", victim.id],
+          ["budget-refresh", "jwt_refresh_token.used", "failure", "TOKEN_REVOKED", jwtUserId],
+          ["budget-gone", "login", "failure", "USER_DEACTIVATED", goneUserId],
+        ]);
       });
 
       it("a caller with a verified credential has every refusal stored: the admin token with a bad argument, 8 times", async () => {
