@@ -293,6 +293,19 @@ function headerListSize(rawHeaders: readonly string[]): number {
   return size + 16 * rawHeaders.length;
 }
 
+/**
+ * The fewest bytes an HTTP/1.1 request's header block can have taken: its request line, each
+ * field as `name:value` and a line end, and the blank line. Node's parser counts toward
+ * maxHeaderSize the request target and the fields' names and values alone, not the colons and
+ * line ends: 8000 empty fields (`x:`, 32 KiB on the wire) counted 8000 bytes, within 16 KiB.
+ */
+function headerBlockFloor(req: http.IncomingMessage): number {
+  // "METHOD target HTTP/1.1" and its line end.
+  let size = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 12;
+  for (const field of req.rawHeaders) size += field.length;
+  return size + (req.rawHeaders.length / 2) * 3 + 2;
+}
+
 /** The peer address of each HTTP/2 session, as its socket reported it when it was accepted. */
 const sessionPeers = new WeakMap<http2.Http2Session, string | undefined>();
 
@@ -721,6 +734,19 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     counted(req, res);
   };
 
+  // An HTTP/1.1 header block over the bound on the wire, which Node's parser let through (see
+  // headerBlockFloor): answered as one the parser refuses is, 431, without being served.
+  const headerBlockRefused: RequestHandler = (req, res) => {
+    for (const [name, value] of Object.entries(idOf(req))) res.setHeader(name, value);
+    sendErrorBody(res, 431, Code.ResourceExhausted, "REQUEST_TOO_LARGE", `the request's header block is larger than ${o.maxHeaderBytes} bytes`);
+  };
+  const withinHeaderBlock =
+    (serve: (req: http.IncomingMessage, res: http.ServerResponse) => void) =>
+    (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      if (headerBlockFloor(req) <= o.maxHeaderBytes) serve(req, res);
+      else counted(req, res, headerBlockRefused);
+    };
+
   // Every answer is made by a class that marks an error answer no-store (cache-control.ts).
   const h1 = http.createServer(
     {
@@ -737,7 +763,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       // socket for up to 30 s more than configured. Sweep at a quarter of the shorter timeout.
       connectionsCheckingInterval: Math.max(250, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs) / 4)),
     },
-    (req, res) => (req.httpVersionMajor === 1 ? counted(req, res) : versionNotServed(req, res, idOf(req))),
+    withinHeaderBlock((req, res) => (req.httpVersionMajor === 1 ? counted(req, res) : versionNotServed(req, res, idOf(req)))),
   );
   // Node keeps the first 2000 header lines of a request and drops the rest unseen (a second Host,
   // a proxy's X-Forwarded-For appended last): the header block's size is the one bound, as it
@@ -763,8 +789,8 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     }
     answerRefused(e, socket);
   });
-  h1.on("checkContinue", checkContinue);
-  h1.on("checkExpectation", (req: http.IncomingMessage, res: http.ServerResponse) => counted(req, res, unmet));
+  h1.on("checkContinue", withinHeaderBlock(checkContinue));
+  h1.on("checkExpectation", withinHeaderBlock((req: http.IncomingMessage, res: http.ServerResponse) => counted(req, res, unmet)));
   // This server never listens itself (the front server hands it connections), and Node starts
   // the sweep that enforces requestTimeout and headersTimeout on "listening": without this, a
   // client dribbling its headers or never finishing its body holds its socket forever.

@@ -435,6 +435,17 @@ describe("limits", function () {
       await healthy(server.url);
     });
 
+    it("HTTP/1.1: the header block's bytes are the bound, however small its fields: 8000 empty fields (32 KiB) are 431; 3000 (12 KiB) are served", async () => {
+      // Each `x:` line is 4 bytes on the wire, of which its name alone is 1 byte to Node's count.
+      const fields = (n: number) => Array.from({ length: n }, () => "x:").join("\r\n");
+      const over = await slowClient(server.port, (s) => s.write(`GET /jwt/version HTTP/1.1\r\nhost: x\r\n${fields(8000)}\r\n\r\n`));
+      assert.match(over.received, /^HTTP\/1\.1 431 /);
+      assert.match(over.received, /"code":"resource_exhausted","message":"the request's header block is larger than 16384 bytes"/);
+      const under = await slowClient(server.port, (s) => s.write(`GET /jwt/version HTTP/1.1\r\nhost: x\r\n${fields(3000)}\r\nconnection: close\r\n\r\n`));
+      assert.match(under.received, /^HTTP\/1\.1 200 /);
+      await healthy(server.url);
+    });
+
     it("HTTP/2: the header list's size is the bound, not its count: a gRPC call (grpc-js) with 300 small metadata entries is served", async () => {
       // 300 entries of about 45 bytes each as HTTP/2 counts them (name, value, 32): 13.5 KiB.
       // Node's own default (maxHeaderListPairs, 128 fields) would reset the stream with
