@@ -493,11 +493,19 @@ export interface ClientErrorLimits {
   maxHeaderBytes: number;
 }
 
+/**
+ * The answer to an HTTP/1.1 header block over the bound: the parser's refusal (below) and one it
+ * let through (listen's headerBlockFloor) alike.
+ */
+function headerBlockTooLarge(maxHeaderBytes: number): [number, Code, ServerReason, string] {
+  return [431, Code.ResourceExhausted, "REQUEST_TOO_LARGE", `the request's header block is larger than ${maxHeaderBytes} bytes`];
+}
+
 /** The status, code, reason and message of the answer to `e` (below). */
 function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, Code, ServerReason, string] {
   switch (e.code) {
     case "HPE_HEADER_OVERFLOW":
-      return [431, Code.ResourceExhausted, "REQUEST_TOO_LARGE", `the request's header block is larger than ${limits.maxHeaderBytes} bytes`];
+      return headerBlockTooLarge(limits.maxHeaderBytes);
     case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
       return [413, Code.ResourceExhausted, "REQUEST_TOO_LARGE", "the chunk extensions in the request body are too large"];
     case "ERR_HTTP_REQUEST_TIMEOUT":
@@ -738,7 +746,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // headerBlockFloor): answered as one the parser refuses is, 431, without being served.
   const headerBlockRefused: RequestHandler = (req, res) => {
     for (const [name, value] of Object.entries(idOf(req))) res.setHeader(name, value);
-    sendErrorBody(res, 431, Code.ResourceExhausted, "REQUEST_TOO_LARGE", `the request's header block is larger than ${o.maxHeaderBytes} bytes`);
+    sendErrorBody(res, ...headerBlockTooLarge(o.maxHeaderBytes));
   };
   const withinHeaderBlock =
     (serve: (req: http.IncomingMessage, res: http.ServerResponse) => void) =>
