@@ -17,7 +17,7 @@ import type { Clock } from "./clock.js";
 import { liveSource, MAX_SOURCES, sourcesLive, type CredentialSourceStores } from "./credential-sources.js";
 import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
-import { alreadyExists, invalidField, missingField, notFound, unauthenticated } from "./errors.js";
+import { alreadyExists, AuthError, invalidField, missingField, notFound, unauthenticated } from "./errors.js";
 import { hashSecret, randomToken, secretEquals } from "./secrets.js";
 import type { UserTokens } from "./user-tokens.js";
 import type { Users } from "./users.js";
@@ -259,12 +259,18 @@ export class AuthenticationTokens {
     return { end: live.end, sources: [record.source, ...live.sources] };
   }
 
-  /** The user of a live cookie session; undefined for a stale, foreign or malformed cookie (replaced). */
+  /**
+   * The user of a live cookie session; undefined for a stale, foreign or malformed cookie (replaced).
+   * A check that could not be made (the store failed to answer it) is no such answer: its error
+   * goes on, the token left unused, so that a browser whose session could not be read is not
+   * logged in as another user over it.
+   */
   private async liveSessionUser(cookie: string): Promise<string | undefined> {
     try {
       return (await this.deps.userTokens.verifyCookie(cookie)).userId;
-    } catch {
-      return undefined;
+    } catch (e) {
+      if (e instanceof AuthError) return undefined;
+      throw e;
     }
   }
 }

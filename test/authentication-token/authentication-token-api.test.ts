@@ -25,7 +25,9 @@ import {
   signUp,
   startSession,
 } from "../support/users.js";
-import { authenticationTokenApi, sessionCookieOf, type AuthenticationToken, type AuthenticationTokenApi } from "./api.js";
+import { authenticationTokenApi, sessionCookieOf, type AuthenticationToken, type AuthenticationTokenApi, type TokenUser } from "./api.js";
+import { spyOn } from "../support/spy.js";
+import { StoreUnavailableError } from "../../src/store/ports/errors.js";
 import { loginKey } from "../../src/core/login-name.js";
 import { hashSecret } from "../../src/core/secrets.js";
 
@@ -399,6 +401,33 @@ for (const store of storesUnderTest()) {
             assert.equal(mine.body.user, user.id);
             const clean = await api.exchangeToken(othersToken);
             assert.equal(expectOk(clean)._id, other.user.id);
+          });
+
+          it("a session cookie the store fails to check is not replaced: 503, no cookie, the token unused (then 409, as with the cookie checked)", async () => {
+            const { user, token } = await userWithToken();
+            const value = sessionCookieOf((await api.exchangeToken((await createToken(bearer(token))).token)).headers)!.value;
+            const other = await userWithToken();
+            const othersToken = (await createToken(bearer(other.token))).token;
+            const userTokens = server.tessera.store.userTokens;
+            const read = userTokens.findByHashWithUser.bind(userTokens);
+            const cookieHash = hashSecret(value);
+            const failing = spyOn(userTokens, "findByHashWithUser", async (hash: string) => {
+              if (hash === cookieHash) throw new StoreUnavailableError("store unavailable");
+              return read(hash);
+            });
+            let res: Outcome<TokenUser>;
+            try {
+              res = await api.exchangeToken(othersToken, cookie(value));
+            } finally {
+              failing.restore();
+            }
+            expectCode(res, "unavailable", "the store is unavailable, try again shortly", "STORE_UNAVAILABLE");
+            assert.equal(sessionCookieOf(res.headers), undefined);
+            // The browser's session is still its user's, and the token was not used up.
+            const mine = await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) });
+            assert.equal(mine.body.user, user.id);
+            expectCode(await api.exchangeToken(othersToken, cookie(value)), "already_exists", "the browser holds a session of another user: log out first", "OTHER_USER_SESSION");
+            assert.equal(expectOk(await api.exchangeToken(othersToken))._id, other.user.id);
           });
 
           it("gives another user's used, expired or deactivated user's token 404 in a browser holding a live session, as without it (not 409)", async () => {
