@@ -17,7 +17,7 @@ import type { Clock } from "./clock.js";
 import { liveSource, MAX_SOURCES, sourcesLive, type CredentialSourceStores } from "./credential-sources.js";
 import type { KeyRing } from "./key-ring.js";
 import { outdated } from "./credential-lifecycle.js";
-import { alreadyExists, AuthError, invalidField, missingField, notFound, unauthenticated } from "./errors.js";
+import { alreadyExists, invalidField, missingField, notFound, refusal, unauthenticated } from "./errors.js";
 import { hashSecret, randomToken, secretEquals } from "./secrets.js";
 import type { UserTokens } from "./user-tokens.js";
 import type { Users } from "./users.js";
@@ -269,7 +269,7 @@ export class AuthenticationTokens {
     try {
       return (await this.deps.userTokens.verifyCookie(cookie)).userId;
     } catch (e) {
-      if (e instanceof AuthError) return undefined;
+      if (refusal(e)) return undefined;
       throw e;
     }
   }

@@ -260,7 +260,7 @@ export function endedCall(e: unknown): boolean {
  * a user deactivated meanwhile), rather than saying that it ended (endedCall) or that the store or
  * the server failed.
  */
-function refusal(e: unknown): e is AuthError {
+export function refusal(e: unknown): e is AuthError {
   return e instanceof AuthError && e.code !== "unavailable" && e.code !== "internal";
 }
 
