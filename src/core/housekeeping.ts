@@ -39,6 +39,8 @@ export const DELETE_BATCH = 1000;
 export class Housekeeping {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** Set by stop(): a pass under way ends after the batch it is deleting. */
+  private stopping = false;
   /** The wall clock and the monotonic one (ms) at the previous pass on the timer, or its start. */
   private lastTick: { wall: number; monotonic: number } | undefined;
 
@@ -84,7 +86,7 @@ export class Housekeeping {
       for (;;) {
         const n = await deleteBatch(batch);
         deleted += n;
-        if (n < batch) return deleted;
+        if (n < batch || this.stopping) return deleted;
       }
     };
     // Expired by this clock a little while ago, not just now: another instance whose clock is
@@ -114,6 +116,7 @@ export class Housekeeping {
       ["auditEvents", batched((limit) => store.auditEvents.deleteOlderThan(auditBefore, limit))],
     ];
     for (const [name, job] of jobs) {
+      if (this.stopping) break;
       try {
         removed[name] = await job();
       } catch (e) {
@@ -127,6 +130,7 @@ export class Housekeeping {
   /** Runs every `intervalSeconds` (0: never) until stop(); the timer does not keep the process alive. */
   start(intervalSeconds: number): void {
     if (intervalSeconds <= 0 || this.timer) return;
+    this.stopping = false;
     this.lastTick = { wall: this.deps.clock.now().getTime(), monotonic: performance.now() };
     this.timer = setInterval(() => {
       if (this.running === undefined && this.jumpedAhead()) return;
@@ -156,8 +160,15 @@ export class Housekeeping {
     return true;
   }
 
-  /** Stops the timer and waits for a pass in progress (so the store can close under it). */
+  /**
+   * Stops the timer and waits for a pass in progress (so the store can close under it), which
+   * ends after the batch under way: the rest of a backlog (thousands of batches after an upgrade
+   * or a long stop; on FerretDB each reads the whole collection) is left to the next start,
+   * rather than hold the stop, and what the stop does after it (owed releases of login slots, the
+   * last audit events), for as long as it takes.
+   */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.running;

@@ -141,6 +141,45 @@ for (const kind of storesUnderTest()) {
       assert.deepEqual(await store.auditEvents.list({ userId: "batched", limit: 10 }), []);
     });
 
+    it("a stop during a pass on its timer waits for the batch under way only, not for the rest of the backlog (nor the kinds after it)", async () => {
+      const now = clock.now();
+      const old = new Date(now.getTime() - 91 * 24 * 60 * minute);
+      for (let i = 0; i < 20; i++) {
+        await store.sessions.createThenSync({ id: `s${i}`, userId: "u1", clientId: "c", accessJti: "j", createdAt: old, expiresAt: old }, { hash: `s${i}-rt`, sessionId: `s${i}`, createdAt: old, expiresAt: new Date(now.getTime() + minute) });
+        await store.auditEvents.append({ id: `e${i}`, time: old, type: "login", outcome: "success", userId: "stopped" });
+      }
+      // Each batch of one session takes 20 ms: the whole backlog, 400 ms.
+      const calls = { sessions: 0, auditEvents: 0 };
+      const slowed = {
+        ...store,
+        sessions: {
+          ...store.sessions,
+          deleteExpired: async (before: Date, limit: number) => {
+            calls.sessions++;
+            await new Promise((r) => setTimeout(r, 20));
+            return store.sessions.deleteExpired(before, limit);
+          },
+        },
+        auditEvents: {
+          ...store.auditEvents,
+          deleteOlderThan: async (before: Date, limit: number) => {
+            calls.auditEvents++;
+            return store.auditEvents.deleteOlderThan(before, limit);
+          },
+        },
+      };
+      const housekeeping = new Housekeeping({ store: slowed, clock, logger: createLogger("silent"), deleteBatch: 1 });
+      housekeeping.start(1);
+      try {
+        for (const end = performance.now() + 5000; calls.sessions === 0 && performance.now() < end; ) await new Promise((r) => setTimeout(r, 5));
+        assert.equal(calls.sessions, 1, "the pass has begun");
+      } finally {
+        await housekeeping.stop();
+      }
+      assert.deepEqual(calls, { sessions: 1, auditEvents: 0 });
+      assert.equal((await store.auditEvents.list({ userId: "stopped", limit: 30 })).length, 20);
+    });
+
     // A key revoked while it was the published next key never signed; a key revoked without a
     // rotation retiring it has no notAfter. Such a key was kept for good. It is deleted once any
     // token it could have signed has expired (its revocation + the longest token lifetime + the
