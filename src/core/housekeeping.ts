@@ -36,6 +36,13 @@ const maxKeyVerifiesForMs = 365 * 86_400_000 + 30_000;
 /** Records deleted per store call (a batch); see the top of this file. */
 export const DELETE_BATCH = 1000;
 
+/**
+ * The first pass on the timer comes this long after the start, or after the interval when that is
+ * shorter: with a longer interval (up to a day) a process restarted more often than it (a
+ * deployment every few hours) never ran a pass, and kept what the retentions promise to delete.
+ */
+export const FIRST_PASS_AFTER_SECONDS = 600;
+
 export class Housekeeping {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -57,6 +64,8 @@ export class Housekeeping {
       apiTokenRetentionDays?: number;
       /** Records per batch; default DELETE_BATCH. */
       deleteBatch?: number;
+      /** Seconds from start() to the first pass, when shorter than the interval; default FIRST_PASS_AFTER_SECONDS. */
+      firstPassAfterSeconds?: number;
       /**
        * How long a signing key may verify after it stops signing (KeyRing.verifiesForMs): a key
        * revoked without being retired is deleted this long after its revocation. Default: the
@@ -127,18 +136,31 @@ export class Housekeeping {
     return removed;
   }
 
-  /** Runs every `intervalSeconds` (0: never) until stop(); the timer does not keep the process alive. */
+  /**
+   * Runs every `intervalSeconds` (0: never) until stop(), the first time after
+   * FIRST_PASS_AFTER_SECONDS when the interval is longer; the timer does not keep the process alive.
+   */
   start(intervalSeconds: number): void {
     if (intervalSeconds <= 0 || this.timer) return;
     this.stopping = false;
     this.lastTick = { wall: this.deps.clock.now().getTime(), monotonic: performance.now() };
-    this.timer = setInterval(() => {
+    const tick = () => {
       if (this.running === undefined && this.jumpedAhead()) return;
       this.running ??= this.runOnce().then(
         () => { this.running = undefined; },
         () => { this.running = undefined; },
       );
-    }, intervalSeconds * 1000);
+    };
+    const every = () => {
+      this.timer = setInterval(tick, intervalSeconds * 1000);
+      this.timer.unref();
+    };
+    const firstSeconds = this.deps.firstPassAfterSeconds ?? FIRST_PASS_AFTER_SECONDS;
+    if (firstSeconds >= intervalSeconds) return every();
+    this.timer = setTimeout(() => {
+      tick();
+      every();
+    }, firstSeconds * 1000);
     this.timer.unref();
   }
 

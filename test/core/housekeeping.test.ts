@@ -180,6 +180,25 @@ for (const kind of storesUnderTest()) {
       assert.equal((await store.auditEvents.list({ userId: "stopped", limit: 30 })).length, 20);
     });
 
+    it("the first pass on the timer comes after FIRST_PASS_AFTER_SECONDS when the interval is longer: a process restarted more often than the interval still deletes", async function () {
+      this.timeout(10_000);
+      const now = clock.now();
+      const old = new Date(now.getTime() - 91 * 24 * 60 * minute);
+      await store.auditEvents.append({ id: "e-first", time: old, type: "login", outcome: "success", userId: "first-pass" });
+      const lines: string[] = [];
+      // A daily pass; its first one comes after a second here (ten minutes by default).
+      const housekeeping = new Housekeeping({ store, clock, logger: createLogger("info", (l) => lines.push(l)), firstPassAfterSeconds: 1 });
+      housekeeping.start(86_400);
+      try {
+        const passes = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => String(l.msg).startsWith("housekeeping"));
+        for (const end = performance.now() + 5000; passes().length === 0 && performance.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+        assert.deepEqual(passes().map((l) => [l.msg, l.auditEvents]), [["housekeeping", 1]]);
+        assert.deepEqual(await store.auditEvents.list({ userId: "first-pass", limit: 10 }), []);
+      } finally {
+        await housekeeping.stop();
+      }
+    });
+
     // A key revoked while it was the published next key never signed; a key revoked without a
     // rotation retiring it has no notAfter. Such a key was kept for good. It is deleted once any
     // token it could have signed has expired (its revocation + the longest token lifetime + the
