@@ -7,7 +7,7 @@
 // run (INIT_CWD). Exit codes: 0 written; 1 not written (no database, the destination exists or
 // its directory cannot take it, the database stayed locked, the copy did not check out); 2 a
 // usage or configuration error (no destination, MONGODB_URI set, a bad TESSERA_DATA_DIR). Stopped
-// by SIGINT or SIGTERM before the copy is named: once the copy's thread has ended, the temporary
+// by SIGINT, SIGTERM or SIGHUP before the copy is named: once the copy's thread has ended, the temporary
 // file deleted, ended by the signal.
 import { writeSync } from "node:fs";
 import { resolve } from "node:path";
@@ -15,8 +15,12 @@ import { ConfigError, readVariable } from "./config.js";
 import { oneLine } from "./core/text.js";
 import { startSqliteBackup, type RunningBackup } from "./store/sqlite/sqlite-backup.js";
 
-/** A signal that stops the backup: a terminal's Ctrl-C, a supervisor's stop. */
-const STOPS = ["SIGINT", "SIGTERM"] as const;
+/**
+ * A signal that stops the backup: a terminal's Ctrl-C, a supervisor's stop, the terminal closed
+ * (SIGHUP: an ssh session dropped), whose default action left the temporary file, a partial copy
+ * of the database, behind.
+ */
+const STOPS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 async function backUp(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out?: string; err?: string }> {
   if (args.length !== 1 || args[0] === "") return { code: 2, err: "usage: npm run backup -- <destination file>" };
@@ -36,7 +40,8 @@ async function backUp(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: n
   // Stopped (listened for before the temporary file is made, so that no signal ends the process
   // between its creation and here): the temporary file is deleted, one line says so, and the
   // signal is raised again without a listener, so that the process ends by it, as the shell or
-  // supervisor that sent it expects (exit status 128 + its number: 130 for SIGINT, 143 for SIGTERM).
+  // supervisor that sent it expects (exit status 128 + its number: 130 for SIGINT, 143 for SIGTERM,
+  // 129 for SIGHUP).
   // The copy's thread is told to stop and waited for (it finishes the SQLite call under way)
   // before the file is removed: removed first, the thread could write it again. A second signal
   // meanwhile changes nothing.

@@ -245,8 +245,8 @@ describe("server: npm run backup, an online copy of the embedded store", functio
     });
   });
 
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    it(`stopped by ${signal} while it copies (a terminal's Ctrl-C, a supervisor's stop): removes its temporary file, one line, ended by the signal`, async () => {
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    it(`stopped by ${signal} while it copies (a terminal's Ctrl-C, a supervisor's stop, the terminal closed): removes its temporary file, one line, ended by the signal`, async () => {
       const dataDir = join(dir, "data");
       const database = await createDatabase(dataDir);
       // Another process holds the database alone: the copy waits (up to 5 s) with its temporary file made.
