@@ -767,7 +767,8 @@ export function lead(config: Config, logger: Logger): Leader {
  * follower writes the line itself.
  */
 export function reportStartFailure(reason: string, done: (told: boolean) => void): void {
-  if (role !== "follower" || !process.connected) return done(false);
+  // roleOf, not `role`: a start may fail before follow() has run (its configuration refused).
+  if (roleOf(1) !== "follower" || !process.connected) return done(false);
   try {
     process.send!({ type: message.startFailed, reason }, undefined, undefined, (e) => done(e === null || e === undefined));
   } catch {

@@ -176,16 +176,9 @@ async function serve(config: Config, logger: Logger, role: Role, leader: Leader 
 let leading: Leader | undefined;
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`tessera: configuration error: ${e.message}\n`);
-      process.exit(2);
-    }
-    throw e;
-  }
+  // A ConfigError is written as run() writes a failed start's line, exit 2: a worker forked by the
+  // first, which reads the TLS files again (a renewal half written), tells the first.
+  const config = loadConfig();
   const role = roleOf(config.workers);
   const id = workerId(role);
   const logger = createLogger(config.logLevel, undefined, id === undefined ? undefined : { worker: id });
@@ -199,10 +192,12 @@ async function main(): Promise<void> {
 /** Runs Tessera as this process (until a signal stops it). */
 export function run(): void {
   main().catch((e: unknown) => {
-    const line = failureLine(e);
+    // A ConfigError's message hides the secrets itself (config.ts withSecretsHidden): failureLine
+    // would hide a short secret's text wherever the message holds it ("must b<hidden> at l...").
+    const line = e instanceof ConfigError ? e.message : failureLine(e);
     // A store setting found unusable as the store opens (MONGODB_URI) is a configuration error
     // like those found before: exit 2, as the README says of a bad value.
-    const [what, code] = e instanceof StoreSettingError ? ["configuration error", 2] : ["failed to start", 1];
+    const [what, code] = e instanceof ConfigError || e instanceof StoreSettingError ? ["configuration error", 2] : ["failed to start", 1];
     // One line for the whole start: a worker forked by the first tells it (the first logs it as
     // that worker's exit), and the first ends the others still starting before it writes its own.
     reportStartFailure(line, (told) => {

@@ -15,7 +15,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve as resolvePath } from "node:path";
 import { projectRoot } from "../../src/project-files.js";
-import { callInFlight, connectionRefused } from "../support/net.js";
+import { callInFlight, connectionRefused, makeTestCertificate } from "../support/net.js";
 import { pollUntil } from "../support/poll.js";
 import { entryArgv, killService, request, startService, stopProcess, type Entry, type ServiceProcess } from "../support/process.js";
 import { testAdminToken } from "../support/server.js";
@@ -494,6 +494,32 @@ describe(`server: TESSERA_WORKERS, a worker whose start fails while the first se
       await killService(cluster);
       rmSync(dataDir, { recursive: true, force: true });
       rmSync(preloadDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe(`server: TESSERA_WORKERS, a worker whose configuration is refused while the first serves (${entry})`, function () {
+  this.timeout(60000);
+  it("a renewal half written (the certificate, not yet its key) as a worker is replaced: logged as worker exited with the refusal, nothing on stderr", async () => {
+    const served = makeTestCertificate();
+    const renewal = makeTestCertificate();
+    const dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-"));
+    const { TESSERA_TLS_CERT_FILE: cert, TESSERA_TLS_KEY_FILE: key } = served.env as { TESSERA_TLS_CERT_FILE: string; TESSERA_TLS_KEY_FILE: string };
+    const cluster = await startService(entry, { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_TLS_RELOAD_SECONDS: "0", ...served.env }, { listeners: 2 });
+    try {
+      const second = cluster.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
+      // The renewal's certificate written over the served one; its key not yet.
+      writeFileSync(cert, readFileSync(renewal.env.TESSERA_TLS_CERT_FILE!));
+      process.kill(second, "SIGKILL");
+      await until(() => cluster.lines().filter((l) => l.msg === "worker exited").length === 2, "the replacement exited");
+      const exited = cluster.lines().filter((l) => l.msg === "worker exited")[1]!;
+      assert.deepEqual([exited.worker, exited.code, exited.error], [2, 2, `TESSERA_TLS_KEY_FILE (${key}): not the private key of the first certificate in TESSERA_TLS_CERT_FILE (${cert})`]);
+      assert.equal(cluster.stderr(), "");
+    } finally {
+      await killService(cluster);
+      served.remove();
+      renewal.remove();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
