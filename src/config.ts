@@ -219,13 +219,25 @@ const nat64List: Parser<string[]> = (raw) =>
     return cidr;
   });
 
-/** A listen address: an IP address, or a host name (RFC 1123 labels) the resolver looks up. */
+/**
+ * A listen address: an IP address, or a host name (RFC 1123 labels) the resolver looks up. Not a
+ * name whose last label is a number (RFC 3696 2: no top-level label is all-numeric): getaddrinfo
+ * reads it as an IPv4 address in inet_aton's notations, so 127.000.000.010 was listened on as
+ * 127.0.0.8 (a part with a leading 0 is octal), and 0 as 0.0.0.0, every interface.
+ */
 const hostLabel = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const numberLabel = /^(?:\d+|0x[0-9a-f]*)$/i;
 const listenHost: Parser<string> = (raw) => {
   const v = raw.trim();
-  const name = v.endsWith(".") ? v.slice(0, -1) : v;
-  if (isIP(v) === 0 && !(name.length > 0 && name.length <= 253 && name.split(".").every((label) => hostLabel.test(label)))) {
+  if (isIP(v) !== 0) return v;
+  const labels = (v.endsWith(".") ? v.slice(0, -1) : v).split(".");
+  if (labels.join(".").length === 0 || labels.join(".").length > 253 || !labels.every((label) => hostLabel.test(label))) {
     throw new Error(`must be an IP address or a host name, got ${quoted(raw)}`);
+  }
+  if (numberLabel.test(labels.at(-1)!)) {
+    throw new Error(
+      `must be an IP address or a host name, got ${quoted(raw)}: the resolver reads a name ending in a number as an IPv4 address (a part with a leading 0 as octal, 0x as hexadecimal, fewer than four parts as filling the last): write the address as four decimal numbers without leading zeros, or a host name`,
+    );
   }
   return v;
 };
@@ -306,7 +318,7 @@ function bearerSecretOfAtLeast(bytes: number): Parser<string> {
 /** Every configuration variable Tessera reads. */
 export const variables = {
   port: variable("PORT", 8080, integer(0, 65535), "The one port for gRPC, gRPC-Web, Connect and REST."),
-  host: variable("HOST", "127.0.0.1", listenHost, "Listen address (0.0.0.0 in containers)."),
+  host: variable("HOST", "127.0.0.1", listenHost, "Listen address (0.0.0.0 in containers): an IP address, or a host name; a name ending in a number (`0`, `127.1`, `127.000.000.010`), which the resolver reads as another IPv4 address than it shows, is refused."),
   mongodbUri: variable<string>("MONGODB_URI", undefined, mongoUri, "MongoDB connection string; unset: the embedded SQLite store.", { secret: true }),
   mongodbDatabase: variable<string>("TESSERA_MONGODB_DATABASE", undefined, mongoDatabaseName, "MongoDB database name when MONGODB_URI names none (default `tessera`); naming another one than the URI is an error.", { shownDefault: "(the URI's, else tessera)" }),
   storeTimeoutMs: variable("TESSERA_STORE_TIMEOUT_MS", 2000, integer(100, 60000), "How long a store call waits for an unreachable MongoDB before answering UNAVAILABLE (less when the caller's deadline is nearer)."),

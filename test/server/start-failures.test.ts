@@ -98,6 +98,23 @@ describe("config: values no deployment means are refused by name", () => {
   });
 });
 
+describe("config: HOST that the resolver would read as another IPv4 address than it shows", () => {
+  // getaddrinfo reads a name ending in a number as an IPv4 address in inet_aton's notations (a
+  // part with a leading 0 octal, 0x hexadecimal, fewer than four parts): 127.000.000.010 was
+  // listened on as 127.0.0.8, and 0 as 0.0.0.0 (every interface), the start going on.
+  const why = "the resolver reads a name ending in a number as an IPv4 address (a part with a leading 0 as octal, 0x as hexadecimal, fewer than four parts as filling the last): write the address as four decimal numbers without leading zeros, or a host name";
+  for (const host of ["127.000.000.010", "0", "127.1", "2130706433", "0x7f000001", "10.0.0.1."]) {
+    it(`${JSON.stringify(host)} -> refused, naming HOST`, () => {
+      assert.equal(refusal({ HOST: host }), `HOST: must be an IP address or a host name, got ${JSON.stringify(host)}: ${why}`);
+    });
+  }
+  it("IP addresses and host names, numbers inside them included, are accepted", () => {
+    for (const host of ["127.0.0.1", "0.0.0.0", "::", "::ffff:127.0.0.1", "localhost", "localhost.", "db1", "1password.example", "10-0-0-1.example.com", "app.0x10.example"]) {
+      assert.equal(refusal({ HOST: host }), "", host);
+    }
+  });
+});
+
 describe("config: a whole number too large for a double is quoted as written", () => {
   // It was quoted as the double it reads as: "got 1e+22", "got Infinity", 2^53 + 1 as 2^53.
   for (const [env, expected] of [
