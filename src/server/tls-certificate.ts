@@ -194,9 +194,17 @@ function chainProblem(leaf: X509Certificate, pem: string): string | undefined {
       }
     }
     const which = i === 0 ? `the certificate (${subjectOf(c)})` : `certificate ${i + 1} in the file (${subjectOf(c)})`;
-    const weak = i === 0 ? undefined : keyProblem(c.publicKey);
+    // A key OpenSSL parses the certificate around but cannot make (an algorithm it does not know)
+    // threw OpenSSL's "decode error", which named no variable (the leaf's was found not to be its key's).
+    let publicKey: KeyObject;
+    try {
+      publicKey = c.publicKey;
+    } catch {
+      return `${which}: its public key cannot be read`;
+    }
+    const weak = i === 0 ? undefined : keyProblem(publicKey);
     if (weak !== undefined) return `${which}: its ${weak}`;
-    const selfSigned = c.checkIssued(c) && c.verify(c.publicKey);
+    const selfSigned = c.checkIssued(c) && c.verify(publicKey);
     let signature: ReturnType<typeof weakSignature>;
     try {
       signature = selfSigned ? undefined : weakSignature(c.raw);

@@ -160,6 +160,22 @@ describe("server: TLS certificate and key files", function () {
     refused([root, { ...intermediate, key: p224Args }, leaf], "certificate 2 in the file (CN=Tessera Test Intermediate): its EC key is on curve secp224r1; P-256, P-384 or P-521 is needed");
   });
 
+  it("a certificate of the chain whose public key cannot be read (an algorithm OpenSSL does not know) stops the start: exit 2, one line naming the variable", async () => {
+    const env = chain([root, { ...intermediate, key: p256 }, leaf]);
+    const file = env.TESSERA_TLS_CERT_FILE!;
+    // The intermediate's key algorithm, id-ecPublicKey (1.2.840.10045.2.1), made 1.2.840.10045.2.9:
+    // OpenSSL still parses the certificate, and cannot make a key of it.
+    const blocks = readFileSync(file, "latin1").split(/(?<=-----END CERTIFICATE-----\n)/);
+    const der = Buffer.from(blocks[1]!.replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
+    const at = der.indexOf(Buffer.from("2a8648ce3d0201", "hex"));
+    assert.ok(at > 0);
+    der[at + 6] = 0x09;
+    blocks[1] = `-----BEGIN CERTIFICATE-----\n${der.toString("base64").replace(/.{64}/g, "$&\n").replace(/\n?$/, "\n")}-----END CERTIFICATE-----\n`;
+    writeFileSync(file, blocks.join(""));
+    const r = await start(env);
+    assert.deepEqual(r, { code: 2, stderr: `tessera: configuration error: TESSERA_TLS_CERT_FILE (${file}): certificate 2 in the file (CN=Tessera Test Intermediate): its public key cannot be read\n` });
+  });
+
   it("a certificate under another PEM label OpenSSL reads as one (X509 CERTIFICATE, TRUSTED CERTIFICATE) is held to the chain's rules too", () => {
     // The leaf's block or the intermediate's relabelled: OpenSSL serves both certificates all the same.
     const relabelled = (which: number, label: string) => {
