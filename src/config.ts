@@ -390,7 +390,7 @@ export const variables = {
   maxJwtRefreshTokensPerUser: variable("TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER", 500, integer(1, 1000000), "Unrevoked, unexpired seed 004 refresh tokens one user holds at most: a new one beyond revokes the user's oldest, at most 100 per token (README \"Caps\")."),
   maxUserTokensPerUser: variable("TESSERA_MAX_USER_TOKENS_PER_USER", 500, integer(1, 1000000), "Enabled, unexpired seed 002 user tokens and seed 003 cookie sessions (together) one user holds at most: a new one beyond logs out the user's oldest, at most 100 per token (README \"Caps\")."),
   userTokenRetentionDays: variable("TESSERA_USER_TOKEN_RETENTION_DAYS", 30, integer(1, 36500), "Housekeeping deletes seed 002 user tokens and seed 003 cookie sessions this many days after they expired or were logged out; until then they answer TOKEN_EXPIRED or TOKEN_REVOKED, after it INVALID_TOKEN (unknown)."),
-  otlpEndpoint: variable<string>("OTEL_EXPORTER_OTLP_ENDPOINT", undefined, httpUrl, "Set: export trace spans (calls, store operations, hashing) over OTLP/HTTP to this endpoint through the OpenTelemetry SDK (other `OTEL_*` variables apply); unset: the SDK is not loaded."),
+  otlpEndpoint: variable<string>("OTEL_EXPORTER_OTLP_ENDPOINT", undefined, httpUrl, "Set: export trace spans (calls, store operations, hashing) over OTLP/HTTP to this endpoint through the OpenTelemetry SDK (other `OTEL_*` variables apply, but for OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, which is not read: warned about at start); unset: the SDK is not loaded."),
   sessionCookieTtlSeconds: variable("TESSERA_SESSION_COOKIE_TTL_SECONDS", 86400, integer(60, 31536000), "Lifetime (and cookie Max-Age) of the `tessera_session` cookie set by seed 003's token exchange."),
 } as const;
 
@@ -681,6 +681,10 @@ export function unusedVariables(config: Config, env: NodeJS.ProcessEnv = process
     ["TESSERA_SIGNUP_MAX_PER_ADDRESS", !config.loginProtection, loginProtectionOff],
     ["TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48", !config.loginProtection, loginProtectionOff],
     ["TESSERA_SIGNUP_MAX_PER_IPV6_48", !config.loginProtection, loginProtectionOff],
+    // OpenTelemetry's signal-specific endpoint: the exporter is given its URL from
+    // OTEL_EXPORTER_OTLP_ENDPOINT (server/otel.ts), which wins over it, and without that one the
+    // SDK is not loaded. Set alone, as a collector's documentation may give it, no span went out.
+    ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", true, "spans are exported to OTEL_EXPORTER_OTLP_ENDPOINT followed by /v1/traces, and none without it; set that one to the collector's base URL"],
   ];
   return unused.filter(([name, notUsed]) => notUsed && set(name)).map(([variable, , reason]) => ({ variable, reason }));
 }

@@ -103,7 +103,7 @@ describe("README", () => {
     const grpcCodes = Object.keys(Code)
       .filter((k) => Number.isNaN(Number(k)))
       .map((k) => k.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase());
-    const others = new Set([...grpcCodes, "NO_ERROR", "ENHANCE_YOUR_CALM", "HTTP_1_1_REQUIRED", "INADEQUATE_SECURITY", "REFUSED_STREAM", "NOT_SERVING", "NODE_OPTIONS", "OTEL_SERVICE_NAME", "UV_THREADPOOL_SIZE", "GLIBC_TUNABLES", "EAI_AGAIN"]);
+    const others = new Set([...grpcCodes, "NO_ERROR", "ENHANCE_YOUR_CALM", "HTTP_1_1_REQUIRED", "INADEQUATE_SECURITY", "REFUSED_STREAM", "NOT_SERVING", "NODE_OPTIONS", "OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "UV_THREADPOOL_SIZE", "GLIBC_TUNABLES", "EAI_AGAIN"]);
     // The client package's README names its verifier's codes too.
     const clientCodes = new Set<string>([...TokenErrorCodes, authCallbackWarningCode]);
     for (const file of documents) {

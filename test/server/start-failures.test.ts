@@ -729,6 +729,15 @@ describe("config: a variable set that the configuration chosen does not use", ()
     ]);
   });
 
+  it("names OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, which is never read: spans go to OTEL_EXPORTER_OTLP_ENDPOINT's /v1/traces, or nowhere", () => {
+    // The OpenTelemetry variable a collector's documentation often gives: alone, no span was
+    // exported; beside OTEL_EXPORTER_OTLP_ENDPOINT, the exporter's URL, set from that one, wins.
+    const reason = "spans are exported to OTEL_EXPORTER_OTLP_ENDPOINT followed by /v1/traces, and none without it; set that one to the collector's base URL";
+    const traces = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://collector:4318/v1/traces" };
+    assert.deepEqual(unused(traces), [{ variable: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", reason }]);
+    assert.deepEqual(unused({ ...traces, OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" }), [{ variable: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", reason }]);
+  });
+
   it("names the login protection's limits with the protection off: no login attempt or sign-up is limited", () => {
     const off = "TESSERA_LOGIN_PROTECTION is off: no login attempt or sign-up is limited";
     const limits = {
