@@ -630,19 +630,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 const internalVariables = new Set(["TESSERA_WORKER_ID"]);
 
 /**
- * The TESSERA_ variables of `env` that no configuration variable is (a misspelt name, which
- * would otherwise be ignored without a word), each with the declared name nearest to it when one
- * is close (at most 2 edits): logged at start. Names only: a value may be a secret.
+ * The TESSERA_ variables of `env`, in any letter case, that no configuration variable is (a
+ * misspelt name, which would otherwise be ignored without a word), each with the declared name
+ * nearest to it when one is close (at most 2 edits, letter case aside): logged at start. Names
+ * only: a value may be a secret.
  */
 export function unknownVariables(env: NodeJS.ProcessEnv = process.env): Array<{ variable: string; didYouMean?: string }> {
   const declared = Object.values(variables).map((v) => v.name);
+  // In any letter case: names are case-sensitive, and tessera_workers was ignored without a word.
   return Object.keys(env)
-    .filter((name) => name.startsWith("TESSERA_") && !declared.includes(name) && !internalVariables.has(name))
+    .filter((name) => name.toUpperCase().startsWith("TESSERA_") && !declared.includes(name) && !internalVariables.has(name))
     .sort()
     .map((variable) => {
       let best: { name: string; distance: number } | undefined;
       for (const name of declared) {
-        const distance = editDistance(variable, name);
+        const distance = editDistance(variable.toUpperCase(), name);
         if (distance <= 2 && (best === undefined || distance < best.distance)) best = { name, distance };
       }
       return best === undefined ? { variable } : { variable, didYouMean: best.name };

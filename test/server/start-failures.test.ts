@@ -673,6 +673,14 @@ describe("config: a TESSERA_ variable Tessera does not read (a misspelt name)", 
     );
   });
 
+  it("in another letter case (names are case-sensitive: tessera_workers is not read) is named too, with the variable meant", () => {
+    assert.deepEqual(unknownVariables({ tessera_workers: "2", Tessera_Admin_Token: "a-secret-admin-token", tessera_somthing: "x", TESSERA_WORKERS: "2" }), [
+      { variable: "Tessera_Admin_Token", didYouMean: "TESSERA_ADMIN_TOKEN" },
+      { variable: "tessera_somthing" },
+      { variable: "tessera_workers", didYouMean: "TESSERA_WORKERS" },
+    ]);
+  });
+
   it("is logged at warn as the service starts (the name, never the value), which goes on", async function () {
     this.timeout(30000);
     const dataDir = mkdtempSync(join(tmpdir(), "tessera-unknown-"));
