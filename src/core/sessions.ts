@@ -325,7 +325,7 @@ export class Sessions {
       return this.afterRead(read, this.openSession(access).then(() => Promise.reject(unknownRefreshToken())));
     }
     if (before.spentAt) return this.afterRead(read, this.spentTokenPresented(before, refreshToken, access)); // a concurrent refresh won
-    return this.afterRead(read, this.complete(session, access.jti, child));
+    return this.afterRead(read, this.complete(session, access, child));
   }
 
   /**
@@ -399,9 +399,14 @@ export class Sessions {
    * refresh token stored (a duplicate is one that caller stored). The insert comes last: it is
    * the write whose `durable` covers the spend and the move before it (see the store port's
    * setAccessJti), so it must follow them. Until it is stored, the child refresh token is known
-   * to no client: the answer is sent once it is durable.
+   * to no client: the answer is sent once it is durable. Then the user is read again: a password
+   * change or deactivation (on any instance) since the access token's check refuses the refresh
+   * as one after it is (SESSION_ENDED). The change ends the user's sessions only after it moved
+   * the epoch, and not at all when the store fails it: a refresh that moved the jti meanwhile
+   * answered a pair, its access token one offline verifiers take until it expires.
    */
-  private async complete(session: SessionRecord, parentJti: string, child: ChildPair): Promise<PairThenSync> {
+  private async complete(session: SessionRecord, access: SessionAccess, child: ChildPair): Promise<PairThenSync> {
+    const parentJti = access.jti;
     const moved = await this.sessions.setAccessJti(session.id, parentJti, child.jti);
     if (!moved) {
       // Another caller of this same refresh moved the jti, or is moving it: on MongoDB the move
@@ -431,6 +436,9 @@ export class Sessions {
       }
       durable = () => errorDurable(e);
     }
+    await durableBeforeError(durable, async () => {
+      if ((await this.users.credentialState(access.userId, access.credentialEpoch)) !== "current") throw sessionEnded();
+    });
     return { pair: { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
   }
 
@@ -442,7 +450,7 @@ export class Sessions {
       // Within the window: the same answer.
       if (child !== undefined) {
         const session = await this.openSession(access);
-        if (session.accessJti === access.jti || session.accessJti === child.jti) return this.complete(session, access.jti, child);
+        if (session.accessJti === access.jti || session.accessJti === child.jti) return this.complete(session, access, child);
       }
       throw alreadyUsed();
     }
@@ -459,7 +467,7 @@ export class Sessions {
       if (stored === null || answeredLately) {
         const session = await this.openSession(access);
         if (session.accessJti === access.jti || session.accessJti === child.jti) {
-          return this.complete(session, access.jti, { ...child, accessToken: await this.signAccess(session, child.jti) });
+          return this.complete(session, access, { ...child, accessToken: await this.signAccess(session, child.jti) });
         }
         if (answeredLately) throw alreadyUsed();
       }
@@ -489,7 +497,8 @@ export class Sessions {
    * second read would close no window (a password change or deactivation may land just after it
    * too). What does close it: the change moves the user's epoch before it ends the user's
    * sessions, so a pair a refresh makes meanwhile belongs to a session whose epoch is no longer
-   * the user's, which every use refuses (liveSession), and which the change then ends.
+   * the user's, which every use refuses (liveSession), and which the change then ends; and the
+   * refresh reads the user again once its pair is stored (complete()), refusing it then.
    */
   private async openSession(access: SessionAccess): Promise<SessionRecord> {
     const session = await this.sessions.findById(access.sessionId);

@@ -283,40 +283,71 @@ for (const store of storesUnderTest()) {
       }
     });
 
-    it("PUT /session held after its access token's check while the password changes on the other instance: 401 SESSION_ENDED, and nothing of the session works", async () => {
+    /**
+     * PUT /session of a new session on b, held once (at the first call of `method` of b's store
+     * `part`, before it is made) while `change` runs on a with an access JWT of the session's
+     * user: the refresh is 401 SESSION_ENDED, and nothing of the session works on either instance.
+     */
+    async function refreshHeldWhile(part: "refreshTokens" | "sessions", method: string, change: (access: string) => Promise<void>): Promise<void> {
       const { a, b } = pair;
       const email = uniqueEmail("refreshchange");
       await signUp(a, email);
       const access = (await rest(a.url, "GET", `/jwt/token?${new URLSearchParams({ user: email, pass: password })}`)).text;
       const session = await rest(b.url, "POST", "/session", { headers: clientIdHeader, json: { account_type: "traditional", email, password } });
       assert.equal(session.status, 200, session.text);
-      const tokens = b.tessera.store.refreshTokens;
-      const findByHash = tokens.findByHash;
+      const target = b.tessera.store[part] as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+      const original = target[method]!;
       const held = gate();
-      tokens.findByHash = async (...args) => {
-        tokens.findByHash = findByHash;
+      target[method] = async (...args) => {
+        target[method] = original;
         await held.pass();
-        return findByHash.apply(tokens, args);
+        return original.apply(target, args);
       };
       const headers = { ...clientIdHeader, ...bearer(session.body.access_token as string) };
       try {
         const refreshing = rest(b.url, "PUT", "/session", { headers, json: { refresh_token: session.body.refresh_token } });
         await held.reached;
-        const changed = await rest(a.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
-        assert.equal(changed.status, 200, changed.text);
+        await change(access);
         held.open();
         const refreshed = await refreshing;
         assert.equal(refreshed.status, 401, refreshed.text);
         assert.equal(refreshed.body.message, "the session has ended");
+        assert.equal(refreshed.body.details[0].debug.reason, "SESSION_ENDED");
         for (const server of [a, b]) {
           assert.equal((await rest(server.url, "GET", "/session", { headers })).status, 401);
           assert.equal((await rest(server.url, "PUT", "/session", { headers, json: { refresh_token: session.body.refresh_token } })).status, 401);
         }
       } finally {
-        tokens.findByHash = findByHash;
+        target[method] = original;
         held.open();
       }
-    });
+    }
+
+    it("PUT /session held after its access token's check while the password changes on the other instance: 401 SESSION_ENDED, and nothing of the session works", () =>
+      refreshHeldWhile("refreshTokens", "findByHash", async (access) => {
+        const changed = await rest(pair.a.url, "PATCH", "/jwt/user", { headers: bearer(access), json: { pass: otherPassword } });
+        assert.equal(changed.status, 200, changed.text);
+      }));
+
+    for (const [change, method, path, status] of [
+      ["the password changes", "PATCH", "/jwt/user", 200],
+      ["the user is deactivated", "DELETE", "/jwt/user", 204],
+    ] as const) {
+      it(`PUT /session held before it moves the session to its new access token while ${change} (${method} ${path}) on the other instance, whose ending of the user's sessions fails: 401 SESSION_ENDED, and nothing of the session works`, () =>
+        refreshHeldWhile("sessions", "setAccessJti", async (access) => {
+          // The change's end of the user's sessions fails (the change is answered as made all the
+          // same): the session is left unended, refused by its epoch.
+          const sessions = pair.a.tessera.store.sessions;
+          const endAll = sessions.endAllForUser;
+          sessions.endAllForUser = () => Promise.reject(new StoreUnavailableError("store unavailable"));
+          try {
+            const changed = await rest(pair.a.url, method, path, { headers: bearer(access), ...(method === "PATCH" && { json: { pass: otherPassword } }) });
+            assert.equal(changed.status, status, changed.text);
+          } finally {
+            sessions.endAllForUser = endAll;
+          }
+        }));
+    }
 
     describe("a login in flight while another instance changes the user", () => {
       const sessionLogin = (url: string, email: string) =>
