@@ -12,6 +12,7 @@ import { argumentNoun, parseArguments, type Argument } from "./query.js";
 import { variableValue } from "./route-table.js";
 import { ParseFailure } from "./scalar.js";
 import { findImpossibleTimestamp } from "./timestamp.js";
+import { findNonDecimalNumber } from "./json-numbers.js";
 import { unquotedJsonError } from "./json-error.js";
 import { repeatedKey } from "../core/json-keys.js";
 import { credentialShaped } from "../credential-shapes.js";
@@ -167,10 +168,17 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
   const desc = binding.rpc.input;
   const rule = binding.body;
   refuseRepeatedFields(binding, json, text);
+  const value = rule.kind === "field" ? { [rule.field.jsonName]: json } : json;
   // A Timestamp naming no real time, which protobuf-es would carry over into another (timestamp.ts).
-  const impossible = findImpossibleTimestamp(desc, rule.kind === "field" ? { [rule.field.jsonName]: json } : json);
+  const impossible = findImpossibleTimestamp(desc, value);
   if (impossible) {
     throw badRequest("INVALID_BODY_FIELD", `invalid request body: field "${impossible.key}": cannot decode message google.protobuf.Timestamp from JSON: ${impossible.reason}`, impossible.field);
+  }
+  // A number field given a string that is no number's text, which protobuf-es would read with
+  // Number() or BigInt() ("0x10" as 16, json-numbers.ts), as the router's JSON decoder refuses it.
+  const nonDecimal = findNonDecimalNumber(desc, value);
+  if (nonDecimal) {
+    throw badRequest("INVALID_BODY_FIELD", `invalid request body: field "${nonDecimal.key}": ${nonDecimal.reason}`, nonDecimal.field);
   }
   try {
     if (rule.kind === "field") {
