@@ -1,12 +1,12 @@
 // A walk of a JSON request message, read as its message type, to the first value a check refuses
 // (timestamp.ts: a Timestamp that names no real time; json-numbers.ts: a number given as a string
-// that is no number's text). Only the types that hold a value the check looks at are walked
+// that is no number's text; json-enums.ts: an enum value given a name the enum does not have). Only the types that hold a value the check looks at are walked
 // (known once per type); keys that name no field, and values of the wrong JSON type, are left
 // to protobuf-es, which reads the message next.
-import type { DescField, DescMessage, JsonValue, ScalarType } from "@bufbuild/protobuf";
+import type { DescEnum, DescField, DescMessage, JsonValue, ScalarType } from "@bufbuild/protobuf";
 
-/** The type of a field's value: a scalar's, or a message's. */
-export type ValueType = ScalarType | DescMessage;
+/** The type of a field's value: a scalar's, a message's, or an enum's. */
+export type ValueType = ScalarType | DescMessage | DescEnum;
 
 /** What a walk looks for. */
 export interface JsonValueCheck {
@@ -39,7 +39,7 @@ export function holder(wanted: (t: ValueType) => boolean): (desc: DescMessage) =
     if (seen.has(desc)) return false;
     seen.add(desc);
     const has = (t: ValueType | undefined) =>
-      t !== undefined && (wanted(t) || (typeof t === "object" && !t.typeName.startsWith("google.protobuf.") && holds(t, seen)));
+      t !== undefined && (wanted(t) || (typeof t === "object" && t.kind === "message" && !t.typeName.startsWith("google.protobuf.") && holds(t, seen)));
     let found = false;
     for (const f of desc.fields) found ||= has(valueType(f)) || (f.fieldKind === "map" && wanted(f.mapKey));
     seen.delete(desc);
@@ -49,19 +49,19 @@ export function holder(wanted: (t: ValueType) => boolean): (desc: DescMessage) =
   return (desc) => holds(desc, new Set());
 }
 
-/** The type of a field's values (a list's items, a map's values); undefined for an enum. */
-function valueType(f: DescField): ValueType | undefined {
+/** The type of a field's values (a list's items, a map's values). */
+function valueType(f: DescField): ValueType {
   switch (f.fieldKind) {
     case "scalar":
       return f.scalar;
     case "message":
       return f.message;
+    case "enum":
+      return f.enum;
     case "list":
-      return f.listKind === "scalar" ? f.scalar : f.listKind === "message" ? f.message : undefined;
+      return f.listKind === "scalar" ? f.scalar : f.listKind === "message" ? f.message : f.enum;
     case "map":
-      return f.mapKind === "scalar" ? f.scalar : f.mapKind === "message" ? f.message : undefined;
-    default:
-      return undefined;
+      return f.mapKind === "scalar" ? f.scalar : f.mapKind === "message" ? f.message : f.enum;
   }
 }
 
@@ -88,9 +88,10 @@ function inField(f: DescField, value: JsonValue, check: JsonValueCheck): Found |
   switch (f.fieldKind) {
     case "scalar":
     case "message":
-      return at("", inValue(t!, value, check));
+    case "enum":
+      return at("", inValue(t, value, check));
     case "list":
-      if (t === undefined || !Array.isArray(value)) return undefined;
+      if (!Array.isArray(value)) return undefined;
       for (let i = 0; i < value.length; i++) {
         const found = at(`[${i}]`, inValue(t, value[i]!, check));
         if (found) return found;
@@ -102,7 +103,7 @@ function inField(f: DescField, value: JsonValue, check: JsonValueCheck): Found |
         // A key is the client's data: the map is named.
         const key = check.refuse(f.mapKey, k);
         if (key !== undefined) return { field: f.name, reason: key };
-        const found = t === undefined ? undefined : at(`[${JSON.stringify(k)}]`, inValue(t, v, check));
+        const found = at(`[${JSON.stringify(k)}]`, inValue(t, v, check));
         if (found) return found;
       }
       return undefined;
@@ -115,7 +116,7 @@ function inField(f: DescField, value: JsonValue, check: JsonValueCheck): Found |
 function inValue(t: ValueType, value: JsonValue, check: JsonValueCheck): Found | undefined {
   const reason = check.refuse(t, value);
   if (reason !== undefined) return { field: "", reason };
-  if (typeof t !== "object" || t.typeName.startsWith("google.protobuf.")) return undefined;
+  if (typeof t !== "object" || t.kind !== "message" || t.typeName.startsWith("google.protobuf.")) return undefined;
   const found = findRefusedValue(t, value, check);
   return found && { field: found.field, reason: found.reason };
 }

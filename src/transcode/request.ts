@@ -13,6 +13,7 @@ import { variableValue } from "./route-table.js";
 import { ParseFailure } from "./scalar.js";
 import { findImpossibleTimestamp } from "./timestamp.js";
 import { findNonDecimalNumber } from "./json-numbers.js";
+import { findUnknownEnumName } from "./json-enums.js";
 import { unquotedJsonError } from "./json-error.js";
 import { repeatedKey } from "../core/json-keys.js";
 import { credentialShaped } from "../credential-shapes.js";
@@ -176,9 +177,11 @@ function mergeJsonBody(binding: Binding, r: ReflectMessage, msg: Message, json: 
   }
   // A number field given a string that is no number's text, which protobuf-es would read with
   // Number() or BigInt() ("0x10" as 16, json-numbers.ts), as the router's JSON decoder refuses it.
-  const nonDecimal = findNonDecimalNumber(desc, value);
-  if (nonDecimal) {
-    throw badRequest("INVALID_BODY_FIELD", `invalid request body: field "${nonDecimal.key}": ${nonDecimal.reason}`, nonDecimal.field);
+  // Or an enum field given a name its enum does not have, which protobuf-es would drop as it
+  // drops an unknown key (json-enums.ts).
+  const refused = findNonDecimalNumber(desc, value) ?? findUnknownEnumName(desc, value);
+  if (refused) {
+    throw badRequest("INVALID_BODY_FIELD", `invalid request body: field "${refused.key}": ${refused.reason}`, refused.field);
   }
   try {
     if (rule.kind === "field") {

@@ -24,6 +24,18 @@ const domain = "library.example";
 const info = (reason: string) => ({ reason, domain, metadata: {} });
 const field = (reason: string, name: string, description: string): DetailFacts => ({ ...info(reason), fieldViolations: [{ field: name, description }] });
 
+/** A JSON body POSTed to `path` whose value at `fieldPath` is refused: 400 INVALID_BODY_FIELD naming it. */
+const refusedBodyField = (name: string, path: string, body: object, fieldPath: string, message: string): Case => ({
+  name,
+  method: "POST",
+  path,
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body),
+  status: 400,
+  code: "invalid_argument",
+  details: field("INVALID_BODY_FIELD", fieldPath, message),
+});
+
 const cases: Case[] = [
   { name: "no route: ROUTE_NOT_FOUND", path: "/v1/nowhere", status: 404, code: "not_found", details: info("ROUTE_NOT_FOUND") },
   { name: "a method the path does not take: METHOD_NOT_ALLOWED", method: "PUT", path: "/v1/search", status: 405, code: "unimplemented", details: info("METHOD_NOT_ALLOWED") },
@@ -150,36 +162,41 @@ const cases: Case[] = [
     code: "invalid_argument",
     details: field("INVALID_BODY_FIELD", "request_id", 'invalid request body: field "requestId": expected string, got number'),
   },
-  {
-    name: 'a number field given a string that is no number\'s text ("0x10"): INVALID_BODY_FIELD naming its path, not read as 16',
-    method: "POST",
-    path: "/v1/items",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ item: { book: { pages: "0x10" } } }),
-    status: 400,
-    code: "invalid_argument",
-    details: field("INVALID_BODY_FIELD", "item.book.pages", 'invalid request body: field "item": expected number (int32), got string'),
-  },
-  {
-    name: 'a 64-bit integer given a string with spaces (" 16 "), which BigInt() reads: INVALID_BODY_FIELD naming it',
-    method: "POST",
-    path: "/v1/items",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ item: { count: " 16 " } }),
-    status: 400,
-    code: "invalid_argument",
-    details: field("INVALID_BODY_FIELD", "item.count", 'invalid request body: field "item": expected bigint (int64), got string'),
-  },
-  {
-    name: 'a body: "field" route: "+16" in the body field is INVALID_BODY_FIELD naming its path',
-    method: "POST",
-    path: "/v1/shelves/s1/books",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ pages: "+16" }),
-    status: 400,
-    code: "invalid_argument",
-    details: field("INVALID_BODY_FIELD", "book.pages", 'invalid request body: field "book": expected number (int32), got string'),
-  },
+  refusedBodyField(
+    'a number field given a string that is no number\'s text ("0x10"): INVALID_BODY_FIELD naming its path, not read as 16',
+    "/v1/items",
+    { item: { book: { pages: "0x10" } } },
+    "item.book.pages",
+    'invalid request body: field "item": expected number (int32), got string',
+  ),
+  refusedBodyField(
+    'a 64-bit integer given a string with spaces (" 16 "), which BigInt() reads: INVALID_BODY_FIELD naming it',
+    "/v1/items",
+    { item: { count: " 16 " } },
+    "item.count",
+    'invalid request body: field "item": expected bigint (int64), got string',
+  ),
+  refusedBodyField(
+    'a body: "field" route: "+16" in the body field is INVALID_BODY_FIELD naming its path',
+    "/v1/shelves/s1/books",
+    { pages: "+16" },
+    "book.pages",
+    'invalid request body: field "book": expected number (int32), got string',
+  ),
+  refusedBodyField(
+    "an enum field given a name the enum does not have: INVALID_BODY_FIELD naming its path, not dropped as an unknown key is",
+    "/v1/items",
+    { item: { color: "COLOR_BLUE" } },
+    "item.color",
+    'invalid request body: field "item": cannot decode enum transcodetest.v1.Color from JSON: unknown value name',
+  ),
+  refusedBodyField(
+    'an enum field given a number as a string ("1"), which is no name of it: INVALID_BODY_FIELD naming its path',
+    "/v1/items",
+    { item: { color: "1" } },
+    "item.color",
+    'invalid request body: field "item": cannot decode enum transcodetest.v1.Color from JSON: unknown value name',
+  ),
   {
     name: "a JSON field given twice under one name: INVALID_BODY_FIELD naming it (JSON.parse would keep the last)",
     method: "POST",
