@@ -1,8 +1,9 @@
 // A walk of a JSON request message, read as its message type, to the first value a check refuses
 // (timestamp.ts: a Timestamp that names no real time; json-numbers.ts: a number given as a string
-// that is no number's text; json-enums.ts: an enum value given a name the enum does not have). Only the types that hold a value the check looks at are walked
-// (known once per type); keys that name no field, and values of the wrong JSON type, are left
-// to protobuf-es, which reads the message next.
+// that is no number's text; json-enums.ts: an enum value given a name the enum does not have).
+// Only the types that hold a value the check looks at are walked (known once per type); keys
+// that name no field, and values of the wrong JSON type, are left to protobuf-es, which reads
+// the message next.
 import type { DescEnum, DescField, DescMessage, JsonValue, ScalarType } from "@bufbuild/protobuf";
 
 /** The type of a field's value: a scalar's, a message's, or an enum's. */
