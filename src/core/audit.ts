@@ -156,12 +156,14 @@ export async function trackedThen<T>(...[audit, type, fields, work, onSuccess, s
 }
 
 /**
- * Free text as an event keeps it: at most `max` characters, well-formed, no control characters
+ * Free text as an event keeps it: at most `max` characters, well-formed, no control characters,
+ * no line or paragraph separators (U+2028, U+2029: JSON keeps them as they are, and a reader that
+ * breaks lines at them, as Python's splitlines() does, would split the event's log line in two)
  * and no bidirectional formatting characters (U+202E would show the rest of a log line, or of a
  * listing, reversed; login-name.ts refuses the same in a login).
  */
 const bounded = (s: string | undefined, max = 256) =>
-  s === undefined ? undefined : (s.length > max ? s.slice(0, max) : s).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+  s === undefined ? undefined : (s.length > max ? s.slice(0, max) : s).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
 
 /**
  * What a refused attempt's `login` is recorded as when it has the shape of a credential: people

@@ -260,6 +260,18 @@ for (const store of storesUnderTest()) {
       assert.equal(line?.login, kept);
     });
 
+    it("a refused login's line and paragraph separators (U+2028, U+2029) are replaced too: readers that break lines at them would split its log line in two", async () => {
+      const tried = `split-${Date.now()}\u2028{"msg":"audit"}\u2029@example.com`;
+      const r = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email: tried, password }, headers: clientIdHeader });
+      assert.equal(r.status, 401);
+      const kept = tried.replace("\u2028", "\ufffd").replace("\u2029", "\ufffd");
+      const event = await one(server, "login", (e) => e.login?.startsWith(tried.slice(0, 19)) === true);
+      assert.deepEqual([event.outcome, event.reason, event.login], ["failure", "INVALID_CREDENTIALS", kept]);
+      const line = server.logs.find((l) => l.includes(`"auditId":"${event.id}"`));
+      assert.equal((JSON.parse(line!) as Record<string, unknown>).login, kept);
+      assert.doesNotMatch(line!, /[\u2028\u2029]/);
+    });
+
     it("a refused login whose name is a credential (a token sent as the user name, as git and npm send theirs, or the admin token) records [redacted], in the event and its log line", async () => {
       const email = uniqueEmail("redact");
       await signUp(server, email);
