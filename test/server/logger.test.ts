@@ -3,6 +3,8 @@
 // field named like a secret redacted, an error as {name, message}, levels below the minimum
 // dropped.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { runInCall } from "../../src/call-scope.js";
 import { createLogger } from "../../src/logger.js";
 
@@ -77,5 +79,33 @@ describe("logger: stdout", () => {
     const lines = writes.join("").split("\n").filter((l) => l.startsWith('{"')).map((l) => JSON.parse(l) as { msg: string; n: number }).filter((l) => l.msg === "audit");
     assert.deepEqual(lines.map((l) => l.n), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     for (const w of writes) assert.ok(Buffer.byteLength(w) <= 4096, `a write of ${Buffer.byteLength(w)} bytes`);
+  });
+
+  it("a reader that stops reading leaves at most 16 MiB of lines waiting in memory: the lines past it are dropped, and their count logged once it reads again", async function () {
+    this.timeout(60_000);
+    const total = 40_000; // about 40 MB of lines
+    const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "fixtures", "stalled-log-reader.ts"), String(total)], {
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
+    });
+    // Ended in any case: a child left waiting for its reader would outlive the test.
+    try {
+      const out = child.stdout!;
+      out.pause();
+      const { waiting } = await new Promise<{ waiting: number }>((resolve) => child.once("message", (m) => resolve(m as { waiting: number })));
+      // 16 MiB, and the one batch (at most 4096 bytes) written as it was reached.
+      assert.ok(waiting <= 16 * 1024 * 1024 + 4096, `${waiting} bytes of lines waiting`);
+      out.setEncoding("utf8");
+      let text = "";
+      out.on("data", (chunk: string) => (text += chunk));
+      out.resume();
+      await new Promise((resolve) => child.once("close", resolve));
+      const lines = text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { msg: string; level: string; lines?: number });
+      const written = lines.filter((l) => l.msg === "filler").length;
+      const dropped = lines.filter((l) => l.msg !== "filler");
+      assert.deepEqual(dropped, [{ ...dropped[0], level: "error", msg: "log lines dropped: standard output was not read", lines: total - written }]);
+      assert.ok(written > 0 && written < total, `${written} lines written`);
+    } finally {
+      child.kill();
+    }
   });
 });
