@@ -6,13 +6,14 @@ import http2 from "node:http2";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
 import { otherClientId, startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
-import { expectCode, expectOk, protocols, type Outcome } from "../support/api.js";
+import { expectCode, expectFieldRefused, expectOk, expectWeakPassword, protocols, type Outcome } from "../support/api.js";
 import { password as goodPassword, uniqueEmail } from "../support/users.js";
 import { assertBadRequest, h2request, raw } from "../hostile/support.js";
 import { sessionApi, type SessionApi, type TokenPair } from "./api.js";
 
 const client = { clientId: testClientId };
 /** The refusal of an x-koms-clientid that names more than one client. */
+const notMostRecent = "not the most recent access token of the session";
 const clientIdList = "the x-koms-clientid header names more than one client (it was sent more than once, or holds a comma list): it must name one";
 
 for (const store of storesUnderTest()) {
@@ -55,28 +56,32 @@ for (const store of storesUnderTest()) {
 
         it("POST /user: duplicate email (any case, surrounding spaces) 409", async () => {
           const email = await signUp();
-          expectCode(await api.createUser({ email: `  ${email.toUpperCase()} `, password: goodPassword }, client), "already_exists");
+          expectCode(await api.createUser({ email: `  ${email.toUpperCase()} `, password: goodPassword }, client), "already_exists", "a user with this email already exists", "USER_EXISTS");
         });
 
         it("POST /user: invalid email 400, weak passwords 400 naming the rule", async () => {
-          expectCode(await api.createUser({ email: "not-an-email", password: goodPassword }, client), "invalid_argument", /email/);
-          expectCode(await api.createUser({ email: "", password: goodPassword }, client), "invalid_argument", /email/);
-          expectCode(await api.createUser({ email: uniqueEmail(), password: "short" }, client), "invalid_argument", /too short/);
-          expectCode(await api.createUser({ email: uniqueEmail(), password: "x".repeat(257) }, client), "invalid_argument", /too long/);
-          expectCode(await api.createUser({ email: uniqueEmail(), password: "Password1" }, client), "invalid_argument", /too common/);
-          expectCode(await api.createUser({ email: uniqueEmail(), password: "" }, client), "invalid_argument", /password/);
+          expectFieldRefused(await api.createUser({ email: "not-an-email", password: goodPassword }, client), "email", "email is not a valid email address");
+          expectFieldRefused(await api.createUser({ email: "", password: goodPassword }, client), "email", "email is required", "MISSING_FIELDS");
+          expectWeakPassword(await api.createUser({ email: uniqueEmail(), password: "short" }, client), "password", "password too short: at least 8 characters required");
+          expectFieldRefused(await api.createUser({ email: uniqueEmail(), password: "x".repeat(257) }, client), "password", "password too long: at most 256 characters allowed");
+          expectWeakPassword(await api.createUser({ email: uniqueEmail(), password: "Password1" }, client), "password", "password too common: it is on a list of frequently used passwords");
+          expectFieldRefused(await api.createUser({ email: uniqueEmail(), password: "" }, client), "password", "password is required", "MISSING_FIELDS");
         });
 
         it("every method: missing or unknown x-koms-clientid 401", async () => {
           const email = await signUp();
           const pair = await login(email);
-          for (const creds of [{}, { clientId: "nope" }]) {
-            expectCode(await api.createUser({ email: uniqueEmail(), password: goodPassword }, creds), "unauthenticated");
-            expectCode(await api.createSession({ account_type: "traditional", email, password: goodPassword }, creds), "unauthenticated");
-            expectCode(await api.getSession({ ...creds, access: pair.access_token }), "unauthenticated");
-            expectCode(await api.getUser({ ...creds, access: pair.access_token }), "unauthenticated");
-            expectCode(await api.refreshSession({ refresh_token: pair.refresh_token }, { ...creds, access: pair.access_token }), "unauthenticated");
-            expectCode(await api.deleteSession({ ...creds, access: pair.access_token }), "unauthenticated");
+          for (const [creds, message, reason] of [
+            [{}, "missing x-koms-clientid header", "MISSING_CLIENT_ID"],
+            [{ clientId: "nope" }, "unknown x-koms-clientid", "UNKNOWN_CLIENT_ID"],
+          ] as const) {
+            const refused = (outcome: Outcome<unknown>) => expectCode(outcome, "unauthenticated", message, reason);
+            refused(await api.createUser({ email: uniqueEmail(), password: goodPassword }, creds));
+            refused(await api.createSession({ account_type: "traditional", email, password: goodPassword }, creds));
+            refused(await api.getSession({ ...creds, access: pair.access_token }));
+            refused(await api.getUser({ ...creds, access: pair.access_token }));
+            refused(await api.refreshSession({ refresh_token: pair.refresh_token }, { ...creds, access: pair.access_token }));
+            refused(await api.deleteSession({ ...creds, access: pair.access_token }));
           }
           // Nothing above touched the session.
           expectOk(await api.getSession({ ...client, access: pair.access_token }));
@@ -121,17 +126,17 @@ for (const store of storesUnderTest()) {
 
         it("POST /session: account_type other than traditional 400", async () => {
           const email = await signUp();
-          expectCode(await api.createSession({ account_type: "facebook", email, password: goodPassword }, client), "invalid_argument", /account_type/);
-          expectCode(await api.createSession({ account_type: "", email, password: goodPassword }, client), "invalid_argument", /account_type/);
+          expectFieldRefused(await api.createSession({ account_type: "facebook", email, password: goodPassword }, client), "account_type", 'account_type must be "traditional"');
+          expectFieldRefused(await api.createSession({ account_type: "", email, password: goodPassword }, client), "account_type", "account_type is required", "MISSING_FIELDS");
         });
 
         it("POST /session: wrong password and unknown email give the same 401", async () => {
           const email = await signUp();
           const wrong = await api.createSession({ account_type: "traditional", email, password: "wrong-password-123" }, client);
           const unknown = await api.createSession({ account_type: "traditional", email: uniqueEmail(), password: goodPassword }, client);
-          expectCode(wrong, "unauthenticated");
-          expectCode(unknown, "unauthenticated");
-          assert.equal(wrong.message, unknown.message);
+          expectCode(wrong, "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+          expectCode(unknown, "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+          assert.deepEqual(wrong.details, unknown.details);
         });
 
         it("POST /session: the email is matched case-insensitively", async () => {
@@ -145,20 +150,21 @@ for (const store of storesUnderTest()) {
           const res = await api.getSession({ ...client, access: pair.access_token });
           expectOk(res);
           assert.deepEqual(res.data, { access_token_expires_in: server.config.accessTokenTtlSeconds });
-          expectCode(await api.getSession(client), "unauthenticated");
-          expectCode(await api.getSession({ ...client, access: "garbage" }), "unauthenticated");
+          expectCode(await api.getSession(client), "unauthenticated", "missing bearer access token", "MISSING_CREDENTIAL");
+          expectCode(await api.getSession({ ...client, access: "garbage" }), "unauthenticated", "malformed token", "INVALID_TOKEN");
           const [h, p] = pair.access_token.split(".");
-          expectCode(await api.getSession({ ...client, access: `${h}.${p}.AAAA` }), "unauthenticated");
-          expectCode(await api.getUser(client), "unauthenticated");
+          expectCode(await api.getSession({ ...client, access: `${h}.${p}.AAAA` }), "unauthenticated", "invalid token signature", "INVALID_TOKEN");
+          expectCode(await api.getUser(client), "unauthenticated", "missing bearer access token", "MISSING_CREDENTIAL");
         });
 
         it("a session is bound to its client id: another configured client id gets 401", async () => {
           const pair = await login(await signUp());
           const other = { clientId: otherClientId, access: pair.access_token };
-          expectCode(await api.getSession(other), "unauthenticated");
-          expectCode(await api.getUser(other), "unauthenticated");
-          expectCode(await api.refreshSession({ refresh_token: pair.refresh_token }, other), "unauthenticated");
-          expectCode(await api.deleteSession(other), "unauthenticated");
+          const refused = (outcome: Outcome<unknown>) => expectCode(outcome, "unauthenticated", "token issued for another audience", "WRONG_CLIENT");
+          refused(await api.getSession(other));
+          refused(await api.getUser(other));
+          refused(await api.refreshSession({ refresh_token: pair.refresh_token }, other));
+          refused(await api.deleteSession(other));
           expectOk(await api.getSession({ ...client, access: pair.access_token }));
         });
 
@@ -171,11 +177,11 @@ for (const store of storesUnderTest()) {
           assert.notEqual(second.refresh_token, first.refresh_token);
           assert.equal(second.access_token_expires_in, server.config.accessTokenTtlSeconds);
           assert.equal(decodeJwt(second.access_token).sid, decodeJwt(first.access_token).sid);
-          expectCode(await api.getSession({ ...client, access: first.access_token }), "unauthenticated", /most recent/);
-          expectCode(await api.getUser({ ...client, access: first.access_token }), "unauthenticated");
+          expectCode(await api.getSession({ ...client, access: first.access_token }), "unauthenticated", notMostRecent, "NOT_MOST_RECENT_TOKEN");
+          expectCode(await api.getUser({ ...client, access: first.access_token }), "unauthenticated", notMostRecent, "NOT_MOST_RECENT_TOKEN");
           expectOk(await api.getSession({ ...client, access: second.access_token }));
           // The rotated refresh token, inside the grace window: a plain 401; the session lives on.
-          expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: second.access_token }), "unauthenticated", /already used/);
+          expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: second.access_token }), "unauthenticated", "refresh token already used", "REFRESH_TOKEN_ALREADY_USED");
           expectOk(await api.getSession({ ...client, access: second.access_token }));
           const third = await api.refreshSession({ refresh_token: second.refresh_token }, { ...client, access: second.access_token });
           expectOk(third);
@@ -185,10 +191,11 @@ for (const store of storesUnderTest()) {
           const a = await login(await signUp());
           const b = await login(await signUp());
           const withA = { ...client, access: a.access_token };
-          expectCode(await api.refreshSession({ refresh_token: "not-a-refresh-token" }, withA), "unauthenticated");
-          expectCode(await api.refreshSession({ refresh_token: b.refresh_token }, withA), "unauthenticated");
-          expectCode(await api.refreshSession({ refresh_token: "" }, withA), "invalid_argument", /refresh_token/);
-          expectCode(await api.refreshSession({ refresh_token: a.refresh_token }, client), "unauthenticated");
+          expectCode(await api.refreshSession({ refresh_token: "not-a-refresh-token" }, withA), "unauthenticated", "unknown refresh token", "INVALID_TOKEN");
+          // Another session's refresh token is answered as an unknown one.
+          expectCode(await api.refreshSession({ refresh_token: b.refresh_token }, withA), "unauthenticated", "unknown refresh token", "INVALID_TOKEN");
+          expectFieldRefused(await api.refreshSession({ refresh_token: "" }, withA), "refresh_token", "refresh_token is required", "MISSING_FIELDS");
+          expectCode(await api.refreshSession({ refresh_token: a.refresh_token }, client), "unauthenticated", "missing bearer access token", "MISSING_CREDENTIAL");
           // Neither session was harmed: both still refresh.
           expectOk(await api.refreshSession({ refresh_token: a.refresh_token }, withA));
           expectOk(await api.refreshSession({ refresh_token: b.refresh_token }, { ...client, access: b.access_token }));
@@ -197,7 +204,7 @@ for (const store of storesUnderTest()) {
         it("PUT /session with an older access token of the session 401", async () => {
           const first = await login(await signUp());
           const second = (await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: first.access_token })).data!;
-          expectCode(await api.refreshSession({ refresh_token: second.refresh_token }, { ...client, access: first.access_token }), "unauthenticated");
+          expectCode(await api.refreshSession({ refresh_token: second.refresh_token }, { ...client, access: first.access_token }), "unauthenticated", notMostRecent, "NOT_MOST_RECENT_TOKEN");
           expectOk(await api.refreshSession({ refresh_token: second.refresh_token }, { ...client, access: second.access_token }));
         });
 
@@ -207,10 +214,11 @@ for (const store of storesUnderTest()) {
           const res = await api.deleteSession(creds);
           expectOk(res);
           assert.deepEqual(res.data, {});
-          expectCode(await api.getSession(creds), "unauthenticated");
-          expectCode(await api.getUser(creds), "unauthenticated");
-          expectCode(await api.refreshSession({ refresh_token: pair.refresh_token }, creds), "unauthenticated");
-          expectCode(await api.deleteSession(creds), "unauthenticated");
+          const ended = (outcome: Outcome<unknown>) => expectCode(outcome, "unauthenticated", "the session has ended", "SESSION_ENDED");
+          ended(await api.getSession(creds));
+          ended(await api.getUser(creds));
+          ended(await api.refreshSession({ refresh_token: pair.refresh_token }, creds));
+          ended(await api.deleteSession(creds));
         });
 
         it("two sessions of one user are independent", async () => {
@@ -263,7 +271,7 @@ for (const store of storesUnderTest()) {
     it("REST: 401 answers carry WWW-Authenticate when a bearer token is missing", async () => {
       const api = sessionApi("rest", server.url);
       const res = await api.getSession(client);
-      expectCode(res, "unauthenticated");
+      expectCode(res, "unauthenticated", "missing bearer access token", "MISSING_CREDENTIAL");
       assert.equal(res.headers.get("www-authenticate"), "Bearer");
     });
 

@@ -13,6 +13,9 @@ import { expectCode, expectOk, protocols } from "../support/api.js";
 import { password as goodPassword, uniqueEmail } from "../support/users.js";
 import { sessionApi, type SessionApi, type TokenPair } from "./api.js";
 
+const invalidLogin = "invalid login or password";
+const locked = "too many failed logins; try again later";
+
 /** Each store's databases for the file's servers, one after another: emptied between them. */
 const databases = freshDatabases();
 
@@ -71,9 +74,9 @@ for (const store of storesUnderTest()) {
           const { pair } = await signUpAndLogin(api);
           clock.advance(61_000);
           const creds = { ...client, access: pair.access_token };
-          expectCode(await api.getSession(creds), "unauthenticated", /expired/);
-          expectCode(await api.getUser(creds), "unauthenticated", /expired/);
-          expectCode(await api.deleteSession(creds), "unauthenticated", /expired/);
+          expectCode(await api.getSession(creds), "unauthenticated", "token expired", "TOKEN_EXPIRED");
+          expectCode(await api.getUser(creds), "unauthenticated", "token expired", "TOKEN_EXPIRED");
+          expectCode(await api.deleteSession(creds), "unauthenticated", "token expired", "TOKEN_EXPIRED");
           const refreshed = await api.refreshSession({ refresh_token: pair.refresh_token }, creds);
           expectOk(refreshed);
           const fresh = { ...client, access: refreshed.data!.access_token };
@@ -114,10 +117,10 @@ for (const store of storesUnderTest()) {
           const second = (await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: first.access_token })).data!;
           clock.advance(11_000);
           // The thief replays the stolen, already rotated pair.
-          expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: first.access_token }), "unauthenticated", /reuse/);
+          expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, { ...client, access: first.access_token }), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
           // The legitimate holder is logged out too: every token of the session is dead.
-          expectCode(await api.getSession({ ...client, access: second.access_token }), "unauthenticated");
-          expectCode(await api.refreshSession({ refresh_token: second.refresh_token }, { ...client, access: second.access_token }), "unauthenticated");
+          expectCode(await api.getSession({ ...client, access: second.access_token }), "unauthenticated", "the session has ended", "SESSION_ENDED");
+          expectCode(await api.refreshSession({ refresh_token: second.refresh_token }, { ...client, access: second.access_token }), "unauthenticated", "the session has ended", "SESSION_ENDED");
         } finally {
           api.close();
         }
@@ -163,13 +166,13 @@ for (const store of storesUnderTest()) {
         const email = uniqueEmail();
         expectOk(await rest.createUser({ email, password: goodPassword }, client), 201);
         const attempt = (api: SessionApi, password: string) => api.createSession({ account_type: "traditional", email, password }, client);
-        for (let i = 0; i < 3; i++) expectCode(await attempt(rest, "wrong-password-xyz"), "unauthenticated");
+        for (let i = 0; i < 3; i++) expectCode(await attempt(rest, "wrong-password-xyz"), "unauthenticated", invalidLogin, "INVALID_CREDENTIALS");
         const limited = await attempt(rest, goodPassword);
-        expectCode(limited, "resource_exhausted");
+        expectCode(limited, "resource_exhausted", locked, "LOGIN_LOCKED");
         // The clock stood still since the third failure: the whole first lockout is left.
         assert.equal(limited.headers.get("retry-after"), "30");
         const overGrpc = await attempt(grpc, goodPassword);
-        expectCode(overGrpc, "resource_exhausted");
+        expectCode(overGrpc, "resource_exhausted", locked, "LOGIN_LOCKED");
         assert.equal(overGrpc.headers.get("retry-after"), "30");
         clock.advance(31_000);
         expectOk(await attempt(rest, goodPassword));
@@ -178,7 +181,7 @@ for (const store of storesUnderTest()) {
         // own attempt: the failures before it still count until the window passes, and the lock
         // stays (a lock only grows until it has passed).
         const after = await attempt(rest, goodPassword);
-        expectCode(after, "resource_exhausted");
+        expectCode(after, "resource_exhausted", locked, "LOGIN_LOCKED");
         assert.equal(after.headers.get("retry-after"), "60");
         clock.advance(60_000);
         expectOk(await attempt(rest, goodPassword));
@@ -192,11 +195,11 @@ for (const store of storesUnderTest()) {
       const email = uniqueEmail();
       expectOk(await api.createUser({ email, password: goodPassword }, client), 201);
       const attempt = (password: string) => api.createSession({ account_type: "traditional", email, password }, client);
-      for (let i = 0; i < 3; i++) await attempt("wrong-password-xyz");
+      for (let i = 0; i < 3; i++) expectCode(await attempt("wrong-password-xyz"), "unauthenticated", invalidLogin, "INVALID_CREDENTIALS");
       clock.advance(31_000);
-      expectCode(await attempt("wrong-password-xyz"), "unauthenticated");
+      expectCode(await attempt("wrong-password-xyz"), "unauthenticated", invalidLogin, "INVALID_CREDENTIALS");
       const limited = await attempt(goodPassword);
-      expectCode(limited, "resource_exhausted");
+      expectCode(limited, "resource_exhausted", locked, "LOGIN_LOCKED");
       assert.equal(limited.headers.get("retry-after"), "60");
     });
   });
@@ -257,7 +260,7 @@ for (const store of storesUnderTest()) {
       for (const login of [email, uniqueEmail()]) {
         const verifies = spyOn(argon2, "verify");
         try {
-          expectCode(await api.createSession({ account_type: "traditional", email: login, password: "wrong-password-xyz" }, client), "unauthenticated", "invalid login or password");
+          expectCode(await api.createSession({ account_type: "traditional", email: login, password: "wrong-password-xyz" }, client), "unauthenticated", invalidLogin, "INVALID_CREDENTIALS");
           assert.equal(verifies.calls.length, 1, login === email ? "wrong password" : "unknown email");
           const [hash, tried] = verifies.calls[0] as [string, string];
           assert.deepEqual(costOf(hash), { alg: "argon2id", ...expected });
