@@ -100,11 +100,13 @@ function grpcApi(baseUrl: string): LoginApi {
   };
 }
 
-/** Asserts a refusal that says when to retry: the code and message, and a Retry-After of whole seconds (>= 1); returns it. */
-export function expectRetryLater(outcome: Outcome<unknown>, code: "resource_exhausted" | "unavailable", message: string): number {
-  expectCode(outcome, code, message);
+/** Asserts a refusal that says when to retry: the code, message and reason, and a Retry-After of whole seconds (>= 1), which the RetryInfo repeats; returns it. */
+export function expectRetryLater(outcome: Outcome<unknown>, code: "resource_exhausted" | "unavailable", message: string, reason: "LOGIN_LOCKED" | "TOO_MANY_SIGNUPS" | "HASHER_BUSY"): number {
+  expectCode(outcome, code, message, reason);
   const retryAfter = outcome.headers.get("retry-after");
   assert.match(retryAfter ?? "", /^[1-9]\d*$/, `Retry-After: ${retryAfter}`);
+  // The RetryInfo says the same seconds as Retry-After (README: Errors).
+  assert.equal(outcome.details?.retryDelaySeconds, Number(retryAfter), "RetryInfo");
   return Number(retryAfter);
 }
 

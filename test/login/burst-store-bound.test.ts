@@ -46,7 +46,7 @@ async function burst(proxy: HoldingProxy, apiOf: (i: number) => LoginApi, email:
     if (o.code === "unauthenticated") expectCode(o, "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
     else {
       expectCode(o, "resource_exhausted", locked, "LOGIN_LOCKED");
-      expectRetryLater(o, "resource_exhausted", locked);
+      expectRetryLater(o, "resource_exhausted", locked, "LOGIN_LOCKED");
     }
   }
   assert.ok(commands <= MAX_COMMANDS, `${commands} commands on the login counters for ${BURST} attempts, more than ${MAX_COMMANDS}`);

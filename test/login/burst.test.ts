@@ -29,7 +29,7 @@ async function burst(size: number, attempt: (i: number) => Promise<Outcome<unkno
   const outcomes = await answeredWhileHashing("verify", size - N, () => Array.from({ length: size }, (_, i) => attempt(i)));
   const evaluated = outcomes.filter((o) => o.code === "unauthenticated");
   for (const o of evaluated) expectCode(o, "unauthenticated", "invalid login or password");
-  for (const o of outcomes.filter((o) => o.code !== "unauthenticated")) expectRetryLater(o, "resource_exhausted", locked);
+  for (const o of outcomes.filter((o) => o.code !== "unauthenticated")) expectRetryLater(o, "resource_exhausted", locked, "LOGIN_LOCKED");
   return evaluated.length;
 }
 
@@ -53,7 +53,7 @@ for (const store of storesUnderTest()) {
         it(`${path.name}: ${BURST} wrong passwords at once evaluate ${N} (401), the rest answer 429 with Retry-After; then the right one waits`, async () => {
           const login = await path.createAccount(api, password);
           assert.equal(await burst(BURST, () => path.attempt(api, login, wrongPassword)), N);
-          expectRetryLater(await path.attempt(api, login, password), "resource_exhausted", locked);
+          expectRetryLater(await path.attempt(api, login, password), "resource_exhausted", locked, "LOGIN_LOCKED");
         });
       }
     });
@@ -82,14 +82,14 @@ for (const store of storesUnderTest()) {
       const email = uniqueEmail("twin");
       expectOk(await apis[0]!.signUp(email, password), 201);
       assert.equal(await burst(BURST, (i) => apis[i % apis.length]!.logIn(email, wrongPassword)), N);
-      for (const api of [apis[0]!, apis.at(-1)!]) expectRetryLater(await api.logIn(email, password), "resource_exhausted", locked);
+      for (const api of [apis[0]!, apis.at(-1)!]) expectRetryLater(await api.logIn(email, password), "resource_exhausted", locked, "LOGIN_LOCKED");
     });
 
     it(`GET /jwt/token: the same across instances, and over gRPC and REST at once`, async () => {
       const user = uniqueName("twin");
       expectOk(await apis[1]!.createJwtUser(user, password), 201);
       assert.equal(await burst(BURST, (i) => apis[(i * 7) % apis.length]!.jwtToken(user, wrongPassword)), N);
-      expectRetryLater(await apis[2]!.jwtToken(user, password), "resource_exhausted", locked);
+      expectRetryLater(await apis[2]!.jwtToken(user, password), "resource_exhausted", locked, "LOGIN_LOCKED");
     });
   });
 }

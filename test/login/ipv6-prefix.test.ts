@@ -70,10 +70,10 @@ for (const store of storesUnderTest()) {
       const outcomes = await answeredWhileHashing("verify", 20 - per48, () => Array.from({ length: 20 }, (_, i) => logIn(site(i), uniqueEmail("v6-guess"), wrongPassword)));
       const evaluated = outcomes.filter((o) => o.code === "unauthenticated");
       for (const o of evaluated) expectCode(o, "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
-      for (const o of outcomes.filter((o) => o.code !== "unauthenticated")) expectRetryLater(o, "resource_exhausted", locked);
+      for (const o of outcomes.filter((o) => o.code !== "unauthenticated")) expectRetryLater(o, "resource_exhausted", locked, "LOGIN_LOCKED");
       assert.equal(evaluated.length, per48);
       // A /64 of the /48 that sent nothing yet waits too; another /48 does not.
-      expectRetryLater(await logIn(site(100), uniqueEmail("v6-guess"), wrongPassword), "resource_exhausted", locked);
+      expectRetryLater(await logIn(site(100), uniqueEmail("v6-guess"), wrongPassword), "resource_exhausted", locked, "LOGIN_LOCKED");
       expectCode(await logIn(aPrefix48()(0), uniqueEmail("v6-guess"), wrongPassword), "unauthenticated", "invalid login or password");
     });
 
@@ -82,7 +82,7 @@ for (const store of storesUnderTest()) {
       for (let i = 0; i < per48; i++) expectCode(await logIn(site(i), uniqueEmail("v6-guess"), wrongPassword), "unauthenticated");
       clock.advance(5_000);
       const refused = await logIn(site(per48), uniqueEmail("v6-guess"), wrongPassword);
-      assert.equal(expectRetryLater(refused, "resource_exhausted", locked), lockoutSeconds - 5);
+      assert.equal(expectRetryLater(refused, "resource_exhausted", locked, "LOGIN_LOCKED"), lockoutSeconds - 5);
       assert.equal(refused.details?.reason, "LOGIN_LOCKED");
     });
 
@@ -94,10 +94,10 @@ for (const store of storesUnderTest()) {
       expectOk(await logIn(site(1), known, password));
       for (let i = 0; i < per48; i++) expectCode(await logIn(site(10 + i), uniqueEmail("v6-guess"), wrongPassword), "unauthenticated");
       expectOk(await logIn(site(1), known, password));
-      expectRetryLater(await logIn(site(1), newcomer, password), "resource_exhausted", locked);
-      expectRetryLater(await logIn(site(2), newcomer, password), "resource_exhausted", locked);
+      expectRetryLater(await logIn(site(1), newcomer, password), "resource_exhausted", locked, "LOGIN_LOCKED");
+      expectRetryLater(await logIn(site(2), newcomer, password), "resource_exhausted", locked, "LOGIN_LOCKED");
       // Known from its /64, not from the /48.
-      expectRetryLater(await logIn(site(2), known, password), "resource_exhausted", locked);
+      expectRetryLater(await logIn(site(2), known, password), "resource_exhausted", locked, "LOGIN_LOCKED");
     });
 
     it(`12 sign-ups at once, each from its own /64 of one /48, make ${signUpsPer48} accounts (201); the rest answer 429 with Retry-After; another /48 is counted apart`, async () => {
@@ -107,9 +107,9 @@ for (const store of storesUnderTest()) {
       );
       const made = outcomes.filter((o) => o.code === "ok");
       for (const o of made) expectOk(o, 201);
-      for (const o of outcomes.filter((o) => o.code !== "ok")) expectRetryLater(o, "resource_exhausted", tooManySignUps);
+      for (const o of outcomes.filter((o) => o.code !== "ok")) expectRetryLater(o, "resource_exhausted", tooManySignUps, "TOO_MANY_SIGNUPS");
       assert.equal(made.length, signUpsPer48);
-      expectRetryLater(await signUp(site(100), uniqueEmail("v6-signup")), "resource_exhausted", tooManySignUps);
+      expectRetryLater(await signUp(site(100), uniqueEmail("v6-signup")), "resource_exhausted", tooManySignUps, "TOO_MANY_SIGNUPS");
       expectOk(await signUp(aPrefix48()(0), uniqueEmail("v6-signup")), 201);
     });
 
@@ -118,7 +118,7 @@ for (const store of storesUnderTest()) {
       for (let i = 0; i < signUpsPer48; i++) expectOk(await signUp(site(i), uniqueEmail("v6-signup")), 201);
       clock.advance(7_000);
       const refused = await createJwtUser(site(signUpsPer48), uniqueName("v6-signup"));
-      assert.equal(expectRetryLater(refused, "resource_exhausted", tooManySignUps), lockoutSeconds - 7);
+      assert.equal(expectRetryLater(refused, "resource_exhausted", tooManySignUps, "TOO_MANY_SIGNUPS"), lockoutSeconds - 7);
       assert.equal(refused.details?.reason, "TOO_MANY_SIGNUPS");
     });
   });

@@ -36,9 +36,9 @@ for (const store of storesUnderTest()) {
       });
 
       it("strangers, and users who never logged in from the address, get 429; one who did gets in, on every login API", async () => {
-        expectRetryLater(await api.logIn(uniqueEmail("stranger"), wrongPassword), "resource_exhausted", locked);
-        expectRetryLater(await api.logIn(newcomer, password), "resource_exhausted", locked);
-        expectRetryLater(await api.basicLogin(newcomer, password), "resource_exhausted", locked);
+        expectRetryLater(await api.logIn(uniqueEmail("stranger"), wrongPassword), "resource_exhausted", locked, "LOGIN_LOCKED");
+        expectRetryLater(await api.logIn(newcomer, password), "resource_exhausted", locked, "LOGIN_LOCKED");
+        expectRetryLater(await api.basicLogin(newcomer, password), "resource_exhausted", locked, "LOGIN_LOCKED");
         expectOk(await api.logIn(known, password));
         expectOk(await api.basicLogin(known, password));
         // A look-alike spelling is the same login (and so as known).
@@ -47,14 +47,14 @@ for (const store of storesUnderTest()) {
 
       it("the known user's own login window still holds", async () => {
         for (let i = 0; i < 2; i++) expectCode(await api.logIn(known, wrongPassword), "unauthenticated");
-        expectRetryLater(await api.logIn(known, password), "resource_exhausted", locked);
+        expectRetryLater(await api.logIn(known, password), "resource_exhausted", locked, "LOGIN_LOCKED");
       });
 
       it("a login is known for 30 days after its last success from the address", async () => {
         const returning = uniqueEmail("returning");
         const strangersLockTheAddress = async () => {
           for (let i = 0; i < 8; i++) expectCode(await api.logIn(uniqueEmail("stranger"), wrongPassword), "unauthenticated");
-          expectRetryLater(await api.logIn(uniqueEmail("stranger"), wrongPassword), "resource_exhausted", locked);
+          expectRetryLater(await api.logIn(uniqueEmail("stranger"), wrongPassword), "resource_exhausted", locked, "LOGIN_LOCKED");
         };
         expectOk(await api.signUp(returning, password), 201);
         clock.advance(16 * 60 * 1000); // past the address lock and its window
@@ -67,7 +67,7 @@ for (const store of storesUnderTest()) {
         expectOk(await api.logIn(returning, password)); // known still (thanks to the last success), for 30 days more
         clock.advance(30 * day + 10 * 60 * 1000); // 30 days and 10 minutes since its last success
         await strangersLockTheAddress();
-        expectRetryLater(await api.logIn(returning, password), "resource_exhausted", locked);
+        expectRetryLater(await api.logIn(returning, password), "resource_exhausted", locked, "LOGIN_LOCKED");
       });
     });
   }

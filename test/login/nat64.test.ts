@@ -63,19 +63,19 @@ for (const store of storesUnderTest()) {
         it("failures from 64:ff9b::c000:201 (192.0.2.1) lock 192.0.2.1, however it is written, and not 64:ff9b::c633:6401 (198.51.100.1)", async () => {
           for (let i = 0; i < perAddress; i++) expectCode(await guess("64:ff9b::c000:201"), "unauthenticated", invalid, "INVALID_CREDENTIALS");
           const refused = await guess("64:ff9b::c000:201");
-          expectRetryLater(refused, "resource_exhausted", locked);
+          expectRetryLater(refused, "resource_exhausted", locked, "LOGIN_LOCKED");
           assert.equal(refused.details?.reason, "LOGIN_LOCKED");
           expectCode(await guess("64:ff9b::c633:6401"), "unauthenticated", invalid, "INVALID_CREDENTIALS");
           for (const spelling of ["64:ff9b::192.0.2.1", "192.0.2.1", "::ffff:192.0.2.1"]) {
-            expectRetryLater(await guess(spelling), "resource_exhausted", locked);
+            expectRetryLater(await guess(spelling), "resource_exhausted", locked, "LOGIN_LOCKED");
           }
         });
 
         it("with TESSERA_NAT64_PREFIXES=64:ff9b:1:ab::/64 (local use, RFC 8215): failures from 64:ff9b:1:ab:c0:2:100:0 (192.0.2.1) lock 192.0.2.1, not 64:ff9b:1:ab:c6:3364:100:0 (198.51.100.1)", async () => {
           for (let i = 0; i < perAddress; i++) expectCode(await guess("64:ff9b:1:ab:c0:2:100:0"), "unauthenticated", invalid, "INVALID_CREDENTIALS");
-          expectRetryLater(await guess("64:ff9b:1:ab:c0:2:100:0"), "resource_exhausted", locked);
+          expectRetryLater(await guess("64:ff9b:1:ab:c0:2:100:0"), "resource_exhausted", locked, "LOGIN_LOCKED");
           expectCode(await guess("64:ff9b:1:ab:c6:3364:100:0"), "unauthenticated", invalid, "INVALID_CREDENTIALS");
-          expectRetryLater(await guess("192.0.2.1"), "resource_exhausted", locked);
+          expectRetryLater(await guess("192.0.2.1"), "resource_exhausted", locked, "LOGIN_LOCKED");
         });
 
         it(`${3 * 3} failures from three IPv4 clients behind 64:ff9b::/96 are not one /48's (${per48}): none is locked`, async () => {
@@ -90,18 +90,18 @@ for (const store of storesUnderTest()) {
         it("failures from Teredo 2001:0:4136:e378:8000:63bf:3fff:fdd2 (192.0.2.45) lock 192.0.2.45, through any Teredo server, and not 198.51.100.1 through the same server", async () => {
           for (let i = 0; i < perAddress; i++) expectCode(await guess(viaServer("63bf", "3fff:fdd2")), "unauthenticated", invalid, "INVALID_CREDENTIALS");
           const refused = await guess(viaServer("63bf", "3fff:fdd2"));
-          expectRetryLater(refused, "resource_exhausted", locked);
+          expectRetryLater(refused, "resource_exhausted", locked, "LOGIN_LOCKED");
           assert.equal(refused.details?.reason, "LOGIN_LOCKED");
           // The same server's /64 and /48, another client (~ 39cc:9bfe is 198.51.100.1).
           expectCode(await guess(viaServer("3caf", "39cc:9bfe")), "unauthenticated", invalid, "INVALID_CREDENTIALS");
           for (const spelling of ["192.0.2.45", "::ffff:192.0.2.45", "2001::cb00:7101:0:ffff:3fff:fdd2", "2001:0:4136:E378:8000:63BF:63.255.253.210"]) {
-            expectRetryLater(await guess(spelling), "resource_exhausted", locked);
+            expectRetryLater(await guess(spelling), "resource_exhausted", locked, "LOGIN_LOCKED");
           }
         });
 
         it("failures from 203.0.113.9 lock Teredo 2001:0:4136:e378:8000:63bf:34ff:8ef6, which embeds it", async () => {
           for (let i = 0; i < perAddress; i++) expectCode(await guess("203.0.113.9"), "unauthenticated", invalid, "INVALID_CREDENTIALS");
-          expectRetryLater(await guess(viaServer("63bf", "34ff:8ef6")), "resource_exhausted", locked);
+          expectRetryLater(await guess(viaServer("63bf", "34ff:8ef6")), "resource_exhausted", locked, "LOGIN_LOCKED");
           expectCode(await guess(viaServer("63bf", "34ff:8ef5")), "unauthenticated", invalid, "INVALID_CREDENTIALS");
         });
 

@@ -36,7 +36,7 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
       await proxy.held();
       clock.advance(5_000);
       proxy.release();
-      assert.equal(expectRetryLater(await refusal, "resource_exhausted", locked), 55);
+      assert.equal(expectRetryLater(await refusal, "resource_exhausted", locked, "LOGIN_LOCKED"), 55);
     });
   });
 }

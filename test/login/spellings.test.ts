@@ -133,7 +133,7 @@ for (const store of storesUnderTest()) {
             // The last one locks the account, by every spelling and on every API.
             expectCode(await logins[2]![1](api, variants[0]!, wrongPassword), "unauthenticated", invalidLogin);
             for (const variant of [login, ...variants]) {
-              for (const [, attempt] of logins) expectRetryLater(await attempt(api, variant, password), "resource_exhausted", locked);
+              for (const [, attempt] of logins) expectRetryLater(await attempt(api, variant, password), "resource_exhausted", locked, "LOGIN_LOCKED");
             }
           }),
           { numRuns: 4 },
