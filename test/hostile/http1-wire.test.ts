@@ -553,12 +553,17 @@ describe("hostile: HTTP/1.1 request shapes (raw sockets)", function () {
     });
 
     it("a client that resets its connection mid-request gets nothing, and nothing is logged", async () => {
+      const logged = server.logs.length;
       const socket = net.connect(server.port, "127.0.0.1");
       await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      const received: Buffer[] = [];
+      socket.on("data", (d: Buffer) => received.push(d));
       socket.write("POST /jwt/user HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{");
       await new Promise((r) => setTimeout(r, 50));
       socket.resetAndDestroy();
       await new Promise((r) => setTimeout(r, 50));
+      assert.equal(Buffer.concat(received).toString("latin1"), "");
+      assert.deepEqual(server.logs.slice(logged), []);
     });
 
     describe("at the headers and request timeouts (1 s, 1.5 s)", () => {
