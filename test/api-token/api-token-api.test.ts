@@ -279,7 +279,7 @@ for (const store of storesUnderTest()) {
         });
 
         it("401 on a missing, unknown, malformed, wrongly checksummed or revoked token", async () => {
-          expectCode(await api.authenticate({}), "unauthenticated");
+          expectCode(await api.authenticate({}), "unauthenticated", "missing bearer API token", "MISSING_CREDENTIAL");
           const accountId = newAccount();
           const good = await createToken(accountId, "good");
           const brokenChecksum = good.slice(0, -1) + (good.endsWith("0") ? "1" : "0");
@@ -294,14 +294,19 @@ for (const store of storesUnderTest()) {
 
         it("401 on every /v1/frontend method without the admin credential; an API token is no admin credential, nor the reverse", async () => {
           const token = await createToken(newAccount());
-          for (const headers of [{}, bearer("wrong-admin-token-0123456789"), bearer(token), basic("admin", testAdminToken)]) {
+          for (const [headers, message, reason] of [
+            [{}, "admin credential required", "MISSING_CREDENTIAL"],
+            [bearer("wrong-admin-token-0123456789"), "admin credential required", "INVALID_TOKEN"],
+            [bearer(token), "admin credential required", "INVALID_TOKEN"],
+            [basic("admin", testAdminToken), 'the Authorization header must be "Bearer <token>"', "UNSUPPORTED_CREDENTIAL"],
+          ] as const) {
             for (const res of [
               await api.createToken({ account_id: "15", description: "d" }, headers),
               await api.updateToken({ token_link: unknownLink, description: "d" }, headers),
               await api.listTokens("15", undefined, headers),
               await api.revokeToken("15", { token_link: unknownLink }, headers),
             ]) {
-              expectCode(res, "unauthenticated");
+              expectCode(res, "unauthenticated", message, reason);
               assert.ok(!(res.message ?? "").includes(testAdminToken));
             }
           }
@@ -359,7 +364,7 @@ for (const store of storesUnderTest()) {
             expectOk(await api.revokeToken(accountId, { token_link: link }, admin)),
             expectOk(await api.listTokens(accountId, "revoked", admin)),
           ];
-          expectCode(await api.authenticate(bearer(token)), "unauthenticated");
+          expectCode(await api.authenticate(bearer(token)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
           for (const answer of answers) {
             const text = JSON.stringify(answer);
             assert.ok(!text.includes(token.slice(4, 36)), `random part in ${text}`);

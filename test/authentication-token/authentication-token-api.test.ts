@@ -119,7 +119,7 @@ for (const store of storesUnderTest()) {
             const user = await signUp(server);
             const access = (await startSession(server, user.login)).access_token;
             assert.equal((await createToken({ ...bearer(access), ...clientIdHeader })).user, user.id);
-            expectCode(await api.createToken(bearer(access)), "unauthenticated");
+            expectCode(await api.createToken(bearer(access)), "unauthenticated", "missing x-koms-clientid header: a session access token is accepted only with the client id it was issued to", "WRONG_AUDIENCE");
           });
 
           it("refuses a seed 000 session access token without x-koms-clientid as it did (401, WRONG_AUDIENCE), naming the missing header", async () => {
@@ -143,15 +143,15 @@ for (const store of storesUnderTest()) {
 
           it("gives 401 without a credential, or with an unknown, malformed, Basic, API or logged-out token", async () => {
             const none = await api.createToken({});
-            expectCode(none, "unauthenticated");
+            expectCode(none, "unauthenticated", "missing credential", "MISSING_CREDENTIAL");
             assert.equal(none.headers.get("www-authenticate"), "Bearer");
-            expectCode(await api.createToken(bearer("b94cf5c7-cddc-4610-9d4c-6b8e04088ae8")), "unauthenticated");
-            expectCode(await api.createToken(bearer("a.b.c")), "unauthenticated");
-            expectCode(await api.createToken({ authorization: "Basic Zm9vOmJhcg==" }), "unauthenticated");
-            expectCode(await api.createToken(bearer(await createApiToken(server))), "unauthenticated");
+            expectCode(await api.createToken(bearer("b94cf5c7-cddc-4610-9d4c-6b8e04088ae8")), "unauthenticated", "invalid user token", "INVALID_TOKEN");
+            expectCode(await api.createToken(bearer("a.b.c")), "unauthenticated", "malformed token", "INVALID_TOKEN");
+            expectCode(await api.createToken({ authorization: "Basic Zm9vOmJhcg==" }), "unauthenticated", "the Authorization header must be \"Bearer <token>\"", "UNSUPPORTED_CREDENTIAL");
+            expectCode(await api.createToken(bearer(await createApiToken(server))), "unauthenticated", "invalid user token", "INVALID_TOKEN");
             const { token } = await userWithToken();
             assert.equal((await rest(server.url, "POST", "/auth/logout", { headers: bearer(token) })).status, 200);
-            expectCode(await api.createToken(bearer(token)), "unauthenticated");
+            expectCode(await api.createToken(bearer(token)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
           });
 
           it("honours TESSERA_AUTHENTICATION_TOKEN_TTL_SECONDS", async () => {
@@ -293,7 +293,7 @@ for (const store of storesUnderTest()) {
             expectCode(await api.getToken("not a token!", bearer(token)), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
             expectCode(await api.getToken("a".repeat(129), bearer(token)), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
             const created = await createToken(bearer(token));
-            expectCode(await api.getToken(created.token, {}), "unauthenticated");
+            expectCode(await api.getToken(created.token, {}), "unauthenticated", "missing credential", "MISSING_CREDENTIAL");
           });
         });
 
@@ -473,7 +473,7 @@ for (const store of storesUnderTest()) {
         it("the session cookie is no credential on a POST (every gRPC and Connect call)", async () => {
           const { token } = await userWithToken();
           const value = await sessionCookie(server, token);
-          expectCode(await api.createToken(cookie(value)), "unauthenticated");
+          expectCode(await api.createToken(cookie(value)), "unauthenticated", "missing credential", "MISSING_CREDENTIAL");
           // Control: the same cookie is a credential on a REST GET.
           assert.equal((await rest(server.url, "GET", "/api/authenticationtoken", { headers: cookie(value) })).status, 200);
         });

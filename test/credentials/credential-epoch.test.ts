@@ -62,8 +62,8 @@ for (const store of storesUnderTest()) {
           // Everything issued before the change ends.
           expectCode(await sessions.getSession({ clientId: testClientId, access: session.access_token }), "unauthenticated", "the session has ended");
           expectCode(await userTokens.bump(bearer(userToken)), "unauthenticated", "user token predates a password change");
-          expectCode(await authTokens.exchangeToken(handOff), "not_found");
-          expectCode(await authTokens.exchangeToken(cookieHandOff), "not_found");
+          expectCode(await authTokens.exchangeToken(handOff), "not_found", "authentication token not found (unknown, used or expired)", "TOKEN_NOT_FOUND");
+          expectCode(await authTokens.exchangeToken(cookieHandOff), "not_found", "authentication token not found (unknown, used or expired)", "TOKEN_NOT_FOUND");
           // (The cookie is a credential on safe methods only: GET over REST.)
           const byCookie = await rest(a.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie}` } });
           assert.equal(byCookie.status, 401, byCookie.text);
@@ -434,7 +434,7 @@ for (const store of storesUnderTest()) {
           });
           assert.equal(refreshed.status, 401, refreshed.text);
           expectCode(await userTokens.bump(bearer(userToken)), "unauthenticated", "user token predates a password change");
-          expectCode(await jwt.getToken({ user: email, pass: password }), "unauthenticated");
+          expectCode(await jwt.getToken({ user: email, pass: password }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
           expectOk(await jwt.getToken({ user: email, pass: otherPassword }));
         } finally {
           jwt.close();

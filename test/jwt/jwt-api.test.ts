@@ -279,7 +279,7 @@ for (const store of storesUnderTest()) {
           const refresh = await refreshToken(access);
           expectOk(await api.getToken({ user: refresh }));
           expectOk(await api.check({ access_token: access }));
-          expectCode(await api.getToken({ user, pass: "wrong password here" }), "unauthenticated");
+          expectCode(await api.getToken({ user, pass: "wrong password here" }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
           const logs = server.logs.join("\n");
           for (const secret of [password, "wrong password here", access, refresh, access.split(".")[2]!, refresh.split(".")[2]!]) {
             assert.ok(!logs.includes(secret), "a secret was logged");
@@ -304,9 +304,9 @@ for (const store of storesUnderTest()) {
           try {
             const user = uniqueName();
             expectOk(await api.createUser({ user, pass: password }), 201);
-            for (let i = 0; i < 3; i++) expectCode(await api.getToken({ user, pass: `wrong password ${i}` }), "unauthenticated");
+            for (let i = 0; i < 3; i++) expectCode(await api.getToken({ user, pass: `wrong password ${i}` }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
             const locked = await api.getToken({ user, pass: password });
-            expectCode(locked, "resource_exhausted");
+            expectCode(locked, "resource_exhausted", "too many failed logins; try again later", "LOGIN_LOCKED");
             // The clock stood still since the third failure: the whole first lockout (60 s) is left.
             assert.equal(locked.headers.get("retry-after"), "60");
           } finally {
@@ -323,7 +323,7 @@ for (const store of storesUnderTest()) {
           const api = jwtApi("rest", server.url, { style });
           const user = uniqueName(style);
           expectOk(await api.createUser({ user, pass: password }), 201);
-          expectCode(await api.createUser({ user, pass: password }), "already_exists");
+          expectCode(await api.createUser({ user, pass: password }), "already_exists", "a user with this name already exists", "USER_EXISTS");
           expectCode(await api.createUser({ user: uniqueName(), pass: "short" }), "invalid_argument", tooShort);
           expectCode(await api.createUser({ user: uniqueName() }), "invalid_argument", "pass is required");
           const access = expectOk(await api.getToken({ user, pass: password })).text;
@@ -341,7 +341,7 @@ for (const store of storesUnderTest()) {
           expectOk(await api.changePassword({ pass: otherPassword, access_token: access }));
           const fresh = expectOk(await api.getToken({ user, pass: otherPassword })).text;
           expectOk(await api.deleteUser({ access_token: fresh }), 204);
-          expectCode(await api.getToken({ user, pass: otherPassword }), "permission_denied");
+          expectCode(await api.getToken({ user, pass: otherPassword }), "permission_denied", "user is deactivated", "USER_DEACTIVATED");
         });
       }
 
@@ -446,7 +446,7 @@ for (const store of storesUnderTest()) {
         const refresh = expectOk(await api.getRefreshToken({ access_token: access })).text;
         expectOk(await api.getToken({ user: refresh }));
         expectOk(await api.check({ access_token: access }));
-        expectCode(await api.getToken({ user, pass: "wrong password here" }), "unauthenticated");
+        expectCode(await api.getToken({ user, pass: "wrong password here" }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
         const logs = server.logs.join("\n");
         for (const secret of [password, "wrong password here", "wrong+password+here", encodeURIComponent(password), access, refresh, access.split(".")[2]!, refresh.split(".")[2]!]) {
           assert.ok(!logs.includes(secret), "a secret was logged");

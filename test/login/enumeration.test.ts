@@ -56,7 +56,7 @@ for (const store of storesUnderTest()) {
         it(`${path.name}: unknown, wrong password, deactivated, over-long password, malformed login: one answer, one verification`, async () => {
           const known = await path.createAccount(api, password);
           const inactive = await deactivated(path);
-          expectCode(await path.attempt(api, unknown(), wrongPassword), "unauthenticated"); // the dummy hash is made by now
+          expectCode(await path.attempt(api, unknown(), wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS"); // the dummy hash is made by now
           const reference = await seen(() => path.attempt(api, unknown(), wrongPassword));
           assert.deepEqual(
             { ...reference, challenge: undefined },
@@ -76,7 +76,7 @@ for (const store of storesUnderTest()) {
           const known = await path.createAccount(api, password);
           const stranger = unknown();
           for (const login of [known, stranger]) {
-            for (let i = 0; i < 3; i++) expectCode(await path.attempt(api, login, wrongPassword), "unauthenticated");
+            for (let i = 0; i < 3; i++) expectCode(await path.attempt(api, login, wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
           }
           const reference = await seen(() => path.attempt(api, stranger, wrongPassword));
           assert.deepEqual(
@@ -112,7 +112,7 @@ for (const store of storesUnderTest()) {
       const inactive = await path.createAccount(api, password);
       const jwt = expectOk(await api.jwtToken(inactive, password)).token;
       assert.equal((await rest(server.url, "DELETE", "/jwt/user", { headers: bearer(jwt) })).status, 204);
-      expectCode(await path.attempt(api, uniqueEmail("nobody"), wrongPassword), "unauthenticated"); // the dummy hash is made by now
+      expectCode(await path.attempt(api, uniqueEmail("nobody"), wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS"); // the dummy hash is made by now
       // A verification that waits until released holds the only hasher.
       const verify = heldArgon2("verify");
       try {

@@ -112,7 +112,7 @@ for (const store of storesUnderTest()) {
           try {
             const known = await path.createAccount(api, composed);
             const unknown = () => (path.name.startsWith("GET /jwt") ? uniqueName("nobody") : uniqueEmail("nobody"));
-            expectCode(await path.attempt(api, unknown(), wrongComposed), "unauthenticated"); // the dummy hash is made by now
+            expectCode(await path.attempt(api, unknown(), wrongComposed), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS"); // the dummy hash is made by now
             for (const [wrong, verifies] of [[wrongDecomposed, 2], [wrongComposed, 1]] as const) {
               const reference = await seen(() => path.attempt(api, unknown(), wrong));
               assert.deepEqual(

@@ -468,7 +468,7 @@ for (const store of storesUnderTest()) {
       it("answers a login that is not text with 400 before any store call: so even with the store closed", async () => {
         await server.tessera.store.close();
         for (const entry of entries) expectCode(await entry.call(api, "a\u0000b@example.com"), "invalid_argument", notText(entry.field));
-        expectCode(await api.logIn(uniqueEmail("text"), wrongPassword), "unavailable");
+        expectCode(await api.logIn(uniqueEmail("text"), wrongPassword), "unavailable", "the store is unavailable, try again shortly", "STORE_UNAVAILABLE");
       });
     });
   }

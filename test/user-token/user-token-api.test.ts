@@ -116,10 +116,10 @@ for (const store of storesUnderTest()) {
 
           it("gives 401 with the Basic challenge without credentials, and 401 for a Bearer credential", async () => {
             const none = await api.login(undefined, {});
-            expectCode(none, "unauthenticated");
+            expectCode(none, "unauthenticated", "HTTP Basic credentials required", "MISSING_CREDENTIAL");
             assert.equal(none.headers.get("www-authenticate"), basicChallenge);
             const user = await signUp(server);
-            expectCode(await api.login(undefined, bearer(await loginUserToken(server, user.login))), "unauthenticated");
+            expectCode(await api.login(undefined, bearer(await loginUserToken(server, user.login))), "unauthenticated", "HTTP Basic credentials required", "UNSUPPORTED_CREDENTIAL");
           });
 
           it("gives 400 naming the problem for a malformed Basic header, an empty login or an empty password", async () => {
@@ -192,13 +192,13 @@ for (const store of storesUnderTest()) {
 
           it("gives 401 for a missing, malformed, unknown or non-Bearer credential", async () => {
             const none = await api.bump({});
-            expectCode(none, "unauthenticated");
+            expectCode(none, "unauthenticated", "missing bearer user token", "MISSING_CREDENTIAL");
             assert.equal(none.headers.get("www-authenticate"), "Bearer");
             expectCode(await api.bump(bearer("b94cf5c7-cddc-4610-9d4c-6b8e04088ae8")), "unauthenticated", "invalid user token");
             expectCode(await api.bump(bearer("not-a-token")), "unauthenticated", "invalid user token");
-            expectCode(await api.bump({ authorization: "Token abc" }), "unauthenticated");
+            expectCode(await api.bump({ authorization: "Token abc" }), "unauthenticated", "the Authorization header must be \"Bearer <token>\"", "UNSUPPORTED_CREDENTIAL");
             const user = await signUp(server);
-            expectCode(await api.bump(basic(user.login, password)), "unauthenticated");
+            expectCode(await api.bump(basic(user.login, password)), "unauthenticated", "the Authorization header must be \"Bearer <token>\"", "UNSUPPORTED_CREDENTIAL");
           });
         });
 
@@ -217,7 +217,7 @@ for (const store of storesUnderTest()) {
           });
 
           it("gives 401 without a user token", async () => {
-            expectCode(await api.logout({}), "unauthenticated");
+            expectCode(await api.logout({}), "unauthenticated", "missing bearer user token", "MISSING_CREDENTIAL");
           });
         });
 
@@ -329,10 +329,10 @@ for (const store of storesUnderTest()) {
             const sessions = sessionApi(protocol, server.url);
             const jwt = jwtApi(protocol, server.url);
             try {
-              expectCode(await apiTokens.authenticate(bearer(token)), "unauthenticated");
-              expectCode(await sessions.getSession({ clientId: testClientId, access: token }), "unauthenticated");
-              expectCode(await sessions.getUser({ clientId: testClientId, access: token }), "unauthenticated");
-              expectCode(await jwt.getRefreshToken({}, bearer(token)), "unauthenticated");
+              expectCode(await apiTokens.authenticate(bearer(token)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
+              expectCode(await sessions.getSession({ clientId: testClientId, access: token }), "unauthenticated", "malformed token", "INVALID_TOKEN");
+              expectCode(await sessions.getUser({ clientId: testClientId, access: token }), "unauthenticated", "malformed token", "INVALID_TOKEN");
+              expectCode(await jwt.getRefreshToken({}, bearer(token)), "unauthenticated", "malformed token", "INVALID_TOKEN");
             } finally {
               apiTokens.close();
               sessions.close();
@@ -343,12 +343,12 @@ for (const store of storesUnderTest()) {
 
           it("an API token, a session access token and a JWT are refused as a user token", async () => {
             const user = await signUp(server);
-            expectCode(await api.bump(bearer(await createApiToken(server))), "unauthenticated");
+            expectCode(await api.bump(bearer(await createApiToken(server))), "unauthenticated", "invalid user token", "INVALID_TOKEN");
             const access = (await startSession(server, user.login)).access_token;
-            expectCode(await api.bump({ ...bearer(access), ...clientIdHeader }), "unauthenticated");
-            expectCode(await api.logout({ ...bearer(access), ...clientIdHeader }), "unauthenticated");
+            expectCode(await api.bump({ ...bearer(access), ...clientIdHeader }), "unauthenticated", "invalid user token", "INVALID_TOKEN");
+            expectCode(await api.logout({ ...bearer(access), ...clientIdHeader }), "unauthenticated", "invalid user token", "INVALID_TOKEN");
             const jwt = await jwtLogin(server, await createJwtUser(server));
-            expectCode(await api.bump(bearer(jwt)), "unauthenticated");
+            expectCode(await api.bump(bearer(jwt)), "unauthenticated", "invalid user token", "INVALID_TOKEN");
           });
         });
 
@@ -357,7 +357,7 @@ for (const store of storesUnderTest()) {
           const token = await login(user.login, { note: "log check" });
           expectOk(await api.bump(bearer(token)));
           expectOk(await api.logout(bearer(token)));
-          expectCode(await api.login(undefined, basic(user.login, "a wrong password here")), "unauthenticated");
+          expectCode(await api.login(undefined, basic(user.login, "a wrong password here")), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
           const logs = server.logs.join("\n");
           assert.ok(logs.includes("user token logged out"), "the logout is logged");
           assert.ok(!logs.includes(token), "token in logs");
@@ -382,9 +382,9 @@ for (const store of storesUnderTest()) {
           const api = userTokenApi(protocol, limited.url);
           try {
             const user = await signUp(limited);
-            for (let i = 0; i < 3; i++) expectCode(await api.login(undefined, basic(user.login, `wrong password ${i}`)), "unauthenticated");
+            for (let i = 0; i < 3; i++) expectCode(await api.login(undefined, basic(user.login, `wrong password ${i}`)), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
             const locked = await api.login(undefined, basic(user.login, password));
-            expectCode(locked, "resource_exhausted");
+            expectCode(locked, "resource_exhausted", "too many failed logins; try again later", "LOGIN_LOCKED");
             // The clock stood still since the third failure: the whole first lockout (60 s) is left.
             assert.equal(locked.headers.get("retry-after"), "60");
           } finally {
