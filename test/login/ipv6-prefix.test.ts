@@ -79,7 +79,7 @@ for (const store of storesUnderTest()) {
 
     it("a locked /48 answers a login with Retry-After the seconds left of its lock", async () => {
       const site = aPrefix48();
-      for (let i = 0; i < per48; i++) expectCode(await logIn(site(i), uniqueEmail("v6-guess"), wrongPassword), "unauthenticated");
+      for (let i = 0; i < per48; i++) expectCode(await logIn(site(i), uniqueEmail("v6-guess"), wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       clock.advance(5_000);
       const refused = await logIn(site(per48), uniqueEmail("v6-guess"), wrongPassword);
       assert.equal(expectRetryLater(refused, "resource_exhausted", locked, "LOGIN_LOCKED"), lockoutSeconds - 5);
@@ -92,7 +92,7 @@ for (const store of storesUnderTest()) {
       const newcomer = uniqueEmail("v6-newcomer");
       for (const email of [known, newcomer]) expectOk(await signUp(undefined, email), 201);
       expectOk(await logIn(site(1), known, password));
-      for (let i = 0; i < per48; i++) expectCode(await logIn(site(10 + i), uniqueEmail("v6-guess"), wrongPassword), "unauthenticated");
+      for (let i = 0; i < per48; i++) expectCode(await logIn(site(10 + i), uniqueEmail("v6-guess"), wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       expectOk(await logIn(site(1), known, password));
       expectRetryLater(await logIn(site(1), newcomer, password), "resource_exhausted", locked, "LOGIN_LOCKED");
       expectRetryLater(await logIn(site(2), newcomer, password), "resource_exhausted", locked, "LOGIN_LOCKED");

@@ -28,7 +28,7 @@ for (const store of storesUnderTest()) {
         for (const email of [known, newcomer]) expectOk(await api.signUp(email, password), 201);
         expectOk(await api.logIn(known, password));
         // Strangers guess at made-up logins from the same address until it locks.
-        for (let i = 0; i < 8; i++) expectCode(await api.logIn(uniqueEmail("stranger"), wrongPassword), "unauthenticated");
+        for (let i = 0; i < 8; i++) expectCode(await api.logIn(uniqueEmail("stranger"), wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       });
       after(async () => {
         api?.close();
@@ -46,14 +46,14 @@ for (const store of storesUnderTest()) {
       });
 
       it("the known user's own login window still holds", async () => {
-        for (let i = 0; i < 2; i++) expectCode(await api.logIn(known, wrongPassword), "unauthenticated");
+        for (let i = 0; i < 2; i++) expectCode(await api.logIn(known, wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
         expectRetryLater(await api.logIn(known, password), "resource_exhausted", locked, "LOGIN_LOCKED");
       });
 
       it("a login is known for 30 days after its last success from the address", async () => {
         const returning = uniqueEmail("returning");
         const strangersLockTheAddress = async () => {
-          for (let i = 0; i < 8; i++) expectCode(await api.logIn(uniqueEmail("stranger"), wrongPassword), "unauthenticated");
+          for (let i = 0; i < 8; i++) expectCode(await api.logIn(uniqueEmail("stranger"), wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
           expectRetryLater(await api.logIn(uniqueEmail("stranger"), wrongPassword), "resource_exhausted", locked, "LOGIN_LOCKED");
         };
         expectOk(await api.signUp(returning, password), 201);

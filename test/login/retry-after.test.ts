@@ -30,7 +30,7 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
     it("a login locked 60 s whose refusal the store answers 5 s after the attempt began: Retry-After 55", async () => {
       const email = uniqueEmail("slow-store");
       expectOk(await rest(server.url, "POST", "/user", { json: { email, password }, headers: clientIdHeader }).then(restOutcome), 201);
-      for (let i = 0; i < 2; i++) expectCode(await logIn(email, wrongPassword), "unauthenticated");
+      for (let i = 0; i < 2; i++) expectCode(await logIn(email, wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       proxy.hold = ["find\0", "login_attempts"];
       const refusal = logIn(email, password);
       await proxy.held();
