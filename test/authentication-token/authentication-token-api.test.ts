@@ -515,11 +515,11 @@ for (const store of storesUnderTest()) {
 
       it("is not a bearer token, and a user token is not a session cookie", async () => {
         const { value } = await exchange();
-        expectCode(restOutcome(await rest(server.url, "POST", "/auth/bump", { headers: bearer(value) })), "unauthenticated");
-        expectCode(restOutcome(await get("/api/authenticationtoken", bearer(value))), "unauthenticated");
+        expectCode(restOutcome(await rest(server.url, "POST", "/auth/bump", { headers: bearer(value) })), "unauthenticated", "invalid user token", "INVALID_TOKEN");
+        expectCode(restOutcome(await get("/api/authenticationtoken", bearer(value))), "unauthenticated", "invalid user token", "INVALID_TOKEN");
         const { token } = await userWithToken();
-        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(token))), "unauthenticated");
-        expectCode(restOutcome(await get("/api/authenticationtoken", cookie("x".repeat(43)))), "unauthenticated");
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(token))), "unauthenticated", "invalid session cookie", "INVALID_TOKEN");
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie("x".repeat(43)))), "unauthenticated", "invalid session cookie", "INVALID_TOKEN");
       });
 
       it("expires after its Max-Age (with less than a second left, it makes no token: 401 TOKEN_EXPIRED)", async () => {

@@ -125,7 +125,7 @@ for (const store of storesUnderTest()) {
         }
         assert.equal(verify.calls.length, 1, "only the holder's verification ran");
         verify.release();
-        expectCode(await holding, "unauthenticated");
+        expectCode(await holding, "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       } finally {
         verify.restore();
       }
