@@ -5,12 +5,13 @@
 // revoked, a last-used time recorded) take POST only.
 import assert from "node:assert/strict";
 import diagnostics from "node:diagnostics_channel";
+import { fromBinary } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ApiTokenService } from "../../gen/tessera/apitoken/v1/api_token_pb.js";
 import { AuthenticationTokenService } from "../../gen/tessera/authtoken/v1/authentication_token_pb.js";
-import { JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
+import { GetVersionResponseSchema, JwtService } from "../../gen/tessera/jwt/v1/jwt_pb.js";
 import { KeyService } from "../../gen/tessera/key/v1/key_pb.js";
 import { SessionService, UserService } from "../../gen/tessera/session/v1/session_pb.js";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
@@ -19,6 +20,7 @@ import { rest } from "../support/clients.js";
 import { RestH2c } from "../support/rest-h2c.js";
 import { decodedBody, tesseraDetails } from "../support/error-details.js";
 import { startTestServer, testAdminToken, testClientId, type TestServer } from "../support/server.js";
+import { packageVersion } from "../../src/project-files.js";
 
 const services = [SessionService, UserService, ApiTokenService, UserTokenService, AuthenticationTokenService, JwtService, KeyService];
 const password = "violet-kettle-harbour-29";
@@ -250,12 +252,25 @@ describe("server: Connect GET for the methods without side effects", () => {
   });
 
   it("base64=1 takes standard and URL-safe base64, padded or not, as connect-es decodes it", async () => {
-    for (const message of ["e30", "e30=", "e30%3D", "CgA", "eyJ9"]) {
-      // {} in JSON; a GetVersionRequest in binary; an unterminated JSON object
-      const encoding = message === "CgA" ? "proto" : "json";
-      const res = await fetch(`${server.url}/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=${encoding}&base64=1&message=${message}`);
-      assert.notEqual(res.status, 500, `${message}: ${await res.text()}`);
+    const get = (message: string, encoding: "json" | "proto") =>
+      fetch(`${server.url}/tessera.jwt.v1.JwtService/GetVersion?connect=v1&encoding=${encoding}&base64=1&message=${message}`);
+    // {} in JSON, unpadded, padded and with its padding percent-encoded: the version.
+    for (const message of ["e30", "e30=", "e30%3D"]) {
+      const res = await get(message, "json");
+      assert.deepEqual([res.status, res.headers.get("content-type"), await res.json()], [200, "application/json", { version: packageVersion }], message);
     }
+    // A GetVersionRequest in binary (an empty field 1, unknown to it): the version in binary.
+    const binary = await get("CgA", "proto");
+    assert.deepEqual([binary.status, binary.headers.get("content-type")], [200, "application/proto"]);
+    assert.equal(fromBinary(GetVersionResponseSchema, new Uint8Array(await binary.arrayBuffer())).version, packageVersion);
+    // An unterminated JSON object, decoded from base64 and then refused as JSON: 400, not a 500.
+    const unterminated = await get("eyJ9", "json");
+    assert.equal(unterminated.status, 400);
+    assert.deepEqual(decodedBody((await unterminated.json()) as { code: string; message: string; details: unknown }), {
+      code: "invalid_argument",
+      message: "cannot decode message tessera.jwt.v1.GetVersionRequest from JSON: not valid JSON",
+      details: tesseraDetails("MALFORMED_REQUEST"),
+    });
   });
 
   it("the REST answers carry the same Cache-Control: a token by GET is never stored", async () => {
