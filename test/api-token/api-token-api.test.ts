@@ -171,7 +171,7 @@ for (const store of storesUnderTest()) {
           assert.deepEqual(expectOk(await api.revokeToken(accountId, { token_link: link }, admin)), { revoked: "10 Oct 2015 - 12:12" });
 
           // Refused at once, although this instance had the lookup cached.
-          expectCode(await api.authenticate(bearer(token)), "unauthenticated", "invalid API token");
+          expectCode(await api.authenticate(bearer(token)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
 
           assert.deepEqual(expectOk(await api.listTokens(accountId, undefined, admin)), { tokens: [] });
           const { tokens } = expectOk(await api.listTokens(accountId, "REVOKED", admin));
@@ -228,12 +228,12 @@ for (const store of storesUnderTest()) {
             { field: "account_id", description: "account_id is required" },
             { field: "description", description: "description is required" },
           ]);
-          expectCode(await post({ description: "Token description" }), "invalid_argument", "Missing fields: [account_id]");
-          expectCode(await post({ account_id: "GATEWAY_ACCOUNT_1" }), "invalid_argument", "Missing fields: [description]");
-          expectCode(await post({ account_id: " ", description: "" }), "invalid_argument", "Missing fields: [account_id, description]");
-          expectCode(await api.updateToken({}, admin), "invalid_argument", "Missing fields: [token_link, description]");
-          expectCode(await api.updateToken({ token_link: unknownLink }, admin), "invalid_argument", "Missing fields: [description]");
-          expectCode(await api.revokeToken("15", {}, admin), "invalid_argument", "Missing fields: [token_link]");
+          expectCode(await post({ description: "Token description" }), "invalid_argument", "Missing fields: [account_id]", "MISSING_FIELDS");
+          expectCode(await post({ account_id: "GATEWAY_ACCOUNT_1" }), "invalid_argument", "Missing fields: [description]", "MISSING_FIELDS");
+          expectCode(await post({ account_id: " ", description: "" }), "invalid_argument", "Missing fields: [account_id, description]", "MISSING_FIELDS");
+          expectCode(await api.updateToken({}, admin), "invalid_argument", "Missing fields: [token_link, description]", "MISSING_FIELDS");
+          expectCode(await api.updateToken({ token_link: unknownLink }, admin), "invalid_argument", "Missing fields: [description]", "MISSING_FIELDS");
+          expectCode(await api.revokeToken("15", {}, admin), "invalid_argument", "Missing fields: [token_link]", "MISSING_FIELDS");
         });
 
         it("404 Could not update token description: unknown, malformed or revoked link", async () => {
@@ -244,17 +244,17 @@ for (const store of storesUnderTest()) {
           await createToken(accountId, "revoked soon");
           const link = await linkOf(accountId, "revoked soon");
           expectOk(await api.revokeToken(accountId, { token_link: link }, admin));
-          expectCode(await put(link), "not_found", "Could not update token description");
+          expectCode(await put(link), "not_found", "Could not update token description", "TOKEN_NOT_FOUND");
         });
 
         it("404 Could not revoke token: unknown link, another account's link, already revoked", async () => {
           const accountId = newAccount();
           await createToken(accountId, "mine");
           const link = await linkOf(accountId, "mine");
-          expectCode(await api.revokeToken(accountId, { token_link: unknownLink }, admin), "not_found", "Could not revoke token");
-          expectCode(await api.revokeToken(newAccount(), { token_link: link }, admin), "not_found", "Could not revoke token");
+          expectCode(await api.revokeToken(accountId, { token_link: unknownLink }, admin), "not_found", "Could not revoke token", "TOKEN_NOT_FOUND");
+          expectCode(await api.revokeToken(newAccount(), { token_link: link }, admin), "not_found", "Could not revoke token", "TOKEN_NOT_FOUND");
           expectOk(await api.revokeToken(accountId, { token_link: link }, admin));
-          expectCode(await api.revokeToken(accountId, { token_link: link }, admin), "not_found", "Could not revoke token");
+          expectCode(await api.revokeToken(accountId, { token_link: link }, admin), "not_found", "Could not revoke token", "TOKEN_NOT_FOUND");
         });
 
         // fetch, curl and Go's net/url remove a path's "." and ".." segments, percent-encoded ones
@@ -275,7 +275,7 @@ for (const store of storesUnderTest()) {
         });
 
         it("400 on an unknown state", async () => {
-          expectCode(await api.listTokens("15", "all", admin), "invalid_argument", 'state must be "active" or "revoked"');
+          expectCode(await api.listTokens("15", "all", admin), "invalid_argument", 'state must be "active" or "revoked"', "INVALID_FIELD");
         });
 
         it("401 on a missing, unknown, malformed, wrongly checksummed or revoked token", async () => {
@@ -287,7 +287,7 @@ for (const store of storesUnderTest()) {
           expectOk(await api.revokeToken(accountId, { token_link: await linkOf(accountId, "revoked") }, admin));
           for (const token of [generateApiTokenSecret(), "tsr_short", "not-a-token", brokenChecksum, revoked]) {
             const res = await api.authenticate(bearer(token));
-            expectCode(res, "unauthenticated", "invalid API token");
+            expectCode(res, "unauthenticated", "invalid API token", "INVALID_TOKEN");
             assert.equal(res.headers.get("www-authenticate"), 'Bearer error="invalid_token"');
           }
         });
@@ -310,7 +310,7 @@ for (const store of storesUnderTest()) {
               assert.ok(!(res.message ?? "").includes(testAdminToken));
             }
           }
-          expectCode(await api.authenticate(admin), "unauthenticated", "invalid API token");
+          expectCode(await api.authenticate(admin), "unauthenticated", "invalid API token", "INVALID_TOKEN");
         });
 
         it("a token with a broken checksum is refused without a store call", async () => {
@@ -318,11 +318,11 @@ for (const store of storesUnderTest()) {
           const broken = good.slice(0, 10) + (good[10] === "a" ? "b" : "a") + good.slice(11);
           const lookups = spyOn(server.tessera.store.apiTokens, "findByHash");
           try {
-            expectCode(await api.authenticate(bearer(broken)), "unauthenticated", "invalid API token");
+            expectCode(await api.authenticate(bearer(broken)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
             assert.equal(lookups.calls.length, 0);
             // The spy does see lookups: an intact but unknown token reaches the store by its hash.
             const unknown = generateApiTokenSecret();
-            expectCode(await api.authenticate(bearer(unknown)), "unauthenticated", "invalid API token");
+            expectCode(await api.authenticate(bearer(unknown)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
             assert.deepEqual(lookups.calls, [[hashSecret(unknown)]]);
           } finally {
             lookups.restore();
@@ -339,12 +339,12 @@ for (const store of storesUnderTest()) {
             const link = await linkOf(accountId, "two instances");
             expectOk(await onOther.authenticate(bearer(token))); // cached on the other instance now
             expectOk(await api.revokeToken(accountId, { token_link: link }, admin));
-            expectCode(await api.authenticate(bearer(token)), "unauthenticated", "invalid API token"); // at once where revoked
+            expectCode(await api.authenticate(bearer(token)), "unauthenticated", "invalid API token", "INVALID_TOKEN"); // at once where revoked
             clock.advance(1_000);
             // Inside the documented bound the other instance still answers from its cache.
             expectOk(await onOther.authenticate(bearer(token)));
             clock.advance(1_000);
-            expectCode(await onOther.authenticate(bearer(token)), "unauthenticated", "invalid API token");
+            expectCode(await onOther.authenticate(bearer(token)), "unauthenticated", "invalid API token", "INVALID_TOKEN");
           } finally {
             onOther.close();
             // close() removes only what startTestServer made for this instance (its own unused
@@ -424,9 +424,9 @@ for (const store of storesUnderTest()) {
         after(() => api.close());
 
         it("an empty account_id is a missing field of RevokeToken and ListTokens", async () => {
-          expectCode(await api.revokeToken("", {}, admin), "invalid_argument", "Missing fields: [account_id, token_link]");
-          expectCode(await api.revokeToken("", { token_link: unknownLink }, admin), "invalid_argument", "Missing fields: [account_id]");
-          expectCode(await api.listTokens("", undefined, admin), "invalid_argument", "Missing fields: [account_id]");
+          expectCode(await api.revokeToken("", {}, admin), "invalid_argument", "Missing fields: [account_id, token_link]", "MISSING_FIELDS");
+          expectCode(await api.revokeToken("", { token_link: unknownLink }, admin), "invalid_argument", "Missing fields: [account_id]", "MISSING_FIELDS");
+          expectCode(await api.listTokens("", undefined, admin), "invalid_argument", "Missing fields: [account_id]", "MISSING_FIELDS");
         });
 
         // Tokens stored for "." or ".." before creation refused them: no REST path reaches them,

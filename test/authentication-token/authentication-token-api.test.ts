@@ -81,8 +81,8 @@ for (const store of storesUnderTest()) {
       clock.advance(29_999);
       assert.deepEqual(expectOk(await api.getToken(created.token, reader)), created);
       clock.advance(1);
-      expectCode(await api.getToken(created.token, reader), "not_found", notFound);
-      expectCode(await api.exchangeToken(created.token), "not_found", notFound);
+      expectCode(await api.getToken(created.token, reader), "not_found", notFound, "TOKEN_NOT_FOUND");
+      expectCode(await api.exchangeToken(created.token), "not_found", notFound, "TOKEN_NOT_FOUND");
     }
 
     /** The refusal of a token from a credential with less than a second left. */
@@ -163,7 +163,7 @@ for (const store of storesUnderTest()) {
               clock.advance(4_999);
               expectOk(await onShort.getToken(created.token, bearer(token)));
               clock.advance(1);
-              expectCode(await onShort.getToken(created.token, bearer(token)), "not_found", notFound);
+              expectCode(await onShort.getToken(created.token, bearer(token)), "not_found", notFound, "TOKEN_NOT_FOUND");
             } finally {
               onShort.close();
             }
@@ -210,7 +210,7 @@ for (const store of storesUnderTest()) {
             clock.advance(999);
             expectOk(await onBounded.getToken(created.token, reader));
             clock.advance(1);
-            expectCode(await onBounded.getToken(created.token, reader), "not_found", notFound);
+            expectCode(await onBounded.getToken(created.token, reader), "not_found", notFound, "TOKEN_NOT_FOUND");
           });
 
           it("a seed 004 JWT access token whose exp is 59.5 s away: ttl 59, and the cookie session its exchange starts ends by exp (Max-Age 59), then refused", async () => {
@@ -257,17 +257,17 @@ for (const store of storesUnderTest()) {
             assert.deepEqual(expectOk(res), created);
             assert.equal(res.headers.get("cache-control"), "no-store");
             clock.advance(1);
-            expectCode(await api.getToken(created.token, bearer(token)), "not_found", notFound);
+            expectCode(await api.getToken(created.token, bearer(token)), "not_found", notFound, "TOKEN_NOT_FOUND");
             // Still in the store (no background cleanup decides expiry): only the read refuses it.
-            expectCode(await api.exchangeToken(created.token), "not_found", notFound);
+            expectCode(await api.exchangeToken(created.token), "not_found", notFound, "TOKEN_NOT_FOUND");
           });
 
           it("gives 404 for an unknown token and for another user's token", async () => {
             const alice = await userWithToken();
             const bob = await userWithToken();
-            expectCode(await api.getToken("132427377339939930", bearer(alice.token)), "not_found", notFound);
+            expectCode(await api.getToken("132427377339939930", bearer(alice.token)), "not_found", notFound, "TOKEN_NOT_FOUND");
             const alices = await createToken(bearer(alice.token));
-            expectCode(await api.getToken(alices.token, bearer(bob.token)), "not_found", notFound);
+            expectCode(await api.getToken(alices.token, bearer(bob.token)), "not_found", notFound, "TOKEN_NOT_FOUND");
             expectOk(await api.getToken(alices.token, bearer(alice.token)));
           });
 
@@ -275,7 +275,7 @@ for (const store of storesUnderTest()) {
             const { token } = await userWithToken();
             const created = await createToken(bearer(token));
             expectOk(await api.exchangeToken(created.token));
-            expectCode(await api.getToken(created.token, bearer(token)), "not_found", notFound);
+            expectCode(await api.getToken(created.token, bearer(token)), "not_found", notFound, "TOKEN_NOT_FOUND");
           });
 
           it("gives 404 once a password change has outdated the token (as its exchange does)", async () => {
@@ -284,14 +284,14 @@ for (const store of storesUnderTest()) {
             const changed = await rest(server.url, "PATCH", "/jwt/user", { headers: bearer(await jwtLogin(server, name)), json: { pass: otherPassword } });
             assert.equal(changed.status, 200, changed.text);
             const fresh = await jwtLogin(server, name, otherPassword);
-            expectCode(await api.getToken(created.token, bearer(fresh)), "not_found", notFound);
-            expectCode(await api.exchangeToken(created.token), "not_found", notFound);
+            expectCode(await api.getToken(created.token, bearer(fresh)), "not_found", notFound, "TOKEN_NOT_FOUND");
+            expectCode(await api.exchangeToken(created.token), "not_found", notFound, "TOKEN_NOT_FOUND");
           });
 
           it("gives 400 for a malformed token and 401 without a credential", async () => {
             const { token } = await userWithToken();
-            expectCode(await api.getToken("not a token!", bearer(token)), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
-            expectCode(await api.getToken("a".repeat(129), bearer(token)), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
+            expectCode(await api.getToken("not a token!", bearer(token)), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]", "INVALID_FIELD");
+            expectCode(await api.getToken("a".repeat(129), bearer(token)), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]", "INVALID_FIELD");
             const created = await createToken(bearer(token));
             expectCode(await api.getToken(created.token, {}), "unauthenticated", "missing credential", "MISSING_CREDENTIAL");
           });
@@ -326,7 +326,7 @@ for (const store of storesUnderTest()) {
             const created = await createToken(bearer(token));
             expectOk(await api.exchangeToken(created.token));
             const again = await api.exchangeToken(created.token);
-            expectCode(again, "not_found", notFound);
+            expectCode(again, "not_found", notFound, "TOKEN_NOT_FOUND");
             assert.equal(sessionCookieOf(again.headers), undefined);
           });
 
@@ -336,21 +336,21 @@ for (const store of storesUnderTest()) {
               const created = await createToken(bearer(token));
               const answers = await Promise.all(Array.from({ length: 6 }, () => api.exchangeToken(created.token)));
               assert.deepEqual(answers.map((a) => a.code).sort(), ["not_found", "not_found", "not_found", "not_found", "not_found", "ok"]);
-              for (const a of answers.filter((a) => a.code !== "ok")) expectCode(a, "not_found", notFound);
+              for (const a of answers.filter((a) => a.code !== "ok")) expectCode(a, "not_found", notFound, "TOKEN_NOT_FOUND");
               assert.equal(answers.filter((a) => sessionCookieOf(a.headers) !== undefined).length, 1);
             }
           });
 
           it("gives 404 for an unknown or expired token (no cookie), 400 for a malformed one", async () => {
-            expectCode(await api.exchangeToken("929838839992882892"), "not_found", notFound);
+            expectCode(await api.exchangeToken("929838839992882892"), "not_found", notFound, "TOKEN_NOT_FOUND");
             const { token } = await userWithToken();
             const created = await createToken(bearer(token));
             clock.advance(60_000);
             const expired = await api.exchangeToken(created.token);
-            expectCode(expired, "not_found", notFound);
+            expectCode(expired, "not_found", notFound, "TOKEN_NOT_FOUND");
             assert.equal(sessionCookieOf(expired.headers), undefined);
-            expectCode(await api.exchangeToken("bad token"), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
-            expectCode(await api.exchangeToken("a/b"), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]");
+            expectCode(await api.exchangeToken("bad token"), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]", "INVALID_FIELD");
+            expectCode(await api.exchangeToken("a/b"), "invalid_argument", "token is malformed: expected at most 128 characters of [A-Za-z0-9_-]", "INVALID_FIELD");
           });
 
           it("gives 404 (and no session) once the seed 002 user token it was made from has logged out; GET /{token} too", async () => {
@@ -358,9 +358,9 @@ for (const store of storesUnderTest()) {
             const created = await createToken(bearer(token));
             const out = await rest(server.url, "POST", "/auth/logout", { headers: bearer(token) });
             assert.equal(out.status, 200, out.text);
-            expectCode(await api.getToken(created.token, bearer(await loginUserToken(server, user.login))), "not_found", notFound);
+            expectCode(await api.getToken(created.token, bearer(await loginUserToken(server, user.login))), "not_found", notFound, "TOKEN_NOT_FOUND");
             const res = await api.exchangeToken(created.token);
-            expectCode(res, "not_found", notFound);
+            expectCode(res, "not_found", notFound, "TOKEN_NOT_FOUND");
             assert.equal(sessionCookieOf(res.headers), undefined);
           });
 
@@ -371,7 +371,7 @@ for (const store of storesUnderTest()) {
             const ended = await rest(server.url, "DELETE", "/session", { headers: { ...bearer(access), ...clientIdHeader } });
             assert.equal(ended.status, 200, ended.text);
             const res = await api.exchangeToken(created.token);
-            expectCode(res, "not_found", notFound);
+            expectCode(res, "not_found", notFound, "TOKEN_NOT_FOUND");
             assert.equal(sessionCookieOf(res.headers), undefined);
           });
 
@@ -380,7 +380,7 @@ for (const store of storesUnderTest()) {
             const created = await createToken(bearer(token));
             await server.tessera.store.users.deactivate(user.id, clock.now());
             const res = await api.exchangeToken(created.token);
-            expectCode(res, "not_found", notFound);
+            expectCode(res, "not_found", notFound, "TOKEN_NOT_FOUND");
             assert.equal(sessionCookieOf(res.headers), undefined);
           });
 
@@ -466,8 +466,8 @@ for (const store of storesUnderTest()) {
 
         it("an empty token is 400 (a REST path cannot carry one)", async () => {
           const { token } = await userWithToken();
-          expectCode(await api.getToken("", bearer(token)), "invalid_argument", "token is required");
-          expectCode(await api.exchangeToken(""), "invalid_argument", "token is required");
+          expectCode(await api.getToken("", bearer(token)), "invalid_argument", "token is required", "MISSING_FIELDS");
+          expectCode(await api.exchangeToken(""), "invalid_argument", "token is required", "MISSING_FIELDS");
         });
 
         it("the session cookie is no credential on a POST (every gRPC and Connect call)", async () => {
@@ -509,7 +509,7 @@ for (const store of storesUnderTest()) {
         const out = await rest(server.url, "POST", "/auth/logout", { headers: cookie(value) });
         assert.equal(out.status, 200, out.text);
         const res = await get(`/api/authenticationtoken/${created.body.token}/user`);
-        expectCode(restOutcome(res), "not_found", notFound);
+        expectCode(restOutcome(res), "not_found", notFound, "TOKEN_NOT_FOUND");
         assert.equal(sessionCookieOf(res.headers), undefined);
       });
 
@@ -544,14 +544,14 @@ for (const store of storesUnderTest()) {
       it("ends when the user is deactivated", async () => {
         const { user, value } = await exchange();
         await server.tessera.store.users.deactivate(user.id, clock.now());
-        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(value))), "unauthenticated", "the session cookie's user does not exist or is deactivated");
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(value))), "unauthenticated", "the session cookie's user does not exist or is deactivated", "USER_DEACTIVATED");
       });
 
       it("ends when the user's password changes", async () => {
         const { user, value } = await exchange();
         clock.advance(1);
         await server.tessera.store.users.updatePasswordHash(user.id, (await server.tessera.store.users.findById(user.id))!.passwordHash, clock.now());
-        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(value))), "unauthenticated", "session cookie predates a password change");
+        expectCode(restOutcome(await get("/api/authenticationtoken", cookie(value))), "unauthenticated", "session cookie predates a password change", "TOKEN_REVOKED");
       });
 
       it("is Secure when TESSERA_COOKIE_SECURE=true (e.g. behind a TLS-terminating proxy)", async () => {

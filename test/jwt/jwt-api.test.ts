@@ -57,10 +57,10 @@ for (const store of storesUnderTest()) {
         it("POST /user creates a user (201); the same name again is 409; a weak password 400; a missing pass 400", async () => {
           const user = uniqueName();
           assert.deepEqual(expectOk(await api.createUser({ user, pass: password }), 201), {});
-          expectCode(await api.createUser({ user, pass: otherPassword }), "already_exists", "a user with this name already exists");
-          expectCode(await api.createUser({ user: uniqueName(), pass: "short" }), "invalid_argument", tooShort);
-          expectCode(await api.createUser({ user: uniqueName() }), "invalid_argument", "pass is required");
-          expectCode(await api.createUser({ pass: password }), "invalid_argument", "user is required");
+          expectCode(await api.createUser({ user, pass: otherPassword }), "already_exists", "a user with this name already exists", "USER_EXISTS");
+          expectCode(await api.createUser({ user: uniqueName(), pass: "short" }), "invalid_argument", tooShort, "WEAK_PASSWORD");
+          expectCode(await api.createUser({ user: uniqueName() }), "invalid_argument", "pass is required", "MISSING_FIELDS");
+          expectCode(await api.createUser({ pass: password }), "invalid_argument", "user is required", "MISSING_FIELDS");
         });
 
         it("GET /token with user and pass answers an access JWT as text/plain", async () => {
@@ -85,11 +85,11 @@ for (const store of storesUnderTest()) {
 
         it("GET /token: a wrong password and an unknown user are the same 401; a missing user or pass 400; a malformed refresh token 401", async () => {
           const user = await createUser();
-          expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password");
-          expectCode(await api.getToken({ user: uniqueName(), pass: password }), "unauthenticated", "invalid login or password");
-          expectCode(await api.getToken({ pass: password }), "invalid_argument", "user is required");
-          expectCode(await api.getToken({ user }), "invalid_argument", "pass is required (or user must be a refresh token)");
-          expectCode(await api.getToken({ user: "a.b.c" }), "unauthenticated", "invalid refresh token: malformed token");
+          expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+          expectCode(await api.getToken({ user: uniqueName(), pass: password }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+          expectCode(await api.getToken({ pass: password }), "invalid_argument", "user is required", "MISSING_FIELDS");
+          expectCode(await api.getToken({ user }), "invalid_argument", "pass is required (or user must be a refresh token)", "MISSING_FIELDS");
+          expectCode(await api.getToken({ user: "a.b.c" }), "unauthenticated", "invalid refresh token: malformed token", "INVALID_TOKEN");
         });
 
         it("GET /token with a refresh token as user answers an access JWT from a refresh login", async () => {
@@ -108,10 +108,10 @@ for (const store of storesUnderTest()) {
           const res = await api.check({ access_token: access });
           assert.deepEqual(expectOk(res), decodeJwt(access));
           if (protocol === "rest") assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
-          expectCode(await api.check({ access_token: await refreshToken(access) }), "invalid_argument", "not an access token");
-          expectCode(await api.check({ access_token: "not-a-jwt" }), "invalid_argument", "malformed token");
-          expectCode(await api.check({ access_token: algNone(access) }), "invalid_argument", "unexpected token algorithm");
-          expectCode(await api.check({}), "invalid_argument", "access_token is required");
+          expectCode(await api.check({ access_token: await refreshToken(access) }), "invalid_argument", "not an access token", "WRONG_TOKEN_TYPE");
+          expectCode(await api.check({ access_token: "not-a-jwt" }), "invalid_argument", "malformed token", "INVALID_TOKEN");
+          expectCode(await api.check({ access_token: algNone(access) }), "invalid_argument", "unexpected token algorithm", "INVALID_TOKEN");
+          expectCode(await api.check({}), "invalid_argument", "access_token is required", "MISSING_FIELDS");
         });
 
         it("GET /refresh_token with access_token as an argument answers a refresh JWT as text/plain; without one 401", async () => {
@@ -124,7 +124,7 @@ for (const store of storesUnderTest()) {
           assert.equal(typeof claims.jti, "string");
           assert.equal(claims.exp, claims.iat! + server.config.refreshTokenTtlSeconds);
           const none = await api.getRefreshToken({});
-          expectCode(none, "unauthenticated", "missing access token");
+          expectCode(none, "unauthenticated", "missing access token", "MISSING_CREDENTIAL");
           assert.equal(none.headers.get("www-authenticate"), "Bearer");
         });
 
@@ -133,16 +133,16 @@ for (const store of storesUnderTest()) {
           const refresh = await refreshToken(access);
           expectOk(await api.getToken({ user: refresh }));
           assert.deepEqual(expectOk(await api.deleteRefreshToken({ refresh_token: refresh, access_token: access }), 204), {});
-          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
         });
 
         it("DELETE /refresh_token with another user's token, an access token or nothing is 400", async () => {
           const alice = await login(await createUser());
           const bobsRefresh = await refreshToken(await login(await createUser()));
           const notHers = "refresh_token is not a refresh token of this user";
-          expectCode(await api.deleteRefreshToken({ refresh_token: bobsRefresh, access_token: alice }), "invalid_argument", notHers);
-          expectCode(await api.deleteRefreshToken({ refresh_token: alice, access_token: alice }), "invalid_argument", "invalid refresh token: not a refresh token");
-          expectCode(await api.deleteRefreshToken({ access_token: alice }), "invalid_argument", "refresh_token is required");
+          expectCode(await api.deleteRefreshToken({ refresh_token: bobsRefresh, access_token: alice }), "invalid_argument", notHers, "TOKEN_NOT_FOUND");
+          expectCode(await api.deleteRefreshToken({ refresh_token: alice, access_token: alice }), "invalid_argument", "invalid refresh token: not a refresh token", "WRONG_TOKEN_TYPE");
+          expectCode(await api.deleteRefreshToken({ access_token: alice }), "invalid_argument", "refresh_token is required", "MISSING_FIELDS");
           // Bob's token still works: the refused calls changed nothing.
           expectOk(await api.getToken({ user: bobsRefresh }));
         });
@@ -152,11 +152,11 @@ for (const store of storesUnderTest()) {
           const access = await login(user);
           const refresh = await refreshToken(access);
           assert.deepEqual(expectOk(await api.changePassword({ pass: otherPassword, access_token: access })), {});
-          expectCode(await api.getToken({ user, pass: password }), "unauthenticated", "invalid login or password");
-          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+          expectCode(await api.getToken({ user, pass: password }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
           const fresh = await login(user, otherPassword);
           expectOk(await api.getToken({ user: await refreshToken(fresh) }));
-          expectCode(await api.changePassword({ pass: "short", access_token: fresh }), "invalid_argument", tooShort);
+          expectCode(await api.changePassword({ pass: "short", access_token: fresh }), "invalid_argument", tooShort, "WEAK_PASSWORD");
         });
 
         it("PATCH /user holds the new password to the sign-up's policy: not the user's own name, nor a common one padded or in look-alikes, nor white space only", async () => {
@@ -188,26 +188,26 @@ for (const store of storesUnderTest()) {
           const refresh = await refreshToken(access);
           const second = await login(user);
           assert.deepEqual(expectOk(await api.deleteUser({ access_token: access }), 204), {});
-          expectCode(await api.check({ access_token: second }), "invalid_argument", "the token's user is deactivated");
+          expectCode(await api.check({ access_token: second }), "invalid_argument", "the token's user is deactivated", "USER_DEACTIVATED");
           // `access` was verified before (and may be remembered): the user check still applies.
-          expectCode(await api.check({ access_token: access }), "invalid_argument", "the token's user is deactivated");
-          expectCode(await api.getRefreshToken({ access_token: second }), "unauthenticated", "the token's user is deactivated");
+          expectCode(await api.check({ access_token: access }), "invalid_argument", "the token's user is deactivated", "USER_DEACTIVATED");
+          expectCode(await api.getRefreshToken({ access_token: second }), "unauthenticated", "the token's user is deactivated", "USER_DEACTIVATED");
           assert.equal(expectOk(await api.getUser({ access_token: second }), 204), undefined);
-          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
           // Only someone who knows the password learns that the user is deactivated.
-          expectCode(await api.getToken({ user, pass: password }), "permission_denied", "user is deactivated");
-          expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password");
+          expectCode(await api.getToken({ user, pass: password }), "permission_denied", "user is deactivated", "USER_DEACTIVATED");
+          expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
           // Deactivated, not erased: the name stays taken (nobody can take it over).
-          expectCode(await api.createUser({ user, pass: password }), "already_exists", "a user with this name already exists");
+          expectCode(await api.createUser({ user, pass: password }), "already_exists", "a user with this name already exists", "USER_EXISTS");
         });
 
         it("a refresh-derived token is refused with 403 where password authentication is required, and accepted elsewhere", async () => {
           const user = await createUser();
           const derived = expectOk(await api.getToken({ user: await refreshToken(await login(user)) })).text;
           const refused = "password authentication required: this token came from a refresh token";
-          expectCode(await api.getRefreshToken({ access_token: derived }), "permission_denied", refused);
-          expectCode(await api.changePassword({ pass: otherPassword, access_token: derived }), "permission_denied", refused);
-          expectCode(await api.deleteUser({ access_token: derived }), "permission_denied", refused);
+          expectCode(await api.getRefreshToken({ access_token: derived }), "permission_denied", refused, "PASSWORD_LOGIN_REQUIRED");
+          expectCode(await api.changePassword({ pass: otherPassword, access_token: derived }), "permission_denied", refused, "PASSWORD_LOGIN_REQUIRED");
+          expectCode(await api.deleteUser({ access_token: derived }), "permission_denied", refused, "PASSWORD_LOGIN_REQUIRED");
           assert.equal(expectOk(await api.getUser({ access_token: derived }))!.user, user);
           assert.equal(expectOk(await api.check({ access_token: derived })).user, user);
         });
@@ -220,9 +220,9 @@ for (const store of storesUnderTest()) {
           assert.equal(expectOk(await api.check({}, bearer(access))).user, user);
           assert.equal(expectOk(await api.getUser({ access_token: access }, bearer(access)))!.user, user);
           const two = "two different access tokens in one request (Authorization header and access_token)";
-          expectCode(await api.getUser({ access_token: other }, bearer(access)), "invalid_argument", two);
-          expectCode(await api.check({ access_token: other }, bearer(access)), "invalid_argument", two);
-          expectCode(await api.getRefreshToken({ access_token: other }, bearer(access)), "invalid_argument", two);
+          expectCode(await api.getUser({ access_token: other }, bearer(access)), "invalid_argument", two, "CONFLICTING_TOKENS");
+          expectCode(await api.check({ access_token: other }, bearer(access)), "invalid_argument", two, "CONFLICTING_TOKENS");
+          expectCode(await api.getRefreshToken({ access_token: other }, bearer(access)), "invalid_argument", two, "CONFLICTING_TOKENS");
         });
 
         it("GET /user with a malformed Authorization: Bearer header is 401 MALFORMED_CREDENTIAL, with access_token or without, as GET /refresh_token", async () => {
@@ -324,19 +324,19 @@ for (const store of storesUnderTest()) {
           const user = uniqueName(style);
           expectOk(await api.createUser({ user, pass: password }), 201);
           expectCode(await api.createUser({ user, pass: password }), "already_exists", "a user with this name already exists", "USER_EXISTS");
-          expectCode(await api.createUser({ user: uniqueName(), pass: "short" }), "invalid_argument", tooShort);
-          expectCode(await api.createUser({ user: uniqueName() }), "invalid_argument", "pass is required");
+          expectCode(await api.createUser({ user: uniqueName(), pass: "short" }), "invalid_argument", tooShort, "WEAK_PASSWORD");
+          expectCode(await api.createUser({ user: uniqueName() }), "invalid_argument", "pass is required", "MISSING_FIELDS");
           const access = expectOk(await api.getToken({ user, pass: password })).text;
           assert.equal(decodeJwt(access).user, user);
-          expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password");
-          expectCode(await api.getToken({ pass: password }), "invalid_argument", "user is required");
+          expectCode(await api.getToken({ user, pass: otherPassword }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+          expectCode(await api.getToken({ pass: password }), "invalid_argument", "user is required", "MISSING_FIELDS");
           assert.deepEqual(expectOk(await api.check({ access_token: access })), decodeJwt(access));
-          expectCode(await api.check({}), "invalid_argument", "access_token is required");
+          expectCode(await api.check({}), "invalid_argument", "access_token is required", "MISSING_FIELDS");
           const refresh = expectOk(await api.getRefreshToken({ access_token: access })).text;
           assert.equal(decodeJwt(expectOk(await api.getToken({ user: refresh })).text).authentication_method, "refresh_token");
-          expectCode(await api.deleteRefreshToken({ access_token: access }), "invalid_argument", "refresh_token is required");
+          expectCode(await api.deleteRefreshToken({ access_token: access }), "invalid_argument", "refresh_token is required", "MISSING_FIELDS");
           expectOk(await api.deleteRefreshToken({ refresh_token: refresh, access_token: access }), 204);
-          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
           assert.deepEqual(expectOk(await api.getUser({ access_token: access })), decodeJwt(access));
           expectOk(await api.changePassword({ pass: otherPassword, access_token: access }));
           const fresh = expectOk(await api.getToken({ user, pass: otherPassword })).text;

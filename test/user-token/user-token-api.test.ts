@@ -110,8 +110,8 @@ for (const store of storesUnderTest()) {
           it("gives 401 with the same message for a wrong password and an unknown login", async () => {
             const user = await signUp(server);
             const wrong = await api.login(undefined, basic(user.login, "not the password at all"));
-            expectCode(wrong, "unauthenticated", "invalid login or password");
-            expectCode(await api.login(undefined, basic(uniqueEmail("nobody"), password)), "unauthenticated", "invalid login or password");
+            expectCode(wrong, "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+            expectCode(await api.login(undefined, basic(uniqueEmail("nobody"), password)), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
           });
 
           it("gives 401 with the Basic challenge without credentials, and 401 for a Bearer credential", async () => {
@@ -123,14 +123,14 @@ for (const store of storesUnderTest()) {
           });
 
           it("gives 400 naming the problem for a malformed Basic header, an empty login or an empty password", async () => {
-            expectCode(await api.login(undefined, { authorization: "Basic !!!not-base64" }), "invalid_argument", "malformed Basic credentials: expected base64(login:password)");
+            expectCode(await api.login(undefined, { authorization: "Basic !!!not-base64" }), "invalid_argument", "malformed Basic credentials: expected base64(login:password)", "MALFORMED_CREDENTIAL");
             const noColon = { authorization: `Basic ${Buffer.from("just-a-login").toString("base64")}` };
-            expectCode(await api.login(undefined, noColon), "invalid_argument", "malformed Basic credentials: no ':' between login and password");
+            expectCode(await api.login(undefined, noColon), "invalid_argument", "malformed Basic credentials: no ':' between login and password", "MALFORMED_CREDENTIAL");
             const user = await signUp(server);
-            expectCode(await api.login(undefined, basic(user.login, "")), "invalid_argument", "malformed Basic credentials: empty password");
-            expectCode(await api.login(undefined, basic("", password)), "invalid_argument", "malformed Basic credentials: empty login");
+            expectCode(await api.login(undefined, basic(user.login, "")), "invalid_argument", "malformed Basic credentials: empty password", "MALFORMED_CREDENTIAL");
+            expectCode(await api.login(undefined, basic("", password)), "invalid_argument", "malformed Basic credentials: empty login", "MALFORMED_CREDENTIAL");
             const notUtf8 = { authorization: `Basic ${Buffer.from([0x61, 0x3a, 0xff, 0xfe]).toString("base64")}` };
-            expectCode(await api.login(undefined, notUtf8), "invalid_argument", "malformed Basic credentials: not valid UTF-8");
+            expectCode(await api.login(undefined, notUtf8), "invalid_argument", "malformed Basic credentials: not valid UTF-8", "MALFORMED_CREDENTIAL");
           });
 
           // Node's base64 decoder takes any run of the alphabet and drops what does not fit: each
@@ -159,14 +159,14 @@ for (const store of storesUnderTest()) {
           it("gives 400 for an expirationTime in the past or at now", async () => {
             const user = await signUp(server);
             const past = await api.login({ expirationTime: "2019-07-29T23:59:59-05:00" }, basic(user.login, password));
-            expectCode(past, "invalid_argument", "expirationTime must be in the future");
+            expectCode(past, "invalid_argument", "expirationTime must be in the future", "INVALID_FIELD");
             const atNow = await api.login({ expirationTime: clock.now().toISOString() }, basic(user.login, password));
-            expectCode(atNow, "invalid_argument", "expirationTime must be in the future");
+            expectCode(atNow, "invalid_argument", "expirationTime must be in the future", "INVALID_FIELD");
           });
 
           it("gives 400 for a note longer than 1024 characters", async () => {
             const user = await signUp(server);
-            expectCode(await api.login({ note: "n".repeat(1025) }, basic(user.login, password)), "invalid_argument", "note is too long (at most 1024 characters)");
+            expectCode(await api.login({ note: "n".repeat(1025) }, basic(user.login, password)), "invalid_argument", "note is too long (at most 1024 characters)", "INVALID_FIELD");
             assert.equal(expectOk(await api.login({ note: "n".repeat(1024) }, basic(user.login, password))).note, "n".repeat(1024));
           });
 
@@ -194,8 +194,8 @@ for (const store of storesUnderTest()) {
             const none = await api.bump({});
             expectCode(none, "unauthenticated", "missing bearer user token", "MISSING_CREDENTIAL");
             assert.equal(none.headers.get("www-authenticate"), "Bearer");
-            expectCode(await api.bump(bearer("b94cf5c7-cddc-4610-9d4c-6b8e04088ae8")), "unauthenticated", "invalid user token");
-            expectCode(await api.bump(bearer("not-a-token")), "unauthenticated", "invalid user token");
+            expectCode(await api.bump(bearer("b94cf5c7-cddc-4610-9d4c-6b8e04088ae8")), "unauthenticated", "invalid user token", "INVALID_TOKEN");
+            expectCode(await api.bump(bearer("not-a-token")), "unauthenticated", "invalid user token", "INVALID_TOKEN");
             expectCode(await api.bump({ authorization: "Token abc" }), "unauthenticated", "the Authorization header must be \"Bearer <token>\"", "UNSUPPORTED_CREDENTIAL");
             const user = await signUp(server);
             expectCode(await api.bump(basic(user.login, password)), "unauthenticated", "the Authorization header must be \"Bearer <token>\"", "UNSUPPORTED_CREDENTIAL");
@@ -208,8 +208,8 @@ for (const store of storesUnderTest()) {
             const token = await login(user.login);
             const other = await login(user.login);
             assert.deepEqual(expectOk(await api.logout(bearer(token))), { success: true });
-            expectCode(await api.bump(bearer(token)), "unauthenticated", "user token is disabled");
-            expectCode(await api.logout(bearer(token)), "unauthenticated", "user token is disabled");
+            expectCode(await api.bump(bearer(token)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
+            expectCode(await api.logout(bearer(token)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
             const stored = await storedUserToken(server, token);
             assert.equal(stored.enabled, false);
             assert.equal(stored.version, 1, "version grows on the change");
@@ -228,8 +228,8 @@ for (const store of storesUnderTest()) {
             clock.advance(9_999);
             expectOk(await api.bump(bearer(token)));
             clock.advance(1);
-            expectCode(await api.bump(bearer(token)), "unauthenticated", "user token has expired");
-            expectCode(await api.logout(bearer(token)), "unauthenticated", "user token has expired");
+            expectCode(await api.bump(bearer(token)), "unauthenticated", "user token has expired", "TOKEN_EXPIRED");
+            expectCode(await api.logout(bearer(token)), "unauthenticated", "user token has expired", "TOKEN_EXPIRED");
           });
 
           it("an expired token answers TOKEN_EXPIRED, logged out or not; a logged-out one TOKEN_REVOKED; housekeeping changes neither answer (on MongoDB it drops a logout's mark some minutes after the token expired)", async () => {
@@ -306,8 +306,8 @@ for (const store of storesUnderTest()) {
             const user = await signUp(server);
             const token = await login(user.login);
             await server.tessera.store.users.deactivate(user.id, clock.now());
-            expectCode(await api.bump(bearer(token)), "unauthenticated", "the user token's user does not exist or is deactivated");
-            expectCode(await api.login(undefined, basic(user.login, password)), "permission_denied", "user is deactivated");
+            expectCode(await api.bump(bearer(token)), "unauthenticated", "the user token's user does not exist or is deactivated", "USER_DEACTIVATED");
+            expectCode(await api.login(undefined, basic(user.login, password)), "permission_denied", "user is deactivated", "USER_DEACTIVATED");
           });
 
           it("a password change ends the tokens created before it", async () => {
@@ -316,7 +316,7 @@ for (const store of storesUnderTest()) {
             clock.advance(1);
             const record = await server.tessera.store.users.findById(user.id);
             await server.tessera.store.users.updatePasswordHash(user.id, record!.passwordHash, clock.now());
-            expectCode(await api.bump(bearer(token)), "unauthenticated", "user token predates a password change");
+            expectCode(await api.bump(bearer(token)), "unauthenticated", "user token predates a password change", "TOKEN_REVOKED");
             expectOk(await api.bump(bearer(await login(user.login))));
           });
         });
