@@ -60,8 +60,8 @@ for (const store of storesUnderTest()) {
           // Nor does it deactivate the account the password change took back.
           expectCode(await jwt.deleteUser({}, bearer(access)), "unauthenticated", outdatedJwt, "TOKEN_REVOKED");
           // Everything issued before the change ends.
-          expectCode(await sessions.getSession({ clientId: testClientId, access: session.access_token }), "unauthenticated", "the session has ended");
-          expectCode(await userTokens.bump(bearer(userToken)), "unauthenticated", "user token predates a password change");
+          expectCode(await sessions.getSession({ clientId: testClientId, access: session.access_token }), "unauthenticated", "the session has ended", "SESSION_ENDED");
+          expectCode(await userTokens.bump(bearer(userToken)), "unauthenticated", "user token predates a password change", "TOKEN_REVOKED");
           expectCode(await authTokens.exchangeToken(handOff), "not_found", "authentication token not found (unknown, used or expired)", "TOKEN_NOT_FOUND");
           expectCode(await authTokens.exchangeToken(cookieHandOff), "not_found", "authentication token not found (unknown, used or expired)", "TOKEN_NOT_FOUND");
           // (The cookie is a credential on safe methods only: GET over REST.)
@@ -433,7 +433,7 @@ for (const store of storesUnderTest()) {
             json: { refresh_token: session.body.refresh_token },
           });
           assert.equal(refreshed.status, 401, refreshed.text);
-          expectCode(await userTokens.bump(bearer(userToken)), "unauthenticated", "user token predates a password change");
+          expectCode(await userTokens.bump(bearer(userToken)), "unauthenticated", "user token predates a password change", "TOKEN_REVOKED");
           expectCode(await jwt.getToken({ user: email, pass: password }), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
           expectOk(await jwt.getToken({ user: email, pass: otherPassword }));
         } finally {

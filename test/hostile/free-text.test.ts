@@ -34,11 +34,11 @@ for (const store of storesUnderTest()) {
 
         for (const bad of ["\u0000", "a\u0000b", "bell\u0007", "esc\u001b[0m"]) {
           it(`POST /auth/login note ${JSON.stringify(bad)}: 400 naming note`, async () => {
-            expectCode(await userTokens.login({ note: bad }, basic(email, password)), "invalid_argument", "note must not contain control characters");
+            expectCode(await userTokens.login({ note: bad }, basic(email, password)), "invalid_argument", "note must not contain control characters", "INVALID_FIELD");
           });
 
           it(`POST /v1/frontend/auth description ${JSON.stringify(bad)}: 400 naming description`, async () => {
-            expectCode(await apiTokens.createToken({ account_id: "acct", description: bad + "x" }, admin), "invalid_argument", "description must not contain control characters");
+            expectCode(await apiTokens.createToken({ account_id: "acct", description: bad + "x" }, admin), "invalid_argument", "description must not contain control characters", "INVALID_FIELD");
           });
 
           it(`POST /v1/frontend/auth account_id and created_by ${JSON.stringify(bad)}: 400 naming the field`, async () => {
@@ -64,7 +64,7 @@ for (const store of storesUnderTest()) {
         });
 
         it("DELETE /v1/frontend/auth/{account_id} with a NUL in the account id: 404 Could not revoke token", async () => {
-          expectCode(await apiTokens.revokeToken("a\u0000b", { token_link: "550e8400-e29b-41d4-a716-446655440000" }, admin), "not_found", "Could not revoke token");
+          expectCode(await apiTokens.revokeToken("a\u0000b", { token_link: "550e8400-e29b-41d4-a716-446655440000" }, admin), "not_found", "Could not revoke token", "TOKEN_NOT_FOUND");
         });
 
         it("tabs and line breaks are ordinary text", async () => {

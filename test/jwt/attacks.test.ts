@@ -50,10 +50,10 @@ for (const store of storesUnderTest()) {
         });
         after(() => api.close());
 
-        /** GET /check refuses the token with 400 and exactly `reason`; the interceptor with 401 and the same reason. */
-        async function assertRefused(token: string, reason: string): Promise<void> {
-          expectCode(await api.check({ access_token: token }), "invalid_argument", reason);
-          expectCode(await api.getRefreshToken({}, bearer(token)), "unauthenticated", reason);
+        /** GET /check refuses the token with 400, exactly `message` and `reason`; the interceptor with 401 and the same message and reason. */
+        async function assertRefused(token: string, message: string, reason = "INVALID_TOKEN"): Promise<void> {
+          expectCode(await api.check({ access_token: token }), "invalid_argument", message, reason);
+          expectCode(await api.getRefreshToken({}, bearer(token)), "unauthenticated", message, reason);
         }
 
         it("control: a token forged with the real key and unchanged claims is accepted", async () => {
@@ -140,12 +140,12 @@ for (const store of storesUnderTest()) {
         });
 
         it("a validly signed token of the wrong type, audience or issuer, or without the claims, is refused", async () => {
-          await assertRefused(await forge({}, { ...claims, token_type: "refresh_token", jti: "x" }), "not an access token");
-          await assertRefused(await forge({}, { ...claims, token_type: "id_token" }), "not an access token");
-          await assertRefused(await forge({}, { ...claims, aud: "someone-else" }), "token issued for another audience");
+          await assertRefused(await forge({}, { ...claims, token_type: "refresh_token", jti: "x" }), "not an access token", "WRONG_TOKEN_TYPE");
+          await assertRefused(await forge({}, { ...claims, token_type: "id_token" }), "not an access token", "WRONG_TOKEN_TYPE");
+          await assertRefused(await forge({}, { ...claims, aud: "someone-else" }), "token issued for another audience", "WRONG_AUDIENCE");
           // The refresh tokens' audience is no access token's.
-          await assertRefused(await forge({}, { ...claims, aud: `${server.config.jwtAudience}/refresh_token` }), "token issued for another audience");
-          await assertRefused(await forge({}, { ...claims, iss: "someone-else" }), "token issued by another issuer");
+          await assertRefused(await forge({}, { ...claims, aud: `${server.config.jwtAudience}/refresh_token` }), "token issued for another audience", "WRONG_AUDIENCE");
+          await assertRefused(await forge({}, { ...claims, iss: "someone-else" }), "token issued by another issuer", "WRONG_ISSUER");
           await assertRefused(await forge({}, { ...claims, authentication_method: "magic" }), "invalid token claims");
           const { sub: _sub, ...noSub } = claims;
           await assertRefused(await forge({}, noSub), "invalid token claims");
@@ -184,7 +184,7 @@ for (const store of storesUnderTest()) {
             { ...claims, iat: now + 3600, nbf: now, exp: now + 7200 },
             { ...noNbf, iat: now + 3600, exp: now + 7200 },
           ]) {
-            await assertRefused(await forge({}, payload), "token issued in the future");
+            await assertRefused(await forge({}, payload), "token issued in the future", "TOKEN_NOT_YET_VALID");
             assert.equal(expectOk(await api.getUser({}, bearer(await forge({}, payload))), 204), undefined);
           }
           // Control: the same claims issued now are accepted.
@@ -192,10 +192,10 @@ for (const store of storesUnderTest()) {
         });
 
         it("an access token presented as a refresh token, and a forged refresh token, are refused (401)", async () => {
-          expectCode(await api.getToken({ user: good }), "unauthenticated", "invalid refresh token: not a refresh token");
+          expectCode(await api.getToken({ user: good }), "unauthenticated", "invalid refresh token: not a refresh token", "WRONG_TOKEN_TYPE");
           // Correctly signed, but its jti was never issued: revocation state is the store's.
           const forged = await forge({}, { ...claims, token_type: "refresh_token", jti: "never-issued" });
-          expectCode(await api.getToken({ user: forged }), "unauthenticated", "refresh token revoked");
+          expectCode(await api.getToken({ user: forged }), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
         });
       });
     }
@@ -233,7 +233,7 @@ for (const store of storesUnderTest()) {
       try {
         assert.equal(decodeJwt(expectOk(await api.getToken({ user: legacy })).text).authentication_method, "refresh_token");
         // It is still no access token.
-        expectCode(await api.check({ access_token: legacy }), "invalid_argument", "not an access token");
+        expectCode(await api.check({ access_token: legacy }), "invalid_argument", "not an access token", "WRONG_TOKEN_TYPE");
       } finally {
         api.close();
       }

@@ -46,15 +46,15 @@ for (const store of storesUnderTest()) {
           assert.equal(decodeJwt(refresh).token_type, "refresh_token");
           const derived = expectOk(await api.getToken({ user: refresh })).text;
           assert.equal(decodeJwt(derived).authentication_method, "refresh_token");
-          expectCode(await api.changePassword({ pass: otherPassword }, bearer(derived)), "permission_denied", "password authentication required: this token came from a refresh token");
+          expectCode(await api.changePassword({ pass: otherPassword }, bearer(derived)), "permission_denied", "password authentication required: this token came from a refresh token", "PASSWORD_LOGIN_REQUIRED");
           expectOk(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(access)), 204);
-          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked");
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
           expectOk(await api.deleteUser({}, bearer(access)), 204);
-          expectCode(await api.check({ access_token: access }), "invalid_argument", "the token's user is deactivated");
+          expectCode(await api.check({ access_token: access }), "invalid_argument", "the token's user is deactivated", "USER_DEACTIVATED");
         });
 
         it("GET /pubkey is 404 and the JWKS is empty", async () => {
-          expectCode(await api.getPublicKey(), "not_found", "a symmetric algorithm (HS256) is in use: there is no public key");
+          expectCode(await api.getPublicKey(), "not_found", "a symmetric algorithm (HS256) is in use: there is no public key", "NO_PUBLIC_KEY");
           const keys = keyApi(protocol, server.url);
           try {
             assert.deepEqual(expectOk(await keys.getJwks()), { keys: [] });
@@ -78,9 +78,9 @@ for (const store of storesUnderTest()) {
             [algNone(access), "unexpected token algorithm"],
             [withPayload(access, (p) => ({ ...p, user: "admin" })), "invalid token signature"],
           ];
-          for (const [token, reason] of refused) {
-            expectCode(await api.check({ access_token: token }), "invalid_argument", reason);
-            expectCode(await api.getRefreshToken({}, bearer(token)), "unauthenticated", reason);
+          for (const [token, message] of refused) {
+            expectCode(await api.check({ access_token: token }), "invalid_argument", message, "INVALID_TOKEN");
+            expectCode(await api.getRefreshToken({}, bearer(token)), "unauthenticated", message, "INVALID_TOKEN");
           }
         });
       });

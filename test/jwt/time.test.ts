@@ -45,9 +45,9 @@ for (const store of storesUnderTest()) {
           clock.set(start + 59_000);
           expectOk(await api.check({ access_token: token }));
           clock.set(start + 60_000);
-          expectCode(await api.check({ access_token: token }), "invalid_argument", "token expired");
+          expectCode(await api.check({ access_token: token }), "invalid_argument", "token expired", "TOKEN_EXPIRED");
           expectOk(await api.getUser({}, bearer(token)), 204);
-          expectCode(await api.getRefreshToken({}, bearer(token)), "unauthenticated", "token expired");
+          expectCode(await api.getRefreshToken({}, bearer(token)), "unauthenticated", "token expired", "TOKEN_EXPIRED");
         });
 
         // The signature is checked before any claim (jose's order): an expired token whose
@@ -65,12 +65,12 @@ for (const store of storesUnderTest()) {
         it("a token whose nbf is more than 5 s ahead of the clock is not yet valid (400), also once it was verified", async () => {
           const token = await login();
           clock.set(start - 6_000);
-          expectCode(await api.check({ access_token: token }), "invalid_argument", "token not yet valid");
+          expectCode(await api.check({ access_token: token }), "invalid_argument", "token not yet valid", "TOKEN_NOT_YET_VALID");
           clock.set(start);
           expectOk(await api.check({ access_token: token }));
           // Once verified (and remembered), the time checks still apply.
           clock.set(start - 6_000);
-          expectCode(await api.check({ access_token: token }), "invalid_argument", "token not yet valid");
+          expectCode(await api.check({ access_token: token }), "invalid_argument", "token not yet valid", "TOKEN_NOT_YET_VALID");
         });
 
         it("a token whose nbf is up to 5 s ahead (issued a moment ago by an instance whose clock runs ahead) is valid", async () => {
@@ -86,7 +86,7 @@ for (const store of storesUnderTest()) {
           clock.set(start + 3_599_000);
           expectOk(await api.getToken({ user: refresh }));
           clock.set(start + 3_600_000);
-          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "invalid refresh token: token expired");
+          expectCode(await api.getToken({ user: refresh }), "unauthenticated", "invalid refresh token: token expired", "TOKEN_EXPIRED");
           const fresh = await login();
           expectOk(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(fresh)), 204);
         });
@@ -103,7 +103,7 @@ for (const store of storesUnderTest()) {
           // Still only its owner's: another user's expired token is not.
           const other = await createJwtUser(server);
           const otherAccess = expectOk(await api.getToken({ user: other, pass: password })).text;
-          expectCode(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(otherAccess)), "invalid_argument", "refresh_token is not a refresh token of this user");
+          expectCode(await api.deleteRefreshToken({ refresh_token: refresh }, bearer(otherAccess)), "invalid_argument", "refresh_token is not a refresh token of this user", "TOKEN_NOT_FOUND");
         });
       });
     }

@@ -74,8 +74,8 @@ for (const store of storesUnderTest()) {
 
         it("POST /v1/admin/keys:rotate needs the admin credential", async () => {
           const access = await jwtLogin(server, await createJwtUser(server));
-          expectCode(await keys.rotateKey({}), "unauthenticated", "admin credential required");
-          expectCode(await keys.rotateKey(bearer(access)), "unauthenticated", "admin credential required");
+          expectCode(await keys.rotateKey({}), "unauthenticated", "admin credential required", "MISSING_CREDENTIAL");
+          expectCode(await keys.rotateKey(bearer(access)), "unauthenticated", "admin credential required", "INVALID_TOKEN");
         });
 
         it("rotation promotes the published next key and publishes a new one; old tokens stay valid, new tokens carry the promoted kid", async () => {

@@ -28,7 +28,7 @@ const paths = loginPaths("burst");
 async function burst(size: number, attempt: (i: number) => Promise<Outcome<unknown>>): Promise<number> {
   const outcomes = await answeredWhileHashing("verify", size - N, () => Array.from({ length: size }, (_, i) => attempt(i)));
   const evaluated = outcomes.filter((o) => o.code === "unauthenticated");
-  for (const o of evaluated) expectCode(o, "unauthenticated", "invalid login or password");
+  for (const o of evaluated) expectCode(o, "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
   for (const o of outcomes.filter((o) => o.code !== "unauthenticated")) expectRetryLater(o, "resource_exhausted", locked, "LOGIN_LOCKED");
   return evaluated.length;
 }

@@ -73,11 +73,11 @@ for (const store of storesUnderTest()) {
 
     it("failures are not leased: past the lease of a dead attempt, the failure before it still counts and the next one locks", async () => {
       const login = await paths[0]!.createAccount(api, password);
-      expectCode(await api.logIn(login, wrongPassword), "unauthenticated", "invalid login or password");
+      expectCode(await api.logIn(login, wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       await dieChecking(login, 1);
       expectBusy(await api.logIn(login, password));
       clock.advance(leaseMs);
-      expectCode(await api.logIn(login, wrongPassword), "unauthenticated", "invalid login or password");
+      expectCode(await api.logIn(login, wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       const outcome = await api.logIn(login, password);
       expectCode(outcome, "resource_exhausted", locked, "LOGIN_LOCKED");
       assert.equal(outcome.headers.get("retry-after"), String(server.config.loginLockoutSeconds));
@@ -190,7 +190,7 @@ for (const store of storesUnderTest()) {
       expectCode(outcome, "unavailable", hasherBusy, "HASHER_BUSY");
       assert.equal(outcome.headers.get("retry-after"), "1");
       expectOk(await next, 201);
-      expectCode(await api.logIn(first, password), "unauthenticated", "invalid login or password");
+      expectCode(await api.logIn(first, password), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       expectCode(await api.signUp(uniqueEmail("slow"), password), "resource_exhausted", "too many sign-ups from this address; try again later", "TOO_MANY_SIGNUPS");
     });
   });

@@ -130,8 +130,8 @@ for (const store of storesUnderTest()) {
         verify.restore();
       }
       // Nothing was counted for the known login: its three failures are still to come.
-      for (let i = 0; i < 3; i++) expectCode(await path.attempt(api, known, wrongPassword), "unauthenticated", "invalid login or password");
-      expectCode(await path.attempt(api, known, password), "resource_exhausted", "too many failed logins; try again later");
+      for (let i = 0; i < 3; i++) expectCode(await path.attempt(api, known, wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+      expectCode(await path.attempt(api, known, password), "resource_exhausted", "too many failed logins; try again later", "LOGIN_LOCKED");
     });
   });
 

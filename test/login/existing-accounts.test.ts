@@ -132,9 +132,9 @@ for (const store of storesUnderTest()) {
         assert.equal(await subject(older.login), older.id);
         assert.equal(await subject(younger.login), younger.id);
         assert.equal(await subject(`ANN-${tag.toUpperCase()}`), older.id); // the key's holder: the older account
-        expectCode(await grpc.createJwtUser(`aNN-${tag}`, password), "already_exists", "a user with this name already exists");
+        expectCode(await grpc.createJwtUser(`aNN-${tag}`, password), "already_exists", "a user with this name already exists", "USER_EXISTS");
         expectOk(await grpc.logIn(email.login.toUpperCase(), password));
-        expectCode(await grpc.signUp(`\uff42ob-${tag}@example.com`, password), "already_exists", "a user with this email already exists");
+        expectCode(await grpc.signUp(`\uff42ob-${tag}@example.com`, password), "already_exists", "a user with this email already exists", "USER_EXISTS");
       } finally {
         grpc.close();
       }
@@ -181,8 +181,8 @@ for (const store of storesUnderTest()) {
         const subject = (login: string) => subjectOf(grpc, login);
         assert.equal(await subject(`BOB ${tag}`), spaced.id);
         assert.equal(await subject(`strasse-${tag}`), sharp.id);
-        expectCode(await grpc.createJwtUser(`bob ${tag}`, password), "already_exists", "a user with this name already exists");
-        expectCode(await grpc.createJwtUser(`STRASSE-${tag}`, password), "already_exists", "a user with this name already exists");
+        expectCode(await grpc.createJwtUser(`bob ${tag}`, password), "already_exists", "a user with this name already exists", "USER_EXISTS");
+        expectCode(await grpc.createJwtUser(`STRASSE-${tag}`, password), "already_exists", "a user with this name already exists", "USER_EXISTS");
         assert.equal(await subject(clashing.login), clashing.id);
         assert.notEqual(await subject(`ann ${tag}`), clashing.id);
       } finally {

@@ -35,10 +35,10 @@ for (const store of storesUnderTest()) {
       it("counts POST /user and POST /jwt/user alike, duplicates too, and refuses the next with 429 and Retry-After", async () => {
         const email = uniqueEmail("signup");
         expectOk(await api.signUp(email, password), 201);
-        expectCode(await api.signUp("not an email", password), "invalid_argument", "email is not a valid email address"); // not counted
-        expectCode(await api.createJwtUser(uniqueName("signup"), "short"), "invalid_argument", /password too short/); // not counted
+        expectCode(await api.signUp("not an email", password), "invalid_argument", "email is not a valid email address", "INVALID_FIELD"); // not counted
+        expectCode(await api.createJwtUser(uniqueName("signup"), "short"), "invalid_argument", "password too short: at least 8 characters required", "WEAK_PASSWORD"); // not counted
         expectOk(await api.createJwtUser(uniqueName("signup"), password), 201);
-        expectCode(await api.signUp(email.toUpperCase(), password), "already_exists", "a user with this email already exists");
+        expectCode(await api.signUp(email.toUpperCase(), password), "already_exists", "a user with this email already exists", "USER_EXISTS");
         expectRetryLater(await api.createJwtUser(uniqueName("signup"), password), "resource_exhausted", tooManySignUps, "TOO_MANY_SIGNUPS");
         expectRetryLater(await api.signUp(uniqueEmail("signup"), password), "resource_exhausted", tooManySignUps, "TOO_MANY_SIGNUPS");
         // Logins are not sign-ups.
@@ -83,7 +83,7 @@ for (const store of storesUnderTest()) {
         const outcomes = await answeredWhileHashing("verify", 10, () => Array.from({ length: 12 }, () => api.logIn(uniqueEmail("made-up"), password)));
         checkBusyOr(outcomes, "unauthenticated");
         // Had all 12 counted, the address would be locked now (12 failures per address).
-        expectCode(await api.logIn(uniqueEmail("made-up"), password), "unauthenticated", "invalid login or password");
+        expectCode(await api.logIn(uniqueEmail("made-up"), password), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       });
     });
   }

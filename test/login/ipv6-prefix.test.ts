@@ -74,7 +74,7 @@ for (const store of storesUnderTest()) {
       assert.equal(evaluated.length, per48);
       // A /64 of the /48 that sent nothing yet waits too; another /48 does not.
       expectRetryLater(await logIn(site(100), uniqueEmail("v6-guess"), wrongPassword), "resource_exhausted", locked, "LOGIN_LOCKED");
-      expectCode(await logIn(aPrefix48()(0), uniqueEmail("v6-guess"), wrongPassword), "unauthenticated", "invalid login or password");
+      expectCode(await logIn(aPrefix48()(0), uniqueEmail("v6-guess"), wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
     });
 
     it("a locked /48 answers a login with Retry-After the seconds left of its lock", async () => {

@@ -191,7 +191,7 @@ for (const store of storesUnderTest()) {
           const access = expectOk(await api.jwtToken(user, password)).token;
           expectFieldRefused(await api.changeJwtPassword(access, `new ${password}\ud800`), "pass", notUtf8("pass"), "INVALID_BODY_FIELD");
           expectOk(await api.jwtToken(user, password));
-          expectCode(await api.jwtToken(user, `new ${password}\ufffd`), "unauthenticated", "invalid login or password");
+          expectCode(await api.jwtToken(user, `new ${password}\ufffd`), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
         });
       }
 
@@ -200,7 +200,7 @@ for (const store of storesUnderTest()) {
         const padded = `  ${password}  `;
         expectOk(await api.signUp(email, padded), 201);
         expectOk(await api.logIn(email, padded));
-        expectCode(await api.logIn(email, password), "unauthenticated", "invalid login or password");
+        expectCode(await api.logIn(email, password), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
       });
 
       describe("an account whose password the policy now refuses still logs in", () => {

@@ -127,11 +127,11 @@ for (const store of storesUnderTest()) {
             }
             // One failure fewer than the limit, each by another spelling and API: not locked yet.
             for (const [i, variant] of variants.slice(1).entries()) {
-              expectCode(await logins[i % logins.length]![1](api, variant, wrongPassword), "unauthenticated", invalidLogin);
+              expectCode(await logins[i % logins.length]![1](api, variant, wrongPassword), "unauthenticated", invalidLogin, "INVALID_CREDENTIALS");
             }
             expectOk(await api.logIn(login, password));
             // The last one locks the account, by every spelling and on every API.
-            expectCode(await logins[2]![1](api, variants[0]!, wrongPassword), "unauthenticated", invalidLogin);
+            expectCode(await logins[2]![1](api, variants[0]!, wrongPassword), "unauthenticated", invalidLogin, "INVALID_CREDENTIALS");
             for (const variant of [login, ...variants]) {
               for (const [, attempt] of logins) expectRetryLater(await attempt(api, variant, password), "resource_exhausted", locked, "LOGIN_LOCKED");
             }
@@ -149,7 +149,7 @@ for (const store of storesUnderTest()) {
           for (const [name, attempt] of logins) {
             const o = await attempt(api, other, password);
             assert.equal(o.code, "unauthenticated", `${name} by ${JSON.stringify(other)}: ${o.message}`);
-            expectCode(o, "unauthenticated", invalidLogin);
+            expectCode(o, "unauthenticated", invalidLogin, "INVALID_CREDENTIALS");
           }
         }
         for (const [, attempt] of logins) expectOk(await attempt(api, email, password));

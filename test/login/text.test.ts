@@ -89,11 +89,11 @@ for (const store of storesUnderTest()) {
         for (const entry of entries) {
           for (const c of hostile) {
             const login = entry.field.includes("email") || entry.field.includes("Basic") ? `a${c}b@example.com` : `a${c}b`;
-            expectCode(await entry.call(api, login), "invalid_argument", notText(entry.field));
+            expectCode(await entry.call(api, login), "invalid_argument", notText(entry.field), "INVALID_FIELD");
           }
         }
         // The same login with a control character is not the login: nothing was counted for it.
-        expectCode(await api.logIn(`${email}\u0000`, wrongPassword), "invalid_argument", notText("email"));
+        expectCode(await api.logIn(`${email}\u0000`, wrongPassword), "invalid_argument", notText("email"), "INVALID_FIELD");
         expectOk(await api.logIn(email, password));
         expectOk(await api.createJwtUser(uniqueName("text"), password), 201);
       });
@@ -103,7 +103,7 @@ for (const store of storesUnderTest()) {
         const email = `ada${tag}@example.com`;
         expectOk(await api.signUp(email, password), 201);
         const fullWidth = `\uff41da${tag}@example.com`; // ａ: FULLWIDTH LATIN SMALL LETTER A
-        expectCode(await api.signUp(fullWidth, password), "already_exists", "a user with this email already exists");
+        expectCode(await api.signUp(fullWidth, password), "already_exists", "a user with this email already exists", "USER_EXISTS");
         const login = await api.logIn(`ADA${tag.toUpperCase()}@EXAMPLE.COM`, password);
         expectOk(login);
         expectOk(await api.logIn(fullWidth, password));
@@ -113,7 +113,7 @@ for (const store of storesUnderTest()) {
 
         const name = `Zo\u00eb${tag}`;
         expectOk(await api.createJwtUser(name, password), 201);
-        expectCode(await api.createJwtUser(`ZO\u00cb${tag.toUpperCase()}`, password), "already_exists", "a user with this name already exists");
+        expectCode(await api.createJwtUser(`ZO\u00cb${tag.toUpperCase()}`, password), "already_exists", "a user with this name already exists", "USER_EXISTS");
         const token = await api.jwtToken(`zoe\u0308${tag}`, password); // e + COMBINING DIAERESIS
         expectOk(token);
         assert.equal(decodeJwt(token.data!.token).user, name);
@@ -121,7 +121,7 @@ for (const store of storesUnderTest()) {
         // U+1E9E CAPITAL SHARP S folds as U+00DF does: to ss.
         const street = `stra\u00dfe${tag}`;
         expectOk(await api.createJwtUser(street, password), 201);
-        expectCode(await api.createJwtUser(`STRA\u1e9eE${tag.toUpperCase()}`, password), "already_exists", "a user with this name already exists");
+        expectCode(await api.createJwtUser(`STRA\u1e9eE${tag.toUpperCase()}`, password), "already_exists", "a user with this name already exists", "USER_EXISTS");
         const capital = await api.jwtToken(`STRA\u1e9eE${tag}`, password);
         expectOk(capital);
         assert.equal(decodeJwt(capital.data!.token).user, street);
@@ -135,7 +135,7 @@ for (const store of storesUnderTest()) {
         // full-width mode types.
         const fullWidth = (text: string) => [...text].map((c) => String.fromCodePoint(c.codePointAt(0)! + 0xfee0)).join("");
         for (const lookAlike of [email.replace("@", "\uff20"), fullWidth(email)]) {
-          expectCode(await api.signUp(lookAlike, password), "already_exists", "a user with this email already exists");
+          expectCode(await api.signUp(lookAlike, password), "already_exists", "a user with this email already exists", "USER_EXISTS");
           expectOk(await api.logIn(lookAlike, password));
           expectOk(await api.basicLogin(lookAlike, password));
           expectOk(await api.jwtToken(lookAlike, password));
@@ -156,7 +156,7 @@ for (const store of storesUnderTest()) {
         // Each displays as the name (two spaces show as one): a duplicate, not a second account;
         // one with a zero-width space (which shields a space from trimming) is no new login at all.
         for (const lookAlike of [`ada  ${tag}`, `ada\u2003\u2003${tag}`]) {
-          expectCode(await api.createJwtUser(lookAlike, password), "already_exists", "a user with this name already exists");
+          expectCode(await api.createJwtUser(lookAlike, password), "already_exists", "a user with this name already exists", "USER_EXISTS");
         }
         for (const lookAlike of [`${name} \u200b`, `\u200b ${name}`, `ada \u200b ${tag}`]) {
           expectCode(await api.createJwtUser(lookAlike, password), "invalid_argument", notNewText("user"), "INVALID_FIELD");
@@ -165,8 +165,8 @@ for (const store of storesUnderTest()) {
         expectOk(token);
         assert.equal(decodeJwt(token.data!.token).user, name);
         // Its failures count in the name's own window (two lock it).
-        for (let i = 0; i < 2; i++) expectCode(await api.jwtToken(`${name} \u200b`, wrongPassword), "unauthenticated", "invalid login or password");
-        expectCode(await api.jwtToken(name, password), "resource_exhausted", "too many failed logins; try again later");
+        for (let i = 0; i < 2; i++) expectCode(await api.jwtToken(`${name} \u200b`, wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+        expectCode(await api.jwtToken(name, password), "resource_exhausted", "too many failed logins; try again later", "LOGIN_LOCKED");
       });
 
       ruleCase("refuses a new login holding an invisible (default-ignorable) or unassigned code point with 400 INVALID_FIELD naming the field, on both sign-ups", async () => {
@@ -221,7 +221,7 @@ for (const store of storesUnderTest()) {
         // spaces stay as user names have them.
         const tag = uniqueName("ok").slice(3);
         expectOk(await api.createJwtUser(`\u1112\u1161\u11ab\u1100\u116e\u11a8${tag}`, password), 201);
-        expectCode(await api.createJwtUser(`\ud55c\uad6d${tag}`, password), "already_exists", "a user with this name already exists");
+        expectCode(await api.createJwtUser(`\ud55c\uad6d${tag}`, password), "already_exists", "a user with this name already exists", "USER_EXISTS");
         expectOk(await api.signUp(`\u1112\u1161\u11ab${tag}@example.com`, password), 201);
         for (const name of [`o'brien+${tag}!`, `\u00a7\u20ac\u2022${tag}`, `\u0645\u0631\u064a\u0645\u060c${digitsOf(tag)}`, `ada\u3000${tag}`]) {
           expectOk(await api.createJwtUser(name, password), 201);
@@ -299,14 +299,14 @@ for (const store of storesUnderTest()) {
         for (const [i, name] of needed.entries()) expectOk(await api.createJwtUser(`${name}${digits}${i}`, password), 201);
         // Without the non-joiner it is the same login: a duplicate, and it logs in to the account.
         const without = persian.replace("\u200c", "");
-        expectCode(await api.signUp(`${without}${digits}@example.com`, password), "already_exists", "a user with this email already exists");
-        expectCode(await api.createJwtUser(`${without}${digits}`, password), "already_exists", "a user with this name already exists");
+        expectCode(await api.signUp(`${without}${digits}@example.com`, password), "already_exists", "a user with this email already exists", "USER_EXISTS");
+        expectCode(await api.createJwtUser(`${without}${digits}`, password), "already_exists", "a user with this name already exists", "USER_EXISTS");
         expectOk(await api.logIn(`${without}${digits}@example.com`, password));
         const token = expectOk(await api.jwtToken(`${without}${digits}`, password));
         assert.equal(decodeJwt(token.token).user, `${persian}${digits}`);
         // So is the conjunct क्ष, or its half form with a non-joiner for the joiner.
         for (const lookAlike of ["\u0915\u094d\u0937", "\u0915\u094d\u200c\u0937"]) {
-          expectCode(await api.createJwtUser(`${lookAlike}${digits}0`, password), "already_exists", "a user with this name already exists");
+          expectCode(await api.createJwtUser(`${lookAlike}${digits}0`, password), "already_exists", "a user with this name already exists", "USER_EXISTS");
         }
 
         const out = [
@@ -427,7 +427,7 @@ for (const store of storesUnderTest()) {
         }
         // Its look-alikes are refused as new logins, before the duplicate is looked for.
         expectCode(await api.signUp(spelling, password), "invalid_argument", notNewText("email"), "INVALID_FIELD");
-        expectCode(await api.signUp(`ada${tag}@example.com`, password), "already_exists", "a user with this email already exists");
+        expectCode(await api.signUp(`ada${tag}@example.com`, password), "already_exists", "a user with this email already exists", "USER_EXISTS");
         // So does a user name with a non-joiner after a right-joining letter (دا, taken before the
         // joining types were checked exactly).
         const name = `\u062f\u200c\u0627${tag}`;
@@ -467,7 +467,7 @@ for (const store of storesUnderTest()) {
 
       it("answers a login that is not text with 400 before any store call: so even with the store closed", async () => {
         await server.tessera.store.close();
-        for (const entry of entries) expectCode(await entry.call(api, "a\u0000b@example.com"), "invalid_argument", notText(entry.field));
+        for (const entry of entries) expectCode(await entry.call(api, "a\u0000b@example.com"), "invalid_argument", notText(entry.field), "INVALID_FIELD");
         expectCode(await api.logIn(uniqueEmail("text"), wrongPassword), "unavailable", "the store is unavailable, try again shortly", "STORE_UNAVAILABLE");
       });
     });

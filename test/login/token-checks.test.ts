@@ -49,7 +49,7 @@ for (const store of storesUnderTest()) {
           // A forged signature is still refused.
           const [h, p, s] = login.data!.token.split(".");
           const forged = `${h}.${p}.${s!.startsWith("A") ? "B" : "A"}${s!.slice(1)}`;
-          expectCode(await api.getSession(forged), "unauthenticated", "invalid token signature");
+          expectCode(await api.getSession(forged), "unauthenticated", "invalid token signature", "INVALID_TOKEN");
         });
       });
 
