@@ -201,6 +201,7 @@ for (const store of storesUnderTest()) {
               assert.equal((await client(bearer(t.access)).ping({})).userId, t.userId);
               const err = await rejection(client(bearer(withPayload(t.access, (p) => ({ ...p, sub: "x" })))).ping({}));
               assert.equal(err.code, Code.Unauthenticated);
+              assert.equal(err.rawMessage, "invalid Tessera access token: the token's signature does not verify (INVALID_SIGNATURE)");
             });
 
             it("keys that cannot be fetched: UNAVAILABLE (retry), not UNAUTHENTICATED", async () => {
