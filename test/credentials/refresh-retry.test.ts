@@ -128,7 +128,7 @@ for (const store of storesUnderTest()) {
               return updateOne.apply(this, args);
             } as Collection["updateOne"];
             const lost = await api.refreshSession({ refresh_token: first.refresh_token }, creds);
-            expectCode(lost, "unavailable");
+            expectCode(lost, "unavailable", "the store is unavailable, try again shortly", "STORE_UNAVAILABLE");
             Collection.prototype.updateOne = updateOne;
             const retried = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
             expectOk(await api.getSession({ ...client, access: retried.access_token }));
@@ -158,7 +158,7 @@ for (const store of storesUnderTest()) {
             assert.deepEqual(expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds)), answered, "still within the window");
             clock.advance(1_000);
             expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, creds), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
-            expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "the session has ended");
+            expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "the session has ended", "SESSION_ENDED");
           } finally {
             api.close();
           }
@@ -189,12 +189,12 @@ for (const store of storesUnderTest()) {
           const answered = expectOk(await api.refreshSession({ refresh_token: first.refresh_token }, creds));
           clock.advance(-5 * 60_000); // the spend now reads 5 minutes ahead of the clock
           expectCode(await api.refreshSession({ refresh_token: first.refresh_token }, creds), "unauthenticated", "refresh token reuse detected: the session has ended", "REFRESH_TOKEN_REUSED");
-          expectCode(await api.getSession(creds), "unauthenticated", "the session has ended");
+          expectCode(await api.getSession(creds), "unauthenticated", "the session has ended", "SESSION_ENDED");
           // The pair answered before the step (issued 5 minutes ahead of this clock, beyond iat's
           // leeway until the clock is back) is ended with its session.
-          expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "token issued in the future");
+          expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "token issued in the future", "TOKEN_NOT_YET_VALID");
           clock.advance(5 * 60_000);
-          expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "the session has ended");
+          expectCode(await api.getSession({ ...client, access: answered.access_token }), "unauthenticated", "the session has ended", "SESSION_ENDED");
         } finally {
           api.close();
         }
