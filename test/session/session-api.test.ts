@@ -68,6 +68,16 @@ for (const store of storesUnderTest()) {
           expectFieldRefused(await api.createUser({ email: uniqueEmail(), password: "" }, client), "password", "password is required", "MISSING_FIELDS");
         });
 
+        /** Each method of the API called with `creds` (a client id or none), its answer checked by `refused`. */
+        async function everyMethodRefused(creds: { clientId?: string }, email: string, pair: TokenPair, refused: (outcome: Outcome<unknown>) => void): Promise<void> {
+          refused(await api.createUser({ email: uniqueEmail(), password: goodPassword }, creds));
+          refused(await api.createSession({ account_type: "traditional", email, password: goodPassword }, creds));
+          refused(await api.getSession({ ...creds, access: pair.access_token }));
+          refused(await api.getUser({ ...creds, access: pair.access_token }));
+          refused(await api.refreshSession({ refresh_token: pair.refresh_token }, { ...creds, access: pair.access_token }));
+          refused(await api.deleteSession({ ...creds, access: pair.access_token }));
+        }
+
         it("every method: missing or unknown x-koms-clientid 401", async () => {
           const email = await signUp();
           const pair = await login(email);
@@ -75,13 +85,7 @@ for (const store of storesUnderTest()) {
             [{}, "missing x-koms-clientid header", "MISSING_CLIENT_ID"],
             [{ clientId: "nope" }, "unknown x-koms-clientid", "UNKNOWN_CLIENT_ID"],
           ] as const) {
-            const refused = (outcome: Outcome<unknown>) => expectCode(outcome, "unauthenticated", message, reason);
-            refused(await api.createUser({ email: uniqueEmail(), password: goodPassword }, creds));
-            refused(await api.createSession({ account_type: "traditional", email, password: goodPassword }, creds));
-            refused(await api.getSession({ ...creds, access: pair.access_token }));
-            refused(await api.getUser({ ...creds, access: pair.access_token }));
-            refused(await api.refreshSession({ refresh_token: pair.refresh_token }, { ...creds, access: pair.access_token }));
-            refused(await api.deleteSession({ ...creds, access: pair.access_token }));
+            await everyMethodRefused(creds, email, pair, (outcome) => expectCode(outcome, "unauthenticated", message, reason));
           }
           // Nothing above touched the session.
           expectOk(await api.getSession({ ...client, access: pair.access_token }));
@@ -94,14 +98,7 @@ for (const store of storesUnderTest()) {
           const email = await signUp();
           const pair = await login(email);
           for (const clientId of [`${testClientId}, ${otherClientId}`, `${testClientId}, ${testClientId}`, `${testClientId},nope`]) {
-            const creds = { clientId };
-            const refused = (outcome: Outcome<unknown>) => expectCode(outcome, "invalid_argument", clientIdList, "MALFORMED_CREDENTIAL");
-            refused(await api.createUser({ email: uniqueEmail(), password: goodPassword }, creds));
-            refused(await api.createSession({ account_type: "traditional", email, password: goodPassword }, creds));
-            refused(await api.getSession({ ...creds, access: pair.access_token }));
-            refused(await api.getUser({ ...creds, access: pair.access_token }));
-            refused(await api.refreshSession({ refresh_token: pair.refresh_token }, { ...creds, access: pair.access_token }));
-            refused(await api.deleteSession({ ...creds, access: pair.access_token }));
+            await everyMethodRefused({ clientId }, email, pair, (outcome) => expectCode(outcome, "invalid_argument", clientIdList, "MALFORMED_CREDENTIAL"));
           }
           // Nothing above touched the session.
           expectOk(await api.getSession({ ...client, access: pair.access_token }));
