@@ -208,7 +208,8 @@ export class Sessions {
           }
           const failed = await alongsideSettled;
           if (failed) throw failed.error;
-          return { pair: { accessToken: await this.signAccess(session, jti), refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable, sessionId, endedByCap };
+          const accessToken = await this.signAccess(session, jti);
+          return { pair: { accessToken, refreshToken, accessTokenExpiresIn: this.leftOn(accessToken) }, durable, sessionId, endedByCap };
         });
         return answer.catch(async (e: unknown) => {
           await endedByCap;
@@ -439,7 +440,7 @@ export class Sessions {
     await durableBeforeError(durable, async () => {
       if ((await this.users.credentialState(access.userId, access.credentialEpoch)) !== "current") throw sessionEnded();
     });
-    return { pair: { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.accessTtl(session) }, durable };
+    return { pair: { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.leftOn(child.accessToken) }, durable };
   }
 
   private async spentTokenPresented(record: RefreshTokenRecord, refreshToken: string, access: SessionAccess): Promise<PairThenSync> {
@@ -510,6 +511,14 @@ export class Sessions {
     const iat = Math.floor(this.clock.now().getTime() / 1000);
     const claims = { iss: this.config.jwtIssuer, sub: session.userId, sid: session.id, jti, aud: session.clientId, iat };
     return this.ring.sign(claims, this.accessTtl(session, iat));
+  }
+
+  /**
+   * Seconds left on an access token this service signed, as its `exp` counts them: a retried
+   * refresh answers the pair signed at its first try, whose token has lived since.
+   */
+  private leftOn(accessToken: string): number {
+    return Math.max(0, decodeJwt(accessToken).exp! - Math.floor(this.clock.now().getTime() / 1000));
   }
 
   /**

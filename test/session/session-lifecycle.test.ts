@@ -110,6 +110,23 @@ for (const store of storesUnderTest()) {
         }
       });
 
+      it(`a refresh retried within the grace window answers the same pair, access_token_expires_in what is left of its access token (${protocol})`, async () => {
+        const api = sessionApi(protocol, server.url);
+        try {
+          const { pair } = await signUpAndLogin(api);
+          const creds = { ...client, access: pair.access_token };
+          const refreshed = expectOk(await api.refreshSession({ refresh_token: pair.refresh_token }, creds));
+          assert.equal(refreshed.access_token_expires_in, 60);
+          clock.advance(7_000);
+          const retried = expectOk(await api.refreshSession({ refresh_token: pair.refresh_token }, creds));
+          assert.equal(retried.access_token, refreshed.access_token);
+          assert.equal(retried.access_token_expires_in, 53);
+          assert.equal(expectOk(await api.getSession({ ...client, access: retried.access_token })).access_token_expires_in, 53);
+        } finally {
+          api.close();
+        }
+      });
+
       it(`reuse of a rotated refresh token after the grace window ends the whole session (${protocol})`, async () => {
         const api = sessionApi(protocol, server.url);
         try {
