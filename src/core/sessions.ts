@@ -209,7 +209,7 @@ export class Sessions {
           const failed = await alongsideSettled;
           if (failed) throw failed.error;
           const accessToken = await this.signAccess(session, jti);
-          return { pair: { accessToken, refreshToken, accessTokenExpiresIn: this.leftOn(accessToken) }, durable, sessionId, endedByCap };
+          return { pair: { accessToken, refreshToken, accessTokenExpiresIn: this.leftOn(session, accessToken) }, durable, sessionId, endedByCap };
         });
         return answer.catch(async (e: unknown) => {
           await endedByCap;
@@ -440,7 +440,7 @@ export class Sessions {
     await durableBeforeError(durable, async () => {
       if ((await this.users.credentialState(access.userId, access.credentialEpoch)) !== "current") throw sessionEnded();
     });
-    return { pair: { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.leftOn(child.accessToken) }, durable };
+    return { pair: { accessToken: child.accessToken, refreshToken: child.refreshToken, accessTokenExpiresIn: this.leftOn(session, child.accessToken) }, durable };
   }
 
   private async spentTokenPresented(record: RefreshTokenRecord, refreshToken: string, access: SessionAccess): Promise<PairThenSync> {
@@ -515,10 +515,13 @@ export class Sessions {
 
   /**
    * Seconds left on an access token this service signed, as its `exp` counts them: a retried
-   * refresh answers the pair signed at its first try, whose token has lived since.
+   * refresh answers the pair signed at its first try, whose token has lived since. Never more
+   * than a token signed now would have (accessTtl): read on a clock behind the signer's (another
+   * instance's), the token would otherwise be claimed to live longer than its lifetime.
    */
-  private leftOn(accessToken: string): number {
-    return Math.max(0, decodeJwt(accessToken).exp! - Math.floor(this.clock.now().getTime() / 1000));
+  private leftOn(session: SessionRecord, accessToken: string): number {
+    const left = decodeJwt(accessToken).exp! - Math.floor(this.clock.now().getTime() / 1000);
+    return Math.max(0, Math.min(left, this.accessTtl(session)));
   }
 
   /**
