@@ -36,6 +36,7 @@ import { promisify } from "node:util";
 import zlib from "node:zlib";
 import type http from "node:http";
 import type http2 from "node:http2";
+import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError, createConnectRouter, createServiceImplSpec, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import type { Compression, UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
@@ -967,20 +968,24 @@ function malformedRequest(res: NodeResponse, message: string): void {
 
 /**
  * Whether a Connect GET (of a known encoding: connect-es answers another one 415 first) declares
- * its `message` base64 (`base64=1`) and it is not: a character that protobuf-es's base64Decode,
- * which connect-es decodes it with, refuses (it takes both alphabets, padding anywhere, and
- * skips these four white-space characters). It throws a plain Error there, which connect-es
- * answers as INTERNAL (500): a client's mistake, not the server's.
+ * its `message` base64 (`base64=1`) and it is not: text that protobuf-es's base64Decode, which
+ * connect-es decodes it with, refuses (a character outside both alphabets, padding and four
+ * white-space characters; a last group of one character, as in a message cut short). It throws
+ * a plain Error there, which connect-es answers as INTERNAL (500): a client's mistake, not the
+ * server's. The parameters are read as connect-es reads them (URLSearchParams): a name may be
+ * percent-encoded (`ba%73e64=1`).
  */
 function notBase64Message(url: string, q: number): boolean {
-  if (!url.includes("base64=", q)) return false;
+  if (!url.includes("base64", q) && !url.includes("%", q)) return false;
   const query = new URLSearchParams(url.slice(q + 1));
   const encoding = query.get("encoding");
-  return (
-    query.get("base64") === "1" &&
-    (encoding === "json" || encoding === "proto") &&
-    /[^A-Za-z0-9+/\-_=\n\r\t ]/.test(query.get("message") ?? "")
-  );
+  if (query.get("base64") !== "1" || (encoding !== "json" && encoding !== "proto")) return false;
+  try {
+    base64Decode(query.get("message") ?? "");
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /**
