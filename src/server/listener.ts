@@ -420,6 +420,19 @@ const framedTypes: Record<FramedError, string> = {
   "connect-stream": "application/connect+json",
 };
 
+/**
+ * An error answered here, before the request reached the dispatcher: in the framing of an RPC
+ * call whose clients read no JSON error body (errorFramingOf: gRPC, gRPC-Web, a Connect stream;
+ * grpc-js made a 408 UNKNOWN "Received HTTP status code 408"), else the JSON error, `status`.
+ */
+function sendRefusal(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], status: number, code: Code, reason: ServerReason, message: string): void {
+  const contentType = String(req.headers["content-type"] ?? "").split(";")[0]!.trim();
+  const framing = errorFramingOf(req, contentType);
+  if (framing === undefined) return sendErrorBody(res, status, code, reason, message);
+  // The request's own content type, unless it is long: the field may be what made the list too large.
+  sendFramedError(req, res, framing, contentType.length <= 64 ? contentType : framedTypes[framing], serverError(code, reason, message));
+}
+
 /** The x-request-id header of an answer made here (listen's idOf): none where the port sets none. */
 type RequestIdHeader = { [requestIdHeader]?: string };
 
@@ -705,10 +718,11 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       const timer = setTimeout(() => {
         if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
         if (h2res.headersSent) return resetStream(stream, http2.constants.NGHTTP2_CANCEL);
-        // The JSON error an HTTP/1.1 request not arrived in time gets (answerClientError). Its
-        // body then ends as the stream closes: its reader is told it did not arrive whole.
+        // The JSON error an HTTP/1.1 request not arrived in time gets (answerClientError); an
+        // RPC call's in its own framing (sendRefusal). Its body then ends as the stream closes:
+        // its reader is told it did not arrive whole.
         markArrivalTimedOut(req);
-        sendErrorBody(h2res, 408, Code.DeadlineExceeded, "DEADLINE_EXCEEDED", `the request did not arrive in time: all of it is due within ${o.requestTimeoutMs} ms`);
+        sendRefusal(req, h2res, 408, Code.DeadlineExceeded, "DEADLINE_EXCEEDED", `the request did not arrive in time: all of it is due within ${o.requestTimeoutMs} ms`);
       }, o.requestTimeoutMs);
       timer.unref();
       stream.once("close", () => clearTimeout(timer));
@@ -912,11 +926,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
     // A :path over the bound alone is 414, as an HTTP/1.1 request target is (RFC 9110 15.5.15).
     const targetTooLong = (req.url ?? "").length > o.maxHeaderBytes;
     const message = targetTooLong ? `the request target is longer than ${o.maxHeaderBytes} bytes` : `the request's header list is larger than ${o.maxHeaderBytes} bytes`;
-    const contentType = String(req.headers["content-type"] ?? "").split(";")[0]!.trim();
-    const framing = errorFramingOf(req, contentType);
-    if (framing === undefined) return sendErrorBody(res, targetTooLong ? 414 : 431, Code.ResourceExhausted, "REQUEST_TOO_LARGE", message);
-    // The request's own content type, unless it is long: the field may be what made the list too large.
-    sendFramedError(req, res, framing, contentType.length <= 64 ? contentType : framedTypes[framing], serverError(Code.ResourceExhausted, "REQUEST_TOO_LARGE", message));
+    sendRefusal(req, res, targetTooLong ? 414 : 431, Code.ResourceExhausted, "REQUEST_TOO_LARGE", message);
   };
   // Node holds a stream's header list to the SETTINGS_MAX_HEADER_LIST_SIZE advertised only once
   // the client has acknowledged that SETTINGS frame; before that, up to 64 KiB. A client with

@@ -8,7 +8,7 @@
 import { strict as assert } from "node:assert";
 import http2 from "node:http2";
 import net from "node:net";
-import { grpcFrame, h2request } from "./support.js";
+import { connectEnvelopes, grpcFrame, h2request } from "./support.js";
 import { errorInfoJson } from "../support/error-details.js";
 import { dribble, makeTestCertificate, slowClient, type TestCertificate } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
@@ -123,6 +123,40 @@ describe("timeouts on every transport", function () {
         assert.ok(!session.destroyed, "the session survives");
         const ok = await h2request(session, { ":path": "/healthz" });
         assert.equal(ok.headers[":status"], 200);
+      });
+
+      // A 408 with a JSON body is no answer a gRPC or Connect streaming client reads: grpc-js made
+      // it UNKNOWN "Received HTTP status code 408", connect-es's clients `unknown` too. The call
+      // is answered DEADLINE_EXCEEDED in its own framing, as a header list too large is
+      // RESOURCE_EXHAUSTED in it.
+      const notArrived = "the request did not arrive in time: all of it is due within 1500 ms";
+      it("a gRPC call whose request has not arrived at the request timeout (reflection, nothing answered yet) gets DEADLINE_EXCEEDED in the gRPC trailers", async () => {
+        const a = await h2request(
+          session,
+          { ":method": "POST", ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "content-type": "application/grpc", te: "trailers" },
+          Buffer.alloc(0),
+          { endStream: false, timeoutMs: 6000 },
+        );
+        assert.equal(a.headers[":status"], 200);
+        assert.equal(a.headers["content-type"], "application/grpc");
+        assert.equal(a.trailers["grpc-status"], "4");
+        assert.equal(a.trailers["grpc-message"], notArrived);
+        assert.equal(a.data.length, 0);
+      });
+
+      it("a Connect stream whose request has not arrived at the request timeout (Health/Watch, an envelope cut short) gets deadline_exceeded in its end-stream message", async () => {
+        const a = await h2request(
+          session,
+          { ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/connect+proto" },
+          Buffer.from([0, 0, 0]),
+          { endStream: false, timeoutMs: 6000 },
+        );
+        assert.equal(a.headers[":status"], 200);
+        assert.equal(a.headers["content-type"], "application/connect+proto");
+        const [end, ...more] = connectEnvelopes(a.data);
+        assert.deepEqual(more, []);
+        assert.equal(end![0], 2);
+        assert.deepEqual(JSON.parse(end![1]), { error: { code: "deadline_exceeded", message: notArrived, details: [errorInfoJson("DEADLINE_EXCEEDED", { metadata: false })] } });
       });
 
       it("a gRPC call whose request never ends (reflection, answer begun) is reset (CANCEL) at the request timeout", async () => {
