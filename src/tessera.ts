@@ -112,6 +112,9 @@ export async function startTessera(config: Config, options: StartOptions): Promi
     mongoDbName: config.mongodbDatabase,
     serverSelectionTimeoutMs: config.storeTimeoutMs,
     warn: (message, fields) => logger.warn(message, { component: "store", ...fields }),
+    // The first worker alone warns of FerretDB 1.x's pool, naming them all.
+    workers: options.sharing === undefined ? 1 : config.workers,
+    serverWarned: options.sharing?.leads === false,
     ...(options.fsync !== undefined && { fsync: options.fsync }),
     failures: {
       // Logged once, by the worker whose fsync failed; the others are told (cluster.ts).

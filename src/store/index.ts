@@ -14,6 +14,8 @@ export async function openStore(config: StoreConfig): Promise<Store> {
       ...(config.warn !== undefined && { warn: config.warn }),
       ...(config.failUnreachable !== undefined && { failUnreachable: config.failUnreachable }),
       ...(config.stopped !== undefined && { stopped: config.stopped }),
+      ...(config.workers !== undefined && { workers: config.workers }),
+      ...(config.serverWarned !== undefined && { serverWarned: config.serverWarned }),
     });
   }
   return openSqliteStore(config.dataDir, {

@@ -102,6 +102,10 @@ export interface StoreConfig {
   failUnreachable?: boolean;
   /** Aborted: an open under way gives up at once (a stop during the start's wait for MongoDB). */
   stopped?: AbortSignal;
+  /** MongoDB: worker processes of this instance (TESSERA_WORKERS), named in the warning on FerretDB 1.x's pool (default 1). */
+  workers?: number;
+  /** MongoDB: another worker of this instance warns of the server (FerretDB 1.x's pool): this one does not. */
+  serverWarned?: boolean;
 }
 
 /**

@@ -1,11 +1,12 @@
 import { loadMongoDriver } from "./mongo-driver.js";
-import { timeLeftMs } from "../../call-scope.js";
+import { outsideCall, timeLeftMs } from "../../call-scope.js";
 import { DeadlineExceededError, StoreSettingError, StoreUnavailableError, withLateOperation, type Store } from "../ports.js";
 import { mongoApiTokens } from "./mongo-api-tokens.js";
 import { mongoAuditEvents } from "./mongo-audit-events.js";
 import { mongoAuthTokens } from "./mongo-auth-tokens.js";
 import { abandonable, type MongoContext } from "./mongo-context.js";
 import { isMaxTimeExpired, isSrvLookupFailure, isUnavailable, mapMongoError } from "./mongo-errors.js";
+import { warnOfFerretDbPool } from "./mongo-ferretdb.js";
 import { ensureIndexes, type Warn } from "./mongo-indexes.js";
 import { Marks } from "./mongo-marks.js";
 import { mongoJwtRefreshTokens } from "./mongo-jwt-refresh-tokens.js";
@@ -27,6 +28,10 @@ export interface MongoStoreOptions {
   failUnreachable?: boolean;
   /** Aborted during the open: the client is closed, and the open fails at once. */
   stopped?: AbortSignal;
+  /** Worker processes of this instance (TESSERA_WORKERS), each with its own client: named in the warning on FerretDB 1.x's pool. Default 1. */
+  workers?: number;
+  /** Another worker of this instance warns of the server (FerretDB 1.x's pool): this one does not. */
+  serverWarned?: boolean;
 }
 
 export const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 2000;
@@ -120,6 +125,11 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
     indexing ??= ensureIndexes(db, warn).then(
       () => {
         indexed = true;
+        // Once, as the server is first reached (at the start, or by a later call when it was down
+        // then: no part of that call, nor of its log lines).
+        if (!options.serverWarned) {
+          outsideCall(() => warnOfFerretDbPool(db, warn, { maxPoolSize: client.options.maxPoolSize, workers: options.workers ?? 1, timeoutMs }));
+        }
       },
       (error: unknown) => {
         indexing = null; // try again on the next call
