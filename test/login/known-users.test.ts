@@ -34,6 +34,11 @@ for (const store of storesUnderTest()) {
         api?.close();
         await server?.close();
       });
+      /** Strangers guess at made-up logins from the address until it locks (8 failures). */
+      const strangersLockTheAddress = async () => {
+        for (let i = 0; i < 8; i++) expectCode(await api.logIn(uniqueEmail("stranger"), wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+        expectRetryLater(await api.logIn(uniqueEmail("stranger"), wrongPassword), "resource_exhausted", locked, "LOGIN_LOCKED");
+      };
 
       it("strangers, and users who never logged in from the address, get 429; one who did gets in, on every login API", async () => {
         expectRetryLater(await api.logIn(uniqueEmail("stranger"), wrongPassword), "resource_exhausted", locked, "LOGIN_LOCKED");
@@ -52,10 +57,6 @@ for (const store of storesUnderTest()) {
 
       it("a login is known for 30 days after its last success from the address", async () => {
         const returning = uniqueEmail("returning");
-        const strangersLockTheAddress = async () => {
-          for (let i = 0; i < 8; i++) expectCode(await api.logIn(uniqueEmail("stranger"), wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
-          expectRetryLater(await api.logIn(uniqueEmail("stranger"), wrongPassword), "resource_exhausted", locked, "LOGIN_LOCKED");
-        };
         expectOk(await api.signUp(returning, password), 201);
         clock.advance(16 * 60 * 1000); // past the address lock and its window
         expectOk(await api.logIn(returning, password));
@@ -68,6 +69,22 @@ for (const store of storesUnderTest()) {
         clock.advance(30 * day + 10 * 60 * 1000); // 30 days and 10 minutes since its last success
         await strangersLockTheAddress();
         expectRetryLater(await api.logIn(returning, password), "resource_exhausted", locked, "LOGIN_LOCKED");
+      });
+
+      it("a success within a day of the one that recorded the login records nothing: it is forgotten 30 days after that record, before 30 days have passed since its last success", async () => {
+        const daily = uniqueEmail("daily");
+        expectOk(await api.signUp(daily, password), 201);
+        clock.advance(16 * 60 * 1000); // past the address lock and its window
+        expectOk(await api.logIn(daily, password)); // recorded: known for 30 days from here
+        clock.advance(12 * 60 * 60 * 1000);
+        expectOk(await api.logIn(daily, password)); // its last success, within a day of the record: not recorded again
+        clock.advance(29.5 * day - 10 * 60 * 1000); // 30 days less 10 minutes since the record
+        await strangersLockTheAddress();
+        // Known still: a wrong password is checked (401), not refused by the address's lock.
+        expectCode(await api.logIn(daily, wrongPassword), "unauthenticated", "invalid login or password", "INVALID_CREDENTIALS");
+        clock.advance(20 * 60 * 1000); // 30 days and 10 minutes since the record, 29.5 days and 10 minutes since the last success
+        await strangersLockTheAddress();
+        expectRetryLater(await api.logIn(daily, password), "resource_exhausted", locked, "LOGIN_LOCKED");
       });
     });
   }
