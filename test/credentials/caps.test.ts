@@ -11,7 +11,7 @@ import { sessionApi } from "../session/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
-import { admin, createJwtUser, jwtLogin, loginUserToken, password, sessionCookie, signUp, uniqueEmail } from "../support/users.js";
+import { admin, createAuthenticationToken, createJwtUser, jwtLogin, loginUserToken, password, sessionCookie, signUp, uniqueEmail } from "../support/users.js";
 import { userTokenApi } from "../user-token/api.js";
 
 const CAP = 2;
@@ -155,6 +155,17 @@ for (const store of storesUnderTest()) {
         assert.deepEqual(await capEvents(user.id, "user_token.logout"), [{ type: "user_token.logout", outcome: "success", subject: secondId, reason: "CAP", user_id: user.id }]);
       } finally {
         api.close();
+      }
+    });
+
+    it(`seed 003 authentication tokens count under no cap: ${2 * CAP + 1} made from one user token past TESSERA_MAX_USER_TOKENS_PER_USER all live, the oldest exchanged (200) as the newest`, async () => {
+      const user = await signUp(server);
+      const userToken = await loginUserToken(server, user.login);
+      const tokens: string[] = [];
+      for (let i = 0; i < 2 * CAP + 1; i++) tokens.push(await createAuthenticationToken(server, bearer(userToken)));
+      for (const token of [tokens[0]!, tokens.at(-1)!]) {
+        const res = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
+        assert.equal(res.status, 200, res.text);
       }
     });
 
