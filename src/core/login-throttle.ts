@@ -11,7 +11,9 @@
 // keeps its slot and counts as a failure; a successful one gives its slot back (earlier failures
 // stay counted until the window passes). When a window's failures reach the limit the key locks
 // for TESSERA_LOGIN_LOCKOUT_SECONDS; once a lock has passed, one more attempt may take a slot,
-// and it locks the key at once for twice as long (up to the window), whatever its outcome. Every
+// and it locks the key at once, whatever its outcome, for twice as long as the window's last
+// failure did, up to the window (a right password let through counts no failure, so it does not
+// double the next lock). Every
 // refusal — locked, or all slots held by attempts being checked — is RESOURCE_EXHAUSTED
 // LOGIN_LOCKED with a Retry-After, before anything is hashed. So a burst of any size evaluates
 // at most the limit's worth of guesses, however many instances it is spread over.
