@@ -11,7 +11,7 @@ import { sessionApi } from "../session/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { expectCode, expectOk, protocols } from "../support/api.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
-import { admin, createAuthenticationToken, createJwtUser, jwtLogin, loginUserToken, password, sessionCookie, signUp, uniqueEmail } from "../support/users.js";
+import { admin, createAuthenticationToken, createJwtUser, jwtLogin, loginUserToken, password, sessionCookie, sessionCookieFrom, signUp, uniqueEmail } from "../support/users.js";
 import { userTokenApi } from "../user-token/api.js";
 
 const CAP = 2;
@@ -153,6 +153,23 @@ for (const store of storesUnderTest()) {
         expectCode(await api.bump(bearer(second)), "unauthenticated", "user token is disabled", "TOKEN_REVOKED");
         const secondId = (await server.tessera.store.userTokens.findByHashWithUser(hashSecret(second)))!.token.id;
         assert.deepEqual(await capEvents(user.id, "user_token.logout"), [{ type: "user_token.logout", outcome: "success", subject: secondId, reason: "CAP", user_id: user.id }]);
+      } finally {
+        api.close();
+      }
+    });
+
+    it(`a line of descent longer than TESSERA_MAX_USER_TOKENS_PER_USER lives whole: a user token and ${CAP + 1} cookie sessions, each made from the one before, all answer 200`, async () => {
+      const api = userTokenApi("rest", server.url);
+      try {
+        const user = await signUp(server);
+        const userToken = await userTokenLogin(api, user.login);
+        const cookies: string[] = [];
+        for (let i = 0; i <= CAP; i++) cookies.push(await sessionCookieFrom(server, i === 0 ? bearer(userToken) : { cookie: `tessera_session=${cookies[i - 1]}` }));
+        for (const cookie of cookies) {
+          const res = await rest(server.url, "GET", "/api/authenticationtoken", { headers: { cookie: `tessera_session=${cookie}` } });
+          assert.equal(res.status, 200, res.text);
+        }
+        expectOk(await api.bump(bearer(userToken)));
       } finally {
         api.close();
       }

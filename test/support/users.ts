@@ -152,8 +152,13 @@ export async function createAuthenticationToken(server: TestServer, headers: Rec
 }
 
 /** The value of the `tessera_session` cookie a seed 003 exchange answers for a user token. */
-export async function sessionCookie(server: TestServer, userToken: string): Promise<string> {
-  const token = await createAuthenticationToken(server, bearer(userToken));
+export function sessionCookie(server: TestServer, userToken: string): Promise<string> {
+  return sessionCookieFrom(server, bearer(userToken));
+}
+
+/** The value of the `tessera_session` cookie a seed 003 exchange answers for the credential `headers` carry (a bearer token, a cookie). */
+export async function sessionCookieFrom(server: TestServer, headers: Record<string, string>): Promise<string> {
+  const token = await createAuthenticationToken(server, headers);
   const res = await rest(server.url, "GET", `/api/authenticationtoken/${token}/user`);
   assert.equal(res.status, 200, res.text);
   const value = /^tessera_session=([^;]+)/.exec(res.headers.getSetCookie().find((c) => c.startsWith("tessera_session=")) ?? "")?.[1];
