@@ -11,31 +11,20 @@ export interface FerretDbPoolWarning {
   maxPoolSize: number;
   /** Worker processes of this instance, each with a client of its own (TESSERA_WORKERS). */
   workers: number;
-  /** How long buildInfo may take; unanswered by then, nothing is said. */
-  timeoutMs: number;
 }
 
 /**
  * Asks the server its buildInfo and, when it is FerretDB 1.x (its `ferretdbVersion`; MongoDB has
  * none), warns once naming the version, the pool and the rule. Never waited for, never fails: a
- * buildInfo that errors or does not answer in time is ignored. Says nothing of the URI.
+ * buildInfo that errors is ignored (one answered late warns late). Says nothing of the URI.
  */
 export function warnOfFerretDbPool(db: Db, warn: Warn, pool: FerretDbPoolWarning): void {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, pool.timeoutMs, undefined);
-    timer.unref();
-  });
-  const info = db.command({ buildInfo: 1 }).then((answer) => answer as { ferretdbVersion?: unknown });
-  info.catch(() => {}); // one answered after the wait, or failing then, is not unhandled
-  void Promise.race([info, timedOut])
-    .then((answer) => {
-      const version = answer?.ferretdbVersion;
-      if (typeof version !== "string" || !/^v?1\./.test(version)) return;
-      warn(
-        "FerretDB 1.x stops answering for good once as many updates are in flight as its PostgreSQL pool has connections: keep the sum of every process's maxPoolSize (a MONGODB_URI option) below FerretDB's pool_max_conns (default 50; see src/store/README.md)",
-        { ferretdbVersion: version, maxPoolSize: pool.maxPoolSize, workers: pool.workers },
-      );
-    }, () => {})
-    .finally(() => clearTimeout(timer));
+  void db.command({ buildInfo: 1 }).then((answer) => {
+    const version = (answer as { ferretdbVersion?: unknown }).ferretdbVersion;
+    if (typeof version !== "string" || !/^v?1\./.test(version)) return;
+    warn(
+      "FerretDB 1.x stops answering for good once as many updates are in flight as its PostgreSQL pool has connections: keep the sum of every process's maxPoolSize (a MONGODB_URI option) below FerretDB's pool_max_conns (default 50; see src/store/README.md)",
+      { ferretdbVersion: version, maxPoolSize: pool.maxPoolSize, workers: pool.workers },
+    );
+  }, () => {});
 }

@@ -128,7 +128,7 @@ export async function openMongoStore(uri: string, options: MongoStoreOptions = {
         // Once, as the server is first reached (at the start, or by a later call when it was down
         // then: no part of that call, nor of its log lines).
         if (!options.serverWarned) {
-          outsideCall(() => warnOfFerretDbPool(db, warn, { maxPoolSize: client.options.maxPoolSize, workers: options.workers ?? 1, timeoutMs }));
+          outsideCall(() => warnOfFerretDbPool(db, warn, { maxPoolSize: client.options.maxPoolSize, workers: options.workers ?? 1 }));
         }
       },
       (error: unknown) => {
