@@ -14,6 +14,8 @@ import { randomUUID } from "node:crypto";
 import { MongoClient } from "mongodb";
 import { ManualClock } from "../../src/core/clock.js";
 import { loginCheckTimes } from "../../src/core/login-throttle.js";
+import { loginKey } from "../../src/core/login-name.js";
+import { hashSecret } from "../../src/core/secrets.js";
 import { behindHoldingProxy, type HoldingProxy } from "../support/holding-proxy.js";
 import { rest } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
@@ -79,6 +81,42 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
       assert.equal(login.status, 200, login.text);
       // The held write and the successful login's own (one per key: the login and the address).
       assert.equal(proxy.counted, 3, "writes of login slots made after the 503s");
+    });
+
+    // The reservations given up give their slots back once the held write lands, just as the
+    // database answers again. A login counting the slots before those give-backs had landed
+    // found every one still taken and was refused as busy: a right password answered 429.
+    it("8 logins whose slots the database holds in one write: each answers 503, and the right password logs in while their give-backs are still on their way", async () => {
+      const email = uniqueEmail("slots-given-back");
+      await signUp(server, email);
+      // The reads of a login's counter arrive 60 ms late, so the 8 reservations read it together
+      // and take their slots in one write (five of them: the login's limit), which is held.
+      proxy.slow = { match: ["find\0", "login_attempts"], ms: 60 };
+      proxy.hold = ["insert\0", "login_attempts"];
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, async () => (await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password: otherPassword }, headers: clientIdHeader })).status),
+      );
+      assert.deepEqual([...new Set(statuses)], [503]);
+      // The five slots' give-backs reach the database 100 ms late (the right login's own reads do not).
+      proxy.slow = { match: ["insert\0", "login_attempt_releases"], ms: 100 };
+      proxy.count(["insert\0", "login_attempt_releases"]);
+      try {
+        proxy.release();
+        const login = await rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader });
+        assert.equal(login.status, 200, login.text);
+        assert.equal(proxy.counted, 7, "the five slots' give-backs, and the right login's own two (its login's and its address's)");
+      } finally {
+        proxy.slow = undefined;
+      }
+      // The held write took the five slots (else the login above counted none of them).
+      const client = new MongoClient(process.env.MONGODB_URI!);
+      try {
+        const states = client.db(server.config.mongodbDatabase).collection<{ _id: string; n: number; grants: number }>("login_attempts");
+        const first = await states.findOne({ key: `login:${hashSecret(loginKey(email))}`, n: 1 });
+        assert.equal(first?.grants, 5);
+      } finally {
+        await client.close();
+      }
     });
   });
 }

@@ -20,6 +20,8 @@ export class HoldingProxy {
    * connection sends its next command once its last is answered, so none overtakes another.)
    */
   delayMs = 0;
+  /** While set, each command matching `match` waits `ms` before it is passed on (instead of `delayMs`). */
+  slow: { match: CommandMatch; ms: number } | undefined;
   private countMatch: CommandMatch | undefined;
   private readonly released: Array<() => void> = [];
   private readonly sockets = new Set<net.Socket>();
@@ -92,7 +94,8 @@ export class HoldingProxy {
 
   private pass(upstream: net.Socket, chunk: Buffer): void {
     if (this.countMatch !== undefined && matches(chunk, this.countMatch)) this.counted++;
-    if (this.delayMs > 0) setTimeout(() => upstream.write(chunk), this.delayMs);
+    const delayMs = this.slow !== undefined && matches(chunk, this.slow.match) ? this.slow.ms : this.delayMs;
+    if (delayMs > 0) setTimeout(() => upstream.write(chunk), delayMs);
     else upstream.write(chunk);
   }
 }

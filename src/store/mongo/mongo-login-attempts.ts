@@ -52,7 +52,8 @@ const KEEP = 64;
 //   releases of the one it ended (forgetEnded), which nothing counts again. Both deletes run
 //   after the grant has answered. A reader of the state before finds those releases gone and
 //   counts their slots taken: a refusal of a full window (no lock) reads the latest state again
-//   and decides from it when it is newer (latestDecision; once for the steps of one turn). An
+//   and decides from it when it is newer, or when this process was giving back slots of the key
+//   (waited for first: latestDecision; once for the steps of one turn). An
 //   instance of the layout before reads a document's `grants` less the releases stored, never
 //   fewer slots taken than there are: it can only refuse more (FerretDB 1.x, which uses no index,
 //   reads every release of the collection to count a key's: the deletes keep that short).
@@ -239,6 +240,32 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
   };
 
   /**
+   * The give-backs of each key's slots under way in this process. A reservation given up while
+   * its slots were being taken gives them back once they land (reserve below), just as the
+   * database answers again, and logins coming then would otherwise count them taken, every one,
+   * and be refused as busy (a right password answered 429) for the moment they take to land.
+   * An entry is gone once its give-backs have ended.
+   */
+  const givingBackOn = new Map<string, Set<Promise<void>>>();
+  const underWay = (key: string, giving: Promise<void>) => {
+    let set = givingBackOn.get(key);
+    if (!set) givingBackOn.set(key, (set = new Set()));
+    set.add(giving);
+    const ended = () => {
+      set.delete(giving);
+      if (set.size === 0 && givingBackOn.get(key) === set) givingBackOn.delete(key);
+    };
+    giving.then(ended, ended);
+  };
+  /** Waits for the give-backs of `key`'s slots under way (made or failed: a failed one is owed); false when there were none. */
+  const givenBack = async (key: string): Promise<boolean> => {
+    const set = givingBackOn.get(key);
+    if (!set) return false;
+    await Promise.allSettled([...set]);
+    return true;
+  };
+
+  /**
    * `decide` made from `read` (the key's latest document, its state counted under `limit`), or,
    * when the decision refuses a full window (`refusesFull`: no lock), from the latest document
    * read again if a newer one was stored meanwhile (RECHECKS). The releases a newer state
@@ -250,8 +277,11 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
     for (let tries = 0; ; tries++) {
       const decision = decide(current?.state ?? null);
       if (!refusesFull(decision) || tries === RECHECKS) return { current, decision };
+      // The key's slots this process is giving back are counted once given (givenBack): then
+      // the same state is counted again, with them.
+      const waited = await givenBack(key);
       const again = await latest(key);
-      if (again?._id === doc?._id) return { current, decision };
+      if (again?._id === doc?._id && !waited) return { current, decision };
       doc = again;
       current = await stateOf(doc, limit);
     }
@@ -441,6 +471,7 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
     const before = givingBack.get(slot);
     const giving = before ? before.catch(insert) : insert();
     givingBack.set(slot, giving);
+    underWay(slot.key, giving);
     return giving;
   };
   const giveBack = async (slots: readonly HeldSlot[]) => {
