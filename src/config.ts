@@ -315,6 +315,15 @@ function bearerSecretOfAtLeast(bytes: number): Parser<string> {
   };
 }
 
+/**
+ * The longest lifetime any setting gives a credential (seconds, a year):
+ * TESSERA_REFRESH_TOKEN_TTL_SECONDS (seed 000 sessions, refresh tokens) and
+ * TESSERA_SESSION_COOKIE_TTL_SECONDS at most; access tokens (a day) and authentication tokens (an
+ * hour) live less. Housekeeping keeps a revoked signing key this long after its revocation
+ * (REVOKED_KEY_KEPT_MS): what was made from its tokens may have been given it by earlier settings.
+ */
+export const LONGEST_CREDENTIAL_LIFETIME_SECONDS = 31_536_000;
+
 /** Every configuration variable Tessera reads. */
 export const variables = {
   port: variable("PORT", 8080, integer(0, 65535), "The one port for gRPC, gRPC-Web, Connect and REST."),
@@ -361,7 +370,7 @@ export const variables = {
   loginMaxFailuresPerIpv6_48: variable("TESSERA_LOGIN_MAX_FAILURES_PER_IPV6_48", 100, integer(1, 1000000), "Failed logins per IPv6 /48 (every address in it together: one holder may take a fresh /64 of it for each request) within the window before a lockout; also how many of its attempts may be checked at once. A login known from its /64 (its success there remembered, README \"Login protection\") is not counted, as with the address's window. IPv4 addresses are never grouped (README \"Login protection\")."),
   signupMaxPerIpv6_48: variable("TESSERA_SIGNUP_MAX_PER_IPV6_48", 100, integer(1, 1000000), "Sign-ups (every API that creates users) per IPv6 /48 (every address in it together) within the window before a lockout."),
   accessTokenTtlSeconds: variable("TESSERA_ACCESS_TOKEN_TTL_SECONDS", 900, integer(5, 86400), "Lifetime of session access tokens (cut to what is left of their session) and JWT access tokens."),
-  refreshTokenTtlSeconds: variable("TESSERA_REFRESH_TOKEN_TTL_SECONDS", 2592000, integer(60, 31536000), "Lifetime of refresh tokens (and of a session)."),
+  refreshTokenTtlSeconds: variable("TESSERA_REFRESH_TOKEN_TTL_SECONDS", 2592000, integer(60, LONGEST_CREDENTIAL_LIFETIME_SECONDS), "Lifetime of refresh tokens (and of a session)."),
   refreshGraceSeconds: variable("TESSERA_REFRESH_GRACE_SECONDS", 10, integer(0, 300), "After a refresh, presenting the old refresh token with the same access token answers the same new pair (a retry), and with another a plain 401, for this long; after it, reuse detection ends the session."),
   lastUsedIntervalSeconds: variable("TESSERA_LAST_USED_INTERVAL_SECONDS", 60, integer(0, 86400), "At most one last-used write per token per this interval."),
   maxApiTokensPerAccount: variable("TESSERA_MAX_API_TOKENS_PER_ACCOUNT", 1000, integer(1, 1000000), "Active (unrevoked) API tokens one account may hold: creating one more is refused (400 FAILED_PRECONDITION, reason TOO_MANY_TOKENS) until one is revoked; none is ended to make room."),
@@ -391,7 +400,7 @@ export const variables = {
   maxUserTokensPerUser: variable("TESSERA_MAX_USER_TOKENS_PER_USER", 500, integer(1, 1000000), "Enabled, unexpired seed 002 user tokens and seed 003 cookie sessions (together) one user holds at most: a new one beyond logs out the user's oldest, at most 100 per token, never one a new cookie session descends from (so one line of descent, 17 at most, may exceed a lower cap; README \"Caps\")."),
   userTokenRetentionDays: variable("TESSERA_USER_TOKEN_RETENTION_DAYS", 30, integer(1, 36500), "Housekeeping deletes seed 002 user tokens and seed 003 cookie sessions this many days after they expired or were logged out; until then they answer TOKEN_EXPIRED or TOKEN_REVOKED, after it INVALID_TOKEN (unknown)."),
   otlpEndpoint: variable<string>("OTEL_EXPORTER_OTLP_ENDPOINT", undefined, httpUrl, "Set: export trace spans (calls, store operations, hashing) over OTLP/HTTP to this endpoint through the OpenTelemetry SDK (other `OTEL_*` variables apply, but for OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, which is not read: warned about at start); unset: the SDK is not loaded."),
-  sessionCookieTtlSeconds: variable("TESSERA_SESSION_COOKIE_TTL_SECONDS", 86400, integer(60, 31536000), "Lifetime (and cookie Max-Age) of the `tessera_session` cookie set by seed 003's token exchange."),
+  sessionCookieTtlSeconds: variable("TESSERA_SESSION_COOKIE_TTL_SECONDS", 86400, integer(60, LONGEST_CREDENTIAL_LIFETIME_SECONDS), "Lifetime (and cookie Max-Age) of the `tessera_session` cookie set by seed 003's token exchange."),
 } as const;
 
 type Vars = typeof variables;

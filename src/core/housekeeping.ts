@@ -1,7 +1,8 @@
 // Removes records that can never be valid again: expired sessions (seed 000), expired refresh
-// tokens (seeds 000 and 004), expired authentication tokens (seed 003), retired or revoked signing
-// keys past their last token, login-attempt counters whose window has passed and that hold no lock,
-// remembered logins past their 30 days, audit events older than TESSERA_AUDIT_RETENTION_DAYS, and
+// tokens (seeds 000 and 004), expired authentication tokens (seed 003), retired signing keys past
+// their last token (revoked ones past REVOKED_KEY_KEPT_MS too), login-attempt counters whose
+// window has passed and that hold no lock, remembered logins past their 30 days, audit events
+// older than TESSERA_AUDIT_RETENTION_DAYS, and
 // API tokens whose creation never finished (MongoDB: pending past PENDING_ABANDONED_AFTER_MS,
 // never handed out, listed or counted).
 // Correctness never depends on it (every read compares expiry with the clock, and FerretDB has
@@ -28,9 +29,21 @@ import { reloadIntervalMs } from "./key-ring.js";
 /** The stores housekeeping tidies: those holding records that expire. */
 export type HousekeepingStores = Pick<Store, "sessions" | "refreshTokens" | "authTokens" | "jwtRefreshTokens" | "userTokens" | "apiTokens" | "keys" | "loginAttempts" | "auditEvents">;
 import { CLOCK_STEP_MS, type Clock } from "./clock.js";
+import { LONGEST_CREDENTIAL_LIFETIME_SECONDS } from "../config.js";
 
-/** The longest a key may verify after it stops signing: the longest token lifetime allowed (365 days) + 30 s. */
-const maxKeyVerifiesForMs = 365 * 86_400_000 + 30_000;
+/**
+ * How long a revoked signing key is kept after its revocation, retired or not, whatever the
+ * settings now. What is made from one of its tokens (an authentication token, a cookie session, a
+ * seed 004 refresh token and the access tokens of its refresh logins, and what those make in
+ * turn) records its kid, and is refused while the key ring knows that kid revoked: deleted, the
+ * key would be unknown, and such a credential taken again. None is made once the revocation has
+ * reached every instance (the 30 s reload interval), and each lives to its own expiry, which the
+ * settings of the instance that made it gave, earlier settings perhaps, longer than today's: at
+ * most LONGEST_CREDENTIAL_LIFETIME_SECONDS. A minute more twice (CLOCK_STEP_MS): the instance
+ * that made one may run that far ahead of the one that revoked the key, and the one that checks
+ * it that far behind. One record per revocation: a handful.
+ */
+export const REVOKED_KEY_KEPT_MS = LONGEST_CREDENTIAL_LIFETIME_SECONDS * 1000 + reloadIntervalMs + 2 * CLOCK_STEP_MS;
 
 
 /** Records deleted per store call (a batch); see the top of this file. */
@@ -66,20 +79,6 @@ export class Housekeeping {
       deleteBatch?: number;
       /** Seconds from start() to the first pass, when shorter than the interval; default FIRST_PASS_AFTER_SECONDS. */
       firstPassAfterSeconds?: number;
-      /**
-       * How long a signing key may verify after it stops signing (KeyRing.verifiesForMs): a key
-       * revoked without being retired is deleted this long after its revocation. Default: the
-       * longest token lifetimes allow (a year) plus 30 s.
-       */
-      keyVerifiesForMs?: number;
-      /**
-       * The longest a credential made from a token (an authentication token, a cookie session)
-       * lives after it is made: a revoked key, retired or not, is kept until this much plus the
-       * 30 s reload interval (in which other instances still make them) after its revocation,
-       * when that is longer than keyVerifiesForMs. Such credentials record the key's kid and
-       * are refused while the key ring knows it revoked; deleted, it would know it no more.
-       */
-      derivedCredentialMs?: number;
     },
   ) {}
 
@@ -106,7 +105,6 @@ export class Housekeeping {
     const expiredBefore = new Date(now.getTime() - CLOCK_STEP_MS);
     const staleBefore = new Date(now.getTime() - (this.deps.loginWindowSeconds ?? 86400) * 1000);
     const auditBefore = new Date(now.getTime() - (this.deps.auditRetentionDays ?? 90) * 86_400_000);
-    const revokedKeyKeptMs = Math.max(this.deps.keyVerifiesForMs ?? maxKeyVerifiesForMs, (this.deps.derivedCredentialMs ?? 0) + reloadIntervalMs);
     const abandonedBefore = new Date(now.getTime() - PENDING_ABANDONED_AFTER_MS);
     const userTokensBefore = new Date(now.getTime() - (this.deps.userTokenRetentionDays ?? 30) * 86_400_000);
     const revokedApiTokensBefore = new Date(now.getTime() - (this.deps.apiTokenRetentionDays ?? 30) * 86_400_000);
@@ -118,8 +116,10 @@ export class Housekeeping {
       ["userTokens", batched((limit) => store.userTokens.deleteEndedBefore(userTokensBefore, limit))],
       ["abandonedApiTokens", batched((limit) => store.apiTokens.deleteAbandoned(abandonedBefore, limit))],
       ["revokedApiTokens", batched((limit) => store.apiTokens.deleteRevokedBefore(revokedApiTokensBefore, limit))],
-      // A handful of rows: one per key rotation or revocation.
-      ["keys", () => store.keys.deleteExpired(now, new Date(now.getTime() - revokedKeyKeptMs))],
+      // A handful of rows: one per key rotation or revocation. A retired key once its notAfter
+      // (stored at its retirement) has passed; a revoked one, retired or not, not before
+      // REVOKED_KEY_KEPT_MS after its revocation either.
+      ["keys", () => store.keys.deleteExpired(now, new Date(now.getTime() - REVOKED_KEY_KEPT_MS))],
       ["loginAttempts", batched((limit) => store.loginAttempts.deleteStale(staleBefore, now, limit))],
       ["knownLogins", batched((limit) => store.loginAttempts.forgetExpiredLogins(now, limit))],
       ["auditEvents", batched((limit) => store.auditEvents.deleteOlderThan(auditBefore, limit))],

@@ -132,8 +132,6 @@ export async function createCore(deps: { config: Config; store: Store; clock: Cl
     auditRetentionDays: config.auditRetentionDays,
     userTokenRetentionDays: config.userTokenRetentionDays,
     apiTokenRetentionDays: config.apiTokenRetentionDays,
-    keyVerifiesForMs: keyRing.verifiesForMs,
-    derivedCredentialMs: Math.max(config.sessionCookieTtlSeconds, config.authenticationTokenTtlSeconds) * 1000,
   });
   housekeeping.start(config.housekeepingIntervalSeconds);
   return { users, passwords, hashPool, audit, keyRing, verifier, sessions, userTokens, authTokens, jwt, apiTokens, housekeeping, owedWrites, throttle };

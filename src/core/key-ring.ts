@@ -357,7 +357,12 @@ export class KeyRing {
    * Whether any of `kids` names a revoked key: a credential made from tokens those keys signed
    * (recorded where it is stored or signed) ends with them. The key list is re-read when stale,
    * as for a token (other instances' revocations within the reload interval; other workers of
-   * this one are told at once).
+   * this one are told at once). A kid the list does not hold names no revoked key: a key
+   * housekeeping deleted once retired, after its last token (what its tokens made lives on to its
+   * own expiry, as it would have with the key kept), or once revoked, when no credential that
+   * records it can still live (REVOKED_KEY_KEPT_MS: kept until then, whatever the lifetimes are
+   * now); or a key stored since the list was read (its revocation, as any, reaches this instance
+   * within the reload interval).
    */
   async anyRevoked(kids: readonly string[] | undefined): Promise<boolean> {
     if (kids === undefined || kids.length === 0) return false;
@@ -664,8 +669,8 @@ export class KeyRing {
   /**
    * How long a key may still verify after it stops signing: every token it signed expires within
    * the longest token lifetime, plus the window in which other instances may still sign with it
-   * before they reload. Housekeeping keeps a revoked key no rotation retired this long after
-   * its revocation.
+   * before they reload. (A revoked key is kept longer, whatever these lifetimes are now:
+   * REVOKED_KEY_KEPT_MS in housekeeping.ts.)
    */
   get verifiesForMs(): number {
     return Math.max(this.config.accessTokenTtlSeconds, this.config.refreshTokenTtlSeconds) * 1000 + reloadIntervalMs;

@@ -1,7 +1,7 @@
 // Housekeeping deletes what can never be valid again (or count again), and nothing else.
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
-import { Housekeeping } from "../../src/core/housekeeping.js";
+import { Housekeeping, REVOKED_KEY_KEPT_MS } from "../../src/core/housekeeping.js";
 import { KeyRing } from "../../src/core/key-ring.js";
 import { TokenVerifier } from "../../src/core/token-verifier.js";
 import { loadConfig } from "../../src/config.js";
@@ -200,10 +200,11 @@ for (const kind of storesUnderTest()) {
     });
 
     // A key revoked while it was the published next key never signed; a key revoked without a
-    // rotation retiring it has no notAfter. Such a key was kept for good. It is deleted once any
-    // token it could have signed has expired (its revocation + the longest token lifetime + the
-    // 30 s reload interval, as a retired key's notAfter), and the ring carries on without it.
-    it("deletes a signing key revoked before it was promoted once nothing it could have signed is valid", async () => {
+    // rotation retiring it has no notAfter. Such a key was kept for good. It is deleted once
+    // REVOKED_KEY_KEPT_MS have passed since its revocation (as any revoked key: whether it ever
+    // signed is not told by its record), and the ring carries on without it; the retired key
+    // goes at its notAfter.
+    it("deletes a signing key revoked before it was promoted REVOKED_KEY_KEPT_MS after its revocation, and a retired one at its notAfter", async () => {
       const config = loadConfig({ TESSERA_CLIENT_IDS: "c", TESSERA_KEY_PUBLISH_SECONDS: "0", TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "60" });
       const ring = await KeyRing.open({ keys: store.keys, config, clock, logger: createLogger("silent") });
       const [signing, next] = await store.keys.list();
@@ -215,37 +216,47 @@ for (const kind of storesUnderTest()) {
       const [, , third, fourth] = await kids();
       assert.equal(promoted, third);
       assert.deepEqual((await ring.jwks()).map((k) => k.kid), [fourth, third, signing!.kid]);
-      // What the server passes (src/core/index.ts): the ring's 60 s token lifetime + 30 s.
-      const housekeeping = new Housekeeping({ store, clock, logger: createLogger("silent"), keyVerifiesForMs: 90_000 });
+      const housekeeping = new Housekeeping({ store, clock, logger: createLogger("silent") });
+      // The ring's 60 s token lifetime + 30 s: the retired key's notAfter.
+      assert.equal(ring.verifiesForMs, 90_000);
       clock.advance(90_000);
       assert.equal((await housekeeping.runOnce()).keys, 0, "until 90 s after: kept");
       assert.deepEqual(await kids(), [signing!.kid, next!.kid, third, fourth]);
       clock.advance(1);
-      assert.equal((await housekeeping.runOnce()).keys, 2, "the retired key and the revoked one");
+      assert.equal((await housekeeping.runOnce()).keys, 1, "the retired key");
+      assert.deepEqual(await kids(), [next!.kid, third, fourth]);
+      clock.advance(REVOKED_KEY_KEPT_MS - 90_001);
+      assert.equal((await housekeeping.runOnce()).keys, 0, "the revoked one: kept until REVOKED_KEY_KEPT_MS after its revocation");
+      clock.advance(1);
+      assert.equal((await housekeeping.runOnce()).keys, 1, "the revoked one");
       assert.deepEqual(await kids(), [third, fourth]);
       await ring.reloadNow();
       assert.deepEqual((await ring.jwks()).map((k) => k.kid), [fourth, third]);
       const token = await ring.sign({ sub: "after" }, 60);
       assert.equal((await new TokenVerifier({ ring, clock }).verify(token)).sub, "after");
-      assert.equal(ring.verifiesForMs, 90_000);
     });
 
     // A credential made from a token records the kid of the key that signed it and is refused
-    // once that key is revoked; a cookie session made so lives TESSERA_SESSION_COOKIE_TTL_SECONDS,
-    // which may be longer than any token. Were the revoked key deleted before it, the ring would no
-    // longer know the kid revoked, and the cookie session would be taken again.
-    it("keeps a revoked key, retired or not, until what was made from its tokens has expired", async () => {
+    // once that key is revoked. Were the revoked key deleted before the credential expired, the
+    // ring would no longer know the kid revoked, and the credential would be taken again. It may
+    // have been made under longer lifetimes than the ring's now (a restart with shorter ones):
+    // the key is kept for the longest lifetime any setting allows (a year), the reload interval
+    // and a clock step each way, whatever the ring's lifetimes, retired or not.
+    it("keeps a revoked key, retired or not, until what was made from its tokens has expired under any lifetimes (REVOKED_KEY_KEPT_MS)", async () => {
+      assert.equal(REVOKED_KEY_KEPT_MS, 365 * 24 * 60 * minute + 30_000 + 2 * minute);
       const config = loadConfig({ TESSERA_CLIENT_IDS: "c", TESSERA_KEY_PUBLISH_SECONDS: "0", TESSERA_ACCESS_TOKEN_TTL_SECONDS: "60", TESSERA_REFRESH_TOKEN_TTL_SECONDS: "60" });
       const ring = await KeyRing.open({ keys: store.keys, config, clock, logger: createLogger("silent") });
       const [signing] = await store.keys.list();
       await ring.rotate();
       await ring.revoke(signing!.kid);
       const kids = async () => (await store.keys.list()).map((k) => k.kid);
-      const housekeeping = new Housekeeping({ store, clock, logger: createLogger("silent"), keyVerifiesForMs: 90_000, derivedCredentialMs: 3_600_000 });
-      // Its notAfter (90 s after its retirement) long past: kept until an hour and 30 s after its revocation.
-      clock.advance(3_630_000);
+      const housekeeping = new Housekeeping({ store, clock, logger: createLogger("silent") });
+      // Its notAfter (90 s after its retirement) long past: kept.
+      clock.advance(REVOKED_KEY_KEPT_MS);
       assert.equal((await housekeeping.runOnce()).keys, 0, "kept");
       assert.ok((await kids()).includes(signing!.kid));
+      await ring.reloadNow();
+      assert.equal(await ring.anyRevoked([signing!.kid]), true);
       clock.advance(1);
       assert.equal((await housekeeping.runOnce()).keys, 1);
       assert.ok(!(await kids()).includes(signing!.kid));
