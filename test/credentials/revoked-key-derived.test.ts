@@ -11,16 +11,13 @@
 // at once on the revoking instance, within the 30 s reload interval on another one on the same
 // store. What the key did not sign lives on.
 import assert from "node:assert/strict";
-import { decodeProtectedHeader } from "jose";
 import { ManualClock } from "../../src/core/clock.js";
-import { expectCode, expectOk, restOutcome } from "../support/api.js";
+import { expectCode, restOutcome } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { storesUnderTest, type TestServer } from "../support/server.js";
-import { admin, clientIdHeader, createAuthenticationToken, jwtLogin, jwtRefreshToken, loginUserToken, signUp, startSession, uniqueEmail } from "../support/users.js";
-import { keyApi } from "../key/api.js";
+import { clientIdHeader, createAuthenticationToken, jwtLogin, jwtRefreshToken, loginUserToken, signUp, startSession, uniqueEmail } from "../support/users.js";
+import { accessTokenOfRetiredKey, kidOf, revokeKeyOn } from "../key/api.js";
 import { exchangeHandOff, expectDeadHandOff, expectEndedCookie, handOffNotFound, sessionCookieHeader, startServerPair, type ServerPair } from "./support.js";
-
-const kidOf = (token: string) => decodeProtectedHeader(token).kid!;
 
 for (const store of storesUnderTest()) {
   describe(`Revoking a signing key ends what its tokens made on ${store}`, function () {
@@ -29,16 +26,6 @@ for (const store of storesUnderTest()) {
     let pair: ServerPair;
     before(async () => (pair = await startServerPair(store, {}, clock)));
     after(() => pair.close());
-
-    /** Revokes `kid` on `server`. */
-    async function revoke(server: TestServer, kid: string): Promise<void> {
-      const keys = keyApi("rest", server.url);
-      try {
-        expectOk(await keys.revokeKey(kid, admin));
-      } finally {
-        keys.close();
-      }
-    }
 
     it("an authentication token made with a JWT or a session access token the key signed is dead: 404, as a used one", async () => {
       const { a, b } = pair;
@@ -54,7 +41,7 @@ for (const store of storesUnderTest()) {
       const fromJwtOnA = await createAuthenticationToken(a, bearer(access));
       const fromUserToken = await createAuthenticationToken(a, bearer(userToken));
 
-      await revoke(b, kid);
+      await revokeKeyOn(b, kid);
       // At once on the revoking instance.
       const read = await rest(b.url, "GET", `/api/authenticationtoken/${fromSession}`, { headers: bearer(userToken) });
       expectCode(restOutcome(read), "not_found", handOffNotFound, "TOKEN_NOT_FOUND");
@@ -84,7 +71,7 @@ for (const store of storesUnderTest()) {
         assert.equal((await rest(a.url, "GET", "/api/authenticationtoken", { headers: sessionCookieHeader(value) })).status, 200);
       }
 
-      await revoke(b, kid);
+      await revokeKeyOn(b, kid);
       await expectEndedCookie(b, fromJwt);
       await expectEndedCookie(b, again);
       clock.advance(30_000);
@@ -95,20 +82,7 @@ for (const store of storesUnderTest()) {
 
     it("a refresh token minted with an access token of a retired key ends when that key is revoked, with the access tokens it gave and what they made", async () => {
       const { a, b } = pair;
-      const email = uniqueEmail("revoked-refresh");
-      await signUp(a, email);
-      // A key published long enough that a rotation makes it sign at once.
-      clock.advance(a.config.keyPublishSeconds * 1000);
-      const old = await jwtLogin(a, email);
-      const retired = kidOf(old);
-      const keys = keyApi("rest", a.url);
-      let current: string;
-      try {
-        current = expectOk(await keys.rotateKey(admin)).kid;
-      } finally {
-        keys.close();
-      }
-      assert.notEqual(current, retired);
+      const { email, access: old, retired, current } = await accessTokenOfRetiredKey(a, clock, "revoked-refresh");
       const refresh = await jwtRefreshToken(a, old);
       assert.equal(kidOf(refresh), current, "signed by the current key");
       const unrelated = await jwtRefreshToken(a, await jwtLogin(a, email));
@@ -120,7 +94,7 @@ for (const store of storesUnderTest()) {
       const handOff = await createAuthenticationToken(a, bearer(derivedAccess));
       const derivedCookie = await exchangeHandOff(a, await createAuthenticationToken(a, bearer(derivedAccess)));
 
-      await revoke(b, retired);
+      await revokeKeyOn(b, retired);
       const refused = await refreshLogin(b, refresh);
       expectCode(restOutcome(refused), "unauthenticated", "refresh token revoked", "TOKEN_REVOKED");
       clock.advance(30_000);
