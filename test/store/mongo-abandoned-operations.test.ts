@@ -121,6 +121,80 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
   });
 }
 
+// A login slot's write that fails on the wire (a connection lost, the driver's pool cleared as the
+// database stopped answering) does not tell whether the database made it: the database may still
+// apply a command it had been sent. One that was made held its slot for a caller answered 503,
+// never given back: under the lease, renewed by every later grant on the key, it refused the
+// login as busy (429) for as long as attempts kept coming, up to the window; a batch of them
+// refused an address's every stranger. Shown with a login's one slot (TESSERA_LOGIN_MAX_FAILURES=1).
+for (const store of storesUnderTest().filter((s) => s === "mongo")) {
+  describe(`store: a login slot's write lost on the wire is settled once the database answers (${store})`, function () {
+    this.timeout(60_000);
+    let proxy: HoldingProxy;
+    let server: TestServer;
+    behindHoldingProxy({ env: { TESSERA_LOGIN_MAX_FAILURES: "1" } }, (p, s) => ([proxy, server] = [p, s]));
+
+    const logIn = (email: string) => rest(server.url, "POST", "/session", { json: { account_type: "traditional", email, password }, headers: clientIdHeader });
+    /** The login's slot write is held, its connection cut on the client's side: `deliver`, the database makes it all the same. */
+    const cutSlotWrite = async (email: string, deliver: boolean) => {
+      proxy.hold = ["insert\0", "login_attempts"];
+      const answer = logIn(email);
+      await proxy.held();
+      proxy.cut(deliver);
+      const first = await answer;
+      assert.deepEqual([first.status, first.body?.code, first.body?.details?.[0]?.debug?.reason], [503, "unavailable", "STORE_UNAVAILABLE"], first.text);
+    };
+    const collections = async <T>(use: (db: ReturnType<MongoClient["db"]>) => Promise<T>) => {
+      const client = new MongoClient(process.env.MONGODB_URI!);
+      try {
+        return await use(client.db(server.config.mongodbDatabase));
+      } finally {
+        await client.close();
+      }
+    };
+
+    it("made: the login answers 503, and its right password then logs in (the slot given back, not held for the window)", async () => {
+      const email = uniqueEmail("slot-write-made");
+      await signUp(server, email);
+      await cutSlotWrite(email, true);
+      // The database made the write: the login's state holds one slot, its one.
+      const key = `login:${hashSecret(loginKey(email))}`;
+      const first = await collections((db) => db.collection<{ _id: string; grants: number }>("login_attempts").findOne({ _id: `${key}#1` }));
+      assert.equal(first?.grants, 1);
+      const login = await logIn(email);
+      assert.equal(login.status, 200, login.text);
+    });
+
+    it("never made: the login answers 503, its right password then logs in, and nothing was given back for a slot never taken", async () => {
+      const email = uniqueEmail("slot-write-lost");
+      await signUp(server, email);
+      await cutSlotWrite(email, false);
+      const login = await logIn(email);
+      assert.equal(login.status, 200, login.text);
+      // One release of the login's slots: the successful login's own.
+      const key = `login:${hashSecret(loginKey(email))}`;
+      assert.equal(await collections((db) => db.collection("login_attempt_releases").countDocuments({ key })), 1);
+    });
+
+    // Every 64th state of a key prunes the states before it, once stored: tidying, which failed
+    // the take that had stored its state (503, its slot held by nobody) when it failed.
+    it("a take whose state is stored but whose prune of older states fails: the login logs in, and so does the next", async () => {
+      const email = uniqueEmail("slot-prune");
+      await signUp(server, email);
+      // 63 logins store the login's states 1 to 63 (one take each), the 64th prunes.
+      for (let i = 1; i < 64; i++) assert.equal((await logIn(email)).status, 200);
+      proxy.hold = ["delete\0", "login_attempts"];
+      const answer = logIn(email);
+      await proxy.held();
+      proxy.cut(false);
+      const login = await answer;
+      assert.equal(login.status, 200, login.text);
+      const next = await logIn(email);
+      assert.equal(next.status, 200, next.text);
+    });
+  });
+}
+
 // A failure is not a step nobody acts on: its password was checked and its verdict reached. The
 // failures of two wrong passwords for one login wait their turn on the login's key; when the
 // database holds the first one's write past the store timeout, both callers are answered 503, but

@@ -23,7 +23,7 @@ export class HoldingProxy {
   /** While set, each command matching `match` waits `ms` before it is passed on (instead of `delayMs`). */
   slow: { match: CommandMatch; ms: number } | undefined;
   private countMatch: CommandMatch | undefined;
-  private readonly released: Array<() => void> = [];
+  private readonly released: Array<{ release(): void; cut(deliver: boolean): void }> = [];
   private readonly sockets = new Set<net.Socket>();
   private constructor(private readonly server: net.Server) {}
 
@@ -37,21 +37,33 @@ export class HoldingProxy {
       proxy.sockets.add(client).add(upstream);
       const held: Buffer[] = [];
       let holds = false;
+      // Cut on the client's side only (cut()): the server's side ends once sent what it held.
+      let cut = false;
       client.on("data", (chunk: Buffer) => {
         if (!holds && proxy.hold !== undefined && matches(chunk, proxy.hold)) {
           holds = true;
-          proxy.released.push(() => {
-            holds = false;
-            for (const c of held.splice(0)) proxy.pass(upstream, c);
+          proxy.released.push({
+            release: () => {
+              holds = false;
+              for (const c of held.splice(0)) proxy.pass(upstream, c);
+            },
+            cut: (deliver) => {
+              cut = true;
+              client.destroy();
+              for (const c of held.splice(0)) if (deliver) proxy.pass(upstream, c);
+              upstream.end();
+            },
           });
         }
         if (holds) held.push(chunk);
         else proxy.pass(upstream, chunk);
       });
-      upstream.on("data", (chunk: Buffer) => client.write(chunk));
+      upstream.on("data", (chunk: Buffer) => {
+        if (!cut) client.write(chunk);
+      });
       const end = () => {
         client.destroy();
-        upstream.destroy();
+        if (!cut) upstream.destroy();
       };
       client.on("close", end).on("error", end);
       upstream.on("close", end).on("error", end);
@@ -83,7 +95,18 @@ export class HoldingProxy {
   /** Passes on everything held, and holds nothing more. */
   release(): void {
     this.hold = undefined;
-    for (const r of this.released.splice(0)) r();
+    for (const r of this.released.splice(0)) r.release();
+  }
+
+  /**
+   * Drops every connection holding a command on the client's side, and holds nothing more: the
+   * driver sees it lost (the operation fails, not telling whether it was made), and the server
+   * is sent what it held all the same (`deliver`), applying it as a server does with a lost
+   * connection's last command, or never sees it.
+   */
+  cut(deliver: boolean): void {
+    this.hold = undefined;
+    for (const r of this.released.splice(0)) r.cut(deliver);
   }
 
   async close(): Promise<void> {

@@ -82,6 +82,12 @@ export interface NextVersion<D extends VersionDoc> {
   backoffMs?: number;
   /** What is being versioned, for that error. */
   what: string;
+  /**
+   * The insert of `doc` failed without telling whether it was made (a dropped connection, a
+   * pool cleared while it was on the wire: the server may still apply it, or have applied it):
+   * called before that error is thrown.
+   */
+  uncertain?(doc: D): void;
 }
 
 /**
@@ -99,7 +105,14 @@ export async function insertNextVersion<D extends VersionDoc>(collection: Collec
     if (state === null) return null;
     const n = (current?.n ?? 0) + 1;
     const doc = { ...state, _id: step.idOf(n), n } as D;
-    if (await insertUnlessTaken(collection, doc as OptionalUnlessRequiredId<D>)) return doc;
+    let inserted: boolean;
+    try {
+      inserted = await insertUnlessTaken(collection, doc as OptionalUnlessRequiredId<D>);
+    } catch (error) {
+      step.uncertain?.(doc);
+      throw error;
+    }
+    if (inserted) return doc;
     if (!step.retry) return null;
     if (step.backoffMs) await new Promise((resolve) => setTimeout(resolve, Math.random() * step.backoffMs! * (attempt + 1)));
   }

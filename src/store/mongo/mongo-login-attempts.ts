@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { AttemptRule, AttemptSlot, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
 import { failSlot, heldSlot, OwedReleases, steppedBack, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
@@ -77,6 +77,8 @@ interface AttemptDoc {
   pendingUntil?: Date;
   /** The ids of the group's releases `grants` holds as given back (absent: none). */
   counted?: string[];
+  /** The tag of the turn that wrote it: its own write, once uncertain, is told from another's (settleUncertain). */
+  w?: string;
 }
 
 interface ReleaseDoc {
@@ -91,6 +93,9 @@ interface KnownLoginDoc {
   _id: string;
   until: Date;
 }
+
+/** A turn's tag (AttemptDoc.w). */
+const newTag = () => randomBytes(9).toString("base64url");
 
 /** What a take of one slot got: the slot, or its refusal (the key's lock, if locked). */
 type Taken = { held: HeldSlot } | { refused: true; lockedUntil?: Date };
@@ -123,6 +128,8 @@ interface Applied<T> {
   answer: T;
   took?: boolean;
   full?: boolean;
+  /** The slot a take holds once the state is stored, and its window's length. */
+  holds?: { slot: HeldSlot; windowMs: number };
 }
 
 /**
@@ -289,8 +296,13 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
 
   const turns = new KeyedTurns();
 
-  /** Appends `next(latest)` as the key's next state (null: nothing to write); prunes old states. Run in the key's turn. */
-  const appendNow = async (key: string, next: (current: AttemptDoc | null) => Promise<Omit<AttemptDoc, "_id" | "n"> | null>) => {
+  /**
+   * Appends `next(latest)` as the key's next state (null: nothing to write); prunes old states.
+   * Run in the key's turn. `uncertain`: insertNextVersion's. A prune that fails is left to the
+   * next (its filter takes every older state too): the state is stored, and its steps are answered
+   * as made (failing them would leave the slots taken held by nobody).
+   */
+  const appendNow = async (key: string, next: (current: AttemptDoc | null) => Promise<Omit<AttemptDoc, "_id" | "n"> | null>, uncertain?: (doc: AttemptDoc) => void) => {
     const doc = await insertNextVersion(attempts, {
       latest: () => latest(key),
       next,
@@ -299,8 +311,9 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
       maxTries: MAX_TRIES,
       backoffMs: BACKOFF_MS,
       what: "login attempt counter",
+      ...(uncertain && { uncertain }),
     });
-    if (doc && doc.n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: doc.n - KEEP } });
+    if (doc && doc.n % KEEP === 0) await attempts.deleteMany({ key, n: { $lte: doc.n - KEEP } }).catch(() => {});
     return doc;
   };
 
@@ -379,24 +392,41 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
       let changed = false;
       let took = undefined as AttemptState | undefined;
       let full = false;
+      const holding: Array<{ slot: HeldSlot; windowMs: number }> = [];
       const answered = steps.map((s) => {
         if (!live.has(s)) return undefined;
         const step = s.apply(state);
         if (step.next) [state, changed] = [step.next, true];
         if (step.took) took = step.next!;
+        if (step.holds) holding.push(step.holds);
         full ||= step.full === true;
         return { answer: step.answer };
       });
-      return { answered, state: changed ? state : null, took, full };
+      return { answered, state: changed ? state : null, took, full, holding };
     };
+    // This turn's tag, and what its last `next` decided from and took.
+    const tag = newTag();
+    let basis: AttemptDoc | null = null;
+    let holding: Array<{ slot: HeldSlot; windowMs: number }> = [];
     const doc =
       live.size === 0
         ? null
-        : await appendNow(key, async (latestDoc) => {
-            const { current, decision } = await latestDecision(key, { doc: latestDoc, current: await stateOf(latestDoc, limit) }, limit, made, (d) => d.full);
-            [answers, before, taken] = [decision.answered, current, decision.took];
-            return decision.state && fields(key, current, decision.state);
-          });
+        : await appendNow(
+            key,
+            async (latestDoc) => {
+              const { current, decision } = await latestDecision(key, { doc: latestDoc, current: await stateOf(latestDoc, limit) }, limit, made, (d) => d.full);
+              [answers, before, taken, basis, holding] = [decision.answered, current, decision.took, latestDoc, decision.holding];
+              return decision.state && { ...fields(key, current, decision.state), w: tag };
+            },
+            // The slots taken may be held once the write lands after all: settled (below) before
+            // the next reservation, and every second, until it is known.
+            (written) => {
+              if (holding.length === 0) return;
+              const slots = holding.map((h) => h.slot);
+              uncertainWrites.set(slots, { key, id: written._id, n: written.n, tag, basis });
+              uncertainTakes.owe(slots, Math.max(...holding.map((h) => h.windowMs)));
+            },
+          );
     steps.forEach((s, i) => {
       const answer = answers[i];
       if (answer) s.resolve(answer.answer);
@@ -415,7 +445,8 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
       const step = takeSlot(state, limit, at, rule);
       // Refused: nothing written, but a state the clock was stepped back under (see moveBack).
       if ("refused" in step) return { next: state && steppedBack(state, at), answer: step, full: refusesFull(step) };
-      return { next: step.state, answer: { held: heldSlot(key, limit, step.state, at) }, took: true };
+      const held = heldSlot(key, limit, step.state, at);
+      return { next: step.state, answer: { held }, took: true, holds: { slot: held, windowMs: rule.windowMs } };
     });
 
   /**
@@ -483,10 +514,35 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
   const owedGiveBacks = new OwedReleases((slots) => ctx.run(ID, () => giveBack(slots)), () => Date.now());
   const giveBackOrOwe = (slots: readonly HeldSlot[], rule: AttemptRule) => giveBack(slots).catch(() => owedGiveBacks.owe(slots, rule.windowMs));
 
+  // Takes whose state's write failed without telling whether it was made (insertNextVersion's
+  // `uncertain`: a connection dropped, or the driver's pool cleared as the server stopped
+  // answering, while the write was on the wire). The database may apply it still, or have
+  // applied it: its slots then held by callers answered UNAVAILABLE, never given back, refusing
+  // their login (or their address's every stranger) as busy for as long as attempts on the key
+  // keep coming (the group's lease runs from its latest grant), up to the window. Each is settled
+  // once the store answers, before the next reservation (as owed give-backs are) and every
+  // second: its version's `_id` is taken by a copy of the state it was computed from (nothing
+  // changed), so the write can never land later; if that finds the `_id` taken by the write
+  // itself (its tag), it landed, and its slots are given back; by another writer's, it never will.
+  const uncertainWrites = new WeakMap<readonly HeldSlot[], { key: string; id: string; n: number; tag: string; basis: AttemptDoc | null }>();
+  const settleUncertain = async (slots: readonly HeldSlot[]) => {
+    const write = uncertainWrites.get(slots);
+    if (!write) return;
+    // Without a state before it, a closed window: as good as none (and housekeeping's to delete).
+    const filler: AttemptDoc = write.basis
+      ? { ...write.basis, _id: write.id, n: write.n, w: newTag() }
+      : { _id: write.id, n: write.n, key: write.key, grants: 0, failures: 0, firstFailureAt: new Date(0), lastFailureAt: new Date(0), w: newTag() };
+    if (await insertUnlessTaken(attempts, filler)) return;
+    const found = await attempts.findOne({ _id: write.id }, { projection: { w: 1 } });
+    if (found?.w === write.tag) await giveBack(slots);
+  };
+  const uncertainTakes = new OwedReleases((slots) => ctx.run(ID, () => settleUncertain(slots)), () => Date.now());
+
   const reserve = async (slots: readonly AttemptSlot[], at: Date, rule: AttemptRule): Promise<Reservation> => {
-    // The slots owed (owedGiveBacks) are given back before these are counted, not only by the
-    // retry every second: the store answering again, they no longer hold a login's slot.
-    await owedGiveBacks.settle();
+    // The slots owed (owedGiveBacks) are given back, and the uncertain takes settled, before
+    // these are counted, not only by the retry every second: the store answering again, they no
+    // longer hold a login's slot.
+    await Promise.all([owedGiveBacks.settle(), uncertainTakes.settle()]);
     // A key that refuses does so without a write: a flood against it costs reads only.
     const decisions = await Promise.all(
       slots.map(async (slot) => latestDecision(slot.key, await readState(slot.key, slot.limit), slot.limit, (state) => takeSlot(state, slot.limit, at, rule), refusesFull)),
@@ -566,5 +622,10 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
     forgetExpiredLogins: (now, limit) =>
       ctx.run("hash", async () => (await deleteBatch(known, { until: { $lt: now } }, limit)).deleted),
   };
-  return { attempts: port, close: () => owedGiveBacks.close() };
+  return {
+    attempts: port,
+    close: async () => {
+      await Promise.all([owedGiveBacks.close(), uncertainTakes.close()]);
+    },
+  };
 }
