@@ -43,8 +43,9 @@ export const PASSWORD_GENERATIONS_KEPT = 16;
 // - mark "user-deactivated:<id>".
 // version = latest generation + 1 if deactivated. credentialEpoch = the latest generation's
 // `epoch` (a real change carries its predecessor's + 1, a rehash the same; a generation written
-// before epochs existed counts as its n) + 1 if deactivated: both parts only ever grow, and each
-// moves in the one insert that makes the change.
+// before epochs existed counts as its n) + 1 if deactivated: both parts only ever grow (but for
+// a deactivated user's, once a password change that raced the deactivation withdraws its
+// generation: updatePasswordHash), and each moves in the one insert that makes the change.
 interface PasswordDoc extends StoredDoc {
   userId: string;
   n: number;
@@ -132,7 +133,7 @@ export function mongoUsers(ctx: MongoContext): UserStore {
   /**
    * Inserts the next password generation if `accept` agrees with the current hash and credential
    * epoch (before a deactivation's); a lost race is retried (`retry`) or gives up. `at` null keeps
-   * the current passwordChangedAt (a rehash).
+   * the current passwordChangedAt (a rehash). Returns the generation inserted, or null.
    */
   const nextPassword = async (
     id: string,
@@ -140,9 +141,9 @@ export function mongoUsers(ctx: MongoContext): UserStore {
     at: Date | null,
     accept: (currentHash: string, currentEpoch: number) => boolean,
     retry: boolean,
-  ): Promise<boolean> => {
+  ): Promise<PasswordDoc | null> => {
     const base = await users.findOne({ _id: id });
-    if (!base) return false;
+    if (!base) return null;
     const inserted = await insertNextVersion(passwords, {
       latest: () => latestPassword(id),
       next: (current) => {
@@ -165,7 +166,7 @@ export function mongoUsers(ctx: MongoContext): UserStore {
       // The change is made: a failed prune must not report it failed (the next change prunes).
       await passwords.deleteMany({ userId: id, n: { $lte: inserted.n - PASSWORD_GENERATIONS_KEPT } }).catch(() => {});
     }
-    return inserted !== null;
+    return inserted;
   };
 
   return {
@@ -304,11 +305,24 @@ export function mongoUsers(ctx: MongoContext): UserStore {
         // A deactivation moves the epoch on too (one more than its generation's).
         if (expectedEpoch !== undefined && (await ctx.marks.get(deactivatedMark(id)))) return null;
         const accept = (_hash: string, epoch: number) => expectedEpoch === undefined || epoch === expectedEpoch;
-        return (await nextPassword(id, passwordHash, at, accept, true)) ? findById(id) : null;
+        const inserted = await nextPassword(id, passwordHash, at, accept, true);
+        if (!inserted) return null;
+        const user = await findById(id);
+        // The insert compared the generations' epoch, not the deactivation's mark, which a
+        // deactivation may have claimed since the read above; so the user is read after the
+        // insert. A deactivation not found there came after it: the change was made first. One
+        // found may have come first, where SQLite's conditional write refuses the change: the
+        // generation is withdrawn (a delete, atomic) and the change refused as after the
+        // deactivation, so that no password it set outlives the deactivation.
+        if (expectedEpoch !== undefined && user && !user.active) {
+          await passwords.deleteOne({ _id: inserted._id });
+          return null;
+        }
+        return user;
       }),
     rehashPassword: (id, expectedHash, newHash) =>
       // No retry: losing the insert means the hash changed under us, so it is no longer expected.
-      ctx.run(ID, () => nextPassword(id, newHash, null, (current) => current === expectedHash, false)),
+      ctx.run(ID, async () => (await nextPassword(id, newHash, null, (current) => current === expectedHash, false)) !== null),
     setLastLogin: (id, at) =>
       ctx.run(ID, async () => {
         const user = await findById(id);
