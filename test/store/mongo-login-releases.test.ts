@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { Collection, MongoClient, MongoNetworkError, type Db, type FindCursor } from "mongodb";
 import { currentCall, runInCall, type CallScope } from "../../src/call-scope.js";
 import { openMongoStore } from "../../src/store/mongo/mongo-store.js";
-import { LOGIN_ATTEMPT_RELEASES } from "../../src/store/mongo/mongo-login-attempts.js";
+import { LOGIN_ATTEMPT_RELEASES, LOGIN_ATTEMPTS } from "../../src/store/mongo/mongo-login-attempts.js";
 import type { HeldSlot, Reservation, Store } from "../../src/store/ports.js";
 import { storesUnderTest } from "../support/server.js";
 
@@ -246,5 +246,45 @@ describe("mongo store: a login counter's releases after a stream of successful l
       proto.insertOne = insertOne;
     }
     assert.deepEqual(releaseScopes, [undefined]);
+  });
+  // A take whose state's write failed on the wire is settled by a copy of the state it was
+  // computed from, inserted under the write's own version (mongo-login-attempts.ts,
+  // settleUncertain). Housekeeping (deleteStale) deletes every state of a key whose last attempt
+  // is a window old, and the key's states then start again from version 1 on any instance: a copy
+  // of the deleted state inserted above them became the key's latest state, its window long
+  // closed, and the failures and the lock of the states made since were gone.
+  it("a take whose write was lost on the wire, settled after housekeeping deleted the key's states and another instance locked the key: the lock holds", async () => {
+    const key = `login:${randomBytes(6).toString("hex")}`;
+    const slot = { key, limit: 1 };
+    // The settling is retried every second, until the window passes: times near the real clock.
+    const now = Date.now();
+    const near = (ms: number) => new Date(now + ms);
+    // A day ago: five logins, each given back (states 1 to 5).
+    for (let i = 0; i < 5; i++) await store.loginAttempts.release(held(await store.loginAttempts.reserve([slot], near(-86_400_000 + i), rule)));
+    // Now: a login whose state 6 is lost on the wire, and whose settling fails until allowed.
+    let lost = true;
+    const proto = Collection.prototype as unknown as { insertOne: (...args: unknown[]) => Promise<unknown> };
+    const insertOne = proto.insertOne;
+    proto.insertOne = function (this: Collection, ...args: unknown[]) {
+      const doc = args[0] as { _id?: string };
+      if (lost && this.collectionName === LOGIN_ATTEMPTS && doc._id === `${key}#6`) return Promise.reject(new MongoNetworkError("the connection was lost"));
+      return insertOne.apply(this, args);
+    };
+    try {
+      await assert.rejects(store.loginAttempts.reserve([slot], near(0), rule));
+      // Housekeeping deletes the key's states (the last attempt of each a day old).
+      while ((await twin.loginAttempts.deleteStale(near(-rule.windowMs), near(0), 1000)) > 0);
+      assert.equal(await db.collection(LOGIN_ATTEMPTS).countDocuments({ key }), 0);
+      // The other instance: a login fails, and locks the key (states 1 and 2).
+      await twin.loginAttempts.recordFailure(held(await twin.loginAttempts.reserve([slot], near(1000), rule)), near(2000), rule);
+      assert.deepEqual(await twin.loginAttempts.reserve([slot], near(3000), rule), { granted: false, lockedUntil: near(2000 + LOCK) });
+    } finally {
+      lost = false;
+      proto.insertOne = insertOne;
+    }
+    // The store answers again: the lost write is settled before the next reservation.
+    held(await store.loginAttempts.reserve([{ key: `login:${randomBytes(6).toString("hex")}`, limit: 1 }], near(4000), rule));
+    assert.deepEqual(await twin.loginAttempts.reserve([slot], near(5000), rule), { granted: false, lockedUntil: near(2000 + LOCK) });
+    assert.deepEqual(await store.loginAttempts.reserve([slot], near(5000), rule), { granted: false, lockedUntil: near(2000 + LOCK) });
   });
 });

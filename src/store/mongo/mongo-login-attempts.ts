@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
 import type { AttemptRule, AttemptSlot, AttemptState, HeldSlot, LoginAttemptStore, Reservation } from "../ports.js";
 import { failSlot, heldSlot, OwedReleases, steppedBack, StoreUnavailableError, takeSlot } from "../ports.js";
 import { deleteBatch } from "./mongo-batches.js";
@@ -524,6 +525,14 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
   // second: its version's `_id` is taken by a copy of the state it was computed from (nothing
   // changed), so the write can never land later; if that finds the `_id` taken by the write
   // itself (its tag), it landed, and its slots are given back; by another writer's, it never will.
+  // The copy follows that state only while it is stored as it was read (states are never changed
+  // in place): once gone, housekeeping may have deleted every state of the key (deleteStale: its
+  // last attempt a window old, as the state a key's first attempt of the day finds), and the key's
+  // states started again from version 1 on any instance; a copy above them would be the key's
+  // latest state, its window long closed, and their failures and lock lost. Gone, no copy is
+  // inserted, and only the write's own `_id` is looked at (a write that landed later still would
+  // be as it was before these copies; and a deletion with new states between the read of the
+  // state and the copy's insert, one round trip, is not told).
   const uncertainWrites = new WeakMap<readonly HeldSlot[], { key: string; id: string; n: number; tag: string; basis: AttemptDoc | null }>();
   const settleUncertain = async (slots: readonly HeldSlot[]) => {
     const write = uncertainWrites.get(slots);
@@ -532,7 +541,8 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
     const filler: AttemptDoc = write.basis
       ? { ...write.basis, _id: write.id, n: write.n, w: newTag() }
       : { _id: write.id, n: write.n, key: write.key, grants: 0, failures: 0, firstFailureAt: new Date(0), lastFailureAt: new Date(0), w: newTag() };
-    if (await insertUnlessTaken(attempts, filler)) return;
+    const follows = write.basis === null || isDeepStrictEqual(await attempts.findOne({ _id: write.basis._id }), write.basis);
+    if (follows && (await insertUnlessTaken(attempts, filler))) return;
     const found = await attempts.findOne({ _id: write.id }, { projection: { w: 1 } });
     if (found?.w === write.tag) await giveBack(slots);
   };
