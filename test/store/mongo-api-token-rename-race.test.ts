@@ -76,6 +76,24 @@ for (const store of storesUnderTest().filter((s) => s === "mongo")) {
       expectCode(await api.revokeToken(accountId, { token_link: link }, admin), "not_found", "Could not revoke token", "TOKEN_NOT_FOUND");
     });
 
+    // The refused rename puts back the description its own write replaced, not the one it read
+    // first: a rename made and answered between the two, before the revocation, stands.
+    it("PUT whose write is held while another PUT renames the token and DELETE revokes it: the second PUT 200, the first 404, the token listed revoked under the second's description", async () => {
+      const { accountId, link } = await newToken("before");
+      const held = `held-${randomUUID()}`;
+      const rename: Outcome<unknown> = await whileHeld(
+        [held],
+        () => api.updateToken({ token_link: link, description: held }, admin),
+        async () => {
+          assert.deepEqual(expectOk(await api.updateToken({ token_link: link, description: "second" }, admin)), { token_link: link, description: "second" });
+          expectOk(await api.revokeToken(accountId, { token_link: link }, admin));
+        },
+      );
+      expectCode(rename, "not_found", "Could not update token description", "TOKEN_NOT_FOUND");
+      assert.deepEqual(await listed(accountId, "revoked"), [{ token_link: link, description: "second" }]);
+      assert.deepEqual(await listed(accountId, "active"), []);
+    });
+
     it("DELETE whose claim of the revocation is held while PUT renames the token: PUT 200, DELETE 200, the token listed revoked under the new description", async () => {
       const { accountId, link } = await newToken("before");
       const revocation = await whileHeld(

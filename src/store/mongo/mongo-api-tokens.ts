@@ -171,15 +171,16 @@ export function mongoApiTokens(ctx: MongoContext): ApiTokenStore {
       ctx.run(ID, async () => {
         const token = await load(kept(await tokens.findOne({ _id: link })));
         if (!token || token.revokedAt) return null;
-        await tokens.updateOne({ _id: link }, { $set: { description } });
+        const replaced = await tokens.findOneAndUpdate({ _id: link }, { $set: { description } }, { returnDocument: "before" });
         // A revocation may have claimed its mark since the read above. Found now, it may have
         // come first, where SQLite's one conditional UPDATE refuses the rename: refused, and the
-        // description the revocation found put back (unless a later rename has replaced this
-        // one). Not found, the rename came first. (FerretDB writes a document back whole: a
-        // revocation's copy of its time this write drops is written again by the listing
-        // that misses it, countActive.)
+        // description this write replaced put back (unless a later rename has replaced this
+        // one), not the one read above: a rename made and answered between the two, before the
+        // revocation, stands. Not found, the rename came first. (FerretDB writes a document back
+        // whole: a revocation's copy of its time this write drops is written again by the
+        // listing that misses it, countActive.)
         if (await ctx.marks.get(revokedMark(link))) {
-          await tokens.updateOne({ _id: link, description }, { $set: { description: token.description } });
+          await tokens.updateOne({ _id: link, description }, { $set: { description: replaced?.description ?? token.description } });
           return null;
         }
         return { ...token, description };
