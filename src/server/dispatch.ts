@@ -364,7 +364,11 @@ async function toNodeResponse(u: UniversalServerResponse, res: NodeResponse): Pr
     if (it !== undefined) {
       // The headers go after the first chunk: the handler may still set some until then.
       let chunk = await it.next();
-      res.writeHead(u.status, u.header && nodeHeaders(u.header));
+      // Not on an answer already ended: the listener's to a call the request timeout cut off
+      // (listener.ts refuseNotArrived), whose body then failed. A chunk is then written to a
+      // closed answer, which fails (CANCELED), as when the client left; with none, the trailer
+      // is still read (its error told of: protocol-errors.ts), and nothing more goes out.
+      if (!res.writableEnded) res.writeHead(u.status, u.header && nodeHeaders(u.header));
       for (; chunk.done !== true; chunk = await it.next()) {
         writing = true;
         await written(res, chunk.value);

@@ -298,6 +298,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const restFirst = new Set((rest?.routes ?? []).map((r) => r.path.split("/")[1] ?? ""));
   const anyFirst = [...restFirst].some((segment) => segment.includes("{"));
   const dispatch = rpc.listener(fallback, (segment) => anyFirst || restFirst.has(segment));
+  // The paths the dispatcher serves an RPC at (`/package.Service/Method`): the listener answers a
+  // call to one cut off by the request timeout over HTTP/1.1 as over HTTP/2.
+  const rpcPaths = new Set(rpc.handlers.map((h) => h.requestPath));
   // Under TLS a browser is told to reach the service over HTTPS only (RFC 6797): an auth
   // service's passwords, tokens and cookie never go out over plain HTTP once it has been here.
   // A request id holding a secret of the configuration, or anything of a credential's shape, is
@@ -350,6 +353,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxConcurrentStreams: 100,
     onShed: (reason, peer, protocol) => logger.warn(protocol === "h2" ? "http2 connection shed" : "http/1.1 connection shed", { reason, peer }),
     refusesBody: (req) => declaredOver(req, config.bodyLimitBytes),
+    rpcCall: (req) => rpcPaths.has(pathOf(req)),
     requestIds: { holdsSecret },
     hidden,
     sharing: o.sharing,

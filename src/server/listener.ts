@@ -7,7 +7,8 @@
 // - nothing at all (no byte, no ClientHello), or a ClientHello or HTTP/2 preface (h2c, or h2
 //   after the handshake) that has not arrived whole: closed after the headers timeout;
 // - HTTP/1.1: Node's headers, request and keep-alive timeouts (plain and TLS alike), a request
-//   not arrived in time answered 408 with the JSON error (answerClientError), and a connection
+//   not arrived in time answered 408 with the JSON error (answerClientError; an RPC call whose
+//   answer has not begun, as over HTTP/2: refuseNotArrived), and a connection
 //   whose answer has been waiting to be sent, none of it taken by the client, for the idle
 //   timeout is closed (a client that does not read); pipelined requests are served one at a
 //   time, so a connection holds one answer at once, and bytes the parser refuses after them
@@ -65,6 +66,14 @@ export interface ListenerOptions {
   maxConcurrentStreams: number;
   /** Told when a connection is shed for abuse (for the log). */
   onShed?(reason: string, peer: string | undefined, protocol: "h2" | "http/1.1"): void;
+  /**
+   * Whether `req` calls one of the handler's RPCs (gRPC, gRPC-Web or Connect, unary or not; no
+   * REST route). Over HTTP/1.1 such a call, like any request in an RPC framing (errorFramingOf),
+   * that the request timeout cuts off before its answer has begun is answered as over HTTP/2
+   * (refuseNotArrived), on its own answer; any other request gets the listener's own 408
+   * (answerClientError). Unset: only the requests in an RPC framing.
+   */
+  rpcCall?(req: http.IncomingMessage): boolean;
   /**
    * Whether the answers made here carry an x-request-id, as the handler's do: the request's own
    * (requestIdOf) on a 405 to CONNECT, a 417 or a 505, where `holdsSecret` finds the
@@ -426,11 +435,27 @@ const framedTypes: Record<FramedError, string> = {
  * grpc-js made a 408 UNKNOWN "Received HTTP status code 408"), else the JSON error, `status`.
  */
 function sendRefusal(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], status: number, code: Code, reason: ServerReason, message: string): void {
-  const contentType = String(req.headers["content-type"] ?? "").split(";")[0]!.trim();
+  const contentType = mediaTypeOf(req);
   const framing = errorFramingOf(req, contentType);
   if (framing === undefined) return sendErrorBody(res, status, code, reason, message);
   // The request's own content type, unless it is long: the field may be what made the list too large.
   sendFramedError(req, res, framing, contentType.length <= 64 ? contentType : framedTypes[framing], serverError(code, reason, message));
+}
+
+/** The media type a request's Content-Type names (no parameters), or "". */
+function mediaTypeOf(req: Parameters<RequestHandler>[0]): string {
+  return String(req.headers["content-type"] ?? "").split(";")[0]!.trim();
+}
+
+/**
+ * A request the request timeout cut off before it arrived whole, its answer not begun: marked
+ * so (request-arrival.ts: its reader is told it did not arrive whole), and answered 408
+ * DEADLINE_EXCEEDED, an RPC call in its own framing (sendRefusal). Every HTTP/2 stream's answer;
+ * over HTTP/1.1, an RPC call's (answerClientError), its connection then closed.
+ */
+function refuseNotArrived(req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], requestTimeoutMs: number): void {
+  markArrivalTimedOut(req);
+  sendRefusal(req, res, 408, Code.DeadlineExceeded, "DEADLINE_EXCEEDED", `the request did not arrive in time: all of it is due within ${requestTimeoutMs} ms`);
 }
 
 /** The x-request-id header of an answer made here (listen's idOf): none where the port sets none. */
@@ -546,15 +571,18 @@ function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, 
  * bare status line: 400 for bytes its parser refuses (request line, headers, chunked framing),
  * 431 for a header block over the limit, 413 for chunk extensions over Node's, 408 when the
  * request has not arrived by the headers or request timeout (Node's sweep reports those here,
- * and closing the socket is this listener's job). As Node does: nothing is written to a socket
- * that is no longer writable or whose current answer has begun (that would corrupt it), nor for a
- * request answered before its body arrived (that would be a second answer to it), and the
- * socket is destroyed either way (once the answer written has been handed over); a connection
+ * and closing the socket is this listener's job). An RPC call the request timeout cuts off
+ * before its answer has begun is answered on that answer instead, as over HTTP/2
+ * (refuseNotArrived), its connection then closed as one whose body is left unread
+ * (lingeringClose). As Node does: nothing is written to a socket that is no longer writable
+ * or whose current answer has begun (that would corrupt it), nor for a request answered before
+ * its body arrived (that would be a second answer to it), and the socket is destroyed either
+ * way (once the answer written has been handed over); a connection
  * the client reset is just destroyed. Bytes after a request that asked for the connection to
  * close are dropped while its answer is under way. A client's bytes are no server failure:
  * nothing is logged.
  */
-export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptions, "requestIds">): (e: ClientError, socket: Duplex) => void {
+export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptions, "requestIds" | "rpcCall">): (e: ClientError, socket: Duplex) => void {
   return (e, socket) => {
     if (e.code === "HPE_PAUSED_H2_UPGRADE" && (socket as tls.TLSSocket).encrypted && (socket as Socket).bytesWritten === 0) {
       // The HTTP/2 preface as a connection's first bytes, on a TLS connection that did not
@@ -564,7 +592,7 @@ export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptio
       else socket.destroy();
       return;
     }
-    const current = (socket as { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    const current = (socket as { _httpMessage?: (http.ServerResponse & { _headerSent?: boolean }) | null })._httpMessage;
     if (e.code === "HPE_CLOSED_CONNECTION" && current) {
       // Bytes after a request that asked for the connection to close (Connection: close, or
       // HTTP/1.0 without keep-alive), whose answer is still to go out: that answer is the
@@ -575,9 +603,21 @@ export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptio
     // A request still arriving while no answer is attached to the socket was answered already
     // (Node detaches an answer once written): one that need not read the body, such as a call
     // past its deadline or to an unknown method. Another answer would be read as the next one's.
-    const incoming = (socket as { parser?: { incoming?: { complete?: boolean } | null } | null }).parser?.incoming;
+    const incoming = (socket as { parser?: { incoming?: http.IncomingMessage | null } | null }).parser?.incoming;
     const answered = !current && incoming != null && !incoming.complete;
     if (e.code !== "ECONNRESET" && socket.writable && !current?._headerSent && !answered) {
+      if (e.code === "ERR_HTTP_REQUEST_TIMEOUT" && incoming && current?.req === incoming && !current.headersSent && (errorFramingOf(incoming, mediaTypeOf(incoming)) !== undefined || limits.rpcCall?.(incoming) === true)) {
+        // An RPC call being read, its answer Node's current one: answered on it, as over HTTP/2
+        // (a 408 with the JSON error is no answer a gRPC-Web or Connect streaming client reads),
+        // with the headers its handler has set (x-request-id, CORS). The connection closes after
+        // it (lingeringClose: the rest of the body is not read). Node lets go of a request once
+        // its answer has gone, and never tells its reader that the connection closed: told here,
+        // as Node tells one whose client left (the body cut short: request-arrival.ts).
+        current.setHeader("connection", "close");
+        socket.once("close", () => incoming.destroy());
+        refuseNotArrived(incoming, current, limits.requestTimeoutMs);
+        return;
+      }
       // The request being read, refused by the request timeout: its reader sees the connection
       // close, as when a client leaves, and is told it was this (request-arrival.ts).
       if (e.code === "ERR_HTTP_REQUEST_TIMEOUT" && incoming) markArrivalTimedOut(incoming);
@@ -718,11 +758,9 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       const timer = setTimeout(() => {
         if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
         if (h2res.headersSent) return resetStream(stream, http2.constants.NGHTTP2_CANCEL);
-        // The JSON error an HTTP/1.1 request not arrived in time gets (answerClientError); an
-        // RPC call's in its own framing (sendRefusal). Its body then ends as the stream closes:
-        // its reader is told it did not arrive whole.
-        markArrivalTimedOut(req);
-        sendRefusal(req, h2res, 408, Code.DeadlineExceeded, "DEADLINE_EXCEEDED", `the request did not arrive in time: all of it is due within ${o.requestTimeoutMs} ms`);
+        // The JSON error, an RPC call's in its own framing. Its body then ends as the stream
+        // closes: its reader is told it did not arrive whole.
+        refuseNotArrived(req, h2res, o.requestTimeoutMs);
       }, o.requestTimeoutMs);
       timer.unref();
       stream.once("close", () => clearTimeout(timer));

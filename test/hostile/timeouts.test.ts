@@ -3,14 +3,16 @@
  * HTTP/1.1 over TLS as over plain TCP (test/hostile/limits.test.ts has the plain cases), the TLS
  * handshake itself, the h2c connection preface, and every HTTP/2 stream, h2c and h2 over TLS: a
  * request whose body has not arrived within the request timeout gets 408, or RST_STREAM(CANCEL)
- * once its answer has begun.
+ * once its answer has begun; a gRPC, gRPC-Web or Connect streaming call, over HTTP/1.1 as over
+ * HTTP/2, DEADLINE_EXCEEDED in its own framing.
  */
 import { strict as assert } from "node:assert";
+import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
 import net from "node:net";
-import { connectEnvelopes, grpcFrame, h2request } from "./support.js";
-import { errorInfoJson } from "../support/error-details.js";
-import { dribble, makeTestCertificate, slowClient, type TestCertificate } from "../support/net.js";
+import { connectEnvelopes, grpcFrame, grpcWebTrailer, h2request } from "./support.js";
+import { errorInfoJson, grpcStatusDetails } from "../support/error-details.js";
+import { dribble, http1Answer, makeTestCertificate, slowClient, type Http1Answer, type TestCertificate } from "../support/net.js";
 import { startTestServer, testClientId, type TestServer } from "../support/server.js";
 import { itSideBySide } from "../support/side-by-side.js";
 import { clientIdHeader } from "../support/users.js";
@@ -19,6 +21,9 @@ const timeouts = { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_M
 
 /** A reflection request (list_services) as a gRPC message: field 7, an empty string. */
 const listServices = grpcFrame(Buffer.from([0x3a, 0x00]));
+
+/** The answer to a call the request timeout (1.5 s) cut off, as over HTTP/2 (the listener's sendRefusal). */
+const notArrived = "the request did not arrive in time: all of it is due within 1500 ms";
 
 describe("timeouts on every transport", function () {
   this.timeout(30_000);
@@ -37,8 +42,9 @@ describe("timeouts on every transport", function () {
     cert?.remove();
   });
 
+  const tlsOpts = () => ({ tls: { ca: cert.ca } });
+
   describe("TLS", () => {
-    const tlsOpts = () => ({ tls: { ca: cert.ca } });
 
     // Each on its own connection, waiting for a timeout of the server's (1 s or 1.5 s): side by side.
     itSideBySide({
@@ -85,6 +91,108 @@ describe("timeouts on every transport", function () {
     });
   });
 
+  // Over HTTP/1.1, an RPC call whose request has not arrived at the request timeout gets the
+  // answer it gets over HTTP/2 (below), on its own answer (its x-request-id), and the connection
+  // closes: Node's sweep wrote the listener's own 408 with the JSON error instead, which no gRPC,
+  // gRPC-Web or Connect streaming client reads as the call's error. A REST request keeps that 408
+  // (README "Call it": HTTP/1.1 bytes Node's parser refuses, a new x-request-id).
+  for (const transport of ["HTTP/1.1", "HTTP/1.1 over TLS"] as const) {
+    describe(`${transport}: a request that has not arrived at the request timeout (1.5 s)`, () => {
+      const server = () => (transport === "HTTP/1.1" ? plainServer : tlsServer);
+      /**
+       * A POST to `path` announcing 100 bytes of `contentType`, `part` of them sent, then nothing:
+       * its answer (the connection closed after it) and the x-request-id it was sent with. The
+       * server logs nothing of it at error level (an answer written twice: "rpc answer failed").
+       */
+      const stalled = async (path: string, contentType: string, part: Buffer): Promise<Http1Answer & { requestId: string }> => {
+        const requestId = randomUUID();
+        const r = await slowClient(
+          server().port,
+          (s) => {
+            s.write(`POST ${path} HTTP/1.1\r\nhost: x\r\nx-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\ncontent-type: ${contentType}\r\ncontent-length: 100\r\n\r\n`);
+            s.write(part);
+          },
+          transport === "HTTP/1.1" ? {} : tlsOpts(),
+        );
+        assert.ok(r.closedAfterMs >= 1400 && r.closedAfterMs < 5000, `closed after ${r.closedAfterMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const errors = server().logs.filter((l) => l.includes(requestId) && (JSON.parse(l) as { level: string }).level === "error");
+        assert.deepEqual(errors, []);
+        return { ...http1Answer(r.received), requestId };
+      };
+      /**
+       * stalled()'s answer, the call's own as over HTTP/2: `status`, the request's content type
+       * and x-request-id, and Connection: close.
+       */
+      const refused = async (path: string, contentType: string, part: Buffer, status: number): Promise<Http1Answer> => {
+        const a = await stalled(path, contentType, part);
+        assert.equal(a.status, status);
+        assert.equal(a.headers["content-type"], contentType);
+        assert.equal(a.headers["x-request-id"], a.requestId);
+        assert.equal(a.headers.connection, "close");
+        return a;
+      };
+      /** The DEADLINE_EXCEEDED of a gRPC or gRPC-Web answer: its trailer (or trailers-only header) fields. */
+      const assertGrpcDeadline = (fields: Record<string, string | undefined>) => {
+        assert.equal(fields["grpc-status"], "4");
+        assert.equal(fields["grpc-message"], notArrived);
+        assert.deepEqual(grpcStatusDetails(fields["grpc-status-details-bin"]!), { code: 4, message: notArrived, reason: "DEADLINE_EXCEEDED", domain: "tessera", metadata: {} });
+      };
+      /** A gRPC-Web body that is one trailer frame and nothing else: its fields. */
+      const trailerOnly = (body: Buffer) => {
+        assert.equal(body[0], 0x80);
+        assert.equal(body.readUInt32BE(1), body.length - 5);
+        return grpcWebTrailer(body);
+      };
+      const getVersion = "/tessera.jwt.v1.JwtService/GetVersion";
+      const watch = "/grpc.health.v1.Health/Watch";
+
+      itSideBySide({
+        "a Connect unary call (JSON): 408 with the Connect error, its own x-request-id": async () => {
+          const a = await refused(getVersion, "application/json", Buffer.from('{"a":'), 408);
+          assert.deepEqual(JSON.parse(a.body.toString()), { code: "deadline_exceeded", message: notArrived, details: [errorInfoJson("DEADLINE_EXCEEDED")] });
+        },
+        "a gRPC-Web unary call: 200 with DEADLINE_EXCEEDED in its trailer frame": async () => {
+          const a = await refused(getVersion, "application/grpc-web+proto", Buffer.from([0, 0, 0]), 200);
+          assertGrpcDeadline(trailerOnly(a.body));
+        },
+        "a gRPC-Web (text) unary call: 200 with DEADLINE_EXCEEDED in its trailer frame, in base64": async () => {
+          const a = await refused(getVersion, "application/grpc-web-text", Buffer.from("AAAA"), 200);
+          assertGrpcDeadline(trailerOnly(Buffer.from(a.body.toString("latin1"), "base64")));
+        },
+        "a gRPC unary call: 200, trailers-only, DEADLINE_EXCEEDED in its header": async () => {
+          const a = await refused(getVersion, "application/grpc", Buffer.from([0, 0, 0]), 200);
+          assertGrpcDeadline(a.headers);
+          assert.equal(a.body.length, 0);
+        },
+        "a Connect server stream (Health/Watch, an envelope cut short): 200 with deadline_exceeded in its end-stream message": async () => {
+          const a = await refused(watch, "application/connect+proto", Buffer.from([0, 0, 0]), 200);
+          const [end, ...more] = connectEnvelopes(a.body);
+          assert.deepEqual(more, []);
+          assert.equal(end![0], 2);
+          assert.deepEqual(JSON.parse(end![1]), { error: { code: "deadline_exceeded", message: notArrived, details: [errorInfoJson("DEADLINE_EXCEEDED", { metadata: false })] } });
+        },
+        "a gRPC-Web server stream (Health/Watch): 200 with DEADLINE_EXCEEDED in its trailer frame": async () => {
+          const a = await refused(watch, "application/grpc-web+proto", Buffer.from([0, 0, 0]), 200);
+          assertGrpcDeadline(trailerOnly(a.body));
+        },
+        "a REST call (POST /user): the listener's own 408, naming both timeouts, a new x-request-id": async () => {
+          const a = await stalled("/user", "application/json", Buffer.from('{"email":'));
+          assert.equal(a.status, 408);
+          assert.equal(a.headers["content-type"], "application/json");
+          assert.match(a.headers["x-request-id"]!, /^[0-9a-f-]{36}$/);
+          assert.notEqual(a.headers["x-request-id"], a.requestId);
+          assert.equal(a.headers.connection, "close");
+          assert.deepEqual(JSON.parse(a.body.toString()), {
+            code: "deadline_exceeded",
+            message: "the request did not arrive in time: its headers are due within 1000 ms, all of it within 1500 ms",
+            details: [errorInfoJson("DEADLINE_EXCEEDED")],
+          });
+        },
+      });
+    });
+  }
+
   for (const transport of ["h2c", "h2 over TLS"] as const) {
     describe(`HTTP/2 streams (${transport})`, () => {
       let session: http2.ClientHttp2Session;
@@ -129,7 +237,6 @@ describe("timeouts on every transport", function () {
       // it UNKNOWN "Received HTTP status code 408", connect-es's clients `unknown` too. The call
       // is answered DEADLINE_EXCEEDED in its own framing, as a header list too large is
       // RESOURCE_EXHAUSTED in it.
-      const notArrived = "the request did not arrive in time: all of it is due within 1500 ms";
       it("a gRPC call whose request has not arrived at the request timeout (reflection, nothing answered yet) gets DEADLINE_EXCEEDED in the gRPC trailers", async () => {
         const a = await h2request(
           session,

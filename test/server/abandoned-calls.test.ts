@@ -18,10 +18,12 @@ import { connectClient, grpcMethodDefinition, grpcWebClient } from "../support/c
 import { ErrorCode, frame, FrameType, H2Wire } from "../support/h2-wire.js";
 import { heldArgon2 } from "../support/held-argon2.js";
 import { family, scrape, value } from "../support/metrics.js";
+import { http1Answer } from "../support/net.js";
 import { pollLast, pollUntil } from "../support/poll.js";
 import { startTestServer, storesUnderTest, testClientId, type TestServer } from "../support/server.js";
 import { admin, clientIdHeader, password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
 import { auditApi } from "../audit/api.js";
+import { grpcWebTrailer } from "../hostile/support.js";
 
 /** Polls until `done` holds (generous: the machine is shared). */
 const until = <T>(what: string, done: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> => pollUntil(what, done, { limitMs: 20_000, intervalMs: 10 });
@@ -182,16 +184,22 @@ async function http2Cut(server: TestServer, request: Partial, email: string, req
   wire.destroy();
 }
 
-/** HTTP/1.1: the head with Content-Length 200 and part of the body, then nothing more: the answer's status. */
-async function http1Stalled(server: TestServer, request: Partial, email: string, requestId: string): Promise<number> {
+/**
+ * HTTP/1.1: the head with Content-Length 200 and part of the body, then nothing more: the
+ * answer's status, and a gRPC-Web answer's grpc-status (its trailer frame's), as http2Stalled's.
+ */
+async function http1Stalled(server: TestServer, request: Partial, email: string, requestId: string): Promise<string> {
   const socket = connectTcp(server.port, "127.0.0.1");
   socket.on("error", () => {});
   socket.write(http1Head(request, requestId));
   socket.write(request.part(email));
-  let answer = "";
-  socket.on("data", (d: Buffer) => (answer += d.toString("latin1")));
+  let received = "";
+  socket.on("data", (d: Buffer) => (received += d.toString("latin1")));
   await new Promise((resolve) => socket.once("close", resolve));
-  return Number(/^HTTP\/1\.1 (\d{3}) /.exec(answer)?.[1] ?? 0);
+  const answer = http1Answer(received);
+  if (!answer.headers["content-type"]?.startsWith("application/grpc-web")) return String(answer.status);
+  const body = answer.headers["content-type"] === "application/grpc-web-text" ? Buffer.from(answer.body.toString("latin1"), "base64") : answer.body;
+  return `${answer.status} grpc-status ${grpcWebTrailer(body)["grpc-status"]}`;
 }
 
 /** HTTP/2: the head and part of the body, the stream left open: the answer's :status. */
@@ -442,7 +450,7 @@ for (const store of storesUnderTest()) {
 }
 
 // A request that has not arrived whole within TESSERA_REQUEST_TIMEOUT_MS is answered 408
-// DEADLINE_EXCEEDED by the server itself (a gRPC call over HTTP/2: grpc-status 4 in its trailers):
+// DEADLINE_EXCEEDED by the server itself (a gRPC or gRPC-Web call: grpc-status 4 in its trailers):
 // counted with the code its client got, not as one whose client left.
 for (const store of storesUnderTest()) {
   describe(`requests the server's request timeout cut off (${store})`, function () {
@@ -452,9 +460,10 @@ for (const store of storesUnderTest()) {
     after(() => server?.close());
 
     // Each stalled request waits out the request timeout side by side with others of other counts.
-    const stalled = inRounds(() => server, partialRequests("slow", async (server, client, email, requestId) => (client.http2 ? http2Stalled(server, client, email, requestId) : String(await http1Stalled(server, client, email, requestId)))));
-    // gRPC over HTTP/2 in its own framing; gRPC-Web over HTTP/1.1 is answered by Node's request timeout.
-    const answer = (client: Partial) => (client.http2 && client.protocol === "grpc" ? "200 grpc-status 4" : "408");
+    const stalled = inRounds(() => server, partialRequests("slow", (server, client, email, requestId) => (client.http2 ? http2Stalled : http1Stalled)(server, client, email, requestId)));
+    // gRPC and gRPC-Web in their own framing (over HTTP/1.1 as over HTTP/2); REST and Connect
+    // unary calls 408 with the JSON error.
+    const answer = (client: Partial) => (client.protocol === "grpc" || client.protocol === "grpc-web" ? "200 grpc-status 4" : "408");
 
     partials.forEach((client, i) => {
       it(`${client.name}, its body never finished: answered ${answer(client)}, counted once as deadline_exceeded, no rpc line, no audit event`, async () => {

@@ -1,4 +1,5 @@
 // Small network and TLS helpers shared by the suites.
+import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -208,6 +209,55 @@ export function slowClient(port: number, feed: (s: net.Socket) => void, opts: { 
     s.on("close", () => resolve({ closedAfterMs: Date.now() - t0, received }));
     s.on(opts.tls ? "secureConnect" : "connect", () => feed(s));
   });
+}
+
+export interface Http1Answer {
+  status: number;
+  /** Header names lower-cased; the last value of a repeated header. */
+  headers: Record<string, string>;
+  /** The body, de-chunked when it was sent chunked. */
+  body: Buffer;
+}
+
+/**
+ * The one HTTP/1.1 answer in `received` (what slowClient read, latin1): its status, headers and
+ * body (framed by Content-Length, chunked, or the connection's close). Fails on bytes after it.
+ */
+export function http1Answer(received: string): Http1Answer {
+  const end = received.indexOf("\r\n\r\n");
+  assert.ok(end >= 0, `no whole answer head in ${JSON.stringify(received)}`);
+  const [line, ...lines] = received.slice(0, end).split("\r\n");
+  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(line!)?.[1]);
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(":");
+    headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+  }
+  let rest = received.slice(end + 4);
+  let body = "";
+  if (headers["transfer-encoding"]?.toLowerCase() === "chunked") {
+    for (;;) {
+      const size = rest.indexOf("\r\n");
+      assert.ok(size > 0, `a chunk cut short in ${JSON.stringify(received)}`);
+      const length = parseInt(rest.slice(0, size), 16);
+      if (length === 0) {
+        assert.equal(rest.slice(size), "\r\n\r\n", "the last chunk, no trailers, nothing after it");
+        rest = "";
+        break;
+      }
+      body += rest.slice(size + 2, size + 2 + length);
+      assert.equal(rest.slice(size + 2 + length, size + 4 + length), "\r\n", "a chunk's end");
+      rest = rest.slice(size + 4 + length);
+    }
+  } else if (headers["content-length"] !== undefined) {
+    body = rest.slice(0, Number(headers["content-length"]));
+    rest = rest.slice(body.length);
+  } else {
+    body = rest;
+    rest = "";
+  }
+  assert.equal(rest, "", "nothing after the answer");
+  return { status, headers, body: Buffer.from(body, "latin1") };
 }
 
 /** Writes `text` one character every `everyMs` until done or the socket closes. */
