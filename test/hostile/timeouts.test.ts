@@ -17,7 +17,9 @@ import { startTestServer, testClientId, type TestServer } from "../support/serve
 import { itSideBySide } from "../support/side-by-side.js";
 import { clientIdHeader } from "../support/users.js";
 
-const timeouts = { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000" };
+/** A web origin CORS allows: a browser's gRPC-Web or Connect client reads no answer without it. */
+const origin = "https://app.example.com";
+const timeouts = { TESSERA_HEADERS_TIMEOUT_MS: "1000", TESSERA_REQUEST_TIMEOUT_MS: "1500", TESSERA_IDLE_TIMEOUT_MS: "1000", TESSERA_CORS_ORIGINS: origin };
 
 /** A reflection request (list_services) as a gRPC message: field 7, an empty string. */
 const listServices = grpcFrame(Buffer.from([0x3a, 0x00]));
@@ -109,7 +111,7 @@ describe("timeouts on every transport", function () {
         const r = await slowClient(
           server().port,
           (s) => {
-            s.write(`POST ${path} HTTP/1.1\r\nhost: x\r\nx-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\ncontent-type: ${contentType}\r\ncontent-length: 100\r\n\r\n`);
+            s.write(`POST ${path} HTTP/1.1\r\nhost: x\r\norigin: ${origin}\r\nx-koms-clientid: ${testClientId}\r\nx-request-id: ${requestId}\r\ncontent-type: ${contentType}\r\ncontent-length: 100\r\n\r\n`);
             s.write(part);
           },
           transport === "HTTP/1.1" ? {} : tlsOpts(),
@@ -121,14 +123,15 @@ describe("timeouts on every transport", function () {
         return { ...http1Answer(r.received), requestId };
       };
       /**
-       * stalled()'s answer, the call's own as over HTTP/2: `status`, the request's content type
-       * and x-request-id, and Connection: close.
+       * stalled()'s answer, the call's own as over HTTP/2: `status`, the request's content type,
+       * the headers its handler set (its x-request-id, CORS's), and Connection: close.
        */
       const refused = async (path: string, contentType: string, part: Buffer, status: number): Promise<Http1Answer> => {
         const a = await stalled(path, contentType, part);
         assert.equal(a.status, status);
         assert.equal(a.headers["content-type"], contentType);
         assert.equal(a.headers["x-request-id"], a.requestId);
+        assert.equal(a.headers["access-control-allow-origin"], origin);
         assert.equal(a.headers.connection, "close");
         return a;
       };
