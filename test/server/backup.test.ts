@@ -13,7 +13,7 @@ import { decodeProtectedHeader } from "jose";
 import { projectRoot } from "../../src/project-files.js";
 import { openStore } from "../../src/store/index.js";
 import { migrations } from "../../src/store/sqlite/schema.js";
-import { compiledEntry, killService, request, startService, type ServiceProcess } from "../support/process.js";
+import { compiledEntry, killService, request, runUntilExit, startService, type ServiceProcess } from "../support/process.js";
 import { testClientId } from "../support/server.js";
 import { password, uniqueEmail } from "../support/users.js";
 
@@ -208,6 +208,30 @@ describe("server: npm run backup, an online copy of the embedded store", functio
     } finally {
       await killService(service);
     }
+  });
+
+  it("restored with the replaced database's log left beside it (its service killed, not stopped): the start refuses, exit 1, naming the files to delete; the copy untouched", async () => {
+    const dataDir = join(dir, "data");
+    const database = await createDatabase(dataDir);
+    const destination = join(dir, "copy.db");
+    const run = await npmBackup(pkg, [destination], { TESSERA_DATA_DIR: dataDir });
+    assert.equal(run.code, 0, run.stderr);
+    // Writes after the copy, still in the log when the process was killed (its log as the kill left it).
+    const db = new Database(database);
+    db.pragma("wal_autocheckpoint = 0");
+    db.prepare("INSERT INTO audit_events (id, time, type, outcome) VALUES ('after-the-copy', 0, 'backup.filler', 'ok')").run();
+    const log = readFileSync(`${database}-wal`);
+    db.close();
+    writeFileSync(`${database}-wal`, log);
+
+    copyFileSync(destination, database);
+    const r = await runUntilExit("compiled", { TESSERA_DATA_DIR: dataDir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(
+      r.stderr,
+      `tessera: failed to start: the embedded store's database ${database} is not in WAL mode (a copy put in its place, as a restore does), but ${database}-wal beside it holds a log: the replaced database's, which SQLite would write into it; delete ${database}-wal and ${database}-shm, then start again\n`,
+    );
+    assert.deepEqual(readFileSync(database), readFileSync(destination), "the copy is untouched");
   });
 
   it("does not wait for a migration holding the write lock: the copy is the database as it was before it", async () => {

@@ -1,4 +1,4 @@
-import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 import { StoreUnavailableError, type Store, type StoreFailures } from "../ports.js";
@@ -154,6 +154,43 @@ function checkpointAtStart(db: Database.Database, warn: NonNullable<SqliteStoreO
   }
 }
 
+/** The database header's "file format write version" (byte 18): 2 in WAL mode, 1 in rollback-journal mode. */
+const HEADER_WRITE_VERSION = 18;
+/** A log's own header: a log longer than that holds frames. */
+const WAL_HEADER_BYTES = 32;
+
+/**
+ * Refuses a log that holds frames beside a database that is not in WAL mode: a copy put in the
+ * database's place (a restore; `npm run backup` writes it in rollback-journal mode, as VACUUM
+ * INTO does) with the log of the database it replaced left beside it (its service killed rather
+ * than stopped). SQLite reads a log it finds beside a database whatever its header says, and
+ * would lay the replaced database's pages over the copy's, a mix of the two (the start-up
+ * checkpoint then writes them into the copy for good). That log was never the file's own: SQLite
+ * records WAL mode in the header (2) before it writes a log, and deletes the log before it
+ * records rollback-journal mode (1) again.
+ */
+function refuseForeignLog(file: string): void {
+  const header = Buffer.alloc(100);
+  const fd = openSync(file, "r");
+  let read: number;
+  try {
+    read = readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (read < header.length || header.toString("latin1", 0, 16) !== "SQLite format 3\0" || header[HEADER_WRITE_VERSION] !== 1) return;
+  let logBytes: number;
+  try {
+    logBytes = statSync(`${file}-wal`).size;
+  } catch {
+    return; // no log
+  }
+  if (logBytes <= WAL_HEADER_BYTES) return;
+  throw new Error(
+    `the embedded store's database ${file} is not in WAL mode (a copy put in its place, as a restore does), but ${file}-wal beside it holds a log: the replaced database's, which SQLite would write into it; delete ${file}-wal and ${file}-shm, then start again`,
+  );
+}
+
 /**
  * Whether the database's log holds anything as the store opens (checkpointAtStart's concern): a
  * log left by an earlier process, or written by a live one. A new database (the first start) has
@@ -214,6 +251,7 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
   try {
     createPrivately(dataDir, file);
     requireWritable(file);
+    refuseForeignLog(file);
     const logLeft = leftInLog(file);
     db = new Sqlite(file);
     db.pragma("journal_mode = WAL");
