@@ -210,12 +210,18 @@ describe("server: npm run backup, an online copy of the embedded store", functio
     }
   });
 
-  it("restored with the replaced database's log left beside it (its service killed, not stopped): the start refuses, exit 1, naming the files to delete; the copy untouched", async () => {
+  /** A fresh embedded store in `dir`/data, and its copy by `npm run backup`. */
+  async function backedUp(): Promise<{ dataDir: string; database: string; destination: string }> {
     const dataDir = join(dir, "data");
     const database = await createDatabase(dataDir);
     const destination = join(dir, "copy.db");
     const run = await npmBackup(pkg, [destination], { TESSERA_DATA_DIR: dataDir });
     assert.equal(run.code, 0, run.stderr);
+    return { dataDir, database, destination };
+  }
+
+  it("restored with the replaced database's log left beside it (its service killed, not stopped): the start refuses, exit 1, naming the files to delete; the copy untouched", async () => {
+    const { dataDir, database, destination } = await backedUp();
     // Writes after the copy, still in the log when the process was killed (its log as the kill left it).
     const db = new Database(database);
     db.pragma("wal_autocheckpoint = 0");
@@ -232,6 +238,15 @@ describe("server: npm run backup, an online copy of the embedded store", functio
       `tessera: failed to start: the embedded store's database ${database} is not in WAL mode (a copy put in its place, as a restore does), but ${database}-wal beside it holds a log: the replaced database's, which SQLite would write into it; delete ${database}-wal and ${database}-shm, then start again\n`,
     );
     assert.deepEqual(readFileSync(database), readFileSync(destination), "the copy is untouched");
+  });
+
+  it("restored from a copy cut short (a transfer stopped midway): the start refuses, exit 1, naming the file", async () => {
+    const { dataDir, database, destination } = await backedUp();
+
+    writeFileSync(database, readFileSync(destination).subarray(0, statSync(destination).size / 2));
+    const r = await runUntilExit("compiled", { TESSERA_DATA_DIR: dataDir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `tessera: failed to start: TESSERA_DATA_DIR: ${database} is damaged: database disk image is malformed (SQLITE_CORRUPT)\n`);
   });
 
   it("does not wait for a migration holding the write lock: the copy is the database as it was before it", async () => {

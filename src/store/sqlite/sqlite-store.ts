@@ -279,6 +279,12 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
     if ((error as { code?: unknown }).code === "SQLITE_NOTADB") {
       throw new Error(`TESSERA_DATA_DIR: ${file} is not a SQLite database (SQLITE_NOTADB)`, { cause: error });
     }
+    // A database SQLite finds damaged as it opens (a copy cut short: its header counts more pages
+    // than the file holds), said of no file either.
+    const code = String((error as { code?: unknown }).code);
+    if (code.startsWith("SQLITE_CORRUPT")) {
+      throw new Error(`TESSERA_DATA_DIR: ${file} is damaged: ${(error as Error).message} (${code})`, { cause: error });
+    }
     const mapped = mapSqliteError(error);
     if (mapped instanceof StoreUnavailableError) throw mapped;
     throw error;
