@@ -66,6 +66,16 @@ describe("sqlite backup: where the copy may be written", () => {
     assert.equal(statSync(target).mode & 0o777, 0o600);
   });
 
+  it("a destination named with the longest name a file system takes (255 bytes): the copy is written by that name (0600), nothing else left", () => {
+    const where = directory("long-name", 0o700);
+    const name = `${"é".repeat(126)}.db`;
+    assert.equal(Buffer.byteLength(name), 255);
+    const target = join(where, name);
+    assert.equal(backUpSqliteStore(dataDir, target).destination, target);
+    assert.deepEqual(readdirSync(where), [name]);
+    assert.equal(statSync(target).mode & 0o777, 0o600);
+  });
+
   it("one others may write in, with the sticky bit (as /tmp): the copy is written, as others cannot rename or delete its files", () => {
     const target = join(directory("sticky", 0o1777), "copy.db");
     assert.equal(backUpSqliteStore(dataDir, target).destination, target);

@@ -170,6 +170,21 @@ function checkCopy(copy: string, source: string): number {
   }
 }
 
+/** The longest file name (in bytes) Linux's file systems take (NAME_MAX). */
+const NAME_MAX = 255;
+
+/**
+ * `.<name>.<random>.tmp`, `name` cut (by whole characters) where the whole, with "-journal" after
+ * it (the name of the journal SQLite makes beside it while it writes the copy), would be longer
+ * than NAME_MAX: a destination named with the longest name its directory takes is written too.
+ */
+function temporaryName(name: string): string {
+  const tail = `.${randomBytes(4).toString("hex")}.tmp`;
+  const characters = Array.from(`.${name}`);
+  while (Buffer.byteLength(`${characters.join("")}${tail}-journal`) > NAME_MAX) characters.pop();
+  return characters.join("") + tail;
+}
+
 /** What a backup writes where: the checks passed, its temporary file made. */
 export interface BackupPlan {
   readonly source: string;
@@ -212,7 +227,7 @@ export function planBackup(dataDir: string, destination: string): BackupPlan {
   const final = join(checked, basename(target));
 
   // VACUUM INTO writes into an empty file as into a new one, and keeps its mode.
-  const temporary = join(checked, `.${basename(target)}.${randomBytes(4).toString("hex")}.tmp`);
+  const temporary = join(checked, temporaryName(basename(target)));
   let fd: number;
   try {
     fd = openSync(temporary, "wx", 0o600);
