@@ -170,6 +170,15 @@ const WAL_HEADER_BYTES = 32;
  * records rollback-journal mode (1) again.
  */
 function refuseForeignLog(file: string): void {
+  // The log first, then the header: a process of this service opening the copy at the same time
+  // records WAL mode before its log holds a frame, so a log seen with frames is seen with it.
+  let logBytes: number;
+  try {
+    logBytes = statSync(`${file}-wal`).size;
+  } catch {
+    return; // no log
+  }
+  if (logBytes <= WAL_HEADER_BYTES) return;
   const header = Buffer.alloc(100);
   const fd = openSync(file, "r");
   let read: number;
@@ -179,13 +188,6 @@ function refuseForeignLog(file: string): void {
     closeSync(fd);
   }
   if (read < header.length || header.toString("latin1", 0, 16) !== "SQLite format 3\0" || header[HEADER_WRITE_VERSION] !== 1) return;
-  let logBytes: number;
-  try {
-    logBytes = statSync(`${file}-wal`).size;
-  } catch {
-    return; // no log
-  }
-  if (logBytes <= WAL_HEADER_BYTES) return;
   throw new Error(
     `the embedded store's database ${file} is not in WAL mode (a copy put in its place, as a restore does), but ${file}-wal beside it holds a log: the replaced database's, which SQLite would write into it; delete ${file}-wal and ${file}-shm, then start again`,
   );
