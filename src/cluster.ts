@@ -396,9 +396,28 @@ export function askLeader<T>(kind: string, timeoutMs = 10_000): Promise<T> {
   return ask<T>((m, done) => process.send!(m, undefined, undefined, done), kind, timeoutMs, "the first worker did not answer");
 }
 
-/** Asks every follower taking connections (in the leader) for `kind`. */
-export function askFollowers<T>(kind: string, timeoutMs = 10_000): Promise<T[]> {
-  return Promise.all(ready.map((f) => ask<T>((m, done) => f.send(m, done), kind, timeoutMs, "a worker did not answer")));
+/**
+ * Asks every follower taking connections (in the leader) for `kind`. `each` is given each answer
+ * as it arrives, with its follower's process id: before that follower's exit is seen
+ * (onFollowerGone), whatever the others answer.
+ */
+export function askFollowers<T>(kind: string, timeoutMs = 10_000, each?: (follower: number, value: T) => void): Promise<T[]> {
+  return Promise.all(
+    ready.map((f) =>
+      ask<T>((m, done) => f.send(m, done), kind, timeoutMs, "a worker did not answer").then((value) => {
+        if (f.pid !== undefined) each?.(f.pid, value);
+        return value;
+      }),
+    ),
+  );
+}
+
+/** Leader: told of each follower that has exited (its process id), once every message it sent has been read. */
+let followerGone: ((follower: number) => void) | undefined;
+
+/** In the leader, `gone` runs with a follower's process id once it has exited (it is replaced by another process). */
+export function onFollowerGone(gone: (follower: number) => void): void {
+  followerGone = gone;
 }
 
 /** Sends `m` over an IPC channel; `done` is told of a failure (a channel closed), never thrown. */
@@ -648,6 +667,7 @@ export function lead(config: Config, logger: Logger): Leader {
       for (const { socket } of unTaken.values()) rescue(socket);
       unTaken.clear();
       followers.delete(id);
+      if (child.pid !== undefined) followerGone?.(child.pid);
       // Killed by SIGINT or SIGTERM: a Ctrl-C or a stop sent to the whole process group reaches
       // this process too, and its handler may not have run yet (the exit seen first, or the event
       // loop busy starting): the replacement is decided once that signal has had its turn. During

@@ -19,7 +19,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import client from "prom-client";
 import { callClock, timeLeftMs } from "../call-scope.js";
-import { answer, askFollowers, askLeader, currentRole } from "../cluster.js";
+import { answer, askFollowers, askLeader, currentRole, onFollowerGone } from "../cluster.js";
 import type { AuditEventRecord } from "../store/ports/audit-events.js";
 import { DeadlineExceededError, DuplicateError, StoreUnavailableError, type Store, type StoreKind } from "../store/ports.js";
 import { watchingWait, type StoreCallHook } from "../store/instrumented.js";
@@ -39,6 +39,9 @@ export interface MetricSources {
   verifier: { cacheCounts(): { hits: number; misses: number } };
   keyRing: { readonly alg: string; jwks(): Promise<unknown[]>; signingKeyAgeSeconds(): Promise<number | undefined> };
 }
+
+/** A registry's metrics as JSON (getMetricsAsJSON), which AggregatorRegistry.aggregate sums. */
+type RegistryJSON = Awaited<ReturnType<client.Registry["getMetricsAsJSON"]>>;
 
 /** The least time between the end of one rendering (or gathering) for scrapes and the start of the next. */
 export const renderingSpacingMs = 100;
@@ -402,9 +405,25 @@ export function createMetrics(): Metrics {
   // Under TESSERA_WORKERS: the first worker aggregates every worker's registry, one gathering at
   // a time for its own scrapes and the other workers' asks alike; each of the others has one ask
   // of it at a time (the first worker spaces them).
+  // A follower that dies is replaced by one whose counters start at zero: what it had counted, as
+  // last gathered, stays in the sum (its counters and histograms, not its gauges), so that no
+  // counter of the cluster goes down (Prometheus would read a reset, and rate() would count the
+  // whole sum again as an increase). What it counted after its last gathering is lost.
   const role = currentRole();
+  const lastGathered = new Map<number, RegistryJSON>();
+  let goneFigures: Promise<RegistryJSON> = Promise.resolve([]);
+  if (role === "leader") {
+    onFollowerGone((follower) => {
+      const last = lastGathered.get(follower);
+      lastGathered.delete(follower);
+      if (last === undefined) return;
+      const kept = last.filter((m) => ["counter", "histogram"].includes(m.type as unknown as string));
+      goneFigures = goneFigures.then((sum) => client.AggregatorRegistry.aggregate([sum, kept]).getMetricsAsJSON());
+    });
+  }
   const scrapeAll = sharedRuns(async () => {
-    const all = [await registry.getMetricsAsJSON(), ...(await askFollowers<Awaited<ReturnType<client.Registry["getMetricsAsJSON"]>>>(metricsOfWorker))];
+    const followers = await askFollowers<RegistryJSON>(metricsOfWorker, undefined, (follower, figures) => lastGathered.set(follower, figures));
+    const all = [await registry.getMetricsAsJSON(), ...followers, await goneFigures];
     return { contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text: await client.AggregatorRegistry.aggregate(all).metrics() };
   }, renderingSpacingMs);
   const scrapeFromLeader = sharedRuns(async () => ({ contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text: await askLeader<string>(metricsOfCluster) }), 0);

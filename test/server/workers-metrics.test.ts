@@ -1,0 +1,58 @@
+// TESSERA_WORKERS: a scrape sums every worker's counters and histograms. A worker that dies is
+// replaced by one whose figures start at zero: the sum must not go down with it (Prometheus reads
+// a counter that goes down as a reset, and its rate() counts the whole new value as an increase),
+// so what the dead worker had counted, as last gathered, stays in the sum.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pollUntil } from "../support/poll.js";
+import { killService, request, startService, type ServiceProcess } from "../support/process.js";
+
+describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function () {
+  this.timeout(60000);
+  let dataDir: string;
+  let cluster: ServiceProcess | undefined;
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-metrics-"));
+    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 2 });
+  });
+  after(async () => {
+    await killService(cluster);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("its counters and histograms stay in the sum once it is replaced: no counter goes down", async () => {
+    const c = cluster!;
+    const n = 8;
+    // (one at a time, each on its own connection: round-robin, half of them worker 2's)
+    for (let i = 0; i < n; i++) assert.equal((await request(c.port, "GET", "/jwt/version")).status, 200);
+    await pollUntil(`${n} rpc lines`, () => c.lines().filter((l) => l.msg === "rpc").length === n, { limitMs: 20000, intervalMs: 50 });
+    assert.deepEqual([...new Set(c.lines().filter((l) => l.msg === "rpc").map((l) => l.worker))].sort(), [1, 2]);
+    const before = await scrape(c.port);
+    assert.equal(served(before), String(n), before);
+    assert.equal(durations(before), String(n), before);
+
+    const second = c.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
+    process.kill(second, "SIGKILL");
+    await pollUntil("a second worker 2", () => c.lines().filter((l) => l.msg === "listening" && l.worker === 2).length === 2, { limitMs: 20000, intervalMs: 50 });
+
+    const after = await scrape(c.port);
+    assert.equal(served(after), String(n), after);
+    assert.equal(durations(after), String(n), after);
+  });
+});
+
+async function scrape(port: number): Promise<string> {
+  const r = await request(port, "GET", "/metrics");
+  assert.equal(r.status, 200, r.text);
+  return r.text;
+}
+
+function served(text: string): string | undefined {
+  return /^tessera_rpc_requests_total\{service="tessera\.jwt\.v1\.JwtService",method="GetVersion",protocol="rest",code="ok"\} (\d+)$/m.exec(text)?.[1];
+}
+
+function durations(text: string): string | undefined {
+  return /^tessera_rpc_duration_seconds_count\{service="tessera\.jwt\.v1\.JwtService",method="GetVersion",protocol="rest"(?:,code="ok")?\} (\d+)$/m.exec(text)?.[1];
+}
