@@ -161,6 +161,8 @@ export function workerId(role: Role, env: NodeJS.ProcessEnv = process.env): numb
 let role: Role = "single";
 /** Followers taking connections (leader). */
 const ready: ChildProcess[] = [];
+/** Followers that have started and not exited (leader): those taking connections, and those draining theirs. */
+const started = new Set<ChildProcess>();
 const answerers = new Map<string, () => unknown>();
 const pending = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
 
@@ -397,13 +399,13 @@ export function askLeader<T>(kind: string, timeoutMs = 10_000): Promise<T> {
 }
 
 /**
- * Asks every follower taking connections (in the leader) for `kind`. `each` is given each answer
- * as it arrives, with its follower's process id: before that follower's exit is seen
- * (onFollowerGone), whatever the others answer.
+ * Asks every follower that has started and not exited (in the leader) for `kind`: one draining
+ * its connections (stopping) too. `each` is given each answer as it arrives, with its follower's
+ * process id: before that follower's exit is seen (onFollowerGone), whatever the others answer.
  */
 export function askFollowers<T>(kind: string, timeoutMs = 10_000, each?: (follower: number, value: T) => void): Promise<T[]> {
   return Promise.all(
-    ready.map((f) =>
+    [...started].filter((f) => f.connected).map((f) =>
       ask<T>((m, done) => f.send(m, done), kind, timeoutMs, "a worker did not answer").then((value) => {
         if (f.pid !== undefined) each?.(f.pid, value);
         return value;
@@ -585,6 +587,7 @@ export function lead(config: Config, logger: Logger): Leader {
     if (draining !== undefined) child.send({ type: message.drain, reason: draining }, () => {});
     child.send({ type: message.port, port }, () => {}); // a channel just closed: its exit follows
     ready.push(child);
+    started.add(child);
   };
   // Whether a follower that dies is replaced: not once a signal has asked for a stop (one still
   // starting may die of that same signal, sent to the whole group), unless the stop is in its
@@ -667,6 +670,7 @@ export function lead(config: Config, logger: Logger): Leader {
       for (const { socket } of unTaken.values()) rescue(socket);
       unTaken.clear();
       followers.delete(id);
+      started.delete(child);
       if (child.pid !== undefined) followerGone?.(child.pid);
       // Killed by SIGINT or SIGTERM: a Ctrl-C or a stop sent to the whole process group reaches
       // this process too, and its handler may not have run yet (the exit seen first, or the event

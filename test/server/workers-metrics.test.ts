@@ -1,11 +1,13 @@
 // TESSERA_WORKERS: a scrape sums every worker's counters and histograms. A worker that dies is
 // replaced by one whose figures start at zero: the sum must not go down with it (Prometheus reads
 // a counter that goes down as a reset, and its rate() counts the whole new value as an increase),
-// so what the dead worker had counted, as last gathered, stays in the sum.
+// so what the dead worker had counted, as last gathered, stays in the sum; and one draining its
+// connections is gathered until it exits.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { callInFlight } from "../support/net.js";
 import { pollUntil } from "../support/poll.js";
 import { killService, request, startService, type ServiceProcess } from "../support/process.js";
 
@@ -15,7 +17,7 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
   let cluster: ServiceProcess | undefined;
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-metrics-"));
-    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir }, { listeners: 2 });
+    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "3" }, { listeners: 2 });
   });
   after(async () => {
     await killService(cluster);
@@ -40,6 +42,33 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
     const after = await scrape(c.port);
     assert.equal(served(after), String(n), after);
     assert.equal(durations(after), String(n), after);
+  });
+
+  it("one draining its connections (SIGTERM to it alone) is still gathered until it exits: the sum does not dip meanwhile", async () => {
+    const c = cluster!;
+    const second = c.lines().filter((l) => l.msg === "listening" && l.worker === 2).at(-1)!.pid as number;
+    // Two calls held in flight on connections one after the other: one in each worker, which
+    // keeps worker 2 draining until its grace period ends.
+    const body = JSON.stringify({ service: "" });
+    const held = [0, 1].map(() => callInFlight(c.port, "/grpc.health.v1.Health/Check", body));
+    for (const h of held) h.answer.catch(() => {}); // worker 2's is cut when its grace period ends
+    await new Promise((r) => setTimeout(r, 300));
+    const seen = c.lines().length;
+    for (let i = 0; i < 4; i++) assert.equal((await request(c.port, "GET", "/jwt/version")).status, 200);
+    await pollUntil("four rpc lines", () => c.lines().slice(seen).filter((l) => l.msg === "rpc").length === 4, { limitMs: 20000, intervalMs: 50 });
+    assert.deepEqual(c.lines().slice(seen).filter((l) => l.msg === "rpc").map((l) => l.worker).sort(), [1, 1, 2, 2]);
+    assert.equal(served(await scrape(c.port)), "12");
+
+    process.kill(second, "SIGTERM");
+    await pollUntil("worker 2 stopping", () => c.lines().some((l) => l.msg === "stopping" && l.worker === 2), { limitMs: 20000, intervalMs: 50 });
+    for (let i = 0; i < 2; i++) assert.equal((await request(c.port, "GET", "/jwt/version")).status, 200);
+    const draining = await scrape(c.port);
+    assert.equal(served(draining), "14", draining);
+    assert.equal(durations(draining), "14", draining);
+
+    await pollUntil("a third worker 2", () => c.lines().filter((l) => l.msg === "listening" && l.worker === 2).length === 3, { limitMs: 30000, intervalMs: 50 });
+    for (const h of held) h.finish();
+    assert.equal(served(await scrape(c.port)), "14");
   });
 });
 
