@@ -402,16 +402,47 @@ export function askLeader<T>(kind: string, timeoutMs = 10_000): Promise<T> {
  * Asks every follower that has started and not exited (in the leader) for `kind`: one draining
  * its connections (stopping) too. `each` is given each answer as it arrives, with its follower's
  * process id: before that follower's exit is seen (onFollowerGone), whatever the others answer.
+ * A follower that exits before it answers (or whose channel has closed, its exit to follow) is
+ * left out as soon as its exit is seen (after onFollowerGone), not waited for until `timeoutMs`.
  */
-export function askFollowers<T>(kind: string, timeoutMs = 10_000, each?: (follower: number, value: T) => void): Promise<T[]> {
-  return Promise.all(
-    [...started].filter((f) => f.connected).map((f) =>
-      ask<T>((m, done) => f.send(m, done), kind, timeoutMs, "a worker did not answer").then((value) => {
+export async function askFollowers<T>(kind: string, timeoutMs = 10_000, each?: (follower: number, value: T) => void): Promise<T[]> {
+  const answers = await Promise.all([...started].map((f) => askFollower<T>(f, kind, timeoutMs, each)));
+  return answers.filter((a) => a !== undefined).map((a) => a.value);
+}
+
+/** One follower's answer (askFollowers); undefined once it has exited without one. */
+function askFollower<T>(f: ChildProcess, kind: string, timeoutMs: number, each?: (follower: number, value: T) => void): Promise<{ value: T } | undefined> {
+  const silence = "a worker did not answer";
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      clearTimeout(timer);
+      f.off("close", exited);
+    };
+    const exited = () => {
+      settle();
+      resolve(undefined);
+    };
+    // Its exit not seen within the bound either (its channel closed, the process still there).
+    const timer = setTimeout(() => {
+      settle();
+      reject(new Error(silence));
+    }, timeoutMs);
+    f.once("close", exited);
+    ask<T>((m, done) => f.send(m, done), kind, timeoutMs, silence).then(
+      (value) => {
+        settle();
         if (f.pid !== undefined) each?.(f.pid, value);
-        return value;
-      }),
-    ),
-  );
+        resolve({ value });
+      },
+      (e: Error) => {
+        // Not sent, its channel closed: its exit follows, and settles this.
+        if (f.connected) {
+          settle();
+          reject(e);
+        }
+      },
+    );
+  });
 }
 
 /** Leader: told of each follower that has exited (its process id), once every message it sent has been read. */

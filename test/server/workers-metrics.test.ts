@@ -2,14 +2,15 @@
 // replaced by one whose figures start at zero: the sum must not go down with it (Prometheus reads
 // a counter that goes down as a reset, and its rate() counts the whole new value as an increase),
 // so what the dead worker had counted, as last gathered, stays in the sum; and one draining its
-// connections is gathered until it exits.
+// connections is gathered until it exits. A scrape waiting for a worker that dies is answered
+// at its exit.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { callInFlight } from "../support/net.js";
 import { pollUntil } from "../support/poll.js";
-import { killService, request, startService, type ServiceProcess } from "../support/process.js";
+import { killService, request, startService, stopProcess, type ServiceProcess } from "../support/process.js";
 
 describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function () {
   this.timeout(60000);
@@ -17,7 +18,7 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
   let cluster: ServiceProcess | undefined;
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-metrics-"));
-    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "3" }, { listeners: 2 });
+    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "3", TESSERA_METRICS_PORT: "0" }, { listeners: 2 });
   });
   after(async () => {
     await killService(cluster);
@@ -31,7 +32,7 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
     for (let i = 0; i < n; i++) assert.equal((await request(c.port, "GET", "/jwt/version")).status, 200);
     await pollUntil(`${n} rpc lines`, () => c.lines().filter((l) => l.msg === "rpc").length === n, { limitMs: 20000, intervalMs: 50 });
     assert.deepEqual([...new Set(c.lines().filter((l) => l.msg === "rpc").map((l) => l.worker))].sort(), [1, 2]);
-    const before = await scrape(c.port);
+    const before = await scrape(c);
     assert.equal(served(before), String(n), before);
     assert.equal(durations(before), String(n), before);
 
@@ -39,7 +40,7 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
     process.kill(second, "SIGKILL");
     await pollUntil("a second worker 2", () => c.lines().filter((l) => l.msg === "listening" && l.worker === 2).length === 2, { limitMs: 20000, intervalMs: 50 });
 
-    const after = await scrape(c.port);
+    const after = await scrape(c);
     assert.equal(served(after), String(n), after);
     assert.equal(durations(after), String(n), after);
   });
@@ -57,23 +58,38 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
     for (let i = 0; i < 4; i++) assert.equal((await request(c.port, "GET", "/jwt/version")).status, 200);
     await pollUntil("four rpc lines", () => c.lines().slice(seen).filter((l) => l.msg === "rpc").length === 4, { limitMs: 20000, intervalMs: 50 });
     assert.deepEqual(c.lines().slice(seen).filter((l) => l.msg === "rpc").map((l) => l.worker).sort(), [1, 1, 2, 2]);
-    assert.equal(served(await scrape(c.port)), "12");
+    assert.equal(served(await scrape(c)), "12");
 
     process.kill(second, "SIGTERM");
     await pollUntil("worker 2 stopping", () => c.lines().some((l) => l.msg === "stopping" && l.worker === 2), { limitMs: 20000, intervalMs: 50 });
     for (let i = 0; i < 2; i++) assert.equal((await request(c.port, "GET", "/jwt/version")).status, 200);
-    const draining = await scrape(c.port);
+    const draining = await scrape(c);
     assert.equal(served(draining), "14", draining);
     assert.equal(durations(draining), "14", draining);
 
     await pollUntil("a third worker 2", () => c.lines().filter((l) => l.msg === "listening" && l.worker === 2).length === 3, { limitMs: 30000, intervalMs: 50 });
     for (const h of held) h.finish();
-    assert.equal(served(await scrape(c.port)), "14");
+    assert.equal(served(await scrape(c)), "14");
+  });
+
+  it("one that dies while a scrape waits for it: the scrape is answered at its exit, with what it had counted, not after the bound (10 s)", async () => {
+    const c = cluster!;
+    const third = c.lines().filter((l) => l.msg === "listening" && l.worker === 2).at(-1)!.pid as number;
+    assert.equal(served(await scrape(c)), "14");
+    await stopProcess(third, "worker 2");
+    const waiting = scrape(c);
+    await new Promise((r) => setTimeout(r, 500));
+    const killedAt = performance.now();
+    process.kill(third, "SIGKILL");
+    const text = await waiting;
+    assert.equal(served(text), "14", text);
+    assert.ok(performance.now() - killedAt < 3000, `answered ${Math.round(performance.now() - killedAt)} ms after the worker died`);
   });
 });
 
-async function scrape(port: number): Promise<string> {
-  const r = await request(port, "GET", "/metrics");
+/** A scrape of the first worker's TESSERA_METRICS_PORT (the main port's connections are left to the calls). */
+async function scrape(c: ServiceProcess): Promise<string> {
+  const r = await request(c.lines().find((l) => l.msg === "listening" && l.worker === 1)!.metricsPort as number, "GET", "/metrics");
   assert.equal(r.status, 200, r.text);
   return r.text;
 }
