@@ -307,9 +307,9 @@ function applyNews(m: Envelope, reply: Send, from?: ChildProcess): void {
  * news of a follower: newsApplied or newsAck), "acknowledged" otherwise; once `waitMs` have
  * passed, "late" unless the other side has said its own handler has settled (the leader, waiting
  * for the others: newsApplied); "acknowledged" too when it could not be sent (the channel closed:
- * the worker is gone, and serves nothing). Without `waitMs`, at once. The first answer counts:
- * an acknowledgement once it has resolved (late, a duplicate) or for an id it did not send is
- * ignored.
+ * the worker is gone, and serves nothing), or when the follower `to` exits before it answers.
+ * Without `waitMs`, at once. The first answer counts: an acknowledgement once it has resolved
+ * (late, a duplicate) or for an id it did not send is ignored.
  */
 function sendNews(send: Send, kind: string, value: string, waitMs?: number, to?: ChildProcess): Promise<NewsOutcome> {
   if (waitMs === undefined) {
@@ -321,6 +321,7 @@ function sendNews(send: Send, kind: string, value: string, waitMs?: number, to?:
     const done = (outcome: NewsOutcome) => {
       clearTimeout(timer);
       newsAcks.delete(id);
+      to?.off("exit", gone);
       resolve(outcome);
     };
     /** The leader's own part, once it has said (newsApplied). */
@@ -331,6 +332,10 @@ function sendNews(send: Send, kind: string, value: string, waitMs?: number, to?:
       acknowledged: (failed) => done(failed || leaderPart === "failed" ? "failed" : "acknowledged"),
       applied: (failed) => (leaderPart ??= failed ? "failed" : "applied"),
     });
+    // A follower that exits before it acknowledges serves nothing from then on (its replacement
+    // reads the store as it starts), as one the news could not be sent to.
+    const gone = () => done("acknowledged");
+    to?.once("exit", gone);
     send({ type: message.news, id, kind, reason: value }, (e) => e && done("acknowledged"));
   });
 }

@@ -240,6 +240,36 @@ describe("server: TESSERA_WORKERS, a revocation is in effect in every worker whe
     });
   }
 
+  // A worker that dies while the first waits for its acknowledgement serves nothing from then
+  // on (its replacement reads the store as it starts): the revocation answers at its exit, and
+  // nothing is logged or counted late, as for a worker the news could not be sent to.
+  describe("a worker that never applies news, killed while the first worker waits for it", () => {
+    const c = cluster("2:never");
+
+    it("the revocation answers at its exit, before the bound (1500 ms); no worker is logged or counted late", async () => {
+      const account = "acct-gone";
+      const created = await request(c.port(), "POST", "/v1/frontend/auth", { account_id: account, description: "gone" });
+      assert.equal(created.status, 200, created.text);
+      const bearer = { authorization: `Bearer ${created.json.token as string}` };
+      const link = (await request(c.port(), "GET", "/v1/api/auth", undefined, bearer)).json.token_link as string;
+      const second = c.lines().find((l) => l.msg === "listening" && l.worker === 2)!.pid as number;
+
+      await c.workerNext(1);
+      const began = performance.now();
+      const revoking = request(c.port(), "DELETE", `/v1/frontend/auth/${account}`, { token_link: link });
+      await sleep(300);
+      process.kill(second, "SIGKILL");
+      const revoked = await revoking;
+      const tookMs = performance.now() - began;
+      assert.equal(revoked.status, 200, revoked.text);
+      assert.deepEqual(Object.keys(revoked.json), ["revoked"]);
+      assert.equal(await c.nthServedBy(revokeApiToken, 0), 1, "the first worker answered the revocation");
+      assert.ok(tookMs < newsAckMs - 300, `answered after ${Math.round(tookMs)} ms`);
+      assert.deepEqual(await c.lateWarnings(0), []);
+      assert.deepEqual(await c.unacknowledged(), [0, 0]);
+    });
+  });
+
   // A worker whose handler of the news throws or rejects (test/support/failing-news.ts) logs the
   // error itself, once, and answers the worker waiting for it at once that it failed; that worker
   // logs and counts the failure (tessera_worker_news_failed_total), not a late worker, and the
