@@ -718,7 +718,11 @@ export function lead(config: Config, logger: Logger): Leader {
     const decide = (code: number | null, signal: NodeJS.Signals | null) => {
       if (!replacing()) {
         // One still starting dies of the signal itself (its handler not yet set): it served nothing.
-        if (code !== 0 && signal !== (stopSignal ?? requested)) failed = true;
+        // Any other exit but 0 fails the stop (exit 1): the line says which worker, and how.
+        if (code !== 0 && signal !== (stopSignal ?? requested)) {
+          failed = true;
+          logger.error("worker exited", { worker: id, code, signal, ...(startFailure !== undefined && { error: startFailure }) });
+        }
         if (stopping && followers.size === 0) allExited?.();
         return;
       }
@@ -802,9 +806,13 @@ export function lead(config: Config, logger: Logger): Leader {
         child.kill(signal);
       }
       // The grace period is the followers'; this only guards against one that never exits.
+      const afterSeconds = config.shutdownGraceSeconds + 5;
       const force = setTimeout(() => {
-        for (const child of followers.values()) child.kill("SIGKILL");
-      }, (config.shutdownGraceSeconds + 5) * 1000);
+        for (const [id, child] of followers) {
+          logger.error("worker did not stop in time", { worker: id, afterSeconds });
+          child.kill("SIGKILL");
+        }
+      }, afterSeconds * 1000);
       force.unref();
       return exited.finally(() => clearTimeout(force));
     },
