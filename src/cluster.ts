@@ -405,18 +405,19 @@ export function askLeader<T>(kind: string, timeoutMs = 10_000): Promise<T> {
 
 /**
  * Asks every follower that has started and not exited (in the leader) for `kind`: one draining
- * its connections (stopping) too. `each` is given each answer as it arrives, with its follower's
- * process id: before that follower's exit is seen (onFollowerGone), whatever the others answer.
- * A follower that exits before it answers (or whose channel has closed, its exit to follow) is
- * left out as soon as its exit is seen (after onFollowerGone), not waited for until `timeoutMs`.
+ * its connections (stopping) too. Resolves with each answer and its follower's process id;
+ * `each` is given each answer as it arrives: before that follower's exit is seen (onFollowerGone),
+ * whatever the others answer. A follower that exits before it answers (or whose channel has
+ * closed, its exit to follow) is left out as soon as its exit is seen (after onFollowerGone), not
+ * waited for until `timeoutMs`.
  */
-export async function askFollowers<T>(kind: string, timeoutMs = 10_000, each?: (follower: number, value: T) => void): Promise<T[]> {
+export async function askFollowers<T>(kind: string, timeoutMs = 10_000, each?: (follower: number, value: T) => void): Promise<Array<{ follower: number; value: T }>> {
   const answers = await Promise.all([...started].map((f) => askFollower<T>(f, kind, timeoutMs, each)));
-  return answers.filter((a) => a !== undefined).map((a) => a.value);
+  return answers.filter((a) => a !== undefined);
 }
 
 /** One follower's answer (askFollowers); undefined once it has exited without one. */
-function askFollower<T>(f: ChildProcess, kind: string, timeoutMs: number, each?: (follower: number, value: T) => void): Promise<{ value: T } | undefined> {
+function askFollower<T>(f: ChildProcess, kind: string, timeoutMs: number, each?: (follower: number, value: T) => void): Promise<{ follower: number; value: T } | undefined> {
   const silence = "a worker did not answer";
   return new Promise((resolve, reject) => {
     const settle = () => {
@@ -436,8 +437,10 @@ function askFollower<T>(f: ChildProcess, kind: string, timeoutMs: number, each?:
     ask<T>((m, done) => f.send(m, done), kind, timeoutMs, silence).then(
       (value) => {
         settle();
-        if (f.pid !== undefined) each?.(f.pid, value);
-        resolve({ value });
+        // One that has said it is ready (started) is a process, with its id.
+        const follower = f.pid!;
+        each?.(follower, value);
+        resolve({ follower, value });
       },
       (e: Error) => {
         // Not sent, its channel closed: its exit follows, and settles this.

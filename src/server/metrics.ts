@@ -422,8 +422,13 @@ export function createMetrics(): Metrics {
     });
   }
   const scrapeAll = sharedRuns(async () => {
-    const followers = await askFollowers<RegistryJSON>(metricsOfWorker, undefined, (follower, figures) => lastGathered.set(follower, figures));
-    const all = [await registry.getMetricsAsJSON(), ...followers, await goneFigures];
+    const own = await registry.getMetricsAsJSON();
+    const answers = await askFollowers<RegistryJSON>(metricsOfWorker, undefined, (follower, figures) => lastGathered.set(follower, figures));
+    // Read together: a follower that has exited since it answered is in the sums kept for those
+    // gone, with that answer, and not counted again among the live.
+    const gone = goneFigures;
+    const live = answers.filter((a) => lastGathered.has(a.follower)).map((a) => a.value);
+    const all = [own, ...live, await gone];
     return { contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text: await client.AggregatorRegistry.aggregate(all).metrics() };
   }, renderingSpacingMs);
   const scrapeFromLeader = sharedRuns(async () => ({ contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, text: await askLeader<string>(metricsOfCluster) }), 0);

@@ -88,6 +88,40 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
 });
 
 /** A scrape of the first worker's TESSERA_METRICS_PORT (the main port's connections are left to the calls). */
+describe("server: TESSERA_WORKERS, a worker that dies during a scrape, after it answered", function () {
+  this.timeout(60000);
+  let dataDir: string;
+  let cluster: ServiceProcess | undefined;
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-metrics-"));
+    cluster = await startService("sources", { TESSERA_WORKERS: "3", TESSERA_DATA_DIR: dataDir, TESSERA_METRICS_PORT: "0" }, { listeners: 3 });
+  });
+  after(async () => {
+    await killService(cluster);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("its counts are in the sum once, not once as it answered and again as kept for it", async () => {
+    const c = cluster!;
+    for (let i = 0; i < 6; i++) assert.equal((await request(c.port, "GET", "/jwt/version")).status, 200);
+    await pollUntil("six rpc lines", () => c.lines().filter((l) => l.msg === "rpc").length === 6, { limitMs: 20000, intervalMs: 50 });
+    assert.deepEqual(c.lines().filter((l) => l.msg === "rpc").map((l) => l.worker).sort(), [1, 1, 2, 2, 3, 3]);
+    assert.equal(served(await scrape(c)), "6");
+
+    const pidOf = (worker: number) => c.lines().find((l) => l.msg === "listening" && l.worker === worker)!.pid as number;
+    // Worker 3 stopped: the scrape waits for it, worker 2 having answered; then worker 2 dies.
+    await stopProcess(pidOf(3), "worker 3");
+    const waiting = scrape(c);
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(pidOf(2), "SIGKILL");
+    await pollUntil("worker 2 exited", () => c.lines().some((l) => l.msg === "worker exited" && l.worker === 2), { limitMs: 20000, intervalMs: 50 });
+    process.kill(pidOf(3), "SIGCONT");
+    const text = await waiting;
+    assert.equal(served(text), "6", text);
+    assert.equal(served(await scrape(c)), "6");
+  });
+});
+
 async function scrape(c: ServiceProcess): Promise<string> {
   const r = await request(c.lines().find((l) => l.msg === "listening" && l.worker === 1)!.metricsPort as number, "GET", "/metrics");
   assert.equal(r.status, 200, r.text);
