@@ -14,19 +14,10 @@ import { killService, request, startService, stopProcess, type ServiceProcess } 
 
 describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function () {
   this.timeout(60000);
-  let dataDir: string;
-  let cluster: ServiceProcess | undefined;
-  before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-metrics-"));
-    cluster = await startService("sources", { TESSERA_WORKERS: "2", TESSERA_DATA_DIR: dataDir, TESSERA_SHUTDOWN_GRACE_SECONDS: "3", TESSERA_METRICS_PORT: "0" }, { listeners: 2 });
-  });
-  after(async () => {
-    await killService(cluster);
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  const cluster = clusterOf(2, { TESSERA_SHUTDOWN_GRACE_SECONDS: "3" });
 
   it("its counters and histograms stay in the sum once it is replaced: no counter goes down", async () => {
-    const c = cluster!;
+    const c = cluster();
     const n = 8;
     // (one at a time, each on its own connection: round-robin, half of them worker 2's)
     for (let i = 0; i < n; i++) assert.equal((await request(c.port, "GET", "/jwt/version")).status, 200);
@@ -46,7 +37,7 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
   });
 
   it("one draining its connections (SIGTERM to it alone) is still gathered until it exits: the sum does not dip meanwhile", async () => {
-    const c = cluster!;
+    const c = cluster();
     const second = c.lines().filter((l) => l.msg === "listening" && l.worker === 2).at(-1)!.pid as number;
     // Two calls held in flight on connections one after the other: one in each worker, which
     // keeps worker 2 draining until its grace period ends.
@@ -73,7 +64,7 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
   });
 
   it("one that dies while a scrape waits for it: the scrape is answered at its exit, with what it had counted, not after the bound (10 s)", async () => {
-    const c = cluster!;
+    const c = cluster();
     const third = c.lines().filter((l) => l.msg === "listening" && l.worker === 2).at(-1)!.pid as number;
     assert.equal(served(await scrape(c)), "14");
     await stopProcess(third, "worker 2");
@@ -87,22 +78,28 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
   });
 });
 
+/** A cluster of `workers` (from the sources, with TESSERA_METRICS_PORT) for the suite, on a data directory of its own. */
+function clusterOf(workers: number, env: Record<string, string> = {}): () => ServiceProcess {
+  let dataDir: string | undefined;
+  let service: ServiceProcess | undefined;
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-metrics-"));
+    service = await startService("sources", { TESSERA_WORKERS: String(workers), TESSERA_DATA_DIR: dataDir, TESSERA_METRICS_PORT: "0", ...env }, { listeners: workers });
+  });
+  after(async () => {
+    await killService(service);
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+  return () => service!;
+}
+
 /** A scrape of the first worker's TESSERA_METRICS_PORT (the main port's connections are left to the calls). */
 describe("server: TESSERA_WORKERS, a worker that dies during a scrape, after it answered", function () {
   this.timeout(60000);
-  let dataDir: string;
-  let cluster: ServiceProcess | undefined;
-  before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "tessera-workers-metrics-"));
-    cluster = await startService("sources", { TESSERA_WORKERS: "3", TESSERA_DATA_DIR: dataDir, TESSERA_METRICS_PORT: "0" }, { listeners: 3 });
-  });
-  after(async () => {
-    await killService(cluster);
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  const cluster = clusterOf(3);
 
   it("its counts are in the sum once, not once as it answered and again as kept for it", async () => {
-    const c = cluster!;
+    const c = cluster();
     for (let i = 0; i < 6; i++) assert.equal((await request(c.port, "GET", "/jwt/version")).status, 200);
     await pollUntil("six rpc lines", () => c.lines().filter((l) => l.msg === "rpc").length === 6, { limitMs: 20000, intervalMs: 50 });
     assert.deepEqual(c.lines().filter((l) => l.msg === "rpc").map((l) => l.worker).sort(), [1, 1, 2, 2, 3, 3]);
