@@ -161,8 +161,8 @@ export function workerId(role: Role, env: NodeJS.ProcessEnv = process.env): numb
 let role: Role = "single";
 /** Followers taking connections (leader). */
 const ready: ChildProcess[] = [];
-/** Followers that have started and not exited (leader): those taking connections, and those draining theirs. */
-const started = new Set<ChildProcess>();
+/** Followers that have started and not exited, with their numbers (leader): those taking connections, and those draining theirs. */
+const started = new Map<ChildProcess, number>();
 const answerers = new Map<string, () => unknown>();
 const pending = new Map<string, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
 
@@ -412,13 +412,13 @@ export function askLeader<T>(kind: string, timeoutMs = 10_000): Promise<T> {
  * waited for until `timeoutMs`.
  */
 export async function askFollowers<T>(kind: string, timeoutMs = 10_000, each?: (follower: number, value: T) => void): Promise<Array<{ follower: number; value: T }>> {
-  const answers = await Promise.all([...started].map((f) => askFollower<T>(f, kind, timeoutMs, each)));
+  const answers = await Promise.all([...started].map(([f, worker]) => askFollower<T>(f, worker, kind, timeoutMs, each)));
   return answers.filter((a) => a !== undefined);
 }
 
-/** One follower's answer (askFollowers); undefined once it has exited without one. */
-function askFollower<T>(f: ChildProcess, kind: string, timeoutMs: number, each?: (follower: number, value: T) => void): Promise<{ follower: number; value: T } | undefined> {
-  const silence = "a worker did not answer";
+/** One follower's answer (askFollowers), its failure naming the follower's number; undefined once it has exited without one. */
+function askFollower<T>(f: ChildProcess, worker: number, kind: string, timeoutMs: number, each?: (follower: number, value: T) => void): Promise<{ follower: number; value: T } | undefined> {
+  const silence = `worker ${worker} did not answer`;
   return new Promise((resolve, reject) => {
     const settle = () => {
       clearTimeout(timer);
@@ -618,7 +618,7 @@ export function lead(config: Config, logger: Logger): Leader {
       }),
     );
   };
-  const admit = (child: ChildProcess) => {
+  const admit = (child: ChildProcess, id: number) => {
     if (!child.connected) return;
     // Before its first connection: a worker started after the store failed refuses writes too.
     if (storeFailure !== undefined) child.send({ type: message.storeFailed, reason: storeFailure }, () => {});
@@ -626,7 +626,7 @@ export function lead(config: Config, logger: Logger): Leader {
     if (draining !== undefined) child.send({ type: message.drain, reason: draining }, () => {});
     child.send({ type: message.port, port }, () => {}); // a channel just closed: its exit follows
     ready.push(child);
-    started.add(child);
+    started.set(child, id);
   };
   // Whether a follower that dies is replaced: not once a signal has asked for a stop (one still
   // starting may die of that same signal, sent to the whole group), unless the stop is in its
@@ -691,7 +691,7 @@ export function lead(config: Config, logger: Logger): Leader {
       } else if (m?.type === message.startFailed && typeof m.reason === "string") {
         startFailure = m.reason;
       } else if (m?.type === message.ready) {
-        admit(child);
+        admit(child, id);
       } else if (m) onAsksAndAnswers(m, (a, done) => child.send(a, done));
     });
     // A send to a follower that has just died: its exit is handled below.

@@ -3,7 +3,7 @@
 // a counter that goes down as a reset, and its rate() counts the whole new value as an increase),
 // so what the dead worker had counted, as last gathered, stays in the sum; and one draining its
 // connections is gathered until it exits. A scrape waiting for a worker that dies is answered
-// at its exit.
+// at its exit; one waiting for a worker that does not answer fails after its bound, naming it.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -76,6 +76,22 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
     assert.equal(served(text), "14", text);
     assert.ok(performance.now() - killedAt < 3000, `answered ${Math.round(performance.now() - killedAt)} ms after the worker died`);
   });
+
+  it("one that does not answer (its event loop blocked): the scrape answers 503 after 10 s, naming it", async () => {
+    const c = cluster();
+    await pollUntil("a fourth worker 2", () => c.lines().filter((l) => l.msg === "listening" && l.worker === 2).length === 4, { limitMs: 30000, intervalMs: 50 });
+    const fourth = c.lines().filter((l) => l.msg === "listening" && l.worker === 2).at(-1)!.pid as number;
+    await stopProcess(fourth, "worker 2");
+    try {
+      const began = performance.now();
+      const r = await request(metricsPortOf(c), "GET", "/metrics");
+      const tookMs = performance.now() - began;
+      assert.deepEqual([r.status, r.text], [503, "metrics unavailable: worker 2 did not answer\n"]);
+      assert.ok(tookMs >= 9900 && tookMs < 13000, `answered after ${Math.round(tookMs)} ms`);
+    } finally {
+      process.kill(fourth, "SIGCONT");
+    }
+  });
 });
 
 /** A cluster of `workers` (from the sources, with TESSERA_METRICS_PORT) for the suite, on a data directory of its own. */
@@ -93,7 +109,6 @@ function clusterOf(workers: number, env: Record<string, string> = {}): () => Ser
   return () => service!;
 }
 
-/** A scrape of the first worker's TESSERA_METRICS_PORT (the main port's connections are left to the calls). */
 describe("server: TESSERA_WORKERS, a worker that dies during a scrape, after it answered", function () {
   this.timeout(60000);
   const cluster = clusterOf(3);
@@ -119,8 +134,14 @@ describe("server: TESSERA_WORKERS, a worker that dies during a scrape, after it 
   });
 });
 
+/** The first worker's TESSERA_METRICS_PORT (the main port's connections are left to the calls). */
+function metricsPortOf(c: ServiceProcess): number {
+  return c.lines().find((l) => l.msg === "listening" && l.worker === 1)!.metricsPort as number;
+}
+
+/** A scrape of it, answered 200. */
 async function scrape(c: ServiceProcess): Promise<string> {
-  const r = await request(c.lines().find((l) => l.msg === "listening" && l.worker === 1)!.metricsPort as number, "GET", "/metrics");
+  const r = await request(metricsPortOf(c), "GET", "/metrics");
   assert.equal(r.status, 200, r.text);
   return r.text;
 }
