@@ -7,7 +7,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
 import { errorInfoJson } from "../support/error-details.js";
-import { makeTestCertificate, type TestCertificate } from "../support/net.js";
+import { http1Head, makeTestCertificate, type TestCertificate } from "../support/net.js";
 import { startTestServer, testAdminToken, type TestServer } from "../support/server.js";
 import { password, signUp, uniqueEmail, uniqueName } from "../support/users.js";
 import { serverCheckedAfterEach } from "./support.js";
@@ -52,18 +52,11 @@ export function exchange(port: number, text: string | readonly string[], closeWi
       else reject(new Error(`no answer before the connection closed: ${JSON.stringify(data)}`));
     };
     const parse = (atClose: boolean) => {
-      const end = data.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const [line, ...lines] = data.slice(0, end).split("\r\n");
-      const headers: Record<string, string> = {};
-      for (const l of lines) {
-        const i = l.indexOf(":");
-        headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
-      }
-      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(line!)?.[1]);
+      const head = http1Head(data);
+      if (!head) return;
+      const { status, headers, rest } = head;
       // 204 and 304 end at their header block (RFC 9112 6.3).
       const length = status === 204 || status === 304 ? "0" : headers["content-length"];
-      const rest = data.slice(end + 4);
       if (length === undefined ? !atClose : rest.length < Number(length)) return;
       answer = { status, headers, body: length === undefined ? rest : rest.slice(0, Number(length)) };
     };

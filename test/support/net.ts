@@ -220,20 +220,31 @@ export interface Http1Answer {
 }
 
 /**
- * The one HTTP/1.1 answer in `received` (what slowClient read, latin1): its status, headers and
- * body (framed by Content-Length, chunked, or the connection's close). Fails on bytes after it.
+ * The head of the HTTP/1.1 answer `received` begins with (latin1): its status, its headers (names
+ * lower-cased; the last value of a repeated one) and what follows the head; undefined until the
+ * whole head has arrived.
  */
-export function http1Answer(received: string): Http1Answer {
+export function http1Head(received: string): { status: number; headers: Record<string, string>; rest: string } | undefined {
   const end = received.indexOf("\r\n\r\n");
-  assert.ok(end >= 0, `no whole answer head in ${JSON.stringify(received)}`);
+  if (end < 0) return undefined;
   const [line, ...lines] = received.slice(0, end).split("\r\n");
-  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(line!)?.[1]);
   const headers: Record<string, string> = {};
   for (const l of lines) {
     const i = l.indexOf(":");
     headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
   }
-  let rest = received.slice(end + 4);
+  return { status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(line!)?.[1]), headers, rest: received.slice(end + 4) };
+}
+
+/**
+ * The one HTTP/1.1 answer in `received` (what slowClient read, latin1): its status, headers and
+ * body (framed by Content-Length, chunked, or the connection's close). Fails on bytes after it.
+ */
+export function http1Answer(received: string): Http1Answer {
+  const head = http1Head(received);
+  assert.ok(head, `no whole answer head in ${JSON.stringify(received)}`);
+  const { status, headers } = head;
+  let rest = head.rest;
   let body = "";
   if (headers["transfer-encoding"]?.toLowerCase() === "chunked") {
     for (;;) {

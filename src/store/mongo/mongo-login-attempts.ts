@@ -129,8 +129,13 @@ interface Applied<T> {
   answer: T;
   took?: boolean;
   full?: boolean;
-  /** The slot a take holds once the state is stored, and its window's length. */
-  holds?: { slot: HeldSlot; windowMs: number };
+  holds?: Holding;
+}
+
+/** The slot a take holds once its state is stored, and its window's length. */
+interface Holding {
+  slot: HeldSlot;
+  windowMs: number;
 }
 
 /**
@@ -393,7 +398,7 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
       let changed = false;
       let took = undefined as AttemptState | undefined;
       let full = false;
-      const holding: Array<{ slot: HeldSlot; windowMs: number }> = [];
+      const holding: Holding[] = [];
       const answered = steps.map((s) => {
         if (!live.has(s)) return undefined;
         const step = s.apply(state);
@@ -408,7 +413,7 @@ export function mongoLoginAttempts(ctx: MongoContext): { attempts: LoginAttemptS
     // This turn's tag, and what its last `next` decided from and took.
     const tag = newTag();
     let basis: AttemptDoc | null = null;
-    let holding: Array<{ slot: HeldSlot; windowMs: number }> = [];
+    let holding: Holding[] = [];
     const doc =
       live.size === 0
         ? null

@@ -122,7 +122,7 @@ function reportWideModes(paths: string[], warn: NonNullable<SqliteStoreOptions["
  * the page cache (marked clean): recovery keeps them, new commits are appended after them and
  * their own fsyncs succeed, and a power cut then loses those acknowledged commits with the bad
  * frames (recovery stops at the first frame that does not read back whole). Every process on
- * the file runs it as it opens, unless the log is empty or absent then (leftInLog); after the
+ * the file runs it as it opens, unless the log is empty or absent then (logBytesOf); after the
  * first, the log is empty or holds only frames synced
  * by live processes, and the checkpoint costs next to nothing. It holds the write lock while it
  * waits for other processes' readers to leave the log, so it waits at most CHECKPOINT_WAIT_MS:
@@ -169,15 +169,9 @@ const WAL_HEADER_BYTES = 32;
  * records WAL mode in the header (2) before it writes a log, and deletes the log before it
  * records rollback-journal mode (1) again.
  */
-function refuseForeignLog(file: string): void {
-  // The log first, then the header: a process of this service opening the copy at the same time
-  // records WAL mode before its log holds a frame, so a log seen with frames is seen with it.
-  let logBytes: number;
-  try {
-    logBytes = statSync(`${file}-wal`).size;
-  } catch {
-    return; // no log
-  }
+function refuseForeignLog(file: string, logBytes: number): void {
+  // The log first (logBytes), then the header: a process of this service opening the copy at the
+  // same time records WAL mode before its log holds a frame, so a log seen with frames is seen with it.
   if (logBytes <= WAL_HEADER_BYTES) return;
   const header = Buffer.alloc(100);
   const fd = openSync(file, "r");
@@ -194,15 +188,16 @@ function refuseForeignLog(file: string): void {
 }
 
 /**
- * Whether the database's log holds anything as the store opens (checkpointAtStart's concern): a
- * log left by an earlier process, or written by a live one. A new database (the first start) has
- * none, nor has one whose last process closed cleanly (SQLite removes the log then).
+ * The size of the database's log as the store opens, 0 when there is none: more than that, a log
+ * left by an earlier process or written by a live one (checkpointAtStart's concern; one holding
+ * frames beside a database not in WAL mode, refuseForeignLog's). A new database (the first start)
+ * has none, nor has one whose last process closed cleanly (SQLite removes the log then).
  */
-function leftInLog(file: string): boolean {
+function logBytesOf(file: string): number {
   try {
-    return statSync(`${file}-wal`).size > 0;
+    return statSync(`${file}-wal`).size;
   } catch {
-    return false; // not there
+    return 0; // not there
   }
 }
 
@@ -253,8 +248,9 @@ export async function openSqliteStore(dataDir: string, options: SqliteStoreOptio
   try {
     createPrivately(dataDir, file);
     requireWritable(file);
-    refuseForeignLog(file);
-    const logLeft = leftInLog(file);
+    const logBytes = logBytesOf(file);
+    refuseForeignLog(file, logBytes);
+    const logLeft = logBytes > 0;
     db = new Sqlite(file);
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
