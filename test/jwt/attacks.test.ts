@@ -124,6 +124,26 @@ for (const store of storesUnderTest()) {
           await assertRefused(await forge({ "x5t#S256": "dGh1bWJwcmludC1zaGEyNTY" }), 'token header "x5t#S256" is not accepted');
         });
 
+        it("a header longer than 1024 characters is refused before it is read, whatever its signature", async () => {
+          /** A header of `bytes` bytes of JSON: ours, and a member padding it out. */
+          const header = (bytes: number) => {
+            const base = { alg: "EdDSA", kid: realKid, typ: "JWT", pad: "" };
+            return { ...base, pad: "x".repeat(bytes - JSON.stringify(base).length) };
+          };
+          // Control: 768 bytes, 1024 characters, signed with the real key.
+          const longest = await forge(header(768));
+          assert.equal(longest.indexOf("."), 1024);
+          assert.deepEqual(expectOk(await api.check({ access_token: longest })), claims);
+          const message = "malformed token: the header is longer than 1024 characters";
+          await assertRefused(await forge(header(769)), message);
+          // Parsed before its signature is checked: nested arrays, whose JSON.parse alone costs
+          // far more than a token's check, signed by no one.
+          const nested = `${b64url(`{"alg":"EdDSA","kid":"${realKid}","typ":"JWT","x":${"[".repeat(4000)}${"]".repeat(4000)}}`)}.${good.split(".")[1]}.${good.split(".")[2]}`;
+          await assertRefused(nested, message);
+          // GET /user answers it as no token (REST 204).
+          assert.equal(expectOk(await api.getUser({}, bearer(nested)), 204), undefined);
+        });
+
         it("a token signed by another key under our kid is refused", async () => {
           const attacker = await generateKeyPair("EdDSA", { crv: "Ed25519" });
           const token = await new SignJWT(claims).setProtectedHeader({ alg: "EdDSA", kid: realKid, typ: "JWT" }).sign(attacker.privateKey);
