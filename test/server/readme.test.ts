@@ -20,6 +20,7 @@ import { auditEventTypes } from "../../src/core/audit.js";
 import { Reasons } from "../../src/core/errors.js";
 import { ServerReasons } from "../../src/server/error-details.js";
 import { createMetrics } from "../../src/server/metrics.js";
+import { indexPlan } from "../../src/store/mongo/mongo-indexes.js";
 import { TranscodeReasons } from "../../src/transcode/http-error.js";
 import { refusedHeaders } from "../../clients/node/src/verify/compact-jws.js";
 import { authCallbackWarningCode } from "../../clients/node/src/authenticate.js";
@@ -162,6 +163,31 @@ describe("README", () => {
     const table = section(read("README.md"), "### Audit trail");
     const listed = [...table.matchAll(/^\| (`[a-z_.]+`(?:, `[a-z_.]+`)*) \|/gm)].flatMap((m) => [...m[1]!.matchAll(/`([a-z_.]+)`/g)].map((t) => t[1]!));
     assert.deepEqual([...listed].sort(), [...auditEventTypes].sort());
+  });
+
+  it("names as a MongoDB index only indexes the store makes, on the keys its name spells, unique exactly where it says so (Scale out)", () => {
+    const text = section(read("README.md"), "## Scale out");
+    // An index name: each key's field and direction joined by "_" (MongoDB's default naming).
+    const indexName = /^[A-Za-z_]+?_-?1(?:_[A-Za-z_]+?_-?1)*$/;
+    const spelled = (keys: object) => Object.entries(keys).map(([field, direction]) => `${field}_${direction}`).join("_");
+    const made = (name: string) => indexPlan.filter((index) => index.options.name === name);
+    for (const index of indexPlan) assert.equal(index.options.name, spelled(index.keys as Record<string, unknown>), `${index.collection}: its name spells its keys`);
+    // One an older version made, which the text says is no longer used.
+    const retired = ["key_1_windowStart_1"];
+    assert.match(text, /`key_1_windowStart_1` is no longer used/);
+    const named = new Set([...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!).filter((token) => indexName.test(token)));
+    assert.deepEqual([...named].filter((name) => !retired.includes(name) && made(name).length === 0), [], "indexes named that the store does not make");
+    assert.deepEqual(retired.filter((name) => made(name).length > 0), [], "a retired index is still made");
+    // The table: each index of a row is made on one of the row's collections.
+    for (const row of section(text, "### Indexes and shard keys").split("\n").filter((line) => line.startsWith("| `"))) {
+      const [collections, lookups] = row.slice(2).split(" | ").map((cell) => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+      for (const name of lookups!.filter((token) => indexName.test(token) && !retired.includes(token))) {
+        assert.ok(made(name).some((index) => collections!.includes(index.collection)), `${name} is not made on ${collections!.join(", ")}`);
+      }
+    }
+    const unique = [...text.matchAll(/unique `([^`]+)`(?: and `([^`]+)`)?/g)].flatMap((m) => m.slice(1).filter((name): name is string => name !== undefined && indexName.test(name)));
+    const madeUnique = indexPlan.filter((index) => index.options.unique).map((index) => index.options.name!);
+    assert.deepEqual([...new Set(unique)].sort(), [...new Set(madeUnique)].sort(), "the unique indexes");
   });
 
   it("links and quotes only files and directories that exist", () => {

@@ -88,6 +88,9 @@ const plan: readonly IndexPlan[] = [
   { collection: MARKS, keys: { expiresAt: 1 }, options: { name: "expiresAt_1", expireAfterSeconds: DAY_S } },
 ];
 
+/** The indexes ensureIndexes makes (README, "Indexes and shard keys", names them). */
+export const indexPlan: readonly IndexPlan[] = plan;
+
 export type Warn = (message: string, fields?: Record<string, unknown>) => void;
 
 /** An index's keys and the options that decide answers, as the messages below show them. */
