@@ -1,9 +1,11 @@
 // README's "Scale out" checked on the commands a MongoDB-backed server sends (the driver's command
-// monitoring), call by call: each call type of the table "What each call costs in MongoDB" makes
-// exactly the operations, on the collections, that the table lists (an operation the table does
-// not list fails here, a find as much as a delete or an aggregate); every filter it sends is
-// served by an index the store made at start (`_id`, or an index whose first key the filter
-// compares for equality; a hint names such an index): no collection scan on a call's path; and,
+// monitoring), call by call: each call type of the table "What each call costs in MongoDB" (and
+// the paragraphs under it: an API-token rename and revocation, a user-token logout), with cold
+// caches and warm ones, under the caps and past them, makes exactly the operations, on the
+// collections, that the text lists (an operation it does not list fails here, a find as much
+// as a delete or an aggregate); every filter it sends is served by an index the store made at
+// start (`_id`, or an index whose first key the filter compares for equality; a hint names such
+// an index): no collection scan on a call's path; and,
 // with `w=majority&journal=true&readConcernLevel=majority` in MONGODB_URI ("Replica sets"), every
 // write carries that write concern and every read the connection string's read concern, but for
 // the reads of marks and an API-token creation's reads of the account's tokens, at "local".
@@ -106,9 +108,11 @@ function indexFor(sent: Sent, filter: Document, indexes: Map<string, Document>):
 
 describe("mongo store: the commands each call sends (README, Scale out)", function () {
   let server: TestServer;
+  /** A server whose caps are 1 (API tokens: 2), for the operations past them. */
+  let capped: TestServer;
   let client: MongoClient;
   const emit = MongoClient.prototype.emit;
-  /** Every command the server sent since the last call looked at (but the signing keys' timed re-reads). */
+  /** Every command the servers sent since the last call looked at (but the signing keys' timed re-reads). */
   let sent: Sent[] = [];
   const inFlight = new Set<number>();
 
@@ -123,7 +127,8 @@ describe("mongo store: the commands each call sends (README, Scale out)", functi
         const event = args[0] as CommandStartedEvent & { requestId: number };
         if (name === "commandStarted" && !unlisted.has(event.commandName)) {
           const one = sentOf(event.commandName, event.command);
-          if (one.collection !== "signing_keys") {
+          // The signing keys and their revocation marks are re-read on a timer, not by a call.
+          if (one.collection !== "signing_keys" && !(one.collection === "marks" && JSON.stringify(one.filters).includes('"key-revoked:'))) {
             sent.push(one);
             inFlight.add(event.requestId);
           }
@@ -133,7 +138,11 @@ describe("mongo store: the commands each call sends (README, Scale out)", functi
       }
       return (emit as (...a: unknown[]) => boolean).call(this, name, ...args);
     };
-    server = await startTestServer({ store: "mongo", env: { MONGODB_URI: monitored, TESSERA_HOUSEKEEPING_INTERVAL_SECONDS: "0" } });
+    // Caches and last-use intervals at their longest: a warm call stays warm on a loaded machine.
+    const env = { MONGODB_URI: monitored, TESSERA_HOUSEKEEPING_INTERVAL_SECONDS: "0", TESSERA_API_TOKEN_CACHE_SECONDS: "60", TESSERA_LAST_USED_INTERVAL_SECONDS: "86400" };
+    server = await startTestServer({ store: "mongo", env });
+    const caps = { TESSERA_MAX_SESSIONS_PER_USER: "1", TESSERA_MAX_USER_TOKENS_PER_USER: "1", TESSERA_MAX_JWT_REFRESH_TOKENS_PER_USER: "1", TESSERA_MAX_API_TOKENS_PER_ACCOUNT: "2" };
+    capped = await startTestServer({ store: "mongo", env: { ...env, ...caps } });
     client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
     await client.connect();
     sent = [];
@@ -143,6 +152,7 @@ describe("mongo store: the commands each call sends (README, Scale out)", functi
     (MongoClient.prototype as unknown as { emit: unknown }).emit = emit;
     await client?.close();
     await server?.close();
+    await capped?.close();
   });
 
   /** The indexes of `collection` by name, as the store made them at start. */
@@ -206,20 +216,30 @@ describe("mongo store: the commands each call sends (README, Scale out)", functi
     return total;
   };
   const times = (n: number, part: Record<string, number>) => sum(...Array.from({ length: n }, () => part));
+  // Sign-up: the user looked up ($or on login_1, loginKey_1; an absent user's epoch), the
+  // sign-up limit's slot (login_attempts 3 reads, 2 inserts), the user inserted.
+  const signUp = sum(epoch, { "find login_attempts": 3, "insert login_attempts": 2, "insert users": 1, "insert audit_events": 1 });
+  /** A login's slot, taken and released. */
+  const slot = { "find login_attempts": 2, "insert login_attempts": 1, "insert login_attempt_releases": 1 };
+  /** The first login of a user from an address: a second slot (the address's), the address remembered, lastLoginAt. */
+  const firstLogin = sum(slot, epoch, { "upsert known_logins": 1, "update users": 1 });
+  /** A seed 000 login from a remembered address. */
+  const login = sum(slot, epoch, { "find known_logins": 1, "insert sessions": 1, "insert refresh_tokens": 1, "find sessions": 1 }, epoch, { "insert audit_events": 2 });
+  const userTokenLogin = sum(slot, epoch, { "find known_logins": 1, "insert user_tokens": 1, "find user_tokens": 1 }, epoch, { "insert audit_events": 2 });
+  /** A seed 004 login. */
+  const issue = sum(slot, epoch, { "find known_logins": 1 }, epoch, { "insert audit_events": 1 });
+  /** An API-token creation. */
+  const creation = { "insert api_tokens": 1, "find api_tokens": 2, "update api_tokens": 1, "insert audit_events": 2 };
+  const tokenPath = (user: string) => `/jwt/token?${new URLSearchParams({ user, pass: password })}`;
 
   it("each call type makes the operations README's table lists, each served by an index, at the stated concerns", async () => {
     const email = uniqueEmail("stream");
-    // Sign-up: the user looked up ($or on login_1, loginKey_1; an absent user's epoch), the
-    // sign-up limit's slot (login_attempts 3 reads, 2 inserts), the user inserted.
-    const signUp = sum(epoch, { "find login_attempts": 3, "insert login_attempts": 2, "insert users": 1, "insert audit_events": 1 });
     await costOf("seed 000 sign-up", () => rest(server.url, "POST", "/user", { json: { email, password }, headers: clientIdHeader }), 201, signUp);
 
     // Login, the first from this address: two slots (login, address), the address remembered,
     // lastLoginAt written after a read of the user; the session's cap boundary; the user again.
-    const slot = { "find login_attempts": 2, "insert login_attempts": 1, "insert login_attempt_releases": 1 };
-    const login = sum(slot, epoch, { "find known_logins": 1, "insert sessions": 1, "insert refresh_tokens": 1, "find sessions": 1 }, epoch, { "insert audit_events": 2 });
     const body = { account_type: "traditional", email, password };
-    await costOf("login, address not remembered", () => rest(server.url, "POST", "/session", { json: body, headers: clientIdHeader }), 200, sum(login, slot, epoch, { "upsert known_logins": 1, "update users": 1 }));
+    await costOf("login, address not remembered", () => rest(server.url, "POST", "/session", { json: body, headers: clientIdHeader }), 200, sum(login, firstLogin));
     const pair = (await costOf("login", () => rest(server.url, "POST", "/session", { json: body, headers: clientIdHeader }), 200, login)).body as { access_token: string; refresh_token: string };
 
     const access = { ...clientIdHeader, ...bearer(pair.access_token) };
@@ -237,7 +257,6 @@ describe("mongo store: the commands each call sends (README, Scale out)", functi
     // first's id), a check on a cold cache (its last use written), then on a warm one.
     const account = uniqueName("acct");
     const create = () => rest(server.url, "POST", "/v1/frontend/auth", { json: { account_id: account, description: "d" }, headers: admin });
-    const creation = { "insert api_tokens": 1, "find api_tokens": 2, "update api_tokens": 1, "insert audit_events": 2 };
     await costOf("API-token creation, the account's first", create, 200, creation);
     const apiToken = ((await costOf("API-token creation", create, 200, { ...creation, "find marks": 1 })).body as { token: string }).token;
     await costOf("API-token check, cache cold", () => rest(server.url, "GET", "/v1/api/auth", { headers: bearer(apiToken) }), 200, {
@@ -248,10 +267,25 @@ describe("mongo store: the commands each call sends (README, Scale out)", functi
       "insert marks": 1,
       "upsert api_token_usage": 1,
     });
-    await costOf("API-token check, cache warm", () => rest(server.url, "GET", "/v1/api/auth", { headers: bearer(apiToken) }), 200, {});
+    const link = (
+      (await costOf("API-token check, cache warm", () => rest(server.url, "GET", "/v1/api/auth", { headers: bearer(apiToken) }), 200, {})).body as { token_link: string }
+    ).token_link;
+    // A rename and a revocation (the paragraphs under the table) read the token first.
+    const token = { "find api_tokens": 1, "find marks": 1, "find api_token_usage": 1 };
+    await costOf("API-token rename", () => rest(server.url, "PUT", "/v1/frontend/auth", { json: { token_link: link, description: "e" }, headers: admin }), 200, {
+      ...token,
+      "findAndModify api_tokens": 1,
+      "find marks": 2,
+      "insert audit_events": 2,
+    });
+    await costOf("API-token revocation", () => rest(server.url, "DELETE", `/v1/frontend/auth/${account}`, { json: { token_link: link }, headers: admin }), 200, {
+      ...token,
+      "insert marks": 1,
+      "update api_tokens": 1,
+      "insert audit_events": 2,
+    });
 
     // User tokens: a login (the address remembered), then checks: the first use writes the last use.
-    const userTokenLogin = sum(slot, epoch, { "find known_logins": 1, "insert user_tokens": 1, "find user_tokens": 1 }, epoch, { "insert audit_events": 2 });
     const userToken = ((await costOf("user-token login", () => rest(server.url, "POST", "/auth/login", { headers: basic(email, password) }), 200, userTokenLogin)).body as { token: string }).token;
     const userTokenCheck = sum({ "find user_tokens": 1, "find marks": 1, "find user_token_usage": 1 }, epoch);
     const lastUse = (collection: string, usage: string) => ({ [`count ${collection}`]: 1, [`find ${usage}`]: 1, "insert marks": 1, [`upsert ${usage}`]: 1 });
@@ -280,14 +314,19 @@ describe("mongo store: the commands each call sends (README, Scale out)", functi
       sum(userTokenCheck, source, lastUse("user_tokens", "user_token_usage"), authCreate),
     );
 
+    await costOf("user-token logout", () => rest(server.url, "POST", "/auth/logout", { headers: bearer(userToken) }), 200, {
+      ...sum(userTokenCheck, { "find user_tokens": 1 }),
+      "insert marks": 1,
+      "update user_tokens": 1,
+      "insert audit_events": 1,
+    });
+
     // Seed 004: a sign-up from the same address (its slot's group starts after the first
     // sign-up's ended: that group's releases deleted), logins, checks, refresh tokens.
     const user = uniqueName("jwt");
     await costOf("JWT sign-up", () => rest(server.url, "POST", "/jwt/user", { json: { user, pass: password } }), 201, { ...signUp, "delete login_attempt_releases": 1 });
-    const issue = sum(slot, epoch, { "find known_logins": 1 }, epoch, { "insert audit_events": 1 });
-    const tokenPath = `/jwt/token?${new URLSearchParams({ user, pass: password })}`;
-    await costOf("JWT issue, the first login of the user (the address not remembered for it)", () => rest(server.url, "GET", tokenPath), 200, sum(issue, slot, epoch, { "upsert known_logins": 1, "update users": 1 }));
-    const jwt = (await costOf("JWT issue", () => rest(server.url, "GET", tokenPath), 200, issue)).text;
+    await costOf("JWT issue, the first login of the user (the address not remembered for it)", () => rest(server.url, "GET", tokenPath(user)), 200, sum(issue, firstLogin));
+    const jwt = (await costOf("JWT issue", () => rest(server.url, "GET", tokenPath(user)), 200, issue)).text;
     await costOf("JWT check", () => rest(server.url, "GET", "/jwt/check", { headers: bearer(jwt) }), 200, epoch);
     const refreshToken = (
       await costOf("JWT refresh token", () => rest(server.url, "GET", "/jwt/refresh_token", { headers: bearer(jwt) }), 200, {
@@ -305,5 +344,41 @@ describe("mongo store: the commands each call sends (README, Scale out)", functi
     // Key fetches: none per call.
     await costOf("key fetch", () => rest(server.url, "GET", "/.well-known/jwks.json"), 200, {});
     await costOf("key fetch (seed 004)", () => rest(server.url, "GET", "/jwt/pubkey"), 200, {});
+  });
+  it("past the caps, a creation makes the further operations README's table lists", async () => {
+    const on = capped.url;
+    const email = uniqueEmail("capped");
+    await costOf("seed 000 sign-up", () => rest(on, "POST", "/user", { json: { email, password }, headers: clientIdHeader }), 201, signUp);
+    const body = { account_type: "traditional", email, password };
+    await costOf("login, address not remembered", () => rest(on, "POST", "/session", { json: body, headers: clientIdHeader }), 200, sum(login, firstLogin));
+    // Past the cap: the oldest past it, the ended ones (none), the sessions without an endedAt
+    // copy and their marks (a live one goes); its end claimed, its refresh tokens and it deleted.
+    await costOf("login past the session cap", () => rest(on, "POST", "/session", { json: body, headers: clientIdHeader }), 200, {
+      ...sum(login, { "find sessions": 3, "find marks": 1, "insert marks": 1, "delete refresh_tokens": 1, "delete sessions": 1 }),
+      "insert audit_events": 3,
+    });
+
+    await costOf("user-token login", () => rest(on, "POST", "/auth/login", { headers: basic(email, password) }), 200, userTokenLogin);
+    await costOf("user-token login past the cap", () => rest(on, "POST", "/auth/login", { headers: basic(email, password) }), 200, {
+      ...sum(userTokenLogin, { "find user_tokens": 1, "insert marks": 1, "update user_tokens": 1 }),
+      "insert audit_events": 3,
+    });
+
+    const user = uniqueName("jwt");
+    await costOf("JWT sign-up", () => rest(on, "POST", "/jwt/user", { json: { user, pass: password } }), 201, { ...signUp, "delete login_attempt_releases": 1 });
+    const jwt = (await costOf("JWT issue", () => rest(on, "GET", tokenPath(user)), 200, sum(issue, firstLogin))).text;
+    const refreshToken = { ...times(3, epoch), "insert jwt_refresh_tokens": 1, "find jwt_refresh_tokens": 1, "insert audit_events": 1 };
+    await costOf("JWT refresh token", () => rest(on, "GET", "/jwt/refresh_token", { headers: bearer(jwt) }), 200, refreshToken);
+    await costOf("JWT refresh token past the cap", () => rest(on, "GET", "/jwt/refresh_token", { headers: bearer(jwt) }), 200, {
+      ...sum(refreshToken, { "find jwt_refresh_tokens": 1, "insert marks": 1, "update jwt_refresh_tokens": 1 }),
+      "insert audit_events": 2,
+    });
+
+    const account = uniqueName("acct");
+    const create = () => rest(on, "POST", "/v1/frontend/auth", { json: { account_id: account, description: "d" }, headers: admin });
+    await costOf("API-token creation, the account's first", create, 200, creation);
+    await costOf("API-token creation", create, 200, { ...creation, "find marks": 1 });
+    // At the bound: the two tokens before it and their marks, one each; withdrawn.
+    await costOf("API-token creation at the bound", create, 400, { "insert api_tokens": 1, "find api_tokens": 1, "find marks": 2, "delete api_tokens": 1, "insert audit_events": 2 });
   });
 });
