@@ -16,7 +16,7 @@ import { generateApiTokenSecret, isWellFormedApiToken } from "./api-token-secret
 import type { Clock } from "./clock.js";
 import { failedPrecondition, invalidArgument, invalidField, notFound, unauthenticated } from "./errors.js";
 import { Lru } from "./lru.js";
-import { checkFreeText, holdsControlCharacters } from "./text.js";
+import { checkFreeText, holdsControlCharacters, lineText } from "./text.js";
 import { hashSecret, randomId, secretEquals } from "./secrets.js";
 
 /** Longest accepted field values; longer is 400 naming the field. */
@@ -76,6 +76,12 @@ function requireFields(fields: ReadonlyArray<readonly [name: string, value: stri
 function limitLength(name: keyof typeof API_TOKEN_LIMITS, value: string | undefined): void {
   checkFreeText(name, value, API_TOKEN_LIMITS[name]);
 }
+
+/**
+ * An account id as its log lines write it (lineText): a caller's free text, which may hold what
+ * would split a line or turn it around for its reader (U+2028, NEL, U+202E).
+ */
+const loggedAccountId = (accountId: string) => lineText(accountId, API_TOKEN_LIMITS.account_id);
 
 /**
  * An account id that GET and DELETE /v1/frontend/auth/{account_id} can name: not "." or "..",
@@ -155,7 +161,7 @@ export class ApiTokens {
       issuedAt: this.clock.now(),
     }, this.maxPerAccount);
     if (token === null) throw tooManyTokens(this.maxPerAccount);
-    this.logger.info("api token created", { accountId: token.accountId, tokenLink: token.link });
+    this.logger.info("api token created", { accountId: loggedAccountId(token.accountId), tokenLink: token.link });
     return { secret, token };
   }
 
@@ -205,7 +211,7 @@ export class ApiTokens {
     if (!token) throw notRevoked();
     this.forget(token.hash);
     await this.revoked?.(token.hash);
-    this.logger.info("api token revoked", { accountId: token.accountId, tokenLink: token.link });
+    this.logger.info("api token revoked", { accountId: loggedAccountId(token.accountId), tokenLink: token.link });
     return token;
   }
 

@@ -24,6 +24,7 @@ import { AuthError, endedCall, Reasons } from "./errors.js";
 import { StoreUnavailableError } from "../store/ports/errors.js";
 import { isBusyRefusal } from "./login-throttle.js";
 import { holdsCredential, unquotable } from "../credential-shapes.js";
+import { lineText } from "./text.js";
 
 /** Every event type, as stored and listed (README "Operate it" lists them). */
 export const auditEventTypes = [
@@ -155,15 +156,8 @@ export async function trackedThen<T>(...[audit, type, fields, work, onSuccess, s
   return { result, recorded: audit.record({ type, ...fields, ...onSuccess?.(result), outcome: "success" }, successOptions) };
 }
 
-/**
- * Free text as an event keeps it: at most `max` characters, well-formed, no control characters,
- * no line or paragraph separators (U+2028, U+2029: JSON keeps them as they are, and a reader that
- * breaks lines at them, as Python's splitlines() does, would split the event's log line in two)
- * and no bidirectional formatting characters (U+202E would show the rest of a log line, or of a
- * listing, reversed; login-name.ts refuses the same in a login).
- */
-const bounded = (s: string | undefined, max = 256) =>
-  s === undefined ? undefined : (s.length > max ? s.slice(0, max) : s).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+/** Free text as an event keeps it (lineText): at most `max` characters, nothing that changes how the event or its log line reads. */
+const bounded = (s: string | undefined, max = 256) => (s === undefined ? undefined : lineText(s, max));
 
 /**
  * What a refused attempt's `login` is recorded as when it has the shape of a credential: people

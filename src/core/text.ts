@@ -20,6 +20,19 @@ export function checkFreeText(field: string, value: string | undefined, maxLengt
   if (holdsControlCharacters(value)) throw invalidField(field, `${field} must not contain control characters`);
 }
 
+/**
+ * A caller's text as a log line or an audit event keeps it: at most `max` characters,
+ * well-formed, no control characters, no line or paragraph separators (U+2028, U+2029: JSON
+ * keeps them as they are, and a reader that breaks lines at them, as Python's splitlines() does
+ * at those and at NEL, U+0085, would split the line in two, or read a line the text wrote) and no
+ * bidirectional formatting characters (U+202E would show the rest of the line reversed;
+ * login-name.ts refuses the same in a login): each replaced by U+FFFD.
+ */
+export function lineText(text: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  return (text.length > max ? text.slice(0, max) : text).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+}
+
 /** Longest part of a value an error message quotes (configuration values). */
 export const quotedMax = 64;
 

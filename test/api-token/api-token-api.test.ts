@@ -378,6 +378,23 @@ for (const store of storesUnderTest()) {
           }
         });
 
+        // The account id is the one text of a caller's that these log lines carry. JSON leaves
+        // U+2028, U+2029 and NEL (U+0085) as they are, and a reader breaking lines at them
+        // (Python's splitlines()) would read a line the id wrote, an audit event say.
+        it("an account_id holding line or paragraph separators, NEL or bidirectional formatting characters is logged with each replaced by U+FFFD, as an audit event keeps text; the answers keep it as given", async () => {
+          const forged = '{"msg":"audit","type":"audit","event":"login","outcome":"success"}';
+          const accountId = `${newAccount()}\u2028${forged}\u2029\u0085\u202e`;
+          const token = await createToken(accountId, "separators");
+          const link = await linkOf(accountId, "separators");
+          assert.equal(expectOk(await api.authenticate(bearer(token))).account_id, accountId);
+          expectOk(await api.revokeToken(accountId, { token_link: link }, admin));
+          const logged = (msg: string) => server.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg && l.tokenLink === link);
+          const shown = `${accountId.slice(0, -forged.length - 4)}\ufffd${forged}\ufffd\ufffd\ufffd`;
+          assert.deepEqual(logged("api token created").map((l) => l.accountId), [shown]);
+          assert.deepEqual(logged("api token revoked").map((l) => l.accountId), [shown]);
+          for (const line of server.logs) assert.ok(!/[\u0085\u2028\u2029\u202e]/.test(line), `a line breaks or turns at a character the account id sent: ${JSON.stringify(line)}`);
+        });
+
         // Revoking a leaked token by pasting the token itself is an easy mistake: the refusal is
         // audited, but a token_link that is no UUID names no token and is recorded [redacted].
         it("a secret sent as token_link is refused 404 and audited without it ([redacted]); a UUID link is named, lower-cased", async () => {
