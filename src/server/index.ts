@@ -14,7 +14,7 @@ import { currentCall, runInCall, type CallScope } from "../call-scope.js";
 import { configuredSecret, holdsConfiguredSecret, type Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import type { ServiceBinding } from "../services/binding.js";
-import { createCacheControlInterceptor } from "./cache-control.js";
+import { createCacheControlInterceptor, notStored } from "./cache-control.js";
 import { createClientAddressResolver } from "./client-address.js";
 import { createCors } from "./cors.js";
 import { createDeadlineInterceptor } from "./deadline-interceptor.js";
@@ -116,9 +116,14 @@ function pathOf(req: NodeRequest): string {
   return (req.url ?? "").split("?", 1)[0]!;
 }
 
-function json(res: NodeResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+/**
+ * A probe's answer (GET /healthz, /readyz): never stored, 200 as 503. A 200 without Cache-Control
+ * may be stored by a shared cache with a heuristic freshness (RFC 9111 4.2.2; a proxy's default
+ * TTL), which would then answer SERVING for an instance that is out.
+ */
+function probeAnswer(res: NodeResponse, serving: boolean): void {
+  const text = JSON.stringify({ status: serving ? "SERVING" : "NOT_SERVING" });
+  res.writeHead(serving ? 200 : 503, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...notStored });
   res.end(text);
 }
 
@@ -205,13 +210,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return true;
     }
     if (path === "/healthz") {
-      const live = o.live?.() ?? true;
-      json(res, live ? 200 : 503, { status: live ? "SERVING" : "NOT_SERVING" });
+      probeAnswer(res, o.live?.() ?? true);
       return true;
     }
     ready().then(
-      (ok) => json(res, ok ? 200 : 503, { status: ok ? "SERVING" : "NOT_SERVING" }),
-      () => json(res, 503, { status: "NOT_SERVING" }),
+      (ok) => probeAnswer(res, ok),
+      () => probeAnswer(res, false),
     );
     return true;
   };
