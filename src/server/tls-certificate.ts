@@ -24,6 +24,8 @@ export interface LoadedCertificate extends TlsPair {
   readonly fingerprint: string;
   /** The key file's permission bits, as read. */
   readonly keyMode: number;
+  /** The files' version (stampsOf) looked at before they were read. */
+  readonly stamp: string;
 }
 
 /**
@@ -240,6 +242,7 @@ export function pemFileProblem(file: string): string | undefined {
  * with one clients refuse).
  */
 export function loadCertificate(certFile: string, keyFile: string, now?: Date): LoadedCertificate {
+  const stamp = stampsOf(certFile, keyFile);
   const read = (file: string, variable: string) => {
     try {
       const problem = pemFileProblem(file);
@@ -297,7 +300,7 @@ export function loadCertificate(certFile: string, keyFile: string, now?: Date): 
   } catch {
     // read a moment ago: gone since (a renewal under way); its next version is looked at then
   }
-  return { cert, key, notAfter, fingerprint: createHash("sha256").update(leaf.raw).digest("hex"), keyMode };
+  return { cert, key, notAfter, fingerprint: createHash("sha256").update(leaf.raw).digest("hex"), keyMode, stamp };
 }
 
 /**
@@ -318,6 +321,11 @@ function stampOf(file: string): string {
   } catch {
     return "missing";
   }
+}
+
+/** The pair's version: a renewal of either file changes it. */
+function stampsOf(certFile: string, keyFile: string): string {
+  return `${stampOf(certFile)}|${stampOf(keyFile)}`;
 }
 
 export interface CertificateReloader {
@@ -349,13 +357,15 @@ export function watchCertificate(
   logger: Logger,
   { intervalMs, now = () => new Date(), onRefused }: WatchOptions,
 ): CertificateReloader {
-  const stamps = () => `${stampOf(certFile)}|${stampOf(keyFile)}`;
+  const stamps = () => stampsOf(certFile, keyFile);
   let current = first;
   // The files' version last tried: a pair that failed is tried again only once they change again
   // (a renewal written one file at a time checks out once both are written), or, refused as not
   // yet valid, once it is (a renewal issued by a CA whose clock is ahead of this one's would
   // otherwise wait for the next renewal, while the served certificate expires).
-  let tried = stamps();
+  // From the version `first` was read from: files renewed since (while the start that read them
+  // went on, a SIGHUP then finding no running service to reload) are read again below.
+  let tried = first.stamp;
   let retryAt: number | undefined;
   const reload = (why: "signal" | "changed") => {
     tried = stamps();
@@ -384,11 +394,16 @@ export function watchCertificate(
   const due = () => stamps() !== tried || (retryAt !== undefined && now().getTime() >= retryAt);
   const timer = intervalMs > 0 ? setInterval(() => due() && reload("changed"), intervalMs) : undefined;
   timer?.unref();
+  // Once, as soon as the caller has finished setting up (its onRefused counts), whatever intervalMs.
+  const started = setImmediate(() => due() && reload("changed"));
   return {
     get current() {
       return current;
     },
     reload,
-    stop: () => clearInterval(timer),
+    stop: () => {
+      clearInterval(timer);
+      clearImmediate(started);
+    },
   };
 }

@@ -220,6 +220,25 @@ describe("server: TLS certificate renewal", function () {
     }
   });
 
+  it("a renewal written after the start read the pair, before it watches the files, is served once it has started (TESSERA_TLS_RELOAD_SECONDS 0 too)", async () => {
+    const first = certificate();
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger("info", (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    const loaded = loadCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!);
+    const next = certificate();
+    renew(first, next);
+    const applied: TlsPair[] = [];
+    const watcher = watchCertificate(first.env.TESSERA_TLS_CERT_FILE!, first.env.TESSERA_TLS_KEY_FILE!, loaded, (p) => applied.push(p), logger, { intervalMs: 0 });
+    try {
+      await until(() => applied.length === 1, "the renewal served");
+      assert.equal(fingerprintOf(applied[0]!.cert), fingerprintOf(next.ca));
+      assert.equal(watcher.current.fingerprint, new X509Certificate(next.ca).fingerprint256.replaceAll(":", "").toLowerCase());
+      assert.equal(lines.find((l) => l.msg === "TLS certificate reloaded")?.why, "changed");
+    } finally {
+      watcher.stop();
+    }
+  });
+
   it("a renewal that fails to be served for any other reason is refused, logged and counted, never thrown", () => {
     const first = certificate();
     const lines: Record<string, unknown>[] = [];
