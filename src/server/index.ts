@@ -347,6 +347,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     host: config.host,
     port: config.port,
     tls: certificate,
+    ...(hsts !== undefined && { hsts }),
     requestTimeoutMs: config.requestTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,

@@ -83,6 +83,11 @@ export interface ListenerOptions {
    */
   requestIds?: { holdsSecret(text: string): boolean };
   /**
+   * Under TLS: the Strict-Transport-Security value of the answers made here (a 400 or 431 to bytes
+   * the parser refuses, a 405 to CONNECT, a 417, a 505), as the handler's carry. Unset: none.
+   */
+  hsts?: string;
+  /**
    * What the answers made here do not quote of a request (an Expect a 417 names: see
    * unquotable, quotedRequestText); default a credential's shape.
    */
@@ -340,7 +345,7 @@ export function peerAddress(req: http.IncomingMessage | http2.Http2ServerRequest
  * (its stream, its :authority): such a request threw in the request listener and ended the
  * process. 505 (RFC 9110 15.6.6), and the connection closes.
  */
-function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse, requestId: RequestIdHeader): void {
+function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse, headers: OwnHeaders): void {
   res.shouldKeepAlive = false;
   sendErrorBody(
     res,
@@ -348,7 +353,7 @@ function versionNotServed(req: http.IncomingMessage, res: http.ServerResponse, r
     Code.Unimplemented,
     "UNIMPLEMENTED",
     `HTTP/${req.httpVersion} is not served in HTTP/1.1 syntax: this port speaks HTTP/1.0, HTTP/1.1 and HTTP/2 (which starts with its connection preface)`,
-    { ...requestId, connection: "close" },
+    { ...headers, connection: "close" },
   );
 }
 
@@ -382,11 +387,11 @@ function noTunnel(
   req: http.IncomingMessage | http2.Http2ServerRequest,
   res: http.ServerResponse | http2.Http2ServerResponse,
   allow: string,
-  requestId: RequestIdHeader,
+  headers: OwnHeaders,
 ): void {
   sendErrorBody(res, 405, Code.Unimplemented, "METHOD_NOT_ALLOWED", "CONNECT is not allowed: this server opens no tunnels", {
     allow,
-    ...requestId,
+    ...headers,
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
 }
@@ -400,12 +405,12 @@ function noTunnel(
 function expectationFailed(
   req: http.IncomingMessage | http2.Http2ServerRequest,
   res: http.ServerResponse | http2.Http2ServerResponse,
-  requestId: RequestIdHeader,
+  headers: OwnHeaders,
   hidden: (text: string) => boolean,
 ): void {
   const expect = quotedRequestText(String(req.headers.expect ?? ""), hidden);
   sendErrorBody(res, 417, Code.InvalidArgument, "MALFORMED_REQUEST", `the expectation ${expect} cannot be met: this server meets only Expect: 100-continue`, {
-    ...requestId,
+    ...headers,
     ...(req.httpVersionMajor === 1 && { connection: "close" }),
   });
 }
@@ -458,8 +463,11 @@ function refuseNotArrived(req: Parameters<RequestHandler>[0], res: Parameters<Re
   sendRefusal(req, res, 408, Code.DeadlineExceeded, "DEADLINE_EXCEEDED", `the request did not arrive in time: all of it is due within ${requestTimeoutMs} ms`);
 }
 
-/** The x-request-id header of an answer made here (listen's idOf): none where the port sets none. */
-type RequestIdHeader = { [requestIdHeader]?: string };
+/**
+ * The headers of an answer made here (listen's headersOf): its x-request-id (none where the port
+ * sets none), and under TLS Strict-Transport-Security.
+ */
+type OwnHeaders = { [requestIdHeader]?: string; "strict-transport-security"?: string };
 
 /** An Expect that is 100-continue, in any case (RFC 9110 10.1.1: the value is case-insensitive). */
 const hundredContinue = /^[ \t]*100-continue[ \t]*$/i;
@@ -486,11 +494,12 @@ const plainMethodSoFar = /^[A-Z]{1,12}$/;
  * An HTTP/1.1 error answer as bytes, for a connection no ServerResponse answers (its bytes
  * refused by the parser, or not HTTPS on the TLS port): the JSON error, then the connection closes.
  */
-function rawErrorAnswer(status: number, code: Code, reason: ServerReason, message: string, requestId = true): string {
+function rawErrorAnswer(status: number, code: Code, reason: ServerReason, message: string, requestId = true, hsts?: string): string {
   const body = errorBody(code, reason, message);
   return (
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n` +
     (requestId ? `${requestIdHeader}: ${requestIdOf(undefined)}\r\n` : "") +
+    (hsts !== undefined ? `strict-transport-security: ${hsts}\r\n` : "") +
     Object.entries(notStored).map(([name, value]) => `${name}: ${value}\r\n`).join("") +
     "content-type: application/json\r\n" +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
@@ -582,7 +591,7 @@ function clientErrorAnswer(e: ClientError, limits: ClientErrorLimits): [number, 
  * close are dropped while its answer is under way. A client's bytes are no server failure:
  * nothing is logged.
  */
-export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptions, "requestIds" | "rpcCall">): (e: ClientError, socket: Duplex) => void {
+export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptions, "requestIds" | "rpcCall" | "hsts">): (e: ClientError, socket: Duplex) => void {
   return (e, socket) => {
     if (e.code === "HPE_PAUSED_H2_UPGRADE" && (socket as tls.TLSSocket).encrypted && (socket as Socket).bytesWritten === 0) {
       // The HTTP/2 preface as a connection's first bytes, on a TLS connection that did not
@@ -621,7 +630,7 @@ export function answerClientError(limits: ClientErrorLimits & Pick<ListenerOptio
       // The request being read, refused by the request timeout: its reader sees the connection
       // close, as when a client leaves, and is told it was this (request-arrival.ts).
       if (e.code === "ERR_HTTP_REQUEST_TIMEOUT" && incoming) markArrivalTimedOut(incoming);
-      answerAndClose(socket, rawErrorAnswer(...clientErrorAnswer(e, limits), limits.requestIds !== undefined));
+      answerAndClose(socket, rawErrorAnswer(...clientErrorAnswer(e, limits), limits.requestIds !== undefined, limits.hsts));
       return;
     }
     // That answer still on its way: what the client sends meanwhile (refused by the parser
@@ -649,11 +658,13 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // drain(): set for good; every connection from then on is drained as described there.
   let draining = false;
 
-  // The id of a request answered here (requestIdOf, as the handler gives it), if any.
-  const idOf = (req: Parameters<RequestHandler>[0]): RequestIdHeader =>
-    o.requestIds === undefined ? {} : { [requestIdHeader]: requestIdOf(req.headers[requestIdHeader], o.requestIds.holdsSecret) };
-  const unmet: RequestHandler = (req, res) => expectationFailed(req, res, idOf(req), o.hidden ?? credentialShaped);
-  const tunnelRefused: RequestHandler = (req, res) => noTunnel(req, res, o.allow ?? servedMethods, idOf(req));
+  // The headers of an answer made here: the request's id (requestIdOf, as the handler gives it),
+  // if any, and Strict-Transport-Security under TLS.
+  const hsts = o.hsts === undefined ? {} : { "strict-transport-security": o.hsts };
+  const headersOf = (req: Parameters<RequestHandler>[0]): OwnHeaders =>
+    o.requestIds === undefined ? hsts : { [requestIdHeader]: requestIdOf(req.headers[requestIdHeader], o.requestIds.holdsSecret), ...hsts };
+  const unmet: RequestHandler = (req, res) => expectationFailed(req, res, headersOf(req), o.hidden ?? credentialShaped);
+  const tunnelRefused: RequestHandler = (req, res) => noTunnel(req, res, o.allow ?? servedMethods, headersOf(req));
 
   // Each HTTP/1.1 connection: the requests it has in flight (their answers go out in order, a
   // pipelined one waiting behind those before it), and how far its output has got.
@@ -797,7 +808,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   // An HTTP/1.1 header block over the bound on the wire, which Node's parser let through (see
   // headerBlockFloor): answered as one the parser refuses is, 431, without being served.
   const headerBlockRefused: RequestHandler = (req, res) => {
-    for (const [name, value] of Object.entries(idOf(req))) res.setHeader(name, value);
+    for (const [name, value] of Object.entries(headersOf(req))) res.setHeader(name, value);
     sendErrorBody(res, ...headerBlockTooLarge(o.maxHeaderBytes));
   };
   const withinHeaderBlock =
@@ -823,7 +834,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
       // socket for up to 30 s more than configured. Sweep at a quarter of the shorter timeout.
       connectionsCheckingInterval: Math.max(250, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs) / 4)),
     },
-    withinHeaderBlock((req, res) => (req.httpVersionMajor === 1 ? counted(req, res) : versionNotServed(req, res, idOf(req)))),
+    withinHeaderBlock((req, res) => (req.httpVersionMajor === 1 ? counted(req, res) : versionNotServed(req, res, headersOf(req)))),
   );
   // Node keeps the first 2000 header lines of a request and drops the rest unseen (a second Host,
   // a proxy's X-Forwarded-For appended last): the header block's size is the one bound, as it
@@ -960,7 +971,7 @@ export async function listen(handler: RequestHandler, o: ListenerOptions): Promi
   const headerListCap = 2 * o.maxHeaderBytes;
   const maxHeaderListPairs = Math.ceil(headerListCap / 32);
   const headerListRefused: RequestHandler = (req, res) => {
-    for (const [name, value] of Object.entries(idOf(req))) res.setHeader(name, value);
+    for (const [name, value] of Object.entries(headersOf(req))) res.setHeader(name, value);
     // A :path over the bound alone is 414, as an HTTP/1.1 request target is (RFC 9110 15.5.15).
     const targetTooLong = (req.url ?? "").length > o.maxHeaderBytes;
     const message = targetTooLong ? `the request target is longer than ${o.maxHeaderBytes} bytes` : `the request's header list is larger than ${o.maxHeaderBytes} bytes`;
