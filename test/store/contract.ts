@@ -6,6 +6,7 @@ import { runInCall } from "../../src/call-scope.js";
 import {
   type AuditEventRecord,
   CAP_BATCH,
+  CLOCK_STEP_MS,
   DeadlineExceededError,
   DuplicateError,
   StoreUnavailableError,
@@ -1163,8 +1164,10 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>, makeOwnH
           if (kind.endedCount) assert.equal(await twin.sessions.findById(ended.id), null);
           const next = await kind.create(store, user, at(40), 2);
           assert.deepEqual(next.ended, [kept.id]);
-          // An expired one is left as it is, to housekeeping.
-          assert.equal(await kind.live(twin, expired.id), true);
+          // An expired one is left as it is, to housekeeping; save for a user token, which a capped
+          // creation marks logged out once it has expired (MongoDB: a clock step before it, not
+          // yet here): see below.
+          assert.equal(await kind.live(twin, expired.id), !(kind.name.startsWith("user tokens") && store.kind === "sqlite"));
         });
 
         if (kind.endedCount) {
@@ -1239,6 +1242,40 @@ export function storeContract(makeHarness: () => Promise<StoreHarness>, makeOwnH
         });
       });
     }
+
+    it(`user tokens: a capped creation marks logged out the user's expired ones never logged out (SQLite: expired by its time; MongoDB: a clock step before it), unreported, newest first, at most ${CAP_BATCH} a creation, so that the cap's reads no longer walk them; another user's stay as they are`, async () => {
+      const user = id("u");
+      const other = id("u");
+      const expiresAt = at(1_000);
+      const token = async (userId: string, createdAt: Date, cap?: number, expiry?: Date) => {
+        const made = { id: id("ut"), hash: id("ut-hash"), userId, createdAt, ...(expiry !== undefined && { expiresAt: expiry }) };
+        const { ended } = await store.userTokens.create(made, cap);
+        assert.deepEqual(ended, [], "none of them is past the cap");
+        return made.id;
+      };
+      const state = async (tokenId: string) => {
+        const found = (await twin.userTokens.findById(tokenId))!;
+        assert.equal(found.version, found.enabled ? 0 : 1);
+        return found.enabled;
+      };
+      // Made without a cap (none marks another), so a wave at a time.
+      const expired: string[] = [];
+      for (let wave = 0; wave < CAP_BATCH + 3; wave += WAVE) {
+        const indices = Array.from({ length: Math.min(WAVE, CAP_BATCH + 3 - wave) }, (_, j) => wave + j);
+        expired.push(...(await Promise.all(indices.map((i) => token(user, at(i), undefined, expiresAt)))));
+      }
+      const lasting = await token(user, at(500));
+      const unexpired = await token(user, at(501), undefined, at(1_000 + 2 * CLOCK_STEP_MS));
+      const othersExpired = await token(other, at(502), undefined, expiresAt);
+      const after = at(1_000 + CLOCK_STEP_MS + 1);
+      await token(user, after, 500);
+      // The newest CAP_BATCH of them; the 3 oldest are left to the next creation.
+      assert.deepEqual(await Promise.all(expired.map(state)), expired.map((_, i) => i < 3));
+      assert.deepEqual(await Promise.all([lasting, unexpired, othersExpired].map(state)), [true, true, true]);
+      await token(user, new Date(after.getTime() + 1), 500);
+      assert.deepEqual(await Promise.all(expired.map(state)), expired.map(() => false));
+      assert.deepEqual(await Promise.all([lasting, unexpired, othersExpired].map(state)), [true, true, true]);
+    });
   });
 
   describe("keys", () => {

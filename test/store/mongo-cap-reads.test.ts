@@ -15,7 +15,7 @@ import { API_TOKENS_ACTIVE_INDEX, mongoApiTokens } from "../../src/store/mongo/m
 import { mongoJwtRefreshTokens } from "../../src/store/mongo/mongo-jwt-refresh-tokens.js";
 import { Marks } from "../../src/store/mongo/mongo-marks.js";
 import { mongoSessions } from "../../src/store/mongo/mongo-sessions.js";
-import { mongoUserTokens } from "../../src/store/mongo/mongo-user-tokens.js";
+import { mongoUserTokens, USER_TOKENS_CAP_INDEX } from "../../src/store/mongo/mongo-user-tokens.js";
 import type { MongoContext } from "../../src/store/mongo/mongo-context.js";
 import { storesUnderTest } from "../support/server.js";
 
@@ -99,6 +99,11 @@ describe("mongo store: the caps' reads", function () {
     await store.disable("ut-3", at(5));
     const reads = await capReads("user_tokens", () => store.create(token(6), 2), 1);
     for (const equal of reads) assert.ok(equal.includes("disabledAt"), "the live ones read by equality on disabledAt");
+    // The expired ones never logged out (to be marked so), the boundary, the oldest up to it.
+    assert.deepEqual(
+      started.filter((e) => e.commandName === "find" && e.command.find === "user_tokens").map((e) => e.command.hint),
+      [USER_TOKENS_CAP_INDEX, USER_TOKENS_CAP_INDEX, USER_TOKENS_CAP_INDEX],
+    );
   });
 
   it("seed 004 refresh tokens: by userId_1_revokedAt_1_issuedAt_-1__id_-1, the revoked ones never walked", async () => {

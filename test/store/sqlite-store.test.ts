@@ -126,6 +126,19 @@ describe("sqlite store", () => {
     assert.deepEqual(limited.filter((sql) => /\bLIMIT [?@:$]/.test(sql)), []);
   });
 
+  it("a capped user-token creation finds the user's expired tokens to mark by user_tokens_user_created, never by every user's expiry index, a read of the table or a sort", async () => {
+    const marking = await preparedAtOpen(/\+expires_at <= @now/);
+    assert.equal(marking.length, 1);
+    const db = new Database(join(dataDir, "tessera.db"), { readonly: true });
+    try {
+      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${marking[0]}`).all({ userId: "u", now: 0 }) as Array<{ detail: string }>).map((row) => row.detail);
+      assert.ok(plan.includes("SEARCH user_tokens USING INDEX user_tokens_user_created (user_id=?)"), plan.join("\n"));
+      assert.ok(!plan.some((step) => step.startsWith("SCAN user_tokens") || step.includes("user_tokens_expires_at") || step.includes("TEMP B-TREE")), plan.join("\n"));
+    } finally {
+      db.close();
+    }
+  });
+
   it("the caps find a user's credentials past the cap by the (user, creation time) indexes of schema version 16, never by reading a table or sorting", async () => {
     const capped = new Set((await preparedAtOpen(/boundary_at/)).map((sql) => sql.replace(/\s+/g, " ").trim()));
     const db = new Database(join(dataDir, "tessera.db"), { readonly: true });

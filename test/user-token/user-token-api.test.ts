@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { UserTokenService } from "../../gen/tessera/usertoken/v1/user_token_pb.js";
-import { ManualClock } from "../../src/core/clock.js";
+import { CLOCK_STEP_MS, ManualClock } from "../../src/core/clock.js";
 import { Housekeeping } from "../../src/core/housekeeping.js";
 import { createLogger } from "../../src/logger.js";
 import { apiTokenApi } from "../api-token/api.js";
@@ -250,6 +250,27 @@ for (const store of storesUnderTest()) {
             await answers();
             await new Housekeeping({ store: server.tessera.store, clock, logger: createLogger("silent") }).runOnce();
             await answers();
+          });
+
+          it("a token expired a clock step before the user's next login is marked logged out by it (the cap's index lets go of it), and answers as before: TOKEN_EXPIRED, deleted by housekeeping the retention after its expiry", async () => {
+            const user = await signUp(server);
+            const expired = await login(user.login, { expirationTime: new Date(clock.now().getTime() + 10_000).toISOString() });
+            const expiry = clock.now().getTime() + 10_000;
+            clock.advance(10_000 + CLOCK_STEP_MS + 1);
+            const fresh = await login(user.login);
+            assert.deepEqual(await storedUserToken(server, expired).then(({ enabled, version }) => ({ enabled, version })), { enabled: false, version: 1 });
+            expectCode(await api.bump(bearer(expired)), "unauthenticated", "user token has expired", "TOKEN_EXPIRED");
+            expectCode(await api.logout(bearer(expired)), "unauthenticated", "user token has expired", "TOKEN_EXPIRED");
+            expectOk(await api.bump(bearer(fresh)));
+            const housekeepingAt = async (ms: number) => {
+              clock.advance(ms - clock.now().getTime());
+              await new Housekeeping({ store: server.tessera.store, clock, logger: createLogger("silent") }).runOnce();
+            };
+            const day = 86_400_000;
+            await housekeepingAt(expiry + 30 * day - 1_000);
+            expectCode(await api.bump(bearer(expired)), "unauthenticated", "user token has expired", "TOKEN_EXPIRED");
+            await housekeepingAt(expiry + 30 * day + 1_000);
+            expectCode(await api.bump(bearer(expired)), "unauthenticated", "invalid user token", "INVALID_TOKEN");
           });
 
           it("TESSERA_USER_TOKEN_RETENTION_DAYS (30) after it expired or was logged out, housekeeping deletes a token: it answers INVALID_TOKEN from then on; one that ended less long ago still TOKEN_EXPIRED or TOKEN_REVOKED", async () => {

@@ -1,4 +1,4 @@
-import { userTokenSources, type Capped, type NewUserToken, type UserStore, type UserTokenRecord, type UserTokenStore } from "../ports.js";
+import { CAP_BATCH, CLOCK_STEP_MS, userTokenSources, type Capped, type NewUserToken, type UserStore, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { pastCap } from "../mongo-caps.js";
 import { deleteBatch } from "./mongo-batches.js";
 import { updateByIds } from "./mongo-by-id.js";
@@ -58,6 +58,26 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
   };
 
   /**
+   * The user's tokens that had expired a clock step (CLOCK_STEP_MS: another instance's clock may
+   * be behind, and must see one expired before it sees it logged out) before `token`'s creation,
+   * never logged out, get `disabledAt` (not reported: their expiry ended them, and answers it
+   * first; their retention still runs from it, which came first), newest first, at most
+   * CAP_BATCH a creation: else each stays among the live ones of the cap's index for its whole
+   * retention, and the cap's reads, which skip it, walked every one. Read by that index.
+   */
+  const disableExpired = async (token: NewUserToken): Promise<void> => {
+    const expiredBy = new Date(token.createdAt.getTime() - CLOCK_STEP_MS);
+    const docs = await tokens
+      .find({ userId: token.userId, disabledAt: null, expiresAt: { $lte: expiredBy } }, { projection: { _id: 1 } })
+      .sort({ createdAt: -1, _id: -1 })
+      .hint(USER_TOKENS_CAP_INDEX)
+      .limit(CAP_BATCH)
+      .toArray();
+    if (docs.length === 0) return;
+    await updateByIds(tokens, docs.map((doc) => doc._id), { disabledAt: { $exists: false } }, { $set: { disabledAt: token.createdAt } }).catch(() => {});
+  };
+
+  /**
    * The user's enabled, unexpired tokens past the cap (by `disabledAt`: a token whose logout has
    * not written it yet counts, and its claim then fails), once `token` is stored: logged out as
    * disable() does, their `disabledAt` then written by one update (of a whole batch, one write
@@ -65,6 +85,7 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
    * before `disabledAt` was recorded) gets it too, so that the cap does not count it again.
    */
   const disablePastCap = async (token: NewUserToken, cap: number): Promise<string[]> => {
+    await disableExpired(token);
     // Never one a new cookie session descends from: they take places of the cap beside it.
     const sources = userTokenSources(token.sources);
     const live = {

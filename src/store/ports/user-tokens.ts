@@ -41,8 +41,11 @@ export interface UserTokenStore {
    * once the token is stored, the user's oldest enabled, unexpired tokens beyond the newest `cap`
    * (this one counted) are disabled as disable() does (logged out, kept for the retention), at
    * `createdAt`, at most CAP_BATCH of them; never this one, whatever its time. `ended`: the ids
-   * this call disabled (none without a cap). The embedded store does it in the insert's
-   * transaction; MongoDB after the insert (src/store/README.md, "Caps").
+   * this call disabled (none without a cap). With a cap, the user's newest CAP_BATCH tokens
+   * that expired never logged out (by `createdAt`; MongoDB: CLOCK_STEP_MS before it) are
+   * disabled too, not reported: else the cap's reads walked each for its whole retention. The
+   * embedded store does it in the insert's transaction; MongoDB after the insert
+   * (src/store/README.md, "Caps").
    */
   create(token: NewUserToken, cap?: number): Promise<Capped<UserTokenRecord>>;
   /**

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { touchBucket, userTokenSources, type Capped, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
+import { CAP_BATCH, touchBucket, userTokenSources, type Capped, type NewUserToken, type UserTokenRecord, type UserTokenStore } from "../ports.js";
 import { batchDelete } from "./sqlite-batches.js";
 import { capParameters, pastCapRowids } from "./sqlite-caps.js";
 import { sqliteCalls } from "./sqlite-durability.js";
@@ -93,13 +93,24 @@ export function sqliteUserTokens(db: Database.Database): UserTokenStore {
   const disablePastCap = db.prepare(
     `UPDATE user_tokens SET enabled = 0, version = version + 1, disabled_at = @now WHERE rowid IN (${pastCapRowids("user_tokens", "id", "created_at", "enabled = 1 AND (expires_at IS NULL OR expires_at > @now) AND instr(@sources, ' ' || id || ' ') = 0")}) RETURNING id`,
   );
+  // The user's tokens that had expired by the creation's time, never logged out, are marked so
+  // (as disable() does, not reported: their expiry ended them, and answers it first; their
+  // retention still runs from it, which came first), newest first, at most CAP_BATCH a
+  // creation: else each stays in user_tokens_user_created (partial on enabled) for its whole
+  // retention, and the cap's reads, which skip it, walked every one inside the write
+  // transaction. Found by that index (the expiry compared as a plain value, `+`, not by
+  // user_tokens_expires_at, which holds every user's). Every worker reads the host's one clock.
+  const disableExpired = db.prepare(`UPDATE user_tokens SET enabled = 0, version = version + 1, disabled_at = @now WHERE rowid IN (
+    SELECT rowid FROM user_tokens WHERE user_id = @userId AND enabled = 1 AND +expires_at <= @now ORDER BY created_at DESC, rowid DESC LIMIT ${CAP_BATCH})`);
   // The token and the logouts of those past the cap: one transaction, taken up front.
   const create = db.transaction((token: NewUserToken, cap: number | undefined): Capped<UserTokenRecord> => {
     const record = inserted(token);
     if (cap === undefined) return { record, ended: [] };
+    const now = toMs(token.createdAt);
+    disableExpired.run({ userId: token.userId, now });
     const sources = userTokenSources(token.sources);
     const ended = disablePastCap.all({
-      ...capParameters(token.userId, token.id, Math.max(1, cap - sources.length), toMs(token.createdAt)),
+      ...capParameters(token.userId, token.id, Math.max(1, cap - sources.length), now),
       sources: ` ${sources.join(" ")} `,
     }) as { id: string }[];
     return { record, ended: ended.map((r) => r.id) };
