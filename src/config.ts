@@ -137,8 +137,19 @@ const mountPath: Parser<string> = (raw) => {
   return path;
 };
 
+/**
+ * PEM text, or PEM text in base64 (as a secret store hands it out: "LS0tLS1CRUdJT" is
+ * "-----BEGIN"), where a file's path goes: the key itself, never quoted.
+ */
+const pemText = /-----BEGIN|LS0tLS1CRUdJT/;
+
 /** A file that can be read as a PEM certificate or key (pemFileProblem: no FIFO, device or huge file). */
 const readableFile: Parser<string> = (raw) => {
+  if (pemText.test(raw)) {
+    throw new Error(
+      "must be the path of a file, not the key or certificate itself (the value holds PEM text, or PEM text in base64, and is not shown); write it to a file readable by Tessera's user alone and give that file's path",
+    );
+  }
   const cannotRead = () => new Error(`cannot read file ${quoted(raw)}`);
   let problem: string | undefined;
   try {

@@ -3,6 +3,7 @@
 // non-zero exit, and never the value of a secret.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -425,6 +426,37 @@ describe("start: a TLS file that is no regular file, or far too large for a PEM 
     const r = await start({ TESSERA_TLS_CERT_FILE: big, TESSERA_TLS_KEY_FILE: big });
     assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stderr, `tessera: configuration error: TESSERA_TLS_CERT_FILE: ${JSON.stringify(big)} is larger than 1 MiB, which no PEM certificate or key is\n`);
+  });
+});
+
+describe("config: a TLS file variable given the key itself, not a file's path, is refused without quoting it", () => {
+  // An operator pastes the PEM text (or its base64, as a secret store hands it out) where the
+  // file's path goes. It was quoted as a path that cannot be read, its first 64 characters: the
+  // label and 36 characters of the key's base64, some of them the private key's own bytes.
+  // A readable file for the other variable: only the one holding the text is refused.
+  const certFile = join(projectRoot, "README.md");
+  const why = "must be the path of a file, not the key or certificate itself (the value holds PEM text, or PEM text in base64, and is not shown); write it to a file readable by Tessera's user alone and give that file's path";
+  const pems = {
+    "an Ed25519 key (PKCS #8)": generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+    "a P-256 key (SEC 1)": generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }) as string,
+  };
+
+  for (const [what, pem] of Object.entries(pems)) {
+    it(`TESSERA_TLS_KEY_FILE holding ${what} -> refused naming it, nothing of the key quoted`, () => {
+      assert.equal(refusal({ TESSERA_TLS_CERT_FILE: certFile, TESSERA_TLS_KEY_FILE: pem }), `TESSERA_TLS_KEY_FILE: ${why}`);
+    });
+    it(`TESSERA_TLS_KEY_FILE holding ${what} in base64 -> refused naming it, nothing of it quoted`, () => {
+      const encoded = Buffer.from(pem).toString("base64");
+      assert.equal(refusal({ TESSERA_TLS_CERT_FILE: certFile, TESSERA_TLS_KEY_FILE: encoded }), `TESSERA_TLS_KEY_FILE: ${why}`);
+    });
+    it(`TESSERA_TLS_CERT_FILE holding ${what} (the two swapped) -> refused naming it, nothing of the key quoted`, () => {
+      assert.equal(refusal({ TESSERA_TLS_CERT_FILE: pem, TESSERA_TLS_KEY_FILE: certFile }), `TESSERA_TLS_CERT_FILE: ${why}`);
+    });
+  }
+
+  it("a path that cannot be read is still quoted", () => {
+    const missing = join(projectRoot, "missing-dir", "key.pem");
+    assert.equal(refusal({ TESSERA_TLS_CERT_FILE: certFile, TESSERA_TLS_KEY_FILE: missing }), `TESSERA_TLS_KEY_FILE: cannot read file ${JSON.stringify(missing)}`);
   });
 });
 
