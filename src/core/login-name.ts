@@ -207,7 +207,8 @@ export function refusedLoginKey(raw: string): string {
 }
 
 /**
- * A login a sign-up gives -> its spelling and key: parseLogin, then a spelling holding a
+ * A login a sign-up gives -> its spelling and key: parseLogin, then an email whose key is not
+ * shaped as one, or a spelling holding a
  * default-ignorable (a joiner where its script needs it aside), unassigned, private-use or
  * otherwise disallowed code point (newTextRefusal), or one holding right-to-left text with a part
  * (between spaces, "@" and ".") that breaks RFC 5893's Bidi Rule (bidiRuleBroken), is refused
@@ -215,6 +216,11 @@ export function refusedLoginKey(raw: string): string {
  */
 export function parseNewLogin(raw: string, kind: LoginKind, source: LoginSource = { field: defaultField(kind) }): LoginName {
   const login = parseLogin(raw, kind, source);
+  // A login is an email by the shape of its spelling or of the form it is compared by (an account
+  // made before logs in by either); a new one has it in the form compared by too, so that no
+  // account holds a login that, typed in that form (U+2024 ONE DOT LEADER as "."), is refused as
+  // malformed. The size limits stay the spelling's: case folding may lengthen what it stores.
+  if (kind === "email" && !emailPattern.test(login.key)) throw notAnEmail(source);
   const form = usernameForm(login.spelling);
   const refusal = newTextRefusal(form);
   if (refusal) throw refused(source, newTextRefusals[refusal]);

@@ -149,6 +149,27 @@ for (const store of storesUnderTest()) {
         assert.equal(user.email, fullWidth(other));
       });
 
+      ruleCase("refuses a new email whose compared form is no email (a trailing dot, two at signs) as malformed, as its ASCII form is; an account holding one still logs in", async () => {
+        const tag = uniqueName("shape").slice(6);
+        const notAnEmail = "email is not a valid email address";
+        // U+2024 ONE DOT LEADER is "." under NFKC, U+FE6B SMALL COMMERCIAL AT "@": each of these
+        // displays as its ASCII form, which no sign-up takes, and would be an account whose
+        // login, typed in the form logins are compared by, is refused.
+        for (const [lookAlike, ascii] of [
+          [`ada${tag}@example.com\u2024`, `ada${tag}@example.com.`],
+          [`ada${tag}@example\u2024\u2024com`, `ada${tag}@example..com`],
+          [`ada${tag}@\u2024example.com`, `ada${tag}@.example.com`],
+          [`ada\ufe6b${tag}@example.com`, `ada@${tag}@example.com`],
+        ]) {
+          expectFieldRefused(await api.signUp(ascii!, password), "email", notAnEmail);
+          expectFieldRefused(await api.signUp(lookAlike!, password), "email", notAnEmail);
+        }
+        // Logins are not judged so: an account stored with such a login logs in by its spelling.
+        const stored = `bob${tag}@example.com\u2024`;
+        await storedAccount(server, stored);
+        expectOk(await api.logIn(stored, password));
+      });
+
       ruleCase("compares whitespace trimmed and collapsed, also next to zero-width characters: such look-alikes are the same login and share its lock", async () => {
         const tag = uniqueName("ws").slice(3);
         const name = `ada ${tag}`;
