@@ -113,8 +113,12 @@ export class ApiTokens {
   private readonly cache: Lru<string, CachedToken>;
   /** Links this instance wrote (or asked to write) last_used for, within the interval. */
   private readonly touched: Lru<string, true>;
-  /** One store lookup per hash at a time: a burst of calls with a cold token shares it. */
-  private readonly inflight = new Map<string, Promise<CachedToken | null>>();
+  /**
+   * One store lookup per hash at a time: a burst of calls with a cold token shares it, while it
+   * began less than the cache TTL ago (`readAt`), as a cached entry would be.
+   */
+  private readonly inflight = new Map<string, { request: Promise<CachedToken | null>; readAt: number }>();
+  private readonly ttlMs: number;
   /** last_used writes in flight (awaited by drain()). */
   private readonly writes = new Set<Promise<void>>();
   /** Bumped by every revocation here, so a lookup that raced it does not refill the cache. */
@@ -130,9 +134,10 @@ export class ApiTokens {
     this.intervalMs = deps.config.lastUsedIntervalSeconds * 1000;
     this.maxPerAccount = deps.config.maxApiTokensPerAccount;
     const entries = deps.cacheEntries ?? DEFAULT_API_TOKEN_CACHE_ENTRIES;
+    this.ttlMs = deps.config.apiTokenCacheSeconds * 1000;
     // Entries live at most the cache TTL, which bounds how long another instance's revocation
     // can go unseen here; the instance that revokes evicts at once.
-    this.cache = new Lru({ maxEntries: entries, ttlMs: deps.config.apiTokenCacheSeconds * 1000 });
+    this.cache = new Lru({ maxEntries: entries, ttlMs: this.ttlMs });
     this.touched = new Lru({ maxEntries: entries, ttlMs: this.intervalMs > 0 ? this.intervalMs + 1 : 0 });
   }
 
@@ -282,7 +287,8 @@ export class ApiTokens {
   async authenticate(secret: string): Promise<ApiTokenIdentity> {
     if (!isWellFormedApiToken(secret)) throw invalidToken();
     const hash = hashSecret(secret);
-    const token = this.cache.get(hash, this.clock.now().getTime()) ?? (await this.lookup(hash));
+    const nowMs = this.clock.now().getTime();
+    const token = this.cache.get(hash, nowMs) ?? (await this.lookup(hash, nowMs));
     if (token === null || token.revoked) throw invalidToken();
     this.recordUse(token);
     return { accountId: token.accountId, tokenLink: token.link };
@@ -298,13 +304,19 @@ export class ApiTokens {
     while (this.writes.size > 0) await Promise.all(this.writes);
   }
 
-  private lookup(hash: string): Promise<CachedToken | null> {
+  /**
+   * The token's record, read from the store at `readAt` (now), or by a read under way that began
+   * less than the cache TTL before it. An older read (or one that began after it: the clock has
+   * been stepped back since, so its age cannot be told) is not shared: begun before a revocation
+   * elsewhere, a slow store's answer to it would keep the token live past the TTL for every call
+   * that joined it.
+   */
+  private lookup(hash: string, readAt: number): Promise<CachedToken | null> {
     const pending = this.inflight.get(hash);
-    if (pending) return pending;
+    if (pending && readAt - pending.readAt < this.ttlMs && readAt >= pending.readAt) return pending.request;
     const epoch = this.epoch;
     // The entry's TTL counts from the read, not from its answer: a read that began before a
     // revocation elsewhere and answered late must not keep the token live a whole TTL longer.
-    const readAt = this.clock.now().getTime();
     const request = this.tokens
       .findByHash(hash)
       .then((record) => {
@@ -324,9 +336,9 @@ export class ApiTokens {
         return token;
       })
       .finally(() => {
-        if (this.inflight.get(hash) === request) this.inflight.delete(hash);
+        if (this.inflight.get(hash)?.request === request) this.inflight.delete(hash);
       });
-    this.inflight.set(hash, request);
+    this.inflight.set(hash, { request, readAt });
     return request;
   }
 

@@ -7,9 +7,13 @@
 // moves on.
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
+import { expectCode, expectOk } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
+import { scrape, value } from "../support/metrics.js";
+import { pollUntil } from "../support/poll.js";
 import { storesUnderTest } from "../support/server.js";
 import { admin, createJwtUser, jwtLogin } from "../support/users.js";
+import { apiTokenApi } from "../api-token/api.js";
 import { assertRefused, holdAfter, startServerPair, type ServerPair } from "./support.js";
 
 for (const store of storesUnderTest()) {
@@ -42,6 +46,39 @@ for (const store of storesUnderTest()) {
         held.open();
       }
     });
+
+    for (const protocol of ["rest", "grpc"] as const) {
+      it(`over ${protocol}: an API token asked for 10 s after a lookup of it began, before its revocation, while that lookup is under way: refused (a lookup older than TESSERA_API_TOKEN_CACHE_SECONDS is not shared)`, async () => {
+        const { a, b } = pair;
+        const accountId = `acct-shared-lookup-${protocol}`;
+        const created = await rest(a.url, "POST", "/v1/frontend/auth", { headers: admin, json: { account_id: accountId, description: "shared lookup" } });
+        assert.equal(created.status, 200, created.text);
+        const token = bearer(created.body.token as string);
+        const onB = apiTokenApi(protocol, b.url);
+        const misses = async () => value(await scrape(`${b.url}/metrics`), "tessera_cache_misses_total", { cache: "api_token" });
+        const held = holdAfter(b.tessera.store.apiTokens, "findByHash");
+        try {
+          const first = onB.authenticate(token);
+          await held.reached;
+          const link = (await rest(a.url, "GET", "/v1/api/auth", { headers: token })).body.token_link as string;
+          const revoked = await rest(a.url, "DELETE", `/v1/frontend/auth/${accountId}`, { headers: admin, json: { token_link: link } });
+          assert.equal(revoked.status, 200, revoked.text);
+          clock.advance(10_000);
+          const before = await misses();
+          const second = onB.authenticate(token);
+          // The second call has missed the cache (and found the first lookup under way) before that lookup answers.
+          await pollUntil("the second call's cache miss on b", async () => (await misses()) > before, { limitMs: 20_000, intervalMs: 20 });
+          held.open();
+          // Begun before the revocation: answered as it read.
+          expectOk(await first);
+          expectCode(await second, "unauthenticated", "invalid API token", "INVALID_TOKEN");
+        } finally {
+          held.restore();
+          held.open();
+          onB.close();
+        }
+      });
+    }
 
     it("a signing key whose list was read before its revocation and answered 29 s later: its tokens are refused once 30 s have passed since that read", async () => {
       const { a, b } = pair;
