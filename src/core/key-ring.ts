@@ -159,7 +159,8 @@ export class KeyRing {
   private hs256Id: string | undefined;
   private loadedAt = -Infinity;
   private lastUnknownKidReload = -Infinity;
-  private reloading: Promise<void> | undefined;
+  /** The read of the key list under way, and when it began. */
+  private reloading: { readonly done: Promise<void>; readonly readAt: number } | undefined;
   private changed: (() => unknown) | undefined;
   /** Set once open() has loaded the keys: from then on a key that does not unseal is logged, not thrown. */
   private opened = false;
@@ -791,31 +792,41 @@ export class KeyRing {
   }
 
   /**
-   * Re-reads the key list; concurrent callers share one read. `fresh`: the read must begin after
-   * this call (the caller, or another worker, has just written a change): a read already under
-   * way is waited for, then another made (or shared, when one has begun since). A fresh read that
-   * fails (the store briefly unreachable) leaves the list stale, so that its next use reads it
-   * again: the list held is known to be out of date, and kept as fresh it would serve a key
-   * revoked or rotated away until the reload interval ended.
+   * Re-reads the key list; concurrent callers share one read while it began less than the reload
+   * interval ago (a slow store's answer to an older one, begun before a revocation elsewhere,
+   * would serve the revoked key past that interval to every caller that joined it: another read
+   * begins). `fresh`: the read must begin after this call (the caller, or another worker, has
+   * just written a change): a read already under way is waited for, then another made (or
+   * shared, when one has begun since). A fresh read that fails (the store briefly unreachable)
+   * leaves the list stale, so that its next use reads it again: the list held is known to be out
+   * of date, and kept as fresh it would serve a key revoked or rotated away until the reload
+   * interval ended.
    */
   private reload(fresh = false): Promise<void> {
     if (fresh) {
       const again = () => this.reload();
-      return (this.reloading ? this.reloading.then(again, again) : again()).catch((e: unknown) => {
+      return (this.reloading ? this.reloading.done.then(again, again) : again()).catch((e: unknown) => {
         this.loadedAt = -Infinity;
         throw e;
       });
     }
-    this.reloading ??= this.doReload().finally(() => {
-      this.reloading = undefined;
-    });
-    return this.reloading;
+    const now = this.clock.now().getTime();
+    if (this.reloading === undefined || due(now, this.reloading.readAt, reloadIntervalMs)) {
+      const done: Promise<void> = this.doReload(now).finally(() => {
+        if (this.reloading?.done === done) this.reloading = undefined;
+      });
+      this.reloading = { done, readAt: now };
+    }
+    return this.reloading.done;
   }
 
-  private async doReload(): Promise<void> {
-    // The list is as fresh as the read that began now, however late it answers: the reload
-    // interval counts from here, so a revocation elsewhere is seen within it.
-    const readAt = this.clock.now().getTime();
+  /**
+   * Reads the key list, begun at `readAt`: the list is as fresh as that read, however late it
+   * answers (the reload interval counts from then, so a revocation elsewhere is seen within it).
+   * One that answers after a later one keeps what that one saw of the keys both hold (a
+   * revocation among it: each key is taken from the list held, its times added to it).
+   */
+  private async doReload(readAt: number): Promise<void> {
     const records = await this.store.list();
     const now = this.clock.now().getTime();
     const next = new Map<string, LoadedKey>();

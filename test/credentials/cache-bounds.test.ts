@@ -7,14 +7,25 @@
 // moves on.
 import assert from "node:assert/strict";
 import { ManualClock } from "../../src/core/clock.js";
-import { expectCode, expectOk } from "../support/api.js";
+import { expectCode, expectOk, type Outcome } from "../support/api.js";
 import { bearer, rest } from "../support/clients.js";
 import { scrape, value } from "../support/metrics.js";
 import { pollUntil } from "../support/poll.js";
-import { storesUnderTest } from "../support/server.js";
+import { storesUnderTest, type TestServer } from "../support/server.js";
 import { admin, createJwtUser, jwtLogin } from "../support/users.js";
 import { apiTokenApi } from "../api-token/api.js";
+import { jwtApi } from "../jwt/api.js";
 import { assertRefused, holdAfter, startServerPair, type ServerPair } from "./support.js";
+
+/** How long to wait for what b does (generous: the machine may be loaded), and how often to look. */
+const pace = { limitMs: 20_000, intervalMs: 20 };
+
+/** Revokes, on `server`, the key that signed `token`. */
+async function revokeKeyOf(server: TestServer, token: string): Promise<void> {
+  const { kid } = JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()) as { kid: string };
+  const revoked = await rest(server.url, "POST", `/v1/admin/keys/${kid}:revoke`, { headers: admin, json: {} });
+  assert.equal(revoked.status, 200, revoked.text);
+}
 
 for (const store of storesUnderTest()) {
   describe(`Caches of another instance on ${store} keep a revocation unseen no longer than their bound`, function () {
@@ -67,7 +78,7 @@ for (const store of storesUnderTest()) {
           const before = await misses();
           const second = onB.authenticate(token);
           // The second call has missed the cache (and found the first lookup under way) before that lookup answers.
-          await pollUntil("the second call's cache miss on b", async () => (await misses()) > before, { limitMs: 20_000, intervalMs: 20 });
+          await pollUntil("the second call's cache miss on b", async () => (await misses()) > before, pace);
           held.open();
           // Begun before the revocation: answered as it read.
           expectOk(await first);
@@ -80,20 +91,32 @@ for (const store of storesUnderTest()) {
       });
     }
 
+    /**
+     * `check` on b once its key list is due, its read of the list held once made, while a revokes
+     * the key that signed `access`: the check (`calling`), and the hold, to be opened.
+     */
+    async function revokedWhileListRead<T>(access: string, check: () => Promise<T>): Promise<{ held: ReturnType<typeof holdAfter>; calling: Promise<T> }> {
+      clock.advance(30_000);
+      const held = holdAfter(pair.b.tessera.store.keys, "list");
+      try {
+        const calling = check();
+        await held.reached;
+        await revokeKeyOf(pair.a, access);
+        return { held, calling };
+      } catch (e) {
+        held.restore();
+        held.open();
+        throw e;
+      }
+    }
+
     it("a signing key whose list was read before its revocation and answered 29 s later: its tokens are refused once 30 s have passed since that read", async () => {
       const { a, b } = pair;
       const access = await jwtLogin(a, await createJwtUser(a));
       const check = () => rest(b.url, "GET", "/jwt/check", { headers: bearer(access) });
       assert.equal((await check()).status, 200);
-      // b's key list is due to be read again at its next use.
-      clock.advance(30_000);
-      const held = holdAfter(b.tessera.store.keys, "list");
+      const { held, calling } = await revokedWhileListRead(access, check);
       try {
-        const calling = check();
-        await held.reached;
-        const { kid } = JSON.parse(Buffer.from(access.split(".")[0]!, "base64url").toString()) as { kid: string };
-        const revoked = await rest(a.url, "POST", `/v1/admin/keys/${kid}:revoke`, { headers: admin, json: {} });
-        assert.equal(revoked.status, 200, revoked.text);
         clock.advance(29_000);
         held.open();
         // Read before the revocation: answered as it read.
@@ -105,5 +128,32 @@ for (const store of storesUnderTest()) {
         held.open();
       }
     });
+
+    for (const protocol of ["rest", "grpc"] as const) {
+      it(`over ${protocol}: a signing key whose list is being read since before its revocation: a token of it checked 31 s after that read began is refused, and the read's late answer does not bring the key back`, async () => {
+        const { a, b } = pair;
+        const access = await jwtLogin(a, await createJwtUser(a));
+        const onB = jwtApi(protocol, b.url);
+        const revokedKey = (outcome: Outcome<unknown>) => expectCode(outcome, "invalid_argument", "token signed by a revoked key", "INVALID_TOKEN");
+        const check = () => onB.check({ access_token: access });
+        expectOk(await check());
+        const { held, calling: first } = await revokedWhileListRead(access, check);
+        try {
+          clock.advance(31_000);
+          let answered = false;
+          const second = check().finally(() => (answered = true));
+          // Answered while the read begun 31 s before it is still held: it did not wait for that read.
+          await pollUntil("the second check's answer on b, the read begun 31 s before it still held", () => answered, pace);
+          revokedKey(await second);
+          held.open();
+          revokedKey(await first);
+          revokedKey(await check());
+        } finally {
+          held.restore();
+          held.open();
+          onB.close();
+        }
+      });
+    }
   });
 }
