@@ -31,7 +31,7 @@
 // The REST transcoder invokes unary methods the same way (invokeUnary): it builds the request
 // message itself, so the Connect framing in between (encode, the Connect handler reading and
 // decoding it, and the same for the answer) is skipped; test/wire pins its answers byte for byte.
-import { fromBinary, toBinary, type DescMethodUnary, type JsonReadOptions, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type BinaryReadOptions, type DescMethodUnary, type JsonReadOptions, type JsonWriteOptions, type Message } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type Interceptor, type MethodImplSpec, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { compressedFlag, compressionNegotiate, createMethodSerializationLookup, type Compression } from "@connectrpc/connect/protocol";
@@ -51,6 +51,8 @@ export type UnarySpec = MethodImplSpec & { kind: "unary"; method: DescMethodUnar
 export interface GrpcUnaryOptions {
   interceptors: Interceptor[];
   readMaxBytes: number;
+  /** How a request message is read: the router's binary options (unknown fields skipped, not kept: dispatch.ts). */
+  binaryOptions: Partial<BinaryReadOptions>;
   /** What the Connect protocol needs besides: the router's JSON options and response compression. */
   jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
   compressions: Compression[];
@@ -105,7 +107,7 @@ export async function answerUnaryConnect(
   if (timeout.error) return false;
   let serialization = serializations.get(spec.method);
   if (!serialization) {
-    serialization = createMethodSerializationLookup(spec.method, undefined, o.jsonOptions, { readMaxBytes: o.readMaxBytes, writeMaxBytes: 0xffffffff });
+    serialization = createMethodSerializationLookup(spec.method, o.binaryOptions, o.jsonOptions, { readMaxBytes: o.readMaxBytes, writeMaxBytes: 0xffffffff });
     serializations.set(spec.method, serialization);
   }
   const binary = type === "proto";
@@ -226,7 +228,7 @@ export async function answerUnaryGrpc(
   const call: UnaryCall = Object.assign(request, { timeoutMs: timeout.timeoutMs });
   const outcome = await invokeUnary(spec, o.interceptors, framing, call, contentTypes[framing], () => {
     try {
-      return fromBinary(spec.method.input, body.subarray(5));
+      return fromBinary(spec.method.input, body.subarray(5), o.binaryOptions);
     } catch (e) {
       throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
     }
