@@ -68,13 +68,14 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
     const third = c.lines().filter((l) => l.msg === "listening" && l.worker === 2).at(-1)!.pid as number;
     assert.equal(served(await scrape(c)), "14");
     await stopProcess(third, "worker 2");
+    const asked = performance.now();
     const waiting = scrape(c);
     await new Promise((r) => setTimeout(r, 500));
-    const killedAt = performance.now();
     process.kill(third, "SIGKILL");
     const text = await waiting;
     assert.equal(served(text), "14", text);
-    assert.ok(performance.now() - killedAt < 3000, `answered ${Math.round(performance.now() - killedAt)} ms after the worker died`);
+    // The bound began after `asked`: an answer at the bound comes 10 s or more after it.
+    assert.ok(performance.now() - asked < 10_000, `answered ${Math.round(performance.now() - asked)} ms after the scrape was sent`);
   });
 
   it("one that does not answer (its event loop blocked): the scrape answers 503 after 10 s, naming it", async () => {
@@ -87,7 +88,8 @@ describe("server: TESSERA_WORKERS, the metrics of a worker that dies", function 
       const r = await request(metricsPortOf(c), "GET", "/metrics");
       const tookMs = performance.now() - began;
       assert.deepEqual([r.status, r.text], [503, "metrics unavailable: worker 2 did not answer\n"]);
-      assert.ok(tookMs >= 9900 && tookMs < 13000, `answered after ${Math.round(tookMs)} ms`);
+      // Not before the bound (10 s); the upper bound only tells the bound from no answer at all.
+      assert.ok(tookMs >= 9900 && tookMs < 25_000, `answered after ${Math.round(tookMs)} ms`);
     } finally {
       process.kill(fourth, "SIGCONT");
     }
