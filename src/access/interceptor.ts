@@ -171,6 +171,20 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
     return fromHeader ?? fromField;
   };
 
+  // The bearer token of a method that also takes the session cookie (`cookie`: on this call):
+  // an Authorization of another scheme beside the cookie is no bearer token, and leaves the
+  // cookie as the credential (undefined), as the header's absence would. A browser that answered
+  // POST /auth/login's Basic challenge keeps sending those Basic credentials under /auth/ (RFC
+  // 7617 2.2), POST /auth/logout's cookie beside them. Read only when the header is refused.
+  const bearerBesideCookie = (header: Headers, cookie: boolean): string | undefined => {
+    try {
+      return bearerToken(header);
+    } catch (e) {
+      if (cookie && e instanceof AuthError && e.reason === "UNSUPPORTED_CREDENTIAL" && presentedSessionCookie(header) !== undefined) return undefined;
+      throw e;
+    }
+  };
+
   // A method that takes no credential but a token to look at (Check) reads the token as an
   // argument: an Authorization header that is not "Bearer <token>" is a bad argument
   // (INVALID_ARGUMENT, as every other problem of that token), not a refused credential.
@@ -210,7 +224,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         return verifiers.apiToken(token);
       }
       case Credential.USER_TOKEN: {
-        const token = bearerToken(header);
+        const token = bearerBesideCookie(header, rule.sessionCookie);
         if (!token && rule.sessionCookie) {
           const cookie = presentedSessionCookie(header);
           if (cookie !== undefined) {
@@ -233,7 +247,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         return p;
       }
       case Credential.USER: {
-        const token = bearerToken(header);
+        const token = bearerBesideCookie(header, httpMethod === "GET" || httpMethod === "HEAD");
         if (token) {
           if (!isJwtShaped(token)) return verifiers.userToken(token);
           if (header.get(clientIdHeader) !== null) return verifiers.session(token, requireClientId(header), false);

@@ -12,9 +12,9 @@ import { Housekeeping } from "../../src/core/housekeeping.js";
 import { createLogger } from "../../src/logger.js";
 import { expectCode, expectOk, protocols, restOutcome } from "../support/api.js";
 import { assertBadRequest, grpcFrame, grpcWebTrailer, raw } from "../hostile/support.js";
-import { bearer, rest, type RestResponse } from "../support/clients.js";
+import { basic, bearer, rest, type RestResponse } from "../support/clients.js";
 import { startTestServer, storesUnderTest, type TestServer } from "../support/server.js";
-import { clientIdHeader, loginUserToken, sessionCookie, signUp, startSession, uniqueEmail } from "../support/users.js";
+import { clientIdHeader, loginUserToken, password, sessionCookie, signUp, startSession, uniqueEmail } from "../support/users.js";
 import { authenticationTokenApi, sessionCookieOf } from "../authentication-token/api.js";
 import { userTokenApi } from "../user-token/api.js";
 
@@ -123,6 +123,31 @@ for (const store of storesUnderTest()) {
       // A bearer token goes before the cookie, empty or not.
       const { userToken } = await browserSession();
       assert.equal((await rest(server.url, "GET", "/api/authenticationtoken", { headers: { ...cookie(""), ...bearer(userToken) } })).status, 200);
+    });
+
+    // A browser that answered POST /auth/login's Basic challenge keeps sending those Basic
+    // credentials to the paths under /auth/ (RFC 7617 2.2), POST /auth/logout among them. They
+    // are no bearer token: the cookie beside them is the call's credential, as with no
+    // Authorization header at all.
+    it("Basic credentials beside the cookie are no bearer token: the cookie logs out, and makes a token (REST)", async () => {
+      const email = uniqueEmail("cookie-basic");
+      await signUp(server, email);
+      const value = await sessionCookie(server, await loginUserToken(server, email));
+      const both = { ...cookie(value), ...basic(email, password) };
+      const made = await rest(server.url, "GET", "/api/authenticationtoken", { headers: both });
+      assert.equal(made.status, 200, made.text);
+      const out = await rest(server.url, "POST", "/auth/logout", { headers: both });
+      assert.equal(out.status, 200, out.text);
+      assert.deepEqual(out.body, { success: true });
+      assert.deepEqual(out.headers.getSetCookie(), [clearedLine]);
+      assert.equal(await stillLive(value), 401);
+      // Without the cookie, Basic credentials are still refused as a scheme these methods do not take.
+      for (const [method, path] of [["GET", "/api/authenticationtoken"], ["POST", "/auth/logout"]] as const) {
+        const refused = await rest(server.url, method, path, { headers: basic(email, password) });
+        assert.equal(refused.status, 401, refused.text);
+        assert.equal(refused.body.details[0].debug.reason, "UNSUPPORTED_CREDENTIAL");
+        assert.equal(refused.headers.get("www-authenticate"), "Bearer");
+      }
     });
 
     // A subdomain may set a second `tessera_session` (cookie tossing); the browser then sends
