@@ -247,7 +247,9 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
         return p;
       }
       case Credential.USER: {
-        const token = bearerBesideCookie(header, httpMethod === "GET" || httpMethod === "HEAD");
+        // The session cookie counts here on GET and HEAD only (reads: no cross-origin check).
+        const cookieCounts = httpMethod === "GET" || httpMethod === "HEAD";
+        const token = bearerBesideCookie(header, cookieCounts);
         if (token) {
           if (!isJwtShaped(token)) return verifiers.userToken(token);
           if (header.get(clientIdHeader) !== null) return verifiers.session(token, requireClientId(header), false);
@@ -257,7 +259,7 @@ export function createAccessInterceptor(options: AccessOptions): Interceptor {
             throw withoutClientId(e, token);
           }
         }
-        if (httpMethod === "GET" || httpMethod === "HEAD") {
+        if (cookieCounts) {
           const cookie = presentedSessionCookie(header);
           if (cookie !== undefined) return verifiers.sessionCookie(cookie);
         }

@@ -63,7 +63,9 @@ export function mongoUserTokens(ctx: MongoContext, users: Pick<UserStore, "findB
    * never logged out, get `disabledAt` (not reported: their expiry ended them, and answers it
    * first; their retention still runs from it, which came first), newest first, at most
    * CAP_BATCH a creation: else each stays among the live ones of the cap's index for its whole
-   * retention, and the cap's reads, which skip it, walked every one. Read by that index.
+   * retention, and the cap's reads, which skip it, walked every one. Read by that index. A
+   * failed update is left to the next creation, as the cap's own reads go on (nothing answered
+   * depends on it).
    */
   const disableExpired = async (token: NewUserToken): Promise<void> => {
     const expiredBy = new Date(token.createdAt.getTime() - CLOCK_STEP_MS);
